@@ -1,0 +1,225 @@
+//! Failures the mesh answers itself.
+//!
+//! A proxy that turns every failure into a dropped connection leaves the
+//! caller guessing. Each failure the mesh owns becomes a response instead: an
+//! HTTP status for HTTP callers, and for gRPC callers a trailers-only response
+//! whose `grpc-status` says the same thing, since gRPC clients read the status
+//! there and ignore the HTTP code. Every such response carries a `mesh-error`
+//! header with a short reason, and a [`ProxyErrorKind`] extension, so metrics
+//! can tell a synthesized 503 from one the application sent.
+//!
+//! | kind | HTTP | gRPC |
+//! |---|---|---|
+//! | [`Denied`](ProxyErrorKind::Denied) | 403 | 7 `PERMISSION_DENIED` |
+//! | [`NoRoute`](ProxyErrorKind::NoRoute) | 404 | 5 `NOT_FOUND` |
+//! | [`RateLimited`](ProxyErrorKind::RateLimited) | 429 | 8 `RESOURCE_EXHAUSTED` |
+//! | [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) | 502 | 14 `UNAVAILABLE` |
+//! | [`Unavailable`](ProxyErrorKind::Unavailable) | 503 | 14 `UNAVAILABLE` |
+//! | [`Timeout`](ProxyErrorKind::Timeout) | 504 | 4 `DEADLINE_EXCEEDED` |
+
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+
+/// The error type layers pass around when they have no better one.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The header every synthesized response carries, with a short reason.
+pub const MESH_ERROR: HeaderName = HeaderName::from_static("mesh-error");
+
+/// The gRPC status header.
+pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// The gRPC message header.
+pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// A failure the mesh answers with a response of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyErrorKind {
+    /// Authorization refused the request.
+    Denied,
+    /// No route matched the request.
+    NoRoute,
+    /// A rate limit refused the request.
+    RateLimited,
+    /// The upstream could not be reached: connect refused, reset or timed out.
+    UpstreamUnreachable,
+    /// The mesh has nowhere to send the request right now.
+    Unavailable,
+    /// A timeout expired before the response arrived.
+    Timeout,
+}
+
+impl ProxyErrorKind {
+    /// Every kind, in a fixed order. Useful to pre-register metric series.
+    pub const ALL: [ProxyErrorKind; 6] = [
+        Self::Denied,
+        Self::NoRoute,
+        Self::RateLimited,
+        Self::UpstreamUnreachable,
+        Self::Unavailable,
+        Self::Timeout,
+    ];
+
+    /// The HTTP status an HTTP caller gets.
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            Self::Denied => StatusCode::FORBIDDEN,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The `grpc-status` code a gRPC caller gets.
+    pub fn grpc_code(self) -> u16 {
+        match self {
+            Self::Denied => 7,
+            Self::NoRoute => 5,
+            Self::RateLimited => 8,
+            Self::UpstreamUnreachable | Self::Unavailable => 14,
+            Self::Timeout => 4,
+        }
+    }
+
+    /// The reason written in the `mesh-error` header and `grpc-message`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Denied => "unauthorized request",
+            Self::NoRoute => "no route",
+            Self::RateLimited => "rate limited",
+            Self::UpstreamUnreachable => "upstream connect error",
+            Self::Unavailable => "service unavailable",
+            Self::Timeout => "request timed out",
+        }
+    }
+
+    /// A short, stable name for metric labels: `denied`, `no_route`,
+    /// `rate_limited`, `unreachable`, `unavailable` or `timeout`.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::Denied => "denied",
+            Self::NoRoute => "no_route",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamUnreachable => "unreachable",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The response for `req`: trailers-only gRPC when `req` is gRPC, plain
+    /// HTTP otherwise. The body is `B::default()`, which for every body type
+    /// the engine uses is empty.
+    pub fn response<B: Default>(self, req: &Request<impl Sized>) -> Response<B> {
+        self.response_for(is_grpc(req.headers()))
+    }
+
+    /// The response for a caller that speaks gRPC (`grpc == true`) or plain
+    /// HTTP.
+    pub fn response_for<B: Default>(self, grpc: bool) -> Response<B> {
+        let mut res = Response::new(B::default());
+        let headers = res.headers_mut();
+        headers.insert(MESH_ERROR, HeaderValue::from_static(self.reason()));
+        if grpc {
+            // A trailers-only response: HTTP 200, the status in the headers.
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_code()));
+            headers.insert(GRPC_MESSAGE, grpc_message(self.reason()));
+        } else {
+            *res.status_mut() = self.http_status();
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+impl std::fmt::Display for ProxyErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// Whether headers describe a gRPC request or response: a content type of
+/// `application/grpc`, alone or with a `+proto`-style suffix.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.strip_prefix("application/grpc")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+        })
+}
+
+fn grpc_message(reason: &'static str) -> HeaderValue {
+    // The reasons are plain ASCII with spaces, which gRPC's percent-encoding
+    // leaves as they are.
+    HeaderValue::from_static(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(content_type: Option<&str>) -> Request<()> {
+        let mut b = Request::builder();
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn http_callers_get_the_status_and_a_mesh_error_header() {
+        let res: Response<String> =
+            ProxyErrorKind::UpstreamUnreachable.response(&request(None));
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(res.headers()[MESH_ERROR], "upstream connect error");
+        assert!(res.headers().get(GRPC_STATUS).is_none());
+        assert_eq!(
+            res.extensions().get::<ProxyErrorKind>(),
+            Some(&ProxyErrorKind::UpstreamUnreachable)
+        );
+    }
+
+    #[test]
+    fn grpc_callers_get_a_trailers_only_response() {
+        for (kind, code) in [
+            (ProxyErrorKind::Denied, "7"),
+            (ProxyErrorKind::NoRoute, "5"),
+            (ProxyErrorKind::RateLimited, "8"),
+            (ProxyErrorKind::UpstreamUnreachable, "14"),
+            (ProxyErrorKind::Unavailable, "14"),
+            (ProxyErrorKind::Timeout, "4"),
+        ] {
+            let res: Response<String> = kind.response(&request(Some("application/grpc+proto")));
+            assert_eq!(res.status(), StatusCode::OK, "{kind:?}");
+            assert_eq!(res.headers()[GRPC_STATUS], code, "{kind:?}");
+            assert_eq!(res.headers()[GRPC_MESSAGE], kind.reason());
+            assert!(res.headers().contains_key(MESH_ERROR));
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_http_status() {
+        let statuses: Vec<u16> = ProxyErrorKind::ALL
+            .iter()
+            .map(|k| k.http_status().as_u16())
+            .collect();
+        assert_eq!(statuses, [403, 404, 429, 502, 503, 504]);
+    }
+
+    #[test]
+    fn grpc_detection_reads_the_content_type() {
+        assert!(is_grpc(request(Some("application/grpc")).headers()));
+        assert!(is_grpc(request(Some("application/grpc+json")).headers()));
+        assert!(!is_grpc(request(Some("application/grpcweb")).headers()));
+        assert!(!is_grpc(request(Some("text/plain")).headers()));
+        assert!(!is_grpc(request(None).headers()));
+    }
+}

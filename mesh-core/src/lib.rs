@@ -1,0 +1,44 @@
+//! The vocabulary every mesh layer shares, and the proxy engine under them.
+//!
+//! A mesh is a set of small tower layers (mTLS, authorization, retries,
+//! metrics) that agree on a few words: who the peer is ([`Identity`]), how the
+//! connection arrived ([`ConnectionInfo`]), whether a response failed
+//! ([`Classify`]), which route a request took ([`RouteId`]) and which failures
+//! the mesh answers itself ([`ProxyErrorKind`]). Those words live here, so that
+//! the layer crates never depend on each other.
+//!
+//! The engine is here too: a [`serve::Server`] that accepts TCP, hands each
+//! connection to an [`serve::Accept`] hook (where TLS plugs in), detects the
+//! protocol and serves HTTP/1.1 and HTTP/2; an upstream [`client::Client`]
+//! with a pluggable connector; [`proxy::Forward`], which forwards requests and
+//! streams bodies; and the [`admin`] server.
+//!
+//! ```
+//! use mesh_core::{error::ProxyErrorKind, body::BoxBody};
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! // A service that answers every request with the mesh's 404.
+//! let svc = ServiceBuilder::new().service(service_fn(|req: http::Request<BoxBody>| async move {
+//!     Ok::<_, std::convert::Infallible>(ProxyErrorKind::NoRoute.response::<BoxBody>(&req))
+//! }));
+//! # drop(svc);
+//! ```
+
+pub mod admin;
+pub mod body;
+pub mod classify;
+pub mod client;
+pub mod conn;
+pub mod detect;
+pub mod error;
+pub mod identity;
+pub mod io;
+pub mod proxy;
+pub mod route;
+pub mod serve;
+
+pub use classify::{Classify, ResponseClass};
+pub use conn::{ConnectionInfo, Tls};
+pub use error::{BoxError, ProxyErrorKind};
+pub use identity::{Identity, TrustDomain};
+pub use route::{RouteId, RouteMatch};
