@@ -1,1 +1,56 @@
-//! placeholder
+//! Helpers the benches share: a backend to measure against and clients to
+//! drive it. Setup lives here so that the timed loops hold only the request.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Incoming};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+
+/// Starts an HTTP/1.1 backend on 127.0.0.1:0 in the current runtime. It
+/// echoes the request body back.
+pub async fn echo_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let body = req.into_body().collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(Response::new(Full::new(body)))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP/1.1 client whose pool keeps connections warm between requests.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Sends `body` to `addr` and reads the whole response.
+pub async fn round_trip(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    body: Bytes,
+) -> usize {
+    let req = Request::post(format!("http://{addr}/echo"))
+        .body(Full::new(body))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    res.into_body().collect().await.unwrap().to_bytes().len()
+}

@@ -1,1 +1,220 @@
-//! TODO
+//! Telling HTTP/1, HTTP/2 and everything else apart from a connection's
+//! first bytes.
+//!
+//! A sidecar port can carry HTTP from one client and a database protocol from
+//! the next. HTTP/2 with prior knowledge opens with a fixed 24-byte preface;
+//! HTTP/1 opens with a request line (`GET /path HTTP/1.1`). Anything else is
+//! forwarded as opaque bytes. Protocols where the server speaks first (MySQL,
+//! SMTP) never send those bytes, so detection would wait until its timeout:
+//! their ports are configured as opaque instead.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::io::PrefixedIo;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The longest HTTP/1 request line detection reads before it decides.
+/// Longer lines are handed to the HTTP/1 server, which applies its own limit.
+const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// What a connection's first bytes say it speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detected {
+    /// An HTTP/1.x request line.
+    Http1,
+    /// The HTTP/2 preface.
+    Http2,
+    /// Neither: some other protocol.
+    Opaque,
+}
+
+/// Why detection gave up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DetectError {
+    /// The peer sent too little to decide before the timeout.
+    Timeout(Duration),
+    /// The peer closed the connection before sending a byte.
+    Closed,
+    /// Reading failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for DetectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout(d) => write!(f, "protocol detection timed out after {d:?}"),
+            Self::Closed => f.write_str("connection closed before protocol detection"),
+            Self::Io(_) => f.write_str("protocol detection failed to read"),
+        }
+    }
+}
+
+impl std::error::Error for DetectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Reads from `io` until its first bytes decide the protocol, or `timeout`
+/// passes. Returns the decision and the stream with the bytes read replayed.
+///
+/// # Errors
+///
+/// [`DetectError::Timeout`] when the peer is silent, or sends a plausible
+/// but unfinished request line, for longer than `timeout`;
+/// [`DetectError::Closed`] when it closes first; [`DetectError::Io`] when a
+/// read fails.
+pub async fn detect<I>(
+    mut io: I,
+    timeout: Duration,
+) -> Result<(Detected, PrefixedIo<I>), DetectError>
+where
+    I: AsyncRead + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(1024);
+    let read = async {
+        loop {
+            if let Some(decided) = decide(&buf) {
+                return Ok(decided);
+            }
+            if io.read_buf(&mut buf).await.map_err(DetectError::Io)? == 0 {
+                // A peer that closes mid-line is not HTTP; one that sent
+                // nothing at all is just gone.
+                return if buf.is_empty() {
+                    Err(DetectError::Closed)
+                } else {
+                    Ok(Detected::Opaque)
+                };
+            }
+        }
+    };
+    let detected = tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| DetectError::Timeout(timeout))??;
+    Ok((detected, PrefixedIo::new(buf.freeze(), io)))
+}
+
+/// Decides from the bytes so far, or returns `None` when more are needed.
+fn decide(buf: &[u8]) -> Option<Detected> {
+    if buf.is_empty() {
+        return None;
+    }
+    let n = buf.len().min(H2_PREFACE.len());
+    if buf[..n] == H2_PREFACE[..n] {
+        return if n == H2_PREFACE.len() {
+            Some(Detected::Http2)
+        } else {
+            None
+        };
+    }
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
+            Some(if is_request_line(line) {
+                Detected::Http1
+            } else {
+                Detected::Opaque
+            })
+        }
+        None if !plausible_request_line_prefix(buf) => Some(Detected::Opaque),
+        None if buf.len() >= MAX_REQUEST_LINE => Some(Detected::Http1),
+        None => None,
+    }
+}
+
+/// `method SP target SP HTTP/1.x`.
+fn is_request_line(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !method.is_empty()
+        && method.iter().all(|&b| is_tchar(b))
+        && !target.is_empty()
+        && (version == b"HTTP/1.1" || version == b"HTTP/1.0")
+}
+
+/// Whether `buf` can still become a request line: a token, then visible
+/// characters and spaces.
+fn plausible_request_line_prefix(buf: &[u8]) -> bool {
+    let method_len = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
+    let (method, rest) = buf.split_at(method_len);
+    method.iter().all(|&b| is_tchar(b))
+        && rest
+            .iter()
+            .all(|&b| b == b' ' || b == b'\r' || b.is_ascii_graphic())
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn decides_from_first_bytes() {
+        let cases: &[(&[u8], Option<Detected>)] = &[
+            (b"GET / HTTP/1.1\r\n", Some(Detected::Http1)),
+            (
+                b"POST /a/b?c=d HTTP/1.0\r\nHost: x\r\n",
+                Some(Detected::Http1),
+            ),
+            (b"GET / HTTP/1.1\n", Some(Detected::Http1)),
+            (b"GET / HTT", None),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Some(Detected::Http2)),
+            (b"PRI * HTTP/2.0\r\n", None),
+            (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", Some(Detected::Opaque)),
+            (b"\x16\x03\x01\x02\x00", Some(Detected::Opaque)),
+            (b"hello\r\n", Some(Detected::Opaque)),
+            (b"GET / HTTP/2.0\r\n", Some(Detected::Opaque)),
+            (b"GET  HTTP/1.1\r\n", Some(Detected::Opaque)),
+            (b"\x00\x00\x00\x08", Some(Detected::Opaque)),
+            (b"", None),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(decide(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[tokio::test]
+    async fn replays_what_it_read() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let (detected, io) = detect(server, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(detected, Detected::Http1);
+        assert!(io.prefix().starts_with(b"GET / HTTP/1.1\r\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_times_out() {
+        let (_client, server) = tokio::io::duplex(1024);
+        let err = detect(server, Duration::from_secs(10)).await.unwrap_err();
+        assert!(matches!(err, DetectError::Timeout(_)));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_closes_at_once_is_gone() {
+        let (client, server) = tokio::io::duplex(1024);
+        drop(client);
+        let err = detect(server, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(err, DetectError::Closed));
+    }
+}

@@ -119,6 +119,9 @@ impl ProxyErrorKind {
     /// HTTP.
     pub fn response_for<B: Default>(self, grpc: bool) -> Response<B> {
         let mut res = Response::new(B::default());
+        if !grpc {
+            *res.status_mut() = self.http_status();
+        }
         let headers = res.headers_mut();
         headers.insert(MESH_ERROR, HeaderValue::from_static(self.reason()));
         if grpc {
@@ -130,7 +133,6 @@ impl ProxyErrorKind {
             headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_code()));
             headers.insert(GRPC_MESSAGE, grpc_message(self.reason()));
         } else {
-            *res.status_mut() = self.http_status();
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         res.extensions_mut().insert(self);
@@ -176,8 +178,7 @@ mod tests {
 
     #[test]
     fn http_callers_get_the_status_and_a_mesh_error_header() {
-        let res: Response<String> =
-            ProxyErrorKind::UpstreamUnreachable.response(&request(None));
+        let res: Response<String> = ProxyErrorKind::UpstreamUnreachable.response(&request(None));
         assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(res.headers()[MESH_ERROR], "upstream connect error");
         assert!(res.headers().get(GRPC_STATUS).is_none());

@@ -1,0 +1,148 @@
+//! Shared pieces of the sidecar's integration tests: a backend with a few
+//! behaviours, a sidecar started from YAML, and real HTTP clients.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use mesh_examples::sidecar::{self, Running, config::SidecarConfig};
+use tokio::sync::Notify;
+
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Lets a test hold a backend request in flight: the backend signals
+/// `arrived` and waits for `release`.
+#[derive(Default)]
+pub struct Gate {
+    pub arrived: Notify,
+    pub release: Notify,
+}
+
+/// A backend on 127.0.0.1:0 speaking HTTP/1.1 and HTTP/2:
+/// - `/echo` streams the request body (and its trailers) back;
+/// - `/headers` answers with the request headers, one `name: value` a line;
+/// - `/download?bytes=N` streams N bytes in 16 KiB chunks;
+/// - `/hold` waits on the gate, then answers `held`;
+/// - `/upgrade` switches protocols and echoes bytes;
+/// - anything else answers `hello`.
+pub async fn backend() -> (SocketAddr, Arc<Gate>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(req, g.clone()));
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, gate)
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    gate: Arc<Gate>,
+) -> Result<Response<Body>, hyper::Error> {
+    let path = req.uri().path().to_owned();
+    let res = match path.as_str() {
+        "/echo" => Response::new(req.into_body().map_err(Into::into).boxed()),
+        "/headers" => {
+            let mut text = String::new();
+            for (name, value) in req.headers() {
+                text.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
+            }
+            Response::new(full(text))
+        }
+        "/download" => {
+            let n: usize = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("bytes="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let chunks = (0..n).step_by(16 * 1024).map(move |start| {
+                let len = (n - start).min(16 * 1024);
+                let chunk: Vec<u8> = (start..start + len).map(|i| (i % 251) as u8).collect();
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from(chunk)))
+            });
+            Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                chunks,
+            ))))
+        }
+        "/hold" => {
+            gate.arrived.notify_one();
+            gate.release.notified().await;
+            Response::new(full("held"))
+        }
+        "/upgrade" => {
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let mut io = TokioIo::new(on.await.unwrap());
+                let (mut r, mut w) = tokio::io::split(&mut io);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("connection", "upgrade")
+                .header("upgrade", "echo")
+                .body(full(""))
+                .unwrap()
+        }
+        _ => Response::new(full("hello")),
+    };
+    Ok(res)
+}
+
+pub fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// The byte pattern `/download` sends.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// A sidecar started from YAML, on two threads.
+pub fn sidecar(yaml: &str) -> Running {
+    let config = SidecarConfig::from_yaml(yaml, "test.yaml").unwrap();
+    sidecar::start(config).unwrap()
+}
+
+/// Stops a sidecar and waits until it has drained.
+pub async fn stop(running: Running) {
+    running.shutdown();
+    tokio::task::spawn_blocking(move || running.join())
+        .await
+        .unwrap();
+}
+
+pub fn http1() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn http2() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+pub async fn body_bytes(res: Response<Incoming>) -> Bytes {
+    res.into_body().collect().await.unwrap().to_bytes()
+}

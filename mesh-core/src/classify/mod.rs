@@ -1,0 +1,328 @@
+//! Deciding whether a response is a success or a failure.
+//!
+//! Retries and metrics both ask "did this request fail?". If each answered on
+//! its own, a dashboard could show 100 % success while the retry layer was
+//! retrying, or the other way round. So there is one answer, [`Classify`],
+//! built once from config and shared: the retry layer retries what it calls a
+//! failure, and metrics count the same thing in
+//! `response_total{classification="failure"}`.
+//!
+//! # What counts as a failure
+//!
+//! - **HTTP**: a status in [`Classify::http_failures`], by default 500 to 599.
+//!   A 4xx says the request was wrong, not the server, so it is a success.
+//! - **gRPC**: a `grpc-status` in [`Classify::grpc_failures`], by default
+//!   `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
+//!   `UNAVAILABLE` and `DATA_LOSS` ([`GrpcCodes::server_errors`]). These are
+//!   the codes gRPC itself maps to a 5xx status, so the line between success
+//!   and failure falls in the same place for gRPC as for HTTP: `NOT_FOUND` or
+//!   `PERMISSION_DENIED` describe the request, like a 404 or a 403. **This
+//!   differs from Linkerd**, whose metrics count every non-zero status as a
+//!   failure; to get Linkerd's numbers, use [`GrpcCodes::all_errors`].
+//!   A gRPC response carries its status either in the headers (a
+//!   trailers-only response) or in the trailers. When the headers do not
+//!   have it, [`Classify::classify_response`] returns
+//!   [`Classification::Pending`], and the caller asks again with
+//!   [`Classify::classify_trailers`] when the body ends. A stream that ends
+//!   with no `grpc-status` at all is a failure. A `grpc-status` that is not
+//!   a number is read as `UNKNOWN`, as gRPC clients read it.
+//! - **Errors**: a request that ended in an error instead of a response is
+//!   always a failure. [`Classify::classify_error`] says what kind (timeout,
+//!   connect, reset, other) by looking through the error's `source()` chain.
+//! - **Synthesized responses**: a response the mesh answered itself carries a
+//!   [`ProxyErrorKind`] extension. It is classified by the same status rules
+//!   as any other response (so a mesh 504 and an application 504 agree), and
+//!   when it is a failure the reason is [`FailureReason::Proxy`], so metrics
+//!   can tell the two apart.
+//!
+//! Classifying a response does not allocate: the sets are bit sets, and the
+//! headers are read in place.
+//!
+//! ```
+//! use mesh_core::classify::{Classification, Classify, FailureReason, ResponseClass};
+//!
+//! let classify = Classify::default();
+//! let res = http::Response::builder().status(503).body(()).unwrap();
+//! assert_eq!(
+//!     classify.classify_response(&res),
+//!     Classification::Final(ResponseClass::Failure(FailureReason::HttpStatus(
+//!         http::StatusCode::SERVICE_UNAVAILABLE
+//!     ))),
+//! );
+//! ```
+
+use std::fmt;
+
+use http::{Extensions, HeaderMap, Response, StatusCode, response};
+
+use crate::error::{GRPC_STATUS, ProxyErrorKind, is_grpc};
+
+mod error_kind;
+mod grpc;
+#[cfg(test)]
+mod parse_tests;
+mod status;
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    error_kind::ErrorKind,
+    grpc::{GrpcCode, GrpcCodes, InvalidGrpcCode},
+    status::{InvalidStatusRange, StatusRanges},
+};
+
+/// Whether a request succeeded, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResponseClass {
+    /// The request succeeded.
+    Success,
+    /// The request failed.
+    Failure(FailureReason),
+}
+
+impl ResponseClass {
+    /// Whether this is [`Success`](Self::Success).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Success)
+    }
+
+    /// Whether this is a [`Failure`](Self::Failure).
+    pub fn is_failure(&self) -> bool {
+        !self.is_success()
+    }
+
+    /// The reason for a failure; `None` for a success.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        match self {
+            Self::Success => None,
+            Self::Failure(reason) => Some(*reason),
+        }
+    }
+
+    /// `success` or `failure`: the values of the `classification` label.
+    pub fn as_label(&self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure(_) => "failure",
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// The HTTP status is one of the failure statuses.
+    HttpStatus(StatusCode),
+    /// The `grpc-status` is one of the failure codes.
+    GrpcStatus(GrpcCode),
+    /// A gRPC response ended without a `grpc-status`.
+    GrpcStatusMissing,
+    /// There was no response, only an error.
+    Error(ErrorKind),
+    /// The mesh answered with a failure response of its own.
+    Proxy(ProxyErrorKind),
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HttpStatus(status) => write!(f, "http status {}", status.as_u16()),
+            Self::GrpcStatus(code) => write!(f, "grpc status {code}"),
+            Self::GrpcStatusMissing => f.write_str("grpc status missing"),
+            Self::Error(kind) => write!(f, "{} error", kind.as_label()),
+            Self::Proxy(kind) => write!(f, "{kind}"),
+        }
+    }
+}
+
+/// What the response head says: a final class, or "ask the trailers".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Classification {
+    /// The head decides the class.
+    Final(ResponseClass),
+    /// A gRPC response without `grpc-status` in its headers: the status comes
+    /// in the trailers. Call [`Classify::classify_trailers`] when the body
+    /// ends, or [`Classify::classify_error`] if it fails first.
+    Pending,
+}
+
+impl Classification {
+    /// The final class, or `None` while pending.
+    pub fn into_final(self) -> Option<ResponseClass> {
+        match self {
+            Self::Final(class) => Some(class),
+            Self::Pending => None,
+        }
+    }
+}
+
+/// The success-or-failure rules retries and metrics share.
+///
+/// Build it once from config and clone it into each layer: it is a pair of
+/// bit sets, so a clone is a small copy and classifying never allocates.
+///
+/// ```
+/// use mesh_core::classify::{Classify, GrpcCodes, StatusRanges};
+///
+/// // Count 429 as a failure too, and every non-OK gRPC code, as Linkerd does.
+/// let classify = Classify::new()
+///     .with_http_failures("5xx,429".parse()?)
+///     .with_grpc_failures(GrpcCodes::all_errors());
+/// assert!(classify.classify_status(http::StatusCode::TOO_MANY_REQUESTS).is_failure());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Classify {
+    http_failures: StatusRanges,
+    grpc_failures: GrpcCodes,
+}
+
+impl Default for Classify {
+    /// 5xx statuses and [`GrpcCodes::server_errors`] are failures.
+    fn default() -> Self {
+        Self {
+            http_failures: StatusRanges::server_errors(),
+            grpc_failures: GrpcCodes::server_errors(),
+        }
+    }
+}
+
+impl Classify {
+    /// The default rules: HTTP 500 to 599 and the gRPC codes of
+    /// [`GrpcCodes::server_errors`] are failures.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the HTTP statuses that are failures. Default is 500 to 599.
+    #[must_use]
+    pub fn with_http_failures(mut self, statuses: StatusRanges) -> Self {
+        self.http_failures = statuses;
+        self
+    }
+
+    /// Sets the gRPC codes that are failures. Default is
+    /// [`GrpcCodes::server_errors`].
+    #[must_use]
+    pub fn with_grpc_failures(mut self, codes: GrpcCodes) -> Self {
+        self.grpc_failures = codes;
+        self
+    }
+
+    /// The HTTP statuses that are failures.
+    pub fn http_failures(&self) -> &StatusRanges {
+        &self.http_failures
+    }
+
+    /// The gRPC codes that are failures.
+    pub fn grpc_failures(&self) -> GrpcCodes {
+        self.grpc_failures
+    }
+
+    /// Classifies a response by its head.
+    pub fn classify_response<B>(&self, res: &Response<B>) -> Classification {
+        self.classify_head(res.status(), res.headers(), res.extensions())
+    }
+
+    /// Classifies a response head, as [`classify_response`](Self::classify_response).
+    pub fn classify_parts(&self, parts: &response::Parts) -> Classification {
+        self.classify_head(parts.status, &parts.headers, &parts.extensions)
+    }
+
+    fn classify_head(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Classification {
+        let class = if let Some(code) = grpc_status(headers) {
+            // Trailers-only: the status is in the headers.
+            self.classify_grpc_status(code)
+        } else if is_grpc(headers) {
+            if status.is_success() {
+                return Classification::Pending;
+            }
+            self.classify_grpc_http_status(status)
+        } else {
+            self.classify_status(status)
+        };
+        Classification::Final(match (class, extensions.get::<ProxyErrorKind>()) {
+            (ResponseClass::Failure(_), Some(kind)) => {
+                ResponseClass::Failure(FailureReason::Proxy(*kind))
+            }
+            (class, _) => class,
+        })
+    }
+
+    /// Classifies the trailers of a response that was
+    /// [`Pending`](Classification::Pending). `None` (the stream ended
+    /// without trailers) and trailers without `grpc-status` are failures.
+    pub fn classify_trailers(&self, trailers: Option<&HeaderMap>) -> ResponseClass {
+        match trailers.and_then(grpc_status) {
+            Some(code) => self.classify_grpc_status(code),
+            None => ResponseClass::Failure(FailureReason::GrpcStatusMissing),
+        }
+    }
+
+    /// Classifies an HTTP status.
+    pub fn classify_status(&self, status: StatusCode) -> ResponseClass {
+        if self.http_failures.contains(status) {
+            ResponseClass::Failure(FailureReason::HttpStatus(status))
+        } else {
+            ResponseClass::Success
+        }
+    }
+
+    /// Classifies a gRPC status. A code gRPC does not define is read as
+    /// `UNKNOWN`, but the reason keeps the code as received.
+    pub fn classify_grpc_status(&self, code: GrpcCode) -> ResponseClass {
+        let effective = if code.is_defined() {
+            code
+        } else {
+            GrpcCode::UNKNOWN
+        };
+        if self.grpc_failures.contains(effective) {
+            ResponseClass::Failure(FailureReason::GrpcStatus(code))
+        } else {
+            ResponseClass::Success
+        }
+    }
+
+    /// Classifies an error that ended a request, or a response body, before
+    /// it completed. It is always a failure; see [`ErrorKind::of`] for how
+    /// the kind is found.
+    ///
+    /// A [`BoxError`](crate::BoxError) `e` is passed as `&*e`.
+    pub fn classify_error(&self, error: &(dyn std::error::Error + 'static)) -> ResponseClass {
+        ResponseClass::Failure(FailureReason::Error(ErrorKind::of(error)))
+    }
+
+    /// A gRPC response with a non-2xx HTTP status and no `grpc-status`. gRPC
+    /// clients turn it into a code (gRPC's "HTTP to gRPC status code
+    /// mapping"); it is a failure when that code is one, and the reason keeps
+    /// the HTTP status.
+    fn classify_grpc_http_status(&self, status: StatusCode) -> ResponseClass {
+        let code = match status.as_u16() {
+            400 => GrpcCode::INTERNAL,
+            401 => GrpcCode::UNAUTHENTICATED,
+            403 => GrpcCode::PERMISSION_DENIED,
+            404 => GrpcCode::UNIMPLEMENTED,
+            429 | 502 | 503 | 504 => GrpcCode::UNAVAILABLE,
+            _ => GrpcCode::UNKNOWN,
+        };
+        if self.grpc_failures.contains(code) {
+            ResponseClass::Failure(FailureReason::HttpStatus(status))
+        } else {
+            ResponseClass::Success
+        }
+    }
+}
+
+/// The `grpc-status` in `headers`, if any; a value that is not a number is
+/// `UNKNOWN`.
+fn grpc_status(headers: &HeaderMap) -> Option<GrpcCode> {
+    headers
+        .get(GRPC_STATUS)
+        .map(|value| GrpcCode::from_header(value).unwrap_or(GrpcCode::UNKNOWN))
+}

@@ -1,0 +1,280 @@
+use std::{error::Error, fmt, io};
+
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+
+use super::*;
+use crate::BoxError;
+
+fn http(status: u16) -> Response<()> {
+    Response::builder().status(status).body(()).unwrap()
+}
+
+fn grpc(grpc_status: Option<&str>) -> Response<()> {
+    let mut b = Response::builder().header(header::CONTENT_TYPE, "application/grpc");
+    if let Some(s) = grpc_status {
+        b = b.header("grpc-status", s);
+    }
+    b.body(()).unwrap()
+}
+
+fn trailers(grpc_status: Option<&str>) -> HeaderMap {
+    let mut t = HeaderMap::new();
+    if let Some(s) = grpc_status {
+        t.insert("grpc-status", HeaderValue::from_str(s).unwrap());
+    }
+    t
+}
+
+fn http_failure(status: u16) -> Classification {
+    Classification::Final(ResponseClass::Failure(FailureReason::HttpStatus(
+        StatusCode::from_u16(status).unwrap(),
+    )))
+}
+
+fn grpc_failure(code: GrpcCode) -> ResponseClass {
+    ResponseClass::Failure(FailureReason::GrpcStatus(code))
+}
+
+const SUCCESS: Classification = Classification::Final(ResponseClass::Success);
+
+#[test]
+fn http_5xx_is_a_failure_by_default() {
+    let c = Classify::default();
+    for status in [500, 502, 503, 504, 599] {
+        assert_eq!(c.classify_response(&http(status)), http_failure(status));
+    }
+}
+
+#[test]
+fn http_1xx_to_4xx_is_a_success_by_default() {
+    let c = Classify::default();
+    for status in [101, 200, 204, 301, 304, 400, 403, 404, 429, 499] {
+        assert_eq!(c.classify_response(&http(status)), SUCCESS, "{status}");
+    }
+}
+
+#[test]
+fn http_failures_are_configurable() {
+    let c = Classify::new().with_http_failures("429,502-504".parse().unwrap());
+    assert_eq!(c.classify_response(&http(429)), http_failure(429));
+    assert_eq!(c.classify_response(&http(503)), http_failure(503));
+    assert_eq!(c.classify_response(&http(500)), SUCCESS);
+    assert_eq!(c.classify_response(&http(505)), SUCCESS);
+}
+
+#[test]
+fn parts_classify_like_responses() {
+    let c = Classify::default();
+    let (parts, ()) = http(503).into_parts();
+    assert_eq!(c.classify_parts(&parts), http_failure(503));
+}
+
+#[test]
+fn grpc_status_in_headers_is_final() {
+    let c = Classify::default();
+    assert_eq!(c.classify_response(&grpc(Some("0"))), SUCCESS);
+    assert_eq!(
+        c.classify_response(&grpc(Some("14"))),
+        Classification::Final(grpc_failure(GrpcCode::UNAVAILABLE))
+    );
+    // A request error, like a 4xx.
+    assert_eq!(c.classify_response(&grpc(Some("5"))), SUCCESS);
+}
+
+#[test]
+fn grpc_without_status_in_headers_waits_for_trailers() {
+    let c = Classify::default();
+    assert_eq!(c.classify_response(&grpc(None)), Classification::Pending);
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("0")))),
+        ResponseClass::Success
+    );
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("13")))),
+        grpc_failure(GrpcCode::INTERNAL)
+    );
+}
+
+#[test]
+fn grpc_stream_without_status_in_trailers_is_a_failure() {
+    let c = Classify::default();
+    let missing = ResponseClass::Failure(FailureReason::GrpcStatusMissing);
+    assert_eq!(c.classify_trailers(None), missing);
+    assert_eq!(c.classify_trailers(Some(&trailers(None))), missing);
+}
+
+#[test]
+fn grpc_status_zero_is_a_success_even_with_every_error_a_failure() {
+    let c = Classify::new().with_grpc_failures(GrpcCodes::all_errors());
+    assert_eq!(c.classify_response(&grpc(Some("0"))), SUCCESS);
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("0")))),
+        ResponseClass::Success
+    );
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("5")))),
+        grpc_failure(GrpcCode::NOT_FOUND)
+    );
+}
+
+#[test]
+fn default_grpc_failures_are_the_server_error_codes() {
+    let c = Classify::default();
+    let failures: Vec<u16> = (0..=16)
+        .filter(|&n| c.classify_grpc_status(GrpcCode::from_u16(n)).is_failure())
+        .collect();
+    assert_eq!(failures, [2, 4, 12, 13, 14, 15]);
+}
+
+#[test]
+fn undefined_or_garbled_grpc_status_counts_as_unknown() {
+    let c = Classify::default();
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("99")))),
+        grpc_failure(GrpcCode::from_u16(99))
+    );
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("ok")))),
+        grpc_failure(GrpcCode::UNKNOWN)
+    );
+    let lenient = Classify::new().with_grpc_failures(GrpcCodes::empty());
+    assert!(
+        lenient
+            .classify_grpc_status(GrpcCode::from_u16(99))
+            .is_success()
+    );
+}
+
+#[test]
+fn grpc_with_an_http_error_status_is_classified_as_its_client_sees_it() {
+    let c = Classify::default();
+    // 503 becomes UNAVAILABLE: a failure, reported with the HTTP status.
+    assert_eq!(c.classify_response(&grpc_http(503)), http_failure(503));
+    // 404 becomes UNIMPLEMENTED: a failure.
+    assert_eq!(c.classify_response(&grpc_http(404)), http_failure(404));
+    // 403 becomes PERMISSION_DENIED: not a failure by default.
+    assert_eq!(c.classify_response(&grpc_http(403)), SUCCESS);
+
+    fn grpc_http(status: u16) -> Response<()> {
+        let mut res = grpc(None);
+        *res.status_mut() = StatusCode::from_u16(status).unwrap();
+        res
+    }
+}
+
+#[test]
+fn synthesized_responses_carry_their_proxy_error_kind() {
+    let c = Classify::default();
+    for grpc in [false, true] {
+        for (kind, failure) in [
+            (ProxyErrorKind::Timeout, true),
+            (ProxyErrorKind::UpstreamUnreachable, true),
+            (ProxyErrorKind::Unavailable, true),
+            (ProxyErrorKind::Denied, false),
+            (ProxyErrorKind::NoRoute, false),
+            (ProxyErrorKind::RateLimited, false),
+        ] {
+            let res: Response<()> = kind.response_for(grpc);
+            let expected = if failure {
+                ResponseClass::Failure(FailureReason::Proxy(kind))
+            } else {
+                ResponseClass::Success
+            };
+            assert_eq!(
+                c.classify_response(&res),
+                Classification::Final(expected),
+                "{kind:?} grpc={grpc}"
+            );
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Wrapped(BoxError);
+
+impl fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("wrapped")
+    }
+}
+
+impl Error for Wrapped {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+fn error_kind(e: impl Into<BoxError>) -> ErrorKind {
+    let e: BoxError = e.into();
+    match Classify::default().classify_error(&*e) {
+        ResponseClass::Failure(FailureReason::Error(kind)) => kind,
+        other => panic!("errors are failures, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn errors_are_failures_of_a_kind_found_in_the_source_chain() {
+    let elapsed = tokio::time::timeout(std::time::Duration::ZERO, std::future::pending::<()>())
+        .await
+        .unwrap_err();
+    assert_eq!(error_kind(elapsed), ErrorKind::Timeout);
+
+    let io = |kind| -> BoxError { Box::new(io::Error::from(kind)) };
+    assert_eq!(error_kind(io(io::ErrorKind::TimedOut)), ErrorKind::Timeout);
+    assert_eq!(
+        error_kind(io(io::ErrorKind::ConnectionRefused)),
+        ErrorKind::Connect
+    );
+    assert_eq!(
+        error_kind(io(io::ErrorKind::ConnectionReset)),
+        ErrorKind::Reset
+    );
+    assert_eq!(error_kind(io(io::ErrorKind::BrokenPipe)), ErrorKind::Reset);
+    assert_eq!(error_kind(io(io::ErrorKind::Other)), ErrorKind::Other);
+    assert_eq!(error_kind("something else"), ErrorKind::Other);
+
+    // Found through `source()`, and inside a custom `io::Error`.
+    let deep = Wrapped(Box::new(Wrapped(io(io::ErrorKind::ConnectionAborted))));
+    assert_eq!(error_kind(deep), ErrorKind::Reset);
+    let custom = io::Error::other(Wrapped(io(io::ErrorKind::TimedOut)));
+    assert_eq!(error_kind(custom), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn refused_upstream_connections_are_connect_errors() {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    // A port nobody listens on any more.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+
+    let client =
+        Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let err = client
+        .get(format!("http://{addr}/").parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.is_connect());
+    // Directly, and wrapped the way the mesh's client wraps it.
+    assert_eq!(error_kind(Wrapped(Box::new(err))), ErrorKind::Connect);
+}
+
+#[test]
+fn classes_have_labels() {
+    assert_eq!(ResponseClass::Success.as_label(), "success");
+    let failure = ResponseClass::Failure(FailureReason::Error(ErrorKind::Connect));
+    assert_eq!(failure.as_label(), "failure");
+    assert_eq!(
+        failure.failure_reason(),
+        Some(FailureReason::Error(ErrorKind::Connect))
+    );
+    assert_eq!(
+        failure.failure_reason().unwrap().to_string(),
+        "connect error"
+    );
+    assert_eq!(
+        ErrorKind::ALL.map(ErrorKind::as_label),
+        ["timeout", "connect", "reset", "other"]
+    );
+}

@@ -1,0 +1,178 @@
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, ready},
+};
+
+use http::{HeaderValue, Request, Response, Version, header, uri::Authority};
+use hyper::upgrade::OnUpgrade;
+use tower::Service;
+
+use super::{headers, upgrade};
+use crate::{
+    body::Proxied,
+    client::upstream_uri,
+    error::{BoxError, ProxyErrorKind, is_grpc},
+};
+
+/// Forwards requests to a fixed set of endpoints through a client `C`,
+/// taking the endpoints in turn. See the [module docs](super).
+#[derive(Debug)]
+pub struct Forward<C> {
+    client: C,
+    endpoints: Arc<[Authority]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl<C: Clone> Clone for Forward<C> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            endpoints: self.endpoints.clone(),
+            next: self.next.clone(),
+        }
+    }
+}
+
+/// [`Forward`] was given no endpoint to forward to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoEndpoints;
+
+impl std::fmt::Display for NoEndpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no endpoints to forward to")
+    }
+}
+
+impl std::error::Error for NoEndpoints {}
+
+impl<C> Forward<C> {
+    /// Forwards to `endpoints` in turn through `client`.
+    ///
+    /// # Errors
+    ///
+    /// [`NoEndpoints`] when `endpoints` is empty.
+    pub fn new(
+        client: C,
+        endpoints: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Self, NoEndpoints> {
+        let endpoints: Arc<[Authority]> = endpoints
+            .into_iter()
+            .filter_map(|addr| Authority::try_from(addr.to_string()).ok())
+            .collect();
+        if endpoints.is_empty() {
+            return Err(NoEndpoints);
+        }
+        Ok(Self {
+            client,
+            endpoints,
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn next_endpoint(&self) -> &Authority {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        &self.endpoints[i]
+    }
+}
+
+impl<C, B, RB> Service<Request<B>> for Forward<C>
+where
+    C: Service<Request<B>, Response = Response<RB>>,
+    C::Error: Into<BoxError>,
+{
+    type Response = Response<Proxied<RB>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<C::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.client.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let grpc = is_grpc(req.headers());
+        let upgrade = match req.version() {
+            Version::HTTP_11 => headers::requested_upgrade(req.headers()),
+            _ => None,
+        };
+        let downstream = upgrade
+            .as_ref()
+            .and_then(|_| req.extensions_mut().remove::<OnUpgrade>());
+        headers::strip_hop_by_hop(req.headers_mut());
+        if let Some(protocol) = &upgrade {
+            let h = req.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, protocol.clone());
+        }
+        if req.version() == Version::HTTP_2 && !req.headers().contains_key(header::HOST) {
+            // The upstream URI names the endpoint; keep the authority the
+            // caller asked for where the application can read it.
+            if let Some(host) = req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                req.headers_mut().insert(header::HOST, host);
+            }
+        }
+        let endpoint = self.next_endpoint().clone();
+        *req.uri_mut() = upstream_uri(&endpoint, req.uri());
+        ResponseFuture {
+            inner: self.client.call(req),
+            grpc,
+            downstream,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Forward`].
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        grpc: bool,
+        downstream: Option<OnUpgrade>,
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<Proxied<RB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = match ready!(this.inner.poll(cx)) {
+            Ok(res) => res,
+            Err(error) => {
+                let error: BoxError = error.into();
+                tracing::debug!(%error, "upstream request failed");
+                return Poll::Ready(Ok(
+                    ProxyErrorKind::UpstreamUnreachable.response_for(*this.grpc)
+                ));
+            }
+        };
+        let switching = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        match this.downstream.take() {
+            Some(downstream) if switching => {
+                let protocol = res.headers().get(header::UPGRADE).cloned();
+                upgrade::tunnel(downstream, hyper::upgrade::on(&mut res));
+                headers::strip_hop_by_hop(res.headers_mut());
+                let h = res.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                if let Some(protocol) = protocol {
+                    h.insert(header::UPGRADE, protocol);
+                }
+            }
+            _ => headers::strip_hop_by_hop(res.headers_mut()),
+        }
+        Poll::Ready(Ok(res.map(Proxied::from)))
+    }
+}

@@ -1,0 +1,25 @@
+//! Forwarding requests to an upstream.
+//!
+//! [`Forward`] is the last service of a proxy stack. It points each request
+//! at an upstream endpoint, removes the headers that belong to the
+//! downstream hop (RFC 9110 §7.6.1), and hands the request to a client.
+//! Bodies stream both ways frame by frame, trailers included; nothing is
+//! buffered whole. An HTTP/1.1 `Upgrade` (a WebSocket, say) becomes a byte
+//! tunnel once the upstream answers `101 Switching Protocols`.
+//!
+//! When the upstream cannot be reached, the caller gets a `502` with
+//! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
+//! instead of a dropped connection.
+//!
+//! [`AuthorityRouter`] sits in front of several `Forward`s and picks one by
+//! the request's `Host` or `:authority`.
+
+mod forward;
+mod headers;
+mod router;
+mod upgrade;
+
+pub use self::{
+    forward::{Forward, NoEndpoints, ResponseFuture},
+    router::AuthorityRouter,
+};

@@ -1,0 +1,134 @@
+use std::{
+    collections::HashMap,
+    future::{Ready, ready},
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures_util::future::Either;
+use http::{Request, Response, header};
+use tower::{Service, ServiceExt, util::Oneshot};
+
+use crate::error::ProxyErrorKind;
+
+/// Routes each request to the service named by its authority's host: the
+/// `:authority` of an HTTP/2 request, or the `Host` header of an HTTP/1
+/// request. The port is ignored and the match is case-insensitive, so
+/// `Emoji:8080` reaches the service registered as `emoji`. A request for an
+/// unknown host gets the mesh's 404 (`mesh-error: no route`).
+#[derive(Debug)]
+pub struct AuthorityRouter<S> {
+    routes: Arc<HashMap<Box<str>, S>>,
+}
+
+impl<S> Clone for AuthorityRouter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+impl<S> AuthorityRouter<S> {
+    /// A router over `(host, service)` pairs. Hosts are lowercased here,
+    /// once, so lookups need not allocate.
+    pub fn new(routes: impl IntoIterator<Item = (String, S)>) -> Self {
+        Self {
+            routes: Arc::new(
+                routes
+                    .into_iter()
+                    .map(|(host, svc)| (host.to_ascii_lowercase().into_boxed_str(), svc))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn route<B>(&self, req: &Request<B>) -> Option<&S> {
+        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })?;
+        let host = host_of(authority);
+        match self.routes.get(host) {
+            Some(svc) => Some(svc),
+            None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.routes.get(host.to_ascii_lowercase().as_str())
+            }
+            None => None,
+        }
+    }
+}
+
+/// The host part of an authority: without userinfo or port, IPv6 brackets
+/// kept.
+fn host_of(authority: &str) -> &str {
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+impl<S, B, RB> Service<Request<B>> for AuthorityRouter<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Either<Oneshot<S, Request<B>>, Ready<Result<Response<RB>, S::Error>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each routed service is driven to readiness in its own call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match self.route(&req) {
+            Some(svc) => Either::Left(svc.clone().oneshot(req)),
+            None => {
+                tracing::debug!(uri = %req.uri(), "no route for authority");
+                Either::Right(ready(Ok(ProxyErrorKind::NoRoute.response(&req))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_drops_port_and_userinfo() {
+        assert_eq!(host_of("emoji:8080"), "emoji");
+        assert_eq!(host_of("emoji"), "emoji");
+        assert_eq!(host_of("u:p@emoji:80"), "emoji");
+        assert_eq!(host_of("[::1]:80"), "[::1]");
+    }
+
+    #[tokio::test]
+    async fn routes_by_host_and_answers_404_otherwise() {
+        let svc = tower::service_fn(|_req: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new("routed".to_string()))
+        });
+        let mut router = AuthorityRouter::new([("emoji".to_string(), svc)]);
+        let req = Request::builder()
+            .header("host", "EMOJI:8080")
+            .body(())
+            .unwrap();
+        let res = router.call(req).await.unwrap();
+        assert_eq!(res.body(), "routed");
+        let req = Request::builder()
+            .uri("http://voting:8080/")
+            .body(())
+            .unwrap();
+        let res = router.call(req).await.unwrap();
+        assert_eq!(res.status(), 404);
+        assert_eq!(res.headers()["mesh-error"], "no route");
+    }
+}

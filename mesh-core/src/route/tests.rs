@@ -1,0 +1,268 @@
+use http::{HeaderName, Method, Request};
+
+use super::*;
+
+fn get(uri: &str) -> Request<()> {
+    Request::get(uri).body(()).unwrap()
+}
+
+fn path_matches(m: &PathMatch, paths: &[(&str, bool)]) {
+    let route = RouteMatch::new().with_path(m.clone());
+    for &(uri, expected) in paths {
+        let path = uri.split_once('?').map_or(uri, |(path, _)| path);
+        assert_eq!(m.matches(path), expected, "{m:?} on {uri:?}");
+        assert_eq!(
+            route.matches_request(&get(uri)),
+            expected,
+            "{m:?} on {uri:?}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_match_matches_everything() {
+    let m = RouteMatch::new();
+    assert!(m.is_empty());
+    assert!(m.matches_request(&get("/")));
+    assert!(m.matches_request(&get("/any/path?q=1")));
+    assert!(m.matches_request(&Request::post("http://example.com/x").body(()).unwrap()));
+    let (parts, ()) = get("/x").into_parts();
+    assert!(m.matches(&parts));
+}
+
+#[test]
+fn exact_paths_match_only_themselves() {
+    path_matches(
+        &PathMatch::exact("/foo").unwrap(),
+        &[
+            ("/foo", true),
+            ("/foo?x=1", true),
+            ("/foo/", false),
+            ("/foo/bar", false),
+            ("/fo", false),
+            ("/Foo", false),
+        ],
+    );
+}
+
+#[test]
+fn prefixes_match_whole_path_elements() {
+    path_matches(
+        &PathMatch::prefix("/foo").unwrap(),
+        &[
+            ("/foo", true),
+            ("/foo/", true),
+            ("/foo/bar", true),
+            ("/foo?x=1", true),
+            ("/foobar", false),
+            ("/fo", false),
+            ("/", false),
+            ("/bar/foo", false),
+        ],
+    );
+}
+
+#[test]
+fn a_prefix_ignores_its_trailing_slash() {
+    path_matches(
+        &PathMatch::prefix("/foo/").unwrap(),
+        &[
+            ("/foo", true),
+            ("/foo/", true),
+            ("/foo/bar", true),
+            ("/foobar", false),
+        ],
+    );
+    path_matches(
+        &PathMatch::prefix("/foo/bar").unwrap(),
+        &[
+            ("/foo/bar", true),
+            ("/foo/bar/baz", true),
+            ("/foo/barbaz", false),
+            ("/foo", false),
+        ],
+    );
+}
+
+#[test]
+fn the_root_prefix_matches_every_path() {
+    path_matches(
+        &PathMatch::prefix("/").unwrap(),
+        &[("/", true), ("/foo", true), ("/foo/bar/", true)],
+    );
+}
+
+#[test]
+fn regex_paths_must_match_whole() {
+    path_matches(
+        &PathMatch::regex(r"/books/\d+").unwrap(),
+        &[
+            ("/books/42", true),
+            ("/books/42/reviews", false),
+            ("/api/books/42", false),
+            ("/books/", false),
+        ],
+    );
+    // Leftmost-first alternation must not stop a full match.
+    path_matches(
+        &PathMatch::regex("/a|/ab").unwrap(),
+        &[("/a", true), ("/ab", true), ("/abc", false)],
+    );
+}
+
+#[test]
+fn regexes_cannot_escape_their_anchors() {
+    // Unbalanced groups are rejected, not spliced into the anchors.
+    let err = PathMatch::regex("/a)|(.*").unwrap_err();
+    assert_eq!(err.kind(), InvalidRouteMatchKind::Regex);
+    // A verbose-mode trailing comment still compiles and stays anchored.
+    path_matches(
+        &PathMatch::regex("(?x) /a  # a comment").unwrap(),
+        &[("/a", true), ("/ab", false)],
+    );
+}
+
+#[test]
+fn bad_patterns_and_paths_are_typed_errors_naming_the_input() {
+    let err = PathMatch::regex("/books/(").unwrap_err();
+    assert_eq!(err.kind(), InvalidRouteMatchKind::Regex);
+    assert_eq!(err.input(), "/books/(");
+    assert!(std::error::Error::source(&err).is_some());
+    assert_eq!(err.to_string(), "invalid regular expression `/books/(`");
+
+    let err = HeaderMatch::regex(HeaderName::from_static("x-a"), "[").unwrap_err();
+    assert_eq!(
+        (err.kind(), err.input()),
+        (InvalidRouteMatchKind::Regex, "[")
+    );
+    let err = QueryParamMatch::regex("q", "a{2,1}").unwrap_err();
+    assert_eq!(err.kind(), InvalidRouteMatchKind::Regex);
+
+    let err = PathMatch::exact("foo").unwrap_err();
+    assert_eq!(err.kind(), InvalidRouteMatchKind::PathNotAbsolute);
+    assert_eq!(err.input(), "foo");
+    let err = PathMatch::prefix("").unwrap_err();
+    assert_eq!(err.kind(), InvalidRouteMatchKind::PathNotAbsolute);
+    let err = PathMatch::prefix("/foo?x=1").unwrap_err();
+    assert_eq!(err.kind(), InvalidRouteMatchKind::PathHasQuery);
+}
+
+#[test]
+fn methods_must_be_equal() {
+    let m = RouteMatch::new().with_method(Method::POST);
+    assert!(m.matches_request(&Request::post("/").body(()).unwrap()));
+    assert!(!m.matches_request(&get("/")));
+}
+
+#[test]
+fn headers_match_exactly_or_by_regex() {
+    let name = HeaderName::from_static("x-env");
+    let exact = RouteMatch::new().with_header(HeaderMatch::exact(name.clone(), "prod"));
+    let regex = RouteMatch::new()
+        .with_header(HeaderMatch::regex(name.clone(), "prod|stag(e|ing)").unwrap());
+    for (value, exact_matches, regex_matches) in [
+        (Some("prod"), true, true),
+        (Some("staging"), false, true),
+        (Some("Prod"), false, false),
+        (Some("prod2"), false, false),
+        (Some("preprod"), false, false),
+        (None, false, false),
+    ] {
+        let mut req = get("/");
+        if let Some(v) = value {
+            req.headers_mut().insert(&name, v.parse().unwrap());
+        }
+        assert_eq!(exact.matches_request(&req), exact_matches, "{value:?}");
+        assert_eq!(regex.matches_request(&req), regex_matches, "{value:?}");
+    }
+}
+
+#[test]
+fn header_names_are_case_insensitive_and_any_repeated_value_matches() {
+    let m =
+        RouteMatch::new().with_header(HeaderMatch::exact(HeaderName::from_static("x-env"), "prod"));
+    let req = Request::get("/")
+        .header("X-Env", "dev")
+        .header("x-env", "prod")
+        .body(())
+        .unwrap();
+    assert!(m.matches_request(&req));
+}
+
+#[test]
+fn query_params_match_exactly_or_by_regex() {
+    let exact = RouteMatch::new().with_query_param(QueryParamMatch::exact("v", "2"));
+    let regex = RouteMatch::new().with_query_param(QueryParamMatch::regex("v", r"\d+").unwrap());
+    for (uri, exact_matches, regex_matches) in [
+        ("/?v=2", true, true),
+        ("/?a=1&v=2&b=3", true, true),
+        ("/?v=1&v=2", true, true),
+        ("/?v=22", false, true),
+        ("/?v=2x", false, false),
+        ("/?vv=2", false, false),
+        ("/?V=2", false, false),
+        ("/?v", false, false),
+        ("/?v=", false, false),
+        ("/?", false, false),
+        ("/", false, false),
+        ("/?&&v=2&", true, true),
+    ] {
+        assert_eq!(exact.matches_request(&get(uri)), exact_matches, "{uri}");
+        assert_eq!(regex.matches_request(&get(uri)), regex_matches, "{uri}");
+    }
+}
+
+#[test]
+fn query_params_are_form_decoded() {
+    let m = RouteMatch::new().with_query_param(QueryParamMatch::exact("full name", "a&b é"));
+    assert!(m.matches_request(&get("/?full+name=a%26b%20%C3%A9")));
+    assert!(m.matches_request(&get("/?full%20name=a%26b+%c3%a9")));
+    assert!(!m.matches_request(&get("/?full+name=a&b")));
+
+    let regex = RouteMatch::new().with_query_param(QueryParamMatch::regex("q", "a b%").unwrap());
+    assert!(regex.matches_request(&get("/?q=a+b%25")));
+    // A `%` without two hex digits stays as it is.
+    assert!(regex.matches_request(&get("/?q=a%20b%")));
+
+    let empty = RouteMatch::new().with_query_param(QueryParamMatch::exact("flag", ""));
+    assert!(empty.matches_request(&get("/?flag")));
+    assert!(empty.matches_request(&get("/?flag=")));
+}
+
+#[test]
+fn every_condition_must_hold() {
+    let m = RouteMatch::new()
+        .with_path(PathMatch::prefix("/api").unwrap())
+        .with_method(Method::GET)
+        .with_header(HeaderMatch::exact(HeaderName::from_static("x-a"), "1"))
+        .with_header(HeaderMatch::exact(HeaderName::from_static("x-b"), "2"))
+        .with_query_param(QueryParamMatch::exact("debug", "true"));
+    let req = |method: Method, uri: &str, headers: &[(&str, &str)]| {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    };
+    let all = [("x-a", "1"), ("x-b", "2")];
+    assert!(m.matches_request(&req(Method::GET, "/api/x?debug=true", &all)));
+    assert!(!m.matches_request(&req(Method::POST, "/api/x?debug=true", &all)));
+    assert!(!m.matches_request(&req(Method::GET, "/other?debug=true", &all)));
+    assert!(!m.matches_request(&req(Method::GET, "/api/x?debug=false", &all)));
+    assert!(!m.matches_request(&req(Method::GET, "/api/x", &all)));
+    assert!(!m.matches_request(&req(Method::GET, "/api/x?debug=true", &all[..1])));
+    assert!(!m.matches_request(&req(Method::GET, "/api/x?debug=true", &[])));
+}
+
+#[test]
+fn route_ids_are_cheap_names() {
+    let id = RouteId::new("books-get");
+    let clone = id.clone();
+    assert_eq!(clone.as_str(), "books-get");
+    assert_eq!(id.to_string(), "books-get");
+    assert_eq!(RouteId::from(String::from("books-get")), id);
+
+    let mut req = get("/");
+    req.extensions_mut().insert(id);
+    assert_eq!(req.extensions().get::<RouteId>(), Some(&clone));
+}

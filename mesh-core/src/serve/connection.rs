@@ -1,0 +1,221 @@
+use std::{
+    future::{Ready, ready},
+    sync::Arc,
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tower::{Service, ServiceExt, util::Oneshot};
+
+use super::{Accept, HttpVersion, Protocol, Shared, Shutdown};
+use crate::{
+    conn::ConnectionInfo,
+    detect::{Detected, detect},
+    error::BoxError,
+    io::{BoxIo, PrefixedIo},
+};
+
+/// A connection handed to the opaque handler: its bytes, exactly as the peer
+/// sent them (any that detection read are replayed), and where it came from.
+pub struct OpaqueConnection {
+    /// The stream, after the accept hook (so possibly decrypted TLS).
+    pub io: BoxIo,
+    /// The connection's addresses and TLS status.
+    pub info: ConnectionInfo,
+}
+
+impl std::fmt::Debug for OpaqueConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpaqueConnection")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An opaque handler that closes every connection it is given: the default
+/// of HTTP-only servers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RefuseOpaque;
+
+impl Service<OpaqueConnection> for RefuseOpaque {
+    type Response = ();
+    type Error = BoxError;
+    type Future = Ready<Result<(), BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, conn: OpaqueConnection) -> Self::Future {
+        tracing::debug!(peer = %conn.info.remote_addr, "closing a connection that is not HTTP");
+        ready(Ok(()))
+    }
+}
+
+pub(super) struct Connection<A, S, O> {
+    pub(super) shared: Arc<Shared>,
+    pub(super) accept: A,
+    pub(super) http: S,
+    pub(super) opaque: O,
+    pub(super) shutdown: Shutdown,
+}
+
+impl<A, S, B, O> Connection<A, S, O>
+where
+    A: Accept<TcpStream>,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    O: Service<OpaqueConnection, Response = ()> + Clone + Send + 'static,
+    O::Future: Send + 'static,
+    O::Error: Into<BoxError>,
+{
+    pub(super) async fn run(self, tcp: TcpStream) {
+        let (Ok(local_addr), Ok(remote_addr)) = (tcp.local_addr(), tcp.peer_addr()) else {
+            return;
+        };
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        if let Err(error) = self.serve(tcp, local_addr, remote_addr).await {
+            tracing::debug!(peer = %remote_addr, %error, "connection closed with an error");
+        }
+    }
+
+    async fn serve(
+        self,
+        tcp: TcpStream,
+        local_addr: std::net::SocketAddr,
+        remote_addr: std::net::SocketAddr,
+    ) -> Result<(), BoxError> {
+        let config = &self.shared.config;
+        let accepted = self.accept.accept(tcp).await?;
+        let info = ConnectionInfo {
+            local_addr,
+            remote_addr,
+            tls: accepted.tls,
+        };
+        let (version, io) = match (accepted.alpn, config.protocol) {
+            (_, Protocol::Opaque) => {
+                return self
+                    .opaque(PrefixedIo::new(Bytes::new(), accepted.io), info)
+                    .await;
+            }
+            (Some(version), _) => (version, PrefixedIo::new(Bytes::new(), accepted.io)),
+            (None, protocol) => match detect(accepted.io, config.detect_timeout).await? {
+                (Detected::Http1, io) => (HttpVersion::Http1, io),
+                (Detected::Http2, io) => (HttpVersion::Http2, io),
+                (Detected::Opaque, io) if protocol == Protocol::Detect => {
+                    return self.opaque(io, info).await;
+                }
+                (Detected::Opaque, _) => return Err("not HTTP on an HTTP-only port".into()),
+            },
+        };
+        let svc = HyperService {
+            inner: self.http,
+            info,
+        };
+        let io = TokioIo::new(io);
+        match version {
+            HttpVersion::Http1 => {
+                let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
+                drive(conn, self.shutdown).await
+            }
+            HttpVersion::Http2 => {
+                let conn = self.shared.http2.serve_connection(io, svc);
+                drive(conn, self.shutdown).await
+            }
+        }
+    }
+
+    async fn opaque<I: crate::io::Io>(
+        self,
+        io: PrefixedIo<I>,
+        info: ConnectionInfo,
+    ) -> Result<(), BoxError> {
+        let conn = OpaqueConnection {
+            io: Box::new(io),
+            info,
+        };
+        self.opaque.oneshot(conn).await.map_err(Into::into)
+    }
+}
+
+/// Runs an HTTP connection; when shutdown fires, lets it finish the requests
+/// in flight and close.
+async fn drive<C>(conn: C, shutdown: Shutdown) -> Result<(), BoxError>
+where
+    C: Graceful,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => return res.map_err(Into::into),
+        () = shutdown.wait() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await.map_err(Into::into)
+}
+
+/// An HTTP connection that can be asked to finish its requests and close.
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Adapts a tower service to hyper: each request gets the connection's info
+/// and is sent to a clone of the service that is driven to readiness first.
+#[derive(Clone)]
+struct HyperService<S> {
+    inner: S,
+    info: ConnectionInfo,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for HyperService<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = Oneshot<S, Request<Incoming>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.info.clone());
+        self.inner.clone().oneshot(req)
+    }
+}

@@ -1,0 +1,50 @@
+use std::{io, net::SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// How many connections may wait in the kernel's accept queue.
+const BACKLOG: i32 = 1024;
+
+/// Binds `count` listening sockets to `addr`, all sharing its port through
+/// `SO_REUSEPORT`, so that each runtime thread can accept on its own socket
+/// and the kernel spreads connections among them.
+///
+/// With port 0, the first socket picks the port and the rest join it. The
+/// sockets are non-blocking, ready for [`tokio::net::TcpListener::from_std`]
+/// on whichever runtime serves them.
+///
+/// # Errors
+///
+/// When a socket cannot be created or bound, for example because the port is
+/// taken.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(count.max(1));
+    let first = bind_one(addr, count > 1)?;
+    let bound = first.local_addr()?;
+    listeners.push(first);
+    for _ in 1..count {
+        listeners.push(bind_one(bound, true)?);
+    }
+    Ok(listeners)
+}
+
+/// Binds one listening socket, non-blocking.
+///
+/// # Errors
+///
+/// When the socket cannot be created or bound.
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    bind_one(addr, false)
+}
+
+fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}

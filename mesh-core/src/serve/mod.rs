@@ -1,0 +1,236 @@
+//! The server engine: accept, authenticate, detect, serve, drain.
+//!
+//! Every inbound connection walks the same path. The listener accepts it
+//! (one permit per connection, so a flood waits in the kernel's backlog
+//! instead of exhausting memory) and turns on `TCP_NODELAY`. The [`Accept`]
+//! hook runs next: plaintext by default, a TLS handshake when mesh-tls plugs
+//! in. Then the port's [`Protocol`] decides: HTTP is served with hyper, at the
+//! version ALPN chose or the first bytes show; anything else goes to the
+//! opaque handler as a byte stream. Every request carries the
+//! [`ConnectionInfo`] of its connection.
+//!
+//! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
+//! closes, so new connections are refused; HTTP connections finish the
+//! requests in flight and close; whatever is still open when the grace
+//! period ends is cut.
+//!
+//! ```no_run
+//! use mesh_core::serve::{self, Server, ServerConfig};
+//! use tower::service_fn;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (trigger, shutdown) = serve::shutdown::channel();
+//! let hello = service_fn(|_req| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::full("hello\n")))
+//! });
+//! tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, hello, shutdown));
+//! trigger.trigger();
+//! # Ok(()) }
+//! ```
+
+mod accept;
+mod connection;
+mod listener;
+pub mod shutdown;
+
+use std::{sync::Arc, time::Duration};
+
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tower::Service;
+
+pub use self::{
+    accept::{Accept, Accepted, HttpVersion, PlaintextAccept},
+    connection::{OpaqueConnection, RefuseOpaque},
+    listener::{bind, bind_reuseport},
+    shutdown::Shutdown,
+};
+use crate::error::BoxError;
+
+/// What a listener's port carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP only: HTTP/1 or HTTP/2, told apart by the first bytes. A
+    /// connection that speaks neither is closed.
+    Http,
+    /// Opaque bytes, never inspected: for databases and protocols where the
+    /// server speaks first.
+    Opaque,
+    /// HTTP when the first bytes look like HTTP, opaque otherwise. A peer
+    /// that sends nothing within the detection timeout is disconnected.
+    #[default]
+    Detect,
+}
+
+/// How a [`Server`] treats its connections.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// What the port carries. Default [`Protocol::Detect`].
+    pub protocol: Protocol,
+    /// How long an HTTP/1 client may take to send a request's headers.
+    /// Default 10 seconds.
+    pub header_read_timeout: Duration,
+    /// How long protocol detection waits for the first bytes. Default 10
+    /// seconds.
+    pub detect_timeout: Duration,
+    /// How many connections are served at once; further ones wait in the
+    /// kernel's accept queue. Default 10,000.
+    pub max_connections: usize,
+    /// How long in-flight requests may run after shutdown starts. Default 30
+    /// seconds.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::default(),
+            header_read_timeout: Duration::from_secs(10),
+            detect_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An HTTP/1.1, HTTP/2 and opaque TCP server. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Server<A = PlaintextAccept> {
+    inner: Arc<Shared>,
+    accept: A,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ServerConfig,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+impl Server {
+    /// A plaintext server.
+    pub fn new(config: ServerConfig) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
+        Self {
+            inner: Arc::new(Shared {
+                config,
+                http1,
+                http2,
+            }),
+            accept: PlaintextAccept,
+        }
+    }
+}
+
+impl<A> Server<A> {
+    /// Runs `accept` on every connection before it is served: this is where
+    /// TLS plugs in.
+    #[must_use]
+    pub fn with_accept<A2>(self, accept: A2) -> Server<A2> {
+        Server {
+            inner: self.inner,
+            accept,
+        }
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` fires and the connections
+    /// drain. Opaque connections are refused.
+    pub async fn serve_http<S, B>(self, listener: TcpListener, http: S, shutdown: Shutdown)
+    where
+        A: Accept<tokio::net::TcpStream>,
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        self.serve(listener, http, RefuseOpaque, shutdown).await
+    }
+
+    /// Serves `listener` until `shutdown` fires and the connections drain:
+    /// HTTP requests go to `http`, opaque connections to `opaque`.
+    pub async fn serve<S, B, O>(self, listener: TcpListener, http: S, opaque: O, shutdown: Shutdown)
+    where
+        A: Accept<tokio::net::TcpStream>,
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        O: Service<OpaqueConnection, Response = ()> + Clone + Send + 'static,
+        O::Future: Send + 'static,
+        O::Error: Into<BoxError>,
+    {
+        let permits = Arc::new(Semaphore::new(self.inner.config.max_connections.max(1)));
+        let mut tasks = JoinSet::new();
+        let stop = shutdown.clone().wait();
+        tokio::pin!(stop);
+        loop {
+            let next = async {
+                let permit = permits.clone().acquire_owned().await;
+                (permit, listener.accept().await)
+            };
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                (permit, accepted) = next => {
+                    let Ok(permit) = permit else { break };
+                    match accepted {
+                        Ok((tcp, _)) => {
+                            let conn = connection::Connection {
+                                shared: self.inner.clone(),
+                                accept: self.accept.clone(),
+                                http: http.clone(),
+                                opaque: opaque.clone(),
+                                shutdown: shutdown.clone(),
+                            };
+                            tasks.spawn(async move {
+                                conn.run(tcp).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(error) => {
+                            // Usually out of file descriptors: back off so the
+                            // loop does not spin while connections close.
+                            tracing::warn!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        }
+        // Closing the listener refuses new connections from here on.
+        drop(listener);
+        let open = tasks.len();
+        tracing::debug!(open, "draining connections");
+        let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::info!(
+                remaining = tasks.len(),
+                "grace period over; closing connections"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Shutting down on a signal shared by every server, across runtimes.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+/// The sending half of a shutdown: trigger it once, and every [`Shutdown`]
+/// cloned from it resolves. Clones fire the same shutdown.
+#[derive(Clone, Debug)]
+pub struct ShutdownTrigger {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+/// Resolves when its [`ShutdownTrigger`] fires or every clone of it is
+/// dropped. Cheap to clone;
+/// works across runtimes.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+/// A new trigger and the signal it fires.
+pub fn channel() -> (ShutdownTrigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (ShutdownTrigger { tx: Arc::new(tx) }, Shutdown { rx })
+}
+
+impl ShutdownTrigger {
+    /// Fires the shutdown. Later calls do nothing.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Another signal fired by this trigger.
+    pub fn subscribe(&self) -> Shutdown {
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+impl Shutdown {
+    /// Waits until the shutdown fires.
+    pub async fn wait(mut self) {
+        // An error means the trigger is gone, which also means shut down.
+        let _ = self.rx.wait_for(|fired| *fired).await;
+    }
+
+    /// Whether the shutdown has fired.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+}

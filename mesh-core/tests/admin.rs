@@ -1,0 +1,139 @@
+//! The admin server over real sockets, and its loopback check.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use mesh_core::{
+    admin::{Admin, Readiness},
+    conn::ConnectionInfo,
+    serve::{self, Server, ServerConfig},
+};
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+use tower::ServiceExt;
+
+async fn get(addr: SocketAddr, path: &str) -> (StatusCode, http::HeaderMap, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let res = client
+        .get(format!("http://{addr}{path}").parse().unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn ready_waits_for_every_gate() {
+    let readiness = Readiness::new();
+    let mut identity = readiness.gate("identity");
+    let mut policy = readiness.gate("policy");
+    let mut registry = Registry::default();
+    let requests = Counter::<u64>::default();
+    registry.register("demo_requests", "Requests seen", requests.clone());
+    requests.inc();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let server = Server::new(ServerConfig::default());
+    let task = tokio::spawn(server.serve_http(listener, Admin::new(registry, readiness), shutdown));
+
+    assert_eq!(get(addr, "/live").await.0, StatusCode::OK);
+    let (status, _, body) = get(addr, "/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "not ready: identity, policy\n");
+    identity.open();
+    let (status, _, body) = get(addr, "/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "not ready: policy\n");
+    policy.open();
+    assert_eq!(get(addr, "/ready").await.0, StatusCode::OK);
+
+    let (status, headers, body) = get(addr, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert_eq!(
+        body,
+        "# HELP demo_requests Requests seen.\n# TYPE demo_requests counter\ndemo_requests_total 1\n# EOF\n"
+    );
+    assert_eq!(get(addr, "/nope").await.0, StatusCode::NOT_FOUND);
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+fn shutdown_request(peer: &str) -> Request<Empty<Bytes>> {
+    let mut req = Request::post("/shutdown").body(Empty::new()).unwrap();
+    req.extensions_mut().insert(ConnectionInfo::plaintext(
+        "127.0.0.1:4191".parse().unwrap(),
+        peer.parse().unwrap(),
+    ));
+    req
+}
+
+#[tokio::test]
+async fn shutdown_is_refused_from_a_non_loopback_peer() {
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_shutdown(trigger);
+
+    let res = admin
+        .clone()
+        .oneshot(shutdown_request("10.1.2.3:55555"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!shutdown.is_triggered());
+
+    // No connection info at all is refused too.
+    let res = admin
+        .clone()
+        .oneshot(
+            Request::post("/shutdown")
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!shutdown.is_triggered());
+
+    let res = admin
+        .oneshot(shutdown_request("127.0.0.1:55555"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(shutdown.is_triggered());
+}
+
+#[tokio::test]
+async fn shutdown_over_a_real_loopback_connection_stops_the_server() {
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_shutdown(trigger);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, admin, shutdown));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let res = client
+        .request(
+            Request::post(format!("http://{addr}/shutdown"))
+                .body(Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(res);
+    drop(client);
+    task.await.unwrap();
+}
