@@ -1,0 +1,288 @@
+//! What went wrong with a configuration file, and where.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A position in the configuration file. Lines and columns count from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    /// Offset from the start of the text, used only to order positions.
+    pub(crate) index: usize,
+}
+
+impl From<serde_yaml_ng::Location> for Location {
+    fn from(location: serde_yaml_ng::Location) -> Self {
+        Location {
+            line: location.line(),
+            column: location.column(),
+            index: location.index(),
+        }
+    }
+}
+
+/// What kind of mistake a [`ConfigError`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// The file could not be read. The I/O error is the `source()`.
+    Io,
+    /// The text is not well-formed YAML (bad indentation, an unclosed
+    /// bracket, a tab used for indentation, more than one document...), or
+    /// the file is not UTF-8.
+    Syntax,
+    /// A key that the configuration does not have, such as a misspelling.
+    UnknownField,
+    /// A required key is absent. The field path names the missing key, and
+    /// the position is that of the mapping that lacks it.
+    MissingField,
+    /// The same key appears twice in one mapping. The position is that of
+    /// the mapping.
+    DuplicateField,
+    /// A value of the wrong shape: a list where a mapping belongs, a string
+    /// where a number belongs.
+    InvalidType,
+    /// A value of the right shape that is not acceptable: a bad address,
+    /// duration, protocol or service name, or an empty endpoint list.
+    InvalidValue,
+    /// Two listeners would bind the same port.
+    DuplicateListener,
+    /// Two outbound services have the same name.
+    DuplicateService,
+}
+
+/// A configuration file that was rejected.
+///
+/// It displays as one line with the file, the field path, the problem and
+/// the position:
+///
+/// ```text
+/// sidecar.yaml: outbound.services[0].endpoints[1]: invalid socket address "127.0.0.1:99999" at line 12 column 9
+/// ```
+///
+/// When a lower-level error explains the problem (the parse error of an
+/// address, what a duration should look like, the I/O error), it is the
+/// [`source`](StdError::source), not part of the message: print the chain
+/// to see it.
+#[derive(Debug)]
+pub struct ConfigError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    kind: ConfigErrorKind,
+    origin: String,
+    field_path: String,
+    message: String,
+    location: Option<Location>,
+    context: Option<String>,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        kind: ConfigErrorKind,
+        origin: &str,
+        field_path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError(Box::new(Inner {
+            kind,
+            origin: origin.to_owned(),
+            field_path: field_path.into(),
+            message: message.into(),
+            location: None,
+            context: None,
+            source: None,
+        }))
+    }
+
+    pub(crate) fn at(mut self, location: Option<Location>) -> Self {
+        self.0.location = location;
+        self
+    }
+
+    pub(crate) fn with_context(mut self, context: Option<String>) -> Self {
+        self.0.context = context;
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        self.0.source = source;
+        self
+    }
+
+    /// What kind of mistake this is.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.0.kind
+    }
+
+    /// The file (or other origin) the configuration came from.
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    /// The path of the offending field, such as
+    /// `outbound.services[0].endpoints[1]`. Empty when the problem is not
+    /// about one field (a syntax error, an unreadable file).
+    pub fn field_path(&self) -> &str {
+        &self.0.field_path
+    }
+
+    /// The line of the problem in the file, counted from 1, when it is
+    /// known.
+    pub fn line(&self) -> Option<usize> {
+        self.0.location.map(|location| location.line)
+    }
+
+    /// The column of the problem in the file, counted from 1, when it is
+    /// known.
+    pub fn column(&self) -> Option<usize> {
+        self.0.location.map(|location| location.column)
+    }
+}
+
+/// Translation of the YAML crate's errors.
+impl ConfigError {
+    /// An error from reading the text as YAML at all.
+    pub(crate) fn syntax(origin: &str, error: &serde_yaml_ng::Error) -> Self {
+        let location = error.location().map(Location::from);
+        let text = error.to_string();
+        // libyaml says "<problem> at line L column C[, <context> at ...]".
+        // Keep the problem as the message and the context after the position.
+        let (message, context) = match location {
+            Some(at) => match text.split_once(&position_suffix(at)) {
+                Some((problem, rest)) => (
+                    problem.to_owned(),
+                    rest.strip_prefix(", ").map(str::to_owned),
+                ),
+                None => (text.clone(), None),
+            },
+            None => (text.clone(), None),
+        };
+        ConfigError::new(ConfigErrorKind::Syntax, origin, "", message)
+            .at(location)
+            .with_context(context)
+    }
+
+    /// An error from deserializing well-formed YAML into the configuration.
+    ///
+    /// `cause` is the typed error a value parser recorded, if any; it is
+    /// used only when its message is the one the deserializer reports.
+    pub(crate) fn deserialize(
+        origin: &str,
+        error: serde_path_to_error::Error<serde_yaml_ng::Error>,
+        cause: Option<super::file::Cause>,
+    ) -> Self {
+        let mut path = error.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        let error = error.into_inner();
+        let location = error.location().map(Location::from);
+        let mut text = error.to_string();
+        if let Some(at) = location
+            && let Some(stripped) = text.strip_suffix(&position_suffix(at))
+        {
+            text = stripped.to_owned();
+        }
+        let message = strip_path_prefix(&text, &path).to_owned();
+
+        if let Some(cause) = cause.filter(|cause| cause.message == message) {
+            return ConfigError::new(ConfigErrorKind::InvalidValue, origin, path, message)
+                .at(location)
+                .with_source(cause.source);
+        }
+        let kind = classify(&message);
+        // serde reports these at the enclosing mapping: name the field.
+        if matches!(
+            kind,
+            ConfigErrorKind::MissingField | ConfigErrorKind::DuplicateField
+        ) && let Some(field) = quoted_name(&message)
+        {
+            path = if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+        }
+        ConfigError::new(kind, origin, path, message).at(location)
+    }
+}
+
+fn position_suffix(at: Location) -> String {
+    format!(" at line {} column {}", at.line, at.column)
+}
+
+/// serde_yaml_ng writes the path of the value it was reading before the
+/// message. The path it knows is the field path or one of its ancestors.
+fn strip_path_prefix<'t>(text: &'t str, path: &str) -> &'t str {
+    let mut candidate = path;
+    while !candidate.is_empty() {
+        if let Some(rest) = text
+            .strip_prefix(candidate)
+            .and_then(|rest| rest.strip_prefix(": "))
+        {
+            return rest;
+        }
+        candidate = match candidate.rfind(['.', '[']) {
+            Some(end) => &candidate[..end],
+            None => "",
+        };
+    }
+    text
+}
+
+/// serde's own messages for the mistakes it detects (see
+/// `serde::de::Error`'s provided methods). Value errors of our own types are
+/// recognized by their recorded cause instead.
+fn classify(message: &str) -> ConfigErrorKind {
+    if message.starts_with("unknown field") {
+        ConfigErrorKind::UnknownField
+    } else if message.starts_with("missing field") {
+        ConfigErrorKind::MissingField
+    } else if message.starts_with("duplicate field") {
+        ConfigErrorKind::DuplicateField
+    } else if message.starts_with("invalid type") {
+        ConfigErrorKind::InvalidType
+    } else {
+        ConfigErrorKind::InvalidValue
+    }
+}
+
+/// The name between the first pair of backticks: serde's way of quoting
+/// field names.
+fn quoted_name(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once('`')?;
+    let (name, _) = rest.split_once('`')?;
+    Some(name)
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.0.origin)?;
+        if !self.0.field_path.is_empty() {
+            write!(f, "{}: ", self.0.field_path)?;
+        }
+        f.write_str(&self.0.message)?;
+        if let Some(location) = self.0.location {
+            write!(f, " at line {} column {}", location.line, location.column)?;
+        }
+        if let Some(context) = &self.0.context {
+            write!(f, ", {context}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ConfigError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}

@@ -1,0 +1,266 @@
+//! The file as serde reads it, before defaults and checks across fields.
+//!
+//! Every value is validated while it is read, inside its visitor, so that
+//! the YAML parser stamps a failure with the value's own line and column.
+//! serde only lets a visitor return a message; the typed cause behind the
+//! message (an `AddrParseError`, an [`InvalidDuration`]) is kept aside in
+//! [`Cause`] so that the final [`ConfigError`](super::ConfigError) can carry
+//! it as its `source()`.
+
+use std::cell::Cell;
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+use super::duration::{InvalidDuration, parse_duration};
+use super::inbound::PortProtocol;
+use super::outbound::ServiceName;
+
+/// The whole file. Every section may be left out, or left empty.
+///
+/// A new section is a field here (an `Option` of its own section type, with
+/// `deny_unknown_fields` like the others), a field of `SidecarConfig`, and a
+/// step in `Document::resolve` that applies its defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of sections: inbound, outbound, admin, server"
+)]
+pub(super) struct Document {
+    pub(super) inbound: Option<InboundSection>,
+    pub(super) outbound: Option<OutboundSection>,
+    pub(super) admin: Option<AdminSection>,
+    pub(super) server: Option<ServerSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with listen, app, protocol and ports"
+)]
+pub(super) struct InboundSection {
+    pub(super) listen: Option<Addr>,
+    pub(super) app: Option<Addr>,
+    pub(super) protocol: Option<PortProtocol>,
+    pub(super) ports: Option<Vec<InboundPortEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with listen, app and protocol"
+)]
+pub(super) struct InboundPortEntry {
+    pub(super) listen: Addr,
+    pub(super) app: Addr,
+    pub(super) protocol: Option<PortProtocol>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with listen and services")]
+pub(super) struct OutboundSection {
+    pub(super) listen: Option<Addr>,
+    pub(super) services: Option<Vec<ServiceEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with name and endpoints")]
+pub(super) struct ServiceEntry {
+    pub(super) name: ServiceName,
+    pub(super) endpoints: Endpoints,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with listen")]
+pub(super) struct AdminSection {
+    pub(super) listen: Option<Addr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of server settings")]
+pub(super) struct ServerSection {
+    pub(super) header_read_timeout: Option<Timeout>,
+    pub(super) detect_timeout: Option<Timeout>,
+    pub(super) max_connections: Option<NonZeroUsize>,
+    pub(super) shutdown_grace: Option<Grace>,
+    pub(super) threads: Option<usize>,
+}
+
+/// The typed error behind the message of a value that failed to parse.
+#[derive(Debug)]
+pub(crate) struct Cause {
+    pub(crate) message: String,
+    pub(crate) source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+thread_local! {
+    static LAST_CAUSE: Cell<Option<Cause>> = const { Cell::new(None) };
+}
+
+/// Forgets any cause left from an earlier parse on this thread.
+pub(super) fn clear_cause() {
+    take_cause();
+}
+
+/// The cause recorded by the value that failed last on this thread.
+pub(super) fn take_cause() -> Option<Cause> {
+    LAST_CAUSE.with(Cell::take)
+}
+
+/// An invalid value: the message goes to serde, the cause is kept aside.
+fn invalid<E: de::Error>(
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+) -> E {
+    let error = E::custom(&message);
+    LAST_CAUSE.with(|last| last.set(Some(Cause { message, source })));
+    error
+}
+
+/// A string scalar parsed by `parse`; `what` names the value in messages.
+struct ParseStr<F> {
+    what: &'static str,
+    expecting: &'static str,
+    parse: F,
+}
+
+impl<'de, T, E, F> Visitor<'de> for ParseStr<F>
+where
+    F: FnOnce(&str) -> Result<T, E>,
+    E: StdError + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<DE: de::Error>(self, text: &str) -> Result<T, DE> {
+        (self.parse)(text).map_err(|error| {
+            invalid(
+                format!("invalid {} {text:?}", self.what),
+                Some(Box::new(error)),
+            )
+        })
+    }
+}
+
+/// A socket address, `ip:port` (`[ipv6]:port` for IPv6). Host names are not
+/// resolved.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Addr(pub(super) SocketAddr);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "socket address",
+            expecting: "a socket address such as 127.0.0.1:8080",
+            parse: |text: &str| text.parse().map(Addr),
+        })
+    }
+}
+
+/// A duration that must be greater than zero.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeout(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "timeout",
+            expecting: "a duration such as 10s",
+            parse: |text: &str| {
+                let duration = parse_duration(text)?;
+                if duration.is_zero() {
+                    return Err(InvalidDuration::zero());
+                }
+                Ok(Timeout(duration))
+            },
+        })
+    }
+}
+
+/// A duration that may be zero.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Grace(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for Grace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "duration",
+            expecting: "a duration such as 30s",
+            parse: |text: &str| parse_duration(text).map(Grace),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortProtocol {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "protocol",
+            expecting: "http, opaque or detect",
+            parse: str::parse::<PortProtocol>,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "service name",
+            expecting: "a lowercase dns name such as emoji",
+            parse: str::parse::<ServiceName>,
+        })
+    }
+}
+
+/// A non-empty list of socket addresses.
+#[derive(Debug)]
+pub(super) struct Endpoints(pub(super) Vec<SocketAddr>);
+
+impl<'de> Deserialize<'de> for Endpoints {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EndpointsVisitor)
+    }
+}
+
+struct EndpointsVisitor;
+
+impl EndpointsVisitor {
+    fn empty<E: de::Error>() -> E {
+        invalid("at least one endpoint is required".to_owned(), None)
+    }
+}
+
+impl<'de> Visitor<'de> for EndpointsVisitor {
+    type Value = Endpoints;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of socket addresses")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Endpoints, A::Error> {
+        let mut endpoints = Vec::new();
+        while let Some(Addr(endpoint)) = seq.next_element()? {
+            endpoints.push(endpoint);
+        }
+        if endpoints.is_empty() {
+            return Err(Self::empty());
+        }
+        Ok(Endpoints(endpoints))
+    }
+
+    /// `endpoints:` with nothing after it.
+    fn visit_unit<E: de::Error>(self) -> Result<Endpoints, E> {
+        Err(Self::empty())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Endpoints, E> {
+        Err(Self::empty())
+    }
+}

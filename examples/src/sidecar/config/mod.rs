@@ -1,0 +1,134 @@
+#![doc = include_str!("../../../CONFIG.md")]
+
+mod duration;
+mod error;
+mod file;
+mod inbound;
+mod locate;
+mod outbound;
+mod resolve;
+mod server;
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+pub use duration::{InvalidDuration, parse_duration};
+pub use error::{ConfigError, ConfigErrorKind};
+pub use inbound::{
+    DEFAULT_INBOUND_LISTEN, DEFAULT_OPAQUE_PORTS, InboundConfig, InboundPort, InvalidProtocol,
+    PortProtocol,
+};
+pub use outbound::{
+    DEFAULT_OUTBOUND_LISTEN, InvalidServiceName, OutboundConfig, ServiceConfig, ServiceName,
+};
+pub use server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
+
+use error::Location;
+use file::Document;
+use resolve::Source;
+
+/// The reference sidecar's configuration, validated and with every default
+/// applied.
+///
+/// The default is what an empty file means: no inbound listeners, the
+/// outbound listener on `127.0.0.1:4140` with no services, the admin server
+/// on `0.0.0.0:4191`, and the default [`ServerTuning`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SidecarConfig {
+    /// The `inbound` section: listeners for traffic to the local
+    /// application.
+    pub inbound: InboundConfig,
+    /// The `outbound` section: the listener for the application's own
+    /// requests, and the services they go to.
+    pub outbound: OutboundConfig,
+    /// The `admin` section: the admin server's address.
+    pub admin: AdminConfig,
+    /// The `server` section: timeouts and limits.
+    pub server: ServerTuning,
+}
+
+impl SidecarConfig {
+    /// Reads a configuration from YAML text. `origin` names where the text
+    /// came from (usually the file name) in error messages.
+    ///
+    /// An empty text, or one with only comments, is the default
+    /// configuration.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for the first problem found: malformed YAML, an
+    /// unknown or missing field, a value of the wrong type or an invalid
+    /// one, two listeners on one port, or a service named twice. Its
+    /// [`kind`](ConfigError::kind) says which.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<SidecarConfig, ConfigError> {
+        // Syntax first: the typed pass below stops at its first mistake and
+        // could report a consequence of bad indentation as a wrong type.
+        let whole = serde_yaml_ng::Deserializer::from_str(text);
+        if let Err(error) = IgnoredAny::deserialize(whole) {
+            return Err(ConfigError::syntax(origin, &error));
+        }
+
+        file::clear_cause();
+        let typed = serde_yaml_ng::Deserializer::from_str(text);
+        let document: Option<Document> = serde_path_to_error::deserialize(typed)
+            .map_err(|error| ConfigError::deserialize(origin, error, file::take_cause()))?;
+        document
+            .unwrap_or_default()
+            .resolve(Source { origin, text })
+    }
+
+    /// Reads a configuration from a YAML file. Messages name the file as
+    /// `path` shows it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] of kind [`Io`](ConfigErrorKind::Io), with the I/O
+    /// error as its source, when the file cannot be read; of kind
+    /// [`Syntax`](ConfigErrorKind::Syntax) when it is not UTF-8; otherwise
+    /// as [`SidecarConfig::from_yaml`].
+    pub fn load(path: &Path) -> Result<SidecarConfig, ConfigError> {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|error| {
+            ConfigError::new(
+                ConfigErrorKind::Io,
+                &origin,
+                "",
+                "cannot read the configuration file",
+            )
+            .with_source(Some(Box::new(error)))
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|error| {
+            ConfigError::new(
+                ConfigErrorKind::Syntax,
+                &origin,
+                "",
+                "the file is not utf-8",
+            )
+            .at(Some(end_of_valid_utf8(&bytes, &error)))
+            .with_source(Some(Box::new(error)))
+        })?;
+        SidecarConfig::from_yaml(text, &origin)
+    }
+}
+
+/// Where the first byte that is not UTF-8 is.
+fn end_of_valid_utf8(bytes: &[u8], error: &std::str::Utf8Error) -> Location {
+    let valid = bytes.get(..error.valid_up_to()).unwrap_or_default();
+    let line_start = valid
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let last_line = valid.get(line_start..).unwrap_or_default();
+    let column =
+        std::str::from_utf8(last_line).map_or(last_line.len(), |line| line.chars().count());
+    Location {
+        line: 1 + valid.iter().filter(|&&byte| byte == b'\n').count(),
+        column: 1 + column,
+        index: valid.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! The outbound side: the services the application calls through the sidecar.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::str::FromStr;
+
+/// The default outbound listener, `127.0.0.1:4140` (Linkerd's outbound
+/// port). It listens on loopback only: it is for the local application.
+pub const DEFAULT_OUTBOUND_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4140));
+
+/// The outbound section: where the application sends its requests, and the
+/// services they are routed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundConfig {
+    /// The address the outbound listener binds. Default
+    /// [`DEFAULT_OUTBOUND_LISTEN`].
+    pub listen: SocketAddr,
+    /// The known services, in file order. Names are unique. Default: none.
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            listen: DEFAULT_OUTBOUND_LISTEN,
+            services: Vec::new(),
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// The service a request with this `Host` header or `:authority` goes
+    /// to (see [`ServiceName::matches_authority`]).
+    pub fn service_for(&self, authority: &str) -> Option<&ServiceConfig> {
+        self.services
+            .iter()
+            .find(|service| service.name.matches_authority(authority))
+    }
+}
+
+/// A service and the endpoints that serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The name requests are routed by.
+    pub name: ServiceName,
+    /// The addresses of the service's instances. Never empty when loaded
+    /// from a file.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// A service's name: a lowercase DNS name such as `emoji` or
+/// `emoji.default.svc.cluster.local`.
+///
+/// It is 1 to 253 characters of dot-separated labels. Each label is 1 to 63
+/// lowercase letters, digits or `-`, and neither starts nor ends with `-`
+/// (RFC 1123, as Kubernetes names are).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a request with this `Host` header or `:authority` is for this
+    /// service: the host part equals the name, ignoring ASCII case, any
+    /// `:port` and one trailing dot.
+    ///
+    /// ```
+    /// use mesh_examples::sidecar::config::ServiceName;
+    ///
+    /// let name: ServiceName = "emoji".parse().unwrap();
+    /// assert!(name.matches_authority("Emoji:8080"));
+    /// assert!(!name.matches_authority("emoji.default"));
+    /// ```
+    pub fn matches_authority(&self, authority: &str) -> bool {
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        host.eq_ignore_ascii_case(&self.0)
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ServiceName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = InvalidServiceName;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        validate(text)?;
+        Ok(ServiceName(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for ServiceName {
+    type Error = InvalidServiceName;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        validate(&text)?;
+        Ok(ServiceName(text))
+    }
+}
+
+impl TryFrom<&str> for ServiceName {
+    type Error = InvalidServiceName;
+
+    fn try_from(text: &str) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+fn validate(text: &str) -> Result<(), InvalidServiceName> {
+    let fail = |reason| Err(InvalidServiceName { reason });
+    if text.is_empty() {
+        return fail(NameReason::Empty);
+    }
+    if text.len() > 253 {
+        return fail(NameReason::TooLong);
+    }
+    for label in text.split('.') {
+        if label.is_empty() {
+            return fail(NameReason::EmptyLabel);
+        }
+        if label.len() > 63 {
+            return fail(NameReason::LabelTooLong);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return fail(NameReason::Hyphen);
+        }
+        for byte in label.bytes() {
+            if byte.is_ascii_uppercase() {
+                return fail(NameReason::Uppercase);
+            }
+            if !(byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') {
+                return fail(NameReason::Character);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A service name that is not a lowercase DNS name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidServiceName {
+    reason: NameReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameReason {
+    Empty,
+    TooLong,
+    EmptyLabel,
+    LabelTooLong,
+    Hyphen,
+    Uppercase,
+    Character,
+}
+
+impl fmt::Display for InvalidServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.reason {
+            NameReason::Empty => "a service name cannot be empty",
+            NameReason::TooLong => "a service name has at most 253 characters",
+            NameReason::EmptyLabel => "a service name cannot start or end with '.' or hold '..'",
+            NameReason::LabelTooLong => {
+                "each dot-separated part of a service name has at most 63 characters"
+            }
+            NameReason::Hyphen => "a part of a service name cannot start or end with '-'",
+            NameReason::Uppercase => "service names are lowercase",
+            NameReason::Character => {
+                "a service name holds only lowercase letters, digits, '-' and '.'"
+            }
+        })
+    }
+}
+
+impl StdError for InvalidServiceName {}

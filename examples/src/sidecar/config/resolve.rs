@@ -1,0 +1,257 @@
+//! From the file as read to a [`SidecarConfig`]: defaults are applied, and
+//! the checks that span several fields run here, with the locator finding
+//! the line to report.
+
+use std::net::SocketAddr;
+
+use super::SidecarConfig;
+use super::error::{ConfigError, ConfigErrorKind, Location};
+use super::file::{Document, InboundSection, OutboundSection, ServerSection};
+use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
+use super::locate::locate;
+use super::outbound::{OutboundConfig, ServiceConfig};
+use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
+
+/// The text a configuration came from, to point at places in it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Source<'a> {
+    pub(super) origin: &'a str,
+    pub(super) text: &'a str,
+}
+
+impl Source<'_> {
+    /// An error about `path`, at the place `locate_at` is written.
+    fn error(
+        &self,
+        kind: ConfigErrorKind,
+        path: &str,
+        locate_at: &str,
+        message: String,
+    ) -> ConfigError {
+        ConfigError::new(kind, self.origin, path, message).at(locate(self.text, locate_at))
+    }
+}
+
+impl Document {
+    pub(super) fn resolve(self, source: Source<'_>) -> Result<SidecarConfig, ConfigError> {
+        let mut listeners = Vec::new();
+        let inbound = resolve_inbound(self.inbound.unwrap_or_default(), source, &mut listeners)?;
+        let outbound = resolve_outbound(self.outbound.unwrap_or_default(), source, &mut listeners)?;
+        let admin_listen = self.admin.and_then(|admin| admin.listen);
+        let admin = AdminConfig {
+            listen: admin_listen.map_or(DEFAULT_ADMIN_LISTEN, |addr| addr.0),
+        };
+        listeners.push(Listener::new(
+            "admin.listen",
+            admin.listen,
+            admin_listen.is_some(),
+        ));
+        check_listeners(listeners, source)?;
+        Ok(SidecarConfig {
+            inbound,
+            outbound,
+            admin,
+            server: self
+                .server
+                .as_ref()
+                .map_or_else(ServerTuning::default, resolve_server),
+        })
+    }
+}
+
+fn resolve_inbound(
+    section: InboundSection,
+    source: Source<'_>,
+    listeners: &mut Vec<Listener>,
+) -> Result<InboundConfig, ConfigError> {
+    let mut ports = Vec::new();
+    match section.app {
+        Some(app) => {
+            let listen = section.listen.map_or(DEFAULT_INBOUND_LISTEN, |addr| addr.0);
+            let mut port = InboundPort::new(listen, app.0);
+            if let Some(protocol) = section.protocol {
+                port = port.with_protocol(protocol);
+            }
+            listeners.push(Listener::new(
+                "inbound.listen",
+                listen,
+                section.listen.is_some(),
+            ));
+            ports.push(port);
+        }
+        None => {
+            let given = match (section.listen, section.protocol) {
+                (Some(_), _) => Some("listen"),
+                (None, Some(_)) => Some("protocol"),
+                (None, None) => None,
+            };
+            if let Some(given) = given {
+                return Err(source.error(
+                    ConfigErrorKind::MissingField,
+                    "inbound.app",
+                    "inbound",
+                    format!(
+                        "missing field `app`: inbound.{given} needs the address of the \
+                         application to forward to"
+                    ),
+                ));
+            }
+        }
+    }
+    for (index, entry) in section.ports.unwrap_or_default().into_iter().enumerate() {
+        let mut port = InboundPort::new(entry.listen.0, entry.app.0);
+        if let Some(protocol) = entry.protocol {
+            port = port.with_protocol(protocol);
+        }
+        listeners.push(Listener::new(
+            format!("inbound.ports[{index}].listen"),
+            port.listen,
+            true,
+        ));
+        ports.push(port);
+    }
+    Ok(InboundConfig { ports })
+}
+
+fn resolve_outbound(
+    section: OutboundSection,
+    source: Source<'_>,
+    listeners: &mut Vec<Listener>,
+) -> Result<OutboundConfig, ConfigError> {
+    let mut config = OutboundConfig::default();
+    if let Some(listen) = section.listen {
+        config.listen = listen.0;
+    }
+    listeners.push(Listener::new(
+        "outbound.listen",
+        config.listen,
+        section.listen.is_some(),
+    ));
+    for (index, entry) in section.services.unwrap_or_default().into_iter().enumerate() {
+        if let Some(first) = config
+            .services
+            .iter()
+            .position(|service: &ServiceConfig| service.name == entry.name)
+        {
+            let path = format!("outbound.services[{index}].name");
+            return Err(source.error(
+                ConfigErrorKind::DuplicateService,
+                &path,
+                &path,
+                format!(
+                    "service {:?} is already defined at outbound.services[{first}]",
+                    entry.name.as_str()
+                ),
+            ));
+        }
+        config.services.push(ServiceConfig {
+            name: entry.name,
+            endpoints: entry.endpoints.0,
+        });
+    }
+    Ok(config)
+}
+
+fn resolve_server(section: &ServerSection) -> ServerTuning {
+    let mut tuning = ServerTuning::default();
+    if let Some(timeout) = section.header_read_timeout {
+        tuning.header_read_timeout = timeout.0;
+    }
+    if let Some(timeout) = section.detect_timeout {
+        tuning.detect_timeout = timeout.0;
+    }
+    if let Some(max) = section.max_connections {
+        tuning.max_connections = max;
+    }
+    if let Some(grace) = section.shutdown_grace {
+        tuning.shutdown_grace = grace.0;
+    }
+    if let Some(threads) = section.threads {
+        tuning.threads = threads;
+    }
+    tuning
+}
+
+/// A socket the sidecar will bind, and the field that asked for it.
+#[derive(Debug)]
+struct Listener {
+    path: String,
+    addr: SocketAddr,
+    /// Written in the file, as opposed to a default.
+    explicit: bool,
+}
+
+impl Listener {
+    fn new(path: impl Into<String>, addr: SocketAddr, explicit: bool) -> Self {
+        Listener {
+            path: path.into(),
+            addr,
+            explicit,
+        }
+    }
+}
+
+/// Whether two listeners would fight over a port. Port 0 asks the system
+/// for a free port, so it never conflicts. An unspecified address
+/// (`0.0.0.0`, `[::]`) takes the port on every interface.
+///
+/// The sidecar binds with `SO_REUSEPORT` (one listener per core), so the
+/// system would not refuse the second bind: connections would be shared
+/// between the two listeners at random. Hence this check.
+fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Rejects two listeners on one port. The one reported is the later in the
+/// file (a default counts as first), and the message names the other.
+fn check_listeners(listeners: Vec<Listener>, source: Source<'_>) -> Result<(), ConfigError> {
+    let clash = listeners
+        .iter()
+        .enumerate()
+        .any(|(i, a)| listeners[..i].iter().any(|b| conflict(a.addr, b.addr)));
+    if !clash {
+        return Ok(());
+    }
+    let mut placed: Vec<(Listener, Option<Location>)> = listeners
+        .into_iter()
+        .map(|listener| {
+            let location = listener
+                .explicit
+                .then(|| locate(source.text, &listener.path))
+                .flatten();
+            (listener, location)
+        })
+        .collect();
+    placed.sort_by_key(|(listener, location)| {
+        (listener.explicit, location.map(|location| location.index))
+    });
+    for (i, (second, location)) in placed.iter().enumerate() {
+        let Some((first, first_location)) = placed[..i]
+            .iter()
+            .find(|(first, _)| conflict(first.addr, second.addr))
+        else {
+            continue;
+        };
+        let whence = match (first.explicit, first_location) {
+            (false, _) => ", the default".to_owned(),
+            (true, Some(location)) => format!(", line {}", location.line),
+            (true, None) => String::new(),
+        };
+        let message = format!(
+            "port {} is already taken by {} ({}{whence})",
+            second.addr.port(),
+            first.path,
+            first.addr,
+        );
+        return Err(ConfigError::new(
+            ConfigErrorKind::DuplicateListener,
+            source.origin,
+            &second.path,
+            message,
+        )
+        .at(*location));
+    }
+    Ok(())
+}
