@@ -33,6 +33,7 @@ pub mod detect;
 pub mod error;
 pub mod identity;
 pub mod io;
+pub mod labels;
 pub mod proxy;
 pub mod route;
 pub mod serve;
