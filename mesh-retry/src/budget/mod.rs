@@ -1,0 +1,169 @@
+//! A retry budget: retries as a share of requests, not a count per request.
+//!
+//! # Why a budget
+//!
+//! A policy of "retry up to 3 times" looks harmless while failures are rare.
+//! When an upstream goes down it turns every request into four, so the
+//! upstream that is already failing receives four times its load, and every
+//! layer of the call graph that retries multiplies again: a retry storm. A
+//! cap per request cannot prevent it, because the cap is reached on every
+//! request at once.
+//!
+//! A budget caps retries as a fraction of the traffic instead. Finagle
+//! introduced the design; Linkerd's ServiceProfile `retryBudget`, tower's
+//! `TpsBudget` and the Gateway API (GEP-3388) all copy it:
+//!
+//! - every original request **deposits** [`retry_ratio`] of a retry;
+//! - every retry **withdraws** one whole retry, and is made only when the
+//!   balance allows it;
+//! - a **reserve** of `min_retries_per_second × ttl` retries is always
+//!   there, so a client with little traffic can still retry;
+//! - deposits and withdrawals **expire** after `ttl`, counted in ten
+//!   sliding slots, so the budget follows the recent traffic.
+//!
+//! Over any `ttl`, retries ≤ `retry_ratio` × requests +
+//! `min_retries_per_second` × `ttl`. With the defaults (0.2, 10/s, 10 s) an
+//! upstream that fails every request sees at most 1.2 times its load, plus
+//! a hundred retries, however long the outage lasts.
+//!
+//! # Exact ratios
+//!
+//! The budget counts in ten-thousandths of a retry: a deposit adds
+//! `retry_ratio × 10 000` units (rounded to the nearest unit) and a
+//! withdrawal takes 10 000. So 0.3 allows exactly three retries per ten
+//! requests. tower's port instead withdraws `trunc(1 / ratio)` whole
+//! deposits, which turns 0.3 into 1/3 and 0.6 into 1/1 (tower #857).
+//!
+//! # Sharing and cost
+//!
+//! A `Budget` is meant to be shared through an [`Arc`](std::sync::Arc):
+//! one per service, or one across several services and routes. A deposit is
+//! a clock read and one compare-and-swap on an atomic word; a withdrawal
+//! adds a read of the ten slots. Neither takes a lock. Time comes from
+//! [`tokio::time::Instant`], so tests can pause it.
+//!
+//! A withdrawal never overdraws: it subtracts first, then checks the
+//! balance, and puts the retry back if the balance went below zero. Two
+//! withdrawals racing for the last retry may therefore both be refused; the
+//! budget errs on the side of fewer retries.
+//!
+//! ```
+//! use mesh_retry::{Budget, BudgetConfig};
+//!
+//! let budget = Budget::new(BudgetConfig::default());
+//! // The reserve alone allows 10 retries per second over 10 seconds.
+//! assert_eq!(budget.balance(), 100.0);
+//! budget.deposit();
+//! assert_eq!(budget.balance(), 100.2);
+//! assert!(budget.withdraw());
+//! assert_eq!(budget.balance(), 99.2);
+//! ```
+//!
+//! [`retry_ratio`]: BudgetConfig::retry_ratio
+
+use std::{fmt, time::Duration};
+
+use tokio::time::Instant;
+
+mod config;
+#[cfg(test)]
+mod tests;
+mod window;
+
+pub use self::config::{BudgetConfig, InvalidBudget};
+use self::window::{SLOTS, Window};
+
+/// Units per retry: the budget counts in ten-thousandths of a retry.
+const SCALE: i64 = 10_000;
+
+/// A Finagle-style retry budget. See the [module docs](self).
+pub struct Budget {
+    config: BudgetConfig,
+    /// Units each original request adds.
+    deposit: i64,
+    /// Units each retry takes: one whole retry.
+    withdraw: i64,
+    /// Units that are always available.
+    reserve: i64,
+    window: Window,
+    origin: Instant,
+    /// The width of one of the ten slots, in nanoseconds.
+    slot_nanos: u128,
+}
+
+impl Budget {
+    /// A budget with `config`'s parameters, starting from its reserve.
+    pub fn new(config: BudgetConfig) -> Self {
+        // The ratio is at most 1000, so the product fits an i64 exactly.
+        let deposit = (config.retry_ratio() * SCALE as f64).round() as i64;
+        let slot = config.ttl() / SLOTS as u32;
+        Self {
+            config,
+            deposit,
+            withdraw: SCALE,
+            reserve: config.reserve_units(SCALE),
+            window: Window::new(),
+            origin: Instant::now(),
+            slot_nanos: slot.as_nanos().max(1),
+        }
+    }
+
+    /// The parameters this budget was built with.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.config
+    }
+
+    /// Records an original request: adds `retry_ratio` of a retry.
+    pub fn deposit(&self) {
+        if self.deposit != 0 {
+            self.window.add(self.generation(), self.deposit);
+        }
+    }
+
+    /// Takes one retry from the budget. Returns `false`, and takes nothing,
+    /// when the balance has less than one retry.
+    pub fn withdraw(&self) -> bool {
+        let generation = self.generation();
+        self.window.add(generation, -self.withdraw);
+        if self.reserve.saturating_add(self.window.sum(generation)) >= 0 {
+            return true;
+        }
+        // Overdrawn: put it back. A later generation is as good a slot as
+        // any for the refund, since the sum counts them all.
+        self.window.add(self.generation(), self.withdraw);
+        false
+    }
+
+    /// The retries the budget allows right now, in whole and fractional
+    /// retries.
+    pub fn balance(&self) -> f64 {
+        let units = self
+            .reserve
+            .saturating_add(self.window.sum(self.generation()));
+        units as f64 / SCALE as f64
+    }
+
+    /// Which slot width the present falls in, counted from the budget's
+    /// creation.
+    fn generation(&self) -> u64 {
+        let elapsed: Duration = Instant::now().saturating_duration_since(self.origin);
+        // 2^64 slot widths of at least 100 ms outlast any process.
+        u64::try_from(elapsed.as_nanos() / self.slot_nanos).unwrap_or(u64::MAX)
+    }
+}
+
+impl Default for Budget {
+    /// A budget with the [default parameters](BudgetConfig::default).
+    fn default() -> Self {
+        Self::new(BudgetConfig::default())
+    }
+}
+
+impl fmt::Debug for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("config", &self.config)
+            .field("balance", &self.balance())
+            .finish()
+    }
+}

@@ -1,0 +1,154 @@
+//! A sliding window of ten slots, updated without locks.
+//!
+//! Each slot is one `AtomicU64` that packs the slot's generation (which
+//! tenth of the window it counts) with its balance. Because both live in one
+//! word, a writer that finds a slot still holding an old generation resets
+//! and adds in a single compare-and-swap: no deposit can land between the
+//! reset and the add and be lost, which a pair of separate atomics would
+//! allow.
+//!
+//! The generation is the number of whole slot widths since the window was
+//! created. The slot index comes from the full 64-bit generation; the slot
+//! stores its low [`GEN_BITS`] bits, and a reader treats a slot as current
+//! when its stored generation is less than [`SLOTS`] behind the present one,
+//! modulo 2^28. A slot idle for a whole multiple of 2^28 slot widths (at
+//! least 310 days, at the shortest ttl of one second) would be read as
+//! current once; nothing else can make a stale slot count.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many slots the window has: Finagle's ten.
+pub(super) const SLOTS: u64 = 10;
+
+const GEN_BITS: u32 = 28;
+const VALUE_BITS: u32 = 64 - GEN_BITS;
+const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
+const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
+
+/// The largest balance one slot holds; sums past it saturate.
+pub(super) const VALUE_MAX: i64 = (1 << (VALUE_BITS - 1)) - 1;
+const VALUE_MIN: i64 = -(1 << (VALUE_BITS - 1));
+
+#[derive(Debug)]
+pub(super) struct Window {
+    slots: [AtomicU64; SLOTS as usize],
+}
+
+impl Window {
+    pub(super) fn new() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Adds `amount` (which may be negative) to the slot of `generation`,
+    /// resetting the slot first if it holds an older generation.
+    pub(super) fn add(&self, generation: u64, amount: i64) {
+        let slot = &self.slots[slot_index(generation)];
+        let current = generation & GEN_MASK;
+        // `fetch_update` retries the closure until its compare-and-swap wins;
+        // the closure always returns `Some`, so the result is always `Ok`.
+        let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+            let (stored, value) = unpack(word);
+            let base = if stored == current { value } else { 0 };
+            Some(pack(current, base.saturating_add(amount)))
+        });
+    }
+
+    /// The sum of every slot that is less than a window old at `generation`.
+    pub(super) fn sum(&self, generation: u64) -> i64 {
+        let current = generation & GEN_MASK;
+        self.slots
+            .iter()
+            .map(|slot| {
+                let (stored, value) = unpack(slot.load(Ordering::Acquire));
+                if current.wrapping_sub(stored) & GEN_MASK < SLOTS {
+                    value
+                } else {
+                    0
+                }
+            })
+            .fold(0_i64, i64::saturating_add)
+    }
+}
+
+fn slot_index(generation: u64) -> usize {
+    // Less than SLOTS, so the cast cannot truncate.
+    (generation % SLOTS) as usize
+}
+
+fn pack(generation: u64, value: i64) -> u64 {
+    let value = value.clamp(VALUE_MIN, VALUE_MAX);
+    (generation << VALUE_BITS) | (value as u64 & VALUE_MASK)
+}
+
+fn unpack(word: u64) -> (u64, i64) {
+    let generation = word >> VALUE_BITS;
+    // Shift the value's sign bit to the top, then back with sign extension.
+    let value = ((word << GEN_BITS) as i64) >> GEN_BITS;
+    (generation, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_keeps_the_generation_and_the_signed_value() {
+        for value in [0, 1, -1, 12_345, -12_345, VALUE_MAX, VALUE_MIN] {
+            for generation in [0, 1, GEN_MASK] {
+                assert_eq!(unpack(pack(generation, value)), (generation, value));
+            }
+        }
+    }
+
+    #[test]
+    fn a_slot_saturates_instead_of_wrapping() {
+        let window = Window::new();
+        window.add(0, VALUE_MAX);
+        window.add(0, VALUE_MAX);
+        assert_eq!(window.sum(0), VALUE_MAX);
+        window.add(0, -1);
+        assert_eq!(window.sum(0), VALUE_MAX - 1);
+    }
+
+    #[test]
+    fn a_slot_reused_by_a_later_generation_starts_from_zero() {
+        let window = Window::new();
+        window.add(3, 100);
+        assert_eq!(window.sum(3), 100);
+        assert_eq!(
+            window.sum(12),
+            100,
+            "nine generations later it still counts"
+        );
+        assert_eq!(window.sum(13), 0, "ten generations later it has expired");
+        window.add(13, 7);
+        assert_eq!(
+            window.sum(13),
+            7,
+            "the reused slot does not keep the old 100"
+        );
+    }
+
+    #[test]
+    fn sums_span_every_live_slot() {
+        let window = Window::new();
+        for generation in 0..10 {
+            window.add(generation, 1);
+        }
+        assert_eq!(window.sum(9), 10);
+        assert_eq!(window.sum(10), 9);
+        assert_eq!(window.sum(15), 4);
+    }
+
+    #[test]
+    fn generations_past_the_stored_bits_still_find_their_slot() {
+        let window = Window::new();
+        let late = (1 << GEN_BITS) + 5;
+        window.add(late, 9);
+        assert_eq!(window.sum(late), 9);
+        assert_eq!(window.sum(late + 9), 9);
+        assert_eq!(window.sum(late + 10), 0);
+    }
+}
