@@ -136,7 +136,7 @@ fn defaults_are_linkerds_ports() {
     assert!(config.outbound.services.is_empty());
     assert_eq!(config.admin.listen, addr("0.0.0.0:4191"));
     let server = config.server;
-    assert_eq!(server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(server.header_read_timeout, Duration::from_secs(60));
     assert_eq!(server.detect_timeout, Duration::from_secs(10));
     assert_eq!(server.max_connections.get(), 10_000);
     assert_eq!(server.shutdown_grace, Duration::from_secs(30));

@@ -72,7 +72,14 @@ pub struct ServerConfig {
     /// What the port carries. Default [`Protocol::Detect`].
     pub protocol: Protocol,
     /// How long an HTTP/1 client may take to send a request's headers.
-    /// Default 10 seconds.
+    /// Default 60 seconds.
+    ///
+    /// The clock starts when the server waits for a request, including the
+    /// next request on a keep-alive connection, so this is also how long an
+    /// idle HTTP/1 connection stays open. Keep it above the pool idle timeout
+    /// of the clients in front (30 seconds for [`crate::client::Client`]):
+    /// a server that closes an idle connection just as a client reuses it
+    /// fails that client's request.
     pub header_read_timeout: Duration,
     /// How long protocol detection waits for the first bytes. Default 10
     /// seconds.
@@ -89,7 +96,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             protocol: Protocol::default(),
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(60),
             detect_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(30),
@@ -232,5 +239,19 @@ impl<A> Server<A> {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_server_connections_outlive_the_clients_idle_pool() {
+        // A server that closes idle connections before a client's pool does
+        // races that client's next request on the connection.
+        let client = crate::client::ClientConfig::default();
+        let server = ServerConfig::default();
+        assert!(client.pool_idle_timeout < server.header_read_timeout);
     }
 }

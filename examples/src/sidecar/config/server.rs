@@ -46,8 +46,10 @@ pub struct ServerTuning {
 }
 
 impl ServerTuning {
-    /// The default `header_read_timeout`: 10 seconds.
-    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default `header_read_timeout`: 60 seconds, longer than the
+    /// upstream client's 30-second pool idle timeout, so that one sidecar
+    /// never reuses a connection the next one is closing.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
     /// The default `detect_timeout`: 10 seconds.
     pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default `max_connections`: 10,000.
