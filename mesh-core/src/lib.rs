@@ -35,6 +35,7 @@ pub mod identity;
 pub mod io;
 pub mod labels;
 pub mod proxy;
+pub mod resource;
 pub mod route;
 pub mod serve;
 

@@ -1,0 +1,212 @@
+//! Turning an `HTTPRoute`'s matches into [`RouteMatch`]es.
+
+use std::fmt;
+
+use http::{HeaderName, Method, header::InvalidHeaderName, method::InvalidMethod};
+
+use super::{
+    HttpHeaderMatch, HttpPathMatch, HttpQueryParamMatch, HttpRoute, HttpRouteMatch, HttpRouteRule,
+    PathMatchType, ValueMatchType,
+};
+use crate::resource::{DocumentContext, ResourceError, ResourceErrorKind};
+use crate::route::{
+    HeaderMatch, InvalidRouteMatch, PathMatch, QueryParamMatch, RouteMatch, ValueMatch,
+};
+
+impl HttpRoute {
+    /// The matches of every rule, in order: one list per rule.
+    ///
+    /// # Errors
+    ///
+    /// The first match that cannot be built, naming its field from the
+    /// document's root (`spec.rules[1].matches[0].path.value`).
+    pub fn rule_matches(&self) -> Result<Vec<Vec<RouteMatch>>, InvalidMatch> {
+        self.spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                rule.route_matches()
+                    .map_err(|e| e.within(&format!("spec.rules[{i}]")))
+            })
+            .collect()
+    }
+}
+
+impl HttpRouteRule {
+    /// The rule's matches. A rule without matches matches every request,
+    /// so it gives one empty [`RouteMatch`].
+    ///
+    /// # Errors
+    ///
+    /// The first match that cannot be built, naming its field from the
+    /// rule (`matches[0].path.value`).
+    pub fn route_matches(&self) -> Result<Vec<RouteMatch>, InvalidMatch> {
+        if self.matches.is_empty() {
+            return Ok(vec![RouteMatch::new()]);
+        }
+        self.matches
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.to_route_match()
+                    .map_err(|e| e.within(&format!("matches[{i}]")))
+            })
+            .collect()
+    }
+}
+
+impl HttpRouteMatch {
+    /// The match as a [`RouteMatch`].
+    ///
+    /// # Errors
+    ///
+    /// A path that is not absolute, a regular expression that does not
+    /// compile, a header name or a method that is not a valid token; the
+    /// error names the field from the match (`headers[1].value`).
+    pub fn to_route_match(&self) -> Result<RouteMatch, InvalidMatch> {
+        let mut route = RouteMatch::new();
+        if let Some(path) = &self.path {
+            route = route.with_path(path_match(path)?);
+        }
+        if let Some(method) = &self.method {
+            let method = Method::from_bytes(method.as_bytes())
+                .map_err(|e| InvalidMatch::new("method", InvalidMatchReason::Method(e)))?;
+            route = route.with_method(method);
+        }
+        for (i, header) in self.headers.iter().enumerate() {
+            route = route
+                .with_header(header_match(header).map_err(|e| e.within(&format!("headers[{i}]")))?);
+        }
+        for (i, param) in self.query_params.iter().enumerate() {
+            route = route.with_query_param(
+                query_match(param).map_err(|e| e.within(&format!("queryParams[{i}]")))?,
+            );
+        }
+        Ok(route)
+    }
+}
+
+fn path_match(path: &HttpPathMatch) -> Result<PathMatch, InvalidMatch> {
+    match path.kind {
+        PathMatchType::Exact => PathMatch::exact(&path.value),
+        PathMatchType::PathPrefix => PathMatch::prefix(&path.value),
+        PathMatchType::RegularExpression => PathMatch::regex(&path.value),
+    }
+    .map_err(|e| InvalidMatch::new("path.value", InvalidMatchReason::Route(e)))
+}
+
+fn value_match(kind: ValueMatchType, value: &str) -> Result<ValueMatch, InvalidMatch> {
+    match kind {
+        ValueMatchType::Exact => Ok(ValueMatch::exact(value)),
+        ValueMatchType::RegularExpression => ValueMatch::regex(value)
+            .map_err(|e| InvalidMatch::new("value", InvalidMatchReason::Route(e))),
+    }
+}
+
+fn header_match(header: &HttpHeaderMatch) -> Result<HeaderMatch, InvalidMatch> {
+    let name = HeaderName::from_bytes(header.name.as_bytes())
+        .map_err(|e| InvalidMatch::new("name", InvalidMatchReason::HeaderName(e)))?;
+    Ok(HeaderMatch::new(
+        name,
+        value_match(header.kind, &header.value)?,
+    ))
+}
+
+fn query_match(param: &HttpQueryParamMatch) -> Result<QueryParamMatch, InvalidMatch> {
+    Ok(QueryParamMatch::new(
+        param.name.as_str(),
+        value_match(param.kind, &param.value)?,
+    ))
+}
+
+/// A match of an `HTTPRoute` that cannot be turned into a [`RouteMatch`].
+/// It names the field, relative to where the conversion started.
+#[derive(Debug)]
+pub struct InvalidMatch {
+    field_path: String,
+    reason: InvalidMatchReason,
+}
+
+/// Why a match could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InvalidMatchReason {
+    /// A path or a regular expression was rejected.
+    Route(InvalidRouteMatch),
+    /// A header name is not a valid token.
+    HeaderName(InvalidHeaderName),
+    /// A method is not a valid token.
+    Method(InvalidMethod),
+}
+
+impl InvalidMatch {
+    fn new(field_path: &str, reason: InvalidMatchReason) -> Self {
+        Self {
+            field_path: field_path.to_owned(),
+            reason,
+        }
+    }
+
+    fn within(mut self, prefix: &str) -> Self {
+        self.field_path = format!("{prefix}.{}", self.field_path);
+        self
+    }
+
+    /// The path of the offending field, such as
+    /// `spec.rules[0].matches[1].path.value`.
+    pub fn field_path(&self) -> &str {
+        &self.field_path
+    }
+
+    /// Why the match was rejected.
+    pub fn reason(&self) -> &InvalidMatchReason {
+        &self.reason
+    }
+}
+
+impl DocumentContext<'_> {
+    /// The error for a match of this document that cannot be built; its
+    /// field path is taken as written from the document's root, as
+    /// [`HttpRoute::rule_matches`] gives it.
+    pub fn match_error(&self, error: InvalidMatch) -> ResourceError {
+        self.error(
+            ResourceErrorKind::InvalidValue,
+            &error.field_path,
+            error.reason.to_string(),
+        )
+        .with_source(error.reason)
+    }
+}
+
+impl fmt::Display for InvalidMatchReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Route(e) => fmt::Display::fmt(e, f),
+            Self::HeaderName(_) => f.write_str("invalid header name"),
+            Self::Method(_) => f.write_str("invalid method"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidMatchReason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Route(e) => e.source(),
+            Self::HeaderName(e) => Some(e),
+            Self::Method(e) => Some(e),
+        }
+    }
+}
+
+impl fmt::Display for InvalidMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid match at {}", self.field_path)
+    }
+}
+
+impl std::error::Error for InvalidMatch {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.reason)
+    }
+}

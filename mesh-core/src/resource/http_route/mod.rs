@@ -1,0 +1,289 @@
+//! `HTTPRoute`: the Gateway API's HTTP routing resource, as Linkerd reads it.
+//!
+//! One type serves two readers. Authorization reads the routes whose parent
+//! is a Linkerd `Server`: their matches narrow which requests an
+//! `AuthorizationPolicy` admits. Outbound routing reads the routes whose
+//! parent is a `Service`: their timeouts, retries and Linkerd's
+//! `retry.linkerd.io/*` and `timeout.linkerd.io/*` annotations apply to the
+//! requests they match. Each reader picks its routes with
+//! [`ParentReference::is_server`] or [`ParentReference::is_service`].
+//!
+//! The model is faithful to the manifest: strings stay strings until
+//! [`HttpRoute::rule_matches`] (or the per-rule and per-match forms) turns
+//! the matches into [`RouteMatch`]es, with an error that names the field.
+//! Filters of types that are modelled are typed; any other filter, such as
+//! `RequestMirror`, is kept by its type name so a reader can warn about it.
+
+use serde::Deserialize;
+
+use super::{GatewayDuration, ObjectMeta, Resource};
+
+mod convert;
+mod filter;
+
+pub use self::{
+    convert::{InvalidMatch, InvalidMatchReason},
+    filter::{
+        HeaderModifier, HttpHeader, HttpPathModifier, HttpRouteFilter, PathModifierType,
+        RequestRedirect,
+    },
+};
+
+/// The Gateway API group, the default group of a parent reference.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Linkerd's policy group, the group of `Server` parents.
+pub const POLICY_GROUP: &str = "policy.linkerd.io";
+
+/// An `HTTPRoute` (`policy.linkerd.io/v1beta1`..`v1beta3`, or
+/// `gateway.networking.k8s.io/v1beta1` and `v1`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRoute {
+    /// The `apiVersion` the route was written at.
+    pub api_version: super::ApiVersion,
+    /// Always `HTTPRoute`.
+    pub kind: String,
+    /// Name, namespace, labels and annotations.
+    pub metadata: ObjectMeta,
+    /// The route itself.
+    pub spec: HttpRouteSpec,
+}
+
+impl Resource for HttpRoute {
+    const KIND: &'static str = "HTTPRoute";
+    const API_VERSIONS: &'static [&'static str] = &[
+        "policy.linkerd.io/v1beta1",
+        "policy.linkerd.io/v1beta2",
+        "policy.linkerd.io/v1beta3",
+        "gateway.networking.k8s.io/v1beta1",
+        "gateway.networking.k8s.io/v1",
+    ];
+}
+
+/// `spec` of an [`HttpRoute`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteSpec {
+    /// What the route attaches to: a `Server`, a `Service` or a `Gateway`.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// The hostnames the route applies to; empty means any.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules, each a set of matches and what to do with them.
+    #[serde(default)]
+    pub rules: Vec<HttpRouteRule>,
+}
+
+/// A `parentRefs` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentReference {
+    /// `group`; the Gateway API's default is [`GATEWAY_GROUP`].
+    #[serde(default)]
+    pub group: Option<String>,
+    /// `kind`; the Gateway API's default is `Gateway`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `namespace`; the route's own namespace when absent.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `name` of the parent.
+    pub name: String,
+    /// `sectionName`: a named part of the parent (a listener, a port name).
+    #[serde(default)]
+    pub section_name: Option<String>,
+    /// `port` of the parent, for a `Service` parent.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+impl ParentReference {
+    /// The group, with the Gateway API's default applied.
+    pub fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or(GATEWAY_GROUP)
+    }
+
+    /// The kind, with the Gateway API's default applied.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or("Gateway")
+    }
+
+    /// Whether the parent is a Linkerd `Server` (group `policy.linkerd.io`).
+    pub fn is_server(&self) -> bool {
+        self.group() == POLICY_GROUP && self.kind() == "Server"
+    }
+
+    /// Whether the parent is a Kubernetes `Service` (the core group, written
+    /// `""` or `core`).
+    pub fn is_service(&self) -> bool {
+        matches!(self.group(), "" | "core") && self.kind() == "Service"
+    }
+}
+
+/// A `backendRefs` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendReference {
+    /// `group`; the core group when absent.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// `kind`; `Service` when absent.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `name` of the backend.
+    pub name: String,
+    /// `namespace`; the route's own namespace when absent.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `port` of the backend.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `weight`, relative to the rule's other backends; 1 when absent.
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// A `rules` entry: which requests, and what to do with them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRule {
+    /// `name` (GEP-995), used as the route's label when set.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `matches`: a request matches the rule when it matches any of them.
+    /// Empty means every request (the Gateway API's default is one
+    /// `PathPrefix /` match).
+    #[serde(default)]
+    pub matches: Vec<HttpRouteMatch>,
+    /// `filters`, in order.
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    /// `backendRefs`.
+    #[serde(default)]
+    pub backend_refs: Vec<BackendReference>,
+    /// `timeouts` (GEP-1742).
+    #[serde(default)]
+    pub timeouts: Option<HttpRouteTimeouts>,
+    /// `retry` (GEP-1731).
+    #[serde(default)]
+    pub retry: Option<HttpRouteRetry>,
+}
+
+impl HttpRouteRule {
+    /// The type names of the filters that are not modelled, such as
+    /// `RequestMirror`, for a warning.
+    pub fn unsupported_filters(&self) -> impl Iterator<Item = &str> {
+        self.filters.iter().filter_map(|f| match f {
+            HttpRouteFilter::Unsupported { type_name } => Some(type_name.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// A `matches` entry. Every condition that is set must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteMatch {
+    /// `path`; absent means every path.
+    #[serde(default)]
+    pub path: Option<HttpPathMatch>,
+    /// `headers`.
+    #[serde(default)]
+    pub headers: Vec<HttpHeaderMatch>,
+    /// `queryParams`.
+    #[serde(default)]
+    pub query_params: Vec<HttpQueryParamMatch>,
+    /// `method`, such as `GET`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `path` of a match.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct HttpPathMatch {
+    /// `type`; `PathPrefix` when absent.
+    #[serde(rename = "type", default)]
+    pub kind: PathMatchType,
+    /// `value`; `/` when absent.
+    #[serde(default = "root_path")]
+    pub value: String,
+}
+
+fn root_path() -> String {
+    "/".to_owned()
+}
+
+/// How a path is compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+pub enum PathMatchType {
+    /// The path equals the value.
+    Exact,
+    /// The path starts with the value's elements.
+    #[default]
+    PathPrefix,
+    /// The whole path matches the value as a regular expression.
+    RegularExpression,
+}
+
+/// How a header or query parameter value is compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+pub enum ValueMatchType {
+    /// The value equals the given one.
+    #[default]
+    Exact,
+    /// The whole value matches the given regular expression.
+    RegularExpression,
+}
+
+/// A `headers` entry of a match.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct HttpHeaderMatch {
+    /// `type`; `Exact` when absent.
+    #[serde(rename = "type", default)]
+    pub kind: ValueMatchType,
+    /// `name`, compared case-insensitively.
+    pub name: String,
+    /// `value`.
+    pub value: String,
+}
+
+/// A `queryParams` entry of a match.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct HttpQueryParamMatch {
+    /// `type`; `Exact` when absent.
+    #[serde(rename = "type", default)]
+    pub kind: ValueMatchType,
+    /// `name`, compared case-sensitively.
+    pub name: String,
+    /// `value`.
+    pub value: String,
+}
+
+/// `timeouts` of a rule (GEP-1742).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteTimeouts {
+    /// `request`: the whole request, every retry included. `0s` disables it.
+    #[serde(default)]
+    pub request: Option<GatewayDuration>,
+    /// `backendRequest`: one attempt at a backend.
+    #[serde(default)]
+    pub backend_request: Option<GatewayDuration>,
+}
+
+/// `retry` of a rule (GEP-1731).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRetry {
+    /// `codes`: the HTTP status codes that are retried.
+    #[serde(default)]
+    pub codes: Vec<u16>,
+    /// `attempts`: the most retries for one request.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// `backoff`: the base wait between attempts.
+    #[serde(default)]
+    pub backoff: Option<GatewayDuration>,
+}

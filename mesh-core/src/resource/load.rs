@@ -1,0 +1,428 @@
+//! Reading a multi-document YAML text one document at a time.
+
+use std::fmt;
+
+use serde::{Deserialize, de::DeserializeOwned, de::IgnoredAny};
+
+use super::{
+    SERVER_SET_FIELDS,
+    error::{self, ResourceError, ResourceErrorKind},
+    locate::locate,
+    meta::{ApiVersion, Envelope},
+};
+
+/// A resource type that can be read from a document: its `kind` and the
+/// `apiVersion`s it is read at.
+pub trait Resource: DeserializeOwned {
+    /// The `kind` the type reads, such as `HTTPRoute`.
+    const KIND: &'static str;
+
+    /// The `apiVersion`s the type reads, such as
+    /// `gateway.networking.k8s.io/v1`.
+    const API_VERSIONS: &'static [&'static str];
+}
+
+/// The documents of a multi-document YAML text, in order.
+///
+/// Each item is a [`Document`] whose [`Envelope`] (`apiVersion`, `kind`,
+/// name) has been read, and whose body the caller reads as the type its
+/// kind calls for. Empty documents (a stray `---`, comments only) are
+/// skipped but still counted, so document numbers match what an editor
+/// shows between separators. The first error ends the iteration.
+///
+/// The text is parsed in lockstep by three parsers, one document at a time:
+/// one checks the syntax, one reads the envelope and one is handed to the
+/// caller. So each document is parsed a fixed number of times, however many
+/// documents there are, and errors keep their absolute lines.
+pub struct Documents<'t> {
+    origin: &'t str,
+    text: &'t str,
+    syntax: serde_yaml_ng::Deserializer<'t>,
+    envelopes: serde_yaml_ng::Deserializer<'t>,
+    bodies: serde_yaml_ng::Deserializer<'t>,
+    index: usize,
+    done: bool,
+}
+
+impl<'t> Documents<'t> {
+    /// The documents of `text`. `origin` (a file name, say) names the text in
+    /// errors.
+    pub fn new(origin: &'t str, text: &'t str) -> Self {
+        Self {
+            origin,
+            text,
+            syntax: serde_yaml_ng::Deserializer::from_str(text),
+            envelopes: serde_yaml_ng::Deserializer::from_str(text),
+            bodies: serde_yaml_ng::Deserializer::from_str(text),
+            index: 0,
+            done: false,
+        }
+    }
+
+    fn next_document(&mut self) -> Option<Result<Document<'t>, ResourceError>> {
+        loop {
+            let syntax = self.syntax.next()?;
+            let (envelope, body) = (self.envelopes.next()?, self.bodies.next()?);
+            self.index += 1;
+            let index = self.index;
+            if let Err(e) = IgnoredAny::deserialize(syntax) {
+                return Some(Err(
+                    error::from_syntax(self.origin, &e).in_document(index, None, None)
+                ));
+            }
+            let envelope: Option<Envelope> = match serde_path_to_error::deserialize(envelope) {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    return Some(Err(
+                        error::from_serde(self.origin, e).in_document(index, None, None)
+                    ));
+                }
+            };
+            let Some(envelope) = envelope else { continue };
+            let context = DocumentContext {
+                origin: self.origin,
+                text: self.text,
+                index,
+                kind: envelope.kind.clone(),
+                name: envelope.metadata.name.clone(),
+            };
+            return Some(Ok(Document {
+                context,
+                envelope,
+                body,
+            }));
+        }
+    }
+}
+
+impl<'t> Iterator for Documents<'t> {
+    type Item = Result<Document<'t>, ResourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_document();
+        self.done = !matches!(next, Some(Ok(_)));
+        next
+    }
+}
+
+impl fmt::Debug for Documents<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Documents")
+            .field("origin", &self.origin)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One document whose envelope has been read.
+pub struct Document<'t> {
+    context: DocumentContext<'t>,
+    envelope: Envelope,
+    body: serde_yaml_ng::Deserializer<'t>,
+}
+
+impl<'t> Document<'t> {
+    /// The document's number, from 1.
+    pub fn index(&self) -> usize {
+        self.context.index
+    }
+
+    /// Its `apiVersion`, `kind`, name and namespace.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Its `kind`.
+    pub fn kind(&self) -> &str {
+        &self.envelope.kind
+    }
+
+    /// Its `apiVersion`.
+    pub fn api_version(&self) -> &ApiVersion {
+        &self.envelope.api_version
+    }
+
+    /// Its `metadata.name`, when it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.envelope.metadata.name.as_deref()
+    }
+
+    /// Where the document is, for errors found later.
+    pub fn context(&self) -> &DocumentContext<'t> {
+        &self.context
+    }
+
+    /// Whether the document's kind is `T`'s, whatever its version.
+    pub fn is<T: Resource>(&self) -> bool {
+        self.envelope.kind == T::KIND
+    }
+
+    /// Reads the document as `T`, after checking its `apiVersion` is one
+    /// `T` reads.
+    ///
+    /// # Errors
+    ///
+    /// [`UnsupportedVersion`](ResourceErrorKind::UnsupportedVersion) for an
+    /// `apiVersion` not in `T::API_VERSIONS`; otherwise as
+    /// [`parse`](Self::parse).
+    pub fn read<T: Resource>(self) -> Result<Parsed<'t, T>, ResourceError> {
+        let version = self.envelope.api_version.as_str();
+        if !T::API_VERSIONS.contains(&version) {
+            let message = format!(
+                "{} is not read at apiVersion {version}; it is read at {}",
+                T::KIND,
+                T::API_VERSIONS.join(", ")
+            );
+            return Err(self.context.error(
+                ResourceErrorKind::UnsupportedVersion,
+                "apiVersion",
+                message,
+            ));
+        }
+        self.parse()
+    }
+
+    /// Reads the whole document (`apiVersion`, `kind`, `metadata` and the
+    /// rest) as `T`, collecting the fields `T` does not read.
+    ///
+    /// # Errors
+    ///
+    /// A [`ResourceError`] naming the document, its kind and name, the
+    /// field path and the line: a missing required field, a value of the
+    /// wrong type, or a value `T` rejects.
+    pub fn parse<T: DeserializeOwned>(self) -> Result<Parsed<'t, T>, ResourceError> {
+        let context = self.context;
+        let mut ignored = Vec::new();
+        let mut record = |path: serde_ignored::Path<'_>| {
+            let path = field_path(&path);
+            if !is_server_set(&path) {
+                ignored.push(IgnoredField {
+                    origin: context.origin.to_owned(),
+                    document: context.index,
+                    kind: context.kind.clone(),
+                    name: context.name.clone(),
+                    path,
+                });
+            }
+        };
+        let tracking = serde_ignored::Deserializer::new(self.body, &mut record);
+        let value = serde_path_to_error::deserialize(tracking).map_err(|e| {
+            error::from_serde(context.origin, e).in_document(
+                context.index,
+                Some(&context.kind),
+                context.name.as_deref(),
+            )
+        })?;
+        Ok(Parsed {
+            value,
+            ignored,
+            context,
+        })
+    }
+
+    /// The document as a resource that was not read, for a warning.
+    pub fn into_other(self) -> OtherResource {
+        OtherResource {
+            origin: self.context.origin.to_owned(),
+            document: self.context.index,
+            api_version: self.envelope.api_version,
+            kind: self.envelope.kind,
+            name: self.envelope.metadata.name,
+        }
+    }
+}
+
+impl fmt::Debug for Document<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("context", &self.context)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a document is: enough to build a [`ResourceError`] about it, with
+/// the line of a field, after it has been read.
+#[derive(Clone, Debug)]
+pub struct DocumentContext<'t> {
+    origin: &'t str,
+    text: &'t str,
+    index: usize,
+    kind: String,
+    name: Option<String>,
+}
+
+impl DocumentContext<'_> {
+    /// Where the text came from.
+    pub fn origin(&self) -> &str {
+        self.origin
+    }
+
+    /// The document's number, from 1.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The document's `kind`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The document's `metadata.name`, when it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// An error about the field at `field_path` (such as
+    /// `spec.networks[0].cidr`) of this document, with its line when the
+    /// field is written in the text.
+    pub fn error(
+        &self,
+        kind: ResourceErrorKind,
+        field_path: &str,
+        message: impl Into<String>,
+    ) -> ResourceError {
+        ResourceError::new(kind, self.origin, message)
+            .in_document(self.index, Some(&self.kind), self.name.as_deref())
+            .at_field(field_path)
+            .at(locate(self.text, self.index, field_path))
+    }
+}
+
+/// A document read as `T`.
+#[derive(Debug)]
+pub struct Parsed<'t, T> {
+    /// The resource.
+    pub value: T,
+    /// The fields of the document that `T` does not read, to warn about.
+    pub ignored: Vec<IgnoredField>,
+    /// Where the document is, for errors found later.
+    pub context: DocumentContext<'t>,
+}
+
+/// A field of a document that was not read: unknown to the type, or a
+/// part of its spec that is not supported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredField {
+    /// Where the text came from.
+    pub origin: String,
+    /// The document's number, from 1.
+    pub document: usize,
+    /// The document's kind.
+    pub kind: String,
+    /// The document's name.
+    pub name: Option<String>,
+    /// The field's path, such as `spec.rules[0].retries`.
+    pub path: String,
+}
+
+impl fmt::Display for IgnoredField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: document {} ({}",
+            self.origin, self.document, self.kind
+        )?;
+        if let Some(name) = &self.name {
+            write!(f, " {name}")?;
+        }
+        write!(f, "): {}", self.path)
+    }
+}
+
+/// A document of a kind the reader does not read, kept so it can be named
+/// in a warning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherResource {
+    /// Where the text came from.
+    pub origin: String,
+    /// The document's number, from 1.
+    pub document: usize,
+    /// Its `apiVersion`.
+    pub api_version: ApiVersion,
+    /// Its `kind`.
+    pub kind: String,
+    /// Its `metadata.name`, when it has one.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for OtherResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: document {} ({}",
+            self.origin, self.document, self.kind
+        )?;
+        if let Some(name) = &self.name {
+            write!(f, " {name}")?;
+        }
+        write!(f, ", {})", self.api_version)
+    }
+}
+
+/// The resources of one kind read from a text, and what was not read.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// The resources of kind `T::KIND`, in document order.
+    pub resources: Vec<T>,
+    /// Documents of other kinds.
+    pub other: Vec<OtherResource>,
+    /// Fields of the resources that were not read.
+    pub ignored: Vec<IgnoredField>,
+}
+
+/// Reads every document of kind `T::KIND` in `text`, and lists the others.
+///
+/// # Errors
+///
+/// The first malformed document: a syntax error anywhere, or a document of
+/// kind `T::KIND` that `T` cannot read. Documents of other kinds are not
+/// checked beyond their envelope.
+pub fn load<T: Resource>(origin: &str, text: &str) -> Result<Loaded<T>, ResourceError> {
+    let mut loaded = Loaded {
+        resources: Vec::new(),
+        other: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for document in Documents::new(origin, text) {
+        let document = document?;
+        if document.is::<T>() {
+            let parsed = document.read::<T>()?;
+            loaded.resources.push(parsed.value);
+            loaded.ignored.extend(parsed.ignored);
+        } else {
+            loaded.other.push(document.into_other());
+        }
+    }
+    Ok(loaded)
+}
+
+/// `spec.rules[0].retries`, in the style of serde_path_to_error's paths.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+fn is_server_set(path: &str) -> bool {
+    SERVER_SET_FIELDS.iter().any(|field| {
+        path.strip_prefix(field)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
+}

@@ -1,0 +1,113 @@
+//! The parts every Kubernetes-style resource shares: `apiVersion`, `kind`
+//! and `metadata`.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::Deserialize;
+
+/// A resource's `apiVersion`: a group and a version (`policy.linkerd.io/v1beta3`),
+/// or a version alone for the core group (`v1`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(transparent)]
+pub struct ApiVersion(String);
+
+impl ApiVersion {
+    /// The `apiVersion` as written.
+    pub fn new(api_version: impl Into<String>) -> Self {
+        Self(api_version.into())
+    }
+
+    /// The group: the part before `/`, or `""` for the core group.
+    pub fn group(&self) -> &str {
+        self.0.rsplit_once('/').map_or("", |(group, _)| group)
+    }
+
+    /// The version: the part after `/`, or all of it for the core group.
+    pub fn version(&self) -> &str {
+        self.0
+            .rsplit_once('/')
+            .map_or(&*self.0, |(_, version)| version)
+    }
+
+    /// The `apiVersion` as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a document says about itself, read before the rest of it: enough
+/// to pick the type to read it as, and to name it in errors and warnings.
+///
+/// Only `apiVersion` and `kind` are required here; a resource type that
+/// needs a name requires it when the document is read as that type.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// The `apiVersion`.
+    pub api_version: ApiVersion,
+    /// The `kind`, such as `Server` or `HTTPRoute`.
+    pub kind: String,
+    /// `metadata.name` and `metadata.namespace`, when present.
+    #[serde(default)]
+    pub metadata: EnvelopeMeta,
+}
+
+/// The part of `metadata` an [`Envelope`] reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct EnvelopeMeta {
+    /// `metadata.name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `metadata.namespace`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A resource's `metadata`, as configuration reads it.
+///
+/// Fields that the Kubernetes API server writes and that never carry
+/// configuration (`uid`, `resourceVersion`, `managedFields`, ...) are
+/// accepted without a warning, so that the output of `kubectl get -o yaml`
+/// reads cleanly; see [`SERVER_SET_FIELDS`](super::SERVER_SET_FIELDS). Any
+/// other field of `metadata` is reported as ignored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct ObjectMeta {
+    /// `metadata.name`. Required.
+    pub name: String,
+    /// `metadata.namespace`. When absent, the resource belongs to the
+    /// namespace the reader applies it to, as with `kubectl apply -n`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`, such as Linkerd's `retry.linkerd.io/http`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// Metadata naming `name`, with no namespace, labels or annotations.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The annotation `key`, if set.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+
+    /// The namespace, or `default` when none is set.
+    pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(default)
+    }
+}

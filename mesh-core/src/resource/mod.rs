@@ -1,0 +1,96 @@
+//! Kubernetes-style resources, read from multi-document YAML.
+//!
+//! Users of a mesh already write its configuration as Kubernetes resources:
+//! Linkerd's `Server` and `AuthorizationPolicy`, the Gateway API's
+//! `HTTPRoute`. The mesh reads those same manifests, so a file that works
+//! with `kubectl apply` works here. This module holds what every reader of
+//! them shares:
+//!
+//! - [`Documents`] splits a YAML text into documents and reads each one's
+//!   [`Envelope`] (`apiVersion`, `kind`, `metadata.name`), so the caller can
+//!   choose the type to read the rest as;
+//! - [`Document::read`] reads a document as a [`Resource`] type, and lists
+//!   the fields that type does not read ([`IgnoredField`]), so they can be
+//!   reported rather than dropped;
+//! - a document of a kind the caller does not read becomes an
+//!   [`OtherResource`], named in a warning;
+//! - every failure is a [`ResourceError`] naming the origin, the document
+//!   (counted from 1), its kind and name, the field path and the line;
+//! - [`HttpRoute`] is the routing resource both authorization (routes under
+//!   a `Server`) and outbound routing (routes under a `Service`) read.
+//!
+//! A document without a namespace belongs to whichever namespace the reader
+//! applies it to, as with `kubectl apply -n`.
+//!
+//! ```
+//! use mesh_core::resource::{self, HttpRoute};
+//!
+//! let text = r#"
+//! apiVersion: gateway.networking.k8s.io/v1
+//! kind: HTTPRoute
+//! metadata: { name: books, namespace: shop }
+//! spec:
+//!   parentRefs: [{ group: core, kind: Service, name: books, port: 8080 }]
+//!   rules:
+//!     - matches: [{ path: { type: PathPrefix, value: /books } }]
+//!       timeouts: { request: 10s }
+//! ---
+//! apiVersion: linkerd.io/v1alpha2
+//! kind: ServiceProfile
+//! metadata: { name: books.shop.svc.cluster.local }
+//! "#;
+//! let loaded = resource::load::<HttpRoute>("routes.yaml", text)?;
+//! assert_eq!(loaded.resources[0].metadata.name, "books");
+//! assert!(loaded.resources[0].spec.parent_refs[0].is_service());
+//! assert_eq!(loaded.other[0].kind, "ServiceProfile");
+//!
+//! let matches = loaded.resources[0].rule_matches().unwrap();
+//! let req = http::Request::get("/books/1").body(())?;
+//! assert!(matches[0][0].matches_request(&req));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod duration;
+mod error;
+mod http_route;
+mod load;
+mod locate;
+mod meta;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    duration::{GatewayDuration, InvalidDuration},
+    error::{Location, ResourceError, ResourceErrorKind},
+    http_route::{
+        BackendReference, GATEWAY_GROUP, HeaderModifier, HttpHeader, HttpHeaderMatch,
+        HttpPathMatch, HttpPathModifier, HttpQueryParamMatch, HttpRoute, HttpRouteFilter,
+        HttpRouteMatch, HttpRouteRetry, HttpRouteRule, HttpRouteSpec, HttpRouteTimeouts,
+        InvalidMatch, InvalidMatchReason, POLICY_GROUP, ParentReference, PathMatchType,
+        PathModifierType, RequestRedirect, ValueMatchType,
+    },
+    load::{
+        Document, DocumentContext, Documents, IgnoredField, Loaded, OtherResource, Parsed,
+        Resource, load,
+    },
+    meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
+};
+
+/// Fields that the Kubernetes API server writes and that never carry
+/// configuration. [`Document::parse`] does not report them as ignored, so
+/// the output of `kubectl get -o yaml` reads without noise.
+pub const SERVER_SET_FIELDS: &[&str] = &[
+    "status",
+    "metadata.uid",
+    "metadata.resourceVersion",
+    "metadata.generation",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+    "metadata.deletionGracePeriodSeconds",
+    "metadata.managedFields",
+    "metadata.ownerReferences",
+    "metadata.finalizers",
+    "metadata.generateName",
+    "metadata.selfLink",
+];
