@@ -1,4 +1,16 @@
-//! This crate will hold Linkerd-compatible request, response and TCP metrics with bounded label cardinality, and the queries behind the stat, routes and top views.
-//!
-//! It is a placeholder in the workspace today: it exports nothing yet, so that
-//! no API appears finished before it is.
+//! Golden metrics for every request and connection, with Linkerd's names.
+
+mod config;
+mod family;
+mod histogram;
+pub mod http;
+mod labels;
+pub mod tcp;
+
+pub use self::{
+    config::MetricsConfig,
+    histogram::LATENCY_BUCKETS_MS,
+    http::{HttpMetrics, MetricsLayer},
+    labels::Direction,
+    tcp::{TcpAccept, TcpConnect, TcpMetrics},
+};

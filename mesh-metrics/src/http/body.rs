@@ -1,0 +1,84 @@
+//! The response body of [`Metrics`](super::Metrics).
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use http_body::{Body, Frame, SizeHint};
+use mesh_core::error::BoxError;
+use pin_project_lite::pin_project;
+
+use super::recorder::Recorder;
+
+pin_project! {
+    /// A response body that counts its response when the stream ends: at
+    /// the trailers, at the last frame, or at an error. Dropped before its
+    /// end, it counts the response as cancelled (`error="cancel"`).
+    ///
+    /// Its error type is [`BoxError`], so that stream errors can be
+    /// classified by their kind before they are passed on.
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        recorder: Option<Recorder>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn new(inner: B, recorder: Option<Recorder>) -> Self {
+        Self { inner, recorder }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let Some(recorder) = this.recorder.as_mut() else {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        };
+        Poll::Ready(match frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    recorder.on_end(Some(trailers));
+                    *this.recorder = None;
+                } else if this.inner.is_end_stream() {
+                    recorder.on_end(None);
+                    *this.recorder = None;
+                }
+                Some(Ok(frame))
+            }
+            Some(Err(error)) => {
+                let error = error.into();
+                recorder.on_error(&*error);
+                *this.recorder = None;
+                Some(Err(error))
+            }
+            None => {
+                recorder.on_end(None);
+                *this.recorder = None;
+                None
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

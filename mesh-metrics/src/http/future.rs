@@ -1,0 +1,70 @@
+//! The response future of [`Metrics`](super::Metrics).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use http::Response;
+use http_body::Body;
+use mesh_core::error::BoxError;
+use pin_project_lite::pin_project;
+
+use super::{body::ResponseBody, recorder::Recorder};
+
+pin_project! {
+    /// Waits for the inner service's response, records its head, and hands
+    /// the recording on to the [`ResponseBody`]. Dropped before the response
+    /// arrives, it counts the request as cancelled.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        recorder: Option<Recorder>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, recorder: Recorder) -> Self {
+        Self {
+            inner,
+            recorder: Some(recorder),
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<B>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let mut recorder = this.recorder.take();
+        Poll::Ready(match result {
+            Ok(res) => {
+                if let Some(r) = recorder.as_mut() {
+                    r.on_response(&res);
+                    if res.body().is_end_stream() {
+                        // Nobody will poll an empty body: the exchange is over.
+                        r.on_end(None);
+                        recorder = None;
+                    }
+                }
+                Ok(res.map(|body| ResponseBody::new(body, recorder)))
+            }
+            Err(error) => {
+                let error = error.into();
+                if let Some(r) = recorder.as_mut() {
+                    r.on_error(&*error);
+                }
+                Err(error)
+            }
+        })
+    }
+}

@@ -1,0 +1,122 @@
+use std::sync::Arc;
+
+use mesh_core::{classify::Classify, conn::Tls};
+use tower_layer::Layer;
+
+use super::{
+    HttpMetrics, Metrics,
+    target::{ServerTls, Shared},
+};
+use crate::labels::{Direction, TlsLabels};
+
+/// Records Linkerd's request, response and latency metrics for every request
+/// through the services it wraps. See the [module docs](super).
+///
+/// Build one per direction and stack; each keeps its own cache of resolved
+/// label handles, shared by every service it makes.
+#[derive(Clone, Debug)]
+pub struct MetricsLayer {
+    shared: Arc<Shared>,
+}
+
+impl MetricsLayer {
+    /// A layer for the server side: TLS labels come from each request's
+    /// [`ConnectionInfo`](mesh_core::conn::ConnectionInfo) (`client_id`),
+    /// policy labels from its [`Authorized`](mesh_core::labels::Authorized)
+    /// and route labels from its [`RouteId`](mesh_core::route::RouteId).
+    pub fn inbound(metrics: &HttpMetrics) -> Self {
+        Self::new(metrics, Direction::Inbound, ServerTls::default())
+    }
+
+    /// A layer for the client side: the service label comes from each
+    /// request's [`DstService`](mesh_core::labels::DstService), the route
+    /// label from its [`RouteId`](mesh_core::route::RouteId), and TLS labels
+    /// (`server_id`) from the server identity configured with
+    /// [`with_server_tls`](Self::with_server_tls) or
+    /// [`with_service_tls`](Self::with_service_tls). Without either, the
+    /// TLS labels are left out.
+    pub fn outbound(metrics: &HttpMetrics) -> Self {
+        Self::new(metrics, Direction::Outbound, ServerTls::default())
+    }
+
+    fn new(metrics: &HttpMetrics, direction: Direction, server_tls: ServerTls) -> Self {
+        Self {
+            shared: Arc::new(Shared::new(
+                metrics.clone(),
+                direction,
+                server_tls,
+                Classify::default(),
+            )),
+        }
+    }
+
+    /// Classifies responses with `classify`, the same rules the retry layer
+    /// uses, so both agree on what a failure is. Default is
+    /// [`Classify::default`].
+    #[must_use]
+    pub fn with_classify(self, classify: Classify) -> Self {
+        self.rebuild(|shared| shared.classify = classify)
+    }
+
+    /// Outbound: labels every request with the TLS status the client
+    /// expects of the server, typically `Tls::Mutual { peer }` naming the
+    /// server identity it verifies. Services named in
+    /// [`with_service_tls`](Self::with_service_tls) take theirs from there.
+    /// Ignored inbound, where the connection says.
+    #[must_use]
+    pub fn with_server_tls(self, tls: &Tls) -> Self {
+        self.rebuild(|shared| shared.server_tls.default = Some(TlsLabels::of(tls)))
+    }
+
+    /// Outbound: labels requests to `service` (their
+    /// [`DstService`](mesh_core::labels::DstService)) with the TLS status
+    /// the client expects of that service's servers.
+    #[must_use]
+    pub fn with_service_tls(self, service: &str, tls: &Tls) -> Self {
+        self.rebuild(|shared| {
+            shared
+                .server_tls
+                .by_service
+                .insert(Arc::from(service), TlsLabels::of(tls));
+        })
+    }
+
+    /// The direction this layer records.
+    pub fn direction(&self) -> Direction {
+        self.shared.direction
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Parts)) -> Self {
+        let mut parts = Parts {
+            metrics: self.shared.metrics.clone(),
+            direction: self.shared.direction,
+            server_tls: self.shared.server_tls.clone(),
+            classify: self.shared.classify.clone(),
+        };
+        change(&mut parts);
+        Self {
+            shared: Arc::new(Shared::new(
+                parts.metrics,
+                parts.direction,
+                parts.server_tls,
+                parts.classify,
+            )),
+        }
+    }
+}
+
+/// The configuration of a layer, while a `with_*` method changes it.
+struct Parts {
+    metrics: HttpMetrics,
+    direction: Direction,
+    server_tls: ServerTls,
+    classify: Classify,
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = Metrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Metrics::new(inner, self.shared.clone())
+    }
+}

@@ -1,0 +1,82 @@
+use std::sync::Arc;
+
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+
+use crate::{
+    config::MetricsConfig,
+    family::{Family, FoldCounters},
+    histogram::LatencyHistogram,
+    labels::{LatencyLabels, ResponseLabels, TargetLabels},
+};
+
+/// The HTTP families, registered once per registry and shared by every
+/// [`MetricsLayer`](super::MetricsLayer), inbound and outbound: the
+/// `direction` label tells them apart, as in Linkerd.
+///
+/// | family | type | labels |
+/// |---|---|---|
+/// | `request_total` | counter | target |
+/// | `response_total` | counter | target, `status_code`, `grpc_status`, `classification`, `error` |
+/// | `response_latency_ms` | histogram | target, `status_code` |
+/// | `http_series_overflow_total` | counter | `family` |
+///
+/// The target labels are `direction`, `dst_service`, `srv_name`,
+/// `route_name`, `authz_name`, `tls` and `client_id` / `server_id` /
+/// `no_tls_reason`, each present only when its source is.
+///
+/// Cloning is an `Arc` increment.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    pub(crate) inner: Arc<Families>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Families {
+    pub(crate) requests: Family<TargetLabels, Counter>,
+    pub(crate) responses: Family<ResponseLabels, Counter>,
+    pub(crate) latency: Family<LatencyLabels, LatencyHistogram>,
+}
+
+impl HttpMetrics {
+    /// Registers the HTTP families in `registry` with the default
+    /// [`MetricsConfig`]. Register once per registry: a second registration
+    /// would write each family twice.
+    pub fn register(registry: &mut Registry) -> Self {
+        Self::register_with(registry, MetricsConfig::default())
+    }
+
+    /// Registers the HTTP families in `registry`, bounded as `config` says.
+    pub fn register_with(registry: &mut Registry, config: MetricsConfig) -> Self {
+        let limit = config.series_limit().get();
+        let requests = Family::new(limit, Counter::default);
+        let responses = Family::new(limit, Counter::default);
+        let latency = Family::new(limit, LatencyHistogram::default);
+        registry.register("request", "Total count of HTTP requests", requests.clone());
+        registry.register(
+            "response",
+            "Total count of HTTP responses",
+            responses.clone(),
+        );
+        registry.register(
+            "response_latency_ms",
+            "Elapsed times between a request's headers being received and its response's headers being sent, in milliseconds",
+            latency.clone(),
+        );
+        registry.register(
+            "http_series_overflow",
+            "Observations recorded in an overflow series because their family reached its series limit",
+            FoldCounters::new(vec![
+                ("request_total", requests.folds()),
+                ("response_total", responses.folds()),
+                ("response_latency_ms", latency.folds()),
+            ]),
+        );
+        Self {
+            inner: Arc::new(Families {
+                requests,
+                responses,
+                latency,
+            }),
+        }
+    }
+}

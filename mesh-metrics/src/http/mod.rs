@@ -1,0 +1,110 @@
+//! Request, response and latency metrics for HTTP, with Linkerd's names.
+//!
+//! Operators already chart Linkerd's `request_total`, `response_total` and
+//! `response_latency_ms`, and `linkerd viz stat` computes success rate, RPS
+//! and latency percentiles from them. [`MetricsLayer`] records the same
+//! families with the same labels, so those dashboards and queries work
+//! unchanged.
+//!
+//! # What is counted, and when
+//!
+//! - `request_total` when the request reaches the layer.
+//! - `response_latency_ms` when the response head arrives: the time to the
+//!   first response byte, in Linkerd's millisecond buckets
+//!   ([`LATENCY_BUCKETS_MS`](crate::LATENCY_BUCKETS_MS)).
+//! - `response_total` when the response stream **ends**: the last data
+//!   frame, the trailers, or an error. Its `classification` comes from
+//!   mesh-core's [`Classify`](mesh_core::classify::Classify), the same
+//!   rules retries use, including a gRPC status sent in the trailers. Its
+//!   `status_code` is the HTTP status and `grpc_status` the gRPC status when
+//!   there is one. Its `error` label says why, when the mesh answered
+//!   itself (`denied`, `no_route`, `timeout`, ... from the response's
+//!   [`ProxyErrorKind`](mesh_core::ProxyErrorKind)), when the request or
+//!   body failed (`timeout`, `connect`, `reset`, `other`), or when the caller
+//!   went away before the end (`cancel`): a dropped response future or body
+//!   is counted, not lost.
+//!
+//! # Cost
+//!
+//! The labels of a request are read from its extensions as borrowed strings
+//! and looked up in a lock-free cache of resolved handles; nothing is
+//! allocated or locked per request once a target has been seen. The first
+//! request of a new target creates its series under a lock.
+//!
+//! ```
+//! use mesh_metrics::{HttpMetrics, MetricsLayer};
+//! use prometheus_client::registry::Registry;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), mesh_core::BoxError> {
+//! let mut registry = Registry::default();
+//! let metrics = HttpMetrics::register(&mut registry);
+//! let svc = ServiceBuilder::new()
+//!     .layer(MetricsLayer::inbound(&metrics))
+//!     .service(service_fn(|_req: http::Request<String>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//!     }));
+//! let res = svc.oneshot(http::Request::new(String::new())).await?;
+//! drop(res); // an empty body ends with its head
+//!
+//! let mut text = String::new();
+//! prometheus_client::encoding::text::encode(&mut text, &registry)?;
+//! assert!(text.contains(r#"response_total{direction="inbound",status_code="200",classification="success"} 1"#));
+//! # Ok(()) }
+//! ```
+
+mod body;
+pub mod future;
+mod layer;
+mod metrics;
+mod recorder;
+mod target;
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response};
+use mesh_core::error::BoxError;
+use tokio::time::Instant;
+use tower_service::Service;
+
+pub use self::{body::ResponseBody, layer::MetricsLayer, metrics::HttpMetrics};
+use self::{recorder::Recorder, target::Shared};
+
+/// The service [`MetricsLayer`] makes. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Metrics<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Metrics<S> {
+    fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Metrics<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ResB: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = BoxError;
+    type Future = future::ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let target = self.shared.target(&req);
+        target.requests.inc();
+        let recorder = Recorder::new(target, Instant::now());
+        future::ResponseFuture::new(self.inner.call(req), recorder)
+    }
+}

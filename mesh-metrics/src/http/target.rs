@@ -1,0 +1,164 @@
+//! Finding a request's label handles: once per target, not per request.
+
+use std::{collections::HashMap, sync::Arc};
+
+use http::Request;
+use mesh_core::{
+    classify::Classify,
+    conn::ConnectionInfo,
+    labels::{Authorized, DstService},
+    route::RouteId,
+};
+use prometheus_client::metrics::counter::Counter;
+
+use super::HttpMetrics;
+use crate::{
+    family::cache::{HandleCache, Resolved, hash_of},
+    histogram::LatencyHistogram,
+    labels::{
+        Direction, LatencyLabels, ResponseKey, ResponseLabels, TargetLabels, TargetView, TlsLabels,
+        TlsView,
+    },
+};
+
+/// Where an outbound request's TLS labels come from: the server identity
+/// the client expects, which configuration names (per service, or one for
+/// all).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ServerTls {
+    pub(crate) default: Option<TlsLabels>,
+    pub(crate) by_service: HashMap<Arc<str>, TlsLabels>,
+}
+
+/// What a [`MetricsLayer`](super::MetricsLayer) shares with its services.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) metrics: HttpMetrics,
+    pub(crate) direction: Direction,
+    pub(crate) server_tls: ServerTls,
+    pub(crate) classify: Classify,
+    targets: HandleCache<Arc<TargetLabels>, Arc<TargetHandles>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        metrics: HttpMetrics,
+        direction: Direction,
+        server_tls: ServerTls,
+        classify: Classify,
+    ) -> Self {
+        Self {
+            metrics,
+            direction,
+            server_tls,
+            classify,
+            targets: HandleCache::default(),
+        }
+    }
+
+    /// The handles of `req`'s target. A lookup in a lock-free cache, except
+    /// for the first request of a target.
+    pub(crate) fn target<B>(&self, req: &Request<B>) -> Arc<TargetHandles> {
+        let view = self.view(req);
+        self.targets
+            .get_or_resolve(hash_of(&view), |k| k.view() == view, || self.resolve(&view))
+    }
+
+    fn view<'a, B>(&'a self, req: &'a Request<B>) -> TargetView<'a> {
+        let ext = req.extensions();
+        let authorized = ext.get::<Authorized>();
+        let dst_service = ext.get::<DstService>().map(DstService::as_str);
+        let tls = match self.direction {
+            Direction::Inbound => ext
+                .get::<ConnectionInfo>()
+                .map_or(TlsView::Absent, |info| TlsView::of(&info.tls)),
+            Direction::Outbound => dst_service
+                .and_then(|svc| self.server_tls.by_service.get(svc))
+                .or(self.server_tls.default.as_ref())
+                .map_or(TlsView::Absent, TlsLabels::view),
+        };
+        TargetView {
+            direction: self.direction,
+            dst_service,
+            srv_name: authorized.map(|a| &*a.server),
+            route_name: ext
+                .get::<RouteId>()
+                .map(RouteId::as_str)
+                .or(authorized.map(|a| &*a.route)),
+            authz_name: authorized.map(|a| &*a.authz),
+            tls,
+        }
+    }
+
+    fn resolve(&self, view: &TargetView<'_>) -> Resolved<Arc<TargetLabels>, Arc<TargetHandles>> {
+        let labels = Arc::new(TargetLabels::from_view(view));
+        let series = self.metrics.inner.requests.get_or_create(&labels);
+        let handles = Arc::new(TargetHandles {
+            labels: labels.clone(),
+            requests: series.metric,
+            classify: self.classify.clone(),
+            metrics: self.metrics.clone(),
+            responses: HandleCache::default(),
+            latencies: HandleCache::default(),
+        });
+        if series.folded {
+            Resolved::Once(handles)
+        } else {
+            Resolved::Cache(labels, handles)
+        }
+    }
+}
+
+/// The resolved series of one target: its request counter, and caches of
+/// its response counters and latency histograms, filled as statuses appear.
+#[derive(Debug)]
+pub(crate) struct TargetHandles {
+    labels: Arc<TargetLabels>,
+    pub(crate) requests: Counter,
+    pub(crate) classify: Classify,
+    metrics: HttpMetrics,
+    responses: HandleCache<ResponseKey, Counter>,
+    latencies: HandleCache<u16, LatencyHistogram>,
+}
+
+impl TargetHandles {
+    /// The `response_total` counter of `key`.
+    pub(crate) fn response(&self, key: ResponseKey) -> Counter {
+        self.responses.get_or_resolve(
+            hash_of(&key),
+            |k| *k == key,
+            || {
+                let labels = ResponseLabels {
+                    target: self.labels.clone(),
+                    key,
+                };
+                let series = self.metrics.inner.responses.get_or_create(&labels);
+                if series.folded {
+                    Resolved::Once(series.metric)
+                } else {
+                    Resolved::Cache(key, series.metric)
+                }
+            },
+        )
+    }
+
+    /// The `response_latency_ms` histogram of `status`.
+    pub(crate) fn latency(&self, status: u16) -> LatencyHistogram {
+        self.latencies.get_or_resolve(
+            u64::from(status),
+            |k| *k == status,
+            || {
+                let labels = LatencyLabels {
+                    target: self.labels.clone(),
+                    status,
+                };
+                let series = self.metrics.inner.latency.get_or_create(&labels);
+                if series.folded {
+                    Resolved::Once(series.metric)
+                } else {
+                    Resolved::Cache(status, series.metric)
+                }
+            },
+        )
+    }
+}

@@ -1,0 +1,102 @@
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use http::Uri;
+use hyper_util::rt::TokioIo;
+use mesh_core::conn::Tls;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::{ConnHandles, CountingIo, TcpMetrics, io::ConnSlot};
+use crate::labels::{Direction, Peer};
+
+/// A hyper-util connector that counts the transport metrics of each
+/// connection it opens (`direction="outbound"`, `peer="dst"`). See the
+/// [module docs](super).
+///
+/// It wraps a connector whose streams are [`TokioIo`], such as hyper-util's
+/// `HttpConnector`, and sits under any TLS connector, so it counts the bytes
+/// on the wire.
+///
+/// ```
+/// use mesh_core::{body::BoxBody, client::{Client, ClientConfig}, conn::{NoTlsReason, Tls}};
+/// use mesh_metrics::{TcpConnect, TcpMetrics};
+///
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let tcp = TcpMetrics::register(&mut registry);
+/// let config = ClientConfig::default();
+/// let connector = TcpConnect::outbound(
+///     &tcp,
+///     &Tls::Plaintext(NoTlsReason::Disabled),
+///     config.http_connector(),
+/// );
+/// let client: Client<BoxBody, _> = Client::with_connector(&config, connector);
+/// # drop(client);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TcpConnect<C> {
+    inner: C,
+    handles: Arc<ConnHandles>,
+}
+
+impl<C> TcpConnect<C> {
+    /// Counts the connections `inner` opens, labelled with `tls`: the TLS
+    /// status the client expects of its servers, typically
+    /// `Tls::Mutual { peer }` naming the identity it verifies.
+    pub fn outbound(metrics: &TcpMetrics, tls: &Tls, inner: C) -> Self {
+        Self {
+            inner,
+            handles: metrics.conn(Direction::Outbound, Peer::Dst, tls),
+        }
+    }
+}
+
+impl<C, T> Service<Uri> for TcpConnect<C>
+where
+    C: Service<Uri, Response = TokioIo<T>>,
+{
+    type Response = TokioIo<CountingIo<T>>;
+    type Error = C::Error;
+    type Future = ConnectFuture<C::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        ConnectFuture {
+            inner: self.inner.call(uri),
+            handles: self.handles.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// Opens the connection, then wraps it in a [`CountingIo`] and counts
+    /// it open.
+    #[derive(Debug)]
+    pub struct ConnectFuture<F> {
+        #[pin]
+        inner: F,
+        handles: Arc<ConnHandles>,
+    }
+}
+
+impl<F, T, E> Future for ConnectFuture<F>
+where
+    F: Future<Output = Result<TokioIo<T>, E>>,
+{
+    type Output = Result<TokioIo<CountingIo<T>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let io = ready!(this.inner.poll(cx))?.into_inner();
+        let slot = Arc::new(ConnSlot::default());
+        slot.open(this.handles.clone());
+        Poll::Ready(Ok(TokioIo::new(CountingIo::new(io, slot))))
+    }
+}

@@ -1,0 +1,186 @@
+use std::{
+    io,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::{Context, Poll},
+};
+
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::ConnHandles;
+
+/// Where a connection's handles arrive once its labels are known: shared
+/// between the [`CountingIo`] and whoever learns the labels (the accept
+/// hook's future, after the handshake).
+#[derive(Debug, Default)]
+pub(crate) struct ConnSlot(OnceLock<Arc<ConnHandles>>);
+
+impl ConnSlot {
+    /// Hands the connection its handles and counts it open. Only the first
+    /// call has an effect.
+    pub(crate) fn open(&self, handles: Arc<ConnHandles>) {
+        let handles = self.0.get_or_init(|| handles);
+        handles.opened();
+    }
+}
+
+/// A stream that counts the bytes it reads and writes into the transport
+/// families, and counts its close when dropped. See the
+/// [module docs](super).
+#[derive(Debug)]
+pub struct CountingIo<T> {
+    io: T,
+    slot: Arc<ConnSlot>,
+    /// Bytes moved before the handles arrived.
+    early_read: u64,
+    early_written: u64,
+    /// The first error the stream returned, as an errno name.
+    errno: Option<&'static str>,
+}
+
+impl<T> CountingIo<T> {
+    pub(crate) fn new(io: T, slot: Arc<ConnSlot>) -> Self {
+        Self {
+            io,
+            slot,
+            early_read: 0,
+            early_written: 0,
+            errno: None,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    fn count_read(&mut self, n: u64) {
+        match self.slot.0.get() {
+            Some(h) => {
+                h.read.inc_by(n + std::mem::take(&mut self.early_read));
+            }
+            None => self.early_read += n,
+        }
+    }
+
+    fn count_written(&mut self, n: u64) {
+        match self.slot.0.get() {
+            Some(h) => {
+                h.write.inc_by(n + std::mem::take(&mut self.early_written));
+            }
+            None => self.early_written += n,
+        }
+    }
+
+    fn note<R>(&mut self, result: &Poll<io::Result<R>>) {
+        if let Poll::Ready(Err(e)) = result
+            && self.errno.is_none()
+        {
+            self.errno = errno_label(e);
+        }
+    }
+}
+
+impl<T> Drop for CountingIo<T> {
+    fn drop(&mut self) {
+        if let Some(h) = self.slot.0.get() {
+            if self.early_read > 0 {
+                h.read.inc_by(self.early_read);
+            }
+            if self.early_written > 0 {
+                h.write.inc_by(self.early_written);
+            }
+            h.closed(self.errno);
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            this.count_read((buf.filled().len().saturating_sub(before)) as u64);
+        }
+        this.note(&result);
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            this.count_written(n as u64);
+        }
+        this.note(&result);
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = result {
+            this.count_written(n as u64);
+        }
+        this.note(&result);
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_flush(cx);
+        this.note(&result);
+        result
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.note(&result);
+        result
+    }
+}
+
+impl<T: Connection> Connection for CountingIo<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+/// The errno name of a socket error, from a closed set; `None` for errors
+/// that did not come from the socket.
+fn errno_label(e: &io::Error) -> Option<&'static str> {
+    use io::ErrorKind as K;
+    Some(match e.kind() {
+        K::ConnectionReset => "ECONNRESET",
+        K::BrokenPipe => "EPIPE",
+        K::TimedOut => "ETIMEDOUT",
+        K::ConnectionRefused => "ECONNREFUSED",
+        K::ConnectionAborted => "ECONNABORTED",
+        K::HostUnreachable => "EHOSTUNREACH",
+        K::NetworkUnreachable => "ENETUNREACH",
+        K::NotConnected => "ENOTCONN",
+        _ if e.raw_os_error().is_some() => "other",
+        _ => return None,
+    })
+}

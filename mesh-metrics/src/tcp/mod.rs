@@ -1,0 +1,220 @@
+//! Transport metrics, counted by an I/O wrapper on each connection.
+//!
+//! Linkerd's transport families tell an operator how many connections a
+//! workload holds, how they end and how many bytes they carry, with the same
+//! `direction` and TLS labels as the HTTP families:
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `tcp_open_total` | counter | `direction`, `peer`, TLS |
+//! | `tcp_open_connections` | gauge | `direction`, `peer`, TLS |
+//! | `tcp_read_bytes_total` | counter | `direction`, `peer`, TLS |
+//! | `tcp_write_bytes_total` | counter | `direction`, `peer`, TLS |
+//! | `tcp_close_total` | counter | `direction`, `peer`, TLS, `errno` |
+//! | `tcp_series_overflow_total` | counter | `family` |
+//!
+//! `peer` is `src` for accepted connections and `dst` for ones we opened.
+//! `errno` is empty for a clean close, or the error that ended the
+//! connection (`ECONNRESET`, `EPIPE`, `ETIMEDOUT`, ...).
+//!
+//! # Where TLS labels come from
+//!
+//! The bytes to count are the ones on the wire, so the wrapper,
+//! [`CountingIo`], sits directly on the TCP stream, under TLS. But a server
+//! learns the TLS status only after the handshake, which runs over that
+//! very stream. So [`TcpAccept`] wraps the stream first, runs the inner
+//! [`Accept`](mesh_core::serve::Accept) hook (mesh-tls's handshake, or
+//! plaintext), and only then resolves the connection's label handles from
+//! the [`Accepted::tls`](mesh_core::serve::Accepted) it returned. The
+//! wrapper holds the bytes it moved before that (the handshake) and adds
+//! them to the right series once the handles arrive. A connection whose
+//! hook fails carried no traffic and is not counted.
+//!
+//! On the client side the labels are known before connecting: they name the
+//! server identity the client expects, which is configuration.
+//! [`TcpConnect`] wraps a hyper-util connector.
+//!
+//! Handles are resolved once per connection through a lock-free cache, and
+//! counting a read or a write is one atomic add.
+
+mod accept;
+mod connect;
+mod io;
+
+use std::sync::Arc;
+
+use mesh_core::conn::Tls;
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+
+pub use self::{
+    accept::{AcceptFuture, TcpAccept},
+    connect::{ConnectFuture, TcpConnect},
+    io::CountingIo,
+};
+use crate::{
+    config::MetricsConfig,
+    family::{
+        Family, FoldCounters,
+        cache::{HandleCache, Resolved, hash_of},
+    },
+    labels::{CloseLabels, Direction, Peer, TcpLabels, TlsView},
+};
+
+/// The transport families, registered once per registry and shared by
+/// every [`TcpAccept`] and [`TcpConnect`]. See the [module docs](self).
+/// Cloning is an `Arc` increment.
+#[derive(Clone, Debug)]
+pub struct TcpMetrics {
+    inner: Arc<Families>,
+}
+
+#[derive(Debug)]
+struct Families {
+    open_total: Family<TcpLabels, Counter>,
+    open: Family<TcpLabels, Gauge>,
+    read: Family<TcpLabels, Counter>,
+    write: Family<TcpLabels, Counter>,
+    close: Family<CloseLabels, Counter>,
+    conns: HandleCache<Arc<TcpLabels>, Arc<ConnHandles>>,
+}
+
+impl TcpMetrics {
+    /// Registers the transport families in `registry` with the default
+    /// [`MetricsConfig`]. Register once per registry.
+    pub fn register(registry: &mut Registry) -> Self {
+        Self::register_with(registry, MetricsConfig::default())
+    }
+
+    /// Registers the transport families in `registry`, bounded as `config`
+    /// says.
+    pub fn register_with(registry: &mut Registry, config: MetricsConfig) -> Self {
+        let limit = config.series_limit().get();
+        let families = Families {
+            open_total: Family::new(limit, Counter::default),
+            open: Family::new(limit, Gauge::default),
+            read: Family::new(limit, Counter::default),
+            write: Family::new(limit, Counter::default),
+            close: Family::new(limit, Counter::default),
+            conns: HandleCache::default(),
+        };
+        registry.register(
+            "tcp_open",
+            "Total count of opened connections",
+            families.open_total.clone(),
+        );
+        registry.register(
+            "tcp_open_connections",
+            "Number of currently open connections",
+            families.open.clone(),
+        );
+        registry.register(
+            "tcp_read_bytes",
+            "Total count of bytes read from peers",
+            families.read.clone(),
+        );
+        registry.register(
+            "tcp_write_bytes",
+            "Total count of bytes written to peers",
+            families.write.clone(),
+        );
+        registry.register(
+            "tcp_close",
+            "Total count of closed connections",
+            families.close.clone(),
+        );
+        registry.register(
+            "tcp_series_overflow",
+            "Observations recorded in an overflow series because their family reached its series limit",
+            FoldCounters::new(vec![
+                ("tcp_open_total", families.open_total.folds()),
+                ("tcp_open_connections", families.open.folds()),
+                ("tcp_read_bytes_total", families.read.folds()),
+                ("tcp_write_bytes_total", families.write.folds()),
+                ("tcp_close_total", families.close.folds()),
+            ]),
+        );
+        Self {
+            inner: Arc::new(families),
+        }
+    }
+
+    /// The handles of a connection with these labels.
+    fn conn(&self, direction: Direction, peer: Peer, tls: &Tls) -> Arc<ConnHandles> {
+        let view = (direction, peer, TlsView::of(tls));
+        let f = &self.inner;
+        f.conns.get_or_resolve(
+            hash_of(&view),
+            |k| (k.direction, k.peer, k.tls.view()) == view,
+            || {
+                let labels = Arc::new(TcpLabels {
+                    direction,
+                    peer,
+                    tls: crate::labels::TlsLabels::of(tls),
+                });
+                let open_total = f.open_total.get_or_create(&labels);
+                let open = f.open.get_or_create(&labels);
+                let read = f.read.get_or_create(&labels);
+                let write = f.write.get_or_create(&labels);
+                let close_labels = CloseLabels {
+                    conn: labels.clone(),
+                    errno: "",
+                };
+                let clean = f.close.get_or_create(&close_labels);
+                let folded =
+                    open_total.folded || open.folded || read.folded || write.folded || clean.folded;
+                let handles = Arc::new(ConnHandles {
+                    labels: labels.clone(),
+                    open_total: open_total.metric,
+                    open: open.metric,
+                    read: read.metric,
+                    write: write.metric,
+                    close_clean: clean.metric,
+                    close: f.close.clone(),
+                });
+                if folded {
+                    Resolved::Once(handles)
+                } else {
+                    Resolved::Cache(labels, handles)
+                }
+            },
+        )
+    }
+}
+
+/// The resolved series of one label set of connections.
+#[derive(Debug)]
+pub(crate) struct ConnHandles {
+    labels: Arc<TcpLabels>,
+    open_total: Counter,
+    open: Gauge,
+    read: Counter,
+    write: Counter,
+    close_clean: Counter,
+    close: Family<CloseLabels, Counter>,
+}
+
+impl ConnHandles {
+    fn opened(&self) {
+        self.open_total.inc();
+        self.open.inc();
+    }
+
+    fn closed(&self, errno: Option<&'static str>) {
+        self.open.dec();
+        match errno {
+            None => {
+                self.close_clean.inc();
+            }
+            Some(errno) => {
+                let labels = CloseLabels {
+                    conn: self.labels.clone(),
+                    errno,
+                };
+                self.close.get_or_create(&labels).metric.inc();
+            }
+        }
+    }
+}
