@@ -5,6 +5,7 @@ mod family;
 mod histogram;
 pub mod http;
 mod labels;
+mod process;
 pub mod tcp;
 
 pub use self::{
@@ -12,5 +13,6 @@ pub use self::{
     histogram::LATENCY_BUCKETS_MS,
     http::{HttpMetrics, MetricsLayer},
     labels::Direction,
+    process::{BuildInfo, register_process_metrics},
     tcp::{TcpAccept, TcpConnect, TcpMetrics},
 };

@@ -1,0 +1,249 @@
+//! Process metrics and `proxy_build_info`.
+//!
+//! The standard Prometheus process families, read from `/proc/self` on each
+//! scrape (so they cost nothing between scrapes), and an info metric naming
+//! the build, as Linkerd's proxy exports it:
+//!
+//! | family | type |
+//! |---|---|
+//! | `process_start_time_seconds` | gauge, Unix seconds |
+//! | `process_cpu_seconds_total` | counter |
+//! | `process_resident_memory_bytes` | gauge |
+//! | `process_virtual_memory_bytes` | gauge |
+//! | `process_open_fds` | gauge |
+//! | `process_max_fds` | gauge |
+//! | `proxy_build_info{version, profile}` | info |
+//!
+//! On systems without `/proc`, or when a file cannot be read, the families
+//! it feeds are left out of the scrape rather than failing it.
+
+use std::{fmt, fs};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{counter::ConstCounter, gauge::ConstGauge, info::Info},
+    registry::Registry,
+};
+
+/// Clock ticks per second in `/proc/<pid>/stat`: `USER_HZ`, which Linux
+/// fixes at 100 for user space on every architecture it exports it.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// What `proxy_build_info` says about the build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The version of the program, such as `env!("CARGO_PKG_VERSION")`.
+    pub version: &'static str,
+    /// `release` or `debug`.
+    pub profile: &'static str,
+}
+
+impl BuildInfo {
+    /// The build of the program calling this: `version` as given, the
+    /// profile from `debug_assertions`.
+    pub fn new(version: &'static str) -> Self {
+        Self {
+            version,
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        }
+    }
+}
+
+/// Registers the process families and `proxy_build_info` in `registry`.
+/// Register once per registry.
+pub fn register_process_metrics(registry: &mut Registry, build: &BuildInfo) {
+    registry.register(
+        "proxy_build",
+        "Proxy build info",
+        Info::new([("version", build.version), ("profile", build.profile)]),
+    );
+    registry.register_collector(Box::new(ProcessCollector {
+        start_time: start_time_seconds(),
+    }));
+}
+
+/// Reads `/proc/self` on each scrape. The start time does not change, so it
+/// is read once.
+struct ProcessCollector {
+    start_time: Option<f64>,
+}
+
+impl fmt::Debug for ProcessCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        if let Some(start) = self.start_time {
+            gauge(
+                &mut encoder,
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                start,
+            )?;
+        }
+        if let Some(cpu) = cpu_seconds() {
+            let counter = ConstCounter::new(cpu);
+            let metric = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                counter.metric_type(),
+            )?;
+            counter.encode(metric)?;
+        }
+        let status = fs::read_to_string("/proc/self/status").ok();
+        let kib = |field: &str| status.as_deref().and_then(|s| status_kib(s, field));
+        if let Some(rss) = kib("VmRSS:") {
+            gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                (rss * 1024) as f64,
+            )?;
+        }
+        if let Some(vsz) = kib("VmSize:") {
+            gauge(
+                &mut encoder,
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                (vsz * 1024) as f64,
+            )?;
+        }
+        if let Ok(fds) = fs::read_dir("/proc/self/fd") {
+            gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors",
+                fds.count() as f64,
+            )?;
+        }
+        if let Some(max) = max_fds() {
+            gauge(
+                &mut encoder,
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                max as f64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: f64) -> fmt::Result {
+    let gauge = ConstGauge::new(value);
+    let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+    gauge.encode(metric)
+}
+
+/// The fields of `/proc/self/stat` after the command name, which may itself
+/// hold spaces and parentheses: field 3 (`state`) is index 0.
+fn stat_fields() -> Option<Vec<String>> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+fn cpu_seconds() -> Option<f64> {
+    let fields = stat_fields()?;
+    // utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+fn start_time_seconds() -> Option<f64> {
+    // starttime (field 22) counts ticks since boot; btime is the boot time.
+    let ticks: u64 = stat_fields()?.get(19)?.parse().ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot as f64 + ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// A `Field:   1234 kB` line of `/proc/self/status`, in KiB.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn max_fds() -> Option<u64> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    // Columns: name, soft limit, hard limit, units.
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn process_metrics_are_read_from_proc() {
+        let mut registry = Registry::default();
+        register_process_metrics(
+            &mut registry,
+            &BuildInfo {
+                version: "1.2.3",
+                profile: "debug",
+            },
+        );
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("proxy_build_info{version=\"1.2.3\",profile=\"debug\"} 1\n"),
+            "{text}"
+        );
+        let value = |name: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in {text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value("process_start_time_seconds");
+        // The test process started in the last hour, not in the future.
+        assert!(
+            start <= now + 1.0 && start > now - 3600.0,
+            "{start} vs {now}"
+        );
+        assert!(value("process_resident_memory_bytes") > 1_000_000.0);
+        assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+    }
+
+    #[test]
+    fn status_lines_are_read_in_kib() {
+        let status = "Name:\tx\nVmSize:\t    3892 kB\nVmRSS:\t    1940 kB\n";
+        assert_eq!(status_kib(status, "VmRSS:"), Some(1940));
+        assert_eq!(status_kib(status, "VmSwap:"), None);
+    }
+}

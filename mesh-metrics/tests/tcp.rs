@@ -1,0 +1,158 @@
+//! Transport metrics counted over real sockets on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use mesh_core::{
+    client::ClientConfig,
+    conn::{NoTlsReason, Tls},
+    serve::{PlaintextAccept, Server, ServerConfig, shutdown},
+};
+use mesh_metrics::{TcpAccept, TcpConnect, TcpMetrics};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tower::{Service, ServiceExt, service_fn};
+
+fn value(text: &str, series: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn bytes_opens_and_closes_are_counted_on_both_ends_of_a_real_connection() {
+    let mut registry = Registry::default();
+    let tcp = TcpMetrics::register(&mut registry);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, signal) = shutdown::channel();
+    let echo = service_fn(|req: Request<Incoming>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        Ok::<_, Infallible>(Response::new(Full::new(body)))
+    });
+    let server = tokio::spawn(
+        Server::new(ServerConfig::default())
+            .with_accept(TcpAccept::inbound(&tcp, PlaintextAccept))
+            .serve_http(listener, echo, signal),
+    );
+
+    let mut connect = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::Disabled),
+        ClientConfig::default().http_connector(),
+    );
+    let io = connect
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    let driver = tokio::spawn(conn);
+    for body in ["hello", "world!"] {
+        let req = Request::post(format!("http://{addr}/echo"))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let res = sender.send_request(req).await.unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), body);
+    }
+
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let inbound = "direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"";
+    let outbound = "direction=\"outbound\",peer=\"dst\",tls=\"disabled\"";
+    assert_eq!(value(&text, &format!("tcp_open_total{{{inbound}}}")), 1);
+    assert_eq!(value(&text, &format!("tcp_open_total{{{outbound}}}")), 1);
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{inbound}}}")),
+        1
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{outbound}}}")),
+        1
+    );
+    // Loopback: what one end wrote, the other read.
+    let sent = value(&text, &format!("tcp_write_bytes_total{{{outbound}}}"));
+    let received = value(&text, &format!("tcp_read_bytes_total{{{inbound}}}"));
+    assert!(sent > 11, "two requests with 11 bytes of bodies: {sent}");
+    assert_eq!(sent, received);
+    assert_eq!(
+        value(&text, &format!("tcp_write_bytes_total{{{inbound}}}")),
+        value(&text, &format!("tcp_read_bytes_total{{{outbound}}}")),
+    );
+
+    // Close the client's side, then drain the server: both closes are clean.
+    drop(sender);
+    driver.await.unwrap().unwrap();
+    trigger.trigger();
+    server.await.unwrap();
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{inbound}}}")),
+        0
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{outbound}}}")),
+        0
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_close_total{{{inbound},errno=\"\"}}")),
+        1
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_close_total{{{outbound},errno=\"\"}}")),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_closed_with_its_errno() {
+    let mut registry = Registry::default();
+    let tcp = TcpMetrics::register(&mut registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A peer that accepts, then resets the connection (linger 0).
+    let peer = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tcp.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+        drop(tcp);
+    });
+    let mut connect = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::Disabled),
+        ClientConfig::default().http_connector(),
+    );
+    let io = connect
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap();
+    peer.await.unwrap();
+    let mut io = io.into_inner();
+    let mut buf = [0; 16];
+    let read = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await;
+    assert_eq!(
+        read.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    drop(io);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(
+        value(
+            &text,
+            "tcp_close_total{direction=\"outbound\",peer=\"dst\",tls=\"disabled\",errno=\"ECONNRESET\"}"
+        ),
+        1
+    );
+}
