@@ -122,7 +122,7 @@ async fn a_reset_connection_is_closed_with_its_errno() {
     // A peer that accepts, then resets the connection (linger 0).
     let peer = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        tcp.set_linger(Some(std::time::Duration::ZERO)).unwrap();
+        tcp.set_zero_linger().unwrap();
         drop(tcp);
     });
     let mut connect = TcpConnect::outbound(
