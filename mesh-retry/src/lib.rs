@@ -1,5 +1,17 @@
-//! Retries bounded by a budget, bounded request-body replay, timeouts and deadlines.
+//! Retries bounded by a budget, bounded request-body replay, timeouts and
+//! deadlines, as tower layers.
 
 pub mod budget;
+pub mod deadline;
+pub mod metrics;
+pub mod replay;
+pub mod retry;
+pub mod timeout;
 
-pub use budget::{Budget, BudgetConfig};
+pub use self::{
+    budget::{Budget, BudgetConfig},
+    deadline::Deadline,
+    metrics::{RetryMetrics, RouteRetryMetrics},
+    retry::{Backoff, Retry, RetryLayer, RetryPolicy},
+    timeout::{AttemptTimeoutLayer, RequestTimeoutLayer, Timeouts},
+};

@@ -1,0 +1,205 @@
+//! Deadlines that travel with a request, within a process and across hops.
+//!
+//! A caller that gives up after two seconds gains nothing from an upstream
+//! that works for ten. So a request's deadline is carried along: inside the
+//! process as the [`Deadline`] request extension, and to the next hop as a
+//! header holding the time that remains.
+//!
+//! - gRPC requests carry gRPC's own `grpc-timeout` (`1*8DIGIT unit`, with
+//!   units `H`, `M`, `S`, `m`, `u`, `n`), which every gRPC server honours.
+//! - Other HTTP requests carry **`mesh-deadline`**: the whole milliseconds
+//!   that remain, as a decimal integer (`mesh-deadline: 1500`). A relative
+//!   time, like `grpc-timeout`, so the hops need no synchronized clocks.
+//!   Fractions of a millisecond are dropped, so a hop never sees more time
+//!   than its caller had. `0` means the deadline has passed.
+//!
+//! On the way in, [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) reads
+//! either header and keeps the nearer of it and its own timeout. On the way
+//! out, the timeout layers write the time that remains, reduced by the time
+//! already spent, and by the per-try timeout when that is nearer.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+/// The header that carries the milliseconds remaining to a non-gRPC hop.
+pub const MESH_DEADLINE: HeaderName = HeaderName::from_static("mesh-deadline");
+
+/// gRPC's deadline header.
+pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// The instant by which a request must be answered. A request extension,
+/// inserted by [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) and read
+/// by the retry layer (no retry starts that the deadline would cut short)
+/// and by the per-try timeout (which propagates it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    /// A deadline at `instant`.
+    pub fn at(instant: Instant) -> Self {
+        Self(instant)
+    }
+
+    /// A deadline `timeout` from now.
+    pub fn after(timeout: Duration) -> Self {
+        Self(Instant::now() + timeout)
+    }
+
+    /// The instant.
+    pub fn instant(self) -> Instant {
+        self.0
+    }
+
+    /// The time left, zero once it has passed.
+    pub fn remaining(self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+/// The deadline the caller sent: the nearer of `grpc-timeout` and
+/// `mesh-deadline`, when either is present and well formed.
+pub(crate) fn incoming(headers: &HeaderMap) -> Option<Duration> {
+    let grpc = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
+    let mesh = headers.get(MESH_DEADLINE).and_then(parse_mesh_deadline);
+    match (grpc, mesh) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Writes `remaining` into the header the next hop reads: `grpc-timeout`
+/// for gRPC, `mesh-deadline` otherwise.
+pub(crate) fn propagate(headers: &mut HeaderMap, remaining: Duration, grpc: bool) {
+    if grpc {
+        headers.insert(GRPC_TIMEOUT, encode_grpc_timeout(remaining));
+    } else {
+        let millis = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+        headers.insert(MESH_DEADLINE, HeaderValue::from(millis));
+    }
+}
+
+/// Reads a `mesh-deadline` value: decimal milliseconds.
+pub fn parse_mesh_deadline(value: &HeaderValue) -> Option<Duration> {
+    let s = value.to_str().ok()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().map(Duration::from_millis)
+}
+
+/// Reads a `grpc-timeout` value: one to eight digits and a unit.
+pub fn parse_grpc_timeout(value: &HeaderValue) -> Option<Duration> {
+    let bytes = value.as_bytes();
+    let (&unit, digits) = bytes.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0_u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Writes a `grpc-timeout` value in the finest unit that fits eight digits,
+/// rounding down.
+pub fn encode_grpc_timeout(timeout: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos();
+    let (value, unit) = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ]
+    .into_iter()
+    .map(|(per, unit)| (nanos / per, unit))
+    .find(|(value, _)| *value <= MAX)
+    .unwrap_or((MAX, 'H'));
+    let mut text = value.to_string();
+    text.push(unit);
+    // Digits and an ASCII letter are always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("99999999H"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        for (text, expected) in [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("10S", Duration::from_secs(10)),
+            ("250m", Duration::from_millis(250)),
+            ("99u", Duration::from_micros(99)),
+            ("12345678n", Duration::from_nanos(12_345_678)),
+        ] {
+            assert_eq!(parse_grpc_timeout(&value(text)), Some(expected), "{text}");
+        }
+        for bad in ["", "S", "123456789S", "10s", "-1S", "1.5S", "10"] {
+            assert_eq!(parse_grpc_timeout(&value(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn grpc_timeouts_encode_in_the_finest_unit_that_fits() {
+        for (timeout, expected) in [
+            (Duration::from_nanos(1500), "1500n"),
+            (Duration::from_millis(250), "250000u"),
+            (Duration::from_secs(10), "10000000u"),
+            (Duration::from_secs(1000), "1000000m"),
+            (Duration::from_secs(200_000), "200000S"),
+            (Duration::ZERO, "0n"),
+        ] {
+            assert_eq!(encode_grpc_timeout(timeout), expected);
+            let parsed = parse_grpc_timeout(&encode_grpc_timeout(timeout)).unwrap();
+            assert!(parsed <= timeout && timeout - parsed < Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn mesh_deadlines_are_whole_milliseconds() {
+        assert_eq!(
+            parse_mesh_deadline(&value("1500")),
+            Some(Duration::from_millis(1500))
+        );
+        for bad in ["", "1.5", "-3", "10ms"] {
+            assert_eq!(parse_mesh_deadline(&value(bad)), None, "{bad:?}");
+        }
+        let mut headers = HeaderMap::new();
+        propagate(&mut headers, Duration::from_micros(1_999_999), false);
+        assert_eq!(headers[MESH_DEADLINE], "1999");
+        assert!(!headers.contains_key(GRPC_TIMEOUT));
+        propagate(&mut headers, Duration::from_millis(5), true);
+        assert_eq!(headers[GRPC_TIMEOUT], "5000000n");
+    }
+
+    #[test]
+    fn the_nearer_incoming_deadline_wins() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(incoming(&headers), None);
+        headers.insert(MESH_DEADLINE, value("3000"));
+        assert_eq!(incoming(&headers), Some(Duration::from_secs(3)));
+        headers.insert(GRPC_TIMEOUT, value("2S"));
+        assert_eq!(incoming(&headers), Some(Duration::from_secs(2)));
+        headers.insert(GRPC_TIMEOUT, value("garbage"));
+        assert_eq!(incoming(&headers), Some(Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,300 @@
+//! What the retry layer did, and why it did not retry.
+//!
+//! A retry that is refused is as interesting as one that is made: on an
+//! outage, `retry_budget_exhausted_total` rising is the budget doing its
+//! job. So every retryable failure that is **not** retried is counted under
+//! the reason it was not, and the caller still gets the last real response.
+//!
+//! | metric | type | counts |
+//! |---|---|---|
+//! | `retry_requests_total` | counter | retries sent (not first attempts) |
+//! | `retry_successes_total` | counter | requests that succeeded after at least one retry |
+//! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
+//! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
+//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff |
+//! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response` |
+//! | `retry_budget_balance` | gauge | retries each budget allows now |
+//!
+//! Labels are `service` and `route`, both names from configuration (or from
+//! the request's [`DstService`] and [`RouteId`] extensions), so the series
+//! stay bounded. The balance gauge is labelled by `service` only: a budget
+//! belongs to a service, or is shared by several, and is read when scraped.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, PoisonError, Weak},
+};
+
+use mesh_core::{labels::DstService, route::RouteId};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder},
+    metrics::{MetricType, counter::Counter, family::Family, gauge::ConstGauge},
+    registry::Registry,
+};
+
+use crate::Budget;
+
+/// Why a retryable failure of a request could not be retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotRetryable {
+    /// The body's known length was over the replay cap.
+    BodyTooLarge,
+    /// The method is not idempotent and the route does not mark it
+    /// retryable.
+    NonIdempotent,
+    /// The body outgrew the replay cap while it was sent (or failed).
+    Committed,
+    /// The response began before the request body had been sent.
+    StreamingResponse,
+}
+
+impl NotRetryable {
+    const ALL: [Self; 4] = [
+        Self::BodyTooLarge,
+        Self::NonIdempotent,
+        Self::Committed,
+        Self::StreamingResponse,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::BodyTooLarge => "body_too_large",
+            Self::NonIdempotent => "non_idempotent",
+            Self::Committed => "committed",
+            Self::StreamingResponse => "streaming_response",
+        }
+    }
+}
+
+/// The `service` and `route` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Labels {
+    service: Arc<str>,
+    route: Arc<str>,
+}
+
+impl EncodeLabelSet for Labels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        [("service", &*self.service), ("route", &*self.route)].encode(encoder)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct ReasonLabels {
+    labels: Labels,
+    reason: NotRetryable,
+}
+
+impl EncodeLabelSet for ReasonLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        [
+            ("service", &*self.labels.service),
+            ("route", &*self.labels.route),
+            ("reason", self.reason.as_label()),
+        ]
+        .encode(encoder)
+    }
+}
+
+/// The retry metric families, registered once into the caller's registry.
+/// Cloning shares the families.
+#[derive(Clone, Debug)]
+pub struct RetryMetrics {
+    requests: Family<Labels, Counter>,
+    successes: Family<Labels, Counter>,
+    limit_exceeded: Family<Labels, Counter>,
+    budget_exhausted: Family<Labels, Counter>,
+    deadline_exceeded: Family<Labels, Counter>,
+    not_retryable: Family<ReasonLabels, Counter>,
+    budgets: Arc<BudgetGauges>,
+}
+
+impl RetryMetrics {
+    /// Registers the retry metrics in `registry` (use
+    /// `sub_registry_with_prefix` to prefix them).
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            successes: Family::default(),
+            limit_exceeded: Family::default(),
+            budget_exhausted: Family::default(),
+            deadline_exceeded: Family::default(),
+            not_retryable: Family::default(),
+            budgets: Arc::default(),
+        };
+        registry.register("retry_requests", "Retries sent", metrics.requests.clone());
+        registry.register(
+            "retry_successes",
+            "Requests that succeeded after at least one retry",
+            metrics.successes.clone(),
+        );
+        registry.register(
+            "retry_limit_exceeded",
+            "Retryable failures returned because the request used all its attempts",
+            metrics.limit_exceeded.clone(),
+        );
+        registry.register(
+            "retry_budget_exhausted",
+            "Retryable failures returned because the retry budget was empty",
+            metrics.budget_exhausted.clone(),
+        );
+        registry.register(
+            "retry_deadline_exceeded",
+            "Retryable failures returned because the request deadline was nearer than the backoff",
+            metrics.deadline_exceeded.clone(),
+        );
+        registry.register(
+            "retry_not_retryable",
+            "Retryable failures of requests that could not be retried, by reason",
+            metrics.not_retryable.clone(),
+        );
+        registry.register_collector(Box::new(metrics.budgets.clone()));
+        metrics
+    }
+
+    /// The counters of one route of one service, resolved once.
+    pub fn route(&self, service: &str, route: &str) -> RouteRetryMetrics {
+        self.resolve(Labels {
+            service: service.into(),
+            route: route.into(),
+        })
+    }
+
+    /// The counters for a request's [`DstService`] and [`RouteId`]
+    /// extensions; a missing name is the empty string.
+    pub(crate) fn for_request(
+        &self,
+        service: Option<&DstService>,
+        route: Option<&RouteId>,
+    ) -> RouteRetryMetrics {
+        self.resolve(Labels {
+            service: service.map_or_else(|| "".into(), |s| s.0.clone()),
+            route: route.map_or_else(|| "".into(), |r| r.as_str().into()),
+        })
+    }
+
+    /// Reports `budget`'s balance under `service` on every scrape, for as
+    /// long as the budget lives. Registering the same pair twice reports it
+    /// once.
+    pub fn observe_budget(&self, service: &str, budget: &Arc<Budget>) {
+        self.budgets.observe(service, budget);
+    }
+
+    fn resolve(&self, labels: Labels) -> RouteRetryMetrics {
+        let not_retryable = NotRetryable::ALL.map(|reason| {
+            self.not_retryable
+                .get_or_create(&ReasonLabels {
+                    labels: labels.clone(),
+                    reason,
+                })
+                .clone()
+        });
+        RouteRetryMetrics {
+            requests: self.requests.get_or_create(&labels).clone(),
+            successes: self.successes.get_or_create(&labels).clone(),
+            limit_exceeded: self.limit_exceeded.get_or_create(&labels).clone(),
+            budget_exhausted: self.budget_exhausted.get_or_create(&labels).clone(),
+            deadline_exceeded: self.deadline_exceeded.get_or_create(&labels).clone(),
+            not_retryable,
+            service: labels.service,
+            budgets: self.budgets.clone(),
+        }
+    }
+}
+
+/// The retry counters of one route, resolved from [`RetryMetrics`] once so
+/// that counting is an atomic add.
+#[derive(Clone, Debug)]
+pub struct RouteRetryMetrics {
+    requests: Counter,
+    successes: Counter,
+    limit_exceeded: Counter,
+    budget_exhausted: Counter,
+    deadline_exceeded: Counter,
+    not_retryable: [Counter; 4],
+    service: Arc<str>,
+    budgets: Arc<BudgetGauges>,
+}
+
+impl RouteRetryMetrics {
+    pub(crate) fn retry(&self) {
+        self.requests.inc();
+    }
+
+    pub(crate) fn success(&self) {
+        self.successes.inc();
+    }
+
+    pub(crate) fn limit_exceeded(&self) {
+        self.limit_exceeded.inc();
+    }
+
+    pub(crate) fn budget_exhausted(&self) {
+        self.budget_exhausted.inc();
+    }
+
+    pub(crate) fn deadline_exceeded(&self) {
+        self.deadline_exceeded.inc();
+    }
+
+    pub(crate) fn not_retryable(&self, reason: NotRetryable) {
+        let i = NotRetryable::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default();
+        self.not_retryable[i].inc();
+    }
+
+    /// Reports `budget`'s balance under this route's service.
+    pub(crate) fn observe_budget(&self, budget: &Arc<Budget>) {
+        self.budgets.observe(&self.service, budget);
+    }
+}
+
+/// The balance of every observed budget, read at scrape time.
+#[derive(Debug, Default)]
+struct BudgetGauges {
+    budgets: Mutex<Vec<(Arc<str>, Weak<Budget>)>>,
+}
+
+impl BudgetGauges {
+    fn observe(&self, service: &str, budget: &Arc<Budget>) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        budgets.retain(|(_, b)| b.strong_count() > 0);
+        let weak = Arc::downgrade(budget);
+        if !budgets
+            .iter()
+            .any(|(s, b)| &**s == service && b.ptr_eq(&weak))
+        {
+            budgets.push((service.into(), weak));
+        }
+    }
+}
+
+impl Collector for BudgetGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        let live: Vec<_> = budgets
+            .iter()
+            .filter_map(|(service, budget)| Some((service.clone(), budget.upgrade()?)))
+            .collect();
+        drop(budgets);
+        if live.is_empty() {
+            return Ok(());
+        }
+        let mut metric = encoder.encode_descriptor(
+            "retry_budget_balance",
+            "Retries the budget allows now",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (service, budget) in live {
+            let labels = [("service", &*service)];
+            let family = metric.encode_family(&labels)?;
+            ConstGauge::new(budget.balance()).encode(family)?;
+        }
+        Ok(())
+    }
+}

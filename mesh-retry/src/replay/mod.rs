@@ -1,0 +1,452 @@
+//! Request bodies that can be sent again.
+//!
+//! A retry has to send the request body a second time, but a proxy streams
+//! bodies: by the time a response says "retry", the body has left. So the
+//! first attempt records the chunks it sends, up to a cap, and each later
+//! attempt replays the recording, then reads on from the original body
+//! where the last attempt stopped.
+//!
+//! The rules, which Linkerd's proxy follows too:
+//!
+//! - A body whose size hint (its `content-length`) is already over the cap
+//!   is not recorded at all: [`ReplayBody::try_new`] hands it back, and the
+//!   request is sent once.
+//! - A body that outgrows the cap while it streams is **committed**: the
+//!   recording is freed, the attempt that is sending it goes on undisturbed,
+//!   and no further attempt can be made.
+//! - Trailers are recorded and replayed with the data.
+//! - Every attempt sends every byte exactly once, in order: chunks are
+//!   recorded as they are read from the original body, once, and an attempt
+//!   replays exactly the chunks recorded before it started. (Linkerd once
+//!   sent the first chunk twice on a retry, linkerd2 #15649; the tests here
+//!   check every attempt byte for byte.)
+//! - An attempt that ends before its body did (the connection failed, or
+//!   the response came first) leaves the unread rest to the next attempt.
+//!   While an attempt is still sending the body, no other attempt can start:
+//!   the retry layer reads that as "the response started before the request
+//!   body finished" and does not retry.
+//!
+//! Chunks are kept as [`Bytes`], so recording a chunk that already is
+//! `Bytes` (hyper's are) copies nothing.
+
+use std::{
+    fmt,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use mesh_core::BoxError;
+
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use self::state::Replayable;
+use self::state::{Reader, Recording, Shared, State};
+
+/// The default cap on the bytes recorded for replay: 64 KiB, as in Linkerd.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+
+/// The body of one attempt of a request. See the [module docs](self).
+///
+/// The first attempt's body comes from [`ReplayBody::try_new`]; later ones
+/// from [`Replay::next_attempt`]. An attempt must not be polled before the
+/// previous attempt's body has ended or been dropped; if it is, it fails
+/// with [`ReplayUnavailable`] rather than reorder bytes.
+pub struct ReplayBody<B> {
+    kind: Kind<B>,
+}
+
+enum Kind<B> {
+    /// A body sent once, with nothing recorded.
+    Passthrough(B),
+    /// A body known to be empty: every attempt is empty.
+    Empty,
+    Attempt(Attempt<B>),
+}
+
+struct Attempt<B> {
+    shared: Arc<Shared<B>>,
+    phase: Phase<B>,
+}
+
+enum Phase<B> {
+    /// Not polled yet: the state is taken on the first poll.
+    Idle,
+    /// Replaying a body that was recorded whole.
+    Replaying {
+        recording: Arc<Recording>,
+        next: usize,
+        trailers_sent: bool,
+    },
+    /// Holding the original body: replaying `chunks[next..replay_end]`
+    /// (`replay_bytes` long), then reading on.
+    Reading {
+        reader: Reader<B>,
+        next: usize,
+        replay_end: usize,
+        replay_bytes: u64,
+    },
+    Done,
+}
+
+/// The handle a retry keeps to make further attempts of a request.
+pub struct Replay<B> {
+    shared: Option<Arc<Shared<B>>>,
+}
+
+impl<B: Body> ReplayBody<B> {
+    /// Wraps the original body of a request for its first attempt, recording
+    /// up to `max_bytes` for later ones.
+    ///
+    /// # Errors
+    ///
+    /// Hands `body` back when its size hint says it is longer than
+    /// `max_bytes`: it cannot be replayed, so it is not recorded at all.
+    pub fn try_new(body: B, max_bytes: usize) -> Result<(Self, Replay<B>), B> {
+        let size_hint = body.size_hint();
+        if size_hint.lower() > max_bytes as u64 {
+            return Err(body);
+        }
+        if body.is_end_stream() {
+            let empty = Self { kind: Kind::Empty };
+            return Ok((empty, Replay { shared: None }));
+        }
+        let shared = Arc::new(Shared::new(max_bytes, size_hint));
+        let first = Self {
+            kind: Kind::Attempt(Attempt {
+                shared: shared.clone(),
+                phase: Phase::Reading {
+                    reader: Reader::new(body),
+                    next: 0,
+                    replay_end: 0,
+                    replay_bytes: 0,
+                },
+            }),
+        };
+        Ok((
+            first,
+            Replay {
+                shared: Some(shared),
+            },
+        ))
+    }
+}
+
+impl<B> ReplayBody<B> {
+    /// Wraps a body that is sent once and never replayed.
+    pub fn passthrough(body: B) -> Self {
+        Self {
+            kind: Kind::Passthrough(body),
+        }
+    }
+}
+
+impl<B> Replay<B> {
+    /// The body of the next attempt. It replays what earlier attempts read,
+    /// then reads on.
+    pub fn next_attempt(&self) -> ReplayBody<B> {
+        match &self.shared {
+            None => ReplayBody { kind: Kind::Empty },
+            Some(shared) => ReplayBody {
+                kind: Kind::Attempt(Attempt {
+                    shared: shared.clone(),
+                    phase: Phase::Idle,
+                }),
+            },
+        }
+    }
+
+    /// Whether another attempt can be made with this body now.
+    pub(crate) fn replayable(&self) -> Replayable {
+        self.shared
+            .as_ref()
+            .map_or(Replayable::Yes, |shared| shared.replayable())
+    }
+}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Passthrough(body) => {
+                let frame = ready!(Pin::new(body).poll_frame(cx));
+                Poll::Ready(frame.map(|f| {
+                    f.map(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                        .map_err(Into::into)
+                }))
+            }
+            Kind::Empty => Poll::Ready(None),
+            Kind::Attempt(attempt) => attempt.poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Passthrough(body) => body.is_end_stream(),
+            Kind::Empty => true,
+            Kind::Attempt(attempt) => match &attempt.phase {
+                Phase::Idle => false,
+                Phase::Replaying {
+                    recording,
+                    next,
+                    trailers_sent,
+                } => {
+                    *next >= recording.chunks.len()
+                        && (*trailers_sent || recording.trailers.is_none())
+                }
+                Phase::Reading {
+                    reader,
+                    next,
+                    replay_end,
+                    ..
+                } => next >= replay_end && reader.body.is_end_stream(),
+                Phase::Done => true,
+            },
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Passthrough(body) => body.size_hint(),
+            Kind::Empty
+            | Kind::Attempt(Attempt {
+                phase: Phase::Done, ..
+            }) => SizeHint::with_exact(0),
+            Kind::Attempt(Attempt {
+                shared,
+                phase: Phase::Idle,
+            }) => match &*shared.lock() {
+                State::Complete(recording) => SizeHint::with_exact(recording.len),
+                State::Parked(reader) => {
+                    with_replayed(reader.body.size_hint(), reader.recorded as u64)
+                }
+                State::Reading | State::Committed => shared.size_hint,
+            },
+            Kind::Attempt(Attempt {
+                phase: Phase::Replaying {
+                    recording, next, ..
+                },
+                ..
+            }) => SizeHint::with_exact(recording.remaining(*next)),
+            Kind::Attempt(Attempt {
+                phase:
+                    Phase::Reading {
+                        reader,
+                        replay_bytes,
+                        ..
+                    },
+                ..
+            }) => with_replayed(reader.body.size_hint(), *replay_bytes),
+        }
+    }
+}
+
+/// The size hint of the original body's unread rest, plus `replayed` bytes
+/// that come first.
+fn with_replayed(rest: SizeHint, replayed: u64) -> SizeHint {
+    let mut hint = SizeHint::new();
+    hint.set_lower(rest.lower().saturating_add(replayed));
+    if let Some(upper) = rest.upper() {
+        hint.set_upper(upper.saturating_add(replayed));
+    }
+    hint
+}
+
+impl<B> Attempt<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            match &mut self.phase {
+                Phase::Idle => self.acquire()?,
+                Phase::Replaying {
+                    recording,
+                    next,
+                    trailers_sent,
+                } => {
+                    if let Some(chunk) = recording.chunks.get(*next) {
+                        *next += 1;
+                        return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+                    }
+                    let trailers = (!*trailers_sent)
+                        .then(|| recording.trailers.clone())
+                        .flatten();
+                    *trailers_sent = true;
+                    if let Some(trailers) = trailers {
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    self.phase = Phase::Done;
+                }
+                Phase::Reading {
+                    reader,
+                    next,
+                    replay_end,
+                    replay_bytes,
+                } => {
+                    if *next < *replay_end {
+                        let chunk = reader.chunks[*next].clone();
+                        *next += 1;
+                        *replay_bytes = replay_bytes.saturating_sub(chunk.len() as u64);
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
+                    return self.poll_original(cx);
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Takes the shared state for this attempt: a whole recording to replay,
+    /// or the parked original body to replay and read on.
+    fn acquire(&mut self) -> Result<(), BoxError> {
+        let mut state = self.shared.lock();
+        match std::mem::replace(&mut *state, State::Reading) {
+            State::Complete(recording) => {
+                *state = State::Complete(recording.clone());
+                self.phase = Phase::Replaying {
+                    recording,
+                    next: 0,
+                    trailers_sent: false,
+                };
+                Ok(())
+            }
+            State::Parked(reader) => {
+                self.phase = Phase::Reading {
+                    next: 0,
+                    replay_end: reader.chunks.len(),
+                    replay_bytes: reader.recorded as u64,
+                    reader,
+                };
+                Ok(())
+            }
+            other => {
+                *state = other;
+                self.phase = Phase::Done;
+                Err(ReplayUnavailable.into())
+            }
+        }
+    }
+
+    /// Reads the next frame of the original body, recording it.
+    fn poll_original(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Phase::Reading { reader, .. } = &mut self.phase else {
+            return Poll::Ready(None);
+        };
+        let frame = match ready!(Pin::new(&mut reader.body).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => {
+                // What was sent cannot be sent again without the rest.
+                self.shared.set(State::Committed);
+                self.phase = Phase::Done;
+                return Poll::Ready(Some(Err(error.into())));
+            }
+            None => {
+                self.finish(None);
+                return Poll::Ready(None);
+            }
+        };
+        let frame = match frame.into_data() {
+            Ok(mut data) => {
+                let chunk = data.copy_to_bytes(data.remaining());
+                let was_recording = reader.recording;
+                if !reader.record(&chunk, self.shared.max_bytes) && was_recording {
+                    tracing::debug!(
+                        max_bytes = self.shared.max_bytes,
+                        "request body outgrew the replay buffer; no more attempts"
+                    );
+                    self.shared.set(State::Committed);
+                }
+                if reader.body.is_end_stream() {
+                    self.finish(None);
+                }
+                Frame::data(chunk)
+            }
+            Err(frame) => match frame.into_trailers() {
+                Ok(trailers) => {
+                    self.finish(Some(trailers.clone()));
+                    Frame::trailers(trailers)
+                }
+                // http-body has no other kind of frame today; pass on any.
+                Err(frame) => frame.map_data(|mut d| d.copy_to_bytes(d.remaining())),
+            },
+        };
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    /// The original body ended: publish the recording, if there is one.
+    fn finish(&mut self, trailers: Option<http::HeaderMap>) {
+        if let Phase::Reading { reader, .. } = &mut self.phase
+            && reader.recording
+        {
+            self.shared.set(State::Complete(reader.finish(trailers)));
+        }
+        self.phase = Phase::Done;
+    }
+}
+
+impl<B> Drop for Attempt<B> {
+    fn drop(&mut self) {
+        // An attempt that ends before the original body did leaves the rest
+        // to the next attempt, unless the body is committed.
+        if let Phase::Reading { reader, .. } = std::mem::replace(&mut self.phase, Phase::Done)
+            && reader.recording
+        {
+            self.shared.set(State::Parked(reader));
+        }
+    }
+}
+
+impl<B> fmt::Debug for ReplayBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Passthrough(_) => "passthrough",
+            Kind::Empty => "empty",
+            Kind::Attempt(Attempt { phase, .. }) => match phase {
+                Phase::Idle => "idle",
+                Phase::Replaying { .. } => "replaying",
+                Phase::Reading { .. } => "reading",
+                Phase::Done => "done",
+            },
+        };
+        f.debug_struct("ReplayBody").field("kind", &kind).finish()
+    }
+}
+
+impl<B> fmt::Debug for Replay<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replay")
+            .field("empty", &self.shared.is_none())
+            .finish()
+    }
+}
+
+/// An attempt's body was polled while the body could not be replayed: an
+/// earlier attempt still held it, or it had been committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayUnavailable;
+
+impl fmt::Display for ReplayUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request body cannot be replayed")
+    }
+}
+
+impl std::error::Error for ReplayUnavailable {}

@@ -1,0 +1,139 @@
+//! The state the attempts of one request share.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::SizeHint;
+
+/// What the attempts of one request share: where the original body is, and
+/// what of it has been recorded.
+pub(super) struct Shared<B> {
+    state: Mutex<State<B>>,
+    /// The most bytes recorded for replay.
+    pub(super) max_bytes: usize,
+    /// The original body's size hint, for attempts that have not started.
+    pub(super) size_hint: SizeHint,
+}
+
+pub(super) enum State<B> {
+    /// An attempt's body holds the reader and is reading the original body.
+    Reading,
+    /// The original body is not finished, and no attempt holds it: the last
+    /// attempt ended before reading it all. The next attempt replays what
+    /// was recorded, then reads on.
+    Parked(Reader<B>),
+    /// The original body was read to its end and recorded whole.
+    Complete(Arc<Recording>),
+    /// The body cannot be replayed: it outgrew the cap, or the original
+    /// body failed.
+    Committed,
+}
+
+/// The original body and what has been read from it so far.
+pub(super) struct Reader<B> {
+    pub(super) body: B,
+    /// Every data chunk read so far, in order, while recording.
+    pub(super) chunks: Vec<Bytes>,
+    /// The sum of `chunks`' lengths.
+    pub(super) recorded: usize,
+    /// Whether chunks are still recorded; false once the cap is passed.
+    pub(super) recording: bool,
+}
+
+/// A body read to its end: every chunk, and the trailers.
+#[derive(Debug)]
+pub(super) struct Recording {
+    pub(super) chunks: Box<[Bytes]>,
+    pub(super) trailers: Option<HeaderMap>,
+    pub(super) len: u64,
+}
+
+/// Whether the next attempt can replay the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replayable {
+    /// It can: the body was recorded whole, or an attempt ended early and
+    /// left the rest of it unread.
+    Yes,
+    /// The body outgrew the cap (or failed), and parts of it are gone.
+    Committed,
+    /// An attempt still holds the body and is sending it: the response came
+    /// before the request body ended.
+    Streaming,
+}
+
+impl<B> Shared<B> {
+    pub(super) fn new(max_bytes: usize, size_hint: SizeHint) -> Self {
+        Self {
+            state: Mutex::new(State::Reading),
+            max_bytes,
+            size_hint,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<B>> {
+        // A panic while holding the lock cannot leave the state half
+        // written: every update is one assignment.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn set(&self, state: State<B>) {
+        *self.lock() = state;
+    }
+
+    pub(super) fn replayable(&self) -> Replayable {
+        match &*self.lock() {
+            State::Parked(_) | State::Complete(_) => Replayable::Yes,
+            State::Committed => Replayable::Committed,
+            State::Reading => Replayable::Streaming,
+        }
+    }
+}
+
+impl<B> Reader<B> {
+    pub(super) fn new(body: B) -> Self {
+        Self {
+            body,
+            chunks: Vec::new(),
+            recorded: 0,
+            recording: true,
+        }
+    }
+
+    /// Records `chunk` if it fits under `max_bytes`. Returns `false` when
+    /// it does not: recording stops, and what was recorded is freed.
+    pub(super) fn record(&mut self, chunk: &Bytes, max_bytes: usize) -> bool {
+        if !self.recording {
+            return false;
+        }
+        if self.recorded.saturating_add(chunk.len()) > max_bytes {
+            self.recording = false;
+            self.chunks = Vec::new();
+            self.recorded = 0;
+            return false;
+        }
+        if !chunk.is_empty() {
+            self.recorded += chunk.len();
+            self.chunks.push(chunk.clone());
+        }
+        true
+    }
+
+    /// The whole recording, once the body has ended with `trailers`.
+    pub(super) fn finish(&mut self, trailers: Option<HeaderMap>) -> Arc<Recording> {
+        Arc::new(Recording {
+            chunks: std::mem::take(&mut self.chunks).into_boxed_slice(),
+            trailers,
+            len: self.recorded as u64,
+        })
+    }
+}
+
+impl Recording {
+    /// The bytes in `chunks[from..]`.
+    pub(super) fn remaining(&self, from: usize) -> u64 {
+        self.chunks
+            .get(from..)
+            .map_or(0, |rest| rest.iter().map(|c| c.len() as u64).sum())
+    }
+}

@@ -1,0 +1,239 @@
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::*;
+
+/// A body that yields the frames it was given, then ends; or fails after
+/// them when `fail` is set.
+#[derive(Debug, Default)]
+struct Frames {
+    frames: VecDeque<Frame<Bytes>>,
+    exact: Option<u64>,
+    fail: bool,
+}
+
+#[derive(Debug)]
+struct Broken;
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("broken body")
+    }
+}
+
+impl std::error::Error for Broken {}
+
+impl Frames {
+    fn chunks(chunks: &[&'static str]) -> Self {
+        Self {
+            frames: chunks
+                .iter()
+                .map(|c| Frame::data(Bytes::from_static(c.as_bytes())))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    fn with_trailers(mut self, trailers: HeaderMap) -> Self {
+        self.frames.push_back(Frame::trailers(trailers));
+        self
+    }
+}
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = Broken;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
+        match self.frames.pop_front() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None if self.fail => Poll::Ready(Some(Err(Broken))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && !self.fail
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.exact.map_or_else(SizeHint::new, SizeHint::with_exact)
+    }
+}
+
+fn trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    trailers
+}
+
+async fn collect(body: ReplayBody<Frames>) -> (Bytes, Option<HeaderMap>) {
+    let collected = body.collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (collected.to_bytes(), trailers)
+}
+
+/// Reads `n` frames from an attempt, then drops it, as an attempt does whose
+/// connection fails part way.
+async fn read_some(mut body: ReplayBody<Frames>, n: usize) -> Vec<u8> {
+    let mut read = Vec::new();
+    for _ in 0..n {
+        let frame = body.frame().await.unwrap().unwrap();
+        read.extend_from_slice(frame.data_ref().unwrap());
+    }
+    read
+}
+
+#[tokio::test]
+async fn every_attempt_gets_the_whole_body_and_its_trailers() {
+    let original = Frames::chunks(&["hello ", "replayed ", "world"]).with_trailers(trailers());
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert_eq!(
+        collect(first).await,
+        (Bytes::from("hello replayed world"), Some(trailers()))
+    );
+    assert_eq!(replay.replayable(), Replayable::Yes);
+    for _ in 0..3 {
+        let body = replay.next_attempt();
+        assert_eq!(body.size_hint().exact(), Some(20));
+        assert_eq!(
+            collect(body).await,
+            (Bytes::from("hello replayed world"), Some(trailers()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_that_stops_early_leaves_the_rest_to_the_next_without_repeating_a_byte() {
+    let original = Frames::chunks(&["one-", "two-", "three-", "four"]);
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert_eq!(read_some(first, 1).await, b"one-");
+    assert_eq!(replay.replayable(), Replayable::Yes, "the rest is parked");
+
+    let second = replay.next_attempt();
+    assert_eq!(read_some(second, 3).await, b"one-two-three-");
+
+    let third = replay.next_attempt();
+    assert_eq!(
+        third.size_hint().lower(),
+        14,
+        "the replayed part is counted"
+    );
+    assert_eq!(collect(third).await.0, Bytes::from("one-two-three-four"));
+
+    let fourth = replay.next_attempt();
+    assert_eq!(collect(fourth).await.0, Bytes::from("one-two-three-four"));
+}
+
+#[tokio::test]
+async fn an_attempt_that_never_polled_its_body_leaves_all_of_it() {
+    let original = Frames::chunks(&["a", "b"]);
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    drop(first);
+    assert_eq!(collect(replay.next_attempt()).await.0, Bytes::from("ab"));
+}
+
+#[tokio::test]
+async fn a_body_that_outgrows_the_cap_is_committed_and_its_attempt_goes_on() {
+    let original = Frames::chunks(&["123456", "789012", "345"]);
+    let (first, replay) = ReplayBody::try_new(original, 10).unwrap();
+    assert_eq!(collect(first).await.0, Bytes::from("123456789012345"));
+    assert_eq!(replay.replayable(), Replayable::Committed);
+    let err = replay.next_attempt().collect().await.unwrap_err();
+    assert!(err.is::<ReplayUnavailable>());
+}
+
+#[tokio::test]
+async fn a_body_exactly_at_the_cap_is_replayed() {
+    let original = Frames::chunks(&["12345", "67890"]);
+    let (first, replay) = ReplayBody::try_new(original, 10).unwrap();
+    collect(first).await;
+    assert_eq!(
+        collect(replay.next_attempt()).await.0,
+        Bytes::from("1234567890")
+    );
+}
+
+#[test]
+fn a_known_length_over_the_cap_is_handed_back_unrecorded() {
+    let original = Frames {
+        exact: Some(11),
+        ..Frames::chunks(&["12345678901"])
+    };
+    let body = ReplayBody::try_new(original, 10).unwrap_err();
+    assert_eq!(body.frames.len(), 1, "the body comes back untouched");
+}
+
+#[tokio::test]
+async fn an_empty_body_needs_no_recording() {
+    let (first, replay) = ReplayBody::try_new(Frames::default(), 10).unwrap();
+    assert!(first.is_end_stream());
+    assert!(replay.shared.is_none());
+    assert!(replay.next_attempt().is_end_stream());
+}
+
+#[tokio::test]
+async fn no_other_attempt_runs_while_one_is_sending() {
+    let original = Frames::chunks(&["a", "b", "c"]);
+    let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    let frame = first.frame().await.unwrap().unwrap();
+    assert_eq!(frame.data_ref().unwrap(), "a");
+    assert_eq!(replay.replayable(), Replayable::Streaming);
+
+    let err = replay.next_attempt().collect().await.unwrap_err();
+    assert!(err.is::<ReplayUnavailable>());
+
+    // The attempt that holds the body is not disturbed.
+    assert_eq!(collect(first).await.0, Bytes::from("bc"));
+    assert_eq!(replay.replayable(), Replayable::Yes);
+    assert_eq!(collect(replay.next_attempt()).await.0, Bytes::from("abc"));
+}
+
+#[tokio::test]
+async fn a_failed_original_body_is_not_replayed() {
+    let original = Frames {
+        fail: true,
+        ..Frames::chunks(&["a"])
+    };
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    let err = first.collect().await.unwrap_err();
+    assert!(err.is::<Broken>());
+    assert_eq!(replay.replayable(), Replayable::Committed);
+}
+
+#[tokio::test]
+async fn a_passthrough_body_streams_unchanged() {
+    let body = ReplayBody::passthrough(Frames::chunks(&["x", "y"]).with_trailers(trailers()));
+    assert_eq!(collect(body).await, (Bytes::from("xy"), Some(trailers())));
+}
+
+#[tokio::test]
+async fn a_body_that_reports_its_end_early_is_recorded_whole_at_once() {
+    // Frames says it has ended as soon as the last frame is read, so hyper
+    // would never poll it again: the recording must not wait for `None`.
+    let original = Frames::chunks(&["last"]);
+    let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    first.frame().await.unwrap().unwrap();
+    assert!(first.is_end_stream());
+    assert_eq!(replay.replayable(), Replayable::Yes);
+    assert_eq!(collect(replay.next_attempt()).await.0, Bytes::from("last"));
+    drop(first);
+}
+
+#[test]
+fn bodies_are_send_when_the_original_is() {
+    fn send<T: Send + Sync>() {}
+    send::<ReplayBody<Frames>>();
+    send::<Replay<Frames>>();
+}

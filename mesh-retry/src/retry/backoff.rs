@@ -1,0 +1,172 @@
+//! How long to wait before a retry.
+
+use std::{fmt, time::Duration};
+
+use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
+
+/// Exponential backoff with full jitter.
+///
+/// Before retry `n` (1 for the first), the wait is drawn uniformly from
+/// zero to `min(max, base × 2^(n−1))`. Drawing from zero ("full jitter")
+/// spreads the retries of many clients that failed together, instead of
+/// sending them back in a synchronized wave.
+///
+/// A 503 or 429 response with `Retry-After` in seconds is waited out
+/// instead, up to `max`. (The HTTP-date form is not read; such a response
+/// gets the ordinary backoff.)
+///
+/// The default is Linkerd's: `base` 25 ms, `max` 250 ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    /// 25 ms doubling up to 250 ms.
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(25),
+            max: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Backoff {
+    /// A backoff from `base` doubling up to `max`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBackoff`] when `base` is longer than `max`.
+    pub fn new(base: Duration, max: Duration) -> Result<Self, InvalidBackoff> {
+        if base > max {
+            return Err(InvalidBackoff { base, max });
+        }
+        Ok(Self { base, max })
+    }
+
+    /// No wait at all between attempts.
+    pub fn none() -> Self {
+        Self {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        }
+    }
+
+    /// The wait before the first retry, before jitter.
+    pub fn base(&self) -> Duration {
+        self.base
+    }
+
+    /// The longest wait.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    /// The ceiling of the wait before retry number `retry` (from 1).
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        let doublings = retry.saturating_sub(1).min(31);
+        self.base.saturating_mul(1 << doublings).min(self.max)
+    }
+
+    /// A jittered wait before retry number `retry` (from 1).
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
+        let ceiling = self.ceiling(retry);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=nanos))
+    }
+
+    /// The server's `Retry-After` on a 503 or 429, capped at `max`.
+    pub(crate) fn retry_after(&self, status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+        if status != StatusCode::SERVICE_UNAVAILABLE && status != StatusCode::TOO_MANY_REQUESTS {
+            return None;
+        }
+        let seconds: u64 = headers
+            .get(RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Duration::from_secs(seconds).min(self.max))
+    }
+}
+
+/// A backoff whose base is longer than its maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidBackoff {
+    base: Duration,
+    max: Duration,
+}
+
+impl fmt::Display for InvalidBackoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "backoff base {:?} is longer than its maximum {:?}",
+            self.base, self.max
+        )
+    }
+}
+
+impl std::error::Error for InvalidBackoff {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_doubles_up_to_the_max() {
+        let backoff = Backoff::default();
+        let ceilings: Vec<_> = (1..=6).map(|n| backoff.ceiling(n).as_millis()).collect();
+        assert_eq!(ceilings, [25, 50, 100, 200, 250, 250]);
+        assert_eq!(backoff.ceiling(u32::MAX), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn delays_are_jittered_within_the_ceiling() {
+        let backoff = Backoff::default();
+        let delays: Vec<_> = (0..200).map(|_| backoff.delay(2)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(50)));
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(25)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(25)));
+    }
+
+    #[test]
+    fn retry_after_is_read_on_503_and_429_and_capped() {
+        let backoff = Backoff::new(Duration::from_millis(25), Duration::from_secs(2)).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "1".parse().unwrap());
+        assert_eq!(
+            backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            backoff.retry_after(StatusCode::TOO_MANY_REQUESTS, &headers),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(backoff.retry_after(StatusCode::BAD_GATEWAY, &headers), None);
+        headers.insert(RETRY_AFTER, "120".parse().unwrap());
+        assert_eq!(
+            backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            Some(Duration::from_secs(2))
+        );
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(
+            backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            None
+        );
+    }
+
+    #[test]
+    fn a_base_above_the_max_is_refused() {
+        let err = Backoff::new(Duration::from_secs(1), Duration::from_millis(10)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "backoff base 1s is longer than its maximum 10ms"
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Retrying failed HTTP requests, within a budget.
+//!
+//! [`Retry`] sends a request, and when the response is a failure its
+//! [`RetryPolicy`] retries (a 5xx, a retryable gRPC code in the headers, a
+//! connection error before any response, a per-try timeout), sends it
+//! again, after a backoff, with the same head and a replay of the same
+//! body. A request is retried only if all of these hold:
+//!
+//! 1. its method is idempotent, or the route marks every request retryable;
+//! 2. its body fits the replay buffer, known up front by its
+//!    `content-length` (`body_too_large`) or found out while sending it
+//!    (`committed`);
+//! 3. it has attempts left ([`RetryPolicy::max_attempts`]);
+//! 4. the response did not arrive while the request body was still being
+//!    sent (`streaming_response`): the upstream answered a request it had
+//!    not read, and the body is still in use;
+//! 5. the request's [`Deadline`](crate::Deadline), if any, leaves time for
+//!    the backoff;
+//! 6. the shared [`Budget`] has a retry to spare.
+//!
+//! When one of them does not hold, the caller gets the **last real
+//! response** (or error), not a synthetic one, and
+//! [`RetryMetrics`](crate::RetryMetrics) counts why.
+//!
+//! Every original request deposits into the budget, whether or not it is
+//! ever retried, as in Finagle.
+//!
+//! Each retried attempt carries a `mesh-retry-attempt` header with the
+//! attempt's number, counting the first attempt as 1 (so the first retry
+//! says `2`), like Envoy's `x-envoy-attempt-count`.
+//!
+//! The inner service receives requests whose body is a
+//! [`ReplayBody`](crate::replay::ReplayBody) of the original, and errors are
+//! [`BoxError`]s, since retry decisions read the error's source chain.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{HeaderName, Request, Response};
+use http_body::Body;
+use mesh_core::{BoxError, labels::DstService, route::RouteId};
+use tower_service::Service;
+
+use crate::{
+    Budget,
+    metrics::{NotRetryable, RetryMetrics, RouteRetryMetrics},
+    replay::ReplayBody,
+};
+
+mod backoff;
+pub mod future;
+mod layer;
+mod policy;
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    backoff::{Backoff, InvalidBackoff},
+    layer::RetryLayer,
+    policy::RetryPolicy,
+};
+
+/// The header that numbers retried attempts: `2` on the first retry.
+pub const MESH_RETRY_ATTEMPT: HeaderName = HeaderName::from_static("mesh-retry-attempt");
+
+/// Retries failed requests within a budget. See the [module docs](self).
+#[derive(Debug)]
+pub struct Retry<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// What every request of a [`Retry`] shares: built once per configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) policy: RetryPolicy,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) metrics: Metrics,
+}
+
+/// Where the retry counters come from.
+#[derive(Clone, Debug)]
+pub(crate) enum Metrics {
+    None,
+    /// Resolved once, for a route named in configuration.
+    Route(RouteRetryMetrics),
+    /// Resolved, when something is counted, from the request's
+    /// [`DstService`] and [`RouteId`] extensions.
+    FromRequest(RetryMetrics),
+}
+
+impl<S: Clone> Clone for Retry<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Retry<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = future::ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // Use the service that was polled ready; keep a clone for the next
+        // call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = &self.shared;
+        let policy = &shared.policy;
+        if !policy.retries() {
+            return future::ResponseFuture::once(inner.call(req.map(ReplayBody::passthrough)));
+        }
+        shared.budget.deposit();
+
+        let (parts, body) = req.into_parts();
+        let labels = match &shared.metrics {
+            Metrics::FromRequest(_) => Some((
+                parts.extensions.get::<DstService>().cloned(),
+                parts.extensions.get::<RouteId>().cloned(),
+            )),
+            _ => None,
+        };
+        if !policy.allows_method(&parts.method) {
+            let req = Request::from_parts(parts, ReplayBody::passthrough(body));
+            let fut = inner.call(req);
+            return future::ResponseFuture::unretryable(
+                fut,
+                shared.clone(),
+                NotRetryable::NonIdempotent,
+                labels,
+            );
+        }
+        match ReplayBody::try_new(body, policy.max_replay_bytes()) {
+            Err(body) => {
+                let req = Request::from_parts(parts, ReplayBody::passthrough(body));
+                let fut = inner.call(req);
+                future::ResponseFuture::unretryable(
+                    fut,
+                    shared.clone(),
+                    NotRetryable::BodyTooLarge,
+                    labels,
+                )
+            }
+            Ok((body, replay)) => {
+                let head = future::Head::clone_from(&parts);
+                let fut = inner.call(Request::from_parts(parts, body));
+                future::ResponseFuture::retryable(fut, inner, shared.clone(), head, replay, labels)
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! What a route retries, how often, and how patiently.
+
+use std::{error::Error, num::NonZeroU32, time::Duration};
+
+use http::{Method, Response};
+use mesh_core::{
+    ProxyErrorKind,
+    classify::{
+        Classification, Classify, ErrorKind, GrpcCode, GrpcCodes, ResponseClass, StatusRanges,
+    },
+};
+
+use super::Backoff;
+use crate::replay::DEFAULT_MAX_BYTES;
+
+/// A route's retry policy: which failures are retried, how many attempts a
+/// request may make, which requests may be retried at all, and the backoff.
+///
+/// Build it once per configuration; the retry layer shares it between
+/// requests.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_attempts`](Self::max_attempts) | 3, counting the first |
+/// | HTTP statuses retried | `5xx` |
+/// | gRPC codes retried | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable` |
+/// | connection errors before a response | retried |
+/// | per-try timeouts | retried |
+/// | methods retried | GET, HEAD, OPTIONS, PUT, DELETE, TRACE |
+/// | [`backoff`](Backoff) | 25 ms doubling to 250 ms, full jitter |
+/// | replay buffer | 64 KiB |
+///
+/// The status and code defaults are those of Linkerd's
+/// `retry.linkerd.io/http` and `retry.linkerd.io/grpc`. The attempt limit
+/// is the SRE book's three; **Linkerd's `retry.linkerd.io/limit` defaults to
+/// one retry (two attempts)**.
+///
+/// Which responses count as a success, for `retry_successes_total`, is a
+/// separate [`Classify`] ([`with_classify`](Self::with_classify)), the one
+/// metrics use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    max_attempts: NonZeroU32,
+    retry_on: Classify,
+    connection_errors: bool,
+    timeouts: bool,
+    any_method: bool,
+    backoff: Backoff,
+    max_replay_bytes: usize,
+    classify: Classify,
+}
+
+const THREE: NonZeroU32 = match NonZeroU32::new(3) {
+    Some(three) => three,
+    None => NonZeroU32::MIN,
+};
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: THREE,
+            retry_on: Classify::new()
+                .with_http_failures(StatusRanges::server_errors())
+                .with_grpc_failures(Self::default_grpc_codes()),
+            connection_errors: true,
+            timeouts: true,
+            any_method: false,
+            backoff: Backoff::default(),
+            max_replay_bytes: DEFAULT_MAX_BYTES,
+            classify: Classify::default(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy; see the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A policy that never retries: one attempt per request.
+    pub fn never() -> Self {
+        Self::default().with_max_attempts(NonZeroU32::MIN)
+    }
+
+    /// The gRPC codes retried by default, Linkerd's: `cancelled`,
+    /// `deadline-exceeded`, `internal`, `resource-exhausted` and
+    /// `unavailable`.
+    pub const fn default_grpc_codes() -> GrpcCodes {
+        GrpcCodes::empty()
+            .with(GrpcCode::CANCELLED)
+            .with(GrpcCode::DEADLINE_EXCEEDED)
+            .with(GrpcCode::INTERNAL)
+            .with(GrpcCode::RESOURCE_EXHAUSTED)
+            .with(GrpcCode::UNAVAILABLE)
+    }
+
+    /// Sets the most attempts per request, the first included. Default 3.
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: NonZeroU32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets the HTTP statuses that are retried. Default `5xx`.
+    #[must_use]
+    pub fn with_http_statuses(mut self, statuses: StatusRanges) -> Self {
+        self.retry_on = self.retry_on.with_http_failures(statuses);
+        self
+    }
+
+    /// Sets the gRPC codes that are retried, read from the response headers
+    /// (a trailers-only response). Default
+    /// [`default_grpc_codes`](Self::default_grpc_codes).
+    #[must_use]
+    pub fn with_grpc_codes(mut self, codes: GrpcCodes) -> Self {
+        self.retry_on = self.retry_on.with_grpc_failures(codes);
+        self
+    }
+
+    /// Whether a request that failed to connect, or whose connection broke
+    /// before any response arrived, is retried. This includes the mesh's
+    /// own 502 for an unreachable upstream. Default `true`.
+    #[must_use]
+    pub fn with_connection_errors(mut self, retry: bool) -> Self {
+        self.connection_errors = retry;
+        self
+    }
+
+    /// Whether an attempt that hit its per-try timeout is retried. Default
+    /// `true`.
+    #[must_use]
+    pub fn with_timeouts(mut self, retry: bool) -> Self {
+        self.timeouts = retry;
+        self
+    }
+
+    /// Marks every request of the route retryable, whatever its method
+    /// (Linkerd's `isRetryable`). By default only idempotent methods are
+    /// retried: GET, HEAD, OPTIONS, PUT, DELETE and TRACE.
+    #[must_use]
+    pub fn with_any_method(mut self, retryable: bool) -> Self {
+        self.any_method = retryable;
+        self
+    }
+
+    /// Sets the backoff. Default 25 ms doubling to 250 ms.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets the most request-body bytes recorded for replay. Default 64 KiB.
+    #[must_use]
+    pub fn with_max_replay_bytes(mut self, bytes: usize) -> Self {
+        self.max_replay_bytes = bytes;
+        self
+    }
+
+    /// Sets which responses count as a success in `retry_successes_total`.
+    /// Default [`Classify::default`].
+    #[must_use]
+    pub fn with_classify(mut self, classify: Classify) -> Self {
+        self.classify = classify;
+        self
+    }
+
+    /// The most attempts per request, the first included.
+    pub fn max_attempts(&self) -> NonZeroU32 {
+        self.max_attempts
+    }
+
+    /// The HTTP statuses that are retried.
+    pub fn http_statuses(&self) -> &StatusRanges {
+        self.retry_on.http_failures()
+    }
+
+    /// The gRPC codes that are retried.
+    pub fn grpc_codes(&self) -> GrpcCodes {
+        self.retry_on.grpc_failures()
+    }
+
+    /// Whether requests of any method are retried.
+    pub fn any_method(&self) -> bool {
+        self.any_method
+    }
+
+    /// The backoff.
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// The most request-body bytes recorded for replay.
+    pub fn max_replay_bytes(&self) -> usize {
+        self.max_replay_bytes
+    }
+
+    /// Whether this policy ever retries.
+    pub fn retries(&self) -> bool {
+        self.max_attempts.get() > 1
+    }
+
+    /// Whether a request with `method` may be retried.
+    pub(crate) fn allows_method(&self, method: &Method) -> bool {
+        self.any_method
+            || matches!(
+                *method,
+                Method::GET
+                    | Method::HEAD
+                    | Method::OPTIONS
+                    | Method::PUT
+                    | Method::DELETE
+                    | Method::TRACE
+            )
+    }
+
+    /// Whether `res` is a failure to retry, and if so how long the server
+    /// asked to wait (`Retry-After`).
+    pub(crate) fn retryable_response<B>(&self, res: &Response<B>) -> Option<Option<Duration>> {
+        let retryable = match res.extensions().get::<ProxyErrorKind>() {
+            Some(ProxyErrorKind::UpstreamUnreachable) => self.connection_errors,
+            // Inside the retry layer, only the per-try timeout answers so.
+            Some(ProxyErrorKind::Timeout) => self.timeouts,
+            _ => matches!(
+                self.retry_on.classify_response(res),
+                Classification::Final(ResponseClass::Failure(_))
+            ),
+        };
+        retryable.then(|| self.backoff.retry_after(res.status(), res.headers()))
+    }
+
+    /// Whether an error that ended an attempt before any response is one to
+    /// retry.
+    pub(crate) fn retryable_error(&self, error: &(dyn Error + 'static)) -> bool {
+        match ErrorKind::of(error) {
+            ErrorKind::Connect | ErrorKind::Reset => self.connection_errors,
+            ErrorKind::Timeout => self.timeouts,
+            _ => false,
+        }
+    }
+
+    /// Whether `res` is a success, for `retry_successes_total`.
+    pub(crate) fn is_success<B>(&self, res: &Response<B>) -> bool {
+        self.classify.classify_response(res) == Classification::Final(ResponseClass::Success)
+    }
+}

@@ -1,0 +1,71 @@
+//! The response future of [`RequestTimeout`](super::RequestTimeout).
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::Response;
+use mesh_core::ProxyErrorKind;
+use tokio::time::{Instant, Sleep};
+
+use crate::timeout::TimeoutBody;
+
+pin_project_lite::pin_project! {
+    /// The response, or the mesh's 504 when the deadline passes first.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Option<Sleep>,
+        deadline: Option<Instant>,
+        idle: Option<Duration>,
+        grpc: bool,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(
+        inner: F,
+        sleep: Option<Sleep>,
+        deadline: Option<Instant>,
+        idle: Option<Duration>,
+        grpc: bool,
+    ) -> Self {
+        Self {
+            inner,
+            sleep,
+            deadline,
+            idle,
+            grpc,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<TimeoutBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            let (deadline, idle, grpc) = (*this.deadline, *this.idle, *this.grpc);
+            return Poll::Ready(
+                result.map(|res| res.map(|body| TimeoutBody::new(body, deadline, idle, grpc))),
+            );
+        }
+        if this
+            .sleep
+            .as_pin_mut()
+            .is_some_and(|s| s.poll(cx).is_ready())
+        {
+            tracing::debug!("request deadline passed before the response");
+            return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(*this.grpc)));
+        }
+        Poll::Pending
+    }
+}

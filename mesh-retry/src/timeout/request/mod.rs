@@ -1,0 +1,89 @@
+//! The request timeout: one deadline over every attempt.
+//!
+//! [`RequestTimeout`] sets the request's [`Deadline`]: the nearest of its
+//! configured timeout, the deadline the caller sent (`grpc-timeout` or
+//! `mesh-deadline`) and a [`Deadline`] extension already on the request. It
+//! inserts the deadline as a request extension for the layers inside, and
+//! writes the time remaining into the outgoing deadline header.
+//!
+//! If the response head has not arrived by the deadline, the inner call is
+//! dropped (cancelling any attempt and backoff in progress) and the caller
+//! gets the mesh's 504, or a trailers-only gRPC response with
+//! `grpc-status: 4`. After the head, the response body is held to the same
+//! deadline, and to the idle timeout, by [`TimeoutBody`].
+
+use std::{
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use mesh_core::error::is_grpc;
+use tokio::time::{Instant, sleep_until};
+use tower_service::Service;
+
+use super::TimeoutBody;
+use crate::deadline::{self, Deadline};
+
+pub mod future;
+mod layer;
+
+pub use self::layer::RequestTimeoutLayer;
+
+/// Holds each request to a deadline. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct RequestTimeout<S> {
+    inner: S,
+    timeout: Option<Duration>,
+    idle: Option<Duration>,
+}
+
+impl<S> RequestTimeout<S> {
+    /// Holds requests to `timeout` (none: only to the caller's deadline),
+    /// and response bodies to the idle timeout `idle`.
+    pub fn new(inner: S, timeout: Option<Duration>, idle: Option<Duration>) -> Self {
+        Self {
+            inner,
+            timeout,
+            idle,
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for RequestTimeout<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = Response<TimeoutBody<RB>>;
+    type Error = S::Error;
+    type Future = future::ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let grpc = is_grpc(req.headers());
+        let sent = deadline::incoming(req.headers());
+        let mut nearest = req.extensions().get::<Deadline>().map(|d| d.instant());
+        if self.timeout.is_some() || sent.is_some() {
+            let now = Instant::now();
+            for timeout in [self.timeout, sent].into_iter().flatten() {
+                let at = now + timeout;
+                nearest = Some(nearest.map_or(at, |n| n.min(at)));
+            }
+        }
+        if let Some(at) = nearest {
+            let deadline = Deadline::at(at);
+            req.extensions_mut().insert(deadline);
+            deadline::propagate(req.headers_mut(), deadline.remaining(), grpc);
+        }
+        future::ResponseFuture::new(
+            self.inner.call(req),
+            nearest.map(sleep_until),
+            nearest,
+            self.idle,
+            grpc,
+        )
+    }
+}
