@@ -6,6 +6,7 @@ mod histogram;
 pub mod http;
 mod labels;
 mod process;
+pub mod query;
 pub mod tcp;
 
 pub use self::{

@@ -1,0 +1,225 @@
+//! What changed between two scrapes, and the golden signals of a selection
+//! of it.
+
+use std::{collections::HashMap, time::Duration};
+
+use super::{histogram_quantile, parse::Sample, parse::Scrape};
+
+/// A series: its sample name and labels.
+type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+
+/// The increase of every counter between two scrapes of one process.
+#[derive(Clone, Debug)]
+pub struct Delta {
+    samples: Vec<Sample>,
+    elapsed: Duration,
+}
+
+impl Delta {
+    /// The increase of each sample from `before` to `after`, which were
+    /// taken `elapsed` apart. A series that went down was reset (the process
+    /// restarted), so its increase is its new value, as Prometheus' `rate`
+    /// reads a reset; a series new in `after` counts whole.
+    pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
+        let index: HashMap<SeriesKey<'_>, f64> = before
+            .samples()
+            .iter()
+            .map(|s| ((s.name.as_str(), s.labels.as_slice()), s.value))
+            .collect();
+        let samples = after
+            .samples()
+            .iter()
+            .map(|s| {
+                let old = index
+                    .get(&(s.name.as_str(), s.labels.as_slice()))
+                    .copied()
+                    .unwrap_or(0.0);
+                let value = if s.value >= old {
+                    s.value - old
+                } else {
+                    s.value
+                };
+                Sample {
+                    name: s.name.clone(),
+                    labels: s.labels.clone(),
+                    value,
+                }
+            })
+            .collect();
+        Self { samples, elapsed }
+    }
+
+    /// The time between the two scrapes.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The increases, one per sample of the later scrape.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Adds the samples `select` picks to `totals`.
+    pub fn accumulate(&self, totals: &mut Totals, select: impl Fn(&Sample) -> bool) {
+        for s in self.samples.iter().filter(|s| select(s)) {
+            totals.add(s);
+        }
+    }
+}
+
+/// Responses, latency buckets and retries summed over a selection of
+/// series (a workload, a route), over one window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    /// `response_total{classification="success"}`.
+    pub success: f64,
+    /// `response_total{classification="failure"}`.
+    pub failure: f64,
+    /// `response_total{tls="true"}`.
+    pub tls: f64,
+    /// `retry_requests_total`: attempts after the first.
+    pub retries: f64,
+    /// `response_latency_ms_bucket`, by bound, cumulative.
+    pub buckets: Vec<(f64, f64)>,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, s: &Sample) {
+        match s.name.as_str() {
+            "response_total" => {
+                match s.label("classification") {
+                    Some("success") => self.success += s.value,
+                    Some("failure") => self.failure += s.value,
+                    _ => return,
+                }
+                if s.label("tls") == Some("true") {
+                    self.tls += s.value;
+                }
+            }
+            "response_latency_ms_bucket" => {
+                let Some(bound) = s.label("le").and_then(parse_bound) else {
+                    return;
+                };
+                match self.buckets.iter_mut().find(|(b, _)| *b == bound) {
+                    Some(bucket) => bucket.1 += s.value,
+                    None => self.buckets.push((bound, s.value)),
+                }
+            }
+            "retry_requests_total" => self.retries += s.value,
+            _ => {}
+        }
+    }
+
+    /// Adds `other` into `self`: replicas of one workload, say.
+    pub fn merge(&mut self, other: &Totals) {
+        self.success += other.success;
+        self.failure += other.failure;
+        self.tls += other.tls;
+        self.retries += other.retries;
+        for &(bound, count) in &other.buckets {
+            match self.buckets.iter_mut().find(|(b, _)| *b == bound) {
+                Some(bucket) => bucket.1 += count,
+                None => self.buckets.push((bound, count)),
+            }
+        }
+    }
+
+    /// Every response counted.
+    pub fn responses(&self) -> f64 {
+        self.success + self.failure
+    }
+
+    /// Successes over responses; `None` without responses.
+    pub fn success_rate(&self) -> Option<f64> {
+        ratio(self.success, self.responses())
+    }
+
+    /// Responses per second over `elapsed`.
+    pub fn rps(&self, elapsed: Duration) -> f64 {
+        let secs = elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.responses() / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The share of responses on mutually authenticated TLS.
+    pub fn tls_rate(&self) -> Option<f64> {
+        ratio(self.tls, self.responses())
+    }
+
+    /// The `q` latency quantile in milliseconds, as `histogram_quantile`.
+    pub fn latency_ms(&self, q: f64) -> Option<f64> {
+        histogram_quantile(q, &self.buckets).filter(|v| v.is_finite())
+    }
+
+    /// Retries per request the caller made.
+    pub fn retry_ratio(&self) -> Option<f64> {
+        ratio(self.retries, self.responses())
+    }
+
+    /// The success rate of attempts rather than requests. Every retry
+    /// followed a failed attempt, and each request's last attempt decided its
+    /// response, so successful attempts are the successful responses, and
+    /// attempts are responses plus retries.
+    pub fn actual_success_rate(&self) -> Option<f64> {
+        ratio(self.success, self.responses() + self.retries)
+    }
+
+    /// Attempts per second over `elapsed`.
+    pub fn actual_rps(&self, elapsed: Duration) -> f64 {
+        let secs = elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (self.responses() + self.retries) / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+fn ratio(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| part / whole)
+}
+
+fn parse_bound(le: &str) -> Option<f64> {
+    match le {
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        _ => le.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn increases_survive_resets_and_new_series() {
+        let before = Scrape::parse(
+            "response_total{classification=\"success\",tls=\"true\"} 10\n\
+             response_total{classification=\"failure\"} 5\n",
+        )
+        .unwrap();
+        let after = Scrape::parse(
+            "response_total{classification=\"success\",tls=\"true\"} 28\n\
+             response_total{classification=\"failure\"} 2\n\
+             retry_requests_total{route_name=\"r\"} 4\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&before, &after, Duration::from_secs(10));
+        let mut t = Totals::default();
+        delta.accumulate(&mut t, |_| true);
+        // 18 new successes; the failure series reset to 2; 4 new retries.
+        assert_eq!(
+            (t.success, t.failure, t.tls, t.retries),
+            (18.0, 2.0, 18.0, 4.0)
+        );
+        assert_eq!(t.success_rate(), Some(0.9));
+        assert_eq!(t.rps(delta.elapsed()), 2.0);
+        assert_eq!(t.tls_rate(), Some(0.9));
+        assert_eq!(t.retry_ratio(), Some(0.2));
+        // 18 successful attempts of 20 requests + 4 retries.
+        assert_eq!(t.actual_success_rate(), Some(0.75));
+        assert_eq!(t.actual_rps(delta.elapsed()), 2.4);
+    }
+}

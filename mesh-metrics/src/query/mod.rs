@@ -1,0 +1,229 @@
+//! The `stat`, `routes` and `top` views: golden signals from two scrapes.
+//!
+//! `linkerd viz stat` answers "is this workload healthy?" with a handful of
+//! numbers computed by Prometheus over a window: success rate (successes
+//! over all `response_total`), requests per second, latency percentiles by
+//! `histogram_quantile` over `response_latency_ms_bucket`, and the share of
+//! traffic on mutual TLS. These views compute the same numbers without a
+//! Prometheus: they scrape each admin server's `/metrics` twice, a window
+//! apart, [parse](Scrape::parse) the text, take the increase of every
+//! counter ([`Delta`]) and sum it per workload or per route ([`Totals`]).
+//! Quantiles use Prometheus' own interpolation ([`histogram_quantile`]), so
+//! the figures match a dashboard's.
+//!
+//! - [`stat::run`]: one row per workload (`NAME=ADDR` targets with the same
+//!   name are replicas of one workload), with MESHED, SUCCESS, RPS,
+//!   LATENCY_P50, LATENCY_P95, LATENCY_P99 and TLS, from inbound traffic.
+//! - [`routes::run`]: the same per inbound route, or with `to` per outbound
+//!   route to one service, with the retry ratio and the success rate of
+//!   attempts (actual) beside that of requests (effective).
+//! - [`top::run`]: a live view that redraws both every interval.
+//!
+//! Each renders as a table or, for scripts, as JSON ([`Format`]).
+
+pub mod delta;
+pub mod parse;
+mod quantile;
+mod render;
+pub mod routes;
+pub mod scrape;
+pub mod stat;
+pub mod top;
+
+use std::{fmt, io, str::FromStr, time::Duration};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub use self::{
+    delta::{Delta, Totals},
+    parse::{ParseError, ParseErrorKind, Sample, Scrape},
+    quantile::histogram_quantile,
+    scrape::{ScrapeError, ScrapeErrorKind, scrape},
+};
+
+/// An admin server to scrape, and the workload it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// The workload's name; targets with the same name are its replicas.
+    pub name: String,
+    /// The admin server's `host:port`.
+    pub addr: String,
+}
+
+impl Target {
+    /// Reads a comma-separated list of targets, as `--admin` takes it.
+    ///
+    /// # Errors
+    ///
+    /// When an item is not `ADDR` or `NAME=ADDR` with `ADDR` a `host:port`.
+    pub fn parse_list(list: &str) -> Result<Vec<Self>, InvalidTarget> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect()
+    }
+}
+
+impl FromStr for Target {
+    type Err = InvalidTarget;
+
+    /// `ADDR` (named after itself) or `NAME=ADDR`; `ADDR` is `host:port`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, addr) = s.split_once('=').unwrap_or((s, s));
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if name.is_empty() || !port_ok {
+            return Err(InvalidTarget);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+        })
+    }
+}
+
+/// A target that is not `ADDR` or `NAME=ADDR` with `ADDR` a `host:port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidTarget;
+
+impl fmt::Display for InvalidTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected ADDR or NAME=ADDR, with ADDR as host:port")
+    }
+}
+
+impl std::error::Error for InvalidTarget {}
+
+/// How a view is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns, like `linkerd viz stat`.
+    #[default]
+    Table,
+    /// JSON, for scripts (`-o json`).
+    Json,
+}
+
+impl FromStr for Format {
+    type Err = InvalidFormat;
+
+    /// `table` or `json`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" => Ok(Self::Table),
+            "json" => Ok(Self::Json),
+            _ => Err(InvalidFormat),
+        }
+    }
+}
+
+/// A format other than `table` or `json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidFormat;
+
+impl fmt::Display for InvalidFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected table or json")
+    }
+}
+
+impl std::error::Error for InvalidFormat {}
+
+/// A view that could not be produced.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// No target was given.
+    NoTargets,
+    /// Not one target could be scraped; the first failure is the source.
+    Unreachable(ScrapeError),
+    /// Writing the view failed.
+    Write(io::Error),
+    /// Encoding the view as JSON failed.
+    Json(serde_json::Error),
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoTargets => "no admin address given",
+            Self::Unreachable(_) => "no admin server could be scraped",
+            Self::Write(_) => "cannot write the view",
+            Self::Json(_) => "cannot encode the view as json",
+        })
+    }
+}
+
+impl std::error::Error for QueryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::NoTargets => None,
+            Self::Unreachable(e) => Some(e),
+            Self::Write(e) => Some(e),
+            Self::Json(e) => Some(e),
+        }
+    }
+}
+
+/// Scrapes every target at once: the scrapes, `None` for a target that
+/// failed, and the first failure.
+pub async fn scrape_all(targets: &[Target]) -> (Vec<Option<Scrape>>, Option<ScrapeError>) {
+    let mut first_error = None;
+    let scrapes = futures_util::future::join_all(targets.iter().map(scrape))
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| first_error.get_or_insert(e)).ok())
+        .collect();
+    (scrapes, first_error)
+}
+
+/// Scrapes `targets`, waits `window`, scrapes again: the delta of each
+/// target, `None` for one that failed either time.
+///
+/// # Errors
+///
+/// When `targets` is empty or none could be scraped both times.
+pub async fn measure(
+    targets: &[Target],
+    window: Duration,
+) -> Result<Vec<Option<Delta>>, QueryError> {
+    if targets.is_empty() {
+        return Err(QueryError::NoTargets);
+    }
+    let start = Instant::now();
+    let (before, e1) = scrape_all(targets).await;
+    tokio::time::sleep(window).await;
+    let elapsed = start.elapsed();
+    let (after, e2) = scrape_all(targets).await;
+    let deltas = deltas(&before, &after, elapsed);
+    match e1.or(e2) {
+        Some(e) if deltas.iter().all(Option::is_none) => Err(QueryError::Unreachable(e)),
+        _ => Ok(deltas),
+    }
+}
+
+/// Pairs two rounds of scrapes, `elapsed` apart, into deltas.
+pub fn deltas(
+    before: &[Option<Scrape>],
+    after: &[Option<Scrape>],
+    elapsed: Duration,
+) -> Vec<Option<Delta>> {
+    before
+        .iter()
+        .zip(after)
+        .map(|pair| match pair {
+            (Some(b), Some(a)) => Some(Delta::between(b, a, elapsed)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Encodes `value` as pretty JSON with a final newline.
+fn to_json(value: &impl Serialize) -> Result<String, QueryError> {
+    let mut s = serde_json::to_string_pretty(value).map_err(QueryError::Json)?;
+    s.push('\n');
+    Ok(s)
+}

@@ -1,0 +1,228 @@
+//! A reader for the exposition text `/metrics` serves.
+//!
+//! It reads the subset of OpenMetrics (and of Prometheus' older text format,
+//! which shares the sample syntax) that prometheus-client writes: comment
+//! lines (`# HELP`, `# TYPE`, `# UNIT`, `# EOF`) are skipped, and each
+//! sample line is `name{label="value",...} value`, optionally followed by a
+//! timestamp or an exemplar, which are ignored. Label values may hold the
+//! escapes `\\`, `\"` and `\n`.
+
+use std::fmt;
+
+/// One sample of a scrape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The sample's name, suffix included (`request_total`,
+    /// `response_latency_ms_bucket`).
+    pub name: String,
+    /// The labels, in the order they were written.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `name`, if the sample has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every sample of one `/metrics` body.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scrape {
+    samples: Vec<Sample>,
+}
+
+impl Scrape {
+    /// Reads an exposition body.
+    ///
+    /// # Errors
+    ///
+    /// When a sample line is malformed; the error names the line.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let mut samples = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let sample = parse_sample(line).map_err(|kind| ParseError { line: i + 1, kind })?;
+            samples.push(sample);
+        }
+        Ok(Self { samples })
+    }
+
+    /// The samples, in the order they were written.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+}
+
+/// A line of an exposition body that is not a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    line: usize,
+    kind: ParseErrorKind,
+}
+
+impl ParseError {
+    /// The line, counted from 1.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// What is wrong with it.
+    pub fn kind(&self) -> ParseErrorKind {
+        self.kind
+    }
+}
+
+/// What is wrong with a sample line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// The metric name is empty or has a character names may not.
+    Name,
+    /// The label set is malformed: a bad name, a missing `=` or quote, an
+    /// unknown escape, or no closing brace.
+    Labels,
+    /// The value is missing or not a number.
+    Value,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            ParseErrorKind::Name => "bad metric name",
+            ParseErrorKind::Labels => "bad label set",
+            ParseErrorKind::Value => "bad sample value",
+        };
+        write!(f, "{what} on line {}", self.line)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn parse_sample(line: &str) -> Result<Sample, ParseErrorKind> {
+    let name_end = line.find(['{', ' ']).ok_or(ParseErrorKind::Value)?;
+    let name = &line[..name_end];
+    if !is_metric_name(name) {
+        return Err(ParseErrorKind::Name);
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(after) = rest.strip_prefix('{') {
+        rest = parse_labels(after, &mut labels)?;
+    }
+    let value = rest
+        .strip_prefix(' ')
+        .and_then(|r| r.split(' ').next())
+        .ok_or(ParseErrorKind::Value)?;
+    Ok(Sample {
+        name: name.to_owned(),
+        labels,
+        value: parse_value(value).ok_or(ParseErrorKind::Value)?,
+    })
+}
+
+/// Reads `k="v",...}` and returns what follows the brace.
+fn parse_labels<'a>(
+    mut s: &'a str,
+    labels: &mut Vec<(String, String)>,
+) -> Result<&'a str, ParseErrorKind> {
+    loop {
+        s = s.trim_start_matches([',', ' ']);
+        if let Some(rest) = s.strip_prefix('}') {
+            return Ok(rest);
+        }
+        let eq = s.find('=').ok_or(ParseErrorKind::Labels)?;
+        let key = &s[..eq];
+        if !is_label_name(key) {
+            return Err(ParseErrorKind::Labels);
+        }
+        s = s[eq + 1..]
+            .strip_prefix('"')
+            .ok_or(ParseErrorKind::Labels)?;
+        let mut value = String::new();
+        let mut chars = s.char_indices();
+        let end = loop {
+            match chars.next().ok_or(ParseErrorKind::Labels)? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next().ok_or(ParseErrorKind::Labels)?.1 {
+                    '\\' => value.push('\\'),
+                    '"' => value.push('"'),
+                    'n' => value.push('\n'),
+                    _ => return Err(ParseErrorKind::Labels),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.push((key.to_owned(), value));
+        s = &s[end + 1..];
+    }
+}
+
+fn parse_value(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        _ => s.parse().ok(),
+    }
+}
+
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_samples_labels_and_special_values() {
+        let text = "# HELP request Total.\n# TYPE request counter\n\
+                    request_total{direction=\"inbound\",srv_name=\"a\\\"b\\\\c\\nd\"} 3\n\
+                    up 1 1700000000\n\
+                    lat_bucket{le=\"+Inf\"} 7 # {trace_id=\"x\"} 1.0\n\
+                    g -Inf\n# EOF\n";
+        let scrape = Scrape::parse(text).unwrap();
+        let s = scrape.samples();
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0].name, "request_total");
+        assert_eq!(s[0].label("direction"), Some("inbound"));
+        assert_eq!(s[0].label("srv_name"), Some("a\"b\\c\nd"));
+        assert_eq!(s[0].value, 3.0);
+        assert_eq!((s[1].name.as_str(), s[1].value), ("up", 1.0));
+        assert_eq!(s[2].label("le"), Some("+Inf"));
+        assert_eq!(s[2].value, 7.0);
+        assert_eq!(s[3].value, f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn malformed_lines_are_named() {
+        let err = Scrape::parse("ok 1\nbad{x=1} 2\n").unwrap_err();
+        assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
+        let err = Scrape::parse("a{x=\"1\"} one\n").unwrap_err();
+        assert_eq!(err.kind(), ParseErrorKind::Value);
+        let err = Scrape::parse("9lives 1\n").unwrap_err();
+        assert_eq!(err.kind(), ParseErrorKind::Name);
+        assert_eq!(err.to_string(), "bad metric name on line 1");
+    }
+}

@@ -1,0 +1,133 @@
+//! Quantiles from histogram buckets, as Prometheus' `histogram_quantile`
+//! computes them.
+//!
+//! `linkerd viz stat` gets its latency percentiles from Prometheus'
+//! `histogram_quantile` over `response_latency_ms_bucket`, so ours must give
+//! the same numbers from the same buckets. The rules (Prometheus'
+//! `promql/quantile.go`): sort the buckets by bound; the last must be `+Inf`;
+//! merge equal bounds and force the counts to be non-decreasing; find the
+//! first bucket whose cumulative count reaches `q × total`; interpolate
+//! linearly inside it, with 0 as the lower bound of the lowest bucket. A rank
+//! that falls in the `+Inf` bucket returns the highest finite bound.
+
+/// The `q` quantile (0 to 1) of cumulative `buckets` given as
+/// `(upper bound, count at or under it)`, in any order. `None` where
+/// Prometheus gives NaN: no observations, fewer than two buckets, no `+Inf`
+/// bucket, or `q` NaN. `q` below 0 gives `-Inf` and above 1 `+Inf`, as
+/// there.
+pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+    if q.is_nan() {
+        return None;
+    }
+    if q < 0.0 {
+        return Some(f64::NEG_INFINITY);
+    }
+    if q > 1.0 {
+        return Some(f64::INFINITY);
+    }
+    let mut sorted = buckets.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if sorted
+        .last()
+        .is_none_or(|(bound, _)| *bound != f64::INFINITY)
+    {
+        return None;
+    }
+    // Merge buckets with the same bound, then make the counts monotonic.
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(sorted.len());
+    for (bound, count) in sorted {
+        match merged.last_mut() {
+            Some(last) if last.0 == bound => last.1 += count,
+            _ => merged.push((bound, count)),
+        }
+    }
+    let mut max = f64::NEG_INFINITY;
+    for bucket in &mut merged {
+        max = max.max(bucket.1);
+        bucket.1 = max;
+    }
+    let n = merged.len();
+    if n < 2 {
+        return None;
+    }
+    let observations = merged[n - 1].1;
+    if observations == 0.0 {
+        return None;
+    }
+    let mut rank = q * observations;
+    // The first bucket, among all but `+Inf`, that reaches the rank.
+    let b = merged[..n - 1].partition_point(|&(_, count)| count < rank);
+    if b == n - 1 {
+        return Some(merged[n - 2].0);
+    }
+    if b == 0 && merged[0].0 <= 0.0 {
+        return Some(merged[0].0);
+    }
+    let end = merged[b].0;
+    let mut count = merged[b].1;
+    let mut start = 0.0;
+    if b > 0 {
+        start = merged[b - 1].0;
+        count -= merged[b - 1].1;
+        rank -= merged[b - 1].1;
+    }
+    Some(start + (end - start) * (rank / count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 observations in Linkerd's lowest buckets (cumulative counts):
+    /// le=1: 10, le=2: 30, le=3: 60, le=4: 80, le=5: 90, le=10: 95,
+    /// le=20: 99, le=+Inf: 100.
+    const KNOWN: [(f64, f64); 8] = [
+        (1.0, 10.0),
+        (2.0, 30.0),
+        (3.0, 60.0),
+        (4.0, 80.0),
+        (5.0, 90.0),
+        (10.0, 95.0),
+        (20.0, 99.0),
+        (f64::INFINITY, 100.0),
+    ];
+
+    fn q(q: f64) -> f64 {
+        histogram_quantile(q, &KNOWN).unwrap()
+    }
+
+    #[test]
+    fn quantiles_match_prometheus_interpolation() {
+        // p50: rank 50 falls in le=3 (30 < 50 <= 60): 2 + (3-2) × (50-30)/(60-30)
+        //      = 2 + 20/30 = 2.6667.
+        assert!((q(0.5) - (2.0 + 20.0 / 30.0)).abs() < 1e-12);
+        // p95: rank 95 reaches le=10 exactly (90 < 95 <= 95): 5 + 5 × 5/5 = 10.
+        assert!((q(0.95) - 10.0).abs() < 1e-12);
+        // p99: rank 99 in le=20 (95 < 99 <= 99): 10 + 10 × 4/4 = 20.
+        assert!((q(0.99) - 20.0).abs() < 1e-12);
+        // p5: rank 5 in the lowest bucket, from 0: 0 + 1 × 5/10 = 0.5.
+        assert!((q(0.05) - 0.5).abs() < 1e-12);
+        // p99.5: rank 99.5 is past le=20 (99), so it is in +Inf: the highest
+        // finite bound, 20.
+        assert!((q(0.995) - 20.0).abs() < 1e-12);
+        // p25: rank 25 in le=2 (10 < 25 <= 30): 1 + 1 × 15/20 = 1.75.
+        assert!((q(0.25) - 1.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn edge_cases_follow_prometheus() {
+        assert_eq!(
+            histogram_quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]),
+            None
+        );
+        assert_eq!(histogram_quantile(0.5, &[(1.0, 3.0), (2.0, 4.0)]), None);
+        assert_eq!(histogram_quantile(0.5, &[(f64::INFINITY, 4.0)]), None);
+        assert_eq!(histogram_quantile(-1.0, &KNOWN), Some(f64::NEG_INFINITY));
+        assert_eq!(histogram_quantile(2.0, &KNOWN), Some(f64::INFINITY));
+        // Buckets in any order, and a count that dips is raised (monotonic):
+        // le=1: 2, le=2: max(1, 2) = 2, le=+Inf: 4. p50 = rank 2, in le=1:
+        // 0 + 1 × 2/2 = 1.
+        let shuffled = [(f64::INFINITY, 4.0), (2.0, 1.0), (1.0, 2.0)];
+        assert_eq!(histogram_quantile(0.5, &shuffled), Some(1.0));
+    }
+}

@@ -1,0 +1,88 @@
+//! Plain-text tables in the style of `linkerd viz stat`.
+
+/// A table: a header and rows of cells; the first column is left-aligned
+/// and the others right-aligned, three spaces apart.
+pub(crate) struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn new(header: Vec<&'static str>) -> Self {
+        Self {
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let header: Vec<String> = self.header.iter().map(|h| (*h).to_owned()).collect();
+        for cells in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+                if i == 0 {
+                    line += &format!("{cell:<w$}");
+                } else {
+                    line += &format!("   {cell:>w$}");
+                }
+            }
+            out += line.trim_end();
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `90.00%`, or `-` with no data.
+pub(crate) fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{:.2}%", v * 100.0))
+}
+
+/// `12.3rps`.
+pub(crate) fn rps(v: f64) -> String {
+    format!("{v:.1}rps")
+}
+
+/// `3ms`, `2.5ms` under 10 ms, or `-` with no data.
+pub(crate) fn latency(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(ms) if ms < 10.0 => {
+            let s = format!("{ms:.1}");
+            format!("{}ms", s.trim_end_matches(".0"))
+        }
+        Some(ms) => format!("{ms:.0}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let mut t = Table::new(vec!["NAME", "SUCCESS", "RPS"]);
+        t.row(vec!["web".into(), percent(Some(0.9)), rps(12.34)]);
+        t.row(vec!["emoji-svc".into(), percent(None), rps(0.0)]);
+        assert_eq!(
+            t.render(),
+            "NAME        SUCCESS       RPS\n\
+             web          90.00%   12.3rps\n\
+             emoji-svc         -    0.0rps\n"
+        );
+        assert_eq!(latency(Some(2.0)), "2ms");
+        assert_eq!(latency(Some(2.66)), "2.7ms");
+        assert_eq!(latency(Some(150.2)), "150ms");
+    }
+}

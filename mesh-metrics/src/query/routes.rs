@@ -1,0 +1,220 @@
+//! `routes`: the golden signals of each route.
+//!
+//! Without a destination, the rows are a workload's inbound routes (the
+//! `route_name` its authorization or router attached, per `srv_name`).
+//! With `to`, they are its outbound routes to that service (`dst_service`),
+//! where retries happen; there each row also says how often requests were
+//! retried and how the success rate of single attempts (actual) compares
+//! with that of requests (effective, what callers saw). The retry layer's
+//! `retry_requests_total` is matched to a route by its `route_name` (or
+//! `route`) and `dst_service` (or `service`) labels.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{
+    Delta, Format, QueryError, Sample, Target, Totals, measure,
+    render::{self, Table},
+    to_json,
+};
+
+/// The route name of requests no route named.
+pub const DEFAULT_ROUTE: &str = "[default]";
+
+/// One route's row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteRow {
+    /// The workload whose admin server reported it.
+    pub workload: String,
+    /// The route's name.
+    pub route: String,
+    /// The service: the server inbound, the destination outbound.
+    pub service: String,
+    /// Successful responses over all responses, as callers saw them.
+    pub success: Option<f64>,
+    /// Responses per second.
+    pub rps: f64,
+    /// Median latency, in milliseconds.
+    pub latency_ms_p50: Option<f64>,
+    /// 95th percentile latency, in milliseconds.
+    pub latency_ms_p95: Option<f64>,
+    /// 99th percentile latency, in milliseconds.
+    pub latency_ms_p99: Option<f64>,
+    /// Retries per request.
+    pub retry_ratio: Option<f64>,
+    /// Successful attempts over all attempts, retries included.
+    pub actual_success: Option<f64>,
+    /// Attempts per second, retries included.
+    pub actual_rps: f64,
+}
+
+/// The route rows of `targets` from their deltas: inbound routes, or with
+/// `to` the outbound routes to that service. Sorted by workload, then route.
+pub fn route_rows(targets: &[Target], deltas: &[Option<Delta>], to: Option<&str>) -> Vec<RouteRow> {
+    let mut groups: Vec<((String, String, String), Totals, Duration)> = Vec::new();
+    for (target, delta) in targets.iter().zip(deltas) {
+        let Some(delta) = delta else { continue };
+        for s in delta.samples() {
+            let Some((route, service)) = route_key(s, to) else {
+                continue;
+            };
+            let key = (target.name.clone(), route.to_owned(), service.to_owned());
+            let i = match groups.iter().position(|g| g.0 == key) {
+                Some(i) => i,
+                None => {
+                    groups.push((key, Totals::default(), Duration::ZERO));
+                    groups.len() - 1
+                }
+            };
+            groups[i].1.add(s);
+            groups[i].2 = groups[i].2.max(delta.elapsed());
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups
+        .into_iter()
+        .filter(|(_, t, _)| t.responses() > 0.0 || t.retries > 0.0)
+        .map(|((workload, route, service), t, window)| RouteRow {
+            workload,
+            route,
+            service,
+            success: t.success_rate(),
+            rps: t.rps(window),
+            latency_ms_p50: t.latency_ms(0.5),
+            latency_ms_p95: t.latency_ms(0.95),
+            latency_ms_p99: t.latency_ms(0.99),
+            retry_ratio: t.retry_ratio(),
+            actual_success: t.actual_success_rate(),
+            actual_rps: t.actual_rps(window),
+        })
+        .collect()
+}
+
+/// The (route, service) a sample belongs to, if it is one of the selection.
+fn route_key<'a>(s: &'a Sample, to: Option<&str>) -> Option<(&'a str, &'a str)> {
+    let route = || {
+        s.label("route_name")
+            .or_else(|| s.label("route"))
+            .unwrap_or(DEFAULT_ROUTE)
+    };
+    if s.name.starts_with("retry_") {
+        let service = s.label("dst_service").or_else(|| s.label("service"))?;
+        return (Some(service) == to).then(|| (route(), service));
+    }
+    match to {
+        Some(to) => {
+            let service = s.label("dst_service")?;
+            (s.label("direction") == Some("outbound") && service == to).then(|| (route(), service))
+        }
+        None => (s.label("direction") == Some("inbound"))
+            .then(|| (route(), s.label("srv_name").unwrap_or("-"))),
+    }
+}
+
+/// Writes `rows` as a table or JSON. The retry columns appear for outbound
+/// routes (`outbound`), where retries happen.
+///
+/// # Errors
+///
+/// Only when JSON encoding fails.
+pub fn render_routes(
+    rows: &[RouteRow],
+    outbound: bool,
+    format: Format,
+) -> Result<String, QueryError> {
+    if format == Format::Json {
+        return to_json(&rows);
+    }
+    let mut header = vec![
+        "ROUTE",
+        "SERVICE",
+        "SUCCESS",
+        "RPS",
+        "LATENCY_P50",
+        "LATENCY_P95",
+        "LATENCY_P99",
+    ];
+    if outbound {
+        header.extend(["RETRY_RATIO", "ACTUAL_SUCCESS", "ACTUAL_RPS"]);
+    }
+    let mut table = Table::new(header);
+    for r in rows {
+        let mut cells = vec![
+            r.route.clone(),
+            r.service.clone(),
+            render::percent(r.success),
+            render::rps(r.rps),
+            render::latency(r.latency_ms_p50),
+            render::latency(r.latency_ms_p95),
+            render::latency(r.latency_ms_p99),
+        ];
+        if outbound {
+            cells.extend([
+                render::percent(r.retry_ratio),
+                render::percent(r.actual_success),
+                render::rps(r.actual_rps),
+            ]);
+        }
+        table.row(cells);
+    }
+    Ok(table.render())
+}
+
+/// `sidecar routes`: scrapes `targets` a `window` apart and renders one row
+/// per route; inbound routes, or with `to` the outbound routes to it.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn run(
+    targets: &[Target],
+    to: Option<&str>,
+    window: Duration,
+    format: Format,
+) -> Result<String, QueryError> {
+    let deltas = measure(targets, window).await?;
+    render_routes(&route_rows(targets, &deltas, to), to.is_some(), format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::Scrape;
+
+    #[test]
+    fn outbound_routes_show_retries_and_actual_success() {
+        let after = Scrape::parse(
+            "response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"get\",status_code=\"200\",classification=\"success\"} 99\n\
+             response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"get\",status_code=\"500\",classification=\"failure\"} 1\n\
+             response_total{direction=\"outbound\",dst_service=\"vote\",route_name=\"get\",classification=\"success\"} 7\n\
+             response_total{direction=\"inbound\",srv_name=\"web\",classification=\"success\"} 5\n\
+             retry_requests_total{route=\"get\",service=\"emoji\"} 10\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(10));
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta.clone())], Some("emoji"));
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.route.as_str(), r.service.as_str()), ("get", "emoji"));
+        assert_eq!(r.success, Some(0.99));
+        assert_eq!(r.rps, 10.0);
+        assert_eq!(r.retry_ratio, Some(0.1));
+        // 99 successful attempts of 100 requests + 10 retries.
+        assert_eq!(r.actual_success, Some(0.9));
+        assert_eq!(r.actual_rps, 11.0);
+
+        let inbound = route_rows(&targets, &[Some(delta)], None);
+        assert_eq!(inbound.len(), 1);
+        assert_eq!(
+            (inbound[0].route.as_str(), inbound[0].service.as_str()),
+            (DEFAULT_ROUTE, "web")
+        );
+        let table = render_routes(&inbound, false, Format::Table).unwrap();
+        assert!(
+            table.starts_with("ROUTE       SERVICE   SUCCESS"),
+            "{table}"
+        );
+    }
+}

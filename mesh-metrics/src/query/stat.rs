@@ -1,0 +1,188 @@
+//! `stat`: the golden signals of each workload.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{
+    Delta, Format, QueryError, Target, Totals, measure,
+    render::{self, Table},
+    to_json,
+};
+use crate::labels::Direction;
+
+/// One workload's row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatRow {
+    /// The workload's name.
+    pub name: String,
+    /// Replicas whose admin server answered both scrapes.
+    pub meshed: usize,
+    /// Replicas named.
+    pub replicas: usize,
+    /// Successful responses over all responses; `None` without traffic.
+    pub success: Option<f64>,
+    /// Responses per second.
+    pub rps: f64,
+    /// Median latency to the first response byte, in milliseconds.
+    pub latency_ms_p50: Option<f64>,
+    /// 95th percentile latency, in milliseconds.
+    pub latency_ms_p95: Option<f64>,
+    /// 99th percentile latency, in milliseconds.
+    pub latency_ms_p99: Option<f64>,
+    /// The share of responses on mutual TLS.
+    pub tls: Option<f64>,
+}
+
+impl StatRow {
+    fn new(name: &str, meshed: usize, replicas: usize, t: &Totals, window: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            meshed,
+            replicas,
+            success: t.success_rate(),
+            rps: t.rps(window),
+            latency_ms_p50: t.latency_ms(0.5),
+            latency_ms_p95: t.latency_ms(0.95),
+            latency_ms_p99: t.latency_ms(0.99),
+            tls: t.tls_rate(),
+        }
+    }
+}
+
+/// The rows of `targets`, from their deltas (`None` for a target that could
+/// not be scraped), counting traffic in `direction`. Targets with one name
+/// make one row, in the order the names first appear.
+pub fn stat_rows(
+    targets: &[Target],
+    deltas: &[Option<Delta>],
+    direction: Direction,
+) -> Vec<StatRow> {
+    let mut rows: Vec<(String, usize, usize, Totals, Duration)> = Vec::new();
+    for (target, delta) in targets.iter().zip(deltas) {
+        let i = match rows.iter().position(|r| r.0 == target.name) {
+            Some(i) => i,
+            None => {
+                rows.push((target.name.clone(), 0, 0, Totals::default(), Duration::ZERO));
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[i];
+        row.2 += 1;
+        if let Some(delta) = delta {
+            row.1 += 1;
+            row.4 = row.4.max(delta.elapsed());
+            delta.accumulate(&mut row.3, |s| {
+                s.label("direction") == Some(direction.as_label())
+            });
+        }
+    }
+    rows.iter()
+        .map(|(name, meshed, replicas, totals, window)| {
+            StatRow::new(name, *meshed, *replicas, totals, *window)
+        })
+        .collect()
+}
+
+/// Writes `rows` as a table or JSON.
+///
+/// # Errors
+///
+/// Only when JSON encoding fails.
+pub fn render_stat(rows: &[StatRow], format: Format) -> Result<String, QueryError> {
+    if format == Format::Json {
+        return to_json(&rows);
+    }
+    let mut table = Table::new(vec![
+        "NAME",
+        "MESHED",
+        "SUCCESS",
+        "RPS",
+        "LATENCY_P50",
+        "LATENCY_P95",
+        "LATENCY_P99",
+        "TLS",
+    ]);
+    for r in rows {
+        table.row(vec![
+            r.name.clone(),
+            format!("{}/{}", r.meshed, r.replicas),
+            render::percent(r.success),
+            render::rps(r.rps),
+            render::latency(r.latency_ms_p50),
+            render::latency(r.latency_ms_p95),
+            render::latency(r.latency_ms_p99),
+            render::percent(r.tls),
+        ]);
+    }
+    Ok(table.render())
+}
+
+/// `sidecar stat`: scrapes `targets` a `window` apart and renders one row
+/// per workload from its inbound traffic.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn run(
+    targets: &[Target],
+    window: Duration,
+    format: Format,
+) -> Result<String, QueryError> {
+    let deltas = measure(targets, window).await?;
+    render_stat(&stat_rows(targets, &deltas, Direction::Inbound), format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::Scrape;
+
+    #[test]
+    fn replicas_of_a_workload_make_one_row() {
+        let before = Scrape::parse("").unwrap();
+        let scrape = |ok: u32, fail: u32| {
+            Scrape::parse(&format!(
+                "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"\",classification=\"success\"}} {ok}\n\
+                 response_total{{direction=\"inbound\",classification=\"failure\"}} {fail}\n\
+                 response_total{{direction=\"outbound\",classification=\"failure\"}} 1000\n\
+                 response_latency_ms_bucket{{le=\"1.0\",direction=\"inbound\"}} {ok}\n\
+                 response_latency_ms_bucket{{le=\"+Inf\",direction=\"inbound\"}} {}\n",
+                ok + fail
+            ))
+            .unwrap()
+        };
+        let window = Duration::from_secs(10);
+        let targets = Target::parse_list("web=a:1,web=b:2,vote=c:3").unwrap();
+        let deltas = vec![
+            Some(Delta::between(&before, &scrape(40, 10), window)),
+            Some(Delta::between(&before, &scrape(50, 0), window)),
+            None,
+        ];
+        let rows = stat_rows(&targets, &deltas, Direction::Inbound);
+        assert_eq!(rows.len(), 2);
+        let web = &rows[0];
+        assert_eq!((web.meshed, web.replicas), (2, 2));
+        assert_eq!(web.success, Some(0.9));
+        assert_eq!(web.rps, 10.0);
+        assert_eq!(web.tls, Some(0.9));
+        // Rank 50 of 100 falls in le=1, which holds 90: 0 + 1 × 50/90.
+        assert!((web.latency_ms_p50.unwrap() - 50.0 / 90.0).abs() < 1e-9);
+        // p99 falls past le=1, in +Inf: the highest finite bound.
+        assert_eq!(web.latency_ms_p99, Some(1.0));
+        let vote = &rows[1];
+        assert_eq!((vote.meshed, vote.replicas, vote.success), (0, 1, None));
+        let table = render_stat(&rows, Format::Table).unwrap();
+        assert_eq!(
+            table,
+            "NAME   MESHED   SUCCESS       RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99      TLS\n\
+             web       2/2    90.00%   10.0rps         0.6ms           1ms           1ms   90.00%\n\
+             vote      0/1         -    0.0rps             -             -             -        -\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_stat(&rows, Format::Json).unwrap()).unwrap();
+        assert_eq!(json[0]["name"], "web");
+        assert_eq!(json[0]["success"], 0.9);
+        assert!(json[1]["success"].is_null());
+    }
+}

@@ -1,0 +1,144 @@
+//! `top`: a live view of workloads and their routes.
+//!
+//! Every interval it scrapes each admin server once and shows what changed
+//! since the previous scrape: the `stat` table of workloads, then each
+//! workload's inbound routes, busiest first. In a terminal it redraws in
+//! place; with [`Format::Json`] it writes one JSON object per frame, one per
+//! line, for scripts that follow it.
+
+use std::{io::Write, num::NonZeroUsize, time::Duration};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::{
+    Format, QueryError, Scrape, Target, deltas,
+    render::{self, Table},
+    routes::{RouteRow, route_rows},
+    scrape_all,
+    stat::{StatRow, render_stat, stat_rows},
+};
+use crate::labels::Direction;
+
+/// Clears the terminal and moves the cursor home.
+const CLEAR: &str = "\x1b[2J\x1b[H";
+
+/// One frame of `top`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Frame {
+    /// The time this frame covers.
+    pub window_seconds: f64,
+    /// One row per workload.
+    pub workloads: Vec<StatRow>,
+    /// Every workload's inbound routes, busiest first.
+    pub routes: Vec<RouteRow>,
+}
+
+impl Frame {
+    /// The frame between two rounds of scrapes of `targets` (`None` where a
+    /// target did not answer), `elapsed` apart. A workload none of whose
+    /// replicas answered both rounds shows as `0/N` meshed, with no data.
+    pub fn between(
+        targets: &[Target],
+        before: &[Option<Scrape>],
+        after: &[Option<Scrape>],
+        elapsed: Duration,
+    ) -> Self {
+        let deltas = deltas(before, after, elapsed);
+        let mut routes = route_rows(targets, &deltas, None);
+        routes.sort_by(|a, b| b.rps.total_cmp(&a.rps).then_with(|| a.route.cmp(&b.route)));
+        Self {
+            window_seconds: elapsed.as_secs_f64(),
+            workloads: stat_rows(targets, &deltas, Direction::Inbound),
+            routes,
+        }
+    }
+}
+
+/// Renders one frame as text: a title line, the workloads, and the routes.
+///
+/// # Errors
+///
+/// Only when JSON encoding fails.
+pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError> {
+    if format == Format::Json {
+        return serde_json::to_string(frame)
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .map_err(QueryError::Json);
+    }
+    let mut out = format!("mesh top: the last {:.1}s\n\n", frame.window_seconds);
+    out += &render_stat(&frame.workloads, Format::Table)?;
+    out.push('\n');
+    let mut table = Table::new(vec![
+        "WORKLOAD",
+        "ROUTE",
+        "SERVICE",
+        "SUCCESS",
+        "RPS",
+        "LATENCY_P50",
+        "LATENCY_P95",
+        "LATENCY_P99",
+    ]);
+    for r in &frame.routes {
+        table.row(vec![
+            r.workload.clone(),
+            r.route.clone(),
+            r.service.clone(),
+            render::percent(r.success),
+            render::rps(r.rps),
+            render::latency(r.latency_ms_p50),
+            render::latency(r.latency_ms_p95),
+            render::latency(r.latency_ms_p99),
+        ]);
+    }
+    out += &table.render();
+    Ok(out)
+}
+
+/// `sidecar top`: writes a frame to `out` every `interval`, each covering
+/// the interval before it, until `frames` have been written (forever when
+/// `None`). A target that does not answer shows as not meshed rather than
+/// ending the view, so the view survives a restart of what it watches.
+///
+/// # Errors
+///
+/// When `targets` is empty, JSON encoding fails, or `out` cannot be written.
+pub async fn run<W: Write>(
+    out: &mut W,
+    targets: &[Target],
+    interval: Duration,
+    format: Format,
+    frames: Option<NonZeroUsize>,
+) -> Result<(), QueryError> {
+    if targets.is_empty() {
+        return Err(QueryError::NoTargets);
+    }
+    let (mut before, _) = scrape_all(targets).await;
+    let mut taken = Instant::now();
+    let mut ticks = tokio::time::interval_at(taken + interval, interval);
+    let mut written = 0;
+    loop {
+        ticks.tick().await;
+        let (after, _) = scrape_all(targets).await;
+        let now = Instant::now();
+        let frame = Frame::between(
+            targets,
+            &before,
+            &after,
+            now.saturating_duration_since(taken),
+        );
+        before = after;
+        taken = now;
+        let text = render_frame(&frame, format)?;
+        let clear = if format == Format::Table { CLEAR } else { "" };
+        write!(out, "{clear}{text}").map_err(QueryError::Write)?;
+        out.flush().map_err(QueryError::Write)?;
+        written += 1;
+        if frames.is_some_and(|n| written >= n.get()) {
+            return Ok(());
+        }
+    }
+}
