@@ -229,7 +229,7 @@ where
             .head
             .as_ref()
             .and_then(|head| head.extensions.get::<Deadline>());
-        if deadline.is_some_and(|d| d.remaining() < delay) {
+        if deadline.is_some_and(|d| d.remaining() <= delay) {
             self.count(RouteRetryMetrics::deadline_exceeded);
             return Decision::Return(result);
         }

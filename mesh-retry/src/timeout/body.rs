@@ -28,6 +28,9 @@ pin_project_lite::pin_project! {
     /// closed connection, so the caller sees the body was cut short.
     ///
     /// Its [`Default`] is an empty body, the body of the mesh's own 504.
+    ///
+    /// It holds its timers inline, so it allocates nothing and is not
+    /// `Unpin`: pin it (`std::pin::pin!`, `Box::pin`) to read it by hand.
     #[derive(Debug)]
     pub struct TimeoutBody<B> {
         #[pin]
