@@ -1,4 +1,82 @@
-//! Golden metrics for every request and connection, with Linkerd's names.
+//! Golden metrics for every request and connection, with Linkerd's names,
+//! and the `stat`, `routes` and `top` views over them.
+//!
+//! Observability is the second reason people adopt a mesh: success rate,
+//! requests per second, latency percentiles and TLS coverage for every
+//! workload and route, without touching the application. Linkerd users
+//! already have dashboards and alerts on the proxy's metric names, so this
+//! crate emits the same families with the same labels:
+//!
+//! - [`MetricsLayer`] records `request_total`, `response_total` and
+//!   `response_latency_ms` for HTTP, inbound or outbound ([`http`]).
+//! - [`TcpAccept`] and [`TcpConnect`] count `tcp_open_total`,
+//!   `tcp_open_connections`, `tcp_read_bytes_total`, `tcp_write_bytes_total`
+//!   and `tcp_close_total` on the server's and the client's sockets
+//!   ([`tcp`]).
+//! - [`register_process_metrics`] adds the process families and
+//!   `proxy_build_info`.
+//! - [`query`] reads `/metrics` back and computes what `linkerd viz stat`
+//!   shows.
+//!
+//! Every family is registered in a prometheus-client `Registry` the caller
+//! owns (no global registry), and mesh-core's admin server serves it as
+//! OpenMetrics text.
+//!
+//! # Bounded cardinality
+//!
+//! Label values come only from closed sets: directions, TLS statuses,
+//! identities the trust bundle vouched for, names from configuration
+//! (servers, routes, authorizations, services) and status codes, never
+//! paths, authorities or addresses. Each family also has a series limit
+//! ([`MetricsConfig`], 10,000 by default); past it, new label sets fold into
+//! one `overflow="true"` series and `*_series_overflow_total` counts the
+//! folds.
+//!
+//! # In process
+//!
+//! A hyper service that records its own traffic and serves `/metrics` on a
+//! second port:
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use http_body_util::{BodyExt, Empty, Full};
+//! use mesh_core::{admin::{Admin, Readiness}, serve::{Server, ServerConfig, shutdown}};
+//! use mesh_metrics::{HttpMetrics, MetricsLayer};
+//! use prometheus_client::registry::Registry;
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let mut registry = Registry::default();
+//! let metrics = HttpMetrics::register(&mut registry);
+//!
+//! let app = ServiceBuilder::new()
+//!     .layer(MetricsLayer::inbound(&metrics))
+//!     .service(service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+//!         Ok::<_, Infallible>(http::Response::new(Full::<bytes::Bytes>::from("hello\n")))
+//!     }));
+//! let (trigger, signal) = shutdown::channel();
+//! let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (app_addr, admin_addr) = (app_listener.local_addr()?, admin_listener.local_addr()?);
+//! tokio::spawn(Server::new(ServerConfig::default()).serve_http(app_listener, app, signal.clone()));
+//! let admin = Admin::new(registry, Readiness::new());
+//! tokio::spawn(Server::new(ServerConfig::default()).serve_http(admin_listener, admin, signal));
+//!
+//! let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+//!     .build_http::<Empty<bytes::Bytes>>();
+//! let res = client.get(format!("http://{app_addr}/").parse()?).await?;
+//! assert_eq!(res.into_body().collect().await?.to_bytes(), "hello\n");
+//!
+//! let res = client.get(format!("http://{admin_addr}/metrics").parse()?).await?;
+//! let text = String::from_utf8(res.into_body().collect().await?.to_bytes().to_vec())?;
+//! assert!(text.contains(
+//!     "request_total{direction=\"inbound\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"} 1"
+//! ));
+//! trigger.trigger();
+//! # Ok(()) }
+//! ```
 
 mod config;
 mod family;
