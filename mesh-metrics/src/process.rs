@@ -85,7 +85,7 @@ impl Collector for ProcessCollector {
             gauge(
                 &mut encoder,
                 "process_start_time_seconds",
-                "Start time of the process since the Unix epoch in seconds",
+                "Start time of the process since the Unix epoch in seconds.",
                 start,
             )?;
         }
@@ -93,7 +93,7 @@ impl Collector for ProcessCollector {
             let counter = ConstCounter::new(cpu);
             let metric = encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
+                "Total user and system CPU time spent in seconds.",
                 None,
                 counter.metric_type(),
             )?;
@@ -105,7 +105,7 @@ impl Collector for ProcessCollector {
             gauge(
                 &mut encoder,
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes",
+                "Resident memory size in bytes.",
                 (rss * 1024) as f64,
             )?;
         }
@@ -113,7 +113,7 @@ impl Collector for ProcessCollector {
             gauge(
                 &mut encoder,
                 "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
+                "Virtual memory size in bytes.",
                 (vsz * 1024) as f64,
             )?;
         }
@@ -121,7 +121,7 @@ impl Collector for ProcessCollector {
             gauge(
                 &mut encoder,
                 "process_open_fds",
-                "Number of open file descriptors",
+                "Number of open file descriptors.",
                 fds.count() as f64,
             )?;
         }
@@ -129,7 +129,7 @@ impl Collector for ProcessCollector {
             gauge(
                 &mut encoder,
                 "process_max_fds",
-                "Maximum number of open file descriptors",
+                "Maximum number of open file descriptors.",
                 max as f64,
             )?;
         }
