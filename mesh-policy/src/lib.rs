@@ -1,4 +1,25 @@
-//! This crate will hold authorization that reads Linkerd's policy resources (Server, ServerAuthorization, AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, HTTPRoute), compiles them into an index once per change, and enforces them per request (403, 404, gRPC PERMISSION_DENIED) and per connection.
+//! Authorization for the mesh, with the policy resources Linkerd users
+//! already write.
 //!
-//! It is a placeholder in the workspace today: it exports nothing yet, so that
-//! no API appears finished before it is.
+//! (crate docs are completed below)
+
+mod default_policy;
+mod evaluate;
+mod metrics;
+mod policy;
+pub mod resource;
+mod warnings;
+mod workload;
+
+pub use self::{
+    default_policy::{DefaultPolicy, InvalidDefaultPolicy},
+    evaluate::{Client, ClientTls},
+    metrics::PolicyMetrics,
+    policy::{
+        AllowedConnection, AllowedRequest, AuthzKind, Compiled, ConnectionDecision, Decision,
+        DeniedConnection, DeniedRequest, Policy, RouteNotFound,
+    },
+    resource::PolicySource,
+    warnings::{PolicyWarning, PolicyWarnings, WarningKind},
+    workload::{DEFAULT_PROBE_PATHS, PolicyConfig, Workload, default_cluster_networks},
+};

@@ -1,0 +1,67 @@
+//! Who is asking: the client half of a decision's input.
+
+use std::net::IpAddr;
+
+use mesh_core::{ConnectionInfo, Identity, Tls};
+
+/// The client of a request or connection, as authorization sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client<'a> {
+    /// How the client authenticated.
+    pub tls: ClientTls<'a>,
+    /// The client's address, when known.
+    pub addr: Option<IpAddr>,
+}
+
+/// How a client authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientTls<'a> {
+    /// No TLS.
+    Plaintext,
+    /// TLS without a client certificate: encrypted, but no identity.
+    NoClientCert,
+    /// Mutual TLS with this identity.
+    Mutual(&'a Identity),
+}
+
+impl<'a> Client<'a> {
+    /// The client of a connection. Without [`ConnectionInfo`] (a request
+    /// that did not come through the mesh's server) the client is
+    /// unauthenticated and has no address, so only rules that need neither
+    /// allow it.
+    pub fn from_connection(info: Option<&'a ConnectionInfo>) -> Self {
+        match info {
+            Some(info) => Self {
+                tls: ClientTls::from(&info.tls),
+                addr: Some(info.remote_addr.ip()),
+            },
+            None => Self::unknown(),
+        }
+    }
+
+    /// An unauthenticated client with no address.
+    pub fn unknown() -> Self {
+        Self {
+            tls: ClientTls::Plaintext,
+            addr: None,
+        }
+    }
+
+    /// The client's identity, when it has one.
+    pub fn identity(&self) -> Option<&'a Identity> {
+        match self.tls {
+            ClientTls::Mutual(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> From<&'a Tls> for ClientTls<'a> {
+    fn from(tls: &'a Tls) -> Self {
+        match tls {
+            Tls::Plaintext(_) => Self::Plaintext,
+            Tls::NoClientCert => Self::NoClientCert,
+            Tls::Mutual { peer } => Self::Mutual(peer),
+        }
+    }
+}

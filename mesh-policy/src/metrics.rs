@@ -1,0 +1,192 @@
+//! Authorization metrics, with Linkerd's names.
+//!
+//! Label values come only from configuration (Server, route and
+//! authorization names) and closed sets (`tls`, rule kinds, results), so
+//! the number of series is bounded by the policy, never by traffic. Each
+//! compiled [`Policy`](crate::Policy) resolves the counters of its rules
+//! once, so a request increments a counter it already holds.
+
+use std::sync::Arc;
+
+use mesh_core::Tls;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+
+use crate::evaluate::ClientTls;
+
+/// The metric families of authorization. Cloning shares them.
+///
+/// ```
+/// let mut registry = prometheus_client::registry::Registry::default();
+/// let metrics = mesh_policy::PolicyMetrics::register(&mut registry);
+/// # drop(metrics);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PolicyMetrics {
+    pub(crate) http_allow: Family<HttpLabels, Counter>,
+    pub(crate) http_deny: Family<HttpLabels, Counter>,
+    pub(crate) http_not_found: Family<ServerLabels, Counter>,
+    pub(crate) tcp_allow: Family<TcpLabels, Counter>,
+    pub(crate) tcp_deny: Family<TcpLabels, Counter>,
+    pub(crate) tcp_terminate: Family<TcpLabels, Counter>,
+    pub(crate) rule_hits: Family<RuleLabels, Counter>,
+    pub(crate) reloads: Family<ReloadLabels, Counter>,
+}
+
+impl PolicyMetrics {
+    /// Families registered into `registry`:
+    ///
+    /// - `inbound_http_authz_allow_total{srv_name, route_name, authz_name, tls}`:
+    ///   requests allowed, audit-mode ones included;
+    /// - `inbound_http_authz_deny_total{srv_name, route_name, authz_name, tls}`:
+    ///   requests denied; `authz_name` is the fallback policy that denied
+    ///   (`deny`, or `default:<policy>` on a port no Server covers);
+    /// - `inbound_http_route_not_found_total{srv_name, tls}`;
+    /// - `inbound_tcp_authz_allow_total{srv_name, authz_name, tls}`,
+    ///   `inbound_tcp_authz_deny_total{srv_name, authz_name, tls}` and
+    ///   `inbound_tcp_authz_terminate_total{srv_name, authz_name, tls}`
+    ///   (open connections closed by a policy change);
+    /// - `inbound_authz_rule_hits_total{rule_kind, rule_name, srv_name, result}`:
+    ///   one series per rule that decided, with `result` `allow`, `audit`,
+    ///   `deny` or `not_found`;
+    /// - `inbound_policy_reloads_total{result}`: `ok` or `error`.
+    ///
+    /// `tls` is `true` for mutual TLS, `no_identity` otherwise.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "inbound_http_authz_allow",
+            "HTTP requests allowed by authorization",
+            metrics.http_allow.clone(),
+        );
+        registry.register(
+            "inbound_http_authz_deny",
+            "HTTP requests denied by authorization",
+            metrics.http_deny.clone(),
+        );
+        registry.register(
+            "inbound_http_route_not_found",
+            "HTTP requests that matched no route of their server",
+            metrics.http_not_found.clone(),
+        );
+        registry.register(
+            "inbound_tcp_authz_allow",
+            "Connections allowed by authorization",
+            metrics.tcp_allow.clone(),
+        );
+        registry.register(
+            "inbound_tcp_authz_deny",
+            "Connections refused by authorization",
+            metrics.tcp_deny.clone(),
+        );
+        registry.register(
+            "inbound_tcp_authz_terminate",
+            "Open connections closed because a policy change no longer allows them",
+            metrics.tcp_terminate.clone(),
+        );
+        registry.register(
+            "inbound_authz_rule_hits",
+            "Decisions made by each authorization rule",
+            metrics.rule_hits.clone(),
+        );
+        registry.register(
+            "inbound_policy_reloads",
+            "Policy reloads, by result",
+            metrics.reloads.clone(),
+        );
+        metrics
+    }
+
+    pub(crate) fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+    }
+}
+
+/// `tls` label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum TlsLabel {
+    True,
+    NoIdentity,
+}
+
+impl EncodeLabelValue for TlsLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let value = match self {
+            Self::True => "true",
+            Self::NoIdentity => "no_identity",
+        };
+        EncodeLabelValue::encode(&value, encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct HttpLabels {
+    pub(crate) srv_name: Arc<str>,
+    pub(crate) route_name: Arc<str>,
+    pub(crate) authz_name: Arc<str>,
+    pub(crate) tls: TlsLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ServerLabels {
+    pub(crate) srv_name: Arc<str>,
+    pub(crate) tls: TlsLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct TcpLabels {
+    pub(crate) srv_name: Arc<str>,
+    pub(crate) authz_name: Arc<str>,
+    pub(crate) tls: TlsLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct RuleLabels {
+    pub(crate) rule_kind: &'static str,
+    pub(crate) rule_name: Arc<str>,
+    pub(crate) srv_name: Arc<str>,
+    pub(crate) result: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ReloadLabels {
+    result: &'static str,
+}
+
+/// A counter per `tls` value, resolved once.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ByTls {
+    mutual: Counter,
+    other: Counter,
+}
+
+impl ByTls {
+    pub(crate) fn resolve<L>(family: &Family<L, Counter>, labels: impl Fn(TlsLabel) -> L) -> Self
+    where
+        L: Clone + std::hash::Hash + Eq,
+    {
+        Self {
+            mutual: family.get_or_create_owned(&labels(TlsLabel::True)),
+            other: family.get_or_create_owned(&labels(TlsLabel::NoIdentity)),
+        }
+    }
+
+    pub(crate) fn get(&self, tls: ClientTls<'_>) -> &Counter {
+        match tls {
+            ClientTls::Mutual(_) => &self.mutual,
+            _ => &self.other,
+        }
+    }
+}
+
+/// The `tls` label of a connection.
+pub(crate) fn tls_label(tls: &Tls) -> TlsLabel {
+    match tls {
+        Tls::Mutual { .. } => TlsLabel::True,
+        _ => TlsLabel::NoIdentity,
+    }
+}

@@ -1,0 +1,431 @@
+//! Compiling resources into a [`Policy`] for one workload.
+
+use std::{collections::HashMap, sync::Arc};
+
+use http::Method;
+use mesh_core::{
+    resource::{ResourceError, ResourceErrorKind as Kind},
+    route::{PathMatch, RouteMatch},
+};
+
+use super::{
+    Authz, AuthzKind, Compiled, FallbackCounters, FallbackPolicy, HostMatch, IdentitySet,
+    MatchEntry, NetworkSet, Policy, Requirement, RouteEntry, RuleEntry, ServerEntry, ServerSource,
+    refs::{self, Bound, Target, ns},
+};
+use crate::{
+    DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, Workload,
+    metrics::{ByTls, HttpLabels, RuleLabels, ServerLabels, TcpLabels},
+    resource::{self, PortRef, ProxyProtocol, Resources, read::error},
+    warnings::{PolicyWarnings, WarningKind},
+};
+
+pub(super) fn compile(
+    sources: &[PolicySource<'_>],
+    workload: &Workload,
+    config: &PolicyConfig,
+    metrics: &PolicyMetrics,
+) -> Result<Compiled, ResourceError> {
+    let mut r = resource::read::read(sources)?;
+    let mut warnings = std::mem::take(&mut r.warnings);
+    refs::check_duplicates(&r.servers, |s| &s.metadata, workload)?;
+    refs::check_duplicates(&r.server_authorizations, |s| &s.metadata, workload)?;
+    refs::check_duplicates(&r.authorization_policies, |s| &s.metadata, workload)?;
+    refs::check_duplicates(&r.mesh_tls, |s| &s.metadata, workload)?;
+    refs::check_duplicates(&r.networks, |s| &s.metadata, workload)?;
+    refs::check_duplicates(&r.routes, |s| &s.metadata, workload)?;
+    for entry in &r.servers {
+        if let Some((path, why)) = entry.value.spec.pod_selector.invalid() {
+            return Err(error(entry, Kind::InvalidValue, &format!("spec.podSelector.{path}"), why));
+        }
+    }
+    let routes = routes(&r, workload, &mut warnings)?;
+    let mut bound = refs::authorization_policies(&r, workload)?;
+    bound.extend(refs::server_authorizations(&r, workload, &mut warnings)?);
+    let probes = probe_matches(config)?;
+
+    let mut ports = Vec::new();
+    let mut servers = Vec::new();
+    let mut claimed = HashMap::new();
+    for (si, entry) in r.servers.iter().enumerate() {
+        let server = &entry.value;
+        let namespace = ns(&server.metadata, workload);
+        if namespace != workload.namespace || !server.spec.pod_selector.matches(&workload.labels) {
+            continue;
+        }
+        let port = match &server.spec.port {
+            PortRef::Number(n) => *n,
+            PortRef::Name(name) => match workload.ports.get(name) {
+                Some(port) => *port,
+                None => {
+                    warnings.about(
+                        WarningKind::NotApplied,
+                        &entry.context,
+                        "spec.port",
+                        format!("the workload has no port named {name}, so this Server covers nothing"),
+                    );
+                    continue;
+                }
+            },
+        };
+        if let Some(first) = claimed.insert(port, &entry.context) {
+            return Err(error(
+                entry,
+                Kind::Conflict,
+                "spec.port",
+                format!(
+                    "port {port} of the workload is already selected by Server {} ({} document {})",
+                    first.name().unwrap_or_default(),
+                    first.origin(),
+                    first.index()
+                ),
+            ));
+        }
+        let name: Arc<str> = server.metadata.name.as_str().into();
+        let access = server.spec.access_policy.unwrap_or(DefaultPolicy::Deny);
+        let fallback = fallback(access, access.as_str().into(), workload);
+        let applies = |b: &&Bound| match &b.target {
+            Target::Servers(s) => s.contains(&si),
+            Target::Namespace(n) => n == namespace,
+            Target::Route(_) => false,
+        };
+        let server_authz: Vec<Arc<Authz>> = bound.iter().filter(applies).map(|b| b.authz.clone()).collect();
+        let mut entry = ServerEntry::new(name, server.spec.proxy_protocol, fallback, &server_authz, metrics);
+        entry.source = Some(ServerSource {
+            port: server.spec.port.clone(),
+            document: format!("{} document {}", r.servers[si].context.origin(), r.servers[si].context.index()),
+        });
+        let mine: Vec<&CompiledRoute> = routes.iter().filter(|c| c.parents.contains(&si)).collect();
+        if mine.is_empty() {
+            entry.default_routes(&server_authz, &probes, metrics);
+        } else {
+            for route in mine {
+                let route_ns = route.namespace.as_str();
+                let mut authz: Vec<Arc<Authz>> = bound
+                    .iter()
+                    .filter(|b| matches!(b.target, Target::Route(ri) if ri == route.index)
+                        || matches!(&b.target, Target::Namespace(n) if n == route_ns && n != namespace))
+                    .map(|b| b.authz.clone())
+                    .collect();
+                authz.extend(server_authz.iter().cloned());
+                entry.add_route(route, &authz, metrics);
+            }
+            entry.matches.sort_by(MatchEntry::precedence);
+            entry.has_http_routes = true;
+        }
+        ports.push((port, servers.len()));
+        servers.push(entry);
+    }
+    ports.sort_unstable();
+
+    Ok(Compiled {
+        policy: Policy {
+            ports,
+            servers,
+            default: default_server(config.default_policy, workload, &probes, metrics),
+            workload: workload.clone(),
+            config: config.clone(),
+        },
+        warnings,
+    })
+}
+
+pub(super) fn empty(workload: &Workload, config: &PolicyConfig, metrics: &PolicyMetrics) -> Policy {
+    // Probe paths that do not parse are left out here; `compile` reports them.
+    let probes = config
+        .probe_paths
+        .iter()
+        .filter_map(|p| PathMatch::exact(p).ok())
+        .map(|p| RouteMatch::new().with_method(Method::GET).with_path(p))
+        .collect::<Vec<_>>();
+    Policy {
+        ports: Vec::new(),
+        servers: Vec::new(),
+        default: default_server(config.default_policy, workload, &probes, metrics),
+        workload: workload.clone(),
+        config: config.clone(),
+    }
+}
+
+fn probe_matches(config: &PolicyConfig) -> Result<Vec<RouteMatch>, ResourceError> {
+    config
+        .probe_paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            PathMatch::exact(p)
+                .map(|p| RouteMatch::new().with_method(Method::GET).with_path(p))
+                .map_err(|e| {
+                    ResourceError::new(Kind::InvalidValue, "policy configuration", e.to_string())
+                        .at_field(format!("probe_paths[{i}]"))
+                        .with_source(e)
+                })
+        })
+        .collect()
+}
+
+fn default_server(
+    policy: DefaultPolicy,
+    workload: &Workload,
+    probes: &[RouteMatch],
+    metrics: &PolicyMetrics,
+) -> ServerEntry {
+    let name: Arc<str> = format!("default:{policy}").into();
+    let fallback = fallback(policy, name.clone(), workload);
+    let mut server = ServerEntry::new(name, ProxyProtocol::Unknown, fallback, &[], metrics);
+    server.default_routes(&[], probes, metrics);
+    server
+}
+
+fn fallback(policy: DefaultPolicy, name: Arc<str>, workload: &Workload) -> FallbackPolicy {
+    let from: Arc<str> = policy.as_str().into();
+    let cluster = || Requirement::Network {
+        from: from.clone(),
+        set: NetworkSet::from_nets(&workload.cluster_networks),
+    };
+    let identity = || Requirement::Identity {
+        from: from.clone(),
+        set: IdentitySet::any(),
+    };
+    let requirements = match policy {
+        DefaultPolicy::AllAuthenticated => vec![identity()],
+        DefaultPolicy::ClusterAuthenticated => vec![identity(), cluster()],
+        DefaultPolicy::ClusterUnauthenticated => vec![cluster()],
+        DefaultPolicy::AllUnauthenticated | DefaultPolicy::Deny | DefaultPolicy::Audit => Vec::new(),
+    };
+    FallbackPolicy {
+        policy,
+        authz: Authz {
+            name,
+            kind: AuthzKind::Default,
+            requirements,
+        },
+    }
+}
+
+/// An `HTTPRoute` with its matches built and its Server parents found.
+pub(super) struct CompiledRoute {
+    pub(super) index: usize,
+    pub(super) name: Arc<str>,
+    pub(super) namespace: String,
+    pub(super) parents: Vec<usize>,
+    pub(super) rules: Vec<Vec<RouteMatch>>,
+    pub(super) hosts: Arc<[HostMatch]>,
+}
+
+fn routes(
+    r: &Resources<'_>,
+    workload: &Workload,
+    warnings: &mut PolicyWarnings,
+) -> Result<Vec<CompiledRoute>, ResourceError> {
+    let mut compiled = Vec::new();
+    for (index, entry) in r.routes.iter().enumerate() {
+        let route = &entry.value;
+        let namespace = ns(&route.metadata, workload);
+        let rules = route.rule_matches().map_err(|e| entry.context.match_error(e))?;
+        let mut parents = Vec::new();
+        for (i, parent) in route.spec.parent_refs.iter().enumerate() {
+            if !parent.is_server() {
+                continue;
+            }
+            let parent_ns = parent.namespace.as_deref().unwrap_or(namespace);
+            let server = refs::find(&r.servers, |s| &s.metadata, parent_ns, &parent.name, workload)
+                .ok_or_else(|| {
+                    error(
+                        entry,
+                        Kind::DanglingReference,
+                        &format!("spec.parentRefs[{i}].name"),
+                        format!("no Server named {} in namespace {parent_ns}", parent.name),
+                    )
+                })?;
+            parents.push(server);
+        }
+        if parents.is_empty() {
+            warnings.about(
+                WarningKind::NotApplied,
+                &entry.context,
+                "spec.parentRefs",
+                "no parent is a Server (policy.linkerd.io), so authorization does not use this route",
+            );
+            continue;
+        }
+        for (i, rule) in route.spec.rules.iter().enumerate() {
+            for (j, filter) in rule.filters.iter().enumerate() {
+                warnings.about(
+                    WarningKind::UnsupportedFilter,
+                    &entry.context,
+                    &format!("spec.rules[{i}].filters[{j}]"),
+                    format!("filter {} is not applied to inbound requests", filter.type_name()),
+                );
+            }
+            if rule.timeouts.is_some() || rule.retry.is_some() {
+                warnings.about(
+                    WarningKind::NotApplied,
+                    &entry.context,
+                    &format!("spec.rules[{i}]"),
+                    "timeouts and retry apply to outbound routes, not to a Server's",
+                );
+            }
+        }
+        compiled.push(CompiledRoute {
+            index,
+            name: route.metadata.name.as_str().into(),
+            namespace: namespace.to_owned(),
+            parents,
+            rules,
+            hosts: route.spec.hostnames.iter().map(|h| HostMatch::new(h)).collect(),
+        });
+    }
+    Ok(compiled)
+}
+
+impl ServerEntry {
+    fn new(
+        name: Arc<str>,
+        protocol: ProxyProtocol,
+        fallback: FallbackPolicy,
+        server_authz: &[Arc<Authz>],
+        metrics: &PolicyMetrics,
+    ) -> Self {
+        let tcp = server_authz
+            .iter()
+            .map(|authz| RuleEntry {
+                authz: authz.clone(),
+                allow: ByTls::resolve(&metrics.tcp_allow, |tls| TcpLabels {
+                    srv_name: name.clone(),
+                    authz_name: authz.name.clone(),
+                    tls,
+                }),
+                hits: hits(metrics, authz.kind.as_str(), &authz.name, &name, "allow"),
+            })
+            .collect();
+        let fb = fallback.authz.name.clone();
+        let tcp_fallback = FallbackCounters {
+            allow: ByTls::resolve(&metrics.tcp_allow, |tls| TcpLabels {
+                srv_name: name.clone(),
+                authz_name: fb.clone(),
+                tls,
+            }),
+            deny: ByTls::resolve(&metrics.tcp_deny, |tls| TcpLabels {
+                srv_name: name.clone(),
+                authz_name: fb.clone(),
+                tls,
+            }),
+            allow_hits: hits(metrics, "default", &fb, &name, "allow"),
+            audit_hits: hits(metrics, "default", &fb, &name, "audit"),
+            deny_hits: hits(metrics, "default", &fb, &name, "deny"),
+        };
+        Self {
+            tcp_terminate: ByTls::resolve(&metrics.tcp_terminate, |tls| TcpLabels {
+                srv_name: name.clone(),
+                authz_name: fb.clone(),
+                tls,
+            }),
+            not_found: ByTls::resolve(&metrics.http_not_found, |tls| ServerLabels {
+                srv_name: name.clone(),
+                tls,
+            }),
+            not_found_hits: hits(metrics, "server", &name, &name, "not_found"),
+            name,
+            source: None,
+            protocol,
+            fallback,
+            routes: Vec::new(),
+            matches: Vec::new(),
+            has_http_routes: false,
+            tcp,
+            tcp_fallback,
+        }
+    }
+
+    /// The routes of a server without `HTTPRoute`s: probes, then every
+    /// request.
+    fn default_routes(&mut self, authz: &[Arc<Authz>], probes: &[RouteMatch], metrics: &PolicyMetrics) {
+        if !probes.is_empty() {
+            let probe = Arc::new(Authz {
+                name: "probe".into(),
+                kind: AuthzKind::Probe,
+                requirements: Vec::new(),
+            });
+            let route = self.route_entry("probe".into(), &[probe], metrics);
+            for m in probes {
+                self.matches.push(MatchEntry {
+                    route: self.routes.len(),
+                    hosts: Arc::new([]),
+                    matcher: m.clone(),
+                    order: 0,
+                });
+            }
+            self.routes.push(route);
+        }
+        let route = self.route_entry("default".into(), authz, metrics);
+        self.matches.push(MatchEntry {
+            route: self.routes.len(),
+            hosts: Arc::new([]),
+            matcher: RouteMatch::new(),
+            order: 1,
+        });
+        self.routes.push(route);
+    }
+
+    fn add_route(&mut self, route: &CompiledRoute, authz: &[Arc<Authz>], metrics: &PolicyMetrics) {
+        let entry = self.route_entry(route.name.clone(), authz, metrics);
+        for rule in &route.rules {
+            for m in rule {
+                self.matches.push(MatchEntry {
+                    route: self.routes.len(),
+                    hosts: route.hosts.clone(),
+                    matcher: m.clone(),
+                    order: route.index,
+                });
+            }
+        }
+        self.routes.push(entry);
+    }
+
+    fn route_entry(&self, route: Arc<str>, authz: &[Arc<Authz>], metrics: &PolicyMetrics) -> RouteEntry {
+        let srv = &self.name;
+        let http = |family, authz_name: &Arc<str>| {
+            ByTls::resolve(family, |tls| HttpLabels {
+                srv_name: srv.clone(),
+                route_name: route.clone(),
+                authz_name: authz_name.clone(),
+                tls,
+            })
+        };
+        let fb = &self.fallback.authz.name;
+        RouteEntry {
+            authz: authz
+                .iter()
+                .map(|a| RuleEntry {
+                    authz: a.clone(),
+                    allow: http(&metrics.http_allow, &a.name),
+                    hits: hits(metrics, a.kind.as_str(), &a.name, srv, "allow"),
+                })
+                .collect(),
+            fallback: FallbackCounters {
+                allow: http(&metrics.http_allow, fb),
+                deny: http(&metrics.http_deny, fb),
+                allow_hits: hits(metrics, "default", fb, srv, "allow"),
+                audit_hits: hits(metrics, "default", fb, srv, "audit"),
+                deny_hits: hits(metrics, "default", fb, srv, "deny"),
+            },
+            name: route,
+        }
+    }
+}
+
+fn hits(
+    metrics: &PolicyMetrics,
+    rule_kind: &'static str,
+    rule_name: &Arc<str>,
+    srv_name: &Arc<str>,
+    result: &'static str,
+) -> prometheus_client::metrics::counter::Counter {
+    metrics.rule_hits.get_or_create_owned(&RuleLabels {
+        rule_kind,
+        rule_name: rule_name.clone(),
+        srv_name: srv_name.clone(),
+        result,
+    })
+}

@@ -1,0 +1,208 @@
+//! Compiled client requirements: identities and networks.
+
+use std::{collections::HashSet, fmt, net::IpAddr, sync::Arc};
+
+use ipnet::IpNet;
+use mesh_core::{Identity, identity::InvalidIdentity};
+
+use crate::{
+    evaluate::{Client, ClientTls},
+    resource::Network,
+};
+
+/// Identities a requirement accepts, matched without allocating.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdentitySet {
+    any: bool,
+    exact: HashSet<Box<str>>,
+    /// DNS suffixes with their leading dot: `*.example.com` is
+    /// `.example.com`.
+    suffixes: Vec<Box<str>>,
+    /// As written, for explanations.
+    written: Vec<String>,
+}
+
+impl IdentitySet {
+    /// Any mesh identity.
+    pub(crate) fn any() -> Self {
+        Self {
+            any: true,
+            written: vec!["*".to_owned()],
+            ..Self::default()
+        }
+    }
+
+    /// Adds a pattern: `*`, `*.suffix`, or an exact identity.
+    pub(crate) fn add_pattern(&mut self, pattern: &str) -> Result<(), InvalidIdentity> {
+        if pattern == "*" {
+            self.any = true;
+        } else if let Some(suffix) = pattern.strip_prefix("*.") {
+            // The suffix must itself be a valid DNS-style name.
+            let suffix = Identity::parse(suffix)?;
+            if suffix.is_spiffe() {
+                return Err(InvalidIdentity::WrongScheme);
+            }
+            self.suffixes.push(format!(".{}", suffix.as_str()).into());
+        } else {
+            self.add(Identity::parse(pattern)?);
+            return Ok(());
+        }
+        self.written.push(pattern.to_owned());
+        Ok(())
+    }
+
+    /// Adds an exact identity.
+    pub(crate) fn add(&mut self, id: Identity) {
+        self.written.push(id.as_str().to_owned());
+        self.exact.insert(id.as_str().into());
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.any && self.exact.is_empty() && self.suffixes.is_empty()
+    }
+
+    pub(crate) fn matches(&self, id: &Identity) -> bool {
+        let id = id.as_str();
+        self.any
+            || self.exact.contains(id)
+            || (!id.starts_with("spiffe://") && self.suffixes.iter().any(|s| id.ends_with(&**s)))
+    }
+}
+
+impl fmt::Display for IdentitySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written.join(", "))
+    }
+}
+
+/// Networks a requirement accepts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NetworkSet {
+    networks: Vec<Network>,
+}
+
+impl NetworkSet {
+    pub(crate) fn new(networks: Vec<Network>) -> Self {
+        Self { networks }
+    }
+
+    pub(crate) fn from_nets(nets: &[IpNet]) -> Self {
+        Self::new(
+            nets.iter()
+                .map(|n| Network {
+                    cidr: crate::resource::Cidr(*n),
+                    except: Vec::new(),
+                })
+                .collect(),
+        )
+    }
+
+    pub(crate) fn contains(&self, addr: &IpAddr) -> bool {
+        self.networks.iter().any(|n| n.contains(addr))
+    }
+}
+
+impl fmt::Display for NetworkSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, n) in self.networks.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}", n.cidr)?;
+            if !n.except.is_empty() {
+                let except: Vec<_> = n.except.iter().map(ToString::to_string).collect();
+                write!(f, " except {}", except.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One condition on the client. An authorization holds a list, all of
+/// which must hold.
+#[derive(Clone, Debug)]
+pub(crate) enum Requirement {
+    /// The connection is TLS, with or without a client identity.
+    Tls,
+    /// The client has a mesh identity in the set. `from` names the
+    /// authentication it came from.
+    Identity { from: Arc<str>, set: IdentitySet },
+    /// The client's address is in the set.
+    Network { from: Arc<str>, set: NetworkSet },
+}
+
+impl Requirement {
+    #[inline]
+    pub(crate) fn allows(&self, client: &Client<'_>) -> bool {
+        match self {
+            Self::Tls => !matches!(client.tls, ClientTls::Plaintext),
+            Self::Identity { set, .. } => client.identity().is_some_and(|id| set.matches(id)),
+            Self::Network { set, .. } => client.addr.is_some_and(|a| set.contains(&a)),
+        }
+    }
+
+    /// Why the requirement holds or not, in words.
+    pub(crate) fn explain(&self, client: &Client<'_>) -> String {
+        let verdict = if self.allows(client) { "ok" } else { "failed" };
+        match self {
+            Self::Tls => format!("TLS required ({}): {verdict}", describe_tls(client)),
+            Self::Identity { from, set } => format!(
+                "{from}: identity in [{set}] ({}): {verdict}",
+                describe_tls(client)
+            ),
+            Self::Network { from, set } => {
+                let addr = client.addr.map_or("no address".to_owned(), |a| a.to_string());
+                format!("{from}: address in [{set}] ({addr}): {verdict}")
+            }
+        }
+    }
+}
+
+fn describe_tls(client: &Client<'_>) -> String {
+    match client.tls {
+        ClientTls::Plaintext => "client is plaintext".to_owned(),
+        ClientTls::NoClientCert => "client is TLS without a certificate".to_owned(),
+        ClientTls::Mutual(id) => format!("client is {id}"),
+    }
+}
+
+/// What kind of rule an authorization is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthzKind {
+    /// An `AuthorizationPolicy`.
+    AuthorizationPolicy,
+    /// A `ServerAuthorization`.
+    ServerAuthorization,
+    /// The probe exception of a server without routes.
+    Probe,
+    /// A default policy or a Server's `accessPolicy`.
+    Default,
+}
+
+impl AuthzKind {
+    /// The kind as a label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationPolicy => "authorizationpolicy",
+            Self::ServerAuthorization => "serverauthorization",
+            Self::Probe => "probe",
+            Self::Default => "default",
+        }
+    }
+}
+
+/// A compiled authorization: a name and requirements that must all hold.
+#[derive(Debug)]
+pub(crate) struct Authz {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: AuthzKind,
+    pub(crate) requirements: Vec<Requirement>,
+}
+
+impl Authz {
+    #[inline]
+    pub(crate) fn allows(&self, client: &Client<'_>) -> bool {
+        self.requirements.iter().all(|r| r.allows(client))
+    }
+}

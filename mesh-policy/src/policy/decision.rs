@@ -1,0 +1,290 @@
+//! The outcomes of evaluating a request or a connection.
+
+use std::sync::Arc;
+
+use mesh_core::{RouteId, labels::Authorized};
+
+use super::{RouteEntry, RuleEntry, ServerEntry};
+use crate::evaluate::ClientTls;
+
+/// What authorization decided about a request. It borrows names and
+/// counters from the [`Policy`](super::Policy), so making it allocates
+/// nothing.
+#[derive(Debug)]
+pub enum Decision<'p> {
+    /// The request may proceed.
+    Allow(AllowedRequest<'p>),
+    /// The request is refused: 403, or gRPC `PERMISSION_DENIED`.
+    Deny(DeniedRequest<'p>),
+    /// The request matches no route of its Server: 404, or gRPC
+    /// `NOT_FOUND`.
+    NotFound(RouteNotFound<'p>),
+}
+
+impl Decision<'_> {
+    /// Whether the request may proceed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow(_))
+    }
+
+    /// The name of the Server that decided (`default:<policy>` for a port
+    /// no Server covers).
+    pub fn server(&self) -> &str {
+        match self {
+            Self::Allow(a) => &a.server.name,
+            Self::Deny(d) => &d.server.name,
+            Self::NotFound(n) => &n.server.name,
+        }
+    }
+
+    /// Counts the decision in its metrics.
+    pub fn record(&self, tls: ClientTls<'_>) {
+        match self {
+            Self::Allow(a) => a.record(tls),
+            Self::Deny(d) => {
+                d.route.fallback.deny.get(tls).inc();
+                d.route.fallback.deny_hits.inc();
+            }
+            Self::NotFound(n) => {
+                n.server.not_found.get(tls).inc();
+                n.server.not_found_hits.inc();
+            }
+        }
+    }
+}
+
+/// An allowed request: which Server, route and authorization allowed it.
+#[derive(Debug)]
+pub struct AllowedRequest<'p> {
+    server: &'p ServerEntry,
+    route: &'p RouteEntry,
+    rule: Option<&'p RuleEntry>,
+    audit: bool,
+}
+
+impl<'p> AllowedRequest<'p> {
+    pub(super) fn by_rule(server: &'p ServerEntry, route: &'p RouteEntry, rule: &'p RuleEntry) -> Self {
+        Self {
+            server,
+            route,
+            rule: Some(rule),
+            audit: false,
+        }
+    }
+
+    pub(super) fn by_fallback(server: &'p ServerEntry, route: &'p RouteEntry, audit: bool) -> Self {
+        Self {
+            server,
+            route,
+            rule: None,
+            audit,
+        }
+    }
+
+    /// The Server's name.
+    pub fn server(&self) -> &'p str {
+        &self.server.name
+    }
+
+    /// The route's name: an `HTTPRoute`'s, `default` on a server without
+    /// routes, or `probe`.
+    pub fn route(&self) -> &'p str {
+        &self.route.name
+    }
+
+    /// The authorization's name: a resource's, `probe`, or the fallback
+    /// policy's (`audit`, `default:all-unauthenticated`...).
+    pub fn authz(&self) -> &'p str {
+        self.authz_arc()
+    }
+
+    fn authz_arc(&self) -> &'p Arc<str> {
+        match self.rule {
+            Some(rule) => &rule.authz.name,
+            None => &self.server.fallback.authz.name,
+        }
+    }
+
+    /// Whether the request was allowed only by audit mode: a `deny` would
+    /// have refused it.
+    pub fn is_audit(&self) -> bool {
+        self.audit
+    }
+
+    /// The request extension naming the policy; cloning names is reference
+    /// counting, not copying.
+    pub fn authorized(&self) -> Authorized {
+        Authorized {
+            server: self.server.name.clone(),
+            route: self.route.name.clone(),
+            authz: self.authz_arc().clone(),
+            audit: self.audit,
+        }
+    }
+
+    /// The route, as the extension metrics label requests with.
+    pub fn route_id(&self) -> RouteId {
+        RouteId::new(self.route.name.clone())
+    }
+
+    fn record(&self, tls: ClientTls<'_>) {
+        match self.rule {
+            Some(rule) => {
+                rule.allow.get(tls).inc();
+                rule.hits.inc();
+            }
+            None => {
+                self.route.fallback.allow.get(tls).inc();
+                if self.audit {
+                    self.route.fallback.audit_hits.inc();
+                } else {
+                    self.route.fallback.allow_hits.inc();
+                }
+            }
+        }
+    }
+}
+
+/// A denied request.
+#[derive(Debug)]
+pub struct DeniedRequest<'p> {
+    pub(super) server: &'p ServerEntry,
+    pub(super) route: &'p RouteEntry,
+}
+
+impl<'p> DeniedRequest<'p> {
+    /// The Server's name.
+    pub fn server(&self) -> &'p str {
+        &self.server.name
+    }
+
+    /// The route the request matched.
+    pub fn route(&self) -> &'p str {
+        &self.route.name
+    }
+
+    /// The policy that denied it: the Server's `accessPolicy` (`deny`) or
+    /// the default policy.
+    pub fn policy(&self) -> &'p str {
+        &self.server.fallback.authz.name
+    }
+}
+
+/// A request that matched no route.
+#[derive(Debug)]
+pub struct RouteNotFound<'p> {
+    pub(super) server: &'p ServerEntry,
+}
+
+impl<'p> RouteNotFound<'p> {
+    /// The Server's name.
+    pub fn server(&self) -> &'p str {
+        &self.server.name
+    }
+}
+
+/// What authorization decided about a connection to an opaque port.
+#[derive(Debug)]
+pub enum ConnectionDecision<'p> {
+    /// The connection may proceed.
+    Allow(AllowedConnection<'p>),
+    /// The connection is closed.
+    Deny(DeniedConnection<'p>),
+}
+
+impl ConnectionDecision<'_> {
+    /// Whether the connection may proceed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow(_))
+    }
+
+    /// Counts the decision in its metrics.
+    pub fn record(&self, tls: ClientTls<'_>) {
+        match self {
+            Self::Allow(a) => match a.rule {
+                Some(rule) => {
+                    rule.allow.get(tls).inc();
+                    rule.hits.inc();
+                }
+                None => {
+                    a.server.tcp_fallback.allow.get(tls).inc();
+                    if a.audit {
+                        a.server.tcp_fallback.audit_hits.inc();
+                    } else {
+                        a.server.tcp_fallback.allow_hits.inc();
+                    }
+                }
+            },
+            Self::Deny(d) => {
+                d.server.tcp_fallback.deny.get(tls).inc();
+                d.server.tcp_fallback.deny_hits.inc();
+            }
+        }
+    }
+
+    /// Counts an open connection closed because this decision denies it.
+    pub fn record_terminate(&self, tls: ClientTls<'_>) {
+        let server = match self {
+            Self::Allow(a) => a.server,
+            Self::Deny(d) => d.server,
+        };
+        server.tcp_terminate.get(tls).inc();
+    }
+}
+
+/// An allowed connection.
+#[derive(Debug)]
+pub struct AllowedConnection<'p> {
+    server: &'p ServerEntry,
+    rule: Option<&'p RuleEntry>,
+    audit: bool,
+}
+
+impl<'p> AllowedConnection<'p> {
+    pub(super) fn by_rule(server: &'p ServerEntry, rule: &'p RuleEntry) -> Self {
+        Self {
+            server,
+            rule: Some(rule),
+            audit: false,
+        }
+    }
+
+    pub(super) fn by_fallback(server: &'p ServerEntry, audit: bool) -> Self {
+        Self {
+            server,
+            rule: None,
+            audit,
+        }
+    }
+
+    /// The Server's name.
+    pub fn server(&self) -> &'p str {
+        &self.server.name
+    }
+
+    /// The authorization's name.
+    pub fn authz(&self) -> &'p str {
+        match self.rule {
+            Some(rule) => &rule.authz.name,
+            None => &self.server.fallback.authz.name,
+        }
+    }
+
+    /// Whether only audit mode allowed it.
+    pub fn is_audit(&self) -> bool {
+        self.audit
+    }
+}
+
+/// A denied connection.
+#[derive(Debug)]
+pub struct DeniedConnection<'p> {
+    pub(super) server: &'p ServerEntry,
+}
+
+impl<'p> DeniedConnection<'p> {
+    /// The Server's name.
+    pub fn server(&self) -> &'p str {
+        &self.server.name
+    }
+}

@@ -1,0 +1,265 @@
+//! A policy compiled for one workload: the index requests are checked
+//! against.
+//!
+//! Compiling does everything that does not depend on the request: it
+//! resolves references, picks the Servers that select the workload and the
+//! ports they cover, sorts each Server's route matches by the Gateway
+//! API's precedence, builds identity and network sets, and resolves the
+//! metric counters of every rule. Evaluating a request is then a port
+//! lookup, a walk over that Server's sorted matches, and a check of the
+//! matched route's authorizations, none of which allocates.
+
+mod build;
+mod client;
+mod decision;
+mod refs;
+mod route;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Request, Uri};
+use mesh_core::resource::ResourceError;
+use prometheus_client::metrics::counter::Counter;
+
+pub use self::{
+    client::AuthzKind,
+    decision::{
+        AllowedConnection, AllowedRequest, ConnectionDecision, Decision, DeniedConnection,
+        DeniedRequest, RouteNotFound,
+    },
+};
+pub(crate) use self::{
+    client::{Authz, IdentitySet, NetworkSet, Requirement},
+    route::{HostMatch, MatchEntry},
+};
+use crate::{
+    DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, PolicyWarnings, Workload,
+    evaluate::Client,
+    metrics::ByTls,
+    resource::{PortRef, ProxyProtocol},
+};
+
+/// A policy compiled for one [`Workload`]. Immutable; share it in an `Arc`
+/// (a [`PolicyStore`](crate::PolicyStore) does).
+#[derive(Debug)]
+pub struct Policy {
+    /// Covered ports, sorted, with the index of their server.
+    ports: Vec<(u16, usize)>,
+    servers: Vec<ServerEntry>,
+    /// The server of every port no Server covers.
+    default: ServerEntry,
+    workload: Workload,
+    config: PolicyConfig,
+}
+
+/// A policy and what it did not enforce.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The policy.
+    pub policy: Policy,
+    /// Kinds, fields and filters read but not enforced.
+    pub warnings: PolicyWarnings,
+}
+
+impl Policy {
+    /// Reads and compiles policy documents for `workload`.
+    ///
+    /// # Errors
+    ///
+    /// The first problem, as a [`ResourceError`] naming the document, kind,
+    /// name, field and line: malformed YAML, a missing field, a bad value
+    /// (CIDR, regular expression, identity, selector), two resources of a
+    /// kind with one name, a reference to nothing, or two Servers selecting
+    /// the same port of the workload.
+    pub fn compile(
+        sources: &[PolicySource<'_>],
+        workload: &Workload,
+        config: &PolicyConfig,
+        metrics: &PolicyMetrics,
+    ) -> Result<Compiled, ResourceError> {
+        build::compile(sources, workload, config, metrics)
+    }
+
+    /// The policy with no resources: every port gets the default policy.
+    pub fn empty(workload: &Workload, config: &PolicyConfig, metrics: &PolicyMetrics) -> Self {
+        build::empty(workload, config, metrics)
+    }
+
+    /// The workload the policy was compiled for.
+    pub fn workload(&self) -> &Workload {
+        &self.workload
+    }
+
+    /// The configuration the policy was compiled with.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The ports Servers cover, with each Server's name and protocol, in
+    /// port order. The sidecar uses the protocol to treat opaque ports.
+    pub fn covered_ports(&self) -> impl Iterator<Item = (u16, &str, ProxyProtocol)> {
+        self.ports.iter().filter_map(|&(port, i)| {
+            self.servers
+                .get(i)
+                .map(|s| (port, &*s.name, s.protocol))
+        })
+    }
+
+    /// The protocol of `port`: its Server's `proxyProtocol`, or `unknown`
+    /// when no Server covers it.
+    pub fn protocol(&self, port: u16) -> ProxyProtocol {
+        self.server_for(port).protocol
+    }
+
+    /// Decides a request.
+    pub fn evaluate<B>(&self, port: u16, client: &Client<'_>, req: &Request<B>) -> Decision<'_> {
+        self.evaluate_head(port, client, req.method(), req.uri(), req.headers())
+    }
+
+    /// Decides a request from its head.
+    pub fn evaluate_head(
+        &self,
+        port: u16,
+        client: &Client<'_>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Decision<'_> {
+        let server = self.server_for(port);
+        let Some(route) = server.route_for(method, uri, headers) else {
+            return Decision::NotFound(RouteNotFound { server });
+        };
+        for rule in &route.authz {
+            if rule.authz.allows(client) {
+                return Decision::Allow(AllowedRequest::by_rule(server, route, rule));
+            }
+        }
+        match server.fallback.decide(client) {
+            Fallback::Allow => Decision::Allow(AllowedRequest::by_fallback(server, route, false)),
+            Fallback::Audit => Decision::Allow(AllowedRequest::by_fallback(server, route, true)),
+            Fallback::Deny => Decision::Deny(DeniedRequest { server, route }),
+        }
+    }
+
+    /// Decides a connection to an opaque port: the Server's own
+    /// authorizations apply (those that target one of its routes do not).
+    pub fn evaluate_connection(&self, port: u16, client: &Client<'_>) -> ConnectionDecision<'_> {
+        let server = self.server_for(port);
+        for rule in &server.tcp {
+            if rule.authz.allows(client) {
+                return ConnectionDecision::Allow(AllowedConnection::by_rule(server, rule));
+            }
+        }
+        match server.fallback.decide(client) {
+            Fallback::Allow => ConnectionDecision::Allow(AllowedConnection::by_fallback(server, false)),
+            Fallback::Audit => ConnectionDecision::Allow(AllowedConnection::by_fallback(server, true)),
+            Fallback::Deny => ConnectionDecision::Deny(DeniedConnection { server }),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn server_for(&self, port: u16) -> &ServerEntry {
+        match self.ports.binary_search_by_key(&port, |&(p, _)| p) {
+            Ok(i) => self
+                .ports
+                .get(i)
+                .and_then(|&(_, s)| self.servers.get(s))
+                .unwrap_or(&self.default),
+            Err(_) => &self.default,
+        }
+    }
+}
+
+/// A Server, or the default server of uncovered ports.
+#[derive(Debug)]
+pub(crate) struct ServerEntry {
+    pub(crate) name: Arc<str>,
+    /// The Server resource, or `None` for the default server.
+    pub(crate) source: Option<ServerSource>,
+    pub(crate) protocol: ProxyProtocol,
+    pub(crate) fallback: FallbackPolicy,
+    pub(crate) routes: Vec<RouteEntry>,
+    /// Every match of every route, by precedence.
+    pub(crate) matches: Vec<MatchEntry>,
+    /// Whether the routes are `HTTPRoute`s (so an unmatched request is not
+    /// found) rather than the default route.
+    pub(crate) has_http_routes: bool,
+    /// Authorizations of connections.
+    pub(crate) tcp: Vec<RuleEntry>,
+    pub(crate) tcp_fallback: FallbackCounters,
+    pub(crate) tcp_terminate: ByTls,
+    pub(crate) not_found: ByTls,
+    pub(crate) not_found_hits: Counter,
+}
+
+/// Where a Server came from, for explanations.
+#[derive(Debug)]
+pub(crate) struct ServerSource {
+    pub(crate) port: PortRef,
+    pub(crate) document: String,
+}
+
+impl ServerEntry {
+    #[inline]
+    pub(crate) fn route_for(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<&RouteEntry> {
+        self.matches
+            .iter()
+            .find(|m| m.matches(method, uri, headers))
+            .and_then(|m| self.routes.get(m.route))
+    }
+}
+
+/// A route of a server, with the authorizations that apply to it.
+#[derive(Debug)]
+pub(crate) struct RouteEntry {
+    pub(crate) name: Arc<str>,
+    pub(crate) authz: Vec<RuleEntry>,
+    pub(crate) fallback: FallbackCounters,
+}
+
+/// An authorization as it applies to one route (or a server's
+/// connections), with the counters of that pairing.
+#[derive(Debug)]
+pub(crate) struct RuleEntry {
+    pub(crate) authz: Arc<Authz>,
+    pub(crate) allow: ByTls,
+    pub(crate) hits: Counter,
+}
+
+/// The counters of a server's fallback policy on one route.
+#[derive(Debug)]
+pub(crate) struct FallbackCounters {
+    pub(crate) allow: ByTls,
+    pub(crate) deny: ByTls,
+    pub(crate) allow_hits: Counter,
+    pub(crate) audit_hits: Counter,
+    pub(crate) deny_hits: Counter,
+}
+
+/// What a server does with clients no authorization allows: its
+/// `accessPolicy`, or the default policy.
+#[derive(Debug)]
+pub(crate) struct FallbackPolicy {
+    pub(crate) policy: DefaultPolicy,
+    /// Named `deny`, `audit`... for a Server; `default:<policy>` for the
+    /// default server.
+    pub(crate) authz: Authz,
+}
+
+pub(crate) enum Fallback {
+    Allow,
+    Audit,
+    Deny,
+}
+
+impl FallbackPolicy {
+    #[inline]
+    pub(crate) fn decide(&self, client: &Client<'_>) -> Fallback {
+        match self.policy {
+            DefaultPolicy::Deny => Fallback::Deny,
+            DefaultPolicy::Audit => Fallback::Audit,
+            _ if self.authz.allows(client) => Fallback::Allow,
+            _ => Fallback::Deny,
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Route matches of a server, in the Gateway API's order of precedence.
+
+use std::{cmp::Ordering, sync::Arc};
+
+use http::{HeaderMap, Method, Uri, header::HOST};
+use mesh_core::route::{PathMatch, RouteMatch};
+
+/// One match of one route rule, with the route's hostnames.
+#[derive(Debug)]
+pub(crate) struct MatchEntry {
+    /// The route, as an index into the server's routes.
+    pub(crate) route: usize,
+    pub(crate) hosts: Arc<[HostMatch]>,
+    pub(crate) matcher: RouteMatch,
+    /// The route's position among all documents, for ties.
+    pub(crate) order: usize,
+}
+
+impl MatchEntry {
+    #[inline]
+    pub(crate) fn matches(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        (self.hosts.is_empty() || host_of(uri, headers).is_some_and(|h| self.hosts.iter().any(|m| m.matches(h))))
+            && self.matcher.matches_head(method, uri, headers)
+    }
+
+    /// Gateway API precedence (GEP-1742's route matching rules, as Linkerd
+    /// applies them): an exact path before a regular expression before a
+    /// prefix; a longer path first; a method before none; more header
+    /// matches, then more query matches, first; then the route written
+    /// first.
+    pub(crate) fn precedence(&self, other: &Self) -> Ordering {
+        let key = |m: &Self| {
+            let (rank, len) = match m.matcher.path() {
+                Some(PathMatch::Exact(p)) => (3, p.len()),
+                Some(PathMatch::Regex(r)) => (2, r.as_str().len()),
+                Some(PathMatch::Prefix(p)) => (1, p.trim_end_matches('/').len()),
+                None => (0, 0),
+            };
+            (
+                rank,
+                len,
+                m.matcher.method().is_some(),
+                m.matcher.headers().len(),
+                m.matcher.query_params().len(),
+            )
+        };
+        key(other)
+            .cmp(&key(self))
+            .then(self.order.cmp(&other.order))
+    }
+}
+
+/// A route hostname: exact, or `*.suffix` for any name under the suffix.
+#[derive(Debug)]
+pub(crate) enum HostMatch {
+    Exact(Box<str>),
+    /// `.suffix`, with the dot.
+    Suffix(Box<str>),
+}
+
+impl HostMatch {
+    pub(crate) fn new(hostname: &str) -> Self {
+        match hostname.strip_prefix('*') {
+            Some(suffix) => Self::Suffix(suffix.to_ascii_lowercase().into()),
+            None => Self::Exact(hostname.to_ascii_lowercase().into()),
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Exact(h) => host.eq_ignore_ascii_case(h),
+            Self::Suffix(s) => {
+                host.len() > s.len()
+                    && host
+                        .get(host.len() - s.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(s))
+            }
+        }
+    }
+}
+
+/// The request's host, without a port: from the URI (HTTP/2's
+/// `:authority`) or the `Host` header.
+fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let host = match uri.host() {
+        Some(h) => h,
+        None => {
+            let raw = headers.get(HOST)?.to_str().ok()?;
+            // `[::1]:80` or `name:80`.
+            if let Some(rest) = raw.strip_prefix('[') {
+                return rest.split_once(']').map(|(h, _)| h);
+            }
+            raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+        }
+    };
+    Some(host.trim_end_matches('.'))
+}

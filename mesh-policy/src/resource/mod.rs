@@ -1,0 +1,26 @@
+//! The policy resources, as users write them for Linkerd.
+//!
+//! Each kind is a serde type that reads the manifest as written; checks
+//! that span fields or resources happen when a policy is compiled, with
+//! errors that still name the document, kind, name, field and line.
+
+mod authn;
+mod authz;
+pub(crate) mod read;
+mod selector;
+mod server;
+
+pub use self::{
+    authn::{
+        Cidr, InvalidCidr, MeshTlsAuthentication, MeshTlsAuthenticationSpec, Network,
+        NetworkAuthentication, NetworkAuthenticationSpec, ObjectRef,
+    },
+    authz::{
+        AuthorizationPolicy, AuthorizationPolicySpec, ClientSpec, MeshTlsClient,
+        ServerAuthorization, ServerAuthorizationSpec, ServerRef, ServiceAccountRef,
+    },
+    read::{PolicySource, read_sources},
+    selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator},
+    server::{PortRef, ProxyProtocol, Server, ServerSpec},
+};
+pub(crate) use self::read::{Entry, Resources};

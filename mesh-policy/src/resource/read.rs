@@ -1,0 +1,117 @@
+//! Reading policy documents of every kind from one or more texts.
+
+use mesh_core::resource::{
+    DocumentContext, Documents, HttpRoute, Parsed, Resource, ResourceError, ResourceErrorKind,
+};
+
+use super::{
+    AuthorizationPolicy, MeshTlsAuthentication, NetworkAuthentication, Server, ServerAuthorization,
+};
+use crate::warnings::{PolicyWarnings, WarningKind};
+
+/// A policy text and where it came from (a file name, or `inline[0]` for a
+/// document written in the sidecar's own configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct PolicySource<'a> {
+    /// Names the text in errors and warnings.
+    pub origin: &'a str,
+    /// Multi-document YAML.
+    pub text: &'a str,
+}
+
+impl<'a> PolicySource<'a> {
+    /// A text named `origin`.
+    pub fn new(origin: &'a str, text: &'a str) -> Self {
+        Self { origin, text }
+    }
+}
+
+/// A resource and the document it came from.
+#[derive(Debug)]
+pub(crate) struct Entry<'t, T> {
+    pub(crate) value: T,
+    pub(crate) context: DocumentContext<'t>,
+}
+
+/// Every policy resource of a set of texts, by kind, in document order.
+#[derive(Debug, Default)]
+pub(crate) struct Resources<'t> {
+    pub(crate) servers: Vec<Entry<'t, Server>>,
+    pub(crate) server_authorizations: Vec<Entry<'t, ServerAuthorization>>,
+    pub(crate) authorization_policies: Vec<Entry<'t, AuthorizationPolicy>>,
+    pub(crate) mesh_tls: Vec<Entry<'t, MeshTlsAuthentication>>,
+    pub(crate) networks: Vec<Entry<'t, NetworkAuthentication>>,
+    pub(crate) routes: Vec<Entry<'t, HttpRoute>>,
+    pub(crate) warnings: PolicyWarnings,
+}
+
+/// Reads every document of `sources`, checking each against its kind's
+/// schema. Kinds authorization does not use are kept as warnings.
+///
+/// This checks each document on its own; references between resources,
+/// and what a workload makes of them, are checked by
+/// [`Policy::compile`](crate::Policy::compile).
+///
+/// # Errors
+///
+/// The first malformed document, naming its index, kind, name, field and
+/// line.
+pub fn read_sources(sources: &[PolicySource<'_>]) -> Result<PolicyWarnings, ResourceError> {
+    read(sources).map(|r| r.warnings)
+}
+
+pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, ResourceError> {
+    let mut resources = Resources::default();
+    for source in sources {
+        for document in Documents::new(source.origin, source.text) {
+            let document = document?;
+            let r = &mut resources;
+            match document.kind() {
+                Server::KIND => push(&mut r.servers, &mut r.warnings, document.read()?),
+                ServerAuthorization::KIND => {
+                    let parsed = document.read::<ServerAuthorization>()?;
+                    if parsed.value.api_version.as_str() != "policy.linkerd.io/v1beta1" {
+                        r.warnings.about(
+                            WarningKind::UnservedVersion,
+                            &parsed.context,
+                            "apiVersion",
+                            format!(
+                                "Linkerd serves ServerAuthorization at policy.linkerd.io/v1beta1 only; {} is read as v1beta1",
+                                parsed.value.api_version
+                            ),
+                        );
+                    }
+                    push(&mut r.server_authorizations, &mut r.warnings, parsed);
+                }
+                AuthorizationPolicy::KIND => {
+                    push(&mut r.authorization_policies, &mut r.warnings, document.read()?);
+                }
+                MeshTlsAuthentication::KIND => push(&mut r.mesh_tls, &mut r.warnings, document.read()?),
+                NetworkAuthentication::KIND => push(&mut r.networks, &mut r.warnings, document.read()?),
+                HttpRoute::KIND => push(&mut r.routes, &mut r.warnings, document.read()?),
+                _ => r.warnings.other_kind(document.into_other()),
+            }
+        }
+    }
+    Ok(resources)
+}
+
+fn push<'t, T>(entries: &mut Vec<Entry<'t, T>>, warnings: &mut PolicyWarnings, parsed: Parsed<'t, T>) {
+    for field in parsed.ignored {
+        warnings.ignored_field(field);
+    }
+    entries.push(Entry {
+        value: parsed.value,
+        context: parsed.context,
+    });
+}
+
+/// An error about `field_path` of an entry's document.
+pub(crate) fn error<T>(
+    entry: &Entry<'_, T>,
+    kind: ResourceErrorKind,
+    field_path: &str,
+    message: impl Into<String>,
+) -> ResourceError {
+    entry.context.error(kind, field_path, message)
+}

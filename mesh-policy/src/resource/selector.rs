@@ -1,0 +1,91 @@
+//! Kubernetes label selectors, as `podSelector` and `server.selector` use
+//! them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A Kubernetes `LabelSelector`: `matchLabels` and `matchExpressions`, all
+/// of which must hold. An empty selector selects everything, as in
+/// Kubernetes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be present with exactly these values.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Further requirements, ANDed.
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct LabelSelectorRequirement {
+    /// The label's key.
+    pub key: String,
+    /// How the label is compared.
+    pub operator: SelectorOperator,
+    /// The values for `In` and `NotIn`; empty for `Exists` and
+    /// `DoesNotExist`.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// A `matchExpressions` operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+pub enum SelectorOperator {
+    /// The label is present with one of the values.
+    In,
+    /// The label is absent, or present with none of the values.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+impl LabelSelector {
+    /// Whether `labels` satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|e| e.matches(labels))
+    }
+
+    /// The field path (from the selector) of the first requirement that
+    /// Kubernetes would reject, and why: `In` and `NotIn` need values,
+    /// `Exists` and `DoesNotExist` take none.
+    pub fn invalid(&self) -> Option<(String, &'static str)> {
+        self.match_expressions
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| {
+                let needs_values = matches!(e.operator, SelectorOperator::In | SelectorOperator::NotIn);
+                match (needs_values, e.values.is_empty()) {
+                    (true, true) => Some((
+                        format!("matchExpressions[{i}].values"),
+                        "operators In and NotIn need at least one value",
+                    )),
+                    (false, false) => Some((
+                        format!("matchExpressions[{i}].values"),
+                        "operators Exists and DoesNotExist take no values",
+                    )),
+                    _ => None,
+                }
+            })
+    }
+}
+
+impl LabelSelectorRequirement {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(&self.key);
+        match self.operator {
+            SelectorOperator::In => value.is_some_and(|v| self.values.contains(v)),
+            SelectorOperator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
+            SelectorOperator::Exists => value.is_some(),
+            SelectorOperator::DoesNotExist => value.is_none(),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The workload a policy is compiled for, and the knobs that are not
+//! resources.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use mesh_core::{Identity, TrustDomain, identity::InvalidIdentity};
+
+use crate::DefaultPolicy;
+
+/// The workload whose inbound traffic is authorized: what a pod spec would
+/// say about it. `Server`s select it by its labels exactly as they select a
+/// pod, and name its ports by number or by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// Its namespace. Resources without a namespace belong to it, as with
+    /// `kubectl apply -n`.
+    pub namespace: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its service account.
+    pub service_account: String,
+    /// Its named ports (`http` → 8080), for Servers that name a port.
+    pub ports: BTreeMap<String, u16>,
+    /// The cluster's networks, for the `cluster-*` default policies.
+    /// Default: Linkerd's, `10.0.0.0/8`, `100.64.0.0/10`, `172.16.0.0/12`,
+    /// `192.168.0.0/16` and `fd00::/8`.
+    pub cluster_networks: Vec<IpNet>,
+    /// The trust domain of mesh identities, for service account
+    /// references. Default `cluster.local`.
+    pub trust_domain: TrustDomain,
+    /// The control plane's namespace, which Linkerd's DNS-style identities
+    /// contain. Default `linkerd`.
+    pub control_plane_namespace: String,
+}
+
+impl Workload {
+    /// A workload in `namespace` with no labels or named ports, the
+    /// `default` service account, and the defaults above.
+    ///
+    /// # Errors
+    ///
+    /// Never for the built-in defaults; the `Result` covers the trust
+    /// domain's validation.
+    pub fn new(namespace: impl Into<String>) -> Result<Self, InvalidIdentity> {
+        Ok(Self {
+            namespace: namespace.into(),
+            labels: BTreeMap::new(),
+            service_account: "default".to_owned(),
+            ports: BTreeMap::new(),
+            cluster_networks: default_cluster_networks(),
+            trust_domain: TrustDomain::parse("cluster.local")?,
+            control_plane_namespace: "linkerd".to_owned(),
+        })
+    }
+
+    /// Adds a label.
+    #[must_use]
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Names a port.
+    #[must_use]
+    pub fn with_port(mut self, name: impl Into<String>, port: u16) -> Self {
+        self.ports.insert(name.into(), port);
+        self
+    }
+
+    /// Sets the service account.
+    #[must_use]
+    pub fn with_service_account(mut self, name: impl Into<String>) -> Self {
+        self.service_account = name.into();
+        self
+    }
+
+    /// Replaces the cluster networks.
+    #[must_use]
+    pub fn with_cluster_networks(mut self, networks: Vec<IpNet>) -> Self {
+        self.cluster_networks = networks;
+        self
+    }
+
+    /// Sets the trust domain.
+    #[must_use]
+    pub fn with_trust_domain(mut self, trust_domain: TrustDomain) -> Self {
+        self.trust_domain = trust_domain;
+        self
+    }
+
+    /// The identities a service account has, in both forms the mesh
+    /// issues:
+    ///
+    /// - `spiffe://<trust-domain>/ns/<namespace>/sa/<name>`, the SPIFFE
+    ///   form (as SPIRE and Istio name workloads);
+    /// - `<name>.<namespace>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`,
+    ///   Linkerd's DNS-style form.
+    ///
+    /// # Errors
+    ///
+    /// When the names do not make a valid identity (an empty name, a `/`).
+    pub fn service_account_identities(
+        &self,
+        name: &str,
+        namespace: &str,
+    ) -> Result<[Identity; 2], InvalidIdentity> {
+        let td = self.trust_domain.as_str();
+        Ok([
+            Identity::parse(&format!("spiffe://{td}/ns/{namespace}/sa/{name}"))?,
+            Identity::parse(&format!(
+                "{name}.{namespace}.serviceaccount.identity.{}.{td}",
+                self.control_plane_namespace
+            ))?,
+        ])
+    }
+}
+
+/// Linkerd's default `clusterNetworks`.
+pub fn default_cluster_networks() -> Vec<IpNet> {
+    [
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fd00::/8",
+    ]
+    .iter()
+    .filter_map(|n| n.parse().ok())
+    .collect()
+}
+
+/// The probe paths allowed by default: `/live`, `/ready` and `/healthz`.
+pub const DEFAULT_PROBE_PATHS: [&str; 3] = ["/live", "/ready", "/healthz"];
+
+/// What a policy needs besides its resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// The policy of ports no Server covers. Default
+    /// [`DefaultPolicy::AllUnauthenticated`], as in Linkerd.
+    pub default_policy: DefaultPolicy,
+    /// Paths that `GET` requests may reach without authorization on
+    /// servers that have no routes, so kubelet probes keep working under
+    /// `deny`. Default [`DEFAULT_PROBE_PATHS`].
+    pub probe_paths: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            default_policy: DefaultPolicy::default(),
+            probe_paths: DEFAULT_PROBE_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// Sets the default policy.
+    #[must_use]
+    pub fn with_default_policy(mut self, policy: DefaultPolicy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// Replaces the probe paths.
+    #[must_use]
+    pub fn with_probe_paths(mut self, paths: Vec<String>) -> Self {
+        self.probe_paths = paths;
+        self
+    }
+}
