@@ -1,0 +1,73 @@
+use std::{fmt, io, time::Duration};
+
+use crate::{cert::NoIdentity, metrics::HandshakeFailure};
+
+/// Why an inbound connection was closed before it was served.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// The peer sent too little to detect TLS, or did not finish the
+    /// handshake, within the handshake timeout.
+    Timeout(Duration),
+    /// The peer closed the connection before sending a byte.
+    Closed,
+    /// Reading the first bytes failed.
+    Io(io::Error),
+    /// A plaintext client on a strict port.
+    PlaintextRefused,
+    /// A TLS client without a certificate on a strict port.
+    NoClientCertificate,
+    /// A TLS client arrived before any local credentials were loaded.
+    NoCredentials,
+    /// The client's certificate is trusted but names no identity.
+    NoPeerIdentity(NoIdentity),
+    /// The handshake failed.
+    Handshake(io::Error),
+}
+
+impl AcceptError {
+    /// The bounded reason, as counted in `tls_handshake_failures_total`.
+    /// `None` for a peer that closed before sending anything, which is not
+    /// a failure (health checks do it).
+    pub fn failure(&self) -> Option<HandshakeFailure> {
+        Some(match self {
+            Self::Timeout(_) => HandshakeFailure::Timeout,
+            Self::Closed => return None,
+            Self::Io(_) => HandshakeFailure::Io,
+            Self::PlaintextRefused => HandshakeFailure::PlaintextRefused,
+            Self::NoClientCertificate => HandshakeFailure::NoClientCertificate,
+            Self::NoCredentials => HandshakeFailure::NoCredentials,
+            Self::NoPeerIdentity(_) => HandshakeFailure::NoPeerIdentity,
+            Self::Handshake(e) => HandshakeFailure::of_io(e),
+        })
+    }
+}
+
+impl fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout(after) => {
+                write!(f, "tls detection or handshake timed out after {after:?}")
+            }
+            Self::Closed => f.write_str("connection closed before sending anything"),
+            Self::Io(_) => f.write_str("reading the first bytes failed"),
+            Self::PlaintextRefused => f.write_str("plaintext connection refused on a strict port"),
+            Self::NoClientCertificate => {
+                f.write_str("tls client without a certificate refused on a strict port")
+            }
+            Self::NoCredentials => f.write_str("no local identity credentials loaded"),
+            Self::NoPeerIdentity(_) => f.write_str("client certificate names no identity"),
+            Self::Handshake(_) => f.write_str("tls handshake failed"),
+        }
+    }
+}
+
+impl std::error::Error for AcceptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) | Self::Handshake(e) => Some(e),
+            Self::NoPeerIdentity(e) => Some(e),
+            _ => None,
+        }
+    }
+}

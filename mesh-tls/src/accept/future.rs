@@ -1,0 +1,296 @@
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use mesh_core::{
+    BoxError, Tls,
+    conn::NoTlsReason,
+    io::{Io, PrefixedIo},
+    serve::{Accepted, HttpVersion},
+};
+use rustls::ServerConfig;
+use tokio::{
+    io::ReadBuf,
+    time::{Sleep, sleep},
+};
+
+use super::{AcceptConfig, AcceptError, InboundMode, ServerIo};
+use crate::{
+    ALPN_H2, ALPN_HTTP1, CredentialStore,
+    cert::{CertNames, NoIdentity},
+    metrics::Direction,
+};
+
+/// The bytes detection reads: a TLS record header's content type and
+/// protocol version.
+const HELLO_PREFIX: usize = 3;
+
+/// The future of [`TlsAccept`](super::TlsAccept) on one connection:
+/// detection, then the handshake.
+pub struct AcceptFuture<I> {
+    state: State<I>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    store: CredentialStore,
+    config: AcceptConfig,
+}
+
+// The handshake variant dominates the size, and it is the state the future
+// spends its time in; boxing it would cost an allocation per connection.
+#[allow(clippy::large_enum_variant)]
+enum State<I> {
+    Ready(Option<Accepted<ServerIo<I>>>),
+    Detect {
+        io: Option<I>,
+        buf: [u8; HELLO_PREFIX],
+        len: usize,
+    },
+    Handshake {
+        accept: tokio_rustls::Accept<PrefixedIo<I>>,
+    },
+    Done,
+}
+
+/// What the first bytes say.
+#[derive(Debug, PartialEq, Eq)]
+enum Hello {
+    Tls,
+    Plaintext,
+    NeedMore,
+}
+
+/// A TLS connection opens with a handshake record: content type 22
+/// (`0x16`), then the record's protocol version, `0x03 0x00` (SSL 3.0) to
+/// `0x03 0x04` (RFC 8446 §5.1). HTTP and every text protocol open with a
+/// printable byte, so the first byte usually decides.
+fn classify(bytes: &[u8]) -> Hello {
+    match bytes {
+        [] | [0x16] | [0x16, 0x03] => Hello::NeedMore,
+        [0x16, 0x03, minor, ..] if *minor <= 0x04 => Hello::Tls,
+        _ => Hello::Plaintext,
+    }
+}
+
+impl<I: Io> AcceptFuture<I> {
+    pub(super) fn new(io: I, store: &CredentialStore, config: &AcceptConfig) -> Self {
+        let (state, deadline) = match config.mode {
+            InboundMode::Disabled => (
+                State::Ready(Some(Accepted {
+                    io: ServerIo::Plain(PrefixedIo::new(Bytes::new(), io)),
+                    tls: Tls::Plaintext(NoTlsReason::Disabled),
+                    alpn: None,
+                })),
+                None,
+            ),
+            InboundMode::Permissive | InboundMode::Strict => (
+                State::Detect {
+                    io: Some(io),
+                    buf: [0; HELLO_PREFIX],
+                    len: 0,
+                },
+                Some(Box::pin(sleep(config.handshake_timeout))),
+            ),
+        };
+        Self {
+            state,
+            deadline,
+            store: store.clone(),
+            config: config.clone(),
+        }
+    }
+
+    fn fail(&mut self, error: AcceptError) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
+        self.state = State::Done;
+        if let Some(reason) = error.failure() {
+            self.store
+                .metrics()
+                .handshake_failed(Direction::Inbound, reason);
+            tracing::debug!(reason = reason.as_label(), %error, "inbound tls refused");
+        }
+        Poll::Ready(Err(error.into()))
+    }
+
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+    }
+
+    /// The first bytes are not TLS.
+    fn plaintext(&mut self, io: I, prefix: &[u8]) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
+        if self.config.mode == InboundMode::Strict {
+            return self.fail(AcceptError::PlaintextRefused);
+        }
+        self.state = State::Done;
+        Poll::Ready(Ok(Accepted {
+            io: ServerIo::Plain(PrefixedIo::new(Bytes::copy_from_slice(prefix), io)),
+            tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
+            alpn: None,
+        }))
+    }
+
+    /// The first bytes are a ClientHello: start the handshake with the
+    /// credentials in service now.
+    fn handshake(&mut self, io: I, prefix: &[u8]) -> Option<AcceptError> {
+        let Some(snapshot) = self.store.snapshot() else {
+            return Some(AcceptError::NoCredentials);
+        };
+        let config: &Arc<ServerConfig> = match self.config.mode {
+            InboundMode::Strict => &snapshot.server_strict,
+            _ => &snapshot.server_permissive,
+        };
+        let io = PrefixedIo::new(Bytes::copy_from_slice(prefix), io);
+        self.state = State::Handshake {
+            accept: tokio_rustls::TlsAcceptor::from(config.clone()).accept(io),
+        };
+        None
+    }
+
+    fn finish(
+        &mut self,
+        stream: tokio_rustls::server::TlsStream<PrefixedIo<I>>,
+    ) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
+        let conn = stream.get_ref().1;
+        let tls = match conn.peer_certificates().and_then(|certs| certs.first()) {
+            None if self.config.mode == InboundMode::Strict => {
+                return self.fail(AcceptError::NoClientCertificate);
+            }
+            None => Tls::NoClientCert,
+            Some(leaf) => {
+                let names = CertNames::parse(leaf);
+                match names
+                    .as_ref()
+                    .map_err(|_| NoIdentity::Missing)
+                    .and_then(|n| n.identity())
+                {
+                    Ok(peer) => Tls::Mutual { peer: peer.clone() },
+                    Err(e) => return self.fail(AcceptError::NoPeerIdentity(e)),
+                }
+            }
+        };
+        let alpn = match conn.alpn_protocol() {
+            Some(ALPN_H2) => Some(HttpVersion::Http2),
+            Some(ALPN_HTTP1) => Some(HttpVersion::Http1),
+            _ => None,
+        };
+        self.state = State::Done;
+        Poll::Ready(Ok(Accepted {
+            io: ServerIo::Tls(Box::new(stream)),
+            tls,
+            alpn,
+        }))
+    }
+}
+
+impl<I: Io> Future for AcceptFuture<I> {
+    type Output = Result<Accepted<ServerIo<I>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Ready(accepted) => {
+                    let accepted = accepted.take();
+                    this.state = State::Done;
+                    return Poll::Ready(accepted.ok_or_else(polled_after_completion));
+                }
+                State::Detect { io, buf, len } => {
+                    let Some(inner) = io.as_mut() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let mut read = ReadBuf::new(&mut buf[*len..]);
+                    match Pin::new(inner).poll_read(cx, &mut read) {
+                        Poll::Pending => {
+                            if this.timed_out(cx) {
+                                return this
+                                    .fail(AcceptError::Timeout(this.config.handshake_timeout));
+                            }
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => return this.fail(AcceptError::Io(e)),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let n = read.filled().len();
+                    if n == 0 && *len == 0 {
+                        return this.fail(AcceptError::Closed);
+                    }
+                    *len += n;
+                    let (prefix, eof) = (*buf, n == 0);
+                    let prefix = &prefix[..*len];
+                    let hello = match classify(prefix) {
+                        // The peer closed mid-header: not a TLS client.
+                        Hello::NeedMore if eof => Hello::Plaintext,
+                        hello => hello,
+                    };
+                    if hello == Hello::NeedMore {
+                        continue;
+                    }
+                    let Some(io) = io.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    if hello == Hello::Plaintext {
+                        return this.plaintext(io, prefix);
+                    }
+                    if let Some(error) = this.handshake(io, prefix) {
+                        return this.fail(error);
+                    }
+                }
+                State::Handshake { accept } => match Pin::new(accept).poll(cx) {
+                    Poll::Ready(Ok(stream)) => return this.finish(stream),
+                    Poll::Ready(Err(e)) => return this.fail(AcceptError::Handshake(e)),
+                    Poll::Pending => {
+                        if this.timed_out(cx) {
+                            return this.fail(AcceptError::Timeout(this.config.handshake_timeout));
+                        }
+                        return Poll::Pending;
+                    }
+                },
+                State::Done => return Poll::Ready(Err(polled_after_completion())),
+            }
+        }
+    }
+}
+
+fn polled_after_completion() -> BoxError {
+    "accept future polled after completion".into()
+}
+
+impl<I> std::fmt::Debug for AcceptFuture<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Ready(_) => "ready",
+            State::Detect { .. } => "detect",
+            State::Handshake { .. } => "handshake",
+            State::Done => "done",
+        };
+        f.debug_struct("AcceptFuture")
+            .field("state", &state)
+            .field("mode", &self.config.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_record_header_is_tls() {
+        assert_eq!(classify(&[0x16, 0x03, 0x01]), Hello::Tls);
+        assert_eq!(classify(&[0x16, 0x03, 0x03]), Hello::Tls);
+        assert_eq!(classify(&[0x16]), Hello::NeedMore);
+        assert_eq!(classify(&[0x16, 0x03]), Hello::NeedMore);
+    }
+
+    #[test]
+    fn text_and_other_records_are_plaintext() {
+        assert_eq!(classify(b"GET"), Hello::Plaintext);
+        assert_eq!(classify(b"PRI"), Hello::Plaintext);
+        assert_eq!(classify(&[0x16, 0x02, 0x00]), Hello::Plaintext);
+        assert_eq!(classify(&[0x16, 0x03, 0x09]), Hello::Plaintext);
+        assert_eq!(classify(&[0x17, 0x03, 0x03]), Hello::Plaintext);
+    }
+}

@@ -1,0 +1,203 @@
+//! The server side: an [`Accept`] hook that detects TLS on a connection,
+//! runs the handshake and records who the peer is.
+//!
+//! A meshed port serves clients at different stages of adoption: meshed
+//! workloads speaking mutual TLS, workloads not yet meshed speaking
+//! plaintext, and tools speaking TLS without a certificate. The acceptor
+//! reads a connection's first bytes to tell a TLS ClientHello from
+//! anything else (works over any stream, not just a socket, since the
+//! bytes are replayed with [`PrefixedIo`]), then applies the port's
+//! [`InboundMode`]:
+//!
+//! | mode | plaintext | TLS, no client cert | mutual TLS |
+//! |------|-----------|---------------------|------------|
+//! | `permissive` (default) | served, `Tls::Plaintext` | served, `Tls::NoClientCert` | served, `Tls::Mutual` |
+//! | `strict` | closed | closed | served, `Tls::Mutual` |
+//! | `disabled` | served, `Tls::Plaintext(Disabled)` | bytes passed on as they are | bytes passed on as they are |
+//!
+//! A client certificate, when presented, must chain to the trust bundle,
+//! be valid now and name an identity (a SPIFFE ID in a URI SAN, or a
+//! DNS-style name in a DNS SAN); otherwise the handshake fails in every
+//! mode. What the peer may do once it is known is authorization's business,
+//! which reads the status from [`ConnectionInfo`](mesh_core::ConnectionInfo).
+//!
+//! Detection and the handshake share one timeout; a peer that exceeds it is
+//! disconnected.
+
+mod error;
+mod future;
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use mesh_core::{
+    io::{Io, PrefixedIo},
+    serve::Accept,
+};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub use self::{error::AcceptError, future::AcceptFuture};
+use crate::CredentialStore;
+
+/// What an inbound port accepts. See the [module docs](self).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundMode {
+    /// Plaintext, TLS without a client certificate, and mutual TLS.
+    #[default]
+    Permissive,
+    /// Mutual TLS only.
+    Strict,
+    /// Plaintext only: no detection, no handshake.
+    Disabled,
+}
+
+/// How the acceptor treats connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptConfig {
+    /// What the port accepts. Default [`InboundMode::Permissive`].
+    pub mode: InboundMode,
+    /// How long TLS detection and the handshake may take together. Default
+    /// 10 seconds.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for AcceptConfig {
+    fn default() -> Self {
+        Self {
+            mode: InboundMode::default(),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AcceptConfig {
+    /// The default configuration with `mode`.
+    pub fn with_mode(mode: InboundMode) -> Self {
+        Self {
+            mode,
+            ..Self::default()
+        }
+    }
+}
+
+/// The mesh's [`Accept`] hook: TLS detection, the handshake and the peer's
+/// identity, with the credentials of a [`CredentialStore`].
+#[derive(Clone, Debug)]
+pub struct TlsAccept {
+    store: CredentialStore,
+    config: AcceptConfig,
+}
+
+impl TlsAccept {
+    /// An acceptor serving the store's credentials as `config` says.
+    pub fn new(store: CredentialStore, config: AcceptConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// The acceptor's configuration.
+    pub fn config(&self) -> &AcceptConfig {
+        &self.config
+    }
+}
+
+impl<I: Io> Accept<I> for TlsAccept {
+    type Io = ServerIo<I>;
+    type Future = AcceptFuture<I>;
+
+    fn accept(&self, io: I) -> Self::Future {
+        AcceptFuture::new(io, &self.store, &self.config)
+    }
+}
+
+/// A connection the acceptor let through: plaintext (with any bytes that
+/// detection read replayed) or TLS.
+pub enum ServerIo<I> {
+    /// A plaintext stream.
+    Plain(PrefixedIo<I>),
+    /// A TLS stream, handshake done.
+    Tls(Box<tokio_rustls::server::TlsStream<PrefixedIo<I>>>),
+}
+
+impl<I> ServerIo<I> {
+    /// The TLS session, for a TLS connection: the negotiated parameters and
+    /// the peer's certificates.
+    pub fn tls(&self) -> Option<&rustls::ServerConnection> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(tls) => Some(tls.get_ref().1),
+        }
+    }
+}
+
+impl<I> std::fmt::Debug for ServerIo<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(_) => f.write_str("ServerIo::Plain"),
+            Self::Tls(_) => f.write_str("ServerIo::Tls"),
+        }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for ServerIo<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Tls(io) => Pin::new(&mut **io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ServerIo<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Self::Tls(io) => Pin::new(&mut **io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Self::Tls(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(io) => io.is_write_vectored(),
+            Self::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_flush(cx),
+            Self::Tls(io) => Pin::new(&mut **io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Tls(io) => Pin::new(&mut **io).poll_shutdown(cx),
+        }
+    }
+}

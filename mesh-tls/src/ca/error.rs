@@ -1,0 +1,99 @@
+use std::{fmt, io, path::PathBuf, time::Duration};
+
+use mesh_core::{Identity, TrustDomain};
+
+use crate::creds::CredentialError;
+
+/// Why the CA could not create, load or issue.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A file could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the file system returned.
+        source: io::Error,
+    },
+    /// A CA already exists there; replacing it would invalidate every
+    /// certificate it issued.
+    AlreadyExists(PathBuf),
+    /// rcgen could not build or parse a certificate or key.
+    Certificate(rcgen::Error),
+    /// The identity is outside the CA's trust domain.
+    OutsideTrustDomain {
+        /// The identity asked for.
+        identity: Identity,
+        /// The CA's trust domain.
+        trust_domain: TrustDomain,
+    },
+    /// A lifetime of zero, or longer than [`MAX_LIFETIME`](super::MAX_LIFETIME),
+    /// or a validity window outside what X.509 can encode.
+    InvalidLifetime(Duration),
+    /// The certificate would outlive the issuer that signs it.
+    OutlivesIssuer,
+    /// The CA files are inconsistent.
+    InvalidCa(InvalidCa),
+    /// The issued credentials failed their own checks.
+    Credentials(CredentialError),
+}
+
+/// What is wrong with a CA's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidCa {
+    /// The issuer certificate names no SPIFFE trust domain.
+    NoTrustDomain,
+    /// The issuer's key does not belong to the issuer certificate.
+    KeyMismatch,
+    /// A certificate is not valid X.509.
+    BadCertificate,
+}
+
+impl fmt::Display for CaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, .. } => write!(f, "cannot access {}", path.display()),
+            Self::AlreadyExists(path) => write!(f, "a ca already exists at {}", path.display()),
+            Self::Certificate(_) => f.write_str("cannot build the certificate"),
+            Self::OutsideTrustDomain {
+                identity,
+                trust_domain,
+            } => write!(
+                f,
+                "identity {identity} is outside the ca's trust domain {trust_domain}"
+            ),
+            Self::InvalidLifetime(d) => write!(f, "invalid certificate lifetime {d:?}"),
+            Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
+            Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
+            Self::Credentials(_) => f.write_str("issued credentials are unusable"),
+        }
+    }
+}
+
+impl fmt::Display for InvalidCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoTrustDomain => "issuer certificate names no trust domain",
+            Self::KeyMismatch => "issuer key does not match the issuer certificate",
+            Self::BadCertificate => "certificate is not valid x.509",
+        })
+    }
+}
+
+impl std::error::Error for CaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            Self::Certificate(e) => Some(e),
+            Self::Credentials(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rcgen::Error> for CaError {
+    fn from(e: rcgen::Error) -> Self {
+        Self::Certificate(e)
+    }
+}

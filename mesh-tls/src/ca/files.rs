@@ -1,0 +1,186 @@
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use mesh_core::{Identity, TrustDomain};
+
+use super::{CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
+use crate::creds::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE};
+
+/// The trust anchor certificate in a CA directory: the trust bundle.
+pub const CA_CERT_FILE: &str = "ca.crt";
+
+/// The trust anchor key in a CA directory (mode 0600). Only needed to sign
+/// a new issuer; keep it offline.
+pub const CA_KEY_FILE: &str = "ca.key";
+
+/// The issuer certificate in a CA directory.
+pub const ISSUER_CERT_FILE: &str = "issuer.crt";
+
+/// The issuer key in a CA directory (mode 0600).
+pub const ISSUER_KEY_FILE: &str = "issuer.key";
+
+/// Creates a trust anchor and an issuer for `trust_domain` and writes them
+/// into `dir` (created if missing): what `sidecar certs ca` does.
+///
+/// # Errors
+///
+/// [`CaError::AlreadyExists`] when `dir` already holds a CA (replacing it
+/// would invalidate everything it issued); [`CaError::Io`] when a file
+/// cannot be written; and any error of
+/// [`CertificateAuthority::generate`].
+pub fn write_ca(dir: &Path, trust_domain: &TrustDomain) -> Result<CertificateAuthority, CaError> {
+    let anchor = dir.join(CA_CERT_FILE);
+    if anchor.exists() {
+        return Err(CaError::AlreadyExists(anchor));
+    }
+    let ca = CertificateAuthority::generate(trust_domain.clone())?;
+    ca.write(dir)?;
+    Ok(ca)
+}
+
+/// Issues a certificate for `identity` living `ttl` from the CA in
+/// `ca_dir`, and writes it into `out_dir` (created if missing): what
+/// `sidecar certs issue` does. Existing files are replaced, each
+/// atomically, so a watching store sees either the old file or the new.
+///
+/// # Errors
+///
+/// Loading the CA ([`CertificateAuthority::load`]), issuing
+/// ([`CertificateAuthority::issue_with`]) or writing ([`CaError::Io`]).
+pub fn issue(
+    ca_dir: &Path,
+    identity: &Identity,
+    ttl: Duration,
+    out_dir: &Path,
+) -> Result<IssuedCertificate, CaError> {
+    issue_with(
+        ca_dir,
+        &IssueRequest::new(identity.clone()).with_ttl(ttl),
+        out_dir,
+    )
+}
+
+/// Like [`issue`], with every field of an [`IssueRequest`].
+///
+/// # Errors
+///
+/// As [`issue`].
+pub fn issue_with(
+    ca_dir: &Path,
+    request: &IssueRequest,
+    out_dir: &Path,
+) -> Result<IssuedCertificate, CaError> {
+    let ca = CertificateAuthority::load(ca_dir)?;
+    let issued = ca.issue_with(request)?;
+    issued.write(out_dir)?;
+    Ok(issued)
+}
+
+impl CertificateAuthority {
+    /// Loads the CA that [`write_ca`] wrote into `dir`. The trust anchor's
+    /// key is not needed.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::Io`] when a file cannot be read, and any error of
+    /// [`CertificateAuthority::from_pem`].
+    pub fn load(dir: &Path) -> Result<Self, CaError> {
+        Self::from_pem(
+            &read(&dir.join(CA_CERT_FILE))?,
+            &read(&dir.join(ISSUER_CERT_FILE))?,
+            &read(&dir.join(ISSUER_KEY_FILE))?,
+        )
+    }
+
+    /// Writes the CA into `dir`, creating it if missing: the certificates,
+    /// the issuer key and, for a CA generated here, the trust anchor's key.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::Io`] when a file cannot be written.
+    pub fn write(&self, dir: &Path) -> Result<(), CaError> {
+        create_dir(dir)?;
+        write_file(&dir.join(CA_CERT_FILE), &self.anchor_pem, PUBLIC)?;
+        if let Some(key) = &self.anchor_key_pem {
+            write_file(&dir.join(CA_KEY_FILE), key, SECRET)?;
+        }
+        write_file(&dir.join(ISSUER_CERT_FILE), &self.issuer_pem, PUBLIC)?;
+        write_file(
+            &dir.join(ISSUER_KEY_FILE),
+            &self.issuer.key().serialize_pem(),
+            SECRET,
+        )
+    }
+}
+
+impl IssuedCertificate {
+    /// Writes the chain, key and bundle into `dir` (created if missing) as
+    /// [`CredentialFiles::in_dir`] expects them. The key is written first:
+    /// a store watching the directory may briefly see a new key with the
+    /// old certificate, refuses that pair, and picks up the new pair on its
+    /// next read.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::Io`] when a file cannot be written.
+    pub fn write(&self, dir: &Path) -> Result<CredentialFiles, CaError> {
+        create_dir(dir)?;
+        write_file(&dir.join(KEY_FILE), self.key_pem(), SECRET)?;
+        write_file(&dir.join(CERT_FILE), self.chain_pem(), PUBLIC)?;
+        write_file(&dir.join(BUNDLE_FILE), self.bundle_pem(), PUBLIC)?;
+        Ok(CredentialFiles::in_dir(dir))
+    }
+}
+
+const PUBLIC: u32 = 0o644;
+const SECRET: u32 = 0o600;
+
+fn read(path: &Path) -> Result<String, CaError> {
+    fs::read_to_string(path).map_err(|source| io_error(path, source))
+}
+
+fn create_dir(dir: &Path) -> Result<(), CaError> {
+    fs::create_dir_all(dir).map_err(|source| io_error(dir, source))
+}
+
+/// Writes `contents` to a temporary file beside `path` with `mode`, then
+/// renames it over `path`: readers see the old file or the new, never
+/// half of one, and a key is never readable by others, even briefly.
+fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), CaError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let written = options.open(&tmp).and_then(|mut file| {
+        #[cfg(unix)]
+        {
+            // `mode` applies only when the file is created; a leftover
+            // temporary file keeps its old mode otherwise.
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    written
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> CaError {
+    CaError::Io {
+        path: PathBuf::from(path),
+        source,
+    }
+}

@@ -1,0 +1,194 @@
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
+
+use mesh_core::Identity;
+use rcgen::{
+    CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SanType,
+};
+
+use super::{CaError, CertificateAuthority, DEFAULT_WORKLOAD_TTL, serial, set_validity};
+use crate::{
+    cert::in_trust_domain,
+    creds::{CredentialError, Credentials},
+};
+
+/// What to put in a workload certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// The identity the certificate names.
+    pub identity: Identity,
+    /// How long it lives. Default [`DEFAULT_WORKLOAD_TTL`] (24 hours).
+    pub ttl: Duration,
+    /// When it becomes valid. Default: now, backdated by a minute for
+    /// peers whose clocks run behind.
+    pub not_before: Option<SystemTime>,
+    /// DNS names to add beside the identity, for tools that check
+    /// hostnames (curl wants `localhost` when it dials localhost). Default
+    /// none.
+    pub dns_names: Vec<String>,
+}
+
+impl IssueRequest {
+    /// A request for `identity` with the defaults.
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            ttl: DEFAULT_WORKLOAD_TTL,
+            not_before: None,
+            dns_names: Vec::new(),
+        }
+    }
+
+    /// Sets the lifetime.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets when the certificate becomes valid.
+    #[must_use]
+    pub fn with_not_before(mut self, not_before: SystemTime) -> Self {
+        self.not_before = Some(not_before);
+        self
+    }
+
+    /// Adds a DNS name beside the identity.
+    #[must_use]
+    pub fn with_dns_name(mut self, name: impl Into<String>) -> Self {
+        self.dns_names.push(name.into());
+        self
+    }
+}
+
+/// A workload certificate, its key and the trust bundle, as PEM.
+#[derive(Clone)]
+pub struct IssuedCertificate {
+    identity: Identity,
+    chain_pem: String,
+    key_pem: String,
+    bundle_pem: String,
+    not_after: SystemTime,
+}
+
+impl IssuedCertificate {
+    /// The identity the certificate names.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The workload certificate then the issuer certificate, PEM.
+    pub fn chain_pem(&self) -> &str {
+        &self.chain_pem
+    }
+
+    /// The workload's private key, PKCS#8 PEM.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// The trust anchor, PEM.
+    pub fn bundle_pem(&self) -> &str {
+        &self.bundle_pem
+    }
+
+    /// When the certificate expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
+    /// The certificate, key and bundle as [`Credentials`].
+    ///
+    /// # Errors
+    ///
+    /// Only if the CA produced something unusable, which its tests rule out.
+    pub fn credentials(&self) -> Result<Credentials, CredentialError> {
+        Credentials::from_pem(
+            self.chain_pem.as_bytes(),
+            self.key_pem.as_bytes(),
+            self.bundle_pem.as_bytes(),
+        )
+    }
+}
+
+impl fmt::Debug for IssuedCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCertificate")
+            .field("identity", &self.identity)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateAuthority {
+    /// Issues a certificate for `identity` living `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateAuthority::issue_with`].
+    pub fn issue(&self, identity: &Identity, ttl: Duration) -> Result<IssuedCertificate, CaError> {
+        self.issue_with(&IssueRequest::new(identity.clone()).with_ttl(ttl))
+    }
+
+    /// Issues a workload certificate as `request` describes, with a new
+    /// ECDSA P-256 key.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::OutsideTrustDomain`] for an identity in another trust
+    /// domain (a DNS-style identity must end with `.<trust domain>`);
+    /// [`CaError::InvalidLifetime`] for a zero or overlong `ttl`;
+    /// [`CaError::OutlivesIssuer`] when the certificate would expire after
+    /// the issuer; [`CaError::Certificate`] for an extra DNS name that is
+    /// not ASCII.
+    pub fn issue_with(&self, request: &IssueRequest) -> Result<IssuedCertificate, CaError> {
+        let identity = &request.identity;
+        if !in_trust_domain(&self.trust_domain, identity) {
+            return Err(CaError::OutsideTrustDomain {
+                identity: identity.clone(),
+                trust_domain: self.trust_domain.clone(),
+            });
+        }
+        let mut params = CertificateParams::default();
+        // The identity lives in the SAN; the subject stays empty, as in a
+        // SPIFFE X.509-SVID, and rcgen marks the SAN critical for it.
+        params.distinguished_name = DistinguishedName::new();
+        let name = identity.as_str().try_into()?;
+        params.subject_alt_names = vec![if identity.is_spiffe() {
+            SanType::URI(name)
+        } else {
+            SanType::DnsName(name)
+        }];
+        for dns in &request.dns_names {
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(dns.as_str().try_into()?));
+        }
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(serial()?);
+        let not_after = set_validity(&mut params, request.not_before, request.ttl)?;
+        if not_after > self.issuer_not_after {
+            return Err(CaError::OutlivesIssuer);
+        }
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let mut chain_pem = cert.pem();
+        chain_pem.push_str(&self.issuer_pem);
+        Ok(IssuedCertificate {
+            identity: identity.clone(),
+            chain_pem,
+            key_pem: key.serialize_pem(),
+            bundle_pem: self.anchor_pem.clone(),
+            not_after,
+        })
+    }
+}

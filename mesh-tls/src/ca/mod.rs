@@ -1,0 +1,289 @@
+//! A small certificate authority for the mesh's identities.
+//!
+//! Production meshes get certificates from cert-manager, SPIRE or a
+//! corporate CA. Development clusters, tests and the demo need one that
+//! works out of the box, with the same shape: a long-lived **trust anchor**
+//! that everyone trusts, an **issuer** (an intermediate CA the anchor
+//! signs) that signs workload certificates, and short-lived **workload
+//! certificates** naming one identity each. Keeping the anchor's key out of
+//! daily use is the point of the intermediate: the issuer can be replaced
+//! without touching any trust bundle.
+//!
+//! | certificate | lifetime | key | names |
+//! |-------------|----------|-----|-------|
+//! | trust anchor | about a year | ECDSA P-256 | URI SAN `spiffe://<trust domain>` |
+//! | issuer | about a year | ECDSA P-256 | URI SAN `spiffe://<trust domain>` |
+//! | workload | 24 h by default | ECDSA P-256 | the identity: URI SAN for a SPIFFE ID, DNS SAN for a DNS-style name |
+//!
+//! Workload certificates carry both the server and the client
+//! authentication purposes, because a meshed workload is both. The CA
+//! refuses identities outside its trust domain.
+//!
+//! The file layout, as [`write_ca`] and [`issue`] write it (keys mode 0600):
+//!
+//! ```text
+//! <ca dir>/ca.crt       trust anchor certificate: the trust bundle
+//! <ca dir>/ca.key       trust anchor key: keep it offline
+//! <ca dir>/issuer.crt   issuer certificate
+//! <ca dir>/issuer.key   issuer key
+//! <out dir>/tls.crt     workload certificate, then the issuer certificate
+//! <out dir>/tls.key     workload key
+//! <out dir>/ca.crt      trust bundle (a copy of the trust anchor)
+//! ```
+//!
+//! The output directory has the layout of a Kubernetes TLS secret written
+//! by cert-manager, so [`CredentialFiles::in_dir`](crate::CredentialFiles::in_dir)
+//! reads either.
+//!
+//! ```
+//! use std::time::Duration;
+//! use mesh_tls::ca::CertificateAuthority;
+//!
+//! let ca = CertificateAuthority::generate("example.org".parse()?)?;
+//! let web = ca.issue(&"spiffe://example.org/ns/shop/sa/web".parse()?, Duration::from_secs(3600))?;
+//! let creds = web.credentials()?;
+//! assert_eq!(creds.identity().as_str(), "spiffe://example.org/ns/shop/sa/web");
+//!
+//! let other = "spiffe://other.org/ns/shop/sa/web".parse()?;
+//! assert!(ca.issue(&other, Duration::from_secs(3600)).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod files;
+mod issue;
+mod renew;
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
+
+use mesh_core::TrustDomain;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+};
+
+pub use self::{
+    error::{CaError, InvalidCa},
+    files::{
+        CA_CERT_FILE, CA_KEY_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, issue, issue_with, write_ca,
+    },
+    issue::{IssueRequest, IssuedCertificate},
+    renew::renew_after,
+};
+use crate::cert::CertNames;
+
+/// How long the trust anchor and the issuer live by default: 365 days.
+pub const DEFAULT_CA_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+
+/// How long a workload certificate lives by default: 24 hours.
+pub const DEFAULT_WORKLOAD_TTL: Duration = Duration::from_secs(86_400);
+
+/// The longest lifetime the CA signs: 20 years.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
+
+/// How far back a new certificate's `notBefore` is set, so that peers whose
+/// clocks run slightly behind accept it at once.
+const BACKDATE: Duration = Duration::from_secs(60);
+
+/// A trust anchor and an issuer. See the [module docs](self).
+pub struct CertificateAuthority {
+    trust_domain: TrustDomain,
+    anchor_pem: String,
+    /// Only known when this CA was generated here; a loaded CA issues
+    /// without it.
+    anchor_key_pem: Option<String>,
+    issuer: Issuer<'static, KeyPair>,
+    issuer_pem: String,
+    issuer_not_after: SystemTime,
+}
+
+impl CertificateAuthority {
+    /// A new trust anchor and issuer for `trust_domain`, each living
+    /// [`DEFAULT_CA_LIFETIME`].
+    ///
+    /// # Errors
+    ///
+    /// When key generation or signing fails.
+    pub fn generate(trust_domain: TrustDomain) -> Result<Self, CaError> {
+        Self::generate_with_lifetime(trust_domain, DEFAULT_CA_LIFETIME)
+    }
+
+    /// A new trust anchor and issuer for `trust_domain`, each living
+    /// `lifetime`.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::InvalidLifetime`], or when key generation or signing
+    /// fails.
+    pub fn generate_with_lifetime(
+        trust_domain: TrustDomain,
+        lifetime: Duration,
+    ) -> Result<Self, CaError> {
+        let start = SystemTime::now() - BACKDATE;
+        let ca_params = |name: &str, path_len: u8| -> Result<CertificateParams, CaError> {
+            let mut params = CertificateParams::default();
+            params.distinguished_name = DistinguishedName::new();
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.subject_alt_names = vec![SanType::URI(trust_domain.id().as_str().try_into()?)];
+            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            set_validity(&mut params, Some(start), lifetime)?;
+            params.serial_number = Some(serial()?);
+            Ok(params)
+        };
+        let anchor_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let anchor_params = ca_params("mesh trust anchor", 1)?;
+        let anchor_cert = anchor_params.self_signed(&anchor_key)?;
+        let anchor_key_pem = anchor_key.serialize_pem();
+        let anchor = Issuer::new(anchor_params, anchor_key);
+
+        let issuer_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut issuer_params = ca_params("mesh issuer", 0)?;
+        issuer_params.use_authority_key_identifier_extension = true;
+        let issuer_cert = issuer_params.signed_by(&issuer_key, &anchor)?;
+        let issuer_not_after = not_after_of(issuer_cert.der())?;
+        Ok(Self {
+            trust_domain,
+            anchor_pem: anchor_cert.pem(),
+            anchor_key_pem: Some(anchor_key_pem),
+            issuer_pem: issuer_cert.pem(),
+            issuer: Issuer::new(issuer_params, issuer_key),
+            issuer_not_after,
+        })
+    }
+
+    /// A CA from PEM: the trust anchor's certificate, and the issuer's
+    /// certificate and key. The trust domain is read from the issuer's URI
+    /// SAN.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::InvalidCa`] when the issuer names no trust domain or its
+    /// key is not the certificate's; [`CaError::Certificate`] when a PEM
+    /// does not parse.
+    pub fn from_pem(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, CaError> {
+        let issuer_der = rustls_pki_types::CertificateDer::from(
+            pem_contents(issuer).ok_or(CaError::InvalidCa(InvalidCa::BadCertificate))?,
+        );
+        pem_contents(anchor).ok_or(CaError::InvalidCa(InvalidCa::BadCertificate))?;
+        let names = CertNames::parse(&issuer_der)
+            .map_err(|_| CaError::InvalidCa(InvalidCa::BadCertificate))?;
+        let trust_domain = names
+            .identity()
+            .ok()
+            .and_then(|id| TrustDomain::parse(id.as_str()).ok())
+            .ok_or(CaError::InvalidCa(InvalidCa::NoTrustDomain))?;
+        let key = KeyPair::from_pem(issuer_key)?;
+        if !spki_matches(&issuer_der, &key) {
+            return Err(CaError::InvalidCa(InvalidCa::KeyMismatch));
+        }
+        Ok(Self {
+            trust_domain,
+            anchor_pem: anchor.to_owned(),
+            anchor_key_pem: None,
+            issuer_pem: issuer.to_owned(),
+            issuer: Issuer::from_ca_cert_der(&issuer_der, key)?,
+            issuer_not_after: names.not_after,
+        })
+    }
+
+    /// The trust domain the CA issues for.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The trust anchor certificate, PEM: the trust bundle.
+    pub fn bundle_pem(&self) -> &str {
+        &self.anchor_pem
+    }
+
+    /// The issuer certificate, PEM.
+    pub fn issuer_pem(&self) -> &str {
+        &self.issuer_pem
+    }
+
+    /// When the issuer expires; no certificate it signs may outlive it.
+    pub fn issuer_not_after(&self) -> SystemTime {
+        self.issuer_not_after
+    }
+}
+
+impl fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("trust_domain", &self.trust_domain)
+            .field("issuer_not_after", &self.issuer_not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets `params`' validity to `lifetime` from `start` (default: now,
+/// backdated by a minute). Returns `notAfter`.
+fn set_validity(
+    params: &mut CertificateParams,
+    start: Option<SystemTime>,
+    lifetime: Duration,
+) -> Result<SystemTime, CaError> {
+    /// The last second X.509's GeneralizedTime (and rcgen) can encode:
+    /// 9999-12-31T23:59:59Z.
+    const MAX_UNIX: u64 = 253_402_300_799;
+    if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+        return Err(CaError::InvalidLifetime(lifetime));
+    }
+    let start = start.unwrap_or_else(|| SystemTime::now() - BACKDATE);
+    let invalid = || CaError::InvalidLifetime(lifetime);
+    let not_before = start
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| invalid())?;
+    let not_after = not_before.checked_add(lifetime).ok_or_else(invalid)?;
+    if not_after.as_secs() > MAX_UNIX {
+        return Err(invalid());
+    }
+    // Whole seconds: X.509 validity has no fractions.
+    let not_before = Duration::from_secs(not_before.as_secs());
+    let not_after = Duration::from_secs(not_after.as_secs());
+    params.not_before = rcgen::date_time_ymd(1970, 1, 1) + not_before;
+    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + not_after;
+    Ok(SystemTime::UNIX_EPOCH + not_after)
+}
+
+/// A random, positive 128-bit serial number (RFC 5280 §4.1.2.2 allows up
+/// to 20 octets).
+fn serial() -> Result<SerialNumber, CaError> {
+    let mut bytes = [0u8; 16];
+    crate::provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| CaError::Certificate(rcgen::Error::RingUnspecified))?;
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn not_after_of(der: &rustls_pki_types::CertificateDer<'_>) -> Result<SystemTime, CaError> {
+    CertNames::parse(der)
+        .map(|names| names.not_after)
+        .map_err(|_| CaError::InvalidCa(InvalidCa::BadCertificate))
+}
+
+/// The DER contents of the first PEM block in `pem`.
+fn pem_contents(pem: &str) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .map(|der| der.to_vec())
+}
+
+/// Whether `key` is the key certified by `cert`.
+fn spki_matches(cert: &rustls_pki_types::CertificateDer<'_>, key: &KeyPair) -> bool {
+    use rcgen::PublicKeyData;
+    use x509_parser::prelude::FromDer;
+    x509_parser::certificate::X509Certificate::from_der(cert.as_ref())
+        .is_ok_and(|(_, x509)| x509.public_key().raw == key.subject_public_key_info().as_slice())
+}

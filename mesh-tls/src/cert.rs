@@ -1,0 +1,165 @@
+//! What the mesh reads from an X.509 certificate: the identities its
+//! subject alternative names carry, and when it is valid.
+//!
+//! A SPIFFE X.509-SVID carries its SPIFFE ID as a URI SAN, and exactly one
+//! (SPIFFE X.509-SVID spec §2). Linkerd's DNS-style identities travel as DNS
+//! SANs. A certificate may carry other names beside its identity, such as
+//! `localhost` so that curl accepts it: names that are not valid identities
+//! are skipped, never an error.
+
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
+
+use mesh_core::{Identity, TrustDomain};
+use rustls_pki_types::CertificateDer;
+use x509_parser::{extensions::GeneralName, prelude::FromDer};
+
+/// The identities and validity window of one certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct CertNames {
+    /// SPIFFE IDs from URI SANs.
+    uris: Vec<Identity>,
+    /// DNS-style identities from DNS SANs.
+    dns: Vec<Identity>,
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
+}
+
+impl CertNames {
+    /// Parses `cert`.
+    pub(crate) fn parse(cert: &CertificateDer<'_>) -> Result<Self, BadCertificate> {
+        let (_, x509) = x509_parser::certificate::X509Certificate::from_der(cert.as_ref())
+            .map_err(|_| BadCertificate)?;
+        let mut uris = Vec::new();
+        let mut dns = Vec::new();
+        let san = x509
+            .subject_alternative_name()
+            .map_err(|_| BadCertificate)?;
+        for name in san.iter().flat_map(|san| san.value.general_names.iter()) {
+            match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => {
+                    if let Ok(id) = Identity::parse(uri) {
+                        uris.push(id);
+                    }
+                }
+                GeneralName::DNSName(name) => {
+                    if let Ok(id) = Identity::parse(name) {
+                        dns.push(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let validity = x509.validity();
+        Ok(Self {
+            uris,
+            dns,
+            not_before: unix(validity.not_before.timestamp()),
+            not_after: unix(validity.not_after.timestamp()),
+        })
+    }
+
+    /// The certificate's identity: its one SPIFFE ID, or, without a SPIFFE
+    /// ID, its first DNS SAN that is a valid identity.
+    pub(crate) fn identity(&self) -> Result<&Identity, NoIdentity> {
+        match self.uris.as_slice() {
+            [id] => Ok(id),
+            [] => self.dns.first().ok_or(NoIdentity::Missing),
+            _ => Err(NoIdentity::Ambiguous),
+        }
+    }
+
+    /// Whether the certificate names `id`, as a URI SAN for a SPIFFE ID or
+    /// as a DNS SAN for a DNS-style identity.
+    pub(crate) fn names(&self, id: &Identity) -> bool {
+        if id.is_spiffe() {
+            self.uris.contains(id)
+        } else {
+            self.dns.contains(id)
+        }
+    }
+}
+
+/// Whether `id` belongs to `trust_domain`.
+///
+/// A SPIFFE ID belongs when its authority is the trust domain. A DNS-style
+/// name belongs when it ends with `.<trust domain>`, which is how Linkerd
+/// names identities (`web.ns.serviceaccount.identity.linkerd.cluster.local`
+/// in `cluster.local`); the CA enforces this when it issues, so the suffix
+/// is meaningful for certificates it signed.
+pub(crate) fn in_trust_domain(trust_domain: &TrustDomain, id: &Identity) -> bool {
+    if id.is_spiffe() {
+        return trust_domain.contains(id);
+    }
+    id.as_str()
+        .strip_suffix(trust_domain.as_str())
+        .is_some_and(|rest| rest.ends_with('.'))
+}
+
+fn unix(secs: i64) -> SystemTime {
+    match u64::try_from(secs) {
+        Ok(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        Err(_) => SystemTime::UNIX_EPOCH,
+    }
+}
+
+/// A certificate that is not valid DER X.509.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadCertificate;
+
+impl fmt::Display for BadCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("certificate is not valid x.509")
+    }
+}
+
+impl std::error::Error for BadCertificate {}
+
+/// Why a certificate names no identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoIdentity {
+    /// No URI SAN holds a SPIFFE ID and no DNS SAN a valid identity.
+    Missing,
+    /// More than one URI SAN holds a SPIFFE ID.
+    Ambiguous,
+}
+
+impl fmt::Display for NoIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => {
+                f.write_str("certificate names no identity in its subject alternative names")
+            }
+            Self::Ambiguous => f.write_str("certificate names more than one spiffe id"),
+        }
+    }
+}
+
+impl std::error::Error for NoIdentity {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Identity {
+        Identity::parse(s).unwrap()
+    }
+
+    #[test]
+    fn dns_names_belong_to_the_trust_domain_they_end_with() {
+        let td = TrustDomain::parse("cluster.local").unwrap();
+        assert!(in_trust_domain(
+            &td,
+            &id("web.ns.serviceaccount.identity.linkerd.cluster.local")
+        ));
+        assert!(!in_trust_domain(&td, &id("web.evilcluster.local")));
+        assert!(!in_trust_domain(&td, &id("cluster.local")));
+        assert!(in_trust_domain(
+            &td,
+            &id("spiffe://cluster.local/ns/a/sa/b")
+        ));
+        assert!(!in_trust_domain(&td, &id("spiffe://other.local/ns/a/sa/b")));
+    }
+}

@@ -1,0 +1,91 @@
+use std::{fmt, io, time::Duration};
+
+use mesh_core::BoxError;
+
+use crate::verify::IdentityMismatch;
+
+/// Why the connector could not open a connection.
+///
+/// An `mtls` target never falls back to plaintext: every one of these
+/// fails the connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The underlying connector failed (DNS, TCP connect, its timeout).
+    Connect(BoxError),
+    /// No local credentials are loaded yet.
+    NoCredentials,
+    /// The local certificate has expired and no newer one was loaded.
+    CredentialsExpired,
+    /// The target's host cannot be sent as a TLS server name.
+    InvalidServerName(rustls_pki_types::InvalidDnsNameError),
+    /// The server's certificate chains to the trust bundle but names
+    /// another identity than the one configured for the target.
+    IdentityMismatch(IdentityMismatch),
+    /// The TLS handshake failed.
+    Handshake(io::Error),
+    /// The TLS handshake took longer than the handshake timeout.
+    Timeout(Duration),
+}
+
+impl ConnectError {
+    /// Whether the server presented another identity than the expected one.
+    pub fn is_identity_mismatch(&self) -> bool {
+        matches!(self, Self::IdentityMismatch(_))
+    }
+
+    pub(crate) fn handshake(err: io::Error) -> Self {
+        let mismatch = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .and_then(|e| match e {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+                    other.0.downcast_ref::<IdentityMismatch>().cloned()
+                }
+                _ => None,
+            });
+        match mismatch {
+            Some(mismatch) => Self::IdentityMismatch(mismatch),
+            None => Self::Handshake(err),
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(_) => f.write_str("connect failed"),
+            Self::NoCredentials => f.write_str("no local identity credentials loaded"),
+            Self::CredentialsExpired => f.write_str("local identity certificate has expired"),
+            Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
+            Self::IdentityMismatch(_) => f.write_str("server identity mismatch"),
+            Self::Handshake(_) => f.write_str("tls handshake failed"),
+            Self::Timeout(after) => write!(f, "tls handshake timed out after {after:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Connect(e) => Some(&**e),
+            Self::InvalidServerName(e) => Some(e),
+            Self::IdentityMismatch(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A client connection was closed because a certificate that
+/// authenticated it has expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionExpired;
+
+impl fmt::Display for ConnectionExpired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection closed: a certificate that authenticated it has expired")
+    }
+}
+
+impl std::error::Error for ConnectionExpired {}

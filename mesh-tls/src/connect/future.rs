@@ -1,0 +1,265 @@
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+    task::{Context, Poll, ready},
+    time::{Duration, SystemTime},
+};
+
+use hyper_util::rt::TokioIo;
+use mesh_core::{BoxError, Identity};
+use rustls_pki_types::ServerName;
+use tokio::time::{Instant, Sleep, sleep};
+use tokio_rustls::client::TlsStream;
+
+use super::{ClientIo, ConnectError, Shared};
+use crate::{
+    cert::CertNames,
+    metrics::{Direction, HandshakeFailure},
+    retire::ConnState,
+    store::Snapshot,
+};
+
+/// The future of a [`TlsConnector`](super::TlsConnector) connection: the
+/// underlying connect, then, for mutual TLS targets, the handshake.
+pub struct ConnectFuture<F, T> {
+    state: State<F, T>,
+}
+
+// The handshake variant dominates the size, and it is the state the future
+// spends its time in; boxing it would cost an allocation per connection.
+#[allow(clippy::large_enum_variant)]
+enum State<F, T> {
+    Failed(Option<ConnectError>),
+    Plaintext(F),
+    Connecting {
+        connect: F,
+        handshake: Option<Handshake>,
+    },
+    Handshaking {
+        tls: tokio_rustls::Connect<TokioIo<T>>,
+        deadline: Pin<Box<Sleep>>,
+        handshake: Option<Handshake>,
+    },
+    Done,
+}
+
+/// Everything a handshake needs, resolved before the connect starts.
+pub(super) struct Handshake {
+    identity: Identity,
+    tls: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+}
+
+impl Handshake {
+    /// Checks that there are local credentials to present: an `mtls`
+    /// target without them fails before it connects.
+    pub(super) fn prepare(
+        shared: &Arc<Shared>,
+        identity: Identity,
+        tls: tokio_rustls::TlsConnector,
+        server_name: ServerName<'static>,
+    ) -> Result<Self, ConnectError> {
+        let fail = |reason, error| {
+            shared
+                .store
+                .metrics()
+                .handshake_failed(Direction::Outbound, reason);
+            Err(error)
+        };
+        let Some(snapshot) = shared.store.snapshot() else {
+            return fail(HandshakeFailure::NoCredentials, ConnectError::NoCredentials);
+        };
+        if snapshot.creds.not_after() <= SystemTime::now() {
+            return fail(
+                HandshakeFailure::CredentialsExpired,
+                ConnectError::CredentialsExpired,
+            );
+        }
+        Ok(Self {
+            identity,
+            tls,
+            server_name,
+            snapshot,
+            shared: shared.clone(),
+        })
+    }
+
+    fn start<F, T>(self, io: T) -> State<F, T>
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin,
+    {
+        State::Handshaking {
+            tls: self.tls.connect(self.server_name.clone(), TokioIo::new(io)),
+            deadline: Box::pin(sleep(self.shared.config.handshake_timeout)),
+            handshake: Some(self),
+        }
+    }
+
+    fn fail(&self, reason: HandshakeFailure) {
+        self.shared
+            .store
+            .metrics()
+            .handshake_failed(Direction::Outbound, reason);
+    }
+
+    fn finish<T>(
+        self,
+        result: io::Result<TlsStream<TokioIo<T>>>,
+    ) -> Result<ClientIo<T>, ConnectError> {
+        let stream = match result {
+            Ok(stream) => stream,
+            Err(error) => {
+                let reason = HandshakeFailure::of_io(&error);
+                self.fail(reason);
+                tracing::debug!(server = %self.identity, reason = reason.as_label(), %error, "tls handshake failed");
+                return Err(ConnectError::handshake(error));
+            }
+        };
+        let local = self.snapshot.creds.not_after();
+        let peer = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| CertNames::parse(cert).ok())
+            .map(|names| names.not_after);
+        let expiry = peer.map_or(local, |peer| peer.min(local));
+        let remaining = expiry.duration_since(SystemTime::now()).unwrap_or_default();
+        let config = &self.shared.config;
+        let now = Instant::now();
+        let at = |d: Duration| now.checked_add(d).unwrap_or(now + FAR_FUTURE);
+        let retire_at = at(remaining.saturating_sub(config.retire_before_expiry));
+        let close_at = config.close_at_expiry.then(|| at(remaining));
+        let state = ConnState::new(self.shared.retire.clone());
+        self.snapshot.connections.register(&state);
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        Ok(ClientIo::tls(
+            stream,
+            self.identity,
+            state,
+            id,
+            retire_at,
+            close_at,
+        ))
+    }
+}
+
+/// Far enough that no connection lives to see it.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+impl<F, T> ConnectFuture<F, T> {
+    pub(super) fn failed(error: ConnectError) -> Self {
+        Self {
+            state: State::Failed(Some(error)),
+        }
+    }
+
+    pub(super) fn plaintext(connect: F) -> Self {
+        Self {
+            state: State::Plaintext(connect),
+        }
+    }
+
+    pub(super) fn mtls(connect: F, handshake: Handshake) -> Self {
+        Self {
+            state: State::Connecting {
+                connect,
+                handshake: Some(handshake),
+            },
+        }
+    }
+}
+
+impl<F, T, E> Future for ConnectFuture<F, T>
+where
+    F: Future<Output = Result<T, E>> + Unpin,
+    E: Into<BoxError>,
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    type Output = Result<ClientIo<T>, ConnectError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Failed(error) => {
+                    let error = error.take().unwrap_or_else(polled_after_completion);
+                    this.state = State::Done;
+                    return Poll::Ready(Err(error));
+                }
+                State::Plaintext(connect) => {
+                    let result = ready!(Pin::new(connect).poll(cx));
+                    this.state = State::Done;
+                    return Poll::Ready(
+                        result
+                            .map(ClientIo::plain)
+                            .map_err(|e| ConnectError::Connect(e.into())),
+                    );
+                }
+                State::Connecting { connect, handshake } => {
+                    let result = ready!(Pin::new(connect).poll(cx));
+                    let handshake = handshake.take();
+                    match (result, handshake) {
+                        (Ok(io), Some(handshake)) => this.state = handshake.start(io),
+                        (Err(e), _) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Err(ConnectError::Connect(e.into())));
+                        }
+                        (Ok(_), None) => this.state = State::Failed(None),
+                    }
+                }
+                State::Handshaking {
+                    tls,
+                    deadline,
+                    handshake,
+                } => {
+                    let result = match Pin::new(tls).poll(cx) {
+                        Poll::Ready(result) => Ok(result),
+                        Poll::Pending => {
+                            ready!(deadline.as_mut().poll(cx));
+                            Err(())
+                        }
+                    };
+                    let Some(handshake) = handshake.take() else {
+                        this.state = State::Failed(None);
+                        continue;
+                    };
+                    this.state = State::Done;
+                    return Poll::Ready(match result {
+                        Ok(result) => handshake.finish(result),
+                        Err(()) => {
+                            handshake.fail(HandshakeFailure::Timeout);
+                            Err(ConnectError::Timeout(
+                                handshake.shared.config.handshake_timeout,
+                            ))
+                        }
+                    });
+                }
+                State::Done => return Poll::Ready(Err(polled_after_completion())),
+            }
+        }
+    }
+}
+
+fn polled_after_completion() -> ConnectError {
+    ConnectError::Connect("connect future polled after completion".into())
+}
+
+impl<F, T> std::fmt::Debug for ConnectFuture<F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Failed(_) => "failed",
+            State::Plaintext(_) => "plaintext",
+            State::Connecting { .. } => "connecting",
+            State::Handshaking { .. } => "handshaking",
+            State::Done => "done",
+        };
+        f.debug_struct("ConnectFuture")
+            .field("state", &state)
+            .finish()
+    }
+}

@@ -1,0 +1,301 @@
+//! The client side: a connector for mesh-core's pooled client that opens
+//! mutual TLS to each target and checks that the server is who the target
+//! should be.
+//!
+//! A service's endpoints come and go, and their addresses say nothing about
+//! who runs there. So each target is configured with the identity its
+//! server must prove ([`OutboundTls::Mtls`]), and the handshake fails unless
+//! the server's certificate chains to the trust bundle *and* names that
+//! identity. The hostname plays no part. The connector presents the local
+//! certificate from the [`CredentialStore`], read at each handshake, so
+//! rotations need no rebuild.
+//!
+//! An `mtls` target fails closed: when the handshake fails, or no local
+//! credentials are loaded, the connection fails. It never falls back to
+//! plaintext. Targets outside the mesh are configured
+//! [`OutboundTls::Plaintext`] explicitly. Connections carry a
+//! [`ServerTls`] into each response's extensions, and are retired from the
+//! pool before their certificates go stale (see [`crate::retire`]).
+
+mod error;
+mod future;
+mod io;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicU64},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{Uri, uri::Authority};
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use mesh_core::{BoxError, Identity, client::ClientConfig};
+use rustls_pki_types::ServerName;
+use tower_service::Service;
+
+pub use self::{
+    error::{ConnectError, ConnectionExpired},
+    future::ConnectFuture,
+    io::{ClientIo, ServerTls},
+};
+use crate::{
+    CredentialStore,
+    retire::{RetireLayer, RetireShared},
+    verify::{ExpectedIdentity, StoreClientCert},
+};
+
+/// How the connector reaches one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutboundTls {
+    /// Mutual TLS, and the server must prove this identity. Fails closed.
+    Mtls(Identity),
+    /// Plaintext, for targets outside the mesh.
+    Plaintext,
+}
+
+/// Which targets get mutual TLS, and with which expected identity.
+///
+/// Targets are matched by the request URI's authority (`host:port`, as the
+/// proxy's forwarder writes it for an endpoint); anything unmatched gets
+/// the default.
+#[derive(Clone, Debug)]
+pub struct TlsTargets {
+    default: OutboundTls,
+    targets: HashMap<Authority, OutboundTls>,
+}
+
+impl TlsTargets {
+    /// Every target gets `default`.
+    pub fn new(default: OutboundTls) -> Self {
+        Self {
+            default,
+            targets: HashMap::new(),
+        }
+    }
+
+    /// Reaches `authority` with `tls`.
+    #[must_use]
+    pub fn with_target(mut self, authority: Authority, tls: OutboundTls) -> Self {
+        self.targets.insert(authority, tls);
+        self
+    }
+
+    /// Reaches the endpoint `addr` with `tls`: the authority
+    /// `http://{addr}/` URIs carry.
+    #[must_use]
+    pub fn with_endpoint(self, addr: SocketAddr, tls: OutboundTls) -> Self {
+        match Authority::try_from(addr.to_string()) {
+            Ok(authority) => self.with_target(authority, tls),
+            // A socket address always formats as a valid authority.
+            Err(_) => self,
+        }
+    }
+
+    /// How `authority` is reached.
+    pub fn get(&self, authority: &Authority) -> &OutboundTls {
+        self.targets.get(authority).unwrap_or(&self.default)
+    }
+}
+
+/// How the connector handshakes and when it retires connections.
+#[derive(Clone, Debug)]
+pub struct ConnectConfig {
+    /// How long the TLS handshake may take, after TCP connects. Default 10
+    /// seconds.
+    pub handshake_timeout: Duration,
+    /// How long before the earlier of the local and server certificate's
+    /// `notAfter` a pooled connection is retired, so that requests running
+    /// on it have time to finish. Default 60 seconds.
+    pub retire_before_expiry: Duration,
+    /// Whether a connection still open when a certificate that
+    /// authenticated it expires is closed, cutting whatever still runs on
+    /// it. Default true.
+    pub close_at_expiry: bool,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            retire_before_expiry: Duration::from_secs(60),
+            close_at_expiry: true,
+        }
+    }
+}
+
+/// A hyper-util connector that opens mutual TLS (or plaintext, per target)
+/// over the connections of `C`. See the [module docs](self).
+#[derive(Debug)]
+pub struct TlsConnector<C = HttpConnector> {
+    inner: C,
+    shared: Arc<Shared>,
+}
+
+impl<C: Clone> Clone for TlsConnector<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: CredentialStore,
+    pub(crate) config: ConnectConfig,
+    default: Route,
+    routes: HashMap<Authority, Route>,
+    pub(crate) retire: Arc<RetireShared>,
+    pub(crate) next_id: AtomicU64,
+}
+
+/// A target's resolved TLS: the rustls connector is built once per
+/// expected identity, when the connector is built.
+#[derive(Clone, Debug)]
+pub(crate) enum Route {
+    Plaintext,
+    Mtls {
+        identity: Identity,
+        config: Arc<rustls::ClientConfig>,
+    },
+}
+
+impl TlsConnector {
+    /// A connector over TCP, set up as `client` describes (connect timeout,
+    /// `TCP_NODELAY`), accepting both `http` and `https` URIs.
+    ///
+    /// # Errors
+    ///
+    /// When rustls refuses the client configuration, which the fixed mesh
+    /// provider makes unexpected.
+    pub fn new(
+        client: &ClientConfig,
+        store: CredentialStore,
+        targets: TlsTargets,
+    ) -> Result<Self, rustls::Error> {
+        let mut tcp = client.http_connector();
+        tcp.enforce_http(false);
+        Self::with_connector(tcp, store, targets, ConnectConfig::default())
+    }
+}
+
+impl<C> TlsConnector<C> {
+    /// A connector over the connections `inner` opens.
+    ///
+    /// # Errors
+    ///
+    /// When rustls refuses the client configuration.
+    pub fn with_connector(
+        inner: C,
+        store: CredentialStore,
+        targets: TlsTargets,
+        config: ConnectConfig,
+    ) -> Result<Self, rustls::Error> {
+        let mut by_identity: HashMap<Identity, Route> = HashMap::new();
+        let mut route = |tls: OutboundTls| -> Result<Route, rustls::Error> {
+            let OutboundTls::Mtls(identity) = tls else {
+                return Ok(Route::Plaintext);
+            };
+            if let Some(route) = by_identity.get(&identity) {
+                return Ok(route.clone());
+            }
+            let verifier = ExpectedIdentity::new(store.clone(), identity.clone());
+            let resolver = StoreClientCert::new(store.clone());
+            let config = crate::provider::client_config(
+                store.provider(),
+                Arc::new(verifier),
+                Arc::new(resolver),
+            )?;
+            let route = Route::Mtls {
+                identity: identity.clone(),
+                config,
+            };
+            by_identity.insert(identity, route.clone());
+            Ok(route)
+        };
+        let default = route(targets.default)?;
+        let routes = targets
+            .targets
+            .into_iter()
+            .map(|(authority, tls)| Ok((authority, route(tls)?)))
+            .collect::<Result<HashMap<_, _>, rustls::Error>>()?;
+        let retire = Arc::new(RetireShared::new(store.metrics().clone()));
+        Ok(Self {
+            inner,
+            shared: Arc::new(Shared {
+                store,
+                config,
+                default,
+                routes,
+                retire,
+                next_id: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The layer to put around the client using this connector, so that its
+    /// connections can be retired from the pool. See [`crate::retire`].
+    pub fn retire_layer(&self) -> RetireLayer {
+        RetireLayer::new(self.shared.retire.clone())
+    }
+
+    /// The store whose credentials the connector presents.
+    pub fn store(&self) -> &CredentialStore {
+        &self.shared.store
+    }
+}
+
+impl<C> Service<Uri> for TlsConnector<C>
+where
+    C: Service<Uri>,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Unpin,
+{
+    type Response = ClientIo<C::Response>;
+    type Error = ConnectError;
+    type Future = ConnectFuture<C::Future, C::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| ConnectError::Connect(e.into()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let route = uri
+            .authority()
+            .and_then(|a| self.shared.routes.get(a))
+            .unwrap_or(&self.shared.default);
+        let (identity, tls) = match route {
+            Route::Plaintext => return ConnectFuture::plaintext(self.inner.call(uri)),
+            Route::Mtls { identity, config } => (
+                identity.clone(),
+                tokio_rustls::TlsConnector::from(config.clone()),
+            ),
+        };
+        let server_name = match server_name(&uri) {
+            Ok(name) => name,
+            Err(e) => return ConnectFuture::failed(ConnectError::InvalidServerName(e)),
+        };
+        match future::Handshake::prepare(&self.shared, identity, tls, server_name) {
+            Ok(handshake) => ConnectFuture::mtls(self.inner.call(uri), handshake),
+            Err(e) => ConnectFuture::failed(e),
+        }
+    }
+}
+
+/// The TLS server name for `uri`: its host. Mesh servers ignore it (the
+/// identity check replaces the hostname check), but rustls needs one, and
+/// it gives non-mesh tooling on the path something meaningful to log.
+fn server_name(uri: &Uri) -> Result<ServerName<'static>, rustls_pki_types::InvalidDnsNameError> {
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(host.to_owned())
+}

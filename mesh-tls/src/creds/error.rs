@@ -1,0 +1,185 @@
+use std::{fmt, io, path::PathBuf, time::SystemTime};
+
+use mesh_core::{Identity, TrustDomain};
+
+use crate::cert::NoIdentity;
+
+/// Why a set of credentials was refused.
+///
+/// The store keeps serving the credentials it had; the refusal is logged
+/// and counted under [`CredentialError::reason`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// A file could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What reading it returned.
+        source: io::Error,
+    },
+    /// A PEM file could not be parsed.
+    Pem(rustls_pki_types::pem::Error),
+    /// The certificate file holds no certificate.
+    NoCertificate,
+    /// The key file holds no private key.
+    NoPrivateKey,
+    /// The private key is not one the provider can sign with.
+    BadKey(rustls::Error),
+    /// The private key does not belong to the certificate.
+    KeyMismatch,
+    /// The certificate is not valid X.509.
+    BadCertificate,
+    /// The certificate names no usable identity.
+    NoIdentity(NoIdentity),
+    /// The trust bundle holds no certificate.
+    EmptyBundle,
+    /// A trust bundle certificate cannot serve as a trust anchor.
+    BadTrustAnchor(webpki::Error),
+    /// The certificate has expired.
+    Expired {
+        /// When it expired.
+        not_after: SystemTime,
+    },
+    /// The certificate is not valid yet.
+    NotYetValid {
+        /// When it becomes valid.
+        not_before: SystemTime,
+    },
+    /// The certificate chain does not verify against the trust bundle, for
+    /// both server and client authentication.
+    Untrusted(webpki::Error),
+    /// The identity is outside the trust domain the store serves.
+    WrongTrustDomain {
+        /// The certificate's identity.
+        identity: Identity,
+        /// The trust domain the store serves.
+        trust_domain: TrustDomain,
+    },
+    /// The identity is not the one the store was configured with.
+    WrongIdentity {
+        /// The configured identity.
+        expected: Identity,
+        /// The certificate's identity.
+        found: Identity,
+    },
+    /// rustls refused to build a configuration from the credentials.
+    Config(rustls::Error),
+}
+
+impl CredentialError {
+    /// The bounded reason, for the rejected-update metric.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            Self::Read { .. } => RejectReason::Unreadable,
+            Self::Pem(_)
+            | Self::NoCertificate
+            | Self::NoPrivateKey
+            | Self::BadKey(_)
+            | Self::BadCertificate
+            | Self::EmptyBundle
+            | Self::BadTrustAnchor(_) => RejectReason::Malformed,
+            Self::KeyMismatch => RejectReason::KeyMismatch,
+            Self::NoIdentity(_) => RejectReason::NoIdentity,
+            Self::Expired { .. } => RejectReason::Expired,
+            Self::NotYetValid { .. } => RejectReason::NotYetValid,
+            Self::Untrusted(_) => RejectReason::Untrusted,
+            Self::WrongTrustDomain { .. } => RejectReason::WrongTrustDomain,
+            Self::WrongIdentity { .. } => RejectReason::WrongIdentity,
+            Self::Config(_) => RejectReason::Config,
+        }
+    }
+}
+
+impl fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, .. } => write!(f, "cannot read {}", path.display()),
+            Self::Pem(_) => f.write_str("invalid pem"),
+            Self::NoCertificate => f.write_str("no certificate found"),
+            Self::NoPrivateKey => f.write_str("no private key found"),
+            Self::BadKey(_) => f.write_str("unusable private key"),
+            Self::KeyMismatch => f.write_str("private key does not match the certificate"),
+            Self::BadCertificate => f.write_str("certificate is not valid x.509"),
+            Self::NoIdentity(_) => f.write_str("certificate names no identity"),
+            Self::EmptyBundle => f.write_str("trust bundle holds no certificate"),
+            Self::BadTrustAnchor(_) => {
+                f.write_str("trust bundle certificate is not a usable trust anchor")
+            }
+            Self::Expired { .. } => f.write_str("certificate has expired"),
+            Self::NotYetValid { .. } => f.write_str("certificate is not valid yet"),
+            Self::Untrusted(_) => {
+                f.write_str("certificate chain does not verify against the trust bundle")
+            }
+            Self::WrongTrustDomain {
+                identity,
+                trust_domain,
+            } => write!(
+                f,
+                "identity {identity} is outside trust domain {trust_domain}"
+            ),
+            Self::WrongIdentity { expected, found } => {
+                write!(f, "certificate names {found}, expected {expected}")
+            }
+            Self::Config(_) => f.write_str("cannot build a tls configuration"),
+        }
+    }
+}
+
+impl std::error::Error for CredentialError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { source, .. } => Some(source),
+            Self::Pem(e) => Some(e),
+            Self::BadKey(e) | Self::Config(e) => Some(e),
+            Self::NoIdentity(e) => Some(e),
+            Self::BadTrustAnchor(e) | Self::Untrusted(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a credential update was rejected: the `reason` label of
+/// `identity_cert_rejected_updates_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// A file could not be read.
+    Unreadable,
+    /// A file did not parse as a certificate, key or trust bundle.
+    Malformed,
+    /// The key does not belong to the certificate.
+    KeyMismatch,
+    /// The certificate names no identity.
+    NoIdentity,
+    /// The certificate has expired.
+    Expired,
+    /// The certificate is not valid yet.
+    NotYetValid,
+    /// The chain does not verify against the trust bundle.
+    Untrusted,
+    /// The identity is in another trust domain.
+    WrongTrustDomain,
+    /// The identity is not the configured one.
+    WrongIdentity,
+    /// rustls refused the configuration.
+    Config,
+}
+
+impl RejectReason {
+    /// The metric label value.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::Unreadable => "unreadable",
+            Self::Malformed => "malformed",
+            Self::KeyMismatch => "key_mismatch",
+            Self::NoIdentity => "no_identity",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Untrusted => "untrusted",
+            Self::WrongTrustDomain => "wrong_trust_domain",
+            Self::WrongIdentity => "wrong_identity",
+            Self::Config => "config",
+        }
+    }
+}

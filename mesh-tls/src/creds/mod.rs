@@ -1,0 +1,212 @@
+//! A workload's credentials: its certificate chain, private key and trust
+//! bundle, checked before the mesh serves them.
+//!
+//! Credentials arrive from files that other software writes (cert-manager,
+//! SPIRE's helper, the mesh's own CA) or from code that pushes them in. A
+//! half-written file, a key from the previous rotation or a certificate for
+//! the wrong workload must never reach a handshake, so everything that can
+//! be checked is checked here, once, before the credentials are used:
+//! parsing, that the key belongs to the certificate, that the certificate
+//! names an identity, and (in [`Credentials::check`], since it depends on
+//! the clock) that it is valid now and chains to the bundle.
+
+mod error;
+mod files;
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use mesh_core::Identity;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
+
+pub(crate) use self::files::FileContents;
+pub use self::{
+    error::{CredentialError, RejectReason},
+    files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE},
+};
+use crate::cert::CertNames;
+
+/// A checked certificate chain, private key and trust bundle.
+///
+/// Cloning is cheap: the key and chain are shared.
+#[derive(Clone)]
+pub struct Credentials {
+    identity: Identity,
+    key: Arc<CertifiedKey>,
+    roots: Arc<[CertificateDer<'static>]>,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+impl Credentials {
+    /// Parses PEM: `chain` holds the workload certificate first, then any
+    /// intermediates; `key` holds its private key (PKCS#8, SEC1 or PKCS#1);
+    /// `bundle` holds the trust anchors.
+    ///
+    /// # Errors
+    ///
+    /// See [`Credentials::from_der`]; also [`CredentialError::Pem`] when a
+    /// file is not PEM.
+    pub fn from_pem(chain: &[u8], key: &[u8], bundle: &[u8]) -> Result<Self, CredentialError> {
+        let chain = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CredentialError::Pem)?;
+        let key = match PrivateKeyDer::from_pem_slice(key) {
+            Ok(key) => key,
+            Err(rustls_pki_types::pem::Error::NoItemsFound) => {
+                return Err(CredentialError::NoPrivateKey);
+            }
+            Err(e) => return Err(CredentialError::Pem(e)),
+        };
+        let roots = CertificateDer::pem_slice_iter(bundle)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CredentialError::Pem)?;
+        Self::from_der(chain, key, roots)
+    }
+
+    /// Builds credentials from DER.
+    ///
+    /// # Errors
+    ///
+    /// [`CredentialError::NoCertificate`] or [`CredentialError::EmptyBundle`]
+    /// when a list is empty; [`CredentialError::BadKey`] when the provider
+    /// cannot sign with the key; [`CredentialError::KeyMismatch`] when the
+    /// key is not the certificate's; [`CredentialError::BadCertificate`],
+    /// [`CredentialError::BadTrustAnchor`] or [`CredentialError::NoIdentity`]
+    /// when a certificate is unusable.
+    pub fn from_der(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        roots: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, CredentialError> {
+        let leaf = chain.first().ok_or(CredentialError::NoCertificate)?;
+        let names = CertNames::parse(leaf).map_err(|_| CredentialError::BadCertificate)?;
+        let identity = names
+            .identity()
+            .map_err(CredentialError::NoIdentity)?
+            .clone();
+        if roots.is_empty() {
+            return Err(CredentialError::EmptyBundle);
+        }
+        for root in &roots {
+            webpki::anchor_from_trusted_cert(root).map_err(CredentialError::BadTrustAnchor)?;
+        }
+        let signing_key = crate::provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(CredentialError::BadKey)?;
+        let key = CertifiedKey::new(chain, signing_key);
+        match key.keys_match() {
+            Ok(()) => {}
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                return Err(CredentialError::KeyMismatch);
+            }
+            Err(e) => return Err(CredentialError::BadKey(e)),
+        }
+        Ok(Self {
+            identity,
+            key: Arc::new(key),
+            roots: roots.into(),
+            not_before: names.not_before,
+            not_after: names.not_after,
+        })
+    }
+
+    /// Checks what depends on the clock: that the workload certificate is
+    /// valid at `now`, and that its chain verifies against the trust bundle
+    /// at `now` for both server and client authentication (a mesh
+    /// certificate serves both ends of a connection).
+    ///
+    /// # Errors
+    ///
+    /// [`CredentialError::Expired`], [`CredentialError::NotYetValid`] or
+    /// [`CredentialError::Untrusted`].
+    pub fn check(&self, now: SystemTime) -> Result<(), CredentialError> {
+        if now < self.not_before {
+            return Err(CredentialError::NotYetValid {
+                not_before: self.not_before,
+            });
+        }
+        if now >= self.not_after {
+            return Err(CredentialError::Expired {
+                not_after: self.not_after,
+            });
+        }
+        let anchors = self
+            .roots
+            .iter()
+            .map(webpki::anchor_from_trusted_cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CredentialError::BadTrustAnchor)?;
+        let (leaf, intermediates) = match self.key.cert.split_first() {
+            Some(split) => split,
+            None => return Err(CredentialError::NoCertificate),
+        };
+        let leaf = webpki::EndEntityCert::try_from(leaf).map_err(CredentialError::Untrusted)?;
+        let time = unix_time(now);
+        let algs = crate::provider().signature_verification_algorithms.all;
+        for usage in [
+            webpki::KeyUsage::server_auth(),
+            webpki::KeyUsage::client_auth(),
+        ] {
+            leaf.verify_for_usage(algs, &anchors, intermediates, time, usage, None, None)
+                .map_err(CredentialError::Untrusted)?;
+        }
+        Ok(())
+    }
+
+    /// The identity the workload certificate names.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// When the workload certificate becomes valid.
+    pub fn not_before(&self) -> SystemTime {
+        self.not_before
+    }
+
+    /// When the workload certificate expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
+    /// The certificate chain, workload certificate first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.key.cert
+    }
+
+    /// The trust anchors.
+    pub fn roots(&self) -> &[CertificateDer<'static>] {
+        &self.roots
+    }
+
+    pub(crate) fn certified_key(&self) -> &Arc<CertifiedKey> {
+        &self.key
+    }
+
+    /// Whether `other` holds the same chain and trust bundle (and so, since
+    /// each key was checked against its certificate, the same key).
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        self.key.cert == other.key.cert && self.roots == other.roots
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("identity", &self.identity)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .field("chain_len", &self.key.cert.len())
+            .field("roots", &self.roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn unix_time(t: SystemTime) -> UnixTime {
+    UnixTime::since_unix_epoch(t.duration_since(UNIX_EPOCH).unwrap_or_default())
+}

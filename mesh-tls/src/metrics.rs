@@ -1,0 +1,286 @@
+//! The identity and handshake metrics.
+//!
+//! One [`TlsMetrics`] belongs to a [`CredentialStore`](crate::CredentialStore),
+//! and every acceptor and connector built on that store counts into it. It
+//! registers into a registry the caller owns; there is no global registry.
+//! Every label value comes from a closed enum.
+
+use std::{fmt::Write, time::SystemTime};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::{Registry, Unit},
+};
+
+use crate::creds::RejectReason;
+
+/// The mesh's TLS metrics: certificate expiry, rotations, rejected
+/// credential updates, handshake failures and retired connections.
+#[derive(Clone, Debug, Default)]
+pub struct TlsMetrics {
+    expiration: Gauge,
+    rotations: Counter,
+    rejected: Family<RejectLabels, Counter>,
+    handshake_failures: Family<HandshakeLabels, Counter>,
+    retired: Family<RetireLabels, Counter>,
+}
+
+impl TlsMetrics {
+    /// Registers the metrics:
+    ///
+    /// - `identity_cert_expiration_timestamp_seconds` (gauge): when the
+    ///   certificate in service expires, in seconds since the Unix epoch;
+    /// - `identity_cert_rotations_total`: credentials replaced by newer ones;
+    /// - `identity_cert_rejected_updates_total{reason}`: credential updates
+    ///   refused, the old credentials staying in service;
+    /// - `tls_handshake_failures_total{direction, reason}`: connections that
+    ///   failed TLS detection or the handshake;
+    /// - `tls_connections_retired_total{reason}`: pooled client connections
+    ///   retired because the credentials rotated or a certificate neared
+    ///   expiry.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "identity_cert_expiration_timestamp",
+            "When the identity certificate in service expires",
+            Unit::Seconds,
+            self.expiration.clone(),
+        );
+        registry.register(
+            "identity_cert_rotations",
+            "Identity credentials replaced by newer ones",
+            self.rotations.clone(),
+        );
+        registry.register(
+            "identity_cert_rejected_updates",
+            "Identity credential updates refused; the previous credentials stay in service",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "Connections that failed TLS detection or the TLS handshake",
+            self.handshake_failures.clone(),
+        );
+        registry.register(
+            "tls_connections_retired",
+            "Pooled client connections retired before their credentials expire",
+            self.retired.clone(),
+        );
+    }
+
+    pub(crate) fn loaded(&self, not_after: SystemTime, rotation: bool) {
+        let secs = not_after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.expiration.set(secs);
+        if rotation {
+            self.rotations.inc();
+        }
+    }
+
+    pub(crate) fn rejected(&self, reason: RejectReason) {
+        self.rejected.get_or_create(&RejectLabels { reason }).inc();
+    }
+
+    pub(crate) fn handshake_failed(&self, direction: Direction, reason: HandshakeFailure) {
+        self.handshake_failures
+            .get_or_create(&HandshakeLabels { direction, reason })
+            .inc();
+    }
+
+    pub(crate) fn retired(&self, reason: RetireReason) {
+        self.retired.get_or_create(&RetireLabels { reason }).inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    reason: RejectReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    direction: Direction,
+    reason: HandshakeFailure,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetireLabels {
+    reason: RetireReason,
+}
+
+/// Which side of a connection the mesh was on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The mesh accepted the connection.
+    Inbound,
+    /// The mesh opened the connection.
+    Outbound,
+}
+
+impl Direction {
+    /// The metric label value.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+/// Why TLS detection or a handshake failed: the `reason` label of
+/// `tls_handshake_failures_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// Detection or the handshake took longer than its timeout.
+    Timeout,
+    /// A plaintext client on a strict port.
+    PlaintextRefused,
+    /// No client certificate where one is required.
+    NoClientCertificate,
+    /// No local credentials are loaded yet.
+    NoCredentials,
+    /// The local credentials have expired.
+    CredentialsExpired,
+    /// The peer's chain does not lead to a trust anchor.
+    UnknownIssuer,
+    /// The peer's certificate has expired.
+    CertificateExpired,
+    /// The peer's certificate is not valid yet.
+    CertificateNotYetValid,
+    /// The peer's certificate is unusable for another reason.
+    BadCertificate,
+    /// The peer's certificate names another identity than the expected one.
+    IdentityMismatch,
+    /// The peer's certificate names no identity.
+    NoPeerIdentity,
+    /// The peer offers nothing the mesh accepts (TLS 1.2, other suites).
+    Incompatible,
+    /// The peer aborted the handshake with an alert.
+    AlertReceived,
+    /// The connection failed underneath TLS.
+    Io,
+    /// Anything else rustls refused.
+    Other,
+}
+
+impl HandshakeFailure {
+    /// The metric label value.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::PlaintextRefused => "plaintext_refused",
+            Self::NoClientCertificate => "no_client_certificate",
+            Self::NoCredentials => "no_credentials",
+            Self::CredentialsExpired => "credentials_expired",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::CertificateExpired => "certificate_expired",
+            Self::CertificateNotYetValid => "certificate_not_yet_valid",
+            Self::BadCertificate => "bad_certificate",
+            Self::IdentityMismatch => "identity_mismatch",
+            Self::NoPeerIdentity => "no_peer_identity",
+            Self::Incompatible => "incompatible",
+            Self::AlertReceived => "alert_received",
+            Self::Io => "io",
+            Self::Other => "other",
+        }
+    }
+
+    /// Classifies a handshake error from tokio-rustls, which wraps rustls's
+    /// error in an `io::Error`.
+    pub(crate) fn of_io(err: &std::io::Error) -> Self {
+        match err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            Some(e) => Self::of_rustls(e),
+            None => Self::Io,
+        }
+    }
+
+    fn of_rustls(err: &rustls::Error) -> Self {
+        use rustls::{CertificateError as C, Error as E};
+        match err {
+            E::InvalidCertificate(c) => match c {
+                C::Expired | C::ExpiredContext { .. } => Self::CertificateExpired,
+                C::NotValidYet | C::NotValidYetContext { .. } => Self::CertificateNotYetValid,
+                C::UnknownIssuer => Self::UnknownIssuer,
+                C::NotValidForName | C::NotValidForNameContext { .. } => Self::IdentityMismatch,
+                C::Other(other) if other.0.is::<crate::verify::IdentityMismatch>() => {
+                    Self::IdentityMismatch
+                }
+                _ => Self::BadCertificate,
+            },
+            E::NoCertificatesPresented => Self::NoClientCertificate,
+            E::PeerIncompatible(_) => Self::Incompatible,
+            E::AlertReceived(_) => Self::AlertReceived,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Why a pooled connection was retired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetireReason {
+    /// The local credentials rotated.
+    Rotation,
+    /// A certificate of the connection nears its `notAfter`.
+    Expiry,
+}
+
+impl RetireReason {
+    /// The metric label value.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::Rotation => "rotation",
+            Self::Expiry => "expiry",
+        }
+    }
+}
+
+macro_rules! label_value {
+    ($($ty:ty),*) => {$(
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_label())
+            }
+        }
+    )*};
+}
+
+label_value!(Direction, HandshakeFailure, RejectReason, RetireReason);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn exposes_each_family_with_closed_label_values() {
+        let metrics = TlsMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.loaded(
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            true,
+        );
+        metrics.rejected(RejectReason::KeyMismatch);
+        metrics.handshake_failed(Direction::Inbound, HandshakeFailure::PlaintextRefused);
+        metrics.retired(RetireReason::Rotation);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for line in [
+            "identity_cert_expiration_timestamp_seconds 1700000000",
+            "identity_cert_rotations_total 1",
+            "identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1",
+            "tls_handshake_failures_total{direction=\"inbound\",reason=\"plaintext_refused\"} 1",
+            "tls_connections_retired_total{reason=\"rotation\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

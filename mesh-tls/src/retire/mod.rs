@@ -1,0 +1,153 @@
+//! Retiring pooled client connections before their credentials go stale.
+//!
+//! A TLS session is authenticated once, at the handshake. A pooled
+//! connection can then live for hours, long after the certificate it was
+//! authenticated with has been rotated away or has expired; Envoy users
+//! report exactly this (envoy#17999, envoy#28386). The mesh retires such
+//! connections instead, without cutting requests that are running on them.
+//!
+//! Retiring means *poisoning* the connection in hyper-util's pool: the pool
+//! never hands it out again, requests in flight on it finish, and the pool
+//! drops it once they have (or at its next idle sweep). A client connection
+//! is retired
+//!
+//! - when the local credentials rotate: at once, for every connection made
+//!   with the old ones;
+//! - shortly before the local or the server certificate expires
+//!   ([`ConnectConfig::retire_before_expiry`](crate::ConnectConfig::retire_before_expiry)
+//!   ahead of the earlier `notAfter`).
+//!
+//! At the earlier `notAfter` itself a connection still open is closed
+//! (unless [`ConnectConfig::close_at_expiry`](crate::ConnectConfig::close_at_expiry)
+//! is off): no connection outlives the certificates that authenticated it.
+//!
+//! hyper-util reaches the pool's handle to a connection only through a
+//! request that ran on it, so poisoning needs [`RetireLayer`] around the
+//! client. It watches the first response on each new connection and claims
+//! the connection's handle; requests on claimed connections pass through
+//! untouched. Without the layer, connections are still closed at expiry,
+//! but not retired early.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use mesh_core::client::{Client, ClientConfig};
+//! use mesh_tls::{CredentialStore, OutboundTls, TlsConnector, TlsTargets};
+//! use tower::ServiceBuilder;
+//!
+//! let store = CredentialStore::default();
+//! let config = ClientConfig::default();
+//! let peer = "spiffe://example.org/ns/shop/sa/web".parse()?;
+//! let connector = TlsConnector::new(&config, store, TlsTargets::new(OutboundTls::Mtls(peer)))?;
+//! let client = ServiceBuilder::new()
+//!     .layer(connector.retire_layer())
+//!     .service(Client::<mesh_core::body::BoxBody, _>::with_connector(&config, connector));
+//! # drop(client);
+//! # Ok(()) }
+//! ```
+
+mod state;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use http::{Request, Response};
+use hyper_util::client::legacy::connect::{CaptureConnection, capture_connection};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub(crate) use self::state::{ConnState, RetireList, RetireShared};
+use crate::connect::ServerTls;
+
+/// Lets a [`TlsConnector`](crate::TlsConnector)'s connections be retired
+/// from hyper-util's pool. Build it with
+/// [`TlsConnector::retire_layer`](crate::TlsConnector::retire_layer) and put
+/// it around the client using that connector.
+#[derive(Clone, Debug)]
+pub struct RetireLayer {
+    shared: Arc<RetireShared>,
+}
+
+impl RetireLayer {
+    pub(crate) fn new(shared: Arc<RetireShared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl<S> Layer<S> for RetireLayer {
+    type Service = Retire<S>;
+
+    fn layer(&self, inner: S) -> Retire<S> {
+        Retire {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A client whose TLS connections can be retired. See the
+/// [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Retire<S> {
+    inner: S,
+    shared: Arc<RetireShared>,
+}
+
+impl<S, B, R> Service<Request<B>> for Retire<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let capture = self
+            .shared
+            .has_unclaimed()
+            .then(|| capture_connection(&mut req));
+        ResponseFuture {
+            inner: self.inner.call(req),
+            capture,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Retire`].
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        capture: Option<CaptureConnection>,
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx));
+        if let (Ok(res), Some(capture)) = (&res, this.capture.take())
+            && let Some(conn) = res
+                .extensions()
+                .get::<ServerTls>()
+                .and_then(ServerTls::state)
+        {
+            conn.claim(capture);
+        }
+        Poll::Ready(res)
+    }
+}

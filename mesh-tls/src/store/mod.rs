@@ -1,0 +1,284 @@
+//! The credentials in service, swapped atomically when they rotate.
+//!
+//! Workload certificates live a day, so a long-running process rotates
+//! them many times, and it must do so without dropping a request. The
+//! [`CredentialStore`] holds the current credentials together with
+//! everything derived from them (the server configs, the trust anchors),
+//! built once per rotation. Handshakes read the current set with one
+//! lock-free load, so a rotation is one pointer swap: handshakes that began
+//! before it finish with the old credentials, and every later one uses the
+//! new.
+//!
+//! Updates come from files ([`CredentialStore::watch_files`], which polls
+//! their contents, because Kubernetes swaps a secret volume's `..data`
+//! symlink rather than rewriting the files) or from code
+//! ([`CredentialStore::update`]). An update that fails any check is
+//! refused: the old credentials stay in service, and the refusal is logged
+//! and counted. After a rotation, pooled client connections made with the
+//! old credentials are retired (see [`crate::retire`]).
+
+mod watch;
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwapOption;
+use mesh_core::{Identity, TrustDomain, admin::ReadinessGate};
+use rustls::{RootCertStore, ServerConfig, crypto::CryptoProvider};
+
+use crate::{
+    cert::in_trust_domain,
+    creds::{CredentialError, Credentials},
+    metrics::TlsMetrics,
+    retire::RetireList,
+};
+
+/// How often [`CredentialStore::watch_files`] reads the files by default:
+/// every second.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every set of credentials a store accepts must name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The trust domain the identity must belong to. Default: none, in
+    /// which case the trust domain of the first SPIFFE ID loaded is kept
+    /// for every later update.
+    pub trust_domain: Option<TrustDomain>,
+    /// The exact identity every certificate must name. Default: any.
+    pub identity: Option<Identity>,
+}
+
+/// The credentials in service. Cloning gives another handle to the same
+/// store. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct CredentialStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    provider: Arc<CryptoProvider>,
+    current: ArcSwapOption<Snapshot>,
+    writer: Mutex<Writer>,
+    metrics: TlsMetrics,
+}
+
+/// State only updates touch, serialized by the mutex.
+#[derive(Debug)]
+struct Writer {
+    trust_domain: Option<TrustDomain>,
+    identity: Option<Identity>,
+    gate: Option<ReadinessGate>,
+}
+
+/// One set of credentials and everything built from it.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) creds: Credentials,
+    pub(crate) roots: Arc<RootCertStore>,
+    /// Client certificates optional (permissive ports).
+    pub(crate) server_permissive: Arc<ServerConfig>,
+    /// Client certificates required (strict ports).
+    pub(crate) server_strict: Arc<ServerConfig>,
+    /// Client connections opened while these credentials were current.
+    pub(crate) connections: RetireList,
+}
+
+impl Default for CredentialStore {
+    fn default() -> Self {
+        Self::new(StoreConfig::default())
+    }
+}
+
+impl CredentialStore {
+    /// An empty store: not ready until credentials are loaded.
+    pub fn new(config: StoreConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                provider: crate::provider(),
+                current: ArcSwapOption::empty(),
+                writer: Mutex::new(Writer {
+                    trust_domain: config.trust_domain,
+                    identity: config.identity,
+                    gate: None,
+                }),
+                metrics: TlsMetrics::default(),
+            }),
+        }
+    }
+
+    /// A store serving `creds` from the start.
+    ///
+    /// # Errors
+    ///
+    /// Any check of [`CredentialStore::update`].
+    pub fn with_credentials(
+        config: StoreConfig,
+        creds: Credentials,
+    ) -> Result<Self, CredentialError> {
+        let store = Self::new(config);
+        store.update(creds)?;
+        Ok(store)
+    }
+
+    /// Opens `gate` once valid credentials are loaded (at once, if they
+    /// already are), so that `/ready` answers 503 until then.
+    pub fn set_readiness(&self, mut gate: ReadinessGate) {
+        let mut writer = self.lock();
+        if self.shared.current.load().is_some() {
+            gate.open();
+        } else {
+            writer.gate = Some(gate);
+        }
+    }
+
+    /// Puts `creds` in service, unless a check fails.
+    ///
+    /// The checks: the certificate is valid now and chains to the bundle
+    /// ([`Credentials::check`]), and its identity is the configured one and
+    /// in the store's trust domain. Credentials identical to those in
+    /// service change nothing. Otherwise the new set replaces the old for
+    /// every later handshake, and client connections made with the old set
+    /// are retired.
+    ///
+    /// # Errors
+    ///
+    /// The failed check. The credentials in service stay; the refusal is
+    /// logged and counted in `identity_cert_rejected_updates_total`.
+    pub fn update(&self, creds: Credentials) -> Result<(), CredentialError> {
+        let result = self.try_update(creds);
+        if let Err(error) = &result {
+            self.reject(error);
+        }
+        result
+    }
+
+    fn try_update(&self, creds: Credentials) -> Result<(), CredentialError> {
+        let mut writer = self.lock();
+        creds.check(SystemTime::now())?;
+        let identity = creds.identity();
+        if let Some(expected) = &writer.identity
+            && identity != expected
+        {
+            return Err(CredentialError::WrongIdentity {
+                expected: expected.clone(),
+                found: identity.clone(),
+            });
+        }
+        if let Some(trust_domain) = &writer.trust_domain
+            && !in_trust_domain(trust_domain, identity)
+        {
+            return Err(CredentialError::WrongTrustDomain {
+                identity: identity.clone(),
+                trust_domain: trust_domain.clone(),
+            });
+        }
+        let current = self.shared.current.load_full();
+        if current.as_ref().is_some_and(|c| c.creds.same_as(&creds)) {
+            return Ok(());
+        }
+        let snapshot = Snapshot::build(&self.shared.provider, creds)?;
+        let (identity, not_after) = (
+            snapshot.creds.identity().clone(),
+            snapshot.creds.not_after(),
+        );
+        if writer.trust_domain.is_none() {
+            writer.trust_domain = identity.trust_domain();
+        }
+        let old = self.shared.current.swap(Some(Arc::new(snapshot)));
+        self.shared.metrics.loaded(not_after, old.is_some());
+        if let Some(gate) = writer.gate.as_mut() {
+            gate.open();
+        }
+        drop(writer);
+        match old {
+            Some(old) => {
+                tracing::info!(%identity, ?not_after, "identity credentials rotated");
+                old.connections.retire_all();
+            }
+            None => tracing::info!(%identity, ?not_after, "identity credentials loaded"),
+        }
+        Ok(())
+    }
+
+    fn reject(&self, error: &CredentialError) {
+        let reason = error.reason();
+        self.shared.metrics.rejected(reason);
+        tracing::error!(
+            error = %error,
+            reason = reason.as_label(),
+            "rejected identity credentials; the previous ones stay in service"
+        );
+    }
+
+    /// The credentials in service, if any.
+    pub fn credentials(&self) -> Option<Credentials> {
+        self.shared.current.load().as_ref().map(|s| s.creds.clone())
+    }
+
+    /// The identity in service, if any.
+    pub fn identity(&self) -> Option<Identity> {
+        self.shared
+            .current
+            .load()
+            .as_ref()
+            .map(|s| s.creds.identity().clone())
+    }
+
+    /// Whether valid credentials have been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.shared.current.load().is_some()
+    }
+
+    /// The trust domain updates must stay in, once known.
+    pub fn trust_domain(&self) -> Option<TrustDomain> {
+        self.lock().trust_domain.clone()
+    }
+
+    /// The metrics of this store and of the acceptors and connectors built
+    /// on it. Register them with [`TlsMetrics::register`].
+    pub fn metrics(&self) -> &TlsMetrics {
+        &self.shared.metrics
+    }
+
+    pub(crate) fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.shared.provider
+    }
+
+    pub(crate) fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.shared.current.load_full()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // Updates leave the writer state consistent at every step, so a
+        // panic elsewhere while holding the lock cannot corrupt it.
+        self.shared
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Snapshot {
+    fn build(provider: &Arc<CryptoProvider>, creds: Credentials) -> Result<Self, CredentialError> {
+        let mut roots = RootCertStore::empty();
+        for root in creds.roots() {
+            roots.add(root.clone()).map_err(CredentialError::Config)?;
+        }
+        let roots = Arc::new(roots);
+        let key = creds.certified_key().clone();
+        let server = |require| {
+            crate::provider::server_config(provider, key.clone(), roots.clone(), require)
+                .map_err(CredentialError::Config)
+        };
+        Ok(Self {
+            server_permissive: server(false)?,
+            server_strict: server(true)?,
+            roots,
+            creds,
+            connections: RetireList::default(),
+        })
+    }
+}

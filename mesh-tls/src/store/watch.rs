@@ -1,0 +1,69 @@
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+
+use super::CredentialStore;
+use crate::creds::{CredentialError, CredentialFiles, FileContents};
+
+impl CredentialStore {
+    /// Loads credentials from `files` now, blocking on the file system.
+    /// For startup; [`CredentialStore::watch_files`] keeps them current.
+    ///
+    /// # Errors
+    ///
+    /// Reading, parsing, or any check of [`CredentialStore::update`]. Every
+    /// refusal is logged and counted.
+    pub fn load_files(&self, files: &CredentialFiles) -> Result<(), CredentialError> {
+        match files.read() {
+            Ok(creds) => self.update(creds),
+            Err(error) => {
+                self.reject(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads `files` every `interval` and puts their contents in service
+    /// whenever they change. Runs until dropped; spawn it.
+    ///
+    /// Contents are compared, not inode events or modification times:
+    /// Kubernetes replaces a secret volume by swapping a symlink, and a
+    /// file rewritten within one second keeps its mtime on many file
+    /// systems. Three small reads per interval cost little.
+    ///
+    /// The first pass loads the files if they are readable. A refused set
+    /// of contents is logged and counted once, and not retried until the
+    /// files change again: a certificate written before its key is refused
+    /// for the mismatch, then accepted on the next pass once the key lands.
+    pub async fn watch_files(self, files: CredentialFiles, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last: Option<FileContents> = None;
+        let mut unreadable = false;
+        loop {
+            ticker.tick().await;
+            match files.read_async().await {
+                Err(error) => {
+                    if !unreadable {
+                        self.reject(&error);
+                        unreadable = true;
+                    }
+                }
+                Ok(contents) => {
+                    unreadable = false;
+                    if last.as_ref() == Some(&contents) {
+                        continue;
+                    }
+                    match contents.parse() {
+                        Ok(creds) => {
+                            // `update` logs and counts its own refusals.
+                            let _ = self.update(creds);
+                        }
+                        Err(error) => self.reject(&error),
+                    }
+                    last = Some(contents);
+                }
+            }
+        }
+    }
+}
