@@ -20,7 +20,7 @@ fn proxy(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let backend = rt.block_on(echo_backend());
+    let backend = echo_backend();
     let yaml = format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {backend}\n  protocol: http\n\
          outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"

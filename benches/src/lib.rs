@@ -12,12 +12,25 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 
-/// Starts an HTTP/1.1 backend on 127.0.0.1:0 in the current runtime. It
-/// echoes the request body back.
-pub async fn echo_backend() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// Starts an HTTP/1.1 backend on 127.0.0.1:0 on a thread and runtime of its
+/// own, as a separate process would be. It echoes the request body back.
+pub fn echo_backend() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(serve_echo(listener));
+    });
+    addr
+}
+
+async fn serve_echo(listener: std::net::TcpListener) {
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             tcp.set_nodelay(true).unwrap();
@@ -31,8 +44,7 @@ pub async fn echo_backend() -> SocketAddr {
                     .await;
             });
         }
-    });
-    addr
+    }
 }
 
 /// An HTTP/1.1 client whose pool keeps connections warm between requests.
