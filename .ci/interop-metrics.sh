@@ -56,7 +56,7 @@ pass "python prometheus-client $("$work/venv/bin/python" -c 'import importlib.me
 
 # --- two live instances --------------------------------------------------------
 cargo build -q -p mesh-examples --example inprocess_metrics
-bin="target/debug/examples/inprocess_metrics"
+bin="${CARGO_TARGET_DIR:-target}/debug/examples/inprocess_metrics"
 admins=()
 for i in 1 2; do
     "$bin" --serve >"$work/instance$i.log" 2>&1 &
