@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use mesh_core::Tls;
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{counter::Counter, family::Family},
@@ -180,13 +179,5 @@ impl ByTls {
             ClientTls::Mutual(_) => &self.mutual,
             _ => &self.other,
         }
-    }
-}
-
-/// The `tls` label of a connection.
-pub(crate) fn tls_label(tls: &Tls) -> TlsLabel {
-    match tls {
-        Tls::Mutual { .. } => TlsLabel::True,
-        _ => TlsLabel::NoIdentity,
     }
 }

@@ -46,7 +46,10 @@ impl PolicyWarnings {
             resource_kind: other.kind.clone(),
             name: other.name,
             field_path: String::new(),
-            message: format!("kind {} ({}) is not enforced by authorization", other.kind, other.api_version),
+            message: format!(
+                "kind {} ({}) is not enforced by authorization",
+                other.kind, other.api_version
+            ),
         });
     }
 
@@ -128,7 +131,11 @@ pub struct PolicyWarning {
 
 impl fmt::Display for PolicyWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: document {} ({}", self.origin, self.document, self.resource_kind)?;
+        write!(
+            f,
+            "{}: document {} ({}",
+            self.origin, self.document, self.resource_kind
+        )?;
         if let Some(name) = &self.name {
             write!(f, " {name}")?;
         }

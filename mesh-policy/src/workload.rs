@@ -149,7 +149,10 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             default_policy: DefaultPolicy::default(),
-            probe_paths: DEFAULT_PROBE_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+            probe_paths: DEFAULT_PROBE_PATHS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
         }
     }
 }

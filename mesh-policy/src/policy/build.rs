@@ -36,7 +36,12 @@ pub(super) fn compile(
     refs::check_duplicates(&r.routes, |s| &s.metadata, workload)?;
     for entry in &r.servers {
         if let Some((path, why)) = entry.value.spec.pod_selector.invalid() {
-            return Err(error(entry, Kind::InvalidValue, &format!("spec.podSelector.{path}"), why));
+            return Err(error(
+                entry,
+                Kind::InvalidValue,
+                &format!("spec.podSelector.{path}"),
+                why,
+            ));
         }
     }
     let routes = routes(&r, workload, &mut warnings)?;
@@ -55,18 +60,20 @@ pub(super) fn compile(
         }
         let port = match &server.spec.port {
             PortRef::Number(n) => *n,
-            PortRef::Name(name) => match workload.ports.get(name) {
-                Some(port) => *port,
-                None => {
-                    warnings.about(
+            PortRef::Name(name) => {
+                match workload.ports.get(name) {
+                    Some(port) => *port,
+                    None => {
+                        warnings.about(
                         WarningKind::NotApplied,
                         &entry.context,
                         "spec.port",
                         format!("the workload has no port named {name}, so this Server covers nothing"),
                     );
-                    continue;
+                        continue;
+                    }
                 }
-            },
+            }
         };
         if let Some(first) = claimed.insert(port, &entry.context) {
             return Err(error(
@@ -89,11 +96,25 @@ pub(super) fn compile(
             Target::Namespace(n) => n == namespace,
             Target::Route(_) => false,
         };
-        let server_authz: Vec<Arc<Authz>> = bound.iter().filter(applies).map(|b| b.authz.clone()).collect();
-        let mut entry = ServerEntry::new(name, server.spec.proxy_protocol, fallback, &server_authz, metrics);
+        let server_authz: Vec<Arc<Authz>> = bound
+            .iter()
+            .filter(applies)
+            .map(|b| b.authz.clone())
+            .collect();
+        let mut entry = ServerEntry::new(
+            name,
+            server.spec.proxy_protocol,
+            fallback,
+            &server_authz,
+            metrics,
+        );
         entry.source = Some(ServerSource {
             port: server.spec.port.clone(),
-            document: format!("{} document {}", r.servers[si].context.origin(), r.servers[si].context.index()),
+            document: format!(
+                "{} document {}",
+                r.servers[si].context.origin(),
+                r.servers[si].context.index()
+            ),
         });
         let mine: Vec<&CompiledRoute> = routes.iter().filter(|c| c.parents.contains(&si)).collect();
         if mine.is_empty() {
@@ -191,7 +212,9 @@ fn fallback(policy: DefaultPolicy, name: Arc<str>, workload: &Workload) -> Fallb
         DefaultPolicy::AllAuthenticated => vec![identity()],
         DefaultPolicy::ClusterAuthenticated => vec![identity(), cluster()],
         DefaultPolicy::ClusterUnauthenticated => vec![cluster()],
-        DefaultPolicy::AllUnauthenticated | DefaultPolicy::Deny | DefaultPolicy::Audit => Vec::new(),
+        DefaultPolicy::AllUnauthenticated | DefaultPolicy::Deny | DefaultPolicy::Audit => {
+            Vec::new()
+        }
     };
     FallbackPolicy {
         policy,
@@ -222,22 +245,30 @@ fn routes(
     for (index, entry) in r.routes.iter().enumerate() {
         let route = &entry.value;
         let namespace = ns(&route.metadata, workload);
-        let rules = route.rule_matches().map_err(|e| entry.context.match_error(e))?;
+        let rules = route
+            .rule_matches()
+            .map_err(|e| entry.context.match_error(e))?;
         let mut parents = Vec::new();
         for (i, parent) in route.spec.parent_refs.iter().enumerate() {
             if !parent.is_server() {
                 continue;
             }
             let parent_ns = parent.namespace.as_deref().unwrap_or(namespace);
-            let server = refs::find(&r.servers, |s| &s.metadata, parent_ns, &parent.name, workload)
-                .ok_or_else(|| {
-                    error(
-                        entry,
-                        Kind::DanglingReference,
-                        &format!("spec.parentRefs[{i}].name"),
-                        format!("no Server named {} in namespace {parent_ns}", parent.name),
-                    )
-                })?;
+            let server = refs::find(
+                &r.servers,
+                |s| &s.metadata,
+                parent_ns,
+                &parent.name,
+                workload,
+            )
+            .ok_or_else(|| {
+                error(
+                    entry,
+                    Kind::DanglingReference,
+                    &format!("spec.parentRefs[{i}].name"),
+                    format!("no Server named {} in namespace {parent_ns}", parent.name),
+                )
+            })?;
             parents.push(server);
         }
         if parents.is_empty() {
@@ -255,7 +286,10 @@ fn routes(
                     WarningKind::UnsupportedFilter,
                     &entry.context,
                     &format!("spec.rules[{i}].filters[{j}]"),
-                    format!("filter {} is not applied to inbound requests", filter.type_name()),
+                    format!(
+                        "filter {} is not applied to inbound requests",
+                        filter.type_name()
+                    ),
                 );
             }
             if rule.timeouts.is_some() || rule.retry.is_some() {
@@ -273,7 +307,12 @@ fn routes(
             namespace: namespace.to_owned(),
             parents,
             rules,
-            hosts: route.spec.hostnames.iter().map(|h| HostMatch::new(h)).collect(),
+            hosts: route
+                .spec
+                .hostnames
+                .iter()
+                .map(|h| HostMatch::new(h))
+                .collect(),
         });
     }
     Ok(compiled)
@@ -340,7 +379,12 @@ impl ServerEntry {
 
     /// The routes of a server without `HTTPRoute`s: probes, then every
     /// request.
-    fn default_routes(&mut self, authz: &[Arc<Authz>], probes: &[RouteMatch], metrics: &PolicyMetrics) {
+    fn default_routes(
+        &mut self,
+        authz: &[Arc<Authz>],
+        probes: &[RouteMatch],
+        metrics: &PolicyMetrics,
+    ) {
         if !probes.is_empty() {
             let probe = Arc::new(Authz {
                 name: "probe".into(),
@@ -383,7 +427,12 @@ impl ServerEntry {
         self.routes.push(entry);
     }
 
-    fn route_entry(&self, route: Arc<str>, authz: &[Arc<Authz>], metrics: &PolicyMetrics) -> RouteEntry {
+    fn route_entry(
+        &self,
+        route: Arc<str>,
+        authz: &[Arc<Authz>],
+        metrics: &PolicyMetrics,
+    ) -> RouteEntry {
         let srv = &self.name;
         let http = |family, authz_name: &Arc<str>| {
             ByTls::resolve(family, |tls| HttpLabels {

@@ -44,7 +44,7 @@ impl IdentitySet {
             }
             self.suffixes.push(format!(".{}", suffix.as_str()).into());
         } else {
-            self.add(Identity::parse(pattern)?);
+            self.add(&Identity::parse(pattern)?);
             return Ok(());
         }
         self.written.push(pattern.to_owned());
@@ -52,7 +52,7 @@ impl IdentitySet {
     }
 
     /// Adds an exact identity.
-    pub(crate) fn add(&mut self, id: Identity) {
+    pub(crate) fn add(&mut self, id: &Identity) {
         self.written.push(id.as_str().to_owned());
         self.exact.insert(id.as_str().into());
     }
@@ -141,28 +141,26 @@ impl Requirement {
         }
     }
 
-    /// Why the requirement holds or not, in words.
-    pub(crate) fn explain(&self, client: &Client<'_>) -> String {
-        let verdict = if self.allows(client) { "ok" } else { "failed" };
+    /// What the requirement asks for, in words.
+    pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Tls => format!("TLS required ({}): {verdict}", describe_tls(client)),
-            Self::Identity { from, set } => format!(
-                "{from}: identity in [{set}] ({}): {verdict}",
-                describe_tls(client)
-            ),
-            Self::Network { from, set } => {
-                let addr = client.addr.map_or("no address".to_owned(), |a| a.to_string());
-                format!("{from}: address in [{set}] ({addr}): {verdict}")
-            }
+            Self::Tls => "TLS, with or without a client certificate".to_owned(),
+            Self::Identity { from, set } => format!("an identity in [{set}] ({from})"),
+            Self::Network { from, set } => format!("an address in [{set}] ({from})"),
         }
     }
-}
 
-fn describe_tls(client: &Client<'_>) -> String {
-    match client.tls {
-        ClientTls::Plaintext => "client is plaintext".to_owned(),
-        ClientTls::NoClientCert => "client is TLS without a certificate".to_owned(),
-        ClientTls::Mutual(id) => format!("client is {id}"),
+    /// Whether the requirement holds for `client`, and why, in words.
+    pub(crate) fn explain(&self, client: &Client<'_>) -> String {
+        let verdict = if self.allows(client) { "ok" } else { "failed" };
+        let seen = match (self, client.tls, client.addr) {
+            (Self::Network { .. }, _, Some(addr)) => format!("client address {addr}"),
+            (Self::Network { .. }, _, None) => "no client address".to_owned(),
+            (_, ClientTls::Plaintext, _) => "client is plaintext".to_owned(),
+            (_, ClientTls::NoClientCert, _) => "client has no certificate".to_owned(),
+            (_, ClientTls::Mutual(id), _) => format!("client is {id}"),
+        };
+        format!("needs {}: {seen}: {verdict}", self.describe())
     }
 }
 

@@ -63,7 +63,11 @@ pub struct AllowedRequest<'p> {
 }
 
 impl<'p> AllowedRequest<'p> {
-    pub(super) fn by_rule(server: &'p ServerEntry, route: &'p RouteEntry, rule: &'p RuleEntry) -> Self {
+    pub(super) fn by_rule(
+        server: &'p ServerEntry,
+        route: &'p RouteEntry,
+        rule: &'p RuleEntry,
+    ) -> Self {
         Self {
             server,
             route,

@@ -98,11 +98,9 @@ impl Policy {
     /// The ports Servers cover, with each Server's name and protocol, in
     /// port order. The sidecar uses the protocol to treat opaque ports.
     pub fn covered_ports(&self) -> impl Iterator<Item = (u16, &str, ProxyProtocol)> {
-        self.ports.iter().filter_map(|&(port, i)| {
-            self.servers
-                .get(i)
-                .map(|s| (port, &*s.name, s.protocol))
-        })
+        self.ports
+            .iter()
+            .filter_map(|&(port, i)| self.servers.get(i).map(|s| (port, &*s.name, s.protocol)))
     }
 
     /// The protocol of `port`: its Server's `proxyProtocol`, or `unknown`
@@ -151,8 +149,12 @@ impl Policy {
             }
         }
         match server.fallback.decide(client) {
-            Fallback::Allow => ConnectionDecision::Allow(AllowedConnection::by_fallback(server, false)),
-            Fallback::Audit => ConnectionDecision::Allow(AllowedConnection::by_fallback(server, true)),
+            Fallback::Allow => {
+                ConnectionDecision::Allow(AllowedConnection::by_fallback(server, false))
+            }
+            Fallback::Audit => {
+                ConnectionDecision::Allow(AllowedConnection::by_fallback(server, true))
+            }
             Fallback::Deny => ConnectionDecision::Deny(DeniedConnection { server }),
         }
     }
@@ -201,7 +203,12 @@ pub(crate) struct ServerSource {
 
 impl ServerEntry {
     #[inline]
-    pub(crate) fn route_for(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<&RouteEntry> {
+    pub(crate) fn route_for(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<&RouteEntry> {
         self.matches
             .iter()
             .find(|m| m.matches(method, uri, headers))

@@ -116,12 +116,22 @@ pub(super) fn authorization_policies(
         let t = &spec.target_ref;
         let target = match t.kind.as_str() {
             "Server" => Target::Servers(vec![
-                find(&r.servers, |s| &s.metadata, namespace, &t.name, workload)
-                    .ok_or_else(|| dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace))?,
+                find(&r.servers, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
+                    || dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace),
+                )?,
             ]),
             "HTTPRoute" => Target::Route(
-                find(&r.routes, |s| &s.metadata, namespace, &t.name, workload)
-                    .ok_or_else(|| dangling(entry, "spec.targetRef.name", "HTTPRoute", &t.name, namespace))?,
+                find(&r.routes, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
+                    || {
+                        dangling(
+                            entry,
+                            "spec.targetRef.name",
+                            "HTTPRoute",
+                            &t.name,
+                            namespace,
+                        )
+                    },
+                )?,
             ),
             "Namespace" if t.name == namespace => Target::Namespace(t.name.clone()),
             "Namespace" => {
@@ -172,7 +182,7 @@ pub(super) fn authorization_policies(
                     let ids = workload
                         .service_account_identities(&a.name, a_ns)
                         .map_err(|e| error(entry, Kind::InvalidValue, &format!("{path}.name"), e.to_string()))?;
-                    ids.into_iter().for_each(|id| set.add(id));
+                    ids.into_iter().for_each(|id| set.add(&id));
                     Requirement::Identity { from, set }
                 }
                 other => {
@@ -199,7 +209,13 @@ pub(super) fn authorization_policies(
     Ok(bound)
 }
 
-fn dangling<T>(entry: &Entry<'_, T>, path: &str, kind: &str, name: &str, namespace: &str) -> ResourceError {
+fn dangling<T>(
+    entry: &Entry<'_, T>,
+    path: &str,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+) -> ResourceError {
     error(
         entry,
         Kind::DanglingReference,
@@ -208,7 +224,10 @@ fn dangling<T>(entry: &Entry<'_, T>, path: &str, kind: &str, name: &str, namespa
     )
 }
 
-fn mesh_tls_sets(r: &Resources<'_>, workload: &Workload) -> Result<Vec<IdentitySet>, ResourceError> {
+fn mesh_tls_sets(
+    r: &Resources<'_>,
+    workload: &Workload,
+) -> Result<Vec<IdentitySet>, ResourceError> {
     r.mesh_tls
         .iter()
         .map(|entry| {
@@ -217,8 +236,13 @@ fn mesh_tls_sets(r: &Resources<'_>, workload: &Workload) -> Result<Vec<IdentityS
             let mut set = IdentitySet::default();
             for (i, id) in spec.identities.iter().enumerate() {
                 set.add_pattern(id).map_err(|e| {
-                    error(entry, Kind::InvalidValue, &format!("spec.identities[{i}]"), format!("invalid identity {id:?}"))
-                        .with_source(e)
+                    error(
+                        entry,
+                        Kind::InvalidValue,
+                        &format!("spec.identities[{i}]"),
+                        format!("invalid identity {id:?}"),
+                    )
+                    .with_source(e)
                 })?;
             }
             for (i, r) in spec.identity_refs.iter().enumerate() {
@@ -232,9 +256,19 @@ fn mesh_tls_sets(r: &Resources<'_>, workload: &Workload) -> Result<Vec<IdentityS
                     ));
                 }
                 let ids = workload
-                    .service_account_identities(&r.name, r.namespace.as_deref().unwrap_or(namespace))
-                    .map_err(|e| error(entry, Kind::InvalidValue, &format!("{path}.name"), e.to_string()))?;
-                ids.into_iter().for_each(|id| set.add(id));
+                    .service_account_identities(
+                        &r.name,
+                        r.namespace.as_deref().unwrap_or(namespace),
+                    )
+                    .map_err(|e| {
+                        error(
+                            entry,
+                            Kind::InvalidValue,
+                            &format!("{path}.name"),
+                            e.to_string(),
+                        )
+                    })?;
+                ids.into_iter().for_each(|id| set.add(&id));
             }
             if set.is_empty() {
                 return Err(error(
@@ -255,7 +289,12 @@ fn network_sets(r: &Resources<'_>) -> Result<Vec<NetworkSet>, ResourceError> {
         .map(|entry| {
             let NetworkAuthentication { spec, .. } = &entry.value;
             if spec.networks.is_empty() {
-                return Err(error(entry, Kind::InvalidValue, "spec.networks", "at least one network is required"));
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec.networks",
+                    "at least one network is required",
+                ));
             }
             check_networks(entry, &spec.networks, "spec.networks")?;
             Ok(NetworkSet::new(spec.networks.clone()))
@@ -275,14 +314,22 @@ pub(super) fn server_authorizations(
         let namespace = ns(metadata, workload);
         let servers = match (&spec.server.name, &spec.server.selector) {
             (Some(name), None) => vec![
-                find(&r.servers, |s| &s.metadata, namespace, name, workload)
-                    .ok_or_else(|| dangling(entry, "spec.server.name", "Server", name, namespace))?,
+                find(&r.servers, |s| &s.metadata, namespace, name, workload).ok_or_else(|| {
+                    dangling(entry, "spec.server.name", "Server", name, namespace)
+                })?,
             ],
             (None, Some(selector)) => {
                 if let Some((path, why)) = selector.invalid() {
-                    return Err(error(entry, Kind::InvalidValue, &format!("spec.server.selector.{path}"), why));
+                    return Err(error(
+                        entry,
+                        Kind::InvalidValue,
+                        &format!("spec.server.selector.{path}"),
+                        why,
+                    ));
                 }
-                let in_ns = |s: &&Entry<'_, crate::resource::Server>| ns(&s.value.metadata, workload) == namespace;
+                let in_ns = |s: &&Entry<'_, crate::resource::Server>| {
+                    ns(&s.value.metadata, workload) == namespace
+                };
                 let by_labels: Vec<usize> = r
                     .servers
                     .iter()
@@ -297,12 +344,17 @@ pub(super) fn server_authorizations(
                         .servers
                         .iter()
                         .enumerate()
-                        .filter(|(_, s)| in_ns(s) && selector.matches(&s.value.spec.pod_selector.match_labels))
+                        .filter(|(_, s)| {
+                            in_ns(s) && selector.matches(&s.value.spec.pod_selector.match_labels)
+                        })
                         .map(|(i, _)| i)
                         .collect();
                     if !by_pods.is_empty() {
-                        let names: Vec<&str> =
-                            by_pods.iter().filter_map(|&i| r.servers.get(i)).map(|s| &*s.value.metadata.name).collect();
+                        let names: Vec<&str> = by_pods
+                            .iter()
+                            .filter_map(|&i| r.servers.get(i))
+                            .map(|s| &*s.value.metadata.name)
+                            .collect();
                         warnings.about(
                             WarningKind::Deviation,
                             &entry.context,
@@ -358,7 +410,10 @@ pub(super) fn server_authorizations(
                 }
                 for (i, sa) in mtls.service_accounts.iter().enumerate() {
                     let ids = workload
-                        .service_account_identities(&sa.name, sa.namespace.as_deref().unwrap_or(namespace))
+                        .service_account_identities(
+                            &sa.name,
+                            sa.namespace.as_deref().unwrap_or(namespace),
+                        )
                         .map_err(|e| {
                             error(
                                 entry,
@@ -367,7 +422,7 @@ pub(super) fn server_authorizations(
                                 e.to_string(),
                             )
                         })?;
-                    ids.into_iter().for_each(|id| set.add(id));
+                    ids.into_iter().for_each(|id| set.add(&id));
                 }
                 if set.is_empty() {
                     return Err(error(

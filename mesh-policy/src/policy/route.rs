@@ -19,7 +19,8 @@ pub(crate) struct MatchEntry {
 impl MatchEntry {
     #[inline]
     pub(crate) fn matches(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
-        (self.hosts.is_empty() || host_of(uri, headers).is_some_and(|h| self.hosts.iter().any(|m| m.matches(h))))
+        (self.hosts.is_empty()
+            || host_of(uri, headers).is_some_and(|h| self.hosts.iter().any(|m| m.matches(h))))
             && self.matcher.matches_head(method, uri, headers)
     }
 

@@ -117,10 +117,12 @@ impl FromStr for Cidr {
             }
             return Ok(Cidr(net));
         }
-        s.parse::<IpAddr>().map(|a| Cidr(IpNet::from(a))).map_err(|_| InvalidCidr {
-            input: s.into(),
-            host_bits: false,
-        })
+        s.parse::<IpAddr>()
+            .map(|a| Cidr(IpNet::from(a)))
+            .map_err(|_| InvalidCidr {
+                input: s.into(),
+                host_bits: false,
+            })
     }
 }
 

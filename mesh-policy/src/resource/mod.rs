@@ -10,6 +10,7 @@ pub(crate) mod read;
 mod selector;
 mod server;
 
+pub(crate) use self::read::{Entry, Resources};
 pub use self::{
     authn::{
         Cidr, InvalidCidr, MeshTlsAuthentication, MeshTlsAuthenticationSpec, Network,
@@ -23,4 +24,3 @@ pub use self::{
     selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator},
     server::{PortRef, ProxyProtocol, Server, ServerSpec},
 };
-pub(crate) use self::read::{Entry, Resources};

@@ -84,10 +84,18 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     push(&mut r.server_authorizations, &mut r.warnings, parsed);
                 }
                 AuthorizationPolicy::KIND => {
-                    push(&mut r.authorization_policies, &mut r.warnings, document.read()?);
+                    push(
+                        &mut r.authorization_policies,
+                        &mut r.warnings,
+                        document.read()?,
+                    );
                 }
-                MeshTlsAuthentication::KIND => push(&mut r.mesh_tls, &mut r.warnings, document.read()?),
-                NetworkAuthentication::KIND => push(&mut r.networks, &mut r.warnings, document.read()?),
+                MeshTlsAuthentication::KIND => {
+                    push(&mut r.mesh_tls, &mut r.warnings, document.read()?)
+                }
+                NetworkAuthentication::KIND => {
+                    push(&mut r.networks, &mut r.warnings, document.read()?)
+                }
                 HttpRoute::KIND => push(&mut r.routes, &mut r.warnings, document.read()?),
                 _ => r.warnings.other_kind(document.into_other()),
             }
@@ -96,7 +104,11 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
     Ok(resources)
 }
 
-fn push<'t, T>(entries: &mut Vec<Entry<'t, T>>, warnings: &mut PolicyWarnings, parsed: Parsed<'t, T>) {
+fn push<'t, T>(
+    entries: &mut Vec<Entry<'t, T>>,
+    warnings: &mut PolicyWarnings,
+    parsed: Parsed<'t, T>,
+) {
     for field in parsed.ignored {
         warnings.ignored_field(field);
     }

@@ -62,7 +62,8 @@ impl LabelSelector {
             .iter()
             .enumerate()
             .find_map(|(i, e)| {
-                let needs_values = matches!(e.operator, SelectorOperator::In | SelectorOperator::NotIn);
+                let needs_values =
+                    matches!(e.operator, SelectorOperator::In | SelectorOperator::NotIn);
                 match (needs_values, e.values.is_empty()) {
                     (true, true) => Some((
                         format!("matchExpressions[{i}].values"),

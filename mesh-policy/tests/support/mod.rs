@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 
@@ -76,7 +76,9 @@ pub fn decide(
         },
         addr: ip.map(|ip| ip.parse::<IpAddr>().unwrap()),
     };
-    let mut req = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap()).uri(uri);
+    let mut req = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -87,7 +89,9 @@ pub fn decide(
 pub fn as_want(decision: &Decision<'_>) -> Want {
     let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
     match decision {
-        Decision::Allow(a) if a.is_audit() => Want::Audit(leak(a.server()), leak(a.route()), leak(a.authz())),
+        Decision::Allow(a) if a.is_audit() => {
+            Want::Audit(leak(a.server()), leak(a.route()), leak(a.authz()))
+        }
         Decision::Allow(a) => Want::Allow(leak(a.server()), leak(a.route()), leak(a.authz())),
         Decision::Deny(d) => Want::Deny(leak(d.server())),
         Decision::NotFound(n) => Want::NotFound(leak(n.server())),

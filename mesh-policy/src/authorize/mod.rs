@@ -1,0 +1,126 @@
+//! Authorizing each HTTP request.
+//!
+//! [`Authorize`] checks every request against the policy in force before
+//! it reaches the service inside. It answers the failures it owns itself,
+//! and the connection stays open for the client's next request:
+//!
+//! | decision | HTTP | gRPC |
+//! |---|---|---|
+//! | denied | 403 | `grpc-status: 7` (`PERMISSION_DENIED`) |
+//! | no route matched | 404 | `grpc-status: 5` (`NOT_FOUND`) |
+//!
+//! An allowed request goes on with two extensions: an
+//! [`Authorized`](mesh_core::labels::Authorized) naming the Server, route
+//! and authorization (and whether only audit mode let it through), and a
+//! [`RouteId`](mesh_core::RouteId), which metrics read for their labels.
+//!
+//! The client comes from the request's
+//! [`ConnectionInfo`](mesh_core::ConnectionInfo), which the mesh's server
+//! inserts. A request without one is treated as an unauthenticated client
+//! with no address, so a covered port denies it. The port is the one the
+//! connection was accepted on, unless the layer is given one
+//! ([`AuthorizeLayer::with_port`]): a sidecar whose inbound listener
+//! forwards to an application port authorizes as that port.
+
+mod future;
+mod layer;
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use mesh_core::{ConnectionInfo, ProxyErrorKind, RouteId, labels::Authorized};
+use tower_service::Service;
+
+pub use self::{future::ResponseFuture, layer::AuthorizeLayer};
+use crate::{Client, Decision, PolicyStore};
+
+/// Authorizes each request; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Authorize<S> {
+    inner: S,
+    store: PolicyStore,
+    port: Option<u16>,
+}
+
+impl<S> Authorize<S> {
+    /// Authorizes requests to `inner` against the policy in `store`.
+    pub fn new(inner: S, store: PolicyStore) -> Self {
+        Self {
+            inner,
+            store,
+            port: None,
+        }
+    }
+
+    /// Authorizes every request as if it arrived on `port`.
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+}
+
+enum Outcome {
+    Allow(Authorized, RouteId),
+    Refuse(ProxyErrorKind),
+}
+
+impl<S, B, RB> Service<Request<B>> for Authorize<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, RB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let outcome = {
+            let info = req.extensions().get::<ConnectionInfo>();
+            // Without a port, nothing is covered: the default policy decides.
+            let port = self.port.or(info.map(|i| i.local_addr.port())).unwrap_or(0);
+            let client = Client::from_connection(info);
+            let policy = self.store.load();
+            let decision = policy.evaluate(port, &client, &req);
+            decision.record(client.tls);
+            match &decision {
+                Decision::Allow(allowed) => {
+                    if allowed.is_audit() {
+                        tracing::debug!(
+                            server = allowed.server(),
+                            route = allowed.route(),
+                            audit = true,
+                            "request allowed by audit mode; it would be denied"
+                        );
+                    }
+                    Outcome::Allow(allowed.authorized(), allowed.route_id())
+                }
+                Decision::Deny(denied) => {
+                    tracing::debug!(
+                        server = denied.server(),
+                        route = denied.route(),
+                        policy = denied.policy(),
+                        "request denied"
+                    );
+                    Outcome::Refuse(ProxyErrorKind::Denied)
+                }
+                Decision::NotFound(nf) => {
+                    tracing::debug!(server = nf.server(), "no route matched the request");
+                    Outcome::Refuse(ProxyErrorKind::NoRoute)
+                }
+            }
+        };
+        match outcome {
+            Outcome::Allow(authorized, route) => {
+                req.extensions_mut().insert(authorized);
+                req.extensions_mut().insert(route);
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Outcome::Refuse(kind) => ResponseFuture::respond(kind.response(&req)),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Why a request would be allowed or denied, for operators debugging a
+//! denial (`sidecar policy explain`).
+
+use std::{fmt, net::IpAddr};
+
+use http::{HeaderMap, Method, Uri};
+use mesh_core::Identity;
+
+use crate::{
+    AuthzKind, Client, ClientTls, Decision, DefaultPolicy, Policy,
+    policy::{RouteEntry, ServerEntry},
+    resource::ProxyProtocol,
+};
+
+/// A hypothetical request to explain.
+#[derive(Clone, Debug)]
+pub struct ExplainQuery {
+    /// The port it arrives on.
+    pub port: u16,
+    /// The client's mesh identity; `None` for a client without one.
+    pub identity: Option<Identity>,
+    /// For a client without an identity: whether it uses TLS (without a
+    /// certificate) rather than plaintext.
+    pub tls_without_identity: bool,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// The method.
+    pub method: Method,
+    /// The path, with any query, or an absolute URI (whose host routes
+    /// with hostnames see).
+    pub uri: Uri,
+    /// Request headers.
+    pub headers: HeaderMap,
+}
+
+impl ExplainQuery {
+    /// A plaintext `GET /` on `port` from no address.
+    pub fn new(port: u16) -> Self {
+        Self {
+            port,
+            identity: None,
+            tls_without_identity: false,
+            client_ip: None,
+            method: Method::GET,
+            uri: Uri::from_static("/"),
+            headers: HeaderMap::new(),
+        }
+    }
+}
+
+/// The decision for an [`ExplainQuery`] and how it was reached.
+/// Its `Display` is what the CLI prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// `allow`, `allow (audit)`, `deny` or `not found`, as the layer would
+    /// answer.
+    pub decision: String,
+    /// The HTTP status the layer would answer with, when it answers itself
+    /// (403 or 404).
+    pub status: Option<u16>,
+    /// The client, in words.
+    pub client: String,
+    /// The server that covers the port, and where it came from.
+    pub server: String,
+    /// The route the request matched, if any.
+    pub route: Option<String>,
+    /// Every authorization of that route, in the order they are tried.
+    pub authorizations: Vec<ExplainedAuthz>,
+    /// What happens when no authorization matches.
+    pub fallback: String,
+}
+
+/// One authorization considered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainedAuthz {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: AuthzKind,
+    /// Whether every requirement held.
+    pub matched: bool,
+    /// Each requirement, and whether it held.
+    pub requirements: Vec<String>,
+}
+
+impl Policy {
+    /// Explains the decision for `query`: the decision itself comes from
+    /// the same evaluation requests get; the rest lists the Server, the
+    /// route and every authorization considered, and why each matched or
+    /// not.
+    pub fn explain(&self, query: &ExplainQuery) -> Explanation {
+        let tls = match (&query.identity, query.tls_without_identity) {
+            (Some(id), _) => ClientTls::Mutual(id),
+            (None, true) => ClientTls::NoClientCert,
+            (None, false) => ClientTls::Plaintext,
+        };
+        let client = Client {
+            tls,
+            addr: query.client_ip,
+        };
+        let decision = self.evaluate_head(
+            query.port,
+            &client,
+            &query.method,
+            &query.uri,
+            &query.headers,
+        );
+        let (decision_text, status) = match &decision {
+            Decision::Allow(a) if a.is_audit() => {
+                ("allow (audit: a deny would refuse it)".to_owned(), None)
+            }
+            Decision::Allow(a) => (format!("allow by {}", a.authz()), None),
+            Decision::Deny(d) => (format!("deny by {}", d.policy()), Some(403)),
+            Decision::NotFound(_) => ("not found: no route matches".to_owned(), Some(404)),
+        };
+        let server = self.server_for(query.port);
+        let route = server.route_for(&query.method, &query.uri, &query.headers);
+        Explanation {
+            decision: decision_text,
+            status,
+            client: describe_client(&client),
+            server: describe_server(server, query.port),
+            route: route.map(|r| r.name.to_string()),
+            authorizations: route
+                .map(|r| authorizations(r, &client))
+                .unwrap_or_default(),
+            fallback: describe_fallback(server),
+        }
+    }
+}
+
+fn authorizations(route: &RouteEntry, client: &Client<'_>) -> Vec<ExplainedAuthz> {
+    route
+        .authz
+        .iter()
+        .map(|rule| ExplainedAuthz {
+            name: rule.authz.name.to_string(),
+            kind: rule.authz.kind,
+            matched: rule.authz.allows(client),
+            requirements: if rule.authz.requirements.is_empty() {
+                vec!["no requirements: every client".to_owned()]
+            } else {
+                rule.authz
+                    .requirements
+                    .iter()
+                    .map(|r| r.explain(client))
+                    .collect()
+            },
+        })
+        .collect()
+}
+
+fn describe_client(client: &Client<'_>) -> String {
+    let tls = match client.tls {
+        ClientTls::Plaintext => "plaintext".to_owned(),
+        ClientTls::NoClientCert => "TLS without a client certificate".to_owned(),
+        ClientTls::Mutual(id) => format!("mutual TLS as {id}"),
+    };
+    match client.addr {
+        Some(addr) => format!("{tls} from {addr}"),
+        None => format!("{tls} from an unknown address"),
+    }
+}
+
+fn describe_server(server: &ServerEntry, port: u16) -> String {
+    match &server.source {
+        Some(source) => {
+            let protocol = match server.protocol {
+                ProxyProtocol::Unknown => String::new(),
+                p => format!(", {p}"),
+            };
+            format!(
+                "{} (Server in {}, port {}{protocol})",
+                server.name, source.document, source.port
+            )
+        }
+        None => format!("{} (no Server covers port {port})", server.name),
+    }
+}
+
+fn describe_fallback(server: &ServerEntry) -> String {
+    let policy = server.fallback.policy;
+    let what = match policy {
+        DefaultPolicy::Deny => "deny".to_owned(),
+        DefaultPolicy::Audit => "allow, flagged as audit".to_owned(),
+        _ => {
+            let reqs: Vec<String> = server
+                .fallback
+                .authz
+                .requirements
+                .iter()
+                .map(|r| r.describe())
+                .collect();
+            if reqs.is_empty() {
+                "allow every client".to_owned()
+            } else {
+                format!("allow clients with {}", reqs.join(" and "))
+            }
+        }
+    };
+    let source = if server.source.is_some() {
+        "accessPolicy"
+    } else {
+        "default policy"
+    };
+    format!("{source} {policy}: {what}")
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "decision: {}", self.decision)?;
+        if let Some(status) = self.status {
+            write!(f, " (HTTP {status})")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "client:   {}", self.client)?;
+        writeln!(f, "server:   {}", self.server)?;
+        match &self.route {
+            Some(route) => writeln!(f, "route:    {route}")?,
+            None => writeln!(f, "route:    none matched")?,
+        }
+        if self.route.is_some() {
+            if self.authorizations.is_empty() {
+                writeln!(f, "authorizations: none")?;
+            } else {
+                writeln!(f, "authorizations, in order:")?;
+            }
+            for a in &self.authorizations {
+                let mark = if a.matched { "match" } else { "no match" };
+                writeln!(f, "  - {} ({}): {mark}", a.name, a.kind.as_str())?;
+                for r in &a.requirements {
+                    writeln!(f, "      {r}")?;
+                }
+            }
+        }
+        write!(f, "fallback: {}", self.fallback)
+    }
+}
