@@ -1,0 +1,191 @@
+//! Linkerd's retry and timeout annotations.
+
+use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
+
+use mesh_core::classify::{GrpcCodes, StatusRanges};
+
+use super::GoDuration;
+
+/// The annotation prefixes this module reads; any other key under them is
+/// reported as unknown.
+const PREFIXES: [&str; 2] = ["retry.linkerd.io/", "timeout.linkerd.io/"];
+
+/// Linkerd's per-route retry and timeout annotations, on an `HTTPRoute`:
+///
+/// | annotation | value | meaning |
+/// |---|---|---|
+/// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated | HTTP statuses to retry |
+/// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry |
+/// | `retry.linkerd.io/limit` | a number, at least 1 | retries per request (attempts − 1) |
+/// | `retry.linkerd.io/timeout` | a Go duration | the per-try timeout |
+/// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
+/// | `timeout.linkerd.io/idle` | a Go duration | the response body idle timeout |
+///
+/// Any `retry.linkerd.io/*` annotation turns retries on for the route.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinkerdAnnotations {
+    /// `retry.linkerd.io/http`.
+    pub http: Option<StatusRanges>,
+    /// `retry.linkerd.io/grpc`.
+    pub grpc: Option<GrpcCodes>,
+    /// `retry.linkerd.io/limit`: retries, not attempts.
+    pub limit: Option<NonZeroU32>,
+    /// `retry.linkerd.io/timeout`.
+    pub per_try: Option<Duration>,
+    /// `timeout.linkerd.io/request`.
+    pub request: Option<Duration>,
+    /// `timeout.linkerd.io/idle`.
+    pub idle: Option<Duration>,
+    /// Keys under `retry.linkerd.io/` or `timeout.linkerd.io/` that are not
+    /// read, to warn about.
+    pub unknown: Vec<String>,
+}
+
+/// An annotation whose value is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidAnnotation {
+    /// The annotation's key.
+    pub key: String,
+    /// What is wrong, with what is allowed.
+    pub message: String,
+}
+
+impl LinkerdAnnotations {
+    /// Reads the annotations this module knows from `annotations`.
+    ///
+    /// # Errors
+    ///
+    /// The first annotation whose value is wrong: statuses or codes that do
+    /// not parse, a limit that is zero or not a number, a duration that does
+    /// not parse.
+    pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Self, InvalidAnnotation> {
+        let mut parsed = Self::default();
+        for (key, value) in annotations {
+            if !PREFIXES.iter().any(|p| key.starts_with(p)) {
+                continue;
+            }
+            let invalid = |message: String| InvalidAnnotation {
+                key: key.clone(),
+                message,
+            };
+            let duration = || {
+                GoDuration::parse(value.trim())
+                    .map(GoDuration::get)
+                    .map_err(|e| invalid(e.to_string()))
+            };
+            match key.as_str() {
+                "retry.linkerd.io/http" => {
+                    parsed.http =
+                        Some(value.parse().map_err(|e| {
+                            invalid(format!("invalid http statuses {value:?}: {e}"))
+                        })?);
+                }
+                "retry.linkerd.io/grpc" => {
+                    parsed.grpc = Some(
+                        value
+                            .parse()
+                            .map_err(|e| invalid(format!("invalid grpc codes {value:?}: {e}")))?,
+                    );
+                }
+                "retry.linkerd.io/limit" => {
+                    let limit = value
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(NonZeroU32::new)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "retry limit {value:?} must be a whole number of retries, at least 1"
+                            ))
+                        })?;
+                    parsed.limit = Some(limit);
+                }
+                "retry.linkerd.io/timeout" => parsed.per_try = Some(duration()?),
+                "timeout.linkerd.io/request" => parsed.request = Some(duration()?),
+                "timeout.linkerd.io/idle" => parsed.idle = Some(duration()?),
+                _ => parsed.unknown.push(key.clone()),
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Whether any `retry.linkerd.io/*` annotation is set.
+    pub fn retries(&self) -> bool {
+        self.http.is_some() || self.grpc.is_some() || self.limit.is_some() || self.per_try.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_annotation_is_read() {
+        let parsed = LinkerdAnnotations::parse(&annotations(&[
+            ("retry.linkerd.io/http", "5xx,429"),
+            ("retry.linkerd.io/grpc", "unavailable,internal"),
+            ("retry.linkerd.io/limit", "2"),
+            ("retry.linkerd.io/timeout", "300ms"),
+            ("timeout.linkerd.io/request", "10s"),
+            ("timeout.linkerd.io/idle", "1m"),
+            ("retry.linkerd.io/bogus", "x"),
+            ("unrelated.example.com/key", "y"),
+        ]))
+        .unwrap();
+        assert_eq!(parsed.http, Some("5xx,429".parse().unwrap()));
+        assert_eq!(parsed.grpc, Some("unavailable,internal".parse().unwrap()));
+        assert_eq!(parsed.limit, NonZeroU32::new(2));
+        assert_eq!(parsed.per_try, Some(Duration::from_millis(300)));
+        assert_eq!(parsed.request, Some(Duration::from_secs(10)));
+        assert_eq!(parsed.idle, Some(Duration::from_secs(60)));
+        assert_eq!(parsed.unknown, ["retry.linkerd.io/bogus"]);
+        assert!(parsed.retries());
+    }
+
+    #[test]
+    fn wrong_values_name_their_annotation() {
+        for (key, value, message) in [
+            (
+                "retry.linkerd.io/limit",
+                "0",
+                "retry limit \"0\" must be a whole number of retries, at least 1",
+            ),
+            (
+                "retry.linkerd.io/limit",
+                "many",
+                "retry limit \"many\" must be a whole number of retries, at least 1",
+            ),
+            (
+                "retry.linkerd.io/timeout",
+                "5 seconds",
+                "invalid duration \"5 seconds\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
+            ),
+            (
+                "timeout.linkerd.io/request",
+                "soon",
+                "invalid duration \"soon\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
+            ),
+            (
+                "retry.linkerd.io/http",
+                "6xy",
+                "invalid http statuses \"6xy\": expected an http status, a range such as `500-504`, a class such as `5xx`, or `gateway-error`",
+            ),
+            (
+                "retry.linkerd.io/grpc",
+                "flaky",
+                "invalid grpc codes \"flaky\": unknown grpc status code",
+            ),
+        ] {
+            let err = LinkerdAnnotations::parse(&annotations(&[(key, value)])).unwrap_err();
+            assert_eq!(err.key, key);
+            assert_eq!(err.message, message);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Durations as Linkerd writes them: Go's `time.ParseDuration`.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use serde::Deserialize;
+
+/// A duration in Go's notation, which Linkerd's annotations and
+/// ServiceProfiles use: one or more decimal numbers, each with a unit (`ns`,
+/// `us` or `µs`, `ms`, `s`, `m`, `h`), such as `300ms`, `1.5s` or `1h30m`.
+/// A bare `0` is zero. Signs are not accepted: no timeout is negative.
+///
+/// Every Gateway API duration (`10s`, `1h30m`) is also a Go duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct GoDuration(Duration);
+
+impl GoDuration {
+    /// Parses a Go duration.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidGoDuration`] when `s` is not one.
+    pub fn parse(s: &str) -> Result<Self, InvalidGoDuration> {
+        let invalid = || InvalidGoDuration { input: s.into() };
+        if s == "0" {
+            return Ok(Self(Duration::ZERO));
+        }
+        if s.is_empty() {
+            return Err(invalid());
+        }
+        let mut rest = s;
+        let mut nanos: u128 = 0;
+        while !rest.is_empty() {
+            let number_len = rest
+                .find(|c: char| !c.is_ascii_digit() && c != '.')
+                .ok_or_else(invalid)?;
+            let (number, after) = rest.split_at(number_len);
+            let unit_len = after
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(after.len());
+            let (unit, after) = after.split_at(unit_len);
+            let per_unit: u128 = match unit {
+                "ns" => 1,
+                "us" | "µs" | "μs" => 1_000,
+                "ms" => 1_000_000,
+                "s" => 1_000_000_000,
+                "m" => 60_000_000_000,
+                "h" => 3_600_000_000_000,
+                _ => return Err(invalid()),
+            };
+            nanos = nanos
+                .checked_add(scaled(number, per_unit).ok_or_else(invalid)?)
+                .ok_or_else(invalid)?;
+            rest = after;
+        }
+        let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| invalid())?;
+        // The remainder is below 10^9, so it fits a u32.
+        let sub = (nanos % 1_000_000_000) as u32;
+        Ok(Self(Duration::new(secs, sub)))
+    }
+
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+/// `number` (digits with at most one `.`) times `per_unit` nanoseconds,
+/// with the fraction truncated to whole nanoseconds.
+fn scaled(number: &str, per_unit: u128) -> Option<u128> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return None;
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut total = whole.checked_mul(per_unit)?;
+    let mut scale = per_unit;
+    for digit in fraction.bytes() {
+        scale /= 10;
+        total = total.checked_add(u128::from(digit - b'0') * scale)?;
+    }
+    Some(total)
+}
+
+impl From<GoDuration> for Duration {
+    fn from(d: GoDuration) -> Self {
+        d.0
+    }
+}
+
+impl From<Duration> for GoDuration {
+    fn from(d: Duration) -> Self {
+        Self(d)
+    }
+}
+
+impl FromStr for GoDuration {
+    type Err = InvalidGoDuration;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for GoDuration {
+    type Error = InvalidGoDuration;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+/// A string that is not a Go duration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidGoDuration {
+    input: Box<str>,
+}
+
+impl InvalidGoDuration {
+    /// The string as given.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+impl fmt::Display for InvalidGoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid duration {:?}: expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for InvalidGoDuration {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        for (text, expected) in [
+            ("0", Duration::ZERO),
+            ("300ms", Duration::from_millis(300)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("2m0.5s", Duration::from_millis(120_500)),
+            ("10us", Duration::from_micros(10)),
+            ("10µs", Duration::from_micros(10)),
+            ("7ns", Duration::from_nanos(7)),
+            (".5s", Duration::from_millis(500)),
+        ] {
+            assert_eq!(GoDuration::parse(text).unwrap().get(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_durations_are_refused() {
+        for text in [
+            "",
+            "10",
+            "s",
+            "1.2.3s",
+            "-1s",
+            "10 s",
+            "5d",
+            "1e3ms",
+            "ten seconds",
+        ] {
+            let err = GoDuration::parse(text).unwrap_err();
+            assert_eq!(err.input(), text);
+        }
+        assert_eq!(
+            GoDuration::parse("5d").unwrap_err().to_string(),
+            "invalid duration \"5d\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m"
+        );
+    }
+}

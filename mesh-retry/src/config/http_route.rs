@@ -1,0 +1,208 @@
+//! An `HTTPRoute` rule's retries and timeouts.
+
+use std::{num::NonZeroU32, time::Duration};
+
+use mesh_core::{
+    classify::StatusRanges,
+    resource::{
+        DocumentContext, GatewayDuration, HttpRoute, HttpRouteRule, ResourceError,
+        ResourceErrorKind,
+    },
+};
+use serde::Deserialize;
+
+use super::{ConfigWarning, GoDuration, LinkerdAnnotations, RouteRetryPolicy};
+use crate::{Backoff, RetryPolicy, Timeouts};
+
+/// The part of an `HTTPRoute` that the Gateway API does not define but
+/// some guides write: a rule's `retries: {numRetries, timeout}`. It is read
+/// as `retry.attempts` and `timeouts.backendRequest`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(super) struct GuideRetries {
+    #[serde(default)]
+    spec: GuideSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct GuideSpec {
+    #[serde(default)]
+    rules: Vec<GuideRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct GuideRule {
+    #[serde(default)]
+    retries: Option<GuideRetry>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GuideRetry {
+    #[serde(default)]
+    num_retries: Option<u32>,
+    #[serde(default)]
+    timeout: Option<GoDuration>,
+}
+
+impl GuideRetries {
+    /// Whether rule `index` has a `retries` block.
+    pub(super) fn has(&self, index: usize) -> bool {
+        self.rule(index).is_some()
+    }
+
+    fn rule(&self, index: usize) -> Option<GuideRetry> {
+        self.spec.rules.get(index).and_then(|r| r.retries)
+    }
+}
+
+/// Every rule of `route` as a policy, in order, with warnings for what the
+/// rules hold that is not applied.
+pub(super) fn rule_policies(
+    route: &HttpRoute,
+    guide: &GuideRetries,
+    context: &DocumentContext<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Vec<RouteRetryPolicy>, ResourceError> {
+    let annotations = LinkerdAnnotations::parse(&route.metadata.annotations).map_err(|e| {
+        context.error(
+            ResourceErrorKind::InvalidValue,
+            &format!("metadata.annotations.{}", e.key),
+            e.message,
+        )
+    })?;
+    for key in &annotations.unknown {
+        warnings.push(ConfigWarning::new(
+            context,
+            format!("metadata.annotations.{key}"),
+            format!("unknown annotation {key} is ignored"),
+        ));
+    }
+    let matches = route.rule_matches().map_err(|e| context.match_error(e))?;
+    route
+        .spec
+        .rules
+        .iter()
+        .zip(matches)
+        .enumerate()
+        .map(|(i, (rule, matches))| {
+            let at = format!("spec.rules[{i}]");
+            for (j, filter) in rule.filters.iter().enumerate() {
+                if let mesh_core::resource::HttpRouteFilter::Unsupported { type_name } = filter {
+                    warnings.push(ConfigWarning::new(
+                        context,
+                        format!("{at}.filters[{j}]"),
+                        format!(
+                            "{type_name} filters are not supported; the rule applies without it"
+                        ),
+                    ));
+                }
+            }
+            let name = rule.name.as_deref().unwrap_or(&route.metadata.name);
+            Ok(RouteRetryPolicy {
+                name: name.into(),
+                matches,
+                retry: retry_policy(rule, guide.rule(i), &annotations, context, &at)?,
+                timeouts: timeouts(rule, guide.rule(i), &annotations),
+            })
+        })
+        .collect()
+}
+
+/// The rule's retry policy. Fields of the rule win over the route's
+/// annotations; a rule with neither retries nothing.
+fn retry_policy(
+    rule: &HttpRouteRule,
+    guide: Option<GuideRetry>,
+    annotations: &LinkerdAnnotations,
+    context: &DocumentContext<'_>,
+    at: &str,
+) -> Result<RetryPolicy, ResourceError> {
+    let gateway = rule.retry.as_ref();
+    if gateway.is_none() && guide.is_none() && !annotations.retries() {
+        return Ok(RetryPolicy::never());
+    }
+    let zero = |field: &str| {
+        context.error(
+            ResourceErrorKind::InvalidValue,
+            &format!("{at}.{field}"),
+            "attempts must be at least 1: a rule that should not retry has no retry block",
+        )
+    };
+    let mut policy = RetryPolicy::default();
+    if let Some(http) = annotations.http {
+        policy = policy.with_http_statuses(http);
+    }
+    if let Some(grpc) = annotations.grpc {
+        policy = policy.with_grpc_codes(grpc);
+    }
+    let mut retries = annotations.limit.map(NonZeroU32::get);
+    if let Some(guide) = guide {
+        retries = match guide.num_retries {
+            Some(0) => return Err(zero("retries.numRetries")),
+            Some(n) => Some(n),
+            None => retries,
+        };
+    }
+    if let Some(gateway) = gateway {
+        retries = match gateway.attempts {
+            Some(0) => return Err(zero("retry.attempts")),
+            Some(n) => Some(n),
+            None => retries,
+        };
+        if !gateway.codes.is_empty() {
+            policy = policy.with_http_statuses(codes(&gateway.codes, context, at)?);
+        }
+        if let Some(base) = gateway.backoff.map(GatewayDuration::get) {
+            let max = base.max(Backoff::default().max());
+            policy = policy.with_backoff(Backoff::new(base, max).unwrap_or_default());
+        }
+    }
+    if let Some(attempts) = retries.and_then(|r| NonZeroU32::new(r.saturating_add(1))) {
+        policy = policy.with_max_attempts(attempts);
+    }
+    Ok(policy)
+}
+
+/// `retry.codes` as a status set.
+fn codes(
+    codes: &[u16],
+    context: &DocumentContext<'_>,
+    at: &str,
+) -> Result<StatusRanges, ResourceError> {
+    codes
+        .iter()
+        .enumerate()
+        .try_fold(StatusRanges::empty(), |set, (i, &code)| {
+            set.with_range(code..=code).map_err(|e| {
+                context.error(
+                    ResourceErrorKind::InvalidValue,
+                    &format!("{at}.retry.codes[{i}]"),
+                    e.to_string(),
+                )
+            })
+        })
+}
+
+/// The rule's timeouts. `timeouts.request: 0s` turns the request timeout
+/// off, as GEP-1742 says.
+fn timeouts(
+    rule: &HttpRouteRule,
+    guide: Option<GuideRetry>,
+    annotations: &LinkerdAnnotations,
+) -> Timeouts {
+    let gateway = rule.timeouts.unwrap_or_default();
+    let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+    Timeouts {
+        request: match gateway.request {
+            Some(request) => nonzero(request.get()),
+            None => annotations.request.and_then(nonzero),
+        },
+        per_try: gateway
+            .backend_request
+            .map(GatewayDuration::get)
+            .or(guide.and_then(|g| g.timeout).map(GoDuration::get))
+            .or(annotations.per_try)
+            .and_then(nonzero),
+        idle: annotations.idle.and_then(nonzero),
+    }
+}

@@ -1,0 +1,302 @@
+//! Retry and timeout policies from the resources users already write.
+//!
+//! [`load`] reads a multi-document YAML text and returns, per service, the
+//! policies of its routes ([`RouteRetryPolicy`]: matches, retry policy,
+//! timeouts) and its retry budget ([`ServiceRetryPolicy`]). It reads:
+//!
+//! - **`HTTPRoute`s whose parent is a `Service`** (Gateway API or Linkerd's
+//!   `policy.linkerd.io` versions): each rule's `matches`, `timeouts.request`
+//!   and `timeouts.backendRequest` (GEP-1742), and `retry.codes`,
+//!   `retry.attempts` and `retry.backoff` (GEP-1731); Linkerd's
+//!   [annotations](LinkerdAnnotations) on the route; and the non-standard
+//!   `retries: {numRetries, timeout}` that some guides write, read as
+//!   `retry.attempts` and `timeouts.backendRequest`. A rule's own fields win
+//!   over the route's annotations. Filters of types that are not supported,
+//!   such as `RequestMirror`, are named in a [`ConfigWarning`].
+//! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
+//!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
+//!   `condition`, `responseClasses`, `isRetryable` and `timeout`.
+//!
+//! Other kinds are left to their readers and are not reported.
+//!
+//! A service's routes are matched in order, first match wins: its
+//! `HTTPRoute` rules in document order, then its ServiceProfile routes.
+//! **This differs from Linkerd**, which ignores a service's `HTTPRoute`s
+//! entirely while it has a ServiceProfile; here the profile still supplies
+//! the budget and the routes no `HTTPRoute` rule covers. (The Gateway API
+//! orders rules by how specific their matches are; this reader keeps the
+//! order they are written in.)
+//!
+//! A value out of range is an error that names the document, the field,
+//! the line and the allowed range:
+//!
+//! ```text
+//! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10
+//! ```
+
+use std::{fmt, sync::Arc};
+
+use http::Request;
+use mesh_core::{
+    resource::{DocumentContext, Documents, HttpRoute, ResourceError, ResourceErrorKind},
+    route::RouteMatch,
+};
+
+use crate::{BudgetConfig, RetryPolicy, Timeouts};
+
+mod annotations;
+mod budget;
+mod duration;
+mod http_route;
+mod service_profile;
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    annotations::{InvalidAnnotation, LinkerdAnnotations},
+    budget::{BudgetSpec, InvalidBudgetSpec, MinRetryRate},
+    duration::{GoDuration, InvalidGoDuration},
+    service_profile::{
+        ProfileRoute, RequestCondition, ResponseClassSpec, ResponseCondition, ServiceProfile,
+        ServiceProfileSpec, StatusBounds, StatusRange,
+    },
+};
+
+/// One route's policy: which requests it covers, how they are retried, and
+/// their timeouts. Build the route's layers with
+/// [`layer`](Self::layer).
+#[derive(Clone, Debug)]
+pub struct RouteRetryPolicy {
+    /// The route's name, for metric labels: the rule's `name`, else the
+    /// `HTTPRoute`'s name; or the ServiceProfile route's `name`.
+    pub name: Arc<str>,
+    /// The requests on the route: those that meet any of these.
+    pub matches: Vec<RouteMatch>,
+    /// How the route's requests are retried.
+    pub retry: RetryPolicy,
+    /// The route's timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl RouteRetryPolicy {
+    /// Whether `req` is on this route.
+    pub fn matches<B>(&self, req: &Request<B>) -> bool {
+        self.matches.iter().any(|m| m.matches_request(req))
+    }
+}
+
+/// A service's routes, first match wins, and its retry budget.
+#[derive(Clone, Debug)]
+pub struct ServiceRetryPolicy {
+    /// The service's name.
+    pub name: String,
+    /// The service's namespace, when the resources name one.
+    pub namespace: Option<String>,
+    /// The budget its routes share: the ServiceProfile's `retryBudget`, or
+    /// the default.
+    pub budget: BudgetConfig,
+    /// The routes, in the order they are matched.
+    pub routes: Vec<RouteRetryPolicy>,
+}
+
+impl ServiceRetryPolicy {
+    fn new(name: String, namespace: Option<String>) -> Self {
+        Self {
+            name,
+            namespace,
+            budget: BudgetConfig::default(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The first route `req` is on, if any. A request on no route is not
+    /// retried and has no timeout.
+    pub fn route_for<B>(&self, req: &Request<B>) -> Option<&RouteRetryPolicy> {
+        self.routes.iter().find(|route| route.matches(req))
+    }
+}
+
+/// What [`load`] read.
+#[derive(Clone, Debug, Default)]
+pub struct RetryResources {
+    /// The services, in the order they were first named.
+    pub services: Vec<ServiceRetryPolicy>,
+    /// What was read but is not applied.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl RetryResources {
+    /// The policy of service `name` in `namespace`.
+    pub fn service(&self, name: &str, namespace: Option<&str>) -> Option<&ServiceRetryPolicy> {
+        self.services
+            .iter()
+            .find(|s| s.name == name && s.namespace.as_deref() == namespace)
+    }
+
+    fn service_mut(&mut self, name: &str, namespace: Option<&str>) -> &mut ServiceRetryPolicy {
+        let i = match self
+            .services
+            .iter()
+            .position(|s| s.name == name && s.namespace.as_deref() == namespace)
+        {
+            Some(i) => i,
+            None => {
+                let service =
+                    ServiceRetryPolicy::new(name.to_owned(), namespace.map(str::to_owned));
+                self.services.push(service);
+                self.services.len() - 1
+            }
+        };
+        &mut self.services[i]
+    }
+}
+
+/// Something in a document that is read but not applied: an unsupported
+/// filter, an unknown field or annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Where the text came from.
+    pub origin: String,
+    /// The document, from 1.
+    pub document: usize,
+    /// The document's kind.
+    pub kind: String,
+    /// The document's name.
+    pub name: Option<String>,
+    /// The field, such as `spec.rules[0].filters[0]`.
+    pub field: String,
+    /// What is not applied.
+    pub message: String,
+}
+
+impl ConfigWarning {
+    fn new(context: &DocumentContext<'_>, field: String, message: String) -> Self {
+        Self {
+            origin: context.origin().to_owned(),
+            document: context.index(),
+            kind: context.kind().to_owned(),
+            name: context.name().map(str::to_owned),
+            field,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: document {} ({}",
+            self.origin, self.document, self.kind
+        )?;
+        if let Some(name) = &self.name {
+            write!(f, " {name}")?;
+        }
+        write!(f, "): {}: {}", self.field, self.message)
+    }
+}
+
+/// Reads the `HTTPRoute`s and `ServiceProfile`s of `text` into per-service
+/// policies. `origin` (a file name) names the text in errors and warnings.
+///
+/// # Errors
+///
+/// The first document that is malformed or holds a value out of range,
+/// with its field and line.
+pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
+    let mut loaded = RetryResources::default();
+    let mut profiles: Vec<ServiceRetryPolicy> = Vec::new();
+    // A second pass over the same documents, in step with the first, reads
+    // what the HTTPRoute model leaves out: the guides' `retries` block.
+    let mut second = Documents::new(origin, text);
+    for document in Documents::new(origin, text) {
+        let document = document?;
+        let again = second.next().transpose()?;
+        if document.is::<HttpRoute>() {
+            let parsed = document.read::<HttpRoute>()?;
+            let route = parsed.value;
+            let parents: Vec<(String, Option<String>)> = route
+                .spec
+                .parent_refs
+                .iter()
+                .filter(|p| p.is_service())
+                .map(|p| {
+                    let ns = p
+                        .namespace
+                        .clone()
+                        .or_else(|| route.metadata.namespace.clone());
+                    (p.name.clone(), ns)
+                })
+                .collect();
+            if parents.is_empty() {
+                continue;
+            }
+            let guide = match again {
+                Some(doc) => doc.parse::<http_route::GuideRetries>()?.value,
+                None => http_route::GuideRetries::default(),
+            };
+            for ignored in parsed.ignored {
+                let honoured = (0..route.spec.rules.len()).any(|i| {
+                    guide.has(i)
+                        && ignored
+                            .path
+                            .starts_with(&format!("spec.rules[{i}].retries"))
+                });
+                if !honoured {
+                    let message = "unknown field is ignored".to_owned();
+                    loaded.warnings.push(ConfigWarning::new(
+                        &parsed.context,
+                        ignored.path,
+                        message,
+                    ));
+                }
+            }
+            let rules =
+                http_route::rule_policies(&route, &guide, &parsed.context, &mut loaded.warnings)?;
+            for (name, namespace) in parents {
+                loaded
+                    .service_mut(&name, namespace.as_deref())
+                    .routes
+                    .extend(rules.iter().cloned());
+            }
+        } else if document.is::<ServiceProfile>() {
+            let parsed = document.read::<ServiceProfile>()?;
+            let context = parsed.context;
+            for ignored in parsed.ignored {
+                let message = "unknown field is ignored".to_owned();
+                loaded
+                    .warnings
+                    .push(ConfigWarning::new(&context, ignored.path, message));
+            }
+            let profile = parsed.value;
+            let (name, namespace) = profile.service();
+            if profiles
+                .iter()
+                .any(|p| p.name == name && p.namespace == namespace)
+            {
+                return Err(context.error(
+                    ResourceErrorKind::DuplicateName,
+                    "metadata.name",
+                    format!("a second ServiceProfile for service {name}"),
+                ));
+            }
+            let mut service = ServiceRetryPolicy::new(name, namespace);
+            if let Some(spec) = &profile.spec.retry_budget {
+                service.budget = spec.to_config().map_err(|e| {
+                    let field = format!("spec.retryBudget.{}", e.field);
+                    context.error(ResourceErrorKind::InvalidValue, &field, e.message)
+                })?;
+            }
+            service.routes = profile.route_policies(&context)?;
+            // Make sure the service is listed in document order.
+            loaded.service_mut(&service.name, service.namespace.as_deref());
+            profiles.push(service);
+        }
+    }
+    for profile in profiles {
+        let service = loaded.service_mut(&profile.name, profile.namespace.as_deref());
+        service.budget = profile.budget;
+        service.routes.extend(profile.routes);
+    }
+    Ok(loaded)
+}

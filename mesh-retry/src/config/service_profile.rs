@@ -1,0 +1,324 @@
+//! Linkerd's `ServiceProfile`: per-route retries, timeouts and response
+//! classes, and the service's retry budget.
+
+use http::Method;
+use mesh_core::{
+    classify::{Classify, StatusRanges},
+    resource::{
+        ApiVersion, DocumentContext, ObjectMeta, Resource, ResourceError, ResourceErrorKind,
+    },
+    route::{PathMatch, RouteMatch},
+};
+use serde::Deserialize;
+
+use super::{BudgetSpec, GoDuration, RouteRetryPolicy};
+use crate::{RetryPolicy, Timeouts};
+
+/// A `ServiceProfile` (`linkerd.io/v1alpha2`; `policy.linkerd.io/v1beta1`,
+/// as some guides write it, is read the same way).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceProfile {
+    /// The `apiVersion`.
+    pub api_version: ApiVersion,
+    /// Always `ServiceProfile`.
+    pub kind: String,
+    /// The name is the service's fully qualified name, such as
+    /// `emoji.emojivoto.svc.cluster.local`.
+    pub metadata: ObjectMeta,
+    /// The profile.
+    #[serde(default)]
+    pub spec: ServiceProfileSpec,
+}
+
+impl Resource for ServiceProfile {
+    const KIND: &'static str = "ServiceProfile";
+    const API_VERSIONS: &'static [&'static str] =
+        &["linkerd.io/v1alpha2", "policy.linkerd.io/v1beta1"];
+}
+
+/// `spec` of a [`ServiceProfile`].
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceProfileSpec {
+    /// `routes`, matched in order.
+    #[serde(default)]
+    pub routes: Vec<ProfileRoute>,
+    /// `retryBudget`, in Linkerd's or the Gateway API's spelling.
+    #[serde(default)]
+    pub retry_budget: Option<BudgetSpec>,
+}
+
+/// A `routes` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileRoute {
+    /// `name`: the route's metric label.
+    pub name: String,
+    /// `condition`: which requests are on the route.
+    pub condition: RequestCondition,
+    /// `responseClasses`: which responses are failures, first match wins.
+    #[serde(default)]
+    pub response_classes: Vec<ResponseClassSpec>,
+    /// `isRetryable`: whether failures are retried, whatever the method.
+    #[serde(default)]
+    pub is_retryable: bool,
+    /// `timeout`: the request timeout.
+    #[serde(default)]
+    pub timeout: Option<GoDuration>,
+}
+
+/// A request `condition`. The set fields must all hold.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCondition {
+    /// `method`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `pathRegex`, matched against the whole path.
+    #[serde(default)]
+    pub path_regex: Option<String>,
+    /// `all`: every condition holds.
+    #[serde(default)]
+    pub all: Vec<RequestCondition>,
+    /// `any`: at least one condition holds.
+    #[serde(default)]
+    pub any: Vec<RequestCondition>,
+    /// `not`: the condition does not hold. Not supported for routes.
+    #[serde(default)]
+    pub not: Option<Box<RequestCondition>>,
+}
+
+/// A `responseClasses` entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseClassSpec {
+    /// `condition`.
+    pub condition: ResponseCondition,
+    /// `isFailure`.
+    #[serde(default)]
+    pub is_failure: bool,
+}
+
+/// A response `condition`. The set fields must all hold.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct ResponseCondition {
+    /// `status`: a range of statuses.
+    #[serde(default)]
+    pub status: Option<StatusRange>,
+    /// `all`.
+    #[serde(default)]
+    pub all: Vec<ResponseCondition>,
+    /// `any`.
+    #[serde(default)]
+    pub any: Vec<ResponseCondition>,
+    /// `not`.
+    #[serde(default)]
+    pub not: Option<Box<ResponseCondition>>,
+}
+
+/// `status` of a response condition, both ends included. Linkerd writes
+/// `status: {min, max}`; some guides nest the same bounds under `range`,
+/// which is read too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusRange {
+    /// `min`; 100 when absent.
+    #[serde(default)]
+    pub min: Option<u16>,
+    /// `max`; 599 when absent.
+    #[serde(default)]
+    pub max: Option<u16>,
+    /// `range: {min, max}`, the nested spelling.
+    #[serde(default)]
+    pub range: Option<StatusBounds>,
+}
+
+/// The bounds of a nested `range`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusBounds {
+    /// `min`; 100 when absent.
+    #[serde(default)]
+    pub min: Option<u16>,
+    /// `max`; 599 when absent.
+    #[serde(default)]
+    pub max: Option<u16>,
+}
+
+impl StatusRange {
+    /// Whether `code` is within the range.
+    pub fn contains(&self, code: u16) -> bool {
+        let (min, max) = match self.range {
+            Some(range) => (range.min, range.max),
+            None => (self.min, self.max),
+        };
+        (min.unwrap_or(100)..=max.unwrap_or(599)).contains(&code)
+    }
+}
+
+impl ServiceProfile {
+    /// The service the profile is for, from its fully qualified name:
+    /// `(emoji, Some(emojivoto))` for `emoji.emojivoto.svc.cluster.local`.
+    /// A name outside the cluster domain is the service name as a whole, in
+    /// the profile's own namespace.
+    pub fn service(&self) -> (String, Option<String>) {
+        let name = &self.metadata.name;
+        let labels: Vec<&str> = name.split('.').collect();
+        match labels.as_slice() {
+            [service, namespace, "svc", ..] => {
+                ((*service).to_owned(), Some((*namespace).to_owned()))
+            }
+            _ => (name.clone(), self.metadata.namespace.clone()),
+        }
+    }
+
+    /// Every route's policy, in order.
+    pub(super) fn route_policies(
+        &self,
+        context: &DocumentContext<'_>,
+    ) -> Result<Vec<RouteRetryPolicy>, ResourceError> {
+        self.spec
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| route.policy(context, &format!("spec.routes[{i}]")))
+            .collect()
+    }
+}
+
+impl ProfileRoute {
+    fn policy(
+        &self,
+        context: &DocumentContext<'_>,
+        at: &str,
+    ) -> Result<RouteRetryPolicy, ResourceError> {
+        let matches = self.condition.route_matches().map_err(|(field, message)| {
+            let field = format!("{at}.condition{field}");
+            context.error(ResourceErrorKind::InvalidValue, &field, message)
+        })?;
+        let classify = Classify::new().with_http_failures(failures(&self.response_classes));
+        let retry = if self.is_retryable {
+            // Linkerd retries what the profile calls a failure.
+            RetryPolicy::default()
+                .with_any_method(true)
+                .with_http_statuses(*classify.http_failures())
+        } else {
+            RetryPolicy::never()
+        };
+        Ok(RouteRetryPolicy {
+            name: self.name.as_str().into(),
+            matches,
+            retry: retry.with_classify(classify),
+            timeouts: Timeouts {
+                request: self.timeout.map(GoDuration::get).filter(|d| !d.is_zero()),
+                ..Timeouts::default()
+            },
+        })
+    }
+}
+
+/// The failure statuses of a route: each status takes the class of the
+/// first response class that matches it, and 5xx is a failure when none
+/// does, as in Linkerd.
+fn failures(classes: &[ResponseClassSpec]) -> StatusRanges {
+    (100..=999_u16)
+        .filter(|&code| {
+            classes
+                .iter()
+                .find(|class| class.condition.matches(code))
+                .map_or((500..=599).contains(&code), |class| class.is_failure)
+        })
+        .filter_map(|code| http::StatusCode::from_u16(code).ok())
+        .fold(StatusRanges::empty(), StatusRanges::with_status)
+}
+
+impl ResponseCondition {
+    fn matches(&self, code: u16) -> bool {
+        self.status.is_none_or(|range| range.contains(code))
+            && self.all.iter().all(|c| c.matches(code))
+            && (self.any.is_empty() || self.any.iter().any(|c| c.matches(code)))
+            && self.not.as_ref().is_none_or(|c| !c.matches(code))
+    }
+}
+
+/// A field (relative to the condition, such as `.all[1].pathRegex`) and
+/// what is wrong with it.
+type ConditionError = (String, String);
+
+impl RequestCondition {
+    /// The condition as route matches, any of which may hold: `any` becomes
+    /// several matches, `all` merges its conditions into each.
+    fn route_matches(&self) -> Result<Vec<RouteMatch>, ConditionError> {
+        if self.not.is_some() {
+            return Err((
+                ".not".into(),
+                "`not` conditions are not supported on routes; use method and pathRegex".into(),
+            ));
+        }
+        let mut matches = vec![RouteMatch::new()];
+        if let Some(method) = &self.method {
+            let method = Method::from_bytes(method.as_bytes())
+                .map_err(|_| (".method".to_owned(), format!("invalid method {method:?}")))?;
+            matches = merge(&matches, &[RouteMatch::new().with_method(method)], "")?;
+        }
+        if let Some(regex) = &self.path_regex {
+            let path =
+                PathMatch::regex(regex).map_err(|e| (".pathRegex".to_owned(), e.to_string()))?;
+            matches = merge(&matches, &[RouteMatch::new().with_path(path)], "")?;
+        }
+        for (i, condition) in self.all.iter().enumerate() {
+            let at = format!(".all[{i}]");
+            let inner = condition
+                .route_matches()
+                .map_err(|(field, message)| (format!("{at}{field}"), message))?;
+            matches = merge(&matches, &inner, &at)?;
+        }
+        if !self.any.is_empty() {
+            let mut alternatives = Vec::new();
+            for (i, condition) in self.any.iter().enumerate() {
+                let inner = condition
+                    .route_matches()
+                    .map_err(|(field, message)| (format!(".any[{i}]{field}"), message))?;
+                alternatives.extend(inner);
+            }
+            matches = merge(&matches, &alternatives, ".any")?;
+        }
+        Ok(matches)
+    }
+}
+
+/// Every pairing of a match of `left` with one of `right`, as one match
+/// that requires both. Two conditions on the path, or two methods, cannot
+/// be combined into one match.
+fn merge(
+    left: &[RouteMatch],
+    right: &[RouteMatch],
+    at: &str,
+) -> Result<Vec<RouteMatch>, ConditionError> {
+    let mut merged = Vec::with_capacity(left.len() * right.len());
+    for l in left {
+        for r in right {
+            let mut m = l.clone();
+            match (l.path(), r.path()) {
+                (Some(_), Some(_)) => return Err(conflict(at, "path")),
+                (None, Some(path)) => m = m.with_path(path.clone()),
+                _ => {}
+            }
+            match (l.method(), r.method()) {
+                (Some(a), Some(b)) if a != b => return Err(conflict(at, "method")),
+                (None, Some(method)) => m = m.with_method(method.clone()),
+                _ => {}
+            }
+            merged.push(m);
+        }
+    }
+    Ok(merged)
+}
+
+fn conflict(at: &str, what: &str) -> ConditionError {
+    (
+        at.to_owned(),
+        format!(
+            "the conditions combine two {what} conditions into one route, which is not supported"
+        ),
+    )
+}

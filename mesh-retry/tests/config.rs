@@ -1,0 +1,386 @@
+//! Reading retry and timeout policies from HTTPRoutes, annotations and
+//! ServiceProfiles, and rejecting values out of range.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{num::NonZeroU32, time::Duration};
+
+use http::{Method, Request, StatusCode};
+use mesh_core::resource::ResourceErrorKind;
+use mesh_retry::{
+    BudgetConfig, Timeouts,
+    config::{self, RetryResources},
+};
+
+const GUIDE_PROFILE: &str = include_str!("fixtures/guide-serviceprofile.yaml");
+const GUIDE_ROUTE: &str = include_str!("fixtures/guide-httproute.yaml");
+
+fn request(method: Method, path: &str) -> Request<()> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .unwrap()
+}
+
+fn load(text: &str) -> RetryResources {
+    config::load("test.yaml", text).unwrap()
+}
+
+/// The error for `text`, as displayed, and its kind.
+fn error(text: &str) -> (String, ResourceErrorKind) {
+    let err = config::load("test.yaml", text).unwrap_err();
+    (err.to_string(), err.kind())
+}
+
+#[test]
+fn the_guides_httproute_retries_get_requests_with_its_timeouts() {
+    let loaded = load(GUIDE_ROUTE);
+    let emoji = loaded.service("emoji", Some("emojivoto")).unwrap();
+    assert_eq!(emoji.routes.len(), 1);
+    let route = &emoji.routes[0];
+    assert_eq!(&*route.name, "web-to-emoji-retries");
+    assert!(route.matches(&request(Method::GET, "/api/emoji/1")));
+    assert!(!route.matches(&request(Method::POST, "/api/emoji")));
+    // `numRetries: 3` is three retries: four attempts.
+    assert_eq!(route.retry.max_attempts(), NonZeroU32::new(4).unwrap());
+    assert_eq!(
+        route.timeouts,
+        Timeouts {
+            request: Some(Duration::from_secs(10)),
+            per_try: Some(Duration::from_secs(2)),
+            idle: None,
+        }
+    );
+    assert_eq!(emoji.budget, BudgetConfig::default());
+}
+
+#[test]
+fn the_guides_request_mirror_filter_is_named_in_a_warning() {
+    let loaded = load(GUIDE_ROUTE);
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "test.yaml: document 1 (HTTPRoute web-to-emoji-retries): spec.rules[0].filters[0]: \
+          RequestMirror filters are not supported; the rule applies without it"
+        ],
+        "the honoured `retries` block is not reported as unknown"
+    );
+}
+
+#[test]
+fn the_guides_service_profile_classifies_5xx_and_retries_nothing() {
+    let loaded = load(GUIDE_PROFILE);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let emoji = loaded.service("emoji", Some("emojivoto")).unwrap();
+    let names: Vec<&str> = emoji.routes.iter().map(|r| &*r.name).collect();
+    assert_eq!(names, ["Get /api/emoji", "Post /api/emoji"]);
+    let get = emoji
+        .route_for(&request(Method::GET, "/api/emoji"))
+        .unwrap();
+    assert_eq!(&*get.name, "Get /api/emoji");
+    assert!(!get.retry.retries(), "no route is marked isRetryable");
+    assert!(
+        emoji
+            .route_for(&request(Method::GET, "/api/emoji/1"))
+            .is_none(),
+        "pathRegex matches the whole path"
+    );
+    assert_eq!(emoji.budget, BudgetConfig::default());
+}
+
+#[test]
+fn the_guides_route_and_profile_together_give_route_rules_first() {
+    let loaded = load(&format!("{GUIDE_PROFILE}\n---\n{GUIDE_ROUTE}"));
+    assert_eq!(loaded.services.len(), 1);
+    let emoji = &loaded.services[0];
+    let get = emoji
+        .route_for(&request(Method::GET, "/api/emoji"))
+        .unwrap();
+    assert_eq!(&*get.name, "web-to-emoji-retries");
+    assert!(get.retry.retries());
+    let post = emoji
+        .route_for(&request(Method::POST, "/api/emoji"))
+        .unwrap();
+    assert_eq!(&*post.name, "Post /api/emoji");
+}
+
+const PROFILE: &str = r#"
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata:
+  name: books.shop.svc.cluster.local
+  namespace: shop
+spec:
+  retryBudget:
+    retryRatio: 0.3
+    minRetriesPerSecond: 5
+    ttl: 20s
+  routes:
+  - name: create
+    condition:
+      all:
+      - method: POST
+      - pathRegex: /books
+    isRetryable: true
+    timeout: 250ms
+    responseClasses:
+    - condition: { status: { min: 503, max: 503 } }
+      isFailure: false
+    - condition: { any: [ { status: { min: 500, max: 599 } }, { status: { min: 429, max: 429 } } ] }
+      isFailure: true
+  - name: list
+    condition:
+      any:
+      - { method: GET, pathRegex: /books }
+      - { method: HEAD, pathRegex: /books }
+"#;
+
+#[test]
+fn a_service_profile_gives_budget_timeouts_retries_and_classes() {
+    let loaded = load(PROFILE);
+    let books = loaded.service("books", Some("shop")).unwrap();
+    assert_eq!(
+        books.budget,
+        BudgetConfig::new(0.3, 5, Duration::from_secs(20)).unwrap()
+    );
+    let create = books.route_for(&request(Method::POST, "/books")).unwrap();
+    assert_eq!(&*create.name, "create");
+    assert!(create.retry.any_method(), "isRetryable retries a POST");
+    assert_eq!(create.timeouts.request, Some(Duration::from_millis(250)));
+    let retried = create.retry.http_statuses();
+    assert!(retried.contains(StatusCode::BAD_GATEWAY));
+    assert!(retried.contains(StatusCode::TOO_MANY_REQUESTS));
+    assert!(
+        !retried.contains(StatusCode::SERVICE_UNAVAILABLE),
+        "the first class says 503 is not a failure"
+    );
+    let list = books.route_for(&request(Method::HEAD, "/books")).unwrap();
+    assert_eq!(&*list.name, "list");
+    assert!(!list.retry.retries());
+    assert!(books.route_for(&request(Method::PUT, "/books")).is_none());
+}
+
+#[test]
+fn the_gateway_api_spelling_of_a_budget_is_read() {
+    let text = PROFILE.replace(
+        "    retryRatio: 0.3\n    minRetriesPerSecond: 5\n    ttl: 20s\n",
+        "    budgetPercent: 25\n    budgetInterval: 30s\n    minRetryRate: { count: 60, interval: 1m }\n",
+    );
+    let loaded = load(&text);
+    let budget = loaded.services[0].budget;
+    assert_eq!(budget.retry_ratio(), 0.25);
+    assert_eq!(budget.ttl(), Duration::from_secs(30));
+    assert_eq!(budget.min_retries_per_second(), 1.0);
+}
+
+const GATEWAY_ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: books
+  namespace: shop
+  annotations:
+    retry.linkerd.io/http: 5xx
+    retry.linkerd.io/grpc: unavailable
+    retry.linkerd.io/limit: "1"
+    retry.linkerd.io/timeout: 400ms
+    timeout.linkerd.io/request: 5s
+    timeout.linkerd.io/idle: 30s
+spec:
+  parentRefs: [{ group: core, kind: Service, name: books, port: 8080 }]
+  rules:
+  - name: reads
+    matches: [{ method: GET, path: { type: PathPrefix, value: /books } }]
+    timeouts: { request: 3s, backendRequest: 1s }
+    retry: { codes: [502, 503], attempts: 2, backoff: 100ms }
+  - matches: [{ path: { value: /admin } }]
+"#;
+
+#[test]
+fn gateway_api_fields_win_over_linkerd_annotations() {
+    let loaded = load(GATEWAY_ROUTE);
+    let books = loaded.service("books", Some("shop")).unwrap();
+    let reads = &books.routes[0];
+    assert_eq!(&*reads.name, "reads");
+    assert_eq!(reads.retry.max_attempts(), NonZeroU32::new(3).unwrap());
+    assert_eq!(reads.retry.http_statuses(), &"502-503".parse().unwrap());
+    assert_eq!(reads.retry.grpc_codes(), "unavailable".parse().unwrap());
+    assert_eq!(reads.retry.backoff().base(), Duration::from_millis(100));
+    assert_eq!(
+        reads.timeouts,
+        Timeouts {
+            request: Some(Duration::from_secs(3)),
+            per_try: Some(Duration::from_secs(1)),
+            idle: Some(Duration::from_secs(30)),
+        }
+    );
+    let admin = &books.routes[1];
+    assert_eq!(&*admin.name, "books");
+    assert_eq!(admin.retry.max_attempts(), NonZeroU32::new(2).unwrap());
+    assert_eq!(admin.retry.http_statuses(), &"5xx".parse().unwrap());
+    assert_eq!(
+        admin.timeouts,
+        Timeouts {
+            request: Some(Duration::from_secs(5)),
+            per_try: Some(Duration::from_millis(400)),
+            idle: Some(Duration::from_secs(30)),
+        }
+    );
+}
+
+#[test]
+fn a_rule_without_retry_settings_does_not_retry_and_zero_disables_the_timeout() {
+    let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: plain }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: plain }]
+  rules: [ { timeouts: { request: 0s } } ]
+"#;
+    let loaded = load(text);
+    let route = &loaded.service("plain", None).unwrap().routes[0];
+    assert!(!route.retry.retries());
+    assert_eq!(route.timeouts, Timeouts::default());
+}
+
+#[test]
+fn routes_under_a_server_are_left_to_authorization() {
+    let text = r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: { name: authz, namespace: shop }
+spec:
+  parentRefs: [{ group: policy.linkerd.io, kind: Server, name: web }]
+  rules: [ { matches: [ { path: { value: / } } ] } ]
+"#;
+    let loaded = load(text);
+    assert!(loaded.services.is_empty());
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn a_ratio_out_of_range_is_an_error_naming_the_field_and_range() {
+    let (message, kind) = error(&PROFILE.replace("retryRatio: 0.3", "retryRatio: 1200"));
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert_eq!(
+        message,
+        "test.yaml: document 1 (ServiceProfile books.shop.svc.cluster.local): spec.retryBudget.retryRatio: \
+         retry ratio 1200 is outside the allowed range 0 to 1000 at line 9 column 17"
+    );
+    let (message, _) = error(&PROFILE.replace("retryRatio: 0.3", "retryRatio: -0.5"));
+    assert!(
+        message.contains("retry ratio -0.5 is outside the allowed range 0 to 1000"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_ttl_out_of_range_is_an_error_naming_the_field_and_range() {
+    let (message, _) = error(&PROFILE.replace("ttl: 20s", "ttl: 120s"));
+    assert_eq!(
+        message,
+        "test.yaml: document 1 (ServiceProfile books.shop.svc.cluster.local): spec.retryBudget.ttl: \
+         ttl 120s is outside the allowed range 1s to 60s at line 11 column 10"
+    );
+    let (message, _) = error(&PROFILE.replace("ttl: 20s", "ttl: 500ms"));
+    assert!(
+        message.contains("spec.retryBudget.ttl: ttl 500ms is outside the allowed range 1s to 60s")
+    );
+    let gateway = PROFILE.replace(
+        "    retryRatio: 0.3\n    minRetriesPerSecond: 5\n    ttl: 20s\n",
+        "    budgetPercent: 20\n    budgetInterval: 2m\n",
+    );
+    let (message, _) = error(&gateway);
+    assert!(
+        message.contains(
+            "spec.retryBudget.budgetInterval: ttl 120s is outside the allowed range 1s to 60s"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn unparseable_durations_are_errors_naming_the_field() {
+    let (message, kind) = error(&PROFILE.replace("timeout: 250ms", "timeout: soon"));
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert!(
+        message.contains("spec.routes[0].timeout: invalid duration \"soon\""),
+        "{message}"
+    );
+
+    let (message, _) = error(&GATEWAY_ROUTE.replace("request: 3s", "request: 3 seconds"));
+    assert!(
+        message.contains("spec.rules[0].timeouts.request: invalid duration \"3 seconds\""),
+        "{message}"
+    );
+
+    let (message, _) = error(&GUIDE_ROUTE.replace("timeout: 2s", "timeout: two"));
+    assert!(
+        message.contains("spec.rules[0].retries.timeout: invalid duration \"two\""),
+        "{message}"
+    );
+
+    let (message, _) = error(&GATEWAY_ROUTE.replace("timeout: 400ms", "timeout: 400"));
+    assert!(
+        message.contains("metadata.annotations.retry.linkerd.io/timeout: invalid duration \"400\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn zero_attempts_are_errors_naming_the_field() {
+    let (message, _) = error(&GATEWAY_ROUTE.replace("attempts: 2", "attempts: 0"));
+    assert!(
+        message.contains("spec.rules[0].retry.attempts: attempts must be at least 1"),
+        "{message}"
+    );
+    let (message, _) = error(&GUIDE_ROUTE.replace("numRetries: 3", "numRetries: 0"));
+    assert!(
+        message.contains("spec.rules[0].retries.numRetries: attempts must be at least 1"),
+        "{message}"
+    );
+    let (message, _) = error(&GATEWAY_ROUTE.replace("limit: \"1\"", "limit: \"0\""));
+    assert!(
+        message.contains(
+            "metadata.annotations.retry.linkerd.io/limit: retry limit \"0\" must be a whole number of retries, at least 1"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn other_invalid_values_are_errors_too() {
+    let (message, _) = error(&GATEWAY_ROUTE.replace("codes: [502, 503]", "codes: [502, 1503]"));
+    assert!(
+        message.contains("spec.rules[0].retry.codes[1]: http status 1503 is outside 100-999"),
+        "{message}"
+    );
+    let mixed = PROFILE.replace("ttl: 20s", "ttl: 20s\n    budgetPercent: 20");
+    let (message, _) = error(&mixed);
+    assert!(
+        message.contains("spec.retryBudget.budgetPercent: write the budget either"),
+        "{message}"
+    );
+    let not = PROFILE.replace("      - method: POST\n", "      - not: { method: POST }\n");
+    let (message, _) = error(&not);
+    assert!(
+        message.contains("spec.routes[0].condition.all[0].not: `not` conditions are not supported"),
+        "{message}"
+    );
+    let (message, _) = error(&PROFILE.replace(
+        "pathRegex: /books\n    isRetryable",
+        "pathRegex: /books(\n    isRetryable",
+    ));
+    assert!(
+        message.contains("spec.routes[0].condition.all[1].pathRegex: invalid regular expression"),
+        "{message}"
+    );
+    let (message, kind) = error(&format!("{PROFILE}\n---\n{PROFILE}"));
+    assert_eq!(kind, ResourceErrorKind::DuplicateName);
+    assert!(
+        message.contains("a second ServiceProfile for service books"),
+        "{message}"
+    );
+}
