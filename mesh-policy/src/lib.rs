@@ -29,5 +29,7 @@ pub use self::{
     resource::PolicySource,
     store::{PolicyFiles, PolicyStore, PolicyTexts, PolicyWatcher},
     warnings::{PolicyWarning, PolicyWarnings, WarningKind},
-    workload::{DEFAULT_PROBE_PATHS, PolicyConfig, Workload, default_cluster_networks},
+    workload::{
+        DEFAULT_PROBE_PATHS, DEFAULT_TRUST_DOMAIN, PolicyConfig, Workload, default_cluster_networks,
+    },
 };

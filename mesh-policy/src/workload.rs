@@ -27,8 +27,8 @@ pub struct Workload {
     /// `192.168.0.0/16` and `fd00::/8`.
     pub cluster_networks: Vec<IpNet>,
     /// The trust domain of mesh identities, for service account
-    /// references. Default `cluster.local`.
-    pub trust_domain: TrustDomain,
+    /// references. `None` means [`DEFAULT_TRUST_DOMAIN`].
+    pub trust_domain: Option<TrustDomain>,
     /// The control plane's namespace, which Linkerd's DNS-style identities
     /// contain. Default `linkerd`.
     pub control_plane_namespace: String,
@@ -37,21 +37,16 @@ pub struct Workload {
 impl Workload {
     /// A workload in `namespace` with no labels or named ports, the
     /// `default` service account, and the defaults above.
-    ///
-    /// # Errors
-    ///
-    /// Never for the built-in defaults; the `Result` covers the trust
-    /// domain's validation.
-    pub fn new(namespace: impl Into<String>) -> Result<Self, InvalidIdentity> {
-        Ok(Self {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
             namespace: namespace.into(),
             labels: BTreeMap::new(),
             service_account: "default".to_owned(),
             ports: BTreeMap::new(),
             cluster_networks: default_cluster_networks(),
-            trust_domain: TrustDomain::parse("cluster.local")?,
+            trust_domain: None,
             control_plane_namespace: "linkerd".to_owned(),
-        })
+        }
     }
 
     /// Adds a label.
@@ -85,7 +80,7 @@ impl Workload {
     /// Sets the trust domain.
     #[must_use]
     pub fn with_trust_domain(mut self, trust_domain: TrustDomain) -> Self {
-        self.trust_domain = trust_domain;
+        self.trust_domain = Some(trust_domain);
         self
     }
 
@@ -105,7 +100,10 @@ impl Workload {
         name: &str,
         namespace: &str,
     ) -> Result<[Identity; 2], InvalidIdentity> {
-        let td = self.trust_domain.as_str();
+        let td = self
+            .trust_domain
+            .as_ref()
+            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str);
         Ok([
             Identity::parse(&format!("spiffe://{td}/ns/{namespace}/sa/{name}"))?,
             Identity::parse(&format!(
@@ -115,6 +113,10 @@ impl Workload {
         ])
     }
 }
+
+/// The trust domain of a workload that names none: Kubernetes' default
+/// cluster domain, as Linkerd uses it.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 
 /// Linkerd's default `clusterNetworks`.
 pub fn default_cluster_networks() -> Vec<IpNet> {

@@ -1,6 +1,7 @@
 //! The decision table: every resource kind, every default policy, route
 //! matches, CIDR exceptions, identity wildcards, audit, probes and routes
 //! not found.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -648,7 +649,7 @@ fn default_policy_decisions() {
             Audit("default:audit", "default", "default:audit"),
         ),
     ];
-    let workload = Workload::new("ns").unwrap();
+    let workload = Workload::new("ns");
     for &(default, tls, ip, path, want) in cases {
         let config = PolicyConfig::default().with_default_policy(default);
         let policy = Policy::empty(&workload, &config, &PolicyMetrics::default());
@@ -665,7 +666,7 @@ fn probe_paths_are_configurable() {
     let config = PolicyConfig::default()
         .with_default_policy(DefaultPolicy::Deny)
         .with_probe_paths(vec!["/status".into()]);
-    let policy = compile("", &Workload::new("ns").unwrap(), &config);
+    let policy = compile("", &Workload::new("ns"), &config);
     assert_eq!(
         decide(&policy, 80, Plain, None, "GET", "/status", &[]),
         Allow("default:deny", "probe", "probe")
@@ -676,7 +677,7 @@ fn probe_paths_are_configurable() {
     );
     let none = compile(
         "",
-        &Workload::new("ns").unwrap(),
+        &Workload::new("ns"),
         &config.with_probe_paths(Vec::new()),
     );
     assert_eq!(
@@ -687,7 +688,7 @@ fn probe_paths_are_configurable() {
 
 #[test]
 fn the_guides_manifests_allow_unauthenticated_clients_to_web_on_port_80() {
-    let web = Workload::new("emojivoto").unwrap().with_label("app", "web");
+    let web = Workload::new("emojivoto").with_label("app", "web");
     let policy = compile(GUIDE, &web, &PolicyConfig::default());
     for tls in [Plain, NoCert, Id(STRANGER)] {
         assert_eq!(
@@ -711,9 +712,7 @@ fn the_guides_manifests_allow_unauthenticated_clients_to_web_on_port_80() {
         )
     );
     // Another workload is not selected.
-    let vote = Workload::new("emojivoto")
-        .unwrap()
-        .with_label("app", "vote");
+    let vote = Workload::new("emojivoto").with_label("app", "vote");
     let policy = compile(GUIDE, &vote, &PolicyConfig::default());
     assert_eq!(
         decide(&policy, 80, Plain, IN, "GET", "/", &[]),

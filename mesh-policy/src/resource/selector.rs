@@ -65,8 +65,9 @@ impl LabelSelector {
                 let needs_values =
                     matches!(e.operator, SelectorOperator::In | SelectorOperator::NotIn);
                 match (needs_values, e.values.is_empty()) {
+                    // The values are missing: point at the expression.
                     (true, true) => Some((
-                        format!("matchExpressions[{i}].values"),
+                        format!("matchExpressions[{i}]"),
                         "operators In and NotIn need at least one value",
                     )),
                     (false, false) => Some((

@@ -15,7 +15,6 @@ pub const BOOKS: &str = include_str!("../fixtures/books.yaml");
 /// The `books` workload the books fixture is written for.
 pub fn books_workload() -> Workload {
     Workload::new("booksapp")
-        .unwrap()
         .with_label("app", "books")
         .with_label("tier", "backend")
         .with_service_account("books")
