@@ -164,7 +164,7 @@ impl<B> Replay<B> {
     pub(crate) fn replayable(&self) -> Replayable {
         self.shared
             .as_ref()
-            .map_or(Replayable::Yes, |shared| shared.replayable())
+            .map_or(Replayable::Complete, |shared| shared.replayable())
     }
 }
 

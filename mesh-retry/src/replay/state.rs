@@ -49,17 +49,19 @@ pub(super) struct Recording {
     pub(super) len: u64,
 }
 
-/// Whether the next attempt can replay the body.
+/// Where the original body stands, which decides whether another attempt
+/// can be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Replayable {
-    /// It can: the body was recorded whole, or an attempt ended early and
-    /// left the rest of it unread.
-    Yes,
-    /// The body outgrew the cap (or failed), and parts of it are gone.
+    /// It was read to its end and recorded whole (or it is empty).
+    Complete,
+    /// An attempt ended before reading it all; the next attempt can replay
+    /// what was read and read on.
+    Unfinished,
+    /// An attempt still holds it and is sending it.
+    InUse,
+    /// It outgrew the cap (or failed), and parts of it are gone.
     Committed,
-    /// An attempt still holds the body and is sending it: the response came
-    /// before the request body ended.
-    Streaming,
 }
 
 impl<B> Shared<B> {
@@ -83,9 +85,10 @@ impl<B> Shared<B> {
 
     pub(super) fn replayable(&self) -> Replayable {
         match &*self.lock() {
-            State::Parked(_) | State::Complete(_) => Replayable::Yes,
+            State::Complete(_) => Replayable::Complete,
+            State::Parked(_) => Replayable::Unfinished,
             State::Committed => Replayable::Committed,
-            State::Reading => Replayable::Streaming,
+            State::Reading => Replayable::InUse,
         }
     }
 }

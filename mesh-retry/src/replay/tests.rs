@@ -103,7 +103,7 @@ async fn every_attempt_gets_the_whole_body_and_its_trailers() {
         collect(first).await,
         (Bytes::from("hello replayed world"), Some(trailers()))
     );
-    assert_eq!(replay.replayable(), Replayable::Yes);
+    assert_eq!(replay.replayable(), Replayable::Complete);
     for _ in 0..3 {
         let body = replay.next_attempt();
         assert_eq!(body.size_hint().exact(), Some(20));
@@ -119,7 +119,11 @@ async fn an_attempt_that_stops_early_leaves_the_rest_to_the_next_without_repeati
     let original = Frames::chunks(&["one-", "two-", "three-", "four"]);
     let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
     assert_eq!(read_some(first, 1).await, b"one-");
-    assert_eq!(replay.replayable(), Replayable::Yes, "the rest is parked");
+    assert_eq!(
+        replay.replayable(),
+        Replayable::Unfinished,
+        "the rest is parked"
+    );
 
     let second = replay.next_attempt();
     assert_eq!(read_some(second, 3).await, b"one-two-three-");
@@ -189,14 +193,14 @@ async fn no_other_attempt_runs_while_one_is_sending() {
     let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
     let frame = first.frame().await.unwrap().unwrap();
     assert_eq!(frame.data_ref().unwrap(), "a");
-    assert_eq!(replay.replayable(), Replayable::Streaming);
+    assert_eq!(replay.replayable(), Replayable::InUse);
 
     let err = replay.next_attempt().collect().await.unwrap_err();
     assert!(err.is::<ReplayUnavailable>());
 
     // The attempt that holds the body is not disturbed.
     assert_eq!(collect(first).await.0, Bytes::from("bc"));
-    assert_eq!(replay.replayable(), Replayable::Yes);
+    assert_eq!(replay.replayable(), Replayable::Complete);
     assert_eq!(collect(replay.next_attempt()).await.0, Bytes::from("abc"));
 }
 
@@ -226,7 +230,7 @@ async fn a_body_that_reports_its_end_early_is_recorded_whole_at_once() {
     let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
     first.frame().await.unwrap().unwrap();
     assert!(first.is_end_stream());
-    assert_eq!(replay.replayable(), Replayable::Yes);
+    assert_eq!(replay.replayable(), Replayable::Complete);
     assert_eq!(collect(replay.next_attempt()).await.0, Bytes::from("last"));
     drop(first);
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, request};
-use mesh_core::{BoxError, labels::DstService, route::RouteId};
+use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
 use tokio::time::{Sleep, sleep};
 use tower_service::Service;
 
@@ -213,14 +213,26 @@ where
             self.count(RouteRetryMetrics::limit_exceeded);
             return Decision::Return(result);
         }
+        // A response the upstream sent (not one the mesh made up for a
+        // connection error or a per-try timeout) while the request body was
+        // unfinished answered a request it had not read: sending it again
+        // would not be the same request.
+        let answered = matches!(
+            &result,
+            Ok(res) if !matches!(
+                res.extensions().get::<ProxyErrorKind>(),
+                Some(ProxyErrorKind::UpstreamUnreachable | ProxyErrorKind::Timeout)
+            )
+        );
         match self.replay.as_ref().map(Replay::replayable) {
-            Some(Replayable::Yes) => {}
-            Some(Replayable::Committed) | None => {
-                self.count(|m| m.not_retryable(NotRetryable::Committed));
+            Some(Replayable::Complete) => {}
+            Some(Replayable::Unfinished) if !answered => {}
+            Some(Replayable::Unfinished | Replayable::InUse) => {
+                self.count(|m| m.not_retryable(NotRetryable::StreamingResponse));
                 return Decision::Return(result);
             }
-            Some(Replayable::Streaming) => {
-                self.count(|m| m.not_retryable(NotRetryable::StreamingResponse));
+            Some(Replayable::Committed) | None => {
+                self.count(|m| m.not_retryable(NotRetryable::Committed));
                 return Decision::Return(result);
             }
         }
