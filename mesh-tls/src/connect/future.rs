@@ -137,7 +137,7 @@ impl Handshake {
         let state = ConnState::new(self.shared.retire.clone());
         self.snapshot.connections.register(&state);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        Ok(ClientIo::tls(
+        Ok(ClientIo::mtls(
             stream,
             self.identity,
             state,

@@ -98,7 +98,7 @@ impl<T> ClientIo<T> {
         }
     }
 
-    pub(super) fn tls(
+    pub(super) fn mtls(
         io: TlsStream<TokioIo<T>>,
         server: Identity,
         state: Arc<ConnState>,
@@ -134,6 +134,15 @@ impl<T> ClientIo<T> {
         match &self.kind {
             Kind::Plain(_) => None,
             Kind::Tls(tls) => Some(&tls.info.server),
+        }
+    }
+
+    /// The TLS session, for a mutual TLS connection: the negotiated
+    /// parameters and the server's certificates.
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        match &self.kind {
+            Kind::Plain(_) => None,
+            Kind::Tls(tls) => Some(tls.io.inner().get_ref().1),
         }
     }
 

@@ -222,7 +222,9 @@ impl<C> TlsConnector<C> {
             .into_iter()
             .map(|(authority, tls)| Ok((authority, route(tls)?)))
             .collect::<Result<HashMap<_, _>, rustls::Error>>()?;
-        let retire = Arc::new(RetireShared::new(store.metrics().clone()));
+        let mtls = matches!(default, Route::Mtls { .. })
+            || routes.values().any(|r| matches!(r, Route::Mtls { .. }));
+        let retire = Arc::new(RetireShared::new(mtls, store.metrics().clone()));
         Ok(Self {
             inner,
             shared: Arc::new(Shared {

@@ -23,10 +23,15 @@
 //!
 //! hyper-util reaches the pool's handle to a connection only through a
 //! request that ran on it, so poisoning needs [`RetireLayer`] around the
-//! client. It watches the first response on each new connection and claims
-//! the connection's handle; requests on claimed connections pass through
-//! untouched. Without the layer, connections are still closed at expiry,
-//! but not retired early.
+//! client. While a connection has not yet answered a request, or no usable
+//! connection exists, the layer asks hyper-util to report which connection
+//! each request ran on, and the first response on a connection *claims*
+//! its handle. Once every connection is claimed, requests pass through
+//! untouched. A connection retired before it is claimed is poisoned when
+//! claimed, so it can carry one more request; with several targets on one
+//! connector, a connection opened while others are usable is claimed by
+//! the second request it carries. Without the layer, connections are still
+//! closed at expiry, but not retired early.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -112,7 +117,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let capture = self
             .shared
-            .has_unclaimed()
+            .wants_capture()
             .then(|| capture_connection(&mut req));
         ResponseFuture {
             inner: self.inner.call(req),

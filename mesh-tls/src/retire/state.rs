@@ -1,6 +1,6 @@
 use std::sync::{
     Arc, Mutex, MutexGuard, PoisonError, Weak,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicUsize, Ordering},
 };
 
 use hyper_util::client::legacy::connect::CaptureConnection;
@@ -11,23 +11,33 @@ use crate::metrics::{RetireReason, TlsMetrics};
 /// over its client.
 #[derive(Debug)]
 pub(crate) struct RetireShared {
-    /// Connections the layer has not yet seen a response from. While any
-    /// exist, the layer captures each request's connection so that it can
-    /// claim them; once none are left, requests pass untouched.
+    /// Whether the connector opens any mutual TLS connections at all; a
+    /// plaintext-only connector has nothing to retire.
+    enabled: bool,
+    /// Connections no response has come back on yet.
     unclaimed: AtomicUsize,
+    /// Claimed connections that are not retired.
+    usable: AtomicUsize,
     metrics: TlsMetrics,
 }
 
 impl RetireShared {
-    pub(crate) fn new(metrics: TlsMetrics) -> Self {
+    pub(crate) fn new(enabled: bool, metrics: TlsMetrics) -> Self {
         Self {
+            enabled,
             unclaimed: AtomicUsize::new(0),
+            usable: AtomicUsize::new(0),
             metrics,
         }
     }
 
-    pub(crate) fn has_unclaimed(&self) -> bool {
-        self.unclaimed.load(Ordering::Relaxed) > 0
+    /// Whether the layer should capture the next request's connection:
+    /// while some connection is unclaimed, or while none is usable (so the
+    /// request about to open one will claim it).
+    pub(crate) fn wants_capture(&self) -> bool {
+        self.enabled
+            && (self.unclaimed.load(Ordering::Relaxed) > 0
+                || self.usable.load(Ordering::Relaxed) == 0)
     }
 }
 
@@ -40,19 +50,22 @@ impl RetireShared {
 /// A connection retired before it is claimed is poisoned when claimed.
 #[derive(Debug)]
 pub(crate) struct ConnState {
-    retired: AtomicBool,
-    claimed: AtomicBool,
-    capture: Mutex<Option<CaptureConnection>>,
+    inner: Mutex<Inner>,
     shared: Arc<RetireShared>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    claimed: bool,
+    retired: bool,
+    capture: Option<CaptureConnection>,
 }
 
 impl ConnState {
     pub(crate) fn new(shared: Arc<RetireShared>) -> Arc<Self> {
         shared.unclaimed.fetch_add(1, Ordering::Relaxed);
         Arc::new(Self {
-            retired: AtomicBool::new(false),
-            claimed: AtomicBool::new(false),
-            capture: Mutex::new(None),
+            inner: Mutex::new(Inner::default()),
             shared,
         })
     }
@@ -60,42 +73,55 @@ impl ConnState {
     /// Stops the pool from handing the connection out again. Requests in
     /// flight on it finish; the pool then drops it.
     pub(crate) fn retire(&self, reason: RetireReason) {
-        if self.retired.swap(true, Ordering::SeqCst) {
+        let mut inner = lock(&self.inner);
+        if inner.retired {
             return;
         }
+        inner.retired = true;
+        if inner.claimed {
+            self.shared.usable.fetch_sub(1, Ordering::Relaxed);
+            poison(inner.capture.as_ref());
+        }
+        drop(inner);
         tracing::debug!(reason = reason.as_label(), "retiring a client connection");
         self.shared.metrics.retired(reason);
-        self.poison();
     }
 
     pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::SeqCst)
+        lock(&self.inner).retired
     }
 
     pub(crate) fn claim(&self, capture: CaptureConnection) {
-        if self.claimed.swap(true, Ordering::SeqCst) {
+        let mut inner = lock(&self.inner);
+        if inner.claimed {
             return;
         }
+        inner.claimed = true;
         self.shared.unclaimed.fetch_sub(1, Ordering::Relaxed);
-        *lock(&self.capture) = Some(capture);
-        if self.is_retired() {
-            self.poison();
+        if inner.retired {
+            poison(Some(&capture));
+        } else {
+            self.shared.usable.fetch_add(1, Ordering::Relaxed);
         }
+        inner.capture = Some(capture);
     }
+}
 
-    fn poison(&self) {
-        if let Some(capture) = lock(&self.capture).as_ref()
-            && let Some(connected) = capture.connection_metadata().as_ref()
-        {
-            connected.poison();
-        }
+fn poison(capture: Option<&CaptureConnection>) {
+    if let Some(capture) = capture
+        && let Some(connected) = capture.connection_metadata().as_ref()
+    {
+        connected.poison();
     }
 }
 
 impl Drop for ConnState {
     fn drop(&mut self) {
-        if !*self.claimed.get_mut() {
+        let inner = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if !inner.claimed {
             self.shared.unclaimed.fetch_sub(1, Ordering::Relaxed);
+        } else if !inner.retired {
+            self.shared.usable.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

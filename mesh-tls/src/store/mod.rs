@@ -17,7 +17,7 @@
 //! and counted. After a rotation, pooled client connections made with the
 //! old credentials are retired (see [`crate::retire`]).
 
-mod watch;
+mod files;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -27,6 +27,7 @@ use std::{
 use arc_swap::ArcSwapOption;
 use mesh_core::{Identity, TrustDomain, admin::ReadinessGate};
 use rustls::{RootCertStore, ServerConfig, crypto::CryptoProvider};
+use tokio::sync::watch;
 
 use crate::{
     cert::in_trust_domain,
@@ -63,6 +64,17 @@ struct Shared {
     current: ArcSwapOption<Snapshot>,
     writer: Mutex<Writer>,
     metrics: TlsMetrics,
+    version: watch::Sender<StoreVersion>,
+}
+
+/// How many credential sets a store has put in service and refused: a
+/// value that changes with every update, for code that reacts to them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreVersion {
+    /// Credential sets put in service, the first load included.
+    pub loaded: u64,
+    /// Credential sets refused.
+    pub rejected: u64,
 }
 
 /// State only updates touch, serialized by the mutex.
@@ -105,6 +117,7 @@ impl CredentialStore {
                     gate: None,
                 }),
                 metrics: TlsMetrics::default(),
+                version: watch::Sender::new(StoreVersion::default()),
             }),
         }
     }
@@ -193,6 +206,7 @@ impl CredentialStore {
             gate.open();
         }
         drop(writer);
+        self.shared.version.send_modify(|v| v.loaded += 1);
         match old {
             Some(old) => {
                 tracing::info!(%identity, ?not_after, "identity credentials rotated");
@@ -206,11 +220,18 @@ impl CredentialStore {
     fn reject(&self, error: &CredentialError) {
         let reason = error.reason();
         self.shared.metrics.rejected(reason);
+        self.shared.version.send_modify(|v| v.rejected += 1);
         tracing::error!(
             error = %error,
             reason = reason.as_label(),
             "rejected identity credentials; the previous ones stay in service"
         );
+    }
+
+    /// A receiver that sees every credential set the store loads or
+    /// refuses.
+    pub fn subscribe(&self) -> watch::Receiver<StoreVersion> {
+        self.shared.version.subscribe()
     }
 
     /// The credentials in service, if any.

@@ -1,0 +1,207 @@
+//! The CA: file layout, permissions, and what it refuses to issue.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{path::Path, time::Duration};
+
+use mesh_tls::{
+    CredentialFiles,
+    ca::{self, CaError, CertificateAuthority, IssueRequest},
+};
+use support::*;
+use x509_parser::{extensions::GeneralName, prelude::FromDer};
+
+const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn write_ca_and_issue_write_the_documented_files_with_private_keys_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_dir, out) = (dir.path().join("ca"), dir.path().join("web"));
+    let ca = ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
+    assert_eq!(ca.trust_domain().as_str(), "example.org");
+    let issued = ca::issue(&ca_dir, &id(WEB), ca::DEFAULT_WORKLOAD_TTL, &out).unwrap();
+
+    for file in ["ca.crt", "ca.key", "issuer.crt", "issuer.key"] {
+        assert!(ca_dir.join(file).is_file(), "{file}");
+    }
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&ca_dir.join("ca.key")), 0o600);
+        assert_eq!(mode(&ca_dir.join("issuer.key")), 0o600);
+        assert_eq!(mode(&out.join("tls.key")), 0o600);
+        assert_eq!(mode(&out.join("tls.crt")), 0o644);
+    }
+    assert_eq!(
+        std::fs::read(out.join("ca.crt")).unwrap(),
+        std::fs::read(ca_dir.join("ca.crt")).unwrap(),
+        "the bundle is the trust anchor"
+    );
+    let creds = CredentialFiles::in_dir(&out).read().unwrap();
+    assert_eq!(creds.identity(), &id(WEB));
+    assert_eq!(creds.chain().len(), 2, "workload certificate then issuer");
+    creds.check(std::time::SystemTime::now()).unwrap();
+    let lifetime = creds
+        .not_after()
+        .duration_since(creds.not_before())
+        .unwrap();
+    assert_eq!(lifetime, ca::DEFAULT_WORKLOAD_TTL);
+    assert_eq!(issued.not_after(), creds.not_after());
+}
+
+#[test]
+fn write_ca_refuses_to_replace_an_existing_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let td = "example.org".parse().unwrap();
+    ca::write_ca(dir.path(), &td).unwrap();
+    let before = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    let error = ca::write_ca(dir.path(), &td).unwrap_err();
+    assert!(matches!(error, CaError::AlreadyExists(_)), "{error:?}");
+    assert_eq!(std::fs::read(dir.path().join("ca.crt")).unwrap(), before);
+}
+
+#[test]
+fn identities_outside_the_trust_domain_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
+    for outsider in [
+        "spiffe://other.org/ns/emojivoto/sa/web",
+        "spiffe://example.org.evil/ns/a/sa/b",
+        "web.emojivoto.serviceaccount.identity.linkerd.other.org",
+    ] {
+        let error = ca::issue(&ca_dir, &id(outsider), HOUR, &dir.path().join("out")).unwrap_err();
+        assert!(
+            matches!(&error, CaError::OutsideTrustDomain { identity, trust_domain }
+                if *identity == id(outsider) && trust_domain.as_str() == "example.org"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("identity {outsider} is outside the ca's trust domain example.org")
+        );
+    }
+    assert!(!dir.path().join("out").exists(), "nothing was written");
+}
+
+fn sans(der: &[u8]) -> (Vec<String>, Vec<String>) {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
+    let (mut uris, mut dns) = (Vec::new(), Vec::new());
+    for name in &cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+    {
+        match name {
+            GeneralName::URI(u) => uris.push(u.to_string()),
+            GeneralName::DNSName(d) => dns.push(d.to_string()),
+            _ => {}
+        }
+    }
+    (uris, dns)
+}
+
+#[test]
+fn workload_certificates_carry_the_identity_both_purposes_and_a_p256_key() {
+    let ca = ca();
+    let issued = ca
+        .issue_with(&IssueRequest::new(id(WEB)).with_dns_name("localhost"))
+        .unwrap();
+    let creds = issued.credentials().unwrap();
+    let der = creds.chain()[0].as_ref();
+    assert_eq!(
+        sans(der),
+        (vec![WEB.to_owned()], vec!["localhost".to_owned()])
+    );
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+    assert!(!cert.is_ca());
+    assert_eq!(
+        cert.public_key()
+            .algorithm
+            .parameters
+            .as_ref()
+            .unwrap()
+            .as_oid()
+            .unwrap(),
+        x509_parser::oid_registry::OID_EC_P256
+    );
+    assert!(issued.key_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+
+    let dns_ca = CertificateAuthority::generate("cluster.local".parse().unwrap()).unwrap();
+    let dns_id = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+    let dns = dns_ca
+        .issue(&id(dns_id), HOUR)
+        .unwrap()
+        .credentials()
+        .unwrap();
+    assert_eq!(
+        sans(dns.chain()[0].as_ref()),
+        (vec![], vec![dns_id.to_owned()])
+    );
+    assert_eq!(dns.identity(), &id(dns_id));
+}
+
+#[test]
+fn a_loaded_ca_issues_into_the_same_trust_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    let loaded = CertificateAuthority::load(dir.path()).unwrap();
+    assert_eq!(loaded.trust_domain(), written.trust_domain());
+    assert_eq!(loaded.bundle_pem(), written.bundle_pem());
+    let creds = loaded.issue(&id(WEB), HOUR).unwrap().credentials().unwrap();
+    assert_eq!(
+        creds.roots()[0].as_ref(),
+        written
+            .issue(&id(WEB), HOUR)
+            .unwrap()
+            .credentials()
+            .unwrap()
+            .roots()[0]
+            .as_ref()
+    );
+    creds.check(std::time::SystemTime::now()).unwrap();
+
+    // An issuer key from another CA is refused.
+    let other = tempfile::tempdir().unwrap();
+    ca::write_ca(other.path(), &"example.org".parse().unwrap()).unwrap();
+    std::fs::copy(
+        other.path().join("issuer.key"),
+        dir.path().join("issuer.key"),
+    )
+    .unwrap();
+    let error = CertificateAuthority::load(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, CaError::InvalidCa(ca::InvalidCa::KeyMismatch)),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn lifetimes_that_are_zero_overlong_or_past_the_issuer_are_refused() {
+    let ca = CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), 2 * HOUR)
+        .unwrap();
+    for ttl in [Duration::ZERO, ca::MAX_LIFETIME + Duration::from_secs(1)] {
+        assert!(matches!(
+            ca.issue(&id(WEB), ttl),
+            Err(CaError::InvalidLifetime(_))
+        ));
+    }
+    assert!(matches!(
+        ca.issue(&id(WEB), 3 * HOUR),
+        Err(CaError::OutlivesIssuer)
+    ));
+    assert!(ca.issue(&id(WEB), HOUR).is_ok());
+}

@@ -1,0 +1,204 @@
+//! The credential store's push API: what it accepts, what it refuses, and
+//! what readiness and metrics say about it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use mesh_core::admin::Readiness;
+use mesh_tls::{
+    CredentialError, CredentialStore, Credentials, StoreConfig,
+    ca::{CertificateAuthority, IssueRequest},
+    creds::RejectReason,
+};
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+fn issued(ca: &CertificateAuthority, request: &IssueRequest) -> Credentials {
+    ca.issue_with(request).unwrap().credentials().unwrap()
+}
+
+#[test]
+fn bad_updates_are_refused_and_the_credentials_in_service_stay() {
+    let ca = ca();
+    let store = store(&ca, WEB);
+    let before = store.credentials().unwrap().chain()[0].clone();
+    let now = SystemTime::now();
+
+    let other_domain = CertificateAuthority::generate("other.org".parse().unwrap()).unwrap();
+    let other_domain = other_domain
+        .issue(&id("spiffe://other.org/ns/shop/sa/web"), HOUR)
+        .unwrap()
+        .credentials()
+        .unwrap();
+    let expired = issued(
+        &ca,
+        &IssueRequest::new(id(WEB))
+            .with_not_before(now - 2 * HOUR)
+            .with_ttl(HOUR),
+    );
+    let not_yet_valid = issued(
+        &ca,
+        &IssueRequest::new(id(WEB))
+            .with_not_before(now + HOUR)
+            .with_ttl(HOUR),
+    );
+    let stranger = support::ca().issue(&id(WEB), HOUR).unwrap();
+    let untrusted = Credentials::from_pem(
+        stranger.chain_pem().as_bytes(),
+        stranger.key_pem().as_bytes(),
+        ca.bundle_pem().as_bytes(),
+    )
+    .unwrap();
+
+    let cases = [
+        (other_domain, RejectReason::WrongTrustDomain),
+        (expired, RejectReason::Expired),
+        (not_yet_valid, RejectReason::NotYetValid),
+        (untrusted, RejectReason::Untrusted),
+    ];
+    for (creds, reason) in cases {
+        let error = store.update(creds).unwrap_err();
+        assert_eq!(error.reason(), reason, "{error}");
+        assert_eq!(store.credentials().unwrap().chain()[0], before);
+    }
+    let metrics = encode(&store);
+    for reason in [
+        "wrong_trust_domain",
+        "expired",
+        "not_yet_valid",
+        "untrusted",
+    ] {
+        let line = format!("identity_cert_rejected_updates_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "missing {line}\n{metrics}");
+    }
+    assert_eq!(store.subscribe().borrow().rejected, 4);
+}
+
+#[test]
+fn a_store_configured_with_an_identity_refuses_certificates_for_another() {
+    let ca = ca();
+    let config = StoreConfig {
+        identity: Some(id(WEB)),
+        ..StoreConfig::default()
+    };
+    let store = CredentialStore::new(config);
+    let error = store
+        .update(creds(&ca, "spiffe://example.org/ns/shop/sa/api"))
+        .unwrap_err();
+    assert!(
+        matches!(&error, CredentialError::WrongIdentity { expected, .. } if *expected == id(WEB)),
+        "{error:?}"
+    );
+    assert!(!store.is_ready());
+    store.update(creds(&ca, WEB)).unwrap();
+    assert_eq!(store.identity(), Some(id(WEB)));
+}
+
+#[test]
+fn the_trust_domain_of_the_first_credentials_binds_later_updates() {
+    let ca = ca();
+    let store = CredentialStore::default();
+    assert_eq!(store.trust_domain(), None);
+    store.update(creds(&ca, WEB)).unwrap();
+    assert_eq!(store.trust_domain().unwrap().as_str(), "example.org");
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused_when_parsed() {
+    let ca = ca();
+    let one = ca.issue(&id(WEB), HOUR).unwrap();
+    let two = ca.issue(&id(WEB), HOUR).unwrap();
+    let error = Credentials::from_pem(
+        one.chain_pem().as_bytes(),
+        two.key_pem().as_bytes(),
+        one.bundle_pem().as_bytes(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, CredentialError::KeyMismatch), "{error:?}");
+    assert_eq!(error.reason(), RejectReason::KeyMismatch);
+    let error = Credentials::from_pem(one.chain_pem().as_bytes(), b"", one.bundle_pem().as_bytes())
+        .unwrap_err();
+    assert!(matches!(error, CredentialError::NoPrivateKey), "{error:?}");
+    let error = Credentials::from_pem(one.chain_pem().as_bytes(), one.key_pem().as_bytes(), b"")
+        .unwrap_err();
+    assert!(matches!(error, CredentialError::EmptyBundle), "{error:?}");
+}
+
+#[test]
+fn readiness_opens_once_valid_credentials_load() {
+    let ca = ca();
+    let readiness = Readiness::new();
+    let store = CredentialStore::default();
+    store.set_readiness(readiness.gate("identity"));
+    assert!(!readiness.is_ready());
+    assert_eq!(readiness.pending(), vec!["identity".into()]);
+
+    let expired = issued(
+        &ca,
+        &IssueRequest::new(id(WEB))
+            .with_not_before(SystemTime::now() - 2 * HOUR)
+            .with_ttl(HOUR),
+    );
+    assert!(store.update(expired).is_err());
+    assert!(!readiness.is_ready(), "refused credentials leave it closed");
+
+    store.update(creds(&ca, WEB)).unwrap();
+    assert!(readiness.is_ready());
+
+    // A gate registered after the load opens at once.
+    let late = Readiness::new();
+    store.set_readiness(late.gate("identity"));
+    assert!(late.is_ready());
+}
+
+#[test]
+fn rotations_and_expiry_are_exposed_and_identical_updates_change_nothing() {
+    let ca = ca();
+    let first = creds(&ca, WEB);
+    let store = CredentialStore::with_credentials(StoreConfig::default(), first.clone()).unwrap();
+    store.update(first).unwrap();
+    assert_eq!(
+        store.subscribe().borrow().loaded,
+        1,
+        "the same credentials again are no update"
+    );
+
+    let second = creds(&ca, WEB);
+    let expires = second
+        .not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    store.update(second).unwrap();
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rotations_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "identity_cert_expiration_timestamp_seconds {expires}"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ca_keeps_a_store_supplied_renewing_at_seventy_percent() {
+    let ca = ca();
+    let store = CredentialStore::default();
+    let renew = tokio::spawn(ca.renew(store.clone(), id(WEB), Duration::from_secs(100)));
+    wait_for(&store, 1, 0).await;
+    let first = store.credentials().unwrap().chain()[0].clone();
+
+    tokio::time::advance(Duration::from_secs(69)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(store.subscribe().borrow().loaded, 1);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    wait_for(&store, 2, 0).await;
+    assert_ne!(store.credentials().unwrap().chain()[0], first);
+    renew.abort();
+}

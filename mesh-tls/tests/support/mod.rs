@@ -1,0 +1,299 @@
+//! Shared fixtures: a CA, stores, a server that reports how it saw the
+//! caller, clients, and a raw rustls client for behaviour the mesh's own
+//! client refuses to produce.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use mesh_core::{
+    BoxError, ConnectionInfo, Identity, Tls,
+    client::{Client, ClientConfig},
+    serve::{self, Accept, Server, ServerConfig, shutdown::ShutdownTrigger},
+};
+use mesh_tls::{
+    AcceptConfig, CredentialStore, Credentials, InboundMode, OutboundTls, ServerTls, StoreConfig,
+    TlsAccept, TlsConnector, TlsTargets, ca::CertificateAuthority, retire::Retire,
+};
+use rustls::{
+    DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
+use tokio::net::{TcpListener, TcpStream};
+use tower::{Service, ServiceExt};
+
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+pub fn id(s: &str) -> Identity {
+    Identity::parse(s).unwrap()
+}
+
+pub fn ca() -> CertificateAuthority {
+    CertificateAuthority::generate("example.org".parse().unwrap()).unwrap()
+}
+
+pub fn creds(ca: &CertificateAuthority, identity: &str) -> Credentials {
+    ca.issue(&id(identity), HOUR)
+        .unwrap()
+        .credentials()
+        .unwrap()
+}
+
+pub fn store(ca: &CertificateAuthority, identity: &str) -> CredentialStore {
+    CredentialStore::with_credentials(StoreConfig::default(), creds(ca, identity)).unwrap()
+}
+
+/// Describes how the server saw the caller.
+pub fn describe(info: Option<&ConnectionInfo>) -> String {
+    match info.map(|i| &i.tls) {
+        Some(Tls::Mutual { peer }) => format!("mutual {peer}"),
+        Some(Tls::NoClientCert) => "no_client_cert".into(),
+        Some(Tls::Plaintext(reason)) => format!("plaintext {}", reason.as_label()),
+        None => "no connection info".into(),
+    }
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<ShutdownTrigger>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.trigger();
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// A server whose every response body says how it saw the caller.
+pub async fn serve_with<A>(accept: A) -> Running
+where
+    A: Accept<TcpStream>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, shutdown) = serve::shutdown::channel();
+    let handler = tower::service_fn(|req: Request<Incoming>| async move {
+        let body = describe(req.extensions().get::<ConnectionInfo>());
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full(body)))
+    });
+    let server = Server::new(ServerConfig::default()).with_accept(accept);
+    let task = tokio::spawn(server.serve_http(listener, handler, shutdown));
+    Running {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+pub async fn serve(store: CredentialStore, mode: InboundMode) -> Running {
+    serve_with(TlsAccept::new(store, AcceptConfig::with_mode(mode))).await
+}
+
+pub type MeshClient = Retire<Client<Empty<Bytes>, TlsConnector>>;
+
+pub fn connector(store: CredentialStore, addr: SocketAddr, server: &str) -> TlsConnector {
+    let targets =
+        TlsTargets::new(OutboundTls::Plaintext).with_endpoint(addr, OutboundTls::Mtls(id(server)));
+    TlsConnector::new(&ClientConfig::default(), store, targets).unwrap()
+}
+
+pub fn client(connector: TlsConnector) -> MeshClient {
+    let layer = connector.retire_layer();
+    tower::Layer::layer(
+        &layer,
+        Client::with_connector(&ClientConfig::default(), connector),
+    )
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    pub server: Option<ServerTls>,
+}
+
+pub async fn get<S>(client: &mut S, addr: SocketAddr) -> Result<Reply, BoxError>
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>>,
+    S::Error: Into<BoxError>,
+{
+    let req = Request::get(format!("http://{addr}/")).body(Empty::new())?;
+    let res = client
+        .ready()
+        .await
+        .map_err(Into::into)?
+        .call(req)
+        .await
+        .map_err(Into::into)?;
+    let status = res.status();
+    let server = res.extensions().get::<ServerTls>().cloned();
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        body: String::from_utf8(body.to_vec())?,
+        server,
+    })
+}
+
+/// A plaintext HTTP/1.1 GET, through hyper-util's client.
+pub async fn get_plaintext(addr: SocketAddr) -> Result<Reply, BoxError> {
+    let mut client: Client<Empty<Bytes>> = Client::new(&ClientConfig::default());
+    get(&mut client, addr).await
+}
+
+/// Whether `err`, or an error in its source chain, is a `T`, and which.
+pub fn find<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        // An `io::Error`'s `source` skips the error it wraps.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// Accepts one connection on `listener` and runs `accept` on it.
+pub fn accept_one<A>(
+    listener: TcpListener,
+    accept: A,
+) -> tokio::task::JoinHandle<Result<mesh_core::serve::Accepted<A::Io>, BoxError>>
+where
+    A: Accept<TcpStream>,
+{
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        accept.accept(tcp).await
+    })
+}
+
+/// A server verifier that accepts anything: for clients built to provoke
+/// the server, whose own verification is not under test.
+#[derive(Debug)]
+pub struct AcceptAnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A raw rustls client config on `provider` and `versions`, trusting any
+/// server, presenting `cert` (chain PEM and key PEM) when given.
+pub fn raw_client(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    cert: Option<(&str, &str)>,
+) -> Arc<rustls::ClientConfig> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)));
+    let mut config = match cert {
+        Some((chain, key)) => {
+            let chain = CertificateDer::pem_slice_iter(chain.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Runs a TLS handshake with `config` to `addr`, then one HTTP/1.1
+/// request; the TLS 1.3 server's verdict on the client certificate arrives
+/// after the client's handshake, so only the request tells.
+pub async fn raw_get(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+) -> Result<Reply, BoxError> {
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let req = Request::get("/")
+        .header(http::header::HOST, "localhost")
+        .body(Empty::<Bytes>::new())?;
+    let res = send.send_request(req).await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok(Reply {
+        status,
+        body: String::from_utf8(body.to_vec())?,
+        server: None,
+    })
+}
+
+/// The store's metrics in the text exposition format.
+pub fn encode(store: &CredentialStore) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    store.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+/// Waits until the store has loaded `loaded` credential sets and refused
+/// `rejected`, or fails after ten seconds.
+pub async fn wait_for(store: &CredentialStore, loaded: u64, rejected: u64) {
+    let mut rx = store.subscribe();
+    let reached = rx.wait_for(|v| v.loaded >= loaded && v.rejected >= rejected);
+    tokio::time::timeout(Duration::from_secs(10), reached)
+        .await
+        .expect("the store never saw the update")
+        .unwrap();
+}
