@@ -14,6 +14,8 @@ mod client;
 mod decision;
 mod refs;
 mod route;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
