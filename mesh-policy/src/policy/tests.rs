@@ -207,7 +207,7 @@ fn precedence_prefers_exact_then_longer_then_more_conditions_then_order() {
         order,
     };
     let prefix = |p: &str| RouteMatch::new().with_path(PathMatch::prefix(p).unwrap());
-    let mut entries = vec![
+    let mut entries = [
         entry(RouteMatch::new(), 0),
         entry(prefix("/a"), 1),
         entry(prefix("/a/b"), 2),
