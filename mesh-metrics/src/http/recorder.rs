@@ -9,7 +9,7 @@ use mesh_core::{
 };
 use tokio::time::Instant;
 
-use super::target::TargetHandles;
+use super::target::{StatusHandles, TargetHandles};
 use crate::labels::ResponseKey;
 
 /// The `error` label of a request whose caller went away first.
@@ -24,6 +24,7 @@ pub(crate) struct Recorder {
     target: Arc<TargetHandles>,
     start: Instant,
     head: Option<Head>,
+    status: Option<Arc<StatusHandles>>,
     done: bool,
 }
 
@@ -43,6 +44,7 @@ impl Recorder {
             target,
             start,
             head: None,
+            status: None,
             done: false,
         }
     }
@@ -50,11 +52,12 @@ impl Recorder {
     /// The response head arrived: the latency is measured here, at the first
     /// byte, and the head is classified.
     pub(crate) fn on_response<B>(&mut self, res: &Response<B>) {
-        let status = res.status().as_u16();
         let latency = Instant::now().saturating_duration_since(self.start);
-        self.target.latency(status).observe(latency);
+        let handles = self.target.status(res.status());
+        handles.latency.observe(latency);
+        self.status = Some(handles);
         self.head = Some(Head {
-            status,
+            status: res.status().as_u16(),
             grpc_status: res.headers().get(GRPC_STATUS).map(grpc_label),
             class: self.target.classify.classify_response(res),
             error: res
@@ -93,9 +96,15 @@ impl Recorder {
     }
 
     fn finish(&mut self, key: ResponseKey) {
-        if !self.done {
-            self.done = true;
-            self.target.response(key).inc();
+        if self.done {
+            return;
+        }
+        self.done = true;
+        match &self.status {
+            Some(status) if status.plain_key == key => status.count_plain(&self.target),
+            _ => {
+                self.target.response(key).inc();
+            }
         }
     }
 }

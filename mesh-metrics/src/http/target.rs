@@ -1,8 +1,11 @@
 //! Finding a request's label handles: once per target, not per request.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
-use http::Request;
+use http::{Request, StatusCode};
 use mesh_core::{
     classify::Classify,
     conn::ConnectionInfo,
@@ -99,7 +102,7 @@ impl Shared {
             classify: self.classify.clone(),
             metrics: self.metrics.clone(),
             responses: HandleCache::default(),
-            latencies: HandleCache::default(),
+            statuses: HandleCache::default(),
         });
         if series.folded {
             Resolved::Once(handles)
@@ -118,7 +121,43 @@ pub(crate) struct TargetHandles {
     pub(crate) classify: Classify,
     metrics: HttpMetrics,
     responses: HandleCache<ResponseKey, Counter>,
-    latencies: HandleCache<u16, LatencyHistogram>,
+    statuses: HandleCache<u16, Arc<StatusHandles>>,
+}
+
+/// The series of one status of a target: its latency histogram, and the
+/// response counter of a plain response with that status (no gRPC status,
+/// no mesh error, ended normally), which is most of them. One lookup per
+/// request then finds both. The counter is created by the first plain
+/// response, so that a status seen only on gRPC or mesh-error responses
+/// leaves no empty series.
+#[derive(Debug)]
+pub(crate) struct StatusHandles {
+    pub(crate) latency: LatencyHistogram,
+    pub(crate) plain_key: ResponseKey,
+    plain: OnceLock<Counter>,
+}
+
+impl StatusHandles {
+    /// Counts a plain response of this status for `target`.
+    pub(crate) fn count_plain(&self, target: &TargetHandles) {
+        if let Some(counter) = self.plain.get() {
+            counter.inc();
+            return;
+        }
+        let series = target
+            .metrics
+            .inner
+            .responses
+            .get_or_create(&ResponseLabels {
+                target: target.labels.clone(),
+                key: self.plain_key,
+            });
+        series.metric.inc();
+        if !series.folded {
+            // A fold is looked up (and counted) again next time.
+            let _ = self.plain.set(series.metric);
+        }
+    }
 }
 
 impl TargetHandles {
@@ -142,21 +181,32 @@ impl TargetHandles {
         )
     }
 
-    /// The `response_latency_ms` histogram of `status`.
-    pub(crate) fn latency(&self, status: u16) -> LatencyHistogram {
-        self.latencies.get_or_resolve(
-            u64::from(status),
-            |k| *k == status,
+    /// The latency histogram and plain response counter of `status`.
+    pub(crate) fn status(&self, status: StatusCode) -> Arc<StatusHandles> {
+        let code = status.as_u16();
+        self.statuses.get_or_resolve(
+            u64::from(code),
+            |k| *k == code,
             || {
-                let labels = LatencyLabels {
+                let latency = self.metrics.inner.latency.get_or_create(&LatencyLabels {
                     target: self.labels.clone(),
-                    status,
+                    status: code,
+                });
+                let plain_key = ResponseKey {
+                    status: Some(code),
+                    grpc_status: None,
+                    success: self.classify.classify_status(status).is_success(),
+                    error: None,
                 };
-                let series = self.metrics.inner.latency.get_or_create(&labels);
-                if series.folded {
-                    Resolved::Once(series.metric)
+                let handles = Arc::new(StatusHandles {
+                    latency: latency.metric,
+                    plain_key,
+                    plain: OnceLock::new(),
+                });
+                if latency.folded {
+                    Resolved::Once(handles)
                 } else {
-                    Resolved::Cache(status, series.metric)
+                    Resolved::Cache(code, handles)
                 }
             },
         )
