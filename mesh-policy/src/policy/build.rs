@@ -393,22 +393,22 @@ impl ServerEntry {
             });
             let route = self.route_entry("probe".into(), &[probe], metrics);
             for m in probes {
-                self.matches.push(MatchEntry {
-                    route: self.routes.len(),
-                    hosts: Arc::new([]),
-                    matcher: m.clone(),
-                    order: 0,
-                });
+                self.matches.push(MatchEntry::new(
+                    self.routes.len(),
+                    Arc::new([]),
+                    m.clone(),
+                    0,
+                ));
             }
             self.routes.push(route);
         }
         let route = self.route_entry("default".into(), authz, metrics);
-        self.matches.push(MatchEntry {
-            route: self.routes.len(),
-            hosts: Arc::new([]),
-            matcher: RouteMatch::new(),
-            order: 1,
-        });
+        self.matches.push(MatchEntry::new(
+            self.routes.len(),
+            Arc::new([]),
+            RouteMatch::new(),
+            1,
+        ));
         self.routes.push(route);
     }
 
@@ -416,12 +416,12 @@ impl ServerEntry {
         let entry = self.route_entry(route.name.clone(), authz, metrics);
         for rule in &route.rules {
             for m in rule {
-                self.matches.push(MatchEntry {
-                    route: self.routes.len(),
-                    hosts: route.hosts.clone(),
-                    matcher: m.clone(),
-                    order: route.index,
-                });
+                self.matches.push(MatchEntry::new(
+                    self.routes.len(),
+                    route.hosts.clone(),
+                    m.clone(),
+                    route.index,
+                ));
             }
         }
         self.routes.push(entry);

@@ -14,21 +14,76 @@ pub(crate) struct MatchEntry {
     pub(crate) matcher: RouteMatch,
     /// The route's position among all documents, for ties.
     pub(crate) order: usize,
+    hint: Option<PathHint>,
+}
+
+/// A cheap necessary condition on the path of an exact or prefix match.
+///
+/// Sibling routes share their leading segments (`/api/v1/books`,
+/// `/api/v1/authors`) and differ near the end, so the length and the last
+/// byte of the literal reject most paths that a full comparison would,
+/// without one.
+#[derive(Clone, Copy, Debug)]
+struct PathHint {
+    len: usize,
+    last: u8,
+    exact: bool,
+}
+
+impl PathHint {
+    fn new(path: Option<&PathMatch>) -> Option<Self> {
+        let (literal, exact) = match path? {
+            PathMatch::Exact(p) => (&**p, true),
+            PathMatch::Prefix(p) => (p.trim_end_matches('/'), false),
+            PathMatch::Regex(_) => return None,
+        };
+        Some(Self {
+            len: literal.len(),
+            last: *literal.as_bytes().last()?,
+            exact,
+        })
+    }
+
+    #[inline]
+    fn may_match(self, path: &str) -> bool {
+        let fits = if self.exact {
+            path.len() == self.len
+        } else {
+            path.len() >= self.len
+        };
+        fits && path.as_bytes().get(self.len.wrapping_sub(1)) == Some(&self.last)
+    }
 }
 
 impl MatchEntry {
+    pub(crate) fn new(
+        route: usize,
+        hosts: Arc<[HostMatch]>,
+        matcher: RouteMatch,
+        order: usize,
+    ) -> Self {
+        Self {
+            route,
+            hosts,
+            hint: PathHint::new(matcher.path()),
+            matcher,
+            order,
+        }
+    }
+
     #[inline]
     pub(crate) fn matches(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
-        (self.hosts.is_empty()
-            || host_of(uri, headers).is_some_and(|h| self.hosts.iter().any(|m| m.matches(h))))
+        self.hint.is_none_or(|h| h.may_match(uri.path()))
+            && (self.hosts.is_empty()
+                || host_of(uri, headers).is_some_and(|h| self.hosts.iter().any(|m| m.matches(h))))
             && self.matcher.matches_head(method, uri, headers)
     }
 
-    /// Gateway API precedence (GEP-1742's route matching rules, as Linkerd
-    /// applies them): an exact path before a regular expression before a
-    /// prefix; a longer path first; a method before none; more header
-    /// matches, then more query matches, first; then the route written
-    /// first.
+    /// The Gateway API's precedence among HTTPRoute matches, with
+    /// Linkerd's order of path kinds: an exact path before a regular
+    /// expression before a prefix; a longer path first; a method before
+    /// none; more header matches, then more query matches, first; then the
+    /// route written first (where Kubernetes would use the oldest).
     pub(crate) fn precedence(&self, other: &Self) -> Ordering {
         let key = |m: &Self| {
             let (rank, len) = match m.matcher.path() {

@@ -175,12 +175,7 @@ fn label_selectors_follow_kubernetes() {
 fn hostnames_match_exactly_or_under_a_wildcard() {
     let exact = HostMatch::new("Books.Example.com");
     let wild = HostMatch::new("*.example.com");
-    let entry = |host: HostMatch| MatchEntry {
-        route: 0,
-        hosts: vec![host].into(),
-        matcher: RouteMatch::new(),
-        order: 0,
-    };
+    let entry = |host: HostMatch| MatchEntry::new(0, vec![host].into(), RouteMatch::new(), 0);
     let check = |e: &MatchEntry, uri: &str, host: Option<&str>| {
         let mut headers = HeaderMap::new();
         if let Some(h) = host {
@@ -200,12 +195,7 @@ fn hostnames_match_exactly_or_under_a_wildcard() {
 
 #[test]
 fn precedence_prefers_exact_then_longer_then_more_conditions_then_order() {
-    let entry = |m: RouteMatch, order| MatchEntry {
-        route: 0,
-        hosts: vec![].into(),
-        matcher: m,
-        order,
-    };
+    let entry = |m: RouteMatch, order| MatchEntry::new(0, vec![].into(), m, order);
     let prefix = |p: &str| RouteMatch::new().with_path(PathMatch::prefix(p).unwrap());
     let mut entries = [
         entry(RouteMatch::new(), 0),
@@ -225,4 +215,36 @@ fn precedence_prefers_exact_then_longer_then_more_conditions_then_order() {
     entries.sort_by(MatchEntry::precedence);
     let order: Vec<usize> = entries.iter().map(|e| e.order).collect();
     assert_eq!(order, [5, 4, 2, 3, 0, 1, 0]);
+}
+
+#[test]
+fn the_path_hint_never_rejects_a_path_the_match_accepts() {
+    let patterns = [
+        PathMatch::exact("/").unwrap(),
+        PathMatch::exact("/a/b").unwrap(),
+        PathMatch::prefix("/").unwrap(),
+        PathMatch::prefix("/a").unwrap(),
+        PathMatch::prefix("/a/").unwrap(),
+        PathMatch::prefix("/a/b//").unwrap(),
+        PathMatch::regex("/a/.*").unwrap(),
+    ];
+    let paths = [
+        "/", "/a", "/a/", "/a/b", "/a/b/", "/a/bc", "/ab", "/b", "/a/b/c", "/x/a/b",
+    ];
+    for pattern in patterns {
+        let entry = MatchEntry::new(
+            0,
+            vec![].into(),
+            RouteMatch::new().with_path(pattern.clone()),
+            0,
+        );
+        for path in paths {
+            let uri: Uri = path.parse().unwrap();
+            assert_eq!(
+                entry.matches(&Method::GET, &uri, &HeaderMap::new()),
+                pattern.matches(path),
+                "{pattern:?} on {path}"
+            );
+        }
+    }
 }
