@@ -113,6 +113,6 @@ pub use self::{
     metrics::TlsMetrics,
     provider::{ALPN_H2, ALPN_HTTP1, PROTOCOL_VERSIONS, provider},
     retire::RetireLayer,
-    store::{CredentialStore, DEFAULT_WATCH_INTERVAL, StoreConfig, StoreVersion},
+    store::{CredentialSource, CredentialStore, DEFAULT_WATCH_INTERVAL, StoreConfig, StoreVersion},
     verify::IdentityMismatch,
 };

@@ -202,3 +202,51 @@ async fn a_ca_keeps_a_store_supplied_renewing_at_seventy_percent() {
     assert_ne!(store.credentials().unwrap().chain()[0], first);
     renew.abort();
 }
+
+#[tokio::test]
+async fn a_files_source_waits_for_files_that_are_not_there_yet() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let store = CredentialStore::default();
+    let source = mesh_tls::CredentialSource::Files {
+        files: mesh_tls::CredentialFiles::in_dir(dir.path()),
+        interval: Duration::from_millis(10),
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    assert!(!store.is_ready());
+    assert_eq!(
+        store.subscribe().borrow().rejected,
+        1,
+        "the missing files were counted"
+    );
+
+    ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    wait_for(&store, 1, 1).await;
+    assert_eq!(store.identity(), Some(id(WEB)));
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_ca_source_issues_at_once_and_refuses_identities_it_cannot_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    mesh_tls::ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    let store = CredentialStore::default();
+    let source = |identity: &str| mesh_tls::CredentialSource::Ca {
+        dir: dir.path().to_owned(),
+        identity: id(identity),
+        ttl: HOUR,
+    };
+    let error = store
+        .start(source("spiffe://other.org/ns/shop/sa/web"))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, mesh_tls::ca::CaError::OutsideTrustDomain { .. }),
+        "{error:?}"
+    );
+    assert!(!store.is_ready());
+
+    let task = tokio::spawn(store.start(source(WEB)).unwrap());
+    assert_eq!(store.identity(), Some(id(WEB)));
+    task.abort();
+}

@@ -18,6 +18,7 @@
 //! old credentials are retired (see [`crate::retire`]).
 
 mod files;
+mod source;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
@@ -29,6 +30,7 @@ use mesh_core::{Identity, TrustDomain, admin::ReadinessGate};
 use rustls::{RootCertStore, ServerConfig, crypto::CryptoProvider};
 use tokio::sync::watch;
 
+pub use self::source::{CredentialSource, SourceTask};
 use crate::{
     cert::in_trust_domain,
     creds::{CredentialError, Credentials},

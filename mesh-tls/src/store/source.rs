@@ -1,0 +1,74 @@
+use std::{future::Future, path::PathBuf, pin::Pin, time::Duration};
+
+use mesh_core::Identity;
+
+use super::CredentialStore;
+use crate::{
+    ca::{CaError, CertificateAuthority},
+    creds::CredentialFiles,
+};
+
+/// Where a store's credentials come from: the two forms a sidecar's
+/// `identity` configuration takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Files another program writes and rotates (cert-manager, SPIRE's
+    /// helper, `ca::issue`), read every `interval`.
+    Files {
+        /// The certificate, key and bundle.
+        files: CredentialFiles,
+        /// How often they are read. [`DEFAULT_WATCH_INTERVAL`](super::DEFAULT_WATCH_INTERVAL)
+        /// suits most uses.
+        interval: Duration,
+    },
+    /// A CA directory, for development: the process issues its own
+    /// certificates for `identity`, living `ttl`, and renews them at 70 %
+    /// of their lifetime.
+    Ca {
+        /// A directory [`ca::write_ca`](crate::ca::write_ca) wrote.
+        dir: PathBuf,
+        /// The identity to issue for.
+        identity: Identity,
+        /// How long each certificate lives.
+        ttl: Duration,
+    },
+}
+
+/// The task that keeps a store's credentials current.
+pub type SourceTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+impl CredentialStore {
+    /// Starts supplying the store from `source`: loads what can be loaded
+    /// now and returns the task that keeps the credentials current, to be
+    /// spawned once per process.
+    ///
+    /// Files that cannot be loaded yet (a secret still being mounted) are
+    /// not an error: the failure is logged and counted, the store stays
+    /// not ready, and the task loads them once they appear.
+    ///
+    /// # Errors
+    ///
+    /// For [`CredentialSource::Ca`], when the CA directory cannot be loaded
+    /// or refuses the identity; nothing is retried then, since the
+    /// configuration is wrong.
+    pub fn start(&self, source: CredentialSource) -> Result<SourceTask, CaError> {
+        match source {
+            CredentialSource::Files { files, interval } => {
+                // Refusals are logged and counted; the watcher retries.
+                let _ = self.load_files(&files);
+                Ok(Box::pin(self.clone().watch_files(files, interval)))
+            }
+            CredentialSource::Ca { dir, identity, ttl } => {
+                let ca = CertificateAuthority::load(&dir)?;
+                let first = ca.issue(&identity, ttl)?;
+                self.update(first.credentials().map_err(CaError::Credentials)?)
+                    .map_err(CaError::Credentials)?;
+                let store = self.clone();
+                Ok(Box::pin(async move {
+                    tokio::time::sleep(crate::ca::renew_after(ttl)).await;
+                    ca.renew(store, identity, ttl).await;
+                }))
+            }
+        }
+    }
+}
