@@ -93,13 +93,18 @@ pub(crate) fn client_config(
     provider: &Arc<CryptoProvider>,
     verifier: Arc<dyn ServerCertVerifier>,
     resolver: Arc<dyn ResolvesClientCert>,
+    offer_h2: bool,
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(resolver);
-    config.alpn_protocols = alpn();
+    config.alpn_protocols = if offer_h2 {
+        alpn()
+    } else {
+        vec![ALPN_HTTP1.to_vec()]
+    };
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
 }

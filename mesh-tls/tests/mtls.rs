@@ -267,3 +267,31 @@ async fn a_connection_is_closed_when_its_certificate_expires() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connector_that_does_not_offer_http2_gets_http1() {
+    let ca = ca();
+    let server = serve(store(&ca, API), InboundMode::Strict).await;
+    let targets = mesh_tls::TlsTargets::new(mesh_tls::OutboundTls::Mtls(id(API)));
+    let config = mesh_tls::ConnectConfig {
+        offer_h2: false,
+        ..Default::default()
+    };
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let connector =
+        mesh_tls::TlsConnector::with_connector(http, store(&ca, WEB), targets, config).unwrap();
+    let uri = format!("http://{}/", server.addr).parse().unwrap();
+    let io = tower::ServiceExt::oneshot(connector.clone(), uri)
+        .await
+        .unwrap();
+    assert!(!io.is_h2());
+    assert_eq!(
+        io.tls().unwrap().alpn_protocol(),
+        Some(mesh_tls::ALPN_HTTP1)
+    );
+    drop(io);
+    let reply = get(&mut client(connector), server.addr).await.unwrap();
+    assert_eq!(reply.body, format!("mutual {WEB}"));
+    server.stop().await;
+}

@@ -113,6 +113,11 @@ pub struct ConnectConfig {
     /// authenticated it expires is closed, cutting whatever still runs on
     /// it. Default true.
     pub close_at_expiry: bool,
+    /// Whether ALPN offers HTTP/2 beside HTTP/1.1. Mesh servers prefer
+    /// HTTP/2, so with it offered every request shares one multiplexed
+    /// connection. Turn it off for a connector whose client carries HTTP/1.1
+    /// upgrades (WebSocket and the like), which HTTP/2 cannot. Default true.
+    pub offer_h2: bool,
 }
 
 impl Default for ConnectConfig {
@@ -121,6 +126,7 @@ impl Default for ConnectConfig {
             handshake_timeout: Duration::from_secs(10),
             retire_before_expiry: Duration::from_secs(60),
             close_at_expiry: true,
+            offer_h2: true,
         }
     }
 }
@@ -208,6 +214,7 @@ impl<C> TlsConnector<C> {
                 store.provider(),
                 Arc::new(verifier),
                 Arc::new(resolver),
+                config.offer_h2,
             )?;
             let route = Route::Mtls {
                 identity: identity.clone(),
