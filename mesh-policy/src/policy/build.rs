@@ -9,13 +9,13 @@ use mesh_core::{
 };
 
 use super::{
-    Authz, AuthzKind, Compiled, FallbackCounters, FallbackPolicy, HostMatch, IdentitySet,
-    MatchEntry, NetworkSet, Policy, Requirement, RouteEntry, RuleEntry, ServerEntry, ServerSource,
+    Authz, AuthzKind, Compiled, FallbackPolicy, HostMatch, IdentitySet, MatchEntry, NetworkSet,
+    Policy, Requirement, ServerEntry, ServerSource, authz,
     refs::{self, Bound, Target, ns},
+    server_authz,
 };
 use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, Workload,
-    metrics::{ByTls, HttpLabels, RuleLabels, ServerLabels, TcpLabels},
     resource::{self, PortRef, ProxyProtocol, Resources, read::error},
     warnings::{PolicyWarnings, WarningKind},
 };
@@ -45,8 +45,12 @@ pub(super) fn compile(
         }
     }
     let routes = routes(&r, workload, &mut warnings)?;
-    let mut bound = refs::authorization_policies(&r, workload)?;
-    bound.extend(refs::server_authorizations(&r, workload, &mut warnings)?);
+    let mut bound = authz::authorization_policies(&r, workload)?;
+    bound.extend(server_authz::server_authorizations(
+        &r,
+        workload,
+        &mut warnings,
+    )?);
     let probes = probe_matches(config)?;
 
     let mut ports = Vec::new();
@@ -316,165 +320,4 @@ fn routes(
         });
     }
     Ok(compiled)
-}
-
-impl ServerEntry {
-    fn new(
-        name: Arc<str>,
-        protocol: ProxyProtocol,
-        fallback: FallbackPolicy,
-        server_authz: &[Arc<Authz>],
-        metrics: &PolicyMetrics,
-    ) -> Self {
-        let tcp = server_authz
-            .iter()
-            .map(|authz| RuleEntry {
-                authz: authz.clone(),
-                allow: ByTls::resolve(&metrics.tcp_allow, |tls| TcpLabels {
-                    srv_name: name.clone(),
-                    authz_name: authz.name.clone(),
-                    tls,
-                }),
-                hits: hits(metrics, authz.kind.as_str(), &authz.name, &name, "allow"),
-            })
-            .collect();
-        let fb = fallback.authz.name.clone();
-        let tcp_fallback = FallbackCounters {
-            allow: ByTls::resolve(&metrics.tcp_allow, |tls| TcpLabels {
-                srv_name: name.clone(),
-                authz_name: fb.clone(),
-                tls,
-            }),
-            deny: ByTls::resolve(&metrics.tcp_deny, |tls| TcpLabels {
-                srv_name: name.clone(),
-                authz_name: fb.clone(),
-                tls,
-            }),
-            allow_hits: hits(metrics, "default", &fb, &name, "allow"),
-            audit_hits: hits(metrics, "default", &fb, &name, "audit"),
-            deny_hits: hits(metrics, "default", &fb, &name, "deny"),
-        };
-        Self {
-            tcp_terminate: ByTls::resolve(&metrics.tcp_terminate, |tls| TcpLabels {
-                srv_name: name.clone(),
-                authz_name: fb.clone(),
-                tls,
-            }),
-            not_found: ByTls::resolve(&metrics.http_not_found, |tls| ServerLabels {
-                srv_name: name.clone(),
-                tls,
-            }),
-            not_found_hits: hits(metrics, "server", &name, &name, "not_found"),
-            name,
-            source: None,
-            protocol,
-            fallback,
-            routes: Vec::new(),
-            matches: Vec::new(),
-            has_http_routes: false,
-            tcp,
-            tcp_fallback,
-        }
-    }
-
-    /// The routes of a server without `HTTPRoute`s: probes, then every
-    /// request.
-    fn default_routes(
-        &mut self,
-        authz: &[Arc<Authz>],
-        probes: &[RouteMatch],
-        metrics: &PolicyMetrics,
-    ) {
-        if !probes.is_empty() {
-            let probe = Arc::new(Authz {
-                name: "probe".into(),
-                kind: AuthzKind::Probe,
-                requirements: Vec::new(),
-            });
-            let route = self.route_entry("probe".into(), &[probe], metrics);
-            for m in probes {
-                self.matches.push(MatchEntry::new(
-                    self.routes.len(),
-                    Arc::new([]),
-                    m.clone(),
-                    0,
-                ));
-            }
-            self.routes.push(route);
-        }
-        let route = self.route_entry("default".into(), authz, metrics);
-        self.matches.push(MatchEntry::new(
-            self.routes.len(),
-            Arc::new([]),
-            RouteMatch::new(),
-            1,
-        ));
-        self.routes.push(route);
-    }
-
-    fn add_route(&mut self, route: &CompiledRoute, authz: &[Arc<Authz>], metrics: &PolicyMetrics) {
-        let entry = self.route_entry(route.name.clone(), authz, metrics);
-        for rule in &route.rules {
-            for m in rule {
-                self.matches.push(MatchEntry::new(
-                    self.routes.len(),
-                    route.hosts.clone(),
-                    m.clone(),
-                    route.index,
-                ));
-            }
-        }
-        self.routes.push(entry);
-    }
-
-    fn route_entry(
-        &self,
-        route: Arc<str>,
-        authz: &[Arc<Authz>],
-        metrics: &PolicyMetrics,
-    ) -> RouteEntry {
-        let srv = &self.name;
-        let http = |family, authz_name: &Arc<str>| {
-            ByTls::resolve(family, |tls| HttpLabels {
-                srv_name: srv.clone(),
-                route_name: route.clone(),
-                authz_name: authz_name.clone(),
-                tls,
-            })
-        };
-        let fb = &self.fallback.authz.name;
-        RouteEntry {
-            authz: authz
-                .iter()
-                .map(|a| RuleEntry {
-                    authz: a.clone(),
-                    allow: http(&metrics.http_allow, &a.name),
-                    hits: hits(metrics, a.kind.as_str(), &a.name, srv, "allow"),
-                })
-                .collect(),
-            fallback: FallbackCounters {
-                allow: http(&metrics.http_allow, fb),
-                deny: http(&metrics.http_deny, fb),
-                allow_hits: hits(metrics, "default", fb, srv, "allow"),
-                audit_hits: hits(metrics, "default", fb, srv, "audit"),
-                deny_hits: hits(metrics, "default", fb, srv, "deny"),
-            },
-            name: route,
-        }
-    }
-}
-
-fn hits(
-    metrics: &PolicyMetrics,
-    rule_kind: &'static str,
-    rule_name: &Arc<str>,
-    srv_name: &Arc<str>,
-    result: &'static str,
-) -> prometheus_client::metrics::counter::Counter {
-    metrics.rule_hits.get_or_create_owned(&RuleLabels {
-        rule_kind,
-        rule_name: rule_name.clone(),
-        srv_name: srv_name.clone(),
-        result,
-    })
 }

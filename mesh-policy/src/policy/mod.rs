@@ -9,11 +9,14 @@
 //! lookup, a walk over that Server's sorted matches, and a check of the
 //! matched route's authorizations, none of which allocates.
 
+mod authz;
 mod build;
 mod client;
 mod decision;
+mod entry;
 mod refs;
 mod route;
+mod server_authz;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,200 @@
+//! Compiling `AuthorizationPolicy` resources and the authentications
+//! they require.
+
+use std::sync::Arc;
+
+use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
+
+use super::{
+    Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
+    refs::{Bound, Target, check_networks, dangling, find, ns},
+};
+use crate::{
+    Workload,
+    resource::{AuthorizationPolicy, NetworkAuthentication, Resources, read::error},
+};
+
+/// Compiles every `AuthorizationPolicy`.
+pub(super) fn authorization_policies(
+    r: &Resources<'_>,
+    workload: &Workload,
+) -> Result<Vec<Bound>, ResourceError> {
+    let identity_sets = mesh_tls_sets(r, workload)?;
+    let network_sets = network_sets(r)?;
+    let mut bound = Vec::new();
+    for entry in &r.authorization_policies {
+        let AuthorizationPolicy { metadata, spec, .. } = &entry.value;
+        let namespace = ns(metadata, workload);
+        let t = &spec.target_ref;
+        let target = match t.kind.as_str() {
+            "Server" => Target::Servers(vec![
+                find(&r.servers, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
+                    || dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace),
+                )?,
+            ]),
+            "HTTPRoute" => Target::Route(
+                find(&r.routes, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
+                    || {
+                        dangling(
+                            entry,
+                            "spec.targetRef.name",
+                            "HTTPRoute",
+                            &t.name,
+                            namespace,
+                        )
+                    },
+                )?,
+            ),
+            "Namespace" if t.name == namespace => Target::Namespace(t.name.clone()),
+            "Namespace" => {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec.targetRef.name",
+                    format!("a policy in namespace {namespace} may only target its own namespace"),
+                ));
+            }
+            other => {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec.targetRef.kind",
+                    format!("cannot target kind {other}: expected Server, HTTPRoute or Namespace"),
+                ));
+            }
+        };
+        if spec.required_authentication_refs.is_empty() {
+            return Err(error(
+                entry,
+                Kind::InvalidValue,
+                "spec.requiredAuthenticationRefs",
+                "at least one authentication is required",
+            ));
+        }
+        let mut requirements = Vec::new();
+        for (i, a) in spec.required_authentication_refs.iter().enumerate() {
+            let a_ns = a.namespace.as_deref().unwrap_or(namespace);
+            let path = format!("spec.requiredAuthenticationRefs[{i}]");
+            let from: Arc<str> = format!("{}/{}", a.kind, a.name).into();
+            requirements.push(match a.kind.as_str() {
+                "MeshTLSAuthentication" => {
+                    let i = find(&r.mesh_tls, |m| &m.metadata, a_ns, &a.name, workload)
+                        .ok_or_else(|| dangling(entry, &format!("{path}.name"), &a.kind, &a.name, a_ns))?;
+                    let set = identity_sets.get(i).cloned().unwrap_or_default();
+                    Requirement::Identity { from, set }
+                }
+                "NetworkAuthentication" => {
+                    let i = find(&r.networks, |n| &n.metadata, a_ns, &a.name, workload)
+                        .ok_or_else(|| dangling(entry, &format!("{path}.name"), &a.kind, &a.name, a_ns))?;
+                    let set = network_sets.get(i).cloned().unwrap_or_default();
+                    Requirement::Network { from, set }
+                }
+                "ServiceAccount" => {
+                    let mut set = IdentitySet::default();
+                    let ids = workload
+                        .service_account_identities(&a.name, a_ns)
+                        .map_err(|e| error(entry, Kind::InvalidValue, &format!("{path}.name"), e.to_string()))?;
+                    ids.into_iter().for_each(|id| set.add(&id));
+                    Requirement::Identity { from, set }
+                }
+                other => {
+                    return Err(error(
+                        entry,
+                        Kind::InvalidValue,
+                        &format!("{path}.kind"),
+                        format!(
+                            "cannot authenticate with kind {other}: expected MeshTLSAuthentication, NetworkAuthentication or ServiceAccount"
+                        ),
+                    ));
+                }
+            });
+        }
+        bound.push(Bound {
+            authz: Arc::new(Authz {
+                name: metadata.name.as_str().into(),
+                kind: AuthzKind::AuthorizationPolicy,
+                requirements,
+            }),
+            target,
+        });
+    }
+    Ok(bound)
+}
+
+fn mesh_tls_sets(
+    r: &Resources<'_>,
+    workload: &Workload,
+) -> Result<Vec<IdentitySet>, ResourceError> {
+    r.mesh_tls
+        .iter()
+        .map(|entry| {
+            let spec = &entry.value.spec;
+            let namespace = ns(&entry.value.metadata, workload);
+            let mut set = IdentitySet::default();
+            for (i, id) in spec.identities.iter().enumerate() {
+                set.add_pattern(id).map_err(|e| {
+                    error(
+                        entry,
+                        Kind::InvalidValue,
+                        &format!("spec.identities[{i}]"),
+                        format!("invalid identity {id:?}"),
+                    )
+                    .with_source(e)
+                })?;
+            }
+            for (i, r) in spec.identity_refs.iter().enumerate() {
+                let path = format!("spec.identityRefs[{i}]");
+                if r.kind != "ServiceAccount" {
+                    return Err(error(
+                        entry,
+                        Kind::InvalidValue,
+                        &format!("{path}.kind"),
+                        format!("cannot refer to kind {}: expected ServiceAccount", r.kind),
+                    ));
+                }
+                let ids = workload
+                    .service_account_identities(
+                        &r.name,
+                        r.namespace.as_deref().unwrap_or(namespace),
+                    )
+                    .map_err(|e| {
+                        error(
+                            entry,
+                            Kind::InvalidValue,
+                            &format!("{path}.name"),
+                            e.to_string(),
+                        )
+                    })?;
+                ids.into_iter().for_each(|id| set.add(&id));
+            }
+            if set.is_empty() {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec",
+                    "at least one identity or identityRef is required",
+                ));
+            }
+            Ok(set)
+        })
+        .collect()
+}
+
+fn network_sets(r: &Resources<'_>) -> Result<Vec<NetworkSet>, ResourceError> {
+    r.networks
+        .iter()
+        .map(|entry| {
+            let NetworkAuthentication { spec, .. } = &entry.value;
+            if spec.networks.is_empty() {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec.networks",
+                    "at least one network is required",
+                ));
+            }
+            check_networks(entry, &spec.networks, "spec.networks")?;
+            Ok(NetworkSet::new(spec.networks.clone()))
+        })
+        .collect()
+}
