@@ -58,6 +58,8 @@ pub struct Explanation {
     /// The HTTP status the layer would answer with, when it answers itself
     /// (403 or 404).
     pub status: Option<u16>,
+    /// The workload: namespace, service account and labels.
+    pub workload: String,
     /// The client, in words.
     pub client: String,
     /// The server that covers the port, and where it came from.
@@ -110,7 +112,7 @@ impl Policy {
                 ("allow (audit: a deny would refuse it)".to_owned(), None)
             }
             Decision::Allow(a) => (format!("allow by {}", a.authz()), None),
-            Decision::Deny(d) => (format!("deny by {}", d.policy()), Some(403)),
+            Decision::Deny(d) => (format!("deny (fallback {})", d.policy()), Some(403)),
             Decision::NotFound(_) => ("not found: no route matches".to_owned(), Some(404)),
         };
         let server = self.server_for(query.port);
@@ -118,6 +120,7 @@ impl Policy {
         Explanation {
             decision: decision_text,
             status,
+            workload: describe_workload(self.workload()),
             client: describe_client(&client),
             server: describe_server(server, query.port),
             route: route.map(|r| r.name.to_string()),
@@ -148,6 +151,24 @@ fn authorizations(route: &RouteEntry, client: &Client<'_>) -> Vec<ExplainedAuthz
             },
         })
         .collect()
+}
+
+fn describe_workload(workload: &crate::Workload) -> String {
+    let labels: Vec<String> = workload
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "{}/{} (labels {})",
+        workload.namespace,
+        workload.service_account,
+        if labels.is_empty() {
+            "none".to_owned()
+        } else {
+            labels.join(",")
+        }
+    )
 }
 
 fn describe_client(client: &Client<'_>) -> String {
@@ -213,6 +234,7 @@ impl fmt::Display for Explanation {
             write!(f, " (HTTP {status})")?;
         }
         writeln!(f)?;
+        writeln!(f, "workload: {}", self.workload)?;
         writeln!(f, "client:   {}", self.client)?;
         writeln!(f, "server:   {}", self.server)?;
         match &self.route {

@@ -18,7 +18,8 @@ pub struct Workload {
     pub namespace: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-    /// Its service account.
+    /// Its service account. Decisions do not depend on it (clients are
+    /// authorized, not servers); explanations name it.
     pub service_account: String,
     /// Its named ports (`http` → 8080), for Servers that name a port.
     pub ports: BTreeMap<String, u16>,

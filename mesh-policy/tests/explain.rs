@@ -28,7 +28,8 @@ fn a_denial_lists_the_server_route_and_every_authorization_tried() {
     );
     assert_eq!(
         explanation.to_string(),
-        "decision: deny by deny (HTTP 403)
+        "decision: deny (fallback deny) (HTTP 403)
+workload: booksapp/books (labels app=books,tier=backend)
 client:   mutual TLS as spiffe://cluster.local/ns/other/sa/x from 10.1.2.3
 server:   books-http (Server in policy.yaml document 1, port http, HTTP/1)
 route:    authors-get
