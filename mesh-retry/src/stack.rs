@@ -47,7 +47,9 @@ impl RouteRetryPolicy {
     /// The route's layers, retrying within `budget`, counting nothing.
     pub fn layer(&self, budget: Arc<Budget>) -> RouteStackLayer {
         RouteStackLayer {
-            request: RequestTimeoutLayer::new(self.timeouts),
+            // The per-try timeout writes the deadline header for each
+            // attempt, nearer and later than the request timeout could.
+            request: RequestTimeoutLayer::new(self.timeouts).with_propagation(false),
             retry: RetryLayer::new(self.retry.clone(), budget),
             attempt: AttemptTimeoutLayer::new(self.timeouts),
         }

@@ -29,8 +29,9 @@ pin_project_lite::pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        // `None` when the request is sent once, whatever happens.
-        retry: Option<Attempts<S, B>>,
+        // `None` when the request is sent once, whatever happens. Boxed, so
+        // that the future stays small to move.
+        retry: Option<Box<Attempts<S, B>>>,
     }
 }
 
@@ -97,7 +98,7 @@ where
     ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(Attempts {
+            retry: Some(Box::new(Attempts {
                 shared,
                 service: None,
                 head: None,
@@ -105,7 +106,7 @@ where
                 not_retryable: Some(reason),
                 attempts: 1,
                 labels,
-            }),
+            })),
         }
     }
 
@@ -120,7 +121,7 @@ where
     ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(Attempts {
+            retry: Some(Box::new(Attempts {
                 shared,
                 service: Some(service),
                 head: Some(head),
@@ -128,7 +129,7 @@ where
                 not_retryable: None,
                 attempts: 1,
                 labels,
-            }),
+            })),
         }
     }
 }

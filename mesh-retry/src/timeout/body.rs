@@ -12,13 +12,13 @@ use mesh_core::{
     BoxError, ProxyErrorKind,
     error::{GRPC_MESSAGE, GRPC_STATUS, MESH_ERROR},
 };
-use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::error::{Elapsed, Timeout};
 
 pin_project_lite::pin_project! {
     /// A response body that ends when the request's deadline passes, or when
-    /// no frame arrives for the idle timeout.
+    /// the upstream sends nothing for the idle timeout.
     ///
     /// The response head has been sent by then, so the timeout cannot be a
     /// 504 any more. A gRPC response ends with trailers saying
@@ -27,19 +27,21 @@ pin_project_lite::pin_project! {
     /// [`Elapsed`] error, which the server turns into a reset stream or a
     /// closed connection, so the caller sees the body was cut short.
     ///
-    /// Its [`Default`] is an empty body, the body of the mesh's own 504.
+    /// The idle timeout counts the time spent waiting for the upstream's
+    /// next frame, not the time the caller takes to read one.
     ///
-    /// It holds its timers inline, so it allocates nothing and is not
-    /// `Unpin`: pin it (`std::pin::pin!`, `Box::pin`) to read it by hand.
+    /// A timer is made only when the body first has to wait for a frame,
+    /// and then reused, so a body that is ready when read costs no timer.
+    /// Its [`Default`] is an empty body, the body of the mesh's own 504.
     #[derive(Debug)]
     pub struct TimeoutBody<B> {
         #[pin]
         inner: Option<B>,
-        #[pin]
-        deadline: Option<Sleep>,
-        #[pin]
-        idle_sleep: Option<Sleep>,
+        deadline: Option<Instant>,
         idle: Option<Duration>,
+        // Armed while waiting for a frame: when it fires, and the timer.
+        waiting_until: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
         grpc: bool,
     }
 }
@@ -49,8 +51,9 @@ impl<B> Default for TimeoutBody<B> {
         Self {
             inner: None,
             deadline: None,
-            idle_sleep: None,
             idle: None,
+            waiting_until: None,
+            timer: None,
             grpc: false,
         }
     }
@@ -58,7 +61,7 @@ impl<B> Default for TimeoutBody<B> {
 
 impl<B> TimeoutBody<B> {
     /// Wraps `inner`. With neither a deadline nor an idle timeout it only
-    /// forwards frames, and holds no timer.
+    /// forwards frames.
     pub(crate) fn new(
         inner: B,
         deadline: Option<Instant>,
@@ -67,9 +70,10 @@ impl<B> TimeoutBody<B> {
     ) -> Self {
         Self {
             inner: Some(inner),
-            deadline: deadline.map(sleep_until),
-            idle_sleep: idle.map(sleep),
+            deadline,
             idle,
+            waiting_until: None,
+            timer: None,
             grpc,
         }
     }
@@ -92,31 +96,48 @@ where
             return Poll::Ready(None);
         };
         if let Poll::Ready(frame) = inner.poll_frame(cx) {
-            if let (Some(idle), Some(sleep)) = (this.idle, this.idle_sleep.as_pin_mut()) {
-                sleep.reset(Instant::now() + *idle);
-            }
+            *this.waiting_until = None;
             if frame.is_none() {
                 this.inner.set(None);
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let expired = if this
-            .deadline
-            .as_pin_mut()
-            .is_some_and(|s| s.poll(cx).is_ready())
-        {
-            Timeout::Request
-        } else if this
-            .idle_sleep
-            .as_pin_mut()
-            .is_some_and(|s| s.poll(cx).is_ready())
-        {
-            Timeout::Idle
-        } else {
+        if this.deadline.is_none() && this.idle.is_none() {
             return Poll::Pending;
+        }
+        // Arm the timer for this wait: the deadline, or the idle timeout
+        // from now, whichever is first.
+        let until = match *this.waiting_until {
+            Some(until) => until,
+            None => {
+                let idle_until = this.idle.map(|idle| Instant::now() + idle);
+                let until = match (*this.deadline, idle_until) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b).unwrap_or_else(Instant::now),
+                };
+                *this.waiting_until = Some(until);
+                match this.timer.as_mut() {
+                    Some(timer) => timer.as_mut().reset(until),
+                    None => *this.timer = Some(Box::pin(sleep_until(until))),
+                }
+                until
+            }
+        };
+        let fired = this
+            .timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        if !fired {
+            return Poll::Pending;
+        }
+        let expired = if this.deadline.is_some_and(|d| d <= until) {
+            Timeout::Request
+        } else {
+            Timeout::Idle
         };
         tracing::debug!(timeout = ?expired, "response body timed out");
         this.inner.set(None);
+        *this.timer = None;
         if *this.grpc {
             return Poll::Ready(Some(Ok(Frame::trailers(deadline_trailers()))));
         }

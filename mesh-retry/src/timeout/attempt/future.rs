@@ -7,24 +7,32 @@ use std::{
 
 use http::Response;
 use mesh_core::ProxyErrorKind;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep, sleep_until};
 
 pin_project_lite::pin_project! {
     /// The attempt's response, or the mesh's 504 when the per-try timeout
     /// passes first.
+    ///
+    /// The timer is made the first time the response is not ready, so a
+    /// response that is ready at once costs none.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        until: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
         grpc: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, sleep: Option<Sleep>, grpc: bool) -> Self {
-        Self { inner, sleep, grpc }
+    pub(super) fn new(inner: F, until: Option<Instant>, grpc: bool) -> Self {
+        Self {
+            inner,
+            until,
+            timer: None,
+            grpc,
+        }
     }
 }
 
@@ -40,11 +48,13 @@ where
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result);
         }
-        if this
-            .sleep
-            .as_pin_mut()
-            .is_some_and(|s| s.poll(cx).is_ready())
-        {
+        let Some(until) = *this.until else {
+            return Poll::Pending;
+        };
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(sleep_until(until)));
+        if timer.as_mut().poll(cx).is_ready() {
             tracing::debug!("attempt timed out before its response");
             return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(*this.grpc)));
         }

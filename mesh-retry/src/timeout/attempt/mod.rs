@@ -26,7 +26,7 @@ use std::{
 
 use http::{Request, Response};
 use mesh_core::error::is_grpc;
-use tokio::time::sleep;
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::deadline::{self, Deadline};
@@ -65,14 +65,21 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let grpc = is_grpc(req.headers());
-        let remaining = req.extensions().get::<Deadline>().map(|d| d.remaining());
-        let allowed = match (remaining, self.per_try) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(allowed) = allowed {
-            deadline::propagate(req.headers_mut(), allowed, grpc);
+        let deadline = req.extensions().get::<Deadline>().map(|d| d.instant());
+        if deadline.is_none() && self.per_try.is_none() {
+            return future::ResponseFuture::new(self.inner.call(req), None, grpc);
         }
-        future::ResponseFuture::new(self.inner.call(req), self.per_try.map(sleep), grpc)
+        let now = Instant::now();
+        let per_try = self.per_try.map(|t| now + t);
+        let until = match (deadline, per_try) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(now),
+        };
+        deadline::propagate(
+            req.headers_mut(),
+            until.saturating_duration_since(now),
+            grpc,
+        );
+        future::ResponseFuture::new(self.inner.call(req), per_try, grpc)
     }
 }

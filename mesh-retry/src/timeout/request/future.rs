@@ -8,19 +8,21 @@ use std::{
 
 use http::Response;
 use mesh_core::ProxyErrorKind;
-use tokio::time::{Instant, Sleep};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::timeout::TimeoutBody;
 
 pin_project_lite::pin_project! {
     /// The response, or the mesh's 504 when the deadline passes first.
+    ///
+    /// The timer is made the first time the response is not ready, so a
+    /// response that is ready at once costs none.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
         deadline: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
         idle: Option<Duration>,
         grpc: bool,
     }
@@ -29,15 +31,14 @@ pin_project_lite::pin_project! {
 impl<F> ResponseFuture<F> {
     pub(super) fn new(
         inner: F,
-        sleep: Option<Sleep>,
         deadline: Option<Instant>,
         idle: Option<Duration>,
         grpc: bool,
     ) -> Self {
         Self {
             inner,
-            sleep,
             deadline,
+            timer: None,
             idle,
             grpc,
         }
@@ -58,11 +59,13 @@ where
                 result.map(|res| res.map(|body| TimeoutBody::new(body, deadline, idle, grpc))),
             );
         }
-        if this
-            .sleep
-            .as_pin_mut()
-            .is_some_and(|s| s.poll(cx).is_ready())
-        {
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             tracing::debug!("request deadline passed before the response");
             return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(*this.grpc)));
         }

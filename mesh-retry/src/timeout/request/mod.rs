@@ -19,7 +19,7 @@ use std::{
 
 use http::{Request, Response};
 use mesh_core::error::is_grpc;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::TimeoutBody;
@@ -36,6 +36,7 @@ pub struct RequestTimeout<S> {
     inner: S,
     timeout: Option<Duration>,
     idle: Option<Duration>,
+    propagate: bool,
 }
 
 impl<S> RequestTimeout<S> {
@@ -46,7 +47,18 @@ impl<S> RequestTimeout<S> {
             inner,
             timeout,
             idle,
+            propagate: true,
         }
+    }
+
+    /// Whether to write the time remaining into the outgoing deadline
+    /// header. Default `true`. Turn it off when an
+    /// [`AttemptTimeout`](crate::AttemptTimeout) inside writes it for each
+    /// attempt anyway.
+    #[must_use]
+    pub fn with_propagation(mut self, propagate: bool) -> Self {
+        self.propagate = propagate;
+        self
     }
 }
 
@@ -66,24 +78,20 @@ where
         let grpc = is_grpc(req.headers());
         let sent = deadline::incoming(req.headers());
         let mut nearest = req.extensions().get::<Deadline>().map(|d| d.instant());
-        if self.timeout.is_some() || sent.is_some() {
+        if self.timeout.is_some() || sent.is_some() || nearest.is_some() {
             let now = Instant::now();
             for timeout in [self.timeout, sent].into_iter().flatten() {
                 let at = now + timeout;
                 nearest = Some(nearest.map_or(at, |n| n.min(at)));
             }
+            if let Some(at) = nearest {
+                req.extensions_mut().insert(Deadline::at(at));
+                if self.propagate {
+                    let remaining = at.saturating_duration_since(now);
+                    deadline::propagate(req.headers_mut(), remaining, grpc);
+                }
+            }
         }
-        if let Some(at) = nearest {
-            let deadline = Deadline::at(at);
-            req.extensions_mut().insert(deadline);
-            deadline::propagate(req.headers_mut(), deadline.remaining(), grpc);
-        }
-        future::ResponseFuture::new(
-            self.inner.call(req),
-            nearest.map(sleep_until),
-            nearest,
-            self.idle,
-            grpc,
-        )
+        future::ResponseFuture::new(self.inner.call(req), nearest, self.idle, grpc)
     }
 }

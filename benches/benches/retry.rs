@@ -1,0 +1,169 @@
+//! The cost of retries when nothing fails, and of the budget under
+//! contention.
+//!
+//! - `retry/baseline_*`: a bare `service_fn` that reads the request body and
+//!   answers 200.
+//! - `retry/stack_*`: the same `service_fn` under the request timeout, the
+//!   retry layer and the per-try timeout, with both timeouts set (10 s and
+//!   2 s) and the default retry policy and budget. No request fails, so no
+//!   retry happens: this is the price every request pays.
+//! - `_empty` sends no body; `_small` sends 64 bytes, which the retry layer
+//!   records for replay.
+//! - `budget/deposit` and `budget/withdraw`: one operation, on one thread
+//!   and then on both cores at once against one shared budget.
+//!
+//! ```text
+//! cargo bench -p mesh-benches --bench retry
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{convert::Infallible, hint::black_box, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use mesh_core::{RouteMatch, body::Proxied};
+use mesh_retry::{
+    AttemptTimeoutLayer, Budget, BudgetConfig, RequestTimeoutLayer, RetryLayer, RetryPolicy,
+    RouteRetryPolicy, Timeouts,
+};
+use tokio::time::Instant;
+use tower::{Layer, ServiceExt, service_fn};
+
+const SMALL: &[u8] = &[b'x'; 64];
+
+/// A request as a client sends it: a few headers, and a body.
+fn request(body: &'static [u8]) -> Request<Full<Bytes>> {
+    Request::get("http://emoji:8080/api/list")
+        .header("host", "emoji:8080")
+        .header("user-agent", "bench/1.0")
+        .header("accept", "*/*")
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap()
+}
+
+fn stack(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Both services read the body, as a client sending it would.
+    let baseline = service_fn(|req: Request<Full<Bytes>>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        black_box(body);
+        Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
+    });
+    let upstream = service_fn(
+        |req: Request<mesh_retry::replay::ReplayBody<Full<Bytes>>>| async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            black_box(body);
+            Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
+        },
+    );
+    let timeouts = Timeouts {
+        request: Some(Duration::from_secs(10)),
+        per_try: Some(Duration::from_secs(2)),
+        idle: None,
+    };
+    // The route stack the sidecar builds: request timeout, retry, per-try
+    // timeout.
+    let route = RouteRetryPolicy {
+        name: "list".into(),
+        matches: vec![RouteMatch::new()],
+        retry: RetryPolicy::default(),
+        timeouts,
+    };
+    let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
+
+    let retry_only = RetryLayer::new(RetryPolicy::default(), Arc::new(Budget::default()))
+        .layer(upstream);
+    let timeouts_only = RequestTimeoutLayer::new(timeouts)
+        .with_propagation(false)
+        .layer(AttemptTimeoutLayer::new(timeouts).layer(service_fn(
+            |req: Request<Full<Bytes>>| async move {
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                black_box(body);
+                Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
+            },
+        )));
+
+    let mut group = c.benchmark_group("retry");
+    for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
+        group.bench_function(format!("baseline_{name}"), |b| {
+            b.to_async(&rt).iter(|| baseline.oneshot(request(body)));
+        });
+        group.bench_function(format!("retry_layer_{name}"), |b| {
+            b.to_async(&rt)
+                .iter(|| retry_only.clone().oneshot(request(body)));
+        });
+        group.bench_function(format!("timeouts_{name}"), |b| {
+            b.to_async(&rt).iter(|| {
+                let svc = timeouts_only.clone();
+                async move {
+                    let res = svc.oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap()
+                }
+            });
+        });
+        group.bench_function(format!("stack_{name}"), |b| {
+            b.to_async(&rt).iter(|| {
+                let svc = layered.clone();
+                async move {
+                    let res = svc.oneshot(request(body)).await.unwrap();
+                    // Reading the (empty) response body is part of the cost:
+                    // the request deadline wraps it.
+                    res.into_body().collect().await.unwrap()
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+/// A budget that never refuses, so every withdrawal does the full work.
+fn bottomless() -> Budget {
+    Budget::new(BudgetConfig::new(1000.0, u32::MAX, Duration::from_secs(60)).unwrap())
+}
+
+/// Runs `op` `iters` times on each of two threads at once, and returns the
+/// time each thread took: the latency of one operation while the other core
+/// contends for the same budget.
+fn contended(budget: &Budget, iters: u64, op: fn(&Budget)) -> Duration {
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(move || {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        op(black_box(budget));
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let total: Duration = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        total / 2
+    })
+}
+
+fn budget(c: &mut Criterion) {
+    let mut group = c.benchmark_group("budget");
+    let budget = bottomless();
+    group.bench_function("deposit", |b| b.iter(|| black_box(&budget).deposit()));
+    group.bench_function("withdraw", |b| b.iter(|| black_box(&budget).withdraw()));
+    group.bench_function("deposit_contended_2_cores", |b| {
+        b.iter_custom(|iters| contended(&budget, iters, Budget::deposit));
+    });
+    group.bench_function("withdraw_contended_2_cores", |b| {
+        b.iter_custom(|iters| {
+            contended(&budget, iters, |b| {
+                b.withdraw();
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stack, budget);
+criterion_main!(benches);
