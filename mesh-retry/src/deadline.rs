@@ -75,9 +75,13 @@ pub(crate) fn propagate(headers: &mut HeaderMap, remaining: Duration, grpc: bool
     if grpc {
         headers.insert(GRPC_TIMEOUT, encode_grpc_timeout(remaining));
     } else {
-        let millis = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
-        headers.insert(MESH_DEADLINE, HeaderValue::from(millis));
+        headers.insert(MESH_DEADLINE, mesh_deadline_value(remaining));
     }
+}
+
+/// A `mesh-deadline` value: the whole milliseconds in `remaining`.
+pub fn mesh_deadline_value(remaining: Duration) -> HeaderValue {
+    HeaderValue::from(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Reads a `mesh-deadline` value: decimal milliseconds.

@@ -78,7 +78,7 @@ enum Phase<B> {
     Idle,
     /// Replaying a body that was recorded whole.
     Replaying {
-        recording: Arc<Recording>,
+        recording: Recording,
         next: usize,
         trailers_sent: bool,
     },
@@ -299,7 +299,10 @@ where
                     replay_bytes,
                 } => {
                     if *next < *replay_end {
-                        let chunk = reader.chunks[*next].clone();
+                        let Some(chunk) = reader.chunks.get(*next).cloned() else {
+                            *next = *replay_end;
+                            continue;
+                        };
                         *next += 1;
                         *replay_bytes = replay_bytes.saturating_sub(chunk.len() as u64);
                         return Poll::Ready(Some(Ok(Frame::data(chunk))));
@@ -317,12 +320,12 @@ where
         let mut state = self.shared.lock();
         match std::mem::replace(&mut *state, State::Reading) {
             State::Complete(recording) => {
-                *state = State::Complete(recording.clone());
                 self.phase = Phase::Replaying {
-                    recording,
+                    recording: recording.clone(),
                     next: 0,
                     trailers_sent: false,
                 };
+                *state = State::Complete(recording);
                 Ok(())
             }
             State::Parked(reader) => {

@@ -1,6 +1,6 @@
 //! The state the attempts of one request share.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -24,7 +24,7 @@ pub(super) enum State<B> {
     /// was recorded, then reads on.
     Parked(Reader<B>),
     /// The original body was read to its end and recorded whole.
-    Complete(Arc<Recording>),
+    Complete(Recording),
     /// The body cannot be replayed: it outgrew the cap, or the original
     /// body failed.
     Committed,
@@ -34,7 +34,7 @@ pub(super) enum State<B> {
 pub(super) struct Reader<B> {
     pub(super) body: B,
     /// Every data chunk read so far, in order, while recording.
-    pub(super) chunks: Vec<Bytes>,
+    pub(super) chunks: Chunks,
     /// The sum of `chunks`' lengths.
     pub(super) recorded: usize,
     /// Whether chunks are still recorded; false once the cap is passed.
@@ -42,11 +42,40 @@ pub(super) struct Reader<B> {
 }
 
 /// A body read to its end: every chunk, and the trailers.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Recording {
-    pub(super) chunks: Box<[Bytes]>,
+    pub(super) chunks: Chunks,
     pub(super) trailers: Option<HeaderMap>,
     pub(super) len: u64,
+}
+
+/// Chunks in order. Most small bodies are one chunk, which is kept without
+/// a `Vec`.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Chunks {
+    first: Option<Bytes>,
+    rest: Vec<Bytes>,
+}
+
+impl Chunks {
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push(chunk);
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub(super) fn get(&self, i: usize) -> Option<&Bytes> {
+        match i.checked_sub(1) {
+            None => self.first.as_ref(),
+            Some(i) => self.rest.get(i),
+        }
+    }
 }
 
 /// Where the original body stands, which decides whether another attempt
@@ -97,7 +126,7 @@ impl<B> Reader<B> {
     pub(super) fn new(body: B) -> Self {
         Self {
             body,
-            chunks: Vec::new(),
+            chunks: Chunks::default(),
             recorded: 0,
             recording: true,
         }
@@ -111,7 +140,7 @@ impl<B> Reader<B> {
         }
         if self.recorded.saturating_add(chunk.len()) > max_bytes {
             self.recording = false;
-            self.chunks = Vec::new();
+            self.chunks = Chunks::default();
             self.recorded = 0;
             return false;
         }
@@ -123,20 +152,21 @@ impl<B> Reader<B> {
     }
 
     /// The whole recording, once the body has ended with `trailers`.
-    pub(super) fn finish(&mut self, trailers: Option<HeaderMap>) -> Arc<Recording> {
-        Arc::new(Recording {
-            chunks: std::mem::take(&mut self.chunks).into_boxed_slice(),
+    pub(super) fn finish(&mut self, trailers: Option<HeaderMap>) -> Recording {
+        Recording {
+            chunks: std::mem::take(&mut self.chunks),
             trailers,
             len: self.recorded as u64,
-        })
+        }
     }
 }
 
 impl Recording {
     /// The bytes in `chunks[from..]`.
     pub(super) fn remaining(&self, from: usize) -> u64 {
-        self.chunks
-            .get(from..)
-            .map_or(0, |rest| rest.iter().map(|c| c.len() as u64).sum())
+        (from..self.chunks.len())
+            .filter_map(|i| self.chunks.get(i))
+            .map(|c| c.len() as u64)
+            .sum()
     }
 }

@@ -24,12 +24,14 @@ use std::{
     time::Duration,
 };
 
-use http::{Request, Response};
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response};
 use mesh_core::error::is_grpc;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::deadline::{self, Deadline};
+use crate::deadline::{self, Deadline, GRPC_TIMEOUT, MESH_DEADLINE};
 
 pub mod future;
 mod layer;
@@ -40,12 +42,28 @@ pub use self::layer::AttemptTimeoutLayer;
 #[derive(Clone, Debug)]
 pub struct AttemptTimeout<S> {
     inner: S,
-    per_try: Option<Duration>,
+    per_try: Option<PerTry>,
+}
+
+/// The per-try timeout, and the deadline headers that carry it, written
+/// once: most attempts have less to fear from the request's deadline than
+/// from their own timeout, and send these as they are.
+#[derive(Clone, Debug)]
+struct PerTry {
+    timeout: Duration,
+    headers: Arc<(HeaderValue, HeaderValue)>,
 }
 
 impl<S> AttemptTimeout<S> {
     /// Holds each call to `per_try` (none: only propagates the deadline).
     pub fn new(inner: S, per_try: Option<Duration>) -> Self {
+        let per_try = per_try.map(|timeout| PerTry {
+            timeout,
+            headers: Arc::new((
+                deadline::mesh_deadline_value(timeout),
+                deadline::encode_grpc_timeout(timeout),
+            )),
+        });
         Self { inner, per_try }
     }
 }
@@ -70,16 +88,25 @@ where
             return future::ResponseFuture::new(self.inner.call(req), None, grpc);
         }
         let now = Instant::now();
-        let per_try = self.per_try.map(|t| now + t);
-        let until = match (deadline, per_try) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or(now),
-        };
-        deadline::propagate(
-            req.headers_mut(),
-            until.saturating_duration_since(now),
-            grpc,
-        );
-        future::ResponseFuture::new(self.inner.call(req), per_try, grpc)
+        let per_try = self.per_try.as_ref().map(|p| (now + p.timeout, p));
+        match (deadline, per_try) {
+            // The attempt's own timeout is the nearer: its header is ready.
+            (Some(d), Some((until, p))) if until <= d => set_per_try(&mut req, p, grpc),
+            (None, Some((_, p))) => set_per_try(&mut req, p, grpc),
+            (Some(d), _) => {
+                deadline::propagate(req.headers_mut(), d.saturating_duration_since(now), grpc);
+            }
+            (None, None) => {}
+        }
+        future::ResponseFuture::new(self.inner.call(req), per_try.map(|(until, _)| until), grpc)
+    }
+}
+
+fn set_per_try<B>(req: &mut Request<B>, per_try: &PerTry, grpc: bool) {
+    let (mesh, grpc_timeout) = &*per_try.headers;
+    if grpc {
+        req.headers_mut().insert(GRPC_TIMEOUT, grpc_timeout.clone());
+    } else {
+        req.headers_mut().insert(MESH_DEADLINE, mesh.clone());
     }
 }
