@@ -286,7 +286,7 @@ impl Collector for BudgetGauges {
         }
         let mut metric = encoder.encode_descriptor(
             "retry_budget_balance",
-            "Retries the budget allows now",
+            "Retries the budget allows now.",
             None,
             MetricType::Gauge,
         )?;
@@ -296,5 +296,77 @@ impl Collector for BudgetGauges {
             ConstGauge::new(budget.balance()).encode(family)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+    use crate::BudgetConfig;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_exposition_names_every_series_with_bounded_labels() {
+        let mut registry = Registry::default();
+        let metrics = RetryMetrics::register(&mut registry);
+        let route = metrics.route("emoji", "get");
+        route.retry();
+        route.retry();
+        route.success();
+        route.budget_exhausted();
+        route.not_retryable(NotRetryable::NonIdempotent);
+        let budget = Arc::new(Budget::new(
+            BudgetConfig::new(0.2, 1, std::time::Duration::from_secs(10)).unwrap(),
+        ));
+        route.observe_budget(&budget);
+        route.observe_budget(&budget);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let expected = "\
+# HELP retry_requests Retries sent.
+# TYPE retry_requests counter
+retry_requests_total{service=\"emoji\",route=\"get\"} 2
+# HELP retry_successes Requests that succeeded after at least one retry.
+# TYPE retry_successes counter
+retry_successes_total{service=\"emoji\",route=\"get\"} 1
+# HELP retry_limit_exceeded Retryable failures returned because the request used all its attempts.
+# TYPE retry_limit_exceeded counter
+retry_limit_exceeded_total{service=\"emoji\",route=\"get\"} 0
+# HELP retry_budget_exhausted Retryable failures returned because the retry budget was empty.
+# TYPE retry_budget_exhausted counter
+retry_budget_exhausted_total{service=\"emoji\",route=\"get\"} 1
+# HELP retry_deadline_exceeded Retryable failures returned because the request deadline was nearer than the backoff.
+# TYPE retry_deadline_exceeded counter
+retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
+# HELP retry_not_retryable Retryable failures of requests that could not be retried, by reason.
+# TYPE retry_not_retryable counter
+";
+        assert!(text.starts_with(expected), "{text}");
+        let reasons: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("retry_not_retryable_total"))
+            .collect();
+        assert_eq!(reasons.len(), 4, "every reason is registered at once");
+        assert!(reasons.contains(
+            &"retry_not_retryable_total{service=\"emoji\",route=\"get\",reason=\"non_idempotent\"} 1"
+        ));
+        assert!(
+            text.ends_with(
+                "# HELP retry_budget_balance Retries the budget allows now.\n\
+             # TYPE retry_budget_balance gauge\n\
+             retry_budget_balance{service=\"emoji\"} 10.0\n\
+             # EOF\n"
+            ),
+            "{text}"
+        );
+
+        drop(budget);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            !text.contains("retry_budget_balance"),
+            "a dropped budget is no longer reported"
+        );
     }
 }

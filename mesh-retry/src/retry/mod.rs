@@ -11,9 +11,12 @@
 //!    `content-length` (`body_too_large`) or found out while sending it
 //!    (`committed`);
 //! 3. it has attempts left ([`RetryPolicy::max_attempts`]);
-//! 4. the response did not arrive while the request body was still being
-//!    sent (`streaming_response`): the upstream answered a request it had
-//!    not read, and the body is still in use;
+//! 4. the upstream did not answer before the request body had been sent
+//!    whole (`streaming_response`): it answered a request it had not read,
+//!    so sending it again would not repeat the same exchange. (An attempt
+//!    that failed to connect, broke before any response, or hit its per-try
+//!    timeout is different: the next attempt replays what was sent and
+//!    sends the rest.);
 //! 5. the request's [`Deadline`](crate::Deadline), if any, leaves time for
 //!    the backoff;
 //! 6. the shared [`Budget`] has a retry to spare.

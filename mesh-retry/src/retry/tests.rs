@@ -469,3 +469,40 @@ async fn metrics_can_be_labelled_from_the_request() {
         "{text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn readiness_is_forwarded_and_each_retry_waits_for_it() {
+    let (mock, mut handle) =
+        tower_test::mock::pair::<Request<ReplayBody<BoxBody>>, Response<BoxBody>>();
+    let layer = RetryLayer::new(
+        RetryPolicy::default().with_backoff(Backoff::none()),
+        unlimited(),
+    );
+    let mut svc = tower::Layer::layer(&layer, mock);
+
+    handle.allow(0);
+    let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(svc.poll_ready(cx))).await;
+    assert!(
+        ready.is_pending(),
+        "not ready while the inner service is not"
+    );
+
+    handle.allow(1);
+    svc.ready().await.unwrap();
+    let mut res = tokio::spawn(svc.call(get("/")));
+    let (req, send) = handle.next_request().await.unwrap();
+    assert!(req.headers().get(MESH_RETRY_ATTEMPT).is_none());
+    send.send_response(status(503).unwrap());
+
+    // The retry waits until the inner service is ready again.
+    let waiting = tokio::time::timeout(Duration::from_secs(1), &mut res).await;
+    assert!(
+        waiting.is_err(),
+        "no retry is sent to a service that is not ready"
+    );
+    handle.allow(1);
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()[MESH_RETRY_ATTEMPT], "2");
+    send.send_response(status(200).unwrap());
+    assert_eq!(res.await.unwrap().unwrap().status(), 200);
+}
