@@ -10,12 +10,12 @@
 //! | no route matched | 404 | `grpc-status: 5` (`NOT_FOUND`) |
 //!
 //! An allowed request goes on with two extensions: an
-//! [`Authorized`](mesh_core::labels::Authorized) naming the Server, route
+//! [`Authorized`] naming the Server, route
 //! and authorization (and whether only audit mode let it through), and a
-//! [`RouteId`](mesh_core::RouteId), which metrics read for their labels.
+//! [`RouteId`], which metrics read for their labels.
 //!
 //! The client comes from the request's
-//! [`ConnectionInfo`](mesh_core::ConnectionInfo), which the mesh's server
+//! [`ConnectionInfo`], which the mesh's server
 //! inserts. A request without one is treated as an unauthenticated client
 //! with no address, so a covered port denies it. The port is the one the
 //! connection was accepted on, unless the layer is given one
