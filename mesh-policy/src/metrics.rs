@@ -41,8 +41,9 @@ impl PolicyMetrics {
     /// - `inbound_http_authz_allow_total{srv_name, route_name, authz_name, tls}`:
     ///   requests allowed, audit-mode ones included;
     /// - `inbound_http_authz_deny_total{srv_name, route_name, authz_name, tls}`:
-    ///   requests denied; `authz_name` is the fallback policy that denied
-    ///   (`deny`, or `default:<policy>` on a port no Server covers);
+    ///   requests denied; `authz_name` is the fallback that denied: the
+    ///   Server's `accessPolicy` (`deny`, `all-authenticated`...), or
+    ///   `default:<policy>` on a port no Server covers;
     /// - `inbound_http_route_not_found_total{srv_name, tls}`;
     /// - `inbound_tcp_authz_allow_total{srv_name, authz_name, tls}`,
     ///   `inbound_tcp_authz_deny_total{srv_name, authz_name, tls}` and
