@@ -7,7 +7,7 @@
 //! in. Then the port's [`Protocol`] decides: HTTP is served with hyper, at the
 //! version ALPN chose or the first bytes show; anything else goes to the
 //! opaque handler as a byte stream. Every request carries the
-//! [`ConnectionInfo`] of its connection.
+//! [`ConnectionInfo`](crate::conn::ConnectionInfo) of its connection.
 //!
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; HTTP connections finish the
