@@ -387,8 +387,42 @@ fn median(xs: &mut [f64]) -> f64 {
 
 criterion_group!(benches, tls);
 
+/// Whether the command line asks for the paired rounds: not when it
+/// filters for other benches, lists them, or profiles one.
+fn wants_paired() -> bool {
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--profile-time" || arg == "--list" {
+            return false;
+        }
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') && !"tls_paired".contains(arg.as_str()) {
+            return false;
+        }
+    }
+    true
+}
+
 fn main() {
     benches();
-    paired();
+    if wants_paired() {
+        paired();
+    }
     Criterion::default().configure_from_args().final_summary();
 }
