@@ -5,7 +5,7 @@
 //! word, a writer that finds a slot still holding an old generation resets
 //! and adds in a single compare-and-swap: no deposit can land between the
 //! reset and the add and be lost, which a pair of separate atomics would
-//! allow.
+//! allow. Adding to a slot of the current generation is one atomic add.
 //!
 //! The generation is the number of whole slot widths since the window was
 //! created. The slot index comes from the full 64-bit generation; the slot
@@ -28,6 +28,13 @@ const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
 /// The largest balance one slot holds; sums past it saturate.
 pub(super) const VALUE_MAX: i64 = (1 << (VALUE_BITS - 1)) - 1;
 const VALUE_MIN: i64 = -(1 << (VALUE_BITS - 1));
+/// Values are stored plus this bias, so that the stored field is never
+/// negative and an atomic add within range never borrows from the
+/// generation.
+const BIAS: i64 = 1 << (VALUE_BITS - 1);
+/// Below this magnitude, value and amount are added with one atomic add:
+/// their sum stays far inside the field.
+const FAST_LIMIT: i64 = 1 << (VALUE_BITS - 3);
 
 #[derive(Debug)]
 pub(super) struct Window {
@@ -37,7 +44,7 @@ pub(super) struct Window {
 impl Window {
     pub(super) fn new() -> Self {
         Self {
-            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            slots: std::array::from_fn(|_| AtomicU64::new(pack(0, 0))),
         }
     }
 
@@ -46,12 +53,30 @@ impl Window {
     pub(super) fn add(&self, generation: u64, amount: i64) {
         let slot = &self.slots[slot_index(generation)];
         let current = generation & GEN_MASK;
+        // The common case, a slot of this generation far from its limits, is
+        // one atomic add: the value is stored with a bias, so adding to it
+        // cannot carry into the generation bits. Another thread may move the
+        // slot to a later generation in between; the amount then counts
+        // there, a moment later, which is harmless.
+        let (stored, value) = unpack(slot.load(Ordering::Acquire));
+        if stored == current && value.abs() < FAST_LIMIT && amount.abs() < FAST_LIMIT {
+            slot.fetch_add(amount as u64, Ordering::AcqRel);
+            return;
+        }
         // `fetch_update` retries the closure until its compare-and-swap wins;
         // the closure always returns `Some`, so the result is always `Ok`.
         let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
             let (stored, value) = unpack(word);
-            let base = if stored == current { value } else { 0 };
-            Some(pack(current, base.saturating_add(amount)))
+            let word = if stored == current {
+                pack(current, value.saturating_add(amount))
+            } else if is_later(stored, current) {
+                // This thread read the clock before another that has moved
+                // the slot on since: count there rather than erase it.
+                pack(stored, value.saturating_add(amount))
+            } else {
+                pack(current, amount)
+            };
+            Some(word)
         });
     }
 
@@ -77,15 +102,22 @@ fn slot_index(generation: u64) -> usize {
     (generation % SLOTS) as usize
 }
 
+/// Whether generation `a` is later than `b`, both stored modulo 2^28.
+fn is_later(a: u64, b: u64) -> bool {
+    let ahead = a.wrapping_sub(b) & GEN_MASK;
+    ahead != 0 && ahead < 1 << (GEN_BITS - 1)
+}
+
 fn pack(generation: u64, value: i64) -> u64 {
-    let value = value.clamp(VALUE_MIN, VALUE_MAX);
-    (generation << VALUE_BITS) | (value as u64 & VALUE_MASK)
+    // In range after the clamp, the biased value is within 0..2^36.
+    let biased = (value.clamp(VALUE_MIN, VALUE_MAX) + BIAS) as u64;
+    (generation << VALUE_BITS) | (biased & VALUE_MASK)
 }
 
 fn unpack(word: u64) -> (u64, i64) {
     let generation = word >> VALUE_BITS;
-    // Shift the value's sign bit to the top, then back with sign extension.
-    let value = ((word << GEN_BITS) as i64) >> GEN_BITS;
+    // Within 0..2^36, so the cast is exact.
+    let value = (word & VALUE_MASK) as i64 - BIAS;
     (generation, value)
 }
 
@@ -140,6 +172,25 @@ mod tests {
         assert_eq!(window.sum(9), 10);
         assert_eq!(window.sum(10), 9);
         assert_eq!(window.sum(15), 4);
+    }
+
+    #[test]
+    fn a_writer_with_an_older_clock_reading_adds_to_the_later_generation() {
+        let window = Window::new();
+        window.add(13, 5);
+        window.add(3, 2);
+        assert_eq!(window.sum(13), 7, "the later slot is not erased");
+    }
+
+    #[test]
+    fn the_fast_path_adds_negative_amounts_without_touching_the_generation() {
+        let window = Window::new();
+        window.add(4, 3);
+        window.add(4, -10);
+        window.add(4, 2);
+        assert_eq!(window.sum(4), -5);
+        assert_eq!(window.sum(13), -5);
+        assert_eq!(window.sum(14), 0);
     }
 
     #[test]
