@@ -270,10 +270,10 @@ fn an_unknown_field_names_its_path_and_line() {
 
 #[test]
 fn an_unknown_section_is_an_unknown_field() {
-    let error = reject("admin: {}\nidentity:\n  dir: /var/run\n");
-    assert_error(&error, ConfigErrorKind::UnknownField, "identity", 2);
-    let error = reject("identity: {}\n");
-    assert_error(&error, ConfigErrorKind::UnknownField, "identity", 1);
+    let error = reject("admin: {}\ntracing:\n  level: debug\n");
+    assert_error(&error, ConfigErrorKind::UnknownField, "tracing", 2);
+    let error = reject("tracing: {}\n");
+    assert_error(&error, ConfigErrorKind::UnknownField, "tracing", 1);
 }
 
 #[test]

@@ -13,9 +13,13 @@
 //! of machine a bare proxy ran about 26 % faster this way than on tokio's
 //! multi-thread runtime (see `shared/REFERENCE.md`).
 
+pub mod certs;
+pub mod client_id;
 pub mod config;
+mod identity;
 mod inbound;
 mod outbound;
 mod run;
+mod worker;
 
 pub use self::run::{Running, StartError, start};

@@ -3,16 +3,19 @@
 use std::{net::SocketAddr, sync::Arc, thread};
 
 use mesh_core::{
+    BoxError,
     admin::{Admin, Readiness},
-    client::{Client, ClientConfig},
-    serve::{self, Protocol, Server, ServerConfig, Shutdown, shutdown::ShutdownTrigger},
+    client::ClientConfig,
+    serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
+use mesh_tls::{AcceptConfig, TlsAccept};
 use prometheus_client::registry::Registry;
-use tokio::{net::TcpListener, task::JoinSet};
 
 use super::{
-    config::{PortProtocol, SidecarConfig},
-    inbound, outbound,
+    config::SidecarConfig,
+    identity::Identity,
+    outbound::ServiceConnectors,
+    worker::{Shared, Worker, WorkerListeners},
 };
 
 /// A started sidecar: its bound addresses, and the handle that stops it.
@@ -42,6 +45,15 @@ pub enum StartError {
     },
     /// A runtime thread could not be started.
     Thread(std::io::Error),
+    /// The identity could not be issued from the configured CA directory.
+    Identity(BoxError),
+    /// The TLS client configuration of an outbound service was refused.
+    Tls {
+        /// The configuration field that names the service.
+        field: String,
+        /// What rustls said.
+        source: BoxError,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -55,6 +67,10 @@ impl std::fmt::Display for StartError {
                 write!(f, "{field}: cannot listen on {addr}: {source}")
             }
             Self::Thread(_) => f.write_str("cannot start a runtime thread"),
+            Self::Identity(_) => f.write_str("identity.ca: cannot issue the workload certificate"),
+            Self::Tls { field, .. } => {
+                write!(f, "{field}: cannot build the tls client configuration")
+            }
         }
     }
 }
@@ -63,6 +79,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Bind { source, .. } | Self::Thread(source) => Some(source),
+            Self::Identity(source) | Self::Tls { source, .. } => Some(&**source),
         }
     }
 }
@@ -98,11 +115,14 @@ impl Running {
 /// Binds every listener and starts one runtime per thread.
 ///
 /// Binding happens before this returns, so a taken port is reported here and
-/// the returned addresses are ready to connect to.
+/// the returned addresses are ready to connect to. What every runtime
+/// shares (the credential store, the TLS client configurations, the metric
+/// families) is built here, once.
 ///
 /// # Errors
 ///
-/// When a listener cannot be bound or a thread cannot start.
+/// When a listener cannot be bound, the identity cannot be issued from its
+/// CA directory, or a thread cannot start.
 pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
     let threads = match config.server.threads {
         0 => thread::available_parallelism().map_or(1, usize::from),
@@ -135,10 +155,43 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
     let admin_addr = local(&admin);
 
     let (trigger, _) = serve::shutdown::channel();
-    let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
-    let config = Arc::new(config);
     let readiness = Readiness::new();
-    let admin_service = Admin::new(Registry::default(), readiness).with_shutdown(trigger.clone());
+    let mut registry = Registry::default();
+    let identity = Identity::start(config.identity.as_ref(), &readiness, &mut registry)?;
+    let client = ClientConfig::default();
+    let services = config
+        .outbound
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, service)| {
+            ServiceConnectors::new(&client, &identity.store, &service.tls).map_err(|source| {
+                StartError::Tls {
+                    field: format!("outbound.services[{i}]"),
+                    source,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tls_accept = config.identity.as_ref().map(|_| {
+        let accept = AcceptConfig {
+            mode: config.inbound.tls,
+            handshake_timeout: config.server.detect_timeout,
+        };
+        TlsAccept::new(identity.store.clone(), accept)
+    });
+    let admin_service = Admin::new(registry, readiness).with_shutdown(trigger.clone());
+    let shared = Arc::new(Shared {
+        threads,
+        admin: admin_service,
+        tls_accept,
+        services,
+        client,
+        config,
+    });
+
+    let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
+    let mut background: Vec<_> = identity.task.into_iter().collect();
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
         let mine = WorkerListeners {
@@ -147,10 +200,10 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
             admin: admin.take(),
         };
         let worker = Worker {
-            config: config.clone(),
-            threads,
-            admin: admin_service.clone(),
+            shared: shared.clone(),
             shutdown: trigger.subscribe(),
+            // Tasks that run once per process go to the first runtime.
+            background: std::mem::take(&mut background),
         };
         let handle = thread::Builder::new()
             .name(format!("sidecar-{index}"))
@@ -159,7 +212,7 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         handles.push(handle);
     }
     tracing::info!(
-        inbound = ?describe_inbound(&config, &inbound_addrs),
+        inbound = ?describe_inbound(&shared.config, &inbound_addrs),
         outbound = %outbound_addr,
         admin = %admin_addr,
         threads,
@@ -182,78 +235,4 @@ fn describe_inbound(config: &SidecarConfig, addrs: &[SocketAddr]) -> Vec<String>
         .zip(addrs)
         .map(|(port, addr)| format!("{addr}->{}", port.app))
         .collect()
-}
-
-struct WorkerListeners {
-    inbound: Vec<std::net::TcpListener>,
-    outbound: Option<std::net::TcpListener>,
-    admin: Option<std::net::TcpListener>,
-}
-
-struct Worker {
-    config: Arc<SidecarConfig>,
-    threads: usize,
-    admin: Admin,
-    shutdown: Shutdown,
-}
-
-impl Worker {
-    fn run(self, listeners: WorkerListeners) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(error) => {
-                tracing::error!(%error, "cannot build a runtime");
-                return;
-            }
-        };
-        runtime.block_on(self.serve(listeners));
-    }
-
-    fn server_config(&self, protocol: Protocol) -> ServerConfig {
-        let tuning = &self.config.server;
-        ServerConfig {
-            protocol,
-            header_read_timeout: tuning.header_read_timeout,
-            detect_timeout: tuning.detect_timeout,
-            max_connections: (tuning.max_connections.get() / self.threads).max(1),
-            shutdown_grace: tuning.shutdown_grace,
-        }
-    }
-
-    async fn serve(self, listeners: WorkerListeners) {
-        let client_config = ClientConfig::default();
-        let client = Client::new(&client_config);
-        let mut servers = JoinSet::new();
-        let tokio_listener = |l: std::net::TcpListener| TcpListener::from_std(l);
-        for (port, listener) in self.config.inbound.ports().iter().zip(listeners.inbound) {
-            let Ok(listener) = tokio_listener(listener) else {
-                continue;
-            };
-            let protocol = match port.protocol {
-                PortProtocol::Http => Protocol::Http,
-                PortProtocol::Opaque => Protocol::Opaque,
-                PortProtocol::Detect => Protocol::Detect,
-            };
-            let server = Server::new(self.server_config(protocol));
-            servers.spawn(server.serve(
-                listener,
-                inbound::http_stack(client.clone(), port.app),
-                inbound::opaque_stack(client_config.connect_timeout, port.app),
-                self.shutdown.clone(),
-            ));
-        }
-        if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
-            let server = Server::new(self.server_config(Protocol::Http));
-            let stack = outbound::http_stack(&self.config.outbound, &client);
-            servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
-        }
-        if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
-            let server = Server::new(self.server_config(Protocol::Http));
-            servers.spawn(server.serve_http(listener, self.admin.clone(), self.shutdown.clone()));
-        }
-        while servers.join_next().await.is_some() {}
-    }
 }

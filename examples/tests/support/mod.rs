@@ -146,3 +146,27 @@ pub fn http2() -> Client<HttpConnector, Body> {
 pub async fn body_bytes(res: Response<Incoming>) -> Bytes {
     res.into_body().collect().await.unwrap().to_bytes()
 }
+
+/// The admin server's `/metrics` text.
+pub async fn scrape(admin: SocketAddr) -> String {
+    let res = http1()
+        .request(
+            Request::get(format!("http://{admin}/metrics"))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    String::from_utf8(body_bytes(res).await.to_vec()).unwrap()
+}
+
+/// Sends `req` over a new HTTP/2 connection to `addr`, whatever authority
+/// its URI names: the way to reach the outbound listener with
+/// `:authority: emoji`.
+pub async fn h2_via(addr: SocketAddr, req: Request<Body>) -> hyper::Result<Response<Incoming>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    h2.send_request(req).await
+}

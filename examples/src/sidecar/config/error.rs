@@ -50,6 +50,14 @@ pub enum ConfigErrorKind {
     DuplicateListener,
     /// Two outbound services have the same name.
     DuplicateService,
+    /// A field that needs another field or section that is absent, or one
+    /// that cannot be combined with another that is present: `tls: mtls`
+    /// without the server `identity` to expect, a service over mTLS without
+    /// an `identity` section, `identity.ca` together with `identity.dir`.
+    Conflict,
+    /// A policy resource is invalid. The message names the document, its
+    /// kind and name, and the field; the resource error is the `source()`.
+    Policy,
 }
 
 /// A configuration file that was rejected.

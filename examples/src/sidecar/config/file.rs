@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::duration::{InvalidDuration, parse_duration};
+use super::identity::{IdentityName, IdentitySection, Mode, TlsKind};
 use super::inbound::PortProtocol;
 use super::outbound::ServiceName;
 
@@ -29,9 +30,10 @@ use super::outbound::ServiceName;
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of sections: inbound, outbound, admin, server"
+    expecting = "a mapping of sections: identity, inbound, outbound, admin, server, policy"
 )]
 pub(super) struct Document {
+    pub(super) identity: Option<IdentitySection>,
     pub(super) inbound: Option<InboundSection>,
     pub(super) outbound: Option<OutboundSection>,
     pub(super) admin: Option<AdminSection>,
@@ -41,12 +43,13 @@ pub(super) struct Document {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with listen, app, protocol and ports"
+    expecting = "a mapping with listen, app, protocol, tls and ports"
 )]
 pub(super) struct InboundSection {
     pub(super) listen: Option<Addr>,
     pub(super) app: Option<Addr>,
     pub(super) protocol: Option<PortProtocol>,
+    pub(super) tls: Option<Mode>,
     pub(super) ports: Option<Vec<InboundPortEntry>>,
 }
 
@@ -69,10 +72,15 @@ pub(super) struct OutboundSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with name and endpoints")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with name, endpoints, identity and tls"
+)]
 pub(super) struct ServiceEntry {
     pub(super) name: ServiceName,
     pub(super) endpoints: Endpoints,
+    pub(super) identity: Option<IdentityName>,
+    pub(super) tls: Option<TlsKind>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,7 +121,7 @@ pub(super) fn take_cause() -> Option<Cause> {
 }
 
 /// An invalid value: the message goes to serde, the cause is kept aside.
-fn invalid<E: de::Error>(
+pub(super) fn invalid<E: de::Error>(
     message: String,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 ) -> E {
@@ -122,11 +130,23 @@ fn invalid<E: de::Error>(
     error
 }
 
+/// What a value should have been, as its parse error.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected(pub(super) &'static str);
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl StdError for Expected {}
+
 /// A string scalar parsed by `parse`; `what` names the value in messages.
-struct ParseStr<F> {
-    what: &'static str,
-    expecting: &'static str,
-    parse: F,
+pub(super) struct ParseStr<F> {
+    pub(super) what: &'static str,
+    pub(super) expecting: &'static str,
+    pub(super) parse: F,
 }
 
 impl<'de, T, E, F> Visitor<'de> for ParseStr<F>

@@ -5,6 +5,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 
+use mesh_tls::InboundMode;
+
 /// The default inbound listener, `0.0.0.0:4143` (Linkerd's inbound port).
 pub const DEFAULT_INBOUND_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4143));
@@ -28,6 +30,11 @@ pub struct InboundConfig {
     /// `listen`/`app`/`protocol` form the first entry (when `app` is given),
     /// followed by the `ports:` entries in order.
     pub ports: Vec<InboundPort>,
+    /// What every inbound listener asks of its peers: mutual TLS only
+    /// (`strict`), anything (`permissive`, the default), or plaintext only
+    /// (`disabled`). Without an `identity` section there is no certificate
+    /// to serve, and the listeners serve plaintext whatever this says.
+    pub tls: InboundMode,
 }
 
 impl InboundConfig {

@@ -3,6 +3,7 @@
 mod duration;
 mod error;
 mod file;
+mod identity;
 mod inbound;
 mod locate;
 mod outbound;
@@ -16,6 +17,7 @@ use serde::de::IgnoredAny;
 
 pub use duration::{InvalidDuration, parse_duration};
 pub use error::{ConfigError, ConfigErrorKind};
+pub use identity::{CredentialSource, IdentityConfig, InboundMode, OutboundTls, StoreConfig};
 pub use inbound::{
     DEFAULT_INBOUND_LISTEN, DEFAULT_OPAQUE_PORTS, InboundConfig, InboundPort, InvalidProtocol,
     PortProtocol,
@@ -37,6 +39,10 @@ use resolve::Source;
 /// on `0.0.0.0:4191`, and the default [`ServerTuning`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SidecarConfig {
+    /// The `identity` section: the workload's certificate, from files or
+    /// from a development CA. Without it the sidecar has no identity: its
+    /// listeners serve plaintext, and no service can be reached over mTLS.
+    pub identity: Option<IdentityConfig>,
     /// The `inbound` section: listeners for traffic to the local
     /// application.
     pub inbound: InboundConfig,

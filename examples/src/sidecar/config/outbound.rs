@@ -5,6 +5,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 
+use mesh_tls::OutboundTls;
+
 /// The default outbound listener, `127.0.0.1:4140` (Linkerd's outbound
 /// port). It listens on loopback only: it is for the local application.
 pub const DEFAULT_OUTBOUND_LISTEN: SocketAddr =
@@ -48,6 +50,10 @@ pub struct ServiceConfig {
     /// The addresses of the service's instances. Never empty when loaded
     /// from a file.
     pub endpoints: Vec<SocketAddr>,
+    /// How the sidecar reaches them: mutual TLS, where the server must
+    /// prove the identity given (failing closed, never falling back to
+    /// plaintext), or plaintext for services outside the mesh.
+    pub tls: OutboundTls,
 }
 
 /// A service's name: a lowercase DNS name such as `emoji` or

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use super::SidecarConfig;
 use super::error::{ConfigError, ConfigErrorKind, Location};
-use super::file::{Document, InboundSection, OutboundSection, ServerSection};
+use super::file::{Document, InboundSection, OutboundSection, ServerSection, ServiceEntry};
+use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
@@ -21,7 +22,7 @@ pub(super) struct Source<'a> {
 
 impl Source<'_> {
     /// An error about `path`, at the place `locate_at` is written.
-    fn error(
+    pub(super) fn error(
         &self,
         kind: ConfigErrorKind,
         path: &str,
@@ -35,8 +36,23 @@ impl Source<'_> {
 impl Document {
     pub(super) fn resolve(self, source: Source<'_>) -> Result<SidecarConfig, ConfigError> {
         let mut listeners = Vec::new();
-        let inbound = resolve_inbound(self.inbound.unwrap_or_default(), source, &mut listeners)?;
-        let outbound = resolve_outbound(self.outbound.unwrap_or_default(), source, &mut listeners)?;
+        let identity = self
+            .identity
+            .map(|section| resolve_identity(section, source))
+            .transpose()?;
+        let has_identity = identity.is_some();
+        let inbound = resolve_inbound(
+            self.inbound.unwrap_or_default(),
+            has_identity,
+            source,
+            &mut listeners,
+        )?;
+        let outbound = resolve_outbound(
+            self.outbound.unwrap_or_default(),
+            has_identity,
+            source,
+            &mut listeners,
+        )?;
         let admin_listen = self.admin.and_then(|admin| admin.listen);
         let admin = AdminConfig {
             listen: admin_listen.map_or(DEFAULT_ADMIN_LISTEN, |addr| addr.0),
@@ -48,6 +64,7 @@ impl Document {
         ));
         check_listeners(listeners, source)?;
         Ok(SidecarConfig {
+            identity,
             inbound,
             outbound,
             admin,
@@ -61,9 +78,22 @@ impl Document {
 
 fn resolve_inbound(
     section: InboundSection,
+    has_identity: bool,
     source: Source<'_>,
     listeners: &mut Vec<Listener>,
 ) -> Result<InboundConfig, ConfigError> {
+    let tls = section.tls.map(|mode| mode.0).unwrap_or_default();
+    if !has_identity && section.tls.is_some() && tls != mesh_tls::InboundMode::Disabled {
+        return Err(source.error(
+            ConfigErrorKind::Conflict,
+            "inbound.tls",
+            "inbound.tls",
+            format!(
+                "inbound.tls {} needs an identity section: the sidecar has no certificate to serve",
+                mode_name(tls)
+            ),
+        ));
+    }
     let mut ports = Vec::new();
     match section.app {
         Some(app) => {
@@ -110,11 +140,20 @@ fn resolve_inbound(
         ));
         ports.push(port);
     }
-    Ok(InboundConfig { ports })
+    Ok(InboundConfig { ports, tls })
+}
+
+fn mode_name(mode: mesh_tls::InboundMode) -> &'static str {
+    match mode {
+        mesh_tls::InboundMode::Permissive => "permissive",
+        mesh_tls::InboundMode::Strict => "strict",
+        mesh_tls::InboundMode::Disabled => "disabled",
+    }
 }
 
 fn resolve_outbound(
     section: OutboundSection,
+    has_identity: bool,
     source: Source<'_>,
     listeners: &mut Vec<Listener>,
 ) -> Result<OutboundConfig, ConfigError> {
@@ -144,12 +183,60 @@ fn resolve_outbound(
                 ),
             ));
         }
+        let tls = service_tls(&entry, index, has_identity, source)?;
         config.services.push(ServiceConfig {
             name: entry.name,
             endpoints: entry.endpoints.0,
+            tls,
         });
     }
     Ok(config)
+}
+
+/// A service's TLS: mutual TLS when it names the identity to expect,
+/// plaintext otherwise; `tls` written in the file must agree.
+fn service_tls(
+    entry: &ServiceEntry,
+    index: usize,
+    has_identity: bool,
+    source: Source<'_>,
+) -> Result<OutboundTls, ConfigError> {
+    let at = |field: &str| format!("outbound.services[{index}].{field}");
+    let conflict = |field: &str, message: String| {
+        let path = at(field);
+        source.error(ConfigErrorKind::Conflict, &path, &path, message)
+    };
+    let name = entry.name.as_str();
+    match (&entry.identity, entry.tls) {
+        (None, None | Some(TlsKind::Plaintext)) => Ok(OutboundTls::Plaintext),
+        (None, Some(TlsKind::Mtls)) => Err(conflict(
+            "tls",
+            format!(
+                "service {name:?} asks for mtls without the identity its servers must prove: \
+                 add identity: spiffe://..."
+            ),
+        )),
+        (Some(_), Some(TlsKind::Plaintext)) => Err(conflict(
+            "tls",
+            format!(
+                "service {name:?} names a server identity but asks for plaintext: \
+                 remove one of them"
+            ),
+        )),
+        (Some(identity), tls) => {
+            if !has_identity {
+                let field = if tls.is_some() { "tls" } else { "identity" };
+                return Err(conflict(
+                    field,
+                    format!(
+                        "service {name:?} is reached over mtls, which needs an identity \
+                         section: the sidecar has no certificate to present"
+                    ),
+                ));
+            }
+            Ok(OutboundTls::Mtls(identity.0.clone()))
+        }
+    }
 }
 
 fn resolve_server(section: &ServerSection) -> ServerTuning {

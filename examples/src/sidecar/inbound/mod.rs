@@ -3,15 +3,19 @@
 use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{client::Client, error::BoxError, proxy::Forward, serve::OpaqueConnection};
-use tower::service_fn;
+use tower::{Layer, service_fn};
 
-/// The HTTP stack of one inbound port: forward to the application.
+use super::client_id::{ClientId, ClientIdLayer};
+
+/// The HTTP stack of one inbound port: tell the application who called
+/// (`mesh-client-id`, never forged), and forward to it.
 pub(super) fn http_stack(
     client: Client<hyper::body::Incoming>,
     app: SocketAddr,
-) -> Forward<Client<hyper::body::Incoming>> {
+) -> ClientId<Forward<Client<hyper::body::Incoming>>> {
     // One endpoint never fails `Forward::new`.
-    Forward::new(client, [app]).expect("one endpoint")
+    let forward = Forward::new(client, [app]).expect("one endpoint");
+    ClientIdLayer::new().layer(forward)
 }
 
 /// The opaque handler of one inbound port: a byte pipe to the application.

@@ -1,0 +1,151 @@
+//! `sidecar certs`: a development CA and workload certificates on disk.
+//!
+//! Production meshes get certificates from cert-manager or SPIRE. To try
+//! the mesh on one machine, `sidecar certs ca` makes a trust anchor and an
+//! issuer, and `sidecar certs issue` writes a workload certificate in the
+//! layout the `identity.dir` setting reads (`tls.crt`, `tls.key`,
+//! `ca.crt`, the layout of a Kubernetes TLS secret). Keys are written with
+//! mode 0600. Both are thin over [`mesh_tls::ca`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use mesh_examples::sidecar::certs;
+//!
+//! let dir = std::env::temp_dir().join(format!("certs-doc-{}", std::process::id()));
+//! let ca = certs::create_ca("example.org", &dir.join("ca"))?;
+//! assert_eq!(ca.trust_domain, "example.org");
+//! let issued = certs::issue(
+//!     &dir.join("ca"),
+//!     "spiffe://example.org/ns/emojivoto/sa/web",
+//!     Duration::from_secs(3600),
+//!     &dir.join("web"),
+//! )?;
+//! assert!(issued.files.key.ends_with("tls.key"));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_core::{Identity, TrustDomain, identity::InvalidIdentity};
+use mesh_tls::{CredentialFiles, ca};
+
+/// A CA written by [`create_ca`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCa {
+    /// The directory holding it.
+    pub dir: PathBuf,
+    /// Its trust domain.
+    pub trust_domain: String,
+}
+
+impl fmt::Display for CreatedCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote a ca for trust domain {} to {}",
+            self.trust_domain,
+            self.dir.display()
+        )
+    }
+}
+
+/// A certificate written by [`issue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The identity it names.
+    pub identity: String,
+    /// The files written.
+    pub files: CredentialFiles,
+    /// How long it lives.
+    pub ttl: Duration,
+}
+
+impl fmt::Display for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "issued {} for {}s to {}",
+            self.identity,
+            self.ttl.as_secs(),
+            self.files
+                .cert
+                .parent()
+                .map_or_else(|| self.files.cert.display(), Path::display)
+        )
+    }
+}
+
+/// Why a certificate command failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CertsError {
+    /// `--trust-domain` is not a trust domain.
+    TrustDomain(InvalidIdentity),
+    /// `--identity` is not an identity.
+    Identity(InvalidIdentity),
+    /// The CA refused or a file could not be written.
+    Ca(ca::CaError),
+}
+
+impl fmt::Display for CertsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TrustDomain(_) => f.write_str("--trust-domain: invalid trust domain"),
+            Self::Identity(_) => f.write_str("--identity: invalid identity"),
+            Self::Ca(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for CertsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::TrustDomain(e) | Self::Identity(e) => Some(e),
+            Self::Ca(e) => e.source(),
+        }
+    }
+}
+
+/// `sidecar certs ca --trust-domain DOMAIN --out DIR`: a trust anchor and
+/// an issuer for `trust_domain`, written to `out` (created if missing).
+///
+/// # Errors
+///
+/// An invalid trust domain, a CA already in `out` (replacing it would
+/// invalidate everything it issued), or a file that cannot be written.
+pub fn create_ca(trust_domain: &str, out: &Path) -> Result<CreatedCa, CertsError> {
+    let domain = TrustDomain::parse(trust_domain).map_err(CertsError::TrustDomain)?;
+    let ca = ca::write_ca(out, &domain).map_err(CertsError::Ca)?;
+    Ok(CreatedCa {
+        dir: out.to_owned(),
+        trust_domain: ca.trust_domain().as_str().to_owned(),
+    })
+}
+
+/// `sidecar certs issue --ca DIR --identity ID --ttl 24h --out DIR`: a
+/// workload certificate for `identity` living `ttl`, signed by the CA in
+/// `ca_dir`, written to `out` as `tls.crt`, `tls.key` and `ca.crt`.
+/// Existing files are replaced one by one, atomically, so a sidecar
+/// watching them never reads half a file.
+///
+/// # Errors
+///
+/// An invalid identity, one outside the CA's trust domain, a lifetime the
+/// CA refuses, or a file that cannot be read or written.
+pub fn issue(
+    ca_dir: &Path,
+    identity: &str,
+    ttl: Duration,
+    out: &Path,
+) -> Result<Issued, CertsError> {
+    let id = Identity::parse(identity).map_err(CertsError::Identity)?;
+    ca::issue(ca_dir, &id, ttl, out).map_err(CertsError::Ca)?;
+    Ok(Issued {
+        identity: id.as_str().to_owned(),
+        files: CredentialFiles::in_dir(out),
+        ttl,
+    })
+}

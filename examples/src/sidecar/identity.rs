@@ -1,0 +1,46 @@
+//! The sidecar's own identity: a credential store, filled from the
+//! configured source and kept current.
+
+use mesh_core::admin::Readiness;
+use mesh_tls::{CredentialStore, StoreConfig, store::SourceTask};
+use prometheus_client::registry::Registry;
+
+use super::config::IdentityConfig;
+use super::run::StartError;
+
+/// The store every acceptor and connector reads, and the task that keeps
+/// it current (to spawn once, on one runtime).
+pub(super) struct Identity {
+    pub(super) store: CredentialStore,
+    pub(super) task: Option<SourceTask>,
+}
+
+impl Identity {
+    /// Starts the configured source, or an empty store when there is none
+    /// (plaintext services never read it).
+    ///
+    /// With a source, `/ready` answers 503 until valid credentials are in
+    /// the store, and the TLS metrics are registered.
+    pub(super) fn start(
+        config: Option<&IdentityConfig>,
+        readiness: &Readiness,
+        registry: &mut Registry,
+    ) -> Result<Self, StartError> {
+        let Some(config) = config else {
+            return Ok(Self {
+                store: CredentialStore::new(StoreConfig::default()),
+                task: None,
+            });
+        };
+        let store = CredentialStore::new(config.store.clone());
+        store.set_readiness(readiness.gate("identity"));
+        store.metrics().register(registry);
+        let task = store
+            .start(config.source.clone())
+            .map_err(|error| StartError::Identity(Box::new(error)))?;
+        Ok(Self {
+            store,
+            task: Some(task),
+        })
+    }
+}

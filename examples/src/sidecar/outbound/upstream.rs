@@ -1,0 +1,133 @@
+//! One service's connections: mutual TLS or plaintext, pooled per runtime.
+
+use std::task::{Context, Poll};
+
+use futures_util::future::Either;
+use http::{Request, Response, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+use mesh_core::{
+    BoxError,
+    client::{Client, ClientConfig, ClientError},
+};
+use mesh_tls::{
+    ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets, retire::Retire,
+};
+use tower::{Layer, Service};
+
+/// The connectors of one outbound service, built once in `start` (the
+/// rustls configuration for the service's expected identity is made here)
+/// and shared by every runtime.
+///
+/// There are two because ALPN has to agree with the request's version. An
+/// HTTP/1 request goes over a connection that offers only `http/1.1`, so
+/// that upgrades (WebSocket) work and the peer sidecar hands the request on
+/// as HTTP/1 to an application that may speak nothing else; an HTTP/2
+/// request goes over one that offers `h2`.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceConnectors {
+    http1: TlsConnector,
+    http2: TlsConnector,
+}
+
+impl ServiceConnectors {
+    /// Connectors that reach every endpoint as `tls` says. `store` holds
+    /// the sidecar's own certificate; plaintext services never read it.
+    ///
+    /// # Errors
+    ///
+    /// When rustls refuses the client configuration.
+    pub(crate) fn new(
+        client: &ClientConfig,
+        store: &CredentialStore,
+        tls: &OutboundTls,
+    ) -> Result<Self, BoxError> {
+        let connector = |offer_h2: bool| -> Result<TlsConnector, BoxError> {
+            let mut tcp = client.http_connector();
+            tcp.enforce_http(false);
+            let config = ConnectConfig {
+                offer_h2,
+                ..ConnectConfig::default()
+            };
+            let targets = TlsTargets::new(tls.clone());
+            Ok(TlsConnector::with_connector(
+                tcp,
+                store.clone(),
+                targets,
+                config,
+            )?)
+        };
+        Ok(Self {
+            http1: connector(false)?,
+            http2: connector(true)?,
+        })
+    }
+
+    /// A client for one runtime, with its own connection pools.
+    pub(crate) fn client<B>(&self, config: &ClientConfig) -> Upstream<B>
+    where
+        B: Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let pooled = |connector: &TlsConnector| {
+            connector
+                .retire_layer()
+                .layer(Client::with_connector(config, connector.clone()))
+        };
+        Upstream {
+            http1: pooled(&self.http1),
+            http2: pooled(&self.http2),
+        }
+    }
+}
+
+/// A service's pooled client on one runtime: HTTP/1 requests over the
+/// `http/1.1` connector, HTTP/2 requests over the `h2` one. Connections
+/// are retired from the pools when the credentials rotate.
+pub(crate) struct Upstream<B> {
+    http1: Retire<Client<B, TlsConnector>>,
+    http2: Retire<Client<B, TlsConnector>>,
+}
+
+impl<B> Clone for Upstream<B> {
+    fn clone(&self) -> Self {
+        Self {
+            http1: self.http1.clone(),
+            http2: self.http2.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Upstream<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").finish_non_exhaustive()
+    }
+}
+
+impl<B> Service<Request<B>> for Upstream<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Incoming>;
+    type Error = ClientError;
+    type Future = Either<
+        <Retire<Client<B, TlsConnector>> as Service<Request<B>>>::Future,
+        <Retire<Client<B, TlsConnector>> as Service<Request<B>>>::Future,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The pools open connections on demand; there is nothing to wait for.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.version() == Version::HTTP_2 {
+            Either::Right(self.http2.call(req))
+        } else {
+            Either::Left(self.http1.call(req))
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! One runtime: its listeners, and the stacks built for them.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use hyper::body::Incoming;
+use mesh_core::{
+    admin::Admin,
+    client::{Client, ClientConfig},
+    serve::{Accept, Protocol, Server, ServerConfig, Shutdown},
+};
+use mesh_tls::TlsAccept;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinSet,
+};
+
+use super::{
+    config::{InboundPort, PortProtocol, SidecarConfig},
+    inbound, outbound,
+    outbound::ServiceConnectors,
+};
+
+/// What every runtime shares, built once in [`start`](super::start).
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) config: SidecarConfig,
+    pub(super) threads: usize,
+    pub(super) admin: Admin,
+    /// The TLS acceptor of the inbound listeners; `None` without an
+    /// identity, when they serve plaintext.
+    pub(super) tls_accept: Option<TlsAccept>,
+    /// Each outbound service's connectors, in configuration order.
+    pub(super) services: Vec<ServiceConnectors>,
+    pub(super) client: ClientConfig,
+}
+
+/// A task that runs once per process, on the first runtime.
+pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// One thread's share of the listeners.
+pub(super) struct WorkerListeners {
+    pub(super) inbound: Vec<std::net::TcpListener>,
+    pub(super) outbound: Option<std::net::TcpListener>,
+    pub(super) admin: Option<std::net::TcpListener>,
+}
+
+/// One current-thread runtime and what it serves.
+pub(super) struct Worker {
+    pub(super) shared: Arc<Shared>,
+    pub(super) shutdown: Shutdown,
+    pub(super) background: Vec<Background>,
+}
+
+impl Worker {
+    pub(super) fn run(self, listeners: WorkerListeners) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(error) => {
+                tracing::error!(%error, "cannot build a runtime");
+                return;
+            }
+        };
+        runtime.block_on(self.serve(listeners));
+    }
+
+    fn server_config(&self, protocol: Protocol) -> ServerConfig {
+        let tuning = &self.shared.config.server;
+        ServerConfig {
+            protocol,
+            header_read_timeout: tuning.header_read_timeout,
+            detect_timeout: tuning.detect_timeout,
+            max_connections: (tuning.max_connections.get() / self.shared.threads).max(1),
+            shutdown_grace: tuning.shutdown_grace,
+        }
+    }
+
+    async fn serve(mut self, listeners: WorkerListeners) {
+        // Background tasks end with the runtime, when serving has drained.
+        for task in self.background.drain(..) {
+            tokio::spawn(task);
+        }
+        let shared = self.shared.clone();
+        let client = Client::new(&shared.client);
+        let mut servers = JoinSet::new();
+        let tokio_listener = |l: std::net::TcpListener| TcpListener::from_std(l);
+        for (port, listener) in shared.config.inbound.ports().iter().zip(listeners.inbound) {
+            let Ok(listener) = tokio_listener(listener) else {
+                continue;
+            };
+            match &shared.tls_accept {
+                Some(accept) => {
+                    self.serve_inbound(&mut servers, accept.clone(), port, listener, &client);
+                }
+                None => self.serve_inbound(
+                    &mut servers,
+                    mesh_core::serve::PlaintextAccept,
+                    port,
+                    listener,
+                    &client,
+                ),
+            }
+        }
+        if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
+            let server = Server::new(self.server_config(Protocol::Http));
+            let stack =
+                outbound::http_stack(&shared.config.outbound, &shared.services, &shared.client);
+            servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
+        }
+        if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
+            let server = Server::new(self.server_config(Protocol::Http));
+            servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
+        }
+        while servers.join_next().await.is_some() {}
+    }
+
+    fn serve_inbound<A: Accept<TcpStream>>(
+        &self,
+        servers: &mut JoinSet<()>,
+        accept: A,
+        port: &InboundPort,
+        listener: TcpListener,
+        client: &Client<Incoming>,
+    ) {
+        let protocol = match port.protocol {
+            PortProtocol::Http => Protocol::Http,
+            PortProtocol::Opaque => Protocol::Opaque,
+            PortProtocol::Detect => Protocol::Detect,
+        };
+        let server = Server::new(self.server_config(protocol)).with_accept(accept);
+        servers.spawn(server.serve(
+            listener,
+            inbound::http_stack(client.clone(), port.app),
+            inbound::opaque_stack(self.shared.client.connect_timeout, port.app),
+            self.shutdown.clone(),
+        ));
+    }
+}

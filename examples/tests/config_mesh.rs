@@ -1,0 +1,222 @@
+//! The configuration of the mesh features: `identity`, `inbound.tls`, the
+//! outbound services' TLS, retries and timeouts, and `policy`. Each bad
+//! value is reported with its kind, field path and line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mesh_examples::sidecar::config::{
+    ConfigError, ConfigErrorKind, CredentialSource, InboundMode, OutboundTls, SidecarConfig,
+};
+
+fn parse(yaml: &str) -> Result<SidecarConfig, ConfigError> {
+    SidecarConfig::from_yaml(yaml, "sidecar.yaml")
+}
+
+fn reject(yaml: &str) -> ConfigError {
+    match parse(yaml) {
+        Ok(config) => panic!("accepted {yaml:?} as {config:#?}"),
+        Err(error) => error,
+    }
+}
+
+#[track_caller]
+fn assert_error(error: &ConfigError, kind: ConfigErrorKind, path: &str, line: usize) {
+    assert_eq!(error.kind(), kind, "{error}");
+    assert_eq!(error.field_path(), path, "{error}");
+    assert_eq!(error.line(), Some(line), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!("sidecar.yaml: {path}: ")),
+        "{text}"
+    );
+    assert!(text.contains(&format!(" at line {line} ")), "{text}");
+}
+
+const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
+
+#[test]
+fn identity_from_a_directory_watches_its_three_files() {
+    let config = parse("identity:\n  dir: /var/run/mesh\n").unwrap();
+    let identity = config.identity.unwrap();
+    let CredentialSource::Files { files, interval } = identity.source else {
+        panic!("{identity:?}");
+    };
+    assert_eq!(files.cert, PathBuf::from("/var/run/mesh/tls.crt"));
+    assert_eq!(files.key, PathBuf::from("/var/run/mesh/tls.key"));
+    assert_eq!(files.bundle, PathBuf::from("/var/run/mesh/ca.crt"));
+    assert_eq!(interval, Duration::from_secs(1));
+    assert_eq!(identity.store.identity, None);
+    assert_eq!(config.inbound.tls, InboundMode::Permissive);
+}
+
+#[test]
+fn identity_from_explicit_files_checks_what_they_name() {
+    let yaml = format!(
+        "identity:\n  cert: /c/chain.pem\n  key: /c/key.pem\n  bundle: /c/roots.pem\n  \
+         identity: {WEB}\n  trust_domain: example.org\n  watch_interval: 250ms\n"
+    );
+    let identity = parse(&yaml).unwrap().identity.unwrap();
+    let CredentialSource::Files { files, interval } = &identity.source else {
+        panic!("{identity:?}");
+    };
+    assert_eq!(files.key, PathBuf::from("/c/key.pem"));
+    assert_eq!(*interval, Duration::from_millis(250));
+    assert_eq!(identity.store.identity.as_ref().unwrap().as_str(), WEB);
+    assert_eq!(
+        identity.store.trust_domain.as_ref().unwrap().as_str(),
+        "example.org"
+    );
+    assert_eq!(identity.identity().unwrap().as_str(), WEB);
+}
+
+#[test]
+fn identity_from_a_ca_directory_issues_for_the_identity_given() {
+    let yaml = format!("identity:\n  ca: ./dev-ca\n  identity: {WEB}\n");
+    let identity = parse(&yaml).unwrap().identity.unwrap();
+    let CredentialSource::Ca {
+        dir,
+        identity: id,
+        ttl,
+    } = &identity.source
+    else {
+        panic!("{identity:?}");
+    };
+    assert_eq!(dir, &PathBuf::from("./dev-ca"));
+    assert_eq!(id.as_str(), WEB);
+    assert_eq!(*ttl, Duration::from_secs(24 * 3600));
+    assert_eq!(identity.trust_domain().unwrap().as_str(), "example.org");
+}
+
+#[test]
+fn identity_sources_cannot_be_mixed_or_incomplete() {
+    let error = reject("identity:\n  dir: /a\n  ca: /b\n  identity: x.example\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "identity.dir", 2);
+    let error = reject("identity:\n  dir: /a\n  key: /b\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "identity.key", 3);
+    let error = reject("admin: {}\nidentity:\n  cert: /a\n  key: /b\n");
+    assert_error(&error, ConfigErrorKind::MissingField, "identity.bundle", 3);
+    let error = reject("identity:\n  ca: /ca\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::MissingField,
+        "identity.identity",
+        2,
+    );
+    let error = reject("identity:\n  ttl: 1h\n  dir: /a\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "identity.ttl", 2);
+    let error = reject(&format!(
+        "identity:\n  ca: /ca\n  identity: {WEB}\n  watch_interval: 1s\n"
+    ));
+    assert_error(
+        &error,
+        ConfigErrorKind::Conflict,
+        "identity.watch_interval",
+        4,
+    );
+    let error = reject("\nidentity: {}\n");
+    assert_error(&error, ConfigErrorKind::MissingField, "identity.dir", 2);
+    let error = reject(&format!(
+        "identity:\n  ca: /ca\n  identity: {WEB}\n  trust_domain: other.org\n"
+    ));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "identity.identity",
+        3,
+    );
+}
+
+#[test]
+fn bad_identity_values_name_their_field() {
+    let error = reject("identity:\n  ca: /ca\n  identity: 'spiffe://'\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "identity.identity",
+        3,
+    );
+    assert!(std::error::Error::source(&error).is_some());
+    let error = reject("identity:\n  dir: /a\ninbound:\n  tls: mandatory\n");
+    assert_error(&error, ConfigErrorKind::InvalidValue, "inbound.tls", 4);
+    assert!(error.to_string().contains("invalid tls mode"), "{error}");
+}
+
+#[test]
+fn inbound_tls_other_than_disabled_needs_an_identity() {
+    let error = reject("inbound:\n  app: 127.0.0.1:8080\n  tls: strict\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.tls", 3);
+    let config = parse("inbound:\n  app: 127.0.0.1:8080\n  tls: disabled\n").unwrap();
+    assert_eq!(config.inbound.tls, InboundMode::Disabled);
+    let config = parse("identity:\n  dir: /a\ninbound:\n  tls: strict\n").unwrap();
+    assert_eq!(config.inbound.tls, InboundMode::Strict);
+}
+
+fn service(extra: &str) -> String {
+    format!(
+        "identity:\n  dir: /certs\noutbound:\n  services:\n    - name: emoji\n      \
+         endpoints: [10.0.0.7:8080]\n{extra}"
+    )
+}
+
+#[test]
+fn a_service_with_an_identity_is_reached_over_mtls() {
+    let config = parse(&service(&format!("      identity: {WEB}\n"))).unwrap();
+    let OutboundTls::Mtls(expected) = &config.outbound.services[0].tls else {
+        panic!("{config:?}");
+    };
+    assert_eq!(expected.as_str(), WEB);
+    let config = parse(&service(&format!(
+        "      identity: {WEB}\n      tls: mtls\n"
+    )))
+    .unwrap();
+    assert!(matches!(
+        config.outbound.services[0].tls,
+        OutboundTls::Mtls(_)
+    ));
+    let config = parse(&service("      tls: plaintext\n")).unwrap();
+    assert_eq!(config.outbound.services[0].tls, OutboundTls::Plaintext);
+    let config = parse(&service("")).unwrap();
+    assert_eq!(config.outbound.services[0].tls, OutboundTls::Plaintext);
+}
+
+#[test]
+fn mtls_without_an_identity_is_rejected_at_its_line() {
+    let error = reject(&service("      tls: mtls\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::Conflict,
+        "outbound.services[0].tls",
+        7,
+    );
+    assert!(error.to_string().contains("identity: spiffe://"), "{error}");
+    let error = reject(&service(&format!(
+        "      identity: {WEB}\n      tls: plaintext\n"
+    )));
+    assert_error(
+        &error,
+        ConfigErrorKind::Conflict,
+        "outbound.services[0].tls",
+        8,
+    );
+    // Without an identity section, the sidecar has no certificate.
+    let yaml =
+        service(&format!("      identity: {WEB}\n")).replace("identity:\n  dir: /certs\n", "");
+    let error = reject(&yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::Conflict,
+        "outbound.services[0].identity",
+        5,
+    );
+    let yaml = service(&format!("      identity: {WEB}\n      tls: mtls\n"))
+        .replace("identity:\n  dir: /certs\n", "");
+    let error = reject(&yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::Conflict,
+        "outbound.services[0].tls",
+        6,
+    );
+}
