@@ -14,7 +14,8 @@
 //!   than its caller had. `0` means the deadline has passed.
 //!
 //! On the way in, [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) reads
-//! either header and keeps the nearer of it and its own timeout. On the way
+//! the header of the request's kind (`grpc-timeout` on gRPC, `mesh-deadline`
+//! on anything else) and keeps the nearer of it and its own timeout. On the way
 //! out, the timeout layers write the time that remains, reduced by the time
 //! already spent, and by the per-try timeout when that is nearer.
 
@@ -58,14 +59,14 @@ impl Deadline {
     }
 }
 
-/// The deadline the caller sent: the nearer of `grpc-timeout` and
-/// `mesh-deadline`, when either is present and well formed.
-pub(crate) fn incoming(headers: &HeaderMap) -> Option<Duration> {
-    let grpc = headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout);
-    let mesh = headers.get(MESH_DEADLINE).and_then(parse_mesh_deadline);
-    match (grpc, mesh) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// The deadline the caller sent, when it is well formed: `grpc-timeout` on
+/// a gRPC request, `mesh-deadline` on any other, as [`propagate`] writes
+/// them.
+pub(crate) fn incoming(headers: &HeaderMap, grpc: bool) -> Option<Duration> {
+    if grpc {
+        headers.get(GRPC_TIMEOUT).and_then(parse_grpc_timeout)
+    } else {
+        headers.get(MESH_DEADLINE).and_then(parse_mesh_deadline)
     }
 }
 
@@ -196,14 +197,14 @@ mod tests {
     }
 
     #[test]
-    fn the_nearer_incoming_deadline_wins() {
+    fn grpc_requests_read_grpc_timeout_and_others_mesh_deadline() {
         let mut headers = HeaderMap::new();
-        assert_eq!(incoming(&headers), None);
+        assert_eq!(incoming(&headers, false), None);
         headers.insert(MESH_DEADLINE, value("3000"));
-        assert_eq!(incoming(&headers), Some(Duration::from_secs(3)));
         headers.insert(GRPC_TIMEOUT, value("2S"));
-        assert_eq!(incoming(&headers), Some(Duration::from_secs(2)));
+        assert_eq!(incoming(&headers, false), Some(Duration::from_secs(3)));
+        assert_eq!(incoming(&headers, true), Some(Duration::from_secs(2)));
         headers.insert(GRPC_TIMEOUT, value("garbage"));
-        assert_eq!(incoming(&headers), Some(Duration::from_secs(3)));
+        assert_eq!(incoming(&headers, true), None);
     }
 }

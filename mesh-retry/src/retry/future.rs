@@ -29,9 +29,9 @@ pin_project_lite::pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        // `None` when the request is sent once, whatever happens. Boxed, so
-        // that the future stays small to move.
-        retry: Option<Box<Attempts<S, B>>>,
+        // `None` when the request is sent once, whatever happens. Held
+        // inline: measured, an allocation costs more than the moves it saves.
+        retry: Option<Attempts<S, B>>,
     }
 }
 
@@ -98,7 +98,7 @@ where
     ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(Box::new(Attempts {
+            retry: Some(Attempts {
                 shared,
                 service: None,
                 head: None,
@@ -106,7 +106,7 @@ where
                 not_retryable: Some(reason),
                 attempts: 1,
                 labels,
-            })),
+            }),
         }
     }
 
@@ -121,7 +121,7 @@ where
     ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(Box::new(Attempts {
+            retry: Some(Attempts {
                 shared,
                 service: Some(service),
                 head: Some(head),
@@ -129,7 +129,7 @@ where
                 not_retryable: None,
                 attempts: 1,
                 labels,
-            })),
+            }),
         }
     }
 }

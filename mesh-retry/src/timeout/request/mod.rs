@@ -1,8 +1,9 @@
 //! The request timeout: one deadline over every attempt.
 //!
 //! [`RequestTimeout`] sets the request's [`Deadline`]: the nearest of its
-//! configured timeout, the deadline the caller sent (`grpc-timeout` or
-//! `mesh-deadline`) and a [`Deadline`] extension already on the request. It
+//! configured timeout, the deadline the caller sent (`grpc-timeout` on a
+//! gRPC request, `mesh-deadline` on another) and a [`Deadline`] extension
+//! already on the request. It
 //! inserts the deadline as a request extension for the layers inside, and
 //! writes the time remaining into the outgoing deadline header.
 //!
@@ -76,7 +77,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let grpc = is_grpc(req.headers());
-        let sent = deadline::incoming(req.headers());
+        let sent = deadline::incoming(req.headers(), grpc);
         let mut nearest = req.extensions().get::<Deadline>().map(|d| d.instant());
         if self.timeout.is_some() || sent.is_some() || nearest.is_some() {
             let now = Instant::now();
