@@ -20,15 +20,28 @@
 //! `certs ca` writes a development CA, and `certs issue` a workload
 //! certificate from it in the layout `identity.dir` reads; each prints what
 //! it wrote.
+//!
+//! `check` also reads and compiles the policy resources, and prints what
+//! they hold that is not enforced. `policy explain` says how the policy
+//! would decide one request, and which resources decided:
+//!
+//! ```text
+//! cargo run --release --example sidecar -- policy explain --config sidecar.yaml \
+//!     --port 80 --identity spiffe://example.org/ns/emojivoto/sa/web --path /api --method GET
+//! decision: allow by web-server-80-auth
+//! workload: ...
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use mesh_examples::sidecar::{
     self, certs,
     config::{SidecarConfig, parse_duration},
+    policy,
 };
+use mesh_policy::ExplainQuery;
 
 /// The reference sidecar proxy of the mesh.
 #[derive(Debug, Parser)]
@@ -55,6 +68,43 @@ enum Command {
     /// Make a development CA and workload certificates.
     #[command(subcommand)]
     Certs(Certs),
+    /// Ask the policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print how the policy decides one request, and which resources decide.
+    Explain(Explain),
+}
+
+#[derive(Debug, clap::Args)]
+struct Explain {
+    /// The YAML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The application port the request arrives for.
+    #[arg(long)]
+    port: u16,
+    /// The client's mesh identity; without it the client has none.
+    #[arg(long)]
+    identity: Option<String>,
+    /// A client without an identity that speaks TLS (no certificate).
+    #[arg(long, conflicts_with = "identity")]
+    tls: bool,
+    /// The client's address.
+    #[arg(long)]
+    client_ip: Option<IpAddr>,
+    /// The request path, with any query.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// A request header, as `name: value`; may be repeated.
+    #[arg(long)]
+    header: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,13 +145,8 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Run { config } => run(&config),
-        Command::Check { config } => match SidecarConfig::load(&config) {
-            Ok(_) => {
-                println!("config ok: {}", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(error) => fail(&error),
-        },
+        Command::Check { config } => check(&config),
+        Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
         Command::Certs(Certs::Ca { trust_domain, out }) => {
             report(certs::create_ca(&trust_domain, &out))
         }
@@ -112,6 +157,71 @@ fn main() -> ExitCode {
             out,
         }) => report(certs::issue(&ca, &identity, ttl, &out)),
     }
+}
+
+/// Validates the file, then reads and compiles its policy.
+fn check(path: &std::path::Path) -> ExitCode {
+    let config = match SidecarConfig::load(path) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    match policy::compile(&config.policy) {
+        Ok((_, compiled)) => {
+            println!("config ok: {}", path.display());
+            if !compiled.warnings.is_empty() {
+                println!("policy: {}", compiled.warnings);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn explain(args: &Explain) -> ExitCode {
+    let config = match SidecarConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let query = match explain_query(args) {
+        Ok(query) => query,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    report(policy::explain(&config.policy, &query))
+}
+
+fn explain_query(args: &Explain) -> Result<ExplainQuery, String> {
+    let mut query = ExplainQuery::new(args.port);
+    if let Some(identity) = &args.identity {
+        query.identity = Some(
+            identity
+                .parse()
+                .map_err(|e| format!("--identity {identity:?}: {e}"))?,
+        );
+    }
+    query.tls_without_identity = args.tls;
+    query.client_ip = args.client_ip;
+    query.method = args
+        .method
+        .parse()
+        .map_err(|_| format!("--method {:?}: not an http method", args.method))?;
+    query.uri = args
+        .path
+        .parse()
+        .map_err(|_| format!("--path {:?}: not a path", args.path))?;
+    for header in &args.header {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| format!("--header {header:?}: expected name: value"))?;
+        let name = http::HeaderName::try_from(name.trim())
+            .map_err(|_| format!("--header {header:?}: invalid name"))?;
+        let value = http::HeaderValue::try_from(value.trim())
+            .map_err(|_| format!("--header {header:?}: invalid value"))?;
+        query.headers.append(name, value);
+    }
+    Ok(query)
 }
 
 fn report<T: std::fmt::Display, E: std::error::Error>(result: Result<T, E>) -> ExitCode {

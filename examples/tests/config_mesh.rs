@@ -220,3 +220,102 @@ fn mtls_without_an_identity_is_rejected_at_its_line() {
         6,
     );
 }
+
+#[test]
+fn the_policy_section_describes_the_workload_and_its_resources() {
+    let yaml = "\
+identity:
+  ca: /ca
+  identity: spiffe://example.org/ns/emojivoto/sa/web
+policy:
+  workload:
+    namespace: emojivoto
+    labels: {app: web, version: v2}
+    service_account: web
+    ports: {http: 8080, admin: 9990}
+    cluster_networks: [10.0.0.0/8, 'fd00::/8']
+  default_policy: cluster-authenticated
+  probe_paths: [/healthz]
+  files: [/etc/mesh/policy.yaml, policy.d/web.yaml]
+  watch_interval: 5s
+  inline: |
+    apiVersion: policy.linkerd.io/v1beta3
+    kind: Server
+";
+    let policy = parse(yaml).unwrap().policy;
+    let workload = &policy.workload;
+    assert_eq!(workload.namespace, "emojivoto");
+    assert_eq!(workload.labels["version"], "v2");
+    assert_eq!(workload.service_account, "web");
+    assert_eq!(workload.ports["admin"], 9990);
+    assert_eq!(workload.cluster_networks.len(), 2);
+    assert_eq!(
+        workload.trust_domain.as_ref().unwrap().as_str(),
+        "example.org"
+    );
+    assert_eq!(
+        policy.config.default_policy,
+        mesh_policy::DefaultPolicy::ClusterAuthenticated
+    );
+    assert_eq!(policy.config.probe_paths, ["/healthz"]);
+    assert_eq!(policy.sources.files.len(), 2);
+    assert_eq!(
+        policy.sources.inline,
+        ["apiVersion: policy.linkerd.io/v1beta3\nkind: Server\n"]
+    );
+    let inline = policy.inline_origin.unwrap();
+    assert_eq!((inline.first_line, inline.indent), (16, 4));
+    assert_eq!(policy.watch_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn without_a_policy_section_every_port_gets_all_unauthenticated() {
+    let policy = parse("").unwrap().policy;
+    assert_eq!(policy.workload.namespace, "default");
+    assert_eq!(
+        policy.config.default_policy,
+        mesh_policy::DefaultPolicy::AllUnauthenticated
+    );
+    assert_eq!(policy.config.probe_paths, ["/live", "/ready", "/healthz"]);
+    assert!(policy.sources.files.is_empty() && policy.sources.inline.is_empty());
+    assert_eq!(policy.watch_interval, Duration::from_secs(2));
+}
+
+#[test]
+fn bad_policy_settings_name_their_field_and_line() {
+    let error = reject("policy:\n  default_policy: allow-all\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "policy.default_policy",
+        2,
+    );
+    let error = reject("policy:\n  workload:\n    cluster_networks: [10.0.0.0/33]\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "policy.workload.cluster_networks[0]",
+        3,
+    );
+    let error = reject("policy:\n  probe_paths: [healthz]\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "policy.probe_paths[0]",
+        2,
+    );
+    let error = reject("policy:\n  workload:\n    namespace: Emojivoto\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "policy.workload.namespace",
+        3,
+    );
+    let error = reject("policy:\n  workload:\n    ports: {http: 70000}\n");
+    assert_eq!(error.field_path(), "policy.workload.ports.http", "{error}");
+    assert_eq!(error.line(), Some(3));
+    let error = reject("policy:\n  inline:\n    kind: Server\n");
+    assert_error(&error, ConfigErrorKind::InvalidType, "policy.inline", 3);
+    let error = reject("policy:\n  resources: []\n");
+    assert_error(&error, ConfigErrorKind::UnknownField, "policy.resources", 2);
+}

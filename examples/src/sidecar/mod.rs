@@ -19,6 +19,7 @@ pub mod config;
 mod identity;
 mod inbound;
 mod outbound;
+pub mod policy;
 mod run;
 mod worker;
 

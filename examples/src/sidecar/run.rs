@@ -8,13 +8,15 @@ use mesh_core::{
     client::ClientConfig,
     serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
+use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
 use mesh_tls::{AcceptConfig, TlsAccept};
 use prometheus_client::registry::Registry;
 
 use super::{
-    config::SidecarConfig,
+    config::{PortProtocol, SidecarConfig},
     identity::Identity,
     outbound::ServiceConnectors,
+    policy::{self, PolicyError},
     worker::{Shared, Worker, WorkerListeners},
 };
 
@@ -47,6 +49,8 @@ pub enum StartError {
     Thread(std::io::Error),
     /// The identity could not be issued from the configured CA directory.
     Identity(BoxError),
+    /// The policy could not be read or compiled.
+    Policy(PolicyError),
     /// The TLS client configuration of an outbound service was refused.
     Tls {
         /// The configuration field that names the service.
@@ -68,6 +72,7 @@ impl std::fmt::Display for StartError {
             }
             Self::Thread(_) => f.write_str("cannot start a runtime thread"),
             Self::Identity(_) => f.write_str("identity.ca: cannot issue the workload certificate"),
+            Self::Policy(error) => write!(f, "{error}"),
             Self::Tls { field, .. } => {
                 write!(f, "{field}: cannot build the tls client configuration")
             }
@@ -80,6 +85,7 @@ impl std::error::Error for StartError {
         match self {
             Self::Bind { source, .. } | Self::Thread(source) => Some(source),
             Self::Identity(source) | Self::Tls { source, .. } => Some(&**source),
+            Self::Policy(error) => error.source(),
         }
     }
 }
@@ -158,6 +164,20 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
     let readiness = Readiness::new();
     let mut registry = Registry::default();
     let identity = Identity::start(config.identity.as_ref(), &readiness, &mut registry)?;
+    let policy = policy::load(&config.policy, PolicyMetrics::register(&mut registry))
+        .map_err(StartError::Policy)?;
+    let inbound_protocols = config
+        .inbound
+        .ports()
+        .iter()
+        .map(|port| {
+            // A Server that declares the port opaque makes it opaque.
+            match policy.store.load().protocol(port.app.port()) {
+                ProxyProtocol::Opaque | ProxyProtocol::Tls => PortProtocol::Opaque,
+                _ => port.protocol,
+            }
+        })
+        .collect();
     let client = ClientConfig::default();
     let services = config
         .outbound
@@ -185,13 +205,15 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         threads,
         admin: admin_service,
         tls_accept,
+        policy: policy.store,
+        inbound_protocols,
         services,
         client,
         config,
     });
 
     let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
-    let mut background: Vec<_> = identity.task.into_iter().collect();
+    let mut background: Vec<_> = identity.task.into_iter().chain(policy.watcher).collect();
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
         let mine = WorkerListeners {

@@ -8,6 +8,7 @@ use mesh_core::{
     client::{Client, ClientConfig},
     serve::{Accept, Protocol, Server, ServerConfig, Shutdown},
 };
+use mesh_policy::PolicyStore;
 use mesh_tls::TlsAccept;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -29,6 +30,11 @@ pub(super) struct Shared {
     /// The TLS acceptor of the inbound listeners; `None` without an
     /// identity, when they serve plaintext.
     pub(super) tls_accept: Option<TlsAccept>,
+    /// The policy in force, shared with its watcher.
+    pub(super) policy: PolicyStore,
+    /// Each inbound port's protocol: as configured, or opaque when a
+    /// `Server` says so.
+    pub(super) inbound_protocols: Vec<PortProtocol>,
     /// Each outbound service's connectors, in configuration order.
     pub(super) services: Vec<ServiceConnectors>,
     pub(super) client: ClientConfig,
@@ -86,21 +92,21 @@ impl Worker {
         let client = Client::new(&shared.client);
         let mut servers = JoinSet::new();
         let tokio_listener = |l: std::net::TcpListener| TcpListener::from_std(l);
-        for (port, listener) in shared.config.inbound.ports().iter().zip(listeners.inbound) {
+        let ports = shared.config.inbound.ports().iter();
+        for (index, (port, listener)) in ports.zip(listeners.inbound).enumerate() {
             let Ok(listener) = tokio_listener(listener) else {
                 continue;
             };
+            let protocol = shared.inbound_protocols[index];
             match &shared.tls_accept {
                 Some(accept) => {
-                    self.serve_inbound(&mut servers, accept.clone(), port, listener, &client);
+                    let accept = accept.clone();
+                    self.serve_inbound(&mut servers, accept, port, protocol, listener, &client);
                 }
-                None => self.serve_inbound(
-                    &mut servers,
-                    mesh_core::serve::PlaintextAccept,
-                    port,
-                    listener,
-                    &client,
-                ),
+                None => {
+                    let accept = mesh_core::serve::PlaintextAccept;
+                    self.serve_inbound(&mut servers, accept, port, protocol, listener, &client);
+                }
             }
         }
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
@@ -121,10 +127,11 @@ impl Worker {
         servers: &mut JoinSet<()>,
         accept: A,
         port: &InboundPort,
+        protocol: PortProtocol,
         listener: TcpListener,
         client: &Client<Incoming>,
     ) {
-        let protocol = match port.protocol {
+        let protocol = match protocol {
             PortProtocol::Http => Protocol::Http,
             PortProtocol::Opaque => Protocol::Opaque,
             PortProtocol::Detect => Protocol::Detect,
@@ -132,8 +139,12 @@ impl Worker {
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(
             listener,
-            inbound::http_stack(client.clone(), port.app),
-            inbound::opaque_stack(self.shared.client.connect_timeout, port.app),
+            inbound::http_stack(client.clone(), port.app, &self.shared.policy),
+            inbound::opaque_stack(
+                self.shared.client.connect_timeout,
+                port.app,
+                self.shared.policy.clone(),
+            ),
             self.shutdown.clone(),
         ));
     }

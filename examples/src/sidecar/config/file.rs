@@ -21,6 +21,7 @@ use super::duration::{InvalidDuration, parse_duration};
 use super::identity::{IdentityName, IdentitySection, Mode, TlsKind};
 use super::inbound::PortProtocol;
 use super::outbound::ServiceName;
+use super::policy::PolicySection;
 
 /// The whole file. Every section may be left out, or left empty.
 ///
@@ -38,6 +39,7 @@ pub(super) struct Document {
     pub(super) outbound: Option<OutboundSection>,
     pub(super) admin: Option<AdminSection>,
     pub(super) server: Option<ServerSection>,
+    pub(super) policy: Option<PolicySection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@ mod identity;
 mod inbound;
 mod locate;
 mod outbound;
+mod policy;
 mod resolve;
 mod server;
 
@@ -24,6 +25,9 @@ pub use inbound::{
 };
 pub use outbound::{
     DEFAULT_OUTBOUND_LISTEN, InvalidServiceName, OutboundConfig, ServiceConfig, ServiceName,
+};
+pub use policy::{
+    DefaultPolicy, InlineOrigin, PolicyConfig, PolicyFiles, PolicySettings, Workload,
 };
 pub use server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
 
@@ -53,6 +57,9 @@ pub struct SidecarConfig {
     pub admin: AdminConfig,
     /// The `server` section: timeouts and limits.
     pub server: ServerTuning,
+    /// The `policy` section: the workload, its default policy, and the
+    /// policy resources that say who may call it.
+    pub policy: PolicySettings,
 }
 
 impl SidecarConfig {

@@ -11,6 +11,7 @@ use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
+use super::policy::resolve_policy;
 use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
 
 /// The text a configuration came from, to point at places in it.
@@ -41,6 +42,7 @@ impl Document {
             .map(|section| resolve_identity(section, source))
             .transpose()?;
         let has_identity = identity.is_some();
+        let policy = resolve_policy(self.policy.unwrap_or_default(), identity.as_ref(), source)?;
         let inbound = resolve_inbound(
             self.inbound.unwrap_or_default(),
             has_identity,
@@ -72,6 +74,7 @@ impl Document {
                 .server
                 .as_ref()
                 .map_or_else(ServerTuning::default, resolve_server),
+            policy,
         })
     }
 }

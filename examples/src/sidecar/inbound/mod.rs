@@ -3,25 +3,36 @@
 use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{client::Client, error::BoxError, proxy::Forward, serve::OpaqueConnection};
-use tower::{Layer, service_fn};
+use mesh_policy::{Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore};
+use tower::{Layer, ServiceBuilder, service_fn};
 
 use super::client_id::{ClientId, ClientIdLayer};
 
-/// The HTTP stack of one inbound port: tell the application who called
-/// (`mesh-client-id`, never forged), and forward to it.
+/// The HTTP stack of one inbound port: authorize each request as one to
+/// the application's port (the port a `Server` selects), tell the
+/// application who called (`mesh-client-id`, never forged), and forward to
+/// it.
 pub(super) fn http_stack(
     client: Client<hyper::body::Incoming>,
     app: SocketAddr,
-) -> ClientId<Forward<Client<hyper::body::Incoming>>> {
+    policy: &PolicyStore,
+) -> Authorize<ClientId<Forward<Client<hyper::body::Incoming>>>> {
     // One endpoint never fails `Forward::new`.
     let forward = Forward::new(client, [app]).expect("one endpoint");
-    ClientIdLayer::new().layer(forward)
+    ServiceBuilder::new()
+        .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
+        .layer(ClientIdLayer::new())
+        .service(forward)
 }
 
-/// The opaque handler of one inbound port: a byte pipe to the application.
+/// The opaque handler of one inbound port: a connection-level
+/// authorization, as one to the application's port, then a byte pipe to
+/// the application. A policy change that no longer allows an open
+/// connection closes it.
 pub(super) fn opaque_stack(
     connect_timeout: Duration,
     app: SocketAddr,
+    policy: PolicyStore,
 ) -> impl tower::Service<
     OpaqueConnection,
     Response = (),
@@ -30,7 +41,11 @@ pub(super) fn opaque_stack(
 > + Clone
 + Send
 + 'static {
-    service_fn(move |conn: OpaqueConnection| pipe(conn, app, connect_timeout))
+    AuthorizeOpaqueLayer::new(policy)
+        .with_port(app.port())
+        .layer(service_fn(move |conn: OpaqueConnection| {
+            pipe(conn, app, connect_timeout)
+        }))
 }
 
 async fn pipe(

@@ -1,0 +1,266 @@
+//! The `policy` section: who may call the application, in the resources
+//! Linkerd users already write, and the workload they select.
+//!
+//! The resources (`Server`, `ServerAuthorization`, `AuthorizationPolicy`,
+//! `MeshTLSAuthentication`, `NetworkAuthentication`, `HTTPRoute`, and for
+//! outbound retries `ServiceProfile`) are read from files, which are
+//! watched, and from one inline text. They are compiled when the sidecar
+//! starts (and by `sidecar check`), not here: files are read then.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use mesh_core::TrustDomain;
+pub use mesh_policy::{DefaultPolicy, PolicyConfig, PolicyFiles, Workload};
+use serde::Deserialize;
+use serde::de::Deserializer;
+
+use super::error::ConfigError;
+use super::file::{Expected, ParseStr, Timeout};
+use super::identity::IdentityConfig;
+use super::locate::locate;
+use super::resolve::Source;
+
+/// The policy section, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySettings {
+    /// The workload the resources select: its namespace, labels, service
+    /// account, named ports and cluster networks.
+    pub workload: Workload,
+    /// The default policy and the probe paths.
+    pub config: PolicyConfig,
+    /// The resource files, read in order, then the inline text.
+    pub sources: PolicyFiles,
+    /// How often the files are read for changes.
+    pub watch_interval: Duration,
+    /// Where the inline text sits in the configuration file, to report
+    /// its mistakes at the file's lines.
+    pub inline_origin: Option<InlineOrigin>,
+}
+
+/// Where `policy.inline` is written, so that an error in an inline
+/// resource names the configuration file and its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineOrigin {
+    /// The configuration file.
+    pub origin: String,
+    /// The line of the file that holds the inline text's first line.
+    pub first_line: usize,
+    /// How far the text is indented in the file.
+    pub indent: usize,
+}
+
+impl PolicySettings {
+    /// The namespace of a workload that names none: `default`, as in
+    /// Kubernetes.
+    pub const DEFAULT_NAMESPACE: &'static str = "default";
+    /// How often policy files are read by default: every 2 seconds.
+    pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+}
+
+impl Default for PolicySettings {
+    /// A workload in `default` with no labels, the default policy
+    /// `all-unauthenticated`, and no resources.
+    fn default() -> Self {
+        Self {
+            workload: Workload::new(Self::DEFAULT_NAMESPACE),
+            config: PolicyConfig::default(),
+            sources: PolicyFiles::new(),
+            watch_interval: Self::DEFAULT_WATCH_INTERVAL,
+            inline_origin: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with workload, default_policy, probe_paths, files, inline and watch_interval"
+)]
+pub(super) struct PolicySection {
+    workload: Option<WorkloadSection>,
+    default_policy: Option<DefaultPolicyName>,
+    probe_paths: Option<Vec<ProbePath>>,
+    files: Option<Vec<PathBuf>>,
+    inline: Option<String>,
+    watch_interval: Option<Timeout>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with namespace, labels, service_account, ports, cluster_networks and trust_domain"
+)]
+struct WorkloadSection {
+    namespace: Option<Name>,
+    labels: Option<BTreeMap<String, String>>,
+    service_account: Option<Name>,
+    ports: Option<BTreeMap<String, u16>>,
+    cluster_networks: Option<Vec<Network>>,
+    trust_domain: Option<TrustDomainValue>,
+}
+
+/// A Kubernetes name: a namespace or a service account.
+#[derive(Debug)]
+struct Name(String);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "name",
+            expecting: "a lowercase name such as emojivoto",
+            parse: |text: &str| {
+                let ok = !text.is_empty()
+                    && text.len() <= 253
+                    && text.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)
+                    })
+                    && !text.starts_with(['-', '.'])
+                    && !text.ends_with(['-', '.']);
+                if ok {
+                    Ok(Name(text.to_owned()))
+                } else {
+                    Err(Expected(
+                        "expected lowercase letters, digits, '-' and '.', as kubernetes names are",
+                    ))
+                }
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+struct DefaultPolicyName(DefaultPolicy);
+
+impl<'de> Deserialize<'de> for DefaultPolicyName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "default policy",
+            expecting: "all-unauthenticated, all-authenticated, cluster-authenticated, cluster-unauthenticated, deny or audit",
+            parse: |text: &str| text.parse::<DefaultPolicy>().map(DefaultPolicyName),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct ProbePath(String);
+
+impl<'de> Deserialize<'de> for ProbePath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "probe path",
+            expecting: "a path such as /ready",
+            parse: |text: &str| {
+                if text.starts_with('/') {
+                    Ok(ProbePath(text.to_owned()))
+                } else {
+                    Err(Expected("expected a path that starts with /"))
+                }
+            },
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Network(IpNet);
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "network",
+            expecting: "a network such as 10.0.0.0/8",
+            parse: |text: &str| text.parse::<IpNet>().map(Network),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct TrustDomainValue(TrustDomain);
+
+impl<'de> Deserialize<'de> for TrustDomainValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "trust domain",
+            expecting: "a trust domain such as example.org",
+            parse: |text: &str| TrustDomain::parse(text).map(TrustDomainValue),
+        })
+    }
+}
+
+/// Applies the defaults. The trust domain of service account identities
+/// is the workload's own, from the identity section, unless written here.
+pub(super) fn resolve_policy(
+    section: PolicySection,
+    identity: Option<&IdentityConfig>,
+    source: Source<'_>,
+) -> Result<PolicySettings, ConfigError> {
+    let mut settings = PolicySettings::default();
+    let workload_section = section.workload.unwrap_or_default();
+    let mut workload = Workload::new(
+        workload_section
+            .namespace
+            .map_or_else(|| PolicySettings::DEFAULT_NAMESPACE.to_owned(), |n| n.0),
+    );
+    workload.labels = workload_section.labels.unwrap_or_default();
+    if let Some(account) = workload_section.service_account {
+        workload.service_account = account.0;
+    }
+    workload.ports = workload_section.ports.unwrap_or_default();
+    if let Some(networks) = workload_section.cluster_networks {
+        workload.cluster_networks = networks.into_iter().map(|n| n.0).collect();
+    }
+    workload.trust_domain = workload_section
+        .trust_domain
+        .map(|t| t.0)
+        .or_else(|| identity.and_then(IdentityConfig::trust_domain));
+    settings.workload = workload;
+    if let Some(policy) = section.default_policy {
+        settings.config.default_policy = policy.0;
+    }
+    if let Some(paths) = section.probe_paths {
+        settings.config.probe_paths = paths.into_iter().map(|p| p.0).collect();
+    }
+    settings.sources.files = section.files.unwrap_or_default();
+    if let Some(interval) = section.watch_interval {
+        settings.watch_interval = interval.0;
+    }
+    if let Some(inline) = section.inline {
+        settings.inline_origin = Some(inline_origin(source));
+        settings.sources.inline.push(inline);
+    }
+    Ok(settings)
+}
+
+/// Where the inline text's first line is: after the `|` or `>` of a block
+/// scalar, on the line of a flow scalar.
+fn inline_origin(source: Source<'_>) -> InlineOrigin {
+    let at = locate(source.text, "policy.inline");
+    let (line, column) = at.map_or((0, 0), |at| (at.line, at.column));
+    let lines: Vec<&str> = source.text.lines().collect();
+    let written = lines.get(line.saturating_sub(1)).copied().unwrap_or("");
+    let starts_block = written
+        .chars()
+        .skip(column.saturating_sub(1))
+        .find(|c| !c.is_whitespace())
+        .is_some_and(|c| c == '|' || c == '>');
+    if !starts_block {
+        return InlineOrigin {
+            origin: source.origin.to_owned(),
+            first_line: line,
+            indent: column.saturating_sub(1),
+        };
+    }
+    let first = lines
+        .iter()
+        .enumerate()
+        .skip(line)
+        .find(|(_, l)| !l.trim().is_empty());
+    let (index, text) = first.map_or((line, ""), |(i, l)| (i, *l));
+    InlineOrigin {
+        origin: source.origin.to_owned(),
+        first_line: index + 1,
+        indent: text.len() - text.trim_start().len(),
+    }
+}

@@ -1,0 +1,168 @@
+//! The policy in force: read and compiled at start, then watched.
+//!
+//! The sidecar refuses to start with a policy that does not compile, the
+//! way it refuses a bad configuration file. Once it runs, the files are
+//! read every `watch_interval`; a change that compiles is in force for the
+//! next request (and open opaque connections it no longer allows are
+//! closed), and one that does not is logged and counted while the last
+//! good policy stays (`inbound_policy_reloads_total{result="error"}`).
+
+use std::fmt;
+
+use mesh_core::resource::ResourceError;
+use mesh_policy::{
+    Compiled, ExplainQuery, Explanation, Policy, PolicyMetrics, PolicyStore, PolicyTexts,
+    PolicyWarnings, PolicyWatcher,
+};
+
+use super::config::{InlineOrigin, PolicySettings};
+use super::worker::Background;
+
+/// A policy that could not be read or compiled.
+///
+/// A mistake in a file names the file, the document, its kind and name,
+/// the field and the line. A mistake in `policy.inline` names the
+/// configuration file and the line there:
+///
+/// ```text
+/// sidecar.yaml: policy.inline: document 2 (ServerAuthorization web-auth): spec.server.name: no Server named web in namespace emojivoto at line 21 column 11
+/// ```
+#[derive(Debug)]
+pub struct PolicyError {
+    error: ResourceError,
+    inline: Option<InlineOrigin>,
+}
+
+impl PolicyError {
+    fn new(error: ResourceError, settings: &PolicySettings) -> Self {
+        let inline = settings
+            .inline_origin
+            .clone()
+            .filter(|_| error.origin().starts_with("inline["));
+        Self { error, inline }
+    }
+
+    /// The resource error, as mesh-policy reported it.
+    pub fn resource_error(&self) -> &ResourceError {
+        &self.error
+    }
+
+    /// The line of the mistake in the file it is written in: the policy
+    /// file, or the configuration file for `policy.inline`.
+    pub fn line(&self) -> Option<usize> {
+        let line = self.error.line()?;
+        Some(match &self.inline {
+            Some(inline) => inline.first_line + line - 1,
+            None => line,
+        })
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(inline) = &self.inline else {
+            return write!(f, "{}", self.error);
+        };
+        let error = &self.error;
+        write!(f, "{}: policy.inline: ", inline.origin)?;
+        if let Some(document) = error.document() {
+            write!(f, "document {document}")?;
+            match (error.resource_kind(), error.name()) {
+                (Some(kind), Some(name)) => write!(f, " ({kind} {name})")?,
+                (Some(kind), None) => write!(f, " ({kind})")?,
+                (None, Some(name)) => write!(f, " ({name})")?,
+                (None, None) => {}
+            }
+            f.write_str(": ")?;
+        }
+        if !error.field_path().is_empty() {
+            write!(f, "{}: ", error.field_path())?;
+        }
+        f.write_str(error.message())?;
+        if let (Some(line), Some(at)) = (self.line(), error.location()) {
+            write!(f, " at line {line} column {}", at.column + inline.indent)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// Reads the policy's files now, blocking, and compiles them with the
+/// inline text: what `sidecar check` and `sidecar policy explain` do.
+///
+/// # Errors
+///
+/// A file that cannot be read, or the first mistake in the resources.
+pub fn compile(settings: &PolicySettings) -> Result<(PolicyTexts, Compiled), PolicyError> {
+    let texts = settings
+        .sources
+        .read_blocking()
+        .map_err(|e| PolicyError::new(e, settings))?;
+    let compiled = Policy::compile(
+        &texts.sources(),
+        &settings.workload,
+        &settings.config,
+        &PolicyMetrics::default(),
+    )
+    .map_err(|e| PolicyError::new(e, settings))?;
+    Ok((texts, compiled))
+}
+
+/// Explains the decision for `query` under the configured policy: `sidecar
+/// policy explain`.
+///
+/// # Errors
+///
+/// As [`compile`].
+pub fn explain(
+    settings: &PolicySettings,
+    query: &ExplainQuery,
+) -> Result<Explanation, PolicyError> {
+    let (_, compiled) = compile(settings)?;
+    Ok(compiled.policy.explain(query))
+}
+
+/// The policy store every runtime reads, with the policy loaded, and the
+/// task that watches its files.
+pub(super) struct Loaded {
+    pub(super) store: PolicyStore,
+    pub(super) watcher: Option<Background>,
+}
+
+/// Reads and compiles the policy, puts it in a new store counting into
+/// `metrics`, and prepares the watcher when there are files to watch.
+pub(super) fn load(
+    settings: &PolicySettings,
+    metrics: PolicyMetrics,
+) -> Result<Loaded, PolicyError> {
+    let store = PolicyStore::new(settings.workload.clone(), settings.config.clone(), metrics);
+    let texts = settings
+        .sources
+        .read_blocking()
+        .map_err(|e| PolicyError::new(e, settings))?;
+    let Compiled { policy, warnings } = store
+        .compile(&texts.sources())
+        .map_err(|e| PolicyError::new(e, settings))?;
+    store.swap(policy);
+    log_warnings(&warnings);
+    let watcher = (!settings.sources.files.is_empty()).then(|| {
+        let watcher = PolicyWatcher::new(store.clone(), settings.sources.clone())
+            .with_interval(settings.watch_interval)
+            .with_loaded(texts.clone());
+        Box::pin(watcher.run()) as Background
+    });
+    Ok(Loaded { store, watcher })
+}
+
+fn log_warnings(warnings: &PolicyWarnings) {
+    if warnings.is_empty() {
+        tracing::info!("policy loaded");
+    } else {
+        tracing::warn!(%warnings, "policy loaded with parts that are not enforced");
+    }
+}
