@@ -1,0 +1,168 @@
+//! How one attempt's body reads: replaying what was recorded, then the
+//! original body, recording as it goes.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame};
+use mesh_core::BoxError;
+
+use super::{Attempt, Phase, ReplayUnavailable, state::State};
+
+impl<B> Attempt<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    pub(super) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            match &mut self.phase {
+                Phase::Idle => self.acquire()?,
+                Phase::Replaying {
+                    recording,
+                    next,
+                    trailers_sent,
+                } => {
+                    if let Some(chunk) = recording.chunks.get(*next) {
+                        *next += 1;
+                        return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+                    }
+                    let trailers = (!*trailers_sent)
+                        .then(|| recording.trailers.clone())
+                        .flatten();
+                    *trailers_sent = true;
+                    if let Some(trailers) = trailers {
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    self.phase = Phase::Done;
+                }
+                Phase::Reading {
+                    reader,
+                    next,
+                    replay_end,
+                    replay_bytes,
+                } => {
+                    if *next < *replay_end {
+                        let Some(chunk) = reader.chunks.get(*next).cloned() else {
+                            *next = *replay_end;
+                            continue;
+                        };
+                        *next += 1;
+                        *replay_bytes = replay_bytes.saturating_sub(chunk.len() as u64);
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
+                    return self.poll_original(cx);
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Takes the shared state for this attempt: a whole recording to replay,
+    /// or the parked original body to replay and read on.
+    fn acquire(&mut self) -> Result<(), BoxError> {
+        let mut state = self.shared.lock();
+        match std::mem::replace(&mut *state, State::Reading) {
+            State::Complete(recording) => {
+                self.phase = Phase::Replaying {
+                    recording: recording.clone(),
+                    next: 0,
+                    trailers_sent: false,
+                };
+                *state = State::Complete(recording);
+                Ok(())
+            }
+            State::Parked(reader) => {
+                self.phase = Phase::Reading {
+                    next: 0,
+                    replay_end: reader.chunks.len(),
+                    replay_bytes: reader.recorded as u64,
+                    reader,
+                };
+                Ok(())
+            }
+            other => {
+                *state = other;
+                self.phase = Phase::Done;
+                Err(ReplayUnavailable.into())
+            }
+        }
+    }
+
+    /// Reads the next frame of the original body, recording it.
+    fn poll_original(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Phase::Reading { reader, .. } = &mut self.phase else {
+            return Poll::Ready(None);
+        };
+        let frame = match ready!(Pin::new(&mut reader.body).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => {
+                // What was sent cannot be sent again without the rest.
+                self.shared.set(State::Committed);
+                self.phase = Phase::Done;
+                return Poll::Ready(Some(Err(error.into())));
+            }
+            None => {
+                self.finish(None);
+                return Poll::Ready(None);
+            }
+        };
+        let frame = match frame.into_data() {
+            Ok(mut data) => {
+                let chunk = data.copy_to_bytes(data.remaining());
+                let was_recording = reader.recording;
+                if !reader.record(&chunk, self.shared.max_bytes) && was_recording {
+                    tracing::debug!(
+                        max_bytes = self.shared.max_bytes,
+                        "request body outgrew the replay buffer; no more attempts"
+                    );
+                    self.shared.set(State::Committed);
+                }
+                if reader.body.is_end_stream() {
+                    self.finish(None);
+                }
+                Frame::data(chunk)
+            }
+            Err(frame) => match frame.into_trailers() {
+                Ok(trailers) => {
+                    self.finish(Some(trailers.clone()));
+                    Frame::trailers(trailers)
+                }
+                // http-body has no other kind of frame today; pass on any.
+                Err(frame) => frame.map_data(|mut d| d.copy_to_bytes(d.remaining())),
+            },
+        };
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    /// The original body ended: publish the recording, if there is one.
+    fn finish(&mut self, trailers: Option<http::HeaderMap>) {
+        if let Phase::Reading { reader, .. } = &mut self.phase
+            && reader.recording
+        {
+            self.shared.set(State::Complete(reader.finish(trailers)));
+        }
+        self.phase = Phase::Done;
+    }
+}
+
+impl<B> Drop for Attempt<B> {
+    fn drop(&mut self) {
+        // An attempt that ends before the original body did leaves the rest
+        // to the next attempt, unless the body is committed.
+        if let Phase::Reading { reader, .. } = std::mem::replace(&mut self.phase, Phase::Done)
+            && reader.recording
+        {
+            self.shared.set(State::Parked(reader));
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! What stops a retry: method, budget, deadline, body, readiness.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn post_is_not_retried_by_default() {
+    let h = Harness::new();
+    let (svc, seen) = upstream(|_| status(503));
+    let req = Request::post("/").body(full("order")).unwrap();
+    let res = send(&h.layer(RetryPolicy::default(), unlimited()), svc, req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(h.not_retryable("non_idempotent"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_is_retried_when_the_route_marks_it_retryable() {
+    let h = Harness::new();
+    let (svc, seen) = upstream(|i| if i == 0 { status(503) } else { status(201) });
+    let req = Request::post("/").body(full("order")).unwrap();
+    let policy = RetryPolicy::default().with_any_method(true);
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|s| s.method == Method::POST && s.body == "order")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_budget_returns_the_last_response_and_says_so() {
+    let h = Harness::new();
+    let empty = Arc::new(Budget::new(
+        BudgetConfig::new(0.0, 0, Duration::from_secs(10)).unwrap(),
+    ));
+    let (svc, seen) = upstream(|_| status(502));
+    let res = send(&h.layer(RetryPolicy::default(), empty), svc, get("/"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(h.count("retry_budget_exhausted_total"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_waited_out_up_to_the_max() {
+    let h = Harness::new();
+    let (svc, _) = upstream(|i| {
+        let mut res = status(if i == 0 { 503 } else { 200 })?;
+        res.headers_mut()
+            .insert("retry-after", "1".parse().unwrap());
+        Ok(res)
+    });
+    let backoff = Backoff::new(Duration::from_millis(1), Duration::from_secs(5)).unwrap();
+    let start = Instant::now();
+    let policy = RetryPolicy::default().with_backoff(backoff);
+    send(&h.layer(policy, unlimited()), svc, get("/"))
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_that_the_deadline_would_cut_short() {
+    let h = Harness::new();
+    let (svc, seen) = upstream(|_| status(503));
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(100)).unwrap();
+    // Full jitter picks a wait up to 100 ms; with 0 left, none fits.
+    let mut req = get("/");
+    req.extensions_mut().insert(Deadline::after(Duration::ZERO));
+    let policy = RetryPolicy::default().with_backoff(backoff);
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(h.count("retry_deadline_exceeded_total"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_is_replayed_byte_for_byte_with_its_trailers() {
+    let h = Harness::new();
+    let (svc, seen) = upstream(|i| if i == 0 { status(503) } else { status(200) });
+    let payload: Bytes = (0..10 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let mut trailers = HeaderMap::new();
+    trailers.insert("checksum", "abc".parse().unwrap());
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(
+        payload
+            .chunks(1000)
+            .map(|c| Ok::<_, BoxError>(http_body::Frame::data(Bytes::copy_from_slice(c))))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .chain([Ok(http_body::Frame::trailers(trailers.clone()))]),
+    ));
+    let req = Request::put("/")
+        .body(mesh_core::body::boxed(body))
+        .unwrap();
+    send(&h.layer(RetryPolicy::default(), unlimited()), svc, req)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    for attempt in seen.iter() {
+        assert_eq!(attempt.body, payload);
+        assert_eq!(attempt.trailers.as_ref(), Some(&trailers));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_known_length_over_the_cap_is_sent_once() {
+    let h = Harness::new();
+    let (svc, seen) = upstream(|_| status(503));
+    let req = Request::put("/").body(full(vec![7; 100])).unwrap();
+    let policy = RetryPolicy::default().with_max_replay_bytes(99);
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(seen.lock().unwrap()[0].body.len(), 100);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(h.not_retryable("body_too_large"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_of_one_attempt_never_touches_the_budget() {
+    let budget = Arc::new(Budget::default());
+    let (svc, seen) = upstream(|_| status(503));
+    let layer = RetryLayer::new(RetryPolicy::never(), budget.clone());
+    send(&layer, svc, get("/")).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(budget.balance(), 100.0);
+    assert_eq!(RetryPolicy::never().max_attempts(), NonZeroU32::MIN);
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_can_be_labelled_from_the_request() {
+    let mut registry = Registry::default();
+    let metrics = RetryMetrics::register(&mut registry);
+    let budget = unlimited();
+    metrics.observe_budget("emoji", &budget);
+    let layer = RetryLayer::new(RetryPolicy::default(), budget).with_request_metrics(metrics);
+    let (svc, _) = upstream(|i| if i == 0 { status(503) } else { status(200) });
+    let mut req = get("/");
+    req.extensions_mut()
+        .insert(mesh_core::labels::DstService("emoji".into()));
+    req.extensions_mut()
+        .insert(mesh_core::route::RouteId::new("list"));
+    send(&layer, svc, req).await.unwrap();
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(
+        counter(
+            &text,
+            "retry_requests_total{service=\"emoji\",route=\"list\"}"
+        ),
+        1
+    );
+    assert!(
+        text.contains("retry_budget_balance{service=\"emoji\"} 10999.0"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_is_forwarded_and_each_retry_waits_for_it() {
+    let (mock, mut handle) =
+        tower_test::mock::pair::<Request<ReplayBody<BoxBody>>, Response<BoxBody>>();
+    let layer = RetryLayer::new(
+        RetryPolicy::default().with_backoff(Backoff::none()),
+        unlimited(),
+    );
+    let mut svc = tower::Layer::layer(&layer, mock);
+
+    handle.allow(0);
+    let ready = std::future::poll_fn(|cx| std::task::Poll::Ready(svc.poll_ready(cx))).await;
+    assert!(
+        ready.is_pending(),
+        "not ready while the inner service is not"
+    );
+
+    handle.allow(1);
+    svc.ready().await.unwrap();
+    let mut res = tokio::spawn(svc.call(get("/")));
+    let (req, send) = handle.next_request().await.unwrap();
+    assert!(req.headers().get(MESH_RETRY_ATTEMPT).is_none());
+    send.send_response(status(503).unwrap());
+
+    // The retry waits until the inner service is ready again.
+    let waiting = tokio::time::timeout(Duration::from_secs(1), &mut res).await;
+    assert!(
+        waiting.is_err(),
+        "no retry is sent to a service that is not ready"
+    );
+    handle.allow(1);
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(req.headers()[MESH_RETRY_ATTEMPT], "2");
+    send.send_response(status(200).unwrap());
+    assert_eq!(res.await.unwrap().unwrap().status(), 200);
+}
