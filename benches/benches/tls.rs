@@ -311,10 +311,15 @@ fn tls(c: &mut Criterion) {
 
 /// Interleaved rounds of both stacks, alternating which goes first: on a
 /// machine with noisy neighbours, conditions change between criterion's
-/// back-to-back groups, but hardly within one round. Prints the median
-/// per-round ratio of mesh time to raw time (1.00 means no overhead).
+/// back-to-back groups, but hardly within one round. Each round measures
+/// wall time and the CPU time of the whole process (client and server
+/// threads, from `/proc/self/task/*/schedstat`), which time stolen by other
+/// processes does not inflate. Prints the median per-round ratio of mesh to
+/// raw for each (1.00 means no overhead).
 fn paired() {
-    const ROUNDS: usize = 21;
+    const ROUNDS: usize = 41;
+    const HANDSHAKES: usize = 20;
+    const UPLOADS: usize = 5;
     let certs = Certs::new();
     let servers = servers(&certs);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -327,57 +332,97 @@ fn paired() {
     rt.block_on(async {
         let mut mesh_io = mesh_connect(&mesh, servers.mesh_bulk).await;
         let mut raw_io = raw_connect(&raw, servers.raw_bulk).await;
-        let (mut handshakes, mut bulk) = (Vec::new(), Vec::new());
+        let mut handshake = Ratios::default();
+        let mut bulk = Ratios::default();
         for round in 0..ROUNDS {
-            let time_mesh = async {
-                let start = tokio::time::Instant::now();
-                for _ in 0..40 {
-                    ping(mesh_connect(&mesh, servers.mesh_ping).await).await;
-                }
-                start.elapsed()
-            };
-            let time_raw = async {
-                let start = tokio::time::Instant::now();
-                for _ in 0..40 {
-                    ping(raw_connect(&raw, servers.raw_ping).await).await;
-                }
-                start.elapsed()
-            };
-            let (m, r) = if round % 2 == 0 {
-                let m = time_mesh.await;
-                (m, time_raw.await)
-            } else {
-                let r = time_raw.await;
-                (time_mesh.await, r)
-            };
-            handshakes.push(m.as_secs_f64() / r.as_secs_f64());
-
-            let mut m = std::time::Duration::ZERO;
-            let mut r = std::time::Duration::ZERO;
+            let mut sample = [Sample::default(); 2];
             for turn in [round % 2, (round + 1) % 2] {
-                let start = tokio::time::Instant::now();
-                for _ in 0..10 {
+                let start = Sample::now();
+                for _ in 0..HANDSHAKES {
+                    if turn == 0 {
+                        ping(mesh_connect(&mesh, servers.mesh_ping).await).await;
+                    } else {
+                        ping(raw_connect(&raw, servers.raw_ping).await).await;
+                    }
+                }
+                sample[turn] = start.elapsed();
+            }
+            handshake.push(sample);
+            for turn in [round % 2, (round + 1) % 2] {
+                let start = Sample::now();
+                for _ in 0..UPLOADS {
                     if turn == 0 {
                         upload(&mut mesh_io, &body).await;
                     } else {
                         upload(&mut raw_io, &body).await;
                     }
                 }
-                if turn == 0 {
-                    m = start.elapsed();
-                } else {
-                    r = start.elapsed();
-                }
+                sample[turn] = start.elapsed();
             }
-            bulk.push(m.as_secs_f64() / r.as_secs_f64());
+            bulk.push(sample);
         }
         println!(
-            "tls_paired: mesh/raw time, median of {ROUNDS} interleaved rounds: \
-             handshake {:.3}, bulk 1MiB {:.3}",
-            median(&mut handshakes),
-            median(&mut bulk)
+            "tls_paired (mesh/raw, median of {ROUNDS} interleaved rounds): \
+             handshake wall {:.3} cpu {:.3}; bulk 1MiB wall {:.3} cpu {:.3}",
+            median(&mut handshake.wall),
+            median(&mut handshake.cpu),
+            median(&mut bulk.wall),
+            median(&mut bulk.cpu),
         );
     });
+}
+
+/// Wall and process CPU time, in seconds.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    wall: f64,
+    cpu: f64,
+}
+
+impl Sample {
+    fn now() -> (tokio::time::Instant, f64) {
+        (tokio::time::Instant::now(), process_cpu())
+    }
+}
+
+trait Elapsed {
+    fn elapsed(&self) -> Sample;
+}
+
+impl Elapsed for (tokio::time::Instant, f64) {
+    fn elapsed(&self) -> Sample {
+        Sample {
+            wall: self.0.elapsed().as_secs_f64(),
+            cpu: process_cpu() - self.1,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Ratios {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Ratios {
+    fn push(&mut self, [mesh, raw]: [Sample; 2]) {
+        self.wall.push(mesh.wall / raw.wall);
+        self.cpu.push(mesh.cpu / raw.cpu);
+    }
+}
+
+/// CPU time of every thread of this process, in seconds: the first field
+/// of each thread's `schedstat` is its time on a CPU, in nanoseconds.
+fn process_cpu() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -25,9 +25,12 @@ use crate::{
     metrics::Direction,
 };
 
-/// The bytes detection reads: a TLS record header's content type and
-/// protocol version.
-const HELLO_PREFIX: usize = 3;
+/// How much detection reads at most. Three bytes decide (a TLS record
+/// header's content type and protocol version), but whatever else has
+/// arrived is read too: a whole ClientHello (about 1.5 KiB with an
+/// X25519MLKEM768 key share) or HTTP request head then reaches the next
+/// reader from memory, without another read from the socket.
+const FIRST_READ: usize = 2048;
 
 /// The future of [`TlsAccept`](super::TlsAccept) on one connection:
 /// detection, then the handshake.
@@ -45,7 +48,7 @@ enum State<I> {
     Ready(Option<Accepted<ServerIo<I>>>),
     Detect {
         io: Option<I>,
-        buf: [u8; HELLO_PREFIX],
+        buf: Vec<u8>,
         len: usize,
     },
     Handshake {
@@ -88,7 +91,7 @@ impl<I: Io> AcceptFuture<I> {
             InboundMode::Permissive | InboundMode::Strict => (
                 State::Detect {
                     io: Some(io),
-                    buf: [0; HELLO_PREFIX],
+                    buf: vec![0; FIRST_READ],
                     len: 0,
                 },
                 Some(Box::pin(sleep(config.handshake_timeout))),
@@ -120,13 +123,13 @@ impl<I: Io> AcceptFuture<I> {
     }
 
     /// The first bytes are not TLS.
-    fn plaintext(&mut self, io: I, prefix: &[u8]) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
+    fn plaintext(&mut self, io: I, prefix: Bytes) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
         if self.config.mode == InboundMode::Strict {
             return self.fail(AcceptError::PlaintextRefused);
         }
         self.state = State::Done;
         Poll::Ready(Ok(Accepted {
-            io: ServerIo::Plain(PrefixedIo::new(Bytes::copy_from_slice(prefix), io)),
+            io: ServerIo::Plain(PrefixedIo::new(prefix, io)),
             tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
             alpn: None,
         }))
@@ -134,7 +137,7 @@ impl<I: Io> AcceptFuture<I> {
 
     /// The first bytes are a ClientHello: start the handshake with the
     /// credentials in service now.
-    fn handshake(&mut self, io: I, prefix: &[u8]) -> Option<AcceptError> {
+    fn handshake(&mut self, io: I, prefix: Bytes) -> Option<AcceptError> {
         let Some(snapshot) = self.store.snapshot() else {
             return Some(AcceptError::NoCredentials);
         };
@@ -142,7 +145,7 @@ impl<I: Io> AcceptFuture<I> {
             InboundMode::Strict => &snapshot.server_strict,
             _ => &snapshot.server_permissive,
         };
-        let io = PrefixedIo::new(Bytes::copy_from_slice(prefix), io);
+        let io = PrefixedIo::new(prefix, io);
         self.state = State::Handshake {
             accept: tokio_rustls::TlsAcceptor::from(config.clone()).accept(io),
         };
@@ -218,9 +221,9 @@ impl<I: Io> Future for AcceptFuture<I> {
                         return this.fail(AcceptError::Closed);
                     }
                     *len += n;
-                    let (prefix, eof) = (*buf, n == 0);
-                    let prefix = &prefix[..*len];
-                    let hello = match classify(prefix) {
+                    let eof = n == 0;
+                    let prefix = Bytes::copy_from_slice(&buf[..*len]);
+                    let hello = match classify(&prefix) {
                         // The peer closed mid-header: not a TLS client.
                         Hello::NeedMore if eof => Hello::Plaintext,
                         hello => hello,

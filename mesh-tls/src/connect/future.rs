@@ -15,7 +15,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::{ClientIo, ConnectError, Shared};
 use crate::{
-    cert::CertNames,
+    cert,
     metrics::{Direction, HandshakeFailure},
     retire::ConnState,
     store::Snapshot,
@@ -125,8 +125,7 @@ impl Handshake {
             .1
             .peer_certificates()
             .and_then(|certs| certs.first())
-            .and_then(|cert| CertNames::parse(cert).ok())
-            .map(|names| names.not_after);
+            .and_then(cert::not_after);
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let remaining = expiry.duration_since(SystemTime::now()).unwrap_or_default();
         let config = &self.shared.config;
