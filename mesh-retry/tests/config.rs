@@ -206,6 +206,11 @@ fn gateway_api_fields_win_over_linkerd_annotations() {
     assert_eq!(reads.retry.max_attempts(), NonZeroU32::new(3).unwrap());
     assert_eq!(reads.retry.http_statuses(), &"502-503".parse().unwrap());
     assert_eq!(reads.retry.grpc_codes(), "unavailable".parse().unwrap());
+    assert!(
+        reads.retry.grpc_requests(),
+        "asking for gRPC retries marks gRPC calls retryable"
+    );
+    assert!(!reads.retry.any_method());
     assert_eq!(reads.retry.backoff().base(), Duration::from_millis(100));
     assert_eq!(
         reads.timeouts,

@@ -22,6 +22,8 @@ const PREFIXES: [&str; 2] = ["retry.linkerd.io/", "timeout.linkerd.io/"];
 /// | `timeout.linkerd.io/idle` | a Go duration | the response body idle timeout |
 ///
 /// Any `retry.linkerd.io/*` annotation turns retries on for the route.
+/// `retry.linkerd.io/grpc` also marks the route's gRPC calls retryable,
+/// although they are POSTs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LinkerdAnnotations {
     /// `retry.linkerd.io/http`.

@@ -133,7 +133,9 @@ fn retry_policy(
         policy = policy.with_http_statuses(http);
     }
     if let Some(grpc) = annotations.grpc {
-        policy = policy.with_grpc_codes(grpc);
+        // Asking for gRPC codes to be retried says the route's calls, all
+        // POSTs, may be repeated.
+        policy = policy.with_grpc_codes(grpc).with_grpc_requests(true);
     }
     let mut retries = annotations.limit.map(NonZeroU32::get);
     if let Some(guide) = guide {

@@ -6,7 +6,8 @@
 //! again, after a backoff, with the same head and a replay of the same
 //! body. A request is retried only if all of these hold:
 //!
-//! 1. its method is idempotent, or the route marks every request retryable;
+//! 1. its method is idempotent, or the route marks every request (or every
+//!    gRPC call) retryable;
 //! 2. its body fits the replay buffer, known up front by its
 //!    `content-length` (`body_too_large`) or found out while sending it
 //!    (`committed`);
@@ -137,7 +138,7 @@ where
             )),
             _ => None,
         };
-        if !policy.allows_method(&parts.method) {
+        if !policy.allows(&parts.method, &parts.headers) {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
             let fut = inner.call(req);
             return future::ResponseFuture::unretryable(

@@ -26,7 +26,7 @@ use crate::replay::DEFAULT_MAX_BYTES;
 /// | gRPC codes retried | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable` |
 /// | connection errors before a response | retried |
 /// | per-try timeouts | retried |
-/// | methods retried | GET, HEAD, OPTIONS, PUT, DELETE, TRACE |
+/// | methods retried | GET, HEAD, OPTIONS, PUT, DELETE, TRACE (gRPC calls, all POSTs, only if [marked](Self::with_grpc_requests)) |
 /// | [`backoff`](Backoff) | 25 ms doubling to 250 ms, full jitter |
 /// | replay buffer | 64 KiB |
 ///
@@ -45,6 +45,7 @@ pub struct RetryPolicy {
     connection_errors: bool,
     timeouts: bool,
     any_method: bool,
+    grpc_requests: bool,
     backoff: Backoff,
     max_replay_bytes: usize,
     classify: Classify,
@@ -65,6 +66,7 @@ impl Default for RetryPolicy {
             connection_errors: true,
             timeouts: true,
             any_method: false,
+            grpc_requests: false,
             backoff: Backoff::default(),
             max_replay_bytes: DEFAULT_MAX_BYTES,
             classify: Classify::default(),
@@ -144,6 +146,17 @@ impl RetryPolicy {
         self
     }
 
+    /// Marks gRPC requests retryable, whatever their method (every gRPC call
+    /// is a POST). A route that asks for gRPC codes to be retried, as
+    /// Linkerd's `retry.linkerd.io/grpc` does, says its calls may be
+    /// repeated. Default `false`: gRPC calls are retried only on a route
+    /// that marks every request retryable.
+    #[must_use]
+    pub fn with_grpc_requests(mut self, retryable: bool) -> Self {
+        self.grpc_requests = retryable;
+        self
+    }
+
     /// Sets the backoff. Default 25 ms doubling to 250 ms.
     #[must_use]
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
@@ -201,9 +214,15 @@ impl RetryPolicy {
         self.max_attempts.get() > 1
     }
 
-    /// Whether a request with `method` may be retried.
-    pub(crate) fn allows_method(&self, method: &Method) -> bool {
+    /// Whether gRPC requests are retried whatever their method.
+    pub fn grpc_requests(&self) -> bool {
+        self.grpc_requests
+    }
+
+    /// Whether a request with `method` and `headers` may be retried.
+    pub(crate) fn allows(&self, method: &Method, headers: &http::HeaderMap) -> bool {
         self.any_method
+            || (self.grpc_requests && mesh_core::error::is_grpc(headers))
             || matches!(
                 *method,
                 Method::GET

@@ -83,8 +83,8 @@ async fn grpc_unavailable_in_a_trailers_only_response_is_retried() {
         .header("content-type", "application/grpc")
         .body(full("\0\0\0\0\0"))
         .unwrap();
-    // gRPC methods are POSTs: the route marks them retryable.
-    let policy = RetryPolicy::default().with_any_method(true);
+    // gRPC methods are POSTs: the route marks gRPC calls retryable.
+    let policy = RetryPolicy::default().with_grpc_requests(true);
     let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
     assert_eq!(res.headers()["grpc-status"], "0");
     assert_eq!(seen.lock().unwrap().len(), 2);

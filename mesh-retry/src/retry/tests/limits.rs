@@ -16,6 +16,36 @@ async fn post_is_not_retried_by_default() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn grpc_calls_are_retried_only_when_the_route_marks_them() {
+    let h = Harness::new();
+    let call = || {
+        Request::post("/p.S/M")
+            .header("content-type", "application/grpc")
+            .body(full("\0\0\0\0\0"))
+            .unwrap()
+    };
+    let (svc, seen) = upstream(|_| grpc("14"));
+    send(&h.layer(RetryPolicy::default(), unlimited()), svc, call())
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(h.not_retryable("non_idempotent"), 1);
+    let (svc, seen) = upstream(|_| grpc("14"));
+    let policy = RetryPolicy::default().with_grpc_requests(true);
+    send(&h.layer(policy.clone(), unlimited()), svc, call())
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    // Marking gRPC calls does not mark other POSTs.
+    let (svc, seen) = upstream(|_| status(503));
+    let post = Request::post("/form").body(full("a=1")).unwrap();
+    send(&h.layer(policy, unlimited()), svc, post)
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn post_is_retried_when_the_route_marks_it_retryable() {
     let h = Harness::new();
     let (svc, seen) = upstream(|i| if i == 0 { status(503) } else { status(201) });
