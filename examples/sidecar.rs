@@ -166,10 +166,13 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(error) => return fail(&error),
     };
     match policy::compile(&config.policy) {
-        Ok((_, compiled)) => {
+        Ok(checked) => {
             println!("config ok: {}", path.display());
-            if !compiled.warnings.is_empty() {
-                println!("policy: {}", compiled.warnings);
+            if !checked.compiled.warnings.is_empty() {
+                println!("policy: {}", checked.compiled.warnings);
+            }
+            for warning in &checked.routes.warnings {
+                println!("routes: {warning}");
             }
             ExitCode::SUCCESS
         }

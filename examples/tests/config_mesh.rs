@@ -319,3 +319,84 @@ fn bad_policy_settings_name_their_field_and_line() {
     let error = reject("policy:\n  resources: []\n");
     assert_error(&error, ConfigErrorKind::UnknownField, "policy.resources", 2);
 }
+
+#[test]
+fn a_services_own_retry_timeouts_and_budget() {
+    let config = parse(&service(
+        "      retry: {attempts: 2, http: '502-504,429', grpc: unavailable, any_method: true}\n      \
+         timeouts: {request: 10s, per_try: 2s, idle: 1m}\n      \
+         budget: {retry_ratio: 0.3, min_retries_per_second: 5, ttl: 20s}\n",
+    ))
+    .unwrap();
+    let svc = &config.outbound.services[0];
+    let retry = svc.retry.as_ref().unwrap();
+    assert_eq!(retry.max_attempts().get(), 2);
+    assert!(retry.any_method());
+    assert!(
+        retry
+            .http_statuses()
+            .contains(http::StatusCode::TOO_MANY_REQUESTS)
+    );
+    assert!(
+        !retry
+            .http_statuses()
+            .contains(http::StatusCode::INTERNAL_SERVER_ERROR)
+    );
+    assert_eq!(svc.timeouts.request, Some(Duration::from_secs(10)));
+    assert_eq!(svc.timeouts.per_try, Some(Duration::from_secs(2)));
+    assert_eq!(svc.timeouts.idle, Some(Duration::from_secs(60)));
+    let budget = svc.budget.unwrap();
+    assert_eq!(budget.retry_ratio(), 0.3);
+    assert_eq!(budget.ttl(), Duration::from_secs(20));
+
+    // Without them: no retries, no timeouts, the default budget.
+    let config = parse(&service("")).unwrap();
+    let svc = &config.outbound.services[0];
+    assert!(svc.retry.is_none() && svc.budget.is_none());
+    assert_eq!(svc.timeouts, Default::default());
+    // `retry:` alone turns Linkerd's defaults on: 3 attempts, 5xx.
+    let config = parse(&service("      retry: {}\n")).unwrap();
+    let retry = config.outbound.services[0].retry.clone().unwrap();
+    assert_eq!(retry.max_attempts().get(), 3);
+}
+
+#[test]
+fn bad_retry_settings_name_their_field_line_and_range() {
+    let error = reject(&service("      retry: {attempts: 0}\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].retry.attempts",
+        7,
+    );
+    let error = reject(&service("      retry:\n        http: often\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].retry.http",
+        8,
+    );
+    let error = reject(&service("      timeouts: {request: 0s}\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].timeouts.request",
+        7,
+    );
+    let error = reject(&service("      budget:\n        ttl: 2m\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].budget.ttl",
+        8,
+    );
+    assert!(error.to_string().contains("1s to 60s"), "{error}");
+    let error = reject(&service("      budget:\n        retry_ratio: 1001\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].budget.retry_ratio",
+        8,
+    );
+    assert!(error.to_string().contains("1000"), "{error}");
+}

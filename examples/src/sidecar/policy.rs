@@ -14,6 +14,7 @@ use mesh_policy::{
     Compiled, ExplainQuery, Explanation, Policy, PolicyMetrics, PolicyStore, PolicyTexts,
     PolicyWarnings, PolicyWatcher,
 };
+use mesh_retry::config::RetryResources;
 
 use super::config::{InlineOrigin, PolicySettings};
 use super::worker::Background;
@@ -92,13 +93,24 @@ impl std::error::Error for PolicyError {
     }
 }
 
+/// The resources of the policy section, compiled: the authorization policy
+/// and the outbound routes.
+#[derive(Debug)]
+pub struct Checked {
+    /// The authorization policy, and what it does not enforce.
+    pub compiled: Compiled,
+    /// The retry and timeout policies of outbound services, from
+    /// `HTTPRoute`s whose parent is a `Service` and from `ServiceProfile`s.
+    pub routes: RetryResources,
+}
+
 /// Reads the policy's files now, blocking, and compiles them with the
 /// inline text: what `sidecar check` and `sidecar policy explain` do.
 ///
 /// # Errors
 ///
 /// A file that cannot be read, or the first mistake in the resources.
-pub fn compile(settings: &PolicySettings) -> Result<(PolicyTexts, Compiled), PolicyError> {
+pub fn compile(settings: &PolicySettings) -> Result<Checked, PolicyError> {
     let texts = settings
         .sources
         .read_blocking()
@@ -110,7 +122,38 @@ pub fn compile(settings: &PolicySettings) -> Result<(PolicyTexts, Compiled), Pol
         &PolicyMetrics::default(),
     )
     .map_err(|e| PolicyError::new(e, settings))?;
-    Ok((texts, compiled))
+    let routes = retry_routes(&texts, settings)?;
+    Ok(Checked { compiled, routes })
+}
+
+/// Reads the outbound route policies of every text, merged per service:
+/// routes in the order they are written, and the last `retryBudget` given.
+fn retry_routes(
+    texts: &PolicyTexts,
+    settings: &PolicySettings,
+) -> Result<RetryResources, PolicyError> {
+    let mut merged = RetryResources::default();
+    for source in texts.sources() {
+        let loaded = mesh_retry::config::load(source.origin, source.text)
+            .map_err(|e| PolicyError::new(e, settings))?;
+        merged.warnings.extend(loaded.warnings);
+        for service in loaded.services {
+            let same = merged
+                .services
+                .iter_mut()
+                .find(|s| s.name == service.name && s.namespace == service.namespace);
+            match same {
+                Some(known) => {
+                    if service.budget != mesh_retry::BudgetConfig::default() {
+                        known.budget = service.budget;
+                    }
+                    known.routes.extend(service.routes);
+                }
+                None => merged.services.push(service),
+            }
+        }
+    }
+    Ok(merged)
 }
 
 /// Explains the decision for `query` under the configured policy: `sidecar
@@ -123,14 +166,14 @@ pub fn explain(
     settings: &PolicySettings,
     query: &ExplainQuery,
 ) -> Result<Explanation, PolicyError> {
-    let (_, compiled) = compile(settings)?;
-    Ok(compiled.policy.explain(query))
+    Ok(compile(settings)?.compiled.policy.explain(query))
 }
 
 /// The policy store every runtime reads, with the policy loaded, and the
 /// task that watches its files.
 pub(super) struct Loaded {
     pub(super) store: PolicyStore,
+    pub(super) routes: RetryResources,
     pub(super) watcher: Option<Background>,
 }
 
@@ -150,13 +193,18 @@ pub(super) fn load(
         .map_err(|e| PolicyError::new(e, settings))?;
     store.swap(policy);
     log_warnings(&warnings);
+    let routes = retry_routes(&texts, settings)?;
     let watcher = (!settings.sources.files.is_empty()).then(|| {
         let watcher = PolicyWatcher::new(store.clone(), settings.sources.clone())
             .with_interval(settings.watch_interval)
             .with_loaded(texts.clone());
         Box::pin(watcher.run()) as Background
     });
-    Ok(Loaded { store, watcher })
+    Ok(Loaded {
+        store,
+        routes,
+        watcher,
+    })
 }
 
 fn log_warnings(warnings: &PolicyWarnings) {

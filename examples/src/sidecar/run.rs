@@ -9,13 +9,14 @@ use mesh_core::{
     serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
 use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
+use mesh_retry::RetryMetrics;
 use mesh_tls::{AcceptConfig, TlsAccept};
 use prometheus_client::registry::Registry;
 
 use super::{
     config::{PortProtocol, SidecarConfig},
     identity::Identity,
-    outbound::ServiceConnectors,
+    outbound::Outbound,
     policy::{self, PolicyError},
     worker::{Shared, Worker, WorkerListeners},
 };
@@ -179,20 +180,14 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         })
         .collect();
     let client = ClientConfig::default();
-    let services = config
-        .outbound
-        .services
-        .iter()
-        .enumerate()
-        .map(|(i, service)| {
-            ServiceConnectors::new(&client, &identity.store, &service.tls).map_err(|source| {
-                StartError::Tls {
-                    field: format!("outbound.services[{i}]"),
-                    source,
-                }
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let outbound_plan = Outbound::new(
+        &config.outbound,
+        &policy.routes,
+        &config.policy.workload.namespace,
+        &identity.store,
+        &client,
+        &RetryMetrics::register(&mut registry),
+    )?;
     let tls_accept = config.identity.as_ref().map(|_| {
         let accept = AcceptConfig {
             mode: config.inbound.tls,
@@ -207,7 +202,7 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         tls_accept,
         policy: policy.store,
         inbound_protocols,
-        services,
+        outbound: outbound_plan,
         client,
         config,
     });

@@ -17,8 +17,8 @@ use tokio::{
 
 use super::{
     config::{InboundPort, PortProtocol, SidecarConfig},
-    inbound, outbound,
-    outbound::ServiceConnectors,
+    inbound,
+    outbound::Outbound,
 };
 
 /// What every runtime shares, built once in [`start`](super::start).
@@ -35,8 +35,8 @@ pub(super) struct Shared {
     /// Each inbound port's protocol: as configured, or opaque when a
     /// `Server` says so.
     pub(super) inbound_protocols: Vec<PortProtocol>,
-    /// Each outbound service's connectors, in configuration order.
-    pub(super) services: Vec<ServiceConnectors>,
+    /// The outbound services and their routes.
+    pub(super) outbound: Outbound,
     pub(super) client: ClientConfig,
 }
 
@@ -111,8 +111,7 @@ impl Worker {
         }
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
             let server = Server::new(self.server_config(Protocol::Http));
-            let stack =
-                outbound::http_stack(&shared.config.outbound, &shared.services, &shared.client);
+            let stack = shared.outbound.stack(&shared.client);
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {

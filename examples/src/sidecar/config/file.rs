@@ -22,6 +22,7 @@ use super::identity::{IdentityName, IdentitySection, Mode, TlsKind};
 use super::inbound::PortProtocol;
 use super::outbound::ServiceName;
 use super::policy::PolicySection;
+use super::retry::{BudgetSection, RetrySection, TimeoutsSection};
 
 /// The whole file. Every section may be left out, or left empty.
 ///
@@ -76,13 +77,16 @@ pub(super) struct OutboundSection {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with name, endpoints, identity and tls"
+    expecting = "a mapping with name, endpoints, identity, tls, retry, timeouts and budget"
 )]
 pub(super) struct ServiceEntry {
     pub(super) name: ServiceName,
     pub(super) endpoints: Endpoints,
     pub(super) identity: Option<IdentityName>,
     pub(super) tls: Option<TlsKind>,
+    pub(super) retry: Option<RetrySection>,
+    pub(super) timeouts: Option<TimeoutsSection>,
+    pub(super) budget: Option<BudgetSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

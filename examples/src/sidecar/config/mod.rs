@@ -9,6 +9,7 @@ mod locate;
 mod outbound;
 mod policy;
 mod resolve;
+mod retry;
 mod server;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use inbound::{
     DEFAULT_INBOUND_LISTEN, DEFAULT_OPAQUE_PORTS, InboundConfig, InboundPort, InvalidProtocol,
     PortProtocol,
 };
+pub use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 pub use outbound::{
     DEFAULT_OUTBOUND_LISTEN, InvalidServiceName, OutboundConfig, ServiceConfig, ServiceName,
 };
@@ -41,7 +43,7 @@ use resolve::Source;
 /// The default is what an empty file means: no inbound listeners, the
 /// outbound listener on `127.0.0.1:4140` with no services, the admin server
 /// on `0.0.0.0:4191`, and the default [`ServerTuning`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SidecarConfig {
     /// The `identity` section: the workload's certificate, from files or
     /// from a development CA. Without it the sidecar has no identity: its

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 
+use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 use mesh_tls::OutboundTls;
 
 /// The default outbound listener, `127.0.0.1:4140` (Linkerd's outbound
@@ -14,7 +15,7 @@ pub const DEFAULT_OUTBOUND_LISTEN: SocketAddr =
 
 /// The outbound section: where the application sends its requests, and the
 /// services they are routed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboundConfig {
     /// The address the outbound listener binds. Default
     /// [`DEFAULT_OUTBOUND_LISTEN`].
@@ -43,7 +44,7 @@ impl OutboundConfig {
 }
 
 /// A service and the endpoints that serve it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
     /// The name requests are routed by.
     pub name: ServiceName,
@@ -54,6 +55,15 @@ pub struct ServiceConfig {
     /// prove the identity given (failing closed, never falling back to
     /// plaintext), or plaintext for services outside the mesh.
     pub tls: OutboundTls,
+    /// How requests that no `HTTPRoute` rule or `ServiceProfile` route of
+    /// the service matches are retried: not at all (`None`, the default),
+    /// or by this policy.
+    pub retry: Option<RetryPolicy>,
+    /// The timeouts of those requests. Default: none.
+    pub timeouts: Timeouts,
+    /// The retry budget every route of the service shares. Default: the
+    /// `ServiceProfile`'s `retryBudget`, else [`BudgetConfig::default`].
+    pub budget: Option<BudgetConfig>,
 }
 
 /// A service's name: a lowercase DNS name such as `emoji` or

@@ -12,6 +12,7 @@ use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::policy::resolve_policy;
+use super::retry::{resolve_budget, resolve_retry, resolve_timeouts};
 use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
 
 /// The text a configuration came from, to point at places in it.
@@ -187,10 +188,28 @@ fn resolve_outbound(
             ));
         }
         let tls = service_tls(&entry, index, has_identity, source)?;
+        let budget = entry
+            .budget
+            .as_ref()
+            .map(|budget| {
+                resolve_budget(
+                    budget,
+                    &format!("outbound.services[{index}].budget"),
+                    source,
+                )
+            })
+            .transpose()?;
         config.services.push(ServiceConfig {
             name: entry.name,
             endpoints: entry.endpoints.0,
             tls,
+            retry: entry.retry.map(resolve_retry),
+            timeouts: entry
+                .timeouts
+                .as_ref()
+                .map(resolve_timeouts)
+                .unwrap_or_default(),
+            budget,
         });
     }
     Ok(config)

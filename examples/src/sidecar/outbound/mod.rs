@@ -1,33 +1,211 @@
 //! The outbound side: from the local application to other services.
+//!
+//! A request goes through, in order:
+//!
+//! ```text
+//! route lookup (service by authority, route by its matches)
+//!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
+//!   ─ endpoint (Forward: the service's endpoints in turn)
+//!   ─ connector (mutual TLS expecting the service's identity, or plaintext)
+//! ```
+//!
+//! The request timeout covers every attempt and the backoff between them;
+//! the per-try timeout sits inside retry, so a slow attempt is retried.
+//! A service's routes come from the `HTTPRoute`s whose parent is the
+//! service and from its `ServiceProfile` (in the policy resources), tried
+//! in that order; requests none of them matches take the service's own
+//! `retry` and `timeouts`.
 
+mod router;
 mod upstream;
 
+use std::{net::SocketAddr, sync::Arc};
+
 use hyper::body::Incoming;
-use mesh_core::{
-    client::ClientConfig,
-    proxy::{AuthorityRouter, Forward},
+use mesh_core::{RouteId, client::ClientConfig, labels::DstService, proxy::Forward};
+use mesh_retry::{
+    AttemptTimeout, Budget, RequestTimeout, Retry, RetryMetrics, RetryPolicy, RouteRetryPolicy,
+    RouteStackLayer,
+    config::{RetryResources, ServiceRetryPolicy},
+    replay::ReplayBody,
 };
+use mesh_tls::CredentialStore;
+use tower::Layer;
 
+use self::router::{OutboundRouter, Route, ServiceRoutes};
 pub(crate) use self::upstream::{ServiceConnectors, Upstream};
-use super::config::OutboundConfig;
+use super::config::{OutboundConfig, ServiceConfig, ServiceName};
+use super::run::StartError;
 
-/// The outbound HTTP stack of one runtime: route by authority, forward to
-/// the service's endpoints in turn, over mutual TLS or plaintext as the
-/// service is configured.
-pub(super) fn http_stack(
-    config: &OutboundConfig,
-    connectors: &[ServiceConnectors],
-    client: &ClientConfig,
-) -> AuthorityRouter<Forward<Upstream<Incoming>>> {
-    AuthorityRouter::new(
-        config
-            .services
-            .iter()
-            .zip(connectors)
-            .filter_map(|(svc, connectors)| {
-                let forward =
-                    Forward::new(connectors.client(client), svc.endpoints.iter().copied()).ok()?;
-                Some((svc.name.as_str().to_owned(), forward))
-            }),
-    )
+/// The endpoints of a service on one runtime.
+type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
+
+/// One route's stack on one runtime.
+pub(crate) type RouteStack = RequestTimeout<Retry<AttemptTimeout<Endpoint>>>;
+
+/// The outbound stack of one runtime.
+pub(crate) type Stack = OutboundRouter<RouteStack>;
+
+/// Everything outbound that is built once, in `start`, and shared by every
+/// runtime: the connectors (and their TLS configurations), the budgets,
+/// the route layers with their metrics resolved.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    services: Vec<ServicePlan>,
+}
+
+#[derive(Debug)]
+struct ServicePlan {
+    name: ServiceName,
+    dst: DstService,
+    endpoints: Vec<SocketAddr>,
+    connectors: ServiceConnectors,
+    routes: Vec<RoutePlan>,
+    fallback: RoutePlan,
+}
+
+#[derive(Debug)]
+struct RoutePlan {
+    id: RouteId,
+    policy: RouteRetryPolicy,
+    layer: RouteStackLayer,
+}
+
+/// The name of the route of requests no configured route matches.
+const FALLBACK_ROUTE: &str = "default";
+
+impl Outbound {
+    /// Plans every service of `config`: its connectors over `store`, its
+    /// routes from `resources` (looked up by name, in `namespace` unless
+    /// the name says), and one budget shared by all of them.
+    pub(crate) fn new(
+        config: &OutboundConfig,
+        resources: &RetryResources,
+        namespace: &str,
+        store: &CredentialStore,
+        client: &ClientConfig,
+        metrics: &RetryMetrics,
+    ) -> Result<Self, StartError> {
+        let mut services = Vec::with_capacity(config.services.len());
+        for (index, service) in config.services.iter().enumerate() {
+            let connectors =
+                ServiceConnectors::new(client, store, &service.tls).map_err(|source| {
+                    StartError::Tls {
+                        field: format!("outbound.services[{index}]"),
+                        source,
+                    }
+                })?;
+            let from_resources = retry_policy_of(resources, &service.name, namespace);
+            services.push(ServicePlan::new(
+                service,
+                from_resources,
+                connectors,
+                metrics,
+            ));
+        }
+        for unused in resources.services.iter().filter(|s| {
+            !config
+                .services
+                .iter()
+                .any(|c| names_service(&c.name, s, namespace))
+        }) {
+            tracing::warn!(
+                service = %unused.name,
+                namespace = unused.namespace.as_deref().unwrap_or(namespace),
+                "routes for a service that is not in outbound.services are not used"
+            );
+        }
+        Ok(Self { services })
+    }
+
+    /// The outbound stack of one runtime, with its own connection pools.
+    pub(crate) fn stack(&self, client: &ClientConfig) -> Stack {
+        OutboundRouter::new(self.services.iter().filter_map(|plan| {
+            let forward = Forward::new(
+                plan.connectors.client(client),
+                plan.endpoints.iter().copied(),
+            )
+            .ok()?;
+            let route = |plan: &RoutePlan| Route {
+                id: plan.id.clone(),
+                matches: plan.policy.matches.clone().into(),
+                service: plan.layer.layer(forward.clone()),
+            };
+            let routes = ServiceRoutes {
+                dst: plan.dst.clone(),
+                routes: plan.routes.iter().map(route).collect(),
+                fallback: route(&plan.fallback),
+            };
+            Some((plan.name.as_str().to_owned(), routes))
+        }))
+    }
+}
+
+impl ServicePlan {
+    fn new(
+        service: &ServiceConfig,
+        resources: Option<&ServiceRetryPolicy>,
+        connectors: ServiceConnectors,
+        metrics: &RetryMetrics,
+    ) -> Self {
+        let name = service.name.as_str();
+        let budget = service
+            .budget
+            .or(resources.map(|r| r.budget))
+            .unwrap_or_default();
+        let budget = Arc::new(Budget::new(budget));
+        metrics.observe_budget(name, &budget);
+        let plan = |policy: RouteRetryPolicy| RoutePlan {
+            id: RouteId::new(policy.name.clone()),
+            layer: policy.layer_with_metrics(budget.clone(), metrics, name),
+            policy,
+        };
+        let fallback = RouteRetryPolicy {
+            name: FALLBACK_ROUTE.into(),
+            matches: Vec::new(),
+            retry: service.retry.clone().unwrap_or_else(RetryPolicy::never),
+            timeouts: service.timeouts,
+        };
+        let routes: Vec<RoutePlan> = resources
+            .map(|r| r.routes.iter().cloned().map(plan).collect())
+            .unwrap_or_default();
+        if !routes.is_empty() {
+            tracing::info!(
+                service = name,
+                routes = ?routes.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                "outbound routes"
+            );
+        }
+        Self {
+            name: service.name.clone(),
+            dst: DstService(Arc::from(name)),
+            endpoints: service.endpoints.clone(),
+            connectors,
+            routes,
+            fallback: plan(fallback),
+        }
+    }
+}
+
+/// The routes the resources give the outbound service `name`.
+fn retry_policy_of<'r>(
+    resources: &'r RetryResources,
+    name: &ServiceName,
+    namespace: &str,
+) -> Option<&'r ServiceRetryPolicy> {
+    resources
+        .services
+        .iter()
+        .find(|s| names_service(name, s, namespace))
+}
+
+/// Whether the outbound service `name` is the resources' service: as
+/// Kubernetes DNS resolves names, `emoji` is `emoji` in the workload's
+/// namespace, and `emoji.emojivoto` or `emoji.emojivoto.svc.cluster.local`
+/// is `emoji` in `emojivoto`.
+fn names_service(name: &ServiceName, service: &ServiceRetryPolicy, namespace: &str) -> bool {
+    let mut labels = name.as_str().split('.');
+    let short = labels.next().unwrap_or_default();
+    let in_namespace = labels.next().unwrap_or(namespace);
+    short == service.name && in_namespace == service.namespace.as_deref().unwrap_or(namespace)
 }

@@ -1,0 +1,134 @@
+//! A service's own `retry`, `timeouts` and `budget`: the policy of requests
+//! that no `HTTPRoute` rule or `ServiceProfile` route of the service
+//! matches.
+
+use std::num::NonZeroU32;
+
+use mesh_core::classify::{GrpcCodes, StatusRanges};
+use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts, budget::InvalidBudget};
+use serde::Deserialize;
+use serde::de::Deserializer;
+
+use super::error::{ConfigError, ConfigErrorKind};
+use super::file::{ParseStr, Timeout};
+use super::resolve::Source;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with attempts, http, grpc and any_method"
+)]
+pub(super) struct RetrySection {
+    attempts: Option<NonZeroU32>,
+    http: Option<Statuses>,
+    grpc: Option<Codes>,
+    any_method: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with request, per_try and idle"
+)]
+pub(super) struct TimeoutsSection {
+    request: Option<Timeout>,
+    per_try: Option<Timeout>,
+    idle: Option<Timeout>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with retry_ratio, min_retries_per_second and ttl"
+)]
+pub(super) struct BudgetSection {
+    retry_ratio: Option<f64>,
+    min_retries_per_second: Option<u32>,
+    ttl: Option<Timeout>,
+}
+
+/// Finagle's and Linkerd's reserve, as [`BudgetConfig::default`] has it.
+const DEFAULT_MIN_RETRIES_PER_SECOND: u32 = 10;
+
+#[derive(Debug)]
+struct Statuses(StatusRanges);
+
+impl<'de> Deserialize<'de> for Statuses {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "http statuses",
+            expecting: "statuses such as 5xx, gateway-error, 500-504 or 503, comma-separated",
+            parse: |text: &str| text.parse::<StatusRanges>().map(Statuses),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Codes(GrpcCodes);
+
+impl<'de> Deserialize<'de> for Codes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "grpc codes",
+            expecting: "grpc codes such as unavailable or internal, comma-separated",
+            parse: |text: &str| text.parse::<GrpcCodes>().map(Codes),
+        })
+    }
+}
+
+/// The retry policy `retry:` describes: retries on, with the defaults of
+/// [`RetryPolicy`] for what it leaves out.
+pub(super) fn resolve_retry(section: RetrySection) -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    if let Some(attempts) = section.attempts {
+        policy = policy.with_max_attempts(attempts);
+    }
+    if let Some(statuses) = section.http {
+        policy = policy.with_http_statuses(statuses.0);
+    }
+    if let Some(codes) = section.grpc {
+        policy = policy.with_grpc_codes(codes.0);
+    }
+    if let Some(any) = section.any_method {
+        policy = policy.with_any_method(any);
+    }
+    policy
+}
+
+pub(super) fn resolve_timeouts(section: &TimeoutsSection) -> Timeouts {
+    Timeouts {
+        request: section.request.map(|t| t.0),
+        per_try: section.per_try.map(|t| t.0),
+        idle: section.idle.map(|t| t.0),
+    }
+}
+
+/// The budget `budget:` describes, checked against the ranges Finagle
+/// allows; `at` is the section's field path.
+pub(super) fn resolve_budget(
+    section: &BudgetSection,
+    at: &str,
+    source: Source<'_>,
+) -> Result<BudgetConfig, ConfigError> {
+    let default = BudgetConfig::default();
+    let ratio = section.retry_ratio.unwrap_or(default.retry_ratio());
+    let min = section
+        .min_retries_per_second
+        .unwrap_or(DEFAULT_MIN_RETRIES_PER_SECOND);
+    let ttl = section.ttl.map_or(default.ttl(), |t| t.0);
+    BudgetConfig::new(ratio, min, ttl).map_err(|error| {
+        let field = match error {
+            InvalidBudget::Ttl(_) => "ttl",
+            _ => "retry_ratio",
+        };
+        let path = format!("{at}.{field}");
+        source
+            .error(
+                ConfigErrorKind::InvalidValue,
+                &path,
+                &path,
+                error.to_string(),
+            )
+            .with_source(Some(Box::new(error)))
+    })
+}

@@ -1,0 +1,230 @@
+//! Outbound route lookup: which service a request is for (by authority),
+//! and which of its routes (by the route's matches).
+
+use std::{
+    collections::HashMap,
+    future::{Ready, ready},
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures_util::future::Either;
+use http::{Request, Response, header};
+use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, route::RouteMatch};
+use tower::{Service, ServiceExt, util::Oneshot};
+
+/// One route of a service: the requests it matches, its name, and the
+/// stack its requests go through (timeouts, retries, the endpoints).
+#[derive(Debug)]
+pub(crate) struct Route<S> {
+    pub(crate) id: RouteId,
+    pub(crate) matches: Box<[RouteMatch]>,
+    pub(crate) service: S,
+}
+
+/// A service's routes, tried in order, and the route of requests none of
+/// them matches.
+#[derive(Debug)]
+pub(crate) struct ServiceRoutes<S> {
+    pub(crate) dst: DstService,
+    pub(crate) routes: Box<[Route<S>]>,
+    pub(crate) fallback: Route<S>,
+}
+
+impl<S> ServiceRoutes<S> {
+    fn route<B>(&self, req: &Request<B>) -> &Route<S> {
+        self.routes
+            .iter()
+            .find(|route| route.matches.iter().any(|m| m.matches_request(req)))
+            .unwrap_or(&self.fallback)
+    }
+}
+
+/// Routes each request to a service by its authority (the `:authority` of
+/// HTTP/2, the `Host` header of HTTP/1; port ignored, case-insensitive),
+/// then to the first of the service's routes that matches it. The request
+/// goes on with [`DstService`] and [`RouteId`] extensions, which retry
+/// and metrics read for their labels. A request for an unknown authority
+/// gets the mesh's 404 (`mesh-error: no route`).
+///
+/// Everything is resolved when the stack is built: a lookup is one hash of
+/// the host and one pass over the service's route matches.
+#[derive(Debug)]
+pub(crate) struct OutboundRouter<S> {
+    services: Arc<HashMap<Box<str>, ServiceRoutes<S>>>,
+}
+
+impl<S> Clone for OutboundRouter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            services: self.services.clone(),
+        }
+    }
+}
+
+impl<S> OutboundRouter<S> {
+    /// A router over `(host, routes)` pairs; hosts are lowercased here.
+    pub(crate) fn new(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Self {
+        Self {
+            services: Arc::new(
+                services
+                    .into_iter()
+                    .map(|(host, routes)| (host.to_ascii_lowercase().into_boxed_str(), routes))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn service<B>(&self, req: &Request<B>) -> Option<&ServiceRoutes<S>> {
+        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })?;
+        let host = host_of(authority);
+        let host = host.strip_suffix('.').unwrap_or(host);
+        match self.services.get(host) {
+            Some(service) => Some(service),
+            None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+                self.services.get(host.to_ascii_lowercase().as_str())
+            }
+            None => None,
+        }
+    }
+}
+
+/// The host of an authority: without userinfo or port, IPv6 brackets kept.
+fn host_of(authority: &str) -> &str {
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for OutboundRouter<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Either<Oneshot<S, Request<B>>, Ready<Result<Response<RB>, S::Error>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each route's stack is driven to readiness in its own call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let Some(service) = self.service(&req) else {
+            tracing::debug!(uri = %req.uri(), "no service for the authority");
+            return Either::Right(ready(Ok(ProxyErrorKind::NoRoute.response(&req))));
+        };
+        let route = service.route(&req);
+        let stack = route.service.clone();
+        let extensions = req.extensions_mut();
+        extensions.insert(service.dst.clone());
+        extensions.insert(route.id.clone());
+        Either::Left(stack.oneshot(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use tower::service_fn;
+
+    use super::*;
+
+    fn route(name: &str, matches: Vec<RouteMatch>) -> Route<&'static str> {
+        Route {
+            id: RouteId::new(name),
+            matches: matches.into(),
+            service: "",
+        }
+    }
+
+    fn router() -> OutboundRouter<&'static str> {
+        let routes = ServiceRoutes {
+            dst: DstService(Arc::from("emoji")),
+            routes: vec![route(
+                "post-vote",
+                vec![RouteMatch::new().with_method(Method::POST)],
+            )]
+            .into(),
+            fallback: route("default", Vec::new()),
+        };
+        OutboundRouter::new([("Emoji".to_owned(), routes)])
+    }
+
+    fn labels(
+        router: &OutboundRouter<&'static str>,
+        req: &Request<()>,
+    ) -> Option<(String, String)> {
+        let service = router.service(req)?;
+        let route = service.route(req);
+        Some((
+            service.dst.as_str().to_owned(),
+            route.id.as_str().to_owned(),
+        ))
+    }
+
+    #[test]
+    fn the_authority_picks_the_service_and_the_matches_its_route() {
+        let router = router();
+        let get = Request::get("/")
+            .header("host", "EMOJI:8080")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            labels(&router, &get),
+            Some(("emoji".into(), "default".into()))
+        );
+        let post = Request::post("http://emoji./vote").body(()).unwrap();
+        assert_eq!(
+            labels(&router, &post),
+            Some(("emoji".into(), "post-vote".into()))
+        );
+        let other = Request::get("http://voting/").body(()).unwrap();
+        assert_eq!(labels(&router, &other), None);
+    }
+
+    #[tokio::test]
+    async fn routed_requests_carry_their_labels_and_unknown_ones_get_404() {
+        let seen = service_fn(|req: Request<()>| async move {
+            let dst = req.extensions().get::<DstService>().cloned();
+            let route = req.extensions().get::<RouteId>().cloned();
+            let mut res = Response::new(String::new());
+            *res.body_mut() = format!("{dst:?} {route:?}");
+            Ok::<_, std::convert::Infallible>(res)
+        });
+        let routes = ServiceRoutes {
+            dst: DstService(Arc::from("emoji")),
+            routes: Box::new([]),
+            fallback: Route {
+                id: RouteId::new("default"),
+                matches: Box::new([]),
+                service: seen,
+            },
+        };
+        let router = OutboundRouter::new([("emoji".to_owned(), routes)]);
+        let res = router
+            .clone()
+            .oneshot(Request::get("http://emoji/").body(()).unwrap())
+            .await
+            .unwrap();
+        assert!(res.body().contains("emoji") && res.body().contains("default"));
+        let res = router
+            .oneshot(Request::get("http://nope/").body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        assert_eq!(res.headers()["mesh-error"], "no route");
+    }
+}
