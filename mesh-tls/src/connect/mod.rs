@@ -20,10 +20,10 @@
 mod error;
 mod future;
 mod io;
+mod targets;
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, atomic::AtomicU64},
     task::{Context, Poll},
     time::Duration,
@@ -39,65 +39,13 @@ pub use self::{
     error::{ConnectError, ConnectionExpired},
     future::ConnectFuture,
     io::{ClientIo, ServerTls},
+    targets::{OutboundTls, TlsTargets},
 };
 use crate::{
     CredentialStore,
     retire::{RetireLayer, RetireShared},
     verify::{ExpectedIdentity, StoreClientCert},
 };
-
-/// How the connector reaches one target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OutboundTls {
-    /// Mutual TLS, and the server must prove this identity. Fails closed.
-    Mtls(Identity),
-    /// Plaintext, for targets outside the mesh.
-    Plaintext,
-}
-
-/// Which targets get mutual TLS, and with which expected identity.
-///
-/// Targets are matched by the request URI's authority (`host:port`, as the
-/// proxy's forwarder writes it for an endpoint); anything unmatched gets
-/// the default.
-#[derive(Clone, Debug)]
-pub struct TlsTargets {
-    default: OutboundTls,
-    targets: HashMap<Authority, OutboundTls>,
-}
-
-impl TlsTargets {
-    /// Every target gets `default`.
-    pub fn new(default: OutboundTls) -> Self {
-        Self {
-            default,
-            targets: HashMap::new(),
-        }
-    }
-
-    /// Reaches `authority` with `tls`.
-    #[must_use]
-    pub fn with_target(mut self, authority: Authority, tls: OutboundTls) -> Self {
-        self.targets.insert(authority, tls);
-        self
-    }
-
-    /// Reaches the endpoint `addr` with `tls`: the authority
-    /// `http://{addr}/` URIs carry.
-    #[must_use]
-    pub fn with_endpoint(self, addr: SocketAddr, tls: OutboundTls) -> Self {
-        match Authority::try_from(addr.to_string()) {
-            Ok(authority) => self.with_target(authority, tls),
-            // A socket address always formats as a valid authority.
-            Err(_) => self,
-        }
-    }
-
-    /// How `authority` is reached.
-    pub fn get(&self, authority: &Authority) -> &OutboundTls {
-        self.targets.get(authority).unwrap_or(&self.default)
-    }
-}
 
 /// How the connector handshakes and when it retires connections.
 #[derive(Clone, Debug)]
@@ -223,9 +171,9 @@ impl<C> TlsConnector<C> {
             by_identity.insert(identity, route.clone());
             Ok(route)
         };
-        let default = route(targets.default)?;
+        let (default, targets) = targets.into_parts();
+        let default = route(default)?;
         let routes = targets
-            .targets
             .into_iter()
             .map(|(authority, tls)| Ok((authority, route(tls)?)))
             .collect::<Result<HashMap<_, _>, rustls::Error>>()?;

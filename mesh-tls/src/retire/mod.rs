@@ -50,49 +50,22 @@
 //! # Ok(()) }
 //! ```
 
+pub mod future;
+mod layer;
 mod state;
 
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use http::{Request, Response};
-use hyper_util::client::legacy::connect::{CaptureConnection, capture_connection};
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
+use hyper_util::client::legacy::connect::capture_connection;
 use tower_service::Service;
 
+use self::future::ResponseFuture;
+pub use self::layer::RetireLayer;
 pub(crate) use self::state::{ConnState, RetireList, RetireShared};
-use crate::connect::ServerTls;
-
-/// Lets a [`TlsConnector`](crate::TlsConnector)'s connections be retired
-/// from hyper-util's pool. Build it with
-/// [`TlsConnector::retire_layer`](crate::TlsConnector::retire_layer) and put
-/// it around the client using that connector.
-#[derive(Clone, Debug)]
-pub struct RetireLayer {
-    shared: Arc<RetireShared>,
-}
-
-impl RetireLayer {
-    pub(crate) fn new(shared: Arc<RetireShared>) -> Self {
-        Self { shared }
-    }
-}
-
-impl<S> Layer<S> for RetireLayer {
-    type Service = Retire<S>;
-
-    fn layer(&self, inner: S) -> Retire<S> {
-        Retire {
-            inner,
-            shared: self.shared.clone(),
-        }
-    }
-}
 
 /// A client whose TLS connections can be retired. See the
 /// [module docs](self).
@@ -119,40 +92,12 @@ where
             .shared
             .wants_capture()
             .then(|| capture_connection(&mut req));
-        ResponseFuture {
-            inner: self.inner.call(req),
-            capture,
-        }
+        ResponseFuture::new(self.inner.call(req), capture)
     }
 }
 
-pin_project! {
-    /// The response future of [`Retire`].
-    #[derive(Debug)]
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        capture: Option<CaptureConnection>,
-    }
-}
-
-impl<F, R, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<R>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let res = ready!(this.inner.poll(cx));
-        if let (Ok(res), Some(capture)) = (&res, this.capture.take())
-            && let Some(conn) = res
-                .extensions()
-                .get::<ServerTls>()
-                .and_then(ServerTls::state)
-        {
-            conn.claim(capture);
-        }
-        Poll::Ready(res)
+impl<S> Retire<S> {
+    fn new(inner: S, shared: Arc<RetireShared>) -> Self {
+        Self { inner, shared }
     }
 }
