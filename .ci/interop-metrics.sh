@@ -126,7 +126,13 @@ if [ "$series" = 2 ]; then
 else
     fail "prometheus: response_total returned for $series of 2 targets"
 fi
-quantiles="$(query_count 'histogram_quantile(0.99, sum by (instance, le) (rate(response_latency_ms_bucket{direction="inbound"}[5s])))')"
+# A rate needs two scrapes of each target inside its window; wait for them.
+quantiles=0
+for _ in $(seq 30); do
+    quantiles="$(query_count 'histogram_quantile(0.99, sum by (instance, le) (rate(response_latency_ms_bucket{direction="inbound"}[5s])))')"
+    [ "$quantiles" = 2 ] && break
+    sleep 1
+done
 if [ "$quantiles" = 2 ]; then
     pass "prometheus: histogram_quantile over response_latency_ms_bucket for both targets"
 else
