@@ -31,6 +31,17 @@
 //! decision: allow by web-server-80-auth
 //! workload: ...
 //! ```
+//!
+//! `stat`, `routes` and `top` show the golden signals of running sidecars
+//! from their admin servers, like `linkerd viz stat`:
+//!
+//! ```text
+//! cargo run --release --example sidecar -- stat --admin web=127.0.0.1:4191,vote=127.0.0.1:4192 --window 10s
+//! NAME  MESHED  SUCCESS  RPS  LATENCY_P50  LATENCY_P95  LATENCY_P99  TLS
+//! ...
+//! cargo run --release --example sidecar -- routes --admin 127.0.0.1:4191 --to emoji -o json
+//! cargo run --release --example sidecar -- top --admin 127.0.0.1:4191
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
@@ -39,8 +50,9 @@ use clap::{Parser, Subcommand};
 use mesh_examples::sidecar::{
     self, certs,
     config::{SidecarConfig, parse_duration},
-    policy,
+    policy, views,
 };
+use mesh_metrics::query::Format;
 use mesh_policy::ExplainQuery;
 
 /// The reference sidecar proxy of the mesh.
@@ -71,6 +83,48 @@ enum Command {
     /// Ask the policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Success rate, RPS, latency and TLS per workload, from inbound traffic.
+    Stat {
+        /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
+        #[arg(long)]
+        admin: String,
+        /// How long to measure.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        window: Duration,
+        /// `table` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Format,
+    },
+    /// The same per route: inbound, or outbound to one service.
+    Routes {
+        /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
+        #[arg(long)]
+        admin: String,
+        /// Show the outbound routes to this service.
+        #[arg(long)]
+        to: Option<String>,
+        /// How long to measure.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        window: Duration,
+        /// `table` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Format,
+    },
+    /// A live view of workloads and routes, redrawn every interval.
+    Top {
+        /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
+        #[arg(long)]
+        admin: String,
+        /// How often to redraw.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        interval: Duration,
+        /// `table` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Format,
+        /// Stop after this many frames.
+        #[arg(long)]
+        frames: Option<std::num::NonZeroUsize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +201,30 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
         Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
+        Command::Stat {
+            admin,
+            window,
+            output,
+        } => print_view(views::stat(&admin, window, output)),
+        Command::Routes {
+            admin,
+            to,
+            window,
+            output,
+        } => print_view(views::routes(&admin, to.as_deref(), window, output)),
+        Command::Top {
+            admin,
+            interval,
+            output,
+            frames,
+        } => {
+            let mut out = std::io::stdout();
+            let view = views::top(&mut out, &admin, interval, output, frames);
+            match block_on(view) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
         Command::Certs(Certs::Ca { trust_domain, out }) => {
             report(certs::create_ca(&trust_domain, &out))
         }
@@ -157,6 +235,25 @@ fn main() -> ExitCode {
             out,
         }) => report(certs::issue(&ca, &identity, ttl, &out)),
     }
+}
+
+/// Runs a view to completion on a runtime of its own and prints it.
+fn print_view(view: impl Future<Output = Result<String, views::ViewError>>) -> ExitCode {
+    match block_on(view) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the view")
+        .block_on(future)
 }
 
 /// Validates the file, then reads and compiles its policy.

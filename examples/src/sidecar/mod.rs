@@ -21,6 +21,7 @@ mod inbound;
 mod outbound;
 pub mod policy;
 mod run;
+pub mod views;
 mod worker;
 
 pub use self::run::{Running, StartError, start};

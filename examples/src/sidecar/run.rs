@@ -8,6 +8,7 @@ use mesh_core::{
     client::ClientConfig,
     serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
+use mesh_metrics::{BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics, register_process_metrics};
 use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
 use mesh_retry::RetryMetrics;
 use mesh_tls::{AcceptConfig, TlsAccept};
@@ -16,7 +17,7 @@ use prometheus_client::registry::Registry;
 use super::{
     config::{PortProtocol, SidecarConfig},
     identity::Identity,
-    outbound::Outbound,
+    outbound::{Outbound, OutboundMetrics},
     policy::{self, PolicyError},
     worker::{Shared, Worker, WorkerListeners},
 };
@@ -180,13 +181,20 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         })
         .collect();
     let client = ClientConfig::default();
+    let http_metrics = HttpMetrics::register(&mut registry);
+    let tcp_metrics = TcpMetrics::register(&mut registry);
+    register_process_metrics(&mut registry, &BuildInfo::new(env!("CARGO_PKG_VERSION")));
     let outbound_plan = Outbound::new(
         &config.outbound,
         &policy.routes,
         &config.policy.workload.namespace,
         &identity.store,
         &client,
-        &RetryMetrics::register(&mut registry),
+        &OutboundMetrics {
+            http: &http_metrics,
+            tcp: &tcp_metrics,
+            retry: &RetryMetrics::register(&mut registry),
+        },
     )?;
     let tls_accept = config.identity.as_ref().map(|_| {
         let accept = AcceptConfig {
@@ -203,6 +211,8 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         policy: policy.store,
         inbound_protocols,
         outbound: outbound_plan,
+        inbound_metrics: MetricsLayer::inbound(&http_metrics),
+        tcp_metrics,
         client,
         config,
     });

@@ -8,6 +8,7 @@ use mesh_core::{
     client::{Client, ClientConfig},
     serve::{Accept, Protocol, Server, ServerConfig, Shutdown},
 };
+use mesh_metrics::{MetricsLayer, TcpAccept, TcpMetrics};
 use mesh_policy::PolicyStore;
 use mesh_tls::TlsAccept;
 use tokio::{
@@ -37,6 +38,11 @@ pub(super) struct Shared {
     pub(super) inbound_protocols: Vec<PortProtocol>,
     /// The outbound services and their routes.
     pub(super) outbound: Outbound,
+    /// Request metrics of the inbound listeners, shared so that label
+    /// handles are resolved once for the process.
+    pub(super) inbound_metrics: MetricsLayer,
+    /// Transport metrics of every accepted and opened connection.
+    pub(super) tcp_metrics: TcpMetrics,
     pub(super) client: ClientConfig,
 }
 
@@ -121,7 +127,7 @@ impl Worker {
         while servers.join_next().await.is_some() {}
     }
 
-    fn serve_inbound<A: Accept<TcpStream>>(
+    fn serve_inbound<A>(
         &self,
         servers: &mut JoinSet<()>,
         accept: A,
@@ -129,16 +135,26 @@ impl Worker {
         protocol: PortProtocol,
         listener: TcpListener,
         client: &Client<Incoming>,
-    ) {
+    ) where
+        A: Accept<mesh_metrics::tcp::CountingIo<TcpStream>>,
+    {
         let protocol = match protocol {
             PortProtocol::Http => Protocol::Http,
             PortProtocol::Opaque => Protocol::Opaque,
             PortProtocol::Detect => Protocol::Detect,
         };
+        // Connections are counted from the first byte, the TLS handshake
+        // included, and labelled with the TLS status it settles.
+        let accept = TcpAccept::inbound(&self.shared.tcp_metrics, accept);
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(
             listener,
-            inbound::http_stack(client.clone(), port.app, &self.shared.policy),
+            inbound::http_stack(
+                client.clone(),
+                port.app,
+                &self.shared.policy,
+                &self.shared.inbound_metrics,
+            ),
             inbound::opaque_stack(
                 self.shared.client.connect_timeout,
                 port.app,

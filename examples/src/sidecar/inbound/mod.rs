@@ -3,23 +3,26 @@
 use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{client::Client, error::BoxError, proxy::Forward, serve::OpaqueConnection};
+use mesh_metrics::{MetricsLayer, http::Metrics};
 use mesh_policy::{Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore};
 use tower::{Layer, ServiceBuilder, service_fn};
 
 use super::client_id::{ClientId, ClientIdLayer};
 
-/// The HTTP stack of one inbound port: authorize each request as one to
-/// the application's port (the port a `Server` selects), tell the
-/// application who called (`mesh-client-id`, never forged), and forward to
-/// it.
+/// The HTTP stack of one inbound port: count the request (outermost, so
+/// denials are counted too), authorize it as one to the application's
+/// port (the port a `Server` selects), tell the application who called
+/// (`mesh-client-id`, never forged), and forward to it.
 pub(super) fn http_stack(
     client: Client<hyper::body::Incoming>,
     app: SocketAddr,
     policy: &PolicyStore,
-) -> Authorize<ClientId<Forward<Client<hyper::body::Incoming>>>> {
+    metrics: &MetricsLayer,
+) -> Metrics<Authorize<ClientId<Forward<Client<hyper::body::Incoming>>>>> {
     // One endpoint never fails `Forward::new`.
     let forward = Forward::new(client, [app]).expect("one endpoint");
     ServiceBuilder::new()
+        .layer(metrics.clone())
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(ClientIdLayer::new())
         .service(forward)

@@ -4,13 +4,20 @@
 //!
 //! ```text
 //! route lookup (service by authority, route by its matches)
+//!   ─ metrics (outbound, labelled with the service's TLS)
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
 //!   ─ endpoint (Forward: the service's endpoints in turn)
 //!   ─ connector (mutual TLS expecting the service's identity, or plaintext)
+//!   ─ TCP metrics (the bytes on the wire, under TLS)
 //! ```
 //!
-//! The request timeout covers every attempt and the backoff between them;
-//! the per-try timeout sits inside retry, so a slow attempt is retried.
+//! The lookup does no I/O and answers nothing itself except the 404 of an
+//! unknown authority (which goes through metrics too); it comes first so
+//! that metrics, retries and timeouts can read the service and route it
+//! names. Metrics then see every request as the application does: one
+//! logical request, whatever the retries below. The request timeout covers
+//! every attempt and the backoff between them; the per-try timeout sits
+//! inside retry, so a slow attempt is retried.
 //! A service's routes come from the `HTTPRoute`s whose parent is the
 //! service and from its `ServiceProfile` (in the policy resources), tried
 //! in that order; requests none of them matches take the service's own
@@ -22,18 +29,20 @@ mod upstream;
 use std::{net::SocketAddr, sync::Arc};
 
 use hyper::body::Incoming;
-use mesh_core::{RouteId, client::ClientConfig, labels::DstService, proxy::Forward};
+use mesh_core::{BoxError, RouteId, client::ClientConfig, labels::DstService, proxy::Forward};
+use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
 use mesh_retry::{
     AttemptTimeout, Budget, RequestTimeout, Retry, RetryMetrics, RetryPolicy, RouteRetryPolicy,
     RouteStackLayer,
     config::{RetryResources, ServiceRetryPolicy},
     replay::ReplayBody,
+    timeout::TimeoutBody,
 };
 use mesh_tls::CredentialStore;
 use tower::Layer;
 
-use self::router::{OutboundRouter, Route, ServiceRoutes};
-pub(crate) use self::upstream::{ServiceConnectors, Upstream};
+use self::router::{NoRoute, OutboundRouter, Route, ServiceRoutes};
+pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
 use super::config::{OutboundConfig, ServiceConfig, ServiceName};
 use super::run::StartError;
 
@@ -41,10 +50,13 @@ use super::run::StartError;
 type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 
 /// One route's stack on one runtime.
-pub(crate) type RouteStack = RequestTimeout<Retry<AttemptTimeout<Endpoint>>>;
+pub(crate) type RouteStack = Metrics<RequestTimeout<Retry<AttemptTimeout<Endpoint>>>>;
+
+/// What answers requests for unknown authorities, counted like the rest.
+type NotFound = Metrics<NoRoute<TimeoutBody<mesh_core::body::Proxied<Incoming>>, BoxError>>;
 
 /// The outbound stack of one runtime.
-pub(crate) type Stack = OutboundRouter<RouteStack>;
+pub(crate) type Stack = OutboundRouter<RouteStack, NotFound>;
 
 /// Everything outbound that is built once, in `start`, and shared by every
 /// runtime: the connectors (and their TLS configurations), the budgets,
@@ -52,6 +64,7 @@ pub(crate) type Stack = OutboundRouter<RouteStack>;
 #[derive(Debug)]
 pub(crate) struct Outbound {
     services: Vec<ServicePlan>,
+    metrics: MetricsLayer,
 }
 
 #[derive(Debug)]
@@ -71,6 +84,14 @@ struct RoutePlan {
     layer: RouteStackLayer,
 }
 
+/// The metric families outbound requests and connections count into.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutboundMetrics<'a> {
+    pub(crate) http: &'a HttpMetrics,
+    pub(crate) tcp: &'a TcpMetrics,
+    pub(crate) retry: &'a RetryMetrics,
+}
+
 /// The name of the route of requests no configured route matches.
 const FALLBACK_ROUTE: &str = "default";
 
@@ -84,23 +105,23 @@ impl Outbound {
         namespace: &str,
         store: &CredentialStore,
         client: &ClientConfig,
-        metrics: &RetryMetrics,
+        metrics: &OutboundMetrics<'_>,
     ) -> Result<Self, StartError> {
         let mut services = Vec::with_capacity(config.services.len());
+        let mut http = MetricsLayer::outbound(metrics.http);
         for (index, service) in config.services.iter().enumerate() {
-            let connectors =
-                ServiceConnectors::new(client, store, &service.tls).map_err(|source| {
-                    StartError::Tls {
-                        field: format!("outbound.services[{index}]"),
-                        source,
-                    }
+            let connectors = ServiceConnectors::new(client, store, &service.tls, metrics.tcp)
+                .map_err(|source| StartError::Tls {
+                    field: format!("outbound.services[{index}]"),
+                    source,
                 })?;
+            http = http.with_service_tls(service.name.as_str(), &tls_label(&service.tls));
             let from_resources = retry_policy_of(resources, &service.name, namespace);
             services.push(ServicePlan::new(
                 service,
                 from_resources,
                 connectors,
-                metrics,
+                metrics.retry,
             ));
         }
         for unused in resources.services.iter().filter(|s| {
@@ -115,12 +136,15 @@ impl Outbound {
                 "routes for a service that is not in outbound.services are not used"
             );
         }
-        Ok(Self { services })
+        Ok(Self {
+            services,
+            metrics: http,
+        })
     }
 
     /// The outbound stack of one runtime, with its own connection pools.
     pub(crate) fn stack(&self, client: &ClientConfig) -> Stack {
-        OutboundRouter::new(self.services.iter().filter_map(|plan| {
+        let services = self.services.iter().filter_map(|plan| {
             let forward = Forward::new(
                 plan.connectors.client(client),
                 plan.endpoints.iter().copied(),
@@ -129,7 +153,7 @@ impl Outbound {
             let route = |plan: &RoutePlan| Route {
                 id: plan.id.clone(),
                 matches: plan.policy.matches.clone().into(),
-                service: plan.layer.layer(forward.clone()),
+                service: self.metrics.layer(plan.layer.layer(forward.clone())),
             };
             let routes = ServiceRoutes {
                 dst: plan.dst.clone(),
@@ -137,7 +161,8 @@ impl Outbound {
                 fallback: route(&plan.fallback),
             };
             Some((plan.name.as_str().to_owned(), routes))
-        }))
+        });
+        OutboundRouter::new(services, self.metrics.layer(NoRoute::new()))
     }
 }
 

@@ -4,6 +4,7 @@
 use std::{
     collections::HashMap,
     future::{Ready, ready},
+    marker::PhantomData,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -45,26 +46,32 @@ impl<S> ServiceRoutes<S> {
 /// then to the first of the service's routes that matches it. The request
 /// goes on with [`DstService`] and [`RouteId`] extensions, which retry
 /// and metrics read for their labels. A request for an unknown authority
-/// gets the mesh's 404 (`mesh-error: no route`).
+/// goes to `not_found` (a [`NoRoute`], under metrics, so that it is
+/// counted too).
 ///
 /// Everything is resolved when the stack is built: a lookup is one hash of
 /// the host and one pass over the service's route matches.
 #[derive(Debug)]
-pub(crate) struct OutboundRouter<S> {
+pub(crate) struct OutboundRouter<S, N> {
     services: Arc<HashMap<Box<str>, ServiceRoutes<S>>>,
+    not_found: N,
 }
 
-impl<S> Clone for OutboundRouter<S> {
+impl<S, N: Clone> Clone for OutboundRouter<S, N> {
     fn clone(&self) -> Self {
         Self {
             services: self.services.clone(),
+            not_found: self.not_found.clone(),
         }
     }
 }
 
-impl<S> OutboundRouter<S> {
+impl<S, N> OutboundRouter<S, N> {
     /// A router over `(host, routes)` pairs; hosts are lowercased here.
-    pub(crate) fn new(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Self {
+    pub(crate) fn new(
+        services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>,
+        not_found: N,
+    ) -> Self {
         Self {
             services: Arc::new(
                 services
@@ -72,6 +79,7 @@ impl<S> OutboundRouter<S> {
                     .map(|(host, routes)| (host.to_ascii_lowercase().into_boxed_str(), routes))
                     .collect(),
             ),
+            not_found,
         }
     }
 
@@ -93,6 +101,41 @@ impl<S> OutboundRouter<S> {
     }
 }
 
+/// Answers every request with the mesh's 404 (`mesh-error: no route`),
+/// or gRPC `NOT_FOUND`.
+#[derive(Debug)]
+pub(crate) struct NoRoute<RB, E> {
+    _marker: PhantomData<fn() -> (RB, E)>,
+}
+
+impl<RB, E> NoRoute<RB, E> {
+    pub(crate) fn new() -> Self {
+        Self {
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<RB, E> Clone for NoRoute<RB, E> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<B, RB: Default, E> Service<Request<B>> for NoRoute<RB, E> {
+    type Response = Response<RB>;
+    type Error = E;
+    type Future = Ready<Result<Response<RB>, E>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), E>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ready(Ok(ProxyErrorKind::NoRoute.response(&req)))
+    }
+}
+
 /// The host of an authority: without userinfo or port, IPv6 brackets kept.
 fn host_of(authority: &str) -> &str {
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -107,14 +150,14 @@ fn host_of(authority: &str) -> &str {
     }
 }
 
-impl<S, B, RB> Service<Request<B>> for OutboundRouter<S>
+impl<S, N, B, RB> Service<Request<B>> for OutboundRouter<S, N>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone,
-    RB: Default,
+    N: Service<Request<B>, Response = Response<RB>, Error = S::Error> + Clone,
 {
     type Response = Response<RB>;
     type Error = S::Error;
-    type Future = Either<Oneshot<S, Request<B>>, Ready<Result<Response<RB>, S::Error>>>;
+    type Future = Either<Oneshot<S, Request<B>>, Oneshot<N, Request<B>>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Each route's stack is driven to readiness in its own call.
@@ -124,7 +167,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Some(service) = self.service(&req) else {
             tracing::debug!(uri = %req.uri(), "no service for the authority");
-            return Either::Right(ready(Ok(ProxyErrorKind::NoRoute.response(&req))));
+            return Either::Right(self.not_found.clone().oneshot(req));
         };
         let route = service.route(&req);
         let stack = route.service.clone();
@@ -150,7 +193,7 @@ mod tests {
         }
     }
 
-    fn router() -> OutboundRouter<&'static str> {
+    fn router() -> OutboundRouter<&'static str, ()> {
         let routes = ServiceRoutes {
             dst: DstService(Arc::from("emoji")),
             routes: vec![route(
@@ -160,11 +203,11 @@ mod tests {
             .into(),
             fallback: route("default", Vec::new()),
         };
-        OutboundRouter::new([("Emoji".to_owned(), routes)])
+        OutboundRouter::new([("Emoji".to_owned(), routes)], ())
     }
 
     fn labels(
-        router: &OutboundRouter<&'static str>,
+        router: &OutboundRouter<&'static str, ()>,
         req: &Request<()>,
     ) -> Option<(String, String)> {
         let service = router.service(req)?;
@@ -213,7 +256,8 @@ mod tests {
                 service: seen,
             },
         };
-        let router = OutboundRouter::new([("emoji".to_owned(), routes)]);
+        let not_found = NoRoute::<String, std::convert::Infallible>::new();
+        let router = OutboundRouter::new([("emoji".to_owned(), routes)], not_found);
         let res = router
             .clone()
             .oneshot(Request::get("http://emoji/").body(()).unwrap())

@@ -6,10 +6,13 @@ use futures_util::future::Either;
 use http::{Request, Response, Version};
 use http_body::Body;
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
 use mesh_core::{
     BoxError,
     client::{Client, ClientConfig, ClientError},
+    conn::{NoTlsReason, Tls},
 };
+use mesh_metrics::{TcpConnect, TcpMetrics};
 use mesh_tls::{
     ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets, retire::Retire,
 };
@@ -26,13 +29,30 @@ use tower::{Layer, Service};
 /// request goes over one that offers `h2`.
 #[derive(Clone, Debug)]
 pub(crate) struct ServiceConnectors {
-    http1: TlsConnector,
-    http2: TlsConnector,
+    http1: Connector,
+    http2: Connector,
+}
+
+/// TLS (or plaintext) over TCP connections whose transport metrics are
+/// counted: the bytes on the wire, under TLS.
+type Connector = TlsConnector<TcpConnect<HttpConnector>>;
+
+/// The TLS status a service's connections are labelled with: the identity
+/// the server must prove, or plaintext because the service is configured
+/// so.
+pub(crate) fn tls_label(tls: &OutboundTls) -> Tls {
+    match tls {
+        OutboundTls::Mtls(identity) => Tls::Mutual {
+            peer: identity.clone(),
+        },
+        OutboundTls::Plaintext => Tls::Plaintext(NoTlsReason::Disabled),
+    }
 }
 
 impl ServiceConnectors {
-    /// Connectors that reach every endpoint as `tls` says. `store` holds
-    /// the sidecar's own certificate; plaintext services never read it.
+    /// Connectors that reach every endpoint as `tls` says, counting their
+    /// connections in `metrics`. `store` holds the sidecar's own
+    /// certificate; plaintext services never read it.
     ///
     /// # Errors
     ///
@@ -41,10 +61,13 @@ impl ServiceConnectors {
         client: &ClientConfig,
         store: &CredentialStore,
         tls: &OutboundTls,
+        metrics: &TcpMetrics,
     ) -> Result<Self, BoxError> {
-        let connector = |offer_h2: bool| -> Result<TlsConnector, BoxError> {
-            let mut tcp = client.http_connector();
-            tcp.enforce_http(false);
+        let label = tls_label(tls);
+        let connector = |offer_h2: bool| -> Result<Connector, BoxError> {
+            let mut http = client.http_connector();
+            http.enforce_http(false);
+            let tcp = TcpConnect::outbound(metrics, &label, http);
             let config = ConnectConfig {
                 offer_h2,
                 ..ConnectConfig::default()
@@ -70,7 +93,7 @@ impl ServiceConnectors {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let pooled = |connector: &TlsConnector| {
+        let pooled = |connector: &Connector| {
             connector
                 .retire_layer()
                 .layer(Client::with_connector(config, connector.clone()))
@@ -86,8 +109,8 @@ impl ServiceConnectors {
 /// `http/1.1` connector, HTTP/2 requests over the `h2` one. Connections
 /// are retired from the pools when the credentials rotate.
 pub(crate) struct Upstream<B> {
-    http1: Retire<Client<B, TlsConnector>>,
-    http2: Retire<Client<B, TlsConnector>>,
+    http1: Retire<Client<B, Connector>>,
+    http2: Retire<Client<B, Connector>>,
 }
 
 impl<B> Clone for Upstream<B> {
@@ -114,8 +137,8 @@ where
     type Response = Response<Incoming>;
     type Error = ClientError;
     type Future = Either<
-        <Retire<Client<B, TlsConnector>> as Service<Request<B>>>::Future,
-        <Retire<Client<B, TlsConnector>> as Service<Request<B>>>::Future,
+        <Retire<Client<B, Connector>> as Service<Request<B>>>::Future,
+        <Retire<Client<B, Connector>> as Service<Request<B>>>::Future,
     >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

@@ -1,0 +1,102 @@
+//! `sidecar stat`, `sidecar routes` and `sidecar top`: the golden signals
+//! of running sidecars, read from their admin servers.
+//!
+//! Each scrapes `/metrics` of the admin addresses given, twice a window
+//! apart (or every interval, for `top`), and computes what `linkerd viz
+//! stat` shows: success rate, requests per second, latency percentiles and
+//! the share of traffic on mutual TLS. The arithmetic is mesh-metrics'
+//! [`query`](mesh_metrics::query); this module reads the command line's
+//! values.
+//!
+//! `--admin` takes `ADDR` or `NAME=ADDR`, comma-separated: addresses with
+//! the same name are replicas of one workload, and make one row.
+
+use std::{fmt, io::Write, num::NonZeroUsize, time::Duration};
+
+use mesh_metrics::query::{self, Format, InvalidTarget, QueryError, Target};
+
+/// The window `stat` and `routes` measure over when none is given: 10
+/// seconds.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+
+/// Why a view could not be shown.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// `--admin` is not a list of `ADDR` or `NAME=ADDR`.
+    Targets(InvalidTarget),
+    /// No admin server could be scraped, or the view could not be written.
+    Query(QueryError),
+}
+
+impl fmt::Display for ViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Targets(_) => f.write_str("--admin: invalid admin address"),
+            Self::Query(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for ViewError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Targets(error) => Some(error),
+            Self::Query(error) => error.source(),
+        }
+    }
+}
+
+fn targets(admin: &str) -> Result<Vec<Target>, ViewError> {
+    Target::parse_list(admin).map_err(ViewError::Targets)
+}
+
+/// `sidecar stat --admin ADDR[,ADDR...] [--window 10s] [-o json]`: one row
+/// per workload, from the inbound traffic of its sidecars: MESHED,
+/// SUCCESS, RPS, LATENCY_P50, LATENCY_P95, LATENCY_P99 and TLS.
+///
+/// # Errors
+///
+/// An invalid `--admin`, or no admin server could be scraped.
+pub async fn stat(admin: &str, window: Duration, format: Format) -> Result<String, ViewError> {
+    query::stat::run(&targets(admin)?, window, format)
+        .await
+        .map_err(ViewError::Query)
+}
+
+/// `sidecar routes --admin ADDR [--to SERVICE]`: the same per inbound
+/// route, or with `to`, per outbound route to that service, with the retry
+/// ratio and the success rate of attempts beside that of requests.
+///
+/// # Errors
+///
+/// As [`stat`].
+pub async fn routes(
+    admin: &str,
+    to: Option<&str>,
+    window: Duration,
+    format: Format,
+) -> Result<String, ViewError> {
+    query::routes::run(&targets(admin)?, to, window, format)
+        .await
+        .map_err(ViewError::Query)
+}
+
+/// `sidecar top --admin ADDR`: writes both views to `out` every
+/// `interval`, redrawing the terminal, until `frames` have been written
+/// (forever when `None`).
+///
+/// # Errors
+///
+/// An invalid `--admin`, or `out` cannot be written.
+pub async fn top<W: Write>(
+    out: &mut W,
+    admin: &str,
+    interval: Duration,
+    format: Format,
+    frames: Option<NonZeroUsize>,
+) -> Result<(), ViewError> {
+    query::top::run(out, &targets(admin)?, interval, format, frames)
+        .await
+        .map_err(ViewError::Query)
+}
