@@ -24,7 +24,7 @@
 //!
 //! When one of them does not hold, the caller gets the **last real
 //! response** (or error), not a synthetic one, and
-//! [`RetryMetrics`](crate::RetryMetrics) counts why.
+//! [`RetryMetrics`] counts why.
 //!
 //! Every original request deposits into the budget, whether or not it is
 //! ever retried, as in Finagle.
@@ -34,7 +34,7 @@
 //! says `2`), like Envoy's `x-envoy-attempt-count`.
 //!
 //! The inner service receives requests whose body is a
-//! [`ReplayBody`](crate::replay::ReplayBody) of the original, and errors are
+//! [`ReplayBody`] of the original, and errors are
 //! [`BoxError`]s, since retry decisions read the error's source chain.
 
 use std::{

@@ -15,7 +15,7 @@
 //! Before each attempt, the layer writes the time the attempt has into the
 //! deadline header (`grpc-timeout` or `mesh-deadline`): the nearer of the
 //! per-try timeout and what remains of the request's
-//! [`Deadline`](crate::Deadline). So the upstream learns how long this
+//! [`Deadline`]. So the upstream learns how long this
 //! attempt will be waited for, already reduced by the time earlier attempts
 //! and backoff took.
 
