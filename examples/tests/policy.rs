@@ -463,3 +463,68 @@ fn a_policy_mistake_stops_the_sidecar_from_starting_and_names_its_line() {
     assert!(text.contains("spec.port"), "{text}");
     assert_eq!(error.line(), Some(11), "{text}");
 }
+
+#[tokio::test]
+async fn a_server_that_declares_a_port_opaque_makes_it_opaque() {
+    let mesh = Mesh::new(&emoji_policy(TCP_FROM_LOOPBACK));
+    let (app, _) = backend().await;
+    // The file says http for the echo port; its Server says opaque.
+    let yaml = mesh
+        .emoji_yaml(app, echo_backend().await)
+        .replace("      protocol: opaque\n", "      protocol: http\n");
+    assert!(yaml.contains("      protocol: http\n"));
+    let emoji = sidecar(&yaml);
+    let mut tcp = tokio::net::TcpStream::connect(emoji.inbound[1])
+        .await
+        .unwrap();
+    tcp.write_all(b"\x00not http\r\n").await.unwrap();
+    let mut echoed = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut echoed))
+        .await
+        .expect("echoed")
+        .unwrap();
+    assert_eq!(&echoed, b"\x00not http\r\n");
+    drop(tcp);
+    stop(emoji).await;
+}
+
+#[test]
+fn what_authorization_and_routing_do_not_apply_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, text) in [
+        (
+            "route.yaml",
+            include_str!("../../mesh-retry/tests/fixtures/guide-httproute.yaml"),
+        ),
+        (
+            "profile.yaml",
+            include_str!("../../mesh-retry/tests/fixtures/guide-serviceprofile.yaml"),
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        files.push(file.display().to_string());
+    }
+    let yaml = format!(
+        "policy:\n  workload: {{namespace: emojivoto}}\n  files: [{}]\n",
+        files.join(", ")
+    );
+    let config = SidecarConfig::from_yaml(&yaml, "sidecar.yaml").unwrap();
+    let checked = policy::compile(&config.policy).unwrap();
+    let warnings = checked.compiled.warnings.to_string();
+    assert!(warnings.contains("ServiceProfile"), "{warnings}");
+    let routes: Vec<String> = checked
+        .routes
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        routes.iter().any(|w| w.contains("RequestMirror")),
+        "{routes:?}"
+    );
+    // And the routes themselves are read for the emoji service.
+    let emoji = checked.routes.service("emoji", Some("emojivoto")).unwrap();
+    assert_eq!(emoji.routes.len(), 3);
+}
