@@ -6,6 +6,24 @@
 //! requests and routes them by authority to the configured services; the
 //! admin listener answers health checks and serves metrics.
 //!
+//! Each mesh feature is the layer its crate provides, put where the
+//! request path needs it:
+//!
+//! ```text
+//! inbound:  TCP metrics ─ mTLS accept (mesh-tls) ─ request metrics
+//!           ─ authorization (mesh-policy) ─ mesh-client-id ─ application
+//!           opaque: TCP metrics ─ mTLS accept ─ connection authorization ─ byte pipe
+//! outbound: route lookup ─ request metrics ─ request timeout ─ retry
+//!           ─ per-try timeout (mesh-retry) ─ endpoints
+//!           ─ mTLS connector (mesh-tls) ─ TCP metrics
+//! ```
+//!
+//! What every runtime shares is built once in [`start`]: the credential
+//! store and the task that keeps it current, the policy store and its file
+//! watcher, each service's TLS connectors and retry budget, the metric
+//! families. Each runtime builds its own stacks and connection pools from
+//! them.
+//!
 //! The sidecar runs one current-thread tokio runtime per core. Each runtime
 //! has its own `SO_REUSEPORT` socket on every listener, its own upstream
 //! connection pools and its own copy of every stack, so requests never hop

@@ -5,7 +5,7 @@
 //! apart (or every interval, for `top`), and computes what `linkerd viz
 //! stat` shows: success rate, requests per second, latency percentiles and
 //! the share of traffic on mutual TLS. The arithmetic is mesh-metrics'
-//! [`query`](mesh_metrics::query); this module reads the command line's
+//! [`mesh_metrics::query`]; this module reads the command line's
 //! values.
 //!
 //! `--admin` takes `ADDR` or `NAME=ADDR`, comma-separated: addresses with
