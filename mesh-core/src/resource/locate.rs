@@ -1,11 +1,18 @@
-//! Finding the line of a field after deserialization.
+//! Finding where a field path is written in a YAML text.
 //!
-//! Some mistakes show only once a resource is read: a regular expression
-//! that does not compile, a reference to a resource that does not exist.
-//! serde's positions are gone by then, so the YAML parser is asked again: a
-//! probe walks the document along the field path and fails on purpose at
-//! the value it reaches, and the parser stamps that failure with the
-//! value's position. This runs only on the error path.
+//! Some mistakes show only once a text is read: a regular expression that
+//! does not compile, a reference to a resource that does not exist, two
+//! listeners on one port. serde's positions are gone by then. To point at
+//! the right line anyway, this module asks the YAML parser itself: it walks
+//! the document along the path and fails on purpose at the value (or key)
+//! it was looking for. The parser stamps that failure with the value's
+//! position. This is exact for block and flow style alike, since the parser
+//! does the reading, and it runs only on the error path.
+//!
+//! A value reached through an alias (`*name`) carries the position of its
+//! anchor, which would point at the wrong place. Positions along the path
+//! must therefore move forward through the text; when they do not, the
+//! position of the key that holds the alias is used, or none at all.
 
 use std::fmt;
 
@@ -13,18 +20,45 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::error::Location;
 
-/// Where the value at `path` (`spec.rules[0].matches[1].path.value`) is
-/// written in document `index` (from 1) of `text`, when it is there.
-pub(super) fn locate(text: &str, index: usize, path: &str) -> Option<Location> {
-    let segments = parse_path(path)?;
-    let document = serde_yaml_ng::Deserializer::from_str(text).nth(index.checked_sub(1)?)?;
-    match (Probe { path: &segments }).deserialize(document) {
-        Err(error) if error.to_string().contains(FOUND) => error.location().map(Location::from),
-        _ => None,
+/// Where the value at `path` (such as `spec.rules[0].matches[1].path.value`)
+/// is written in document `document` (counted from 1) of `text`, or `None`
+/// when it is not there or cannot be told for sure. An empty path is the
+/// document itself.
+pub fn locate(text: &str, document: usize, path: &str) -> Option<Location> {
+    let document = document.checked_sub(1)?;
+    if path.is_empty() {
+        return probe(text, document, &[], Target::Value);
     }
+    let segments = parse_path(path)?;
+    let mut floor = 0;
+    let mut found = None;
+    for end in 1..=segments.len() {
+        let prefix = &segments[..end];
+        let key = match prefix.last() {
+            Some(Segment::Key(_)) => {
+                let key = probe(text, document, prefix, Target::Key)?;
+                if key.index < floor {
+                    return None;
+                }
+                floor = key.index;
+                Some(key)
+            }
+            _ => None,
+        };
+        match probe(text, document, prefix, Target::Value) {
+            Some(value) if value.index >= floor => {
+                floor = value.index;
+                found = Some(value);
+            }
+            // An alias as the last value: its key is where it is written.
+            _ if end == segments.len() => return key,
+            _ => return None,
+        }
+    }
+    found
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment<'p> {
     Key(&'p str),
     Index(usize),
@@ -33,11 +67,15 @@ enum Segment<'p> {
 /// Splits `a.b[0].c` into keys and indexes.
 fn parse_path(path: &str) -> Option<Vec<Segment<'_>>> {
     let mut segments = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (key, mut indexes) = part.split_at(part.find('[').unwrap_or(part.len()));
-        if !key.is_empty() {
-            segments.push(Segment::Key(key));
+    for part in path.split('.') {
+        let (key, mut indexes) = match part.find('[') {
+            Some(open) => part.split_at(open),
+            None => (part, ""),
+        };
+        if key.is_empty() {
+            return None;
         }
+        segments.push(Segment::Key(key));
         while !indexes.is_empty() {
             let (index, rest) = indexes.strip_prefix('[')?.split_once(']')?;
             segments.push(Segment::Index(index.parse().ok()?));
@@ -47,13 +85,30 @@ fn parse_path(path: &str) -> Option<Vec<Segment<'_>>> {
     Some(segments)
 }
 
-/// The message of the deliberate failure. YAML text cannot hold NUL, so no
-/// real error carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The position of the value at the path.
+    Value,
+    /// The position of the key that ends the path.
+    Key,
+}
+
+/// The message of the deliberate failure. YAML text cannot contain NUL, so
+/// no real error carries it.
 const FOUND: &str = "\u{0}found\u{0}";
+
+fn probe(text: &str, document: usize, path: &[Segment<'_>], target: Target) -> Option<Location> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text).nth(document)?;
+    match (Probe { path, target }).deserialize(deserializer) {
+        Err(error) if error.to_string().contains(FOUND) => error.location().map(Location::from),
+        _ => None,
+    }
+}
 
 /// Walks to the end of `path` and fails there.
 struct Probe<'a, 'p> {
     path: &'a [Segment<'p>],
+    target: Target,
 }
 
 impl<'de> DeserializeSeed<'de> for Probe<'_, '_> {
@@ -65,6 +120,7 @@ impl<'de> DeserializeSeed<'de> for Probe<'_, '_> {
 }
 
 impl Probe<'_, '_> {
+    /// A scalar: the end of the path, or a dead end.
     fn leaf<E: de::Error>(&self) -> Result<(), E> {
         if self.path.is_empty() {
             Err(E::custom(FOUND))
@@ -114,8 +170,9 @@ impl<'de> Visitor<'de> for Probe<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(FOUND));
+        let (first, rest) = match self.path.split_first() {
+            None => return Err(de::Error::custom(FOUND)),
+            Some(split) => split,
         };
         if let Segment::Index(index) = *first {
             let mut skipped = 0;
@@ -123,7 +180,11 @@ impl<'de> Visitor<'de> for Probe<'_, '_> {
                 skipped += 1;
             }
             if skipped == index {
-                seq.next_element_seed(Probe { path: rest })?;
+                let probe = Probe {
+                    path: rest,
+                    target: self.target,
+                };
+                seq.next_element_seed(probe)?;
             }
         }
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -131,16 +192,25 @@ impl<'de> Visitor<'de> for Probe<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some((first, rest)) = self.path.split_first() else {
-            return Err(de::Error::custom(FOUND));
+        let (first, rest) = match self.path.split_first() {
+            None => return Err(de::Error::custom(FOUND)),
+            Some(split) => split,
         };
         let Segment::Key(name) = *first else {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             return Ok(());
         };
-        while let Some(key) = map.next_key::<serde_yaml_ng::Value>()? {
-            if key.as_str() == Some(name) {
-                map.next_value_seed(Probe { path: rest })?;
+        let key = KeyProbe {
+            name,
+            fail: self.target == Target::Key && rest.is_empty(),
+        };
+        while let Some(matched) = map.next_key_seed(key)? {
+            if matched {
+                let probe = Probe {
+                    path: rest,
+                    target: self.target,
+                };
+                map.next_value_seed(probe)?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -148,3 +218,69 @@ impl<'de> Visitor<'de> for Probe<'_, '_> {
         Ok(())
     }
 }
+
+/// Reads a mapping key and tells whether it is `name`; fails on it instead
+/// when its own position is wanted. Keys that are not strings never match.
+#[derive(Clone, Copy)]
+struct KeyProbe<'p> {
+    name: &'p str,
+    fail: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyProbe<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyProbe<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        let matched = key == self.name;
+        if matched && self.fail {
+            Err(E::custom(FOUND))
+        } else {
+            Ok(matched)
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,7 @@ pub use self::{
         Document, DocumentContext, Documents, IgnoredField, Loaded, OtherResource, Parsed,
         Resource, load,
     },
+    locate::locate,
     meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
 };
 

@@ -2,7 +2,7 @@ use super::{Segment, locate, parse_path};
 
 /// The line and column of `path` in `text`.
 fn at(text: &str, path: &str) -> Option<(usize, usize)> {
-    locate(text, path).map(|location| (location.line, location.column))
+    locate(text, 1, path).map(|location| (location.line, location.column))
 }
 
 const BLOCK: &str = "\
@@ -109,6 +109,19 @@ fn gives_up_below_an_aliased_mapping() {
 fn skips_keys_that_are_not_strings() {
     let text = "? [a, b]\n: 1\n8080: 2\ntrue: 3\nlisten: 4\n";
     assert_eq!(at(text, "listen"), Some((5, 9)));
+}
+
+#[test]
+fn finds_fields_in_later_documents() {
+    let text = "kind: A\nspec: {x: 1}\n---\nkind: B\nspec:\n  x: 2\n";
+    assert_eq!(at_in(text, 2, "spec.x"), Some((6, 6)));
+    assert_eq!(at_in(text, 3, "spec.x"), None);
+    assert_eq!(at_in(text, 0, "spec.x"), None);
+}
+
+/// The line and column of `path` in document `document` of `text`.
+fn at_in(text: &str, document: usize, path: &str) -> Option<(usize, usize)> {
+    locate(text, document, path).map(|location| (location.line, location.column))
 }
 
 #[test]
