@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Interop check of /metrics with real consumers:
 #   1. a real Prometheus server (Debian's `prometheus` package) scrapes two
-#      live instances of examples/inprocess_metrics.rs: both targets are up
-#      and a PromQL query returns our series;
+#      live reference sidecars that carry mTLS traffic between them: both
+#      targets are up and PromQL queries return our series;
 #   2. the reference OpenMetrics parser of Python's prometheus-client
 #      (prometheus_client.openmetrics.parser) reads each /metrics body.
 # `promtool check metrics` is not used: it reads only the older text format
@@ -54,25 +54,90 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q prometheus-client
 pass "python prometheus-client $("$work/venv/bin/python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))') installed in a venv"
 
-# --- two live instances --------------------------------------------------------
-cargo build -q -p mesh-examples --example inprocess_metrics
-bin="${CARGO_TARGET_DIR:-target}/debug/examples/inprocess_metrics"
-admins=()
-for i in 1 2; do
-    "$bin" --serve >"$work/instance$i.log" 2>&1 &
+# --- two live sidecars ------------------------------------------------------------
+# curl -> client sidecar (outbound) == mTLS ==> server sidecar (inbound) -> hello.
+# The two sidecars are the two scrape targets: one carries outbound traffic,
+# the other inbound, both with TLS labels; /status/503 makes failures.
+cargo build -q -p mesh-examples --example sidecar --example hello
+bin="${CARGO_TARGET_DIR:-target}/debug/examples"
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+app_port="$(free_port)"; inbound_port="$(free_port)"; outbound_port="$(free_port)"
+admins=("127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)")
+
+"$bin/hello" "127.0.0.1:$app_port" hello >"$work/hello.log" 2>&1 &
+pids+=("$!")
+"$bin/sidecar" certs ca --trust-domain example.org --out "$work/ca" >/dev/null
+for name in server client; do
+    "$bin/sidecar" certs issue --ca "$work/ca" \
+        --identity "spiffe://example.org/ns/interop/sa/$name" --out "$work/$name" >/dev/null
+done
+cat >"$work/server.yaml" <<YAML
+identity: {dir: $work/server, identity: spiffe://example.org/ns/interop/sa/server}
+inbound: {listen: 127.0.0.1:$inbound_port, app: 127.0.0.1:$app_port, tls: strict}
+outbound: {listen: 127.0.0.1:0}
+admin: {listen: ${admins[0]}}
+server: {threads: 1}
+YAML
+cat >"$work/client.yaml" <<YAML
+identity: {dir: $work/client, identity: spiffe://example.org/ns/interop/sa/client}
+inbound: {listen: 127.0.0.1:0, app: 127.0.0.1:$app_port}
+outbound:
+  listen: 127.0.0.1:$outbound_port
+  services:
+    - name: hello
+      endpoints: [127.0.0.1:$inbound_port]
+      identity: spiffe://example.org/ns/interop/sa/server
+admin: {listen: ${admins[1]}}
+server: {threads: 1}
+YAML
+for name in server client; do
+    "$bin/sidecar" run --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
     pids+=("$!")
+done
+i=0
+for admin in "${admins[@]}"; do
+    i=$((i + 1))
+    ready=""
     for _ in $(seq 100); do
-        grep -q '^app=' "$work/instance$i.log" && break
+        ready="$(curl -sf "http://$admin/ready" || true)"
+        [ -n "$ready" ] && break
         sleep 0.1
     done
-    admin="$(sed -n 's/^app=.* admin=\(.*\)$/\1/p' "$work/instance$i.log")"
-    if [ -z "$admin" ]; then
-        fail "instance $i did not start: $(cat "$work/instance$i.log")"
+    if [ -z "$ready" ]; then
+        fail "sidecar $i not ready on $admin: $(tail -5 "$work/server.log" "$work/client.log")"
         exit 1
     fi
-    admins+=("$admin")
-    pass "instance $i serving, admin on $admin"
+    pass "sidecar $i ready, admin on $admin"
 done
+
+# Prints the HTTP status of one request through the pair.
+through_mesh() {
+    curl -s -o /dev/null -w '%{http_code}' -H 'host: hello' "http://127.0.0.1:$outbound_port$1"
+}
+unexpected=0
+for n in $(seq 50); do
+    if [ $((n % 10)) = 0 ]; then
+        [ "$(through_mesh /status/503)" = 503 ] || unexpected=$((unexpected + 1))
+    else
+        [ "$(through_mesh /hello)" = 200 ] || unexpected=$((unexpected + 1))
+    fi
+done
+if [ "$unexpected" = 0 ]; then
+    pass "50 requests through the mTLS sidecar pair, 1 in 10 answered 503 on purpose"
+else
+    fail "$unexpected of 50 requests through the sidecar pair got an unexpected status"
+fi
+# Keep traffic flowing while Prometheus scrapes, so rates have samples.
+(
+    while true; do
+        through_mesh /hello >/dev/null
+        through_mesh /status/503 >/dev/null
+        sleep 0.2
+    done
+) &
+pids+=("$!")
 
 # --- a real Prometheus scraping both -------------------------------------------
 prom_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -117,19 +182,19 @@ fi
 
 series=0
 for _ in $(seq 30); do
-    series="$(query_count 'sum by (instance) (response_total{direction="inbound",classification="failure"})')"
+    series="$(query_count 'sum by (instance) (response_total{tls="true",classification="failure"})')"
     [ "$series" = 2 ] && break
     sleep 1
 done
 if [ "$series" = 2 ]; then
-    pass "prometheus: response_total{classification=\"failure\"} returned for both targets"
+    pass "prometheus: response_total{tls=\"true\",classification=\"failure\"} returned for both targets"
 else
     fail "prometheus: response_total returned for $series of 2 targets"
 fi
 # A rate needs two scrapes of each target inside its window; wait for them.
 quantiles=0
 for _ in $(seq 30); do
-    quantiles="$(query_count 'histogram_quantile(0.99, sum by (instance, le) (rate(response_latency_ms_bucket{direction="inbound"}[5s])))')"
+    quantiles="$(query_count 'histogram_quantile(0.99, sum by (instance, le) (rate(response_latency_ms_bucket[5s])))')"
     [ "$quantiles" = 2 ] && break
     sleep 1
 done

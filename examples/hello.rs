@@ -10,13 +10,20 @@
 //!
 //! Both arguments are optional (defaults `127.0.0.1:8080` and `hello`). It
 //! speaks HTTP/1.1 and HTTP/2 (prior knowledge).
+//!
+//! A path `/status/CODE` answers with that status code instead of 200, so
+//! failures can be sent through a mesh on purpose:
+//!
+//! ```text
+//! curl -si localhost:8080/status/503   # HTTP/1.1 503 Service Unavailable
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming};
+use hyper::{Request, Response, StatusCode, body::Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
@@ -52,8 +59,16 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let line = format!("hello from {name}: {} {}\n", req.method(), req.uri().path());
+    let status = req
+        .uri()
+        .path()
+        .strip_prefix("/status/")
+        .and_then(|code| StatusCode::from_bytes(code.as_bytes()).ok())
+        .unwrap_or(StatusCode::OK);
     let body = req.into_body().collect().await?.to_bytes();
     let mut out = line.into_bytes();
     out.extend_from_slice(&body);
-    Ok(Response::new(Full::new(Bytes::from(out))))
+    let mut res = Response::new(Full::new(Bytes::from(out)));
+    *res.status_mut() = status;
+    Ok(res)
 }
