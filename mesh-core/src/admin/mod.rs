@@ -9,29 +9,75 @@
 //! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
 //! | `GET /metrics` | the registry in OpenMetrics text |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, `403` for anyone else |
+| anything else | the [extension](#extensions), if there is one; `404` otherwise |
 //!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
 //! which the server sets from the socket; a request without one is refused.
+//!
+//! # Extensions
+//!
+//! An embedding process often has more to show on the admin port than these
+//! four paths: a dashboard, a debug page, its own JSON. Rather than grow the
+//! list here, [`Admin::with_extension`] hands every request the admin does
+//! not answer itself to one more service, an [`AdminExtension`]. The fixed
+//! paths always win, so an extension cannot shadow `/ready` or weaken
+//! `/shutdown`; without an extension those requests get `404`. The extension
+//! answers with responses, never errors, like every other admin path, and
+//! its request body is boxed so that one extension type serves any server.
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response, StatusCode};
+//! use mesh_core::{admin::{Admin, Readiness}, body::{self, BoxBody}};
+//! use prometheus_client::registry::Registry;
+//! use tower::{ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let hello = service_fn(|req: Request<BoxBody>| async move {
+//!     let mut res = Response::new(body::full("hello\n"));
+//!     if req.uri().path() != "/hello" {
+//!         *res.status_mut() = StatusCode::NOT_FOUND;
+//!     }
+//!     Ok::<_, Infallible>(res)
+//! });
+//! let admin = Admin::new(Registry::default(), Readiness::new()).with_extension(hello);
+//!
+//! let req = Request::get("/hello").body(body::empty()).unwrap();
+//! assert_eq!(admin.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+//! // The admin's own paths are never handed over.
+//! let req = Request::get("/live").body(body::empty()).unwrap();
+//! assert_eq!(admin.oneshot(req).await.unwrap().status(), StatusCode::OK);
+//! # }
+//! ```
 
+pub mod future;
 mod readiness;
 
 use std::{
     convert::Infallible,
-    future::{Ready, ready},
     sync::Arc,
     task::{Context, Poll},
 };
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use prometheus_client::registry::Registry;
-use tower::Service;
+use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
+use self::future::ResponseFuture;
 pub use self::readiness::{Readiness, ReadinessGate};
 use crate::{
     body::{self, BoxBody},
     conn::ConnectionInfo,
+    error::BoxError,
     serve::shutdown::ShutdownTrigger,
 };
+
+/// A service that answers the admin requests [`Admin`] does not know. See
+/// [`Admin::with_extension`].
+pub type AdminExtension = BoxCloneSyncService<Request<BoxBody>, Response<BoxBody>, Infallible>;
 
 /// The OpenMetrics content type.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -42,6 +88,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub struct Admin {
     inner: Arc<Inner>,
     shutdown: Option<ShutdownTrigger>,
+    extension: Option<AdminExtension>,
 }
 
 #[derive(Debug)]
@@ -59,6 +106,7 @@ impl Admin {
                 registry,
             }),
             shutdown: None,
+            extension: None,
         }
     }
 
@@ -71,8 +119,33 @@ impl Admin {
         }
     }
 
-    fn respond<B>(&self, req: &Request<B>) -> Response<BoxBody> {
-        match (req.method(), req.uri().path()) {
+    /// Hands every request for a path the admin does not serve itself to
+    /// `extension`, instead of answering `404`. `/live`, `/ready`, `/metrics`
+    /// and `/shutdown` stay the admin's, whatever the method. A second call
+    /// replaces the first extension; to serve several, route inside one.
+    ///
+    /// The extension is cloned for each request it gets and driven with
+    /// [`oneshot`](ServiceExt::oneshot), so it is polled ready before it is
+    /// called; a clone should be cheap (an `Arc` and a few handles).
+    #[must_use]
+    pub fn with_extension<S>(self, extension: S) -> Self
+    where
+        S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self {
+            extension: Some(BoxCloneSyncService::new(extension)),
+            ..self
+        }
+    }
+
+    /// The admin's own answer, or `None` for a path it does not serve.
+    fn respond<B>(&self, req: &Request<B>) -> Option<Response<BoxBody>> {
+        let res = match (req.method(), req.uri().path()) {
             (&Method::GET | &Method::HEAD, "/live") => text(StatusCode::OK, "live\n"),
             (&Method::GET | &Method::HEAD, "/ready") => {
                 if self.inner.readiness.is_ready() {
@@ -90,8 +163,9 @@ impl Admin {
             (_, "/live" | "/ready" | "/metrics" | "/shutdown") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
-            _ => text(StatusCode::NOT_FOUND, "not found\n"),
-        }
+            _ => return None,
+        };
+        Some(res)
     }
 
     fn metrics(&self) -> Response<BoxBody> {
@@ -142,16 +216,33 @@ fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<BoxBody> 
     res
 }
 
-impl<B> Service<Request<B>> for Admin {
+impl<B> Service<Request<B>> for Admin
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<BoxBody>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<BoxBody>, Infallible>>;
+    type Future = ResponseFuture;
 
+    /// Always ready: the admin's own paths answer at once, and an extension
+    /// is polled ready on its own clone when a request reaches it.
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ready(Ok(self.respond(&req)))
+        if let Some(res) = self.respond(&req) {
+            return ResponseFuture::ready(res);
+        }
+        match &self.extension {
+            Some(extension) => {
+                ResponseFuture::extension(extension.clone().oneshot(req.map(body::boxed)))
+            }
+            None => ResponseFuture::ready(text(StatusCode::NOT_FOUND, "not found\n")),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use prometheus_client::registry::Registry;
+use tower::{ServiceExt, service_fn};
+
+use super::{Admin, Readiness};
+use crate::body::{self, BoxBody};
+
+/// An extension that echoes the method, path and body it got, and counts
+/// its calls.
+fn echo(calls: Arc<AtomicUsize>) -> Admin {
+    let extension = service_fn(move |req: Request<BoxBody>| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let head = format!("{} {} ", req.method(), req.uri().path());
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut res = Response::new(body::full(format!(
+                "{head}{}",
+                String::from_utf8_lossy(&body)
+            )));
+            *res.status_mut() = StatusCode::ACCEPTED;
+            Ok::<_, Infallible>(res)
+        }
+    });
+    Admin::new(Registry::default(), Readiness::new()).with_extension(extension)
+}
+
+async fn send(
+    admin: &Admin,
+    method: Method,
+    path: &str,
+    body: &'static str,
+) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let res = admin.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn admin_hands_unknown_paths_to_its_extension_with_the_body() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let admin = echo(calls.clone());
+    assert_eq!(
+        send(&admin, Method::GET, "/dashboard", "").await,
+        (StatusCode::ACCEPTED, "GET /dashboard ".to_owned())
+    );
+    assert_eq!(
+        send(&admin, Method::PUT, "/log-level", "debug").await,
+        (StatusCode::ACCEPTED, "PUT /log-level debug".to_owned())
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn admin_keeps_its_own_paths_from_the_extension() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let admin = echo(calls.clone());
+    assert_eq!(
+        send(&admin, Method::GET, "/live", "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&admin, Method::GET, "/ready", "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&admin, Method::GET, "/metrics", "").await.0,
+        StatusCode::OK
+    );
+    // A wrong method on a known path is the admin's answer, not the
+    // extension's, and so is a shutdown that was never enabled.
+    assert_eq!(
+        send(&admin, Method::DELETE, "/metrics", "").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(&admin, Method::POST, "/shutdown", "").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn admin_without_an_extension_answers_404() {
+    let admin = Admin::new(Registry::default(), Readiness::new());
+    let req = Request::get("/dashboard")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = admin.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// An extension that refuses to be called unless this very clone was
+/// polled ready, as a service with a concurrency permit would.
+#[derive(Debug, Default)]
+struct NeedsReady {
+    ready: bool,
+}
+
+impl Clone for NeedsReady {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl tower::Service<Request<BoxBody>> for NeedsReady {
+    type Response = Response<BoxBody>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<BoxBody>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<BoxBody>) -> Self::Future {
+        let status = if std::mem::take(&mut self.ready) {
+            StatusCode::OK
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        let mut res = Response::new(body::empty());
+        *res.status_mut() = status;
+        std::future::ready(Ok(res))
+    }
+}
+
+#[tokio::test]
+async fn admin_polls_its_extension_ready_before_calling_it() {
+    let admin =
+        Admin::new(Registry::default(), Readiness::new()).with_extension(NeedsReady::default());
+    assert_eq!(send(&admin, Method::GET, "/x", "").await.0, StatusCode::OK);
+    assert_eq!(send(&admin, Method::GET, "/y", "").await.0, StatusCode::OK);
+}
