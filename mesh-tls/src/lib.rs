@@ -27,6 +27,8 @@
 //!   go stale ([`retire`]).
 //! - [`ca`]: a trust anchor, an issuer and workload certificates, as files
 //!   or in memory.
+//! - [`ClientIdLayer`]: tells a handler who called, in a `mesh-client-id`
+//!   header set from the mutual TLS peer and never taken from the client.
 //!
 //! The TLS itself is fixed ([`provider`]): TLS 1.3 only, through rustls
 //! with aws-lc-rs; key exchange X25519MLKEM768, then X25519, then P-256;
@@ -95,6 +97,7 @@
 pub mod accept;
 pub mod ca;
 mod cert;
+pub mod client_id;
 pub mod connect;
 pub mod creds;
 pub mod metrics;
@@ -106,6 +109,7 @@ mod verify;
 pub use self::{
     accept::{AcceptConfig, InboundMode, ServerIo, TlsAccept},
     cert::{BadCertificate, NoIdentity},
+    client_id::{ClientId, ClientIdLayer, MESH_CLIENT_ID},
     connect::{
         ClientIo, ConnectConfig, ConnectError, OutboundTls, ServerTls, TlsConnector, TlsTargets,
     },

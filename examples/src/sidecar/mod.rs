@@ -32,7 +32,6 @@
 //! multi-thread runtime (see `shared/REFERENCE.md`).
 
 pub mod certs;
-pub mod client_id;
 pub mod config;
 mod identity;
 mod inbound;

@@ -5,9 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use mesh_core::{client::Client, error::BoxError, proxy::Forward, serve::OpaqueConnection};
 use mesh_metrics::{MetricsLayer, http::Metrics};
 use mesh_policy::{Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore};
+use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
-
-use super::client_id::{ClientId, ClientIdLayer};
 
 /// The HTTP stack of one inbound port: count the request (outermost, so
 /// denials are counted too), authorize it as one to the application's

@@ -9,12 +9,13 @@
 //! peer proved an identity with mutual TLS.
 //!
 //! It reads the peer from the [`ConnectionInfo`] the mesh's server puts on
-//! every request, so it works behind any mesh server, not only the
-//! sidecar's.
+//! every request, so it works behind any mesh server: the sidecar puts it
+//! in front of the application, and an in-process service can put it in
+//! front of handlers that authorize by caller.
 //!
 //! ```
 //! use mesh_core::ConnectionInfo;
-//! use mesh_examples::sidecar::client_id::{ClientIdLayer, MESH_CLIENT_ID};
+//! use mesh_tls::client_id::{ClientIdLayer, MESH_CLIENT_ID};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -37,7 +38,8 @@ use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request};
 use mesh_core::ConnectionInfo;
-use tower::{Layer, Service};
+use tower_layer::Layer;
+use tower_service::Service;
 
 /// The header that carries the caller's mesh identity to the application.
 pub const MESH_CLIENT_ID: HeaderName = HeaderName::from_static("mesh-client-id");
