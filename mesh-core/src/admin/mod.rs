@@ -9,7 +9,7 @@
 //! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
 //! | `GET /metrics` | the registry in OpenMetrics text |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, `403` for anyone else |
-| anything else | the [extension](#extensions), if there is one; `404` otherwise |
+//! | anything else | the [extension](#extensions), if there is one; `404` otherwise |
 //!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
 //! which the server sets from the socket; a request without one is refused.
