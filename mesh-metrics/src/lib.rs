@@ -79,6 +79,7 @@
 //! ```
 
 mod config;
+pub mod dashboard;
 mod family;
 mod histogram;
 pub mod http;

@@ -1,0 +1,259 @@
+//! What the dashboard knows: the recent rounds of scrapes, the history, and
+//! the view they make. No I/O and no clock: the poller feeds it rounds and
+//! the times they ended, so tests feed it known metric texts.
+
+use std::{collections::VecDeque, fmt, time::Duration};
+
+use serde::Serialize;
+
+use super::{
+    DashboardConfig,
+    history::{History, Series},
+    summary::{Edge, RouteSummary, Summary},
+};
+use crate::query::{Delta, Scrape, Target, stat::StatRow};
+
+/// The rounds of scrapes, the history, and the latest summaries.
+#[derive(Debug)]
+pub struct Board {
+    sources: Vec<Target>,
+    interval: Duration,
+    window: Duration,
+    /// The rounds that still matter for the window, oldest first.
+    rounds: VecDeque<Round>,
+    /// Rounds observed so far.
+    observed: u64,
+    /// Each source's last failure, `None` when its last scrape succeeded.
+    errors: Vec<Option<String>>,
+    history: History,
+    current: Summary,
+}
+
+#[derive(Debug)]
+struct Round {
+    at: Duration,
+    scrapes: Vec<Option<Scrape>>,
+}
+
+impl Board {
+    /// An empty board for `config`.
+    pub fn new(config: &DashboardConfig) -> Self {
+        Self {
+            sources: config.sources.clone(),
+            interval: config.interval,
+            window: config.window.max(config.interval),
+            rounds: VecDeque::new(),
+            observed: 0,
+            errors: vec![None; config.sources.len()],
+            history: History::new(config.history),
+            current: Summary::default(),
+        }
+    }
+
+    /// Takes in one round of scrapes, one result per source in the order
+    /// the configuration names them, that ended `at` (from the start of
+    /// polling). The history gains the summary of the interval since the
+    /// previous round; the current figures cover the window.
+    /// A failed scrape marks its source down, with the failure's text.
+    pub fn observe<E: fmt::Display>(&mut self, at: Duration, results: Vec<Result<Scrape, E>>) {
+        let mut scrapes = Vec::with_capacity(results.len());
+        for (i, result) in results.into_iter().enumerate() {
+            let (scrape, error) = match result {
+                Ok(scrape) => (Some(scrape), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            scrapes.push(scrape);
+            if let Some(slot) = self.errors.get_mut(i) {
+                *slot = error;
+            }
+        }
+        if let Some(last) = self.rounds.back() {
+            let deltas = pair(&last.scrapes, &scrapes, |_| at.saturating_sub(last.at));
+            self.history
+                .push(at, Summary::from_deltas(&self.sources, &deltas));
+        }
+        // Rounds start a window only while they are about a window old;
+        // half an interval of slack absorbs the jitter of the ticks.
+        let reach = self.window + self.interval / 2;
+        while self
+            .rounds
+            .front()
+            .is_some_and(|oldest| at.saturating_sub(oldest.at) > reach)
+        {
+            self.rounds.pop_front();
+        }
+        // Each source's window starts at the oldest round that has it.
+        let deltas = pair_oldest(&self.rounds, &scrapes, at);
+        self.current = Summary::from_deltas(&self.sources, &deltas);
+        self.rounds.push_back(Round { at, scrapes });
+        self.observed += 1;
+    }
+
+    /// The summary over the window that ended with the last round.
+    pub fn current(&self) -> &Summary {
+        &self.current
+    }
+
+    /// The per-interval summaries.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// What the dashboard's JSON endpoint answers.
+    pub fn view(&self) -> View {
+        let h = &self.history;
+        View {
+            interval_seconds: self.interval.as_secs_f64(),
+            window_seconds: self.window.as_secs_f64(),
+            rounds: self.observed,
+            at_seconds: self.rounds.back().map_or(0.0, |r| r.at.as_secs_f64()),
+            sources: self
+                .sources
+                .iter()
+                .zip(&self.errors)
+                .map(|(t, error)| SourceView {
+                    name: t.name.clone(),
+                    addr: t.addr.clone(),
+                    up: self.observed > 0 && error.is_none(),
+                    error: error.clone(),
+                })
+                .collect(),
+            timeline: h.timeline(),
+            workloads: self
+                .current
+                .workloads
+                .iter()
+                .map(|w| WorkloadView {
+                    history: h.workload(&w.name),
+                    stat: w.clone(),
+                })
+                .collect(),
+            edges: self
+                .current
+                .edges
+                .iter()
+                .map(|e| EdgeView {
+                    history: h.edge(&e.src, &e.dst),
+                    edge: e.clone(),
+                })
+                .collect(),
+            routes: self
+                .current
+                .routes
+                .iter()
+                .map(|r| RouteView {
+                    history: h.route(r),
+                    route: r.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Deltas from `before` to `after`, source by source, over `elapsed(i)`.
+fn pair(
+    before: &[Option<Scrape>],
+    after: &[Option<Scrape>],
+    elapsed: impl Fn(usize) -> Duration,
+) -> Vec<Option<Delta>> {
+    before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .map(|(i, pair)| match pair {
+            (Some(b), Some(a)) => Some(Delta::between(b, a, elapsed(i))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each source's delta from the oldest round that has it to `after`.
+fn pair_oldest(
+    rounds: &VecDeque<Round>,
+    after: &[Option<Scrape>],
+    at: Duration,
+) -> Vec<Option<Delta>> {
+    after
+        .iter()
+        .enumerate()
+        .map(|(i, scrape)| {
+            let scrape = scrape.as_ref()?;
+            let oldest = rounds
+                .iter()
+                .find_map(|r| r.scrapes.get(i)?.as_ref().map(|s| (r.at, s)))?;
+            Some(Delta::between(
+                oldest.1,
+                scrape,
+                at.saturating_sub(oldest.0),
+            ))
+        })
+        .collect()
+}
+
+/// The JSON the dashboard page polls: the figures over the window, each
+/// with its sparklines over the history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct View {
+    /// How often the sources are scraped.
+    pub interval_seconds: f64,
+    /// The window the current figures cover.
+    pub window_seconds: f64,
+    /// Rounds of scrapes so far.
+    pub rounds: u64,
+    /// When the last round ended, in seconds from the start of polling.
+    pub at_seconds: f64,
+    /// Every admin server scraped, and whether its last scrape worked.
+    pub sources: Vec<SourceView>,
+    /// When each sparkline point's interval ended, in seconds from the
+    /// start of polling.
+    pub timeline: Vec<f64>,
+    /// One per workload, from its inbound traffic.
+    pub workloads: Vec<WorkloadView>,
+    /// Who calls whom, from outbound traffic.
+    pub edges: Vec<EdgeView>,
+    /// Outbound routes, with retries and timeouts.
+    pub routes: Vec<RouteView>,
+}
+
+/// An admin server the dashboard scrapes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceView {
+    /// The workload it belongs to.
+    pub name: String,
+    /// Its address.
+    pub addr: String,
+    /// Whether its last scrape succeeded.
+    pub up: bool,
+    /// Why its last scrape failed.
+    pub error: Option<String>,
+}
+
+/// A workload's figures and sparklines.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkloadView {
+    /// The figures over the window.
+    #[serde(flatten)]
+    pub stat: StatRow,
+    /// The sparklines.
+    pub history: Series,
+}
+
+/// An edge's figures and sparklines.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EdgeView {
+    /// The figures over the window.
+    #[serde(flatten)]
+    pub edge: Edge,
+    /// The sparklines.
+    pub history: Series,
+}
+
+/// A route's figures and sparklines.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteView {
+    /// The figures over the window.
+    #[serde(flatten)]
+    pub route: RouteSummary,
+    /// The sparklines.
+    pub history: Series,
+}

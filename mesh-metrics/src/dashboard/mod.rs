@@ -1,0 +1,253 @@
+//! A live dashboard of a mesh: one page, served from an admin server.
+//!
+//! `stat` and `top` answer "is this workload healthy?" in a terminal. The
+//! dashboard answers it at a glance, and adds the one thing a table shows
+//! badly: the shape of the mesh. Per workload it shows success rate, RPS,
+//! latency percentiles and TLS coverage with sparklines over the last few
+//! minutes; a graph of who calls whom, drawn from each caller's outbound
+//! metrics (`dst_service`) and coloured by success rate; and, per outbound
+//! route, how many retries were spent and how many requests timed out.
+//!
+//! # How it works
+//!
+//! A [`Poller`], one task per process, scrapes every source's `/metrics`
+//! once per interval (2 s by default), as `sidecar stat` does, and feeds
+//! the round to a [`Board`]. The board keeps the last few rounds to compute
+//! the current figures over a window (10 s by default), and a bounded
+//! [`History`] of per-interval summaries (150 points, five minutes at 2 s)
+//! for the sparklines. After each round the poller encodes the view as JSON
+//! once; page views only copy those bytes, so a dozen open browsers cost
+//! the sources nothing more.
+//!
+//! The [`Dashboard`] service answers two paths: [`PAGE_PATH`], a single
+//! HTML page with its CSS, JavaScript and SVG inline (nothing is fetched
+//! from elsewhere, and its `Content-Security-Policy` says so), and
+//! [`API_PATH`], the JSON the page polls ([`View`]). It fits mesh-core's
+//! [`Admin::with_extension`](mesh_core::admin::Admin::with_extension).
+//! The poller stops by itself once every clone of the service is dropped.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use mesh_core::admin::{Admin, Readiness};
+//! use mesh_metrics::{dashboard::{Dashboard, DashboardConfig}, query::Target};
+//! use prometheus_client::registry::Registry;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sources = Target::parse_list("web=127.0.0.1:4191,emoji=127.0.0.1:4192")?;
+//! let config = DashboardConfig::new(sources).with_interval(Duration::from_secs(1));
+//! let (dashboard, poller) = Dashboard::new(config)?;
+//! tokio::spawn(poller.run());
+//! let admin = Admin::new(Registry::default(), Readiness::new()).with_extension(dashboard);
+//! # drop(admin);
+//! # Ok(()) }
+//! ```
+
+mod board;
+mod history;
+mod page;
+mod summary;
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::{Ready, ready},
+    num::NonZeroUsize,
+    sync::{Arc, Weak},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use mesh_core::body::BoxBody;
+use tokio::time::{Instant, MissedTickBehavior};
+use tower_service::Service;
+
+pub use self::{
+    board::{Board, EdgeView, RouteView, SourceView, View, WorkloadView},
+    history::{History, Series},
+    page::{API_PATH, PAGE_PATH},
+    summary::{Edge, RouteSummary, Summary},
+};
+use crate::query::{Target, scrape};
+
+/// What the dashboard scrapes, how often, and how much it remembers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DashboardConfig {
+    /// The admin servers to scrape; sources with one name are replicas of
+    /// one workload. The process serving the dashboard is usually one.
+    pub sources: Vec<Target>,
+    /// How often every source is scraped. Default 2 seconds. Never zero.
+    pub interval: Duration,
+    /// The window the current figures cover. Default 10 seconds; a window
+    /// shorter than the interval counts as one interval.
+    pub window: Duration,
+    /// How many intervals the sparklines show. Default 150: five minutes
+    /// at the default interval.
+    pub history: NonZeroUsize,
+}
+
+impl DashboardConfig {
+    /// The default interval: 2 seconds.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+    /// The default window: 10 seconds.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+    /// The default history: 150 points.
+    pub const DEFAULT_HISTORY: NonZeroUsize = NonZeroUsize::MIN.saturating_add(149);
+
+    /// Scrapes `sources` with the default interval, window and history.
+    pub fn new(sources: Vec<Target>) -> Self {
+        Self {
+            sources,
+            interval: Self::DEFAULT_INTERVAL,
+            window: Self::DEFAULT_WINDOW,
+            history: Self::DEFAULT_HISTORY,
+        }
+    }
+
+    /// Sets how often the sources are scraped.
+    #[must_use]
+    pub fn with_interval(self, interval: Duration) -> Self {
+        Self { interval, ..self }
+    }
+
+    /// Sets the window of the current figures.
+    #[must_use]
+    pub fn with_window(self, window: Duration) -> Self {
+        Self { window, ..self }
+    }
+
+    /// Sets how many points the sparklines keep.
+    #[must_use]
+    pub fn with_history(self, history: NonZeroUsize) -> Self {
+        Self { history, ..self }
+    }
+}
+
+/// A dashboard configuration that cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidDashboard {
+    /// No source to scrape.
+    NoSources,
+    /// A zero interval, which would scrape without pause.
+    ZeroInterval,
+}
+
+impl fmt::Display for InvalidDashboard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoSources => "the dashboard has no source to scrape",
+            Self::ZeroInterval => "the dashboard's scrape interval is zero",
+        })
+    }
+}
+
+impl std::error::Error for InvalidDashboard {}
+
+/// The dashboard service: the page at [`PAGE_PATH`], its JSON at
+/// [`API_PATH`], `404` elsewhere. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Dashboard {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// The view of the last round, encoded once.
+    api: ArcSwap<Bytes>,
+}
+
+impl Dashboard {
+    /// The service, and the poller that keeps it current; spawn
+    /// [`Poller::run`] once.
+    ///
+    /// # Errors
+    ///
+    /// When `config` names no source or its interval is zero.
+    pub fn new(config: DashboardConfig) -> Result<(Self, Poller), InvalidDashboard> {
+        if config.sources.is_empty() {
+            return Err(InvalidDashboard::NoSources);
+        }
+        if config.interval.is_zero() {
+            return Err(InvalidDashboard::ZeroInterval);
+        }
+        let board = Board::new(&config);
+        let json = encode(&board.view()).unwrap_or_default();
+        let shared = Arc::new(Shared {
+            api: ArcSwap::from_pointee(json),
+        });
+        let poller = Poller {
+            shared: Arc::downgrade(&shared),
+            board,
+            config,
+        };
+        Ok((Self { shared }, poller))
+    }
+
+    /// The JSON the API path answers now.
+    pub fn api_json(&self) -> Bytes {
+        Bytes::clone(&self.shared.api.load())
+    }
+}
+
+impl<B> Service<Request<B>> for Dashboard {
+    type Response = Response<BoxBody>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<BoxBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let get = matches!(*req.method(), Method::GET | Method::HEAD);
+        ready(Ok(page::respond(req.uri().path(), get, || self.api_json())))
+    }
+}
+
+/// The task that scrapes the sources once per interval. See
+/// [`Dashboard::new`].
+#[derive(Debug)]
+pub struct Poller {
+    shared: Weak<Shared>,
+    board: Board,
+    config: DashboardConfig,
+}
+
+impl Poller {
+    /// Scrapes every source once per interval, all at once, until every
+    /// clone of the [`Dashboard`] is dropped. A round that outlasts the
+    /// interval delays the next one rather than bunching them.
+    pub async fn run(mut self) {
+        let start = Instant::now();
+        let mut ticks = tokio::time::interval(self.config.interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if self.shared.strong_count() == 0 {
+                return;
+            }
+            let results =
+                futures_util::future::join_all(self.config.sources.iter().map(scrape)).await;
+            self.board.observe(start.elapsed(), results);
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            match encode(&self.board.view()) {
+                Ok(json) => shared.api.store(Arc::new(json)),
+                Err(error) => tracing::warn!(%error, "cannot encode the dashboard view"),
+            }
+        }
+    }
+}
+
+fn encode(view: &View) -> Result<Bytes, serde_json::Error> {
+    serde_json::to_vec(view).map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests;

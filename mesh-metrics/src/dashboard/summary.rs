@@ -1,0 +1,193 @@
+//! The golden signals of a mesh over one window: workloads, the edges
+//! between them, and the outbound routes where retries and timeouts happen.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::{
+    labels::Direction,
+    query::{
+        Delta, Sample, Target, Totals,
+        routes::{DEFAULT_ROUTE, RouteRow, route_rows},
+        stat::{StatRow, stat_rows},
+    },
+};
+
+/// What the sources' metrics say about one window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// One row per workload, from its inbound traffic, in the order the
+    /// sources name them.
+    pub workloads: Vec<StatRow>,
+    /// Who calls whom, from each workload's outbound traffic, sorted.
+    pub edges: Vec<Edge>,
+    /// Each workload's outbound routes, sorted by workload, service, route.
+    pub routes: Vec<RouteSummary>,
+}
+
+/// Traffic from one workload to one service, as the caller's sidecar saw
+/// it (`direction="outbound"`, by `dst_service`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Edge {
+    /// The calling workload: the name of the source that reported it.
+    pub src: String,
+    /// The service called: the `dst_service` label.
+    pub dst: String,
+    /// Successful responses over all responses; `None` without traffic.
+    pub success: Option<f64>,
+    /// Responses per second.
+    pub rps: f64,
+    /// Median latency, in milliseconds.
+    pub latency_ms_p50: Option<f64>,
+    /// 95th percentile latency, in milliseconds.
+    pub latency_ms_p95: Option<f64>,
+    /// 99th percentile latency, in milliseconds.
+    pub latency_ms_p99: Option<f64>,
+    /// The share of responses on mutual TLS.
+    pub tls: Option<f64>,
+}
+
+/// One outbound route: what callers saw, what the retries cost, and how
+/// often requests ran out of time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteSummary {
+    /// The figures `sidecar routes --to` shows.
+    #[serde(flatten)]
+    pub row: RouteRow,
+    /// Retries sent per second (`retry_requests_total`).
+    pub retries: f64,
+    /// Responses per second that were a timeout (`error="timeout"`).
+    pub timeouts: f64,
+}
+
+impl Summary {
+    /// Summarizes the deltas of `targets` (`None` for one that could not be
+    /// scraped both times), in the same order.
+    pub fn from_deltas(targets: &[Target], deltas: &[Option<Delta>]) -> Self {
+        Self {
+            workloads: stat_rows(targets, deltas, Direction::Inbound),
+            edges: edges(targets, deltas),
+            routes: routes(targets, deltas),
+        }
+    }
+}
+
+/// The services some source called, in first-seen order.
+fn services(deltas: &[Option<Delta>]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in deltas.iter().flatten().flat_map(Delta::samples) {
+        let service = if s.name.starts_with("retry_") {
+            s.label("service")
+        } else if is_outbound_response(s) {
+            s.label("dst_service")
+        } else {
+            None
+        };
+        if let Some(service) = service.filter(|svc| !out.contains(svc)) {
+            out.push(service);
+        }
+    }
+    out
+}
+
+fn is_outbound_response(s: &Sample) -> bool {
+    (s.name == "response_total" || s.name == "response_latency_ms_bucket")
+        && s.label("direction") == Some(Direction::Outbound.as_label())
+}
+
+fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
+    let mut groups: Vec<((&str, &str), Totals, Duration)> = Vec::new();
+    for (target, delta) in targets.iter().zip(deltas) {
+        let Some(delta) = delta else { continue };
+        for s in delta.samples().iter().filter(|s| is_outbound_response(s)) {
+            let Some(dst) = s.label("dst_service") else {
+                continue;
+            };
+            let key = (target.name.as_str(), dst);
+            let i = match groups.iter().position(|g| g.0 == key) {
+                Some(i) => i,
+                None => {
+                    groups.push((key, Totals::default(), Duration::ZERO));
+                    groups.len() - 1
+                }
+            };
+            groups[i].1.add(s);
+            groups[i].2 = groups[i].2.max(delta.elapsed());
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups
+        .into_iter()
+        .map(|((src, dst), t, window)| Edge {
+            src: src.to_owned(),
+            dst: dst.to_owned(),
+            success: t.success_rate(),
+            rps: t.rps(window),
+            latency_ms_p50: t.latency_ms(0.5),
+            latency_ms_p95: t.latency_ms(0.95),
+            latency_ms_p99: t.latency_ms(0.99),
+            tls: t.tls_rate(),
+        })
+        .collect()
+}
+
+fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
+    let mut out: Vec<RouteSummary> = services(deltas)
+        .into_iter()
+        .flat_map(|service| route_rows(targets, deltas, Some(service)))
+        .map(|row| {
+            let window = window_of(targets, deltas, &row.workload);
+            let timeouts = timeouts(targets, deltas, &row);
+            RouteSummary {
+                retries: (row.actual_rps - row.rps).max(0.0),
+                timeouts: per_second(timeouts, window),
+                row,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.row.workload, &a.row.service, &a.row.route).cmp(&(
+            &b.row.workload,
+            &b.row.service,
+            &b.row.route,
+        ))
+    });
+    out
+}
+
+/// Responses of `row`'s route that ended in a timeout, over its workload's
+/// sources.
+fn timeouts(targets: &[Target], deltas: &[Option<Delta>], row: &RouteRow) -> f64 {
+    targets
+        .iter()
+        .zip(deltas)
+        .filter(|(target, _)| target.name == row.workload)
+        .filter_map(|(_, delta)| delta.as_ref())
+        .flat_map(Delta::samples)
+        .filter(|s| {
+            s.name == "response_total"
+                && is_outbound_response(s)
+                && s.label("error") == Some("timeout")
+                && s.label("dst_service") == Some(row.service.as_str())
+                && s.label("route_name").unwrap_or(DEFAULT_ROUTE) == row.route
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// The longest window among `workload`'s sources.
+fn window_of(targets: &[Target], deltas: &[Option<Delta>], workload: &str) -> Duration {
+    targets
+        .iter()
+        .zip(deltas)
+        .filter(|(target, _)| target.name == workload)
+        .filter_map(|(_, delta)| delta.as_ref().map(Delta::elapsed))
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+fn per_second(count: f64, window: Duration) -> f64 {
+    let secs = window.as_secs_f64();
+    if secs > 0.0 { count / secs } else { 0.0 }
+}

@@ -1,0 +1,280 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{num::NonZeroUsize, time::Duration};
+
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use super::*;
+use crate::query::{Delta, Scrape, Target};
+
+fn targets() -> Vec<Target> {
+    Target::parse_list("web=127.0.0.1:1,emoji=127.0.0.1:2,voting=127.0.0.1:3").unwrap()
+}
+
+/// What the three sidecars of an emojivoto-shaped mesh serve after `n`
+/// rounds of 10 seconds: web takes 10 rps in and calls emoji (10 rps, all
+/// fine) and voting's `vote` route (5 rps, a tenth of attempts failing,
+/// retried, one timeout per 10 s); emoji and voting take their calls in.
+fn mesh(n: u32) -> Vec<Scrape> {
+    let out = |dst: &str, route: &str, ok: u32, fail: u32, timeouts: u32| {
+        format!(
+            "response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",status_code=\"200\",classification=\"success\"}} {ok}\n\
+             response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",status_code=\"500\",classification=\"failure\"}} {fail}\n\
+             response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",error=\"timeout\",classification=\"failure\"}} {timeouts}\n\
+             response_latency_ms_bucket{{le=\"10.0\",direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\"}} {ok}\n\
+             response_latency_ms_bucket{{le=\"+Inf\",direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\"}} {}\n",
+            ok + fail + timeouts
+        )
+    };
+    let inbound = |ok: u32, fail: u32| {
+        format!(
+            "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"c\",classification=\"success\"}} {ok}\n\
+             response_total{{direction=\"inbound\",tls=\"no_identity\",classification=\"failure\"}} {fail}\n\
+             response_latency_ms_bucket{{le=\"1.0\",direction=\"inbound\"}} {ok}\n\
+             response_latency_ms_bucket{{le=\"+Inf\",direction=\"inbound\"}} {}\n",
+            ok + fail
+        )
+    };
+    let web = format!(
+        "{}{}{}retry_requests_total{{service=\"voting\",route=\"vote\"}} {}\n",
+        inbound(100 * n, 0),
+        out("emoji", "list", 100 * n, 0, 0),
+        out("voting", "vote", 48 * n, n, n),
+        5 * n
+    );
+    [web, inbound(100 * n, 0), inbound(45 * n, 5 * n)]
+        .iter()
+        .map(|text| Scrape::parse(text).unwrap())
+        .collect()
+}
+
+fn ok(scrapes: Vec<Scrape>) -> Vec<Result<Scrape, &'static str>> {
+    scrapes.into_iter().map(Ok).collect()
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+#[test]
+fn summary_has_workloads_edges_and_outbound_routes() {
+    let window = Duration::from_secs(10);
+    let deltas: Vec<Option<Delta>> = mesh(0)
+        .iter()
+        .zip(&mesh(1))
+        .map(|(b, a)| Some(Delta::between(b, a, window)))
+        .collect();
+    let s = Summary::from_deltas(&targets(), &deltas);
+
+    let names: Vec<&str> = s.workloads.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["web", "emoji", "voting"]);
+    assert_eq!(s.workloads[0].rps, 10.0);
+    assert!(close(s.workloads[2].success, 0.9));
+    // voting's failures came in without an identity.
+    assert!(close(s.workloads[2].tls, 0.9));
+
+    let edges: Vec<(&str, &str)> = s
+        .edges
+        .iter()
+        .map(|e| (e.src.as_str(), e.dst.as_str()))
+        .collect();
+    assert_eq!(edges, [("web", "emoji"), ("web", "voting")]);
+    let voting = &s.edges[1];
+    assert_eq!(voting.rps, 5.0);
+    // 48 successes of 50 responses, all on mutual TLS.
+    assert!(close(voting.success, 0.96));
+    assert!(close(voting.tls, 1.0));
+    // p50: rank 25 of 50 in le=10, which holds 48: 10 × 25/48.
+    assert!(close(voting.latency_ms_p50, 10.0 * 25.0 / 48.0));
+
+    assert_eq!(s.routes.len(), 2);
+    let (list, vote) = (&s.routes[0], &s.routes[1]);
+    assert_eq!(
+        (list.row.service.as_str(), list.row.route.as_str()),
+        ("emoji", "list")
+    );
+    assert_eq!((list.retries, list.timeouts), (0.0, 0.0));
+    assert_eq!(
+        (vote.row.workload.as_str(), vote.row.route.as_str()),
+        ("web", "vote")
+    );
+    assert!(close(Some(vote.retries), 0.5));
+    assert!(close(Some(vote.timeouts), 0.1));
+    assert!(close(vote.row.retry_ratio, 0.1));
+    // 48 successful attempts of 50 requests and 5 retries.
+    assert!(close(vote.row.actual_success, 48.0 / 55.0));
+}
+
+#[test]
+fn history_keeps_at_most_its_capacity_and_drops_the_oldest() {
+    let mut history = History::new(NonZeroUsize::new(150).unwrap());
+    for i in 1..=200u64 {
+        let mut summary = Summary::default();
+        summary.edges.push(Edge {
+            src: "web".into(),
+            dst: "emoji".into(),
+            success: Some(1.0),
+            rps: i as f64,
+            latency_ms_p50: None,
+            latency_ms_p95: None,
+            latency_ms_p99: None,
+            tls: None,
+        });
+        history.push(Duration::from_secs(2 * i), summary);
+        assert_eq!(history.len(), (i as usize).min(150));
+    }
+    let timeline = history.timeline();
+    assert_eq!(timeline.len(), 150);
+    assert_eq!((timeline[0], timeline[149]), (102.0, 400.0));
+    let series = history.edge("web", "emoji");
+    assert_eq!(series.rps.len(), 150);
+    assert_eq!((series.rps[0], series.rps[149]), (Some(51.0), Some(200.0)));
+    // A workload never seen has a line of gaps as long as the timeline.
+    let none = history.workload("voting");
+    assert_eq!(none.rps, vec![None; 150]);
+}
+
+#[test]
+fn board_keeps_sparklines_per_interval_and_figures_over_the_window() {
+    let config = DashboardConfig::new(targets())
+        .with_interval(Duration::from_secs(10))
+        .with_window(Duration::from_secs(20))
+        .with_history(NonZeroUsize::new(3).unwrap());
+    let mut board = Board::new(&config);
+    for n in 0..6 {
+        board.observe(Duration::from_secs(10 * u64::from(n)), ok(mesh(n)));
+    }
+    // Six rounds make five intervals; the history keeps three.
+    assert_eq!(board.history().len(), 3);
+    let view = board.view();
+    assert_eq!(view.rounds, 6);
+    assert_eq!(view.timeline, [30.0, 40.0, 50.0]);
+    // The window covers the last 20 s: two rounds of 100 responses.
+    assert_eq!(view.workloads[0].stat.rps, 10.0);
+    assert_eq!(view.workloads[0].history.rps, [Some(10.0); 3]);
+    assert_eq!(view.edges.len(), 2);
+    assert_eq!(view.routes[1].history.retries, [Some(0.5); 3]);
+    assert!(view.sources.iter().all(|s| s.up));
+
+    // A source that stops answering is marked down and drops out of the
+    // figures; the others go on.
+    let mut results = ok(mesh(6));
+    results[2] = Err("cannot connect to 127.0.0.1:3");
+    board.observe(Duration::from_secs(60), results);
+    let view = board.view();
+    assert!(!view.sources[2].up);
+    assert_eq!(
+        view.sources[2].error.as_deref(),
+        Some("cannot connect to 127.0.0.1:3")
+    );
+    assert_eq!(view.workloads[2].stat.meshed, 0);
+    assert_eq!(view.workloads[0].stat.rps, 10.0);
+}
+
+#[test]
+fn view_json_has_the_shape_the_page_reads() {
+    let mut board = Board::new(&DashboardConfig::new(targets()));
+    board.observe(Duration::ZERO, ok(mesh(0)));
+    board.observe(Duration::from_secs(2), ok(mesh(1)));
+    let json: serde_json::Value = serde_json::to_value(board.view()).unwrap();
+    assert_eq!(json["interval_seconds"], 2.0);
+    assert_eq!(json["window_seconds"], 10.0);
+    assert_eq!(json["sources"][0]["name"], "web");
+    assert_eq!(json["sources"][0]["up"], true);
+    let web = &json["workloads"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["rps"], 50.0);
+    assert!(web["history"]["success"].is_array());
+    assert_eq!(json["edges"][1]["src"], "web");
+    assert_eq!(json["edges"][1]["dst"], "voting");
+    let vote = &json["routes"][1];
+    assert_eq!(vote["route"], "vote");
+    assert_eq!(vote["service"], "voting");
+    assert_eq!(vote["retries"], 2.5);
+    assert_eq!(vote["timeouts"], 0.5);
+    assert_eq!(vote["history"]["timeouts"][0], 0.5);
+}
+
+async fn get(
+    dashboard: &Dashboard,
+    method: Method,
+    path: &str,
+) -> (StatusCode, http::HeaderMap, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .unwrap();
+    let res = dashboard.clone().oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn service_serves_a_self_contained_page_and_its_json() {
+    let (dashboard, _poller) = Dashboard::new(DashboardConfig::new(targets())).unwrap();
+    let (status, headers, page) = get(&dashboard, Method::GET, PAGE_PATH).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains("fetch(API"));
+    // Nothing is loaded from elsewhere.
+    for external in ["src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(!page.contains(external), "{external}");
+    }
+
+    let (status, headers, json) = get(&dashboard, Method::GET, API_PATH).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(view["rounds"], 0);
+    assert_eq!(view["sources"].as_array().unwrap().len(), 3);
+
+    assert_eq!(
+        get(&dashboard, Method::POST, API_PATH).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        get(&dashboard, Method::GET, "/dashboard/nope").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn configurations_that_cannot_work_are_refused() {
+    assert_eq!(
+        Dashboard::new(DashboardConfig::new(Vec::new())).unwrap_err(),
+        InvalidDashboard::NoSources
+    );
+    let zero = DashboardConfig::new(targets()).with_interval(Duration::ZERO);
+    assert_eq!(
+        Dashboard::new(zero).unwrap_err(),
+        InvalidDashboard::ZeroInterval
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn poller_stops_once_the_dashboard_is_dropped() {
+    let (dashboard, poller) = Dashboard::new(DashboardConfig::new(targets())).unwrap();
+    let task = tokio::spawn(poller.run());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!task.is_finished());
+    drop(dashboard);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the poller outlived its dashboard")
+        .unwrap();
+}
