@@ -35,6 +35,7 @@ pub mod certs;
 pub mod config;
 mod identity;
 mod inbound;
+pub mod inject;
 mod outbound;
 pub mod policy;
 mod run;

@@ -1,0 +1,134 @@
+//! Writing documents back as YAML that Kubernetes reads the same way.
+//!
+//! serde_yaml_ng writes YAML 1.2, where `yes`, `on` and `1_000` are
+//! strings and need no quotes. kubectl reads YAML 1.1, where they are a
+//! boolean and a number: an environment variable `value: "yes"` written
+//! back without its quotes would be refused by the API server. So strings
+//! that YAML 1.1 reads as booleans (`y`, `yes`, `on`, `off`, `n`, `no` in
+//! their three cases) or as numbers with `_` separators are single-quoted.
+//!
+//! serde_yaml_ng cannot be asked to quote one string, so such a string is
+//! written wrapped in a marker character that occurs nowhere in the
+//! documents, and each marker becomes a quote. The text is then read back
+//! and compared with the documents, so a mistake here is an error rather
+//! than a changed manifest.
+
+use serde_yaml_ng::{Mapping, Value};
+
+/// Why documents could not be written.
+#[derive(Debug)]
+pub(super) enum EmitError {
+    /// serde_yaml_ng refused a value.
+    Serialize(serde_yaml_ng::Error),
+    /// The text did not read back as the documents.
+    Mismatch,
+}
+
+/// The documents as one multi-document YAML text, `---` between them.
+pub(super) fn emit(documents: &[Value]) -> Result<String, EmitError> {
+    if documents.is_empty() {
+        return Ok(String::new());
+    }
+    let marker = ('\u{E000}'..='\u{F8FF}')
+        .find(|c| !documents.iter().any(|doc| contains_char(doc, *c)))
+        .ok_or(EmitError::Mismatch)?;
+    let mut text = String::new();
+    for (i, document) in documents.iter().enumerate() {
+        if i > 0 {
+            text.push_str("---\n");
+        }
+        let marked = mark(document, marker);
+        let yaml = serde_yaml_ng::to_string(&marked).map_err(EmitError::Serialize)?;
+        text.push_str(&yaml.replace(marker, "'"));
+    }
+    let read_back: Result<Vec<Value>, _> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(serde::Deserialize::deserialize)
+        .collect();
+    match read_back {
+        Ok(read_back) if read_back == documents => Ok(text),
+        _ => Err(EmitError::Mismatch),
+    }
+}
+
+/// Whether YAML 1.1 reads the plain scalar `text` as something other than
+/// a string, where YAML 1.2 reads a string.
+fn yaml11_reads_otherwise(text: &str) -> bool {
+    const BOOLEANS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    if BOOLEANS.contains(&text) {
+        return true;
+    }
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    unsigned.contains('_')
+        && unsigned.starts_with(|c: char| c.is_ascii_digit())
+        && unsigned
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '_' || c == '.')
+        && unsigned.matches('.').count() <= 1
+}
+
+/// The document with each string YAML 1.1 misreads wrapped in `marker`.
+fn mark(value: &Value, marker: char) -> Value {
+    match value {
+        Value::String(text) if yaml11_reads_otherwise(text) => {
+            Value::String(format!("{marker}{text}{marker}"))
+        }
+        Value::Sequence(items) => Value::Sequence(items.iter().map(|v| mark(v, marker)).collect()),
+        Value::Mapping(mapping) => Value::Mapping(
+            mapping
+                .iter()
+                .map(|(k, v)| (mark(k, marker), mark(v, marker)))
+                .collect::<Mapping>(),
+        ),
+        Value::Tagged(tagged) => {
+            let mut tagged = tagged.clone();
+            tagged.value = mark(&tagged.value, marker);
+            Value::Tagged(tagged)
+        }
+        other => other.clone(),
+    }
+}
+
+fn contains_char(value: &Value, c: char) -> bool {
+    match value {
+        Value::String(text) => text.contains(c),
+        Value::Sequence(items) => items.iter().any(|v| contains_char(v, c)),
+        Value::Mapping(mapping) => mapping
+            .iter()
+            .any(|(k, v)| contains_char(k, c) || contains_char(v, c)),
+        Value::Tagged(tagged) => {
+            tagged.tag.to_string().contains(c) || contains_char(&tagged.value, c)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) -> String {
+        let value: Value = serde_yaml_ng::from_str(text).unwrap();
+        emit(&[value]).unwrap()
+    }
+
+    #[test]
+    fn yaml11_booleans_and_separated_numbers_keep_their_quotes() {
+        let text = "a: 'yes'\nb: 'on'\nc: 'N'\nd: '1_000'\ne: '-1_0.5'\n'off': x\n";
+        assert_eq!(round_trip(text), text);
+    }
+
+    #[test]
+    fn other_strings_are_written_as_serde_yaml_ng_writes_them() {
+        let text = "a: yesterday\nb: '10'\nc: _1\nd: 1.2.3_4\ne: |\n  yes\n  no\n";
+        assert_eq!(round_trip(text), text);
+    }
+
+    #[test]
+    fn a_marker_already_in_the_text_is_never_used() {
+        let text = "a: \u{E000}\nb: 'yes'\nc: \u{E001}x\n";
+        assert_eq!(round_trip(text), text);
+    }
+}

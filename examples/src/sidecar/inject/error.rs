@@ -1,0 +1,76 @@
+//! Why manifests could not be injected.
+
+use std::{error::Error as StdError, fmt, io};
+
+use mesh_core::resource::ResourceError;
+
+use super::emit::EmitError;
+
+/// Why `inject` failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InjectError {
+    /// The input could not be read, or is not UTF-8.
+    Read {
+        /// Where the input was read from.
+        origin: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A document is malformed, or a workload cannot be injected. The
+    /// error names the document, the field and the line.
+    Manifest(ResourceError),
+    /// The injected documents could not be written as YAML that reads back
+    /// the same. The source, when there is one, is serde_yaml_ng's error.
+    Emit(Option<serde_yaml_ng::Error>),
+    /// The output could not be written.
+    Write(io::Error),
+}
+
+impl InjectError {
+    /// The malformed document's error, when that is what this is.
+    pub fn as_manifest(&self) -> Option<&ResourceError> {
+        match self {
+            Self::Manifest(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for InjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { origin, .. } => write!(f, "cannot read {origin}"),
+            Self::Manifest(error) => error.fmt(f),
+            Self::Emit(_) => f.write_str("cannot write the injected documents as yaml"),
+            Self::Write(_) => f.write_str("cannot write the output"),
+        }
+    }
+}
+
+impl StdError for InjectError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Read { source, .. } | Self::Write(source) => Some(source),
+            // The manifest error is displayed as this error, so its own
+            // cause comes next.
+            Self::Manifest(error) => error.source(),
+            Self::Emit(source) => source.as_ref().map(|e| e as &(dyn StdError + 'static)),
+        }
+    }
+}
+
+impl From<ResourceError> for InjectError {
+    fn from(error: ResourceError) -> Self {
+        Self::Manifest(error)
+    }
+}
+
+impl From<EmitError> for InjectError {
+    fn from(error: EmitError) -> Self {
+        match error {
+            EmitError::Serialize(source) => Self::Emit(Some(source)),
+            EmitError::Mismatch => Self::Emit(None),
+        }
+    }
+}

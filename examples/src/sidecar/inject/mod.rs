@@ -1,0 +1,371 @@
+//! `sidecar inject`: the sidecar added to Kubernetes workload manifests.
+//!
+//! Operators who already run `kubectl get deploy -o yaml | linkerd inject -
+//! | kubectl apply -f -` run the same pipeline with `sidecar inject -`. It
+//! reads manifests (multi-document YAML, or a `kind: List` with `items` as
+//! `kubectl get -o yaml` prints them), adds the sidecar to every workload's
+//! pod template and writes the documents back, in the same order, on
+//! standard output. What it did to each object goes to standard error.
+//!
+//! # What is injected
+//!
+//! Workloads are `Pod` (`v1`), `Deployment`, `StatefulSet`, `DaemonSet`,
+//! `ReplicaSet` (`apps`), `Job` and `CronJob` (`batch`). Into each pod
+//! template (for a `Pod`, the pod itself) go:
+//!
+//! - the container `mesh-proxy`: the image (`--image`, by default
+//!   `ghcr.io/mesh/sidecar:<this version>`), `args: [run, --config,
+//!   /etc/mesh/sidecar.yaml]`, the ports `mesh-inbound` 4143,
+//!   `mesh-outbound` 4140 and `mesh-admin` 4191 (Linkerd's numbers),
+//!   Linkerd's resource defaults (requests 100m CPU and 20Mi memory, a
+//!   250Mi memory limit, no CPU limit so a busy proxy is not throttled), a
+//!   liveness probe on `/live` and a readiness probe on `/ready` at the
+//!   admin port, and a security context that passes the `restricted` Pod
+//!   Security Standard;
+//! - the volume `mesh-config`, the ConfigMap `<workload>-mesh-config`,
+//!   mounted at `/etc/mesh`: it holds `sidecar.yaml` (see
+//!   `examples/CONFIG.md`), and any policy files that file names;
+//! - the volume `mesh-identity`, the Secret `<service account>-mesh-identity`,
+//!   mounted at `/var/run/mesh/identity`: it holds `tls.crt`, `tls.key`
+//!   and `ca.crt`, the layout a Kubernetes TLS Secret (cert-manager's)
+//!   has, `sidecar certs issue` writes, and `identity.dir` reads. It is
+//!   mounted whole, not by `subPath`, so the kubelet's updates reach the
+//!   sidecar, which reloads rotated certificates by itself;
+//! - the annotations `mesh.io/injected: "true"` and
+//!   `mesh.io/proxy-version`, the image's tag (or digest).
+//!
+//! The ConfigMap is named after the workload because the configuration
+//! is the workload's own (its application port, its labels for policy);
+//! the Secret after the service account because the mesh identity is the
+//! service account's (`spiffe://<trust domain>/ns/<ns>/sa/<sa>`), as in
+//! Linkerd. So two workloads never share a configuration by accident, and
+//! workloads that share an account share its certificate. `inject` does
+//! not create either object: the pod waits, not ready, until they exist.
+//!
+//! The container goes last among `containers`, so the application stays
+//! kubectl's default container for `logs` and `exec`. For a `Job` or
+//! `CronJob` it goes first among `initContainers`, with `restartPolicy:
+//! Always` (a native sidecar, Kubernetes 1.29 and later): a plain container
+//! that never exits would keep the job from ever completing.
+//!
+//! Nothing redirects traffic: there is no init container rewriting
+//! iptables. The workload's Service targets the `mesh-inbound` port, and
+//! the application sends its outbound requests to `127.0.0.1:4140`.
+//!
+//! # Which workloads
+//!
+//! Every workload passed in is injected, as `linkerd inject` does, unless
+//! the annotation `mesh.io/inject: disabled` says otherwise. The nearest
+//! annotation decides: the pod template's, then the workload's own, then
+//! that of the `kind: Namespace` document, in the same input, named by the
+//! workload's `metadata.namespace`. So a namespace annotated `disabled`
+//! keeps its workloads out unless one says `enabled`, a namespace
+//! annotated `enabled` brings in the workloads that say nothing, and a
+//! pod template that says `disabled` stays out whatever its namespace
+//! says. A workload without `metadata.namespace` is matched with no
+//! Namespace: the namespace it lands in is chosen when it is applied. A
+//! value other than `enabled` or `disabled` is an error.
+//!
+//! # Output
+//!
+//! Injecting is idempotent: the parts it adds are rewritten in place to
+//! what this version and these options produce, so injecting its own
+//! output changes nothing, and injecting again with a new `--image`
+//! upgrades the sidecar. A container or volume with one of the names above
+//! is taken to be the sidecar's.
+//!
+//! Every other field passes through unchanged and in order; other kinds
+//! (`Service`, `ConfigMap`, `Namespace`, ...) pass through whole. The YAML
+//! is written anew, as `kubectl` and `linkerd inject` write it: comments
+//! and the original quoting and layout are not kept, empty documents are
+//! dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
+//! for booleans or numbers keep their quotes.
+//!
+//! A malformed input (not YAML, a document without `kind`, a workload
+//! without a pod template, a container list that is not a list) is an
+//! error naming the document, the field and the line, and nothing is
+//! written to standard output, so a pipeline into `kubectl apply` applies
+//! nothing.
+//!
+//! ```
+//! use mesh_examples::sidecar::inject::{self, InjectConfig, Outcome};
+//!
+//! let manifest = "\
+//! apiVersion: apps/v1
+//! kind: Deployment
+//! metadata: {name: web, namespace: emojivoto}
+//! spec:
+//!   template:
+//!     spec:
+//!       serviceAccountName: web
+//!       containers: [{name: web, image: web:v1}]
+//! ";
+//! let injected = inject::inject("web.yaml", manifest, &InjectConfig::new())?;
+//! assert_eq!(injected.notes[0].outcome, Outcome::Injected);
+//! assert!(injected.yaml.contains("name: mesh-proxy"));
+//! assert!(injected.yaml.contains("secretName: web-mesh-identity"));
+//!
+//! let again = inject::inject("web.yaml", &injected.yaml, &InjectConfig::new())?;
+//! assert_eq!(again.yaml, injected.yaml);
+//! assert_eq!(again.notes[0].outcome, Outcome::AlreadyInjected);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod emit;
+mod error;
+mod image;
+mod note;
+mod proxy;
+mod rule;
+mod workload;
+mod yaml;
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    path::Path,
+};
+
+use mesh_core::resource::{DocumentContext, Documents, ResourceErrorKind};
+use serde_yaml_ng::Value;
+
+pub use self::{
+    error::InjectError,
+    image::{Image, InvalidImage},
+    note::{DisabledBy, Note, Outcome},
+    proxy::{
+        ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_MAP_SUFFIX, CONFIG_VOLUME, CONTAINER_NAME,
+        CPU_REQUEST, IDENTITY_DIR, IDENTITY_VOLUME, INBOUND_PORT, MEMORY_LIMIT, MEMORY_REQUEST,
+        OUTBOUND_PORT, SECRET_SUFFIX,
+    },
+    rule::INJECT_ANNOTATION,
+    workload::{INJECTED_ANNOTATION, VERSION_ANNOTATION, WorkloadKind},
+};
+use self::{
+    rule::Namespaces,
+    yaml::{FieldPath, Problem},
+};
+
+/// What `inject` adds: today, which image the sidecar runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InjectConfig {
+    /// The sidecar's image. Default: [`Image::default_for_this_version`].
+    pub image: Image,
+}
+
+impl InjectConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs the sidecar from `image`.
+    #[must_use]
+    pub fn with_image(mut self, image: Image) -> Self {
+        self.image = image;
+        self
+    }
+}
+
+/// The injected manifests, and what was done to each object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injected {
+    /// The documents, as YAML.
+    pub yaml: String,
+    /// One note per object, in order.
+    pub notes: Vec<Note>,
+}
+
+/// Injects the sidecar into the workloads of `text`; `origin` (a file
+/// name, or `stdin`) names it in notes and errors.
+///
+/// # Errors
+///
+/// [`InjectError::Manifest`] for a document that is not YAML, has no
+/// `apiVersion` or `kind`, or is a workload that cannot be injected (no
+/// pod template, a field of the wrong type, an unknown `mesh.io/inject`).
+/// It names the document, the field and the line.
+pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injected, InjectError> {
+    let mut documents = Vec::new();
+    for document in Documents::new(origin, text) {
+        let parsed = document?.parse::<Value>()?;
+        documents.push((parsed.context, parsed.value));
+    }
+
+    let mut namespaces = Namespaces::default();
+    for (context, document) in &mut documents {
+        for object in objects(document).map_err(|p| p.into_error(text, context))? {
+            if object.kind == "Namespace" && object.api_version == "v1" {
+                let mapping = yaml::as_mapping(object.value, &object.path);
+                mapping
+                    .and_then(|m| namespaces.read(m, &object.path))
+                    .map_err(|p| p.into_error(text, context))?;
+            }
+        }
+    }
+
+    let mut notes = Vec::new();
+    for (context, document) in &mut documents {
+        for object in objects(document).map_err(|p| p.into_error(text, context))? {
+            let outcome = match WorkloadKind::of(&object.api_version, &object.kind) {
+                Some(kind) => {
+                    workload::inject(object.value, &object.path, kind, &namespaces, config)
+                        .map_err(|p| p.into_error(text, context))?
+                }
+                None => Outcome::NotAWorkload,
+            };
+            notes.push(note(
+                context,
+                object.item,
+                object.kind,
+                object.name,
+                outcome,
+            ));
+        }
+    }
+
+    let values: Vec<Value> = documents.into_iter().map(|(_, value)| value).collect();
+    let yaml = emit::emit(&values).map_err(InjectError::from)?;
+    Ok(Injected { yaml, notes })
+}
+
+/// Reads manifests from `input`, writes them injected to `output` and a
+/// note per object to `notes`, one per line. Nothing is written to
+/// `output` unless every document could be injected.
+///
+/// # Errors
+///
+/// [`InjectError::Read`] when `input` cannot be read or is not UTF-8,
+/// [`InjectError::Write`] when `output` or `notes` cannot be written, and
+/// otherwise as [`inject`].
+pub fn inject_io(
+    origin: &str,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    notes: &mut dyn Write,
+    config: &InjectConfig,
+) -> Result<Vec<Note>, InjectError> {
+    let mut text = String::new();
+    input
+        .read_to_string(&mut text)
+        .map_err(|source| InjectError::Read {
+            origin: origin.to_owned(),
+            source,
+        })?;
+    let injected = inject(origin, &text, config)?;
+    output
+        .write_all(injected.yaml.as_bytes())
+        .and_then(|()| output.flush())
+        .map_err(InjectError::Write)?;
+    for note in &injected.notes {
+        writeln!(notes, "{note}").map_err(InjectError::Write)?;
+    }
+    Ok(injected.notes)
+}
+
+/// [`inject_io`] on the file at `path`, or on standard input when `path`
+/// is `-`; notes name it `stdin` then.
+///
+/// # Errors
+///
+/// As [`inject_io`]; [`InjectError::Read`] when the file cannot be opened.
+pub fn inject_file(
+    path: &Path,
+    output: &mut dyn Write,
+    notes: &mut dyn Write,
+    config: &InjectConfig,
+) -> Result<Vec<Note>, InjectError> {
+    if path == Path::new("-") {
+        return inject_io("stdin", &mut std::io::stdin().lock(), output, notes, config);
+    }
+    let origin = path.display().to_string();
+    match File::open(path) {
+        Ok(mut file) => inject_io(&origin, &mut file, output, notes, config),
+        Err(source) => Err(InjectError::Read { origin, source }),
+    }
+}
+
+/// One object of a document: the document itself, or an item of a
+/// `kind: List`.
+struct Object<'v> {
+    value: &'v mut Value,
+    path: FieldPath,
+    item: Option<usize>,
+    api_version: String,
+    kind: String,
+    name: Option<String>,
+}
+
+/// The objects of a document.
+fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> {
+    let root = FieldPath::default();
+    if document.get("kind").and_then(Value::as_str) != Some("List") {
+        return Ok(vec![object(document, root, None)?]);
+    }
+    let mapping = yaml::as_mapping_mut(document, &root)?;
+    let Some(items) = mapping.get_mut("items") else {
+        return Ok(Vec::new());
+    };
+    let items = match items {
+        Value::Null => return Ok(Vec::new()),
+        Value::Sequence(items) => items,
+        _ => {
+            return Err(Problem::new(
+                ResourceErrorKind::InvalidType,
+                root.key("items"),
+                "expected a list",
+            ));
+        }
+    };
+    items
+        .iter_mut()
+        .enumerate()
+        .map(|(i, item)| object(item, root.key("items").index(i), Some(i)))
+        .collect()
+}
+
+fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Object<'_>, Problem> {
+    let mapping = yaml::as_mapping(value, &path)?;
+    let field = |key: &str| {
+        yaml::string(mapping, key, &path)?
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Problem::new(
+                    ResourceErrorKind::MissingField,
+                    path.key(key),
+                    format!("missing field `{key}`"),
+                )
+            })
+    };
+    let api_version = field("apiVersion")?;
+    let kind = field("kind")?;
+    let name = match yaml::mapping(mapping, "metadata", &path)? {
+        Some(metadata) => yaml::string(metadata, "name", &path.key("metadata"))?.map(str::to_owned),
+        None => None,
+    };
+    Ok(Object {
+        value,
+        path,
+        item,
+        api_version,
+        kind,
+        name,
+    })
+}
+
+fn note(
+    context: &DocumentContext<'_>,
+    item: Option<usize>,
+    kind: String,
+    name: Option<String>,
+    outcome: Outcome,
+) -> Note {
+    Note {
+        origin: context.origin().to_owned(),
+        document: context.index(),
+        item,
+        kind,
+        name,
+        outcome,
+    }
+}

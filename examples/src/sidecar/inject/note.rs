@@ -1,0 +1,87 @@
+//! What inject did to each object, for standard error.
+
+use std::fmt;
+
+use super::rule::INJECT_ANNOTATION;
+
+/// What was done to one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sidecar was added, or brought up to date.
+    Injected,
+    /// The object already held the sidecar this configuration adds.
+    AlreadyInjected,
+    /// `mesh.io/inject: disabled` kept the workload out.
+    Disabled(DisabledBy),
+    /// The object is not a workload; it passed through unchanged.
+    NotAWorkload,
+}
+
+/// Where the `mesh.io/inject: disabled` that decided was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisabledBy {
+    /// The pod's own metadata (a `Pod`).
+    Pod,
+    /// The workload's pod template.
+    PodTemplate,
+    /// The workload's own metadata.
+    Workload,
+    /// The `Namespace` of this name, in the same input.
+    Namespace(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Injected => f.write_str("injected"),
+            Self::AlreadyInjected => f.write_str("already injected, unchanged"),
+            Self::Disabled(by) => {
+                write!(f, "not injected: {INJECT_ANNOTATION} is disabled on {by}")
+            }
+            Self::NotAWorkload => f.write_str("not a workload, passed through unchanged"),
+        }
+    }
+}
+
+impl fmt::Display for DisabledBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pod => f.write_str("the pod"),
+            Self::PodTemplate => f.write_str("the pod template"),
+            Self::Workload => f.write_str("the workload"),
+            Self::Namespace(name) => write!(f, "namespace {name}"),
+        }
+    }
+}
+
+/// What was done to one object of the input, such as
+/// `emojivoto.yaml: document 1, items[2] (Deployment web): injected`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Where the input came from.
+    pub origin: String,
+    /// The document, from 1.
+    pub document: usize,
+    /// The item of a `kind: List` document, from 0.
+    pub item: Option<usize>,
+    /// The object's `kind`.
+    pub kind: String,
+    /// The object's `metadata.name`, when it has one.
+    pub name: Option<String>,
+    /// What was done.
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: document {}", self.origin, self.document)?;
+        if let Some(item) = self.item {
+            write!(f, ", items[{item}]")?;
+        }
+        write!(f, " ({}", self.kind)?;
+        if let Some(name) = &self.name {
+            write!(f, " {name}")?;
+        }
+        write!(f, "): {}", self.outcome)
+    }
+}

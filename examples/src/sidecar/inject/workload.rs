@@ -1,0 +1,290 @@
+//! The workloads inject reads, where their pod template is, and the edit
+//! it makes to one.
+
+use mesh_core::resource::ResourceErrorKind;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::{
+    InjectConfig, Outcome,
+    proxy::{self, CONFIG_MAP_SUFFIX, CONTAINER_NAME, Placement, SECRET_SUFFIX},
+    rule::{self, Namespaces},
+    yaml::{self, AddAt, FieldPath, Problem},
+};
+
+/// The annotation that records an injection, set to `"true"`.
+pub const INJECTED_ANNOTATION: &str = "mesh.io/injected";
+/// The annotation that records the sidecar's version (see
+/// [`Image::version`](super::Image::version)).
+pub const VERSION_ANNOTATION: &str = "mesh.io/proxy-version";
+
+/// The longest name of a ConfigMap or Secret: a DNS subdomain.
+const MAX_NAME: usize = 253;
+
+/// A kind of object that holds a pod template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// `v1` `Pod`: the object is the pod.
+    Pod,
+    /// `apps/v1` `Deployment`.
+    Deployment,
+    /// `apps/v1` `StatefulSet`.
+    StatefulSet,
+    /// `apps/v1` `DaemonSet`.
+    DaemonSet,
+    /// `apps/v1` `ReplicaSet`.
+    ReplicaSet,
+    /// `batch/v1` `Job`.
+    Job,
+    /// `batch/v1` `CronJob`: its pods are its jobs' pods.
+    CronJob,
+}
+
+impl WorkloadKind {
+    /// The workload kind of an object, when it is one. The API group must be
+    /// the kind's own (`apps`, or the older `extensions` for the first four;
+    /// `batch` for jobs; the core group for pods), so a custom resource that
+    /// happens to be called `Deployment` is left alone. Any version is read:
+    /// the pod template has the same shape in all of them.
+    pub fn of(api_version: &str, kind: &str) -> Option<Self> {
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        let workload = match kind {
+            "Pod" => Self::Pod,
+            "Deployment" => Self::Deployment,
+            "StatefulSet" => Self::StatefulSet,
+            "DaemonSet" => Self::DaemonSet,
+            "ReplicaSet" => Self::ReplicaSet,
+            "Job" => Self::Job,
+            "CronJob" => Self::CronJob,
+            _ => return None,
+        };
+        let group_ok = match workload {
+            Self::Pod => group.is_empty(),
+            Self::Job | Self::CronJob => group == "batch",
+            _ => group == "apps" || group == "extensions",
+        };
+        group_ok.then_some(workload)
+    }
+
+    /// The kind, as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pod => "Pod",
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::ReplicaSet => "ReplicaSet",
+            Self::Job => "Job",
+            Self::CronJob => "CronJob",
+        }
+    }
+
+    /// The keys from the object to its pod template.
+    fn template_path(self) -> &'static [&'static str] {
+        match self {
+            Self::Pod => &[],
+            Self::CronJob => &["spec", "jobTemplate", "spec", "template"],
+            _ => &["spec", "template"],
+        }
+    }
+
+    /// Pods that run to completion take the sidecar as a native sidecar,
+    /// which Kubernetes stops once the other containers have exited.
+    fn placement(self) -> Placement {
+        match self {
+            Self::Job | Self::CronJob => Placement::NativeSidecar,
+            _ => Placement::Container,
+        }
+    }
+}
+
+/// Injects the sidecar into the pod template of `object`, a workload of
+/// kind `kind` at `path` of its document, unless `mesh.io/inject` says not
+/// to.
+pub(super) fn inject(
+    object: &mut Value,
+    path: &FieldPath,
+    kind: WorkloadKind,
+    namespaces: &Namespaces,
+    config: &InjectConfig,
+) -> Result<Outcome, Problem> {
+    let object = yaml::as_mapping_mut(object, path)?;
+    let meta_path = path.key("metadata");
+    let metadata = yaml::mapping(object, "metadata", path)?;
+    let name = metadata
+        .map(|m| yaml::string(m, "name", &meta_path))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| {
+            Problem::new(
+                ResourceErrorKind::MissingField,
+                meta_path.key("name"),
+                "a workload needs a name: its sidecar's ConfigMap is named after it",
+            )
+        })?
+        .to_owned();
+    let namespace = metadata
+        .map(|m| yaml::string(m, "namespace", &meta_path))
+        .transpose()?
+        .flatten()
+        .map(str::to_owned);
+    let own_mode = rule::mode(metadata, &meta_path)?;
+
+    let mut template_path = path.clone();
+    let mut template = &mut *object;
+    for key in kind.template_path() {
+        let missing = || {
+            Problem::new(
+                ResourceErrorKind::MissingField,
+                template_path.key(key),
+                format!(
+                    "a {} needs a pod template at {}",
+                    kind.as_str(),
+                    kind.template_path().join(".")
+                ),
+            )
+        };
+        template = match template.get_mut(*key) {
+            None | Some(Value::Null) => return Err(missing()),
+            Some(value) => yaml::as_mapping_mut(value, &template_path.key(key))?,
+        };
+        template_path = template_path.key(key);
+    }
+
+    let template_meta_path = template_path.key("metadata");
+    let template_mode = match kind {
+        WorkloadKind::Pod => None,
+        _ => rule::mode(
+            yaml::mapping(template, "metadata", &template_path)?,
+            &template_meta_path,
+        )?,
+    };
+    let decided = rule::decide(
+        kind,
+        template_mode,
+        own_mode,
+        namespace.as_deref(),
+        namespaces,
+    );
+    if let Some(by) = decided {
+        return Ok(Outcome::Disabled(by));
+    }
+
+    let before = template.clone();
+    edit_pod(template, &template_path, kind, &name, config)?;
+    Ok(if *template == before {
+        Outcome::AlreadyInjected
+    } else {
+        Outcome::Injected
+    })
+}
+
+/// Adds the annotations, the container and the volumes to a pod template
+/// (or a pod).
+fn edit_pod(
+    template: &mut Mapping,
+    path: &FieldPath,
+    kind: WorkloadKind,
+    workload: &str,
+    config: &InjectConfig,
+) -> Result<(), Problem> {
+    let spec_path = path.key("spec");
+    let spec = match template.get_mut("spec") {
+        None | Some(Value::Null) => {
+            return Err(Problem::new(
+                ResourceErrorKind::MissingField,
+                spec_path,
+                "a pod template needs a spec",
+            ));
+        }
+        Some(spec) => yaml::as_mapping_mut(spec, &spec_path)?,
+    };
+    if !matches!(spec.get("containers"), Some(Value::Sequence(_))) {
+        let containers = spec_path.key("containers");
+        return Err(match spec.get("containers") {
+            None | Some(Value::Null) => Problem::new(
+                ResourceErrorKind::MissingField,
+                containers,
+                "a pod needs a list of containers",
+            ),
+            Some(_) => Problem::new(
+                ResourceErrorKind::InvalidType,
+                containers,
+                "expected a list",
+            ),
+        });
+    }
+    let service_account = match yaml::string(spec, "serviceAccountName", &spec_path)? {
+        Some(account) => account,
+        None => yaml::string(spec, "serviceAccount", &spec_path)?.unwrap_or("default"),
+    }
+    .to_owned();
+    let config_map = derived_name(workload, CONFIG_MAP_SUFFIX, &path_to_name(path, kind))?;
+    let secret = derived_name(
+        &service_account,
+        SECRET_SUFFIX,
+        &spec_path.key("serviceAccountName"),
+    )?;
+
+    let placement = kind.placement();
+    let container = proxy::container(config, placement);
+    match placement {
+        Placement::Container => {
+            if let Some(Value::Sequence(init)) = spec.get_mut("initContainers") {
+                yaml::remove_named(init, CONTAINER_NAME);
+            }
+            let containers = yaml::sequence_entry(spec, "containers", &spec_path)?;
+            yaml::upsert_named(containers, container, AddAt::Last);
+        }
+        Placement::NativeSidecar => {
+            let containers = yaml::sequence_entry(spec, "containers", &spec_path)?;
+            yaml::remove_named(containers, CONTAINER_NAME);
+            let init = yaml::sequence_entry(spec, "initContainers", &spec_path)?;
+            yaml::upsert_named(init, container, AddAt::First);
+        }
+    }
+    let volumes = yaml::sequence_entry(spec, "volumes", &spec_path)?;
+    yaml::upsert_named(volumes, proxy::config_volume(&config_map), AddAt::Last);
+    yaml::upsert_named(volumes, proxy::identity_volume(&secret), AddAt::Last);
+
+    if !matches!(template.get("metadata"), Some(Value::Mapping(_))) {
+        yaml::insert_first(template, "metadata", Value::Mapping(Mapping::new()));
+    }
+    let metadata = yaml::mapping_entry(template, "metadata", path)?;
+    let annotations = yaml::mapping_entry(metadata, "annotations", &path.key("metadata"))?;
+    annotations.insert(proxy::string(INJECTED_ANNOTATION), proxy::string("true"));
+    annotations.insert(
+        proxy::string(VERSION_ANNOTATION),
+        proxy::string(config.image.version()),
+    );
+    Ok(())
+}
+
+/// Where the workload's name is, from its pod template's path.
+fn path_to_name(template: &FieldPath, kind: WorkloadKind) -> FieldPath {
+    let mut object = template.clone();
+    for _ in kind.template_path() {
+        object = object.parent();
+    }
+    object.key("metadata").key("name")
+}
+
+/// `base` followed by `suffix`, when that is short enough to name a
+/// Kubernetes object.
+fn derived_name(base: &str, suffix: &str, path: &FieldPath) -> Result<String, Problem> {
+    let name = format!("{base}{suffix}");
+    if name.len() > MAX_NAME {
+        return Err(Problem::new(
+            ResourceErrorKind::InvalidValue,
+            path.clone(),
+            format!(
+                "{base:?} is too long to name the sidecar's {name_kind}: with {suffix:?} it would exceed {MAX_NAME} characters",
+                name_kind = if suffix == CONFIG_MAP_SUFFIX {
+                    "ConfigMap"
+                } else {
+                    "Secret"
+                },
+            ),
+        ));
+    }
+    Ok(name)
+}

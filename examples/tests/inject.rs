@@ -1,0 +1,579 @@
+//! `sidecar inject`: golden files, idempotence, pass-through and errors.
+//!
+//! Each case is `tests/inject/<case>.in.yaml`, injected into
+//! `<case>.out.yaml` (standard output) and `<case>.notes.txt` (standard
+//! error), compared byte for byte. After a deliberate change, regenerate
+//! them with `UPDATE_GOLDEN=1 cargo test -p mesh-examples --test inject`
+//! and read the diff before committing it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use mesh_core::resource::ResourceErrorKind;
+use mesh_examples::sidecar::inject::{
+    self, DisabledBy, Image, InjectConfig, InjectError, Injected, Outcome,
+};
+use serde_yaml_ng::Value;
+
+const IMAGE: &str = "ghcr.io/mesh/sidecar:0.1.0";
+const CASES: &[&str] = &[
+    "emojivoto",
+    "workloads",
+    "pod",
+    "disabled",
+    "namespace",
+    "passthrough",
+];
+
+fn config() -> InjectConfig {
+    InjectConfig::new().with_image(Image::parse(IMAGE).unwrap())
+}
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inject")
+}
+
+fn read(file: &str) -> String {
+    fs::read_to_string(dir().join(file)).unwrap()
+}
+
+/// `actual` is the golden file's content, or becomes it with
+/// `UPDATE_GOLDEN=1`.
+fn assert_golden(file: &str, actual: &str) {
+    let path = dir().join(file);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", path.display()));
+    assert!(
+        expected == actual,
+        "{file} differs from what inject wrote:\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+/// Injects a case through the reader/writer entry point, as the CLI does,
+/// and compares both outputs with its golden files.
+fn golden(case: &str) -> Injected {
+    let origin = format!("{case}.in.yaml");
+    let input = read(&origin);
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let noted = inject::inject_io(
+        &origin,
+        &mut input.as_bytes(),
+        &mut out,
+        &mut notes,
+        &config(),
+    )
+    .unwrap();
+    let (yaml, notes) = (
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(notes).unwrap(),
+    );
+    assert_golden(&format!("{case}.out.yaml"), &yaml);
+    assert_golden(&format!("{case}.notes.txt"), &notes);
+    Injected { yaml, notes: noted }
+}
+
+fn outcomes(injected: &Injected) -> Vec<(String, Outcome)> {
+    injected
+        .notes
+        .iter()
+        .map(|n| (n.name.clone().unwrap_or_default(), n.outcome.clone()))
+        .collect()
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+fn pod_spec<'v>(object: &'v Value, path: &[&str]) -> &'v Value {
+    path.iter().fold(object, |v, key| &v[*key])
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_sequence()
+        .map(|items| items.iter().map(|i| i["name"].as_str().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_guides_kubectl_list_of_emojivoto_deployments_is_injected() {
+    let injected = golden("emojivoto");
+    assert_eq!(
+        outcomes(&injected),
+        ["emoji", "vote-bot", "voting", "web"].map(|n| (n.to_owned(), Outcome::Injected))
+    );
+    let list = &documents(&injected.yaml)[0];
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_sequence().unwrap();
+    for (item, (app, account)) in items.iter().zip([
+        ("emoji-svc", "emoji"),
+        ("vote-bot", "default"),
+        ("voting-svc", "voting"),
+        ("web-svc", "web"),
+    ]) {
+        let spec = pod_spec(item, &["spec", "template", "spec"]);
+        assert_eq!(names(&spec["containers"]), [app, "mesh-proxy"]);
+        let proxy = &spec["containers"][1];
+        assert_eq!(proxy["image"], IMAGE);
+        assert_eq!(proxy["livenessProbe"]["httpGet"]["path"], "/live");
+        assert_eq!(proxy["readinessProbe"]["httpGet"]["port"], 4191);
+        let name = item["metadata"]["name"].as_str().unwrap();
+        assert_eq!(
+            spec["volumes"][0]["configMap"]["name"],
+            format!("{name}-mesh-config").as_str()
+        );
+        assert_eq!(
+            spec["volumes"][1]["secret"]["secretName"],
+            format!("{account}-mesh-identity").as_str()
+        );
+        let annotations = &item["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["mesh.io/injected"], "true");
+        assert_eq!(annotations["mesh.io/proxy-version"], "0.1.0");
+        // What the API server wrote passes through.
+        assert_eq!(item["status"]["replicas"], 1);
+    }
+}
+
+#[test]
+fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
+    let injected = golden("workloads");
+    let kinds: Vec<_> = injected.notes.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicaSet",
+            "Job",
+            "CronJob",
+            "Pod"
+        ]
+    );
+    assert!(
+        injected
+            .notes
+            .iter()
+            .all(|n| n.outcome == Outcome::Injected)
+    );
+    let docs = documents(&injected.yaml);
+    let template = ["spec", "template", "spec"];
+    let web = pod_spec(&docs[0], &template);
+    assert_eq!(names(&web["containers"]), ["web", "mesh-proxy"]);
+    assert_eq!(
+        names(&web["volumes"]),
+        ["assets", "mesh-config", "mesh-identity"]
+    );
+    let agent = pod_spec(&docs[2], &template);
+    assert_eq!(
+        agent["volumes"][1]["secret"]["secretName"],
+        "agent-mesh-identity"
+    );
+    let job = pod_spec(&docs[4], &template);
+    assert_eq!(names(&job["containers"]), ["migrate"]);
+    assert_eq!(names(&job["initContainers"]), ["mesh-proxy", "wait-for-db"]);
+    assert_eq!(job["initContainers"][0]["restartPolicy"], "Always");
+    let cron = pod_spec(
+        &docs[5],
+        &["spec", "jobTemplate", "spec", "template", "spec"],
+    );
+    assert_eq!(names(&cron["initContainers"]), ["mesh-proxy"]);
+    assert_eq!(
+        cron["volumes"][0]["configMap"]["name"],
+        "report-mesh-config"
+    );
+    let pod = &docs[6];
+    assert_eq!(names(&pod["spec"]["containers"]), ["shell", "mesh-proxy"]);
+    assert_eq!(pod["metadata"]["annotations"]["mesh.io/injected"], "true");
+}
+
+#[test]
+fn a_pod_is_injected_in_its_own_metadata_and_spec() {
+    let injected = golden("pod");
+    assert_eq!(
+        outcomes(&injected),
+        [("curl".to_owned(), Outcome::Injected)]
+    );
+    let pod = &documents(&injected.yaml)[0];
+    assert_eq!(names(&pod["spec"]["containers"]), ["curl", "mesh-proxy"]);
+    assert_eq!(
+        pod["spec"]["volumes"][1]["secret"]["secretName"],
+        "curl-mesh-identity"
+    );
+    assert_eq!(
+        pod["metadata"]["annotations"]["mesh.io/proxy-version"],
+        "0.1.0"
+    );
+}
+
+#[test]
+fn mesh_inject_disabled_keeps_a_workload_out_and_the_nearest_annotation_wins() {
+    let injected = golden("disabled");
+    assert_eq!(
+        outcomes(&injected),
+        [
+            (
+                "legacy".to_owned(),
+                Outcome::Disabled(DisabledBy::PodTemplate)
+            ),
+            (
+                "batch-exporter".to_owned(),
+                Outcome::Disabled(DisabledBy::Workload)
+            ),
+            ("canary".to_owned(), Outcome::Injected),
+            ("probe".to_owned(), Outcome::Disabled(DisabledBy::Pod)),
+        ]
+    );
+    let input = documents(&read("disabled.in.yaml"));
+    let output = documents(&injected.yaml);
+    for i in [0, 1, 3] {
+        assert_eq!(output[i], input[i], "document {}", i + 1);
+    }
+}
+
+#[test]
+fn a_namespace_in_the_input_decides_for_workloads_that_say_nothing() {
+    let injected = golden("namespace");
+    let namespace = |name: &str| Outcome::Disabled(DisabledBy::Namespace(name.to_owned()));
+    assert_eq!(
+        outcomes(&injected),
+        [
+            ("emojivoto".to_owned(), Outcome::NotAWorkload),
+            ("legacy".to_owned(), Outcome::NotAWorkload),
+            ("web".to_owned(), Outcome::Injected),
+            (
+                "vote-bot".to_owned(),
+                Outcome::Disabled(DisabledBy::PodTemplate)
+            ),
+            ("billing".to_owned(), namespace("legacy")),
+            ("invoices".to_owned(), Outcome::Injected),
+            ("tools".to_owned(), Outcome::Injected),
+        ]
+    );
+}
+
+#[test]
+fn other_kinds_pass_through_whole_with_a_note() {
+    let injected = golden("passthrough");
+    assert!(
+        injected
+            .notes
+            .iter()
+            .all(|n| n.outcome == Outcome::NotAWorkload)
+    );
+    let kinds: Vec<_> = injected.notes.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["Service", "ConfigMap", "Deployment", "Server"]);
+    // The empty document is dropped; the others read back as they were.
+    let input: Vec<Value> = documents(&read("passthrough.in.yaml"))
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect();
+    assert_eq!(documents(&injected.yaml), input);
+    // Strings kubectl's YAML 1.1 would take for booleans keep their quotes.
+    assert!(injected.yaml.contains("verbose: 'yes'"));
+}
+
+#[test]
+fn injecting_a_golden_output_again_changes_nothing() {
+    for case in CASES {
+        let first = read(&format!("{case}.out.yaml"));
+        let again = inject::inject(case, &first, &config()).unwrap();
+        assert!(
+            again.yaml == first,
+            "{case}: second pass changed:\n{}",
+            again.yaml
+        );
+        assert!(
+            again.notes.iter().all(|n| n.outcome != Outcome::Injected),
+            "{case}: {:?}",
+            again.notes
+        );
+    }
+}
+
+/// The output without what inject added: what must equal the input.
+fn strip(value: &mut Value) {
+    match value {
+        Value::Mapping(mapping) => {
+            for list in ["containers", "initContainers", "volumes"] {
+                if let Some(Value::Sequence(items)) = mapping.get_mut(list) {
+                    items.retain(|i| {
+                        !matches!(
+                            i["name"].as_str(),
+                            Some("mesh-proxy" | "mesh-config" | "mesh-identity")
+                        )
+                    });
+                    if items.is_empty() {
+                        mapping.remove(list);
+                    }
+                }
+            }
+            if let Some(Value::Mapping(annotations)) = mapping.get_mut("annotations") {
+                annotations.remove("mesh.io/injected");
+                annotations.remove("mesh.io/proxy-version");
+                if annotations.is_empty() {
+                    mapping.remove("annotations");
+                }
+            }
+            for (_, v) in mapping.iter_mut() {
+                strip(v);
+            }
+            mapping.retain(|k, v| {
+                !(k == "metadata" && v.as_mapping().is_some_and(serde_yaml_ng::Mapping::is_empty))
+            });
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+#[test]
+fn fields_inject_does_not_own_pass_through_unchanged_and_in_order() {
+    for case in CASES {
+        let input: Vec<Value> = documents(&read(&format!("{case}.in.yaml")))
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .collect();
+        let mut output = documents(&read(&format!("{case}.out.yaml")));
+        output.iter_mut().for_each(strip);
+        // Written out, mappings compare in order too.
+        let text = |docs: &[Value]| serde_yaml_ng::to_string(docs).unwrap();
+        assert_eq!(text(&output), text(&input), "{case}");
+    }
+}
+
+#[test]
+fn a_new_image_upgrades_an_injected_sidecar_in_place() {
+    let input = read("workloads.in.yaml");
+    let old = InjectConfig::new().with_image(Image::parse("ghcr.io/mesh/sidecar:0.0.9").unwrap());
+    let injected_old = inject::inject("w", &input, &old).unwrap();
+    let upgraded = inject::inject("w", &injected_old.yaml, &config()).unwrap();
+    assert!(
+        upgraded
+            .notes
+            .iter()
+            .all(|n| n.outcome == Outcome::Injected)
+    );
+    assert_eq!(upgraded.yaml, read("workloads.out.yaml"));
+}
+
+#[test]
+fn the_default_image_is_this_version_of_the_sidecar() {
+    let text = read("pod.in.yaml");
+    let injected = inject::inject("pod", &text, &InjectConfig::new()).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        injected
+            .yaml
+            .contains(&format!("image: ghcr.io/mesh/sidecar:{version}\n"))
+    );
+    assert!(
+        injected
+            .yaml
+            .contains(&format!("mesh.io/proxy-version: {version}\n"))
+    );
+}
+
+#[test]
+fn no_documents_give_no_output() {
+    for text in ["", "---\n", "# nothing\n---\n---\n"] {
+        let injected = inject::inject("empty", text, &config()).unwrap();
+        assert_eq!(injected.yaml, "");
+        assert!(injected.notes.is_empty());
+    }
+}
+
+/// The error `inject` gives for `text`, as a manifest error.
+fn manifest_error(text: &str) -> (String, ResourceErrorKind, Option<usize>, Option<usize>) {
+    let error = inject::inject("bad.yaml", text, &config()).unwrap_err();
+    let manifest = error.as_manifest().expect("a manifest error");
+    (
+        error.to_string(),
+        manifest.kind(),
+        manifest.document(),
+        manifest.line(),
+    )
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n";
+
+#[test]
+fn text_that_is_not_yaml_is_refused_with_its_document_and_line() {
+    let text = format!("{DEPLOYMENT}---\napiVersion: v1\nkind: Service\nspec: type: ClusterIP\n");
+    let (message, kind, document, line) = manifest_error(&text);
+    assert_eq!(kind, ResourceErrorKind::Syntax);
+    assert_eq!((document, line), (Some(2), Some(7)));
+    assert_eq!(
+        message,
+        "bad.yaml: document 2: mapping values are not allowed in this context at line 7 column 11"
+    );
+}
+
+#[test]
+fn a_document_without_kind_is_refused_with_its_document_and_line() {
+    let text = format!("{DEPLOYMENT}spec: {{}}\n---\napiVersion: v1\nmetadata: {{name: x}}\n");
+    let (message, kind, document, _) = manifest_error(&text);
+    assert_eq!(kind, ResourceErrorKind::MissingField);
+    assert_eq!(document, Some(2));
+    assert!(message.contains("missing field `kind`"), "{message}");
+}
+
+#[test]
+fn a_list_item_without_kind_is_refused_at_the_item() {
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  metadata: {name: x}\n";
+    let (message, kind, document, line) = manifest_error(text);
+    assert_eq!(kind, ResourceErrorKind::MissingField);
+    assert_eq!((document, line), (Some(1), Some(4)));
+    assert_eq!(
+        message,
+        "bad.yaml: document 1 (List): items[0].kind: missing field `kind` at line 4 column 3"
+    );
+}
+
+#[test]
+fn a_workload_without_a_pod_template_is_refused() {
+    let text = format!("{DEPLOYMENT}spec:\n  replicas: 1\n");
+    let (message, kind, _, line) = manifest_error(&text);
+    assert_eq!(kind, ResourceErrorKind::MissingField);
+    assert_eq!(line, Some(5));
+    assert_eq!(
+        message,
+        "bad.yaml: document 1 (Deployment web): spec.template: a Deployment needs a pod template at spec.template at line 5 column 3"
+    );
+}
+
+#[test]
+fn containers_that_are_not_a_list_are_refused_where_they_are() {
+    let text = format!("{DEPLOYMENT}spec:\n  template:\n    spec:\n      containers: web\n");
+    let (message, kind, _, line) = manifest_error(&text);
+    assert_eq!(kind, ResourceErrorKind::InvalidType);
+    assert_eq!(line, Some(7));
+    assert_eq!(
+        message,
+        "bad.yaml: document 1 (Deployment web): spec.template.spec.containers: expected a list at line 7 column 19"
+    );
+}
+
+#[test]
+fn an_unknown_inject_annotation_is_refused() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    mesh.io/inject: yes\nspec:\n  containers: []\n";
+    let (message, kind, _, line) = manifest_error(text);
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert_eq!(line, Some(6));
+    assert!(
+        message.contains(r#"mesh.io/inject is "enabled" or "disabled", not "yes""#),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_workload_without_a_name_is_refused() {
+    let text =
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: p-\nspec:\n  containers: []\n";
+    let (message, kind, _, line) = manifest_error(text);
+    assert_eq!(kind, ResourceErrorKind::MissingField);
+    assert_eq!(line, Some(4));
+    assert!(
+        message.contains("metadata.name: a workload needs a name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn input_that_is_not_utf8_is_a_read_error() {
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let error = inject::inject_io(
+        "stdin",
+        &mut &b"kind: \xff\n"[..],
+        &mut out,
+        &mut notes,
+        &config(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, InjectError::Read { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "cannot read stdin");
+    assert!(std::error::Error::source(&error).is_some());
+    assert!(out.is_empty() && notes.is_empty());
+}
+
+#[test]
+fn nothing_is_written_when_a_later_document_is_bad() {
+    let text = format!("{}---\nkind: [\n", read("pod.in.yaml"));
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let result = inject::inject_io(
+        "stdin",
+        &mut text.as_bytes(),
+        &mut out,
+        &mut notes,
+        &config(),
+    );
+    assert!(result.is_err());
+    assert!(out.is_empty() && notes.is_empty());
+}
+
+#[test]
+fn a_missing_file_is_a_read_error_naming_it() {
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let path = dir().join("no-such-file.yaml");
+    let error = inject::inject_file(&path, &mut out, &mut notes, &config()).unwrap_err();
+    assert_eq!(error.to_string(), format!("cannot read {}", path.display()));
+}
+
+/// The `sidecar` example binary, built beside this test's binary.
+fn sidecar_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/sidecar")
+}
+
+#[test]
+#[ignore = "needs the example built first: cargo build -p mesh-examples --example sidecar"]
+fn the_cli_reads_standard_input_and_notes_on_standard_error() {
+    use std::{io::Write as _, process::Command, process::Stdio};
+
+    let run = |stdin: &str| {
+        let mut child = Command::new(sidecar_binary())
+            .args(["inject", "-", "--image", IMAGE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run `cargo build -p mesh-examples --example sidecar` first");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let output = run(&read("emojivoto.in.yaml"));
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        read("emojivoto.out.yaml")
+    );
+    let notes = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        notes.contains("stdin: document 1, items[3] (Deployment web): injected\n"),
+        "{notes}"
+    );
+
+    let output = run("apiVersion: v1\nmetadata: {}\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(error.contains("error: stdin: document 1"), "{error}");
+}
