@@ -36,9 +36,10 @@ impl TlsMetrics {
     ///   refused, the old credentials staying in service;
     /// - `tls_handshake_failures_total{direction, reason}`: connections that
     ///   failed TLS detection or the handshake;
-    /// - `tls_connections_retired_total{reason}`: pooled client connections
+    /// - `tls_connections_retired_total{direction, reason}`: connections
     ///   retired because the credentials rotated or a certificate neared
-    ///   expiry.
+    ///   expiry: pooled client connections (`outbound`) and drained server
+    ///   connections (`inbound`).
     pub fn register(&self, registry: &mut Registry) {
         registry.register_with_unit(
             "identity_cert_expiration_timestamp",
@@ -63,7 +64,7 @@ impl TlsMetrics {
         );
         registry.register(
             "tls_connections_retired",
-            "Pooled client connections retired before their credentials expire",
+            "Connections retired before their credentials expire",
             self.retired.clone(),
         );
     }
@@ -88,8 +89,10 @@ impl TlsMetrics {
             .inc();
     }
 
-    pub(crate) fn retired(&self, reason: RetireReason) {
-        self.retired.get_or_create(&RetireLabels { reason }).inc();
+    pub(crate) fn retired(&self, direction: Direction, reason: RetireReason) {
+        self.retired
+            .get_or_create(&RetireLabels { direction, reason })
+            .inc();
     }
 }
 
@@ -106,6 +109,7 @@ struct HandshakeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RetireLabels {
+    direction: Direction,
     reason: RetireReason,
 }
 
@@ -220,7 +224,7 @@ impl HandshakeFailure {
     }
 }
 
-/// Why a pooled connection was retired.
+/// Why a connection was retired.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RetireReason {
     /// The local credentials rotated.
@@ -267,7 +271,7 @@ mod tests {
         );
         metrics.rejected(RejectReason::KeyMismatch);
         metrics.handshake_failed(Direction::Inbound, HandshakeFailure::PlaintextRefused);
-        metrics.retired(RetireReason::Rotation);
+        metrics.retired(Direction::Outbound, RetireReason::Rotation);
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         for line in [
@@ -275,7 +279,7 @@ mod tests {
             "identity_cert_rotations_total 1",
             "identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1",
             "tls_handshake_failures_total{direction=\"inbound\",reason=\"plaintext_refused\"} 1",
-            "tls_connections_retired_total{reason=\"rotation\"} 1",
+            "tls_connections_retired_total{direction=\"outbound\",reason=\"rotation\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -166,7 +166,8 @@ async fn rotation_under_load_drops_no_request_and_new_handshakes_use_the_new_cer
         "{metrics}"
     );
     assert!(
-        metrics.contains("tls_connections_retired_total{reason=\"rotation\"}"),
+        metrics
+            .contains("tls_connections_retired_total{direction=\"outbound\",reason=\"rotation\"}"),
         "{metrics}"
     );
     server.stop().await;
@@ -330,6 +331,9 @@ async fn connections_are_retired_before_a_certificate_expires() {
     let second = get(&mut mesh, server.addr).await.unwrap().server.unwrap();
     assert!(first.is_retired());
     assert_ne!(first.connection_id(), second.connection_id());
-    assert!(encode(&client_store).contains("tls_connections_retired_total{reason=\"expiry\"}"));
+    assert!(
+        encode(&client_store)
+            .contains("tls_connections_retired_total{direction=\"outbound\",reason=\"expiry\"}")
+    );
     server.stop().await;
 }

@@ -200,6 +200,7 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         let accept = AcceptConfig {
             mode: config.inbound.tls,
             handshake_timeout: config.server.detect_timeout,
+            ..AcceptConfig::default()
         };
         TlsAccept::new(identity.store.clone(), accept)
     });

@@ -1,4 +1,10 @@
-use std::future::{Ready, ready};
+use std::{
+    fmt,
+    future::{Ready, ready},
+    pin::Pin,
+};
+
+use tokio::time::Instant;
 
 use crate::{
     conn::{NoTlsReason, Tls},
@@ -16,6 +22,86 @@ pub struct Accepted<I> {
     /// The HTTP version ALPN settled on, when the hook negotiated one. It
     /// skips protocol detection.
     pub alpn: Option<HttpVersion>,
+    /// When the connection's authentication goes stale.
+    pub retire: Retirement,
+}
+
+/// When a connection should stop being served, because what authenticated
+/// it is going stale: TLS credentials that rotated, or a certificate near
+/// its `notAfter`.
+///
+/// Once `drain` resolves, the server stops taking new requests on the
+/// connection, lets those in flight finish, and closes it (HTTP/1.1 closes
+/// after the current response, HTTP/2 sends GOAWAY), so clients move to a
+/// fresh connection without losing a request. At `close_at` the connection
+/// is closed whatever it is doing, opaque byte pipes included, which cannot
+/// be drained: no connection outlives the certificate it was authenticated
+/// with.
+pub struct Retirement {
+    drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    close_at: Option<Instant>,
+}
+
+impl Retirement {
+    /// A connection served until it ends or the server shuts down.
+    pub fn never() -> Self {
+        Self {
+            drain: None,
+            close_at: None,
+        }
+    }
+
+    /// Drained when `drain` resolves, and closed at `close_at`, if given.
+    pub fn new(
+        drain: impl Future<Output = ()> + Send + 'static,
+        close_at: Option<Instant>,
+    ) -> Self {
+        Self {
+            drain: Some(Box::pin(drain)),
+            close_at,
+        }
+    }
+
+    /// When the connection is closed regardless, if ever.
+    pub fn close_at(&self) -> Option<Instant> {
+        self.close_at
+    }
+
+    /// The drain signal, pending forever when there is none, and the time
+    /// the connection is closed regardless.
+    pub(super) fn split(self) -> (impl Future<Output = ()> + Send, Option<Instant>) {
+        let drain = self.drain;
+        let signal = async move {
+            match drain {
+                Some(drain) => drain.await,
+                None => std::future::pending().await,
+            }
+        };
+        (signal, self.close_at)
+    }
+}
+
+impl Default for Retirement {
+    fn default() -> Self {
+        Self::never()
+    }
+}
+
+impl fmt::Debug for Retirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retirement")
+            .field("drains", &self.drain.is_some())
+            .field("close_at", &self.close_at)
+            .finish()
+    }
+}
+
+/// Resolves at `at`; never, when there is none.
+pub(super) async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// An HTTP version a connection is served with.
@@ -56,6 +142,7 @@ impl<I: Io> Accept<I> for PlaintextAccept {
             io,
             tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
             alpn: None,
+            retire: Retirement::never(),
         }))
     }
 }

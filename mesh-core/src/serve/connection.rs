@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tower::{Service, ServiceExt, util::Oneshot};
 
-use super::{Accept, HttpVersion, Protocol, Shared, Shutdown};
+use super::{Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until};
 use crate::{
     conn::ConnectionInfo,
     detect::{Detected, detect},
@@ -105,10 +105,11 @@ where
             remote_addr,
             tls: accepted.tls,
         };
+        let retire = accepted.retire;
         let (version, io) = match (accepted.alpn, config.protocol) {
             (_, Protocol::Opaque) => {
                 return self
-                    .opaque(PrefixedIo::new(Bytes::new(), accepted.io), info)
+                    .opaque(PrefixedIo::new(Bytes::new(), accepted.io), info, retire)
                     .await;
             }
             (Some(version), _) => (version, PrefixedIo::new(Bytes::new(), accepted.io)),
@@ -116,7 +117,7 @@ where
                 (Detected::Http1, io) => (HttpVersion::Http1, io),
                 (Detected::Http2, io) => (HttpVersion::Http2, io),
                 (Detected::Opaque, io) if protocol == Protocol::Detect => {
-                    return self.opaque(io, info).await;
+                    return self.opaque(io, info, retire).await;
                 }
                 (Detected::Opaque, _) => return Err("not HTTP on an HTTP-only port".into()),
             },
@@ -129,41 +130,57 @@ where
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
-                drive(conn, self.shutdown).await
+                drive(conn, self.shutdown, retire).await
             }
             HttpVersion::Http2 => {
                 let conn = self.shared.http2.serve_connection(io, svc);
-                drive(conn, self.shutdown).await
+                drive(conn, self.shutdown, retire).await
             }
         }
     }
 
+    /// Hands the connection to the opaque handler. A byte pipe cannot be
+    /// drained, so only the retirement's close time applies.
     async fn opaque<I: crate::io::Io>(
         self,
         io: PrefixedIo<I>,
         info: ConnectionInfo,
+        retire: Retirement,
     ) -> Result<(), BoxError> {
         let conn = OpaqueConnection {
             io: Box::new(io),
             info,
         };
-        self.opaque.oneshot(conn).await.map_err(Into::into)
+        tokio::select! {
+            res = self.opaque.oneshot(conn) => res.map_err(Into::into),
+            () = until(retire.close_at()) => Err(CLOSED_AT_EXPIRY.into()),
+        }
     }
 }
 
-/// Runs an HTTP connection; when shutdown fires, lets it finish the requests
-/// in flight and close.
-async fn drive<C>(conn: C, shutdown: Shutdown) -> Result<(), BoxError>
+const CLOSED_AT_EXPIRY: &str = "closed: the certificate that authenticated it expired";
+
+/// Runs an HTTP connection. When shutdown fires or the connection is to be
+/// retired, lets it finish the requests in flight and close; at the
+/// retirement's close time, closes it regardless.
+async fn drive<C>(conn: C, shutdown: Shutdown, retire: Retirement) -> Result<(), BoxError>
 where
     C: Graceful,
 {
-    tokio::pin!(conn);
+    let (drain, close_at) = retire.split();
+    let closed = until(close_at);
+    tokio::pin!(conn, closed);
     tokio::select! {
         res = conn.as_mut() => return res.map_err(Into::into),
         () = shutdown.wait() => {}
+        () = drain => tracing::debug!("draining a connection whose credentials went stale"),
+        () = closed.as_mut() => return Err(CLOSED_AT_EXPIRY.into()),
     }
     conn.as_mut().graceful_shutdown();
-    conn.await.map_err(Into::into)
+    tokio::select! {
+        res = conn => res.map_err(Into::into),
+        () = closed => Err(CLOSED_AT_EXPIRY.into()),
+    }
 }
 
 /// An HTTP connection that can be asked to finish its requests and close.

@@ -14,6 +14,12 @@
 //! requests in flight and close; whatever is still open when the grace
 //! period ends is cut.
 //!
+//! A single connection can be retired the same way: the accept hook hands
+//! the server a [`Retirement`] with each connection (mesh-tls does when the
+//! certificates that authenticated it rotate or near expiry), and the
+//! server drains that connection when it fires and closes it at its close
+//! time.
+//!
 //! ```no_run
 //! use mesh_core::serve::{self, Server, ServerConfig};
 //! use tower::service_fn;
@@ -44,7 +50,7 @@ use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tower::Service;
 
 pub use self::{
-    accept::{Accept, Accepted, HttpVersion, PlaintextAccept},
+    accept::{Accept, Accepted, HttpVersion, PlaintextAccept, Retirement},
     connection::{OpaqueConnection, RefuseOpaque},
     listener::{bind, bind_reuseport},
     shutdown::Shutdown,

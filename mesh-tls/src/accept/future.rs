@@ -3,6 +3,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::SystemTime,
 };
 
 use bytes::Bytes;
@@ -10,19 +11,21 @@ use mesh_core::{
     BoxError, Tls,
     conn::NoTlsReason,
     io::{Io, PrefixedIo},
-    serve::{Accepted, HttpVersion},
+    serve::{Accepted, HttpVersion, Retirement},
 };
 use rustls::ServerConfig;
 use tokio::{
     io::ReadBuf,
-    time::{Sleep, sleep},
+    sync::watch,
+    time::{Sleep, sleep, sleep_until},
 };
 
 use super::{AcceptConfig, AcceptError, InboundMode, ServerIo};
 use crate::{
-    ALPN_H2, ALPN_HTTP1, CredentialStore,
-    cert::{CertNames, NoIdentity},
-    metrics::Direction,
+    ALPN_H2, ALPN_HTTP1, CredentialStore, StoreVersion,
+    cert::{self, CertNames, NoIdentity},
+    metrics::{Direction, RetireReason},
+    retire,
 };
 
 /// How much detection reads at most. Three bytes decide (a TLS record
@@ -39,6 +42,16 @@ pub struct AcceptFuture<I> {
     deadline: Option<Pin<Box<Sleep>>>,
     store: CredentialStore,
     config: AcceptConfig,
+    /// The credentials the handshake runs with, once it has started.
+    handshake_with: Option<HandshakeWith>,
+}
+
+/// What a TLS connection's retirement is measured against: the store's
+/// version when the handshake started, and the local certificate's expiry.
+struct HandshakeWith {
+    version: watch::Receiver<StoreVersion>,
+    loaded: u64,
+    local_not_after: SystemTime,
 }
 
 // The handshake variant dominates the size, and it is the state the future
@@ -85,6 +98,7 @@ impl<I: Io> AcceptFuture<I> {
                     io: ServerIo::Plain(PrefixedIo::new(Bytes::new(), io)),
                     tls: Tls::Plaintext(NoTlsReason::Disabled),
                     alpn: None,
+                    retire: Retirement::never(),
                 })),
                 None,
             ),
@@ -102,6 +116,7 @@ impl<I: Io> AcceptFuture<I> {
             deadline,
             store: store.clone(),
             config: config.clone(),
+            handshake_with: None,
         }
     }
 
@@ -132,15 +147,25 @@ impl<I: Io> AcceptFuture<I> {
             io: ServerIo::Plain(PrefixedIo::new(prefix, io)),
             tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
             alpn: None,
+            retire: Retirement::never(),
         }))
     }
 
     /// The first bytes are a ClientHello: start the handshake with the
     /// credentials in service now.
     fn handshake(&mut self, io: I, prefix: Bytes) -> Option<AcceptError> {
+        // The version first: a rotation between the two reads then drains
+        // the connection needlessly, never leaves it on stale credentials.
+        let version = self.store.subscribe();
+        let loaded = version.borrow().loaded;
         let Some(snapshot) = self.store.snapshot() else {
             return Some(AcceptError::NoCredentials);
         };
+        self.handshake_with = Some(HandshakeWith {
+            version,
+            loaded,
+            local_not_after: snapshot.creds.not_after(),
+        });
         let config: &Arc<ServerConfig> = match self.config.mode {
             InboundMode::Strict => &snapshot.server_strict,
             _ => &snapshot.server_permissive,
@@ -179,12 +204,44 @@ impl<I: Io> AcceptFuture<I> {
             Some(ALPN_HTTP1) => Some(HttpVersion::Http1),
             _ => None,
         };
+        let peer_not_after = conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(cert::not_after);
+        let retire = self.retirement(peer_not_after);
         self.state = State::Done;
         Poll::Ready(Ok(Accepted {
             io: ServerIo::Tls(Box::new(stream)),
             tls,
             alpn,
+            retire,
         }))
+    }
+
+    /// Drains the connection when the credentials rotate or a certificate
+    /// nears expiry, and closes it at expiry. See the
+    /// [module docs](super#retirement).
+    fn retirement(&mut self, peer_not_after: Option<SystemTime>) -> Retirement {
+        let Some(HandshakeWith {
+            mut version,
+            loaded,
+            local_not_after,
+        }) = self.handshake_with.take()
+        else {
+            return Retirement::never();
+        };
+        let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
+        let (retire_at, close_at) = retire::deadlines(expiry, self.config.retire_before_expiry);
+        let metrics = self.store.metrics().clone();
+        let drain = async move {
+            let reason = tokio::select! {
+                () = sleep_until(retire_at) => RetireReason::Expiry,
+                Ok(_) = version.wait_for(|v| v.loaded != loaded) => RetireReason::Rotation,
+            };
+            tracing::debug!(reason = reason.as_label(), "retiring a server connection");
+            metrics.retired(Direction::Inbound, reason);
+        };
+        Retirement::new(drain, self.config.close_at_expiry.then_some(close_at))
     }
 }
 

@@ -23,6 +23,30 @@
 //!
 //! Detection and the handshake share one timeout; a peer that exceeds it is
 //! disconnected.
+//!
+//! # Retirement
+//!
+//! A TLS connection is authenticated once, at its handshake, and can then
+//! stay open for hours. The acceptor hands the server a
+//! [`Retirement`](mesh_core::serve::Retirement) for every TLS connection,
+//! so none outlives what authenticated it:
+//!
+//! - when the store's credentials rotate, the connection is drained at
+//!   once: requests in flight finish, then it closes (HTTP/2 sends GOAWAY,
+//!   HTTP/1.1 closes after the current response), and the client's next
+//!   request makes a handshake with the new certificate;
+//! - [`AcceptConfig::retire_before_expiry`] before the earlier `notAfter`
+//!   of the server's and the client's certificate, it is drained the same
+//!   way;
+//! - at that `notAfter` it is closed, whatever it is doing (unless
+//!   [`AcceptConfig::close_at_expiry`] is off). Opaque byte pipes cannot
+//!   be drained, so this is the only retirement that reaches them.
+//!
+//! Each drained connection counts in
+//! `tls_connections_retired_total{direction="inbound"}`. The connector does
+//! the same for the client's pooled connections
+//! ([`retire`](crate::retire)), so two meshed workloads move to fresh
+//! connections from both ends.
 
 mod error;
 mod future;
@@ -57,6 +81,13 @@ pub struct AcceptConfig {
     /// How long TLS detection and the handshake may take together. Default
     /// 10 seconds.
     pub handshake_timeout: Duration,
+    /// How long before the earlier `notAfter` of the two certificates a TLS
+    /// connection is drained. Default 60 seconds, as for the connector's
+    /// pooled connections.
+    pub retire_before_expiry: Duration,
+    /// Whether a TLS connection still open at that `notAfter` is closed.
+    /// Default true.
+    pub close_at_expiry: bool,
 }
 
 impl Default for AcceptConfig {
@@ -64,6 +95,8 @@ impl Default for AcceptConfig {
         Self {
             mode: InboundMode::default(),
             handshake_timeout: Duration::from_secs(10),
+            retire_before_expiry: Duration::from_secs(60),
+            close_at_expiry: true,
         }
     }
 }

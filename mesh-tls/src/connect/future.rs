@@ -4,20 +4,20 @@ use std::{
     pin::Pin,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll, ready},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 use hyper_util::rt::TokioIo;
 use mesh_core::{BoxError, Identity};
 use rustls_pki_types::ServerName;
-use tokio::time::{Instant, Sleep, sleep};
+use tokio::time::{Sleep, sleep};
 use tokio_rustls::client::TlsStream;
 
 use super::{ClientIo, ConnectError, Shared};
 use crate::{
     cert,
     metrics::{Direction, HandshakeFailure},
-    retire::ConnState,
+    retire::{self, ConnState},
     store::Snapshot,
 };
 
@@ -127,12 +127,9 @@ impl Handshake {
             .and_then(|certs| certs.first())
             .and_then(cert::not_after);
         let expiry = peer.map_or(local, |peer| peer.min(local));
-        let remaining = expiry.duration_since(SystemTime::now()).unwrap_or_default();
         let config = &self.shared.config;
-        let now = Instant::now();
-        let at = |d: Duration| now.checked_add(d).unwrap_or(now + FAR_FUTURE);
-        let retire_at = at(remaining.saturating_sub(config.retire_before_expiry));
-        let close_at = config.close_at_expiry.then(|| at(remaining));
+        let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);
+        let close_at = config.close_at_expiry.then_some(close_at);
         let state = ConnState::new(self.shared.retire.clone());
         self.snapshot.connections.register(&state);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -146,9 +143,6 @@ impl Handshake {
         ))
     }
 }
-
-/// Far enough that no connection lives to see it.
-const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 impl<F, T> ConnectFuture<F, T> {
     pub(super) fn failed(error: ConnectError) -> Self {

@@ -67,6 +67,23 @@ use self::future::ResponseFuture;
 pub use self::layer::RetireLayer;
 pub(crate) use self::state::{ConnState, RetireList, RetireShared};
 
+/// When a connection authenticated with certificates expiring at `expiry`
+/// is retired (`retire_before` ahead of it) and when it is closed (at it),
+/// as instants of tokio's clock.
+pub(crate) fn deadlines(
+    expiry: std::time::SystemTime,
+    retire_before: std::time::Duration,
+) -> (tokio::time::Instant, tokio::time::Instant) {
+    /// Far enough that no connection lives to see it.
+    const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 86_400);
+    let remaining = expiry
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    let at = |d| now.checked_add(d).unwrap_or(now + FAR_FUTURE);
+    (at(remaining.saturating_sub(retire_before)), at(remaining))
+}
+
 /// A client whose TLS connections can be retired. See the
 /// [module docs](self).
 #[derive(Clone, Debug)]

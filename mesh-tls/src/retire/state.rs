@@ -5,7 +5,7 @@ use std::sync::{
 
 use hyper_util::client::legacy::connect::CaptureConnection;
 
-use crate::metrics::{RetireReason, TlsMetrics};
+use crate::metrics::{Direction, RetireReason, TlsMetrics};
 
 /// What a connector shares with the [`RetireLayer`](super::RetireLayer)
 /// over its client.
@@ -84,7 +84,7 @@ impl ConnState {
         }
         drop(inner);
         tracing::debug!(reason = reason.as_label(), "retiring a client connection");
-        self.shared.metrics.retired(reason);
+        self.shared.metrics.retired(Direction::Outbound, reason);
     }
 
     pub(crate) fn is_retired(&self) -> bool {
