@@ -21,6 +21,15 @@
 //! certificate from it in the layout `identity.dir` reads; each prints what
 //! it wrote.
 //!
+//! `inject` adds the sidecar to Kubernetes workload manifests, like
+//! `linkerd inject` (see `mesh_examples::sidecar::inject` for what it adds):
+//!
+//! ```text
+//! kubectl get -n emojivoto deploy -o yaml \
+//!     | cargo run --release --example sidecar -- inject - | kubectl apply -f -
+//! cargo run --release --example sidecar -- inject app.yaml --image ghcr.io/mesh/sidecar:0.1.0
+//! ```
+//!
 //! `check` also reads and compiles the policy resources, and prints what
 //! they hold that is not enforced. `policy explain` says how the policy
 //! would decide one request, and which resources decided:
@@ -76,6 +85,15 @@ enum Command {
         /// The YAML configuration file.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Add the sidecar to Kubernetes workload manifests, like `linkerd inject`.
+    Inject {
+        /// The manifests: a file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// The sidecar's image.
+        #[arg(long, default_value_t = sidecar::inject::Image::default())]
+        image: sidecar::inject::Image,
     },
     /// Make a development CA and workload certificates.
     #[command(subcommand)]
@@ -200,6 +218,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
+        Command::Inject { file, image } => inject(&file, image),
         Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
         Command::Stat {
             admin,
@@ -273,6 +292,17 @@ fn check(path: &std::path::Path) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(error) => fail(&error),
+    }
+}
+
+/// Writes the manifests of `file` (`-`: standard input) injected to
+/// standard output, and a note per object to standard error.
+fn inject(file: &std::path::Path, image: sidecar::inject::Image) -> ExitCode {
+    let config = sidecar::inject::InjectConfig::new().with_image(image);
+    let (mut out, mut notes) = (std::io::stdout().lock(), std::io::stderr());
+    match sidecar::inject::inject_file(file, &mut out, &mut notes, &config) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }
 }

@@ -72,7 +72,11 @@
 //! what this version and these options produce, so injecting its own
 //! output changes nothing, and injecting again with a new `--image`
 //! upgrades the sidecar. A container or volume with one of the names above
-//! is taken to be the sidecar's.
+//! is taken to be the sidecar's. Nothing is ever removed: a workload
+//! annotated `disabled` after it was injected keeps its sidecar. A running
+//! `Pod`'s containers cannot be changed, so an injected `Pod` is applied by
+//! recreating it (`kubectl replace --force`); a workload with a pod
+//! template applies in place and rolls out new pods.
 //!
 //! Every other field passes through unchanged and in order; other kinds
 //! (`Service`, `ConfigMap`, `Namespace`, ...) pass through whole. The YAML

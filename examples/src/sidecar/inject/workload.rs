@@ -246,7 +246,7 @@ fn edit_pod(
     yaml::upsert_named(volumes, proxy::config_volume(&config_map), AddAt::Last);
     yaml::upsert_named(volumes, proxy::identity_volume(&secret), AddAt::Last);
 
-    if !matches!(template.get("metadata"), Some(Value::Mapping(_))) {
+    if matches!(template.get("metadata"), None | Some(Value::Null)) {
         yaml::insert_first(template, "metadata", Value::Mapping(Mapping::new()));
     }
     let metadata = yaml::mapping_entry(template, "metadata", path)?;
