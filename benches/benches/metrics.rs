@@ -14,12 +14,18 @@
 //! ```text
 //! cargo bench -p mesh-benches --bench metrics
 //! ```
+//!
+//! With `MESH_BENCH_COUNT=<n>` in the environment, the binary instead runs
+//! each variant named in `MESH_BENCH_ONLY` (all by default) `n` times and
+//! exits, for an instruction count that load on the machine cannot
+//! disturb: run it under `valgrind --tool=callgrind` with two values of `n`
+//! and divide the difference in instructions by the difference in `n`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{convert::Infallible, num::NonZeroUsize, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use mesh_core::{
@@ -127,9 +133,53 @@ fn metrics(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs the variants named in `MESH_BENCH_ONLY` `n` times each, outside
+/// criterion: see the module docs.
+fn count(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let only = std::env::var("MESH_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    let template = request(RouteId::new("list"));
+    if wanted("baseline") {
+        rt.block_on(timed(service_fn(app), &template, n, |_| None));
+    }
+    if wanted("resolved") {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
+        rt.block_on(timed(layered, &template, n, |_| None));
+    }
+    if wanted("new_label_set") {
+        let mut registry = Registry::default();
+        let limit = NonZeroUsize::new(usize::try_from(n).unwrap() + 1).unwrap();
+        let http = HttpMetrics::register_with(
+            &mut registry,
+            MetricsConfig::default().with_series_limit(limit),
+        );
+        let svc = MetricsLayer::inbound(&http).layer(service_fn(app));
+        rt.block_on(timed(svc, &template, n, |i| {
+            Some(RouteId::new(format!("route-{i}")))
+        }));
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5));
     targets = metrics
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("MESH_BENCH_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        count(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
