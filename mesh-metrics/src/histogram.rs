@@ -29,6 +29,18 @@ pub const LATENCY_BUCKETS_MS: [u64; 25] = [
 
 const BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
 
+/// [`LATENCY_BUCKETS_MS`] in nanoseconds, computed once at compile time
+/// rather than multiplied on every observation.
+const BOUNDS_NANOS: [u64; BUCKETS - 1] = {
+    let mut nanos = [0; BUCKETS - 1];
+    let mut i = 0;
+    while i < nanos.len() {
+        nanos[i] = LATENCY_BUCKETS_MS[i] * 1_000_000;
+        i += 1;
+    }
+    nanos
+};
+
 /// A latency histogram with [`LATENCY_BUCKETS_MS`]. Cloning shares it.
 #[derive(Clone, Default)]
 pub(crate) struct LatencyHistogram(Arc<Inner>);
@@ -46,7 +58,7 @@ impl LatencyHistogram {
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         // The first bucket whose bound is at least the latency; `le` is
         // inclusive.
-        let i = LATENCY_BUCKETS_MS.partition_point(|&ms| ms.saturating_mul(1_000_000) < nanos);
+        let i = BOUNDS_NANOS.partition_point(|&bound| bound < nanos);
         if let Some(c) = self.0.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }

@@ -13,6 +13,8 @@
 use std::{fmt::Write as _, sync::Arc};
 
 use mesh_core::conn::{NoTlsReason, Tls};
+
+use crate::family::cache::{WordHash, same_opt_str, same_str};
 use prometheus_client::encoding::{
     EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
 };
@@ -59,6 +61,34 @@ pub(crate) enum TlsView<'a> {
 }
 
 impl<'a> TlsView<'a> {
+    /// Adds these labels to `hash`.
+    #[inline]
+    fn hash_into(self, hash: &mut WordHash) {
+        match self {
+            Self::Absent => hash.word(0),
+            Self::Disabled => hash.word(1),
+            Self::NoIdentity(reason) => {
+                hash.word(2);
+                hash.str(reason);
+            }
+            Self::Tls(id) => {
+                hash.word(3);
+                hash.opt_str(id);
+            }
+        }
+    }
+
+    /// Whether these are the labels `owned` holds.
+    #[inline]
+    fn matches(self, owned: &TlsLabels) -> bool {
+        match (self, owned) {
+            (Self::Absent, TlsLabels::Absent) | (Self::Disabled, TlsLabels::Disabled) => true,
+            (Self::NoIdentity(a), TlsLabels::NoIdentity(b)) => same_str(a, b),
+            (Self::Tls(a), TlsLabels::Tls(b)) => same_opt_str(a, b.as_deref()),
+            _ => false,
+        }
+    }
+
     /// The labels of a connection's TLS status.
     pub(crate) fn of(tls: &'a Tls) -> Self {
         match tls {
@@ -130,6 +160,33 @@ pub(crate) struct TargetView<'a> {
     pub(crate) tls: TlsView<'a>,
 }
 
+impl TargetView<'_> {
+    /// The hash the handle cache files this label set under: every value,
+    /// hashed word by word ([`WordHash`]).
+    #[inline]
+    pub(crate) fn key_hash(&self) -> u64 {
+        let mut hash = WordHash::new(self.direction as u64);
+        hash.opt_str(self.dst_service);
+        hash.opt_str(self.srv_name);
+        hash.opt_str(self.route_name);
+        hash.opt_str(self.authz_name);
+        self.tls.hash_into(&mut hash);
+        hash.finish()
+    }
+
+    /// Whether `owned` holds this label set: values are compared by
+    /// address first, then by bytes.
+    #[inline]
+    pub(crate) fn matches(&self, owned: &TargetLabels) -> bool {
+        self.direction == owned.direction
+            && same_opt_str(self.route_name, owned.route_name.as_deref())
+            && same_opt_str(self.srv_name, owned.srv_name.as_deref())
+            && same_opt_str(self.authz_name, owned.authz_name.as_deref())
+            && same_opt_str(self.dst_service, owned.dst_service.as_deref())
+            && self.tls.matches(&owned.tls)
+    }
+}
+
 /// The labels every HTTP series of one target shares, owned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct TargetLabels {
@@ -153,6 +210,7 @@ impl TargetLabels {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn view(&self) -> TargetView<'_> {
         TargetView {
             direction: self.direction,
@@ -351,6 +409,8 @@ mod tests {
         };
         let owned = TargetLabels::from_view(&view);
         assert_eq!(owned.view(), view);
+        assert!(view.matches(&owned));
+        assert_eq!(owned.view().key_hash(), view.key_hash());
         assert_eq!(
             crate::family::cache::hash_of(&owned.view()),
             crate::family::cache::hash_of(&view)

@@ -9,7 +9,7 @@ use mesh_core::{
 };
 use tokio::time::Instant;
 
-use super::target::{StatusHandles, TargetHandles};
+use super::target::{StatusRef, TargetHandles};
 use crate::labels::ResponseKey;
 
 /// The `error` label of a request whose caller went away first.
@@ -24,7 +24,7 @@ pub(crate) struct Recorder {
     target: Arc<TargetHandles>,
     start: Instant,
     head: Option<Head>,
-    status: Option<Arc<StatusHandles>>,
+    status: Option<StatusRef>,
     done: bool,
 }
 
@@ -53,9 +53,11 @@ impl Recorder {
     /// byte, and the head is classified.
     pub(crate) fn on_response<B>(&mut self, res: &Response<B>) {
         let latency = Instant::now().saturating_duration_since(self.start);
-        let handles = self.target.status(res.status());
-        handles.latency.observe(latency);
-        self.status = Some(handles);
+        let status = self.target.status(res.status());
+        if let Some(handles) = self.target.status_handles(&status) {
+            handles.latency.observe(latency);
+        }
+        self.status = Some(status);
         self.head = Some(Head {
             status: res.status().as_u16(),
             grpc_status: res.headers().get(GRPC_STATUS).map(grpc_label),
@@ -100,7 +102,8 @@ impl Recorder {
             return;
         }
         self.done = true;
-        match &self.status {
+        let status = self.status.as_ref();
+        match status.and_then(|s| self.target.status_handles(s)) {
             Some(status) if status.plain_key == key => status.count_plain(&self.target),
             _ => {
                 self.target.response(key).inc();

@@ -64,7 +64,7 @@ impl Shared {
     pub(crate) fn target<B>(&self, req: &Request<B>) -> Arc<TargetHandles> {
         let view = self.view(req);
         self.targets
-            .get_or_resolve(hash_of(&view), |k| k.view() == view, || self.resolve(&view))
+            .get_or_resolve(view.key_hash(), |k| view.matches(k), || self.resolve(&view))
     }
 
     fn view<'a, B>(&'a self, req: &'a Request<B>) -> TargetView<'a> {
@@ -102,6 +102,7 @@ impl Shared {
             classify: self.classify.clone(),
             metrics: self.metrics.clone(),
             responses: HandleCache::default(),
+            recent: Default::default(),
             statuses: HandleCache::default(),
         });
         if series.folded {
@@ -121,7 +122,23 @@ pub(crate) struct TargetHandles {
     pub(crate) classify: Classify,
     metrics: HttpMetrics,
     responses: HandleCache<ResponseKey, Counter>,
+    /// The first statuses the target answered with, found by a scan of a
+    /// few words: most targets answer with one to three statuses, and a
+    /// hash lookup (with an `Arc` to count) per response cost more than
+    /// the rest of the layer together. Others go to `statuses`.
+    recent: [OnceLock<StatusHandles>; RECENT_STATUSES],
     statuses: HandleCache<u16, Arc<StatusHandles>>,
+}
+
+/// How many statuses a target keeps in [`TargetHandles::recent`].
+const RECENT_STATUSES: usize = 4;
+
+/// Where a response's [`StatusHandles`] are: in its target's `recent`
+/// slots, or shared from its `statuses` cache.
+#[derive(Debug)]
+pub(crate) enum StatusRef {
+    Recent(u8),
+    Shared(Arc<StatusHandles>),
 }
 
 /// The series of one status of a target: its latency histogram, and the
@@ -132,6 +149,7 @@ pub(crate) struct TargetHandles {
 /// leaves no empty series.
 #[derive(Debug)]
 pub(crate) struct StatusHandles {
+    code: u16,
     pub(crate) latency: LatencyHistogram,
     pub(crate) plain_key: ResponseKey,
     plain: OnceLock<Counter>,
@@ -182,33 +200,62 @@ impl TargetHandles {
     }
 
     /// The latency histogram and plain response counter of `status`.
-    pub(crate) fn status(&self, status: StatusCode) -> Arc<StatusHandles> {
+    pub(crate) fn status(&self, status: StatusCode) -> StatusRef {
         let code = status.as_u16();
-        self.statuses.get_or_resolve(
+        for (i, slot) in self.recent.iter().enumerate() {
+            let handles = match slot.get() {
+                Some(handles) => handles,
+                None => match self.new_status(status) {
+                    // A fold is looked up (and counted) again next time.
+                    (handles, true) => return StatusRef::Shared(Arc::new(handles)),
+                    // Another request may have taken the slot meanwhile,
+                    // for the same status or another.
+                    (handles, false) => slot.get_or_init(|| handles),
+                },
+            };
+            if handles.code == code {
+                // Fewer than 256 slots, so the index fits.
+                return StatusRef::Recent(i as u8);
+            }
+        }
+        StatusRef::Shared(self.statuses.get_or_resolve(
             u64::from(code),
             |k| *k == code,
-            || {
-                let latency = self.metrics.inner.latency.get_or_create(&LatencyLabels {
-                    target: self.labels.clone(),
-                    status: code,
-                });
-                let plain_key = ResponseKey {
-                    status: Some(code),
-                    grpc_status: None,
-                    success: self.classify.classify_status(status).is_success(),
-                    error: None,
-                };
-                let handles = Arc::new(StatusHandles {
-                    latency: latency.metric,
-                    plain_key,
-                    plain: OnceLock::new(),
-                });
-                if latency.folded {
-                    Resolved::Once(handles)
-                } else {
-                    Resolved::Cache(code, handles)
-                }
+            || match self.new_status(status) {
+                (handles, true) => Resolved::Once(Arc::new(handles)),
+                (handles, false) => Resolved::Cache(code, Arc::new(handles)),
             },
-        )
+        ))
+    }
+
+    /// The handles of `status` (whose latency series it creates), and
+    /// whether that series is the overflow.
+    fn new_status(&self, status: StatusCode) -> (StatusHandles, bool) {
+        let code = status.as_u16();
+        let latency = self.metrics.inner.latency.get_or_create(&LatencyLabels {
+            target: self.labels.clone(),
+            status: code,
+        });
+        let plain_key = ResponseKey {
+            status: Some(code),
+            grpc_status: None,
+            success: self.classify.classify_status(status).is_success(),
+            error: None,
+        };
+        let handles = StatusHandles {
+            code,
+            latency: latency.metric,
+            plain_key,
+            plain: OnceLock::new(),
+        };
+        (handles, latency.folded)
+    }
+
+    /// The handles `status` refers to.
+    pub(crate) fn status_handles<'a>(&'a self, status: &'a StatusRef) -> Option<&'a StatusHandles> {
+        match status {
+            StatusRef::Recent(i) => self.recent.get(usize::from(*i)).and_then(OnceLock::get),
+            StatusRef::Shared(handles) => Some(handles),
+        }
     }
 }
