@@ -14,9 +14,30 @@
 //! ```
 //!
 //! `run` logs the addresses it listens on and serves until SIGTERM, Ctrl-C or
-//! `POST /shutdown`, then drains. `check` validates a configuration without
-//! starting anything and prints `config ok` or the first problem, with its
-//! field path and line. See `examples/CONFIG.md` for the file's fields.
+//! `POST /shutdown`, then drains. See `examples/CONFIG.md` for the file's
+//! fields.
+//!
+//! `check` is `linkerd check` for one sidecar: a ✔ (passed), ‼ (warning)
+//! or ✖ (failed) line per check, under a heading per area, then a summary.
+//! It checks that the file is valid (a mistake is printed with its field
+//! path and line, and the other checks do not run); that the certificate
+//! chain verifies against the trust bundle, its identity is in the trust
+//! domain and no certificate has expired (‼ when one is close to it); that
+//! the policy compiles (‼ for each part not enforced); that each inbound
+//! application address accepts connections; and that the running
+//! sidecar's admin server answers `/live` and `/ready`. With `--pre`, for a
+//! sidecar not started yet, it checks that the listen addresses are free
+//! instead of asking the admin server. It exits non-zero on any ✖:
+//!
+//! ```text
+//! cargo run --release --example sidecar -- check --config sidecar.yaml
+//! sidecar-config
+//! --------------
+//! ✔ config file sidecar.yaml is valid
+//! ...
+//! ✔ 12 checks passed
+//! ```
+//!
 //! `certs ca` writes a development CA, and `certs issue` a workload
 //! certificate from it in the layout `identity.dir` reads; each prints what
 //! it wrote.
@@ -30,9 +51,8 @@
 //! cargo run --release --example sidecar -- inject app.yaml --image ghcr.io/mesh/sidecar:0.1.0
 //! ```
 //!
-//! `check` also reads and compiles the policy resources, and prints what
-//! they hold that is not enforced. `policy explain` says how the policy
-//! would decide one request, and which resources decided:
+//! `policy explain` says how the policy would decide one request, and
+//! which resources decided:
 //!
 //! ```text
 //! cargo run --release --example sidecar -- policy explain --config sidecar.yaml \
@@ -80,11 +100,19 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Validate a configuration file without starting anything.
+    /// Check a configuration, its certificates, policy and application, and
+    /// the running sidecar, like `linkerd check`; exits non-zero on any ✖.
     Check {
         /// The YAML configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Check before the sidecar starts: that its listen addresses are
+        /// free, instead of asking its admin server.
+        #[arg(long)]
+        pre: bool,
+        /// How long to wait for each connection and admin request.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// Add the sidecar to Kubernetes workload manifests, like `linkerd inject`.
     Inject {
@@ -217,7 +245,16 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Run { config } => run(&config),
-        Command::Check { config } => check(&config),
+        Command::Check {
+            config,
+            pre,
+            timeout,
+        } => check(
+            &config,
+            &sidecar::check::CheckOptions::default()
+                .with_pre(pre)
+                .with_timeout(timeout),
+        ),
         Command::Inject { file, image } => inject(&file, image),
         Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
         Command::Stat {
@@ -275,24 +312,14 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Validates the file, then reads and compiles its policy.
-fn check(path: &std::path::Path) -> ExitCode {
-    let config = match SidecarConfig::load(path) {
-        Ok(config) => config,
-        Err(error) => return fail(&error),
-    };
-    match policy::compile(&config.policy) {
-        Ok(checked) => {
-            println!("config ok: {}", path.display());
-            if !checked.compiled.warnings.is_empty() {
-                println!("policy: {}", checked.compiled.warnings);
-            }
-            for warning in &checked.routes.warnings {
-                println!("routes: {warning}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(&error),
+/// Prints the report of every check; fails when any check failed.
+fn check(path: &std::path::Path, options: &sidecar::check::CheckOptions) -> ExitCode {
+    let report = block_on(sidecar::check::run(path, options));
+    print!("{report}");
+    if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

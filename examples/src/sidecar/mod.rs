@@ -32,6 +32,7 @@
 //! multi-thread runtime (see `shared/REFERENCE.md`).
 
 pub mod certs;
+pub mod check;
 pub mod config;
 mod identity;
 mod inbound;

@@ -1,0 +1,126 @@
+//! The network checks: the application accepts connections, the running
+//! sidecar's admin server answers, or, before it starts, its listen
+//! addresses are free.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::time::Span;
+use super::{Check, chain};
+use crate::sidecar::config::SidecarConfig;
+
+/// The most of an admin answer that is read: `/live` and `/ready` answer
+/// a word or a list of gates.
+const MAX_ADMIN_BODY: usize = 4096;
+
+/// Each application address the inbound listeners forward to accepts a
+/// TCP connection within `timeout`. Addresses are checked at once, and
+/// listed once each.
+pub(super) async fn reachable(config: &SidecarConfig, timeout: Duration) -> Vec<Check> {
+    let mut apps: Vec<SocketAddr> = Vec::new();
+    for port in config.inbound.ports() {
+        if !apps.contains(&port.app) {
+            apps.push(port.app);
+        }
+    }
+    join_all(apps.into_iter().map(|app| async move {
+        let title = format!("app at {app} accepts connections");
+        match tokio::time::timeout(timeout, TcpStream::connect(dialable(app))).await {
+            Ok(Ok(_)) => Check::pass(title),
+            Ok(Err(error)) => Check::fail(title, error.to_string()),
+            Err(_) => Check::fail(title, format!("no answer within {}", Span(timeout))),
+        }
+    }))
+    .await
+}
+
+/// Every address the sidecar listens on can be bound now: what `--pre`
+/// checks instead of asking a running sidecar.
+pub(super) async fn bindable(config: &SidecarConfig) -> Vec<Check> {
+    let inbound = config
+        .inbound
+        .ports()
+        .iter()
+        .map(|port| ("inbound", port.listen));
+    let listeners = inbound.chain([
+        ("outbound", config.outbound.listen),
+        ("admin", config.admin.listen),
+    ]);
+    let mut checks = Vec::new();
+    for (side, addr) in listeners {
+        let title = format!("{side} listener {addr} can be bound");
+        checks.push(match TcpListener::bind(addr).await {
+            Ok(_) => Check::pass(title),
+            Err(error) => Check::fail(title, error.to_string()),
+        });
+    }
+    checks
+}
+
+/// The admin server answers `/live` and `/ready` with 200.
+pub(super) async fn admin(config: &SidecarConfig, timeout: Duration) -> Vec<Check> {
+    let addr = dialable(config.admin.listen);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut checks = Vec::new();
+    for (state, path) in [("live", "/live"), ("ready", "/ready")] {
+        let title = format!("sidecar is {state} ({addr}{path})");
+        checks.push(match get(&client, addr, path, timeout).await {
+            Ok((StatusCode::OK, _)) => Check::pass(title),
+            Ok((status, body)) => Check::fail(title, format!("{status}: {}", body.trim_end())),
+            Err(detail) => Check::fail(
+                title,
+                format!(
+                    "{detail}\nis the sidecar running? `sidecar check --pre` checks one that has not started"
+                ),
+            ),
+        });
+    }
+    checks
+}
+
+async fn get(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(StatusCode, String), String> {
+    let request = Request::get(format!("http://{addr}{path}"))
+        .body(Empty::new())
+        .map_err(|error| chain(&error))?;
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| chain(&e))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_ADMIN_BODY)
+            .collect()
+            .await
+            .map_err(|e| chain(&*e))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}", Span(timeout))))
+}
+
+/// The address to connect to for one the sidecar binds or forwards to: an
+/// unspecified address (`0.0.0.0`, `[::]`) means this host, reached on
+/// loopback.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}

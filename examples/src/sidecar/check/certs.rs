@@ -1,0 +1,319 @@
+//! The identity checks: the credentials load as the sidecar loads them,
+//! the chain verifies, the identity is in the trust domain, and nothing
+//! has expired or is about to.
+//!
+//! Loading and chain verification are mesh-tls's own
+//! ([`CredentialFiles::read`], [`Credentials::check`]), so `check` passes
+//! exactly what the sidecar's credential store accepts. What the store
+//! does not look at, the remaining lifetime of each certificate, is read
+//! here with x509-parser.
+
+use std::time::{Duration, SystemTime};
+
+use mesh_core::{Identity, TrustDomain};
+use mesh_tls::ca::{CaError, CertificateAuthority};
+use mesh_tls::{CredentialError, CredentialSource, Credentials};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::time::{Span, Utc};
+use super::{Check, chain as chain_of};
+use crate::sidecar::config::IdentityConfig;
+
+/// The share of its lifetime a certificate has left when its renewer is
+/// late: Linkerd's proxy renews at 70 % of the lifetime, and cert-manager
+/// by default at two thirds. A 24-hour workload certificate warns in its
+/// last 7 hours and 12 minutes, not for its whole life.
+const LATE_SHARE: f64 = 0.3;
+
+/// The identity group, for an `identity` section.
+pub(super) fn check(config: &IdentityConfig, now: SystemTime, warning: Duration) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let creds = match load(&config.source) {
+        Ok((check, creds)) => {
+            checks.push(check);
+            creds
+        }
+        Err(check) => {
+            checks.push(check);
+            return checks;
+        }
+    };
+    let leaf = Validity {
+        name: "workload certificate".to_owned(),
+        not_before: creds.not_before(),
+        not_after: creds.not_after(),
+    };
+    let cas = ca_certificates(&creds);
+    let issuers = cas.as_ref().map_or(&[][..], |(issuers, _)| issuers);
+    if let Some(check) = verify_chain(&creds, &leaf, issuers, now) {
+        checks.push(check);
+    }
+    if let CredentialSource::Files { .. } = config.source {
+        // A CA directory issues for the configured identity, in its own
+        // trust domain, now: these checks could not fail for it.
+        checks.push(trust_domain(config, creds.identity()));
+        if let Some(expected) = &config.store.identity {
+            checks.push(named_identity(expected, creds.identity()));
+        }
+        let leaf = std::slice::from_ref(&leaf);
+        checks.push(within_validity(
+            "workload certificate is within its validity period",
+            leaf,
+            now,
+        ));
+        if leaf.iter().all(|leaf| leaf.contains(now)) {
+            checks.push(not_expiring(
+                "workload certificate does not expire soon",
+                leaf,
+                now,
+                warning,
+            ));
+        }
+    }
+    match cas {
+        Ok((issuers, anchors)) => {
+            let certs = [issuers, anchors].concat();
+            checks.push(within_validity(
+                "CA certificates are within their validity period",
+                &certs,
+                now,
+            ));
+            checks.push(not_expiring(
+                "CA certificates do not expire soon",
+                &certs,
+                now,
+                warning,
+            ));
+        }
+        Err(detail) => checks.push(Check::fail(
+            "CA certificates are within their validity period",
+            detail,
+        )),
+    }
+    checks
+}
+
+/// Reads the credentials as the sidecar would: the files, or a
+/// certificate issued in memory from the CA directory.
+fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
+    match source {
+        CredentialSource::Files { files, .. } => {
+            const TITLE: &str = "certificate, key and trust bundle can be read";
+            match files.read() {
+                Ok(creds) => Ok((Check::pass(TITLE), creds)),
+                Err(error) => Err(Check::fail(TITLE, chain_of(&error))),
+            }
+        }
+        CredentialSource::Ca { dir, identity, ttl } => {
+            let title = format!(
+                "ca directory {} issues a certificate for {identity}",
+                dir.display()
+            );
+            let issued = CertificateAuthority::load(dir)
+                .and_then(|ca| ca.issue(identity, *ttl))
+                .and_then(|issued| issued.credentials().map_err(CaError::Credentials));
+            match issued {
+                Ok(creds) => Ok((Check::pass(title), creds)),
+                Err(error) => Err(Check::fail(title, chain_of(&error))),
+            }
+        }
+    }
+}
+
+/// The chain verifies against the bundle, for server and client
+/// authentication, as the credential store requires.
+///
+/// This check is about signatures and trust; the validity checks report
+/// the dates. So the chain is verified now when every certificate in it is
+/// valid now, and otherwise as of the last moment they all were (or will
+/// first be). When there is no such moment, verification could only fail
+/// on dates, which the validity checks already report, and this check is
+/// left out.
+fn verify_chain(
+    creds: &Credentials,
+    leaf: &Validity,
+    issuers: &[Validity],
+    now: SystemTime,
+) -> Option<Check> {
+    const TITLE: &str = "certificate chain verifies against the trust bundle";
+    let chain = || std::iter::once(leaf).chain(issuers);
+    let not_before = chain().map(|cert| cert.not_before).max()?;
+    let not_after = chain().map(|cert| cert.not_after).min()?;
+    let last_valid = not_after.checked_sub(Duration::from_secs(1))?;
+    if last_valid < not_before {
+        return None;
+    }
+    let at = now.clamp(not_before, last_valid);
+    Some(match creds.check(at) {
+        Ok(()) if at == now => Check::pass(TITLE),
+        Ok(()) => Check::pass(TITLE).with_detail(format!(
+            "verified as of {}, when every certificate in it was valid",
+            Utc(at)
+        )),
+        Err(error) => Check::fail(TITLE, chain_of(&error)),
+    })
+}
+
+fn trust_domain(config: &IdentityConfig, identity: &Identity) -> Check {
+    let Some(domain) = config.trust_domain() else {
+        let title = match identity.trust_domain() {
+            Some(domain) => format!("certificate identity {identity} is in trust domain {domain}"),
+            None => format!("certificate identity {identity} is a dns-style name"),
+        };
+        return Check::pass(title).with_detail(
+            "identity.trust_domain is not set: the sidecar keeps the first certificate's trust domain for every rotation",
+        );
+    };
+    let title = format!("certificate identity {identity} is in trust domain {domain}");
+    if in_trust_domain(&domain, identity) {
+        Check::pass(title)
+    } else {
+        let error = CredentialError::WrongTrustDomain {
+            identity: identity.clone(),
+            trust_domain: domain,
+        };
+        Check::fail(title, error.to_string())
+    }
+}
+
+/// The rule of mesh-tls's credential store: a SPIFFE ID's authority is the
+/// trust domain; a DNS-style name ends with `.<trust domain>`, as Linkerd
+/// names identities.
+fn in_trust_domain(domain: &TrustDomain, identity: &Identity) -> bool {
+    if identity.is_spiffe() {
+        return domain.contains(identity);
+    }
+    identity
+        .as_str()
+        .strip_suffix(domain.as_str())
+        .is_some_and(|rest| rest.ends_with('.'))
+}
+
+fn named_identity(expected: &Identity, found: &Identity) -> Check {
+    let title = format!("certificate names the configured identity {expected}");
+    if expected == found {
+        Check::pass(title)
+    } else {
+        let error = CredentialError::WrongIdentity {
+            expected: expected.clone(),
+            found: found.clone(),
+        };
+        Check::fail(title, error.to_string())
+    }
+}
+
+/// One certificate's validity period, and what to call it.
+#[derive(Debug, Clone)]
+struct Validity {
+    name: String,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+impl Validity {
+    fn contains(&self, now: SystemTime) -> bool {
+        self.not_before <= now && now < self.not_after
+    }
+
+    /// How close to expiry the certificate may come before it warns: the
+    /// configured window, or [`LATE_SHARE`] of its lifetime when that is
+    /// shorter.
+    fn warning_window(&self, warning: Duration) -> Duration {
+        let lifetime = self
+            .not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default();
+        warning.min(lifetime.mul_f64(LATE_SHARE))
+    }
+}
+
+/// Fails when any certificate has expired or is not valid yet.
+fn within_validity(title: &str, certs: &[Validity], now: SystemTime) -> Check {
+    let problems: Vec<String> = certs
+        .iter()
+        .filter_map(|cert| {
+            if let Ok(ahead) = cert.not_before.duration_since(now)
+                && !ahead.is_zero()
+            {
+                return Some(format!(
+                    "{} is not valid until {}, in {}",
+                    cert.name,
+                    Utc(cert.not_before),
+                    Span(ahead)
+                ));
+            }
+            let ago = now.duration_since(cert.not_after).ok()?;
+            Some(format!(
+                "{} expired at {}, {} ago",
+                cert.name,
+                Utc(cert.not_after),
+                Span(ago)
+            ))
+        })
+        .collect();
+    if problems.is_empty() {
+        Check::pass(title)
+    } else {
+        Check::fail(title, problems.join("\n"))
+    }
+}
+
+/// Warns when any certificate that is still valid is within its warning
+/// window of expiry. Expired ones are [`within_validity`]'s to report.
+fn not_expiring(title: &str, certs: &[Validity], now: SystemTime, warning: Duration) -> Check {
+    let soon: Vec<String> = certs
+        .iter()
+        .filter(|cert| cert.contains(now))
+        .filter_map(|cert| {
+            let left = cert.not_after.duration_since(now).ok()?;
+            (left < cert.warning_window(warning)).then(|| {
+                format!(
+                    "{} expires at {}, in {}",
+                    cert.name,
+                    Utc(cert.not_after),
+                    Span(left)
+                )
+            })
+        })
+        .collect();
+    if soon.is_empty() {
+        Check::pass(title)
+    } else {
+        Check::warn(title, soon.join("\n"))
+    }
+}
+
+/// The issuers in the chain and the trust anchors in the bundle, with
+/// their validity periods.
+fn ca_certificates(creds: &Credentials) -> Result<(Vec<Validity>, Vec<Validity>), String> {
+    let issuers = creds.chain().iter().skip(1);
+    let issuers = issuers.map(|cert| validity("issuer", cert.as_ref()));
+    let anchors = creds.roots().iter();
+    let anchors = anchors.map(|cert| validity("trust anchor", cert.as_ref()));
+    Ok((
+        issuers.collect::<Result<_, _>>()?,
+        anchors.collect::<Result<_, _>>()?,
+    ))
+}
+
+fn validity(role: &str, der: &[u8]) -> Result<Validity, String> {
+    let (_, x509) = X509Certificate::from_der(der)
+        .map_err(|error| format!("cannot read a {role} certificate: {error}"))?;
+    let subject = x509.subject().to_string();
+    let validity = x509.validity();
+    Ok(Validity {
+        name: if subject.is_empty() {
+            role.to_owned()
+        } else {
+            format!("{role} {subject}")
+        },
+        not_before: unix(validity.not_before.timestamp()),
+        not_after: unix(validity.not_after.timestamp()),
+    })
+}
+
+fn unix(secs: i64) -> SystemTime {
+    u64::try_from(secs).map_or(SystemTime::UNIX_EPOCH, |secs| {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    })
+}

@@ -1,0 +1,342 @@
+//! `sidecar check`: is this sidecar set up to work, and is it working?
+//!
+//! A sidecar that will not start says why, but one that starts can still
+//! fail its first request: a certificate that expires tonight, a trust
+//! bundle from another CA, an application that is not listening, a
+//! policy resource that is read but not enforced. `check` looks for each
+//! of these before anyone has to, the way `linkerd check` does for a
+//! cluster, and prints one line per check under a heading per area:
+//!
+//! ```text
+//! sidecar-config
+//! --------------
+//! ✔ config file sidecar.yaml is valid
+//!
+//! sidecar-identity
+//! ----------------
+//! ✔ certificate files can be read
+//! ✔ certificate chain verifies against the trust bundle
+//! ✔ certificate identity spiffe://example.org/ns/emojivoto/sa/web is in trust domain example.org
+//! ✔ workload certificate is within its validity period
+//! ‼ workload certificate does not expire soon
+//!     expires at 2026-12-01T10:00:00Z, in 2d 23h
+//! ...
+//! ‼ 11 checks passed, 1 with a warning
+//! ```
+//!
+//! ✔ is a check that passed, ‼ one that passed with a warning, ✖ one that
+//! failed. Each title is a statement that holds when the check passes; a
+//! failed check keeps its title and says why underneath. The checks, in
+//! order ([`run`]):
+//!
+//! - **config**: the file loads ([`SidecarConfig::load`]). When it does
+//!   not, the error (with its field path and line) is the only line: every
+//!   other check needs the configuration.
+//! - **identity**, with an `identity` section: the credentials load the
+//!   way the sidecar loads them (mesh-tls's [`Credentials`]), the chain
+//!   verifies against the trust bundle, the identity is in the trust
+//!   domain, and no certificate has expired or is close to it. For a CA
+//!   directory, a certificate is issued in memory and checked the same way.
+//! - **policy**: the resources compile ([`policy::compile`]); each part
+//!   that is read but not enforced is a warning.
+//! - **app**: each inbound listener's application address accepts a TCP
+//!   connection.
+//! - **admin**: the running sidecar's admin server answers `/live` and
+//!   `/ready` with 200.
+//!
+//! With [`CheckOptions::pre`], for a sidecar that has not started yet (as
+//! `linkerd check --pre` is for a cluster before installing), the admin
+//! checks are replaced by **listeners**: every address the sidecar would
+//! listen on can be bound now.
+//!
+//! The report is a value ([`Report`]) and renders as the text above
+//! ([`Report`]'s `Display`), so that tests and other tools read the
+//! results without parsing text.
+//!
+//! [`Credentials`]: mesh_tls::Credentials
+
+mod app;
+mod certs;
+mod render;
+#[cfg(test)]
+mod tests;
+mod time;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::config::SidecarConfig;
+use super::policy;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// The check passed: `✔`.
+    Pass,
+    /// The check passed, but something needs attention soon: `‼`.
+    Warn,
+    /// The check failed; the sidecar will not work as configured: `✖`.
+    Fail,
+}
+
+impl Status {
+    /// The mark printed before the check's title.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Status::Pass => "✔",
+            Status::Warn => "‼",
+            Status::Fail => "✖",
+        }
+    }
+}
+
+/// One check and how it came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// How it came out.
+    pub status: Status,
+    /// What holds when the check passes, such as `certificate chain
+    /// verifies against the trust bundle`. It is the same whatever the
+    /// status.
+    pub title: String,
+    /// Why it warned or failed, or what to know about a pass; may span
+    /// lines.
+    pub detail: Option<String>,
+}
+
+impl Check {
+    /// A check that passed.
+    pub fn pass(title: impl Into<String>) -> Self {
+        Self::new(Status::Pass, title, None)
+    }
+
+    /// A check that passed with a warning, and why.
+    pub fn warn(title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::Warn, title, Some(detail.into()))
+    }
+
+    /// A check that failed, and why.
+    pub fn fail(title: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::Fail, title, Some(detail.into()))
+    }
+
+    fn new(status: Status, title: impl Into<String>, detail: Option<String>) -> Self {
+        Self {
+            status,
+            title: title.into(),
+            detail,
+        }
+    }
+
+    /// Adds a note under the title.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// The checks of one area, printed under its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The heading, such as `sidecar-identity`.
+    pub name: &'static str,
+    /// The checks, in the order they ran.
+    pub checks: Vec<Check>,
+}
+
+/// Every check that ran, by area.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The areas, in the order they ran. An area with nothing to check
+    /// (no `identity` section, no inbound listener) is left out.
+    pub groups: Vec<Group>,
+}
+
+impl Report {
+    /// Every check, with its group.
+    pub fn checks(&self) -> impl Iterator<Item = (&Group, &Check)> {
+        self.groups
+            .iter()
+            .flat_map(|group| group.checks.iter().map(move |check| (group, check)))
+    }
+
+    /// The group named `name`, if it ran.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|group| group.name == name)
+    }
+
+    /// The first check whose title starts with `title`.
+    pub fn find(&self, title: &str) -> Option<&Check> {
+        self.checks()
+            .map(|(_, check)| check)
+            .find(|check| check.title.starts_with(title))
+    }
+
+    /// How many checks came out `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.checks()
+            .filter(|(_, check)| check.status == status)
+            .count()
+    }
+
+    /// The worst status of any check: [`Status::Pass`] for an empty report.
+    pub fn status(&self) -> Status {
+        self.checks()
+            .map(|(_, check)| check.status)
+            .max()
+            .unwrap_or(Status::Pass)
+    }
+
+    /// Whether no check failed. Warnings alone are a success: `sidecar
+    /// check` exits 0.
+    pub fn is_success(&self) -> bool {
+        self.status() != Status::Fail
+    }
+
+    fn push(&mut self, name: &'static str, checks: Vec<Check>) {
+        if !checks.is_empty() {
+            self.groups.push(Group { name, checks });
+        }
+    }
+}
+
+/// What `sidecar check` does beyond reading the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Check before the sidecar starts: instead of asking its admin
+    /// server, check that its listen addresses can be bound. Default
+    /// false.
+    pub pre: bool,
+    /// How long each connection and each admin request may take. Default
+    /// 1 second: the application and the admin server are local.
+    pub timeout: Duration,
+    /// A certificate warns when less than this is left, or less than 30 %
+    /// of its lifetime, whichever is shorter. Default 7 days.
+    pub expiry_warning: Duration,
+}
+
+impl CheckOptions {
+    /// The default [`CheckOptions::timeout`]: 1 second.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// The default [`CheckOptions::expiry_warning`]: 7 days.
+    pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
+
+    /// Sets [`CheckOptions::pre`].
+    #[must_use]
+    pub fn with_pre(mut self, pre: bool) -> Self {
+        self.pre = pre;
+        self
+    }
+
+    /// Sets [`CheckOptions::timeout`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`CheckOptions::expiry_warning`].
+    #[must_use]
+    pub fn with_expiry_warning(mut self, expiry_warning: Duration) -> Self {
+        self.expiry_warning = expiry_warning;
+        self
+    }
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            pre: false,
+            timeout: Self::DEFAULT_TIMEOUT,
+            expiry_warning: Self::DEFAULT_EXPIRY_WARNING,
+        }
+    }
+}
+
+/// Runs every check on the configuration in `path` (see the [module
+/// docs](self)).
+///
+/// The configuration, certificate and policy files are read with blocking
+/// calls, as the sidecar reads them at start; the network checks wait at
+/// most [`CheckOptions::timeout`] each.
+pub async fn run(path: &Path, options: &CheckOptions) -> Report {
+    let mut report = Report::default();
+    let config = match SidecarConfig::load(path) {
+        Ok(config) => {
+            report.push(
+                "sidecar-config",
+                vec![Check::pass(format!(
+                    "config file {} is valid",
+                    path.display()
+                ))],
+            );
+            config
+        }
+        Err(error) => {
+            let detail = format!(
+                "{}\nthe other checks need a valid configuration and did not run",
+                chain(&error)
+            );
+            report.push(
+                "sidecar-config",
+                vec![Check::fail(
+                    format!("config file {} is valid", path.display()),
+                    detail,
+                )],
+            );
+            return report;
+        }
+    };
+    if let Some(identity) = &config.identity {
+        let now = SystemTime::now();
+        report.push(
+            "sidecar-identity",
+            certs::check(identity, now, options.expiry_warning),
+        );
+    }
+    report.push("sidecar-policy", check_policy(&config));
+    report.push(
+        "sidecar-app",
+        app::reachable(&config, options.timeout).await,
+    );
+    if options.pre {
+        report.push("sidecar-listeners", app::bindable(&config).await);
+    } else {
+        report.push("sidecar-admin", app::admin(&config, options.timeout).await);
+    }
+    report
+}
+
+/// The policy compiles; whatever it reads but does not enforce warns.
+fn check_policy(config: &SidecarConfig) -> Vec<Check> {
+    const TITLE: &str = "policy resources are valid";
+    match policy::compile(&config.policy) {
+        Ok(checked) => {
+            let mut checks = vec![Check::pass(TITLE)];
+            let authorization = checked.compiled.warnings.iter().map(ToString::to_string);
+            let routes = checked.routes.warnings.iter().map(ToString::to_string);
+            // Each warning is its own line: it names the file, document,
+            // resource and field already.
+            checks.extend(authorization.chain(routes).map(|title| Check {
+                status: Status::Warn,
+                title,
+                detail: None,
+            }));
+            checks
+        }
+        Err(error) => vec![Check::fail(TITLE, chain(&error))],
+    }
+}
+
+/// An error and its causes, one a line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str("\ncaused by: ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
