@@ -8,7 +8,11 @@ use mesh_core::{
     client::ClientConfig,
     serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
-use mesh_metrics::{BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics, register_process_metrics};
+use mesh_metrics::{
+    BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics,
+    dashboard::{Dashboard, InvalidDashboard},
+    register_process_metrics,
+};
 use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
 use mesh_retry::RetryMetrics;
 use mesh_tls::{AcceptConfig, TlsAccept};
@@ -19,7 +23,7 @@ use super::{
     identity::Identity,
     outbound::{Outbound, OutboundMetrics},
     policy::{self, PolicyError},
-    worker::{Shared, Worker, WorkerListeners},
+    worker::{Background, Shared, Worker, WorkerListeners},
 };
 
 /// A started sidecar: its bound addresses, and the handle that stops it.
@@ -53,6 +57,8 @@ pub enum StartError {
     Identity(BoxError),
     /// The policy could not be read or compiled.
     Policy(PolicyError),
+    /// The dashboard's configuration was refused.
+    Dashboard(InvalidDashboard),
     /// The TLS client configuration of an outbound service was refused.
     Tls {
         /// The configuration field that names the service.
@@ -75,6 +81,7 @@ impl std::fmt::Display for StartError {
             Self::Thread(_) => f.write_str("cannot start a runtime thread"),
             Self::Identity(_) => f.write_str("identity.ca: cannot issue the workload certificate"),
             Self::Policy(error) => write!(f, "{error}"),
+            Self::Dashboard(_) => f.write_str("admin.dashboard: cannot start the dashboard"),
             Self::Tls { field, .. } => {
                 write!(f, "{field}: cannot build the tls client configuration")
             }
@@ -88,6 +95,7 @@ impl std::error::Error for StartError {
             Self::Bind { source, .. } | Self::Thread(source) => Some(source),
             Self::Identity(source) | Self::Tls { source, .. } => Some(&**source),
             Self::Policy(error) => error.source(),
+            Self::Dashboard(error) => Some(error),
         }
     }
 }
@@ -204,7 +212,14 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         };
         TlsAccept::new(identity.store.clone(), accept)
     });
-    let admin_service = Admin::new(registry, readiness).with_shutdown(trigger.clone());
+    let mut admin_service = Admin::new(registry, readiness).with_shutdown(trigger.clone());
+    let mut background: Vec<Background> = identity.task.into_iter().chain(policy.watcher).collect();
+    if let Some(dashboard) = &config.admin.dashboard {
+        let (service, poller) = Dashboard::new(dashboard.dashboard_config(admin_addr))
+            .map_err(StartError::Dashboard)?;
+        admin_service = admin_service.with_extension(service);
+        background.push(Box::pin(poller.run()));
+    }
     let shared = Arc::new(Shared {
         threads,
         admin: admin_service,
@@ -219,7 +234,6 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
     });
 
     let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
-    let mut background: Vec<_> = identity.task.into_iter().chain(policy.watcher).collect();
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
         let mine = WorkerListeners {

@@ -23,6 +23,7 @@ use super::inbound::PortProtocol;
 use super::outbound::ServiceName;
 use super::policy::PolicySection;
 use super::retry::{BudgetSection, RetrySection, TimeoutsSection};
+use super::server::DashboardSection;
 
 /// The whole file. Every section may be left out, or left empty.
 ///
@@ -90,9 +91,10 @@ pub(super) struct ServiceEntry {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with listen")]
+#[serde(deny_unknown_fields, expecting = "a mapping with listen and dashboard")]
 pub(super) struct AdminSection {
     pub(super) listen: Option<Addr>,
+    pub(super) dashboard: Option<DashboardSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

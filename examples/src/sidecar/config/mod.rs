@@ -31,7 +31,9 @@ pub use outbound::{
 pub use policy::{
     DefaultPolicy, InlineOrigin, PolicyConfig, PolicyFiles, PolicySettings, Workload,
 };
-pub use server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
+pub use server::{
+    AdminConfig, DEFAULT_ADMIN_LISTEN, DashboardPeer, DashboardSettings, ServerTuning,
+};
 
 use error::Location;
 use file::Document;
@@ -55,7 +57,7 @@ pub struct SidecarConfig {
     /// The `outbound` section: the listener for the application's own
     /// requests, and the services they go to.
     pub outbound: OutboundConfig,
-    /// The `admin` section: the admin server's address.
+    /// The `admin` section: the admin server's address, and its dashboard.
     pub admin: AdminConfig,
     /// The `server` section: timeouts and limits.
     pub server: ServerTuning,

@@ -13,7 +13,7 @@ use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::policy::resolve_policy;
 use super::retry::{resolve_budget, resolve_retry, resolve_timeouts};
-use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning};
+use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard};
 
 /// The text a configuration came from, to point at places in it.
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +56,15 @@ impl Document {
             source,
             &mut listeners,
         )?;
-        let admin_listen = self.admin.and_then(|admin| admin.listen);
+        let admin_section = self.admin.unwrap_or_default();
+        let admin_listen = admin_section.listen;
+        let listen = admin_listen.map_or(DEFAULT_ADMIN_LISTEN, |addr| addr.0);
         let admin = AdminConfig {
-            listen: admin_listen.map_or(DEFAULT_ADMIN_LISTEN, |addr| addr.0),
+            listen,
+            dashboard: admin_section
+                .dashboard
+                .map(|section| resolve_dashboard(section, listen, source))
+                .transpose()?,
         };
         listeners.push(Listener::new(
             "admin.listen",

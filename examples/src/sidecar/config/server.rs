@@ -1,28 +1,133 @@
-//! The admin listener and the tuning every listener shares.
+//! The admin listener, its dashboard, and the tuning every listener shares.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use mesh_metrics::{dashboard::DashboardConfig, query::Target};
+use serde::Deserialize;
+
+use super::error::{ConfigError, ConfigErrorKind};
+use super::file::Addr;
+use super::outbound::ServiceName;
+use super::resolve::Source;
 
 /// The default admin listener, `0.0.0.0:4191` (Linkerd's admin port).
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4191));
 
 /// The admin section: where `/live`, `/ready`, `/metrics` and `/shutdown`
-/// are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// are served, and the dashboard when it is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     /// The address the admin server binds. Default
     /// [`DEFAULT_ADMIN_LISTEN`].
     pub listen: SocketAddr,
+    /// `admin.dashboard`: serve the live dashboard at `/dashboard`. Default
+    /// none.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: DEFAULT_ADMIN_LISTEN,
+            dashboard: None,
         }
     }
+}
+
+/// `admin.dashboard`: which workloads the dashboard shows. The sidecar's own
+/// admin server is always scraped, under `name`; each peer is another
+/// sidecar's admin server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSettings {
+    /// This sidecar's workload name, as the dashboard shows it.
+    pub name: ServiceName,
+    /// The other sidecars to scrape. Peers with one name are replicas of
+    /// one workload.
+    pub peers: Vec<DashboardPeer>,
+}
+
+/// A sidecar the dashboard scrapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardPeer {
+    /// Its workload's name.
+    pub name: ServiceName,
+    /// Its admin server.
+    pub admin: SocketAddr,
+}
+
+impl DashboardSettings {
+    /// The dashboard's configuration, with this sidecar's admin server,
+    /// bound at `own_admin`, as the first source. An unspecified address
+    /// (`0.0.0.0`) is scraped over loopback.
+    pub fn dashboard_config(&self, own_admin: SocketAddr) -> DashboardConfig {
+        let mut own = own_admin;
+        if own.ip().is_unspecified() {
+            own.set_ip(match own.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        let target = |name: &ServiceName, addr: SocketAddr| Target {
+            name: name.as_str().to_owned(),
+            addr: addr.to_string(),
+        };
+        let sources = std::iter::once(target(&self.name, own))
+            .chain(self.peers.iter().map(|p| target(&p.name, p.admin)))
+            .collect();
+        DashboardConfig::new(sources)
+    }
+}
+
+/// `admin.dashboard` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with name and peers")]
+pub(super) struct DashboardSection {
+    name: ServiceName,
+    peers: Option<Vec<PeerEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with name and admin")]
+struct PeerEntry {
+    name: ServiceName,
+    admin: Addr,
+}
+
+/// Checks `admin.dashboard`: a peer may not be listed twice, nor be this
+/// sidecar's own admin server, which is always scraped.
+pub(super) fn resolve_dashboard(
+    section: DashboardSection,
+    admin_listen: SocketAddr,
+    source: Source<'_>,
+) -> Result<DashboardSettings, ConfigError> {
+    let mut peers: Vec<DashboardPeer> = Vec::new();
+    for (index, entry) in section.peers.unwrap_or_default().into_iter().enumerate() {
+        let admin = entry.admin.0;
+        let path = format!("admin.dashboard.peers[{index}].admin");
+        let conflict =
+            |message: String| source.error(ConfigErrorKind::Conflict, &path, &path, message);
+        if let Some(first) = peers.iter().position(|p| p.admin == admin) {
+            return Err(conflict(format!(
+                "{admin} is already listed at admin.dashboard.peers[{first}]"
+            )));
+        }
+        if admin.port() != 0 && admin == admin_listen {
+            return Err(conflict(format!(
+                "{admin} is this sidecar's own admin server, which the dashboard always shows"
+            )));
+        }
+        peers.push(DashboardPeer {
+            name: entry.name,
+            admin,
+        });
+    }
+    Ok(DashboardSettings {
+        name: section.name,
+        peers,
+    })
 }
 
 /// The server section: limits and timeouts shared by every listener.
