@@ -423,7 +423,10 @@ fn a_document_without_kind_is_refused_with_its_document_and_line() {
     let (message, kind, document, _) = manifest_error(&text);
     assert_eq!(kind, ResourceErrorKind::MissingField);
     assert_eq!(document, Some(2));
-    assert!(message.contains("missing field `kind`"), "{message}");
+    assert_eq!(
+        message,
+        "bad.yaml: document 2: kind: missing field `kind` at line 6 column 1"
+    );
 }
 
 #[test]
