@@ -3,4 +3,5 @@
 //! over this library, so that integration tests can drive the same code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod demo;
 pub mod sidecar;

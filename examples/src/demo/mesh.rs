@@ -1,0 +1,250 @@
+//! The workloads: each application behind its own sidecar, started in the
+//! order their addresses are needed.
+//!
+//! `voting` and `emoji` come first, since `web`'s sidecar names their
+//! inbound listeners as its services' endpoints; `vote-bot`, which drives
+//! `web`, comes last. Every listener is on 127.0.0.1 port 0, so the demo
+//! never collides with anything already running.
+
+use std::{net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use mesh_core::serve::shutdown::{self, ShutdownTrigger};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use super::{
+    DemoError, apps,
+    files::{MeshFiles, NAMESPACE, identity},
+};
+use crate::sidecar::{self, Running, config::SidecarConfig};
+
+/// How long the sidecars may take to load their certificates.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The share of votes `voting` fails.
+const VOTE_FAILURE_RATE: f64 = 0.1;
+
+/// The seed of `voting`'s failures, so that every run fails alike.
+const VOTE_FAILURE_SEED: u64 = 0x5eed;
+
+/// The retry policy of `web`'s calls to `voting`: up to 3 attempts on a
+/// 5xx, for every method (votes are POSTs, which are retried only when the
+/// route says so), within a budget of 20 % more requests plus 10 retries a
+/// second (Finagle's and Linkerd's defaults). The budget is what keeps
+/// retries from piling load on a `voting` that is down.
+const VOTING_RETRIES: &str = "      retry: {attempts: 3, http: 5xx, any_method: true}
+      budget: {retry_ratio: 0.2, min_retries_per_second: 10, ttl: 10s}
+";
+
+/// The running mesh.
+#[derive(Debug)]
+pub struct Mesh {
+    /// The load generator's sidecar; it calls `web`.
+    pub vote_bot: Running,
+    /// `web`'s sidecar.
+    pub web: Running,
+    /// `emoji`'s sidecar.
+    pub emoji: Running,
+    /// `voting`'s sidecar.
+    pub voting: Running,
+    apps: Vec<JoinHandle<()>>,
+    stop_apps: ShutdownTrigger,
+}
+
+/// One outbound service of a sidecar: its name, its one endpoint, and any
+/// settings after those.
+struct Service<'a> {
+    name: &'a str,
+    endpoint: SocketAddr,
+    settings: &'a str,
+}
+
+impl Mesh {
+    /// Starts the applications and their sidecars. Without `retries`,
+    /// `web`'s calls to `voting` are not retried.
+    ///
+    /// # Errors
+    ///
+    /// When a listener cannot be bound, a configuration is refused or a
+    /// sidecar cannot start.
+    pub async fn start(files: &MeshFiles, retries: bool) -> Result<Self, DemoError> {
+        let (stop_apps, _) = shutdown::channel();
+        let mut apps = Vec::new();
+
+        let (listener, app) = bind().await?;
+        let voting = start_sidecar(files, "voting", Some(app), &[])?;
+        apps.push(tokio::spawn(apps::voting(
+            listener,
+            VOTE_FAILURE_RATE,
+            VOTE_FAILURE_SEED,
+            stop_apps.subscribe(),
+        )));
+
+        // `emoji` may not call `voting`, but its sidecar knows the way, so
+        // that the demo can show the policy refusing it.
+        let (listener, app) = bind().await?;
+        let emoji = start_sidecar(files, "emoji", Some(app), &[service("voting", &voting)])?;
+        apps.push(tokio::spawn(apps::emoji(listener, stop_apps.subscribe())));
+
+        let (listener, app) = bind().await?;
+        let services = [
+            Service {
+                name: "emoji",
+                endpoint: emoji.inbound[0],
+                settings: "",
+            },
+            Service {
+                name: "voting",
+                endpoint: voting.inbound[0],
+                settings: if retries { VOTING_RETRIES } else { "" },
+            },
+        ];
+        let web = start_sidecar(files, "web", Some(app), &services)?;
+        apps.push(tokio::spawn(apps::web(
+            listener,
+            web.outbound,
+            stop_apps.subscribe(),
+        )));
+
+        let vote_bot = start_sidecar(files, "vote-bot", None, &[service("web", &web)])?;
+        Ok(Self {
+            vote_bot,
+            web,
+            emoji,
+            voting,
+            apps,
+            stop_apps,
+        })
+    }
+
+    /// The sidecars with their workload names, in the order they started.
+    fn sidecars(&self) -> [(&'static str, &Running); 4] {
+        [
+            ("voting", &self.voting),
+            ("emoji", &self.emoji),
+            ("web", &self.web),
+            ("vote-bot", &self.vote_bot),
+        ]
+    }
+
+    /// Waits until every sidecar's `/ready` answers 200: its certificate is
+    /// loaded and it can take mTLS traffic.
+    ///
+    /// # Errors
+    ///
+    /// When one is not ready within 10 seconds.
+    pub async fn ready(&self) -> Result<(), DemoError> {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        for (name, running) in self.sidecars() {
+            let Ok(uri) = format!("http://{}/ready", running.admin).parse::<http::Uri>() else {
+                return Err(DemoError::NotReady(name));
+            };
+            let poll = async {
+                loop {
+                    match client.get(uri.clone()).await {
+                        Ok(res) if res.status().is_success() => return,
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            };
+            tokio::time::timeout(READY_TIMEOUT, poll)
+                .await
+                .map_err(|_| DemoError::NotReady(name))?;
+        }
+        Ok(())
+    }
+
+    /// Shuts the sidecars down, callers first, and waits until each has
+    /// drained; then stops the applications.
+    pub async fn stop(self) {
+        let sidecars = [self.vote_bot, self.web, self.emoji, self.voting];
+        for running in &sidecars {
+            running.shutdown();
+        }
+        let joined =
+            tokio::task::spawn_blocking(move || sidecars.into_iter().for_each(Running::join));
+        if joined.await.is_err() {
+            tracing::error!("a sidecar did not stop cleanly");
+        }
+        self.stop_apps.trigger();
+        for app in self.apps {
+            let _ = app.await;
+        }
+    }
+}
+
+fn service<'a>(name: &'a str, running: &Running) -> Service<'a> {
+    Service {
+        name,
+        endpoint: running.inbound[0],
+        settings: "",
+    }
+}
+
+async fn bind() -> Result<(TcpListener, SocketAddr), DemoError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(DemoError::Bind)?;
+    let addr = listener.local_addr().map_err(DemoError::Bind)?;
+    Ok((listener, addr))
+}
+
+/// Writes `workload`'s sidecar configuration to the demo's directory and
+/// starts the sidecar from it, as `sidecar run --config` would.
+fn start_sidecar(
+    files: &MeshFiles,
+    workload: &str,
+    app: Option<SocketAddr>,
+    services: &[Service<'_>],
+) -> Result<Running, DemoError> {
+    let yaml = sidecar_yaml(files, workload, app, services);
+    let path = files.write_config(workload, &yaml)?;
+    let config = SidecarConfig::load(&path).map_err(DemoError::Config)?;
+    sidecar::start(config).map_err(DemoError::Start)
+}
+
+/// The configuration of `workload`'s sidecar: its identity from its
+/// certificate directory; with an `app`, an inbound listener that takes
+/// mutual TLS only and the mesh's policy; an outbound listener that
+/// reaches `services` over mutual TLS, each expecting its workload's
+/// identity; an admin server; and one thread.
+fn sidecar_yaml(
+    files: &MeshFiles,
+    workload: &str,
+    app: Option<SocketAddr>,
+    services: &[Service<'_>],
+) -> String {
+    let mut yaml = format!(
+        "identity:\n  dir: {}\n  identity: {}\n",
+        files.certs(workload).display(),
+        identity(workload)
+    );
+    if let Some(app) = app {
+        yaml += &format!(
+            "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  tls: strict\n"
+        );
+    }
+    yaml += "outbound:\n  listen: 127.0.0.1:0\n  services:\n";
+    for s in services {
+        yaml += &format!(
+            "    - name: {}\n      endpoints: [{}]\n      identity: {}\n{}",
+            s.name,
+            s.endpoint,
+            identity(s.name),
+            s.settings
+        );
+    }
+    yaml += "admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n  shutdown_grace: 5s\n";
+    if let Some(app) = app {
+        yaml += &format!(
+            "policy:\n  workload:\n    namespace: {NAMESPACE}\n    labels: {{app: {workload}}}\n\
+             \x20   service_account: {workload}\n    ports: {{http: {}}}\n\
+             \x20 default_policy: deny\n  files: [{}]\n",
+            app.port(),
+            files.policy().display()
+        );
+    }
+    yaml
+}

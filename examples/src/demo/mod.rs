@@ -1,0 +1,219 @@
+//! The demo mesh: the guide's emojivoto on one machine, with no cluster.
+//!
+//! Three small applications, `web`, `emoji` and `voting`, each run behind
+//! its own reference sidecar, and a fourth, `vote-bot`, drives `web` at a
+//! steady rate, as in emojivoto:
+//!
+//! ```text
+//! vote-bot ─► sidecar ══mTLS══► sidecar ─► web ─► sidecar ══mTLS══► sidecar ─► emoji
+//!                                                        ╚══mTLS══► sidecar ─► voting
+//! ```
+//!
+//! What the demo sets up is what an operator would:
+//!
+//! - **Identity.** A development CA for the trust domain `cluster.local`
+//!   issues each workload a certificate naming its service account
+//!   (`spiffe://cluster.local/ns/emojivoto/sa/web`). Sidecars accept mutual
+//!   TLS only, and each outbound service names the identity its server must
+//!   prove.
+//! - **Policy.** Linkerd's `Server`, `MeshTLSAuthentication` and
+//!   `AuthorizationPolicy` resources let `web` call `emoji` and `voting`,
+//!   and `vote-bot` call `web`; nothing else. Once a second `emoji` tries
+//!   to vote on its own, and must get a 403.
+//! - **Retries.** `voting` fails one vote in ten. `web`'s sidecar retries
+//!   them within a budget, so `web` sees no failures.
+//! - **Metrics.** Every two seconds the demo prints what `sidecar stat` and
+//!   `sidecar routes` show, from the sidecars' `/metrics`.
+//!
+//! Everything listens on 127.0.0.1, on ports the system picks. The files
+//! (certificates, the policy, one sidecar configuration per workload) go to
+//! a temporary directory that is removed at the end. [`run`] checks at the
+//! end that the mesh kept its promises: see [`report`].
+
+pub mod apps;
+pub mod files;
+pub mod mesh;
+pub mod report;
+pub mod traffic;
+
+use std::{fmt, io::Write, num::NonZeroU32, sync::Arc, time::Duration};
+
+use mesh_core::serve::shutdown;
+use tokio::time::Instant;
+
+use self::{
+    files::MeshFiles,
+    mesh::Mesh,
+    report::{Summary, Watch},
+    traffic::{DeniedCounts, LoadCounts},
+};
+use crate::sidecar::{StartError, certs::CertsError, config::ConfigError};
+
+/// How the demo runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DemoConfig {
+    /// Requests a second `vote-bot` sends to `web`. Default 30.
+    pub rps: NonZeroU32,
+    /// How long to run; `None` runs until the `stop` future of [`run`]
+    /// resolves. Default `None`.
+    pub duration: Option<Duration>,
+    /// How often to print the tables. Default 2 seconds.
+    pub interval: Duration,
+    /// How often `emoji` makes a call the policy denies. Default 1 second.
+    pub denied_every: Duration,
+    /// Whether `web`'s sidecar retries failed votes. Default `true`;
+    /// without, `voting`'s failures reach `web` and the run fails.
+    pub retries: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            rps: NonZeroU32::MIN.saturating_add(29),
+            duration: None,
+            interval: Duration::from_secs(2),
+            denied_every: Duration::from_secs(1),
+            retries: true,
+        }
+    }
+}
+
+/// The demo could not run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The temporary files could not be written.
+    Files(std::io::Error),
+    /// The CA or a certificate could not be made.
+    Certs(CertsError),
+    /// An application's listener could not be bound.
+    Bind(std::io::Error),
+    /// A sidecar configuration was refused.
+    Config(ConfigError),
+    /// A sidecar could not start.
+    Start(StartError),
+    /// A sidecar did not become ready.
+    NotReady(&'static str),
+    /// The output could not be written.
+    Output(std::io::Error),
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Files(_) => f.write_str("cannot write the demo's files"),
+            Self::Certs(_) => f.write_str("cannot issue the demo's certificates"),
+            Self::Bind(_) => f.write_str("cannot bind an application's listener"),
+            Self::Config(error) => write!(f, "{error}"),
+            Self::Start(error) => write!(f, "cannot start a sidecar: {error}"),
+            Self::NotReady(name) => write!(f, "{name}'s sidecar did not become ready"),
+            Self::Output(_) => f.write_str("cannot write the output"),
+        }
+    }
+}
+
+impl std::error::Error for DemoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Files(e) | Self::Bind(e) | Self::Output(e) => Some(e),
+            Self::Certs(e) => Some(e),
+            Self::Config(e) => Some(e),
+            Self::Start(e) => Some(e),
+            Self::NotReady(_) => None,
+        }
+    }
+}
+
+/// Runs the demo, writing its tables to `out`, until `config.duration` has
+/// passed or `stop` resolves (Ctrl-C, say); then shuts everything down,
+/// removes the files, and returns what the run showed.
+///
+/// # Errors
+///
+/// When the mesh cannot be set up, or `out` cannot be written. A mesh that
+/// runs but breaks a promise is not an error: see [`Summary::passed`].
+pub async fn run<W: Write>(
+    config: &DemoConfig,
+    out: &mut W,
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, DemoError> {
+    let files = MeshFiles::create(&["web", "emoji", "voting", "vote-bot"])?;
+    let mesh = Mesh::start(&files, config.retries).await?;
+    let summary = drive(config, &files, &mesh, out, stop).await;
+    mesh.stop().await;
+    files.remove().map_err(DemoError::Files)?;
+    summary
+}
+
+/// Sends the traffic and prints the tables until the run ends.
+async fn drive<W: Write>(
+    config: &DemoConfig,
+    files: &MeshFiles,
+    mesh: &Mesh,
+    out: &mut W,
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, DemoError> {
+    mesh.ready().await?;
+    let print = |out: &mut W, text: &str| {
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(DemoError::Output)
+    };
+    print(
+        out,
+        &format!(
+            "the demo mesh: web, emoji and voting behind sidecars on mutual tls; \
+             vote-bot drives web at {} requests a second\n\
+             files: {} (certificates, policy.yaml, one sidecar config per workload)\n\
+             try: cargo run --example sidecar -- stat --admin web={},emoji={},voting={}\n\
+             dashboard: http://{}/dashboard\n\n",
+            config.rps,
+            files.path().display(),
+            mesh.web.admin,
+            mesh.emoji.admin,
+            mesh.voting.admin,
+            mesh.web.admin,
+        ),
+    )?;
+
+    let (stop_traffic, _) = shutdown::channel();
+    let load = Arc::new(LoadCounts::default());
+    let denied = Arc::new(DeniedCounts::default());
+    let vote_bot = tokio::spawn(traffic::vote_bot(
+        mesh.vote_bot.outbound,
+        config.rps.get(),
+        stop_traffic.subscribe(),
+        load.clone(),
+    ));
+    let trespass = tokio::spawn(traffic::trespass(
+        mesh.emoji.outbound,
+        config.denied_every,
+        stop_traffic.subscribe(),
+        denied.clone(),
+    ));
+
+    let start = Instant::now();
+    let mut watch = Watch::new(mesh);
+    let mut frames = tokio::time::interval_at(start + config.interval, config.interval);
+    let end = async {
+        match config.duration {
+            Some(duration) => tokio::time::sleep_until(start + duration).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end, stop);
+    loop {
+        tokio::select! {
+            _ = frames.tick() => {
+                let frame = watch.frame(start.elapsed(), &denied).await;
+                print(out, &format!("{frame}\n"))?;
+            }
+            () = &mut end => break,
+            () = &mut stop => break,
+        }
+    }
+
+    stop_traffic.trigger();
+    let _ = tokio::join!(vote_bot, trespass);
+    Ok(watch.summary(start.elapsed(), &load, &denied).await)
+}

@@ -1,0 +1,289 @@
+//! What the demo shows while it runs, and what it checks when it ends.
+//!
+//! Every interval it scrapes each sidecar's `/metrics` and prints what
+//! changed, with the arithmetic `sidecar stat` and `sidecar routes` use
+//! (mesh-metrics' `query` module): one row per workload from its inbound
+//! traffic, then `web`'s calls to `emoji` and `voting` as `web` saw them
+//! (after retries) beside every attempt its sidecar made.
+//!
+//! At the end it adds up the whole run and checks what the mesh promises:
+//! `web` saw at least 99 % success although `voting` fails one vote in ten,
+//! every request between sidecars was on mutual TLS, and every call the
+//! policy denies got a 403.
+
+use std::{fmt, sync::atomic::Ordering::Relaxed, time::Duration};
+
+use mesh_metrics::{
+    Direction,
+    query::{
+        Format, Sample, Scrape, Target, Totals, deltas,
+        routes::{render_routes, route_rows},
+        scrape_all,
+        stat::{render_stat, stat_rows},
+    },
+};
+use tokio::time::Instant;
+
+use super::{
+    mesh::Mesh,
+    traffic::{DeniedCounts, LoadCounts},
+};
+
+/// The least success `web` may see from its calls, after retries.
+pub const MIN_EFFECTIVE_SUCCESS: f64 = 0.99;
+
+/// The sidecars' admin servers, and the last scrape of each.
+#[derive(Debug)]
+pub struct Watch {
+    /// `web`, `emoji`, `voting`, then `vote-bot`: the first three make the
+    /// stat table, and all four must be on mutual TLS.
+    targets: Vec<Target>,
+    before: Vec<Option<Scrape>>,
+    taken: Instant,
+}
+
+impl Watch {
+    /// Watches the sidecars of `mesh`, from no traffic.
+    pub fn new(mesh: &Mesh) -> Self {
+        let target = |name: &str, running: &crate::sidecar::Running| Target {
+            name: name.to_owned(),
+            addr: running.admin.to_string(),
+        };
+        let targets = vec![
+            target("web", &mesh.web),
+            target("emoji", &mesh.emoji),
+            target("voting", &mesh.voting),
+            target("vote-bot", &mesh.vote_bot),
+        ];
+        let before = vec![Some(Scrape::default()); targets.len()];
+        Self {
+            targets,
+            before,
+            taken: Instant::now(),
+        }
+    }
+
+    /// Scrapes every sidecar and renders what changed since the last
+    /// frame; `uptime` is how long the demo has run.
+    pub async fn frame(&mut self, uptime: Duration, denied: &DeniedCounts) -> String {
+        let (after, _) = scrape_all(&self.targets).await;
+        let now = Instant::now();
+        let window = now.saturating_duration_since(self.taken);
+        let deltas = deltas(&self.before, &after, window);
+        self.before = after;
+        self.taken = now;
+
+        let web = &self.targets[..1];
+        let mut routes = route_rows(web, &deltas[..1], Some("emoji"));
+        routes.extend(route_rows(web, &deltas[..1], Some("voting")));
+        let effective = deltas[0].as_ref().and_then(|d| {
+            let mut calls = Totals::default();
+            d.accumulate(&mut calls, |s| {
+                s.label("direction") == Some(Direction::Outbound.as_label())
+            });
+            calls.success_rate()
+        });
+        let workloads = stat_rows(&self.targets[..3], &deltas[..3], Direction::Inbound);
+        // Rendering a table cannot fail; only JSON encoding can.
+        let stat = render_stat(&workloads, Format::Table).unwrap_or_default();
+        let routes = render_routes(&routes, true, Format::Table).unwrap_or_default();
+        format!(
+            "── {:>3}s ─ the last {:.1}s {}\n{stat}\n\
+             web's calls, as web saw them (ACTUAL_*: every attempt, retries included):\n{routes}\n\
+             web saw {} success; denied calls so far: {} of {} got 403\n",
+            uptime.as_secs(),
+            window.as_secs_f64(),
+            "─".repeat(48),
+            percent(effective),
+            denied.forbidden.load(Relaxed),
+            denied.attempted(),
+        )
+    }
+
+    /// Scrapes every sidecar once more and checks the whole run.
+    pub async fn summary(
+        &self,
+        elapsed: Duration,
+        load: &LoadCounts,
+        denied: &DeniedCounts,
+    ) -> Summary {
+        let (last, _) = scrape_all(&self.targets).await;
+        let whole = deltas(&vec![Some(Scrape::default()); last.len()], &last, elapsed);
+        let of = |i: usize, select: &dyn Fn(&Sample) -> bool| {
+            let mut totals = Totals::default();
+            if let Some(delta) = &whole[i] {
+                delta.accumulate(&mut totals, select);
+            }
+            totals
+        };
+        // web's calls, with the retries its sidecar made for them.
+        let web_calls = of(0, &|s| {
+            s.label("direction") == Some(Direction::Outbound.as_label())
+                || s.name == "retry_requests_total"
+        });
+        let voting = of(2, &|s| {
+            s.label("direction") == Some(Direction::Inbound.as_label())
+        });
+        let tls = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, target)| (target.name.clone(), of(i, &|_| true).tls_rate()))
+            .collect();
+        let mut summary = Summary {
+            elapsed,
+            requests: load.ok.load(Relaxed) + load.failed.load(Relaxed),
+            request_failures: load.failed.load(Relaxed),
+            web_calls: web_calls.responses() as u64,
+            effective_success: web_calls.success_rate(),
+            retries: web_calls.retries as u64,
+            voting_failures: voting.failure as u64,
+            tls,
+            denied_forbidden: denied.forbidden.load(Relaxed),
+            denied_got_through: denied.got_through.load(Relaxed),
+            denied_other: denied.other.load(Relaxed),
+            breaches: Vec::new(),
+        };
+        summary.breaches = summary.check();
+        summary
+    }
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "-".into(), |r| format!("{:.2}%", r * 100.0))
+}
+
+/// The whole run, and what broke.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// How long the traffic ran.
+    pub elapsed: Duration,
+    /// `vote-bot`'s requests to `web` that were answered or failed.
+    pub requests: u64,
+    /// Those that did not get a 2xx.
+    pub request_failures: u64,
+    /// `web`'s calls to `emoji` and `voting`.
+    pub web_calls: u64,
+    /// The share of `web`'s calls that succeeded, after retries.
+    pub effective_success: Option<f64>,
+    /// The retries `web`'s sidecar made.
+    pub retries: u64,
+    /// The failures `voting` answered, before any retry.
+    pub voting_failures: u64,
+    /// Per sidecar, the share of its requests (both ways) on mutual TLS.
+    pub tls: Vec<(String, Option<f64>)>,
+    /// Denied calls that got their 403.
+    pub denied_forbidden: u64,
+    /// Denied calls that got a 2xx.
+    pub denied_got_through: u64,
+    /// Denied calls that got something else.
+    pub denied_other: u64,
+    /// The promises the run broke; empty when it held them all.
+    pub breaches: Vec<Breach>,
+}
+
+/// A promise of the mesh that a run broke.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Breach {
+    /// `web` made no calls at all.
+    NoTraffic,
+    /// `web` saw less success than [`MIN_EFFECTIVE_SUCCESS`].
+    Success(f64),
+    /// A sidecar served or sent requests that were not on mutual TLS.
+    Tls {
+        /// The workload.
+        workload: String,
+        /// The share that was.
+        rate: f64,
+    },
+    /// No denied call was attempted.
+    NoDeniedCall,
+    /// Denied calls that got through.
+    DeniedGotThrough(u64),
+    /// Denied calls answered with neither a 403 nor a 2xx.
+    DeniedOther(u64),
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoTraffic => f.write_str("web made no calls"),
+            Self::Success(rate) => write!(
+                f,
+                "web saw {:.2}% success, below {:.0}%",
+                rate * 100.0,
+                MIN_EFFECTIVE_SUCCESS * 100.0
+            ),
+            Self::Tls { workload, rate } => write!(
+                f,
+                "{workload}: {:.2}% of requests on mutual tls, not 100%",
+                rate * 100.0
+            ),
+            Self::NoDeniedCall => f.write_str("no denied call was attempted"),
+            Self::DeniedGotThrough(n) => write!(f, "{n} denied calls got through"),
+            Self::DeniedOther(n) => write!(f, "{n} denied calls got no 403"),
+        }
+    }
+}
+
+impl Summary {
+    /// Whether the run held every promise.
+    pub fn passed(&self) -> bool {
+        self.breaches.is_empty()
+    }
+
+    fn check(&self) -> Vec<Breach> {
+        let mut breaches = Vec::new();
+        match self.effective_success {
+            None => breaches.push(Breach::NoTraffic),
+            Some(rate) if rate < MIN_EFFECTIVE_SUCCESS => breaches.push(Breach::Success(rate)),
+            Some(_) => {}
+        }
+        for (workload, rate) in &self.tls {
+            if let Some(rate) = rate.filter(|r| *r < 1.0) {
+                let workload = workload.clone();
+                breaches.push(Breach::Tls { workload, rate });
+            }
+        }
+        if self.denied_forbidden + self.denied_got_through + self.denied_other == 0 {
+            breaches.push(Breach::NoDeniedCall);
+        }
+        if self.denied_got_through > 0 {
+            breaches.push(Breach::DeniedGotThrough(self.denied_got_through));
+        }
+        if self.denied_other > 0 {
+            breaches.push(Breach::DeniedOther(self.denied_other));
+        }
+        breaches
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.passed() {
+            f.write_str("demo passed: ")?;
+        } else {
+            let breaches: Vec<String> = self.breaches.iter().map(Breach::to_string).collect();
+            write!(f, "demo FAILED ({}): ", breaches.join("; "))?;
+        }
+        let tls = self.tls.iter().filter_map(|(_, rate)| *rate);
+        let least_tls = tls.reduce(f64::min);
+        write!(
+            f,
+            "{:.1}s, {} requests to web ({} failed); voting failed {} votes, \
+             web's sidecar retried {} times, web saw {} success over {} calls; \
+             mTLS {}; {} of {} denied calls got 403",
+            self.elapsed.as_secs_f64(),
+            self.requests,
+            self.request_failures,
+            self.voting_failures,
+            self.retries,
+            percent(self.effective_success),
+            self.web_calls,
+            percent(least_tls),
+            self.denied_forbidden,
+            self.denied_forbidden + self.denied_got_through + self.denied_other,
+        )
+    }
+}

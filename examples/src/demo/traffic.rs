@@ -1,0 +1,178 @@
+//! The demo's traffic: `vote-bot` driving `web` at a steady rate, as
+//! emojivoto's vote bot does, and a call the policy must refuse, made
+//! regularly from `emoji`'s sidecar to `voting`.
+//!
+//! Both send through their own workload's sidecar, so every request in the
+//! demo crosses two sidecars over mutual TLS.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header::HOST};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use mesh_core::serve::Shutdown;
+use tokio::{sync::Semaphore, time::MissedTickBehavior};
+
+use super::apps::EMOJI;
+
+/// The most `vote-bot` requests in flight at once. At the demo's rates a
+/// handful are; the bound keeps a stalled mesh from piling up tasks.
+const MAX_IN_FLIGHT: u32 = 64;
+
+/// What `vote-bot`'s requests to `web` got.
+#[derive(Debug, Default)]
+pub struct LoadCounts {
+    /// Answered with a 2xx.
+    pub ok: AtomicU64,
+    /// Answered otherwise, or not at all.
+    pub failed: AtomicU64,
+}
+
+/// What the calls the policy must refuse got.
+#[derive(Debug, Default)]
+pub struct DeniedCounts {
+    /// Answered 403.
+    pub forbidden: AtomicU64,
+    /// Answered with a 2xx: the policy let them through.
+    pub got_through: AtomicU64,
+    /// Answered with another status, or not at all.
+    pub other: AtomicU64,
+}
+
+impl DeniedCounts {
+    /// Every call made.
+    pub fn attempted(&self) -> u64 {
+        self.forbidden.load(Relaxed) + self.got_through.load(Relaxed) + self.other.load(Relaxed)
+    }
+}
+
+fn client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// The `n`th request of `vote-bot`: mostly votes for a random emoji, with
+/// listings and leaderboards in between.
+fn vote_bot_path(n: u64, rng: &mut fastrand::Rng) -> String {
+    match n % 10 {
+        0 | 5 => "/api/list".to_owned(),
+        7 => "/api/leaderboard".to_owned(),
+        _ => {
+            let choice = rng.choice(EMOJI).copied().unwrap_or(":joy:");
+            format!("/api/vote?choice={choice}")
+        }
+    }
+}
+
+/// Sends `rps` requests a second to `web` through `vote-bot`'s sidecar at
+/// `outbound`, counting the answers in `counts`, until `stop`; then waits
+/// for the requests in flight.
+pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Arc<LoadCounts>) {
+    let client = client();
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rps.max(1));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let stop = stop.wait();
+    tokio::pin!(stop);
+    for n in 0.. {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut stop => break,
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let req = Request::get(format!("http://{outbound}{}", vote_bot_path(n, &mut rng)))
+            .header(HOST, "web")
+            .body(Empty::new());
+        let (client, counts) = (client.clone(), counts.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let ok = match req {
+                Ok(req) => match client.request(req).await {
+                    Ok(res) => {
+                        let status = res.status();
+                        res.into_body().collect().await.is_ok() && status.is_success()
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            };
+            let counter = if ok { &counts.ok } else { &counts.failed };
+            counter.fetch_add(1, Relaxed);
+        });
+    }
+    // Every permit back means every request has been answered.
+    let _ = permits.acquire_many(MAX_IN_FLIGHT).await;
+}
+
+/// Every `every`, votes as `emoji` through its sidecar at `outbound`: a
+/// call to `voting` that the policy allows only from `web`, so it must get
+/// a 403. Counts the answers in `counts` until `stop`.
+pub async fn trespass(
+    outbound: SocketAddr,
+    every: Duration,
+    stop: Shutdown,
+    counts: Arc<DeniedCounts>,
+) {
+    let client = client();
+    let mut ticks = tokio::time::interval(every);
+    let stop = stop.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut stop => break,
+        }
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{outbound}/api/vote?choice=:see_no_evil:"))
+            .header(HOST, "voting")
+            .body(Empty::new());
+        let status = match req {
+            Ok(req) => match client.request(req).await {
+                Ok(res) => {
+                    let status = res.status();
+                    res.into_body().collect().await.ok().map(|_| status)
+                }
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        let counter = match status {
+            Some(StatusCode::FORBIDDEN) => &counts.forbidden,
+            Some(s) if s.is_success() => &counts.got_through,
+            _ => &counts.other,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vote_bot_mostly_votes() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let paths: Vec<String> = (0..10).map(|n| vote_bot_path(n, &mut rng)).collect();
+        let votes = paths
+            .iter()
+            .filter(|p| p.starts_with("/api/vote?choice=:"))
+            .count();
+        assert_eq!(votes, 7, "{paths:?}");
+        assert_eq!(paths[0], "/api/list");
+        assert_eq!(paths[7], "/api/leaderboard");
+    }
+}
