@@ -348,6 +348,22 @@ fn fields_inject_does_not_own_pass_through_unchanged_and_in_order() {
         let text = |docs: &[Value]| serde_yaml_ng::to_string(docs).unwrap();
         assert_eq!(text(&output), text(&input), "{case}");
     }
+    // Keys keep the order they were written in, not an alphabetical one.
+    let workloads = documents(&read("workloads.out.yaml"));
+    let keys: Vec<_> = workloads[0]["metadata"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["name", "namespace", "labels"]);
+    let container: Vec<_> = workloads[0]["spec"]["template"]["spec"]["containers"][0]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(container, ["name", "image", "ports", "env"]);
 }
 
 #[test]
@@ -486,6 +502,21 @@ fn a_workload_without_a_name_is_refused() {
     assert_eq!(line, Some(4));
     assert!(
         message.contains("metadata.name: a workload needs a name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_name_too_long_for_the_config_map_is_refused() {
+    let name = "w".repeat(250);
+    let text = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers: []\n"
+    );
+    let (message, kind, _, line) = manifest_error(&text);
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert_eq!(line, Some(4));
+    assert!(
+        message.contains("metadata.name: ") && message.contains("would exceed 253 characters"),
         "{message}"
     );
 }

@@ -42,6 +42,31 @@
 //! workloads that share an account share its certificate. `inject` does
 //! not create either object: the pod waits, not ready, until they exist.
 //!
+//! For the emojivoto `web` Deployment, with its application on port 8080,
+//! the two could be made this way (`sidecar certs issue` is for trying the
+//! mesh; in production cert-manager or SPIRE write and rotate the Secret):
+//!
+//! ```text
+//! kubectl -n emojivoto create configmap web-mesh-config --from-file=sidecar.yaml
+//! sidecar certs issue --ca ca --identity spiffe://cluster.local/ns/emojivoto/sa/web --out web
+//! kubectl -n emojivoto create secret generic web-mesh-identity --from-file=web/
+//! ```
+//!
+//! where `sidecar.yaml` names the mounted directory and the application:
+//!
+//! ```
+//! # use mesh_examples::sidecar::config::SidecarConfig;
+//! let sidecar_yaml = "
+//! identity:
+//!   dir: /var/run/mesh/identity
+//!   identity: spiffe://cluster.local/ns/emojivoto/sa/web
+//! inbound:
+//!   app: 127.0.0.1:8080
+//! ";
+//! assert!(SidecarConfig::from_yaml(sidecar_yaml, "sidecar.yaml").is_ok());
+//! assert!(sidecar_yaml.contains(mesh_examples::sidecar::inject::IDENTITY_DIR));
+//! ```
+//!
 //! The container goes last among `containers`, so the application stays
 //! kubectl's default container for `logs` and `exec`. For a `Job` or
 //! `CronJob` it goes first among `initContainers`, with `restartPolicy:
@@ -81,8 +106,8 @@
 //! Every other field passes through unchanged and in order; other kinds
 //! (`Service`, `ConfigMap`, `Namespace`, ...) pass through whole. The YAML
 //! is written anew, as `kubectl` and `linkerd inject` write it: comments
-//! and the original quoting and layout are not kept, empty documents are
-//! dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
+//! and the original quoting and layout are not kept, aliases are written
+//! out as the values they stand for, empty documents are dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
 //! for booleans or numbers keep their quotes.
 //!
 //! A malformed input (not YAML, a document without `kind`, a workload
