@@ -559,9 +559,12 @@ async fn without_a_running_sidecar_the_admin_checks_fail() {
         [live.as_str(), ready.as_str()],
         "{report}"
     );
+    let why = detail(&report, &live);
+    assert!(why.starts_with("cannot connect: "), "{why}");
+    assert!(why.to_lowercase().contains("refused"), "{why}");
     assert!(
-        detail(&report, &live).contains("sidecar check --pre"),
-        "{report}"
+        why.ends_with("`sidecar check --pre` checks one that has not started"),
+        "{why}"
     );
     assert!(report.group("sidecar-listeners").is_none());
 }

@@ -96,7 +96,15 @@ async fn get(
         .body(Empty::new())
         .map_err(|error| chain(&error))?;
     let exchange = async {
-        let response = client.request(request).await.map_err(|e| chain(&e))?;
+        let response = client.request(request).await.map_err(|error| {
+            if error.is_connect() {
+                // The client's layers add nothing to the operating
+                // system's reason.
+                format!("cannot connect: {}", root_cause(&error))
+            } else {
+                chain(&error)
+            }
+        })?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_ADMIN_BODY)
             .collect()
@@ -108,6 +116,17 @@ async fn get(
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {}", Span(timeout))))
+}
+
+/// The innermost cause of `error`.
+fn root_cause<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    let mut root = error;
+    while let Some(cause) = root.source() {
+        root = cause;
+    }
+    root
 }
 
 /// The address to connect to for one the sidecar binds or forwards to: an
