@@ -144,6 +144,7 @@ mod emit;
 mod error;
 mod image;
 mod note;
+mod object;
 mod proxy;
 mod rule;
 mod workload;
@@ -155,7 +156,7 @@ use std::{
     path::Path,
 };
 
-use mesh_core::resource::{DocumentContext, Documents, ResourceErrorKind};
+use mesh_core::resource::Documents;
 use serde_yaml_ng::Value;
 
 pub use self::{
@@ -171,8 +172,8 @@ pub use self::{
     workload::{INJECTED_ANNOTATION, VERSION_ANNOTATION, WorkloadKind},
 };
 use self::{
+    object::{note, objects},
     rule::Namespaces,
-    yaml::{FieldPath, Problem},
 };
 
 /// What `inject` adds: today, which image the sidecar runs.
@@ -311,90 +312,5 @@ pub fn inject_file(
     match File::open(path) {
         Ok(mut file) => inject_io(&origin, &mut file, output, notes, config),
         Err(source) => Err(InjectError::Read { origin, source }),
-    }
-}
-
-/// One object of a document: the document itself, or an item of a
-/// `kind: List`.
-struct Object<'v> {
-    value: &'v mut Value,
-    path: FieldPath,
-    item: Option<usize>,
-    api_version: String,
-    kind: String,
-    name: Option<String>,
-}
-
-/// The objects of a document.
-fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> {
-    let root = FieldPath::default();
-    if document.get("kind").and_then(Value::as_str) != Some("List") {
-        return Ok(vec![object(document, root, None)?]);
-    }
-    let mapping = yaml::as_mapping_mut(document, &root)?;
-    let Some(items) = mapping.get_mut("items") else {
-        return Ok(Vec::new());
-    };
-    let items = match items {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(items) => items,
-        _ => {
-            return Err(Problem::new(
-                ResourceErrorKind::InvalidType,
-                root.key("items"),
-                "expected a list",
-            ));
-        }
-    };
-    items
-        .iter_mut()
-        .enumerate()
-        .map(|(i, item)| object(item, root.key("items").index(i), Some(i)))
-        .collect()
-}
-
-fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Object<'_>, Problem> {
-    let mapping = yaml::as_mapping(value, &path)?;
-    let field = |key: &str| {
-        yaml::string(mapping, key, &path)?
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                Problem::new(
-                    ResourceErrorKind::MissingField,
-                    path.key(key),
-                    format!("missing field `{key}`"),
-                )
-            })
-    };
-    let api_version = field("apiVersion")?;
-    let kind = field("kind")?;
-    let name = match yaml::mapping(mapping, "metadata", &path)? {
-        Some(metadata) => yaml::string(metadata, "name", &path.key("metadata"))?.map(str::to_owned),
-        None => None,
-    };
-    Ok(Object {
-        value,
-        path,
-        item,
-        api_version,
-        kind,
-        name,
-    })
-}
-
-fn note(
-    context: &DocumentContext<'_>,
-    item: Option<usize>,
-    kind: String,
-    name: Option<String>,
-    outcome: Outcome,
-) -> Note {
-    Note {
-        origin: context.origin().to_owned(),
-        document: context.index(),
-        item,
-        kind,
-        name,
-        outcome,
     }
 }

@@ -1,0 +1,95 @@
+//! The objects of a document: the document itself, or the items of a
+//! `kind: List`, each with what notes and errors name it by.
+
+use mesh_core::resource::{DocumentContext, ResourceErrorKind};
+use serde_yaml_ng::Value;
+
+use super::{
+    Note, Outcome,
+    yaml::{self, FieldPath, Problem},
+};
+
+/// One object of a document: the document itself, or an item of a
+/// `kind: List`.
+pub(super) struct Object<'v> {
+    pub(super) value: &'v mut Value,
+    pub(super) path: FieldPath,
+    pub(super) item: Option<usize>,
+    pub(super) api_version: String,
+    pub(super) kind: String,
+    pub(super) name: Option<String>,
+}
+
+/// The objects of a document.
+pub(super) fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> {
+    let root = FieldPath::default();
+    if document.get("kind").and_then(Value::as_str) != Some("List") {
+        return Ok(vec![object(document, root, None)?]);
+    }
+    let mapping = yaml::as_mapping_mut(document, &root)?;
+    let Some(items) = mapping.get_mut("items") else {
+        return Ok(Vec::new());
+    };
+    let items = match items {
+        Value::Null => return Ok(Vec::new()),
+        Value::Sequence(items) => items,
+        _ => {
+            return Err(Problem::new(
+                ResourceErrorKind::InvalidType,
+                root.key("items"),
+                "expected a list",
+            ));
+        }
+    };
+    items
+        .iter_mut()
+        .enumerate()
+        .map(|(i, item)| object(item, root.key("items").index(i), Some(i)))
+        .collect()
+}
+
+fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Object<'_>, Problem> {
+    let mapping = yaml::as_mapping(value, &path)?;
+    let field = |key: &str| {
+        yaml::string(mapping, key, &path)?
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Problem::new(
+                    ResourceErrorKind::MissingField,
+                    path.key(key),
+                    format!("missing field `{key}`"),
+                )
+            })
+    };
+    let api_version = field("apiVersion")?;
+    let kind = field("kind")?;
+    let name = match yaml::mapping(mapping, "metadata", &path)? {
+        Some(metadata) => yaml::string(metadata, "name", &path.key("metadata"))?.map(str::to_owned),
+        None => None,
+    };
+    Ok(Object {
+        value,
+        path,
+        item,
+        api_version,
+        kind,
+        name,
+    })
+}
+
+pub(super) fn note(
+    context: &DocumentContext<'_>,
+    item: Option<usize>,
+    kind: String,
+    name: Option<String>,
+    outcome: Outcome,
+) -> Note {
+    Note {
+        origin: context.origin().to_owned(),
+        document: context.index(),
+        item,
+        kind,
+        name,
+        outcome,
+    }
+}
