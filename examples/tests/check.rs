@@ -305,7 +305,7 @@ async fn an_expired_certificate_fails_its_validity_check() {
 }
 
 #[tokio::test]
-async fn an_expired_certificate_older_than_its_issuer_is_not_verified_on_dates_twice() {
+async fn a_certificate_that_expired_before_its_issuer_existed_has_no_chain_check() {
     let files = Files::new();
     // The issuer was made a minute ago; the certificate expired before.
     let expired = emoji()
@@ -635,4 +635,22 @@ async fn a_ca_directory_is_checked_by_issuing_from_it() {
     std::fs::remove_file(files.path("ca").join(ca::ISSUER_KEY_FILE)).unwrap();
     let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
     assert_eq!(failures(&report), [issues.as_str()], "{report}");
+}
+
+#[tokio::test]
+async fn areas_with_nothing_configured_are_left_out() {
+    let files = Files::new();
+    let path = files.write(
+        "sidecar.yaml",
+        "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
+    );
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+
+    let groups: Vec<&str> = report.groups.iter().map(|g| g.name).collect();
+    assert_eq!(
+        groups,
+        ["sidecar-config", "sidecar-policy", "sidecar-listeners"],
+        "{report}"
+    );
+    assert_eq!(report.status(), Status::Pass, "{report}");
 }
