@@ -10,12 +10,16 @@
 //!   fixed seed, so that retries have something to hide.
 //! - `web`: `GET /api/list`, `GET /api/vote?choice=S` (finds the emoji,
 //!   then votes) and `GET /api/leaderboard`, each calling `emoji` or
-//!   `voting`. When a call fails, web fails too.
+//!   `voting`. When a call fails, web fails too. It counts what its calls
+//!   got, which is the success rate the mesh promises to keep high.
 
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
     time::Duration,
 };
 
@@ -47,6 +51,32 @@ pub const EMOJI: &[&str] = &[
 const GRACE: Duration = Duration::from_secs(5);
 
 type Body = Full<Bytes>;
+
+/// Answers as their caller saw them: a 2xx, or anything else (another
+/// status, or no answer at all).
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Outcomes {
+    /// Counts one answer.
+    pub fn record(&self, ok: bool) {
+        let counter = if ok { &self.ok } else { &self.failed };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// The 2xx answers.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Relaxed)
+    }
+
+    /// The other answers.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Relaxed)
+    }
+}
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(Full::new(body.into()));
@@ -124,34 +154,44 @@ pub async fn voting(listener: TcpListener, failure_rate: f64, seed: u64, shutdow
 }
 
 /// Serves `web` on `listener` until `shutdown`, calling `emoji` and
-/// `voting` through the sidecar's outbound listener at `outbound`.
-pub async fn web(listener: TcpListener, outbound: SocketAddr, shutdown: Shutdown) {
+/// `voting` through the sidecar's outbound listener at `outbound`, and
+/// counting what the calls got in `calls`.
+pub async fn web(
+    listener: TcpListener,
+    outbound: SocketAddr,
+    calls: Arc<Outcomes>,
+    shutdown: Shutdown,
+) {
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     // Calls `method path` on `service`: to the outbound listener, with the
     // service's name as the authority. The sidecar routes by that name.
     let call = move |service: &'static str, method: Method, path: String| {
-        let client = client.clone();
+        let (client, calls) = (client.clone(), calls.clone());
         async move {
-            let req = Request::builder()
-                .method(method)
-                .uri(format!("http://{outbound}{path}"))
-                .header(HOST, service)
-                .body(Empty::new());
-            let Ok(req) = req else {
-                return Err(format!("{service}: invalid request"));
+            let answer = async {
+                let req = Request::builder()
+                    .method(method)
+                    .uri(format!("http://{outbound}{path}"))
+                    .header(HOST, service)
+                    .body(Empty::new())
+                    .map_err(|e| format!("{service}: {e}"))?;
+                let res = client
+                    .request(req)
+                    .await
+                    .map_err(|e| format!("{service}: {e}"))?;
+                let status = res.status();
+                let body = res.into_body().collect().await;
+                let body = body.map_err(|e| format!("{service}: {e}"))?;
+                if status.is_success() {
+                    Ok(body.to_bytes())
+                } else {
+                    Err(format!("{service} answered {status}"))
+                }
             };
-            let res = client
-                .request(req)
-                .await
-                .map_err(|e| format!("{service}: {e}"))?;
-            let status = res.status();
-            let body = res.into_body().collect().await.map_err(|e| e.to_string())?;
-            if status.is_success() {
-                Ok(body.to_bytes())
-            } else {
-                Err(format!("{service} answered {status}"))
-            }
+            let answer = answer.await;
+            calls.record(answer.is_ok());
+            answer
         }
     };
     serve(listener, shutdown, move |req| {

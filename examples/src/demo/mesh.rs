@@ -6,7 +6,7 @@
 //! `web`, comes last. Every listener is on 127.0.0.1 port 0, so the demo
 //! never collides with anything already running.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -49,6 +49,8 @@ pub struct Mesh {
     pub emoji: Running,
     /// `voting`'s sidecar.
     pub voting: Running,
+    /// What `web`'s calls to `emoji` and `voting` got, as `web` saw them.
+    pub web_calls: Arc<apps::Outcomes>,
     apps: Vec<JoinHandle<()>>,
     stop_apps: ShutdownTrigger,
 }
@@ -102,9 +104,11 @@ impl Mesh {
             },
         ];
         let web = start_sidecar(files, "web", Some(app), &services)?;
+        let web_calls = Arc::new(apps::Outcomes::default());
         apps.push(tokio::spawn(apps::web(
             listener,
             web.outbound,
+            web_calls.clone(),
             stop_apps.subscribe(),
         )));
 
@@ -114,6 +118,7 @@ impl Mesh {
             web,
             emoji,
             voting,
+            web_calls,
             apps,
             stop_apps,
         })

@@ -42,10 +42,11 @@ use mesh_core::serve::shutdown;
 use tokio::time::Instant;
 
 use self::{
+    apps::Outcomes,
     files::MeshFiles,
     mesh::Mesh,
     report::{Summary, Watch},
-    traffic::{DeniedCounts, LoadCounts},
+    traffic::DeniedCounts,
 };
 use crate::sidecar::{StartError, certs::CertsError, config::ConfigError};
 
@@ -177,7 +178,7 @@ async fn drive<W: Write>(
     )?;
 
     let (stop_traffic, _) = shutdown::channel();
-    let load = Arc::new(LoadCounts::default());
+    let load = Arc::new(Outcomes::default());
     let denied = Arc::new(DeniedCounts::default());
     let vote_bot = tokio::spawn(traffic::vote_bot(
         mesh.vote_bot.outbound,
@@ -205,7 +206,7 @@ async fn drive<W: Write>(
     loop {
         tokio::select! {
             _ = frames.tick() => {
-                let frame = watch.frame(start.elapsed(), &denied).await;
+                let frame = watch.frame(start.elapsed(), &mesh.web_calls, &denied).await;
                 print(out, &format!("{frame}\n"))?;
             }
             () = &mut end => break,
@@ -215,5 +216,7 @@ async fn drive<W: Write>(
 
     stop_traffic.trigger();
     let _ = tokio::join!(vote_bot, trespass);
-    Ok(watch.summary(start.elapsed(), &load, &denied).await)
+    Ok(watch
+        .summary(start.elapsed(), &load, &mesh.web_calls, &denied)
+        .await)
 }

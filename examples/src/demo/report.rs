@@ -3,8 +3,8 @@
 //! Every interval it scrapes each sidecar's `/metrics` and prints what
 //! changed, with the arithmetic `sidecar stat` and `sidecar routes` use
 //! (mesh-metrics' `query` module): one row per workload from its inbound
-//! traffic, then `web`'s calls to `emoji` and `voting` as `web` saw them
-//! (after retries) beside every attempt its sidecar made.
+//! traffic, then `web`'s calls to `emoji` and `voting` as its sidecar
+//! answered them (after retries) beside every attempt it made.
 //!
 //! At the end it adds up the whole run and checks what the mesh promises:
 //! `web` saw at least 99 % success although `voting` fails one vote in ten,
@@ -24,10 +24,7 @@ use mesh_metrics::{
 };
 use tokio::time::Instant;
 
-use super::{
-    mesh::Mesh,
-    traffic::{DeniedCounts, LoadCounts},
-};
+use super::{apps::Outcomes, mesh::Mesh, traffic::DeniedCounts};
 
 /// The least success `web` may see from its calls, after retries.
 pub const MIN_EFFECTIVE_SUCCESS: f64 = 0.99;
@@ -39,6 +36,8 @@ pub struct Watch {
     /// stat table, and all four must be on mutual TLS.
     targets: Vec<Target>,
     before: Vec<Option<Scrape>>,
+    /// `web`'s calls that succeeded and failed, at the last frame.
+    calls_before: (u64, u64),
     taken: Instant,
 }
 
@@ -59,13 +58,19 @@ impl Watch {
         Self {
             targets,
             before,
+            calls_before: (0, 0),
             taken: Instant::now(),
         }
     }
 
     /// Scrapes every sidecar and renders what changed since the last
     /// frame; `uptime` is how long the demo has run.
-    pub async fn frame(&mut self, uptime: Duration, denied: &DeniedCounts) -> String {
+    pub async fn frame(
+        &mut self,
+        uptime: Duration,
+        web_calls: &Outcomes,
+        denied: &DeniedCounts,
+    ) -> String {
         let (after, _) = scrape_all(&self.targets).await;
         let now = Instant::now();
         let window = now.saturating_duration_since(self.taken);
@@ -76,25 +81,21 @@ impl Watch {
         let web = &self.targets[..1];
         let mut routes = route_rows(web, &deltas[..1], Some("emoji"));
         routes.extend(route_rows(web, &deltas[..1], Some("voting")));
-        let effective = deltas[0].as_ref().and_then(|d| {
-            let mut calls = Totals::default();
-            d.accumulate(&mut calls, |s| {
-                s.label("direction") == Some(Direction::Outbound.as_label())
-            });
-            calls.success_rate()
-        });
+        let calls = (web_calls.ok(), web_calls.failed());
+        let (ok, failed) = (calls.0 - self.calls_before.0, calls.1 - self.calls_before.1);
+        self.calls_before = calls;
         let workloads = stat_rows(&self.targets[..3], &deltas[..3], Direction::Inbound);
         // Rendering a table cannot fail; only JSON encoding can.
         let stat = render_stat(&workloads, Format::Table).unwrap_or_default();
         let routes = render_routes(&routes, true, Format::Table).unwrap_or_default();
         format!(
             "── {:>3}s ─ the last {:.1}s {}\n{stat}\n\
-             web's calls, as web saw them (ACTUAL_*: every attempt, retries included):\n{routes}\n\
+             web's calls, from its sidecar (SUCCESS after retries; ACTUAL_*: every attempt):\n{routes}\n\
              web saw {} success; denied calls so far: {} of {} got 403\n",
             uptime.as_secs(),
             window.as_secs_f64(),
             "─".repeat(48),
-            percent(effective),
+            percent(rate(ok, ok + failed)),
             denied.forbidden.load(Relaxed),
             denied.attempted(),
         )
@@ -104,7 +105,8 @@ impl Watch {
     pub async fn summary(
         &self,
         elapsed: Duration,
-        load: &LoadCounts,
+        requests: &Outcomes,
+        web_calls: &Outcomes,
         denied: &DeniedCounts,
     ) -> Summary {
         let (last, _) = scrape_all(&self.targets).await;
@@ -116,11 +118,8 @@ impl Watch {
             }
             totals
         };
-        // web's calls, with the retries its sidecar made for them.
-        let web_calls = of(0, &|s| {
-            s.label("direction") == Some(Direction::Outbound.as_label())
-                || s.name == "retry_requests_total"
-        });
+        // The retries web's sidecar made for web's calls.
+        let retries = of(0, &|s| s.name == "retry_requests_total").retries;
         let voting = of(2, &|s| {
             s.label("direction") == Some(Direction::Inbound.as_label())
         });
@@ -132,11 +131,11 @@ impl Watch {
             .collect();
         let mut summary = Summary {
             elapsed,
-            requests: load.ok.load(Relaxed) + load.failed.load(Relaxed),
-            request_failures: load.failed.load(Relaxed),
-            web_calls: web_calls.responses() as u64,
-            effective_success: web_calls.success_rate(),
-            retries: web_calls.retries as u64,
+            requests: requests.ok() + requests.failed(),
+            request_failures: requests.failed(),
+            web_calls: web_calls.ok() + web_calls.failed(),
+            effective_success: rate(web_calls.ok(), web_calls.ok() + web_calls.failed()),
+            retries: retries as u64,
             voting_failures: voting.failure as u64,
             tls,
             denied_forbidden: denied.forbidden.load(Relaxed),
@@ -147,6 +146,10 @@ impl Watch {
         summary.breaches = summary.check();
         summary
     }
+}
+
+fn rate(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 fn percent(rate: Option<f64>) -> String {
@@ -164,7 +167,7 @@ pub struct Summary {
     pub request_failures: u64,
     /// `web`'s calls to `emoji` and `voting`.
     pub web_calls: u64,
-    /// The share of `web`'s calls that succeeded, after retries.
+    /// The share of `web`'s calls that got a 2xx, as `web` counted them.
     pub effective_success: Option<f64>,
     /// The retries `web`'s sidecar made.
     pub retries: u64,

@@ -24,20 +24,11 @@ use hyper_util::{
 use mesh_core::serve::Shutdown;
 use tokio::{sync::Semaphore, time::MissedTickBehavior};
 
-use super::apps::EMOJI;
+use super::apps::{EMOJI, Outcomes};
 
 /// The most `vote-bot` requests in flight at once. At the demo's rates a
 /// handful are; the bound keeps a stalled mesh from piling up tasks.
 const MAX_IN_FLIGHT: u32 = 64;
-
-/// What `vote-bot`'s requests to `web` got.
-#[derive(Debug, Default)]
-pub struct LoadCounts {
-    /// Answered with a 2xx.
-    pub ok: AtomicU64,
-    /// Answered otherwise, or not at all.
-    pub failed: AtomicU64,
-}
 
 /// What the calls the policy must refuse got.
 #[derive(Debug, Default)]
@@ -77,7 +68,7 @@ fn vote_bot_path(n: u64, rng: &mut fastrand::Rng) -> String {
 /// Sends `rps` requests a second to `web` through `vote-bot`'s sidecar at
 /// `outbound`, counting the answers in `counts`, until `stop`; then waits
 /// for the requests in flight.
-pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Arc<LoadCounts>) {
+pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Arc<Outcomes>) {
     let client = client();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rps.max(1));
@@ -109,8 +100,7 @@ pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Ar
                 },
                 Err(_) => false,
             };
-            let counter = if ok { &counts.ok } else { &counts.failed };
-            counter.fetch_add(1, Relaxed);
+            counts.record(ok);
         });
     }
     // Every permit back means every request has been answered.
