@@ -123,6 +123,8 @@ fn emoji() -> IssueRequest {
 /// The `emoji` workload's configuration.
 struct Config<'a> {
     certs: Option<&'a Path>,
+    /// The identity the certificate must name, when the file says.
+    identity: Option<&'a str>,
     app: SocketAddr,
     inbound: SocketAddr,
     admin: SocketAddr,
@@ -133,6 +135,7 @@ impl<'a> Config<'a> {
     fn new(certs: &'a Path, app: SocketAddr) -> Self {
         Self {
             certs: Some(certs),
+            identity: None,
             app,
             inbound: "127.0.0.1:0".parse().unwrap(),
             admin: "127.0.0.1:0".parse().unwrap(),
@@ -147,6 +150,9 @@ impl<'a> Config<'a> {
                 "identity:\n  dir: {}\n  trust_domain: example.org\n",
                 certs.display()
             ));
+            if let Some(identity) = self.identity {
+                yaml.push_str(&format!("  identity: {identity}\n"));
+            }
         }
         yaml.push_str(&format!(
             "inbound:\n  listen: {}\n  app: {}\n  protocol: http\n\
@@ -399,6 +405,32 @@ async fn a_certificate_outside_the_trust_domain_fails() {
     // Its own CA signed it: the chain is fine, the domain is not.
     assert_eq!(status(&report, "certificate chain verifies"), Status::Pass);
     assert!(!report.is_success());
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_workload_fails() {
+    let files = Files::new();
+    let certs = files.issue("emoji", &emoji());
+    let app = app().await;
+    let web = "spiffe://example.org/ns/emojivoto/sa/web";
+    let mut config = Config::new(&certs, app.local_addr().unwrap());
+    config.identity = Some(web);
+    let report = check_pre(&files, &config).await;
+
+    let title = format!("certificate names the configured identity {web}");
+    assert_eq!(failures(&report), [title.as_str()], "{report}");
+    assert_eq!(
+        detail(&report, &title),
+        format!("certificate names {EMOJI}, expected {web}")
+    );
+
+    config.identity = Some(EMOJI);
+    let report = check_pre(&files, &config).await;
+    assert_eq!(
+        status(&report, "certificate names the configured identity"),
+        Status::Pass,
+        "{report}"
+    );
 }
 
 #[tokio::test]

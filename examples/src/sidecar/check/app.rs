@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::time::Span;
-use super::{Check, chain};
+use super::{Check, with_causes};
 use crate::sidecar::config::SidecarConfig;
 
 /// The most of an admin answer that is read: `/live` and `/ready` answer
@@ -94,7 +94,7 @@ async fn get(
 ) -> Result<(StatusCode, String), String> {
     let request = Request::get(format!("http://{addr}{path}"))
         .body(Empty::new())
-        .map_err(|error| chain(&error))?;
+        .map_err(|error| with_causes(&error))?;
     let exchange = async {
         let response = client.request(request).await.map_err(|error| {
             if error.is_connect() {
@@ -102,14 +102,14 @@ async fn get(
                 // system's reason.
                 format!("cannot connect: {}", root_cause(&error))
             } else {
-                chain(&error)
+                with_causes(&error)
             }
         })?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_ADMIN_BODY)
             .collect()
             .await
-            .map_err(|e| chain(&*e))?
+            .map_err(|e| with_causes(&*e))?
             .to_bytes();
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     };

@@ -16,7 +16,7 @@ use mesh_tls::{CredentialError, CredentialSource, Credentials};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::time::{Span, Utc};
-use super::{Check, chain as chain_of};
+use super::{Check, with_causes};
 use crate::sidecar::config::IdentityConfig;
 
 /// The share of its lifetime a certificate has left when its renewer is
@@ -101,7 +101,7 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
             const TITLE: &str = "certificate, key and trust bundle can be read";
             match files.read() {
                 Ok(creds) => Ok((Check::pass(TITLE), creds)),
-                Err(error) => Err(Check::fail(TITLE, chain_of(&error))),
+                Err(error) => Err(Check::fail(TITLE, with_causes(&error))),
             }
         }
         CredentialSource::Ca { dir, identity, ttl } => {
@@ -114,7 +114,7 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
                 .and_then(|issued| issued.credentials().map_err(CaError::Credentials));
             match issued {
                 Ok(creds) => Ok((Check::pass(title), creds)),
-                Err(error) => Err(Check::fail(title, chain_of(&error))),
+                Err(error) => Err(Check::fail(title, with_causes(&error))),
             }
         }
     }
@@ -150,7 +150,7 @@ fn verify_chain(
             "verified as of {}, when every certificate in it was valid",
             Utc(at)
         )),
-        Err(error) => Check::fail(TITLE, chain_of(&error)),
+        Err(error) => Check::fail(TITLE, with_causes(&error)),
     })
 }
 

@@ -276,7 +276,7 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
         Err(error) => {
             let detail = format!(
                 "{}\nthe other checks need a valid configuration and did not run",
-                chain(&error)
+                with_causes(&error)
             );
             report.push(
                 "sidecar-config",
@@ -325,12 +325,12 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             }));
             checks
         }
-        Err(error) => vec![Check::fail(TITLE, chain(&error))],
+        Err(error) => vec![Check::fail(TITLE, with_causes(&error))],
     }
 }
 
 /// An error and its causes, one a line.
-fn chain(error: &dyn std::error::Error) -> String {
+fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
