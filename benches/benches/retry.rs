@@ -19,12 +19,20 @@
 //! ```text
 //! cargo bench -p mesh-benches --bench retry
 //! ```
+//!
+//! With `MESH_BENCH_COUNT=<n>` in the environment, the binary instead runs
+//! each variant named in `MESH_BENCH_ONLY` (`baseline_empty`,
+//! `stack_empty`, `baseline_small`, `stack_small`, `deposit`, `withdraw`;
+//! all by default) `n` times and exits, for an instruction count that load
+//! on the machine cannot disturb: run it under `valgrind --tool=callgrind`
+//! with two values of `n` and divide the difference in instructions by the
+//! difference in `n`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{convert::Infallible, hint::black_box, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use mesh_core::{RouteMatch, body::Proxied};
@@ -235,5 +243,79 @@ fn budget(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs the variants named in `MESH_BENCH_ONLY` `n` times each, outside
+/// criterion: see the module docs.
+fn count(n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let only = std::env::var("MESH_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    let baseline = service_fn(|req: Request<Full<Bytes>>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        black_box(body);
+        Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
+    });
+    let upstream = service_fn(
+        |req: Request<mesh_retry::replay::ReplayBody<Full<Bytes>>>| async move {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            black_box(body);
+            Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
+        },
+    );
+    let route = RouteRetryPolicy {
+        name: "list".into(),
+        matches: vec![RouteMatch::new()],
+        retry: RetryPolicy::default(),
+        timeouts: Timeouts {
+            request: Some(Duration::from_secs(10)),
+            per_try: Some(Duration::from_secs(2)),
+            idle: None,
+        },
+    };
+    let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
+    for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
+        if wanted(&format!("baseline_{name}")) {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let res = baseline.oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap();
+                }
+            });
+        }
+        if wanted(&format!("stack_{name}")) {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let res = layered.clone().oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap();
+                }
+            });
+        }
+    }
+    let budget = bottomless();
+    if wanted("deposit") {
+        for _ in 0..n {
+            black_box(&budget).deposit();
+        }
+    }
+    if wanted("withdraw") {
+        for _ in 0..n {
+            black_box(black_box(&budget).withdraw());
+        }
+    }
+}
+
 criterion_group!(benches, stack, budget);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(n) = std::env::var("MESH_BENCH_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        count(n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

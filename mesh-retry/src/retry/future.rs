@@ -66,7 +66,13 @@ pub(super) struct Head {
     uri: Uri,
     version: Version,
     headers: HeaderMap,
-    extensions: Extensions,
+    /// The request's [`Deadline`], read once.
+    deadline: Option<Deadline>,
+    /// The extensions, unless the deadline was the only one: then each
+    /// retry's are made from `deadline` alone. A copy of an extension map
+    /// costs three allocations (the map, its table and each entry), and
+    /// behind a request timeout the deadline is often all there is.
+    extensions: Option<Extensions>,
 }
 
 enum Decision<R> {
@@ -238,10 +244,7 @@ where
             }
         }
         let delay = retry_after.unwrap_or_else(|| policy.backoff().delay(self.attempts));
-        let deadline = self
-            .head
-            .as_ref()
-            .and_then(|head| head.extensions.get::<Deadline>());
+        let deadline = self.head.as_ref().and_then(|head| head.deadline);
         if deadline.is_some_and(|d| d.remaining() <= delay) {
             self.count(RouteRetryMetrics::deadline_exceeded);
             return Decision::Return(result);
@@ -290,12 +293,15 @@ where
 
 impl Head {
     pub(super) fn clone_from(parts: &request::Parts) -> Self {
+        let deadline = parts.extensions.get::<Deadline>().copied();
+        let only_deadline = deadline.is_some() && parts.extensions.len() == 1;
         Self {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
             headers: parts.headers.clone(),
-            extensions: parts.extensions.clone(),
+            deadline,
+            extensions: (!only_deadline).then(|| parts.extensions.clone()),
         }
     }
 
@@ -306,7 +312,13 @@ impl Head {
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
         *req.headers_mut() = self.headers.clone();
-        *req.extensions_mut() = self.extensions.clone();
+        match (&self.extensions, self.deadline) {
+            (Some(extensions), _) => *req.extensions_mut() = extensions.clone(),
+            (None, Some(deadline)) => {
+                req.extensions_mut().insert(deadline);
+            }
+            (None, None) => {}
+        }
         req.headers_mut()
             .insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt));
         req
