@@ -77,17 +77,26 @@ pass "dashboard at $url"
 api="${url%/}/api"
 ready=0
 for _ in $(seq 1 60); do
-    if python3 - "$api" <<'EOF' 2>/dev/null; then
-import json, sys, urllib.request
-view = json.load(urllib.request.urlopen(sys.argv[1], timeout=5))
+    status=0
+    python3 - "$api" <<'EOF' 2>/dev/null || status=$?
+import json, sys, urllib.error, urllib.request
+try:
+    view = json.load(urllib.request.urlopen(sys.argv[1], timeout=5))
+except urllib.error.HTTPError as e:
+    sys.exit(3 if e.code == 404 else 1)
 edges = {(e["src"], e["dst"]) for e in view["edges"] if e["rps"] > 0}
 workloads = {w["name"] for w in view["workloads"] if w["rps"] > 0}
 ok = view["rounds"] >= 3 and {("web", "emoji"), ("web", "voting")} <= edges \
     and {"web", "emoji", "voting"} <= workloads
 sys.exit(0 if ok else 1)
 EOF
+    if [ "$status" = 0 ]; then
         ready=1
         break
+    fi
+    if [ "$status" = 3 ]; then
+        fail "$api answers 404: that admin server has no admin.dashboard section"
+        exit 1
     fi
     sleep 1
 done
