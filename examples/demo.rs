@@ -67,13 +67,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handler: run until the duration ends.
-            std::future::pending::<()>().await;
+    let stop = match runtime.block_on(async { stop_signal() }) {
+        Ok(stop) => stop,
+        Err(error) => {
+            eprintln!("demo: cannot listen for signals: {error}");
+            return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(demo::run(&config, &mut std::io::stdout(), ctrl_c)) {
+    match runtime.block_on(demo::run(&config, &mut std::io::stdout(), stop)) {
         Ok(summary) => {
             println!("{summary}");
             if summary.passed() {
@@ -92,4 +93,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Listens for Ctrl-C (SIGINT) and SIGTERM, the way people and process
+/// managers stop a program, from now on: a future that resolves at either,
+/// so that both shut the mesh down and remove its files.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

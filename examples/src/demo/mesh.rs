@@ -55,14 +55,6 @@ pub struct Mesh {
     stop_apps: ShutdownTrigger,
 }
 
-/// One outbound service of a sidecar: its name, its one endpoint, and any
-/// settings after those.
-struct Service<'a> {
-    name: &'a str,
-    endpoint: SocketAddr,
-    settings: &'a str,
-}
-
 impl Mesh {
     /// Starts the applications and their sidecars. Without `retries`,
     /// `web`'s calls to `voting` are not retried.
@@ -76,7 +68,7 @@ impl Mesh {
         let mut apps = Vec::new();
 
         let (listener, app) = bind().await?;
-        let voting = start_sidecar(files, "voting", Some(app), &[])?;
+        let voting = Sidecar::new("voting", Some(app)).start(files)?;
         apps.push(tokio::spawn(apps::voting(
             listener,
             VOTE_FAILURE_RATE,
@@ -87,23 +79,20 @@ impl Mesh {
         // `emoji` may not call `voting`, but its sidecar knows the way, so
         // that the demo can show the policy refusing it.
         let (listener, app) = bind().await?;
-        let emoji = start_sidecar(files, "emoji", Some(app), &[service("voting", &voting)])?;
+        let emoji = Sidecar::new("emoji", Some(app))
+            .service("voting", &voting, "")
+            .start(files)?;
         apps.push(tokio::spawn(apps::emoji(listener, stop_apps.subscribe())));
 
+        // `web`'s admin server also serves the dashboard, over its own
+        // sidecar and those of `emoji` and `voting`.
         let (listener, app) = bind().await?;
-        let services = [
-            Service {
-                name: "emoji",
-                endpoint: emoji.inbound[0],
-                settings: "",
-            },
-            Service {
-                name: "voting",
-                endpoint: voting.inbound[0],
-                settings: if retries { VOTING_RETRIES } else { "" },
-            },
-        ];
-        let web = start_sidecar(files, "web", Some(app), &services)?;
+        let web = Sidecar::new("web", Some(app))
+            .service("emoji", &emoji, "")
+            .service("voting", &voting, if retries { VOTING_RETRIES } else { "" })
+            .dashboard_peer("emoji", &emoji)
+            .dashboard_peer("voting", &voting)
+            .start(files)?;
         let web_calls = Arc::new(apps::Outcomes::default());
         apps.push(tokio::spawn(apps::web(
             listener,
@@ -112,7 +101,9 @@ impl Mesh {
             stop_apps.subscribe(),
         )));
 
-        let vote_bot = start_sidecar(files, "vote-bot", None, &[service("web", &web)])?;
+        let vote_bot = Sidecar::new("vote-bot", None)
+            .service("web", &web, "")
+            .start(files)?;
         Ok(Self {
             vote_bot,
             web,
@@ -180,14 +171,6 @@ impl Mesh {
     }
 }
 
-fn service<'a>(name: &'a str, running: &Running) -> Service<'a> {
-    Service {
-        name,
-        endpoint: running.inbound[0],
-        settings: "",
-    }
-}
-
 async fn bind() -> Result<(TcpListener, SocketAddr), DemoError> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -196,60 +179,90 @@ async fn bind() -> Result<(TcpListener, SocketAddr), DemoError> {
     Ok((listener, addr))
 }
 
-/// Writes `workload`'s sidecar configuration to the demo's directory and
-/// starts the sidecar from it, as `sidecar run --config` would.
-fn start_sidecar(
-    files: &MeshFiles,
-    workload: &str,
+/// One workload's sidecar, as its configuration file will say.
+struct Sidecar {
+    workload: &'static str,
+    /// The application's address; without one, no inbound listener.
     app: Option<SocketAddr>,
-    services: &[Service<'_>],
-) -> Result<Running, DemoError> {
-    let yaml = sidecar_yaml(files, workload, app, services);
-    let path = files.write_config(workload, &yaml)?;
-    let config = SidecarConfig::load(&path).map_err(DemoError::Config)?;
-    sidecar::start(config).map_err(DemoError::Start)
+    /// The outbound services: name, the one endpoint, and any settings
+    /// after those, as YAML.
+    services: Vec<(&'static str, SocketAddr, &'static str)>,
+    /// The other sidecars the admin server's dashboard shows; none, no
+    /// dashboard.
+    dashboard_peers: Vec<(&'static str, SocketAddr)>,
 }
 
-/// The configuration of `workload`'s sidecar: its identity from its
-/// certificate directory; with an `app`, an inbound listener that takes
-/// mutual TLS only and the mesh's policy; an outbound listener that
-/// reaches `services` over mutual TLS, each expecting its workload's
-/// identity; an admin server; and one thread.
-fn sidecar_yaml(
-    files: &MeshFiles,
-    workload: &str,
-    app: Option<SocketAddr>,
-    services: &[Service<'_>],
-) -> String {
-    let mut yaml = format!(
-        "identity:\n  dir: {}\n  identity: {}\n",
-        files.certs(workload).display(),
-        identity(workload)
-    );
-    if let Some(app) = app {
-        yaml += &format!(
-            "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  tls: strict\n"
-        );
+impl Sidecar {
+    fn new(workload: &'static str, app: Option<SocketAddr>) -> Self {
+        Self {
+            workload,
+            app,
+            services: Vec::new(),
+            dashboard_peers: Vec::new(),
+        }
     }
-    yaml += "outbound:\n  listen: 127.0.0.1:0\n  services:\n";
-    for s in services {
-        yaml += &format!(
-            "    - name: {}\n      endpoints: [{}]\n      identity: {}\n{}",
-            s.name,
-            s.endpoint,
-            identity(s.name),
-            s.settings
-        );
+
+    /// Routes `name` to the inbound listener of `server`, over mutual TLS.
+    fn service(mut self, name: &'static str, server: &Running, settings: &'static str) -> Self {
+        self.services.push((name, server.inbound[0], settings));
+        self
     }
-    yaml += "admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n  shutdown_grace: 5s\n";
-    if let Some(app) = app {
-        yaml += &format!(
-            "policy:\n  workload:\n    namespace: {NAMESPACE}\n    labels: {{app: {workload}}}\n\
-             \x20   service_account: {workload}\n    ports: {{http: {}}}\n\
-             \x20 default_policy: deny\n  files: [{}]\n",
-            app.port(),
-            files.policy().display()
-        );
+
+    /// Shows `peer`, the sidecar of `name`, on the dashboard.
+    fn dashboard_peer(mut self, name: &'static str, peer: &Running) -> Self {
+        self.dashboard_peers.push((name, peer.admin));
+        self
     }
-    yaml
+
+    /// Writes the configuration to the demo's directory and starts the
+    /// sidecar from it, as `sidecar run --config` would.
+    fn start(&self, files: &MeshFiles) -> Result<Running, DemoError> {
+        let path = files.write_config(self.workload, &self.yaml(files))?;
+        let config = SidecarConfig::load(&path).map_err(DemoError::Config)?;
+        sidecar::start(config).map_err(DemoError::Start)
+    }
+
+    /// The configuration: the identity from the workload's certificate
+    /// directory; with an `app`, an inbound listener that takes mutual TLS
+    /// only, and the mesh's policy; an outbound listener that reaches each
+    /// service over mutual TLS, expecting its workload's identity; an admin
+    /// server; and one thread.
+    fn yaml(&self, files: &MeshFiles) -> String {
+        let workload = self.workload;
+        let mut yaml = format!(
+            "identity:\n  dir: {}\n  identity: {}\n",
+            files.certs(workload).display(),
+            identity(workload)
+        );
+        if let Some(app) = self.app {
+            yaml += &format!(
+                "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  tls: strict\n"
+            );
+        }
+        yaml += "outbound:\n  listen: 127.0.0.1:0\n  services:\n";
+        for (name, endpoint, settings) in &self.services {
+            let id = identity(name);
+            yaml += &format!(
+                "    - name: {name}\n      endpoints: [{endpoint}]\n      identity: {id}\n{settings}"
+            );
+        }
+        yaml += "admin:\n  listen: 127.0.0.1:0\n";
+        if !self.dashboard_peers.is_empty() {
+            yaml += &format!("  dashboard:\n    name: {workload}\n    peers:\n");
+            for (name, admin) in &self.dashboard_peers {
+                yaml += &format!("      - {{name: {name}, admin: {admin}}}\n");
+            }
+        }
+        yaml += "server:\n  threads: 1\n  shutdown_grace: 5s\n";
+        if let Some(app) = self.app {
+            yaml += &format!(
+                "policy:\n  workload:\n    namespace: {NAMESPACE}\n    labels: {{app: {workload}}}\n\
+                 \x20   service_account: {workload}\n    ports: {{http: {}}}\n\
+                 \x20 default_policy: deny\n  files: [{}]\n",
+                app.port(),
+                files.policy().display()
+            );
+        }
+        yaml
+    }
 }

@@ -23,7 +23,9 @@
 //! - **Retries.** `voting` fails one vote in ten. `web`'s sidecar retries
 //!   them within a budget, so `web` sees no failures.
 //! - **Metrics.** Every two seconds the demo prints what `sidecar stat` and
-//!   `sidecar routes` show, from the sidecars' `/metrics`.
+//!   `sidecar routes` show, from the sidecars' `/metrics`, and `web`'s
+//!   admin server serves the live dashboard over `web`, `emoji` and
+//!   `voting` (`admin.dashboard`).
 //!
 //! Everything listens on 127.0.0.1, on ports the system picks. The files
 //! (certificates, the policy, one sidecar configuration per workload) go to
