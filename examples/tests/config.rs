@@ -3,15 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::error::Error as _;
-use std::net::{AddrParseError, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mesh_examples::sidecar::config::{
-    ConfigError, ConfigErrorKind, DEFAULT_OPAQUE_PORTS, InboundPort, InvalidDuration,
-    InvalidProtocol, InvalidServiceName, PortProtocol, ServerTuning, ServiceName, SidecarConfig,
-    parse_duration,
+    ConfigError, ConfigErrorKind, DEFAULT_OPAQUE_PORTS, InboundPort, PortProtocol, ServerTuning,
+    ServiceName, SidecarConfig, parse_duration,
 };
 
 fn parse(yaml: &str) -> Result<SidecarConfig, ConfigError> {
@@ -282,9 +281,10 @@ fn a_port_out_of_range_is_an_invalid_address() {
     assert_error(&error, ConfigErrorKind::InvalidValue, "admin.listen", 2);
     assert_eq!(
         error.to_string(),
-        "sidecar.yaml: admin.listen: invalid socket address \"127.0.0.1:99999\" at line 2 column 11"
+        "sidecar.yaml: admin.listen: invalid socket address \"127.0.0.1:99999\" \
+         (expected ip:port with a port up to 65535, such as 127.0.0.1:8080) at line 2 column 11"
     );
-    assert!(error.source().unwrap().is::<AddrParseError>());
+    assert!(error.source().is_none(), "the reason is in the message");
 }
 
 #[test]
@@ -321,7 +321,8 @@ outbound:
     let error = reject(yaml);
     assert_eq!(
         error.to_string(),
-        "sidecar.yaml: outbound.services[2].endpoints[1]: invalid socket address \"127.0.0.1:99999\" at line 13 column 35"
+        "sidecar.yaml: outbound.services[2].endpoints[1]: invalid socket address \"127.0.0.1:99999\" \
+         (expected ip:port with a port up to 65535, such as 127.0.0.1:8080) at line 13 column 35"
     );
     assert_error(
         &error,
@@ -549,7 +550,8 @@ fn a_bad_service_name_is_rejected() {
             error.to_string().contains("invalid service name"),
             "{error}"
         );
-        assert!(error.source().unwrap().is::<InvalidServiceName>(), "{name}");
+        // The reason follows the value, in parentheses.
+        assert!(error.to_string().contains("\" ("), "{error}");
     }
     let long = "a".repeat(64);
     let error = reject(&format!(
@@ -574,13 +576,9 @@ fn a_bad_duration_is_rejected() {
     );
     assert_eq!(
         error.to_string(),
-        "sidecar.yaml: server.detect_timeout: invalid timeout \"1.5s\" at line 3 column 19"
-    );
-    let cause = error.source().unwrap();
-    assert!(cause.is::<InvalidDuration>());
-    assert!(
-        cause.to_string().contains("such as 10s, 1m30s or 500ms"),
-        "{cause}"
+        "sidecar.yaml: server.detect_timeout: invalid timeout \"1.5s\" (expected 1 to 4 parts, \
+         each a whole number of up to 5 digits followed by h, m, s or ms, such as 10s, 1m30s or 500ms) \
+         at line 3 column 19"
     );
 
     let error = reject("server:\n  shutdown_grace: 30\n");
@@ -590,7 +588,7 @@ fn a_bad_duration_is_rejected() {
         "server.shutdown_grace",
         2,
     );
-    assert!(error.source().unwrap().is::<InvalidDuration>());
+    assert!(error.to_string().contains("such as 10s"), "{error}");
 }
 
 #[test]
@@ -625,7 +623,7 @@ fn a_bad_protocol_is_rejected() {
         error.to_string().contains("invalid protocol \"tcp\""),
         "{error}"
     );
-    assert!(error.source().unwrap().is::<InvalidProtocol>());
+    assert!(error.to_string().contains("(expected"), "{error}");
 
     let error = reject(
         "inbound:\n  ports:\n    - listen: 0.0.0.0:4144\n      app: 127.0.0.1:8080\n      protocol: HTTP\n",

@@ -66,13 +66,14 @@ pub enum ConfigErrorKind {
 /// the position:
 ///
 /// ```text
-/// sidecar.yaml: outbound.services[0].endpoints[1]: invalid socket address "127.0.0.1:99999" at line 12 column 9
+/// sidecar.yaml: outbound.services[0].endpoints[1]: invalid socket address "127.0.0.1:99999" (expected ip:port with a port up to 65535, such as 127.0.0.1:8080) at line 12 column 9
 /// ```
 ///
-/// When a lower-level error explains the problem (the parse error of an
-/// address, what a duration should look like, the I/O error), it is the
-/// [`source`](StdError::source), not part of the message: print the chain
-/// to see it.
+/// A value that could not be parsed says why in the message
+/// (`invalid timeout "1.5s" (expected ... such as 10s, 1m30s or 500ms)`). When an
+/// error from below explains the problem, such as the I/O error of a file
+/// that cannot be read or a policy resource's error, it is the
+/// [`source`](StdError::source): print the chain to see it.
 #[derive(Debug)]
 pub struct ConfigError(Box<Inner>);
 
@@ -177,13 +178,9 @@ impl ConfigError {
     }
 
     /// An error from deserializing well-formed YAML into the configuration.
-    ///
-    /// `cause` is the typed error a value parser recorded, if any; it is
-    /// used only when its message is the one the deserializer reports.
     pub(crate) fn deserialize(
         origin: &str,
         error: serde_path_to_error::Error<serde_yaml_ng::Error>,
-        cause: Option<super::file::Cause>,
     ) -> Self {
         let mut path = error.path().to_string();
         if path == "." {
@@ -198,12 +195,6 @@ impl ConfigError {
             text = stripped.to_owned();
         }
         let message = strip_path_prefix(&text, &path).to_owned();
-
-        if let Some(cause) = cause.filter(|cause| cause.message == message) {
-            return ConfigError::new(ConfigErrorKind::InvalidValue, origin, path, message)
-                .at(location)
-                .with_source(cause.source);
-        }
         let kind = classify(&message);
         // serde reports these at the enclosing mapping: name the field.
         if matches!(
@@ -245,8 +236,8 @@ fn strip_path_prefix<'t>(text: &'t str, path: &str) -> &'t str {
 }
 
 /// serde's own messages for the mistakes it detects (see
-/// `serde::de::Error`'s provided methods). Value errors of our own types are
-/// recognized by their recorded cause instead.
+/// `serde::de::Error`'s provided methods). Everything else is a value our
+/// own types refused.
 fn classify(message: &str) -> ConfigErrorKind {
     if message.starts_with("unknown field") {
         ConfigErrorKind::UnknownField

@@ -2,12 +2,10 @@
 //!
 //! Every value is validated while it is read, inside its visitor, so that
 //! the YAML parser stamps a failure with the value's own line and column.
-//! serde only lets a visitor return a message; the typed cause behind the
-//! message (an `AddrParseError`, an [`InvalidDuration`]) is kept aside in
-//! [`Cause`] so that the final [`ConfigError`](super::ConfigError) can carry
-//! it as its `source()`.
+//! serde lets a visitor fail only with a message, so the message says what
+//! the value is and why it was refused: `invalid timeout "1.5s" (expected
+//! ... such as 10s, 1m30s or 500ms)`.
 
-use std::cell::Cell;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::SocketAddr;
@@ -107,37 +105,6 @@ pub(super) struct ServerSection {
     pub(super) threads: Option<usize>,
 }
 
-/// The typed error behind the message of a value that failed to parse.
-#[derive(Debug)]
-pub(crate) struct Cause {
-    pub(crate) message: String,
-    pub(crate) source: Option<Box<dyn StdError + Send + Sync + 'static>>,
-}
-
-thread_local! {
-    static LAST_CAUSE: Cell<Option<Cause>> = const { Cell::new(None) };
-}
-
-/// Forgets any cause left from an earlier parse on this thread.
-pub(super) fn clear_cause() {
-    take_cause();
-}
-
-/// The cause recorded by the value that failed last on this thread.
-pub(super) fn take_cause() -> Option<Cause> {
-    LAST_CAUSE.with(Cell::take)
-}
-
-/// An invalid value: the message goes to serde, the cause is kept aside.
-pub(super) fn invalid<E: de::Error>(
-    message: String,
-    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
-) -> E {
-    let error = E::custom(&message);
-    LAST_CAUSE.with(|last| last.set(Some(Cause { message, source })));
-    error
-}
-
 /// What a value should have been, as its parse error.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Expected(pub(super) &'static str);
@@ -160,7 +127,7 @@ pub(super) struct ParseStr<F> {
 impl<'de, T, E, F> Visitor<'de> for ParseStr<F>
 where
     F: FnOnce(&str) -> Result<T, E>,
-    E: StdError + Send + Sync + 'static,
+    E: fmt::Display,
 {
     type Value = T;
 
@@ -169,12 +136,8 @@ where
     }
 
     fn visit_str<DE: de::Error>(self, text: &str) -> Result<T, DE> {
-        (self.parse)(text).map_err(|error| {
-            invalid(
-                format!("invalid {} {text:?}", self.what),
-                Some(Box::new(error)),
-            )
-        })
+        (self.parse)(text)
+            .map_err(|error| DE::custom(format_args!("invalid {} {text:?} ({error})", self.what)))
     }
 }
 
@@ -188,7 +151,11 @@ impl<'de> Deserialize<'de> for Addr {
         deserializer.deserialize_str(ParseStr {
             what: "socket address",
             expecting: "a socket address such as 127.0.0.1:8080",
-            parse: |text: &str| text.parse().map(Addr),
+            parse: |text: &str| {
+                text.parse().map(Addr).map_err(|_| {
+                    Expected("expected ip:port with a port up to 65535, such as 127.0.0.1:8080")
+                })
+            },
         })
     }
 }
@@ -261,7 +228,7 @@ struct EndpointsVisitor;
 
 impl EndpointsVisitor {
     fn empty<E: de::Error>() -> E {
-        invalid("at least one endpoint is required".to_owned(), None)
+        E::custom("at least one endpoint is required")
     }
 }
 

@@ -87,10 +87,9 @@ impl SidecarConfig {
             return Err(ConfigError::syntax(origin, &error));
         }
 
-        file::clear_cause();
         let typed = serde_yaml_ng::Deserializer::from_str(text);
         let document: Option<Document> = serde_path_to_error::deserialize(typed)
-            .map_err(|error| ConfigError::deserialize(origin, error, file::take_cause()))?;
+            .map_err(|error| ConfigError::deserialize(origin, error))?;
         document
             .unwrap_or_default()
             .resolve(Source { origin, text })
