@@ -112,7 +112,7 @@ pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<SystemTime> {
 /// names identities (`web.ns.serviceaccount.identity.linkerd.cluster.local`
 /// in `cluster.local`); the CA enforces this when it issues, so the suffix
 /// is meaningful for certificates it signed.
-pub(crate) fn in_trust_domain(trust_domain: &TrustDomain, id: &Identity) -> bool {
+pub fn in_trust_domain(trust_domain: &TrustDomain, id: &Identity) -> bool {
     if id.is_spiffe() {
         return trust_domain.contains(id);
     }

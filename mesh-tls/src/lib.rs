@@ -108,7 +108,7 @@ mod verify;
 
 pub use self::{
     accept::{AcceptConfig, InboundMode, ServerIo, TlsAccept},
-    cert::{BadCertificate, NoIdentity},
+    cert::{BadCertificate, NoIdentity, in_trust_domain},
     client_id::{ClientId, ClientIdLayer, MESH_CLIENT_ID},
     connect::{
         ClientIo, ConnectConfig, ConnectError, OutboundTls, ServerTls, TlsConnector, TlsTargets,

@@ -10,9 +10,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use mesh_core::{Identity, TrustDomain};
+use mesh_core::Identity;
 use mesh_tls::ca::{CaError, CertificateAuthority};
-use mesh_tls::{CredentialError, CredentialSource, Credentials};
+use mesh_tls::{CredentialError, CredentialSource, Credentials, in_trust_domain};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::time::{Span, Utc};
@@ -174,19 +174,6 @@ fn trust_domain(config: &IdentityConfig, identity: &Identity) -> Check {
         };
         Check::fail(title, error.to_string())
     }
-}
-
-/// The rule of mesh-tls's credential store: a SPIFFE ID's authority is the
-/// trust domain; a DNS-style name ends with `.<trust domain>`, as Linkerd
-/// names identities.
-fn in_trust_domain(domain: &TrustDomain, identity: &Identity) -> bool {
-    if identity.is_spiffe() {
-        return domain.contains(identity);
-    }
-    identity
-        .as_str()
-        .strip_suffix(domain.as_str())
-        .is_some_and(|rest| rest.ends_with('.'))
 }
 
 fn named_identity(expected: &Identity, found: &Identity) -> Check {
