@@ -26,7 +26,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The share of votes `voting` fails.
 const VOTE_FAILURE_RATE: f64 = 0.1;
 
-/// The seed of `voting`'s failures, so that every run fails alike.
+/// The seed of `voting`'s failures: every run draws the same sequence,
+/// so the nth vote `voting` counts fails in every run or in none.
 const VOTE_FAILURE_SEED: u64 = 0x5eed;
 
 /// The retry policy of `web`'s calls to `voting`: up to 3 attempts on a
@@ -152,8 +153,8 @@ impl Mesh {
         Ok(())
     }
 
-    /// Shuts the sidecars down, callers first, and waits until each has
-    /// drained; then stops the applications.
+    /// Shuts every sidecar down and waits until each has drained (the
+    /// traffic has stopped by then); then stops the applications.
     pub async fn stop(self) {
         let sidecars = [self.vote_bot, self.web, self.emoji, self.voting];
         for running in &sidecars {
