@@ -213,6 +213,8 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
         assert_eq!(w["meshed"], 1, "{json}");
         assert!(w["rps"].as_f64().unwrap() > 1.0, "{json}");
         assert!(w["latency_ms_p99"].as_f64().unwrap() > 0.0, "{json}");
+        // No policy here: nothing is denied.
+        assert_eq!(w["denied"], 0.0, "{json}");
         let points = view["timeline"].as_array().unwrap().len();
         assert!(points >= 3, "{json}");
         assert_eq!(
@@ -235,6 +237,7 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
             .unwrap_or_else(|| panic!("no edge web -> {dst}: {json}"));
         assert_eq!(edge["tls"], 1.0, "{json}");
         assert!(edge["rps"].as_f64().unwrap() > 1.0, "{json}");
+        assert_eq!(edge["forbidden"], 0.0, "{json}");
     }
     let edge = find(&view["edges"], |e| e["dst"] == "voting").unwrap();
     // Retries hide the 500s from web; only the slow votes fail.

@@ -9,9 +9,9 @@ use serde::Serialize;
 use super::{
     DashboardConfig,
     history::{History, Series},
-    summary::{Edge, RouteSummary, Summary},
+    summary::{Edge, RouteSummary, Summary, WorkloadSummary},
 };
-use crate::query::{Delta, Scrape, Target, stat::StatRow};
+use crate::query::{Delta, Scrape, Target};
 
 /// The rounds of scrapes, the history, and the latest summaries.
 #[derive(Debug)]
@@ -124,8 +124,8 @@ impl Board {
                 .workloads
                 .iter()
                 .map(|w| WorkloadView {
-                    history: h.workload(&w.name),
-                    stat: w.clone(),
+                    history: h.workload(&w.stat.name),
+                    workload: w.clone(),
                 })
                 .collect(),
             edges: self
@@ -233,7 +233,7 @@ pub struct SourceView {
 pub struct WorkloadView {
     /// The figures over the window.
     #[serde(flatten)]
-    pub stat: StatRow,
+    pub workload: WorkloadSummary,
     /// The sparklines.
     pub history: Series,
 }

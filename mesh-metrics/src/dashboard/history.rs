@@ -11,8 +11,7 @@ use std::{collections::VecDeque, num::NonZeroUsize, time::Duration};
 
 use serde::Serialize;
 
-use super::summary::{Edge, RouteSummary, Summary};
-use crate::query::stat::StatRow;
+use super::summary::{Edge, RouteSummary, Summary, WorkloadSummary};
 
 /// The per-interval summaries of the last `capacity` intervals.
 #[derive(Clone, Debug)]
@@ -65,7 +64,7 @@ impl History {
         self.series(|s| {
             s.workloads
                 .iter()
-                .find(|w| w.name == name && w.meshed > 0)
+                .find(|w| w.stat.name == name && w.stat.meshed > 0)
                 .map(Signals::from)
         })
     }
@@ -119,6 +118,8 @@ pub struct Series {
     pub retries: Vec<Option<f64>>,
     /// Timeouts per second; all `null` but for routes.
     pub timeouts: Vec<Option<f64>>,
+    /// Requests denied by policy per second; all `null` but for workloads.
+    pub denied: Vec<Option<f64>>,
 }
 
 impl Series {
@@ -133,6 +134,7 @@ impl Series {
             tls: v(),
             retries: v(),
             timeouts: v(),
+            denied: v(),
         }
     }
 
@@ -146,6 +148,7 @@ impl Series {
         self.tls.push(p.tls);
         self.retries.push(p.retries);
         self.timeouts.push(p.timeouts);
+        self.denied.push(p.denied);
     }
 }
 
@@ -160,10 +163,12 @@ struct Signals {
     tls: Option<f64>,
     retries: Option<f64>,
     timeouts: Option<f64>,
+    denied: Option<f64>,
 }
 
-impl From<&StatRow> for Signals {
-    fn from(r: &StatRow) -> Self {
+impl From<&WorkloadSummary> for Signals {
+    fn from(w: &WorkloadSummary) -> Self {
+        let r = &w.stat;
         Self {
             success: r.success,
             rps: Some(r.rps),
@@ -171,6 +176,7 @@ impl From<&StatRow> for Signals {
             p95: r.latency_ms_p95,
             p99: r.latency_ms_p99,
             tls: r.tls,
+            denied: Some(w.denied),
             ..Self::default()
         }
     }
@@ -201,6 +207,7 @@ impl From<&RouteSummary> for Signals {
             tls: None,
             retries: Some(r.retries),
             timeouts: Some(r.timeouts),
+            denied: None,
         }
     }
 }

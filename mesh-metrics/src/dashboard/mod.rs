@@ -3,8 +3,8 @@
 //! `stat` and `top` answer "is this workload healthy?" in a terminal. The
 //! dashboard answers it at a glance, and adds the one thing a table shows
 //! badly: the shape of the mesh. Per workload it shows success rate, RPS,
-//! latency percentiles and TLS coverage with sparklines over the last few
-//! minutes; a graph of who calls whom, drawn from each caller's outbound
+//! latency percentiles, TLS coverage and requests its policy denied, with
+//! sparklines over the last few minutes; a graph of who calls whom, drawn from each caller's outbound
 //! metrics (`dst_service`) and coloured by success rate; and, per outbound
 //! route, how many retries were spent and how many requests timed out.
 //!
@@ -70,7 +70,7 @@ pub use self::{
     board::{Board, EdgeView, RouteView, SourceView, View, WorkloadView},
     history::{History, Series},
     page::{API_PATH, PAGE_PATH},
-    summary::{Edge, RouteSummary, Summary},
+    summary::{Edge, RouteSummary, Summary, WorkloadSummary},
 };
 use crate::query::{Target, scrape};
 

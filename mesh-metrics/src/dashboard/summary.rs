@@ -19,11 +19,22 @@ use crate::{
 pub struct Summary {
     /// One row per workload, from its inbound traffic, in the order the
     /// sources name them.
-    pub workloads: Vec<StatRow>,
+    pub workloads: Vec<WorkloadSummary>,
     /// Who calls whom, from each workload's outbound traffic, sorted.
     pub edges: Vec<Edge>,
     /// Each workload's outbound routes, sorted by workload, service, route.
     pub routes: Vec<RouteSummary>,
+}
+
+/// A workload's golden signals, and what its policy turned away.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkloadSummary {
+    /// The figures `sidecar stat` shows.
+    #[serde(flatten)]
+    pub stat: StatRow,
+    /// Requests per second its authorization denied
+    /// (`inbound_http_authz_deny_total`).
+    pub denied: f64,
 }
 
 /// Traffic from one workload to one service, as the caller's sidecar saw
@@ -46,6 +57,11 @@ pub struct Edge {
     pub latency_ms_p99: Option<f64>,
     /// The share of responses on mutual TLS.
     pub tls: Option<f64>,
+    /// Responses per second that were forbidden: HTTP 403 or gRPC 7
+    /// (`PERMISSION_DENIED`), which is how the callee's policy says no.
+    /// The classification counts them as successes, as Linkerd's does,
+    /// since the callee answered as it meant to.
+    pub forbidden: f64,
 }
 
 /// One outbound route: what callers saw, what the retries cost, and how
@@ -66,7 +82,13 @@ impl Summary {
     /// scraped both times), in the same order.
     pub fn from_deltas(targets: &[Target], deltas: &[Option<Delta>]) -> Self {
         Self {
-            workloads: stat_rows(targets, deltas, Direction::Inbound),
+            workloads: stat_rows(targets, deltas, Direction::Inbound)
+                .into_iter()
+                .map(|stat| {
+                    let denied = denied(targets, deltas, &stat.name);
+                    WorkloadSummary { stat, denied }
+                })
+                .collect(),
             edges: edges(targets, deltas),
             routes: routes(targets, deltas),
         }
@@ -97,7 +119,7 @@ fn is_outbound_response(s: &Sample) -> bool {
 }
 
 fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
-    let mut groups: Vec<((&str, &str), Totals, Duration)> = Vec::new();
+    let mut groups: Vec<((&str, &str), Totals, Duration, f64)> = Vec::new();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         for s in delta.samples().iter().filter(|s| is_outbound_response(s)) {
@@ -108,18 +130,21 @@ fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
             let i = match groups.iter().position(|g| g.0 == key) {
                 Some(i) => i,
                 None => {
-                    groups.push((key, Totals::default(), Duration::ZERO));
+                    groups.push((key, Totals::default(), Duration::ZERO, 0.0));
                     groups.len() - 1
                 }
             };
             groups[i].1.add(s);
             groups[i].2 = groups[i].2.max(delta.elapsed());
+            if s.name == "response_total" && is_forbidden(s) {
+                groups[i].3 += s.value;
+            }
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_iter()
-        .map(|((src, dst), t, window)| Edge {
+        .map(|((src, dst), t, window, forbidden)| Edge {
             src: src.to_owned(),
             dst: dst.to_owned(),
             success: t.success_rate(),
@@ -128,8 +153,13 @@ fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
             latency_ms_p95: t.latency_ms(0.95),
             latency_ms_p99: t.latency_ms(0.99),
             tls: t.tls_rate(),
+            forbidden: per_second(forbidden, window),
         })
         .collect()
+}
+
+fn is_forbidden(s: &Sample) -> bool {
+    s.label("status_code") == Some("403") || s.label("grpc_status") == Some("7")
 }
 
 fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
@@ -156,15 +186,33 @@ fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
     out
 }
 
-/// Responses of `row`'s route that ended in a timeout, over its workload's
-/// sources.
-fn timeouts(targets: &[Target], deltas: &[Option<Delta>], row: &RouteRow) -> f64 {
+/// Requests per second `workload`'s authorization denied, over its sources.
+fn denied(targets: &[Target], deltas: &[Option<Delta>], workload: &str) -> f64 {
+    let count = samples_of(targets, deltas, workload)
+        .filter(|s| s.name == "inbound_http_authz_deny_total")
+        .map(|s| s.value)
+        .sum();
+    per_second(count, window_of(targets, deltas, workload))
+}
+
+/// The samples of `workload`'s sources.
+fn samples_of<'a>(
+    targets: &'a [Target],
+    deltas: &'a [Option<Delta>],
+    workload: &'a str,
+) -> impl Iterator<Item = &'a Sample> {
     targets
         .iter()
         .zip(deltas)
-        .filter(|(target, _)| target.name == row.workload)
+        .filter(move |(target, _)| target.name == workload)
         .filter_map(|(_, delta)| delta.as_ref())
         .flat_map(Delta::samples)
+}
+
+/// Responses of `row`'s route that ended in a timeout, over its workload's
+/// sources.
+fn timeouts(targets: &[Target], deltas: &[Option<Delta>], row: &RouteRow) -> f64 {
+    samples_of(targets, deltas, &row.workload)
         .filter(|s| {
             s.name == "response_total"
                 && is_outbound_response(s)

@@ -16,16 +16,19 @@ fn targets() -> Vec<Target> {
 /// What the three sidecars of an emojivoto-shaped mesh serve after `n`
 /// rounds of 10 seconds: web takes 10 rps in and calls emoji (10 rps, all
 /// fine) and voting's `vote` route (5 rps, a tenth of attempts failing,
-/// retried, one timeout per 10 s); emoji and voting take their calls in.
+/// retried, one timeout and one 403 per 10 s); emoji and voting take their
+/// calls in, and voting's policy denies two requests per 10 s.
 fn mesh(n: u32) -> Vec<Scrape> {
-    let out = |dst: &str, route: &str, ok: u32, fail: u32, timeouts: u32| {
+    let out = |dst: &str, route: &str, ok: u32, forbidden: u32, fail: u32, timeouts: u32| {
         format!(
             "response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",status_code=\"200\",classification=\"success\"}} {ok}\n\
              response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",status_code=\"500\",classification=\"failure\"}} {fail}\n\
              response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",error=\"timeout\",classification=\"failure\"}} {timeouts}\n\
-             response_latency_ms_bucket{{le=\"10.0\",direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\"}} {ok}\n\
+             response_total{{direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\",tls=\"true\",server_id=\"{dst}\",status_code=\"403\",classification=\"success\"}} {forbidden}\n\
+             response_latency_ms_bucket{{le=\"10.0\",direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\"}} {}\n\
              response_latency_ms_bucket{{le=\"+Inf\",direction=\"outbound\",dst_service=\"{dst}\",route_name=\"{route}\"}} {}\n",
-            ok + fail + timeouts
+            ok + forbidden,
+            ok + forbidden + fail + timeouts
         )
     };
     let inbound = |ok: u32, fail: u32| {
@@ -40,11 +43,16 @@ fn mesh(n: u32) -> Vec<Scrape> {
     let web = format!(
         "{}{}{}retry_requests_total{{service=\"voting\",route=\"vote\"}} {}\n",
         inbound(100 * n, 0),
-        out("emoji", "list", 100 * n, 0, 0),
-        out("voting", "vote", 48 * n, n, n),
+        out("emoji", "list", 100 * n, 0, 0, 0),
+        out("voting", "vote", 47 * n, n, n, n),
         5 * n
     );
-    [web, inbound(100 * n, 0), inbound(45 * n, 5 * n)]
+    let voting = format!(
+        "{}inbound_http_authz_deny_total{{srv_name=\"voting\",authz_name=\"\",tls=\"true\"}} {}\n",
+        inbound(45 * n, 5 * n),
+        2 * n
+    );
+    [web, inbound(100 * n, 0), voting]
         .iter()
         .map(|text| Scrape::parse(text).unwrap())
         .collect()
@@ -68,12 +76,15 @@ fn summary_has_workloads_edges_and_outbound_routes() {
         .collect();
     let s = Summary::from_deltas(&targets(), &deltas);
 
-    let names: Vec<&str> = s.workloads.iter().map(|w| w.name.as_str()).collect();
+    let names: Vec<&str> = s.workloads.iter().map(|w| w.stat.name.as_str()).collect();
     assert_eq!(names, ["web", "emoji", "voting"]);
-    assert_eq!(s.workloads[0].rps, 10.0);
-    assert!(close(s.workloads[2].success, 0.9));
+    assert_eq!(s.workloads[0].stat.rps, 10.0);
+    assert_eq!(s.workloads[0].denied, 0.0);
+    assert!(close(s.workloads[2].stat.success, 0.9));
     // voting's failures came in without an identity.
-    assert!(close(s.workloads[2].tls, 0.9));
+    assert!(close(s.workloads[2].stat.tls, 0.9));
+    // Two denied requests in 10 s.
+    assert!(close(Some(s.workloads[2].denied), 0.2));
 
     let edges: Vec<(&str, &str)> = s
         .edges
@@ -83,8 +94,10 @@ fn summary_has_workloads_edges_and_outbound_routes() {
     assert_eq!(edges, [("web", "emoji"), ("web", "voting")]);
     let voting = &s.edges[1];
     assert_eq!(voting.rps, 5.0);
-    // 48 successes of 50 responses, all on mutual TLS.
+    // 48 successes (a 403 among them) of 50 responses, all on mutual TLS.
     assert!(close(voting.success, 0.96));
+    assert!(close(Some(voting.forbidden), 0.1));
+    assert_eq!(s.edges[0].forbidden, 0.0);
     assert!(close(voting.tls, 1.0));
     // p50: rank 25 of 50 in le=10, which holds 48: 10 × 25/48.
     assert!(close(voting.latency_ms_p50, 10.0 * 25.0 / 48.0));
@@ -121,6 +134,7 @@ fn history_keeps_at_most_its_capacity_and_drops_the_oldest() {
             latency_ms_p95: None,
             latency_ms_p99: None,
             tls: None,
+            forbidden: 0.0,
         });
         history.push(Duration::from_secs(2 * i), summary);
         assert_eq!(history.len(), (i as usize).min(150));
@@ -152,8 +166,9 @@ fn board_keeps_sparklines_per_interval_and_figures_over_the_window() {
     assert_eq!(view.rounds, 6);
     assert_eq!(view.timeline, [30.0, 40.0, 50.0]);
     // The window covers the last 20 s: two rounds of 100 responses.
-    assert_eq!(view.workloads[0].stat.rps, 10.0);
+    assert_eq!(view.workloads[0].workload.stat.rps, 10.0);
     assert_eq!(view.workloads[0].history.rps, [Some(10.0); 3]);
+    assert_eq!(view.workloads[2].history.denied, [Some(0.2); 3]);
     assert_eq!(view.edges.len(), 2);
     assert_eq!(view.routes[1].history.retries, [Some(0.5); 3]);
     assert!(view.sources.iter().all(|s| s.up));
@@ -169,8 +184,8 @@ fn board_keeps_sparklines_per_interval_and_figures_over_the_window() {
         view.sources[2].error.as_deref(),
         Some("cannot connect to 127.0.0.1:3")
     );
-    assert_eq!(view.workloads[2].stat.meshed, 0);
-    assert_eq!(view.workloads[0].stat.rps, 10.0);
+    assert_eq!(view.workloads[2].workload.stat.meshed, 0);
+    assert_eq!(view.workloads[0].workload.stat.rps, 10.0);
 }
 
 #[test]
@@ -187,6 +202,7 @@ fn view_json_has_the_shape_the_page_reads() {
     assert_eq!(web["name"], "web");
     assert_eq!(web["rps"], 50.0);
     assert!(web["history"]["success"].is_array());
+    assert_eq!(json["workloads"][2]["denied"], 1.0);
     assert_eq!(json["edges"][1]["src"], "web");
     assert_eq!(json["edges"][1]["dst"], "voting");
     let vote = &json["routes"][1];
