@@ -21,6 +21,9 @@ pub struct Board {
     window: Duration,
     /// The rounds that still matter for the window, oldest first.
     rounds: VecDeque<Round>,
+    /// The most rounds a window spans, a bound on `rounds` even if the
+    /// clock stood still.
+    max_rounds: usize,
     /// Rounds observed so far.
     observed: u64,
     /// Each source's last failure, `None` when its last scrape succeeded.
@@ -38,11 +41,16 @@ struct Round {
 impl Board {
     /// An empty board for `config`.
     pub fn new(config: &DashboardConfig) -> Self {
+        let window = config.window.max(config.interval);
+        let per_window = window.as_nanos() / config.interval.as_nanos().max(1);
         Self {
             sources: config.sources.clone(),
             interval: config.interval,
-            window: config.window.max(config.interval),
+            window,
             rounds: VecDeque::new(),
+            max_rounds: usize::try_from(per_window)
+                .unwrap_or(usize::MAX)
+                .saturating_add(2),
             observed: 0,
             errors: vec![None; config.sources.len()],
             history: History::new(config.history),
@@ -75,10 +83,11 @@ impl Board {
         // Rounds start a window only while they are about a window old;
         // half an interval of slack absorbs the jitter of the ticks.
         let reach = self.window + self.interval / 2;
-        while self
-            .rounds
-            .front()
-            .is_some_and(|oldest| at.saturating_sub(oldest.at) > reach)
+        while self.rounds.len() >= self.max_rounds
+            || self
+                .rounds
+                .front()
+                .is_some_and(|oldest| at.saturating_sub(oldest.at) > reach)
         {
             self.rounds.pop_front();
         }
@@ -87,6 +96,12 @@ impl Board {
         self.current = Summary::from_deltas(&self.sources, &deltas);
         self.rounds.push_back(Round { at, scrapes });
         self.observed += 1;
+    }
+
+    /// How many rounds are kept for the window.
+    #[cfg(test)]
+    pub(super) fn rounds_held(&self) -> usize {
+        self.rounds.len()
     }
 
     /// The summary over the window that ended with the last round.

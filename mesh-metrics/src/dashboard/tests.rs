@@ -189,6 +189,18 @@ fn board_keeps_sparklines_per_interval_and_figures_over_the_window() {
 }
 
 #[test]
+fn board_holds_a_bounded_number_of_rounds_even_if_the_clock_stands_still() {
+    let config = DashboardConfig::new(targets()).with_history(NonZeroUsize::new(5).unwrap());
+    let mut board = Board::new(&config);
+    for n in 0..1_000 {
+        board.observe(Duration::ZERO, ok(mesh(n)));
+    }
+    // 10 s of 2 s intervals: five rounds, and two to spare.
+    assert!(board.rounds_held() <= 7, "{}", board.rounds_held());
+    assert_eq!(board.history().len(), 5);
+}
+
+#[test]
 fn view_json_has_the_shape_the_page_reads() {
     let mut board = Board::new(&DashboardConfig::new(targets()));
     board.observe(Duration::ZERO, ok(mesh(0)));
