@@ -4,8 +4,9 @@
 //! dashboard answers it at a glance, and adds the one thing a table shows
 //! badly: the shape of the mesh. Per workload it shows success rate, RPS,
 //! latency percentiles, TLS coverage and requests its policy denied, with
-//! sparklines over the last few minutes; a graph of who calls whom, drawn from each caller's outbound
-//! metrics (`dst_service`) and coloured by success rate; and, per outbound
+//! sparklines over the last few minutes; a graph of who calls whom, drawn
+//! from each caller's outbound metrics (`dst_service`), coloured by success
+//! rate, with calls the callee forbade (403) set apart; and, per outbound
 //! route, how many retries were spent and how many requests timed out.
 //!
 //! # How it works
