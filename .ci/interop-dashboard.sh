@@ -51,7 +51,13 @@ pass "$("$browser" --version 2>/dev/null | head -1) installed"
 # --- the demo mesh ---------------------------------------------------------------
 if [ -z "$url" ]; then
     cargo build -q -p mesh-examples --example demo
-    target/debug/examples/demo --duration 90s >"$work/demo.log" 2>&1 &
+    # Fixed admin ports may be taken on a shared machine: let the system
+    # pick when the demo can.
+    demo_args=(--duration 90s)
+    if target/debug/examples/demo --help 2>/dev/null | grep -q -- '--admin-port'; then
+        demo_args+=(--admin-port 0)
+    fi
+    target/debug/examples/demo "${demo_args[@]}" >"$work/demo.log" 2>&1 &
     pids+=("$!")
     for _ in $(seq 1 120); do
         url="$(sed -n 's/^dashboard: \(http:[^ ]*\/dashboard\)$/\1/p' "$work/demo.log" | head -1)"
