@@ -411,6 +411,8 @@ log "memory with $IDLE_CONNS idle keep-alive connections"
 for door in sidecar-in haproxy nginx; do
     port=${H1_URL[$door]##*:}
     port=${port%/}
+    # shellcheck disable=SC2086
+    printf 'before\t%s\t%s\n' "$door" "$(kib VmRSS ${DOOR_PIDS[$door]})" >>"$MEM"
     coproc IDLE { exec python3 "$CONF/idle.py" 127.0.0.1 "$port" "$IDLE_CONNS" backend; }
     PIDS+=("$IDLE_PID")
     idle_pid=$IDLE_PID

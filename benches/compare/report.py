@@ -196,18 +196,21 @@ def main():
 
     w("## Memory (RSS)")
     w("")
-    w(f"| front door | idle after start | steady load (HTTP/1.1, 50 connections) | {a.idle_conns:,} idle keep-alive connections | peak |")
-    w("|---|---:|---:|---:|---:|")
+    w(f"| front door | idle after start | steady load (HTTP/1.1, 50 connections) | {a.idle_conns:,} idle keep-alive connections | per idle connection | peak |")
+    w("|---|---:|---:|---:|---:|---:|")
     for door in ["sidecar-in", "haproxy", "nginx"]:
         steady = s.get(("h1", door))
         name = "sidecar" if door == "sidecar-in" else NAMES[door]
+        before, conns = memory.get(("before", door)), memory.get(("conns", door))
+        each = "—" if before is None or conns is None else f"{(conns - before) / a.idle_conns:.1f} KiB"
         w(
             f"| {name} | {mib(memory.get(('idle', door)))} | {mib(steady.rss if steady else None)} | "
-            f"{mib(memory.get(('conns', door)))} | {mib(memory.get(('peak', door)))} |"
+            f"{mib(conns)} | {each} | {mib(memory.get(('peak', door)))} |"
         )
     w("")
     w("nginx figures are the master and its workers together. The sidecar's peak includes the "
-      "HTTP/2 runs.")
+      "HTTP/2 runs. Per idle connection: the growth of RSS from just before the connections were "
+      "opened (after the loaded runs) to when all were open, divided by their number.")
     w("")
 
     w("## Targets")
