@@ -41,6 +41,10 @@ struct Args {
     /// Do not retry `voting`'s failures, so that `web` sees them.
     #[arg(long)]
     no_retries: bool,
+    /// The port of web's admin server (and its dashboard); emoji's,
+    /// voting's and vote-bot's take the next three. 0 lets the system pick.
+    #[arg(long, default_value = "4191")]
+    admin_port: u16,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         rps: args.rps,
         duration: args.duration,
         retries: !args.no_retries,
+        admin_port: args.admin_port,
         ..DemoConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -89,6 +94,13 @@ fn main() -> ExitCode {
             while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
+            }
+            if matches!(error, demo::DemoError::Start(_)) && config.admin_port != 0 {
+                eprintln!(
+                    "  hint: if ports {}-{} are taken, `--admin-port 0` lets the system pick",
+                    config.admin_port,
+                    config.admin_port.saturating_add(3)
+                );
             }
             ExitCode::FAILURE
         }

@@ -19,6 +19,7 @@ async fn run(retries: bool) -> (Summary, String) {
         interval: Duration::from_secs(1),
         denied_every: Duration::from_millis(250),
         retries,
+        admin_port: 0,
     };
     let mut out = Vec::new();
     let summary = demo::run(&config, &mut out, std::future::pending())

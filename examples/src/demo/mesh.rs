@@ -58,18 +58,31 @@ pub struct Mesh {
 
 impl Mesh {
     /// Starts the applications and their sidecars. Without `retries`,
-    /// `web`'s calls to `voting` are not retried.
+    /// `web`'s calls to `voting` are not retried. `web`'s admin server
+    /// listens on `admin_port` and the others on the next three, unless it
+    /// is 0.
     ///
     /// # Errors
     ///
     /// When a listener cannot be bound, a configuration is refused or a
     /// sidecar cannot start.
-    pub async fn start(files: &MeshFiles, retries: bool) -> Result<Self, DemoError> {
+    pub async fn start(
+        files: &MeshFiles,
+        retries: bool,
+        admin_port: u16,
+    ) -> Result<Self, DemoError> {
+        let admin = |offset: u16| {
+            if admin_port == 0 {
+                0
+            } else {
+                admin_port.saturating_add(offset)
+            }
+        };
         let (stop_apps, _) = shutdown::channel();
         let mut apps = Vec::new();
 
         let (listener, app) = bind().await?;
-        let voting = Sidecar::new("voting", Some(app)).start(files)?;
+        let voting = Sidecar::new("voting", Some(app), admin(2)).start(files)?;
         apps.push(tokio::spawn(apps::voting(
             listener,
             VOTE_FAILURE_RATE,
@@ -80,7 +93,7 @@ impl Mesh {
         // `emoji` may not call `voting`, but its sidecar knows the way, so
         // that the demo can show the policy refusing it.
         let (listener, app) = bind().await?;
-        let emoji = Sidecar::new("emoji", Some(app))
+        let emoji = Sidecar::new("emoji", Some(app), admin(1))
             .service("voting", &voting, "")
             .start(files)?;
         apps.push(tokio::spawn(apps::emoji(listener, stop_apps.subscribe())));
@@ -88,7 +101,7 @@ impl Mesh {
         // `web`'s admin server also serves the dashboard, over its own
         // sidecar and those of `emoji` and `voting`.
         let (listener, app) = bind().await?;
-        let web = Sidecar::new("web", Some(app))
+        let web = Sidecar::new("web", Some(app), admin(0))
             .service("emoji", &emoji, "")
             .service("voting", &voting, if retries { VOTING_RETRIES } else { "" })
             .dashboard_peer("emoji", &emoji)
@@ -102,7 +115,7 @@ impl Mesh {
             stop_apps.subscribe(),
         )));
 
-        let vote_bot = Sidecar::new("vote-bot", None)
+        let vote_bot = Sidecar::new("vote-bot", None, admin(3))
             .service("web", &web, "")
             .start(files)?;
         Ok(Self {
@@ -185,6 +198,8 @@ struct Sidecar {
     workload: &'static str,
     /// The application's address; without one, no inbound listener.
     app: Option<SocketAddr>,
+    /// The admin server's port on 127.0.0.1; 0 lets the system pick.
+    admin_port: u16,
     /// The outbound services: name, the one endpoint, and any settings
     /// after those, as YAML.
     services: Vec<(&'static str, SocketAddr, &'static str)>,
@@ -194,10 +209,11 @@ struct Sidecar {
 }
 
 impl Sidecar {
-    fn new(workload: &'static str, app: Option<SocketAddr>) -> Self {
+    fn new(workload: &'static str, app: Option<SocketAddr>, admin_port: u16) -> Self {
         Self {
             workload,
             app,
+            admin_port,
             services: Vec::new(),
             dashboard_peers: Vec::new(),
         }
@@ -247,7 +263,7 @@ impl Sidecar {
                 "    - name: {name}\n      endpoints: [{endpoint}]\n      identity: {id}\n{settings}"
             );
         }
-        yaml += "admin:\n  listen: 127.0.0.1:0\n";
+        yaml += &format!("admin:\n  listen: 127.0.0.1:{}\n", self.admin_port);
         if !self.dashboard_peers.is_empty() {
             yaml += &format!("  dashboard:\n    name: {workload}\n    peers:\n");
             for (name, admin) in &self.dashboard_peers {

@@ -27,7 +27,8 @@
 //!   admin server serves the live dashboard over `web`, `emoji` and
 //!   `voting` (`admin.dashboard`).
 //!
-//! Everything listens on 127.0.0.1, on ports the system picks. The files
+//! Everything listens on 127.0.0.1, on ports the system picks, except the
+//! admin servers when [`DemoConfig::admin_port`] fixes them. The files
 //! (certificates, the policy, one sidecar configuration per workload) go to
 //! a temporary directory that is removed at the end. [`run`] checks at the
 //! end that the mesh kept its promises: see [`report`].
@@ -67,6 +68,9 @@ pub struct DemoConfig {
     /// Whether `web`'s sidecar retries failed votes. Default `true`;
     /// without, `voting`'s failures reach `web` and the run fails.
     pub retries: bool,
+    /// The port of `web`'s admin server; `emoji`'s, `voting`'s and
+    /// `vote-bot`'s take the next three. Default 0: the system picks each.
+    pub admin_port: u16,
 }
 
 impl Default for DemoConfig {
@@ -77,6 +81,7 @@ impl Default for DemoConfig {
             interval: Duration::from_secs(2),
             denied_every: Duration::from_secs(1),
             retries: true,
+            admin_port: 0,
         }
     }
 }
@@ -107,8 +112,8 @@ impl fmt::Display for DemoError {
             Self::Files(_) => f.write_str("cannot write the demo's files"),
             Self::Certs(_) => f.write_str("cannot issue the demo's certificates"),
             Self::Bind(_) => f.write_str("cannot bind an application's listener"),
-            Self::Config(error) => write!(f, "{error}"),
-            Self::Start(error) => write!(f, "cannot start a sidecar: {error}"),
+            Self::Config(_) => f.write_str("a sidecar configuration was refused"),
+            Self::Start(_) => f.write_str("cannot start a sidecar"),
             Self::NotReady(name) => write!(f, "{name}'s sidecar did not become ready"),
             Self::Output(_) => f.write_str("cannot write the output"),
         }
@@ -141,7 +146,7 @@ pub async fn run<W: Write>(
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, DemoError> {
     let files = MeshFiles::create(&["web", "emoji", "voting", "vote-bot"])?;
-    let mesh = Mesh::start(&files, config.retries).await?;
+    let mesh = Mesh::start(&files, config.retries, config.admin_port).await?;
     let summary = drive(config, &files, &mesh, out, stop).await;
     mesh.stop().await;
     files.remove().map_err(DemoError::Files)?;

@@ -71,13 +71,7 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Bind {
-                field,
-                addr,
-                source,
-            } => {
-                write!(f, "{field}: cannot listen on {addr}: {source}")
-            }
+            Self::Bind { field, addr, .. } => write!(f, "{field}: cannot listen on {addr}"),
             Self::Thread(_) => f.write_str("cannot start a runtime thread"),
             Self::Identity(_) => f.write_str("identity.ca: cannot issue the workload certificate"),
             Self::Policy(error) => write!(f, "{error}"),
