@@ -171,16 +171,24 @@ async fn drive<W: Write>(
         out,
         &format!(
             "the demo mesh: web, emoji and voting behind sidecars on mutual tls; \
-             vote-bot drives web at {} requests a second\n\
-             files: {} (certificates, policy.yaml, one sidecar config per workload)\n\
-             try: cargo run --example sidecar -- stat --admin web={},emoji={},voting={}\n\
-             dashboard: http://{}/dashboard\n\n",
-            config.rps,
-            files.path().display(),
-            mesh.web.admin,
-            mesh.emoji.admin,
-            mesh.voting.admin,
-            mesh.web.admin,
+             vote-bot drives web at {rps} requests a second\n\
+             files: {files} (certificates, policy.yaml, one sidecar config per workload)\n\
+             dashboard: http://{web}/dashboard\n\
+             try, with the sidecar CLI (cargo install --path examples --example sidecar):\n\
+             \x20 sidecar stat --admin web={web},emoji={emoji},voting={voting}\n\
+             \x20 sidecar routes --admin web={web} --to voting\n\
+             \x20 sidecar check --config {files}/web.yaml\n\
+             \x20 curl -s -H 'host: web' http://{bot}/api/list                    \
+             # through vote-bot's sidecar\n\
+             \x20 curl -si -X POST -H 'host: voting' 'http://{emoji_out}/api/vote?choice=:joy:'   \
+             # emoji may not vote: 403\n\n",
+            rps = config.rps,
+            files = files.path().display(),
+            web = mesh.web.admin,
+            emoji = mesh.emoji.admin,
+            voting = mesh.voting.admin,
+            bot = mesh.vote_bot.outbound,
+            emoji_out = mesh.emoji.outbound,
         ),
     )?;
 
