@@ -86,7 +86,7 @@ use mesh_policy::ExplainQuery;
 
 /// The reference sidecar proxy of the mesh.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "sidecar", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
