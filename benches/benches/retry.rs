@@ -22,11 +22,15 @@
 //!
 //! With `MESH_BENCH_COUNT=<n>` in the environment, the binary instead runs
 //! each variant named in `MESH_BENCH_ONLY` (`baseline_empty`,
-//! `stack_empty`, `baseline_small`, `stack_small`, `deposit`, `withdraw`;
-//! all by default) `n` times and exits, for an instruction count that load
-//! on the machine cannot disturb: run it under `valgrind --tool=callgrind`
-//! with two values of `n` and divide the difference in instructions by the
-//! difference in `n`.
+//! `stack_empty`, `baseline_small`, `stack_small`, `deposit`, `withdraw`,
+//! `deposit_contended`, `withdraw_contended`; all by default) `n` times and
+//! exits, for an instruction count that load on the machine cannot
+//! disturb: run it under `valgrind --tool=callgrind` with two values of `n`
+//! and divide the difference in instructions by the difference in `n`. The
+//! `_contended` ones run `n` operations on each of two threads; under
+//! `perf stat -e task-clock` they give the CPU time per operation while
+//! both cores contend, which time slices lost to other processes do not
+//! inflate.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{convert::Infallible, hint::black_box, sync::Arc, time::Duration};
@@ -303,6 +307,16 @@ fn count(n: u64) {
         for _ in 0..n {
             black_box(black_box(&budget).withdraw());
         }
+    }
+    // Under `perf stat -e task-clock`, CPU time per operation on both
+    // cores, which time slices lost to other processes do not inflate.
+    if wanted("deposit_contended") {
+        contended(&budget, n, Budget::deposit);
+    }
+    if wanted("withdraw_contended") {
+        contended(&budget, n, |b| {
+            b.withdraw();
+        });
     }
 }
 
