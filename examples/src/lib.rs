@@ -5,3 +5,9 @@
 
 pub mod demo;
 pub mod sidecar;
+
+/// The README's Rust examples, compiled and run as doctests so that they
+/// stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
