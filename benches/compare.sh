@@ -31,7 +31,7 @@ set -euo pipefail
 
 ROUNDS=5
 DURATION=4          # seconds per loaded run
-SINGLE_DURATION=3   # seconds per single-connection run
+SINGLE_DURATION=2   # seconds per single-connection run
 THREADS=2           # sidecar runtimes = HAProxy threads = nginx workers
 BASE_PORT=18100
 IDLE_CONNS=1000
