@@ -17,6 +17,10 @@
 //!   `proxy_build_info`.
 //! - [`query`] reads `/metrics` back and computes what `linkerd viz stat`
 //!   shows.
+//! - [`dashboard`] polls a set of admin servers once per interval and
+//!   serves a self-contained page (`/dashboard`) and its JSON: workloads
+//!   with sparklines, who calls whom, and each route's retries and
+//!   timeouts. It plugs into the admin server as its extension.
 //!
 //! Every family is registered in a prometheus-client `Registry` the caller
 //! owns (no global registry), and mesh-core's admin server serves it as
