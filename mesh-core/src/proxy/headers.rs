@@ -1,19 +1,39 @@
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// `Keep-Alive` and `Proxy-Connection` have no constant in `http::header`.
+/// Built once here, they compare by bytes instead of being parsed again
+/// for every message.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Headers that describe one hop rather than the message (RFC 9110 §7.6.1),
 /// apart from those the `Connection` header names.
-const HOP_BY_HOP: [&str; 5] = [
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
+const HOP_BY_HOP: [HeaderName; 5] = [
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
 ];
+
+/// Whether `name` is `Connection`, `TE` or one of [`HOP_BY_HOP`].
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION || *name == header::TE || HOP_BY_HOP.contains(name)
+}
 
 /// Removes hop-by-hop headers: `Connection` and every header it names, plus
 /// the fixed list above. `TE` is kept only as `TE: trailers`, which gRPC
 /// needs end to end.
+///
+/// Most messages carry none of them (HTTP/2 forbids all but `TE:
+/// trailers`, and an HTTP/1.1 client rarely sends any), so one pass over
+/// the names, which compares them without hashing, decides whether there
+/// is anything to remove; looking each one up by name costs a hash every
+/// time, found or not.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderValue> = headers
             .get_all(header::CONNECTION)
@@ -81,6 +101,53 @@ mod tests {
         h.insert("te", "trailers".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert_eq!(h["te"], "trailers");
+    }
+
+    #[test]
+    fn proxy_authenticate_and_repeated_connection_values_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.append("connection", "x-one".parse().unwrap());
+        h.append("connection", "X-Two, te".parse().unwrap());
+        h.insert("x-one", "1".parse().unwrap());
+        h.insert("x-two", "2".parse().unwrap());
+        h.insert("proxy-authenticate", "Basic".parse().unwrap());
+        h.insert("te", "Trailers".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        // `Connection` naming `te` does not remove `TE: trailers`.
+        assert_eq!(names, ["content-type", "te"]);
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_is_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "backend".parse().unwrap());
+        h.insert("content-length", "0".parse().unwrap());
+        h.insert("x-keep-alive", "custom".parse().unwrap());
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn each_fixed_header_is_stripped_alone() {
+        for name in [
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authenticate",
+            "te",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), "x".parse().unwrap());
+            h.insert("x-end-to-end", "kept".parse().unwrap());
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(name), "{name} kept");
+            assert_eq!(h.len(), 1, "{name}");
+        }
     }
 
     #[test]
