@@ -69,7 +69,11 @@ async fn traffic(web_inbound: SocketAddr, web_outbound: SocketAddr, stop: Arc<At
     let client = http1();
     let mut sent = 0u64;
     while !stop.load(Ordering::Relaxed) && sent < 100_000 {
-        let vote = if sent.is_multiple_of(25) { "/slow" } else { "/vote" };
+        let vote = if sent.is_multiple_of(25) {
+            "/slow"
+        } else {
+            "/vote"
+        };
         for (addr, host, path) in [
             (web_inbound, "web", "/"),
             (web_outbound, "emoji", "/list"),
