@@ -9,6 +9,7 @@
 
 use std::{
     fmt,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -59,16 +60,26 @@ impl ClientConfig {
 
 /// A pooled HTTP/1.1 and HTTP/2 client over the connector `C`, sending
 /// request bodies of type `B`.
+///
+/// Clones share the pools. A clone costs one reference count: stacks
+/// clone their innermost service for every request (a retry, for one), and
+/// each of the two hyper-util clients inside is a dozen reference counts
+/// and a copy of the connector.
 pub struct Client<B, C = HttpConnector> {
+    inner: Arc<Versions<B, C>>,
+}
+
+/// One hyper-util client per HTTP version: the HTTP/2 one speaks HTTP/2
+/// only, so an HTTP/2 request is never downgraded.
+struct Versions<B, C> {
     http1: legacy::Client<C, B>,
     http2: legacy::Client<C, B>,
 }
 
-impl<B, C: Clone> Clone for Client<B, C> {
+impl<B, C> Clone for Client<B, C> {
     fn clone(&self) -> Self {
         Self {
-            http1: self.http1.clone(),
-            http2: self.http2.clone(),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -108,7 +119,9 @@ where
             .pool_max_idle_per_host(config.pool_max_idle_per_host);
         let http1 = builder.build(connector.clone());
         let http2 = builder.http2_only(true).build(connector);
-        Self { http1, http2 }
+        Self {
+            inner: Arc::new(Versions { http1, http2 }),
+        }
     }
 }
 
@@ -130,9 +143,9 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let client = if req.version() == Version::HTTP_2 {
-            &self.http2
+            &self.inner.http2
         } else {
-            &self.http1
+            &self.inner.http1
         };
         client.request(req).map_err(ClientError::from as fn(_) -> _)
     }
