@@ -11,7 +11,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tower::{Service, ServiceExt, util::Oneshot};
 
-use super::{Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until};
+use super::{
+    Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until, on_wake::OnWake,
+};
 use crate::{
     conn::ConnectionInfo,
     detect::{Detected, detect},
@@ -169,10 +171,14 @@ where
 {
     let (drain, close_at) = retire.split();
     let closed = until(close_at);
+    // The connection wakes the task several times a request; the signals
+    // are polled only when they woke it.
+    let shutdown = OnWake::new(shutdown.wait());
+    let drain = OnWake::new(drain);
     tokio::pin!(conn, closed);
     tokio::select! {
         res = conn.as_mut() => return res.map_err(Into::into),
-        () = shutdown.wait() => {}
+        () = shutdown => {}
         () = drain => tracing::debug!("draining a connection whose credentials went stale"),
         () = closed.as_mut() => return Err(CLOSED_AT_EXPIRY.into()),
     }

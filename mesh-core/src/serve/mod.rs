@@ -38,6 +38,7 @@
 mod accept;
 mod connection;
 mod listener;
+mod on_wake;
 pub mod shutdown;
 
 use std::{sync::Arc, time::Duration};
