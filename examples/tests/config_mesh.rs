@@ -137,7 +137,8 @@ fn bad_identity_values_name_their_field() {
         "identity.identity",
         3,
     );
-    assert!(std::error::Error::source(&error).is_some());
+    // Why the identity is invalid follows it, in parentheses.
+    assert!(error.to_string().contains("\"spiffe://\" ("), "{error}");
     let error = reject("identity:\n  dir: /a\ninbound:\n  tls: mandatory\n");
     assert_error(&error, ConfigErrorKind::InvalidValue, "inbound.tls", 4);
     assert!(error.to_string().contains("invalid tls mode"), "{error}");
