@@ -134,11 +134,43 @@ async fn wait_retired(store: &CredentialStore, reason: &str) {
     }
 }
 
+/// Strict mTLS, draining connections when the credentials rotate.
+fn draining_on_rotation() -> AcceptConfig {
+    AcceptConfig {
+        drain_on_rotation: true,
+        ..AcceptConfig::with_mode(InboundMode::Strict)
+    }
+}
+
 #[tokio::test]
-async fn a_rotation_drains_open_connections_and_new_ones_use_the_new_certificate() {
+async fn by_default_a_rotation_leaves_open_connections_alone() {
     let ca = ca();
     let server_store = store(&ca, API);
     let config = AcceptConfig::with_mode(InboundMode::Strict);
+    let addr = serve(server_store.clone(), config, Arc::default()).await;
+    let (mut send, task) = connect(&ca, addr).await;
+    assert_eq!(request(&mut send, "/").await.unwrap(), StatusCode::OK);
+
+    server_store.update(creds(&ca, API)).unwrap();
+    // The old certificate is still valid: the client may go on using the
+    // connection it authenticated.
+    for _ in 0..3 {
+        assert_eq!(request(&mut send, "/").await.unwrap(), StatusCode::OK);
+    }
+    assert!(!task.is_finished());
+    assert!(
+        !retired(&server_store, "rotation"),
+        "{}",
+        encode(&server_store)
+    );
+}
+
+#[tokio::test]
+async fn with_drain_on_rotation_a_rotation_drains_open_connections_and_new_ones_use_the_new_certificate()
+ {
+    let ca = ca();
+    let server_store = store(&ca, API);
+    let config = draining_on_rotation();
     let addr = serve(server_store.clone(), config, Arc::default()).await;
     let (mut send, task) = connect(&ca, addr).await;
     assert_eq!(request(&mut send, "/").await.unwrap(), StatusCode::OK);
@@ -164,7 +196,7 @@ async fn a_request_in_flight_finishes_before_a_drained_connection_closes() {
     let ca = ca();
     let server_store = store(&ca, API);
     let gate = Arc::new(Gate::default());
-    let config = AcceptConfig::with_mode(InboundMode::Strict);
+    let config = draining_on_rotation();
     let addr = serve(server_store.clone(), config, gate.clone()).await;
     let (send, task) = connect(&ca, addr).await;
     let slow = hold(send, &gate).await;

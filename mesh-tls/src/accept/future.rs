@@ -46,12 +46,12 @@ pub struct AcceptFuture<I> {
     handshake_with: Option<HandshakeWith>,
 }
 
-/// What a TLS connection's retirement is measured against: the store's
-/// version when the handshake started, and the local certificate's expiry.
+/// What a TLS connection's retirement is measured against: the local
+/// certificate's expiry and, when rotations drain, the store's version
+/// when the handshake started.
 struct HandshakeWith {
-    version: watch::Receiver<StoreVersion>,
-    loaded: u64,
     local_not_after: SystemTime,
+    rotation: Option<(watch::Receiver<StoreVersion>, u64)>,
 }
 
 // The handshake variant dominates the size, and it is the state the future
@@ -156,15 +156,17 @@ impl<I: Io> AcceptFuture<I> {
     fn handshake(&mut self, io: I, prefix: Bytes) -> Option<AcceptError> {
         // The version first: a rotation between the two reads then drains
         // the connection needlessly, never leaves it on stale credentials.
-        let version = self.store.subscribe();
-        let loaded = version.borrow().loaded;
+        let rotation = self.config.drain_on_rotation.then(|| {
+            let version = self.store.subscribe();
+            let loaded = version.borrow().loaded;
+            (version, loaded)
+        });
         let Some(snapshot) = self.store.snapshot() else {
             return Some(AcceptError::NoCredentials);
         };
         self.handshake_with = Some(HandshakeWith {
-            version,
-            loaded,
             local_not_after: snapshot.creds.not_after(),
+            rotation,
         });
         let config: &Arc<ServerConfig> = match self.config.mode {
             InboundMode::Strict => &snapshot.server_strict,
@@ -223,9 +225,8 @@ impl<I: Io> AcceptFuture<I> {
     /// [module docs](super#retirement).
     fn retirement(&mut self, peer_not_after: Option<SystemTime>) -> Retirement {
         let Some(HandshakeWith {
-            mut version,
-            loaded,
             local_not_after,
+            rotation,
         }) = self.handshake_with.take()
         else {
             return Retirement::never();
@@ -234,9 +235,21 @@ impl<I: Io> AcceptFuture<I> {
         let (retire_at, close_at) = retire::deadlines(expiry, self.config.retire_before_expiry);
         let metrics = self.store.metrics().clone();
         let drain = async move {
+            let rotated = async move {
+                match rotation {
+                    Some((mut version, loaded)) => {
+                        if version.wait_for(|v| v.loaded != loaded).await.is_ok() {
+                            return;
+                        }
+                        // The store is gone: nothing can rotate any more.
+                        std::future::pending().await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let reason = tokio::select! {
                 () = sleep_until(retire_at) => RetireReason::Expiry,
-                Ok(_) = version.wait_for(|v| v.loaded != loaded) => RetireReason::Rotation,
+                () = rotated => RetireReason::Rotation,
             };
             tracing::debug!(reason = reason.as_label(), "retiring a server connection");
             metrics.retired(Direction::Inbound, reason);

@@ -31,22 +31,30 @@
 //! [`Retirement`](mesh_core::serve::Retirement) for every TLS connection,
 //! so none outlives what authenticated it:
 //!
-//! - when the store's credentials rotate, the connection is drained at
-//!   once: requests in flight finish, then it closes (HTTP/2 sends GOAWAY,
-//!   HTTP/1.1 closes after the current response), and the client's next
-//!   request makes a handshake with the new certificate;
 //! - [`AcceptConfig::retire_before_expiry`] before the earlier `notAfter`
-//!   of the server's and the client's certificate, it is drained the same
-//!   way;
+//!   of the server's and the client's certificate, the connection is
+//!   drained: requests in flight finish, then it closes (HTTP/2 sends
+//!   GOAWAY, HTTP/1.1 closes after the current response), and the client's
+//!   next request makes a new handshake;
 //! - at that `notAfter` it is closed, whatever it is doing (unless
 //!   [`AcceptConfig::close_at_expiry`] is off). Opaque byte pipes cannot
-//!   be drained, so this is the only retirement that reaches them.
+//!   be drained, so this is the only retirement that reaches them;
+//! - with [`AcceptConfig::drain_on_rotation`], also as soon as the store's
+//!   credentials rotate.
+//!
+//! The client should be the one to move. A server that drains races the
+//! client's next request: an HTTP/2 client may already have sent a stream
+//! the GOAWAY refuses, and an HTTP/1.1 client may write to a connection as
+//! it closes, and clients do not all retry those requests. The mesh's own
+//! connector retires its pooled connections a minute before expiry and at
+//! once when its own credentials rotate, without racing anything
+//! ([`retire`](crate::retire)). So the server drains only the clients that
+//! did not leave by then: 30 seconds before expiry by default, after the
+//! connector's minute, and on rotation only when asked to. Rotation does
+//! not make the old certificate invalid; expiry does.
 //!
 //! Each drained connection counts in
-//! `tls_connections_retired_total{direction="inbound"}`. The connector does
-//! the same for the client's pooled connections
-//! ([`retire`](crate::retire)), so two meshed workloads move to fresh
-//! connections from both ends.
+//! `tls_connections_retired_total{direction="inbound"}`.
 
 mod error;
 mod future;
@@ -82,12 +90,16 @@ pub struct AcceptConfig {
     /// 10 seconds.
     pub handshake_timeout: Duration,
     /// How long before the earlier `notAfter` of the two certificates a TLS
-    /// connection is drained. Default 60 seconds, as for the connector's
-    /// pooled connections.
+    /// connection is drained. Default 30 seconds: less than the connector's
+    /// 60, so mesh clients have left first.
     pub retire_before_expiry: Duration,
     /// Whether a TLS connection still open at that `notAfter` is closed.
     /// Default true.
     pub close_at_expiry: bool,
+    /// Whether TLS connections are drained as soon as the store's
+    /// credentials rotate. Default false: see the
+    /// [module docs](self#retirement) for the race this invites.
+    pub drain_on_rotation: bool,
 }
 
 impl Default for AcceptConfig {
@@ -95,8 +107,9 @@ impl Default for AcceptConfig {
         Self {
             mode: InboundMode::default(),
             handshake_timeout: Duration::from_secs(10),
-            retire_before_expiry: Duration::from_secs(60),
+            retire_before_expiry: Duration::from_secs(30),
             close_at_expiry: true,
+            drain_on_rotation: false,
         }
     }
 }
