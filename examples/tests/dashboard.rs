@@ -11,56 +11,18 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{Request, StatusCode};
 use mesh_examples::sidecar::{
     certs,
     config::{ConfigErrorKind, SidecarConfig},
 };
 use serde_json::Value;
 use support::*;
-
-/// An application: `/slow` answers after 400 ms; with `flaky`, every tenth
-/// other request is a 500.
-async fn app(flaky: bool) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(AtomicU64::new(0));
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let n = seen.fetch_add(1, Ordering::Relaxed);
-                    async move {
-                        let mut res = Response::new(full("ok"));
-                        if req.uri().path() == "/slow" {
-                            tokio::time::sleep(Duration::from_millis(400)).await;
-                        } else if flaky && n % 10 == 9 {
-                            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                        }
-                        Ok::<_, hyper::Error>(res)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-fn identity(name: &str) -> String {
-    format!("spiffe://example.org/ns/emojivoto/sa/{name}")
-}
 
 /// Sends requests one after another until `stop`: to `web` through its
 /// inbound listener, and, as web's application would, to `emoji` and
@@ -128,7 +90,7 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
     };
     let mut backends = Vec::new();
     for (name, flaky) in [("emoji", false), ("voting", true)] {
-        let app = app(flaky).await;
+        let app = ok_app(flaky).await;
         backends.push(sidecar(&format!(
             "identity:\n  dir: {}\n\
              inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  tls: strict\n\
@@ -137,7 +99,7 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
         )));
     }
     let (emoji, voting) = (&backends[0], &backends[1]);
-    let web_app = app(false).await;
+    let web_app = ok_app(false).await;
     let web = sidecar(&format!(
         "identity:\n  dir: {}\n\
          inbound:\n  listen: 127.0.0.1:0\n  app: {web_app}\n  protocol: http\n\

@@ -9,50 +9,15 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::Request;
 use mesh_examples::sidecar::{certs, views};
 use mesh_metrics::query::Format;
 use support::*;
-
-/// An application whose every tenth response is a 500.
-async fn one_in_ten_fails() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(AtomicU64::new(0));
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req: Request<Incoming>| {
-                    let n = seen.fetch_add(1, Ordering::Relaxed);
-                    async move {
-                        let mut res = Response::new(full("ok"));
-                        if n % 10 == 9 {
-                            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                        }
-                        Ok::<_, hyper::Error>(res)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-fn identity(name: &str) -> String {
-    format!("spiffe://example.org/ns/emojivoto/sa/{name}")
-}
 
 /// Sends requests for `host` through `outbound` one after another until
 /// `stop`, at most 50,000.
@@ -83,7 +48,7 @@ async fn stat_shows_ninety_percent_success_all_on_mutual_tls() {
     };
     let mut workloads = Vec::new();
     for name in ["web", "vote"] {
-        let app = one_in_ten_fails().await;
+        let app = ok_app(true).await;
         workloads.push(sidecar(&format!(
             "identity:\n  dir: {}\n\
              inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  tls: strict\n\

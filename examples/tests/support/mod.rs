@@ -2,7 +2,14 @@
 //! behaviours, a sidecar started from YAML, and real HTTP clients.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -169,4 +176,41 @@ pub async fn h2_via(addr: SocketAddr, req: Request<Body>) -> hyper::Result<Respo
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
     tokio::spawn(conn);
     h2.send_request(req).await
+}
+
+/// An application on 127.0.0.1:0 answering `ok`: `/slow` answers after
+/// 400 ms; with `flaky`, every tenth other request is a 500.
+pub async fn ok_app(flaky: bool) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let n = seen.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        let mut res = Response::new(full("ok"));
+                        if req.uri().path() == "/slow" {
+                            tokio::time::sleep(Duration::from_millis(400)).await;
+                        } else if flaky && n % 10 == 9 {
+                            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        Ok::<_, hyper::Error>(res)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The SPIFFE identity of service account `name` in `emojivoto`.
+pub fn identity(name: &str) -> String {
+    format!("spiffe://example.org/ns/emojivoto/sa/{name}")
 }
