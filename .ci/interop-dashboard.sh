@@ -18,32 +18,12 @@ if [ "${1:-}" = "--url" ]; then
     url="${2:?--url needs the dashboard address}"
 fi
 
-work="$(mktemp -d)"
-pids=()
-failed=0
-
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+. .ci/lib.sh
 
 # --- install what is missing -------------------------------------------------
 browser="$(command -v chromium || command -v chromium-browser || true)"
 if [ -z "$browser" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-        apt-get update -qq
-    fi
-    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    apt_install chromium fonts-dejavu-core
     browser="$(command -v chromium)"
 fi
 pass "$("$browser" --version 2>/dev/null | head -1) installed"
@@ -52,12 +32,8 @@ pass "$("$browser" --version 2>/dev/null | head -1) installed"
 if [ -z "$url" ]; then
     cargo build -q -p mesh-examples --example demo
     # Fixed admin ports may be taken on a shared machine: let the system
-    # pick when the demo can.
-    demo_args=(--duration 90s)
-    if target/debug/examples/demo --help 2>/dev/null | grep -q -- '--admin-port'; then
-        demo_args+=(--admin-port 0)
-    fi
-    target/debug/examples/demo "${demo_args[@]}" >"$work/demo.log" 2>&1 &
+    # pick.
+    target/debug/examples/demo --duration 90s --admin-port 0 >"$work/demo.log" 2>&1 &
     pids+=("$!")
     for _ in $(seq 1 120); do
         url="$(sed -n 's/^dashboard: \(http:[^ ]*\/dashboard\)$/\1/p' "$work/demo.log" | head -1)"

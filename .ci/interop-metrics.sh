@@ -14,34 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work="$(mktemp -d)"
-pids=()
-failed=0
-
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+. .ci/lib.sh
 
 # --- install what is missing -------------------------------------------------
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-cache policy prometheus 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-        apt-get update -qq
-    fi
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    apt_install "${need_apt[@]}"
 fi
 # The package may start its own service; ours runs on its own port and data
 # directory, so it does not matter, but keep the machine quiet.

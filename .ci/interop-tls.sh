@@ -7,33 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-need() {
-    command -v "$1" >/dev/null 2>&1 && return
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "== installing $2"
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
-}
-need openssl openssl
-need curl curl
+. .ci/lib.sh
+
+for tool in openssl curl; do
+    command -v "$tool" >/dev/null 2>&1 || apt_install "$tool"
+done
 
 echo "== cargo build --example inprocess_mtls"
 cargo build -q --example inprocess_mtls
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/inprocess_mtls"
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-failed=0
 check() {
     local name="$1"
     shift
@@ -57,6 +40,7 @@ td=example.org
 
 "$bin" serve-strict --certs "$work/server" --listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
 server_pid=$!
+pids+=("$server_pid")
 port=""
 for _ in $(seq 1 100); do
     port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")"

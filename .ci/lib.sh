@@ -1,0 +1,33 @@
+# Shared by the interop scripts, which source it after `set -euo pipefail`:
+# a work directory, the processes to stop on exit, one line per check, and
+# installing the Debian packages a check needs when they are missing.
+
+work="$(mktemp -d)"
+pids=()
+failed=0
+
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+pass() { echo "ok: $*"; }
+fail() { echo "FAIL: $*"; failed=1; }
+
+# apt_install PACKAGE...: installs the packages, refreshing the package
+# lists first only when they do not know the first package.
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        $sudo apt-get update -qq
+    fi
+    $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
