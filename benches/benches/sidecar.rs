@@ -38,7 +38,7 @@ use criterion::{Criterion, criterion_group};
 use http::{Request, StatusCode, header::HOST};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use mesh_benches::{client, echo_backend};
+use mesh_benches::{client, echo_backend, median, wants_paired};
 use mesh_examples::sidecar::{self, Running, certs, config::SidecarConfig};
 use tokio::time::Instant;
 
@@ -250,49 +250,9 @@ async fn timed(client: &HttpClient, addr: SocketAddr, into: &mut Vec<f64>) -> f6
     median(&mut into[start..].to_vec())
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Whether the command line asks for the paired rounds: a `--bench` run
-/// that neither lists benches, profiles one, nor filters for another.
-fn wants_paired() -> bool {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let bench = args.iter().any(|a| a == "--bench");
-    let other = args.iter().any(|a| a == "--list" || a == "--profile-time");
-    let filter = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| !a.starts_with('-') && !is_option_value(&args, *i))
-        .any(|(_, a)| !"sidecar_paired".contains(a.as_str()) && !a.starts_with("sidecar"));
-    bench && !other && !filter
-}
-
-/// Whether `args[i]` is the value of the option before it.
-fn is_option_value(args: &[String], i: usize) -> bool {
-    const WITH_VALUE: &[&str] = &[
-        "--warm-up-time",
-        "--measurement-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--load-baseline",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--nresamples",
-        "--output-format",
-        "--color",
-        "--plotting-backend",
-        "--profile-time",
-    ];
-    i > 0 && WITH_VALUE.contains(&args[i - 1].as_str())
-}
-
 fn main() {
     benches();
-    if wants_paired() {
+    if wants_paired("sidecar") {
         paired();
     }
     Criterion::default().configure_from_args().final_summary();

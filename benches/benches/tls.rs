@@ -25,6 +25,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use hyper_util::rt::TokioIo;
+use mesh_benches::{median, wants_paired};
 use mesh_core::{client::ClientConfig, serve::Accept};
 use mesh_tls::{
     AcceptConfig, CredentialStore, InboundMode, OutboundTls, StoreConfig, TlsAccept, TlsConnector,
@@ -425,48 +426,11 @@ fn process_cpu() -> f64 {
     nanos as f64 / 1e9
 }
 
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 criterion_group!(benches, tls);
-
-/// Whether the command line asks for the paired rounds: not when it
-/// filters for other benches, lists them, or profiles one.
-fn wants_paired() -> bool {
-    const WITH_VALUE: &[&str] = &[
-        "--warm-up-time",
-        "--measurement-time",
-        "--sample-size",
-        "--save-baseline",
-        "--baseline",
-        "--load-baseline",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--nresamples",
-        "--output-format",
-        "--color",
-        "--plotting-backend",
-    ];
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--profile-time" || arg == "--list" {
-            return false;
-        }
-        if WITH_VALUE.contains(&arg.as_str()) {
-            args.next();
-        } else if !arg.starts_with('-') && !"tls_paired".contains(arg.as_str()) {
-            return false;
-        }
-    }
-    true
-}
 
 fn main() {
     benches();
-    if wants_paired() {
+    if wants_paired("tls") {
         paired();
     }
     Criterion::default().configure_from_args().final_summary();

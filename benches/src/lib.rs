@@ -66,3 +66,54 @@ pub async fn round_trip(
     let res = client.request(req).await.unwrap();
     res.into_body().collect().await.unwrap().to_bytes().len()
 }
+
+/// The median of `values`, which it sorts.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Whether the command line asks a bench target for its paired rounds
+/// (timed side by side outside criterion): a `cargo bench` run (`--bench`)
+/// that neither lists benches, profiles one, nor filters for benches other
+/// than `group`'s.
+pub fn wants_paired(group: &str) -> bool {
+    /// Criterion's options that take a value, which is not a filter.
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--load-baseline",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+        "--profile-time",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let paired = format!("{group}_paired");
+    let mut bench = false;
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        match arg.as_str() {
+            "--list" | "--profile-time" => return false,
+            "--bench" => bench = true,
+            option if WITH_VALUE.contains(&option) => i += 1,
+            filter
+                if !filter.starts_with('-')
+                    && !paired.contains(filter)
+                    && !filter.starts_with(group) =>
+            {
+                return false;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bench
+}
