@@ -90,10 +90,8 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             eprintln!("demo: {error}");
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
+            for cause in mesh_examples::causes(&error) {
                 eprintln!("  caused by: {cause}");
-                source = cause.source();
             }
             if matches!(error, demo::DemoError::Start(_)) && config.admin_port != 0 {
                 eprintln!(

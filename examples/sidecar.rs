@@ -381,7 +381,7 @@ fn explain_query(args: &Explain) -> Result<ExplainQuery, String> {
     Ok(query)
 }
 
-fn report<T: std::fmt::Display, E: std::error::Error>(result: Result<T, E>) -> ExitCode {
+fn report<T: std::fmt::Display, E: std::error::Error + 'static>(result: Result<T, E>) -> ExitCode {
     match result {
         Ok(done) => {
             println!("{done}");
@@ -420,12 +420,10 @@ fn run(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn fail(error: &dyn std::error::Error) -> ExitCode {
+fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
     eprintln!("error: {error}");
-    let mut source = error.source();
-    while let Some(cause) = source {
+    for cause in mesh_examples::causes(error) {
         eprintln!("  caused by: {cause}");
-        source = cause.source();
     }
     ExitCode::FAILURE
 }

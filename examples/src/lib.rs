@@ -6,6 +6,14 @@
 pub mod demo;
 pub mod sidecar;
 
+/// The errors behind `error`, nearest first: what the command-line tools
+/// print as `caused by:` lines under a failure.
+pub fn causes<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(error.source(), |cause| cause.source())
+}
+
 /// The README's Rust examples, compiled and run as doctests so that they
 /// stay true.
 #[cfg(doctest)]

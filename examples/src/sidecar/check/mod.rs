@@ -330,13 +330,11 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
 }
 
 /// An error and its causes, one a line.
-fn with_causes(error: &dyn std::error::Error) -> String {
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
+    for cause in crate::causes(error) {
         text.push_str("\ncaused by: ");
         text.push_str(&cause.to_string());
-        source = cause.source();
     }
     text
 }
