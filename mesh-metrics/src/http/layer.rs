@@ -5,6 +5,7 @@ use tower_layer::Layer;
 
 use super::{
     HttpMetrics, Metrics,
+    memo::Targets,
     target::{ServerTls, Shared},
 };
 use crate::labels::{Direction, TlsLabels};
@@ -13,7 +14,10 @@ use crate::labels::{Direction, TlsLabels};
 /// through the services it wraps. See the [module docs](super).
 ///
 /// Build one per direction and stack; each keeps its own cache of resolved
-/// label handles, shared by every service it makes.
+/// label handles, shared by every service it makes. Each service (one per
+/// [`layer`](Layer::layer) call, shared by its clones) also keeps the last
+/// few targets it found: build one service per worker thread, as the
+/// sidecar does, and that memo is never contended.
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
     shared: Arc<Shared>,
@@ -117,6 +121,6 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Metrics::new(inner, self.shared.clone())
+        Metrics::new(inner, Arc::new(Targets::new(self.shared.clone())))
     }
 }

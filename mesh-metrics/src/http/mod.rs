@@ -26,10 +26,12 @@
 //!
 //! # Cost
 //!
-//! The labels of a request are read from its extensions as borrowed strings
-//! and looked up in a lock-free cache of resolved handles; nothing is
-//! allocated or locked per request once a target has been seen. The first
-//! request of a new target creates its series under a lock.
+//! The labels of a request are read from its extensions as borrowed strings.
+//! Each service keeps the last targets it saw with the values they came
+//! from, and finds a request's target again by comparing addresses; other
+//! targets are looked up in a lock-free cache of resolved handles shared by
+//! the layer. Nothing is allocated per request once a target has been seen.
+//! The first request of a new target creates its series under a lock.
 //!
 //! ```
 //! use mesh_metrics::{HttpMetrics, MetricsLayer};
@@ -57,6 +59,7 @@
 mod body;
 pub mod future;
 mod layer;
+mod memo;
 mod metrics;
 mod recorder;
 mod target;
@@ -72,18 +75,18 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 pub use self::{body::ResponseBody, layer::MetricsLayer, metrics::HttpMetrics};
-use self::{recorder::Recorder, target::Shared};
+use self::{memo::Targets, recorder::Recorder};
 
 /// The service [`MetricsLayer`] makes. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct Metrics<S> {
     inner: S,
-    shared: Arc<Shared>,
+    targets: Arc<Targets>,
 }
 
 impl<S> Metrics<S> {
-    fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    fn new(inner: S, targets: Arc<Targets>) -> Self {
+        Self { inner, targets }
     }
 }
 
@@ -102,7 +105,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let target = self.shared.target(&req);
+        let target = self.targets.find(&req);
         target.requests.inc();
         let recorder = Recorder::new(target, Instant::now());
         future::ResponseFuture::new(self.inner.call(req), recorder)

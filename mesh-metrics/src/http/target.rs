@@ -5,16 +5,11 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use http::{Request, StatusCode};
-use mesh_core::{
-    classify::Classify,
-    conn::ConnectionInfo,
-    labels::{Authorized, DstService},
-    route::RouteId,
-};
+use http::StatusCode;
+use mesh_core::{classify::Classify, labels::DstService, route::RouteId};
 use prometheus_client::metrics::counter::Counter;
 
-use super::HttpMetrics;
+use super::{HttpMetrics, memo::Sources};
 use crate::{
     family::cache::{HandleCache, Resolved, hash_of},
     histogram::LatencyHistogram,
@@ -59,22 +54,19 @@ impl Shared {
         }
     }
 
-    /// The handles of `req`'s target. A lookup in a lock-free cache, except
-    /// for the first request of a target.
-    pub(crate) fn target<B>(&self, req: &Request<B>) -> Arc<TargetHandles> {
-        let view = self.view(req);
+    /// The handles of the target `sources` name. A lookup in a lock-free
+    /// cache, except for the first request of a target.
+    pub(crate) fn target(&self, sources: Sources<'_>) -> Arc<TargetHandles> {
+        let view = self.view(sources);
         self.targets
             .get_or_resolve(view.key_hash(), |k| view.matches(k), || self.resolve(&view))
     }
 
-    fn view<'a, B>(&'a self, req: &'a Request<B>) -> TargetView<'a> {
-        let ext = req.extensions();
-        let authorized = ext.get::<Authorized>();
-        let dst_service = ext.get::<DstService>().map(DstService::as_str);
+    fn view<'a>(&'a self, sources: Sources<'a>) -> TargetView<'a> {
+        let authorized = sources.authorized;
+        let dst_service = sources.dst_service.map(DstService::as_str);
         let tls = match self.direction {
-            Direction::Inbound => ext
-                .get::<ConnectionInfo>()
-                .map_or(TlsView::Absent, |info| TlsView::of(&info.tls)),
+            Direction::Inbound => sources.tls.map_or(TlsView::Absent, TlsView::of),
             Direction::Outbound => dst_service
                 .and_then(|svc| self.server_tls.by_service.get(svc))
                 .or(self.server_tls.default.as_ref())
@@ -84,8 +76,8 @@ impl Shared {
             direction: self.direction,
             dst_service,
             srv_name: authorized.map(|a| &*a.server),
-            route_name: ext
-                .get::<RouteId>()
+            route_name: sources
+                .route
                 .map(RouteId::as_str)
                 .or(authorized.map(|a| &*a.route)),
             authz_name: authorized.map(|a| &*a.authz),
@@ -104,6 +96,7 @@ impl Shared {
             responses: HandleCache::default(),
             recent: Default::default(),
             statuses: HandleCache::default(),
+            folded: series.folded,
         });
         if series.folded {
             Resolved::Once(handles)
@@ -128,6 +121,10 @@ pub(crate) struct TargetHandles {
     /// the rest of the layer together. Others go to `statuses`.
     recent: [OnceLock<StatusHandles>; RECENT_STATUSES],
     statuses: HandleCache<u16, Arc<StatusHandles>>,
+    /// Whether the request counter is the overflow series: such handles
+    /// are looked up again for every request, so that each is counted as
+    /// a fold.
+    folded: bool,
 }
 
 /// How many statuses a target keeps in [`TargetHandles::recent`].
@@ -179,6 +176,11 @@ impl StatusHandles {
 }
 
 impl TargetHandles {
+    /// Whether these are the overflow's handles, which must not be kept.
+    pub(crate) fn folded(&self) -> bool {
+        self.folded
+    }
+
     /// The `response_total` counter of `key`.
     pub(crate) fn response(&self, key: ResponseKey) -> Counter {
         self.responses.get_or_resolve(

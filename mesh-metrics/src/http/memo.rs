@@ -1,0 +1,364 @@
+//! The targets one service found recently, found again without hashing.
+//!
+//! The labels of a request come from values other layers insert: the
+//! connection's TLS status, the policy decision, the route. Within one
+//! connection and one policy they are clones of the same `Arc`s, request
+//! after request. The layer-wide [`HandleCache`](crate::family::cache)
+//! cannot use that: it keeps its own copies of the label values, so it has
+//! to hash about 80 bytes of them, load a snapshot through `arc-swap` and
+//! compare each value byte by byte on every request.
+//!
+//! So each service a [`MetricsLayer`](super::MetricsLayer) makes keeps a
+//! few recently used targets together with the very values (`Arc` clones)
+//! their requests carried. A request whose values are the same allocations
+//! is matched by a handful of address comparisons. Values from another
+//! connection or policy snapshot are compared by bytes and still match, so
+//! the memo is not thrown away when connections come and go. Hyper clones
+//! the service for every request; the clones share the memo.
+//!
+//! The memo sits behind a mutex that is only ever tried: a request that
+//! finds it taken (another thread is in it) goes to the layer-wide cache
+//! instead of waiting. Targets folded into the overflow series are never
+//! kept, so that each of their requests is counted as a fold.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+
+use http::Request;
+use mesh_core::{
+    conn::{ConnectionInfo, Tls},
+    labels::{Authorized, DstService},
+    route::RouteId,
+};
+
+use super::target::{Shared, TargetHandles};
+use crate::{
+    family::cache::{same_opt_str, same_str},
+    labels::Direction,
+};
+
+/// How many targets a service keeps. A request's values pick its slot, so
+/// a slot is a few words to check; a target that loses its slot to another
+/// is found in the layer-wide cache and takes it back.
+const SLOTS: usize = 16;
+
+/// What a [`Metrics`](super::Metrics) service and its clones share: the
+/// layer's label caches and this service's memo.
+#[derive(Debug)]
+pub(crate) struct Targets {
+    pub(crate) shared: Arc<Shared>,
+    memo: Mutex<[Option<Entry>; SLOTS]>,
+}
+
+/// One kept target, and the values its labels came from.
+#[derive(Debug)]
+struct Entry {
+    tls: Option<Tls>,
+    authorized: Option<Authorized>,
+    route: Option<RouteId>,
+    dst_service: Option<DstService>,
+    target: Arc<TargetHandles>,
+}
+
+/// The request extensions a target's labels come from, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sources<'a> {
+    /// The connection's TLS status; inbound only, as outbound TLS labels
+    /// come from configuration.
+    pub(crate) tls: Option<&'a Tls>,
+    pub(crate) authorized: Option<&'a Authorized>,
+    pub(crate) route: Option<&'a RouteId>,
+    pub(crate) dst_service: Option<&'a DstService>,
+}
+
+impl<'a> Sources<'a> {
+    fn of<B>(direction: Direction, req: &'a Request<B>) -> Self {
+        let ext = req.extensions();
+        Self {
+            tls: match direction {
+                Direction::Inbound => ext.get::<ConnectionInfo>().map(|info| &info.tls),
+                Direction::Outbound => None,
+            },
+            authorized: ext.get::<Authorized>(),
+            route: ext.get::<RouteId>(),
+            dst_service: ext.get::<DstService>(),
+        }
+    }
+
+    /// The slot of these values: their lengths and last bytes, which is
+    /// cheap, and the same for equal values wherever they were allocated.
+    #[inline]
+    fn slot(&self) -> usize {
+        let mut h = 0;
+        if let Some(a) = self.authorized {
+            h = mix(h, fingerprint(&a.authz));
+            h = mix(h, fingerprint(&a.route));
+        }
+        if let Some(route) = self.route {
+            h = mix(h, fingerprint(route.as_str()));
+        }
+        if let Some(Tls::Mutual { peer }) = self.tls {
+            h = mix(h, fingerprint(peer.as_str()));
+        }
+        if let Some(dst) = self.dst_service {
+            h = mix(h, fingerprint(dst.as_str()));
+        }
+        // The high bits are the best mixed.
+        (h >> 32) as usize % SLOTS
+    }
+
+    /// Whether `entry` was filled from equal values: the same allocations,
+    /// or the same bytes.
+    #[inline]
+    fn matches(&self, entry: &Entry) -> bool {
+        same_opt_str(
+            self.route.map(RouteId::as_str),
+            entry.route.as_ref().map(RouteId::as_str),
+        ) && match (self.authorized, &entry.authorized) {
+            (Some(a), Some(b)) => {
+                same_str(&a.authz, &b.authz)
+                    && same_str(&a.route, &b.route)
+                    && same_str(&a.server, &b.server)
+            }
+            (None, None) => true,
+            _ => false,
+        } && same_opt_str(
+            self.dst_service.map(DstService::as_str),
+            entry.dst_service.as_ref().map(DstService::as_str),
+        ) && match (self.tls, &entry.tls) {
+            (Some(a), Some(b)) => same_tls(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    fn to_entry(self, target: Arc<TargetHandles>) -> Entry {
+        Entry {
+            tls: self.tls.cloned(),
+            authorized: self.authorized.cloned(),
+            route: self.route.cloned(),
+            dst_service: self.dst_service.cloned(),
+            target,
+        }
+    }
+}
+
+impl Targets {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            memo: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The handles of `req`'s target: from the memo, or else from the
+    /// layer-wide cache, and then kept.
+    pub(crate) fn find<B>(&self, req: &Request<B>) -> Arc<TargetHandles> {
+        let sources = Sources::of(self.shared.direction, req);
+        let slot = sources.slot();
+        let Some(mut memo) = self.try_memo() else {
+            return self.shared.target(sources);
+        };
+        if let Some(entry) = memo.get(slot).and_then(Option::as_ref)
+            && sources.matches(entry)
+        {
+            return entry.target.clone();
+        }
+        let target = self.shared.target(sources);
+        if !target.folded()
+            && let Some(kept) = memo.get_mut(slot)
+        {
+            *kept = Some(sources.to_entry(target.clone()));
+        }
+        target
+    }
+
+    /// The memo, unless another thread holds it.
+    fn try_memo(&self) -> Option<MutexGuard<'_, [Option<Entry>; SLOTS]>> {
+        match self.memo.try_lock() {
+            Ok(memo) => Some(memo),
+            Err(TryLockError::Poisoned(poisoned)) => Some(PoisonError::into_inner(poisoned)),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// How many targets the memo keeps.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        self.try_memo()
+            .map_or(0, |memo| memo.iter().flatten().count())
+    }
+}
+
+/// Whether two TLS statuses give the same labels' values.
+#[inline]
+fn same_tls(a: &Tls, b: &Tls) -> bool {
+    match (a, b) {
+        (Tls::Mutual { peer: a }, Tls::Mutual { peer: b }) => same_str(a.as_str(), b.as_str()),
+        (Tls::NoClientCert, Tls::NoClientCert) => true,
+        (Tls::Plaintext(a), Tls::Plaintext(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A string's length and last byte, in one word.
+#[inline]
+fn fingerprint(s: &str) -> u64 {
+    let last = s.as_bytes().last().copied().unwrap_or(0);
+    ((s.len() as u64) << 8) | u64::from(last)
+}
+
+/// Fx's multiply-rotate step.
+#[inline]
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use mesh_core::classify::Classify;
+    use prometheus_client::{encoding::text::encode, registry::Registry};
+
+    use super::*;
+    use crate::{HttpMetrics, MetricsConfig, http::target::ServerTls};
+
+    fn targets(limit: usize) -> (Registry, Targets) {
+        let mut registry = Registry::default();
+        let limit = NonZeroUsize::new(limit).unwrap();
+        let metrics = HttpMetrics::register_with(
+            &mut registry,
+            MetricsConfig::default().with_series_limit(limit),
+        );
+        let shared = Shared::new(
+            metrics,
+            Direction::Inbound,
+            ServerTls::default(),
+            Classify::default(),
+        );
+        (registry, Targets::new(Arc::new(shared)))
+    }
+
+    /// A request as a new connection would carry it: every value a fresh
+    /// allocation.
+    fn request(peer: &str, route: &str, authz: &str) -> Request<()> {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(ConnectionInfo {
+            local_addr: "127.0.0.1:4143".parse().unwrap(),
+            remote_addr: "127.0.0.1:50000".parse().unwrap(),
+            tls: Tls::Mutual {
+                peer: peer.parse().unwrap(),
+            },
+        });
+        req.extensions_mut().insert(Authorized {
+            server: Arc::from("srv"),
+            route: Arc::from(route),
+            authz: Arc::from(authz),
+            audit: false,
+        });
+        req.extensions_mut().insert(RouteId::new(route));
+        req
+    }
+
+    fn authz_of(req: &Request<()>) -> Arc<str> {
+        req.extensions().get::<Authorized>().unwrap().authz.clone()
+    }
+
+    const WEB: &str = "spiffe://td/ns/emoji/sa/web";
+
+    #[test]
+    fn a_request_with_the_values_of_a_kept_one_finds_its_target() {
+        let (_registry, targets) = targets(100);
+        let first = request(WEB, "list", "web-only");
+        let found = targets.find(&first);
+        // The memo keeps the values the first request carried.
+        assert_eq!(Arc::strong_count(&authz_of(&first)), 3);
+
+        let same = first.clone();
+        assert!(Arc::ptr_eq(&targets.find(&same), &found));
+        drop(same);
+
+        // Another connection: equal values, other allocations. It matches
+        // the kept entry rather than replacing it.
+        let other = request(WEB, "list", "web-only");
+        assert!(Arc::ptr_eq(&targets.find(&other), &found));
+        assert_eq!(Arc::strong_count(&authz_of(&first)), 3);
+        assert_eq!(Arc::strong_count(&authz_of(&other)), 2);
+        assert_eq!(targets.kept(), 1);
+    }
+
+    #[test]
+    fn values_that_share_a_slot_but_differ_find_their_own_targets() {
+        let (registry, targets) = targets(100);
+        // The same lengths and last bytes: the same slot.
+        let a = request(WEB, "list-a", "web-a");
+        let b = request(WEB, "ping-a", "cli-a");
+        let c = request("spiffe://td/ns/emoji/sa/veb", "list-a", "web-a");
+        assert_eq!(
+            Sources::of(Direction::Inbound, &a).slot(),
+            Sources::of(Direction::Inbound, &b).slot()
+        );
+        assert_eq!(
+            Sources::of(Direction::Inbound, &a).slot(),
+            Sources::of(Direction::Inbound, &c).slot()
+        );
+        for req in [&a, &b, &a, &c, &c, &a] {
+            targets.find(req).requests.inc();
+        }
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let count = |route: &str, authz: &str, peer: &str| {
+            format!(
+                "request_total{{direction=\"inbound\",srv_name=\"srv\",route_name=\"{route}\",authz_name=\"{authz}\",tls=\"true\",client_id=\"{peer}\"}}"
+            )
+        };
+        assert!(
+            text.contains(&format!("{} 3\n", count("list-a", "web-a", WEB))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 1\n", count("ping-a", "cli-a", WEB))),
+            "{text}"
+        );
+        let veb = "spiffe://td/ns/emoji/sa/veb";
+        assert!(
+            text.contains(&format!("{} 2\n", count("list-a", "web-a", veb))),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_overflow_target_is_not_kept_so_that_every_fold_is_counted() {
+        let (registry, targets) = targets(1);
+        targets.find(&request(WEB, "first", "web"));
+        let folded = request(WEB, "second", "web");
+        for _ in 0..3 {
+            targets.find(&folded).requests.inc();
+        }
+        assert_eq!(targets.kept(), 1);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("request_total{overflow=\"true\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_series_overflow_total{family=\"request_total\"} 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_memo_held_by_another_request_is_passed_by() {
+        let (_registry, targets) = targets(100);
+        let req = request(WEB, "list", "web-only");
+        let found = targets.find(&req);
+        let held = targets.memo.lock().unwrap();
+        let other = request(WEB, "ping", "web-only");
+        let not_kept = targets.find(&other);
+        assert!(Arc::ptr_eq(&targets.find(&req), &found));
+        assert!(!Arc::ptr_eq(&not_kept, &found));
+        drop(held);
+        assert_eq!(targets.kept(), 1);
+    }
+}
