@@ -15,6 +15,9 @@
 //!   figure to compare with the 300 ns target.
 //! - `budget/deposit` and `budget/withdraw`: one operation, on one thread
 //!   and then on both cores at once against one shared budget.
+//!   `deposit_at` and `withdraw_at` are the same with a clock reading the
+//!   caller already has, as the route stack passes the one it reads for its
+//!   deadlines: the operation without its clock read.
 //!
 //! ```text
 //! cargo bench -p mesh-benches --bench retry
@@ -23,7 +26,8 @@
 //! With `MESH_BENCH_COUNT=<n>` in the environment, the binary instead runs
 //! each variant named in `MESH_BENCH_ONLY` (`baseline_empty`,
 //! `stack_empty`, `baseline_small`, `stack_small`, `deposit`, `withdraw`,
-//! `deposit_contended`, `withdraw_contended`; all by default) `n` times and
+//! `deposit_at`, `withdraw_at`, and each of the four budget operations with
+//! `_contended`; all by default) `n` times and
 //! exits, for an instruction count that load on the machine cannot
 //! disturb: run it under `valgrind --tool=callgrind` with two values of `n`
 //! and divide the difference in instructions by the difference in `n`. The
@@ -211,7 +215,7 @@ fn bottomless() -> Budget {
 /// Runs `op` `iters` times on each of two threads at once, and returns the
 /// time each thread took: the latency of one operation while the other core
 /// contends for the same budget.
-fn contended(budget: &Budget, iters: u64, op: fn(&Budget)) -> Duration {
+fn contended(budget: &Budget, iters: u64, op: impl Fn(&Budget) + Copy + Send) -> Duration {
     std::thread::scope(|s| {
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -234,6 +238,13 @@ fn budget(c: &mut Criterion) {
     let budget = bottomless();
     group.bench_function("deposit", |b| b.iter(|| black_box(&budget).deposit()));
     group.bench_function("withdraw", |b| b.iter(|| black_box(&budget).withdraw()));
+    let now = Instant::now();
+    group.bench_function("deposit_at", |b| {
+        b.iter(|| black_box(&budget).deposit_at(black_box(now)));
+    });
+    group.bench_function("withdraw_at", |b| {
+        b.iter(|| black_box(&budget).withdraw_at(black_box(now)));
+    });
     group.bench_function("deposit_contended_2_cores", |b| {
         b.iter_custom(|iters| contended(&budget, iters, Budget::deposit));
     });
@@ -241,6 +252,16 @@ fn budget(c: &mut Criterion) {
         b.iter_custom(|iters| {
             contended(&budget, iters, |b| {
                 b.withdraw();
+            })
+        });
+    });
+    group.bench_function("deposit_at_contended_2_cores", |b| {
+        b.iter_custom(|iters| contended(&budget, iters, move |b| b.deposit_at(black_box(now))));
+    });
+    group.bench_function("withdraw_at_contended_2_cores", |b| {
+        b.iter_custom(|iters| {
+            contended(&budget, iters, move |b| {
+                b.withdraw_at(black_box(now));
             })
         });
     });
@@ -308,6 +329,17 @@ fn count(n: u64) {
             black_box(black_box(&budget).withdraw());
         }
     }
+    let now = Instant::now();
+    if wanted("deposit_at") {
+        for _ in 0..n {
+            black_box(&budget).deposit_at(black_box(now));
+        }
+    }
+    if wanted("withdraw_at") {
+        for _ in 0..n {
+            black_box(black_box(&budget).withdraw_at(black_box(now)));
+        }
+    }
     // Under `perf stat -e task-clock`, CPU time per operation on both
     // cores, which time slices lost to other processes do not inflate.
     if wanted("deposit_contended") {
@@ -316,6 +348,14 @@ fn count(n: u64) {
     if wanted("withdraw_contended") {
         contended(&budget, n, |b| {
             b.withdraw();
+        });
+    }
+    if wanted("deposit_at_contended") {
+        contended(&budget, n, move |b| b.deposit_at(black_box(now)));
+    }
+    if wanted("withdraw_at_contended") {
+        contended(&budget, n, move |b| {
+            b.withdraw_at(black_box(now));
         });
     }
 }

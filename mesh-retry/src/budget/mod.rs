@@ -38,9 +38,15 @@
 //!
 //! A `Budget` is meant to be shared through an [`Arc`](std::sync::Arc):
 //! one per service, or one across several services and routes. A deposit is
-//! a clock read and one compare-and-swap on an atomic word; a withdrawal
-//! adds a read of the ten slots. Neither takes a lock. Time comes from
-//! [`tokio::time::Instant`], so tests can pause it.
+//! a clock read and one atomic add (a compare-and-swap when the slot has to
+//! be reset); a withdrawal adds a read of the ten slots. Neither takes a
+//! lock. Time comes from [`tokio::time::Instant`], so tests can pause it.
+//!
+//! The clock read costs more than all the rest: about 50 ns on a virtual
+//! machine, against 20 ns for the rest of a deposit. A caller that reads
+//! the clock anyway, for a deadline, passes its reading to
+//! [`deposit_at`](Budget::deposit_at) and
+//! [`withdraw_at`](Budget::withdraw_at) instead.
 //!
 //! A withdrawal never overdraws: it subtracts first, then checks the
 //! balance, and puts the retry back if the balance went below zero. Two
@@ -116,22 +122,36 @@ impl Budget {
 
     /// Records an original request: adds `retry_ratio` of a retry.
     pub fn deposit(&self) {
+        self.deposit_at(Instant::now());
+    }
+
+    /// [`deposit`](Self::deposit), at `now`: a reading of tokio's clock the
+    /// caller has just made, which saves reading it again. A reading a
+    /// moment old counts in the slot it falls in, or in the later one if
+    /// another thread has moved that slot on since.
+    pub fn deposit_at(&self, now: Instant) {
         if self.deposit != 0 {
-            self.window.add(self.generation(), self.deposit);
+            self.window.add(self.generation(now), self.deposit);
         }
     }
 
     /// Takes one retry from the budget. Returns `false`, and takes nothing,
     /// when the balance has less than one retry.
     pub fn withdraw(&self) -> bool {
-        let generation = self.generation();
+        self.withdraw_at(Instant::now())
+    }
+
+    /// [`withdraw`](Self::withdraw), at `now`, a reading of tokio's clock
+    /// the caller has already made; see [`deposit_at`](Self::deposit_at).
+    pub fn withdraw_at(&self, now: Instant) -> bool {
+        let generation = self.generation(now);
         self.window.add(generation, -self.withdraw);
         if self.reserve.saturating_add(self.window.sum(generation)) >= 0 {
             return true;
         }
-        // Overdrawn: put it back. A later generation is as good a slot as
-        // any for the refund, since the sum counts them all.
-        self.window.add(self.generation(), self.withdraw);
+        // Overdrawn: put it back, in the same slot (or the later one that
+        // has replaced it since: the sum counts them all).
+        self.window.add(generation, self.withdraw);
         false
     }
 
@@ -140,14 +160,14 @@ impl Budget {
     pub fn balance(&self) -> f64 {
         let units = self
             .reserve
-            .saturating_add(self.window.sum(self.generation()));
+            .saturating_add(self.window.sum(self.generation(Instant::now())));
         units as f64 / SCALE as f64
     }
 
-    /// Which slot width the present falls in, counted from the budget's
+    /// Which slot width `now` falls in, counted from the budget's
     /// creation.
-    fn generation(&self) -> u64 {
-        let elapsed: Duration = Instant::now().saturating_duration_since(self.origin);
+    fn generation(&self, now: Instant) -> u64 {
+        let elapsed: Duration = now.saturating_duration_since(self.origin);
         // 2^64 nanoseconds are 584 years; a 64-bit division is much cheaper
         // than a 128-bit one.
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);

@@ -201,3 +201,23 @@ async fn the_gateway_spelling_builds_the_same_budget() {
         Err(InvalidBudget::Ttl(Duration::from_secs(90)))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_reading_the_caller_made_counts_in_its_own_slot() {
+    let budget = budget(1.0, 0, 10);
+    let earlier = tokio::time::Instant::now();
+    advance(Duration::from_secs(5)).await;
+    budget.deposit_at(earlier);
+    budget.deposit();
+    assert_eq!(budget.balance(), 2.0);
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(
+        budget.balance(),
+        1.0,
+        "the deposit made at the earlier reading expires a ttl after it"
+    );
+    let now = tokio::time::Instant::now();
+    assert!(budget.withdraw_at(now));
+    assert!(!budget.withdraw_at(now), "one retry, taken once");
+    assert_eq!(budget.balance(), 0.0, "the refused withdrawal took nothing");
+}

@@ -10,7 +10,7 @@ use std::{
 
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, request};
 use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
-use tokio::time::{Sleep, sleep};
+use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
 
 use super::{MESH_RETRY_ATTEMPT, Metrics, Shared};
@@ -244,12 +244,14 @@ where
             }
         }
         let delay = retry_after.unwrap_or_else(|| policy.backoff().delay(self.attempts));
+        // One clock reading for the deadline and the budget.
+        let now = Instant::now();
         let deadline = self.head.as_ref().and_then(|head| head.deadline);
-        if deadline.is_some_and(|d| d.remaining() <= delay) {
+        if deadline.is_some_and(|d| d.instant().saturating_duration_since(now) <= delay) {
             self.count(RouteRetryMetrics::deadline_exceeded);
             return Decision::Return(result);
         }
-        if !self.shared.budget.withdraw() {
+        if !self.shared.budget.withdraw_at(now) {
             self.count(RouteRetryMetrics::budget_exhausted);
             return Decision::Return(result);
         }
