@@ -144,6 +144,33 @@ async fn an_error_instead_of_a_response_is_a_failure_labelled_with_its_kind() {
 }
 
 #[tokio::test]
+async fn a_body_that_fails_after_its_head_is_a_failure_with_its_status_and_kind() {
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|_: Request<()>| async {
+        let frames = futures_util::stream::iter([
+            Ok(http_body::Frame::data(Bytes::from_static(b"partial"))),
+            Err(io::Error::from(io::ErrorKind::ConnectionReset)),
+        ]);
+        Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+    }));
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    let err = res.into_body().collect().await.unwrap_err();
+    assert!(err.downcast_ref::<io::Error>().is_some());
+    let text = scrape(&registry);
+    assert!(
+        text.contains(
+            "response_total{direction=\"inbound\",status_code=\"200\",classification=\"failure\",error=\"reset\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("response_latency_ms_count{direction=\"inbound\",status_code=\"200\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn twenty_thousand_route_names_stay_within_the_cap_plus_one_overflow_series() {
     let mut registry = Registry::default();
     let metrics = HttpMetrics::register(&mut registry);

@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use mesh_core::error::BoxError;
 use pin_project_lite::pin_project;
 
-use super::recorder::Recorder;
+use super::recorder::Streaming;
 
 pin_project! {
     /// A response body that counts its response when the stream ends: at
@@ -22,12 +22,12 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        recorder: Option<Recorder>,
+        recorder: Option<Streaming>,
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn new(inner: B, recorder: Option<Recorder>) -> Self {
+    pub(crate) fn new(inner: B, recorder: Option<Streaming>) -> Self {
         Self { inner, recorder }
     }
 }

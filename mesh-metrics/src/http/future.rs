@@ -11,7 +11,7 @@ use http_body::Body;
 use mesh_core::error::BoxError;
 use pin_project_lite::pin_project;
 
-use super::{body::ResponseBody, recorder::Recorder};
+use super::{body::ResponseBody, recorder::Started};
 
 pin_project! {
     /// Waits for the inner service's response, records its head, and hands
@@ -21,16 +21,13 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        recorder: Option<Recorder>,
+        recorder: Started,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, recorder: Recorder) -> Self {
-        Self {
-            inner,
-            recorder: Some(recorder),
-        }
+    pub(crate) fn new(inner: F, recorder: Started) -> Self {
+        Self { inner, recorder }
     }
 }
 
@@ -45,24 +42,21 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        let mut recorder = this.recorder.take();
         Poll::Ready(match result {
             Ok(res) => {
-                if let Some(r) = recorder.as_mut() {
-                    r.on_response(&res);
-                    if res.body().is_end_stream() {
-                        // Nobody will poll an empty body: the exchange is over.
+                let mut recorder = this.recorder.on_response(&res);
+                if res.body().is_end_stream() {
+                    // Nobody will poll an empty body: the exchange is over.
+                    if let Some(r) = recorder.as_mut() {
                         r.on_end(None);
-                        recorder = None;
                     }
+                    recorder = None;
                 }
                 Ok(res.map(|body| ResponseBody::new(body, recorder)))
             }
             Err(error) => {
                 let error = error.into();
-                if let Some(r) = recorder.as_mut() {
-                    r.on_error(&*error);
-                }
+                this.recorder.on_error(&*error);
                 Err(error)
             }
         })

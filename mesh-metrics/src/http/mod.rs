@@ -75,7 +75,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 pub use self::{body::ResponseBody, layer::MetricsLayer, metrics::HttpMetrics};
-use self::{memo::Targets, recorder::Recorder};
+use self::{memo::Targets, recorder::Started};
 
 /// The service [`MetricsLayer`] makes. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -107,7 +107,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let target = self.targets.find(&req);
         target.requests.inc();
-        let recorder = Recorder::new(target, Instant::now());
+        let recorder = Started::new(target, Instant::now());
         future::ResponseFuture::new(self.inner.call(req), recorder)
     }
 }

@@ -1,4 +1,14 @@
 //! What one request records, from its start to the end of its response.
+//!
+//! The recording is in two parts, so that each is no larger than what its
+//! holder needs: every byte of them is copied each time the response
+//! future or the response is moved, and both are moved several times per
+//! request. [`Started`] (the target and the start time) lives in the
+//! response future; [`Streaming`] (the target, the status's handles and
+//! what the head said) lives in the response body. Whichever holds the
+//! target when the exchange ends records it; if neither got that far (the
+//! caller dropped the future or the body), dropping it records a
+//! cancellation.
 
 use std::{error::Error, sync::Arc};
 
@@ -15,17 +25,21 @@ use crate::labels::ResponseKey;
 /// The `error` label of a request whose caller went away first.
 const CANCEL: &str = "cancel";
 
-/// Records one request's response. It moves from the response future into
-/// the response body; whichever holds it when the exchange ends records it,
-/// and if neither got that far (the caller dropped the future or the body)
-/// dropping it records a cancellation.
+/// A request on its way: what the response future records with.
 #[derive(Debug)]
-pub(crate) struct Recorder {
-    target: Arc<TargetHandles>,
+pub(crate) struct Started {
+    /// Taken when the head arrives or the request fails.
+    target: Option<Arc<TargetHandles>>,
     start: Instant,
-    head: Option<Head>,
-    status: Option<StatusRef>,
-    done: bool,
+}
+
+/// A response on its way: what the response body records with.
+#[derive(Debug)]
+pub(crate) struct Streaming {
+    /// Taken when the stream ends.
+    target: Option<Arc<TargetHandles>>,
+    status: StatusRef,
+    head: Head,
 }
 
 /// What the response head said.
@@ -34,94 +48,124 @@ struct Head {
     status: u16,
     grpc_status: Option<u16>,
     class: Classification,
-    error: Option<&'static str>,
+    error: Option<ProxyErrorKind>,
 }
 
-impl Recorder {
+impl Started {
     /// Starts recording a request that began at `start`.
     pub(crate) fn new(target: Arc<TargetHandles>, start: Instant) -> Self {
         Self {
-            target,
+            target: Some(target),
             start,
-            head: None,
-            status: None,
-            done: false,
         }
     }
 
     /// The response head arrived: the latency is measured here, at the first
-    /// byte, and the head is classified.
-    pub(crate) fn on_response<B>(&mut self, res: &Response<B>) {
+    /// byte, and the head is classified. The rest is recorded by what this
+    /// returns, when the stream ends.
+    pub(crate) fn on_response<B>(&mut self, res: &Response<B>) -> Option<Streaming> {
+        let target = self.target.take()?;
         let latency = Instant::now().saturating_duration_since(self.start);
-        let status = self.target.status(res.status());
-        if let Some(handles) = self.target.status_handles(&status) {
+        let status = target.status(res.status());
+        if let Some(handles) = target.status_handles(&status) {
             handles.latency.observe(latency);
         }
-        self.status = Some(status);
-        self.head = Some(Head {
+        let head = Head {
             status: res.status().as_u16(),
             grpc_status: res.headers().get(GRPC_STATUS).map(grpc_label),
-            class: self.target.classify.classify_response(res),
-            error: res
-                .extensions()
-                .get::<ProxyErrorKind>()
-                .map(|kind| kind.as_label()),
-        });
+            class: target.classify.classify_response(res),
+            error: res.extensions().get::<ProxyErrorKind>().copied(),
+        };
+        Some(Streaming {
+            target: Some(target),
+            status,
+            head,
+        })
     }
 
-    /// The response stream ended, with `trailers` if it had any.
-    pub(crate) fn on_end(&mut self, trailers: Option<&HeaderMap>) {
-        let Some(head) = self.head else {
-            return;
-        };
-        let trailer_status = trailers.and_then(|t| t.get(GRPC_STATUS)).map(grpc_label);
-        let class = match head.class {
-            Classification::Final(class) => class,
-            Classification::Pending => self.target.classify.classify_trailers(trailers),
-        };
-        self.finish(ResponseKey {
-            status: Some(head.status),
-            grpc_status: head.grpc_status.or(trailer_status),
-            success: class.is_success(),
-            error: head.error,
-        });
-    }
-
-    /// The request or its response body failed with `error`.
+    /// The request failed with `error` instead of a response.
     pub(crate) fn on_error(&mut self, error: &(dyn Error + 'static)) {
-        self.finish(ResponseKey {
-            status: self.head.map(|h| h.status),
-            grpc_status: self.head.and_then(|h| h.grpc_status),
-            success: false,
-            error: Some(ErrorKind::of(error).as_label()),
-        });
-    }
-
-    fn finish(&mut self, key: ResponseKey) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let status = self.status.as_ref();
-        match status.and_then(|s| self.target.status_handles(s)) {
-            Some(status) if status.plain_key == key => status.count_plain(&self.target),
-            _ => {
-                self.target.response(key).inc();
-            }
+        if let Some(target) = self.target.take() {
+            finish(&target, None, failed(None, error));
         }
     }
 }
 
-impl Drop for Recorder {
+impl Drop for Started {
     fn drop(&mut self) {
-        if !self.done {
-            self.finish(ResponseKey {
-                status: self.head.map(|h| h.status),
-                grpc_status: self.head.and_then(|h| h.grpc_status),
-                success: false,
-                error: Some(CANCEL),
-            });
+        if let Some(target) = self.target.take() {
+            finish(&target, None, cancelled(None));
         }
+    }
+}
+
+impl Streaming {
+    /// The response stream ended, with `trailers` if it had any.
+    pub(crate) fn on_end(&mut self, trailers: Option<&HeaderMap>) {
+        let Some(target) = self.target.take() else {
+            return;
+        };
+        let head = self.head;
+        let trailer_status = trailers.and_then(|t| t.get(GRPC_STATUS)).map(grpc_label);
+        let class = match head.class {
+            Classification::Final(class) => class,
+            Classification::Pending => target.classify.classify_trailers(trailers),
+        };
+        let key = ResponseKey {
+            status: Some(head.status),
+            grpc_status: head.grpc_status.or(trailer_status),
+            success: class.is_success(),
+            error: head.error.map(ProxyErrorKind::as_label),
+        };
+        finish(&target, Some(&self.status), key);
+    }
+
+    /// The response body failed with `error`.
+    pub(crate) fn on_error(&mut self, error: &(dyn Error + 'static)) {
+        if let Some(target) = self.target.take() {
+            finish(&target, Some(&self.status), failed(Some(self.head), error));
+        }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if let Some(target) = self.target.take() {
+            finish(&target, Some(&self.status), cancelled(Some(self.head)));
+        }
+    }
+}
+
+/// Counts the response `key` describes, through the handles of its
+/// `status` when that finds them.
+fn finish(target: &TargetHandles, status: Option<&StatusRef>, key: ResponseKey) {
+    match status.and_then(|s| target.status_handles(s)) {
+        Some(status) if status.plain_key == key => status.count_plain(target),
+        _ => {
+            target.response(key).inc();
+        }
+    }
+}
+
+/// The key of a response that failed with `error`, after `head` if it had
+/// one.
+fn failed(head: Option<Head>, error: &(dyn Error + 'static)) -> ResponseKey {
+    ResponseKey {
+        status: head.map(|h| h.status),
+        grpc_status: head.and_then(|h| h.grpc_status),
+        success: false,
+        error: Some(ErrorKind::of(error).as_label()),
+    }
+}
+
+/// The key of a response whose caller went away, after `head` if it had
+/// one.
+fn cancelled(head: Option<Head>) -> ResponseKey {
+    ResponseKey {
+        status: head.map(|h| h.status),
+        grpc_status: head.and_then(|h| h.grpc_status),
+        success: false,
+        error: Some(CANCEL),
     }
 }
 
