@@ -84,6 +84,16 @@ use mesh_examples::sidecar::{
 use mesh_metrics::query::Format;
 use mesh_policy::ExplainQuery;
 
+// The global allocator is glibc's malloc unless a feature picks another
+// (examples/CONFIG.md, section Allocator, has the measured trade-off).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The reference sidecar proxy of the mesh.
 #[derive(Debug, Parser)]
 #[command(name = "sidecar", version, about)]
