@@ -3,17 +3,29 @@
 //!
 //! - `baseline`: the bare service.
 //! - `resolved`: the layer, inbound, with a request whose labels (TLS peer,
-//!   server, route, authorization) were seen before: the steady state.
+//!   server, route, authorization) were seen before on the same connection:
+//!   the steady state. Its values are clones of the same `Arc`s request
+//!   after request, as the server's connection info, the policy's decision
+//!   and the route's name are.
+//! - `other_connection`: the same, but the service's memo was filled by
+//!   another connection from the same peer: the peer's identity is an equal
+//!   string in another allocation, so it is compared by bytes.
 //! - `new_label_set`: the first request of a label set never seen: the
-//!   series are created and the handle cache grows.
+//!   series are created and the handle caches grow.
 //!
 //! Each request's extensions are cloned from a template in the timed loop,
 //! for the baseline as for the layer, as a server inserts them fresh; the
-//! timed part also reads each whole response body.
+//! timed part also reads each whole response body. Every request goes to a
+//! clone of one service, as hyper clones its service per request.
 //!
 //! ```text
 //! cargo bench -p mesh-benches --bench metrics
 //! ```
+//!
+//! After criterion's groups, `metrics_paired` times `baseline` and
+//! `resolved` in interleaved rounds, alternating which goes first, and
+//! prints the median of the per-round differences: on a shared machine
+//! that is steadier than two medians taken a few seconds apart.
 //!
 //! With `MESH_BENCH_COUNT=<n>` in the environment, the binary instead runs
 //! each variant named in `MESH_BENCH_ONLY` (all by default) `n` times and
@@ -28,6 +40,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use mesh_benches::{median, wants_paired};
 use mesh_core::{
     conn::{ConnectionInfo, Tls},
     labels::Authorized,
@@ -39,15 +52,7 @@ use tower::{Layer, ServiceExt, service_fn};
 
 fn request(route: RouteId) -> Request<()> {
     let mut req = Request::get("http://emoji:8080/api/list").body(()).unwrap();
-    req.extensions_mut().insert(ConnectionInfo {
-        local_addr: "127.0.0.1:4143".parse().unwrap(),
-        remote_addr: "127.0.0.1:50000".parse().unwrap(),
-        tls: Tls::Mutual {
-            peer: "spiffe://cluster.local/ns/emojivoto/sa/web"
-                .parse()
-                .unwrap(),
-        },
-    });
+    req.extensions_mut().insert(connection(50000));
     req.extensions_mut().insert(Authorized {
         server: Arc::from("emoji-grpc"),
         route: Arc::from("list"),
@@ -55,6 +60,29 @@ fn request(route: RouteId) -> Request<()> {
         audit: false,
     });
     req.extensions_mut().insert(route);
+    req
+}
+
+/// A connection from the `web` workload, its identity parsed afresh as a
+/// handshake does.
+fn connection(port: u16) -> ConnectionInfo {
+    ConnectionInfo {
+        local_addr: "127.0.0.1:4143".parse().unwrap(),
+        remote_addr: ([127, 0, 0, 1], port).into(),
+        tls: Tls::Mutual {
+            peer: "spiffe://cluster.local/ns/emojivoto/sa/web"
+                .parse()
+                .unwrap(),
+        },
+    }
+}
+
+/// `template` as a request on another connection from the same peer: the
+/// policy's and the route's values are the same, the connection's are new.
+fn on_other_connection(template: &Request<()>) -> Request<()> {
+    let mut req = Request::new(());
+    *req.extensions_mut() = template.extensions().clone();
+    req.extensions_mut().insert(connection(50001));
     req
 }
 
@@ -114,16 +142,18 @@ fn metrics(c: &mut Criterion) {
             .iter_custom(|iters| timed(layered.clone(), template, iters, |_| None));
     });
 
+    // The memo is filled by the template's connection; the timed requests
+    // come on another.
+    rt.block_on(timed(layered.clone(), template, 1, |_| None));
+    let other = &on_other_connection(template);
+    group.bench_function("other_connection", |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| timed(layered.clone(), other, iters, |_| None));
+    });
+
     group.bench_function("new_label_set", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
-            // Room for every label set, so none folds into overflow.
-            let mut registry = Registry::default();
-            let limit = NonZeroUsize::new(usize::try_from(iters).unwrap() + 1).unwrap();
-            let http = HttpMetrics::register_with(
-                &mut registry,
-                MetricsConfig::default().with_series_limit(limit),
-            );
-            let svc = MetricsLayer::inbound(&http).layer(service_fn(app));
+            let svc = fresh_layer(iters);
             timed(svc, template, iters, |i| {
                 Some(RouteId::new(format!("route-{i}")))
             })
@@ -131,6 +161,66 @@ fn metrics(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// A layer over `app` whose families have room for `label_sets` more
+/// label sets, so that none folds into the overflow series.
+fn fresh_layer(
+    label_sets: u64,
+) -> impl tower::Service<
+    Request<()>,
+    Response = Response<impl hyper::body::Body<Error = impl std::fmt::Debug>>,
+    Error = impl std::fmt::Debug,
+> + Clone {
+    let mut registry = Registry::default();
+    let limit = NonZeroUsize::new(usize::try_from(label_sets).unwrap() + 1).unwrap();
+    let http = HttpMetrics::register_with(
+        &mut registry,
+        MetricsConfig::default().with_series_limit(limit),
+    );
+    MetricsLayer::inbound(&http).layer(service_fn(app))
+}
+
+/// Requests a variant gets per round of `metrics_paired`.
+const PER_ROUND: u64 = 2_000;
+
+/// `metrics_paired`: `ROUNDS` rounds of `PER_ROUND` requests through the
+/// bare service and through the layer, the order alternating; prints the
+/// medians per request and the median of the per-round differences.
+fn paired() {
+    const ROUNDS: usize = 201;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let template = request(RouteId::new("list"));
+    let mut registry = Registry::default();
+    let http = HttpMetrics::register(&mut registry);
+    let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
+    let per_request = |d: Duration| d.as_secs_f64() * 1e9 / PER_ROUND as f64;
+    let (mut bare, mut layer, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for round in 0..ROUNDS {
+            let mut ns = [0.0; 2];
+            for turn in [round % 2, (round + 1) % 2] {
+                ns[turn] = per_request(if turn == 0 {
+                    timed(service_fn(app), &template, PER_ROUND, |_| None).await
+                } else {
+                    timed(layered.clone(), &template, PER_ROUND, |_| None).await
+                });
+            }
+            bare.push(ns[0]);
+            layer.push(ns[1]);
+            added.push(ns[1] - ns[0]);
+        }
+    });
+    println!(
+        "metrics_paired: {ROUNDS} rounds x {PER_ROUND} requests: baseline {:.0} ns, resolved {:.0} ns, \
+         added {:.0} ns (median of per-round differences)",
+        median(&mut bare),
+        median(&mut layer),
+        median(&mut added),
+    );
 }
 
 /// Runs the variants named in `MESH_BENCH_ONLY` `n` times each, outside
@@ -152,15 +242,15 @@ fn count(n: u64) {
         let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
         rt.block_on(timed(layered, &template, n, |_| None));
     }
-    if wanted("new_label_set") {
+    if wanted("other_connection") {
         let mut registry = Registry::default();
-        let limit = NonZeroUsize::new(usize::try_from(n).unwrap() + 1).unwrap();
-        let http = HttpMetrics::register_with(
-            &mut registry,
-            MetricsConfig::default().with_series_limit(limit),
-        );
-        let svc = MetricsLayer::inbound(&http).layer(service_fn(app));
-        rt.block_on(timed(svc, &template, n, |i| {
+        let http = HttpMetrics::register(&mut registry);
+        let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
+        rt.block_on(timed(layered.clone(), &template, 1, |_| None));
+        rt.block_on(timed(layered, &on_other_connection(&template), n, |_| None));
+    }
+    if wanted("new_label_set") {
+        rt.block_on(timed(fresh_layer(n), &template, n, |i| {
             Some(RouteId::new(format!("route-{i}")))
         }));
     }
@@ -181,5 +271,8 @@ fn main() {
         return;
     }
     benches();
+    if wants_paired("metrics") {
+        paired();
+    }
     Criterion::default().configure_from_args().final_summary();
 }
