@@ -15,9 +15,10 @@ use crate::labels::{Direction, TlsLabels};
 ///
 /// Build one per direction and stack; each keeps its own cache of resolved
 /// label handles, shared by every service it makes. Each service (one per
-/// [`layer`](Layer::layer) call, shared by its clones) also keeps the last
-/// few targets it found: build one service per worker thread, as the
-/// sidecar does, and that memo is never contended.
+/// [`layer`](Layer::layer) call, shared by its clones) also keeps the first
+/// 128 targets it sees with the values they came from, so that most
+/// requests find theirs by comparing a few addresses; reading it takes no
+/// lock, so threads that share a service do not contend.
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
     shared: Arc<Shared>,

@@ -1,4 +1,4 @@
-//! The targets one service found recently, found again without hashing.
+//! The targets one service has seen, found again without hashing.
 //!
 //! The labels of a request come from values other layers insert: the
 //! connection's TLS status, the policy decision, the route. Within one
@@ -8,20 +8,23 @@
 //! to hash about 80 bytes of them, load a snapshot through `arc-swap` and
 //! compare each value byte by byte on every request.
 //!
-//! So each service a [`MetricsLayer`](super::MetricsLayer) makes keeps a
-//! few recently used targets together with the very values (`Arc` clones)
-//! their requests carried. A request whose values are the same allocations
+//! So each service a [`MetricsLayer`](super::MetricsLayer) makes keeps the
+//! targets it sees together with the very values (`Arc` clones) their
+//! first requests carried. A request whose values are the same allocations
 //! is matched by a handful of address comparisons. Values from another
-//! connection or policy snapshot are compared by bytes and still match, so
-//! the memo is not thrown away when connections come and go. Hyper clones
-//! the service for every request; the clones share the memo.
+//! connection or policy snapshot are compared by bytes and still match:
+//! identities, route and policy names outlive connections and reloads.
+//! Hyper clones the service for every request; the clones share the memo.
 //!
-//! The memo sits behind a mutex that is only ever tried: a request that
-//! finds it taken (another thread is in it) goes to the layer-wide cache
-//! instead of waiting. Targets folded into the overflow series are never
-//! kept, so that each of their requests is counted as a fold.
+//! Reading the memo takes no lock and writes nothing: each entry is set
+//! once and never replaced, so threads that share a service do not contend
+//! for it. The price is that it holds at most [`SLOTS`] × [`WAYS`] targets,
+//! the first ones seen; a request whose slot is full finds its target in
+//! the layer-wide cache, as every request did before the memo. Targets
+//! folded into the overflow series are never kept, so that each of their
+//! requests is counted as a fold.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, OnceLock};
 
 use http::Request;
 use mesh_core::{
@@ -36,17 +39,19 @@ use crate::{
     labels::Direction,
 };
 
-/// How many targets a service keeps. A request's values pick its slot, so
-/// a slot is a few words to check; a target that loses its slot to another
-/// is found in the layer-wide cache and takes it back.
-const SLOTS: usize = 16;
+/// How many slots a service's memo has. A request's values pick its slot.
+const SLOTS: usize = 32;
+
+/// How many targets a slot keeps, checked in the order they were kept.
+/// Most slots hold one: a request checks one entry.
+const WAYS: usize = 4;
 
 /// What a [`Metrics`](super::Metrics) service and its clones share: the
 /// layer's label caches and this service's memo.
 #[derive(Debug)]
 pub(crate) struct Targets {
     pub(crate) shared: Arc<Shared>,
-    memo: Mutex<[Option<Entry>; SLOTS]>,
+    memo: Box<[[OnceLock<Entry>; WAYS]; SLOTS]>,
 }
 
 /// One kept target, and the values its labels came from.
@@ -146,46 +151,43 @@ impl Targets {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self {
             shared,
-            memo: Mutex::new(Default::default()),
+            memo: Box::default(),
         }
     }
 
     /// The handles of `req`'s target: from the memo, or else from the
-    /// layer-wide cache, and then kept.
+    /// layer-wide cache, and then kept if its slot has room.
     pub(crate) fn find<B>(&self, req: &Request<B>) -> Arc<TargetHandles> {
         let sources = Sources::of(self.shared.direction, req);
-        let slot = sources.slot();
-        let Some(mut memo) = self.try_memo() else {
+        let Some(ways) = self.memo.get(sources.slot()) else {
             return self.shared.target(sources);
         };
-        if let Some(entry) = memo.get(slot).and_then(Option::as_ref)
-            && sources.matches(entry)
-        {
-            return entry.target.clone();
+        for way in ways {
+            match way.get() {
+                Some(entry) if sources.matches(entry) => return entry.target.clone(),
+                Some(_) => {}
+                None => {
+                    let target = self.shared.target(sources);
+                    if !target.folded() {
+                        // Another thread may have taken this way meanwhile;
+                        // the target is then found in the cache next time.
+                        let _ = way.set(sources.to_entry(target.clone()));
+                    }
+                    return target;
+                }
+            }
         }
-        let target = self.shared.target(sources);
-        if !target.folded()
-            && let Some(kept) = memo.get_mut(slot)
-        {
-            *kept = Some(sources.to_entry(target.clone()));
-        }
-        target
-    }
-
-    /// The memo, unless another thread holds it.
-    fn try_memo(&self) -> Option<MutexGuard<'_, [Option<Entry>; SLOTS]>> {
-        match self.memo.try_lock() {
-            Ok(memo) => Some(memo),
-            Err(TryLockError::Poisoned(poisoned)) => Some(PoisonError::into_inner(poisoned)),
-            Err(TryLockError::WouldBlock) => None,
-        }
+        self.shared.target(sources)
     }
 
     /// How many targets the memo keeps.
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
-        self.try_memo()
-            .map_or(0, |memo| memo.iter().flatten().count())
+        self.memo
+            .iter()
+            .flatten()
+            .filter(|way| way.get().is_some())
+            .count()
     }
 }
 
@@ -349,16 +351,26 @@ mod tests {
     }
 
     #[test]
-    fn a_memo_held_by_another_request_is_passed_by() {
-        let (_registry, targets) = targets(100);
-        let req = request(WEB, "list", "web-only");
-        let found = targets.find(&req);
-        let held = targets.memo.lock().unwrap();
-        let other = request(WEB, "ping", "web-only");
-        let not_kept = targets.find(&other);
-        assert!(Arc::ptr_eq(&targets.find(&req), &found));
-        assert!(!Arc::ptr_eq(&not_kept, &found));
-        drop(held);
-        assert_eq!(targets.kept(), 1);
+    fn a_full_slot_leaves_further_targets_to_the_layer_wide_cache() {
+        let (registry, targets) = targets(100);
+        // Same lengths and last bytes: one slot for all.
+        let requests: Vec<_> = ["a-x", "b-x", "c-x", "d-x", "e-x", "f-x"]
+            .into_iter()
+            .map(|route| request(WEB, route, "web"))
+            .collect();
+        for _ in 0..2 {
+            for req in &requests {
+                targets.find(req).requests.inc();
+            }
+        }
+        assert_eq!(targets.kept(), WAYS);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for route in ["a-x", "f-x"] {
+            let line = format!(
+                "request_total{{direction=\"inbound\",srv_name=\"srv\",route_name=\"{route}\",authz_name=\"web\",tls=\"true\",client_id=\"{WEB}\"}} 2\n"
+            );
+            assert!(text.contains(&line), "{text}");
+        }
     }
 }

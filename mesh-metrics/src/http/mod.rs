@@ -27,9 +27,9 @@
 //! # Cost
 //!
 //! The labels of a request are read from its extensions as borrowed strings.
-//! Each service keeps the last targets it saw with the values they came
-//! from, and finds a request's target again by comparing addresses; other
-//! targets are looked up in a lock-free cache of resolved handles shared by
+//! Each service keeps the targets it has seen with the values they came
+//! from, and finds a request's target again by comparing addresses; the
+//! rest are looked up in a lock-free cache of resolved handles shared by
 //! the layer. Nothing is allocated per request once a target has been seen.
 //! The first request of a new target creates its series under a lock.
 //!

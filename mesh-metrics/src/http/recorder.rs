@@ -72,7 +72,7 @@ impl Started {
         }
         let head = Head {
             status: res.status().as_u16(),
-            grpc_status: res.headers().get(GRPC_STATUS).map(grpc_label),
+            grpc_status: res.headers().get(&GRPC_STATUS).map(grpc_label),
             class: target.classify.classify_response(res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
@@ -106,7 +106,7 @@ impl Streaming {
             return;
         };
         let head = self.head;
-        let trailer_status = trailers.and_then(|t| t.get(GRPC_STATUS)).map(grpc_label);
+        let trailer_status = trailers.and_then(|t| t.get(&GRPC_STATUS)).map(grpc_label);
         let class = match head.class {
             Classification::Final(class) => class,
             Classification::Pending => target.classify.classify_trailers(trailers),
