@@ -3,10 +3,15 @@
 //!
 //! - `retry/baseline_*`: a bare `service_fn` that reads the request body and
 //!   answers 200.
-//! - `retry/stack_*`: the same `service_fn` under the request timeout, the
-//!   retry layer and the per-try timeout, with both timeouts set (10 s and
-//!   2 s) and the default retry policy and budget. No request fails, so no
-//!   retry happens: this is the price every request pays.
+//! - `retry/stack_*`: the same `service_fn` under the route stack the
+//!   sidecar builds (`RouteRetryPolicy::layer`: the fused `RouteStack`, which
+//!   does the request timeout, the retries and the per-try timeout in one
+//!   service), with both timeouts set (10 s and 2 s) and the default retry
+//!   policy and budget. No request fails, so no retry happens: this is the
+//!   price every request pays.
+//! - `retry/layers_*`: the same three as separate layers, composed by hand
+//!   (`RequestTimeoutLayer`, `RetryLayer`, `AttemptTimeoutLayer`), as the
+//!   route stack was before it was fused.
 //! - `_empty` sends no body; `_small` sends 64 bytes, which the retry layer
 //!   records for replay.
 //! - `retry/added_by_stack_*`: the stack's extra time per request over the
@@ -25,7 +30,7 @@
 //!
 //! With `MESH_BENCH_COUNT=<n>` in the environment, the binary instead runs
 //! each variant named in `MESH_BENCH_ONLY` (`baseline_empty`,
-//! `stack_empty`, `baseline_small`, `stack_small`, `deposit`, `withdraw`,
+//! `stack_empty`, `layers_empty`, and the same with `_small`, `deposit`, `withdraw`,
 //! `deposit_at`, `withdraw_at`, and each of the four budget operations with
 //! `_contended`; all by default) `n` times and
 //! exits, for an instruction count that load on the machine cannot
@@ -46,7 +51,7 @@ use http_body_util::{BodyExt, Full};
 use mesh_core::{RouteMatch, body::Proxied};
 use mesh_retry::{
     AttemptTimeoutLayer, Budget, BudgetConfig, RequestTimeoutLayer, RetryLayer, RetryPolicy,
-    RouteRetryPolicy, Timeouts,
+    RouteRetryPolicy, Timeouts, timeout::TimeoutBody,
 };
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
@@ -62,6 +67,45 @@ fn request(body: &'static [u8]) -> Request<Full<Bytes>> {
         .header("accept", HeaderValue::from_static("*/*"))
         .body(Full::new(Bytes::from_static(body)))
         .unwrap()
+}
+
+/// The three layers composed by hand, as the route stack was before it
+/// was fused: request timeout (not writing the deadline header, which the
+/// per-try timeout writes), retry, per-try timeout.
+fn layers<S>(timeouts: Timeouts, inner: S) -> impl Layered + Clone
+where
+    S: tower::Service<
+            Request<mesh_retry::replay::ReplayBody<Full<Bytes>>>,
+            Response = Response<Proxied<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone,
+{
+    RequestTimeoutLayer::new(timeouts)
+        .with_propagation(false)
+        .layer(
+            RetryLayer::new(RetryPolicy::default(), Arc::new(Budget::default()))
+                .layer(AttemptTimeoutLayer::new(timeouts).layer(inner)),
+        )
+}
+
+/// What the benches need of a stack: a service from a request to a response
+/// whose body can be read.
+trait Layered:
+    tower::Service<
+        Request<Full<Bytes>>,
+        Response = Response<TimeoutBody<Proxied<Full<Bytes>>>>,
+        Error = mesh_core::BoxError,
+    >
+{
+}
+
+impl<S> Layered for S where
+    S: tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<TimeoutBody<Proxied<Full<Bytes>>>>,
+            Error = mesh_core::BoxError,
+        >
+{
 }
 
 fn stack(c: &mut Criterion) {
@@ -96,6 +140,7 @@ fn stack(c: &mut Criterion) {
         timeouts,
     };
     let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
+    let hand_made = layers(timeouts, upstream);
 
     let retry_only =
         RetryLayer::new(RetryPolicy::default(), Arc::new(Budget::default())).layer(upstream);
@@ -137,6 +182,15 @@ fn stack(c: &mut Criterion) {
                     let res = svc.oneshot(request(body)).await.unwrap();
                     // Reading the (empty) response body is part of the cost:
                     // the request deadline wraps it.
+                    res.into_body().collect().await.unwrap()
+                }
+            });
+        });
+        group.bench_function(format!("layers_{name}"), |b| {
+            b.to_async(&rt).iter(|| {
+                let svc = hand_made.clone();
+                async move {
+                    let res = svc.oneshot(request(body)).await.unwrap();
                     res.into_body().collect().await.unwrap()
                 }
             });
@@ -299,6 +353,7 @@ fn count(n: u64) {
             idle: None,
         },
     };
+    let hand_made = layers(route.timeouts, upstream);
     let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
     for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
         if wanted(&format!("baseline_{name}")) {
@@ -313,6 +368,14 @@ fn count(n: u64) {
             rt.block_on(async {
                 for _ in 0..n {
                     let res = layered.clone().oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap();
+                }
+            });
+        }
+        if wanted(&format!("layers_{name}")) {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let res = hand_made.clone().oneshot(request(body)).await.unwrap();
                     res.into_body().collect().await.unwrap();
                 }
             });

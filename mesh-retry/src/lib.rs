@@ -50,6 +50,12 @@
 //! RequestTimeoutLayer ─ RetryLayer ─ AttemptTimeoutLayer ─ client or connector
 //! ```
 //!
+//! A route that needs nothing between them uses [`RouteStackLayer`]
+//! instead, which does the work of all three in one [`RouteStack`]
+//! service at a fraction of the cost per request (see [`stack`]), and is
+//! what [`RouteRetryPolicy::layer`] builds. The layers are composed by
+//! hand here:
+//!
 //! ```
 //! use std::{convert::Infallible, sync::Arc, time::Duration};
 //! use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,7 +119,7 @@ pub mod deadline;
 pub mod metrics;
 pub mod replay;
 pub mod retry;
-mod stack;
+pub mod stack;
 pub mod timeout;
 
 pub use self::{
@@ -122,6 +128,6 @@ pub use self::{
     deadline::Deadline,
     metrics::{RetryMetrics, RouteRetryMetrics},
     retry::{Backoff, Retry, RetryLayer, RetryPolicy},
-    stack::RouteStackLayer,
+    stack::{RouteStack, RouteStackLayer},
     timeout::{AttemptTimeout, AttemptTimeoutLayer, RequestTimeout, RequestTimeoutLayer, Timeouts},
 };

@@ -44,7 +44,8 @@
 //!
 //! The clock read costs more than all the rest: about 50 ns on a virtual
 //! machine, against 20 ns for the rest of a deposit. A caller that reads
-//! the clock anyway, for a deadline, passes its reading to
+//! the clock anyway, for a deadline, as the
+//! [`RouteStack`](crate::RouteStack) does, passes its reading to
 //! [`deposit_at`](Budget::deposit_at) and
 //! [`withdraw_at`](Budget::withdraw_at) instead.
 //!

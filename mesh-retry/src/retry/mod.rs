@@ -44,7 +44,7 @@ use std::{
 
 use http::{HeaderName, Request, Response};
 use http_body::Body;
-use mesh_core::{BoxError, labels::DstService, route::RouteId};
+use mesh_core::{BoxError, error::is_grpc, labels::DstService, route::RouteId};
 use tower_service::Service;
 
 use crate::{
@@ -53,6 +53,7 @@ use crate::{
     replay::ReplayBody,
 };
 
+pub(crate) mod attempts;
 mod backoff;
 pub mod future;
 mod layer;
@@ -138,7 +139,7 @@ where
             )),
             _ => None,
         };
-        if !policy.allows(&parts.method, &parts.headers) {
+        if !policy.allows(&parts.method, || is_grpc(&parts.headers)) {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
             let fut = inner.call(req);
             return future::ResponseFuture::unretryable(
@@ -160,7 +161,7 @@ where
                 )
             }
             Ok((body, replay)) => {
-                let head = future::Head::clone_from(&parts);
+                let head = attempts::Head::clone_from(&parts);
                 let fut = inner.call(Request::from_parts(parts, body));
                 future::ResponseFuture::retryable(fut, inner, shared.clone(), head, replay, labels)
             }

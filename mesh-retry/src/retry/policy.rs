@@ -219,10 +219,11 @@ impl RetryPolicy {
         self.grpc_requests
     }
 
-    /// Whether a request with `method` and `headers` may be retried.
-    pub(crate) fn allows(&self, method: &Method, headers: &http::HeaderMap) -> bool {
+    /// Whether a request with `method` may be retried; `grpc` says whether
+    /// it is a gRPC call, and is asked only when that matters.
+    pub(crate) fn allows(&self, method: &Method, grpc: impl FnOnce() -> bool) -> bool {
         self.any_method
-            || (self.grpc_requests && mesh_core::error::is_grpc(headers))
+            || (self.grpc_requests && grpc())
             || matches!(
                 *method,
                 Method::GET

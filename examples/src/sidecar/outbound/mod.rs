@@ -32,8 +32,7 @@ use hyper::body::Incoming;
 use mesh_core::{BoxError, RouteId, client::ClientConfig, labels::DstService, proxy::Forward};
 use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
 use mesh_retry::{
-    AttemptTimeout, Budget, RequestTimeout, Retry, RetryMetrics, RetryPolicy, RouteRetryPolicy,
-    RouteStackLayer,
+    Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
     config::{RetryResources, ServiceRetryPolicy},
     replay::ReplayBody,
     timeout::TimeoutBody,
@@ -49,8 +48,9 @@ use super::run::StartError;
 /// The endpoints of a service on one runtime.
 type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 
-/// One route's stack on one runtime.
-pub(crate) type RouteStack = Metrics<RequestTimeout<Retry<AttemptTimeout<Endpoint>>>>;
+/// One route's stack on one runtime: request timeout, retry and per-try
+/// timeout as mesh-retry's one fused service.
+pub(crate) type RouteStack = Metrics<mesh_retry::RouteStack<Endpoint>>;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<NoRoute<TimeoutBody<mesh_core::body::Proxied<Incoming>>, BoxError>>;

@@ -26,7 +26,7 @@ use std::{
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use mesh_core::error::is_grpc;
 use tokio::time::Instant;
 use tower_service::Service;
@@ -49,23 +49,52 @@ pub struct AttemptTimeout<S> {
 /// once: most attempts have less to fear from the request's deadline than
 /// from their own timeout, and send these as they are.
 #[derive(Clone, Debug)]
-struct PerTry {
+pub(crate) struct PerTry {
     timeout: Duration,
     headers: Arc<(HeaderValue, HeaderValue)>,
 }
 
-impl<S> AttemptTimeout<S> {
-    /// Holds each call to `per_try` (none: only propagates the deadline).
-    pub fn new(inner: S, per_try: Option<Duration>) -> Self {
-        let per_try = per_try.map(|timeout| PerTry {
+impl PerTry {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
             timeout,
             headers: Arc::new((
                 deadline::mesh_deadline_value(timeout),
                 deadline::encode_grpc_timeout(timeout),
             )),
-        });
-        Self { inner, per_try }
+        }
     }
+}
+
+impl<S> AttemptTimeout<S> {
+    /// Holds each call to `per_try` (none: only propagates the deadline).
+    pub fn new(inner: S, per_try: Option<Duration>) -> Self {
+        Self {
+            inner,
+            per_try: per_try.map(PerTry::new),
+        }
+    }
+}
+
+/// Writes the time an attempt starting `now` has into its deadline header:
+/// the nearer of `per_try` and what remains until `deadline`. Returns when
+/// the per-try timeout expires.
+pub(crate) fn start_attempt(
+    headers: &mut HeaderMap,
+    now: Instant,
+    deadline: Option<Instant>,
+    per_try: Option<&PerTry>,
+    grpc: bool,
+) -> Option<Instant> {
+    let per_try = per_try.and_then(|p| Some((now.checked_add(p.timeout)?, p)));
+    match (deadline, per_try) {
+        // The attempt's own timeout is the nearer: its header is ready.
+        (Some(d), Some((until, p))) if until <= d => set_per_try(headers, p, grpc),
+        (None, Some((_, p))) => set_per_try(headers, p, grpc),
+        (Some(d), _) => deadline::propagate(headers, d.saturating_duration_since(now), grpc),
+        (None, None) => {}
+    }
+    per_try.map(|(until, _)| until)
 }
 
 impl<S, B, RB> Service<Request<B>> for AttemptTimeout<S>
@@ -87,26 +116,22 @@ where
         if deadline.is_none() && self.per_try.is_none() {
             return future::ResponseFuture::new(self.inner.call(req), None, grpc);
         }
-        let now = Instant::now();
-        let per_try = self.per_try.as_ref().map(|p| (now + p.timeout, p));
-        match (deadline, per_try) {
-            // The attempt's own timeout is the nearer: its header is ready.
-            (Some(d), Some((until, p))) if until <= d => set_per_try(&mut req, p, grpc),
-            (None, Some((_, p))) => set_per_try(&mut req, p, grpc),
-            (Some(d), _) => {
-                deadline::propagate(req.headers_mut(), d.saturating_duration_since(now), grpc);
-            }
-            (None, None) => {}
-        }
-        future::ResponseFuture::new(self.inner.call(req), per_try.map(|(until, _)| until), grpc)
+        let until = start_attempt(
+            req.headers_mut(),
+            Instant::now(),
+            deadline,
+            self.per_try.as_ref(),
+            grpc,
+        );
+        future::ResponseFuture::new(self.inner.call(req), until, grpc)
     }
 }
 
-fn set_per_try<B>(req: &mut Request<B>, per_try: &PerTry, grpc: bool) {
+fn set_per_try(headers: &mut HeaderMap, per_try: &PerTry, grpc: bool) {
     let (mesh, grpc_timeout) = &*per_try.headers;
     if grpc {
-        req.headers_mut().insert(GRPC_TIMEOUT, grpc_timeout.clone());
+        headers.insert(GRPC_TIMEOUT, grpc_timeout.clone());
     } else {
-        req.headers_mut().insert(MESH_DEADLINE, mesh.clone());
+        headers.insert(MESH_DEADLINE, mesh.clone());
     }
 }

@@ -1,0 +1,269 @@
+//! The bookkeeping of one request's attempts: whether a failed attempt is
+//! retried, and the request each further attempt sends. Shared by the
+//! [`Retry`](super::Retry) layer and the fused
+//! [`RouteStack`](crate::stack::RouteStack).
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, request};
+use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use super::{MESH_RETRY_ATTEMPT, Metrics, Shared};
+use crate::{
+    Deadline,
+    metrics::{NotRetryable, RouteRetryMetrics},
+    replay::{Replay, ReplayBody, Replayable},
+};
+
+/// The request's names, when metrics are labelled from them.
+pub(crate) type Labels = Option<(Option<DstService>, Option<RouteId>)>;
+
+/// Everything a request needs to be sent again. `C` is the configuration
+/// of the layer that retries, which holds the retry [`Shared`] state.
+pub(crate) struct Attempts<S, B, C> {
+    config: Arc<C>,
+    /// The service for further attempts; `None` when the request cannot be
+    /// retried (and `not_retryable` says why).
+    pub(crate) service: Option<S>,
+    head: Option<Head>,
+    replay: Option<Replay<B>>,
+    not_retryable: Option<NotRetryable>,
+    /// Attempts made so far, the first included.
+    pub(crate) attempts: u32,
+    labels: Labels,
+}
+
+/// The head of the original request, to build each retry from.
+pub(crate) struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    /// The request's deadline, read once.
+    deadline: Option<Deadline>,
+    /// The extensions, unless they are to be made from `deadline` alone: a
+    /// copy of an extension map costs three allocations (the map, its table
+    /// and each entry), and behind a request timeout the deadline is often
+    /// all there is.
+    extensions: Option<Extensions>,
+}
+
+/// What to do with an attempt's outcome.
+pub(crate) enum Decision<R> {
+    /// Hand it to the caller.
+    Return(Result<R, BoxError>),
+    /// Retry after `delay`, counted from `now`.
+    Retry { delay: Duration, now: Instant },
+}
+
+impl<S, B, C> Attempts<S, B, C> {
+    /// A request that will not be retried because of `reason`, which is
+    /// counted if its response turns out to be a retryable failure.
+    pub(crate) fn unretryable(config: Arc<C>, reason: NotRetryable, labels: Labels) -> Self {
+        Self {
+            config,
+            service: None,
+            head: None,
+            replay: None,
+            not_retryable: Some(reason),
+            attempts: 1,
+            labels,
+        }
+    }
+
+    /// A request that may be retried.
+    pub(crate) fn retryable(
+        config: Arc<C>,
+        service: S,
+        head: Head,
+        replay: Replay<B>,
+        labels: Labels,
+    ) -> Self {
+        Self {
+            config,
+            service: Some(service),
+            head: Some(head),
+            replay: Some(replay),
+            not_retryable: None,
+            attempts: 1,
+            labels,
+        }
+    }
+}
+
+impl<S, B, C> Attempts<S, B, C>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    S::Error: Into<BoxError>,
+    C: AsRef<Shared>,
+{
+    /// The configuration of the layer that retries.
+    pub(crate) fn config(&self) -> &C {
+        &self.config
+    }
+
+    fn shared(&self) -> &Shared {
+        (*self.config).as_ref()
+    }
+
+    /// Decides, from an attempt's outcome, whether to return it or retry.
+    pub(crate) fn decide<R>(
+        &mut self,
+        result: Result<Response<R>, BoxError>,
+    ) -> Decision<Response<R>> {
+        let policy = &self.shared().policy;
+        let retry_after = match &result {
+            Ok(res) => match policy.retryable_response(res) {
+                Some(retry_after) => retry_after,
+                None => {
+                    if self.attempts > 1 && policy.is_success(res) {
+                        self.count(RouteRetryMetrics::success);
+                    }
+                    return Decision::Return(result);
+                }
+            },
+            Err(error) if policy.retryable_error(&**error) => None,
+            Err(_) => return Decision::Return(result),
+        };
+        if let Some(reason) = self.not_retryable {
+            self.count(|m| m.not_retryable(reason));
+            return Decision::Return(result);
+        }
+        if self.attempts >= policy.max_attempts().get() {
+            self.count(RouteRetryMetrics::limit_exceeded);
+            return Decision::Return(result);
+        }
+        // A response the upstream sent (not one the mesh made up for a
+        // connection error or a per-try timeout) while the request body was
+        // unfinished answered a request it had not read: sending it again
+        // would not be the same request.
+        let answered = matches!(
+            &result,
+            Ok(res) if !matches!(
+                res.extensions().get::<ProxyErrorKind>(),
+                Some(ProxyErrorKind::UpstreamUnreachable | ProxyErrorKind::Timeout)
+            )
+        );
+        match self.replay.as_ref().map(Replay::replayable) {
+            Some(Replayable::Complete) => {}
+            Some(Replayable::Unfinished) if !answered => {}
+            Some(Replayable::Unfinished | Replayable::InUse) => {
+                self.count(|m| m.not_retryable(NotRetryable::StreamingResponse));
+                return Decision::Return(result);
+            }
+            Some(Replayable::Committed) | None => {
+                self.count(|m| m.not_retryable(NotRetryable::Committed));
+                return Decision::Return(result);
+            }
+        }
+        let delay = retry_after.unwrap_or_else(|| policy.backoff().delay(self.attempts));
+        // One clock reading for the deadline and the budget.
+        let now = Instant::now();
+        let deadline = self.head.as_ref().and_then(|head| head.deadline);
+        if deadline.is_some_and(|d| d.instant().saturating_duration_since(now) <= delay) {
+            self.count(RouteRetryMetrics::deadline_exceeded);
+            return Decision::Return(result);
+        }
+        if !self.shared().budget.withdraw_at(now) {
+            self.count(RouteRetryMetrics::budget_exhausted);
+            return Decision::Return(result);
+        }
+        tracing::debug!(attempt = self.attempts + 1, ?delay, "retrying request");
+        Decision::Retry { delay, now }
+    }
+
+    /// Waits for the service, then builds the next attempt's request.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Request<ReplayBody<B>>>, BoxError>> {
+        let (Some(service), Some(head), Some(replay)) = (
+            self.service.as_mut(),
+            self.head.as_ref(),
+            self.replay.as_ref(),
+        ) else {
+            return Poll::Ready(Ok(None));
+        };
+        ready!(service.poll_ready(cx)).map_err(Into::into)?;
+        self.attempts += 1;
+        let req = head.request(self.attempts, replay.next_attempt());
+        self.count(RouteRetryMetrics::retry);
+        Poll::Ready(Ok(Some(req)))
+    }
+
+    fn count(&self, f: impl FnOnce(&RouteRetryMetrics)) {
+        match &self.shared().metrics {
+            Metrics::None => {}
+            Metrics::Route(metrics) => f(metrics),
+            Metrics::FromRequest(metrics) => {
+                let (service, route) = self
+                    .labels
+                    .as_ref()
+                    .map_or((None, None), |(s, r)| (s.as_ref(), r.as_ref()));
+                f(&metrics.for_request(service, route));
+            }
+        }
+    }
+}
+
+impl Head {
+    /// The head of a request whose [`Deadline`] extension, if any, is the
+    /// deadline of its retries, and is carried to them as an extension.
+    pub(crate) fn clone_from(parts: &request::Parts) -> Self {
+        let deadline = parts.extensions.get::<Deadline>().copied();
+        let only_deadline = deadline.is_some() && parts.extensions.len() == 1;
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            deadline,
+            extensions: (!only_deadline).then(|| parts.extensions.clone()),
+        }
+    }
+
+    /// The head of a request whose retries must start before `deadline`,
+    /// which is not added to their extensions.
+    pub(crate) fn with_deadline(parts: &request::Parts, deadline: Option<Instant>) -> Self {
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            deadline: deadline.map(Deadline::at),
+            // Most requests have none, and a copy of none allocates nothing.
+            extensions: Some(parts.extensions.clone()),
+        }
+    }
+
+    /// The request for attempt number `attempt` (from 1).
+    fn request<B>(&self, attempt: u32, body: B) -> Request<B> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        match (&self.extensions, self.deadline) {
+            (Some(extensions), _) => *req.extensions_mut() = extensions.clone(),
+            (None, Some(deadline)) => {
+                req.extensions_mut().insert(deadline);
+            }
+            (None, None) => {}
+        }
+        req.headers_mut()
+            .insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt));
+        req
+    }
+}
+
+impl AsRef<Shared> for Shared {
+    fn as_ref(&self) -> &Shared {
+        self
+    }
+}

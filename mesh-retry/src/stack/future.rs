@@ -1,0 +1,233 @@
+//! The response future of [`RouteStack`](super::RouteStack).
+
+use std::{
+    fmt,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use mesh_core::{BoxError, ProxyErrorKind};
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower_service::Service;
+
+use super::Config;
+use crate::{
+    replay::ReplayBody,
+    retry::{
+        attempts::{Attempts, Decision},
+        future::PolledAfterCompletion,
+    },
+    timeout::{TimeoutBody, attempt::start_attempt},
+};
+
+pin_project_lite::pin_project! {
+    /// Sends a request, and retries it while the policy, the body, the
+    /// deadline and the budget allow; holds each attempt to its per-try
+    /// timeout and the whole to the deadline.
+    ///
+    /// One timer serves every wait (an attempt, the backoff, the service
+    /// becoming ready again): it is made the first time something has to
+    /// be waited for, and moved to the next instant after that.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        deadline: Option<Instant>,
+        // The end of the current attempt's per-try timeout, or of the
+        // backoff.
+        until: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
+        idle: Option<Duration>,
+        grpc: bool,
+        // `None` when the request is sent once, whatever happens. Held
+        // inline: measured, an allocation costs more than the moves it saves.
+        retry: Option<Attempts<S, B, Config>>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] fut: F },
+        Backoff,
+        Ready,
+        Done,
+    }
+}
+
+/// Which of the instants a wait ended at.
+enum Woke {
+    /// The per-try timeout, or the end of the backoff.
+    Until,
+    /// The request's deadline.
+    Deadline,
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+{
+    pub(super) fn new(
+        fut: S::Future,
+        deadline: Option<Instant>,
+        until: Option<Instant>,
+        idle: Option<Duration>,
+        grpc: bool,
+        retry: Option<Attempts<S, B, Config>>,
+    ) -> Self {
+        Self {
+            state: State::Calling { fut },
+            deadline,
+            until,
+            timer: None,
+            idle,
+            grpc,
+            retry,
+        }
+    }
+}
+
+impl<S, B, RB> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    RB: Default,
+{
+    type Output = Result<Response<TimeoutBody<RB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let (deadline, idle, grpc) = (*this.deadline, *this.idle, *this.grpc);
+        let respond = |result: Result<Response<RB>, BoxError>| {
+            Poll::Ready(result.map(|res| res.map(|b| TimeoutBody::new(b, deadline, idle, grpc))))
+        };
+        let timed_out = || {
+            tracing::debug!("request deadline passed before the response");
+            Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(grpc)))
+        };
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { fut } => {
+                    let result = match fut.poll(cx) {
+                        Poll::Ready(result) => result.map_err(Into::into),
+                        Poll::Pending => {
+                            match ready!(wait(this.timer, *this.until, deadline, cx)) {
+                                Woke::Until => {
+                                    tracing::debug!("attempt timed out before its response");
+                                    Ok(ProxyErrorKind::Timeout.response_for(grpc))
+                                }
+                                Woke::Deadline => {
+                                    this.state.set(State::Done);
+                                    return timed_out();
+                                }
+                            }
+                        }
+                    };
+                    // Drop the attempt before deciding, so that it no longer
+                    // holds the request body.
+                    this.state.set(State::Done);
+                    let Some(retry) = this.retry.as_mut() else {
+                        return respond(result);
+                    };
+                    match retry.decide(result) {
+                        Decision::Return(result) => return respond(result),
+                        Decision::Retry { delay, .. } if delay.is_zero() => {
+                            *this.until = None;
+                            this.state.set(State::Ready);
+                        }
+                        Decision::Retry { delay, now } => {
+                            *this.until = now.checked_add(delay);
+                            this.state.set(State::Backoff);
+                        }
+                    }
+                }
+                StateProj::Backoff => {
+                    if let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx)) {
+                        this.state.set(State::Done);
+                        return timed_out();
+                    }
+                    *this.until = None;
+                    this.state.set(State::Ready);
+                }
+                StateProj::Ready => {
+                    let Some(retry) = this.retry.as_mut() else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    let next = match retry.poll_next(cx) {
+                        Poll::Ready(next) => next?,
+                        Poll::Pending => {
+                            // Only the deadline can end this wait.
+                            ready!(wait(this.timer, None, deadline, cx));
+                            this.state.set(State::Done);
+                            return timed_out();
+                        }
+                    };
+                    let Some(mut req) = next else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    *this.until = start_attempt(
+                        req.headers_mut(),
+                        Instant::now(),
+                        deadline,
+                        retry.config().per_try.as_ref(),
+                        grpc,
+                    );
+                    let Some(service) = retry.service.as_mut() else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    this.state.set(State::Calling {
+                        fut: service.call(req),
+                    });
+                }
+                StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
+            }
+        }
+    }
+}
+
+/// Waits until the nearer of `until` and `deadline`, on `timer`, which is
+/// made or moved as needed. With neither, waits for ever: only the inner
+/// future can end the wait.
+fn wait(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    until: Option<Instant>,
+    deadline: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> Poll<Woke> {
+    let at = match (until, deadline) {
+        (Some(until), Some(deadline)) => until.min(deadline),
+        (Some(at), None) | (None, Some(at)) => at,
+        (None, None) => return Poll::Pending,
+    };
+    if let Some(timer) = timer.as_mut()
+        && timer.deadline() != at
+    {
+        timer.as_mut().reset(at);
+    }
+    let timer = timer.get_or_insert_with(|| Box::pin(sleep_until(at)));
+    ready!(timer.as_mut().poll(cx));
+    // A per-try timeout that ends with the deadline is an attempt's
+    // timeout, which the retry layer sees first, as when the layers were
+    // stacked.
+    Poll::Ready(if until.is_some_and(|until| until <= at) {
+        Woke::Until
+    } else {
+        Woke::Deadline
+    })
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("deadline", &self.deadline)
+            .field("attempts", &self.retry.as_ref().map_or(1, |r| r.attempts))
+            .finish_non_exhaustive()
+    }
+}

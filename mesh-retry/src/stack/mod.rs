@@ -1,0 +1,204 @@
+//! A route's request timeout, retries and per-try timeout, as one service.
+//!
+//! # Why one service
+//!
+//! Every request a route carries pays for its timeouts and its retry
+//! layer, though almost none is ever retried. Stacked as three layers
+//! ([`RequestTimeout`](crate::RequestTimeout), [`Retry`](crate::Retry),
+//! [`AttemptTimeout`](crate::AttemptTimeout)), each finds out on its own
+//! what the others already know: each reads the clock, the deadline goes
+//! from one to the next as a request extension (three allocations on a
+//! request that had none), each looks up `content-type` to tell gRPC, and
+//! the request and three nested futures are moved through three calls.
+//! [`RouteStack`] does the same work once: one clock reading serves the
+//! deadline, the per-try timeout and the budget deposit; the deadline is
+//! passed to each attempt by value; gRPC is detected once; and the response
+//! future is one state machine with one timer, made only if the response
+//! has to be waited for.
+//!
+//! # What it does
+//!
+//! Exactly what the three layers do in that order, with the per-try
+//! timeout writing the deadline header
+//! ([`RouteRetryPolicy::layer`](crate::RouteRetryPolicy::layer) stacked
+//! them so):
+//!
+//! - the request's deadline is the nearest of the route's `request`
+//!   timeout, the deadline the caller sent (`grpc-timeout` on a gRPC
+//!   request, `mesh-deadline` on another) and a [`Deadline`] extension
+//!   already on the request;
+//! - each attempt sends the nearer of its per-try timeout and what is left
+//!   of the deadline in the deadline header;
+//! - an attempt that passes its per-try timeout gets the mesh's 504 (gRPC
+//!   `DEADLINE_EXCEEDED`), which is retried like any other failure; see
+//!   [`retry`](crate::retry) for what is retried, and when not;
+//! - when the deadline passes before a response head, the caller gets the
+//!   mesh's 504 (gRPC `DEADLINE_EXCEEDED`); after the head, the response
+//!   body is held to the deadline and to the `idle` timeout by
+//!   [`TimeoutBody`].
+//!
+//! One difference: the deadline is not added to the request as a
+//! [`Deadline`] extension, since nothing inside needs it; the upstream
+//! learns it from the header.
+//!
+//! The three layers stay, for stacks that need something between them.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use http_body::Body;
+use mesh_core::{BoxError, error::is_grpc, labels::DstService, route::RouteId};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::{
+    Deadline,
+    deadline::{self},
+    metrics::NotRetryable,
+    replay::ReplayBody,
+    retry::{
+        Metrics, Shared,
+        attempts::{Attempts, Head},
+    },
+    timeout::{
+        TimeoutBody,
+        attempt::{PerTry, start_attempt},
+    },
+};
+
+pub mod future;
+mod layer;
+#[cfg(test)]
+mod tests;
+
+pub use self::layer::RouteStackLayer;
+
+/// A route's request timeout, retries and per-try timeout in one service.
+/// See the [module docs](self).
+#[derive(Debug)]
+pub struct RouteStack<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+/// What every request of a [`RouteStack`] shares: built once per
+/// configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    retry: Shared,
+    request: Option<Duration>,
+    idle: Option<Duration>,
+    per_try: Option<PerTry>,
+}
+
+impl AsRef<Shared> for Config {
+    fn as_ref(&self) -> &Shared {
+        &self.retry
+    }
+}
+
+impl<S: Clone> Clone for RouteStack<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for RouteStack<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+    RB: Default,
+{
+    type Response = Response<TimeoutBody<RB>>;
+    type Error = BoxError;
+    type Future = future::ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // Use the service that was polled ready; keep a clone for the next
+        // call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = &self.config;
+        let policy = &config.retry.policy;
+        let (mut parts, body) = req.into_parts();
+
+        let grpc = is_grpc(&parts.headers);
+        let sent = deadline::incoming(&parts.headers, grpc);
+        let extension = parts.extensions.get::<Deadline>().map(|d| d.instant());
+        let retries = policy.retries();
+        // One clock reading, if anything needs one.
+        let now = (retries
+            || sent.is_some()
+            || extension.is_some()
+            || config.request.is_some()
+            || config.per_try.is_some())
+        .then(Instant::now);
+        let deadline = now.and_then(|now| {
+            [config.request, sent]
+                .into_iter()
+                .flatten()
+                .filter_map(|timeout| now.checked_add(timeout))
+                .chain(extension)
+                .min()
+        });
+        let per_try = config.per_try.as_ref();
+        let start = |parts: &mut http::request::Parts| {
+            now.and_then(|now| start_attempt(&mut parts.headers, now, deadline, per_try, grpc))
+        };
+        let future = |fut, until, retry| {
+            future::ResponseFuture::new(fut, deadline, until, config.idle, grpc, retry)
+        };
+
+        if !retries {
+            let until = start(&mut parts);
+            let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+            return future(fut, until, None);
+        }
+        if let Some(now) = now {
+            config.retry.budget.deposit_at(now);
+        }
+        let labels = match &config.retry.metrics {
+            Metrics::FromRequest(_) => Some((
+                parts.extensions.get::<DstService>().cloned(),
+                parts.extensions.get::<RouteId>().cloned(),
+            )),
+            _ => None,
+        };
+        let not_retryable = |reason| Attempts::unretryable(config.clone(), reason, labels.clone());
+        if !policy.allows(&parts.method, || grpc) {
+            let retry = not_retryable(NotRetryable::NonIdempotent);
+            let until = start(&mut parts);
+            let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+            return future(fut, until, Some(retry));
+        }
+        match ReplayBody::try_new(body, policy.max_replay_bytes()) {
+            Err(body) => {
+                let retry = not_retryable(NotRetryable::BodyTooLarge);
+                let until = start(&mut parts);
+                let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+                future(fut, until, Some(retry))
+            }
+            Ok((body, replay)) => {
+                // The head is copied before the attempt's deadline header is
+                // written: each attempt writes its own.
+                let head = Head::with_deadline(&parts, deadline);
+                let until = start(&mut parts);
+                let fut = inner.call(Request::from_parts(parts, body));
+                let retry = Attempts::retryable(config.clone(), inner, head, replay, labels);
+                future(fut, until, Some(retry))
+            }
+        }
+    }
+}
