@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, request};
+use http::{
+    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version,
+    request,
+};
 use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -44,7 +47,11 @@ pub(crate) struct Head {
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    /// The headers, in order, one pair per value. A list costs one
+    /// allocation to copy and one to free, where a `HeaderMap` costs two of
+    /// each and a copy of its index table; it is made back into a map only
+    /// for a retry, which few requests ever need.
+    headers: Vec<(HeaderName, HeaderValue)>,
     /// The request's deadline, read once.
     deadline: Option<Deadline>,
     /// The extensions, unless they are to be made from `deadline` alone: a
@@ -222,7 +229,7 @@ impl Head {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: copy(&parts.headers),
             deadline,
             extensions: (!only_deadline).then(|| parts.extensions.clone()),
         }
@@ -235,7 +242,7 @@ impl Head {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: copy(&parts.headers),
             deadline: deadline.map(Deadline::at),
             // Most requests have none, and a copy of none allocates nothing.
             extensions: Some(parts.extensions.clone()),
@@ -248,7 +255,11 @@ impl Head {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
+        let headers = req.headers_mut();
+        headers.reserve(self.headers.len() + 1);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
         match (&self.extensions, self.deadline) {
             (Some(extensions), _) => *req.extensions_mut() = extensions.clone(),
             (None, Some(deadline)) => {
@@ -260,6 +271,16 @@ impl Head {
             .insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt));
         req
     }
+}
+
+/// The headers of `map` as a list, in its order.
+fn copy(map: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::with_capacity(map.len());
+    headers.extend(
+        map.iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
+    headers
 }
 
 impl AsRef<Shared> for Shared {

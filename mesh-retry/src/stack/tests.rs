@@ -286,3 +286,33 @@ async fn attempts_past_the_limit_return_the_last_response() {
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "reply");
     assert_eq!(log.lock().unwrap().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_carries_every_header_value_in_order() {
+    let (upstream, log) = upstream(&[0], |i| status(if i == 0 { 503 } else { 200 }));
+    let policy = RetryPolicy::default().with_backoff(Backoff::none());
+    let svc = RouteStackLayer::new(policy, Timeouts::default(), unlimited()).layer(upstream);
+    let req = Request::get("/")
+        .header("accept", "text/html")
+        .header("x-trace", "a")
+        .header("accept", "application/json")
+        .header("x-trace", "b")
+        .body(empty())
+        .unwrap();
+    svc.oneshot(req).await.unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 2);
+    let values = |name: &str, i: usize| -> Vec<String> {
+        log[i]
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    for name in ["accept", "x-trace"] {
+        assert_eq!(values(name, 1), values(name, 0), "{name}");
+    }
+    assert_eq!(values("accept", 1), ["text/html", "application/json"]);
+    assert_eq!(log[1].headers[MESH_RETRY_ATTEMPT], "2");
+}
