@@ -4,6 +4,7 @@
 #     benches/compare.sh              # >= 5 interleaved rounds, writes benches/RESULTS.md
 #     benches/compare.sh --quick      # one short round, to check that everything starts
 #     benches/compare.sh --rounds 7 --duration 8 --out /tmp/results.md
+#     benches/compare.sh --allocators # also glibc, mimalloc and jemalloc side by side
 #
 # One backend (the `hello` example) and, in front of it, on 127.0.0.1 only:
 #
@@ -24,6 +25,13 @@
 # connection at a time, for the latency a hop adds, and memory: idle, at
 # steady load, and holding 1,000 idle keep-alive connections.
 #
+# With --allocators it also builds the sidecar with each allocator feature
+# (`--features mimalloc`, `--features jemalloc`), and runs three more
+# sidecars of the same configuration, one per allocator, glibc's included,
+# each in a process of its own; their inbound listeners take the HTTP/1.1
+# load in the same interleaved rounds (in an order that turns each round),
+# and the memory tests. About 2 minutes more.
+#
 # It installs wrk, h2load (nghttp2-client), haproxy and nginx with apt-get
 # when they are missing, builds the sidecar and the backend in release, and
 # stops every process it started when it exits, however it exits.
@@ -37,6 +45,7 @@ BASE_PORT=18100
 IDLE_CONNS=1000
 INSTALL=1
 BUILD=1
+ALLOCATORS=0
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$ROOT/benches/RESULTS.md
 COMMAND="benches/compare.sh $*"
@@ -49,12 +58,13 @@ Options:
   --duration S        seconds per loaded run (default $DURATION)
   --single-duration S seconds per single-connection run (default $SINGLE_DURATION)
   --threads N         proxy threads (default $THREADS)
-  --base-port P       first of the ports used, P to P+29 (default $BASE_PORT)
+  --base-port P       first of the ports used, P to P+39 (default $BASE_PORT)
   --idle-conns N      idle keep-alive connections for the memory test (default $IDLE_CONNS)
   --out FILE          where to write the report (default benches/RESULTS.md)
   --quick             1 round, 1 s runs, 100 idle connections: a smoke test
   --no-install        fail instead of installing missing tools
   --no-build          use the release binaries already built
+  --allocators        also measure the sidecar built with each allocator feature
 EOF
 }
 
@@ -70,6 +80,7 @@ while [[ $# -gt 0 ]]; do
         --quick) ROUNDS=1; DURATION=1; SINGLE_DURATION=1; IDLE_CONNS=100; shift ;;
         --no-install) INSTALL=0; shift ;;
         --no-build) BUILD=0; shift ;;
+        --allocators) ALLOCATORS=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -123,13 +134,33 @@ install_missing() {
 install_missing
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
+ALLOCS=(mimalloc jemalloc)
 if [[ $BUILD -eq 1 ]]; then
+    # Cargo writes every build of the example to the same path: each
+    # allocator's binary is copied aside (a rename, so a running copy is
+    # never overwritten), and the default build comes last.
+    if [[ $ALLOCATORS -eq 1 ]]; then
+        for alloc in "${ALLOCS[@]}"; do
+            log "building the sidecar with --features $alloc (release)"
+            (cd "$ROOT" && cargo build --release -q -p mesh-examples --example sidecar --features "$alloc")
+            cp "$BIN/sidecar" "$BIN/sidecar-$alloc.tmp"
+            mv -f "$BIN/sidecar-$alloc.tmp" "$BIN/sidecar-$alloc"
+        done
+    fi
     log "building the sidecar and the backend (release)"
     (cd "$ROOT" && cargo build --release -q -p mesh-examples --example sidecar --example hello)
 fi
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
 SIDECAR=$BIN/sidecar
 HELLO=$BIN/hello
+if [[ $ALLOCATORS -eq 1 ]]; then
+    for alloc in "${ALLOCS[@]}"; do
+        if [[ ! -x $BIN/sidecar-$alloc ]]; then
+            echo "$BIN/sidecar-$alloc is missing; run without --no-build once" >&2
+            exit 1
+        fi
+    done
+fi
 
 # --- ports and processes -----------------------------------------------------
 
@@ -152,8 +183,17 @@ P_PLAIN_IN_ADMIN=$((BASE_PORT + 18))
 P_PLAIN_IN_UNUSED=$((BASE_PORT + 19))
 P_HA_MTLS_OUT=$((BASE_PORT + 20))
 P_HA_MTLS_IN=$((BASE_PORT + 21))
+# The allocator sidecars: inbound, outbound (unused), admin for each.
+declare -A P_ALLOC_IN P_ALLOC_OUT P_ALLOC_ADMIN
+i=0
+for alloc in glibc "${ALLOCS[@]}"; do
+    P_ALLOC_IN[$alloc]=$((BASE_PORT + 22 + 3 * i))
+    P_ALLOC_OUT[$alloc]=$((BASE_PORT + 23 + 3 * i))
+    P_ALLOC_ADMIN[$alloc]=$((BASE_PORT + 24 + 3 * i))
+    i=$((i + 1))
+done
 
-for port in $(seq "$BASE_PORT" $((BASE_PORT + 29))); do
+for port in $(seq "$BASE_PORT" $((BASE_PORT + 39))); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "127.0.0.1:$port is in use; pick other ports with --base-port" >&2
         exit 1
@@ -249,12 +289,28 @@ start plain-out "$SIDECAR" run --config "$WORK/plain-out.yaml"
 start ha-mtls-in haproxy -db -f "$WORK/haproxy-mtls-in.cfg"
 start ha-mtls-out haproxy -db -f "$WORK/haproxy-mtls-out.cfg"
 
+ALLOC_DOORS=()
+if [[ $ALLOCATORS -eq 1 ]]; then
+    for alloc in glibc "${ALLOCS[@]}"; do
+        render "$CONF/sidecar.yaml" "$WORK/alloc-$alloc.yaml" SIDECAR_IN="${P_ALLOC_IN[$alloc]}" \
+            SIDECAR_OUT="${P_ALLOC_OUT[$alloc]}" SIDECAR_ADMIN="${P_ALLOC_ADMIN[$alloc]}"
+        binary=$BIN/sidecar-$alloc
+        [[ $alloc == glibc ]] && binary=$SIDECAR
+        start "alloc-$alloc" "$binary" run --config "$WORK/alloc-$alloc.yaml"
+        ALLOC_DOORS+=("alloc-$alloc")
+    done
+fi
+
 for port in $P_SIDECAR_IN $P_SIDECAR_OUT $P_HAPROXY $P_NGINX $P_NGINX_H2 $P_MTLS_OUT \
     $P_MTLS_IN $P_PLAIN_OUT $P_PLAIN_IN $P_HA_MTLS_OUT $P_HA_MTLS_IN; do
     wait_port "$port"
 done
 for port in $P_SIDECAR_ADMIN $P_MTLS_OUT_ADMIN $P_MTLS_IN_ADMIN $P_PLAIN_OUT_ADMIN $P_PLAIN_IN_ADMIN; do
     wait_ready "$port"
+done
+for door in "${ALLOC_DOORS[@]}"; do
+    wait_port "${P_ALLOC_IN[${door#alloc-}]}"
+    wait_ready "${P_ALLOC_ADMIN[${door#alloc-}]}"
 done
 sleep 1 # nginx forks its workers after binding
 
@@ -287,12 +343,18 @@ declare -A H2_URL=(
     [haproxy]="http://127.0.0.1:$P_HAPROXY/"
     [nginx]="http://127.0.0.1:$P_NGINX_H2/"
 )
+for door in "${ALLOC_DOORS[@]}"; do
+    DOOR_PIDS[$door]=${PID[$door]}
+    H1_URL[$door]="http://127.0.0.1:${P_ALLOC_IN[${door#alloc-}]}/"
+done
 DOORS=(direct sidecar-in sidecar-out haproxy nginx)
 PAIRS=(sidecar-plain-pair sidecar-mtls-pair haproxy-mtls-pair)
+# The front doors whose memory is measured.
+MEMORY_DOORS=(sidecar-in haproxy nginx "${ALLOC_DOORS[@]}")
 
 # Every request names the service `backend`, which the sidecars' outbound
 # listeners route by; the backend and the other proxies ignore it.
-for door in "${DOORS[@]}" "${PAIRS[@]}"; do
+for door in "${DOORS[@]}" "${PAIRS[@]}" "${ALLOC_DOORS[@]}"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: backend' "${H1_URL[$door]}")
     if [[ $code != 200 ]]; then
         echo "$door answered $code to HTTP/1.1; logs in $WORK" >&2
@@ -362,7 +424,11 @@ measure() {
                 -H ':authority: backend' "${H2_URL[$door]}" >"$out" 2>&1
             requests=$(awk '/^requests:/ { print $8 }' "$out")
             errors=$(awk '/^requests:/ { print $10 + $12 }' "$out")
-            seconds=$(awk '/^finished in/ { sub(/s,$/, "", $3); print $3 }' "$out")
+            # "finished in 4.00s," or, for runs under a second, "997.06ms,".
+            seconds=$(awk '/^finished in/ {
+                v = $3; sub(/,$/, "", v)
+                if (v ~ /ms$/) { sub(/ms$/, "", v); v /= 1000 } else { sub(/s$/, "", v) }
+                print v }' "$out")
             read -r p50 p99 < <(cut -f3 "$WORK/h2.log" | sort -n | awk '
                 { v[NR] = $1 }
                 END { if (NR == 0) { print 0, 0 } else { print v[int((NR - 1) * 0.5) + 1], v[int((NR - 1) * 0.99) + 1] } }')
@@ -380,7 +446,7 @@ measure() {
 
 MEM=$WORK/memory.tsv
 printf 'what\tdoor\tkib\n' >"$MEM"
-for door in sidecar-in haproxy nginx; do
+for door in "${MEMORY_DOORS[@]}"; do
     # shellcheck disable=SC2086
     printf 'idle\t%s\t%s\n' "$door" "$(kib VmRSS ${DOOR_PIDS[$door]})" >>"$MEM"
 done
@@ -391,24 +457,29 @@ log "$ROUNDS interleaved rounds; load: $LOAD_START"
 
 # A short warm-up of every front door, so that pools and caches are filled
 # before the first measured round.
-for door in "${DOORS[@]}" "${PAIRS[@]}"; do
+for door in "${DOORS[@]}" "${PAIRS[@]}" "${ALLOC_DOORS[@]}"; do
     wrk -t1 -c50 -d1s -H 'Host: backend' "${H1_URL[$door]}" >/dev/null 2>&1
 done
 
 for round in $(seq "$ROUNDS"); do
     for door in "${DOORS[@]}"; do measure h1 "$door" "$round"; done
+    # The allocator sidecars one after another, the first turning each round.
+    n=${#ALLOC_DOORS[@]}
+    for i in $(seq 0 $((n - 1))); do
+        measure h1 "${ALLOC_DOORS[$(((i + round) % n))]}" "$round"
+    done
     for door in "${DOORS[@]}"; do measure h2 "$door" "$round"; done
     for door in "${PAIRS[@]}"; do measure h1 "$door" "$round"; done
     for door in "${DOORS[@]}" "${PAIRS[@]}"; do measure single "$door" "$round"; done
 done
 
-for door in sidecar-in haproxy nginx sidecar-plain-pair sidecar-mtls-pair haproxy-mtls-pair; do
+for door in "${MEMORY_DOORS[@]}" sidecar-plain-pair sidecar-mtls-pair haproxy-mtls-pair; do
     # shellcheck disable=SC2086
     printf 'peak\t%s\t%s\n' "$door" "$(kib VmHWM ${DOOR_PIDS[$door]})" >>"$MEM"
 done
 
 log "memory with $IDLE_CONNS idle keep-alive connections"
-for door in sidecar-in haproxy nginx; do
+for door in "${MEMORY_DOORS[@]}"; do
     port=${H1_URL[$door]##*:}
     port=${port%/}
     # shellcheck disable=SC2086

@@ -24,7 +24,13 @@ NAMES = {
     "sidecar-plain-pair": "sidecar pair, plaintext",
     "sidecar-mtls-pair": "sidecar pair, mTLS",
     "haproxy-mtls-pair": "HAProxy pair, mTLS",
+    "alloc-glibc": "sidecar inbound (glibc, own process)",
+    "alloc-mimalloc": "sidecar inbound (mimalloc)",
+    "alloc-jemalloc": "sidecar inbound (jemalloc)",
 }
+# The sidecars of `--allocators`: the same configuration, one process per
+# global allocator, only their inbound listeners loaded.
+ALLOCATORS = ["alloc-glibc", "alloc-mimalloc", "alloc-jemalloc"]
 SIDECARS = ["sidecar-in", "sidecar-out"]
 # The process whose memory a front door reports (both sidecar rows are one process).
 MEMORY_OF = {"sidecar-out": "sidecar-in"}
@@ -111,6 +117,33 @@ def load_table(out, test, doors, s, memory):
         )
 
 
+def allocator_section(out, a, s, memory, allocs):
+    """The global allocators side by side: speed and memory of one process each."""
+    w = out.append
+    base = s.get(("h1", "alloc-glibc"))
+    w("## Allocators")
+    w("")
+    w("Three sidecars of the same configuration, built with the default allocator (glibc's malloc), "
+      "`--features mimalloc` and `--features jemalloc`, each a process of its own whose inbound "
+      "listener alone takes the HTTP/1.1 load, in the same interleaved rounds (the first of the three "
+      "turns each round). Ratios are to the glibc process.")
+    w("")
+    w(f"| allocator | req/s | × glibc | p99 | CPU s / 1,000 req | × glibc | idle RSS | steady RSS | "
+      f"{a.idle_conns:,} idle connections | per idle connection | peak RSS |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for door in allocs:
+        m = s[("h1", door)]
+        before, conns = memory.get(("before", door)), memory.get(("conns", door))
+        each = "—" if before is None or conns is None else f"{(conns - before) / a.idle_conns:.1f} KiB"
+        w(
+            f"| {door.removeprefix('alloc-')} | {m.rps:,.0f} | {ratio(m.rps, base.rps) if base else '—'} | "
+            f"{us(m.p99)} | {m.cpu_per_1k:.3f} | {ratio(m.cpu_per_1k, base.cpu_per_1k) if base else '—'} | "
+            f"{mib(memory.get(('idle', door)))} | {mib(m.rss)} | {mib(conns)} | {each} | "
+            f"{mib(memory.get(('peak', door)))} |"
+        )
+    w("")
+
+
 def main():
     a = parse_args()
     s, runs = load(a.results)
@@ -149,9 +182,12 @@ def main():
           "doors measured in the same interleaved rounds are the figures to trust.")
     w("")
 
+    allocs = [d for d in ALLOCATORS if ("h1", d) in s]
+    memory_doors = ["sidecar-in", "haproxy", "nginx"] + allocs
+
     w(f"## HTTP/1.1, 50 connections")
     w("")
-    load_table(out, "h1", doors, s, memory)
+    load_table(out, "h1", doors + allocs, s, memory)
     w("")
     w(f"## HTTP/2, 50 streams")
     w("")
@@ -198,7 +234,7 @@ def main():
     w("")
     w(f"| front door | idle after start | steady load (HTTP/1.1, 50 connections) | {a.idle_conns:,} idle keep-alive connections | per idle connection | peak |")
     w("|---|---:|---:|---:|---:|---:|")
-    for door in ["sidecar-in", "haproxy", "nginx"]:
+    for door in memory_doors:
         steady = s.get(("h1", door))
         name = "sidecar" if door == "sidecar-in" else NAMES[door]
         before, conns = memory.get(("before", door)), memory.get(("conns", door))
@@ -212,6 +248,8 @@ def main():
       "HTTP/2 runs. Per idle connection: the growth of RSS from just before the connections were "
       "opened (after the loaded runs) to when all were open, divided by their number.")
     w("")
+    if allocs:
+        allocator_section(out, a, s, memory, allocs)
 
     w("## Targets")
     w("")
