@@ -42,6 +42,35 @@
 //! learns it from the header.
 //!
 //! The three layers stay, for stacks that need something between them.
+//!
+//! ```
+//! use std::{convert::Infallible, sync::Arc, time::Duration};
+//!
+//! use mesh_core::body::{BoxBody, Proxied, empty, full};
+//! use mesh_retry::{Budget, RetryPolicy, RouteStackLayer, Timeouts, replay::ReplayBody};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! let upstream = service_fn(|req: http::Request<ReplayBody<BoxBody>>| async move {
+//!     // The attempt's 2 s are nearer than the request's 10 s.
+//!     assert_eq!(req.headers()["mesh-deadline"], "2000");
+//!     Ok::<_, Infallible>(http::Response::new(Proxied::from(full("hello"))))
+//! });
+//! let timeouts = Timeouts {
+//!     request: Some(Duration::from_secs(10)),
+//!     per_try: Some(Duration::from_secs(2)),
+//!     ..Timeouts::default()
+//! };
+//! let budget = Arc::new(Budget::default()); // share it across routes
+//! let route = ServiceBuilder::new()
+//!     .layer(RouteStackLayer::new(RetryPolicy::default(), timeouts, budget))
+//!     .service(upstream);
+//! let res = route.oneshot(http::Request::new(empty())).await?;
+//! assert_eq!(res.status(), 200);
+//! # Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! # })?;
+//! # Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//! ```
 
 use std::{
     sync::Arc,
@@ -56,8 +85,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::{
-    Deadline,
-    deadline::{self},
+    Deadline, deadline,
     metrics::NotRetryable,
     replay::ReplayBody,
     retry::{
