@@ -358,6 +358,8 @@ mod tests {
             .into_iter()
             .map(|route| request(WEB, route, "web"))
             .collect();
+        let slot = |req| Sources::of(Direction::Inbound, req).slot();
+        assert!(requests.iter().all(|req| slot(req) == slot(&requests[0])));
         for _ in 0..2 {
             for req in &requests {
                 targets.find(req).requests.inc();
