@@ -225,6 +225,23 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
                 && l.ends_with(" 1")),
         "{metrics}"
     );
+    // The request metrics carry the decision's labels, and count only the
+    // allowed request: denials have their own counter, below.
+    let inbound_responses: Vec<_> = metrics
+        .lines()
+        .filter(|l| l.starts_with("response_total{") && l.contains("direction=\"inbound\""))
+        .collect();
+    assert_eq!(inbound_responses.len(), 1, "{metrics}");
+    let allowed = inbound_responses[0];
+    for label in [
+        "srv_name=\"emoji-http\"".to_string(),
+        "authz_name=\"emoji-http-from-web\"".to_string(),
+        format!("client_id=\"{WEB}\""),
+        "status_code=\"200\"".to_string(),
+    ] {
+        assert!(allowed.contains(&label), "{label} missing from {allowed}");
+    }
+    assert!(allowed.ends_with(" 1"), "{allowed}");
     // Two denials over mutual TLS (HTTP/1 and gRPC), one over plaintext.
     for (tls, count) in [("true", " 2"), ("no_identity", " 1")] {
         assert!(

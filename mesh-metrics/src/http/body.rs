@@ -32,6 +32,15 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// An empty body that records nothing: what a layer outside this one
+/// answers with when it never calls it (an authorization layer's 403, for
+/// one), so that such layers can sit outside the metrics.
+impl<B: Default> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::new(B::default(), None)
+    }
+}
+
 impl<B> Body for ResponseBody<B>
 where
     B: Body,

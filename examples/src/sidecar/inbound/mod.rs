@@ -8,21 +8,26 @@ use mesh_policy::{Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore};
 use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
 
-/// The HTTP stack of one inbound port: count the request (outermost, so
-/// denials are counted too), authorize it as one to the application's
-/// port (the port a `Server` selects), tell the application who called
-/// (`mesh-client-id`, never forged), and forward to it.
+/// The HTTP stack of one inbound port: authorize the request as one to
+/// the application's port (the port a `Server` selects), count it, tell
+/// the application who called (`mesh-client-id`, never forged), and
+/// forward to it.
+///
+/// Authorization comes first, as in Linkerd's inbound stack, so that the
+/// request metrics carry the `srv_name`, `route_name` and `authz_name` the
+/// decision attached. A denied request never reaches the metrics layer: it
+/// is counted by `inbound_http_authz_deny_total` instead.
 pub(super) fn http_stack(
     client: Client<hyper::body::Incoming>,
     app: SocketAddr,
     policy: &PolicyStore,
     metrics: &MetricsLayer,
-) -> Metrics<Authorize<ClientId<Forward<Client<hyper::body::Incoming>>>>> {
+) -> Authorize<Metrics<ClientId<Forward<Client<hyper::body::Incoming>>>>> {
     // One endpoint never fails `Forward::new`.
     let forward = Forward::new(client, [app]).expect("one endpoint");
     ServiceBuilder::new()
-        .layer(metrics.clone())
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
+        .layer(metrics.clone())
         .layer(ClientIdLayer::new())
         .service(forward)
 }
