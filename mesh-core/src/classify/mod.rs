@@ -323,6 +323,6 @@ impl Classify {
 /// `UNKNOWN`.
 fn grpc_status(headers: &HeaderMap) -> Option<GrpcCode> {
     headers
-        .get(GRPC_STATUS)
+        .get(&GRPC_STATUS)
         .map(|value| GrpcCode::from_header(value).unwrap_or(GrpcCode::UNKNOWN))
 }
