@@ -400,18 +400,8 @@ async fn the_guides_server_and_server_authorization_admit_web_on_port_80() {
 /// Answers `hello` on `listener`; returns its address.
 fn serve_hello(listener: tokio::net::TcpListener) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, hyper::Error>(http::Response::new(full("hello")))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
+    serve(listener, |_req| async {
+        Ok(http::Response::new(full("hello")))
     });
     addr
 }

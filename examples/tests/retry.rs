@@ -14,7 +14,6 @@ use std::{
 
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::*;
 
 const GUIDE_ROUTE: &str = include_str!("../../mesh-retry/tests/fixtures/guide-httproute.yaml");
@@ -31,20 +30,9 @@ async fn flaky_backend() -> (SocketAddr, Attempts) {
     let addr = listener.local_addr().unwrap();
     let attempts = Attempts::default();
     let seen = attempts.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move { Ok::<_, hyper::Error>(answer(&req, &seen).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
+    serve(listener, move |req: Request<Incoming>| {
+        let seen = seen.clone();
+        async move { Ok(answer(&req, &seen).await) }
     });
     (addr, attempts)
 }

@@ -45,19 +45,28 @@ pub async fn backend() -> (SocketAddr, Arc<Gate>) {
     let addr = listener.local_addr().unwrap();
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
+    serve(listener, move |req| handle(req, g.clone()));
+    (addr, gate)
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (upgrades included) on `listener`, each
+/// request answered by `handler`, for as long as the test's runtime runs.
+pub fn serve<F, Fut>(listener: tokio::net::TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<Body>, hyper::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
-            let g = g.clone();
+            let svc = hyper::service::service_fn(handler.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| handle(req, g.clone()));
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
                     .await;
             });
         }
     });
-    (addr, gate)
 }
 
 async fn handle(
@@ -184,27 +193,16 @@ pub async fn ok_app(flaky: bool) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(AtomicU64::new(0));
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let n = seen.fetch_add(1, Ordering::Relaxed);
-                    async move {
-                        let mut res = Response::new(full("ok"));
-                        if req.uri().path() == "/slow" {
-                            tokio::time::sleep(Duration::from_millis(400)).await;
-                        } else if flaky && n % 10 == 9 {
-                            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                        }
-                        Ok::<_, hyper::Error>(res)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
+    serve(listener, move |req: Request<Incoming>| {
+        let n = seen.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let mut res = Response::new(full("ok"));
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            } else if flaky && n % 10 == 9 {
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            Ok(res)
         }
     });
     addr
