@@ -40,7 +40,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use mesh_benches::{median, wants_paired};
+use mesh_benches::{Counting, median, wants_paired};
 use mesh_core::{
     conn::{ConnectionInfo, Tls},
     labels::Authorized,
@@ -225,13 +225,10 @@ fn paired() {
 
 /// Runs the variants named in `MESH_BENCH_ONLY` `n` times each, outside
 /// criterion: see the module docs.
-fn count(n: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let only = std::env::var("MESH_BENCH_ONLY").unwrap_or_default();
-    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+fn count(counting: &Counting) {
+    let rt = counting.runtime();
+    let n = counting.n;
+    let wanted = |name: &str| counting.wants(name);
     let template = request(RouteId::new("list"));
     if wanted("baseline") {
         rt.block_on(timed(service_fn(app), &template, n, |_| None));
@@ -263,11 +260,8 @@ criterion_group! {
 }
 
 fn main() {
-    if let Some(n) = std::env::var("MESH_BENCH_COUNT")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        count(n);
+    if let Some(counting) = Counting::from_env() {
+        count(&counting);
         return;
     }
     benches();

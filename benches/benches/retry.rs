@@ -48,6 +48,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
+use mesh_benches::Counting;
 use mesh_core::{RouteMatch, body::Proxied};
 use mesh_retry::{
     AttemptTimeoutLayer, Budget, BudgetConfig, RequestTimeoutLayer, RetryLayer, RetryPolicy,
@@ -324,13 +325,10 @@ fn budget(c: &mut Criterion) {
 
 /// Runs the variants named in `MESH_BENCH_ONLY` `n` times each, outside
 /// criterion: see the module docs.
-fn count(n: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let only = std::env::var("MESH_BENCH_ONLY").unwrap_or_default();
-    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+fn count(counting: &Counting) {
+    let rt = counting.runtime();
+    let n = counting.n;
+    let wanted = |name: &str| counting.wants(name);
     let baseline = service_fn(|req: Request<Full<Bytes>>| async move {
         let body = req.into_body().collect().await.unwrap().to_bytes();
         black_box(body);
@@ -426,11 +424,8 @@ fn count(n: u64) {
 criterion_group!(benches, stack, budget);
 
 fn main() {
-    if let Some(n) = std::env::var("MESH_BENCH_COUNT")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        count(n);
+    if let Some(counting) = Counting::from_env() {
+        count(&counting);
         return;
     }
     benches();

@@ -117,3 +117,39 @@ pub fn wants_paired(group: &str) -> bool {
     }
     bench
 }
+
+/// A bench binary's counting mode, for instruction counts that load on the
+/// machine cannot disturb. With `MESH_BENCH_COUNT=<n>` in the environment
+/// the binary runs each variant named in `MESH_BENCH_ONLY` (a comma
+/// separated list; every variant when unset) `n` times outside criterion,
+/// on one current-thread runtime, and exits. Run it under callgrind with
+/// two values of `n` and divide the difference in instructions by the
+/// difference in `n`.
+#[derive(Debug)]
+pub struct Counting {
+    /// How many times each variant runs.
+    pub n: u64,
+    only: String,
+}
+
+impl Counting {
+    /// The counting mode the environment asks for, if any.
+    pub fn from_env() -> Option<Self> {
+        let n = std::env::var("MESH_BENCH_COUNT").ok()?.parse().ok()?;
+        let only = std::env::var("MESH_BENCH_ONLY").unwrap_or_default();
+        Some(Self { n, only })
+    }
+
+    /// Whether `variant` is to run.
+    pub fn wants(&self, variant: &str) -> bool {
+        self.only.is_empty() || self.only.split(',').any(|o| o == variant)
+    }
+
+    /// The runtime the variants run on.
+    pub fn runtime(&self) -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+}
