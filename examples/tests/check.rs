@@ -192,6 +192,13 @@ async fn check_pre(files: &Files, config: &Config<'_>) -> Report {
     check::run(&path, &CheckOptions::default().with_pre(true)).await
 }
 
+/// Checks, before start, a sidecar whose identity files are in `certs`
+/// and whose application is listening.
+async fn check_certs(files: &Files, certs: &Path) -> Report {
+    let app = app().await;
+    check_pre(files, &Config::new(certs, app.local_addr().unwrap())).await
+}
+
 /// The check titled `title` (a prefix), which must be there.
 fn status(report: &Report, title: &str) -> Status {
     report
@@ -276,8 +283,7 @@ async fn an_expired_certificate_fails_its_validity_check() {
     let certs = files.path("emoji");
     let issued = ca_made_ago(30 * DAY).issue_with(&expired).unwrap();
     issued.write(&certs).unwrap();
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&certs, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &certs).await;
 
     assert_eq!(
         failures(&report),
@@ -318,8 +324,7 @@ async fn a_certificate_that_expired_before_its_issuer_existed_has_no_chain_check
         .with_not_before(SystemTime::now() - 3 * HOUR)
         .with_ttl(HOUR);
     let certs = files.issue("emoji", &expired);
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&certs, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &certs).await;
 
     assert_eq!(
         failures(&report),
@@ -339,8 +344,7 @@ async fn a_certificate_not_valid_yet_fails_its_validity_check() {
         .with_not_before(SystemTime::now() + 2 * HOUR)
         .with_ttl(DAY);
     let certs = files.issue("emoji", &future);
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&certs, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &certs).await;
 
     assert_eq!(
         failures(&report),
@@ -359,8 +363,7 @@ async fn a_certificate_within_seven_days_of_expiry_warns_and_succeeds() {
         .with_not_before(SystemTime::now() - 27 * DAY)
         .with_ttl(30 * DAY);
     let certs = files.issue("emoji", &late);
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&certs, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &certs).await;
 
     assert_eq!(
         status(&report, "workload certificate does not expire soon"),
@@ -393,8 +396,7 @@ async fn a_certificate_outside_the_trust_domain_fails() {
     ca::write_ca(&files.path("other-ca"), &"other.org".parse().unwrap()).unwrap();
     let stranger = IssueRequest::new("spiffe://other.org/ns/emojivoto/sa/emoji".parse().unwrap());
     let certs = files.issue_from("other-ca", "emoji", &stranger);
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&certs, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &certs).await;
 
     let title = "certificate identity spiffe://other.org/ns/emojivoto/sa/emoji is in trust domain example.org";
     assert_eq!(failures(&report), [title], "{report}");
@@ -439,8 +441,7 @@ async fn a_bundle_from_another_ca_fails_chain_verification() {
     let certs = files.issue("emoji", &emoji());
     ca::write_ca(&files.path("other-ca"), &"example.org".parse().unwrap()).unwrap();
     std::fs::copy(files.path("other-ca/ca.crt"), certs.join("ca.crt")).unwrap();
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&certs, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &certs).await;
 
     assert_eq!(
         failures(&report),
@@ -458,8 +459,7 @@ async fn a_bundle_from_another_ca_fails_chain_verification() {
 async fn missing_certificate_files_fail_and_skip_the_other_identity_checks() {
     let files = Files::new();
     let nowhere = files.path("nowhere");
-    let app = app().await;
-    let report = check_pre(&files, &Config::new(&nowhere, app.local_addr().unwrap())).await;
+    let report = check_certs(&files, &nowhere).await;
 
     let identity = report.group("sidecar-identity").unwrap();
     assert_eq!(identity.checks.len(), 1, "{report}");
