@@ -109,37 +109,42 @@ impl<S> Layered for S where
 {
 }
 
+/// The route the sidecar builds by default, with a request timeout of 10 s
+/// and a per-try timeout of 2 s: request timeout, retry, per-try timeout.
+fn route() -> RouteRetryPolicy {
+    RouteRetryPolicy {
+        name: "list".into(),
+        matches: vec![RouteMatch::new()],
+        retry: RetryPolicy::default(),
+        timeouts: Timeouts {
+            request: Some(Duration::from_secs(10)),
+            per_try: Some(Duration::from_secs(2)),
+            idle: None,
+        },
+    }
+}
+
+/// Reads the request body, as an upstream receiving it would, and answers
+/// 200 with an empty body.
+async fn read_and_answer<B>(req: Request<B>) -> Result<Response<Proxied<Full<Bytes>>>, Infallible>
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Debug,
+{
+    black_box(req.into_body().collect().await.unwrap().to_bytes());
+    Ok(Response::new(Proxied::default()))
+}
+
 fn stack(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     // Both services read the body, as a client sending it would.
-    let baseline = service_fn(|req: Request<Full<Bytes>>| async move {
-        let body = req.into_body().collect().await.unwrap().to_bytes();
-        black_box(body);
-        Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
-    });
-    let upstream = service_fn(
-        |req: Request<mesh_retry::replay::ReplayBody<Full<Bytes>>>| async move {
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            black_box(body);
-            Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
-        },
-    );
-    let timeouts = Timeouts {
-        request: Some(Duration::from_secs(10)),
-        per_try: Some(Duration::from_secs(2)),
-        idle: None,
-    };
-    // The route stack the sidecar builds: request timeout, retry, per-try
-    // timeout.
-    let route = RouteRetryPolicy {
-        name: "list".into(),
-        matches: vec![RouteMatch::new()],
-        retry: RetryPolicy::default(),
-        timeouts,
-    };
+    let baseline = service_fn(read_and_answer::<Full<Bytes>>);
+    let upstream = service_fn(read_and_answer::<mesh_retry::replay::ReplayBody<Full<Bytes>>>);
+    let route = route();
+    let timeouts = route.timeouts;
     let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
     let hand_made = layers(timeouts, upstream);
 
@@ -147,13 +152,7 @@ fn stack(c: &mut Criterion) {
         RetryLayer::new(RetryPolicy::default(), Arc::new(Budget::default())).layer(upstream);
     let timeouts_only = RequestTimeoutLayer::new(timeouts)
         .with_propagation(false)
-        .layer(AttemptTimeoutLayer::new(timeouts).layer(service_fn(
-            |req: Request<Full<Bytes>>| async move {
-                let body = req.into_body().collect().await.unwrap().to_bytes();
-                black_box(body);
-                Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
-            },
-        )));
+        .layer(AttemptTimeoutLayer::new(timeouts).layer(baseline));
 
     let mut group = c.benchmark_group("retry");
     for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
@@ -329,28 +328,9 @@ fn count(counting: &Counting) {
     let rt = counting.runtime();
     let n = counting.n;
     let wanted = |name: &str| counting.wants(name);
-    let baseline = service_fn(|req: Request<Full<Bytes>>| async move {
-        let body = req.into_body().collect().await.unwrap().to_bytes();
-        black_box(body);
-        Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
-    });
-    let upstream = service_fn(
-        |req: Request<mesh_retry::replay::ReplayBody<Full<Bytes>>>| async move {
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            black_box(body);
-            Ok::<_, Infallible>(Response::new(Proxied::<Full<Bytes>>::default()))
-        },
-    );
-    let route = RouteRetryPolicy {
-        name: "list".into(),
-        matches: vec![RouteMatch::new()],
-        retry: RetryPolicy::default(),
-        timeouts: Timeouts {
-            request: Some(Duration::from_secs(10)),
-            per_try: Some(Duration::from_secs(2)),
-            idle: None,
-        },
-    };
+    let baseline = service_fn(read_and_answer::<Full<Bytes>>);
+    let upstream = service_fn(read_and_answer::<mesh_retry::replay::ReplayBody<Full<Bytes>>>);
+    let route = route();
     let hand_made = layers(route.timeouts, upstream);
     let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
     for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
