@@ -9,17 +9,14 @@ use std::{
     time::Duration,
 };
 
-use http::{
-    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version,
-    request,
-};
+use http::{Request, Response};
 use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::{MESH_RETRY_ATTEMPT, Metrics, Shared};
+pub(crate) use super::head::Head;
+use super::{Metrics, Shared};
 use crate::{
-    Deadline,
     metrics::{NotRetryable, RouteRetryMetrics},
     replay::{Replay, ReplayBody, Replayable},
 };
@@ -35,30 +32,13 @@ pub(crate) struct Attempts<S, B, C> {
     /// retried (and `not_retryable` says why).
     pub(crate) service: Option<S>,
     head: Option<Head>,
+    /// The head of the next attempt, made when a retry is decided.
+    next: Option<Box<Request<()>>>,
     replay: Option<Replay<B>>,
     not_retryable: Option<NotRetryable>,
     /// Attempts made so far, the first included.
     pub(crate) attempts: u32,
     labels: Labels,
-}
-
-/// The head of the original request, to build each retry from.
-pub(crate) struct Head {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    /// The headers, in order, one pair per value. A list costs one
-    /// allocation to copy and one to free, where a `HeaderMap` costs two of
-    /// each and a copy of its index table; it is made back into a map only
-    /// for a retry, which few requests ever need.
-    headers: Vec<(HeaderName, HeaderValue)>,
-    /// The request's deadline, read once.
-    deadline: Option<Deadline>,
-    /// The extensions, unless they are to be made from `deadline` alone: a
-    /// copy of an extension map costs three allocations (the map, its table
-    /// and each entry), and behind a request timeout the deadline is often
-    /// all there is.
-    extensions: Option<Extensions>,
 }
 
 /// What to do with an attempt's outcome.
@@ -77,6 +57,7 @@ impl<S, B, C> Attempts<S, B, C> {
             config,
             service: None,
             head: None,
+            next: None,
             replay: None,
             not_retryable: Some(reason),
             attempts: 1,
@@ -96,6 +77,7 @@ impl<S, B, C> Attempts<S, B, C> {
             config,
             service: Some(service),
             head: Some(head),
+            next: None,
             replay: Some(replay),
             not_retryable: None,
             attempts: 1,
@@ -172,15 +154,26 @@ where
         let delay = retry_after.unwrap_or_else(|| policy.backoff().delay(self.attempts));
         // One clock reading for the deadline and the budget.
         let now = Instant::now();
-        let deadline = self.head.as_ref().and_then(|head| head.deadline);
+        let deadline = self.head.as_ref().and_then(Head::deadline);
         if deadline.is_some_and(|d| d.instant().saturating_duration_since(now) <= delay) {
             self.count(RouteRetryMetrics::deadline_exceeded);
             return Decision::Return(result);
         }
+        let Some(next) = self
+            .head
+            .as_ref()
+            .and_then(|h| h.request(self.attempts + 1))
+        else {
+            // A copy of a valid head always parses back; should it not,
+            // the caller keeps the response it has.
+            tracing::warn!("the request's head could not be rebuilt for a retry");
+            return Decision::Return(result);
+        };
         if !self.shared().budget.withdraw_at(now) {
             self.count(RouteRetryMetrics::budget_exhausted);
             return Decision::Return(result);
         }
+        self.next = Some(Box::new(next));
         tracing::debug!(attempt = self.attempts + 1, ?delay, "retrying request");
         Decision::Retry { delay, now }
     }
@@ -190,16 +183,15 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Request<ReplayBody<B>>>, BoxError>> {
-        let (Some(service), Some(head), Some(replay)) = (
-            self.service.as_mut(),
-            self.head.as_ref(),
-            self.replay.as_ref(),
-        ) else {
+        let (Some(service), Some(replay)) = (self.service.as_mut(), self.replay.as_ref()) else {
             return Poll::Ready(Ok(None));
         };
         ready!(service.poll_ready(cx)).map_err(Into::into)?;
+        let Some(next) = self.next.take() else {
+            return Poll::Ready(Ok(None));
+        };
         self.attempts += 1;
-        let req = head.request(self.attempts, replay.next_attempt());
+        let req = next.map(|()| replay.next_attempt());
         self.count(RouteRetryMetrics::retry);
         Poll::Ready(Ok(Some(req)))
     }
@@ -217,70 +209,6 @@ where
             }
         }
     }
-}
-
-impl Head {
-    /// The head of a request whose [`Deadline`] extension, if any, is the
-    /// deadline of its retries, and is carried to them as an extension.
-    pub(crate) fn clone_from(parts: &request::Parts) -> Self {
-        let deadline = parts.extensions.get::<Deadline>().copied();
-        let only_deadline = deadline.is_some() && parts.extensions.len() == 1;
-        Self {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: copy(&parts.headers),
-            deadline,
-            extensions: (!only_deadline).then(|| parts.extensions.clone()),
-        }
-    }
-
-    /// The head of a request whose retries must start before `deadline`,
-    /// which is not added to their extensions.
-    pub(crate) fn with_deadline(parts: &request::Parts, deadline: Option<Instant>) -> Self {
-        Self {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: copy(&parts.headers),
-            deadline: deadline.map(Deadline::at),
-            // Most requests have none, and a copy of none allocates nothing.
-            extensions: Some(parts.extensions.clone()),
-        }
-    }
-
-    /// The request for attempt number `attempt` (from 1).
-    fn request<B>(&self, attempt: u32, body: B) -> Request<B> {
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = self.version;
-        let headers = req.headers_mut();
-        headers.reserve(self.headers.len() + 1);
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
-        match (&self.extensions, self.deadline) {
-            (Some(extensions), _) => *req.extensions_mut() = extensions.clone(),
-            (None, Some(deadline)) => {
-                req.extensions_mut().insert(deadline);
-            }
-            (None, None) => {}
-        }
-        req.headers_mut()
-            .insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt));
-        req
-    }
-}
-
-/// The headers of `map` as a list, in its order.
-fn copy(map: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = Vec::with_capacity(map.len());
-    headers.extend(
-        map.iter()
-            .map(|(name, value)| (name.clone(), value.clone())),
-    );
-    headers
 }
 
 impl AsRef<Shared> for Shared {

@@ -56,6 +56,7 @@ use crate::{
 pub(crate) mod attempts;
 mod backoff;
 pub mod future;
+mod head;
 mod layer;
 mod policy;
 #[cfg(test)]

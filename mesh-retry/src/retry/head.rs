@@ -1,0 +1,339 @@
+//! The head of a request, kept to build its retries from.
+//!
+//! Every request that may be retried keeps a copy of its head, and almost
+//! none is ever retried: the copy is made for nothing nearly every time, so
+//! it has to be cheap to make and to drop. A copy made of `http` values
+//! (a `Uri`, a list of `HeaderName`/`HeaderValue` pairs) costs a reference
+//! count increment and decrement for each header value and URI part hyper
+//! read into a shared buffer, or the promotion of an unshared one (an
+//! allocation), plus the list itself.
+//!
+//! [`Head`] copies the URI's parts and every header's bytes into one
+//! buffer instead: one allocation of exactly the size needed, no reference
+//! counts, and one free. A retry, which is rare and waits a backoff anyway,
+//! parses them back: one allocation for all the URI's and values' bytes,
+//! plus one for each header name that is not a standard one.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use http::{
+    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, request,
+    uri::{self, Authority, PathAndQuery, Scheme},
+};
+use tokio::time::Instant;
+
+use super::MESH_RETRY_ATTEMPT;
+use crate::Deadline;
+
+/// The head of the original request, to build each retry from.
+pub(crate) struct Head {
+    method: Method,
+    version: Version,
+    /// The URI's scheme, authority and path-and-query, then each header's
+    /// name, value and sensitivity, in the map's order (one entry per
+    /// value); see [`Writer`] for the layout.
+    bytes: Box<[u8]>,
+    /// The request's deadline, read once.
+    deadline: Option<Deadline>,
+    /// The extensions, unless they are to be made from `deadline` alone: a
+    /// copy of an extension map costs three allocations (the map, its table
+    /// and each entry), and behind a request timeout the deadline is often
+    /// all there is.
+    extensions: Option<Extensions>,
+}
+
+impl Head {
+    /// The head of a request whose [`Deadline`] extension, if any, is the
+    /// deadline of its retries, and is carried to them as an extension.
+    pub(crate) fn clone_from(parts: &request::Parts) -> Self {
+        let deadline = parts.extensions.get::<Deadline>().copied();
+        let only_deadline = deadline.is_some() && parts.extensions.len() == 1;
+        Self {
+            method: parts.method.clone(),
+            version: parts.version,
+            bytes: copy(&parts.uri, &parts.headers),
+            deadline,
+            extensions: (!only_deadline).then(|| parts.extensions.clone()),
+        }
+    }
+
+    /// The head of a request whose retries must start before `deadline`,
+    /// which is not added to their extensions.
+    pub(crate) fn with_deadline(parts: &request::Parts, deadline: Option<Instant>) -> Self {
+        Self {
+            method: parts.method.clone(),
+            version: parts.version,
+            bytes: copy(&parts.uri, &parts.headers),
+            deadline: deadline.map(Deadline::at),
+            // Most requests have none, and a copy of none allocates nothing.
+            extensions: Some(parts.extensions.clone()),
+        }
+    }
+
+    /// The deadline of the request's retries.
+    pub(crate) fn deadline(&self) -> Option<Deadline> {
+        self.deadline
+    }
+
+    /// The head of attempt number `attempt` (from 1, so at least 2 for a
+    /// retry), with its `mesh-retry-attempt` header. `None` if the copy
+    /// does not parse back, which a copy of a valid head always does.
+    pub(crate) fn request(&self, attempt: u32) -> Option<Request<()>> {
+        let bytes = Bytes::copy_from_slice(&self.bytes);
+        let mut reader = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        let mut req = Request::new(());
+        *req.method_mut() = self.method.clone();
+        *req.version_mut() = self.version;
+        *req.uri_mut() = reader.uri()?;
+        let count = reader.len()?;
+        let headers = req.headers_mut();
+        headers.reserve(count + 1);
+        for _ in 0..count {
+            let (name, value) = reader.header()?;
+            headers.append(name, value);
+        }
+        headers.insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt));
+        match (&self.extensions, self.deadline) {
+            (Some(extensions), _) => *req.extensions_mut() = extensions.clone(),
+            (None, Some(deadline)) => {
+                req.extensions_mut().insert(deadline);
+            }
+            (None, None) => {}
+        }
+        Some(req)
+    }
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("method", &self.method)
+            .field("bytes", &self.bytes.len())
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `uri` and `headers` in one buffer of exactly their size.
+fn copy(uri: &Uri, headers: &HeaderMap) -> Box<[u8]> {
+    let scheme = uri.scheme_str().map(str::as_bytes);
+    let authority = uri.authority().map(|a| a.as_str().as_bytes());
+    let path = uri.path_and_query().map(|p| p.as_str().as_bytes());
+    let mut size = 4 * LEN
+        + [scheme, authority, path]
+            .iter()
+            .flatten()
+            .map(|f| f.len())
+            .sum::<usize>();
+    for (name, value) in headers {
+        size += 2 * LEN + 1 + name.as_str().len() + value.len();
+    }
+    let mut writer = Writer(Vec::with_capacity(size));
+    for field in [scheme, authority, path] {
+        writer.field(field);
+    }
+    writer.len(headers.len());
+    for (name, value) in headers {
+        writer.bytes(name.as_str().as_bytes());
+        writer.bytes(value.as_bytes());
+        writer.0.push(u8::from(value.is_sensitive()));
+    }
+    writer.0.into_boxed_slice()
+}
+
+/// The width of a length in the buffer.
+const LEN: usize = size_of::<usize>();
+
+/// Marks an absent URI part where its length would be.
+const ABSENT: usize = usize::MAX;
+
+/// Writes the buffer: each URI part as its length (or [`ABSENT`]) and its
+/// bytes; the number of header values; then each value as its name's
+/// length and bytes, its own length and bytes, and a byte that is 1 if
+/// it is sensitive. Lengths are native-endian `usize`s: the buffer never
+/// leaves the process.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn len(&mut self, len: usize) {
+        self.0.extend_from_slice(&len.to_ne_bytes());
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.len(bytes.len());
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn field(&mut self, field: Option<&[u8]>) {
+        match field {
+            Some(bytes) => self.bytes(bytes),
+            None => self.len(ABSENT),
+        }
+    }
+}
+
+/// Reads back what a [`Writer`] wrote. Every read returns `None` past the
+/// end or on a value that does not parse.
+struct Reader<'a> {
+    bytes: &'a Bytes,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn len(&mut self) -> Option<usize> {
+        let end = self.at.checked_add(LEN)?;
+        let len = usize::from_ne_bytes(self.bytes.get(self.at..end)?.try_into().ok()?);
+        self.at = end;
+        Some(len)
+    }
+
+    fn range(&mut self, len: usize) -> Option<Range<usize>> {
+        let range = self.at..self.at.checked_add(len)?;
+        self.bytes.get(range.clone())?;
+        self.at = range.end;
+        Some(range)
+    }
+
+    /// A URI part: `Ok(None)` if it was absent.
+    fn field(&mut self) -> Option<Option<Bytes>> {
+        match self.len()? {
+            ABSENT => Some(None),
+            len => Some(Some(self.bytes.slice(self.range(len)?))),
+        }
+    }
+
+    fn uri(&mut self) -> Option<Uri> {
+        let mut parts = uri::Parts::default();
+        parts.scheme = match self.field()? {
+            Some(scheme) => Some(Scheme::try_from(&scheme[..]).ok()?),
+            None => None,
+        };
+        parts.authority = match self.field()? {
+            Some(authority) => Some(Authority::from_maybe_shared(authority).ok()?),
+            None => None,
+        };
+        parts.path_and_query = match self.field()? {
+            Some(path) => Some(PathAndQuery::from_maybe_shared(path).ok()?),
+            None => None,
+        };
+        Uri::from_parts(parts).ok()
+    }
+
+    fn header(&mut self) -> Option<(HeaderName, HeaderValue)> {
+        let len = self.len()?;
+        let name = HeaderName::from_bytes(&self.bytes[self.range(len)?]).ok()?;
+        let len = self.len()?;
+        let mut value = HeaderValue::from_maybe_shared(self.bytes.slice(self.range(len)?)).ok()?;
+        let sensitive = self.range(1)?;
+        value.set_sensitive(self.bytes[sensitive] == [1]);
+        Some((name, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(req: Request<()>) -> Request<()> {
+        let (parts, ()) = req.into_parts();
+        Head::clone_from(&parts)
+            .request(2)
+            .expect("a copy of a valid head parses back")
+    }
+
+    fn pairs(headers: &HeaderMap) -> Vec<(String, Vec<u8>, bool)> {
+        headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec(), v.is_sensitive()))
+            .collect()
+    }
+
+    #[test]
+    fn every_part_of_the_head_comes_back() {
+        for uri in [
+            "http://emoji:8080/api/list?page=2&q=%20x",
+            "https://user@web.emojivoto.svc.cluster.local/",
+            "http://emoji:8080",
+            "/api/vote?choice=:joy:",
+            "/",
+            "*",
+            "emoji:8080",
+            "ftp://files.example/pub",
+        ] {
+            let mut secret = HeaderValue::from_static("Bearer abc");
+            secret.set_sensitive(true);
+            let req = Request::builder()
+                .method(Method::from_bytes(b"PURGE").unwrap())
+                .version(Version::HTTP_2)
+                .uri(uri)
+                .header("host", "emoji:8080")
+                .header("x-custom", "one")
+                .header("accept", "*/*")
+                .header("x-custom", "two")
+                .header("authorization", secret)
+                .header("x-empty", "")
+                .header(
+                    "x-obs-text",
+                    HeaderValue::from_bytes(b"caf\xe9\tok").unwrap(),
+                )
+                .body(())
+                .unwrap();
+            let mut want = pairs(req.headers());
+            want.push(("mesh-retry-attempt".into(), b"2".to_vec(), false));
+            let (method, version) = (req.method().clone(), req.version());
+
+            let got = round_trip(req);
+            assert_eq!(got.uri(), &uri.parse::<Uri>().unwrap(), "{uri}");
+            assert_eq!(
+                got.uri().to_string(),
+                uri.parse::<Uri>().unwrap().to_string()
+            );
+            assert_eq!((got.method(), got.version()), (&method, version));
+            assert_eq!(pairs(got.headers()), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_head_without_headers_comes_back_with_only_the_attempt_number() {
+        let got = round_trip(Request::new(()));
+        assert_eq!(got.uri(), "/");
+        assert_eq!(got.headers().len(), 1);
+        assert_eq!(got.headers()[MESH_RETRY_ATTEMPT], "2");
+    }
+
+    #[test]
+    fn the_buffer_is_exactly_the_size_of_what_it_holds() {
+        let req = Request::get("http://a/b")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let head = Head::clone_from(&parts);
+        // Four lengths for the URI and the count, "http", "a", "/b"; one
+        // header: two lengths, "x-one", "1" and the sensitivity byte.
+        assert_eq!(head.bytes.len(), 4 * LEN + 4 + 1 + 2 + 2 * LEN + 5 + 1 + 1);
+    }
+
+    #[test]
+    fn a_damaged_buffer_reads_as_none_rather_than_panicking() {
+        let req = Request::get("http://a/b")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let mut head = Head::clone_from(&parts);
+        let whole = head.bytes.clone();
+        for end in 0..whole.len() {
+            head.bytes = whole[..end].into();
+            assert!(head.request(2).is_none(), "cut at {end}");
+        }
+        let mut huge = whole.to_vec();
+        huge[..LEN].copy_from_slice(&(usize::MAX - 1).to_ne_bytes());
+        head.bytes = huge.into();
+        assert!(head.request(2).is_none());
+    }
+}
