@@ -221,3 +221,50 @@ async fn the_series_limit_is_configurable() {
     );
     assert!(text.contains("request_total{overflow=\"true\"} 7\n"));
 }
+
+#[tokio::test]
+async fn each_direction_reads_only_the_labels_that_belong_to_it() {
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    let app = || {
+        service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+        })
+    };
+    let request = || {
+        let mut req = Request::new(());
+        req.extensions_mut()
+            .insert(mesh_core::labels::DstService("emoji".into()));
+        req.extensions_mut().insert(mesh_core::labels::Authorized {
+            server: "emoji-grpc".into(),
+            route: "list".into(),
+            authz: "web-only".into(),
+            audit: false,
+        });
+        req
+    };
+    MetricsLayer::inbound(&metrics)
+        .layer(app())
+        .oneshot(request())
+        .await
+        .unwrap();
+    MetricsLayer::outbound(&metrics)
+        .layer(app())
+        .oneshot(request())
+        .await
+        .unwrap();
+
+    let text = scrape(&registry);
+    // Inbound: the server's policy names the series; a destination
+    // service does not. Outbound: the destination does; a policy does not.
+    assert!(
+        text.contains(
+            "request_total{direction=\"inbound\",srv_name=\"emoji-grpc\",route_name=\"list\",authz_name=\"web-only\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("request_total{direction=\"outbound\",dst_service=\"emoji\"} 1\n"),
+        "{text}"
+    );
+}

@@ -29,6 +29,8 @@ impl MetricsLayer {
     /// [`ConnectionInfo`](mesh_core::conn::ConnectionInfo) (`client_id`),
     /// policy labels from its [`Authorized`](mesh_core::labels::Authorized)
     /// and route labels from its [`RouteId`](mesh_core::route::RouteId).
+    /// A [`DstService`](mesh_core::labels::DstService) is not read: as in
+    /// Linkerd, inbound series name the server, not a destination.
     pub fn inbound(metrics: &HttpMetrics) -> Self {
         Self::new(metrics, Direction::Inbound, ServerTls::default())
     }
@@ -39,7 +41,9 @@ impl MetricsLayer {
     /// (`server_id`) from the server identity configured with
     /// [`with_server_tls`](Self::with_server_tls) or
     /// [`with_service_tls`](Self::with_service_tls). Without either, the
-    /// TLS labels are left out.
+    /// TLS labels are left out. An
+    /// [`Authorized`](mesh_core::labels::Authorized) is not read: a client
+    /// is not subject to the server's policy.
     pub fn outbound(metrics: &HttpMetrics) -> Self {
         Self::new(metrics, Direction::Outbound, ServerTls::default())
     }

@@ -70,22 +70,33 @@ pub(crate) struct Sources<'a> {
     /// The connection's TLS status; inbound only, as outbound TLS labels
     /// come from configuration.
     pub(crate) tls: Option<&'a Tls>,
+    /// The policy decision; inbound only.
     pub(crate) authorized: Option<&'a Authorized>,
     pub(crate) route: Option<&'a RouteId>,
+    /// The destination service; outbound only.
     pub(crate) dst_service: Option<&'a DstService>,
 }
 
 impl<'a> Sources<'a> {
+    /// Each direction reads only the extensions its labels come from (see
+    /// [`MetricsLayer::inbound`](super::MetricsLayer::inbound) and
+    /// [`outbound`](super::MetricsLayer::outbound)): each lookup hashes a
+    /// type id and probes the request's extension map, on every request.
     fn of<B>(direction: Direction, req: &'a Request<B>) -> Self {
         let ext = req.extensions();
-        Self {
-            tls: match direction {
-                Direction::Inbound => ext.get::<ConnectionInfo>().map(|info| &info.tls),
-                Direction::Outbound => None,
+        match direction {
+            Direction::Inbound => Self {
+                tls: ext.get::<ConnectionInfo>().map(|info| &info.tls),
+                authorized: ext.get::<Authorized>(),
+                route: ext.get::<RouteId>(),
+                dst_service: None,
             },
-            authorized: ext.get::<Authorized>(),
-            route: ext.get::<RouteId>(),
-            dst_service: ext.get::<DstService>(),
+            Direction::Outbound => Self {
+                tls: None,
+                authorized: None,
+                route: ext.get::<RouteId>(),
+                dst_service: ext.get::<DstService>(),
+            },
         }
     }
 
