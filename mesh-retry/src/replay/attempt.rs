@@ -24,38 +24,30 @@ where
         loop {
             match &mut self.phase {
                 Phase::Idle => self.acquire()?,
-                Phase::Replaying {
-                    recording,
-                    next,
-                    trailers_sent,
-                } => {
-                    if let Some(chunk) = recording.chunks.get(*next) {
-                        *next += 1;
-                        return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
-                    }
-                    let trailers = (!*trailers_sent)
-                        .then(|| recording.trailers.clone())
-                        .flatten();
-                    *trailers_sent = true;
-                    if let Some(trailers) = trailers {
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                    }
-                    self.phase = Phase::Done;
+                Phase::Replaying { next } => {
+                    let frame = match &*self.shared.lock() {
+                        State::Complete(recording) => recording.frame(*next),
+                        // A whole recording is never taken back.
+                        State::Reading | State::Parked(_) | State::Committed => None,
+                    };
+                    let Some(frame) = frame else {
+                        self.phase = Phase::Done;
+                        continue;
+                    };
+                    *next += 1;
+                    return Poll::Ready(Some(Ok(frame)));
                 }
                 Phase::Reading {
                     reader,
-                    next,
-                    replay_end,
-                    replay_bytes,
+                    replay_left,
                 } => {
-                    if *next < *replay_end {
-                        let Some(chunk) = reader.chunks.get(*next).cloned() else {
-                            *next = *replay_end;
-                            continue;
-                        };
-                        *next += 1;
-                        *replay_bytes = replay_bytes.saturating_sub(chunk.len() as u64);
-                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    if *replay_left > 0 {
+                        let i = reader.chunks.len().saturating_sub(*replay_left);
+                        *replay_left -= 1;
+                        if let Some(chunk) = reader.chunks.get(i) {
+                            return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+                        }
+                        continue;
                     }
                     return self.poll_original(cx);
                 }
@@ -70,19 +62,13 @@ where
         let mut state = self.shared.lock();
         match std::mem::replace(&mut *state, State::Reading) {
             State::Complete(recording) => {
-                self.phase = Phase::Replaying {
-                    recording: recording.clone(),
-                    next: 0,
-                    trailers_sent: false,
-                };
+                self.phase = Phase::Replaying { next: 0 };
                 *state = State::Complete(recording);
                 Ok(())
             }
             State::Parked(reader) => {
                 self.phase = Phase::Reading {
-                    next: 0,
-                    replay_end: reader.chunks.len(),
-                    replay_bytes: reader.recorded as u64,
+                    replay_left: reader.chunks.len(),
                     reader,
                 };
                 Ok(())

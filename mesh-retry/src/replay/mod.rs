@@ -46,7 +46,7 @@ mod state;
 mod tests;
 
 pub(crate) use self::state::Replayable;
-use self::state::{Reader, Recording, Shared, State};
+use self::state::{Reader, Shared, State};
 
 /// The default cap on the bytes recorded for replay: 64 KiB, as in Linkerd.
 pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
@@ -77,19 +77,19 @@ struct Attempt<B> {
 enum Phase<B> {
     /// Not polled yet: the state is taken on the first poll.
     Idle,
-    /// Replaying a body that was recorded whole.
+    /// Replaying a body that was recorded whole, from frame `next` of the
+    /// recording. The recording is read where it is, in the shared state,
+    /// which never changes once it is complete: this body, moved with its
+    /// request, stays small, and a retry copies no chunks.
     Replaying {
-        recording: Recording,
         next: usize,
-        trailers_sent: bool,
     },
-    /// Holding the original body: replaying `chunks[next..replay_end]`
-    /// (`replay_bytes` long), then reading on.
+    /// Holding the original body: replaying the last `replay_left` of its
+    /// recorded chunks, then reading on. (No chunk is recorded while some
+    /// are left to replay, so they are the last ones.)
     Reading {
         reader: Reader<B>,
-        next: usize,
-        replay_end: usize,
-        replay_bytes: u64,
+        replay_left: usize,
     },
     Done,
 }
@@ -122,9 +122,7 @@ impl<B: Body> ReplayBody<B> {
                 shared: shared.clone(),
                 phase: Phase::Reading {
                     reader: Reader::new(body),
-                    next: 0,
-                    replay_end: 0,
-                    replay_bytes: 0,
+                    replay_left: 0,
                 },
             }),
         };
@@ -200,20 +198,14 @@ where
             Kind::Empty => true,
             Kind::Attempt(attempt) => match &attempt.phase {
                 Phase::Idle => false,
-                Phase::Replaying {
-                    recording,
-                    next,
-                    trailers_sent,
-                } => {
-                    *next >= recording.chunks.len()
-                        && (*trailers_sent || recording.trailers.is_none())
-                }
+                Phase::Replaying { next } => match &*attempt.shared.lock() {
+                    State::Complete(recording) => *next >= recording.frames(),
+                    State::Reading | State::Parked(_) | State::Committed => true,
+                },
                 Phase::Reading {
                     reader,
-                    next,
-                    replay_end,
-                    ..
-                } => next >= replay_end && reader.body.is_end_stream(),
+                    replay_left,
+                } => *replay_left == 0 && reader.body.is_end_stream(),
                 Phase::Done => true,
             },
         }
@@ -237,20 +229,27 @@ where
                 State::Reading | State::Committed => shared.size_hint,
             },
             Kind::Attempt(Attempt {
-                phase: Phase::Replaying {
-                    recording, next, ..
-                },
-                ..
-            }) => SizeHint::with_exact(recording.remaining(*next)),
+                shared,
+                phase: Phase::Replaying { next },
+            }) => match &*shared.lock() {
+                State::Complete(recording) => {
+                    SizeHint::with_exact(recording.chunks.bytes_from(*next))
+                }
+                State::Reading | State::Parked(_) | State::Committed => SizeHint::with_exact(0),
+            },
             Kind::Attempt(Attempt {
                 phase:
                     Phase::Reading {
                         reader,
-                        replay_bytes,
-                        ..
+                        replay_left,
                     },
                 ..
-            }) => with_replayed(reader.body.size_hint(), *replay_bytes),
+            }) => {
+                let replayed = reader
+                    .chunks
+                    .bytes_from(reader.chunks.len().saturating_sub(*replay_left));
+                with_replayed(reader.body.size_hint(), replayed)
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body::SizeHint;
+use http_body::{Frame, SizeHint};
 
 /// What the attempts of one request share: where the original body is, and
 /// what of it has been recorded.
@@ -41,8 +41,9 @@ pub(super) struct Reader<B> {
     pub(super) recording: bool,
 }
 
-/// A body read to its end: every chunk, and the trailers.
-#[derive(Clone, Debug)]
+/// A body read to its end: every chunk, and the trailers. It stays in the
+/// shared state, and each replay reads it there: a retry copies no chunks.
+#[derive(Debug)]
 pub(super) struct Recording {
     pub(super) chunks: Chunks,
     pub(super) trailers: Option<HeaderMap>,
@@ -50,31 +51,58 @@ pub(super) struct Recording {
 }
 
 /// Chunks in order. Most small bodies are one chunk, which is kept without
-/// a `Vec`.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Chunks {
-    first: Option<Bytes>,
-    rest: Vec<Bytes>,
+/// a `Vec`. The first attempt's body holds this inline and is moved with
+/// its request many times, so it is kept as small as one `Bytes`: two
+/// variants fit in the niche of `Bytes`, where a third would add a tag.
+/// No chunks at all is an empty `Vec`, which does not allocate.
+#[derive(Debug)]
+pub(super) enum Chunks {
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl Default for Chunks {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
 }
 
 impl Chunks {
     fn push(&mut self, chunk: Bytes) {
-        if self.first.is_none() {
-            self.first = Some(chunk);
-        } else {
-            self.rest.push(chunk);
+        match self {
+            Self::Many(chunks) if chunks.is_empty() => *self = Self::One(chunk),
+            Self::Many(chunks) => chunks.push(chunk),
+            Self::One(_) => {
+                if let Self::One(first) = std::mem::take(self) {
+                    // As many as a `Vec` holds at first anyway.
+                    let mut chunks = Vec::with_capacity(4);
+                    chunks.extend([first, chunk]);
+                    *self = Self::Many(chunks);
+                }
+            }
         }
     }
 
     pub(super) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
+        match self {
+            Self::One(_) => 1,
+            Self::Many(chunks) => chunks.len(),
+        }
     }
 
     pub(super) fn get(&self, i: usize) -> Option<&Bytes> {
-        match i.checked_sub(1) {
-            None => self.first.as_ref(),
-            Some(i) => self.rest.get(i),
+        match self {
+            Self::One(chunk) => (i == 0).then_some(chunk),
+            Self::Many(chunks) => chunks.get(i),
         }
+    }
+
+    /// The bytes in `self[from..]`.
+    pub(super) fn bytes_from(&self, from: usize) -> u64 {
+        (from..self.len())
+            .filter_map(|i| self.get(i))
+            .map(|c| c.len() as u64)
+            .sum()
     }
 }
 
@@ -162,11 +190,17 @@ impl<B> Reader<B> {
 }
 
 impl Recording {
-    /// The bytes in `chunks[from..]`.
-    pub(super) fn remaining(&self, from: usize) -> u64 {
-        (from..self.chunks.len())
-            .filter_map(|i| self.chunks.get(i))
-            .map(|c| c.len() as u64)
-            .sum()
+    /// How many frames a replay sends: every chunk, then the trailers.
+    pub(super) fn frames(&self) -> usize {
+        self.chunks.len() + usize::from(self.trailers.is_some())
+    }
+
+    /// A replay's frame `i`: chunk `i`, or the trailers after the last one.
+    pub(super) fn frame(&self, i: usize) -> Option<Frame<Bytes>> {
+        match self.chunks.get(i) {
+            Some(chunk) => Some(Frame::data(chunk.clone())),
+            None if i == self.chunks.len() => self.trailers.clone().map(Frame::trailers),
+            None => None,
+        }
     }
 }
