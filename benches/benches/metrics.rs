@@ -12,6 +12,14 @@
 //!   string in another allocation, so it is compared by bytes.
 //! - `new_label_set`: the first request of a label set never seen: the
 //!   series are created and the handle caches grow.
+//! - `floor`: not a request, but what any layer that measures latency and
+//!   counts into shared series pays per request whatever its design, on
+//!   the machine it runs on: two readings of the clock, four counter
+//!   increments (`request_total`, `response_total`, a latency bucket and
+//!   the latency sum) and two `Arc` clone-and-drop pairs (the service
+//!   hyper clones per request, and the series handles the response
+//!   outlives it with). The layer's own work is `resolved` minus
+//!   `baseline` minus `floor`.
 //!
 //! Each request's extensions are cloned from a template in the timed loop,
 //! for the baseline as for the layer, as a server inserts them fresh; the
@@ -34,7 +42,7 @@
 //! and divide the difference in instructions by the difference in `n`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{convert::Infallible, num::NonZeroUsize, sync::Arc, time::Duration};
+use std::{convert::Infallible, hint::black_box, num::NonZeroUsize, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
@@ -47,7 +55,7 @@ use mesh_core::{
     route::RouteId,
 };
 use mesh_metrics::{HttpMetrics, MetricsConfig, MetricsLayer};
-use prometheus_client::registry::Registry;
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use tower::{Layer, ServiceExt, service_fn};
 
 fn request(route: RouteId) -> Request<()> {
@@ -119,6 +127,22 @@ where
     start.elapsed()
 }
 
+/// The primitives every request through the layer pays for: see `floor`
+/// in the module docs. `n` times.
+fn floor(n: u64, counters: &[Counter; 4], service: &Arc<()>, target: &Arc<()>) {
+    for _ in 0..n {
+        let start = black_box(tokio::time::Instant::now());
+        let service = black_box(service.clone());
+        let target = black_box(target.clone());
+        drop(service);
+        for counter in counters {
+            black_box(counter).inc();
+        }
+        black_box(tokio::time::Instant::now().saturating_duration_since(start));
+        drop(target);
+    }
+}
+
 fn metrics(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -149,6 +173,16 @@ fn metrics(c: &mut Criterion) {
     group.bench_function("other_connection", |b| {
         b.to_async(&rt)
             .iter_custom(|iters| timed(layered.clone(), other, iters, |_| None));
+    });
+
+    let counters: [Counter; 4] = Default::default();
+    let (service, target) = (Arc::new(()), Arc::new(()));
+    group.bench_function("floor", |b| {
+        b.iter_custom(|iters| {
+            let start = tokio::time::Instant::now();
+            floor(iters, &counters, &service, &target);
+            start.elapsed()
+        });
     });
 
     group.bench_function("new_label_set", |b| {
@@ -185,8 +219,9 @@ fn fresh_layer(
 const PER_ROUND: u64 = 2_000;
 
 /// `metrics_paired`: `ROUNDS` rounds of `PER_ROUND` requests through the
-/// bare service and through the layer, the order alternating; prints the
-/// medians per request and the median of the per-round differences.
+/// bare service and through the layer, the order alternating, and of the
+/// `floor`; prints the medians per request and the median of the
+/// per-round differences.
 fn paired() {
     const ROUNDS: usize = 201;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -199,6 +234,9 @@ fn paired() {
     let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
     let per_request = |d: Duration| d.as_secs_f64() * 1e9 / PER_ROUND as f64;
     let (mut bare, mut layer, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floors = Vec::new();
+    let counters: [Counter; 4] = Default::default();
+    let (service, target) = (Arc::new(()), Arc::new(()));
     rt.block_on(async {
         for round in 0..ROUNDS {
             let mut ns = [0.0; 2];
@@ -209,6 +247,9 @@ fn paired() {
                     timed(layered.clone(), &template, PER_ROUND, |_| None).await
                 });
             }
+            let start = tokio::time::Instant::now();
+            floor(PER_ROUND, &counters, &service, &target);
+            floors.push(per_request(start.elapsed()));
             bare.push(ns[0]);
             layer.push(ns[1]);
             added.push(ns[1] - ns[0]);
@@ -216,10 +257,11 @@ fn paired() {
     });
     println!(
         "metrics_paired: {ROUNDS} rounds x {PER_ROUND} requests: baseline {:.0} ns, resolved {:.0} ns, \
-         added {:.0} ns (median of per-round differences)",
+         added {:.0} ns (median of per-round differences); floor {:.0} ns",
         median(&mut bare),
         median(&mut layer),
         median(&mut added),
+        median(&mut floors),
     );
 }
 
@@ -245,6 +287,9 @@ fn count(counting: &Counting) {
         let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
         rt.block_on(timed(layered.clone(), &template, 1, |_| None));
         rt.block_on(timed(layered, &on_other_connection(&template), n, |_| None));
+    }
+    if wanted("floor") {
+        floor(n, &Default::default(), &Arc::new(()), &Arc::new(()));
     }
     if wanted("new_label_set") {
         rt.block_on(timed(fresh_layer(n), &template, n, |i| {
