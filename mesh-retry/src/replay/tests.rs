@@ -241,3 +241,48 @@ fn bodies_are_send_when_the_original_is() {
     send::<ReplayBody<Frames>>();
     send::<Replay<Frames>>();
 }
+
+#[tokio::test]
+async fn a_replay_counts_down_its_size_and_ends_after_its_last_frame() {
+    for with_trailers in [false, true] {
+        let original = Frames::chunks(&["abc", "de"]);
+        let original = if with_trailers {
+            original.with_trailers(trailers())
+        } else {
+            original
+        };
+        let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+        collect(first).await;
+
+        let mut body = replay.next_attempt();
+        assert!(!body.is_end_stream());
+        let mut hints = vec![body.size_hint().exact()];
+        while !body.is_end_stream() {
+            body.frame().await.unwrap().unwrap();
+            hints.push(body.size_hint().exact());
+        }
+        let expected = if with_trailers {
+            vec![Some(5), Some(2), Some(0), Some(0)]
+        } else {
+            vec![Some(5), Some(2), Some(0)]
+        };
+        assert_eq!(hints, expected, "trailers: {with_trailers}");
+        assert!(body.frame().await.is_none(), "nothing after the end");
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_that_replays_part_of_a_body_counts_what_is_left_to_replay() {
+    let original = Frames::chunks(&["ab", "cd", "ef"]);
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    assert_eq!(read_some(first, 2).await, b"abcd");
+
+    let mut second = replay.next_attempt();
+    let mut lower = vec![second.size_hint().lower()];
+    for _ in 0..3 {
+        second.frame().await.unwrap().unwrap();
+        lower.push(second.size_hint().lower());
+    }
+    assert_eq!(lower, [4, 2, 0, 0], "the unread rest's hint is 0 here");
+    assert!(second.is_end_stream());
+}
