@@ -42,9 +42,9 @@ pub(crate) struct Attempts<S, B, C> {
 }
 
 /// What to do with an attempt's outcome.
-pub(crate) enum Decision<R> {
+pub(crate) enum Decision {
     /// Hand it to the caller.
-    Return(Result<R, BoxError>),
+    Return,
     /// Retry after `delay`, counted from `now`.
     Retry { delay: Duration, now: Instant },
 }
@@ -102,38 +102,38 @@ where
     }
 
     /// Decides, from an attempt's outcome, whether to return it or retry.
-    pub(crate) fn decide<R>(
-        &mut self,
-        result: Result<Response<R>, BoxError>,
-    ) -> Decision<Response<R>> {
+    ///
+    /// The outcome is borrowed, not taken: a response is a couple of
+    /// hundred bytes, and most are handed to the caller unchanged.
+    pub(crate) fn decide<R>(&mut self, result: &Result<Response<R>, BoxError>) -> Decision {
         let policy = &self.shared().policy;
-        let retry_after = match &result {
+        let retry_after = match result {
             Ok(res) => match policy.retryable_response(res) {
                 Some(retry_after) => retry_after,
                 None => {
                     if self.attempts > 1 && policy.is_success(res) {
                         self.count(RouteRetryMetrics::success);
                     }
-                    return Decision::Return(result);
+                    return Decision::Return;
                 }
             },
             Err(error) if policy.retryable_error(&**error) => None,
-            Err(_) => return Decision::Return(result),
+            Err(_) => return Decision::Return,
         };
         if let Some(reason) = self.not_retryable {
             self.count(|m| m.not_retryable(reason));
-            return Decision::Return(result);
+            return Decision::Return;
         }
         if self.attempts >= policy.max_attempts().get() {
             self.count(RouteRetryMetrics::limit_exceeded);
-            return Decision::Return(result);
+            return Decision::Return;
         }
         // A response the upstream sent (not one the mesh made up for a
         // connection error or a per-try timeout) while the request body was
         // unfinished answered a request it had not read: sending it again
         // would not be the same request.
         let answered = matches!(
-            &result,
+            result,
             Ok(res) if !matches!(
                 res.extensions().get::<ProxyErrorKind>(),
                 Some(ProxyErrorKind::UpstreamUnreachable | ProxyErrorKind::Timeout)
@@ -144,11 +144,11 @@ where
             Some(Replayable::Unfinished) if !answered => {}
             Some(Replayable::Unfinished | Replayable::InUse) => {
                 self.count(|m| m.not_retryable(NotRetryable::StreamingResponse));
-                return Decision::Return(result);
+                return Decision::Return;
             }
             Some(Replayable::Committed) | None => {
                 self.count(|m| m.not_retryable(NotRetryable::Committed));
-                return Decision::Return(result);
+                return Decision::Return;
             }
         }
         let delay = retry_after.unwrap_or_else(|| policy.backoff().delay(self.attempts));
@@ -157,7 +157,7 @@ where
         let deadline = self.head.as_ref().and_then(Head::deadline);
         if deadline.is_some_and(|d| d.instant().saturating_duration_since(now) <= delay) {
             self.count(RouteRetryMetrics::deadline_exceeded);
-            return Decision::Return(result);
+            return Decision::Return;
         }
         let Some(next) = self
             .head
@@ -167,11 +167,11 @@ where
             // A copy of a valid head always parses back; should it not,
             // the caller keeps the response it has.
             tracing::warn!("the request's head could not be rebuilt for a retry");
-            return Decision::Return(result);
+            return Decision::Return;
         };
         if !self.shared().budget.withdraw_at(now) {
             self.count(RouteRetryMetrics::budget_exhausted);
-            return Decision::Return(result);
+            return Decision::Return;
         }
         self.next = Some(Box::new(next));
         tracing::debug!(attempt = self.attempts + 1, ?delay, "retrying request");

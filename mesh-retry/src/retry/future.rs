@@ -107,8 +107,8 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(result);
                     };
-                    match retry.decide(result) {
-                        Decision::Return(result) => return Poll::Ready(result),
+                    match retry.decide(&result) {
+                        Decision::Return => return Poll::Ready(result),
                         Decision::Retry { delay, .. } if delay.is_zero() => {
                             this.state.set(State::Ready);
                         }

@@ -133,8 +133,8 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return respond(result);
                     };
-                    match retry.decide(result) {
-                        Decision::Return(result) => return respond(result),
+                    match retry.decide(&result) {
+                        Decision::Return => return respond(result),
                         Decision::Retry { delay, .. } if delay.is_zero() => {
                             *this.until = None;
                             this.state.set(State::Ready);
