@@ -561,7 +561,10 @@ fn a_missing_file_is_a_read_error_naming_it() {
     assert_eq!(error.to_string(), format!("cannot read {}", path.display()));
 }
 
-/// The `sidecar` example binary, built beside this test's binary.
+/// The `sidecar` example binary, built beside this test's binary: `cargo
+/// test` builds every example before it runs a test (a run limited to
+/// this test target with `--test inject` does not, and then needs
+/// `cargo build -p mesh-examples --example sidecar` first).
 fn sidecar_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent()
@@ -572,7 +575,6 @@ fn sidecar_binary() -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the example built first: cargo build -p mesh-examples --example sidecar"]
 fn the_cli_reads_standard_input_and_notes_on_standard_error() {
     use std::{io::Write as _, process::Command, process::Stdio};
 
@@ -583,7 +585,7 @@ fn the_cli_reads_standard_input_and_notes_on_standard_error() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run `cargo build -p mesh-examples --example sidecar` first");
+            .expect("the sidecar example is built: run `cargo test` without `--test`, or `cargo build -p mesh-examples --example sidecar`");
         child
             .stdin
             .take()
