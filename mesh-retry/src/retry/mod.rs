@@ -121,10 +121,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // Use the service that was polled ready; keep a clone for the next
-        // call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The service that was polled ready answers the first attempt; only
+        // a request that may be retried keeps a clone for its retries.
+        let inner = &mut self.inner;
         let shared = &self.shared;
         let policy = &shared.policy;
         if !policy.retries() {
@@ -164,7 +163,15 @@ where
             Ok((body, replay)) => {
                 let head = attempts::Head::clone_from(&parts);
                 let fut = inner.call(Request::from_parts(parts, body));
-                future::ResponseFuture::retryable(fut, inner, shared.clone(), head, replay, labels)
+                let retries = inner.clone();
+                future::ResponseFuture::retryable(
+                    fut,
+                    retries,
+                    shared.clone(),
+                    head,
+                    replay,
+                    labels,
+                )
             }
         }
     }

@@ -154,10 +154,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // Use the service that was polled ready; keep a clone for the next
-        // call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The service that was polled ready answers the first attempt. Only
+        // a request that may be retried keeps a clone for its retries (which
+        // polls it ready before each): a clone can cost several reference
+        // counts (a pooled client's), and most requests are never retried.
+        let inner = &mut self.inner;
         let config = &self.config;
         let policy = &config.retry.policy;
         let (mut parts, body) = req.into_parts();
@@ -224,7 +225,8 @@ where
                 let head = Head::with_deadline(&parts, deadline);
                 let until = start(&mut parts);
                 let fut = inner.call(Request::from_parts(parts, body));
-                let retry = Attempts::retryable(config.clone(), inner, head, replay, labels);
+                let retries = inner.clone();
+                let retry = Attempts::retryable(config.clone(), retries, head, replay, labels);
                 future(fut, until, Some(retry))
             }
         }

@@ -316,3 +316,57 @@ async fn a_retry_carries_every_header_value_in_order() {
     assert_eq!(values("accept", 1), ["text/html", "application/json"]);
     assert_eq!(log[1].headers[MESH_RETRY_ATTEMPT], "2");
 }
+
+/// A service that counts its clones and answers 503.
+#[derive(Debug)]
+struct CountsClones(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Clone for CountsClones {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(self.0.clone())
+    }
+}
+
+impl tower::Service<Request<ReplayBody<BoxBody>>> for CountsClones {
+    type Response = Response<Proxied<BoxBody>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<ReplayBody<BoxBody>>) -> Self::Future {
+        std::future::ready(Ok(status(503)))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_request_that_may_be_retried_clones_the_inner_service() {
+    let clones_for = |policy: RetryPolicy, method: http::Method| async move {
+        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut route = RouteStackLayer::new(policy, Timeouts::default(), unlimited())
+            .layer(CountsClones(clones.clone()));
+        let req = Request::builder().method(method).body(empty()).unwrap();
+        let res = tower::Service::call(route.ready().await.unwrap(), req)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+        clones.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // A clone a request: the one its retries go to (two retries of the
+    // 503, through the same clone).
+    assert_eq!(
+        clones_for(RetryPolicy::default(), http::Method::GET).await,
+        1
+    );
+    assert_eq!(clones_for(RetryPolicy::never(), http::Method::GET).await, 0);
+    assert_eq!(
+        clones_for(RetryPolicy::default(), http::Method::POST).await,
+        0
+    );
+}
