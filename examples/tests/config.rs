@@ -13,29 +13,9 @@ use mesh_examples::sidecar::config::{
     ServiceName, SidecarConfig, parse_duration,
 };
 
-fn parse(yaml: &str) -> Result<SidecarConfig, ConfigError> {
-    SidecarConfig::from_yaml(yaml, "sidecar.yaml")
-}
+mod support;
 
-fn reject(yaml: &str) -> ConfigError {
-    match parse(yaml) {
-        Ok(config) => panic!("accepted {yaml:?} as {config:#?}"),
-        Err(error) => error,
-    }
-}
-
-/// Asserts what every error must say: its kind, the field and the line.
-#[track_caller]
-fn assert_error(error: &ConfigError, kind: ConfigErrorKind, path: &str, line: usize) {
-    assert_eq!(error.kind(), kind, "{error}");
-    assert_eq!(error.field_path(), path, "{error}");
-    assert_eq!(error.line(), Some(line), "{error}");
-    let text = error.to_string();
-    assert!(text.starts_with("sidecar.yaml: "), "{text}");
-    assert!(text.contains(path), "{text}");
-    assert!(text.contains(&format!(" at line {line} ")), "{text}");
-    assert!(!text.contains('\n'), "{text}");
-}
+use support::config::{assert_error, parse, reject};
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()

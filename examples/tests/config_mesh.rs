@@ -6,33 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mesh_examples::sidecar::config::{
-    ConfigError, ConfigErrorKind, CredentialSource, InboundMode, OutboundTls, SidecarConfig,
-};
+use mesh_examples::sidecar::config::{ConfigErrorKind, CredentialSource, InboundMode, OutboundTls};
 
-fn parse(yaml: &str) -> Result<SidecarConfig, ConfigError> {
-    SidecarConfig::from_yaml(yaml, "sidecar.yaml")
-}
+mod support;
 
-fn reject(yaml: &str) -> ConfigError {
-    match parse(yaml) {
-        Ok(config) => panic!("accepted {yaml:?} as {config:#?}"),
-        Err(error) => error,
-    }
-}
-
-#[track_caller]
-fn assert_error(error: &ConfigError, kind: ConfigErrorKind, path: &str, line: usize) {
-    assert_eq!(error.kind(), kind, "{error}");
-    assert_eq!(error.field_path(), path, "{error}");
-    assert_eq!(error.line(), Some(line), "{error}");
-    let text = error.to_string();
-    assert!(
-        text.starts_with(&format!("sidecar.yaml: {path}: ")),
-        "{text}"
-    );
-    assert!(text.contains(&format!(" at line {line} ")), "{text}");
-}
+use support::config::{assert_error, parse, reject};
 
 const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
 

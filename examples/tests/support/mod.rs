@@ -2,6 +2,8 @@
 //! behaviours, a sidecar started from YAML, and real HTTP clients.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod config;
+
 use std::{
     net::SocketAddr,
     sync::{
