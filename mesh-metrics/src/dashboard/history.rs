@@ -12,6 +12,7 @@ use std::{collections::VecDeque, num::NonZeroUsize, time::Duration};
 use serde::Serialize;
 
 use super::summary::{Edge, RouteSummary, Summary, WorkloadSummary};
+use crate::query::Golden;
 
 /// The per-interval summaries of the last `capacity` intervals.
 #[derive(Clone, Debug)]
@@ -140,11 +141,12 @@ impl Series {
 
     fn push(&mut self, point: Option<Signals>) {
         let p = point.unwrap_or_default();
-        self.success.push(p.success);
-        self.rps.push(p.rps);
-        self.latency_ms_p50.push(p.p50);
-        self.latency_ms_p95.push(p.p95);
-        self.latency_ms_p99.push(p.p99);
+        let g = p.golden;
+        self.success.push(g.and_then(|g| g.success));
+        self.rps.push(g.map(|g| g.rps));
+        self.latency_ms_p50.push(g.and_then(|g| g.latency_ms_p50));
+        self.latency_ms_p95.push(g.and_then(|g| g.latency_ms_p95));
+        self.latency_ms_p99.push(g.and_then(|g| g.latency_ms_p99));
         self.tls.push(p.tls);
         self.retries.push(p.retries);
         self.timeouts.push(p.timeouts);
@@ -152,14 +154,11 @@ impl Series {
     }
 }
 
-/// One point of one sparkline set.
+/// One point of one sparkline set: the figures of one row of one summary.
+/// A field is `None` where the row has no such figure.
 #[derive(Clone, Copy, Debug, Default)]
 struct Signals {
-    success: Option<f64>,
-    rps: Option<f64>,
-    p50: Option<f64>,
-    p95: Option<f64>,
-    p99: Option<f64>,
+    golden: Option<Golden>,
     tls: Option<f64>,
     retries: Option<f64>,
     timeouts: Option<f64>,
@@ -168,14 +167,9 @@ struct Signals {
 
 impl From<&WorkloadSummary> for Signals {
     fn from(w: &WorkloadSummary) -> Self {
-        let r = &w.stat;
         Self {
-            success: r.success,
-            rps: Some(r.rps),
-            p50: r.latency_ms_p50,
-            p95: r.latency_ms_p95,
-            p99: r.latency_ms_p99,
-            tls: r.tls,
+            golden: Some(w.stat.golden),
+            tls: w.stat.tls,
             denied: Some(w.denied),
             ..Self::default()
         }
@@ -185,11 +179,7 @@ impl From<&WorkloadSummary> for Signals {
 impl From<&Edge> for Signals {
     fn from(e: &Edge) -> Self {
         Self {
-            success: e.success,
-            rps: Some(e.rps),
-            p50: e.latency_ms_p50,
-            p95: e.latency_ms_p95,
-            p99: e.latency_ms_p99,
+            golden: Some(e.golden),
             tls: e.tls,
             ..Self::default()
         }
@@ -199,11 +189,7 @@ impl From<&Edge> for Signals {
 impl From<&RouteSummary> for Signals {
     fn from(r: &RouteSummary) -> Self {
         Self {
-            success: r.row.success,
-            rps: Some(r.row.rps),
-            p50: r.row.latency_ms_p50,
-            p95: r.row.latency_ms_p95,
-            p99: r.row.latency_ms_p99,
+            golden: Some(r.row.golden),
             tls: None,
             retries: Some(r.retries),
             timeouts: Some(r.timeouts),

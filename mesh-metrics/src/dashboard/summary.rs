@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     labels::Direction,
     query::{
-        Delta, Sample, Target, Totals,
+        Delta, Golden, Sample, Target, Totals,
         routes::{DEFAULT_ROUTE, RouteRow, route_rows},
         stat::{StatRow, stat_rows},
     },
@@ -45,17 +45,10 @@ pub struct Edge {
     pub src: String,
     /// The service called: the `dst_service` label.
     pub dst: String,
-    /// Successful responses over all responses; `None` without traffic.
-    pub success: Option<f64>,
-    /// Responses per second.
-    pub rps: f64,
-    /// Median latency, in milliseconds.
-    pub latency_ms_p50: Option<f64>,
-    /// 95th percentile latency, in milliseconds.
-    pub latency_ms_p95: Option<f64>,
-    /// 99th percentile latency, in milliseconds.
-    pub latency_ms_p99: Option<f64>,
-    /// The share of responses on mutual TLS.
+    /// Success rate, RPS and latency of the calls, as the caller saw them.
+    #[serde(flatten)]
+    pub golden: Golden,
+    /// The share of responses on mutual TLS; `None` without traffic.
     pub tls: Option<f64>,
     /// Responses per second that were forbidden: HTTP 403 or gRPC 7
     /// (`PERMISSION_DENIED`), which is how the callee's policy says no.
@@ -147,11 +140,7 @@ fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
         .map(|((src, dst), t, window, forbidden)| Edge {
             src: src.to_owned(),
             dst: dst.to_owned(),
-            success: t.success_rate(),
-            rps: t.rps(window),
-            latency_ms_p50: t.latency_ms(0.5),
-            latency_ms_p95: t.latency_ms(0.95),
-            latency_ms_p99: t.latency_ms(0.99),
+            golden: Golden::new(&t, window),
             tls: t.tls_rate(),
             forbidden: per_second(forbidden, window),
         })
@@ -170,7 +159,7 @@ fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
             let window = window_of(targets, deltas, &row.workload);
             let timeouts = timeouts(targets, deltas, &row);
             RouteSummary {
-                retries: (row.actual_rps - row.rps).max(0.0),
+                retries: (row.actual_rps - row.golden.rps).max(0.0),
                 timeouts: per_second(timeouts, window),
                 row,
             }

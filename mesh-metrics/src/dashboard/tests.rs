@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use super::*;
-use crate::query::{Delta, Scrape, Target};
+use crate::query::{Delta, Golden, Scrape, Target};
 
 fn targets() -> Vec<Target> {
     Target::parse_list("web=127.0.0.1:1,emoji=127.0.0.1:2,voting=127.0.0.1:3").unwrap()
@@ -78,9 +78,9 @@ fn summary_has_workloads_edges_and_outbound_routes() {
 
     let names: Vec<&str> = s.workloads.iter().map(|w| w.stat.name.as_str()).collect();
     assert_eq!(names, ["web", "emoji", "voting"]);
-    assert_eq!(s.workloads[0].stat.rps, 10.0);
+    assert_eq!(s.workloads[0].stat.golden.rps, 10.0);
     assert_eq!(s.workloads[0].denied, 0.0);
-    assert!(close(s.workloads[2].stat.success, 0.9));
+    assert!(close(s.workloads[2].stat.golden.success, 0.9));
     // voting's failures came in without an identity.
     assert!(close(s.workloads[2].stat.tls, 0.9));
     // Two denied requests in 10 s.
@@ -93,14 +93,24 @@ fn summary_has_workloads_edges_and_outbound_routes() {
         .collect();
     assert_eq!(edges, [("web", "emoji"), ("web", "voting")]);
     let voting = &s.edges[1];
-    assert_eq!(voting.rps, 5.0);
+    assert_eq!(voting.golden.rps, 5.0);
     // 48 successes (a 403 among them) of 50 responses, all on mutual TLS.
-    assert!(close(voting.success, 0.96));
+    assert!(close(voting.golden.success, 0.96));
     assert!(close(Some(voting.forbidden), 0.1));
     assert_eq!(s.edges[0].forbidden, 0.0);
     assert!(close(voting.tls, 1.0));
     // p50: rank 25 of 50 in le=10, which holds 48: 10 × 25/48.
-    assert!(close(voting.latency_ms_p50, 10.0 * 25.0 / 48.0));
+    assert!(close(voting.golden.latency_ms_p50, 10.0 * 25.0 / 48.0));
+    // The page reads these names; the golden figures sit between `dst`
+    // and `tls`, as plain fields of the edge.
+    assert_eq!(
+        serde_json::to_string(voting).unwrap(),
+        concat!(
+            r#"{"src":"web","dst":"voting","success":0.96,"rps":5.0,"#,
+            r#""latency_ms_p50":5.208333333333334,"latency_ms_p95":9.895833333333334,"#,
+            r#""latency_ms_p99":10.0,"tls":1.0,"forbidden":0.1}"#,
+        )
+    );
 
     assert_eq!(s.routes.len(), 2);
     let (list, vote) = (&s.routes[0], &s.routes[1]);
@@ -128,11 +138,11 @@ fn history_keeps_at_most_its_capacity_and_drops_the_oldest() {
         summary.edges.push(Edge {
             src: "web".into(),
             dst: "emoji".into(),
-            success: Some(1.0),
-            rps: i as f64,
-            latency_ms_p50: None,
-            latency_ms_p95: None,
-            latency_ms_p99: None,
+            golden: Golden {
+                success: Some(1.0),
+                rps: i as f64,
+                ..Golden::default()
+            },
             tls: None,
             forbidden: 0.0,
         });
@@ -166,7 +176,7 @@ fn board_keeps_sparklines_per_interval_and_figures_over_the_window() {
     assert_eq!(view.rounds, 6);
     assert_eq!(view.timeline, [30.0, 40.0, 50.0]);
     // The window covers the last 20 s: two rounds of 100 responses.
-    assert_eq!(view.workloads[0].workload.stat.rps, 10.0);
+    assert_eq!(view.workloads[0].workload.stat.golden.rps, 10.0);
     assert_eq!(view.workloads[0].history.rps, [Some(10.0); 3]);
     assert_eq!(view.workloads[2].history.denied, [Some(0.2); 3]);
     assert_eq!(view.edges.len(), 2);
@@ -185,7 +195,7 @@ fn board_keeps_sparklines_per_interval_and_figures_over_the_window() {
         Some("cannot connect to 127.0.0.1:3")
     );
     assert_eq!(view.workloads[2].workload.stat.meshed, 0);
-    assert_eq!(view.workloads[0].workload.stat.rps, 10.0);
+    assert_eq!(view.workloads[0].workload.stat.golden.rps, 10.0);
 }
 
 #[test]

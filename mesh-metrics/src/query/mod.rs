@@ -7,9 +7,10 @@
 //! traffic on mutual TLS. These views compute the same numbers without a
 //! Prometheus: they scrape each admin server's `/metrics` twice, a window
 //! apart, [parse](Scrape::parse) the text, take the increase of every
-//! counter ([`Delta`]) and sum it per workload or per route ([`Totals`]).
-//! Quantiles use Prometheus' own interpolation ([`histogram_quantile`]), so
-//! the figures match a dashboard's.
+//! counter ([`Delta`]) and sum it per workload or per route ([`Totals`]),
+//! from which every row takes the same figures ([`Golden`]). Quantiles use
+//! Prometheus' own interpolation ([`histogram_quantile`]), so the figures
+//! match a dashboard's.
 //!
 //! - [`stat::run`]: one row per workload (`NAME=ADDR` targets with the same
 //!   name are replicas of one workload), with MESHED, SUCCESS, RPS,
@@ -22,6 +23,7 @@
 //! Each renders as a table or, for scripts, as JSON ([`Format`]).
 
 pub mod delta;
+mod golden;
 pub mod parse;
 mod quantile;
 mod render;
@@ -37,6 +39,7 @@ use tokio::time::Instant;
 
 pub use self::{
     delta::{Delta, Totals},
+    golden::Golden,
     parse::{ParseError, ParseErrorKind, Sample, Scrape},
     quantile::histogram_quantile,
     scrape::{ScrapeError, ScrapeErrorKind, scrape},

@@ -1,5 +1,16 @@
 //! Plain-text tables in the style of `linkerd viz stat`.
 
+use super::Golden;
+
+/// The columns of [`Golden`]'s figures, in the order [`golden`] fills them.
+pub(crate) const GOLDEN_HEADER: [&str; 5] = [
+    "SUCCESS",
+    "RPS",
+    "LATENCY_P50",
+    "LATENCY_P95",
+    "LATENCY_P99",
+];
+
 /// A table: a header and rows of cells; the first column is left-aligned
 /// and the others right-aligned, three spaces apart.
 pub(crate) struct Table {
@@ -64,6 +75,17 @@ pub(crate) fn latency(v: Option<f64>) -> String {
         }
         Some(ms) => format!("{ms:.0}ms"),
     }
+}
+
+/// The cells of `g` under [`GOLDEN_HEADER`].
+pub(crate) fn golden(g: &Golden) -> [String; 5] {
+    [
+        percent(g.success),
+        rps(g.rps),
+        latency(g.latency_ms_p50),
+        latency(g.latency_ms_p95),
+        latency(g.latency_ms_p99),
+    ]
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    Delta, Format, QueryError, Sample, Target, Totals, measure,
+    Delta, Format, Golden, QueryError, Sample, Target, Totals, measure,
     render::{self, Table},
     to_json,
 };
@@ -31,16 +31,10 @@ pub struct RouteRow {
     pub route: String,
     /// The service: the server inbound, the destination outbound.
     pub service: String,
-    /// Successful responses over all responses, as callers saw them.
-    pub success: Option<f64>,
-    /// Responses per second.
-    pub rps: f64,
-    /// Median latency, in milliseconds.
-    pub latency_ms_p50: Option<f64>,
-    /// 95th percentile latency, in milliseconds.
-    pub latency_ms_p95: Option<f64>,
-    /// 99th percentile latency, in milliseconds.
-    pub latency_ms_p99: Option<f64>,
+    /// Success rate, RPS and latency of requests, as callers saw them
+    /// (effective); the `actual_*` fields count attempts.
+    #[serde(flatten)]
+    pub golden: Golden,
     /// Retries per request.
     pub retry_ratio: Option<f64>,
     /// Successful attempts over all attempts, retries included.
@@ -79,11 +73,7 @@ pub fn route_rows(targets: &[Target], deltas: &[Option<Delta>], to: Option<&str>
             workload,
             route,
             service,
-            success: t.success_rate(),
-            rps: t.rps(window),
-            latency_ms_p50: t.latency_ms(0.5),
-            latency_ms_p95: t.latency_ms(0.95),
-            latency_ms_p99: t.latency_ms(0.99),
+            golden: Golden::new(&t, window),
             retry_ratio: t.retry_ratio(),
             actual_success: t.actual_success_rate(),
             actual_rps: t.actual_rps(window),
@@ -126,29 +116,15 @@ pub fn render_routes(
     if format == Format::Json {
         return to_json(&rows);
     }
-    let mut header = vec![
-        "ROUTE",
-        "SERVICE",
-        "SUCCESS",
-        "RPS",
-        "LATENCY_P50",
-        "LATENCY_P95",
-        "LATENCY_P99",
-    ];
+    let mut header = vec!["ROUTE", "SERVICE"];
+    header.extend(render::GOLDEN_HEADER);
     if outbound {
         header.extend(["RETRY_RATIO", "ACTUAL_SUCCESS", "ACTUAL_RPS"]);
     }
     let mut table = Table::new(header);
     for r in rows {
-        let mut cells = vec![
-            r.route.clone(),
-            r.service.clone(),
-            render::percent(r.success),
-            render::rps(r.rps),
-            render::latency(r.latency_ms_p50),
-            render::latency(r.latency_ms_p95),
-            render::latency(r.latency_ms_p99),
-        ];
+        let mut cells = vec![r.route.clone(), r.service.clone()];
+        cells.extend(render::golden(&r.golden));
         if outbound {
             cells.extend([
                 render::percent(r.retry_ratio),
@@ -198,12 +174,22 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!((r.route.as_str(), r.service.as_str()), ("get", "emoji"));
-        assert_eq!(r.success, Some(0.99));
-        assert_eq!(r.rps, 10.0);
+        assert_eq!(r.golden.success, Some(0.99));
+        assert_eq!(r.golden.rps, 10.0);
         assert_eq!(r.retry_ratio, Some(0.1));
         // 99 successful attempts of 100 requests + 10 retries.
         assert_eq!(r.actual_success, Some(0.9));
         assert_eq!(r.actual_rps, 11.0);
+        // Scripts read these names, in this order.
+        assert_eq!(
+            serde_json::to_string(r).unwrap(),
+            concat!(
+                r#"{"workload":"web","route":"get","service":"emoji","#,
+                r#""success":0.99,"rps":10.0,"#,
+                r#""latency_ms_p50":null,"latency_ms_p95":null,"latency_ms_p99":null,"#,
+                r#""retry_ratio":0.1,"actual_success":0.9,"actual_rps":11.0}"#,
+            )
+        );
 
         let inbound = route_rows(&targets, &[Some(delta)], None);
         assert_eq!(inbound.len(), 1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    Delta, Format, QueryError, Target, Totals, measure,
+    Delta, Format, Golden, QueryError, Target, Totals, measure,
     render::{self, Table},
     to_json,
 };
@@ -20,17 +20,11 @@ pub struct StatRow {
     pub meshed: usize,
     /// Replicas named.
     pub replicas: usize,
-    /// Successful responses over all responses; `None` without traffic.
-    pub success: Option<f64>,
-    /// Responses per second.
-    pub rps: f64,
-    /// Median latency to the first response byte, in milliseconds.
-    pub latency_ms_p50: Option<f64>,
-    /// 95th percentile latency, in milliseconds.
-    pub latency_ms_p95: Option<f64>,
-    /// 99th percentile latency, in milliseconds.
-    pub latency_ms_p99: Option<f64>,
-    /// The share of responses on mutual TLS.
+    /// Success rate, RPS and latency of its inbound traffic, summed over
+    /// the replicas that answered.
+    #[serde(flatten)]
+    pub golden: Golden,
+    /// The share of responses on mutual TLS; `None` without traffic.
     pub tls: Option<f64>,
 }
 
@@ -40,11 +34,7 @@ impl StatRow {
             name: name.to_owned(),
             meshed,
             replicas,
-            success: t.success_rate(),
-            rps: t.rps(window),
-            latency_ms_p50: t.latency_ms(0.5),
-            latency_ms_p95: t.latency_ms(0.95),
-            latency_ms_p99: t.latency_ms(0.99),
+            golden: Golden::new(t, window),
             tls: t.tls_rate(),
         }
     }
@@ -93,27 +83,15 @@ pub fn render_stat(rows: &[StatRow], format: Format) -> Result<String, QueryErro
     if format == Format::Json {
         return to_json(&rows);
     }
-    let mut table = Table::new(vec![
-        "NAME",
-        "MESHED",
-        "SUCCESS",
-        "RPS",
-        "LATENCY_P50",
-        "LATENCY_P95",
-        "LATENCY_P99",
-        "TLS",
-    ]);
+    let mut header = vec!["NAME", "MESHED"];
+    header.extend(render::GOLDEN_HEADER);
+    header.push("TLS");
+    let mut table = Table::new(header);
     for r in rows {
-        table.row(vec![
-            r.name.clone(),
-            format!("{}/{}", r.meshed, r.replicas),
-            render::percent(r.success),
-            render::rps(r.rps),
-            render::latency(r.latency_ms_p50),
-            render::latency(r.latency_ms_p95),
-            render::latency(r.latency_ms_p99),
-            render::percent(r.tls),
-        ]);
+        let mut cells = vec![r.name.clone(), format!("{}/{}", r.meshed, r.replicas)];
+        cells.extend(render::golden(&r.golden));
+        cells.push(render::percent(r.tls));
+        table.row(cells);
     }
     Ok(table.render())
 }
@@ -163,15 +141,18 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let web = &rows[0];
         assert_eq!((web.meshed, web.replicas), (2, 2));
-        assert_eq!(web.success, Some(0.9));
-        assert_eq!(web.rps, 10.0);
+        assert_eq!(web.golden.success, Some(0.9));
+        assert_eq!(web.golden.rps, 10.0);
         assert_eq!(web.tls, Some(0.9));
         // Rank 50 of 100 falls in le=1, which holds 90: 0 + 1 × 50/90.
-        assert!((web.latency_ms_p50.unwrap() - 50.0 / 90.0).abs() < 1e-9);
+        assert!((web.golden.latency_ms_p50.unwrap() - 50.0 / 90.0).abs() < 1e-9);
         // p99 falls past le=1, in +Inf: the highest finite bound.
-        assert_eq!(web.latency_ms_p99, Some(1.0));
+        assert_eq!(web.golden.latency_ms_p99, Some(1.0));
         let vote = &rows[1];
-        assert_eq!((vote.meshed, vote.replicas, vote.success), (0, 1, None));
+        assert_eq!(
+            (vote.meshed, vote.replicas, vote.golden.success),
+            (0, 1, None)
+        );
         let table = render_stat(&rows, Format::Table).unwrap();
         assert_eq!(
             table,
@@ -184,5 +165,53 @@ mod tests {
         assert_eq!(json[0]["name"], "web");
         assert_eq!(json[0]["success"], 0.9);
         assert!(json[1]["success"].is_null());
+    }
+
+    #[test]
+    fn json_keeps_the_field_names_and_order_scripts_read() {
+        let after = Scrape::parse(
+            "response_total{direction=\"inbound\",tls=\"true\",classification=\"success\"} 3\n\
+             response_total{direction=\"inbound\",classification=\"failure\"} 1\n\
+             response_latency_ms_bucket{le=\"10.0\",direction=\"inbound\"} 4\n\
+             response_latency_ms_bucket{le=\"+Inf\",direction=\"inbound\"} 4\n",
+        )
+        .unwrap();
+        let window = Duration::from_secs(2);
+        let deltas = [
+            Some(Delta::between(&Scrape::default(), &after, window)),
+            None,
+        ];
+        let targets = Target::parse_list("web=a:1,vote=b:2").unwrap();
+        let rows = stat_rows(&targets, &deltas, Direction::Inbound);
+        // Scripts read these names; the golden figures sit between
+        // `replicas` and `tls`, as plain fields of the row.
+        assert_eq!(
+            render_stat(&rows, Format::Json).unwrap(),
+            r#"[
+  {
+    "name": "web",
+    "meshed": 1,
+    "replicas": 1,
+    "success": 0.75,
+    "rps": 2.0,
+    "latency_ms_p50": 5.0,
+    "latency_ms_p95": 9.5,
+    "latency_ms_p99": 9.9,
+    "tls": 0.75
+  },
+  {
+    "name": "vote",
+    "meshed": 0,
+    "replicas": 1,
+    "success": null,
+    "rps": 0.0,
+    "latency_ms_p50": null,
+    "latency_ms_p95": null,
+    "latency_ms_p99": null,
+    "tls": null
+  }
+]
+"#
+        );
     }
 }

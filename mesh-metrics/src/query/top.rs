@@ -46,7 +46,10 @@ impl Frame {
     ) -> Self {
         let deltas = deltas(before, after, elapsed);
         let mut routes = route_rows(targets, &deltas, None);
-        routes.sort_by(|a, b| b.rps.total_cmp(&a.rps).then_with(|| a.route.cmp(&b.route)));
+        routes.sort_by(|a, b| {
+            let busier = b.golden.rps.total_cmp(&a.golden.rps);
+            busier.then_with(|| a.route.cmp(&b.route))
+        });
         Self {
             window_seconds: elapsed.as_secs_f64(),
             workloads: stat_rows(targets, &deltas, Direction::Inbound),
@@ -72,27 +75,13 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
     let mut out = format!("mesh top: the last {:.1}s\n\n", frame.window_seconds);
     out += &render_stat(&frame.workloads, Format::Table)?;
     out.push('\n');
-    let mut table = Table::new(vec![
-        "WORKLOAD",
-        "ROUTE",
-        "SERVICE",
-        "SUCCESS",
-        "RPS",
-        "LATENCY_P50",
-        "LATENCY_P95",
-        "LATENCY_P99",
-    ]);
+    let mut header = vec!["WORKLOAD", "ROUTE", "SERVICE"];
+    header.extend(render::GOLDEN_HEADER);
+    let mut table = Table::new(header);
     for r in &frame.routes {
-        table.row(vec![
-            r.workload.clone(),
-            r.route.clone(),
-            r.service.clone(),
-            render::percent(r.success),
-            render::rps(r.rps),
-            render::latency(r.latency_ms_p50),
-            render::latency(r.latency_ms_p95),
-            render::latency(r.latency_ms_p99),
-        ]);
+        let mut cells = vec![r.workload.clone(), r.route.clone(), r.service.clone()];
+        cells.extend(render::golden(&r.golden));
+        table.row(cells);
     }
     out += &table.render();
     Ok(out)
