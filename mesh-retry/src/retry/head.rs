@@ -305,14 +305,19 @@ mod tests {
         assert_eq!(got.headers()[MESH_RETRY_ATTEMPT], "2");
     }
 
-    #[test]
-    fn the_buffer_is_exactly_the_size_of_what_it_holds() {
+    /// The head of `GET http://a/b` with one header, `x-one: 1`.
+    fn small_head() -> Head {
         let req = Request::get("http://a/b")
             .header("x-one", "1")
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        let head = Head::clone_from(&parts);
+        Head::clone_from(&parts)
+    }
+
+    #[test]
+    fn the_buffer_is_exactly_the_size_of_what_it_holds() {
+        let head = small_head();
         // Four lengths for the URI and the count, "http", "a", "/b"; one
         // header: two lengths, "x-one", "1" and the sensitivity byte.
         assert_eq!(head.bytes.len(), 4 * LEN + 4 + 1 + 2 + 2 * LEN + 5 + 1 + 1);
@@ -320,12 +325,7 @@ mod tests {
 
     #[test]
     fn a_damaged_buffer_reads_as_none_rather_than_panicking() {
-        let req = Request::get("http://a/b")
-            .header("x-one", "1")
-            .body(())
-            .unwrap();
-        let (parts, ()) = req.into_parts();
-        let mut head = Head::clone_from(&parts);
+        let mut head = small_head();
         let whole = head.bytes.clone();
         for end in 0..whole.len() {
             head.bytes = whole[..end].into();
