@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Request, Response};
+use http::{Extensions, Request, Response};
 use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -23,6 +23,18 @@ use crate::{
 
 /// The request's names, when metrics are labelled from them.
 pub(crate) type Labels = Option<(Option<DstService>, Option<RouteId>)>;
+
+/// The request's names from its `extensions`, if `metrics` are labelled
+/// from them; otherwise nothing is looked up.
+pub(crate) fn labels(metrics: &Metrics, extensions: &Extensions) -> Labels {
+    match metrics {
+        Metrics::FromRequest(_) => Some((
+            extensions.get::<DstService>().cloned(),
+            extensions.get::<RouteId>().cloned(),
+        )),
+        _ => None,
+    }
+}
 
 /// Everything a request needs to be sent again. `C` is the configuration
 /// of the layer that retries, which holds the retry [`Shared`] state.

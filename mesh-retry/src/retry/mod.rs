@@ -44,7 +44,7 @@ use std::{
 
 use http::{HeaderName, Request, Response};
 use http_body::Body;
-use mesh_core::{BoxError, error::is_grpc, labels::DstService, route::RouteId};
+use mesh_core::{BoxError, error::is_grpc};
 use tower_service::Service;
 
 use crate::{
@@ -93,7 +93,8 @@ pub(crate) enum Metrics {
     /// Resolved once, for a route named in configuration.
     Route(RouteRetryMetrics),
     /// Resolved, when something is counted, from the request's
-    /// [`DstService`] and [`RouteId`] extensions.
+    /// [`DstService`](mesh_core::labels::DstService) and
+    /// [`RouteId`](mesh_core::route::RouteId) extensions.
     FromRequest(RetryMetrics),
 }
 
@@ -132,13 +133,7 @@ where
         shared.budget.deposit();
 
         let (parts, body) = req.into_parts();
-        let labels = match &shared.metrics {
-            Metrics::FromRequest(_) => Some((
-                parts.extensions.get::<DstService>().cloned(),
-                parts.extensions.get::<RouteId>().cloned(),
-            )),
-            _ => None,
-        };
+        let labels = attempts::labels(&shared.metrics, &parts.extensions);
         if !policy.allows(&parts.method, || is_grpc(&parts.headers)) {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
             let fut = inner.call(req);

@@ -80,7 +80,7 @@ use std::{
 
 use http::{Request, Response};
 use http_body::Body;
-use mesh_core::{BoxError, error::is_grpc, labels::DstService, route::RouteId};
+use mesh_core::{BoxError, error::is_grpc};
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -89,8 +89,8 @@ use crate::{
     metrics::NotRetryable,
     replay::ReplayBody,
     retry::{
-        Metrics, Shared,
-        attempts::{Attempts, Head},
+        Shared,
+        attempts::{self, Attempts, Head},
     },
     timeout::{
         TimeoutBody,
@@ -198,13 +198,7 @@ where
         if let Some(now) = now {
             config.retry.budget.deposit_at(now);
         }
-        let labels = match &config.retry.metrics {
-            Metrics::FromRequest(_) => Some((
-                parts.extensions.get::<DstService>().cloned(),
-                parts.extensions.get::<RouteId>().cloned(),
-            )),
-            _ => None,
-        };
+        let labels = attempts::labels(&config.retry.metrics, &parts.extensions);
         let not_retryable = |reason| Attempts::unretryable(config.clone(), reason, labels.clone());
         if !policy.allows(&parts.method, || grpc) {
             let retry = not_retryable(NotRetryable::NonIdempotent);
