@@ -1,7 +1,6 @@
 //! The reference sidecar proxy and the demo mesh, assembled from the mesh
 //! crates. The binaries in this package (`sidecar`, `hello`) are thin mains
 //! over this library, so that integration tests can drive the same code.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod demo;
 pub mod sidecar;

@@ -146,15 +146,22 @@ impl Worker {
         // Connections are counted from the first byte, the TLS handshake
         // included, and labelled with the TLS status it settles.
         let accept = TcpAccept::inbound(&self.shared.tcp_metrics, accept);
+        let http = match inbound::http_stack(
+            client.clone(),
+            port.app,
+            &self.shared.policy,
+            &self.shared.inbound_metrics,
+        ) {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::error!(app = %port.app, %error, "inbound port not served");
+                return;
+            }
+        };
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(
             listener,
-            inbound::http_stack(
-                client.clone(),
-                port.app,
-                &self.shared.policy,
-                &self.shared.inbound_metrics,
-            ),
+            http,
             inbound::opaque_stack(
                 self.shared.client.connect_timeout,
                 port.app,

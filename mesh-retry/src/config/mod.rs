@@ -49,8 +49,6 @@ mod budget;
 mod duration;
 mod http_route;
 mod service_profile;
-#[cfg(test)]
-mod tests;
 
 pub use self::{
     annotations::{InvalidAnnotation, LinkerdAnnotations},

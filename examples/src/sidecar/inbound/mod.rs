@@ -2,11 +2,19 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use mesh_core::{client::Client, error::BoxError, proxy::Forward, serve::OpaqueConnection};
+use mesh_core::{
+    client::Client,
+    error::BoxError,
+    proxy::{Forward, NoEndpoints},
+    serve::OpaqueConnection,
+};
 use mesh_metrics::{MetricsLayer, http::Metrics};
 use mesh_policy::{Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore};
 use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
+
+/// The HTTP service of one inbound port, as [`http_stack`] builds it.
+pub(super) type HttpStack = Authorize<Metrics<ClientId<Forward<Client<hyper::body::Incoming>>>>>;
 
 /// The HTTP stack of one inbound port: authorize the request as one to
 /// the application's port (the port a `Server` selects), count it, tell
@@ -17,19 +25,22 @@ use tower::{Layer, ServiceBuilder, service_fn};
 /// request metrics carry the `srv_name`, `route_name` and `authz_name` the
 /// decision attached. A denied request never reaches the metrics layer: it
 /// is counted by `inbound_http_authz_deny_total` instead.
+///
+/// # Errors
+///
+/// [`NoEndpoints`] if `app` is not an address a request can be sent to.
 pub(super) fn http_stack(
     client: Client<hyper::body::Incoming>,
     app: SocketAddr,
     policy: &PolicyStore,
     metrics: &MetricsLayer,
-) -> Authorize<Metrics<ClientId<Forward<Client<hyper::body::Incoming>>>>> {
-    // One endpoint never fails `Forward::new`.
-    let forward = Forward::new(client, [app]).expect("one endpoint");
-    ServiceBuilder::new()
+) -> Result<HttpStack, NoEndpoints> {
+    let forward = Forward::new(client, [app])?;
+    Ok(ServiceBuilder::new()
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())
         .layer(ClientIdLayer::new())
-        .service(forward)
+        .service(forward))
 }
 
 /// The opaque handler of one inbound port: a connection-level
