@@ -1,6 +1,9 @@
 //! How long to wait before a retry.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
 
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 
@@ -11,9 +14,12 @@ use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 /// spreads the retries of many clients that failed together, instead of
 /// sending them back in a synchronized wave.
 ///
-/// A 503 or 429 response with `Retry-After` in seconds is waited out
-/// instead, up to `max`. (The HTTP-date form is not read; such a response
-/// gets the ordinary backoff.)
+/// A 503 or 429 response with `Retry-After` is waited out instead, up to
+/// `max`: in either of the header's forms (RFC 9110, section 10.2.3), a
+/// number of seconds or an HTTP date. A date is measured against the
+/// system clock, the only clock the server and this process share; a date
+/// already past means no wait. A value in neither form gets the ordinary
+/// backoff.
 ///
 /// The default is Linkerd's: `base` 25 ms, `max` 250 ms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,15 +87,22 @@ impl Backoff {
         if status != StatusCode::SERVICE_UNAVAILABLE && status != StatusCode::TOO_MANY_REQUESTS {
             return None;
         }
-        let seconds: u64 = headers
-            .get(RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        Some(Duration::from_secs(seconds).min(self.max))
+        let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+        let wait = wait_for(value, SystemTime::now())?;
+        Some(wait.min(self.max))
     }
+}
+
+/// The wait a `Retry-After` value asks for when read at `now`: its
+/// seconds, or the time until its date (none if the date has passed).
+/// `None` if it is neither.
+fn wait_for(value: &str, now: SystemTime) -> Option<Duration> {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More seconds than a u64 holds is still a wait past any cap.
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// A backoff whose base is longer than its maximum.
@@ -151,13 +164,57 @@ mod tests {
             backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
             Some(Duration::from_secs(2))
         );
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(
             backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
             None
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_either_form() {
+        // 2015-10-21 07:28:00 UTC.
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let before = |secs| date - Duration::from_secs(secs);
+        let at = |value, now| wait_for(value, now);
+        assert_eq!(at("90", date), Some(Duration::from_secs(90)));
+        assert_eq!(at("0", date), Some(Duration::ZERO));
+        assert_eq!(at("99999999999999999999", date), Some(Duration::MAX));
+        // The three date formats RFC 9110 has recipients accept.
+        for value in [
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Wednesday, 21-Oct-15 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 2015",
+        ] {
+            assert_eq!(
+                at(value, before(3)),
+                Some(Duration::from_secs(3)),
+                "{value}"
+            );
+        }
+        // A date already past asks for no wait.
+        assert_eq!(
+            at(
+                "Wed, 21 Oct 2015 07:28:00 GMT",
+                date + Duration::from_secs(60)
+            ),
+            Some(Duration::ZERO)
+        );
+        for value in ["", "-1", "1.5", "tomorrow", "Wed, 32 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(at(value, date), None, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_retry_after_date_is_capped_at_the_max() {
+        let backoff = Backoff::default();
+        let mut headers = HeaderMap::new();
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let value = httpdate::fmt_http_date(in_an_hour);
+        headers.insert(RETRY_AFTER, value.parse().unwrap());
+        assert_eq!(
+            backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            Some(Duration::from_millis(250))
         );
     }
 

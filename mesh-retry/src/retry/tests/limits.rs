@@ -95,6 +95,28 @@ async fn retry_after_is_waited_out_up_to_the_max() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_date_is_waited_out_up_to_the_max() {
+    let h = Harness::new();
+    let in_an_hour = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let date = httpdate::fmt_http_date(in_an_hour);
+    let (svc, seen) = upstream(move |i| {
+        let mut res = status(if i == 0 { 503 } else { 200 })?;
+        res.headers_mut()
+            .insert("retry-after", date.parse().unwrap());
+        Ok(res)
+    });
+    let backoff = Backoff::new(Duration::from_millis(1), Duration::from_secs(5)).unwrap();
+    let start = Instant::now();
+    let policy = RetryPolicy::default().with_backoff(backoff);
+    let res = send(&h.layer(policy, unlimited()), svc, get("/"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_retry_starts_that_the_deadline_would_cut_short() {
     let h = Harness::new();
     let (svc, seen) = upstream(|_| status(503));
