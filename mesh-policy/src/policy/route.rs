@@ -84,13 +84,16 @@ impl MatchEntry {
     /// expression before a prefix; a longer path first; a method before
     /// none; more header matches, then more query matches, first; then the
     /// route written first (where Kubernetes would use the oldest).
+    ///
+    /// A match without a path is the Gateway API's default path, the
+    /// prefix `/`, so it ranks with (and not below) a written `/` prefix.
     pub(crate) fn precedence(&self, other: &Self) -> Ordering {
         let key = |m: &Self| {
             let (rank, len) = match m.matcher.path() {
                 Some(PathMatch::Exact(p)) => (3, p.len()),
                 Some(PathMatch::Regex(r)) => (2, r.as_str().len()),
                 Some(PathMatch::Prefix(p)) => (1, p.trim_end_matches('/').len()),
-                None => (0, 0),
+                None => (1, 0),
             };
             (
                 rank,

@@ -1,0 +1,110 @@
+//! Which route a request takes when several match: the Gateway API's
+//! precedence, as Linkerd's proxy applies it to a Server's `HTTPRoute`s.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use mesh_policy::{PolicyConfig, Workload};
+use support::{T::*, Want::*, *};
+
+const IN: Option<&str> = Some("10.1.2.3");
+
+/// A Server on port 80, and `routes`, each open to every client.
+fn policy_with(routes: &[(&str, &str)]) -> mesh_policy::Policy {
+    let mut text = String::from(
+        "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {}
+  port: 80
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: all}
+spec:
+  networks: [{cidr: 0.0.0.0/0}]
+",
+    );
+    for (name, spec) in routes {
+        text.push_str(&format!(
+            "---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {{name: {name}}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: web}}]
+{spec}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: {name}-all}}
+spec:
+  targetRef: {{group: policy.linkerd.io, kind: HTTPRoute, name: {name}}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: all}}]
+"
+        ));
+    }
+    compile(&text, &Workload::new("ns"), &PolicyConfig::default())
+}
+
+fn route(policy: &mesh_policy::Policy, method: &str, uri: &str) -> Want {
+    decide(policy, 80, Plain, IN, method, uri, &[])
+}
+
+fn allowed(route: &'static str, authz: &'static str) -> Want {
+    Allow("web", route, authz)
+}
+
+#[test]
+fn a_match_without_a_path_is_a_prefix_match_on_the_root() {
+    // Gateway API, HTTPRouteMatch.path: "Default: {type: PathPrefix,
+    // value: /}". So a method match on no path outranks a bare `/` prefix,
+    // as a method match on `/` would.
+    let policy = policy_with(&[
+        (
+            "root",
+            "  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]",
+        ),
+        ("posts", "  rules: [{matches: [{method: POST}]}]"),
+    ]);
+    assert_eq!(
+        route(&policy, "POST", "/anything"),
+        allowed("posts", "posts-all")
+    );
+    assert_eq!(
+        route(&policy, "GET", "/anything"),
+        allowed("root", "root-all")
+    );
+}
+
+#[test]
+fn a_rule_without_matches_ties_with_a_root_prefix_and_the_first_route_wins() {
+    // Gateway API, HTTPRouteRule.matches: "If no matches are specified,
+    // the default is a prefix path match on "/"". Equal matches go to the
+    // route first in order.
+    let policy = policy_with(&[
+        ("everything", "  rules: [{}]"),
+        (
+            "root",
+            "  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]",
+        ),
+    ]);
+    assert_eq!(
+        route(&policy, "GET", "/x"),
+        allowed("everything", "everything-all")
+    );
+    // And a longer prefix still beats both.
+    let policy = policy_with(&[
+        ("everything", "  rules: [{}]"),
+        (
+            "api",
+            "  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]",
+        ),
+    ]);
+    assert_eq!(route(&policy, "GET", "/api/v1"), allowed("api", "api-all"));
+    assert_eq!(
+        route(&policy, "GET", "/apiv1"),
+        allowed("everything", "everything-all")
+    );
+}
