@@ -121,6 +121,7 @@ fn route() -> RouteRetryPolicy {
             per_try: Some(Duration::from_secs(2)),
             idle: None,
         },
+        backends: Vec::new(),
     }
 }
 

@@ -66,6 +66,7 @@ async fn the_route_stack_allocates_a_bounded_few_blocks_per_request() {
             per_try: Some(Duration::from_secs(2)),
             idle: None,
         },
+        backends: Vec::new(),
     };
     let stack = route.layer(Arc::new(Budget::default())).layer(upstream);
 

@@ -389,3 +389,82 @@ fn other_invalid_values_are_errors_too() {
         "{message}"
     );
 }
+
+/// A canary: nine requests in ten to the stable service, one to the new
+/// one, which lives in another namespace.
+const CANARY_ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: books-canary
+  namespace: shop
+spec:
+  parentRefs: [{ group: core, kind: Service, name: books, port: 8080 }]
+  rules:
+  - backendRefs:
+    - { name: books-v1, port: 8080, weight: 90 }
+    - { name: books-v2, namespace: staging, port: 8080, weight: 10 }
+    - { name: books-v0, port: 8080, weight: 0 }
+  - matches: [{ path: { value: /admin } }]
+    backendRefs: [{ kind: Service, name: books-admin }]
+"#;
+
+#[test]
+fn a_rules_backend_refs_are_its_backends_with_their_weights() {
+    use mesh_retry::config::RouteBackend;
+
+    let loaded = load(CANARY_ROUTE);
+    let books = loaded.service("books", Some("shop")).unwrap();
+    let backend = |name: &str, namespace: &str, weight| RouteBackend {
+        name: name.into(),
+        namespace: Some(namespace.into()),
+        weight,
+    };
+    assert_eq!(
+        books.routes[0].backends,
+        [
+            backend("books-v1", "shop", 90),
+            backend("books-v2", "staging", 10),
+            backend("books-v0", "shop", 0),
+        ]
+    );
+    // No weight is a weight of 1.
+    assert_eq!(
+        books.routes[1].backends,
+        [backend("books-admin", "shop", 1)]
+    );
+    // Routes read from elsewhere go to the service they are attached to.
+    let profile = load(PROFILE);
+    let routes = &profile.service("books", Some("shop")).unwrap().routes;
+    assert!(!routes.is_empty());
+    assert!(routes.iter().all(|r| r.backends.is_empty()));
+}
+
+#[test]
+fn backends_that_cannot_be_used_are_errors_naming_the_field() {
+    let (message, kind) = error(&CANARY_ROUTE.replace("weight: 90", "weight: 1000001"));
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert!(
+        message.contains(
+            "spec.rules[0].backendRefs[0].weight: weight 1000001 is above the limit of 1000000"
+        ),
+        "{message}"
+    );
+    let (message, _) = error(
+        &CANARY_ROUTE
+            .replace("weight: 90", "weight: 0")
+            .replace("weight: 10", "weight: 0"),
+    );
+    assert!(
+        message.contains("spec.rules[0].backendRefs: every backend has weight 0"),
+        "{message}"
+    );
+    let (message, _) = error(&CANARY_ROUTE.replace(
+        "kind: Service, name: books-admin",
+        "group: example.com, kind: Bucket, name: books-admin",
+    ));
+    assert!(
+        message.contains("spec.rules[1].backendRefs[0].kind: backends of kind Bucket in group \"example.com\" are not supported, only Services"),
+        "{message}"
+    );
+}

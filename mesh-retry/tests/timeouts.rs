@@ -57,6 +57,7 @@ fn route(retry: RetryPolicy, timeouts: Timeouts) -> RouteRetryPolicy {
         matches: vec![mesh_core::RouteMatch::new()],
         retry,
         timeouts,
+        backends: Vec::new(),
     }
 }
 

@@ -11,7 +11,10 @@ use mesh_core::{
 };
 use serde::Deserialize;
 
-use super::{ConfigWarning, GoDuration, LinkerdAnnotations, RouteRetryPolicy};
+use super::{
+    ConfigWarning, GoDuration, LinkerdAnnotations, MAX_BACKEND_WEIGHT, RouteBackend,
+    RouteRetryPolicy,
+};
 use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// The part of an `HTTPRoute` that the Gateway API does not define but
@@ -103,6 +106,7 @@ pub(super) fn rule_policies(
                 matches,
                 retry: retry_policy(rule, guide.rule(i), &annotations, context, &at)?,
                 timeouts: timeouts(rule, guide.rule(i), &annotations),
+                backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
             })
         })
         .collect()
@@ -163,6 +167,55 @@ fn retry_policy(
         policy = policy.with_max_attempts(attempts);
     }
     Ok(policy)
+}
+
+/// The rule's `backendRefs`, checked: each a `Service`, each weight within
+/// the Gateway API's limit, and not every weight zero, which would leave
+/// the rule's requests nowhere to go.
+fn backends(
+    rule: &HttpRouteRule,
+    namespace: Option<&str>,
+    context: &DocumentContext<'_>,
+    at: &str,
+) -> Result<Vec<RouteBackend>, ResourceError> {
+    let invalid = |field: String, message: String| {
+        context.error(ResourceErrorKind::InvalidValue, &field, message)
+    };
+    let backends = rule
+        .backend_refs
+        .iter()
+        .enumerate()
+        .map(|(j, backend)| {
+            let field = |name: &str| format!("{at}.backendRefs[{j}].{name}");
+            let group = backend.group.as_deref().unwrap_or("");
+            let kind = backend.kind.as_deref().unwrap_or("Service");
+            if !matches!(group, "" | "core") || kind != "Service" {
+                return Err(invalid(
+                    field("kind"),
+                    format!("backends of kind {kind} in group {group:?} are not supported, only Services"),
+                ));
+            }
+            let weight = backend.weight.unwrap_or(1);
+            if weight > MAX_BACKEND_WEIGHT {
+                return Err(invalid(
+                    field("weight"),
+                    format!("weight {weight} is above the limit of {MAX_BACKEND_WEIGHT}"),
+                ));
+            }
+            Ok(RouteBackend {
+                name: backend.name.clone(),
+                namespace: backend.namespace.as_deref().or(namespace).map(str::to_owned),
+                weight,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
+        return Err(invalid(
+            format!("{at}.backendRefs"),
+            "every backend has weight 0: the rule's requests would have nowhere to go".into(),
+        ));
+    }
+    Ok(backends)
 }
 
 /// `retry.codes` as a status set.

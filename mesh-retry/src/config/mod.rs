@@ -74,7 +74,34 @@ pub struct RouteRetryPolicy {
     pub retry: RetryPolicy,
     /// The route's timeouts.
     pub timeouts: Timeouts,
+    /// Where the route's requests go, and in what shares: an `HTTPRoute`
+    /// rule's `backendRefs`. Empty means the service the route is
+    /// attached to, as for a `ServiceProfile` route or a rule without
+    /// `backendRefs`.
+    pub backends: Vec<RouteBackend>,
 }
+
+/// A service a route's requests go to, and its share of them: one of an
+/// `HTTPRoute` rule's `backendRefs`. A canary release is a rule with two,
+/// `weight: 90` on the stable service and `weight: 10` on the new one.
+///
+/// The entry's `port` is not read: the outbound service it names already
+/// lists its endpoints with their ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteBackend {
+    /// The service's name.
+    pub name: String,
+    /// Its namespace: the entry's, else the route's; `None` when neither
+    /// names one.
+    pub namespace: Option<String>,
+    /// Its share relative to the rule's other backends: the entry's
+    /// `weight`, 1 when absent, at most [`MAX_BACKEND_WEIGHT`]. A backend
+    /// of weight 0 gets no requests.
+    pub weight: u32,
+}
+
+/// The largest `backendRefs` weight the Gateway API allows.
+pub const MAX_BACKEND_WEIGHT: u32 = 1_000_000;
 
 impl RouteRetryPolicy {
     /// Whether `req` is on this route.

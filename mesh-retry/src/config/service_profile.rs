@@ -212,6 +212,7 @@ impl ProfileRoute {
                 request: self.timeout.map(GoDuration::get).filter(|d| !d.is_zero()),
                 ..Timeouts::default()
             },
+            backends: Vec::new(),
         })
     }
 }

@@ -190,6 +190,7 @@ impl ServicePlan {
             matches: Vec::new(),
             retry: service.retry.clone().unwrap_or_else(RetryPolicy::never),
             timeouts: service.timeouts,
+            backends: Vec::new(),
         };
         let routes: Vec<RoutePlan> = resources
             .map(|r| r.routes.iter().cloned().map(plan).collect())
