@@ -29,11 +29,15 @@ impl<'a> Client<'a> {
     /// that did not come through the mesh's server) the client is
     /// unauthenticated and has no address, so only rules that need neither
     /// allow it.
+    ///
+    /// An IPv4 client of a dual-stack (`[::]`) listener is reported as an
+    /// IPv4-mapped IPv6 address (`::ffff:10.0.0.5`); it is taken as the
+    /// IPv4 address it is, so IPv4 networks match it.
     pub fn from_connection(info: Option<&'a ConnectionInfo>) -> Self {
         match info {
             Some(info) => Self {
                 tls: ClientTls::from(&info.tls),
-                addr: Some(info.remote_addr.ip()),
+                addr: Some(info.remote_addr.ip().to_canonical()),
             },
             None => Self::unknown(),
         }

@@ -1,0 +1,91 @@
+//! A listener on `[::]` takes IPv4 clients too, and the kernel reports
+//! their addresses IPv4-mapped (`::ffff:127.0.0.1`). Networks written in
+//! IPv4 must still match them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    body::{BoxBody, full},
+    labels::Authorized,
+    serve::{Server, ServerConfig, shutdown},
+};
+use mesh_policy::{
+    AuthorizeLayer, PolicyConfig, PolicyMetrics, PolicySource, PolicyStore, Workload,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tower::{Layer, service_fn};
+
+fn policy(port: u16) -> String {
+    format!(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: web}}
+spec:
+  podSelector: {{}}
+  port: {port}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {{name: loopback}}
+spec:
+  networks: [{{cidr: 127.0.0.0/8}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: web-from-loopback}}
+spec:
+  targetRef: {{group: policy.linkerd.io, kind: Server, name: web}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}}]
+"#
+    )
+}
+
+async fn backend(req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible> {
+    let authz = req
+        .extensions()
+        .get::<Authorized>()
+        .map_or("none".to_owned(), |a| a.authz.to_string());
+    Ok(Response::new(full(authz)))
+}
+
+#[tokio::test]
+async fn an_ipv4_client_of_a_dual_stack_listener_matches_ipv4_networks() {
+    let listener = TcpListener::bind("[::]:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let store = PolicyStore::new(
+        Workload::new("default"),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new("policy.yaml", &policy(port))])
+        .unwrap();
+    let (trigger, signal) = shutdown::channel();
+    let svc = AuthorizeLayer::new(store).layer(service_fn(backend));
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, svc, signal));
+
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/")
+        .header("host", "web")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let rsp = sender.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    let body = rsp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "web-from-loopback");
+
+    trigger.trigger();
+    server.await.unwrap();
+}
