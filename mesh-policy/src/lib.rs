@@ -95,7 +95,9 @@
 //!   (every Server and route in it). **All** of its
 //!   `requiredAuthenticationRefs` must match.
 //! - A Server with `HTTPRoute`s answers 404 to requests no route matches.
-//!   Routes are tried in the Gateway API's order of precedence (see
+//!   Routes are tried in the Gateway API's order of precedence: the route
+//!   whose hostnames match the request's host most specifically first
+//!   (exact, then wildcard, then none), then by their matches (see
 //!   `MatchEntry::precedence` in the source). A Server without routes has
 //!   one route, `default`, and a `probe` route that lets `GET` requests to
 //!   the [probe paths](PolicyConfig::probe_paths) through, so kubelet

@@ -108,3 +108,86 @@ fn a_rule_without_matches_ties_with_a_root_prefix_and_the_first_route_wins() {
         allowed("everything", "everything-all")
     );
 }
+
+#[test]
+fn a_route_whose_hostname_matches_outranks_one_without_hostnames() {
+    // Gateway API, HTTPRouteSpec.hostnames: precedence goes to the route
+    // with the most characters in a matching non-wildcard hostname, then
+    // in a matching hostname, and only then to the rules' matches.
+    // linkerd2-proxy ranks a route's host match (none, suffix, exact)
+    // before its request match.
+    let policy = policy_with(&[
+        (
+            "admin",
+            "  rules: [{matches: [{path: {type: Exact, value: /admin}}]}]",
+        ),
+        (
+            "api",
+            "  hostnames: [api.example.com]
+  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]",
+        ),
+    ]);
+    assert_eq!(
+        route(&policy, "GET", "http://api.example.com/admin"),
+        allowed("api", "api-all")
+    );
+    assert_eq!(
+        decide(
+            &policy,
+            80,
+            Plain,
+            IN,
+            "GET",
+            "/admin",
+            &[("host", "API.example.com:80")]
+        ),
+        allowed("api", "api-all"),
+        "the Host header of an HTTP/1 request, any case, with a port"
+    );
+    assert_eq!(
+        route(&policy, "GET", "http://www.example.com/admin"),
+        allowed("admin", "admin-all")
+    );
+    assert_eq!(
+        route(&policy, "GET", "/admin"),
+        allowed("admin", "admin-all")
+    );
+}
+
+#[test]
+fn an_exact_hostname_outranks_a_wildcard_and_a_longer_wildcard_a_shorter() {
+    let policy = policy_with(&[
+        (
+            "wild",
+            "  hostnames: [\"*.example.com\"]
+  rules: [{matches: [{path: {type: Exact, value: /api/x}}]}]",
+        ),
+        (
+            "exact",
+            "  hostnames: [api.example.com]
+  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]",
+        ),
+        (
+            "wilder",
+            "  hostnames: [\"*.v1.example.com\"]
+  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]",
+        ),
+    ]);
+    assert_eq!(
+        route(&policy, "GET", "http://api.example.com/api/x"),
+        allowed("exact", "exact-all")
+    );
+    assert_eq!(
+        route(&policy, "GET", "http://www.example.com/api/x"),
+        allowed("wild", "wild-all")
+    );
+    assert_eq!(
+        route(&policy, "GET", "http://a.v1.example.com/api/x"),
+        allowed("wilder", "wilder-all")
+    );
+    // Only the wildcard route's path decides on hosts no other route names.
+    assert_eq!(
+        route(&policy, "GET", "http://www.example.com/other"),
+        NotFound("web")
+    );
+}

@@ -70,6 +70,7 @@ impl ServerEntry {
             routes: Vec::new(),
             matches: Vec::new(),
             has_http_routes: false,
+            ranks_hosts: false,
             tcp,
             tcp_fallback,
         }
@@ -117,6 +118,7 @@ impl ServerEntry {
         metrics: &PolicyMetrics,
     ) {
         let entry = self.route_entry(route.name.clone(), authz, metrics);
+        self.ranks_hosts |= !route.hosts.is_empty();
         for rule in &route.rules {
             for m in rule {
                 self.matches.push(MatchEntry::new(

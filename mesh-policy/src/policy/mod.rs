@@ -35,7 +35,7 @@ pub use self::{
 };
 pub(crate) use self::{
     client::{Authz, IdentitySet, NetworkSet, Requirement},
-    route::{HostMatch, MatchEntry},
+    route::{HostMatch, HostRank, MatchEntry},
 };
 use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, PolicyWarnings, Workload,
@@ -191,6 +191,9 @@ pub(crate) struct ServerEntry {
     /// Whether the routes are `HTTPRoute`s (so an unmatched request is not
     /// found) rather than the default route.
     pub(crate) has_http_routes: bool,
+    /// Whether a route names hostnames, so the request's host ranks the
+    /// matches before their order does.
+    pub(crate) ranks_hosts: bool,
     /// Authorizations of connections.
     pub(crate) tcp: Vec<RuleEntry>,
     pub(crate) tcp_fallback: FallbackCounters,
@@ -214,10 +217,25 @@ impl ServerEntry {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Option<&RouteEntry> {
-        self.matches
-            .iter()
-            .find(|m| m.matches(method, uri, headers))
-            .and_then(|m| self.routes.get(m.route))
+        let found = if self.ranks_hosts {
+            // The most specific host match wins; among equals, the first
+            // match in precedence order.
+            let host = route::host_of(uri, headers);
+            let mut best: Option<(HostRank, &MatchEntry)> = None;
+            for m in &self.matches {
+                if let Some(rank) = m.ranked_match(host, method, uri, headers)
+                    && best.is_none_or(|(b, _)| rank > b)
+                {
+                    best = Some((rank, m));
+                }
+            }
+            best.map(|(_, m)| m)
+        } else {
+            self.matches
+                .iter()
+                .find(|m| m.matches(method, uri, headers))
+        };
+        found.and_then(|m| self.routes.get(m.route))
     }
 }
 

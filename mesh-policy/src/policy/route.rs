@@ -79,6 +79,27 @@ impl MatchEntry {
             && self.matcher.matches_head(method, uri, headers)
     }
 
+    /// Whether the request matches, and if so how specifically the
+    /// route's hostnames matched `host` (the request's, from
+    /// [`host_of`]).
+    pub(crate) fn ranked_match(
+        &self,
+        host: Option<&str>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<HostRank> {
+        let rank = if self.hosts.is_empty() {
+            HostRank::Any
+        } else {
+            let host = host?;
+            self.hosts.iter().filter_map(|m| m.rank(host)).max()?
+        };
+        (self.hint.is_none_or(|h| h.may_match(uri.path()))
+            && self.matcher.matches_head(method, uri, headers))
+        .then_some(rank)
+    }
+
     /// The Gateway API's precedence among HTTPRoute matches, with
     /// Linkerd's order of path kinds: an exact path before a regular
     /// expression before a prefix; a longer path first; a method before
@@ -109,6 +130,18 @@ impl MatchEntry {
     }
 }
 
+/// How specifically a route's hostnames matched a request; greater is
+/// more specific. The Gateway API ranks routes by it before their matches:
+/// a matching exact hostname, the longer the better, then a matching
+/// wildcard, the longer the better, then a route without hostnames, which
+/// matches any host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum HostRank {
+    Any,
+    Suffix(usize),
+    Exact(usize),
+}
+
 /// A route hostname: exact, or `*.suffix` for any name under the suffix.
 #[derive(Debug)]
 pub(crate) enum HostMatch {
@@ -136,11 +169,18 @@ impl HostMatch {
             }
         }
     }
+
+    fn rank(&self, host: &str) -> Option<HostRank> {
+        self.matches(host).then_some(match self {
+            Self::Exact(h) => HostRank::Exact(h.len()),
+            Self::Suffix(s) => HostRank::Suffix(s.len()),
+        })
+    }
 }
 
 /// The request's host, without a port: from the URI (HTTP/2's
 /// `:authority`) or the `Host` header.
-fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+pub(crate) fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let host = match uri.host() {
         Some(h) => h,
         None => {
