@@ -111,7 +111,9 @@
 //!   authentication) matches both forms of its identity:
 //!   `spiffe://<trust-domain>/ns/<ns>/sa/<name>` and Linkerd's
 //!   `<name>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
-//!   ([`Workload::service_account_identities`]).
+//!   ([`Workload::service_account_identities`]). An `identityRefs` entry
+//!   of `kind: Namespace` matches every service account of that namespace
+//!   in either form.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`.
 //!

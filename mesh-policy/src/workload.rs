@@ -113,6 +113,27 @@ impl Workload {
             ))?,
         ])
     }
+
+    /// What every service account of a namespace has in common, in both
+    /// forms of [`service_account_identities`](Self::service_account_identities):
+    /// the DNS-style suffix `<namespace>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+    /// (which Linkerd writes `*.<namespace>...`) and the SPIFFE prefix
+    /// `spiffe://<trust-domain>/ns/<namespace>/sa/`.
+    pub(crate) fn namespace_identities(
+        &self,
+        namespace: &str,
+    ) -> Result<(Identity, String), InvalidIdentity> {
+        let td = self
+            .trust_domain
+            .as_ref()
+            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str);
+        // Parsing the DNS form checks the name (not empty, no `/`).
+        let suffix = Identity::parse(&format!(
+            "{namespace}.serviceaccount.identity.{}.{td}",
+            self.control_plane_namespace
+        ))?;
+        Ok((suffix, format!("spiffe://{td}/ns/{namespace}/sa/")))
+    }
 }
 
 /// The trust domain of a workload that names none: Kubernetes' default

@@ -144,12 +144,29 @@ fn mesh_tls_sets(
             }
             for (i, r) in spec.identity_refs.iter().enumerate() {
                 let path = format!("spec.identityRefs[{i}]");
+                if r.kind == "Namespace" {
+                    // Every service account in the namespace, as Linkerd's
+                    // policy controller reads it.
+                    let (suffix, prefix) = workload.namespace_identities(&r.name).map_err(|e| {
+                        error(
+                            entry,
+                            Kind::InvalidValue,
+                            &format!("{path}.name"),
+                            e.to_string(),
+                        )
+                    })?;
+                    set.add_namespace(&suffix, &prefix);
+                    continue;
+                }
                 if r.kind != "ServiceAccount" {
                     return Err(error(
                         entry,
                         Kind::InvalidValue,
                         &format!("{path}.kind"),
-                        format!("cannot refer to kind {}: expected ServiceAccount", r.kind),
+                        format!(
+                            "cannot refer to kind {}: expected ServiceAccount or Namespace",
+                            r.kind
+                        ),
                     ));
                 }
                 let ids = workload

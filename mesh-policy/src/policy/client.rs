@@ -19,6 +19,9 @@ pub(crate) struct IdentitySet {
     /// DNS suffixes with their leading dot: `*.example.com` is
     /// `.example.com`.
     suffixes: Vec<Box<str>>,
+    /// SPIFFE ID prefixes that one more path segment completes: a
+    /// namespace's service accounts, `spiffe://td/ns/<ns>/sa/`.
+    spiffe_prefixes: Vec<Box<str>>,
     /// As written, for explanations.
     written: Vec<String>,
 }
@@ -60,8 +63,21 @@ impl IdentitySet {
         }
     }
 
+    /// Adds every service account of a namespace, in both forms
+    /// ([`Workload::namespace_identities`](crate::Workload)).
+    pub(crate) fn add_namespace(&mut self, dns_suffix: &Identity, spiffe_prefix: &str) {
+        self.suffixes
+            .push(format!(".{}", dns_suffix.as_str()).into());
+        self.spiffe_prefixes.push(spiffe_prefix.into());
+        self.written.push(format!("*.{}", dns_suffix.as_str()));
+        self.written.push(format!("{spiffe_prefix}*"));
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        !self.any && self.exact.is_empty() && self.suffixes.is_empty()
+        !self.any
+            && self.exact.is_empty()
+            && self.suffixes.is_empty()
+            && self.spiffe_prefixes.is_empty()
     }
 
     #[inline]
@@ -69,7 +85,14 @@ impl IdentitySet {
         let id = id.as_str();
         self.any
             || self.exact.binary_search_by(|e| (**e).cmp(id)).is_ok()
-            || (!id.starts_with("spiffe://") && self.suffixes.iter().any(|s| id.ends_with(&**s)))
+            || if id.starts_with("spiffe://") {
+                self.spiffe_prefixes.iter().any(|p| {
+                    id.strip_prefix(&**p)
+                        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+                })
+            } else {
+                self.suffixes.iter().any(|s| id.ends_with(&**s))
+            }
     }
 }
 

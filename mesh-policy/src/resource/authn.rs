@@ -37,7 +37,8 @@ pub struct MeshTlsAuthenticationSpec {
     #[serde(default)]
     pub identities: Vec<String>,
     /// `identityRefs`: service accounts (`kind: ServiceAccount`), whose
-    /// identities follow the naming scheme in the crate docs.
+    /// identities follow the naming scheme in the crate docs, or every
+    /// service account of a namespace (`kind: Namespace`).
     #[serde(default)]
     pub identity_refs: Vec<ObjectRef>,
 }

@@ -1,0 +1,84 @@
+//! `MeshTLSAuthentication.identityRefs` as Linkerd's policy controller
+//! reads them: a `ServiceAccount` names one account, a `Namespace` every
+//! account in it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use mesh_policy::{PolicyConfig, Workload};
+use support::{T::*, Want::*, *};
+
+const IN: Option<&str> = Some("10.1.2.3");
+
+const POLICY: &str = "
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {}
+  port: 80
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: partners}
+spec:
+  identityRefs: [{kind: Namespace, name: partners}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-partners}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: web}
+  requiredAuthenticationRefs:
+    - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: partners}
+";
+
+#[test]
+fn a_namespace_identity_ref_matches_every_service_account_in_it() {
+    // linkerd2's policy controller turns `kind: Namespace` into the
+    // identity `*.<ns>.serviceaccount.identity.<control-plane-ns>.<domain>`.
+    let policy = compile(POLICY, &Workload::new("web"), &PolicyConfig::default());
+    let allowed = Allow("web", "default", "web-partners");
+    for (id, want) in [
+        (
+            "api.partners.serviceaccount.identity.linkerd.cluster.local",
+            allowed,
+        ),
+        ("spiffe://cluster.local/ns/partners/sa/api", allowed),
+        (
+            "api.others.serviceaccount.identity.linkerd.cluster.local",
+            Deny("web"),
+        ),
+        ("spiffe://cluster.local/ns/others/sa/api", Deny("web")),
+        ("spiffe://cluster.local/ns/partners-x/sa/api", Deny("web")),
+        ("spiffe://elsewhere.example/ns/partners/sa/api", Deny("web")),
+        ("spiffe://cluster.local/ns/partners/sa/api/x", Deny("web")),
+    ] {
+        assert_eq!(
+            decide(&policy, 80, Id(id), IN, "GET", "/", &[]),
+            want,
+            "{id}"
+        );
+    }
+    assert_eq!(decide(&policy, 80, Plain, IN, "GET", "/", &[]), Deny("web"));
+}
+
+#[test]
+fn an_identity_ref_of_another_kind_is_an_error_naming_the_field() {
+    let text = POLICY.replace("kind: Namespace", "kind: Pod");
+    let err = mesh_policy::Policy::compile(
+        &[mesh_policy::PolicySource::new("policy.yaml", &text)],
+        &Workload::new("web"),
+        &PolicyConfig::default(),
+        &mesh_policy::PolicyMetrics::default(),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(err.field_path(), "spec.identityRefs[0].kind", "{err}");
+    assert_eq!(err.name(), Some("partners"), "{err}");
+    assert!(
+        err.message()
+            .contains("expected ServiceAccount or Namespace"),
+        "{err}"
+    );
+}
