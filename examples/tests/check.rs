@@ -129,6 +129,8 @@ struct Config<'a> {
     inbound: SocketAddr,
     admin: SocketAddr,
     policy: Option<&'a Path>,
+    /// The `services` of the `outbound` section, as YAML lines.
+    outbound_services: &'a str,
 }
 
 impl<'a> Config<'a> {
@@ -140,6 +142,7 @@ impl<'a> Config<'a> {
             inbound: "127.0.0.1:0".parse().unwrap(),
             admin: "127.0.0.1:0".parse().unwrap(),
             policy: None,
+            outbound_services: "",
         }
     }
 
@@ -156,13 +159,14 @@ impl<'a> Config<'a> {
         }
         yaml.push_str(&format!(
             "inbound:\n  listen: {}\n  app: {}\n  protocol: http\n\
-             outbound:\n  listen: 127.0.0.1:0\n\
+             outbound:\n  listen: 127.0.0.1:0\n{}\
              admin:\n  listen: {}\n\
              server:\n  threads: 1\n\
              policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
              \x20   ports: {{http: {}}}\n",
             self.inbound,
             self.app,
+            self.outbound_services,
             self.admin,
             self.app.port()
         ));
@@ -548,6 +552,40 @@ spec:
         "{report}"
     );
     assert!(report.is_success(), "{report}");
+}
+
+#[tokio::test]
+async fn a_route_to_a_service_that_is_not_outbound_fails() {
+    let files = Files::new();
+    let certs = files.issue("emoji", &emoji());
+    let split = format!(
+        "{POLICY}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{ name: voting-canary, namespace: emojivoto }}
+spec:
+  parentRefs: [{{ group: core, kind: Service, name: voting }}]
+  rules:
+    - backendRefs: [{{ name: voting, weight: 9 }}, {{ name: voting-v2, weight: 1 }}]
+"
+    );
+    let policy = files.write("policy.yaml", &split);
+    let app = app().await;
+    let mut config = Config::new(&certs, app.local_addr().unwrap());
+    config.policy = Some(&policy);
+    config.outbound_services = "  services:\n    - { name: voting, endpoints: [127.0.0.1:9] }\n";
+    let report = check_pre(&files, &config).await;
+
+    assert_eq!(
+        failures(&report),
+        ["policy resources are valid"],
+        "{report}"
+    );
+    assert_eq!(
+        detail(&report, "policy resources are valid"),
+        "outbound.services[0]: route voting-canary sends requests to service \
+         voting-v2.emojivoto, which is not in outbound.services"
+    );
 }
 
 #[tokio::test]

@@ -66,6 +66,16 @@ pub enum StartError {
         /// What rustls said.
         source: BoxError,
     },
+    /// A route of an outbound service sends requests to a backend that is
+    /// not an outbound service.
+    Backend {
+        /// The configuration field that names the route's service.
+        field: String,
+        /// The route's name.
+        route: String,
+        /// The backend, as `name.namespace`.
+        backend: String,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -79,6 +89,15 @@ impl std::fmt::Display for StartError {
             Self::Tls { field, .. } => {
                 write!(f, "{field}: cannot build the tls client configuration")
             }
+            Self::Backend {
+                field,
+                route,
+                backend,
+            } => write!(
+                f,
+                "{field}: route {route} sends requests to service {backend}, \
+                 which is not in outbound.services"
+            ),
         }
     }
 }
@@ -90,6 +109,7 @@ impl std::error::Error for StartError {
             Self::Identity(source) | Self::Tls { source, .. } => Some(&**source),
             Self::Policy(error) => error.source(),
             Self::Dashboard(error) => Some(error),
+            Self::Backend { .. } => None,
         }
     }
 }

@@ -66,7 +66,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::config::SidecarConfig;
-use super::policy;
+use super::{outbound, policy};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -313,6 +313,12 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
     const TITLE: &str = "policy resources are valid";
     match policy::compile(&config.policy) {
         Ok(checked) => {
+            let namespace = &config.policy.workload.namespace;
+            if let Err(error) =
+                outbound::check_backends(&config.outbound, &checked.routes, namespace)
+            {
+                return vec![Check::fail(TITLE, error.to_string())];
+            }
             let mut checks = vec![Check::pass(TITLE)];
             let authorization = checked.compiled.warnings.iter().map(ToString::to_string);
             let routes = checked.routes.warnings.iter().map(ToString::to_string);

@@ -6,7 +6,8 @@
 //! route lookup (service by authority, route by its matches)
 //!   ─ metrics (outbound, labelled with the service's TLS)
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
-//!   ─ endpoint (Forward: the service's endpoints in turn)
+//!   ─ backend (the route's backendRefs by weight; else the service)
+//!   ─ endpoint (Forward: the backend service's endpoints in turn)
 //!   ─ connector (mutual TLS expecting the service's identity, or plaintext)
 //!   ─ TCP metrics (the bytes on the wire, under TLS)
 //! ```
@@ -22,8 +23,14 @@
 //! service and from its `ServiceProfile` (in the policy resources), tried
 //! in that order; requests none of them matches take the service's own
 //! `retry` and `timeouts`.
+//!
+//! A route whose rule has `backendRefs` splits its requests between the
+//! outbound services they name, by weight (see [`split`]): each backend
+//! is reached at its own endpoints, over its own TLS. Metrics and retries
+//! still count the request under the service it was addressed to.
 
 mod router;
+mod split;
 mod upstream;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -41,6 +48,7 @@ use mesh_tls::CredentialStore;
 use tower::Layer;
 
 use self::router::{NoRoute, OutboundRouter, Route, ServiceRoutes};
+use self::split::Split;
 pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
 use super::config::{OutboundConfig, ServiceConfig, ServiceName};
 use super::run::StartError;
@@ -49,8 +57,8 @@ use super::run::StartError;
 type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 
 /// One route's stack on one runtime: request timeout, retry and per-try
-/// timeout as mesh-retry's one fused service.
-pub(crate) type RouteStack = Metrics<mesh_retry::RouteStack<Endpoint>>;
+/// timeout as mesh-retry's one fused service, over the route's backends.
+pub(crate) type RouteStack = Metrics<mesh_retry::RouteStack<Split<Endpoint>>>;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<NoRoute<TimeoutBody<mesh_core::body::Proxied<Incoming>>, BoxError>>;
@@ -82,6 +90,10 @@ struct RoutePlan {
     id: RouteId,
     policy: RouteRetryPolicy,
     layer: RouteStackLayer,
+    /// The services its requests go to (indexes into
+    /// [`Outbound::services`]) and their weights; empty for the service
+    /// the route belongs to.
+    backends: Vec<(usize, u32)>,
 }
 
 /// The metric families outbound requests and connections count into.
@@ -117,18 +129,17 @@ impl Outbound {
                 })?;
             http = http.with_service_tls(service.name.as_str(), &tls_label(&service.tls));
             let from_resources = retry_policy_of(resources, &service.name, namespace);
-            services.push(ServicePlan::new(
-                service,
-                from_resources,
-                connectors,
-                metrics.retry,
-            ));
+            let mut plan = ServicePlan::new(service, from_resources, connectors, metrics.retry);
+            for route in &mut plan.routes {
+                route.backends = route_backends(&route.policy, index, config, namespace)?;
+            }
+            services.push(plan);
         }
         for unused in resources.services.iter().filter(|s| {
             !config
                 .services
                 .iter()
-                .any(|c| names_service(&c.name, s, namespace))
+                .any(|c| names_service(&c.name, &s.name, s.namespace.as_deref(), namespace))
         }) {
             tracing::warn!(
                 service = %unused.name,
@@ -144,24 +155,45 @@ impl Outbound {
 
     /// The outbound stack of one runtime, with its own connection pools.
     pub(crate) fn stack(&self, client: &ClientConfig) -> Stack {
-        let services = self.services.iter().filter_map(|plan| {
-            let forward = Forward::new(
-                plan.connectors.client(client),
-                plan.endpoints.iter().copied(),
-            )
-            .ok()?;
-            let route = |plan: &RoutePlan| Route {
-                id: plan.id.clone(),
-                matches: plan.policy.matches.clone().into(),
-                service: self.metrics.layer(plan.layer.layer(forward.clone())),
-            };
-            let routes = ServiceRoutes {
-                dst: plan.dst.clone(),
-                routes: plan.routes.iter().map(route).collect(),
-                fallback: route(&plan.fallback),
-            };
-            Some((plan.name.as_str().to_owned(), routes))
-        });
+        let endpoints: Vec<Option<Endpoint>> = self
+            .services
+            .iter()
+            .map(|plan| {
+                Forward::new(
+                    plan.connectors.client(client),
+                    plan.endpoints.iter().copied(),
+                )
+                .ok()
+            })
+            .collect();
+        let services = self
+            .services
+            .iter()
+            .zip(&endpoints)
+            .filter_map(|(plan, own)| {
+                let own = own.as_ref()?;
+                // A backend without endpoints cannot be configured; its share
+                // would fall to the others, and a route left with none to the
+                // service itself.
+                let split = |route: &RoutePlan| {
+                    let backends = route.backends.iter().filter_map(|&(i, weight)| {
+                        let endpoint = endpoints.get(i)?.as_ref()?;
+                        Some((endpoint.clone(), weight))
+                    });
+                    Split::new(backends).unwrap_or_else(|| Split::One(own.clone()))
+                };
+                let route = |plan: &RoutePlan| Route {
+                    id: plan.id.clone(),
+                    matches: plan.policy.matches.clone().into(),
+                    service: self.metrics.layer(plan.layer.layer(split(plan))),
+                };
+                let routes = ServiceRoutes {
+                    dst: plan.dst.clone(),
+                    routes: plan.routes.iter().map(route).collect(),
+                    fallback: route(&plan.fallback),
+                };
+                Some((plan.name.as_str().to_owned(), routes))
+            });
         OutboundRouter::new(services, self.metrics.layer(NoRoute::new()))
     }
 }
@@ -184,6 +216,7 @@ impl ServicePlan {
             id: RouteId::new(policy.name.clone()),
             layer: policy.layer_with_metrics(budget.clone(), metrics, name),
             policy,
+            backends: Vec::new(),
         };
         let fallback = RouteRetryPolicy {
             name: FALLBACK_ROUTE.into(),
@@ -222,16 +255,75 @@ fn retry_policy_of<'r>(
     resources
         .services
         .iter()
-        .find(|s| names_service(name, s, namespace))
+        .find(|s| names_service(name, &s.name, s.namespace.as_deref(), namespace))
 }
 
-/// Whether the outbound service `name` is the resources' service: as
+/// Checks that every route `resources` gives `config`'s services sends
+/// its requests to outbound services: what [`Outbound::new`] refuses to
+/// start without, for `sidecar check`.
+///
+/// # Errors
+///
+/// The first route with a backend that is not an outbound service.
+pub(crate) fn check_backends(
+    config: &OutboundConfig,
+    resources: &RetryResources,
+    namespace: &str,
+) -> Result<(), StartError> {
+    for (index, service) in config.services.iter().enumerate() {
+        let routes = retry_policy_of(resources, &service.name, namespace).map(|r| &r.routes);
+        for route in routes.into_iter().flatten() {
+            route_backends(route, index, config, namespace)?;
+        }
+    }
+    Ok(())
+}
+
+/// The outbound services the backends of `route` (a route of
+/// `config.services[index]`) name, as indexes into `config.services`,
+/// with their weights: empty when the route names none.
+fn route_backends(
+    route: &RouteRetryPolicy,
+    index: usize,
+    config: &OutboundConfig,
+    namespace: &str,
+) -> Result<Vec<(usize, u32)>, StartError> {
+    route
+        .backends
+        .iter()
+        .map(|backend| {
+            let backend_namespace = backend.namespace.as_deref();
+            config
+                .services
+                .iter()
+                .position(|s| names_service(&s.name, &backend.name, backend_namespace, namespace))
+                .map(|i| (i, backend.weight))
+                .ok_or_else(|| StartError::Backend {
+                    field: format!("outbound.services[{index}]"),
+                    route: route.name.to_string(),
+                    backend: format!(
+                        "{}.{}",
+                        backend.name,
+                        backend_namespace.unwrap_or(namespace)
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// Whether the outbound service `name` is the service `service` in
+/// `service_namespace` (the workload's `namespace` when `None`): as
 /// Kubernetes DNS resolves names, `emoji` is `emoji` in the workload's
 /// namespace, and `emoji.emojivoto` or `emoji.emojivoto.svc.cluster.local`
 /// is `emoji` in `emojivoto`.
-fn names_service(name: &ServiceName, service: &ServiceRetryPolicy, namespace: &str) -> bool {
+fn names_service(
+    name: &ServiceName,
+    service: &str,
+    service_namespace: Option<&str>,
+    namespace: &str,
+) -> bool {
     let mut labels = name.as_str().split('.');
     let short = labels.next().unwrap_or_default();
     let in_namespace = labels.next().unwrap_or(namespace);
-    short == service.name && in_namespace == service.namespace.as_deref().unwrap_or(namespace)
+    short == service && in_namespace == service_namespace.unwrap_or(namespace)
 }

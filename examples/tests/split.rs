@@ -1,0 +1,116 @@
+//! Traffic splits through the sidecar's outbound listener: an `HTTPRoute`
+//! rule's weighted `backendRefs` send the route's requests to other
+//! outbound services, in proportion to their weights.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use http::{Request, Response, StatusCode};
+use mesh_examples::sidecar::{self, config::SidecarConfig};
+use support::*;
+
+/// A canary of `emoji`: of the requests under `/api`, one in four goes to
+/// `emoji`'s own endpoints and three to `emoji-v2`'s.
+const CANARY: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji-canary, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji, port: 8080}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs:
+    - {name: emoji, port: 8080, weight: 1}
+    - {name: emoji-v2, port: 8080, weight: 3}
+";
+
+/// A backend that answers every request with `name`.
+async fn named(name: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(
+        listener,
+        move |_| async move { Ok(Response::new(full(name))) },
+    );
+    addr
+}
+
+/// A plaintext sidecar with the outbound services `emoji` (at `v1`) and
+/// `emoji-v2` (at `v2`), and `routes` as its policy file.
+fn config(dir: &tempfile::TempDir, v1: SocketAddr, v2: SocketAddr, routes: &str) -> String {
+    let file = dir.path().join("routes.yaml");
+    std::fs::write(&file, routes).unwrap();
+    format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{v1}]\n\
+         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    )
+}
+
+/// Sends `n` GETs for `path` to `emoji` and counts the answers by backend.
+async fn shares(outbound: SocketAddr, path: &str, n: usize) -> HashMap<String, usize> {
+    let client = http1();
+    let mut shares = HashMap::new();
+    for _ in 0..n {
+        let req = Request::get(format!("http://{outbound}{path}"))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let name = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+        *shares.entry(name).or_default() += 1;
+    }
+    shares
+}
+
+#[tokio::test]
+async fn a_routes_requests_are_split_between_its_backends_by_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let sidecar = sidecar(&config(&dir, v1, v2, CANARY));
+
+    let split = shares(sidecar.outbound, "/api/list", 400).await;
+    // 300 expected for v2, with a standard deviation of 8.7: the band is
+    // six of them wide on each side.
+    let v2_share = split.get("v2").copied().unwrap_or(0);
+    assert!((248..=352).contains(&v2_share), "{split:?}");
+    assert_eq!(split.values().sum::<usize>(), 400, "{split:?}");
+
+    // Requests off the route go to the service they are addressed to.
+    let off_route = shares(sidecar.outbound, "/other", 20).await;
+    assert_eq!(off_route, HashMap::from([("v1".to_owned(), 20)]));
+
+    // Addressed to `emoji`, they are counted under `emoji` and the route.
+    let metrics = scrape(sidecar.admin).await;
+    let counted = metrics.lines().any(|line| {
+        line.starts_with("request_total{")
+            && line.contains("dst_service=\"emoji\"")
+            && line.contains("route_name=\"emoji-canary\"")
+            && line.ends_with(" 400")
+    });
+    assert!(counted, "{metrics}");
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn a_backend_that_is_not_an_outbound_service_stops_the_sidecar_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let routes = CANARY.replace("name: emoji-v2", "name: emoji-v3");
+    let yaml = config(&dir, v1, v2, &routes);
+    let config = SidecarConfig::from_yaml(&yaml, "test.yaml").unwrap();
+    let error = match sidecar::start(config) {
+        Ok(_) => panic!("a route to an unknown service started"),
+        Err(error) => error,
+    };
+    assert_eq!(
+        error.to_string(),
+        "outbound.services[0]: route emoji-canary sends requests to service \
+         emoji-v3.emojivoto, which is not in outbound.services"
+    );
+}
