@@ -191,3 +191,17 @@ fn an_exact_hostname_outranks_a_wildcard_and_a_longer_wildcard_a_shorter() {
         NotFound("web")
     );
 }
+
+#[test]
+fn a_route_without_rules_matches_every_request() {
+    // Gateway API, HTTPRouteSpec.rules:
+    // `+kubebuilder:default={{matches: {{path: {type: "PathPrefix", value: "/"}}}}}`,
+    // so the API server stores a route written without rules as one rule
+    // matching everything.
+    let policy = policy_with(&[("all", "")]);
+    assert_eq!(route(&policy, "GET", "/"), allowed("all", "all-all"));
+    assert_eq!(
+        route(&policy, "POST", "/any/path?q=1"),
+        allowed("all", "all-all")
+    );
+}

@@ -249,9 +249,14 @@ fn routes(
     for (index, entry) in r.routes.iter().enumerate() {
         let route = &entry.value;
         let namespace = ns(&route.metadata, workload);
-        let rules = route
+        let mut rules = route
             .rule_matches()
             .map_err(|e| entry.context.match_error(e))?;
+        if rules.is_empty() {
+            // The Gateway API defaults `rules` to one rule matching the
+            // prefix `/`: a route without rules takes every request.
+            rules.push(vec![RouteMatch::new()]);
+        }
         let mut parents = Vec::new();
         for (i, parent) in route.spec.parent_refs.iter().enumerate() {
             if !parent.is_server() {
