@@ -87,7 +87,8 @@
 //!
 //! - A `Server` covers one port (by number, or by a name from
 //!   [`Workload::ports`]) of the workloads its `podSelector` selects in its
-//!   namespace. Once covered, a port denies what no authorization allows,
+//!   namespace (a Server with an `externalWorkloadSelector` selects
+//!   external workloads, so none here, with a warning). Once covered, a port denies what no authorization allows,
 //!   unless its `accessPolicy` says otherwise. Ports no Server covers get
 //!   [`PolicyConfig::default_policy`] (a [`DefaultPolicy`]).
 //! - An `AuthorizationPolicy` targets a Server (every request to it), an

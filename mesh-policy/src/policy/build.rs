@@ -35,11 +35,24 @@ pub(super) fn compile(
     refs::check_duplicates(&r.networks, |s| &s.metadata, workload)?;
     refs::check_duplicates(&r.routes, |s| &s.metadata, workload)?;
     for entry in &r.servers {
-        if let Some((path, why)) = entry.value.spec.pod_selector.invalid() {
+        let spec = &entry.value.spec;
+        let (field, selector) = match (&spec.pod_selector, &spec.external_workload_selector) {
+            (Some(s), None) => ("podSelector", s),
+            (None, Some(s)) => ("externalWorkloadSelector", s),
+            _ => {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    "spec",
+                    "exactly one of podSelector and externalWorkloadSelector is required",
+                ));
+            }
+        };
+        if let Some((path, why)) = selector.invalid() {
             return Err(error(
                 entry,
                 Kind::InvalidValue,
-                &format!("spec.podSelector.{path}"),
+                &format!("spec.{field}.{path}"),
                 why,
             ));
         }
@@ -59,7 +72,19 @@ pub(super) fn compile(
     for (si, entry) in r.servers.iter().enumerate() {
         let server = &entry.value;
         let namespace = ns(&server.metadata, workload);
-        if namespace != workload.namespace || !server.spec.pod_selector.matches(&workload.labels) {
+        if namespace != workload.namespace {
+            continue;
+        }
+        let Some(pod_selector) = &server.spec.pod_selector else {
+            warnings.about(
+                WarningKind::NotApplied,
+                &entry.context,
+                "spec.externalWorkloadSelector",
+                "selects external workloads, not pods, so this Server covers nothing here",
+            );
+            continue;
+        };
+        if !pod_selector.matches(&workload.labels) {
             continue;
         }
         let port = match &server.spec.port {

@@ -57,7 +57,12 @@ pub(super) fn server_authorizations(
                         .iter()
                         .enumerate()
                         .filter(|(_, s)| {
-                            in_ns(s) && selector.matches(&s.value.spec.pod_selector.match_labels)
+                            in_ns(s)
+                                && s.value
+                                    .spec
+                                    .pod_selector
+                                    .as_ref()
+                                    .is_some_and(|p| selector.matches(&p.match_labels))
                         })
                         .map(|(i, _)| i)
                         .collect();

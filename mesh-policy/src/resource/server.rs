@@ -39,8 +39,15 @@ impl Resource for Server {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSpec {
-    /// `podSelector`: the workloads, by their labels.
-    pub pod_selector: LabelSelector,
+    /// `podSelector`: the pods, by their labels. A Server has this or
+    /// `externalWorkloadSelector`, not both.
+    #[serde(default)]
+    pub pod_selector: Option<LabelSelector>,
+    /// `externalWorkloadSelector` (Linkerd's mesh expansion): the
+    /// `ExternalWorkload`s, by their labels. A [`Workload`](crate::Workload)
+    /// is a pod, so such a Server never selects it.
+    #[serde(default)]
+    pub external_workload_selector: Option<LabelSelector>,
     /// `port`: a number, or the name of one of the workload's ports.
     pub port: PortRef,
     /// `proxyProtocol`; `unknown` when absent.

@@ -1,0 +1,92 @@
+//! Which Servers select the workload: a Server selects pods with
+//! `podSelector` or, since Linkerd 2.15 (`policy.linkerd.io/v1beta2`),
+//! external workloads with `externalWorkloadSelector`; exactly one of them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use mesh_core::resource::ResourceErrorKind as Kind;
+use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, WarningKind, Workload};
+use support::{T::*, Want::*, *};
+
+const WEB: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 80
+";
+
+const VM: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: vm}
+spec:
+  externalWorkloadSelector: {matchLabels: {app: web}}
+  port: 80
+  accessPolicy: all-unauthenticated
+";
+
+fn workload() -> Workload {
+    Workload::new("ns").with_label("app", "web")
+}
+
+fn compiled(text: &str) -> Result<mesh_policy::Compiled, mesh_core::resource::ResourceError> {
+    Policy::compile(
+        &[PolicySource::new("policy.yaml", text)],
+        &workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+}
+
+#[test]
+fn a_server_for_external_workloads_does_not_select_the_workload() {
+    let text = format!("{WEB}---\n{VM}");
+    let compiled = compiled(&text).unwrap_or_else(|e| panic!("{e}"));
+    // Port 80 is `web`'s: its default `deny` decides, not `vm`'s access policy.
+    assert_eq!(
+        as_want(&compiled.policy.evaluate(
+            80,
+            &mesh_policy::Client::unknown(),
+            &http::Request::get("/").body(()).unwrap()
+        )),
+        Deny("web")
+    );
+    let warning = compiled
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::NotApplied)
+        .expect("a warning about the vm Server");
+    assert_eq!(warning.field_path, "spec.externalWorkloadSelector");
+
+    // Alone, it leaves port 80 to the default policy.
+    let policy = compile(VM, &workload(), &PolicyConfig::default());
+    assert_eq!(
+        decide(&policy, 80, Plain, None, "GET", "/", &[]),
+        Allow(
+            "default:all-unauthenticated",
+            "default",
+            "default:all-unauthenticated"
+        )
+    );
+}
+
+#[test]
+fn a_server_needs_exactly_one_selector() {
+    for spec in [
+        "spec:\n  port: 80\n",
+        "spec:\n  podSelector: {}\n  externalWorkloadSelector: {}\n  port: 80\n",
+    ] {
+        let text = format!(
+            "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {{name: s}}\n{spec}"
+        );
+        let err = compiled(&text).map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), Kind::InvalidValue, "{err}");
+        assert_eq!(err.field_path(), "spec", "{err}");
+        assert!(
+            err.message()
+                .contains("exactly one of podSelector and externalWorkloadSelector"),
+            "{err}"
+        );
+    }
+}
