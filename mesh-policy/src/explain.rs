@@ -98,7 +98,8 @@ impl Policy {
         };
         let client = Client {
             tls,
-            addr: query.client_ip,
+            // As `Client::from_connection` takes a connection's address.
+            addr: query.client_ip.map(|ip| ip.to_canonical()),
         };
         let decision = self.evaluate_head(
             query.port,

@@ -74,3 +74,18 @@ fn an_allowed_request_and_a_missing_route_are_explained() {
         "default policy all-unauthenticated: allow every client"
     );
 }
+
+#[test]
+fn an_ipv4_mapped_client_address_is_explained_as_the_request_would_be_decided() {
+    // Logs name a dual-stack listener's IPv4 clients `::ffff:a.b.c.d`;
+    // pasted into a query, they must get the decision such a request gets.
+    let policy = compile(BOOKS, &books_workload(), &PolicyConfig::default());
+    let mut query = ExplainQuery::new(9100);
+    query.client_ip = Some("::ffff:10.1.2.3".parse().unwrap());
+    let explanation = policy.explain(&query);
+    assert_eq!(explanation.status, None, "{explanation}");
+    assert!(
+        explanation.to_string().contains("from 10.1.2.3"),
+        "{explanation}"
+    );
+}
