@@ -122,6 +122,8 @@ fn route() -> RouteRetryPolicy {
             idle: None,
         },
         backends: Vec::new(),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
     }
 }
 

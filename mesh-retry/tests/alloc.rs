@@ -67,6 +67,8 @@ async fn the_route_stack_allocates_a_bounded_few_blocks_per_request() {
             idle: None,
         },
         backends: Vec::new(),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
     };
     let stack = route.layer(Arc::new(Budget::default())).layer(upstream);
 

@@ -468,3 +468,60 @@ fn backends_that_cannot_be_used_are_errors_naming_the_field() {
         "{message}"
     );
 }
+
+/// Header filters on an outbound route, and a redirect, which is not
+/// applied there.
+const FILTERED_ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: books-headers, namespace: shop }
+spec:
+  parentRefs: [{ group: core, kind: Service, name: books }]
+  rules:
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{ name: x-env, value: canary }]
+        add: [{ name: x-tag, value: b }]
+        remove: [cookie]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        add: [{ name: x-served-by, value: mesh }]
+    - type: RequestRedirect
+      requestRedirect: { hostname: books.example.com }
+"#;
+
+#[test]
+fn header_filters_are_read_and_a_redirect_warns() {
+    let loaded = load(FILTERED_ROUTE);
+    let route = &loaded.service("books", Some("shop")).unwrap().routes[0];
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-env", "prod".parse().unwrap());
+    headers.insert("x-tag", "a".parse().unwrap());
+    headers.insert("cookie", "secret".parse().unwrap());
+    route.request_headers.apply(&mut headers);
+    assert_eq!(headers["x-env"], "canary");
+    assert_eq!(headers.get_all("x-tag").iter().count(), 2);
+    assert!(!headers.contains_key("cookie"));
+    let mut response = http::HeaderMap::new();
+    route.response_headers.apply(&mut response);
+    assert_eq!(response["x-served-by"], "mesh");
+
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "test.yaml: document 1 (HTTPRoute books-headers): spec.rules[0].filters[2]: \
+          RequestRedirect filters are not supported; the rule applies without it"
+        ]
+    );
+
+    let (message, kind) = error(&FILTERED_ROUTE.replace("name: x-tag", "name: x tag"));
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert!(
+        message.contains(
+            "spec.rules[0].filters[0].requestHeaderModifier.add[0].name: \"x tag\" is not a valid header name"
+        ),
+        "{message}"
+    );
+}

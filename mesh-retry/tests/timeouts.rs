@@ -58,6 +58,8 @@ fn route(retry: RetryPolicy, timeouts: Timeouts) -> RouteRetryPolicy {
         retry,
         timeouts,
         backends: Vec::new(),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
     }
 }
 

@@ -21,6 +21,9 @@
 //! Matching does not allocate, with one exception noted on
 //! [`QueryParamMatch`].
 //!
+//! A route can also edit the headers it carries, as an `HTTPRoute` rule's
+//! header filters ask: [`HeaderEdit`], applied by [`EditHeadersLayer`].
+//!
 //! ```
 //! use mesh_core::route::{HeaderMatch, PathMatch, RouteMatch};
 //!
@@ -40,6 +43,7 @@ use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, Method, Request, Uri, request};
 
+mod edit;
 mod error;
 mod path;
 #[cfg(test)]
@@ -47,6 +51,7 @@ mod tests;
 mod value;
 
 pub use self::{
+    edit::{EditFuture, EditHeaders, EditHeadersLayer, HeaderEdit, InvalidHeaderEdit},
     error::{InvalidRouteMatch, InvalidRouteMatchKind},
     path::PathMatch,
     value::{FullRegex, HeaderMatch, QueryParamMatch, ValueMatch},

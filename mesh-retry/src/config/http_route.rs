@@ -5,9 +5,10 @@ use std::{num::NonZeroU32, time::Duration};
 use mesh_core::{
     classify::StatusRanges,
     resource::{
-        DocumentContext, GatewayDuration, HttpRoute, HttpRouteRule, ResourceError,
+        DocumentContext, GatewayDuration, HttpRoute, HttpRouteFilter, HttpRouteRule, ResourceError,
         ResourceErrorKind,
     },
+    route::HeaderEdit,
 };
 use serde::Deserialize;
 
@@ -89,17 +90,7 @@ pub(super) fn rule_policies(
         .enumerate()
         .map(|(i, (rule, matches))| {
             let at = format!("spec.rules[{i}]");
-            for (j, filter) in rule.filters.iter().enumerate() {
-                if let mesh_core::resource::HttpRouteFilter::Unsupported { type_name } = filter {
-                    warnings.push(ConfigWarning::new(
-                        context,
-                        format!("{at}.filters[{j}]"),
-                        format!(
-                            "{type_name} filters are not supported; the rule applies without it"
-                        ),
-                    ));
-                }
-            }
+            let (request_headers, response_headers) = header_filters(rule, context, &at, warnings)?;
             let name = rule.name.as_deref().unwrap_or(&route.metadata.name);
             Ok(RouteRetryPolicy {
                 name: name.into(),
@@ -107,6 +98,8 @@ pub(super) fn rule_policies(
                 retry: retry_policy(rule, guide.rule(i), &annotations, context, &at)?,
                 timeouts: timeouts(rule, guide.rule(i), &annotations),
                 backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
+                request_headers,
+                response_headers,
             })
         })
         .collect()
@@ -167,6 +160,44 @@ fn retry_policy(
         policy = policy.with_max_attempts(attempts);
     }
     Ok(policy)
+}
+
+/// The rule's header filters, parsed: its `RequestHeaderModifier`s and its
+/// `ResponseHeaderModifier`s, each in order. Other filters are not applied
+/// on outbound routes, and warn.
+fn header_filters(
+    rule: &HttpRouteRule,
+    context: &DocumentContext<'_>,
+    at: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(HeaderEdit, HeaderEdit), ResourceError> {
+    let (mut request, mut response) = (HeaderEdit::default(), HeaderEdit::default());
+    for (j, filter) in rule.filters.iter().enumerate() {
+        let at = format!("{at}.filters[{j}]");
+        let edit = |modifier, field: &str| {
+            HeaderEdit::new(modifier).map_err(|e| {
+                let path = format!("{at}.{field}.{}", e.field);
+                context.error(ResourceErrorKind::InvalidValue, &path, e.message)
+            })
+        };
+        match filter {
+            HttpRouteFilter::RequestHeaderModifier(m) => {
+                request = request.then(edit(m, "requestHeaderModifier")?);
+            }
+            HttpRouteFilter::ResponseHeaderModifier(m) => {
+                response = response.then(edit(m, "responseHeaderModifier")?);
+            }
+            other => warnings.push(ConfigWarning::new(
+                context,
+                at,
+                format!(
+                    "{} filters are not supported; the rule applies without it",
+                    other.type_name()
+                ),
+            )),
+        }
+    }
+    Ok((request, response))
 }
 
 /// The rule's `backendRefs`, checked: each a `Service`, each weight within

@@ -39,7 +39,7 @@ use std::{fmt, sync::Arc};
 use http::Request;
 use mesh_core::{
     resource::{DocumentContext, Documents, HttpRoute, ResourceError, ResourceErrorKind},
-    route::RouteMatch,
+    route::{HeaderEdit, RouteMatch},
 };
 
 use crate::{BudgetConfig, RetryPolicy, Timeouts};
@@ -79,6 +79,14 @@ pub struct RouteRetryPolicy {
     /// attached to, as for a `ServiceProfile` route or a rule without
     /// `backendRefs`.
     pub backends: Vec<RouteBackend>,
+    /// How the route edits each request's headers: an `HTTPRoute` rule's
+    /// `RequestHeaderModifier` filters. [`layer`](Self::layer) does not
+    /// apply it; an [`EditHeadersLayer`](mesh_core::route::EditHeadersLayer)
+    /// outside the route's stack does, so that every attempt carries it.
+    pub request_headers: HeaderEdit,
+    /// How the route edits each response's headers: the rule's
+    /// `ResponseHeaderModifier` filters.
+    pub response_headers: HeaderEdit,
 }
 
 /// A service a route's requests go to, and its share of them: one of an

@@ -213,6 +213,8 @@ impl ProfileRoute {
                 ..Timeouts::default()
             },
             backends: Vec::new(),
+            request_headers: Default::default(),
+            response_headers: Default::default(),
         })
     }
 }

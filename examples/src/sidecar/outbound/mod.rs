@@ -5,6 +5,8 @@
 //! ```text
 //! route lookup (service by authority, route by its matches)
 //!   ─ metrics (outbound, labelled with the service's TLS)
+//!   ─ header filters (the route's RequestHeaderModifier and
+//!     ResponseHeaderModifier)
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
 //!   ─ backend (the route's backendRefs by weight; else the service)
 //!   ─ endpoint (Forward: the backend service's endpoints in turn)
@@ -36,7 +38,13 @@ mod upstream;
 use std::{net::SocketAddr, sync::Arc};
 
 use hyper::body::Incoming;
-use mesh_core::{BoxError, RouteId, client::ClientConfig, labels::DstService, proxy::Forward};
+use mesh_core::{
+    BoxError, RouteId,
+    client::ClientConfig,
+    labels::DstService,
+    proxy::Forward,
+    route::{EditHeaders, EditHeadersLayer},
+};
 use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
@@ -58,7 +66,7 @@ type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 
 /// One route's stack on one runtime: request timeout, retry and per-try
 /// timeout as mesh-retry's one fused service, over the route's backends.
-pub(crate) type RouteStack = Metrics<mesh_retry::RouteStack<Split<Endpoint>>>;
+pub(crate) type RouteStack = Metrics<EditHeaders<mesh_retry::RouteStack<Split<Endpoint>>>>;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<NoRoute<TimeoutBody<mesh_core::body::Proxied<Incoming>>, BoxError>>;
@@ -90,6 +98,9 @@ struct RoutePlan {
     id: RouteId,
     policy: RouteRetryPolicy,
     layer: RouteStackLayer,
+    /// The route's header filters, outside its retries: every attempt
+    /// carries the edited request.
+    edits: EditHeadersLayer,
     /// The services its requests go to (indexes into
     /// [`Outbound::services`]) and their weights; empty for the service
     /// the route belongs to.
@@ -185,7 +196,9 @@ impl Outbound {
                 let route = |plan: &RoutePlan| Route {
                     id: plan.id.clone(),
                     matches: plan.policy.matches.clone().into(),
-                    service: self.metrics.layer(plan.layer.layer(split(plan))),
+                    service: self
+                        .metrics
+                        .layer(plan.edits.layer(plan.layer.layer(split(plan)))),
                 };
                 let routes = ServiceRoutes {
                     dst: plan.dst.clone(),
@@ -215,6 +228,10 @@ impl ServicePlan {
         let plan = |policy: RouteRetryPolicy| RoutePlan {
             id: RouteId::new(policy.name.clone()),
             layer: policy.layer_with_metrics(budget.clone(), metrics, name),
+            edits: EditHeadersLayer::new(
+                policy.request_headers.clone(),
+                policy.response_headers.clone(),
+            ),
             policy,
             backends: Vec::new(),
         };
@@ -224,6 +241,8 @@ impl ServicePlan {
             retry: service.retry.clone().unwrap_or_else(RetryPolicy::never),
             timeouts: service.timeouts,
             backends: Vec::new(),
+            request_headers: Default::default(),
+            response_headers: Default::default(),
         };
         let routes: Vec<RoutePlan> = resources
             .map(|r| r.routes.iter().cloned().map(plan).collect())

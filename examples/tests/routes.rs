@@ -1,6 +1,7 @@
-//! Traffic splits through the sidecar's outbound listener: an `HTTPRoute`
-//! rule's weighted `backendRefs` send the route's requests to other
-//! outbound services, in proportion to their weights.
+//! What an `HTTPRoute` rule does to the requests of its outbound route,
+//! besides retries and timeouts: its weighted `backendRefs` send them to
+//! other outbound services in proportion (a traffic split), and its
+//! header filters edit requests and responses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -113,4 +114,47 @@ async fn a_backend_that_is_not_an_outbound_service_stops_the_sidecar_from_starti
         "outbound.services[0]: route emoji-canary sends requests to service \
          emoji-v3.emojivoto, which is not in outbound.services"
     );
+}
+
+/// Header filters on `emoji`'s route: the request gains `x-env` and loses
+/// `x-debug`, the response gains `x-served-by`.
+const HEADERS: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji-headers, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-env, value: canary}]
+        remove: [x-debug]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        add: [{name: x-served-by, value: mesh}]
+";
+
+#[tokio::test]
+async fn a_routes_header_filters_edit_its_requests_and_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    // The support backend answers `/headers` with the headers it got.
+    let (app, _) = backend().await;
+    let sidecar = sidecar(&config(&dir, app, app, HEADERS));
+    let req = Request::get(format!("http://{}/headers", sidecar.outbound))
+        .header("host", "emoji")
+        .header("x-env", "prod")
+        .header("x-debug", "1")
+        .header("x-kept", "1")
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-served-by"], "mesh");
+    let seen = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    let seen: Vec<&str> = seen.lines().collect();
+    assert!(seen.contains(&"x-env: canary"), "{seen:?}");
+    assert!(seen.contains(&"x-kept: 1"), "{seen:?}");
+    assert!(!seen.iter().any(|l| l.starts_with("x-debug")), "{seen:?}");
+    assert!(!seen.contains(&"x-env: prod"), "{seen:?}");
+    stop(sidecar).await;
 }

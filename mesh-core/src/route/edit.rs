@@ -1,0 +1,306 @@
+//! A route's header filters: an `HTTPRoute` rule's
+//! `RequestHeaderModifier` and `ResponseHeaderModifier`.
+//!
+//! A route can change the headers of what it carries: set a header to a
+//! value, add a value beside those a header has, or remove a header. The
+//! names and values are parsed once, when the route is built
+//! ([`HeaderEdit::new`]), so that a request only pays for the edits
+//! themselves. [`EditHeaders`] applies one edit to each request on its way
+//! in and another to each response on its way out.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::resource::HeaderModifier;
+
+/// One header modifier, parsed: the headers it sets, adds and removes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderEdit {
+    set: Vec<(HeaderName, HeaderValue)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+    remove: Vec<HeaderName>,
+}
+
+/// A header name or value in a modifier that HTTP does not allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidHeaderEdit {
+    /// Where it is in the modifier, such as `set[1].value`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl HeaderEdit {
+    /// Parses `modifier`. Names are case-insensitive, as in HTTP.
+    ///
+    /// # Errors
+    ///
+    /// The first name or value that is not a valid header name or value,
+    /// with where it is.
+    pub fn new(modifier: &HeaderModifier) -> Result<Self, InvalidHeaderEdit> {
+        let name = |name: &str, field: String| {
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeaderEdit {
+                field,
+                message: format!("{name:?} is not a valid header name"),
+            })
+        };
+        let pairs = |list: &[crate::resource::HttpHeader], what: &str| {
+            list.iter()
+                .enumerate()
+                .map(|(i, header)| {
+                    let value =
+                        HeaderValue::from_str(&header.value).map_err(|_| InvalidHeaderEdit {
+                            field: format!("{what}[{i}].value"),
+                            message: format!("{:?} is not a valid header value", header.value),
+                        })?;
+                    Ok((name(&header.name, format!("{what}[{i}].name"))?, value))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            set: pairs(&modifier.set, "set")?,
+            add: pairs(&modifier.add, "add")?,
+            remove: modifier
+                .remove
+                .iter()
+                .enumerate()
+                .map(|(i, n)| name(n, format!("remove[{i}]")))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// This edit, then `other`.
+    #[must_use]
+    pub fn then(mut self, other: Self) -> Self {
+        self.set.extend(other.set);
+        self.add.extend(other.add);
+        self.remove.extend(other.remove);
+        self
+    }
+
+    /// Whether the edit changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Applies the edit to `headers`: sets, then adds, then removes.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.set {
+            headers.insert(name, value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name, value.clone());
+        }
+        for name in &self.remove {
+            headers.remove(name);
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidHeaderEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for InvalidHeaderEdit {}
+
+/// Edits the headers of each request and of each response.
+#[derive(Clone, Debug)]
+pub struct EditHeadersLayer {
+    edits: Option<Arc<(HeaderEdit, HeaderEdit)>>,
+}
+
+impl EditHeadersLayer {
+    /// Applies `request` to every request and `response` to every
+    /// response. With both empty, the services it makes pass everything
+    /// through untouched.
+    pub fn new(request: HeaderEdit, response: HeaderEdit) -> Self {
+        let edits =
+            (!request.is_empty() || !response.is_empty()).then(|| Arc::new((request, response)));
+        Self { edits }
+    }
+}
+
+impl<S> Layer<S> for EditHeadersLayer {
+    type Service = EditHeaders<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EditHeaders {
+            inner,
+            edits: self.edits.clone(),
+        }
+    }
+}
+
+/// The service [`EditHeadersLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct EditHeaders<S> {
+    inner: S,
+    /// The request's edit and the response's; `None` when both are empty.
+    edits: Option<Arc<(HeaderEdit, HeaderEdit)>>,
+}
+
+impl<S, B, RB> Service<Request<B>> for EditHeaders<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = EditFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if let Some(edits) = &self.edits {
+            edits.0.apply(req.headers_mut());
+        }
+        let response = self.edits.clone().filter(|edits| !edits.1.is_empty());
+        EditFuture {
+            inner: self.inner.call(req),
+            response,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`EditHeaders`]: edits the response head.
+    #[derive(Debug)]
+    pub struct EditFuture<F> {
+        #[pin]
+        inner: F,
+        response: Option<Arc<(HeaderEdit, HeaderEdit)>>,
+    }
+}
+
+impl<F, RB, E> Future for EditFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut result = ready!(this.inner.poll(cx));
+        if let (Ok(res), Some(edits)) = (&mut result, this.response.as_ref()) {
+            edits.1.apply(res.headers_mut());
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::resource::HttpHeader;
+
+    fn header(name: &str, value: &str) -> HttpHeader {
+        HttpHeader {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    fn edit(set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]) -> HeaderEdit {
+        HeaderEdit::new(&HeaderModifier {
+            set: set.iter().map(|(n, v)| header(n, v)).collect(),
+            add: add.iter().map(|(n, v)| header(n, v)).collect(),
+            remove: remove.iter().map(|n| (*n).to_owned()).collect(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_edit_sets_adds_and_removes() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-env", "prod".parse().unwrap());
+        headers.insert("x-tag", "a".parse().unwrap());
+        headers.insert("x-debug", "1".parse().unwrap());
+        edit(&[("X-Env", "canary")], &[("x-tag", "b")], &["x-debug"]).apply(&mut headers);
+        assert_eq!(headers["x-env"], "canary");
+        let tags: Vec<_> = headers.get_all("x-tag").iter().collect();
+        assert_eq!(tags, ["a", "b"]);
+        assert!(!headers.contains_key("x-debug"));
+        assert_eq!(headers.len(), 3);
+    }
+
+    #[test]
+    fn names_and_values_http_refuses_are_named() {
+        let bad = |modifier: HeaderModifier| HeaderEdit::new(&modifier).unwrap_err().to_string();
+        let name = HeaderModifier {
+            add: vec![header("ok", "1"), header("bad name", "1")],
+            ..HeaderModifier::default()
+        };
+        assert_eq!(
+            bad(name),
+            "add[1].name: \"bad name\" is not a valid header name"
+        );
+        let value = HeaderModifier {
+            set: vec![header("x-line", "a\nb")],
+            ..HeaderModifier::default()
+        };
+        assert_eq!(
+            bad(value),
+            "set[0].value: \"a\\nb\" is not a valid header value"
+        );
+        let remove = HeaderModifier {
+            remove: vec![String::new()],
+            ..HeaderModifier::default()
+        };
+        assert_eq!(bad(remove), "remove[0]: \"\" is not a valid header name");
+    }
+
+    #[tokio::test]
+    async fn the_service_edits_the_request_and_the_response() {
+        let echo = service_fn(|req: Request<()>| async move {
+            let mut res = Response::new(());
+            *res.headers_mut() = req.headers().clone();
+            Ok::<_, Infallible>(res)
+        });
+        let layer = EditHeadersLayer::new(
+            edit(&[("x-route", "canary")], &[], &["cookie"]),
+            edit(&[], &[("x-served-by", "mesh")], &["x-route"]),
+        );
+        let req = Request::get("/")
+            .header("cookie", "secret")
+            .header("x-kept", "1")
+            .body(())
+            .unwrap();
+        let res = layer.layer(echo).oneshot(req).await.unwrap();
+        let mut names: Vec<_> = res.headers().keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        // The request lost its cookie and gained x-route; the response
+        // lost x-route again and gained x-served-by.
+        assert_eq!(names, ["x-kept", "x-served-by"]);
+    }
+
+    #[tokio::test]
+    async fn without_edits_nothing_is_touched() {
+        let layer = EditHeadersLayer::new(HeaderEdit::default(), HeaderEdit::default());
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            let mut res = Response::new(());
+            *res.headers_mut() = req.headers().clone();
+            Ok::<_, Infallible>(res)
+        }));
+        assert!(svc.edits.is_none());
+        let req = Request::get("/").header("x-a", "1").body(()).unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["x-a"], "1");
+        assert_eq!(res.headers().len(), 1);
+    }
+}
