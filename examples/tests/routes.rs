@@ -1,12 +1,13 @@
 //! What an `HTTPRoute` rule does to the requests of its outbound route,
 //! besides retries and timeouts: its weighted `backendRefs` send them to
 //! other outbound services in proportion (a traffic split), and its
-//! header filters edit requests and responses.
+//! header filters edit requests and responses. A change to the routes'
+//! file is in force for the next request, and a bad one changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use http::{Request, Response, StatusCode};
 use mesh_examples::sidecar::{self, config::SidecarConfig};
@@ -47,7 +48,7 @@ fn config(dir: &tempfile::TempDir, v1: SocketAddr, v2: SocketAddr, routes: &str)
          \x20   - name: emoji\n      endpoints: [{v1}]\n\
          \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
          admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n  watch_interval: 50ms\n",
         file.display()
     )
 }
@@ -156,5 +157,51 @@ async fn a_routes_header_filters_edit_its_requests_and_responses() {
     assert!(seen.contains(&"x-kept: 1"), "{seen:?}");
     assert!(!seen.iter().any(|l| l.starts_with("x-debug")), "{seen:?}");
     assert!(!seen.contains(&"x-env: prod"), "{seen:?}");
+    stop(sidecar).await;
+}
+
+/// Waits until the sidecar at `admin` has counted `n` route reloads that
+/// ended in `result`.
+async fn reloaded(admin: SocketAddr, result: &str, n: usize) {
+    let line = format!("outbound_route_reloads_total{{result=\"{result}\"}} {n}");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !scrape(admin).await.lines().any(|l| l == line) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {line}"));
+}
+
+#[tokio::test]
+async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let yaml = config(&dir, v1, v2, CANARY);
+    let sidecar = sidecar(&yaml);
+    let routes = dir.path().join("routes.yaml");
+    assert!(
+        shares(sidecar.outbound, "/api/list", 40)
+            .await
+            .contains_key("v2")
+    );
+
+    // The canary is promoted: every request to the new version.
+    let promoted = CANARY.replace("weight: 1}", "weight: 0}");
+    assert_ne!(promoted, CANARY);
+    std::fs::write(&routes, &promoted).unwrap();
+    reloaded(sidecar.admin, "ok", 1).await;
+    let after = shares(sidecar.outbound, "/api/list", 20).await;
+    assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
+
+    // A route to a service that is not outbound: the last good routes stay.
+    std::fs::write(
+        &routes,
+        promoted.replace("name: emoji-v2", "name: emoji-v3"),
+    )
+    .unwrap();
+    reloaded(sidecar.admin, "error", 1).await;
+    let after = shares(sidecar.outbound, "/api/list", 20).await;
+    assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
     stop(sidecar).await;
 }

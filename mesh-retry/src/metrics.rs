@@ -176,8 +176,10 @@ impl RetryMetrics {
     }
 
     /// Reports `budget`'s balance under `service` on every scrape, for as
-    /// long as the budget lives. Registering the same pair twice reports it
-    /// once.
+    /// long as the budget lives. A service reports one budget: the one it
+    /// was given last, which replaces any before it (a reloaded service may
+    /// get a new budget while requests still hold the old one), so that the
+    /// exposition never holds one series twice.
     pub fn observe_budget(&self, service: &str, budget: &Arc<Budget>) {
         self.budgets.observe(service, budget);
     }
@@ -262,14 +264,8 @@ struct BudgetGauges {
 impl BudgetGauges {
     fn observe(&self, service: &str, budget: &Arc<Budget>) {
         let mut budgets = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
-        budgets.retain(|(_, b)| b.strong_count() > 0);
-        let weak = Arc::downgrade(budget);
-        if !budgets
-            .iter()
-            .any(|(s, b)| &**s == service && b.ptr_eq(&weak))
-        {
-            budgets.push((service.into(), weak));
-        }
+        budgets.retain(|(s, b)| b.strong_count() > 0 && &**s != service);
+        budgets.push((service.into(), Arc::downgrade(budget)));
     }
 }
 
@@ -361,12 +357,27 @@ retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
             "{text}"
         );
 
-        drop(budget);
+        // A new budget for the service replaces the one before, though
+        // that one still lives.
+        let reloaded = Arc::new(Budget::new(
+            BudgetConfig::new(0.2, 5, std::time::Duration::from_secs(10)).unwrap(),
+        ));
+        metrics.observe_budget("emoji", &reloaded);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let balances: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("retry_budget_balance{"))
+            .collect();
+        assert_eq!(balances, ["retry_budget_balance{service=\"emoji\"} 50.0"]);
+
+        drop(reloaded);
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert!(
-            !text.contains("retry_budget_balance"),
+            !text.contains("retry_budget_balance{"),
             "a dropped budget is no longer reported"
         );
+        drop(budget);
     }
 }

@@ -6,8 +6,13 @@
 //! next request (and open opaque connections it no longer allows are
 //! closed), and one that does not is logged and counted while the last
 //! good policy stays (`inbound_policy_reloads_total{result="error"}`).
+//!
+//! The same files give the outbound routes, which are watched the same
+//! way ([`RoutesWatcher`]): a change whose routes read and plan is in force
+//! for the next request, and one that does not leaves the last good routes
+//! (`outbound_route_reloads_total{result}`).
 
-use std::fmt;
+use std::{fmt, sync::Arc, time::Duration};
 
 use mesh_core::resource::ResourceError;
 use mesh_policy::{
@@ -15,8 +20,14 @@ use mesh_policy::{
     PolicyWarnings, PolicyWatcher,
 };
 use mesh_retry::config::RetryResources;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
 
 use super::config::{InlineOrigin, PolicySettings};
+use super::outbound::Outbound;
 use super::worker::Background;
 
 /// A policy that could not be read or compiled.
@@ -174,6 +185,8 @@ pub fn explain(
 pub(super) struct Loaded {
     pub(super) store: PolicyStore,
     pub(super) routes: RetryResources,
+    /// The texts the policy and the routes were read from.
+    pub(super) texts: PolicyTexts,
     pub(super) watcher: Option<Background>,
 }
 
@@ -203,6 +216,7 @@ pub(super) fn load(
     Ok(Loaded {
         store,
         routes,
+        texts,
         watcher,
     })
 }
@@ -212,5 +226,90 @@ fn log_warnings(warnings: &PolicyWarnings) {
         tracing::info!("policy loaded");
     } else {
         tracing::warn!(%warnings, "policy loaded with parts that are not enforced");
+    }
+}
+
+/// Reloads the outbound routes when the policy files change. See the
+/// [module docs](self).
+#[derive(Debug)]
+pub(super) struct RoutesWatcher {
+    settings: PolicySettings,
+    outbound: Arc<Outbound>,
+    /// The texts the routes in force were read from.
+    last: PolicyTexts,
+    reloads: RouteReloads,
+}
+
+impl RoutesWatcher {
+    /// A watcher of `settings`' files for `outbound`, whose routes were
+    /// read from `loaded`. `None` when there are no files to watch.
+    pub(super) fn new(
+        settings: &PolicySettings,
+        outbound: Arc<Outbound>,
+        loaded: PolicyTexts,
+        reloads: RouteReloads,
+    ) -> Option<Self> {
+        (!settings.sources.files.is_empty()).then(|| Self {
+            settings: settings.clone(),
+            outbound,
+            last: loaded,
+            reloads,
+        })
+    }
+
+    /// Polls every `watch_interval` until dropped. Each change of contents
+    /// is planned once: a bad one is reported once.
+    pub(super) async fn run(mut self) {
+        let interval = self.settings.watch_interval.max(Duration::from_millis(10));
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            // Unreadable files are the authorization watcher's to report.
+            let Ok(texts) = self.settings.sources.read().await else {
+                continue;
+            };
+            if texts == self.last {
+                continue;
+            }
+            let reloaded = retry_routes(&texts, &self.settings)
+                .map_err(|e| e.to_string())
+                .and_then(|routes| self.outbound.reload(&routes).map_err(|e| e.to_string()));
+            self.reloads.count(reloaded.is_ok());
+            match reloaded {
+                Ok(()) => tracing::info!("outbound routes reloaded"),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "outbound routes not reloaded; the last good routes stay in force"
+                ),
+            }
+            self.last = texts;
+        }
+    }
+}
+
+/// `outbound_route_reloads_total{result}`: `ok` or `error`.
+#[derive(Clone, Debug)]
+pub(super) struct RouteReloads(Family<ReloadLabels, Counter>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct ReloadLabels {
+    result: &'static str,
+}
+
+impl RouteReloads {
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        let family = Family::default();
+        registry.register(
+            "outbound_route_reloads",
+            "Reloads of the outbound routes from the policy files, by result",
+            family.clone(),
+        );
+        Self(family)
+    }
+
+    fn count(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.0.get_or_create(&ReloadLabels { result }).inc();
     }
 }

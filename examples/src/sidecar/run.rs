@@ -22,7 +22,7 @@ use super::{
     config::{PortProtocol, SidecarConfig},
     identity::Identity,
     outbound::{Outbound, OutboundMetrics},
-    policy::{self, PolicyError},
+    policy::{self, PolicyError, RouteReloads, RoutesWatcher},
     worker::{Background, Shared, Worker, WorkerListeners},
 };
 
@@ -206,7 +206,8 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
     let http_metrics = HttpMetrics::register(&mut registry);
     let tcp_metrics = TcpMetrics::register(&mut registry);
     register_process_metrics(&mut registry, &BuildInfo::new(env!("CARGO_PKG_VERSION")));
-    let outbound_plan = Outbound::new(
+    let route_reloads = RouteReloads::register(&mut registry);
+    let outbound_plan = Arc::new(Outbound::new(
         &config.outbound,
         &policy.routes,
         &config.policy.workload.namespace,
@@ -217,7 +218,14 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
             tcp: &tcp_metrics,
             retry: &RetryMetrics::register(&mut registry),
         },
-    )?;
+    )?);
+    let routes_watcher = RoutesWatcher::new(
+        &config.policy,
+        outbound_plan.clone(),
+        policy.texts,
+        route_reloads,
+    )
+    .map(|watcher| Box::pin(watcher.run()) as Background);
     let tls_accept = config.identity.as_ref().map(|_| {
         let accept = AcceptConfig {
             mode: config.inbound.tls,
@@ -227,7 +235,12 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         TlsAccept::new(identity.store.clone(), accept)
     });
     let mut admin_service = Admin::new(registry, readiness).with_shutdown(trigger.clone());
-    let mut background: Vec<Background> = identity.task.into_iter().chain(policy.watcher).collect();
+    let mut background: Vec<Background> = identity
+        .task
+        .into_iter()
+        .chain(policy.watcher)
+        .chain(routes_watcher)
+        .collect();
     if let Some(dashboard) = &config.admin.dashboard {
         let (service, poller) = Dashboard::new(dashboard.dashboard_config(admin_addr))
             .map_err(StartError::Dashboard)?;

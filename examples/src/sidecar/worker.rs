@@ -36,8 +36,9 @@ pub(super) struct Shared {
     /// Each inbound port's protocol: as configured, or opaque when a
     /// `Server` says so.
     pub(super) inbound_protocols: Vec<PortProtocol>,
-    /// The outbound services and their routes.
-    pub(super) outbound: Outbound,
+    /// The outbound services and their routes, shared with the watcher
+    /// that reloads the routes.
+    pub(super) outbound: Arc<Outbound>,
     /// Request metrics of the inbound listeners, shared so that label
     /// handles are resolved once for the process.
     pub(super) inbound_metrics: MetricsLayer,
@@ -117,7 +118,9 @@ impl Worker {
         }
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
             let server = Server::new(self.server_config(Protocol::Http));
-            let stack = shared.outbound.stack(&shared.client);
+            let (stack, updates) = shared.outbound.stack(&shared.client);
+            // Ends with the runtime.
+            tokio::spawn(updates.run());
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {

@@ -9,6 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use arc_swap::ArcSwap;
 use futures_util::future::Either;
 use http::{Request, Response, header};
 use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, route::RouteMatch};
@@ -49,55 +50,83 @@ impl<S> ServiceRoutes<S> {
 /// goes to `not_found` (a [`NoRoute`], under metrics, so that it is
 /// counted too).
 ///
-/// Everything is resolved when the stack is built: a lookup is one hash of
+/// Everything is resolved when the table is built: a lookup is one hash of
 /// the host and one pass over the service's route matches.
 #[derive(Debug)]
 pub(crate) struct OutboundRouter<S, N> {
-    services: Arc<HashMap<Box<str>, ServiceRoutes<S>>>,
+    table: RouteTable<S>,
     not_found: N,
 }
 
 impl<S, N: Clone> Clone for OutboundRouter<S, N> {
     fn clone(&self) -> Self {
         Self {
-            services: self.services.clone(),
+            table: self.table.clone(),
             not_found: self.not_found.clone(),
         }
     }
 }
 
 impl<S, N> OutboundRouter<S, N> {
-    /// A router over `(host, routes)` pairs; hosts are lowercased here.
-    pub(crate) fn new(
-        services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>,
-        not_found: N,
-    ) -> Self {
-        Self {
-            services: Arc::new(
-                services
-                    .into_iter()
-                    .map(|(host, routes)| (host.to_ascii_lowercase().into_boxed_str(), routes))
-                    .collect(),
-            ),
-            not_found,
-        }
+    /// A router over the services of `table`, which it reads afresh for
+    /// each request.
+    pub(crate) fn new(table: RouteTable<S>, not_found: N) -> Self {
+        Self { table, not_found }
+    }
+}
+
+/// The services a router looks requests up in, by host. Shared between
+/// the routers of one runtime and the task that replaces the services
+/// when the routes are reloaded: a request reads whichever set is in
+/// force when it arrives, without a lock.
+#[derive(Debug)]
+pub(crate) struct RouteTable<S>(Arc<ArcSwap<Services<S>>>);
+
+type Services<S> = HashMap<Box<str>, ServiceRoutes<S>>;
+
+impl<S> Clone for RouteTable<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S> RouteTable<S> {
+    /// A table of `(host, routes)` pairs; hosts are lowercased here.
+    pub(crate) fn new(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(by_host(services))))
     }
 
-    fn service<B>(&self, req: &Request<B>) -> Option<&ServiceRoutes<S>> {
-        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })?;
-        let host = host_of(authority);
-        let host = host.strip_suffix('.').unwrap_or(host);
-        match self.services.get(host) {
-            Some(service) => Some(service),
-            None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
-                self.services.get(host.to_ascii_lowercase().as_str())
-            }
-            None => None,
+    /// Puts `services` in force for the requests that follow.
+    pub(crate) fn replace(&self, services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) {
+        self.0.store(Arc::new(by_host(services)));
+    }
+}
+
+fn by_host<S>(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Services<S> {
+    services
+        .into_iter()
+        .map(|(host, routes)| (host.to_ascii_lowercase().into_boxed_str(), routes))
+        .collect()
+}
+
+/// The service `req` is for, by its authority.
+fn service_for<'s, S, B>(
+    services: &'s Services<S>,
+    req: &Request<B>,
+) -> Option<&'s ServiceRoutes<S>> {
+    let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })?;
+    let host = host_of(authority);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    match services.get(host) {
+        Some(service) => Some(service),
+        None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+            services.get(host.to_ascii_lowercase().as_str())
         }
+        None => None,
     }
 }
 
@@ -165,15 +194,18 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let Some(service) = self.service(&req) else {
+        let services = self.table.0.load();
+        let Some(service) = service_for(&services, &req) else {
             tracing::debug!(uri = %req.uri(), "no service for the authority");
             return Either::Right(self.not_found.clone().oneshot(req));
         };
         let route = service.route(&req);
         let stack = route.service.clone();
+        let (dst, id) = (service.dst.clone(), route.id.clone());
+        drop(services);
         let extensions = req.extensions_mut();
-        extensions.insert(service.dst.clone());
-        extensions.insert(route.id.clone());
+        extensions.insert(dst);
+        extensions.insert(id);
         Either::Left(stack.oneshot(req))
     }
 }
@@ -203,14 +235,15 @@ mod tests {
             .into(),
             fallback: route("default", Vec::new()),
         };
-        OutboundRouter::new([("Emoji".to_owned(), routes)], ())
+        OutboundRouter::new(RouteTable::new([("Emoji".to_owned(), routes)]), ())
     }
 
     fn labels(
         router: &OutboundRouter<&'static str, ()>,
         req: &Request<()>,
     ) -> Option<(String, String)> {
-        let service = router.service(req)?;
+        let services = router.table.0.load();
+        let service = service_for(&services, req)?;
         let route = service.route(req);
         Some((
             service.dst.as_str().to_owned(),
@@ -257,7 +290,8 @@ mod tests {
             },
         };
         let not_found = NoRoute::<String, std::convert::Infallible>::new();
-        let router = OutboundRouter::new([("emoji".to_owned(), routes)], not_found);
+        let router =
+            OutboundRouter::new(RouteTable::new([("emoji".to_owned(), routes)]), not_found);
         let res = router
             .clone()
             .oneshot(Request::get("http://emoji/").body(()).unwrap())

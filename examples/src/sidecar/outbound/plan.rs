@@ -1,0 +1,240 @@
+//! The outbound routes, planned from the policy resources: what each
+//! service's routes match, how they retry and time out, how they edit
+//! headers and where they send their requests. Planned once at start, and
+//! again on every reload of the policy files; the runtimes then build their
+//! stacks from the plan (see [`Outbound`](super::Outbound)).
+
+use std::sync::Arc;
+
+use mesh_core::{RouteId, labels::DstService, route::EditHeadersLayer, route::RouteMatch};
+use mesh_retry::{
+    Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
+    config::{RetryResources, ServiceRetryPolicy},
+};
+
+use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
+use super::super::run::StartError;
+
+/// The name of the route of requests no configured route matches.
+const FALLBACK_ROUTE: &str = "default";
+
+/// Plans routes for the services of one outbound configuration.
+#[derive(Debug)]
+pub(super) struct Planner {
+    config: OutboundConfig,
+    /// The workload's namespace, where short service names live.
+    namespace: String,
+    metrics: RetryMetrics,
+}
+
+/// Every service's routes, in the order of `outbound.services`.
+#[derive(Debug)]
+pub(super) struct RoutePlans {
+    pub(super) services: Vec<ServicePlan>,
+}
+
+/// One service's routes, tried in order, and the route of requests none
+/// of them matches.
+#[derive(Debug)]
+pub(super) struct ServicePlan {
+    pub(super) name: ServiceName,
+    pub(super) dst: DstService,
+    /// Shared by the service's routes, and kept across reloads while its
+    /// configuration stays the same, so that a reload does not refill it.
+    budget: Arc<Budget>,
+    pub(super) routes: Vec<RoutePlan>,
+    pub(super) fallback: RoutePlan,
+}
+
+/// One route, ready to be layered over a runtime's endpoints.
+#[derive(Debug)]
+pub(super) struct RoutePlan {
+    pub(super) id: RouteId,
+    pub(super) matches: Box<[RouteMatch]>,
+    pub(super) layer: RouteStackLayer,
+    /// The route's header filters, outside its retries: every attempt
+    /// carries the edited request.
+    pub(super) edits: EditHeadersLayer,
+    /// The services its requests go to (indexes into `outbound.services`)
+    /// and their weights; empty for the service the route belongs to.
+    pub(super) backends: Vec<(usize, u32)>,
+}
+
+impl Planner {
+    pub(super) fn new(config: &OutboundConfig, namespace: &str, metrics: &RetryMetrics) -> Self {
+        Self {
+            config: config.clone(),
+            namespace: namespace.to_owned(),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Plans every service's routes from `resources`. Budgets whose
+    /// configuration `previous` already had are kept.
+    ///
+    /// # Errors
+    ///
+    /// A route whose backend is not an outbound service.
+    pub(super) fn plan(
+        &self,
+        resources: &RetryResources,
+        previous: Option<&RoutePlans>,
+    ) -> Result<RoutePlans, StartError> {
+        let mut services = Vec::with_capacity(self.config.services.len());
+        for (index, service) in self.config.services.iter().enumerate() {
+            let from_resources = retry_policy_of(resources, &service.name, &self.namespace);
+            let budget = service
+                .budget
+                .or(from_resources.map(|r| r.budget))
+                .unwrap_or_default();
+            let budget = previous
+                .and_then(|p| p.services.get(index))
+                .map(|p| p.budget.clone())
+                .filter(|kept| *kept.config() == budget)
+                .unwrap_or_else(|| Arc::new(Budget::new(budget)));
+            let name = service.name.as_str();
+            self.metrics.observe_budget(name, &budget);
+            let plan = |policy: &RouteRetryPolicy| -> Result<RoutePlan, StartError> {
+                Ok(RoutePlan {
+                    id: RouteId::new(policy.name.clone()),
+                    matches: policy.matches.clone().into(),
+                    layer: policy.layer_with_metrics(budget.clone(), &self.metrics, name),
+                    edits: EditHeadersLayer::new(
+                        policy.request_headers.clone(),
+                        policy.response_headers.clone(),
+                    ),
+                    backends: route_backends(policy, index, &self.config, &self.namespace)?,
+                })
+            };
+            let routes = from_resources
+                .map(|r| r.routes.iter().map(&plan).collect::<Result<Vec<_>, _>>())
+                .transpose()?
+                .unwrap_or_default();
+            if !routes.is_empty() {
+                tracing::info!(
+                    service = name,
+                    routes = ?routes.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                    "outbound routes"
+                );
+            }
+            let fallback = plan(&fallback(service))?;
+            services.push(ServicePlan {
+                name: service.name.clone(),
+                dst: DstService(Arc::from(name)),
+                budget,
+                routes,
+                fallback,
+            });
+        }
+        for unused in
+            resources.services.iter().filter(|s| {
+                !self.config.services.iter().any(|c| {
+                    names_service(&c.name, &s.name, s.namespace.as_deref(), &self.namespace)
+                })
+            })
+        {
+            tracing::warn!(
+                service = %unused.name,
+                namespace = unused.namespace.as_deref().unwrap_or(&self.namespace),
+                "routes for a service that is not in outbound.services are not used"
+            );
+        }
+        Ok(RoutePlans { services })
+    }
+}
+
+/// The route of a service's requests that no configured route matches:
+/// the service's own `retry` and `timeouts`.
+fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
+    RouteRetryPolicy {
+        name: FALLBACK_ROUTE.into(),
+        matches: Vec::new(),
+        retry: service.retry.clone().unwrap_or_else(RetryPolicy::never),
+        timeouts: service.timeouts,
+        backends: Vec::new(),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
+    }
+}
+
+/// Checks that every route `resources` gives `config`'s services sends
+/// its requests to outbound services: what the sidecar refuses to start
+/// without, for `sidecar check`.
+///
+/// # Errors
+///
+/// The first route with a backend that is not an outbound service.
+pub(crate) fn check_backends(
+    config: &OutboundConfig,
+    resources: &RetryResources,
+    namespace: &str,
+) -> Result<(), StartError> {
+    for (index, service) in config.services.iter().enumerate() {
+        let routes = retry_policy_of(resources, &service.name, namespace).map(|r| &r.routes);
+        for route in routes.into_iter().flatten() {
+            route_backends(route, index, config, namespace)?;
+        }
+    }
+    Ok(())
+}
+
+/// The outbound services the backends of `route` (a route of
+/// `config.services[index]`) name, as indexes into `config.services`,
+/// with their weights: empty when the route names none.
+fn route_backends(
+    route: &RouteRetryPolicy,
+    index: usize,
+    config: &OutboundConfig,
+    namespace: &str,
+) -> Result<Vec<(usize, u32)>, StartError> {
+    route
+        .backends
+        .iter()
+        .map(|backend| {
+            let backend_namespace = backend.namespace.as_deref();
+            config
+                .services
+                .iter()
+                .position(|s| names_service(&s.name, &backend.name, backend_namespace, namespace))
+                .map(|i| (i, backend.weight))
+                .ok_or_else(|| StartError::Backend {
+                    field: format!("outbound.services[{index}]"),
+                    route: route.name.to_string(),
+                    backend: format!(
+                        "{}.{}",
+                        backend.name,
+                        backend_namespace.unwrap_or(namespace)
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// The routes the resources give the outbound service `name`.
+fn retry_policy_of<'r>(
+    resources: &'r RetryResources,
+    name: &ServiceName,
+    namespace: &str,
+) -> Option<&'r ServiceRetryPolicy> {
+    resources
+        .services
+        .iter()
+        .find(|s| names_service(name, &s.name, s.namespace.as_deref(), namespace))
+}
+
+/// Whether the outbound service `name` is the service `service` in
+/// `service_namespace` (the workload's `namespace` when `None`): as
+/// Kubernetes DNS resolves names, `emoji` is `emoji` in the workload's
+/// namespace, and `emoji.emojivoto` or `emoji.emojivoto.svc.cluster.local`
+/// is `emoji` in `emojivoto`.
+fn names_service(
+    name: &ServiceName,
+    service: &str,
+    service_namespace: Option<&str>,
+    namespace: &str,
+) -> bool {
+    let mut labels = name.as_str().split('.');
+    let short = labels.next().unwrap_or_default();
+    let in_namespace = labels.next().unwrap_or(namespace);
+    short == service && in_namespace == service_namespace.unwrap_or(namespace)
+}
