@@ -205,3 +205,47 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
     stop(sidecar).await;
 }
+
+/// An address nothing listens on.
+fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn a_service_balances_between_its_endpoints_and_avoids_a_dead_one() {
+    let (a, b) = (named("a").await, named("b").await);
+    let yaml = |endpoints: String| {
+        format!(
+            "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+             \x20   - name: emoji\n      endpoints: [{endpoints}]\n\
+             admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+        )
+    };
+    // Two live endpoints: both serve.
+    let live = sidecar(&yaml(format!("{a}, {b}")));
+    let both = shares(live.outbound, "/", 100).await;
+    assert!(both.get("a").is_some_and(|&n| n > 0), "{both:?}");
+    assert!(both.get("b").is_some_and(|&n| n > 0), "{both:?}");
+    stop(live).await;
+
+    // One refuses connections: it costs at most the one request that finds
+    // out, whose caller gets the mesh's 502; the rest go to the live one.
+    let sidecar = sidecar(&yaml(format!("{}, {a}", closed_port())));
+    let client = http1();
+    let mut failed = 0;
+    for _ in 0..50 {
+        let req = Request::get(format!("http://{}/", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        match res.status() {
+            StatusCode::OK => assert_eq!(body_bytes(res).await, "a"),
+            StatusCode::BAD_GATEWAY => failed += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(failed <= 1, "{failed} requests went to the dead endpoint");
+    stop(sidecar).await;
+}

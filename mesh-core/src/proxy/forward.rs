@@ -1,10 +1,7 @@
 use std::{
     net::SocketAddr,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -12,7 +9,10 @@ use http::{HeaderValue, Request, Response, Version, header, uri::Authority};
 use hyper::upgrade::OnUpgrade;
 use tower::Service;
 
-use super::{headers, upgrade};
+use super::{
+    balance::{Balancer, Pending},
+    headers, upgrade,
+};
 use crate::{
     body::Proxied,
     client::upstream_uri,
@@ -20,20 +20,19 @@ use crate::{
 };
 
 /// Forwards requests to a fixed set of endpoints through a client `C`,
-/// taking the endpoints in turn. See the [module docs](super).
+/// each to the cheaper of two drawn at random by peak-EWMA latency (see
+/// [`balance`](super::balance)). See the [module docs](super).
 #[derive(Debug)]
 pub struct Forward<C> {
     client: C,
-    endpoints: Arc<[Authority]>,
-    next: Arc<AtomicUsize>,
+    balancer: Arc<Balancer>,
 }
 
 impl<C: Clone> Clone for Forward<C> {
     fn clone(&self) -> Self {
         Self {
             client: self.client.clone(),
-            endpoints: self.endpoints.clone(),
-            next: self.next.clone(),
+            balancer: self.balancer.clone(),
         }
     }
 }
@@ -51,7 +50,7 @@ impl std::fmt::Display for NoEndpoints {
 impl std::error::Error for NoEndpoints {}
 
 impl<C> Forward<C> {
-    /// Forwards to `endpoints` in turn through `client`.
+    /// Forwards to `endpoints` through `client`, balancing between them.
     ///
     /// # Errors
     ///
@@ -60,23 +59,14 @@ impl<C> Forward<C> {
         client: C,
         endpoints: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Self, NoEndpoints> {
-        let endpoints: Arc<[Authority]> = endpoints
+        let endpoints = endpoints
             .into_iter()
-            .filter_map(|addr| Authority::try_from(addr.to_string()).ok())
-            .collect();
-        if endpoints.is_empty() {
-            return Err(NoEndpoints);
-        }
+            .filter_map(|addr| Authority::try_from(addr.to_string()).ok());
+        let balancer = Balancer::new(endpoints).ok_or(NoEndpoints)?;
         Ok(Self {
             client,
-            endpoints,
-            next: Arc::new(AtomicUsize::new(0)),
+            balancer: Arc::new(balancer),
         })
-    }
-
-    fn next_endpoint(&self) -> &Authority {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        &self.endpoints[i]
     }
 }
 
@@ -119,12 +109,13 @@ where
                 req.headers_mut().insert(header::HOST, host);
             }
         }
-        let endpoint = self.next_endpoint().clone();
-        *req.uri_mut() = upstream_uri(&endpoint, req.uri());
+        let (endpoint, pending) = self.balancer.pick();
+        *req.uri_mut() = upstream_uri(endpoint, req.uri());
         ResponseFuture {
             inner: self.client.call(req),
             grpc,
             downstream,
+            pending,
         }
     }
 }
@@ -137,6 +128,8 @@ pin_project_lite::pin_project! {
         inner: F,
         grpc: bool,
         downstream: Option<OnUpgrade>,
+        // Counted against the endpoint until the response head.
+        pending: Option<Pending>,
     }
 }
 
@@ -149,7 +142,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut res = match ready!(this.inner.poll(cx)) {
+        let result = ready!(this.inner.poll(cx));
+        if let Some(pending) = this.pending.take() {
+            match &result {
+                Ok(_) => pending.answered(),
+                Err(_) => pending.failed(),
+            }
+        }
+        let mut res = match result {
             Ok(res) => res,
             Err(error) => {
                 let error: BoxError = error.into();

@@ -11,9 +11,13 @@
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
 //! instead of a dropped connection.
 //!
+//! With several endpoints, each request goes to the cheaper of two drawn
+//! at random, by latency and requests in flight ([`balance`]).
+//!
 //! [`AuthorityRouter`] sits in front of several `Forward`s and picks one by
 //! the request's `Host` or `:authority`.
 
+pub mod balance;
 mod forward;
 mod headers;
 mod router;

@@ -1,0 +1,344 @@
+//! Which endpoint a request goes to: the cheaper of two drawn at random,
+//! by peak-EWMA latency, as Linkerd's proxy balances (and Finagle before
+//! it).
+//!
+//! # Why
+//!
+//! Taking endpoints in turn gives a slow or overloaded instance its full
+//! share of requests, and every one of them waits. Picking the fastest
+//! instance every time sends it everything at once. The power of two
+//! choices sits between: each request draws two endpoints and goes to the
+//! one that looks cheaper, so a slow endpoint loses nearly all its
+//! traffic, and no single fast one is stampeded.
+//!
+//! # How
+//!
+//! Each endpoint keeps an estimate of its round-trip time to the response
+//! head. A sample slower than the estimate replaces it at once (the
+//! "peak"); a faster one is averaged in, weighted by how long ago the last
+//! sample came, over [`DECAY`] (Linkerd's 10 s). Between samples the
+//! estimate decays toward zero, so an endpoint that was avoided is tried
+//! again. A new endpoint starts at [`DEFAULT_RTT`] (Linkerd's 30 ms). Its
+//! cost is the estimate times one more than its requests in flight.
+//!
+//! A request that fails before any response (the endpoint refused the
+//! connection, say) counts as a sample of [`FAILURE_PENALTY`]: a failure
+//! is fast, and without the penalty a dead endpoint would look like the
+//! fastest of all.
+//!
+//! With one endpoint nothing is drawn, timed or counted.
+//!
+//! Endpoints are updated without locks; samples that race may overwrite
+//! each other, which costs the estimate one sample.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use http::uri::Authority;
+use tokio::time::Instant;
+
+/// The estimate of an endpoint that has not answered yet: Linkerd's.
+pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+
+/// How fast old samples lose their weight: Linkerd's.
+pub const DECAY: Duration = Duration::from_secs(10);
+
+/// The sample a request that failed before any response counts as.
+pub const FAILURE_PENALTY: Duration = Duration::from_secs(1);
+
+/// The endpoints of one target and their loads: `first`, then `rest`.
+#[derive(Debug)]
+pub(crate) struct Balancer {
+    first: Endpoint,
+    rest: Box<[Endpoint]>,
+    /// The instant the loads' times count from.
+    epoch: Instant,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    authority: Authority,
+    /// The round-trip estimate, in nanoseconds, as `f64` bits.
+    rtt: AtomicU64,
+    /// When `rtt` was last set, in nanoseconds since the epoch.
+    stamp: AtomicU64,
+    pending: AtomicU32,
+}
+
+/// A request in flight to one endpoint of a balancer with several. It
+/// counts as pending until its response head arrives or it is dropped.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    balancer: Arc<Balancer>,
+    index: usize,
+    sent: Instant,
+}
+
+impl Balancer {
+    /// A balancer over `endpoints`; `None` when there are none.
+    pub(crate) fn new(endpoints: impl IntoIterator<Item = Authority>) -> Option<Self> {
+        let rtt = nanos(DEFAULT_RTT).to_bits();
+        let mut endpoints = endpoints.into_iter().map(|authority| Endpoint {
+            authority,
+            rtt: AtomicU64::new(rtt),
+            stamp: AtomicU64::new(0),
+            pending: AtomicU32::new(0),
+        });
+        Some(Self {
+            first: endpoints.next()?,
+            rest: endpoints.collect(),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    /// Endpoint `i`, counting `first` as 0. (Past the end, which no
+    /// caller asks for, it is `first`.)
+    fn endpoint(&self, i: usize) -> &Endpoint {
+        match i.checked_sub(1) {
+            None => &self.first,
+            Some(i) => self.rest.get(i).unwrap_or(&self.first),
+        }
+    }
+
+    /// The endpoint the next request goes to, and the pending request to
+    /// hold until its response head when there is a choice to inform.
+    pub(crate) fn pick(self: &Arc<Self>) -> (&Authority, Option<Pending>) {
+        let n = self.len();
+        if n == 1 {
+            // One endpoint: nothing to choose, nothing to measure.
+            return (&self.first.authority, None);
+        }
+        let now = Instant::now();
+        let since = self.since_epoch(now);
+        let a = fastrand::usize(0..n);
+        let mut b = fastrand::usize(0..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let index = if self.cost(b, since) < self.cost(a, since) {
+            b
+        } else {
+            a
+        };
+        let endpoint = self.endpoint(index);
+        endpoint.pending.fetch_add(1, Ordering::Relaxed);
+        let pending = Pending {
+            balancer: self.clone(),
+            index,
+            sent: now,
+        };
+        (&endpoint.authority, Some(pending))
+    }
+
+    fn since_epoch(&self, now: Instant) -> f64 {
+        nanos(now.saturating_duration_since(self.epoch))
+    }
+
+    /// What sending one more request to endpoint `i` looks like it costs
+    /// at `now` (nanoseconds since the epoch).
+    fn cost(&self, i: usize, now: f64) -> f64 {
+        let endpoint = self.endpoint(i);
+        let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
+        let stamp = endpoint.stamp.load(Ordering::Relaxed) as f64;
+        let pending = endpoint.pending.load(Ordering::Relaxed);
+        rtt * weight(now - stamp) * f64::from(pending + 1)
+    }
+
+    /// Counts a round trip of `sample` to endpoint `i`, ended at `now`.
+    fn observe(&self, i: usize, sample: Duration, now: Instant) {
+        let endpoint = self.endpoint(i);
+        let now = self.since_epoch(now);
+        let sample = nanos(sample);
+        let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
+        let stamp = endpoint.stamp.load(Ordering::Relaxed) as f64;
+        let next = if sample > rtt {
+            sample
+        } else {
+            let old = weight(now - stamp);
+            rtt * old + sample * (1.0 - old)
+        };
+        endpoint.rtt.store(next.to_bits(), Ordering::Relaxed);
+        endpoint.stamp.store(now as u64, Ordering::Relaxed);
+    }
+
+    /// Endpoint `i`'s estimate, as of its last sample.
+    #[cfg(test)]
+    fn estimate(&self, i: usize) -> Duration {
+        let rtt = f64::from_bits(self.endpoint(i).rtt.load(Ordering::Relaxed));
+        Duration::from_nanos(rtt as u64)
+    }
+}
+
+impl Pending {
+    /// The response head arrived: the round trip is a sample.
+    pub(crate) fn answered(self) {
+        let now = Instant::now();
+        let sample = now.saturating_duration_since(self.sent);
+        self.balancer.observe(self.index, sample, now);
+    }
+
+    /// The request failed before any response.
+    pub(crate) fn failed(self) {
+        self.balancer
+            .observe(self.index, FAILURE_PENALTY, Instant::now());
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let endpoint = self.balancer.endpoint(self.index);
+        endpoint.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How much of a sample `elapsed` nanoseconds old still counts.
+fn weight(elapsed: f64) -> f64 {
+    (-elapsed.max(0.0) / nanos(DECAY)).exp()
+}
+
+fn nanos(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balancer(n: u16) -> Arc<Balancer> {
+        let endpoints =
+            (1..=n).map(|port| Authority::try_from(format!("10.0.0.{port}:80")).unwrap());
+        Arc::new(Balancer::new(endpoints).unwrap())
+    }
+
+    fn index(balancer: &Balancer, authority: &Authority) -> usize {
+        (0..balancer.len())
+            .find(|&i| balancer.endpoint(i).authority == *authority)
+            .unwrap()
+    }
+
+    /// Sends `n` requests one after another, each answered after the
+    /// latency of the endpoint it went to, and counts them per endpoint.
+    async fn send(balancer: &Arc<Balancer>, latencies: &[Duration], n: usize) -> Vec<usize> {
+        let mut counts = vec![0; balancer.len()];
+        for _ in 0..n {
+            let (authority, pending) = balancer.pick();
+            let i = index(balancer, authority);
+            counts[i] += 1;
+            tokio::time::advance(latencies[i]).await;
+            pending.unwrap().answered();
+        }
+        counts
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_endpoint_loses_nearly_all_its_traffic() {
+        let balancer = balancer(3);
+        let ms = Duration::from_millis;
+        let counts = send(&balancer, &[ms(2), ms(100), ms(2)], 300).await;
+        // Each endpoint is tried while its estimate is the default; after
+        // that the slow one waits until its 100 ms decays below 2 ms,
+        // which takes longer than these requests do.
+        assert!(counts[1] <= 3, "{counts:?}");
+        assert_eq!(counts.iter().sum::<usize>(), 300);
+        // The two fast ones share the rest.
+        assert!(counts[0] > 100 && counts[2] > 100, "{counts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_make_an_endpoint_look_dearer() {
+        let balancer = balancer(2);
+        // Equal estimates; the first endpoint holds three requests.
+        let held: Vec<_> = (0..3)
+            .map(|_| {
+                let (_, pending) = balancer.pick();
+                pending.unwrap()
+            })
+            .collect();
+        let busy = held.iter().map(|p| p.index).collect::<Vec<_>>();
+        // With two endpoints both are always drawn, so the second request
+        // already went to the idle one: the three alternate.
+        assert!(busy.contains(&0) && busy.contains(&1), "{busy:?}");
+        let (a, b) = (balancer.endpoint(0), balancer.endpoint(1));
+        let (on_a, on_b) = (
+            a.pending.load(Ordering::Relaxed),
+            b.pending.load(Ordering::Relaxed),
+        );
+        assert_eq!(on_a + on_b, 3);
+        // The next goes to the one with fewer: one in flight against two.
+        let (authority, next) = balancer.pick();
+        let fewer = usize::from(on_b < on_a);
+        assert_eq!(index(&balancer, authority), fewer);
+        drop(next);
+        drop(held);
+        assert_eq!(a.pending.load(Ordering::Relaxed), 0);
+        assert_eq!(b.pending.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_endpoint_is_avoided_and_tried_again_later() {
+        let balancer = balancer(2);
+        let start = Instant::now();
+        // The first endpoint refuses connections; the second answers in
+        // 5 ms. Requests go one after another until the first is tried
+        // again.
+        let mut failed_at = Vec::new();
+        while failed_at.len() < 2 {
+            let (authority, pending) = balancer.pick();
+            let pending = pending.unwrap();
+            if index(&balancer, authority) == 0 {
+                failed_at.push(start.elapsed());
+                pending.failed();
+                let penalty = balancer.estimate(0).as_secs_f64();
+                assert!((penalty - FAILURE_PENALTY.as_secs_f64()).abs() < 1e-6);
+            } else {
+                tokio::time::advance(Duration::from_millis(5)).await;
+                pending.answered();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "never tried again"
+            );
+        }
+        // The penalty of 1 s decays below the other's 5 ms after
+        // 10 s × ln(1 s / 5 ms) = 53 s.
+        let again = failed_at[1] - failed_at[0];
+        assert!(
+            (Duration::from_secs(50)..Duration::from_secs(56)).contains(&again),
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_faster_sample_is_averaged_in_by_its_age_and_a_slower_one_replaces() {
+        let balancer = balancer(2);
+        let start = Instant::now();
+        balancer.observe(0, Duration::from_millis(100), start);
+        assert_eq!(balancer.estimate(0), Duration::from_millis(100));
+        // A sample one decay later weighs 1 - 1/e.
+        let later = start + DECAY;
+        balancer.observe(0, Duration::from_millis(10), later);
+        let expected = 100.0 / std::f64::consts::E + 10.0 * (1.0 - 1.0 / std::f64::consts::E);
+        let got = balancer.estimate(0).as_secs_f64() * 1e3;
+        assert!((got - expected).abs() < 1e-3, "{got} ms, not {expected} ms");
+        balancer.observe(0, Duration::from_millis(500), later);
+        assert_eq!(balancer.estimate(0), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn one_endpoint_is_neither_drawn_nor_measured() {
+        let balancer = balancer(1);
+        let (authority, pending) = balancer.pick();
+        assert_eq!(authority.as_str(), "10.0.0.1:80");
+        assert!(pending.is_none());
+        assert!(Balancer::new(Vec::new()).is_none());
+    }
+}
