@@ -2,10 +2,12 @@
 //! subject alternative names carry, and when it is valid.
 //!
 //! A SPIFFE X.509-SVID carries its SPIFFE ID as a URI SAN, and exactly one
-//! (SPIFFE X.509-SVID spec §2). Linkerd's DNS-style identities travel as DNS
-//! SANs. A certificate may carry other names beside its identity, such as
-//! `localhost` so that curl accepts it: names that are not valid identities
-//! are skipped, never an error.
+//! URI SAN in all: validators must reject an SVID with more than one, of any
+//! scheme (SPIFFE X.509-SVID spec §2 and §5.2), since a second URI is a
+//! second name that authorization might read. Linkerd's DNS-style
+//! identities travel as DNS SANs. A certificate may carry other DNS names
+//! beside its identity, such as `localhost` so that curl accepts it: DNS
+//! names that are not valid identities are skipped, never an error.
 
 use std::{
     fmt,
@@ -27,6 +29,8 @@ use x509_parser::{
 pub(crate) struct CertNames {
     /// SPIFFE IDs from URI SANs.
     uris: Vec<Identity>,
+    /// How many URI SANs the certificate has, of any scheme.
+    uri_sans: usize,
     /// DNS-style identities from DNS SANs.
     dns: Vec<Identity>,
     pub(crate) not_before: SystemTime,
@@ -44,6 +48,7 @@ impl CertNames {
             .map_err(|_| BadCertificate)?;
         let mut uris = Vec::new();
         let mut dns = Vec::new();
+        let mut uri_sans = 0;
         let san = x509
             .extensions()
             .iter()
@@ -53,8 +58,11 @@ impl CertNames {
             .map_err(|_| BadCertificate)?;
         for name in san.iter().flat_map(|(_, san)| san.general_names.iter()) {
             match name {
-                GeneralName::URI(uri) if uri.starts_with("spiffe://") => {
-                    if let Ok(id) = Identity::parse(uri) {
+                GeneralName::URI(uri) => {
+                    uri_sans += 1;
+                    if uri.starts_with("spiffe://")
+                        && let Ok(id) = Identity::parse(uri)
+                    {
                         uris.push(id);
                     }
                 }
@@ -69,27 +77,30 @@ impl CertNames {
         let validity = x509.validity();
         Ok(Self {
             uris,
+            uri_sans,
             dns,
             not_before: unix(validity.not_before.timestamp()),
             not_after: unix(validity.not_after.timestamp()),
         })
     }
 
-    /// The certificate's identity: its one SPIFFE ID, or, without a SPIFFE
-    /// ID, its first DNS SAN that is a valid identity.
+    /// The certificate's identity: its one SPIFFE ID when that is its only
+    /// URI SAN, or, without a SPIFFE ID, its first DNS SAN that is a valid
+    /// identity.
     pub(crate) fn identity(&self) -> Result<&Identity, NoIdentity> {
         match self.uris.as_slice() {
-            [id] => Ok(id),
+            [id] if self.uri_sans == 1 => Ok(id),
             [] => self.dns.first().ok_or(NoIdentity::Missing),
             _ => Err(NoIdentity::Ambiguous),
         }
     }
 
-    /// Whether the certificate names `id`, as a URI SAN for a SPIFFE ID or
-    /// as a DNS SAN for a DNS-style identity.
+    /// Whether the certificate names `id`: as its one SPIFFE ID (see
+    /// [`CertNames::identity`]) for a SPIFFE ID, or as a DNS SAN for a
+    /// DNS-style identity.
     pub(crate) fn names(&self, id: &Identity) -> bool {
         if id.is_spiffe() {
-            self.uris.contains(id)
+            self.identity() == Ok(id)
         } else {
             self.dns.contains(id)
         }
@@ -145,7 +156,7 @@ impl std::error::Error for BadCertificate {}
 pub enum NoIdentity {
     /// No URI SAN holds a SPIFFE ID and no DNS SAN a valid identity.
     Missing,
-    /// More than one URI SAN holds a SPIFFE ID.
+    /// A URI SAN holds a SPIFFE ID, but it is not the only URI SAN.
     Ambiguous,
 }
 
@@ -155,7 +166,9 @@ impl fmt::Display for NoIdentity {
             Self::Missing => {
                 f.write_str("certificate names no identity in its subject alternative names")
             }
-            Self::Ambiguous => f.write_str("certificate names more than one spiffe id"),
+            Self::Ambiguous => {
+                f.write_str("certificate names a spiffe id and another uri (an svid has one)")
+            }
         }
     }
 }
@@ -218,6 +231,16 @@ mod tests {
             CertNames::parse(&CertificateDer::from(vec![0x30, 0x00])).err(),
             Some(BadCertificate)
         );
+    }
+
+    #[test]
+    fn a_spiffe_id_beside_another_uri_san_is_no_identity_and_names_nothing() {
+        let spiffe = "spiffe://example.org/ns/a/sa/b";
+        for other in ["https://example.org/x", "spiffe://example.org/ns/a/sa/c"] {
+            let names = CertNames::parse(&cert_with(vec![uri(spiffe), uri(other)])).unwrap();
+            assert_eq!(names.identity(), Err(NoIdentity::Ambiguous), "{other}");
+            assert!(!names.names(&id(spiffe)), "{other}");
+        }
     }
 
     #[test]

@@ -297,3 +297,93 @@ pub async fn wait_for(store: &CredentialStore, loaded: u64, rejected: u64) {
         .expect("the store never saw the update")
         .unwrap();
 }
+
+/// A CA whose issuer also signs leaf certificates of any shape, for
+/// certificates the mesh's CA refuses to produce.
+pub struct RawIssuer {
+    pub ca: CertificateAuthority,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    issuer_pem: String,
+}
+
+impl RawIssuer {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = mesh_tls::ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+        let read = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let issuer_pem = read(mesh_tls::ca::ISSUER_CERT_FILE);
+        let key = rcgen::KeyPair::from_pem(&read(mesh_tls::ca::ISSUER_KEY_FILE)).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&issuer_pem, key).unwrap();
+        Self {
+            ca,
+            issuer,
+            issuer_pem,
+        }
+    }
+
+    /// A workload-shaped leaf (not a CA, digitalSignature, both EKUs, an
+    /// hour's validity) with `sans`: tests change one thing from here.
+    pub fn params(sans: Vec<rcgen::SanType>) -> rcgen::CertificateParams {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.subject_alt_names = sans;
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let now = std::time::SystemTime::now();
+        params.not_before = (now - Duration::from_secs(60)).into();
+        params.not_after = (now + HOUR).into();
+        params
+    }
+
+    /// Signs `params`: the chain PEM (leaf, then issuer) and the key PEM.
+    pub fn sign(&self, params: &rcgen::CertificateParams) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem() + &self.issuer_pem, key.serialize_pem())
+    }
+
+    pub fn bundle_pem(&self) -> &str {
+        self.ca.bundle_pem()
+    }
+}
+
+pub fn uri_san(s: &str) -> rcgen::SanType {
+    rcgen::SanType::URI(s.try_into().unwrap())
+}
+
+/// A TLS 1.3 server on 127.0.0.1 presenting `chain` and `key` to every
+/// client and asking for no client certificate: a server the mesh's
+/// acceptor refuses to be.
+pub async fn serve_raw_tls(chain: &str, key: &str) -> SocketAddr {
+    let chain = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(mesh_tls::provider())
+        .with_protocol_versions(mesh_tls::PROTOCOL_VERSIONS)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let mut tls = tls;
+                    let mut buf = [0u8; 1];
+                    let _ = tokio::io::AsyncReadExt::read(&mut tls, &mut buf).await;
+                }
+            });
+        }
+    });
+    addr
+}

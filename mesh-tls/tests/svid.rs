@@ -1,0 +1,128 @@
+//! What makes a certificate a valid identity certificate (an X.509-SVID),
+//! checked on both ends of a connection with certificates the mesh's CA
+//! would never issue: real sockets on 127.0.0.1, a raw rustls peer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use mesh_core::BoxError;
+use mesh_tls::{
+    AcceptConfig, ConnectError, NoIdentity, TlsAccept, accept::AcceptError,
+    metrics::HandshakeFailure,
+};
+use support::*;
+use tokio::net::TcpListener;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+const API: &str = "spiffe://example.org/ns/shop/sa/api";
+
+fn accept_error(result: Result<impl Sized, BoxError>) -> AcceptError {
+    match result {
+        Ok(_) => panic!("the server accepted the connection"),
+        Err(e) => *e.downcast::<AcceptError>().unwrap(),
+    }
+}
+
+/// Presents `chain` and `key` to a mesh acceptor and returns its verdict.
+async fn present_client_cert(
+    raw: &RawIssuer,
+    (chain, key): (String, String),
+) -> Result<mesh_core::serve::Accepted<mesh_tls::ServerIo<tokio::net::TcpStream>>, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = TlsAccept::new(store(&raw.ca, API), AcceptConfig::default());
+    let server = accept_one(listener, accept);
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((&chain, &key)),
+    );
+    // A server that accepts does not answer the request: the verdict is
+    // the acceptor's result, not the reply.
+    let client = tokio::spawn(raw_get(config, addr));
+    let verdict = server.await.unwrap();
+    client.abort();
+    verdict
+}
+
+/// Dials a raw server presenting `chain` and `key` with a mesh connector
+/// that expects `expected`, and returns the connect error.
+async fn dial(raw: &RawIssuer, (chain, key): (String, String), expected: &str) -> ConnectError {
+    let addr = serve_raw_tls(&chain, &key).await;
+    let connector = connector(store(&raw.ca, WEB), addr, expected);
+    let uri = format!("http://{addr}/").parse().unwrap();
+    tower::ServiceExt::oneshot(connector, uri)
+        .await
+        .expect_err("the connector refuses the server")
+}
+
+// SPIFFE X.509-SVID §2: "An X.509 SVID MUST contain exactly one URI SAN
+// [...] Validators encountering an SVID containing more than one URI SAN
+// MUST reject the SVID."
+
+#[tokio::test]
+async fn the_client_refuses_a_server_certificate_with_two_spiffe_ids_even_if_one_is_expected() {
+    let raw = RawIssuer::new();
+    let two = raw.sign(&RawIssuer::params(vec![
+        uri_san(API),
+        uri_san("spiffe://example.org/ns/shop/sa/impostor"),
+    ]));
+    let error = dial(&raw, two, API).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+
+    let one = raw.sign(&RawIssuer::params(vec![uri_san(API)]));
+    let addr = serve_raw_tls(&one.0, &one.1).await;
+    let connector = connector(store(&raw.ca, WEB), addr, API);
+    let uri = format!("http://{addr}/").parse().unwrap();
+    tower::ServiceExt::oneshot(connector, uri)
+        .await
+        .expect("the same server with one spiffe id is accepted");
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_certificate_with_a_second_uri_san() {
+    let raw = RawIssuer::new();
+    let cert = raw.sign(&RawIssuer::params(vec![
+        uri_san(API),
+        uri_san("https://example.org/api"),
+    ]));
+    let error = dial(&raw, cert, API).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_client_certificate_with_a_second_uri_san() {
+    let raw = RawIssuer::new();
+    let cert = raw.sign(&RawIssuer::params(vec![
+        uri_san(WEB),
+        uri_san("https://example.org/web"),
+    ]));
+    let error = accept_error(present_client_cert(&raw, cert).await);
+    assert!(
+        matches!(error, AcceptError::NoPeerIdentity(NoIdentity::Ambiguous)),
+        "{error:?}"
+    );
+    assert_eq!(error.failure(), Some(HandshakeFailure::NoPeerIdentity));
+}
+
+#[test]
+fn credentials_with_a_second_uri_san_are_refused() {
+    let raw = RawIssuer::new();
+    let (chain, key) = raw.sign(&RawIssuer::params(vec![
+        uri_san(WEB),
+        uri_san("https://example.org/web"),
+    ]));
+    let error = mesh_tls::Credentials::from_pem(
+        chain.as_bytes(),
+        key.as_bytes(),
+        raw.bundle_pem().as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            mesh_tls::CredentialError::NoIdentity(NoIdentity::Ambiguous)
+        ),
+        "{error:?}"
+    );
+}
