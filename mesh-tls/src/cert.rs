@@ -85,13 +85,23 @@ impl CertNames {
     }
 
     /// The certificate's identity: its one SPIFFE ID when that is its only
-    /// URI SAN, or, without a SPIFFE ID, its first DNS SAN that is a valid
-    /// identity.
+    /// URI SAN and names a workload (has a path), or, without a SPIFFE ID,
+    /// its first DNS SAN that is a valid identity.
     pub(crate) fn identity(&self) -> Result<&Identity, NoIdentity> {
         match self.uris.as_slice() {
+            [id] if self.uri_sans == 1 && id.path() == Some("") => Err(NoIdentity::TrustDomainOnly),
             [id] if self.uri_sans == 1 => Ok(id),
             [] => self.dns.first().ok_or(NoIdentity::Missing),
             _ => Err(NoIdentity::Ambiguous),
+        }
+    }
+
+    /// The trust domain a signing certificate names: its one URI SAN, when
+    /// that is a SPIFFE ID without a path (SPIFFE X.509-SVID spec §3).
+    pub(crate) fn signing_trust_domain(&self) -> Option<TrustDomain> {
+        match self.uris.as_slice() {
+            [id] if self.uri_sans == 1 && id.path() == Some("") => id.trust_domain(),
+            _ => None,
         }
     }
 
@@ -158,6 +168,9 @@ pub enum NoIdentity {
     Missing,
     /// A URI SAN holds a SPIFFE ID, but it is not the only URI SAN.
     Ambiguous,
+    /// The SPIFFE ID has no path: it names a trust domain, as its signing
+    /// certificates do, not a workload (SPIFFE X.509-SVID spec §2).
+    TrustDomainOnly,
 }
 
 impl fmt::Display for NoIdentity {
@@ -168,6 +181,9 @@ impl fmt::Display for NoIdentity {
             }
             Self::Ambiguous => {
                 f.write_str("certificate names a spiffe id and another uri (an svid has one)")
+            }
+            Self::TrustDomainOnly => {
+                f.write_str("certificate's spiffe id names a trust domain, not a workload")
             }
         }
     }
@@ -241,6 +257,19 @@ mod tests {
             assert_eq!(names.identity(), Err(NoIdentity::Ambiguous), "{other}");
             assert!(!names.names(&id(spiffe)), "{other}");
         }
+    }
+
+    #[test]
+    fn a_spiffe_id_without_a_path_names_a_trust_domain_not_a_workload() {
+        let names = CertNames::parse(&cert_with(vec![uri("spiffe://example.org")])).unwrap();
+        assert_eq!(names.identity(), Err(NoIdentity::TrustDomainOnly));
+        assert!(!names.names(&id("spiffe://example.org")));
+        assert_eq!(
+            names.signing_trust_domain(),
+            Some(TrustDomain::parse("example.org").unwrap())
+        );
+        let workload = CertNames::parse(&cert_with(vec![uri("spiffe://example.org/w")])).unwrap();
+        assert_eq!(workload.signing_trust_domain(), None);
     }
 
     #[test]

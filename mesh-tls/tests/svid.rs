@@ -126,3 +126,42 @@ fn credentials_with_a_second_uri_san_are_refused() {
         "{error:?}"
     );
 }
+
+// SPIFFE X.509-SVID §2: "Leaf certificate SPIFFE IDs MUST have a non-root
+// path component"; §5.2: the validator "MUST ensure that the SPIFFE ID has
+// a non-root path component". `spiffe://example.org` names the trust
+// domain (its signing certificates carry it), not a workload.
+
+const TRUST_DOMAIN_ID: &str = "spiffe://example.org";
+
+#[tokio::test]
+async fn the_server_refuses_a_client_certificate_naming_only_the_trust_domain() {
+    let raw = RawIssuer::new();
+    let cert = raw.sign(&RawIssuer::params(vec![uri_san(TRUST_DOMAIN_ID)]));
+    let error = accept_error(present_client_cert(&raw, cert).await);
+    assert!(
+        matches!(
+            error,
+            AcceptError::NoPeerIdentity(NoIdentity::TrustDomainOnly)
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_certificate_naming_only_the_trust_domain() {
+    let raw = RawIssuer::new();
+    let cert = raw.sign(&RawIssuer::params(vec![uri_san(TRUST_DOMAIN_ID)]));
+    let error = dial(&raw, cert, TRUST_DOMAIN_ID).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+}
+
+#[test]
+fn the_ca_refuses_to_issue_a_workload_certificate_for_the_trust_domain_itself() {
+    let ca = ca();
+    let error = ca.issue(&id(TRUST_DOMAIN_ID), HOUR).unwrap_err();
+    assert!(
+        matches!(&error, mesh_tls::ca::CaError::NoWorkloadPath(found) if found == &id(TRUST_DOMAIN_ID)),
+        "{error:?}"
+    );
+}

@@ -27,6 +27,10 @@ pub enum CaError {
         /// The CA's trust domain.
         trust_domain: TrustDomain,
     },
+    /// The identity is a SPIFFE ID without a path, which names a trust
+    /// domain rather than a workload: an X.509-SVID leaf's ID has a
+    /// non-root path (SPIFFE X.509-SVID spec §2).
+    NoWorkloadPath(Identity),
     /// A lifetime of zero, or longer than [`MAX_LIFETIME`](super::MAX_LIFETIME),
     /// or a validity window outside what X.509 can encode.
     InvalidLifetime(Duration),
@@ -62,6 +66,10 @@ impl fmt::Display for CaError {
             } => write!(
                 f,
                 "identity {identity} is outside the ca's trust domain {trust_domain}"
+            ),
+            Self::NoWorkloadPath(identity) => write!(
+                f,
+                "spiffe id {identity} names a trust domain, not a workload"
             ),
             Self::InvalidLifetime(d) => write!(f, "invalid certificate lifetime {d:?}"),
             Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),

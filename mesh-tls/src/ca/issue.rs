@@ -140,6 +140,7 @@ impl CertificateAuthority {
     ///
     /// [`CaError::OutsideTrustDomain`] for an identity in another trust
     /// domain (a DNS-style identity must end with `.<trust domain>`);
+    /// [`CaError::NoWorkloadPath`] for the trust domain's own SPIFFE ID;
     /// [`CaError::InvalidLifetime`] for a zero or overlong `ttl`;
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::Certificate`] for an extra DNS name that is
@@ -151,6 +152,9 @@ impl CertificateAuthority {
                 identity: identity.clone(),
                 trust_domain: self.trust_domain.clone(),
             });
+        }
+        if identity.path() == Some("") {
+            return Err(CaError::NoWorkloadPath(identity.clone()));
         }
         let mut params = CertificateParams::default();
         // The identity lives in the SAN; the subject stays empty, as in a

@@ -176,9 +176,7 @@ impl CertificateAuthority {
         let names = CertNames::parse(&issuer_der)
             .map_err(|_| CaError::InvalidCa(InvalidCa::BadCertificate))?;
         let trust_domain = names
-            .identity()
-            .ok()
-            .and_then(|id| TrustDomain::parse(id.as_str()).ok())
+            .signing_trust_domain()
             .ok_or(CaError::InvalidCa(InvalidCa::NoTrustDomain))?;
         let key = KeyPair::from_pem(issuer_key)?;
         if !spki_matches(&issuer_der, &key) {
