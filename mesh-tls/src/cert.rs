@@ -18,9 +18,9 @@ use mesh_core::{Identity, TrustDomain};
 use rustls_pki_types::CertificateDer;
 use x509_parser::{
     certificate::X509CertificateParser,
-    extensions::{GeneralName, SubjectAlternativeName},
+    extensions::{GeneralName, KeyUsage, SubjectAlternativeName},
     nom::Parser,
-    oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME,
+    oid_registry::{OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME},
     prelude::FromDer,
 };
 
@@ -33,6 +33,11 @@ pub(crate) struct CertNames {
     uri_sans: usize,
     /// DNS-style identities from DNS SANs.
     dns: Vec<Identity>,
+    /// Whether the key usage is a leaf's: `digitalSignature` without
+    /// `keyCertSign` or `cRLSign`. A certificate without the extension
+    /// passes only when it names no SPIFFE ID, since every SVID has one
+    /// (SPIFFE X.509-SVID spec §4.3).
+    leaf_usage: bool,
     pub(crate) not_before: SystemTime,
     pub(crate) not_after: SystemTime,
 }
@@ -40,8 +45,9 @@ pub(crate) struct CertNames {
 impl CertNames {
     /// Parses `cert`.
     pub(crate) fn parse(cert: &CertificateDer<'_>) -> Result<Self, BadCertificate> {
-        // Only the SAN extension matters here: parsing it alone, rather
-        // than every extension, halves the work on each handshake.
+        // Only the SAN and key usage extensions matter here: parsing them
+        // alone, rather than every extension, halves the work on each
+        // handshake.
         let (_, x509) = X509CertificateParser::new()
             .with_deep_parse_extensions(false)
             .parse(cert.as_ref())
@@ -49,11 +55,13 @@ impl CertNames {
         let mut uris = Vec::new();
         let mut dns = Vec::new();
         let mut uri_sans = 0;
-        let san = x509
-            .extensions()
-            .iter()
-            .find(|ext| ext.oid == OID_X509_EXT_SUBJECT_ALT_NAME)
+        let extension = |oid| x509.extensions().iter().find(|ext| ext.oid == oid);
+        let san = extension(OID_X509_EXT_SUBJECT_ALT_NAME)
             .map(|ext| SubjectAlternativeName::from_der(ext.value))
+            .transpose()
+            .map_err(|_| BadCertificate)?;
+        let key_usage = extension(OID_X509_EXT_KEY_USAGE)
+            .map(|ext| KeyUsage::from_der(ext.value))
             .transpose()
             .map_err(|_| BadCertificate)?;
         for name in san.iter().flat_map(|(_, san)| san.general_names.iter()) {
@@ -74,11 +82,16 @@ impl CertNames {
                 _ => {}
             }
         }
+        let leaf_usage = match key_usage {
+            Some((_, ku)) => ku.digital_signature() && !ku.key_cert_sign() && !ku.crl_sign(),
+            None => uris.is_empty(),
+        };
         let validity = x509.validity();
         Ok(Self {
             uris,
             uri_sans,
             dns,
+            leaf_usage,
             not_before: unix(validity.not_before.timestamp()),
             not_after: unix(validity.not_after.timestamp()),
         })
@@ -86,14 +99,21 @@ impl CertNames {
 
     /// The certificate's identity: its one SPIFFE ID when that is its only
     /// URI SAN and names a workload (has a path), or, without a SPIFFE ID,
-    /// its first DNS SAN that is a valid identity.
+    /// its first DNS SAN that is a valid identity; and in either case only
+    /// when the key usage is a leaf's.
     pub(crate) fn identity(&self) -> Result<&Identity, NoIdentity> {
-        match self.uris.as_slice() {
-            [id] if self.uri_sans == 1 && id.path() == Some("") => Err(NoIdentity::TrustDomainOnly),
-            [id] if self.uri_sans == 1 => Ok(id),
-            [] => self.dns.first().ok_or(NoIdentity::Missing),
-            _ => Err(NoIdentity::Ambiguous),
+        let id = match self.uris.as_slice() {
+            [id] if self.uri_sans == 1 && id.path() == Some("") => {
+                return Err(NoIdentity::TrustDomainOnly);
+            }
+            [id] if self.uri_sans == 1 => id,
+            [] => self.dns.first().ok_or(NoIdentity::Missing)?,
+            _ => return Err(NoIdentity::Ambiguous),
+        };
+        if !self.leaf_usage {
+            return Err(NoIdentity::NotALeaf);
         }
+        Ok(id)
     }
 
     /// The trust domain a signing certificate names: its one URI SAN, when
@@ -112,7 +132,7 @@ impl CertNames {
         if id.is_spiffe() {
             self.identity() == Ok(id)
         } else {
-            self.dns.contains(id)
+            self.leaf_usage && self.dns.contains(id)
         }
     }
 }
@@ -171,6 +191,10 @@ pub enum NoIdentity {
     /// The SPIFFE ID has no path: it names a trust domain, as its signing
     /// certificates do, not a workload (SPIFFE X.509-SVID spec §2).
     TrustDomainOnly,
+    /// The certificate is no leaf SVID: its key usage lets it sign
+    /// certificates or CRLs, or lacks `digitalSignature`, or a SPIFFE
+    /// certificate has no key usage at all (SPIFFE X.509-SVID spec §4.3).
+    NotALeaf,
 }
 
 impl fmt::Display for NoIdentity {
@@ -182,6 +206,9 @@ impl fmt::Display for NoIdentity {
             Self::Ambiguous => {
                 f.write_str("certificate names a spiffe id and another uri (an svid has one)")
             }
+            Self::NotALeaf => f.write_str(
+                "certificate's key usage is not a leaf's (digitalSignature, not certificate signing)",
+            ),
             Self::TrustDomainOnly => {
                 f.write_str("certificate's spiffe id names a trust domain, not a workload")
             }
@@ -203,6 +230,7 @@ mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::default();
         params.subject_alt_names = sans;
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         params.self_signed(&key).unwrap().der().clone()
     }
 

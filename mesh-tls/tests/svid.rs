@@ -165,3 +165,76 @@ fn the_ca_refuses_to_issue_a_workload_certificate_for_the_trust_domain_itself() 
         "{error:?}"
     );
 }
+
+// SPIFFE X.509-SVID §4.3: "The key usage extension MUST be set on all
+// SVIDs [...] Leaf SVIDs MUST set digitalSignature [...] MUST NOT set
+// keyCertSign or cRLSign"; §5.2: the validator "MUST ensure [...] that
+// keyCertSign and cRLSign are not set in the key usage extension".
+// webpki leaves key usage unchecked on end-entity certificates.
+
+fn with_key_usages(usages: Vec<rcgen::KeyUsagePurpose>) -> rcgen::CertificateParams {
+    let mut params = RawIssuer::params(vec![uri_san(WEB)]);
+    params.key_usages = usages;
+    params
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_client_certificate_that_may_sign_certificates() {
+    use rcgen::KeyUsagePurpose::{CrlSign, DigitalSignature, KeyCertSign};
+    let raw = RawIssuer::new();
+    for usages in [
+        vec![DigitalSignature, KeyCertSign],
+        vec![DigitalSignature, CrlSign],
+    ] {
+        let cert = raw.sign(&with_key_usages(usages.clone()));
+        let error = accept_error(present_client_cert(&raw, cert).await);
+        assert!(
+            matches!(error, AcceptError::NoPeerIdentity(NoIdentity::NotALeaf)),
+            "{usages:?}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_client_svid_without_digital_signature() {
+    use rcgen::KeyUsagePurpose::KeyAgreement;
+    let raw = RawIssuer::new();
+    for usages in [vec![], vec![KeyAgreement]] {
+        let cert = raw.sign(&with_key_usages(usages.clone()));
+        let error = accept_error(present_client_cert(&raw, cert).await);
+        assert!(
+            matches!(error, AcceptError::NoPeerIdentity(NoIdentity::NotALeaf)),
+            "{usages:?}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_certificate_that_may_sign_certificates() {
+    use rcgen::KeyUsagePurpose::{DigitalSignature, KeyCertSign};
+    let raw = RawIssuer::new();
+    let mut params = with_key_usages(vec![DigitalSignature, KeyCertSign]);
+    params.subject_alt_names = vec![uri_san(API)];
+    let error = dial(&raw, raw.sign(&params), API).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+}
+
+#[test]
+fn credentials_whose_certificate_may_sign_certificates_are_refused() {
+    use rcgen::KeyUsagePurpose::{DigitalSignature, KeyCertSign};
+    let raw = RawIssuer::new();
+    let (chain, key) = raw.sign(&with_key_usages(vec![DigitalSignature, KeyCertSign]));
+    let error = mesh_tls::Credentials::from_pem(
+        chain.as_bytes(),
+        key.as_bytes(),
+        raw.bundle_pem().as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            mesh_tls::CredentialError::NoIdentity(NoIdentity::NotALeaf)
+        ),
+        "{error:?}"
+    );
+}
