@@ -337,3 +337,32 @@ async fn connections_are_retired_before_a_certificate_expires() {
     );
     server.stop().await;
 }
+
+/// An issuer whose clock runs ahead of this node's writes a certificate
+/// that is not valid yet here. The watcher refuses it, but must try again once it is
+/// valid: the files will not change again until the next renewal, by
+/// which time the certificate in service may have expired.
+#[tokio::test]
+async fn a_certificate_written_before_its_not_before_is_put_in_service_once_valid() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    issue_into(&ca, API, dir.path());
+    let store = watched(dir.path());
+
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(2);
+    let next = ca
+        .issue_with(&mesh_tls::ca::IssueRequest::new(id(API)).with_not_before(ahead))
+        .unwrap();
+    let next_leaf = next.credentials().unwrap().chain()[0].to_vec();
+    next.write(dir.path()).unwrap();
+
+    // The validity check reads the system clock, so this waits for the
+    // two seconds to pass; it asserts nothing about how long they take.
+    wait_for(&store, 2, 1).await;
+    assert_eq!(leaf(&store), next_leaf);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"not_yet_valid\"} 1"),
+        "refused once, logged once: {metrics}"
+    );
+}

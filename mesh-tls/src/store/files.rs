@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::MissedTickBehavior;
 
@@ -35,11 +35,17 @@ impl CredentialStore {
     /// of contents is logged and counted once, and not retried until the
     /// files change again: a certificate written before its key is refused
     /// for the mismatch, then accepted on the next pass once the key lands.
+    /// The one exception is a certificate that is not valid yet (an issuer
+    /// whose clock runs ahead): it is tried again once its `notBefore` has
+    /// passed, since the files may not change again before the
+    /// certificate in service expires.
     pub async fn watch_files(self, files: CredentialFiles, interval: Duration) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last: Option<FileContents> = None;
         let mut unreadable = false;
+        // When `last` was refused as not valid yet: when it becomes valid.
+        let mut valid_from: Option<SystemTime> = None;
         loop {
             ticker.tick().await;
             match files.read_async().await {
@@ -51,13 +57,19 @@ impl CredentialStore {
                 }
                 Ok(contents) => {
                     unreadable = false;
-                    if last.as_ref() == Some(&contents) {
+                    let due = valid_from.is_some_and(|t| SystemTime::now() >= t);
+                    if last.as_ref() == Some(&contents) && !due {
                         continue;
                     }
+                    valid_from = None;
                     match contents.parse() {
+                        // `update` logs and counts its own refusals.
                         Ok(creds) => {
-                            // `update` logs and counts its own refusals.
-                            let _ = self.update(creds);
+                            if let Err(CredentialError::NotYetValid { not_before }) =
+                                self.update(creds)
+                            {
+                                valid_from = Some(not_before);
+                            }
                         }
                         Err(error) => self.reject(&error),
                     }
