@@ -379,3 +379,54 @@ fn bad_retry_settings_name_their_field_line_and_range() {
     );
     assert!(error.to_string().contains("1000"), "{error}");
 }
+
+#[test]
+fn failure_accrual_takes_linkerds_defaults_and_refuses_what_linkerd_does() {
+    let config = parse(&service(
+        "      failure_accrual: {max_failures: 4, min_penalty: 30s}\n",
+    ))
+    .unwrap();
+    let accrual = config.outbound.services[0].failure_accrual.unwrap();
+    assert_eq!(accrual.max_failures().get(), 4);
+    assert_eq!(accrual.min_penalty(), Duration::from_secs(30));
+    // What it leaves out is Linkerd's default.
+    assert_eq!(accrual.max_penalty(), Duration::from_secs(60));
+    assert_eq!(accrual.jitter(), 0.5);
+    // Off unless asked for.
+    assert!(
+        parse(&service("")).unwrap().outbound.services[0]
+            .failure_accrual
+            .is_none()
+    );
+
+    let error = reject(&service(
+        "      failure_accrual:\n        min_penalty: 2m\n        max_penalty: 1m\n",
+    ));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].failure_accrual.min_penalty",
+        8,
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("the first penalty 120s is longer than the longest 60s"),
+        "{error}"
+    );
+    let error = reject(&service("      failure_accrual:\n        jitter: -1\n"));
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].failure_accrual.jitter",
+        8,
+    );
+    let error = reject(&service(
+        "      failure_accrual:\n        max_failures: 0\n",
+    ));
+    assert_eq!(
+        error.field_path(),
+        "outbound.services[0].failure_accrual.max_failures",
+        "{error}"
+    );
+}

@@ -3,6 +3,9 @@
 //! other outbound services in proportion (a traffic split), and its
 //! header filters edit requests and responses. A change to the routes'
 //! file is in force for the next request, and a bad one changes nothing.
+//! Under the routes, a service balances between its endpoints, avoiding
+//! one that refuses connections and, with failure accrual, one that keeps
+//! failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -247,5 +250,77 @@ async fn a_service_balances_between_its_endpoints_and_avoids_a_dead_one() {
         }
     }
     assert!(failed <= 1, "{failed} requests went to the dead endpoint");
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn with_failure_accrual_an_endpoint_that_keeps_failing_is_taken_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing = listener.local_addr().unwrap();
+    serve(listener, |_| async {
+        let mut res = Response::new(full("overloaded"));
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        Ok(res)
+    });
+    let live = named("live").await;
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{failing}, {live}]\n\
+         \x20     failure_accrual: {{max_failures: 2, min_penalty: 1m}}\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    ));
+    let client = http1();
+    let mut failed = 0;
+    for _ in 0..60 {
+        let req = Request::get(format!("http://{}/", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            failed += 1;
+        } else {
+            assert_eq!(body_bytes(res).await, "live");
+        }
+    }
+    // Its two failures in a row take it out for a minute: the rest go to
+    // the live endpoint.
+    assert!(
+        failed <= 2,
+        "{failed} requests got the failing endpoint's 503"
+    );
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn with_every_endpoint_out_requests_fail_fast_with_the_mesh_503() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing = listener.local_addr().unwrap();
+    serve(listener, |_| async {
+        let mut res = Response::new(full("overloaded"));
+        *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        Ok(res)
+    });
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{failing}]\n\
+         \x20     failure_accrual: {{max_failures: 1, min_penalty: 1m}}\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    ));
+    let get = || {
+        Request::get(format!("http://{}/", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap()
+    };
+    let client = http1();
+    // The endpoint's own failure, which takes it out.
+    let res = client.request(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body_bytes(res).await, "overloaded");
+    // Then the mesh answers, without sending it on.
+    let res = client.request(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["mesh-error"], "service unavailable");
     stop(sidecar).await;
 }

@@ -26,7 +26,13 @@
 //! is fast, and without the penalty a dead endpoint would look like the
 //! fastest of all.
 //!
-//! With one endpoint nothing is drawn, timed or counted.
+//! With one endpoint nothing is drawn, timed or counted (unless failure
+//! accrual is on).
+//!
+//! With [failure accrual](super::accrual), endpoints whose responses keep
+//! failing are taken out for a while: only those still in are drawn, an
+//! endpoint whose penalty is over takes the next request as its probe, and
+//! when none is in, [`Balancer::pick`] finds nothing.
 //!
 //! Endpoints are updated without locks; samples that race may overwrite
 //! each other, which costs the estimate one sample.
@@ -41,6 +47,8 @@ use std::{
 
 use http::uri::Authority;
 use tokio::time::Instant;
+
+use super::accrual::{FailureAccrual, Health, Standing};
 
 /// The estimate of an endpoint that has not answered yet: Linkerd's.
 pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
@@ -58,6 +66,7 @@ pub(crate) struct Balancer {
     rest: Box<[Endpoint]>,
     /// The instant the loads' times count from.
     epoch: Instant,
+    accrual: Option<FailureAccrual>,
 }
 
 #[derive(Debug)]
@@ -68,6 +77,7 @@ struct Endpoint {
     /// When `rtt` was last set, in nanoseconds since the epoch.
     stamp: AtomicU64,
     pending: AtomicU32,
+    health: Health,
 }
 
 /// A request in flight to one endpoint of a balancer with several. It
@@ -80,20 +90,34 @@ pub(crate) struct Pending {
 }
 
 impl Balancer {
-    /// A balancer over `endpoints`; `None` when there are none.
-    pub(crate) fn new(endpoints: impl IntoIterator<Item = Authority>) -> Option<Self> {
+    /// A balancer over `endpoints`, taking out those that keep failing
+    /// when `accrual` says; `None` when there are no endpoints.
+    pub(crate) fn new(
+        endpoints: impl IntoIterator<Item = Authority>,
+        accrual: Option<FailureAccrual>,
+    ) -> Option<Self> {
         let rtt = nanos(DEFAULT_RTT).to_bits();
         let mut endpoints = endpoints.into_iter().map(|authority| Endpoint {
             authority,
             rtt: AtomicU64::new(rtt),
             stamp: AtomicU64::new(0),
             pending: AtomicU32::new(0),
+            health: Health::default(),
         });
         Some(Self {
             first: endpoints.next()?,
             rest: endpoints.collect(),
             epoch: Instant::now(),
+            accrual,
         })
+    }
+
+    /// The same endpoints, fresh, with `accrual`.
+    pub(crate) fn with_accrual(&self, accrual: Option<FailureAccrual>) -> Option<Self> {
+        let authorities = std::iter::once(&self.first)
+            .chain(self.rest.iter())
+            .map(|e| e.authority.clone());
+        Self::new(authorities, accrual)
     }
 
     fn len(&self) -> usize {
@@ -110,24 +134,27 @@ impl Balancer {
     }
 
     /// The endpoint the next request goes to, and the pending request to
-    /// hold until its response head when there is a choice to inform.
-    pub(crate) fn pick(self: &Arc<Self>) -> (&Authority, Option<Pending>) {
+    /// hold until its response head when there is a choice or a failure
+    /// count to inform. `None` when failure accrual has taken every
+    /// endpoint out.
+    pub(crate) fn pick(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
         let n = self.len();
-        if n == 1 {
+        if n == 1 && self.accrual.is_none() {
             // One endpoint: nothing to choose, nothing to measure.
-            return (&self.first.authority, None);
+            return Some((&self.first.authority, None));
         }
         let now = Instant::now();
         let since = self.since_epoch(now);
-        let a = fastrand::usize(0..n);
-        let mut b = fastrand::usize(0..n - 1);
-        if b >= a {
-            b += 1;
-        }
-        let index = if self.cost(b, since) < self.cost(a, since) {
-            b
-        } else {
-            a
+        let index = match self.accrual {
+            None => {
+                let a = fastrand::usize(0..n);
+                let mut b = fastrand::usize(0..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                self.cheaper(a, b, since)
+            }
+            Some(_) => self.pick_in(since as u64)?,
         };
         let endpoint = self.endpoint(index);
         endpoint.pending.fetch_add(1, Ordering::Relaxed);
@@ -136,7 +163,44 @@ impl Balancer {
             index,
             sent: now,
         };
-        (&endpoint.authority, Some(pending))
+        Some((&endpoint.authority, Some(pending)))
+    }
+
+    /// Of `a` and `b`, the one that looks cheaper at `since`.
+    fn cheaper(&self, a: usize, b: usize, since: f64) -> usize {
+        if self.cost(b, since) < self.cost(a, since) {
+            b
+        } else {
+            a
+        }
+    }
+
+    /// Two endpoints drawn among those failure accrual has not taken out,
+    /// the cheaper of them; or one whose penalty is over, as its probe.
+    /// Each draw starts at a random endpoint and takes the first one in
+    /// from there.
+    fn pick_in(&self, now: u64) -> Option<usize> {
+        let n = self.len();
+        let draw = |skip: Option<usize>| {
+            let start = fastrand::usize(0..n);
+            (0..n)
+                .map(|k| (start + k) % n)
+                .filter(|&i| Some(i) != skip)
+                .find_map(|i| match self.endpoint(i).health.standing(now) {
+                    Standing::In => Some((i, false)),
+                    Standing::Probe => Some((i, true)),
+                    Standing::Out => None,
+                })
+        };
+        let (a, probe) = draw(None)?;
+        if probe || n == 1 {
+            return Some(a);
+        }
+        match draw(Some(a)) {
+            None => Some(a),
+            Some((b, true)) => Some(b),
+            Some((b, false)) => Some(self.cheaper(a, b, now as f64)),
+        }
     }
 
     fn since_epoch(&self, now: Instant) -> f64 {
@@ -179,17 +243,28 @@ impl Balancer {
 }
 
 impl Pending {
-    /// The response head arrived: the round trip is a sample.
-    pub(crate) fn answered(self) {
+    /// The response head arrived: the round trip is a sample, and the
+    /// response a `success` or a failure for failure accrual.
+    pub(crate) fn answered(self, success: bool) {
         let now = Instant::now();
         let sample = now.saturating_duration_since(self.sent);
         self.balancer.observe(self.index, sample, now);
+        self.record(success, now);
     }
 
     /// The request failed before any response.
     pub(crate) fn failed(self) {
-        self.balancer
-            .observe(self.index, FAILURE_PENALTY, Instant::now());
+        let now = Instant::now();
+        self.balancer.observe(self.index, FAILURE_PENALTY, now);
+        self.record(false, now);
+    }
+
+    fn record(&self, success: bool, now: Instant) {
+        if let Some(accrual) = &self.balancer.accrual {
+            let since = self.balancer.since_epoch(now) as u64;
+            let health = &self.balancer.endpoint(self.index).health;
+            health.record(accrual, success, since);
+        }
     }
 }
 
@@ -216,7 +291,7 @@ mod tests {
     fn balancer(n: u16) -> Arc<Balancer> {
         let endpoints =
             (1..=n).map(|port| Authority::try_from(format!("10.0.0.{port}:80")).unwrap());
-        Arc::new(Balancer::new(endpoints).unwrap())
+        Arc::new(Balancer::new(endpoints, None).unwrap())
     }
 
     fn index(balancer: &Balancer, authority: &Authority) -> usize {
@@ -230,11 +305,11 @@ mod tests {
     async fn send(balancer: &Arc<Balancer>, latencies: &[Duration], n: usize) -> Vec<usize> {
         let mut counts = vec![0; balancer.len()];
         for _ in 0..n {
-            let (authority, pending) = balancer.pick();
+            let (authority, pending) = balancer.pick().unwrap();
             let i = index(balancer, authority);
             counts[i] += 1;
             tokio::time::advance(latencies[i]).await;
-            pending.unwrap().answered();
+            pending.unwrap().answered(true);
         }
         counts
     }
@@ -259,7 +334,7 @@ mod tests {
         // Equal estimates; the first endpoint holds three requests.
         let held: Vec<_> = (0..3)
             .map(|_| {
-                let (_, pending) = balancer.pick();
+                let (_, pending) = balancer.pick().unwrap();
                 pending.unwrap()
             })
             .collect();
@@ -274,7 +349,7 @@ mod tests {
         );
         assert_eq!(on_a + on_b, 3);
         // The next goes to the one with fewer: one in flight against two.
-        let (authority, next) = balancer.pick();
+        let (authority, next) = balancer.pick().unwrap();
         let fewer = usize::from(on_b < on_a);
         assert_eq!(index(&balancer, authority), fewer);
         drop(next);
@@ -292,7 +367,7 @@ mod tests {
         // again.
         let mut failed_at = Vec::new();
         while failed_at.len() < 2 {
-            let (authority, pending) = balancer.pick();
+            let (authority, pending) = balancer.pick().unwrap();
             let pending = pending.unwrap();
             if index(&balancer, authority) == 0 {
                 failed_at.push(start.elapsed());
@@ -301,7 +376,7 @@ mod tests {
                 assert!((penalty - FAILURE_PENALTY.as_secs_f64()).abs() < 1e-6);
             } else {
                 tokio::time::advance(Duration::from_millis(5)).await;
-                pending.answered();
+                pending.answered(true);
             }
             assert!(
                 start.elapsed() < Duration::from_secs(120),
@@ -333,12 +408,61 @@ mod tests {
         assert_eq!(balancer.estimate(0), Duration::from_millis(500));
     }
 
+    fn with_accrual(n: u16, max_failures: u32) -> Arc<Balancer> {
+        let accrual = FailureAccrual::new(
+            std::num::NonZeroU32::new(max_failures).unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            0.0,
+        )
+        .unwrap();
+        Arc::new(balancer(n).with_accrual(Some(accrual)).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_that_keeps_failing_is_taken_out_then_probed() {
+        let balancer = with_accrual(3, 2);
+        // Endpoint 0 answers 503 to everything; the others succeed.
+        let mut to_failing = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(3_500) {
+            let (authority, pending) = balancer.pick().unwrap();
+            let i = index(&balancer, authority);
+            if i == 0 {
+                to_failing.push(start.elapsed().as_millis());
+            }
+            tokio::time::advance(Duration::from_millis(10)).await;
+            pending.unwrap().answered(i != 0);
+        }
+        // Two failures take it out for 1 s; its probe fails and it is out
+        // for 2 s; the next probe fails too.
+        assert_eq!(to_failing.len(), 4, "{to_failing:?}");
+        let gaps: Vec<u128> = to_failing.windows(2).map(|w| w[1] - w[0]).collect();
+        // The gaps after the second failure: the penalty, plus the 10 ms
+        // the failure took to come back, to within the next request's.
+        assert!((1_010..1_030).contains(&gaps[1]), "{to_failing:?}");
+        assert!((2_010..2_030).contains(&gaps[2]), "{to_failing:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_every_endpoint_out_nothing_is_picked_until_a_probe() {
+        let balancer = with_accrual(1, 1);
+        let (_, pending) = balancer.pick().unwrap();
+        pending.expect("accrual counts even one endpoint").failed();
+        assert!(balancer.pick().is_none());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_, probe) = balancer.pick().expect("the probe");
+        assert!(balancer.pick().is_none(), "one probe at a time");
+        probe.unwrap().answered(true);
+        assert!(balancer.pick().is_some());
+    }
+
     #[test]
     fn one_endpoint_is_neither_drawn_nor_measured() {
         let balancer = balancer(1);
-        let (authority, pending) = balancer.pick();
+        let (authority, pending) = balancer.pick().unwrap();
         assert_eq!(authority.as_str(), "10.0.0.1:80");
         assert!(pending.is_none());
-        assert!(Balancer::new(Vec::new()).is_none());
+        assert!(Balancer::new(Vec::new(), None).is_none());
     }
 }

@@ -10,6 +10,7 @@ use hyper::upgrade::OnUpgrade;
 use tower::Service;
 
 use super::{
+    accrual::FailureAccrual,
     balance::{Balancer, Pending},
     headers, upgrade,
 };
@@ -62,11 +63,21 @@ impl<C> Forward<C> {
         let endpoints = endpoints
             .into_iter()
             .filter_map(|addr| Authority::try_from(addr.to_string()).ok());
-        let balancer = Balancer::new(endpoints).ok_or(NoEndpoints)?;
+        let balancer = Balancer::new(endpoints, None).ok_or(NoEndpoints)?;
         Ok(Self {
             client,
             balancer: Arc::new(balancer),
         })
+    }
+
+    /// Takes endpoints whose responses keep failing out for a while, as
+    /// `accrual` says (see [`accrual`](super::accrual)). Off by default.
+    #[must_use]
+    pub fn with_failure_accrual(mut self, accrual: FailureAccrual) -> Self {
+        if let Some(balancer) = self.balancer.with_accrual(Some(accrual)) {
+            self.balancer = Arc::new(balancer);
+        }
+        self
     }
 }
 
@@ -109,10 +120,18 @@ where
                 req.headers_mut().insert(header::HOST, host);
             }
         }
-        let (endpoint, pending) = self.balancer.pick();
+        let Some((endpoint, pending)) = self.balancer.pick() else {
+            tracing::debug!("every endpoint is out for failing");
+            return ResponseFuture {
+                inner: None,
+                grpc,
+                downstream,
+                pending: None,
+            };
+        };
         *req.uri_mut() = upstream_uri(endpoint, req.uri());
         ResponseFuture {
-            inner: self.client.call(req),
+            inner: Some(self.client.call(req)),
             grpc,
             downstream,
             pending,
@@ -124,8 +143,9 @@ pin_project_lite::pin_project! {
     /// The response future of [`Forward`].
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
+        // `None` when no endpoint could take the request.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         grpc: bool,
         downstream: Option<OnUpgrade>,
         // Counted against the endpoint until the response head.
@@ -142,10 +162,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
+        };
+        let result = ready!(inner.poll(cx));
         if let Some(pending) = this.pending.take() {
             match &result {
-                Ok(_) => pending.answered(),
+                Ok(res) => pending.answered(!res.status().is_server_error()),
                 Err(_) => pending.failed(),
             }
         }

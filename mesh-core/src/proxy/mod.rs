@@ -12,11 +12,14 @@
 //! instead of a dropped connection.
 //!
 //! With several endpoints, each request goes to the cheaper of two drawn
-//! at random, by latency and requests in flight ([`balance`]).
+//! at random, by latency and requests in flight ([`balance`]); with
+//! [failure accrual](accrual), endpoints that keep failing are taken out
+//! for a while.
 //!
 //! [`AuthorityRouter`] sits in front of several `Forward`s and picks one by
 //! the request's `Host` or `:authority`.
 
+pub mod accrual;
 pub mod balance;
 mod forward;
 mod headers;
@@ -24,6 +27,7 @@ mod router;
 mod upgrade;
 
 pub use self::{
+    accrual::{FailureAccrual, InvalidFailureAccrual},
     forward::{Forward, NoEndpoints, ResponseFuture},
     router::AuthorityRouter,
 };

@@ -20,7 +20,7 @@ use super::identity::{IdentityName, IdentitySection, Mode, TlsKind};
 use super::inbound::PortProtocol;
 use super::outbound::ServiceName;
 use super::policy::PolicySection;
-use super::retry::{BudgetSection, RetrySection, TimeoutsSection};
+use super::retry::{AccrualSection, BudgetSection, RetrySection, TimeoutsSection};
 use super::server::DashboardSection;
 
 /// The whole file. Every section may be left out, or left empty.
@@ -76,7 +76,7 @@ pub(super) struct OutboundSection {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with name, endpoints, identity, tls, retry, timeouts and budget"
+    expecting = "a mapping with name, endpoints, identity, tls, retry, timeouts, budget and failure_accrual"
 )]
 pub(super) struct ServiceEntry {
     pub(super) name: ServiceName,
@@ -86,6 +86,7 @@ pub(super) struct ServiceEntry {
     pub(super) retry: Option<RetrySection>,
     pub(super) timeouts: Option<TimeoutsSection>,
     pub(super) budget: Option<BudgetSection>,
+    pub(super) failure_accrual: Option<AccrualSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

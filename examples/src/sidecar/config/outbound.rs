@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 
+use mesh_core::proxy::FailureAccrual;
 use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 use mesh_tls::OutboundTls;
 
@@ -64,6 +65,9 @@ pub struct ServiceConfig {
     /// The retry budget every route of the service shares. Default: the
     /// `ServiceProfile`'s `retryBudget`, else [`BudgetConfig::default`].
     pub budget: Option<BudgetConfig>,
+    /// When endpoints whose responses keep failing are taken out of the
+    /// balancer, and for how long. Default: never, as in Linkerd.
+    pub failure_accrual: Option<FailureAccrual>,
 }
 
 /// A service's name: a lowercase DNS name such as `emoji` or

@@ -12,7 +12,7 @@ use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::policy::resolve_policy;
-use super::retry::{resolve_budget, resolve_retry, resolve_timeouts};
+use super::retry::{resolve_accrual, resolve_budget, resolve_retry, resolve_timeouts};
 use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard};
 
 /// The text a configuration came from, to point at places in it.
@@ -205,6 +205,17 @@ fn resolve_outbound(
                 )
             })
             .transpose()?;
+        let failure_accrual = entry
+            .failure_accrual
+            .as_ref()
+            .map(|section| {
+                resolve_accrual(
+                    section,
+                    &format!("outbound.services[{index}].failure_accrual"),
+                    source,
+                )
+            })
+            .transpose()?;
         config.services.push(ServiceConfig {
             name: entry.name,
             endpoints: entry.endpoints.0,
@@ -216,6 +227,7 @@ fn resolve_outbound(
                 .map(resolve_timeouts)
                 .unwrap_or_default(),
             budget,
+            failure_accrual,
         });
     }
     Ok(config)

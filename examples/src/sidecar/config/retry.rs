@@ -4,7 +4,10 @@
 
 use std::num::NonZeroU32;
 
-use mesh_core::classify::{GrpcCodes, StatusRanges};
+use mesh_core::{
+    classify::{GrpcCodes, StatusRanges},
+    proxy::{FailureAccrual, InvalidFailureAccrual},
+};
 use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts, budget::InvalidBudget};
 use serde::Deserialize;
 use serde::de::Deserializer;
@@ -45,6 +48,18 @@ pub(super) struct BudgetSection {
     retry_ratio: Option<f64>,
     min_retries_per_second: Option<u32>,
     ttl: Option<Timeout>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with max_failures, min_penalty, max_penalty and jitter"
+)]
+pub(super) struct AccrualSection {
+    max_failures: Option<NonZeroU32>,
+    min_penalty: Option<Timeout>,
+    max_penalty: Option<Timeout>,
+    jitter: Option<f64>,
 }
 
 /// Finagle's and Linkerd's reserve, as [`BudgetConfig::default`] has it.
@@ -101,6 +116,39 @@ pub(super) fn resolve_timeouts(section: &TimeoutsSection) -> Timeouts {
         per_try: section.per_try.map(|t| t.0),
         idle: section.idle.map(|t| t.0),
     }
+}
+
+/// The failure accrual `failure_accrual:` describes, with Linkerd's
+/// defaults for what it leaves out, checked against Linkerd's ranges; `at`
+/// is the section's field path.
+pub(super) fn resolve_accrual(
+    section: &AccrualSection,
+    at: &str,
+    source: Source<'_>,
+) -> Result<FailureAccrual, ConfigError> {
+    let default = FailureAccrual::default();
+    FailureAccrual::new(
+        section.max_failures.unwrap_or(default.max_failures()),
+        section.min_penalty.map_or(default.min_penalty(), |t| t.0),
+        section.max_penalty.map_or(default.max_penalty(), |t| t.0),
+        section.jitter.unwrap_or(default.jitter()),
+    )
+    .map_err(|error| {
+        let field = match error {
+            InvalidFailureAccrual::Penalties { .. } => "min_penalty",
+            InvalidFailureAccrual::ZeroPenalty => "max_penalty",
+            InvalidFailureAccrual::Jitter(_) => "jitter",
+        };
+        let path = format!("{at}.{field}");
+        source
+            .error(
+                ConfigErrorKind::InvalidValue,
+                &path,
+                &path,
+                error.to_string(),
+            )
+            .with_source(Some(Box::new(error)))
+    })
 }
 
 /// The budget `budget:` describes, checked against the ranges Finagle

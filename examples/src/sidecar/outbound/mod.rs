@@ -44,7 +44,12 @@ mod upstream;
 use std::{net::SocketAddr, sync::Arc};
 
 use hyper::body::Incoming;
-use mesh_core::{BoxError, client::ClientConfig, proxy::Forward, route::EditHeaders};
+use mesh_core::{
+    BoxError,
+    client::ClientConfig,
+    proxy::{FailureAccrual, Forward},
+    route::EditHeaders,
+};
 use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
 use mesh_retry::{RetryMetrics, config::RetryResources, replay::ReplayBody, timeout::TimeoutBody};
 use mesh_tls::CredentialStore;
@@ -90,6 +95,7 @@ pub(crate) struct Outbound {
 struct ServiceTarget {
     endpoints: Vec<SocketAddr>,
     connectors: ServiceConnectors,
+    failure_accrual: Option<FailureAccrual>,
 }
 
 /// The metric families outbound requests and connections count into.
@@ -124,6 +130,7 @@ impl Outbound {
             services.push(ServiceTarget {
                 endpoints: service.endpoints.clone(),
                 connectors,
+                failure_accrual: service.failure_accrual,
             });
         }
         let planner = Planner::new(config, namespace, metrics.retry);
@@ -157,11 +164,15 @@ impl Outbound {
             .services
             .iter()
             .map(|target| {
-                Forward::new(
+                let forward = Forward::new(
                     target.connectors.client(client),
                     target.endpoints.iter().copied(),
                 )
-                .ok()
+                .ok()?;
+                Some(match target.failure_accrual {
+                    Some(accrual) => forward.with_failure_accrual(accrual),
+                    None => forward,
+                })
             })
             .collect();
         let routes = self.routes.subscribe();

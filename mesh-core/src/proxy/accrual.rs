@@ -1,0 +1,304 @@
+//! Failure accrual: taking an endpoint that keeps failing out of the
+//! balancer for a while, as Linkerd's circuit breaker does.
+//!
+//! Latency-aware balancing already steers requests away from an endpoint
+//! that is slow or refuses connections. An endpoint that answers quickly
+//! with errors (a 503 from an overloaded instance, a 500 from a bad
+//! deploy) looks fast, and keeps its share. With failure accrual, an
+//! endpoint whose responses fail [`FailureAccrual::max_failures`] times in
+//! a row is taken out for a penalty: [`min_penalty`](FailureAccrual::min_penalty)
+//! at first, doubling each time it fails again up to
+//! [`max_penalty`](FailureAccrual::max_penalty), each stretched by a random
+//! share of up to [`jitter`](FailureAccrual::jitter) so that endpoints
+//! that failed together do not return together. When a penalty ends, the
+//! endpoint is on probation: one request at a time is sent to it, and the
+//! first that succeeds puts it back. While every endpoint is out, requests
+//! are answered at once with the mesh's 503 (`mesh-error: service
+//! unavailable`; gRPC `UNAVAILABLE`) instead of waiting on endpoints that
+//! fail.
+//!
+//! A failure is a response with a 5xx status, or a request that got no
+//! response at all. The defaults are Linkerd's
+//! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
+//! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
+//! asked for.
+
+use std::{
+    fmt,
+    num::NonZeroU32,
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    time::Duration,
+};
+
+/// When an endpoint is taken out, and for how long. See the
+/// [module docs](self).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailureAccrual {
+    max_failures: NonZeroU32,
+    min_penalty: Duration,
+    max_penalty: Duration,
+    jitter: f64,
+}
+
+impl Default for FailureAccrual {
+    /// Linkerd's: 7 failures in a row; 1 s doubling to 60 s; jitter 0.5.
+    fn default() -> Self {
+        Self {
+            max_failures: NonZeroU32::new(7).unwrap_or(NonZeroU32::MIN),
+            min_penalty: Duration::from_secs(1),
+            max_penalty: Duration::from_secs(60),
+            jitter: 0.5,
+        }
+    }
+}
+
+/// A failure accrual setting out of its range.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InvalidFailureAccrual {
+    /// The first penalty is longer than the longest.
+    Penalties {
+        /// The first penalty.
+        min: Duration,
+        /// The longest.
+        max: Duration,
+    },
+    /// The longest penalty is zero.
+    ZeroPenalty,
+    /// The jitter is below 0 or above 100 (or not a number).
+    Jitter(f64),
+}
+
+impl FailureAccrual {
+    /// Takes an endpoint out after `max_failures` failures in a row, for
+    /// `min_penalty` doubling to `max_penalty`, each stretched by up to
+    /// `jitter` of itself.
+    ///
+    /// # Errors
+    ///
+    /// When `min_penalty` is longer than `max_penalty`, `max_penalty` is
+    /// zero, or `jitter` is outside 0 to 100 (Linkerd's ranges).
+    pub fn new(
+        max_failures: NonZeroU32,
+        min_penalty: Duration,
+        max_penalty: Duration,
+        jitter: f64,
+    ) -> Result<Self, InvalidFailureAccrual> {
+        if min_penalty > max_penalty {
+            return Err(InvalidFailureAccrual::Penalties {
+                min: min_penalty,
+                max: max_penalty,
+            });
+        }
+        if max_penalty.is_zero() {
+            return Err(InvalidFailureAccrual::ZeroPenalty);
+        }
+        if !(0.0..=100.0).contains(&jitter) {
+            return Err(InvalidFailureAccrual::Jitter(jitter));
+        }
+        Ok(Self {
+            max_failures,
+            min_penalty,
+            max_penalty,
+            jitter,
+        })
+    }
+
+    /// Failures in a row that take an endpoint out.
+    pub fn max_failures(&self) -> NonZeroU32 {
+        self.max_failures
+    }
+
+    /// The first penalty.
+    pub fn min_penalty(&self) -> Duration {
+        self.min_penalty
+    }
+
+    /// The longest penalty, before jitter.
+    pub fn max_penalty(&self) -> Duration {
+        self.max_penalty
+    }
+
+    /// The largest share of a penalty added at random.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The penalty after `served` penalties in a row, before jitter.
+    fn base_penalty(&self, served: u32) -> Duration {
+        self.min_penalty
+            .saturating_mul(1 << served.min(31))
+            .min(self.max_penalty)
+    }
+
+    /// The penalty after `served` penalties in a row, jittered.
+    fn penalty(&self, served: u32) -> Duration {
+        self.base_penalty(served)
+            .mul_f64(1.0 + self.jitter * fastrand::f64())
+    }
+}
+
+impl fmt::Display for InvalidFailureAccrual {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Penalties { min, max } => write!(
+                f,
+                "the first penalty {min:?} is longer than the longest {max:?}"
+            ),
+            Self::ZeroPenalty => f.write_str("the longest penalty must be above zero"),
+            Self::Jitter(jitter) => write!(f, "jitter {jitter} is outside 0 to 100"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidFailureAccrual {}
+
+/// One endpoint's failures and penalty. Times are nanoseconds since the
+/// balancer's epoch.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    /// Failures in a row since the last success or penalty.
+    failures: AtomicU32,
+    /// Penalties served in a row.
+    served: AtomicU32,
+    /// When the penalty ends; 0 when the endpoint is in.
+    until: AtomicU64,
+    /// Whether a probation request is in flight.
+    probing: AtomicBool,
+}
+
+/// Whether a request may go to an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// It is in.
+    In,
+    /// Its penalty is over and this request is its probe: send it there.
+    Probe,
+    /// It is out.
+    Out,
+}
+
+impl Health {
+    /// The endpoint's standing at `now`. A `Probe` answer claims the one
+    /// probation request: the caller must send it.
+    pub(super) fn standing(&self, now: u64) -> Standing {
+        let until = self.until.load(Ordering::Acquire);
+        if until == 0 {
+            Standing::In
+        } else if now < until || self.probing.swap(true, Ordering::AcqRel) {
+            Standing::Out
+        } else {
+            Standing::Probe
+        }
+    }
+
+    /// Counts the outcome of a request at `now`.
+    pub(super) fn record(&self, accrual: &FailureAccrual, success: bool, now: u64) {
+        if success {
+            self.failures.store(0, Ordering::Relaxed);
+            self.served.store(0, Ordering::Relaxed);
+            self.until.store(0, Ordering::Release);
+            self.probing.store(false, Ordering::Release);
+            return;
+        }
+        let failed_probe = self.until.load(Ordering::Acquire) != 0;
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failed_probe || failures >= accrual.max_failures.get() {
+            let served = self.served.fetch_add(1, Ordering::Relaxed);
+            let penalty = u64::try_from(accrual.penalty(served).as_nanos()).unwrap_or(u64::MAX);
+            self.failures.store(0, Ordering::Relaxed);
+            self.until
+                .store(now.saturating_add(penalty).max(1), Ordering::Release);
+            self.probing.store(false, Ordering::Release);
+        }
+    }
+
+    /// When the penalty ends, if the endpoint is out.
+    #[cfg(test)]
+    pub(super) fn until(&self) -> Option<u64> {
+        Some(self.until.load(Ordering::Acquire)).filter(|&u| u != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn accrual(max_failures: u32, jitter: f64) -> FailureAccrual {
+        FailureAccrual::new(
+            NonZeroU32::new(max_failures).unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(8),
+            jitter,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn failures_in_a_row_take_an_endpoint_out_and_a_success_resets_the_count() {
+        let accrual = accrual(3, 0.0);
+        let health = Health::default();
+        health.record(&accrual, false, 0);
+        health.record(&accrual, false, 0);
+        health.record(&accrual, true, 0);
+        health.record(&accrual, false, 0);
+        health.record(&accrual, false, 0);
+        assert_eq!(health.standing(0), Standing::In);
+        health.record(&accrual, false, 5);
+        assert_eq!(health.until(), Some(5 + SECOND));
+        assert_eq!(health.standing(SECOND), Standing::Out);
+    }
+
+    #[test]
+    fn after_a_penalty_one_probe_at_a_time_decides() {
+        let accrual = accrual(1, 0.0);
+        let health = Health::default();
+        health.record(&accrual, false, 0);
+        let end = SECOND;
+        assert_eq!(health.standing(end), Standing::Probe);
+        assert_eq!(health.standing(end), Standing::Out, "one probe at a time");
+        // The probe fails: a penalty twice as long.
+        health.record(&accrual, false, end);
+        assert_eq!(health.until(), Some(end + 2 * SECOND));
+        assert_eq!(health.standing(end + 2 * SECOND), Standing::Probe);
+        // It succeeds: the endpoint is in, and the next penalty starts
+        // from the first again.
+        health.record(&accrual, true, end + 2 * SECOND);
+        assert_eq!(health.standing(end + 2 * SECOND), Standing::In);
+        health.record(&accrual, false, 10 * SECOND);
+        assert_eq!(health.until(), Some(11 * SECOND));
+    }
+
+    #[test]
+    fn penalties_double_up_to_the_longest_and_jitter_only_stretches_them() {
+        let plain = accrual(1, 0.0);
+        let penalties: Vec<u64> = (0..6).map(|n| plain.base_penalty(n).as_secs()).collect();
+        assert_eq!(penalties, [1, 2, 4, 8, 8, 8]);
+        let jittered = accrual(1, 0.5);
+        for _ in 0..100 {
+            let penalty = jittered.penalty(3);
+            assert!(penalty >= Duration::from_secs(8), "{penalty:?}");
+            assert!(penalty <= Duration::from_secs(12), "{penalty:?}");
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let one = NonZeroU32::MIN;
+        let s = Duration::from_secs;
+        assert_eq!(
+            FailureAccrual::new(one, s(10), s(1), 0.5)
+                .unwrap_err()
+                .to_string(),
+            "the first penalty 10s is longer than the longest 1s"
+        );
+        assert_eq!(
+            FailureAccrual::new(one, s(0), s(0), 0.5).unwrap_err(),
+            InvalidFailureAccrual::ZeroPenalty
+        );
+        assert!(FailureAccrual::new(one, s(1), s(2), -0.1).is_err());
+        assert!(FailureAccrual::new(one, s(1), s(2), f64::NAN).is_err());
+        assert_eq!(FailureAccrual::default().max_failures().get(), 7);
+    }
+}
