@@ -139,15 +139,7 @@ pub(super) fn resolve_accrual(
             InvalidFailureAccrual::ZeroPenalty => "max_penalty",
             InvalidFailureAccrual::Jitter(_) => "jitter",
         };
-        let path = format!("{at}.{field}");
-        source
-            .error(
-                ConfigErrorKind::InvalidValue,
-                &path,
-                &path,
-                error.to_string(),
-            )
-            .with_source(Some(Box::new(error)))
+        invalid(source, &format!("{at}.{field}"), error)
     })
 }
 
@@ -169,14 +161,17 @@ pub(super) fn resolve_budget(
             InvalidBudget::Ttl(_) => "ttl",
             _ => "retry_ratio",
         };
-        let path = format!("{at}.{field}");
-        source
-            .error(
-                ConfigErrorKind::InvalidValue,
-                &path,
-                &path,
-                error.to_string(),
-            )
-            .with_source(Some(Box::new(error)))
+        invalid(source, &format!("{at}.{field}"), error)
     })
+}
+
+/// The error for a value at `path` that its type refused with `error`.
+fn invalid(
+    source: Source<'_>,
+    path: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> ConfigError {
+    source
+        .error(ConfigErrorKind::InvalidValue, path, path, error.to_string())
+        .with_source(Some(Box::new(error)))
 }
