@@ -143,6 +143,7 @@ mod explain;
 mod metrics;
 pub mod opaque;
 mod policy;
+mod ratelimit;
 pub mod resource;
 mod store;
 mod warnings;
@@ -159,6 +160,7 @@ pub use self::{
         AllowedConnection, AllowedRequest, AuthzKind, Compiled, ConnectionDecision, Decision,
         DeniedConnection, DeniedRequest, Policy, RouteNotFound,
     },
+    ratelimit::{RateLimitScope, RateLimited},
     resource::PolicySource,
     store::{PolicyFiles, PolicyStore, PolicyTexts, PolicyWatcher},
     warnings::{PolicyWarning, PolicyWarnings, WarningKind},

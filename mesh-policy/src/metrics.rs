@@ -28,6 +28,7 @@ pub struct PolicyMetrics {
     pub(crate) http_allow: Family<HttpLabels, Counter>,
     pub(crate) http_deny: Family<HttpLabels, Counter>,
     pub(crate) http_not_found: Family<ServerLabels, Counter>,
+    pub(crate) http_ratelimit: Family<RateLimitLabels, Counter>,
     pub(crate) tcp_allow: Family<TcpLabels, Counter>,
     pub(crate) tcp_deny: Family<TcpLabels, Counter>,
     pub(crate) tcp_terminate: Family<TcpLabels, Counter>,
@@ -45,6 +46,11 @@ impl PolicyMetrics {
     ///   Server's `accessPolicy` (`deny`, `all-authenticated`...), or
     ///   `default:<policy>` on a port no Server covers;
     /// - `inbound_http_route_not_found_total{srv_name, tls}`;
+    /// - `inbound_http_local_ratelimit_total{srv_name, ratelimit_name, ratelimit_scope, tls}`:
+    ///   requests refused by an `HTTPLocalRateLimitPolicy` (linkerd2-proxy's
+    ///   name); `ratelimit_scope` is `total`, or `identity` for a client's
+    ///   own limit or an override's, as in linkerd2-proxy. These requests
+    ///   were allowed first, so the allow counter has them too;
     /// - `inbound_tcp_authz_allow_total{srv_name, authz_name, tls}`,
     ///   `inbound_tcp_authz_deny_total{srv_name, authz_name, tls}` and
     ///   `inbound_tcp_authz_terminate_total{srv_name, authz_name, tls}`
@@ -71,6 +77,11 @@ impl PolicyMetrics {
             "inbound_http_route_not_found",
             "HTTP requests that matched no route of their server",
             metrics.http_not_found.clone(),
+        );
+        registry.register(
+            "inbound_http_local_ratelimit",
+            "HTTP requests refused by a rate limit of their server",
+            metrics.http_ratelimit.clone(),
         );
         registry.register(
             "inbound_tcp_authz_allow",
@@ -134,6 +145,14 @@ pub(crate) struct HttpLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct ServerLabels {
     pub(crate) srv_name: Arc<str>,
+    pub(crate) tls: TlsLabel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct RateLimitLabels {
+    pub(crate) srv_name: Arc<str>,
+    pub(crate) ratelimit_name: Arc<str>,
+    pub(crate) ratelimit_scope: &'static str,
     pub(crate) tls: TlsLabel,
 }
 

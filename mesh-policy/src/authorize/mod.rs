@@ -8,6 +8,11 @@
 //! |---|---|---|
 //! | denied | 403 | `grpc-status: 7` (`PERMISSION_DENIED`) |
 //! | no route matched | 404 | `grpc-status: 5` (`NOT_FOUND`) |
+//! | over the Server's rate limit | 429 | `grpc-status: 8` (`RESOURCE_EXHAUSTED`) |
+//!
+//! Each answer carries the mesh's error header naming the reason. The rate
+//! limit (an `HTTPLocalRateLimitPolicy`) is checked only once a request is
+//! allowed, as linkerd2-proxy does; see [`RateLimited`](crate::RateLimited).
 //!
 //! An allowed request goes on with two extensions: an
 //! [`Authorized`] naming the Server, route
@@ -97,7 +102,19 @@ where
                             "request allowed by audit mode; it would be denied"
                         );
                     }
-                    Outcome::Allow(allowed.authorized(), allowed.route_id())
+                    match allowed.check_rate_limit(&client) {
+                        Ok(()) => Outcome::Allow(allowed.authorized(), allowed.route_id()),
+                        Err(limited) => {
+                            tracing::debug!(
+                                server = allowed.server(),
+                                route = allowed.route(),
+                                rate_limit = allowed.rate_limit(),
+                                %limited,
+                                "request rate limited"
+                            );
+                            Outcome::Refuse(ProxyErrorKind::RateLimited)
+                        }
+                    }
                 }
                 Decision::Deny(denied) => {
                     tracing::debug!(

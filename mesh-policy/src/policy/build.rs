@@ -10,7 +10,7 @@ use mesh_core::{
 
 use super::{
     Authz, AuthzKind, Compiled, FallbackPolicy, HostMatch, IdentitySet, MatchEntry, NetworkSet,
-    Policy, Requirement, ServerEntry, ServerSource, authz,
+    Policy, Requirement, ServerEntry, ServerSource, authz, ratelimit,
     refs::{self, Bound, Target, ns},
     server_authz,
 };
@@ -34,6 +34,7 @@ pub(super) fn compile(
     refs::check_duplicates(&r.mesh_tls, |s| &s.metadata, workload)?;
     refs::check_duplicates(&r.networks, |s| &s.metadata, workload)?;
     refs::check_duplicates(&r.routes, |s| &s.metadata, workload)?;
+    refs::check_duplicates(&r.rate_limits, |s| &s.metadata, workload)?;
     for entry in &r.servers {
         let spec = &entry.value.spec;
         let (field, selector) = match (&spec.pod_selector, &spec.external_workload_selector) {
@@ -65,6 +66,7 @@ pub(super) fn compile(
         &mut warnings,
     )?);
     let probes = probe_matches(config)?;
+    let rate_limits = ratelimit::rate_limits(&r, workload, &mut warnings)?;
 
     let mut ports = Vec::new();
     let mut servers = Vec::new();
@@ -145,6 +147,9 @@ pub(super) fn compile(
                 r.servers[si].context.index()
             ),
         });
+        entry.rate_limit = rate_limits
+            .get(&si)
+            .map(|limits| limits.build(&entry.name, metrics));
         let mine: Vec<&CompiledRoute> = routes.iter().filter(|c| c.parents.contains(&si)).collect();
         if mine.is_empty() {
             entry.default_routes(&server_authz, &probes, metrics);

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use mesh_core::{RouteId, labels::Authorized};
 
 use super::{RouteEntry, RuleEntry, ServerEntry};
-use crate::evaluate::ClientTls;
+use crate::{
+    RateLimited,
+    evaluate::{Client, ClientTls},
+};
 
 /// What authorization decided about a request. It borrows names and
 /// counters from the [`Policy`](super::Policy), so making it allocates
@@ -113,6 +116,27 @@ impl<'p> AllowedRequest<'p> {
     /// have refused it.
     pub fn is_audit(&self) -> bool {
         self.audit
+    }
+
+    /// Checks the Server's rate limit (its `HTTPLocalRateLimitPolicy`) for
+    /// one more request of `client`, which takes its share of each limit
+    /// that applies. A refusal is counted in
+    /// `inbound_http_local_ratelimit_total`. Call it once per request,
+    /// after [`Decision::record`]: [`Authorize`](crate::Authorize) does.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimited`] when the request is over a limit.
+    pub fn check_rate_limit(&self, client: &Client<'_>) -> Result<(), RateLimited> {
+        match &self.server.rate_limit {
+            Some(limit) => limit.check(client),
+            None => Ok(()),
+        }
+    }
+
+    /// The name of the `HTTPLocalRateLimitPolicy` on the Server, if any.
+    pub fn rate_limit(&self) -> Option<&'p str> {
+        self.server.rate_limit.as_ref().map(|l| &*l.name)
     }
 
     /// The request extension naming the policy; cloning names is reference

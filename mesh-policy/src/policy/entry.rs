@@ -73,6 +73,7 @@ impl ServerEntry {
             ranks_hosts: false,
             tcp,
             tcp_fallback,
+            rate_limit: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod build;
 mod client;
 mod decision;
 mod entry;
+mod ratelimit;
 mod refs;
 mod route;
 mod server_authz;
@@ -41,6 +42,7 @@ use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, PolicyWarnings, Workload,
     evaluate::Client,
     metrics::ByTls,
+    ratelimit::LocalRateLimit,
     resource::{PortRef, ProxyProtocol},
 };
 
@@ -200,6 +202,9 @@ pub(crate) struct ServerEntry {
     pub(crate) tcp_terminate: ByTls,
     pub(crate) not_found: ByTls,
     pub(crate) not_found_hits: Counter,
+    /// The `HTTPLocalRateLimitPolicy` that targets the Server, with its
+    /// state.
+    pub(crate) rate_limit: Option<LocalRateLimit>,
 }
 
 /// Where a Server came from, for explanations.

@@ -6,6 +6,7 @@
 
 mod authn;
 mod authz;
+mod ratelimit;
 pub(crate) mod read;
 mod selector;
 mod server;
@@ -20,6 +21,7 @@ pub use self::{
         AuthorizationPolicy, AuthorizationPolicySpec, ClientSpec, MeshTlsClient,
         ServerAuthorization, ServerAuthorizationSpec, ServerRef, ServiceAccountRef,
     },
+    ratelimit::{HttpLocalRateLimitPolicy, HttpLocalRateLimitPolicySpec, Limit, RateLimitOverride},
     read::{PolicySource, read_sources},
     selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator},
     server::{PortRef, ProxyProtocol, Server, ServerSpec},

@@ -5,7 +5,8 @@ use mesh_core::resource::{
 };
 
 use super::{
-    AuthorizationPolicy, MeshTlsAuthentication, NetworkAuthentication, Server, ServerAuthorization,
+    AuthorizationPolicy, HttpLocalRateLimitPolicy, MeshTlsAuthentication, NetworkAuthentication,
+    Server, ServerAuthorization,
 };
 use crate::warnings::{PolicyWarnings, WarningKind};
 
@@ -42,6 +43,7 @@ pub(crate) struct Resources<'t> {
     pub(crate) mesh_tls: Vec<Entry<'t, MeshTlsAuthentication>>,
     pub(crate) networks: Vec<Entry<'t, NetworkAuthentication>>,
     pub(crate) routes: Vec<Entry<'t, HttpRoute>>,
+    pub(crate) rate_limits: Vec<Entry<'t, HttpLocalRateLimitPolicy>>,
     pub(crate) warnings: PolicyWarnings,
 }
 
@@ -97,6 +99,9 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     push(&mut r.networks, &mut r.warnings, document.read()?)
                 }
                 HttpRoute::KIND => push(&mut r.routes, &mut r.warnings, document.read()?),
+                HttpLocalRateLimitPolicy::KIND => {
+                    push(&mut r.rate_limits, &mut r.warnings, document.read()?)
+                }
                 _ => r.warnings.other_kind(document.into_other()),
             }
         }

@@ -1,0 +1,184 @@
+//! Rate limits on the requests a Server admits: Linkerd's
+//! `HTTPLocalRateLimitPolicy`.
+//!
+//! Authorization says who may call a Server; a rate limit says how often,
+//! so that one busy or misbehaving client cannot take all of a workload's
+//! capacity. A Server's limit is checked after its request is allowed, as
+//! linkerd2-proxy does (`check_rate_limit` in its inbound HTTP policy):
+//!
+//! 1. the `total` limit, shared by every request to the Server;
+//! 2. then, for a client with an identity that an `overrides` entry names,
+//!    that override's limit (one limit shared by the clients the entry
+//!    names, as in linkerd2-proxy) and nothing else;
+//! 3. otherwise the `identity` limit, one per client identity, with every
+//!    client without an identity sharing one.
+//!
+//! A request over a limit is answered by
+//! [`Authorize`](crate::Authorize) with 429 (gRPC: `grpc-status: 8`,
+//! `RESOURCE_EXHAUSTED`), Linkerd's `rate_limited` response, and never
+//! reaches the service. A request refused by a client's limit has already
+//! used a share of the total, as with linkerd2-proxy's limiters.
+//!
+//! Each limit admits a burst of one second's requests and then one request
+//! per `1/rps` seconds (see `gcra.rs`). Time is
+//! [`tokio::time::Instant`], so tests can pause it. Limits start full when
+//! a policy is compiled: a reload begins them afresh, as linkerd2-proxy
+//! does when its policy controller sends a Server's new policy.
+
+mod gcra;
+mod identities;
+
+use std::{error::Error, fmt, num::NonZeroU32, sync::Arc};
+
+use mesh_core::Identity;
+use tokio::time::Instant;
+
+pub(crate) use self::{
+    gcra::{Gcra, Rate},
+    identities::{DEFAULT_CAPACITY, PerIdentity},
+};
+use crate::{evaluate::Client, metrics::ByTls, policy::IdentitySet};
+
+/// A request was over a rate limit of its Server. Authorization answers it
+/// with 429, or gRPC `RESOURCE_EXHAUSTED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    scope: RateLimitScope,
+    requests_per_second: u32,
+}
+
+/// Which limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateLimitScope {
+    /// `spec.total`: every client of the Server together.
+    Total,
+    /// `spec.identity`: the client's own limit (or, without an identity,
+    /// the one unauthenticated clients share).
+    Identity,
+    /// An `spec.overrides` entry that names the client.
+    Override,
+}
+
+impl RateLimited {
+    /// Which limit refused the request.
+    pub fn scope(&self) -> RateLimitScope {
+        self.scope
+    }
+
+    /// That limit's rate.
+    pub fn requests_per_second(&self) -> u32 {
+        self.requests_per_second
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = match self.scope {
+            RateLimitScope::Total => "total",
+            RateLimitScope::Identity => "per-identity",
+            RateLimitScope::Override => "override",
+        };
+        write!(
+            f,
+            "{scope} rate limit exceeded: {} requests per second",
+            self.requests_per_second
+        )
+    }
+}
+
+impl Error for RateLimited {}
+
+/// The compiled `HTTPLocalRateLimitPolicy` of one Server, with its state.
+#[derive(Debug)]
+pub(crate) struct LocalRateLimit {
+    pub(crate) name: Arc<str>,
+    /// The zero of the limits' clocks.
+    start: Instant,
+    total: Option<Gcra>,
+    identity: Option<PerIdentity>,
+    /// In document order; the last entry that names a client applies, as
+    /// in linkerd2-proxy, whose map of identities keeps the last.
+    overrides: Vec<Override>,
+    pub(crate) counters: Counters,
+}
+
+#[derive(Debug)]
+pub(crate) struct Override {
+    pub(crate) clients: IdentitySet,
+    pub(crate) limit: Gcra,
+}
+
+/// `inbound_http_local_ratelimit_total` by scope, resolved once.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) total: ByTls,
+    pub(crate) identity: ByTls,
+}
+
+impl LocalRateLimit {
+    pub(crate) fn new(
+        name: Arc<str>,
+        total: Option<NonZeroU32>,
+        identity: Option<(NonZeroU32, usize)>,
+        overrides: Vec<Override>,
+        counters: Counters,
+    ) -> Self {
+        Self {
+            name,
+            start: Instant::now(),
+            total: total.map(|rps| Gcra::new(Rate::per_second(rps))),
+            identity: identity.map(|(rps, cap)| PerIdentity::new(Rate::per_second(rps), cap)),
+            overrides,
+            counters,
+        }
+    }
+
+    /// Admits a request of `client`, or says which limit it is over and
+    /// counts it.
+    pub(crate) fn check(&self, client: &Client<'_>) -> Result<(), RateLimited> {
+        let now = u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.start)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        let result = self.decide(client.identity(), now);
+        if let Err(limited) = &result {
+            let counters = match limited.scope {
+                RateLimitScope::Total => &self.counters.total,
+                RateLimitScope::Identity | RateLimitScope::Override => &self.counters.identity,
+            };
+            counters.get(client.tls).inc();
+        }
+        result
+    }
+
+    fn decide(&self, id: Option<&Identity>, now: u64) -> Result<(), RateLimited> {
+        let refused = |scope, rate: Rate| RateLimited {
+            scope,
+            requests_per_second: rate.requests_per_second(),
+        };
+        if let Some(total) = &self.total
+            && !total.check(now)
+        {
+            return Err(refused(RateLimitScope::Total, total.rate()));
+        }
+        if let Some(id) = id
+            && let Some(o) = self.overrides.iter().rev().find(|o| o.clients.matches(id))
+        {
+            return match o.limit.check(now) {
+                true => Ok(()),
+                false => Err(refused(RateLimitScope::Override, o.limit.rate())),
+            };
+        }
+        match &self.identity {
+            Some(limit) if !limit.check(id, now) => {
+                Err(refused(RateLimitScope::Identity, limit.rate()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

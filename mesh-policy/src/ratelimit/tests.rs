@@ -1,0 +1,94 @@
+use std::num::NonZeroU32;
+
+use mesh_core::Identity;
+
+use super::{Gcra, PerIdentity, Rate};
+
+const SEC: u64 = 1_000_000_000;
+
+fn rate(rps: u32) -> Rate {
+    Rate::per_second(NonZeroU32::new(rps).unwrap())
+}
+
+fn admitted(limit: &Gcra, now: u64, tries: usize) -> usize {
+    (0..tries).filter(|_| limit.check(now)).count()
+}
+
+#[test]
+fn a_full_limit_admits_one_seconds_worth_at_once() {
+    for rps in [1, 3, 5, 7, 10, 100, 1000] {
+        let limit = Gcra::new(rate(rps));
+        assert_eq!(
+            admitted(&limit, 0, 2 * rps as usize),
+            rps as usize,
+            "rps {rps}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_limit_refills_one_request_per_interval() {
+    let limit = Gcra::new(rate(5));
+    assert_eq!(admitted(&limit, 0, 10), 5);
+    // 1/5 s later, one more; just before it, none.
+    assert_eq!(admitted(&limit, SEC / 5 - 1, 10), 0);
+    assert_eq!(admitted(&limit, SEC / 5, 10), 1);
+    // A full second after the burst, the whole burst again.
+    assert_eq!(admitted(&limit, 2 * SEC, 10), 5);
+}
+
+#[test]
+fn a_refused_request_takes_up_nothing() {
+    let limit = Gcra::new(rate(2));
+    assert_eq!(admitted(&limit, 0, 2), 2);
+    assert_eq!(admitted(&limit, 0, 1000), 0);
+    assert_eq!(admitted(&limit, SEC / 2, 10), 1);
+}
+
+#[test]
+fn rates_above_a_billion_per_second_still_admit() {
+    let limit = Gcra::new(rate(u32::MAX));
+    assert_eq!(admitted(&limit, 0, 1000), 1000);
+}
+
+fn id(n: usize) -> Identity {
+    Identity::parse(&format!("spiffe://cluster.local/ns/ns/sa/client-{n}")).unwrap()
+}
+
+#[test]
+fn each_identity_has_its_own_limit_and_anonymous_clients_share_one() {
+    let limit = PerIdentity::new(rate(2), 100);
+    let (a, b) = (id(1), id(2));
+    assert!(limit.check(Some(&a), 0) && limit.check(Some(&a), 0));
+    assert!(!limit.check(Some(&a), 0));
+    assert!(limit.check(Some(&b), 0) && limit.check(Some(&b), 0));
+    assert!(!limit.check(Some(&b), 0));
+    assert!(limit.check(None, 0) && limit.check(None, 0));
+    assert!(!limit.check(None, 0));
+    assert!(limit.check(Some(&a), SEC / 2));
+}
+
+#[test]
+fn a_full_map_drops_idle_identities_first() {
+    let limit = PerIdentity::new(rate(1), 3);
+    for n in 0..3 {
+        assert!(limit.check(Some(&id(n)), 0));
+    }
+    assert_eq!(limit.tracked(), 3);
+    // A second later every entry is idle: a new identity replaces them.
+    assert!(limit.check(Some(&id(3)), SEC));
+    assert_eq!(limit.tracked(), 1);
+}
+
+#[test]
+fn identities_beyond_a_full_active_map_share_one_overflow_limit() {
+    let limit = PerIdentity::new(rate(1), 2);
+    assert!(limit.check(Some(&id(0)), 0));
+    assert!(limit.check(Some(&id(1)), 0));
+    // The map is full of active entries: ids 2 and 3 share the overflow.
+    assert!(limit.check(Some(&id(2)), 0));
+    assert!(!limit.check(Some(&id(3)), 0));
+    assert_eq!(limit.tracked(), 2);
+    // Tracked identities keep their own limits meanwhile.
+    assert!(!limit.check(Some(&id(0)), 0));
+}
