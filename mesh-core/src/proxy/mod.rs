@@ -29,5 +29,5 @@ mod upgrade;
 pub use self::{
     accrual::{FailureAccrual, InvalidFailureAccrual},
     forward::{Forward, NoEndpoints, ResponseFuture},
-    router::AuthorityRouter,
+    router::{AuthorityRouter, by_host},
 };

@@ -44,19 +44,29 @@ impl<S> AuthorityRouter<S> {
     }
 
     fn route<B>(&self, req: &Request<B>) -> Option<&S> {
-        let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })?;
-        let host = host_of(authority);
-        match self.routes.get(host) {
-            Some(svc) => Some(svc),
-            None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
-                self.routes.get(host.to_ascii_lowercase().as_str())
-            }
-            None => None,
+        by_host(&self.routes, req)
+    }
+}
+
+/// The entry of `by_host` for the host `req` is addressed to: its
+/// `:authority` (HTTP/2, or an absolute URI), else its `Host` header;
+/// without userinfo, port or a trailing dot, and in any case. The keys
+/// of `by_host` must be lowercase: a lookup then allocates only for a
+/// host written with capitals.
+pub fn by_host<'m, V, B>(by_host: &'m HashMap<Box<str>, V>, req: &Request<B>) -> Option<&'m V> {
+    let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })?;
+    let host = host_of(authority);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    match by_host.get(host) {
+        Some(value) => Some(value),
+        None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+            by_host.get(host.to_ascii_lowercase().as_str())
         }
+        None => None,
     }
 }
 
@@ -69,9 +79,10 @@ fn host_of(authority: &str) -> &str {
             .find(']')
             .map_or(authority, |end| &authority[..=end]);
     }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for AuthorityRouter<S>
@@ -109,6 +120,7 @@ mod tests {
         assert_eq!(host_of("emoji"), "emoji");
         assert_eq!(host_of("u:p@emoji:80"), "emoji");
         assert_eq!(host_of("[::1]:80"), "[::1]");
+        assert_eq!(host_of("[::1]"), "[::1]");
     }
 
     #[tokio::test]
@@ -121,6 +133,10 @@ mod tests {
             .header("host", "EMOJI:8080")
             .body(())
             .unwrap();
+        let res = router.call(req).await.unwrap();
+        assert_eq!(res.body(), "routed");
+        // A fully qualified name, with its trailing dot.
+        let req = Request::get("http://emoji./").body(()).unwrap();
         let res = router.call(req).await.unwrap();
         assert_eq!(res.body(), "routed");
         let req = Request::builder()

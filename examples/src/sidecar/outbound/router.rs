@@ -11,8 +11,8 @@ use std::{
 
 use arc_swap::ArcSwap;
 use futures_util::future::Either;
-use http::{Request, Response, header};
-use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, route::RouteMatch};
+use http::{Request, Response};
+use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, proxy::by_host, route::RouteMatch};
 use tower::{Service, ServiceExt, util::Oneshot};
 
 /// One route of a service: the requests it matches, its name, and the
@@ -93,41 +93,20 @@ impl<S> Clone for RouteTable<S> {
 impl<S> RouteTable<S> {
     /// A table of `(host, routes)` pairs; hosts are lowercased here.
     pub(crate) fn new(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(by_host(services))))
+        Self(Arc::new(ArcSwap::from_pointee(lowercased(services))))
     }
 
     /// Puts `services` in force for the requests that follow.
     pub(crate) fn replace(&self, services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) {
-        self.0.store(Arc::new(by_host(services)));
+        self.0.store(Arc::new(lowercased(services)));
     }
 }
 
-fn by_host<S>(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Services<S> {
+fn lowercased<S>(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>) -> Services<S> {
     services
         .into_iter()
         .map(|(host, routes)| (host.to_ascii_lowercase().into_boxed_str(), routes))
         .collect()
-}
-
-/// The service `req` is for, by its authority.
-fn service_for<'s, S, B>(
-    services: &'s Services<S>,
-    req: &Request<B>,
-) -> Option<&'s ServiceRoutes<S>> {
-    let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })?;
-    let host = host_of(authority);
-    let host = host.strip_suffix('.').unwrap_or(host);
-    match services.get(host) {
-        Some(service) => Some(service),
-        None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
-            services.get(host.to_ascii_lowercase().as_str())
-        }
-        None => None,
-    }
 }
 
 /// Answers every request with the mesh's 404 (`mesh-error: no route`),
@@ -165,20 +144,6 @@ impl<B, RB: Default, E> Service<Request<B>> for NoRoute<RB, E> {
     }
 }
 
-/// The host of an authority: without userinfo or port, IPv6 brackets kept.
-fn host_of(authority: &str) -> &str {
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end]);
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => authority,
-    }
-}
-
 impl<S, N, B, RB> Service<Request<B>> for OutboundRouter<S, N>
 where
     S: Service<Request<B>, Response = Response<RB>> + Clone,
@@ -195,7 +160,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let services = self.table.0.load();
-        let Some(service) = service_for(&services, &req) else {
+        let Some(service) = by_host(&**services, &req) else {
             tracing::debug!(uri = %req.uri(), "no service for the authority");
             return Either::Right(self.not_found.clone().oneshot(req));
         };
@@ -243,7 +208,7 @@ mod tests {
         req: &Request<()>,
     ) -> Option<(String, String)> {
         let services = router.table.0.load();
-        let service = service_for(&services, req)?;
+        let service = by_host(&**services, req)?;
         let route = service.route(req);
         Some((
             service.dst.as_str().to_owned(),
