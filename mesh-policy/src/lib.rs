@@ -5,10 +5,11 @@
 //! on which route. Kubernetes users already say it with Linkerd's policy
 //! resources, so this crate reads those manifests unchanged (`Server`,
 //! `ServerAuthorization`, `AuthorizationPolicy`, `MeshTLSAuthentication`,
-//! `NetworkAuthentication`, `HTTPRoute`) and enforces them as tower layers,
-//! in process or in the reference sidecar. It adds what operators ask other
-//! meshes for: an audit (dry-run) mode, a counter per rule that decides,
-//! and [`Policy::explain`], which says why a request is denied.
+//! `NetworkAuthentication`, `HTTPRoute`, `HTTPLocalRateLimitPolicy`) and
+//! enforces them as tower layers, in process or in the reference sidecar.
+//! It adds what operators ask other meshes for: an audit (dry-run) mode, a
+//! counter per rule that decides, and [`Policy::explain`], which says why
+//! a request is denied.
 //!
 //! # How it fits together
 //!
@@ -24,7 +25,8 @@
 //!    and a [`PolicyWatcher`] reloads it when its files change. A reload
 //!    that fails keeps the last good policy.
 //! 3. [`AuthorizeLayer`] decides each HTTP request: 403 (gRPC 7) when
-//!    denied, 404 (gRPC 5) when no route matches, an
+//!    denied, 404 (gRPC 5) when no route matches, 429 (gRPC 8) when over
+//!    its Server's rate limit ([`RateLimited`]), an
 //!    [`Authorized`](mesh_core::labels::Authorized) extension when allowed.
 //!    [`AuthorizeOpaqueLayer`] decides opaque connections, and closes open
 //!    ones that a policy change no longer allows.
@@ -117,6 +119,25 @@
 //!   in either form.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`.
+//! - An `HTTPLocalRateLimitPolicy` (Linkerd 2.17+) caps how often the
+//!   clients a Server allows may call it, so that one client cannot take
+//!   all of a workload's capacity. It targets one Server of its namespace.
+//!   Once a request is allowed, it must pass `total.requestsPerSecond`
+//!   (all clients together), then the limit of the last `overrides` entry
+//!   whose `clientRefs` (ServiceAccounts, resolved to identities as
+//!   `identityRefs` are) name the client, shared by that entry's clients,
+//!   or else `identity.requestsPerSecond`, one limit per client identity,
+//!   which clients without an identity share. Each limit admits a burst
+//!   of one second's requests, then one request per `1/rps` seconds; a
+//!   request over one gets 429, or gRPC `RESOURCE_EXHAUSTED` (8), and is
+//!   counted in `inbound_http_local_ratelimit_total`. The order, the
+//!   burst, the shared limits and the metric follow linkerd2-proxy
+//!   (`LocalRateLimit::check`); rates must be above 0, and an `identity`
+//!   or override rate at most the total, as Linkerd's admission webhook
+//!   requires. At most 10 000 identities are tracked per policy: idle
+//!   ones are forgotten (which changes no decision), and identities that
+//!   do not fit among active ones share one more limit. A reload starts
+//!   every limit afresh.
 //!
 //! # Where this differs from Linkerd, on purpose
 //!
@@ -125,6 +146,10 @@
 //!   `server.name`) are errors, not silently inert rules.
 //! - Two Servers selecting the same port of the workload is an error; the
 //!   admission webhook Linkerd ships rejects them too.
+//! - Two `HTTPLocalRateLimitPolicy`s targeting one Server is an error.
+//!   Linkerd accepts the older (by creation time, then name) and marks the
+//!   other not accepted; policy files have no creation times, and a limit
+//!   that silently does nothing is the mistake this crate refuses.
 //! - A `ServerAuthorization` whose `server.selector` matches no Server by
 //!   its labels applies to the Servers whose `podSelector.matchLabels` it
 //!   matches, with a [`WarningKind::Deviation`] warning. Linkerd would apply
