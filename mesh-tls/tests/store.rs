@@ -250,3 +250,90 @@ async fn a_ca_source_issues_at_once_and_refuses_identities_it_cannot_issue() {
     assert_eq!(store.identity(), Some(id(WEB)));
     task.abort();
 }
+
+/// Files to overwrite, and what with.
+type Writes<'a> = Vec<(&'a std::path::PathBuf, Vec<u8>)>;
+
+/// Refusals of credentials read from files name the file at fault (or the
+/// two files whose combination is at fault), with the problem as the
+/// cause, whether the file fails to parse or a later check refuses it.
+#[test]
+fn a_refusal_of_files_names_the_files_at_fault() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let good = ca.issue(&id(WEB), HOUR).unwrap();
+    let files = good.write(dir.path()).unwrap();
+    let store = CredentialStore::default();
+    store.load_files(&files).unwrap();
+    let before = store.credentials().unwrap().chain()[0].clone();
+
+    let expired = ca
+        .issue_with(
+            &IssueRequest::new(id(WEB))
+                .with_not_before(SystemTime::now() - 2 * HOUR)
+                .with_ttl(HOUR),
+        )
+        .unwrap();
+    let other_ca = support::ca();
+    let (cert, key, bundle) = (&files.cert, &files.key, &files.bundle);
+    let garbage = b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+    let garbage_key = b"-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n";
+    let cases: Vec<(&str, Writes<'_>, Vec<_>, RejectReason)> = vec![
+        (
+            "certificate is not pem",
+            vec![(cert, garbage.to_vec())],
+            vec![cert],
+            RejectReason::Malformed,
+        ),
+        (
+            "key is not pem",
+            vec![(key, garbage_key.to_vec())],
+            vec![key],
+            RejectReason::Malformed,
+        ),
+        (
+            "bundle is empty",
+            vec![(bundle, Vec::new())],
+            vec![bundle],
+            RejectReason::Malformed,
+        ),
+        (
+            "key from another issue",
+            vec![(key, ca.issue(&id(WEB), HOUR).unwrap().key_pem().into())],
+            vec![cert, key],
+            RejectReason::KeyMismatch,
+        ),
+        (
+            "expired certificate",
+            vec![
+                (cert, expired.chain_pem().into()),
+                (key, expired.key_pem().into()),
+            ],
+            vec![cert],
+            RejectReason::Expired,
+        ),
+        (
+            "bundle of another ca",
+            vec![(bundle, other_ca.bundle_pem().into())],
+            vec![cert, bundle],
+            RejectReason::Untrusted,
+        ),
+    ];
+    for (case, writes, at_fault, reason) in cases {
+        for (path, contents) in &writes {
+            std::fs::write(path, contents).unwrap();
+        }
+        let error = store.load_files(&files).unwrap_err();
+        match &error {
+            CredentialError::InFiles { paths, source } => {
+                let expected: Vec<_> = at_fault.iter().map(|p| (*p).clone()).collect();
+                assert_eq!(paths, &expected, "{case}");
+                assert_eq!(source.reason(), reason, "{case}");
+            }
+            other => panic!("{case}: the files are not named: {other:?}"),
+        }
+        assert_eq!(error.reason(), reason, "{case}");
+        assert_eq!(store.credentials().unwrap().chain()[0], before, "{case}");
+        good.write(dir.path()).unwrap();
+    }
+}

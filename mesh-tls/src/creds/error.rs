@@ -65,6 +65,16 @@ pub enum CredentialError {
     },
     /// rustls refused to build a configuration from the credentials.
     Config(rustls::Error),
+    /// Credentials read from files were refused: the files at fault and
+    /// why. One file for a problem in one (a certificate that does not
+    /// parse, or has expired); two for a problem between them (a key that
+    /// is not the certificate's, a chain the bundle does not trust).
+    InFiles {
+        /// The files at fault.
+        paths: Vec<PathBuf>,
+        /// Why they were refused.
+        source: Box<CredentialError>,
+    },
 }
 
 impl CredentialError {
@@ -87,6 +97,7 @@ impl CredentialError {
             Self::WrongTrustDomain { .. } => RejectReason::WrongTrustDomain,
             Self::WrongIdentity { .. } => RejectReason::WrongIdentity,
             Self::Config(_) => RejectReason::Config,
+            Self::InFiles { source, .. } => source.reason(),
         }
     }
 }
@@ -122,6 +133,16 @@ impl fmt::Display for CredentialError {
                 write!(f, "certificate names {found}, expected {expected}")
             }
             Self::Config(_) => f.write_str("cannot build a tls configuration"),
+            Self::InFiles { paths, .. } => {
+                f.write_str("refused ")?;
+                for (i, path) in paths.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" and ")?;
+                    }
+                    write!(f, "{}", path.display())?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -134,6 +155,7 @@ impl std::error::Error for CredentialError {
             Self::BadKey(e) | Self::Config(e) => Some(e),
             Self::NoIdentity(e) => Some(e),
             Self::BadTrustAnchor(e) | Self::Untrusted(e) => Some(e),
+            Self::InFiles { source, .. } => Some(&**source),
             _ => None,
         }
     }

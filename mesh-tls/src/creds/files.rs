@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use super::{CredentialError, Credentials};
+use super::{CredentialError, Credentials, PemInput};
 
 /// The certificate chain's file name in a credentials directory: the
 /// workload certificate, then its issuer. The name Kubernetes TLS secrets
@@ -55,7 +55,8 @@ impl CredentialFiles {
     /// # Errors
     ///
     /// [`CredentialError::Read`] when a file cannot be read, and any error
-    /// of [`Credentials::from_pem`].
+    /// of [`Credentials::from_pem`] inside a [`CredentialError::InFiles`]
+    /// naming the file at fault.
     pub fn read(&self) -> Result<Credentials, CredentialError> {
         let read = |path: &PathBuf| {
             std::fs::read(path).map_err(|source| CredentialError::Read {
@@ -63,12 +64,51 @@ impl CredentialFiles {
                 source,
             })
         };
-        FileContents {
+        self.parse(&FileContents {
             cert: read(&self.cert)?,
             key: read(&self.key)?,
             bundle: read(&self.bundle)?,
-        }
-        .parse()
+        })
+    }
+
+    /// Parses what was read from these files; an error names the file at
+    /// fault.
+    pub(crate) fn parse(&self, contents: &FileContents) -> Result<Credentials, CredentialError> {
+        let (chain, key, roots) = super::parse_pem(&contents.cert, &contents.key, &contents.bundle)
+            .map_err(|(input, error)| {
+                let path = match input {
+                    PemInput::Chain => &self.cert,
+                    PemInput::Key => &self.key,
+                    PemInput::Bundle => &self.bundle,
+                };
+                in_files(vec![path.clone()], error)
+            })?;
+        Credentials::from_der(chain, key, roots).map_err(|error| self.blame(error))
+    }
+
+    /// Wraps `error`, about credentials read from these files, in a
+    /// [`CredentialError::InFiles`] naming the files at fault. An error
+    /// that names its file already, or is about no file, stays as it is.
+    pub(crate) fn blame(&self, error: CredentialError) -> CredentialError {
+        use CredentialError as E;
+        let (cert, key, bundle) = (&self.cert, &self.key, &self.bundle);
+        let paths = match &error {
+            E::NoCertificate
+            | E::BadCertificate
+            | E::NoIdentity(_)
+            | E::Expired { .. }
+            | E::NotYetValid { .. }
+            | E::WrongTrustDomain { .. }
+            | E::WrongIdentity { .. } => vec![cert.clone()],
+            E::NoPrivateKey | E::BadKey(_) => vec![key.clone()],
+            E::KeyMismatch => vec![cert.clone(), key.clone()],
+            E::EmptyBundle | E::BadTrustAnchor(_) => vec![bundle.clone()],
+            E::Untrusted(_) => vec![cert.clone(), bundle.clone()],
+            // `Pem` is named where it is parsed, since only the parser
+            // knows which file it was in.
+            E::Read { .. } | E::Pem(_) | E::Config(_) | E::InFiles { .. } => return error,
+        };
+        in_files(paths, error)
     }
 
     pub(crate) async fn read_async(&self) -> Result<FileContents, CredentialError> {
@@ -88,8 +128,9 @@ impl CredentialFiles {
     }
 }
 
-impl FileContents {
-    pub(crate) fn parse(&self) -> Result<Credentials, CredentialError> {
-        Credentials::from_pem(&self.cert, &self.key, &self.bundle)
+fn in_files(paths: Vec<PathBuf>, error: CredentialError) -> CredentialError {
+    CredentialError::InFiles {
+        paths,
+        source: Box::new(error),
     }
 }

@@ -52,19 +52,7 @@ impl Credentials {
     /// See [`Credentials::from_der`]; also [`CredentialError::Pem`] when a
     /// file is not PEM.
     pub fn from_pem(chain: &[u8], key: &[u8], bundle: &[u8]) -> Result<Self, CredentialError> {
-        let chain = CertificateDer::pem_slice_iter(chain)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(CredentialError::Pem)?;
-        let key = match PrivateKeyDer::from_pem_slice(key) {
-            Ok(key) => key,
-            Err(rustls_pki_types::pem::Error::NoItemsFound) => {
-                return Err(CredentialError::NoPrivateKey);
-            }
-            Err(e) => return Err(CredentialError::Pem(e)),
-        };
-        let roots = CertificateDer::pem_slice_iter(bundle)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(CredentialError::Pem)?;
+        let (chain, key, roots) = parse_pem(chain, key, bundle).map_err(|(_, e)| e)?;
         Self::from_der(chain, key, roots)
     }
 
@@ -205,6 +193,43 @@ impl fmt::Debug for Credentials {
             .field("roots", &self.roots.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Which of the three PEM inputs a parse error is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PemInput {
+    Chain,
+    Key,
+    Bundle,
+}
+
+type Parsed = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    Vec<CertificateDer<'static>>,
+);
+
+/// Parses the three PEM inputs of [`Credentials::from_pem`], saying which
+/// one failed.
+pub(crate) fn parse_pem(
+    chain: &[u8],
+    key: &[u8],
+    bundle: &[u8],
+) -> Result<Parsed, (PemInput, CredentialError)> {
+    let chain = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (PemInput::Chain, CredentialError::Pem(e)))?;
+    let key = match PrivateKeyDer::from_pem_slice(key) {
+        Ok(key) => key,
+        Err(rustls_pki_types::pem::Error::NoItemsFound) => {
+            return Err((PemInput::Key, CredentialError::NoPrivateKey));
+        }
+        Err(e) => return Err((PemInput::Key, CredentialError::Pem(e))),
+    };
+    let roots = CertificateDer::pem_slice_iter(bundle)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (PemInput::Bundle, CredentialError::Pem(e)))?;
+    Ok((chain, key, roots))
 }
 
 pub(crate) fn unix_time(t: SystemTime) -> UnixTime {

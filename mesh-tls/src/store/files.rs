@@ -11,16 +11,17 @@ impl CredentialStore {
     ///
     /// # Errors
     ///
-    /// Reading, parsing, or any check of [`CredentialStore::update`]. Every
-    /// refusal is logged and counted.
+    /// Reading, parsing, or any check of [`CredentialStore::update`], as a
+    /// [`CredentialError::InFiles`] naming the files at fault (except a
+    /// [`CredentialError::Read`], which names its file). Every refusal is
+    /// logged, with the files, and counted.
     pub fn load_files(&self, files: &CredentialFiles) -> Result<(), CredentialError> {
-        match files.read() {
-            Ok(creds) => self.update(creds),
-            Err(error) => {
-                self.reject(&error);
-                Err(error)
-            }
-        }
+        let result = files.read().and_then(|creds| self.try_update(creds));
+        result.map_err(|error| {
+            let error = files.blame(error);
+            self.reject(&error);
+            error
+        })
     }
 
     /// Reads `files` every `interval` and puts their contents in service
@@ -62,16 +63,14 @@ impl CredentialStore {
                         continue;
                     }
                     valid_from = None;
-                    match contents.parse() {
-                        // `update` logs and counts its own refusals.
-                        Ok(creds) => {
-                            if let Err(CredentialError::NotYetValid { not_before }) =
-                                self.update(creds)
-                            {
-                                valid_from = Some(not_before);
-                            }
+                    let result = files
+                        .parse(&contents)
+                        .and_then(|creds| self.try_update(creds));
+                    if let Err(error) = result {
+                        if let CredentialError::NotYetValid { not_before } = error {
+                            valid_from = Some(not_before);
                         }
-                        Err(error) => self.reject(&error),
+                        self.reject(&files.blame(error));
                     }
                     last = Some(contents);
                 }

@@ -223,11 +223,19 @@ impl CredentialStore {
         let reason = error.reason();
         self.shared.metrics.rejected(reason);
         self.shared.version.send_modify(|v| v.rejected += 1);
-        tracing::error!(
-            error = %error,
-            reason = reason.as_label(),
-            "rejected identity credentials; the previous ones stay in service"
-        );
+        match error {
+            CredentialError::InFiles { paths, source } => tracing::error!(
+                error = %source,
+                files = ?paths,
+                reason = reason.as_label(),
+                "rejected identity credentials; the previous ones stay in service"
+            ),
+            _ => tracing::error!(
+                error = %error,
+                reason = reason.as_label(),
+                "rejected identity credentials; the previous ones stay in service"
+            ),
+        }
     }
 
     /// A receiver that sees every credential set the store loads or
