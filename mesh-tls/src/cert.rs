@@ -127,12 +127,13 @@ impl CertNames {
 
     /// Whether the certificate names `id`: as its one SPIFFE ID (see
     /// [`CertNames::identity`]) for a SPIFFE ID, or as a DNS SAN for a
-    /// DNS-style identity.
+    /// DNS-style identity. Either way the certificate must name an
+    /// identity at all: a DNS SAN on a malformed SVID names nothing.
     pub(crate) fn names(&self, id: &Identity) -> bool {
-        if id.is_spiffe() {
-            self.identity() == Ok(id)
-        } else {
-            self.leaf_usage && self.dns.contains(id)
+        match self.identity() {
+            Ok(identity) if id.is_spiffe() => identity == id,
+            Ok(_) => self.dns.contains(id),
+            Err(_) => false,
         }
     }
 }

@@ -238,3 +238,18 @@ fn credentials_whose_certificate_may_sign_certificates_are_refused() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn the_client_expecting_a_dns_identity_refuses_a_certificate_with_two_spiffe_ids() {
+    let dns = "api.shop.serviceaccount.identity.linkerd.example.org";
+    let raw = RawIssuer::new();
+    let mut params = RawIssuer::params(vec![
+        uri_san(API),
+        uri_san("spiffe://example.org/ns/shop/sa/impostor"),
+    ]);
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::DnsName(dns.try_into().unwrap()));
+    let error = dial(&raw, raw.sign(&params), dns).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+}
