@@ -193,6 +193,24 @@ async fn an_override_gives_the_service_accounts_it_names_their_own_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_client_named_by_two_overrides_takes_the_last_and_shares_it() {
+    let mut h = Harness::new(&limited(
+        "  overrides:
+    - requestsPerSecond: 5
+      clientRefs: [{kind: ServiceAccount, name: vip}]
+    - requestsPerSecond: 3
+      clientRefs: [{kind: ServiceAccount, name: vip}, {kind: ServiceAccount, name: alice}]
+",
+    ));
+    // The last entry naming vip applies, as in linkerd2-proxy; its limit
+    // is one, shared by vip and alice.
+    assert_eq!(h.burst(&mutual(VIP), 2).await, [200, 200]);
+    assert_eq!(h.burst(&mutual(ALICE), 2).await, [200, 429]);
+    // No identity limit: other clients are not limited at all.
+    assert_eq!(h.burst(&mutual(BOB), 20).await, vec![200; 20]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_total_limit_holds_whatever_each_clients_limit_leaves() {
     let mut h = Harness::new(&limited(
         "  total: {requestsPerSecond: 3}\n  identity: {requestsPerSecond: 2}\n",
