@@ -378,3 +378,16 @@ fn a_policy_in_another_namespace_cannot_target_this_ones_server() {
         "targetRef",
     );
 }
+
+#[test]
+fn a_policy_on_an_opaque_server_is_a_warning() {
+    let text = policy("  total: {requestsPerSecond: 1}\n")
+        .replace("port: 8080\n", "port: 8080\n  proxyProtocol: opaque\n");
+    let compiled = compile(&text).unwrap();
+    let [warning] = compiled.warnings.iter().collect::<Vec<_>>()[..] else {
+        panic!("{}", compiled.warnings)
+    };
+    assert_eq!(warning.kind, WarningKind::NotApplied);
+    assert_eq!(warning.field_path, "spec.targetRef.name");
+    assert!(warning.message.contains("is opaque"), "{warning}");
+}

@@ -86,6 +86,19 @@ pub(super) fn rate_limits(
         }
         let server = find(&r.servers, |s| &s.metadata, namespace, &t.name, workload)
             .ok_or_else(|| dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace))?;
+        if let Some(target) = r.servers.get(server)
+            && target.value.spec.proxy_protocol.is_opaque()
+        {
+            warnings.about(
+                WarningKind::NotApplied,
+                &entry.context,
+                "spec.targetRef.name",
+                format!(
+                    "Server {} is {}: its connections are not HTTP, so no request is limited",
+                    t.name, target.value.spec.proxy_protocol
+                ),
+            );
+        }
 
         let total = spec
             .total
