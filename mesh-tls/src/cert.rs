@@ -117,7 +117,7 @@ impl CertNames {
     }
 
     /// The trust domain a signing certificate names: its one URI SAN, when
-    /// that is a SPIFFE ID without a path (SPIFFE X.509-SVID spec §3).
+    /// that is a SPIFFE ID without a path (SPIFFE X.509-SVID spec §3.2).
     pub(crate) fn signing_trust_domain(&self) -> Option<TrustDomain> {
         match self.uris.as_slice() {
             [id] if self.uri_sans == 1 && id.path() == Some("") => id.trust_domain(),
@@ -190,7 +190,7 @@ pub enum NoIdentity {
     /// A URI SAN holds a SPIFFE ID, but it is not the only URI SAN.
     Ambiguous,
     /// The SPIFFE ID has no path: it names a trust domain, as its signing
-    /// certificates do, not a workload (SPIFFE X.509-SVID spec §2).
+    /// certificates do, not a workload (SPIFFE X.509-SVID spec §3.1).
     TrustDomainOnly,
     /// The certificate is no leaf SVID: its key usage lets it sign
     /// certificates or CRLs, or lacks `digitalSignature`, or a SPIFFE

@@ -127,7 +127,7 @@ fn credentials_with_a_second_uri_san_are_refused() {
     );
 }
 
-// SPIFFE X.509-SVID §2: "Leaf certificate SPIFFE IDs MUST have a non-root
+// SPIFFE X.509-SVID §3.1: "Leaf certificate SPIFFE IDs MUST have a non-root
 // path component"; §5.2: the validator "MUST ensure that the SPIFFE ID has
 // a non-root path component". `spiffe://example.org` names the trust
 // domain (its signing certificates carry it), not a workload.

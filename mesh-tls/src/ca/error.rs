@@ -29,7 +29,7 @@ pub enum CaError {
     },
     /// The identity is a SPIFFE ID without a path, which names a trust
     /// domain rather than a workload: an X.509-SVID leaf's ID has a
-    /// non-root path (SPIFFE X.509-SVID spec §2).
+    /// non-root path (SPIFFE X.509-SVID spec §3.1).
     NoWorkloadPath(Identity),
     /// A lifetime of zero, or longer than [`MAX_LIFETIME`](super::MAX_LIFETIME),
     /// or a validity window outside what X.509 can encode.
