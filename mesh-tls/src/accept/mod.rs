@@ -16,8 +16,9 @@
 //! | `disabled` | served, `Tls::Plaintext(Disabled)` | bytes passed on as they are | bytes passed on as they are |
 //!
 //! A client certificate, when presented, must chain to the trust bundle,
-//! be valid now and name an identity (a SPIFFE ID in a URI SAN, or a
-//! DNS-style name in a DNS SAN); otherwise the handshake fails in every
+//! be valid now and name an identity (a workload's SPIFFE ID as its only
+//! URI SAN, or a DNS-style name in a DNS SAN) with a leaf's key usage, as
+//! the X.509-SVID spec requires; otherwise the handshake fails in every
 //! mode. What the peer may do once it is known is authorization's business,
 //! which reads the status from [`ConnectionInfo`](mesh_core::ConnectionInfo).
 //!
