@@ -53,7 +53,7 @@ async fn a_burst_beyond_the_total_rate_gets_429s_and_the_rest_reach_the_app() {
     let inbound = running.inbound[0];
 
     let client = http1();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let requests = (0..SENT).map(|_| {
         let client = client.clone();
         tokio::spawn(async move {

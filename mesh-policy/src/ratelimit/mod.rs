@@ -166,10 +166,10 @@ impl LocalRateLimit {
         if let Some(id) = id
             && let Some(o) = self.overrides.iter().rev().find(|o| o.clients.matches(id))
         {
-            return match o.limit.check(now) {
-                true => Ok(()),
-                false => Err(refused(RateLimitScope::Override, o.limit.rate())),
-            };
+            if o.limit.check(now) {
+                return Ok(());
+            }
+            return Err(refused(RateLimitScope::Override, o.limit.rate()));
         }
         match &self.identity {
             Some(limit) if !limit.check(id, now) => {
