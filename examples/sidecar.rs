@@ -76,6 +76,7 @@
 use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
+use mesh_core::admin::LogLevel;
 use mesh_examples::sidecar::{
     self, certs,
     config::{SidecarConfig, parse_duration},
@@ -246,15 +247,9 @@ enum Certs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_level = sidecar::log::init("info");
     match Cli::parse().command {
-        Command::Run { config } => run(&config),
+        Command::Run { config } => run(&config, log_level),
         Command::Check {
             config,
             pre,
@@ -401,12 +396,15 @@ fn report<T: std::fmt::Display, E: std::error::Error + 'static>(result: Result<T
     }
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
+fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitCode {
     let config = match SidecarConfig::load(path) {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    let running = match sidecar::start(config) {
+    let options = sidecar::StartOptions {
+        log_level: Some(log_level),
+    };
+    let running = match sidecar::start_with(config, options) {
         Ok(running) => running,
         Err(error) => return fail(&error),
     };

@@ -7,6 +7,8 @@
 //! and read the diff before committing it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -17,6 +19,7 @@ use mesh_examples::sidecar::inject::{
     self, DisabledBy, Image, InjectConfig, InjectError, Injected, Outcome,
 };
 use serde_yaml_ng::Value;
+use support::sidecar_binary;
 
 const IMAGE: &str = "ghcr.io/mesh/sidecar:0.1.0";
 const CASES: &[&str] = &[
@@ -559,19 +562,6 @@ fn a_missing_file_is_a_read_error_naming_it() {
     let path = dir().join("no-such-file.yaml");
     let error = inject::inject_file(&path, &mut out, &mut notes, &config()).unwrap_err();
     assert_eq!(error.to_string(), format!("cannot read {}", path.display()));
-}
-
-/// The `sidecar` example binary, built beside this test's binary: `cargo
-/// test` builds every example before it runs a test (a run limited to
-/// this test target with `--test inject` does not, and then needs
-/// `cargo build -p mesh-examples --example sidecar` first).
-fn sidecar_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/sidecar")
 }
 
 #[test]

@@ -283,3 +283,78 @@ async fn http1_upgrade_becomes_a_byte_tunnel() {
     assert_eq!(&echoed, b"ping through the tunnel");
     stop(sidecar).await;
 }
+
+/// A port nothing listens on now, for a configuration file that must name
+/// one.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn the_binary_serves_its_log_filter_at_proxy_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("sidecar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "inbound: {{listen: 127.0.0.1:0, app: 127.0.0.1:9}}\n\
+             outbound: {{listen: 127.0.0.1:0}}\nadmin: {{listen: {admin}}}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(sidecar_binary())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the sidecar example is built: run `cargo test` without `--test`");
+    let client = http1();
+    let url = format!("http://{admin}/proxy-log-level");
+    let get = || async {
+        let res = client
+            .request(Request::get(&url).body(full("")).unwrap())
+            .await?;
+        Ok::<_, hyper_util::client::legacy::Error>(body_bytes(res).await)
+    };
+    let started = tokio::time::Instant::now();
+    let first = loop {
+        match get().await {
+            Ok(body) => break body,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::task::yield_now().await;
+            }
+            Err(error) => panic!("the admin server did not come up: {error}"),
+        }
+    };
+    assert_eq!(first, "info\n");
+    let put = Request::put(&url)
+        .body(full("mesh_core=debug,info"))
+        .unwrap();
+    assert_eq!(
+        client.request(put).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get().await.unwrap(), "mesh_core=debug,info\n");
+    let bad = Request::put(&url).body(full("mesh_core=loud")).unwrap();
+    assert_eq!(
+        client.request(bad).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let shutdown = Request::post(format!("http://{admin}/shutdown"))
+        .body(full(""))
+        .unwrap();
+    assert_eq!(
+        client.request(shutdown).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}

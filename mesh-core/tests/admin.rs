@@ -137,3 +137,81 @@ async fn shutdown_over_a_real_loopback_connection_stops_the_server() {
     drop(client);
     task.await.unwrap();
 }
+
+/// A log filter that takes any word but `bogus`.
+#[derive(Debug, Default)]
+struct Filter(std::sync::Mutex<String>);
+
+impl mesh_core::admin::LogLevel for Filter {
+    fn get(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn set(&self, filter: &str) -> Result<(), String> {
+        if filter == "bogus" {
+            return Err(format!("{filter:?} is not a filter"));
+        }
+        *self.0.lock().unwrap() = filter.to_owned();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_log_level_is_read_and_replaced_from_loopback_only() {
+    let filter = std::sync::Arc::new(Filter(std::sync::Mutex::new("info".into())));
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_log_level(filter.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let task = tokio::spawn(Server::new(ServerConfig::default()).serve_http(
+        listener,
+        admin.clone(),
+        shutdown,
+    ));
+    let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<Bytes>>();
+    let put = |body: &'static str| {
+        Request::put(format!("http://{addr}/proxy-log-level"))
+            .body(http_body_util::Full::new(Bytes::from_static(
+                body.as_bytes(),
+            )))
+            .unwrap()
+    };
+
+    assert_eq!(get(addr, "/proxy-log-level").await.2, "info\n");
+    let res = client.request(put("mesh_core=debug,warn\n")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(addr, "/proxy-log-level").await.2,
+        "mesh_core=debug,warn\n"
+    );
+    // A filter that does not parse is refused, and the one in force stays.
+    let res = client.request(put("bogus")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let why = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(why, "\"bogus\" is not a filter\n");
+    assert_eq!(filter.0.lock().unwrap().as_str(), "mesh_core=debug,warn");
+
+    // Only loopback peers are served.
+    let mut remote = Request::get("/proxy-log-level")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    remote.extensions_mut().insert(ConnectionInfo::plaintext(
+        "10.0.0.1:4191".parse().unwrap(),
+        "10.1.2.3:55555".parse().unwrap(),
+    ));
+    assert_eq!(
+        admin.oneshot(remote).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    // Without a filter to serve, the path is not found.
+    let plain = Admin::new(Registry::default(), Readiness::new());
+    let req = Request::get("/proxy-log-level")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(
+        plain.oneshot(req).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    trigger.trigger();
+    task.await.unwrap();
+}

@@ -37,10 +37,11 @@ pub mod config;
 mod identity;
 mod inbound;
 pub mod inject;
+pub mod log;
 mod outbound;
 pub mod policy;
 mod run;
 pub mod views;
 mod worker;
 
-pub use self::run::{Running, StartError, start};
+pub use self::run::{Running, StartError, StartOptions, start, start_with};

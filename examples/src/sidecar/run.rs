@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc, thread};
 
 use mesh_core::{
     BoxError,
-    admin::{Admin, Readiness},
+    admin::{Admin, LogLevel, Readiness},
     client::ClientConfig,
     serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
@@ -25,6 +25,15 @@ use super::{
     policy::{self, PolicyError, RouteReloads, RoutesWatcher},
     worker::{Background, Shared, Worker, WorkerListeners},
 };
+
+/// What a process hands the sidecar besides its configuration.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// The process's log filter, served at the admin's `/proxy-log-level`
+    /// (see [`log::init`](super::log::init)). Without one, that path
+    /// answers 404.
+    pub log_level: Option<Arc<dyn LogLevel>>,
+}
 
 /// A started sidecar: its bound addresses, and the handle that stops it.
 #[derive(Debug)]
@@ -154,6 +163,15 @@ impl Running {
 /// When a listener cannot be bound, the identity cannot be issued from its
 /// CA directory, or a thread cannot start.
 pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
+    start_with(config, StartOptions::default())
+}
+
+/// [`start`], with what the process hands over in `options`.
+///
+/// # Errors
+///
+/// As [`start`].
+pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Running, StartError> {
     let threads = match config.server.threads {
         0 => thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -235,6 +253,9 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
         TlsAccept::new(identity.store.clone(), accept)
     });
     let mut admin_service = Admin::new(registry, readiness).with_shutdown(trigger.clone());
+    if let Some(level) = options.log_level {
+        admin_service = admin_service.with_log_level(level);
+    }
     let mut background: Vec<Background> = identity
         .task
         .into_iter()

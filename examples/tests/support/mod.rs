@@ -214,3 +214,16 @@ pub async fn ok_app(flaky: bool) -> SocketAddr {
 pub fn identity(name: &str) -> String {
     format!("spiffe://example.org/ns/emojivoto/sa/{name}")
 }
+
+/// The `sidecar` example binary, built beside this test's binary: `cargo
+/// test` builds every example before it runs a test (a run limited to
+/// this test target with `--test inject` does not, and then needs
+/// `cargo build -p mesh-examples --example sidecar` first).
+pub fn sidecar_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/sidecar")
+}

@@ -29,6 +29,16 @@ pin_project_lite::pin_project! {
     enum State {
         Ready { response: Option<Response<BoxBody>> },
         Extension { #[pin] call: Oneshot<AdminExtension, Request<BoxBody>> },
+        Boxed { answer: Answer },
+    }
+}
+
+/// An answer being worked out.
+struct Answer(Pin<Box<dyn Future<Output = Response<BoxBody>> + Send>>);
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Answer")
     }
 }
 
@@ -46,6 +56,16 @@ impl ResponseFuture {
             state: State::Extension { call },
         }
     }
+
+    /// An answer the admin has to wait for, such as one that reads the
+    /// request body first.
+    pub(super) fn boxed(answer: Pin<Box<dyn Future<Output = Response<BoxBody>> + Send>>) -> Self {
+        Self {
+            state: State::Boxed {
+                answer: Answer(answer),
+            },
+        }
+    }
 }
 
 impl Future for ResponseFuture {
@@ -60,6 +80,7 @@ impl Future for ResponseFuture {
                 None => Poll::Pending,
             },
             StateProj::Extension { call } => call.poll(cx),
+            StateProj::Boxed { answer } => answer.0.as_mut().poll(cx).map(Ok),
         }
     }
 }

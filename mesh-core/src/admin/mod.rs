@@ -9,6 +9,7 @@
 //! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
 //! | `GET /metrics` | the registry in OpenMetrics text |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, `403` for anyone else |
+//! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
 //! | anything else | the [extension](#extensions), if there is one; `404` otherwise |
 //!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
@@ -53,6 +54,7 @@
 //! ```
 
 pub mod future;
+pub mod log_level;
 mod readiness;
 
 use std::{
@@ -67,6 +69,7 @@ use prometheus_client::registry::Registry;
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use self::future::ResponseFuture;
+pub use self::log_level::LogLevel;
 pub use self::readiness::{Readiness, ReadinessGate};
 use crate::{
     body::{self, BoxBody},
@@ -89,6 +92,7 @@ pub struct Admin {
     inner: Arc<Inner>,
     shutdown: Option<ShutdownTrigger>,
     extension: Option<AdminExtension>,
+    log_level: Option<Arc<dyn LogLevel>>,
 }
 
 #[derive(Debug)]
@@ -107,6 +111,16 @@ impl Admin {
             }),
             shutdown: None,
             extension: None,
+            log_level: None,
+        }
+    }
+
+    /// Serves `level` at `/proxy-log-level`. Without one, it answers 404.
+    #[must_use]
+    pub fn with_log_level(self, level: Arc<dyn LogLevel>) -> Self {
+        Self {
+            log_level: Some(level),
+            ..self
         }
     }
 
@@ -232,6 +246,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.uri().path() == "/proxy-log-level" {
+            return log_level::serve(self.log_level.as_ref(), req);
+        }
         if let Some(res) = self.respond(&req) {
             return ResponseFuture::ready(res);
         }

@@ -1,0 +1,106 @@
+//! `/proxy-log-level`: the process's log filter, read and changed while it
+//! runs.
+//!
+//! Debugging a live proxy usually means more logs for a while, and a
+//! restart would lose the state worth looking at. Linkerd's proxy serves
+//! its filter on the admin port for that, and so does this admin:
+//! `GET /proxy-log-level` answers the filter in force, and
+//! `PUT /proxy-log-level` with a new filter as the body puts it in force at
+//! once (`204`), or answers `400` with why it does not parse and keeps the
+//! one in force. Like `/shutdown`, and as in Linkerd, only loopback clients
+//! are served.
+//!
+//! The admin knows nothing of the logging library: the process that set up
+//! its logging hands over a [`LogLevel`] that reads and replaces its filter
+//! ([`Admin::with_log_level`](super::Admin::with_log_level)).
+
+use std::{fmt, sync::Arc};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+use super::{future::ResponseFuture, text};
+use crate::{body::BoxBody, conn::ConnectionInfo, error::BoxError};
+
+/// The longest filter a `PUT` may send. Filters are a line or two.
+const MAX_FILTER_BYTES: usize = 16 * 1024;
+
+/// The process's log filter, as `/proxy-log-level` reads and changes it.
+pub trait LogLevel: fmt::Debug + Send + Sync + 'static {
+    /// The filter in force, in the syntax [`set`](Self::set) takes.
+    fn get(&self) -> String;
+
+    /// Puts `filter` in force.
+    ///
+    /// # Errors
+    ///
+    /// Why `filter` does not parse; the filter in force stays.
+    fn set(&self, filter: &str) -> Result<(), String>;
+}
+
+/// Answers a request for `/proxy-log-level` with `level`, or `404` when the
+/// process gave none.
+pub(super) fn serve<B>(level: Option<&Arc<dyn LogLevel>>, req: Request<B>) -> ResponseFuture
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Some(level) = level else {
+        return ResponseFuture::ready(text(StatusCode::NOT_FOUND, "log level control is off\n"));
+    };
+    let from_loopback = req
+        .extensions()
+        .get::<ConnectionInfo>()
+        .is_some_and(|info| info.remote_addr.ip().is_loopback());
+    if !from_loopback {
+        return ResponseFuture::ready(text(
+            StatusCode::FORBIDDEN,
+            "the log level is only served to loopback\n",
+        ));
+    }
+    match *req.method() {
+        Method::GET | Method::HEAD => {
+            ResponseFuture::ready(text(StatusCode::OK, format!("{}\n", level.get())))
+        }
+        Method::PUT => {
+            let level = level.clone();
+            ResponseFuture::boxed(Box::pin(async move { put(&*level, req).await }))
+        }
+        _ => ResponseFuture::ready(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")),
+    }
+}
+
+async fn put<B>(level: &dyn LogLevel, req: Request<B>) -> Response<BoxBody>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let body = match Limited::new(req.into_body(), MAX_FILTER_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a filter has at most {MAX_FILTER_BYTES} bytes\n"),
+            );
+        }
+    };
+    let Ok(filter) = std::str::from_utf8(&body) else {
+        return text(StatusCode::BAD_REQUEST, "the filter is not UTF-8\n");
+    };
+    match level.set(filter.trim()) {
+        Ok(()) => {
+            tracing::info!(
+                filter = filter.trim(),
+                "log filter changed through the admin server"
+            );
+            let mut res = text(StatusCode::NO_CONTENT, "");
+            res.headers_mut().remove(http::header::CONTENT_TYPE);
+            res
+        }
+        Err(error) => text(StatusCode::BAD_REQUEST, format!("{error}\n")),
+    }
+}
