@@ -535,3 +535,85 @@ fn what_authorization_and_routing_do_not_apply_is_named() {
     let emoji = checked.routes.service("emoji", Some("emojivoto")).unwrap();
     assert_eq!(emoji.routes.len(), 3);
 }
+
+/// A Server on the application's port with an open `PathPrefix /` route
+/// and an `Exact /admin` route nobody is authorized for.
+fn admin_closed(port: u16) -> String {
+    format!(
+        "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: app, namespace: emojivoto}}
+spec: {{podSelector: {{}}, port: {port}}}
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {{name: everything, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: app}}]
+  rules: [{{matches: [{{path: {{type: PathPrefix, value: /}}}}]}}]
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {{name: admin, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: app}}]
+  rules: [{{matches: [{{path: {{type: Exact, value: /admin}}}}]}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {{name: loopback, namespace: emojivoto}}
+spec: {{networks: [{{cidr: 127.0.0.0/8}}]}}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: everything-from-loopback, namespace: emojivoto}}
+spec:
+  targetRef: {{group: policy.linkerd.io, kind: HTTPRoute, name: everything}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}}]
+"
+    )
+}
+
+#[tokio::test]
+async fn another_spelling_of_a_closed_path_is_authorized_and_served_as_that_path() {
+    // An application that answers with the path it was asked for.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = listener.local_addr().unwrap();
+    serve(listener, |req: Request<hyper::body::Incoming>| async move {
+        Ok(http::Response::new(full(req.uri().path().to_owned())))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, admin_closed(app.port())).unwrap();
+    let emoji = sidecar(&format!(
+        "inbound: {{listen: 127.0.0.1:0, app: {app}, protocol: http}}\n\
+         outbound: {{listen: 127.0.0.1:0}}\nadmin: {{listen: 127.0.0.1:0}}\n\
+         policy:\n  workload: {{namespace: emojivoto}}\n  files: [{}]\n",
+        policy.display()
+    ));
+    let client = http1();
+    let call = |path: &str| {
+        let req = Request::get(format!("http://{}{path}", emoji.inbound[0]))
+            .body(full(""))
+            .unwrap();
+        client.request(req)
+    };
+    let res = call("/api/./list").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body_bytes(res).await, "/api/list", "sent on normalized");
+    for path in [
+        "/admin",
+        "//admin",
+        "/%61dmin",
+        "/api/../admin",
+        "/./admin",
+        "/%2e%2e/admin",
+    ] {
+        let res = call(path).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let res = call("/api/%zz").await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.headers()["mesh-error"], "invalid path");
+    stop(emoji).await;
+}

@@ -21,6 +21,10 @@
 //! Matching does not allocate, with one exception noted on
 //! [`QueryParamMatch`].
 //!
+//! Paths are matched as sent; [`NormalizePathLayer`] puts them in one
+//! spelling first, so that `/%61dmin` or `//admin` cannot walk around a
+//! rule for `/admin`.
+//!
 //! A route can also edit the headers it carries, as an `HTTPRoute` rule's
 //! header filters ask: [`HeaderEdit`], applied by [`EditHeadersLayer`].
 //!
@@ -45,6 +49,7 @@ use http::{HeaderMap, Method, Request, Uri, request};
 
 mod edit;
 mod error;
+mod normalize;
 mod path;
 #[cfg(test)]
 mod tests;
@@ -53,6 +58,7 @@ mod value;
 pub use self::{
     edit::{EditFuture, EditHeaders, EditHeadersLayer, HeaderEdit, InvalidHeaderEdit},
     error::{InvalidRouteMatch, InvalidRouteMatchKind},
+    normalize::{InvalidPath, NormalizePath, NormalizePathLayer, normalize_path},
     path::PathMatch,
     value::{FullRegex, HeaderMatch, QueryParamMatch, ValueMatch},
 };

@@ -6,6 +6,7 @@ use mesh_core::{
     client::Client,
     error::BoxError,
     proxy::{Forward, NoEndpoints},
+    route::{NormalizePath, NormalizePathLayer},
     serve::OpaqueConnection,
 };
 use mesh_metrics::{MetricsLayer, http::Metrics};
@@ -14,12 +15,17 @@ use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
-pub(super) type HttpStack = Authorize<Metrics<ClientId<Forward<Client<hyper::body::Incoming>>>>>;
+pub(super) type HttpStack =
+    NormalizePath<Authorize<Metrics<ClientId<Forward<Client<hyper::body::Incoming>>>>>>;
 
-/// The HTTP stack of one inbound port: authorize the request as one to
-/// the application's port (the port a `Server` selects), count it, tell
-/// the application who called (`mesh-client-id`, never forged), and
-/// forward to it.
+/// The HTTP stack of one inbound port: normalize the path, authorize the
+/// request as one to the application's port (the port a `Server`
+/// selects), count it, tell the application who called (`mesh-client-id`,
+/// never forged), and forward to it.
+///
+/// The path is put in normal form before anything matches it, and sent on
+/// in that form (see mesh-core's `NormalizePathLayer`): `/%61dmin` and
+/// `//admin` are authorized, and served, as `/admin`.
 ///
 /// Authorization comes first, as in Linkerd's inbound stack, so that the
 /// request metrics carry the `srv_name`, `route_name` and `authz_name` the
@@ -37,6 +43,7 @@ pub(super) fn http_stack(
 ) -> Result<HttpStack, NoEndpoints> {
     let forward = Forward::new(client, [app])?;
     Ok(ServiceBuilder::new()
+        .layer(NormalizePathLayer)
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())
         .layer(ClientIdLayer::new())
