@@ -136,8 +136,20 @@
 //!   or override rate at most the total, as Linkerd's admission webhook
 //!   requires. At most 10 000 identities are tracked per policy: idle
 //!   ones are forgotten (which changes no decision), and identities that
-//!   do not fit among active ones share one more limit. A reload starts
-//!   every limit afresh.
+//!   do not fit among active ones share one more limit.
+//! - A reload keeps the state of every rate limit it does not change.
+//!   Policies reload whenever any policy file changes; were limits to
+//!   start full at each reload, every unrelated edit would let each client
+//!   burst again, and a client could time its requests to reloads. So when
+//!   [`PolicyStore`] puts a new policy in force, each limit of the same
+//!   Server (by name) at the same rate, in the same scope, carries over
+//!   with what it has used: the `total`, the `identity` limit of each
+//!   client (and of clients without an identity), and each `overrides`
+//!   entry whose `clientRefs` name the same identities. A limit whose
+//!   rate or clients changed, and a new one, starts full. The new policy
+//!   shares the old one's limiters rather than copying them, so requests
+//!   still deciding on the old policy count too; checking a request costs
+//!   what it did.
 //!
 //! # Where this differs from Linkerd, on purpose
 //!

@@ -80,6 +80,21 @@ impl IdentitySet {
             && self.spiffe_prefixes.is_empty()
     }
 
+    /// Whether `other` matches exactly the identities this set does, as
+    /// written in any order.
+    pub(crate) fn same_identities(&self, other: &Self) -> bool {
+        fn sorted(v: &[Box<str>]) -> Vec<&str> {
+            let mut v: Vec<&str> = v.iter().map(|s| &**s).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        self.any == other.any
+            && self.exact == other.exact
+            && sorted(&self.suffixes) == sorted(&other.suffixes)
+            && sorted(&self.spiffe_prefixes) == sorted(&other.spiffe_prefixes)
+    }
+
     #[inline]
     pub(crate) fn matches(&self, id: &Identity) -> bool {
         let id = id.as_str();

@@ -166,6 +166,26 @@ impl Policy {
         }
     }
 
+    /// Takes over `old`'s rate limit state for each limit whose Server (by
+    /// name) and settings are the same, so that putting this policy in
+    /// place of `old` refills none of them. Run once per swap, never per
+    /// request.
+    pub(crate) fn carry_rate_limits(&mut self, old: &Policy) {
+        for server in &mut self.servers {
+            let Some(limit) = &mut server.rate_limit else {
+                continue;
+            };
+            let previous = old
+                .servers
+                .iter()
+                .find(|s| s.name == server.name)
+                .and_then(|s| s.rate_limit.as_ref());
+            if let Some(previous) = previous {
+                limit.carry_over(previous);
+            }
+        }
+    }
+
     #[inline]
     pub(crate) fn server_for(&self, port: u16) -> &ServerEntry {
         match self.ports.binary_search_by_key(&port, |&(p, _)| p) {

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     PolicyMetrics, Workload,
     metrics::{ByTls, RateLimitLabels},
-    ratelimit::{self, Counters, Gcra, LocalRateLimit, Override, Rate},
+    ratelimit::{self, Counters, LocalRateLimit, Override},
     resource::{Entry, HttpLocalRateLimitPolicy, Resources, read::error},
     warnings::{PolicyWarnings, WarningKind},
 };
@@ -23,7 +23,8 @@ pub(super) struct RateLimitSpec {
     name: Arc<str>,
     total: Option<NonZeroU32>,
     identity: Option<NonZeroU32>,
-    overrides: Vec<(NonZeroU32, IdentitySet)>,
+    /// With each entry's place in `spec.overrides`.
+    overrides: Vec<(usize, NonZeroU32, IdentitySet)>,
 }
 
 impl RateLimitSpec {
@@ -43,10 +44,7 @@ impl RateLimitSpec {
             self.identity.map(|rps| (rps, ratelimit::DEFAULT_CAPACITY)),
             self.overrides
                 .iter()
-                .map(|(rps, clients)| Override {
-                    clients: clients.clone(),
-                    limit: Gcra::new(Rate::per_second(*rps)),
-                })
+                .map(|(_, rps, clients)| Override::new(clients.clone(), *rps))
                 .collect(),
             Counters {
                 total: counters("total"),
@@ -164,7 +162,7 @@ pub(super) fn rate_limits(
                 );
                 continue;
             }
-            overrides.push((rps, clients));
+            overrides.push((i, rps, clients));
         }
         if total.is_none() && identity.is_none() && overrides.is_empty() {
             warnings.about(

@@ -58,6 +58,12 @@ impl PerIdentity {
         self.rate
     }
 
+    /// Whether `other` limits at the same rate and tracks as many
+    /// identities, so that one could take the other's place.
+    pub(crate) fn same_settings(&self, other: &Self) -> bool {
+        self.rate == other.rate && self.capacity == other.capacity
+    }
+
     /// Admits a request of `client` at `now`, or says it is over the limit.
     pub(crate) fn check(&self, client: Option<&Identity>, now: u64) -> bool {
         let Some(id) = client else {

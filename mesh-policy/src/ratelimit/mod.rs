@@ -22,9 +22,22 @@
 //! Each limit admits a burst of one second's requests and then one request
 //! per `1/rps` seconds (see `gcra.rs`). Time is
 //! [`tokio::time::Instant`], so tests can pause it. Limits start full when
-//! a policy is compiled: a reload begins them afresh, as linkerd2-proxy
-//! does when its policy controller sends a Server's new policy.
+//! a policy is compiled.
+//!
+//! A reload must not refill them. Policies reload whenever any policy file
+//! changes, so a limit that started afresh at each reload would let every
+//! client burst again after an unrelated edit, and a client could time its
+//! requests to reloads. Each limiter therefore lives in an `Arc`, and when
+//! the store puts a new policy in force (see `carry.rs`) a limit whose
+//! settings did not change takes over the old policy's limiter itself: the
+//! same Server (by name), the same scope and the same rate, and for an
+//! override the same set of client identities. Old and new policy then
+//! share one state, so requests still deciding on the old policy count
+//! against the same limit. Limits whose settings changed, and new ones,
+//! start full. This happens once per reload; checking a request is
+//! unchanged.
 
+mod carry;
 mod gcra;
 mod identities;
 
@@ -94,18 +107,31 @@ pub(crate) struct LocalRateLimit {
     pub(crate) name: Arc<str>,
     /// The zero of the limits' clocks.
     start: Instant,
-    total: Option<Gcra>,
-    identity: Option<PerIdentity>,
+    /// The limiters are shared with the policies before and after this
+    /// one while their settings stay the same (see `carry.rs`).
+    total: Option<Arc<Gcra>>,
+    identity: Option<Arc<PerIdentity>>,
     /// In document order; the last entry that names a client applies, as
     /// in linkerd2-proxy, whose map of identities keeps the last.
     overrides: Vec<Override>,
     pub(crate) counters: Counters,
 }
 
+/// One `spec.overrides` entry that names clients.
 #[derive(Debug)]
 pub(crate) struct Override {
     pub(crate) clients: IdentitySet,
-    pub(crate) limit: Gcra,
+    pub(crate) limit: Arc<Gcra>,
+}
+
+impl Override {
+    /// An entry limiting `clients` together to `rps`, full.
+    pub(crate) fn new(clients: IdentitySet, rps: NonZeroU32) -> Self {
+        Self {
+            clients,
+            limit: Arc::new(Gcra::new(Rate::per_second(rps))),
+        }
+    }
 }
 
 /// `inbound_http_local_ratelimit_total` by scope, resolved once.
@@ -126,8 +152,9 @@ impl LocalRateLimit {
         Self {
             name,
             start: Instant::now(),
-            total: total.map(|rps| Gcra::new(Rate::per_second(rps))),
-            identity: identity.map(|(rps, cap)| PerIdentity::new(Rate::per_second(rps), cap)),
+            total: total.map(|rps| Arc::new(Gcra::new(Rate::per_second(rps)))),
+            identity: identity
+                .map(|(rps, cap)| Arc::new(PerIdentity::new(Rate::per_second(rps), cap))),
             overrides,
             counters,
         }
@@ -153,6 +180,12 @@ impl LocalRateLimit {
         result
     }
 
+    /// The last override that names `id`.
+    #[inline]
+    fn override_for(&self, id: &Identity) -> Option<&Override> {
+        self.overrides.iter().rev().find(|o| o.clients.matches(id))
+    }
+
     fn decide(&self, id: Option<&Identity>, now: u64) -> Result<(), RateLimited> {
         let refused = |scope, rate: Rate| RateLimited {
             scope,
@@ -163,9 +196,7 @@ impl LocalRateLimit {
         {
             return Err(refused(RateLimitScope::Total, total.rate()));
         }
-        if let Some(id) = id
-            && let Some(o) = self.overrides.iter().rev().find(|o| o.clients.matches(id))
-        {
+        if let Some(o) = id.and_then(|id| self.override_for(id)) {
             if o.limit.check(now) {
                 return Ok(());
             }

@@ -12,10 +12,17 @@
 //! A reload that fails changes nothing: the last good policy stays in
 //! force, the `inbound_policy_reloads_total{result="error"}` counter goes
 //! up, and a warning says why.
+//!
+//! A change must not refill rate limits it leaves alone, or every edit
+//! would let each client burst again. So a swap hands the new policy the
+//! state of each limit whose Server and settings did not change (see the
+//! crate docs), at swap time, once. Swaps take a lock among themselves,
+//! so each new policy takes over from the one it replaces; readers never
+//! wait for it.
 
 mod files;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use mesh_core::resource::ResourceError;
@@ -35,6 +42,8 @@ pub struct PolicyStore {
 #[derive(Debug)]
 struct Inner {
     current: ArcSwap<Policy>,
+    /// Held by a swap from reading the policy in force to replacing it.
+    swapping: Mutex<()>,
     changes: watch::Sender<u64>,
     workload: Workload,
     config: PolicyConfig,
@@ -49,6 +58,7 @@ impl PolicyStore {
         Self {
             inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(policy),
+                swapping: Mutex::new(()),
                 changes: watch::Sender::new(0),
                 workload,
                 config,
@@ -70,7 +80,17 @@ impl PolicyStore {
 
     /// Puts `policy` in force. New requests see it at once; opaque
     /// connections are checked against it.
-    pub fn swap(&self, policy: Policy) {
+    ///
+    /// Each rate limit of `policy` whose Server and settings are those of
+    /// the policy it replaces keeps that limit's state, so the swap does
+    /// not refill it; the others start full.
+    pub fn swap(&self, mut policy: Policy) {
+        let _swapping = self
+            .inner
+            .swapping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        policy.carry_rate_limits(&self.inner.current.load());
         self.inner.current.store(Arc::new(policy));
         self.inner
             .changes
