@@ -162,6 +162,10 @@
 //!   Linkerd accepts the older (by creation time, then name) and marks the
 //!   other not accepted; policy files have no creation times, and a limit
 //!   that silently does nothing is the mistake this crate refuses.
+//! - A policy change that leaves a Server's rate limit alone keeps the
+//!   limit's state (see above). linkerd2-proxy builds a Server's limiters
+//!   afresh from every update of that Server's policy, an authorization
+//!   or route change included, which lets clients burst again at each.
 //! - A `ServerAuthorization` whose `server.selector` matches no Server by
 //!   its labels applies to the Servers whose `podSelector.matchLabels` it
 //!   matches, with a [`WarningKind::Deviation`] warning. Linkerd would apply

@@ -277,8 +277,8 @@ async fn a_reload_that_changes_the_limit_is_in_force_for_the_next_request() {
     let mut h = Harness::new(&limited("  total: {requestsPerSecond: 2}\n"));
     assert_eq!(h.burst(&plain(), 3).await, oks_then_429s(2, 1));
 
-    // The new policy's limits start full, as a new policy from Linkerd's
-    // control plane does.
+    // A changed limit starts full, at its new rate; limits a reload
+    // leaves alone keep their state (`ratelimit_reload.rs`).
     let wider = limited("  total: {requestsPerSecond: 4}\n");
     h.store
         .reload(&[PolicySource::new("policy.yaml", &wider)])
