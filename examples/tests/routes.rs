@@ -324,3 +324,70 @@ async fn with_every_endpoint_out_requests_fail_fast_with_the_mesh_503() {
     assert_eq!(res.headers()["mesh-error"], "service unavailable");
     stop(sidecar).await;
 }
+
+/// A GRPCRoute on `emoji`: its `ListAll` calls are retried on
+/// `UNAVAILABLE`, as Linkerd's annotations ask.
+const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: emoji-list
+  namespace: emojivoto
+  annotations: {retry.linkerd.io/grpc: unavailable}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - matches: [{method: {service: emojivoto.v1.EmojiService, method: ListAll}}]
+";
+
+#[tokio::test]
+async fn a_grpc_routes_method_is_retried_as_its_annotations_say() {
+    // A gRPC server whose first answer to each method is UNAVAILABLE, in a
+    // trailers-only response.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = listener.local_addr().unwrap();
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+    let seen = calls.clone();
+    serve(listener, move |req: Request<hyper::body::Incoming>| {
+        let seen = seen.clone();
+        async move {
+            let n = {
+                let mut seen = seen.lock().unwrap();
+                let n = seen.entry(req.uri().path().to_owned()).or_default();
+                *n += 1;
+                *n
+            };
+            let mut res = Response::new(full(""));
+            res.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+            let status = if n == 1 { "14" } else { "0" };
+            res.headers_mut()
+                .insert("grpc-status", status.parse().unwrap());
+            Ok(res)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = sidecar(&config(&dir, app, app, GRPC));
+    let call = |method: &str| {
+        let req = Request::post(format!("http://emoji/emojivoto.v1.EmojiService/{method}"))
+            .version(http::Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(full(""))
+            .unwrap();
+        h2_via(sidecar.outbound, req)
+    };
+    let res = call("ListAll").await.unwrap();
+    assert_eq!(
+        res.headers()["grpc-status"],
+        "0",
+        "retried after UNAVAILABLE"
+    );
+    // Another method is on no route: not retried.
+    let res = call("FindByShortcode").await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls["/emojivoto.v1.EmojiService/ListAll"], 2);
+    assert_eq!(calls["/emojivoto.v1.EmojiService/FindByShortcode"], 1);
+    drop(dir);
+    stop(sidecar).await;
+}

@@ -525,3 +525,48 @@ fn header_filters_are_read_and_a_redirect_warns() {
         "{message}"
     );
 }
+
+/// A GRPCRoute on a Service, retried by Linkerd's annotations.
+const GRPC_ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: emoji-grpc
+  namespace: emojivoto
+  annotations:
+    retry.linkerd.io/grpc: unavailable
+    retry.linkerd.io/limit: "2"
+    timeout.linkerd.io/request: 5s
+spec:
+  parentRefs: [{ group: core, kind: Service, name: emoji-svc, port: 8080 }]
+  rules:
+  - matches: [{ method: { service: emojivoto.v1.EmojiService, method: ListAll } }]
+"#;
+
+#[test]
+fn a_grpc_route_gives_its_service_a_route_on_the_methods_path() {
+    let loaded = load(GRPC_ROUTE);
+    let svc = loaded.service("emoji-svc", Some("emojivoto")).unwrap();
+    let route = &svc.routes[0];
+    assert_eq!(&*route.name, "emoji-grpc");
+    assert!(route.matches(&request(Method::POST, "/emojivoto.v1.EmojiService/ListAll")));
+    assert!(!route.matches(&request(
+        Method::POST,
+        "/emojivoto.v1.EmojiService/FindByShortcode"
+    )));
+    assert_eq!(route.retry.grpc_codes(), "unavailable".parse().unwrap());
+    assert!(
+        route.retry.grpc_requests(),
+        "gRPC calls, all POSTs, are retried"
+    );
+    assert_eq!(route.retry.max_attempts(), NonZeroU32::new(3).unwrap());
+    assert_eq!(route.timeouts.request, Some(Duration::from_secs(5)));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    let (message, kind) = error(&GRPC_ROUTE.replace("method: ListAll", "method: List-All"));
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert!(
+        message.contains("(GRPCRoute emoji-grpc): spec.rules[0].matches[0].method.method: a gRPC method is a name"),
+        "{message}"
+    );
+}

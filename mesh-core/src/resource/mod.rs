@@ -64,11 +64,12 @@ pub use self::{
     duration::{GatewayDuration, InvalidDuration},
     error::{Location, ResourceError, ResourceErrorKind},
     http_route::{
-        BackendReference, GATEWAY_GROUP, HeaderModifier, HttpHeader, HttpHeaderMatch,
-        HttpPathMatch, HttpPathModifier, HttpQueryParamMatch, HttpRoute, HttpRouteFilter,
-        HttpRouteMatch, HttpRouteRetry, HttpRouteRule, HttpRouteSpec, HttpRouteTimeouts,
-        InvalidMatch, InvalidMatchReason, POLICY_GROUP, ParentReference, PathMatchType,
-        PathModifierType, RequestRedirect, ValueMatchType,
+        BackendReference, GATEWAY_GROUP, GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule,
+        GrpcRouteSpec, HeaderModifier, HttpHeader, HttpHeaderMatch, HttpPathMatch,
+        HttpPathModifier, HttpQueryParamMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch,
+        HttpRouteRetry, HttpRouteRule, HttpRouteSpec, HttpRouteTimeouts, InvalidMatch,
+        InvalidMatchReason, POLICY_GROUP, ParentReference, PathMatchType, PathModifierType,
+        RequestRedirect, ValueMatchType,
     },
     load::{
         Document, DocumentContext, Documents, IgnoredField, Loaded, OtherResource, Parsed,

@@ -517,3 +517,95 @@ fn parent_references_apply_the_gateway_defaults() {
     assert!(!parent(None, Some("Service")).is_service());
     assert!(parent(Some(POLICY_GROUP), Some("Server")).is_server());
 }
+
+const GRPC_ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: emoji-grpc, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji-svc, port: 8080}]
+  rules:
+  - name: list
+    matches:
+    - method: {service: emojivoto.v1.EmojiService, method: ListAll}
+    - method: {service: emojivoto.v1.VotingService}
+      headers: [{name: x-tenant, value: blue}]
+    - method: {method: FindByShortcode}
+    - method: {type: RegularExpression, service: 'emojivoto\.v1\..*', method: 'Vote.*'}
+    backendRefs: [{name: emoji-svc, port: 8080}]
+  - {}
+"#;
+
+fn grpc_route(text: &str) -> Result<HttpRoute, InvalidMatch> {
+    let doc = Documents::new("g.yaml", text).next().unwrap().unwrap();
+    doc.read::<GrpcRoute>().unwrap().value.to_http_route()
+}
+
+#[test]
+fn a_grpc_route_is_read_as_the_http_route_its_paths_make() {
+    let route = grpc_route(GRPC_ROUTE).unwrap();
+    assert_eq!(route.kind, "GRPCRoute");
+    assert_eq!(route.metadata.name, "emoji-grpc");
+    assert!(route.spec.parent_refs[0].is_service());
+    let rules = route.rule_matches().unwrap();
+    assert_eq!(route.spec.rules[0].name.as_deref(), Some("list"));
+    assert_eq!(route.spec.rules[0].backend_refs[0].name, "emoji-svc");
+    let post = |path: &str, tenant: Option<&str>| {
+        let mut req = http::Request::post(path);
+        if let Some(tenant) = tenant {
+            req = req.header("x-tenant", tenant);
+        }
+        req.body(()).unwrap()
+    };
+    let on = |req: &http::Request<()>| rules[0].iter().position(|m| m.matches_request(req));
+    assert_eq!(
+        on(&post("/emojivoto.v1.EmojiService/ListAll", None)),
+        Some(0)
+    );
+    assert_eq!(on(&post("/emojivoto.v1.EmojiService/ListAllX", None)), None);
+    assert_eq!(
+        on(&post("/emojivoto.v1.VotingService/Vote", Some("blue"))),
+        Some(1)
+    );
+    assert_eq!(on(&post("/other.Svc/FindByShortcode", None)), Some(2));
+    assert_eq!(
+        on(&post("/emojivoto.v1.VotingService/VoteDoughnut", None)),
+        Some(3)
+    );
+    assert_eq!(on(&post("/other.v1.Svc/VoteX", None)), None);
+    // A rule without matches takes every call.
+    assert!(rules[1][0].matches_request(&post("/any.Svc/Any", None)));
+}
+
+#[test]
+fn grpc_method_matches_that_cannot_be_paths_are_named() {
+    let bad = |from: &str, to: &str| {
+        let text = GRPC_ROUTE.replace(from, to);
+        assert_ne!(text, GRPC_ROUTE);
+        let err = grpc_route(&text).unwrap_err();
+        (err.field_path().to_owned(), err.reason().to_string())
+    };
+    assert_eq!(
+        bad("method: {method: FindByShortcode}", "method: {}"),
+        (
+            "spec.rules[0].matches[2].method.service".to_owned(),
+            "a method match names a service, a method or both".to_owned()
+        )
+    );
+    assert_eq!(
+        bad(
+            "service: emojivoto.v1.EmojiService,",
+            "service: emojivoto/v1,"
+        )
+        .0,
+        "spec.rules[0].matches[0].method.service"
+    );
+    assert_eq!(
+        bad("method: FindByShortcode", "method: Find-By").0,
+        "spec.rules[0].matches[2].method.method"
+    );
+    assert_eq!(
+        bad("method: 'Vote.*'", "method: 'Vote(.*'").0,
+        "spec.rules[0].matches[3].method.method"
+    );
+}

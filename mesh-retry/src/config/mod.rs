@@ -38,7 +38,9 @@ use std::{fmt, sync::Arc};
 
 use http::Request;
 use mesh_core::{
-    resource::{DocumentContext, Documents, HttpRoute, ResourceError, ResourceErrorKind},
+    resource::{
+        DocumentContext, Documents, GrpcRoute, HttpRoute, ResourceError, ResourceErrorKind,
+    },
     route::{HeaderEdit, RouteMatch},
 };
 
@@ -245,9 +247,19 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     for document in Documents::new(origin, text) {
         let document = document?;
         let again = second.next().transpose()?;
-        if document.is::<HttpRoute>() {
-            let parsed = document.read::<HttpRoute>()?;
-            let route = parsed.value;
+        if document.is::<HttpRoute>() || document.is::<GrpcRoute>() {
+            // A GRPCRoute is read as the HTTPRoute its method matches make.
+            let (route, context, ignored) = if document.is::<HttpRoute>() {
+                let parsed = document.read::<HttpRoute>()?;
+                (parsed.value, parsed.context, parsed.ignored)
+            } else {
+                let parsed = document.read::<GrpcRoute>()?;
+                let route = parsed
+                    .value
+                    .to_http_route()
+                    .map_err(|e| parsed.context.match_error(e))?;
+                (route, parsed.context, parsed.ignored)
+            };
             let parents: Vec<(String, Option<String>)> = route
                 .spec
                 .parent_refs
@@ -268,7 +280,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 Some(doc) => doc.parse::<http_route::GuideRetries>()?.value,
                 None => http_route::GuideRetries::default(),
             };
-            for ignored in parsed.ignored {
+            for ignored in ignored {
                 let honoured = (0..route.spec.rules.len()).any(|i| {
                     guide.has(i)
                         && ignored
@@ -277,15 +289,12 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 });
                 if !honoured {
                     let message = "unknown field is ignored".to_owned();
-                    loaded.warnings.push(ConfigWarning::new(
-                        &parsed.context,
-                        ignored.path,
-                        message,
-                    ));
+                    loaded
+                        .warnings
+                        .push(ConfigWarning::new(&context, ignored.path, message));
                 }
             }
-            let rules =
-                http_route::rule_policies(&route, &guide, &parsed.context, &mut loaded.warnings)?;
+            let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
             for (name, namespace) in parents {
                 loaded
                     .service_mut(&name, namespace.as_deref())

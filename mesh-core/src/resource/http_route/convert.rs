@@ -138,17 +138,20 @@ pub enum InvalidMatchReason {
     HeaderName(InvalidHeaderName),
     /// A method is not a valid token.
     Method(InvalidMethod),
+    /// A `GRPCRoute` method match that names nothing, or a name gRPC does
+    /// not allow; says which.
+    Grpc(&'static str),
 }
 
 impl InvalidMatch {
-    fn new(field_path: &str, reason: InvalidMatchReason) -> Self {
+    pub(super) fn new(field_path: &str, reason: InvalidMatchReason) -> Self {
         Self {
             field_path: field_path.to_owned(),
             reason,
         }
     }
 
-    fn within(mut self, prefix: &str) -> Self {
+    pub(super) fn within(mut self, prefix: &str) -> Self {
         self.field_path = format!("{prefix}.{}", self.field_path);
         self
     }
@@ -185,6 +188,7 @@ impl fmt::Display for InvalidMatchReason {
             Self::Route(e) => fmt::Display::fmt(e, f),
             Self::HeaderName(_) => f.write_str("invalid header name"),
             Self::Method(_) => f.write_str("invalid method"),
+            Self::Grpc(rule) => f.write_str(rule),
         }
     }
 }
@@ -195,6 +199,7 @@ impl std::error::Error for InvalidMatchReason {
             Self::Route(e) => e.source(),
             Self::HeaderName(e) => Some(e),
             Self::Method(e) => Some(e),
+            Self::Grpc(_) => None,
         }
     }
 }

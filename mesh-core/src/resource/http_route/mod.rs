@@ -20,6 +20,7 @@ use super::{GatewayDuration, ObjectMeta, Resource};
 
 mod convert;
 mod filter;
+mod grpc;
 
 pub use self::{
     convert::{InvalidMatch, InvalidMatchReason},
@@ -27,6 +28,7 @@ pub use self::{
         HeaderModifier, HttpHeader, HttpPathModifier, HttpRouteFilter, PathModifierType,
         RequestRedirect,
     },
+    grpc::{GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, GrpcRouteSpec},
 };
 
 /// The Gateway API group, the default group of a parent reference.
