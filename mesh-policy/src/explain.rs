@@ -1,5 +1,6 @@
-//! Why a request would be allowed or denied, for operators debugging a
-//! denial (`sidecar policy explain`).
+//! Why a request would be allowed or denied, and which rate limits it
+//! would meet, for operators debugging a denial or a 429 (`sidecar policy
+//! explain`).
 
 use std::{fmt, net::IpAddr};
 
@@ -9,6 +10,7 @@ use mesh_core::Identity;
 use crate::{
     AuthzKind, Client, ClientTls, Decision, DefaultPolicy, Policy,
     policy::{RouteEntry, ServerEntry},
+    ratelimit::{Applicable, ClientLimit, LocalRateLimit},
     resource::ProxyProtocol,
 };
 
@@ -70,6 +72,14 @@ pub struct Explanation {
     pub authorizations: Vec<ExplainedAuthz>,
     /// What happens when no authorization matches.
     pub fallback: String,
+    /// The Server's `HTTPLocalRateLimitPolicy`, when it has one, and the
+    /// limits this request would meet, in the order they are checked:
+    /// the total, then the client's override (by its place in
+    /// `spec.overrides`) or identity limit, each with its rate. Only an
+    /// allowed request meets them. Reading them uses none of them, so
+    /// whether the request would be over one (429) depends on traffic an
+    /// explanation does not see.
+    pub rate_limit: Option<String>,
 }
 
 /// One authorization considered.
@@ -89,7 +99,8 @@ impl Policy {
     /// Explains the decision for `query`: the decision itself comes from
     /// the same evaluation requests get; the rest lists the Server, the
     /// route and every authorization considered, and why each matched or
-    /// not.
+    /// not, and the rate limits the request would meet. Explaining changes
+    /// nothing: it counts no decision and uses no share of a rate limit.
     pub fn explain(&self, query: &ExplainQuery) -> Explanation {
         let tls = match (&query.identity, query.tls_without_identity) {
             (Some(id), _) => ClientTls::Mutual(id),
@@ -108,6 +119,17 @@ impl Policy {
             &query.uri,
             &query.headers,
         );
+        let rate_limit = self
+            .server_for(query.port)
+            .rate_limit
+            .as_ref()
+            .map(|limit| {
+                describe_rate_limit(
+                    limit,
+                    matches!(decision, Decision::Allow(_)),
+                    client.identity(),
+                )
+            });
         let (decision_text, status) = match &decision {
             Decision::Allow(a) if a.is_audit() => {
                 ("allow (audit: a deny would refuse it)".to_owned(), None)
@@ -129,6 +151,7 @@ impl Policy {
                 .map(|r| authorizations(r, &client))
                 .unwrap_or_default(),
             fallback: describe_fallback(server),
+            rate_limit,
         }
     }
 }
@@ -228,6 +251,40 @@ fn describe_fallback(server: &ServerEntry) -> String {
     format!("{source} {policy}: {what}")
 }
 
+fn describe_rate_limit(
+    limit: &LocalRateLimit,
+    allowed: bool,
+    identity: Option<&Identity>,
+) -> String {
+    let name = format!("HTTPLocalRateLimitPolicy {}", limit.name);
+    if !allowed {
+        return format!("{name}: not checked: only allowed requests are limited");
+    }
+    let Applicable { total, client } = limit.applicable(identity);
+    let mut limits = Vec::new();
+    if let Some(rps) = total {
+        limits.push(format!(
+            "total {rps} requests per second (every client together)"
+        ));
+    }
+    limits.extend(client.map(|client| match client {
+        ClientLimit::Override { index, rps } => format!(
+            "spec.overrides[{index}] {rps} requests per second (shared by the clients it names)"
+        ),
+        ClientLimit::Identity { rps } if identity.is_some() => {
+            format!("identity {rps} requests per second (this client's own)")
+        }
+        ClientLimit::Identity { rps } => {
+            format!("identity {rps} requests per second (shared by clients without an identity)")
+        }
+    }));
+    if limits.is_empty() {
+        format!("{name}: no limit applies to this client")
+    } else {
+        format!("{name}: {}", limits.join(", then "))
+    }
+}
+
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "decision: {}", self.decision)?;
@@ -256,6 +313,10 @@ impl fmt::Display for Explanation {
                 }
             }
         }
-        write!(f, "fallback: {}", self.fallback)
+        write!(f, "fallback: {}", self.fallback)?;
+        if let Some(rate_limit) = &self.rate_limit {
+            write!(f, "\nrate limit: {rate_limit}")?;
+        }
+        Ok(())
     }
 }

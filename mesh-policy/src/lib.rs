@@ -9,7 +9,7 @@
 //! enforces them as tower layers, in process or in the reference sidecar.
 //! It adds what operators ask other meshes for: an audit (dry-run) mode, a
 //! counter per rule that decides, and [`Policy::explain`], which says why
-//! a request is denied.
+//! a request is denied, and which rate limits it would meet.
 //!
 //! # How it fits together
 //!

@@ -4,7 +4,10 @@
 mod support;
 
 use mesh_core::Identity;
-use mesh_policy::{ExplainQuery, PolicyConfig};
+use mesh_policy::{
+    Client, ClientTls, Decision, ExplainQuery, PolicyConfig, PolicyMetrics, PolicySource,
+    PolicyStore, Workload,
+};
 use support::*;
 
 #[test]
@@ -88,4 +91,162 @@ fn an_ipv4_mapped_client_address_is_explained_as_the_request_would_be_decided() 
         explanation.to_string().contains("from 10.1.2.3"),
         "{explanation}"
     );
+}
+
+/// A Server on 8080 that every client may call, limited by `web-limit`,
+/// and one on 9090 without a limit.
+const LIMITED: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 8080
+  accessPolicy: all-unauthenticated
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: metrics}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 9090
+  accessPolicy: all-unauthenticated
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata: {name: web-limit}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: web}
+  total: {requestsPerSecond: 100}
+  identity: {requestsPerSecond: 10}
+  overrides:
+    - requestsPerSecond: 50
+      clientRefs: [{kind: ServiceAccount, name: vip}]
+    - requestsPerSecond: 20
+      clientRefs: [{kind: ServiceAccount, name: batch}]
+";
+
+fn web() -> Workload {
+    Workload::new("shop").with_label("app", "web")
+}
+
+fn from(identity: Option<&str>, port: u16) -> ExplainQuery {
+    let mut query = ExplainQuery::new(port);
+    query.identity = identity.map(|id| Identity::parse(id).unwrap());
+    query.client_ip = Some("10.1.2.3".parse().unwrap());
+    query
+}
+
+#[test]
+fn an_explanation_names_the_rate_limits_the_client_would_meet_and_their_rates() {
+    let policy = compile(LIMITED, &web(), &PolicyConfig::default());
+    let batch = policy.explain(&from(Some("spiffe://cluster.local/ns/shop/sa/batch"), 8080));
+    assert_eq!(
+        batch.to_string(),
+        "decision: allow by all-unauthenticated
+workload: shop/default (labels app=web)
+client:   mutual TLS as spiffe://cluster.local/ns/shop/sa/batch from 10.1.2.3
+server:   web (Server in policy.yaml document 1, port 8080)
+route:    default
+authorizations: none
+fallback: accessPolicy all-unauthenticated: allow every client
+rate limit: HTTPLocalRateLimitPolicy web-limit: total 100 requests per second (every client together), then spec.overrides[1] 20 requests per second (shared by the clients it names)"
+    );
+
+    let limit = |identity: Option<&str>| {
+        policy
+            .explain(&from(identity, 8080))
+            .rate_limit
+            .unwrap()
+            .split_once(", then ")
+            .unwrap()
+            .1
+            .to_owned()
+    };
+    // The service account's DNS-style identity is the same client.
+    assert_eq!(
+        limit(Some(
+            "vip.shop.serviceaccount.identity.linkerd.cluster.local"
+        )),
+        "spec.overrides[0] 50 requests per second (shared by the clients it names)"
+    );
+    assert_eq!(
+        limit(Some("spiffe://cluster.local/ns/shop/sa/alice")),
+        "identity 10 requests per second (this client's own)"
+    );
+    assert_eq!(
+        limit(None),
+        "identity 10 requests per second (shared by clients without an identity)"
+    );
+    // A Server without a limit says nothing of limits.
+    let metrics = policy.explain(&from(None, 9090));
+    assert_eq!(metrics.rate_limit, None);
+    assert!(!metrics.to_string().contains("rate limit"), "{metrics}");
+}
+
+#[test]
+fn a_client_no_limit_of_its_own_applies_to_is_told_so() {
+    let only_override = LIMITED
+        .replace("  total: {requestsPerSecond: 100}\n", "")
+        .replace("  identity: {requestsPerSecond: 10}\n", "");
+    let policy = compile(&only_override, &web(), &PolicyConfig::default());
+    assert_eq!(
+        policy
+            .explain(&from(Some("spiffe://cluster.local/ns/shop/sa/vip"), 8080))
+            .rate_limit
+            .as_deref(),
+        Some(
+            "HTTPLocalRateLimitPolicy web-limit: spec.overrides[0] 50 requests per second (shared by the clients it names)"
+        )
+    );
+    assert_eq!(
+        policy.explain(&from(None, 8080)).rate_limit.as_deref(),
+        Some("HTTPLocalRateLimitPolicy web-limit: no limit applies to this client")
+    );
+}
+
+#[test]
+fn a_request_that_would_be_refused_meets_no_rate_limit() {
+    let denied = LIMITED.replacen(
+        "accessPolicy: all-unauthenticated",
+        "accessPolicy: all-authenticated",
+        1,
+    );
+    let policy = compile(&denied, &web(), &PolicyConfig::default());
+    let explanation = policy.explain(&from(None, 8080));
+    assert_eq!(explanation.status, Some(403));
+    assert_eq!(
+        explanation.rate_limit.as_deref(),
+        Some("HTTPLocalRateLimitPolicy web-limit: not checked: only allowed requests are limited")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn explaining_a_request_uses_no_share_of_its_rate_limit() {
+    // A total of 2 alone.
+    let policy = LIMITED
+        .split_once("  identity:")
+        .unwrap()
+        .0
+        .replace("requestsPerSecond: 100", "requestsPerSecond: 2");
+    let store = PolicyStore::new(web(), PolicyConfig::default(), PolicyMetrics::default());
+    store
+        .reload(&[PolicySource::new("policy.yaml", &policy)])
+        .unwrap();
+    let query = from(None, 8080);
+    for _ in 0..10 {
+        assert!(store.load().explain(&query).rate_limit.is_some());
+    }
+    // The whole burst of two is still there.
+    let client = Client {
+        tls: ClientTls::Plaintext,
+        addr: query.client_ip,
+    };
+    let req = http::Request::get("/").body(()).unwrap();
+    let admitted = (0..3)
+        .filter(|_| match store.load().evaluate(8080, &client, &req) {
+            Decision::Allow(allowed) => allowed.check_rate_limit(&client).is_ok(),
+            _ => false,
+        })
+        .count();
+    assert_eq!(admitted, 2);
 }

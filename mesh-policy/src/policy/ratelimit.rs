@@ -44,7 +44,7 @@ impl RateLimitSpec {
             self.identity.map(|rps| (rps, ratelimit::DEFAULT_CAPACITY)),
             self.overrides
                 .iter()
-                .map(|(_, rps, clients)| Override::new(clients.clone(), *rps))
+                .map(|(index, rps, clients)| Override::new(*index, clients.clone(), *rps))
                 .collect(),
             Counters {
                 total: counters("total"),

@@ -120,18 +120,42 @@ pub(crate) struct LocalRateLimit {
 /// One `spec.overrides` entry that names clients.
 #[derive(Debug)]
 pub(crate) struct Override {
+    /// Its place in `spec.overrides`, which names it: entries have no
+    /// names of their own.
+    pub(crate) index: usize,
     pub(crate) clients: IdentitySet,
     pub(crate) limit: Arc<Gcra>,
 }
 
 impl Override {
-    /// An entry limiting `clients` together to `rps`, full.
-    pub(crate) fn new(clients: IdentitySet, rps: NonZeroU32) -> Self {
+    /// Entry `index`, limiting `clients` together to `rps`, full.
+    pub(crate) fn new(index: usize, clients: IdentitySet, rps: NonZeroU32) -> Self {
         Self {
+            index,
             clients,
             limit: Arc::new(Gcra::new(Rate::per_second(rps))),
         }
     }
+}
+
+/// The limits a request would meet, in the order they are checked: what
+/// an explanation shows, read without using any of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Applicable {
+    /// `spec.total`'s rate.
+    pub(crate) total: Option<u32>,
+    /// The client's own limit.
+    pub(crate) client: Option<ClientLimit>,
+}
+
+/// The limit of the client's own that a request would meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientLimit {
+    /// `spec.overrides[index]`, at `rps`.
+    Override { index: usize, rps: u32 },
+    /// `spec.identity`, at `rps`: the client's own, or for a client
+    /// without an identity the one such clients share.
+    Identity { rps: u32 },
 }
 
 /// `inbound_http_local_ratelimit_total` by scope, resolved once.
@@ -178,6 +202,24 @@ impl LocalRateLimit {
             counters.get(client.tls).inc();
         }
         result
+    }
+
+    /// The limits a request of `id` would meet, without checking any: the
+    /// choice [`decide`](Self::decide) makes.
+    pub(crate) fn applicable(&self, id: Option<&Identity>) -> Applicable {
+        let client = match id.and_then(|id| self.override_for(id)) {
+            Some(o) => Some(ClientLimit::Override {
+                index: o.index,
+                rps: o.limit.rate().requests_per_second(),
+            }),
+            None => self.identity.as_ref().map(|limit| ClientLimit::Identity {
+                rps: limit.rate().requests_per_second(),
+            }),
+        };
+        Applicable {
+            total: self.total.as_ref().map(|t| t.rate().requests_per_second()),
+            client,
+        }
     }
 
     /// The last override that names `id`.
