@@ -240,3 +240,30 @@ async fn a_limit_moved_to_another_server_starts_afresh() {
         (2, Some(RateLimitScope::Total))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_renamed_policy_and_reordered_overrides_keep_their_limits_state() {
+    /// A policy named `name` with one override per `(rps, clientRefs)`.
+    fn overrides(name: &str, entries: [(u32, &str); 2]) -> String {
+        let mut spec = "  overrides:\n".to_owned();
+        for (rps, refs) in entries {
+            spec += &format!("    - requestsPerSecond: {rps}\n      clientRefs: [{refs}]\n");
+        }
+        limited(&spec).replace("name: web-limit", &format!("name: {name}"))
+    }
+    let (vip, alice) = (
+        "{kind: ServiceAccount, name: vip}",
+        "{kind: ServiceAccount, name: alice}",
+    );
+    let store = store(&overrides("web-limit", [(2, vip), (3, alice)]));
+    assert_eq!(burst(&store.load(), Some(VIP), 2), (2, None));
+    assert_eq!(burst(&store.load(), Some(ALICE), 3), (3, None));
+
+    // The entries swap places and the policy has a new name: the limits
+    // are still the same Server's, at the same rates, for the same
+    // clients.
+    reload(&store, &overrides("web-limit-v2", [(3, alice), (2, vip)]));
+    let over = Some(RateLimitScope::Override);
+    assert_eq!(burst(&store.load(), Some(VIP), 1), (0, over));
+    assert_eq!(burst(&store.load(), Some(ALICE), 1), (0, over));
+}
