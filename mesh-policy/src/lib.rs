@@ -148,8 +148,8 @@
 //!   entry whose `clientRefs` name the same identities. A limit whose
 //!   rate or clients changed, and a new one, starts full. The new policy
 //!   shares the old one's limiters rather than copying them, so requests
-//!   still deciding on the old policy count too; checking a request costs
-//!   what it did.
+//!   still deciding on the old policy count too. This happens once per
+//!   reload, not per request.
 //!
 //! # Where this differs from Linkerd, on purpose
 //!

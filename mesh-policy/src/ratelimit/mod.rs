@@ -34,8 +34,8 @@
 //! override the same set of client identities. Old and new policy then
 //! share one state, so requests still deciding on the old policy count
 //! against the same limit. Limits whose settings changed, and new ones,
-//! start full. This happens once per reload; checking a request is
-//! unchanged.
+//! start full. This happens once per reload; checking a request does the
+//! same work as ever, reaching each limiter through its `Arc`.
 
 mod carry;
 mod gcra;
