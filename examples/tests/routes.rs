@@ -197,15 +197,22 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
     let after = shares(sidecar.outbound, "/api/list", 20).await;
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
 
-    // A route to a service that is not outbound: the last good routes stay.
-    std::fs::write(
-        &routes,
-        promoted.replace("name: emoji-v2", "name: emoji-v3"),
-    )
-    .unwrap();
+    // A route to a service that is not outbound: the last good routes
+    // stay, and so does the budget in force, though the file also asks
+    // for another.
+    let profile = "---\napiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\n\
+                   metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}\n\
+                   spec:\n  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 3, ttl: 10s}\n";
+    let broken = promoted.replace("name: emoji-v2", "name: emoji-v3") + profile;
+    std::fs::write(&routes, broken).unwrap();
     reloaded(sidecar.admin, "error", 1).await;
     let after = shares(sidecar.outbound, "/api/list", 20).await;
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
+    let metrics = scrape(sidecar.admin).await;
+    assert!(
+        metrics.contains("retry_budget_balance{service=\"emoji\"} 100.0\n"),
+        "{metrics}"
+    );
     stop(sidecar).await;
 }
 

@@ -80,8 +80,27 @@ impl Planner {
         resources: &RetryResources,
         previous: Option<&RoutePlans>,
     ) -> Result<RoutePlans, StartError> {
+        // Every check first: building a route's layer reports its budget's
+        // balance, and a plan that fails must not take that gauge from the
+        // budget still in force.
+        let routes_of = |service: &ServiceConfig| {
+            retry_policy_of(resources, &service.name, &self.namespace).map(|r| &r.routes[..])
+        };
+        let backends = self
+            .config
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| {
+                routes_of(service)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|route| route_backends(route, index, &self.config, &self.namespace))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut services = Vec::with_capacity(self.config.services.len());
-        for (index, service) in self.config.services.iter().enumerate() {
+        for ((index, service), backends) in self.config.services.iter().enumerate().zip(backends) {
             let from_resources = retry_policy_of(resources, &service.name, &self.namespace);
             let budget = service
                 .budget
@@ -93,23 +112,22 @@ impl Planner {
                 .filter(|kept| *kept.config() == budget)
                 .unwrap_or_else(|| Arc::new(Budget::new(budget)));
             let name = service.name.as_str();
-            self.metrics.observe_budget(name, &budget);
-            let plan = |policy: &RouteRetryPolicy| -> Result<RoutePlan, StartError> {
-                Ok(RoutePlan {
-                    id: RouteId::new(policy.name.clone()),
-                    matches: policy.matches.clone().into(),
-                    layer: policy.layer_with_metrics(budget.clone(), &self.metrics, name),
-                    edits: EditHeadersLayer::new(
-                        policy.request_headers.clone(),
-                        policy.response_headers.clone(),
-                    ),
-                    backends: route_backends(policy, index, &self.config, &self.namespace)?,
-                })
+            let plan = |policy: &RouteRetryPolicy, backends: Vec<(usize, u32)>| RoutePlan {
+                id: RouteId::new(policy.name.clone()),
+                matches: policy.matches.clone().into(),
+                layer: policy.layer_with_metrics(budget.clone(), &self.metrics, name),
+                edits: EditHeadersLayer::new(
+                    policy.request_headers.clone(),
+                    policy.response_headers.clone(),
+                ),
+                backends,
             };
-            let routes = from_resources
-                .map(|r| r.routes.iter().map(&plan).collect::<Result<Vec<_>, _>>())
-                .transpose()?
-                .unwrap_or_default();
+            let routes: Vec<RoutePlan> = routes_of(service)
+                .unwrap_or_default()
+                .iter()
+                .zip(backends)
+                .map(|(policy, backends)| plan(policy, backends))
+                .collect();
             if !routes.is_empty() {
                 tracing::info!(
                     service = name,
@@ -117,7 +135,7 @@ impl Planner {
                     "outbound routes"
                 );
             }
-            let fallback = plan(&fallback(service))?;
+            let fallback = plan(&fallback(service), Vec::new());
             services.push(ServicePlan {
                 name: service.name.clone(),
                 dst: DstService(Arc::from(name)),
