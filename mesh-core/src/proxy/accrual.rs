@@ -212,6 +212,12 @@ impl Health {
         }
     }
 
+    /// A probe request ended with no outcome to count (its caller went
+    /// away first): the next request may probe instead.
+    pub(super) fn release_probe(&self) {
+        self.probing.store(false, Ordering::Release);
+    }
+
     /// When the penalty ends, if the endpoint is out.
     #[cfg(test)]
     pub(super) fn until(&self) -> Option<u64> {

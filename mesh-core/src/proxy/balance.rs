@@ -87,6 +87,10 @@ pub(crate) struct Pending {
     balancer: Arc<Balancer>,
     index: usize,
     sent: Instant,
+    /// Whether this is the probe of an endpoint whose penalty is over and
+    /// no outcome has been counted yet: dropped so, it lets another
+    /// request probe.
+    probe: bool,
 }
 
 impl Balancer {
@@ -145,14 +149,14 @@ impl Balancer {
         }
         let now = Instant::now();
         let since = self.since_epoch(now);
-        let index = match self.accrual {
+        let (index, probe) = match self.accrual {
             None => {
                 let a = fastrand::usize(0..n);
                 let mut b = fastrand::usize(0..n - 1);
                 if b >= a {
                     b += 1;
                 }
-                self.cheaper(a, b, since)
+                (self.cheaper(a, b, since), false)
             }
             Some(_) => self.pick_in(since as u64)?,
         };
@@ -162,6 +166,7 @@ impl Balancer {
             balancer: self.clone(),
             index,
             sent: now,
+            probe,
         };
         Some((&endpoint.authority, Some(pending)))
     }
@@ -179,7 +184,7 @@ impl Balancer {
     /// the cheaper of them; or one whose penalty is over, as its probe.
     /// Each draw starts at a random endpoint and takes the first one in
     /// from there.
-    fn pick_in(&self, now: u64) -> Option<usize> {
+    fn pick_in(&self, now: u64) -> Option<(usize, bool)> {
         let n = self.len();
         let draw = |skip: Option<usize>| {
             let start = fastrand::usize(0..n);
@@ -194,12 +199,12 @@ impl Balancer {
         };
         let (a, probe) = draw(None)?;
         if probe || n == 1 {
-            return Some(a);
+            return Some((a, probe));
         }
         match draw(Some(a)) {
-            None => Some(a),
-            Some((b, true)) => Some(b),
-            Some((b, false)) => Some(self.cheaper(a, b, now as f64)),
+            None => Some((a, false)),
+            Some((b, true)) => Some((b, true)),
+            Some((b, false)) => Some((self.cheaper(a, b, now as f64), false)),
         }
     }
 
@@ -245,7 +250,7 @@ impl Balancer {
 impl Pending {
     /// The response head arrived: the round trip is a sample, and the
     /// response a `success` or a failure for failure accrual.
-    pub(crate) fn answered(self, success: bool) {
+    pub(crate) fn answered(mut self, success: bool) {
         let now = Instant::now();
         let sample = now.saturating_duration_since(self.sent);
         self.balancer.observe(self.index, sample, now);
@@ -253,13 +258,14 @@ impl Pending {
     }
 
     /// The request failed before any response.
-    pub(crate) fn failed(self) {
+    pub(crate) fn failed(mut self) {
         let now = Instant::now();
         self.balancer.observe(self.index, FAILURE_PENALTY, now);
         self.record(false, now);
     }
 
-    fn record(&self, success: bool, now: Instant) {
+    fn record(&mut self, success: bool, now: Instant) {
+        self.probe = false;
         if let Some(accrual) = &self.balancer.accrual {
             let since = self.balancer.since_epoch(now) as u64;
             let health = &self.balancer.endpoint(self.index).health;
@@ -272,6 +278,9 @@ impl Drop for Pending {
     fn drop(&mut self) {
         let endpoint = self.balancer.endpoint(self.index);
         endpoint.pending.fetch_sub(1, Ordering::Relaxed);
+        if self.probe {
+            endpoint.health.release_probe();
+        }
     }
 }
 
@@ -453,6 +462,20 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         let (_, probe) = balancer.pick().expect("the probe");
         assert!(balancer.pick().is_none(), "one probe at a time");
+        probe.unwrap().answered(true);
+        assert!(balancer.pick().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_whose_caller_went_away_lets_the_next_request_probe() {
+        let balancer = with_accrual(1, 1);
+        let (_, pending) = balancer.pick().unwrap();
+        pending.unwrap().failed();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_, probe) = balancer.pick().expect("the probe");
+        assert!(balancer.pick().is_none());
+        drop(probe);
+        let (_, probe) = balancer.pick().expect("another probe");
         probe.unwrap().answered(true);
         assert!(balancer.pick().is_some());
     }
