@@ -5,7 +5,8 @@
 //! on which route. Kubernetes users already say it with Linkerd's policy
 //! resources, so this crate reads those manifests unchanged (`Server`,
 //! `ServerAuthorization`, `AuthorizationPolicy`, `MeshTLSAuthentication`,
-//! `NetworkAuthentication`, `HTTPRoute`, `HTTPLocalRateLimitPolicy`) and
+//! `NetworkAuthentication`, `HTTPRoute`, `GRPCRoute`,
+//! `HTTPLocalRateLimitPolicy`) and
 //! enforces them as tower layers, in process or in the reference sidecar.
 //! It adds what operators ask other meshes for: an audit (dry-run) mode, a
 //! counter per rule that decides, and [`Policy::explain`], which says why
@@ -94,9 +95,13 @@
 //!   unless its `accessPolicy` says otherwise. Ports no Server covers get
 //!   [`PolicyConfig::default_policy`] (a [`DefaultPolicy`]).
 //! - An `AuthorizationPolicy` targets a Server (every request to it), an
-//!   HTTPRoute (the requests that route matches), or its own namespace
+//!   HTTPRoute or a GRPCRoute (the requests that route matches), or its
+//!   own namespace
 //!   (every Server and route in it). **All** of its
 //!   `requiredAuthenticationRefs` must match.
+//! - A `GRPCRoute` is read as the `HTTPRoute` its method matches make (a
+//!   gRPC call is a `POST` to `/{service}/{method}`; see mesh-core's
+//!   `resource::GrpcRoute`), and may share its name with an `HTTPRoute`.
 //! - A Server with `HTTPRoute`s answers 404 to requests no route matches.
 //!   Routes are tried in the Gateway API's order of precedence: the route
 //!   whose hostnames match the request's host most specifically first

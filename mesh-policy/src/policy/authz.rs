@@ -32,18 +32,18 @@ pub(super) fn authorization_policies(
                     || dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace),
                 )?,
             ]),
-            "HTTPRoute" => Target::Route(
-                find(&r.routes, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
-                    || {
-                        dangling(
-                            entry,
-                            "spec.targetRef.name",
-                            "HTTPRoute",
-                            &t.name,
-                            namespace,
-                        )
-                    },
-                )?,
+            "HTTPRoute" | "GRPCRoute" => Target::Route(
+                r.routes
+                    .iter()
+                    .position(|route| {
+                        let m = &route.value.metadata;
+                        route.context.kind() == t.kind
+                            && m.name == t.name
+                            && ns(m, workload) == namespace
+                    })
+                    .ok_or_else(|| {
+                        dangling(entry, "spec.targetRef.name", &t.kind, &t.name, namespace)
+                    })?,
             ),
             "Namespace" if t.name == namespace => Target::Namespace(t.name.clone()),
             "Namespace" => {
@@ -59,7 +59,9 @@ pub(super) fn authorization_policies(
                     entry,
                     Kind::InvalidValue,
                     "spec.targetRef.kind",
-                    format!("cannot target kind {other}: expected Server, HTTPRoute or Namespace"),
+                    format!(
+                        "cannot target kind {other}: expected Server, HTTPRoute, GRPCRoute or Namespace"
+                    ),
                 ));
             }
         };

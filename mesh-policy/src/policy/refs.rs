@@ -17,15 +17,18 @@ pub(super) fn ns<'a>(meta: &'a ObjectMeta, workload: &'a Workload) -> &'a str {
 }
 
 /// Fails on the second resource of a kind with a namespace and name taken.
+/// The kind is the document's: an `HTTPRoute` and a `GRPCRoute` may share
+/// a name, as in Kubernetes.
 pub(super) fn check_duplicates<T>(
     entries: &[Entry<'_, T>],
     meta: impl Fn(&T) -> &ObjectMeta,
     workload: &Workload,
 ) -> Result<(), ResourceError> {
-    let mut seen: HashMap<(&str, &str), &Entry<'_, T>> = HashMap::new();
+    let mut seen: HashMap<(&str, &str, &str), &Entry<'_, T>> = HashMap::new();
     for entry in entries {
         let m = meta(&entry.value);
-        if let Some(first) = seen.insert((ns(m, workload), &m.name), entry) {
+        let key = (entry.context.kind(), ns(m, workload), m.name.as_str());
+        if let Some(first) = seen.insert(key, entry) {
             let first = &first.context;
             return Err(error(
                 entry,

@@ -1,7 +1,8 @@
 //! Reading policy documents of every kind from one or more texts.
 
 use mesh_core::resource::{
-    DocumentContext, Documents, HttpRoute, Parsed, Resource, ResourceError, ResourceErrorKind,
+    DocumentContext, Documents, GrpcRoute, HttpRoute, Parsed, Resource, ResourceError,
+    ResourceErrorKind,
 };
 
 use super::{
@@ -42,6 +43,8 @@ pub(crate) struct Resources<'t> {
     pub(crate) authorization_policies: Vec<Entry<'t, AuthorizationPolicy>>,
     pub(crate) mesh_tls: Vec<Entry<'t, MeshTlsAuthentication>>,
     pub(crate) networks: Vec<Entry<'t, NetworkAuthentication>>,
+    /// `HTTPRoute`s and `GRPCRoute`s (as the `HTTPRoute`s they make),
+    /// told apart by their documents' kinds.
     pub(crate) routes: Vec<Entry<'t, HttpRoute>>,
     pub(crate) rate_limits: Vec<Entry<'t, HttpLocalRateLimitPolicy>>,
     pub(crate) warnings: PolicyWarnings,
@@ -99,6 +102,21 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     push(&mut r.networks, &mut r.warnings, document.read()?)
                 }
                 HttpRoute::KIND => push(&mut r.routes, &mut r.warnings, document.read()?),
+                // A GRPCRoute is kept as the HTTPRoute its method matches
+                // make; its document still says GRPCRoute.
+                GrpcRoute::KIND => {
+                    let parsed = document.read::<GrpcRoute>()?;
+                    let value = parsed
+                        .value
+                        .to_http_route()
+                        .map_err(|e| parsed.context.match_error(e))?;
+                    let parsed = Parsed {
+                        value,
+                        ignored: parsed.ignored,
+                        context: parsed.context,
+                    };
+                    push(&mut r.routes, &mut r.warnings, parsed);
+                }
                 HttpLocalRateLimitPolicy::KIND => {
                     push(&mut r.rate_limits, &mut r.warnings, document.read()?)
                 }
