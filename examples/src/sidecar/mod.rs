@@ -10,11 +10,13 @@
 //! request path needs it:
 //!
 //! ```text
-//! inbound:  TCP metrics ─ mTLS accept (mesh-tls) ─ request metrics
-//!           ─ authorization (mesh-policy) ─ mesh-client-id ─ application
+//! inbound:  TCP metrics ─ mTLS accept (mesh-tls) ─ path normalization
+//!           ─ authorization and rate limits (mesh-policy) ─ request metrics
+//!           ─ mesh-client-id ─ application
 //!           opaque: TCP metrics ─ mTLS accept ─ connection authorization ─ byte pipe
-//! outbound: route lookup ─ request metrics ─ request timeout ─ retry
-//!           ─ per-try timeout (mesh-retry) ─ endpoints
+//! outbound: route lookup ─ request metrics ─ header filters ─ request timeout
+//!           ─ retry ─ per-try timeout (mesh-retry) ─ traffic split
+//!           ─ endpoint balancer (peak-EWMA, failure accrual)
 //!           ─ mTLS connector (mesh-tls) ─ TCP metrics
 //! ```
 //!
