@@ -8,13 +8,15 @@
 //! to); they call it directly and draw nothing.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use futures_util::future::Either;
 use http::Request;
-use tower::{Service, ServiceExt, util::Oneshot};
+use tower::{Service, ServiceExt};
 
 /// Sends each request to one backend. See the [module docs](self).
 #[derive(Debug)]
@@ -87,13 +89,20 @@ impl<S: Clone> Clone for Split<S> {
     }
 }
 
+/// The response future of a split's drawn backend: boxed, so that the
+/// response future of every other route (which retries and timeouts move
+/// around several times a request) stays the size of its backend's.
+type Drawn<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
 impl<S, B> Service<Request<B>> for Split<S>
 where
-    S: Service<Request<B>> + Clone,
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<S::Future, Oneshot<S, Request<B>>>;
+    type Future = Either<S::Future, Drawn<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match self {
@@ -109,7 +118,7 @@ where
             Self::One(backend) => Either::Left(backend.call(req)),
             Self::Weighted(weighted) => {
                 let at = fastrand::u64(0..weighted.total());
-                Either::Right(weighted.backend(at).clone().oneshot(req))
+                Either::Right(Box::pin(weighted.backend(at).clone().oneshot(req)))
             }
         }
     }
