@@ -9,7 +9,7 @@
 //!     ResponseHeaderModifier)
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
 //!   ─ backend (the route's backendRefs by weight; else the service)
-//!   ─ endpoint (Forward: the backend service's endpoints in turn)
+//!   ─ endpoint (Forward: the cheaper of two of the backend service's endpoints)
 //!   ─ connector (mutual TLS expecting the service's identity, or plaintext)
 //!   ─ TCP metrics (the bytes on the wire, under TLS)
 //! ```
