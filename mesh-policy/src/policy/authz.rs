@@ -7,7 +7,7 @@ use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
 
 use super::{
     Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
-    refs::{Bound, Target, check_networks, dangling, find, ns},
+    refs::{Bound, Target, check_networks, dangling, find, ns, service_account},
 };
 use crate::{
     Workload,
@@ -171,19 +171,8 @@ fn mesh_tls_sets(
                         ),
                     ));
                 }
-                let ids = workload
-                    .service_account_identities(
-                        &r.name,
-                        r.namespace.as_deref().unwrap_or(namespace),
-                    )
-                    .map_err(|e| {
-                        error(
-                            entry,
-                            Kind::InvalidValue,
-                            &format!("{path}.name"),
-                            e.to_string(),
-                        )
-                    })?;
+                let in_namespace = r.namespace.as_deref().unwrap_or(namespace);
+                let ids = service_account(entry, workload, &r.name, in_namespace, &path)?;
                 ids.into_iter().for_each(|id| set.add(&id));
             }
             if set.is_empty() {

@@ -7,7 +7,7 @@ use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
 
 use super::{
     IdentitySet,
-    refs::{dangling, find, ns},
+    refs::{dangling, find, ns, service_account},
 };
 use crate::{
     PolicyMetrics, Workload,
@@ -138,19 +138,8 @@ pub(super) fn rate_limits(
                         format!("cannot refer to kind {}: expected ServiceAccount", c.kind),
                     ));
                 }
-                let ids = workload
-                    .service_account_identities(
-                        &c.name,
-                        c.namespace.as_deref().unwrap_or(namespace),
-                    )
-                    .map_err(|e| {
-                        error(
-                            entry,
-                            Kind::InvalidValue,
-                            &format!("{path}.name"),
-                            e.to_string(),
-                        )
-                    })?;
+                let in_namespace = c.namespace.as_deref().unwrap_or(namespace);
+                let ids = service_account(entry, workload, &c.name, in_namespace, &path)?;
                 ids.iter().for_each(|id| clients.add(id));
             }
             if clients.is_empty() {

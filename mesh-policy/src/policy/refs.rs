@@ -115,3 +115,26 @@ pub(super) fn dangling<T>(
         format!("no {kind} named {name} in namespace {namespace}"),
     )
 }
+
+/// The identities of service account `name` in `namespace` (both forms
+/// the crate accepts), or the error for `{path}.name` of `entry`: a
+/// reference to a service account, as `identityRefs` and `clientRefs`
+/// write one.
+pub(super) fn service_account<T>(
+    entry: &Entry<'_, T>,
+    workload: &Workload,
+    name: &str,
+    namespace: &str,
+    path: &str,
+) -> Result<[mesh_core::Identity; 2], ResourceError> {
+    workload
+        .service_account_identities(name, namespace)
+        .map_err(|e| {
+            error(
+                entry,
+                Kind::InvalidValue,
+                &format!("{path}.name"),
+                e.to_string(),
+            )
+        })
+}
