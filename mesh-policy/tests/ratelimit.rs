@@ -3,6 +3,8 @@
 //! metrics and reloads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
     convert::Infallible,
     sync::{
@@ -22,30 +24,9 @@ use mesh_policy::{
     AuthorizeLayer, PolicyConfig, PolicyMetrics, PolicySource, PolicyStore, Workload,
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
+use support::ratelimit::{SERVER, limited};
 use tokio::time::advance;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
-
-const SERVER: &str = "apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: web}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  port: 8080
-  accessPolicy: all-unauthenticated
-";
-
-/// `SERVER` and a rate limit policy named `web-limit` with `spec`.
-fn limited(spec: &str) -> String {
-    format!(
-        "{SERVER}---
-apiVersion: policy.linkerd.io/v1alpha1
-kind: HTTPLocalRateLimitPolicy
-metadata: {{name: web-limit}}
-spec:
-  targetRef: {{group: policy.linkerd.io, kind: Server, name: web}}
-{spec}"
-    )
-}
 
 const VIP: &str = "spiffe://cluster.local/ns/shop/sa/vip";
 const ALICE: &str = "spiffe://cluster.local/ns/shop/sa/alice";

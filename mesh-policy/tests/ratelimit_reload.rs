@@ -3,6 +3,8 @@
 //! client burst again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use http::Request;
@@ -11,16 +13,8 @@ use mesh_policy::{
     Client, ClientTls, Decision, Policy, PolicyConfig, PolicyMetrics, PolicySource, PolicyStore,
     RateLimitScope, Workload,
 };
+use support::ratelimit::limited;
 use tokio::time::advance;
-
-const SERVER: &str = "apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: web}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  port: 8080
-  accessPolicy: all-unauthenticated
-";
 
 /// A change that touches no limit: another Server, on another port.
 const UNRELATED: &str = "---
@@ -32,19 +26,6 @@ spec:
   port: 9990
   accessPolicy: deny
 ";
-
-/// `SERVER` and a rate limit policy on it with `spec`.
-fn limited(spec: &str) -> String {
-    format!(
-        "{SERVER}---
-apiVersion: policy.linkerd.io/v1alpha1
-kind: HTTPLocalRateLimitPolicy
-metadata: {{name: web-limit}}
-spec:
-  targetRef: {{group: policy.linkerd.io, kind: Server, name: web}}
-{spec}"
-    )
-}
 
 const ALICE: &str = "spiffe://cluster.local/ns/shop/sa/alice";
 const BOB: &str = "spiffe://cluster.local/ns/shop/sa/bob";
