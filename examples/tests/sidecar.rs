@@ -292,7 +292,7 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test]
-async fn the_binary_serves_its_log_filter_at_proxy_log_level() {
+async fn the_binary_serves_its_log_filter_and_environment_on_the_admin_port() {
     let dir = tempfile::tempdir().unwrap();
     let admin = format!("127.0.0.1:{}", free_port());
     let config = dir.path().join("sidecar.yaml");
@@ -309,6 +309,7 @@ async fn the_binary_serves_its_log_filter_at_proxy_log_level() {
         .arg("--config")
         .arg(&config)
         .env_remove("RUST_LOG")
+        .env("MESH_SIDECAR_TEST", "admin")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("the sidecar example is built: run `cargo test` without `--test`");
@@ -343,6 +344,18 @@ async fn the_binary_serves_its_log_filter_at_proxy_log_level() {
     assert_eq!(
         client.request(bad).await.unwrap().status(),
         StatusCode::BAD_REQUEST
+    );
+
+    // The environment it was started with, as Linkerd's `/env.json`.
+    let env = Request::get(format!(
+        "http://{admin}/env.json?MESH_SIDECAR_TEST&RUST_LOG"
+    ))
+    .body(full(""))
+    .unwrap();
+    let env = body_bytes(client.request(env).await.unwrap()).await;
+    assert_eq!(
+        env,
+        "{\n  \"MESH_SIDECAR_TEST\": \"admin\",\n  \"RUST_LOG\": null\n}\n"
     );
 
     let shutdown = Request::post(format!("http://{admin}/shutdown"))

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc, thread};
 
 use mesh_core::{
     BoxError,
-    admin::{Admin, LogLevel, Readiness},
+    admin::{Admin, Environment, LogLevel, Readiness},
     client::ClientConfig,
     serve::{self, Shutdown, shutdown::ShutdownTrigger},
 };
@@ -252,7 +252,9 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         };
         TlsAccept::new(identity.store.clone(), accept)
     });
-    let mut admin_service = Admin::new(registry, readiness).with_shutdown(trigger.clone());
+    let mut admin_service = Admin::new(registry, readiness)
+        .with_shutdown(trigger.clone())
+        .with_env(Environment::process());
     if let Some(level) = options.log_level {
         admin_service = admin_service.with_log_level(level);
     }

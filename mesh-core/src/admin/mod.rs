@@ -10,6 +10,7 @@
 //! | `GET /metrics` | the registry in OpenMetrics text |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, `403` for anyone else |
 //! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
+//! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`]); only from loopback; `404` unless [`Admin::with_env`] turned it on |
 //! | anything else | the [extension](#extensions), if there is one; `404` otherwise |
 //!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
@@ -18,7 +19,7 @@
 //! # Extensions
 //!
 //! An embedding process often has more to show on the admin port than these
-//! four paths: a dashboard, a debug page, its own JSON. Rather than grow the
+//! few paths: a dashboard, a debug page, its own JSON. Rather than grow the
 //! list here, [`Admin::with_extension`] hands every request the admin does
 //! not answer itself to one more service, an [`AdminExtension`]. The fixed
 //! paths always win, so an extension cannot shadow `/ready` or weaken
@@ -53,6 +54,7 @@
 //! # }
 //! ```
 
+pub mod env;
 pub mod future;
 pub mod log_level;
 mod readiness;
@@ -68,6 +70,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use prometheus_client::registry::Registry;
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
+pub use self::env::Environment;
 use self::future::ResponseFuture;
 pub use self::log_level::LogLevel;
 pub use self::readiness::{Readiness, ReadinessGate};
@@ -93,6 +96,7 @@ pub struct Admin {
     shutdown: Option<ShutdownTrigger>,
     extension: Option<AdminExtension>,
     log_level: Option<Arc<dyn LogLevel>>,
+    env: Option<Environment>,
 }
 
 #[derive(Debug)]
@@ -112,6 +116,18 @@ impl Admin {
             shutdown: None,
             extension: None,
             log_level: None,
+            env: None,
+        }
+    }
+
+    /// Serves `env` at `/env.json`, to loopback clients. Without it, the
+    /// path answers 404: an environment may hold secrets, so publishing it
+    /// is the process's decision ([`env`]).
+    #[must_use]
+    pub fn with_env(self, env: Environment) -> Self {
+        Self {
+            env: Some(env),
+            ..self
         }
     }
 
@@ -134,8 +150,9 @@ impl Admin {
     }
 
     /// Hands every request for a path the admin does not serve itself to
-    /// `extension`, instead of answering `404`. `/live`, `/ready`, `/metrics`
-    /// and `/shutdown` stay the admin's, whatever the method. A second call
+    /// `extension`, instead of answering `404`. `/live`, `/ready`, `/metrics`,
+    /// `/shutdown`, `/proxy-log-level` and `/env.json` stay the admin's,
+    /// whatever the method. A second call
     /// replaces the first extension; to serve several, route inside one.
     ///
     /// The extension is cloned for each request it gets and driven with
@@ -174,6 +191,7 @@ impl Admin {
             }
             (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(),
             (&Method::POST, "/shutdown") => self.shutdown(req),
+            (_, "/env.json") => env::serve(self.env.as_ref(), req),
             (_, "/live" | "/ready" | "/metrics" | "/shutdown") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
