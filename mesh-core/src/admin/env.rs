@@ -118,8 +118,11 @@ impl fmt::Debug for Environment {
     }
 }
 
+/// `s` as a string, with the replacement character for what is not UTF-8;
+/// valid UTF-8, the usual case, is taken over without a copy.
 fn lossy(s: OsString) -> String {
-    s.to_string_lossy().into_owned()
+    s.into_string()
+        .unwrap_or_else(|s| s.to_string_lossy().into_owned())
 }
 
 /// Answers a request for `/env.json` from `env`, or `404` when the process
