@@ -30,6 +30,10 @@ pub const MESH_DEADLINE: HeaderName = HeaderName::from_static("mesh-deadline");
 /// gRPC's deadline header.
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
+/// The longest a [`Deadline::after`] waits: about thirty years, past any
+/// request, and well inside what the clock can hold.
+pub const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// The instant by which a request must be answered. A request extension,
 /// inserted by [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) and read
 /// by the retry layer (no retry starts that the deadline would cut short)
@@ -43,9 +47,11 @@ impl Deadline {
         Self(instant)
     }
 
-    /// A deadline `timeout` from now.
+    /// A deadline `timeout` from now. A timeout too long for the clock to
+    /// reach is held to [`FAR_FUTURE`] from now instead.
     pub fn after(timeout: Duration) -> Self {
-        Self(Instant::now() + timeout)
+        let now = Instant::now();
+        Self(now.checked_add(timeout.min(FAR_FUTURE)).unwrap_or(now))
     }
 
     /// The instant.

@@ -370,3 +370,38 @@ async fn only_a_request_that_may_be_retried_clones_the_inner_service() {
         0
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_timeout_too_long_for_the_clock_is_no_timeout_rather_than_a_panic() {
+    // `timeout.linkerd.io/idle: 3000000000000000h` is a valid Go duration.
+    let far = crate::config::GoDuration::parse("3000000000000000h")
+        .unwrap()
+        .get();
+    let svc = service_fn(|_req: Request<ReplayBody<BoxBody>>| async {
+        let frames = futures_util::stream::unfold(0, |step| async move {
+            match step {
+                0 => {
+                    sleep(Duration::from_secs(30)).await;
+                    Some((
+                        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from("late"))),
+                        1,
+                    ))
+                }
+                _ => None,
+            }
+        });
+        let body = BoxBody::new(http_body_util::StreamBody::new(frames));
+        Ok::<_, Infallible>(Response::new(Proxied::from(body)))
+    });
+    let timeouts = Timeouts {
+        idle: Some(far),
+        ..Timeouts::default()
+    };
+    let svc = RouteStackLayer::new(RetryPolicy::default(), timeouts, unlimited()).layer(svc);
+    let res = svc
+        .oneshot(Request::get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "late");
+}

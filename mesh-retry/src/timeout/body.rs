@@ -106,14 +106,16 @@ where
             return Poll::Pending;
         }
         // Arm the timer for this wait: the deadline, or the idle timeout
-        // from now, whichever is first.
+        // from now, whichever is first. An idle timeout too long for the
+        // clock to reach (a configured `3000000000000000h`) never fires.
         let until = match *this.waiting_until {
             Some(until) => until,
             None => {
-                let idle_until = this.idle.map(|idle| Instant::now() + idle);
+                let idle_until = this.idle.and_then(|idle| Instant::now().checked_add(idle));
                 let until = match (*this.deadline, idle_until) {
                     (Some(a), Some(b)) => a.min(b),
-                    (a, b) => a.or(b).unwrap_or_else(Instant::now),
+                    (Some(at), None) | (None, Some(at)) => at,
+                    (None, None) => return Poll::Pending,
                 };
                 *this.waiting_until = Some(until);
                 match this.timer.as_mut() {

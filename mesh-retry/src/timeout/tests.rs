@@ -248,3 +248,32 @@ async fn the_idle_timeout_cuts_a_body_that_stalls_and_spares_one_that_flows() {
     .await;
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ab");
 }
+
+/// The longest duration a Go duration spells that an `Instant` cannot
+/// reach: about 342 billion years, which `timeout.linkerd.io/idle` or
+/// `timeout.linkerd.io/request` accept.
+fn unreachable_timeout() -> Duration {
+    let far = crate::config::GoDuration::parse("3000000000000000h")
+        .unwrap()
+        .get();
+    assert!(Instant::now().checked_add(far).is_none());
+    far
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_too_long_for_the_clock_is_no_timeout_rather_than_a_panic() {
+    let far = unreachable_timeout();
+    let t = Timeouts {
+        request: Some(far),
+        per_try: None,
+        idle: Some(far),
+    };
+    // The body waits between its frames, so the idle timer is armed.
+    let res = body_with_gap(t, Duration::from_secs(30), Request::new(empty())).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let collected = res.into_body().collect().await.unwrap();
+    assert_eq!(collected.to_bytes(), "ab");
+
+    let deadline = Deadline::after(far);
+    assert!(deadline.remaining() > Duration::from_secs(86_400 * 365));
+}

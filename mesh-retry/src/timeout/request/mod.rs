@@ -81,8 +81,12 @@ where
         let mut nearest = req.extensions().get::<Deadline>().map(|d| d.instant());
         if self.timeout.is_some() || sent.is_some() || nearest.is_some() {
             let now = Instant::now();
-            for timeout in [self.timeout, sent].into_iter().flatten() {
-                let at = now + timeout;
+            // A timeout too long for the clock to reach is no deadline.
+            for at in [self.timeout, sent]
+                .into_iter()
+                .flatten()
+                .filter_map(|timeout| now.checked_add(timeout))
+            {
                 nearest = Some(nearest.map_or(at, |n| n.min(at)));
             }
             if let Some(at) = nearest {
