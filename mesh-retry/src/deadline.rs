@@ -86,6 +86,21 @@ pub(crate) fn propagate(headers: &mut HeaderMap, remaining: Duration, grpc: bool
     }
 }
 
+/// Rewrites the deadline header a request already carries (`grpc-timeout`
+/// on gRPC, `mesh-deadline` on any other) with the time left until
+/// `deadline`, measured now. A retry copies the head of the first attempt,
+/// whose header counted the time left when that attempt was sent; sent as
+/// it was, it would tell the next hop about time that has since been
+/// spent. A request without the header gets none: whoever sent it chose
+/// not to propagate.
+pub(crate) fn refresh(headers: &mut HeaderMap, deadline: Deadline) {
+    let grpc = mesh_core::error::is_grpc(headers);
+    let name = if grpc { GRPC_TIMEOUT } else { MESH_DEADLINE };
+    if headers.contains_key(&name) {
+        propagate(headers, deadline.remaining(), grpc);
+    }
+}
+
 /// A `mesh-deadline` value: the whole milliseconds in `remaining`.
 pub fn mesh_deadline_value(remaining: Duration) -> HeaderValue {
     HeaderValue::from(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))

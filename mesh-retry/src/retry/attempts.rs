@@ -109,6 +109,11 @@ where
         &self.config
     }
 
+    /// The deadline of the request's retries, if it has one.
+    pub(crate) fn deadline(&self) -> Option<crate::Deadline> {
+        self.head.as_ref().and_then(Head::deadline)
+    }
+
     fn shared(&self) -> &Shared {
         (*self.config).as_ref()
     }

@@ -17,6 +17,7 @@ use super::{
     attempts::{Attempts, Decision, Head, Labels},
 };
 use crate::{
+    deadline,
     metrics::NotRetryable,
     replay::{Replay, ReplayBody},
 };
@@ -125,9 +126,14 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
-                    let Some(req) = ready!(retry.poll_next(cx)?) else {
+                    let Some(mut req) = ready!(retry.poll_next(cx)?) else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
+                    // The copied head says how much time was left when the
+                    // first attempt was sent; say how much is left now.
+                    if let Some(deadline) = retry.deadline() {
+                        deadline::refresh(req.headers_mut(), deadline);
+                    }
                     let Some(service) = retry.service.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };

@@ -31,7 +31,10 @@
 //!
 //! Each retried attempt carries a `mesh-retry-attempt` header with the
 //! attempt's number, counting the first attempt as 1 (so the first retry
-//! says `2`), like Envoy's `x-envoy-attempt-count`.
+//! says `2`), like Envoy's `x-envoy-attempt-count`. A retry of a request
+//! that carries a deadline header (`mesh-deadline`, or `grpc-timeout` on
+//! gRPC) tells the upstream the time left when the retry is sent, not what
+//! was left for the first attempt.
 //!
 //! The inner service receives requests whose body is a
 //! [`ReplayBody`] of the original, and errors are

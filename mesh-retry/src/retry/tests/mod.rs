@@ -159,4 +159,5 @@ where
 }
 
 mod conditions;
+mod deadlines;
 mod limits;
