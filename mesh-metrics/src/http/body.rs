@@ -5,6 +5,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use mesh_core::error::BoxError;
 use pin_project_lite::pin_project;
@@ -60,6 +61,9 @@ where
         };
         Poll::Ready(match frame {
             Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    recorder.on_data(data.remaining() as u64);
+                }
                 if let Some(trailers) = frame.trailers_ref() {
                     recorder.on_end(Some(trailers));
                     *this.recorder = None;

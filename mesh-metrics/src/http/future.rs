@@ -44,14 +44,8 @@ where
         let result = ready!(this.inner.poll(cx));
         Poll::Ready(match result {
             Ok(res) => {
-                let mut recorder = this.recorder.on_response(&res);
-                if res.body().is_end_stream() {
-                    // Nobody will poll an empty body: the exchange is over.
-                    if let Some(r) = recorder.as_mut() {
-                        r.on_end(None);
-                    }
-                    recorder = None;
-                }
+                // Nobody will poll an empty body: the exchange is over.
+                let recorder = this.recorder.on_response(&res, res.body().is_end_stream());
                 Ok(res.map(|body| ResponseBody::new(body, recorder)))
             }
             Err(error) => {

@@ -13,7 +13,11 @@
 //!   first response byte, in Linkerd's millisecond buckets
 //!   ([`LATENCY_BUCKETS_MS`](crate::LATENCY_BUCKETS_MS)).
 //! - `response_total` when the response stream **ends**: the last data
-//!   frame, the trailers, or an error. Its `classification` comes from
+//!   frame, the trailers, or an error. A response that HTTP says has no
+//!   body (to `HEAD`, a 2xx to `CONNECT`, a 1xx, 204 or 304) ends with its
+//!   head, and one whose body sent all of its `content-length` ends there
+//!   too: servers drop such bodies unread, and that is no cancellation.
+//!   Its `classification` comes from
 //!   mesh-core's [`Classify`](mesh_core::classify::Classify), the same
 //!   rules retries use, including a gRPC status sent in the trailers. Its
 //!   `status_code` is the HTTP status and `grpc_status` the gRPC status when
@@ -75,7 +79,10 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 pub use self::{body::ResponseBody, layer::MetricsLayer, metrics::HttpMetrics};
-use self::{memo::Targets, recorder::Started};
+use self::{
+    memo::Targets,
+    recorder::{BodyRule, Started},
+};
 
 /// The service [`MetricsLayer`] makes. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -107,7 +114,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let target = self.targets.find(&req);
         target.requests.inc();
-        let recorder = Started::new(target, Instant::now());
+        let recorder = Started::new(target, Instant::now(), BodyRule::of(req.method()));
         future::ResponseFuture::new(self.inner.call(req), recorder)
     }
 }

@@ -12,7 +12,7 @@
 
 use std::{error::Error, sync::Arc};
 
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header::CONTENT_LENGTH};
 use mesh_core::{
     classify::{Classification, ErrorKind, GrpcCode},
     error::{GRPC_STATUS, ProxyErrorKind},
@@ -31,6 +31,46 @@ pub(crate) struct Started {
     /// Taken when the head arrives or the request fails.
     target: Option<Arc<TargetHandles>>,
     start: Instant,
+    method: BodyRule,
+}
+
+/// What the request's method says of the response body (RFC 9110, 6.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyRule {
+    /// The status decides.
+    ByStatus,
+    /// `HEAD`: a response never has a body.
+    Head,
+    /// `CONNECT`: a 2xx response has no body; a tunnel follows it.
+    Connect,
+}
+
+impl BodyRule {
+    /// The rule of a request with `method`.
+    pub(crate) fn of(method: &Method) -> Self {
+        if method == Method::HEAD {
+            Self::Head
+        } else if method == Method::CONNECT {
+            Self::Connect
+        } else {
+            Self::ByStatus
+        }
+    }
+
+    /// Whether a response with `status` carries a body at all. One that
+    /// does not is over with its head, and a server never reads its body:
+    /// hyper drops it unread, which must not read as a cancellation.
+    fn has_body(self, status: StatusCode) -> bool {
+        match self {
+            Self::Head => false,
+            Self::Connect if status.is_success() => false,
+            _ => {
+                !(status.is_informational()
+                    || status == StatusCode::NO_CONTENT
+                    || status == StatusCode::NOT_MODIFIED)
+            }
+        }
+    }
 }
 
 /// A response on its way: what the response body records with.
@@ -40,7 +80,16 @@ pub(crate) struct Streaming {
     target: Option<Arc<TargetHandles>>,
     status: StatusRef,
     head: Head,
+    /// The bytes of the declared `content-length` not yet sent, or
+    /// [`UNKNOWN_LENGTH`]. A server stops reading a body once it has sent
+    /// that many bytes (hyper drops it without asking for its end), so a
+    /// body dropped with nothing left to send ended rather than was
+    /// cancelled.
+    remaining: u64,
 }
+
+/// [`Streaming::remaining`] of a response without a `content-length`.
+const UNKNOWN_LENGTH: u64 = u64::MAX;
 
 /// What the response head said.
 #[derive(Clone, Copy, Debug)]
@@ -53,17 +102,24 @@ struct Head {
 
 impl Started {
     /// Starts recording a request that began at `start`.
-    pub(crate) fn new(target: Arc<TargetHandles>, start: Instant) -> Self {
+    pub(crate) fn new(target: Arc<TargetHandles>, start: Instant, method: BodyRule) -> Self {
         Self {
             target: Some(target),
             start,
+            method,
         }
     }
 
     /// The response head arrived: the latency is measured here, at the first
     /// byte, and the head is classified. The rest is recorded by what this
-    /// returns, when the stream ends.
-    pub(crate) fn on_response<B>(&mut self, res: &Response<B>) -> Option<Streaming> {
+    /// returns, when the stream ends; `None` when the exchange is already
+    /// over: the response has no body, by HTTP's rules or because its body
+    /// is empty (`body_is_empty`).
+    pub(crate) fn on_response<B>(
+        &mut self,
+        res: &Response<B>,
+        body_is_empty: bool,
+    ) -> Option<Streaming> {
         let target = self.target.take()?;
         let latency = Instant::now().saturating_duration_since(self.start);
         let status = target.status(res.status());
@@ -76,11 +132,24 @@ impl Started {
             class: target.classify.classify_response(res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
-        Some(Streaming {
+        let remaining = res
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(UNKNOWN_LENGTH);
+        let mut streaming = Streaming {
             target: Some(target),
             status,
             head,
-        })
+            remaining,
+        };
+        if body_is_empty || !self.method.has_body(res.status()) {
+            // Nobody will read a body: the exchange is over.
+            streaming.on_end(None);
+            return None;
+        }
+        Some(streaming)
     }
 
     /// The request failed with `error` instead of a response.
@@ -100,6 +169,13 @@ impl Drop for Started {
 }
 
 impl Streaming {
+    /// `n` more bytes of the body were sent.
+    pub(crate) fn on_data(&mut self, n: u64) {
+        if self.remaining != UNKNOWN_LENGTH {
+            self.remaining = self.remaining.saturating_sub(n);
+        }
+    }
+
     /// The response stream ended, with `trailers` if it had any.
     pub(crate) fn on_end(&mut self, trailers: Option<&HeaderMap>) {
         let Some(target) = self.target.take() else {
@@ -130,7 +206,11 @@ impl Streaming {
 
 impl Drop for Streaming {
     fn drop(&mut self) {
-        if let Some(target) = self.target.take() {
+        if self.remaining == 0 {
+            // Every declared byte was sent: the body ended, unread to its
+            // end by a server that needs no more.
+            self.on_end(None);
+        } else if let Some(target) = self.target.take() {
             finish(&target, Some(&self.status), cancelled(Some(self.head)));
         }
     }

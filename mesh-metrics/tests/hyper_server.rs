@@ -1,0 +1,217 @@
+//! Responses served by a real hyper HTTP/1 server, which drops a response
+//! body without reading it to its end when HTTP says no more of it may be
+//! sent: a response to `HEAD`, a 204 or 304, or a body whose declared
+//! `content-length` has been written. Each is a complete response, not a
+//! cancelled one.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Either, Empty, Full, StreamBody};
+use hyper::body::Incoming;
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use mesh_metrics::{HttpMetrics, MetricsLayer};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tower::{Layer, service_fn};
+
+type AppBody = Either<
+    Full<Bytes>,
+    StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, Infallible>>>,
+    >,
+>;
+
+/// Answers `hello` to every request, `/204` and `/304` with those statuses,
+/// and `/stream` as a stream of one chunk under an explicit
+/// `content-length`, which the stream itself does not know.
+async fn app(req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
+    let hello = || Either::Left(Full::new(Bytes::from_static(b"hello")));
+    Ok(match req.uri().path() {
+        "/204" => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(hello())
+            .unwrap(),
+        "/304" => Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .body(hello())
+            .unwrap(),
+        "/stream" => {
+            let frames = vec![Ok(http_body::Frame::data(Bytes::from_static(b"hello")))];
+            Response::builder()
+                .header(header::CONTENT_LENGTH, "5")
+                .body(Either::Right(StreamBody::new(futures_util::stream::iter(
+                    frames,
+                ))))
+                .unwrap()
+        }
+        _ => Response::new(hello()),
+    })
+}
+
+/// Sends `requests` one after another on one connection to a hyper server
+/// that records with `MetricsLayer`, and returns the scrape once the server
+/// has finished with every exchange.
+async fn serve_and_scrape(requests: &[(Method, &str)]) -> String {
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(app));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc))
+            .await
+    });
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(conn);
+    for (method, path) in requests {
+        let req = Request::builder()
+            .method(method)
+            .uri(*path)
+            .header(header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = sender.send_request(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    // Closing the connection ends the server's connection task, and with it
+    // every response it held.
+    drop(sender);
+    driver.await.unwrap().unwrap();
+    server.await.unwrap().unwrap();
+
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    text
+}
+
+fn responses(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("response_total{"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_response_to_head_is_a_success_not_a_cancellation() {
+    let text = serve_and_scrape(&[(Method::HEAD, "/"), (Method::GET, "/")]).await;
+    assert_eq!(
+        responses(&text),
+        [r#"response_total{direction="inbound",status_code="200",classification="success"} 2"#],
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_204_or_304_whose_body_is_never_sent_is_a_success() {
+    let text = serve_and_scrape(&[(Method::GET, "/204"), (Method::GET, "/304")]).await;
+    assert_eq!(
+        responses(&text),
+        [
+            r#"response_total{direction="inbound",status_code="204",classification="success"} 1"#,
+            r#"response_total{direction="inbound",status_code="304",classification="success"} 1"#,
+        ],
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_sent_its_whole_content_length_is_a_success() {
+    let text = serve_and_scrape(&[(Method::GET, "/stream"), (Method::GET, "/stream")]).await;
+    assert_eq!(
+        responses(&text),
+        [r#"response_total{direction="inbound",status_code="200",classification="success"} 2"#],
+        "{text}"
+    );
+}
+
+/// The same rules without a server: each response is counted once, at its
+/// head, as the success it is, and dropping its unread body changes nothing.
+#[tokio::test]
+async fn a_response_without_a_body_by_http_rules_is_counted_at_its_head() {
+    use tower::ServiceExt;
+
+    let cases = [
+        (Method::HEAD, StatusCode::OK),
+        (Method::CONNECT, StatusCode::OK),
+        (Method::GET, StatusCode::SWITCHING_PROTOCOLS),
+        (Method::GET, StatusCode::NO_CONTENT),
+        (Method::GET, StatusCode::NOT_MODIFIED),
+    ];
+    for (method, status) in cases {
+        let mut registry = Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        let svc =
+            MetricsLayer::inbound(&metrics).layer(service_fn(move |_: Request<()>| async move {
+                let res = Response::builder()
+                    .status(status)
+                    .header(header::CONTENT_LENGTH, "5")
+                    .body(Full::new(Bytes::from_static(b"hello")))
+                    .unwrap();
+                Ok::<_, Infallible>(res)
+            }));
+        let req = Request::builder().method(method.clone()).body(()).unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let scrape = || {
+            let mut text = String::new();
+            encode(&mut text, &registry).unwrap();
+            text
+        };
+        let expected = format!(
+            r#"response_total{{direction="inbound",status_code="{}",classification="success"}} 1"#,
+            status.as_u16()
+        );
+        assert_eq!(
+            responses(&scrape()),
+            [expected.as_str()],
+            "{method} {status}"
+        );
+        drop(res);
+        assert_eq!(
+            responses(&scrape()),
+            [expected.as_str()],
+            "{method} {status}"
+        );
+    }
+}
+
+/// A body dropped before it sent its declared length was cut short: a
+/// cancellation, as without a length.
+#[tokio::test]
+async fn a_body_dropped_before_its_content_length_was_sent_is_cancelled() {
+    use tower::ServiceExt;
+
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|_: Request<()>| async {
+        let frames: Vec<Result<_, Infallible>> = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"hel"))),
+            Ok(http_body::Frame::data(Bytes::from_static(b"lo"))),
+        ];
+        let res = Response::builder()
+            .header(header::CONTENT_LENGTH, "5")
+            .body(StreamBody::new(futures_util::stream::iter(frames)))
+            .unwrap();
+        Ok::<_, Infallible>(res)
+    }));
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    let mut body = res.into_body();
+    body.frame().await.unwrap().unwrap();
+    drop(body);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(
+        responses(&text),
+        [
+            r#"response_total{direction="inbound",status_code="200",classification="failure",error="cancel"} 1"#
+        ],
+        "{text}"
+    );
+}
