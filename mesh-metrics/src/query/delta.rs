@@ -5,8 +5,23 @@ use std::{collections::HashMap, time::Duration};
 
 use super::{histogram_quantile, parse::Sample, parse::Scrape};
 
-/// A series: its sample name and labels.
-type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+/// A series: its sample name and its label set, sorted by label name, so
+/// that the order labels were written in does not matter (Prometheus
+/// identifies a series by its label set).
+type SeriesKey<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+
+fn series_key(s: &Sample) -> SeriesKey<'_> {
+    let mut labels: Vec<(&str, &str)> = s
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    labels.sort_unstable();
+    (s.name.as_str(), labels)
+}
+
+/// The sample whose value is the Unix time the process started.
+const START_TIME: &str = "process_start_time_seconds";
 
 /// The increase of every counter between two scrapes of one process.
 #[derive(Clone, Debug)]
@@ -17,23 +32,41 @@ pub struct Delta {
 
 impl Delta {
     /// The increase of each sample from `before` to `after`, which were
-    /// taken `elapsed` apart. A series that went down was reset (the process
-    /// restarted), so its increase is its new value, as Prometheus' `rate`
-    /// reads a reset; a series new in `after` counts whole.
+    /// taken `elapsed` apart. A series is matched by its name and label
+    /// set, in any label order.
+    ///
+    /// When both scrapes carry `process_start_time_seconds` and it changed,
+    /// the process restarted in between and every counter began again from
+    /// zero, so each counts whole, even one that has already climbed past
+    /// its old value. Otherwise, a series that went down was reset, so its
+    /// increase is its new value, as Prometheus' `rate` reads a reset; and
+    /// a series new in `after` counts whole.
     pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
-        let index: HashMap<SeriesKey<'_>, f64> = before
-            .samples()
-            .iter()
-            .map(|s| ((s.name.as_str(), s.labels.as_slice()), s.value))
-            .collect();
+        let start = |scrape: &Scrape| {
+            scrape
+                .samples()
+                .iter()
+                .find(|s| s.name == START_TIME && s.labels.is_empty())
+                .map(|s| s.value)
+        };
+        let restarted = matches!(
+            (start(before), start(after)),
+            (Some(b), Some(a)) if a != b
+        );
+        let index: HashMap<SeriesKey<'_>, f64> = if restarted {
+            HashMap::new()
+        } else {
+            before
+                .samples()
+                .iter()
+                .map(|s| (series_key(s), s.value))
+                .collect()
+        };
         let samples = after
             .samples()
             .iter()
             .map(|s| {
-                let old = index
-                    .get(&(s.name.as_str(), s.labels.as_slice()))
-                    .copied()
-                    .unwrap_or(0.0);
+                let old = index.get(&series_key(s)).copied().unwrap_or(0.0);
                 let value = if s.value >= old {
                     s.value - old
                 } else {
@@ -221,5 +254,58 @@ mod tests {
         // 18 successful attempts of 20 requests + 4 retries.
         assert_eq!(t.actual_success_rate(), Some(0.75));
         assert_eq!(t.actual_rps(delta.elapsed()), 2.4);
+    }
+
+    #[test]
+    fn a_series_is_its_label_set_whatever_the_order_of_its_labels() {
+        // Prometheus identifies a series by its label set; another exporter,
+        // or another version of this one, may write the labels in another
+        // order.
+        let before =
+            Scrape::parse("response_total{classification=\"success\",direction=\"inbound\"} 100\n")
+                .unwrap();
+        let after =
+            Scrape::parse("response_total{direction=\"inbound\",classification=\"success\"} 130\n")
+                .unwrap();
+        let delta = Delta::between(&before, &after, Duration::from_secs(10));
+        let mut t = Totals::default();
+        delta.accumulate(&mut t, |_| true);
+        assert_eq!(t.success, 30.0);
+    }
+
+    #[test]
+    fn after_a_restart_every_counter_counts_whole() {
+        // The process restarted between the scrapes: every counter began
+        // again from zero, including those that have already climbed past
+        // their old values. Taking those as increases would count 20 - 10
+        // failures instead of 20.
+        let before = Scrape::parse(
+            "process_start_time_seconds 1700000000\n\
+             response_total{classification=\"success\"} 1000\n\
+             response_total{classification=\"failure\"} 10\n",
+        )
+        .unwrap();
+        let after = Scrape::parse(
+            "process_start_time_seconds 1700000500\n\
+             response_total{classification=\"success\"} 50\n\
+             response_total{classification=\"failure\"} 20\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&before, &after, Duration::from_secs(10));
+        let mut t = Totals::default();
+        delta.accumulate(&mut t, |_| true);
+        assert_eq!((t.success, t.failure), (50.0, 20.0));
+
+        // The same process: increases as usual.
+        let same = Scrape::parse(
+            "process_start_time_seconds 1700000000\n\
+             response_total{classification=\"success\"} 1050\n\
+             response_total{classification=\"failure\"} 30\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&before, &same, Duration::from_secs(10));
+        let mut t = Totals::default();
+        delta.accumulate(&mut t, |_| true);
+        assert_eq!((t.success, t.failure), (50.0, 20.0));
     }
 }
