@@ -1,7 +1,8 @@
 //! What an `HTTPRoute` rule does to the requests of its outbound route,
 //! besides retries and timeouts: its weighted `backendRefs` send them to
 //! other outbound services in proportion (a traffic split), and its
-//! header filters edit requests and responses. A change to the routes'
+//! header filters edit requests and responses; each backend's requests
+//! and responses are counted under it. A change to the routes'
 //! file is in force for the next request, and a bad one changes nothing.
 //! Under the routes, a service balances between its endpoints, avoiding
 //! one that refuses connections and, with failure accrual, one that keeps
@@ -99,6 +100,25 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
             && line.ends_with(" 400")
     });
     assert!(counted, "{metrics}");
+
+    // Each backend's share is counted under it, as Linkerd's per-backend
+    // families count a split; the requests off the route go to the
+    // service itself, under the default route.
+    let v1_share = 400 - v2_share;
+    for (route, backend, n) in [
+        ("emoji-canary", "emoji-v2", v2_share),
+        ("emoji-canary", "emoji", v1_share),
+        ("default", "emoji", 20),
+    ] {
+        let labels =
+            format!("parent_name=\"emoji\",route_name=\"{route}\",backend_name=\"{backend}\"");
+        let requests = format!("outbound_http_route_backend_requests_total{{{labels}}} {n}\n");
+        let statuses = format!(
+            "outbound_http_route_backend_response_statuses_total{{{labels},http_status=\"200\",error=\"\"}} {n}\n"
+        );
+        assert!(metrics.contains(&requests), "{requests} in {metrics}");
+        assert!(metrics.contains(&statuses), "{statuses} in {metrics}");
+    }
     stop(sidecar).await;
 }
 

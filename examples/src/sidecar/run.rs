@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use super::{
     config::{PortProtocol, SidecarConfig},
     identity::Identity,
-    outbound::{Outbound, OutboundMetrics},
+    outbound::{BackendMetrics, Outbound, OutboundMetrics},
     policy::{self, PolicyError, RouteReloads, RoutesWatcher},
     worker::{Background, Shared, Worker, WorkerListeners},
 };
@@ -235,6 +235,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             http: &http_metrics,
             tcp: &tcp_metrics,
             retry: &RetryMetrics::register(&mut registry),
+            backend: &BackendMetrics::register(&mut registry),
         },
     )?);
     let routes_watcher = RoutesWatcher::new(

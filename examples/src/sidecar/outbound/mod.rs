@@ -8,7 +8,8 @@
 //!   ─ header filters (the route's RequestHeaderModifier and
 //!     ResponseHeaderModifier)
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
-//!   ─ backend (the route's backendRefs by weight; else the service)
+//!   ─ backend (the route's backendRefs by weight; else the service),
+//!     each attempt counted under it ([`backend`])
 //!   ─ endpoint (Forward: the cheaper of two of the backend service's endpoints)
 //!   ─ connector (mutual TLS expecting the service's identity, or plaintext)
 //!   ─ TCP metrics (the bytes on the wire, under TLS)
@@ -36,6 +37,7 @@
 //! is reached at its own endpoints, over its own TLS. Metrics and retries
 //! still count the request under the service it was addressed to.
 
+mod backend;
 mod plan;
 mod router;
 mod split;
@@ -56,6 +58,8 @@ use mesh_tls::CredentialStore;
 use tokio::sync::watch;
 use tower::Layer;
 
+pub(crate) use self::backend::BackendMetrics;
+use self::backend::Counted;
 pub(crate) use self::plan::check_backends;
 use self::plan::{Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
@@ -70,7 +74,7 @@ type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 /// One route's stack on one runtime: header filters, then request
 /// timeout, retry and per-try timeout as mesh-retry's one fused service,
 /// over the route's backends.
-pub(crate) type RouteStack = Metrics<EditHeaders<mesh_retry::RouteStack<Split<Endpoint>>>>;
+pub(crate) type RouteStack = Metrics<EditHeaders<mesh_retry::RouteStack<Split<Counted<Endpoint>>>>>;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<NoRoute<TimeoutBody<mesh_core::body::Proxied<Incoming>>, BoxError>>;
@@ -87,6 +91,7 @@ pub(crate) struct Outbound {
     /// `outbound.services`: they do not change while the sidecar runs.
     services: Vec<ServiceTarget>,
     metrics: MetricsLayer,
+    backends: BackendMetrics,
     planner: Planner,
     routes: watch::Sender<Arc<RoutePlans>>,
 }
@@ -104,6 +109,7 @@ pub(crate) struct OutboundMetrics<'a> {
     pub(crate) http: &'a HttpMetrics,
     pub(crate) tcp: &'a TcpMetrics,
     pub(crate) retry: &'a RetryMetrics,
+    pub(crate) backend: &'a BackendMetrics,
 }
 
 impl Outbound {
@@ -138,6 +144,7 @@ impl Outbound {
         Ok(Self {
             services,
             metrics: http,
+            backends: metrics.backend.clone(),
             planner,
             routes: watch::Sender::new(Arc::new(plans)),
         })
@@ -176,11 +183,15 @@ impl Outbound {
             })
             .collect();
         let routes = self.routes.subscribe();
-        let table = RouteTable::new(routes_of(&self.metrics, &endpoints, &routes.borrow()));
+        let layers = RouteLayers {
+            metrics: self.metrics.clone(),
+            backends: self.backends.clone(),
+        };
+        let table = RouteTable::new(routes_of(&layers, &endpoints, &routes.borrow()));
         let router = OutboundRouter::new(table.clone(), self.metrics.layer(NoRoute::new()));
         let updates = RouteUpdates {
             endpoints,
-            metrics: self.metrics.clone(),
+            layers,
             routes,
             table,
         };
@@ -192,7 +203,7 @@ impl Outbound {
 #[derive(Debug)]
 pub(crate) struct RouteUpdates {
     endpoints: Arc<[Option<Endpoint>]>,
-    metrics: MetricsLayer,
+    layers: RouteLayers,
     routes: watch::Receiver<Arc<RoutePlans>>,
     table: RouteTable<RouteStack>,
 }
@@ -204,15 +215,23 @@ impl RouteUpdates {
         while self.routes.changed().await.is_ok() {
             let plans = self.routes.borrow_and_update().clone();
             self.table
-                .replace(routes_of(&self.metrics, &self.endpoints, &plans));
+                .replace(routes_of(&self.layers, &self.endpoints, &plans));
         }
     }
+}
+
+/// What every route stack is layered with besides its plan: the HTTP
+/// metrics over it and the backend counters under it.
+#[derive(Clone, Debug)]
+struct RouteLayers {
+    metrics: MetricsLayer,
+    backends: BackendMetrics,
 }
 
 /// Each service's routes on one runtime, by host: `plans` layered over the
 /// runtime's `endpoints`.
 fn routes_of(
-    metrics: &MetricsLayer,
+    layers: &RouteLayers,
     endpoints: &[Option<Endpoint>],
     plans: &RoutePlans,
 ) -> Vec<(String, ServiceRoutes<RouteStack>)> {
@@ -222,27 +241,35 @@ fn routes_of(
         .zip(endpoints)
         .filter_map(|(plan, own)| {
             let own = own.as_ref()?;
+            let parent = plan.name.as_str();
+            let counted = |route: &RoutePlan, endpoint: &Endpoint, backend: &str| {
+                let handles = layers.backends.backend(parent, route.id.as_str(), backend);
+                Counted::new(endpoint.clone(), handles)
+            };
             // A backend without endpoints cannot be configured; its share
             // would fall to the others, and a route left with none to the
             // service itself.
             let split = |route: &RoutePlan| {
                 let backends = route.backends.iter().filter_map(|&(i, weight)| {
                     let endpoint = endpoints.get(i)?.as_ref()?;
-                    Some((endpoint.clone(), weight))
+                    let name = plans.services.get(i)?.name.as_str();
+                    Some((counted(route, endpoint, name), weight))
                 });
-                Split::new(backends).unwrap_or_else(|| Split::One(own.clone()))
+                Split::new(backends).unwrap_or_else(|| Split::One(counted(route, own, parent)))
             };
-            let route = |plan: &RoutePlan| Route {
-                id: plan.id.clone(),
-                matches: plan.matches.clone(),
-                service: metrics.layer(plan.edits.layer(plan.layer.layer(split(plan)))),
+            let route = |route: &RoutePlan| Route {
+                id: route.id.clone(),
+                matches: route.matches.clone(),
+                service: layers
+                    .metrics
+                    .layer(route.edits.layer(route.layer.layer(split(route)))),
             };
             let routes = ServiceRoutes {
                 dst: plan.dst.clone(),
                 routes: plan.routes.iter().map(route).collect(),
                 fallback: route(&plan.fallback),
             };
-            Some((plan.name.as_str().to_owned(), routes))
+            Some((parent.to_owned(), routes))
         })
         .collect()
 }

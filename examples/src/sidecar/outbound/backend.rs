@@ -1,0 +1,340 @@
+//! What each route sends to each of its backends, and what comes back: the
+//! two families Linkerd's proxy uses for that, under the same names.
+//!
+//! - `outbound_http_route_backend_requests_total{parent_name, route_name,
+//!   backend_name}`: requests handed to a backend. Counted under the
+//!   retries, so each attempt counts, as in Linkerd.
+//! - `outbound_http_route_backend_response_statuses_total{parent_name,
+//!   route_name, backend_name, http_status, error}`: how each attempt
+//!   ended. `http_status` is the response's status, empty when there was
+//!   none; `error` names what the mesh answered or failed with (the
+//!   `mesh-error` kind, such as `unreachable`, or the failure's kind, such as
+//!   `timeout`), empty for a response that came from the backend.
+//!
+//! `parent_name` is the service the request was addressed to, and
+//! `backend_name` the service it went to: the same for a route without
+//! `backendRefs`, and one of its weighted services for a split. These are
+//! the series to watch through a canary: the service-level
+//! `response_total` counts the request once under its parent, whichever
+//! backend answered it.
+//!
+//! Every label comes from configuration (service and route names) or from
+//! a closed set (status codes, error kinds), so the families stay bounded.
+//! The handles a request counts into are resolved when the route is built,
+//! and those of the statuses a backend answers with the first time each
+//! is seen: a request takes two atomic increments and no lock.
+
+use std::{
+    error::Error,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::{Context, Poll, ready},
+};
+
+use http::{Request, Response};
+use mesh_core::{BoxError, classify::ErrorKind, error::ProxyErrorKind};
+use pin_project_lite::pin_project;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+use tower::Service;
+
+/// The statuses a backend's handles keep resolved; the rare backend that
+/// answers with more finds the others through the family, under its lock.
+const KEPT_STATUSES: usize = 8;
+
+/// The two families, registered once and shared by every route.
+#[derive(Clone, Debug)]
+pub(crate) struct BackendMetrics {
+    requests: Family<BackendLabels, Counter>,
+    statuses: Family<StatusLabels, Counter>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BackendLabels {
+    parent_name: Arc<str>,
+    route_name: Arc<str>,
+    backend_name: Arc<str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    #[prometheus(flatten)]
+    backend: BackendLabels,
+    /// Empty when there was no response.
+    http_status: Option<u16>,
+    /// Empty for a response that came from the backend.
+    error: Option<&'static str>,
+}
+
+impl BackendMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let requests = Family::default();
+        let statuses = Family::default();
+        registry.register(
+            "outbound_http_route_backend_requests",
+            "Requests, retries included, a route sent to one of its backends",
+            requests.clone(),
+        );
+        registry.register(
+            "outbound_http_route_backend_response_statuses",
+            "How the requests a route sent to one of its backends ended, by status and error",
+            statuses.clone(),
+        );
+        Self { requests, statuses }
+    }
+
+    /// The handles of what `route` of `parent` sends to `backend`.
+    pub(crate) fn backend(&self, parent: &str, route: &str, backend: &str) -> BackendHandles {
+        let labels = BackendLabels {
+            parent_name: Arc::from(parent),
+            route_name: Arc::from(route),
+            backend_name: Arc::from(backend),
+        };
+        BackendHandles(Arc::new(Handles {
+            requests: self.requests.get_or_create(&labels).clone(),
+            statuses: self.statuses.clone(),
+            kept: Default::default(),
+            labels,
+        }))
+    }
+}
+
+/// One route's counters for one backend. Cloning is an `Arc` increment.
+#[derive(Clone, Debug)]
+pub(crate) struct BackendHandles(Arc<Handles>);
+
+#[derive(Debug)]
+struct Handles {
+    labels: BackendLabels,
+    requests: Counter,
+    statuses: Family<StatusLabels, Counter>,
+    /// The counters of the first statuses seen, set once and never
+    /// replaced, so reading them takes no lock.
+    kept: [OnceLock<(Ending, Counter)>; KEPT_STATUSES],
+}
+
+/// How an attempt ended: the values of `http_status` and `error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ending {
+    status: Option<u16>,
+    error: Option<&'static str>,
+}
+
+impl Handles {
+    fn count(&self, ending: Ending) {
+        for slot in &self.kept {
+            let (kept, counter) = slot.get_or_init(|| (ending, self.counter(ending)));
+            if *kept == ending {
+                counter.inc();
+                return;
+            }
+        }
+        self.counter(ending).inc();
+    }
+
+    fn counter(&self, ending: Ending) -> Counter {
+        let labels = StatusLabels {
+            backend: self.labels.clone(),
+            http_status: ending.status,
+            error: ending.error,
+        };
+        self.statuses.get_or_create(&labels).clone()
+    }
+}
+
+/// A backend whose requests and responses are counted. See the
+/// [module docs](self).
+#[derive(Clone, Debug)]
+pub(crate) struct Counted<S> {
+    inner: S,
+    handles: BackendHandles,
+}
+
+impl<S> Counted<S> {
+    pub(crate) fn new(inner: S, handles: BackendHandles) -> Self {
+        Self { inner, handles }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Counted<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = CountedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.handles.0.requests.inc();
+        CountedFuture {
+            inner: self.inner.call(req),
+            handles: Some(self.handles.clone()),
+        }
+    }
+}
+
+pin_project! {
+    /// Counts how the attempt ended when its response head or error
+    /// arrives. Dropped before that (the retry's timeout, or the caller
+    /// gone), it counts the attempt as cancelled.
+    #[derive(Debug)]
+    pub(crate) struct CountedFuture<F> {
+        #[pin]
+        inner: F,
+        handles: Option<BackendHandles>,
+    }
+
+    impl<F> PinnedDrop for CountedFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(handles) = this.project().handles.take() {
+                handles.0.count(Ending { status: None, error: Some("cancel") });
+            }
+        }
+    }
+}
+
+impl<F, RB, E> Future for CountedFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<RB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx)).map_err(Into::into);
+        if let Some(handles) = this.handles.take() {
+            handles.0.count(ending(&result));
+        }
+        Poll::Ready(result)
+    }
+}
+
+fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
+    match result {
+        Ok(res) => Ending {
+            status: Some(res.status().as_u16()),
+            error: res
+                .extensions()
+                .get::<ProxyErrorKind>()
+                .map(|kind| kind.as_label()),
+        },
+        Err(error) => Ending {
+            status: None,
+            error: Some(ErrorKind::of(&**error as &(dyn Error + 'static)).as_label()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::{convert::Infallible, future::pending};
+
+    use futures_util::FutureExt;
+    use http::StatusCode;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    fn exposition(registry: &Registry) -> Vec<String> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    const CANARY: &str = "parent_name=\"web\",route_name=\"api\",backend_name=\"web-canary\"";
+
+    #[tokio::test]
+    async fn each_attempt_counts_with_its_status_or_error() {
+        let mut registry = Registry::default();
+        let metrics = BackendMetrics::register(&mut registry);
+        let handles = metrics.backend("web", "api", "web-canary");
+        let backend = service_fn(|req: Request<()>| async move {
+            match req.uri().path() {
+                "/fail" => Err::<Response<()>, BoxError>(
+                    std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+                ),
+                "/mesh" => {
+                    let mut res = Response::new(());
+                    *res.status_mut() = StatusCode::BAD_GATEWAY;
+                    res.extensions_mut()
+                        .insert(ProxyErrorKind::UpstreamUnreachable);
+                    Ok(res)
+                }
+                path => {
+                    let mut res = Response::new(());
+                    *res.status_mut() = StatusCode::from_u16(path[1..].parse().unwrap()).unwrap();
+                    Ok(res)
+                }
+            }
+        });
+        let counted = Counted::new(backend, handles);
+        // More distinct endings than the handles keep resolved, so that
+        // both ways of finding a counter are taken.
+        let paths = [
+            "/200", "/200", "/503", "/fail", "/mesh", "/201", "/202", "/204", "/404", "/500",
+            "/418", "/200",
+        ];
+        for path in paths {
+            let req = Request::get(path).body(()).unwrap();
+            let _ = counted.clone().oneshot(req).await;
+        }
+        let lines = exposition(&registry);
+        let line = |rest: &str| {
+            format!("outbound_http_route_backend_response_statuses_total{{{CANARY},{rest}")
+        };
+        assert!(
+            lines.contains(&format!(
+                "outbound_http_route_backend_requests_total{{{CANARY}}} 12"
+            )),
+            "{lines:#?}"
+        );
+        for expected in [
+            line("http_status=\"200\",error=\"\"} 3"),
+            line("http_status=\"503\",error=\"\"} 1"),
+            line("http_status=\"\",error=\"connect\"} 1"),
+            line("http_status=\"502\",error=\"unreachable\"} 1"),
+            line("http_status=\"418\",error=\"\"} 1"),
+            line("http_status=\"500\",error=\"\"} 1"),
+        ] {
+            assert!(lines.contains(&expected), "{expected} not in {lines:#?}");
+        }
+        let counted: u64 = lines
+            .iter()
+            .filter(|l| l.starts_with("outbound_http_route_backend_response_statuses_total"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(counted, 12, "every attempt ends once: {lines:#?}");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_dropped_before_its_answer_counts_as_cancelled() {
+        let mut registry = Registry::default();
+        let metrics = BackendMetrics::register(&mut registry);
+        let never = service_fn(|_: Request<()>| pending::<Result<Response<()>, Infallible>>());
+        let mut counted = Counted::new(never, metrics.backend("web", "api", "web-canary"));
+        let call = counted.call(Request::new(()));
+        let mut call = Box::pin(call);
+        assert!((&mut call).now_or_never().is_none());
+        drop(call);
+        let lines = exposition(&registry);
+        let cancelled = format!(
+            "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"cancel\"}} 1"
+        );
+        assert!(lines.contains(&cancelled), "{lines:#?}");
+    }
+}
