@@ -8,7 +8,7 @@
 //! | metric | type | counts |
 //! |---|---|---|
 //! | `retry_requests_total` | counter | retries sent (not first attempts) |
-//! | `retry_successes_total` | counter | requests that succeeded after at least one retry |
+//! | `retry_successes_total` | counter | requests that succeeded after at least one retry (a gRPC stream when its head is not a failure) |
 //! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
 //! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
 //! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff |

@@ -37,7 +37,8 @@ use crate::replay::DEFAULT_MAX_BYTES;
 ///
 /// Which responses count as a success, for `retry_successes_total`, is a
 /// separate [`Classify`] ([`with_classify`](Self::with_classify)), the one
-/// metrics use.
+/// metrics use. A gRPC response whose status comes in its trailers counts
+/// as a success when its head arrives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     max_attempts: NonZeroU32,
@@ -260,8 +261,15 @@ impl RetryPolicy {
         }
     }
 
-    /// Whether `res` is a success, for `retry_successes_total`.
+    /// Whether `res` is a success, for `retry_successes_total`: its head
+    /// is not a failure. A gRPC response that streams its status in the
+    /// trailers (the usual successful call) counts when its head arrives,
+    /// as in Linkerd: the retry layer hands it on then, and never sees the
+    /// trailers.
     pub(crate) fn is_success<B>(&self, res: &Response<B>) -> bool {
-        self.classify.classify_response(res) == Classification::Final(ResponseClass::Success)
+        !matches!(
+            self.classify.classify_response(res),
+            Classification::Final(ResponseClass::Failure(_))
+        )
     }
 }

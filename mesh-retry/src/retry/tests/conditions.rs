@@ -154,3 +154,50 @@ async fn other_errors_are_returned_at_once() {
         .unwrap_err();
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_grpc_call_answered_with_a_stream_counts_as_a_success() {
+    let h = Harness::new();
+    // The usual successful gRPC response: a message, and its status in the
+    // trailers, unknown when the retry layer hands the response on.
+    let (svc, seen) = upstream(|i| {
+        if i == 0 {
+            return grpc("14");
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter([
+            Ok::<_, BoxError>(http_body::Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ]));
+        Ok(Response::builder()
+            .header("content-type", "application/grpc")
+            .body(mesh_core::body::boxed(body))
+            .unwrap())
+    });
+    let req = Request::post("/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .body(full("\0\0\0\0\0"))
+        .unwrap();
+    let policy = RetryPolicy::default().with_grpc_requests(true);
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(h.count("retry_requests_total"), 1);
+    assert_eq!(h.count("retry_successes_total"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_answered_with_a_failure_it_does_not_retry_is_no_success() {
+    let h = Harness::new();
+    let (svc, _) = upstream(|i| if i == 0 { grpc("14") } else { grpc("12") });
+    let req = Request::post("/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .body(full("\0\0\0\0\0"))
+        .unwrap();
+    let policy = RetryPolicy::default().with_grpc_requests(true);
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "12");
+    assert_eq!(h.count("retry_requests_total"), 1);
+    assert_eq!(h.count("retry_successes_total"), 0, "UNIMPLEMENTED failed");
+}
