@@ -1,12 +1,16 @@
 //! A route's header filters: an `HTTPRoute` rule's
-//! `RequestHeaderModifier` and `ResponseHeaderModifier`.
+//! `RequestHeaderModifier` and `ResponseHeaderModifier`; and, since a
+//! route's filters are layered together, its `RequestRedirect`.
 //!
 //! A route can change the headers of what it carries: set a header to a
 //! value, add a value beside those a header has, or remove a header. The
 //! names and values are parsed once, when the route is built
 //! ([`HeaderEdit::new`]), so that a request only pays for the edits
 //! themselves. [`EditHeaders`] applies one edit to each request on its way
-//! in and another to each response on its way out.
+//! in and another to each response on its way out. A route that redirects
+//! ([`EditHeadersLayer::with_redirect`]) answers with the redirect in
+//! place of its inner service, and the response edit applies to that
+//! answer as to any other.
 
 use std::{
     future::Future,
@@ -20,6 +24,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::{
+    Redirect, RedirectLayer,
+    redirect::{RedirectFuture, Redirecting},
+};
 use crate::resource::HeaderModifier;
 
 /// One header modifier, parsed: the headers it sets, adds and removes.
@@ -114,10 +122,12 @@ impl std::fmt::Display for InvalidHeaderEdit {
 
 impl std::error::Error for InvalidHeaderEdit {}
 
-/// Edits the headers of each request and of each response.
+/// Edits the headers of each request and of each response; and, with a
+/// redirect, answers with it rather than calling the inner service.
 #[derive(Clone, Debug)]
 pub struct EditHeadersLayer {
     edits: Option<Arc<(HeaderEdit, HeaderEdit)>>,
+    redirect: RedirectLayer,
 }
 
 impl EditHeadersLayer {
@@ -127,7 +137,19 @@ impl EditHeadersLayer {
     pub fn new(request: HeaderEdit, response: HeaderEdit) -> Self {
         let edits =
             (!request.is_empty() || !response.is_empty()).then(|| Arc::new((request, response)));
-        Self { edits }
+        Self {
+            edits,
+            redirect: RedirectLayer::pass_through(),
+        }
+    }
+
+    /// Answers every request with `redirect` (a route's `RequestRedirect`)
+    /// instead of calling the inner service, which is then never polled
+    /// either. The response edit applies to the redirect.
+    #[must_use]
+    pub fn with_redirect(mut self, redirect: Option<Redirect>) -> Self {
+        self.redirect = RedirectLayer::from(redirect);
+        self
     }
 }
 
@@ -136,7 +158,7 @@ impl<S> Layer<S> for EditHeadersLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         EditHeaders {
-            inner,
+            inner: self.redirect.layer(inner),
             edits: self.edits.clone(),
         }
     }
@@ -145,7 +167,7 @@ impl<S> Layer<S> for EditHeadersLayer {
 /// The service [`EditHeadersLayer`] makes.
 #[derive(Clone, Debug)]
 pub struct EditHeaders<S> {
-    inner: S,
+    inner: Redirecting<S>,
     /// The request's edit and the response's; `None` when both are empty.
     edits: Option<Arc<(HeaderEdit, HeaderEdit)>>,
 }
@@ -153,10 +175,11 @@ pub struct EditHeaders<S> {
 impl<S, B, RB> Service<Request<B>> for EditHeaders<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
+    RB: Default,
 {
     type Response = Response<RB>;
     type Error = S::Error;
-    type Future = EditFuture<S::Future>;
+    type Future = EditFuture<RedirectFuture<S::Future, RB>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -302,5 +325,25 @@ mod tests {
         let res = svc.oneshot(req).await.unwrap();
         assert_eq!(res.headers()["x-a"], "1");
         assert_eq!(res.headers().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_redirecting_route_answers_itself_and_edits_its_answer() {
+        let filter = crate::resource::RequestRedirect {
+            scheme: Some("https".into()),
+            ..Default::default()
+        };
+        let redirect = Redirect::new(&filter, &[crate::route::RouteMatch::new()]).unwrap();
+        let layer =
+            EditHeadersLayer::new(HeaderEdit::default(), edit(&[("x-moved", "1")], &[], &[]))
+                .with_redirect(Some(redirect));
+        let never = service_fn(|_: Request<()>| async {
+            Err::<Response<()>, _>("the route's backend was called")
+        });
+        let req = Request::get("/a").header("host", "web").body(()).unwrap();
+        let res = layer.layer(never).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::FOUND);
+        assert_eq!(res.headers()["location"], "https://web/a");
+        assert_eq!(res.headers()["x-moved"], "1");
     }
 }

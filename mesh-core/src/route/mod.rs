@@ -26,7 +26,11 @@
 //! rule for `/admin`.
 //!
 //! A route can also edit the headers it carries, as an `HTTPRoute` rule's
-//! header filters ask: [`HeaderEdit`], applied by [`EditHeadersLayer`].
+//! header filters ask: [`HeaderEdit`], applied by [`EditHeadersLayer`]. Or
+//! it can answer with a redirect instead of sending the request on, as a
+//! rule's `RequestRedirect` asks: [`Redirect`], answered by
+//! [`RedirectLayer`] (see the [`redirect`] module). [`RouteFilters`] holds
+//! all three for one rule.
 //!
 //! ```
 //! use mesh_core::route::{HeaderMatch, PathMatch, RouteMatch};
@@ -49,8 +53,10 @@ use http::{HeaderMap, Method, Request, Uri, request};
 
 mod edit;
 mod error;
+mod filters;
 mod normalize;
 mod path;
+pub mod redirect;
 #[cfg(test)]
 mod tests;
 mod value;
@@ -58,8 +64,10 @@ mod value;
 pub use self::{
     edit::{EditFuture, EditHeaders, EditHeadersLayer, HeaderEdit, InvalidHeaderEdit},
     error::{InvalidRouteMatch, InvalidRouteMatchKind},
+    filters::{InvalidFilter, InvalidFilterReason, RouteFilters},
     normalize::{InvalidPath, NormalizePath, NormalizePathLayer, normalize_path},
     path::PathMatch,
+    redirect::{InvalidRedirect, InvalidRedirectKind, Redirect, RedirectLayer, Redirected},
     value::{FullRegex, HeaderMatch, QueryParamMatch, ValueMatch},
 };
 

@@ -1,6 +1,11 @@
-//! `filters` of an `HTTPRoute` rule.
+//! `filters` of an `HTTPRoute` rule, and what the mesh makes of them.
 
 use serde::Deserialize;
+
+use crate::resource::{DocumentContext, ResourceError, ResourceErrorKind};
+use crate::route::{
+    HeaderEdit, InvalidFilter, InvalidFilterReason, Redirect, RouteFilters, RouteMatch,
+};
 
 /// A `filters` entry.
 ///
@@ -78,7 +83,7 @@ pub struct RequestRedirect {
     /// `port`.
     #[serde(default)]
     pub port: Option<u16>,
-    /// `statusCode`: 301 or 302; 302 when absent.
+    /// `statusCode`: 301, 302, 303, 307 or 308; 302 when absent.
     #[serde(default)]
     pub status_code: Option<u16>,
 }
@@ -154,5 +159,206 @@ impl TryFrom<RawFilter> for HttpRouteFilter {
                 }
             }
         })
+    }
+}
+
+impl super::HttpRouteRule {
+    /// The rule's filters that the mesh applies, parsed, for the rule whose
+    /// matches are `matches` (from [`route_matches`](Self::route_matches)):
+    /// its `RequestHeaderModifier`s, `ResponseHeaderModifier`s (each in
+    /// order) and its `RequestRedirect`. Other filter types are left out;
+    /// their readers warn about them by name.
+    ///
+    /// # Errors
+    ///
+    /// The first filter that cannot be applied, naming its field from the
+    /// rule (`filters[1].requestRedirect.path`): a header name or value
+    /// HTTP refuses, an invalid redirect, a second `RequestRedirect`
+    /// (`filters[2]`), or a redirect on a rule with `backendRefs`
+    /// (`backendRefs`); the Gateway API's validation refuses the last two
+    /// as well.
+    pub fn route_filters(&self, matches: &[RouteMatch]) -> Result<RouteFilters, InvalidFilter> {
+        let mut filters = RouteFilters::default();
+        for (j, filter) in self.filters.iter().enumerate() {
+            let at = |field: &str| format!("filters[{j}].{field}");
+            let edit = |modifier, field: &str| {
+                HeaderEdit::new(modifier).map_err(|e| {
+                    let path = at(&format!("{field}.{}", e.field));
+                    InvalidFilter::new(path, InvalidFilterReason::Header(e))
+                })
+            };
+            match filter {
+                HttpRouteFilter::RequestHeaderModifier(m) => {
+                    let edit = edit(m, "requestHeaderModifier")?;
+                    filters.request_headers =
+                        std::mem::take(&mut filters.request_headers).then(edit);
+                }
+                HttpRouteFilter::ResponseHeaderModifier(m) => {
+                    let edit = edit(m, "responseHeaderModifier")?;
+                    filters.response_headers =
+                        std::mem::take(&mut filters.response_headers).then(edit);
+                }
+                HttpRouteFilter::RequestRedirect(r) => {
+                    if filters.redirect.is_some() {
+                        return Err(InvalidFilter::new(
+                            format!("filters[{j}]"),
+                            InvalidFilterReason::SecondRedirect,
+                        ));
+                    }
+                    if !self.backend_refs.is_empty() {
+                        return Err(InvalidFilter::new(
+                            "backendRefs".to_owned(),
+                            InvalidFilterReason::RedirectWithBackends,
+                        ));
+                    }
+                    let redirect = Redirect::new(r, matches).map_err(|e| {
+                        let path = at(&format!("requestRedirect.{}", e.field()));
+                        InvalidFilter::new(path, InvalidFilterReason::Redirect(e))
+                    })?;
+                    filters.redirect = Some(redirect);
+                }
+                HttpRouteFilter::Unsupported { .. } => {}
+            }
+        }
+        Ok(filters)
+    }
+}
+
+impl DocumentContext<'_> {
+    /// The error for a filter of this document that cannot be applied; its
+    /// field path is taken as written from the document's root, as the
+    /// caller gives it with [`InvalidFilter::within`].
+    pub fn filter_error(&self, error: InvalidFilter) -> ResourceError {
+        let (field_path, reason) = error.into_parts();
+        let message = reason.to_string();
+        self.error(ResourceErrorKind::InvalidValue, &field_path, message)
+            .with_source(reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::HttpRouteRule;
+    use crate::route::{InvalidFilterReason, InvalidRedirectKind};
+
+    fn rule(yaml: &str) -> HttpRouteRule {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn filters(yaml: &str) -> Result<crate::route::RouteFilters, crate::route::InvalidFilter> {
+        let rule = rule(yaml);
+        rule.route_filters(&rule.route_matches().unwrap())
+    }
+
+    #[test]
+    fn a_rule_gives_its_edits_and_its_redirect() {
+        let filters = filters(
+            r#"
+matches: [{ path: { type: PathPrefix, value: /old } }]
+filters:
+  - type: RequestHeaderModifier
+    requestHeaderModifier: { set: [{ name: x-a, value: "1" }] }
+  - type: RequestMirror
+    requestMirror: { backendRef: { name: shadow, port: 80 } }
+  - type: ResponseHeaderModifier
+    responseHeaderModifier: { remove: [server] }
+  - type: RequestRedirect
+    requestRedirect: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /new }, statusCode: 301 }
+"#,
+        )
+        .unwrap();
+        assert!(!filters.request_headers.is_empty());
+        assert!(!filters.response_headers.is_empty());
+        let redirect = filters.redirect.unwrap();
+        assert_eq!(redirect.status(), 301);
+        let uri = "/old/a?b=c".parse().unwrap();
+        assert_eq!(
+            redirect.location(&uri, &http::HeaderMap::new()),
+            "/new/a?b=c"
+        );
+    }
+
+    #[test]
+    fn a_rule_without_filters_changes_nothing() {
+        assert!(filters("matches: []").unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_field_from_the_rule() {
+        let e = filters(
+            r#"
+matches: [{ path: { type: Exact, value: /old } }]
+filters:
+  - type: RequestHeaderModifier
+    requestHeaderModifier: { set: [{ name: x-a, value: "1" }] }
+  - type: RequestRedirect
+    requestRedirect: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /new } }
+"#,
+        )
+        .unwrap_err();
+        let e = e.within("spec.rules[0]");
+        assert_eq!(
+            e.field_path(),
+            "spec.rules[0].filters[1].requestRedirect.path"
+        );
+        assert!(matches!(
+            e.reason(),
+            InvalidFilterReason::Redirect(r) if r.kind() == InvalidRedirectKind::PrefixWithoutPrefixMatch
+        ));
+
+        let e = filters(
+            r#"
+filters:
+  - type: RequestRedirect
+    requestRedirect: { statusCode: 418 }
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field_path(), "filters[0].requestRedirect.statusCode");
+
+        let e = filters(
+            r#"
+filters:
+  - type: ResponseHeaderModifier
+    responseHeaderModifier: { add: [{ name: "bad name", value: "1" }] }
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.field_path(),
+            "filters[0].responseHeaderModifier.add[0].name"
+        );
+        assert!(matches!(e.reason(), InvalidFilterReason::Header(_)));
+    }
+
+    #[test]
+    fn a_redirect_is_alone_and_has_no_backends() {
+        let e = filters(
+            r#"
+filters:
+  - type: RequestRedirect
+    requestRedirect: { scheme: https }
+  - type: RequestRedirect
+    requestRedirect: { hostname: example.com }
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field_path(), "filters[1]");
+        assert!(matches!(e.reason(), InvalidFilterReason::SecondRedirect));
+
+        let e = filters(
+            r#"
+filters:
+  - type: RequestRedirect
+    requestRedirect: { scheme: https }
+backendRefs: [{ name: web, port: 80 }]
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field_path(), "backendRefs");
+        assert!(matches!(
+            e.reason(),
+            InvalidFilterReason::RedirectWithBackends
+        ));
     }
 }

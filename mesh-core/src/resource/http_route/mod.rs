@@ -11,8 +11,11 @@
 //! The model is faithful to the manifest: strings stay strings until
 //! [`HttpRoute::rule_matches`] (or the per-rule and per-match forms) turns
 //! the matches into [`RouteMatch`]es, with an error that names the field.
-//! Filters of types that are modelled are typed; any other filter, such as
-//! `RequestMirror`, is kept by its type name so a reader can warn about it.
+//! Filters of types that are modelled are typed, and
+//! [`HttpRouteRule::route_filters`] turns them into the
+//! [`RouteFilters`](crate::route::RouteFilters) a route applies; any other
+//! filter, such as `RequestMirror`, is kept by its type name so a reader
+//! can warn about it.
 
 use serde::Deserialize;
 
