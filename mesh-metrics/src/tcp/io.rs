@@ -20,8 +20,13 @@ impl ConnSlot {
     /// Hands the connection its handles and counts it open. Only the first
     /// call has an effect.
     pub(crate) fn open(&self, handles: Arc<ConnHandles>) {
-        let handles = self.0.get_or_init(|| handles);
-        handles.opened();
+        // Counting open again would leave the gauge one too high for good:
+        // the connection is counted closed once, when it is dropped.
+        if self.0.set(handles).is_ok()
+            && let Some(handles) = self.0.get()
+        {
+            handles.opened();
+        }
     }
 }
 
@@ -183,4 +188,49 @@ fn errno_label(e: &io::Error) -> Option<&'static str> {
         _ if e.raw_os_error().is_some() => "other",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::conn::{NoTlsReason, Tls};
+    use prometheus_client::{encoding::text::encode, registry::Registry};
+
+    use super::*;
+    use crate::{
+        labels::{Direction, Peer},
+        tcp::TcpMetrics,
+    };
+
+    #[test]
+    fn a_connection_is_counted_open_once_however_often_its_slot_is_opened() {
+        let mut registry = Registry::default();
+        let tcp = TcpMetrics::register(&mut registry);
+        let tls = Tls::Plaintext(NoTlsReason::Disabled);
+        let slot = Arc::new(ConnSlot::default());
+        let io = CountingIo::new(tokio::io::empty(), slot.clone());
+        slot.open(tcp.conn(Direction::Inbound, Peer::Src, &tls));
+        slot.open(tcp.conn(Direction::Inbound, Peer::Src, &tls));
+        let scrape = || {
+            let mut text = String::new();
+            encode(&mut text, &registry).unwrap();
+            text
+        };
+        let labels = r#"direction="inbound",peer="src",tls="disabled""#;
+        let text = scrape();
+        assert!(
+            text.contains(&format!("tcp_open_total{{{labels}}} 1\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("tcp_open_connections{{{labels}}} 1\n")),
+            "{text}"
+        );
+        // One close: the gauge is back to zero, not stuck at one.
+        drop(io);
+        let text = scrape();
+        assert!(
+            text.contains(&format!("tcp_open_connections{{{labels}}} 0\n")),
+            "{text}"
+        );
+    }
 }
