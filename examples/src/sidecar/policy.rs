@@ -8,7 +8,7 @@
 //! good policy stays (`inbound_policy_reloads_total{result="error"}`).
 //!
 //! The same files give the outbound routes, which are watched the same
-//! way ([`RoutesWatcher`]): a change whose routes read and plan is in force
+//! way (`RoutesWatcher`): a change whose routes read and plan is in force
 //! for the next request, and one that does not leaves the last good routes
 //! (`outbound_route_reloads_total{result}`).
 

@@ -32,7 +32,7 @@
 //! With [failure accrual](super::accrual), endpoints whose responses keep
 //! failing are taken out for a while: only those still in are drawn, an
 //! endpoint whose penalty is over takes the next request as its probe, and
-//! when none is in, [`Balancer::pick`] finds nothing.
+//! when none is in, `Balancer::pick` finds nothing.
 //!
 //! Endpoints are updated without locks; samples that race may overwrite
 //! each other, which costs the estimate one sample.

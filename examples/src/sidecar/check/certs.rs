@@ -3,7 +3,7 @@
 //! has expired or is about to.
 //!
 //! Loading and chain verification are mesh-tls's own
-//! ([`CredentialFiles::read`], [`Credentials::check`]), so `check` passes
+//! ([`CredentialFiles::read`](mesh_tls::CredentialFiles::read), [`Credentials::check`]), so `check` passes
 //! exactly what the sidecar's credential store accepts. What the store
 //! does not look at, the remaining lifetime of each certificate, is read
 //! here with x509-parser.
