@@ -215,3 +215,38 @@ async fn a_body_dropped_before_its_content_length_was_sent_is_cancelled() {
         "{text}"
     );
 }
+
+/// A gRPC response is classified by its trailers: one dropped after its
+/// declared length but before them was cut short, whatever its length said.
+#[tokio::test]
+async fn a_grpc_body_dropped_before_its_trailers_is_cancelled() {
+    use tower::ServiceExt;
+
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|_: Request<()>| async {
+        let data = futures_util::stream::iter([Ok::<_, Infallible>(http_body::Frame::data(
+            Bytes::from_static(b"\0\0\0\0\0"),
+        ))]);
+        let frames = futures_util::StreamExt::chain(data, futures_util::stream::pending());
+        let res = Response::builder()
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header(header::CONTENT_LENGTH, "5")
+            .body(StreamBody::new(frames))
+            .unwrap();
+        Ok::<_, Infallible>(res)
+    }));
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    let mut body = res.into_body();
+    body.frame().await.unwrap().unwrap();
+    drop(body);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(
+        responses(&text),
+        [
+            r#"response_total{direction="inbound",status_code="200",classification="failure",error="cancel"} 1"#
+        ],
+        "{text}"
+    );
+}

@@ -206,9 +206,10 @@ impl Streaming {
 
 impl Drop for Streaming {
     fn drop(&mut self) {
-        if self.remaining == 0 {
+        if self.remaining == 0 && matches!(self.head.class, Classification::Final(_)) {
             // Every declared byte was sent: the body ended, unread to its
-            // end by a server that needs no more.
+            // end by a server that needs no more. (A gRPC response still
+            // waited for the trailers that classify it.)
             self.on_end(None);
         } else if let Some(target) = self.target.take() {
             finish(&target, Some(&self.status), cancelled(Some(self.head)));
