@@ -28,12 +28,16 @@ pin_project_lite::pin_project! {
     /// closed connection, so the caller sees the body was cut short.
     ///
     /// The idle timeout counts the time spent waiting for the upstream's
-    /// next frame, not the time the caller takes to read one.
+    /// next frame, not the time the caller takes to read one. The deadline
+    /// counts both: a body whose frames are always ready, read slowly,
+    /// still ends at the deadline (only its last frame is let through
+    /// late, since it ends the body anyway).
     ///
     /// A timer is made only when the body first has to wait for a frame,
     /// and then reused, so a body that is ready when read costs no timer.
     /// Its [`Default`] is an empty body, the body of the mesh's own 504.
     #[derive(Debug)]
+    #[project = TimeoutBodyProj]
     pub struct TimeoutBody<B> {
         #[pin]
         inner: Option<B>,
@@ -97,8 +101,26 @@ where
         };
         if let Poll::Ready(frame) = inner.poll_frame(cx) {
             *this.waiting_until = None;
-            if frame.is_none() {
-                this.inner.set(None);
+            match &frame {
+                None => this.inner.set(None),
+                // A body whose frames are always ready (an upstream faster
+                // than the caller reads) never waits, so no timer would
+                // see its deadline pass: read the clock. Not for a frame
+                // that ends the body, which the deadline would not cut
+                // short, so a one-frame body reads no clock.
+                Some(Ok(_))
+                    if this.deadline.is_some_and(|deadline| {
+                        !this
+                            .inner
+                            .as_ref()
+                            .as_pin_ref()
+                            .is_none_or(|b| b.is_end_stream())
+                            && Instant::now() >= deadline
+                    }) =>
+                {
+                    return expire(this, Timeout::Request);
+                }
+                Some(_) => {}
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
@@ -137,13 +159,7 @@ where
         } else {
             Timeout::Idle
         };
-        tracing::debug!(timeout = ?expired, "response body timed out");
-        this.inner.set(None);
-        *this.timer = None;
-        if *this.grpc {
-            return Poll::Ready(Some(Ok(Frame::trailers(deadline_trailers()))));
-        }
-        Poll::Ready(Some(Err(Elapsed::new(expired).into())))
+        expire(this, expired)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -155,6 +171,21 @@ where
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
+}
+
+/// Ends the body because `expired` passed: with `DEADLINE_EXCEEDED`
+/// trailers on gRPC, an [`Elapsed`] error otherwise.
+fn expire<B: Body>(
+    mut this: TimeoutBodyProj<'_, B>,
+    expired: Timeout,
+) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+    tracing::debug!(timeout = ?expired, "response body timed out");
+    this.inner.set(None);
+    *this.timer = None;
+    if *this.grpc {
+        return Poll::Ready(Some(Ok(Frame::trailers(deadline_trailers()))));
+    }
+    Poll::Ready(Some(Err(Elapsed::new(expired).into())))
 }
 
 /// The trailers that end a gRPC stream whose deadline passed.

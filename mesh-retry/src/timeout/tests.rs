@@ -277,3 +277,66 @@ async fn a_timeout_too_long_for_the_clock_is_no_timeout_rather_than_a_panic() {
     let deadline = Deadline::after(far);
     assert!(deadline.remaining() > Duration::from_secs(86_400 * 365));
 }
+
+/// A response whose body always has its next frame ready: 100 chunks, from
+/// an upstream that is faster than its reader.
+async fn ready_chunks(t: Timeouts, req: Request<BoxBody>) -> Response<TimeoutBody<BoxBody>> {
+    let svc = RequestTimeoutLayer::new(t).layer(service_fn(|_: Request<BoxBody>| async {
+        let frames = (0..100).map(|_| Ok::<_, BoxError>(Frame::data(Bytes::from("chunk"))));
+        let body = boxed(StreamBody::new(futures_util::stream::iter(frames)));
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body)
+                .unwrap(),
+        )
+    }));
+    svc.oneshot(req).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_request_deadline_cuts_a_body_its_reader_is_slow_to_read() {
+    let res = ready_chunks(timeouts(Some(1000), None, None), Request::new(empty())).await;
+    let mut body = std::pin::pin!(res.into_body());
+    let start = Instant::now();
+    let mut chunks = 0;
+    let err = loop {
+        match body.frame().await.unwrap() {
+            Ok(_) => chunks += 1,
+            Err(err) => break err,
+        }
+        // The reader takes 100 ms over each chunk.
+        sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        err.downcast_ref::<Elapsed>().unwrap().timeout(),
+        error::Timeout::Request
+    );
+    assert_eq!(chunks, 10, "the chunks read before the deadline");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_read_grpc_stream_past_its_deadline_ends_with_deadline_exceeded() {
+    let res = ready_chunks(timeouts(Some(1000), None, None), grpc_request()).await;
+    let mut body = std::pin::pin!(res.into_body());
+    let mut chunks = 0;
+    let trailers = loop {
+        let frame = body.frame().await.unwrap().unwrap();
+        match frame.into_trailers() {
+            Ok(trailers) => break trailers,
+            Err(_) => chunks += 1,
+        }
+        sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(trailers["grpc-status"], "4");
+    assert_eq!(chunks, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_read_at_once_within_its_deadline_is_whole() {
+    let res = ready_chunks(timeouts(Some(1000), None, None), Request::new(empty())).await;
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(bytes.len(), 500);
+}
