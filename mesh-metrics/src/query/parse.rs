@@ -5,7 +5,9 @@
 //! lines (`# HELP`, `# TYPE`, `# UNIT`, `# EOF`) are skipped, and each
 //! sample line is `name{label="value",...} value`, optionally followed by a
 //! timestamp or an exemplar, which are ignored. Label values may hold the
-//! escapes `\\`, `\"` and `\n`.
+//! escapes `\\`, `\"` and `\n`. Tokens may be separated by any blanks
+//! and tabs, as the text format allows; a label set that names a label
+//! twice, or whose labels are not separated by commas, is an error.
 
 use std::fmt;
 
@@ -107,25 +109,27 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// The blanks that may separate tokens: OpenMetrics writes one space; the
+/// text format allows any number of spaces and tabs.
+const BLANKS: [char; 2] = [' ', '\t'];
+
 fn parse_sample(line: &str) -> Result<Sample, ParseErrorKind> {
-    let name_end = line.find(['{', ' ']).ok_or(ParseErrorKind::Value)?;
+    let name_end = line.find(['{', ' ', '\t']).ok_or(ParseErrorKind::Value)?;
     let name = &line[..name_end];
     if !is_metric_name(name) {
         return Err(ParseErrorKind::Name);
     }
-    let mut rest = &line[name_end..];
+    let mut rest = line[name_end..].trim_start_matches(BLANKS);
     let mut labels = Vec::new();
     if let Some(after) = rest.strip_prefix('{') {
-        rest = parse_labels(after, &mut labels)?;
+        rest = parse_labels(after, &mut labels)?.trim_start_matches(BLANKS);
     }
-    let value = rest
-        .strip_prefix(' ')
-        .and_then(|r| r.split(' ').next())
-        .ok_or(ParseErrorKind::Value)?;
+    // What may follow the value (a timestamp, an exemplar) is not read.
+    let value = rest.split(BLANKS).next().filter(|v| !v.is_empty());
     Ok(Sample {
         name: name.to_owned(),
         labels,
-        value: parse_value(value).ok_or(ParseErrorKind::Value)?,
+        value: value.and_then(parse_value).ok_or(ParseErrorKind::Value)?,
     })
 }
 
@@ -135,16 +139,17 @@ fn parse_labels<'a>(
     labels: &mut Vec<(String, String)>,
 ) -> Result<&'a str, ParseErrorKind> {
     loop {
-        s = s.trim_start_matches([',', ' ']);
+        s = s.trim_start_matches(BLANKS);
         if let Some(rest) = s.strip_prefix('}') {
             return Ok(rest);
         }
         let eq = s.find('=').ok_or(ParseErrorKind::Labels)?;
-        let key = &s[..eq];
-        if !is_label_name(key) {
+        let key = s[..eq].trim_end_matches(BLANKS);
+        if !is_label_name(key) || labels.iter().any(|(k, _)| k == key) {
             return Err(ParseErrorKind::Labels);
         }
         s = s[eq + 1..]
+            .trim_start_matches(BLANKS)
             .strip_prefix('"')
             .ok_or(ParseErrorKind::Labels)?;
         let mut value = String::new();
@@ -162,7 +167,13 @@ fn parse_labels<'a>(
             }
         };
         labels.push((key.to_owned(), value));
-        s = &s[end + 1..];
+        // A comma, or the closing brace, may follow.
+        s = s[end + 1..].trim_start_matches(BLANKS);
+        if let Some(rest) = s.strip_prefix(',') {
+            s = rest;
+        } else if !s.starts_with('}') {
+            return Err(ParseErrorKind::Labels);
+        }
     }
 }
 
@@ -224,5 +235,31 @@ mod tests {
         let err = Scrape::parse("9lives 1\n").unwrap_err();
         assert_eq!(err.kind(), ParseErrorKind::Name);
         assert_eq!(err.to_string(), "bad metric name on line 1");
+    }
+
+    #[test]
+    fn the_text_format_may_separate_tokens_with_any_blanks_and_tabs() {
+        // Prometheus' text format 0.0.4: "tokens on the same line may be
+        // separated by any number of blanks and/or tabs".
+        let text = "a_total{x=\"1\"}  5\n\
+                    b\t6\t1700000000\n\
+                    c {x=\"1\"} 7\n\
+                    d{ x = \"1\" , y=\"2\" }\t8\n";
+        let scrape = Scrape::parse(text).unwrap();
+        let s = scrape.samples();
+        let got: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.value)).collect();
+        assert_eq!(got, [("a_total", 5.0), ("b", 6.0), ("c", 7.0), ("d", 8.0)]);
+        assert_eq!((s[3].label("x"), s[3].label("y")), (Some("1"), Some("2")));
+        assert_eq!(s[2].label("x"), Some("1"));
+    }
+
+    #[test]
+    fn a_label_named_twice_or_labels_without_a_comma_are_errors() {
+        let err = Scrape::parse("ok 1\na{x=\"1\",x=\"2\"} 2\n").unwrap_err();
+        assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
+        let err = Scrape::parse("a{x=\"1\"y=\"2\"} 2\n").unwrap_err();
+        assert_eq!((err.line(), err.kind()), (1, ParseErrorKind::Labels));
+        // A trailing comma is allowed.
+        assert!(Scrape::parse("a{x=\"1\",} 2\n").is_ok());
     }
 }
