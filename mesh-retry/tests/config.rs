@@ -469,8 +469,8 @@ fn backends_that_cannot_be_used_are_errors_naming_the_field() {
     );
 }
 
-/// Header filters on an outbound route, and a redirect, which is not
-/// applied there.
+/// A redirect on one outbound route, header filters on another, and
+/// filters outbound routes do not apply.
 const FILTERED_ROUTE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -478,6 +478,13 @@ metadata: { name: books-headers, namespace: shop }
 spec:
   parentRefs: [{ group: core, kind: Service, name: books }]
   rules:
+  - matches: [{ path: { type: PathPrefix, value: /old } }]
+    filters:
+    - type: RequestRedirect
+      requestRedirect:
+        hostname: books.example.com
+        path: { type: ReplacePrefixMatch, replacePrefixMatch: /new }
+        statusCode: 301
   - filters:
     - type: RequestHeaderModifier
       requestHeaderModifier:
@@ -487,14 +494,30 @@ spec:
     - type: ResponseHeaderModifier
       responseHeaderModifier:
         add: [{ name: x-served-by, value: mesh }]
-    - type: RequestRedirect
-      requestRedirect: { hostname: books.example.com }
+    - type: RequestMirror
+      requestMirror: { backendRef: { name: books-shadow, port: 80 } }
+    - type: URLRewrite
+      urlRewrite: { hostname: books.internal }
+    - type: ExtensionRef
+      extensionRef: { group: example.com, kind: Filter, name: audit }
 "#;
 
 #[test]
-fn header_filters_are_read_and_a_redirect_warns() {
+fn header_filters_and_a_redirect_are_read_and_other_filters_warn() {
     let loaded = load(FILTERED_ROUTE);
-    let route = &loaded.service("books", Some("shop")).unwrap().routes[0];
+    let service = loaded.service("books", Some("shop")).unwrap();
+    let redirect = service.redirect(0).expect("the first rule redirects");
+    assert_eq!(redirect.status(), 301);
+    let uri = "/old/list?page=2".parse().unwrap();
+    let mut host = http::HeaderMap::new();
+    host.insert("host", "books.shop:8080".parse().unwrap());
+    assert_eq!(
+        redirect.location(&uri, &host),
+        "http://books.example.com:8080/new/list?page=2"
+    );
+    assert!(service.redirect(1).is_none());
+
+    let route = &service.routes[1];
     let mut headers = http::HeaderMap::new();
     headers.insert("x-env", "prod".parse().unwrap());
     headers.insert("x-tag", "a".parse().unwrap());
@@ -508,11 +531,18 @@ fn header_filters_are_read_and_a_redirect_warns() {
     assert_eq!(response["x-served-by"], "mesh");
 
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    let warning = |j: usize, kind: &str| {
+        format!(
+            "test.yaml: document 1 (HTTPRoute books-headers): spec.rules[1].filters[{j}]: \
+             {kind} filters are not supported; the rule applies without it"
+        )
+    };
     assert_eq!(
         warnings,
         [
-            "test.yaml: document 1 (HTTPRoute books-headers): spec.rules[0].filters[2]: \
-          RequestRedirect filters are not supported; the rule applies without it"
+            warning(2, "RequestMirror"),
+            warning(3, "URLRewrite"),
+            warning(4, "ExtensionRef")
         ]
     );
 
@@ -520,7 +550,35 @@ fn header_filters_are_read_and_a_redirect_warns() {
     assert_eq!(kind, ResourceErrorKind::InvalidValue);
     assert!(
         message.contains(
-            "spec.rules[0].filters[0].requestHeaderModifier.add[0].name: \"x tag\" is not a valid header name"
+            "spec.rules[1].filters[0].requestHeaderModifier.add[0].name: \"x tag\" is not a valid header name"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn redirects_that_cannot_be_applied_are_errors_naming_the_field() {
+    let (message, kind) =
+        error(&FILTERED_ROUTE.replace("type: PathPrefix, value: /old", "type: Exact, value: /old"));
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert!(
+        message.contains(
+            "spec.rules[0].filters[0].requestRedirect.path: ReplacePrefixMatch needs the rule to have exactly one match, with a PathPrefix path"
+        ),
+        "{message}"
+    );
+    let (message, _) = error(&FILTERED_ROUTE.replace("statusCode: 301", "statusCode: 304"));
+    assert!(
+        message.contains("spec.rules[0].filters[0].requestRedirect.statusCode: status code 304"),
+        "{message}"
+    );
+    let (message, _) = error(&FILTERED_ROUTE.replace(
+        "        statusCode: 301\n",
+        "        statusCode: 301\n    backendRefs: [{ name: books, port: 80 }]\n",
+    ));
+    assert!(
+        message.contains(
+            "spec.rules[0].backendRefs: a rule with a RequestRedirect filter answers itself"
         ),
         "{message}"
     );

@@ -8,7 +8,7 @@ use mesh_core::{
         DocumentContext, GatewayDuration, HttpRoute, HttpRouteFilter, HttpRouteRule, ResourceError,
         ResourceErrorKind,
     },
-    route::HeaderEdit,
+    route::Redirect,
 };
 use serde::Deserialize;
 
@@ -59,14 +59,14 @@ impl GuideRetries {
     }
 }
 
-/// Every rule of `route` as a policy, in order, with warnings for what the
-/// rules hold that is not applied.
+/// Every rule of `route` as a policy, in order, each with its redirect,
+/// with warnings for what the rules hold that is not applied.
 pub(super) fn rule_policies(
     route: &HttpRoute,
     guide: &GuideRetries,
     context: &DocumentContext<'_>,
     warnings: &mut Vec<ConfigWarning>,
-) -> Result<Vec<RouteRetryPolicy>, ResourceError> {
+) -> Result<Vec<(RouteRetryPolicy, Option<Redirect>)>, ResourceError> {
     let annotations = LinkerdAnnotations::parse(&route.metadata.annotations).map_err(|e| {
         context.error(
             ResourceErrorKind::InvalidValue,
@@ -90,17 +90,21 @@ pub(super) fn rule_policies(
         .enumerate()
         .map(|(i, (rule, matches))| {
             let at = format!("spec.rules[{i}]");
-            let (request_headers, response_headers) = header_filters(rule, context, &at, warnings)?;
+            let filters = rule
+                .route_filters(&matches)
+                .map_err(|e| context.filter_error(e.within(&at)))?;
+            warn_unsupported_filters(rule, context, &at, warnings);
             let name = rule.name.as_deref().unwrap_or(&route.metadata.name);
-            Ok(RouteRetryPolicy {
+            let policy = RouteRetryPolicy {
                 name: name.into(),
                 matches,
                 retry: retry_policy(rule, guide.rule(i), &annotations, context, &at)?,
                 timeouts: timeouts(rule, guide.rule(i), &annotations),
                 backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
-                request_headers,
-                response_headers,
-            })
+                request_headers: filters.request_headers,
+                response_headers: filters.response_headers,
+            };
+            Ok((policy, filters.redirect))
         })
         .collect()
 }
@@ -162,42 +166,23 @@ fn retry_policy(
     Ok(policy)
 }
 
-/// The rule's header filters, parsed: its `RequestHeaderModifier`s and its
-/// `ResponseHeaderModifier`s, each in order. Other filters are not applied
-/// on outbound routes, and warn.
-fn header_filters(
+/// Warns about each filter of the rule that outbound routes do not apply:
+/// any but the header modifiers and `RequestRedirect`.
+fn warn_unsupported_filters(
     rule: &HttpRouteRule,
     context: &DocumentContext<'_>,
     at: &str,
     warnings: &mut Vec<ConfigWarning>,
-) -> Result<(HeaderEdit, HeaderEdit), ResourceError> {
-    let (mut request, mut response) = (HeaderEdit::default(), HeaderEdit::default());
+) {
     for (j, filter) in rule.filters.iter().enumerate() {
-        let at = format!("{at}.filters[{j}]");
-        let edit = |modifier, field: &str| {
-            HeaderEdit::new(modifier).map_err(|e| {
-                let path = format!("{at}.{field}.{}", e.field);
-                context.error(ResourceErrorKind::InvalidValue, &path, e.message)
-            })
-        };
-        match filter {
-            HttpRouteFilter::RequestHeaderModifier(m) => {
-                request = request.then(edit(m, "requestHeaderModifier")?);
-            }
-            HttpRouteFilter::ResponseHeaderModifier(m) => {
-                response = response.then(edit(m, "responseHeaderModifier")?);
-            }
-            other => warnings.push(ConfigWarning::new(
+        if let HttpRouteFilter::Unsupported { type_name } = filter {
+            warnings.push(ConfigWarning::new(
                 context,
-                at,
-                format!(
-                    "{} filters are not supported; the rule applies without it",
-                    other.type_name()
-                ),
-            )),
+                format!("{at}.filters[{j}]"),
+                format!("{type_name} filters are not supported; the rule applies without it"),
+            ));
         }
     }
-    Ok((request, response))
 }
 
 /// The rule's `backendRefs`, checked: each a `Service`, each weight within

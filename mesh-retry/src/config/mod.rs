@@ -11,8 +11,11 @@
 //!   [annotations](LinkerdAnnotations) on the route; and the non-standard
 //!   `retries: {numRetries, timeout}` that some guides write, read as
 //!   `retry.attempts` and `timeouts.backendRequest`. A rule's own fields win
-//!   over the route's annotations. Filters of types that are not supported,
-//!   such as `RequestMirror`, are named in a [`ConfigWarning`].
+//!   over the route's annotations. A rule's `RequestHeaderModifier` and
+//!   `ResponseHeaderModifier` become the route's header edits, and its
+//!   `RequestRedirect` the route's redirect ([`ServiceRetryPolicy::redirect`]).
+//!   Filters of types that are not supported, such as `RequestMirror`,
+//!   `URLRewrite` or `ExtensionRef`, are named in a [`ConfigWarning`].
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`.
@@ -41,7 +44,7 @@ use mesh_core::{
     resource::{
         DocumentContext, Documents, GrpcRoute, HttpRoute, ResourceError, ResourceErrorKind,
     },
-    route::{HeaderEdit, RouteMatch},
+    route::{HeaderEdit, Redirect, RouteMatch},
 };
 
 use crate::{BudgetConfig, RetryPolicy, Timeouts};
@@ -132,6 +135,23 @@ pub struct ServiceRetryPolicy {
     pub budget: BudgetConfig,
     /// The routes, in the order they are matched.
     pub routes: Vec<RouteRetryPolicy>,
+    /// The redirects of its routes that answer with one (an `HTTPRoute`
+    /// rule's `RequestRedirect`), in route order; look one up with
+    /// [`redirect`](Self::redirect). A route with a redirect answers each
+    /// of its requests with it, and never forwards or retries them.
+    ///
+    /// They are kept beside the routes rather than in
+    /// [`RouteRetryPolicy`], whose fields its users write out in full.
+    pub redirects: Vec<RouteRedirect>,
+}
+
+/// The redirect of one of a service's routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRedirect {
+    /// The route, as an index into [`ServiceRetryPolicy::routes`].
+    pub route: usize,
+    /// Its redirect.
+    pub redirect: Redirect,
 }
 
 impl ServiceRetryPolicy {
@@ -141,7 +161,18 @@ impl ServiceRetryPolicy {
             namespace,
             budget: BudgetConfig::default(),
             routes: Vec::new(),
+            redirects: Vec::new(),
         }
+    }
+
+    /// The redirect of route `index` (of [`routes`](Self::routes)), if it
+    /// has one.
+    pub fn redirect(&self, index: usize) -> Option<&Redirect> {
+        self.redirects
+            .binary_search_by_key(&index, |r| r.route)
+            .ok()
+            .and_then(|i| self.redirects.get(i))
+            .map(|r| &r.redirect)
     }
 
     /// The first route `req` is on, if any. A request on no route is not
@@ -296,10 +327,16 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             }
             let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
             for (name, namespace) in parents {
-                loaded
-                    .service_mut(&name, namespace.as_deref())
-                    .routes
-                    .extend(rules.iter().cloned());
+                let service = loaded.service_mut(&name, namespace.as_deref());
+                for (policy, redirect) in &rules {
+                    if let Some(redirect) = redirect {
+                        service.redirects.push(RouteRedirect {
+                            route: service.routes.len(),
+                            redirect: redirect.clone(),
+                        });
+                    }
+                    service.routes.push(policy.clone());
+                }
             }
         } else if document.is::<ServiceProfile>() {
             let parsed = document.read::<ServiceProfile>()?;

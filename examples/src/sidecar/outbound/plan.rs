@@ -1,12 +1,17 @@
 //! The outbound routes, planned from the policy resources: what each
 //! service's routes match, how they retry and time out, how they edit
-//! headers and where they send their requests. Planned once at start, and
+//! headers, whether they answer with a redirect, and where they send their
+//! requests. Planned once at start, and
 //! again on every reload of the policy files; the runtimes then build their
 //! stacks from the plan (see [`Outbound`](super::Outbound)).
 
 use std::sync::Arc;
 
-use mesh_core::{RouteId, labels::DstService, route::EditHeadersLayer, route::RouteMatch};
+use mesh_core::{
+    RouteId,
+    labels::DstService,
+    route::{EditHeadersLayer, Redirect, RouteMatch},
+};
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
     config::{RetryResources, ServiceRetryPolicy},
@@ -52,8 +57,9 @@ pub(super) struct RoutePlan {
     pub(super) id: RouteId,
     pub(super) matches: Box<[RouteMatch]>,
     pub(super) layer: RouteStackLayer,
-    /// The route's header filters, outside its retries: every attempt
-    /// carries the edited request.
+    /// The route's filters, outside its retries: every attempt carries
+    /// the edited request; a route with a `RequestRedirect` answers with
+    /// it there, and its requests go no further.
     pub(super) edits: EditHeadersLayer,
     /// The services its requests go to (indexes into `outbound.services`)
     /// and their weights; empty for the service the route belongs to.
@@ -112,21 +118,26 @@ impl Planner {
                 .filter(|kept| *kept.config() == budget)
                 .unwrap_or_else(|| Arc::new(Budget::new(budget)));
             let name = service.name.as_str();
-            let plan = |policy: &RouteRetryPolicy, backends: Vec<(usize, u32)>| RoutePlan {
+            let plan = |policy: &RouteRetryPolicy,
+                        backends: Vec<(usize, u32)>,
+                        redirect: Option<&Redirect>| RoutePlan {
                 id: RouteId::new(policy.name.clone()),
                 matches: policy.matches.clone().into(),
                 layer: policy.layer_with_metrics(budget.clone(), &self.metrics, name),
                 edits: EditHeadersLayer::new(
                     policy.request_headers.clone(),
                     policy.response_headers.clone(),
-                ),
+                )
+                .with_redirect(redirect.cloned()),
                 backends,
             };
+            let redirect = |index| from_resources.and_then(|r| r.redirect(index));
             let routes: Vec<RoutePlan> = routes_of(service)
                 .unwrap_or_default()
                 .iter()
                 .zip(backends)
-                .map(|(policy, backends)| plan(policy, backends))
+                .enumerate()
+                .map(|(index, (policy, backends))| plan(policy, backends, redirect(index)))
                 .collect();
             if !routes.is_empty() {
                 tracing::info!(
@@ -135,7 +146,7 @@ impl Planner {
                     "outbound routes"
                 );
             }
-            let fallback = plan(&fallback(service), Vec::new());
+            let fallback = plan(&fallback(service), Vec::new(), None);
             services.push(ServicePlan {
                 name: service.name.clone(),
                 dst: DstService(Arc::from(name)),
