@@ -107,16 +107,18 @@ where
                 // than the caller reads) never waits, so no timer would
                 // see its deadline pass: read the clock. Not for a frame
                 // that ends the body, which the deadline would not cut
-                // short, so a one-frame body reads no clock.
-                Some(Ok(_))
-                    if this.deadline.is_some_and(|deadline| {
-                        !this
-                            .inner
-                            .as_ref()
-                            .as_pin_ref()
-                            .is_none_or(|b| b.is_end_stream())
-                            && Instant::now() >= deadline
-                    }) =>
+                // short (trailers, or data the body says is its last), so
+                // a one-frame body reads no clock.
+                Some(Ok(f))
+                    if f.is_data()
+                        && this.deadline.is_some_and(|deadline| {
+                            !this
+                                .inner
+                                .as_ref()
+                                .as_pin_ref()
+                                .is_none_or(|b| b.is_end_stream())
+                                && Instant::now() >= deadline
+                        }) =>
                 {
                     return expire(this, Timeout::Request);
                 }

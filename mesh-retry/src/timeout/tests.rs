@@ -340,3 +340,40 @@ async fn a_body_read_at_once_within_its_deadline_is_whole() {
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(bytes.len(), 500);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_trailers_that_end_a_slow_read_grpc_stream_are_not_replaced() {
+    let svc = RequestTimeoutLayer::new(timeouts(Some(1000), None, None)).layer(service_fn(
+        |_: Request<BoxBody>| async {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            let frames = [
+                Ok::<_, BoxError>(Frame::data(Bytes::from("message"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            // A stream body never says it has ended before it returns `None`.
+            let body = boxed(StreamBody::new(futures_util::stream::iter(frames)));
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(body)
+                    .unwrap(),
+            )
+        },
+    ));
+    let res = svc.oneshot(grpc_request()).await.unwrap();
+    let mut body = std::pin::pin!(res.into_body());
+    body.frame().await.unwrap().unwrap();
+    sleep(Duration::from_secs(2)).await;
+    let trailers = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_trailers()
+        .unwrap();
+    assert_eq!(
+        trailers["grpc-status"], "0",
+        "the upstream's status, complete"
+    );
+}
