@@ -188,7 +188,7 @@ async fn twenty_thousand_route_names_stay_within_the_cap_plus_one_overflow_serie
     assert_eq!(series("request_total{"), 10_001);
     assert_eq!(series("response_total{"), 10_001);
     assert_eq!(series("response_latency_ms_count{"), 10_001);
-    assert!(text.contains("request_total{overflow=\"true\"} 10000\n"));
+    assert!(text.contains("request_total{direction=\"inbound\",overflow=\"true\"} 10000\n"));
     assert!(text.contains("http_series_overflow_total{family=\"request_total\"} 10000\n"));
     // Totals stay right: every request is somewhere.
     let total: u64 = text
@@ -219,7 +219,7 @@ async fn the_series_limit_is_configurable() {
             .count(),
         4
     );
-    assert!(text.contains("request_total{overflow=\"true\"} 7\n"));
+    assert!(text.contains("request_total{direction=\"inbound\",overflow=\"true\"} 7\n"));
 }
 
 #[tokio::test]

@@ -5,10 +5,15 @@
 //! time-series database falls over (linkerd2 #1378). Our label values come
 //! from closed sets, but a closed set can still be large (ten thousand
 //! configured routes times a few hundred peers), so every family also has a
-//! hard cap. Past it, new label sets fold into one series labelled
+//! hard cap. Past it, new label sets fold into an overflow series labelled
 //! `overflow="true"`, and a counter records each observation that was
-//! folded. Totals stay right (sums over the family include the overflow
-//! series); only the breakdown is lost, and the fold counter says so.
+//! folded. The overflow series keeps the few labels of a folded set that
+//! come from tiny closed sets and that every query selects by ([`Fold`]):
+//! the direction, and for responses the classification. So totals stay
+//! right, not only for a sum over the whole family but for
+//! `direction="inbound"` success rates and RPS, as `linkerd viz stat`,
+//! Linkerd's dashboards and our own views compute them; only the breakdown
+//! by route, peer and the like is lost, and the fold counter says so.
 //!
 //! prometheus-client's own `Family` encodes in hash-map order; this one keeps
 //! its series in a `BTreeMap`, so the exposition is sorted and stable, which
@@ -19,19 +24,36 @@ pub(crate) mod cache;
 use std::{
     collections::BTreeMap,
     fmt,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder},
+    encoding::{EncodeLabelSet, EncodeMetric, LabelSetEncoder, MetricEncoder},
     metrics::{MetricType, TypedMetric, counter::Counter},
 };
 
-/// The label set of the overflow series.
+/// The label that marks an overflow series.
 const OVERFLOW_LABELS: [(&str, &str); 1] = [("overflow", "true")];
+
+/// What the overflow series of a family keeps of the label sets it folds.
+pub(crate) trait Fold {
+    /// The kept labels: values from closed sets of a handful each, so that
+    /// a family never holds more than a few overflow series.
+    type Kept: Ord + Clone + EncodeLabelSet;
+
+    /// The kept labels of this label set.
+    fn kept(&self) -> Self::Kept;
+}
+
+/// The labels of an overflow series: the kept ones, then `overflow="true"`.
+struct OverflowLabels<'a, K>(&'a K);
+
+impl<K: EncodeLabelSet> EncodeLabelSet for OverflowLabels<'_, K> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), fmt::Error> {
+        self.0.encode(encoder)?;
+        OVERFLOW_LABELS.encode(encoder)
+    }
+}
 
 /// A handle found in a [`Family`], and whether it is the overflow series.
 pub(crate) struct Series<M> {
@@ -40,20 +62,25 @@ pub(crate) struct Series<M> {
 }
 
 /// A capped, sorted metric family. Cloning shares the series.
-pub(crate) struct Family<L, M> {
+pub(crate) struct Family<L: Fold, M> {
     inner: Arc<Inner<L, M>>,
 }
 
-struct Inner<L, M> {
-    series: Mutex<BTreeMap<L, M>>,
+struct Inner<L: Fold, M> {
+    series: Mutex<Maps<L, M>>,
     limit: usize,
     make: fn() -> M,
-    overflow: M,
-    overflowed: AtomicBool,
     folds: Counter,
 }
 
-impl<L, M> Clone for Family<L, M> {
+/// The series of a family: at most `limit` of them, and the overflow
+/// series, created as folds need them.
+struct Maps<L: Fold, M> {
+    series: BTreeMap<L, M>,
+    overflow: BTreeMap<L::Kept, M>,
+}
+
+impl<L: Fold, M> Clone for Family<L, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -61,7 +88,7 @@ impl<L, M> Clone for Family<L, M> {
     }
 }
 
-impl<L, M> fmt::Debug for Family<L, M> {
+impl<L: Fold, M> fmt::Debug for Family<L, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Family")
             .field("limit", &self.inner.limit)
@@ -70,17 +97,18 @@ impl<L, M> fmt::Debug for Family<L, M> {
     }
 }
 
-impl<L: Ord + Clone, M: Clone> Family<L, M> {
+impl<L: Fold + Ord + Clone, M: Clone> Family<L, M> {
     /// A family of at most `limit` series (plus the overflow series), each
     /// made by `make`.
     pub(crate) fn new(limit: usize, make: fn() -> M) -> Self {
         Self {
             inner: Arc::new(Inner {
-                series: Mutex::new(BTreeMap::new()),
+                series: Mutex::new(Maps {
+                    series: BTreeMap::new(),
+                    overflow: BTreeMap::new(),
+                }),
                 limit,
                 make,
-                overflow: make(),
-                overflowed: AtomicBool::new(false),
                 folds: Counter::default(),
             }),
         }
@@ -94,25 +122,29 @@ impl<L: Ord + Clone, M: Clone> Family<L, M> {
             .series
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(m) = series.get(labels) {
+        if let Some(m) = series.series.get(labels) {
             return Series {
                 metric: m.clone(),
                 folded: false,
             };
         }
-        if series.len() < self.inner.limit {
+        if series.series.len() < self.inner.limit {
             let m = (self.inner.make)();
-            series.insert(labels.clone(), m.clone());
+            series.series.insert(labels.clone(), m.clone());
             return Series {
                 metric: m,
                 folded: false,
             };
         }
+        let metric = series
+            .overflow
+            .entry(labels.kept())
+            .or_insert_with(self.inner.make)
+            .clone();
         drop(series);
-        self.inner.overflowed.store(true, Ordering::Relaxed);
         self.inner.folds.inc();
         Series {
-            metric: self.inner.overflow.clone(),
+            metric,
             folded: true,
         }
     }
@@ -125,34 +157,34 @@ impl<L: Ord + Clone, M: Clone> Family<L, M> {
     /// How many series the family holds, the overflow series excluded.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.inner.series.lock().map(|s| s.len()).unwrap_or(0)
+        self.inner
+            .series
+            .lock()
+            .map(|s| s.series.len())
+            .unwrap_or(0)
     }
 }
 
-impl<L, M: TypedMetric> TypedMetric for Family<L, M> {
+impl<L: Fold, M: TypedMetric> TypedMetric for Family<L, M> {
     const TYPE: MetricType = M::TYPE;
 }
 
 impl<L, M> EncodeMetric for Family<L, M>
 where
-    L: EncodeLabelSet,
+    L: Fold + EncodeLabelSet,
     M: EncodeMetric + TypedMetric,
 {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
-        {
-            let series = self
-                .inner
-                .series
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for (labels, metric) in series.iter() {
-                metric.encode(encoder.encode_family(labels)?)?;
-            }
+        let series = self
+            .inner
+            .series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (labels, metric) in &series.series {
+            metric.encode(encoder.encode_family(labels)?)?;
         }
-        if self.inner.overflowed.load(Ordering::Relaxed) {
-            self.inner
-                .overflow
-                .encode(encoder.encode_family(&OVERFLOW_LABELS)?)?;
+        for (kept, metric) in &series.overflow {
+            metric.encode(encoder.encode_family(&OverflowLabels(kept))?)?;
         }
         Ok(())
     }
@@ -197,27 +229,41 @@ mod tests {
 
     use super::*;
 
+    /// Test labels: the overflow keeps `kind`, and folds the rest.
+    impl Fold for Vec<(String, String)> {
+        type Kept = Vec<(String, String)>;
+
+        fn kept(&self) -> Self::Kept {
+            self.iter().filter(|(k, _)| k == "kind").cloned().collect()
+        }
+    }
+
+    fn hit(kind: &str, route: &str) -> Vec<(String, String)> {
+        vec![("kind".into(), kind.into()), ("route".into(), route.into())]
+    }
+
     #[test]
-    fn past_the_limit_new_label_sets_fold_into_one_overflow_series() {
+    fn past_the_limit_new_label_sets_fold_into_an_overflow_series_per_kept_labels() {
         let family = Family::<Vec<(String, String)>, Counter>::new(2, Counter::default);
         let mut registry = Registry::default();
         registry.register("hits", "Hits", family.clone());
-        for route in ["b", "a", "c", "d", "a"] {
-            let s = family.get_or_create(&vec![("route".into(), route.into())]);
-            s.metric.inc();
+        for (kind, route) in [("x", "b"), ("x", "a"), ("x", "c"), ("y", "d"), ("x", "e")] {
+            family.get_or_create(&hit(kind, route)).metric.inc();
         }
+        family.get_or_create(&hit("x", "a")).metric.inc();
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert_eq!(
             text,
             "# HELP hits Hits.\n\
              # TYPE hits counter\n\
-             hits_total{route=\"a\"} 2\n\
-             hits_total{route=\"b\"} 1\n\
-             hits_total{overflow=\"true\"} 2\n\
+             hits_total{kind=\"x\",route=\"a\"} 2\n\
+             hits_total{kind=\"x\",route=\"b\"} 1\n\
+             hits_total{kind=\"x\",overflow=\"true\"} 2\n\
+             hits_total{kind=\"y\",overflow=\"true\"} 1\n\
              # EOF\n"
         );
-        assert_eq!(family.folds().get(), 2);
+        assert_eq!(family.folds().get(), 3);
         assert_eq!(family.len(), 2);
     }
 }

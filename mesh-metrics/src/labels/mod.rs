@@ -10,6 +10,8 @@
 //! extensions without cloning anything; the handle caches hash and compare
 //! views, so only a new label set pays for owned strings.
 
+mod fold;
+
 use std::{fmt::Write as _, sync::Arc};
 
 use mesh_core::conn::{NoTlsReason, Tls};
@@ -265,12 +267,7 @@ impl EncodeLabelSet for ResponseLabels {
         if let Some(code) = self.key.grpc_status {
             ("grpc_status", code).encode(enc.encode_label())?;
         }
-        let class = if self.key.success {
-            "success"
-        } else {
-            "failure"
-        };
-        label(enc, "classification", class)?;
+        label(enc, "classification", classification(self.key.success))?;
         if let Some(error) = self.key.error {
             label(enc, "error", error)?;
         }
@@ -301,6 +298,16 @@ pub(crate) enum Peer {
     Dst,
 }
 
+impl Peer {
+    /// `src` or `dst`.
+    pub(crate) fn as_label(self) -> &'static str {
+        match self {
+            Self::Src => "src",
+            Self::Dst => "dst",
+        }
+    }
+}
+
 /// The labels of a connection's series.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct TcpLabels {
@@ -312,11 +319,7 @@ pub(crate) struct TcpLabels {
 impl EncodeLabelSet for TcpLabels {
     fn encode(&self, enc: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
         label(enc, "direction", self.direction.as_label())?;
-        let peer = match self.peer {
-            Peer::Src => "src",
-            Peer::Dst => "dst",
-        };
-        label(enc, "peer", peer)?;
+        label(enc, "peer", self.peer.as_label())?;
         self.tls.encode(self.direction, enc)
     }
 }
@@ -336,8 +339,13 @@ impl EncodeLabelSet for CloseLabels {
     }
 }
 
+/// The `classification` label of a response.
+pub(crate) fn classification(success: bool) -> &'static str {
+    if success { "success" } else { "failure" }
+}
+
 /// Writes one label, escaping its value as OpenMetrics requires.
-fn label(enc: &mut LabelSetEncoder<'_>, name: &str, value: &str) -> std::fmt::Result {
+pub(crate) fn label(enc: &mut LabelSetEncoder<'_>, name: &str, value: &str) -> std::fmt::Result {
     (name, Escaped(value)).encode(enc.encode_label())
 }
 

@@ -1,0 +1,123 @@
+//! What the overflow series keep: the direction, and for responses the
+//! classification, so that views and queries that select by them (as
+//! `linkerd viz stat` and every Linkerd dashboard does) still count
+//! folded traffic.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{convert::Infallible, num::NonZeroUsize, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use mesh_core::route::RouteId;
+use mesh_metrics::{
+    Direction, HttpMetrics, MetricsConfig, MetricsLayer,
+    query::{Delta, Scrape, Target, stat::stat_rows},
+};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tower::{Layer, ServiceExt, service_fn};
+
+#[tokio::test]
+async fn folded_traffic_still_counts_in_its_direction_and_classification() {
+    let mut registry = Registry::default();
+    let config = MetricsConfig::default().with_series_limit(NonZeroUsize::new(2).unwrap());
+    let metrics = HttpMetrics::register_with(&mut registry, config);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|req: Request<()>| async move {
+        let mut res = Response::new(Full::<Bytes>::default());
+        if req.uri().path() == "/fail" {
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        Ok::<_, Infallible>(res)
+    }));
+    // Ten routes, of which the last fails: eight of them fold.
+    for i in 0..10 {
+        let path = if i == 9 { "/fail" } else { "/" };
+        let mut req = Request::get(path).body(()).unwrap();
+        req.extensions_mut().insert(RouteId::new(format!("r{i}")));
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("request_total{direction=\"inbound\",overflow=\"true\"} 8\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "response_total{direction=\"inbound\",classification=\"success\",overflow=\"true\"} 7\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "response_total{direction=\"inbound\",classification=\"failure\",overflow=\"true\"} 1\n"
+        ),
+        "{text}"
+    );
+
+    // `stat` sees every response, folded or not.
+    let after = Scrape::parse(&text).unwrap();
+    let window = Duration::from_secs(10);
+    let delta = Delta::between(&Scrape::default(), &after, window);
+    let targets = Target::parse_list("web=a:1").unwrap();
+    let rows = stat_rows(&targets, &[Some(delta)], Direction::Inbound);
+    assert_eq!(rows[0].golden.rps, 1.0, "{rows:?}");
+    assert_eq!(rows[0].golden.success, Some(0.9), "{rows:?}");
+    // Every latency was observed, folded or not.
+    assert!(rows[0].golden.latency_ms_p50.is_some());
+}
+
+#[tokio::test]
+async fn folded_connections_keep_their_direction_and_peer() {
+    use mesh_core::{
+        client::ClientConfig,
+        conn::{NoTlsReason, Tls},
+    };
+    use mesh_metrics::{TcpConnect, TcpMetrics};
+    use tower::Service;
+
+    let mut registry = Registry::default();
+    let config = MetricsConfig::default().with_series_limit(NonZeroUsize::new(1).unwrap());
+    let tcp = TcpMetrics::register_with(&mut registry, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::Disabled),
+        ClientConfig::default().http_connector(),
+    );
+    let mut folded = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
+        ClientConfig::default().http_connector(),
+    );
+    drop(first);
+    let io = folded
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("tcp_open_total{direction=\"outbound\",peer=\"dst\",overflow=\"true\"} 1\n"),
+        "{text}"
+    );
+    drop(io);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(
+            "tcp_close_total{direction=\"outbound\",peer=\"dst\",errno=\"\",overflow=\"true\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tcp_open_connections{direction=\"outbound\",peer=\"dst\",overflow=\"true\"} 0\n"
+        ),
+        "{text}"
+    );
+}
