@@ -176,20 +176,24 @@ where
             self.count(RouteRetryMetrics::deadline_exceeded);
             return Decision::Return;
         }
+        // The budget before the head: during an outage the budget refuses
+        // nearly every retry, and a refusal must not pay for rebuilding a
+        // head it will not send.
+        if !self.shared().budget.withdraw_at(now) {
+            self.count(RouteRetryMetrics::budget_exhausted);
+            return Decision::Return;
+        }
         let Some(next) = self
             .head
             .as_ref()
             .and_then(|h| h.request(self.attempts + 1))
         else {
             // A copy of a valid head always parses back; should it not,
-            // the caller keeps the response it has.
+            // the caller keeps the response it has (and the budget is a
+            // retry short until the withdrawal expires).
             tracing::warn!("the request's head could not be rebuilt for a retry");
             return Decision::Return;
         };
-        if !self.shared().budget.withdraw_at(now) {
-            self.count(RouteRetryMetrics::budget_exhausted);
-            return Decision::Return;
-        }
         self.next = Some(Box::new(next));
         tracing::debug!(attempt = self.attempts + 1, ?delay, "retrying request");
         Decision::Retry { delay, now }
