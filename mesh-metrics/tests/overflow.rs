@@ -81,7 +81,7 @@ async fn folded_connections_keep_their_direction_and_peer() {
     let tcp = TcpMetrics::register_with(&mut registry, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let first = TcpConnect::outbound(
+    let mut first = TcpConnect::outbound(
         &tcp,
         &Tls::Plaintext(NoTlsReason::Disabled),
         ClientConfig::default().http_connector(),
@@ -91,18 +91,25 @@ async fn folded_connections_keep_their_direction_and_peer() {
         &Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
         ClientConfig::default().http_connector(),
     );
-    drop(first);
-    let io = folded
-        .ready()
-        .await
-        .unwrap()
-        .call(format!("http://{addr}").parse().unwrap())
-        .await
-        .unwrap();
+    // The first label set takes the one series each family has room for.
+    let uri = format!("http://{addr}").parse().unwrap();
+    drop(first.ready().await.unwrap().call(uri).await.unwrap());
+    let mut ios = Vec::new();
+    for _ in 0..2 {
+        let uri = format!("http://{addr}").parse().unwrap();
+        ios.push(folded.ready().await.unwrap().call(uri).await.unwrap());
+    }
+    let io = ios.pop().unwrap();
+    drop(ios);
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     assert!(
-        text.contains("tcp_open_total{direction=\"outbound\",peer=\"dst\",overflow=\"true\"} 1\n"),
+        text.contains("tcp_open_total{direction=\"outbound\",peer=\"dst\",overflow=\"true\"} 2\n"),
+        "{text}"
+    );
+    // Each folded connection is a fold, as on the accepting side.
+    assert!(
+        text.contains("tcp_series_overflow_total{family=\"tcp_open_total\"} 2\n"),
         "{text}"
     );
     drop(io);
@@ -110,7 +117,7 @@ async fn folded_connections_keep_their_direction_and_peer() {
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(
-            "tcp_close_total{direction=\"outbound\",peer=\"dst\",errno=\"\",overflow=\"true\"} 1\n"
+            "tcp_close_total{direction=\"outbound\",peer=\"dst\",errno=\"\",overflow=\"true\"} 2\n"
         ),
         "{text}"
     );

@@ -40,7 +40,8 @@ use crate::labels::{Direction, Peer};
 #[derive(Clone, Debug)]
 pub struct TcpConnect<C> {
     inner: C,
-    handles: Arc<ConnHandles>,
+    metrics: TcpMetrics,
+    tls: Tls,
 }
 
 impl<C> TcpConnect<C> {
@@ -50,7 +51,8 @@ impl<C> TcpConnect<C> {
     pub fn outbound(metrics: &TcpMetrics, tls: &Tls, inner: C) -> Self {
         Self {
             inner,
-            handles: metrics.conn(Direction::Outbound, Peer::Dst, tls),
+            metrics: metrics.clone(),
+            tls: tls.clone(),
         }
     }
 }
@@ -68,9 +70,13 @@ where
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
+        // Found again for each connection (a lock-free lookup once the
+        // labels have series): a label set folded into the overflow series
+        // is then counted as a fold per connection, as on the server side.
+        let handles = self.metrics.conn(Direction::Outbound, Peer::Dst, &self.tls);
         ConnectFuture {
             inner: self.inner.call(uri),
-            handles: self.handles.clone(),
+            handles,
         }
     }
 }
