@@ -71,6 +71,16 @@
 //! cargo run --release --example sidecar -- routes --admin 127.0.0.1:4191 --to emoji -o json
 //! cargo run --release --example sidecar -- top --admin 127.0.0.1:4191
 //! ```
+//!
+//! `tap` shows the requests themselves as they pass, like `linkerd viz
+//! tap`:
+//!
+//! ```text
+//! cargo run --release --example sidecar -- tap --admin 127.0.0.1:4191 --path /api
+//! req id=0 proxy=in  src=127.0.0.1:50412 dst=127.0.0.1:4143 tls=true :method=GET :authority=web :path=/api/list
+//! rsp id=0 proxy=in  src=127.0.0.1:50412 dst=127.0.0.1:4143 tls=true :status=200 latency=812µs
+//! end id=0 proxy=in  src=127.0.0.1:50412 dst=127.0.0.1:4143 tls=true duration=41µs response-length=2161B
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
@@ -182,6 +192,34 @@ enum Command {
         #[arg(long)]
         frames: Option<std::num::NonZeroUsize>,
     },
+    /// Watch live requests through a sidecar, a line per event, like
+    /// `linkerd viz tap`.
+    Tap {
+        /// The admin server, `ADDR`.
+        #[arg(long)]
+        admin: String,
+        /// Only requests on this side: `inbound` or `outbound`.
+        #[arg(long)]
+        direction: Option<String>,
+        /// Only requests with this method.
+        #[arg(long)]
+        method: Option<String>,
+        /// Only requests for this authority.
+        #[arg(long)]
+        authority: Option<String>,
+        /// Only requests whose path starts with this.
+        #[arg(long)]
+        path: Option<String>,
+        /// At most this many requests a second.
+        #[arg(long, default_value_t = mesh_metrics::tap::DEFAULT_MAX_RPS)]
+        max_rps: u32,
+        /// `table` (Linkerd's lines) or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Format,
+        /// Stop after this many requests have ended.
+        #[arg(long)]
+        count: Option<std::num::NonZeroUsize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +324,26 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error),
             }
         }
+        Command::Tap {
+            admin,
+            direction,
+            method,
+            authority,
+            path,
+            max_rps,
+            output,
+            count,
+        } => {
+            let filter = match tap_filter(direction, method, authority, path, max_rps) {
+                Ok(filter) => filter,
+                Err(error) => return fail(&error),
+            };
+            let mut out = std::io::stdout();
+            match block_on(views::tap(&mut out, &admin, &filter, output, count)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
         Command::Certs(Certs::Ca { trust_domain, out }) => {
             report(certs::create_ca(&trust_domain, &out))
         }
@@ -296,6 +354,37 @@ fn main() -> ExitCode {
             out,
         }) => report(certs::issue(&ca, &identity, ttl, &out)),
     }
+}
+
+/// The filter the `tap` flags ask for, checked as the admin server would
+/// check its query, so that a mistake is reported before connecting.
+fn tap_filter(
+    direction: Option<String>,
+    method: Option<String>,
+    authority: Option<String>,
+    path: Option<String>,
+    max_rps: u32,
+) -> Result<mesh_metrics::tap::TapFilter, mesh_metrics::tap::InvalidTapQuery> {
+    let mut query = vec![format!("max_rps={max_rps}")];
+    let flags = [
+        ("direction", direction),
+        ("method", method),
+        ("authority", authority),
+        ("path", path),
+    ];
+    for (name, value) in flags {
+        if let Some(value) = value {
+            let value: String = value
+                .bytes()
+                .map(|b| match b {
+                    b'%' | b'&' | b'+' | b'=' | b'#' => format!("%{b:02X}"),
+                    _ => char::from(b).to_string(),
+                })
+                .collect();
+            query.push(format!("{name}={value}"));
+        }
+    }
+    mesh_metrics::tap::TapFilter::from_query(&query.join("&"))
 }
 
 /// Runs a view to completion on a runtime of its own and prints it.

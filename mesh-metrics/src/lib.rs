@@ -17,6 +17,8 @@
 //!   `proxy_build_info`.
 //! - [`query`] reads `/metrics` back and computes what `linkerd viz stat`
 //!   shows.
+//! - [`tap`] streams live requests, one event per line, as `linkerd viz
+//!   tap` does: which requests, which statuses, how long.
 //! - [`dashboard`] polls a set of admin servers once per interval and
 //!   serves a self-contained page (`/dashboard`) and its JSON: workloads
 //!   with sparklines, who calls whom, and each route's retries and
@@ -91,6 +93,7 @@ pub mod http;
 mod labels;
 mod process;
 pub mod query;
+pub mod tap;
 pub mod tcp;
 
 pub use self::{

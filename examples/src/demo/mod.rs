@@ -177,6 +177,7 @@ async fn drive<W: Write>(
              try, with the sidecar CLI (cargo install --path examples --example sidecar):\n\
              \x20 sidecar stat --admin web={web},emoji={emoji},voting={voting}\n\
              \x20 sidecar routes --admin web={web} --to voting\n\
+             \x20 sidecar tap --admin {voting} --path /api/vote\n\
              \x20 sidecar check --config {files}/web.yaml\n\
              \x20 curl -s -H 'host: web' http://{bot}/api/list                    \
              # through vote-bot's sidecar\n\

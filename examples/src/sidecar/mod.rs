@@ -33,6 +33,7 @@
 //! of machine a bare proxy ran about 26 % faster this way than on tokio's
 //! multi-thread runtime (see `shared/REFERENCE.md`).
 
+mod admin;
 pub mod certs;
 pub mod check;
 pub mod config;

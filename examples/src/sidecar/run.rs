@@ -12,6 +12,7 @@ use mesh_metrics::{
     BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics,
     dashboard::{Dashboard, InvalidDashboard},
     register_process_metrics,
+    tap::Tap,
 };
 use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
 use mesh_retry::RetryMetrics;
@@ -19,6 +20,7 @@ use mesh_tls::{AcceptConfig, TlsAccept};
 use prometheus_client::registry::Registry;
 
 use super::{
+    admin::AdminExtras,
     config::{PortProtocol, SidecarConfig},
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics},
@@ -265,12 +267,17 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         .chain(policy.watcher)
         .chain(routes_watcher)
         .collect();
-    if let Some(dashboard) = &config.admin.dashboard {
-        let (service, poller) = Dashboard::new(dashboard.dashboard_config(admin_addr))
-            .map_err(StartError::Dashboard)?;
-        admin_service = admin_service.with_extension(service);
-        background.push(Box::pin(poller.run()));
-    }
+    let dashboard = match &config.admin.dashboard {
+        Some(dashboard) => {
+            let (service, poller) = Dashboard::new(dashboard.dashboard_config(admin_addr))
+                .map_err(StartError::Dashboard)?;
+            background.push(Box::pin(poller.run()));
+            Some(service)
+        }
+        None => None,
+    };
+    let tap = Tap::new();
+    let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
         threads,
         admin: admin_service,
@@ -280,6 +287,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         outbound: outbound_plan,
         inbound_metrics: MetricsLayer::inbound(&http_metrics),
         tcp_metrics,
+        tap,
         client,
         config,
     });

@@ -1,5 +1,6 @@
 //! `sidecar stat`, `sidecar routes` and `sidecar top`: the golden signals
-//! of running sidecars, read from their admin servers.
+//! of running sidecars, read from their admin servers; and `sidecar tap`,
+//! the requests themselves.
 //!
 //! Each scrapes `/metrics` of the admin addresses given, twice a window
 //! apart (or every interval, for `top`), and computes what `linkerd viz
@@ -13,7 +14,10 @@
 
 use std::{fmt, io::Write, num::NonZeroUsize, time::Duration};
 
-use mesh_metrics::query::{self, Format, InvalidTarget, QueryError, Target};
+use mesh_metrics::{
+    query::{self, Format, InvalidTarget, QueryError, Target},
+    tap::{self, TapFilter, WatchError},
+};
 
 /// The window `stat` and `routes` measure over when none is given: 10
 /// seconds.
@@ -27,6 +31,10 @@ pub enum ViewError {
     Targets(InvalidTarget),
     /// No admin server could be scraped, or the view could not be written.
     Query(QueryError),
+    /// The tap could not be opened or read.
+    Tap(WatchError),
+    /// The output could not be written.
+    Write(std::io::Error),
 }
 
 impl fmt::Display for ViewError {
@@ -34,6 +42,8 @@ impl fmt::Display for ViewError {
         match self {
             Self::Targets(_) => f.write_str("--admin: invalid admin address"),
             Self::Query(error) => write!(f, "{error}"),
+            Self::Tap(error) => write!(f, "{error}"),
+            Self::Write(_) => f.write_str("cannot write the output"),
         }
     }
 }
@@ -43,6 +53,8 @@ impl std::error::Error for ViewError {
         match self {
             Self::Targets(error) => Some(error),
             Self::Query(error) => error.source(),
+            Self::Tap(error) => Some(error),
+            Self::Write(error) => Some(error),
         }
     }
 }
@@ -99,4 +111,42 @@ pub async fn top<W: Write>(
     query::top::run(out, &targets(admin)?, interval, format, frames)
         .await
         .map_err(ViewError::Query)
+}
+
+/// `sidecar tap --admin ADDR [--direction D] [--method M] [--authority A]
+/// [--path P] [--max-rps N] [-o json] [--count N]`: writes each event of
+/// the requests `filter` matches to `out` as it happens, a line each, in
+/// `linkerd viz tap`'s format (or as JSON), until `count` requests have
+/// ended (forever when `None`).
+///
+/// # Errors
+///
+/// The tap could not be opened (the admin server's reason is in the
+/// error), or `out` cannot be written.
+pub async fn tap<W: Write>(
+    out: &mut W,
+    admin: &str,
+    filter: &TapFilter,
+    format: Format,
+    count: Option<NonZeroUsize>,
+) -> Result<(), ViewError> {
+    let mut ended = 0;
+    let mut failed = None;
+    tap::watch(admin, filter, |event| {
+        let written = match format {
+            Format::Json => writeln!(out, "{}", event.to_json()),
+            _ => writeln!(out, "{event}"),
+        };
+        if let Err(error) = written.and_then(|()| out.flush()) {
+            failed = Some(error);
+            return false;
+        }
+        if matches!(event.kind, tap::TapEventKind::End { .. }) {
+            ended += 1;
+        }
+        count.is_none_or(|n| ended < n.get())
+    })
+    .await
+    .map_err(ViewError::Tap)?;
+    failed.map_or(Ok(()), |error| Err(ViewError::Write(error)))
 }

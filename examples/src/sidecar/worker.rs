@@ -8,13 +8,17 @@ use mesh_core::{
     client::{Client, ClientConfig},
     serve::{Accept, Protocol, Server, ServerConfig, Shutdown},
 };
-use mesh_metrics::{MetricsLayer, TcpAccept, TcpMetrics};
+use mesh_metrics::{
+    Direction, MetricsLayer, TcpAccept, TcpMetrics,
+    tap::{Tap, TapLayer},
+};
 use mesh_policy::PolicyStore;
 use mesh_tls::TlsAccept;
 use tokio::{
     net::{TcpListener, TcpStream},
     task::JoinSet,
 };
+use tower::Layer;
 
 use super::{
     config::{InboundPort, PortProtocol, SidecarConfig},
@@ -44,6 +48,9 @@ pub(super) struct Shared {
     pub(super) inbound_metrics: MetricsLayer,
     /// Transport metrics of every accepted and opened connection.
     pub(super) tcp_metrics: TcpMetrics,
+    /// What `/tap` on the admin port watches: every inbound and outbound
+    /// request goes through it first.
+    pub(super) tap: Tap,
     pub(super) client: ClientConfig,
 }
 
@@ -119,6 +126,7 @@ impl Worker {
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
             let server = Server::new(self.server_config(Protocol::Http));
             let (stack, updates) = shared.outbound.stack(&shared.client);
+            let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);
             // Ends with the runtime.
             tokio::spawn(updates.run());
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
@@ -161,6 +169,7 @@ impl Worker {
                 return;
             }
         };
+        let http = TapLayer::new(&self.shared.tap, Direction::Inbound).layer(http);
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(
             listener,

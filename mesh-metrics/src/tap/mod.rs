@@ -1,0 +1,286 @@
+//! Tap: watch live requests through a proxy, one line per event, as
+//! `linkerd viz tap` does.
+//!
+//! Metrics say how many requests failed; a tap shows which ones: their
+//! method, authority and path, the status that came back, how long it
+//! took and how many bytes the response had. It is what an operator opens
+//! when a success rate drops and the question becomes "which requests?".
+//!
+//! A [`Tap`] is the hub. [`TapLayer`] puts it in front of a stack, inbound
+//! or outbound; the admin server serves it at `/tap` ([`Tap::serve`]),
+//! which streams an event as a line of JSON ([`TapEvent`]) for each
+//! request that matches the query ([`TapFilter`]: direction, method,
+//! authority, path prefix, and at most `max_rps` requests a second,
+//! Linkerd's default of 100 when not given). [`watch`] is the client:
+//! `sidecar tap` prints its events in Linkerd's format.
+//!
+//! # What it costs
+//!
+//! A proxy nobody taps pays one relaxed atomic load per request, and
+//! wraps its response body in a type that does nothing. While a tap is
+//! open, each request takes a lock to be matched against the open taps;
+//! one that matches is copied into three events. Events go to each tap
+//! through a bounded queue ([`QUEUE`] events): a tap that reads too
+//! slowly loses events, and never slows the requests it watches.
+//!
+//! # Who may tap
+//!
+//! A tap shows paths and authorities, which can carry what an application
+//! considers private, so `/tap` answers loopback clients only, as
+//! `/shutdown` does (`kubectl port-forward` connects from loopback). At
+//! most [`MAX_TAPS`] taps are open at once; the next gets `503`.
+
+mod event;
+mod filter;
+mod service;
+mod stream;
+
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+};
+
+use http::Request;
+use mesh_core::conn::{ConnectionInfo, Tls};
+use tokio::{sync::mpsc, time::Instant};
+
+use self::filter::RateGate;
+pub use self::{
+    event::{Proxy, TapEvent, TapEventKind},
+    filter::{DEFAULT_MAX_RPS, InvalidTapQuery, MAX_MAX_RPS, TapFilter},
+    service::{TapBody, TapFuture, TapLayer, TapService},
+    stream::{CONNECT_TIMEOUT, WatchError, watch},
+};
+use crate::labels::Direction;
+
+/// The most taps open at once on one hub.
+pub const MAX_TAPS: usize = 16;
+
+/// The events queued for one tap before further ones are lost.
+pub const QUEUE: usize = 1024;
+
+/// The hub requests are tapped through. Cloning shares it. See the
+/// [module docs](self).
+#[derive(Clone, Debug, Default)]
+pub struct Tap {
+    hub: Arc<Hub>,
+}
+
+#[derive(Debug, Default)]
+struct Hub {
+    /// How many taps are open: read on every request, so that a proxy
+    /// nobody taps takes no lock.
+    open: AtomicUsize,
+    taps: Mutex<Vec<Watcher>>,
+    next_tap: AtomicU64,
+    next_request: AtomicU64,
+}
+
+/// One open tap, as the hub holds it.
+#[derive(Debug)]
+struct Watcher {
+    id: u64,
+    filter: TapFilter,
+    gate: RateGate,
+    events: mpsc::Sender<TapEvent>,
+}
+
+/// An open tap: its events, until it is dropped.
+#[derive(Debug)]
+pub struct Subscription {
+    events: mpsc::Receiver<TapEvent>,
+    id: u64,
+    hub: Arc<Hub>,
+}
+
+/// Why a tap could not be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyTaps;
+
+impl std::fmt::Display for TooManyTaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{MAX_TAPS} taps are open already")
+    }
+}
+
+impl std::error::Error for TooManyTaps {}
+
+impl Tap {
+    /// A hub with no tap open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a tap for the requests `filter` matches.
+    ///
+    /// # Errors
+    ///
+    /// [`MAX_TAPS`] taps are open already.
+    pub fn subscribe(&self, filter: TapFilter) -> Result<Subscription, TooManyTaps> {
+        let mut taps = self.hub.lock();
+        if taps.len() >= MAX_TAPS {
+            return Err(TooManyTaps);
+        }
+        let id = self.hub.next_tap.fetch_add(1, Ordering::Relaxed);
+        let (events, receiver) = mpsc::channel(QUEUE);
+        taps.push(Watcher {
+            id,
+            gate: RateGate::new(filter.max_rps, Instant::now()),
+            filter,
+            events,
+        });
+        self.hub.open.store(taps.len(), Ordering::Relaxed);
+        Ok(Subscription {
+            events: receiver,
+            id,
+            hub: self.hub.clone(),
+        })
+    }
+
+    /// How many taps are open.
+    pub fn open(&self) -> usize {
+        self.hub.open.load(Ordering::Relaxed)
+    }
+
+    /// Starts tapping `req` on `direction`, if an open tap wants it: the
+    /// request event is sent, and what the rest of the exchange sends
+    /// through is returned.
+    fn start<B>(&self, direction: Direction, req: &Request<B>) -> Option<Tapped> {
+        if self.hub.open.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let watchers: Vec<mpsc::Sender<TapEvent>> = {
+            let mut taps = self.hub.lock();
+            taps.retain(|tap| !tap.events.is_closed());
+            self.hub.open.store(taps.len(), Ordering::Relaxed);
+            taps.iter_mut()
+                .filter_map(|tap| {
+                    let wanted = tap.filter.matches(direction, req) && tap.gate.admit(now);
+                    wanted.then(|| tap.events.clone())
+                })
+                .collect()
+        };
+        if watchers.is_empty() {
+            return None;
+        }
+        let tapped = Tapped {
+            head: Arc::new(Head::of(
+                self.hub.next_request.fetch_add(1, Ordering::Relaxed),
+                direction,
+                req,
+            )),
+            watchers,
+            start: now,
+        };
+        tapped.send(event::TapEventKind::Req {
+            method: req.method().as_str().to_owned(),
+            authority: filter::authority(req).unwrap_or_default().to_owned(),
+            path: req.uri().path().to_owned(),
+        });
+        Some(tapped)
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watcher>> {
+        // A panic elsewhere while holding the lock leaves a list that is
+        // still whole: every change to it is one call.
+        self.taps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Subscription {
+    /// The next event; `None` only if the hub is gone.
+    pub async fn next(&mut self) -> Option<TapEvent> {
+        self.events.recv().await
+    }
+
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<TapEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut taps = self.hub.lock();
+        taps.retain(|tap| tap.id != self.id);
+        self.hub.open.store(taps.len(), Ordering::Relaxed);
+    }
+}
+
+/// What every event of one request repeats.
+#[derive(Debug)]
+struct Head {
+    id: u64,
+    proxy: Proxy,
+    src: String,
+    dst: String,
+    tls: Option<String>,
+}
+
+impl Head {
+    fn of<B>(id: u64, direction: Direction, req: &Request<B>) -> Self {
+        let conn = req.extensions().get::<ConnectionInfo>();
+        let src = conn.map_or_else(String::new, |c| c.remote_addr.to_string());
+        match direction {
+            Direction::Inbound => Self {
+                id,
+                proxy: Proxy::In,
+                src,
+                dst: conn.map_or_else(String::new, |c| c.local_addr.to_string()),
+                tls: conn.map(|c| tls_label(&c.tls).to_owned()),
+            },
+            Direction::Outbound => Self {
+                id,
+                proxy: Proxy::Out,
+                src,
+                dst: filter::authority(req).unwrap_or_default().to_owned(),
+                tls: None,
+            },
+        }
+    }
+}
+
+fn tls_label(tls: &Tls) -> &'static str {
+    match tls {
+        Tls::Mutual { .. } => "true",
+        Tls::NoClientCert => "no_identity",
+        Tls::Plaintext(reason) => reason.as_label(),
+    }
+}
+
+/// A request being tapped: where its events go.
+#[derive(Debug)]
+struct Tapped {
+    head: Arc<Head>,
+    watchers: Vec<mpsc::Sender<TapEvent>>,
+    start: Instant,
+}
+
+impl Tapped {
+    /// Sends `kind` to every tap that took the request. A tap whose queue
+    /// is full loses it.
+    fn send(&self, kind: TapEventKind) {
+        let event = |kind| TapEvent {
+            id: self.head.id,
+            proxy: self.head.proxy,
+            src: self.head.src.clone(),
+            dst: self.head.dst.clone(),
+            tls: self.head.tls.clone(),
+            kind,
+        };
+        // The last tap takes the event itself, the others a copy: one tap
+        // is the usual case, and copies nothing.
+        let Some((last, others)) = self.watchers.split_last() else {
+            return;
+        };
+        for watcher in others {
+            let _ = watcher.try_send(event(kind.clone()));
+        }
+        let _ = last.try_send(event(kind));
+    }
+}
+
+#[cfg(test)]
+mod tests;

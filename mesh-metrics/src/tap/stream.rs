@@ -1,0 +1,220 @@
+//! `/tap` on the admin server, and the client that reads it.
+
+use std::{
+    fmt, io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    body::{self, BoxBody},
+    conn::ConnectionInfo,
+    error::BoxError,
+};
+
+use super::{Subscription, Tap, TapEvent, TapFilter};
+
+/// How long [`watch`] waits for the admin server to accept the tap.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Tap {
+    /// Answers `GET /tap?QUERY` with a stream of the events of the
+    /// requests the query matches, a line of JSON each, for as long as the
+    /// client reads. Only loopback clients are served (the request's
+    /// [`ConnectionInfo`] says who the peer is; without one, it is
+    /// refused). `400` names a query parameter that does not read, and
+    /// `503` says that too many taps are open.
+    ///
+    /// An admin server mounts this as its extension, or routes `/tap` to
+    /// it from one.
+    pub fn serve<B>(&self, req: &Request<B>) -> Response<BoxBody> {
+        let from_loopback = req
+            .extensions()
+            .get::<ConnectionInfo>()
+            .is_some_and(|info| info.remote_addr.ip().is_loopback());
+        if !from_loopback {
+            return text(
+                StatusCode::FORBIDDEN,
+                "tap is only served to loopback\n".into(),
+            );
+        }
+        if req.method() != Method::GET {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed\n".into(),
+            );
+        }
+        let filter = match TapFilter::from_query(req.uri().query().unwrap_or("")) {
+            Ok(filter) => filter,
+            Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
+        };
+        match self.subscribe(filter) {
+            Ok(subscription) => {
+                let mut res = Response::new(body::boxed(EventLines { subscription }));
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/x-ndjson"),
+                );
+                res
+            }
+            Err(error) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<BoxBody> {
+    let mut res = Response::new(body::full(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// A tap's events as a body of JSON lines. Dropping it (the client went
+/// away) closes the tap.
+struct EventLines {
+    subscription: Subscription,
+}
+
+impl Body for EventLines {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(event) = std::task::ready!(self.subscription.poll_next(cx)) else {
+            return Poll::Ready(None);
+        };
+        let mut line = serde_json::to_vec(&event).map_err(BoxError::from)?;
+        line.push(b'\n');
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(line)))))
+    }
+}
+
+/// Opens a tap on the admin server at `admin` (`host:port`) and hands
+/// each event to `each` until it returns `false` or the server ends the
+/// stream.
+///
+/// # Errors
+///
+/// The admin server cannot be reached in [`CONNECT_TIMEOUT`], refuses the
+/// tap (its answer is in the error), or sends something that is not an
+/// event.
+pub async fn watch(
+    admin: &str,
+    filter: &TapFilter,
+    mut each: impl FnMut(TapEvent) -> bool,
+) -> Result<(), WatchError> {
+    let err = |kind| WatchError {
+        addr: admin.to_owned(),
+        kind,
+    };
+    let mut body = tokio::time::timeout(CONNECT_TIMEOUT, open(admin, filter))
+        .await
+        .map_err(|_| err(WatchErrorKind::Timeout))?
+        .map_err(err)?;
+    let mut pending = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| err(WatchErrorKind::Http(e)))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(data.chunk());
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line = pending.split_to(end + 1);
+            let event: TapEvent = serde_json::from_slice(&line[..end])
+                .map_err(|e| err(WatchErrorKind::NotAnEvent(e)))?;
+            if !each(event) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn open(admin: &str, filter: &TapFilter) -> Result<hyper::body::Incoming, WatchErrorKind> {
+    let tcp = tokio::net::TcpStream::connect(admin)
+        .await
+        .map_err(WatchErrorKind::Connect)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(WatchErrorKind::Http)?;
+    // The connection ends when the body is dropped: the task with it.
+    tokio::spawn(conn);
+    let req = Request::get(format!("/tap?{}", filter.to_query()))
+        .header(header::HOST, admin)
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| WatchErrorKind::Refused(StatusCode::BAD_REQUEST, String::new()))?;
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(WatchErrorKind::Http)?;
+    if res.status() != StatusCode::OK {
+        let status = res.status();
+        let why = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+            .unwrap_or_default();
+        return Err(WatchErrorKind::Refused(status, why));
+    }
+    Ok(res.into_body())
+}
+
+/// A tap that could not be watched.
+#[derive(Debug)]
+pub struct WatchError {
+    addr: String,
+    kind: WatchErrorKind,
+}
+
+#[derive(Debug)]
+enum WatchErrorKind {
+    Connect(io::Error),
+    Timeout,
+    Http(hyper::Error),
+    Refused(StatusCode, String),
+    NotAnEvent(serde_json::Error),
+}
+
+impl fmt::Display for WatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addr = &self.addr;
+        match &self.kind {
+            WatchErrorKind::Connect(_) => write!(f, "cannot connect to {addr}"),
+            WatchErrorKind::Timeout => write!(f, "{addr} did not answer the tap in time"),
+            WatchErrorKind::Http(_) => write!(f, "http exchange with {addr} failed"),
+            WatchErrorKind::Refused(status, why) if why.is_empty() => {
+                write!(f, "{addr} refused the tap: {}", status.as_u16())
+            }
+            WatchErrorKind::Refused(status, why) => {
+                write!(f, "{addr} refused the tap: {} {why}", status.as_u16())
+            }
+            WatchErrorKind::NotAnEvent(_) => {
+                write!(f, "{addr} sent a line that is not a tap event")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            WatchErrorKind::Connect(e) => Some(e),
+            WatchErrorKind::Http(e) => Some(e),
+            WatchErrorKind::NotAnEvent(e) => Some(e),
+            WatchErrorKind::Timeout | WatchErrorKind::Refused(..) => None,
+        }
+    }
+}

@@ -1,0 +1,268 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{convert::Infallible, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use mesh_core::conn::{ConnectionInfo, Tls};
+use tower::{ServiceExt, service_fn};
+use tower_layer::Layer;
+
+use super::*;
+
+fn inbound_request(path: &str) -> Request<()> {
+    let mut req = Request::get(path)
+        .header("host", "web:80")
+        .body(())
+        .unwrap();
+    req.extensions_mut().insert(ConnectionInfo {
+        local_addr: "127.0.0.1:4143".parse().unwrap(),
+        remote_addr: "10.0.0.7:51324".parse().unwrap(),
+        tls: Tls::Mutual {
+            peer: "spiffe://cluster.local/ns/emojivoto/sa/vote"
+                .parse()
+                .unwrap(),
+        },
+    });
+    req
+}
+
+fn filter(query: &str) -> TapFilter {
+    TapFilter::from_query(query).unwrap()
+}
+
+/// Every event queued for `sub` now.
+fn drain(sub: &mut Subscription) -> Vec<TapEvent> {
+    let mut events = Vec::new();
+    while let Ok(event) = sub.events.try_recv() {
+        events.push(event);
+    }
+    events
+}
+
+/// An app that takes 3 ms to answer "hello" (5 bytes).
+fn hello() -> impl tower::Service<
+    Request<()>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(|_: Request<()>| async {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        Ok::<_, Infallible>(Response::new(Full::from("hello")))
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tapped_request_sends_its_request_response_and_end() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(filter("path=/api")).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+
+    let res = svc
+        .clone()
+        .oneshot(inbound_request("/api/list"))
+        .await
+        .unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "hello");
+    // Off the path: not tapped.
+    let res = svc.oneshot(inbound_request("/other")).await.unwrap();
+    res.into_body().collect().await.unwrap();
+
+    let lines: Vec<String> = drain(&mut sub).iter().map(ToString::to_string).collect();
+    let head = "id=0 proxy=in  src=10.0.0.7:51324 dst=127.0.0.1:4143 tls=true";
+    assert_eq!(
+        lines,
+        [
+            format!("req {head} :method=GET :authority=web:80 :path=/api/list"),
+            format!("rsp {head} :status=200 latency=3000µs"),
+            format!("end {head} duration=0µs response-length=5B"),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_end_carries_the_grpc_status_of_the_trailers_and_every_byte() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(TapFilter::default()).unwrap();
+    let app = service_fn(|_: Request<()>| async {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "14".parse().unwrap());
+        let frames = futures_util::stream::iter([
+            Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(b"abc"))),
+            Ok(http_body::Frame::data(Bytes::from_static(b"defg"))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ]);
+        Ok::<_, Infallible>(Response::new(StreamBody::new(frames)))
+    });
+    let svc = TapLayer::new(&tap, Direction::Outbound).layer(app);
+    let mut req = Request::get("http://emoji:8080/emojivoto.v1.EmojiService/ListAll")
+        .body(())
+        .unwrap();
+    req.extensions_mut().insert(ConnectionInfo::plaintext(
+        "127.0.0.1:4140".parse().unwrap(),
+        "127.0.0.1:40000".parse().unwrap(),
+    ));
+    let res = svc.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let events = drain(&mut sub);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(
+        events[2].to_string(),
+        "end id=0 proxy=out src=127.0.0.1:40000 dst=emoji:8080 \
+         grpc-status=Unavailable duration=0µs response-length=7B"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_goes_away_ends_its_tap_with_cancel() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(TapFilter::default()).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+
+    // Gone before the response.
+    let pending = svc.clone().oneshot(inbound_request("/slow"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), pending)
+            .await
+            .is_err()
+    );
+    // Gone after the head, before the body.
+    let res = svc.oneshot(inbound_request("/slow")).await.unwrap();
+    tokio::time::advance(Duration::from_millis(2)).await;
+    drop(res);
+
+    let ends: Vec<TapEventKind> = drain(&mut sub)
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|k| matches!(k, TapEventKind::End { .. }))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            TapEventKind::End {
+                grpc_status: None,
+                duration_us: 1000,
+                response_bytes: 0,
+                error: Some("cancel".into()),
+            },
+            TapEventKind::End {
+                grpc_status: None,
+                duration_us: 2000,
+                response_bytes: 0,
+                error: Some("cancel".into()),
+            },
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_request_ends_with_its_kind_of_error() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(TapFilter::default()).unwrap();
+    let refused = service_fn(|_: Request<()>| async {
+        Err::<Response<Full<Bytes>>, _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    });
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(refused);
+    assert!(svc.oneshot(inbound_request("/")).await.is_err());
+    let events = drain(&mut sub);
+    assert_eq!(events.len(), 2, "a request and its end: {events:?}");
+    assert!(
+        matches!(&events[1].kind, TapEventKind::End { error: Some(e), .. } if e == "connect"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tap_sees_at_most_its_rate() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(filter("max_rps=2")).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+    for _ in 0..5 {
+        let res = svc.clone().oneshot(inbound_request("/")).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let requests = |events: &[TapEvent]| {
+        events
+            .iter()
+            .filter(|e| matches!(e.kind, TapEventKind::Req { .. }))
+            .count()
+    };
+    assert_eq!(requests(&drain(&mut sub)), 2);
+    // Half a second later, one more is let through.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        let res = svc.clone().oneshot(inbound_request("/")).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    assert_eq!(requests(&drain(&mut sub)), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_a_tap_stops_the_tapping_and_each_tap_filters_its_own() {
+    let tap = Tap::new();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+    let mut api = tap.subscribe(filter("path=/api")).unwrap();
+    let outbound_only = tap.subscribe(filter("direction=outbound")).unwrap();
+    assert_eq!(tap.open(), 2);
+
+    let res = svc.clone().oneshot(inbound_request("/api")).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(drain(&mut api).len(), 3);
+
+    drop(outbound_only);
+    drop(api);
+    assert_eq!(tap.open(), 0);
+    let res = svc.oneshot(inbound_request("/api")).await.unwrap();
+    assert!(!res.body().is_tapped(), "nothing taps: nothing records");
+}
+
+#[test]
+fn at_most_sixteen_taps_are_open() {
+    let tap = Tap::new();
+    let open: Vec<_> = (0..MAX_TAPS)
+        .map(|_| tap.subscribe(TapFilter::default()).unwrap())
+        .collect();
+    assert_eq!(
+        tap.subscribe(TapFilter::default()).unwrap_err(),
+        TooManyTaps
+    );
+    drop(open);
+    assert!(tap.subscribe(TapFilter::default()).is_ok());
+}
+
+#[tokio::test]
+async fn serve_answers_loopback_only_and_names_a_bad_parameter() {
+    let tap = Tap::new();
+    let from = |ip: [u8; 4], uri: &str| {
+        let mut req = Request::get(uri).body(()).unwrap();
+        req.extensions_mut().insert(ConnectionInfo::plaintext(
+            "127.0.0.1:4191".parse().unwrap(),
+            (ip, 50000).into(),
+        ));
+        req
+    };
+    assert_eq!(
+        tap.serve(&from([10, 0, 0, 7], "/tap")).status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        tap.serve(&Request::get("/tap").body(()).unwrap()).status(),
+        StatusCode::FORBIDDEN
+    );
+    let bad = tap.serve(&from([127, 0, 0, 1], "/tap?max_rps=0"));
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let why = bad.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&why).contains("`max_rps`"),
+        "{why:?}"
+    );
+    assert_eq!(tap.open(), 0);
+
+    let streaming = tap.serve(&from([127, 0, 0, 1], "/tap?path=/api"));
+    assert_eq!(streaming.status(), StatusCode::OK);
+    assert_eq!(tap.open(), 1);
+    drop(streaming);
+    assert_eq!(tap.open(), 0, "a client that goes away closes its tap");
+}
