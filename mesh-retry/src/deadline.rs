@@ -76,6 +76,14 @@ pub(crate) fn incoming(headers: &HeaderMap, grpc: bool) -> Option<Duration> {
     }
 }
 
+/// The instant the caller's deadline header (see [`incoming`]) asks for,
+/// counted from `now`: the deadline of a request that reached no
+/// [`RequestTimeout`](crate::RequestTimeout), which would have made it a
+/// [`Deadline`] extension.
+pub(crate) fn sent(headers: &HeaderMap, grpc: bool, now: Instant) -> Option<Instant> {
+    incoming(headers, grpc).and_then(|timeout| now.checked_add(timeout))
+}
+
 /// Writes `remaining` into the header the next hop reads: `grpc-timeout`
 /// for gRPC, `mesh-deadline` otherwise.
 pub(crate) fn propagate(headers: &mut HeaderMap, remaining: Duration, grpc: bool) {

@@ -24,7 +24,7 @@ use http::{
 use tokio::time::Instant;
 
 use super::MESH_RETRY_ATTEMPT;
-use crate::Deadline;
+use crate::{Deadline, deadline};
 
 /// The head of the original request, to build each retry from.
 pub(crate) struct Head {
@@ -46,9 +46,15 @@ pub(crate) struct Head {
 impl Head {
     /// The head of a request whose [`Deadline`] extension, if any, is the
     /// deadline of its retries, and is carried to them as an extension.
+    /// A request without one (no request timeout has seen it) takes the
+    /// deadline its caller sent in `grpc-timeout` or `mesh-deadline`.
     pub(crate) fn clone_from(parts: &request::Parts) -> Self {
-        let deadline = parts.extensions.get::<Deadline>().copied();
-        let only_deadline = deadline.is_some() && parts.extensions.len() == 1;
+        let extension = parts.extensions.get::<Deadline>().copied();
+        let only_deadline = extension.is_some() && parts.extensions.len() == 1;
+        let deadline = extension.or_else(|| {
+            let grpc = mesh_core::error::is_grpc(&parts.headers);
+            deadline::sent(&parts.headers, grpc, Instant::now()).map(Deadline::at)
+        });
         Self {
             method: parts.method.clone(),
             version: parts.version,
@@ -303,6 +309,22 @@ mod tests {
         assert_eq!(got.uri(), "/");
         assert_eq!(got.headers().len(), 1);
         assert_eq!(got.headers()[MESH_RETRY_ATTEMPT], "2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_the_caller_sent_keeps_the_requests_own_extension() {
+        let mut req = Request::get("/")
+            .header("mesh-deadline", "1500")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(7_u32);
+        let (parts, ()) = req.into_parts();
+        let head = Head::clone_from(&parts);
+        let deadline = head.deadline().expect("the header's deadline");
+        assert_eq!(deadline.remaining(), std::time::Duration::from_millis(1500));
+        let retry = head.request(2).unwrap();
+        assert_eq!(retry.extensions().get::<u32>(), Some(&7));
+        assert!(retry.extensions().get::<Deadline>().is_none());
     }
 
     /// The head of `GET http://a/b` with one header, `x-one: 1`.

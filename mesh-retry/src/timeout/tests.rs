@@ -377,3 +377,29 @@ async fn the_trailers_that_end_a_slow_read_grpc_stream_are_not_replaced() {
         "the upstream's status, complete"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_per_try_timeout_does_not_lengthen_the_deadline_the_caller_sent() {
+    // No request timeout layer outside: the caller's own header is all
+    // there is of its deadline.
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let svc = AttemptTimeoutLayer::new(timeouts(None, Some(2000), None))
+        .layer(slow(Duration::ZERO, heads.clone()));
+    let mut req = grpc_request();
+    req.headers_mut()
+        .insert(GRPC_TIMEOUT, "100m".parse().unwrap());
+    svc.clone().oneshot(req).await.unwrap();
+    let mut req = Request::new(empty());
+    req.headers_mut()
+        .insert(MESH_DEADLINE, "750".parse().unwrap());
+    svc.clone().oneshot(req).await.unwrap();
+    // A caller with more time than the attempt is told the attempt's.
+    let mut req = Request::new(empty());
+    req.headers_mut()
+        .insert(MESH_DEADLINE, "5000".parse().unwrap());
+    svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads[0].headers()[GRPC_TIMEOUT], "100000u");
+    assert_eq!(heads[1].headers()[MESH_DEADLINE], "750");
+    assert_eq!(heads[2].headers()[MESH_DEADLINE], "2000");
+}

@@ -1,6 +1,8 @@
 //! The deadline a retry tells the upstream, with no per-try timeout layer
 //! inside to write it.
 
+use tower::Layer;
+
 use super::*;
 use crate::{
     RequestTimeoutLayer, Timeouts,
@@ -102,4 +104,35 @@ async fn a_retry_adds_no_deadline_header_the_request_did_not_carry() {
     let heads = heads.lock().unwrap();
     assert_eq!(heads.len(), 2);
     assert!(heads.iter().all(|h| !h.contains_key(MESH_DEADLINE)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_request_timeout_the_callers_header_is_the_deadline_of_retries() {
+    let (upstream, heads) = slow_then_ok();
+    let svc = RetryLayer::new(
+        RetryPolicy::default().with_backoff(Backoff::none()),
+        unlimited(),
+    )
+    .layer(upstream);
+    let mut req = get("/");
+    req.headers_mut()
+        .insert(MESH_DEADLINE, "1500".parse().unwrap());
+    svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(millis(&heads[0][MESH_DEADLINE]), 1500);
+    assert_eq!(millis(&heads[1][MESH_DEADLINE]), 500, "a second was spent");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_past_the_deadline_the_caller_sent() {
+    let (upstream, heads) = slow_then_ok();
+    let svc = RetryLayer::new(RetryPolicy::default(), unlimited()).layer(upstream);
+    let mut req = get("/");
+    // The first attempt takes all of it.
+    req.headers_mut()
+        .insert(MESH_DEADLINE, "1000".parse().unwrap());
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(heads.lock().unwrap().len(), 1);
 }

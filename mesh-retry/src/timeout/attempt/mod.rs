@@ -15,7 +15,8 @@
 //! Before each attempt, the layer writes the time the attempt has into the
 //! deadline header (`grpc-timeout` or `mesh-deadline`): the nearer of the
 //! per-try timeout and what remains of the request's
-//! [`Deadline`]. So the upstream learns how long this
+//! [`Deadline`] (or, on a request no request timeout has seen, of the
+//! deadline the caller sent in that header). So the upstream learns how long this
 //! attempt will be waited for, already reduced by the time earlier attempts
 //! and backoff took.
 
@@ -116,9 +117,14 @@ where
         if deadline.is_none() && self.per_try.is_none() {
             return future::ResponseFuture::new(self.inner.call(req), None, grpc);
         }
+        let now = Instant::now();
+        // With no request deadline (no request timeout outside), the
+        // deadline the caller sent is the request's: the per-try timeout
+        // must not tell the upstream it has longer.
+        let deadline = deadline.or_else(|| deadline::sent(req.headers(), grpc, now));
         let until = start_attempt(
             req.headers_mut(),
-            Instant::now(),
+            now,
             deadline,
             self.per_try.as_ref(),
             grpc,
