@@ -19,7 +19,8 @@
 //!    cluster networks and trust domain). Mistakes are rejected whole, with
 //!    a [`ResourceError`](mesh_core::resource::ResourceError) naming the
 //!    document, kind, name, field and line; what is read but not enforced
-//!    (a `ServiceProfile`, an unknown field, a route filter) comes back as
+//!    (a `ServiceProfile`, an unknown field, a route filter other than the
+//!    header modifiers and `RequestRedirect`) comes back as
 //!    one [`PolicyWarnings`] value.
 //! 2. A [`PolicyStore`] holds the policy in force. Requests read it without
 //!    a lock; [`PolicyStore::reload`] and [`PolicyStore::swap`] replace it,
@@ -31,7 +32,10 @@
 //!    [`Authorized`](mesh_core::labels::Authorized) extension when allowed.
 //!    [`AuthorizeOpaqueLayer`] decides opaque connections, and closes open
 //!    ones that a policy change no longer allows.
-//! 4. [`PolicyMetrics`] counts decisions with Linkerd's metric names.
+//! 4. [`ApplyFiltersLayer`], inside [`AuthorizeLayer`], applies the
+//!    filters of the `HTTPRoute` rule an allowed request matched: its
+//!    header modifiers and its redirect (see [`filters`]).
+//! 5. [`PolicyMetrics`] counts decisions with Linkerd's metric names.
 //!
 //! ```
 //! use mesh_core::{ConnectionInfo, body::BoxBody};
@@ -179,13 +183,17 @@
 //!   warning, for the same reason.
 //! - A `ServerAuthorization` without `networks` allows every address, so a
 //!   client without a known address (no `ConnectionInfo`) matches none.
-//! - `HTTPRoute` filters, timeouts and retries under a Server are reported
-//!   as not applied.
+//! - An `HTTPRoute` rule under a Server applies its
+//!   `RequestHeaderModifier`, `ResponseHeaderModifier` and
+//!   `RequestRedirect` filters to the requests it allows, as Linkerd's
+//!   inbound policy does (with [`ApplyFiltersLayer`]); its other filters,
+//!   its timeouts and retries are reported as not applied.
 
 pub mod authorize;
 mod default_policy;
 mod evaluate;
 mod explain;
+pub mod filters;
 mod metrics;
 pub mod opaque;
 mod policy;
@@ -200,6 +208,7 @@ pub use self::{
     default_policy::{DefaultPolicy, InvalidDefaultPolicy},
     evaluate::{Client, ClientTls},
     explain::{ExplainQuery, ExplainedAuthz, Explanation},
+    filters::{ApplyFilters, ApplyFiltersLayer},
     metrics::PolicyMetrics,
     opaque::{AuthorizeOpaque, AuthorizeOpaqueLayer},
     policy::{

@@ -155,7 +155,9 @@ pub enum WarningKind {
     UnsupportedKind,
     /// A field that is not supported.
     IgnoredField,
-    /// An `HTTPRoute` filter that authorization does not apply.
+    /// An `HTTPRoute` filter that inbound policy does not apply: any but
+    /// `RequestHeaderModifier`, `ResponseHeaderModifier` and
+    /// `RequestRedirect`.
     UnsupportedFilter,
     /// Something read but not applied here, such as a route's timeouts, or
     /// a route whose parent is not a Server.

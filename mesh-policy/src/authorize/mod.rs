@@ -17,7 +17,10 @@
 //! An allowed request goes on with two extensions: an
 //! [`Authorized`] naming the Server, route
 //! and authorization (and whether only audit mode let it through), and a
-//! [`RouteId`], which metrics read for their labels.
+//! [`RouteId`], which metrics read for their labels. When the route rule
+//! it matched has filters, a third, an `Arc<`[`RouteFilters`]`>`, carries
+//! them to an [`ApplyFilters`](crate::ApplyFilters) inside, which applies
+//! them. A refused request gets its refusal, never a filter's redirect.
 //!
 //! The client comes from the request's
 //! [`ConnectionInfo`], which the mesh's server
@@ -33,7 +36,9 @@ mod layer;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use mesh_core::{ConnectionInfo, ProxyErrorKind, RouteId, labels::Authorized};
+use std::sync::Arc;
+
+use mesh_core::{ConnectionInfo, ProxyErrorKind, RouteId, labels::Authorized, route::RouteFilters};
 use tower_service::Service;
 
 pub use self::{future::ResponseFuture, layer::AuthorizeLayer};
@@ -66,7 +71,7 @@ impl<S> Authorize<S> {
 }
 
 enum Outcome {
-    Allow(Authorized, RouteId),
+    Allow(Authorized, RouteId, Option<Arc<RouteFilters>>),
     Refuse(ProxyErrorKind),
 }
 
@@ -103,7 +108,11 @@ where
                         );
                     }
                     match allowed.check_rate_limit(&client) {
-                        Ok(()) => Outcome::Allow(allowed.authorized(), allowed.route_id()),
+                        Ok(()) => Outcome::Allow(
+                            allowed.authorized(),
+                            allowed.route_id(),
+                            allowed.shared_filters(),
+                        ),
                         Err(limited) => {
                             tracing::debug!(
                                 server = allowed.server(),
@@ -132,9 +141,12 @@ where
             }
         };
         match outcome {
-            Outcome::Allow(authorized, route) => {
+            Outcome::Allow(authorized, route, filters) => {
                 req.extensions_mut().insert(authorized);
                 req.extensions_mut().insert(route);
+                if let Some(filters) = filters {
+                    req.extensions_mut().insert(filters);
+                }
                 ResponseFuture::inner(self.inner.call(req))
             }
             Outcome::Refuse(kind) => ResponseFuture::respond(kind.response(&req)),

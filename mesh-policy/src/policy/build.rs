@@ -4,8 +4,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use http::Method;
 use mesh_core::{
-    resource::{ResourceError, ResourceErrorKind as Kind},
-    route::{PathMatch, RouteMatch},
+    resource::{HttpRouteFilter, ResourceError, ResourceErrorKind as Kind},
+    route::{PathMatch, RouteFilters, RouteMatch},
 };
 
 use super::{
@@ -260,14 +260,21 @@ fn fallback(policy: DefaultPolicy, name: Arc<str>, workload: &Workload) -> Fallb
     }
 }
 
-/// An `HTTPRoute` with its matches built and its Server parents found.
+/// An `HTTPRoute` with its matches and filters built and its Server
+/// parents found.
 pub(super) struct CompiledRoute {
     pub(super) index: usize,
     pub(super) name: Arc<str>,
     pub(super) namespace: String,
     pub(super) parents: Vec<usize>,
-    pub(super) rules: Vec<Vec<RouteMatch>>,
+    pub(super) rules: Vec<CompiledRule>,
     pub(super) hosts: Arc<[HostMatch]>,
+}
+
+/// One rule of a route: its matches, and its filters when it has any.
+pub(super) struct CompiledRule {
+    pub(super) matches: Vec<RouteMatch>,
+    pub(super) filters: Option<Arc<RouteFilters>>,
 }
 
 fn routes(
@@ -279,14 +286,9 @@ fn routes(
     for (index, entry) in r.routes.iter().enumerate() {
         let route = &entry.value;
         let namespace = ns(&route.metadata, workload);
-        let mut rules = route
+        let matches = route
             .rule_matches()
             .map_err(|e| entry.context.match_error(e))?;
-        if rules.is_empty() {
-            // The Gateway API defaults `rules` to one rule matching the
-            // prefix `/`: a route without rules takes every request.
-            rules.push(vec![RouteMatch::new()]);
-        }
         let mut parents = Vec::new();
         for (i, parent) in route.spec.parent_refs.iter().enumerate() {
             if !parent.is_server() {
@@ -319,26 +321,42 @@ fn routes(
             );
             continue;
         }
-        for (i, rule) in route.spec.rules.iter().enumerate() {
+        let mut rules = Vec::with_capacity(matches.len().max(1));
+        for (i, (rule, matches)) in route.spec.rules.iter().zip(matches).enumerate() {
+            let at = format!("spec.rules[{i}]");
+            let filters = rule
+                .route_filters(&matches)
+                .map_err(|e| entry.context.filter_error(e.within(&at)))?;
             for (j, filter) in rule.filters.iter().enumerate() {
-                warnings.about(
-                    WarningKind::UnsupportedFilter,
-                    &entry.context,
-                    &format!("spec.rules[{i}].filters[{j}]"),
-                    format!(
-                        "filter {} is not applied to inbound requests",
-                        filter.type_name()
-                    ),
-                );
+                if let HttpRouteFilter::Unsupported { type_name } = filter {
+                    warnings.about(
+                        WarningKind::UnsupportedFilter,
+                        &entry.context,
+                        &format!("{at}.filters[{j}]"),
+                        format!("filter {type_name} is not applied to inbound requests"),
+                    );
+                }
             }
             if rule.timeouts.is_some() || rule.retry.is_some() {
                 warnings.about(
                     WarningKind::NotApplied,
                     &entry.context,
-                    &format!("spec.rules[{i}]"),
+                    &at,
                     "timeouts and retry apply to outbound routes, not to a Server's",
                 );
             }
+            rules.push(CompiledRule {
+                matches,
+                filters: (!filters.is_empty()).then(|| Arc::new(filters)),
+            });
+        }
+        if rules.is_empty() {
+            // The Gateway API defaults `rules` to one rule matching the
+            // prefix `/`: a route without rules takes every request.
+            rules.push(CompiledRule {
+                matches: vec![RouteMatch::new()],
+                filters: None,
+            });
         }
         compiled.push(CompiledRoute {
             index,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mesh_core::{RouteId, labels::Authorized};
+use mesh_core::{RouteId, labels::Authorized, route::RouteFilters};
 
 use super::{RouteEntry, RuleEntry, ServerEntry};
 use crate::{
@@ -63,6 +63,7 @@ pub struct AllowedRequest<'p> {
     route: &'p RouteEntry,
     rule: Option<&'p RuleEntry>,
     audit: bool,
+    filters: Option<&'p Arc<RouteFilters>>,
 }
 
 impl<'p> AllowedRequest<'p> {
@@ -70,22 +71,43 @@ impl<'p> AllowedRequest<'p> {
         server: &'p ServerEntry,
         route: &'p RouteEntry,
         rule: &'p RuleEntry,
+        filters: Option<&'p Arc<RouteFilters>>,
     ) -> Self {
         Self {
             server,
             route,
             rule: Some(rule),
             audit: false,
+            filters,
         }
     }
 
-    pub(super) fn by_fallback(server: &'p ServerEntry, route: &'p RouteEntry, audit: bool) -> Self {
+    pub(super) fn by_fallback(
+        server: &'p ServerEntry,
+        route: &'p RouteEntry,
+        audit: bool,
+        filters: Option<&'p Arc<RouteFilters>>,
+    ) -> Self {
         Self {
             server,
             route,
             rule: None,
             audit,
+            filters,
         }
+    }
+
+    /// The filters of the route rule the request matched, when it has any:
+    /// its header modifiers and redirect, which
+    /// [`ApplyFiltersLayer`](crate::ApplyFiltersLayer) applies once the
+    /// request is allowed.
+    pub fn filters(&self) -> Option<&'p RouteFilters> {
+        self.filters.map(|f| &**f)
+    }
+
+    /// The filters, shared, for the request's extensions.
+    pub(crate) fn shared_filters(&self) -> Option<Arc<RouteFilters>> {
+        self.filters.cloned()
     }
 
     /// The Server's name.

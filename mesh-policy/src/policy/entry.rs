@@ -121,13 +121,16 @@ impl ServerEntry {
         let entry = self.route_entry(route.name.clone(), authz, metrics);
         self.ranks_hosts |= !route.hosts.is_empty();
         for rule in &route.rules {
-            for m in rule {
-                self.matches.push(MatchEntry::new(
-                    self.routes.len(),
-                    route.hosts.clone(),
-                    m.clone(),
-                    route.index,
-                ));
+            for m in &rule.matches {
+                self.matches.push(
+                    MatchEntry::new(
+                        self.routes.len(),
+                        route.hosts.clone(),
+                        m.clone(),
+                        route.index,
+                    )
+                    .with_filters(rule.filters.clone()),
+                );
             }
         }
         self.routes.push(entry);

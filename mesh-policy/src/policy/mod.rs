@@ -131,17 +131,22 @@ impl Policy {
         headers: &HeaderMap,
     ) -> Decision<'_> {
         let server = self.server_for(port);
-        let Some(route) = server.route_for(method, uri, headers) else {
+        let Some((route, matched)) = server.match_for(method, uri, headers) else {
             return Decision::NotFound(RouteNotFound { server });
         };
+        let filters = matched.filters.as_ref();
         for rule in &route.authz {
             if rule.authz.allows(client) {
-                return Decision::Allow(AllowedRequest::by_rule(server, route, rule));
+                return Decision::Allow(AllowedRequest::by_rule(server, route, rule, filters));
             }
         }
         match server.fallback.decide(client) {
-            Fallback::Allow => Decision::Allow(AllowedRequest::by_fallback(server, route, false)),
-            Fallback::Audit => Decision::Allow(AllowedRequest::by_fallback(server, route, true)),
+            Fallback::Allow => {
+                Decision::Allow(AllowedRequest::by_fallback(server, route, false, filters))
+            }
+            Fallback::Audit => {
+                Decision::Allow(AllowedRequest::by_fallback(server, route, true, filters))
+            }
             Fallback::Deny => Decision::Deny(DeniedRequest { server, route }),
         }
     }
@@ -242,6 +247,17 @@ impl ServerEntry {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Option<&RouteEntry> {
+        self.match_for(method, uri, headers).map(|(route, _)| route)
+    }
+
+    /// The route a request takes, and the match of it that took it.
+    #[inline]
+    pub(crate) fn match_for(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<(&RouteEntry, &MatchEntry)> {
         let found = if self.ranks_hosts {
             // The most specific host match wins; among equals, the first
             // match in precedence order.
@@ -260,7 +276,7 @@ impl ServerEntry {
                 .iter()
                 .find(|m| m.matches(method, uri, headers))
         };
-        found.and_then(|m| self.routes.get(m.route))
+        found.and_then(|m| self.routes.get(m.route).map(|r| (r, m)))
     }
 }
 

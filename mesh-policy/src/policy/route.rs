@@ -3,15 +3,19 @@
 use std::{cmp::Ordering, sync::Arc};
 
 use http::{HeaderMap, Method, Uri, header::HOST};
-use mesh_core::route::{PathMatch, RouteMatch};
+use mesh_core::route::{PathMatch, RouteFilters, RouteMatch};
 
-/// One match of one route rule, with the route's hostnames.
+/// One match of one route rule, with the route's hostnames and the rule's
+/// filters.
 #[derive(Debug)]
 pub(crate) struct MatchEntry {
     /// The route, as an index into the server's routes.
     pub(crate) route: usize,
     pub(crate) hosts: Arc<[HostMatch]>,
     pub(crate) matcher: RouteMatch,
+    /// The rule's filters, when it has any: what the request gets once it
+    /// is allowed.
+    pub(crate) filters: Option<Arc<RouteFilters>>,
     /// The route's position among all documents, for ties.
     pub(crate) order: usize,
     hint: Option<PathHint>,
@@ -67,8 +71,15 @@ impl MatchEntry {
             hosts,
             hint: PathHint::new(matcher.path()),
             matcher,
+            filters: None,
             order,
         }
+    }
+
+    /// The same match, for a rule with `filters`.
+    pub(crate) fn with_filters(mut self, filters: Option<Arc<RouteFilters>>) -> Self {
+        self.filters = filters;
+        self
     }
 
     #[inline]

@@ -10,18 +10,22 @@ use mesh_core::{
     serve::OpaqueConnection,
 };
 use mesh_metrics::{MetricsLayer, http::Metrics};
-use mesh_policy::{Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore};
+use mesh_policy::{
+    ApplyFilters, ApplyFiltersLayer, Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore,
+};
 use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
-pub(super) type HttpStack =
-    NormalizePath<Authorize<Metrics<ClientId<Forward<Client<hyper::body::Incoming>>>>>>;
+pub(super) type HttpStack = NormalizePath<
+    Authorize<Metrics<ApplyFilters<ClientId<Forward<Client<hyper::body::Incoming>>>>>>,
+>;
 
 /// The HTTP stack of one inbound port: normalize the path, authorize the
 /// request as one to the application's port (the port a `Server`
-/// selects), count it, tell the application who called (`mesh-client-id`,
-/// never forged), and forward to it.
+/// selects), count it, apply the filters of the route rule it matched,
+/// tell the application who called (`mesh-client-id`, never forged), and
+/// forward to it.
 ///
 /// The path is put in normal form before anything matches it, and sent on
 /// in that form (see mesh-core's `NormalizePathLayer`): `/%61dmin` and
@@ -31,6 +35,12 @@ pub(super) type HttpStack =
 /// request metrics carry the `srv_name`, `route_name` and `authz_name` the
 /// decision attached. A denied request never reaches the metrics layer: it
 /// is counted by `inbound_http_authz_deny_total` instead.
+///
+/// The route's filters (its `HTTPRoute` rule's header modifiers and
+/// redirect) apply only to allowed requests, inside metrics: a redirect is
+/// counted as the route's response, and the response edit shows in what
+/// metrics see. They come before `mesh-client-id` is set, so a header
+/// modifier cannot forge it.
 ///
 /// # Errors
 ///
@@ -46,6 +56,7 @@ pub(super) fn http_stack(
         .layer(NormalizePathLayer)
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())
+        .layer(ApplyFiltersLayer::new())
         .layer(ClientIdLayer::new())
         .service(forward))
 }
