@@ -16,18 +16,48 @@ use mesh_metrics::{HttpMetrics, MetricsLayer};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use tower::{Layer, service_fn};
 
-type AppBody = Either<
-    Full<Bytes>,
-    StreamBody<
-        futures_util::stream::Iter<std::vec::IntoIter<Result<http_body::Frame<Bytes>, Infallible>>>,
-    >,
->;
+type AppBody = Either<Full<Bytes>, OneChunk>;
+
+/// A body of one chunk that does not know it has ended after it, as a
+/// stream does not; it may report its exact length as a size hint, which
+/// hyper then writes as the `content-length`.
+struct OneChunk {
+    chunk: Option<Bytes>,
+    exact: bool,
+}
+
+impl http_body::Body for OneChunk {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.chunk.take().map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match (&self.chunk, self.exact) {
+            (Some(c), true) => http_body::SizeHint::with_exact(c.len() as u64),
+            (None, true) => http_body::SizeHint::with_exact(0),
+            (_, false) => http_body::SizeHint::default(),
+        }
+    }
+}
 
 /// Answers `hello` to every request, `/204` and `/304` with those statuses,
-/// and `/stream` as a stream of one chunk under an explicit
-/// `content-length`, which the stream itself does not know.
+/// `/stream` as a body of one chunk under an explicit `content-length`,
+/// which the body itself does not know, and `/sized` as such a body that
+/// reports its length only as an exact size hint.
 async fn app(req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
     let hello = || Either::Left(Full::new(Bytes::from_static(b"hello")));
+    let one_chunk = |exact| {
+        Either::Right(OneChunk {
+            chunk: Some(Bytes::from_static(b"hello")),
+            exact,
+        })
+    };
     Ok(match req.uri().path() {
         "/204" => Response::builder()
             .status(StatusCode::NO_CONTENT)
@@ -37,15 +67,11 @@ async fn app(req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
             .status(StatusCode::NOT_MODIFIED)
             .body(hello())
             .unwrap(),
-        "/stream" => {
-            let frames = vec![Ok(http_body::Frame::data(Bytes::from_static(b"hello")))];
-            Response::builder()
-                .header(header::CONTENT_LENGTH, "5")
-                .body(Either::Right(StreamBody::new(futures_util::stream::iter(
-                    frames,
-                ))))
-                .unwrap()
-        }
+        "/stream" => Response::builder()
+            .header(header::CONTENT_LENGTH, "5")
+            .body(one_chunk(false))
+            .unwrap(),
+        "/sized" => Response::new(one_chunk(true)),
         _ => Response::new(hello()),
     })
 }
@@ -124,7 +150,7 @@ async fn a_204_or_304_whose_body_is_never_sent_is_a_success() {
 
 #[tokio::test]
 async fn a_body_that_sent_its_whole_content_length_is_a_success() {
-    let text = serve_and_scrape(&[(Method::GET, "/stream"), (Method::GET, "/stream")]).await;
+    let text = serve_and_scrape(&[(Method::GET, "/stream"), (Method::GET, "/sized")]).await;
     assert_eq!(
         responses(&text),
         [r#"response_total{direction="inbound",status_code="200",classification="success"} 2"#],

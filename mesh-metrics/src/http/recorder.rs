@@ -13,6 +13,7 @@
 use std::{error::Error, sync::Arc};
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header::CONTENT_LENGTH};
+use http_body::Body;
 use mesh_core::{
     classify::{Classification, ErrorKind, GrpcCode},
     error::{GRPC_STATUS, ProxyErrorKind},
@@ -80,11 +81,11 @@ pub(crate) struct Streaming {
     target: Option<Arc<TargetHandles>>,
     status: StatusRef,
     head: Head,
-    /// The bytes of the declared `content-length` not yet sent, or
-    /// [`UNKNOWN_LENGTH`]. A server stops reading a body once it has sent
-    /// that many bytes (hyper drops it without asking for its end), so a
-    /// body dropped with nothing left to send ended rather than was
-    /// cancelled.
+    /// The bytes of the declared `content-length` (or exact size hint) not
+    /// yet sent, or [`UNKNOWN_LENGTH`]. A server stops reading a body once
+    /// it has sent that many bytes (hyper drops it without asking for its
+    /// end), so a body dropped with nothing left to send ended rather than
+    /// was cancelled.
     remaining: u64,
 }
 
@@ -115,7 +116,7 @@ impl Started {
     /// returns, when the stream ends; `None` when the exchange is already
     /// over: the response has no body, by HTTP's rules or because its body
     /// is empty (`body_is_empty`).
-    pub(crate) fn on_response<B>(
+    pub(crate) fn on_response<B: Body>(
         &mut self,
         res: &Response<B>,
         body_is_empty: bool,
@@ -132,11 +133,14 @@ impl Started {
             class: target.classify.classify_response(res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
+        // Without the header, a server sends the body's exact size hint as
+        // its length (hyper does), and stops there just the same.
         let remaining = res
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
+            .or_else(|| res.body().size_hint().exact())
             .unwrap_or(UNKNOWN_LENGTH);
         let mut streaming = Streaming {
             target: Some(target),
