@@ -6,21 +6,68 @@ use http::{HeaderMap, HeaderValue, Uri, header};
 
 use super::{PathRewrite, Redirect, Scheme};
 
+/// What comes before the path in a `Location`.
+enum Origin<'a> {
+    /// Settled when the redirect was built.
+    Fixed(&'a str),
+    /// `scheme://host[:port]`.
+    Parts {
+        scheme: Scheme,
+        host: &'a str,
+        port: Option<u16>,
+    },
+    /// Nothing: a relative reference.
+    None,
+}
+
+impl Origin<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Fixed(origin) => origin.len(),
+            Self::Parts { scheme, host, port } => {
+                scheme.as_str().len() + "://".len() + host.len() + port.map_or(0, |p| 1 + digits(p))
+            }
+            Self::None => 0,
+        }
+    }
+
+    fn write(&self, location: &mut String) {
+        match self {
+            Self::Fixed(origin) => location.push_str(origin),
+            Self::Parts { scheme, host, port } => {
+                location.push_str(scheme.as_str());
+                location.push_str("://");
+                location.push_str(host);
+                if let Some(port) = port {
+                    // Writing into a String cannot fail.
+                    let _ = write!(location, ":{port}");
+                }
+            }
+            Self::None => {}
+        }
+    }
+}
+
 impl Redirect {
     /// The `Location` for a request with `uri` and `headers`: see the
     /// [module docs](super) for how each part is chosen.
     ///
     /// Everything that does not depend on the request was settled by
     /// [`Redirect::new`]; this picks the request's parts and writes them
-    /// into one string, the only allocation.
+    /// into one string of exactly their length, which becomes the header
+    /// value without a copy: one allocation.
     pub fn location(&self, uri: &Uri, headers: &HeaderMap) -> HeaderValue {
-        let (path, query) = (uri.path(), uri.query());
-        let mut location = String::with_capacity(self.capacity(path, query));
-        match &self.origin {
-            Some(origin) => location.push_str(origin),
-            None => self.write_origin(&mut location, uri, headers),
-        }
-        self.write_path(&mut location, path);
+        let origin = match &self.origin {
+            Some(origin) => Origin::Fixed(origin),
+            None => self.origin_of(uri, headers),
+        };
+        let (path, rest) = self.path_of(uri.path());
+        let query = uri.query();
+        let len = origin.len() + path.len() + rest.len() + query.map_or(0, |q| q.len() + 1);
+        let mut location = String::with_capacity(len);
+        origin.write(&mut location);
+        location.push_str(path);
+        location.push_str(rest);
         if let Some(query) = query {
             location.push('?');
             location.push_str(query);
@@ -31,22 +78,7 @@ impl Redirect {
         HeaderValue::try_from(location).unwrap_or_else(|_| HeaderValue::from_static("/"))
     }
 
-    /// Room for the longest `Location` this request can get.
-    fn capacity(&self, path: &str, query: Option<&str>) -> usize {
-        let origin = match &self.origin {
-            Some(origin) => origin.len(),
-            // `https://`, a host of up to 253 bytes, `:65535`.
-            None => 8 + self.hostname.as_ref().map_or(64, |h| h.len()) + 6,
-        };
-        let path = match &self.path {
-            Some(PathRewrite::Full(full)) => full.len(),
-            Some(PathRewrite::Prefix { replacement, .. }) => replacement.len() + path.len(),
-            None => path.len(),
-        };
-        origin + path + query.map_or(0, |q| q.len() + 1)
-    }
-
-    fn write_origin(&self, location: &mut String, uri: &Uri, headers: &HeaderMap) {
+    fn origin_of<'a>(&'a self, uri: &'a Uri, headers: &'a HeaderMap) -> Origin<'a> {
         let authority = uri
             .authority()
             .map(|a| a.as_str())
@@ -55,7 +87,7 @@ impl Redirect {
         let Some(host) = self.hostname.as_deref().or(request_host) else {
             // Nowhere to point but the request's own origin: a relative
             // reference.
-            return;
+            return Origin::None;
         };
         let request_scheme = if uri.scheme_str() == Some("https") {
             Scheme::Https
@@ -70,34 +102,37 @@ impl Redirect {
             (None, None) => request_port,
         }
         .filter(|&port| port != scheme.default_port());
-        location.push_str(scheme.as_str());
-        location.push_str("://");
-        location.push_str(host);
-        if let Some(port) = port {
-            // Writing into a String cannot fail.
-            let _ = write!(location, ":{port}");
-        }
+        Origin::Parts { scheme, host, port }
     }
 
-    fn write_path(&self, location: &mut String, path: &str) {
+    /// The new path, in two pieces written one after the other.
+    fn path_of<'a>(&'a self, path: &'a str) -> (&'a str, &'a str) {
         match &self.path {
-            None => location.push_str(path),
-            Some(PathRewrite::Full(full)) => location.push_str(full),
+            None => (path, ""),
+            Some(PathRewrite::Full(full)) => (full, ""),
             Some(PathRewrite::Prefix {
                 matched,
                 replacement,
             }) => match strip_prefix(path, matched) {
-                Some(rest) if replacement.is_empty() && rest.is_empty() => location.push('/'),
-                Some(rest) => {
-                    location.push_str(replacement);
-                    location.push_str(rest);
-                }
+                Some("") if replacement.is_empty() => ("/", ""),
+                Some(rest) => (replacement, rest),
                 // The request did not come by the prefix (only a caller
                 // that skipped the rule's match can send one): the path
                 // stays.
-                None => location.push_str(path),
+                None => (path, ""),
             },
         }
+    }
+}
+
+/// How many decimal digits `n` takes.
+fn digits(n: u16) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
     }
 }
 
