@@ -24,9 +24,11 @@
 //! - **path**: `ReplaceFullPath` replaces it; `ReplacePrefixMatch`
 //!   replaces the part the rule's `PathPrefix` matched, whole path
 //!   elements only, as the table of the Gateway API's `HTTPPathModifier`
-//!   shows (`/foo/bar` with prefix `/foo` and replacement `/xyz` becomes
-//!   `/xyz/bar`; `/foo/` becomes `/xyz/`; replacing with `` or `/` leaves
-//!   `/bar`, or `/`). Without `path` the request's path is kept.
+//!   shows: with prefix `/foo` and replacement `/xyz`, `/foo/bar` becomes
+//!   `/xyz/bar` and `/foo/` becomes `/xyz/`; with an empty replacement or
+//!   `/`, `/foo/bar` becomes `/bar` and `/foo` becomes `/`; `/foobar` is
+//!   not under `/foo` and keeps its path. Without `path` the request's path
+//!   is kept.
 //! - **query**: always kept. (linkerd2-proxy drops it on `ReplaceFullPath`;
 //!   Envoy, and with it most Gateway API implementations, keeps it.)
 //!
