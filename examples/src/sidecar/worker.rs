@@ -6,6 +6,7 @@ use hyper::body::Incoming;
 use mesh_core::{
     admin::Admin,
     client::{Client, ClientConfig},
+    proxy::orig_proto::DowngradeLayer,
     serve::{Accept, Protocol, Server, ServerConfig, Shutdown},
 };
 use mesh_metrics::{
@@ -169,7 +170,11 @@ impl Worker {
                 return;
             }
         };
+        // HTTP/1.1 requests other sidecars carried as HTTP/2 are turned back
+        // first, so that the tap, like everything after it, sees the
+        // request the client sent.
         let http = TapLayer::new(&self.shared.tap, Direction::Inbound).layer(http);
+        let http = DowngradeLayer::new().layer(http);
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(
             listener,

@@ -16,6 +16,9 @@
 //! [failure accrual](accrual), endpoints that keep failing are taken out
 //! for a while.
 //!
+//! Between two mesh proxies, HTTP/1.1 requests can travel as HTTP/2
+//! streams on one connection ([`orig_proto`]).
+//!
 //! [`AuthorityRouter`] sits in front of several `Forward`s and picks one by
 //! the request's `Host` or `:authority`.
 
@@ -23,6 +26,7 @@ pub mod accrual;
 pub mod balance;
 mod forward;
 mod headers;
+pub mod orig_proto;
 mod router;
 mod upgrade;
 

@@ -76,7 +76,7 @@ pub(super) struct OutboundSection {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with name, endpoints, identity, tls, retry, timeouts, budget and failure_accrual"
+    expecting = "a mapping with name, endpoints, identity, tls, retry, timeouts, budget, failure_accrual and http2_upgrade"
 )]
 pub(super) struct ServiceEntry {
     pub(super) name: ServiceName,
@@ -87,6 +87,7 @@ pub(super) struct ServiceEntry {
     pub(super) timeouts: Option<TimeoutsSection>,
     pub(super) budget: Option<BudgetSection>,
     pub(super) failure_accrual: Option<AccrualSection>,
+    pub(super) http2_upgrade: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

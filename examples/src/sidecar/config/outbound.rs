@@ -68,6 +68,13 @@ pub struct ServiceConfig {
     /// When endpoints whose responses keep failing are taken out of the
     /// balancer, and for how long. Default: never, as in Linkerd.
     pub failure_accrual: Option<FailureAccrual>,
+    /// Whether HTTP/1.1 requests travel to the service's sidecars as
+    /// HTTP/2 streams on one connection, turned back into HTTP/1.1 by the
+    /// sidecar in front of the application (see
+    /// [`mesh_core::proxy::orig_proto`]). Default: on for a service
+    /// reached over mutual TLS, whose servers are meshed, as in Linkerd;
+    /// off for plaintext ones.
+    pub http2_upgrade: bool,
 }
 
 /// A service's name: a lowercase DNS name such as `emoji` or

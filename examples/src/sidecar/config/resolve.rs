@@ -194,6 +194,9 @@ fn resolve_outbound(
             ));
         }
         let tls = service_tls(&entry, index, has_identity, source)?;
+        let http2_upgrade = entry
+            .http2_upgrade
+            .unwrap_or(matches!(tls, OutboundTls::Mtls(_)));
         let budget = entry
             .budget
             .as_ref()
@@ -228,6 +231,7 @@ fn resolve_outbound(
                 .unwrap_or_default(),
             budget,
             failure_accrual,
+            http2_upgrade,
         });
     }
     Ok(config)

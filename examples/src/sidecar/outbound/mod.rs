@@ -127,11 +127,17 @@ impl Outbound {
         let mut services = Vec::with_capacity(config.services.len());
         let mut http = MetricsLayer::outbound(metrics.http);
         for (index, service) in config.services.iter().enumerate() {
-            let connectors = ServiceConnectors::new(client, store, &service.tls, metrics.tcp)
-                .map_err(|source| StartError::Tls {
-                    field: format!("outbound.services[{index}]"),
-                    source,
-                })?;
+            let connectors = ServiceConnectors::new(
+                client,
+                store,
+                &service.tls,
+                service.http2_upgrade,
+                metrics.tcp,
+            )
+            .map_err(|source| StartError::Tls {
+                field: format!("outbound.services[{index}]"),
+                source,
+            })?;
             http = http.with_service_tls(service.name.as_str(), &tls_label(&service.tls));
             services.push(ServiceTarget {
                 endpoints: service.endpoints.clone(),

@@ -1,8 +1,11 @@
 //! One service's connections: mutual TLS or plaintext, pooled per runtime.
 
-use std::task::{Context, Poll};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
 
-use futures_util::future::Either;
 use http::{Request, Response, Version};
 use http_body::Body;
 use hyper::body::Incoming;
@@ -11,11 +14,13 @@ use mesh_core::{
     BoxError,
     client::{Client, ClientConfig, ClientError},
     conn::{NoTlsReason, Tls},
+    proxy::orig_proto,
 };
 use mesh_metrics::{TcpConnect, TcpMetrics};
 use mesh_tls::{
     ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets, retire::Retire,
 };
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 /// The connectors of one outbound service, built once in `start` (the
@@ -31,6 +36,9 @@ use tower::{Layer, Service};
 pub(crate) struct ServiceConnectors {
     http1: Connector,
     http2: Connector,
+    /// Whether HTTP/1.1 requests travel to the service's sidecars as
+    /// HTTP/2 ([`orig_proto`]).
+    http2_upgrade: bool,
 }
 
 /// TLS (or plaintext) over TCP connections whose transport metrics are
@@ -61,6 +69,7 @@ impl ServiceConnectors {
         client: &ClientConfig,
         store: &CredentialStore,
         tls: &OutboundTls,
+        http2_upgrade: bool,
         metrics: &TcpMetrics,
     ) -> Result<Self, BoxError> {
         let label = tls_label(tls);
@@ -83,6 +92,7 @@ impl ServiceConnectors {
         Ok(Self {
             http1: connector(false)?,
             http2: connector(true)?,
+            http2_upgrade,
         })
     }
 
@@ -101,16 +111,19 @@ impl ServiceConnectors {
         Upstream {
             http1: pooled(&self.http1),
             http2: pooled(&self.http2),
+            http2_upgrade: self.http2_upgrade,
         }
     }
 }
 
 /// A service's pooled client on one runtime: HTTP/1 requests over the
-/// `http/1.1` connector, HTTP/2 requests over the `h2` one. Connections
-/// are retired from the pools when the credentials rotate.
+/// `http/1.1` connector, HTTP/2 requests over the `h2` one, and, to a
+/// service whose sidecars take them, HTTP/1.1 requests as HTTP/2 too.
+/// Connections are retired from the pools when the credentials rotate.
 pub(crate) struct Upstream<B> {
     http1: Retire<Client<B, Connector>>,
     http2: Retire<Client<B, Connector>>,
+    http2_upgrade: bool,
 }
 
 impl<B> Clone for Upstream<B> {
@@ -118,6 +131,7 @@ impl<B> Clone for Upstream<B> {
         Self {
             http1: self.http1.clone(),
             http2: self.http2.clone(),
+            http2_upgrade: self.http2_upgrade,
         }
     }
 }
@@ -136,21 +150,46 @@ where
 {
     type Response = Response<Incoming>;
     type Error = ClientError;
-    type Future = Either<
-        <Retire<Client<B, Connector>> as Service<Request<B>>>::Future,
-        <Retire<Client<B, Connector>> as Service<Request<B>>>::Future,
-    >;
+    type Future = UpstreamFuture<<Retire<Client<B, Connector>> as Service<Request<B>>>::Future>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The pools open connections on demand; there is nothing to wait for.
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        if req.version() == Version::HTTP_2 {
-            Either::Right(self.http2.call(req))
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let upgraded = self.http2_upgrade && orig_proto::upgrade(&mut req);
+        let inner = if req.version() == Version::HTTP_2 {
+            self.http2.call(req)
         } else {
-            Either::Left(self.http1.call(req))
+            self.http1.call(req)
+        };
+        UpstreamFuture { inner, upgraded }
+    }
+}
+
+pin_project! {
+    /// The response of an upstream request; that of a request carried as
+    /// HTTP/2 in place of HTTP/1.1 is given its version back.
+    pub(crate) struct UpstreamFuture<F> {
+        #[pin]
+        inner: F,
+        upgraded: bool,
+    }
+}
+
+impl<F, B> Future for UpstreamFuture<F>
+where
+    F: Future<Output = Result<Response<B>, ClientError>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if *this.upgraded {
+            orig_proto::restore(&mut res);
         }
+        Poll::Ready(Ok(res))
     }
 }

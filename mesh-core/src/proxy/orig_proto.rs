@@ -1,0 +1,218 @@
+//! HTTP/2 between meshed proxies, whatever HTTP the application speaks.
+//!
+//! HTTP/1.1 carries one request at a time per connection, so a busy client
+//! keeps many connections open, and each new one costs a TCP and a TLS
+//! handshake. Between two mesh proxies that is waste: Linkerd's proxies
+//! carry HTTP/1.1 requests to each other over HTTP/2, where every request
+//! is a stream on one multiplexed connection, and turn them back into
+//! HTTP/1.1 before the application sees them. This module is both halves:
+//!
+//! - the client side, [`upgrade`], turns an HTTP/1.1 request into an
+//!   HTTP/2 one and marks it with [`ORIG_PROTO`] (`mesh-orig-proto:
+//!   HTTP/1.1`, as Linkerd's `l5d-orig-proto`), and [`restore`] gives the
+//!   response its HTTP/1.1 version back;
+//! - the server side, [`DowngradeLayer`], turns a marked HTTP/2 request
+//!   back into the HTTP/1.1 request it was, before anything else sees it.
+//!
+//! A request that cannot travel as an HTTP/2 stream keeps HTTP/1.1: an
+//! `Upgrade` (a WebSocket) or a `CONNECT` needs the connection to itself,
+//! and HTTP/1.0 has semantics (no persistent connections, no chunked
+//! bodies) that are not worth carrying across. The `Host` header travels
+//! as it is; the URI's authority names the endpoint, as it does over
+//! HTTP/1.1.
+//!
+//! Only a server that runs the downgrade may be sent upgraded requests; a
+//! client decides per destination, typically for peers it reaches over
+//! mutual TLS, which are meshed. The header is removed from any request
+//! it should not be on, so an application cannot forge the mark to change
+//! how its request is read.
+
+use std::task::{Context, Poll};
+
+use http::{HeaderName, HeaderValue, Method, Request, Response, Version, header};
+use tower::{Layer, Service};
+
+/// The header that marks an HTTP/2 request as an HTTP/1.1 one carried
+/// between proxies.
+pub const ORIG_PROTO: HeaderName = HeaderName::from_static("mesh-orig-proto");
+
+/// The only value [`ORIG_PROTO`] takes.
+const HTTP_11: &str = "HTTP/1.1";
+
+/// Client side: carries `req` as HTTP/2 if it is an HTTP/1.1 request that
+/// can travel as a stream (no `Upgrade`, not `CONNECT`), marking it with
+/// [`ORIG_PROTO`]. Returns whether it did; the response of a request it
+/// upgraded goes through [`restore`]. Any [`ORIG_PROTO`] a request
+/// arrives with is removed first.
+pub fn upgrade<B>(req: &mut Request<B>) -> bool {
+    req.headers_mut().remove(ORIG_PROTO);
+    let can = req.version() == Version::HTTP_11
+        && req.method() != Method::CONNECT
+        && !req.headers().contains_key(header::UPGRADE);
+    if can {
+        *req.version_mut() = Version::HTTP_2;
+        req.headers_mut()
+            .insert(ORIG_PROTO, HeaderValue::from_static(HTTP_11));
+    }
+    can
+}
+
+/// Client side: the response to a request [`upgrade`] carried as HTTP/2,
+/// as the HTTP/1.1 response the caller expects.
+pub fn restore<B>(res: &mut Response<B>) {
+    *res.version_mut() = Version::HTTP_11;
+    res.headers_mut().remove(ORIG_PROTO);
+}
+
+/// Server side: turns requests [`upgrade`] marked back into HTTP/1.1. See
+/// the [module docs](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DowngradeLayer;
+
+impl DowngradeLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> Layer<S> for DowngradeLayer {
+    type Service = Downgrade<S>;
+
+    fn layer(&self, inner: S) -> Downgrade<S> {
+        Downgrade { inner }
+    }
+}
+
+/// A service whose marked HTTP/2 requests arrive as HTTP/1.1. See
+/// [`DowngradeLayer`].
+#[derive(Clone, Debug)]
+pub struct Downgrade<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Downgrade<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> S::Future {
+        downgrade(&mut req);
+        self.inner.call(req)
+    }
+}
+
+/// Turns `req` back into HTTP/1.1 if it is an HTTP/2 request marked with
+/// [`ORIG_PROTO`]; removes the mark from any other request.
+fn downgrade<B>(req: &mut Request<B>) {
+    let Some(mark) = req.headers_mut().remove(ORIG_PROTO) else {
+        return;
+    };
+    if req.version() == Version::HTTP_2 && mark == HTTP_11 {
+        *req.version_mut() = Version::HTTP_11;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::convert::Infallible;
+
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    fn request(version: Version) -> Request<()> {
+        Request::get("http://10.0.0.9:4143/api")
+            .version(version)
+            .header(header::HOST, "web")
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_http_11_request_travels_as_http_2_with_its_host() {
+        let mut req = request(Version::HTTP_11);
+        assert!(upgrade(&mut req));
+        assert_eq!(req.version(), Version::HTTP_2);
+        assert_eq!(req.headers()[ORIG_PROTO], "HTTP/1.1");
+        assert_eq!(req.headers()[header::HOST], "web");
+    }
+
+    #[test]
+    fn upgrades_connect_http_10_and_http_2_keep_their_version() {
+        let mut websocket = request(Version::HTTP_11);
+        websocket
+            .headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let mut connect = request(Version::HTTP_11);
+        *connect.method_mut() = Method::CONNECT;
+        let mut old = request(Version::HTTP_10);
+        let mut h2 = request(Version::HTTP_2);
+        // A mark the application wrote itself is removed.
+        h2.headers_mut()
+            .insert(ORIG_PROTO, HeaderValue::from_static("HTTP/1.1"));
+        for (req, version) in [
+            (&mut websocket, Version::HTTP_11),
+            (&mut connect, Version::HTTP_11),
+            (&mut old, Version::HTTP_10),
+            (&mut h2, Version::HTTP_2),
+        ] {
+            assert!(!upgrade(req));
+            assert_eq!(req.version(), version);
+            assert!(!req.headers().contains_key(ORIG_PROTO));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_server_side_sees_the_http_11_request_that_was_sent() {
+        let seen = service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>((req.version(), req.headers().contains_key(ORIG_PROTO)))
+        });
+        let svc = DowngradeLayer::new().layer(seen);
+
+        let mut upgraded = request(Version::HTTP_11);
+        upgrade(&mut upgraded);
+        let got = svc.clone().oneshot(upgraded).await.unwrap();
+        assert_eq!(got, (Version::HTTP_11, false));
+
+        // A real HTTP/2 request stays one.
+        let got = svc.clone().oneshot(request(Version::HTTP_2)).await.unwrap();
+        assert_eq!(got, (Version::HTTP_2, false));
+
+        // A mark on HTTP/1.1, or with another value, is dropped and changes
+        // nothing.
+        let mut forged = request(Version::HTTP_11);
+        forged
+            .headers_mut()
+            .insert(ORIG_PROTO, HeaderValue::from_static("HTTP/1.1"));
+        assert_eq!(
+            svc.clone().oneshot(forged).await.unwrap(),
+            (Version::HTTP_11, false)
+        );
+        let mut odd = request(Version::HTTP_2);
+        odd.headers_mut()
+            .insert(ORIG_PROTO, HeaderValue::from_static("HTTP/1.0"));
+        assert_eq!(svc.oneshot(odd).await.unwrap(), (Version::HTTP_2, false));
+    }
+
+    #[test]
+    fn the_response_is_given_back_its_http_11_version() {
+        let mut res = Response::builder()
+            .version(Version::HTTP_2)
+            .header(ORIG_PROTO, "HTTP/1.1")
+            .body(())
+            .unwrap();
+        restore(&mut res);
+        assert_eq!(res.version(), Version::HTTP_11);
+        assert!(!res.headers().contains_key(ORIG_PROTO));
+    }
+}
