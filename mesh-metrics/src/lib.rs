@@ -17,6 +17,8 @@
 //!   `proxy_build_info`.
 //! - [`query`] reads `/metrics` back and computes what `linkerd viz stat`
 //!   shows.
+//! - [`access_log`] writes a line per request, in Linkerd's Apache or
+//!   JSON format, without making requests wait for the writes.
 //! - [`tap`] streams live requests, one event per line, as `linkerd viz
 //!   tap` does: which requests, which statuses, how long.
 //! - [`dashboard`] polls a set of admin servers once per interval and
@@ -85,6 +87,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access_log;
 mod config;
 pub mod dashboard;
 mod family;

@@ -10,6 +10,7 @@ use mesh_core::{
 };
 use mesh_metrics::{
     BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics,
+    access_log::AccessLog,
     dashboard::{Dashboard, InvalidDashboard},
     register_process_metrics,
     tap::Tap,
@@ -276,6 +277,15 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => None,
     };
+    let access_log = config.inbound.access_log.map(|format| {
+        let (log, writer) = AccessLog::new(format);
+        background.push(Box::pin(async move {
+            if let Err(error) = writer.run(tokio::io::stderr()).await {
+                tracing::warn!(%error, "the access log cannot be written; it stops");
+            }
+        }));
+        log
+    });
     let tap = Tap::new();
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
@@ -288,6 +298,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         inbound_metrics: MetricsLayer::inbound(&http_metrics),
         tcp_metrics,
         tap,
+        access_log,
         client,
         config,
     });

@@ -11,6 +11,7 @@ use mesh_core::{
 };
 use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
+    access_log::{AccessLog, AccessLogLayer},
     tap::{Tap, TapLayer},
 };
 use mesh_policy::PolicyStore;
@@ -52,6 +53,8 @@ pub(super) struct Shared {
     /// What `/tap` on the admin port watches: every inbound and outbound
     /// request goes through it first.
     pub(super) tap: Tap,
+    /// Where inbound requests are logged, when `inbound.access_log` asks.
+    pub(super) access_log: Option<AccessLog>,
     pub(super) client: ClientConfig,
 }
 
@@ -171,9 +174,10 @@ impl Worker {
             }
         };
         // HTTP/1.1 requests other sidecars carried as HTTP/2 are turned back
-        // first, so that the tap, like everything after it, sees the
-        // request the client sent.
+        // first, so that the access log and the tap, like everything after
+        // them, see the request the client sent.
         let http = TapLayer::new(&self.shared.tap, Direction::Inbound).layer(http);
+        let http = AccessLogLayer::new(self.shared.access_log.clone()).layer(http);
         let http = DowngradeLayer::new().layer(http);
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(

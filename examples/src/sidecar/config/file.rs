@@ -22,6 +22,7 @@ use super::outbound::ServiceName;
 use super::policy::PolicySection;
 use super::retry::{AccrualSection, BudgetSection, RetrySection, TimeoutsSection};
 use super::server::DashboardSection;
+use mesh_metrics::access_log::AccessLogFormat;
 
 /// The whole file. Every section may be left out, or left empty.
 ///
@@ -45,7 +46,7 @@ pub(super) struct Document {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with listen, app, protocol, tls and ports"
+    expecting = "a mapping with listen, app, protocol, tls, ports and access_log"
 )]
 pub(super) struct InboundSection {
     pub(super) listen: Option<Addr>,
@@ -53,6 +54,21 @@ pub(super) struct InboundSection {
     pub(super) protocol: Option<PortProtocol>,
     pub(super) tls: Option<Mode>,
     pub(super) ports: Option<Vec<InboundPortEntry>>,
+    pub(super) access_log: Option<AccessLogEntry>,
+}
+
+/// An access log format: `apache` or `json`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AccessLogEntry(pub(super) AccessLogFormat);
+
+impl<'de> Deserialize<'de> for AccessLogEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "access log format",
+            expecting: "apache or json",
+            parse: |text: &str| text.parse::<AccessLogFormat>().map(AccessLogEntry),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

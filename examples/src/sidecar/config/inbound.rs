@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 
+use mesh_metrics::access_log::AccessLogFormat;
 use mesh_tls::InboundMode;
 
 /// The default inbound listener, `0.0.0.0:4143` (Linkerd's inbound port).
@@ -35,6 +36,10 @@ pub struct InboundConfig {
     /// (`disabled`). Without an `identity` section there is no certificate
     /// to serve, and the listeners serve plaintext whatever this says.
     pub tls: InboundMode,
+    /// Whether every inbound request is written to standard error as a
+    /// line of the access log, and in which format (Linkerd's
+    /// `config.linkerd.io/access-log`). Default: none, as in Linkerd.
+    pub access_log: Option<AccessLogFormat>,
 }
 
 impl InboundConfig {

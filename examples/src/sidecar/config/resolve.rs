@@ -150,7 +150,11 @@ fn resolve_inbound(
         ));
         ports.push(port);
     }
-    Ok(InboundConfig { ports, tls })
+    Ok(InboundConfig {
+        ports,
+        tls,
+        access_log: section.access_log.map(|format| format.0),
+    })
 }
 
 fn mode_name(mode: mesh_tls::InboundMode) -> &'static str {

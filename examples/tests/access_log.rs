@@ -1,0 +1,141 @@
+//! `inbound.access_log`: the sidecar binary writes a line per inbound
+//! request to standard error, in Linkerd's Apache or JSON format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use http::{Request, StatusCode};
+use support::*;
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The sidecar binary in front of an `ok` app, logging in `format`; its
+/// standard error line by line, and its inbound address.
+async fn start(dir: &tempfile::TempDir, format: &str) -> (Child, mpsc::Receiver<String>, String) {
+    let app = ok_app(false).await;
+    let inbound = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("sidecar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "inbound: {{listen: {inbound}, app: {app}, protocol: http, access_log: {format}}}\n\
+             outbound: {{listen: 127.0.0.1:0}}\nadmin: {{listen: 127.0.0.1:0}}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(sidecar_binary())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        // Only errors from the logs: what else is on standard error is the
+        // access log.
+        .env("RUST_LOG", "error")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sidecar example is built: run `cargo test` without `--test`");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, received, inbound)
+}
+
+/// Sends GETs for `path` to `inbound` until one is answered (the sidecar
+/// may still be starting), then one more with a trace id.
+async fn send(inbound: &str, path: &str) {
+    let client = http1();
+    let started = tokio::time::Instant::now();
+    loop {
+        let req = Request::get(format!("http://{inbound}{path}"))
+            .header("user-agent", "mesh-test")
+            .header("x-request-id", "req-42")
+            .body(full(""))
+            .unwrap();
+        match client.request(req).await {
+            Ok(res) => {
+                assert_eq!(res.status(), StatusCode::OK);
+                body_bytes(res).await;
+                return;
+            }
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::task::yield_now().await;
+            }
+            Err(error) => panic!("the sidecar did not come up: {error}"),
+        }
+    }
+}
+
+fn next_line(lines: &mpsc::Receiver<String>) -> String {
+    lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a line of the access log")
+}
+
+fn stop(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn each_inbound_request_is_a_line_in_apache_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines, inbound) = start(&dir, "apache").await;
+    send(&inbound, "/books?page=2").await;
+    let line = next_line(&lines);
+    // `127.0.0.1:PORT - - [TIMESTAMP] "GET /books?page=2 HTTP/1.1" 200`
+    let (client, rest) = line.split_once(' ').unwrap();
+    assert!(client.starts_with("127.0.0.1:"), "{line}");
+    assert!(rest.starts_with("- - ["), "{line}");
+    assert!(
+        rest.ends_with("Z] \"GET /books?page=2 HTTP/1.1\" 200"),
+        "{line}"
+    );
+    stop(child);
+}
+
+#[tokio::test]
+async fn json_lines_carry_the_headers_linkerd_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines, inbound) = start(&dir, "json").await;
+    send(&inbound, "/books").await;
+    let line = next_line(&lines);
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["method"], "GET", "{line}");
+    assert_eq!(entry["uri"], "/books", "{line}");
+    assert_eq!(entry["status"], 200, "{line}");
+    assert_eq!(entry["client.id"], "-", "{line}");
+    assert_eq!(entry["user_agent"], "mesh-test", "{line}");
+    assert_eq!(entry["trace_id"], "req-42", "{line}");
+    assert_eq!(entry["response_bytes"], "2", "{line}");
+    assert_eq!(entry["host"], inbound.as_str(), "{line}");
+    assert!(entry["total_ns"].as_u64().unwrap() > 0, "{line}");
+    stop(child);
+}
+
+#[test]
+fn an_unknown_format_is_refused_naming_the_field() {
+    let error = mesh_examples::sidecar::config::SidecarConfig::from_yaml(
+        "inbound: {app: 127.0.0.1:8080, access_log: yaml}\n",
+        "sidecar.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("inbound.access_log"), "{error}");
+    assert!(error.contains("apache or json"), "{error}");
+}

@@ -1,0 +1,127 @@
+//! HTTP access logs: a line per request, in Linkerd's two formats.
+//!
+//! Metrics count requests; an access log keeps each one, for audits and
+//! for the question metrics cannot answer afterwards: who called what,
+//! when, and what they got. Linkerd's proxy writes one when a workload
+//! asks for it (`config.linkerd.io/access-log`), in the Apache Common Log
+//! Format or as JSON, with the same fields; so does [`AccessLogLayer`]:
+//!
+//! ```text
+//! 10.42.0.63:51160 spiffe://cluster.local/ns/booksapp/sa/traffic - [2022-08-23T20:28:20.071809491Z] "GET /authors HTTP/1.1" 200
+//! ```
+//!
+//! ```text
+//! {"client.addr":"10.42.0.63:51160","client.id":"spiffe://cluster.local/ns/booksapp/sa/traffic","host":"webapp:7000","method":"GET","processing_ns":41210,"request_bytes":"","response_bytes":"2160","status":200,"timestamp":"2022-08-23T20:28:20.071809491Z","total_ns":1310202,"trace_id":"","uri":"/authors","user_agent":"curl/8.5.0","version":"HTTP/1.1"}
+//! ```
+//!
+//! The fields are Linkerd's: the client's address and mesh identity (`-`
+//! without one), when the request arrived (UTC), its method, URI and
+//! version, the `host` and `user-agent` headers, the trace id from
+//! `x-b3-traceid`, `x-request-id` or `x-amzn-trace-id`, the request's and
+//! the response's `content-length` (empty when absent), the status, the
+//! time from the request to the response head (`total_ns`), and the part
+//! of it the proxy spent working on the request rather than waiting
+//! (`processing_ns`). A line is written when the response head arrives; a
+//! request that gets no response at all (the client went away first) is
+//! not logged.
+//!
+//! # Writing without blocking
+//!
+//! A request never waits for the log: lines go through a bounded queue
+//! ([`QUEUE`] lines) to an [`AccessLogWriter`] that the process runs as a
+//! task, and that writes them where it is told (the sidecar: standard
+//! error, as Linkerd's proxy does). When the writer falls behind, lines
+//! are dropped and counted ([`AccessLog::dropped`]), rather than slowing
+//! the traffic down.
+
+mod format;
+mod service;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+};
+
+pub use self::{
+    format::AccessLogFormat,
+    service::{AccessLogFuture, AccessLogLayer, AccessLogService},
+};
+
+/// The lines queued for the writer before further ones are dropped.
+pub const QUEUE: usize = 4096;
+
+/// Where a layer's lines go: a handle on the queue to the writer.
+/// Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct AccessLog {
+    format: AccessLogFormat,
+    lines: mpsc::Sender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// Writes the lines of an [`AccessLog`]; run [`AccessLogWriter::run`]
+/// once, as a task.
+#[derive(Debug)]
+pub struct AccessLogWriter {
+    lines: mpsc::Receiver<String>,
+}
+
+impl AccessLog {
+    /// A log in `format`, and the writer that writes its lines.
+    pub fn new(format: AccessLogFormat) -> (Self, AccessLogWriter) {
+        let (lines, receiver) = mpsc::channel(QUEUE);
+        let log = Self {
+            format,
+            lines,
+            dropped: Arc::default(),
+        };
+        (log, AccessLogWriter { lines: receiver })
+    }
+
+    /// The format of its lines.
+    pub fn format(&self) -> AccessLogFormat {
+        self.format
+    }
+
+    /// How many lines were dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn write(&self, line: String) {
+        if self.lines.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AccessLogWriter {
+    /// Writes every line to `out`, each followed by a newline, until every
+    /// [`AccessLog`] handle is gone.
+    ///
+    /// # Errors
+    ///
+    /// When `out` cannot be written; the lines not written yet are lost.
+    pub async fn run<W: AsyncWrite + Unpin>(mut self, mut out: W) -> std::io::Result<()> {
+        while let Some(line) = self.lines.recv().await {
+            let mut batch = line.into_bytes();
+            batch.push(b'\n');
+            // Whatever else is queued goes out in the same write.
+            while let Ok(line) = self.lines.try_recv() {
+                batch.extend_from_slice(line.as_bytes());
+                batch.push(b'\n');
+            }
+            out.write_all(&batch).await?;
+            out.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

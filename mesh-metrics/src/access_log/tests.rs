@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used)]
+
+use std::{convert::Infallible, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body_util::Full;
+use mesh_core::conn::{ConnectionInfo, Tls};
+use tower::{ServiceExt, service_fn};
+use tower_layer::Layer;
+
+use super::*;
+
+/// An app that takes 3 ms to answer 2,160 bytes.
+fn app() -> impl tower::Service<
+    Request<()>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(|_: Request<()>| async {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let mut res = Response::new(Full::from(vec![b'x'; 2160]));
+        res.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, "2160".parse().unwrap());
+        Ok::<_, Infallible>(res)
+    })
+}
+
+fn request() -> Request<()> {
+    let mut req = Request::get("/authors?page=2")
+        .header("host", "webapp:7000")
+        .header("user-agent", "curl/8.5.0")
+        .header("x-request-id", "a1b2")
+        .body(())
+        .unwrap();
+    req.extensions_mut().insert(ConnectionInfo {
+        local_addr: "10.42.0.9:4143".parse().unwrap(),
+        remote_addr: "10.42.0.63:51160".parse().unwrap(),
+        tls: Tls::Mutual {
+            peer: "spiffe://cluster.local/ns/booksapp/sa/traffic"
+                .parse()
+                .unwrap(),
+        },
+    });
+    req
+}
+
+/// The lines `writer` wrote once every handle of its log is gone.
+async fn written(writer: AccessLogWriter) -> Vec<String> {
+    let mut out = Vec::new();
+    writer.run(&mut out).await.unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `line` with the timestamp, which the wall clock sets, replaced by `T`,
+/// after checking that it is one.
+fn without_timestamp(line: &str, open: &str, close: &str) -> String {
+    let start = line.find(open).unwrap() + open.len();
+    let end = start + line[start..].find(close).unwrap();
+    let stamp = &line[start..end];
+    assert_eq!(
+        stamp.len(),
+        "2022-08-23T20:28:20.071809491Z".len(),
+        "{stamp}"
+    );
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{stamp}"
+    );
+    format!("{}T{}", &line[..start], &line[end..])
+}
+
+#[tokio::test(start_paused = true)]
+async fn apache_lines_name_the_client_its_identity_the_request_and_the_status() {
+    let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
+    let svc = AccessLogLayer::new(Some(log)).layer(app());
+    svc.clone().oneshot(request()).await.unwrap();
+    let mut plaintext = request();
+    plaintext.extensions_mut().insert(ConnectionInfo::plaintext(
+        "10.42.0.9:4143".parse().unwrap(),
+        "10.42.0.1:43682".parse().unwrap(),
+    ));
+    *plaintext.version_mut() = Version::HTTP_2;
+    svc.oneshot(plaintext).await.unwrap();
+
+    let lines = written(writer).await;
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|l| without_timestamp(l, "[", "]"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "10.42.0.63:51160 spiffe://cluster.local/ns/booksapp/sa/traffic - [T] \
+             \"GET /authors?page=2 HTTP/1.1\" 200",
+            "10.42.0.1:43682 - - [T] \"GET /authors?page=2 HTTP/2.0\" 200",
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn json_lines_carry_every_field_and_the_time_the_proxy_worked() {
+    let (log, writer) = AccessLog::new(AccessLogFormat::Json);
+    let svc = AccessLogLayer::new(Some(log)).layer(app());
+    svc.oneshot(request()).await.unwrap();
+
+    let lines = written(writer).await;
+    assert_eq!(lines.len(), 1);
+    // The 3 ms the app took are waiting, not processing: on the paused
+    // clock, the polls themselves take no time.
+    assert_eq!(
+        without_timestamp(&lines[0], "\"timestamp\":\"", "\""),
+        "{\"client.addr\":\"10.42.0.63:51160\",\
+         \"client.id\":\"spiffe://cluster.local/ns/booksapp/sa/traffic\",\
+         \"host\":\"webapp:7000\",\"method\":\"GET\",\"processing_ns\":0,\
+         \"request_bytes\":\"\",\"response_bytes\":\"2160\",\"status\":200,\
+         \"timestamp\":\"T\",\"total_ns\":3000000,\"trace_id\":\"a1b2\",\
+         \"uri\":\"/authors?page=2\",\"user_agent\":\"curl/8.5.0\",\"version\":\"HTTP/1.1\"}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(parsed["status"], 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quoted_or_broken_header_still_makes_valid_json() {
+    let (log, writer) = AccessLog::new(AccessLogFormat::Json);
+    let svc = AccessLogLayer::new(Some(log)).layer(app());
+    let mut req = request();
+    req.headers_mut().insert(
+        "user-agent",
+        http::HeaderValue::from_static("say \"hi\" \\ bye"),
+    );
+    req.headers_mut().insert(
+        "x-b3-traceid",
+        http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+    );
+    svc.oneshot(req).await.unwrap();
+    let lines = written(writer).await;
+    let parsed: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(parsed["user_agent"], "say \"hi\" \\ bye");
+    // Not text: left out, and the next header in order is not read in its
+    // place.
+    assert_eq!(parsed["trace_id"], "");
+}
+
+#[tokio::test]
+async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
+    let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
+    for i in 0..QUEUE + 3 {
+        log.write(format!("line {i}"));
+    }
+    assert_eq!(log.dropped(), 3);
+    drop(log);
+    let lines = written(writer).await;
+    assert_eq!(lines.len(), QUEUE);
+    assert_eq!(lines[QUEUE - 1], format!("line {}", QUEUE - 1));
+}
