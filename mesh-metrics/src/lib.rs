@@ -37,9 +37,10 @@
 //! (servers, routes, authorizations, services) and status codes, never
 //! paths, authorities or addresses. Each family also has a series limit
 //! ([`MetricsConfig`], 10,000 by default); past it, new label sets fold into
-//! an `overflow="true"` series, which keeps only the direction (and a
-//! response's classification) so that per-direction totals stay right, and
-//! `*_series_overflow_total` counts the folds.
+//! an `overflow="true"` series, which keeps only the direction, the `tls`
+//! status and a response's classification, so that per-direction totals,
+//! success rates and TLS shares stay right, and `*_series_overflow_total`
+//! counts the folds.
 //!
 //! # In process
 //!

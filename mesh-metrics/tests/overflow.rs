@@ -68,7 +68,44 @@ async fn folded_traffic_still_counts_in_its_direction_and_classification() {
 }
 
 #[tokio::test]
-async fn folded_connections_keep_their_direction_and_peer() {
+async fn folded_traffic_keeps_its_tls_status_so_the_tls_share_stays_right() {
+    use mesh_core::conn::{ConnectionInfo, Tls};
+
+    let mut registry = Registry::default();
+    let config = MetricsConfig::default().with_series_limit(NonZeroUsize::new(2).unwrap());
+    let metrics = HttpMetrics::register_with(&mut registry, config);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    }));
+    // Ten clients, each with its own identity, all on mutual TLS.
+    for i in 0..10 {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(ConnectionInfo {
+            local_addr: "127.0.0.1:4143".parse().unwrap(),
+            remote_addr: "127.0.0.1:50000".parse().unwrap(),
+            tls: Tls::Mutual {
+                peer: format!("spiffe://td/ns/emoji/sa/client-{i}")
+                    .parse()
+                    .unwrap(),
+            },
+        });
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("request_total{direction=\"inbound\",tls=\"true\",overflow=\"true\"} 8\n"),
+        "{text}"
+    );
+    let after = Scrape::parse(&text).unwrap();
+    let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(10));
+    let targets = Target::parse_list("web=a:1").unwrap();
+    let rows = stat_rows(&targets, &[Some(delta)], Direction::Inbound);
+    assert_eq!(rows[0].tls, Some(1.0), "{rows:?}");
+}
+
+#[tokio::test]
+async fn folded_connections_keep_their_direction_peer_and_tls_status() {
     use mesh_core::{
         client::ClientConfig,
         conn::{NoTlsReason, Tls},
@@ -104,7 +141,7 @@ async fn folded_connections_keep_their_direction_and_peer() {
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     assert!(
-        text.contains("tcp_open_total{direction=\"outbound\",peer=\"dst\",overflow=\"true\"} 2\n"),
+        text.contains("tcp_open_total{direction=\"outbound\",peer=\"dst\",tls=\"no_identity\",overflow=\"true\"} 2\n"),
         "{text}"
     );
     // Each folded connection is a fold, as on the accepting side.
@@ -117,13 +154,13 @@ async fn folded_connections_keep_their_direction_and_peer() {
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(
-            "tcp_close_total{direction=\"outbound\",peer=\"dst\",errno=\"\",overflow=\"true\"} 2\n"
+            "tcp_close_total{direction=\"outbound\",peer=\"dst\",tls=\"no_identity\",errno=\"\",overflow=\"true\"} 2\n"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "tcp_open_connections{direction=\"outbound\",peer=\"dst\",overflow=\"true\"} 0\n"
+            "tcp_open_connections{direction=\"outbound\",peer=\"dst\",tls=\"no_identity\",overflow=\"true\"} 0\n"
         ),
         "{text}"
     );

@@ -352,7 +352,9 @@ mod tests {
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert!(
-            text.contains("request_total{direction=\"inbound\",overflow=\"true\"} 3\n"),
+            text.contains(
+                "request_total{direction=\"inbound\",tls=\"true\",overflow=\"true\"} 3\n"
+            ),
             "{text}"
         );
         assert!(

@@ -5,34 +5,38 @@
 //! traffic would drop out of every query that selects by direction, which
 //! is every Linkerd query: `linkerd viz stat`, the dashboards, and our own
 //! views. So it keeps the labels that come from sets of a few values: the
-//! direction, and where the family has them, the classification, the
-//! peer's end and the close errno.
+//! direction, the `tls` status (without the peer's identity, so that the
+//! share of traffic on mutual TLS stays right), and where the family has
+//! them, the classification, the peer's end and the close errno.
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 
 use super::{
     CloseLabels, Direction, LatencyLabels, Peer, ResponseLabels, TargetLabels, TcpLabels,
-    classification, label,
+    TlsLabels, classification, label,
 };
 use crate::family::Fold;
 
 /// What an overflow series keeps of the HTTP and transport label sets it
 /// folds ([`Fold`]): the direction, which every Linkerd query selects by,
-/// and where the family has them, the classification, the peer's end and
-/// the close errno. Each comes from a set of a few values.
+/// the `tls` label's value, and where the family has them, the
+/// classification, the peer's end and the close errno. Each comes from a
+/// set of a few values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Kept {
     direction: Direction,
     peer: Option<Peer>,
+    tls: Option<&'static str>,
     success: Option<bool>,
     errno: Option<&'static str>,
 }
 
 impl Kept {
-    fn direction(direction: Direction) -> Self {
+    fn of(direction: Direction, tls: &TlsLabels) -> Self {
         Self {
             direction,
             peer: None,
+            tls: tls.status(),
             success: None,
             errno: None,
         }
@@ -44,6 +48,9 @@ impl EncodeLabelSet for Kept {
         label(enc, "direction", self.direction.as_label())?;
         if let Some(peer) = self.peer {
             label(enc, "peer", peer.as_label())?;
+        }
+        if let Some(tls) = self.tls {
+            label(enc, "tls", tls)?;
         }
         if let Some(success) = self.success {
             label(enc, "classification", classification(success))?;
@@ -59,7 +66,7 @@ impl Fold for TargetLabels {
     type Kept = Kept;
 
     fn kept(&self) -> Kept {
-        Kept::direction(self.direction)
+        Kept::of(self.direction, &self.tls)
     }
 }
 
@@ -69,7 +76,7 @@ impl Fold for ResponseLabels {
     fn kept(&self) -> Kept {
         Kept {
             success: Some(self.key.success),
-            ..Kept::direction(self.target.direction)
+            ..self.target.kept()
         }
     }
 }
@@ -78,7 +85,7 @@ impl Fold for LatencyLabels {
     type Kept = Kept;
 
     fn kept(&self) -> Kept {
-        Kept::direction(self.target.direction)
+        self.target.kept()
     }
 }
 
@@ -88,7 +95,7 @@ impl Fold for TcpLabels {
     fn kept(&self) -> Kept {
         Kept {
             peer: Some(self.peer),
-            ..Kept::direction(self.direction)
+            ..Kept::of(self.direction, &self.tls)
         }
     }
 }

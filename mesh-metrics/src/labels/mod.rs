@@ -134,6 +134,16 @@ impl TlsLabels {
         TlsView::of(tls).to_owned()
     }
 
+    /// The value of the `tls` label, if there is one.
+    pub(crate) fn status(&self) -> Option<&'static str> {
+        match self {
+            Self::Absent => None,
+            Self::Disabled => Some("disabled"),
+            Self::NoIdentity(_) => Some("no_identity"),
+            Self::Tls(_) => Some("true"),
+        }
+    }
+
     fn encode(&self, direction: Direction, enc: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
         match self {
             Self::Absent => Ok(()),
