@@ -256,6 +256,14 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         };
         TlsAccept::new(identity.store.clone(), accept)
     });
+    let (access_log, access_log_writer) = match config.inbound.access_log {
+        Some(format) => {
+            let (log, writer) = AccessLog::new(format);
+            log.register(&mut registry);
+            (Some(log), Some(writer))
+        }
+        None => (None, None),
+    };
     let mut admin_service = Admin::new(registry, readiness)
         .with_shutdown(trigger.clone())
         .with_env(Environment::process());
@@ -277,15 +285,13 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => None,
     };
-    let access_log = config.inbound.access_log.map(|format| {
-        let (log, writer) = AccessLog::new(format);
+    if let Some(writer) = access_log_writer {
         background.push(Box::pin(async move {
             if let Err(error) = writer.run(tokio::io::stderr()).await {
                 tracing::warn!(%error, "the access log cannot be written; it stops");
             }
         }));
-        log
-    });
+    }
     let tap = Tap::new();
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {

@@ -31,17 +31,14 @@
 //! ([`QUEUE`] lines) to an [`AccessLogWriter`] that the process runs as a
 //! task, and that writes them where it is told (the sidecar: standard
 //! error, as Linkerd's proxy does). When the writer falls behind, lines
-//! are dropped and counted ([`AccessLog::dropped`]), rather than slowing
-//! the traffic down.
+//! are dropped and counted ([`AccessLog::dropped`], and
+//! `access_log_dropped_lines_total` once [registered](AccessLog::register)),
+//! rather than slowing the traffic down.
 
 mod format;
 mod service;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
-
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
     sync::mpsc,
@@ -61,7 +58,7 @@ pub const QUEUE: usize = 4096;
 pub struct AccessLog {
     format: AccessLogFormat,
     lines: mpsc::Sender<String>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
 }
 
 /// Writes the lines of an [`AccessLog`]; run [`AccessLogWriter::run`]
@@ -78,7 +75,7 @@ impl AccessLog {
         let log = Self {
             format,
             lines,
-            dropped: Arc::default(),
+            dropped: Counter::default(),
         };
         (log, AccessLogWriter { lines: receiver })
     }
@@ -90,12 +87,22 @@ impl AccessLog {
 
     /// How many lines were dropped because the writer fell behind.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
+    }
+
+    /// Registers `access_log_dropped_lines_total` in `registry`: the lines
+    /// dropped because the writer fell behind.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "access_log_dropped_lines",
+            "Access log lines dropped because the writer fell behind",
+            self.dropped.clone(),
+        );
     }
 
     fn write(&self, line: String) {
         if self.lines.try_send(line).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 }

@@ -155,6 +155,14 @@ async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
         log.write(format!("line {i}"));
     }
     assert_eq!(log.dropped(), 3);
+    let mut registry = prometheus_client::registry::Registry::default();
+    log.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("\naccess_log_dropped_lines_total 3\n"),
+        "{text}"
+    );
     drop(log);
     let lines = written(writer).await;
     assert_eq!(lines.len(), QUEUE);
