@@ -3,25 +3,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use super::{histogram_quantile, parse::Sample, parse::Scrape};
-
-/// A series: its sample name and its label set, sorted by label name, so
-/// that the order labels were written in does not matter (Prometheus
-/// identifies a series by its label set).
-type SeriesKey<'a> = (&'a str, Vec<(&'a str, &'a str)>);
-
-fn series_key(s: &Sample) -> SeriesKey<'_> {
-    let mut labels: Vec<(&str, &str)> = s
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    labels.sort_unstable();
-    (s.name.as_str(), labels)
-}
-
-/// The sample whose value is the Unix time the process started.
-const START_TIME: &str = "process_start_time_seconds";
+use super::{
+    histogram_quantile,
+    parse::{Sample, Scrape},
+    series::{Resets, SeriesKey, series_key},
+};
 
 /// The increase of every counter between two scrapes of one process.
 #[derive(Clone, Debug)]
@@ -35,25 +21,16 @@ impl Delta {
     /// taken `elapsed` apart. A series is matched by its name and label
     /// set, in any label order.
     ///
-    /// When both scrapes carry `process_start_time_seconds` and it changed,
-    /// the process restarted in between and every counter began again from
-    /// zero, so each counts whole, even one that has already climbed past
-    /// its old value. Otherwise, a series that went down was reset, so its
-    /// increase is its new value, as Prometheus' `rate` reads a reset; and
-    /// a series new in `after` counts whole.
+    /// A series that began again from zero in between counts whole, even
+    /// where it has already climbed past its old value: every series when
+    /// `process_start_time_seconds` changed (the process restarted), and a
+    /// counter or histogram whose OpenMetrics `_created` sample changed.
+    /// Otherwise, a series that went down was reset, so its increase is its
+    /// new value, as Prometheus' `rate` reads a reset; and a series new in
+    /// `after` counts whole.
     pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
-        let start = |scrape: &Scrape| {
-            scrape
-                .samples()
-                .iter()
-                .find(|s| s.name == START_TIME && s.labels.is_empty())
-                .map(|s| s.value)
-        };
-        let restarted = matches!(
-            (start(before), start(after)),
-            (Some(b), Some(a)) if a != b
-        );
-        let index: HashMap<SeriesKey<'_>, f64> = if restarted {
+        let resets = Resets::between(before, after);
+        let index: HashMap<SeriesKey<'_>, f64> = if resets.all() {
             HashMap::new()
         } else {
             before
@@ -66,7 +43,11 @@ impl Delta {
             .samples()
             .iter()
             .map(|s| {
-                let old = index.get(&series_key(s)).copied().unwrap_or(0.0);
+                let old = match index.get(&series_key(s)) {
+                    Some(_) if resets.reset(s) => 0.0,
+                    Some(old) => *old,
+                    None => 0.0,
+                };
                 let value = if s.value >= old {
                     s.value - old
                 } else {
@@ -307,5 +288,39 @@ mod tests {
         let mut t = Totals::default();
         delta.accumulate(&mut t, |_| true);
         assert_eq!((t.success, t.failure), (50.0, 20.0));
+    }
+
+    #[test]
+    fn a_series_whose_created_time_changed_was_reset() {
+        // OpenMetrics dates each counter and histogram series with a
+        // `_created` sample; a new date means the series began again from
+        // zero, even where its new value is past its old one.
+        let before = Scrape::parse(
+            "hits_total{a=\"1\"} 100\n\
+             hits_created{a=\"1\"} 1000\n\
+             lat_bucket{le=\"1.0\",a=\"1\"} 50\n\
+             lat_count{a=\"1\"} 50\n\
+             lat_created{a=\"1\"} 1000\n",
+        )
+        .unwrap();
+        let after = Scrape::parse(
+            "hits_total{a=\"1\"} 130\n\
+             hits_created{a=\"1\"} 2000\n\
+             lat_bucket{le=\"1.0\",a=\"1\"} 60\n\
+             lat_count{a=\"1\"} 60\n\
+             lat_created{a=\"1\"} 1000\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&before, &after, Duration::from_secs(10));
+        let value = |name: &str| {
+            delta
+                .samples()
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.value)
+        };
+        assert_eq!(value("hits_total"), Some(130.0));
+        assert_eq!(value("lat_bucket"), Some(10.0));
+        assert_eq!(value("lat_count"), Some(10.0));
     }
 }

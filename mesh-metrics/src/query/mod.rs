@@ -29,6 +29,7 @@ mod quantile;
 mod render;
 pub mod routes;
 pub mod scrape;
+mod series;
 pub mod stat;
 pub mod top;
 
