@@ -34,10 +34,7 @@ use std::{collections::BTreeMap, ffi::OsString, fmt, sync::Arc};
 use http::{Method, Request, Response, StatusCode, header};
 
 use super::text;
-use crate::{
-    body::{self, BoxBody},
-    conn::ConnectionInfo,
-};
+use crate::body::{self, BoxBody};
 
 /// Where `/env.json` reads its variables. See the [module docs](self).
 #[derive(Clone)]
@@ -131,10 +128,7 @@ pub(super) fn serve<B>(env: Option<&Environment>, req: &Request<B>) -> Response<
     let Some(env) = env else {
         return text(StatusCode::NOT_FOUND, "the environment is not served\n");
     };
-    let from_loopback = req
-        .extensions()
-        .get::<ConnectionInfo>()
-        .is_some_and(|info| info.remote_addr.ip().is_loopback());
+    let from_loopback = super::from_loopback(req);
     if !from_loopback {
         return text(
             StatusCode::FORBIDDEN,
@@ -239,6 +233,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+    use crate::conn::ConnectionInfo;
 
     fn from(addr: [u8; 4], uri: &str) -> Request<()> {
         let mut req = Request::get(uri).body(()).unwrap();

@@ -21,7 +21,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use super::{future::ResponseFuture, text};
-use crate::{body::BoxBody, conn::ConnectionInfo, error::BoxError};
+use crate::{body::BoxBody, error::BoxError};
 
 /// The longest filter a `PUT` may send. Filters are a line or two.
 const MAX_FILTER_BYTES: usize = 16 * 1024;
@@ -49,10 +49,7 @@ where
     let Some(level) = level else {
         return ResponseFuture::ready(text(StatusCode::NOT_FOUND, "log level control is off\n"));
     };
-    let from_loopback = req
-        .extensions()
-        .get::<ConnectionInfo>()
-        .is_some_and(|info| info.remote_addr.ip().is_loopback());
+    let from_loopback = super::from_loopback(&req);
     if !from_loopback {
         return ResponseFuture::ready(text(
             StatusCode::FORBIDDEN,

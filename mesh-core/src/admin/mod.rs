@@ -217,10 +217,7 @@ impl Admin {
     }
 
     fn shutdown<B>(&self, req: &Request<B>) -> Response<BoxBody> {
-        let from_loopback = req
-            .extensions()
-            .get::<ConnectionInfo>()
-            .is_some_and(|info| info.remote_addr.ip().is_loopback());
+        let from_loopback = from_loopback(req);
         if !from_loopback {
             return text(
                 StatusCode::FORBIDDEN,
@@ -236,6 +233,17 @@ impl Admin {
             None => text(StatusCode::NOT_FOUND, "shutdown is not enabled\n"),
         }
     }
+}
+
+/// Whether `req` came from a loopback address, as the [`ConnectionInfo`]
+/// the server put on it says; a request without one did not. The admin
+/// paths that act on the process or show its insides (`/shutdown`,
+/// `/proxy-log-level`, `/env.json`, and an extension's, such as a tap)
+/// serve only such clients.
+pub fn from_loopback<B>(req: &Request<B>) -> bool {
+    req.extensions()
+        .get::<ConnectionInfo>()
+        .is_some_and(|info| info.remote_addr.ip().is_loopback())
 }
 
 fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<BoxBody> {

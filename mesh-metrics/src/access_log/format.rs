@@ -1,10 +1,13 @@
 //! The two line formats, and the entry they are written from.
 
 use std::{
-    fmt::{self, Write as _},
+    fmt,
     str::FromStr,
     time::{Duration, SystemTime},
 };
+
+use serde::Serialize;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// How an access log line is written: Linkerd's two formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,96 +77,64 @@ impl Entry {
                 self.client_addr, self.method, self.uri, self.version, self.status
             ),
             AccessLogFormat::Json => {
-                let mut out = String::with_capacity(512);
-                out.push('{');
-                let text = [
-                    ("client.addr", self.client_addr.as_str()),
-                    ("client.id", client_id),
-                    ("host", &self.host),
-                    ("method", &self.method),
-                ];
-                for (name, value) in text {
-                    field(&mut out, name, value);
-                }
-                number(&mut out, "processing_ns", self.processing.as_nanos());
-                field(&mut out, "request_bytes", &self.request_bytes);
-                field(&mut out, "response_bytes", &self.response_bytes);
-                number(&mut out, "status", self.status.into());
-                field(&mut out, "timestamp", &timestamp);
-                number(&mut out, "total_ns", self.total.as_nanos());
-                let text = [
-                    ("trace_id", self.trace_id.as_str()),
-                    ("uri", &self.uri),
-                    ("user_agent", &self.user_agent),
-                    ("version", self.version),
-                ];
-                for (name, value) in text {
-                    field(&mut out, name, value);
-                }
-                out.pop();
-                out.push('}');
-                out
+                let line = JsonLine {
+                    client_addr: &self.client_addr,
+                    client_id,
+                    host: &self.host,
+                    method: &self.method,
+                    processing_ns: self.processing.as_nanos(),
+                    request_bytes: &self.request_bytes,
+                    response_bytes: &self.response_bytes,
+                    status: self.status,
+                    timestamp: &timestamp,
+                    total_ns: self.total.as_nanos(),
+                    trace_id: &self.trace_id,
+                    uri: &self.uri,
+                    user_agent: &self.user_agent,
+                    version: self.version,
+                };
+                // Strings and numbers only: encoding cannot fail, but an
+                // empty object would still be a line that parses.
+                serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"))
             }
         }
     }
 }
 
-/// `"name":"value",`, the value escaped as a JSON string.
-fn field(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, "\"{name}\":\"");
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push_str("\",");
+/// A JSON line's fields, named as Linkerd names them, in its order.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    #[serde(rename = "client.addr")]
+    client_addr: &'a str,
+    #[serde(rename = "client.id")]
+    client_id: &'a str,
+    host: &'a str,
+    method: &'a str,
+    processing_ns: u128,
+    request_bytes: &'a str,
+    response_bytes: &'a str,
+    status: u16,
+    timestamp: &'a str,
+    total_ns: u128,
+    trace_id: &'a str,
+    uri: &'a str,
+    user_agent: &'a str,
+    version: &'a str,
 }
 
-/// `"name":value,`.
-fn number(out: &mut String, name: &str, value: u128) {
-    let _ = write!(out, "\"{name}\":{value},");
-}
-
-/// `at` in RFC 3339, UTC, to the nanosecond: `2022-08-23T20:28:20.071809491Z`.
-/// A time before 1970 is written as 1970's first instant.
+/// `at` in RFC 3339, UTC, with as many digits of the second as it needs:
+/// `2022-08-23T20:28:20.071809491Z`, as Linkerd writes it. A time before
+/// 1970 is written as 1970's first instant, and one past year 9999, which
+/// RFC 3339 cannot write, as nothing.
 pub(super) fn rfc3339(at: SystemTime) -> String {
     let since = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, day_secs) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        day_secs / 3600,
-        day_secs / 60 % 60,
-        day_secs % 60,
-        since.subsec_nanos()
-    )
-}
-
-/// The date `days` after 1970-01-01, by Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>), for days on
-/// or after the epoch.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    i128::try_from(since.as_nanos())
+        .ok()
+        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -173,25 +144,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_are_rfc3339_utc_to_the_nanosecond() {
+    fn timestamps_are_rfc3339_utc_with_the_digits_they_need() {
         let at = |secs: u64, nanos: u32| SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
         // `date -u -d @1661286500` prints Tue Aug 23 20:28:20 UTC 2022.
         assert_eq!(
             rfc3339(at(1_661_286_500, 71_809_491)),
             "2022-08-23T20:28:20.071809491Z"
         );
-        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000000000Z");
-        // The day after a leap day, and the last second of a year.
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00Z");
+        // The day after a leap day, and the last second of a year; the
+        // fraction has the digits it needs.
         assert_eq!(
             rfc3339(at(951_868_800, 5)),
             "2000-03-01T00:00:00.000000005Z"
         );
         assert_eq!(
-            rfc3339(at(1_735_689_599, 0)),
-            "2024-12-31T23:59:59.000000000Z"
+            rfc3339(at(1_735_689_599, 500_000_000)),
+            "2024-12-31T23:59:59.5Z"
         );
         let before = SystemTime::UNIX_EPOCH - Duration::from_secs(10);
-        assert_eq!(rfc3339(before), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(before), "1970-01-01T00:00:00Z");
     }
 
     #[test]

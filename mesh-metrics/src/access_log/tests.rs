@@ -63,11 +63,9 @@ fn without_timestamp(line: &str, open: &str, close: &str) -> String {
     let start = line.find(open).unwrap() + open.len();
     let end = start + line[start..].find(close).unwrap();
     let stamp = &line[start..end];
-    assert_eq!(
-        stamp.len(),
-        "2022-08-23T20:28:20.071809491Z".len(),
-        "{stamp}"
-    );
+    // `2022-08-23T20:28:20Z`, with a fraction of the second when it has
+    // one.
+    assert!((20..=30).contains(&stamp.len()), "{stamp}");
     assert!(
         stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
         "{stamp}"

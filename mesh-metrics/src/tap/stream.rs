@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     body::{self, BoxBody},
-    conn::ConnectionInfo,
     error::BoxError,
 };
 
@@ -27,17 +26,14 @@ impl Tap {
     /// Answers `GET /tap?QUERY` with a stream of the events of the
     /// requests the query matches, a line of JSON each, for as long as the
     /// client reads. Only loopback clients are served (the request's
-    /// [`ConnectionInfo`] says who the peer is; without one, it is
+    /// [`ConnectionInfo`](mesh_core::conn::ConnectionInfo) says who the peer is; without one, it is
     /// refused). `400` names a query parameter that does not read, and
     /// `503` says that too many taps are open.
     ///
     /// An admin server mounts this as its extension, or routes `/tap` to
     /// it from one.
     pub fn serve<B>(&self, req: &Request<B>) -> Response<BoxBody> {
-        let from_loopback = req
-            .extensions()
-            .get::<ConnectionInfo>()
-            .is_some_and(|info| info.remote_addr.ip().is_loopback());
+        let from_loopback = mesh_core::admin::from_loopback(req);
         if !from_loopback {
             return text(
                 StatusCode::FORBIDDEN,

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
 /// A moment as an RFC 3339 UTC timestamp, to the second.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Utc(pub(super) SystemTime);
@@ -17,32 +19,16 @@ impl fmt::Display for Utc {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let (days, rest) = (secs / 86_400, secs % 86_400);
-        let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-            rest / 3600,
-            rest % 3600 / 60,
-            rest % 60
-        )
+        let text = i64::try_from(secs)
+            .ok()
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+            .and_then(|at| at.format(&Rfc3339).ok());
+        match text {
+            Some(text) => f.write_str(&text),
+            // Past year 9999, which RFC 3339 cannot write.
+            None => write!(f, "{secs}s after the epoch"),
+        }
     }
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01, by Howard
-/// Hinnant's `civil_from_days` ("chrono-Compatible Low-Level Date
-/// Algorithms"), for days on or after the epoch.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 /// A span in its two largest units: `2d 23h`, `5h 12m`, `3m 10s`, `42s`.
