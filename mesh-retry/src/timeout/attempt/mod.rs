@@ -16,9 +16,9 @@
 //! deadline header (`grpc-timeout` or `mesh-deadline`): the nearer of the
 //! per-try timeout and what remains of the request's
 //! [`Deadline`] (or, on a request no request timeout has seen, of the
-//! deadline the caller sent in that header). So the upstream learns how long this
-//! attempt will be waited for, already reduced by the time earlier attempts
-//! and backoff took.
+//! deadline the caller sent in that header). So the upstream learns how
+//! long this attempt will be waited for, already reduced by the time
+//! earlier attempts and backoff took.
 
 use std::{
     task::{Context, Poll},
