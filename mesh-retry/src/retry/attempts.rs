@@ -145,16 +145,17 @@ where
             self.count(RouteRetryMetrics::limit_exceeded);
             return Decision::Return;
         }
-        // A response the upstream sent (not one the mesh made up for a
-        // connection error or a per-try timeout) while the request body was
+        // A response the upstream sent while the request body was
         // unfinished answered a request it had not read: sending it again
-        // would not be the same request.
+        // would not be the same request. A response the mesh made itself
+        // (for a connection error, a per-try timeout, or a request it had
+        // nowhere to send) answered nothing the upstream read: the next
+        // attempt replays what was sent and sends the rest. Such responses
+        // carry a `ProxyErrorKind`; one from a remote proxy arrives as a
+        // plain response, without it.
         let answered = matches!(
             result,
-            Ok(res) if !matches!(
-                res.extensions().get::<ProxyErrorKind>(),
-                Some(ProxyErrorKind::UpstreamUnreachable | ProxyErrorKind::Timeout)
-            )
+            Ok(res) if res.extensions().get::<ProxyErrorKind>().is_none()
         );
         match self.replay.as_ref().map(Replay::replayable) {
             Some(Replayable::Complete) => {}

@@ -15,9 +15,10 @@
 //! 4. the upstream did not answer before the request body had been sent
 //!    whole (`streaming_response`): it answered a request it had not read,
 //!    so sending it again would not repeat the same exchange. (An attempt
-//!    that failed to connect, broke before any response, or hit its per-try
-//!    timeout is different: the next attempt replays what was sent and
-//!    sends the rest.);
+//!    that failed to connect, broke before any response, hit its per-try
+//!    timeout, or got any other answer the mesh made itself, such as a 503
+//!    for a request it had nowhere to send, is different: the next attempt
+//!    replays what was sent and sends the rest.);
 //! 5. the request's [`Deadline`](crate::Deadline), if any, leaves time for
 //!    the backoff;
 //! 6. the shared [`Budget`] has a retry to spare.

@@ -252,3 +252,40 @@ async fn readiness_is_forwarded_and_each_retry_waits_for_it() {
     send.send_response(status(200).unwrap());
     assert_eq!(res.await.unwrap().unwrap().status(), 200);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_the_mesh_refused_before_sending_is_retried_with_its_whole_body() {
+    // The first attempt gets the mesh's own 503 (nowhere to send it, as a
+    // balancer with no endpoints answers) without its body being read; the
+    // second reaches the upstream.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+        let log = log.clone();
+        async move {
+            if log.lock().unwrap().is_empty() {
+                log.lock().unwrap().push(Bytes::new());
+                return Ok::<_, BoxError>(ProxyErrorKind::Unavailable.response(&req));
+            }
+            let body = collect(req.into_body()).await?.to_bytes();
+            log.lock().unwrap().push(body);
+            status(200)
+        }
+    });
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter([
+        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from("part one, "))),
+        Ok(http_body::Frame::data(Bytes::from("part two"))),
+    ]));
+    let req = Request::put("/doc")
+        .body(mesh_core::body::boxed(body))
+        .unwrap();
+    let h = Harness::new();
+    let policy = RetryPolicy::default().with_backoff(Backoff::none());
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(h.not_retryable("streaming_response"), 0);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Bytes::new(), Bytes::from("part one, part two")]
+    );
+}
