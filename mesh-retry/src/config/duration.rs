@@ -21,7 +21,10 @@ impl GoDuration {
     ///
     /// [`InvalidGoDuration`] when `s` is not one.
     pub fn parse(s: &str) -> Result<Self, InvalidGoDuration> {
-        let invalid = || InvalidGoDuration { input: s.into() };
+        let invalid = || InvalidGoDuration {
+            input: s.into(),
+            too_long: false,
+        };
         if s == "0" {
             return Ok(Self(Duration::ZERO));
         }
@@ -53,6 +56,12 @@ impl GoDuration {
                 .ok_or_else(invalid)?;
             rest = after;
         }
+        if nanos > MAX_NANOS {
+            return Err(InvalidGoDuration {
+                input: s.into(),
+                too_long: true,
+            });
+        }
         let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| invalid())?;
         // The remainder is below 10^9, so it fits a u32.
         let sub = (nanos % 1_000_000_000) as u32;
@@ -64,6 +73,12 @@ impl GoDuration {
         self.0
     }
 }
+
+/// The longest duration Go has: `i64::MAX` nanoseconds,
+/// `2562047h47m16.854775807s`, about 292 years. `time.ParseDuration`
+/// refuses anything longer, and so does this, so that a timeout far past
+/// any clock's range never reaches one.
+const MAX_NANOS: u128 = i64::MAX as u128;
 
 /// `number` (digits with at most one `.`) times `per_unit` nanoseconds,
 /// with the fraction truncated to whole nanoseconds.
@@ -118,6 +133,8 @@ impl TryFrom<String> for GoDuration {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidGoDuration {
     input: Box<str>,
+    /// It reads, but is longer than Go's longest duration.
+    too_long: bool,
 }
 
 impl InvalidGoDuration {
@@ -129,6 +146,13 @@ impl InvalidGoDuration {
 
 impl fmt::Display for InvalidGoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.too_long {
+            return write!(
+                f,
+                "invalid duration {:?}: longer than Go's longest, 2562047h47m16.854775807s (about 292 years)",
+                self.input
+            );
+        }
         write!(
             f,
             "invalid duration {:?}: expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
@@ -155,6 +179,10 @@ mod tests {
             ("10µs", Duration::from_micros(10)),
             ("7ns", Duration::from_nanos(7)),
             (".5s", Duration::from_millis(500)),
+            (
+                "2562047h47m16.854775807s",
+                Duration::new(9_223_372_036, 854_775_807),
+            ),
         ] {
             assert_eq!(GoDuration::parse(text).unwrap().get(), expected, "{text}");
         }
@@ -175,6 +203,14 @@ mod tests {
         ] {
             let err = GoDuration::parse(text).unwrap_err();
             assert_eq!(err.input(), text);
+        }
+        // One nanosecond past Go's longest duration, and far past it.
+        for text in ["2562047h47m16.854775808s", "3000000000000000h"] {
+            let err = GoDuration::parse(text).unwrap_err();
+            assert!(
+                err.to_string().contains("longer than Go's longest"),
+                "{err}"
+            );
         }
         assert_eq!(
             GoDuration::parse("5d").unwrap_err().to_string(),
