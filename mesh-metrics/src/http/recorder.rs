@@ -133,14 +133,20 @@ impl Started {
             class: target.classify.classify_response(res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
-        // Without the header, a server sends the body's exact size hint as
-        // its length (hyper does), and stops there just the same.
+        // A server sends the body's exact size hint as its length (hyper
+        // does) or, failing one, the `content-length` header, and stops
+        // there. The hint is read first: most bodies (hyper's, full ones)
+        // know their length, and a header lookup costs more.
         let remaining = res
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .or_else(|| res.body().size_hint().exact())
+            .body()
+            .size_hint()
+            .exact()
+            .or_else(|| {
+                res.headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            })
             .unwrap_or(UNKNOWN_LENGTH);
         let mut streaming = Streaming {
             target: Some(target),
