@@ -89,6 +89,7 @@
 //! ```
 
 pub mod access_log;
+mod body_rule;
 mod config;
 pub mod dashboard;
 mod family;

@@ -2,7 +2,7 @@
 //! body without reading it to its end when HTTP says no more of it may be
 //! sent: a response to `HEAD`, a 204 or 304, or a body whose declared
 //! `content-length` has been written. Each is a complete response, not a
-//! cancelled one.
+//! cancelled one, to the metrics and to a tap.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::convert::Infallible;
@@ -12,7 +12,10 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Empty, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use mesh_metrics::{HttpMetrics, MetricsLayer};
+use mesh_metrics::{
+    Direction, HttpMetrics, MetricsLayer,
+    tap::{Tap, TapEventKind, TapFilter, TapLayer},
+};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use tower::{Layer, service_fn};
 
@@ -77,13 +80,16 @@ async fn app(req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
 }
 
 /// Sends `requests` one after another on one connection to a hyper server
-/// that records with `MetricsLayer`, and returns the scrape once the server
-/// has finished with every exchange.
-async fn serve_and_scrape(requests: &[(Method, &str)]) -> String {
-    let mut registry = Registry::default();
-    let metrics = HttpMetrics::register(&mut registry);
-    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(app));
-
+/// of `svc`, and returns once the server has finished with every exchange.
+async fn serve<S, B>(svc: S, requests: &[(Method, &str)])
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -113,7 +119,19 @@ async fn serve_and_scrape(requests: &[(Method, &str)]) -> String {
     drop(sender);
     driver.await.unwrap().unwrap();
     server.await.unwrap().unwrap();
+}
 
+/// Sends `requests` one after another on one connection to a hyper server
+/// that records with `MetricsLayer`, and returns the scrape once the server
+/// has finished with every exchange.
+async fn serve_and_scrape(requests: &[(Method, &str)]) -> String {
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    serve(
+        MetricsLayer::inbound(&metrics).layer(service_fn(app)),
+        requests,
+    )
+    .await;
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     text
@@ -274,5 +292,48 @@ async fn a_grpc_body_dropped_before_its_trailers_is_cancelled() {
             r#"response_total{direction="inbound",status_code="200",classification="failure",error="cancel"} 1"#
         ],
         "{text}"
+    );
+}
+
+/// A tap reads the same exchanges as ended too, with the bytes each sent.
+#[tokio::test]
+async fn a_tap_ends_the_exchanges_a_server_drops_unread_without_a_cancellation() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(TapFilter::default()).unwrap();
+    let requests = [
+        (Method::HEAD, "/"),
+        (Method::GET, "/204"),
+        (Method::GET, "/304"),
+        (Method::GET, "/stream"),
+        (Method::GET, "/sized"),
+        (Method::GET, "/"),
+    ];
+    serve(
+        TapLayer::new(&tap, Direction::Inbound).layer(service_fn(app)),
+        &requests,
+    )
+    .await;
+    let mut ends = Vec::new();
+    while ends.len() < requests.len() {
+        let event = sub.next().await.unwrap();
+        if let TapEventKind::End {
+            error,
+            response_bytes,
+            ..
+        } = event.kind
+        {
+            ends.push((error, response_bytes));
+        }
+    }
+    assert_eq!(
+        ends,
+        [
+            (None, 0),
+            (None, 0),
+            (None, 0),
+            (None, 5),
+            (None, 5),
+            (None, 5)
+        ]
     );
 }

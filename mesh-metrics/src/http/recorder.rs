@@ -12,7 +12,7 @@
 
 use std::{error::Error, sync::Arc};
 
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header::CONTENT_LENGTH};
+use http::{HeaderMap, HeaderValue, Response};
 use http_body::Body;
 use mesh_core::{
     classify::{Classification, ErrorKind, GrpcCode},
@@ -21,7 +21,8 @@ use mesh_core::{
 use tokio::time::Instant;
 
 use super::target::{StatusRef, TargetHandles};
-use crate::labels::ResponseKey;
+pub(crate) use crate::body_rule::BodyRule;
+use crate::{body_rule::expected_length, labels::ResponseKey};
 
 /// The `error` label of a request whose caller went away first.
 const CANCEL: &str = "cancel";
@@ -33,45 +34,6 @@ pub(crate) struct Started {
     target: Option<Arc<TargetHandles>>,
     start: Instant,
     method: BodyRule,
-}
-
-/// What the request's method says of the response body (RFC 9110, 6.4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BodyRule {
-    /// The status decides.
-    ByStatus,
-    /// `HEAD`: a response never has a body.
-    Head,
-    /// `CONNECT`: a 2xx response has no body; a tunnel follows it.
-    Connect,
-}
-
-impl BodyRule {
-    /// The rule of a request with `method`.
-    pub(crate) fn of(method: &Method) -> Self {
-        if method == Method::HEAD {
-            Self::Head
-        } else if method == Method::CONNECT {
-            Self::Connect
-        } else {
-            Self::ByStatus
-        }
-    }
-
-    /// Whether a response with `status` carries a body at all. One that
-    /// does not is over with its head, and a server never reads its body:
-    /// hyper drops it unread, which must not read as a cancellation.
-    fn has_body(self, status: StatusCode) -> bool {
-        match self {
-            Self::Head => false,
-            Self::Connect if status.is_success() => false,
-            _ => {
-                !(status.is_informational()
-                    || status == StatusCode::NO_CONTENT
-                    || status == StatusCode::NOT_MODIFIED)
-            }
-        }
-    }
 }
 
 /// A response on its way: what the response body records with.
@@ -133,21 +95,7 @@ impl Started {
             class: target.classify.classify_response(res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
-        // A server sends the body's exact size hint as its length (hyper
-        // does) or, failing one, the `content-length` header, and stops
-        // there. The hint is read first: most bodies (hyper's, full ones)
-        // know their length, and a header lookup costs more.
-        let remaining = res
-            .body()
-            .size_hint()
-            .exact()
-            .or_else(|| {
-                res.headers()
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(UNKNOWN_LENGTH);
+        let remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
         let mut streaming = Streaming {
             target: Some(target),
             status,

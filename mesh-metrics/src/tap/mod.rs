@@ -51,7 +51,7 @@ pub use self::{
     service::{TapBody, TapFuture, TapLayer, TapService},
     stream::{CONNECT_TIMEOUT, WatchError, watch},
 };
-use crate::labels::Direction;
+use crate::{body_rule::BodyRule, labels::Direction};
 
 /// The most taps open at once on one hub.
 pub const MAX_TAPS: usize = 16;
@@ -172,6 +172,7 @@ impl Tap {
             )),
             watchers,
             start: now,
+            body_rule: BodyRule::of(req.method()),
         };
         tapped.send(event::TapEventKind::Req {
             method: req.method().as_str().to_owned(),
@@ -256,6 +257,8 @@ struct Tapped {
     head: Arc<Head>,
     watchers: Vec<mpsc::Sender<TapEvent>>,
     start: Instant,
+    /// Whether its response has a body a server reads, by its method.
+    body_rule: BodyRule,
 }
 
 impl Tapped {

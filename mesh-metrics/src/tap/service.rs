@@ -19,7 +19,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Tap, TapEventKind, Tapped};
-use crate::labels::Direction;
+use crate::{body_rule::expected_length, labels::Direction};
 
 /// What a client that went away before the end is reported with.
 const CANCEL: &str = "cancel";
@@ -127,13 +127,16 @@ where
                     latency_us: micros(now.saturating_duration_since(tapped.start)),
                 });
                 let grpc_status = grpc_status(res.headers());
+                let over = res.body().is_end_stream() || !tapped.body_rule.has_body(res.status());
                 let mut recording = Recording {
                     tapped,
                     response_at: now,
                     bytes: 0,
                     grpc_status,
+                    remaining: expected_length(&res),
                 };
-                if res.body().is_end_stream() {
+                if over {
+                    // Nobody will read a body: the exchange is over.
                     recording.end(None, None);
                     Ok(res.map(TapBody::untapped))
                 } else {
@@ -159,6 +162,10 @@ struct Recording {
     response_at: Instant,
     bytes: u64,
     grpc_status: Option<u16>,
+    /// The length a server sends before it stops reading the body, if
+    /// known: a body dropped once that much is out ended, unread to its
+    /// end by a server that needs no more.
+    remaining: Option<u64>,
 }
 
 impl Recording {
@@ -200,7 +207,8 @@ pin_project! {
     impl<B> PinnedDrop for TapBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(mut recording) = this.project().recording.take() {
-                recording.end(None, Some(CANCEL));
+                let error = (recording.remaining != Some(0)).then_some(CANCEL);
+                recording.end(None, error);
             }
         }
     }
@@ -249,7 +257,9 @@ where
         Poll::Ready(match frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    recording.bytes += bytes::Buf::remaining(data) as u64;
+                    let n = bytes::Buf::remaining(data) as u64;
+                    recording.bytes += n;
+                    recording.remaining = recording.remaining.map(|r| r.saturating_sub(n));
                 }
                 if let Some(trailers) = frame.trailers_ref() {
                     recording.end(Some(trailers), None);
