@@ -36,8 +36,16 @@
 //!
 //! Endpoints are updated without locks; samples that race may overwrite
 //! each other, which costs the estimate one sample.
+//!
+//! When the set of endpoints changes ([`EndpointSet`](super::EndpointSet)),
+//! a new balancer is built that shares the state of every endpoint it
+//! keeps: its estimate, its requests in flight and its failure accrual.
+//! Requests in flight to an endpoint that left finish and count against
+//! the old balancer, which no new request reaches.
 
 use std::{
+    collections::HashMap,
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -59,11 +67,12 @@ pub const DECAY: Duration = Duration::from_secs(10);
 /// The sample a request that failed before any response counts as.
 pub const FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
-/// The endpoints of one target and their loads: `first`, then `rest`.
+/// The endpoints of one target and their loads. It may hold none, while
+/// a set waits for its first endpoints.
 #[derive(Debug)]
 pub(crate) struct Balancer {
-    first: Endpoint,
-    rest: Box<[Endpoint]>,
+    /// Shared with the balancers before and after an update that kept them.
+    endpoints: Box<[Arc<Endpoint>]>,
     /// The instant the loads' times count from.
     epoch: Instant,
     accrual: Option<FailureAccrual>,
@@ -71,6 +80,7 @@ pub(crate) struct Balancer {
 
 #[derive(Debug)]
 struct Endpoint {
+    addr: SocketAddr,
     authority: Authority,
     /// The round-trip estimate, in nanoseconds, as `f64` bits.
     rtt: AtomicU64,
@@ -94,59 +104,70 @@ pub(crate) struct Pending {
 }
 
 impl Balancer {
-    /// A balancer over `endpoints`, taking out those that keep failing
-    /// when `accrual` says; `None` when there are no endpoints.
+    /// A balancer over `endpoints` (each once, in the order given),
+    /// taking out those that keep failing when `accrual` says.
     pub(crate) fn new(
-        endpoints: impl IntoIterator<Item = Authority>,
+        endpoints: impl IntoIterator<Item = SocketAddr>,
         accrual: Option<FailureAccrual>,
-    ) -> Option<Self> {
-        let rtt = nanos(DEFAULT_RTT).to_bits();
-        let mut endpoints = endpoints.into_iter().map(|authority| Endpoint {
-            authority,
-            rtt: AtomicU64::new(rtt),
-            stamp: AtomicU64::new(0),
-            pending: AtomicU32::new(0),
-            health: Health::default(),
-        });
-        Some(Self {
-            first: endpoints.next()?,
-            rest: endpoints.collect(),
+    ) -> Self {
+        Self {
+            endpoints: unique(endpoints).filter_map(Endpoint::fresh).collect(),
             epoch: Instant::now(),
             accrual,
-        })
+        }
     }
 
     /// The same endpoints, fresh, with `accrual`.
-    pub(crate) fn with_accrual(&self, accrual: Option<FailureAccrual>) -> Option<Self> {
-        let authorities = std::iter::once(&self.first)
-            .chain(self.rest.iter())
-            .map(|e| e.authority.clone());
-        Self::new(authorities, accrual)
+    pub(crate) fn with_accrual(&self, accrual: Option<FailureAccrual>) -> Self {
+        Self::new(self.addrs(), accrual)
     }
 
-    fn len(&self) -> usize {
-        1 + self.rest.len()
-    }
-
-    /// Endpoint `i`, counting `first` as 0. (Past the end, which no
-    /// caller asks for, it is `first`.)
-    fn endpoint(&self, i: usize) -> &Endpoint {
-        match i.checked_sub(1) {
-            None => &self.first,
-            Some(i) => self.rest.get(i).unwrap_or(&self.first),
+    /// A balancer over `endpoints` that keeps the state of those this one
+    /// has: their estimates, requests in flight and failure accrual. The
+    /// others start fresh. Times still count from this one's epoch, which
+    /// the kept accrual state is measured in.
+    pub(crate) fn update(&self, endpoints: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let kept: HashMap<SocketAddr, &Arc<Endpoint>> =
+            self.endpoints.iter().map(|e| (e.addr, e)).collect();
+        let endpoints = unique(endpoints)
+            .filter_map(|addr| match kept.get(&addr) {
+                Some(&endpoint) => Some(endpoint.clone()),
+                None => Endpoint::fresh(addr),
+            })
+            .collect();
+        Self {
+            endpoints,
+            epoch: self.epoch,
+            accrual: self.accrual,
         }
+    }
+
+    /// The endpoints' addresses, in order.
+    pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.endpoints.iter().map(|e| e.addr)
+    }
+
+    /// How many endpoints there are.
+    pub(crate) fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Endpoint `i`, in the order given.
+    fn endpoint(&self, i: usize) -> Option<&Endpoint> {
+        self.endpoints.get(i).map(|e| &**e)
     }
 
     /// The endpoint the next request goes to, and the pending request to
     /// hold until its response head when there is a choice or a failure
     /// count to inform. `None` when failure accrual has taken every
-    /// endpoint out.
+    /// endpoint out, or there is none.
     pub(crate) fn pick(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
-        let n = self.len();
-        if n == 1 && self.accrual.is_none() {
+        let n = match &*self.endpoints {
             // One endpoint: nothing to choose, nothing to measure.
-            return Some((&self.first.authority, None));
-        }
+            [only] if self.accrual.is_none() => return Some((&only.authority, None)),
+            [] => return None,
+            endpoints => endpoints.len(),
+        };
         let now = Instant::now();
         let since = self.since_epoch(now);
         let (index, probe) = match self.accrual {
@@ -160,7 +181,7 @@ impl Balancer {
             }
             Some(_) => self.pick_in(since as u64)?,
         };
-        let endpoint = self.endpoint(index);
+        let endpoint = self.endpoint(index)?;
         endpoint.pending.fetch_add(1, Ordering::Relaxed);
         let pending = Pending {
             balancer: self.clone(),
@@ -191,7 +212,7 @@ impl Balancer {
             (0..n)
                 .map(|k| (start + k) % n)
                 .filter(|&i| Some(i) != skip)
-                .find_map(|i| match self.endpoint(i).health.standing(now) {
+                .find_map(|i| match self.endpoint(i)?.health.standing(now) {
                     Standing::In => Some((i, false)),
                     Standing::Probe => Some((i, true)),
                     Standing::Out => None,
@@ -215,7 +236,9 @@ impl Balancer {
     /// What sending one more request to endpoint `i` looks like it costs
     /// at `now` (nanoseconds since the epoch).
     fn cost(&self, i: usize, now: f64) -> f64 {
-        let endpoint = self.endpoint(i);
+        let Some(endpoint) = self.endpoint(i) else {
+            return f64::INFINITY;
+        };
         let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
         let stamp = endpoint.stamp.load(Ordering::Relaxed) as f64;
         let pending = endpoint.pending.load(Ordering::Relaxed);
@@ -224,7 +247,9 @@ impl Balancer {
 
     /// Counts a round trip of `sample` to endpoint `i`, ended at `now`.
     fn observe(&self, i: usize, sample: Duration, now: Instant) {
-        let endpoint = self.endpoint(i);
+        let Some(endpoint) = self.endpoint(i) else {
+            return;
+        };
         let now = self.since_epoch(now);
         let sample = nanos(sample);
         let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
@@ -239,10 +264,42 @@ impl Balancer {
         endpoint.stamp.store(now as u64, Ordering::Relaxed);
     }
 
+    /// A request sent to the endpoint at `addr`, whatever its cost.
+    #[cfg(test)]
+    pub(crate) fn send_to(self: &Arc<Self>, addr: SocketAddr) -> Option<Pending> {
+        let index = self.endpoints.iter().position(|e| e.addr == addr)?;
+        self.endpoints[index]
+            .pending
+            .fetch_add(1, Ordering::Relaxed);
+        Some(Pending {
+            balancer: self.clone(),
+            index,
+            sent: Instant::now(),
+            probe: false,
+        })
+    }
+
+    /// The estimate of the endpoint at `addr`, as of its last sample.
+    #[cfg(test)]
+    pub(crate) fn estimate_of(&self, addr: SocketAddr) -> Option<Duration> {
+        let index = self.endpoints.iter().position(|e| e.addr == addr)?;
+        Some(self.estimate(index))
+    }
+
+    /// The requests in flight to the endpoint at `addr`.
+    #[cfg(test)]
+    pub(crate) fn pending_of(&self, addr: SocketAddr) -> Option<u32> {
+        let endpoint = self.endpoints.iter().find(|e| e.addr == addr)?;
+        Some(endpoint.pending.load(Ordering::Relaxed))
+    }
+
     /// Endpoint `i`'s estimate, as of its last sample.
     #[cfg(test)]
     fn estimate(&self, i: usize) -> Duration {
-        let rtt = f64::from_bits(self.endpoint(i).rtt.load(Ordering::Relaxed));
+        let rtt = self
+            .endpoint(i)
+            .map_or(0, |e| e.rtt.load(Ordering::Relaxed));
+        let rtt = f64::from_bits(rtt);
         Duration::from_nanos(rtt as u64)
     }
 }
@@ -266,22 +323,46 @@ impl Pending {
 
     fn record(&mut self, success: bool, now: Instant) {
         self.probe = false;
-        if let Some(accrual) = &self.balancer.accrual {
+        if let (Some(accrual), Some(endpoint)) =
+            (&self.balancer.accrual, self.balancer.endpoint(self.index))
+        {
             let since = self.balancer.since_epoch(now) as u64;
-            let health = &self.balancer.endpoint(self.index).health;
-            health.record(accrual, success, since);
+            endpoint.health.record(accrual, success, since);
         }
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        let endpoint = self.balancer.endpoint(self.index);
+        let Some(endpoint) = self.balancer.endpoint(self.index) else {
+            return;
+        };
         endpoint.pending.fetch_sub(1, Ordering::Relaxed);
         if self.probe {
             endpoint.health.release_probe();
         }
     }
+}
+
+impl Endpoint {
+    /// An endpoint that has not answered yet.
+    fn fresh(addr: SocketAddr) -> Option<Arc<Self>> {
+        let authority = Authority::try_from(addr.to_string()).ok()?;
+        Some(Arc::new(Self {
+            addr,
+            authority,
+            rtt: AtomicU64::new(nanos(DEFAULT_RTT).to_bits()),
+            stamp: AtomicU64::new(0),
+            pending: AtomicU32::new(0),
+            health: Health::default(),
+        }))
+    }
+}
+
+/// `endpoints` in order, each once: a duplicate would double its share.
+fn unique(endpoints: impl IntoIterator<Item = SocketAddr>) -> impl Iterator<Item = SocketAddr> {
+    let mut seen = std::collections::HashSet::new();
+    endpoints.into_iter().filter(move |addr| seen.insert(*addr))
 }
 
 /// How much of a sample `elapsed` nanoseconds old still counts.
@@ -297,15 +378,17 @@ fn nanos(d: Duration) -> f64 {
 mod tests {
     use super::*;
 
+    fn addrs(n: u16) -> impl Iterator<Item = SocketAddr> {
+        (1..=n).map(|i| SocketAddr::from(([10, 0, 0, i as u8], 80)))
+    }
+
     fn balancer(n: u16) -> Arc<Balancer> {
-        let endpoints =
-            (1..=n).map(|port| Authority::try_from(format!("10.0.0.{port}:80")).unwrap());
-        Arc::new(Balancer::new(endpoints, None).unwrap())
+        Arc::new(Balancer::new(addrs(n), None))
     }
 
     fn index(balancer: &Balancer, authority: &Authority) -> usize {
         (0..balancer.len())
-            .find(|&i| balancer.endpoint(i).authority == *authority)
+            .find(|&i| balancer.endpoint(i).unwrap().authority == *authority)
             .unwrap()
     }
 
@@ -351,7 +434,7 @@ mod tests {
         // With two endpoints both are always drawn, so the second request
         // already went to the idle one: the three alternate.
         assert!(busy.contains(&0) && busy.contains(&1), "{busy:?}");
-        let (a, b) = (balancer.endpoint(0), balancer.endpoint(1));
+        let (a, b) = (balancer.endpoint(0).unwrap(), balancer.endpoint(1).unwrap());
         let (on_a, on_b) = (
             a.pending.load(Ordering::Relaxed),
             b.pending.load(Ordering::Relaxed),
@@ -425,7 +508,7 @@ mod tests {
             0.0,
         )
         .unwrap();
-        Arc::new(balancer(n).with_accrual(Some(accrual)).unwrap())
+        Arc::new(balancer(n).with_accrual(Some(accrual)))
     }
 
     #[tokio::test(start_paused = true)]
@@ -489,6 +572,6 @@ mod tests {
         let (authority, pending) = balancer.pick().unwrap();
         assert_eq!(authority.as_str(), "10.0.0.1:80");
         assert!(pending.is_none());
-        assert!(Balancer::new(Vec::new(), None).is_none());
+        assert!(Arc::new(Balancer::new([], None)).pick().is_none());
     }
 }

@@ -5,13 +5,14 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderValue, Request, Response, Version, header, uri::Authority};
+use http::{HeaderValue, Request, Response, Version, header};
 use hyper::upgrade::OnUpgrade;
 use tower::Service;
 
 use super::{
     accrual::FailureAccrual,
     balance::{Balancer, Pending},
+    endpoints::{EndpointSet, Reader},
     headers, upgrade,
 };
 use crate::{
@@ -20,20 +21,21 @@ use crate::{
     error::{BoxError, ProxyErrorKind, is_grpc},
 };
 
-/// Forwards requests to a fixed set of endpoints through a client `C`,
-/// each to the cheaper of two drawn at random by peak-EWMA latency (see
-/// [`balance`](super::balance)). See the [module docs](super).
+/// Forwards requests to a set of endpoints through a client `C`, each to
+/// the cheaper of two drawn at random by peak-EWMA latency (see
+/// [`balance`](super::balance)). The set is fixed, or an [`EndpointSet`]
+/// that changes while it runs. See the [module docs](super).
 #[derive(Debug)]
 pub struct Forward<C> {
     client: C,
-    balancer: Arc<Balancer>,
+    endpoints: Reader,
 }
 
 impl<C: Clone> Clone for Forward<C> {
     fn clone(&self) -> Self {
         Self {
             client: self.client.clone(),
-            balancer: self.balancer.clone(),
+            endpoints: self.endpoints.clone(),
         }
     }
 }
@@ -51,7 +53,8 @@ impl std::fmt::Display for NoEndpoints {
 impl std::error::Error for NoEndpoints {}
 
 impl<C> Forward<C> {
-    /// Forwards to `endpoints` through `client`, balancing between them.
+    /// Forwards to the fixed `endpoints` through `client`, balancing
+    /// between them.
     ///
     /// # Errors
     ///
@@ -60,23 +63,36 @@ impl<C> Forward<C> {
         client: C,
         endpoints: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Self, NoEndpoints> {
-        let endpoints = endpoints
-            .into_iter()
-            .filter_map(|addr| Authority::try_from(addr.to_string()).ok());
-        let balancer = Balancer::new(endpoints, None).ok_or(NoEndpoints)?;
+        let balancer = Balancer::new(endpoints, None);
+        if balancer.len() == 0 {
+            return Err(NoEndpoints);
+        }
         Ok(Self {
             client,
-            balancer: Arc::new(balancer),
+            endpoints: Reader::Fixed(Arc::new(balancer)),
         })
+    }
+
+    /// Forwards to whatever `endpoints` holds at each request, through
+    /// `client`. While the set is [empty](EndpointSet::empty), requests
+    /// get a `503`.
+    pub fn with_endpoints(client: C, endpoints: &EndpointSet) -> Self {
+        Self {
+            client,
+            endpoints: endpoints.reader(),
+        }
     }
 
     /// Takes endpoints whose responses keep failing out for a while, as
     /// `accrual` says (see [`accrual`](super::accrual)). Off by default.
+    ///
+    /// The endpoints start fresh, and are fixed from then on: a `Forward`
+    /// over an [`EndpointSet`] should have its set built with
+    /// [`EndpointSet::with_failure_accrual`] instead.
     #[must_use]
     pub fn with_failure_accrual(mut self, accrual: FailureAccrual) -> Self {
-        if let Some(balancer) = self.balancer.with_accrual(Some(accrual)) {
-            self.balancer = Arc::new(balancer);
-        }
+        let balancer = self.endpoints.peek().with_accrual(Some(accrual));
+        self.endpoints = Reader::Fixed(Arc::new(balancer));
         self
     }
 }
@@ -120,8 +136,8 @@ where
                 req.headers_mut().insert(header::HOST, host);
             }
         }
-        let Some((endpoint, pending)) = self.balancer.pick() else {
-            tracing::debug!("every endpoint is out for failing");
+        let Some((endpoint, pending)) = self.endpoints.current().pick() else {
+            tracing::debug!("no endpoint to send to: none yet, or every one out for failing");
             return ResponseFuture {
                 inner: None,
                 grpc,

@@ -16,6 +16,12 @@
 //! [failure accrual](accrual), endpoints that keep failing are taken out
 //! for a while.
 //!
+//! The endpoints can change while requests flow: a `Forward` built over an
+//! [`EndpointSet`] balances each request over the set's latest endpoints,
+//! and whoever learns of new ones (the DNS [`resolve`] loop, for one)
+//! updates the set. Endpoints that stay keep their load and failure
+//! state ([`endpoints`]).
+//!
 //! Between two mesh proxies, HTTP/1.1 requests can travel as HTTP/2
 //! streams on one connection ([`orig_proto`]).
 //!
@@ -24,14 +30,17 @@
 
 pub mod accrual;
 pub mod balance;
+pub mod endpoints;
 mod forward;
 mod headers;
 pub mod orig_proto;
+pub mod resolve;
 mod router;
 mod upgrade;
 
 pub use self::{
     accrual::{FailureAccrual, InvalidFailureAccrual},
+    endpoints::EndpointSet,
     forward::{Forward, NoEndpoints, ResponseFuture},
     router::{AuthorityRouter, by_host},
 };

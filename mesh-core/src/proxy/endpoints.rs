@@ -1,0 +1,170 @@
+//! A set of endpoints that changes while requests flow.
+//!
+//! # Why
+//!
+//! In Kubernetes a service's pods come and go, and their addresses with
+//! them. A balancer fixed at start keeps sending requests to addresses
+//! that no longer serve, and never to the new ones. An [`EndpointSet`] is
+//! a handle on the endpoints of one [`Forward`](super::Forward) (and its
+//! clones): whoever learns the new addresses, a DNS
+//! [resolver](super::resolve) say, [updates](EndpointSet::update) the set,
+//! and the next request is balanced over it.
+//!
+//! # How
+//!
+//! The set holds the current [balancer](super::balance) behind an
+//! `arc-swap`. An update builds a new balancer and swaps it in; the
+//! writer pays. Each `Forward` keeps the balancer it last saw and, per
+//! request, compares it with the current one: one relaxed atomic load
+//! while nothing changes.
+//!
+//! An endpoint that stays across an update keeps its latency estimate,
+//! its requests in flight and its [failure accrual](super::accrual)
+//! state: it is the same endpoint. A new one starts fresh, as at start.
+//! One that left gets no new request; those already sent to it finish.
+//!
+//! An update to no endpoints at all is refused, and the set keeps the
+//! ones it has: an empty DNS answer is far more often a hiccup than a
+//! service that is gone, and routing nowhere would turn the hiccup into
+//! an outage. A set can start empty, though, when its first endpoints are
+//! not known yet; until they are, requests get the mesh's `503`
+//! (`mesh-error: service unavailable`), as when failure accrual has taken
+//! every endpoint out.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use arc_swap::{ArcSwap, cache::Cache};
+
+use super::{accrual::FailureAccrual, balance::Balancer, forward::NoEndpoints};
+
+/// The endpoints a [`Forward`](super::Forward) balances over, replaceable
+/// while it runs. Clones share the set. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct EndpointSet {
+    current: Arc<ArcSwap<Balancer>>,
+}
+
+impl EndpointSet {
+    /// A set of `endpoints` (each once, in the order given).
+    ///
+    /// # Errors
+    ///
+    /// [`NoEndpoints`] when `endpoints` is empty.
+    pub fn new(endpoints: impl IntoIterator<Item = SocketAddr>) -> Result<Self, NoEndpoints> {
+        let balancer = Balancer::new(endpoints, None);
+        if balancer.len() == 0 {
+            return Err(NoEndpoints);
+        }
+        Ok(Self::from_balancer(balancer))
+    }
+
+    /// A set whose endpoints are not known yet. Requests get a `503` until
+    /// the first [`update`](Self::update).
+    pub fn empty() -> Self {
+        Self::from_balancer(Balancer::new([], None))
+    }
+
+    fn from_balancer(balancer: Balancer) -> Self {
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(balancer)),
+        }
+    }
+
+    /// Takes endpoints whose responses keep failing out for a while, as
+    /// `accrual` says (see [`accrual`](super::accrual)). Off by default.
+    ///
+    /// The set returned starts fresh and is not shared with clones of
+    /// `self`: set this before handing the set out.
+    #[must_use]
+    pub fn with_failure_accrual(self, accrual: FailureAccrual) -> Self {
+        Self::from_balancer(self.current.load().with_accrual(Some(accrual)))
+    }
+
+    /// Replaces the endpoints with `endpoints`, keeping the state of those
+    /// that stay. Returns whether the set changed (the same endpoints in
+    /// another order are the same set).
+    ///
+    /// # Errors
+    ///
+    /// [`NoEndpoints`] when `endpoints` is empty: the set keeps the
+    /// endpoints it has, and a warning is logged.
+    pub fn update(
+        &self,
+        endpoints: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<bool, NoEndpoints> {
+        let mut endpoints: Vec<SocketAddr> = endpoints.into_iter().collect();
+        if endpoints.is_empty() {
+            tracing::warn!(
+                kept = self.current.load().len(),
+                "an update without endpoints is ignored; the last ones stay"
+            );
+            return Err(NoEndpoints);
+        }
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        let mut changed = false;
+        self.current.rcu(|current| {
+            let mut now: Vec<SocketAddr> = current.addrs().collect();
+            now.sort_unstable();
+            changed = now != endpoints;
+            if changed {
+                Arc::new(current.update(endpoints.iter().copied()))
+            } else {
+                current.clone()
+            }
+        });
+        Ok(changed)
+    }
+
+    /// The endpoints now in the set, in order.
+    pub fn endpoints(&self) -> Vec<SocketAddr> {
+        self.current.load().addrs().collect()
+    }
+
+    /// How many endpoints are in the set now.
+    pub fn len(&self) -> usize {
+        self.current.load().len()
+    }
+
+    /// Whether the set is still waiting for its first endpoints.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A reader of the set for one `Forward`.
+    pub(crate) fn reader(&self) -> Reader {
+        Reader::Shared(Cache::new(self.current.clone()))
+    }
+}
+
+/// How a `Forward` reads its balancer: one that never changes, or the
+/// latest of a shared set.
+#[derive(Clone, Debug)]
+pub(crate) enum Reader {
+    /// Endpoints fixed at construction: nothing to check per request.
+    Fixed(Arc<Balancer>),
+    /// An [`EndpointSet`], checked for a change with one atomic load.
+    Shared(Cache<Arc<ArcSwap<Balancer>>, Arc<Balancer>>),
+}
+
+impl Reader {
+    /// The balancer to pick this request's endpoint from.
+    #[inline]
+    pub(crate) fn current(&mut self) -> &Arc<Balancer> {
+        match self {
+            Self::Fixed(balancer) => balancer,
+            Self::Shared(cache) => cache.load(),
+        }
+    }
+
+    /// The balancer now in force.
+    pub(crate) fn peek(&self) -> Arc<Balancer> {
+        match self {
+            Self::Fixed(balancer) => balancer.clone(),
+            Self::Shared(cache) => cache.arc_swap().load_full(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
