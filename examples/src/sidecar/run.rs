@@ -24,7 +24,7 @@ use super::{
     admin::AdminExtras,
     config::{PortProtocol, SidecarConfig},
     identity::Identity,
-    outbound::{BackendMetrics, Outbound, OutboundMetrics},
+    outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
     policy::{self, PolicyError, RouteReloads, RoutesWatcher},
     worker::{Background, Shared, Worker, WorkerListeners},
 };
@@ -239,6 +239,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             tcp: &tcp_metrics,
             retry: &RetryMetrics::register(&mut registry),
             backend: &BackendMetrics::register(&mut registry),
+            resolve: &ResolveMetrics::register(&mut registry),
         },
     )?);
     let routes_watcher = RoutesWatcher::new(
@@ -275,6 +276,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         .into_iter()
         .chain(policy.watcher)
         .chain(routes_watcher)
+        .chain(outbound_plan.resolvers())
         .collect();
     let dashboard = match &config.admin.dashboard {
         Some(dashboard) => {

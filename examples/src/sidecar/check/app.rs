@@ -1,6 +1,6 @@
-//! The network checks: the application accepts connections, the running
-//! sidecar's admin server answers, or, before it starts, its listen
-//! addresses are free.
+//! The network checks: the application accepts connections, the outbound
+//! endpoints given by name resolve, the running sidecar's admin server
+//! answers, or, before it starts, its listen addresses are free.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use mesh_core::proxy::resolve::{EndpointAddr, lookup_host};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::time::Span;
@@ -38,6 +39,47 @@ pub(super) async fn reachable(config: &SidecarConfig, timeout: Duration) -> Vec<
             Ok(Err(error)) => Check::fail(title, error.to_string()),
             Err(_) => Check::fail(title, format!("no answer within {}", Span(timeout))),
         }
+    }))
+    .await
+}
+
+/// Each DNS name among the outbound services' endpoints resolves within
+/// `timeout`. One that does not is a warning, not a failure: the sidecar
+/// starts anyway, looks it up again every `resolve_interval`, and answers
+/// the service's requests with 503 until it resolves. Names are looked up
+/// at once, and listed once each per service.
+pub(super) async fn resolvable(config: &SidecarConfig, timeout: Duration) -> Vec<Check> {
+    let mut names: Vec<(&str, &str, u16)> = Vec::new();
+    for service in &config.outbound.services {
+        for endpoint in &service.endpoints {
+            if let EndpointAddr::Name { host, port } = endpoint {
+                let name = (service.name.as_str(), host.as_str(), *port);
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    join_all(names.into_iter().map(|(service, host, port)| async move {
+        let title = format!("endpoint {host}:{port} of service {service} resolves");
+        let lookup = lookup_host(host.to_owned(), port);
+        let problem = match tokio::time::timeout(timeout, lookup).await {
+            Ok(Ok(addrs)) if !addrs.is_empty() => {
+                let count = addrs.len();
+                let plural = if count == 1 { "" } else { "es" };
+                return Check::pass(title).with_detail(format!("{count} address{plural}"));
+            }
+            Ok(Ok(_)) => "no address".to_owned(),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {}", Span(timeout)),
+        };
+        Check::warn(
+            title,
+            format!(
+                "{problem}\nthe sidecar starts anyway and looks it up again; until it resolves, \
+                 requests to {service} get 503"
+            ),
+        )
     }))
     .await
 }

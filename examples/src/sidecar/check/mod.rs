@@ -41,6 +41,9 @@
 //!   that is read but not enforced is a warning.
 //! - **app**: each inbound listener's application address accepts a TCP
 //!   connection.
+//! - **outbound**, when outbound endpoints are given by DNS name: each
+//!   name resolves. One that does not is a warning: the sidecar starts
+//!   anyway and keeps looking it up, its service answering 503 meanwhile.
 //! - **admin**: the running sidecar's admin server answers `/live` and
 //!   `/ready` with 200.
 //!
@@ -300,6 +303,10 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
         "sidecar-app",
         app::reachable(&config, options.timeout).await,
     );
+    let names = app::resolvable(&config, options.timeout).await;
+    if !names.is_empty() {
+        report.push("sidecar-outbound", names);
+    }
     if options.pre {
         report.push("sidecar-listeners", app::bindable(&config).await);
     } else {

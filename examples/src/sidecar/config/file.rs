@@ -8,7 +8,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use super::outbound::ServiceName;
 use super::policy::PolicySection;
 use super::retry::{AccrualSection, BudgetSection, RetrySection, TimeoutsSection};
 use super::server::DashboardSection;
+use mesh_core::proxy::resolve::EndpointAddr;
 use mesh_metrics::access_log::AccessLogFormat;
 
 /// The whole file. Every section may be left out, or left empty.
@@ -92,11 +93,12 @@ pub(super) struct OutboundSection {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with name, endpoints, identity, tls, retry, timeouts, budget, failure_accrual and http2_upgrade"
+    expecting = "a mapping with name, endpoints, resolve_interval, identity, tls, retry, timeouts, budget, failure_accrual and http2_upgrade"
 )]
 pub(super) struct ServiceEntry {
     pub(super) name: ServiceName,
     pub(super) endpoints: Endpoints,
+    pub(super) resolve_interval: Option<Timeout>,
     pub(super) identity: Option<IdentityName>,
     pub(super) tls: Option<TlsKind>,
     pub(super) retry: Option<RetrySection>,
@@ -232,9 +234,69 @@ impl<'de> Deserialize<'de> for ServiceName {
     }
 }
 
-/// A non-empty list of socket addresses.
+/// A non-empty list of endpoints, each `ip:port` or `host:port`.
 #[derive(Debug)]
-pub(super) struct Endpoints(pub(super) Vec<SocketAddr>);
+pub(super) struct Endpoints(pub(super) Vec<EndpointAddr>);
+
+/// One endpoint: a socket address, `ip:port` (`[ipv6]:port` for IPv6), or
+/// a DNS name and a port, `host:port`, whose host follows the rules of
+/// service names. Something that looks like an IP address is read as a
+/// socket address, and refused as one.
+#[derive(Debug)]
+struct Endpoint(EndpointAddr);
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(EndpointVisitor)
+    }
+}
+
+struct EndpointVisitor;
+
+impl Visitor<'_> for EndpointVisitor {
+    type Value = Endpoint;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an endpoint such as 127.0.0.1:8080 or emoji.emojivoto.svc.cluster.local:8080")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Endpoint, E> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint(EndpointAddr::Socket(addr)));
+        }
+        let host_port = text.rsplit_once(':');
+        let looks_like_ip = text.starts_with('[')
+            || text.parse::<IpAddr>().is_ok()
+            || host_port.is_some_and(|(host, _)| host.parse::<IpAddr>().is_ok());
+        if looks_like_ip {
+            return Err(E::custom(format_args!(
+                "invalid socket address {text:?} (expected ip:port with a port up to 65535, such as 127.0.0.1:8080)"
+            )));
+        }
+        let fail = |reason: &dyn fmt::Display| {
+            E::custom(format_args!("invalid endpoint {text:?} ({reason})"))
+        };
+        let Some((host, port)) = host_port else {
+            return Err(fail(
+                &"expected ip:port or host:port, such as emoji.emojivoto.svc.cluster.local:8080; the port is required",
+            ));
+        };
+        let digits = port.bytes().all(|b| b.is_ascii_digit());
+        let port = match port.parse::<u16>() {
+            Ok(port) if port > 0 && digits => port,
+            _ => return Err(fail(&"expected a port from 1 to 65535 after the host")),
+        };
+        if let Err(error) = host.parse::<ServiceName>() {
+            return Err(fail(&format_args!(
+                "the host is a lowercase dns name, as service names are: {error}"
+            )));
+        }
+        Ok(Endpoint(EndpointAddr::Name {
+            host: host.to_owned(),
+            port,
+        }))
+    }
+}
 
 impl<'de> Deserialize<'de> for Endpoints {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -254,12 +316,12 @@ impl<'de> Visitor<'de> for EndpointsVisitor {
     type Value = Endpoints;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of socket addresses")
+        f.write_str("a list of endpoints, ip:port or host:port")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Endpoints, A::Error> {
         let mut endpoints = Vec::new();
-        while let Some(Addr(endpoint)) = seq.next_element()? {
+        while let Some(Endpoint(endpoint)) = seq.next_element()? {
             endpoints.push(endpoint);
         }
         if endpoints.is_empty() {

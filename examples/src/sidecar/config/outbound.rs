@@ -4,8 +4,9 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
+use std::time::Duration;
 
-use mesh_core::proxy::FailureAccrual;
+use mesh_core::proxy::{FailureAccrual, resolve::EndpointAddr};
 use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 use mesh_tls::OutboundTls;
 
@@ -49,9 +50,15 @@ impl OutboundConfig {
 pub struct ServiceConfig {
     /// The name requests are routed by.
     pub name: ServiceName,
-    /// The addresses of the service's instances. Never empty when loaded
-    /// from a file.
-    pub endpoints: Vec<SocketAddr>,
+    /// The service's instances, in file order: addresses, and DNS names
+    /// whose every address is one (a Kubernetes headless Service's name
+    /// answers with each ready pod's). Never empty when loaded from a
+    /// file.
+    pub endpoints: Vec<EndpointAddr>,
+    /// How often the names among `endpoints` are looked up again.
+    /// Addresses are never looked up. Default 5 s
+    /// ([`DEFAULT_INTERVAL`](mesh_core::proxy::resolve::DEFAULT_INTERVAL)).
+    pub resolve_interval: Duration,
     /// How the sidecar reaches them: mutual TLS, where the server must
     /// prove the identity given (failing closed, never falling back to
     /// plaintext), or plaintext for services outside the mesh.

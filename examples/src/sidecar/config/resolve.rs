@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use mesh_core::proxy::resolve::DEFAULT_INTERVAL;
+
 use super::SidecarConfig;
 use super::error::{ConfigError, ConfigErrorKind, Location};
 use super::file::{Document, InboundSection, OutboundSection, ServerSection, ServiceEntry};
@@ -226,6 +228,9 @@ fn resolve_outbound(
         config.services.push(ServiceConfig {
             name: entry.name,
             endpoints: entry.endpoints.0,
+            resolve_interval: entry
+                .resolve_interval
+                .map_or(DEFAULT_INTERVAL, |interval| interval.0),
             tls,
             retry: entry.retry.map(resolve_retry),
             timeouts: entry

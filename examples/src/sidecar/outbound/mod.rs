@@ -10,7 +10,8 @@
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
 //!   ─ backend (the route's backendRefs by weight; else the service),
 //!     each attempt counted under it ([`backend`])
-//!   ─ endpoint (Forward: the cheaper of two of the backend service's endpoints)
+//!   ─ endpoint (Forward: the cheaper of two of the backend service's
+//!     endpoints, which DNS names keep current: [`endpoints`])
 //!   ─ connector (mutual TLS expecting the service's identity, or plaintext)
 //!   ─ TCP metrics (the bytes on the wire, under TLS)
 //! ```
@@ -38,18 +39,19 @@
 //! still count the request under the service it was addressed to.
 
 mod backend;
+mod endpoints;
 mod plan;
 mod router;
 mod split;
 mod upstream;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use hyper::body::Incoming;
 use mesh_core::{
     BoxError,
     client::ClientConfig,
-    proxy::{FailureAccrual, Forward},
+    proxy::{Forward, resolve::lookup_host},
     route::EditHeaders,
 };
 use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
@@ -60,6 +62,8 @@ use tower::Layer;
 
 pub(crate) use self::backend::BackendMetrics;
 use self::backend::Counted;
+pub(crate) use self::endpoints::ResolveMetrics;
+use self::endpoints::ServiceEndpoints;
 pub(crate) use self::plan::check_backends;
 use self::plan::{Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
@@ -88,7 +92,8 @@ pub(crate) type Stack = OutboundRouter<RouteStack, NotFound>;
 #[derive(Debug)]
 pub(crate) struct Outbound {
     /// Each service's endpoints and connectors, in the order of
-    /// `outbound.services`: they do not change while the sidecar runs.
+    /// `outbound.services`. The connectors do not change while the
+    /// sidecar runs; the endpoints given by name do ([`endpoints`]).
     services: Vec<ServiceTarget>,
     metrics: MetricsLayer,
     backends: BackendMetrics,
@@ -98,9 +103,9 @@ pub(crate) struct Outbound {
 
 #[derive(Debug)]
 struct ServiceTarget {
-    endpoints: Vec<SocketAddr>,
+    endpoints: Arc<ServiceEndpoints>,
     connectors: ServiceConnectors,
-    failure_accrual: Option<FailureAccrual>,
+    resolve_interval: Duration,
 }
 
 /// The metric families outbound requests and connections count into.
@@ -110,6 +115,7 @@ pub(crate) struct OutboundMetrics<'a> {
     pub(crate) tcp: &'a TcpMetrics,
     pub(crate) retry: &'a RetryMetrics,
     pub(crate) backend: &'a BackendMetrics,
+    pub(crate) resolve: &'a ResolveMetrics,
 }
 
 impl Outbound {
@@ -139,10 +145,16 @@ impl Outbound {
                 source,
             })?;
             http = http.with_service_tls(service.name.as_str(), &tls_label(&service.tls));
+            let endpoints = ServiceEndpoints::new(
+                service.name.as_str(),
+                &service.endpoints,
+                service.failure_accrual,
+                metrics.resolve,
+            );
             services.push(ServiceTarget {
-                endpoints: service.endpoints.clone(),
+                endpoints: Arc::new(endpoints),
                 connectors,
-                failure_accrual: service.failure_accrual,
+                resolve_interval: service.resolve_interval,
             });
         }
         let planner = Planner::new(config, namespace, metrics.retry);
@@ -176,17 +188,7 @@ impl Outbound {
         let endpoints: Arc<[Option<Endpoint>]> = self
             .services
             .iter()
-            .map(|target| {
-                let forward = Forward::new(
-                    target.connectors.client(client),
-                    target.endpoints.iter().copied(),
-                )
-                .ok()?;
-                Some(match target.failure_accrual {
-                    Some(accrual) => forward.with_failure_accrual(accrual),
-                    None => forward,
-                })
-            })
+            .map(|target| target.endpoints.forward(target.connectors.client(client)))
             .collect();
         let routes = self.routes.subscribe();
         let layers = RouteLayers {
@@ -202,6 +204,23 @@ impl Outbound {
             table,
         };
         (router, updates)
+    }
+}
+
+impl Outbound {
+    /// The tasks that look the services' endpoint names up again, one per
+    /// service with a name among its endpoints, pushing changes to every
+    /// runtime's stack built so far and after.
+    pub(crate) fn resolvers(&self) -> Vec<Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
+        self.services
+            .iter()
+            .filter_map(|target| {
+                let task = target
+                    .endpoints
+                    .resolver(lookup_host, target.resolve_interval)?;
+                Some(Box::pin(task) as Pin<Box<dyn Future<Output = ()> + Send>>)
+            })
+            .collect()
     }
 }
 

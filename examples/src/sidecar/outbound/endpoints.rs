@@ -1,0 +1,281 @@
+//! A service's endpoints on every runtime, kept current by DNS.
+//!
+//! A service whose endpoints are all addresses gets a fixed `Forward` on
+//! each runtime, as it always has. One with a name among them gets an
+//! [`EndpointSet`] per runtime, each balanced on its own runtime, and a
+//! task that looks the names up every `resolve_interval` and pushes a
+//! changed answer to all of them ([`keep_resolving`]).
+//!
+//! The first lookup happens at start, before the runtimes serve, so that
+//! a name that resolves is in use from the first request. One that does
+//! not (the service is not up yet) does not stop the sidecar, as it does
+//! not stop Linkerd's proxy: the service's requests get the mesh's `503`
+//! until a later lookup answers, and a warning is logged.
+//!
+//! Lookups are counted in `outbound_endpoint_resolutions_total{service,
+//! result}` (`result` is `success` or `failure`), and each service's
+//! endpoints in `outbound_endpoints{service}`.
+
+use std::{
+    future::Future,
+    io,
+    net::{SocketAddr, ToSocketAddrs},
+    sync::{Arc, Mutex},
+};
+
+use mesh_core::proxy::{
+    EndpointSet, FailureAccrual, Forward,
+    resolve::{EndpointAddr, Resolution, Resolver, Round},
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// The metric families endpoint resolution counts into.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ResolveMetrics {
+    resolutions: Family<ResolutionLabels, Counter>,
+    endpoints: Family<ServiceLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResolutionLabels {
+    service: String,
+    result: ResolutionResult,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum ResolutionResult {
+    success,
+    failure,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+impl ResolveMetrics {
+    /// Registers the families in `registry`.
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "outbound_endpoint_resolutions",
+            "Lookups of the DNS names among an outbound service's endpoints, by result",
+            metrics.resolutions.clone(),
+        );
+        registry.register(
+            "outbound_endpoints",
+            "The endpoints an outbound service balances over",
+            metrics.endpoints.clone(),
+        );
+        metrics
+    }
+
+    /// The handles of `service`, resolved once. (Each lookup in a family
+    /// holds its lock until the end of the statement: one per statement.)
+    fn service(&self, service: &str) -> ResolveHandles {
+        let labels = |result| ResolutionLabels {
+            service: service.to_owned(),
+            result,
+        };
+        let success = labels(ResolutionResult::success);
+        let success = self.resolutions.get_or_create(&success).clone();
+        let failure = labels(ResolutionResult::failure);
+        let failure = self.resolutions.get_or_create(&failure).clone();
+        let service = ServiceLabels {
+            service: service.to_owned(),
+        };
+        let endpoints = self.endpoints.get_or_create(&service).clone();
+        ResolveHandles {
+            success,
+            failure,
+            endpoints,
+        }
+    }
+}
+
+/// One service's counters.
+#[derive(Clone, Debug)]
+struct ResolveHandles {
+    success: Counter,
+    failure: Counter,
+    endpoints: Gauge,
+}
+
+impl ResolveHandles {
+    fn count(&self, round: &Round) {
+        self.success.inc_by(u64::from(round.resolved));
+        self.failure.inc_by(u64::from(round.failed));
+    }
+}
+
+/// One service's endpoints, as every runtime balances over them.
+#[derive(Debug)]
+pub(crate) struct ServiceEndpoints {
+    service: String,
+    accrual: Option<FailureAccrual>,
+    /// The names to look up again; `None` when every endpoint is an
+    /// address.
+    resolution: Option<Resolution>,
+    handles: ResolveHandles,
+    state: Mutex<Published>,
+}
+
+/// What the runtimes were last given, and their sets.
+#[derive(Debug, Default)]
+struct Published {
+    endpoints: Vec<SocketAddr>,
+    sets: Vec<EndpointSet>,
+}
+
+impl ServiceEndpoints {
+    /// The endpoints of `service`, configured as `endpoints`; names are
+    /// looked up a first time with the system's resolver, which blocks.
+    pub(crate) fn new(
+        service: &str,
+        endpoints: &[EndpointAddr],
+        accrual: Option<FailureAccrual>,
+        metrics: &ResolveMetrics,
+    ) -> Self {
+        Self::with_lookup(service, endpoints, accrual, metrics, |host, port| {
+            Ok((host, port).to_socket_addrs()?.collect())
+        })
+    }
+
+    /// As [`new`](Self::new), looking names up with `lookup`.
+    fn with_lookup(
+        service: &str,
+        endpoints: &[EndpointAddr],
+        accrual: Option<FailureAccrual>,
+        metrics: &ResolveMetrics,
+        mut lookup: impl FnMut(&str, u16) -> io::Result<Vec<SocketAddr>>,
+    ) -> Self {
+        let mut resolution = Resolution::new(endpoints);
+        let handles = metrics.service(service);
+        let names: Vec<(String, u16)> = resolution
+            .names()
+            .map(|(host, port)| (host.to_owned(), port))
+            .collect();
+        for (index, (host, port)) in names.iter().enumerate() {
+            let counter = match resolution.record(index, lookup(host, *port)) {
+                mesh_core::proxy::resolve::Outcome::Resolved => &handles.success,
+                mesh_core::proxy::resolve::Outcome::Failed => &handles.failure,
+            };
+            counter.inc();
+        }
+        let initial = resolution.endpoints();
+        if initial.is_empty() {
+            tracing::warn!(
+                service,
+                "no endpoint resolved yet; requests get 503 until one does"
+            );
+        }
+        handles.endpoints.set(initial.len() as i64);
+        Self {
+            service: service.to_owned(),
+            accrual,
+            resolution: resolution.has_names().then_some(resolution),
+            handles,
+            state: Mutex::new(Published {
+                endpoints: initial,
+                sets: Vec::new(),
+            }),
+        }
+    }
+
+    /// The `Forward` of one runtime, over `client`: fixed when every
+    /// endpoint is an address (`None` if there is none), else over a set
+    /// of its own that the resolver keeps current.
+    pub(crate) fn forward<C>(&self, client: C) -> Option<Forward<C>> {
+        let Ok(mut state) = self.state.lock() else {
+            return None;
+        };
+        if self.resolution.is_none() {
+            let forward = Forward::new(client, state.endpoints.iter().copied()).ok()?;
+            return Some(match self.accrual {
+                Some(accrual) => forward.with_failure_accrual(accrual),
+                None => forward,
+            });
+        }
+        let set = EndpointSet::new(state.endpoints.iter().copied())
+            .unwrap_or_else(|_| EndpointSet::empty());
+        let set = match self.accrual {
+            Some(accrual) => set.with_failure_accrual(accrual),
+            None => set,
+        };
+        state.sets.push(set.clone());
+        Some(Forward::with_endpoints(client, &set))
+    }
+
+    /// Counts a round of lookups, and gives its endpoints to every
+    /// runtime if they changed.
+    fn apply(&self, round: &Round) {
+        self.handles.count(round);
+        if round.changed {
+            self.publish(&round.endpoints);
+        }
+    }
+
+    /// Gives every runtime `endpoints`; none at all changes nothing.
+    fn publish(&self, endpoints: &[SocketAddr]) {
+        if endpoints.is_empty() {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.endpoints = endpoints.to_vec();
+        for set in &state.sets {
+            // An empty update is refused by the set, and was not sent.
+            let _ = set.update(endpoints.iter().copied());
+        }
+        self.handles.endpoints.set(endpoints.len() as i64);
+        tracing::info!(
+            service = %self.service,
+            endpoints = endpoints.len(),
+            "the service's endpoints changed"
+        );
+    }
+
+    /// The task that keeps the endpoints current, looking names up with
+    /// `lookup` every `interval`; `None` when there is no name.
+    pub(crate) fn resolver<L, F>(
+        self: &Arc<Self>,
+        lookup: L,
+        interval: std::time::Duration,
+    ) -> Option<impl Future<Output = ()> + Send + 'static + use<L, F>>
+    where
+        L: FnMut(String, u16) -> F + Send + 'static,
+        F: Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static,
+    {
+        let resolver = self.lookups(lookup)?.with_interval(interval);
+        Some(keep_resolving(self.clone(), resolver))
+    }
+
+    /// A resolver of the names, from their last answers; `None` when there
+    /// is no name.
+    fn lookups<L, F>(&self, lookup: L) -> Option<Resolver<L>>
+    where
+        L: FnMut(String, u16) -> F,
+        F: Future<Output = io::Result<Vec<SocketAddr>>>,
+    {
+        Some(Resolver::new(self.resolution.clone()?, lookup))
+    }
+}
+
+/// Runs `resolver` until the sidecar stops, counting each round and
+/// pushing changed endpoints to every runtime of `endpoints`.
+async fn keep_resolving<L, F>(endpoints: Arc<ServiceEndpoints>, resolver: Resolver<L>)
+where
+    L: FnMut(String, u16) -> F,
+    F: Future<Output = io::Result<Vec<SocketAddr>>>,
+{
+    resolver.run(|round| endpoints.apply(&round)).await;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    future::Ready,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use mesh_core::proxy::{Forward, resolve::EndpointAddr};
+use prometheus_client::registry::Registry;
+use tower::{Service, util::ServiceFn};
+
+use super::{ResolveMetrics, ServiceEndpoints};
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 8080))
+}
+
+fn emoji() -> EndpointAddr {
+    EndpointAddr::Name {
+        host: "emoji".into(),
+        port: 8080,
+    }
+}
+
+/// A DNS the test writes the answers of; a name without one fails.
+#[derive(Clone, Default)]
+struct Dns(Arc<Mutex<HashMap<String, Vec<u8>>>>);
+
+impl Dns {
+    fn answer(&self, host: &str, hosts: &[u8]) {
+        self.0.lock().unwrap().insert(host.into(), hosts.to_vec());
+    }
+
+    fn fail(&self, host: &str) {
+        self.0.lock().unwrap().remove(host);
+    }
+
+    fn lookup_now(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        match self.0.lock().unwrap().get(host) {
+            Some(hosts) => Ok(hosts
+                .iter()
+                .map(|&i| SocketAddr::from(([10, 0, 0, i], port)))
+                .collect()),
+            None => Err(io::Error::other("no such name")),
+        }
+    }
+
+    fn lookup(
+        &self,
+    ) -> impl FnMut(String, u16) -> Ready<io::Result<Vec<SocketAddr>>> + Send + 'static + use<>
+    {
+        let dns = self.clone();
+        move |host, port| std::future::ready(dns.lookup_now(&host, port))
+    }
+}
+
+type Echo = ServiceFn<fn(Request<()>) -> Ready<Result<Response<()>, Infallible>>>;
+
+/// A client that answers with the endpoint the request was sent to.
+fn echo() -> Echo {
+    tower::service_fn(|req: Request<()>| {
+        let authority = req.uri().authority().unwrap().to_string();
+        let res = Response::builder().header("x-endpoint", authority).body(());
+        std::future::ready(Ok(res.unwrap()))
+    })
+}
+
+/// Where one request through `forward` goes, or the status it gets.
+async fn send(forward: &mut Forward<Echo>) -> Result<String, u16> {
+    let res = forward.call(Request::new(())).await.unwrap();
+    match res.headers().get("x-endpoint") {
+        Some(endpoint) => Ok(endpoint.to_str().unwrap().to_owned()),
+        None => Err(res.status().as_u16()),
+    }
+}
+
+fn exposition(registry: &Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn a_changed_answer_moves_every_runtimes_requests_and_a_failed_lookup_keeps_them() {
+    let dns = Dns::default();
+    dns.answer("emoji", &[1]);
+    let mut registry = Registry::default();
+    let metrics = ResolveMetrics::register(&mut registry);
+    let endpoints =
+        ServiceEndpoints::with_lookup("emoji", &[emoji()], None, &metrics, |host, port| {
+            dns.lookup_now(host, port)
+        });
+    // Two runtimes, each with its own set.
+    let mut first = endpoints.forward(echo()).unwrap();
+    let mut second = endpoints.forward(echo()).unwrap();
+    assert_eq!(send(&mut first).await, Ok("10.0.0.1:8080".into()));
+
+    // The rounds `keep_resolving` runs every interval, one by one.
+    let mut resolver = endpoints.lookups(dns.lookup()).unwrap();
+    dns.answer("emoji", &[2]);
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(send(&mut first).await, Ok("10.0.0.2:8080".into()));
+    assert_eq!(send(&mut second).await, Ok("10.0.0.2:8080".into()));
+    // A runtime that starts now starts from the latest answer.
+    let mut third = endpoints.forward(echo()).unwrap();
+    assert_eq!(send(&mut third).await, Ok("10.0.0.2:8080".into()));
+
+    dns.fail("emoji");
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(send(&mut first).await, Ok("10.0.0.2:8080".into()));
+    dns.answer("emoji", &[]);
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(send(&mut second).await, Ok("10.0.0.2:8080".into()));
+
+    let text = exposition(&registry);
+    // At start and after the change; then a failure and an empty answer.
+    let success = "outbound_endpoint_resolutions_total{service=\"emoji\",result=\"success\"} 2";
+    let failure = "outbound_endpoint_resolutions_total{service=\"emoji\",result=\"failure\"} 2";
+    assert!(text.contains(success), "{text}");
+    assert!(text.contains(failure), "{text}");
+    assert!(
+        text.contains("outbound_endpoints{service=\"emoji\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_at_start_answers_503_until_it_does() {
+    let dns = Dns::default();
+    let metrics = ResolveMetrics::default();
+    let endpoints =
+        ServiceEndpoints::with_lookup("emoji", &[emoji()], None, &metrics, |host, port| {
+            dns.lookup_now(host, port)
+        });
+    let mut forward = endpoints.forward(echo()).unwrap();
+    assert_eq!(send(&mut forward).await, Err(503));
+    let mut resolver = endpoints.lookups(dns.lookup()).unwrap();
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(send(&mut forward).await, Err(503));
+    dns.answer("emoji", &[3, 4]);
+    endpoints.apply(&resolver.resolve().await);
+    let to = send(&mut forward).await.unwrap();
+    assert!(to == "10.0.0.3:8080" || to == "10.0.0.4:8080", "{to}");
+}
+
+#[tokio::test]
+async fn addresses_alone_make_a_fixed_forward_and_no_resolver() {
+    let metrics = ResolveMetrics::default();
+    let endpoints = Arc::new(ServiceEndpoints::new(
+        "emoji",
+        &[EndpointAddr::Socket(addr(7))],
+        None,
+        &metrics,
+    ));
+    assert!(
+        endpoints
+            .lookups(|_: String, _: u16| std::future::ready(Ok(vec![])))
+            .is_none()
+    );
+    let mut forward = endpoints.forward(echo()).unwrap();
+    assert_eq!(send(&mut forward).await, Ok("10.0.0.7:8080".into()));
+    let lookup = |_: String, _: u16| std::future::ready(Ok(vec![addr(8)]));
+    assert!(endpoints.resolver(lookup, Duration::from_secs(5)).is_none());
+}
