@@ -1,0 +1,198 @@
+use super::*;
+
+fn addrs(n: u16) -> impl Iterator<Item = SocketAddr> {
+    (1..=n).map(|i| SocketAddr::from(([10, 0, 0, i as u8], 80)))
+}
+
+fn balancer(n: u16) -> Arc<Balancer> {
+    Arc::new(Balancer::new(addrs(n), None))
+}
+
+fn index(balancer: &Balancer, authority: &Authority) -> usize {
+    (0..balancer.len())
+        .find(|&i| balancer.endpoint(i).unwrap().authority == *authority)
+        .unwrap()
+}
+
+/// Sends `n` requests one after another, each answered after the
+/// latency of the endpoint it went to, and counts them per endpoint.
+async fn send(balancer: &Arc<Balancer>, latencies: &[Duration], n: usize) -> Vec<usize> {
+    let mut counts = vec![0; balancer.len()];
+    for _ in 0..n {
+        let (authority, pending) = balancer.pick().unwrap();
+        let i = index(balancer, authority);
+        counts[i] += 1;
+        tokio::time::advance(latencies[i]).await;
+        pending.unwrap().answered(true);
+    }
+    counts
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_endpoint_loses_nearly_all_its_traffic() {
+    let balancer = balancer(3);
+    let ms = Duration::from_millis;
+    let counts = send(&balancer, &[ms(2), ms(100), ms(2)], 300).await;
+    // Each endpoint is tried while its estimate is the default; after
+    // that the slow one waits until its 100 ms decays below 2 ms,
+    // which takes longer than these requests do.
+    assert!(counts[1] <= 3, "{counts:?}");
+    assert_eq!(counts.iter().sum::<usize>(), 300);
+    // The two fast ones share the rest.
+    assert!(counts[0] > 100 && counts[2] > 100, "{counts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_in_flight_make_an_endpoint_look_dearer() {
+    let balancer = balancer(2);
+    // Equal estimates; the first endpoint holds three requests.
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            let (_, pending) = balancer.pick().unwrap();
+            pending.unwrap()
+        })
+        .collect();
+    let busy = held.iter().map(|p| p.index).collect::<Vec<_>>();
+    // With two endpoints both are always drawn, so the second request
+    // already went to the idle one: the three alternate.
+    assert!(busy.contains(&0) && busy.contains(&1), "{busy:?}");
+    let (a, b) = (balancer.endpoint(0).unwrap(), balancer.endpoint(1).unwrap());
+    let (on_a, on_b) = (
+        a.pending.load(Ordering::Relaxed),
+        b.pending.load(Ordering::Relaxed),
+    );
+    assert_eq!(on_a + on_b, 3);
+    // The next goes to the one with fewer: one in flight against two.
+    let (authority, next) = balancer.pick().unwrap();
+    let fewer = usize::from(on_b < on_a);
+    assert_eq!(index(&balancer, authority), fewer);
+    drop(next);
+    drop(held);
+    assert_eq!(a.pending.load(Ordering::Relaxed), 0);
+    assert_eq!(b.pending.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_endpoint_is_avoided_and_tried_again_later() {
+    let balancer = balancer(2);
+    let start = Instant::now();
+    // The first endpoint refuses connections; the second answers in
+    // 5 ms. Requests go one after another until the first is tried
+    // again.
+    let mut failed_at = Vec::new();
+    while failed_at.len() < 2 {
+        let (authority, pending) = balancer.pick().unwrap();
+        let pending = pending.unwrap();
+        if index(&balancer, authority) == 0 {
+            failed_at.push(start.elapsed());
+            pending.failed();
+            let penalty = balancer.estimate(0).as_secs_f64();
+            assert!((penalty - FAILURE_PENALTY.as_secs_f64()).abs() < 1e-6);
+        } else {
+            tokio::time::advance(Duration::from_millis(5)).await;
+            pending.answered(true);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "never tried again"
+        );
+    }
+    // The penalty of 1 s decays below the other's 5 ms after
+    // 10 s × ln(1 s / 5 ms) = 53 s.
+    let again = failed_at[1] - failed_at[0];
+    assert!(
+        (Duration::from_secs(50)..Duration::from_secs(56)).contains(&again),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_faster_sample_is_averaged_in_by_its_age_and_a_slower_one_replaces() {
+    let balancer = balancer(2);
+    let start = Instant::now();
+    balancer.observe(0, Duration::from_millis(100), start);
+    assert_eq!(balancer.estimate(0), Duration::from_millis(100));
+    // A sample one decay later weighs 1 - 1/e.
+    let later = start + DECAY;
+    balancer.observe(0, Duration::from_millis(10), later);
+    let expected = 100.0 / std::f64::consts::E + 10.0 * (1.0 - 1.0 / std::f64::consts::E);
+    let got = balancer.estimate(0).as_secs_f64() * 1e3;
+    assert!((got - expected).abs() < 1e-3, "{got} ms, not {expected} ms");
+    balancer.observe(0, Duration::from_millis(500), later);
+    assert_eq!(balancer.estimate(0), Duration::from_millis(500));
+}
+
+fn with_accrual(n: u16, max_failures: u32) -> Arc<Balancer> {
+    let accrual = FailureAccrual::new(
+        std::num::NonZeroU32::new(max_failures).unwrap(),
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap();
+    Arc::new(balancer(n).with_accrual(Some(accrual)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_that_keeps_failing_is_taken_out_then_probed() {
+    let balancer = with_accrual(3, 2);
+    // Endpoint 0 answers 503 to everything; the others succeed.
+    let mut to_failing = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3_500) {
+        let (authority, pending) = balancer.pick().unwrap();
+        let i = index(&balancer, authority);
+        if i == 0 {
+            to_failing.push(start.elapsed().as_millis());
+        }
+        tokio::time::advance(Duration::from_millis(10)).await;
+        pending.unwrap().answered(i != 0);
+    }
+    // Two failures take it out for 1 s; its probe fails and it is out
+    // for 2 s; the next probe fails too.
+    assert_eq!(to_failing.len(), 4, "{to_failing:?}");
+    let gaps: Vec<u128> = to_failing.windows(2).map(|w| w[1] - w[0]).collect();
+    // The gaps after the second failure: the penalty, plus the 10 ms
+    // the failure took to come back, plus the few requests it takes
+    // for the draws to reach the endpoint again (each misses it with
+    // a chance of 4 in 9: 20 misses in a row, 200 ms, is one chance
+    // in ten million).
+    assert!((1_010..1_210).contains(&gaps[1]), "{to_failing:?}");
+    assert!((2_010..2_210).contains(&gaps[2]), "{to_failing:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_every_endpoint_out_nothing_is_picked_until_a_probe() {
+    let balancer = with_accrual(1, 1);
+    let (_, pending) = balancer.pick().unwrap();
+    pending.expect("accrual counts even one endpoint").failed();
+    assert!(balancer.pick().is_none());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (_, probe) = balancer.pick().expect("the probe");
+    assert!(balancer.pick().is_none(), "one probe at a time");
+    probe.unwrap().answered(true);
+    assert!(balancer.pick().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_whose_caller_went_away_lets_the_next_request_probe() {
+    let balancer = with_accrual(1, 1);
+    let (_, pending) = balancer.pick().unwrap();
+    pending.unwrap().failed();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (_, probe) = balancer.pick().expect("the probe");
+    assert!(balancer.pick().is_none());
+    drop(probe);
+    let (_, probe) = balancer.pick().expect("another probe");
+    probe.unwrap().answered(true);
+    assert!(balancer.pick().is_some());
+}
+
+#[test]
+fn one_endpoint_is_neither_drawn_nor_measured() {
+    let balancer = balancer(1);
+    let (authority, pending) = balancer.pick().unwrap();
+    assert_eq!(authority.as_str(), "10.0.0.1:80");
+    assert!(pending.is_none());
+    assert!(Arc::new(Balancer::new([], None)).pick().is_none());
+}
