@@ -6,7 +6,7 @@
 //! route lookup (service by authority, route by its matches)
 //!   ─ metrics (outbound, labelled with the service's TLS)
 //!   ─ header filters (the route's RequestHeaderModifier and
-//!     ResponseHeaderModifier)
+//!     ResponseHeaderModifier), and a RequestRedirect's answer
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
 //!   ─ backend (the route's backendRefs by weight; else the service),
 //!     each attempt counted under it ([`backend`])
