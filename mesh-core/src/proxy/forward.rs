@@ -125,17 +125,7 @@ where
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, protocol.clone());
         }
-        if req.version() == Version::HTTP_2 && !req.headers().contains_key(header::HOST) {
-            // The upstream URI names the endpoint; keep the authority the
-            // caller asked for where the application can read it.
-            if let Some(host) = req
-                .uri()
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
-                req.headers_mut().insert(header::HOST, host);
-            }
-        }
+        set_host(&mut req);
         let Some((endpoint, pending)) = self.endpoints.current().pick() else {
             tracing::debug!("no endpoint to send to: none yet, or every one out for failing");
             return ResponseFuture {
@@ -152,6 +142,39 @@ where
             downstream,
             pending,
         }
+    }
+}
+
+/// Keeps the authority the caller asked for in `Host`, where the
+/// application can read it, before the upstream URI is made to name the
+/// endpoint.
+///
+/// An HTTP/1 request in absolute form (`GET http://emoji/ HTTP/1.1`) names
+/// its target in the URI, and a proxy must send that authority as `Host`
+/// and ignore any `Host` the client wrote (RFC 9112 §3.2.2); otherwise
+/// the application serves, and authorization sees, a host the route was
+/// not chosen for. An HTTP/2 request's `:authority` becomes `Host` when
+/// it has none: between two proxies the `:authority` names the endpoint
+/// connected to, and `Host` the authority the client asked for. Userinfo
+/// never belongs in `Host`.
+fn set_host<B>(req: &mut Request<B>) {
+    let Some(authority) = req.uri().authority() else {
+        return;
+    };
+    let http1 = matches!(
+        req.version(),
+        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
+    );
+    let replace = http1 || !req.headers().contains_key(header::HOST);
+    if !replace {
+        return;
+    }
+    let host = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host);
+    if let Ok(host) = HeaderValue::from_str(host) {
+        req.headers_mut().insert(header::HOST, host);
     }
 }
 
@@ -215,3 +238,6 @@ where
         Poll::Ready(Ok(res.map(Proxied::from)))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -117,6 +117,13 @@ fn downgrade<B>(req: &mut Request<B>) {
     };
     if req.version() == Version::HTTP_2 && mark == HTTP_11 {
         *req.version_mut() = Version::HTTP_11;
+        // The `:authority` names this proxy, the endpoint the sending
+        // proxy connected to; the client's authority is in `Host`. Over
+        // HTTP/1.1 the request would have come in origin form, and read as
+        // absolute form its URI would put this proxy's address in `Host`.
+        if let Some(path) = req.uri().path_and_query().cloned() {
+            *req.uri_mut() = http::Uri::from(path);
+        }
     }
 }
 

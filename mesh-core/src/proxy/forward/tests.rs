@@ -1,0 +1,129 @@
+use std::{convert::Infallible, future::Ready, net::SocketAddr};
+
+use http::{HeaderMap, Request, Response, Version};
+use tower::{Service, ServiceExt};
+
+use super::Forward;
+
+/// A client that answers with the URI and headers it was sent, in the
+/// response's headers and extensions.
+type Echo = tower::util::ServiceFn<fn(Request<()>) -> Ready<Result<Response<()>, Infallible>>>;
+
+#[derive(Clone, Debug)]
+struct Sent {
+    uri: http::Uri,
+    headers: HeaderMap,
+}
+
+fn echo() -> Echo {
+    tower::service_fn(|req: Request<()>| {
+        let mut res = Response::new(());
+        res.extensions_mut().insert(Sent {
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        });
+        std::future::ready(Ok(res))
+    })
+}
+
+async fn sent(req: Request<()>) -> Result<Sent, Infallible> {
+    let endpoint = SocketAddr::from(([10, 0, 0, 1], 8080));
+    let forward = Forward::new(echo(), [endpoint]).unwrap();
+    let res = forward.oneshot(req).await.unwrap();
+    Ok(res.extensions().get::<Sent>().unwrap().clone())
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_replaces_the_host_header() {
+    // RFC 9112 §3.2.2: a proxy ignores the Host a client sent with an
+    // absolute-form target and uses the target's authority.
+    let req = Request::get("http://emoji.example:8080/list")
+        .header("host", "other.example")
+        .body(())
+        .unwrap();
+    let sent = sent(req).await.unwrap();
+    assert_eq!(sent.uri, "http://10.0.0.1:8080/list");
+    assert_eq!(sent.headers["host"], "emoji.example:8080");
+    assert_eq!(sent.headers.get_all("host").iter().count(), 1);
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_without_a_host_header_keeps_its_authority() {
+    // An HTTP/1.0 client may send no Host at all.
+    let req = Request::get("http://emoji.example/list")
+        .version(Version::HTTP_10)
+        .body(())
+        .unwrap();
+    let sent = sent(req).await.unwrap();
+    assert_eq!(sent.headers["host"], "emoji.example");
+}
+
+#[tokio::test]
+async fn userinfo_in_the_target_does_not_reach_the_host_header() {
+    let req = Request::get("http://user:secret@emoji.example/list")
+        .body(())
+        .unwrap();
+    let sent = sent(req).await.unwrap();
+    assert_eq!(sent.headers["host"], "emoji.example");
+}
+
+#[tokio::test]
+async fn an_origin_form_target_keeps_the_host_header() {
+    let req = Request::get("/list")
+        .header("host", "emoji.example")
+        .body(())
+        .unwrap();
+    let sent = sent(req).await.unwrap();
+    assert_eq!(sent.headers["host"], "emoji.example");
+}
+
+#[tokio::test]
+async fn an_http2_authority_becomes_the_host_header() {
+    let req = Request::get("http://emoji.example/list")
+        .version(Version::HTTP_2)
+        .body(())
+        .unwrap();
+    let sent = sent(req).await.unwrap();
+    assert_eq!(sent.headers["host"], "emoji.example");
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_for_http_and_status_14_for_grpc() {
+    let failing = tower::service_fn(|_: Request<()>| async {
+        Err::<Response<()>, _>(std::io::Error::other("refused"))
+    });
+    let endpoint = SocketAddr::from(([10, 0, 0, 1], 8080));
+    let mut forward = Forward::new(failing, [endpoint]).unwrap();
+    let res = forward
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    let grpc = Request::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let res = forward.ready().await.unwrap().call(grpc).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["grpc-status"], "14");
+}
+
+#[tokio::test]
+async fn a_request_carried_between_proxies_as_http2_keeps_its_host() {
+    use crate::proxy::orig_proto;
+    // The sending proxy points the URI at this proxy, and carries the
+    // client's authority in Host.
+    let mut req = Request::get("http://10.0.0.9:4143/list")
+        .header("host", "emoji.example")
+        .body(())
+        .unwrap();
+    assert!(orig_proto::upgrade(&mut req));
+    let downgrade =
+        tower::Layer::layer(&orig_proto::DowngradeLayer::new(), tower::service_fn(sent));
+    let sent = downgrade.oneshot(req).await.unwrap();
+    assert_eq!(sent.headers["host"], "emoji.example");
+    assert_eq!(sent.uri, "http://10.0.0.1:8080/list");
+}
