@@ -215,3 +215,24 @@ async fn the_log_level_is_read_and_replaced_from_loopback_only() {
     trigger.trigger();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_loopback_peer_on_a_dual_stack_socket_may_shut_down() {
+    // A listener on `[::]` sees IPv4 peers as IPv4-mapped IPv6 addresses:
+    // `127.0.0.1` arrives as `::ffff:127.0.0.1`.
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_shutdown(trigger);
+    let res = admin
+        .clone()
+        .oneshot(shutdown_request("[::ffff:10.1.2.3]:55555"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!shutdown.is_triggered());
+    let res = admin
+        .oneshot(shutdown_request("[::ffff:127.0.0.1]:55555"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(shutdown.is_triggered());
+}

@@ -136,7 +136,7 @@ pub(super) fn serve<B>(env: Option<&Environment>, req: &Request<B>) -> Response<
         );
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        return super::method_not_allowed("GET, HEAD");
     }
     if !accepts_json(req) {
         return text(

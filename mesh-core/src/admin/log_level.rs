@@ -64,7 +64,7 @@ where
             let level = level.clone();
             ResponseFuture::boxed(Box::pin(async move { put(&*level, req).await }))
         }
-        _ => ResponseFuture::ready(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")),
+        _ => ResponseFuture::ready(super::method_not_allowed("GET, HEAD, PUT")),
     }
 }
 

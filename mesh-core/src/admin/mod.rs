@@ -192,9 +192,8 @@ impl Admin {
             (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(),
             (&Method::POST, "/shutdown") => self.shutdown(req),
             (_, "/env.json") => env::serve(self.env.as_ref(), req),
-            (_, "/live" | "/ready" | "/metrics" | "/shutdown") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-            }
+            (_, "/live" | "/ready" | "/metrics") => method_not_allowed("GET, HEAD"),
+            (_, "/shutdown") => method_not_allowed("POST"),
             _ => return None,
         };
         Some(res)
@@ -243,7 +242,18 @@ impl Admin {
 pub fn from_loopback<B>(req: &Request<B>) -> bool {
     req.extensions()
         .get::<ConnectionInfo>()
-        .is_some_and(|info| info.remote_addr.ip().is_loopback())
+        // A dual-stack listener sees an IPv4 peer as `::ffff:a.b.c.d`,
+        // which `is_loopback` alone does not count as loopback.
+        .is_some_and(|info| info.remote_addr.ip().to_canonical().is_loopback())
+}
+
+/// `405 Method Not Allowed`, with the `Allow` header RFC 9110 §15.5.6
+/// requires: the methods the path is served for.
+fn method_not_allowed(allow: &'static str) -> Response<BoxBody> {
+    let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    res.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    res
 }
 
 fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<BoxBody> {

@@ -151,3 +151,53 @@ async fn admin_polls_its_extension_ready_before_calling_it() {
     assert_eq!(send(&admin, Method::GET, "/x", "").await.0, StatusCode::OK);
     assert_eq!(send(&admin, Method::GET, "/y", "").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_answered_405_with_the_methods_allowed() {
+    // RFC 9110 §15.5.6: a 405 must say, in `Allow`, what would be served.
+    #[derive(Debug)]
+    struct Fixed;
+    impl super::LogLevel for Fixed {
+        fn get(&self) -> String {
+            "info".into()
+        }
+        fn set(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let admin = Admin::new(Registry::default(), Readiness::new())
+        .with_log_level(Arc::new(Fixed))
+        .with_env(super::Environment::fixed([("A", "b")]));
+    for (method, path, allow) in [
+        (Method::POST, "/live", "GET, HEAD"),
+        (Method::PUT, "/ready", "GET, HEAD"),
+        (Method::DELETE, "/metrics", "GET, HEAD"),
+        (Method::GET, "/shutdown", "POST"),
+        (Method::POST, "/proxy-log-level", "GET, HEAD, PUT"),
+        (Method::POST, "/env.json", "GET, HEAD"),
+    ] {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        req.extensions_mut()
+            .insert(crate::conn::ConnectionInfo::plaintext(
+                "127.0.0.1:4191".parse().unwrap(),
+                "127.0.0.1:5555".parse().unwrap(),
+            ));
+        let res = admin.clone().oneshot(req).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(
+            res.headers()
+                .get(http::header::ALLOW)
+                .map(|v| v.to_str().unwrap()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
+}
