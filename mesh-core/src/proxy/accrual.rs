@@ -12,10 +12,11 @@
 //! share of up to [`jitter`](FailureAccrual::jitter) so that endpoints
 //! that failed together do not return together. When a penalty ends, the
 //! endpoint is on probation: one request at a time is sent to it, and the
-//! first that succeeds puts it back. While every endpoint is out, requests
-//! are answered at once with the mesh's 503 (`mesh-error: service
-//! unavailable`; gRPC `UNAVAILABLE`) instead of waiting on endpoints that
-//! fail.
+//! first that succeeds puts it back; requests sent before the penalty
+//! that end during it count for nothing. While every endpoint is out,
+//! requests are answered at once with the mesh's 503 (`mesh-error:
+//! service unavailable`; gRPC `UNAVAILABLE`) instead of waiting on
+//! endpoints that fail.
 //!
 //! A failure is a response with a 5xx status, or a request that got no
 //! response at all. The defaults are Linkerd's
@@ -191,8 +192,18 @@ impl Health {
         }
     }
 
-    /// Counts the outcome of a request at `now`.
-    pub(super) fn record(&self, accrual: &FailureAccrual, success: bool, now: u64) {
+    /// Counts the outcome at `now` of a request, the endpoint's `probe`
+    /// or not.
+    ///
+    /// While the endpoint is out, only its probe decides: requests sent
+    /// before the penalty began end during it, and a burst of them failing
+    /// together would otherwise double the penalty once each (and free the
+    /// probe's claim), or one finishing late would end the penalty early.
+    pub(super) fn record(&self, accrual: &FailureAccrual, success: bool, probe: bool, now: u64) {
+        let out = self.until.load(Ordering::Acquire) != 0;
+        if out && !probe {
+            return;
+        }
         if success {
             self.failures.store(0, Ordering::Relaxed);
             self.served.store(0, Ordering::Relaxed);
@@ -200,9 +211,8 @@ impl Health {
             self.probing.store(false, Ordering::Release);
             return;
         }
-        let failed_probe = self.until.load(Ordering::Acquire) != 0;
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failed_probe || failures >= accrual.max_failures.get() {
+        if out || failures >= accrual.max_failures.get() {
             let served = self.served.fetch_add(1, Ordering::Relaxed);
             let penalty = u64::try_from(accrual.penalty(served).as_nanos()).unwrap_or(u64::MAX);
             self.failures.store(0, Ordering::Relaxed);
@@ -245,13 +255,13 @@ mod tests {
     fn failures_in_a_row_take_an_endpoint_out_and_a_success_resets_the_count() {
         let accrual = accrual(3, 0.0);
         let health = Health::default();
-        health.record(&accrual, false, 0);
-        health.record(&accrual, false, 0);
-        health.record(&accrual, true, 0);
-        health.record(&accrual, false, 0);
-        health.record(&accrual, false, 0);
+        health.record(&accrual, false, false, 0);
+        health.record(&accrual, false, false, 0);
+        health.record(&accrual, true, false, 0);
+        health.record(&accrual, false, false, 0);
+        health.record(&accrual, false, false, 0);
         assert_eq!(health.standing(0), Standing::In);
-        health.record(&accrual, false, 5);
+        health.record(&accrual, false, false, 5);
         assert_eq!(health.until(), Some(5 + SECOND));
         assert_eq!(health.standing(SECOND), Standing::Out);
     }
@@ -260,20 +270,36 @@ mod tests {
     fn after_a_penalty_one_probe_at_a_time_decides() {
         let accrual = accrual(1, 0.0);
         let health = Health::default();
-        health.record(&accrual, false, 0);
+        health.record(&accrual, false, false, 0);
         let end = SECOND;
         assert_eq!(health.standing(end), Standing::Probe);
         assert_eq!(health.standing(end), Standing::Out, "one probe at a time");
         // The probe fails: a penalty twice as long.
-        health.record(&accrual, false, end);
+        health.record(&accrual, false, true, end);
         assert_eq!(health.until(), Some(end + 2 * SECOND));
         assert_eq!(health.standing(end + 2 * SECOND), Standing::Probe);
         // It succeeds: the endpoint is in, and the next penalty starts
         // from the first again.
-        health.record(&accrual, true, end + 2 * SECOND);
+        health.record(&accrual, true, true, end + 2 * SECOND);
         assert_eq!(health.standing(end + 2 * SECOND), Standing::In);
-        health.record(&accrual, false, 10 * SECOND);
+        health.record(&accrual, false, false, 10 * SECOND);
         assert_eq!(health.until(), Some(11 * SECOND));
+    }
+
+    #[test]
+    fn while_out_only_the_probe_counts() {
+        let accrual = accrual(1, 0.0);
+        let health = Health::default();
+        health.record(&accrual, false, false, 0);
+        // Requests sent before the penalty end during it.
+        health.record(&accrual, false, false, 0);
+        health.record(&accrual, true, false, 0);
+        assert_eq!(health.until(), Some(SECOND));
+        assert_eq!(health.standing(SECOND), Standing::Probe);
+        health.record(&accrual, false, false, SECOND);
+        assert_eq!(health.standing(SECOND), Standing::Out, "the probe is out");
+        health.record(&accrual, false, true, SECOND);
+        assert_eq!(health.until(), Some(3 * SECOND));
     }
 
     #[test]

@@ -322,12 +322,12 @@ impl Pending {
     }
 
     fn record(&mut self, success: bool, now: Instant) {
-        self.probe = false;
+        let probe = std::mem::take(&mut self.probe);
         if let (Some(accrual), Some(endpoint)) =
             (&self.balancer.accrual, self.balancer.endpoint(self.index))
         {
             let since = self.balancer.since_epoch(now) as u64;
-            endpoint.health.record(accrual, success, since);
+            endpoint.health.record(accrual, success, probe, since);
         }
     }
 }

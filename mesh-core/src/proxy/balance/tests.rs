@@ -196,3 +196,33 @@ fn one_endpoint_is_neither_drawn_nor_measured() {
     assert!(pending.is_none());
     assert!(Arc::new(Balancer::new([], None)).pick().is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn requests_sent_before_a_penalty_do_not_change_it_when_they_end() {
+    // One endpoint, taken out by its first failure, with five more
+    // requests already on their way to it.
+    let balancer = with_accrual(1, 1);
+    let mut in_flight: Vec<Pending> = (0..6)
+        .map(|_| balancer.pick().unwrap().1.unwrap())
+        .collect();
+    in_flight.pop().unwrap().failed();
+    assert!(balancer.pick().is_none(), "out for 1 s");
+    // The others fail too, or one succeeds late: neither is a probe, so
+    // neither doubles the penalty nor ends it.
+    for pending in in_flight.drain(..3) {
+        pending.answered(false);
+    }
+    in_flight.pop().unwrap().answered(true);
+    assert!(balancer.pick().is_none(), "still out");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (_, probe) = balancer.pick().expect("the penalty was 1 s");
+    // A late failure while the probe is out does not free a second probe.
+    in_flight.pop().unwrap().answered(false);
+    assert!(balancer.pick().is_none(), "one probe at a time");
+    // The probe fails: the penalty doubles once, to 2 s.
+    probe.unwrap().answered(false);
+    tokio::time::advance(Duration::from_millis(1_999)).await;
+    assert!(balancer.pick().is_none());
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert!(balancer.pick().is_some());
+}
