@@ -262,6 +262,11 @@ impl Visitor<'_> for EndpointVisitor {
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Endpoint, E> {
         if let Ok(addr) = text.parse::<SocketAddr>() {
+            if addr.port() == 0 {
+                return Err(E::custom(format_args!(
+                    "invalid socket address {text:?} (port 0 cannot be connected to: expected a port from 1 to 65535)"
+                )));
+            }
             return Ok(Endpoint(EndpointAddr::Socket(addr)));
         }
         let host_port = text.rsplit_once(':');

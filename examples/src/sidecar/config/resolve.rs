@@ -40,6 +40,7 @@ impl Source<'_> {
 impl Document {
     pub(super) fn resolve(self, source: Source<'_>) -> Result<SidecarConfig, ConfigError> {
         let mut listeners = Vec::new();
+        let mut apps = Vec::new();
         let identity = self
             .identity
             .map(|section| resolve_identity(section, source))
@@ -51,6 +52,7 @@ impl Document {
             has_identity,
             source,
             &mut listeners,
+            &mut apps,
         )?;
         let outbound = resolve_outbound(
             self.outbound.unwrap_or_default(),
@@ -73,7 +75,8 @@ impl Document {
             admin.listen,
             admin_listen.is_some(),
         ));
-        check_listeners(listeners, source)?;
+        check_listeners(&listeners, source)?;
+        check_apps(&apps, &listeners, source)?;
         Ok(SidecarConfig {
             identity,
             inbound,
@@ -93,6 +96,7 @@ fn resolve_inbound(
     has_identity: bool,
     source: Source<'_>,
     listeners: &mut Vec<Listener>,
+    apps: &mut Vec<(String, SocketAddr)>,
 ) -> Result<InboundConfig, ConfigError> {
     let tls = section.tls.map(|mode| mode.0).unwrap_or_default();
     if !has_identity && section.tls.is_some() && tls != mesh_tls::InboundMode::Disabled {
@@ -119,6 +123,7 @@ fn resolve_inbound(
                 listen,
                 section.listen.is_some(),
             ));
+            apps.push(("inbound.app".to_owned(), app.0));
             ports.push(port);
         }
         None => {
@@ -150,6 +155,7 @@ fn resolve_inbound(
             port.listen,
             true,
         ));
+        apps.push((format!("inbound.ports[{index}].app"), port.app));
         ports.push(port);
     }
     Ok(InboundConfig {
@@ -346,7 +352,7 @@ fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
 
 /// Rejects two listeners on one port. The one reported is the later in the
 /// file (a default counts as first), and the message names the other.
-fn check_listeners(listeners: Vec<Listener>, source: Source<'_>) -> Result<(), ConfigError> {
+fn check_listeners(listeners: &[Listener], source: Source<'_>) -> Result<(), ConfigError> {
     let clash = listeners
         .iter()
         .enumerate()
@@ -354,8 +360,8 @@ fn check_listeners(listeners: Vec<Listener>, source: Source<'_>) -> Result<(), C
     if !clash {
         return Ok(());
     }
-    let mut placed: Vec<(Listener, Option<Location>)> = listeners
-        .into_iter()
+    let mut placed: Vec<(&Listener, Option<Location>)> = listeners
+        .iter()
         .map(|listener| {
             let location = listener
                 .explicit
@@ -392,6 +398,58 @@ fn check_listeners(listeners: Vec<Listener>, source: Source<'_>) -> Result<(), C
             message,
         )
         .at(*location));
+    }
+    Ok(())
+}
+
+/// Whether a connection to `app` would arrive at the sidecar's own
+/// `listener`: the same port, and the same address, or a listener on every
+/// interface reached through loopback (`0.0.0.0` as a destination is
+/// loopback too). An IPv4 wildcard takes IPv4 only; `[::]` takes both.
+fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
+    let local = app.ip().is_loopback() || app.ip().is_unspecified();
+    let family_ok = listener.is_ipv6() || app.is_ipv4();
+    listener.port() != 0
+        && app.port() == listener.port()
+        && (app.ip() == listener.ip() || (listener.ip().is_unspecified() && local && family_ok))
+}
+
+/// Rejects an application address on port 0, which nothing can connect
+/// to, and one that is a listener of this sidecar: each connection would
+/// be forwarded back to the sidecar, again and again, until every
+/// connection slot is taken.
+fn check_apps(
+    apps: &[(String, SocketAddr)],
+    listeners: &[Listener],
+    source: Source<'_>,
+) -> Result<(), ConfigError> {
+    for (path, app) in apps {
+        if app.port() == 0 {
+            return Err(source.error(
+                ConfigErrorKind::InvalidValue,
+                path,
+                path,
+                format!("invalid application address {app} (port 0 cannot be connected to)"),
+            ));
+        }
+        let Some(listener) = listeners.iter().find(|l| reaches(*app, l.addr)) else {
+            continue;
+        };
+        let default = if listener.explicit {
+            ""
+        } else {
+            ", the default"
+        };
+        return Err(source.error(
+            ConfigErrorKind::Conflict,
+            path,
+            path,
+            format!(
+                "{app} is the sidecar's own {} ({}{default}): every connection would be \
+                 forwarded back to the sidecar",
+                listener.path, listener.addr
+            ),
+        ));
     }
     Ok(())
 }

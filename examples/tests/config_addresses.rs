@@ -1,0 +1,129 @@
+//! Addresses the sidecar connects to: an inbound application address that
+//! is one of the sidecar's own listeners (a forwarding loop), and port 0,
+//! which no connection can reach, are refused with the field and line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mesh_examples::sidecar::config::ConfigErrorKind;
+
+mod support;
+
+use support::config::{assert_error, parse, reject};
+
+#[test]
+fn an_inbound_app_that_is_its_own_listener_is_rejected() {
+    // 0.0.0.0:4143 (the default inbound.listen) takes 127.0.0.1:4143 too:
+    // every connection would be forwarded back to the listener.
+    let error = reject("inbound:\n  app: 127.0.0.1:4143\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
+    assert!(error.to_string().contains("inbound.listen"), "{error}");
+
+    let yaml = "\
+inbound:
+  ports:
+    - listen: 0.0.0.0:4144
+      app: 127.0.0.1:4144
+";
+    let error = reject(yaml);
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.ports[0].app", 4);
+    assert!(
+        error.to_string().contains("inbound.ports[0].listen"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_inbound_app_on_another_sidecar_listener_is_rejected() {
+    // The outbound listener, by default 127.0.0.1:4140.
+    let error = reject("inbound:\n  app: 127.0.0.1:4140\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
+    assert!(error.to_string().contains("outbound.listen"), "{error}");
+
+    // The admin listener, by default 0.0.0.0:4191, reached on loopback.
+    let yaml = "\
+inbound:
+  app: 127.0.0.1:8080
+  ports:
+    - listen: 0.0.0.0:4150
+      app: 127.0.0.1:4191
+";
+    let error = reject(yaml);
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.ports[0].app", 5);
+    assert!(error.to_string().contains("admin.listen"), "{error}");
+
+    // Another inbound listener of the same sidecar.
+    let yaml = "\
+inbound:
+  app: 127.0.0.1:4144
+  ports:
+    - listen: 127.0.0.1:4144
+      app: 127.0.0.1:8080
+";
+    let error = reject(yaml);
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
+}
+
+#[test]
+fn an_inbound_app_beside_a_listener_is_accepted() {
+    // The same port on another specific address is another socket.
+    let yaml = "inbound:\n  listen: 127.0.0.2:4143\n  app: 127.0.0.1:4143\n";
+    assert_eq!(parse(yaml).unwrap().inbound.ports().len(), 1);
+    // A listener on port 0 takes a port the system picks, never the app's.
+    let yaml = "inbound:\n  listen: 127.0.0.1:0\n  app: 127.0.0.1:8080\n";
+    assert!(parse(yaml).is_ok());
+    // An application on another host, on the port the sidecar listens on.
+    let yaml = "inbound:\n  app: 10.0.0.7:4143\n";
+    assert!(parse(yaml).is_ok());
+}
+
+#[test]
+fn an_inbound_app_on_port_zero_is_rejected() {
+    let error = reject("inbound:\n  app: 127.0.0.1:0\n");
+    assert_error(&error, ConfigErrorKind::InvalidValue, "inbound.app", 2);
+    assert!(error.to_string().contains("port 0"), "{error}");
+
+    let yaml = "\
+inbound:
+  ports:
+    - listen: 0.0.0.0:4144
+      app: 127.0.0.1:0
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "inbound.ports[0].app",
+        4,
+    );
+}
+
+#[test]
+fn an_endpoint_on_port_zero_is_rejected_as_a_named_one_is() {
+    let yaml = "\
+outbound:
+  services:
+    - name: emoji
+      endpoints: [127.0.0.1:8080, 127.0.0.1:0]
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].endpoints[1]",
+        4,
+    );
+    assert!(error.to_string().contains("127.0.0.1:0"), "{error}");
+
+    let yaml = "\
+outbound:
+  services:
+    - name: emoji
+      endpoints: ['[::1]:0']
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.services[0].endpoints[0]",
+        4,
+    );
+}
