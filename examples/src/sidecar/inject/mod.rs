@@ -69,9 +69,11 @@
 //!
 //! The container goes last among `containers`, so the application stays
 //! kubectl's default container for `logs` and `exec`. For a `Job` or
-//! `CronJob` it goes first among `initContainers`, with `restartPolicy:
-//! Always` (a native sidecar, Kubernetes 1.29 and later): a plain container
-//! that never exits would keep the job from ever completing.
+//! `CronJob`, and for any pod whose `restartPolicy` is `Never` or
+//! `OnFailure` (a bare `Pod` that runs a task), it goes first among
+//! `initContainers`, with `restartPolicy: Always` (a native sidecar,
+//! Kubernetes 1.29 and later): a plain container that never exits would
+//! keep the job, or the pod, from ever completing.
 //!
 //! Nothing redirects traffic: there is no init container rewriting
 //! iptables. The workload's Service targets the `mesh-inbound` port, and

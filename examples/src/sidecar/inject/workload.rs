@@ -88,7 +88,9 @@ impl WorkloadKind {
     }
 
     /// Pods that run to completion take the sidecar as a native sidecar,
-    /// which Kubernetes stops once the other containers have exited.
+    /// which Kubernetes stops once the other containers have exited: a
+    /// job's pods always, and any pod whose `restartPolicy` is `Never` or
+    /// `OnFailure` (see [`edit_pod`]).
     fn placement(self) -> Placement {
         match self {
             Self::Job | Self::CronJob => Placement::NativeSidecar,
@@ -225,7 +227,10 @@ fn edit_pod(
         &spec_path.key("serviceAccountName"),
     )?;
 
-    let placement = kind.placement();
+    let placement = match yaml::string(spec, "restartPolicy", &spec_path)? {
+        Some("Never" | "OnFailure") => Placement::NativeSidecar,
+        _ => kind.placement(),
+    };
     let container = proxy::container(config, placement);
     match placement {
         Placement::Container => {
