@@ -116,18 +116,39 @@ fn decide(buf: &[u8]) -> Option<Detected> {
             None
         };
     }
-    match buf.iter().position(|&b| b == b'\n') {
+    // RFC 9112 §2.2: a server ignores empty lines before the request
+    // line, and hyper's parser does; so does detection.
+    let line_start = leading_empty_lines(buf);
+    if line_start == buf.len() {
+        return (buf.len() >= MAX_REQUEST_LINE).then_some(Detected::Opaque);
+    }
+    let start = buf.get(line_start..).unwrap_or_default();
+    match start.iter().position(|&b| b == b'\n') {
         Some(end) => {
-            let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
+            let line = start[..end].strip_suffix(b"\r").unwrap_or(&start[..end]);
             Some(if is_request_line(line) {
                 Detected::Http1
             } else {
                 Detected::Opaque
             })
         }
-        None if !plausible_request_line_prefix(buf) => Some(Detected::Opaque),
+        None if !plausible_request_line_prefix(start) => Some(Detected::Opaque),
         None if buf.len() >= MAX_REQUEST_LINE => Some(Detected::Http1),
         None => None,
+    }
+}
+
+/// How many bytes of `buf` are empty lines (`CRLF` or a bare `LF`) before
+/// anything else; a `CR` still waiting for its `LF` counts too.
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match buf.get(i..) {
+            Some([b'\r', b'\n', ..]) => i += 2,
+            Some([b'\n', ..]) => i += 1,
+            Some([b'\r']) => return i + 1,
+            _ => return i,
+        }
     }
 }
 
@@ -185,10 +206,25 @@ mod tests {
             (b"GET  HTTP/1.1\r\n", Some(Detected::Opaque)),
             (b"\x00\x00\x00\x08", Some(Detected::Opaque)),
             (b"", None),
+            // Empty lines before the request line are ignored.
+            (b"\r\nGET / HTTP/1.1\r\n", Some(Detected::Http1)),
+            (b"\r\n\nGET / HTTP/1.1\n", Some(Detected::Http1)),
+            (b"\r\nGET / HT", None),
+            (b"\r\n", None),
+            (b"\r", None),
+            (b"\r\nhello\r\n", Some(Detected::Opaque)),
+            (b"\rGET / HTTP/1.1\r\n", Some(Detected::Opaque)),
         ];
         for (bytes, want) in cases {
             assert_eq!(decide(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));
         }
+    }
+
+    #[test]
+    fn endless_empty_lines_are_not_read_forever() {
+        let lines = b"\r\n".repeat(MAX_REQUEST_LINE / 2);
+        assert_eq!(decide(&lines), Some(Detected::Opaque));
+        assert_eq!(decide(&lines[..lines.len() - 2]), None);
     }
 
     #[tokio::test]
