@@ -53,10 +53,19 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    if let Some(te) = headers.get(header::TE)
-        && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
-    {
+    if headers.contains_key(header::TE) {
+        // `TE` is a list over any number of fields (RFC 9110 §10.1.4):
+        // `trailers` is kept when any field lists it, and nothing else.
+        let trailers = headers.get_all(header::TE).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        });
         headers.remove(header::TE);
+        if trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
     }
 }
 
@@ -101,6 +110,23 @@ mod tests {
         h.insert("te", "trailers".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert_eq!(h["te"], "trailers");
+    }
+
+    #[test]
+    fn te_keeps_trailers_alone_wherever_it_is_listed() {
+        for fields in [
+            &["trailers, deflate;q=0.5"][..],
+            &["gzip", "Trailers"],
+            &["trailers", "gzip"],
+        ] {
+            let mut h = HeaderMap::new();
+            for field in fields {
+                h.append("te", field.parse().unwrap());
+            }
+            strip_hop_by_hop(&mut h);
+            let te: Vec<_> = h.get_all("te").iter().collect();
+            assert_eq!(te, ["trailers"], "{fields:?}");
+        }
     }
 
     #[test]
