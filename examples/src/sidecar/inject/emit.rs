@@ -5,7 +5,8 @@
 //! boolean and a number: an environment variable `value: "yes"` written
 //! back without its quotes would be refused by the API server. So strings
 //! that YAML 1.1 reads as booleans (`y`, `yes`, `on`, `off`, `n`, `no` in
-//! their three cases) or as numbers with `_` separators are single-quoted.
+//! their three cases) or as numbers with `_` separators (`1_000`, and
+//! with a prefix, `0x_1F`, `0b1_0`) are single-quoted.
 //!
 //! serde_yaml_ng cannot be asked to quote one string, so such a string is
 //! written wrapped in a marker character that occurs nowhere in the
@@ -60,13 +61,16 @@ fn yaml11_reads_otherwise(text: &str) -> bool {
     if BOOLEANS.contains(&text) {
         return true;
     }
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    unsigned.contains('_')
-        && unsigned.starts_with(|c: char| c.is_ascii_digit())
-        && unsigned
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '_' || c == '.')
-        && unsigned.matches('.').count() <= 1
+    // kubectl's reader (go-yaml v2) drops every `_` of a plain scalar that
+    // starts with a digit or a sign, then reads what is left as Go reads a
+    // number: `0x_1F`, `0b1_0`, `1_0e3` and `1_000` are numbers to it.
+    // What is left is a number to Go when it is one to YAML 1.2.
+    text.contains('_')
+        && text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+        && matches!(
+            serde_yaml_ng::from_str::<Value>(&text.replace('_', "")),
+            Ok(Value::Number(_))
+        )
 }
 
 /// The document with each string YAML 1.1 misreads wrapped in `marker`.
@@ -117,6 +121,15 @@ mod tests {
     #[test]
     fn yaml11_booleans_and_separated_numbers_keep_their_quotes() {
         let text = "a: 'yes'\nb: 'on'\nc: 'N'\nd: '1_000'\ne: '-1_0.5'\n'off': x\n";
+        assert_eq!(round_trip(text), text);
+    }
+
+    #[test]
+    fn prefixed_numbers_with_separators_keep_their_quotes() {
+        // kubectl's YAML reader drops every `_` of a plain scalar that
+        // starts with a digit or a sign and reads the rest as Go reads a
+        // number, prefixes included.
+        let text = "a: '0x_1F'\nb: '0b1_0'\nc: '0o1_7'\nd: '-0x_a'\ne: '1_0e3'\nf: '1_'\n";
         assert_eq!(round_trip(text), text);
     }
 
