@@ -74,14 +74,24 @@ impl HttpRouteMatch {
                 .map_err(|e| InvalidMatch::new("method", InvalidMatchReason::Method(e)))?;
             route = route.with_method(method);
         }
+        // The Gateway API considers only the first of several entries for
+        // one header name (in any case) or one query parameter name (exact),
+        // and ignores the rest; each is still checked.
         for (i, header) in self.headers.iter().enumerate() {
-            route = route
-                .with_header(header_match(header).map_err(|e| e.within(&format!("headers[{i}]")))?);
+            let header = header_match(header).map_err(|e| e.within(&format!("headers[{i}]")))?;
+            if !route.headers().iter().any(|h| h.name() == header.name()) {
+                route = route.with_header(header);
+            }
         }
         for (i, param) in self.query_params.iter().enumerate() {
-            route = route.with_query_param(
-                query_match(param).map_err(|e| e.within(&format!("queryParams[{i}]")))?,
-            );
+            let param = query_match(param).map_err(|e| e.within(&format!("queryParams[{i}]")))?;
+            if !route
+                .query_params()
+                .iter()
+                .any(|q| q.name() == param.name())
+            {
+                route = route.with_query_param(param);
+            }
         }
         Ok(route)
     }
@@ -213,5 +223,77 @@ impl fmt::Display for InvalidMatch {
 impl std::error::Error for InvalidMatch {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+
+    use super::*;
+
+    fn header(name: &str, value: &str) -> HttpHeaderMatch {
+        HttpHeaderMatch {
+            kind: ValueMatchType::Exact,
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    fn param(name: &str, value: &str) -> HttpQueryParamMatch {
+        HttpQueryParamMatch {
+            kind: ValueMatchType::Exact,
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn only_the_first_entry_for_a_header_name_counts() {
+        let m = HttpRouteMatch {
+            headers: vec![header("x-env", "canary"), header("X-Env", "prod")],
+            ..Default::default()
+        }
+        .to_route_match()
+        .unwrap();
+        let canary = Request::get("/")
+            .header("x-env", "canary")
+            .body(())
+            .unwrap();
+        let prod = Request::get("/").header("x-env", "prod").body(()).unwrap();
+        assert!(m.matches_request(&canary));
+        assert!(!m.matches_request(&prod));
+    }
+
+    #[test]
+    fn only_the_first_entry_for_a_query_parameter_name_counts() {
+        let m = HttpRouteMatch {
+            query_params: vec![param("v", "1"), param("v", "2"), param("V", "3")],
+            ..Default::default()
+        }
+        .to_route_match()
+        .unwrap();
+        // Query parameter names are case-sensitive: `V` is another one.
+        assert!(m.matches_request(&Request::get("/?v=1&V=3").body(()).unwrap()));
+        assert!(!m.matches_request(&Request::get("/?v=2&V=3").body(()).unwrap()));
+        assert!(!m.matches_request(&Request::get("/?v=1").body(()).unwrap()));
+    }
+
+    #[test]
+    fn an_ignored_duplicate_is_still_checked() {
+        let fine = HttpRouteMatch {
+            headers: vec![header("x-env", "a"), header("x-env", "b")],
+            ..Default::default()
+        };
+        assert!(fine.to_route_match().is_ok());
+        let mut bad = header("x-env", "(unclosed");
+        bad.kind = ValueMatchType::RegularExpression;
+        let err = HttpRouteMatch {
+            headers: vec![header("x-env", "a"), bad],
+            ..Default::default()
+        }
+        .to_route_match()
+        .unwrap_err();
+        assert_eq!(err.field_path(), "headers[1].value");
     }
 }
