@@ -318,6 +318,22 @@ fn dashboard_section_mistakes_name_the_field_and_line() {
             "admin.dashboard.peers[0].admin",
             6,
         ),
+        // The default admin.listen, 0.0.0.0:4191, is scraped as
+        // 127.0.0.1:4191: that peer is this sidecar again.
+        (
+            "admin:\n  dashboard:\n    name: web\n    peers:\n\
+             \x20     - {name: emoji, admin: \"127.0.0.1:4191\"}\n",
+            ConfigErrorKind::Conflict,
+            "admin.dashboard.peers[0].admin",
+            5,
+        ),
+        (
+            "admin:\n  listen: \"[::]:9990\"\n  dashboard:\n    name: web\n    peers:\n\
+             \x20     - {name: emoji, admin: \"[::1]:9990\"}\n",
+            ConfigErrorKind::Conflict,
+            "admin.dashboard.peers[0].admin",
+            6,
+        ),
     ];
     for (yaml, kind, path, line) in cases {
         let error = SidecarConfig::from_yaml(yaml, "sidecar.yaml").unwrap_err();

@@ -402,11 +402,12 @@ fn check_listeners(listeners: &[Listener], source: Source<'_>) -> Result<(), Con
     Ok(())
 }
 
-/// Whether a connection to `app` would arrive at the sidecar's own
-/// `listener`: the same port, and the same address, or a listener on every
-/// interface reached through loopback (`0.0.0.0` as a destination is
-/// loopback too). An IPv4 wildcard takes IPv4 only; `[::]` takes both.
-fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
+/// Whether a connection to `app` (an application's or a dashboard peer's
+/// address) would arrive at the sidecar's own `listener`: the same port,
+/// and the same address, or a listener on every interface reached through
+/// loopback (`0.0.0.0` as a destination is loopback too). An IPv4
+/// wildcard takes IPv4 only; `[::]` takes both.
+pub(super) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
     let local = app.ip().is_loopback() || app.ip().is_unspecified();
     let family_ok = listener.is_ipv6() || app.is_ipv4();
     listener.port() != 0

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::error::{ConfigError, ConfigErrorKind};
 use super::file::Addr;
 use super::outbound::ServiceName;
-use super::resolve::Source;
+use super::resolve::{Source, reaches};
 
 /// The default admin listener, `0.0.0.0:4191` (Linkerd's admin port).
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
@@ -114,7 +114,7 @@ pub(super) fn resolve_dashboard(
                 "{admin} is already listed at admin.dashboard.peers[{first}]"
             )));
         }
-        if admin.port() != 0 && admin == admin_listen {
+        if reaches(admin, admin_listen) {
             return Err(conflict(format!(
                 "{admin} is this sidecar's own admin server, which the dashboard always shows"
             )));
