@@ -30,12 +30,21 @@ use super::{
 };
 use crate::resource::HeaderModifier;
 
-/// One header modifier, parsed: the headers it sets, adds and removes.
+/// One header modifier, or several in order, parsed: the headers they
+/// set, add and remove.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeaderEdit {
-    set: Vec<(HeaderName, HeaderValue)>,
-    add: Vec<(HeaderName, HeaderValue)>,
-    remove: Vec<HeaderName>,
+    /// Applied in order: each modifier's sets, then its adds, then its
+    /// removes, then the next modifier's.
+    ops: Vec<Op>,
+}
+
+/// One change to a header map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Set(HeaderName, HeaderValue),
+    Add(HeaderName, HeaderValue),
+    Remove(HeaderName),
 }
 
 /// A header name or value in a modifier that HTTP does not allow.
@@ -74,42 +83,51 @@ impl HeaderEdit {
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
-        Ok(Self {
-            set: pairs(&modifier.set, "set")?,
-            add: pairs(&modifier.add, "add")?,
-            remove: modifier
-                .remove
-                .iter()
-                .enumerate()
-                .map(|(i, n)| name(n, format!("remove[{i}]")))
-                .collect::<Result<_, _>>()?,
-        })
+        let set = pairs(&modifier.set, "set")?;
+        let add = pairs(&modifier.add, "add")?;
+        let remove = modifier
+            .remove
+            .iter()
+            .enumerate()
+            .map(|(i, n)| name(n, format!("remove[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ops = set
+            .into_iter()
+            .map(|(n, v)| Op::Set(n, v))
+            .chain(add.into_iter().map(|(n, v)| Op::Add(n, v)))
+            .chain(remove.into_iter().map(Op::Remove))
+            .collect();
+        Ok(Self { ops })
     }
 
-    /// This edit, then `other`.
+    /// This edit, then `other`: what `other` sets, adds or removes
+    /// applies to the headers as this edit left them.
     #[must_use]
     pub fn then(mut self, other: Self) -> Self {
-        self.set.extend(other.set);
-        self.add.extend(other.add);
-        self.remove.extend(other.remove);
+        self.ops.extend(other.ops);
         self
     }
 
     /// Whether the edit changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+        self.ops.is_empty()
     }
 
-    /// Applies the edit to `headers`: sets, then adds, then removes.
+    /// Applies the edit to `headers`: for each modifier in order, its
+    /// sets, then its adds, then its removes.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        for (name, value) in &self.set {
-            headers.insert(name, value.clone());
-        }
-        for (name, value) in &self.add {
-            headers.append(name, value.clone());
-        }
-        for name in &self.remove {
-            headers.remove(name);
+        for op in &self.ops {
+            match op {
+                Op::Set(name, value) => {
+                    headers.insert(name, value.clone());
+                }
+                Op::Add(name, value) => {
+                    headers.append(name, value.clone());
+                }
+                Op::Remove(name) => {
+                    headers.remove(name);
+                }
+            }
         }
     }
 }
@@ -260,6 +278,22 @@ mod tests {
         assert_eq!(tags, ["a", "b"]);
         assert!(!headers.contains_key("x-debug"));
         assert_eq!(headers.len(), 3);
+    }
+
+    #[test]
+    fn edits_joined_with_then_apply_one_after_the_other() {
+        // The first removes x-a and adds x-b; the second sets both.
+        let joined = edit(&[], &[("x-b", "1")], &["x-a"]).then(edit(
+            &[("x-a", "2"), ("x-b", "2")],
+            &[],
+            &[],
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", "0".parse().unwrap());
+        joined.apply(&mut headers);
+        assert_eq!(headers["x-a"], "2");
+        let b: Vec<_> = headers.get_all("x-b").iter().collect();
+        assert_eq!(b, ["2"]);
     }
 
     #[test]
