@@ -93,6 +93,12 @@
 //! Namespace: the namespace it lands in is chosen when it is applied. A
 //! value other than `enabled` or `disabled` is an error.
 //!
+//! A pod on the host's network (`hostNetwork: true`) is left as it is,
+//! whatever the annotations say, as `linkerd inject` leaves it: its sidecar
+//! would listen on the node's own ports, and a second such pod on the node
+//! would share them (the sidecar binds with `SO_REUSEPORT`) and take part
+//! of the first one's traffic.
+//!
 //! # Output
 //!
 //! Injecting is idempotent: the parts it adds are rewritten in place to

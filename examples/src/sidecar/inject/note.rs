@@ -13,6 +13,10 @@ pub enum Outcome {
     AlreadyInjected,
     /// `mesh.io/inject: disabled` kept the workload out.
     Disabled(DisabledBy),
+    /// The pod uses the host's network (`hostNetwork: true`), where its
+    /// sidecar would listen on the node's own ports; it passed through
+    /// unchanged, as `linkerd inject` leaves such pods.
+    HostNetwork,
     /// The object is not a workload; it passed through unchanged.
     NotAWorkload,
 }
@@ -38,6 +42,10 @@ impl fmt::Display for Outcome {
             Self::Disabled(by) => {
                 write!(f, "not injected: {INJECT_ANNOTATION} is disabled on {by}")
             }
+            Self::HostNetwork => f.write_str(
+                "not injected: the pod uses the host's network (hostNetwork: true), \
+                 where the sidecar would take the node's ports",
+            ),
             Self::NotAWorkload => f.write_str("not a workload, passed through unchanged"),
         }
     }

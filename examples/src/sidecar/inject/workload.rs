@@ -170,6 +170,14 @@ pub(super) fn inject(
     if let Some(by) = decided {
         return Ok(Outcome::Disabled(by));
     }
+    // On the host's network, the sidecar would listen on the node's own
+    // ports: a second such pod on the node would share them (the sidecar
+    // binds with SO_REUSEPORT) and take half of the first one's traffic.
+    if let Some(spec) = yaml::mapping(template, "spec", &template_path)?
+        && yaml::boolean(spec, "hostNetwork", &template_path.key("spec"))? == Some(true)
+    {
+        return Ok(Outcome::HostNetwork);
+    }
 
     let before = template.clone();
     edit_pod(template, &template_path, kind, &name, config)?;

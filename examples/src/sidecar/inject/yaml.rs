@@ -197,6 +197,19 @@ pub(super) fn string<'v>(
     }
 }
 
+/// The boolean under `key`, or `None` when the key is absent or null.
+pub(super) fn boolean(
+    parent: &Mapping,
+    key: &str,
+    path: &FieldPath,
+) -> Result<Option<bool>, Problem> {
+    match parent.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(other) => Err(wrong_type(other, "a boolean", &path.key(key))),
+    }
+}
+
 /// Puts `value` under `key` of `mapping`, where `key` already is, else as
 /// the first key.
 pub(super) fn insert_first(mapping: &mut Mapping, key: &str, value: Value) {
