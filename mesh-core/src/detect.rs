@@ -163,18 +163,23 @@ fn is_request_line(line: &[u8]) -> bool {
     !method.is_empty()
         && method.iter().all(|&b| is_tchar(b))
         && !target.is_empty()
+        && target
+            .iter()
+            .all(|&b| b.is_ascii_graphic() || !b.is_ascii())
         && (version == b"HTTP/1.1" || version == b"HTTP/1.0")
 }
 
 /// Whether `buf` can still become a request line: a token, then visible
-/// characters and spaces.
+/// characters, bytes above ASCII (raw UTF-8 in a target, which hyper
+/// judges) and spaces. A complete line is held to the same bytes, so
+/// how the line was cut into reads never changes the decision.
 fn plausible_request_line_prefix(buf: &[u8]) -> bool {
     let method_len = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
     let (method, rest) = buf.split_at(method_len);
     method.iter().all(|&b| is_tchar(b))
         && rest
             .iter()
-            .all(|&b| b == b' ' || b == b'\r' || b.is_ascii_graphic())
+            .all(|&b| b == b' ' || b == b'\r' || b.is_ascii_graphic() || !b.is_ascii())
 }
 
 /// RFC 9110 `tchar`.
@@ -214,6 +219,12 @@ mod tests {
             (b"\r", None),
             (b"\r\nhello\r\n", Some(Detected::Opaque)),
             (b"\rGET / HTTP/1.1\r\n", Some(Detected::Opaque)),
+            // A target with raw UTF-8 is decided the same way however the
+            // line is cut into reads.
+            (b"GET /caf\xc3\xa9 HTTP/1.1\r\n", Some(Detected::Http1)),
+            (b"GET /caf\xc3\xa9", None),
+            (b"GET /a\x01b HTTP/1.1\r\n", Some(Detected::Opaque)),
+            (b"GET /a\x01b", Some(Detected::Opaque)),
         ];
         for (bytes, want) in cases {
             assert_eq!(decide(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));
