@@ -132,7 +132,7 @@ enum Command {
         #[arg(long)]
         pre: bool,
         /// How long to wait for each connection and admin request.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        #[arg(long, default_value = "1s", value_parser = positive_duration)]
         timeout: Duration,
     },
     /// Add the sidecar to Kubernetes workload manifests, like `linkerd inject`.
@@ -156,7 +156,7 @@ enum Command {
         #[arg(long)]
         admin: String,
         /// How long to measure.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = positive_duration)]
         window: Duration,
         /// `table` or `json`.
         #[arg(short = 'o', long = "output", default_value = "table")]
@@ -171,7 +171,7 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
         /// How long to measure.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = positive_duration)]
         window: Duration,
         /// `table` or `json`.
         #[arg(short = 'o', long = "output", default_value = "table")]
@@ -183,7 +183,7 @@ enum Command {
         #[arg(long)]
         admin: String,
         /// How often to redraw.
-        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = positive_duration)]
         interval: Duration,
         /// `table` or `json`.
         #[arg(short = 'o', long = "output", default_value = "table")]
@@ -276,7 +276,7 @@ enum Certs {
         #[arg(long)]
         identity: String,
         /// How long the certificate lives, such as 24h or 90m.
-        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        #[arg(long, default_value = "24h", value_parser = positive_duration)]
         ttl: Duration,
         /// The directory to write tls.crt, tls.key and ca.crt to.
         #[arg(long)]
@@ -395,6 +395,20 @@ fn print_view(view: impl Future<Output = Result<String, views::ViewError>>) -> E
             ExitCode::SUCCESS
         }
         Err(error) => fail(&error),
+    }
+}
+
+/// A duration flag that must be above zero: a zero `--interval` would
+/// redraw in a busy loop (tokio refuses a zero period), a zero `--window`
+/// divides by zero, a zero `--timeout` fails every check and a zero
+/// `--ttl` issues a certificate that is already expired.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(duration) if duration.is_zero() => {
+            Err("expected a duration greater than zero, such as 2s".to_owned())
+        }
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(error.to_string()),
     }
 }
 
