@@ -127,3 +127,18 @@ outbound:
         4,
     );
 }
+
+#[test]
+fn a_named_workload_port_of_zero_is_rejected() {
+    // A Server that selects `port: http` would select port 0, which no
+    // application port ever is.
+    let error = reject("policy:\n  workload:\n    ports:\n      http: 0\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "policy.workload.ports.http",
+        4,
+    );
+    let config = parse("policy:\n  workload:\n    ports:\n      http: 8080\n").unwrap();
+    assert_eq!(config.policy.workload.ports["http"], 8080);
+}

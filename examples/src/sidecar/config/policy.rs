@@ -97,7 +97,7 @@ struct WorkloadSection {
     namespace: Option<Name>,
     labels: Option<BTreeMap<String, String>>,
     service_account: Option<Name>,
-    ports: Option<BTreeMap<String, u16>>,
+    ports: Option<BTreeMap<String, std::num::NonZeroU16>>,
     cluster_networks: Option<Vec<Network>>,
     trust_domain: Option<TrustDomainValue>,
 }
@@ -207,7 +207,12 @@ pub(super) fn resolve_policy(
     if let Some(account) = workload_section.service_account {
         workload.service_account = account.0;
     }
-    workload.ports = workload_section.ports.unwrap_or_default();
+    workload.ports = workload_section
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, port)| (name, port.get()))
+        .collect();
     if let Some(networks) = workload_section.cluster_networks {
         workload.cluster_networks = networks.into_iter().map(|n| n.0).collect();
     }
