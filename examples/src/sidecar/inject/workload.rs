@@ -223,9 +223,12 @@ fn edit_pod(
             ),
         });
     }
-    let service_account = match yaml::string(spec, "serviceAccountName", &spec_path)? {
+    // As the API server reads them: an empty name is no name.
+    let named =
+        |key| yaml::string(spec, key, &spec_path).map(|name| name.filter(|name| !name.is_empty()));
+    let service_account = match named("serviceAccountName")? {
         Some(account) => account,
-        None => yaml::string(spec, "serviceAccount", &spec_path)?.unwrap_or("default"),
+        None => named("serviceAccount")?.unwrap_or("default"),
     }
     .to_owned();
     let config_map = derived_name(workload, CONFIG_MAP_SUFFIX, &path_to_name(path, kind))?;
