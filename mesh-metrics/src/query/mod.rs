@@ -142,6 +142,8 @@ impl std::error::Error for InvalidFormat {}
 pub enum QueryError {
     /// No target was given.
     NoTargets,
+    /// A view that redraws was asked to redraw every zero seconds.
+    ZeroInterval,
     /// Not one target could be scraped; the first failure is the source.
     Unreachable(ScrapeError),
     /// Writing the view failed.
@@ -154,6 +156,7 @@ impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::NoTargets => "no admin address given",
+            Self::ZeroInterval => "the interval between frames must be above zero",
             Self::Unreachable(_) => "no admin server could be scraped",
             Self::Write(_) => "cannot write the view",
             Self::Json(_) => "cannot encode the view as json",
@@ -164,7 +167,7 @@ impl fmt::Display for QueryError {
 impl std::error::Error for QueryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::NoTargets => None,
+            Self::NoTargets | Self::ZeroInterval => None,
             Self::Unreachable(e) => Some(e),
             Self::Write(e) => Some(e),
             Self::Json(e) => Some(e),

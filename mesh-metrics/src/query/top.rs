@@ -94,7 +94,8 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
 ///
 /// # Errors
 ///
-/// When `targets` is empty, JSON encoding fails, or `out` cannot be written.
+/// When `targets` is empty, `interval` is zero, JSON encoding fails, or
+/// `out` cannot be written.
 pub async fn run<W: Write>(
     out: &mut W,
     targets: &[Target],
@@ -104,6 +105,9 @@ pub async fn run<W: Write>(
 ) -> Result<(), QueryError> {
     if targets.is_empty() {
         return Err(QueryError::NoTargets);
+    }
+    if interval.is_zero() {
+        return Err(QueryError::ZeroInterval);
     }
     let (mut before, _) = scrape_all(targets).await;
     let mut taken = Instant::now();
@@ -129,5 +133,23 @@ pub async fn run<W: Write>(
         if frames.is_some_and(|n| written >= n.get()) {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_zero_interval_is_an_error_not_a_panic() {
+        let targets = Target::parse_list("web=127.0.0.1:9").unwrap();
+        let mut out = Vec::new();
+        let error = run(&mut out, &targets, Duration::ZERO, Format::Table, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, QueryError::ZeroInterval), "{error:?}");
+        assert!(out.is_empty());
     }
 }
