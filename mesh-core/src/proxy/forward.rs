@@ -19,6 +19,7 @@ use crate::{
     body::Proxied,
     client::upstream_uri,
     error::{BoxError, ProxyErrorKind, is_grpc},
+    serve::lease::Lease,
 };
 
 /// Forwards requests to a set of endpoints through a client `C`, each to
@@ -119,6 +120,9 @@ where
         let downstream = upgrade
             .as_ref()
             .and_then(|_| req.extensions_mut().remove::<OnUpgrade>());
+        let lease = upgrade
+            .as_ref()
+            .and_then(|_| req.extensions_mut().remove::<Lease>());
         headers::strip_hop_by_hop(req.headers_mut());
         if let Some(protocol) = &upgrade {
             let h = req.headers_mut();
@@ -132,6 +136,7 @@ where
                 inner: None,
                 grpc,
                 downstream,
+                lease,
                 pending: None,
             };
         };
@@ -140,6 +145,7 @@ where
             inner: Some(self.client.call(req)),
             grpc,
             downstream,
+            lease,
             pending,
         }
     }
@@ -187,6 +193,8 @@ pin_project_lite::pin_project! {
         inner: Option<F>,
         grpc: bool,
         downstream: Option<OnUpgrade>,
+        // The downstream connection's place, for the tunnel to hold.
+        lease: Option<Lease>,
         // Counted against the endpoint until the response head.
         pending: Option<Pending>,
     }
@@ -225,7 +233,7 @@ where
         match this.downstream.take() {
             Some(downstream) if switching => {
                 let protocol = res.headers().get(header::UPGRADE).cloned();
-                upgrade::tunnel(downstream, hyper::upgrade::on(&mut res));
+                upgrade::tunnel(downstream, hyper::upgrade::on(&mut res), this.lease.take());
                 headers::strip_hop_by_hop(res.headers_mut());
                 let h = res.headers_mut();
                 h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

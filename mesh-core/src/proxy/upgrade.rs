@@ -1,24 +1,42 @@
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 
+use crate::serve::lease::Lease;
+
 /// Once both sides of an HTTP/1.1 upgrade complete, copies bytes between
-/// them until either side closes.
-pub(super) fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
+/// them until either side closes, or until the `lease` of the server the
+/// downstream connection came through is cut; the tunnel holds that
+/// server's connection place until then (see
+/// [`lease`](crate::serve::lease)).
+pub(super) fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade, lease: Option<Lease>) {
     tokio::spawn(async move {
-        let (down, up) = match tokio::try_join!(downstream, upstream) {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::debug!(%error, "upgrade did not complete");
-                return;
+        let cut = async move {
+            match lease {
+                Some(lease) => lease.cut().await,
+                None => std::future::pending().await,
             }
         };
-        let (mut down, mut up): (TokioIo<Upgraded>, TokioIo<Upgraded>) =
-            (TokioIo::new(down), TokioIo::new(up));
-        match tokio::io::copy_bidirectional(&mut down, &mut up).await {
-            Ok((from_client, from_server)) => {
-                tracing::debug!(from_client, from_server, "upgraded connection closed");
-            }
-            Err(error) => tracing::debug!(%error, "upgraded connection failed"),
+        tokio::select! {
+            () = copy(downstream, upstream) => {}
+            () = cut => tracing::debug!("upgraded connection cut at the end of shutdown"),
         }
     });
+}
+
+async fn copy(downstream: OnUpgrade, upstream: OnUpgrade) {
+    let (down, up) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade did not complete");
+            return;
+        }
+    };
+    let (mut down, mut up): (TokioIo<Upgraded>, TokioIo<Upgraded>) =
+        (TokioIo::new(down), TokioIo::new(up));
+    match tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        Ok((from_client, from_server)) => {
+            tracing::debug!(from_client, from_server, "upgraded connection closed");
+        }
+        Err(error) => tracing::debug!(%error, "upgraded connection failed"),
+    }
 }

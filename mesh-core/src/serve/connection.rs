@@ -4,7 +4,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, header};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -12,7 +12,8 @@ use tokio::net::TcpStream;
 use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::{
-    Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until, on_wake::OnWake,
+    Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until, lease::Lease,
+    on_wake::OnWake,
 };
 use crate::{
     conn::ConnectionInfo,
@@ -67,6 +68,9 @@ pub(super) struct Connection<A, S, O> {
     pub(super) http: S,
     pub(super) opaque: O,
     pub(super) shutdown: Shutdown,
+    /// The connection's place under the limit, held until the connection
+    /// and any tunnel it was upgraded to are done.
+    pub(super) lease: Lease,
 }
 
 impl<A, S, B, O> Connection<A, S, O>
@@ -127,6 +131,7 @@ where
         let svc = HyperService {
             inner: self.http,
             info,
+            lease: self.lease,
         };
         let io = TokioIo::new(io);
         match version {
@@ -227,6 +232,7 @@ where
 struct HyperService<S> {
     inner: S,
     info: ConnectionInfo,
+    lease: Lease,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for HyperService<S>
@@ -239,6 +245,9 @@ where
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.info.clone());
+        if req.headers().contains_key(header::UPGRADE) {
+            req.extensions_mut().insert(self.lease.clone());
+        }
         self.inner.clone().oneshot(req)
     }
 }

@@ -12,7 +12,8 @@
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; HTTP connections finish the
 //! requests in flight and close; whatever is still open when the grace
-//! period ends is cut.
+//! period ends is cut, connections upgraded to tunnels included. A tunnel
+//! keeps its connection's place under the limit until it closes.
 //!
 //! A single connection can be retired the same way: the accept hook hands
 //! the server a [`Retirement`] with each connection (mesh-tls does when the
@@ -37,6 +38,7 @@
 
 mod accept;
 mod connection;
+pub(crate) mod lease;
 mod listener;
 mod on_wake;
 pub mod shutdown;
@@ -47,7 +49,11 @@ use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+    task::JoinSet,
+};
 use tower::Service;
 
 pub use self::{
@@ -191,7 +197,11 @@ impl<A> Server<A> {
         O::Future: Send + 'static,
         O::Error: Into<BoxError>,
     {
-        let permits = Arc::new(Semaphore::new(self.inner.config.max_connections.max(1)));
+        let max = u32::try_from(self.inner.config.max_connections.max(1)).unwrap_or(u32::MAX);
+        let permits = Arc::new(Semaphore::new(max as usize));
+        // Upgraded connections outlive their tasks; they hold their permit
+        // in a lease, and are cut through this when the grace period ends.
+        let (cut, cut_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let stop = shutdown.clone().wait();
         tokio::pin!(stop);
@@ -214,11 +224,9 @@ impl<A> Server<A> {
                                 http: http.clone(),
                                 opaque: opaque.clone(),
                                 shutdown: shutdown.clone(),
+                                lease: lease::Lease::new(permit, cut_rx.clone()),
                             };
-                            tasks.spawn(async move {
-                                conn.run(tcp).await;
-                                drop(permit);
-                            });
+                            tasks.spawn(conn.run(tcp));
                         }
                         Err(error) => {
                             // Usually out of file descriptors: back off so the
@@ -236,9 +244,12 @@ impl<A> Server<A> {
         tracing::debug!(open, "draining connections");
         let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
+            // Then the upgraded connections, which hold the other permits.
+            let _all = permits.acquire_many(max).await;
         })
         .await;
         if drained.is_err() {
+            cut.send_replace(true);
             tracing::info!(
                 remaining = tasks.len(),
                 "grace period over; closing connections"
