@@ -70,9 +70,20 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The value of an HTTP/1.1 request's `Upgrade` header, when the request
-/// asks for one (`Connection: upgrade`).
+/// asks for one (`Connection: upgrade`) that can be tunnelled.
+///
+/// `h2c` cannot: its `HTTP2-Settings` header belongs to the hop and is
+/// stripped, and a server must not upgrade without it (RFC 7540 §3.2.1;
+/// RFC 9113 §3.1 retires the upgrade). Such a request goes on as a plain
+/// HTTP/1.1 request, as the server would have served it anyway.
 pub(crate) fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
     let upgrade = headers.get(header::UPGRADE)?;
+    let h2c = upgrade
+        .to_str()
+        .is_ok_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2c")));
+    if h2c {
+        return None;
+    }
     let asked = headers.get_all(header::CONNECTION).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
             v.split(',')
@@ -174,6 +185,17 @@ mod tests {
             assert!(!h.contains_key(name), "{name} kept");
             assert_eq!(h.len(), 1, "{name}");
         }
+    }
+
+    #[test]
+    fn an_h2c_upgrade_is_not_tunnelled() {
+        let mut h = HeaderMap::new();
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("connection", "Upgrade, HTTP2-Settings".parse().unwrap());
+        h.insert("http2-settings", "AAMAAABkAAQAAP__".parse().unwrap());
+        assert!(requested_upgrade(&h).is_none());
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

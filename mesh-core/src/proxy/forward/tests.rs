@@ -127,3 +127,18 @@ async fn a_request_carried_between_proxies_as_http2_keeps_its_host() {
     assert_eq!(sent.headers["host"], "emoji.example");
     assert_eq!(sent.uri, "http://10.0.0.1:8080/list");
 }
+
+#[tokio::test]
+async fn an_h2c_upgrade_goes_upstream_as_a_plain_request() {
+    let req = Request::get("/")
+        .header("host", "emoji.example")
+        .header("upgrade", "h2c")
+        .header("connection", "Upgrade, HTTP2-Settings")
+        .header("http2-settings", "AAMAAABkAAQAAP__")
+        .body(())
+        .unwrap();
+    let sent = sent(req).await.unwrap();
+    let mut names: Vec<_> = sent.headers.keys().map(|k| k.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["host"]);
+}
