@@ -1,5 +1,6 @@
 //! Protocol detection on a real `Protocol::Detect` port: what reaches the
-//! HTTP server and what reaches the opaque handler.
+//! HTTP server and what reaches the opaque handler; and what bounds an
+//! HTTP/2 connection once detected.
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
@@ -58,4 +59,63 @@ async fn a_request_after_an_empty_line_is_served_as_http() {
 async fn other_bytes_reach_the_opaque_handler() {
     let got = answer_to(b"\x16\x03\x01\x02\x00").await;
     assert_eq!(got, "opaque");
+}
+
+#[tokio::test]
+async fn an_http2_peer_that_goes_silent_after_the_preface_is_closed() {
+    // HTTP/1 has its header read timeout; without a bound, a peer that
+    // sends the HTTP/2 preface and nothing else holds a connection, and a
+    // place under the limit, forever.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_trigger, shutdown) = shutdown::channel();
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("http")))
+    });
+    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, http, shutdown));
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(mesh_core::detect::H2_PREFACE)
+        .await
+        .unwrap();
+    // The server's SETTINGS arrive: the connection is up.
+    let mut frame = [0; 9];
+    client.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame[3], 0x4, "a SETTINGS frame");
+    // Traffic has settled; the paused clock jumps from timer to timer.
+    tokio::time::pause();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3600), async {
+        let mut rest = Vec::new();
+        let _ = client.read_to_end(&mut rest).await;
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after an hour of silence");
+}
+
+#[tokio::test]
+async fn an_idle_http2_client_that_answers_pings_stays_connected() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_trigger, shutdown) = shutdown::channel();
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("http")))
+    });
+    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, http, shutdown));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = || {
+        Request::get("http://a/")
+            .body(http_body_util::Empty::new())
+            .unwrap()
+    };
+    assert_eq!(sender.send_request(req()).await.unwrap().status(), 200);
+    tokio::time::pause();
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    assert_eq!(sender.send_request(req()).await.unwrap().status(), 200);
 }

@@ -79,7 +79,23 @@ pub enum Protocol {
     Detect,
 }
 
+/// How often an HTTP/2 connection is pinged.
+///
+/// HTTP/1 connections have [`ServerConfig::header_read_timeout`]; HTTP/2
+/// has no such bound, so a peer that sent the preface and went silent, or
+/// died without a FIN, would hold its connection and its place under
+/// [`ServerConfig::max_connections`] forever. Every HTTP/2 stack answers
+/// pings on its own, so live clients, idle or not, are unaffected.
+const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a ping may go unanswered before the connection is closed.
+const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How a [`Server`] treats its connections.
+///
+/// HTTP/2 connections are pinged every 10 seconds and closed when a ping
+/// goes unanswered for 20 seconds, so a silent or vanished peer does not
+/// keep its place under the connection limit.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// What the port carries. Default [`Protocol::Detect`].
@@ -139,7 +155,10 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout);
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        http2.timer(TokioTimer::new());
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
+            .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
         Self {
             inner: Arc::new(Shared {
                 config,
