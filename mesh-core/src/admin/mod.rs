@@ -10,7 +10,7 @@
 //! | `GET /metrics` | the registry in OpenMetrics text |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, `403` for anyone else |
 //! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
-//! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`]); only from loopback; `404` unless [`Admin::with_env`] turned it on |
+//! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`](mod@env)); only from loopback; `404` unless [`Admin::with_env`] turned it on |
 //! | anything else | the [extension](#extensions), if there is one; `404` otherwise |
 //!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
@@ -122,7 +122,7 @@ impl Admin {
 
     /// Serves `env` at `/env.json`, to loopback clients. Without it, the
     /// path answers 404: an environment may hold secrets, so publishing it
-    /// is the process's decision ([`env`]).
+    /// is the process's decision ([`env`](mod@env)).
     #[must_use]
     pub fn with_env(self, env: Environment) -> Self {
         Self {

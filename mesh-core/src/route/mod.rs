@@ -54,7 +54,7 @@ use http::{HeaderMap, Method, Request, Uri, request};
 mod edit;
 mod error;
 mod filters;
-mod normalize;
+pub mod normalize;
 mod path;
 pub mod redirect;
 #[cfg(test)]

@@ -106,8 +106,10 @@ pub struct GrpcMethodMatch {
 }
 
 impl GrpcRoute {
-    /// The `HTTPRoute` this route amounts to (see the
-    /// [module docs](self)), under the same name and kind.
+    /// The `HTTPRoute` this route amounts to, under the same name and
+    /// kind: a gRPC call is a `POST` to `/{service}/{method}`, so a service
+    /// and a method match that exact path, a service alone the prefix
+    /// `/{service}/`, and a method alone any service's `/{method}`.
     ///
     /// # Errors
     ///
