@@ -23,9 +23,12 @@
 //!
 //! Only a server that runs the downgrade may be sent upgraded requests; a
 //! client decides per destination, typically for peers it reaches over
-//! mutual TLS, which are meshed. The header is removed from any request
-//! it should not be on, so an application cannot forge the mark to change
-//! how its request is read.
+//! mutual TLS, which are meshed. The client side removes any mark an
+//! application wrote before it decides. The server side reads the mark on
+//! HTTP/2 requests only, and removes it from them: an HTTP/1 request (the
+//! most common, so it is not searched for a mark) cannot be turned into
+//! anything else, and a mark on one reaches the application as an unknown
+//! header that changes nothing.
 
 use std::task::{Context, Poll};
 
@@ -110,12 +113,15 @@ where
 }
 
 /// Turns `req` back into HTTP/1.1 if it is an HTTP/2 request marked with
-/// [`ORIG_PROTO`]; removes the mark from any other request.
+/// [`ORIG_PROTO`]; removes the mark from any other HTTP/2 request.
 fn downgrade<B>(req: &mut Request<B>) {
+    if req.version() != Version::HTTP_2 {
+        return;
+    }
     let Some(mark) = req.headers_mut().remove(ORIG_PROTO) else {
         return;
     };
-    if req.version() == Version::HTTP_2 && mark == HTTP_11 {
+    if mark == HTTP_11 {
         *req.version_mut() = Version::HTTP_11;
         // The `:authority` names this proxy, the endpoint the sending
         // proxy connected to; the client's authority is in `Host`. Over
@@ -195,15 +201,15 @@ mod tests {
         let got = svc.clone().oneshot(request(Version::HTTP_2)).await.unwrap();
         assert_eq!(got, (Version::HTTP_2, false));
 
-        // A mark on HTTP/1.1, or with another value, is dropped and changes
-        // nothing.
+        // A mark on HTTP/1.1 changes nothing and is not searched for; one
+        // with another value on HTTP/2 is dropped and changes nothing.
         let mut forged = request(Version::HTTP_11);
         forged
             .headers_mut()
             .insert(ORIG_PROTO, HeaderValue::from_static("HTTP/1.1"));
         assert_eq!(
             svc.clone().oneshot(forged).await.unwrap(),
-            (Version::HTTP_11, false)
+            (Version::HTTP_11, true)
         );
         let mut odd = request(Version::HTTP_2);
         odd.headers_mut()
