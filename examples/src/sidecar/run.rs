@@ -6,7 +6,7 @@ use mesh_core::{
     BoxError,
     admin::{Admin, Environment, LogLevel, Readiness},
     client::ClientConfig,
-    serve::{self, Shutdown, shutdown::ShutdownTrigger},
+    serve::{self, ConnectionLimit, Shutdown, shutdown::ShutdownTrigger},
 };
 use mesh_metrics::{
     BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics,
@@ -297,7 +297,6 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let tap = Tap::new();
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
-        threads,
         admin: admin_service,
         tls_accept,
         policy: policy.store,
@@ -305,6 +304,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         outbound: outbound_plan,
         inbound_metrics: MetricsLayer::inbound(&http_metrics),
         tcp_metrics,
+        connection_limit: ConnectionLimit::new(config.server.max_connections.get()),
         tap,
         access_log,
         client,

@@ -7,7 +7,7 @@ use mesh_core::{
     admin::Admin,
     client::{Client, ClientConfig},
     proxy::orig_proto::DowngradeLayer,
-    serve::{Accept, Protocol, Server, ServerConfig, Shutdown},
+    serve::{Accept, ConnectionLimit, Protocol, Server, ServerConfig, Shutdown},
 };
 use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
@@ -32,7 +32,6 @@ use super::{
 #[derive(Debug)]
 pub(super) struct Shared {
     pub(super) config: SidecarConfig,
-    pub(super) threads: usize,
     pub(super) admin: Admin,
     /// The TLS acceptor of the inbound listeners; `None` without an
     /// identity, when they serve plaintext.
@@ -50,6 +49,10 @@ pub(super) struct Shared {
     pub(super) inbound_metrics: MetricsLayer,
     /// Transport metrics of every accepted and opened connection.
     pub(super) tcp_metrics: TcpMetrics,
+    /// The most connections the proxy listeners (every inbound port and
+    /// the outbound listener, on every runtime) serve at once, together:
+    /// `server.max_connections`.
+    pub(super) connection_limit: ConnectionLimit,
     /// What `/tap` on the admin port watches: every inbound and outbound
     /// request goes through it first.
     pub(super) tap: Tap,
@@ -57,6 +60,10 @@ pub(super) struct Shared {
     pub(super) access_log: Option<AccessLog>,
     pub(super) client: ClientConfig,
 }
+
+/// The most connections the admin listener serves at once: probes,
+/// scrapes and the dashboard's polls need a handful.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// A task that runs once per process, on the first runtime.
 pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -90,14 +97,29 @@ impl Worker {
         runtime.block_on(self.serve(listeners));
     }
 
+    /// The configuration of a proxy listener (inbound or outbound): under
+    /// the one connection limit every proxy listener of every runtime
+    /// shares.
     fn server_config(&self, protocol: Protocol) -> ServerConfig {
         let tuning = &self.shared.config.server;
         ServerConfig {
             protocol,
             header_read_timeout: tuning.header_read_timeout,
             detect_timeout: tuning.detect_timeout,
-            max_connections: (tuning.max_connections.get() / self.shared.threads).max(1),
+            max_connections: tuning.max_connections.get(),
+            shared_limit: Some(self.shared.connection_limit.clone()),
             shutdown_grace: tuning.shutdown_grace,
+        }
+    }
+
+    /// The admin listener's configuration: a limit of its own, so that
+    /// probes and scrapes are answered when traffic holds every place of
+    /// the proxy listeners'.
+    fn admin_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            shared_limit: None,
+            ..self.server_config(Protocol::Http)
         }
     }
 
@@ -136,7 +158,7 @@ impl Worker {
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
-            let server = Server::new(self.server_config(Protocol::Http));
+            let server = Server::new(self.admin_config());
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}

@@ -1,8 +1,11 @@
 //! The server engine: accept, authenticate, detect, serve, drain.
 //!
 //! Every inbound connection walks the same path. The listener accepts it
-//! (one permit per connection, so a flood waits in the kernel's backlog
-//! instead of exhausting memory) and turns on `TCP_NODELAY`. The [`Accept`]
+//! and waits for a place under the server's connection limit, its own or
+//! one it shares with other servers ([`ConnectionLimit`]): past the limit,
+//! one accepted connection waits for a place and a flood waits in the
+//! kernel's backlog instead of exhausting memory. Then `TCP_NODELAY` is
+//! turned on. The [`Accept`]
 //! hook runs next: plaintext by default, a TLS handshake when mesh-tls plugs
 //! in. Then the port's [`Protocol`] decides: HTTP is served with hyper, at the
 //! version ALPN chose or the first bytes show; anything else goes to the
@@ -114,8 +117,13 @@ pub struct ServerConfig {
     /// seconds.
     pub detect_timeout: Duration,
     /// How many connections are served at once; further ones wait in the
-    /// kernel's accept queue. Default 10,000.
+    /// kernel's accept queue. Default 10,000. Ignored when
+    /// [`shared_limit`](Self::shared_limit) is set.
     pub max_connections: usize,
+    /// A limit this server shares with others: their connections together
+    /// stay within it. Default `None`: the server has its own
+    /// [`max_connections`](Self::max_connections).
+    pub shared_limit: Option<ConnectionLimit>,
     /// How long in-flight requests may run after shutdown starts. Default 30
     /// seconds.
     pub shutdown_grace: Duration,
@@ -128,8 +136,31 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(60),
             detect_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            shared_limit: None,
             shutdown_grace: Duration::from_secs(30),
         }
+    }
+}
+
+/// How many connections several servers serve at once, together: a
+/// process with many listeners (and a runtime per core serving each) caps
+/// its connections once, however they spread. Cloning shares the limit.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimit {
+    permits: Arc<Semaphore>,
+}
+
+impl ConnectionLimit {
+    /// A limit of `max` connections (at least 1).
+    pub fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// How many more connections may be served now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
     }
 }
 
@@ -216,55 +247,62 @@ impl<A> Server<A> {
         O::Future: Send + 'static,
         O::Error: Into<BoxError>,
     {
-        let max = u32::try_from(self.inner.config.max_connections.max(1)).unwrap_or(u32::MAX);
-        let permits = Arc::new(Semaphore::new(max as usize));
+        let permits = match &self.inner.config.shared_limit {
+            Some(limit) => limit.permits.clone(),
+            None => ConnectionLimit::new(self.inner.config.max_connections).permits,
+        };
         // Upgraded connections outlive their tasks; they hold their permit
         // in a lease, and are cut through this when the grace period ends.
         let (cut, cut_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let stop = shutdown.clone().wait();
         tokio::pin!(stop);
+        // A connection is accepted first and then waits for a place: when
+        // servers share a limit, a listener that took a place before its
+        // connection came would hold it while another listener's
+        // connection waited. So at most one accepted connection per
+        // listener waits here; the rest wait in the kernel's backlog.
+        let mut waiting: Option<tokio::net::TcpStream> = None;
         loop {
-            let next = async {
-                let permit = permits.clone().acquire_owned().await;
-                (permit, listener.accept().await)
-            };
             tokio::select! {
                 biased;
                 () = &mut stop => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                (permit, accepted) = next => {
-                    let Ok(permit) = permit else { break };
-                    match accepted {
-                        Ok((tcp, _)) => {
-                            let conn = connection::Connection {
-                                shared: self.inner.clone(),
-                                accept: self.accept.clone(),
-                                http: http.clone(),
-                                opaque: opaque.clone(),
-                                shutdown: shutdown.clone(),
-                                lease: lease::Lease::new(permit, cut_rx.clone()),
-                            };
-                            tasks.spawn(conn.run(tcp));
-                        }
-                        Err(error) => {
-                            // Usually out of file descriptors: back off so the
-                            // loop does not spin while connections close.
-                            tracing::warn!(%error, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
+                accepted = listener.accept(), if waiting.is_none() => match accepted {
+                    Ok((tcp, _)) => waiting = Some(tcp),
+                    Err(error) => {
+                        // Usually out of file descriptors: back off so the
+                        // loop does not spin while connections close.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
+                },
+                permit = permits.clone().acquire_owned(), if waiting.is_some() => {
+                    let (Ok(permit), Some(tcp)) = (permit, waiting.take()) else { break };
+                    let conn = connection::Connection {
+                        shared: self.inner.clone(),
+                        accept: self.accept.clone(),
+                        http: http.clone(),
+                        opaque: opaque.clone(),
+                        shutdown: shutdown.clone(),
+                        lease: lease::Lease::new(permit, cut_rx.clone()),
+                    };
+                    tasks.spawn(conn.run(tcp));
                 }
             }
         }
-        // Closing the listener refuses new connections from here on.
+        // Closing the listener refuses new connections from here on (and
+        // the one waiting for a place); no lease is handed out any more.
+        drop(waiting);
         drop(listener);
+        drop(cut_rx);
         let open = tasks.len();
         tracing::debug!(open, "draining connections");
         let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
-            // Then the upgraded connections, which hold the other permits.
-            let _all = permits.acquire_many(max).await;
+            // Then the upgraded connections: each holds a lease, and with
+            // it a receiver of `cut`, until its tunnel closes.
+            cut.closed().await;
         })
         .await;
         if drained.is_err() {
