@@ -55,6 +55,7 @@ mod edit;
 mod error;
 mod filters;
 pub mod normalize;
+mod or_respond;
 mod path;
 pub mod redirect;
 #[cfg(test)]
@@ -66,6 +67,7 @@ pub use self::{
     error::{InvalidRouteMatch, InvalidRouteMatchKind},
     filters::{InvalidFilter, InvalidFilterReason, RouteFilters},
     normalize::{InvalidPath, NormalizePath, NormalizePathLayer, normalize_path},
+    or_respond::OrRespond,
     path::PathMatch,
     redirect::{InvalidRedirect, InvalidRedirectKind, Redirect, RedirectLayer, Redirected},
     value::{FullRegex, HeaderMatch, QueryParamMatch, ValueMatch},

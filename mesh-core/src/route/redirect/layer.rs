@@ -1,14 +1,11 @@
 //! The layer that answers with a redirect.
 
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -89,58 +86,16 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let state = match &self.redirect {
+        match &self.redirect {
             Some(redirect) => {
                 tracing::trace!(status = %redirect.status(), "answering with a redirect");
-                State::Respond {
-                    response: Some(redirect.response(&req)),
-                }
+                RedirectFuture::respond(redirect.response(&req))
             }
-            None => State::Inner {
-                future: self.inner.call(req),
-            },
-        };
-        RedirectFuture { state }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Redirecting`]: the redirect, or the inner
-    /// service's response.
-    pub struct RedirectFuture<F, B> {
-        #[pin]
-        state: State<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        Inner { #[pin] future: F },
-        Respond { response: Option<Response<B>> },
-    }
-}
-
-impl<F, B, E> Future for RedirectFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            StateProj::Respond { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                // Polled again after it finished.
-                None => Poll::Pending,
-            },
+            None => RedirectFuture::inner(self.inner.call(req)),
         }
     }
 }
 
-impl<F, B> std::fmt::Debug for RedirectFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedirectFuture").finish_non_exhaustive()
-    }
-}
+/// The response future of [`Redirecting`]: the redirect, or the inner
+/// service's response.
+pub type RedirectFuture<F, B> = crate::route::OrRespond<F, B>;
