@@ -84,10 +84,14 @@ pub(super) struct InboundPortEntry {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with listen and services")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with listen, services and ingress_mode"
+)]
 pub(super) struct OutboundSection {
     pub(super) listen: Option<Addr>,
     pub(super) services: Option<Vec<ServiceEntry>>,
+    pub(super) ingress_mode: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

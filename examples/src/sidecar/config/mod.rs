@@ -1,6 +1,7 @@
 #![doc = include_str!("../../../CONFIG.md")]
 
 mod duration;
+mod env;
 mod error;
 mod file;
 mod identity;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 pub use duration::{InvalidDuration, parse_duration};
+pub use env::INGRESS_MODE_ENV;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use identity::{CredentialSource, IdentityConfig, InboundMode, OutboundTls, StoreConfig};
 pub use inbound::{
@@ -96,15 +98,28 @@ impl SidecarConfig {
     }
 
     /// Reads a configuration from a YAML file. Messages name the file as
-    /// `path` shows it.
+    /// `path` shows it. The environment variable [`INGRESS_MODE_ENV`],
+    /// when set, decides `outbound.ingress_mode` (as `sidecar inject` sets
+    /// it for an ingress); nothing else in the environment is read.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] of kind [`Io`](ConfigErrorKind::Io), with the I/O
     /// error as its source, when the file cannot be read; of kind
     /// [`Syntax`](ConfigErrorKind::Syntax) when it is not UTF-8; otherwise
-    /// as [`SidecarConfig::from_yaml`].
+    /// as [`SidecarConfig::from_yaml`]. A [`INGRESS_MODE_ENV`] other than
+    /// `true` or `false` is an error of kind
+    /// [`InvalidValue`](ConfigErrorKind::InvalidValue) whose origin is
+    /// `environment`.
     pub fn load(path: &Path) -> Result<SidecarConfig, ConfigError> {
+        SidecarConfig::load_with_env(path, |name| std::env::var_os(name))
+    }
+
+    /// [`SidecarConfig::load`], with the environment read by `env`.
+    fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<SidecarConfig, ConfigError> {
         let origin = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|error| {
             ConfigError::new(
@@ -125,7 +140,7 @@ impl SidecarConfig {
             .at(Some(end_of_valid_utf8(&bytes, &error)))
             .with_source(Some(Box::new(error)))
         })?;
-        SidecarConfig::from_yaml(text, &origin)
+        SidecarConfig::from_yaml(text, &origin)?.with_env(env)
     }
 }
 

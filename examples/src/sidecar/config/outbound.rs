@@ -24,6 +24,16 @@ pub struct OutboundConfig {
     pub listen: SocketAddr,
     /// The known services, in file order. Names are unique. Default: none.
     pub services: Vec<ServiceConfig>,
+    /// Whether the listener is in front of an ingress controller (NGINX,
+    /// Traefik): a request's `mesh-dst-override` header (or Linkerd's
+    /// `l5d-dst-override`) then names its service, in place of its
+    /// authority, which is the public name the ingress was asked for.
+    /// Requests without the header are routed by authority. Outside
+    /// ingress mode the header is ignored, so that an application cannot
+    /// steer its requests with it; in either mode it is removed before a
+    /// request leaves the sidecar. Default false, as Linkerd's
+    /// `linkerd.io/inject: ingress` is something a workload asks for.
+    pub ingress_mode: bool,
 }
 
 impl Default for OutboundConfig {
@@ -31,6 +41,7 @@ impl Default for OutboundConfig {
         OutboundConfig {
             listen: DEFAULT_OUTBOUND_LISTEN,
             services: Vec::new(),
+            ingress_mode: false,
         }
     }
 }

@@ -183,6 +183,7 @@ fn resolve_outbound(
     if let Some(listen) = section.listen {
         config.listen = listen.0;
     }
+    config.ingress_mode = section.ingress_mode.unwrap_or(false);
     listeners.push(Listener::new(
         "outbound.listen",
         config.listen,

@@ -55,3 +55,103 @@ fn invalid_duration_says_what_was_expected() {
     assert!(message.starts_with("expected"), "{message}");
     assert!(message.contains("1m30s"), "{message}");
 }
+
+mod ingress_mode {
+    use std::ffi::OsString;
+
+    use super::super::{ConfigErrorKind, INGRESS_MODE_ENV, SidecarConfig};
+
+    fn parse(yaml: &str) -> SidecarConfig {
+        SidecarConfig::from_yaml(yaml, "test.yaml").unwrap()
+    }
+
+    fn env(value: Option<&str>) -> impl Fn(&str) -> Option<OsString> {
+        move |name| {
+            assert_eq!(name, INGRESS_MODE_ENV);
+            value.map(OsString::from)
+        }
+    }
+
+    #[test]
+    fn is_off_unless_the_file_turns_it_on() {
+        assert!(!parse("").outbound.ingress_mode);
+        assert!(
+            !parse("outbound:\n  listen: 127.0.0.1:4140\n")
+                .outbound
+                .ingress_mode
+        );
+        assert!(
+            !parse("outbound:\n  ingress_mode: false\n")
+                .outbound
+                .ingress_mode
+        );
+        let on = parse(
+            "outbound:\n  ingress_mode: true\n  services:\n    - name: emoji\n      endpoints: [127.0.0.1:8080]\n",
+        );
+        assert!(on.outbound.ingress_mode);
+        assert_eq!(on.outbound.services.len(), 1);
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_boolean_is_refused_where_it_is() {
+        for value in ["yes", "1", "\"true\"", "[true]"] {
+            let yaml = format!("outbound:\n  listen: 127.0.0.1:4140\n  ingress_mode: {value}\n");
+            let error = SidecarConfig::from_yaml(&yaml, "test.yaml").unwrap_err();
+            assert_eq!(error.kind(), ConfigErrorKind::InvalidType, "{value}");
+            assert_eq!(error.field_path(), "outbound.ingress_mode", "{value}");
+            assert_eq!(error.line(), Some(3), "{value}");
+        }
+    }
+
+    #[test]
+    fn a_misspelling_is_refused_and_the_right_name_suggested() {
+        let error =
+            SidecarConfig::from_yaml("outbound:\n  ingress: true\n", "test.yaml").unwrap_err();
+        assert_eq!(error.kind(), ConfigErrorKind::UnknownField);
+        assert_eq!(error.field_path(), "outbound.ingress");
+        assert!(error.to_string().contains("ingress_mode"), "{error}");
+    }
+
+    #[test]
+    fn the_environment_decides_when_it_is_set() {
+        let off = parse("");
+        let on = parse("outbound:\n  ingress_mode: true\n");
+        let mode = |config: &SidecarConfig, value| {
+            config
+                .clone()
+                .with_env(env(value))
+                .unwrap()
+                .outbound
+                .ingress_mode
+        };
+        assert!(mode(&off, Some("true")));
+        assert!(!mode(&on, Some("false")));
+        assert!(mode(&on, None), "unset leaves the file's choice");
+        assert!(mode(&on, Some("")), "empty is unset");
+        assert!(!mode(&off, Some("")));
+    }
+
+    #[test]
+    fn an_environment_value_that_is_not_a_boolean_is_an_error_naming_it() {
+        for value in ["yes", "TRUE", "1", " true"] {
+            let error = parse("").with_env(env(Some(value))).unwrap_err();
+            assert_eq!(error.kind(), ConfigErrorKind::InvalidValue, "{value}");
+            assert_eq!(error.origin(), "environment");
+            assert_eq!(error.field_path(), INGRESS_MODE_ENV);
+            assert!(error.to_string().contains(&format!("{value:?}")), "{error}");
+        }
+    }
+
+    #[test]
+    fn loading_a_file_applies_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.yaml");
+        std::fs::write(&path, "outbound:\n  listen: 127.0.0.1:4140\n").unwrap();
+        let loaded = SidecarConfig::load_with_env(&path, env(Some("true"))).unwrap();
+        assert!(loaded.outbound.ingress_mode);
+        let loaded = SidecarConfig::load_with_env(&path, env(None)).unwrap();
+        assert!(!loaded.outbound.ingress_mode);
+        let error = SidecarConfig::load_with_env(&path, env(Some("on"))).unwrap_err();
+        assert_eq!(error.origin(), "environment");
+    }
+}
