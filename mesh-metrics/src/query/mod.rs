@@ -1,4 +1,5 @@
-//! The `stat`, `routes` and `top` views: golden signals from two scrapes.
+//! The `stat`, `routes`, `top`, `edges` and `authz` views: golden signals
+//! from two scrapes.
 //!
 //! `linkerd viz stat` answers "is this workload healthy?" with a handful of
 //! numbers computed by Prometheus over a window: success rate (successes
@@ -19,11 +20,20 @@
 //!   route to one service, with the retry ratio and the success rate of
 //!   attempts (actual) beside that of requests (effective).
 //! - [`top::run`]: a live view that redraws both every interval.
+//! - [`edges::run`]: who calls whom, with the identities each end proved
+//!   and whether the traffic was on mutual TLS, like `linkerd viz edges`.
+//! - [`authz::run`]: the same figures per Server, route and authorization
+//!   that let requests in, and the rate of those denied, like `linkerd viz
+//!   authz`.
 //!
 //! Each renders as a table or, for scripts, as JSON ([`Format`]).
 
+pub mod authz;
 pub mod delta;
+pub mod edges;
 mod golden;
+mod group;
+mod identity;
 pub mod parse;
 mod quantile;
 mod render;

@@ -1,0 +1,307 @@
+//! `edges`: who calls whom, and whether on mutual TLS, like `linkerd viz
+//! edges`.
+//!
+//! An edge is traffic from one workload to another in the window. Each end
+//! sees it: the caller's sidecar counts its outbound requests by
+//! `dst_service`, with the `server_id` the server proved; the server's
+//! sidecar counts its inbound requests and connections by the `client_id`
+//! the client proved, or by why there was none (`no_tls_reason`). An edge
+//! seen from both ends, where the caller's identity is known, is one row;
+//! its figures are the caller's, as the caller saw the calls.
+//!
+//! A sidecar does not export its own identity, so the identity of each
+//! workload given with `--admin` is learned from its peers' scrapes: a
+//! server's is the `server_id` its callers saw for the service named like
+//! the workload (`dst_service="emoji"` for `emoji=ADDR`); a caller's is the
+//! one client identity a named server saw that no named workload holds,
+//! when that server had one named caller of unknown identity. An identity
+//! these leave open is shown as it is (SRC is then the client's identity,
+//! and CLIENT_ID or SERVER_ID may be `-`) rather than guessed.
+//!
+//! Without an identity, nothing ties the two ends together: a caller with
+//! no identity appears twice, once by its own sidecar (SRC is its name,
+//! SECURED is `Disabled`) and once by the server's (SRC is `-`, SECURED is
+//! why the server saw no identity), along with any client that has no
+//! sidecar at all. A server counts requests its policy denied in no
+//! `response_total`, so an edge of denied calls has, from the server's
+//! end, connections but no RPS (`sidecar authz` counts them).
+//!
+//! Outbound connections carry no `dst_service`, so an edge is found from
+//! the caller's end only by its HTTP requests; opaque TCP edges are seen
+//! from the server's end.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{
+    Delta, Format, Golden, QueryError, Sample, Target, Totals,
+    group::Groups,
+    identity::{Identities, no_tls_reason},
+    measure,
+    render::{self, Table},
+    to_json,
+};
+
+/// SECURED when the traffic was on mutual TLS, as Linkerd prints it.
+pub const SECURED: &str = "✓";
+
+/// One edge's row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EdgeRow {
+    /// The calling workload's name; its identity when no named workload
+    /// holds it; `-` when it showed none.
+    pub src: String,
+    /// The called workload's name, or the service called.
+    pub dst: String,
+    /// The caller's identity, if it proved one (or was learned).
+    pub client_id: Option<String>,
+    /// The server's identity, if it proved one (or was learned).
+    pub server_id: Option<String>,
+    /// Why the traffic was not on mutual TLS (`disabled`,
+    /// `not_provided_by_remote`...); `null` when it was.
+    pub no_tls_reason: Option<String>,
+    /// Success rate, RPS and latency of the requests: the caller's
+    /// figures when its sidecar reported them, else the server's.
+    #[serde(flatten)]
+    pub golden: Golden,
+}
+
+/// What one edge's samples add up to, from each end.
+#[derive(Debug, Default)]
+struct EdgeSum {
+    client_id: Option<String>,
+    server_id: Option<String>,
+    active: bool,
+    caller: Option<(Totals, Duration)>,
+    server: Option<(Totals, Duration)>,
+}
+
+/// The samples that show traffic on an edge.
+const EDGE_SAMPLES: [&str; 5] = [
+    "response_total",
+    "response_latency_ms_bucket",
+    "tcp_open_total",
+    "tcp_read_bytes_total",
+    "tcp_write_bytes_total",
+];
+
+/// The edges in the deltas of `targets` (`None` for a target that could
+/// not be scraped): the traffic of the window, sorted by SRC, then DST.
+pub fn edge_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<EdgeRow> {
+    let ids = Identities::learn(targets, deltas);
+    let mut groups: Groups<(String, String, Option<String>), EdgeSum> = Groups::default();
+    for (target, delta) in targets.iter().zip(deltas) {
+        let Some(delta) = delta else { continue };
+        for s in delta.samples() {
+            if !EDGE_SAMPLES.contains(&s.name.as_str()) {
+                continue;
+            }
+            let Some(end) = End::of(s, &target.name, &ids) else {
+                continue;
+            };
+            let reason = no_tls_reason(s, end.peer_label()).map(str::to_owned);
+            let sum = groups.entry((end.src(), end.dst(), reason));
+            sum.add(s, &end, delta.elapsed());
+        }
+    }
+    let mut rows: Vec<EdgeRow> = groups
+        .into_entries()
+        .into_iter()
+        .filter(|(_, sum)| sum.active)
+        .map(|((src, dst, no_tls_reason), sum)| {
+            let (totals, window) = sum.caller.or(sum.server).unwrap_or_default();
+            EdgeRow {
+                src,
+                dst,
+                client_id: sum.client_id,
+                server_id: sum.server_id,
+                no_tls_reason,
+                golden: Golden::new(&totals, window),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)));
+    rows
+}
+
+/// Which end of an edge reported a sample, and what it knows of the other.
+enum End<'a> {
+    /// The caller's outbound series to `service`.
+    Caller {
+        name: &'a str,
+        service: &'a str,
+        own_id: Option<&'a str>,
+        server_id: Option<&'a str>,
+    },
+    /// The server's inbound series, from `client_id`.
+    Server {
+        name: &'a str,
+        client: Option<&'a str>,
+        client_id: Option<&'a str>,
+        own_id: Option<&'a str>,
+    },
+}
+
+impl<'a> End<'a> {
+    fn of(s: &'a Sample, name: &'a str, ids: &'a Identities) -> Option<Self> {
+        match s.label("direction")? {
+            "outbound" => Some(Self::Caller {
+                name,
+                service: s.label("dst_service")?,
+                own_id: ids.of(name),
+                server_id: s.label("server_id").filter(|id| !id.is_empty()),
+            }),
+            "inbound" => {
+                let client_id = s.label("client_id").filter(|id| !id.is_empty());
+                Some(Self::Server {
+                    name,
+                    client: client_id.map(|id| ids.name_of(id).unwrap_or(id)),
+                    client_id,
+                    own_id: ids.of(name),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn peer_label(&self) -> &'static str {
+        match self {
+            Self::Caller { .. } => "server_id",
+            Self::Server { .. } => "client_id",
+        }
+    }
+
+    fn src(&self) -> String {
+        match self {
+            Self::Caller { name, .. } => (*name).to_owned(),
+            Self::Server { client, .. } => client.unwrap_or("-").to_owned(),
+        }
+    }
+
+    fn dst(&self) -> String {
+        match self {
+            Self::Caller { service, .. } => (*service).to_owned(),
+            Self::Server { name, .. } => (*name).to_owned(),
+        }
+    }
+}
+
+impl EdgeSum {
+    fn add(&mut self, s: &Sample, end: &End<'_>, elapsed: Duration) {
+        let (client_id, server_id, side) = match *end {
+            End::Caller {
+                own_id, server_id, ..
+            } => (own_id, server_id, &mut self.caller),
+            End::Server {
+                client_id, own_id, ..
+            } => (client_id, own_id, &mut self.server),
+        };
+        fill(&mut self.client_id, client_id);
+        fill(&mut self.server_id, server_id);
+        self.active |= s.value > 0.0;
+        let (totals, window) = side.get_or_insert_with(Default::default);
+        totals.add(s);
+        *window = (*window).max(elapsed);
+    }
+}
+
+fn fill(slot: &mut Option<String>, value: Option<&str>) {
+    if slot.is_none() {
+        *slot = value.map(str::to_owned);
+    }
+}
+
+/// `sa.ns` for an identity of service account `sa` in namespace `ns`
+/// (`spiffe://td/ns/ns/sa/sa` or `sa.ns.serviceaccount.identity...`), as
+/// Linkerd's table shortens them; anything else as it is.
+pub fn short_identity(id: &str) -> String {
+    if let Some(path) = id.strip_prefix("spiffe://") {
+        let segments: Vec<&str> = path.split('/').collect();
+        return match segments[..] {
+            [_, "ns", ns, "sa", sa] => format!("{sa}.{ns}"),
+            _ => id.to_owned(),
+        };
+    }
+    let labels: Vec<&str> = id.split('.').collect();
+    match labels[..] {
+        [sa, ns, "serviceaccount", "identity", ..] => format!("{sa}.{ns}"),
+        _ => id.to_owned(),
+    }
+}
+
+/// SECURED: [`SECURED`] for mutual TLS, else the reason in words, as
+/// Linkerd prints it (`not_provided_by_remote` is `Not Provided By
+/// Remote`).
+pub fn secured(no_tls_reason: Option<&str>) -> String {
+    let Some(reason) = no_tls_reason else {
+        return SECURED.to_owned();
+    };
+    reason
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes `rows` as a table or JSON. The table shortens identities as
+/// Linkerd's does ([`short_identity`]); JSON has them whole. A table with
+/// no edge says so.
+///
+/// # Errors
+///
+/// Only when JSON encoding fails.
+pub fn render_edges(rows: &[EdgeRow], format: Format) -> Result<String, QueryError> {
+    if format == Format::Json {
+        return to_json(&rows);
+    }
+    if rows.is_empty() {
+        return Ok("No edges found.\n".to_owned());
+    }
+    let mut table = Table::new(vec![
+        "SRC",
+        "DST",
+        "CLIENT_ID",
+        "SERVER_ID",
+        "SECURED",
+        "SUCCESS",
+        "RPS",
+    ]);
+    let id = |id: &Option<String>| id.as_deref().map_or_else(|| "-".into(), short_identity);
+    for r in rows {
+        table.row(vec![
+            short_identity(&r.src),
+            r.dst.clone(),
+            id(&r.client_id),
+            id(&r.server_id),
+            secured(r.no_tls_reason.as_deref()),
+            render::percent(r.golden.success),
+            render::rps(r.golden.rps),
+        ]);
+    }
+    Ok(table.render())
+}
+
+/// `sidecar edges`: scrapes `targets` a `window` apart and renders the
+/// edges between them.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn run(
+    targets: &[Target],
+    window: Duration,
+    format: Format,
+) -> Result<String, QueryError> {
+    let deltas = measure(targets, window).await?;
+    render_edges(&edge_rows(targets, &deltas), format)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+use super::*;
+use crate::query::Scrape;
+
+const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
+const EMOJI: &str = "spiffe://example.org/ns/emojivoto/sa/emoji";
+
+/// Two scrapes of one sidecar, 10 seconds apart.
+fn delta(before: &str, after: &str) -> Option<Delta> {
+    Some(Delta::between(
+        &Scrape::parse(before).unwrap(),
+        &Scrape::parse(after).unwrap(),
+        Duration::from_secs(10),
+    ))
+}
+
+/// `web` calls `emoji` over mutual TLS (20 successes, 5 failures) and no
+/// longer calls `voting`; `plain`, without identity, calls `emoji` (10
+/// requests, denied); a client without a sidecar opens connections to
+/// `emoji`.
+fn mesh() -> (Vec<Target>, Vec<Option<Delta>>) {
+    let web = |ok: u32, fail: u32| {
+        format!(
+            "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",status_code=\"200\",classification=\"success\"}} {ok}\n\
+             response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",status_code=\"500\",classification=\"failure\"}} {fail}\n\
+             response_total{{direction=\"outbound\",dst_service=\"voting\",tls=\"true\",server_id=\"spiffe://example.org/ns/emojivoto/sa/voting\",classification=\"success\"}} 5\n"
+        )
+    };
+    let emoji = |ok: u32, fail: u32, plain: u32| {
+        format!(
+            "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
+             response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
+             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"true\",client_id=\"{WEB}\"}} 1\n\
+             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"}} {plain}\n\
+             inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {plain}\n"
+        )
+    };
+    let plain = |n: u32| {
+        format!(
+            "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"disabled\",status_code=\"403\",classification=\"success\"}} {n}\n"
+        )
+    };
+    let targets = Target::parse_list("web=a:1,emoji=b:2,plain=c:3,down=d:4").unwrap();
+    let deltas = vec![
+        delta(&web(10, 0), &web(30, 5)),
+        delta(&emoji(10, 0, 1), &emoji(30, 5, 3)),
+        delta(&plain(0), &plain(10)),
+        None,
+    ];
+    (targets, deltas)
+}
+
+#[test]
+fn both_ends_of_an_edge_make_one_row_and_clients_without_identity_their_own() {
+    let (targets, deltas) = mesh();
+    let rows = edge_rows(&targets, &deltas);
+    let golden = |success, rps| Golden {
+        success,
+        rps,
+        ..Golden::default()
+    };
+    assert_eq!(
+        rows,
+        [
+            EdgeRow {
+                src: "-".into(),
+                dst: "emoji".into(),
+                client_id: None,
+                server_id: Some(EMOJI.into()),
+                no_tls_reason: Some("not_provided_by_remote".into()),
+                golden: Golden::default(),
+            },
+            EdgeRow {
+                src: "plain".into(),
+                dst: "emoji".into(),
+                client_id: None,
+                server_id: None,
+                no_tls_reason: Some("disabled".into()),
+                golden: golden(Some(1.0), 1.0),
+            },
+            EdgeRow {
+                src: "web".into(),
+                dst: "emoji".into(),
+                client_id: Some(WEB.into()),
+                server_id: Some(EMOJI.into()),
+                no_tls_reason: None,
+                golden: golden(Some(0.8), 2.5),
+            },
+        ]
+    );
+    assert_eq!(
+        render_edges(&rows, Format::Table).unwrap(),
+        "SRC       DST       CLIENT_ID         SERVER_ID                  SECURED   SUCCESS      RPS\n\
+         -       emoji               -   emoji.emojivoto   Not Provided By Remote         -   0.0rps\n\
+         plain   emoji               -                 -                 Disabled   100.00%   1.0rps\n\
+         web     emoji   web.emojivoto   emoji.emojivoto                        ✓    80.00%   2.5rps\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_edges(&rows, Format::Json).unwrap()).unwrap();
+    assert_eq!(
+        json[2],
+        serde_json::json!({
+            "src": "web",
+            "dst": "emoji",
+            "client_id": WEB,
+            "server_id": EMOJI,
+            "no_tls_reason": null,
+            "success": 0.8,
+            "rps": 2.5,
+            "latency_ms_p50": null,
+            "latency_ms_p95": null,
+            "latency_ms_p99": null,
+        })
+    );
+}
+
+#[test]
+fn a_client_identity_no_named_workload_holds_is_its_own_src() {
+    // Only emoji was named: web's calls are known by web's identity.
+    let (targets, deltas) = mesh();
+    let rows = edge_rows(&targets[1..2], &deltas[1..2]);
+    let srcs: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.src.as_str(), r.server_id.as_deref()))
+        .collect();
+    // emoji's own identity is not learned without a caller naming it.
+    assert_eq!(srcs, [("-", None), (WEB, None)]);
+    assert_eq!(rows[1].golden.success, Some(0.8));
+}
+
+#[test]
+fn a_window_without_traffic_has_no_edges_and_says_so() {
+    let (targets, _) = mesh();
+    let same = "response_total{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"x\"} 4\n";
+    let deltas = vec![delta(same, same), None, None, None];
+    let rows = edge_rows(&targets, &deltas);
+    assert!(rows.is_empty());
+    assert_eq!(
+        render_edges(&rows, Format::Table).unwrap(),
+        "No edges found.\n"
+    );
+    assert_eq!(render_edges(&rows, Format::Json).unwrap(), "[]\n");
+}
+
+#[test]
+fn identities_and_reasons_read_as_linkerd_prints_them() {
+    assert_eq!(short_identity(WEB), "web.emojivoto");
+    assert_eq!(
+        short_identity("web.emojivoto.serviceaccount.identity.linkerd.cluster.local"),
+        "web.emojivoto"
+    );
+    assert_eq!(
+        short_identity("spiffe://example.org/vm/7"),
+        "spiffe://example.org/vm/7"
+    );
+    assert_eq!(short_identity("web"), "web");
+    assert_eq!(secured(None), "✓");
+    assert_eq!(
+        secured(Some("not_provided_by_remote")),
+        "Not Provided By Remote"
+    );
+    assert_eq!(secured(Some("disabled")), "Disabled");
+}

@@ -1,0 +1,60 @@
+//! Rows keyed by what they are about, for the views that sum a delta's
+//! samples into one row per key (an edge, an authorization).
+
+use std::time::Duration;
+
+/// Values by key, in the order the keys first appear. Views have tens of
+/// rows, so a linear search is cheaper than hashing the string keys.
+#[derive(Debug)]
+pub(crate) struct Groups<K, V> {
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for Groups<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq, V: Default> Groups<K, V> {
+    /// The value of `key`, a default one when the key is new.
+    pub(crate) fn entry(&mut self, key: K) -> &mut V {
+        let i = match self.entries.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.entries.push((key, V::default()));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i].1
+    }
+
+    /// The keys and values, in the order the keys first appeared.
+    pub(crate) fn into_entries(self) -> Vec<(K, V)> {
+        self.entries
+    }
+}
+
+/// `count` per second over `window`; zero over an empty window.
+pub(crate) fn per_second(count: f64, window: Duration) -> f64 {
+    let secs = window.as_secs_f64();
+    if secs > 0.0 { count / secs } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_the_order_they_first_appear_in() {
+        let mut groups: Groups<&str, u32> = Groups::default();
+        *groups.entry("b") += 1;
+        *groups.entry("a") += 2;
+        *groups.entry("b") += 3;
+        assert_eq!(groups.into_entries(), [("b", 4), ("a", 2)]);
+        assert_eq!(per_second(30.0, Duration::from_secs(10)), 3.0);
+        assert_eq!(per_second(30.0, Duration::ZERO), 0.0);
+    }
+}
