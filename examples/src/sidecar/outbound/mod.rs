@@ -3,7 +3,8 @@
 //! A request goes through, in order:
 //!
 //! ```text
-//! route lookup (service by authority, route by its matches)
+//! route lookup (service by authority, or by destination override in
+//!   ingress mode; route by its matches)
 //!   ─ metrics (outbound, labelled with the service's TLS)
 //!   ─ header filters (the route's RequestHeaderModifier and
 //!     ResponseHeaderModifier), and a RequestRedirect's answer
@@ -17,9 +18,9 @@
 //! ```
 //!
 //! The lookup does no I/O and answers nothing itself except the 404 of an
-//! unknown authority (which goes through metrics too); it comes first so
-//! that metrics, retries and timeouts can read the service and route it
-//! names. Metrics then see every request as the application does: one
+//! unknown authority or override (which goes through metrics too); it
+//! comes first so that metrics, retries and timeouts can read the service
+//! and route it names. Metrics then see every request as the application does: one
 //! logical request, whatever the retries below. The request timeout covers
 //! every attempt and the backoff between them; the per-try timeout sits
 //! inside retry, so a slow attempt is retried.
@@ -33,12 +34,25 @@
 //! routes they started on. A plan that fails leaves the last good routes
 //! in force.
 //!
+//! In ingress mode (`outbound.ingress_mode`, for the sidecar of an
+//! ingress controller) the lookup reads the request's destination
+//! override first: `mesh-dst-override`, or Linkerd's `l5d-dst-override`,
+//! which the ingress sets per route to name the service, since the
+//! request's authority is the public name it was asked for. A request
+//! without one goes by its authority. The override is then the authority
+//! in every respect: the service's routes, retries, timeouts and metric
+//! labels are the ones it names. Outside ingress mode it is not read, so
+//! that an application cannot steer a sidecar with it, and in both modes
+//! it is removed before the routes are matched and the request goes on
+//! ([`dst_override`]).
+//!
 //! A route whose rule has `backendRefs` splits its requests between the
 //! outbound services they name, by weight (see [`split`]): each backend
 //! is reached at its own endpoints, over its own TLS. Metrics and retries
 //! still count the request under the service it was addressed to.
 
 mod backend;
+mod dst_override;
 mod endpoints;
 mod plan;
 mod router;
@@ -99,6 +113,9 @@ pub(crate) struct Outbound {
     backends: BackendMetrics,
     planner: Planner,
     routes: watch::Sender<Arc<RoutePlans>>,
+    /// `outbound.ingress_mode`: requests are routed by their destination
+    /// override first ([`dst_override`]).
+    ingress_mode: bool,
 }
 
 #[derive(Debug)]
@@ -165,6 +182,7 @@ impl Outbound {
             backends: metrics.backend.clone(),
             planner,
             routes: watch::Sender::new(Arc::new(plans)),
+            ingress_mode: config.ingress_mode,
         })
     }
 
@@ -196,7 +214,8 @@ impl Outbound {
             backends: self.backends.clone(),
         };
         let table = RouteTable::new(routes_of(&layers, &endpoints, &routes.borrow()));
-        let router = OutboundRouter::new(table.clone(), self.metrics.layer(NoRoute::new()));
+        let router = OutboundRouter::new(table.clone(), self.metrics.layer(NoRoute::new()))
+            .with_ingress_mode(self.ingress_mode);
         let updates = RouteUpdates {
             endpoints,
             layers,

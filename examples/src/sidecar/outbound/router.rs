@@ -15,6 +15,8 @@ use http::{Request, Response};
 use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, proxy::by_host, route::RouteMatch};
 use tower::{Service, ServiceExt, util::Oneshot};
 
+use super::dst_override::{DstOverride, dst_override, strip};
+
 /// One route of a service: the requests it matches, its name, and the
 /// stack its requests go through (timeouts, retries, the endpoints).
 #[derive(Debug)]
@@ -50,12 +52,20 @@ impl<S> ServiceRoutes<S> {
 /// goes to `not_found` (a [`NoRoute`], under metrics, so that it is
 /// counted too).
 ///
+/// In ingress mode ([`OutboundRouter::with_ingress_mode`]) a request's
+/// destination override ([`dst_override`](super::dst_override)), when it
+/// has one, names its service in place of its authority; one that names
+/// no service, or two that disagree, go to `not_found` like an unknown
+/// authority. Outside ingress mode the override is not read. Either way
+/// it is removed from the request before the service's routes see it.
+///
 /// Everything is resolved when the table is built: a lookup is one hash of
 /// the host and one pass over the service's route matches.
 #[derive(Debug)]
 pub(crate) struct OutboundRouter<S, N> {
     table: RouteTable<S>,
     not_found: N,
+    ingress_mode: bool,
 }
 
 impl<S, N: Clone> Clone for OutboundRouter<S, N> {
@@ -63,15 +73,40 @@ impl<S, N: Clone> Clone for OutboundRouter<S, N> {
         Self {
             table: self.table.clone(),
             not_found: self.not_found.clone(),
+            ingress_mode: self.ingress_mode,
         }
     }
 }
 
 impl<S, N> OutboundRouter<S, N> {
     /// A router over the services of `table`, which it reads afresh for
-    /// each request.
+    /// each request, by authority.
     pub(crate) fn new(table: RouteTable<S>, not_found: N) -> Self {
-        Self { table, not_found }
+        Self {
+            table,
+            not_found,
+            ingress_mode: false,
+        }
+    }
+
+    /// Routes by the destination override first, when `on`: the sidecar
+    /// of an ingress controller. Default off.
+    #[must_use]
+    pub(crate) fn with_ingress_mode(mut self, on: bool) -> Self {
+        self.ingress_mode = on;
+        self
+    }
+}
+
+/// The services of `services` whose key is `host` (without port or
+/// trailing dot), in any case; the keys are lowercase.
+fn by_name<'m, V>(services: &'m HashMap<Box<str>, V>, host: &str) -> Option<&'m V> {
+    match services.get(host) {
+        Some(value) => Some(value),
+        None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+            services.get(host.to_ascii_lowercase().as_str())
+        }
+        None => None,
     }
 }
 
@@ -160,10 +195,30 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let services = self.table.0.load();
-        let Some(service) = by_host(&**services, &req) else {
-            tracing::debug!(uri = %req.uri(), "no service for the authority");
+        let over = if self.ingress_mode {
+            dst_override(req.headers())
+        } else {
+            DstOverride::Absent
+        };
+        let found = match over {
+            DstOverride::Absent => by_host(&**services, &req),
+            DstOverride::Host(host) => {
+                let found = by_name(&services, host);
+                if found.is_none() {
+                    tracing::debug!(host, "no service for the destination override");
+                }
+                found
+            }
+            DstOverride::Conflict => {
+                tracing::debug!("destination overrides that name no one service");
+                None
+            }
+        };
+        let Some(service) = found else {
+            tracing::debug!(uri = %req.uri(), "no service for the request");
             return Either::Right(self.not_found.clone().oneshot(req));
         };
+        strip(req.headers_mut());
         let route = service.route(&req);
         let stack = route.service.clone();
         let (dst, id) = (service.dst.clone(), route.id.clone());
@@ -176,98 +231,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use http::Method;
-    use tower::service_fn;
-
-    use super::*;
-
-    fn route(name: &str, matches: Vec<RouteMatch>) -> Route<&'static str> {
-        Route {
-            id: RouteId::new(name),
-            matches: matches.into(),
-            service: "",
-        }
-    }
-
-    fn router() -> OutboundRouter<&'static str, ()> {
-        let routes = ServiceRoutes {
-            dst: DstService(Arc::from("emoji")),
-            routes: vec![route(
-                "post-vote",
-                vec![RouteMatch::new().with_method(Method::POST)],
-            )]
-            .into(),
-            fallback: route("default", Vec::new()),
-        };
-        OutboundRouter::new(RouteTable::new([("Emoji".to_owned(), routes)]), ())
-    }
-
-    fn labels(
-        router: &OutboundRouter<&'static str, ()>,
-        req: &Request<()>,
-    ) -> Option<(String, String)> {
-        let services = router.table.0.load();
-        let service = by_host(&**services, req)?;
-        let route = service.route(req);
-        Some((
-            service.dst.as_str().to_owned(),
-            route.id.as_str().to_owned(),
-        ))
-    }
-
-    #[test]
-    fn the_authority_picks_the_service_and_the_matches_its_route() {
-        let router = router();
-        let get = Request::get("/")
-            .header("host", "EMOJI:8080")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            labels(&router, &get),
-            Some(("emoji".into(), "default".into()))
-        );
-        let post = Request::post("http://emoji./vote").body(()).unwrap();
-        assert_eq!(
-            labels(&router, &post),
-            Some(("emoji".into(), "post-vote".into()))
-        );
-        let other = Request::get("http://voting/").body(()).unwrap();
-        assert_eq!(labels(&router, &other), None);
-    }
-
-    #[tokio::test]
-    async fn routed_requests_carry_their_labels_and_unknown_ones_get_404() {
-        let seen = service_fn(|req: Request<()>| async move {
-            let dst = req.extensions().get::<DstService>().cloned();
-            let route = req.extensions().get::<RouteId>().cloned();
-            let mut res = Response::new(String::new());
-            *res.body_mut() = format!("{dst:?} {route:?}");
-            Ok::<_, std::convert::Infallible>(res)
-        });
-        let routes = ServiceRoutes {
-            dst: DstService(Arc::from("emoji")),
-            routes: Box::new([]),
-            fallback: Route {
-                id: RouteId::new("default"),
-                matches: Box::new([]),
-                service: seen,
-            },
-        };
-        let not_found = NoRoute::<String, std::convert::Infallible>::new();
-        let router =
-            OutboundRouter::new(RouteTable::new([("emoji".to_owned(), routes)]), not_found);
-        let res = router
-            .clone()
-            .oneshot(Request::get("http://emoji/").body(()).unwrap())
-            .await
-            .unwrap();
-        assert!(res.body().contains("emoji") && res.body().contains("default"));
-        let res = router
-            .oneshot(Request::get("http://nope/").body(()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 404);
-        assert_eq!(res.headers()["mesh-error"], "no route");
-    }
-}
+mod tests;
