@@ -41,7 +41,9 @@
 //!   that is read but not enforced is a warning.
 //! - **app**: each inbound listener's application address accepts a TCP
 //!   connection.
-//! - **outbound**, when outbound endpoints are given by DNS name: each
+//! - **outbound**, in ingress mode or when outbound endpoints are given
+//!   by DNS name: ingress mode has outbound services to route to (a
+//!   warning when there are none: every request would get 404); each
 //!   name resolves. One that does not is a warning: the sidecar starts
 //!   anyway and keeps looking it up, its service answering 503 meanwhile.
 //! - **admin**: the running sidecar's admin server answers `/live` and
@@ -60,6 +62,7 @@
 
 mod app;
 mod certs;
+mod ingress;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -303,10 +306,9 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
         "sidecar-app",
         app::reachable(&config, options.timeout).await,
     );
-    let names = app::resolvable(&config, options.timeout).await;
-    if !names.is_empty() {
-        report.push("sidecar-outbound", names);
-    }
+    let mut outbound = ingress::check(&config.outbound);
+    outbound.extend(app::resolvable(&config, options.timeout).await);
+    report.push("sidecar-outbound", outbound);
     if options.pre {
         report.push("sidecar-listeners", app::bindable(&config).await);
     } else {

@@ -82,3 +82,51 @@ fn warnings_alone_are_a_success() {
     assert!(!report(vec![Check::warn("b", "soon"), Check::fail("c", "no")]).is_success());
     assert!(Report::default().is_success());
 }
+
+mod ingress {
+    use super::super::{Status, ingress};
+    use crate::sidecar::config::SidecarConfig;
+
+    fn checks(yaml: &str) -> Vec<(Status, String, Option<String>)> {
+        let config = SidecarConfig::from_yaml(yaml, "sidecar.yaml").unwrap();
+        ingress::check(&config.outbound)
+            .into_iter()
+            .map(|check| (check.status, check.title, check.detail))
+            .collect()
+    }
+
+    #[test]
+    fn ingress_mode_without_services_warns() {
+        let checks = checks("outbound:\n  ingress_mode: true\n");
+        assert_eq!(checks.len(), 1);
+        let (status, title, detail) = &checks[0];
+        assert_eq!(*status, Status::Warn);
+        assert_eq!(title, "ingress mode has outbound services to route to");
+        let detail = detail.as_deref().unwrap();
+        assert!(detail.contains("outbound.services is empty"), "{detail}");
+        assert!(detail.contains("404"), "{detail}");
+    }
+
+    #[test]
+    fn ingress_mode_with_services_passes_and_says_how_many() {
+        let checks = checks(
+            "outbound:\n  ingress_mode: true\n  services:\n\
+             \x20   - name: emoji\n      endpoints: [127.0.0.1:8080]\n\
+             \x20   - name: voting\n      endpoints: [127.0.0.1:8081]\n",
+        );
+        assert_eq!(
+            checks,
+            [(
+                Status::Pass,
+                "ingress mode has outbound services to route to".to_owned(),
+                Some("2 services".to_owned())
+            )]
+        );
+    }
+
+    #[test]
+    fn outside_ingress_mode_there_is_nothing_to_check() {
+        assert!(checks("").is_empty());
+        assert!(checks("outbound:\n  ingress_mode: false\n").is_empty());
+    }
+}
