@@ -72,6 +72,27 @@
 //! cargo run --release --example sidecar -- top --admin 127.0.0.1:4191
 //! ```
 //!
+//! `edges` shows who calls whom, with the identities each end proved and
+//! whether the traffic was on mutual TLS (✓, or why not), like `linkerd viz
+//! edges`; `authz` shows the traffic each Server, route and authorization
+//! let in, and the rate of requests denied, like `linkerd viz authz`.
+//! Name each workload after the service its callers call it by: a sidecar
+//! does not export its own identity, so `edges` learns it from its peers.
+//! Both take `-o json` for scripts:
+//!
+//! ```text
+//! cargo run --release --example sidecar -- edges \
+//!     --admin web=127.0.0.1:4191,emoji=127.0.0.1:4192,plain=127.0.0.1:4193
+//! SRC       DST       CLIENT_ID         SERVER_ID                  SECURED   SUCCESS        RPS
+//! -       emoji               -   emoji.emojivoto   Not Provided By Remote         -     0.0rps
+//! plain   emoji               -                 -                 Disabled   100.00%   410.8rps
+//! web     emoji   web.emojivoto   emoji.emojivoto                        ✓    90.12%   410.8rps
+//! cargo run --release --example sidecar -- authz --admin emoji=127.0.0.1:4192
+//! ROUTE         SERVER    AUTHORIZATION   SUCCESS        RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99
+//! default   emoji-http   emoji-from-web    89.96%   321.2rps         0.5ms           1ms           1ms
+//! default   emoji-http   [unauthorized]         -   321.2rps             -             -             -
+//! ```
+//!
 //! `tap` shows the requests themselves as they pass, like `linkerd viz
 //! tap`:
 //!
@@ -170,6 +191,32 @@ enum Command {
         /// Show the outbound routes to this service.
         #[arg(long)]
         to: Option<String>,
+        /// How long to measure.
+        #[arg(long, default_value = "10s", value_parser = positive_duration)]
+        window: Duration,
+        /// `table` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Format,
+    },
+    /// Who calls whom, and whether on mutual TLS, like `linkerd viz edges`.
+    Edges {
+        /// Admin servers, `NAME=ADDR`, comma-separated; name each workload
+        /// after the service its callers call it by.
+        #[arg(long)]
+        admin: String,
+        /// How long to measure.
+        #[arg(long, default_value = "10s", value_parser = positive_duration)]
+        window: Duration,
+        /// `table` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Format,
+    },
+    /// Traffic per server, route and authorization, and the rate of denied
+    /// requests, like `linkerd viz authz`.
+    Authz {
+        /// Admin servers, `NAME=ADDR`, comma-separated.
+        #[arg(long)]
+        admin: String,
         /// How long to measure.
         #[arg(long, default_value = "10s", value_parser = positive_duration)]
         window: Duration,
@@ -311,6 +358,16 @@ fn main() -> ExitCode {
             window,
             output,
         } => print_view(views::routes(&admin, to.as_deref(), window, output)),
+        Command::Edges {
+            admin,
+            window,
+            output,
+        } => print_view(views::edges(&admin, window, output)),
+        Command::Authz {
+            admin,
+            window,
+            output,
+        } => print_view(views::authz(&admin, window, output)),
         Command::Top {
             admin,
             interval,

@@ -1,13 +1,15 @@
 //! `sidecar stat`, `sidecar routes` and `sidecar top`: the golden signals
-//! of running sidecars, read from their admin servers; and `sidecar tap`,
-//! the requests themselves.
+//! of running sidecars, read from their admin servers; `sidecar edges` and
+//! `sidecar authz`: who calls whom, and which policy let them in; and
+//! `sidecar tap`, the requests themselves.
 //!
 //! Each scrapes `/metrics` of the admin addresses given, twice a window
 //! apart (or every interval, for `top`), and computes what `linkerd viz
 //! stat` shows: success rate, requests per second, latency percentiles and
-//! the share of traffic on mutual TLS. The arithmetic is mesh-metrics'
-//! [`mesh_metrics::query`]; this module reads the command line's
-//! values.
+//! the share of traffic on mutual TLS; `edges` and `authz` show what
+//! `linkerd viz edges` and `linkerd viz authz` do. The arithmetic is
+//! mesh-metrics' [`mesh_metrics::query`]; this module reads the command
+//! line's values.
 //!
 //! `--admin` takes `ADDR` or `NAME=ADDR`, comma-separated: addresses with
 //! the same name are replicas of one workload, and make one row.
@@ -90,6 +92,34 @@ pub async fn routes(
     format: Format,
 ) -> Result<String, ViewError> {
     query::routes::run(&targets(admin)?, to, window, format)
+        .await
+        .map_err(ViewError::Query)
+}
+
+/// `sidecar edges --admin NAME=ADDR[,NAME=ADDR...]`: one row per caller
+/// and callee in the window: SRC, DST, CLIENT_ID, SERVER_ID, SECURED (✓ for
+/// mutual TLS, else why not), SUCCESS and RPS. Name each workload after the
+/// service its callers call it by, so that its identity can be learned
+/// (see [`query::edges`]).
+///
+/// # Errors
+///
+/// As [`stat`].
+pub async fn edges(admin: &str, window: Duration, format: Format) -> Result<String, ViewError> {
+    query::edges::run(&targets(admin)?, window, format)
+        .await
+        .map_err(ViewError::Query)
+}
+
+/// `sidecar authz --admin NAME=ADDR`: one row per Server, route and
+/// authorization that let requests in, with SUCCESS, RPS and latency, and
+/// a row per route with the RPS of the requests denied.
+///
+/// # Errors
+///
+/// As [`stat`].
+pub async fn authz(admin: &str, window: Duration, format: Format) -> Result<String, ViewError> {
+    query::authz::run(&targets(admin)?, window, format)
         .await
         .map_err(ViewError::Query)
 }

@@ -227,3 +227,25 @@ pub fn sidecar_binary() -> std::path::PathBuf {
         .unwrap()
         .join("examples/sidecar")
 }
+
+/// A development CA for `example.org` in `dir`, and a function that issues
+/// the certificate of service account `name` ([`identity`]) into
+/// `dir/name`, valid for an hour, and returns that directory.
+pub fn issuer(dir: &std::path::Path) -> impl Fn(&str) -> std::path::PathBuf + '_ {
+    let ca = dir.join("ca");
+    sidecar::certs::create_ca("example.org", &ca).unwrap();
+    move |name| {
+        let out = dir.join(name);
+        sidecar::certs::issue(&ca, &identity(name), Duration::from_secs(3600), &out).unwrap();
+        out
+    }
+}
+
+/// Runs the `sidecar` binary ([`sidecar_binary`]) with `args` to its end.
+pub fn sidecar_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(sidecar_binary())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
