@@ -491,7 +491,7 @@ fn an_unknown_inject_annotation_is_refused() {
     assert_eq!(kind, ResourceErrorKind::InvalidValue);
     assert_eq!(line, Some(6));
     assert!(
-        message.contains(r#"mesh.io/inject is "enabled" or "disabled", not "yes""#),
+        message.contains(r#"mesh.io/inject is "enabled", "ingress" or "disabled", not "yes""#),
         "{message}"
     );
 }

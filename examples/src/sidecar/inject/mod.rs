@@ -32,7 +32,12 @@
 //!   mounted whole, not by `subPath`, so the kubelet's updates reach the
 //!   sidecar, which reloads rotated certificates by itself;
 //! - the annotations `mesh.io/injected: "true"` and
-//!   `mesh.io/proxy-version`, the image's tag (or digest).
+//!   `mesh.io/proxy-version`, the image's tag (or digest);
+//! - for a workload whose `mesh.io/inject` is `ingress` (an ingress
+//!   controller, see below), the container's environment variable
+//!   [`MESH_INGRESS_MODE`]`=true`, which turns the sidecar's ingress mode
+//!   on whatever its configuration file says, as Linkerd's injector sets
+//!   `LINKERD2_PROXY_INGRESS_MODE`.
 //!
 //! The ConfigMap is named after the workload because the configuration
 //! is the workload's own (its application port, its labels for policy);
@@ -90,8 +95,19 @@
 //! annotated `enabled` brings in the workloads that say nothing, and a
 //! pod template that says `disabled` stays out whatever its namespace
 //! says. A workload without `metadata.namespace` is matched with no
-//! Namespace: the namespace it lands in is chosen when it is applied. A
-//! value other than `enabled` or `disabled` is an error.
+//! Namespace: the namespace it lands in is chosen when it is applied.
+//!
+//! `ingress` injects as `enabled` does, with the sidecar in ingress mode:
+//! its outbound listener routes each request by the `mesh-dst-override`
+//! (or `l5d-dst-override`) header the ingress controller sets, not by its
+//! `Host`, which is the public name (see `outbound.ingress_mode` in
+//! `examples/CONFIG.md`). Like Linkerd's `linkerd.io/inject: ingress`, it
+//! belongs on the ingress controller's workload rather than its
+//! namespace, where it would reach every other workload there too; the
+//! nearest annotation decides, so a workload that says `enabled` in a
+//! namespace that says `ingress` gets an ordinary sidecar. Injecting
+//! again after the annotation changes adds or removes the setting. A
+//! value other than `enabled`, `ingress` or `disabled` is an error.
 //!
 //! A pod on the host's network (`hostNetwork: true`) is left as it is,
 //! whatever the annotations say, as `linkerd inject` leaves it: its sidecar
@@ -147,6 +163,8 @@
 //! assert_eq!(again.notes[0].outcome, Outcome::AlreadyInjected);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`MESH_INGRESS_MODE`]: crate::sidecar::config::INGRESS_MODE_ENV
 
 mod emit;
 mod error;

@@ -5,7 +5,8 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::InjectConfig;
+use super::{InjectConfig, rule::ProxyMode};
+use crate::sidecar::config::INGRESS_MODE_ENV;
 
 /// The name of the sidecar container. Linkerd's is `linkerd-proxy`.
 pub const CONTAINER_NAME: &str = "mesh-proxy";
@@ -53,8 +54,10 @@ pub(super) enum Placement {
     NativeSidecar,
 }
 
-/// The sidecar container.
-pub(super) fn container(config: &InjectConfig, placement: Placement) -> Value {
+/// The sidecar container. In ingress mode its environment sets
+/// [`INGRESS_MODE_ENV`], which the sidecar reads over its configuration
+/// file, so an ingress can share the file any other workload would have.
+pub(super) fn container(config: &InjectConfig, placement: Placement, mode: ProxyMode) -> Value {
     let mut container = Mapping::new();
     insert(&mut container, "name", string(CONTAINER_NAME));
     insert(&mut container, "image", string(config.image.as_str()));
@@ -63,6 +66,13 @@ pub(super) fn container(config: &InjectConfig, placement: Placement) -> Value {
         "args",
         Value::Sequence(vec![string("run"), string("--config"), string(CONFIG_FILE)]),
     );
+    if mode == ProxyMode::Ingress {
+        let ingress = map([
+            ("name", string(INGRESS_MODE_ENV)),
+            ("value", string("true")),
+        ]);
+        insert(&mut container, "env", Value::Sequence(vec![ingress]));
+    }
     let ports = [INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT]
         .into_iter()
         .map(|(port, name)| map([("name", string(name)), ("containerPort", port.into())]))

@@ -1,10 +1,12 @@
-//! Whether a workload is injected: the `mesh.io/inject` annotation.
+//! Whether a workload is injected, and how: the `mesh.io/inject`
+//! annotation, `enabled`, `ingress` or `disabled`.
 //!
 //! The nearest annotation decides: the pod template's, else the
 //! workload's, else its Namespace's (a `kind: Namespace` document in the
 //! same input, matched by `metadata.namespace`). Without any, the workload
 //! is injected: what is passed to `inject` is what the user wants meshed,
-//! as with `linkerd inject`.
+//! as with `linkerd inject`. `ingress` injects a sidecar in ingress mode
+//! (Linkerd's `linkerd.io/inject: ingress`), for an ingress controller.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +26,20 @@ pub const INJECT_ANNOTATION: &str = "mesh.io/inject";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum InjectMode {
     Enabled,
+    /// Injected, with the sidecar in ingress mode.
+    Ingress,
     Disabled,
+}
+
+/// The sidecar a workload gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ProxyMode {
+    /// Routing by authority, as its configuration file says.
+    Sidecar,
+    /// In ingress mode whatever its configuration file says: routing by
+    /// the destination override an ingress controller sets (the
+    /// container's environment turns it on, as Linkerd's injector does).
+    Ingress,
 }
 
 /// The `mesh.io/inject` of each Namespace in the input, by name.
@@ -62,23 +77,26 @@ pub(super) fn mode(
     match yaml::string(annotations, INJECT_ANNOTATION, &annotations_path)? {
         None => Ok(None),
         Some("enabled") => Ok(Some(InjectMode::Enabled)),
+        Some("ingress") => Ok(Some(InjectMode::Ingress)),
         Some("disabled") => Ok(Some(InjectMode::Disabled)),
         Some(other) => Err(Problem::new(
             ResourceErrorKind::InvalidValue,
             annotations_path.key(INJECT_ANNOTATION),
-            format!("{INJECT_ANNOTATION} is \"enabled\" or \"disabled\", not {other:?}"),
+            format!(
+                "{INJECT_ANNOTATION} is \"enabled\", \"ingress\" or \"disabled\", not {other:?}"
+            ),
         )),
     }
 }
 
-/// What disables injection, or `None` to inject.
+/// The sidecar to inject, or what disables injection.
 pub(super) fn decide(
     kind: WorkloadKind,
     template: Option<InjectMode>,
     workload: Option<InjectMode>,
     namespace: Option<&str>,
     namespaces: &Namespaces,
-) -> Option<DisabledBy> {
+) -> Result<ProxyMode, DisabledBy> {
     let own = if kind == WorkloadKind::Pod {
         DisabledBy::Pod
     } else {
@@ -93,7 +111,8 @@ pub(super) fn decide(
         .or(workload.map(|mode| (mode, own)))
         .or(from_namespace);
     match nearest {
-        Some((InjectMode::Disabled, by)) => Some(by),
-        Some((InjectMode::Enabled, _)) | None => None,
+        Some((InjectMode::Disabled, by)) => Err(by),
+        Some((InjectMode::Ingress, _)) => Ok(ProxyMode::Ingress),
+        Some((InjectMode::Enabled, _)) | None => Ok(ProxyMode::Sidecar),
     }
 }

@@ -7,7 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::{
     InjectConfig, Outcome,
     proxy::{self, CONFIG_MAP_SUFFIX, CONTAINER_NAME, Placement, SECRET_SUFFIX},
-    rule::{self, Namespaces},
+    rule::{self, Namespaces, ProxyMode},
     yaml::{self, AddAt, FieldPath, Problem},
 };
 
@@ -167,9 +167,10 @@ pub(super) fn inject(
         namespace.as_deref(),
         namespaces,
     );
-    if let Some(by) = decided {
-        return Ok(Outcome::Disabled(by));
-    }
+    let mode = match decided {
+        Ok(mode) => mode,
+        Err(by) => return Ok(Outcome::Disabled(by)),
+    };
     // On the host's network, the sidecar would listen on the node's own
     // ports: a second such pod on the node would share them (the sidecar
     // binds with SO_REUSEPORT) and take half of the first one's traffic.
@@ -180,7 +181,7 @@ pub(super) fn inject(
     }
 
     let before = template.clone();
-    edit_pod(template, &template_path, kind, &name, config)?;
+    edit_pod(template, &template_path, kind, &name, mode, config)?;
     Ok(if *template == before {
         Outcome::AlreadyInjected
     } else {
@@ -195,6 +196,7 @@ fn edit_pod(
     path: &FieldPath,
     kind: WorkloadKind,
     workload: &str,
+    mode: ProxyMode,
     config: &InjectConfig,
 ) -> Result<(), Problem> {
     let spec_path = path.key("spec");
@@ -242,7 +244,7 @@ fn edit_pod(
         Some("Never" | "OnFailure") => Placement::NativeSidecar,
         _ => kind.placement(),
     };
-    let container = proxy::container(config, placement);
+    let container = proxy::container(config, placement, mode);
     match placement {
         Placement::Container => {
             if let Some(Value::Sequence(init)) = spec.get_mut("initContainers") {
