@@ -32,7 +32,10 @@ pub struct OutboundConfig {
     /// ingress mode the header is ignored, so that an application cannot
     /// steer its requests with it; in either mode it is removed before a
     /// request leaves the sidecar. Default false, as Linkerd's
-    /// `linkerd.io/inject: ingress` is something a workload asks for.
+    /// `linkerd.io/inject: ingress` is something a workload asks for;
+    /// [`SidecarConfig::load`](super::SidecarConfig::load) lets
+    /// [`INGRESS_MODE_ENV`](super::INGRESS_MODE_ENV) decide instead. See
+    /// "Ingress mode" in `examples/CONFIG.md` for the details.
     pub ingress_mode: bool,
 }
 
