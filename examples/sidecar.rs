@@ -172,58 +172,23 @@ enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Success rate, RPS, latency and TLS per workload, from inbound traffic.
-    Stat {
-        /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
-        #[arg(long)]
-        admin: String,
-        /// How long to measure.
-        #[arg(long, default_value = "10s", value_parser = positive_duration)]
-        window: Duration,
-        /// `table` or `json`.
-        #[arg(short = 'o', long = "output", default_value = "table")]
-        output: Format,
-    },
+    Stat(Measured),
     /// The same per route: inbound, or outbound to one service.
     Routes {
-        /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
-        #[arg(long)]
-        admin: String,
+        #[command(flatten)]
+        measured: Measured,
         /// Show the outbound routes to this service.
         #[arg(long)]
         to: Option<String>,
-        /// How long to measure.
-        #[arg(long, default_value = "10s", value_parser = positive_duration)]
-        window: Duration,
-        /// `table` or `json`.
-        #[arg(short = 'o', long = "output", default_value = "table")]
-        output: Format,
     },
     /// Who calls whom, and whether on mutual TLS, like `linkerd viz edges`.
-    Edges {
-        /// Admin servers, `NAME=ADDR`, comma-separated; name each workload
-        /// after the service its callers call it by.
-        #[arg(long)]
-        admin: String,
-        /// How long to measure.
-        #[arg(long, default_value = "10s", value_parser = positive_duration)]
-        window: Duration,
-        /// `table` or `json`.
-        #[arg(short = 'o', long = "output", default_value = "table")]
-        output: Format,
-    },
+    ///
+    /// Name each workload after the service its callers call it by: its
+    /// identity is learned from theirs.
+    Edges(Measured),
     /// Traffic per server, route and authorization, and the rate of denied
     /// requests, like `linkerd viz authz`.
-    Authz {
-        /// Admin servers, `NAME=ADDR`, comma-separated.
-        #[arg(long)]
-        admin: String,
-        /// How long to measure.
-        #[arg(long, default_value = "10s", value_parser = positive_duration)]
-        window: Duration,
-        /// `table` or `json`.
-        #[arg(short = 'o', long = "output", default_value = "table")]
-        output: Format,
-    },
+    Authz(Measured),
     /// A live view of workloads and routes, redrawn every interval.
     Top {
         /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
@@ -267,6 +232,21 @@ enum Command {
         #[arg(long)]
         count: Option<std::num::NonZeroUsize>,
     },
+}
+
+/// The flags of the views measured over a window: `stat`, `routes`,
+/// `edges` and `authz`.
+#[derive(Debug, clap::Args)]
+struct Measured {
+    /// Admin servers, `ADDR` or `NAME=ADDR`, comma-separated.
+    #[arg(long)]
+    admin: String,
+    /// How long to measure.
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    window: Duration,
+    /// `table` or `json`.
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    output: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,27 +327,12 @@ fn main() -> ExitCode {
         ),
         Command::Inject { file, image } => inject(&file, image),
         Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
-        Command::Stat {
-            admin,
-            window,
-            output,
-        } => print_view(views::stat(&admin, window, output)),
-        Command::Routes {
-            admin,
-            to,
-            window,
-            output,
-        } => print_view(views::routes(&admin, to.as_deref(), window, output)),
-        Command::Edges {
-            admin,
-            window,
-            output,
-        } => print_view(views::edges(&admin, window, output)),
-        Command::Authz {
-            admin,
-            window,
-            output,
-        } => print_view(views::authz(&admin, window, output)),
+        Command::Stat(m) => print_view(views::stat(&m.admin, m.window, m.output)),
+        Command::Routes { measured: m, to } => {
+            print_view(views::routes(&m.admin, to.as_deref(), m.window, m.output))
+        }
+        Command::Edges(m) => print_view(views::edges(&m.admin, m.window, m.output)),
+        Command::Authz(m) => print_view(views::authz(&m.admin, m.window, m.output)),
         Command::Top {
             admin,
             interval,

@@ -307,11 +307,7 @@ async fn the_views_refuse_a_bad_admin_list_and_unreachable_servers() {
         .await
         .unwrap_err();
     assert!(matches!(error, views::ViewError::Targets(_)), "{error:?}");
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = refused_addr().await;
     let admin = format!("emoji={closed}");
     for view in [
         views::edges(&admin, Duration::from_millis(10), Format::Json).await,

@@ -249,3 +249,13 @@ pub fn sidecar_cli(args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// An address on loopback where nothing listens: connections to it are
+/// refused.
+pub async fn refused_addr() -> SocketAddr {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
