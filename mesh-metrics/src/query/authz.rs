@@ -13,7 +13,9 @@
 //! whose RPS is that of the denied requests.
 //!
 //! Rows appear for traffic in the window: an authorization that allowed
-//! nothing is not shown.
+//! nothing is not shown. Connections to opaque TCP ports are decided and
+//! counted apart (`inbound_tcp_authz_*_total`), per connection rather than
+//! per request, and are not shown here.
 
 use std::time::Duration;
 

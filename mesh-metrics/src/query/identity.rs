@@ -251,4 +251,37 @@ mod tests {
         assert_eq!(ids.of("web"), None);
         assert_eq!(ids.name_of(BOT), None);
     }
+
+    #[test]
+    fn one_caller_learned_at_one_server_settles_another() {
+        // emoji saw web and vote-bot and cannot tell them apart; voting saw
+        // only web. Once voting settles web's identity, vote-bot's is the
+        // one left at emoji.
+        let targets = Target::parse_list("emoji=a:1,voting=b:2,web=c:3,vote-bot=d:4").unwrap();
+        let call = |service: &str| {
+            format!(
+                "response_total{{direction=\"outbound\",dst_service=\"{service}\",tls=\"true\",server_id=\"{service}-id\"}} 1\n"
+            )
+        };
+        let seen = |ids: &[&str]| {
+            ids.iter()
+                .map(|id| {
+                    format!(
+                        "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{id}\"}} 1\n"
+                    )
+                })
+                .collect::<String>()
+        };
+        let deltas = [
+            delta(&seen(&[WEB, BOT])),
+            delta(&seen(&[WEB])),
+            delta(&(call("emoji") + &call("voting"))),
+            delta(&call("emoji")),
+        ];
+        let ids = Identities::learn(&targets, &deltas);
+        assert_eq!(ids.of("emoji"), Some("emoji-id"));
+        assert_eq!(ids.of("voting"), Some("voting-id"));
+        assert_eq!(ids.of("web"), Some(WEB));
+        assert_eq!(ids.of("vote-bot"), Some(BOT));
+    }
 }
