@@ -174,6 +174,13 @@ impl Outbound {
                 resolve_interval: service.resolve_interval,
             });
         }
+        if config.ingress_mode {
+            tracing::info!(
+                services = config.services.len(),
+                "outbound routing in ingress mode: by mesh-dst-override or l5d-dst-override, \
+                 else by authority"
+            );
+        }
         let planner = Planner::new(config, namespace, metrics.retry);
         let plans = planner.plan(resources, None)?;
         Ok(Self {
