@@ -98,7 +98,7 @@ impl<S, N> OutboundRouter<S, N> {
     }
 }
 
-/// The services of `services` whose key is `host` (without port or
+/// The entry of `services` whose key is `host` (without port or
 /// trailing dot), in any case; the keys are lowercase.
 fn by_name<'m, V>(services: &'m HashMap<Box<str>, V>, host: &str) -> Option<&'m V> {
     match services.get(host) {
