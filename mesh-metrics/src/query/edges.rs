@@ -26,6 +26,9 @@
 //! `response_total`, so an edge of denied calls has, from the server's
 //! end, connections but no RPS (`sidecar authz` counts them).
 //!
+//! Calls that failed before any connection carry no `tls` label: their
+//! SECURED is `Unknown`.
+//!
 //! Outbound connections carry no `dst_service`, so an edge is found from
 //! the caller's end only by its HTTP requests; opaque TCP edges are seen
 //! from the server's end.
