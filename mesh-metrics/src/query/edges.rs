@@ -3,7 +3,8 @@
 //!
 //! An edge is traffic from one workload to another in the window. Each end
 //! sees it: the caller's sidecar counts its outbound requests by
-//! `dst_service`, with the `server_id` the server proved; the server's
+//! `dst_service`, with the `server_id` its sidecar requires of that
+//! service (the handshake fails closed on any other); the server's
 //! sidecar counts its inbound requests and connections by the `client_id`
 //! the client proved, or by why there was none (`no_tls_reason`). An edge
 //! seen from both ends, where the caller's identity is known, is one row;
@@ -26,8 +27,8 @@
 //! `response_total`, so an edge of denied calls has, from the server's
 //! end, connections but no RPS (`sidecar authz` counts them).
 //!
-//! Calls that failed before any connection carry no `tls` label: their
-//! SECURED is `Unknown`.
+//! A series without a `tls` label (its sidecar did not know the TLS status)
+//! has SECURED `Unknown`.
 //!
 //! Outbound connections carry no `dst_service`, so an edge is found from
 //! the caller's end only by its HTTP requests; opaque TCP edges are seen
@@ -59,7 +60,7 @@ pub struct EdgeRow {
     pub dst: String,
     /// The caller's identity, if it proved one (or was learned).
     pub client_id: Option<String>,
-    /// The server's identity, if it proved one (or was learned).
+    /// The server's identity, as its caller required it (or as learned).
     pub server_id: Option<String>,
     /// Why the traffic was not on mutual TLS (`disabled`,
     /// `not_provided_by_remote`...); `null` when it was.

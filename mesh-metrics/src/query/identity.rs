@@ -3,8 +3,9 @@
 //!
 //! A sidecar does not export its own identity: no metric and no admin
 //! endpoint carries it. Its peers do. A caller's outbound series carry the
-//! identity the server proved (`server_id`), and a server's inbound series
-//! the identity the client proved (`client_id`). So a workload's identity
+//! identity its sidecar requires of the service (`server_id`; the handshake
+//! fails closed on any other), and a server's inbound series the identity
+//! the client proved (`client_id`). So a workload's identity
 //! is learned from the other workloads' scrapes, from evidence only:
 //!
 //! 1. a server's is the `server_id` of the mutual-TLS series, in any
