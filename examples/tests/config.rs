@@ -233,7 +233,7 @@ fn an_unknown_field_names_its_path_and_line() {
     assert!(
         error
             .to_string()
-            .contains("expected `listen` or `services`"),
+            .contains("expected one of `listen`, `services`, `ingress_mode`"),
         "{error}"
     );
 
