@@ -100,6 +100,7 @@ mod process;
 pub mod query;
 pub mod tap;
 pub mod tcp;
+pub mod trace;
 
 pub use self::{
     config::MetricsConfig,

@@ -1,0 +1,276 @@
+//! The layer that joins requests' traces, and its response future.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use http::{Request, Response, header};
+use mesh_core::{
+    classify::ErrorKind,
+    conn::{ConnectionInfo, Tls},
+    error::{BoxError, ProxyErrorKind},
+};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{
+    Tracer,
+    context::{SpanId, TraceContext, TraceId, propagate},
+    span::{Attr, Span, SpanKind},
+};
+
+/// Joins the traces requests carry, and reports the proxy's spans to a
+/// [`Tracer`]; without one, does nothing. See the [module docs](super).
+#[derive(Clone, Debug)]
+pub struct TraceLayer {
+    tracer: Option<Tracer>,
+    kind: SpanKind,
+}
+
+impl TraceLayer {
+    /// For the server side: spans of kind server, with the client's
+    /// address and mesh identity. `None` traces nothing, so that a stack
+    /// keeps one type whether its process traces or not.
+    pub fn inbound(tracer: Option<Tracer>) -> Self {
+        Self {
+            tracer,
+            kind: SpanKind::Server,
+        }
+    }
+
+    /// For the client side: spans of kind client.
+    pub fn outbound(tracer: Option<Tracer>) -> Self {
+        Self {
+            tracer,
+            kind: SpanKind::Client,
+        }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> TraceService<S> {
+        TraceService {
+            inner,
+            tracer: self.tracer.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+/// A service whose requests join their traces. See [`TraceLayer`].
+#[derive(Clone, Debug)]
+pub struct TraceService<S> {
+    inner: S,
+    tracer: Option<Tracer>,
+    kind: SpanKind,
+}
+
+impl<S, B, RB> Service<Request<B>> for TraceService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = TraceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let open = self.tracer.as_ref().and_then(|tracer| {
+            let context = TraceContext::read(req.headers())?;
+            let span_id = new_span_id();
+            propagate(req.headers_mut(), span_id);
+            context
+                .sampled
+                .then(|| Box::new(Open::new(tracer, &context, span_id, self.kind, &req)))
+        });
+        TraceFuture {
+            inner: self.inner.call(req),
+            open,
+        }
+    }
+}
+
+/// A random span id; never zero, which means none.
+fn new_span_id() -> SpanId {
+    loop {
+        let id = fastrand::u64(..);
+        if id != 0 {
+            return SpanId(id.to_be_bytes());
+        }
+    }
+}
+
+/// A sampled span waiting for its response.
+#[derive(Debug)]
+struct Open {
+    tracer: Tracer,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: SpanId,
+    kind: SpanKind,
+    name: String,
+    /// Wall-clock nanoseconds at the start, which the span reports; its
+    /// end is that plus the time the (pausable) runtime clock measured.
+    start_unix: u64,
+    start: Instant,
+    attributes: Vec<(&'static str, Attr)>,
+}
+
+impl Open {
+    fn new<B>(
+        tracer: &Tracer,
+        context: &TraceContext,
+        span_id: SpanId,
+        kind: SpanKind,
+        req: &Request<B>,
+    ) -> Self {
+        let start_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Self {
+            tracer: tracer.clone(),
+            trace_id: context.trace_id,
+            span_id,
+            parent: context.parent,
+            kind,
+            name: req.uri().path().to_owned(),
+            start_unix,
+            start: Instant::now(),
+            attributes: request_attributes(req, kind),
+        }
+    }
+
+    /// Reports the span, ended now, with `more` attributes and `error`.
+    fn finish(
+        mut self,
+        more: impl IntoIterator<Item = (&'static str, Attr)>,
+        error: Option<String>,
+    ) {
+        let took = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.attributes.extend(more);
+        let span = Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent: self.parent,
+            name: self.name,
+            kind: self.kind,
+            start: self.start_unix,
+            end: self.start_unix.saturating_add(took),
+            attributes: self.attributes,
+            error,
+        };
+        self.tracer.report(span);
+    }
+}
+
+/// OpenTelemetry's HTTP request attributes, and the mesh's.
+fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str, Attr)> {
+    let text = |s: &str| Attr::Str(s.to_owned());
+    let uri = req.uri();
+    let mut attrs = vec![
+        ("mesh.direction", text(kind.direction())),
+        ("http.request.method", text(req.method().as_str())),
+        ("url.path", text(uri.path())),
+    ];
+    if let Some(query) = uri.query() {
+        attrs.push(("url.query", text(query)));
+    }
+    if let Some(scheme) = uri.scheme_str() {
+        attrs.push(("url.scheme", text(scheme)));
+    }
+    // The host the client asked for: the URI's authority when it has one
+    // (HTTP/2, absolute form), else `Host`.
+    let host = uri.authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    if let Some(authority) = host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
+        attrs.push(("server.address", text(authority.host())));
+        if let Some(port) = authority.port_u16() {
+            attrs.push(("server.port", Attr::Int(i64::from(port))));
+        }
+    }
+    if kind == SpanKind::Server
+        && let Some(conn) = req.extensions().get::<ConnectionInfo>()
+    {
+        attrs.push((
+            "client.address",
+            Attr::Str(conn.remote_addr.ip().to_string()),
+        ));
+        if let Tls::Mutual { peer } = &conn.tls {
+            attrs.push(("mesh.client_id", Attr::Str(peer.to_string())));
+        }
+    }
+    attrs
+}
+
+pin_project! {
+    /// Reports the request's span when its response head arrives, the
+    /// request fails, or the future is dropped first.
+    #[derive(Debug)]
+    pub struct TraceFuture<F> {
+        #[pin]
+        inner: F,
+        open: Option<Box<Open>>,
+    }
+
+    impl<F> PinnedDrop for TraceFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(open) = this.project().open.take() {
+                let cancelled = [("error.type", Attr::Str("cancel".into()))];
+                open.finish(cancelled, Some("the caller went away before the response".into()));
+            }
+        }
+    }
+}
+
+impl<F, RB, E> Future for TraceFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<RB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx)).map_err(Into::into);
+        if let Some(open) = this.open.take() {
+            match &result {
+                Ok(res) => {
+                    let status = res.status();
+                    let mut more = vec![(
+                        "http.response.status_code",
+                        Attr::Int(i64::from(status.as_u16())),
+                    )];
+                    let mesh_error = res.extensions().get::<ProxyErrorKind>();
+                    let failed = open.kind.is_error(status) || mesh_error.is_some();
+                    if failed {
+                        let kind = mesh_error.map_or_else(
+                            || status.as_str().to_owned(),
+                            |kind| kind.as_label().to_owned(),
+                        );
+                        more.push(("error.type", Attr::Str(kind)));
+                    }
+                    open.finish(more, failed.then(String::new));
+                }
+                Err(error) => {
+                    let kind = ErrorKind::of(&**error).as_label().to_owned();
+                    open.finish([("error.type", Attr::Str(kind))], Some(error.to_string()));
+                }
+            }
+        }
+        Poll::Ready(result)
+    }
+}

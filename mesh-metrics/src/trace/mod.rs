@@ -1,0 +1,157 @@
+//! Distributed tracing: the proxy as a span in its callers' traces.
+//!
+//! Metrics say that requests to a service got slow; a trace says where one
+//! request spent its time, hop by hop. Applications start traces and pass
+//! them on in headers; a proxy between two of them is a hop too, and
+//! without a span of its own the time it took, and the time the network
+//! took, would be charged to the application. Linkerd's proxy reports such
+//! spans, and so does [`TraceLayer`]:
+//!
+//! - It joins a trace only when the request carries one, in W3C Trace
+//!   Context (`traceparent`) or Zipkin's B3 (`b3`, `x-b3-*`); see
+//!   [`context`] for the formats. It never starts a trace: sampling is the
+//!   application's decision, and one that was not asked for is not made.
+//! - It gives the request a new span id and writes it into the headers,
+//!   so that the next hop's span is its child.
+//! - When the caller's context is sampled, it reports the span when the
+//!   response head arrives (or the request fails, or the caller goes
+//!   away): named by the request's path, as Linkerd names them, with
+//!   OpenTelemetry's HTTP attributes (`http.request.method`, `url.path`,
+//!   `url.query`, `server.address`, `server.port`,
+//!   `http.response.status_code`, `error.type`) and the mesh's own
+//!   (`mesh.direction`, and inbound `client.address` and `mesh.client_id`).
+//!   Inbound spans are of kind server, outbound of kind client.
+//!
+//! # Where the spans go
+//!
+//! A [`Tracer`] queues finished spans; a [`SpanExporter`], run once as a
+//! task, sends them in batches to an OpenTelemetry collector with
+//! OTLP/HTTP in its JSON encoding (`POST /v1/traces`, the collector's
+//! port 4318), which every OpenTelemetry collector, Jaeger (since 1.35)
+//! and Grafana Tempo accept. JSON keeps the proxy free of a Protocol
+//! Buffers toolchain; Linkerd's proxy sends OTLP over gRPC instead.
+//!
+//! Reporting never slows a request: the queue holds [`QUEUE`] spans, and
+//! a span that finds it full is dropped and counted. A batch is sent when
+//! it holds [`MAX_BATCH`] spans or [`FLUSH_INTERVAL`] after its first
+//! span, whichever is first; a batch the collector does not accept within
+//! [`EXPORT_TIMEOUT`] with a 2xx is dropped and counted, not retried, so
+//! that a collector that is down costs memory for one batch at most.
+//!
+//! Once [registered](Tracer::register):
+//!
+//! - `trace_spans_exported_total`: spans the collector accepted;
+//! - `trace_spans_dropped_total`: spans dropped because the queue was full;
+//! - `trace_spans_failed_total`: spans in batches the collector refused
+//!   or never answered.
+//!
+//! A process that does not trace gives the layer no tracer, and pays
+//! nothing per request.
+
+pub mod context;
+mod export;
+mod layer;
+mod span;
+
+use std::{fmt, time::Duration};
+
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+use tokio::sync::mpsc;
+
+use self::span::Span;
+pub use self::{
+    export::{Collector, CollectorError, SpanExporter},
+    layer::{TraceFuture, TraceLayer, TraceService},
+    span::SpanKind,
+};
+
+/// The finished spans queued for the exporter before further ones are
+/// dropped.
+pub const QUEUE: usize = 2048;
+/// The most spans sent in one request to the collector.
+pub const MAX_BATCH: usize = 512;
+/// How long the first span of a batch waits for others to join it.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the collector has to accept a batch.
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a layer's spans go: a handle on the queue to the
+/// [`SpanExporter`]. Cloning shares it.
+#[derive(Clone)]
+pub struct Tracer {
+    spans: mpsc::Sender<Span>,
+    counts: Counts,
+}
+
+/// The counters a tracer and its exporter share.
+#[derive(Clone, Debug, Default)]
+struct Counts {
+    exported: Counter,
+    dropped: Counter,
+    failed: Counter,
+}
+
+impl Tracer {
+    /// A tracer whose spans its exporter sends to `collector`, as reported
+    /// by the resource `resource` describes: OpenTelemetry resource
+    /// attributes, such as `service.name`, in the order given.
+    pub fn new(collector: Collector, resource: Vec<(String, String)>) -> (Self, SpanExporter) {
+        let (spans, receiver) = mpsc::channel(QUEUE);
+        let counts = Counts::default();
+        let exporter = SpanExporter::new(receiver, collector, resource, counts.clone());
+        (Self { spans, counts }, exporter)
+    }
+
+    /// Registers `trace_spans_exported_total`, `trace_spans_dropped_total`
+    /// and `trace_spans_failed_total` in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let c = &self.counts;
+        registry.register(
+            "trace_spans_exported",
+            "Spans the trace collector accepted",
+            c.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped because the queue to the exporter was full",
+            c.dropped.clone(),
+        );
+        registry.register(
+            "trace_spans_failed",
+            "Spans in batches the trace collector refused or did not answer in time",
+            c.failed.clone(),
+        );
+    }
+
+    /// Spans the collector accepted so far.
+    pub fn exported(&self) -> u64 {
+        self.counts.exported.get()
+    }
+
+    /// Spans dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.counts.dropped.get()
+    }
+
+    /// Spans in batches the collector refused or did not answer.
+    pub fn failed(&self) -> u64 {
+        self.counts.failed.get()
+    }
+
+    fn report(&self, span: Span) {
+        if self.spans.try_send(span).is_err() {
+            self.counts.dropped.inc();
+        }
+    }
+}
+
+impl fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracer")
+            .field("queued", &(QUEUE - self.spans.capacity()))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,347 @@
+#![allow(clippy::unwrap_used)]
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    conn::{ConnectionInfo, Tls},
+    error::ProxyErrorKind,
+};
+use serde_json::Value;
+use tokio::{net::TcpListener, sync::Mutex};
+use tower::{ServiceExt, service_fn};
+use tower_layer::Layer;
+
+use super::{context::hex, span::Attr, *};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER: &str = "00f067aa0ba902b7";
+
+/// An app that answers `status` after 3 ms, and returns the headers it was
+/// sent in a response extension.
+fn app(
+    status: StatusCode,
+) -> impl tower::Service<Request<()>, Response = Response<()>, Error = Infallible, Future = impl Send>
++ Clone {
+    service_fn(move |req: Request<()>| async move {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let mut res = Response::new(());
+        *res.status_mut() = status;
+        res.extensions_mut().insert(req.headers().clone());
+        Ok::<_, Infallible>(res)
+    })
+}
+
+fn request(traceparent: Option<&str>) -> Request<()> {
+    let mut req = Request::get("/api/list?page=2")
+        .header("host", "web.emojivoto:8080")
+        .body(())
+        .unwrap();
+    if let Some(value) = traceparent {
+        req.headers_mut()
+            .insert("traceparent", value.parse().unwrap());
+    }
+    req.extensions_mut().insert(ConnectionInfo {
+        local_addr: "10.42.0.9:4143".parse().unwrap(),
+        remote_addr: "10.42.0.63:51160".parse().unwrap(),
+        tls: Tls::Mutual {
+            peer: "spiffe://cluster.local/ns/emojivoto/sa/vote-bot"
+                .parse()
+                .unwrap(),
+        },
+    });
+    req
+}
+
+fn tracer() -> (Tracer, SpanExporter) {
+    Tracer::new(
+        "http://127.0.0.1:1".parse().unwrap(),
+        vec![("service.name".into(), "web".into())],
+    )
+}
+
+/// Every span queued so far.
+fn queued(exporter: &mut SpanExporter) -> Vec<span::Span> {
+    let mut spans = Vec::new();
+    while let Ok(span) = exporter.spans.try_recv() {
+        spans.push(span);
+    }
+    spans
+}
+
+fn attr<'a>(span: &'a span::Span, key: &str) -> Option<&'a Attr> {
+    span.attributes
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn sent_headers(res: &Response<()>) -> &HeaderMap {
+    res.extensions().get::<HeaderMap>().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sampled_request_gets_a_child_span_and_the_span_is_reported() {
+    let (tracer, mut exporter) = tracer();
+    let svc = TraceLayer::inbound(Some(tracer)).layer(app(StatusCode::OK));
+    let res = svc
+        .oneshot(request(Some(&format!("00-{TRACE}-{CALLER}-01"))))
+        .await
+        .unwrap();
+
+    // The app is the proxy's child: same trace, the proxy's span as parent.
+    let sent = sent_headers(&res)["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (prefix, rest) = sent.split_at(36);
+    assert_eq!(prefix, format!("00-{TRACE}-"));
+    let proxy_span = &rest[..16];
+    assert_ne!(proxy_span, CALLER);
+    assert_eq!(&rest[16..], "-01");
+
+    let spans = queued(&mut exporter);
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    assert_eq!(hex(&span.trace_id.0), TRACE);
+    assert_eq!(hex(&span.parent.0), CALLER);
+    assert_eq!(hex(&span.span_id.0), proxy_span);
+    assert_eq!(span.name, "/api/list");
+    assert_eq!(span.kind, SpanKind::Server);
+    assert_eq!(span.end - span.start, 3_000_000, "the paused clock's 3 ms");
+    assert_eq!(span.error, None);
+    let expected = [
+        ("mesh.direction", Attr::Str("inbound".into())),
+        ("http.request.method", Attr::Str("GET".into())),
+        ("url.path", Attr::Str("/api/list".into())),
+        ("url.query", Attr::Str("page=2".into())),
+        ("server.address", Attr::Str("web.emojivoto".into())),
+        ("server.port", Attr::Int(8080)),
+        ("client.address", Attr::Str("10.42.0.63".into())),
+        (
+            "mesh.client_id",
+            Attr::Str("spiffe://cluster.local/ns/emojivoto/sa/vote-bot".into()),
+        ),
+        ("http.response.status_code", Attr::Int(200)),
+    ];
+    assert_eq!(span.attributes, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsampled_trace_is_propagated_but_not_reported() {
+    let (tracer, mut exporter) = tracer();
+    let svc = TraceLayer::outbound(Some(tracer)).layer(app(StatusCode::OK));
+    let res = svc
+        .oneshot(request(Some(&format!("00-{TRACE}-{CALLER}-00"))))
+        .await
+        .unwrap();
+    let sent = sent_headers(&res)["traceparent"].to_str().unwrap();
+    assert!(sent.starts_with(&format!("00-{TRACE}-")) && sent.ends_with("-00"));
+    assert!(!sent.contains(CALLER));
+    assert!(queued(&mut exporter).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_context_or_a_tracer_nothing_changes() {
+    let (tracer, mut exporter) = tracer();
+    let svc = TraceLayer::inbound(Some(tracer)).layer(app(StatusCode::OK));
+    let res = svc.oneshot(request(None)).await.unwrap();
+    assert!(!sent_headers(&res).contains_key("traceparent"));
+    assert!(queued(&mut exporter).is_empty());
+
+    let traceparent = format!("00-{TRACE}-{CALLER}-01");
+    let svc = TraceLayer::inbound(None).layer(app(StatusCode::OK));
+    let res = svc.oneshot(request(Some(&traceparent))).await.unwrap();
+    assert_eq!(sent_headers(&res)["traceparent"], traceparent.as_str());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_errors_as_opentelemetry_defines_them() {
+    let traceparent = format!("00-{TRACE}-{CALLER}-01");
+    let cases = [
+        (
+            TraceLayer::inbound as fn(_) -> _,
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            TraceLayer::inbound,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("503"),
+        ),
+        (TraceLayer::outbound, StatusCode::NOT_FOUND, Some("404")),
+        (TraceLayer::outbound, StatusCode::OK, None),
+    ];
+    for (layer, status, error_type) in cases {
+        let (tracer, mut exporter) = tracer();
+        let svc = layer(Some(tracer)).layer(app(status));
+        svc.oneshot(request(Some(&traceparent))).await.unwrap();
+        let span = queued(&mut exporter).pop().unwrap();
+        assert_eq!(
+            attr(&span, "error.type"),
+            error_type.map(|t| Attr::Str(t.into())).as_ref(),
+            "{status}"
+        );
+        assert_eq!(span.error.is_some(), error_type.is_some(), "{status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mesh_answer_names_its_error_and_a_dropped_request_is_cancelled() {
+    let traceparent = format!("00-{TRACE}-{CALLER}-01");
+    let (tracer, mut exporter) = tracer();
+    let denied = service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(ProxyErrorKind::Denied.response_for::<()>(false))
+    });
+    let svc = TraceLayer::inbound(Some(tracer.clone())).layer(denied);
+    svc.oneshot(request(Some(&traceparent))).await.unwrap();
+    let span = queued(&mut exporter).pop().unwrap();
+    let label = ProxyErrorKind::Denied.as_label();
+    assert_eq!(attr(&span, "error.type"), Some(&Attr::Str(label.into())));
+
+    let svc = TraceLayer::inbound(Some(tracer)).layer(app(StatusCode::OK));
+    let fut = svc.oneshot(request(Some(&traceparent)));
+    let _ = tokio::time::timeout(Duration::from_millis(1), fut).await;
+    let span = queued(&mut exporter).pop().unwrap();
+    assert_eq!(attr(&span, "error.type"), Some(&Attr::Str("cancel".into())));
+    assert_eq!(attr(&span, "http.response.status_code"), None);
+    assert_eq!(span.end - span.start, 1_000_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_drops_and_counts() {
+    let (tracer, mut exporter) = tracer();
+    let traceparent = format!("00-{TRACE}-{CALLER}-01");
+    let svc = TraceLayer::inbound(Some(tracer.clone())).layer(app(StatusCode::OK));
+    for _ in 0..QUEUE + 3 {
+        svc.clone()
+            .oneshot(request(Some(&traceparent)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(tracer.dropped(), 3);
+    assert_eq!(queued(&mut exporter).len(), QUEUE);
+}
+
+/// A collector on 127.0.0.1 that answers `status` and keeps each body.
+async fn collector(status: StatusCode) -> (Collector, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    tokio::spawn(async move {
+        loop {
+            let (io, _) = listener.accept().await.unwrap();
+            let kept = kept.clone();
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let kept = kept.clone();
+                async move {
+                    assert_eq!(req.uri().path(), "/v1/traces");
+                    assert_eq!(req.headers()["content-type"], "application/json");
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    kept.lock()
+                        .await
+                        .push(serde_json::from_slice(&body).unwrap());
+                    let mut res = Response::new(Full::new(Bytes::new()));
+                    *res.status_mut() = status;
+                    Ok::<_, Infallible>(res)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
+            );
+        }
+    });
+    (format!("http://{addr}").parse().unwrap(), bodies)
+}
+
+fn spans_in(body: &Value) -> &Vec<Value> {
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn spans_reach_a_real_collector_in_one_batch_with_the_resource() {
+    let (collector, bodies) = collector(StatusCode::OK).await;
+    let resource = vec![("service.name".to_owned(), "web".to_owned())];
+    let (tracer, exporter) = Tracer::new(collector, resource);
+    let export = tokio::spawn(exporter.run());
+
+    let svc = TraceLayer::inbound(Some(tracer.clone())).layer(app(StatusCode::OK));
+    for caller in ["1111111111111111", "2222222222222222", "3333333333333333"] {
+        let traceparent = format!("00-{TRACE}-{caller}-01");
+        svc.clone()
+            .oneshot(request(Some(&traceparent)))
+            .await
+            .unwrap();
+    }
+    let counts = tracer.counts.clone();
+    drop((svc, tracer));
+    // Every handle gone: the exporter sends what it holds and returns.
+    export.await.unwrap();
+
+    let bodies = bodies.lock().await;
+    assert_eq!(bodies.len(), 1, "one batch: {bodies:?}");
+    let body = &bodies[0];
+    assert_eq!(
+        body["resourceSpans"][0]["resource"]["attributes"][0],
+        serde_json::json!({ "key": "service.name", "value": { "stringValue": "web" } })
+    );
+    let parents: Vec<&str> = spans_in(body)
+        .iter()
+        .map(|s| s["parentSpanId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parents,
+        ["1111111111111111", "2222222222222222", "3333333333333333"]
+    );
+    assert!(
+        spans_in(body)
+            .iter()
+            .all(|s| s["traceId"] == TRACE && s["kind"] == 2)
+    );
+    assert_eq!((counts.exported.get(), counts.failed.get()), (3, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn spans_a_collector_refuses_are_counted_as_failed() {
+    let (collector, bodies) = collector(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let (tracer, exporter) = Tracer::new(collector, Vec::new());
+    let export = tokio::spawn(exporter.run());
+    let svc = TraceLayer::outbound(Some(tracer.clone())).layer(app(StatusCode::OK));
+    svc.oneshot(request(Some(&format!("00-{TRACE}-{CALLER}-01"))))
+        .await
+        .unwrap();
+    let counts = tracer.counts.clone();
+    drop(tracer);
+    export.await.unwrap();
+    assert_eq!(bodies.lock().await.len(), 1);
+    assert_eq!((counts.exported.get(), counts.failed.get()), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_waits_for_the_flush_interval_then_goes() {
+    let (collector, bodies) = collector(StatusCode::OK).await;
+    let (tracer, exporter) = Tracer::new(collector, Vec::new());
+    tokio::spawn(exporter.run());
+    let svc = TraceLayer::inbound(Some(tracer.clone())).layer(app(StatusCode::OK));
+    svc.clone()
+        .oneshot(request(Some(&format!("00-{TRACE}-{CALLER}-01"))))
+        .await
+        .unwrap();
+    tokio::time::sleep(FLUSH_INTERVAL / 2).await;
+    assert!(bodies.lock().await.is_empty(), "sent before the interval");
+    svc.oneshot(request(Some(&format!("00-{TRACE}-{CALLER}-01"))))
+        .await
+        .unwrap();
+    while tracer.exported() < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies = bodies.lock().await;
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(spans_in(&bodies[0]).len(), 2);
+}
