@@ -249,10 +249,10 @@ fn an_unknown_field_names_its_path_and_line() {
 
 #[test]
 fn an_unknown_section_is_an_unknown_field() {
-    let error = reject("admin: {}\ntracing:\n  level: debug\n");
-    assert_error(&error, ConfigErrorKind::UnknownField, "tracing", 2);
-    let error = reject("tracing: {}\n");
-    assert_error(&error, ConfigErrorKind::UnknownField, "tracing", 1);
+    let error = reject("admin: {}\nlogging:\n  level: debug\n");
+    assert_error(&error, ConfigErrorKind::UnknownField, "logging", 2);
+    let error = reject("logging: {}\n");
+    assert_error(&error, ConfigErrorKind::UnknownField, "logging", 1);
 }
 
 #[test]

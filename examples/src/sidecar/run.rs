@@ -14,6 +14,7 @@ use mesh_metrics::{
     dashboard::{Dashboard, InvalidDashboard},
     register_process_metrics,
     tap::Tap,
+    trace::Tracer,
 };
 use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
 use mesh_retry::RetryMetrics;
@@ -265,6 +266,15 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => (None, None),
     };
+    let (tracer, span_exporter) = match &config.tracing {
+        Some(tracing) => {
+            let (tracer, exporter) =
+                Tracer::new(tracing.collector.clone(), tracing.resource.clone());
+            tracer.register(&mut registry);
+            (Some(tracer), Some(exporter))
+        }
+        None => (None, None),
+    };
     let mut admin_service = Admin::new(registry, readiness)
         .with_shutdown(trigger.clone())
         .with_env(Environment::process());
@@ -294,6 +304,9 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             }
         }));
     }
+    if let Some(exporter) = span_exporter {
+        background.push(Box::pin(exporter.run()));
+    }
     let tap = Tap::new();
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
@@ -307,6 +320,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         connection_limit: ConnectionLimit::new(config.server.max_connections.get()),
         tap,
         access_log,
+        tracer,
         client,
         config,
     });

@@ -13,6 +13,7 @@ use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
     access_log::{AccessLog, AccessLogLayer},
     tap::{Tap, TapLayer},
+    trace::{TraceLayer, Tracer},
 };
 use mesh_policy::PolicyStore;
 use mesh_tls::TlsAccept;
@@ -58,6 +59,8 @@ pub(super) struct Shared {
     pub(super) tap: Tap,
     /// Where inbound requests are logged, when `inbound.access_log` asks.
     pub(super) access_log: Option<AccessLog>,
+    /// Where the spans of traced requests go, when `tracing` asks.
+    pub(super) tracer: Option<Tracer>,
     pub(super) client: ClientConfig,
 }
 
@@ -153,6 +156,7 @@ impl Worker {
             let server = Server::new(self.server_config(Protocol::Http));
             let (stack, updates) = shared.outbound.stack(&shared.client);
             let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);
+            let stack = TraceLayer::outbound(shared.tracer.clone()).layer(stack);
             // Ends with the runtime.
             tokio::spawn(updates.run());
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
@@ -200,6 +204,7 @@ impl Worker {
         // them, see the request the client sent.
         let http = TapLayer::new(&self.shared.tap, Direction::Inbound).layer(http);
         let http = AccessLogLayer::new(self.shared.access_log.clone()).layer(http);
+        let http = TraceLayer::inbound(self.shared.tracer.clone()).layer(http);
         let http = DowngradeLayer::new().layer(http);
         let server = Server::new(self.server_config(protocol)).with_accept(accept);
         servers.spawn(server.serve(

@@ -22,6 +22,7 @@ use super::outbound::ServiceName;
 use super::policy::PolicySection;
 use super::retry::{AccrualSection, BudgetSection, RetrySection, TimeoutsSection};
 use super::server::DashboardSection;
+use super::trace::TracingSection;
 use mesh_core::proxy::resolve::EndpointAddr;
 use mesh_metrics::access_log::AccessLogFormat;
 
@@ -33,7 +34,7 @@ use mesh_metrics::access_log::AccessLogFormat;
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of sections: identity, inbound, outbound, admin, server, policy"
+    expecting = "a mapping of sections: identity, inbound, outbound, admin, server, policy, tracing"
 )]
 pub(super) struct Document {
     pub(super) identity: Option<IdentitySection>,
@@ -42,6 +43,7 @@ pub(super) struct Document {
     pub(super) admin: Option<AdminSection>,
     pub(super) server: Option<ServerSection>,
     pub(super) policy: Option<PolicySection>,
+    pub(super) tracing: Option<TracingSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]

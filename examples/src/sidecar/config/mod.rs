@@ -12,6 +12,7 @@ mod policy;
 mod resolve;
 mod retry;
 mod server;
+mod trace;
 
 use std::path::Path;
 
@@ -36,6 +37,7 @@ pub use policy::{
 pub use server::{
     AdminConfig, DEFAULT_ADMIN_LISTEN, DashboardPeer, DashboardSettings, ServerTuning,
 };
+pub use trace::{DEFAULT_SERVICE_NAME, TracingConfig};
 
 use error::Location;
 use file::Document;
@@ -66,6 +68,10 @@ pub struct SidecarConfig {
     /// The `policy` section: the workload, its default policy, and the
     /// policy resources that say who may call it.
     pub policy: PolicySettings,
+    /// The `tracing` section: the collector the sidecar reports its spans
+    /// to. Without it, requests' trace headers pass unchanged and no span
+    /// is reported.
+    pub tracing: Option<TracingConfig>,
 }
 
 impl SidecarConfig {

@@ -16,6 +16,7 @@ use super::outbound::{OutboundConfig, ServiceConfig};
 use super::policy::resolve_policy;
 use super::retry::{resolve_accrual, resolve_budget, resolve_retry, resolve_timeouts};
 use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard};
+use super::trace::resolve_tracing;
 
 /// The text a configuration came from, to point at places in it.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +48,10 @@ impl Document {
             .transpose()?;
         let has_identity = identity.is_some();
         let policy = resolve_policy(self.policy.unwrap_or_default(), identity.as_ref(), source)?;
+        let tracing = self
+            .tracing
+            .map(|section| resolve_tracing(section, &policy, source))
+            .transpose()?;
         let inbound = resolve_inbound(
             self.inbound.unwrap_or_default(),
             has_identity,
@@ -87,6 +92,7 @@ impl Document {
                 .as_ref()
                 .map_or_else(ServerTuning::default, resolve_server),
             policy,
+            tracing,
         })
     }
 }
