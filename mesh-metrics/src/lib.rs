@@ -25,6 +25,9 @@
 //!   serves a self-contained page (`/dashboard`) and its JSON: workloads
 //!   with sparklines, who calls whom, and each route's retries and
 //!   timeouts. It plugs into the admin server as its extension.
+//! - [`trace`] makes the proxy a span in the traces requests carry (W3C
+//!   `traceparent` or B3), and sends sampled spans to an OpenTelemetry
+//!   collector over OTLP/HTTP.
 //!
 //! Every family is registered in a prometheus-client `Registry` the caller
 //! owns (no global registry), and mesh-core's admin server serves it as
