@@ -3,22 +3,27 @@
 //! One [`TlsMetrics`] belongs to a [`CredentialStore`](crate::CredentialStore),
 //! and every acceptor and connector built on that store counts into it. It
 //! registers into a registry the caller owns; there is no global registry.
-//! Every label value comes from a closed enum.
+//! Every label value comes from a closed enum, except the identity of
+//! `identity_cert_info`: that is the workload's own, one series at a time.
 
-use std::{fmt::Write, time::SystemTime};
+use std::{fmt::Write, sync::Arc, time::SystemTime};
 
+use arc_swap::ArcSwapOption;
+use mesh_core::Identity;
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    encoding::{EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder},
+    metrics::{MetricType, counter::Counter, family::Family, gauge::Gauge},
     registry::{Registry, Unit},
 };
 
 use crate::creds::RejectReason;
 
-/// The mesh's TLS metrics: certificate expiry, rotations, rejected
-/// credential updates, handshake failures and retired connections.
+/// The mesh's TLS metrics: the identity in service, certificate expiry,
+/// rotations, rejected credential updates, handshake failures and retired
+/// connections.
 #[derive(Clone, Debug, Default)]
 pub struct TlsMetrics {
+    identity: IdentityInfo,
     expiration: Gauge,
     rotations: Counter,
     rejected: Family<RejectLabels, Counter>,
@@ -29,6 +34,13 @@ pub struct TlsMetrics {
 impl TlsMetrics {
     /// Registers the metrics:
     ///
+    /// - `identity_cert_info{identity}` (gauge): 1, labelled with the
+    ///   identity (SPIFFE ID or DNS-style name) the certificate in service
+    ///   names, so that tools reading a scrape (`sidecar edges`) learn whose
+    ///   it is. There is exactly one series once credentials are loaded and
+    ///   none before; a rotation to a certificate of another identity
+    ///   replaces the series rather than leaving the old one at 0, so the
+    ///   exposition never names an identity the workload no longer holds;
     /// - `identity_cert_expiration_timestamp_seconds` (gauge): when the
     ///   certificate in service expires, in seconds since the Unix epoch;
     /// - `identity_cert_rotations_total`: credentials replaced by newer ones;
@@ -41,6 +53,11 @@ impl TlsMetrics {
     ///   expiry: pooled client connections (`outbound`) and drained server
     ///   connections (`inbound`).
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "identity_cert_info",
+            "The identity the certificate in service names",
+            self.identity.clone(),
+        );
         registry.register_with_unit(
             "identity_cert_expiration_timestamp",
             "When the identity certificate in service expires",
@@ -69,7 +86,10 @@ impl TlsMetrics {
         );
     }
 
-    pub(crate) fn loaded(&self, not_after: SystemTime, rotation: bool) {
+    /// Records credentials put in service: `identity` and `not_after` are
+    /// their certificate's; `rotation` says they replaced others.
+    pub(crate) fn loaded(&self, identity: &Identity, not_after: SystemTime, rotation: bool) {
+        self.identity.set(identity);
         let secs = not_after
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -93,6 +113,42 @@ impl TlsMetrics {
         self.retired
             .get_or_create(&RetireLabels { direction, reason })
             .inc();
+    }
+}
+
+/// `identity_cert_info`: one series naming the identity in service, or
+/// none before credentials are loaded.
+///
+/// Not a `Family`: swapping one series for another there takes two writes,
+/// between which a scrape would see both series or neither. Here a
+/// rotation is one pointer swap, and each scrape reads one identity.
+#[derive(Clone, Debug, Default)]
+struct IdentityInfo {
+    current: Arc<ArcSwapOption<Identity>>,
+}
+
+impl IdentityInfo {
+    fn set(&self, identity: &Identity) {
+        self.current.store(Some(Arc::new(identity.clone())));
+    }
+}
+
+impl EncodeMetric for IdentityInfo {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        match self.current.load().as_deref() {
+            Some(identity) => encoder
+                .encode_family(&[("identity", identity.as_str())])?
+                .encode_gauge(&1_i64),
+            None => Ok(()),
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+
+    fn is_empty(&self) -> bool {
+        self.current.load().is_none()
     }
 }
 
@@ -265,7 +321,9 @@ mod tests {
         let metrics = TlsMetrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
+        let web = Identity::parse("spiffe://example.org/ns/shop/sa/web").unwrap();
         metrics.loaded(
+            &web,
             SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
             true,
         );
@@ -275,6 +333,7 @@ mod tests {
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         for line in [
+            "identity_cert_info{identity=\"spiffe://example.org/ns/shop/sa/web\"} 1",
             "identity_cert_expiration_timestamp_seconds 1700000000",
             "identity_cert_rotations_total 1",
             "identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1",

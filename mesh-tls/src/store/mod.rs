@@ -155,8 +155,9 @@ impl CredentialStore {
     /// ([`Credentials::check`]), and its identity is the configured one and
     /// in the store's trust domain. Credentials identical to those in
     /// service change nothing. Otherwise the new set replaces the old for
-    /// every later handshake, and client connections made with the old set
-    /// are retired.
+    /// every later handshake, `identity_cert_info` names its identity
+    /// instead of the old one, and client connections made with the old
+    /// set are retired.
     ///
     /// # Errors
     ///
@@ -203,7 +204,9 @@ impl CredentialStore {
             writer.trust_domain = identity.trust_domain();
         }
         let old = self.shared.current.swap(Some(Arc::new(snapshot)));
-        self.shared.metrics.loaded(not_after, old.is_some());
+        self.shared
+            .metrics
+            .loaded(&identity, not_after, old.is_some());
         if let Some(gate) = writer.gate.as_mut() {
             gate.open();
         }
