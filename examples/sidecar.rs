@@ -24,7 +24,8 @@
 //! chain verifies against the trust bundle, its identity is in the trust
 //! domain and no certificate has expired (‼ when one is close to it); that
 //! the policy compiles (‼ for each part not enforced); that each inbound
-//! application address accepts connections; and that the running
+//! application address accepts connections; that the trace collector
+//! does (‼ when it does not); and that the running
 //! sidecar's admin server answers `/live` and `/ready`. With `--pre`, for a
 //! sidecar not started yet, it checks that the listen addresses are free
 //! instead of asking the admin server. It exits non-zero on any ✖:

@@ -724,3 +724,38 @@ async fn areas_with_nothing_configured_are_left_out() {
     );
     assert_eq!(report.status(), Status::Pass, "{report}");
 }
+
+#[tokio::test]
+async fn a_trace_collector_that_is_down_warns_and_one_that_listens_passes() {
+    let files = Files::new();
+    let collector = app().await;
+    let up = collector.local_addr().unwrap();
+    let down = closed_port();
+    let config = |collector: SocketAddr| {
+        format!(
+            "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n\
+             tracing:\n  collector: http://{collector}\n"
+        )
+    };
+
+    let path = files.write("up.yaml", &config(up));
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+    let title = format!("trace collector {up} accepts connections");
+    assert_eq!(status(&report, &title), Status::Pass, "{report}");
+    assert_eq!(
+        detail(&report, &title),
+        format!("spans go to http://{up}/v1/traces")
+    );
+    assert!(report.group("sidecar-tracing").is_some(), "{report}");
+
+    let path = files.write("down.yaml", &config(down));
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+    let title = format!("trace collector {down} accepts connections");
+    assert_eq!(status(&report, &title), Status::Warn, "{report}");
+    assert!(
+        detail(&report, &title).contains("trace_spans_failed_total"),
+        "{report}"
+    );
+    // A warning, not a failure: the sidecar serves without its collector.
+    assert!(report.is_success(), "{report}");
+}

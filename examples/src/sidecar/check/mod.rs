@@ -46,6 +46,9 @@
 //!   warning when there are none: every request would get 404); each
 //!   name resolves. One that does not is a warning: the sidecar starts
 //!   anyway and keeps looking it up, its service answering 503 meanwhile.
+//! - **tracing**, with a `tracing` section: the trace collector accepts
+//!   connections. One that does not is a warning: the sidecar serves
+//!   anyway, and loses (and counts) its spans.
 //! - **admin**: the running sidecar's admin server answers `/live` and
 //!   `/ready` with 200.
 //!
@@ -62,6 +65,7 @@
 
 mod app;
 mod certs;
+mod collector;
 mod ingress;
 mod render;
 #[cfg(test)]
@@ -309,6 +313,10 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
     let mut outbound = ingress::check(&config.outbound);
     outbound.extend(app::resolvable(&config, options.timeout).await);
     report.push("sidecar-outbound", outbound);
+    report.push(
+        "sidecar-tracing",
+        collector::check(&config, options.timeout).await,
+    );
     if options.pre {
         report.push("sidecar-listeners", app::bindable(&config).await);
     } else {
