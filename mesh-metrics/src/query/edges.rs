@@ -10,14 +10,21 @@
 //! seen from both ends, where the caller's identity is known, is one row;
 //! its figures are the caller's, as the caller saw the calls.
 //!
-//! A sidecar does not export its own identity, so the identity of each
-//! workload given with `--admin` is learned from its peers' scrapes: a
-//! server's is the `server_id` its callers saw for the service named like
-//! the workload (`dst_service="emoji"` for `emoji=ADDR`); a caller's is the
-//! one client identity a named server saw that no named workload holds,
-//! when that server had one named caller of unknown identity. An identity
-//! these leave open is shown as it is (SRC is then the client's identity,
-//! and CLIENT_ID or SERVER_ID may be `-`) rather than guessed.
+//! Each workload given with `--admin` is known by its identity, which its
+//! sidecar names in its own scrape (`identity_cert_info{identity}`). A
+//! scrape without that series (a sidecar without identity or an older one)
+//! leaves it to be inferred from the peers' scrapes: a server's is the
+//! `server_id` its callers saw for the service named like the workload
+//! (`dst_service="emoji"` for `emoji=ADDR`); a caller's is the one client
+//! identity a named server saw that no named workload holds, when that
+//! server had one named caller of unknown identity. An identity these
+//! leave open is shown as it is (SRC is then the client's identity, and
+//! CLIENT_ID or SERVER_ID may be `-`) rather than guessed.
+//!
+//! DST, from the caller's end, is the named workload that holds the
+//! `server_id` the call required, when exactly one does, so that the two
+//! ends meet in one row even where a workload is named otherwise than the
+//! service it serves; failing that, it is the service called.
 //!
 //! Without an identity, nothing ties the two ends together: a caller with
 //! no identity appears twice, once by its own sidecar (SRC is its name,
@@ -41,7 +48,7 @@ use serde::Serialize;
 use super::{
     Delta, Format, Golden, QueryError, Sample, Target, Totals,
     group::Groups,
-    identity::{Identities, no_tls_reason},
+    identity::{Identities, no_tls_reason, peer_identity},
     measure,
     render::{self, Table},
     to_json,
@@ -56,7 +63,8 @@ pub struct EdgeRow {
     /// The calling workload's name; its identity when no named workload
     /// holds it; `-` when it showed none.
     pub src: String,
-    /// The called workload's name, or the service called.
+    /// The called workload's name, or the service called when no one
+    /// named workload holds the identity the call required.
     pub dst: String,
     /// The caller's identity, if it proved one (or was learned).
     pub client_id: Option<String>,
@@ -131,10 +139,11 @@ pub fn edge_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<EdgeRow> {
 
 /// Which end of an edge reported a sample, and what it knows of the other.
 enum End<'a> {
-    /// The caller's outbound series to `service`.
+    /// The caller's outbound series to `server`: the named workload that
+    /// holds the identity the call required, or the service called.
     Caller {
         name: &'a str,
-        service: &'a str,
+        server: &'a str,
         own_id: Option<&'a str>,
         server_id: Option<&'a str>,
     },
@@ -150,12 +159,18 @@ enum End<'a> {
 impl<'a> End<'a> {
     fn of(s: &'a Sample, name: &'a str, ids: &'a Identities) -> Option<Self> {
         match s.label("direction")? {
-            "outbound" => Some(Self::Caller {
-                name,
-                service: s.label("dst_service")?,
-                own_id: ids.of(name),
-                server_id: s.label("server_id").filter(|id| !id.is_empty()),
-            }),
+            "outbound" => {
+                let server_id = s.label("server_id").filter(|id| !id.is_empty());
+                let service = s.label("dst_service")?;
+                Some(Self::Caller {
+                    name,
+                    server: peer_identity(s, "server_id")
+                        .and_then(|id| ids.name_of(id))
+                        .unwrap_or(service),
+                    own_id: ids.of(name),
+                    server_id,
+                })
+            }
             "inbound" => {
                 let client_id = s.label("client_id").filter(|id| !id.is_empty());
                 Some(Self::Server {
@@ -185,7 +200,7 @@ impl<'a> End<'a> {
 
     fn dst(&self) -> String {
         match self {
-            Self::Caller { service, .. } => (*service).to_owned(),
+            Self::Caller { server, .. } => (*server).to_owned(),
             Self::Server { name, .. } => (*name).to_owned(),
         }
     }

@@ -18,28 +18,38 @@ fn delta(before: &str, after: &str) -> Option<Delta> {
 /// requests, denied); a client without a sidecar opens connections to
 /// `emoji`.
 fn mesh() -> (Vec<Target>, Vec<Option<Delta>>) {
+    mesh_as("web=a:1,emoji=b:2,plain=c:3,down=d:4", "")
+}
+
+/// [`mesh`] with `admin` for the targets, and `info` (the gauge naming a
+/// sidecar's identity, with `{id}` for it) in the scrapes of `web` and
+/// `emoji`.
+fn mesh_as(admin: &str, info: &str) -> (Vec<Target>, Vec<Option<Delta>>) {
+    let info = |id: &str| info.replace("{id}", id);
     let web = |ok: u32, fail: u32| {
-        format!(
-            "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",status_code=\"200\",classification=\"success\"}} {ok}\n\
+        info(WEB)
+            + &format!(
+                "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",status_code=\"200\",classification=\"success\"}} {ok}\n\
              response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",status_code=\"500\",classification=\"failure\"}} {fail}\n\
              response_total{{direction=\"outbound\",dst_service=\"voting\",tls=\"true\",server_id=\"spiffe://example.org/ns/emojivoto/sa/voting\",classification=\"success\"}} 5\n"
-        )
+            )
     };
     let emoji = |ok: u32, fail: u32, plain: u32| {
-        format!(
-            "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
+        info(EMOJI)
+            + &format!(
+                "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
              response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
              tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"true\",client_id=\"{WEB}\"}} 1\n\
              tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"}} {plain}\n\
              inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {plain}\n"
-        )
+            )
     };
     let plain = |n: u32| {
         format!(
             "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"disabled\",status_code=\"403\",classification=\"success\"}} {n}\n"
         )
     };
-    let targets = Target::parse_list("web=a:1,emoji=b:2,plain=c:3,down=d:4").unwrap();
+    let targets = Target::parse_list(admin).unwrap();
     let deltas = vec![
         delta(&web(10, 0), &web(30, 5)),
         delta(&emoji(10, 0, 1), &emoji(30, 5, 3)),
@@ -125,6 +135,69 @@ fn a_client_identity_no_named_workload_holds_is_its_own_src() {
     // emoji's own identity is not learned without a caller naming it.
     assert_eq!(srcs, [("-", None), (WEB, None)]);
     assert_eq!(rows[1].golden.success, Some(0.8));
+}
+
+#[test]
+fn workloads_named_otherwise_than_their_services_are_known_by_their_own_gauge() {
+    // The same traffic, but emoji is `backend` and web is `frontend`: no
+    // series names a service like either, and each sidecar says who it is.
+    let info = "identity_cert_info{identity=\"{id}\"} 1\n";
+    let (targets, deltas) = mesh_as("frontend=a:1,backend=b:2,plain=c:3,down=d:4", info);
+    let rows = edge_rows(&targets, &deltas);
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.src.as_str(),
+                r.dst.as_str(),
+                r.client_id.as_deref(),
+                r.server_id.as_deref(),
+                r.no_tls_reason.as_deref(),
+                r.golden.success,
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "-",
+                "backend",
+                None,
+                Some(EMOJI),
+                Some("not_provided_by_remote"),
+                None
+            ),
+            (
+                "frontend",
+                "backend",
+                Some(WEB),
+                Some(EMOJI),
+                None,
+                Some(0.8)
+            ),
+            // plain's calls required no identity: DST is the service.
+            ("plain", "emoji", None, None, Some("disabled"), Some(1.0)),
+        ]
+    );
+
+    // Without the gauge, neither identity is learned and the two ends of
+    // frontend's calls stay apart.
+    let (targets, deltas) = mesh_as("frontend=a:1,backend=b:2,plain=c:3,down=d:4", "");
+    let rows = edge_rows(&targets, &deltas);
+    let ends: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.src.as_str(), r.dst.as_str()))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("-", "backend"),
+            ("frontend", "emoji"),
+            ("plain", "emoji"),
+            (WEB, "backend")
+        ]
+    );
 }
 
 #[test]
