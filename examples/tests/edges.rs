@@ -2,7 +2,8 @@
 //! `emoji` over mutual TLS, and `plain`, a sidecar without identity, calls
 //! it in plaintext. `emoji`'s policy lets only `web`'s identity in, so
 //! `plain`'s requests are denied with a 403, and `emoji`'s application
-//! fails one request in ten of those it gets.
+//! fails one request in ten of those it gets. Each sidecar with an identity
+//! names it in its metrics, which is how `edges` knows whose traffic it is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -218,6 +219,72 @@ async fn edges_show_who_calls_whom_and_whether_on_mutual_tls() {
     assert!(line("web ").contains("web.emojivoto"), "{table}");
     assert!(line("plain ").contains(" Disabled "), "{table}");
     assert!(line("- ").contains(" Not Provided By Remote "), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sidecar_names_its_own_identity_whatever_its_workload_is_called() {
+    // Named `frontend` and `backend`, web and emoji match no service name,
+    // so no peer's series could tell their identities: each sidecar's
+    // `identity_cert_info` does, and the two ends of web's calls meet.
+    let mesh = Mesh::start().await;
+    let callers = [mesh.web.outbound, mesh.plain.outbound];
+    let admin = format!(
+        "frontend={},backend={},plain={}",
+        mesh.web.admin, mesh.emoji.admin, mesh.plain.admin
+    );
+    let own = [
+        scrape(mesh.web.admin).await,
+        scrape(mesh.emoji.admin).await,
+        scrape(mesh.plain.admin).await,
+    ];
+    let (json, _) = during(views::edges(&admin, WINDOW, Format::Json), callers).await;
+    mesh.stop().await;
+
+    let (web, emoji) = (identity("web"), identity("emoji"));
+    let info = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("identity_cert_info"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        own.each_ref().map(|text| info(text)),
+        [
+            vec![format!("identity_cert_info{{identity=\"{web}\"}} 1")],
+            vec![format!("identity_cert_info{{identity=\"{emoji}\"}} 1")],
+            // plain has no identity to name.
+            vec![],
+        ]
+    );
+
+    let json = json.unwrap();
+    let edges: Vec<[Value; 5]> = rows(&json)
+        .iter()
+        .map(|r| ["src", "dst", "client_id", "server_id", "no_tls_reason"].map(|k| r[k].clone()))
+        .collect();
+    let v = |s: &str| Value::from(s);
+    assert_eq!(
+        edges,
+        [
+            [
+                v("-"),
+                v("backend"),
+                Value::Null,
+                v(&emoji),
+                v("not_provided_by_remote"),
+            ],
+            [v("frontend"), v("backend"), v(&web), v(&emoji), Value::Null],
+            // plain's calls required no identity: DST is the service.
+            [
+                v("plain"),
+                v("emoji"),
+                Value::Null,
+                Value::Null,
+                v("disabled"),
+            ],
+        ],
+        "{json}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
