@@ -42,5 +42,5 @@ pub use self::{
     accrual::{FailureAccrual, InvalidFailureAccrual},
     endpoints::EndpointSet,
     forward::{Forward, NoEndpoints, ResponseFuture},
-    router::{AuthorityRouter, by_host},
+    router::{AuthorityRouter, authority_host, by_host},
 };

@@ -59,8 +59,7 @@ pub fn by_host<'m, V, B>(by_host: &'m HashMap<Box<str>, V>, req: &Request<B>) ->
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
     })?;
-    let host = host_of(authority);
-    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = authority_host(authority);
     match by_host.get(host) {
         Some(value) => Some(value),
         None if host.bytes().any(|b| b.is_ascii_uppercase()) => {
@@ -70,19 +69,24 @@ pub fn by_host<'m, V, B>(by_host: &'m HashMap<Box<str>, V>, req: &Request<B>) ->
     }
 }
 
-/// The host part of an authority: without userinfo or port, IPv6 brackets
-/// kept.
-fn host_of(authority: &str) -> &str {
+/// The host of an authority as [`by_host`] matches it: without userinfo,
+/// port or one trailing dot, IPv6 brackets kept, its case unchanged.
+/// Anything else that names a service by authority (a destination
+/// override header, say) reads it with this, so that both agree.
+pub fn authority_host(authority: &str) -> &str {
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if authority.starts_with('[') {
-        return authority
+    let host = if authority.starts_with('[') {
+        authority
             .find(']')
-            .map_or(authority, |end| &authority[..=end]);
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => authority,
-    }
+            .and_then(|end| authority.get(..=end))
+            .unwrap_or(authority)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        }
+    };
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 impl<S, B, RB> Service<Request<B>> for AuthorityRouter<S>
@@ -115,12 +119,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_drops_port_and_userinfo() {
-        assert_eq!(host_of("emoji:8080"), "emoji");
-        assert_eq!(host_of("emoji"), "emoji");
-        assert_eq!(host_of("u:p@emoji:80"), "emoji");
-        assert_eq!(host_of("[::1]:80"), "[::1]");
-        assert_eq!(host_of("[::1]"), "[::1]");
+    fn host_drops_port_userinfo_and_a_trailing_dot() {
+        assert_eq!(authority_host("emoji:8080"), "emoji");
+        assert_eq!(authority_host("emoji"), "emoji");
+        assert_eq!(authority_host("u:p@emoji:80"), "emoji");
+        assert_eq!(authority_host("[::1]:80"), "[::1]");
+        assert_eq!(authority_host("[::1]"), "[::1]");
+        assert_eq!(
+            authority_host("emoji.emojivoto.svc.cluster.local.:80"),
+            "emoji.emojivoto.svc.cluster.local"
+        );
+        assert_eq!(authority_host("EMOJI"), "EMOJI");
+        assert_eq!(authority_host("emoji:http"), "emoji:http");
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@
 //! ingress behind it could read it, and in either mode.
 
 use http::{HeaderMap, HeaderName};
+use mesh_core::proxy::authority_host;
 
 /// The mesh's destination-override header.
 pub(crate) const MESH_DST_OVERRIDE: HeaderName = HeaderName::from_static("mesh-dst-override");
@@ -73,25 +74,6 @@ pub(super) fn strip(headers: &mut HeaderMap) {
         headers.remove(MESH_DST_OVERRIDE);
         headers.remove(L5D_DST_OVERRIDE);
     }
-}
-
-/// The host of an authority as the router matches it
-/// ([`mesh_core::proxy::by_host`]): without userinfo, port or one
-/// trailing dot; IPv6 brackets kept.
-pub(super) fn authority_host(authority: &str) -> &str {
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if authority.starts_with('[') {
-        authority
-            .find(']')
-            .and_then(|end| authority.get(..=end))
-            .unwrap_or(authority)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        }
-    };
-    host.strip_suffix('.').unwrap_or(host)
 }
 
 #[cfg(test)]
