@@ -48,6 +48,8 @@ server:
   max_connections: 250
   shutdown_grace: 500ms
   threads: 2
+  http2_keep_alive_interval: 5s
+  http2_keep_alive_timeout: 7s
 ";
 
 #[test]
@@ -95,6 +97,8 @@ fn full_example_parses_to_the_values_written() {
             max_connections: NonZeroUsize::new(250).unwrap(),
             shutdown_grace: Duration::from_millis(500),
             threads: 2,
+            http2_keep_alive_interval: Some(Duration::from_secs(5)),
+            http2_keep_alive_timeout: Duration::from_secs(7),
         }
     );
     assert_eq!(config.server.worker_threads().get(), 2);
@@ -582,6 +586,28 @@ fn a_zero_timeout_is_rejected_but_a_zero_grace_is_not() {
     );
     let config = parse("server:\n  shutdown_grace: 0ms\n").unwrap();
     assert_eq!(config.server.shutdown_grace, Duration::ZERO);
+}
+
+#[test]
+fn http2_pings_default_to_10s_and_20s_and_0s_turns_them_off() {
+    let config = parse("").unwrap();
+    assert_eq!(
+        config.server.http2_keep_alive_interval,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        config.server.http2_keep_alive_timeout,
+        Duration::from_secs(20)
+    );
+    let config = parse("server:\n  http2_keep_alive_interval: 0s\n").unwrap();
+    assert_eq!(config.server.http2_keep_alive_interval, None);
+    let error = reject("server:\n  threads: 1\n  http2_keep_alive_timeout: 0s\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "server.http2_keep_alive_timeout",
+        3,
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! HTTP/2 connection once detected.
 #![allow(clippy::unwrap_used)]
 
-use std::convert::Infallible;
+use std::{convert::Infallible, time::Duration};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -61,18 +61,17 @@ async fn other_bytes_reach_the_opaque_handler() {
     assert_eq!(got, "opaque");
 }
 
-#[tokio::test]
-async fn an_http2_peer_that_goes_silent_after_the_preface_is_closed() {
-    // HTTP/1 has its header read timeout; without a bound, a peer that
-    // sends the HTTP/2 preface and nothing else holds a connection, and a
-    // place under the limit, forever.
+/// How long a peer that sends the HTTP/2 preface and then nothing (not
+/// even a ping's answer) stays connected to a server with `config`, by
+/// the paused clock; `None` when still connected after an hour.
+async fn silent_http2_peer_lasts(config: ServerConfig) -> Option<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_trigger, shutdown) = shutdown::channel();
     let http = tower::service_fn(|_: Request<Incoming>| async {
         Ok::<_, Infallible>(Response::new(mesh_core::body::full("http")))
     });
-    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, http, shutdown));
+    tokio::spawn(Server::new(config).serve_http(listener, http, shutdown));
     let mut client = TcpStream::connect(addr).await.unwrap();
     client
         .write_all(mesh_core::detect::H2_PREFACE)
@@ -84,12 +83,50 @@ async fn an_http2_peer_that_goes_silent_after_the_preface_is_closed() {
     assert_eq!(frame[3], 0x4, "a SETTINGS frame");
     // Traffic has settled; the paused clock jumps from timer to timer.
     tokio::time::pause();
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(3600), async {
+    let start = tokio::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(3600), async {
         let mut rest = Vec::new();
         let _ = client.read_to_end(&mut rest).await;
     })
     .await;
-    assert!(closed.is_ok(), "still open after an hour of silence");
+    let lasted = closed.ok().map(|()| start.elapsed());
+    tokio::time::resume();
+    lasted
+}
+
+#[tokio::test]
+async fn an_http2_peer_that_goes_silent_after_the_preface_is_closed() {
+    // HTTP/1 has its header read timeout; without a bound, a peer that
+    // sends the HTTP/2 preface and nothing else holds a connection, and a
+    // place under the limit, forever. By default it is pinged after 10 s
+    // of quiet and closed 20 s later.
+    let lasted = silent_http2_peer_lasts(ServerConfig::default()).await;
+    let lasted = lasted.expect("still open after an hour of silence");
+    assert!(
+        (Duration::from_secs(29)..=Duration::from_secs(31)).contains(&lasted),
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_http2_ping_interval_and_timeout_are_the_configured_ones() {
+    let config = ServerConfig {
+        http2_keep_alive_interval: Some(Duration::from_secs(1)),
+        http2_keep_alive_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    };
+    let lasted = silent_http2_peer_lasts(config).await.unwrap();
+    assert!(
+        (Duration::from_millis(2900)..=Duration::from_millis(3100)).contains(&lasted),
+        "{lasted:?}"
+    );
+
+    // Without pings, nothing bounds a silent HTTP/2 peer.
+    let config = ServerConfig {
+        http2_keep_alive_interval: None,
+        ..ServerConfig::default()
+    };
+    assert_eq!(silent_http2_peer_lasts(config).await, None);
 }
 
 #[tokio::test]

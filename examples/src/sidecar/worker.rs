@@ -112,6 +112,8 @@ impl Worker {
             max_connections: tuning.max_connections.get(),
             shared_limit: Some(self.shared.connection_limit.clone()),
             shutdown_grace: tuning.shutdown_grace,
+            http2_keep_alive_interval: tuning.http2_keep_alive_interval,
+            http2_keep_alive_timeout: tuning.http2_keep_alive_timeout,
         }
     }
 

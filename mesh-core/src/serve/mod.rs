@@ -82,23 +82,15 @@ pub enum Protocol {
     Detect,
 }
 
-/// How often an HTTP/2 connection is pinged.
-///
-/// HTTP/1 connections have [`ServerConfig::header_read_timeout`]; HTTP/2
-/// has no such bound, so a peer that sent the preface and went silent, or
-/// died without a FIN, would hold its connection and its place under
-/// [`ServerConfig::max_connections`] forever. Every HTTP/2 stack answers
-/// pings on its own, so live clients, idle or not, are unaffected.
-const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often an HTTP/2 connection is pinged by default: see
+/// [`ServerConfig::http2_keep_alive_interval`].
+pub const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How long a ping may go unanswered before the connection is closed.
-const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a ping may go unanswered by default: see
+/// [`ServerConfig::http2_keep_alive_timeout`].
+pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How a [`Server`] treats its connections.
-///
-/// HTTP/2 connections are pinged every 10 seconds and closed when a ping
-/// goes unanswered for 20 seconds, so a silent or vanished peer does not
-/// keep its place under the connection limit.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// What the port carries. Default [`Protocol::Detect`].
@@ -127,6 +119,21 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after shutdown starts. Default 30
     /// seconds.
     pub shutdown_grace: Duration,
+    /// How long an HTTP/2 connection may be quiet before it is pinged.
+    /// Default [`HTTP2_KEEP_ALIVE_INTERVAL`], 10 seconds; `None` never
+    /// pings.
+    ///
+    /// HTTP/1 connections have [`header_read_timeout`](Self::header_read_timeout);
+    /// HTTP/2 has no such bound, so without pings a peer that sent the
+    /// preface and went silent, or died without a FIN, would hold its
+    /// connection and its place under
+    /// [`max_connections`](Self::max_connections) forever. Every HTTP/2
+    /// stack answers pings on its own, so live clients, idle or not, are
+    /// unaffected.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    /// Default [`HTTP2_KEEP_ALIVE_TIMEOUT`], 20 seconds.
+    pub http2_keep_alive_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -138,6 +145,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             shared_limit: None,
             shutdown_grace: Duration::from_secs(30),
+            http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
         }
     }
 }
@@ -188,8 +197,8 @@ impl Server {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
-            .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
-            .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+            .keep_alive_interval(config.http2_keep_alive_interval)
+            .keep_alive_timeout(config.http2_keep_alive_timeout);
         Self {
             inner: Arc::new(Shared {
                 config,

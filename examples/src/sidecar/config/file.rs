@@ -129,6 +129,8 @@ pub(super) struct ServerSection {
     pub(super) max_connections: Option<NonZeroUsize>,
     pub(super) shutdown_grace: Option<Grace>,
     pub(super) threads: Option<usize>,
+    pub(super) http2_keep_alive_interval: Option<Grace>,
+    pub(super) http2_keep_alive_timeout: Option<Timeout>,
 }
 
 /// What a value should have been, as its parse error.

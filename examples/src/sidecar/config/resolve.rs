@@ -322,6 +322,12 @@ fn resolve_server(section: &ServerSection) -> ServerTuning {
     if let Some(threads) = section.threads {
         tuning.threads = threads;
     }
+    if let Some(interval) = section.http2_keep_alive_interval {
+        tuning.http2_keep_alive_interval = Some(interval.0).filter(|i| !i.is_zero());
+    }
+    if let Some(timeout) = section.http2_keep_alive_timeout {
+        tuning.http2_keep_alive_timeout = timeout.0;
+    }
     tuning
 }
 

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use mesh_core::serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT};
 use mesh_metrics::{dashboard::DashboardConfig, query::Target};
 use serde::Deserialize;
 
@@ -148,6 +149,13 @@ pub struct ServerTuning {
     /// How many runtimes (one thread each) serve traffic. Default 0, which
     /// means one per CPU core (see [`ServerTuning::worker_threads`]).
     pub threads: usize,
+    /// How long an HTTP/2 connection to a proxy listener may be quiet
+    /// before it is pinged. Default 10 seconds; `None` (`0s` in the file)
+    /// never pings.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    /// Default 20 seconds. Never zero.
+    pub http2_keep_alive_timeout: Duration,
 }
 
 impl ServerTuning {
@@ -179,6 +187,8 @@ impl Default for ServerTuning {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             threads: 0,
+            http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
         }
     }
 }
