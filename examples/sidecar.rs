@@ -77,9 +77,10 @@
 //! whether the traffic was on mutual TLS (✓, or why not), like `linkerd viz
 //! edges`; `authz` shows the traffic each Server, route and authorization
 //! let in, and the rate of requests denied, like `linkerd viz authz`.
-//! Name each workload after the service its callers call it by: a sidecar
-//! does not export its own identity, so `edges` learns it from its peers.
-//! Both take `-o json` for scripts:
+//! Each sidecar names its identity in its metrics (`identity_cert_info`),
+//! so workloads may be named freely; for one without it, `edges` infers the
+//! identity from its peers, which needs the workload named after its
+//! service. Both take `-o json` for scripts:
 //!
 //! ```text
 //! cargo run --release --example sidecar -- edges \
@@ -184,8 +185,9 @@ enum Command {
     },
     /// Who calls whom, and whether on mutual TLS, like `linkerd viz edges`.
     ///
-    /// Name each workload after the service its callers call it by: its
-    /// identity is learned from theirs.
+    /// Identities come from each sidecar's `identity_cert_info`; a workload
+    /// without it is named after its service, so that its identity can be
+    /// inferred from its peers'.
     Edges(Measured),
     /// Traffic per server, route and authorization, and the rate of denied
     /// requests, like `linkerd viz authz`.

@@ -98,9 +98,9 @@ pub async fn routes(
 
 /// `sidecar edges --admin NAME=ADDR[,NAME=ADDR...]`: one row per caller
 /// and callee in the window: SRC, DST, CLIENT_ID, SERVER_ID, SECURED (✓ for
-/// mutual TLS, else why not), SUCCESS and RPS. Name each workload after the
-/// service its callers call it by, so that its identity can be learned
-/// (see [`query::edges`]).
+/// mutual TLS, else why not), SUCCESS and RPS. Identities come from each
+/// sidecar's `identity_cert_info`, or, without it, are inferred from the
+/// peers of a workload named after its service (see [`query::edges`]).
 ///
 /// # Errors
 ///
