@@ -12,8 +12,10 @@
 //! next hop's span is the proxy's child, whichever format that hop reads),
 //! and reports its span with the caller's span as the parent. Everything
 //! else in the headers, `tracestate` included, passes unchanged. A header
-//! that does not parse is left alone and ignored, as if absent: a broken
-//! tracer upstream must not break the request.
+//! that does not parse, or is sent more than once, is left alone and
+//! ignored, as if absent: a broken tracer upstream must not break the
+//! request. B3's single header is read before the others, so `b3: 0`
+//! (B3's "deny") unsamples the context of `x-b3-*` headers.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -52,17 +54,38 @@ impl TraceContext {
     /// first, then B3 in one header, then B3 in several. `None` when there
     /// is none.
     pub fn read(headers: &HeaderMap) -> Option<Self> {
-        let w3c = || headers.get(TRACEPARENT).and_then(parse_traceparent);
-        let single = || headers.get(B3).and_then(parse_b3_single);
-        w3c().or_else(single).or_else(|| parse_b3_multi(headers))
+        let w3c = || one(headers, TRACEPARENT).and_then(parse_traceparent);
+        let single = || one(headers, B3).and_then(parse_b3_single);
+        w3c().or_else(single).or_else(|| read_b3_multi(headers))
     }
+}
+
+/// The value of a trace header sent once. A header sent twice is as if
+/// absent: which of two contexts is the caller's cannot be known, and the
+/// W3C's test suite expects a repeated `traceparent` to be ignored.
+fn one(headers: &HeaderMap, name: HeaderName) -> Option<&HeaderValue> {
+    let mut values = headers.get_all(name).into_iter();
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
+/// B3 in several headers, where a `b3` header with a sampling state alone
+/// (`b3: 0`, B3's "deny") overrides `x-b3-sampled`: B3 reads the single
+/// header before the others.
+fn read_b3_multi(headers: &HeaderMap) -> Option<TraceContext> {
+    let mut context = parse_b3_multi(headers)?;
+    let state = one(headers, B3).and_then(|v| v.to_str().ok());
+    if let Some(sampled) = state.and_then(b3_sampled) {
+        context.sampled = sampled;
+    }
+    Some(context)
 }
 
 /// Writes `span` as the current span into every trace format `headers`
 /// carry that parses, so that the next hop is `span`'s child.
 pub(crate) fn propagate(headers: &mut HeaderMap, span: SpanId) {
     let id = hex(&span.0);
-    if let Some(value) = headers.get(TRACEPARENT)
+    if let Some(value) = one(headers, TRACEPARENT)
         && parse_traceparent(value).is_some()
         && let Ok(text) = value.to_str()
     {
@@ -72,7 +95,7 @@ pub(crate) fn propagate(headers: &mut HeaderMap, span: SpanId) {
         let written = format!("00-{}-{id}-{}", &text[3..35], &text[53..55]);
         insert(headers, TRACEPARENT, &written);
     }
-    if let Some(value) = headers.get(B3)
+    if let Some(value) = one(headers, B3)
         && parse_b3_single(value).is_some()
         && let Ok(text) = value.to_str()
     {
@@ -144,7 +167,7 @@ fn parse_b3_single(value: &HeaderValue) -> Option<TraceContext> {
 /// `x-b3-traceid` and `x-b3-spanid`, sampled by `x-b3-sampled` (`1` or
 /// `true`) or `x-b3-flags: 1` (debug, which implies sampling).
 fn parse_b3_multi(headers: &HeaderMap) -> Option<TraceContext> {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let text = |name| one(headers, name).and_then(|v| v.to_str().ok());
     let trace_id = b3_trace_id(text(X_B3_TRACEID)?)?;
     let span = b3_span_id(text(X_B3_SPANID)?)?;
     let debug = text(X_B3_FLAGS) == Some("1");
@@ -387,6 +410,45 @@ mod tests {
             h["b3"],
             format!("{TRACE}-1122334455667788-1-05e3ac9a4f6e3b90")
         );
+    }
+
+    #[test]
+    fn a_repeated_trace_header_is_ignored_and_every_value_passes_on() {
+        let other = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01";
+        for (name, first) in [
+            ("traceparent", format!("00-{TRACE}-{PARENT}-01")),
+            ("b3", format!("{TRACE}-{PARENT}-1")),
+            ("x-b3-spanid", PARENT.to_owned()),
+        ] {
+            let second = if name == "traceparent" {
+                other
+            } else {
+                "05e3ac9a4f6e3b90"
+            };
+            let mut h = headers(&[("x-b3-traceid", TRACE), ("x-b3-sampled", "1")]);
+            h.append(HeaderName::from_static(name), first.parse().unwrap());
+            h.append(HeaderName::from_static(name), second.parse().unwrap());
+            let before = h.clone();
+            assert_eq!(TraceContext::read(&h), None, "{name}");
+            propagate(&mut h, NEW);
+            assert_eq!(h, before, "{name}");
+        }
+    }
+
+    #[test]
+    fn b3_deny_in_the_single_header_overrides_the_multi_headers() {
+        let mut pairs = vec![
+            ("x-b3-traceid", TRACE),
+            ("x-b3-spanid", PARENT),
+            ("x-b3-sampled", "1"),
+        ];
+        pairs.push(("b3", "0"));
+        let ctx = TraceContext::read(&headers(&pairs)).unwrap();
+        assert!(!ctx.sampled);
+        assert_eq!(ctx.parent, span_id(PARENT));
+        pairs[2] = ("x-b3-sampled", "0");
+        pairs[3] = ("b3", "d");
+        assert!(TraceContext::read(&headers(&pairs)).unwrap().sampled);
     }
 
     #[test]
