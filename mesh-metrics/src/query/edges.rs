@@ -40,6 +40,12 @@
 //! Outbound connections carry no `dst_service`, so an edge is found from
 //! the caller's end only by its HTTP requests; opaque TCP edges are seen
 //! from the server's end.
+//!
+//! A series a sidecar folded into its overflow (`overflow="true"`, past a
+//! family's series limit) keeps the direction and the TLS status but not
+//! the peer: its traffic is no one edge's, and is left out rather than
+//! shown as traffic from a client without identity. The sidecar's
+//! `*_series_overflow_total` counts what was folded.
 
 use std::time::Duration;
 
@@ -106,7 +112,7 @@ pub fn edge_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<EdgeRow> {
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         for s in delta.samples() {
-            if !EDGE_SAMPLES.contains(&s.name.as_str()) {
+            if !EDGE_SAMPLES.contains(&s.name.as_str()) || s.label("overflow") == Some("true") {
                 continue;
             }
             let Some(end) = End::of(s, &target.name, &ids) else {

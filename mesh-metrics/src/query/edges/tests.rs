@@ -233,3 +233,30 @@ fn identities_and_reasons_read_as_linkerd_prints_them() {
     );
     assert_eq!(secured(Some("disabled")), "Disabled");
 }
+
+#[test]
+fn overflow_series_name_no_peer_and_make_no_edge() {
+    // Past its series limit, emoji's sidecar folds label sets into series
+    // that keep the direction and TLS status but not the client's identity:
+    // mutual-TLS traffic from some client, not traffic without one.
+    let (targets, mut deltas) = mesh();
+    let folded = |n: u32| {
+        format!(
+            "response_total{{direction=\"inbound\",tls=\"true\",overflow=\"true\",classification=\"success\"}} {n}\n\
+             response_latency_ms_bucket{{direction=\"inbound\",tls=\"true\",overflow=\"true\",le=\"+Inf\"}} {n}\n\
+             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"true\",overflow=\"true\"}} {n}\n"
+        )
+    };
+    deltas.push(delta(&folded(0), &folded(40)));
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .chain(Target::parse_list("emoji=e:5").unwrap())
+        .collect();
+    let rows = edge_rows(&targets, &deltas);
+    let (plain_targets, plain_deltas) = mesh();
+    assert_eq!(rows, edge_rows(&plain_targets, &plain_deltas));
+    assert!(
+        rows.iter()
+            .all(|r| r.no_tls_reason.as_deref() != Some("no_peer_identity"))
+    );
+}
