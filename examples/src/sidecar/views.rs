@@ -111,9 +111,10 @@ pub async fn edges(admin: &str, window: Duration, format: Format) -> Result<Stri
         .map_err(ViewError::Query)
 }
 
-/// `sidecar authz --admin NAME=ADDR`: one row per Server, route and
-/// authorization that let requests in, with SUCCESS, RPS and latency, and
-/// a row per route with the RPS of the requests denied.
+/// `sidecar authz --admin NAME=ADDR[,NAME=ADDR...]`: one row per Server,
+/// route and authorization that let requests in, with SUCCESS, RPS and
+/// latency, and a row per route with the RPS of the requests denied. With
+/// more than one workload, a WORKLOAD column says whose each row is.
 ///
 /// # Errors
 ///

@@ -139,7 +139,8 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
     rows
 }
 
-/// Writes `rows` as a table or JSON. A table with no row says so.
+/// Writes `rows` as a table or JSON. A table with no row says so; one
+/// with the rows of more than one workload begins with a WORKLOAD column.
 ///
 /// # Errors
 ///
@@ -151,12 +152,27 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
     if rows.is_empty() {
         return Ok("No authorized or denied requests found.\n".to_owned());
     }
-    let mut header = vec!["ROUTE", "SERVER", "AUTHORIZATION"];
+    // One workload's rows read as Linkerd's do; several need saying whose
+    // each is, as the same Server, route and authorization names recur.
+    let several = rows
+        .first()
+        .is_some_and(|first| rows.iter().any(|r| r.workload != first.workload));
+    let mut header = if several {
+        vec!["WORKLOAD"]
+    } else {
+        Vec::new()
+    };
+    header.extend(["ROUTE", "SERVER", "AUTHORIZATION"]);
     header.extend(render::GOLDEN_HEADER);
     let mut table = Table::new(header);
     for r in rows {
         let authz = r.authorization.as_deref().unwrap_or(UNAUTHORIZED);
-        let mut cells = vec![r.route.clone(), r.server.clone(), authz.to_owned()];
+        let mut cells = if several {
+            vec![r.workload.clone()]
+        } else {
+            Vec::new()
+        };
+        cells.extend([r.route.clone(), r.server.clone(), authz.to_owned()]);
         cells.extend(render::golden(&r.golden));
         table.row(cells);
     }
@@ -267,5 +283,34 @@ mod tests {
             render_authz(&rows, Format::Table).unwrap(),
             "No authorized or denied requests found.\n"
         );
+    }
+
+    #[test]
+    fn rows_of_several_workloads_say_whose_they_are_in_the_table_too() {
+        // Two workloads on the default policy: the same Server, route and
+        // authorization names, which JSON tells apart by `workload`.
+        let scrape = |n: u32| {
+            Scrape::parse(&format!(
+                "response_total{{direction=\"inbound\",srv_name=\"default:all-unauthenticated\",route_name=\"default\",authz_name=\"default:all-unauthenticated\",classification=\"success\"}} {n}\n"
+            ))
+            .unwrap()
+        };
+        let window = Duration::from_secs(10);
+        let targets = Target::parse_list("emoji=a:1,voting=b:2").unwrap();
+        let deltas = [
+            Some(Delta::between(&scrape(0), &scrape(10), window)),
+            Some(Delta::between(&scrape(0), &scrape(30), window)),
+        ];
+        let rows = authz_rows(&targets, &deltas);
+        assert_eq!(
+            render_authz(&rows, Format::Table).unwrap(),
+            "WORKLOAD     ROUTE                        SERVER                 AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99\n\
+             emoji      default   default:all-unauthenticated   default:all-unauthenticated   100.00%   1.0rps             -             -             -\n\
+             voting     default   default:all-unauthenticated   default:all-unauthenticated   100.00%   3.0rps             -             -             -\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
+        assert_eq!(json[0]["workload"], "emoji");
+        assert_eq!(json[1]["workload"], "voting");
     }
 }
