@@ -199,6 +199,25 @@ async fn both_sidecars_are_spans_of_the_callers_trace_and_the_app_their_child() 
 }
 
 #[tokio::test]
+async fn a_sidecar_that_stops_sends_its_last_spans_first() {
+    let (collector, mut spans) = collector().await;
+    let (app, _gate) = backend().await;
+    let web = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{app}]\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         tracing:\n  collector: http://{collector}\n  service_name: web\n"
+    ));
+    call(web.outbound, &format!("00-{TRACE}-{CALLER}-01")).await;
+    // Well within the second a batch waits for more spans: the span is
+    // still queued when shutdown starts, and must not go down with it.
+    stop(web).await;
+    let (service, span) = spans.try_recv().expect("the span reached the collector");
+    assert_eq!(service, "web");
+    assert_eq!(span["parentSpanId"], CALLER);
+}
+
+#[tokio::test]
 async fn without_the_section_trace_headers_pass_unchanged() {
     let (app, _gate) = backend().await;
     let web = sidecar(&format!(

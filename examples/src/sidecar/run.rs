@@ -266,7 +266,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => (None, None),
     };
-    let (tracer, span_exporter) = match &config.tracing {
+    let (tracer, mut span_exporter) = match &config.tracing {
         Some(tracing) => {
             let (tracer, exporter) =
                 Tracer::new(tracing.collector.clone(), tracing.resource.clone());
@@ -304,9 +304,6 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             }
         }));
     }
-    if let Some(exporter) = span_exporter {
-        background.push(Box::pin(exporter.run()));
-    }
     let tap = Tap::new();
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
@@ -338,6 +335,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             shutdown: trigger.subscribe(),
             // Tasks that run once per process go to the first runtime.
             background: std::mem::take(&mut background),
+            span_exporter: span_exporter.take(),
         };
         let handle = thread::Builder::new()
             .name(format!("sidecar-{index}"))

@@ -13,7 +13,7 @@ use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
     access_log::{AccessLog, AccessLogLayer},
     tap::{Tap, TapLayer},
-    trace::{TraceLayer, Tracer},
+    trace::{SpanExporter, TraceLayer, Tracer},
 };
 use mesh_policy::PolicyStore;
 use mesh_tls::TlsAccept;
@@ -83,6 +83,10 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) shutdown: Shutdown,
     pub(super) background: Vec<Background>,
+    /// The span exporter, on the first runtime: it runs until this
+    /// runtime's servers have drained, then sends the spans of their last
+    /// requests before the runtime ends.
+    pub(super) span_exporter: Option<SpanExporter>,
 }
 
 impl Worker {
@@ -133,6 +137,12 @@ impl Worker {
         for task in self.background.drain(..) {
             tokio::spawn(task);
         }
+        let (drained, stop_export) = tokio::sync::oneshot::channel::<()>();
+        let export = self.span_exporter.take().map(|exporter| {
+            tokio::spawn(exporter.run_until(async {
+                let _ = stop_export.await;
+            }))
+        });
         let shared = self.shared.clone();
         let client = Client::new(&shared.client);
         let mut servers = JoinSet::new();
@@ -168,6 +178,10 @@ impl Worker {
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}
+        drop(drained);
+        if let Some(export) = export {
+            let _ = export.await;
+        }
     }
 
     fn serve_inbound<A>(

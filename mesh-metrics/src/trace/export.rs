@@ -1,10 +1,10 @@
 //! Sending spans to a collector: OTLP/HTTP, JSON-encoded, in batches.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, future::Future, pin::pin, str::FromStr};
 
 use bytes::Bytes;
 use http::{Method, Request, Uri, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -124,28 +124,67 @@ impl SpanExporter {
     }
 
     /// Sends spans in batches until every [`Tracer`](super::Tracer) handle
-    /// is gone, then sends what is left and returns.
-    pub async fn run(mut self) {
+    /// is gone, then sends what is left and returns. A process that keeps
+    /// a handle for as long as it runs never sees that happen, and stops
+    /// its exporter with [`SpanExporter::run_until`] instead.
+    pub async fn run(self) {
+        self.run_until(std::future::pending()).await;
+    }
+
+    /// Like [`SpanExporter::run`], until `stop` resolves: then the queue
+    /// closes (a span reported later is counted as dropped), what it holds
+    /// is sent at once, without waiting for a batch to fill, within one
+    /// [`EXPORT_TIMEOUT`] for all of it, and the exporter returns. A batch
+    /// already on its way when `stop` resolves has its own
+    /// [`EXPORT_TIMEOUT`] first, so stopping takes at most twice that.
+    ///
+    /// A server stops its exporter once it has drained, so that the spans
+    /// of the last requests are sent, not lost with the runtime.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
+        let mut stop = pin!(stop);
+        // Set once `stop` has resolved: when the last batch must be sent.
+        let mut deadline = None;
         let mut failing = false;
-        while let Some(first) = self.spans.recv().await {
-            let flush_at = Instant::now() + FLUSH_INTERVAL;
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout_at(flush_at, self.spans.recv()).await {
-                    Ok(Some(span)) => batch.push(span),
-                    Ok(None) | Err(_) => break,
+        let mut batch = Vec::new();
+        loop {
+            if deadline.is_none() {
+                // `fill` keeps what it took in `batch` if `stop` wins.
+                tokio::select! {
+                    biased;
+                    () = &mut stop => {
+                        self.spans.close();
+                        deadline = Some(Instant::now() + EXPORT_TIMEOUT);
+                        continue;
+                    }
+                    () = fill(&mut self.spans, &mut batch) => {}
                 }
+            } else {
+                // Closed: never waits.
+                fill(&mut self.spans, &mut batch).await;
             }
+            if batch.is_empty() {
+                return;
+            }
+            let batch = std::mem::take(&mut batch);
             let n = batch.len() as u64;
-            match self.send(&client, &batch).await {
-                Ok(()) => {
+            let send_by = deadline.unwrap_or_else(|| Instant::now() + EXPORT_TIMEOUT);
+            match self.send(&client, &batch, send_by).await {
+                Ok(Accepted { rejected: 0, .. }) => {
                     self.counts.exported.inc_by(n);
                     if failing {
                         tracing::info!(collector = %self.collector, "trace collector accepts spans again");
                     }
                     failing = false;
+                }
+                Ok(Accepted { rejected, message }) => {
+                    // Counted, and not a reason to say the collector is
+                    // failing: it is up, and judged these spans.
+                    let rejected = rejected.min(n);
+                    self.counts.exported.inc_by(n - rejected);
+                    self.counts.failed.inc_by(rejected);
+                    tracing::debug!(collector = %self.collector, rejected, %message, "the collector rejected spans");
                 }
                 Err(error) => {
                     self.counts.failed.inc_by(n);
@@ -164,7 +203,8 @@ impl SpanExporter {
         &self,
         client: &Client<HttpConnector, Full<Bytes>>,
         batch: &[Span],
-    ) -> Result<(), String> {
+        send_by: Instant,
+    ) -> Result<Accepted, String> {
         let body = super::span::export_request(&self.resource, batch).to_string();
         let req = Request::builder()
             .method(Method::POST)
@@ -172,14 +212,77 @@ impl SpanExporter {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let res = tokio::time::timeout(EXPORT_TIMEOUT, client.request(req))
+        let exchange = async {
+            let res = client.request(req).await.map_err(|e| e.to_string())?;
+            let status = res.status();
+            // Read to its end, so that the connection is used again.
+            let body = Limited::new(res.into_body(), MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        };
+        let (status, body) = tokio::time::timeout_at(send_by, exchange)
             .await
-            .map_err(|_| format!("no answer in {EXPORT_TIMEOUT:?}"))?
-            .map_err(|e| e.to_string())?;
-        if res.status().is_success() {
-            Ok(())
+            .map_err(|_| format!("no answer in {EXPORT_TIMEOUT:?}"))??;
+        if status.is_success() {
+            Ok(Accepted::read(&body))
         } else {
-            Err(format!("the collector answered {}", res.status()))
+            Err(format!("the collector answered {status}"))
+        }
+    }
+}
+
+/// The most of a collector's answer that is read: an
+/// `ExportTraceServiceResponse` is a count and a message.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Adds the spans queued to `batch` until it holds [`MAX_BATCH`], or
+/// [`FLUSH_INTERVAL`] after its first, or the queue is closed and empty.
+/// Leaves `batch` empty only when the queue is closed and empty.
+async fn fill(spans: &mut mpsc::Receiver<Span>, batch: &mut Vec<Span>) {
+    if batch.is_empty() {
+        match spans.recv().await {
+            Some(span) => batch.push(span),
+            None => return,
+        }
+    }
+    let flush_at = Instant::now() + FLUSH_INTERVAL;
+    while batch.len() < MAX_BATCH {
+        match tokio::time::timeout_at(flush_at, spans.recv()).await {
+            Ok(Some(span)) => batch.push(span),
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
+/// A collector's 2xx answer: OTLP's `partialSuccess`, when it rejected
+/// some of the spans it was sent.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Accepted {
+    rejected: u64,
+    message: String,
+}
+
+impl Accepted {
+    /// Reads an `ExportTraceServiceResponse` in JSON. An empty body, or
+    /// one that is not that, accepted every span: OTLP has a collector
+    /// that accepts everything answer with no `partialSuccess`.
+    fn read(body: &[u8]) -> Self {
+        let Ok(response) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Self::default();
+        };
+        let partial = &response["partialSuccess"];
+        // An int64: a string in OTLP/JSON, though parsers take numbers too.
+        let rejected = match &partial["rejectedSpans"] {
+            serde_json::Value::String(text) => text.parse().unwrap_or(0),
+            value => value.as_u64().unwrap_or(0),
+        };
+        let message = partial["errorMessage"].as_str().unwrap_or_default();
+        Self {
+            rejected,
+            message: message.to_owned(),
         }
     }
 }

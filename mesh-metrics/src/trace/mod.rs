@@ -36,14 +36,22 @@
 //! it holds [`MAX_BATCH`] spans or [`FLUSH_INTERVAL`] after its first
 //! span, whichever is first; a batch the collector does not accept within
 //! [`EXPORT_TIMEOUT`] with a 2xx is dropped and counted, not retried, so
-//! that a collector that is down costs memory for one batch at most.
+//! that a collector that is down costs memory for one batch at most. One
+//! batch is in flight at a time: a slow collector fills the queue, and
+//! spans are then dropped, not held. Spans a collector's 2xx says it
+//! rejected (OTLP's `partialSuccess`) are counted as failed.
+//!
+//! A server stops its exporter with [`SpanExporter::run_until`] once it
+//! has drained: the spans still queued are sent at once, within one
+//! [`EXPORT_TIMEOUT`], rather than lost with the process.
 //!
 //! Once [registered](Tracer::register):
 //!
 //! - `trace_spans_exported_total`: spans the collector accepted;
-//! - `trace_spans_dropped_total`: spans dropped because the queue was full;
+//! - `trace_spans_dropped_total`: spans dropped because the queue was full
+//!   (or the exporter had stopped);
 //! - `trace_spans_failed_total`: spans in batches the collector refused
-//!   or never answered.
+//!   or never answered, and spans it rejected.
 //!
 //! A process that does not trace gives the layer no tracer, and pays
 //! nothing per request.
