@@ -26,6 +26,11 @@
 //! ends meet in one row even where a workload is named otherwise than the
 //! service it serves; failing that, it is the service called.
 //!
+//! Workloads that share an identity (one service account) are each
+//! known by it, but a server cannot tell them apart: its end of their
+//! calls is left out where their own ends show them, and otherwise has
+//! the identity as SRC.
+//!
 //! Without an identity, nothing ties the two ends together: a caller with
 //! no identity appears twice, once by its own sidecar (SRC is its name,
 //! SECURED is `Disabled`) and once by the server's (SRC is `-`, SECURED is
@@ -123,10 +128,26 @@ pub fn edge_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<EdgeRow> {
             sum.add(s, &end, delta.elapsed());
         }
     }
-    let mut rows: Vec<EdgeRow> = groups
-        .into_entries()
+    let entries = groups.into_entries();
+    // The server's end of calls from an identity several named workloads
+    // share: each of them shows its own share of those calls, and the
+    // server's sum of them all would count them again.
+    let seen_by_callers = |src: &str, dst: &str| {
+        ids.holders(src).nth(1).is_some()
+            && ids.holders(src).any(|caller| {
+                entries
+                    .iter()
+                    .any(|((s, d, _), sum)| s == caller && d == dst && sum.active)
+            })
+    };
+    let shown: Vec<bool> = entries
+        .iter()
+        .map(|((src, dst, _), sum)| sum.active && !seen_by_callers(src, dst))
+        .collect();
+    let mut rows: Vec<EdgeRow> = entries
         .into_iter()
-        .filter(|(_, sum)| sum.active)
+        .zip(shown)
+        .filter_map(|(entry, shown)| shown.then_some(entry))
         .map(|((src, dst, no_tls_reason), sum)| {
             let (totals, window) = sum.caller.or(sum.server).unwrap_or_default();
             EdgeRow {

@@ -196,6 +196,14 @@ impl Identities {
             .map(|(_, id)| id.as_str())
     }
 
+    /// Every named workload whose identity is `id`.
+    pub(crate) fn holders<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a str> {
+        self.by_name
+            .iter()
+            .filter(move |(_, i)| i == id)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// The one workload whose identity is `id`, if exactly one holds it.
     pub(crate) fn name_of(&self, id: &str) -> Option<&str> {
         let mut holders = self.by_name.iter().filter(|(_, i)| i == id);

@@ -260,3 +260,35 @@ fn overflow_series_name_no_peer_and_make_no_edge() {
             .all(|r| r.no_tls_reason.as_deref() != Some("no_peer_identity"))
     );
 }
+
+#[test]
+fn callers_sharing_an_identity_are_counted_once_by_their_own_ends() {
+    // web and web-canary run as one service account: emoji's sidecar sees
+    // both as WEB, and cannot tell which sent what. Each caller's own end
+    // shows its share; the server's end of the same calls is no third row.
+    let info = |id: &str| format!("identity_cert_info{{identity=\"{id}\"}} 1\n");
+    let caller = |n: u32| {
+        info(WEB)
+            + &format!(
+                "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",classification=\"success\"}} {n}\n"
+            )
+    };
+    let server = |n: u32| {
+        info(EMOJI)
+            + &format!(
+                "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {n}\n"
+            )
+    };
+    let targets = Target::parse_list("web=a:1,web-canary=b:2,emoji=c:3").unwrap();
+    let deltas = vec![
+        delta(&caller(0), &caller(20)),
+        delta(&caller(0), &caller(10)),
+        delta(&server(0), &server(30)),
+    ];
+    let rows = edge_rows(&targets, &deltas);
+    let ends: Vec<(&str, &str, f64)> = rows
+        .iter()
+        .map(|r| (r.src.as_str(), r.dst.as_str(), r.golden.rps))
+        .collect();
+    assert_eq!(ends, [("web", "emoji", 2.0), ("web-canary", "emoji", 1.0)]);
+}
