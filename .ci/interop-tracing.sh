@@ -154,7 +154,7 @@ for _ in $(seq 100); do
     server_line="$(grep "^server $trace [0-9a-f]* [0-9a-f]* 2 " "$work/spans.txt" | grep " $app_parent " | tail -1 || true)"
     if [ -n "$server_line" ]; then
         client_parent="$(echo "$server_line" | cut -d' ' -f4)"
-        client_line="$(grep "^client $trace $client_parent $caller 3 /headers$" "$work/spans.txt" || true)"
+        client_line="$(grep "^client $trace $client_parent $caller 3 GET$" "$work/spans.txt" || true)"
         [ -n "$client_line" ] && break
     fi
     sleep 0.1

@@ -157,7 +157,7 @@ async fn both_sidecars_are_spans_of_the_callers_trace_and_the_app_their_child() 
     assert_eq!(client["kind"], 3);
     assert_eq!(server["kind"], 2);
     for span in [client, server] {
-        assert_eq!(span["name"], "/headers");
+        assert_eq!(span["name"], "GET");
         assert_eq!(attribute(span, "http.request.method")["stringValue"], "GET");
         assert_eq!(
             attribute(span, "http.response.status_code")["intValue"],

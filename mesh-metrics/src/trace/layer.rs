@@ -7,7 +7,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use http::{Request, Response, header};
+use http::{Method, Request, Response, header};
 use mesh_core::{
     classify::ErrorKind,
     conn::{ConnectionInfo, Tls},
@@ -144,7 +144,7 @@ impl Open {
             span_id,
             parent: context.parent,
             kind,
-            name: req.uri().path().to_owned(),
+            name: span_name(req.method()).to_owned(),
             start_unix,
             start: Instant::now(),
             attributes: request_attributes(req, kind),
@@ -174,18 +174,64 @@ impl Open {
     }
 }
 
+/// The longest string attribute a span keeps, in bytes: a request's path
+/// may be as long as its server allows, and 2,048 queued spans of such
+/// paths would hold megabytes.
+pub(crate) const MAX_ATTRIBUTE: usize = 256;
+
+/// The methods OpenTelemetry's HTTP conventions know; any other is
+/// reported as `_OTHER`, so that names and attributes stay a closed set.
+const KNOWN_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::CONNECT,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PATCH,
+];
+
+/// OpenTelemetry's HTTP span name: the method, as the proxy knows no
+/// route; `HTTP` for a method outside the known set. Never the path: the
+/// conventions forbid it, since paths carry ids (one name per user
+/// floods a trace store's operation lists) and sometimes secrets.
+fn span_name(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| *known == method)
+        .map_or("HTTP", Method::as_str)
+}
+
+/// `text`, cut to [`MAX_ATTRIBUTE`] bytes at a character boundary.
+fn bounded(text: &str) -> Attr {
+    let mut end = text.len().min(MAX_ATTRIBUTE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Attr::Str(text[..end].to_owned())
+}
+
 /// OpenTelemetry's HTTP request attributes, and the mesh's.
+///
+/// The query string is left out: its parameters are the application's,
+/// and the proxy cannot tell a page number from an access token.
 fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str, Attr)> {
     let text = |s: &str| Attr::Str(s.to_owned());
     let uri = req.uri();
-    let mut attrs = vec![
-        ("mesh.direction", text(kind.direction())),
-        ("http.request.method", text(req.method().as_str())),
-        ("url.path", text(uri.path())),
-    ];
-    if let Some(query) = uri.query() {
-        attrs.push(("url.query", text(query)));
+    let mut attrs = vec![("mesh.direction", text(kind.direction()))];
+    match span_name(req.method()) {
+        "HTTP" => attrs.extend([
+            ("http.request.method", text("_OTHER")),
+            (
+                "http.request.method_original",
+                bounded(req.method().as_str()),
+            ),
+        ]),
+        known => attrs.push(("http.request.method", text(known))),
     }
+    attrs.push(("url.path", bounded(uri.path())));
     if let Some(scheme) = uri.scheme_str() {
         attrs.push(("url.scheme", text(scheme)));
     }
@@ -197,7 +243,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
             .and_then(|h| h.to_str().ok())
     });
     if let Some(authority) = host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
-        attrs.push(("server.address", text(authority.host())));
+        attrs.push(("server.address", bounded(authority.host())));
         if let Some(port) = authority.port_u16() {
             attrs.push(("server.port", Attr::Int(i64::from(port))));
         }

@@ -15,12 +15,16 @@
 //!   so that the next hop's span is its child.
 //! - When the caller's context is sampled, it reports the span when the
 //!   response head arrives (or the request fails, or the caller goes
-//!   away): named by the request's path, as Linkerd names them, with
-//!   OpenTelemetry's HTTP attributes (`http.request.method`, `url.path`,
-//!   `url.query`, `server.address`, `server.port`,
+//!   away): named by the request's method, as OpenTelemetry's HTTP
+//!   conventions name spans without a route (never by the path, which
+//!   would make a name per user id), with their attributes
+//!   (`http.request.method`, `url.path`, `server.address`, `server.port`,
 //!   `http.response.status_code`, `error.type`) and the mesh's own
 //!   (`mesh.direction`, and inbound `client.address` and `mesh.client_id`).
 //!   Inbound spans are of kind server, outbound of kind client.
+//! - It leaves the query string out, since its parameters may be secrets
+//!   the proxy cannot tell apart, and cuts the strings it keeps to 256
+//!   bytes, so that the queue's memory is bounded.
 //!
 //! # Where the spans go
 //!
