@@ -1,6 +1,6 @@
 //! Sending spans to a collector: OTLP/HTTP, JSON-encoded, in batches.
 
-use std::{fmt, future::Future, pin::pin, str::FromStr};
+use std::{fmt, future::Future, pin::pin, str::FromStr, time::Duration};
 
 use bytes::Bytes;
 use http::{Method, Request, Uri, header};
@@ -170,7 +170,29 @@ impl SpanExporter {
             let batch = std::mem::take(&mut batch);
             let n = batch.len() as u64;
             let send_by = deadline.unwrap_or_else(|| Instant::now() + EXPORT_TIMEOUT);
-            match self.send(&client, &batch, send_by).await {
+            let mut result = self.send(&client, &batch, send_by).await;
+            if let Err(Refused {
+                retry_after: Some(delay),
+                ..
+            }) = &result
+                && deadline.is_none()
+            {
+                // The collector is overloaded and said when to come back:
+                // the batch is sent once more then, or at once if the
+                // exporter stops first. Meanwhile the queue fills, and
+                // spans beyond it are dropped, not held.
+                tokio::select! {
+                    biased;
+                    () = &mut stop => {
+                        self.spans.close();
+                        deadline = Some(Instant::now() + EXPORT_TIMEOUT);
+                    }
+                    () = tokio::time::sleep((*delay).min(MAX_RETRY_AFTER)) => {}
+                }
+                let send_by = deadline.unwrap_or_else(|| Instant::now() + EXPORT_TIMEOUT);
+                result = self.send(&client, &batch, send_by).await;
+            }
+            match result {
                 Ok(Accepted { rejected: 0, .. }) => {
                     self.counts.exported.inc_by(n);
                     if failing {
@@ -186,7 +208,7 @@ impl SpanExporter {
                     self.counts.failed.inc_by(rejected);
                     tracing::debug!(collector = %self.collector, rejected, %message, "the collector rejected spans");
                 }
-                Err(error) => {
+                Err(Refused { error, .. }) => {
                     self.counts.failed.inc_by(n);
                     if failing {
                         tracing::debug!(collector = %self.collector, %error, spans = n, "spans not exported");
@@ -204,35 +226,71 @@ impl SpanExporter {
         client: &Client<HttpConnector, Full<Bytes>>,
         batch: &[Span],
         send_by: Instant,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, Refused> {
         let body = super::span::export_request(&self.resource, batch).to_string();
         let req = Request::builder()
             .method(Method::POST)
             .uri(self.collector.uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .map_err(Refused::other)?;
         let exchange = async {
             let res = client.request(req).await.map_err(|e| e.to_string())?;
             let status = res.status();
+            let retry_after = res
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+                .map(Duration::from_secs);
             // Read to its end, so that the connection is used again.
             let body = Limited::new(res.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
                 .map_err(|e| e.to_string())?
                 .to_bytes();
-            Ok::<_, String>((status, body))
+            Ok::<_, String>((status, retry_after, body))
         };
-        let (status, body) = tokio::time::timeout_at(send_by, exchange)
+        let (status, retry_after, body) = tokio::time::timeout_at(send_by, exchange)
             .await
-            .map_err(|_| format!("no answer in {EXPORT_TIMEOUT:?}"))??;
+            .map_err(|_| Refused::other(format!("no answer in {EXPORT_TIMEOUT:?}")))?
+            .map_err(Refused::other)?;
         if status.is_success() {
-            Ok(Accepted::read(&body))
-        } else {
-            Err(format!("the collector answered {status}"))
+            return Ok(Accepted::read(&body));
+        }
+        // OTLP/HTTP's retryable answers: the collector is overloaded or
+        // behind a proxy that is, for now.
+        let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+        Err(Refused {
+            error: format!("the collector answered {status}"),
+            retry_after: retryable.then(|| retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+        })
+    }
+}
+
+/// Why a batch was not exported, and when the collector asked for it
+/// again if it did.
+#[derive(Debug)]
+struct Refused {
+    error: String,
+    retry_after: Option<Duration>,
+}
+
+impl Refused {
+    fn other(error: impl ToString) -> Self {
+        Self {
+            error: error.to_string(),
+            retry_after: None,
         }
     }
 }
+
+/// How long a batch waits to be sent again after a retryable answer
+/// without `Retry-After` (or with an HTTP date, which is not read).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest a batch waits to be sent again, whatever `Retry-After`
+/// says: spans older than that are of little use, and the queue has been
+/// dropping the newer ones meanwhile.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// The most of a collector's answer that is read: an
 /// `ExportTraceServiceResponse` is a count and a message.

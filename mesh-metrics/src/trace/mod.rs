@@ -39,8 +39,11 @@
 //! a span that finds it full is dropped and counted. A batch is sent when
 //! it holds [`MAX_BATCH`] spans or [`FLUSH_INTERVAL`] after its first
 //! span, whichever is first; a batch the collector does not accept within
-//! [`EXPORT_TIMEOUT`] with a 2xx is dropped and counted, not retried, so
-//! that a collector that is down costs memory for one batch at most. One
+//! [`EXPORT_TIMEOUT`] with a 2xx is dropped and counted, so that a
+//! collector that is down costs memory for one batch at most. The one
+//! exception is an overloaded collector, which OTLP has answer 429, 502,
+//! 503 or 504: the batch is sent once more, after the collector's
+//! `Retry-After` (1 s without one, 30 s at most), and only then dropped. One
 //! batch is in flight at a time: a slow collector fills the queue, and
 //! spans are then dropped, not held. Spans a collector's 2xx says it
 //! rejected (OTLP's `partialSuccess`) are counted as failed.

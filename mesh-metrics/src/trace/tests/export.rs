@@ -200,3 +200,83 @@ async fn a_hung_collector_holds_a_stopping_exporter_for_one_export_timeout() {
     assert_eq!(stopping.elapsed(), EXPORT_TIMEOUT);
     assert_eq!(tracer.failed(), 1);
 }
+
+/// A collector that answers its requests with `answers` in turn, a status
+/// and a `Retry-After`, then with 200; when each request came.
+async fn scripted_collector(
+    answers: Vec<(StatusCode, Option<&'static str>)>,
+) -> (Collector, Arc<Mutex<Vec<tokio::time::Instant>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    let kept = times.clone();
+    tokio::spawn(async move {
+        loop {
+            let (io, _) = listener.accept().await.unwrap();
+            let (kept, answers) = (kept.clone(), answers.clone());
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (kept, answers) = (kept.clone(), answers.clone());
+                async move {
+                    kept.lock().await.push(tokio::time::Instant::now());
+                    req.into_body().collect().await.unwrap();
+                    let (status, retry_after) = answers
+                        .lock()
+                        .await
+                        .next()
+                        .unwrap_or((StatusCode::OK, None));
+                    let mut res = Response::new(Full::new(Bytes::new()));
+                    *res.status_mut() = status;
+                    if let Some(after) = retry_after {
+                        res.headers_mut()
+                            .insert("retry-after", after.parse().unwrap());
+                    }
+                    Ok::<_, Infallible>(res)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc),
+            );
+        }
+    });
+    (format!("http://{addr}").parse().unwrap(), times)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overloaded_collector_gets_the_batch_once_more_after_its_retry_after() {
+    let overloaded = StatusCode::SERVICE_UNAVAILABLE;
+    for (answers, exported, failed) in [
+        (vec![(overloaded, Some("5"))], 2, 0),
+        (vec![(overloaded, Some("5")), (overloaded, Some("5"))], 0, 2),
+    ] {
+        let (collector, times) = scripted_collector(answers).await;
+        let (tracer, exporter) = Tracer::new(collector, Vec::new());
+        let export = tokio::spawn(exporter.run());
+        traced_requests(&tracer, 2).await;
+        let counts = tracer.counts.clone();
+        drop(tracer);
+        export.await.unwrap();
+        let times = times.lock().await;
+        assert_eq!(times.len(), 2, "sent once, and once more");
+        assert!(times[1] - times[0] >= Duration::from_secs(5));
+        assert_eq!(
+            (counts.exported.get(), counts.failed.get()),
+            (exported, failed)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_too_many_requests_without_retry_after_waits_a_second() {
+    let (collector, times) = scripted_collector(vec![(StatusCode::TOO_MANY_REQUESTS, None)]).await;
+    let (tracer, exporter) = Tracer::new(collector, Vec::new());
+    let export = tokio::spawn(exporter.run());
+    traced_requests(&tracer, 1).await;
+    let counts = tracer.counts.clone();
+    drop(tracer);
+    export.await.unwrap();
+    let times = times.lock().await;
+    assert_eq!(times.len(), 2);
+    assert!(times[1] - times[0] >= Duration::from_secs(1));
+    assert_eq!(counts.exported.get(), 1);
+}
