@@ -233,7 +233,7 @@ impl SpanExporter {
             .uri(self.collector.uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(Refused::other)?;
+            .map_err(|e| Refused::other(e.to_string()))?;
         let exchange = async {
             let res = client.request(req).await.map_err(|e| e.to_string())?;
             let status = res.status();
@@ -276,9 +276,9 @@ struct Refused {
 }
 
 impl Refused {
-    fn other(error: impl ToString) -> Self {
+    fn other(error: String) -> Self {
         Self {
-            error: error.to_string(),
+            error,
             retry_after: None,
         }
     }
