@@ -310,3 +310,31 @@ fn bad_tracing_sections_name_the_field_and_the_line() {
         error("admin: {listen: 127.0.0.1:0}\ntracing:\n  collector: https://collector:4318\n");
     assert!(error.contains("line 3"), "{error}");
 }
+
+#[tokio::test]
+async fn the_check_reaches_collectors_by_ipv6_address_and_by_name() {
+    use mesh_examples::sidecar::check::{self, CheckOptions, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cases = vec![format!("localhost:{}", v4.local_addr().unwrap().port())];
+    // Where the host has IPv6.
+    let v6 = tokio::net::TcpListener::bind("[::1]:0").await;
+    if let Ok(v6) = &v6 {
+        cases.push(format!("[::1]:{}", v6.local_addr().unwrap().port()));
+    }
+    for authority in cases {
+        let path = dir.path().join("sidecar.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n\
+                 tracing:\n  collector: http://{authority}\n"
+            ),
+        )
+        .unwrap();
+        let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+        let title = format!("trace collector {authority} accepts connections");
+        let check = report.find(&title).unwrap_or_else(|| panic!("{report}"));
+        assert_eq!(check.status, Status::Pass, "{report}");
+    }
+}
