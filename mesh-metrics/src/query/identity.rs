@@ -19,11 +19,13 @@
 //!    scrape, to the service named like the workload (`dst_service="emoji"`
 //!    for `--admin emoji=ADDR`), when that is one identity;
 //! 2. a client's is found by elimination at each named server: when one
-//!    named workload of unknown identity called it over mutual TLS (by its
-//!    name, or by a `server_id` only that server holds), and the server saw
-//!    one client identity no named workload holds yet, that identity is the
-//!    caller's. Each identity learned can settle another server, so this
-//!    repeats until nothing changes.
+//!    named workload of unknown identity called it over mutual TLS in the
+//!    window (by its name, or by a `server_id` only that server holds), and
+//!    the server saw one client identity no named workload holds yet call
+//!    in the window, that identity is the caller's. Each identity learned
+//!    can settle another server, so this repeats until nothing changes.
+//!    Series that did not move in the window are no evidence here: a
+//!    caller idle in it is not paired with whoever else called.
 //!
 //! An identity neither the metric nor these rules settle stays unknown, and
 //! the views show it as it is rather than guess whose it is. Two workloads
@@ -79,9 +81,11 @@ impl Identities {
         }
         let mut known = Self::declared(targets, deltas);
         // What each scrape says: (caller, service, server identity) of the
-        // outbound series on mutual TLS, (server, client identity) inbound.
+        // outbound series on mutual TLS, (server, client identity) inbound;
+        // and of those, the ones that moved in the window.
         let mut calls: Vec<(&str, &str, &str)> = Vec::new();
-        let mut clients: Vec<(&str, &str)> = Vec::new();
+        let mut recent_calls: Vec<(&str, &str, &str)> = Vec::new();
+        let mut recent_clients: Vec<(&str, &str)> = Vec::new();
         for (target, delta) in targets.iter().zip(deltas) {
             let Some(delta) = delta else { continue };
             for s in delta.samples() {
@@ -90,12 +94,18 @@ impl Identities {
                         let service = s.label("dst_service");
                         if let (Some(service), Some(id)) = (service, peer_identity(s, "server_id"))
                         {
-                            push_new(&mut calls, (target.name.as_str(), service, id));
+                            let call = (target.name.as_str(), service, id);
+                            push_new(&mut calls, call);
+                            if s.value > 0.0 {
+                                push_new(&mut recent_calls, call);
+                            }
                         }
                     }
                     Some("inbound") => {
-                        if let Some(id) = peer_identity(s, "client_id") {
-                            push_new(&mut clients, (target.name.as_str(), id));
+                        if let Some(id) = peer_identity(s, "client_id")
+                            && s.value > 0.0
+                        {
+                            push_new(&mut recent_clients, (target.name.as_str(), id));
                         }
                     }
                     _ => {}
@@ -113,7 +123,7 @@ impl Identities {
                 known.infer(name, id);
             }
         }
-        while known.settle_one_caller(&names, &calls, &clients) {}
+        while known.settle_one_caller(&names, &recent_calls, &recent_clients) {}
         known
     }
 

@@ -250,3 +250,30 @@ fn workloads_sharing_an_identity_each_have_it_and_it_names_neither() {
     assert_eq!(pairs(&ids), [("web", WEB), ("web-canary", WEB)]);
     assert_eq!(ids.name_of(WEB), None);
 }
+
+#[test]
+fn a_caller_idle_in_the_window_is_not_paired_with_another_client() {
+    // web called emoji before the window and is idle in it; vote-bot, not
+    // given with --admin, calls emoji in the window. Its identity is the
+    // only client identity emoji saw move, but nothing says it is web's.
+    let targets = Target::parse_list("web=a:1,emoji=b:2").unwrap();
+    let idle = format!(
+        "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",classification=\"success\"}} 40\n"
+    );
+    let bot = |n: u32| {
+        info(EMOJI)
+            + &format!(
+                "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{BOT}\",classification=\"success\"}} {n}\n"
+            )
+    };
+    let deltas = [window(&idle, &idle), window(&bot(5), &bot(25))];
+    let ids = Identities::learn(&targets, &deltas);
+    assert_eq!(ids.of("web"), None);
+    assert_eq!(ids.name_of(BOT), None);
+
+    // Calling in the window, web is the one caller, and BOT the one client.
+    let busy = idle.replace(" 40\n", " 60\n");
+    let deltas = [window(&idle, &busy), window(&bot(5), &bot(25))];
+    let ids = Identities::learn(&targets, &deltas);
+    assert_eq!(ids.of("web"), Some(BOT));
+}
