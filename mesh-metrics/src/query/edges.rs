@@ -16,8 +16,9 @@
 //! leaves it to be inferred from the peers' scrapes: a server's is the
 //! `server_id` its callers saw for the service named like the workload
 //! (`dst_service="emoji"` for `emoji=ADDR`); a caller's is the one client
-//! identity a named server saw that no named workload holds, when that
-//! server had one named caller of unknown identity. An identity these
+//! identity a named server saw in the window that no named workload holds,
+//! when that server had one named caller of unknown identity in the
+//! window. An identity these
 //! leave open is shown as it is (SRC is then the client's identity, and
 //! CLIENT_ID or SERVER_ID may be `-`) rather than guessed.
 //!
