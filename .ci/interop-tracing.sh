@@ -8,7 +8,7 @@
 # A request with a sampled `traceparent` must come back as two spans, the
 # client sidecar's the parent of the server sidecar's, both children of the
 # caller's span, and the application must get the server sidecar's span as
-# its parent.
+# its parent. Sidecars stopped by SIGTERM must send the spans they hold.
 #
 # Installs what is missing (apt-get: python3-venv, curl; pip in a venv:
 # opentelemetry-proto), prints one line per check, cleans up every process
@@ -125,9 +125,11 @@ admin: {listen: 127.0.0.1:0}
 server: {threads: 1}
 tracing: {collector: 'http://127.0.0.1:$collector_port', service_name: client}
 YAML
+sidecars=()
 for name in server client; do
     "$bin/sidecar" run --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
     pids+=("$!")
+    sidecars+=("$!")
 done
 
 trace=4bf92f3577b34da6a3ce929d0e0e4736
@@ -168,6 +170,22 @@ if [ -n "$server_line" ] && [ -n "$client_line" ]; then
     pass "spans chain caller $caller -> client sidecar (kind client) -> server sidecar (kind server) -> app"
 else
     fail "spans missing or not chained; collector saw: $(cat "$work/spans.txt"); app got parent $app_parent"
+fi
+
+# A sidecar that stops sends the spans it still holds: one more request,
+# then SIGTERM at once, well within the second a batch waits to fill.
+last=5bf92f3577b34da6a3ce929d0e0e4736
+curl -s -o /dev/null -H 'host: hello' -H "traceparent: 00-$last-$caller-01" \
+    "http://127.0.0.1:$outbound_port/headers" || true
+kill -TERM "${sidecars[@]}"
+for pid in "${sidecars[@]}"; do
+    wait "$pid" 2>/dev/null || true
+done
+if grep -q "^client $last [0-9a-f]* $caller 3 " "$work/spans.txt" \
+    && grep -q "^server $last " "$work/spans.txt"; then
+    pass "sidecars stopped by SIGTERM sent the spans of their last request"
+else
+    fail "spans of the last request lost at shutdown; collector saw: $(grep " $last " "$work/spans.txt" || true)"
 fi
 
 exit "$failed"
