@@ -18,9 +18,9 @@
 //! (`dst_service="emoji"` for `emoji=ADDR`); a caller's is the one client
 //! identity a named server saw in the window that no named workload holds,
 //! when that server had one named caller of unknown identity in the
-//! window. An identity these
-//! leave open is shown as it is (SRC is then the client's identity, and
-//! CLIENT_ID or SERVER_ID may be `-`) rather than guessed.
+//! window. An identity these leave open is shown as it is (SRC is then
+//! the client's identity, and CLIENT_ID or SERVER_ID may be `-`) rather
+//! than guessed.
 //!
 //! DST, from the caller's end, is the named workload that holds the
 //! `server_id` the call required, when exactly one does, so that the two
