@@ -86,7 +86,8 @@ pub struct EdgeRow {
     /// `not_provided_by_remote`...); `null` when it was.
     pub no_tls_reason: Option<String>,
     /// Success rate, RPS and latency of the requests: the caller's
-    /// figures when its sidecar reported them, else the server's.
+    /// figures when its sidecar reported responses in the window, else the
+    /// server's.
     #[serde(flatten)]
     pub golden: Golden,
 }
@@ -150,7 +151,18 @@ pub fn edge_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<EdgeRow> {
         .zip(shown)
         .filter_map(|(entry, shown)| shown.then_some(entry))
         .map(|((src, dst, no_tls_reason), sum)| {
-            let (totals, window) = sum.caller.or(sum.server).unwrap_or_default();
+            // A caller's end with no response in the window reported none
+            // of the calls the server's end saw (another replica made them).
+            let reported = sum
+                .caller
+                .as_ref()
+                .is_some_and(|(t, _)| t.responses() > 0.0);
+            let (totals, window) = if reported {
+                sum.caller
+            } else {
+                sum.server.or(sum.caller)
+            }
+            .unwrap_or_default();
             EdgeRow {
                 src,
                 dst,

@@ -292,3 +292,37 @@ fn callers_sharing_an_identity_are_counted_once_by_their_own_ends() {
         .collect();
     assert_eq!(ends, [("web", "emoji", 2.0), ("web-canary", "emoji", 1.0)]);
 }
+
+#[test]
+fn a_caller_end_without_responses_in_the_window_does_not_hide_the_servers() {
+    // web's replica given with --admin was idle; another replica called
+    // emoji, which saw web's identity 30 times. The row has emoji's view
+    // rather than 0 RPS and no success rate.
+    let info = |id: &str| format!("identity_cert_info{{identity=\"{id}\"}} 1\n");
+    let idle = info(WEB)
+        + &format!(
+            "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",classification=\"success\"}} 7\n"
+        );
+    let server = |ok: u32, fail: u32| {
+        info(EMOJI)
+            + &format!(
+                "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
+                 response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n"
+            )
+    };
+    let targets = Target::parse_list("web=a:1,emoji=b:2").unwrap();
+    let deltas = vec![delta(&idle, &idle), delta(&server(0, 0), &server(27, 3))];
+    let rows = edge_rows(&targets, &deltas);
+    let ends: Vec<(&str, &str, Option<f64>, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.src.as_str(),
+                r.dst.as_str(),
+                r.golden.success,
+                r.golden.rps,
+            )
+        })
+        .collect();
+    assert_eq!(ends, [("web", "emoji", Some(0.9), 3.0)]);
+}
