@@ -206,11 +206,15 @@ fn span_name(method: &Method) -> &'static str {
 
 /// `text`, cut to [`MAX_ATTRIBUTE`] bytes at a character boundary.
 fn bounded(text: &str) -> Attr {
+    Attr::Str(bounded_string(text))
+}
+
+fn bounded_string(text: &str) -> String {
     let mut end = text.len().min(MAX_ATTRIBUTE);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Attr::Str(text[..end].to_owned())
+    text[..end].to_owned()
 }
 
 /// OpenTelemetry's HTTP request attributes, and the mesh's.
@@ -256,7 +260,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
             Attr::Str(conn.remote_addr.ip().to_string()),
         ));
         if let Tls::Mutual { peer } = &conn.tls {
-            attrs.push(("mesh.client_id", Attr::Str(peer.to_string())));
+            attrs.push(("mesh.client_id", bounded(&peer.to_string())));
         }
     }
     attrs
@@ -312,8 +316,14 @@ where
                     open.finish(more, failed.then(String::new));
                 }
                 Err(error) => {
-                    let kind = ErrorKind::of(&**error).as_label().to_owned();
-                    open.finish([("error.type", Attr::Str(kind))], Some(error.to_string()));
+                    // OpenTelemetry's fallback for an error it has no name
+                    // for is `_OTHER`.
+                    let kind = match ErrorKind::of(&**error) {
+                        ErrorKind::Other => "_OTHER",
+                        kind => kind.as_label(),
+                    };
+                    let message = bounded_string(&error.to_string());
+                    open.finish([("error.type", Attr::Str(kind.into()))], Some(message));
                 }
             }
         }

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     conn::{ConnectionInfo, Tls},
-    error::ProxyErrorKind,
+    error::{BoxError, ProxyErrorKind},
 };
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::Mutex};
@@ -233,6 +233,54 @@ async fn a_mesh_answer_names_its_error_and_a_dropped_request_is_cancelled() {
     assert_eq!(attr(&span, "error.type"), Some(&Attr::Str("cancel".into())));
     assert_eq!(attr(&span, "http.response.status_code"), None);
     assert_eq!(span.end - span.start, 1_000_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_request_names_its_error_as_opentelemetry_does() {
+    let traceparent = format!("00-{TRACE}-{CALLER}-01");
+    let timeout = || async {
+        let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>()).await;
+        Err::<Response<()>, BoxError>(elapsed.unwrap_err().into())
+    };
+    let other = || async { Err::<Response<()>, BoxError>("no route".into()) };
+    let failing: [(
+        tower::util::BoxCloneService<Request<()>, Response<()>, BoxError>,
+        &str,
+    ); 2] = [
+        (
+            tower::util::BoxCloneService::new(service_fn(move |_| timeout())),
+            "timeout",
+        ),
+        (
+            tower::util::BoxCloneService::new(service_fn(move |_| other())),
+            "_OTHER",
+        ),
+    ];
+    for (inner, kind) in failing {
+        let (tracer, mut exporter) = tracer();
+        let svc = TraceLayer::outbound(Some(tracer)).layer(inner);
+        svc.oneshot(request(Some(&traceparent))).await.unwrap_err();
+        let span = queued(&mut exporter).pop().unwrap();
+        assert_eq!(attr(&span, "error.type"), Some(&Attr::Str(kind.into())));
+        assert!(span.error.is_some_and(|m| !m.is_empty()), "{kind}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn userinfo_in_the_authority_is_never_reported() {
+    let (tracer, mut exporter) = tracer();
+    let svc = TraceLayer::outbound(Some(tracer)).layer(app(StatusCode::OK));
+    let mut req = request(Some(&format!("00-{TRACE}-{CALLER}-01")));
+    *req.uri_mut() = "http://alice:s3cr3t@web.emojivoto:8080/api"
+        .parse()
+        .unwrap();
+    svc.oneshot(req).await.unwrap();
+    let span = queued(&mut exporter).pop().unwrap();
+    assert_eq!(
+        attr(&span, "server.address"),
+        Some(&Attr::Str("web.emojivoto".into()))
+    );
+    assert!(!format!("{span:?}").contains("s3cr3t"), "{span:?}");
 }
 
 #[tokio::test(start_paused = true)]
