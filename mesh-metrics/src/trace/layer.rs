@@ -260,7 +260,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
             Attr::Str(conn.remote_addr.ip().to_string()),
         ));
         if let Tls::Mutual { peer } = &conn.tls {
-            attrs.push(("mesh.client_id", bounded(&peer.to_string())));
+            attrs.push(("mesh.client_id", bounded(peer.as_ref())));
         }
     }
     attrs

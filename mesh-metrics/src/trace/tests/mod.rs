@@ -235,6 +235,8 @@ async fn a_mesh_answer_names_its_error_and_a_dropped_request_is_cancelled() {
     assert_eq!(span.end - span.start, 1_000_000);
 }
 
+type Failing = tower::util::BoxCloneService<Request<()>, Response<()>, BoxError>;
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_request_names_its_error_as_opentelemetry_does() {
     let traceparent = format!("00-{TRACE}-{CALLER}-01");
@@ -243,18 +245,9 @@ async fn a_failed_request_names_its_error_as_opentelemetry_does() {
         Err::<Response<()>, BoxError>(elapsed.unwrap_err().into())
     };
     let other = || async { Err::<Response<()>, BoxError>("no route".into()) };
-    let failing: [(
-        tower::util::BoxCloneService<Request<()>, Response<()>, BoxError>,
-        &str,
-    ); 2] = [
-        (
-            tower::util::BoxCloneService::new(service_fn(move |_| timeout())),
-            "timeout",
-        ),
-        (
-            tower::util::BoxCloneService::new(service_fn(move |_| other())),
-            "_OTHER",
-        ),
+    let failing = [
+        (Failing::new(service_fn(move |_| timeout())), "timeout"),
+        (Failing::new(service_fn(move |_| other())), "_OTHER"),
     ];
     for (inner, kind) in failing {
         let (tracer, mut exporter) = tracer();
