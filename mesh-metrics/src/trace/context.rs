@@ -14,9 +14,10 @@
 //! only the `traceparent` flags no version of W3C Trace Context defines,
 //! as it requires. Everything else in the headers, `tracestate` included,
 //! passes unchanged. A header
-//! that does not parse, or is sent more than once, is left alone and
-//! ignored, as if absent: a broken tracer upstream must not break the
-//! request. B3's single header is read before the others, so `b3: 0`
+//! that does not parse, or (`traceparent`, `b3`) is sent more than once,
+//! is left alone and ignored, as if absent: a broken tracer upstream must
+//! not break the request. Of the `x-b3-*` headers the first value counts,
+//! as B3 says. B3's single header is read before the others, so `b3: 0`
 //! (B3's "deny") unsamples the context of `x-b3-*` headers.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -117,6 +118,16 @@ pub(crate) fn propagate(headers: &mut HeaderMap, span: SpanId) {
     {
         headers.insert(X_B3_PARENTSPANID, caller);
         insert(headers, X_B3_SPANID, &id);
+        // B3 reads `true` and `false` from older tracers, but asks that
+        // they not be written: the context goes on as `1` or `0`.
+        let legacy = match headers.get(X_B3_SAMPLED).map(HeaderValue::as_bytes) {
+            Some(b"true") => Some("1"),
+            Some(b"false") => Some("0"),
+            _ => None,
+        };
+        if let Some(state) = legacy {
+            headers.insert(X_B3_SAMPLED, HeaderValue::from_static(state));
+        }
     }
 }
 
@@ -174,9 +185,10 @@ fn parse_b3_single(value: &HeaderValue) -> Option<TraceContext> {
 }
 
 /// `x-b3-traceid` and `x-b3-spanid`, sampled by `x-b3-sampled` (`1` or
-/// `true`) or `x-b3-flags: 1` (debug, which implies sampling).
+/// `true`) or `x-b3-flags: 1` (debug, which implies sampling). Of a header
+/// sent twice the first value counts, as B3 has it.
 fn parse_b3_multi(headers: &HeaderMap) -> Option<TraceContext> {
-    let text = |name| one(headers, name).and_then(|v| v.to_str().ok());
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let trace_id = b3_trace_id(text(X_B3_TRACEID)?)?;
     let span = b3_span_id(text(X_B3_SPANID)?)?;
     let debug = text(X_B3_FLAGS) == Some("1");

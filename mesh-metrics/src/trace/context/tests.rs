@@ -179,17 +179,11 @@ fn w3c_comes_first_and_every_format_present_is_rewritten() {
 #[test]
 fn a_repeated_trace_header_is_ignored_and_every_value_passes_on() {
     let other = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01";
-    for (name, first) in [
-        ("traceparent", format!("00-{TRACE}-{PARENT}-01")),
-        ("b3", format!("{TRACE}-{PARENT}-1")),
-        ("x-b3-spanid", PARENT.to_owned()),
+    for (name, first, second) in [
+        ("traceparent", format!("00-{TRACE}-{PARENT}-01"), other),
+        ("b3", format!("{TRACE}-{PARENT}-1"), "05e3ac9a4f6e3b90"),
     ] {
-        let second = if name == "traceparent" {
-            other
-        } else {
-            "05e3ac9a4f6e3b90"
-        };
-        let mut h = headers(&[("x-b3-traceid", TRACE), ("x-b3-sampled", "1")]);
+        let mut h = HeaderMap::new();
         h.append(HeaderName::from_static(name), first.parse().unwrap());
         h.append(HeaderName::from_static(name), second.parse().unwrap());
         let before = h.clone();
@@ -197,6 +191,32 @@ fn a_repeated_trace_header_is_ignored_and_every_value_passes_on() {
         propagate(&mut h, NEW);
         assert_eq!(h, before, "{name}");
     }
+}
+
+#[test]
+fn b3_multi_headers_count_their_first_value_and_go_on_sampled_1_not_true() {
+    let mut h = headers(&[
+        ("x-b3-traceid", TRACE),
+        ("x-b3-spanid", PARENT),
+        ("x-b3-spanid", "05e3ac9a4f6e3b90"),
+        ("x-b3-sampled", "true"),
+    ]);
+    let ctx = TraceContext::read(&h).unwrap();
+    assert_eq!(ctx.parent, span_id(PARENT));
+    assert!(ctx.sampled);
+    propagate(&mut h, NEW);
+    let values = |name| h.get_all(name).iter().cloned().collect::<Vec<_>>();
+    assert_eq!(values("x-b3-spanid"), ["1122334455667788"]);
+    assert_eq!(values("x-b3-parentspanid"), [PARENT]);
+    assert_eq!(values("x-b3-sampled"), ["1"]);
+
+    let mut h = headers(&[
+        ("x-b3-traceid", TRACE),
+        ("x-b3-spanid", PARENT),
+        ("x-b3-sampled", "false"),
+    ]);
+    propagate(&mut h, NEW);
+    assert_eq!(h["x-b3-sampled"], "0");
 }
 
 #[test]
