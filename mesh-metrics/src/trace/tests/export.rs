@@ -280,3 +280,62 @@ async fn a_too_many_requests_without_retry_after_waits_a_second() {
     assert!(times[1] - times[0] >= Duration::from_secs(1));
     assert_eq!(counts.exported.get(), 1);
 }
+
+/// A collector that accepts connections, counts them, and never answers.
+async fn hung_collector() -> (Collector, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((io, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(io);
+        }
+    });
+    (format!("http://{addr}").parse().unwrap(), accepted)
+}
+
+fn a_span() -> span::Span {
+    span::Span {
+        trace_id: context::TraceId([0xab; 16]),
+        span_id: context::SpanId([1; 8]),
+        parent: context::SpanId([2; 8]),
+        name: "GET".into(),
+        kind: SpanKind::Server,
+        start: 1,
+        end: 2,
+        attributes: Vec::new(),
+        error: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_collector_has_one_batch_in_flight_and_the_queue_drops_the_rest() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (collector, accepted) = hung_collector().await;
+    let (tracer, exporter) = Tracer::new(collector, Vec::new());
+    tokio::spawn(exporter.run());
+    for _ in 0..MAX_BATCH {
+        tracer.report(a_span());
+    }
+    // A full batch goes at once; the clock stands still meanwhile.
+    while accepted.load(SeqCst) < 1 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..QUEUE + 3 {
+        tracer.report(a_span());
+    }
+    assert_eq!(tracer.dropped(), 3, "the queue holds QUEUE spans, no more");
+
+    while tracer.failed() == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(tracer.failed(), MAX_BATCH as u64);
+    while accepted.load(SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(EXPORT_TIMEOUT / 2).await;
+    assert_eq!(accepted.load(SeqCst), 2, "one batch in flight at a time");
+}
