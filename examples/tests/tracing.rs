@@ -218,6 +218,64 @@ async fn a_sidecar_that_stops_sends_its_last_spans_first() {
 }
 
 #[tokio::test]
+async fn every_runtime_drains_before_the_exporter_stops() {
+    const HELD: usize = 8;
+    let (collector, mut spans) = collector().await;
+    // An application that holds each request until released.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = listener.local_addr().unwrap();
+    let (arrived, mut arrivals) = mpsc::unbounded_channel();
+    let (release, released) = tokio::sync::watch::channel(false);
+    serve(listener, move |_req: Request<hyper::body::Incoming>| {
+        let (arrived, mut released) = (arrived.clone(), released.clone());
+        async move {
+            let _ = arrived.send(());
+            let _ = released.wait_for(|r| *r).await;
+            Ok(Response::new(full("held")))
+        }
+    });
+    // Two runtimes: connections land on both.
+    let web = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{app}]\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 2\n\
+         tracing:\n  collector: http://{collector}\n  service_name: web\n"
+    ));
+    let outbound = web.outbound;
+    let calls: Vec<_> = (0..HELD)
+        .map(|_| {
+            tokio::spawn(async move {
+                let req = Request::get(format!("http://{outbound}/hold"))
+                    .header("host", "emoji")
+                    .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
+                    .body(full(""))
+                    .unwrap();
+                http1().request(req).await.unwrap().status()
+            })
+        })
+        .collect();
+    for _ in 0..HELD {
+        arrivals.recv().await.unwrap();
+    }
+    // Shutdown starts with every request in flight, on whichever runtime;
+    // they finish within the grace period, and so must their spans.
+    web.shutdown();
+    release.send(true).unwrap();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), StatusCode::OK);
+    }
+    tokio::task::spawn_blocking(move || web.join())
+        .await
+        .unwrap();
+    let mut reported = 0;
+    while spans.try_recv().is_ok() {
+        reported += 1;
+    }
+    assert_eq!(reported, HELD);
+}
+
+#[tokio::test]
 async fn without_the_section_trace_headers_pass_unchanged() {
     let (app, _gate) = backend().await;
     let web = sidecar(&format!(

@@ -266,14 +266,17 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => (None, None),
     };
-    let (tracer, mut span_exporter) = match &config.tracing {
+    // The exporter stops once every runtime has drained (each holds a
+    // sender until then), and sends the spans of their last requests.
+    let (tracer, mut span_exporter, trace_drained) = match &config.tracing {
         Some(tracing) => {
             let (tracer, exporter) =
                 Tracer::new(tracing.collector.clone(), tracing.resource.clone());
             tracer.register(&mut registry);
-            (Some(tracer), Some(exporter))
+            let (drained, all_drained) = tokio::sync::mpsc::channel::<()>(1);
+            (Some(tracer), Some((exporter, all_drained)), Some(drained))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let mut admin_service = Admin::new(registry, readiness)
         .with_shutdown(trigger.clone())
@@ -336,6 +339,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             // Tasks that run once per process go to the first runtime.
             background: std::mem::take(&mut background),
             span_exporter: span_exporter.take(),
+            trace_drained: trace_drained.clone(),
         };
         let handle = thread::Builder::new()
             .name(format!("sidecar-{index}"))

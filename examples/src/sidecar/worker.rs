@@ -19,6 +19,7 @@ use mesh_policy::PolicyStore;
 use mesh_tls::TlsAccept;
 use tokio::{
     net::{TcpListener, TcpStream},
+    sync::mpsc,
     task::JoinSet,
 };
 use tower::Layer;
@@ -83,10 +84,13 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) shutdown: Shutdown,
     pub(super) background: Vec<Background>,
-    /// The span exporter, on the first runtime: it runs until this
-    /// runtime's servers have drained, then sends the spans of their last
-    /// requests before the runtime ends.
-    pub(super) span_exporter: Option<SpanExporter>,
+    /// The span exporter, on the first runtime: it runs until every
+    /// runtime's servers have drained (the receiver's senders are gone),
+    /// then sends the spans of their last requests before this runtime
+    /// ends.
+    pub(super) span_exporter: Option<(SpanExporter, mpsc::Receiver<()>)>,
+    /// Dropped once this runtime's servers have drained.
+    pub(super) trace_drained: Option<mpsc::Sender<()>>,
 }
 
 impl Worker {
@@ -137,12 +141,15 @@ impl Worker {
         for task in self.background.drain(..) {
             tokio::spawn(task);
         }
-        let (drained, stop_export) = tokio::sync::oneshot::channel::<()>();
-        let export = self.span_exporter.take().map(|exporter| {
-            tokio::spawn(exporter.run_until(async {
-                let _ = stop_export.await;
-            }))
-        });
+        let drained = self.trace_drained.take();
+        let export = self
+            .span_exporter
+            .take()
+            .map(|(exporter, mut all_drained)| {
+                tokio::spawn(exporter.run_until(async move {
+                    let _ = all_drained.recv().await;
+                }))
+            });
         let shared = self.shared.clone();
         let client = Client::new(&shared.client);
         let mut servers = JoinSet::new();
