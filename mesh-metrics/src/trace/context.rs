@@ -87,37 +87,55 @@ fn read_b3_multi(headers: &HeaderMap) -> Option<TraceContext> {
 /// Writes `span` as the current span into every trace format `headers`
 /// carry that parses, so that the next hop is `span`'s child.
 pub(crate) fn propagate(headers: &mut HeaderMap, span: SpanId) {
-    let id = hex(&span.0);
+    // Written on the stack: the one allocation per header is its value's.
+    let mut id = [0; 16];
+    hex_into(&mut id, &span.0);
     if let Some(value) = one(headers, TRACEPARENT)
         && parse_traceparent(value).is_some()
-        && let Ok(text) = value.to_str()
     {
         // `00-<trace id>-<parent id>-<flags>`: the parent changes, and
         // flags no version defines are cleared ("Vendors MUST set those to
         // zero", §3.2.2.5). A later version is written as the version this
         // proxy knows, with the fields that version defines.
-        let flags = lower_hex::<1>(&text.as_bytes()[53..55]).map_or(0, |f| f[0]) & KNOWN_FLAGS;
-        let written = format!("00-{}-{id}-{}", &text[3..35], hex(&[flags]));
-        insert(headers, TRACEPARENT, &written);
+        let text = value.as_bytes();
+        let flags = lower_hex::<1>(&text[53..55]).map_or(0, |f| f[0]) & KNOWN_FLAGS;
+        let mut written = Written::default();
+        written.push(b"00-");
+        written.push(&text[3..36]);
+        written.push(&id);
+        written.push(b"-");
+        let mut hex_flags = [0; 2];
+        hex_into(&mut hex_flags, &[flags]);
+        written.push(&hex_flags);
+        written.insert(headers, TRACEPARENT);
     }
     if let Some(value) = one(headers, B3)
         && parse_b3_single(value).is_some()
-        && let Ok(text) = value.to_str()
     {
-        let mut fields = text.split('-');
+        // `<trace id>-<caller>[-<sampled>[-<its parent>]]` becomes
+        // `<trace id>-<id>[-<sampled>-<caller>]`.
+        let mut fields = value.as_bytes().split(|&b| b == b'-');
         let trace = fields.next().unwrap_or_default();
         let caller = fields.next().unwrap_or_default();
-        let written = match fields.next() {
-            Some(sampled) => format!("{trace}-{id}-{sampled}-{caller}"),
-            None => format!("{trace}-{id}"),
-        };
-        insert(headers, B3, &written);
+        let mut written = Written::default();
+        written.push(trace);
+        written.push(b"-");
+        written.push(&id);
+        if let Some(sampled) = fields.next() {
+            written.push(b"-");
+            written.push(sampled);
+            written.push(b"-");
+            written.push(caller);
+        }
+        written.insert(headers, B3);
     }
     if parse_b3_multi(headers).is_some()
         && let Some(caller) = headers.get(X_B3_SPANID).cloned()
     {
         headers.insert(X_B3_PARENTSPANID, caller);
-        insert(headers, X_B3_SPANID, &id);
+        if let Ok(value) = HeaderValue::from_bytes(&id) {
+            headers.insert(X_B3_SPANID, value);
+        }
         // B3 reads `true` and `false` from older tracers, but asks that
         // they not be written: the context goes on as `1` or `0`.
         let legacy = match headers.get(X_B3_SAMPLED).map(HeaderValue::as_bytes) {
@@ -131,10 +149,38 @@ pub(crate) fn propagate(headers: &mut HeaderMap, span: SpanId) {
     }
 }
 
-fn insert(headers: &mut HeaderMap, name: HeaderName, text: &str) {
-    // Hex digits and dashes are always a valid value.
-    if let Ok(value) = HeaderValue::from_str(text) {
-        headers.insert(name, value);
+/// A header value being written: at most a `b3` header's 68 bytes
+/// (`<32>-<16>-<1>-<16>`).
+struct Written {
+    bytes: [u8; 68],
+    len: usize,
+}
+
+impl Default for Written {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 68],
+            len: 0,
+        }
+    }
+}
+
+impl Written {
+    /// Appends `part`; what does not fit is left out, and the value then
+    /// fails to parse downstream rather than here. Parsed input never
+    /// comes near it.
+    fn push(&mut self, part: &[u8]) {
+        let end = (self.len + part.len()).min(self.bytes.len());
+        let n = end - self.len;
+        self.bytes[self.len..end].copy_from_slice(&part[..n]);
+        self.len = end;
+    }
+
+    fn insert(&self, headers: &mut HeaderMap, name: HeaderName) {
+        // Hex digits and dashes are always a valid value.
+        if let Ok(value) = HeaderValue::from_bytes(&self.bytes[..self.len]) {
+            headers.insert(name, value);
+        }
     }
 }
 
@@ -254,13 +300,18 @@ fn lower_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
 
 /// Lowercase hex, as every format writes ids.
 pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex_into(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes `bytes` into `out` in lowercase hex, as far as `out` goes.
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The layer that joins requests' traces, and its response future.
 
 use std::{
+    borrow::Cow,
     future::Future,
     pin::Pin,
     task::{Context, Poll, ready},
@@ -119,7 +120,7 @@ struct Open {
     span_id: SpanId,
     parent: SpanId,
     kind: SpanKind,
-    name: String,
+    name: &'static str,
     /// Wall-clock nanoseconds at the start, which the span reports; its
     /// end is that plus the time the (pausable) runtime clock measured.
     start_unix: u64,
@@ -144,7 +145,7 @@ impl Open {
             span_id,
             parent: context.parent,
             kind,
-            name: span_name(req.method()).to_owned(),
+            name: span_name(req.method()),
             start_unix,
             start: Instant::now(),
             attributes: request_attributes(req, kind),
@@ -206,7 +207,7 @@ fn span_name(method: &Method) -> &'static str {
 
 /// `text`, cut to [`MAX_ATTRIBUTE`] bytes at a character boundary.
 fn bounded(text: &str) -> Attr {
-    Attr::Str(bounded_string(text))
+    Attr::Str(Cow::Owned(bounded_string(text)))
 }
 
 fn bounded_string(text: &str) -> String {
@@ -222,9 +223,11 @@ fn bounded_string(text: &str) -> String {
 /// The query string is left out: its parameters are the application's,
 /// and the proxy cannot tell a page number from an access token.
 fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str, Attr)> {
-    let text = |s: &str| Attr::Str(s.to_owned());
+    let text = |s: &'static str| Attr::Str(Cow::Borrowed(s));
     let uri = req.uri();
-    let mut attrs = vec![("mesh.direction", text(kind.direction()))];
+    // Room for every attribute a span can have, so that it never grows.
+    let mut attrs = Vec::with_capacity(12);
+    attrs.push(("mesh.direction", text(kind.direction())));
     match span_name(req.method()) {
         "HTTP" => attrs.extend([
             ("http.request.method", text("_OTHER")),
@@ -237,7 +240,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
     }
     attrs.push(("url.path", bounded(uri.path())));
     if let Some(scheme) = uri.scheme_str() {
-        attrs.push(("url.scheme", text(scheme)));
+        attrs.push(("url.scheme", bounded(scheme)));
     }
     // The host the client asked for: the URI's authority when it has one
     // (HTTP/2, absolute form), else `Host`.
@@ -257,7 +260,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
     {
         attrs.push((
             "client.address",
-            Attr::Str(conn.remote_addr.ip().to_string()),
+            Attr::Str(conn.remote_addr.ip().to_string().into()),
         ));
         if let Tls::Mutual { peer } = &conn.tls {
             attrs.push(("mesh.client_id", bounded(peer.as_ref())));
@@ -300,20 +303,18 @@ where
             match &result {
                 Ok(res) => {
                     let status = res.status();
-                    let mut more = vec![(
-                        "http.response.status_code",
-                        Attr::Int(i64::from(status.as_u16())),
-                    )];
+                    let code = Attr::Int(i64::from(status.as_u16()));
                     let mesh_error = res.extensions().get::<ProxyErrorKind>();
                     let failed = open.kind.is_error(status) || mesh_error.is_some();
-                    if failed {
+                    let error_type = failed.then(|| {
                         let kind = mesh_error.map_or_else(
-                            || status.as_str().to_owned(),
-                            |kind| kind.as_label().to_owned(),
+                            || Cow::Owned(status.as_str().to_owned()),
+                            |kind| Cow::Borrowed(kind.as_label()),
                         );
-                        more.push(("error.type", Attr::Str(kind)));
-                    }
-                    open.finish(more, failed.then(String::new));
+                        ("error.type", Attr::Str(kind))
+                    });
+                    let more = std::iter::once(("http.response.status_code", code));
+                    open.finish(more.chain(error_type), failed.then(String::new));
                 }
                 Err(error) => {
                     // OpenTelemetry's fallback for an error it has no name

@@ -1,5 +1,7 @@
 //! A finished span, and the OTLP/JSON a batch of them is sent as.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::context::{SpanId, TraceId, hex};
@@ -44,7 +46,9 @@ impl SpanKind {
 /// An attribute's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Attr {
-    Str(String),
+    /// Borrowed when the value is one of a closed set, so that most of a
+    /// span's strings cost no allocation.
+    Str(Cow<'static, str>),
     Int(i64),
 }
 
@@ -54,7 +58,7 @@ pub(crate) struct Span {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
     pub(crate) parent: SpanId,
-    pub(crate) name: String,
+    pub(crate) name: &'static str,
     pub(crate) kind: SpanKind,
     /// Nanoseconds since the Unix epoch.
     pub(crate) start: u64,
@@ -103,7 +107,7 @@ fn attribute(key: &str, value: &Attr) -> Value {
 pub(crate) fn export_request(resource: &[(String, String)], spans: &[Span]) -> Value {
     let resource: Vec<Value> = resource
         .iter()
-        .map(|(k, v)| attribute(k, &Attr::Str(v.clone())))
+        .map(|(key, value)| json!({ "key": key, "value": { "stringValue": value } }))
         .collect();
     json!({
         "resourceSpans": [{
@@ -126,7 +130,7 @@ mod tests {
             trace_id: TraceId([0xab; 16]),
             span_id: SpanId([1, 2, 3, 4, 5, 6, 7, 8]),
             parent: SpanId([0xff; 8]),
-            name: "/api/list".into(),
+            name: "GET",
             kind: SpanKind::Server,
             start: 1_700_000_000_000_000_000,
             end: 1_700_000_000_002_500_000,
@@ -149,7 +153,7 @@ mod tests {
                         "traceId": "abababababababababababababababab",
                         "spanId": "0102030405060708",
                         "parentSpanId": "ffffffffffffffff",
-                        "name": "/api/list",
+                        "name": "GET",
                         "kind": 2,
                         "startTimeUnixNano": "1700000000000000000",
                         "endTimeUnixNano": "1700000000002500000",

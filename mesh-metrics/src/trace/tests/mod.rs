@@ -150,7 +150,7 @@ async fn spans_are_named_by_method_and_their_strings_are_bounded() {
         method("http.request.method_original"),
         Some(Attr::Str("PURGE".into()))
     );
-    let expected = Attr::Str(long_path[..layer::MAX_ATTRIBUTE].to_owned());
+    let expected = Attr::Str(long_path[..layer::MAX_ATTRIBUTE].to_owned().into());
     assert_eq!(attr(&span, "url.path"), Some(&expected));
 }
 
