@@ -40,10 +40,10 @@
 //! it holds [`MAX_BATCH`] spans or [`FLUSH_INTERVAL`] after its first
 //! span, whichever is first; a batch the collector does not accept within
 //! [`EXPORT_TIMEOUT`] with a 2xx is dropped and counted, so that a
-//! collector that is down costs memory for one batch at most. The one
-//! exception is an overloaded collector, which OTLP has answer 429, 502,
-//! 503 or 504: the batch is sent once more, after the collector's
-//! `Retry-After` (1 s without one, 30 s at most), and only then dropped. One
+//! collector that is down costs no memory beyond the queue and one batch.
+//! Only an overloaded collector, which OTLP has answer 429, 502, 503 or
+//! 504, gets the batch once more, after its `Retry-After` (1 s without
+//! one, 30 s at most), before it is dropped. One
 //! batch is in flight at a time: a slow collector fills the queue, and
 //! spans are then dropped, not held. Spans a collector's 2xx says it
 //! rejected (OTLP's `partialSuccess`) are counted as failed.
@@ -61,7 +61,40 @@
 //!   or never answered, and spans it rejected.
 //!
 //! A process that does not trace gives the layer no tracer, and pays
-//! nothing per request.
+//! nothing per request; nor does a request without trace headers.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use http::{Request, Response};
+//! use mesh_metrics::trace::{TraceLayer, Tracer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let collector = "http://127.0.0.1:4318".parse().unwrap();
+//! let resource = vec![("service.name".to_owned(), "web".to_owned())];
+//! let (tracer, exporter) = Tracer::new(collector, resource);
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let export = tokio::spawn(exporter.run_until(async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let app = service_fn(|_req: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(()))
+//! });
+//! let svc = ServiceBuilder::new()
+//!     .layer(TraceLayer::inbound(Some(tracer)))
+//!     .service(app);
+//! let req = Request::get("/")
+//!     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+//!     .body(())
+//!     .unwrap();
+//! svc.oneshot(req).await.unwrap();
+//!
+//! // Once the server has drained: send what is queued, then return.
+//! drop(stop);
+//! export.await.unwrap();
+//! # }
+//! ```
 
 pub mod context;
 mod export;
