@@ -2,12 +2,17 @@
 
 use std::{
     fmt,
+    io::Write as _,
+    net::SocketAddr,
+    ops::Range,
     str::FromStr,
     time::{Duration, SystemTime},
 };
 
+use http::Method;
+use mesh_core::Identity;
 use serde::Serialize;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339 as Rfc3339Format};
 
 /// How an access log line is written: Linkerd's two formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,55 +52,113 @@ impl FromStr for AccessLogFormat {
     }
 }
 
-/// Everything one line says.
+/// Everything one line says, as the request path collects it: values that
+/// are cheap to keep as they are (addresses, the identity's shared text,
+/// the method), and the request's and response's texts copied into one
+/// buffer of their own, so that an entry waiting in the queue holds no
+/// connection's read buffer. The line itself is written by the writer
+/// task ([`Entry::render`]), off the request path.
 #[derive(Debug, Default)]
 pub(super) struct Entry {
-    pub(super) client_addr: String,
+    pub(super) client_addr: Option<SocketAddr>,
     /// The client's mesh identity; `None` without mutual TLS.
-    pub(super) client_id: Option<String>,
+    pub(super) client_id: Option<Identity>,
     pub(super) timestamp: Option<SystemTime>,
-    pub(super) method: String,
-    pub(super) uri: String,
+    pub(super) method: Method,
     pub(super) version: &'static str,
-    pub(super) host: String,
-    pub(super) user_agent: String,
-    pub(super) trace_id: String,
-    pub(super) request_bytes: String,
     pub(super) status: u16,
-    pub(super) response_bytes: String,
     pub(super) total: Duration,
     pub(super) processing: Duration,
+    pub(super) uri: Text,
+    pub(super) host: Text,
+    pub(super) user_agent: Text,
+    pub(super) trace_id: Text,
+    pub(super) request_bytes: Text,
+    pub(super) response_bytes: Text,
+    /// The texts above point into this.
+    texts: String,
+}
+
+/// Where one of an [`Entry`]'s texts is in its buffer; empty by default.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Text(Range<usize>);
+
+impl Text {
+    /// From this text's start to the end of what `entry` holds: the texts
+    /// pushed since, as one.
+    pub(super) fn through(self, entry: &Entry) -> Self {
+        Self(self.0.start..entry.texts.len())
+    }
 }
 
 impl Entry {
-    pub(super) fn render(&self, format: AccessLogFormat) -> String {
-        let timestamp = self.timestamp.map(rfc3339).unwrap_or_default();
-        let client_id = self.client_id.as_deref().unwrap_or("-");
+    /// An entry whose texts take up to `capacity` bytes without growing
+    /// their buffer.
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            texts: String::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
+    /// Copies `text` into the entry's buffer.
+    pub(super) fn push(&mut self, text: &str) -> Text {
+        let start = self.texts.len();
+        self.texts.push_str(text);
+        Text(start..self.texts.len())
+    }
+
+    /// How many bytes of texts the entry holds without growing.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.texts.capacity()
+    }
+
+    fn text(&self, text: &Text) -> &str {
+        self.texts.get(text.0.clone()).unwrap_or_default()
+    }
+
+    /// Appends the line, without its newline, to `out`.
+    pub(super) fn render(&self, format: AccessLogFormat, out: &mut Vec<u8>) {
+        let timestamp = Rfc3339(self.timestamp);
+        let client_addr = Shown(self.client_addr);
+        let client_id = self.client_id.as_ref().map_or("-", Identity::as_str);
         match format {
-            AccessLogFormat::Apache => format!(
-                "{} {client_id} - [{timestamp}] \"{} {} {}\" {}",
-                self.client_addr, self.method, self.uri, self.version, self.status
-            ),
+            AccessLogFormat::Apache => {
+                // Writing to a `Vec` cannot fail.
+                let _ = write!(
+                    out,
+                    "{client_addr} {client_id} - [{timestamp}] \"{} {} {}\" {}",
+                    self.method,
+                    self.text(&self.uri),
+                    self.version,
+                    self.status
+                );
+            }
             AccessLogFormat::Json => {
                 let line = JsonLine {
-                    client_addr: &self.client_addr,
+                    client_addr: Displayed(client_addr),
                     client_id,
-                    host: &self.host,
-                    method: &self.method,
+                    host: self.text(&self.host),
+                    method: self.method.as_str(),
                     processing_ns: self.processing.as_nanos(),
-                    request_bytes: &self.request_bytes,
-                    response_bytes: &self.response_bytes,
+                    request_bytes: self.text(&self.request_bytes),
+                    response_bytes: self.text(&self.response_bytes),
                     status: self.status,
-                    timestamp: &timestamp,
+                    timestamp: Displayed(timestamp),
                     total_ns: self.total.as_nanos(),
-                    trace_id: &self.trace_id,
-                    uri: &self.uri,
-                    user_agent: &self.user_agent,
+                    trace_id: self.text(&self.trace_id),
+                    uri: self.text(&self.uri),
+                    user_agent: self.text(&self.user_agent),
                     version: self.version,
                 };
                 // Strings and numbers only: encoding cannot fail, but an
                 // empty object would still be a line that parses.
-                serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"))
+                let len = out.len();
+                if serde_json::to_writer(&mut *out, &line).is_err() {
+                    out.truncate(len);
+                    out.extend_from_slice(b"{}");
+                }
             }
         }
     }
@@ -105,7 +168,7 @@ impl Entry {
 #[derive(Serialize)]
 struct JsonLine<'a> {
     #[serde(rename = "client.addr")]
-    client_addr: &'a str,
+    client_addr: Displayed<Shown<SocketAddr>>,
     #[serde(rename = "client.id")]
     client_id: &'a str,
     host: &'a str,
@@ -114,7 +177,7 @@ struct JsonLine<'a> {
     request_bytes: &'a str,
     response_bytes: &'a str,
     status: u16,
-    timestamp: &'a str,
+    timestamp: Displayed<Rfc3339>,
     total_ns: u128,
     trace_id: &'a str,
     uri: &'a str,
@@ -122,19 +185,58 @@ struct JsonLine<'a> {
     version: &'a str,
 }
 
-/// `at` in RFC 3339, UTC, with as many digits of the second as it needs:
+/// A value, or nothing when there is none.
+struct Shown<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for Shown<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A JSON string written straight from a value's `Display`.
+struct Displayed<T>(T);
+
+impl<T: fmt::Display> Serialize for Displayed<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// A time in RFC 3339, UTC, with as many digits of the second as it needs:
 /// `2022-08-23T20:28:20.071809491Z`, as Linkerd writes it. A time before
 /// 1970 is written as 1970's first instant, and one past year 9999, which
-/// RFC 3339 cannot write, as nothing.
+/// RFC 3339 cannot write, as nothing; so is no time.
+struct Rfc3339(Option<SystemTime>);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The longest, `9999-12-31T23:59:59.999999999Z`, is 30 bytes.
+        let mut buf = [0_u8; 32];
+        let mut cursor = &mut buf[..];
+        let formatted = self
+            .0
+            .map(|at| {
+                at.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+            })
+            .and_then(|since| i128::try_from(since.as_nanos()).ok())
+            .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+            .is_some_and(|at| at.format_into(&mut cursor, &Rfc3339Format).is_ok());
+        // What the cursor moved past is what was written.
+        let written = if formatted { 32 - cursor.len() } else { 0 };
+        let text = buf.get(..written).unwrap_or_default();
+        f.write_str(std::str::from_utf8(text).unwrap_or_default())
+    }
+}
+
+/// `at` as [`Rfc3339`] writes it.
+#[cfg(test)]
 pub(super) fn rfc3339(at: SystemTime) -> String {
-    let since = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    i128::try_from(since.as_nanos())
-        .ok()
-        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
-        .and_then(|at| at.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    Rfc3339(Some(at)).to_string()
 }
 
 #[cfg(test)]

@@ -27,10 +27,12 @@
 //!
 //! # Writing without blocking
 //!
-//! A request never waits for the log: lines go through a bounded queue
-//! ([`QUEUE`] lines) to an [`AccessLogWriter`] that the process runs as a
-//! task, and that writes them where it is told (the sidecar: standard
-//! error, as Linkerd's proxy does). When the writer falls behind, lines
+//! A request never waits for the log: its entry goes through a bounded
+//! queue ([`QUEUE`] lines) to an [`AccessLogWriter`] that the process runs
+//! as a task, and that writes the lines where it is told (the sidecar:
+//! standard error, as Linkerd's proxy does). The request path only copies
+//! the entry's fields, into one allocation; the writer formats the line
+//! straight into the buffer it writes. When the writer falls behind, lines
 //! are dropped and counted ([`AccessLog::dropped`], and
 //! `access_log_dropped_lines_total` once [registered](AccessLog::register)),
 //! rather than slowing the traffic down.
@@ -44,6 +46,7 @@ use tokio::{
     sync::mpsc,
 };
 
+use self::format::Entry;
 pub use self::{
     format::AccessLogFormat,
     service::{AccessLogFuture, AccessLogLayer, AccessLogService},
@@ -52,12 +55,15 @@ pub use self::{
 /// The lines queued for the writer before further ones are dropped.
 pub const QUEUE: usize = 4096;
 
+/// The bytes of a batch's buffer the writer keeps for the next one.
+const KEPT_BATCH: usize = 64 * 1024;
+
 /// Where a layer's lines go: a handle on the queue to the writer.
 /// Cloning shares it.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
     format: AccessLogFormat,
-    lines: mpsc::Sender<String>,
+    lines: mpsc::Sender<Box<Entry>>,
     dropped: Counter,
 }
 
@@ -65,7 +71,8 @@ pub struct AccessLog {
 /// once, as a task.
 #[derive(Debug)]
 pub struct AccessLogWriter {
-    lines: mpsc::Receiver<String>,
+    format: AccessLogFormat,
+    lines: mpsc::Receiver<Box<Entry>>,
 }
 
 impl AccessLog {
@@ -77,7 +84,11 @@ impl AccessLog {
             lines,
             dropped: Counter::default(),
         };
-        (log, AccessLogWriter { lines: receiver })
+        let writer = AccessLogWriter {
+            format,
+            lines: receiver,
+        };
+        (log, writer)
     }
 
     /// The format of its lines.
@@ -100,8 +111,8 @@ impl AccessLog {
         );
     }
 
-    fn write(&self, line: String) {
-        if self.lines.try_send(line).is_err() {
+    fn write(&self, entry: Box<Entry>) {
+        if self.lines.try_send(entry).is_err() {
             self.dropped.inc();
         }
     }
@@ -115,16 +126,20 @@ impl AccessLogWriter {
     ///
     /// When `out` cannot be written; the lines not written yet are lost.
     pub async fn run<W: AsyncWrite + Unpin>(mut self, mut out: W) -> std::io::Result<()> {
-        while let Some(line) = self.lines.recv().await {
-            let mut batch = line.into_bytes();
+        let mut batch = Vec::new();
+        while let Some(entry) = self.lines.recv().await {
+            batch.clear();
+            entry.render(self.format, &mut batch);
             batch.push(b'\n');
             // Whatever else is queued goes out in the same write.
-            while let Ok(line) = self.lines.try_recv() {
-                batch.extend_from_slice(line.as_bytes());
+            while let Ok(entry) = self.lines.try_recv() {
+                entry.render(self.format, &mut batch);
                 batch.push(b'\n');
             }
             out.write_all(&batch).await?;
             out.flush().await?;
+            // A burst's buffer is not kept for ever.
+            batch.shrink_to(KEPT_BATCH);
         }
         Ok(())
     }

@@ -7,18 +7,26 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use http::{HeaderMap, HeaderName, Request, Response, Version, header};
+use http::{HeaderMap, HeaderName, Request, Response, Uri, Version, header};
 use mesh_core::conn::{ConnectionInfo, Tls};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AccessLog, format::Entry};
+use super::{
+    AccessLog,
+    format::{Entry, Text},
+};
 
 /// The headers a trace id is read from, in order: Zipkin's B3, the common
 /// request id, and AWS's, as Linkerd reads them.
-const TRACE_HEADERS: [&str; 3] = ["x-b3-traceid", "x-request-id", "x-amzn-trace-id"];
+/// Names, not strings, so that no request parses them.
+const TRACE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-amzn-trace-id"),
+];
 
 /// Writes a line to an [`AccessLog`] for every request through the
 /// services it wraps; without a log, it does nothing. See the
@@ -81,39 +89,64 @@ where
 }
 
 /// What a request's line says before its response.
-fn entry<B>(req: &Request<B>) -> Entry {
+pub(super) fn entry<B>(req: &Request<B>) -> Entry {
     let conn = req.extensions().get::<ConnectionInfo>();
     let headers = req.headers();
-    Entry {
-        client_addr: conn.map_or_else(String::new, |c| c.remote_addr.to_string()),
-        client_id: conn.and_then(|c| match &c.tls {
-            Tls::Mutual { peer } => Some(peer.to_string()),
-            _ => None,
-        }),
-        timestamp: Some(SystemTime::now()),
-        method: req.method().as_str().to_owned(),
-        uri: req.uri().to_string(),
-        version: version(req.version()),
-        host: text(headers, &header::HOST),
-        user_agent: text(headers, &header::USER_AGENT),
-        // The first of these present, as it is; not text, none.
-        trace_id: TRACE_HEADERS
-            .iter()
-            .find_map(|name| headers.get(*name))
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        request_bytes: text(headers, &header::CONTENT_LENGTH),
-        ..Entry::default()
-    }
+    let host = text(headers, &header::HOST);
+    let user_agent = text(headers, &header::USER_AGENT);
+    // The first of these present, as it is; not text, none.
+    let trace_id = TRACE_HEADERS
+        .iter()
+        .find_map(|name| headers.get(name))
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let request_bytes = text(headers, &header::CONTENT_LENGTH);
+    let uri = req.uri();
+    // Room for every text, and for the response's `content-length`, so
+    // that the buffer is allocated once.
+    let uri_len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let capacity =
+        uri_len + host.len() + user_agent.len() + trace_id.len() + request_bytes.len() + 20;
+    let mut entry = Entry::with_capacity(capacity);
+    entry.client_addr = conn.map(|c| c.remote_addr);
+    entry.client_id = conn.and_then(|c| match &c.tls {
+        Tls::Mutual { peer } => Some(peer.clone()),
+        _ => None,
+    });
+    entry.timestamp = Some(SystemTime::now());
+    entry.method = req.method().clone();
+    entry.version = version(req.version());
+    entry.uri = push_uri(&mut entry, uri);
+    entry.host = entry.push(host);
+    entry.user_agent = entry.push(user_agent);
+    entry.trace_id = entry.push(trace_id);
+    entry.request_bytes = entry.push(request_bytes);
+    entry
 }
 
-fn text(headers: &HeaderMap, name: &HeaderName) -> String {
+/// Copies `uri` as its `Display` writes it, without the formatting
+/// machinery.
+fn push_uri(entry: &mut Entry, uri: &Uri) -> Text {
+    let start = entry.push(uri.scheme_str().unwrap_or_default());
+    if uri.scheme().is_some() {
+        entry.push("://");
+    }
+    entry.push(uri.authority().map_or("", |a| a.as_str()));
+    entry.push(uri.path());
+    if let Some(query) = uri.query() {
+        entry.push("?");
+        entry.push(query);
+    }
+    start.through(entry)
+}
+
+fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> &'a str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_owned()
 }
 
 fn version(version: Version) -> &'static str {
@@ -167,10 +200,10 @@ where
         if let (Ok(res), Some(mut pending)) = (&result, this.pending.take()) {
             let entry = &mut *pending.entry;
             entry.status = res.status().as_u16();
-            entry.response_bytes = text(res.headers(), &header::CONTENT_LENGTH);
+            entry.response_bytes = entry.push(text(res.headers(), &header::CONTENT_LENGTH));
             entry.total = now.saturating_duration_since(pending.start);
             entry.processing = pending.processing;
-            pending.log.write(entry.render(pending.log.format));
+            pending.log.write(pending.entry);
         }
         Poll::Ready(result)
     }

@@ -150,7 +150,9 @@ async fn a_quoted_or_broken_header_still_makes_valid_json() {
 async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
     for i in 0..QUEUE + 3 {
-        log.write(format!("line {i}"));
+        let mut entry = Entry::default();
+        entry.uri = entry.push(&format!("/line/{i}"));
+        log.write(Box::new(entry));
     }
     assert_eq!(log.dropped(), 3);
     let mut registry = prometheus_client::registry::Registry::default();
@@ -164,5 +166,46 @@ async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     drop(log);
     let lines = written(writer).await;
     assert_eq!(lines.len(), QUEUE);
-    assert_eq!(lines[QUEUE - 1], format!("line {}", QUEUE - 1));
+    assert_eq!(
+        lines[QUEUE - 1],
+        format!(" - - [] \"GET /line/{} \" 0", QUEUE - 1)
+    );
+}
+
+#[test]
+fn an_entry_copies_its_texts_into_one_buffer_sized_at_the_request() {
+    let req = request();
+    let mut entry = service::entry(&req);
+    let capacity = entry.capacity();
+    // The response's `content-length` fits in the room left for it.
+    entry.response_bytes = entry.push("2160");
+    assert_eq!(entry.capacity(), capacity);
+    drop(req);
+    let mut line = Vec::new();
+    entry.render(AccessLogFormat::Json, &mut line);
+    let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(line["uri"], "/authors?page=2");
+    assert_eq!(line["host"], "webapp:7000");
+    assert_eq!(line["user_agent"], "curl/8.5.0");
+    assert_eq!(line["trace_id"], "a1b2");
+    assert_eq!(line["request_bytes"], "");
+    assert_eq!(line["response_bytes"], "2160");
+}
+
+#[test]
+fn an_entry_writes_each_form_of_uri_as_it_displays() {
+    for uri in [
+        "/authors?page=2",
+        "/",
+        "*",
+        "http://webapp:7000",
+        "http://webapp:7000/authors?page=2&q=a%20b",
+        "webapp:7000",
+    ] {
+        let req = Request::get(uri).body(()).unwrap();
+        let mut line = Vec::new();
+        service::entry(&req).render(AccessLogFormat::Json, &mut line);
+        let line: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(line["uri"], req.uri().to_string(), "{uri}");
+    }
 }
