@@ -17,9 +17,12 @@
 //! # What it costs
 //!
 //! A proxy nobody taps pays one relaxed atomic load per request, and
-//! wraps its response body in a type that does nothing. While a tap is
-//! open, each request takes a lock to be matched against the open taps;
-//! one that matches is copied into three events. Events go to each tap
+//! wraps its response body in a type that does nothing (and adds a
+//! pointer to its size). While a tap is open, each request takes a lock
+//! to be matched against the open taps, and reads the clock only if one
+//! matches. One that matches is copied once (its method, authority and
+//! path), and its three events share what they repeat; the tap's reader,
+//! not the request, writes the addresses out as text. Events go to each tap
 //! through a bounded queue ([`QUEUE`] events): a tap that reads too
 //! slowly loses events, and never slows the requests it watches.
 //!
@@ -35,9 +38,12 @@ mod filter;
 mod service;
 mod stream;
 
-use std::sync::{
-    Arc, Mutex, PoisonError,
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, OnceLock, PoisonError,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use http::Request;
@@ -82,13 +88,13 @@ struct Watcher {
     id: u64,
     filter: TapFilter,
     gate: RateGate,
-    events: mpsc::Sender<TapEvent>,
+    events: mpsc::Sender<Queued>,
 }
 
 /// An open tap: its events, until it is dropped.
 #[derive(Debug)]
 pub struct Subscription {
-    events: mpsc::Receiver<TapEvent>,
+    events: mpsc::Receiver<Queued>,
     id: u64,
     hub: Arc<Hub>,
 }
@@ -149,21 +155,25 @@ impl Tap {
         if self.hub.open.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let now = Instant::now();
-        let watchers: Vec<mpsc::Sender<TapEvent>> = {
+        // The clock is read once a filter matches: while the open taps
+        // watch other requests, the rest pay for the match alone. A tap
+        // leaves the list when its subscription is dropped, which is the
+        // only way its queue closes.
+        let mut now = None;
+        let watchers: Vec<mpsc::Sender<Queued>> = {
             let mut taps = self.hub.lock();
-            taps.retain(|tap| !tap.events.is_closed());
-            self.hub.open.store(taps.len(), Ordering::Relaxed);
             taps.iter_mut()
                 .filter_map(|tap| {
-                    let wanted = tap.filter.matches(direction, req) && tap.gate.admit(now);
+                    let wanted = tap.filter.matches(direction, req)
+                        && tap.gate.admit(*now.get_or_insert_with(Instant::now));
                     wanted.then(|| tap.events.clone())
                 })
                 .collect()
         };
-        if watchers.is_empty() {
-            return None;
-        }
+        let now = match now {
+            Some(now) if !watchers.is_empty() => now,
+            _ => return None,
+        };
         let tapped = Tapped {
             head: Arc::new(Head::of(
                 self.hub.next_request.fetch_add(1, Ordering::Relaxed),
@@ -194,11 +204,13 @@ impl Hub {
 impl Subscription {
     /// The next event; `None` only if the hub is gone.
     pub async fn next(&mut self) -> Option<TapEvent> {
-        self.events.recv().await
+        self.events.recv().await.map(Queued::event)
     }
 
     fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<TapEvent>> {
-        self.events.poll_recv(cx)
+        self.events
+            .poll_recv(cx)
+            .map(|queued| queued.map(Queued::event))
     }
 }
 
@@ -210,35 +222,88 @@ impl Drop for Subscription {
     }
 }
 
-/// What every event of one request repeats.
+/// What every event of one request repeats, as the request path takes
+/// it: addresses and labels are written out as text by the reader of the
+/// tap ([`Queued::event`]), not by the request.
 #[derive(Debug)]
 struct Head {
     id: u64,
     proxy: Proxy,
+    src: Option<SocketAddr>,
+    dst: Dst,
+    tls: Option<&'static str>,
+    /// `src`, `dst` and `tls` as text, written by the reader of the first
+    /// event and copied into the others.
+    text: OnceLock<HeadText>,
+}
+
+#[derive(Debug)]
+struct HeadText {
     src: String,
     dst: String,
     tls: Option<String>,
 }
 
+/// Where a tapped request went.
+#[derive(Debug)]
+enum Dst {
+    /// Inbound: the address the proxy accepted it on.
+    Local(Option<SocketAddr>),
+    /// Outbound: the authority it was addressed to.
+    Authority(String),
+}
+
 impl Head {
     fn of<B>(id: u64, direction: Direction, req: &Request<B>) -> Self {
         let conn = req.extensions().get::<ConnectionInfo>();
-        let src = conn.map_or_else(String::new, |c| c.remote_addr.to_string());
+        let src = conn.map(|c| c.remote_addr);
         match direction {
             Direction::Inbound => Self {
                 id,
                 proxy: Proxy::In,
                 src,
-                dst: conn.map_or_else(String::new, |c| c.local_addr.to_string()),
-                tls: conn.map(|c| tls_label(&c.tls).to_owned()),
+                dst: Dst::Local(conn.map(|c| c.local_addr)),
+                tls: conn.map(|c| tls_label(&c.tls)),
+                text: OnceLock::new(),
             },
             Direction::Outbound => Self {
                 id,
                 proxy: Proxy::Out,
                 src,
-                dst: filter::authority(req).unwrap_or_default().to_owned(),
+                dst: Dst::Authority(filter::authority(req).unwrap_or_default().to_owned()),
                 tls: None,
+                text: OnceLock::new(),
             },
+        }
+    }
+}
+
+/// An event in a tap's queue: what it says of the request, and the head
+/// it shares with the request's other events.
+#[derive(Debug)]
+struct Queued {
+    head: Arc<Head>,
+    kind: TapEventKind,
+}
+
+impl Queued {
+    fn event(self) -> TapEvent {
+        let head = &*self.head;
+        let text = head.text.get_or_init(|| HeadText {
+            src: head.src.map_or_else(String::new, |a| a.to_string()),
+            dst: match &head.dst {
+                Dst::Local(addr) => addr.map_or_else(String::new, |a| a.to_string()),
+                Dst::Authority(authority) => authority.clone(),
+            },
+            tls: head.tls.map(str::to_owned),
+        });
+        TapEvent {
+            id: head.id,
+            proxy: head.proxy,
+            src: text.src.clone(),
+            dst: text.dst.clone(),
+            tls: text.tls.clone(),
+            kind: self.kind,
         }
     }
 }
@@ -255,7 +320,7 @@ fn tls_label(tls: &Tls) -> &'static str {
 #[derive(Debug)]
 struct Tapped {
     head: Arc<Head>,
-    watchers: Vec<mpsc::Sender<TapEvent>>,
+    watchers: Vec<mpsc::Sender<Queued>>,
     start: Instant,
     /// Whether its response has a body a server reads, by its method.
     body_rule: BodyRule,
@@ -265,12 +330,8 @@ impl Tapped {
     /// Sends `kind` to every tap that took the request. A tap whose queue
     /// is full loses it.
     fn send(&self, kind: TapEventKind) {
-        let event = |kind| TapEvent {
-            id: self.head.id,
-            proxy: self.head.proxy,
-            src: self.head.src.clone(),
-            dst: self.head.dst.clone(),
-            tls: self.head.tls.clone(),
+        let event = |kind| Queued {
+            head: self.head.clone(),
             kind,
         };
         // The last tap takes the event itself, the others a copy: one tap

@@ -142,7 +142,7 @@ where
                 } else {
                     Ok(res.map(|body| TapBody {
                         inner: body,
-                        recording: Some(recording),
+                        recording: Some(Box::new(recording)),
                     }))
                 }
             }
@@ -201,7 +201,10 @@ pin_project! {
     pub struct TapBody<B> {
         #[pin]
         inner: B,
-        recording: Option<Recording>,
+        // Boxed: an untapped body, the usual one, is moved with every
+        // response, and stays the size of the body it wraps plus a
+        // pointer.
+        recording: Option<Box<Recording>>,
     }
 
     impl<B> PinnedDrop for TapBody<B> {

@@ -35,8 +35,8 @@ fn filter(query: &str) -> TapFilter {
 /// Every event queued for `sub` now.
 fn drain(sub: &mut Subscription) -> Vec<TapEvent> {
     let mut events = Vec::new();
-    while let Ok(event) = sub.events.try_recv() {
-        events.push(event);
+    while let Ok(queued) = sub.events.try_recv() {
+        events.push(queued.event());
     }
     events
 }
@@ -265,4 +265,28 @@ async fn serve_answers_loopback_only_and_names_a_bad_parameter() {
     assert_eq!(tap.open(), 1);
     drop(streaming);
     assert_eq!(tap.open(), 0, "a client that goes away closes its tap");
+}
+
+#[test]
+fn an_untapped_body_is_the_body_it_wraps_and_a_pointer() {
+    // Every response through the layer is moved with its body, tapped or
+    // not: the recording of a tapped one is boxed.
+    assert_eq!(
+        std::mem::size_of::<TapBody<Full<Bytes>>>(),
+        std::mem::size_of::<Full<Bytes>>() + std::mem::size_of::<usize>()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_without_connection_info_is_tapped_with_empty_addresses() {
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(TapFilter::default()).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+    let req = Request::get("/api").body(()).unwrap();
+    svc.oneshot(req).await.unwrap();
+    let events = drain(&mut sub);
+    assert_eq!(events.len(), 3, "{events:?}");
+    for event in &events {
+        assert_eq!((&*event.src, &*event.dst, &event.tls), ("", "", &None));
+    }
 }
