@@ -57,9 +57,118 @@ impl TraceContext {
     /// first, then B3 in one header, then B3 in several. `None` when there
     /// is none.
     pub fn read(headers: &HeaderMap) -> Option<Self> {
-        let w3c = || one(headers, TRACEPARENT).and_then(parse_traceparent);
-        let single = || one(headers, B3).and_then(parse_b3_single);
-        w3c().or_else(single).or_else(|| read_b3_multi(headers))
+        Carried::read(headers).map(|carried| carried.context)
+    }
+}
+
+/// The trace formats a request carries that parse, read in one pass: the
+/// context the proxy reports and the headers it writes back both come
+/// from it, so that no header is looked up or parsed twice.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Carried {
+    /// The context of the first format that parses ([`TraceContext::read`]).
+    pub(crate) context: TraceContext,
+    /// `traceparent`'s context, and its flags.
+    w3c: Option<(TraceContext, u8)>,
+    /// `b3`'s.
+    single: Option<B3Single>,
+    /// The `x-b3-*` headers' context (which `b3: 0` may have unsampled).
+    multi: Option<TraceContext>,
+}
+
+/// What a `b3` header said, to write it back with the proxy's span.
+#[derive(Clone, Copy, Debug)]
+struct B3Single {
+    context: TraceContext,
+    /// Its trace id had 32 digits, not 16.
+    wide: bool,
+    /// Its sampling state (`0`, `1` or `d`), when it had one.
+    state: Option<u8>,
+}
+
+impl Carried {
+    /// The formats `headers` carry that parse; `None` when none does.
+    pub(crate) fn read(headers: &HeaderMap) -> Option<Self> {
+        let w3c = one(headers, TRACEPARENT).and_then(parse_traceparent);
+        let b3 = one(headers, B3);
+        let single = b3.and_then(parse_b3_single);
+        let multi = parse_b3_multi(headers).map(|mut context| {
+            // B3 reads the single header before the others: one with a
+            // sampling state alone (`b3: 0`, B3's "deny") overrides
+            // `x-b3-sampled`.
+            let state = b3.and_then(|v| v.to_str().ok());
+            if let Some(sampled) = state.and_then(b3_sampled) {
+                context.sampled = sampled;
+            }
+            context
+        });
+        let context = w3c
+            .map(|(context, _)| context)
+            .or(single.map(|b3| b3.context))
+            .or(multi)?;
+        Some(Self {
+            context,
+            w3c,
+            single,
+            multi,
+        })
+    }
+
+    /// Writes `span` as the current span into every format read, so that
+    /// the next hop is `span`'s child.
+    pub(crate) fn write(&self, headers: &mut HeaderMap, span: SpanId) {
+        // Written on the stack: the one allocation per header is its value's.
+        let mut id = [0; 16];
+        hex_into(&mut id, &span.0);
+        if let Some((context, flags)) = self.w3c {
+            // `00-<trace id>-<parent id>-<flags>`: the parent changes, and
+            // flags no version defines are cleared ("Vendors MUST set those
+            // to zero", §3.2.2.5). A later version is written as the version
+            // this proxy knows, with the fields that version defines.
+            let mut written = Written::default();
+            written.push(b"00-");
+            written.push_hex(&context.trace_id.0);
+            written.push(b"-");
+            written.push(&id);
+            written.push(b"-");
+            written.push_hex(&[flags & KNOWN_FLAGS]);
+            written.insert(headers, TRACEPARENT);
+        }
+        if let Some(b3) = self.single {
+            // `<trace id>-<caller>[-<sampled>[-<its parent>]]` becomes
+            // `<trace id>-<id>[-<sampled>-<caller>]`, the trace id as wide
+            // as it came.
+            let trace = &b3.context.trace_id.0;
+            let mut written = Written::default();
+            written.push_hex(if b3.wide { trace } else { &trace[8..] });
+            written.push(b"-");
+            written.push(&id);
+            if let Some(state) = b3.state {
+                written.push(b"-");
+                written.push(&[state]);
+                written.push(b"-");
+                written.push_hex(&b3.context.parent.0);
+            }
+            written.insert(headers, B3);
+        }
+        if let Some(context) = self.multi {
+            let mut caller = Written::default();
+            caller.push_hex(&context.parent.0);
+            caller.insert(headers, X_B3_PARENTSPANID);
+            if let Ok(value) = HeaderValue::from_bytes(&id) {
+                headers.insert(X_B3_SPANID, value);
+            }
+            // B3 reads `true` and `false` from older tracers, but asks that
+            // they not be written: the context goes on as `1` or `0`.
+            let legacy = match headers.get(X_B3_SAMPLED).map(HeaderValue::as_bytes) {
+                Some(b"true") => Some("1"),
+                Some(b"false") => Some("0"),
+                _ => None,
+            };
+            if let Some(state) = legacy {
+                headers.insert(X_B3_SAMPLED, HeaderValue::from_static(state));
+            }
+        }
     }
 }
 
@@ -72,80 +181,12 @@ fn one(headers: &HeaderMap, name: HeaderName) -> Option<&HeaderValue> {
     values.next().is_none().then_some(first)
 }
 
-/// B3 in several headers, where a `b3` header with a sampling state alone
-/// (`b3: 0`, B3's "deny") overrides `x-b3-sampled`: B3 reads the single
-/// header before the others.
-fn read_b3_multi(headers: &HeaderMap) -> Option<TraceContext> {
-    let mut context = parse_b3_multi(headers)?;
-    let state = one(headers, B3).and_then(|v| v.to_str().ok());
-    if let Some(sampled) = state.and_then(b3_sampled) {
-        context.sampled = sampled;
-    }
-    Some(context)
-}
-
 /// Writes `span` as the current span into every trace format `headers`
 /// carry that parses, so that the next hop is `span`'s child.
+#[cfg(test)]
 pub(crate) fn propagate(headers: &mut HeaderMap, span: SpanId) {
-    // Written on the stack: the one allocation per header is its value's.
-    let mut id = [0; 16];
-    hex_into(&mut id, &span.0);
-    if let Some(value) = one(headers, TRACEPARENT)
-        && parse_traceparent(value).is_some()
-    {
-        // `00-<trace id>-<parent id>-<flags>`: the parent changes, and
-        // flags no version defines are cleared ("Vendors MUST set those to
-        // zero", §3.2.2.5). A later version is written as the version this
-        // proxy knows, with the fields that version defines.
-        let text = value.as_bytes();
-        let flags = lower_hex::<1>(&text[53..55]).map_or(0, |f| f[0]) & KNOWN_FLAGS;
-        let mut written = Written::default();
-        written.push(b"00-");
-        written.push(&text[3..36]);
-        written.push(&id);
-        written.push(b"-");
-        let mut hex_flags = [0; 2];
-        hex_into(&mut hex_flags, &[flags]);
-        written.push(&hex_flags);
-        written.insert(headers, TRACEPARENT);
-    }
-    if let Some(value) = one(headers, B3)
-        && parse_b3_single(value).is_some()
-    {
-        // `<trace id>-<caller>[-<sampled>[-<its parent>]]` becomes
-        // `<trace id>-<id>[-<sampled>-<caller>]`.
-        let mut fields = value.as_bytes().split(|&b| b == b'-');
-        let trace = fields.next().unwrap_or_default();
-        let caller = fields.next().unwrap_or_default();
-        let mut written = Written::default();
-        written.push(trace);
-        written.push(b"-");
-        written.push(&id);
-        if let Some(sampled) = fields.next() {
-            written.push(b"-");
-            written.push(sampled);
-            written.push(b"-");
-            written.push(caller);
-        }
-        written.insert(headers, B3);
-    }
-    if parse_b3_multi(headers).is_some()
-        && let Some(caller) = headers.get(X_B3_SPANID).cloned()
-    {
-        headers.insert(X_B3_PARENTSPANID, caller);
-        if let Ok(value) = HeaderValue::from_bytes(&id) {
-            headers.insert(X_B3_SPANID, value);
-        }
-        // B3 reads `true` and `false` from older tracers, but asks that
-        // they not be written: the context goes on as `1` or `0`.
-        let legacy = match headers.get(X_B3_SAMPLED).map(HeaderValue::as_bytes) {
-            Some(b"true") => Some("1"),
-            Some(b"false") => Some("0"),
-            _ => None,
-        };
-        if let Some(state) = legacy {
-            headers.insert(X_B3_SAMPLED, HeaderValue::from_static(state));
-        }
+    if let Some(carried) = Carried::read(headers) {
+        carried.write(headers, span);
     }
 }
 
@@ -176,6 +217,13 @@ impl Written {
         self.len = end;
     }
 
+    /// Appends `bytes` in lowercase hex.
+    fn push_hex(&mut self, bytes: &[u8]) {
+        let end = (self.len + 2 * bytes.len()).min(self.bytes.len());
+        hex_into(&mut self.bytes[self.len..end], bytes);
+        self.len = end - (end - self.len) % 2;
+    }
+
     fn insert(&self, headers: &mut HeaderMap, name: HeaderName) {
         // Hex digits and dashes are always a valid value.
         if let Ok(value) = HeaderValue::from_bytes(&self.bytes[..self.len]) {
@@ -192,7 +240,7 @@ const KNOWN_FLAGS: u8 = 0b11;
 /// `00-<32 hex>-<16 hex>-<2 hex>`, lowercase (W3C Trace Context, §3.2).
 /// A version after 00 is read by the fields 00 defines, and may carry more
 /// after a dash; version `ff` is invalid, as are all-zero ids.
-fn parse_traceparent(value: &HeaderValue) -> Option<TraceContext> {
+fn parse_traceparent(value: &HeaderValue) -> Option<(TraceContext, u8)> {
     let text = value.to_str().ok()?.as_bytes();
     if text.len() < 55 || (text.len() > 55 && text[55] != b'-') {
         return None;
@@ -206,18 +254,20 @@ fn parse_traceparent(value: &HeaderValue) -> Option<TraceContext> {
     }
     let trace_id = lower_hex::<16>(&text[3..35])?;
     let parent = lower_hex::<8>(&text[36..52])?;
-    let flags = lower_hex::<1>(&text[53..55])?;
-    context(trace_id, parent, flags[0] & 1 == 1)
+    let [flags] = lower_hex::<1>(&text[53..55])?;
+    Some((context(trace_id, parent, flags & 1 == 1)?, flags))
 }
 
 /// `<trace id>-<span id>[-<sampling state>[-<parent span id>]]`. A header
 /// that carries only a sampling state has no context to join.
-fn parse_b3_single(value: &HeaderValue) -> Option<TraceContext> {
+fn parse_b3_single(value: &HeaderValue) -> Option<B3Single> {
     let text = value.to_str().ok()?;
     let mut fields = text.split('-');
-    let trace_id = b3_trace_id(fields.next()?)?;
+    let trace = fields.next()?;
+    let trace_id = b3_trace_id(trace)?;
     let span = b3_span_id(fields.next()?)?;
-    let sampled = match fields.next() {
+    let state = fields.next();
+    let sampled = match state {
         None => false,
         Some(state) => b3_sampled(state)?,
     };
@@ -227,7 +277,11 @@ fn parse_b3_single(value: &HeaderValue) -> Option<TraceContext> {
     if fields.next().is_some() {
         return None;
     }
-    context(trace_id, span, sampled)
+    Some(B3Single {
+        context: context(trace_id, span, sampled)?,
+        wide: trace.len() == 32,
+        state: state.and_then(|s| s.bytes().next()),
+    })
 }
 
 /// `x-b3-traceid` and `x-b3-spanid`, sampled by `x-b3-sampled` (`1` or

@@ -21,7 +21,7 @@ use tower_service::Service;
 
 use super::{
     Tracer,
-    context::{SpanId, TraceContext, TraceId, propagate},
+    context::{Carried, SpanId, TraceContext, TraceId},
     span::{Attr, Span, SpanKind},
 };
 
@@ -88,9 +88,10 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let open = self.tracer.as_ref().and_then(|tracer| {
-            let context = TraceContext::read(req.headers())?;
+            let carried = Carried::read(req.headers())?;
+            let context = carried.context;
             let span_id = new_span_id();
-            propagate(req.headers_mut(), span_id);
+            carried.write(req.headers_mut(), span_id);
             context
                 .sampled
                 .then(|| Box::new(Open::new(tracer, &context, span_id, self.kind, &req)))
