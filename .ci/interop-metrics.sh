@@ -40,19 +40,12 @@ pass "python prometheus-client $("$work/venv/bin/python" -c 'import importlib.me
 # the other inbound, both with TLS labels; /status/503 makes failures.
 cargo build -q -p mesh-examples --example sidecar --example hello
 bin="${CARGO_TARGET_DIR:-target}/debug/examples"
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 app_port="$(free_port)"; inbound_port="$(free_port)"; outbound_port="$(free_port)"
 admins=("127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)")
 
 "$bin/hello" "127.0.0.1:$app_port" hello >"$work/hello.log" 2>&1 &
 pids+=("$!")
-"$bin/sidecar" certs ca --trust-domain example.org --out "$work/ca" >/dev/null
-for name in server client; do
-    "$bin/sidecar" certs issue --ca "$work/ca" \
-        --identity "spiffe://example.org/ns/interop/sa/$name" --out "$work/$name" >/dev/null
-done
+issue_interop_certs "$bin/sidecar" server client
 cat >"$work/server.yaml" <<YAML
 identity: {dir: $work/server, identity: spiffe://example.org/ns/interop/sa/server}
 inbound: {listen: 127.0.0.1:$inbound_port, app: 127.0.0.1:$app_port, tls: strict}
@@ -120,7 +113,7 @@ fi
 pids+=("$!")
 
 # --- a real Prometheus scraping both -------------------------------------------
-prom_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+prom_port="$(free_port)"
 cat >"$work/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s

@@ -30,9 +30,6 @@ pass "python opentelemetry-proto $("$work/venv/bin/python" -c 'import importlib.
 
 cargo build -q -p mesh-examples --example sidecar
 bin="${CARGO_TARGET_DIR:-target}/debug/examples"
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 app_port="$(free_port)"; inbound_port="$(free_port)"; outbound_port="$(free_port)"
 collector_port="$(free_port)"
 
@@ -100,11 +97,7 @@ touch "$work/spans.txt"
 pids+=("$!")
 
 # --- two sidecars ------------------------------------------------------------------
-"$bin/sidecar" certs ca --trust-domain example.org --out "$work/ca" >/dev/null
-for name in server client; do
-    "$bin/sidecar" certs issue --ca "$work/ca" \
-        --identity "spiffe://example.org/ns/interop/sa/$name" --out "$work/$name" >/dev/null
-done
+issue_interop_certs "$bin/sidecar" server client
 cat >"$work/server.yaml" <<YAML
 identity: {dir: $work/server, identity: spiffe://example.org/ns/interop/sa/server}
 inbound: {listen: 127.0.0.1:$inbound_port, app: 127.0.0.1:$app_port, tls: strict}

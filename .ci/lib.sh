@@ -31,3 +31,21 @@ apt_install() {
     fi
     $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# issue_interop_certs SIDECAR_BIN NAME...: a development CA in $work/ca and,
+# for each NAME, a certificate for spiffe://example.org/ns/interop/sa/NAME
+# in $work/NAME.
+issue_interop_certs() {
+    local bin="$1"
+    shift
+    "$bin" certs ca --trust-domain example.org --out "$work/ca" >/dev/null
+    for name in "$@"; do
+        "$bin" certs issue --ca "$work/ca" \
+            --identity "spiffe://example.org/ns/interop/sa/$name" --out "$work/$name" >/dev/null
+    done
+}
