@@ -70,8 +70,17 @@ fn start(
 /// Sends `GET path` to the sidecar's outbound listener with
 /// `Host: shop.example.com` and `headers`; the status and the body.
 async fn get(outbound: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
-    let mut req =
-        Request::get(format!("http://{outbound}{path}")).header("host", "shop.example.com");
+    get_from(outbound, "shop.example.com", path, headers).await
+}
+
+/// [`get`], with `Host: host`.
+async fn get_from(
+    outbound: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut req = Request::get(format!("http://{outbound}{path}")).header("host", host);
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -200,12 +209,7 @@ async fn in_ingress_mode_an_override_naming_no_service_gets_the_unknown_service_
 
     // Without the header, a request goes by its authority, as outside
     // ingress mode.
-    let req = Request::get(format!("http://{outbound}/"))
-        .header("host", "voting:8080")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    let (_, body) = get_from(outbound, "voting:8080", "/", &[]).await;
     assert_eq!(answered_by(&body), ("voting", false), "{body}");
     stop(sidecar).await;
 }
@@ -225,13 +229,7 @@ async fn outside_ingress_mode_the_authority_decides_and_the_header_is_removed() 
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(answered_by(&body), ("shop", false), "{header}: {body}");
     }
-    let req = Request::get(format!("http://{outbound}/"))
-        .header("host", "voting")
-        .header("mesh-dst-override", "emoji")
-        .body(full(""))
-        .unwrap();
-    let res = http1().request(req).await.unwrap();
-    let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    let (_, body) = get_from(outbound, "voting", "/", &[("mesh-dst-override", "emoji")]).await;
     assert_eq!(answered_by(&body), ("voting", false), "{body}");
     stop(sidecar).await;
 }

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use mesh_examples::sidecar::{certs, config::SidecarConfig};
+use mesh_examples::sidecar::config::SidecarConfig;
 use serde_json::Value;
 use support::*;
 use tokio::sync::mpsc;
@@ -62,10 +62,8 @@ fn pair(
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().unwrap();
+    let emoji_certs = issuer(dir.path())("emoji");
     let ca = dir.path().join("ca");
-    certs::create_ca("example.org", &ca).unwrap();
-    let emoji_certs = dir.path().join("emoji");
-    certs::issue(&ca, EMOJI, Duration::from_secs(3600), &emoji_certs).unwrap();
     let emoji = sidecar(&format!(
         "identity:\n  dir: {}\n\
          inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  tls: strict\n\
