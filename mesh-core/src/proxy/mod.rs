@@ -27,6 +27,13 @@
 //!
 //! [`AuthorityRouter`] sits in front of several `Forward`s and picks one by
 //! the request's `Host` or `:authority`.
+//!
+//! Not everything is HTTP. [`ForwardTcp`] is `Forward`'s counterpart for
+//! opaque connections (a [`serve::Server`](crate::serve::Server) port
+//! with [`Protocol::Opaque`](crate::serve::Protocol::Opaque), say): each
+//! connection goes to one endpoint, balanced the same way and over the
+//! same kind of connector, so a database client's bytes can travel over
+//! mutual TLS too ([`tcp`]).
 
 pub mod accrual;
 pub mod balance;
@@ -36,6 +43,7 @@ mod headers;
 pub mod orig_proto;
 pub mod resolve;
 mod router;
+pub mod tcp;
 mod upgrade;
 
 pub use self::{
@@ -43,4 +51,5 @@ pub use self::{
     endpoints::EndpointSet,
     forward::{Forward, NoEndpoints, ResponseFuture},
     router::{AuthorityRouter, authority_host, by_host},
+    tcp::{ConnectFailed, ForwardTcp},
 };

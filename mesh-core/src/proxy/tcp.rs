@@ -1,0 +1,392 @@
+//! Forwarding opaque TCP connections to a set of endpoints.
+//!
+//! # Why
+//!
+//! A mesh that carries only HTTP leaves every database, cache and queue
+//! client outside it: their bytes go out in plaintext, unbalanced, and
+//! unseen. [`ForwardTcp`] is the TCP counterpart of
+//! [`Forward`](super::Forward): each connection it is handed goes to one
+//! endpoint of the set, through a connector that can be mesh-tls's, so the
+//! bytes travel over mutual TLS to the peer sidecar whatever protocol they
+//! carry.
+//!
+//! # How
+//!
+//! Per connection, the endpoint is picked by the same balancer `Forward`
+//! uses ([`balance`](super::balance)): the cheaper of two drawn at random.
+//! The connection counts as pending against its endpoint while it
+//! connects; the connect time is the endpoint's latency sample, and a
+//! connect that fails or times out is a failure, which the balancer (and
+//! [failure accrual](super::accrual), when on) holds against the
+//! endpoint, so the next connections avoid it. Once connected, bytes are
+//! copied both ways, each direction's end (FIN) passed on to the other
+//! side, until both directions are done or either side fails.
+//!
+//! The connector is any `Service<Uri>` whose response is a hyper I/O, as
+//! hyper-util's `HttpConnector` and mesh-tls's `TlsConnector` are. It is
+//! called with `http://<endpoint>/`; the scheme means nothing here.
+//!
+//! A connect that fails closes the client's connection: a byte stream has
+//! no way to carry an error, so the client sees its connection end.
+//! The failure is logged at `debug` with the endpoint, and returned as a
+//! [`ConnectFailed`], which names it. When there is no endpoint (the set
+//! is still empty, or failure accrual took every one out) the connection
+//! is closed at once and the service returns [`NoEndpoints`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use mesh_core::{client::ClientConfig, proxy::ForwardTcp};
+//!
+//! let connector = ClientConfig::default().http_connector();
+//! let endpoints = ["127.0.0.1:5432".parse().unwrap()];
+//! let forward = ForwardTcp::new(connector, endpoints)
+//!     .unwrap()
+//!     .with_connect_timeout(Duration::from_secs(2));
+//! # drop(forward);
+//! ```
+
+use std::{
+    fmt,
+    future::Future,
+    mem,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use http::{Uri, uri::Authority};
+use hyper_util::rt::TokioIo;
+use tokio::time::{Timeout, error::Elapsed};
+use tower::Service;
+
+use super::{
+    accrual::FailureAccrual,
+    balance::{Balancer, Pending},
+    endpoints::{EndpointSet, Reader},
+    forward::NoEndpoints,
+};
+use crate::{conn::ConnectionInfo, error::BoxError, io::BoxIo, serve::OpaqueConnection};
+
+/// How long a connect may take by default, handshake included: see
+/// [`ForwardTcp::with_connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Forwards each opaque connection to one of a set of endpoints through a
+/// connector `C`, and copies bytes both ways until the connection ends.
+/// See the [module docs](self).
+#[derive(Debug)]
+pub struct ForwardTcp<C> {
+    connector: C,
+    endpoints: Reader,
+    connect_timeout: Duration,
+}
+
+impl<C: Clone> Clone for ForwardTcp<C> {
+    fn clone(&self) -> Self {
+        Self {
+            connector: self.connector.clone(),
+            endpoints: self.endpoints.clone(),
+            connect_timeout: self.connect_timeout,
+        }
+    }
+}
+
+impl<C> ForwardTcp<C> {
+    /// Forwards to the fixed `endpoints` through `connector`, balancing
+    /// between them.
+    ///
+    /// # Errors
+    ///
+    /// [`NoEndpoints`] when `endpoints` is empty.
+    pub fn new(
+        connector: C,
+        endpoints: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Self, NoEndpoints> {
+        let balancer = Balancer::new(endpoints, None);
+        if balancer.len() == 0 {
+            return Err(NoEndpoints);
+        }
+        Ok(Self {
+            connector,
+            endpoints: Reader::Fixed(Arc::new(balancer)),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        })
+    }
+
+    /// Forwards to whatever `endpoints` holds at each connection, through
+    /// `connector`. While the set is [empty](EndpointSet::empty),
+    /// connections are closed at once.
+    pub fn with_endpoints(connector: C, endpoints: &EndpointSet) -> Self {
+        Self {
+            connector,
+            endpoints: endpoints.reader(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// Takes endpoints whose connects keep failing out for a while, as
+    /// `accrual` says (see [`accrual`](super::accrual)). Off by default.
+    ///
+    /// The endpoints start fresh, and are fixed from then on: a
+    /// `ForwardTcp` over an [`EndpointSet`] should have its set built
+    /// with [`EndpointSet::with_failure_accrual`] instead.
+    #[must_use]
+    pub fn with_failure_accrual(mut self, accrual: FailureAccrual) -> Self {
+        let balancer = self.endpoints.peek().with_accrual(Some(accrual));
+        self.endpoints = Reader::Fixed(Arc::new(balancer));
+        self
+    }
+
+    /// How long the connector may take to hand over a connection: the TCP
+    /// connect and, with a TLS connector, the handshake. A connect still
+    /// running then counts as a failure of the endpoint, and the client's
+    /// connection is closed. Default [`DEFAULT_CONNECT_TIMEOUT`], 10
+    /// seconds.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+impl<C> Service<OpaqueConnection> for ForwardTcp<C>
+where
+    C: Service<Uri> + Clone,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = ();
+    type Error = BoxError;
+    type Future = ResponseFuture<C::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.connector.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, conn: OpaqueConnection) -> Self::Future {
+        let OpaqueConnection { io, info } = conn;
+        let Some((endpoint, pending)) = self.endpoints.current().pick() else {
+            tracing::debug!(
+                peer = %info.remote_addr,
+                "no endpoint to connect to: none yet, or every one out for failing; closing"
+            );
+            return ResponseFuture {
+                state: State::NoEndpoint,
+            };
+        };
+        let endpoint = endpoint.clone();
+        let uri = endpoint_uri(&endpoint);
+        // The clone was never polled: the one driven to readiness connects.
+        let clone = self.connector.clone();
+        let mut connector = mem::replace(&mut self.connector, clone);
+        let connect = tokio::time::timeout(self.connect_timeout, connector.call(uri));
+        ResponseFuture {
+            state: State::Connecting {
+                connect,
+                client: Some((io, info)),
+                endpoint,
+                pending,
+            },
+        }
+    }
+}
+
+/// `http://<endpoint>/`, the URI connectors take.
+fn endpoint_uri(endpoint: &Authority) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(endpoint.clone());
+    parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    Uri::from_parts(parts).unwrap_or_default()
+}
+
+pin_project_lite::pin_project! {
+    /// The future of one connection forwarded by [`ForwardTcp`]: it
+    /// connects, then copies bytes both ways until the connection ends.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+/// A byte pipe between the client and its endpoint: the copy is boxed, a
+/// per-connection allocation, as tokio's copy has no type to name.
+type Pipe = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        NoEndpoint,
+        Connecting {
+            #[pin]
+            connect: Timeout<F>,
+            // Taken when the connect completes.
+            client: Option<(BoxIo, ConnectionInfo)>,
+            endpoint: Authority,
+            // Counted against the endpoint until connected.
+            pending: Option<Pending>,
+        },
+        Copying {
+            pipe: Pipe,
+        },
+        Done,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::NoEndpoint => "no endpoint",
+            State::Connecting { .. } => "connecting",
+            State::Copying { .. } => "copying",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<F, IO, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<IO, E>>,
+    E: Into<BoxError>,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    type Output = Result<(), BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let pipe = match this.state.as_mut().project() {
+                StateProj::NoEndpoint => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(NoEndpoints.into()));
+                }
+                StateProj::Connecting {
+                    connect,
+                    client,
+                    endpoint,
+                    pending,
+                } => {
+                    let result = ready!(connect.poll(cx));
+                    let Some((io, info)) = client.take() else {
+                        return Poll::Ready(Ok(()));
+                    };
+                    let result = match result {
+                        Ok(Ok(upstream)) => Ok(upstream),
+                        Ok(Err(error)) => Err(ConnectFailed::new(endpoint, error.into())),
+                        Err(elapsed) => Err(ConnectFailed::new(endpoint, elapsed.into())),
+                    };
+                    match (result, pending.take()) {
+                        (Ok(upstream), pending) => {
+                            if let Some(pending) = pending {
+                                pending.answered(true);
+                            }
+                            Box::pin(pipe(io, upstream, info, endpoint.clone())) as Pipe
+                        }
+                        (Err(failed), pending) => {
+                            if let Some(pending) = pending {
+                                pending.failed();
+                            }
+                            tracing::debug!(
+                                peer = %info.remote_addr,
+                                endpoint = %failed.endpoint,
+                                error = %failed.source,
+                                timeout = failed.is_timeout(),
+                                "cannot connect to the endpoint; closing the client connection"
+                            );
+                            drop(io);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(failed.into()));
+                        }
+                    }
+                }
+                StateProj::Copying { pipe } => {
+                    let result = ready!(pipe.as_mut().poll(cx));
+                    this.state.set(State::Done);
+                    return Poll::Ready(result);
+                }
+                StateProj::Done => return Poll::Ready(Ok(())),
+            };
+            this.state.set(State::Copying { pipe });
+        }
+    }
+}
+
+/// Copies bytes between `client` and `upstream` until both directions
+/// are done or either side fails.
+async fn pipe<IO>(
+    mut client: BoxIo,
+    upstream: IO,
+    info: ConnectionInfo,
+    endpoint: Authority,
+) -> Result<(), BoxError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut upstream = TokioIo::new(upstream);
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((sent, received)) => {
+            tracing::debug!(
+                peer = %info.remote_addr,
+                %endpoint,
+                sent,
+                received,
+                "forwarded connection closed"
+            );
+            Ok(())
+        }
+        Err(error) => {
+            tracing::debug!(peer = %info.remote_addr, %endpoint, %error, "forwarded connection failed");
+            Err(error.into())
+        }
+    }
+}
+
+/// [`ForwardTcp`] could not connect to the endpoint it picked, or not in
+/// time. The cause is the [`source`](std::error::Error::source): the
+/// connector's error, or [`Elapsed`] for a timeout.
+#[derive(Debug)]
+pub struct ConnectFailed {
+    endpoint: SocketAddr,
+    source: BoxError,
+}
+
+impl ConnectFailed {
+    fn new(endpoint: &Authority, source: BoxError) -> Self {
+        // The balancer's authorities are all written from socket addresses.
+        let endpoint = endpoint
+            .as_str()
+            .parse()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        Self { endpoint, source }
+    }
+
+    /// The endpoint that could not be reached.
+    pub fn endpoint(&self) -> SocketAddr {
+        self.endpoint
+    }
+
+    /// Whether the connect timed out, rather than failed.
+    pub fn is_timeout(&self) -> bool {
+        self.source.is::<Elapsed>()
+    }
+}
+
+impl fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot connect to endpoint {}", self.endpoint)
+    }
+}
+
+impl std::error::Error for ConnectFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use http::Uri;
+use hyper_util::{client::legacy::connect::HttpConnector, rt::TokioIo};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
+    net::{TcpListener, TcpStream},
+};
+use tower::{Service, ServiceExt};
+
+use super::{ConnectFailed, ForwardTcp};
+use crate::{
+    conn::ConnectionInfo,
+    proxy::{EndpointSet, NoEndpoints},
+    serve::OpaqueConnection,
+};
+
+/// An echo server that counts the connections it accepts.
+async fn echo() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// An address nothing listens on.
+async fn refused() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// An accepted connection, as the server hands it over, and the client's
+/// end of it.
+fn connection() -> (OpaqueConnection, DuplexStream) {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let addr = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let conn = OpaqueConnection {
+        io: Box::new(server),
+        info: ConnectionInfo::plaintext(addr, addr),
+    };
+    (conn, client)
+}
+
+fn connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http
+}
+
+#[tokio::test]
+async fn a_mebibyte_round_trips_unchanged_and_the_end_is_passed_on() {
+    let (endpoint, _) = echo().await;
+    let forward = ForwardTcp::new(connector(), [endpoint]).unwrap();
+    let (conn, mut client) = connection();
+    let task = tokio::spawn(forward.oneshot(conn));
+    let sent: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let (mut read, mut write) = tokio::io::split(&mut client);
+    let writer = async {
+        write.write_all(&sent).await.unwrap();
+        // The client's FIN reaches the echo, which then ends its side.
+        write.shutdown().await.unwrap();
+    };
+    let mut received = Vec::new();
+    let reader = read.read_to_end(&mut received);
+    let ((), n) = tokio::join!(writer, reader);
+    assert_eq!(n.unwrap(), sent.len());
+    assert!(received == sent, "the bytes came back changed");
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_connect_closes_the_client_and_names_the_endpoint() {
+    let endpoint = refused().await;
+    let forward = ForwardTcp::new(connector(), [endpoint]).unwrap();
+    let (conn, mut client) = connection();
+    let error = forward.oneshot(conn).await.unwrap_err();
+    let failed = error.downcast_ref::<ConnectFailed>().unwrap();
+    assert_eq!(failed.endpoint(), endpoint);
+    assert!(!failed.is_timeout());
+    let mut buf = [0; 1];
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+}
+
+#[tokio::test]
+async fn without_endpoints_the_connection_is_closed_at_once() {
+    let set = EndpointSet::empty();
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let (conn, mut client) = connection();
+    let error = forward.oneshot(conn).await.unwrap_err();
+    assert!(error.is::<NoEndpoints>(), "{error}");
+    let mut buf = [0; 1];
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+    assert!(ForwardTcp::new(connector(), []).is_err());
+}
+
+#[tokio::test]
+async fn a_set_that_gains_endpoints_is_used_by_the_next_connection() {
+    let (endpoint, accepted) = echo().await;
+    let set = EndpointSet::empty();
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let (conn, _client) = connection();
+    let error = forward.clone().oneshot(conn).await.unwrap_err();
+    assert!(error.is::<NoEndpoints>());
+    set.update([endpoint]).unwrap();
+    let (conn, client) = connection();
+    let task = tokio::spawn(forward.oneshot(conn));
+    drop(client);
+    task.await.unwrap().unwrap();
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+}
+
+/// A connector that never connects.
+#[derive(Clone, Debug)]
+struct Hang;
+
+impl Service<Uri> for Hang {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = std::future::Pending<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        std::future::pending()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_that_takes_too_long_times_out_and_counts_while_it_waits() {
+    let a = SocketAddr::from(([10, 0, 0, 1], 5432));
+    let b = SocketAddr::from(([10, 0, 0, 2], 5432));
+    let forward = ForwardTcp::new(Hang, [a, b])
+        .unwrap()
+        .with_connect_timeout(Duration::from_secs(3));
+    let balancer = forward.endpoints.peek();
+    let (conn, _client) = connection();
+    let mut call = Box::pin(forward.oneshot(conn));
+    tokio::select! {
+        _ = &mut call => panic!("connected through a connector that never connects"),
+        () = tokio::time::sleep(Duration::from_millis(2900)) => {}
+    }
+    let pending = |addr| balancer.pending_of(addr).unwrap();
+    assert_eq!(pending(a) + pending(b), 1, "the connect counts as pending");
+    let error = call.await.unwrap_err();
+    let failed = error.downcast_ref::<ConnectFailed>().unwrap();
+    assert!(failed.is_timeout());
+    assert!([a, b].contains(&failed.endpoint()));
+    assert_eq!(pending(a) + pending(b), 0);
+    // The failure is held against the endpoint: its estimate is the
+    // failure penalty, far above a fresh endpoint's.
+    let estimate = balancer.estimate_of(failed.endpoint()).unwrap();
+    assert!(
+        estimate >= crate::proxy::balance::FAILURE_PENALTY / 2,
+        "{estimate:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_endpoint_is_avoided_by_the_next_connections() {
+    let (live, accepted) = echo().await;
+    let dead = refused().await;
+    let forward = ForwardTcp::new(connector(), [live, dead]).unwrap();
+    let mut failures = 0;
+    for _ in 0..10 {
+        let (conn, client) = connection();
+        drop(client);
+        if let Err(error) = forward.clone().oneshot(conn).await {
+            assert_eq!(
+                error.downcast_ref::<ConnectFailed>().unwrap().endpoint(),
+                dead
+            );
+            failures += 1;
+        }
+    }
+    assert!(
+        failures <= 1,
+        "{failures} connects went to the refused endpoint"
+    );
+    assert_eq!(accepted.load(Ordering::Relaxed), 10 - failures);
+}
+
+#[tokio::test]
+async fn connections_are_spread_over_the_endpoints() {
+    let (a, to_a) = echo().await;
+    let (b, to_b) = echo().await;
+    let forward = ForwardTcp::new(connector(), [a, b]).unwrap();
+    for _ in 0..10 {
+        let (conn, client) = connection();
+        drop(client);
+        forward.clone().oneshot(conn).await.unwrap();
+    }
+    let (to_a, to_b) = (to_a.load(Ordering::Relaxed), to_b.load(Ordering::Relaxed));
+    assert_eq!(to_a + to_b, 10);
+    assert!(to_a > 0 && to_b > 0, "a: {to_a}, b: {to_b}");
+}
