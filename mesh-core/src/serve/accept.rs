@@ -20,7 +20,8 @@ pub struct Accepted<I> {
     /// How the peer was authenticated.
     pub tls: Tls,
     /// The HTTP version ALPN settled on, when the hook negotiated one. It
-    /// skips protocol detection.
+    /// skips protocol detection; an HTTP/2 peer must still open with the
+    /// preface within the detection timeout.
     pub alpn: Option<HttpVersion>,
     /// When the connection's authentication goes stale.
     pub retire: Retirement,

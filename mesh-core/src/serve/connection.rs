@@ -118,7 +118,21 @@ where
                     .opaque(PrefixedIo::new(Bytes::new(), accepted.io), info, retire)
                     .await;
             }
-            (Some(version), _) => (version, PrefixedIo::new(Bytes::new(), accepted.io)),
+            (Some(HttpVersion::Http1), _) => (
+                HttpVersion::Http1,
+                PrefixedIo::new(Bytes::new(), accepted.io),
+            ),
+            // hyper's HTTP/2 handshake waits for the preface with no timer
+            // (its pings start after it, and a graceful shutdown waits for
+            // it), so a peer that chose `h2` and went silent would hold its
+            // place under the limit for ever. The preface is read here,
+            // under the detection timeout, and replayed.
+            (Some(HttpVersion::Http2), _) => {
+                match detect(accepted.io, config.detect_timeout).await? {
+                    (Detected::Http2, io) => (HttpVersion::Http2, io),
+                    _ => return Err(NO_PREFACE.into()),
+                }
+            }
             (None, protocol) => match detect(accepted.io, config.detect_timeout).await? {
                 (Detected::Http1, io) => (HttpVersion::Http1, io),
                 (Detected::Http2, io) => (HttpVersion::Http2, io),
@@ -166,6 +180,7 @@ where
 }
 
 const CLOSED_AT_EXPIRY: &str = "closed: the certificate that authenticated it expired";
+const NO_PREFACE: &str = "ALPN chose HTTP/2, but the peer did not open with its preface";
 
 /// Runs an HTTP connection. When shutdown fires or the connection is to be
 /// retired, lets it finish the requests in flight and close; at the
