@@ -1,6 +1,6 @@
 //! The accept hook's `Retirement`: a drained HTTP connection finishes and
-//! closes, and any connection, opaque ones included, is closed at its
-//! close time. Clocks are paused once traffic has settled, so only the
+//! closes, and any connection, opaque and upgraded ones included, is
+//! closed at its close time. Clocks are paused once traffic has settled, so only the
 //! retirement's timers are pending when the paused clock jumps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -120,6 +120,80 @@ async fn an_opaque_connection_is_closed_at_its_close_time() {
     let read = tcp.read_to_end(&mut rest).await;
     let elapsed = paused.elapsed();
     assert!(read.is_ok_and(|n| n == 0), "the connection ends");
+    assert!(
+        elapsed.abs_diff(HOUR) < Duration::from_secs(1),
+        "closed after {elapsed:?}"
+    );
+}
+
+/// An upstream that switches every connection to an echo.
+async fn echo_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                read_head(&mut conn).await;
+                conn.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+                )
+                .await
+                .unwrap();
+                let (mut r, mut w) = conn.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Reads a message head, byte by byte so nothing after it is taken.
+async fn read_head(conn: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    head
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_is_closed_at_its_close_time() {
+    // A tunnel is a byte pipe like an opaque connection: it cannot be
+    // drained, and it must not outlive the certificate that let it in.
+    let upstream = echo_upstream().await;
+    let client = mesh_core::client::Client::<Incoming>::new(&Default::default());
+    let forward = mesh_core::proxy::Forward::new(client, [upstream]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(ServerConfig::default()).with_accept(Retiring::default());
+    let (stop, signal) = shutdown::channel();
+    tokio::spawn(async move {
+        server.serve_http(listener, forward, signal).await;
+        drop(stop);
+    });
+
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    tcp.write_all(b"ping").await.unwrap();
+    let mut echoed = [0; 4];
+    tcp.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+
+    tokio::time::pause();
+    let paused = Instant::now();
+    let closed = tokio::time::timeout(2 * HOUR, async {
+        let mut rest = Vec::new();
+        tcp.read_to_end(&mut rest).await
+    })
+    .await;
+    let elapsed = paused.elapsed();
+    assert!(closed.is_ok(), "the tunnel outlived its close time");
     assert!(
         elapsed.abs_diff(HOUR) < Duration::from_secs(1),
         "closed after {elapsed:?}"

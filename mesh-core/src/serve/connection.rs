@@ -145,7 +145,7 @@ where
         let svc = HyperService {
             inner: self.http,
             info,
-            lease: self.lease,
+            lease: self.lease.closing_at(retire.close_at()),
         };
         let io = TokioIo::new(io);
         match version {

@@ -8,18 +8,26 @@
 //! tasks, would return with tunnels still open and never cut them. A
 //! [`Lease`] travels with each upgrade request instead: the tunnel holds
 //! it, so its place stays taken until the tunnel closes, and it ends the
-//! tunnel when the server's grace period runs out.
+//! tunnel when the server's grace period runs out, or at the connection's
+//! [`Retirement`](super::Retirement) close time, whichever comes first: a
+//! tunnel, like an opaque connection, cannot be drained, and it must not
+//! outlive the credentials that let it in.
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::{
+    sync::{OwnedSemaphorePermit, watch},
+    time::Instant,
+};
 
-/// A connection's place under the server's limit, and the server's signal
-/// that the grace period is over. A request extension on upgrade requests.
+/// A connection's place under the server's limit, the server's signal
+/// that the grace period is over, and the connection's close time. A
+/// request extension on upgrade requests.
 #[derive(Clone, Debug)]
 pub(crate) struct Lease {
     _permit: Arc<OwnedSemaphorePermit>,
     cut: watch::Receiver<bool>,
+    close_at: Option<Instant>,
 }
 
 impl Lease {
@@ -27,13 +35,26 @@ impl Lease {
         Self {
             _permit: Arc::new(permit),
             cut,
+            close_at: None,
         }
     }
 
-    /// Completes when the server's grace period is over, or the server is
-    /// gone; the place is held until then.
+    /// The same lease, ending at `close_at` too: the connection's
+    /// retirement close time, once the accept hook has given it.
+    pub(super) fn closing_at(self, close_at: Option<Instant>) -> Self {
+        Self { close_at, ..self }
+    }
+
+    /// Completes when the server's grace period is over, the server is
+    /// gone, or the connection's close time has come; the place is held
+    /// until then.
     pub(crate) async fn cut(mut self) {
-        // An error means the server is gone, which also means cut.
-        let _ = self.cut.wait_for(|cut| *cut).await;
+        tokio::select! {
+            // An error means the server is gone, which also means cut.
+            _ = self.cut.wait_for(|cut| *cut) => {}
+            () = super::accept::until(self.close_at) => {
+                tracing::debug!("upgraded connection closed: its credentials expired");
+            }
+        }
     }
 }
