@@ -771,3 +771,151 @@ fn errors_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<ConfigError>();
 }
+
+const TCP_PORTS: &str = "\
+outbound:
+  listen: 127.0.0.1:4140
+  services:
+    - name: db
+      endpoints: [127.0.0.1:5432]
+    - name: cache
+      endpoints: [127.0.0.1:6379]
+  ports:
+    - listen: 127.0.0.1:15432
+      service: db
+    - listen: 127.0.0.1:16379
+      service: cache
+";
+
+#[test]
+fn outbound_tcp_ports_parse_in_file_order() {
+    use mesh_examples::sidecar::config::OutboundPort;
+    let config = parse(TCP_PORTS).unwrap();
+    assert_eq!(
+        config.outbound.ports,
+        [
+            OutboundPort {
+                listen: addr("127.0.0.1:15432"),
+                service: "db".parse().unwrap(),
+            },
+            OutboundPort {
+                listen: addr("127.0.0.1:16379"),
+                service: "cache".parse().unwrap(),
+            },
+        ]
+    );
+    assert!(parse("outbound: {}\n").unwrap().outbound.ports.is_empty());
+}
+
+#[test]
+fn an_outbound_tcp_port_for_an_unknown_service_names_the_known_ones() {
+    let yaml = TCP_PORTS.replace("service: cache", "service: cash");
+    let error = reject(&yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.ports[1].service",
+        12,
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("\"cash\" is not in outbound.services"),
+        "{text}"
+    );
+    assert!(text.contains("known: db, cache"), "{text}");
+
+    let error = reject("outbound:\n  ports:\n    - listen: 127.0.0.1:15432\n      service: db\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.ports[0].service",
+        4,
+    );
+    assert!(
+        error.to_string().contains("outbound.services is empty"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_outbound_tcp_port_clashing_with_another_listener_is_rejected() {
+    // With the outbound listener.
+    let yaml = TCP_PORTS.replace("127.0.0.1:16379", "127.0.0.1:4140");
+    let error = reject(&yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "outbound.ports[1].listen",
+        11,
+    );
+    assert!(error.to_string().contains("outbound.listen"), "{error}");
+    // With another TCP port.
+    let yaml = TCP_PORTS.replace("127.0.0.1:16379", "127.0.0.1:15432");
+    let error = reject(&yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "outbound.ports[1].listen",
+        11,
+    );
+    assert!(
+        error.to_string().contains("outbound.ports[0].listen"),
+        "{error}"
+    );
+    // With an inbound port on every interface, and the default admin one.
+    let yaml = format!(
+        "inbound:\n  listen: 0.0.0.0:15432\n  app: 127.0.0.1:8080\n{}",
+        TCP_PORTS
+    );
+    let error = reject(&yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "outbound.ports[0].listen",
+        12,
+    );
+    assert!(error.to_string().contains("inbound.listen"), "{error}");
+    let yaml = TCP_PORTS.replace("127.0.0.1:16379", "127.0.0.1:4191");
+    let error = reject(&yaml);
+    assert!(error.to_string().contains("admin.listen"), "{error}");
+    // An application address that is a TCP port would loop.
+    let yaml = format!("inbound:\n  app: 127.0.0.1:15432\n{TCP_PORTS}");
+    let error = reject(&yaml);
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
+    assert!(
+        error.to_string().contains("outbound.ports[0].listen"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_outbound_tcp_port_needs_listen_and_service_and_nothing_else() {
+    let yaml = "outbound:\n  services:\n    - name: db\n      endpoints: [127.0.0.1:5432]\n  ports:\n    - listen: 127.0.0.1:15432\n";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::MissingField,
+        "outbound.ports[0].service",
+        6,
+    );
+    let yaml = "outbound:\n  services:\n    - name: db\n      endpoints: [127.0.0.1:5432]\n  ports:\n    - service: db\n";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::MissingField,
+        "outbound.ports[0].listen",
+        6,
+    );
+    let yaml = "outbound:\n  services:\n    - name: db\n      endpoints: [127.0.0.1:5432]\n  ports:\n    - listen: 127.0.0.1:15432\n      service: db\n      retry: {}\n";
+    let error = reject(yaml);
+    assert_eq!(error.kind(), ConfigErrorKind::UnknownField, "{error}");
+    assert_eq!(error.field_path(), "outbound.ports[0].retry", "{error}");
+    let yaml = "outbound:\n  services:\n    - name: db\n      endpoints: [127.0.0.1:5432]\n  ports:\n    - listen: localhost:15432\n      service: db\n";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "outbound.ports[0].listen",
+        6,
+    );
+}

@@ -88,12 +88,21 @@ pub(super) struct InboundPortEntry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with listen, services and ingress_mode"
+    expecting = "a mapping with listen, services, ingress_mode and ports"
 )]
 pub(super) struct OutboundSection {
     pub(super) listen: Option<Addr>,
     pub(super) services: Option<Vec<ServiceEntry>>,
     pub(super) ingress_mode: Option<bool>,
+    pub(super) ports: Option<Vec<OutboundPortEntry>>,
+}
+
+/// A TCP listener for one outbound service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with listen and service")]
+pub(super) struct OutboundPortEntry {
+    pub(super) listen: Addr,
+    pub(super) service: ServiceName,
 }
 
 #[derive(Debug, Deserialize)]

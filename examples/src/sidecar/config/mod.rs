@@ -8,6 +8,7 @@ mod identity;
 mod inbound;
 mod locate;
 mod outbound;
+mod outbound_ports;
 mod policy;
 mod resolve;
 mod retry;
@@ -29,7 +30,8 @@ pub use inbound::{
 };
 pub use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 pub use outbound::{
-    DEFAULT_OUTBOUND_LISTEN, InvalidServiceName, OutboundConfig, ServiceConfig, ServiceName,
+    DEFAULT_OUTBOUND_LISTEN, InvalidServiceName, OutboundConfig, OutboundPort, ServiceConfig,
+    ServiceName,
 };
 pub use policy::{
     DefaultPolicy, InlineOrigin, PolicyConfig, PolicyFiles, PolicySettings, Workload,

@@ -37,6 +37,28 @@ pub struct OutboundConfig {
     /// [`INGRESS_MODE_ENV`](super::INGRESS_MODE_ENV) decide instead. See
     /// "Ingress mode" in `examples/CONFIG.md` for the details.
     pub ingress_mode: bool,
+    /// Listeners whose connections are forwarded as opaque bytes to an
+    /// outbound service's endpoints, in file order. Default: none.
+    pub ports: Vec<OutboundPort>,
+}
+
+/// A listener for the application's TCP connections to one outbound
+/// service (a database, a cache): each connection is forwarded, bytes
+/// unread, to one of the service's endpoints, balanced as its HTTP
+/// requests are, over mutual TLS when the service has an identity.
+///
+/// Only the service's `endpoints`, `identity` (its TLS) and
+/// `failure_accrual` apply: its `retry`, `timeouts`, `budget`, routes and
+/// `http2_upgrade` are about HTTP requests, which a byte stream does not
+/// have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundPort {
+    /// The address the listener binds: loopback, usually, as it is for
+    /// the local application.
+    pub listen: SocketAddr,
+    /// The outbound service its connections go to: one of
+    /// [`OutboundConfig::services`].
+    pub service: ServiceName,
 }
 
 impl Default for OutboundConfig {
@@ -45,6 +67,7 @@ impl Default for OutboundConfig {
             listen: DEFAULT_OUTBOUND_LISTEN,
             services: Vec::new(),
             ingress_mode: false,
+            ports: Vec::new(),
         }
     }
 }

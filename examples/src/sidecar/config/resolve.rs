@@ -13,6 +13,7 @@ use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
+use super::outbound_ports::resolve_outbound_ports;
 use super::policy::resolve_policy;
 use super::retry::{resolve_accrual, resolve_budget, resolve_retry, resolve_timeouts};
 use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard};
@@ -256,6 +257,12 @@ fn resolve_outbound(
             http2_upgrade,
         });
     }
+    config.ports = resolve_outbound_ports(
+        section.ports.unwrap_or_default(),
+        &config.services,
+        source,
+        listeners,
+    )?;
     Ok(config)
 }
 
@@ -333,7 +340,7 @@ fn resolve_server(section: &ServerSection) -> ServerTuning {
 
 /// A socket the sidecar will bind, and the field that asked for it.
 #[derive(Debug)]
-struct Listener {
+pub(super) struct Listener {
     path: String,
     addr: SocketAddr,
     /// Written in the file, as opposed to a default.
@@ -341,7 +348,7 @@ struct Listener {
 }
 
 impl Listener {
-    fn new(path: impl Into<String>, addr: SocketAddr, explicit: bool) -> Self {
+    pub(super) fn new(path: impl Into<String>, addr: SocketAddr, explicit: bool) -> Self {
         Listener {
             path: path.into(),
             addr,

@@ -1,0 +1,49 @@
+//! `outbound.ports`: TCP listeners, each forwarding to one outbound
+//! service. Each entry must name a service of `outbound.services`, and its
+//! listener is checked against every other one with the rest.
+
+use super::error::{ConfigError, ConfigErrorKind};
+use super::file::OutboundPortEntry;
+use super::outbound::{OutboundPort, ServiceConfig};
+use super::resolve::{Listener, Source};
+
+/// The ports of `entries`, whose services must be among `services`; their
+/// listeners join `listeners`, for the check of clashes.
+pub(super) fn resolve_outbound_ports(
+    entries: Vec<OutboundPortEntry>,
+    services: &[ServiceConfig],
+    source: Source<'_>,
+    listeners: &mut Vec<Listener>,
+) -> Result<Vec<OutboundPort>, ConfigError> {
+    let mut ports = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        if !services.iter().any(|s| s.name == entry.service) {
+            let path = format!("outbound.ports[{index}].service");
+            let known = if services.is_empty() {
+                "outbound.services is empty".to_owned()
+            } else {
+                let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+                format!("known: {}", names.join(", "))
+            };
+            return Err(source.error(
+                ConfigErrorKind::InvalidValue,
+                &path,
+                &path,
+                format!(
+                    "service {:?} is not in outbound.services ({known})",
+                    entry.service.as_str()
+                ),
+            ));
+        }
+        listeners.push(Listener::new(
+            format!("outbound.ports[{index}].listen"),
+            entry.listen.0,
+            true,
+        ));
+        ports.push(OutboundPort {
+            listen: entry.listen.0,
+            service: entry.service,
+        });
+    }
+    Ok(ports)
+}
