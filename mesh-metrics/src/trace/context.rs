@@ -114,6 +114,12 @@ impl Carried {
         })
     }
 
+    /// Whether the context came from `traceparent`, which `tracestate`
+    /// goes with.
+    pub(crate) fn is_w3c(&self) -> bool {
+        self.w3c.is_some()
+    }
+
     /// Writes `span` as the current span into every format read, so that
     /// the next hop is `span`'s child.
     pub(crate) fn write(&self, headers: &mut HeaderMap, span: SpanId) {

@@ -14,14 +14,39 @@
 //! - It gives the request a new span id and writes it into the headers,
 //!   so that the next hop's span is its child.
 //! - When the caller's context is sampled, it reports the span when the
-//!   response head arrives (or the request fails, or the caller goes
-//!   away): named by the request's method, as OpenTelemetry's HTTP
+//!   response ends: at its trailers or last frame, since a response is
+//!   not done at its head, and a gRPC call's outcome comes after it. A
+//!   span is named by the request's method, as OpenTelemetry's HTTP
 //!   conventions name spans without a route (never by the path, which
 //!   would make a name per user id), with their attributes
 //!   (`http.request.method`, `url.path`, `server.address`, `server.port`,
 //!   `http.response.status_code`, `error.type`) and the mesh's own
 //!   (`mesh.direction`, and inbound `client.address` and `mesh.client_id`).
-//!   Inbound spans are of kind server, outbound of kind client.
+//!   Inbound spans are of kind server, outbound of kind client. The span
+//!   is an error on a 5xx inbound, a 4xx or 5xx outbound, or an answer
+//!   the mesh gave itself (`error.type` names it: `503`, `denied`...).
+//! - A gRPC response (`content-type: application/grpc`, `+proto` and the
+//!   like; not gRPC-Web, whose trailers are in its body) is a 200 whose
+//!   outcome is its `grpc-status`: in the trailers, or in the head of a
+//!   trailers-only answer. Following OpenTelemetry's gRPC conventions
+//!   (semantic-conventions, `docs/rpc/grpc.md`, "gRPC Status"), the span
+//!   gets `rpc.system` `grpc` and `rpc.grpc.status_code`, the code as an
+//!   integer, and is an error for a client on any code but `OK` (0), for
+//!   a server only on `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
+//!   `INTERNAL`, `UNAVAILABLE` and `DATA_LOSS` (2, 4, 12, 13, 14, 15):
+//!   the others are the caller's mistake, as a 4xx is. `error.type` is
+//!   the code's name (`UNAVAILABLE`). A gRPC response that ends without a
+//!   `grpc-status` has no code attribute, and its HTTP status alone
+//!   decides.
+//! - A caller that goes away first still has its span reported, with
+//!   `error.type` `cancel` and the status Error: before the response head
+//!   (no `http.response.status_code`), or after it, having abandoned the
+//!   body (the status code, and no gRPC code: it was still to come). A
+//!   body that fails ends the span with its error's kind.
+//! - The caller's W3C `tracestate` goes with the span, as OTLP's
+//!   `traceState`, when the context came from `traceparent`: cut to 512
+//!   bytes as W3C Trace Context allows (larger members first, then from
+//!   the end). The header itself passes to the next hop unchanged.
 //! - It leaves the query string out, since its parameters may be secrets
 //!   the proxy cannot tell apart, and cuts the strings it keeps to 256
 //!   bytes, so that the queue's memory is bounded.
@@ -61,7 +86,11 @@
 //!   or never answered, and spans it rejected.
 //!
 //! A process that does not trace gives the layer no tracer, and pays
-//! nothing per request; nor does a request without trace headers.
+//! nothing per request; nor does a request without trace headers: no
+//! allocation, and its response body passes frames on untouched. A
+//! sampled request allocates its span once, in `call`; the body that ends
+//! it takes the same allocation over, gRPC or not, and only a
+//! `tracestate` adds one, for the span's copy.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -79,7 +108,8 @@
 //! }));
 //!
 //! let app = service_fn(|_req: Request<()>| async {
-//!     Ok::<_, std::convert::Infallible>(Response::new(()))
+//!     let body = http_body_util::Full::new(bytes::Bytes::from("ok"));
+//!     Ok::<_, std::convert::Infallible>(Response::new(body))
 //! });
 //! let svc = ServiceBuilder::new()
 //!     .layer(TraceLayer::inbound(Some(tracer)))
@@ -88,7 +118,9 @@
 //!     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 //!     .body(())
 //!     .unwrap();
-//! svc.oneshot(req).await.unwrap();
+//! let res = svc.oneshot(req).await.unwrap();
+//! // The span is reported when the response body ends.
+//! http_body_util::BodyExt::collect(res.into_body()).await.unwrap();
 //!
 //! // Once the server has drained: send what is queued, then return.
 //! drop(stop);
@@ -96,10 +128,14 @@
 //! # }
 //! ```
 
+mod body;
 pub mod context;
 mod export;
+mod grpc;
 mod layer;
+mod open;
 mod span;
+mod tracestate;
 
 use std::{fmt, time::Duration};
 
@@ -108,6 +144,7 @@ use tokio::sync::mpsc;
 
 use self::span::Span;
 pub use self::{
+    body::TraceBody,
     export::{Collector, CollectorError, SpanExporter},
     layer::{TraceFuture, TraceLayer, TraceService},
     span::SpanKind,

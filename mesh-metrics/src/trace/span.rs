@@ -64,9 +64,11 @@ pub(crate) struct Span {
     pub(crate) start: u64,
     pub(crate) end: u64,
     pub(crate) attributes: Vec<(&'static str, Attr)>,
+    /// The caller's W3C `tracestate`, bounded.
+    pub(crate) trace_state: Option<String>,
     /// Set when the exchange failed, with a message when there is more to
     /// say than the attributes do.
-    pub(crate) error: Option<String>,
+    pub(crate) error: Option<Cow<'static, str>>,
 }
 
 impl Span {
@@ -86,6 +88,9 @@ impl Span {
                 .map(|(key, value)| attribute(key, value))
                 .collect::<Vec<_>>(),
         });
+        if let Some(state) = &self.trace_state {
+            span["traceState"] = json!(state);
+        }
         if let Some(message) = &self.error {
             // STATUS_CODE_ERROR.
             span["status"] = json!({ "code": 2, "message": message });
@@ -138,7 +143,8 @@ mod tests {
                 ("http.request.method", Attr::Str("GET".into())),
                 ("http.response.status_code", Attr::Int(503)),
             ],
-            error: Some(String::new()),
+            trace_state: Some("congo=t61rcWkgMzE".to_owned()),
+            error: Some(Cow::Borrowed("")),
         };
         let resource = [("service.name".to_owned(), "web".to_owned())];
         let body = export_request(&resource, &[span]);
@@ -161,6 +167,7 @@ mod tests {
                             { "key": "http.request.method", "value": { "stringValue": "GET" } },
                             { "key": "http.response.status_code", "value": { "intValue": "503" } },
                         ],
+                        "traceState": "congo=t61rcWkgMzE",
                         "status": { "code": 2, "message": "" },
                     }],
                 }],

@@ -307,6 +307,7 @@ fn a_span() -> span::Span {
         start: 1,
         end: 2,
         attributes: Vec::new(),
+        trace_state: None,
         error: None,
     }
 }

@@ -4,7 +4,7 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     conn::{ConnectionInfo, Tls},
@@ -20,15 +20,19 @@ use super::{context::hex, span::Attr, *};
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
 
-/// An app that answers `status` after 3 ms, and returns the headers it was
-/// sent in a response extension.
+/// An app that answers `status` with no body after 3 ms, and returns the
+/// headers it was sent in a response extension.
 fn app(
     status: StatusCode,
-) -> impl tower::Service<Request<()>, Response = Response<()>, Error = Infallible, Future = impl Send>
-+ Clone {
+) -> impl tower::Service<
+    Request<()>,
+    Response = Response<Empty<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
     service_fn(move |req: Request<()>| async move {
         tokio::time::sleep(Duration::from_millis(3)).await;
-        let mut res = Response::new(());
+        let mut res = Response::new(Empty::new());
         *res.status_mut() = status;
         res.extensions_mut().insert(req.headers().clone());
         Ok::<_, Infallible>(res)
@@ -79,7 +83,7 @@ fn attr<'a>(span: &'a span::Span, key: &str) -> Option<&'a Attr> {
         .map(|(_, v)| v)
 }
 
-fn sent_headers(res: &Response<()>) -> &HeaderMap {
+fn sent_headers<B>(res: &Response<B>) -> &HeaderMap {
     res.extensions().get::<HeaderMap>().unwrap()
 }
 
@@ -150,7 +154,7 @@ async fn spans_are_named_by_method_and_their_strings_are_bounded() {
         method("http.request.method_original"),
         Some(Attr::Str("PURGE".into()))
     );
-    let expected = Attr::Str(long_path[..layer::MAX_ATTRIBUTE].to_owned().into());
+    let expected = Attr::Str(long_path[..open::MAX_ATTRIBUTE].to_owned().into());
     assert_eq!(attr(&span, "url.path"), Some(&expected));
 }
 
@@ -218,7 +222,7 @@ async fn a_mesh_answer_names_its_error_and_a_dropped_request_is_cancelled() {
     let traceparent = format!("00-{TRACE}-{CALLER}-01");
     let (tracer, mut exporter) = tracer();
     let denied = service_fn(|_: Request<()>| async {
-        Ok::<_, Infallible>(ProxyErrorKind::Denied.response_for::<()>(false))
+        Ok::<_, Infallible>(ProxyErrorKind::Denied.response_for::<Empty<Bytes>>(false))
     });
     let svc = TraceLayer::inbound(Some(tracer.clone())).layer(denied);
     svc.oneshot(request(Some(&traceparent))).await.unwrap();
@@ -235,16 +239,16 @@ async fn a_mesh_answer_names_its_error_and_a_dropped_request_is_cancelled() {
     assert_eq!(span.end - span.start, 1_000_000);
 }
 
-type Failing = tower::util::BoxCloneService<Request<()>, Response<()>, BoxError>;
+type Failing = tower::util::BoxCloneService<Request<()>, Response<Empty<Bytes>>, BoxError>;
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_request_names_its_error_as_opentelemetry_does() {
     let traceparent = format!("00-{TRACE}-{CALLER}-01");
     let timeout = || async {
         let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>()).await;
-        Err::<Response<()>, BoxError>(elapsed.unwrap_err().into())
+        Err::<Response<Empty<Bytes>>, BoxError>(elapsed.unwrap_err().into())
     };
-    let other = || async { Err::<Response<()>, BoxError>("no route".into()) };
+    let other = || async { Err::<Response<Empty<Bytes>>, BoxError>("no route".into()) };
     let failing = [
         (Failing::new(service_fn(move |_| timeout())), "timeout"),
         (Failing::new(service_fn(move |_| other())), "_OTHER"),
@@ -292,3 +296,4 @@ async fn a_full_queue_drops_and_counts() {
 }
 
 mod export;
+mod grpc;

@@ -1,0 +1,254 @@
+//! A sampled span between its request and the end of its response, and
+//! the attributes it collects on the way.
+
+use std::{
+    borrow::Cow,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use http::{HeaderMap, Method, Request, Response, header};
+use mesh_core::{
+    classify::ErrorKind,
+    conn::{ConnectionInfo, Tls},
+    error::ProxyErrorKind,
+};
+use tokio::time::Instant;
+
+use super::{
+    Tracer,
+    context::{SpanId, TraceContext, TraceId},
+    grpc::{self, GrpcStatus},
+    span::{Attr, Span, SpanKind},
+};
+
+/// A sampled span waiting for its response to end.
+#[derive(Debug)]
+pub(super) struct Open {
+    tracer: Tracer,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: SpanId,
+    kind: SpanKind,
+    name: &'static str,
+    trace_state: Option<String>,
+    /// Wall-clock nanoseconds at the start, which the span reports; its
+    /// end is that plus the time the (pausable) runtime clock measured.
+    start_unix: u64,
+    start: Instant,
+    attributes: Vec<(&'static str, Attr)>,
+    /// Why the exchange failed, once it is known to have: `error.type`.
+    error_type: Option<Cow<'static, str>>,
+    /// The response is gRPC's, whose status is still to come.
+    awaits_grpc_status: bool,
+}
+
+/// Room for every attribute a span can have, so that its list is
+/// allocated once: direction, method (and its original), path, scheme,
+/// host, port, client address and identity, status code, `rpc.system`,
+/// `rpc.grpc.status_code` and `error.type`.
+const ATTRIBUTES: usize = 14;
+
+impl Open {
+    pub(super) fn new<B>(
+        tracer: &Tracer,
+        context: &TraceContext,
+        span_id: SpanId,
+        kind: SpanKind,
+        req: &Request<B>,
+        trace_state: Option<String>,
+    ) -> Self {
+        let start_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Self {
+            tracer: tracer.clone(),
+            trace_id: context.trace_id,
+            span_id,
+            parent: context.parent,
+            kind,
+            name: span_name(req.method()),
+            trace_state,
+            start_unix,
+            start: Instant::now(),
+            attributes: request_attributes(req, kind),
+            error_type: None,
+            awaits_grpc_status: false,
+        }
+    }
+
+    /// The response head arrived: its status, whether the mesh answered
+    /// itself, and for gRPC, the status of a trailers-only response.
+    pub(super) fn on_head<B>(&mut self, res: &Response<B>) {
+        let status = res.status();
+        let code = Attr::Int(i64::from(status.as_u16()));
+        self.attributes.push(("http.response.status_code", code));
+        if let Some(kind) = res.extensions().get::<ProxyErrorKind>() {
+            self.error_type = Some(Cow::Borrowed(kind.as_label()));
+        } else if self.kind.is_error(status) {
+            self.error_type = Some(Cow::Owned(status.as_str().to_owned()));
+        }
+        if grpc::is_grpc(res.headers()) {
+            self.attributes
+                .push(("rpc.system", Attr::Str(Cow::Borrowed("grpc"))));
+            self.awaits_grpc_status = true;
+            self.on_trailers(res.headers());
+        }
+    }
+
+    /// Trailers arrived (or a trailers-only head): for gRPC, the first
+    /// `grpc-status` they carry is the call's.
+    pub(super) fn on_trailers(&mut self, trailers: &HeaderMap) {
+        if !self.awaits_grpc_status {
+            return;
+        }
+        let Some(status) = GrpcStatus::read(trailers) else {
+            return;
+        };
+        self.awaits_grpc_status = false;
+        let code = Attr::Int(i64::from(status.0));
+        self.attributes.push(("rpc.grpc.status_code", code));
+        if self.error_type.is_none() && status.is_error(self.kind) {
+            self.error_type = Some(Cow::Borrowed(status.name()));
+        }
+    }
+
+    /// The response ended: reports the span, an error if its head or its
+    /// gRPC status said so.
+    pub(super) fn end(mut self) {
+        match self.error_type.take() {
+            Some(kind) => self.finish(Some(kind), Some(Cow::Borrowed(""))),
+            None => self.finish(None, None),
+        }
+    }
+
+    /// The request, or its response body, failed with `error`.
+    pub(super) fn fail(self, error: &(dyn std::error::Error + 'static)) {
+        // OpenTelemetry's fallback for an error it has no name for is
+        // `_OTHER`.
+        let kind = match ErrorKind::of(error) {
+            ErrorKind::Other => "_OTHER",
+            kind => kind.as_label(),
+        };
+        let message = bounded_string(&error.to_string());
+        self.finish(Some(Cow::Borrowed(kind)), Some(Cow::Owned(message)));
+    }
+
+    /// The caller went away before the response ended: `error.type` is
+    /// `cancel`, and `message` says when.
+    pub(super) fn cancel(self, message: &'static str) {
+        self.finish(Some(Cow::Borrowed("cancel")), Some(Cow::Borrowed(message)));
+    }
+
+    fn finish(mut self, error_type: Option<Cow<'static, str>>, error: Option<Cow<'static, str>>) {
+        let took = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Some(kind) = error_type {
+            self.attributes.push(("error.type", Attr::Str(kind)));
+        }
+        let span = Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent: self.parent,
+            name: self.name,
+            kind: self.kind,
+            start: self.start_unix,
+            end: self.start_unix.saturating_add(took),
+            attributes: self.attributes,
+            trace_state: self.trace_state,
+            error,
+        };
+        self.tracer.report(span);
+    }
+}
+
+/// The longest string attribute a span keeps, in bytes: a request's path
+/// may be as long as its server allows, and 2,048 queued spans of such
+/// paths would hold megabytes.
+pub(crate) const MAX_ATTRIBUTE: usize = 256;
+
+/// The methods OpenTelemetry's HTTP conventions know; any other is
+/// reported as `_OTHER`, so that names and attributes stay a closed set.
+const KNOWN_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::CONNECT,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PATCH,
+];
+
+/// OpenTelemetry's HTTP span name: the method, as the proxy knows no
+/// route; `HTTP` for a method outside the known set. Never the path: the
+/// conventions forbid it, since paths carry ids (one name per user
+/// floods a trace store's operation lists) and sometimes secrets.
+fn span_name(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| *known == method)
+        .map_or("HTTP", Method::as_str)
+}
+
+/// `text`, cut to [`MAX_ATTRIBUTE`] bytes at a character boundary.
+fn bounded(text: &str) -> Attr {
+    Attr::Str(Cow::Owned(bounded_string(text)))
+}
+
+fn bounded_string(text: &str) -> String {
+    let mut end = text.len().min(MAX_ATTRIBUTE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// OpenTelemetry's HTTP request attributes, and the mesh's.
+///
+/// The query string is left out: its parameters are the application's,
+/// and the proxy cannot tell a page number from an access token.
+fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str, Attr)> {
+    let text = |s: &'static str| Attr::Str(Cow::Borrowed(s));
+    let uri = req.uri();
+    let mut attrs = Vec::with_capacity(ATTRIBUTES);
+    attrs.push(("mesh.direction", text(kind.direction())));
+    match span_name(req.method()) {
+        "HTTP" => attrs.extend([
+            ("http.request.method", text("_OTHER")),
+            (
+                "http.request.method_original",
+                bounded(req.method().as_str()),
+            ),
+        ]),
+        known => attrs.push(("http.request.method", text(known))),
+    }
+    attrs.push(("url.path", bounded(uri.path())));
+    if let Some(scheme) = uri.scheme_str() {
+        attrs.push(("url.scheme", bounded(scheme)));
+    }
+    // The host the client asked for: the URI's authority when it has one
+    // (HTTP/2, absolute form), else `Host`.
+    let host = uri.authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    if let Some(authority) = host.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
+        attrs.push(("server.address", bounded(authority.host())));
+        if let Some(port) = authority.port_u16() {
+            attrs.push(("server.port", Attr::Int(i64::from(port))));
+        }
+    }
+    if kind == SpanKind::Server
+        && let Some(conn) = req.extensions().get::<ConnectionInfo>()
+    {
+        attrs.push((
+            "client.address",
+            Attr::Str(conn.remote_addr.ip().to_string().into()),
+        ));
+        if let Tls::Mutual { peer } = &conn.tls {
+            attrs.push(("mesh.client_id", bounded(peer.as_ref())));
+        }
+    }
+    attrs
+}
