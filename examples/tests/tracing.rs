@@ -162,6 +162,8 @@ async fn both_sidecars_are_spans_of_the_callers_trace_and_the_app_their_child() 
             "200"
         );
         assert!(span.get("status").is_none(), "{span}");
+        // The caller's `tracestate`, which the app got as it was sent.
+        assert_eq!(span["traceState"], "congo=t61rcWkgMzE", "{span}");
         let start: u64 = span["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
         let end: u64 = span["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
         assert!(start > 0 && end >= start, "{span}");
@@ -194,6 +196,104 @@ async fn both_sidecars_are_spans_of_the_callers_trace_and_the_app_their_child() 
     assert!(metrics.contains("trace_spans_failed_total 0"), "{metrics}");
     stop(web).await;
     stop(emoji).await;
+}
+
+/// A gRPC server on 127.0.0.1:0: `/emojivoto.v1.EmojiService/ListAll`
+/// answers a message and then `grpc-status: 14` in the trailers; any other
+/// method a trailers-only `grpc-status: 0`.
+async fn grpc_app() -> SocketAddr {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::{Bytes, Frame};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(listener, |req: Request<hyper::body::Incoming>| async move {
+        let trailers_only = req.uri().path() != "/emojivoto.v1.EmojiService/ListAll";
+        let mut res = if trailers_only {
+            let mut res = Response::new(full(""));
+            res.headers_mut()
+                .insert("grpc-status", "0".parse().unwrap());
+            res
+        } else {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", "14".parse().unwrap());
+            trailers.insert("grpc-message", "no%20emoji".parse().unwrap());
+            let frames = [
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from_static(
+                    b"\0\0\0\0\0",
+                ))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(
+                frames,
+            ))))
+        };
+        res.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        Ok(res)
+    });
+    addr
+}
+
+#[tokio::test]
+async fn grpc_spans_end_with_the_status_in_the_trailers_and_carry_tracestate() {
+    let (collector, mut spans) = collector().await;
+    let (web, emoji, _dir) = pair(grpc_app().await, collector);
+    let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    for method in ["ListAll", "FindByShortcode"] {
+        let req = Request::post(format!("http://emoji/emojivoto.v1.EmojiService/{method}"))
+            .version(http::Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
+            .header("tracestate", state)
+            .body(full(""))
+            .unwrap();
+        let res = h2_via(web.outbound, req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let collected = res.into_body().collect().await.unwrap();
+        let status = match collected.trailers() {
+            Some(trailers) => trailers["grpc-status"].clone(),
+            None => "0".parse().unwrap(),
+        };
+        let expected = if method == "ListAll" { "14" } else { "0" };
+        assert_eq!(status, expected, "{method}");
+    }
+
+    // Two calls, two sidecars: four spans, by service and method.
+    let mut by_call = std::collections::BTreeMap::new();
+    while by_call.len() < 4 {
+        let (service, span) = tokio::time::timeout(Duration::from_secs(30), spans.recv())
+            .await
+            .expect("every span reaches the collector")
+            .unwrap();
+        let path = attribute(&span, "url.path")["stringValue"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let method = path.rsplit('/').next().unwrap().to_owned();
+        by_call.insert((service, method), span);
+    }
+    stop(web).await;
+    stop(emoji).await;
+    for ((service, method), span) in &by_call {
+        let call = format!("{service} {method}: {span}");
+        assert_eq!(
+            attribute(span, "rpc.system")["stringValue"],
+            "grpc",
+            "{call}"
+        );
+        assert_eq!(span["traceState"], state, "{call}");
+        let code = &attribute(span, "rpc.grpc.status_code")["intValue"];
+        if method == "ListAll" {
+            // UNAVAILABLE fails the server's span as well as the client's.
+            assert_eq!(code, "14", "{call}");
+            assert_eq!(span["status"]["code"], 2, "{call}");
+            assert_eq!(attribute(span, "error.type")["stringValue"], "UNAVAILABLE");
+        } else {
+            assert_eq!(code, "0", "{call}");
+            assert!(span.get("status").is_none(), "{call}");
+        }
+    }
 }
 
 #[tokio::test]
