@@ -120,3 +120,84 @@ async fn an_alpn_http2_peer_that_sends_the_preface_is_served() {
         .unwrap();
     assert_eq!(send.send_request(req).await.unwrap().status(), 200);
 }
+
+/// A response body of endless 64 KiB chunks that reports when it is
+/// dropped, which is when the server gives up on the connection.
+struct Endless(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl http_body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            &CHUNK,
+        )))))
+    }
+}
+
+impl Drop for Endless {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.0.take() {
+            let _ = dropped.send(());
+        }
+    }
+}
+
+/// How long a server built by `server` keeps writing to a client that
+/// asked for an endless response and reads none of it, by the paused
+/// clock.
+async fn unread_response_lasts(server: Server) -> Duration {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+    let dropped_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(dropped_tx)));
+    let http = tower::service_fn(move |_: Request<Incoming>| {
+        let tx = dropped_tx.lock().unwrap().take();
+        async move { Ok::<_, Infallible>(Response::new(Endless(tx))) }
+    });
+    let (_trigger, signal) = shutdown::channel();
+    tokio::spawn(server.serve_http(listener, http, signal));
+
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut conn, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // The paused clock moves only once the runtime is idle: once the
+    // server has filled the socket buffers and its writes wait.
+    tokio::time::pause();
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3600), dropped)
+        .await
+        .expect("the server still writes to a peer that has read nothing for an hour")
+        .unwrap();
+    let lasted = start.elapsed();
+    tokio::time::resume();
+    drop(conn);
+    lasted
+}
+
+#[tokio::test]
+async fn an_http1_client_that_never_reads_its_response_is_closed() {
+    let lasted = unread_response_lasts(Server::new(ServerConfig::default())).await;
+    let bound = mesh_core::serve::WRITE_STALL_TIMEOUT;
+    assert!(
+        (bound - Duration::from_secs(1)..=bound + Duration::from_secs(1)).contains(&lasted),
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_write_stall_timeout_is_the_configured_one() {
+    let server =
+        Server::new(ServerConfig::default()).with_write_stall_timeout(Duration::from_secs(5));
+    let lasted = unread_response_lasts(server).await;
+    assert!(
+        (Duration::from_millis(4900)..=Duration::from_millis(5100)).contains(&lasted),
+        "{lasted:?}"
+    );
+}

@@ -13,7 +13,7 @@ use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until, lease::Lease,
-    on_wake::OnWake,
+    on_wake::OnWake, stall::WriteStall,
 };
 use crate::{
     conn::ConnectionInfo,
@@ -147,7 +147,7 @@ where
             info,
             lease: self.lease.closing_at(retire.close_at()),
         };
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(WriteStall::new(io, self.shared.write_stall_timeout));
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();

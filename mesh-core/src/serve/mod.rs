@@ -12,6 +12,11 @@
 //! opaque handler as a byte stream. Every request carries the
 //! [`ConnectionInfo`](crate::conn::ConnectionInfo) of its connection.
 //!
+//! No peer holds a connection by doing nothing: detection, the HTTP/1
+//! header read and HTTP/2's preface are timed, idle HTTP/2 connections
+//! are pinged, and a peer that stops reading its responses is cut
+//! ([`Server::with_write_stall_timeout`]).
+//!
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; HTTP connections finish the
 //! requests in flight and close; whatever is still open when the grace
@@ -45,6 +50,7 @@ pub(crate) mod lease;
 mod listener;
 mod on_wake;
 pub mod shutdown;
+mod stall;
 
 use std::{sync::Arc, time::Duration};
 
@@ -89,6 +95,10 @@ pub const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a ping may go unanswered by default: see
 /// [`ServerConfig::http2_keep_alive_timeout`].
 pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long an HTTP connection's writes may wait for the peer to read by
+/// default: see [`Server::with_write_stall_timeout`].
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`Server`] treats its connections.
 #[derive(Clone, Debug)]
@@ -180,9 +190,10 @@ pub struct Server<A = PlaintextAccept> {
     accept: A,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Shared {
     config: ServerConfig,
+    write_stall_timeout: Duration,
     http1: hyper::server::conn::http1::Builder,
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
@@ -202,6 +213,7 @@ impl Server {
         Self {
             inner: Arc::new(Shared {
                 config,
+                write_stall_timeout: WRITE_STALL_TIMEOUT,
                 http1,
                 http2,
             }),
@@ -219,6 +231,22 @@ impl<A> Server<A> {
             inner: self.inner,
             accept,
         }
+    }
+
+    /// Closes an HTTP connection once its writes have waited `timeout`
+    /// for the peer to read a byte. Default [`WRITE_STALL_TIMEOUT`], 60
+    /// seconds.
+    ///
+    /// A client that asks for a large response and never reads it would
+    /// otherwise hold its connection, and its place under the limit, for
+    /// ever: hyper times only the wait for a request's headers. A client
+    /// that reads slowly is not affected, since every byte it takes starts
+    /// the clock again. The bound stays with a connection upgraded to a
+    /// tunnel: a tunnel whose client reads nothing for this long is closed.
+    #[must_use]
+    pub fn with_write_stall_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.inner).write_stall_timeout = timeout;
+        self
     }
 
     /// The server's configuration.
