@@ -12,17 +12,29 @@
 //! denied): each server and route with denials has an unauthorized row,
 //! whose RPS is that of the denied requests.
 //!
+//! Opaque TCP has no requests: a Server with `proxyProtocol: opaque` is
+//! decided once per connection, and counted by
+//! `inbound_tcp_authz_allow_total` and `inbound_tcp_authz_deny_total`,
+//! labelled with `srv_name` and `authz_name` but no route. Each
+//! authorization that let connections in has a row of its own, and each
+//! such Server with refusals an unauthorized row; their ROUTE is `-`
+//! (`null` in JSON), they have no success rate, RPS or latency, and their
+//! TCP_CONN column (`tcp_connections`) is the number of connections
+//! allowed, or refused, in the window. That column is `-` (`null`) in the
+//! rows of HTTP requests. Like `linkerd viz stat`'s TCP_CONN, it counts
+//! connections, not bytes; open connections a policy change closed
+//! (`inbound_tcp_authz_terminate_total`) are not shown, having been
+//! allowed when they opened.
+//!
 //! Rows appear for traffic in the window: an authorization that allowed
-//! nothing is not shown. Connections to opaque TCP ports are decided and
-//! counted apart (`inbound_tcp_authz_*_total`), per connection rather than
-//! per request, and are not shown here.
+//! nothing is not shown.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Target, Totals,
+    Delta, Format, Golden, QueryError, Sample, Target, Totals,
     group::{Groups, per_second},
     measure,
     render::{self, Table},
@@ -32,7 +44,8 @@ use super::{
 /// AUTHORIZATION in the row of denied requests.
 pub const UNAUTHORIZED: &str = "[unauthorized]";
 
-/// One authorization's row, or a route's denied requests.
+/// One authorization's row, or a route's denied requests, or an opaque
+/// Server's refused connections.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AuthzRow {
     /// The workload whose admin server reported it.
@@ -40,15 +53,21 @@ pub struct AuthzRow {
     /// The Server (`srv_name`), or the default policy of a port no Server
     /// covers (`default:all-unauthenticated`...).
     pub server: String,
-    /// The route (`route_name`).
-    pub route: String,
-    /// The authorization that allowed the requests (`authz_name`); `null`
-    /// in the row of denied requests.
+    /// The route (`route_name`); `None` (`null`) in the rows of opaque TCP
+    /// connections, which have no routes.
+    pub route: Option<String>,
+    /// The authorization that allowed the requests or connections
+    /// (`authz_name`); `null` in the row of denied ones.
     pub authorization: Option<String>,
     /// Success rate, RPS and latency of the allowed requests; in the row of
-    /// denied requests, the RPS of those and nothing else.
+    /// denied requests, the RPS of those and nothing else; in the rows of
+    /// TCP connections, nothing (no rate, `rps` 0).
     #[serde(flatten)]
     pub golden: Golden,
+    /// In the rows of TCP connections, how many the authorization allowed
+    /// in the window, or in the unauthorized row, how many were refused;
+    /// `None` (`null`) in the rows of HTTP requests.
+    pub tcp_connections: Option<u64>,
 }
 
 /// What one row's samples add up to.
@@ -56,71 +75,124 @@ pub struct AuthzRow {
 struct AuthzSum {
     allowed: f64,
     denied: f64,
+    connections: f64,
     totals: Totals,
     window: Duration,
 }
 
+/// What a sample counts for this view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    /// A response to an allowed request (`response_*`).
+    Response,
+    /// An allowed request.
+    Allowed,
+    /// A denied request.
+    Denied,
+    /// An allowed connection.
+    TcpAllowed,
+    /// A refused connection.
+    TcpDenied,
+}
+
+impl Counted {
+    fn of(s: &Sample) -> Option<Self> {
+        Some(match s.name.as_str() {
+            "response_total" | "response_latency_ms_bucket"
+                if s.label("direction") == Some("inbound") =>
+            {
+                Self::Response
+            }
+            "inbound_http_authz_allow_total" => Self::Allowed,
+            "inbound_http_authz_deny_total" => Self::Denied,
+            "inbound_tcp_authz_allow_total" => Self::TcpAllowed,
+            "inbound_tcp_authz_deny_total" => Self::TcpDenied,
+            _ => return None,
+        })
+    }
+
+    fn is_tcp(self) -> bool {
+        matches!(self, Self::TcpAllowed | Self::TcpDenied)
+    }
+
+    fn is_denial(self) -> bool {
+        matches!(self, Self::Denied | Self::TcpDenied)
+    }
+}
+
 /// The authorization rows in the inbound traffic of `targets`, from their
 /// deltas (`None` for a target that could not be scraped); sorted by
-/// workload, server, route, then authorization, each route's denied
-/// requests last.
+/// workload, server, route (connections, which have none, first), then
+/// authorization, each route's or opaque Server's denials last.
 pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow> {
-    type Key = (String, String, String, Option<String>);
+    type Key = (String, String, Option<String>, Option<String>);
     let mut groups: Groups<Key, AuthzSum> = Groups::default();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         for s in delta.samples() {
-            let response = matches!(
-                s.name.as_str(),
-                "response_total" | "response_latency_ms_bucket"
-            ) && s.label("direction") == Some("inbound");
-            let denied = s.name == "inbound_http_authz_deny_total";
-            if !response && !denied && s.name != "inbound_http_authz_allow_total" {
-                continue;
-            }
-            let (Some(server), Some(route)) = (s.label("srv_name"), s.label("route_name")) else {
+            let Some(counted) = Counted::of(s) else {
                 continue;
             };
-            let authz = if denied { None } else { s.label("authz_name") };
-            if !denied && authz.is_none() {
+            let Some(server) = s.label("srv_name") else {
                 continue;
-            }
+            };
+            // Connections have no route; requests always have one.
+            let route = match (counted.is_tcp(), s.label("route_name")) {
+                (true, _) => None,
+                (false, Some(route)) => Some(route),
+                (false, None) => continue,
+            };
+            let authz = if counted.is_denial() {
+                None
+            } else {
+                match s.label("authz_name") {
+                    Some(authz) => Some(authz),
+                    None => continue,
+                }
+            };
             let key = (
                 target.name.clone(),
                 server.to_owned(),
-                route.to_owned(),
+                route.map(str::to_owned),
                 authz.map(str::to_owned),
             );
             let sum = groups.entry(key);
             sum.window = sum.window.max(delta.elapsed());
-            if denied {
-                sum.denied += s.value;
-            } else if response {
-                sum.totals.add(s);
-            } else {
-                sum.allowed += s.value;
+            match counted {
+                Counted::Response => sum.totals.add(s),
+                Counted::Allowed => sum.allowed += s.value,
+                Counted::Denied => sum.denied += s.value,
+                Counted::TcpAllowed | Counted::TcpDenied => sum.connections += s.value,
             }
         }
     }
     let mut rows: Vec<AuthzRow> = groups
         .into_entries()
         .into_iter()
-        .filter(|(_, sum)| sum.allowed > 0.0 || sum.denied > 0.0 || sum.totals.responses() > 0.0)
+        .filter(|(_, sum)| {
+            sum.allowed > 0.0
+                || sum.denied > 0.0
+                || sum.connections > 0.0
+                || sum.totals.responses() > 0.0
+        })
         .map(|((workload, server, route, authorization), sum)| {
-            let golden = if authorization.is_some() {
-                Golden::new(&sum.totals, sum.window)
-            } else {
-                Golden {
+            let golden = match (&route, &authorization) {
+                (None, _) => Golden::default(),
+                (Some(_), Some(_)) => Golden::new(&sum.totals, sum.window),
+                (Some(_), None) => Golden {
                     rps: per_second(sum.denied, sum.window),
                     ..Golden::default()
-                }
+                },
             };
+            // Counter increases are whole numbers but for float noise.
+            let tcp_connections = route.is_none().then(|| sum.connections.round() as u64);
             AuthzRow {
                 workload,
                 server,
                 route,
                 authorization,
                 golden,
+                tcp_connections,
             }
         })
         .collect();
@@ -141,6 +213,8 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
 
 /// Writes `rows` as a table or JSON. A table with no row says so; one
 /// with the rows of more than one workload begins with a WORKLOAD column.
+/// The rows of TCP connections have `-` for ROUTE and the golden signals,
+/// and those of HTTP requests `-` for TCP_CONN.
 ///
 /// # Errors
 ///
@@ -150,7 +224,7 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
         return to_json(&rows);
     }
     if rows.is_empty() {
-        return Ok("No authorized or denied requests found.\n".to_owned());
+        return Ok("No authorized or denied requests or connections found.\n".to_owned());
     }
     // One workload's rows read as Linkerd's do; several need saying whose
     // each is, as the same Server, route and authorization names recur.
@@ -164,6 +238,7 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
     };
     header.extend(["ROUTE", "SERVER", "AUTHORIZATION"]);
     header.extend(render::GOLDEN_HEADER);
+    header.push("TCP_CONN");
     let mut table = Table::new(header);
     for r in rows {
         let authz = r.authorization.as_deref().unwrap_or(UNAUTHORIZED);
@@ -172,15 +247,27 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
         } else {
             Vec::new()
         };
-        cells.extend([r.route.clone(), r.server.clone(), authz.to_owned()]);
-        cells.extend(render::golden(&r.golden));
+        let none = || "-".to_owned();
+        let route = r.route.clone().unwrap_or_else(none);
+        cells.extend([route, r.server.clone(), authz.to_owned()]);
+        match r.tcp_connections {
+            None => {
+                cells.extend(render::golden(&r.golden));
+                cells.push(none());
+            }
+            Some(n) => {
+                cells.extend(render::GOLDEN_HEADER.map(|_| none()));
+                cells.push(n.to_string());
+            }
+        }
         table.row(cells);
     }
     Ok(table.render())
 }
 
 /// `sidecar authz`: scrapes `targets` a `window` apart and renders one row
-/// per authorization, and one per route with denied requests.
+/// per authorization, one per route with denied requests, and one per
+/// opaque Server with refused connections.
 ///
 /// # Errors
 ///
@@ -195,122 +282,4 @@ pub async fn run(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::query::Scrape;
-
-    const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
-
-    #[test]
-    fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
-        let scrape = |ok: u32, fail: u32, denied: u32| {
-            Scrape::parse(&format!(
-                "inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\"}} {}\n\
-                 inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"probe\",authz_name=\"probe\",tls=\"no_identity\"}} 7\n\
-                 inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
-                 inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"true\"}} {denied}\n\
-                 response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
-                 response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
-                 response_latency_ms_bucket{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",le=\"10.0\"}} {ok}\n\
-                 response_latency_ms_bucket{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",le=\"+Inf\"}} {}\n\
-                 response_total{{direction=\"outbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"x\",classification=\"success\"}} 99\n",
-                ok + fail,
-                ok + fail,
-            ))
-            .unwrap()
-        };
-        let window = Duration::from_secs(10);
-        let targets = Target::parse_list("emoji=a:1,gone=b:2").unwrap();
-        let deltas = [
-            Some(Delta::between(&scrape(0, 0, 0), &scrape(36, 4, 15), window)),
-            None,
-        ];
-        let rows = authz_rows(&targets, &deltas);
-        assert_eq!(
-            rows,
-            [
-                AuthzRow {
-                    workload: "emoji".into(),
-                    server: "emoji-http".into(),
-                    route: "default".into(),
-                    authorization: Some("emoji-from-web".into()),
-                    // Rank 20 of 40 in le=10 (36 of them): 10 × 20/36.
-                    golden: Golden {
-                        success: Some(0.9),
-                        rps: 4.0,
-                        latency_ms_p50: Some(10.0 * 20.0 / 36.0),
-                        latency_ms_p95: Some(10.0),
-                        latency_ms_p99: Some(10.0),
-                    },
-                },
-                AuthzRow {
-                    workload: "emoji".into(),
-                    server: "emoji-http".into(),
-                    route: "default".into(),
-                    authorization: None,
-                    // 15 denied without identity and 15 with, over 10 s.
-                    golden: Golden {
-                        rps: 3.0,
-                        ..Golden::default()
-                    },
-                },
-            ]
-        );
-        assert_eq!(
-            render_authz(&rows, Format::Table).unwrap(),
-            "ROUTE         SERVER    AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99\n\
-             default   emoji-http   emoji-from-web    90.00%   4.0rps         5.6ms          10ms          10ms\n\
-             default   emoji-http   [unauthorized]         -   3.0rps             -             -             -\n"
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
-        assert!(json[1]["authorization"].is_null());
-        assert_eq!(json[1]["rps"], 3.0);
-        assert_eq!(json[0]["authorization"], "emoji-from-web");
-    }
-
-    #[test]
-    fn a_window_without_requests_has_no_rows_and_says_so() {
-        let same = Scrape::parse(
-            "inbound_http_authz_allow_total{srv_name=\"s\",route_name=\"r\",authz_name=\"a\"} 4\n",
-        )
-        .unwrap();
-        let targets = Target::parse_list("emoji=a:1").unwrap();
-        let deltas = [Some(Delta::between(&same, &same, Duration::from_secs(1)))];
-        let rows = authz_rows(&targets, &deltas);
-        assert!(rows.is_empty());
-        assert_eq!(
-            render_authz(&rows, Format::Table).unwrap(),
-            "No authorized or denied requests found.\n"
-        );
-    }
-
-    #[test]
-    fn rows_of_several_workloads_say_whose_they_are_in_the_table_too() {
-        // Two workloads on the default policy: the same Server, route and
-        // authorization names, which JSON tells apart by `workload`.
-        let scrape = |n: u32| {
-            Scrape::parse(&format!(
-                "response_total{{direction=\"inbound\",srv_name=\"default:all-unauthenticated\",route_name=\"default\",authz_name=\"default:all-unauthenticated\",classification=\"success\"}} {n}\n"
-            ))
-            .unwrap()
-        };
-        let window = Duration::from_secs(10);
-        let targets = Target::parse_list("emoji=a:1,voting=b:2").unwrap();
-        let deltas = [
-            Some(Delta::between(&scrape(0), &scrape(10), window)),
-            Some(Delta::between(&scrape(0), &scrape(30), window)),
-        ];
-        let rows = authz_rows(&targets, &deltas);
-        assert_eq!(
-            render_authz(&rows, Format::Table).unwrap(),
-            "WORKLOAD     ROUTE                        SERVER                 AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99\n\
-             emoji      default   default:all-unauthenticated   default:all-unauthenticated   100.00%   1.0rps             -             -             -\n\
-             voting     default   default:all-unauthenticated   default:all-unauthenticated   100.00%   3.0rps             -             -             -\n"
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
-        assert_eq!(json[0]["workload"], "emoji");
-        assert_eq!(json[1]["workload"], "voting");
-    }
-}
+mod tests;

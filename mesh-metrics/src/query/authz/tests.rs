@@ -1,0 +1,193 @@
+//! The `authz` view's rows and rendering, from scrape text.
+
+use super::*;
+use crate::query::Scrape;
+
+const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
+
+#[test]
+fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
+    let scrape = |ok: u32, fail: u32, denied: u32| {
+        Scrape::parse(&format!(
+            "inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\"}} {}\n\
+             inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"probe\",authz_name=\"probe\",tls=\"no_identity\"}} 7\n\
+             inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
+             inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"true\"}} {denied}\n\
+             response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
+             response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
+             response_latency_ms_bucket{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",le=\"10.0\"}} {ok}\n\
+             response_latency_ms_bucket{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",le=\"+Inf\"}} {}\n\
+             response_total{{direction=\"outbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"x\",classification=\"success\"}} 99\n",
+            ok + fail,
+            ok + fail,
+        ))
+        .unwrap()
+    };
+    let window = Duration::from_secs(10);
+    let targets = Target::parse_list("emoji=a:1,gone=b:2").unwrap();
+    let deltas = [
+        Some(Delta::between(&scrape(0, 0, 0), &scrape(36, 4, 15), window)),
+        None,
+    ];
+    let rows = authz_rows(&targets, &deltas);
+    assert_eq!(
+        rows,
+        [
+            AuthzRow {
+                workload: "emoji".into(),
+                server: "emoji-http".into(),
+                route: Some("default".into()),
+                authorization: Some("emoji-from-web".into()),
+                // Rank 20 of 40 in le=10 (36 of them): 10 × 20/36.
+                golden: Golden {
+                    success: Some(0.9),
+                    rps: 4.0,
+                    latency_ms_p50: Some(10.0 * 20.0 / 36.0),
+                    latency_ms_p95: Some(10.0),
+                    latency_ms_p99: Some(10.0),
+                },
+                tcp_connections: None,
+            },
+            AuthzRow {
+                workload: "emoji".into(),
+                server: "emoji-http".into(),
+                route: Some("default".into()),
+                authorization: None,
+                // 15 denied without identity and 15 with, over 10 s.
+                golden: Golden {
+                    rps: 3.0,
+                    ..Golden::default()
+                },
+                tcp_connections: None,
+            },
+        ]
+    );
+    assert_eq!(
+        render_authz(&rows, Format::Table).unwrap(),
+        "ROUTE         SERVER    AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN\n\
+         default   emoji-http   emoji-from-web    90.00%   4.0rps         5.6ms          10ms          10ms          -\n\
+         default   emoji-http   [unauthorized]         -   3.0rps             -             -             -          -\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
+    assert!(json[1]["authorization"].is_null());
+    assert_eq!(json[1]["rps"], 3.0);
+    assert_eq!(json[0]["authorization"], "emoji-from-web");
+    assert!(json[0]["tcp_connections"].is_null());
+}
+
+#[test]
+fn a_window_without_requests_has_no_rows_and_says_so() {
+    let same = Scrape::parse(
+        "inbound_http_authz_allow_total{srv_name=\"s\",route_name=\"r\",authz_name=\"a\"} 4\n",
+    )
+    .unwrap();
+    let targets = Target::parse_list("emoji=a:1").unwrap();
+    let deltas = [Some(Delta::between(&same, &same, Duration::from_secs(1)))];
+    let rows = authz_rows(&targets, &deltas);
+    assert!(rows.is_empty());
+    assert_eq!(
+        render_authz(&rows, Format::Table).unwrap(),
+        "No authorized or denied requests or connections found.\n"
+    );
+}
+
+#[test]
+fn rows_of_several_workloads_say_whose_they_are_in_the_table_too() {
+    // Two workloads on the default policy: the same Server, route and
+    // authorization names, which JSON tells apart by `workload`.
+    let scrape = |n: u32| {
+        Scrape::parse(&format!(
+            "response_total{{direction=\"inbound\",srv_name=\"default:all-unauthenticated\",route_name=\"default\",authz_name=\"default:all-unauthenticated\",classification=\"success\"}} {n}\n"
+        ))
+        .unwrap()
+    };
+    let window = Duration::from_secs(10);
+    let targets = Target::parse_list("emoji=a:1,voting=b:2").unwrap();
+    let deltas = [
+        Some(Delta::between(&scrape(0), &scrape(10), window)),
+        Some(Delta::between(&scrape(0), &scrape(30), window)),
+    ];
+    let rows = authz_rows(&targets, &deltas);
+    assert_eq!(
+        render_authz(&rows, Format::Table).unwrap(),
+        "WORKLOAD     ROUTE                        SERVER                 AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN\n\
+         emoji      default   default:all-unauthenticated   default:all-unauthenticated   100.00%   1.0rps             -             -             -          -\n\
+         voting     default   default:all-unauthenticated   default:all-unauthenticated   100.00%   3.0rps             -             -             -          -\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
+    assert_eq!(json[0]["workload"], "emoji");
+    assert_eq!(json[1]["workload"], "voting");
+}
+
+#[test]
+fn opaque_servers_have_rows_of_connections_allowed_and_refused() {
+    // An opaque Server with an authorization, one without (all its
+    // connections refused), and an HTTP Server beside them.
+    let scrape = |allowed: u32, denied: u32, terminated: u32, requests: u32| {
+        Scrape::parse(&format!(
+            "inbound_tcp_authz_allow_total{{srv_name=\"emoji-tcp\",authz_name=\"emoji-tcp-clients\",tls=\"no_identity\"}} {allowed}\n\
+             inbound_tcp_authz_allow_total{{srv_name=\"emoji-tcp\",authz_name=\"emoji-tcp-clients\",tls=\"true\"}} {allowed}\n\
+             inbound_tcp_authz_deny_total{{srv_name=\"emoji-db\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
+             inbound_tcp_authz_deny_total{{srv_name=\"emoji-idle\",authz_name=\"deny\",tls=\"no_identity\"}} 5\n\
+             inbound_tcp_authz_terminate_total{{srv_name=\"emoji-tcp\",authz_name=\"deny\",tls=\"no_identity\"}} {terminated}\n\
+             inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\"}} {requests}\n\
+             response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",classification=\"success\"}} {requests}\n"
+        ))
+        .unwrap()
+    };
+    let window = Duration::from_secs(10);
+    let targets = Target::parse_list("emoji=a:1").unwrap();
+    let deltas = [Some(Delta::between(
+        &scrape(1, 0, 0, 0),
+        &scrape(4, 2, 3, 20),
+        window,
+    ))];
+    let rows = authz_rows(&targets, &deltas);
+    let tcp_row = |server: &str, authorization: Option<&str>, n| AuthzRow {
+        workload: "emoji".into(),
+        server: server.into(),
+        route: None,
+        authorization: authorization.map(Into::into),
+        golden: Golden::default(),
+        tcp_connections: Some(n),
+    };
+    assert_eq!(
+        rows,
+        [
+            tcp_row("emoji-db", None, 2),
+            AuthzRow {
+                workload: "emoji".into(),
+                server: "emoji-http".into(),
+                route: Some("default".into()),
+                authorization: Some("emoji-from-web".into()),
+                golden: Golden {
+                    success: Some(1.0),
+                    rps: 2.0,
+                    ..Golden::default()
+                },
+                tcp_connections: None,
+            },
+            // 3 more with identity and 3 more without; the terminations
+            // were allowed once, and are not counted again.
+            tcp_row("emoji-tcp", Some("emoji-tcp-clients"), 6),
+        ]
+    );
+    assert_eq!(
+        render_authz(&rows, Format::Table).unwrap(),
+        "ROUTE         SERVER       AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN\n\
+         -           emoji-db      [unauthorized]         -        -             -             -             -          2\n\
+         default   emoji-http      emoji-from-web   100.00%   2.0rps             -             -             -          -\n\
+         -          emoji-tcp   emoji-tcp-clients         -        -             -             -             -          6\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
+    assert!(json[0]["route"].is_null() && json[0]["authorization"].is_null());
+    assert_eq!(json[0]["tcp_connections"], 2);
+    assert!(json[0]["success"].is_null());
+    assert_eq!(json[1]["route"], "default");
+    assert!(json[1]["tcp_connections"].is_null());
+    assert_eq!(json[2]["authorization"], "emoji-tcp-clients");
+    assert_eq!(json[2]["tcp_connections"], 6);
+}
