@@ -115,8 +115,9 @@ pub struct ServerConfig {
     /// a server that closes an idle connection just as a client reuses it
     /// fails that client's request.
     pub header_read_timeout: Duration,
-    /// How long protocol detection waits for the first bytes. Default 10
-    /// seconds.
+    /// How long protocol detection waits for the first bytes, and how long
+    /// a peer that chose HTTP/2 through ALPN has to send its preface.
+    /// Default 10 seconds.
     pub detect_timeout: Duration,
     /// How many connections are served at once; further ones wait in the
     /// kernel's accept queue. Default 10,000. Ignored when
