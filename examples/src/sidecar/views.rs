@@ -113,8 +113,11 @@ pub async fn edges(admin: &str, window: Duration, format: Format) -> Result<Stri
 
 /// `sidecar authz --admin NAME=ADDR[,NAME=ADDR...]`: one row per Server,
 /// route and authorization that let requests in, with SUCCESS, RPS and
-/// latency, and a row per route with the RPS of the requests denied. With
-/// more than one workload, a WORKLOAD column says whose each row is.
+/// latency, and a row per route with the RPS of the requests denied. An
+/// opaque Server's connections have rows of their own, with no route: per
+/// authorization, and for those refused, the TCP_CONN column counts them
+/// in the window. With more than one workload, a WORKLOAD column says
+/// whose each row is.
 ///
 /// # Errors
 ///
