@@ -3,8 +3,10 @@
 //!
 //! The inbound listeners take traffic from other workloads and forward it to
 //! the local application; the outbound listener takes the application's
-//! requests and routes them by authority to the configured services; the
-//! admin listener answers health checks and serves metrics.
+//! requests and routes them by authority to the configured services; each
+//! outbound TCP port takes the application's connections to one service
+//! and forwards their bytes; the admin listener answers health checks and
+//! serves metrics.
 //!
 //! Each mesh feature is the layer its crate provides, put where the
 //! request path needs it:
@@ -18,6 +20,8 @@
 //!           ─ retry ─ per-try timeout (mesh-retry) ─ traffic split
 //!           ─ endpoint balancer (peak-EWMA, failure accrual)
 //!           ─ mTLS connector (mesh-tls) ─ TCP metrics
+//!           tcp port (outbound.ports): endpoint balancer ─ mTLS connector
+//!           ─ TCP metrics ─ byte pipe
 //! ```
 //!
 //! What every runtime shares is built once in [`start`]: the credential

@@ -46,6 +46,9 @@ pub struct Running {
     pub inbound: Vec<SocketAddr>,
     /// The outbound listener's address.
     pub outbound: SocketAddr,
+    /// The address of each `outbound.ports` listener, in configuration
+    /// order.
+    pub outbound_ports: Vec<SocketAddr>,
     /// The admin listener's address.
     pub admin: SocketAddr,
     trigger: ShutdownTrigger,
@@ -196,6 +199,14 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         )?);
     }
     let outbound = bind("outbound.listen".into(), config.outbound.listen, threads)?;
+    let mut outbound_ports = Vec::new();
+    for (i, port) in config.outbound.ports.iter().enumerate() {
+        outbound_ports.push(bind(
+            format!("outbound.ports[{i}].listen"),
+            port.listen,
+            threads,
+        )?);
+    }
     let admin = serve::bind(config.admin.listen).map_err(|source| StartError::Bind {
         field: "admin.listen".into(),
         addr: config.admin.listen,
@@ -204,6 +215,8 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let local = |l: &std::net::TcpListener| l.local_addr().unwrap_or(config.admin.listen);
     let inbound_addrs: Vec<SocketAddr> = inbound.iter().map(|ls| local(&ls[0])).collect();
     let outbound_addr = local(&outbound[0]);
+    let outbound_port_addrs: Vec<SocketAddr> =
+        outbound_ports.iter().map(|ls| local(&ls[0])).collect();
     let admin_addr = local(&admin);
 
     let (trigger, _) = serve::shutdown::channel();
@@ -326,11 +339,13 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     });
 
     let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
+    let mut outbound_ports = outbound_ports;
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
         let mine = WorkerListeners {
             inbound: inbound.iter_mut().filter_map(Vec::pop).collect(),
             outbound: outbound.pop(),
+            outbound_ports: outbound_ports.iter_mut().filter_map(Vec::pop).collect(),
             admin: admin.take(),
         };
         let worker = Worker {
@@ -350,6 +365,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     tracing::info!(
         inbound = ?describe_inbound(&shared.config, &inbound_addrs),
         outbound = %outbound_addr,
+        outbound_ports = ?describe_outbound_ports(&shared.config, &outbound_port_addrs),
         admin = %admin_addr,
         threads,
         "sidecar started"
@@ -357,6 +373,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     Ok(Running {
         inbound: inbound_addrs,
         outbound: outbound_addr,
+        outbound_ports: outbound_port_addrs,
         admin: admin_addr,
         trigger,
         threads: handles,
@@ -370,5 +387,15 @@ fn describe_inbound(config: &SidecarConfig, addrs: &[SocketAddr]) -> Vec<String>
         .iter()
         .zip(addrs)
         .map(|(port, addr)| format!("{addr}->{}", port.app))
+        .collect()
+}
+
+fn describe_outbound_ports(config: &SidecarConfig, addrs: &[SocketAddr]) -> Vec<String> {
+    config
+        .outbound
+        .ports
+        .iter()
+        .zip(addrs)
+        .map(|(port, addr)| format!("{addr}->{}", port.service))
         .collect()
 }

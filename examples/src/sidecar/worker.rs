@@ -16,7 +16,7 @@ use mesh_metrics::{
     trace::{SpanExporter, TraceLayer, Tracer},
 };
 use mesh_policy::PolicyStore;
-use mesh_tls::TlsAccept;
+use mesh_tls::{ConnectConfig, TlsAccept};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::mpsc,
@@ -27,7 +27,7 @@ use tower::Layer;
 use super::{
     config::{InboundPort, PortProtocol, SidecarConfig},
     inbound,
-    outbound::Outbound,
+    outbound::{NoHttp, Outbound},
 };
 
 /// What every runtime shares, built once in [`start`](super::start).
@@ -76,6 +76,8 @@ pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 pub(super) struct WorkerListeners {
     pub(super) inbound: Vec<std::net::TcpListener>,
     pub(super) outbound: Option<std::net::TcpListener>,
+    /// The `outbound.ports` listeners, in configuration order.
+    pub(super) outbound_ports: Vec<std::net::TcpListener>,
     pub(super) admin: Option<std::net::TcpListener>,
 }
 
@@ -180,6 +182,7 @@ impl Worker {
             tokio::spawn(updates.run());
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
+        self.serve_outbound_ports(&mut servers, listeners.outbound_ports);
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
             let server = Server::new(self.admin_config());
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
@@ -188,6 +191,37 @@ impl Worker {
         drop(drained);
         if let Some(export) = export {
             let _ = export.await;
+        }
+    }
+
+    /// Serves the `outbound.ports` listeners: opaque, each connection
+    /// forwarded to the port's service, under the connection limit and
+    /// shutdown of the other proxy listeners.
+    fn serve_outbound_ports(
+        &self,
+        servers: &mut JoinSet<()>,
+        listeners: Vec<std::net::TcpListener>,
+    ) {
+        // A connect may take the TCP connect timeout and then the TLS
+        // handshake's.
+        let connect_timeout =
+            self.shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
+        let tcp = self.shared.outbound.tcp_services(connect_timeout);
+        let ports = self.shared.config.outbound.ports.iter();
+        for (index, (port, listener)) in ports.zip(listeners).enumerate() {
+            let Ok(listener) = TcpListener::from_std(listener) else {
+                continue;
+            };
+            let Some(forward) = tcp.port(index) else {
+                tracing::error!(
+                    listen = %port.listen,
+                    service = %port.service,
+                    "outbound port not served: its service has no endpoint"
+                );
+                continue;
+            };
+            let server = Server::new(self.server_config(Protocol::Opaque));
+            servers.spawn(server.serve(listener, NoHttp, forward, self.shutdown.clone()));
         }
     }
 

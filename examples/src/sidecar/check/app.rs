@@ -92,10 +92,15 @@ pub(super) async fn bindable(config: &SidecarConfig) -> Vec<Check> {
         .ports()
         .iter()
         .map(|port| ("inbound", port.listen));
-    let listeners = inbound.chain([
-        ("outbound", config.outbound.listen),
-        ("admin", config.admin.listen),
-    ]);
+    let tcp_ports = config
+        .outbound
+        .ports
+        .iter()
+        .map(|port| ("outbound tcp", port.listen));
+    let listeners = inbound
+        .chain([("outbound", config.outbound.listen)])
+        .chain(tcp_ports)
+        .chain([("admin", config.admin.listen)]);
     let mut checks = Vec::new();
     for (side, addr) in listeners {
         let title = format!("{side} listener {addr} can be bound");

@@ -130,3 +130,22 @@ mod ingress {
         assert!(checks("outbound:\n  ingress_mode: false\n").is_empty());
     }
 }
+
+#[tokio::test]
+async fn pre_checks_that_the_outbound_tcp_ports_can_be_bound() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap();
+    let yaml = format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n    - name: db\n      endpoints: [127.0.0.1:5432]\n  \
+         ports:\n    - listen: {port}\n      service: db\nadmin:\n  listen: 127.0.0.1:0\n"
+    );
+    let config = crate::sidecar::config::SidecarConfig::from_yaml(&yaml, "sidecar.yaml").unwrap();
+    let checks = super::app::bindable(&config).await;
+    let title = format!("outbound tcp listener {port} can be bound");
+    let check = checks.iter().find(|c| c.title == title).unwrap();
+    assert_eq!(check.status, Status::Fail, "{checks:?}");
+    drop(taken);
+    let checks = super::app::bindable(&config).await;
+    let check = checks.iter().find(|c| c.title == title).unwrap();
+    assert_eq!(check.status, Status::Pass, "{checks:?}");
+}

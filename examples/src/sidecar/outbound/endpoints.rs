@@ -24,7 +24,7 @@ use std::{
 };
 
 use mesh_core::proxy::{
-    EndpointSet, FailureAccrual, Forward,
+    EndpointSet, FailureAccrual, Forward, ForwardTcp,
     resolve::{EndpointAddr, Resolution, Resolver, Round},
 };
 use prometheus_client::{
@@ -191,15 +191,42 @@ impl ServiceEndpoints {
     /// endpoint is an address (`None` if there is none), else over a set
     /// of its own that the resolver keeps current.
     pub(crate) fn forward<C>(&self, client: C) -> Option<Forward<C>> {
+        Some(match self.runtime_endpoints()? {
+            RuntimeEndpoints::Fixed(endpoints) => {
+                let forward = Forward::new(client, endpoints).ok()?;
+                match self.accrual {
+                    Some(accrual) => forward.with_failure_accrual(accrual),
+                    None => forward,
+                }
+            }
+            RuntimeEndpoints::Set(set) => Forward::with_endpoints(client, &set),
+        })
+    }
+
+    /// The TCP forwarder of one runtime, over `connector`, balanced as
+    /// [`forward`](Self::forward) balances requests, with a balancer of
+    /// its own.
+    pub(crate) fn forward_tcp<C>(&self, connector: C) -> Option<ForwardTcp<C>> {
+        Some(match self.runtime_endpoints()? {
+            RuntimeEndpoints::Fixed(endpoints) => {
+                let forward = ForwardTcp::new(connector, endpoints).ok()?;
+                match self.accrual {
+                    Some(accrual) => forward.with_failure_accrual(accrual),
+                    None => forward,
+                }
+            }
+            RuntimeEndpoints::Set(set) => ForwardTcp::with_endpoints(connector, &set),
+        })
+    }
+
+    /// The endpoints a new balancer starts from: fixed addresses, or a
+    /// set the resolver keeps current (with failure accrual, if on).
+    fn runtime_endpoints(&self) -> Option<RuntimeEndpoints> {
         let Ok(mut state) = self.state.lock() else {
             return None;
         };
         if self.resolution.is_none() {
-            let forward = Forward::new(client, state.endpoints.iter().copied()).ok()?;
-            return Some(match self.accrual {
-                Some(accrual) => forward.with_failure_accrual(accrual),
-                None => forward,
-            });
+            return Some(RuntimeEndpoints::Fixed(state.endpoints.clone()));
         }
         let set = EndpointSet::new(state.endpoints.iter().copied())
             .unwrap_or_else(|_| EndpointSet::empty());
@@ -208,7 +235,7 @@ impl ServiceEndpoints {
             None => set,
         };
         state.sets.push(set.clone());
-        Some(Forward::with_endpoints(client, &set))
+        Some(RuntimeEndpoints::Set(set))
     }
 
     /// Counts a round of lookups, and gives its endpoints to every
@@ -265,6 +292,12 @@ impl ServiceEndpoints {
     {
         Some(Resolver::new(self.resolution.clone()?, lookup))
     }
+}
+
+/// Where one balancer's endpoints come from.
+enum RuntimeEndpoints {
+    Fixed(Vec<SocketAddr>),
+    Set(EndpointSet),
 }
 
 /// Runs `resolver` until the sidecar stops, counting each round and

@@ -50,6 +50,21 @@
 //! outbound services they name, by weight (see [`split`]): each backend
 //! is reached at its own endpoints, over its own TLS. Metrics and retries
 //! still count the request under the service it was addressed to.
+//!
+//! Not every application speaks HTTP. The listeners of `outbound.ports`
+//! each take TCP connections for one service and forward them as opaque
+//! bytes ([`tcp`]):
+//!
+//! ```text
+//! TCP accept ─ endpoint (ForwardTcp: the cheaper of two of the service's
+//!   endpoints, a balancer of its own over the same endpoint set)
+//!   ─ connector (the service's: mutual TLS or plaintext) ─ TCP metrics
+//!   ─ bytes both ways until either side closes
+//! ```
+//!
+//! A service's routes, retries, timeouts, budget and `http2_upgrade` are
+//! about requests and do not apply to its TCP port; its endpoints, TLS
+//! and failure accrual do.
 
 mod backend;
 mod dst_override;
@@ -57,6 +72,7 @@ mod endpoints;
 mod plan;
 mod router;
 mod split;
+mod tcp;
 mod upstream;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
@@ -82,8 +98,9 @@ pub(crate) use self::plan::check_backends;
 use self::plan::{Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
 use self::split::Split;
+pub(crate) use self::tcp::NoHttp;
 pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
-use super::config::OutboundConfig;
+use super::config::{OutboundConfig, ServiceName};
 use super::run::StartError;
 
 /// The endpoints of a service on one runtime.
@@ -116,10 +133,14 @@ pub(crate) struct Outbound {
     /// `outbound.ingress_mode`: requests are routed by their destination
     /// override first ([`dst_override`]).
     ingress_mode: bool,
+    /// The service of each `outbound.ports` entry, as an index into
+    /// `services` ([`tcp`]).
+    tcp_ports: Vec<Option<usize>>,
 }
 
 #[derive(Debug)]
 struct ServiceTarget {
+    name: ServiceName,
     endpoints: Arc<ServiceEndpoints>,
     connectors: ServiceConnectors,
     resolve_interval: Duration,
@@ -169,6 +190,7 @@ impl Outbound {
                 metrics.resolve,
             );
             services.push(ServiceTarget {
+                name: service.name.clone(),
                 endpoints: Arc::new(endpoints),
                 connectors,
                 resolve_interval: service.resolve_interval,
@@ -181,6 +203,11 @@ impl Outbound {
                  else by authority"
             );
         }
+        let tcp_ports = config
+            .ports
+            .iter()
+            .map(|port| config.services.iter().position(|s| s.name == port.service))
+            .collect();
         let planner = Planner::new(config, namespace, metrics.retry);
         let plans = planner.plan(resources, None)?;
         Ok(Self {
@@ -190,6 +217,7 @@ impl Outbound {
             planner,
             routes: watch::Sender::new(Arc::new(plans)),
             ingress_mode: config.ingress_mode,
+            tcp_ports,
         })
     }
 

@@ -32,10 +32,15 @@ use tower::{Layer, Service};
 /// that upgrades (WebSocket) work and the peer sidecar hands the request on
 /// as HTTP/1 to an application that may speak nothing else; an HTTP/2
 /// request goes over one that offers `h2`.
+///
+/// A third carries the connections of the service's TCP ports and of
+/// `CONNECT` tunnels to it: their bytes are not HTTP, and their
+/// connections are never pooled.
 #[derive(Clone, Debug)]
 pub(crate) struct ServiceConnectors {
     http1: Connector,
     http2: Connector,
+    tcp: Connector,
     /// Whether HTTP/1.1 requests travel to the service's sidecars as
     /// HTTP/2 ([`orig_proto`]).
     http2_upgrade: bool,
@@ -43,7 +48,7 @@ pub(crate) struct ServiceConnectors {
 
 /// TLS (or plaintext) over TCP connections whose transport metrics are
 /// counted: the bytes on the wire, under TLS.
-type Connector = TlsConnector<TcpConnect<HttpConnector>>;
+pub(crate) type Connector = TlsConnector<TcpConnect<HttpConnector>>;
 
 /// The TLS status a service's connections are labelled with: the identity
 /// the server must prove, or plaintext because the service is configured
@@ -92,8 +97,17 @@ impl ServiceConnectors {
         Ok(Self {
             http1: connector(false)?,
             http2: connector(true)?,
+            tcp: connector(false)?,
             http2_upgrade,
         })
+    }
+
+    /// The connector of opaque TCP connections to the service. Over
+    /// mutual TLS it offers ALPN `http/1.1`, as the HTTP/1 one does: a
+    /// peer sidecar serves it as opaque bytes only on a port it serves
+    /// opaque (see `outbound` in `examples/CONFIG.md`).
+    pub(crate) fn tcp(&self) -> Connector {
+        self.tcp.clone()
     }
 
     /// A client for one runtime, with its own connection pools.

@@ -1,0 +1,88 @@
+//! Opaque TCP to outbound services: the listeners of `outbound.ports`.
+//!
+//! Each connection the application opens to a TCP port goes to one
+//! endpoint of the port's service, picked by the same balancer as its
+//! HTTP requests (a balancer of its own, over the same endpoints, kept
+//! current by the same DNS lookups), through the service's TCP connector:
+//! mutual TLS expecting the service's identity, or plaintext, and counted
+//! in the TCP metrics (`direction="outbound"`) as its HTTP connections
+//! are. Then bytes are copied both ways until the connection ends
+//! (mesh-core's [`ForwardTcp`]).
+
+use std::{
+    convert::Infallible,
+    future::Ready,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use mesh_core::{body::BoxBody, error::ProxyErrorKind, proxy::ForwardTcp};
+
+use super::{Outbound, upstream::Connector};
+use crate::sidecar::config::ServiceName;
+
+/// The TCP forwarder of one service on one runtime.
+pub(crate) type TcpForward = ForwardTcp<Connector>;
+
+/// Every service's TCP forwarder on one runtime, in the order of
+/// `outbound.services`, and which one each `outbound.ports` entry uses.
+#[derive(Debug)]
+pub(crate) struct TcpServices {
+    services: Vec<(ServiceName, Option<TcpForward>)>,
+    ports: Vec<Option<usize>>,
+}
+
+impl TcpServices {
+    /// The forwarder of `outbound.ports[index]`; `None` when its service
+    /// has no endpoint.
+    pub(crate) fn port(&self, index: usize) -> Option<TcpForward> {
+        let service = (*self.ports.get(index)?)?;
+        self.services.get(service)?.1.clone()
+    }
+}
+
+impl Outbound {
+    /// Every service's TCP forwarder for one runtime: balancers of its
+    /// own, and the connectors every runtime shares. A connect may take
+    /// the TCP connect timeout and the TLS handshake timeout, each of
+    /// which the connector enforces on its own.
+    pub(crate) fn tcp_services(&self, connect_timeout: Duration) -> TcpServices {
+        let services = self
+            .services
+            .iter()
+            .map(|target| {
+                let forward = target
+                    .endpoints
+                    .forward_tcp(target.connectors.tcp())
+                    .map(|forward| forward.with_connect_timeout(connect_timeout));
+                (target.name.clone(), forward)
+            })
+            .collect();
+        TcpServices {
+            services,
+            ports: self.tcp_ports.clone(),
+        }
+    }
+}
+
+/// The HTTP service of a TCP port, which serves no HTTP: its server hands
+/// every connection to the forwarder unread, so this is never called; were
+/// it, it would answer the mesh's 404.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NoHttp;
+
+impl tower::Service<Request<Incoming>> for NoHttp {
+    type Response = Response<BoxBody>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<BoxBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        std::future::ready(Ok(ProxyErrorKind::NoRoute.response(&req)))
+    }
+}

@@ -1,0 +1,249 @@
+//! Opaque TCP through the outbound side: an application connects to an
+//! `outbound.ports` listener of its sidecar, and its bytes reach a
+//! service's endpoints, over mutual TLS to the peer sidecar when the
+//! service has an identity. Real sockets on 127.0.0.1, real TLS, and
+//! certificates from the development CA.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use support::*;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// An echo application that counts the connections it accepts.
+async fn echo_app() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// The sidecar in front of `app`, serving it opaque over strict mTLS with
+/// the certificate in `certs`.
+fn server_side(certs: &std::path::Path, app: SocketAddr) -> String {
+    format!(
+        "identity:\n  dir: {}\n\
+         inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: opaque\n  tls: strict\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 2\n",
+        certs.display()
+    )
+}
+
+/// A client sidecar (identity in `certs`, or none) with service `db` at
+/// `endpoints` (over mTLS expecting `server_identity`, if given) and a TCP
+/// port for it.
+fn client_side(
+    certs: Option<&std::path::Path>,
+    endpoints: &[SocketAddr],
+    server_identity: Option<&str>,
+) -> String {
+    let identity = certs.map_or(String::new(), |dir| {
+        format!("identity:\n  dir: {}\n", dir.display())
+    });
+    let server = server_identity.map_or(String::new(), |id| format!("      identity: {id}\n"));
+    let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
+    format!(
+        "{identity}\
+         outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: db\n      endpoints: [{}]\n{server}\
+         \x20 ports:\n    - listen: 127.0.0.1:0\n      service: db\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 2\n",
+        endpoints.join(", ")
+    )
+}
+
+/// Sends `bytes` over a new connection to `addr`, then its end, and
+/// returns everything read back until the other side's end.
+async fn round_trip(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = tcp.split();
+    let write = async {
+        w.write_all(bytes).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut back = Vec::new();
+    let ((), read) = tokio::join!(write, r.read_to_end(&mut back));
+    read.unwrap();
+    back
+}
+
+/// Sends `bytes` over a new connection to `addr` and returns what came
+/// back before the connection ended, by a close or a reset (the sidecar
+/// closing a connection with unread bytes resets it).
+async fn refused_round_trip(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.write_all(bytes).await;
+    let mut back = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut back))
+        .await
+        .expect("the sidecar ends the connection");
+    back
+}
+
+/// The value of the series of `family` whose labels include all of
+/// `labels`, summed; 0 when there is none.
+fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_mebibyte_crosses_two_sidecars_over_mtls_and_both_count_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let issue = issuer(dir.path());
+    let (app, _) = echo_app().await;
+    let db = sidecar(&server_side(&issue("db"), app));
+    let db_id = identity("db");
+    let web = sidecar(&client_side(
+        Some(&issue("web")),
+        &[db.inbound[0]],
+        Some(&db_id),
+    ));
+
+    let sent = pattern(1024 * 1024);
+    let back = round_trip(web.outbound_ports[0], &sent).await;
+    assert_eq!(back.len(), sent.len());
+    assert!(back == sent, "the bytes came back changed");
+
+    let web_id = identity("web");
+    let inbound = scrape(db.admin).await;
+    let client_id = format!("client_id=\"{web_id}\"");
+    let labels = ["direction=\"inbound\"", "tls=\"true\"", &client_id];
+    assert_eq!(series(&inbound, "tcp_open_total", &labels), 1, "{inbound}");
+    // The mebibyte and the TLS records around it, each way.
+    assert!(series(&inbound, "tcp_read_bytes_total", &labels) > 1024 * 1024);
+    assert!(series(&inbound, "tcp_write_bytes_total", &labels) > 1024 * 1024);
+    let outbound = scrape(web.admin).await;
+    let server_id = format!("server_id=\"{db_id}\"");
+    let labels = ["direction=\"outbound\"", "tls=\"true\"", &server_id];
+    assert_eq!(
+        series(&outbound, "tcp_open_total", &labels),
+        1,
+        "{outbound}"
+    );
+    assert!(series(&outbound, "tcp_write_bytes_total", &labels) > 1024 * 1024);
+    // Nothing left the client sidecar in plaintext.
+    let plain = ["direction=\"outbound\"", "tls=\"disabled\""];
+    assert_eq!(series(&outbound, "tcp_open_total", &plain), 0, "{outbound}");
+
+    stop(web).await;
+    stop(db).await;
+}
+
+#[tokio::test]
+async fn a_service_without_identity_is_reached_in_plaintext() {
+    let (app, accepted) = echo_app().await;
+    let web = sidecar(&client_side(None, &[app], None));
+    let sent = b"PING\r\n\x00\x01binary".to_vec();
+    assert_eq!(round_trip(web.outbound_ports[0], &sent).await, sent);
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    let outbound = scrape(web.admin).await;
+    let plain = ["direction=\"outbound\"", "tls=\"disabled\""];
+    assert_eq!(series(&outbound, "tcp_open_total", &plain), 1, "{outbound}");
+    stop(web).await;
+}
+
+#[tokio::test]
+async fn a_server_sidecar_with_another_identity_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let issue = issuer(dir.path());
+    let (app, accepted) = echo_app().await;
+    let db = sidecar(&server_side(&issue("db"), app));
+    // The client expects `emoji`, and `db` answers: the handshake fails
+    // closed, and the application's connection is closed.
+    let emoji_id = identity("emoji");
+    let web = sidecar(&client_side(
+        Some(&issue("web")),
+        &[db.inbound[0]],
+        Some(&emoji_id),
+    ));
+    assert!(
+        refused_round_trip(web.outbound_ports[0], b"secret")
+            .await
+            .is_empty()
+    );
+    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+    stop(web).await;
+    stop(db).await;
+}
+
+#[tokio::test]
+async fn an_endpoint_that_refuses_closes_the_applications_connection() {
+    let web = sidecar(&client_side(None, &[refused_addr().await], None));
+    let mut tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
+    let mut buf = [0; 8];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("the sidecar closes the connection")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // The sidecar still serves the next connection the same way.
+    assert!(
+        refused_round_trip(web.outbound_ports[0], b"again")
+            .await
+            .is_empty()
+    );
+    stop(web).await;
+}
+
+#[tokio::test]
+async fn connections_are_balanced_over_the_services_endpoints() {
+    let (a, to_a) = echo_app().await;
+    let (b, to_b) = echo_app().await;
+    let web = sidecar(&client_side(None, &[a, b], None));
+    for i in 0..20u8 {
+        assert_eq!(round_trip(web.outbound_ports[0], &[i]).await, [i]);
+    }
+    let (to_a, to_b) = (to_a.load(Ordering::Relaxed), to_b.load(Ordering::Relaxed));
+    assert_eq!(to_a + to_b, 20);
+    assert!(to_a > 0 && to_b > 0, "a: {to_a}, b: {to_b}");
+    stop(web).await;
+}
+
+#[tokio::test]
+async fn an_open_connection_is_served_while_the_sidecar_drains() {
+    let (app, _) = echo_app().await;
+    let web = sidecar(&client_side(None, &[app], None));
+    let mut tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
+    let mut buf = [0; 4];
+    tcp.write_all(b"ping").await.unwrap();
+    tcp.read_exact(&mut buf).await.unwrap();
+    web.shutdown();
+    // The listener closes; the open connection still carries bytes.
+    tcp.write_all(b"pong").await.unwrap();
+    tcp.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"pong");
+    drop(tcp);
+    tokio::task::spawn_blocking(move || web.join())
+        .await
+        .unwrap();
+}
