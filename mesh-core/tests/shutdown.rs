@@ -1,12 +1,17 @@
-//! Graceful shutdown over real sockets: a request in flight finishes, an
-//! idle connection closes, and new connections are refused.
+//! Graceful shutdown over real sockets, for every kind of connection: a
+//! request in flight finishes, an idle connection closes, HTTP/2 finishes
+//! its streams and closes, an opaque pipe is cut when the grace period
+//! ends, a peer still in detection holds the server up no longer than the
+//! detection timeout, and new connections are refused.
 #![allow(clippy::unwrap_used)]
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use mesh_core::serve::{Server, ServerConfig, shutdown};
+use mesh_core::serve::{Protocol, Server, ServerConfig, shutdown};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -70,4 +75,127 @@ async fn shutdown_lets_the_request_in_flight_finish_and_refuses_new_connections(
     server.await.unwrap();
     // The listener is gone.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// A server whose requests with `x-wait` are answered once `release` is
+/// notified, with `arrived` notified when they come in; and whose opaque
+/// connections echo.
+fn waiting_server(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: shutdown::Shutdown,
+) -> (Arc<Notify>, Arc<Notify>, tokio::task::JoinHandle<()>) {
+    let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let http = {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        tower::service_fn(move |req: Request<Incoming>| {
+            let (arrived, release) = (arrived.clone(), release.clone());
+            async move {
+                if req.headers().contains_key("x-wait") {
+                    arrived.notify_one();
+                    release.notified().await;
+                }
+                Ok::<_, Infallible>(Response::new(mesh_core::body::full("done")))
+            }
+        })
+    };
+    let echo = tower::service_fn(|conn: mesh_core::serve::OpaqueConnection| async move {
+        let (mut read, mut write) = tokio::io::split(conn.io);
+        tokio::io::copy(&mut read, &mut write).await?;
+        Ok::<_, std::io::Error>(())
+    });
+    let server = tokio::spawn(Server::new(config).serve(listener, http, echo, shutdown));
+    (arrived, release, server)
+}
+
+#[tokio::test]
+async fn http2_shutdown_lets_the_stream_in_flight_finish_then_closes() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let (arrived, release, server) = waiting_server(listener, ServerConfig::default(), shutdown);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get("http://a/")
+        .header("x-wait", "1")
+        .body(Empty::new())
+        .unwrap();
+    let in_flight = tokio::spawn(send.send_request(req));
+    arrived.notified().await;
+
+    trigger.trigger();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !server.is_finished(),
+        "the server did not wait for the stream"
+    );
+    release.notify_one();
+    let res = in_flight.await.unwrap().unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "done");
+    conn.await.unwrap().unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_cuts_an_opaque_connection_at_the_end_of_the_grace_period() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let config = ServerConfig {
+        protocol: Protocol::Opaque,
+        ..ServerConfig::default()
+    };
+    let grace = config.shutdown_grace;
+    let (_, _, server) = waiting_server(listener, config, shutdown);
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"ping").await.unwrap();
+    let mut echoed = [0; 4];
+    conn.read_exact(&mut echoed).await.unwrap();
+
+    trigger.trigger();
+    tokio::task::yield_now().await;
+    // A byte pipe cannot be drained: it works until the grace period ends.
+    conn.write_all(b"pong").await.unwrap();
+    conn.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"pong");
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    assert_eq!(read_to_close(&mut conn).await, "");
+    let lasted = start.elapsed();
+    assert!(
+        lasted.abs_diff(grace) < Duration::from_secs(1),
+        "{lasted:?}"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_past_detection_for_a_silent_peer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let config = ServerConfig::default();
+    let detect_timeout = config.detect_timeout;
+    let (_, _, server) = waiting_server(listener, config, shutdown);
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    tokio::task::yield_now().await;
+
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    trigger.trigger();
+    server.await.unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited < detect_timeout + Duration::from_secs(1),
+        "{waited:?}"
+    );
+    assert_eq!(read_to_close(&mut silent).await, "");
 }
