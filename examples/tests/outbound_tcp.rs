@@ -247,3 +247,35 @@ async fn an_open_connection_is_served_while_the_sidecar_drains() {
         .await
         .unwrap();
 }
+
+/// Sends a `CONNECT` for `authority` to `addr` and returns the response
+/// head, lowercased.
+async fn connect_head(addr: SocketAddr, authority: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn a_connect_to_the_outbound_listener_is_refused_and_reaches_no_endpoint() {
+    let (app, accepted) = echo_app().await;
+    let web = sidecar(&client_side(None, &[app], None));
+    let head = connect_head(web.outbound, "db:5432").await;
+    assert!(head.starts_with("http/1.1 501 "), "{head}");
+    assert!(
+        head.contains("mesh-error: connect not supported\r\n"),
+        "{head}"
+    );
+    let head = connect_head(web.outbound, "elsewhere:443").await;
+    assert!(head.starts_with("http/1.1 404 "), "{head}");
+    assert!(head.contains("mesh-error: no route\r\n"), "{head}");
+    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+    stop(web).await;
+}

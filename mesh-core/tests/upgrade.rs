@@ -130,3 +130,61 @@ async fn a_tunnel_still_open_when_the_grace_period_ends_is_cut() {
     assert!(rest.is_empty());
     server.await.unwrap();
 }
+
+/// Reads a response head from `conn`.
+async fn head(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn a_connect_is_refused_with_501_and_reaches_no_upstream() {
+    // An upstream that counts the connections it gets.
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = upstream.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(conn);
+        }
+    });
+    let client = Client::<Incoming>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [upstream_addr]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
+
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"CONNECT db.example:5432 HTTP/1.1\r\nhost: db.example:5432\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = head(&mut conn).await;
+    assert!(answer.starts_with("http/1.1 501 "), "{answer}");
+    assert!(
+        answer.contains("mesh-error: connect not supported\r\n"),
+        "{answer}"
+    );
+    assert_eq!(reached.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Refused, the CONNECT leaves no tunnel: the connection is closed or
+    // still speaks HTTP, and bytes sent now are never piped anywhere.
+    let _ = conn.write_all(b"not a request\r\n\r\n").await;
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest).await;
+    let rest = String::from_utf8_lossy(&rest).to_ascii_lowercase();
+    assert!(
+        rest.is_empty() || rest.starts_with("http/1.1 400"),
+        "{rest}"
+    );
+    assert_eq!(reached.load(std::sync::atomic::Ordering::Relaxed), 0);
+    trigger.trigger();
+    server.await.unwrap();
+}

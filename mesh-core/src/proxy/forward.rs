@@ -5,7 +5,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderValue, Request, Response, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use hyper::upgrade::OnUpgrade;
 use tower::Service;
 
@@ -18,7 +18,7 @@ use super::{
 use crate::{
     body::Proxied,
     client::upstream_uri,
-    error::{BoxError, ProxyErrorKind, is_grpc},
+    error::{BoxError, MESH_ERROR, ProxyErrorKind, is_grpc},
     serve::lease::Lease,
 };
 
@@ -113,6 +113,17 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let grpc = is_grpc(req.headers());
+        if req.method() == Method::CONNECT {
+            tracing::debug!(target = %req.uri(), "refusing CONNECT: no tunnel is set up here");
+            return ResponseFuture {
+                inner: None,
+                grpc,
+                downstream: None,
+                lease: None,
+                pending: None,
+                connect: true,
+            };
+        }
         let upgrade = match req.version() {
             Version::HTTP_11 => headers::requested_upgrade(req.headers()),
             _ => None,
@@ -138,6 +149,7 @@ where
                 downstream,
                 lease,
                 pending: None,
+                connect: false,
             };
         };
         *req.uri_mut() = upstream_uri(endpoint, req.uri());
@@ -147,6 +159,7 @@ where
             downstream,
             lease,
             pending,
+            connect: false,
         }
     }
 }
@@ -184,6 +197,21 @@ fn set_host<B>(req: &mut Request<B>) {
     }
 }
 
+/// The answer to a `CONNECT`: `501 Not Implemented` (RFC 9110 §15.6.2: a
+/// method the server does not support for any target), with a
+/// `mesh-error` header that says so.
+fn connect_refused<B: Default>() -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    let h = res.headers_mut();
+    h.insert(MESH_ERROR, HeaderValue::from_static(CONNECT_REFUSED));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res
+}
+
+/// The `mesh-error` of a refused `CONNECT`.
+pub const CONNECT_REFUSED: &str = "connect not supported";
+
 pin_project_lite::pin_project! {
     /// The response future of [`Forward`].
     #[derive(Debug)]
@@ -197,6 +225,8 @@ pin_project_lite::pin_project! {
         lease: Option<Lease>,
         // Counted against the endpoint until the response head.
         pending: Option<Pending>,
+        // A CONNECT, refused: `inner` is `None`.
+        connect: bool,
     }
 }
 
@@ -210,6 +240,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {
+            if *this.connect {
+                return Poll::Ready(Ok(connect_refused()));
+            }
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };
         let result = ready!(inner.poll(cx));

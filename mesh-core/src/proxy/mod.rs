@@ -11,6 +11,14 @@
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
 //! instead of a dropped connection.
 //!
+//! A `CONNECT` is answered `501 Not Implemented` with `mesh-error:
+//! connect not supported` ([`CONNECT_REFUSED`]), and nothing is sent
+//! upstream. Forwarded, it would be a plain request to the endpoint
+//! whose tunnel is never set up. RFC 9110 §15.6.2 gives 501 for a
+//! method a server supports for no target; 405 would say this target
+//! refuses a method others take. A proxy that does tunnel `CONNECT`
+//! answers it before `Forward`, with [`ForwardTcp`] behind.
+//!
 //! With several endpoints, each request goes to the cheaper of two drawn
 //! at random, by latency and requests in flight ([`balance`]); with
 //! [failure accrual](accrual), endpoints that keep failing are taken out
@@ -49,7 +57,7 @@ mod upgrade;
 pub use self::{
     accrual::{FailureAccrual, InvalidFailureAccrual},
     endpoints::EndpointSet,
-    forward::{Forward, NoEndpoints, ResponseFuture},
+    forward::{CONNECT_REFUSED, Forward, NoEndpoints, ResponseFuture},
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
 };

@@ -142,3 +142,26 @@ async fn an_h2c_upgrade_goes_upstream_as_a_plain_request() {
     names.sort();
     assert_eq!(names, ["host"]);
 }
+
+#[tokio::test]
+async fn a_connect_is_answered_501_and_never_sent_upstream() {
+    let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = called.clone();
+    let client = tower::service_fn(move |_: Request<()>| {
+        seen.store(true, std::sync::atomic::Ordering::Relaxed);
+        std::future::ready(Ok::<_, Infallible>(Response::new(())))
+    });
+    let endpoint = SocketAddr::from(([10, 0, 0, 1], 8080));
+    let forward = Forward::new(client, [endpoint]).unwrap();
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let req = Request::connect("db.example:5432")
+            .version(version)
+            .body(())
+            .unwrap();
+        let res = forward.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 501, "{version:?}");
+        assert_eq!(res.headers()["mesh-error"], "connect not supported");
+        assert_eq!(res.headers()["content-length"], "0");
+    }
+    assert!(!called.load(std::sync::atomic::Ordering::Relaxed));
+}
