@@ -73,6 +73,13 @@ pub(super) struct Connection<A, S, O> {
     pub(super) lease: Lease,
 }
 
+/// A connection the accept hook and detection are done with: to be
+/// served as HTTP, or handed to the opaque handler.
+enum Prepared<I> {
+    Http(HttpVersion, PrefixedIo<I>, ConnectionInfo, Retirement),
+    Opaque(PrefixedIo<I>, ConnectionInfo, Retirement),
+}
+
 impl<A, S, B, O> Connection<A, S, O>
 where
     A: Accept<TcpStream>,
@@ -104,43 +111,20 @@ where
         local_addr: std::net::SocketAddr,
         remote_addr: std::net::SocketAddr,
     ) -> Result<(), BoxError> {
-        let config = &self.shared.config;
-        let accepted = self.accept.accept(tcp).await?;
-        let info = ConnectionInfo {
-            local_addr,
-            remote_addr,
-            tls: accepted.tls,
+        // Until the peer has said what it speaks (the accept hook's
+        // handshake, then detection), it has sent no request to finish: a
+        // shutdown closes it at once rather than wait out the timeouts, as
+        // hyper-util's auto server does.
+        let prepared = tokio::select! {
+            prepared = prepare(&self.shared, &self.accept, tcp, local_addr, remote_addr) => prepared?,
+            () = self.shutdown.clone().wait() => {
+                tracing::debug!(peer = %remote_addr, "closing a connection not yet served: shutting down");
+                return Ok(());
+            }
         };
-        let retire = accepted.retire;
-        let (version, io) = match (accepted.alpn, config.protocol) {
-            (_, Protocol::Opaque) => {
-                return self
-                    .opaque(PrefixedIo::new(Bytes::new(), accepted.io), info, retire)
-                    .await;
-            }
-            (Some(HttpVersion::Http1), _) => (
-                HttpVersion::Http1,
-                PrefixedIo::new(Bytes::new(), accepted.io),
-            ),
-            // hyper's HTTP/2 handshake waits for the preface with no timer
-            // (its pings start after it, and a graceful shutdown waits for
-            // it), so a peer that chose `h2` and went silent would hold its
-            // place under the limit for ever. The preface is read here,
-            // under the detection timeout, and replayed.
-            (Some(HttpVersion::Http2), _) => {
-                match detect(accepted.io, config.detect_timeout).await? {
-                    (Detected::Http2, io) => (HttpVersion::Http2, io),
-                    _ => return Err(NO_PREFACE.into()),
-                }
-            }
-            (None, protocol) => match detect(accepted.io, config.detect_timeout).await? {
-                (Detected::Http1, io) => (HttpVersion::Http1, io),
-                (Detected::Http2, io) => (HttpVersion::Http2, io),
-                (Detected::Opaque, io) if protocol == Protocol::Detect => {
-                    return self.opaque(io, info, retire).await;
-                }
-                (Detected::Opaque, _) => return Err("not HTTP on an HTTP-only port".into()),
-            },
+        let (version, io, info, retire) = match prepared {
+            Prepared::Http(version, io, info, retire) => (version, io, info, retire),
+            Prepared::Opaque(io, info, retire) => return self.opaque(io, info, retire).await,
         };
         let svc = HyperService {
             inner: self.http,
@@ -177,6 +161,52 @@ where
             () = until(retire.close_at()) => Err(CLOSED_AT_EXPIRY.into()),
         }
     }
+}
+
+/// Runs the accept hook and decides how the connection is served.
+async fn prepare<A: Accept<TcpStream>>(
+    shared: &Shared,
+    accept: &A,
+    tcp: TcpStream,
+    local_addr: std::net::SocketAddr,
+    remote_addr: std::net::SocketAddr,
+) -> Result<Prepared<A::Io>, BoxError> {
+    let config = &shared.config;
+    let accepted = accept.accept(tcp).await?;
+    let info = ConnectionInfo {
+        local_addr,
+        remote_addr,
+        tls: accepted.tls,
+    };
+    let retire = accepted.retire;
+    let (version, io) = match (accepted.alpn, config.protocol) {
+        (_, Protocol::Opaque) => {
+            let io = PrefixedIo::new(Bytes::new(), accepted.io);
+            return Ok(Prepared::Opaque(io, info, retire));
+        }
+        (Some(HttpVersion::Http1), _) => (
+            HttpVersion::Http1,
+            PrefixedIo::new(Bytes::new(), accepted.io),
+        ),
+        // hyper's HTTP/2 handshake waits for the preface with no timer
+        // (its pings start after it, and a graceful shutdown waits for
+        // it), so a peer that chose `h2` and went silent would hold its
+        // place under the limit for ever. The preface is read here,
+        // under the detection timeout, and replayed.
+        (Some(HttpVersion::Http2), _) => match detect(accepted.io, config.detect_timeout).await? {
+            (Detected::Http2, io) => (HttpVersion::Http2, io),
+            _ => return Err(NO_PREFACE.into()),
+        },
+        (None, protocol) => match detect(accepted.io, config.detect_timeout).await? {
+            (Detected::Http1, io) => (HttpVersion::Http1, io),
+            (Detected::Http2, io) => (HttpVersion::Http2, io),
+            (Detected::Opaque, io) if protocol == Protocol::Detect => {
+                return Ok(Prepared::Opaque(io, info, retire));
+            }
+            (Detected::Opaque, _) => return Err("not HTTP on an HTTP-only port".into()),
+        },
+    };
+    Ok(Prepared::Http(version, io, info, retire))
 }
 
 const CLOSED_AT_EXPIRY: &str = "closed: the certificate that authenticated it expired";

@@ -18,8 +18,9 @@
 //! ([`Server::with_write_stall_timeout`]).
 //!
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
-//! closes, so new connections are refused; HTTP connections finish the
-//! requests in flight and close; whatever is still open when the grace
+//! closes, so new connections are refused; connections still in their
+//! handshake or detection, with no request yet, close at once; HTTP
+//! connections finish the requests in flight and close; whatever is still open when the grace
 //! period ends is cut, connections upgraded to tunnels included. A tunnel
 //! keeps its connection's place under the limit until it closes.
 //!
