@@ -20,9 +20,10 @@
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; connections still in their
 //! handshake or detection, with no request yet, close at once; HTTP
-//! connections finish the requests in flight and close; whatever is still open when the grace
-//! period ends is cut, connections upgraded to tunnels included. A tunnel
-//! keeps its connection's place under the limit until it closes.
+//! connections finish the requests in flight and close; whatever is still
+//! open when the grace period ends is cut, connections upgraded to tunnels
+//! included. A tunnel keeps its connection's place under the limit until
+//! it closes.
 //!
 //! A single connection can be retired the same way: the accept hook hands
 //! the server a [`Retirement`] with each connection (mesh-tls does when the
