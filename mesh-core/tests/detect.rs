@@ -1,5 +1,6 @@
 //! Protocol detection on a real `Protocol::Detect` port: what reaches the
-//! HTTP server and what reaches the opaque handler; and what bounds an
+//! HTTP server and what reaches the opaque handler; how long a peer that
+//! trickles its request line or headers is kept; and what bounds an
 //! HTTP/2 connection once detected.
 #![allow(clippy::unwrap_used)]
 
@@ -155,4 +156,57 @@ async fn an_idle_http2_client_that_answers_pings_stays_connected() {
     tokio::time::pause();
     tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     assert_eq!(sender.send_request(req()).await.unwrap().status(), 200);
+}
+
+/// How long a peer that sends `first` at once and then a byte a second
+/// (never finishing) stays connected, by the paused clock; and whether it
+/// got any answer.
+async fn trickling_peer_lasts(first: &'static [u8]) -> (Duration, Vec<u8>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_trigger, shutdown) = shutdown::channel();
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("http")))
+    });
+    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, http, shutdown));
+    let conn = TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = conn.into_split();
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        write.write_all(first).await.unwrap();
+        // Stops when the server has closed and a write fails.
+        while write.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let mut rest = Vec::new();
+    let _ = read.read_to_end(&mut rest).await;
+    let lasted = start.elapsed();
+    trickle.abort();
+    tokio::time::resume();
+    (lasted, rest)
+}
+
+#[tokio::test]
+async fn a_peer_that_trickles_its_request_line_is_closed_at_the_detection_timeout() {
+    // Slowloris on detection: each byte restarts nothing.
+    let (lasted, answer) = trickling_peer_lasts(b"GET /").await;
+    let bound = ServerConfig::default().detect_timeout;
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(
+        lasted.abs_diff(bound) <= Duration::from_secs(1),
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_trickles_its_headers_is_closed_at_the_header_read_timeout() {
+    // Past detection, hyper's header read timeout bounds the whole head.
+    let (lasted, _) = trickling_peer_lasts(b"GET / HTTP/1.1\r\nhost: a\r\nx-slow: ").await;
+    let bound = ServerConfig::default().header_read_timeout;
+    assert!(
+        lasted.abs_diff(bound) <= Duration::from_secs(1),
+        "{lasted:?}"
+    );
 }
