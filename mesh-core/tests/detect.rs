@@ -210,3 +210,41 @@ async fn a_peer_that_trickles_its_headers_is_closed_at_the_header_read_timeout()
         "{lasted:?}"
     );
 }
+
+#[tokio::test]
+async fn pipelined_requests_cut_anywhere_are_each_answered_once() {
+    // What detection read is replayed to hyper: nothing lost, nothing
+    // read twice, however the bytes were cut into reads.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let http = tower::service_fn(|req: Request<Incoming>| async move {
+        let path = req.uri().path().to_owned();
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full(path)))
+    });
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, http, shutdown));
+    let requests: &[u8] =
+        b"GET /one HTTP/1.1\r\nhost: a\r\n\r\nGET /two HTTP/1.1\r\nhost: a\r\n\r\nGET /three HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n";
+    for cut in [1, 3, 5, 17, 18, 40] {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.set_nodelay(true).unwrap();
+        conn.write_all(&requests[..cut]).await.unwrap();
+        tokio::task::yield_now().await;
+        conn.write_all(&requests[cut..]).await.unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        let bodies: Vec<&str> = answer
+            .split("HTTP/1.1 200 OK\r\n")
+            .skip(1)
+            .map(|res| res.rsplit("\r\n\r\n").next().unwrap())
+            .collect();
+        assert_eq!(
+            bodies,
+            ["/one", "/two", "/three"],
+            "cut at {cut}: {answer:?}"
+        );
+    }
+    trigger.trigger();
+    server.await.unwrap();
+}
