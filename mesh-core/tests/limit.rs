@@ -85,3 +85,56 @@ fn a_limit_is_at_least_one() {
     assert_eq!(ConnectionLimit::new(0).available(), 1);
     assert_eq!(ConnectionLimit::new(7).available(), 7);
 }
+
+#[tokio::test]
+async fn a_connect_tunnel_keeps_its_place_under_the_limit() {
+    // Once a CONNECT is answered, hyper hands the socket to the tunnel and
+    // the connection task ends. The place must go with the tunnel, as it
+    // does for an `Upgrade`: a service that keeps the request's extensions
+    // for as long as its tunnel runs keeps the place.
+    let limit = ConnectionLimit::new(1);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnel = tower::service_fn(|mut req: Request<Incoming>| async move {
+        let extensions = std::mem::take(req.extensions_mut());
+        let mut req = Request::new(());
+        *req.extensions_mut() = extensions;
+        tokio::spawn(async move {
+            let upgraded = hyper::upgrade::on(&mut req).await.unwrap();
+            let mut io = hyper_util::rt::TokioIo::new(upgraded);
+            let (mut read, mut write) = tokio::io::split(&mut io);
+            let _ = tokio::io::copy(&mut read, &mut write).await;
+            drop(req);
+        });
+        Ok::<_, Infallible>(Response::new(mesh_core::body::empty()))
+    });
+    let config = ServerConfig {
+        shared_limit: Some(limit.clone()),
+        ..ServerConfig::default()
+    };
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(Server::new(config).serve_http(listener, tunnel, shutdown));
+
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"CONNECT b:443 HTTP/1.1\r\nhost: b:443\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    conn.write_all(b"ping").await.unwrap();
+    let mut echoed = [0; 4];
+    conn.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+    assert_eq!(limit.available(), 0, "the tunnel gave up its place");
+
+    drop(conn);
+    while limit.available() == 0 {
+        tokio::task::yield_now().await;
+    }
+    trigger.trigger();
+}

@@ -4,7 +4,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response, header};
+use http::{Method, Request, Response, header};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -290,7 +290,10 @@ where
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.info.clone());
-        if req.headers().contains_key(header::UPGRADE) {
+        // A request that may turn the connection into a tunnel (an
+        // `Upgrade`, or a `CONNECT`) carries the lease for the tunnel to
+        // hold: see `lease`.
+        if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
             req.extensions_mut().insert(self.lease.clone());
         }
         self.inner.clone().oneshot(req)

@@ -1,14 +1,15 @@
 //! What an upgraded connection keeps of the server that accepted it.
 //!
-//! Once hyper hands an upgraded connection (a WebSocket, say) to the
-//! proxy's tunnel, the server's connection task is over, though the
-//! socket stays open. Were the task's place under the connection limit
-//! released then, every tunnel would free a place for another connection
-//! and the limit would bound nothing; and shutdown, which waits for the
-//! tasks, would return with tunnels still open and never cut them. A
-//! [`Lease`] travels with each upgrade request instead: the tunnel holds
-//! it, so its place stays taken until the tunnel closes, and it ends the
-//! tunnel when the server's grace period runs out, or at the connection's
+//! Once hyper hands an upgraded connection (a WebSocket, say, or the
+//! tunnel a `CONNECT` opens) to the proxy's tunnel, the server's
+//! connection task is over, though the socket stays open. Were the task's
+//! place under the connection limit released then, every tunnel would
+//! free a place for another connection and the limit would bound
+//! nothing; and shutdown, which waits for the tasks, would return with
+//! tunnels still open and never cut them. A [`Lease`] travels with each
+//! upgrade and `CONNECT` request instead: the tunnel holds it, so its
+//! place stays taken until the tunnel closes, and it ends the tunnel when
+//! the server's grace period runs out, or at the connection's
 //! [`Retirement`](super::Retirement) close time, whichever comes first: a
 //! tunnel, like an opaque connection, cannot be drained, and it must not
 //! outlive the credentials that let it in.
@@ -22,7 +23,7 @@ use tokio::{
 
 /// A connection's place under the server's limit, the server's signal
 /// that the grace period is over, and the connection's close time. A
-/// request extension on upgrade requests.
+/// request extension on upgrade and `CONNECT` requests.
 #[derive(Clone, Debug)]
 pub(crate) struct Lease {
     _permit: Arc<OwnedSemaphorePermit>,
