@@ -24,6 +24,12 @@ use crate::{
 
 /// A connection handed to the opaque handler: its bytes, exactly as the peer
 /// sent them (any that detection read are replayed), and where it came from.
+///
+/// The server bounds the connection while the handler's future runs: it
+/// keeps its place under the connection limit, is cut when the shutdown
+/// grace period ends, and is closed at its retirement close time. A
+/// handler should therefore serve the connection in its future; one that
+/// spawns the work and returns escapes all three.
 pub struct OpaqueConnection {
     /// The stream, after the accept hook (so possibly decrypted TLS).
     pub io: BoxIo,
