@@ -1,8 +1,9 @@
 //! Peers that hold a connection without doing their part: silent after
-//! ALPN chose a protocol, or never reading what they asked for. Every such
-//! connection is closed in bounded time, so none keeps its place under the
-//! connection limit for ever. The clock is paused once traffic has settled,
-//! so only the server's timers are pending when it jumps.
+//! ALPN chose a protocol, never reading what they asked for, or gone
+//! without a FIN. Every such connection is closed in bounded time, so none
+//! keeps its place under the connection limit for ever. The clock is
+//! paused once traffic has settled, so only the server's timers are
+//! pending when it jumps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -200,4 +201,53 @@ async fn the_write_stall_timeout_is_the_configured_one() {
         (Duration::from_millis(4900)..=Duration::from_millis(5100)).contains(&lasted),
         "{lasted:?}"
     );
+}
+
+/// Reports the TCP keepalive settings of each connection it is handed.
+#[derive(Clone)]
+struct KeepaliveProbe(tokio::sync::mpsc::UnboundedSender<Option<(Duration, Duration, u32)>>);
+
+impl Accept<TcpStream> for KeepaliveProbe {
+    type Io = TcpStream;
+    type Future = Ready<Result<Accepted<TcpStream>, BoxError>>;
+
+    fn accept(&self, io: TcpStream) -> Self::Future {
+        let sock = socket2::SockRef::from(&io);
+        let settings = sock.keepalive().unwrap().then(|| {
+            (
+                sock.tcp_keepalive_time().unwrap(),
+                sock.tcp_keepalive_interval().unwrap(),
+                sock.tcp_keepalive_retries().unwrap(),
+            )
+        });
+        self.0.send(settings).unwrap();
+        ready(Ok(Accepted {
+            io,
+            tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
+            alpn: None,
+            retire: Retirement::never(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_vanishes_without_a_fin_is_probed() {
+    // An opaque pipe or a tunnel has no timer of its own: were its peer's
+    // host to die, or the network to drop it, without a FIN, only TCP
+    // keepalive would notice and free its place. Linkerd probes after
+    // 10 s of quiet too.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("ok")))
+    });
+    let (_trigger, signal) = shutdown::channel();
+    let server = Server::new(ServerConfig::default()).with_accept(KeepaliveProbe(tx));
+    tokio::spawn(server.serve_http(listener, http, signal));
+    let _conn = TcpStream::connect(addr).await.unwrap();
+    let (idle, interval, retries) = seen.recv().await.unwrap().expect("no TCP keepalive");
+    assert_eq!(idle, Duration::from_secs(10));
+    assert_eq!(interval, Duration::from_secs(10));
+    assert_eq!(retries, 3);
 }

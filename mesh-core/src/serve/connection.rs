@@ -1,6 +1,7 @@
 use std::{
     future::{Ready, ready},
     sync::Arc,
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -105,6 +106,18 @@ where
         };
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        // An opaque pipe or a tunnel has no timer of its own: a peer whose
+        // host died, or whose path dropped, without a FIN would keep its
+        // place for ever. Keepalive probes after 10 s of quiet (Linkerd's
+        // accept keepalive), then every 10 s, give it up after three
+        // unanswered ones; live peers answer from their kernel, idle or not.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(10))
+            .with_interval(Duration::from_secs(10))
+            .with_retries(3);
+        if let Err(error) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(%error, "cannot set TCP keepalive");
         }
         if let Err(error) = self.serve(tcp, local_addr, remote_addr).await {
             tracing::debug!(peer = %remote_addr, %error, "connection closed with an error");

@@ -5,7 +5,8 @@
 //! one it shares with other servers ([`ConnectionLimit`]): past the limit,
 //! one accepted connection waits for a place and a flood waits in the
 //! kernel's backlog instead of exhausting memory. Then `TCP_NODELAY` is
-//! turned on. The [`Accept`]
+//! turned on, and TCP keepalive (probes after 10 seconds of quiet), so that
+//! a peer that vanished without a FIN gives its place up. The [`Accept`]
 //! hook runs next: plaintext by default, a TLS handshake when mesh-tls plugs
 //! in. Then the port's [`Protocol`] decides: HTTP is served with hyper, at the
 //! version ALPN chose or the first bytes show; anything else goes to the
