@@ -119,6 +119,11 @@ pub enum HttpVersion {
 /// This is where TLS plugs in: an implementation may read the first bytes,
 /// run a handshake and report the peer's identity. Returning an error closes
 /// the connection.
+///
+/// The server puts no timer on the hook (a shutdown does end it): an
+/// implementation that waits on the peer bounds that wait itself, as
+/// mesh-tls's handshake timeout does, or a silent peer holds its place
+/// under the connection limit for as long as it likes.
 pub trait Accept<I>: Clone + Send + Sync + 'static {
     /// The stream handed on to the protocol handlers.
     type Io: Io;
