@@ -248,9 +248,9 @@ async fn an_open_connection_is_served_while_the_sidecar_drains() {
         .unwrap();
 }
 
-/// Sends a `CONNECT` for `authority` to `addr` and returns the response
-/// head, lowercased.
-async fn connect_head(addr: SocketAddr, authority: &str) -> String {
+/// Sends a `CONNECT` for `authority` to `addr` and returns the connection
+/// and the response head, lowercased.
+async fn connect_head(addr: SocketAddr, authority: &str) -> (TcpStream, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
@@ -260,22 +260,107 @@ async fn connect_head(addr: SocketAddr, authority: &str) -> String {
         tcp.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    String::from_utf8(head).unwrap().to_ascii_lowercase()
+    (tcp, String::from_utf8(head).unwrap().to_ascii_lowercase())
 }
 
 #[tokio::test]
-async fn a_connect_to_the_outbound_listener_is_refused_and_reaches_no_endpoint() {
+async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let issue = issuer(dir.path());
     let (app, accepted) = echo_app().await;
-    let web = sidecar(&client_side(None, &[app], None));
-    let head = connect_head(web.outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 501 "), "{head}");
-    assert!(
-        head.contains("mesh-error: connect not supported\r\n"),
-        "{head}"
+    let db = sidecar(&server_side(&issue("db"), app));
+    let db_id = identity("db");
+    let web = sidecar(&client_side(
+        Some(&issue("web")),
+        &[db.inbound[0]],
+        Some(&db_id),
+    ));
+
+    // The port is the client's idea of the service's; the endpoints say
+    // where it is.
+    let (mut tunnel, head) = connect_head(web.outbound, "db:5432").await;
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    let sent = pattern(256 * 1024);
+    let (mut r, mut w) = tunnel.split();
+    let write = async {
+        w.write_all(&sent).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut back = Vec::new();
+    let ((), read) = tokio::join!(write, r.read_to_end(&mut back));
+    read.unwrap();
+    assert!(back == sent, "{} bytes came back, changed", back.len());
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+
+    let outbound = scrape(web.admin).await;
+    let server_id = format!("server_id=\"{db_id}\"");
+    let labels = ["direction=\"outbound\"", "tls=\"true\"", &server_id];
+    assert_eq!(
+        series(&outbound, "tcp_open_total", &labels),
+        1,
+        "{outbound}"
     );
-    let head = connect_head(web.outbound, "elsewhere:443").await;
+    let inbound = scrape(db.admin).await;
+    let client_id = format!("client_id=\"{}\"", identity("web"));
+    let labels = ["direction=\"inbound\"", "tls=\"true\"", &client_id];
+    assert_eq!(series(&inbound, "tcp_open_total", &labels), 1, "{inbound}");
+
+    // An authority that names no service gets the usual answer.
+    let (_conn, head) = connect_head(web.outbound, "elsewhere:443").await;
     assert!(head.starts_with("http/1.1 404 "), "{head}");
     assert!(head.contains("mesh-error: no route\r\n"), "{head}");
-    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+
+    stop(web).await;
+    stop(db).await;
+}
+
+#[tokio::test]
+async fn an_open_connect_tunnel_holds_the_sidecar_until_it_closes() {
+    let (app, _) = echo_app().await;
+    let web = sidecar(&client_side(None, &[app], None));
+    let outbound = web.outbound;
+    let (mut tunnel, head) = connect_head(outbound, "db:5432").await;
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    let mut buf = [0; 4];
+    tunnel.write_all(b"ping").await.unwrap();
+    tunnel.read_exact(&mut buf).await.unwrap();
+    web.shutdown();
+    // Every runtime's outbound listener closes at once...
+    while TcpStream::connect(outbound).await.is_ok() {
+        tokio::task::yield_now().await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || web.join());
+    // ... and the tunnel still carries bytes, within the grace period
+    // (30 s), holding its runtime.
+    tunnel.write_all(b"pong").await.unwrap();
+    tunnel.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"pong");
+    assert!(
+        !stopped.is_finished(),
+        "the sidecar stopped with a tunnel open"
+    );
+    drop(tunnel);
+    stopped.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_http2_connect_is_tunnelled_too() {
+    let (app, accepted) = echo_app().await;
+    let web = sidecar(&client_side(None, &[app], None));
+    let req = http::Request::connect("db:5432")
+        .version(http::Version::HTTP_2)
+        .body(full(""))
+        .unwrap();
+    let mut res = h2_via(web.outbound, req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let upgraded = hyper::upgrade::on(&mut res).await.unwrap();
+    let mut tunnel = hyper_util::rt::TokioIo::new(upgraded);
+    tunnel.write_all(b"over a stream").await.unwrap();
+    let mut back = [0; 13];
+    tunnel.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"over a stream");
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    drop(tunnel);
     stop(web).await;
 }

@@ -110,3 +110,122 @@ async fn shutdown_waits_for_a_forwarded_connection_in_flight() {
     drop(conn);
     server.await.unwrap();
 }
+
+/// A server whose `CONNECT`s to `db:5432` are tunnelled to `endpoint`;
+/// everything else is answered `404` by the inner service.
+async fn connect_proxy(
+    endpoint: SocketAddr,
+    open: mesh_core::proxy::connect::OpenTunnels,
+) -> (SocketAddr, shutdown::ShutdownTrigger, JoinHandle<()>) {
+    use mesh_core::proxy::ConnectTunnel;
+    let mut connector = ClientConfig::default().http_connector();
+    connector.enforce_http(false);
+    let forward = ForwardTcp::new(connector, [endpoint]).unwrap();
+    let targets =
+        move |authority: &http::uri::Authority| (authority.host() == "db").then(|| forward.clone());
+    let not_found = tower::service_fn(|_: http::Request<hyper::body::Incoming>| async {
+        let mut res = http::Response::new(mesh_core::body::BoxBody::default());
+        *res.status_mut() = http::StatusCode::NOT_FOUND;
+        Ok::<_, std::convert::Infallible>(res)
+    });
+    let stack = ConnectTunnel::new(not_found, targets).with_open_tunnels(open);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, stack, shutdown));
+    (addr, trigger, server)
+}
+
+/// Sends `CONNECT authority` on a new connection to `addr`, with `early`
+/// bytes right behind the head, and returns the connection and the
+/// response head.
+async fn send_connect(addr: SocketAddr, authority: &str, early: &[u8]) -> (TcpStream, String) {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n").into_bytes();
+    req.extend_from_slice(early);
+    conn.write_all(&req).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    (conn, String::from_utf8(head).unwrap().to_ascii_lowercase())
+}
+
+#[tokio::test]
+async fn a_connect_to_a_known_target_is_tunnelled_to_its_endpoint() {
+    let (open, closed) = mesh_core::proxy::connect::open_tunnels();
+    let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+    // Bytes sent before the answer arrives are tunnelled too.
+    let (mut conn, head) = send_connect(addr, "db:5432", b"early ").await;
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    // RFC 9110 §9.3.6: no framing headers on a 2xx answer to CONNECT.
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    conn.write_all(b"late").await.unwrap();
+    let mut back = [0; 10];
+    conn.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"early late");
+
+    // The tunnel outlives the server's connection and the start of
+    // shutdown; the runtime's owner learns when it and the server are
+    // done.
+    trigger.trigger();
+    let mut wait = Box::pin(closed.wait());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        futures_util::FutureExt::now_or_never(&mut wait).is_none(),
+        "the tunnel is still open"
+    );
+    conn.write_all(b"still").await.unwrap();
+    let mut back = [0; 5];
+    conn.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"still");
+    drop(conn);
+    server.await.unwrap();
+    wait.await;
+}
+
+#[tokio::test]
+async fn other_requests_and_connects_to_unknown_targets_go_to_the_inner_service() {
+    let (open, _closed) = mesh_core::proxy::connect::open_tunnels();
+    let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+    let (_conn, head) = send_connect(addr, "elsewhere:443", b"").await;
+    assert!(head.starts_with("http/1.1 404 "), "{head}");
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: db:5432\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 404 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tunnel_whose_endpoint_refuses_is_closed() {
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (open, closed) = mesh_core::proxy::connect::open_tunnels();
+    let (addr, trigger, server) = connect_proxy(dead, open).await;
+    let (mut conn, head) = send_connect(addr, "db:5432", b"").await;
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest).await;
+    assert!(rest.is_empty());
+    trigger.trigger();
+    server.await.unwrap();
+    closed.wait().await;
+}

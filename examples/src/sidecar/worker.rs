@@ -2,11 +2,12 @@
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
+use http::uri::Authority;
 use hyper::body::Incoming;
 use mesh_core::{
     admin::Admin,
     client::{Client, ClientConfig},
-    proxy::orig_proto::DowngradeLayer,
+    proxy::{ConnectTunnel, connect::open_tunnels, orig_proto::DowngradeLayer},
     serve::{Accept, ConnectionLimit, Protocol, Server, ServerConfig, Shutdown},
 };
 use mesh_metrics::{
@@ -27,7 +28,7 @@ use tower::Layer;
 use super::{
     config::{InboundPort, PortProtocol, SidecarConfig},
     inbound,
-    outbound::{NoHttp, Outbound},
+    outbound::{NoHttp, Outbound, TcpServices},
 };
 
 /// What every runtime shares, built once in [`start`](super::start).
@@ -156,6 +157,13 @@ impl Worker {
         let client = Client::new(&shared.client);
         let mut servers = JoinSet::new();
         let tokio_listener = |l: std::net::TcpListener| TcpListener::from_std(l);
+        // A connect may take the TCP connect timeout and then the TLS
+        // handshake's.
+        let connect_timeout =
+            shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
+        let tcp = Arc::new(shared.outbound.tcp_services(connect_timeout));
+        let (open_tunnels, tunnels_closed) = open_tunnels();
+        let mut open_tunnels = Some(open_tunnels);
         let ports = shared.config.inbound.ports().iter();
         for (index, (port, listener)) in ports.zip(listeners.inbound).enumerate() {
             let Ok(listener) = tokio_listener(listener) else {
@@ -176,18 +184,36 @@ impl Worker {
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
             let server = Server::new(self.server_config(Protocol::Http));
             let (stack, updates) = shared.outbound.stack(&shared.client);
+            let targets = {
+                let tcp = tcp.clone();
+                move |authority: &Authority| tcp.by_authority(authority)
+            };
+            let mut stack = ConnectTunnel::new(stack, targets);
+            if let Some(open) = open_tunnels.take() {
+                stack = stack.with_open_tunnels(open);
+            }
             let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);
             let stack = TraceLayer::outbound(shared.tracer.clone()).layer(stack);
             // Ends with the runtime.
             tokio::spawn(updates.run());
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
-        self.serve_outbound_ports(&mut servers, listeners.outbound_ports);
+        drop(open_tunnels);
+        self.serve_outbound_ports(&mut servers, &tcp, listeners.outbound_ports);
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
             let server = Server::new(self.admin_config());
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}
+        // CONNECT tunnels outlive the connections they came on: they get
+        // the grace period to close before the runtime stops and cuts them.
+        let grace = shared.config.server.shutdown_grace;
+        if tokio::time::timeout(grace, tunnels_closed.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!("grace period over; closing CONNECT tunnels");
+        }
         drop(drained);
         if let Some(export) = export {
             let _ = export.await;
@@ -200,13 +226,9 @@ impl Worker {
     fn serve_outbound_ports(
         &self,
         servers: &mut JoinSet<()>,
+        tcp: &TcpServices,
         listeners: Vec<std::net::TcpListener>,
     ) {
-        // A connect may take the TCP connect timeout and then the TLS
-        // handshake's.
-        let connect_timeout =
-            self.shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
-        let tcp = self.shared.outbound.tcp_services(connect_timeout);
         let ports = self.shared.config.outbound.ports.iter();
         for (index, (port, listener)) in ports.zip(listeners).enumerate() {
             let Ok(listener) = TcpListener::from_std(listener) else {

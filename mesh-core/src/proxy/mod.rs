@@ -17,7 +17,8 @@
 //! whose tunnel is never set up. RFC 9110 §15.6.2 gives 501 for a
 //! method a server supports for no target; 405 would say this target
 //! refuses a method others take. A proxy that does tunnel `CONNECT`
-//! answers it before `Forward`, with [`ForwardTcp`] behind.
+//! answers it before `Forward`: [`ConnectTunnel`], with a [`ForwardTcp`]
+//! behind ([`connect`]).
 //!
 //! With several endpoints, each request goes to the cheaper of two drawn
 //! at random, by latency and requests in flight ([`balance`]); with
@@ -45,6 +46,7 @@
 
 pub mod accrual;
 pub mod balance;
+pub mod connect;
 pub mod endpoints;
 mod forward;
 mod headers;
@@ -56,6 +58,7 @@ mod upgrade;
 
 pub use self::{
     accrual::{FailureAccrual, InvalidFailureAccrual},
+    connect::ConnectTunnel,
     endpoints::EndpointSet,
     forward::{CONNECT_REFUSED, Forward, NoEndpoints, ResponseFuture},
     router::{AuthorityRouter, authority_host, by_host},

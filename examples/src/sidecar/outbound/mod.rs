@@ -65,6 +65,11 @@
 //! A service's routes, retries, timeouts, budget and `http2_upgrade` are
 //! about requests and do not apply to its TCP port; its endpoints, TLS
 //! and failure accrual do.
+//!
+//! A `CONNECT` to the outbound listener whose authority names a service
+//! is tunnelled the same way, through the same forwarders, before any
+//! route is looked up (mesh-core's `ConnectTunnel`, set up in the
+//! worker); one to an unknown authority gets the router's 404.
 
 mod backend;
 mod dst_override;
@@ -98,7 +103,7 @@ pub(crate) use self::plan::check_backends;
 use self::plan::{Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
 use self::split::Split;
-pub(crate) use self::tcp::NoHttp;
+pub(crate) use self::tcp::{NoHttp, TcpServices};
 pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
 use super::config::{OutboundConfig, ServiceName};
 use super::run::StartError;

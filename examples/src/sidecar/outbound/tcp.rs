@@ -8,6 +8,12 @@
 //! in the TCP metrics (`direction="outbound"`) as its HTTP connections
 //! are. Then bytes are copied both ways until the connection ends
 //! (mesh-core's [`ForwardTcp`]).
+//!
+//! The outbound HTTP listener tunnels a `CONNECT` whose authority names a
+//! service through the same forwarders (mesh-core's
+//! [`ConnectTunnel`](mesh_core::proxy::ConnectTunnel)): an application
+//! that uses the sidecar as its HTTP proxy reaches the service's
+//! endpoints as a TCP port's connections do.
 
 use std::{
     convert::Infallible,
@@ -16,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Request, Response};
+use http::{Request, Response, uri::Authority};
 use hyper::body::Incoming;
 use mesh_core::{body::BoxBody, error::ProxyErrorKind, proxy::ForwardTcp};
 
@@ -40,6 +46,19 @@ impl TcpServices {
     pub(crate) fn port(&self, index: usize) -> Option<TcpForward> {
         let service = (*self.ports.get(index)?)?;
         self.services.get(service)?.1.clone()
+    }
+}
+
+impl TcpServices {
+    /// The forwarder of the service a `CONNECT` to `authority` is for, as
+    /// a request's authority names its service: by host, whatever the
+    /// port.
+    pub(crate) fn by_authority(&self, authority: &Authority) -> Option<TcpForward> {
+        self.services
+            .iter()
+            .find(|(name, _)| name.matches_authority(authority.as_str()))?
+            .1
+            .clone()
     }
 }
 
