@@ -34,11 +34,7 @@ pin_project_lite::pin_project! {
         #[pin]
         io: I,
         timeout: Duration,
-        // Created at the first write that waits, so that connections whose
-        // writes never wait register no timer.
-        timer: Option<Pin<Box<Sleep>>>,
-        // Whether the timer runs for the wait in progress.
-        waiting: bool,
+        clock: Clock,
     }
 }
 
@@ -47,41 +43,67 @@ impl<I> WriteStall<I> {
         Self {
             io,
             timeout,
-            timer: None,
-            waiting: false,
+            clock: Clock {
+                timer: None,
+                waiting: None,
+            },
         }
     }
 }
 
-/// Runs `write` and times the wait when it does not complete: `Pending`
-/// until `timeout` has passed without progress, then `TimedOut`.
-fn timed<T>(
-    timer: &mut Option<Pin<Box<Sleep>>>,
-    waiting: &mut bool,
-    timeout: Duration,
-    cx: &mut Context<'_>,
-    write: Poll<io::Result<T>>,
-) -> Poll<io::Result<T>> {
-    if write.is_ready() {
-        *waiting = false;
-        return write;
-    }
-    let deadline = Instant::now() + timeout;
-    let sleep = match timer {
-        Some(sleep) if *waiting => sleep,
-        Some(sleep) => {
-            sleep.as_mut().reset(deadline);
-            sleep
+/// What the clock is timing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Write,
+    Flush,
+}
+
+/// The time since the writes last made progress.
+struct Clock {
+    // Created at the first write that waits, so that connections whose
+    // writes never wait register no timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    // What waits, while the timer runs.
+    waiting: Option<Op>,
+}
+
+impl Clock {
+    /// Passes on `result` of an `op`, and times the wait when it did not
+    /// complete: `Pending` until `timeout` has passed without progress,
+    /// then `TimedOut`.
+    fn time<T>(
+        &mut self,
+        op: Op,
+        timeout: Duration,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            // A completed write is progress. A completed flush is progress
+            // only when the flush was what waited: one that is always
+            // ready (a TCP stream's) between two blocked writes is not.
+            if op == Op::Write || self.waiting == Some(Op::Flush) {
+                self.waiting = None;
+            }
+            return result;
         }
-        None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
-    };
-    *waiting = true;
-    ready!(sleep.as_mut().poll(cx));
-    *waiting = false;
-    Poll::Ready(Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        "the peer read nothing for the write stall timeout",
-    )))
+        let deadline = Instant::now() + timeout;
+        let sleep = match (&mut self.timer, self.waiting) {
+            (Some(sleep), Some(_)) => sleep,
+            (Some(sleep), None) => {
+                sleep.as_mut().reset(deadline);
+                sleep
+            }
+            (timer @ None, _) => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.waiting = Some(op);
+        ready!(sleep.as_mut().poll(cx));
+        self.waiting = None;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer read nothing for the write stall timeout",
+        )))
+    }
 }
 
 impl<I: AsyncRead> AsyncRead for WriteStall<I> {
@@ -102,7 +124,7 @@ impl<I: AsyncWrite> AsyncWrite for WriteStall<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let write = this.io.poll_write(cx, buf);
-        timed(this.timer, this.waiting, *this.timeout, cx, write)
+        this.clock.time(Op::Write, *this.timeout, cx, write)
     }
 
     fn poll_write_vectored(
@@ -112,7 +134,7 @@ impl<I: AsyncWrite> AsyncWrite for WriteStall<I> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let write = this.io.poll_write_vectored(cx, bufs);
-        timed(this.timer, this.waiting, *this.timeout, cx, write)
+        this.clock.time(Op::Write, *this.timeout, cx, write)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -122,13 +144,13 @@ impl<I: AsyncWrite> AsyncWrite for WriteStall<I> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
         let flush = this.io.poll_flush(cx);
-        timed(this.timer, this.waiting, *this.timeout, cx, flush)
+        this.clock.time(Op::Flush, *this.timeout, cx, flush)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
         let shutdown = this.io.poll_shutdown(cx);
-        timed(this.timer, this.waiting, *this.timeout, cx, shutdown)
+        this.clock.time(Op::Flush, *this.timeout, cx, shutdown)
     }
 }
 
@@ -148,6 +170,28 @@ mod tests {
         let mut io = WriteStall::new(a, TIMEOUT);
         let start = Instant::now();
         let err = io.write_all(b"more than four bytes").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_that_is_always_ready_does_not_restart_the_clock() {
+        // hyper flushes between its attempts to write; a TCP stream's
+        // flush is ready at once, and says nothing of the peer.
+        let (a, _b) = tokio::io::duplex(4);
+        let mut io = WriteStall::new(a, TIMEOUT);
+        io.write_all(b"full").await.unwrap();
+        let start = Instant::now();
+        let err = std::future::poll_fn(|cx| {
+            let mut io = std::pin::Pin::new(&mut io);
+            if let Poll::Ready(result) = io.as_mut().poll_write(cx, b"more") {
+                return Poll::Ready(result);
+            }
+            assert!(io.as_mut().poll_flush(cx).is_ready());
+            Poll::Pending
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(start.elapsed(), TIMEOUT);
     }
