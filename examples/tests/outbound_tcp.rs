@@ -364,3 +364,21 @@ async fn an_http2_connect_is_tunnelled_too() {
     drop(tunnel);
     stop(web).await;
 }
+
+#[tokio::test]
+async fn a_connect_to_an_inbound_listener_is_answered_501() {
+    let (app, accepted) = echo_app().await;
+    let yaml = format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    );
+    let emoji = sidecar(&yaml);
+    let (_conn, head) = connect_head(emoji.inbound[0], "emoji:8080").await;
+    assert!(head.starts_with("http/1.1 501 "), "{head}");
+    assert!(
+        head.contains("mesh-error: connect not supported\r\n"),
+        "{head}"
+    );
+    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+    stop(emoji).await;
+}
