@@ -166,3 +166,55 @@ async fn addresses_alone_make_a_fixed_forward_and_no_resolver() {
     let lookup = |_: String, _: u16| std::future::ready(Ok(vec![addr(8)]));
     assert!(endpoints.resolver(lookup, Duration::from_secs(5)).is_none());
 }
+
+/// Where a connection through `forward` would go: its connector refuses
+/// every connect, and the error names the endpoint picked.
+async fn connect_to<C>(forward: &mut mesh_core::proxy::ForwardTcp<C>) -> Result<String, String>
+where
+    C: Service<http::Uri, Response = hyper_util::rt::TokioIo<tokio::io::DuplexStream>> + Clone,
+    C::Error: Into<mesh_core::BoxError>,
+{
+    use tower::ServiceExt;
+    let (client, server) = tokio::io::duplex(64);
+    drop(client);
+    let conn = mesh_core::serve::OpaqueConnection {
+        io: Box::new(server),
+        info: mesh_core::ConnectionInfo::plaintext(addr(99), addr(99)),
+    };
+    let error = forward.ready().await.unwrap().call(conn).await.unwrap_err();
+    match error.downcast_ref::<mesh_core::proxy::ConnectFailed>() {
+        Some(failed) => Ok(failed.endpoint().to_string()),
+        None => Err(error.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn tcp_connections_follow_the_names_answers_like_requests() {
+    let dns = Dns::default();
+    let metrics = ResolveMetrics::default();
+    let endpoints =
+        ServiceEndpoints::with_lookup("db", &[emoji()], None, &metrics, |host, port| {
+            dns.lookup_now(host, port)
+        });
+    let refuse = tower::service_fn(|_: http::Uri| async {
+        Err::<hyper_util::rt::TokioIo<tokio::io::DuplexStream>, _>(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        ))
+    });
+    let mut forward = endpoints.forward_tcp(refuse).unwrap();
+    // Not resolved yet: closed at once, no connect tried.
+    assert_eq!(
+        connect_to(&mut forward).await,
+        Err("no endpoints to forward to".into())
+    );
+    let mut resolver = endpoints.lookups(dns.lookup()).unwrap();
+    dns.answer("emoji", &[1]);
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(connect_to(&mut forward).await, Ok("10.0.0.1:8080".into()));
+    dns.answer("emoji", &[2]);
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(connect_to(&mut forward).await, Ok("10.0.0.2:8080".into()));
+    // The HTTP forwarder of the same runtime is kept current alongside.
+    let mut http = endpoints.forward(echo()).unwrap();
+    assert_eq!(send(&mut http).await, Ok("10.0.0.2:8080".into()));
+}
