@@ -205,8 +205,10 @@ impl Worker {
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}
-        // CONNECT tunnels outlive the connections they came on: they get
-        // the grace period to close before the runtime stops and cuts them.
+        // A CONNECT tunnel holds its server's lease, so the server drains
+        // it with its connections; one that came without a lease outlives
+        // the server, and gets the grace period to close before the
+        // runtime stops and cuts it.
         let grace = shared.config.server.shutdown_grace;
         if tokio::time::timeout(grace, tunnels_closed.wait())
             .await
