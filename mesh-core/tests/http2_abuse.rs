@@ -1,5 +1,6 @@
 //! HTTP/2 abuse a server facing untrusted peers must survive: streams
-//! opened and cancelled at once (rapid reset, CVE-2023-44487), and header
+//! opened and cancelled at once (rapid reset, CVE-2023-44487), streams the
+//! server is made to reset (MadeYouReset, CVE-2025-8671), and header
 //! blocks without end. Frames are written by hand, since no well-behaved
 //! client sends them.
 #![allow(clippy::unwrap_used)]
@@ -133,4 +134,25 @@ async fn an_endless_header_block_is_answered_with_goaway() {
     let _ = conn.write_all(&flood).await;
     let code = answer(&mut conn).await;
     assert_eq!(code, Some(ENHANCE_YOUR_CALM));
+}
+
+#[tokio::test]
+async fn streams_the_server_must_reset_are_answered_with_goaway() {
+    // MadeYouReset (CVE-2025-8671): rather than cancel its streams, the
+    // peer makes the server reset them, here with requests that lack
+    // their `:path` (malformed, a stream error: RFC 9113 §8.1.1). The
+    // server must stop after a bounded number of such resets.
+    let mut conn = connect(server().await).await;
+    let mut flood = Vec::new();
+    for i in 0..2000u32 {
+        frame(
+            &mut flood,
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            2 * i + 1,
+            &GET[..2],
+        );
+    }
+    let _ = conn.write_all(&flood).await;
+    assert_eq!(answer(&mut conn).await, Some(ENHANCE_YOUR_CALM));
 }
