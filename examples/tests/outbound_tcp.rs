@@ -2,9 +2,12 @@
 //! `outbound.ports` listener of its sidecar, and its bytes reach a
 //! service's endpoints, over mutual TLS to the peer sidecar when the
 //! service has an identity. Real sockets on 127.0.0.1, real TLS, and
-//! certificates from the development CA.
+//! certificates from the development CA. The peers here serve their
+//! port `opaque`; those in `detect` leave it to detection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "outbound_tcp/detect.rs"]
+mod detect;
 mod support;
 
 use std::{

@@ -17,6 +17,8 @@ use rustls::{
     sign::{CertifiedKey, SingleCertAndKey},
 };
 
+use crate::connect::Alpn;
+
 /// The ALPN protocol id of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";
 
@@ -93,17 +95,19 @@ pub(crate) fn client_config(
     provider: &Arc<CryptoProvider>,
     verifier: Arc<dyn ServerCertVerifier>,
     resolver: Arc<dyn ResolvesClientCert>,
-    offer_h2: bool,
+    offer: Alpn,
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(resolver);
-    config.alpn_protocols = if offer_h2 {
-        alpn()
-    } else {
-        vec![ALPN_HTTP1.to_vec()]
+    config.alpn_protocols = match offer {
+        Alpn::H2AndHttp1 => alpn(),
+        Alpn::Http1 => vec![ALPN_HTTP1.to_vec()],
+        // rustls leaves the extension out of the ClientHello when the
+        // list is empty.
+        Alpn::None => Vec::new(),
     };
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))

@@ -274,7 +274,7 @@ async fn a_connector_that_does_not_offer_http2_gets_http1() {
     let server = serve(store(&ca, API), InboundMode::Strict).await;
     let targets = mesh_tls::TlsTargets::new(mesh_tls::OutboundTls::Mtls(id(API)));
     let config = mesh_tls::ConnectConfig {
-        offer_h2: false,
+        alpn: mesh_tls::connect::Alpn::Http1,
         ..Default::default()
     };
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();

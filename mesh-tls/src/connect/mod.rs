@@ -16,6 +16,11 @@
 //! [`OutboundTls::Plaintext`] explicitly. Connections carry a
 //! [`ServerTls`] into each response's extensions, and are retired from the
 //! pool before their certificates go stale (see [`crate::retire`]).
+//!
+//! What a connection carries is announced through ALPN ([`Alpn`]): by
+//! default `h2` and `http/1.1`, for HTTP clients. A connector whose
+//! connections carry opaque bytes offers nothing, so that the server reads
+//! the first bytes to tell what they are instead of taking them for HTTP.
 
 mod error;
 mod future;
@@ -61,11 +66,37 @@ pub struct ConnectConfig {
     /// authenticated it expires is closed, cutting whatever still runs on
     /// it. Default true.
     pub close_at_expiry: bool,
-    /// Whether ALPN offers HTTP/2 beside HTTP/1.1. Mesh servers prefer
-    /// HTTP/2, so with it offered every request shares one multiplexed
-    /// connection. Turn it off for a connector whose client carries HTTP/1.1
-    /// upgrades (WebSocket and the like), which HTTP/2 cannot. Default true.
-    pub offer_h2: bool,
+    /// What the ClientHello offers through ALPN, which a mesh server takes
+    /// as the client's word on what the connection carries. Default
+    /// [`Alpn::H2AndHttp1`].
+    pub alpn: Alpn,
+}
+
+/// The protocols a connector offers through ALPN.
+///
+/// A mesh server ([`TlsAccept`](crate::TlsAccept) in front of mesh-core's
+/// server) serves a connection whose ALPN settled on `h2` or `http/1.1` as
+/// HTTP at that version without reading its first bytes, even on a port
+/// that detects its protocol: the client said what it speaks. A client
+/// that offers nothing negotiates nothing (the handshake succeeds; ALPN is
+/// optional on both sides), and the server then tells the protocol from the
+/// connection's first bytes, as it does in plaintext: HTTP is served as
+/// HTTP, anything else goes to the port's opaque handler. So a connector
+/// whose bytes may be anything offers [`Alpn::None`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Alpn {
+    /// `h2`, then `http/1.1`. Mesh servers prefer HTTP/2, so every request
+    /// shares one multiplexed connection. The default.
+    #[default]
+    H2AndHttp1,
+    /// `http/1.1` alone, for a client that carries HTTP/1.1 upgrades
+    /// (WebSocket and the like), which HTTP/2 cannot.
+    Http1,
+    /// Nothing, for connections that carry bytes the client does not read
+    /// (opaque TCP, `CONNECT` tunnels): the server detects what they are.
+    /// Detection waits for the client's first bytes, so a protocol whose
+    /// server speaks first still needs a port the server serves opaque.
+    None,
 }
 
 impl Default for ConnectConfig {
@@ -74,7 +105,7 @@ impl Default for ConnectConfig {
             handshake_timeout: Duration::from_secs(10),
             retire_before_expiry: Duration::from_secs(60),
             close_at_expiry: true,
-            offer_h2: true,
+            alpn: Alpn::default(),
         }
     }
 }
@@ -162,7 +193,7 @@ impl<C> TlsConnector<C> {
                 store.provider(),
                 Arc::new(verifier),
                 Arc::new(resolver),
-                config.offer_h2,
+                config.alpn,
             )?;
             let route = Route::Mtls {
                 identity: identity.clone(),

@@ -18,7 +18,8 @@ use mesh_core::{
 };
 use mesh_metrics::{TcpConnect, TcpMetrics};
 use mesh_tls::{
-    ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets, retire::Retire,
+    ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets, connect::Alpn,
+    retire::Retire,
 };
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -34,7 +35,9 @@ use tower::{Layer, Service};
 /// request goes over one that offers `h2`.
 ///
 /// A third carries the connections of the service's TCP ports and of
-/// `CONNECT` tunnels to it: their bytes are not HTTP, and their
+/// `CONNECT` tunnels to it. Their bytes may be anything, so it offers no
+/// ALPN: a negotiated protocol would have the peer sidecar serve them as
+/// HTTP unread, and with none it reads their first bytes to tell. Its
 /// connections are never pooled.
 #[derive(Clone, Debug)]
 pub(crate) struct ServiceConnectors {
@@ -78,12 +81,12 @@ impl ServiceConnectors {
         metrics: &TcpMetrics,
     ) -> Result<Self, BoxError> {
         let label = tls_label(tls);
-        let connector = |offer_h2: bool| -> Result<Connector, BoxError> {
+        let connector = |alpn: Alpn| -> Result<Connector, BoxError> {
             let mut http = client.http_connector();
             http.enforce_http(false);
             let tcp = TcpConnect::outbound(metrics, &label, http);
             let config = ConnectConfig {
-                offer_h2,
+                alpn,
                 ..ConnectConfig::default()
             };
             let targets = TlsTargets::new(tls.clone());
@@ -95,17 +98,19 @@ impl ServiceConnectors {
             )?)
         };
         Ok(Self {
-            http1: connector(false)?,
-            http2: connector(true)?,
-            tcp: connector(false)?,
+            http1: connector(Alpn::Http1)?,
+            http2: connector(Alpn::H2AndHttp1)?,
+            tcp: connector(Alpn::None)?,
             http2_upgrade,
         })
     }
 
     /// The connector of opaque TCP connections to the service. Over
-    /// mutual TLS it offers ALPN `http/1.1`, as the HTTP/1 one does: a
-    /// peer sidecar serves it as opaque bytes only on a port it serves
-    /// opaque (see `outbound` in `examples/CONFIG.md`).
+    /// mutual TLS it offers no ALPN, so a peer sidecar whose port detects
+    /// its protocol serves what the client sends first: HTTP as HTTP,
+    /// anything else as opaque bytes. A protocol whose server speaks first
+    /// still needs the peer's port served opaque (see `TCP ports` in
+    /// `examples/CONFIG.md`).
     pub(crate) fn tcp(&self) -> Connector {
         self.tcp.clone()
     }
