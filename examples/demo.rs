@@ -29,7 +29,6 @@ use mesh_examples::{
 
 /// Runs the demo mesh on this machine and shows it working.
 #[derive(Debug, Parser)]
-#[command(about)]
 struct Args {
     /// Stop after this long (for example `30s`) instead of at Ctrl-C, and
     /// exit non-zero if the mesh broke a promise.

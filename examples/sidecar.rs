@@ -130,7 +130,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The reference sidecar proxy of the mesh.
 #[derive(Debug, Parser)]
-#[command(name = "sidecar", version, about)]
+#[command(name = "sidecar", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

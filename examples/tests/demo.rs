@@ -1,6 +1,8 @@
 //! The demo mesh, run for a few seconds under the real clock: it holds its
 //! promises with retries, breaks the success promise without them, and
-//! removes its files either way.
+//! removes its files either way. And the first line of `--help` of the
+//! programs the README runs, `demo` and `sidecar`, which needs them built:
+//! `cargo build -p mesh-examples --example demo --example sidecar`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{num::NonZeroU32, path::PathBuf, time::Duration};
@@ -72,4 +74,42 @@ async fn the_demo_holds_its_promises_and_breaks_one_without_retries() {
     assert_eq!(summary.retries, 0, "{summary}");
     assert!(summary.to_string().starts_with("demo FAILED (web saw "));
     assert!(!files_dir(&out).exists(), "the files were left behind");
+}
+
+/// The first line `program --help` prints, `program` being one of this
+/// package's examples, built beside this test.
+fn help_title(program: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(program);
+    let output = std::process::Command::new(&path)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; build it with `cargo build -p mesh-examples --example {program}`",
+                path.display()
+            )
+        });
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn each_program_opens_its_help_with_what_it_is() {
+    // Each says what it is itself, not what the whole package holds.
+    assert_eq!(
+        help_title("sidecar"),
+        "The reference sidecar proxy of the mesh"
+    );
+    assert_eq!(
+        help_title("demo"),
+        "Runs the demo mesh on this machine and shows it working"
+    );
 }
