@@ -17,8 +17,9 @@
 //!   `ghcr.io/mesh/sidecar:<this version>`), `args: [run, --config,
 //!   /etc/mesh/sidecar.yaml]`, the ports `mesh-inbound` 4143,
 //!   `mesh-outbound` 4140 and `mesh-admin` 4191 (Linkerd's numbers),
-//!   Linkerd's resource defaults (requests 100m CPU and 20Mi memory, a
-//!   250Mi memory limit, no CPU limit so a busy proxy is not throttled), a
+//!   the proxy resources of Linkerd's high-availability values (requests
+//!   100m CPU and 20Mi memory, a 250Mi memory limit, no CPU limit so a busy
+//!   proxy is not throttled; Linkerd's plain install sets none), a
 //!   liveness probe on `/live` and a readiness probe on `/ready` at the
 //!   admin port, and a security context that passes the `restricted` Pod
 //!   Security Standard;

@@ -33,13 +33,17 @@ pub const OUTBOUND_PORT: (u16, &str) = (4140, "mesh-outbound");
 /// The admin port (Linkerd's) and its container port name.
 pub const ADMIN_PORT: (u16, &str) = (4191, "mesh-admin");
 
-/// The CPU the sidecar asks for: Linkerd's proxy default. There is no CPU
-/// limit, as in Linkerd: throttling a proxy adds latency to every request
-/// of the application behind it.
+/// The CPU the sidecar asks for: the proxy's request in Linkerd's
+/// high-availability values (`values-ha.yaml`; its plain install sets no
+/// proxy resources). There is no CPU limit, as there is none there either:
+/// throttling a proxy adds latency to every request of the application
+/// behind it.
 pub const CPU_REQUEST: &str = "100m";
-/// The memory the sidecar asks for: Linkerd's proxy default.
+/// The memory the sidecar asks for: the proxy's request in Linkerd's
+/// high-availability values.
 pub const MEMORY_REQUEST: &str = "20Mi";
-/// The memory the sidecar may use: Linkerd's high-availability default.
+/// The memory the sidecar may use: the proxy's limit in Linkerd's
+/// high-availability values.
 pub const MEMORY_LIMIT: &str = "250Mi";
 
 /// Where the sidecar container goes in the pod spec.
