@@ -150,9 +150,7 @@ where
             Ok(res) => {
                 let open = open.and_then(|mut open| {
                     open.on_head(&res);
-                    if res.body().is_end_stream() {
-                        // Nothing follows the head (a trailers-only gRPC
-                        // answer, a 204): the span ends with it.
+                    if open.ends_with_head(&res) {
                         open.end();
                         None
                     } else {

@@ -6,7 +6,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use http::{HeaderMap, Method, Request, Response, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body::Body;
 use mesh_core::{
     classify::ErrorKind,
     conn::{ConnectionInfo, Tls},
@@ -93,6 +94,21 @@ impl Open {
             self.awaits_grpc_status = true;
             self.on_trailers(res.headers());
         }
+    }
+
+    /// Whether nothing follows the head `res`, so that the span ends
+    /// with it: a body that says it has ended (a trailers-only gRPC
+    /// answer) or is empty, and the answers HTTP gives no body (to `HEAD`,
+    /// 1xx, 204 and 304), which a server sends without polling theirs.
+    pub(super) fn ends_with_head<B: Body>(&self, res: &Response<B>) -> bool {
+        let status = res.status();
+        let body = res.body();
+        body.is_end_stream()
+            || body.size_hint().exact() == Some(0)
+            || self.name == Method::HEAD.as_str()
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
     }
 
     /// Trailers arrived (or a trailers-only head): for gRPC, the first

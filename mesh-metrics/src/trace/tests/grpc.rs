@@ -193,3 +193,29 @@ async fn a_failing_body_names_its_error() {
     assert_eq!(attr(&span, "error.type"), Some(&Attr::Str("_OTHER".into())));
     assert_eq!(span.error.as_deref(), Some("reset"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn answers_without_a_body_end_with_their_head_though_theirs_is_never_read() {
+    // A server sends no body to HEAD, nor with a 204 or 304, and drops the
+    // one it was given unread: that is no cancellation.
+    for (method, status) in [
+        ("HEAD", StatusCode::OK),
+        ("GET", StatusCode::NO_CONTENT),
+        ("GET", StatusCode::NOT_MODIFIED),
+    ] {
+        let (tracer, mut exporter) = tracer();
+        let unread = service_fn(move |_: Request<()>| async move {
+            let mut res = Response::new(Full::new(Bytes::from_static(b"unsent")));
+            *res.status_mut() = status;
+            Ok::<_, Infallible>(res)
+        });
+        let svc = TraceLayer::inbound(Some(tracer)).layer(unread);
+        let mut req = sampled();
+        *req.method_mut() = method.parse().unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let span = queued(&mut exporter).pop().unwrap();
+        assert_eq!(attr(&span, "error.type"), None, "{method} {status}");
+        drop(res);
+        assert!(queued(&mut exporter).is_empty(), "{method} {status}");
+    }
+}
