@@ -81,9 +81,10 @@ where
     I: AsyncRead + Unpin,
 {
     let mut buf = BytesMut::with_capacity(1024);
+    let mut scan = Scan::default();
     let read = async {
         loop {
-            if let Some(decided) = decide(&buf) {
+            if let Some(decided) = scan.decide(&buf) {
                 return Ok(decided);
             }
             if io.read_buf(&mut buf).await.map_err(DetectError::Io)? == 0 {
@@ -103,51 +104,109 @@ where
     Ok((detected, PrefixedIo::new(buf.freeze(), io)))
 }
 
-/// Decides from the bytes so far, or returns `None` when more are needed.
+/// Decides from `buf` alone, or returns `None` when more bytes are needed.
+#[cfg(test)]
 fn decide(buf: &[u8]) -> Option<Detected> {
-    if buf.is_empty() {
-        return None;
-    }
-    let n = buf.len().min(H2_PREFACE.len());
-    if buf[..n] == H2_PREFACE[..n] {
-        return if n == H2_PREFACE.len() {
-            Some(Detected::Http2)
-        } else {
-            None
-        };
-    }
-    // RFC 9112 §2.2: a server ignores empty lines before the request
-    // line, and hyper's parser does; so does detection.
-    let line_start = leading_empty_lines(buf);
-    if line_start == buf.len() {
-        return (buf.len() >= MAX_REQUEST_LINE).then_some(Detected::Opaque);
-    }
-    let start = buf.get(line_start..).unwrap_or_default();
-    match start.iter().position(|&b| b == b'\n') {
-        Some(end) => {
-            let line = start[..end].strip_suffix(b"\r").unwrap_or(&start[..end]);
-            Some(if is_request_line(line) {
-                Detected::Http1
-            } else {
-                Detected::Opaque
-            })
+    Scan::default().decide(buf)
+}
+
+/// How far detection has looked into the bytes read so far.
+///
+/// A peer may send its first line a byte at a time, and each byte is a
+/// read; scanning the whole buffer after each one would cost time
+/// quadratic in the line's length, a few hundred milliseconds of CPU for
+/// a 16 KiB line, which a peer pays for with packets alone. So each byte
+/// past the first 24 (the HTTP/2 preface's) is looked at once.
+#[derive(Debug, Default)]
+struct Scan {
+    /// How many bytes were looked at.
+    seen: usize,
+    /// Where the empty lines before the request line end, as far as seen:
+    /// always at a line's start.
+    empty_end: usize,
+    /// Where the request line starts, once a byte of it was seen.
+    line_start: Option<usize>,
+    /// Whether the line's method ended (a space was seen).
+    method_done: bool,
+}
+
+impl Scan {
+    /// Decides from `buf`, which holds the bytes of the previous call and
+    /// maybe more, or returns `None` when more are needed.
+    fn decide(&mut self, buf: &[u8]) -> Option<Detected> {
+        if buf.is_empty() {
+            return None;
         }
-        None if !plausible_request_line_prefix(start) => Some(Detected::Opaque),
-        None if buf.len() >= MAX_REQUEST_LINE => Some(Detected::Http1),
-        None => None,
+        let n = buf.len().min(H2_PREFACE.len());
+        if buf[..n] == H2_PREFACE[..n] {
+            return if n == H2_PREFACE.len() {
+                Some(Detected::Http2)
+            } else {
+                None
+            };
+        }
+        let decided = self.scan(buf);
+        self.seen = buf.len();
+        decided
+    }
+
+    fn scan(&mut self, buf: &[u8]) -> Option<Detected> {
+        let line_start = match self.line_start {
+            Some(start) => start,
+            None => {
+                // RFC 9112 §2.2: a server ignores empty lines before the
+                // request line, and hyper's parser does; so does detection.
+                let (end, pending_cr) = empty_lines(buf, self.empty_end);
+                self.empty_end = end;
+                if end + usize::from(pending_cr) == buf.len() {
+                    return (buf.len() >= MAX_REQUEST_LINE).then_some(Detected::Opaque);
+                }
+                self.line_start = Some(end);
+                end
+            }
+        };
+        let from = self.seen.max(line_start);
+        for (i, &b) in buf.iter().enumerate().skip(from) {
+            if b == b'\n' {
+                let line = &buf[line_start..i];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                return Some(if is_request_line(line) {
+                    Detected::Http1
+                } else {
+                    Detected::Opaque
+                });
+            }
+            // Whether the line can still become a request line: a token,
+            // then visible characters, bytes above ASCII (raw UTF-8 in a
+            // target, which hyper judges) and spaces. A complete line is
+            // held to the same bytes, so how the line was cut into reads
+            // never changes the decision.
+            let plausible = if self.method_done {
+                b == b' ' || b == b'\r' || b.is_ascii_graphic() || !b.is_ascii()
+            } else if b == b' ' {
+                self.method_done = true;
+                true
+            } else {
+                is_tchar(b)
+            };
+            if !plausible {
+                return Some(Detected::Opaque);
+            }
+        }
+        (buf.len() >= MAX_REQUEST_LINE).then_some(Detected::Http1)
     }
 }
 
-/// How many bytes of `buf` are empty lines (`CRLF` or a bare `LF`) before
-/// anything else; a `CR` still waiting for its `LF` counts too.
-fn leading_empty_lines(buf: &[u8]) -> usize {
-    let mut i = 0;
+/// Where the empty lines (`CRLF` or a bare `LF`) that start at `from` in
+/// `buf` end, and whether a `CR` waits for its `LF` right there.
+fn empty_lines(buf: &[u8], from: usize) -> (usize, bool) {
+    let mut i = from;
     loop {
         match buf.get(i..) {
             Some([b'\r', b'\n', ..]) => i += 2,
             Some([b'\n', ..]) => i += 1,
-            Some([b'\r']) => return i + 1,
-            _ => return i,
+            Some([b'\r']) => return (i, true),
+            _ => return (i, false),
         }
     }
 }
@@ -167,19 +226,6 @@ fn is_request_line(line: &[u8]) -> bool {
             .iter()
             .all(|&b| b.is_ascii_graphic() || !b.is_ascii())
         && (version == b"HTTP/1.1" || version == b"HTTP/1.0")
-}
-
-/// Whether `buf` can still become a request line: a token, then visible
-/// characters, bytes above ASCII (raw UTF-8 in a target, which hyper
-/// judges) and spaces. A complete line is held to the same bytes, so
-/// how the line was cut into reads never changes the decision.
-fn plausible_request_line_prefix(buf: &[u8]) -> bool {
-    let method_len = buf.iter().position(|&b| b == b' ').unwrap_or(buf.len());
-    let (method, rest) = buf.split_at(method_len);
-    method.iter().all(|&b| is_tchar(b))
-        && rest
-            .iter()
-            .all(|&b| b == b' ' || b == b'\r' || b.is_ascii_graphic() || !b.is_ascii())
 }
 
 /// RFC 9110 `tchar`.
@@ -228,6 +274,29 @@ mod tests {
         ];
         for (bytes, want) in cases {
             assert_eq!(decide(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn bytes_fed_one_read_at_a_time_decide_as_the_whole() {
+        let cases: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"\r\n\nGET /caf\xc3\xa9 HTTP/1.0\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+            b"PUT /x HTTP/1.1\r\n",
+            b"GET /a\x01b HTTP/1.1\r\n",
+            b"GET /a\rb HTTP/1.1\r\n",
+            b"\rGET / HTTP/1.1\r\n",
+            b"\r\n\r\nhello\r\n",
+            b"G\xc3T / HTTP/1.1\r\n",
+            b"\x16\x03\x01\x02\x00",
+        ];
+        for bytes in cases {
+            let whole = decide(bytes);
+            let mut scan = Scan::default();
+            let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
+            assert_eq!(fed, whole, "{:?}", String::from_utf8_lossy(bytes));
         }
     }
 
