@@ -23,6 +23,10 @@
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.
+//!
+//! Which endpoints are in, out or on probation can be read at any time
+//! (a metrics scrape, say) without a cost to requests: see
+//! [`EndpointState`] and [`balance::gauges`](super::balance::gauges).
 
 use std::{
     fmt,
@@ -30,6 +34,8 @@ use std::{
     sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     time::Duration,
 };
+
+use super::balance::EndpointState;
 
 /// When an endpoint is taken out, and for how long. See the
 /// [module docs](self).
@@ -189,6 +195,16 @@ impl Health {
             Standing::Out
         } else {
             Standing::Probe
+        }
+    }
+
+    /// The endpoint's state at `now`, as a reader reports it: unlike
+    /// [`standing`](Self::standing), this claims no probe.
+    pub(super) fn state(&self, now: u64) -> EndpointState {
+        match self.until.load(Ordering::Acquire) {
+            0 => EndpointState::Ready,
+            until if now < until => EndpointState::Failing,
+            _ => EndpointState::Probing,
         }
     }
 

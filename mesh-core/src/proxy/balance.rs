@@ -42,6 +42,12 @@
 //! keeps: its estimate, its requests in flight and its failure accrual.
 //! Requests in flight to an endpoint that left finish and count against
 //! the old balancer, which no new request reaches.
+//!
+//! What a balancer thinks of its endpoints can be read at any time,
+//! without a cost to requests: a [`BalancerView`] reads each endpoint's
+//! [state](EndpointState) when asked ([`state`]), and [`EndpointGauges`]
+//! reports them as a Prometheus gauge family, counted when scraped, as
+//! Linkerd's `outbound_http_balancer_endpoints` ([`gauges`]).
 
 use std::{
     collections::HashMap,
@@ -57,6 +63,14 @@ use http::uri::Authority;
 use tokio::time::Instant;
 
 use super::accrual::{FailureAccrual, Health, Standing};
+
+pub mod gauges;
+pub mod state;
+
+pub use self::{
+    gauges::{EndpointCounts, EndpointGauges},
+    state::{BalancerView, EndpointState},
+};
 
 /// The estimate of an endpoint that has not answered yet: Linkerd's.
 pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
@@ -145,6 +159,17 @@ impl Balancer {
     /// The endpoints' addresses, in order.
     pub(crate) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.endpoints.iter().map(|e| e.addr)
+    }
+
+    /// Each endpoint's address and state now, in order. Reads only: an
+    /// endpoint whose penalty is over is `Probing` whether or not its
+    /// probe has been claimed, and stays so until the probe's outcome.
+    pub(crate) fn states(&self) -> Vec<(SocketAddr, EndpointState)> {
+        let now = self.since_epoch(Instant::now()) as u64;
+        self.endpoints
+            .iter()
+            .map(|e| (e.addr, e.health.state(now)))
+            .collect()
     }
 
     /// How many endpoints there are.

@@ -35,7 +35,11 @@ use std::{net::SocketAddr, sync::Arc};
 
 use arc_swap::{ArcSwap, cache::Cache};
 
-use super::{accrual::FailureAccrual, balance::Balancer, forward::NoEndpoints};
+use super::{
+    accrual::FailureAccrual,
+    balance::{Balancer, BalancerView},
+    forward::NoEndpoints,
+};
 
 /// The endpoints a [`Forward`](super::Forward) balances over, replaceable
 /// while it runs. Clones share the set. See the [module docs](self).
@@ -131,6 +135,13 @@ impl EndpointSet {
         self.len() == 0
     }
 
+    /// A view of the set's balancer, whichever is current when read, for
+    /// metrics: see [`EndpointGauges`](super::balance::EndpointGauges).
+    /// It holds the set weakly, and reading it costs requests nothing.
+    pub fn view(&self) -> BalancerView {
+        BalancerView::shared(&self.current)
+    }
+
     /// A reader of the set for one `Forward`.
     pub(crate) fn reader(&self) -> Reader {
         Reader::Shared(Cache::new(self.current.clone()))
@@ -154,6 +165,17 @@ impl Reader {
         match self {
             Self::Fixed(balancer) => balancer,
             Self::Shared(cache) => cache.load(),
+        }
+    }
+
+    /// A weak view of the fixed balancer; `None` for a set, whose own
+    /// [`EndpointSet::view`] follows its updates. (The cache keeps the
+    /// set's `Arc` to itself, and keeping a `Weak` beside it would cost
+    /// every clone of a `Forward` one more atomic count.)
+    pub(crate) fn view(&self) -> Option<BalancerView> {
+        match self {
+            Self::Fixed(balancer) => Some(BalancerView::fixed(balancer)),
+            Self::Shared(_) => None,
         }
     }
 

@@ -11,7 +11,7 @@ use tower::Service;
 
 use super::{
     accrual::FailureAccrual,
-    balance::{Balancer, Pending},
+    balance::{Balancer, BalancerView, Pending},
     endpoints::{EndpointSet, Reader},
     headers, upgrade,
 };
@@ -95,6 +95,18 @@ impl<C> Forward<C> {
         let balancer = self.endpoints.peek().with_accrual(Some(accrual));
         self.endpoints = Reader::Fixed(Arc::new(balancer));
         self
+    }
+
+    /// A view of the fixed endpoints' states for metrics, read when asked
+    /// ([`EndpointGauges`](super::balance::EndpointGauges)); requests pay
+    /// nothing for it. Take it after
+    /// [`with_failure_accrual`](Self::with_failure_accrual), which
+    /// replaces the balancer.
+    ///
+    /// `None` for a `Forward` over an [`EndpointSet`]: the set's own
+    /// [`view`](EndpointSet::view) follows its updates.
+    pub fn balancer_view(&self) -> Option<BalancerView> {
+        self.endpoints.view()
     }
 }
 

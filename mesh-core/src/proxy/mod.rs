@@ -58,6 +58,7 @@ mod upgrade;
 
 pub use self::{
     accrual::{FailureAccrual, InvalidFailureAccrual},
+    balance::{BalancerView, EndpointGauges, EndpointState},
     connect::ConnectTunnel,
     endpoints::EndpointSet,
     forward::{CONNECT_REFUSED, Forward, NoEndpoints, ResponseFuture},
