@@ -5,6 +5,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use mesh_core::error::BoxError;
 use pin_project_lite::pin_project;
@@ -14,8 +15,10 @@ use super::open::Open;
 pin_project! {
     /// A response body that reports its request's span when the stream
     /// ends: at the trailers (where gRPC's status is), at the last frame,
-    /// or at an error. Dropped before its end, the caller abandoned it,
-    /// and the span is reported with `error.type` `cancel`.
+    /// or at an error. Dropped before its end (but for a body that sent
+    /// the whole of its known length, which a server drops unread), the
+    /// caller abandoned it, and the span is reported with `error.type`
+    /// `cancel`.
     ///
     /// The body of an untraced request, or of a response that had ended
     /// with its head, passes frames on and does nothing else.
@@ -34,7 +37,12 @@ pin_project! {
     impl<B> PinnedDrop for TraceBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(open) = this.project().open.take() {
-                open.cancel("the caller went away before the response body ended");
+                if open.sent_its_length() {
+                    // The server stopped at the declared length.
+                    open.end();
+                } else {
+                    open.cancel("the caller went away before the response body ended");
+                }
             }
         }
     }
@@ -73,6 +81,9 @@ where
         }
         Poll::Ready(match frame {
             Some(Ok(frame)) => {
+                if let (Some(data), Some(open)) = (frame.data_ref(), this.open.as_mut()) {
+                    open.on_data(data.remaining() as u64);
+                }
                 if let Some(trailers) = frame.trailers_ref() {
                     if let Some(mut open) = this.open.take() {
                         open.on_trailers(trailers);

@@ -149,8 +149,7 @@ where
         Poll::Ready(match result {
             Ok(res) => {
                 let open = open.and_then(|mut open| {
-                    open.on_head(&res);
-                    if open.ends_with_head(&res) {
+                    if open.on_head(&res) {
                         open.end();
                         None
                     } else {

@@ -6,7 +6,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response, header};
 use http_body::Body;
 use mesh_core::{
     classify::ErrorKind,
@@ -14,6 +14,8 @@ use mesh_core::{
     error::ProxyErrorKind,
 };
 use tokio::time::Instant;
+
+use crate::body_rule::{BodyRule, expected_length};
 
 use super::{
     Tracer,
@@ -41,6 +43,12 @@ pub(super) struct Open {
     error_type: Option<Cow<'static, str>>,
     /// The response is gRPC's, whose status is still to come.
     awaits_grpc_status: bool,
+    /// What the request's method says of the response body.
+    body_rule: BodyRule,
+    /// The bytes of the body still to come, when its length is known: a
+    /// server drops a body that has sent its length without reading its
+    /// end, which is no cancellation.
+    remaining: Option<u64>,
 }
 
 /// Room for every attribute a span can have, so that its list is
@@ -74,12 +82,18 @@ impl Open {
             attributes: request_attributes(req, kind),
             error_type: None,
             awaits_grpc_status: false,
+            body_rule: BodyRule::of(req.method()),
+            remaining: None,
         }
     }
 
     /// The response head arrived: its status, whether the mesh answered
     /// itself, and for gRPC, the status of a trailers-only response.
-    pub(super) fn on_head<B>(&mut self, res: &Response<B>) {
+    /// Whether the span ends with it: when nothing follows the head, as
+    /// HTTP says of some answers (to `HEAD`; 1xx, 204, 304), or as the
+    /// body says (a trailers-only gRPC answer, an empty body). A server
+    /// sends such a response without reading its body's end.
+    pub(super) fn on_head<B: Body>(&mut self, res: &Response<B>) -> bool {
         let status = res.status();
         let code = Attr::Int(i64::from(status.as_u16()));
         self.attributes.push(("http.response.status_code", code));
@@ -94,21 +108,21 @@ impl Open {
             self.awaits_grpc_status = true;
             self.on_trailers(res.headers());
         }
+        if !self.body_rule.has_body(status) || res.body().is_end_stream() {
+            return true;
+        }
+        self.remaining = expected_length(res);
+        self.remaining == Some(0)
     }
 
-    /// Whether nothing follows the head `res`, so that the span ends
-    /// with it: a body that says it has ended (a trailers-only gRPC
-    /// answer) or is empty, and the answers HTTP gives no body (to `HEAD`,
-    /// 1xx, 204 and 304), which a server sends without polling theirs.
-    pub(super) fn ends_with_head<B: Body>(&self, res: &Response<B>) -> bool {
-        let status = res.status();
-        let body = res.body();
-        body.is_end_stream()
-            || body.size_hint().exact() == Some(0)
-            || self.name == Method::HEAD.as_str()
-            || status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED
+    /// `n` bytes of the body went by.
+    pub(super) fn on_data(&mut self, n: u64) {
+        self.remaining = self.remaining.map(|r| r.saturating_sub(n));
+    }
+
+    /// Whether the body has sent the whole of its known length.
+    pub(super) fn sent_its_length(&self) -> bool {
+        self.remaining == Some(0)
     }
 
     /// Trailers arrived (or a trailers-only head): for gRPC, the first

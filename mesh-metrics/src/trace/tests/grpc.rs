@@ -200,6 +200,8 @@ async fn answers_without_a_body_end_with_their_head_though_theirs_is_never_read(
     // one it was given unread: that is no cancellation.
     for (method, status) in [
         ("HEAD", StatusCode::OK),
+        ("CONNECT", StatusCode::OK),
+        ("GET", StatusCode::SWITCHING_PROTOCOLS),
         ("GET", StatusCode::NO_CONTENT),
         ("GET", StatusCode::NOT_MODIFIED),
     ] {
@@ -217,5 +219,32 @@ async fn answers_without_a_body_end_with_their_head_though_theirs_is_never_read(
         assert_eq!(attr(&span, "error.type"), None, "{method} {status}");
         drop(res);
         assert!(queued(&mut exporter).is_empty(), "{method} {status}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_dropped_once_its_length_was_sent_is_done_and_before_cancelled() {
+    // A stream that does not know it has ended, under a `content-length`.
+    for (length, error_type) in [("5", None), ("6", Some("cancel"))] {
+        let (tracer, mut exporter) = tracer();
+        let stream = service_fn(move |_: Request<()>| async move {
+            let frames = [Ok::<_, Infallible>(Frame::data(Bytes::from_static(
+                b"hello",
+            )))];
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            let res = Response::builder()
+                .header("content-length", length)
+                .body(body)
+                .unwrap();
+            Ok::<_, Infallible>(res)
+        });
+        let svc = TraceLayer::inbound(Some(tracer)).layer(stream);
+        let mut body = svc.oneshot(sampled()).await.unwrap().into_body();
+        body.frame().await.unwrap().unwrap();
+        assert!(queued(&mut exporter).is_empty(), "{length}");
+        drop(body);
+        let span = queued(&mut exporter).pop().unwrap();
+        let expected = error_type.map(|t| Attr::Str(t.into()));
+        assert_eq!(attr(&span, "error.type"), expected.as_ref(), "{length}");
     }
 }
