@@ -14,7 +14,7 @@ use std::{
 };
 
 use http::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -84,7 +84,7 @@ async fn a_client_first_protocol_crosses_to_a_detect_port_unchanged() {
 }
 
 #[tokio::test]
-async fn http1_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
+async fn http_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
     let dir = tempfile::tempdir().unwrap();
     let issue = issuer(dir.path());
     let (app, _) = backend().await;
@@ -123,19 +123,35 @@ async fn http1_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
         }
     }
     drop(h1);
+    // HTTP/2 with prior knowledge is told by its preface.
+    let tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("http://db/headers").body(full("")).unwrap();
+    let res = h2.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let headers = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    assert!(
+        headers.contains(&format!("mesh-client-id: {web_id}\n")),
+        "{headers}"
+    );
+    drop(h2);
 
     let inbound = scrape(db.admin).await;
     let client_id = format!("client_id=\"{web_id}\"");
     let labels = ["direction=\"inbound\"", "tls=\"true\"", &client_id];
-    assert_eq!(series(&inbound, "request_total", &labels), 2, "{inbound}");
-    assert_eq!(series(&inbound, "tcp_open_total", &labels), 1, "{inbound}");
+    assert_eq!(series(&inbound, "request_total", &labels), 3, "{inbound}");
+    assert_eq!(series(&inbound, "tcp_open_total", &labels), 2, "{inbound}");
     // The client sidecar carried bytes, not requests.
     let outbound = scrape(web.admin).await;
     let labels = ["direction=\"outbound\""];
     assert_eq!(series(&outbound, "request_total", &labels), 0, "{outbound}");
     assert_eq!(
         series(&outbound, "tcp_open_total", &labels),
-        1,
+        2,
         "{outbound}"
     );
 

@@ -9,6 +9,17 @@
 //! are. Then bytes are copied both ways until the connection ends
 //! (mesh-core's [`ForwardTcp`]).
 //!
+//! The forwarder cannot know what the bytes are, so over mutual TLS the
+//! connector offers no ALPN
+//! ([`Alpn::None`](mesh_tls::connect::Alpn::None)): a negotiated
+//! `http/1.1` would have the peer sidecar serve them as HTTP unread.
+//! With none, a peer port that detects its protocol reads the client's
+//! first bytes, as it does for plaintext, and carries a database
+//! protocol as bytes and HTTP sent through the port as HTTP. A protocol
+//! whose server speaks first sends no first bytes: detection waits for
+//! them until the peer's `detect_timeout` and closes the connection, so
+//! such a service's port must be served `opaque`.
+//!
 //! The outbound HTTP listener tunnels a `CONNECT` whose authority names a
 //! service through the same forwarders (mesh-core's
 //! [`ConnectTunnel`](mesh_core::proxy::ConnectTunnel)): an application
