@@ -15,7 +15,10 @@
 //!   so that the next hop's span is its child.
 //! - When the caller's context is sampled, it reports the span when the
 //!   response ends: at its trailers or last frame, since a response is
-//!   not done at its head, and a gRPC call's outcome comes after it. A
+//!   not done at its head, and a gRPC call's outcome comes after it (with
+//!   the head for answers HTTP gives no body, to `HEAD` or a 204; and a
+//!   body dropped once it has sent its `content-length`, as hyper drops
+//!   it, has ended too). A
 //!   span is named by the request's method, as OpenTelemetry's HTTP
 //!   conventions name spans without a route (never by the path, which
 //!   would make a name per user id), with their attributes
