@@ -24,7 +24,10 @@ use hyper_util::{
 };
 use tower::Service;
 
-use crate::error::BoxError;
+use crate::{
+    error::BoxError,
+    serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT},
+};
 
 /// How the client connects and pools.
 #[derive(Clone, Debug)]
@@ -49,11 +52,21 @@ impl Default for ClientConfig {
 
 impl ClientConfig {
     /// The plaintext TCP connector this configuration describes: Nagle off,
-    /// the connect timeout applied.
+    /// the connect timeout applied, and TCP keepalive on.
+    ///
+    /// An upstream whose host died, or whose path dropped, sends no FIN:
+    /// without probes, a pooled connection to it looks alive, and a request
+    /// sent on it waits until the kernel gives up retransmitting, a quarter
+    /// of an hour later. Keepalive probes after 10 seconds of quiet (as
+    /// Linkerd's connect keepalive), then every 10 seconds, and gives up
+    /// after three unanswered ones.
     pub fn http_connector(&self) -> HttpConnector {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(10)));
+        connector.set_keepalive_interval(Some(Duration::from_secs(10)));
+        connector.set_keepalive_retries(Some(3));
         connector
     }
 }
@@ -116,7 +129,13 @@ where
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host);
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            // Requests multiplexed on an HTTP/2 connection whose upstream
+            // stopped answering would wait for it for ever; pings notice,
+            // with the server's timings, idle pooled connections included.
+            .http2_keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
+            .http2_keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
+            .http2_keep_alive_while_idle(true);
         let http1 = builder.build(connector.clone());
         let http2 = builder.http2_only(true).build(connector);
         Self {
