@@ -13,8 +13,9 @@
 //! stream has accepted no byte for the whole timeout. Any progress starts
 //! the clock again, so a slow reader is served at its pace; only one that
 //! reads nothing at all is cut. Reads are not timed: an idle keep-alive
-//! connection has the header read timeout, and an idle tunnel is allowed
-//! to be idle.
+//! connection has the header read timeout, an idle tunnel is allowed to be
+//! idle, and a read also waits while the application takes its time to
+//! answer.
 
 use std::{
     io,
