@@ -15,6 +15,25 @@
 //! Lookups are counted in `outbound_endpoint_resolutions_total{service,
 //! result}` (`result` is `success` or `failure`), and each service's
 //! endpoints in `outbound_endpoints{service}`.
+//!
+//! What the balancers think of those endpoints is read when `/metrics` is
+//! scraped (mesh-core's `EndpointGauges`), so requests pay nothing for it:
+//! `outbound_http_balancer_endpoints{service, endpoint_state}` for the
+//! HTTP balancers and `outbound_tcp_balancer_endpoints` for the TCP ones
+//! (`outbound.ports` and `CONNECT`), which keep failure accrual of their
+//! own. `endpoint_state` is `ready`, `failing` (out for a failure-accrual
+//! penalty) or `probing` (the penalty is over; the next request decides).
+//! Every runtime has its own balancers for a service; they are counted as
+//! one, each endpoint once, in the worst state any runtime holds it in,
+//! so the states add up to `outbound_endpoints`, whatever `server.threads`
+//! says. The labels are the service's name and the state, never an
+//! endpoint's address: DNS decides how many addresses there are.
+//!
+//! A TCP forwarder balances over a set even when its endpoints are fixed
+//! addresses, so that it can be viewed (mesh-core's `ForwardTcp` offers no
+//! view of a fixed balancer): that costs each connection one atomic load.
+//! HTTP forwarders with fixed endpoints stay fixed, viewed through
+//! `Forward::balancer_view`, and their requests pay nothing.
 
 use std::{
     future::Future,
@@ -24,7 +43,7 @@ use std::{
 };
 
 use mesh_core::proxy::{
-    EndpointSet, FailureAccrual, Forward, ForwardTcp,
+    BalancerView, EndpointGauges, EndpointSet, FailureAccrual, Forward, ForwardTcp,
     resolve::{EndpointAddr, Resolution, Resolver, Round},
 };
 use prometheus_client::{
@@ -33,11 +52,36 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// The metric families endpoint resolution counts into.
-#[derive(Clone, Debug, Default)]
+/// The metric families endpoint resolution counts into, and the gauges
+/// of the balancers' endpoints by state, read when scraped.
+#[derive(Clone, Debug)]
 pub(crate) struct ResolveMetrics {
     resolutions: Family<ResolutionLabels, Counter>,
     endpoints: Family<ServiceLabels, Gauge>,
+    http_balancers: EndpointGauges<ServiceLabels>,
+    tcp_balancers: EndpointGauges<ServiceLabels>,
+}
+
+impl Default for ResolveMetrics {
+    /// Families registered nowhere.
+    fn default() -> Self {
+        Self {
+            resolutions: Family::default(),
+            endpoints: Family::default(),
+            http_balancers: EndpointGauges::new(
+                "outbound_http_balancer_endpoints",
+                "The endpoints of an outbound service's HTTP balancers, by state: ready, \
+                 failing (out for a failure-accrual penalty) or probing (penalty over, \
+                 the next request decides).",
+            ),
+            tcp_balancers: EndpointGauges::new(
+                "outbound_tcp_balancer_endpoints",
+                "The endpoints of an outbound service's TCP balancers, by state: ready, \
+                 failing (out for a failure-accrual penalty) or probing (penalty over, \
+                 the next connection decides).",
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -72,6 +116,8 @@ impl ResolveMetrics {
             "The endpoints an outbound service balances over",
             metrics.endpoints.clone(),
         );
+        registry.register_collector(Box::new(metrics.http_balancers.clone()));
+        registry.register_collector(Box::new(metrics.tcp_balancers.clone()));
         metrics
     }
 
@@ -94,6 +140,11 @@ impl ResolveMetrics {
             success,
             failure,
             endpoints,
+            balancers: BalancerGauges {
+                http: self.http_balancers.clone(),
+                tcp: self.tcp_balancers.clone(),
+                service,
+            },
         }
     }
 }
@@ -104,6 +155,15 @@ struct ResolveHandles {
     success: Counter,
     failure: Counter,
     endpoints: Gauge,
+    balancers: BalancerGauges,
+}
+
+/// Where one service's balancers are reported, on every runtime.
+#[derive(Clone, Debug)]
+struct BalancerGauges {
+    http: EndpointGauges<ServiceLabels>,
+    tcp: EndpointGauges<ServiceLabels>,
+    service: ServiceLabels,
 }
 
 impl ResolveHandles {
@@ -190,33 +250,50 @@ impl ServiceEndpoints {
     /// The `Forward` of one runtime, over `client`: fixed when every
     /// endpoint is an address (`None` if there is none), else over a set
     /// of its own that the resolver keeps current.
+    ///
+    /// The balancer is reported in `outbound_http_balancer_endpoints`.
     pub(crate) fn forward<C>(&self, client: C) -> Option<Forward<C>> {
-        Some(match self.runtime_endpoints()? {
+        let (forward, view) = match self.runtime_endpoints()? {
             RuntimeEndpoints::Fixed(endpoints) => {
                 let forward = Forward::new(client, endpoints).ok()?;
-                match self.accrual {
+                let forward = match self.accrual {
                     Some(accrual) => forward.with_failure_accrual(accrual),
                     None => forward,
-                }
+                };
+                let view = forward.balancer_view();
+                (forward, view)
             }
-            RuntimeEndpoints::Set(set) => Forward::with_endpoints(client, &set),
-        })
+            RuntimeEndpoints::Set(set) => (Forward::with_endpoints(client, &set), Some(set.view())),
+        };
+        if let Some(view) = view {
+            self.report(&self.handles.balancers.http, view);
+        }
+        Some(forward)
     }
 
     /// The TCP forwarder of one runtime, over `connector`, balanced as
     /// [`forward`](Self::forward) balances requests, with a balancer of
-    /// its own.
+    /// its own, reported in `outbound_tcp_balancer_endpoints`. Fixed
+    /// endpoints get a set that is never updated: the one way to view a
+    /// TCP balancer (see the [module docs](self)).
     pub(crate) fn forward_tcp<C>(&self, connector: C) -> Option<ForwardTcp<C>> {
-        Some(match self.runtime_endpoints()? {
+        let set = match self.runtime_endpoints()? {
             RuntimeEndpoints::Fixed(endpoints) => {
-                let forward = ForwardTcp::new(connector, endpoints).ok()?;
+                let set = EndpointSet::new(endpoints).ok()?;
                 match self.accrual {
-                    Some(accrual) => forward.with_failure_accrual(accrual),
-                    None => forward,
+                    Some(accrual) => set.with_failure_accrual(accrual),
+                    None => set,
                 }
             }
-            RuntimeEndpoints::Set(set) => ForwardTcp::with_endpoints(connector, &set),
-        })
+            RuntimeEndpoints::Set(set) => set,
+        };
+        self.report(&self.handles.balancers.tcp, set.view());
+        Some(ForwardTcp::with_endpoints(connector, &set))
+    }
+
+    /// Reports one runtime's balancer under the service's name.
+    fn report(&self, gauges: &EndpointGauges<ServiceLabels>, view: BalancerView) {
+        gauges.add(self.handles.balancers.service.clone(), view);
     }
 
     /// The endpoints a new balancer starts from: fixed addresses, or a

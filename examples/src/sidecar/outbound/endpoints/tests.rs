@@ -218,3 +218,106 @@ async fn tcp_connections_follow_the_names_answers_like_requests() {
     let mut http = endpoints.forward(echo()).unwrap();
     assert_eq!(send(&mut http).await, Ok("10.0.0.2:8080".into()));
 }
+
+/// The line of `family` for `service` in `state`, without its value.
+fn balancer_line(family: &str, service: &str, state: &str) -> String {
+    format!("{family}{{service=\"{service}\",endpoint_state=\"{state}\"}} ")
+}
+
+/// The value of `family` for `service` in `state`.
+fn balancer_gauge(text: &str, family: &str, service: &str, state: &str) -> Option<i64> {
+    let line = balancer_line(family, service, state);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map(|value| value.parse().unwrap())
+}
+
+#[tokio::test]
+async fn balancer_gauges_count_each_endpoint_once_whatever_the_runtimes_and_follow_answers() {
+    const HTTP: &str = "outbound_http_balancer_endpoints";
+    const TCP: &str = "outbound_tcp_balancer_endpoints";
+    let dns = Dns::default();
+    dns.answer("emoji", &[1, 2]);
+    let mut registry = Registry::default();
+    let metrics = ResolveMetrics::register(&mut registry);
+    let emoji = ServiceEndpoints::with_lookup("emoji", &[emoji()], None, &metrics, |host, port| {
+        dns.lookup_now(host, port)
+    });
+    let web = ServiceEndpoints::new("web", &[EndpointAddr::Socket(addr(7))], None, &metrics);
+    let refuse = || {
+        tower::service_fn(|_: http::Uri| async {
+            Err::<hyper_util::rt::TokioIo<tokio::io::DuplexStream>, io::Error>(
+                io::ErrorKind::ConnectionRefused.into(),
+            )
+        })
+    };
+    // Three runtimes, each with its HTTP and TCP balancers of each service.
+    let runtimes: Vec<_> = (0..3)
+        .map(|_| {
+            (
+                emoji.forward(echo()).unwrap(),
+                emoji.forward_tcp(refuse()).unwrap(),
+                web.forward(echo()).unwrap(),
+                web.forward_tcp(refuse()).unwrap(),
+            )
+        })
+        .collect();
+    let text = exposition(&registry);
+    for family in [HTTP, TCP] {
+        assert_eq!(
+            balancer_gauge(&text, family, "emoji", "ready"),
+            Some(2),
+            "{text}"
+        );
+        assert_eq!(
+            balancer_gauge(&text, family, "emoji", "failing"),
+            Some(0),
+            "{text}"
+        );
+        assert_eq!(
+            balancer_gauge(&text, family, "emoji", "probing"),
+            Some(0),
+            "{text}"
+        );
+        assert_eq!(
+            balancer_gauge(&text, family, "web", "ready"),
+            Some(1),
+            "{text}"
+        );
+    }
+
+    let mut resolver = emoji.lookups(dns.lookup()).unwrap();
+    dns.answer("emoji", &[1, 2, 3]);
+    emoji.apply(&resolver.resolve().await);
+    let text = exposition(&registry);
+    for family in [HTTP, TCP] {
+        assert_eq!(
+            balancer_gauge(&text, family, "emoji", "ready"),
+            Some(3),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("outbound_endpoints{service=\"emoji\"} 3"),
+        "{text}"
+    );
+    dns.answer("emoji", &[3]);
+    emoji.apply(&resolver.resolve().await);
+    let text = exposition(&registry);
+    assert_eq!(
+        balancer_gauge(&text, HTTP, "emoji", "ready"),
+        Some(1),
+        "{text}"
+    );
+
+    // Once the runtimes are gone, the fixed balancers are no longer
+    // reported; the sets the resolver keeps updating still are.
+    drop(runtimes);
+    let text = exposition(&registry);
+    assert_eq!(balancer_gauge(&text, HTTP, "web", "ready"), None, "{text}");
+    assert_eq!(
+        balancer_gauge(&text, HTTP, "emoji", "ready"),
+        Some(1),
+        "{text}"
+    );
+}
