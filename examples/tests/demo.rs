@@ -1,15 +1,19 @@
-//! The demo mesh, run for a few seconds under the real clock: it holds its
-//! promises with retries, breaks the success promise without them, and
-//! removes its files either way. And the first line of `--help` of the
-//! programs the README runs, `demo` and `sidecar`, which needs them built:
-//! `cargo build -p mesh-examples --example demo --example sidecar`.
+//! What the README's walkthrough runs. The demo mesh, run for a few seconds
+//! under the real clock: it holds its promises with retries, breaks the
+//! success promise without them, and removes its files either way. The
+//! first line of `--help` of `demo` and `sidecar`, which needs them built:
+//! `cargo build -p mesh-examples --example demo --example sidecar`. And the
+//! sidecar files the README writes by hand, which must stay valid.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{num::NonZeroU32, path::PathBuf, time::Duration};
 
-use mesh_examples::demo::{
-    self, DemoConfig,
-    report::{Breach, Summary},
+use mesh_examples::{
+    demo::{
+        self, DemoConfig,
+        report::{Breach, Summary},
+    },
+    sidecar::config::SidecarConfig,
 };
 
 /// Runs the demo for 3 seconds at 40 requests a second: its summary and
@@ -111,5 +115,61 @@ fn each_program_opens_its_help_with_what_it_is() {
     assert_eq!(
         help_title("demo"),
         "Runs the demo mesh on this machine and shows it working"
+    );
+}
+
+/// The files the README writes with `cat > NAME <<'YAML'`, in order, as
+/// (NAME, text).
+fn readme_files() -> Vec<(String, String)> {
+    let readme = include_str!("../../README.md");
+    let mut files = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .strip_prefix("cat > ")
+            .and_then(|rest| rest.strip_suffix(" <<'YAML'"))
+        else {
+            continue;
+        };
+        let text: Vec<&str> = lines.by_ref().take_while(|l| *l != "YAML").collect();
+        files.push((name.to_owned(), text.join("\n") + "\n"));
+    }
+    files
+}
+
+#[test]
+fn the_sidecar_files_the_readme_writes_are_valid() {
+    let files = readme_files();
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "sidecar.yaml",
+            "ingress.yaml",
+            "web-policy.yaml",
+            "web.yaml",
+            "vote.yaml"
+        ]
+    );
+    for (name, text) in files.iter().filter(|(name, _)| name != "web-policy.yaml") {
+        if let Err(error) = SidecarConfig::from_yaml(text, name) {
+            panic!("{name} in README.md: {error}");
+        }
+    }
+}
+
+#[test]
+fn the_readmes_bad_file_gets_the_error_the_readme_shows() {
+    let (_, sidecar_yaml) = readme_files().into_iter().next().unwrap();
+    let bad = sidecar_yaml.replace("127.0.0.1:4140 ", "127.0.0.1:99999");
+    assert_ne!(
+        bad, sidecar_yaml,
+        "the outbound listener moved in README.md"
+    );
+    let error = SidecarConfig::from_yaml(&bad, "sidecar.yaml").unwrap_err();
+    let shown = format!("error: {error}");
+    assert!(
+        include_str!("../../README.md").contains(&format!("\n{shown}\n")),
+        "README.md should show: {shown}"
     );
 }
