@@ -116,7 +116,7 @@ async fn shutdown_is_refused_from_a_non_loopback_peer() {
 }
 
 #[tokio::test]
-async fn shutdown_over_a_real_loopback_connection_stops_the_server() {
+async fn shutdown_over_a_real_loopback_connection_stops_the_server_unless_a_page_sent_it() {
     let (trigger, shutdown) = serve::shutdown::channel();
     let admin = Admin::new(Registry::default(), Readiness::new()).with_shutdown(trigger);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,6 +124,31 @@ async fn shutdown_over_a_real_loopback_connection_stops_the_server() {
     let task =
         tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, admin, shutdown));
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    // What a script on any page open on the host can send to loopback
+    // without asking first: refused, and the server keeps serving.
+    for (name, value) in [
+        ("origin", "https://attacker.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let res = client
+            .request(
+                Request::post(format!("http://{addr}/shutdown"))
+                    .header(name, value)
+                    .body(Empty::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{name}: {value}");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("web page"),
+            "{body:?}"
+        );
+    }
+    assert!(!task.is_finished());
     let res = client
         .request(
             Request::post(format!("http://{addr}/shutdown"))

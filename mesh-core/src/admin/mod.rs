@@ -8,7 +8,7 @@
 //! | `GET /live` | `200 live` while the process serves at all |
 //! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
 //! | `GET /metrics` | the registry in OpenMetrics text |
-//! | `POST /shutdown` | starts a graceful shutdown; only from loopback, `403` for anyone else |
+//! | `POST /shutdown` | starts a graceful shutdown; only from loopback, and not from a web page (`Origin` or `Sec-Fetch-Site`), `403` otherwise |
 //! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
 //! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`](mod@env)); only from loopback; `404` unless [`Admin::with_env`] turned it on |
 //! | anything else | the [extension](#extensions), if there is one; `404` otherwise |
@@ -223,6 +223,13 @@ impl Admin {
                 "shutdown is only accepted from loopback\n",
             );
         }
+        if from_browser_page(req) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "shutdown is not accepted from a web page (the request has Origin or \
+                 Sec-Fetch-Site)\n",
+            );
+        }
         match &self.shutdown {
             Some(trigger) => {
                 tracing::info!("shutdown requested through the admin server");
@@ -245,6 +252,24 @@ pub fn from_loopback<B>(req: &Request<B>) -> bool {
         // A dual-stack listener sees an IPv4 peer as `::ffff:a.b.c.d`,
         // which `is_loopback` alone does not count as loopback.
         .is_some_and(|info| info.remote_addr.ip().to_canonical().is_loopback())
+}
+
+/// Whether `req` was sent by a script on a web page rather than by a tool.
+///
+/// A `POST` with no body is a "simple" request: a browser sends it to any
+/// address a page names, `127.0.0.1` included, without asking the server
+/// first, so any page open on the host could stop the proxy through a
+/// loopback check alone. Browsers mark what they send with `Origin` (every
+/// `POST` they make) and `Sec-Fetch-Site`; `curl`, kubelet's `preStop` hook
+/// and `linkerd-await`-style wrappers send neither. A `Sec-Fetch-Site:
+/// none` is a request the user made themselves (typed into the address
+/// bar), which is not a `POST`.
+fn from_browser_page<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|site| site.as_bytes() != b"none")
 }
 
 /// `405 Method Not Allowed`, with the `Allow` header RFC 9110 §15.5.6
