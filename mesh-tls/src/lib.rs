@@ -111,7 +111,8 @@ pub use self::{
     cert::{BadCertificate, NoIdentity, in_trust_domain},
     client_id::{ClientId, ClientIdLayer, MESH_CLIENT_ID},
     connect::{
-        ClientIo, ConnectConfig, ConnectError, OutboundTls, ServerTls, TlsConnector, TlsTargets,
+        Alpn, ClientIo, ConnectConfig, ConnectError, OutboundTls, ServerTls, TlsConnector,
+        TlsTargets,
     },
     creds::{CredentialError, CredentialFiles, Credentials},
     metrics::TlsMetrics,

@@ -16,9 +16,11 @@ pub const DEFAULT_INBOUND_LISTEN: SocketAddr =
 /// otherwise: SMTP (25, 587), MySQL (3306), Galera (4444), PostgreSQL
 /// (5432), Redis (6379), Elasticsearch (9300) and Memcached (11211).
 ///
-/// These are Linkerd's default opaque ports. They carry server-first
-/// protocols: the server speaks before the client, so protocol detection
-/// would wait for client bytes that never come.
+/// These are Linkerd's default opaque ports, those of protocols its
+/// documentation lists as interacting poorly with protocol detection. In
+/// SMTP and MySQL the server speaks first, so detection would wait for
+/// client bytes that never come; the others are client-first, and skip
+/// detection altogether.
 pub const DEFAULT_OPAQUE_PORTS: [u16; 8] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
 
 /// The inbound section: the listeners that forward to the local application.
