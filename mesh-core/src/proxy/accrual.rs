@@ -303,6 +303,25 @@ mod tests {
     }
 
     #[test]
+    fn the_state_reads_in_out_and_probation_without_claiming_the_probe() {
+        let accrual = accrual(1, 0.0);
+        let health = Health::default();
+        assert_eq!(health.state(0), EndpointState::Ready);
+        health.record(&accrual, false, false, 0);
+        assert_eq!(health.state(SECOND - 1), EndpointState::Failing);
+        assert_eq!(health.state(SECOND), EndpointState::Probing);
+        assert_eq!(health.state(SECOND), EndpointState::Probing);
+        assert_eq!(health.standing(SECOND), Standing::Probe, "still unclaimed");
+        assert_eq!(
+            health.state(SECOND),
+            EndpointState::Probing,
+            "while in flight"
+        );
+        health.record(&accrual, true, true, SECOND);
+        assert_eq!(health.state(SECOND), EndpointState::Ready);
+    }
+
+    #[test]
     fn while_out_only_the_probe_counts() {
         let accrual = accrual(1, 0.0);
         let health = Health::default();

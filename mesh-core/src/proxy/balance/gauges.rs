@@ -52,6 +52,7 @@
 use std::{
     collections::HashMap,
     fmt,
+    hash::Hash,
     net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
 };
@@ -95,7 +96,7 @@ impl EndpointCounts {
 
 impl<L> EndpointGauges<L>
 where
-    L: EncodeLabelSet + PartialEq + Clone + fmt::Debug + Send + Sync + 'static,
+    L: EncodeLabelSet + Eq + Hash + Clone + fmt::Debug + Send + Sync + 'static,
 {
     /// A family called `name` (under the prefix of the registry it is
     /// registered in), described by `help` as given (a registry's
@@ -119,18 +120,16 @@ where
     /// were first added.
     pub fn counts(&self) -> Vec<(L, EndpointCounts)> {
         let mut targets: Vec<(L, HashMap<SocketAddr, EndpointState>)> = Vec::new();
+        let mut index_of: HashMap<L, usize> = HashMap::new();
         let mut balancers = self.lock();
         balancers.retain(|(labels, view)| {
             let Some(endpoints) = view.endpoints() else {
                 return false;
             };
-            let index = match targets.iter().position(|(l, _)| l == labels) {
-                Some(index) => index,
-                None => {
-                    targets.push((labels.clone(), HashMap::new()));
-                    targets.len() - 1
-                }
-            };
+            let index = *index_of.entry(labels.clone()).or_insert_with(|| {
+                targets.push((labels.clone(), HashMap::new()));
+                targets.len() - 1
+            });
             if let Some((_, states)) = targets.get_mut(index) {
                 for (addr, state) in endpoints {
                     let worst = states.entry(addr).or_insert(state);
@@ -183,7 +182,7 @@ impl<L> fmt::Debug for EndpointGauges<L> {
 
 impl<L> Collector for EndpointGauges<L>
 where
-    L: EncodeLabelSet + PartialEq + Clone + fmt::Debug + Send + Sync + 'static,
+    L: EncodeLabelSet + Eq + Hash + Clone + fmt::Debug + Send + Sync + 'static,
 {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let counts = self.counts();
