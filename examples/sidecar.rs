@@ -160,8 +160,9 @@ enum Command {
     },
     /// Add the sidecar to Kubernetes workload manifests, like `linkerd inject`.
     Inject {
-        /// The manifests: a file, or `-` for standard input.
-        #[arg(default_value = "-")]
+        /// The manifests: a file, or `-` for standard input (as
+        /// `linkerd inject`, it asks for one rather than wait on a
+        /// terminal).
         file: PathBuf,
         /// The sidecar's image.
         #[arg(long, default_value_t = sidecar::inject::Image::default())]

@@ -603,3 +603,18 @@ fn the_cli_reads_standard_input_and_notes_on_standard_error() {
     let error = String::from_utf8(output.stderr).unwrap();
     assert!(error.contains("error: stdin: document 1"), "{error}");
 }
+
+#[test]
+fn inject_without_a_file_is_a_usage_error_not_a_wait_on_standard_input() {
+    // As `linkerd inject` asks for its file: a bare `sidecar inject` typed
+    // at a terminal would otherwise sit reading standard input, silently.
+    let output = std::process::Command::new(sidecar_binary())
+        .arg("inject")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the sidecar example is built: `cargo build -p mesh-examples --example sidecar`");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(error.contains("<FILE>"), "{error}");
+    assert!(output.stdout.is_empty());
+}
