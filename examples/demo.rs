@@ -47,11 +47,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Logs go to standard error, plain unless it is a terminal: standard
+    // output carries the tables and the summary, for people and for grep.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let config = DemoConfig {

@@ -173,3 +173,31 @@ fn the_readmes_bad_file_gets_the_error_the_readme_shows() {
         "README.md should show: {shown}"
     );
 }
+
+#[test]
+fn the_demo_logs_to_standard_error_without_colour_codes_when_not_a_terminal() {
+    // The tables and the summary are standard output, for people and for
+    // CI's grep; logs must not land among them, and a log file or a pipe
+    // gets plain text.
+    let exe = std::env::current_exe().unwrap();
+    let demo = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/demo");
+    let output = std::process::Command::new(&demo)
+        .args(["--duration", "2s", "--admin-port", "0", "--rps", "5"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the demo example is built: `cargo build -p mesh-examples --example demo`");
+    let (out, err) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(output.status.success(), "{out}\n{err}");
+    assert!(err.contains("sidecar started"), "{err}");
+    assert!(!out.contains("sidecar started"), "{out}");
+    assert!(!err.contains('\u{1b}') && !out.contains('\u{1b}'), "{err}");
+    assert!(out.starts_with("the demo mesh: "), "{out}");
+}
