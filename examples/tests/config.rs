@@ -50,6 +50,7 @@ server:
   threads: 2
   http2_keep_alive_interval: 5s
   http2_keep_alive_timeout: 7s
+  write_stall_timeout: 45s
 ";
 
 #[test]
@@ -99,6 +100,7 @@ fn full_example_parses_to_the_values_written() {
             threads: 2,
             http2_keep_alive_interval: Some(Duration::from_secs(5)),
             http2_keep_alive_timeout: Duration::from_secs(7),
+            write_stall_timeout: Duration::from_secs(45),
         }
     );
     assert_eq!(config.server.worker_threads().get(), 2);
@@ -606,6 +608,21 @@ fn http2_pings_default_to_10s_and_20s_and_0s_turns_them_off() {
         &error,
         ConfigErrorKind::InvalidValue,
         "server.http2_keep_alive_timeout",
+        3,
+    );
+}
+
+#[test]
+fn the_write_stall_timeout_defaults_to_60s_and_is_never_zero() {
+    assert_eq!(
+        parse("").unwrap().server.write_stall_timeout,
+        Duration::from_secs(60)
+    );
+    let error = reject("server:\n  threads: 1\n  write_stall_timeout: 0s\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "server.write_stall_timeout",
         3,
     );
 }

@@ -194,8 +194,10 @@ async fn an_http1_client_that_never_reads_its_response_is_closed() {
 
 #[tokio::test]
 async fn the_write_stall_timeout_is_the_configured_one() {
-    let server =
-        Server::new(ServerConfig::default()).with_write_stall_timeout(Duration::from_secs(5));
+    let server = Server::new(ServerConfig {
+        write_stall_timeout: Duration::from_secs(5),
+        ..ServerConfig::default()
+    });
     let lasted = unread_response_lasts(server).await;
     assert!(
         (Duration::from_millis(4900)..=Duration::from_millis(5100)).contains(&lasted),

@@ -125,6 +125,7 @@ impl Worker {
             shutdown_grace: tuning.shutdown_grace,
             http2_keep_alive_interval: tuning.http2_keep_alive_interval,
             http2_keep_alive_timeout: tuning.http2_keep_alive_timeout,
+            write_stall_timeout: tuning.write_stall_timeout,
         }
     }
 

@@ -150,7 +150,7 @@ where
             info,
             lease: self.lease.closing_at(retire.close_at()),
         };
-        let io = TokioIo::new(WriteStall::new(io, self.shared.write_stall_timeout));
+        let io = TokioIo::new(WriteStall::new(io, self.shared.config.write_stall_timeout));
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();

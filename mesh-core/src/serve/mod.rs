@@ -16,7 +16,7 @@
 //! No peer holds a connection by doing nothing: detection, the HTTP/1
 //! header read and HTTP/2's preface are timed, idle HTTP/2 connections
 //! are pinged, and a peer that stops reading its responses is cut
-//! ([`Server::with_write_stall_timeout`]).
+//! ([`ServerConfig::write_stall_timeout`]).
 //!
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; connections still in their
@@ -100,7 +100,7 @@ pub const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long an HTTP connection's writes may wait for the peer to read by
-/// default: see [`Server::with_write_stall_timeout`].
+/// default: see [`ServerConfig::write_stall_timeout`].
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`Server`] treats its connections.
@@ -148,6 +148,17 @@ pub struct ServerConfig {
     /// How long a ping may go unanswered before the connection is closed.
     /// Default [`HTTP2_KEEP_ALIVE_TIMEOUT`], 20 seconds.
     pub http2_keep_alive_timeout: Duration,
+    /// How long an HTTP connection's writes may wait for the peer to read
+    /// a byte before the connection is closed. Default
+    /// [`WRITE_STALL_TIMEOUT`], 60 seconds.
+    ///
+    /// A client that asks for a large response and never reads it would
+    /// otherwise hold its connection, and its place under the limit, for
+    /// ever: hyper times only the wait for a request's headers. A client
+    /// that reads slowly is not affected, since every byte it takes starts
+    /// the clock again. The bound stays with a connection upgraded to a
+    /// tunnel: a tunnel whose client reads nothing for this long is closed.
+    pub write_stall_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -161,6 +172,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
             http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
         }
     }
 }
@@ -197,7 +209,6 @@ pub struct Server<A = PlaintextAccept> {
 #[derive(Clone, Debug)]
 struct Shared {
     config: ServerConfig,
-    write_stall_timeout: Duration,
     http1: hyper::server::conn::http1::Builder,
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
@@ -217,7 +228,6 @@ impl Server {
         Self {
             inner: Arc::new(Shared {
                 config,
-                write_stall_timeout: WRITE_STALL_TIMEOUT,
                 http1,
                 http2,
             }),
@@ -235,22 +245,6 @@ impl<A> Server<A> {
             inner: self.inner,
             accept,
         }
-    }
-
-    /// Closes an HTTP connection once its writes have waited `timeout`
-    /// for the peer to read a byte. Default [`WRITE_STALL_TIMEOUT`], 60
-    /// seconds.
-    ///
-    /// A client that asks for a large response and never reads it would
-    /// otherwise hold its connection, and its place under the limit, for
-    /// ever: hyper times only the wait for a request's headers. A client
-    /// that reads slowly is not affected, since every byte it takes starts
-    /// the clock again. The bound stays with a connection upgraded to a
-    /// tunnel: a tunnel whose client reads nothing for this long is closed.
-    #[must_use]
-    pub fn with_write_stall_timeout(mut self, timeout: Duration) -> Self {
-        Arc::make_mut(&mut self.inner).write_stall_timeout = timeout;
-        self
     }
 
     /// The server's configuration.

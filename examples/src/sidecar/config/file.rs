@@ -140,6 +140,7 @@ pub(super) struct ServerSection {
     pub(super) threads: Option<usize>,
     pub(super) http2_keep_alive_interval: Option<Grace>,
     pub(super) http2_keep_alive_timeout: Option<Timeout>,
+    pub(super) write_stall_timeout: Option<Timeout>,
 }
 
 /// What a value should have been, as its parse error.

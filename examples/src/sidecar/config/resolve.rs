@@ -335,6 +335,9 @@ fn resolve_server(section: &ServerSection) -> ServerTuning {
     if let Some(timeout) = section.http2_keep_alive_timeout {
         tuning.http2_keep_alive_timeout = timeout.0;
     }
+    if let Some(timeout) = section.write_stall_timeout {
+        tuning.write_stall_timeout = timeout.0;
+    }
     tuning
 }
 

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use mesh_core::serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT};
+use mesh_core::serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, WRITE_STALL_TIMEOUT};
 use mesh_metrics::{dashboard::DashboardConfig, query::Target};
 use serde::Deserialize;
 
@@ -135,7 +135,7 @@ pub(super) fn resolve_dashboard(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerTuning {
     /// How long a client may take to send a request's headers before the
-    /// connection is closed. Default 10 seconds. Never zero.
+    /// connection is closed. Default 60 seconds. Never zero.
     pub header_read_timeout: Duration,
     /// How long protocol detection waits for a connection's first bytes.
     /// Default 10 seconds. Never zero.
@@ -156,6 +156,11 @@ pub struct ServerTuning {
     /// How long a ping may go unanswered before the connection is closed.
     /// Default 20 seconds. Never zero.
     pub http2_keep_alive_timeout: Duration,
+    /// How long an HTTP connection's writes may wait for the peer to read
+    /// a byte before the connection is closed, so that a client that
+    /// never reads its response does not hold its place for ever. Default
+    /// 60 seconds (nginx's `send_timeout`). Never zero.
+    pub write_stall_timeout: Duration,
 }
 
 impl ServerTuning {
@@ -189,6 +194,7 @@ impl Default for ServerTuning {
             threads: 0,
             http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
             http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
         }
     }
 }
