@@ -212,7 +212,7 @@ async fn other_requests_and_connects_to_unknown_targets_go_to_the_inner_service(
 }
 
 #[tokio::test]
-async fn a_tunnel_whose_endpoint_refuses_is_closed() {
+async fn a_connect_whose_endpoint_refuses_is_answered_502_before_any_200() {
     let dead = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
@@ -220,12 +220,43 @@ async fn a_tunnel_whose_endpoint_refuses_is_closed() {
         .unwrap();
     let (open, closed) = mesh_core::proxy::connect::open_tunnels();
     let (addr, trigger, server) = connect_proxy(dead, open).await;
-    let (mut conn, head) = send_connect(addr, "db:5432", b"").await;
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
-    let mut rest = Vec::new();
-    let _ = conn.read_to_end(&mut rest).await;
-    assert!(rest.is_empty());
+    // The client learns that the tunnel failed, and from where, before it
+    // sends a byte into it: not a 200 and then a closed connection.
+    let (_conn, head) = send_connect(addr, "db:5432", b"").await;
+    assert!(head.starts_with("http/1.1 502 "), "{head}");
+    assert!(
+        head.contains("mesh-error: upstream connect error\r\n"),
+        "{head}"
+    );
     trigger.trigger();
     server.await.unwrap();
     closed.wait().await;
+}
+
+#[tokio::test]
+async fn a_connect_to_a_target_without_endpoints_is_answered_503() {
+    use mesh_core::proxy::{ConnectTunnel, EndpointSet};
+    let mut connector = ClientConfig::default().http_connector();
+    connector.enforce_http(false);
+    let set = EndpointSet::empty();
+    let forward = ForwardTcp::with_endpoints(connector, &set);
+    let targets =
+        move |authority: &http::uri::Authority| (authority.host() == "db").then(|| forward.clone());
+    let not_found = tower::service_fn(|_: http::Request<hyper::body::Incoming>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::BoxBody::default()))
+    });
+    let stack = ConnectTunnel::new(not_found, targets);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, stack, shutdown));
+    let (_conn, head) = send_connect(addr, "db:5432", b"").await;
+    assert!(head.starts_with("http/1.1 503 "), "{head}");
+    assert!(
+        head.contains("mesh-error: service unavailable\r\n"),
+        "{head}"
+    );
+    trigger.trigger();
+    server.await.unwrap();
 }

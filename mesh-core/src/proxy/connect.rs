@@ -13,14 +13,28 @@
 //! # How
 //!
 //! [`ConnectTunnel`] sits in front of a stack. A `CONNECT` whose authority
-//! its `targets` function maps to an opaque-connection service (a
-//! [`ForwardTcp`](super::ForwardTcp), typically) is answered `200` at
-//! once; when the client's side of the upgrade completes, the connection
-//! (bytes the client sent after its request head included) is handed to
-//! that service as an [`OpaqueConnection`]. Every other request, a
-//! `CONNECT` to an unknown target included, goes to the inner stack
-//! unchanged, which answers as it does (a `404` from a router, a `501`
-//! from `Forward`).
+//! its `targets` function maps to a [`ForwardTcp`] is not answered until
+//! the forwarder has picked an endpoint and connected to it (mutual TLS
+//! included, within its connect timeout, counted by its balancer as a
+//! forwarded connection is). Then the answer is `200`, and when the
+//! client's side of the upgrade completes, the connection (bytes the
+//! client sent after its request head included) is joined with the
+//! endpoint's. Every other request, a `CONNECT` to an unknown target
+//! included, goes to the inner stack unchanged, which answers as it does
+//! (a `404` from a router, a `501` from `Forward`).
+//!
+//! A target that cannot be reached gets the mesh's error answer, never a
+//! `200`: `502` (`mesh-error: upstream connect error`) when the endpoint
+//! refused, failed the handshake or took too long, `503` (`mesh-error:
+//! service unavailable`) when there is no endpoint to try. Envoy and
+//! Squid also connect before they answer, and answer a failed connect
+//! with an error status (503, both); ours are the ones `Forward` gives
+//! an HTTP request in the same plight. It is what clients can use: curl
+//! reports `CONNECT tunnel failed, response 502`, where a `200` followed
+//! by a closed connection reads as a TLS handshake cut short, with no
+//! hint that the target was the trouble. Clients wait for the `200`
+//! before they send, so answering before the connect would save them
+//! nothing.
 //!
 //! Once the `200` is sent the server's connection task is over. When the
 //! request carries the server's lease (see [`serve`](crate::serve)), the
@@ -30,32 +44,38 @@
 //! limit and runs until either side closes it or its runtime stops;
 //! [`open_tunnels`] lets the owner of the runtime wait for the tunnels to
 //! close before stopping it.
-//!
-//! A target that cannot be reached closes the tunnel: the `200` is sent
-//! before the connect, as most HTTP proxies do, so that the client's
-//! first bytes need not wait for a round trip, and a byte stream has no
-//! way to carry the error after it.
 
 use std::{
     convert::Infallible,
     fmt,
-    task::{Context, Poll},
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    task::{Context, Poll, ready},
 };
 
 use futures_util::future::Either;
-use http::{Method, Request, Response, uri::Authority};
+use http::{Method, Request, Response, Uri, uri::Authority};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
-use tower::{Service, ServiceExt};
+use tower::Service;
 
-use crate::{conn::ConnectionInfo, error::BoxError, serve::OpaqueConnection, serve::lease::Lease};
+use super::{
+    forward::NoEndpoints,
+    tcp::{ConnectFailed, Connected, Connecting, ForwardTcp},
+};
+use crate::{
+    conn::ConnectionInfo,
+    error::{BoxError, ProxyErrorKind},
+    serve::{OpaqueConnection, lease::Lease},
+};
 
 /// Answers `CONNECT` to the targets `T` knows with a tunnel, and hands
 /// every other request to `S`. See the [module docs](self).
 ///
-/// `T` is a function from the `CONNECT`'s authority to the service that
-/// takes the tunnelled connection, or `None` for a target it does not
+/// `T` is a function from the `CONNECT`'s authority to the forwarder
+/// whose endpoints the tunnel goes to, or `None` for a target it does not
 /// know.
 #[derive(Clone)]
 pub struct ConnectTunnel<S, T> {
@@ -93,18 +113,18 @@ impl<S, T> ConnectTunnel<S, T> {
     }
 }
 
-impl<S, T, F, B, RB> Service<Request<B>> for ConnectTunnel<S, T>
+impl<S, T, C, B, RB> Service<Request<B>> for ConnectTunnel<S, T>
 where
     S: Service<Request<B>, Response = Response<RB>>,
     RB: Default,
-    T: Fn(&Authority) -> Option<F>,
-    F: Service<OpaqueConnection, Response = ()> + Send + 'static,
-    F::Future: Send,
-    F::Error: Into<BoxError>,
+    T: Fn(&Authority) -> Option<ForwardTcp<C>>,
+    C: Service<Uri>,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    C::Error: Into<BoxError>,
 {
     type Response = Response<RB>;
     type Error = S::Error;
-    type Future = Either<std::future::Ready<Result<Response<RB>, S::Error>>, S::Future>;
+    type Future = Either<TunnelFuture<C, C::Future, RB, S::Error>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -125,49 +145,128 @@ where
         };
         let lease = req.extensions_mut().remove::<Lease>();
         let info = req.extensions_mut().remove::<ConnectionInfo>();
-        tracing::debug!(target = %req.uri(), "tunnelling CONNECT");
-        tunnel(downstream, target, info, lease, self.open.clone());
-        Either::Left(std::future::ready(Ok(Response::new(RB::default()))))
+        tracing::debug!(target = %req.uri(), "connecting a CONNECT tunnel");
+        Either::Left(TunnelFuture {
+            connecting: target.connect(),
+            tunnel: Some(Tunnel {
+                downstream,
+                info,
+                lease,
+                open: self.open.clone(),
+            }),
+            _marker: PhantomData,
+        })
     }
 }
 
-/// Once the client's side of the upgrade completes, hands the connection
-/// to `target`, until it is done or the `lease`'s server cuts it.
-fn tunnel<F>(
+pin_project_lite::pin_project! {
+    /// The answer to a `CONNECT` [`ConnectTunnel`] tunnels: `200` once
+    /// its target is connected, and the tunnel spawned; `503` or `502`
+    /// when there is no endpoint or it cannot be reached.
+    pub struct TunnelFuture<C, F, RB, E> {
+        #[pin]
+        connecting: Connecting<C, F>,
+        // Taken when the connect ends.
+        tunnel: Option<Tunnel>,
+        _marker: PhantomData<fn() -> (RB, E)>,
+    }
+}
+
+impl<C, F, RB, E> fmt::Debug for TunnelFuture<C, F, RB, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TunnelFuture")
+            .field("connecting", &self.connecting)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a tunnel needs once its target is connected.
+struct Tunnel {
     downstream: OnUpgrade,
-    target: F,
     info: Option<ConnectionInfo>,
     lease: Option<Lease>,
     open: Option<OpenTunnels>,
-) where
-    F: Service<OpaqueConnection, Response = ()> + Send + 'static,
-    F::Future: Send,
-    F::Error: Into<BoxError>,
+}
+
+impl<C, IO, RB, E> Future for TunnelFuture<C, C::Future, RB, E>
+where
+    C: Service<Uri, Response = IO>,
+    C::Error: Into<BoxError>,
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    RB: Default,
 {
-    tokio::spawn(async move {
-        let _open = open;
-        let cut = async move {
-            match lease {
-                Some(lease) => lease.cut().await,
-                None => std::future::pending().await,
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.connecting.poll(cx));
+        let Some(tunnel) = this.tunnel.take() else {
+            return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(false)));
+        };
+        match result {
+            Ok(connected) => {
+                tunnel.spawn(connected);
+                Poll::Ready(Ok(Response::new(RB::default())))
             }
-        };
-        let run = async move {
-            let upgraded = downstream.await?;
-            let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-            let conn = OpaqueConnection {
-                io: Box::new(TokioIo::new(upgraded)),
-                info: info.unwrap_or_else(|| ConnectionInfo::plaintext(unknown, unknown)),
-            };
-            target.oneshot(conn).await.map_err(Into::into)
-        };
-        tokio::select! {
-            result = run => if let Err(error) = result {
-                tracing::debug!(%error, "CONNECT tunnel ended with an error");
-            },
-            () = cut => tracing::debug!("CONNECT tunnel cut at the end of shutdown"),
+            Err(error) => {
+                let kind = if error.is::<NoEndpoints>() {
+                    ProxyErrorKind::Unavailable
+                } else {
+                    ProxyErrorKind::UpstreamUnreachable
+                };
+                let endpoint = error
+                    .downcast_ref::<ConnectFailed>()
+                    .map(ConnectFailed::endpoint);
+                tracing::debug!(
+                    ?endpoint,
+                    %error,
+                    status = kind.http_status().as_u16(),
+                    "cannot connect a CONNECT tunnel"
+                );
+                Poll::Ready(Ok(kind.response_for(false)))
+            }
         }
-    });
+    }
+}
+
+impl Tunnel {
+    /// Once the client's side of the upgrade completes, joins it with
+    /// `connected`, until either is done or the lease's server cuts it.
+    fn spawn<IO>(self, connected: Connected<IO>)
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Self {
+            downstream,
+            info,
+            lease,
+            open,
+        } = self;
+        tokio::spawn(async move {
+            let _open = open;
+            let cut = async move {
+                match lease {
+                    Some(lease) => lease.cut().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let run = async move {
+                let upgraded = downstream.await?;
+                let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+                let conn = OpaqueConnection {
+                    io: Box::new(TokioIo::new(upgraded)),
+                    info: info.unwrap_or_else(|| ConnectionInfo::plaintext(unknown, unknown)),
+                };
+                connected.forward(conn).await
+            };
+            tokio::select! {
+                result = run => if let Err(error) = result {
+                    tracing::debug!(%error, "CONNECT tunnel ended with an error");
+                },
+                () = cut => tracing::debug!("CONNECT tunnel cut at the end of shutdown"),
+            }
+        });
+    }
 }
 
 /// Held by every open tunnel of the [`ConnectTunnel`]s it was given to.

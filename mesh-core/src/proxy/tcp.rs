@@ -33,6 +33,11 @@
 //! is still empty, or failure accrual took every one out) the connection
 //! is closed at once and the service returns [`NoEndpoints`].
 //!
+//! [`ForwardTcp::connect`] does the connect alone, for a caller that must
+//! know the outcome before it has a connection to forward (a `CONNECT`
+//! tunnel answers `502` rather than `200` when it fails; see
+//! [`connect`](super::connect)).
+//!
 //! ```
 //! use std::time::Duration;
 //! use mesh_core::{client::ClientConfig, proxy::ForwardTcp};
@@ -275,22 +280,11 @@ where
                     let Some((io, info)) = client.take() else {
                         return Poll::Ready(Ok(()));
                     };
-                    let result = match result {
-                        Ok(Ok(upstream)) => Ok(upstream),
-                        Ok(Err(error)) => Err(ConnectFailed::new(endpoint, error.into())),
-                        Err(elapsed) => Err(ConnectFailed::new(endpoint, elapsed.into())),
-                    };
-                    match (result, pending.take()) {
-                        (Ok(upstream), pending) => {
-                            if let Some(pending) = pending {
-                                pending.answered(true);
-                            }
+                    match connecting::settle(result, endpoint, pending.take()) {
+                        Ok(upstream) => {
                             Box::pin(pipe(io, upstream, info, endpoint.clone())) as Pipe
                         }
-                        (Err(failed), pending) => {
-                            if let Some(pending) = pending {
-                                pending.failed();
-                            }
+                        Err(failed) => {
                             tracing::debug!(
                                 peer = %info.remote_addr,
                                 endpoint = %failed.endpoint,
@@ -346,6 +340,15 @@ where
     }
 }
 
+/// The address of a balancer's endpoint, whose authorities are all
+/// written from socket addresses.
+fn endpoint_addr(endpoint: &Authority) -> SocketAddr {
+    endpoint
+        .as_str()
+        .parse()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
 /// [`ForwardTcp`] could not connect to the endpoint it picked, or not in
 /// time. The cause is the [`source`](std::error::Error::source): the
 /// connector's error, or [`Elapsed`] for a timeout.
@@ -357,11 +360,7 @@ pub struct ConnectFailed {
 
 impl ConnectFailed {
     fn new(endpoint: &Authority, source: BoxError) -> Self {
-        // The balancer's authorities are all written from socket addresses.
-        let endpoint = endpoint
-            .as_str()
-            .parse()
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let endpoint = endpoint_addr(endpoint);
         Self { endpoint, source }
     }
 
@@ -387,6 +386,10 @@ impl std::error::Error for ConnectFailed {
         Some(&*self.source)
     }
 }
+
+mod connecting;
+
+pub use self::connecting::{Connected, Connecting};
 
 #[cfg(test)]
 mod tests;

@@ -215,3 +215,55 @@ async fn connections_are_spread_over_the_endpoints() {
     assert_eq!(to_a + to_b, 10);
     assert!(to_a > 0 && to_b > 0, "a: {to_a}, b: {to_b}");
 }
+
+#[tokio::test]
+async fn connect_alone_reaches_an_endpoint_that_a_client_is_then_joined_with() {
+    let (endpoint, accepted) = echo().await;
+    let forward = ForwardTcp::new(connector(), [endpoint]).unwrap();
+    let connected = forward.connect().await.unwrap();
+    assert_eq!(connected.endpoint(), endpoint);
+    let (conn, mut client) = connection();
+    let task = tokio::spawn(connected.forward(conn));
+    client.write_all(b"joined").await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    client.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"joined");
+    task.await.unwrap().unwrap();
+    assert_eq!(accepted.load(Ordering::Relaxed), 1, "one connection");
+}
+
+#[tokio::test]
+async fn connect_alone_names_the_endpoint_that_refused_or_says_there_is_none() {
+    let endpoint = refused().await;
+    let forward = ForwardTcp::new(connector(), [endpoint]).unwrap();
+    let error = forward.connect().await.unwrap_err();
+    assert_eq!(
+        error.downcast_ref::<ConnectFailed>().unwrap().endpoint(),
+        endpoint
+    );
+    let forward = ForwardTcp::with_endpoints(connector(), &EndpointSet::empty());
+    let error = forward.connect().await.unwrap_err();
+    assert!(error.is::<NoEndpoints>(), "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_given_up_before_it_ends_counts_nothing_against_the_endpoint() {
+    let a = SocketAddr::from(([10, 0, 0, 1], 5432));
+    let b = SocketAddr::from(([10, 0, 0, 2], 5432));
+    let forward = ForwardTcp::new(Hang, [a, b]).unwrap();
+    let balancer = forward.endpoints.peek();
+    let pending = |addr| balancer.pending_of(addr).unwrap();
+    let mut connecting = Box::pin(forward.connect());
+    assert!(
+        futures_util::FutureExt::now_or_never(&mut connecting).is_none(),
+        "a connector that never connects"
+    );
+    assert_eq!(pending(a) + pending(b), 1, "the connect counts as pending");
+    // The client went away: its CONNECT's answer is dropped mid-connect.
+    drop(connecting);
+    assert_eq!(pending(a) + pending(b), 0);
+    let fresh = crate::proxy::balance::DEFAULT_RTT;
+    assert_eq!(balancer.estimate_of(a).unwrap(), fresh);
+    assert_eq!(balancer.estimate_of(b).unwrap(), fresh);
+}

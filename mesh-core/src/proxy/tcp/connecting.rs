@@ -1,0 +1,195 @@
+//! Connecting to an endpoint before there is a client connection to
+//! join it with.
+//!
+//! A `CONNECT` tunnel must know whether its target can be reached before
+//! it answers: a `200` promises a tunnel, and only an error status can
+//! tell the client it has none. [`ForwardTcp::connect`] does the connect
+//! half of [`ForwardTcp`]'s work (the pick, the timeout, the balancer's
+//! accounting) and hands back a [`Connected`] endpoint, which
+//! [`Connected::forward`] later joins with the client's connection.
+
+use std::{
+    fmt,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use http::{Uri, uri::Authority};
+use tokio::time::{Timeout, error::Elapsed};
+use tower::Service;
+
+use super::{ConnectFailed, ForwardTcp, endpoint_uri, pipe};
+use crate::{
+    error::BoxError,
+    proxy::{balance::Pending, forward::NoEndpoints},
+    serve::OpaqueConnection,
+};
+
+impl<C> ForwardTcp<C>
+where
+    C: Service<Uri>,
+    C::Error: Into<BoxError>,
+{
+    /// Picks an endpoint and connects to it, as a forwarded connection
+    /// would, without a client connection yet: the future ends with the
+    /// endpoint connected, or why it is not ([`NoEndpoints`],
+    /// [`ConnectFailed`], or the connector's readiness error). The
+    /// connector is driven to readiness first.
+    ///
+    /// The connect counts as pending against its endpoint until it ends,
+    /// and its outcome is the endpoint's sample, as for
+    /// [`call`](Service::call). A future dropped before it ends counts
+    /// nothing.
+    pub fn connect(self) -> Connecting<C, C::Future> {
+        Connecting {
+            state: State::Ready {
+                forward: Some(self),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ForwardTcp::connect`].
+    pub struct Connecting<C, F> {
+        #[pin]
+        state: State<C, F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<C, F> {
+        Ready {
+            forward: Option<ForwardTcp<C>>,
+        },
+        Connecting {
+            #[pin]
+            connect: Timeout<F>,
+            endpoint: Authority,
+            // Counted against the endpoint until connected.
+            pending: Option<Pending>,
+        },
+        Done,
+    }
+}
+
+impl<C, F> fmt::Debug for Connecting<C, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Ready { .. } => "ready",
+            State::Connecting { endpoint, .. } => endpoint.as_str(),
+            State::Done => "done",
+        };
+        f.debug_struct("Connecting").field("state", &state).finish()
+    }
+}
+
+impl<C, IO> Future for Connecting<C, C::Future>
+where
+    C: Service<Uri, Response = IO>,
+    C::Error: Into<BoxError>,
+{
+    type Output = Result<Connected<IO>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Ready { forward } => {
+                    let Some(forward) = forward.as_mut() else {
+                        return Poll::Ready(Err(NoEndpoints.into()));
+                    };
+                    if let Err(error) = ready!(forward.connector.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    let Some((endpoint, pending)) = forward.endpoints.current().pick() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(NoEndpoints.into()));
+                    };
+                    let endpoint = endpoint.clone();
+                    let connect = forward.connector.call(endpoint_uri(&endpoint));
+                    State::Connecting {
+                        connect: tokio::time::timeout(forward.connect_timeout, connect),
+                        endpoint,
+                        pending,
+                    }
+                }
+                StateProj::Connecting {
+                    connect,
+                    endpoint,
+                    pending,
+                } => {
+                    let result = ready!(connect.poll(cx));
+                    let result = settle(result, endpoint, pending.take());
+                    let endpoint = endpoint.clone();
+                    this.state.set(State::Done);
+                    return Poll::Ready(match result {
+                        Ok(upstream) => Ok(Connected { upstream, endpoint }),
+                        Err(failed) => Err(failed.into()),
+                    });
+                }
+                StateProj::Done => return Poll::Ready(Err(NoEndpoints.into())),
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+/// The outcome of a connect to `endpoint`, counted against it: the
+/// connection, or why there is none.
+pub(super) fn settle<IO, E: Into<BoxError>>(
+    result: Result<Result<IO, E>, Elapsed>,
+    endpoint: &Authority,
+    pending: Option<Pending>,
+) -> Result<IO, ConnectFailed> {
+    let result = match result {
+        Ok(Ok(upstream)) => Ok(upstream),
+        Ok(Err(error)) => Err(ConnectFailed::new(endpoint, error.into())),
+        Err(elapsed) => Err(ConnectFailed::new(endpoint, elapsed.into())),
+    };
+    if let Some(pending) = pending {
+        match &result {
+            Ok(_) => pending.answered(true),
+            Err(_) => pending.failed(),
+        }
+    }
+    result
+}
+
+/// An endpoint [`ForwardTcp::connect`] connected to, waiting for the
+/// client connection to [`forward`](Self::forward) to it.
+pub struct Connected<IO> {
+    upstream: IO,
+    endpoint: Authority,
+}
+
+impl<IO> fmt::Debug for Connected<IO> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connected")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<IO> Connected<IO>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> SocketAddr {
+        super::endpoint_addr(&self.endpoint)
+    }
+
+    /// Copies bytes between `client` and the endpoint until both
+    /// directions are done or either side fails, as [`ForwardTcp`] does.
+    pub fn forward(
+        self,
+        client: OpaqueConnection,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send + 'static {
+        pipe(client.io, self.upstream, client.info, self.endpoint)
+    }
+}
