@@ -10,6 +10,8 @@
 mod connect;
 #[path = "outbound_tcp/detect.rs"]
 mod detect;
+#[path = "outbound_tcp/half_close.rs"]
+mod half_close;
 mod support;
 
 use std::{
