@@ -2,7 +2,7 @@
 //! filter that can be replaced while it runs (the admin's
 //! `/proxy-log-level`).
 
-use std::sync::Arc;
+use std::{io::IsTerminal, sync::Arc};
 
 use mesh_core::admin::LogLevel;
 use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt, reload};
@@ -14,9 +14,14 @@ use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt, reload};
 pub fn init(default: &str) -> Arc<dyn LogLevel> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let (level, filter) = ReloadableFilter::new(filter);
-    let subscriber = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let subscriber = tracing_subscriber::registry().with(filter).with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            // Colour codes only where a person reads them: a log
+            // redirected to a file or collected by a runtime stays
+            // plain text.
+            .with_ansi(std::io::stderr().is_terminal()),
+    );
     let _ = tracing::subscriber::set_global_default(subscriber);
     Arc::new(level)
 }
