@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mesh_examples::sidecar::config::{
     ConfigError, ConfigErrorKind, DEFAULT_OPAQUE_PORTS, InboundPort, PortProtocol, ServerTuning,
-    ServiceName, SidecarConfig, parse_duration,
+    ServiceName, SidecarConfig, format_duration, parse_duration,
 };
 
 mod support;
@@ -737,6 +737,10 @@ fn an_unreadable_file_is_an_io_error_with_its_cause() {
 fn durations_follow_the_gateway_api_format() {
     assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
     assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+    for text in ["24h", "1m30s", "500ms", "1h1m1s1ms", "0s", "2h5ms"] {
+        let duration = parse_duration(text).unwrap();
+        assert_eq!(format_duration(duration), text, "round trip of {text}");
+    }
     assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
     assert_eq!(
         parse_duration("1h30m30s500ms"),

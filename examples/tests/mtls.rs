@@ -238,7 +238,12 @@ fn certs_subcommands_write_private_keys_readable_by_the_owner_only() {
     for cert in [&issued.files.cert, &issued.files.bundle] {
         assert_eq!(mode(cert) & 0o600, 0o600, "{}", cert.display());
     }
-    assert!(issued.to_string().starts_with(&format!("issued {WEB}")));
+    assert!(
+        issued
+            .to_string()
+            .starts_with(&format!("issued {WEB} for 1h to ")),
+        "{issued}"
+    );
 
     // Another trust domain is refused, and so is a second CA in one place.
     let outside = certs::issue(

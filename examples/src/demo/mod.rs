@@ -174,7 +174,7 @@ async fn drive<W: Write>(
              vote-bot drives web at {rps} requests a second\n\
              files: {files} (certificates, policy.yaml, one sidecar config per workload)\n\
              dashboard: http://{web}/dashboard\n\
-             try, with the sidecar CLI (cargo install --path examples --example sidecar):\n\
+             try, with the sidecar CLI (cargo install --locked --path examples --example sidecar):\n\
              \x20 sidecar stat --admin web={web},emoji={emoji},voting={voting}\n\
              \x20 sidecar routes --admin web={web} --to voting\n\
              \x20 sidecar tap --admin {voting} --path /api/vote\n\

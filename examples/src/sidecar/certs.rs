@@ -29,6 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::config::format_duration;
 use mesh_core::{Identity, TrustDomain, identity::InvalidIdentity};
 use mesh_tls::{CredentialFiles, ca};
 
@@ -45,7 +46,7 @@ impl fmt::Display for CreatedCa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "wrote a ca for trust domain {} to {}",
+            "wrote a CA for trust domain {} to {}",
             self.trust_domain,
             self.dir.display()
         )
@@ -67,9 +68,9 @@ impl fmt::Display for Issued {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "issued {} for {}s to {}",
+            "issued {} for {} to {}",
             self.identity,
-            self.ttl.as_secs(),
+            format_duration(self.ttl),
             self.files
                 .cert
                 .parent()

@@ -75,7 +75,9 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
     let mut out = format!("mesh top: the last {:.1}s\n\n", frame.window_seconds);
     out += &render_stat(&frame.workloads, Format::Table)?;
     out.push('\n');
-    let mut header = vec!["WORKLOAD", "ROUTE", "SERVICE"];
+    // The routes are inbound ones: the third column is the server that
+    // owns each (`srv_name`), as `sidecar authz` calls it.
+    let mut header = vec!["WORKLOAD", "ROUTE", "SERVER"];
     header.extend(render::GOLDEN_HEADER);
     let mut table = Table::new(header);
     for r in &frame.routes {
@@ -141,6 +143,23 @@ mod run_tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_route_table_names_its_servers_as_servers() {
+        let frame = Frame {
+            window_seconds: 2.0,
+            workloads: Vec::new(),
+            routes: Vec::new(),
+        };
+        let text = render_frame(&frame, Format::Table).unwrap();
+        let header = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("WORKLOAD"))
+            .unwrap();
+        let columns: Vec<&str> = header.split_whitespace().take(3).collect();
+        assert_eq!(columns, ["WORKLOAD", "ROUTE", "SERVER"], "{text}");
+    }
 
     #[tokio::test]
     async fn a_zero_interval_is_an_error_not_a_panic() {

@@ -11,6 +11,37 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+/// Writes `duration` as the sidecar's file would: hours, minutes, seconds
+/// and milliseconds, each only when not zero (`24h`, `1m30s`, `500ms`;
+/// `0s` for zero). Anything below a millisecond is left out.
+///
+/// ```
+/// use std::time::Duration;
+/// use mesh_examples::sidecar::config::format_duration;
+///
+/// assert_eq!(format_duration(Duration::from_secs(86_400)), "24h");
+/// assert_eq!(format_duration(Duration::from_millis(90_500)), "1m30s500ms");
+/// ```
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    let parts = [
+        (millis / 3_600_000, "h"),
+        (millis / 60_000 % 60, "m"),
+        (millis / 1_000 % 60, "s"),
+        (millis % 1_000, "ms"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text
+    }
+}
+
 /// Parses a Gateway API duration (GEP-2257), such as `10s`, `1m30s` or
 /// `500ms`.
 ///

@@ -20,7 +20,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-pub use duration::{InvalidDuration, parse_duration};
+pub use duration::{InvalidDuration, format_duration, parse_duration};
 pub use env::INGRESS_MODE_ENV;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use identity::{CredentialSource, IdentityConfig, InboundMode, OutboundTls, StoreConfig};
