@@ -24,7 +24,8 @@
 //!   and whether the traffic was on mutual TLS, like `linkerd viz edges`.
 //! - [`authz::run`]: the same figures per Server, route and authorization
 //!   that let requests in, and the rate of those denied, like `linkerd viz
-//!   authz`.
+//!   authz`; for an opaque Server, the connections each authorization let
+//!   in and those refused.
 //!
 //! Each renders as a table or, for scripts, as JSON ([`Format`]).
 
