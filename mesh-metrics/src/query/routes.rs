@@ -150,13 +150,64 @@ pub async fn run(
     format: Format,
 ) -> Result<String, QueryError> {
     let deltas = measure(targets, window).await?;
-    render_routes(&route_rows(targets, &deltas, to), to.is_some(), format)
+    let rows = route_rows(targets, &deltas, to);
+    if rows.is_empty() && format == Format::Table {
+        return Ok(no_routes(to));
+    }
+    render_routes(&rows, to.is_some(), format)
+}
+
+/// What `routes` says when the window had no request to show, rather than
+/// a bare header that reads as a misspelled `--to` as readily as a quiet
+/// service.
+fn no_routes(to: Option<&str>) -> String {
+    match to {
+        Some(service) => format!(
+            "No requests to {service} found. Is {service} the name of a service these sidecars \
+             send to (the dst_service label of their outbound metrics)?\n"
+        ),
+        None => "No inbound requests found.\n".to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::query::Scrape;
+
+    #[tokio::test]
+    async fn an_empty_window_says_so_and_names_the_service() {
+        // An admin server that answers every scrape with no metrics.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0; 1024];
+                    let _ = tcp.read(&mut buf).await;
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n# EOF\n")
+                        .await;
+                });
+            }
+        });
+        let targets = Target::parse_list(&format!("web={addr}")).unwrap();
+        let window = Duration::from_millis(10);
+        let text = run(&targets, Some("nosuch"), window, Format::Table)
+            .await
+            .unwrap();
+        assert!(text.starts_with("No requests to nosuch found."), "{text}");
+        let text = run(&targets, None, window, Format::Table).await.unwrap();
+        assert_eq!(text, "No inbound requests found.\n");
+        let json = run(&targets, Some("nosuch"), window, Format::Json)
+            .await
+            .unwrap();
+        assert_eq!(json.trim(), "[]");
+    }
 
     #[test]
     fn outbound_routes_show_retries_and_actual_success() {
