@@ -283,6 +283,12 @@ async fn grpc_spans_end_with_the_status_in_the_trailers_and_carry_tracestate() {
             "{call}"
         );
         assert_eq!(span["traceState"], state, "{call}");
+        let full_method = format!("emojivoto.v1.EmojiService/{method}");
+        assert_eq!(span["name"], full_method.as_str(), "{call}");
+        assert_eq!(
+            attribute(span, "rpc.method")["stringValue"],
+            method.as_str()
+        );
         let code = &attribute(span, "rpc.grpc.status_code")["intValue"];
         if method == "ListAll" {
             // UNAVAILABLE fails the server's span as well as the client's.

@@ -28,10 +28,14 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 type Carried<'a> = (bool, Option<&'a str>, Option<&'a str>);
 
 fn request((grpc, traceparent, tracestate): Carried<'_>) -> Request<()> {
-    let mut req = Request::get("http://emoji:8080/api/list")
-        .header("user-agent", "curl/8.5.0")
-        .body(())
-        .unwrap();
+    let mut req = if grpc {
+        Request::post("http://emoji:8080/emoji.EmojiService/ListAll")
+    } else {
+        Request::get("http://emoji:8080/api/list")
+    }
+    .header("user-agent", "curl/8.5.0")
+    .body(())
+    .unwrap();
     let content_type = grpc.then_some("application/grpc");
     for (name, value) in [
         ("traceparent", traceparent),
@@ -133,12 +137,13 @@ async fn untraced_requests_allocate_nothing_and_traced_ones_a_bounded_few() {
         // The header, and the span: its box, its attributes and their
         // strings (path, host), and a share of the queue's blocks of 32.
         ("sampled traceparent", (false, sampled, None), 7.1),
-        // The same: the span moves into the body, and its gRPC
-        // attributes fit the room its list was made with.
+        // The same, and the span's name and its `rpc.service` and
+        // `rpc.method` (three strings); the span moves into the body, and
+        // its gRPC attributes fit the room its list was made with.
         (
             "sampled gRPC, status in trailers",
             (true, sampled, None),
-            7.1,
+            10.1,
         ),
         // And the span's copy of `tracestate`.
         (

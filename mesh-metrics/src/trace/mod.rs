@@ -25,6 +25,11 @@
 //!   (`http.request.method`, `url.path`, `server.address`, `server.port`,
 //!   `http.response.status_code`, `error.type`) and the mesh's own
 //!   (`mesh.direction`, and inbound `client.address` and `mesh.client_id`).
+//!   A gRPC call (a `POST` with gRPC's content type to
+//!   `/package.Service/Method`) is named after the method it calls,
+//!   `package.Service/Method`, with `rpc.service` and `rpc.method`, as
+//!   OpenTelemetry's RPC conventions name RPC spans: its path is the
+//!   method, a closed set the server defines, not data.
 //!   Inbound spans are of kind server, outbound of kind client. The span
 //!   is an error on a 5xx inbound, a 4xx or 5xx outbound, or an answer
 //!   the mesh gave itself (`error.type` names it: `503`, `denied`...).

@@ -32,7 +32,7 @@ pub(super) struct Open {
     span_id: SpanId,
     parent: SpanId,
     kind: SpanKind,
-    name: &'static str,
+    name: Cow<'static, str>,
     trace_state: Option<String>,
     /// Wall-clock nanoseconds at the start, which the span reports; its
     /// end is that plus the time the (pausable) runtime clock measured.
@@ -53,9 +53,10 @@ pub(super) struct Open {
 
 /// Room for every attribute a span can have, so that its list is
 /// allocated once: direction, method (and its original), path, scheme,
-/// host, port, client address and identity, status code, `rpc.system`,
-/// `rpc.grpc.status_code` and `error.type`.
-const ATTRIBUTES: usize = 14;
+/// host, port, client address and identity, `rpc.service` and
+/// `rpc.method`, status code, `rpc.system`, `rpc.grpc.status_code` and
+/// `error.type`.
+const ATTRIBUTES: usize = 16;
 
 impl Open {
     pub(super) fn new<B>(
@@ -75,7 +76,7 @@ impl Open {
             span_id,
             parent: context.parent,
             kind,
-            name: span_name(req.method()),
+            name: span_name(req),
             trace_state,
             start_unix,
             start: Instant::now(),
@@ -213,11 +214,42 @@ const KNOWN_METHODS: [Method; 9] = [
 /// route; `HTTP` for a method outside the known set. Never the path: the
 /// conventions forbid it, since paths carry ids (one name per user
 /// floods a trace store's operation lists) and sometimes secrets.
-fn span_name(method: &Method) -> &'static str {
+fn method_name(method: &Method) -> &'static str {
     KNOWN_METHODS
         .iter()
         .find(|known| *known == method)
         .map_or("HTTP", Method::as_str)
+}
+
+/// The span's name: for a gRPC call, its full method name,
+/// `package.Service/Method`, as OpenTelemetry's RPC conventions name RPC
+/// spans (a gRPC path is the method it calls, not data); for anything
+/// else, [`method_name`].
+fn span_name<B>(req: &Request<B>) -> Cow<'static, str> {
+    match grpc_method(req) {
+        Some((service, method)) if service.len() + 1 + method.len() <= MAX_ATTRIBUTE => {
+            let mut name = String::with_capacity(service.len() + 1 + method.len());
+            name.push_str(service);
+            name.push('/');
+            name.push_str(method);
+            Cow::Owned(name)
+        }
+        Some((service, _)) => Cow::Owned(bounded_string(service)),
+        None => Cow::Borrowed(method_name(req.method())),
+    }
+}
+
+/// The service and method a gRPC request calls: a `POST` whose
+/// content type is gRPC's, to `/<service>/<method>` with neither empty
+/// (gRPC over HTTP/2, "Requests": `:path` is `/` Service-Name `/`
+/// method name).
+fn grpc_method<B>(req: &Request<B>) -> Option<(&str, &str)> {
+    if req.method() != Method::POST || !grpc::is_grpc(req.headers()) {
+        return None;
+    }
+    let (service, method) = req.uri().path().strip_prefix('/')?.split_once('/')?;
+    let well_formed = !service.is_empty() && !method.is_empty() && !method.contains('/');
+    well_formed.then_some((service, method))
 }
 
 /// `text`, cut to [`MAX_ATTRIBUTE`] bytes at a character boundary.
@@ -242,7 +274,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
     let uri = req.uri();
     let mut attrs = Vec::with_capacity(ATTRIBUTES);
     attrs.push(("mesh.direction", text(kind.direction())));
-    match span_name(req.method()) {
+    match method_name(req.method()) {
         "HTTP" => attrs.extend([
             ("http.request.method", text("_OTHER")),
             (
@@ -253,6 +285,10 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
         known => attrs.push(("http.request.method", text(known))),
     }
     attrs.push(("url.path", bounded(uri.path())));
+    if let Some((service, method)) = grpc_method(req) {
+        attrs.push(("rpc.service", bounded(service)));
+        attrs.push(("rpc.method", bounded(method)));
+    }
     if let Some(scheme) = uri.scheme_str() {
         attrs.push(("url.scheme", bounded(scheme)));
     }

@@ -58,7 +58,8 @@ pub(crate) struct Span {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
     pub(crate) parent: SpanId,
-    pub(crate) name: &'static str,
+    /// The method for HTTP; `package.Service/Method` for gRPC.
+    pub(crate) name: Cow<'static, str>,
     pub(crate) kind: SpanKind,
     /// Nanoseconds since the Unix epoch.
     pub(crate) start: u64,
@@ -77,7 +78,7 @@ impl Span {
             "traceId": hex(&self.trace_id.0),
             "spanId": hex(&self.span_id.0),
             "parentSpanId": hex(&self.parent.0),
-            "name": self.name,
+            "name": &*self.name,
             "kind": self.kind.otlp(),
             // 64-bit integers are strings in OTLP/JSON.
             "startTimeUnixNano": self.start.to_string(),
@@ -135,7 +136,7 @@ mod tests {
             trace_id: TraceId([0xab; 16]),
             span_id: SpanId([1, 2, 3, 4, 5, 6, 7, 8]),
             parent: SpanId([0xff; 8]),
-            name: "GET",
+            name: Cow::Borrowed("GET"),
             kind: SpanKind::Server,
             start: 1_700_000_000_000_000_000,
             end: 1_700_000_000_002_500_000,

@@ -302,7 +302,7 @@ fn a_span() -> span::Span {
         trace_id: context::TraceId([0xab; 16]),
         span_id: context::SpanId([1; 8]),
         parent: context::SpanId([2; 8]),
-        name: "GET",
+        name: std::borrow::Cow::Borrowed("GET"),
         kind: SpanKind::Server,
         start: 1,
         end: 2,

@@ -1,7 +1,7 @@
 //! Spans that end with their response body: gRPC's status in trailers,
 //! bodies the caller abandons, and `tracestate`.
 
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 use http_body::Frame;
 use http_body_util::{StreamBody, combinators::UnsyncBoxBody};
 
@@ -246,5 +246,50 @@ async fn a_body_dropped_once_its_length_was_sent_is_done_and_before_cancelled() 
         let span = queued(&mut exporter).pop().unwrap();
         let expected = error_type.map(|t| Attr::Str(t.into()));
         assert_eq!(attr(&span, "error.type"), expected.as_ref(), "{length}");
+    }
+}
+
+/// `sampled()` made a gRPC call: `POST` to `path`, with gRPC's content type.
+fn grpc_call(path: &str) -> Request<()> {
+    let mut req = sampled();
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = path.parse().unwrap();
+    req.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
+    req
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_span_is_named_after_the_method_it_calls() {
+    let (tracer, mut exporter) = tracer();
+    let ok: Fields = &[("content-type", "application/grpc"), ("grpc-status", "0")];
+    let svc = TraceLayer::inbound(Some(tracer)).layer(app_with(ok, None));
+    let call = grpc_call("/emoji.EmojiService/ListAll");
+    read_to_end(svc.clone().oneshot(call).await.unwrap()).await;
+    let span = queued(&mut exporter).pop().unwrap();
+    assert_eq!(span.name, "emoji.EmojiService/ListAll");
+    let service = Attr::Str("emoji.EmojiService".into());
+    assert_eq!(attr(&span, "rpc.service"), Some(&service));
+    assert_eq!(
+        attr(&span, "rpc.method"),
+        Some(&Attr::Str("ListAll".into()))
+    );
+
+    // Not a gRPC method: named by the HTTP method, with no rpc.service.
+    let mut get = grpc_call("/emoji.EmojiService/ListAll");
+    *get.method_mut() = Method::GET;
+    let mut plain = grpc_call("/emoji.EmojiService/ListAll");
+    plain.headers_mut().remove("content-type");
+    for (req, name) in [
+        (get, "GET"),
+        (grpc_call("/emoji.EmojiService/ListAll/more"), "POST"),
+        (grpc_call("/emoji.EmojiService/"), "POST"),
+        (plain, "POST"),
+    ] {
+        let path = req.uri().path().to_owned();
+        read_to_end(svc.clone().oneshot(req).await.unwrap()).await;
+        let span = queued(&mut exporter).pop().unwrap();
+        assert_eq!(span.name, name, "{path}");
+        assert_eq!(attr(&span, "rpc.service"), None, "{path}");
     }
 }
