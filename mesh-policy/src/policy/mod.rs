@@ -14,6 +14,7 @@ mod build;
 mod client;
 mod decision;
 mod entry;
+mod normalize;
 mod ratelimit;
 mod refs;
 mod route;
@@ -122,7 +123,34 @@ impl Policy {
     }
 
     /// Decides a request from its head.
+    ///
+    /// A path that is not in normal form (`/public/../admin`, `//admin`,
+    /// `/%61dmin`) is decided twice, as written and as the application
+    /// will likely read it, and is allowed only if both are allowed; else
+    /// the normal form's refusal stands. Routes match the path as written,
+    /// as Linkerd's do, so without this a client could reach a route it
+    /// may not use through the spelling of one it may.
     pub fn evaluate_head(
+        &self,
+        port: u16,
+        client: &Client<'_>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Decision<'_> {
+        let decision = self.decide_head(port, client, method, uri, headers);
+        if decision.is_allowed()
+            && let Some(normal) = normalize::normalized_uri(uri)
+        {
+            let second = self.decide_head(port, client, method, &normal, headers);
+            if !second.is_allowed() {
+                return second;
+            }
+        }
+        decision
+    }
+
+    fn decide_head(
         &self,
         port: u16,
         client: &Client<'_>,

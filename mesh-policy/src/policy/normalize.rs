@@ -1,0 +1,142 @@
+//! The path a request names once its spelling is undone.
+//!
+//! Routes match the path as the client wrote it, as Linkerd's do. But the
+//! application behind the mesh usually resolves `..`, merges `//` and
+//! decodes `%61` before it routes, so `/public/../admin`, `//admin` and
+//! `/%61dmin` reach its `/admin` handler while authorization matched them
+//! against some other route: a route that only admins may use would be
+//! open to anyone through another route's door. So a request whose path
+//! is not in normal form must be allowed under both spellings, the
+//! written one and the normal one (see [`Policy::evaluate_head`]).
+//!
+//! [`Policy::evaluate_head`]: super::Policy::evaluate_head
+
+use http::{Uri, uri::PathAndQuery};
+
+/// The normal form of `path` (RFC 3986, section 6.2.2, plus merged
+/// slashes and `%2F` read as `/`), or `None` when `path` is already in
+/// it or is not an absolute path (`*`).
+///
+/// Percent-escapes of unreserved characters and of `/` are decoded; other
+/// escapes are kept, with upper-case hex digits. Then empty and `.`
+/// segments are dropped and each `..` drops the segment before it. A path
+/// that ended in `/` (or in a dot segment) keeps its trailing `/`.
+pub(crate) fn normalized(path: &str) -> Option<String> {
+    if !path.starts_with('/') || is_normal(path) {
+        return None;
+    }
+    let decoded = decode(path);
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in decoded.split('/').skip(1) {
+        trailing = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    (out != path).then_some(out)
+}
+
+/// `uri` with its path in normal form, or `None` when it already is.
+pub(crate) fn normalized_uri(uri: &Uri) -> Option<Uri> {
+    let path = normalized(uri.path())?;
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+/// Whether `path` has nothing to normalize: no escape, no empty segment
+/// (`//`) and no dot segment. Checked without allocating, since nearly
+/// every request passes.
+#[inline]
+fn is_normal(path: &str) -> bool {
+    !path.contains('%') && !path.contains("//") && !path.split('/').any(|s| s == "." || s == "..")
+}
+
+fn decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).and_then(|c| hex(*c)),
+                bytes.get(i + 2).and_then(|c| hex(*c)),
+            )
+        {
+            let c = hi << 4 | lo;
+            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/') {
+                out.push(char::from(c));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(hi)]));
+                out.push(char::from(HEX[usize::from(lo)]));
+            }
+            i += 3;
+            continue;
+        }
+        out.push(char::from(b));
+        i += 1;
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn hex(c: u8) -> Option<u8> {
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized;
+
+    #[test]
+    fn normal_paths_are_left_alone() {
+        for p in [
+            "/", "/admin", "/admin/", "/a/b.c/d", "*", "/a-b_c~d", "/a%20b", "/a.b/..c",
+        ] {
+            assert_eq!(normalized(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_slashes_and_escapes_are_undone() {
+        for (p, want) in [
+            ("/public/../admin", "/admin"),
+            ("/./admin", "/admin"),
+            ("//admin", "/admin"),
+            ("/admin//x", "/admin/x"),
+            ("/%61dmin", "/admin"),
+            ("/admin%2Fx", "/admin/x"),
+            ("/a%2F..%2Fadmin", "/admin"),
+            ("/%2e%2e/admin", "/admin"),
+            ("/../../admin", "/admin"),
+            ("/admin/.", "/admin/"),
+            ("/admin/x/..", "/admin/"),
+            ("/..", "/"),
+            ("/a%20b//", "/a%20b/"),
+            ("/a%3fb/./c", "/a%3Fb/c"),
+        ] {
+            assert_eq!(normalized(p).as_deref(), Some(want), "{p}");
+        }
+    }
+}
