@@ -9,7 +9,8 @@ use mesh_core::{ConnectionInfo, Identity, Tls};
 pub struct Client<'a> {
     /// How the client authenticated.
     pub tls: ClientTls<'a>,
-    /// The client's address, when known.
+    /// The client's address, when known. An IPv4-mapped IPv6 address
+    /// (`::ffff:10.0.0.5`) is matched as the IPv4 address it carries.
     pub addr: Option<IpAddr>,
 }
 

@@ -89,3 +89,65 @@ async fn an_ipv4_client_of_a_dual_stack_listener_matches_ipv4_networks() {
     trigger.trigger();
     server.await.unwrap();
 }
+
+/// An embedder that builds a [`Client`](mesh_policy::Client) from a
+/// dual-stack socket's peer address gets the same answers: an IPv4 network
+/// matches the mapped address, and an IPv4 `except` still excludes it
+/// under a `::/0` that would otherwise take it.
+#[test]
+fn a_hand_built_client_with_a_mapped_address_is_read_as_ipv4() {
+    use mesh_policy::{Client, ClientTls, ConnectionDecision, Decision, Policy};
+
+    const EXCEPT: &str = r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {}
+  port: 8080
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: not-the-dmz}
+spec:
+  networks:
+    - {cidr: 10.0.0.0/8, except: [10.9.0.0/16]}
+    - {cidr: "::/0"}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-not-from-dmz}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: web}
+  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: NetworkAuthentication, name: not-the-dmz}]
+"#;
+    let policy = Policy::compile(
+        &[PolicySource::new("policy.yaml", EXCEPT)],
+        &Workload::new("default"),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap()
+    .policy;
+    let client = |ip: &str| Client {
+        tls: ClientTls::Plaintext,
+        addr: Some(ip.parse().unwrap()),
+    };
+    let req = Request::get("/").body(()).unwrap();
+    for (ip, allowed) in [
+        ("10.1.2.3", true),
+        ("::ffff:10.1.2.3", true),
+        ("10.9.0.1", false),
+        ("::ffff:10.9.0.1", false),
+        ("fd00::1", true),
+    ] {
+        let decision = policy.evaluate(8080, &client(ip), &req);
+        assert_eq!(matches!(decision, Decision::Allow(_)), allowed, "{ip}");
+        let decision = policy.evaluate_connection(8080, &client(ip));
+        assert_eq!(
+            matches!(decision, ConnectionDecision::Allow(_)),
+            allowed,
+            "{ip}"
+        );
+    }
+}

@@ -179,7 +179,12 @@ impl Requirement {
         match self {
             Self::Tls => !matches!(client.tls, ClientTls::Plaintext),
             Self::Identity { set, .. } => client.identity().is_some_and(|id| set.matches(id)),
-            Self::Network { set, .. } => client.addr.is_some_and(|a| set.contains(&a)),
+            // A mapped address (`::ffff:10.0.0.5`) is the IPv4 address it
+            // carries, however the client was built: IPv4 networks and
+            // their exceptions must decide it, not `::/0`.
+            Self::Network { set, .. } => {
+                client.addr.is_some_and(|a| set.contains(&a.to_canonical()))
+            }
         }
     }
 
