@@ -141,9 +141,18 @@ async fn connect_proxy(
 /// bytes right behind the head, and returns the connection and the
 /// response head.
 async fn send_connect(addr: SocketAddr, authority: &str, early: &[u8]) -> (TcpStream, String) {
+    let mut rest = b"\r\n".to_vec();
+    rest.extend_from_slice(early);
+    send_connect_with(addr, authority, &rest).await
+}
+
+/// Sends `CONNECT authority` with its `host` and then `rest` (more
+/// header lines, the blank line, and early bytes), and returns the
+/// connection and the response head.
+async fn send_connect_with(addr: SocketAddr, authority: &str, rest: &[u8]) -> (TcpStream, String) {
     let mut conn = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n").into_bytes();
-    req.extend_from_slice(early);
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n").into_bytes();
+    req.extend_from_slice(rest);
     conn.write_all(&req).await.unwrap();
     let mut head = Vec::new();
     let mut byte = [0; 1];
@@ -257,6 +266,53 @@ async fn a_connect_to_a_target_without_endpoints_is_answered_503() {
         head.contains("mesh-error: service unavailable\r\n"),
         "{head}"
     );
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+/// Reads everything `conn` gets until the server closes it, or what came
+/// in 10 s when it keeps it open.
+async fn read_until_closed(conn: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut all)).await;
+    String::from_utf8_lossy(&all).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn a_connect_with_content_is_refused_400_not_tunnelled_without_it() {
+    // RFC 9110 §9.3.6: a CONNECT has no content. One that declares some
+    // would have it read as a body and dropped, and only the bytes after
+    // it tunnelled: "hello" lost, "world" sent.
+    let framings = [
+        "content-length: 5\r\n\r\nhello",
+        "transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ];
+    for framing in framings {
+        let (open, _closed) = mesh_core::proxy::connect::open_tunnels();
+        let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let req = format!("CONNECT db:5432 HTTP/1.1\r\nhost: db:5432\r\n{framing}world");
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let answer = read_until_closed(&mut conn).await;
+        assert!(answer.starts_with("http/1.1 400 "), "{framing}: {answer}");
+        assert!(
+            answer.contains("mesh-error: connect with content\r\n"),
+            "{answer}"
+        );
+        assert!(!answer.contains("world"), "tunnelled: {answer}");
+        trigger.trigger();
+        server.await.unwrap();
+    }
+    // An empty one is no content.
+    let (open, _closed) = mesh_core::proxy::connect::open_tunnels();
+    let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+    let early = b"content-length: 0\r\n\r\nworld";
+    let (mut conn, head) = send_connect_with(addr, "db:5432", early).await;
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    let mut back = [0; 5];
+    conn.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"world");
+    drop(conn);
     trigger.trigger();
     server.await.unwrap();
 }

@@ -36,6 +36,12 @@
 //! before they send, so answering before the connect would save them
 //! nothing.
 //!
+//! A `CONNECT` that declares content (a `Content-Length` other than `0`,
+//! or a `Transfer-Encoding`) is answered `400` with `mesh-error: connect
+//! with content`, and its connection closed: a `CONNECT` has none (RFC
+//! 9110 §9.3.6), and whether the client meant those bytes for the
+//! tunnel or as a body cannot be told, so neither is guessed.
+//!
 //! Once the `200` is sent the server's connection task is over. When the
 //! request carries the server's lease (see [`serve`](crate::serve)), the
 //! tunnel holds it: the connection keeps its place under the server's
@@ -55,7 +61,7 @@ use std::{
 };
 
 use futures_util::future::Either;
-use http::{Method, Request, Response, Uri, uri::Authority};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header, uri::Authority};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
@@ -67,7 +73,7 @@ use super::{
 };
 use crate::{
     conn::ConnectionInfo,
-    error::{BoxError, ProxyErrorKind},
+    error::{BoxError, MESH_ERROR, ProxyErrorKind},
     serve::{OpaqueConnection, lease::Lease},
 };
 
@@ -138,6 +144,14 @@ where
         let Some(target) = target else {
             return Either::Right(self.inner.call(req));
         };
+        if has_content(&req) {
+            tracing::debug!(target = %req.uri(), "refusing a CONNECT with content");
+            return Either::Left(TunnelFuture {
+                connecting: None,
+                tunnel: None,
+                _marker: PhantomData,
+            });
+        }
         let Some(downstream) = req.extensions_mut().remove::<OnUpgrade>() else {
             // Nothing to tunnel over (a server without upgrades): the
             // inner stack answers as it does.
@@ -147,7 +161,7 @@ where
         let info = req.extensions_mut().remove::<ConnectionInfo>();
         tracing::debug!(target = %req.uri(), "connecting a CONNECT tunnel");
         Either::Left(TunnelFuture {
-            connecting: target.connect(),
+            connecting: Some(target.connect()),
             tunnel: Some(Tunnel {
                 downstream,
                 info,
@@ -162,10 +176,12 @@ where
 pin_project_lite::pin_project! {
     /// The answer to a `CONNECT` [`ConnectTunnel`] tunnels: `200` once
     /// its target is connected, and the tunnel spawned; `503` or `502`
-    /// when there is no endpoint or it cannot be reached.
+    /// when there is no endpoint or it cannot be reached; `400` at once
+    /// when the `CONNECT` has content.
     pub struct TunnelFuture<C, F, RB, E> {
+        // `None` for a `CONNECT` with content, refused.
         #[pin]
-        connecting: Connecting<C, F>,
+        connecting: Option<Connecting<C, F>>,
         // Taken when the connect ends.
         tunnel: Option<Tunnel>,
         _marker: PhantomData<fn() -> (RB, E)>,
@@ -199,7 +215,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.connecting.poll(cx));
+        let Some(connecting) = this.connecting.as_pin_mut() else {
+            return Poll::Ready(Ok(connect_with_content()));
+        };
+        let result = ready!(connecting.poll(cx));
         let Some(tunnel) = this.tunnel.take() else {
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(false)));
         };
@@ -228,6 +247,36 @@ where
         }
     }
 }
+
+/// Whether a `CONNECT` declares content. It has none (RFC 9110 §9.3.6):
+/// the bytes after its head are the tunnel's. An HTTP/1 server that
+/// honours a `Content-Length` or `Transfer-Encoding` on one reads those
+/// bytes as a body, which the tunnel never sees, and tunnels only what
+/// follows; the client meant one or the other, and neither guess is
+/// safe. (HTTP/2 servers refuse a `CONNECT` with a length themselves.)
+fn has_content<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|len| len.as_bytes() != b"0")
+}
+
+/// The answer to a `CONNECT` with content: `400`, `mesh-error: connect
+/// with content` ([`CONNECT_WITH_CONTENT`]), and the connection closed,
+/// as its framing is in doubt.
+fn connect_with_content<RB: Default>() -> Response<RB> {
+    let mut res = Response::new(RB::default());
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    let h = res.headers_mut();
+    h.insert(MESH_ERROR, HeaderValue::from_static(CONNECT_WITH_CONTENT));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// The `mesh-error` of a `CONNECT` refused for having content.
+pub const CONNECT_WITH_CONTENT: &str = "connect with content";
 
 impl Tunnel {
     /// Once the client's side of the upgrade completes, joins it with
