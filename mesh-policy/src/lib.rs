@@ -114,11 +114,14 @@
 //!   one route, `default`, and a `probe` route that lets `GET` requests to
 //!   the [probe paths](PolicyConfig::probe_paths) through, so kubelet
 //!   probes keep working under `deny`; ports no Server covers have both too.
-//! - Routes match the path as written, as Linkerd's do, but a path not in
-//!   normal form (`/public/../admin`, `//admin`, `/%61dmin`,
-//!   `/admin%2Fx`) is also decided as the application will likely read
-//!   it, and is allowed only if both are: otherwise a client could reach
-//!   a route it may not use through the spelling of one it may.
+//! - Routes match the path as written, as Linkerd's do. Put mesh-core's
+//!   `NormalizePathLayer` in front (the reference sidecar does) so that
+//!   the application serves the very path that was authorized. Without
+//!   it, or for an application that also reads an escaped `/` as `/`, a
+//!   path not in normal form (`/public/../admin`, `//admin`, `/%61dmin`,
+//!   `/admin%2Fx`) is also decided as it will likely be read, and is
+//!   allowed only if both are: otherwise a client could reach a route it
+//!   may not use through the spelling of one it may.
 //! - `audit`, as a default or an `accessPolicy`, allows what would be
 //!   denied, marks it ([`AllowedRequest::is_audit`]), logs it at `debug`
 //!   and counts it as `result="audit"` in the per-rule counter.

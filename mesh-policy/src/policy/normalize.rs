@@ -9,6 +9,10 @@
 //! is not in normal form must be allowed under both spellings, the
 //! written one and the normal one (see [`Policy::evaluate_head`]).
 //!
+//! mesh-core's `NormalizePathLayer` rewrites the path itself, so that the
+//! application serves the path that was matched; behind it, only an
+//! escaped `/`, which it keeps, still needs this check.
+//!
 //! [`Policy::evaluate_head`]: super::Policy::evaluate_head
 
 use http::{Uri, uri::PathAndQuery};
