@@ -4,6 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use super::{client_side, connect_head, echo_app, server_side};
 use crate::support::*;
 
@@ -56,5 +58,24 @@ async fn an_http2_connect_to_an_endpoint_that_refuses_is_answered_502() {
     let res = h2_via(web.outbound, req).await.unwrap();
     assert_eq!(res.status(), 502);
     assert_eq!(res.headers()["mesh-error"], "upstream connect error");
+    stop(web).await;
+}
+
+#[tokio::test]
+async fn a_connect_names_its_service_as_a_request_does_userinfo_and_all() {
+    // The HTTP router reads `user@db:5432` as `db` (without userinfo);
+    // the tunnel must find the same service, not leave the CONNECT to
+    // the service's HTTP stack and its 501.
+    let (app, accepted) = echo_app().await;
+    let web = sidecar(&client_side(None, &[app], None));
+    for authority in ["user@db:5432", "DB.:5432"] {
+        let (mut tunnel, head) = connect_head(web.outbound, authority).await;
+        assert!(head.starts_with("http/1.1 200 "), "{authority}: {head}");
+        tunnel.write_all(b"ping").await.unwrap();
+        let mut back = [0; 4];
+        tunnel.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ping");
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
     stop(web).await;
 }

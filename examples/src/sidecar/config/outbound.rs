@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 use std::time::Duration;
 
-use mesh_core::proxy::{FailureAccrual, resolve::EndpointAddr};
+use mesh_core::proxy::{FailureAccrual, authority_host, resolve::EndpointAddr};
 use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 use mesh_tls::OutboundTls;
 
@@ -137,23 +137,21 @@ impl ServiceName {
     }
 
     /// Whether a request with this `Host` header or `:authority` is for this
-    /// service: the host part equals the name, ignoring ASCII case, any
-    /// `:port` and one trailing dot.
+    /// service: the host part equals the name, ignoring ASCII case,
+    /// userinfo, any `:port` and one trailing dot. The host is read as
+    /// the outbound router reads it ([`authority_host`]), so that a
+    /// `CONNECT` and a request with one authority find one service.
     ///
     /// ```
     /// use mesh_examples::sidecar::config::ServiceName;
     ///
     /// let name: ServiceName = "emoji".parse().unwrap();
     /// assert!(name.matches_authority("Emoji:8080"));
+    /// assert!(name.matches_authority("user@emoji:8080"));
     /// assert!(!name.matches_authority("emoji.default"));
     /// ```
     pub fn matches_authority(&self, authority: &str) -> bool {
-        let host = match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        };
-        let host = host.strip_suffix('.').unwrap_or(host);
-        host.eq_ignore_ascii_case(&self.0)
+        authority_host(authority).eq_ignore_ascii_case(&self.0)
     }
 }
 
