@@ -21,7 +21,10 @@
 //! client sent after its request head included) is joined with the
 //! endpoint's. Every other request, a `CONNECT` to an unknown target
 //! included, goes to the inner stack unchanged, which answers as it does
-//! (a `404` from a router, a `501` from `Forward`).
+//! (a `404` from a router, a `501` from `Forward`). So does an HTTP/2
+//! extended `CONNECT` (RFC 8441, with a `:protocol` such as `websocket`,
+//! on a server that takes them): it names a resource by its path, and
+//! is no request for a raw tunnel to its authority.
 //!
 //! A target that cannot be reached gets the mesh's error answer, never a
 //! `200`: `502` (`mesh-error: upstream connect error`) when the endpoint
@@ -137,7 +140,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if req.method() != Method::CONNECT {
+        // An extended CONNECT (RFC 8441: `:protocol`, a WebSocket over
+        // HTTP/2 say) is a request with a path for the stack, not a tunnel.
+        let extended = req.extensions().get::<hyper::ext::Protocol>().is_some();
+        if req.method() != Method::CONNECT || extended {
             return Either::Right(self.inner.call(req));
         }
         let target = req.uri().authority().and_then(|a| (self.targets)(a));
@@ -349,3 +355,6 @@ pub fn open_tunnels() -> (OpenTunnels, TunnelsClosed) {
     let (tx, rx) = mpsc::channel(1);
     (OpenTunnels { _held: tx }, TunnelsClosed { rx })
 }
+
+#[cfg(test)]
+mod tests;
