@@ -106,6 +106,11 @@
 //! - A `GRPCRoute` is read as the `HTTPRoute` its method matches make (a
 //!   gRPC call is a `POST` to `/{service}/{method}`; see mesh-core's
 //!   `resource::GrpcRoute`), and may share its name with an `HTTPRoute`.
+//! - A route attaches to the Servers its `parentRefs` name in its own
+//!   namespace, by name only: a parent in another namespace, or one with
+//!   a `port` or `sectionName`, is an error, as Linkerd refuses such a
+//!   route. So no namespace's routes, nor the policies there that target
+//!   them, can open another namespace's Server.
 //! - A Server with `HTTPRoute`s answers 404 to requests no route matches.
 //!   Routes are tried in the Gateway API's order of precedence: the route
 //!   whose hostnames match the request's host most specifically first

@@ -155,11 +155,11 @@ pub(super) fn compile(
             entry.default_routes(&server_authz, &probes, metrics);
         } else {
             for route in mine {
-                let route_ns = route.namespace.as_str();
+                // Namespace policies are among the Server's: a route shares
+                // its Server's namespace.
                 let mut authz: Vec<Arc<Authz>> = bound
                     .iter()
-                    .filter(|b| matches!(b.target, Target::Route(ri) if ri == route.index)
-                        || matches!(&b.target, Target::Namespace(n) if n == route_ns && n != namespace))
+                    .filter(|b| matches!(b.target, Target::Route(ri) if ri == route.index))
                     .map(|b| b.authz.clone())
                     .collect();
                 authz.extend(server_authz.iter().cloned());
@@ -265,7 +265,6 @@ fn fallback(policy: DefaultPolicy, name: Arc<str>, workload: &Workload) -> Fallb
 pub(super) struct CompiledRoute {
     pub(super) index: usize,
     pub(super) name: Arc<str>,
-    pub(super) namespace: String,
     pub(super) parents: Vec<usize>,
     pub(super) rules: Vec<CompiledRule>,
     pub(super) hosts: Arc<[HostMatch]>,
@@ -294,7 +293,34 @@ fn routes(
             if !parent.is_server() {
                 continue;
             }
-            let parent_ns = parent.namespace.as_deref().unwrap_or(namespace);
+            // A namespace is a trust boundary: as in Linkerd, a route
+            // attaches only to Servers of its own namespace, and names
+            // them only by name, so that no other namespace's route (and
+            // the policies there that target it) can open a Server.
+            let at = |field: &str| format!("spec.parentRefs[{i}].{field}");
+            if let Some(other) = parent.namespace.as_deref().filter(|n| *n != namespace) {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    &at("namespace"),
+                    format!(
+                        "a route in namespace {namespace} may not attach to a Server in namespace {other}"
+                    ),
+                ));
+            }
+            let narrowing = [
+                ("port", parent.port.is_some()),
+                ("sectionName", parent.section_name.is_some()),
+            ];
+            if let Some((field, _)) = narrowing.iter().find(|(_, set)| *set) {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    &at(field),
+                    format!("a route may not name a Server parent by {field}"),
+                ));
+            }
+            let parent_ns = namespace;
             let server = refs::find(
                 &r.servers,
                 |s| &s.metadata,
@@ -361,7 +387,6 @@ fn routes(
         compiled.push(CompiledRoute {
             index,
             name: route.metadata.name.as_str().into(),
-            namespace: namespace.to_owned(),
             parents,
             rules,
             hosts: route
