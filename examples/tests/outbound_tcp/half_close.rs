@@ -1,5 +1,6 @@
-//! A client that ends its side first still gets the answer: each side's
-//! end is passed on alone, through a TCP port and a `CONNECT` tunnel,
+//! A client that ends its side first still gets the answer, and one whose
+//! application ended first can still send: each side's end is passed on
+//! alone, through a TCP port and a `CONNECT` tunnel,
 //! over mutual TLS (where the end travels as `close_notify`) and HTTP/2
 //! (as `END_STREAM`), while the other direction stays open.
 
@@ -31,6 +32,27 @@ async fn count_then_answer_app() -> SocketAddr {
         }
     });
     addr
+}
+
+/// An application that speaks first and ends its side at once, then
+/// reads to the end of the client's and reports how many bytes it read.
+async fn greet_then_count_app() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tcp.write_all(b"hello").await.unwrap();
+                tcp.shutdown().await.unwrap();
+                let mut read = Vec::new();
+                let _ = tcp.read_to_end(&mut read).await;
+                let _ = tx.send(read.len());
+            });
+        }
+    });
+    (addr, rx)
 }
 
 /// Writes `bytes` to `io`, ends its side, and reads the answer to the end.
@@ -87,4 +109,35 @@ async fn an_http2_connect_passes_the_clients_end_stream_on_and_gets_the_answer()
         "read 13 bytes"
     );
     stop(web).await;
+}
+
+#[tokio::test]
+async fn a_client_keeps_sending_after_the_applications_end_crosses_two_sidecars_over_mtls() {
+    let dir = tempfile::tempdir().unwrap();
+    let issue = issuer(dir.path());
+    let (app, mut counts) = greet_then_count_app().await;
+    let db = sidecar(&server_side(&issue("db"), app));
+    let db_id = identity("db");
+    let web = sidecar(&client_side(
+        Some(&issue("web")),
+        &[db.inbound[0]],
+        Some(&db_id),
+    ));
+    let sent = pattern(200 * 1024);
+
+    let (tunnel, head) = connect_head(web.outbound, "db:5432").await;
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    let tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
+    for mut io in [tunnel, tcp] {
+        // The greeting, then the application's end...
+        let mut greeting = Vec::new();
+        io.read_to_end(&mut greeting).await.unwrap();
+        assert_eq!(greeting, b"hello");
+        // ... and the client's bytes still reach it.
+        io.write_all(&sent).await.unwrap();
+        io.shutdown().await.unwrap();
+        assert_eq!(counts.recv().await, Some(sent.len()));
+    }
+    stop(web).await;
+    stop(db).await;
 }
