@@ -90,3 +90,25 @@ fn a_server_needs_exactly_one_selector() {
         );
     }
 }
+
+/// `port: "8080"` is a port name in YAML, and no pod port can have it:
+/// Kubernetes requires a letter in a port name. Taking it as a name would
+/// leave port 8080 to the default policy, open by default, when the
+/// Server meant to close it.
+#[test]
+fn a_quoted_port_number_is_an_error_not_a_name_that_selects_nothing() {
+    for port in ["\"8080\"", "'80'"] {
+        let text = WEB.replace("port: 80", &format!("port: {port}"));
+        let err = compiled(&text).map(|_| ()).unwrap_err();
+        assert_eq!(err.field_path(), "spec.port", "{err}");
+        assert!(err.message().contains("letter"), "{err}");
+    }
+    // A real name still reads as one.
+    let named = WEB.replace("port: 80", "port: http");
+    let workload = workload().with_port("http", 8080);
+    let policy = compile(&named, &workload, &PolicyConfig::default());
+    assert_eq!(
+        decide(&policy, 8080, Plain, None, "GET", "/", &[]),
+        Deny("web")
+    );
+}

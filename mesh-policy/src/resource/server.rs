@@ -59,7 +59,8 @@ pub struct ServerSpec {
     pub access_policy: Option<DefaultPolicy>,
 }
 
-/// A port by number or by name.
+/// A port by number or by name. A name of digits only (`"8080"`, quoted
+/// in YAML) is refused: Kubernetes requires a letter in a port name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PortRef {
     /// A port number, 1 to 65535.
@@ -103,6 +104,14 @@ impl<'de> Deserialize<'de> for PortRef {
             fn visit_str<E: de::Error>(self, name: &str) -> Result<PortRef, E> {
                 if name.is_empty() {
                     return Err(E::invalid_value(de::Unexpected::Str(name), &self));
+                }
+                // Kubernetes requires a letter in a port name, so no pod
+                // port has this one: a Server reading it as a name would
+                // select nothing and leave the port to the default policy.
+                if name.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom(format_args!(
+                        "port name {name:?} has no letter, so no port can have it: write the number {name} without quotes"
+                    )));
                 }
                 Ok(PortRef::Name(name.to_owned()))
             }
