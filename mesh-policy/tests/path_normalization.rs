@@ -6,8 +6,23 @@
 
 mod support;
 
-use mesh_policy::{PolicyConfig, Workload};
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    ConnectionInfo,
+    body::BoxBody,
+    serve::{Server, ServerConfig, shutdown},
+};
+use mesh_policy::{
+    AuthorizeLayer, PolicyConfig, PolicyMetrics, PolicySource, PolicyStore, Workload,
+};
 use support::{T::*, Want::*, *};
+use tokio::net::{TcpListener, TcpStream};
+use tower::{Layer, service_fn};
 
 const POLICY: &str = r#"
 apiVersion: policy.linkerd.io/v1beta3
@@ -117,4 +132,57 @@ fn a_client_allowed_under_both_spellings_is_allowed() {
         decide(&policy, 8080, Plain, IP, "GET", "/admin/../public", &[]),
         Deny("web")
     );
+}
+
+/// Through a real connection: the client's bytes reach the policy as
+/// written, and each spelling of the admin path is refused with a 403.
+#[tokio::test]
+async fn over_a_socket_each_spelling_of_the_admin_path_is_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let store = PolicyStore::new(
+        Workload::new("default").with_label("app", "web"),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new("policy.yaml", POLICY)])
+        .unwrap();
+    let (trigger, signal) = shutdown::channel();
+    let app = service_fn(|req: Request<hyper::body::Incoming>| async move {
+        // The application reads what it was sent.
+        assert!(req.extensions().get::<ConnectionInfo>().is_some());
+        Ok::<_, Infallible>(Response::new(BoxBody::default()))
+    });
+    // The policy's Server is on 8080; the listener's port is whatever the
+    // kernel gave, as a sidecar's inbound port forwards to the app's.
+    let svc = AuthorizeLayer::new(store).with_port(8080).layer(app);
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, svc, signal));
+
+    for (path, want) in [
+        ("/public/x", StatusCode::OK),
+        ("/admin", StatusCode::FORBIDDEN),
+        ("/public/../admin", StatusCode::FORBIDDEN),
+        ("/%61dmin", StatusCode::FORBIDDEN),
+        ("/public/..%2Fadmin", StatusCode::FORBIDDEN),
+    ] {
+        assert_eq!(get(port, path).await, want, "{path}");
+    }
+
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+async fn get(port: u16, path: &str) -> StatusCode {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", "web")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    sender.send_request(req).await.unwrap().status()
 }
