@@ -194,6 +194,11 @@
 //!   it to none, and the guide our users follow writes exactly that.
 //!   `ServerAuthorization` is read at `v1beta2` as at `v1beta1`, with a
 //!   warning, for the same reason.
+//! - A client on loopback (`127.0.0.1`, `::1`) is decided like any
+//!   other. linkerd2-proxy allows loopback on every port whatever the
+//!   policy, since in a pod only the pod itself is there; a process that
+//!   embeds the mesh, or a sidecar on a shared host, cannot tell the
+//!   workload's own calls from another local process's.
 //! - A `ServerAuthorization` without `networks` allows every address, so a
 //!   client without a known address (no `ConnectionInfo`) matches none.
 //! - An `HTTPRoute` rule under a Server applies its
