@@ -1,8 +1,8 @@
 //! A client that ends its side first still gets the answer, and one whose
 //! application ended first can still send: each side's end is passed on
-//! alone, through a TCP port and a `CONNECT` tunnel,
-//! over mutual TLS (where the end travels as `close_notify`) and HTTP/2
-//! (as `END_STREAM`), while the other direction stays open.
+//! alone, through a TCP port and a `CONNECT` tunnel, over mutual TLS
+//! (where the end travels as `close_notify`) and HTTP/2 (as
+//! `END_STREAM`), while the other direction stays open.
 
 use std::net::SocketAddr;
 

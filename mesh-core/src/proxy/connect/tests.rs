@@ -94,3 +94,56 @@ async fn an_extended_connect_is_not_taken_for_a_tunnel() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// A connector that never connects.
+#[derive(Clone, Debug)]
+struct Hang;
+
+impl tower::Service<http::Uri> for Hang {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = std::future::Pending<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        std::future::pending()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_that_times_out_is_answered_502_at_the_connect_timeout() {
+    let a = SocketAddr::from(([10, 0, 0, 1], 5432));
+    let forward = ForwardTcp::new(Hang, [a])
+        .unwrap()
+        .with_connect_timeout(std::time::Duration::from_secs(3));
+    let targets = move |authority: &Authority| (authority.host() == "db").then(|| forward.clone());
+    let inner = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(BoxBody::default()))
+    });
+    let stack = TowerToHyperService::new(ConnectTunnel::new(inner, targets));
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server), stack)
+            .with_upgrades()
+            .await
+    });
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let mut req = Request::new(BoxBody::default());
+    *req.method_mut() = Method::CONNECT;
+    *req.uri_mut() = "db:5432".parse().unwrap();
+    let started = tokio::time::Instant::now();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()["mesh-error"], "upstream connect error");
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(3));
+}
