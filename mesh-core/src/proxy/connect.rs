@@ -239,12 +239,16 @@ where
                 } else {
                     ProxyErrorKind::UpstreamUnreachable
                 };
-                let endpoint = error
-                    .downcast_ref::<ConnectFailed>()
-                    .map(ConnectFailed::endpoint);
+                let failed = error.downcast_ref::<ConnectFailed>();
+                // The connector's error, or the timeout: `error` only
+                // names the endpoint.
+                let cause = failed
+                    .and_then(std::error::Error::source)
+                    .map(ToString::to_string);
                 tracing::debug!(
-                    ?endpoint,
+                    endpoint = ?failed.map(ConnectFailed::endpoint),
                     %error,
+                    cause,
                     status = kind.http_status().as_u16(),
                     "cannot connect a CONNECT tunnel"
                 );
