@@ -139,7 +139,9 @@ impl Policy {
             Decision::NotFound(_) => ("not found: no route matches".to_owned(), Some(404)),
         };
         let server = self.server_for(query.port);
-        let route = server.route_for(&query.method, &query.uri, &query.headers);
+        // The route of the decision: for a path not in normal form, the
+        // one that refused may not be the one the path names as written.
+        let route = decision.route_entry();
         Explanation {
             decision: decision_text,
             status,

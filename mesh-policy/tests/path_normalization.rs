@@ -186,3 +186,21 @@ async fn get(port: u16, path: &str) -> StatusCode {
         .unwrap();
     sender.send_request(req).await.unwrap().status()
 }
+
+/// An explanation names the route that refused, not the one the path
+/// matched as written.
+#[test]
+fn an_explanation_names_the_route_of_the_refusal() {
+    let mut query = mesh_policy::ExplainQuery::new(8080);
+    query.client_ip = Some("10.0.0.7".parse().unwrap());
+    query.uri = "/public/../admin".parse().unwrap();
+    let explanation = policy().explain(&query);
+    assert_eq!(explanation.status, Some(403));
+    assert_eq!(explanation.route.as_deref(), Some("admin"));
+    let tried: Vec<_> = explanation
+        .authorizations
+        .iter()
+        .map(|a| (a.name.as_str(), a.matched))
+        .collect();
+    assert_eq!(tried, [("admin-only", false)]);
+}

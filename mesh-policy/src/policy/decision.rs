@@ -56,6 +56,17 @@ impl Decision<'_> {
     }
 }
 
+impl<'p> Decision<'p> {
+    /// The route that decided; `None` when no route matched.
+    pub(crate) fn route_entry(&self) -> Option<&'p RouteEntry> {
+        match self {
+            Self::Allow(a) => Some(a.route),
+            Self::Deny(d) => Some(d.route),
+            Self::NotFound(_) => None,
+        }
+    }
+}
+
 /// An allowed request: which Server, route and authorization allowed it.
 #[derive(Debug)]
 pub struct AllowedRequest<'p> {

@@ -268,16 +268,6 @@ pub(crate) struct ServerSource {
 }
 
 impl ServerEntry {
-    #[inline]
-    pub(crate) fn route_for(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Option<&RouteEntry> {
-        self.match_for(method, uri, headers).map(|(route, _)| route)
-    }
-
     /// The route a request takes, and the match of it that took it.
     #[inline]
     pub(crate) fn match_for(
