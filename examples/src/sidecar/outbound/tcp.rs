@@ -24,7 +24,9 @@
 //! service through the same forwarders (mesh-core's
 //! [`ConnectTunnel`](mesh_core::proxy::ConnectTunnel)): an application
 //! that uses the sidecar as its HTTP proxy reaches the service's
-//! endpoints as a TCP port's connections do.
+//! endpoints as a TCP port's connections do. Where a TCP port can only
+//! close a connection it cannot forward, a `CONNECT` is answered `502`
+//! or `503` before any `200`.
 
 use std::{
     convert::Infallible,
