@@ -285,6 +285,47 @@ fn other_kinds_pass_through_whole_with_a_note() {
 }
 
 #[test]
+fn unquoted_octal_modes_and_yaml11_scalars_are_read_as_kubectl_reads_them() {
+    // kubectl (YAML 1.1) reads `0644` as the mode 420 and `yes` as true;
+    // written back as the strings '0644' and 'yes', the API server would
+    // refuse the Deployment. Quoted, they stay strings.
+    let manifest = "\
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1_0
+  template:
+    spec:
+      automountServiceAccountToken: no
+      containers:
+      - name: web
+        image: web
+        env: [{name: MODE, value: '0644'}]
+      volumes:
+      - name: config
+        configMap: {name: web, defaultMode: 0644, items: [{key: k, path: k, mode: 0400}]}
+";
+    let injected = inject::inject("web.yaml", manifest, &config()).unwrap();
+    let deployment = &documents(&injected.yaml)[1];
+    let spec = pod_spec(deployment, &["spec", "template", "spec"]);
+    let config_map = &spec["volumes"][0]["configMap"];
+    assert_eq!(config_map["defaultMode"], Value::from(420));
+    assert_eq!(config_map["items"][0]["mode"], Value::from(256));
+    assert_eq!(spec["automountServiceAccountToken"], Value::Bool(false));
+    assert_eq!(deployment["spec"]["replicas"], Value::from(10));
+    assert_eq!(
+        spec["containers"][0]["env"][0]["value"],
+        Value::from("0644")
+    );
+    assert!(injected.yaml.contains("value: '0644'"), "{}", injected.yaml);
+}
+
+#[test]
 fn injecting_a_golden_output_again_changes_nothing() {
     for case in CASES {
         let first = read(&format!("{case}.out.yaml"));
@@ -486,12 +527,13 @@ fn containers_that_are_not_a_list_are_refused_where_they_are() {
 
 #[test]
 fn an_unknown_inject_annotation_is_refused() {
-    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    mesh.io/inject: yes\nspec:\n  containers: []\n";
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    mesh.io/inject: sometimes\nspec:\n  containers: []\n";
     let (message, kind, _, line) = manifest_error(text);
     assert_eq!(kind, ResourceErrorKind::InvalidValue);
     assert_eq!(line, Some(6));
     assert!(
-        message.contains(r#"mesh.io/inject is "enabled", "ingress" or "disabled", not "yes""#),
+        message
+            .contains(r#"mesh.io/inject is "enabled", "ingress" or "disabled", not "sometimes""#),
         "{message}"
     );
 }

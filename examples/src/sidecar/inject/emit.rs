@@ -5,8 +5,8 @@
 //! boolean and a number: an environment variable `value: "yes"` written
 //! back without its quotes would be refused by the API server. So strings
 //! that YAML 1.1 reads as booleans (`y`, `yes`, `on`, `off`, `n`, `no` in
-//! their three cases) or as numbers with `_` separators (`1_000`, and
-//! with a prefix, `0x_1F`, `0b1_0`) are single-quoted.
+//! their three cases) or as numbers where YAML 1.2 does not (`1_000`,
+//! `0x_1F`, `0B11`, `09`) are single-quoted; [`super::yaml11`] says which.
 //!
 //! serde_yaml_ng cannot be asked to quote one string, so such a string is
 //! written wrapped in a marker character that occurs nowhere in the
@@ -52,25 +52,10 @@ pub(super) fn emit(documents: &[Value]) -> Result<String, EmitError> {
 }
 
 /// Whether YAML 1.1 reads the plain scalar `text` as something other than
-/// a string, where YAML 1.2 reads a string.
+/// a string, where YAML 1.2 reads a string: kubectl's reader (go-yaml v2)
+/// takes `yes` for a boolean and `0644`, `1_000` or `0B11` for a number.
 fn yaml11_reads_otherwise(text: &str) -> bool {
-    const BOOLEANS: &[&str] = &[
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
-        "OFF",
-    ];
-    if BOOLEANS.contains(&text) {
-        return true;
-    }
-    // kubectl's reader (go-yaml v2) drops every `_` of a plain scalar that
-    // starts with a digit or a sign, then reads what is left as Go reads a
-    // number: `0x_1F`, `0b1_0`, `1_0e3` and `1_000` are numbers to it.
-    // What is left is a number to Go when it is one to YAML 1.2.
-    text.contains('_')
-        && text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
-        && matches!(
-            serde_yaml_ng::from_str::<Value>(&text.replace('_', "")),
-            Ok(Value::Number(_))
-        )
+    super::yaml11::plain_scalar(text).is_some()
 }
 
 /// The document with each string YAML 1.1 misreads wrapped in `marker`.
@@ -129,7 +114,7 @@ mod tests {
         // kubectl's YAML reader drops every `_` of a plain scalar that
         // starts with a digit or a sign and reads the rest as Go reads a
         // number, prefixes included.
-        let text = "a: '0x_1F'\nb: '0b1_0'\nc: '0o1_7'\nd: '-0x_a'\ne: '1_0e3'\nf: '1_'\n";
+        let text = "a: '0x_1F'\nb: '0b1_0'\nc: '0o1_7'\nd: '-0x_a'\ne: '1_0e3'\nf: '1_'\ng: '0B11'\nh: '0X1f'\n";
         assert_eq!(round_trip(text), text);
     }
 

@@ -133,7 +133,9 @@
 //! is written anew, as `kubectl` and `linkerd inject` write it: comments
 //! and the original quoting and layout are not kept, aliases are written
 //! out as the values they stand for, empty documents are dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
-//! for booleans or numbers keep their quotes.
+//! for booleans or numbers keep their quotes. Unquoted, such scalars are
+//! read as YAML 1.1 reads them, as `kubectl` and `linkerd inject` do:
+//! `defaultMode: 0644` is the number 420, and is written so.
 //!
 //! A malformed input (not YAML, a document without `kind`, a workload
 //! without a pod template, a container list that is not a list) is an
@@ -176,6 +178,7 @@ mod proxy;
 mod rule;
 mod workload;
 mod yaml;
+mod yaml11;
 
 use std::{
     fs::File,
@@ -201,6 +204,7 @@ pub use self::{
 use self::{
     object::{note, objects},
     rule::Namespaces,
+    yaml11::PlainScalars,
 };
 
 /// What `inject` adds: today, which image the sidecar runs.
@@ -244,8 +248,10 @@ pub struct Injected {
 /// It names the document, the field and the line.
 pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injected, InjectError> {
     let mut documents = Vec::new();
+    let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {
-        let parsed = document?.parse::<Value>()?;
+        let mut parsed = document?.parse::<Value>()?;
+        plain.resolve(parsed.context.index(), &mut parsed.value);
         documents.push((parsed.context, parsed.value));
     }
 
