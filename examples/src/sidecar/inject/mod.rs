@@ -116,6 +116,17 @@
 //! would share them (the sidecar binds with `SO_REUSEPORT`) and take part
 //! of the first one's traffic.
 //!
+//! A pod that already has another mesh's proxy (a container or init
+//! container `linkerd-proxy`, `linkerd-init`, `istio-proxy` or
+//! `istio-init`) is left as it is too, as `linkerd inject` leaves a pod with
+//! a known sidecar; so is one that Linkerd's injector will give its proxy
+//! when it is created: `linkerd.io/inject: enabled` (or `ingress`) on the
+//! pod template, or on its Namespace in the input when the template says
+//! nothing. Linkerd's proxy listens on the sidecar's own ports: of the two,
+//! one could not bind and the pod would never be ready. Moving a workload
+//! from Linkerd means taking its `linkerd.io/inject` off first (or setting
+//! it to `disabled`). A Namespace that is not in the input is not seen.
+//!
 //! # Output
 //!
 //! Injecting is idempotent: the parts it adds are rewritten in place to

@@ -17,6 +17,13 @@ pub enum Outcome {
     /// sidecar would listen on the node's own ports; it passed through
     /// unchanged, as `linkerd inject` leaves such pods.
     HostNetwork,
+    /// The pod has another mesh's proxy, or Linkerd's injector will add
+    /// one (`linkerd.io/inject: enabled`): the two proxies would want the
+    /// same ports. It passed through unchanged, as `linkerd inject` leaves
+    /// a pod with a known sidecar. The text says what showed it, such as
+    /// `container linkerd-proxy` or `linkerd.io/inject: enabled on the pod
+    /// template`.
+    OtherProxy(String),
     /// The object is not a workload; it passed through unchanged.
     NotAWorkload,
 }
@@ -45,6 +52,11 @@ impl fmt::Display for Outcome {
             Self::HostNetwork => f.write_str(
                 "not injected: the pod uses the host's network (hostNetwork: true), \
                  where the sidecar would take the node's ports",
+            ),
+            Self::OtherProxy(by) => write!(
+                f,
+                "not injected: another mesh's proxy is in the pod or will be ({by}), \
+                 and would take the sidecar's ports"
             ),
             Self::NotAWorkload => f.write_str("not a workload, passed through unchanged"),
         }

@@ -7,6 +7,10 @@
 //! is injected: what is passed to `inject` is what the user wants meshed,
 //! as with `linkerd inject`. `ingress` injects a sidecar in ingress mode
 //! (Linkerd's `linkerd.io/inject: ingress`), for an ingress controller.
+//!
+//! A pod that has another mesh's proxy, or that Linkerd's injector will
+//! give one, is left out whatever `mesh.io/inject` says (see
+//! [`other_proxy`]).
 
 use std::collections::BTreeMap;
 
@@ -42,9 +46,22 @@ pub(super) enum ProxyMode {
     Ingress,
 }
 
-/// The `mesh.io/inject` of each Namespace in the input, by name.
+/// Linkerd's annotation: its injector adds its proxy to a pod whose
+/// nearest `linkerd.io/inject` (the pod's, else its namespace's) is
+/// `enabled` or `ingress`.
+const LINKERD_INJECT_ANNOTATION: &str = "linkerd.io/inject";
+
+/// The containers of other meshes: Linkerd's and Istio's proxies, and the
+/// init containers that redirect a pod's traffic to them.
+const OTHER_PROXIES: &[&str] = &["linkerd-proxy", "linkerd-init", "istio-proxy", "istio-init"];
+
+/// The `mesh.io/inject` and `linkerd.io/inject` of each Namespace in the
+/// input, by name.
 #[derive(Debug, Default)]
-pub(super) struct Namespaces(BTreeMap<String, InjectMode>);
+pub(super) struct Namespaces {
+    modes: BTreeMap<String, InjectMode>,
+    linkerd: BTreeMap<String, String>,
+}
 
 impl Namespaces {
     /// Records a `kind: Namespace` object at `path`.
@@ -56,7 +73,10 @@ impl Namespaces {
             .transpose()?
             .flatten();
         if let (Some(name), Some(mode)) = (name, mode(metadata, &meta_path)?) {
-            self.0.insert(name.to_owned(), mode);
+            self.modes.insert(name.to_owned(), mode);
+        }
+        if let (Some(name), Some(linkerd)) = (name, linkerd_inject(metadata)) {
+            self.linkerd.insert(name.to_owned(), linkerd.to_owned());
         }
         Ok(())
     }
@@ -103,7 +123,7 @@ pub(super) fn decide(
         DisabledBy::Workload
     };
     let from_namespace = namespace.and_then(|name| {
-        let mode = namespaces.0.get(name)?;
+        let mode = namespaces.modes.get(name)?;
         Some((*mode, DisabledBy::Namespace(name.to_owned())))
     });
     let nearest = template
@@ -115,4 +135,62 @@ pub(super) fn decide(
         Some((InjectMode::Ingress, _)) => Ok(ProxyMode::Ingress),
         Some((InjectMode::Enabled, _)) | None => Ok(ProxyMode::Sidecar),
     }
+}
+
+/// The `linkerd.io/inject` of `metadata`, when it is a string.
+fn linkerd_inject(metadata: Option<&Mapping>) -> Option<&str> {
+    metadata?
+        .get("annotations")?
+        .get(LINKERD_INJECT_ANNOTATION)?
+        .as_str()
+}
+
+/// What shows that the pod `template` (a pod, for `kind` `Pod`) of a
+/// workload in `namespace` has another mesh's proxy, or will be given
+/// Linkerd's: a container of [`OTHER_PROXIES`], or a `linkerd.io/inject`
+/// that enables Linkerd's injector. `None` when nothing does.
+///
+/// Linkerd's proxy listens on the sidecar's own ports, 4143, 4140 and
+/// 4191: of two proxies in one pod, one cannot bind and the pod never
+/// becomes ready. `linkerd inject` skips a pod with a known sidecar too.
+pub(super) fn other_proxy(
+    template: &Mapping,
+    kind: WorkloadKind,
+    namespace: Option<&str>,
+    namespaces: &Namespaces,
+) -> Option<String> {
+    let spec = template.get("spec");
+    for (key, what) in [
+        ("containers", "container"),
+        ("initContainers", "init container"),
+    ] {
+        let Some(list) = spec.and_then(|spec| spec.get(key)?.as_sequence()) else {
+            continue;
+        };
+        let other = list
+            .iter()
+            .filter_map(|container| container.get("name")?.as_str())
+            .find(|name| OTHER_PROXIES.contains(name));
+        if let Some(name) = other {
+            return Some(format!("{what} {name}"));
+        }
+    }
+    let on_pod = if kind == WorkloadKind::Pod {
+        "the pod"
+    } else {
+        "the pod template"
+    };
+    let metadata = template.get("metadata").and_then(|m| m.as_mapping());
+    let (value, on) = match linkerd_inject(metadata) {
+        Some(value) => (value, on_pod.to_owned()),
+        None => {
+            let name = namespace?;
+            (
+                namespaces.linkerd.get(name)?.as_str(),
+                format!("namespace {name}"),
+            )
+        }
+    };
+    matches!(value, "enabled" | "ingress")
+        .then(|| format!("{LINKERD_INJECT_ANNOTATION}: {value} on {on}"))
 }

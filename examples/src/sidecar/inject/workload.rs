@@ -179,6 +179,9 @@ pub(super) fn inject(
     {
         return Ok(Outcome::HostNetwork);
     }
+    if let Some(by) = rule::other_proxy(template, kind, namespace.as_deref(), namespaces) {
+        return Ok(Outcome::OtherProxy(by));
+    }
 
     let before = template.clone();
     edit_pod(template, &template_path, kind, &name, mode, config)?;
