@@ -584,6 +584,24 @@ fn input_that_is_not_utf8_is_a_read_error() {
 }
 
 #[test]
+fn a_byte_order_mark_is_read_as_kubectl_reads_it() {
+    // Editors on Windows save YAML with a UTF-8 byte order mark; kubectl
+    // skips it.
+    let text = format!("\u{feff}{}", read("pod.in.yaml"));
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    let injected = inject::inject_io(
+        "stdin",
+        &mut text.as_bytes(),
+        &mut out,
+        &mut notes,
+        &config(),
+    )
+    .unwrap();
+    assert_eq!(injected[0].outcome, Outcome::Injected);
+    assert_eq!(String::from_utf8(out).unwrap(), read("pod.out.yaml"));
+}
+
+#[test]
 fn nothing_is_written_when_a_later_document_is_bad() {
     let text = format!("{}---\nkind: [\n", read("pod.in.yaml"));
     let (mut out, mut notes) = (Vec::new(), Vec::new());

@@ -249,7 +249,8 @@ pub struct Injected {
 }
 
 /// Injects the sidecar into the workloads of `text`; `origin` (a file
-/// name, or `stdin`) names it in notes and errors.
+/// name, or `stdin`) names it in notes and errors. A byte order mark at
+/// the start is skipped.
 ///
 /// # Errors
 ///
@@ -258,6 +259,9 @@ pub struct Injected {
 /// pod template, a field of the wrong type, an unknown `mesh.io/inject`).
 /// It names the document, the field and the line.
 pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injected, InjectError> {
+    // A UTF-8 byte order mark, which some editors write, is no part of the
+    // first document: kubectl skips it too.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut documents = Vec::new();
     let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {
