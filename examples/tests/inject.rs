@@ -199,6 +199,30 @@ fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
 }
 
 #[test]
+fn a_replication_controller_is_injected_as_linkerd_injects_it() {
+    let text = "\
+apiVersion: v1
+kind: ReplicationController
+metadata: {name: legacy, namespace: emojivoto}
+spec:
+  replicas: 2
+  template:
+    metadata: {labels: {app: legacy}}
+    spec:
+      containers: [{name: legacy, image: legacy:v1}]
+";
+    let injected = inject::inject("rc.yaml", text, &config()).unwrap();
+    assert_eq!(injected.notes[0].outcome, Outcome::Injected);
+    let docs = documents(&injected.yaml);
+    let spec = pod_spec(&docs[0], &["spec", "template", "spec"]);
+    assert_eq!(names(&spec["containers"]), ["legacy", "mesh-proxy"]);
+    assert_eq!(
+        spec["volumes"][0]["configMap"]["name"],
+        "legacy-mesh-config"
+    );
+}
+
+#[test]
 fn a_pod_is_injected_in_its_own_metadata_and_spec() {
     let injected = golden("pod");
     assert_eq!(

@@ -9,8 +9,9 @@
 //!
 //! # What is injected
 //!
-//! Workloads are `Pod` (`v1`), `Deployment`, `StatefulSet`, `DaemonSet`,
-//! `ReplicaSet` (`apps`), `Job` and `CronJob` (`batch`). Into each pod
+//! Workloads are `Pod` and `ReplicationController` (`v1`), `Deployment`,
+//! `StatefulSet`, `DaemonSet`, `ReplicaSet` (`apps`), `Job` and `CronJob`
+//! (`batch`), the kinds `linkerd inject` injects. Into each pod
 //! template (for a `Pod`, the pod itself) go:
 //!
 //! - the container `mesh-proxy`: the image (`--image`, by default

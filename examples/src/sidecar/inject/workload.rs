@@ -37,13 +37,17 @@ pub enum WorkloadKind {
     Job,
     /// `batch/v1` `CronJob`: its pods are its jobs' pods.
     CronJob,
+    /// `v1` `ReplicationController`, the ReplicaSet's predecessor, which
+    /// `linkerd inject` injects too.
+    ReplicationController,
 }
 
 impl WorkloadKind {
     /// The workload kind of an object, when it is one. The API group must be
     /// the kind's own (`apps`, or the older `extensions` for the first four;
-    /// `batch` for jobs; the core group for pods), so a custom resource that
-    /// happens to be called `Deployment` is left alone. Any version is read:
+    /// `batch` for jobs; the core group for pods and replication
+    /// controllers), so a custom resource that happens to be called
+    /// `Deployment` is left alone. Any version is read:
     /// the pod template has the same shape in all of them.
     pub fn of(api_version: &str, kind: &str) -> Option<Self> {
         let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
@@ -55,10 +59,11 @@ impl WorkloadKind {
             "ReplicaSet" => Self::ReplicaSet,
             "Job" => Self::Job,
             "CronJob" => Self::CronJob,
+            "ReplicationController" => Self::ReplicationController,
             _ => return None,
         };
         let group_ok = match workload {
-            Self::Pod => group.is_empty(),
+            Self::Pod | Self::ReplicationController => group.is_empty(),
             Self::Job | Self::CronJob => group == "batch",
             _ => group == "apps" || group == "extensions",
         };
@@ -75,6 +80,7 @@ impl WorkloadKind {
             Self::ReplicaSet => "ReplicaSet",
             Self::Job => "Job",
             Self::CronJob => "CronJob",
+            Self::ReplicationController => "ReplicationController",
         }
     }
 
