@@ -350,6 +350,40 @@ spec:
 }
 
 #[test]
+fn merge_keys_are_merged_so_the_sidecars_volumes_do_not_hide_the_merged_ones() {
+    // kubectl merges `<<`; a `volumes` key written next to it wins over the
+    // merged one, so adding the sidecar's volumes there would drop `data`.
+    let manifest = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      <<: &common
+        volumes: [{name: data, emptyDir: {}}]
+      containers: [{name: web, image: web}]
+";
+    let injected = inject::inject("web.yaml", manifest, &config()).unwrap();
+    let deployment = &documents(&injected.yaml)[0];
+    let spec = pod_spec(deployment, &["spec", "template", "spec"]);
+    assert_eq!(
+        names(&spec["volumes"]),
+        ["data", "mesh-config", "mesh-identity"]
+    );
+    assert!(!injected.yaml.contains("<<"), "{}", injected.yaml);
+
+    let scalar = manifest.replace(
+        "<<: &common\n        volumes: [{name: data, emptyDir: {}}]",
+        "<<: 1",
+    );
+    let (message, kind, document, _) = manifest_error(&scalar);
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert_eq!(document, Some(1));
+    assert!(message.contains("<<"), "{message}");
+}
+
+#[test]
 fn injecting_a_golden_output_again_changes_nothing() {
     for case in CASES {
         let first = read(&format!("{case}.out.yaml"));

@@ -144,7 +144,7 @@
 //! (`Service`, `ConfigMap`, `Namespace`, ...) pass through whole. The YAML
 //! is written anew, as `kubectl` and `linkerd inject` write it: comments
 //! and the original quoting and layout are not kept, aliases are written
-//! out as the values they stand for, empty documents are dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
+//! out as the values they stand for, merge keys (`<<`) are merged, empty documents are dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
 //! for booleans or numbers keep their quotes. Unquoted, such scalars are
 //! read as YAML 1.1 reads them, as `kubectl` and `linkerd inject` do:
 //! `defaultMode: 0644` is the number 420, and is written so.
@@ -198,7 +198,7 @@ use std::{
     path::Path,
 };
 
-use mesh_core::resource::Documents;
+use mesh_core::resource::{Documents, ResourceErrorKind};
 use serde_yaml_ng::Value;
 
 pub use self::{
@@ -216,6 +216,7 @@ pub use self::{
 use self::{
     object::{note, objects},
     rule::Namespaces,
+    yaml::{FieldPath, Problem},
     yaml11::PlainScalars,
 };
 
@@ -268,6 +269,16 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     for document in Documents::new(origin, text) {
         let mut parsed = document?.parse::<Value>()?;
         plain.resolve(parsed.context.index(), &mut parsed.value);
+        // kubectl merges `<<` keys; left unmerged, a key inject adds next
+        // to one (`volumes`) would hide the merged key of that name.
+        if parsed.value.apply_merge().is_err() {
+            let problem = Problem::new(
+                ResourceErrorKind::InvalidValue,
+                FieldPath::default(),
+                "a merge key `<<` must hold a mapping or a list of mappings",
+            );
+            return Err(problem.into_error(text, &parsed.context).into());
+        }
         documents.push((parsed.context, parsed.value));
     }
 
