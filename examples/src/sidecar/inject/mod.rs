@@ -20,7 +20,10 @@
 //!   `mesh-outbound` 4140 and `mesh-admin` 4191 (Linkerd's numbers),
 //!   the proxy resources of Linkerd's high-availability values (requests
 //!   100m CPU and 20Mi memory, a 250Mi memory limit, no CPU limit so a busy
-//!   proxy is not throttled; Linkerd's plain install sets none), a
+//!   proxy is not throttled; Linkerd's plain install sets none) unless
+//!   Linkerd's `config.linkerd.io/proxy-cpu-request`, `proxy-cpu-limit`,
+//!   `proxy-memory-request` or `proxy-memory-limit` on the pod template
+//!   (or else the workload) asks for others, a
 //!   liveness probe on `/live` and a readiness probe on `/ready` at the
 //!   admin port, and a security context that passes the `restricted` Pod
 //!   Security Standard;
@@ -187,6 +190,7 @@ mod image;
 mod note;
 mod object;
 mod proxy;
+mod resources;
 mod rule;
 mod workload;
 mod yaml;

@@ -5,7 +5,7 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{InjectConfig, rule::ProxyMode};
+use super::{InjectConfig, resources::ProxyResources, rule::ProxyMode};
 use crate::sidecar::config::INGRESS_MODE_ENV;
 
 /// The name of the sidecar container. Linkerd's is `linkerd-proxy`.
@@ -61,7 +61,12 @@ pub(super) enum Placement {
 /// The sidecar container. In ingress mode its environment sets
 /// [`INGRESS_MODE_ENV`], which the sidecar reads over its configuration
 /// file, so an ingress can share the file any other workload would have.
-pub(super) fn container(config: &InjectConfig, placement: Placement, mode: ProxyMode) -> Value {
+pub(super) fn container(
+    config: &InjectConfig,
+    placement: Placement,
+    mode: ProxyMode,
+    resources: &ProxyResources,
+) -> Value {
     let mut container = Mapping::new();
     insert(&mut container, "name", string(CONTAINER_NAME));
     insert(&mut container, "image", string(config.image.as_str()));
@@ -85,20 +90,23 @@ pub(super) fn container(config: &InjectConfig, placement: Placement, mode: Proxy
     if placement == Placement::NativeSidecar {
         insert(&mut container, "restartPolicy", string("Always"));
     }
-    insert(
-        &mut container,
-        "resources",
-        map([
-            (
-                "requests",
-                map([
-                    ("cpu", string(CPU_REQUEST)),
-                    ("memory", string(MEMORY_REQUEST)),
-                ]),
-            ),
-            ("limits", map([("memory", string(MEMORY_LIMIT))])),
-        ]),
-    );
+    let requests = map([
+        ("cpu", string(&resources.cpu_request)),
+        ("memory", string(&resources.memory_request)),
+    ]);
+    let mut limits = Mapping::new();
+    if let Some(cpu) = &resources.cpu_limit {
+        insert(&mut limits, "cpu", string(cpu));
+    }
+    if let Some(memory) = &resources.memory_limit {
+        insert(&mut limits, "memory", string(memory));
+    }
+    let mut resources = Mapping::new();
+    insert(&mut resources, "requests", requests);
+    if !limits.is_empty() {
+        insert(&mut resources, "limits", Value::Mapping(limits));
+    }
+    insert(&mut container, "resources", Value::Mapping(resources));
     insert(&mut container, "livenessProbe", probe("/live", 10));
     insert(&mut container, "readinessProbe", probe("/ready", 2));
     insert(

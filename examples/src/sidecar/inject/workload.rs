@@ -7,6 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::{
     InjectConfig, Outcome,
     proxy::{self, CONFIG_MAP_SUFFIX, CONTAINER_NAME, Placement, SECRET_SUFFIX},
+    resources::{self, ProxyResources},
     rule::{self, Namespaces, ProxyMode},
     yaml::{self, AddAt, FieldPath, Problem},
 };
@@ -136,6 +137,12 @@ pub(super) fn inject(
         .flatten()
         .map(str::to_owned);
     let own_mode = rule::mode(metadata, &meta_path)?;
+    // The workload's own annotations, read again once its pod template is
+    // borrowed to be edited: the sidecar's resources.
+    let own_annotations = metadata
+        .and_then(|m| m.get("annotations"))
+        .cloned()
+        .map(|annotations| Mapping::from_iter([(proxy::string("annotations"), annotations)]));
 
     let mut template_path = path.clone();
     let mut template = &mut *object;
@@ -188,14 +195,31 @@ pub(super) fn inject(
     if let Some(by) = rule::other_proxy(template, kind, namespace.as_deref(), namespaces) {
         return Ok(Outcome::OtherProxy(by));
     }
+    let template_meta = yaml::mapping(template, "metadata", &template_path)?;
+    let resources = resources::read(&[
+        (template_meta, template_meta_path),
+        (own_annotations.as_ref(), meta_path),
+    ])?;
 
     let before = template.clone();
-    edit_pod(template, &template_path, kind, &name, mode, config)?;
+    let sidecar = Sidecar {
+        mode,
+        resources: &resources,
+        config,
+    };
+    edit_pod(template, &template_path, kind, &name, &sidecar)?;
     Ok(if *template == before {
         Outcome::AlreadyInjected
     } else {
         Outcome::Injected
     })
+}
+
+/// The sidecar one workload gets.
+struct Sidecar<'a> {
+    mode: ProxyMode,
+    resources: &'a ProxyResources,
+    config: &'a InjectConfig,
 }
 
 /// Adds the annotations, the container and the volumes to a pod template
@@ -205,9 +229,9 @@ fn edit_pod(
     path: &FieldPath,
     kind: WorkloadKind,
     workload: &str,
-    mode: ProxyMode,
-    config: &InjectConfig,
+    sidecar: &Sidecar<'_>,
 ) -> Result<(), Problem> {
+    let config = sidecar.config;
     let spec_path = path.key("spec");
     let spec = match template.get_mut("spec") {
         None | Some(Value::Null) => {
@@ -253,7 +277,7 @@ fn edit_pod(
         Some("Never" | "OnFailure") => Placement::NativeSidecar,
         _ => kind.placement(),
     };
-    let container = proxy::container(config, placement, mode);
+    let container = proxy::container(config, placement, sidecar.mode, sidecar.resources);
     match placement {
         Placement::Container => {
             if let Some(Value::Sequence(init)) = spec.get_mut("initContainers") {
