@@ -64,14 +64,14 @@ fn linkerds_proxy_resource_annotations_set_the_sidecars_resources() {
 }
 
 #[test]
-fn the_pod_templates_annotation_wins_over_the_workloads() {
+fn annotations_on_the_workload_itself_are_not_read_as_in_linkerd() {
     let text = deployment(
         "config.linkerd.io/proxy-memory-limit: 512Mi, config.linkerd.io/proxy-cpu-request: 50m",
         "config.linkerd.io/proxy-memory-limit: 1Gi",
     );
     assert_eq!(
         resources(&text),
-        yaml("{requests: {cpu: 50m, memory: 20Mi}, limits: {memory: 1Gi}}")
+        yaml("{requests: {cpu: 100m, memory: 20Mi}, limits: {memory: 1Gi}}")
     );
 }
 

@@ -23,7 +23,7 @@
 //!   proxy is not throttled; Linkerd's plain install sets none) unless
 //!   Linkerd's `config.linkerd.io/proxy-cpu-request`, `proxy-cpu-limit`,
 //!   `proxy-memory-request` or `proxy-memory-limit` on the pod template
-//!   (or else the workload) asks for others, a
+//!   asks for others, a
 //!   liveness probe on `/live` and a readiness probe on `/ready` at the
 //!   admin port, and a security context that passes the `restricted` Pod
 //!   Security Standard;

@@ -5,10 +5,12 @@
 //! Linkerd's annotations, and a manifest moved from Linkerd already
 //! carries them: `config.linkerd.io/proxy-cpu-request`,
 //! `proxy-cpu-limit`, `proxy-memory-request` and `proxy-memory-limit`.
-//! As in Linkerd, the nearest annotation decides: the pod template's,
-//! then the workload's. Unlike Linkerd, a Namespace's are not read.
-//! Without them the sidecar gets [`CPU_REQUEST`], [`MEMORY_REQUEST`] and
-//! [`MEMORY_LIMIT`], and no CPU limit.
+//! As in Linkerd, they are read from the pod template (for a `Pod`, the
+//! pod), not from the workload's own metadata; unlike Linkerd's injector,
+//! not from the Namespace either. Without them the sidecar gets
+//! [`CPU_REQUEST`], [`MEMORY_REQUEST`] and [`MEMORY_LIMIT`], and no CPU
+//! limit. A value that is not a quantity is an error, where Linkerd warns
+//! and ignores it.
 
 use mesh_core::resource::ResourceErrorKind;
 use serde_yaml_ng::Mapping;
@@ -43,21 +45,21 @@ impl Default for ProxyResources {
     }
 }
 
-/// Where annotations are read from, nearest first: a metadata mapping and
-/// its path, or none.
-pub(super) type Scopes<'m> = [(Option<&'m Mapping>, FieldPath); 2];
-
-/// The resources the annotations of `scopes` (nearest first) ask for.
-pub(super) fn read(scopes: &Scopes<'_>) -> Result<ProxyResources, Problem> {
+/// The resources the annotations of the pod template's `metadata` (at
+/// `path`) ask for.
+pub(super) fn read(
+    metadata: Option<&Mapping>,
+    path: &FieldPath,
+) -> Result<ProxyResources, Problem> {
     let mut resources = ProxyResources::default();
-    if let Some(cpu) = quantity(scopes, CPU_REQUEST_ANNOTATION)? {
+    if let Some(cpu) = quantity(metadata, path, CPU_REQUEST_ANNOTATION)? {
         resources.cpu_request = cpu.0;
     }
-    if let Some(cpu) = quantity(scopes, CPU_LIMIT_ANNOTATION)? {
+    if let Some(cpu) = quantity(metadata, path, CPU_LIMIT_ANNOTATION)? {
         resources.cpu_limit = Some(cpu.0);
     }
-    let memory_limit = quantity(scopes, MEMORY_LIMIT_ANNOTATION)?;
-    if let Some(memory) = quantity(scopes, MEMORY_REQUEST_ANNOTATION)? {
+    let memory_limit = quantity(metadata, path, MEMORY_LIMIT_ANNOTATION)?;
+    if let Some(memory) = quantity(metadata, path, MEMORY_REQUEST_ANNOTATION)? {
         // A request over the limit is refused by the API server: say so
         // here, where the annotation that would fix it can be named.
         let default_limit = parse_quantity(MEMORY_LIMIT);
@@ -79,29 +81,33 @@ pub(super) fn read(scopes: &Scopes<'_>) -> Result<ProxyResources, Problem> {
     Ok(resources)
 }
 
-/// The nearest annotation `key` of `scopes`: its text, its value and its
-/// path. An annotation that is not a Kubernetes quantity is an error.
-fn quantity(scopes: &Scopes<'_>, key: &str) -> Result<Option<(String, f64, FieldPath)>, Problem> {
-    for (metadata, path) in scopes {
-        let Some(metadata) = metadata else { continue };
-        let annotations_path = path.key("annotations");
-        let Some(annotations) = yaml::mapping(metadata, "annotations", path)? else {
-            continue;
-        };
-        let Some(text) = yaml::string(annotations, key, &annotations_path)? else {
-            continue;
-        };
-        let at = annotations_path.key(key);
-        return match parse_quantity(text) {
-            Some(value) => Ok(Some((text.to_owned(), value, at))),
-            None => Err(Problem::new(
-                ResourceErrorKind::InvalidValue,
-                at,
-                format!("{key} is a Kubernetes quantity such as 100m or 64Mi, not {text:?}"),
-            )),
-        };
+/// The annotation `key` of `metadata` (at `path`): its text, its value
+/// and its path. An annotation that is not a Kubernetes quantity is an
+/// error.
+fn quantity(
+    metadata: Option<&Mapping>,
+    path: &FieldPath,
+    key: &str,
+) -> Result<Option<(String, f64, FieldPath)>, Problem> {
+    let Some(metadata) = metadata else {
+        return Ok(None);
+    };
+    let annotations_path = path.key("annotations");
+    let Some(annotations) = yaml::mapping(metadata, "annotations", path)? else {
+        return Ok(None);
+    };
+    let Some(text) = yaml::string(annotations, key, &annotations_path)? else {
+        return Ok(None);
+    };
+    let at = annotations_path.key(key);
+    match parse_quantity(text) {
+        Some(value) => Ok(Some((text.to_owned(), value, at))),
+        None => Err(Problem::new(
+            ResourceErrorKind::InvalidValue,
+            at,
+            format!("{key} is a Kubernetes quantity such as 100m or 64Mi, not {text:?}"),
+        )),
     }
-    Ok(None)
 }
 
 /// A Kubernetes quantity (`100m`, `1.5`, `64Mi`, `1e3`, `2G`), as a number,

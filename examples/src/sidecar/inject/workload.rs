@@ -137,12 +137,6 @@ pub(super) fn inject(
         .flatten()
         .map(str::to_owned);
     let own_mode = rule::mode(metadata, &meta_path)?;
-    // The workload's own annotations, read again once its pod template is
-    // borrowed to be edited: the sidecar's resources.
-    let own_annotations = metadata
-        .and_then(|m| m.get("annotations"))
-        .cloned()
-        .map(|annotations| Mapping::from_iter([(proxy::string("annotations"), annotations)]));
 
     let mut template_path = path.clone();
     let mut template = &mut *object;
@@ -196,10 +190,7 @@ pub(super) fn inject(
         return Ok(Outcome::OtherProxy(by));
     }
     let template_meta = yaml::mapping(template, "metadata", &template_path)?;
-    let resources = resources::read(&[
-        (template_meta, template_meta_path),
-        (own_annotations.as_ref(), meta_path),
-    ])?;
+    let resources = resources::read(template_meta, &template_meta_path)?;
 
     let before = template.clone();
     let sidecar = Sidecar {
