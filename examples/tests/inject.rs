@@ -304,8 +304,11 @@ fn other_kinds_pass_through_whole_with_a_note() {
         .filter(|d| !d.is_null())
         .collect();
     assert_eq!(documents(&injected.yaml), input);
-    // Strings kubectl's YAML 1.1 would take for booleans keep their quotes.
-    assert!(injected.yaml.contains("verbose: 'yes'"));
+    // They are written as they were, comments and quotes and all.
+    assert_eq!(
+        injected.yaml,
+        read("passthrough.in.yaml").replace("---\n\n", "")
+    );
 }
 
 #[test]
@@ -381,6 +384,42 @@ spec:
     assert_eq!(kind, ResourceErrorKind::InvalidValue);
     assert_eq!(document, Some(1));
     assert!(message.contains("<<"), "{message}");
+}
+
+#[test]
+fn documents_inject_leaves_alone_are_written_byte_for_byte_as_linkerd_writes_them() {
+    let service = "\
+# The web service, with its comments.
+apiVersion: v1
+kind: Service
+metadata: {name: web}   # flow style stays
+spec:
+  ports:
+    - port: 80 # indented list stays
+      targetPort: \"mesh-inbound\"
+";
+    let disabled = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: legacy
+  annotations: {mesh.io/inject: disabled}
+spec:
+  template:
+    spec:
+      containers: [{name: legacy, image: legacy}]  # not meshed
+";
+    let web = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: web}]\n";
+    let text = format!("{service}---\n{web}--- # legacy\n{disabled}");
+    let injected = inject::inject("app.yaml", &text, &config()).unwrap();
+    let pieces: Vec<&str> = injected.yaml.split("---\n").collect();
+    assert_eq!(pieces.len(), 3, "{}", injected.yaml);
+    assert_eq!(pieces[0], service);
+    assert!(pieces[1].contains("mesh-proxy"), "{}", pieces[1]);
+    assert_eq!(pieces[2], disabled);
+
+    let again = inject::inject("app.yaml", &injected.yaml, &config()).unwrap();
+    assert_eq!(again.yaml, injected.yaml);
 }
 
 #[test]

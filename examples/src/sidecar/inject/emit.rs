@@ -16,6 +16,8 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::raw::read_all;
+
 /// Why documents could not be written.
 #[derive(Debug)]
 pub(super) enum EmitError {
@@ -25,8 +27,10 @@ pub(super) enum EmitError {
     Mismatch,
 }
 
-/// The documents as one multi-document YAML text, `---` between them.
-pub(super) fn emit(documents: &[Value]) -> Result<String, EmitError> {
+/// The documents as one multi-document YAML text, `---` between them. A
+/// document with a text in `raw` is written as that text, which must read
+/// as the document.
+pub(super) fn emit(documents: &[Value], raw: &[Option<&str>]) -> Result<String, EmitError> {
     if documents.is_empty() {
         return Ok(String::new());
     }
@@ -38,15 +42,20 @@ pub(super) fn emit(documents: &[Value]) -> Result<String, EmitError> {
         if i > 0 {
             text.push_str("---\n");
         }
+        if let Some(Some(raw)) = raw.get(i) {
+            text.push_str(raw);
+            if !raw.ends_with('\n') {
+                text.push('\n');
+            }
+            continue;
+        }
         let marked = mark(document, marker);
         let yaml = serde_yaml_ng::to_string(&marked).map_err(EmitError::Serialize)?;
         text.push_str(&yaml.replace(marker, "'"));
     }
-    let read_back: Result<Vec<Value>, _> = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(serde::Deserialize::deserialize)
-        .collect();
-    match read_back {
-        Ok(read_back) if read_back == documents => Ok(text),
+    // Read back as the input was read, YAML 1.1 scalars and all.
+    match read_all(&text) {
+        Some(read_back) if read_back == documents => Ok(text),
         _ => Err(EmitError::Mismatch),
     }
 }
@@ -100,7 +109,7 @@ mod tests {
 
     fn round_trip(text: &str) -> String {
         let value: Value = serde_yaml_ng::from_str(text).unwrap();
-        emit(&[value]).unwrap()
+        emit(&[value], &[]).unwrap()
     }
 
     #[test]

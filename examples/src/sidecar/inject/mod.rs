@@ -144,13 +144,18 @@
 //! template applies in place and rolls out new pods.
 //!
 //! Every other field passes through unchanged and in order; other kinds
-//! (`Service`, `ConfigMap`, `Namespace`, ...) pass through whole. The YAML
-//! is written anew, as `kubectl` and `linkerd inject` write it: comments
-//! and the original quoting and layout are not kept, aliases are written
-//! out as the values they stand for, merge keys (`<<`) are merged, empty documents are dropped, and strings that YAML 1.1 (which `kubectl` reads) would take
+//! (`Service`, `ConfigMap`, `Namespace`, ...) pass through whole. A
+//! document inject leaves as it was (another kind, a workload it does not
+//! inject or that was already injected) is written back byte for byte,
+//! comments and all, as `linkerd inject` writes it back. A document it
+//! changes is written anew, as `kubectl` and `linkerd inject` write it:
+//! its comments and the original quoting and layout are not kept, aliases
+//! are written out as the values they stand for, merge keys (`<<`) are
+//! merged, and strings that YAML 1.1 (which `kubectl` reads) would take
 //! for booleans or numbers keep their quotes. Unquoted, such scalars are
 //! read as YAML 1.1 reads them, as `kubectl` and `linkerd inject` do:
-//! `defaultMode: 0644` is the number 420, and is written so.
+//! `defaultMode: 0644` is the number 420, and is written so. Empty
+//! documents are dropped, and `---` alone separates the documents.
 //!
 //! A malformed input (not YAML, a document without `kind`, a workload
 //! without a pod template, a container list that is not a list) is an
@@ -190,6 +195,7 @@ mod image;
 mod note;
 mod object;
 mod proxy;
+mod raw;
 mod resources;
 mod rule;
 mod workload;
@@ -286,6 +292,9 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
         documents.push((parsed.context, parsed.value));
     }
 
+    let read: Vec<&Value> = documents.iter().map(|(_, value)| value).collect();
+    let pieces = raw::pieces(text, &read);
+
     let mut namespaces = Namespaces::default();
     for (context, document) in &mut documents {
         for object in objects(document).map_err(|p| p.into_error(text, context))? {
@@ -319,7 +328,16 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     }
 
     let values: Vec<Value> = documents.into_iter().map(|(_, value)| value).collect();
-    let yaml = emit::emit(&values).map_err(InjectError::from)?;
+    // A document inject left as it was is written as it was written.
+    let raw: Vec<Option<&str>> = values
+        .iter()
+        .zip(&pieces)
+        .map(|(value, piece)| match piece {
+            Some(piece) if piece.read == *value => Some(piece.text),
+            _ => None,
+        })
+        .collect();
+    let yaml = emit::emit(&values, &raw).map_err(InjectError::from)?;
     Ok(Injected { yaml, notes })
 }
 
