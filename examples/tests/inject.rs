@@ -636,9 +636,24 @@ fn an_unknown_inject_annotation_is_refused() {
 }
 
 #[test]
+fn a_workload_created_by_generate_name_is_named_after_its_stem() {
+    // `kubectl create` names each such pod or job anew; the pods of one
+    // manifest share its configuration, named after the stem.
+    let text = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: db-migrate-\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: migrate, image: migrate}]\n";
+    let injected = inject::inject("job.yaml", text, &config()).unwrap();
+    assert_eq!(injected.notes[0].outcome, Outcome::Injected);
+    let docs = documents(&injected.yaml);
+    let spec = pod_spec(&docs[0], &["spec", "template", "spec"]);
+    assert_eq!(
+        spec["volumes"][0]["configMap"]["name"],
+        "db-migrate-mesh-config"
+    );
+}
+
+#[test]
 fn a_workload_without_a_name_is_refused() {
     let text =
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: p-\nspec:\n  containers: []\n";
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {app: p}\nspec:\n  containers: []\n";
     let (message, kind, _, line) = manifest_error(text);
     assert_eq!(kind, ResourceErrorKind::MissingField);
     assert_eq!(line, Some(4));

@@ -27,7 +27,9 @@
 //!   liveness probe on `/live` and a readiness probe on `/ready` at the
 //!   admin port, and a security context that passes the `restricted` Pod
 //!   Security Standard;
-//! - the volume `mesh-config`, the ConfigMap `<workload>-mesh-config`,
+//! - the volume `mesh-config`, the ConfigMap `<workload>-mesh-config`
+//!   (for a workload named by `generateName`, after its stem: `job-` is
+//!   `job-mesh-config`),
 //!   mounted at `/etc/mesh`: it holds `sidecar.yaml` (see
 //!   `examples/CONFIG.md`), and any policy files that file names;
 //! - the volume `mesh-identity`, the Secret `<service account>-mesh-identity`,

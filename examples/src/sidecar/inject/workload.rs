@@ -119,18 +119,26 @@ pub(super) fn inject(
     let object = yaml::as_mapping_mut(object, path)?;
     let meta_path = path.key("metadata");
     let metadata = yaml::mapping(object, "metadata", path)?;
-    let name = metadata
-        .map(|m| yaml::string(m, "name", &meta_path))
-        .transpose()?
-        .flatten()
-        .ok_or_else(|| {
+    let named = |key| {
+        metadata
+            .map(|m| yaml::string(m, key, &meta_path))
+            .transpose()
+            .map(|name| name.flatten().filter(|name| !name.is_empty()))
+    };
+    // A workload `kubectl create` names from `generateName` is named after
+    // its stem: the pods of one manifest share one configuration.
+    let stem = || named("generateName").map(|g| g.map(|g| g.trim_end_matches('-')));
+    let name = match named("name")? {
+        Some(name) => name,
+        None => stem()?.filter(|stem| !stem.is_empty()).ok_or_else(|| {
             Problem::new(
                 ResourceErrorKind::MissingField,
                 meta_path.key("name"),
-                "a workload needs a name: its sidecar's ConfigMap is named after it",
+                "a workload needs a name or a generateName: its sidecar's ConfigMap is named after it",
             )
-        })?
-        .to_owned();
+        })?,
+    }
+    .to_owned();
     let namespace = metadata
         .map(|m| yaml::string(m, "namespace", &meta_path))
         .transpose()?
