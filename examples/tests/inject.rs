@@ -223,6 +223,40 @@ spec:
 }
 
 #[test]
+fn linkerds_native_sidecar_annotation_makes_the_sidecar_a_native_one() {
+    // An application whose init containers call other services needs the
+    // sidecar started first; Linkerd users ask for that with this
+    // annotation on the pod template.
+    let text = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata:
+      annotations: {config.alpha.linkerd.io/proxy-enable-native-sidecar: 'true'}
+    spec:
+      initContainers: [{name: fetch-config, image: curl}]
+      containers: [{name: web, image: web}]
+";
+    let injected = inject::inject("web.yaml", text, &config()).unwrap();
+    let docs = documents(&injected.yaml);
+    let spec = pod_spec(&docs[0], &["spec", "template", "spec"]);
+    assert_eq!(names(&spec["containers"]), ["web"]);
+    assert_eq!(
+        names(&spec["initContainers"]),
+        ["mesh-proxy", "fetch-config"]
+    );
+    assert_eq!(spec["initContainers"][0]["restartPolicy"], "Always");
+
+    let off = text.replace("'true'", "'false'");
+    let injected = inject::inject("web.yaml", &off, &config()).unwrap();
+    let docs = documents(&injected.yaml);
+    let spec = pod_spec(&docs[0], &["spec", "template", "spec"]);
+    assert_eq!(names(&spec["containers"]), ["web", "mesh-proxy"]);
+}
+
+#[test]
 fn a_pod_is_injected_in_its_own_metadata_and_spec() {
     let injected = golden("pod");
     assert_eq!(

@@ -85,7 +85,10 @@
 //! `OnFailure` (a bare `Pod` that runs a task), it goes first among
 //! `initContainers`, with `restartPolicy: Always` (a native sidecar,
 //! Kubernetes 1.29 and later): a plain container that never exits would
-//! keep the job, or the pod, from ever completing.
+//! keep the job, or the pod, from ever completing. Linkerd's
+//! `config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"` on a pod
+//! template asks for a native sidecar too, so that the application's init
+//! containers can reach the mesh.
 //!
 //! Nothing redirects traffic: there is no init container rewriting
 //! iptables. The workload's Service targets the `mesh-inbound` port, and

@@ -18,6 +18,11 @@ pub const INJECTED_ANNOTATION: &str = "mesh.io/injected";
 /// [`Image::version`](super::Image::version)).
 pub const VERSION_ANNOTATION: &str = "mesh.io/proxy-version";
 
+/// Linkerd's annotation that asks, with `"true"`, for the proxy as a
+/// native sidecar, started before the application's init containers so
+/// they can reach the mesh.
+const NATIVE_SIDECAR_ANNOTATION: &str = "config.alpha.linkerd.io/proxy-enable-native-sidecar";
+
 /// The longest name of a ConfigMap or Secret: a DNS subdomain.
 const MAX_NAME: usize = 253;
 
@@ -231,6 +236,11 @@ fn edit_pod(
     sidecar: &Sidecar<'_>,
 ) -> Result<(), Problem> {
     let config = sidecar.config;
+    let native_asked = template
+        .get("metadata")
+        .and_then(|metadata| metadata.get("annotations")?.get(NATIVE_SIDECAR_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("true");
     let spec_path = path.key("spec");
     let spec = match template.get_mut("spec") {
         None | Some(Value::Null) => {
@@ -274,6 +284,7 @@ fn edit_pod(
 
     let placement = match yaml::string(spec, "restartPolicy", &spec_path)? {
         Some("Never" | "OnFailure") => Placement::NativeSidecar,
+        _ if native_asked => Placement::NativeSidecar,
         _ => kind.placement(),
     };
     let container = proxy::container(config, placement, sidecar.mode, sidecar.resources);
