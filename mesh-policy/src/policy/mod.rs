@@ -139,17 +139,36 @@ impl Policy {
         headers: &HeaderMap,
     ) -> Decision<'_> {
         let decision = self.decide_head(port, client, method, uri, headers);
-        if decision.is_allowed()
-            && let Some(normal) = normalize::normalized_uri(uri)
-        {
+        if decision.is_allowed() && !normalize::is_normal(uri.path()) {
+            return self.decide_normal_form(decision, port, client, method, uri, headers);
+        }
+        decision
+    }
+
+    /// The refusal of `uri` in normal form, if it has one, else `allowed`:
+    /// the rare path of [`evaluate_head`](Self::evaluate_head), kept out
+    /// of the common one.
+    #[cold]
+    #[inline(never)]
+    fn decide_normal_form<'p>(
+        &'p self,
+        allowed: Decision<'p>,
+        port: u16,
+        client: &Client<'_>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Decision<'p> {
+        if let Some(normal) = normalize::normalized_uri(uri) {
             let second = self.decide_head(port, client, method, &normal, headers);
             if !second.is_allowed() {
                 return second;
             }
         }
-        decision
+        allowed
     }
 
+    #[inline]
     fn decide_head(
         &self,
         port: u16,

@@ -65,12 +65,20 @@ pub(crate) fn normalized_uri(uri: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// Whether `path` has nothing to normalize: no escape, no empty segment
-/// (`//`) and no dot segment. Checked without allocating, since nearly
-/// every request passes.
+/// Whether `path` surely has nothing to normalize: no escape, no `//`
+/// and no `/.` (which every dot segment starts with). One pass over the
+/// bytes, since nearly every request passes; a path such as
+/// `/.well-known/x` fails it, and [`normalized`] then finds it normal.
 #[inline]
-fn is_normal(path: &str) -> bool {
-    !path.contains('%') && !path.contains("//") && !path.split('/').any(|s| s == "." || s == "..")
+pub(crate) fn is_normal(path: &str) -> bool {
+    let mut prev = 0;
+    for &c in path.as_bytes() {
+        if c == b'%' || prev == b'/' && matches!(c, b'/' | b'.') {
+            return false;
+        }
+        prev = c;
+    }
+    true
 }
 
 fn decode(path: &str) -> String {
