@@ -23,6 +23,7 @@ use std::{
     time::Duration,
 };
 
+use mesh_examples::sidecar::Running;
 use support::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -84,10 +85,36 @@ fn client_side(
     )
 }
 
+/// Two sidecars on mutual TLS, with certificates from a development CA
+/// in the returned directory: `db`, whose configuration `server` writes
+/// from its certificates' directory, and `web`, with a TCP port to `db`
+/// that expects `db`'s identity.
+fn mtls_pair(
+    server: impl FnOnce(&std::path::Path) -> String,
+) -> (tempfile::TempDir, Running, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, web) = {
+        let issue = issuer(dir.path());
+        let db = sidecar(&server(&issue("db")));
+        let web = sidecar(&client_side(
+            Some(&issue("web")),
+            &[db.inbound[0]],
+            Some(&identity("db")),
+        ));
+        (db, web)
+    };
+    (dir, db, web)
+}
+
 /// Sends `bytes` over a new connection to `addr`, then its end, and
 /// returns everything read back until the other side's end.
 async fn round_trip(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    exchange(&mut TcpStream::connect(addr).await.unwrap(), bytes).await
+}
+
+/// Sends `bytes` over `tcp`, then its end, while reading everything that
+/// comes back until the other side's end.
+async fn exchange(tcp: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
     let (mut r, mut w) = tcp.split();
     let write = async {
         w.write_all(bytes).await.unwrap();
@@ -125,16 +152,9 @@ fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
 
 #[tokio::test]
 async fn a_mebibyte_crosses_two_sidecars_over_mtls_and_both_count_the_peer() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let (app, _) = echo_app().await;
-    let db = sidecar(&server_side(&issue("db"), app));
+    let (_certs, db, web) = mtls_pair(|certs| server_side(certs, app));
     let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
 
     let sent = pattern(1024 * 1024);
     let back = round_trip(web.outbound_ports[0], &sent).await;
@@ -272,30 +292,16 @@ async fn connect_head(addr: SocketAddr, authority: &str) -> (TcpStream, String) 
 
 #[tokio::test]
 async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let (app, accepted) = echo_app().await;
-    let db = sidecar(&server_side(&issue("db"), app));
+    let (_certs, db, web) = mtls_pair(|certs| server_side(certs, app));
     let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
 
     // The port is the client's idea of the service's; the endpoints say
     // where it is.
     let (mut tunnel, head) = connect_head(web.outbound, "db:5432").await;
     assert!(head.starts_with("http/1.1 200 "), "{head}");
     let sent = pattern(256 * 1024);
-    let (mut r, mut w) = tunnel.split();
-    let write = async {
-        w.write_all(&sent).await.unwrap();
-        w.shutdown().await.unwrap();
-    };
-    let mut back = Vec::new();
-    let ((), read) = tokio::join!(write, r.read_to_end(&mut back));
-    read.unwrap();
+    let back = exchange(&mut tunnel, &sent).await;
     assert!(back == sent, "{} bytes came back, changed", back.len());
     assert_eq!(accepted.load(Ordering::Relaxed), 1);
 

@@ -20,7 +20,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::{client_side, connect_head, echo_app, round_trip, series};
+use super::{client_side, connect_head, echo_app, exchange, mtls_pair, round_trip, series};
 use crate::support::*;
 
 /// The sidecar in front of `app` over strict mTLS with the certificate in
@@ -52,16 +52,8 @@ fn startup_then(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_client_first_protocol_crosses_to_a_detect_port_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let (app, accepted) = echo_app().await;
-    let db = sidecar(&detect_side(&issue("db"), app, ""));
-    let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
+    let (_certs, db, web) = mtls_pair(|certs| detect_side(certs, app, ""));
 
     let sent = startup_then(256 * 1024);
     let back = round_trip(web.outbound_ports[0], &sent).await;
@@ -85,16 +77,8 @@ async fn a_client_first_protocol_crosses_to_a_detect_port_unchanged() {
 
 #[tokio::test]
 async fn http_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let (app, _) = backend().await;
-    let db = sidecar(&detect_side(&issue("db"), app, ""));
-    let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
+    let (_certs, db, web) = mtls_pair(|certs| detect_side(certs, app, ""));
 
     // Two requests on one connection: the peer serves the connection as
     // HTTP/1.1, request after request, and tells the application who
@@ -161,28 +145,13 @@ async fn http_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
 
 #[tokio::test]
 async fn a_connect_tunnel_reaches_a_detect_port_as_opaque_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let (app, accepted) = echo_app().await;
-    let db = sidecar(&detect_side(&issue("db"), app, ""));
-    let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
+    let (_certs, db, web) = mtls_pair(|certs| detect_side(certs, app, ""));
 
     let (mut tunnel, head) = connect_head(web.outbound, "db:5432").await;
     assert!(head.starts_with("http/1.1 200 "), "{head}");
     let sent = startup_then(64 * 1024);
-    let (mut r, mut w) = tunnel.split();
-    let write = async {
-        w.write_all(&sent).await.unwrap();
-        w.shutdown().await.unwrap();
-    };
-    let mut back = Vec::new();
-    let ((), read) = tokio::join!(write, r.read_to_end(&mut back));
-    read.unwrap();
+    let back = exchange(&mut tunnel, &sent).await;
     assert!(back == sent, "{} bytes came back, changed", back.len());
     assert_eq!(accepted.load(Ordering::Relaxed), 1);
 

@@ -11,7 +11,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::{client_side, connect_head, server_side};
+use super::{client_side, connect_head, mtls_pair, server_side};
 use crate::support::*;
 
 /// An application that answers only once the client has ended its side:
@@ -69,16 +69,8 @@ where
 
 #[tokio::test]
 async fn an_answer_sent_after_the_clients_end_crosses_two_sidecars_over_mtls() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let app = count_then_answer_app().await;
-    let db = sidecar(&server_side(&issue("db"), app));
-    let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
+    let (_certs, db, web) = mtls_pair(|certs| server_side(certs, app));
     let sent = pattern(200 * 1024);
 
     let tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
@@ -113,16 +105,8 @@ async fn an_http2_connect_passes_the_clients_end_stream_on_and_gets_the_answer()
 
 #[tokio::test]
 async fn a_client_keeps_sending_after_the_applications_end_crosses_two_sidecars_over_mtls() {
-    let dir = tempfile::tempdir().unwrap();
-    let issue = issuer(dir.path());
     let (app, mut counts) = greet_then_count_app().await;
-    let db = sidecar(&server_side(&issue("db"), app));
-    let db_id = identity("db");
-    let web = sidecar(&client_side(
-        Some(&issue("web")),
-        &[db.inbound[0]],
-        Some(&db_id),
-    ));
+    let (_certs, db, web) = mtls_pair(|certs| server_side(certs, app));
     let sent = pattern(200 * 1024);
 
     let (tunnel, head) = connect_head(web.outbound, "db:5432").await;
