@@ -63,6 +63,7 @@ use http::uri::Authority;
 use tokio::time::Instant;
 
 use super::accrual::{FailureAccrual, Health, Standing};
+use super::forward::NoEndpoints;
 
 pub mod gauges;
 pub mod state;
@@ -118,6 +119,18 @@ pub(crate) struct Pending {
 }
 
 impl Balancer {
+    /// A balancer over `endpoints`, with no failure accrual, or
+    /// [`NoEndpoints`] when there are none: what a fixed set must have.
+    pub(crate) fn non_empty(
+        endpoints: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Self, NoEndpoints> {
+        let balancer = Self::new(endpoints, None);
+        if balancer.len() == 0 {
+            return Err(NoEndpoints);
+        }
+        Ok(balancer)
+    }
+
     /// A balancer over `endpoints` (each once, in the order given),
     /// taking out those that keep failing when `accrual` says.
     pub(crate) fn new(

@@ -55,11 +55,7 @@ impl EndpointSet {
     ///
     /// [`NoEndpoints`] when `endpoints` is empty.
     pub fn new(endpoints: impl IntoIterator<Item = SocketAddr>) -> Result<Self, NoEndpoints> {
-        let balancer = Balancer::new(endpoints, None);
-        if balancer.len() == 0 {
-            return Err(NoEndpoints);
-        }
-        Ok(Self::from_balancer(balancer))
+        Ok(Self::from_balancer(Balancer::non_empty(endpoints)?))
     }
 
     /// A set whose endpoints are not known yet. Requests get a `503` until

@@ -64,13 +64,9 @@ impl<C> Forward<C> {
         client: C,
         endpoints: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Self, NoEndpoints> {
-        let balancer = Balancer::new(endpoints, None);
-        if balancer.len() == 0 {
-            return Err(NoEndpoints);
-        }
         Ok(Self {
             client,
-            endpoints: Reader::Fixed(Arc::new(balancer)),
+            endpoints: Reader::Fixed(Arc::new(Balancer::non_empty(endpoints)?)),
         })
     }
 

@@ -109,13 +109,9 @@ impl<C> ForwardTcp<C> {
         connector: C,
         endpoints: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Self, NoEndpoints> {
-        let balancer = Balancer::new(endpoints, None);
-        if balancer.len() == 0 {
-            return Err(NoEndpoints);
-        }
         Ok(Self {
             connector,
-            endpoints: Reader::Fixed(Arc::new(balancer)),
+            endpoints: Reader::Fixed(Arc::new(Balancer::non_empty(endpoints)?)),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         })
     }
