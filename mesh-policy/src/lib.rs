@@ -90,7 +90,7 @@
 //!
 //! # Semantics
 //!
-//! These follow Linkerd's, as `REFERENCE.md` sums them up.
+//! These follow Linkerd's.
 //!
 //! - A `Server` covers one port (by number, or by a name from
 //!   [`Workload::ports`]) of the workloads its `podSelector` selects in its
