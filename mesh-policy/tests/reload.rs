@@ -219,3 +219,46 @@ fn check_reads_files_and_inline_documents_without_swapping() {
     assert_eq!(err.kind(), ResourceErrorKind::Io);
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_file_caught_between_its_truncation_and_its_write_is_not_put_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, STRICT).unwrap();
+    let mut registry = Registry::default();
+    let store = PolicyStore::new(
+        web(),
+        PolicyConfig::default(),
+        PolicyMetrics::register(&mut registry),
+    );
+    let files = PolicyFiles::new().with_file(&path);
+    let watcher = PolicyWatcher::new(store.clone(), files).with_interval(Duration::from_secs(1));
+    let mut changes = store.subscribe();
+    let task = tokio::spawn(watcher.run());
+    changes.changed().await.unwrap();
+    assert_eq!(at_80(&store), Deny("web"));
+
+    // Rewritten in place: empty just before the next poll (1 s), written
+    // out just after it, before the second read (1.25 s).
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    std::fs::write(&path, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let audit = STRICT.replace("podSelector: {}", "podSelector: {}\n  accessPolicy: audit");
+    std::fs::write(&path, &audit).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The empty file selects no Server: in force, it would have left port
+    // 80 to the default policy, open to anyone.
+    assert_eq!(
+        at_80(&store),
+        Deny("web"),
+        "the empty read was put in force"
+    );
+
+    changes.changed().await.unwrap();
+    assert_eq!(at_80(&store), Audit("web", "default", "audit"));
+    assert_eq!(
+        reloads(&registry),
+        "inbound_policy_reloads_total{result=\"ok\"} 2"
+    );
+    task.abort();
+}

@@ -5,6 +5,14 @@
 //! swapped under a Kubernetes ConfigMap's symlinks, and needs nothing from
 //! the platform. Reading a few policy files every couple of seconds costs
 //! little.
+//!
+//! New contents are put in force only once they have settled: read again a
+//! quarter of the interval later, they must be the same. A file rewritten
+//! in place is empty for a moment, between its truncation and the write,
+//! and an empty policy file is a valid one that selects no Server, which
+//! would leave every port to the default policy (all-unauthenticated unless
+//! configured otherwise) until the next poll. Contents still changing are
+//! left for the next poll.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -159,8 +167,10 @@ impl PolicyWatcher {
     }
 
     /// Polls until dropped: spawn it, or select it against a shutdown
-    /// signal. Each change of contents is loaded once: a bad file is
-    /// reported once, and the next good contents replace it.
+    /// signal. Each change of contents is loaded once, when a second read
+    /// a quarter of the interval later finds the same contents (see the
+    /// [module docs](self)): a bad file is reported once, and the next good
+    /// contents replace it.
     pub async fn run(mut self) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -183,6 +193,12 @@ impl PolicyWatcher {
                 }
             };
             if self.last.as_ref() == Some(&texts) {
+                continue;
+            }
+            tokio::time::sleep(self.interval / 4).await;
+            let settled = self.files.read().await.is_ok_and(|again| again == texts);
+            if !settled {
+                tracing::debug!("policy files still changing; read again at the next poll");
                 continue;
             }
             // Errors are logged and counted by the store.
