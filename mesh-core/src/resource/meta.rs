@@ -64,8 +64,8 @@ pub struct EnvelopeMeta {
     /// `metadata.name`.
     #[serde(default)]
     pub name: Option<String>,
-    /// `metadata.namespace`.
-    #[serde(default)]
+    /// `metadata.namespace`; `""` reads as unset, as kubectl reads it.
+    #[serde(default, deserialize_with = "empty_is_unset")]
     pub namespace: Option<String>,
 }
 
@@ -80,9 +80,10 @@ pub struct EnvelopeMeta {
 pub struct ObjectMeta {
     /// `metadata.name`. Required.
     pub name: String,
-    /// `metadata.namespace`. When absent, the resource belongs to the
-    /// namespace the reader applies it to, as with `kubectl apply -n`.
-    #[serde(default)]
+    /// `metadata.namespace`. When absent (or `""`, which kubectl reads as
+    /// unset), the resource belongs to the namespace the reader applies it
+    /// to, as with `kubectl apply -n`.
+    #[serde(default, deserialize_with = "empty_is_unset")]
     pub namespace: Option<String>,
     /// `metadata.labels`.
     #[serde(default)]
@@ -90,6 +91,18 @@ pub struct ObjectMeta {
     /// `metadata.annotations`, such as Linkerd's `retry.linkerd.io/http`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// An optional string where `""` means the same as no value: kubectl
+/// applies a resource whose `metadata.namespace` is `""` to the current
+/// namespace, so reading it as a namespace named `""` would make the
+/// resource select nothing.
+fn empty_is_unset<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = Option::<String>::deserialize(deserializer)?;
+    Ok(value.filter(|v| !v.is_empty()))
 }
 
 impl ObjectMeta {

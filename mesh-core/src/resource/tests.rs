@@ -609,3 +609,17 @@ fn grpc_method_matches_that_cannot_be_paths_are_named() {
         "spec.rules[0].matches[3].method.method"
     );
 }
+
+#[test]
+fn an_empty_namespace_is_no_namespace_as_kubectl_reads_it() {
+    let text = "apiVersion: policy.linkerd.io/v1beta2\nkind: HTTPRoute\n\
+                metadata: {name: r, namespace: ''}\nspec: {parentRefs: [{name: emoji, kind: Service}]}\n";
+    let loaded = load::<HttpRoute>("routes.yaml", text).unwrap();
+    let [route] = &loaded.resources[..] else {
+        panic!("one route: {:?}", loaded.resources)
+    };
+    assert_eq!(route.metadata.namespace, None);
+    assert_eq!(route.metadata.namespace_or("emojivoto"), "emojivoto");
+    let docs = documents(text);
+    assert_eq!(docs[0].envelope().metadata.namespace, None);
+}
