@@ -138,7 +138,11 @@
 //!   `<name>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
 //!   ([`Workload::service_account_identities`]). An `identityRefs` entry
 //!   of `kind: Namespace` matches every service account of that namespace
-//!   in either form.
+//!   in either form. So does a service account written out in Linkerd's
+//!   form under the workload's trust domain and control-plane namespace
+//!   (`web.ns.serviceaccount.identity.linkerd.<td>`, or `*.ns...` for a
+//!   namespace): a policy copied from Linkerd admits the same clients
+//!   when they carry SPIFFE IDs. Other names match only as written.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`.
 //! - An `HTTPLocalRateLimitPolicy` (Linkerd 2.17+) caps how often the

@@ -114,6 +114,43 @@ impl Workload {
         ])
     }
 
+    /// The SPIFFE form of a service account identity written in Linkerd's
+    /// DNS-style form under this workload's trust domain and control-plane
+    /// namespace: `web.ns.serviceaccount.identity.linkerd.<td>` is
+    /// `spiffe://<td>/ns/ns/sa/web`, and `*.ns.serviceaccount...` every
+    /// `spiffe://<td>/ns/ns/sa/` name. `None` for anything else (another
+    /// trust domain, or a name that is not a service account's), which is
+    /// matched only as written.
+    ///
+    /// Policies copied from Linkerd name clients this way, while the mesh
+    /// issues SPIFFE IDs; both name the same service account, as
+    /// [`service_account_identities`](Self::service_account_identities)
+    /// says.
+    pub(crate) fn spiffe_form(&self, written: &str) -> Option<SpiffeForm> {
+        let td = self
+            .trust_domain
+            .as_ref()
+            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str);
+        let dns = written.to_ascii_lowercase();
+        let tail = format!(
+            ".serviceaccount.identity.{}.{td}",
+            self.control_plane_namespace
+        );
+        let (account, namespace) = dns.strip_suffix(&tail)?.split_once('.')?;
+        let label = |s: &str| !s.is_empty() && !s.contains(['.', '/', '*']);
+        if !label(namespace) {
+            return None;
+        }
+        let prefix = format!("spiffe://{td}/ns/{namespace}/sa/");
+        match account {
+            "*" => Some(SpiffeForm::Namespace(prefix)),
+            name if label(name) => Identity::parse(&format!("{prefix}{name}"))
+                .ok()
+                .map(SpiffeForm::Exact),
+            _ => None,
+        }
+    }
+
     /// What every service account of a namespace has in common, in both
     /// forms of [`service_account_identities`](Self::service_account_identities):
     /// the DNS-style suffix `<namespace>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
@@ -134,6 +171,16 @@ impl Workload {
         ))?;
         Ok((suffix, format!("spiffe://{td}/ns/{namespace}/sa/")))
     }
+}
+
+/// A DNS-style identity's SPIFFE form ([`Workload::spiffe_form`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SpiffeForm {
+    /// One service account.
+    Exact(Identity),
+    /// Every service account of a namespace: the SPIFFE prefix one more
+    /// path segment completes.
+    Namespace(String),
 }
 
 /// The trust domain of a workload that names none: Kubernetes' default

@@ -82,3 +82,41 @@ fn an_identity_ref_of_another_kind_is_an_error_naming_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn linkerd_style_identities_written_out_also_admit_their_spiffe_form() {
+    // A policy copied from Linkerd names clients in its DNS-style form; the
+    // mesh issues SPIFFE IDs for the same service accounts.
+    let policy = POLICY.replace(
+        "identityRefs: [{kind: Namespace, name: partners}]",
+        "identities:\n    - web.emojivoto.serviceaccount.identity.linkerd.cluster.local\n    \
+         - '*.partners.serviceaccount.identity.linkerd.cluster.local'\n    \
+         - api.other.serviceaccount.identity.linkerd.elsewhere.example",
+    );
+    let policy = compile(&policy, &Workload::new("web"), &PolicyConfig::default());
+    let allowed = Allow("web", "default", "web-partners");
+    for (id, want) in [
+        (
+            "web.emojivoto.serviceaccount.identity.linkerd.cluster.local",
+            allowed,
+        ),
+        ("spiffe://cluster.local/ns/emojivoto/sa/web", allowed),
+        ("spiffe://cluster.local/ns/emojivoto/sa/vote", Deny("web")),
+        ("spiffe://cluster.local/ns/partners/sa/api", allowed),
+        ("spiffe://cluster.local/ns/partners/sa/api/x", Deny("web")),
+        ("spiffe://cluster.local/ns/partnersx/sa/api", Deny("web")),
+        // Another trust domain's name is matched only as written.
+        (
+            "api.other.serviceaccount.identity.linkerd.elsewhere.example",
+            allowed,
+        ),
+        ("spiffe://elsewhere.example/ns/other/sa/api", Deny("web")),
+        ("spiffe://cluster.local/ns/other/sa/api", Deny("web")),
+    ] {
+        assert_eq!(
+            decide(&policy, 80, Id(id), IN, "GET", "/", &[]),
+            want,
+            "{id}"
+        );
+    }
+}

@@ -134,7 +134,7 @@ fn mesh_tls_sets(
             let namespace = ns(&entry.value.metadata, workload);
             let mut set = IdentitySet::default();
             for (i, id) in spec.identities.iter().enumerate() {
-                set.add_pattern(id).map_err(|e| {
+                set.add_written(id, workload).map_err(|e| {
                     error(
                         entry,
                         Kind::InvalidValue,

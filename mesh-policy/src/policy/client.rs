@@ -8,6 +8,7 @@ use mesh_core::{Identity, identity::InvalidIdentity};
 use crate::{
     evaluate::{Client, ClientTls},
     resource::Network,
+    workload::SpiffeForm,
 };
 
 /// Identities a requirement accepts, matched without allocating.
@@ -52,6 +53,28 @@ impl IdentitySet {
             return Ok(());
         }
         self.written.push(pattern.to_owned());
+        Ok(())
+    }
+
+    /// Adds a pattern as [`add_pattern`](Self::add_pattern) does, and, for
+    /// a service account written in Linkerd's DNS-style form, its SPIFFE
+    /// form too ([`Workload::spiffe_form`](crate::Workload)), so that a
+    /// policy copied from Linkerd admits the same clients here.
+    pub(crate) fn add_written(
+        &mut self,
+        pattern: &str,
+        workload: &crate::Workload,
+    ) -> Result<(), InvalidIdentity> {
+        self.add_pattern(pattern)?;
+        match workload.spiffe_form(pattern) {
+            Some(SpiffeForm::Exact(id)) => {
+                if let Err(at) = self.exact.binary_search_by(|e| (**e).cmp(id.as_str())) {
+                    self.exact.insert(at, id.as_str().into());
+                }
+            }
+            Some(SpiffeForm::Namespace(prefix)) => self.spiffe_prefixes.push(prefix.into()),
+            None => {}
+        }
         Ok(())
     }
 

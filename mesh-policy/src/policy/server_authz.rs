@@ -115,7 +115,7 @@ pub(super) fn server_authorizations(
             (false, Some(mtls)) => {
                 let mut set = IdentitySet::default();
                 for (i, id) in mtls.identities.iter().enumerate() {
-                    set.add_pattern(id).map_err(|e| {
+                    set.add_written(id, workload).map_err(|e| {
                         error(
                             entry,
                             Kind::InvalidValue,
