@@ -168,9 +168,10 @@ impl PolicyWatcher {
 
     /// Polls until dropped: spawn it, or select it against a shutdown
     /// signal. Each change of contents is loaded once, when a second read
-    /// a quarter of the interval later finds the same contents (see the
-    /// [module docs](self)): a bad file is reported once, and the next good
-    /// contents replace it.
+    /// a quarter of the interval later finds the same contents, so that a
+    /// file caught half-written (empty, between its truncation and its
+    /// write) is never put in force: a bad file is reported once, and the
+    /// next good contents replace it.
     pub async fn run(mut self) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
