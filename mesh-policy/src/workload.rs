@@ -101,10 +101,7 @@ impl Workload {
         name: &str,
         namespace: &str,
     ) -> Result<[Identity; 2], InvalidIdentity> {
-        let td = self
-            .trust_domain
-            .as_ref()
-            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str);
+        let td = self.trust_domain_or_default();
         Ok([
             Identity::parse(&format!("spiffe://{td}/ns/{namespace}/sa/{name}"))?,
             Identity::parse(&format!(
@@ -112,6 +109,13 @@ impl Workload {
                 self.control_plane_namespace
             ))?,
         ])
+    }
+
+    /// The trust domain, or [`DEFAULT_TRUST_DOMAIN`] when none is set.
+    fn trust_domain_or_default(&self) -> &str {
+        self.trust_domain
+            .as_ref()
+            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str)
     }
 
     /// The SPIFFE form of a service account identity written in Linkerd's
@@ -127,10 +131,7 @@ impl Workload {
     /// [`service_account_identities`](Self::service_account_identities)
     /// says.
     pub(crate) fn spiffe_form(&self, written: &str) -> Option<SpiffeForm> {
-        let td = self
-            .trust_domain
-            .as_ref()
-            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str);
+        let td = self.trust_domain_or_default();
         let dns = written.to_ascii_lowercase();
         let tail = format!(
             ".serviceaccount.identity.{}.{td}",
@@ -160,10 +161,7 @@ impl Workload {
         &self,
         namespace: &str,
     ) -> Result<(Identity, String), InvalidIdentity> {
-        let td = self
-            .trust_domain
-            .as_ref()
-            .map_or(DEFAULT_TRUST_DOMAIN, TrustDomain::as_str);
+        let td = self.trust_domain_or_default();
         // Parsing the DNS form checks the name (not empty, no `/`).
         let suffix = Identity::parse(&format!(
             "{namespace}.serviceaccount.identity.{}.{td}",

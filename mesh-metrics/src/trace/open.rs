@@ -70,17 +70,18 @@ impl Open {
         let start_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let call = grpc_method(req);
         Self {
             tracer: tracer.clone(),
             trace_id: context.trace_id,
             span_id,
             parent: context.parent,
             kind,
-            name: span_name(req),
+            name: span_name(req.method(), call),
             trace_state,
             start_unix,
             start: Instant::now(),
-            attributes: request_attributes(req, kind),
+            attributes: request_attributes(req, kind, call),
             error_type: None,
             awaits_grpc_status: false,
             body_rule: BodyRule::of(req.method()),
@@ -225,8 +226,8 @@ fn method_name(method: &Method) -> &'static str {
 /// `package.Service/Method`, as OpenTelemetry's RPC conventions name RPC
 /// spans (a gRPC path is the method it calls, not data); for anything
 /// else, [`method_name`].
-fn span_name<B>(req: &Request<B>) -> Cow<'static, str> {
-    match grpc_method(req) {
+fn span_name(method: &Method, call: Option<(&str, &str)>) -> Cow<'static, str> {
+    match call {
         Some((service, method)) if service.len() + 1 + method.len() <= MAX_ATTRIBUTE => {
             let mut name = String::with_capacity(service.len() + 1 + method.len());
             name.push_str(service);
@@ -235,7 +236,7 @@ fn span_name<B>(req: &Request<B>) -> Cow<'static, str> {
             Cow::Owned(name)
         }
         Some((service, _)) => Cow::Owned(bounded_string(service)),
-        None => Cow::Borrowed(method_name(req.method())),
+        None => Cow::Borrowed(method_name(method)),
     }
 }
 
@@ -269,7 +270,11 @@ fn bounded_string(text: &str) -> String {
 ///
 /// The query string is left out: its parameters are the application's,
 /// and the proxy cannot tell a page number from an access token.
-fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str, Attr)> {
+fn request_attributes<B>(
+    req: &Request<B>,
+    kind: SpanKind,
+    call: Option<(&str, &str)>,
+) -> Vec<(&'static str, Attr)> {
     let text = |s: &'static str| Attr::Str(Cow::Borrowed(s));
     let uri = req.uri();
     let mut attrs = Vec::with_capacity(ATTRIBUTES);
@@ -285,7 +290,7 @@ fn request_attributes<B>(req: &Request<B>, kind: SpanKind) -> Vec<(&'static str,
         known => attrs.push(("http.request.method", text(known))),
     }
     attrs.push(("url.path", bounded(uri.path())));
-    if let Some((service, method)) = grpc_method(req) {
+    if let Some((service, method)) = call {
         attrs.push(("rpc.service", bounded(service)));
         attrs.push(("rpc.method", bounded(method)));
     }

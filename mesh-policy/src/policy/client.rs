@@ -67,11 +67,7 @@ impl IdentitySet {
     ) -> Result<(), InvalidIdentity> {
         self.add_pattern(pattern)?;
         match workload.spiffe_form(pattern) {
-            Some(SpiffeForm::Exact(id)) => {
-                if let Err(at) = self.exact.binary_search_by(|e| (**e).cmp(id.as_str())) {
-                    self.exact.insert(at, id.as_str().into());
-                }
-            }
+            Some(SpiffeForm::Exact(id)) => self.insert_exact(&id),
             Some(SpiffeForm::Namespace(prefix)) => self.spiffe_prefixes.push(prefix.into()),
             None => {}
         }
@@ -81,6 +77,12 @@ impl IdentitySet {
     /// Adds an exact identity.
     pub(crate) fn add(&mut self, id: &Identity) {
         self.written.push(id.as_str().to_owned());
+        self.insert_exact(id);
+    }
+
+    /// Puts `id` among the exact identities, kept sorted and without
+    /// repeats.
+    fn insert_exact(&mut self, id: &Identity) {
         if let Err(at) = self.exact.binary_search_by(|e| (**e).cmp(id.as_str())) {
             self.exact.insert(at, id.as_str().into());
         }
