@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use mesh_core::{
     admin::Admin,
     client::{Client, ClientConfig},
-    proxy::{ConnectTunnel, connect::open_tunnels, orig_proto::DowngradeLayer},
+    proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
     serve::{Accept, ConnectionLimit, Protocol, Server, ServerConfig, Shutdown},
 };
 use mesh_metrics::{
@@ -163,8 +163,6 @@ impl Worker {
         let connect_timeout =
             shared.client.connect_timeout + ConnectConfig::default().handshake_timeout;
         let tcp = Arc::new(shared.outbound.tcp_services(connect_timeout));
-        let (open_tunnels, tunnels_closed) = open_tunnels();
-        let mut open_tunnels = Some(open_tunnels);
         let ports = shared.config.inbound.ports().iter();
         for (index, (port, listener)) in ports.zip(listeners.inbound).enumerate() {
             let Ok(listener) = tokio_listener(listener) else {
@@ -189,34 +187,23 @@ impl Worker {
                 let tcp = tcp.clone();
                 move |authority: &Authority| tcp.by_authority(authority)
             };
-            let mut stack = ConnectTunnel::new(stack, targets);
-            if let Some(open) = open_tunnels.take() {
-                stack = stack.with_open_tunnels(open);
-            }
+            // A tunnel holds the lease of the connection it came on (the
+            // server gives every CONNECT one), so the server drains it,
+            // and cuts it at the end of the grace period, like a
+            // WebSocket.
+            let stack = ConnectTunnel::new(stack, targets);
             let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);
             let stack = TraceLayer::outbound(shared.tracer.clone()).layer(stack);
             // Ends with the runtime.
             tokio::spawn(updates.run());
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
-        drop(open_tunnels);
         self.serve_outbound_ports(&mut servers, &tcp, listeners.outbound_ports);
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
             let server = Server::new(self.admin_config());
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}
-        // A CONNECT tunnel holds its server's lease, so the server drains
-        // it with its connections; one that came without a lease outlives
-        // the server, and gets the grace period to close before the
-        // runtime stops and cuts it.
-        let grace = shared.config.server.shutdown_grace;
-        if tokio::time::timeout(grace, tunnels_closed.wait())
-            .await
-            .is_err()
-        {
-            tracing::info!("grace period over; closing CONNECT tunnels");
-        }
         drop(drained);
         if let Some(export) = export {
             let _ = export.await;
