@@ -5,21 +5,6 @@ mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn echo_backend() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 fn yaml(app: std::net::SocketAddr, protocol: &str) -> String {
     format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: {protocol}\n\
@@ -37,7 +22,7 @@ async fn round_trip(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_opaque_port_pipes_bytes_both_ways() {
-    let app = echo_backend().await;
+    let (app, _) = support::tcp_echo().await;
     let sidecar = support::sidecar(&yaml(app, "opaque"));
     // Even bytes that look like HTTP are not inspected.
     let msg = b"GET / HTTP/1.1\r\nthis is not parsed\r\n";
@@ -47,7 +32,7 @@ async fn an_opaque_port_pipes_bytes_both_ways() {
 
 #[tokio::test]
 async fn a_detect_port_forwards_non_http_as_opaque() {
-    let app = echo_backend().await;
+    let (app, _) = support::tcp_echo().await;
     let sidecar = support::sidecar(&yaml(app, "detect"));
     let msg = b"\x00\x01binary protocol hello\r\n";
     assert_eq!(round_trip(sidecar.inbound[0], msg).await, msg);
@@ -56,7 +41,7 @@ async fn a_detect_port_forwards_non_http_as_opaque() {
 
 #[tokio::test]
 async fn a_silent_client_on_a_detect_port_is_disconnected_after_the_timeout() {
-    let app = echo_backend().await;
+    let (app, _) = support::tcp_echo().await;
     let sidecar = support::sidecar(&yaml(app, "detect"));
     let mut tcp = tokio::net::TcpStream::connect(sidecar.inbound[0])
         .await

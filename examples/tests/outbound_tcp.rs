@@ -14,39 +14,14 @@ mod detect;
 mod half_close;
 mod support;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
 
 use mesh_examples::sidecar::Running;
 use support::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
-
-/// An echo application that counts the connections it accepts.
-async fn echo_app() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    (addr, accepted)
-}
 
 /// The sidecar in front of `app`, serving it opaque over strict mTLS with
 /// the certificate in `certs`.
@@ -152,7 +127,7 @@ fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
 
 #[tokio::test]
 async fn a_mebibyte_crosses_two_sidecars_over_mtls_and_both_count_the_peer() {
-    let (app, _) = echo_app().await;
+    let (app, _) = tcp_echo().await;
     let (_certs, db, web) = mtls_pair(|certs| server_side(certs, app));
     let db_id = identity("db");
 
@@ -188,7 +163,7 @@ async fn a_mebibyte_crosses_two_sidecars_over_mtls_and_both_count_the_peer() {
 
 #[tokio::test]
 async fn a_service_without_identity_is_reached_in_plaintext() {
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[app], None));
     let sent = b"PING\r\n\x00\x01binary".to_vec();
     assert_eq!(round_trip(web.outbound_ports[0], &sent).await, sent);
@@ -203,7 +178,7 @@ async fn a_service_without_identity_is_reached_in_plaintext() {
 async fn a_server_sidecar_with_another_identity_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let issue = issuer(dir.path());
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let db = sidecar(&server_side(&issue("db"), app));
     // The client expects `emoji`, and `db` answers: the handshake fails
     // closed, and the application's connection is closed.
@@ -244,8 +219,8 @@ async fn an_endpoint_that_refuses_closes_the_applications_connection() {
 
 #[tokio::test]
 async fn connections_are_balanced_over_the_services_endpoints() {
-    let (a, to_a) = echo_app().await;
-    let (b, to_b) = echo_app().await;
+    let (a, to_a) = tcp_echo().await;
+    let (b, to_b) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[a, b], None));
     for i in 0..20u8 {
         assert_eq!(round_trip(web.outbound_ports[0], &[i]).await, [i]);
@@ -258,7 +233,7 @@ async fn connections_are_balanced_over_the_services_endpoints() {
 
 #[tokio::test]
 async fn an_open_connection_is_served_while_the_sidecar_drains() {
-    let (app, _) = echo_app().await;
+    let (app, _) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[app], None));
     let mut tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
     let mut buf = [0; 4];
@@ -292,7 +267,7 @@ async fn connect_head(addr: SocketAddr, authority: &str) -> (TcpStream, String) 
 
 #[tokio::test]
 async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let (_certs, db, web) = mtls_pair(|certs| server_side(certs, app));
     let db_id = identity("db");
 
@@ -330,7 +305,7 @@ async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
 
 #[tokio::test]
 async fn an_open_connect_tunnel_holds_the_sidecar_until_it_closes() {
-    let (app, _) = echo_app().await;
+    let (app, _) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[app], None));
     let outbound = web.outbound;
     let (mut tunnel, head) = connect_head(outbound, "db:5432").await;
@@ -359,7 +334,7 @@ async fn an_open_connect_tunnel_holds_the_sidecar_until_it_closes() {
 
 #[tokio::test]
 async fn an_http2_connect_is_tunnelled_too() {
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[app], None));
     let req = http::Request::connect("db:5432")
         .version(http::Version::HTTP_2)
@@ -380,7 +355,7 @@ async fn an_http2_connect_is_tunnelled_too() {
 
 #[tokio::test]
 async fn a_connect_to_an_inbound_listener_is_answered_501() {
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let yaml = format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
          outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"

@@ -6,7 +6,7 @@ use mesh_tls::{CredentialStore, StoreConfig, store::SourceTask};
 use prometheus_client::registry::Registry;
 
 use super::config::IdentityConfig;
-use super::run::StartError;
+use super::start_error::StartError;
 
 /// The store every acceptor and connector reads, and the task that keeps
 /// it current (to spawn once, on one runtime).

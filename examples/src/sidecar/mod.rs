@@ -50,7 +50,9 @@ pub mod log;
 mod outbound;
 pub mod policy;
 mod run;
+mod start_error;
 pub mod views;
 mod worker;
 
-pub use self::run::{Running, StartError, StartOptions, start, start_with};
+pub use self::run::{Running, StartOptions, start, start_with};
+pub use self::start_error::StartError;

@@ -6,14 +6,14 @@ use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{client_side, connect_head, echo_app, server_side};
+use super::{client_side, connect_head, server_side};
 use crate::support::*;
 
 #[tokio::test]
 async fn a_connect_to_a_sidecar_that_proves_another_identity_is_answered_502() {
     let dir = tempfile::tempdir().unwrap();
     let issue = issuer(dir.path());
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let db = sidecar(&server_side(&issue("db"), app));
     // The client expects `emoji`, and `db` answers: the handshake fails
     // closed, and the tunnel is never opened.
@@ -66,7 +66,7 @@ async fn a_connect_names_its_service_as_a_request_does_userinfo_and_all() {
     // The HTTP router reads `user@db:5432` as `db` (without userinfo);
     // the tunnel must find the same service, not leave the CONNECT to
     // the service's HTTP stack and its 501.
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[app], None));
     // Only the host names the service, so a missing port is no matter.
     for authority in ["user@db:5432", "DB.:5432", "db"] {

@@ -20,7 +20,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::{client_side, connect_head, echo_app, exchange, mtls_pair, round_trip, series};
+use super::{client_side, connect_head, exchange, mtls_pair, round_trip, series};
 use crate::support::*;
 
 /// The sidecar in front of `app` over strict mTLS with the certificate in
@@ -52,7 +52,7 @@ fn startup_then(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_client_first_protocol_crosses_to_a_detect_port_unchanged() {
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let (_certs, db, web) = mtls_pair(|certs| detect_side(certs, app, ""));
 
     let sent = startup_then(256 * 1024);
@@ -145,7 +145,7 @@ async fn http_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
 
 #[tokio::test]
 async fn a_connect_tunnel_reaches_a_detect_port_as_opaque_bytes() {
-    let (app, accepted) = echo_app().await;
+    let (app, accepted) = tcp_echo().await;
     let (_certs, db, web) = mtls_pair(|certs| detect_side(certs, app, ""));
 
     let (mut tunnel, head) = connect_head(web.outbound, "db:5432").await;

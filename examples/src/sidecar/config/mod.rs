@@ -6,6 +6,7 @@ mod error;
 mod file;
 mod identity;
 mod inbound;
+mod listeners;
 mod locate;
 mod outbound;
 mod outbound_ports;

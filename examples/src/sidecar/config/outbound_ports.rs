@@ -4,8 +4,9 @@
 
 use super::error::{ConfigError, ConfigErrorKind};
 use super::file::OutboundPortEntry;
+use super::listeners::Listener;
 use super::outbound::{OutboundPort, ServiceConfig};
-use super::resolve::{Listener, Source};
+use super::resolve::Source;
 
 /// The ports of `entries`, whose services must be among `services`; their
 /// listeners join `listeners`, for the check of clashes.

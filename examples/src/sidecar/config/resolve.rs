@@ -7,16 +7,19 @@ use std::net::SocketAddr;
 use mesh_core::proxy::resolve::DEFAULT_INTERVAL;
 
 use super::SidecarConfig;
-use super::error::{ConfigError, ConfigErrorKind, Location};
-use super::file::{Document, InboundSection, OutboundSection, ServerSection, ServiceEntry};
+use super::error::{ConfigError, ConfigErrorKind};
+use super::file::{Document, InboundSection, OutboundSection, ServiceEntry};
 use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
+use super::listeners::{Listener, check_apps, check_listeners};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::outbound_ports::resolve_outbound_ports;
 use super::policy::resolve_policy;
 use super::retry::{resolve_accrual, resolve_budget, resolve_retry, resolve_timeouts};
-use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard};
+use super::server::{
+    AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard, resolve_server,
+};
 use super::trace::resolve_tracing;
 
 /// The text a configuration came from, to point at places in it.
@@ -310,170 +313,4 @@ fn service_tls(
             Ok(OutboundTls::Mtls(identity.0.clone()))
         }
     }
-}
-
-fn resolve_server(section: &ServerSection) -> ServerTuning {
-    let mut tuning = ServerTuning::default();
-    if let Some(timeout) = section.header_read_timeout {
-        tuning.header_read_timeout = timeout.0;
-    }
-    if let Some(timeout) = section.detect_timeout {
-        tuning.detect_timeout = timeout.0;
-    }
-    if let Some(max) = section.max_connections {
-        tuning.max_connections = max;
-    }
-    if let Some(grace) = section.shutdown_grace {
-        tuning.shutdown_grace = grace.0;
-    }
-    if let Some(threads) = section.threads {
-        tuning.threads = threads;
-    }
-    if let Some(interval) = section.http2_keep_alive_interval {
-        tuning.http2_keep_alive_interval = Some(interval.0).filter(|i| !i.is_zero());
-    }
-    if let Some(timeout) = section.http2_keep_alive_timeout {
-        tuning.http2_keep_alive_timeout = timeout.0;
-    }
-    if let Some(timeout) = section.write_stall_timeout {
-        tuning.write_stall_timeout = timeout.0;
-    }
-    tuning
-}
-
-/// A socket the sidecar will bind, and the field that asked for it.
-#[derive(Debug)]
-pub(super) struct Listener {
-    path: String,
-    addr: SocketAddr,
-    /// Written in the file, as opposed to a default.
-    explicit: bool,
-}
-
-impl Listener {
-    pub(super) fn new(path: impl Into<String>, addr: SocketAddr, explicit: bool) -> Self {
-        Listener {
-            path: path.into(),
-            addr,
-            explicit,
-        }
-    }
-}
-
-/// Whether two listeners would fight over a port. Port 0 asks the system
-/// for a free port, so it never conflicts. An unspecified address
-/// (`0.0.0.0`, `[::]`) takes the port on every interface.
-///
-/// The sidecar binds with `SO_REUSEPORT` (one listener per core), so the
-/// system would not refuse the second bind: connections would be shared
-/// between the two listeners at random. Hence this check.
-fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
-}
-
-/// Rejects two listeners on one port. The one reported is the later in the
-/// file (a default counts as first), and the message names the other.
-fn check_listeners(listeners: &[Listener], source: Source<'_>) -> Result<(), ConfigError> {
-    let clash = listeners
-        .iter()
-        .enumerate()
-        .any(|(i, a)| listeners[..i].iter().any(|b| conflict(a.addr, b.addr)));
-    if !clash {
-        return Ok(());
-    }
-    let mut placed: Vec<(&Listener, Option<Location>)> = listeners
-        .iter()
-        .map(|listener| {
-            let location = listener
-                .explicit
-                .then(|| locate(source.text, &listener.path))
-                .flatten();
-            (listener, location)
-        })
-        .collect();
-    placed.sort_by_key(|(listener, location)| {
-        (listener.explicit, location.map(|location| location.index))
-    });
-    for (i, (second, location)) in placed.iter().enumerate() {
-        let Some((first, first_location)) = placed[..i]
-            .iter()
-            .find(|(first, _)| conflict(first.addr, second.addr))
-        else {
-            continue;
-        };
-        let whence = match (first.explicit, first_location) {
-            (false, _) => ", the default".to_owned(),
-            (true, Some(location)) => format!(", line {}", location.line),
-            (true, None) => String::new(),
-        };
-        let message = format!(
-            "port {} is already taken by {} ({}{whence})",
-            second.addr.port(),
-            first.path,
-            first.addr,
-        );
-        return Err(ConfigError::new(
-            ConfigErrorKind::DuplicateListener,
-            source.origin,
-            &second.path,
-            message,
-        )
-        .at(*location));
-    }
-    Ok(())
-}
-
-/// Whether a connection to `app` (an application's or a dashboard peer's
-/// address) would arrive at the sidecar's own `listener`: the same port,
-/// and the same address, or a listener on every interface reached through
-/// loopback (`0.0.0.0` as a destination is loopback too). An IPv4
-/// wildcard takes IPv4 only; `[::]` takes both.
-pub(super) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
-    let local = app.ip().is_loopback() || app.ip().is_unspecified();
-    let family_ok = listener.is_ipv6() || app.is_ipv4();
-    listener.port() != 0
-        && app.port() == listener.port()
-        && (app.ip() == listener.ip() || (listener.ip().is_unspecified() && local && family_ok))
-}
-
-/// Rejects an application address on port 0, which nothing can connect
-/// to, and one that is a listener of this sidecar: each connection would
-/// be forwarded back to the sidecar, again and again, until every
-/// connection slot is taken.
-fn check_apps(
-    apps: &[(String, SocketAddr)],
-    listeners: &[Listener],
-    source: Source<'_>,
-) -> Result<(), ConfigError> {
-    for (path, app) in apps {
-        if app.port() == 0 {
-            return Err(source.error(
-                ConfigErrorKind::InvalidValue,
-                path,
-                path,
-                format!("invalid application address {app} (port 0 cannot be connected to)"),
-            ));
-        }
-        let Some(listener) = listeners.iter().find(|l| reaches(*app, l.addr)) else {
-            continue;
-        };
-        let default = if listener.explicit {
-            ""
-        } else {
-            ", the default"
-        };
-        return Err(source.error(
-            ConfigErrorKind::Conflict,
-            path,
-            path,
-            format!(
-                "{app} is the sidecar's own {} ({}{default}): every connection would be \
-                 forwarded back to the sidecar",
-                listener.path, listener.addr
-            ),
-        ));
-    }
-    Ok(())
 }

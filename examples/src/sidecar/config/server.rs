@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 use super::error::{ConfigError, ConfigErrorKind};
 use super::file::Addr;
+use super::file::ServerSection;
+use super::listeners::reaches;
 use super::outbound::ServiceName;
-use super::resolve::{Source, reaches};
+use super::resolve::Source;
 
 /// The default admin listener, `0.0.0.0:4191` (Linkerd's admin port).
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
@@ -197,4 +199,34 @@ impl Default for ServerTuning {
             write_stall_timeout: WRITE_STALL_TIMEOUT,
         }
     }
+}
+
+/// The `server` section over the defaults.
+pub(super) fn resolve_server(section: &ServerSection) -> ServerTuning {
+    let mut tuning = ServerTuning::default();
+    if let Some(timeout) = section.header_read_timeout {
+        tuning.header_read_timeout = timeout.0;
+    }
+    if let Some(timeout) = section.detect_timeout {
+        tuning.detect_timeout = timeout.0;
+    }
+    if let Some(max) = section.max_connections {
+        tuning.max_connections = max;
+    }
+    if let Some(grace) = section.shutdown_grace {
+        tuning.shutdown_grace = grace.0;
+    }
+    if let Some(threads) = section.threads {
+        tuning.threads = threads;
+    }
+    if let Some(interval) = section.http2_keep_alive_interval {
+        tuning.http2_keep_alive_interval = Some(interval.0).filter(|i| !i.is_zero());
+    }
+    if let Some(timeout) = section.http2_keep_alive_timeout {
+        tuning.http2_keep_alive_timeout = timeout.0;
+    }
+    if let Some(timeout) = section.write_stall_timeout {
+        tuning.write_stall_timeout = timeout.0;
+    }
+    tuning
 }

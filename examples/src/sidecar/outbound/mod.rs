@@ -106,7 +106,7 @@ use self::split::Split;
 pub(crate) use self::tcp::{NoHttp, TcpServices};
 pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
 use super::config::{OutboundConfig, ServiceName};
-use super::run::StartError;
+use super::start_error::StartError;
 
 /// The endpoints of a service on one runtime.
 type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;

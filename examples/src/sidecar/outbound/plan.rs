@@ -18,7 +18,7 @@ use mesh_retry::{
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
-use super::super::run::StartError;
+use super::super::start_error::StartError;
 
 /// The name of the route of requests no configured route matches.
 const FALLBACK_ROUTE: &str = "default";
