@@ -261,3 +261,32 @@ async fn a_connection_closed_before_any_response_is_retried() {
         "the retry layer made the second attempt"
     );
 }
+
+#[tokio::test]
+async fn trailers_are_replayed_over_http1() {
+    let upstream = recording(fail_first).await;
+    let stack = stack(client());
+    let mut trailers = HeaderMap::new();
+    trailers.insert("x-checksum", "1234".parse().unwrap());
+    // HTTP/1.1 sends trailers only in a chunked body that declares them.
+    let req = Request::put(upstream.uri("/doc"))
+        .header("trailer", "x-checksum")
+        .body(streamed(
+            vec![Bytes::from("part one, "), Bytes::from("part two")],
+            Some(trailers.clone()),
+        ))
+        .unwrap();
+    let (status, _, _) = send(&stack.svc, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 2);
+    for (i, attempt) in seen.iter().enumerate() {
+        assert_eq!(attempt.body, "part one, part two", "attempt {i}");
+        assert_eq!(
+            attempt.trailers.as_ref(),
+            Some(&trailers),
+            "attempt {i}: {:?}",
+            attempt.headers
+        );
+    }
+}

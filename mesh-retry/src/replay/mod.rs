@@ -14,7 +14,10 @@
 //! - A body that outgrows the cap while it streams is **committed**: the
 //!   recording is freed, the attempt that is sending it goes on undisturbed,
 //!   and no further attempt can be made.
-//! - Trailers are recorded and replayed with the data.
+//! - Trailers are recorded and replayed with the data. A replay that ends
+//!   with trailers gives no exact size: hyper sends a body of exact size
+//!   with a `content-length`, and HTTP/1.1 carries trailers only in a
+//!   chunked body.
 //! - Every attempt sends every byte exactly once, in order: chunks are
 //!   recorded as they are read from the original body, once, and an attempt
 //!   replays exactly the chunks recorded before it started. (Linkerd once
@@ -222,7 +225,7 @@ where
                 shared,
                 phase: Phase::Idle,
             }) => match &*shared.lock() {
-                State::Complete(recording) => SizeHint::with_exact(recording.len),
+                State::Complete(recording) => recording.size_hint_from(0),
                 State::Parked(reader) => {
                     with_replayed(reader.body.size_hint(), reader.recorded as u64)
                 }
@@ -232,9 +235,7 @@ where
                 shared,
                 phase: Phase::Replaying { next },
             }) => match &*shared.lock() {
-                State::Complete(recording) => {
-                    SizeHint::with_exact(recording.chunks.bytes_from(*next))
-                }
+                State::Complete(recording) => recording.size_hint_from(*next),
                 State::Reading | State::Parked(_) | State::Committed => SizeHint::with_exact(0),
             },
             Kind::Attempt(Attempt {

@@ -195,6 +195,24 @@ impl Recording {
         self.chunks.len() + usize::from(self.trailers.is_some())
     }
 
+    /// The size hint of a replay from frame `next` on: exact, unless the
+    /// body ends with trailers. HTTP/1.1 carries trailers only in a chunked
+    /// body, and hyper sends a body whose size is exact with a
+    /// `content-length` instead, dropping them: a retry would lose the
+    /// trailers its first attempt sent.
+    pub(super) fn size_hint_from(&self, next: usize) -> SizeHint {
+        let left = match next {
+            0 => self.len,
+            _ => self.chunks.bytes_from(next),
+        };
+        if self.trailers.is_none() || next >= self.frames() {
+            return SizeHint::with_exact(left);
+        }
+        let mut hint = SizeHint::new();
+        hint.set_lower(left);
+        hint
+    }
+
     /// A replay's frame `i`: chunk `i`, or the trailers after the last one.
     pub(super) fn frame(&self, i: usize) -> Option<Frame<Bytes>> {
         match self.chunks.get(i) {

@@ -106,7 +106,12 @@ async fn every_attempt_gets_the_whole_body_and_its_trailers() {
     assert_eq!(replay.replayable(), Replayable::Complete);
     for _ in 0..3 {
         let body = replay.next_attempt();
-        assert_eq!(body.size_hint().exact(), Some(20));
+        // Not exact: hyper would send it with a `content-length`, and
+        // HTTP/1.1 carries trailers only in a chunked body.
+        assert_eq!(
+            (body.size_hint().lower(), body.size_hint().exact()),
+            (20, None)
+        );
         assert_eq!(
             collect(body).await,
             (Bytes::from("hello replayed world"), Some(trailers()))
@@ -256,15 +261,18 @@ async fn a_replay_counts_down_its_size_and_ends_after_its_last_frame() {
 
         let mut body = replay.next_attempt();
         assert!(!body.is_end_stream());
-        let mut hints = vec![body.size_hint().exact()];
+        let hint = |body: &ReplayBody<Frames>| (body.size_hint().lower(), body.size_hint().exact());
+        let mut hints = vec![hint(&body)];
         while !body.is_end_stream() {
             body.frame().await.unwrap().unwrap();
-            hints.push(body.size_hint().exact());
+            hints.push(hint(&body));
         }
+        // With trailers still to come the size is a lower bound only, so
+        // that HTTP/1.1 sends the body chunked, trailers and all.
         let expected = if with_trailers {
-            vec![Some(5), Some(2), Some(0), Some(0)]
+            vec![(5, None), (2, None), (0, None), (0, Some(0))]
         } else {
-            vec![Some(5), Some(2), Some(0)]
+            vec![(5, Some(5)), (2, Some(2)), (0, Some(0))]
         };
         assert_eq!(hints, expected, "trailers: {with_trailers}");
         assert!(body.frame().await.is_none(), "nothing after the end");
