@@ -254,10 +254,7 @@ where
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let route = uri
-            .authority()
-            .and_then(|a| self.shared.routes.get(a))
-            .unwrap_or(&self.shared.default);
+        let route = targets::for_uri(&self.shared.routes, &uri).unwrap_or(&self.shared.default);
         let (identity, tls) = match route {
             Route::Plaintext => return ConnectFuture::plaintext(self.inner.call(uri)),
             Route::Mtls { identity, config } => (

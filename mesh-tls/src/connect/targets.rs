@@ -1,6 +1,9 @@
-use std::{collections::HashMap, net::SocketAddr};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+};
 
-use http::uri::Authority;
+use http::{Uri, uri::Authority};
 use mesh_core::Identity;
 
 /// How the connector reaches one target.
@@ -14,9 +17,22 @@ pub enum OutboundTls {
 
 /// Which targets get mutual TLS, and with which expected identity.
 ///
-/// Targets are matched by the request URI's authority (`host:port`, as the
-/// proxy's forwarder writes it for an endpoint); anything unmatched gets
-/// the default.
+/// Targets are matched by the host and port a request URI connects to
+/// (`host:port`, as the proxy's forwarder writes it for an endpoint);
+/// anything unmatched gets the default.
+///
+/// A target configured for mutual TLS must not be reached in plaintext
+/// because a URI spelled its authority another way, so both sides are
+/// compared by where they connect, not by their spelling:
+///
+/// - userinfo (`user@`) is ignored: it names no other server;
+/// - a URI without a port connects to its scheme's port, so
+///   `http://10.0.0.7/` matches a target `10.0.0.7:80`, and `https://`
+///   URIs match `:443`;
+/// - a target without a port matches URIs to that host that give no port;
+/// - host names compare without case and without a final dot
+///   (`API.shop.` is `api.shop`); IP addresses compare as addresses
+///   (`[0:0::1]` is `[::1]`).
 #[derive(Clone, Debug)]
 pub struct TlsTargets {
     default: OutboundTls,
@@ -32,10 +48,12 @@ impl TlsTargets {
         }
     }
 
-    /// Reaches `authority` with `tls`.
+    /// Reaches `authority` with `tls`. See the [type docs](Self) for how
+    /// authorities are compared.
     #[must_use]
     pub fn with_target(mut self, authority: Authority, tls: OutboundTls) -> Self {
-        self.targets.insert(authority, tls);
+        let key = target_key(authority.host(), authority.port_u16()).unwrap_or(authority);
+        self.targets.insert(key, tls);
         self
     }
 
@@ -50,13 +68,140 @@ impl TlsTargets {
         }
     }
 
-    /// The default and the per-authority settings.
+    /// The default and the per-target settings, filed under
+    /// [`target_key`]s.
     pub(super) fn into_parts(self) -> (OutboundTls, HashMap<Authority, OutboundTls>) {
         (self.default, self.targets)
     }
 
-    /// How `authority` is reached.
+    /// How `authority` is reached. Without a scheme, an authority without
+    /// a port matches only a target configured without one.
     pub fn get(&self, authority: &Authority) -> &OutboundTls {
-        self.targets.get(authority).unwrap_or(&self.default)
+        lookup(&self.targets, authority, None).unwrap_or(&self.default)
+    }
+}
+
+/// The setting of the target `uri` connects to, if one is configured.
+pub(super) fn for_uri<'a, T>(targets: &'a HashMap<Authority, T>, uri: &Uri) -> Option<&'a T> {
+    let authority = uri.authority()?;
+    let default_port = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+        _ => None,
+    };
+    lookup(targets, authority, default_port)
+}
+
+fn lookup<'a, T>(
+    targets: &'a HashMap<Authority, T>,
+    authority: &Authority,
+    default_port: Option<u16>,
+) -> Option<&'a T> {
+    if targets.is_empty() {
+        return None;
+    }
+    let host = authority.host();
+    let port = authority.port_u16();
+    let exact = port
+        .or(default_port)
+        .and_then(|port| target_key(host, Some(port)))
+        .and_then(|key| targets.get(&key));
+    exact.or_else(|| {
+        port.is_none()
+            .then(|| target_key(host, None))
+            .flatten()
+            .and_then(|key| targets.get(&key))
+    })
+}
+
+/// The key a target is filed and looked up under: the host, in its one
+/// spelling (lowercase, no final dot, an IP address as Rust formats it),
+/// and the port when there is one. No userinfo.
+pub(super) fn target_key(host: &str, port: Option<u16>) -> Option<Authority> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let key = match (bare.parse::<IpAddr>(), port) {
+        (Ok(ip), Some(port)) => SocketAddr::new(ip, port).to_string(),
+        (Ok(IpAddr::V6(ip)), None) => format!("[{ip}]"),
+        (Ok(IpAddr::V4(ip)), None) => ip.to_string(),
+        (Err(_), port) => {
+            let mut name = bare.strip_suffix('.').unwrap_or(bare).to_ascii_lowercase();
+            if let Some(port) = port {
+                name.push(':');
+                name.push_str(&port.to_string());
+            }
+            name
+        }
+    };
+    Authority::try_from(key).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets() -> TlsTargets {
+        let id = "spiffe://example.org/ns/shop/sa/api".parse().unwrap();
+        TlsTargets::new(OutboundTls::Plaintext)
+            .with_target("10.0.0.7:80".parse().unwrap(), OutboundTls::Mtls(id))
+    }
+
+    fn reached(targets: &TlsTargets, uri: &str) -> bool {
+        let uri: Uri = uri.parse().unwrap();
+        matches!(for_uri(&targets.targets, &uri), Some(OutboundTls::Mtls(_)))
+    }
+
+    #[test]
+    fn a_target_is_matched_however_a_uri_spells_its_authority() {
+        let t = targets();
+        for uri in [
+            "http://10.0.0.7:80/",
+            "http://10.0.0.7/",
+            "http://user@10.0.0.7/",
+            "http://user:secret@10.0.0.7:80/x",
+            "HTTP://10.0.0.7/",
+        ] {
+            assert!(reached(&t, uri), "{uri}");
+        }
+        for uri in [
+            "https://10.0.0.7/",
+            "http://10.0.0.7:8080/",
+            "http://10.0.0.8/",
+        ] {
+            assert!(!reached(&t, uri), "{uri}");
+        }
+    }
+
+    #[test]
+    fn names_compare_without_case_or_final_dot_and_addresses_as_addresses() {
+        let id: Identity = "spiffe://example.org/ns/shop/sa/api".parse().unwrap();
+        let t = TlsTargets::new(OutboundTls::Plaintext)
+            .with_target(
+                "API.shop.:8080".parse().unwrap(),
+                OutboundTls::Mtls(id.clone()),
+            )
+            .with_target(
+                "[0:0::1]:443".parse().unwrap(),
+                OutboundTls::Mtls(id.clone()),
+            )
+            .with_target("svc.local".parse().unwrap(), OutboundTls::Mtls(id));
+        for uri in [
+            "http://api.shop:8080/",
+            "http://api.SHOP.:8080/",
+            "https://[::1]/",
+            "https://u@[::1]:443/",
+            "http://svc.local/",
+            "http://SVC.local./",
+        ] {
+            assert!(reached(&t, uri), "{uri}");
+        }
+        assert!(!reached(&t, "http://svc.local:9090/"));
+        assert_ne!(
+            t.get(&"u@api.shop:8080".parse().unwrap()),
+            &OutboundTls::Plaintext
+        );
+        assert_eq!(t.get(&"api.shop".parse().unwrap()), &OutboundTls::Plaintext);
     }
 }

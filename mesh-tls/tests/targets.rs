@@ -1,0 +1,70 @@
+//! A target configured for mutual TLS is reached over mutual TLS however a
+//! request URI spells its authority: real sockets on 127.0.0.1, a
+//! permissive mesh server that says how it saw the caller.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use mesh_core::client::ClientConfig;
+use mesh_tls::{
+    ConnectError, CredentialStore, InboundMode, OutboundTls, ServerTls, TlsConnector, TlsTargets,
+};
+use support::*;
+use tower::ServiceExt;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+const API: &str = "spiffe://example.org/ns/shop/sa/api";
+
+#[tokio::test]
+async fn userinfo_in_the_uri_does_not_turn_an_mtls_target_into_plaintext() {
+    let ca = ca();
+    let server = serve(store(&ca, API), InboundMode::Permissive).await;
+    let mut client = client(connector(store(&ca, WEB), server.addr, API));
+
+    for uri in [
+        format!("http://user@{}/", server.addr),
+        format!("http://user:secret@{}/", server.addr),
+    ] {
+        let req = http::Request::get(&uri)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = (&mut client).oneshot(req).await.unwrap();
+        let tls = res.extensions().get::<ServerTls>().cloned();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, format!("mutual {WEB}"), "{uri}");
+        assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_uri_without_a_port_reaches_the_target_at_its_schemes_port_over_mtls() {
+    // Nothing listens on port 80 in the test, so reaching it in plaintext
+    // fails to connect; as an mtls target without local credentials it
+    // fails closed before connecting.
+    let targets = TlsTargets::new(OutboundTls::Plaintext)
+        .with_endpoint("127.0.0.1:80".parse().unwrap(), OutboundTls::Mtls(id(API)));
+    let connector = TlsConnector::new(
+        &ClientConfig::default(),
+        CredentialStore::default(),
+        targets,
+    )
+    .unwrap();
+    for uri in [
+        "http://127.0.0.1/",
+        "http://127.0.0.1:80/",
+        "http://u@127.0.0.1/",
+    ] {
+        let error = connector
+            .clone()
+            .oneshot(uri.parse().unwrap())
+            .await
+            .expect_err("no credentials");
+        assert!(
+            matches!(error, ConnectError::NoCredentials),
+            "{uri}: {error:?}"
+        );
+    }
+}
