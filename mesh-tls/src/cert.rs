@@ -4,7 +4,11 @@
 //! A SPIFFE X.509-SVID carries its SPIFFE ID as a URI SAN, and exactly one
 //! URI SAN in all: validators must reject an SVID with more than one, of any
 //! scheme (SPIFFE X.509-SVID spec §2 and §5.2), since a second URI is a
-//! second name that authorization might read. Linkerd's DNS-style
+//! second name that authorization might read. A URI SAN with the `spiffe`
+//! scheme that is no valid SPIFFE ID makes a malformed SVID, which names
+//! nothing: the DNS SANs beside it are not read in its place, or a
+//! certificate whose SPIFFE ID the mesh cannot read would pass as the
+//! DNS-style identity of whoever it also names. Linkerd's DNS-style
 //! identities travel as DNS SANs. A certificate may carry other DNS names
 //! beside its identity, such as `localhost` so that curl accepts it: DNS
 //! names that are not valid identities are skipped, never an error.
@@ -31,6 +35,9 @@ pub(crate) struct CertNames {
     uris: Vec<Identity>,
     /// How many URI SANs the certificate has, of any scheme.
     uri_sans: usize,
+    /// Whether a URI SAN has the `spiffe` scheme (in any case) but is not
+    /// a valid SPIFFE ID.
+    malformed_spiffe: bool,
     /// DNS-style identities from DNS SANs.
     dns: Vec<Identity>,
     /// Whether the key usage is a leaf's: `digitalSignature` without
@@ -55,6 +62,7 @@ impl CertNames {
         let mut uris = Vec::new();
         let mut dns = Vec::new();
         let mut uri_sans = 0;
+        let mut malformed_spiffe = false;
         let extension = |oid| x509.extensions().iter().find(|ext| ext.oid == oid);
         let san = extension(OID_X509_EXT_SUBJECT_ALT_NAME)
             .map(|ext| SubjectAlternativeName::from_der(ext.value))
@@ -68,10 +76,11 @@ impl CertNames {
             match name {
                 GeneralName::URI(uri) => {
                     uri_sans += 1;
-                    if uri.starts_with("spiffe://")
-                        && let Ok(id) = Identity::parse(uri)
-                    {
-                        uris.push(id);
+                    if has_spiffe_scheme(uri) {
+                        match Identity::parse(uri) {
+                            Ok(id) if id.is_spiffe() => uris.push(id),
+                            _ => malformed_spiffe = true,
+                        }
                     }
                 }
                 GeneralName::DNSName(name) => {
@@ -90,6 +99,7 @@ impl CertNames {
         Ok(Self {
             uris,
             uri_sans,
+            malformed_spiffe,
             dns,
             leaf_usage,
             not_before: unix(validity.not_before.timestamp()),
@@ -98,10 +108,13 @@ impl CertNames {
     }
 
     /// The certificate's identity: its one SPIFFE ID when that is its only
-    /// URI SAN and names a workload (has a path), or, without a SPIFFE ID,
-    /// its first DNS SAN that is a valid identity; and in either case only
-    /// when the key usage is a leaf's.
+    /// URI SAN and names a workload (has a path), or, without a URI SAN of
+    /// the `spiffe` scheme, its first DNS SAN that is a valid identity; and
+    /// in either case only when the key usage is a leaf's.
     pub(crate) fn identity(&self) -> Result<&Identity, NoIdentity> {
+        if self.malformed_spiffe {
+            return Err(NoIdentity::MalformedSpiffeId);
+        }
         let id = match self.uris.as_slice() {
             [id] if self.uri_sans == 1 && id.path() == Some("") => {
                 return Err(NoIdentity::TrustDomainOnly);
@@ -136,6 +149,14 @@ impl CertNames {
             Err(_) => false,
         }
     }
+}
+
+/// Whether `uri`'s scheme is `spiffe`. Schemes are case-insensitive (RFC
+/// 3986 §3.1), so `SPIFFE://...` claims to be a SPIFFE ID too, and is a
+/// malformed one, since a SPIFFE ID's scheme is lowercase.
+fn has_spiffe_scheme(uri: &str) -> bool {
+    uri.split_once(':')
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("spiffe"))
 }
 
 /// When `cert` expires, reading nothing else.
@@ -189,6 +210,11 @@ pub enum NoIdentity {
     Missing,
     /// A URI SAN holds a SPIFFE ID, but it is not the only URI SAN.
     Ambiguous,
+    /// A URI SAN has the `spiffe` scheme but is no valid SPIFFE ID (a
+    /// trailing slash, a port, userinfo, a query, a fragment,
+    /// percent-encoding, uppercase in the scheme or trust domain): a
+    /// malformed SVID, which names nothing, not even a DNS SAN beside it.
+    MalformedSpiffeId,
     /// The SPIFFE ID has no path: it names a trust domain, as its signing
     /// certificates do, not a workload (SPIFFE X.509-SVID spec §3.1).
     TrustDomainOnly,
@@ -206,6 +232,9 @@ impl fmt::Display for NoIdentity {
             }
             Self::Ambiguous => {
                 f.write_str("certificate names a spiffe id and another uri (an svid has one)")
+            }
+            Self::MalformedSpiffeId => {
+                f.write_str("certificate's uri san has the spiffe scheme but is no valid spiffe id")
             }
             Self::NotALeaf => f.write_str(
                 "certificate's key usage is not a leaf's (digitalSignature, not certificate signing)",
@@ -285,6 +314,29 @@ mod tests {
             let names = CertNames::parse(&cert_with(vec![uri(spiffe), uri(other)])).unwrap();
             assert_eq!(names.identity(), Err(NoIdentity::Ambiguous), "{other}");
             assert!(!names.names(&id(spiffe)), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_uri_san_of_another_scheme_leaves_a_dns_identity_in_place_and_a_bad_spiffe_one_does_not() {
+        let names = CertNames::parse(&cert_with(vec![
+            uri("https://example.org/x"),
+            dns("web.ns.svc"),
+        ]))
+        .unwrap();
+        assert_eq!(names.identity(), Ok(&id("web.ns.svc")));
+        for bad in [
+            "spiffe://example.org/w/",
+            "Spiffe://example.org/w",
+            "spiffe:example.org/w",
+        ] {
+            let names = CertNames::parse(&cert_with(vec![uri(bad), dns("web.ns.svc")])).unwrap();
+            assert_eq!(
+                names.identity(),
+                Err(NoIdentity::MalformedSpiffeId),
+                "{bad}"
+            );
+            assert!(!names.names(&id("web.ns.svc")), "{bad}");
         }
     }
 

@@ -253,3 +253,75 @@ async fn the_client_expecting_a_dns_identity_refuses_a_certificate_with_two_spif
     let error = dial(&raw, raw.sign(&params), dns).await;
     assert!(error.is_identity_mismatch(), "{error:?}");
 }
+
+// A URI SAN with the spiffe scheme makes the certificate an X.509-SVID,
+// whose identity is that SPIFFE ID. One that does not parse (a trailing
+// slash, a port, userinfo, a query, a fragment, percent-encoding,
+// uppercase) is a malformed SVID: it names nothing, and a DNS SAN beside
+// it must not stand in for it.
+
+const MALFORMED: &[&str] = &[
+    "spiffe://example.org/ns/shop/sa/web/",
+    "spiffe://example.org:443/ns/shop/sa/web",
+    "spiffe://user@example.org/ns/shop/sa/web",
+    "spiffe://example.org/ns/shop/sa/web?x=1",
+    "spiffe://example.org/ns/shop/sa/web#x",
+    "spiffe://example.org/ns/shop/sa/w%65b",
+    "spiffe://Example.org/ns/shop/sa/web",
+    "SPIFFE://example.org/ns/shop/sa/web",
+];
+
+const DNS_ID: &str = "web.shop.serviceaccount.identity.linkerd.example.org";
+
+fn malformed_svid_with_dns(spiffe: &str) -> rcgen::CertificateParams {
+    RawIssuer::params(vec![
+        uri_san(spiffe),
+        rcgen::SanType::DnsName(DNS_ID.try_into().unwrap()),
+    ])
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_malformed_spiffe_id_and_reads_no_dns_san_in_its_place() {
+    let raw = RawIssuer::new();
+    for spiffe in MALFORMED {
+        let cert = raw.sign(&malformed_svid_with_dns(spiffe));
+        let error = accept_error(present_client_cert(&raw, cert).await);
+        assert!(
+            matches!(
+                error,
+                AcceptError::NoPeerIdentity(NoIdentity::MalformedSpiffeId)
+            ),
+            "{spiffe}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_client_expecting_a_dns_identity_refuses_a_malformed_svid_carrying_it() {
+    let raw = RawIssuer::new();
+    for spiffe in MALFORMED {
+        let error = dial(&raw, raw.sign(&malformed_svid_with_dns(spiffe)), DNS_ID).await;
+        assert!(error.is_identity_mismatch(), "{spiffe}: {error:?}");
+    }
+}
+
+#[test]
+fn credentials_with_a_malformed_spiffe_id_are_refused() {
+    let raw = RawIssuer::new();
+    for spiffe in MALFORMED {
+        let (chain, key) = raw.sign(&malformed_svid_with_dns(spiffe));
+        let error = mesh_tls::Credentials::from_pem(
+            chain.as_bytes(),
+            key.as_bytes(),
+            raw.bundle_pem().as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                mesh_tls::CredentialError::NoIdentity(NoIdentity::MalformedSpiffeId)
+            ),
+            "{spiffe}: {error:?}"
+        );
+    }
+}
