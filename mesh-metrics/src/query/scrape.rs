@@ -2,8 +2,9 @@
 
 use std::{fmt, io, time::Duration};
 
+use bytes::Bytes;
 use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 
 use super::{Target, parse::ParseError, parse::Scrape};
@@ -11,25 +12,38 @@ use super::{Target, parse::ParseError, parse::Scrape};
 /// How long one scrape may take, connection included.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest `/metrics` body a scrape reads: 128 MiB.
+///
+/// An admin server that is broken or not ours may answer with a body of
+/// any size, and a scrape holds the whole body before it parses it, so
+/// without a bound one answer could take all the memory of the process
+/// that scrapes (the dashboard's admin server, or `top`) well within
+/// [`SCRAPE_TIMEOUT`]. A proxy writes far less: every family at its
+/// default limit of 10,000 series, latency buckets included, comes to
+/// about 70 MB.
+pub const MAX_SCRAPE_BYTES: usize = 128 << 20;
+
 /// Fetches and parses `target`'s `/metrics`.
 ///
 /// # Errors
 ///
 /// When the admin server cannot be reached in [`SCRAPE_TIMEOUT`], answers
-/// with something other than 200, or serves text that does not parse.
+/// with something other than 200, serves a body over
+/// [`MAX_SCRAPE_BYTES`], or serves text that does not parse.
 pub async fn scrape(target: &Target) -> Result<Scrape, ScrapeError> {
     let err = |kind| ScrapeError {
         addr: target.addr.clone(),
         kind,
     };
-    let text = tokio::time::timeout(SCRAPE_TIMEOUT, fetch(&target.addr))
+    let body = tokio::time::timeout(SCRAPE_TIMEOUT, fetch(&target.addr))
         .await
         .map_err(|_| err(ScrapeErrorKind::Timeout))?
         .map_err(err)?;
-    Scrape::parse(&text).map_err(|e| err(ScrapeErrorKind::Parse(e)))
+    let text = std::str::from_utf8(&body).map_err(|_| err(ScrapeErrorKind::NotUtf8))?;
+    Scrape::parse(text).map_err(|e| err(ScrapeErrorKind::Parse(e)))
 }
 
-async fn fetch(addr: &str) -> Result<String, ScrapeErrorKind> {
+async fn fetch(addr: &str) -> Result<Bytes, ScrapeErrorKind> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(ScrapeErrorKind::Connect)?;
@@ -48,15 +62,18 @@ async fn fetch(addr: &str) -> Result<String, ScrapeErrorKind> {
     if res.status() != StatusCode::OK {
         return Err(ScrapeErrorKind::Status(res.status()));
     }
-    let body = res
-        .into_body()
+    let body = Limited::new(res.into_body(), MAX_SCRAPE_BYTES)
         .collect()
         .await
-        .map_err(ScrapeErrorKind::Http)?
+        .map_err(|error| match error.downcast::<hyper::Error>() {
+            Ok(error) => ScrapeErrorKind::Http(*error),
+            // The only other error `Limited` has.
+            Err(_) => ScrapeErrorKind::TooLarge,
+        })?
         .to_bytes();
     drop(sender);
     driver.abort();
-    String::from_utf8(body.to_vec()).map_err(|_| ScrapeErrorKind::NotUtf8)
+    Ok(body)
 }
 
 /// A scrape that failed.
@@ -90,6 +107,8 @@ pub enum ScrapeErrorKind {
     Http(hyper::Error),
     /// The server answered with this status instead of 200.
     Status(StatusCode),
+    /// The body is longer than [`MAX_SCRAPE_BYTES`].
+    TooLarge,
     /// The body is not UTF-8.
     NotUtf8,
     /// The body is not exposition text.
@@ -104,6 +123,9 @@ impl fmt::Display for ScrapeError {
             ScrapeErrorKind::Timeout => write!(f, "scraping {addr} timed out"),
             ScrapeErrorKind::Http(_) => write!(f, "http exchange with {addr} failed"),
             ScrapeErrorKind::Status(s) => write!(f, "{addr} answered {}", s.as_u16()),
+            ScrapeErrorKind::TooLarge => {
+                write!(f, "{addr} served metrics over {MAX_SCRAPE_BYTES} bytes")
+            }
             ScrapeErrorKind::NotUtf8 => write!(f, "{addr} served metrics that are not utf-8"),
             ScrapeErrorKind::Parse(_) => write!(f, "{addr} served unreadable metrics"),
         }

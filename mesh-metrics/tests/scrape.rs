@@ -1,0 +1,63 @@
+//! Scrapes of admin servers that are broken or not ours, on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use mesh_metrics::query::{Target, scrape};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// Serves one `/metrics` answer whose body is `len` bytes: one comment
+/// line, which parses to no samples at all, written 64 KiB at a time.
+async fn serve_comment(len: usize) -> Target {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0; 1];
+            if tcp.read(&mut byte).await.unwrap() == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n#");
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 64 << 10];
+        let mut left = len - 1;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            // The scraper may hang up once it has read enough.
+            if tcp.write_all(&chunk[..n]).await.is_err() {
+                return;
+            }
+            left -= n;
+        }
+    });
+    Target {
+        name: "broken".into(),
+        addr: addr.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_not_held() {
+    let target = serve_comment(scrape::MAX_SCRAPE_BYTES + 1).await;
+    let error = scrape(&target).await.expect_err("a body over the limit");
+    assert!(
+        matches!(error.kind(), scrape::ScrapeErrorKind::TooLarge),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("{} served metrics over 134217728 bytes", target.addr)
+    );
+}
+
+#[tokio::test]
+async fn a_body_at_the_limit_is_read() {
+    let target = serve_comment(scrape::MAX_SCRAPE_BYTES).await;
+    let scrape = scrape(&target).await.unwrap();
+    assert!(scrape.samples().is_empty());
+}
