@@ -13,6 +13,13 @@ pub(crate) const GOLDEN_HEADER: [&str; 5] = [
 
 /// A table: a header and rows of cells; the first column is left-aligned
 /// and the others right-aligned, three spaces apart.
+///
+/// Cells hold names read from scrapes (routes, servers, identities), which
+/// an admin server that is broken or not ours can fill with anything, so
+/// their control characters are written escaped (`\u{1b}`, `\n`): the
+/// table goes to a terminal, where an escape sequence would act (clear
+/// the screen, rewrite what other rows say) and a newline would forge a
+/// row.
 pub(crate) struct Table {
     header: Vec<&'static str>,
     rows: Vec<Vec<String>>,
@@ -26,7 +33,12 @@ impl Table {
         }
     }
 
-    pub(crate) fn row(&mut self, cells: Vec<String>) {
+    pub(crate) fn row(&mut self, mut cells: Vec<String>) {
+        for cell in &mut cells {
+            if cell.contains(char::is_control) {
+                *cell = printable(cell);
+            }
+        }
         self.rows.push(cells);
     }
 
@@ -53,6 +65,19 @@ impl Table {
         }
         out
     }
+}
+
+/// `text` with its control characters escaped as Rust writes them.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `90.00%`, or `-` with no data.

@@ -210,6 +210,30 @@ mod tests {
     }
 
     #[test]
+    fn a_scraped_route_name_cannot_write_to_the_terminal() {
+        // The label values come from whatever the admin server serves: one
+        // with escape sequences (clear the screen, set the window title, a
+        // C1 CSI) or a newline must not reach the terminal as they are.
+        let after = Scrape::parse(
+            "response_total{direction=\"inbound\",srv_name=\"web\",\
+             route_name=\"a\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\\nFAKE 100.00%\",\
+             classification=\"success\"} 5\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(1));
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta)], None);
+        let table = render_routes(&rows, false, Format::Table).unwrap();
+        assert!(!table.contains(['\u{1b}', '\u{7}', '\u{9b}']), "{table:?}");
+        assert_eq!(table.lines().count(), 2, "{table}");
+        let route = table.lines().nth(1).unwrap();
+        assert!(
+            route.starts_with(r"a\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\nFAKE 100.00% "),
+            "{route}"
+        );
+    }
+
+    #[test]
     fn outbound_routes_show_retries_and_actual_success() {
         let after = Scrape::parse(
             "response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"get\",status_code=\"200\",classification=\"success\"} 99\n\
