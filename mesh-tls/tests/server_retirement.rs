@@ -267,3 +267,55 @@ async fn without_close_at_expiry_a_busy_connection_is_only_drained() {
     assert_eq!(slow.await.unwrap().unwrap(), StatusCode::OK);
     task.await.unwrap();
 }
+
+/// Credentials issued by `ca` for `identity`, trusting every CA in `trusted`.
+fn trusting(
+    ca: &CertificateAuthority,
+    identity: &str,
+    trusted: &[&CertificateAuthority],
+) -> mesh_tls::Credentials {
+    let issued = ca.issue(&id(identity), HOUR).unwrap();
+    let bundle: String = trusted.iter().map(|ca| ca.bundle_pem()).collect();
+    mesh_tls::Credentials::from_pem(
+        issued.chain_pem().as_bytes(),
+        issued.key_pem().as_bytes(),
+        bundle.as_bytes(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_rotation_that_drops_the_anchor_a_client_chains_to_drains_that_clients_connections() {
+    // The bundle trusts two CAs; a rotation drops `old`, as after its
+    // key leaked. Its clients' connections must not live on for the rest
+    // of their certificates' lifetime.
+    let (kept, old) = (ca(), ca());
+    let server_store = CredentialStore::with_credentials(
+        mesh_tls::StoreConfig::default(),
+        trusting(&kept, API, &[&kept, &old]),
+    )
+    .unwrap();
+    let config = AcceptConfig::with_mode(InboundMode::Strict);
+    let addr = serve(server_store.clone(), config, Arc::default()).await;
+    let (mut distrusted, distrusted_task) = connect(&old, addr).await;
+    let (mut trusted, trusted_task) = connect(&kept, addr).await;
+    assert_eq!(request(&mut distrusted, "/").await.unwrap(), StatusCode::OK);
+    assert_eq!(request(&mut trusted, "/").await.unwrap(), StatusCode::OK);
+
+    server_store.update(trusting(&kept, API, &[&kept])).unwrap();
+    closed(distrusted_task).await;
+    assert!(request(&mut distrusted, "/").await.is_err());
+    assert!(
+        retired(&server_store, "rotation"),
+        "{}",
+        encode(&server_store)
+    );
+    // The client the new bundle still trusts keeps its connection.
+    for _ in 0..3 {
+        assert_eq!(request(&mut trusted, "/").await.unwrap(), StatusCode::OK);
+    }
+    assert!(!trusted_task.is_finished());
+    // And the distrusted CA's clients cannot come back.
+    let (mut again, _task) = connect(&old, addr).await;
+    assert!(request(&mut again, "/").await.is_err());
+}

@@ -3,7 +3,6 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::SystemTime,
 };
 
 use bytes::Bytes;
@@ -16,16 +15,14 @@ use mesh_core::{
 use rustls::ServerConfig;
 use tokio::{
     io::ReadBuf,
-    sync::watch,
-    time::{Sleep, sleep, sleep_until},
+    time::{Sleep, sleep},
 };
 
-use super::{AcceptConfig, AcceptError, InboundMode, ServerIo};
+use super::{AcceptConfig, AcceptError, InboundMode, ServerIo, retirement::HandshakeWith};
 use crate::{
-    ALPN_H2, ALPN_HTTP1, CredentialStore, StoreVersion,
+    ALPN_H2, ALPN_HTTP1, CredentialStore,
     cert::{self, CertNames, NoIdentity},
-    metrics::{Direction, RetireReason},
-    retire,
+    metrics::Direction,
 };
 
 /// How much detection reads at most. Three bytes decide (a TLS record
@@ -44,14 +41,6 @@ pub struct AcceptFuture<I> {
     config: AcceptConfig,
     /// The credentials the handshake runs with, once it has started.
     handshake_with: Option<HandshakeWith>,
-}
-
-/// What a TLS connection's retirement is measured against: the local
-/// certificate's expiry and, when rotations drain, the store's version
-/// when the handshake started.
-struct HandshakeWith {
-    local_not_after: SystemTime,
-    rotation: Option<(watch::Receiver<StoreVersion>, u64)>,
 }
 
 // The handshake variant dominates the size, and it is the state the future
@@ -154,20 +143,15 @@ impl<I: Io> AcceptFuture<I> {
     /// The first bytes are a ClientHello: start the handshake with the
     /// credentials in service now.
     fn handshake(&mut self, io: I, prefix: Bytes) -> Option<AcceptError> {
-        // The version first: a rotation between the two reads then drains
-        // the connection needlessly, never leaves it on stale credentials.
-        let rotation = self.config.drain_on_rotation.then(|| {
-            let version = self.store.subscribe();
-            let loaded = version.borrow().loaded;
-            (version, loaded)
-        });
+        // The version first: a rotation between the two reads then looks
+        // at the connection needlessly, never leaves it on stale
+        // credentials.
+        let version = self.store.subscribe();
+        let loaded = version.borrow().loaded;
         let Some(snapshot) = self.store.snapshot() else {
             return Some(AcceptError::NoCredentials);
         };
-        self.handshake_with = Some(HandshakeWith {
-            local_not_after: snapshot.creds.not_after(),
-            rotation,
-        });
+        self.handshake_with = Some(HandshakeWith::new(&snapshot, version, loaded));
         let config: &Arc<ServerConfig> = match self.config.mode {
             InboundMode::Strict => &snapshot.server_strict,
             _ => &snapshot.server_permissive,
@@ -206,11 +190,14 @@ impl<I: Io> AcceptFuture<I> {
             Some(ALPN_HTTP1) => Some(HttpVersion::Http1),
             _ => None,
         };
-        let peer_not_after = conn
-            .peer_certificates()
+        let peer = conn.peer_certificates().filter(|certs| !certs.is_empty());
+        let peer_not_after = peer
             .and_then(|certs| certs.first())
             .and_then(cert::not_after);
-        let retire = self.retirement(peer_not_after);
+        let retire = match self.handshake_with.take() {
+            Some(with) => with.retirement(&self.store, &self.config, peer_not_after, peer),
+            None => Retirement::never(),
+        };
         self.state = State::Done;
         Poll::Ready(Ok(Accepted {
             io: ServerIo::Tls(Box::new(stream)),
@@ -218,43 +205,6 @@ impl<I: Io> AcceptFuture<I> {
             alpn,
             retire,
         }))
-    }
-
-    /// Drains the connection when the credentials rotate or a certificate
-    /// nears expiry, and closes it at expiry. See the
-    /// [module docs](super#retirement).
-    fn retirement(&mut self, peer_not_after: Option<SystemTime>) -> Retirement {
-        let Some(HandshakeWith {
-            local_not_after,
-            rotation,
-        }) = self.handshake_with.take()
-        else {
-            return Retirement::never();
-        };
-        let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
-        let (retire_at, close_at) = retire::deadlines(expiry, self.config.retire_before_expiry);
-        let metrics = self.store.metrics().clone();
-        let drain = async move {
-            let rotated = async move {
-                match rotation {
-                    Some((mut version, loaded)) => {
-                        if version.wait_for(|v| v.loaded != loaded).await.is_ok() {
-                            return;
-                        }
-                        // The store is gone: nothing can rotate any more.
-                        std::future::pending().await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            let reason = tokio::select! {
-                () = sleep_until(retire_at) => RetireReason::Expiry,
-                () = rotated => RetireReason::Rotation,
-            };
-            tracing::debug!(reason = reason.as_label(), "retiring a server connection");
-            metrics.retired(Direction::Inbound, reason);
-        };
-        Retirement::new(drain, self.config.close_at_expiry.then_some(close_at))
     }
 }
 

@@ -40,8 +40,13 @@
 //! - at that `notAfter` it is closed, whatever it is doing (unless
 //!   [`AcceptConfig::close_at_expiry`] is off). Opaque byte pipes cannot
 //!   be drained, so this is the only retirement that reaches them;
+//! - when the store's credentials rotate to a trust bundle that no longer
+//!   verifies the client's chain (an anchor was dropped, say after its key
+//!   leaked), at once: the connection was authenticated by trust the
+//!   workload has withdrawn. A rotation that keeps the bundle, or one that
+//!   still verifies the chain, leaves mutual TLS connections alone;
 //! - with [`AcceptConfig::drain_on_rotation`], also as soon as the store's
-//!   credentials rotate.
+//!   credentials rotate at all.
 //!
 //! The client should be the one to move. A server that drains races the
 //! client's next request: an HTTP/2 client may already have sent a stream
@@ -52,7 +57,13 @@
 //! ([`retire`](crate::retire)). So the server drains only the clients that
 //! did not leave by then: 30 seconds before expiry by default, after the
 //! connector's minute, and on rotation only when asked to. Rotation does
-//! not make the old certificate invalid; expiry does.
+//! not make the old certificate invalid; expiry, or a bundle that no longer
+//! trusts the peer, does.
+//!
+//! Draining is the only retirement that can happen at a moment not known at
+//! the handshake, and opaque byte pipes cannot be drained: a withdrawn
+//! anchor ends their connections at the certificate's `notAfter`, not at
+//! the rotation.
 //!
 //! Each drained connection counts in
 //! `tls_connections_retired_total{direction="inbound"}`.
@@ -60,6 +71,7 @@
 mod error;
 mod future;
 mod io;
+mod retirement;
 
 use std::time::Duration;
 

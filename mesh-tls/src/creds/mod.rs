@@ -172,6 +172,11 @@ impl Credentials {
         &self.roots
     }
 
+    /// The trust anchors, shared.
+    pub(crate) fn shared_roots(&self) -> Arc<[CertificateDer<'static>]> {
+        self.roots.clone()
+    }
+
     pub(crate) fn certified_key(&self) -> &Arc<CertifiedKey> {
         &self.key
     }
