@@ -21,6 +21,18 @@
 //! again. A new endpoint starts at [`DEFAULT_RTT`] (Linkerd's 30 ms). Its
 //! cost is the estimate times one more than its requests in flight.
 //!
+//! A forwarded TCP connection ([`ForwardTcp`](super::ForwardTcp)) is in
+//! flight for as long as it is open, not only while it connects, since
+//! for a long session the load is the connection, not the connect. Its
+//! connect time is the latency sample, and its cost is weighed in two
+//! ways of its own. Estimates under [`CONNECT_RTT_FLOOR`] count as equal,
+//! so connections spread by how many each endpoint holds (HAProxy's
+//! `leastconn`) rather than pile up where connects are a fraction of a
+//! millisecond faster. And an endpoint whose estimate still holds half a
+//! failure's penalty ([`FAILING_ESTIMATE`]) is drawn only against another
+//! such: a count of open connections can grow large enough to outweigh
+//! the penalty, which a count of requests in flight does not.
+//!
 //! A request that fails before any response (the endpoint refused the
 //! connection, say) counts as a sample of [`FAILURE_PENALTY`]: a failure
 //! is fast, and without the penalty a dead endpoint would look like the
@@ -39,9 +51,10 @@
 //!
 //! When the set of endpoints changes ([`EndpointSet`](super::EndpointSet)),
 //! a new balancer is built that shares the state of every endpoint it
-//! keeps: its estimate, its requests in flight and its failure accrual.
-//! Requests in flight to an endpoint that left finish and count against
-//! the old balancer, which no new request reaches.
+//! keeps: its estimate, its requests and connections in flight and its
+//! failure accrual. Requests and connections in flight to an endpoint
+//! that left finish and count against the old balancer, which no new
+//! request reaches.
 //!
 //! What a balancer thinks of its endpoints can be read at any time,
 //! without a cost to requests: a [`BalancerView`] reads each endpoint's
@@ -65,10 +78,15 @@ use tokio::time::Instant;
 use super::accrual::{FailureAccrual, Health, Standing};
 use super::forward::NoEndpoints;
 
+mod connections;
 pub mod gauges;
 pub mod state;
 
+pub(crate) use self::connections::Established;
+use self::connections::{Cost, Load};
+
 pub use self::{
+    connections::{CONNECT_RTT_FLOOR, FAILING_ESTIMATE},
     gauges::{EndpointCounts, EndpointGauges},
     state::{BalancerView, EndpointState},
 };
@@ -200,6 +218,12 @@ impl Balancer {
     /// count to inform. `None` when failure accrual has taken every
     /// endpoint out, or there is none.
     pub(crate) fn pick(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
+        self.pick_by(Load::Requests)
+    }
+
+    /// [`pick`](Self::pick), with the endpoints' costs counted as `load`
+    /// says.
+    fn pick_by(self: &Arc<Self>, load: Load) -> Option<(&Authority, Option<Pending>)> {
         let n = match &*self.endpoints {
             // One endpoint: nothing to choose, nothing to measure.
             [only] if self.accrual.is_none() => return Some((&only.authority, None)),
@@ -215,9 +239,9 @@ impl Balancer {
                 if b >= a {
                     b += 1;
                 }
-                (self.cheaper(a, b, since), false)
+                (self.cheaper(a, b, since, load), false)
             }
-            Some(_) => self.pick_in(since as u64)?,
+            Some(_) => self.pick_in(since as u64, load)?,
         };
         let endpoint = self.endpoint(index)?;
         endpoint.pending.fetch_add(1, Ordering::Relaxed);
@@ -231,8 +255,8 @@ impl Balancer {
     }
 
     /// Of `a` and `b`, the one that looks cheaper at `since`.
-    fn cheaper(&self, a: usize, b: usize, since: f64) -> usize {
-        if self.cost(b, since) < self.cost(a, since) {
+    fn cheaper(&self, a: usize, b: usize, since: f64, load: Load) -> usize {
+        if self.cost(b, since, load) < self.cost(a, since, load) {
             b
         } else {
             a
@@ -243,7 +267,7 @@ impl Balancer {
     /// the cheaper of them; or one whose penalty is over, as its probe.
     /// Each draw starts at a random endpoint and takes the first one in
     /// from there.
-    fn pick_in(&self, now: u64) -> Option<(usize, bool)> {
+    fn pick_in(&self, now: u64, load: Load) -> Option<(usize, bool)> {
         let n = self.len();
         let draw = |skip: Option<usize>| {
             let start = fastrand::usize(0..n);
@@ -263,7 +287,7 @@ impl Balancer {
         match draw(Some(a)) {
             None => Some((a, false)),
             Some((b, true)) => Some((b, true)),
-            Some((b, false)) => Some((self.cheaper(a, b, now as f64), false)),
+            Some((b, false)) => Some((self.cheaper(a, b, now as f64, load), false)),
         }
     }
 
@@ -271,16 +295,17 @@ impl Balancer {
         nanos(now.saturating_duration_since(self.epoch))
     }
 
-    /// What sending one more request to endpoint `i` looks like it costs
-    /// at `now` (nanoseconds since the epoch).
-    fn cost(&self, i: usize, now: f64) -> f64 {
+    /// What sending one more request (or connection, as `load` says) to
+    /// endpoint `i` looks like it costs at `now` (nanoseconds since the
+    /// epoch).
+    fn cost(&self, i: usize, now: f64, load: Load) -> Cost {
         let Some(endpoint) = self.endpoint(i) else {
-            return f64::INFINITY;
+            return Cost::MAX;
         };
         let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
         let stamp = endpoint.stamp.load(Ordering::Relaxed) as f64;
         let pending = endpoint.pending.load(Ordering::Relaxed);
-        rtt * weight(now - stamp) * f64::from(pending + 1)
+        load.cost(rtt * weight(now - stamp), pending)
     }
 
     /// Counts a round trip of `sample` to endpoint `i`, ended at `now`.
@@ -300,45 +325,6 @@ impl Balancer {
         };
         endpoint.rtt.store(next.to_bits(), Ordering::Relaxed);
         endpoint.stamp.store(now as u64, Ordering::Relaxed);
-    }
-
-    /// A request sent to the endpoint at `addr`, whatever its cost.
-    #[cfg(test)]
-    pub(crate) fn send_to(self: &Arc<Self>, addr: SocketAddr) -> Option<Pending> {
-        let index = self.endpoints.iter().position(|e| e.addr == addr)?;
-        self.endpoints[index]
-            .pending
-            .fetch_add(1, Ordering::Relaxed);
-        Some(Pending {
-            balancer: self.clone(),
-            index,
-            sent: Instant::now(),
-            probe: false,
-        })
-    }
-
-    /// The estimate of the endpoint at `addr`, as of its last sample.
-    #[cfg(test)]
-    pub(crate) fn estimate_of(&self, addr: SocketAddr) -> Option<Duration> {
-        let index = self.endpoints.iter().position(|e| e.addr == addr)?;
-        Some(self.estimate(index))
-    }
-
-    /// The requests in flight to the endpoint at `addr`.
-    #[cfg(test)]
-    pub(crate) fn pending_of(&self, addr: SocketAddr) -> Option<u32> {
-        let endpoint = self.endpoints.iter().find(|e| e.addr == addr)?;
-        Some(endpoint.pending.load(Ordering::Relaxed))
-    }
-
-    /// Endpoint `i`'s estimate, as of its last sample.
-    #[cfg(test)]
-    fn estimate(&self, i: usize) -> Duration {
-        let rtt = self
-            .endpoint(i)
-            .map_or(0, |e| e.rtt.load(Ordering::Relaxed));
-        let rtt = f64::from_bits(rtt);
-        Duration::from_nanos(rtt as u64)
     }
 }
 
@@ -412,5 +398,7 @@ fn nanos(d: Duration) -> f64 {
     d.as_secs_f64() * 1e9
 }
 
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

@@ -14,13 +14,27 @@
 //!
 //! Per connection, the endpoint is picked by the same balancer `Forward`
 //! uses ([`balance`](super::balance)): the cheaper of two drawn at random.
-//! The connection counts as pending against its endpoint while it
-//! connects; the connect time is the endpoint's latency sample, and a
-//! connect that fails or times out is a failure, which the balancer (and
-//! [failure accrual](super::accrual), when on) holds against the
-//! endpoint, so the next connections avoid it. Once connected, bytes are
-//! copied both ways, each direction's end (FIN) passed on to the other
-//! side, until both directions are done or either side fails.
+//! The connection counts as in flight against its endpoint from its
+//! connect until it ends: a long-lived connection (a database client's
+//! pooled one) is load for its whole life, so the next connections go to
+//! the endpoints holding fewer, as HAProxy's `leastconn` balances long
+//! sessions. The connect time is the endpoint's latency sample (connects
+//! under [`CONNECT_RTT_FLOOR`](super::balance::CONNECT_RTT_FLOOR) count
+//! as equally fast), and a connect that fails or times out is a failure,
+//! which the balancer (and [failure accrual](super::accrual), when on)
+//! holds against the endpoint, so the next connections avoid it. Once
+//! connected, bytes are copied both ways, each direction's end (FIN)
+//! passed on to the other side, until both directions are done or either
+//! side fails.
+//!
+//! The count is held by a value the copy owns, so whatever ends the
+//! connection releases it: both directions done, an I/O error, the
+//! future dropped (the server's grace period cut it, the client went
+//! away) or a panic unwinding through it. An endpoint that leaves the
+//! set while connections to it are open keeps them counted against the
+//! old balancer, which no new connection reaches; one that stays keeps
+//! its count in the new one. With a single endpoint and no failure
+//! accrual nothing is counted, as there is nothing to choose.
 //!
 //! The connector is any `Service<Uri>` whose response is a hyper I/O, as
 //! hyper-util's `HttpConnector` and mesh-tls's `TlsConnector` are. It is
@@ -63,12 +77,12 @@ use std::{
 
 use http::{Uri, uri::Authority};
 use hyper_util::rt::TokioIo;
-use tokio::time::{Timeout, error::Elapsed};
+use tokio::time::Timeout;
 use tower::Service;
 
 use super::{
     accrual::FailureAccrual,
-    balance::{Balancer, Pending},
+    balance::{Balancer, Established, Pending},
     endpoints::{EndpointSet, Reader},
     forward::NoEndpoints,
 };
@@ -168,7 +182,7 @@ where
 
     fn call(&mut self, conn: OpaqueConnection) -> Self::Future {
         let OpaqueConnection { io, info } = conn;
-        let Some((endpoint, pending)) = self.endpoints.current().pick() else {
+        let Some((endpoint, pending)) = self.endpoints.current().pick_connection() else {
             tracing::debug!(
                 peer = %info.remote_addr,
                 "no endpoint to connect to: none yet, or every one out for failing; closing"
@@ -226,7 +240,8 @@ pin_project_lite::pin_project! {
             // Taken when the connect completes.
             client: Option<(BoxIo, ConnectionInfo)>,
             endpoint: Authority,
-            // Counted against the endpoint until connected.
+            // Counted against the endpoint; once connected, until the
+            // connection ends.
             pending: Option<Pending>,
         },
         Copying {
@@ -277,8 +292,8 @@ where
                         return Poll::Ready(Ok(()));
                     };
                     match connecting::settle(result, endpoint, pending.take()) {
-                        Ok(upstream) => {
-                            Box::pin(pipe(io, upstream, info, endpoint.clone())) as Pipe
+                        Ok((upstream, load)) => {
+                            Box::pin(pipe(io, upstream, info, endpoint.clone(), load)) as Pipe
                         }
                         Err(failed) => {
                             tracing::debug!(
@@ -307,16 +322,21 @@ where
 }
 
 /// Copies bytes between `client` and `upstream` until both directions
-/// are done or either side fails.
+/// are done or either side fails. The connection counts as `load`
+/// against its endpoint for as long as the future lives.
 async fn pipe<IO>(
     mut client: BoxIo,
     upstream: IO,
     info: ConnectionInfo,
     endpoint: Authority,
+    load: Option<Established>,
 ) -> Result<(), BoxError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    // Owned by the future, so released however it ends: returned,
+    // dropped or unwound.
+    let _load = load;
     let mut upstream = TokioIo::new(upstream);
     match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         Ok((sent, received)) => {
@@ -336,56 +356,16 @@ where
     }
 }
 
-/// The address of a balancer's endpoint, whose authorities are all
-/// written from socket addresses.
-fn endpoint_addr(endpoint: &Authority) -> SocketAddr {
-    endpoint
-        .as_str()
-        .parse()
-        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
-}
-
-/// [`ForwardTcp`] could not connect to the endpoint it picked, or not in
-/// time. The cause is the [`source`](std::error::Error::source): the
-/// connector's error, or [`Elapsed`] for a timeout.
-#[derive(Debug)]
-pub struct ConnectFailed {
-    endpoint: SocketAddr,
-    source: BoxError,
-}
-
-impl ConnectFailed {
-    fn new(endpoint: &Authority, source: BoxError) -> Self {
-        let endpoint = endpoint_addr(endpoint);
-        Self { endpoint, source }
-    }
-
-    /// The endpoint that could not be reached.
-    pub fn endpoint(&self) -> SocketAddr {
-        self.endpoint
-    }
-
-    /// Whether the connect timed out, rather than failed.
-    pub fn is_timeout(&self) -> bool {
-        self.source.is::<Elapsed>()
-    }
-}
-
-impl fmt::Display for ConnectFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot connect to endpoint {}", self.endpoint)
-    }
-}
-
-impl std::error::Error for ConnectFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
-
 mod connecting;
+mod error;
 
-pub use self::connecting::{Connected, Connecting};
+pub use self::{
+    connecting::{Connected, Connecting},
+    error::ConnectFailed,
+};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod load_tests;

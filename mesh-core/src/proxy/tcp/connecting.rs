@@ -23,7 +23,10 @@ use tower::Service;
 use super::{ConnectFailed, ForwardTcp, endpoint_uri, pipe};
 use crate::{
     error::BoxError,
-    proxy::{balance::Pending, forward::NoEndpoints},
+    proxy::{
+        balance::{Established, Pending},
+        forward::NoEndpoints,
+    },
     serve::OpaqueConnection,
 };
 
@@ -38,10 +41,11 @@ where
     /// [`ConnectFailed`], or the connector's readiness error). The
     /// connector is driven to readiness first.
     ///
-    /// The connect counts as pending against its endpoint until it ends,
-    /// and its outcome is the endpoint's sample, as for
-    /// [`call`](Service::call). A future dropped before it ends counts
-    /// nothing.
+    /// The connect counts as in flight against its endpoint, and its
+    /// outcome is the endpoint's sample, as for [`call`](Service::call);
+    /// once connected, the [`Connected`] endpoint and then the connection
+    /// it forwards keep counting until they end. A future dropped before
+    /// the connect ends counts nothing.
     pub fn connect(self) -> Connecting<C, C::Future> {
         Connecting {
             state: State::Ready {
@@ -69,7 +73,8 @@ pin_project_lite::pin_project! {
             #[pin]
             connect: Timeout<F>,
             endpoint: Authority,
-            // Counted against the endpoint until connected.
+            // Counted against the endpoint; once connected, the count
+            // passes to the `Connected`.
             pending: Option<Pending>,
         },
         Done,
@@ -106,7 +111,8 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    let Some((endpoint, pending)) = forward.endpoints.current().pick() else {
+                    let Some((endpoint, pending)) = forward.endpoints.current().pick_connection()
+                    else {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(NoEndpoints.into()));
                     };
@@ -128,7 +134,11 @@ where
                     let endpoint = endpoint.clone();
                     this.state.set(State::Done);
                     return Poll::Ready(match result {
-                        Ok(upstream) => Ok(Connected { upstream, endpoint }),
+                        Ok((upstream, load)) => Ok(Connected {
+                            upstream,
+                            endpoint,
+                            load,
+                        }),
                         Err(failed) => Err(failed.into()),
                     });
                 }
@@ -140,31 +150,32 @@ where
 }
 
 /// The outcome of a connect to `endpoint`, counted against it: the
-/// connection, or why there is none.
+/// connection, with its count against the endpoint to hold until it
+/// ends, or why there is none.
 pub(super) fn settle<IO, E: Into<BoxError>>(
     result: Result<Result<IO, E>, Elapsed>,
     endpoint: &Authority,
     pending: Option<Pending>,
-) -> Result<IO, ConnectFailed> {
-    let result = match result {
-        Ok(Ok(upstream)) => Ok(upstream),
-        Ok(Err(error)) => Err(ConnectFailed::new(endpoint, error.into())),
-        Err(elapsed) => Err(ConnectFailed::new(endpoint, elapsed.into())),
+) -> Result<(IO, Option<Established>), ConnectFailed> {
+    let error = match result {
+        Ok(Ok(upstream)) => return Ok((upstream, pending.map(Pending::connected))),
+        Ok(Err(error)) => error.into(),
+        Err(elapsed) => elapsed.into(),
     };
     if let Some(pending) = pending {
-        match &result {
-            Ok(_) => pending.answered(true),
-            Err(_) => pending.failed(),
-        }
+        pending.failed();
     }
-    result
+    Err(ConnectFailed::new(endpoint, error))
 }
 
 /// An endpoint [`ForwardTcp::connect`] connected to, waiting for the
 /// client connection to [`forward`](Self::forward) to it.
+/// Until then, and while it forwards, the connection counts against the
+/// endpoint.
 pub struct Connected<IO> {
     upstream: IO,
     endpoint: Authority,
+    load: Option<Established>,
 }
 
 impl<IO> fmt::Debug for Connected<IO> {
@@ -181,7 +192,7 @@ where
 {
     /// The endpoint connected to.
     pub fn endpoint(&self) -> SocketAddr {
-        super::endpoint_addr(&self.endpoint)
+        super::error::endpoint_addr(&self.endpoint)
     }
 
     /// Copies bytes between `client` and the endpoint until both
@@ -190,6 +201,12 @@ where
         self,
         client: OpaqueConnection,
     ) -> impl Future<Output = Result<(), BoxError>> + Send + 'static {
-        pipe(client.io, self.upstream, client.info, self.endpoint)
+        pipe(
+            client.io,
+            self.upstream,
+            client.info,
+            self.endpoint,
+            self.load,
+        )
     }
 }
