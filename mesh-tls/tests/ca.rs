@@ -205,3 +205,36 @@ fn lifetimes_that_are_zero_overlong_or_past_the_issuer_are_refused() {
     ));
     assert!(ca.issue(&id(WEB), HOUR).is_ok());
 }
+
+#[test]
+fn a_ca_whose_issuer_the_trust_anchor_does_not_vouch_for_is_refused_when_loaded() {
+    // An issuer (certificate and its key) from another CA beside this
+    // CA's anchor: everything it signed would be untrusted.
+    let dir = tempfile::tempdir().unwrap();
+    ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    ca::write_ca(other.path(), &"example.org".parse().unwrap()).unwrap();
+    for file in [ca::ISSUER_CERT_FILE, ca::ISSUER_KEY_FILE] {
+        std::fs::copy(other.path().join(file), dir.path().join(file)).unwrap();
+    }
+    let error = CertificateAuthority::load(dir.path()).unwrap_err();
+    assert!(
+        matches!(error, CaError::InvalidCa(ca::InvalidCa::IssuerNotTrusted)),
+        "{error:?}"
+    );
+
+    // A workload certificate as the issuer: the anchor signed it, but it
+    // may not sign certificates.
+    let raw = RawIssuer::new();
+    let (chain, key) = raw.sign(&RawIssuer::params(vec![uri_san("spiffe://example.org")]));
+    let error = CertificateAuthority::from_pem(raw.bundle_pem(), &chain, &key).unwrap_err();
+    assert!(
+        matches!(error, CaError::InvalidCa(ca::InvalidCa::IssuerNotTrusted)),
+        "{error:?}"
+    );
+
+    // The CA as written still loads.
+    let fresh = tempfile::tempdir().unwrap();
+    ca::write_ca(fresh.path(), &"example.org".parse().unwrap()).unwrap();
+    CertificateAuthority::load(fresh.path()).unwrap();
+}

@@ -52,6 +52,11 @@ pub enum InvalidCa {
     KeyMismatch,
     /// A certificate is not valid X.509.
     BadCertificate,
+    /// What the issuer signs would not chain to the trust anchor: the
+    /// anchor did not sign the issuer, or the issuer may not sign
+    /// certificates (no CA basic constraints, no `keyCertSign`, a path
+    /// length that is used up).
+    IssuerNotTrusted,
 }
 
 impl fmt::Display for CaError {
@@ -85,6 +90,7 @@ impl fmt::Display for InvalidCa {
             Self::NoTrustDomain => "issuer certificate names no trust domain",
             Self::KeyMismatch => "issuer key does not match the issuer certificate",
             Self::BadCertificate => "certificate is not valid x.509",
+            Self::IssuerNotTrusted => "the trust anchor does not vouch for what the issuer signs",
         })
     }
 }

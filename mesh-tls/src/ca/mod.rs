@@ -49,6 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod check;
 mod error;
 mod files;
 mod issue;
@@ -165,9 +166,10 @@ impl CertificateAuthority {
     ///
     /// # Errors
     ///
-    /// [`CaError::InvalidCa`] when the issuer names no trust domain or its
-    /// key is not the certificate's; [`CaError::Certificate`] when a PEM
-    /// does not parse.
+    /// [`CaError::InvalidCa`] when the issuer names no trust domain, its
+    /// key is not the certificate's, or what it signs would not chain to
+    /// the anchor ([`InvalidCa::IssuerNotTrusted`]);
+    /// [`CaError::Certificate`] when a PEM does not parse.
     pub fn from_pem(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, CaError> {
         let issuer_der = rustls_pki_types::CertificateDer::from(
             pem_contents(issuer).ok_or(CaError::InvalidCa(InvalidCa::BadCertificate))?,
@@ -182,14 +184,16 @@ impl CertificateAuthority {
         if !spki_matches(&issuer_der, &key) {
             return Err(CaError::InvalidCa(InvalidCa::KeyMismatch));
         }
-        Ok(Self {
+        let ca = Self {
             trust_domain,
             anchor_pem: anchor.to_owned(),
             anchor_key_pem: None,
             issuer_pem: issuer.to_owned(),
             issuer: Issuer::from_ca_cert_der(&issuer_der, key)?,
             issuer_not_after: names.not_after,
-        })
+        };
+        ca.check_issuer(names.not_before)?;
+        Ok(ca)
     }
 
     /// The trust domain the CA issues for.
