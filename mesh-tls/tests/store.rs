@@ -278,7 +278,21 @@ fn a_refusal_of_files_names_the_files_at_fault() {
     let (cert, key, bundle) = (&files.cert, &files.key, &files.bundle);
     let garbage = b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
     let garbage_key = b"-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n";
+    // Valid PEM and base64, but no certificate, between the workload
+    // certificate and its issuer.
+    let end = "-----END CERTIFICATE-----\n";
+    let (leaf, issuer) = good
+        .chain_pem()
+        .split_at(good.chain_pem().find(end).unwrap() + end.len());
+    let bad_intermediate =
+        format!("{leaf}-----BEGIN CERTIFICATE-----\nMAMCAQA=\n{end}{issuer}").into_bytes();
     let cases: Vec<(&str, Writes<'_>, Vec<_>, RejectReason)> = vec![
+        (
+            "an intermediate is not x.509",
+            vec![(cert, bad_intermediate)],
+            vec![cert],
+            RejectReason::Malformed,
+        ),
         (
             "certificate is not pem",
             vec![(cert, garbage.to_vec())],

@@ -73,6 +73,12 @@ impl Credentials {
     ) -> Result<Self, CredentialError> {
         let leaf = chain.first().ok_or(CredentialError::NoCertificate)?;
         let names = CertNames::parse(leaf).map_err(|_| CredentialError::BadCertificate)?;
+        // An intermediate that is not a certificate would not stop the
+        // chain from verifying (path building skips it), but every peer
+        // would be sent it: a damaged file is refused, not half served.
+        for intermediate in chain.iter().skip(1) {
+            crate::cert::not_after(intermediate).ok_or(CredentialError::BadCertificate)?;
+        }
         let identity = names
             .identity()
             .map_err(CredentialError::NoIdentity)?
