@@ -99,6 +99,7 @@ mod family;
 mod histogram;
 pub mod http;
 mod labels;
+mod printable;
 mod process;
 pub mod query;
 pub mod tap;

@@ -1,6 +1,7 @@
 //! Plain-text tables in the style of `linkerd viz stat`.
 
 use super::Golden;
+use crate::printable::Printable;
 
 /// The columns of [`Golden`]'s figures, in the order [`golden`] fills them.
 pub(crate) const GOLDEN_HEADER: [&str; 5] = [
@@ -16,7 +17,7 @@ pub(crate) const GOLDEN_HEADER: [&str; 5] = [
 ///
 /// Cells hold names read from scrapes (routes, servers, identities), which
 /// an admin server that is broken or not ours can fill with anything, so
-/// their control characters are written escaped (`\u{1b}`, `\n`): the
+/// their control characters are written escaped (`\u{1b}`, `\u{a}`): the
 /// table goes to a terminal, where an escape sequence would act (clear
 /// the screen, rewrite what other rows say) and a newline would forge a
 /// row.
@@ -35,8 +36,9 @@ impl Table {
 
     pub(crate) fn row(&mut self, mut cells: Vec<String>) {
         for cell in &mut cells {
-            if cell.contains(char::is_control) {
-                *cell = printable(cell);
+            let printable = Printable::new(cell);
+            if !printable.is_plain() {
+                *cell = printable.to_string();
             }
         }
         self.rows.push(cells);
@@ -65,19 +67,6 @@ impl Table {
         }
         out
     }
-}
-
-/// `text` with its control characters escaped as Rust writes them.
-pub(crate) fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `90.00%`, or `-` with no data.

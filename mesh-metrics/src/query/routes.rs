@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(table.lines().count(), 2, "{table}");
         let route = table.lines().nth(1).unwrap();
         assert!(
-            route.starts_with(r"a\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\nFAKE 100.00% "),
+            route.starts_with(r"a\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{a}FAKE 100.00% "),
             "{route}"
         );
     }

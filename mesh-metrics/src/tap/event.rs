@@ -5,8 +5,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::printable::Printable;
+
 /// One event of a tapped request. `/tap` sends each as a line of JSON;
-/// [`Display`](fmt::Display) writes the line `linkerd viz tap` prints:
+/// [`Display`](fmt::Display) writes the line `linkerd viz tap` prints,
+/// each text one word, its blanks and control characters escaped
+/// (`\u{20}`, `\u{1b}`):
 ///
 /// ```text
 /// req id=4 proxy=in  src=10.0.0.7:51324 dst=10.0.0.9:4143 tls=true :method=GET :authority=web:80 :path=/api/list
@@ -103,20 +107,33 @@ impl fmt::Display for TapEvent {
             Proxy::In => "in ",
             Proxy::Out => "out",
         };
+        // Every text is one word, its blanks and control characters
+        // escaped: the authority, the path and (from a `/tap` server that
+        // is not ours) anything else may hold what would forge a word or a
+        // line, or act on the terminal.
+        let word = Printable::word;
         write!(
             f,
             "{name} id={} proxy={proxy} src={} dst={}",
-            self.id, self.src, self.dst
+            self.id,
+            word(&self.src),
+            word(&self.dst)
         )?;
         if let Some(tls) = &self.tls {
-            write!(f, " tls={tls}")?;
+            write!(f, " tls={}", word(tls))?;
         }
         match &self.kind {
             TapEventKind::Req {
                 method,
                 authority,
                 path,
-            } => write!(f, " :method={method} :authority={authority} :path={path}"),
+            } => write!(
+                f,
+                " :method={} :authority={} :path={}",
+                word(method),
+                word(authority),
+                word(path)
+            ),
             TapEventKind::Rsp { status, latency_us } => {
                 write!(f, " :status={status} latency={latency_us}µs")
             }
@@ -134,7 +151,7 @@ impl fmt::Display for TapEvent {
                     " duration={duration_us}µs response-length={response_bytes}B"
                 )?;
                 if let Some(error) = error {
-                    write!(f, " error={error}")?;
+                    write!(f, " error={}", word(error))?;
                 }
                 Ok(())
             }
@@ -222,6 +239,39 @@ mod tests {
             let back: TapEvent = serde_json::from_str(&serde_json::to_string(e).unwrap()).unwrap();
             assert_eq!(&back, e);
         }
+    }
+
+    #[test]
+    fn what_a_peer_wrote_prints_as_one_word_of_plain_text() {
+        // The authority comes from the `host` header, which may hold
+        // blanks; the path may hold C1 controls (UTF-8 is allowed in it);
+        // and a `/tap` server that is not ours may send anything at all.
+        let mut e = event(TapEventKind::Req {
+            method: "GET".into(),
+            authority: "web:80 :path=/admin".into(),
+            path: "/a\u{9b}2J\u{1b}]0;x\u{7}".into(),
+        });
+        e.src = "10.0.0.7:1\nreq id=5".into();
+        let line = e.to_string();
+        assert!(
+            !line.contains(['\u{1b}', '\u{7}', '\u{9b}', '\n']),
+            "{line:?}"
+        );
+        assert_eq!(
+            line,
+            r"req id=4 proxy=in  src=10.0.0.7:1\u{a}req\u{20}id=5 dst=10.0.0.9:4143 tls=true :method=GET :authority=web:80\u{20}:path=/admin :path=/a\u{9b}2J\u{1b}]0;x\u{7}"
+        );
+        let mut e = event(TapEventKind::End {
+            grpc_status: None,
+            duration_us: 5,
+            response_bytes: 0,
+            error: Some("cancel\u{1b}[2J".into()),
+        });
+        e.tls = Some("true false".into());
+        assert_eq!(
+            e.to_string(),
+            r"end id=4 proxy=in  src=10.0.0.7:51324 dst=10.0.0.9:4143 tls=true\u{20}false duration=5µs response-length=0B error=cancel\u{1b}[2J"
+        );
     }
 
     #[test]
