@@ -55,7 +55,7 @@ pub use self::{
     event::{Proxy, TapEvent, TapEventKind},
     filter::{DEFAULT_MAX_RPS, InvalidTapQuery, MAX_MAX_RPS, TapFilter},
     service::{TapBody, TapFuture, TapLayer, TapService},
-    stream::{CONNECT_TIMEOUT, WatchError, watch},
+    stream::{CONNECT_TIMEOUT, MAX_EVENT_LINE, WatchError, watch},
 };
 use crate::{body_rule::BodyRule, labels::Direction};
 

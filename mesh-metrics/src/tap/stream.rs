@@ -18,9 +18,19 @@ use mesh_core::{
 };
 
 use super::{Subscription, Tap, TapEvent, TapFilter};
+use crate::printable::Printable;
 
 /// How long [`watch`] waits for the admin server to accept the tap.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest line of `/tap` that [`watch`] reads: 1 MiB. An event's
+/// longest texts, its path and authority, come from one request head,
+/// which hyper keeps well under it; a server that sends more without a
+/// newline is not sending events, and what it sends is not held.
+pub const MAX_EVENT_LINE: usize = 1 << 20;
+
+/// How much of a refusal's body [`WatchError`] keeps, in bytes.
+const MAX_REFUSAL: usize = 1024;
 
 impl Tap {
     /// Answers `GET /tap?QUERY` with a stream of the events of the
@@ -104,8 +114,8 @@ impl Body for EventLines {
 /// # Errors
 ///
 /// The admin server cannot be reached in [`CONNECT_TIMEOUT`], refuses the
-/// tap (its answer is in the error), or sends something that is not an
-/// event.
+/// tap (the start of its answer is in the error), or sends something that
+/// is not an event, or a line over [`MAX_EVENT_LINE`].
 pub async fn watch(
     admin: &str,
     filter: &TapFilter,
@@ -120,19 +130,30 @@ pub async fn watch(
         .map_err(|_| err(WatchErrorKind::Timeout))?
         .map_err(err)?;
     let mut pending = BytesMut::new();
+    // How much of `pending` is known to hold no newline.
+    let mut scanned = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| err(WatchErrorKind::Http(e)))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
         pending.extend_from_slice(data.chunk());
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+        while let Some(at) = pending[scanned..].iter().position(|&b| b == b'\n') {
+            let end = scanned + at;
+            scanned = 0;
+            if end > MAX_EVENT_LINE {
+                return Err(err(WatchErrorKind::LineTooLong));
+            }
             let line = pending.split_to(end + 1);
             let event: TapEvent = serde_json::from_slice(&line[..end])
                 .map_err(|e| err(WatchErrorKind::NotAnEvent(e)))?;
             if !each(event) {
                 return Ok(());
             }
+        }
+        scanned = pending.len();
+        if scanned > MAX_EVENT_LINE {
+            return Err(err(WatchErrorKind::LineTooLong));
         }
     }
     Ok(())
@@ -157,15 +178,30 @@ async fn open(admin: &str, filter: &TapFilter) -> Result<hyper::body::Incoming, 
         .map_err(WatchErrorKind::Http)?;
     if res.status() != StatusCode::OK {
         let status = res.status();
-        let why = res
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
-            .unwrap_or_default();
-        return Err(WatchErrorKind::Refused(status, why));
+        return Err(WatchErrorKind::Refused(
+            status,
+            refusal(res.into_body()).await,
+        ));
     }
     Ok(res.into_body())
+}
+
+/// The first [`MAX_REFUSAL`] bytes of a refusal's body, as text; the
+/// rest is not read.
+async fn refusal(mut body: hyper::body::Incoming) -> String {
+    let mut why = Vec::new();
+    while why.len() < MAX_REFUSAL {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    why.extend_from_slice(&data);
+                }
+            }
+            _ => break,
+        }
+    }
+    why.truncate(MAX_REFUSAL);
+    String::from_utf8_lossy(&why).trim().to_owned()
 }
 
 /// A tap that could not be watched.
@@ -182,6 +218,7 @@ enum WatchErrorKind {
     Http(hyper::Error),
     Refused(StatusCode, String),
     NotAnEvent(serde_json::Error),
+    LineTooLong,
 }
 
 impl fmt::Display for WatchError {
@@ -195,10 +232,15 @@ impl fmt::Display for WatchError {
                 write!(f, "{addr} refused the tap: {}", status.as_u16())
             }
             WatchErrorKind::Refused(status, why) => {
+                // The server wrote it: it goes to a terminal escaped.
+                let why = Printable::new(why);
                 write!(f, "{addr} refused the tap: {} {why}", status.as_u16())
             }
             WatchErrorKind::NotAnEvent(_) => {
                 write!(f, "{addr} sent a line that is not a tap event")
+            }
+            WatchErrorKind::LineTooLong => {
+                write!(f, "{addr} sent a line over {MAX_EVENT_LINE} bytes")
             }
         }
     }
@@ -210,7 +252,12 @@ impl std::error::Error for WatchError {
             WatchErrorKind::Connect(e) => Some(e),
             WatchErrorKind::Http(e) => Some(e),
             WatchErrorKind::NotAnEvent(e) => Some(e),
-            WatchErrorKind::Timeout | WatchErrorKind::Refused(..) => None,
+            WatchErrorKind::Timeout | WatchErrorKind::Refused(..) | WatchErrorKind::LineTooLong => {
+                None
+            }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
