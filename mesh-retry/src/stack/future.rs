@@ -53,6 +53,8 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] fut: F },
+        // The deadline had passed before anything was sent.
+        Expired,
         Backoff,
         Ready,
         Done,
@@ -87,6 +89,19 @@ where
             idle,
             grpc,
             retry,
+        }
+    }
+
+    /// The answer to a request whose deadline had passed when it came.
+    pub(super) fn expired(grpc: bool) -> Self {
+        Self {
+            state: State::Expired,
+            deadline: None,
+            until: None,
+            timer: None,
+            idle: None,
+            grpc,
+            retry: None,
         }
     }
 }
@@ -145,6 +160,10 @@ where
                         }
                     }
                 }
+                StateProj::Expired => {
+                    this.state.set(State::Done);
+                    return timed_out();
+                }
                 StateProj::Backoff => {
                     if let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx)) {
                         this.state.set(State::Done);
@@ -157,6 +176,13 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
+                    // The service may become ready as the deadline passes:
+                    // no attempt starts with no time left.
+                    let now = Instant::now();
+                    if deadline.is_some_and(|deadline| deadline <= now) {
+                        this.state.set(State::Done);
+                        return timed_out();
+                    }
                     let next = match retry.poll_next(cx) {
                         Poll::Ready(next) => next?,
                         Poll::Pending => {
@@ -171,7 +197,7 @@ where
                     };
                     *this.until = start_attempt(
                         req.headers_mut(),
-                        Instant::now(),
+                        now,
                         deadline,
                         retry.config().per_try.as_ref(),
                         grpc,

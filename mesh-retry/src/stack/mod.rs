@@ -35,7 +35,10 @@
 //! - when the deadline passes before a response head, the caller gets the
 //!   mesh's 504 (gRPC `DEADLINE_EXCEEDED`); after the head, the response
 //!   body is held to the deadline and to the `idle` timeout by
-//!   [`TimeoutBody`].
+//!   [`TimeoutBody`];
+//! - a request whose deadline has passed when it arrives (`mesh-deadline:
+//!   0`, `grpc-timeout: 0n`), or when an attempt is about to start, gets
+//!   that answer at once, and no attempt is sent.
 //!
 //! One difference: the deadline is not added to the request as a
 //! [`Deadline`] extension, since nothing inside needs it; the upstream
@@ -182,6 +185,15 @@ where
                 .chain(extension)
                 .min()
         });
+        // A deadline already passed: the caller has given up, and an
+        // upstream told it has no time left may not read that at all. It
+        // is answered now and never sent.
+        if now
+            .zip(deadline)
+            .is_some_and(|(now, deadline)| deadline <= now)
+        {
+            return future::ResponseFuture::expired(grpc);
+        }
         let per_try = config.per_try.as_ref();
         let start = |parts: &mut http::request::Parts| {
             now.and_then(|now| start_attempt(&mut parts.headers, now, deadline, per_try, grpc))

@@ -17,8 +17,9 @@ pin_project_lite::pin_project! {
     /// response that is ready at once costs none.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
+        // `None` when the request's deadline had passed before the attempt.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         until: Option<Instant>,
         timer: Option<Pin<Box<Sleep>>>,
         grpc: bool,
@@ -26,7 +27,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, until: Option<Instant>, grpc: bool) -> Self {
+    pub(super) fn new(inner: Option<F>, until: Option<Instant>, grpc: bool) -> Self {
         Self {
             inner,
             until,
@@ -45,7 +46,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(*this.grpc)));
+        };
+        if let Poll::Ready(result) = inner.poll(cx) {
             return Poll::Ready(result);
         }
         let Some(until) = *this.until else {

@@ -18,7 +18,8 @@
 //! [`Deadline`] (or, on a request no request timeout has seen, of the
 //! deadline the caller sent in that header). So the upstream learns how
 //! long this attempt will be waited for, already reduced by the time
-//! earlier attempts and backoff took.
+//! earlier attempts and backoff took. An attempt whose deadline has
+//! already passed is not sent: the layer answers it as timed out.
 
 use std::{
     task::{Context, Poll},
@@ -115,13 +116,18 @@ where
         let grpc = is_grpc(req.headers());
         let deadline = req.extensions().get::<Deadline>().map(|d| d.instant());
         if deadline.is_none() && self.per_try.is_none() {
-            return future::ResponseFuture::new(self.inner.call(req), None, grpc);
+            return future::ResponseFuture::new(Some(self.inner.call(req)), None, grpc);
         }
         let now = Instant::now();
         // With no request deadline (no request timeout outside), the
         // deadline the caller sent is the request's: the per-try timeout
         // must not tell the upstream it has longer.
         let deadline = deadline.or_else(|| deadline::sent(req.headers(), grpc, now));
+        // No attempt starts with no time left: it is answered as timed out.
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            tracing::debug!("request deadline passed before the attempt");
+            return future::ResponseFuture::new(None, None, grpc);
+        }
         let until = start_attempt(
             req.headers_mut(),
             now,
@@ -129,7 +135,7 @@ where
             self.per_try.as_ref(),
             grpc,
         );
-        future::ResponseFuture::new(self.inner.call(req), until, grpc)
+        future::ResponseFuture::new(Some(self.inner.call(req)), until, grpc)
     }
 }
 

@@ -19,8 +19,9 @@ pin_project_lite::pin_project! {
     /// response that is ready at once costs none.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
+        // `None` when the deadline had passed before the request was sent.
         #[pin]
-        inner: F,
+        inner: Option<F>,
         deadline: Option<Instant>,
         timer: Option<Pin<Box<Sleep>>>,
         idle: Option<Duration>,
@@ -30,7 +31,7 @@ pin_project_lite::pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn new(
-        inner: F,
+        inner: Option<F>,
         deadline: Option<Instant>,
         idle: Option<Duration>,
         grpc: bool,
@@ -53,7 +54,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(result) = this.inner.poll(cx) {
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(*this.grpc)));
+        };
+        if let Poll::Ready(result) = inner.poll(cx) {
             let (deadline, idle, grpc) = (*this.deadline, *this.idle, *this.grpc);
             return Poll::Ready(
                 result.map(|res| res.map(|body| TimeoutBody::new(body, deadline, idle, grpc))),

@@ -10,7 +10,10 @@
 //! If the response head has not arrived by the deadline, the inner call is
 //! dropped (cancelling any attempt and backoff in progress) and the caller
 //! gets the mesh's 504, or a trailers-only gRPC response with
-//! `grpc-status: 4`. After the head, the response body is held to the same
+//! `grpc-status: 4`. A request whose deadline has already passed when it
+//! arrives (`mesh-deadline: 0`, `grpc-timeout: 0n`) gets that answer at
+//! once, and is not sent: gRPC's timeout must be positive, and an upstream
+//! that ignores the header would do the work for a caller that has gone. After the head, the response body is held to the same
 //! deadline, and to the idle timeout, by [`TimeoutBody`].
 
 use std::{
@@ -90,6 +93,12 @@ where
                 nearest = Some(nearest.map_or(at, |n| n.min(at)));
             }
             if let Some(at) = nearest {
+                // Passed already: the caller has given up, so the request
+                // is answered now and never sent.
+                if at <= now {
+                    tracing::debug!("request deadline passed before it was sent");
+                    return future::ResponseFuture::new(None, None, None, grpc);
+                }
                 req.extensions_mut().insert(Deadline::at(at));
                 if self.propagate {
                     let remaining = at.saturating_duration_since(now);
@@ -97,6 +106,6 @@ where
                 }
             }
         }
-        future::ResponseFuture::new(self.inner.call(req), nearest, self.idle, grpc)
+        future::ResponseFuture::new(Some(self.inner.call(req)), nearest, self.idle, grpc)
     }
 }
