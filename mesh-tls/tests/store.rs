@@ -286,7 +286,31 @@ fn a_refusal_of_files_names_the_files_at_fault() {
         .split_at(good.chain_pem().find(end).unwrap() + end.len());
     let bad_intermediate =
         format!("{leaf}-----BEGIN CERTIFICATE-----\nMAMCAQA=\n{end}{issuer}").into_bytes();
+    // A second subject alternative name extension: x509-parser reads the
+    // first, webpki (and so every peer) refuses the certificate.
+    let raw = RawIssuer::new();
+    let mut params = RawIssuer::params(vec![uri_san(WEB)]);
+    let admin = b"spiffe://example.org/ns/emojivoto/sa/admin";
+    let mut san = vec![0x30, admin.len() as u8 + 2, 0x86, admin.len() as u8];
+    san.extend_from_slice(admin);
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 17],
+            san,
+        ));
+    let (two_sans, two_sans_key) = raw.sign(&params);
     let cases: Vec<(&str, Writes<'_>, Vec<_>, RejectReason)> = vec![
+        (
+            "a certificate with two san extensions",
+            vec![
+                (cert, two_sans.into_bytes()),
+                (key, two_sans_key.into_bytes()),
+                (bundle, raw.bundle_pem().into()),
+            ],
+            vec![cert],
+            RejectReason::Malformed,
+        ),
         (
             "an intermediate is not x.509",
             vec![(cert, bad_intermediate)],

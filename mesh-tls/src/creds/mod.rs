@@ -73,11 +73,15 @@ impl Credentials {
     ) -> Result<Self, CredentialError> {
         let leaf = chain.first().ok_or(CredentialError::NoCertificate)?;
         let names = CertNames::parse(leaf).map_err(|_| CredentialError::BadCertificate)?;
-        // An intermediate that is not a certificate would not stop the
-        // chain from verifying (path building skips it), but every peer
-        // would be sent it: a damaged file is refused, not half served.
-        for intermediate in chain.iter().skip(1) {
-            crate::cert::not_after(intermediate).ok_or(CredentialError::BadCertificate)?;
+        // Every certificate must parse as peers parse it (webpki is
+        // stricter than x509-parser, refusing a repeated extension, say),
+        // before the key is matched against the leaf: otherwise the key
+        // file takes the blame for a certificate's fault. An intermediate
+        // that is not a certificate would not stop the chain from verifying
+        // (path building skips it), but every peer would be sent it: a
+        // damaged file is refused, not half served.
+        for cert in &chain {
+            webpki::EndEntityCert::try_from(cert).map_err(|_| CredentialError::BadCertificate)?;
         }
         let identity = names
             .identity()
