@@ -128,12 +128,11 @@ impl Entry {
                 // Writing to a `Vec` cannot fail.
                 let _ = write!(
                     out,
-                    "{client_addr} {client_id} - [{timestamp}] \"{} {} {}\" {}",
+                    "{client_addr} {client_id} - [{timestamp}] \"{} ",
                     self.method,
-                    self.text(&self.uri),
-                    self.version,
-                    self.status
                 );
+                apache_escape(self.text(&self.uri), out);
+                let _ = write!(out, " {}\" {}", self.version, self.status);
             }
             AccessLogFormat::Json => {
                 let line = JsonLine {
@@ -159,6 +158,35 @@ impl Entry {
                     out.truncate(len);
                     out.extend_from_slice(b"{}");
                 }
+            }
+        }
+    }
+}
+
+/// Appends `text` as Apache's `%r` writes it: `"` and `\` escaped with a
+/// backslash, control characters (C1 included) as `\xhh` per byte. A
+/// request target may hold `"` and `\` (hyper takes them, as browsers
+/// send them), and unescaped one would end the quoted field and forge the
+/// rest of the line.
+fn apache_escape(text: &str, out: &mut Vec<u8>) {
+    if !text.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            c if c.is_control() => {
+                let mut utf8 = [0; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    // Writing to a `Vec` cannot fail.
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            c => {
+                let mut utf8 = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
             }
         }
     }

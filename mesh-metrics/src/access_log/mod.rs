@@ -21,7 +21,10 @@
 //! the response's `content-length` (empty when absent), the status, the
 //! time from the request to the response head (`total_ns`), and the part
 //! of it the proxy spent working on the request rather than waiting
-//! (`processing_ns`). A line is written when the response head arrives; a
+//! (`processing_ns`). In the Apache format, the request's `"`, `\` and
+//! control characters are escaped as Apache escapes them (`\"`, `\\`,
+//! `\xhh`), so that a request target cannot end its quoted field; JSON
+//! escapes its own. A line is written when the response head arrives; a
 //! request that gets no response at all (the client went away first) is
 //! not logged.
 //!

@@ -102,6 +102,24 @@ async fn apache_lines_name_the_client_its_identity_the_request_and_the_status() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_apache_request_field_escapes_quotes_backslashes_and_controls() {
+    // hyper takes `"` and `\` in a request target, and UTF-8 (C1 controls
+    // such as NEL included): unescaped, `/x" 200 "GET /admin` would end the
+    // request field and forge the rest of the line.
+    let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
+    let svc = AccessLogLayer::new(Some(log)).layer(app());
+    let mut req = request();
+    *req.uri_mut() = "/x\"\\y\u{85}z\u{9b}?q=\\".parse().unwrap();
+    svc.oneshot(req).await.unwrap();
+    let lines = written(writer).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        without_timestamp(&lines[0], "[", "]"),
+        r#"10.42.0.63:51160 spiffe://cluster.local/ns/booksapp/sa/traffic - [T] "GET /x\"\\y\xc2\x85z\xc2\x9b?q=\\ HTTP/1.1" 200"#
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn json_lines_carry_every_field_and_the_time_the_proxy_worked() {
     let (log, writer) = AccessLog::new(AccessLogFormat::Json);
     let svc = AccessLogLayer::new(Some(log)).layer(app());
