@@ -16,7 +16,7 @@ use std::{
 
 use mesh_core::resource::ResourceErrorKind;
 use mesh_examples::sidecar::inject::{
-    self, DisabledBy, Image, InjectConfig, InjectError, Injected, Outcome,
+    self, DisabledBy, Image, InjectConfig, InjectError, Injected, Outcome, Unread,
 };
 use serde_yaml_ng::Value;
 use support::sidecar_binary;
@@ -28,6 +28,7 @@ const CASES: &[&str] = &[
     "pod",
     "disabled",
     "namespace",
+    "linkerd-annotations",
     "passthrough",
 ];
 
@@ -319,6 +320,79 @@ fn a_namespace_in_the_input_decides_for_workloads_that_say_nothing() {
             ("tools".to_owned(), Outcome::Injected),
         ]
     );
+}
+
+#[test]
+fn a_namespaces_linkerd_annotations_reach_its_workloads_wherever_it_is_written() {
+    let injected = golden("linkerd-annotations");
+    assert_eq!(
+        outcomes(&injected),
+        [
+            ("web".to_owned(), Outcome::Injected),
+            ("db".to_owned(), Outcome::Injected),
+            (
+                "batch".to_owned(),
+                Outcome::Disabled(DisabledBy::PodTemplate)
+            ),
+            ("emojivoto".to_owned(), Outcome::NotAWorkload),
+        ]
+    );
+    // The Namespace's resources are the defaults; the pod template's
+    // memory limit is nearer.
+    let output = documents(&injected.yaml);
+    let resources =
+        |i: usize| output[i]["spec"]["template"]["spec"]["containers"][1]["resources"].clone();
+    let yaml = |text| serde_yaml_ng::from_str::<Value>(text).unwrap();
+    assert_eq!(
+        resources(0),
+        yaml("{requests: {cpu: 200m, memory: 20Mi}, limits: {memory: 1Gi}}")
+    );
+    assert_eq!(
+        resources(1),
+        yaml("{requests: {cpu: 200m, memory: 20Mi}, limits: {memory: 512Mi}}")
+    );
+    // Each injected sidecar is warned of what it does not follow, named
+    // where the nearest annotation is; the one left out is not.
+    let warned = |i: usize| -> Vec<(Unread, String, String, String)> {
+        injected.notes[i]
+            .warnings
+            .iter()
+            .map(|w| {
+                (
+                    w.annotation,
+                    w.object.clone(),
+                    w.path.clone(),
+                    w.config_map.clone(),
+                )
+            })
+            .collect()
+    };
+    let skip = |config_map: &str| {
+        (
+            Unread::SkipOutboundPorts,
+            "Namespace emojivoto".to_owned(),
+            "metadata.annotations".to_owned(),
+            config_map.to_owned(),
+        )
+    };
+    assert_eq!(warned(0), [skip("web-mesh-config")]);
+    assert_eq!(
+        warned(1),
+        [
+            (
+                Unread::OpaquePorts,
+                "StatefulSet emojivoto/db".to_owned(),
+                "spec.template.metadata.annotations".to_owned(),
+                "db-mesh-config".to_owned(),
+            ),
+            skip("db-mesh-config"),
+        ]
+    );
+    assert_eq!(warned(2), []);
+    // The Namespace, after them, is written as it was.
+    let input = read("linkerd-annotations.in.yaml");
+    let namespace = &input[input.rfind("# Passed through").unwrap()..];
+    assert!(injected.yaml.ends_with(namespace), "{}", injected.yaml);
 }
 
 #[test]
@@ -808,6 +882,28 @@ fn the_cli_reads_standard_input_and_notes_on_standard_error() {
     assert!(output.stdout.is_empty());
     let error = String::from_utf8(output.stderr).unwrap();
     assert!(error.contains("error: stdin: document 1"), "{error}");
+}
+
+#[test]
+fn the_cli_warns_on_standard_error_and_writes_the_manifests_all_the_same() {
+    // Run where the golden files are, so that it names its input as they do.
+    let output = std::process::Command::new(sidecar_binary())
+        .args(["inject", "linkerd-annotations.in.yaml", "--image", IMAGE])
+        .current_dir(dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the sidecar example is built: `cargo build -p mesh-examples --example sidecar`");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        read("linkerd-annotations.out.yaml")
+    );
+    let notes = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(notes, read("linkerd-annotations.notes.txt"));
+    assert!(
+        notes.contains("(StatefulSet db): warning: config.linkerd.io/opaque-ports on StatefulSet emojivoto/db (at spec.template.metadata.annotations) is not read"),
+        "{notes}"
+    );
 }
 
 #[test]

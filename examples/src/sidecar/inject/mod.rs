@@ -22,9 +22,10 @@
 //!   100m CPU and 20Mi memory, a 250Mi memory limit, no CPU limit so a busy
 //!   proxy is not throttled; Linkerd's plain install sets none) unless
 //!   Linkerd's `config.linkerd.io/proxy-cpu-request`, `proxy-cpu-limit`,
-//!   `proxy-memory-request` or `proxy-memory-limit` on the pod template
-//!   asks for others, a
-//!   liveness probe on `/live` and a readiness probe on `/ready` at the
+//!   `proxy-memory-request` or `proxy-memory-limit` on the pod template,
+//!   or else on its Namespace, asks for others (as in Linkerd, not on the
+//!   workload's own metadata, which its pods do not carry), a liveness
+//!   probe on `/live` and a readiness probe on `/ready` at the
 //!   admin port, and a security context that passes the `restricted` Pod
 //!   Security Standard;
 //! - the volume `mesh-config`, the ConfigMap `<workload>-mesh-config`
@@ -104,8 +105,13 @@
 //! keeps its workloads out unless one says `enabled`, a namespace
 //! annotated `enabled` brings in the workloads that say nothing, and a
 //! pod template that says `disabled` stays out whatever its namespace
-//! says. A workload without `metadata.namespace` is matched with no
-//! Namespace: the namespace it lands in is chosen when it is applied.
+//! says. The Namespace may come anywhere in the input, after its
+//! workloads too, and is written back as it was. A workload without
+//! `metadata.namespace` (or with an empty one) is taken to be in
+//! `default`, where `kubectl apply` puts it unless `-n` or the context
+//! names another namespace: the input's Namespace `default` decides for
+//! it, and no other. One meant for another namespace should name it
+//! before it is injected.
 //!
 //! `ingress` injects as `enabled` does, with the sidecar in ingress mode:
 //! its outbound listener routes each request by the `mesh-dst-override`
@@ -135,6 +141,20 @@
 //! one could not bind and the pod would never be ready. Moving a workload
 //! from Linkerd means taking its `linkerd.io/inject` off first (or setting
 //! it to `disabled`). A Namespace that is not in the input is not seen.
+//!
+//! # Linkerd's annotations it cannot follow
+//!
+//! `config.linkerd.io/opaque-ports`, `skip-inbound-ports` and
+//! `skip-outbound-ports` (on the pod template, the workload or its
+//! Namespace) cannot be carried into the sidecar: its configuration is
+//! the ConfigMap's `sidecar.yaml`, which inject does not write. For each
+//! injected workload they reach, the nearest one gets a warning on
+//! standard error after the workload's note, naming the annotation, the
+//! object and the path where it is, and where the same thing is said: a
+//! port's `protocol: opaque` under `inbound` (or its Server's
+//! `proxyProtocol: opaque`); with no traffic redirected, the skip
+//! annotations have nothing to skip. The output is written all the same.
+//! A workload left out (above) gets none: Linkerd may read them there.
 //!
 //! # Output
 //!
@@ -189,6 +209,7 @@
 //! let again = inject::inject("web.yaml", &injected.yaml, &InjectConfig::new())?;
 //! assert_eq!(again.yaml, injected.yaml);
 //! assert_eq!(again.notes[0].outcome, Outcome::AlreadyInjected);
+//! assert!(again.notes[0].warnings.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -197,21 +218,18 @@
 mod emit;
 mod error;
 mod image;
+mod io;
+mod namespace;
 mod note;
 mod object;
 mod proxy;
 mod raw;
 mod resources;
 mod rule;
+mod warning;
 mod workload;
 mod yaml;
 mod yaml11;
-
-use std::{
-    fs::File,
-    io::{Read, Write},
-    path::Path,
-};
 
 use mesh_core::resource::{Documents, ResourceErrorKind};
 use serde_yaml_ng::Value;
@@ -219,6 +237,7 @@ use serde_yaml_ng::Value;
 pub use self::{
     error::InjectError,
     image::{Image, InvalidImage},
+    io::{inject_file, inject_io},
     note::{DisabledBy, Note, Outcome},
     proxy::{
         ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_MAP_SUFFIX, CONFIG_VOLUME, CONTAINER_NAME,
@@ -226,11 +245,12 @@ pub use self::{
         OUTBOUND_PORT, SECRET_SUFFIX,
     },
     rule::INJECT_ANNOTATION,
+    warning::{Unread, Warning},
     workload::{INJECTED_ANNOTATION, VERSION_ANNOTATION, WorkloadKind},
 };
 use self::{
+    namespace::Namespaces,
     object::{note, objects},
-    rule::Namespaces,
     yaml::{FieldPath, Problem},
     yaml11::PlainScalars,
 };
@@ -300,35 +320,19 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     let read: Vec<&Value> = documents.iter().map(|(_, value)| value).collect();
     let pieces = raw::pieces(text, &read);
 
-    let mut namespaces = Namespaces::default();
-    for (context, document) in &mut documents {
-        for object in objects(document).map_err(|p| p.into_error(text, context))? {
-            if object.kind == "Namespace" && object.api_version == "v1" {
-                let mapping = yaml::as_mapping(object.value, &object.path);
-                mapping
-                    .and_then(|m| namespaces.read(m, &object.path))
-                    .map_err(|p| p.into_error(text, context))?;
-            }
-        }
-    }
-
+    // Every Namespace first: one decides for its workloads wherever it is.
+    let namespaces = Namespaces::read_all(&mut documents, text)?;
     let mut notes = Vec::new();
     for (context, document) in &mut documents {
         for object in objects(document).map_err(|p| p.into_error(text, context))? {
-            let outcome = match WorkloadKind::of(&object.api_version, &object.kind) {
+            let (outcome, warnings) = match WorkloadKind::of(&object.api_version, &object.kind) {
                 Some(kind) => {
                     workload::inject(object.value, &object.path, kind, &namespaces, config)
                         .map_err(|p| p.into_error(text, context))?
                 }
-                None => Outcome::NotAWorkload,
+                None => (Outcome::NotAWorkload, Vec::new()),
             };
-            notes.push(note(
-                context,
-                object.item,
-                object.kind,
-                object.name,
-                outcome,
-            ));
+            notes.push(note(context, object, outcome, warnings));
         }
     }
 
@@ -344,60 +348,4 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
         .collect();
     let yaml = emit::emit(&values, &raw).map_err(InjectError::from)?;
     Ok(Injected { yaml, notes })
-}
-
-/// Reads manifests from `input`, writes them injected to `output` and a
-/// note per object to `notes`, one per line. Nothing is written to
-/// `output` unless every document could be injected.
-///
-/// # Errors
-///
-/// [`InjectError::Read`] when `input` cannot be read or is not UTF-8,
-/// [`InjectError::Write`] when `output` or `notes` cannot be written, and
-/// otherwise as [`inject`].
-pub fn inject_io(
-    origin: &str,
-    input: &mut dyn Read,
-    output: &mut dyn Write,
-    notes: &mut dyn Write,
-    config: &InjectConfig,
-) -> Result<Vec<Note>, InjectError> {
-    let mut text = String::new();
-    input
-        .read_to_string(&mut text)
-        .map_err(|source| InjectError::Read {
-            origin: origin.to_owned(),
-            source,
-        })?;
-    let injected = inject(origin, &text, config)?;
-    output
-        .write_all(injected.yaml.as_bytes())
-        .and_then(|()| output.flush())
-        .map_err(InjectError::Write)?;
-    for note in &injected.notes {
-        writeln!(notes, "{note}").map_err(InjectError::Write)?;
-    }
-    Ok(injected.notes)
-}
-
-/// [`inject_io`] on the file at `path`, or on standard input when `path`
-/// is `-`; notes name it `stdin` then.
-///
-/// # Errors
-///
-/// As [`inject_io`]; [`InjectError::Read`] when the file cannot be opened.
-pub fn inject_file(
-    path: &Path,
-    output: &mut dyn Write,
-    notes: &mut dyn Write,
-    config: &InjectConfig,
-) -> Result<Vec<Note>, InjectError> {
-    if path == Path::new("-") {
-        return inject_io("stdin", &mut std::io::stdin().lock(), output, notes, config);
-    }
-    let origin = path.display().to_string();
-    match File::open(path) {
-        Ok(mut file) => inject_io(&origin, &mut file, output, notes, config),
-        Err(source) => Err(InjectError::Read { origin, source }),
-    }
 }

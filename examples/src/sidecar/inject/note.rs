@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::rule::INJECT_ANNOTATION;
+use super::{rule::INJECT_ANNOTATION, warning::Warning};
 
 /// What was done to one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,11 @@ impl fmt::Display for DisabledBy {
 }
 
 /// What was done to one object of the input, such as
-/// `emojivoto.yaml: document 1, items[2] (Deployment web): injected`.
+/// `emojivoto.yaml: document 1, items[2] (Deployment web): injected`,
+/// and what its sidecar does not follow.
+///
+/// Displayed, it is that line and then a line for each warning, with the
+/// same start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
     /// Where the input came from.
@@ -90,10 +94,14 @@ pub struct Note {
     pub name: Option<String>,
     /// What was done.
     pub outcome: Outcome,
+    /// The Linkerd annotations over an injected workload that its
+    /// sidecar does not follow. Empty for an object not injected.
+    pub warnings: Vec<Warning>,
 }
 
-impl fmt::Display for Note {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Note {
+    /// The start of each line: where the object is, and what it is.
+    fn place(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: document {}", self.origin, self.document)?;
         if let Some(item) = self.item {
             write!(f, ", items[{item}]")?;
@@ -102,6 +110,19 @@ impl fmt::Display for Note {
         if let Some(name) = &self.name {
             write!(f, " {name}")?;
         }
-        write!(f, "): {}", self.outcome)
+        f.write_str("): ")
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.place(f)?;
+        write!(f, "{}", self.outcome)?;
+        for warning in &self.warnings {
+            f.write_str("\n")?;
+            self.place(f)?;
+            write!(f, "{warning}")?;
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use mesh_core::resource::{DocumentContext, ResourceErrorKind};
 use serde_yaml_ng::Value;
 
 use super::{
-    Note, Outcome,
+    Note, Outcome, Warning,
     yaml::{self, FieldPath, Problem},
 };
 
@@ -77,19 +77,20 @@ fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Obj
     })
 }
 
+/// The note of `object`, of the document `context`.
 pub(super) fn note(
     context: &DocumentContext<'_>,
-    item: Option<usize>,
-    kind: String,
-    name: Option<String>,
+    object: Object<'_>,
     outcome: Outcome,
+    warnings: Vec<Warning>,
 ) -> Note {
     Note {
         origin: context.origin().to_owned(),
         document: context.index(),
-        item,
-        kind,
-        name,
+        item: object.item,
+        kind: object.kind,
+        name: object.name,
         outcome,
+        warnings,
     }
 }

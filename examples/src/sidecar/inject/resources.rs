@@ -5,12 +5,15 @@
 //! Linkerd's annotations, and a manifest moved from Linkerd already
 //! carries them: `config.linkerd.io/proxy-cpu-request`,
 //! `proxy-cpu-limit`, `proxy-memory-request` and `proxy-memory-limit`.
-//! As in Linkerd, they are read from the pod template (for a `Pod`, the
-//! pod), not from the workload's own metadata; unlike Linkerd's injector,
-//! not from the Namespace either. Without them the sidecar gets
-//! [`CPU_REQUEST`], [`MEMORY_REQUEST`] and [`MEMORY_LIMIT`], and no CPU
-//! limit. A value that is not a quantity is an error, where Linkerd warns
-//! and ignores it.
+//! As in Linkerd's injector, each is read from the pod template (for a
+//! `Pod`, the pod), else from its Namespace (see [`Namespaces`]), where
+//! they are the defaults of every pod in it; not from the workload's own
+//! metadata, which Linkerd's injector never sees: it injects pods.
+//! Without them the sidecar gets [`CPU_REQUEST`], [`MEMORY_REQUEST`] and
+//! [`MEMORY_LIMIT`], and no CPU limit. A value that is not a quantity is
+//! an error, where Linkerd warns and ignores it.
+//!
+//! [`Namespaces`]: super::namespace::Namespaces
 
 use mesh_core::resource::ResourceErrorKind;
 use serde_yaml_ng::Mapping;
@@ -45,50 +48,111 @@ impl Default for ProxyResources {
     }
 }
 
-/// The resources the annotations of the pod template's `metadata` (at
-/// `path`) ask for.
-pub(super) fn read(
-    metadata: Option<&Mapping>,
-    path: &FieldPath,
-) -> Result<ProxyResources, Problem> {
-    let mut resources = ProxyResources::default();
-    if let Some(cpu) = quantity(metadata, path, CPU_REQUEST_ANNOTATION)? {
-        resources.cpu_request = cpu.0;
-    }
-    if let Some(cpu) = quantity(metadata, path, CPU_LIMIT_ANNOTATION)? {
-        resources.cpu_limit = Some(cpu.0);
-    }
-    let memory_limit = quantity(metadata, path, MEMORY_LIMIT_ANNOTATION)?;
-    if let Some(memory) = quantity(metadata, path, MEMORY_REQUEST_ANNOTATION)? {
-        // A request over the limit is refused by the API server: say so
-        // here, where the annotation that would fix it can be named.
-        let default_limit = parse_quantity(MEMORY_LIMIT);
-        if memory_limit.is_none() && default_limit.is_some_and(|limit| memory.1 > limit) {
-            return Err(Problem::new(
-                ResourceErrorKind::InvalidValue,
-                memory.2,
-                format!(
-                    "{MEMORY_REQUEST_ANNOTATION} {} is over the sidecar's memory limit {MEMORY_LIMIT}; set {MEMORY_LIMIT_ANNOTATION} too",
-                    memory.0
-                ),
-            ));
-        }
-        resources.memory_request = memory.0;
-    }
-    if let Some(memory) = memory_limit {
-        resources.memory_limit = Some(memory.0);
-    }
-    Ok(resources)
+/// The resource annotations of one object's metadata, each read and
+/// checked where it is written, so that a mistake is reported in its own
+/// document even when it is a Namespace's.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ResourceAnnotations {
+    cpu_request: Option<Quantity>,
+    cpu_limit: Option<Quantity>,
+    memory_request: Option<Quantity>,
+    memory_limit: Option<Quantity>,
 }
 
-/// The annotation `key` of `metadata` (at `path`): its text, its value
-/// and its path. An annotation that is not a Kubernetes quantity is an
-/// error.
+/// One annotation's value: as written, as a number, and the Namespace it
+/// came from when it is not the pod's own.
+#[derive(Clone, Debug)]
+struct Quantity {
+    text: String,
+    value: f64,
+    namespace: Option<String>,
+}
+
+impl ResourceAnnotations {
+    /// The annotations of `metadata` (at `path`).
+    ///
+    /// An annotation that is not a Kubernetes quantity is a problem at its
+    /// path.
+    pub(super) fn read(metadata: Option<&Mapping>, path: &FieldPath) -> Result<Self, Problem> {
+        Ok(Self {
+            cpu_request: quantity(metadata, path, CPU_REQUEST_ANNOTATION)?,
+            cpu_limit: quantity(metadata, path, CPU_LIMIT_ANNOTATION)?,
+            memory_request: quantity(metadata, path, MEMORY_REQUEST_ANNOTATION)?,
+            memory_limit: quantity(metadata, path, MEMORY_LIMIT_ANNOTATION)?,
+        })
+    }
+
+    /// These annotations, each one that is missing taken from those of
+    /// the Namespace `name`.
+    #[must_use]
+    pub(super) fn or_namespace(self, name: &str, namespace: &Self) -> Self {
+        let inherit = |own: Option<Quantity>, default: &Option<Quantity>| {
+            own.or_else(|| {
+                default.clone().map(|quantity| Quantity {
+                    namespace: Some(name.to_owned()),
+                    ..quantity
+                })
+            })
+        };
+        Self {
+            cpu_request: inherit(self.cpu_request, &namespace.cpu_request),
+            cpu_limit: inherit(self.cpu_limit, &namespace.cpu_limit),
+            memory_request: inherit(self.memory_request, &namespace.memory_request),
+            memory_limit: inherit(self.memory_limit, &namespace.memory_limit),
+        }
+    }
+
+    /// The resources these annotations ask for, on the pod template whose
+    /// `metadata` is at `path`.
+    ///
+    /// A memory request over the default limit, with no limit to go with
+    /// it, is a problem: the API server would refuse the pod. It is
+    /// reported at the annotation, or at the pod template's annotations
+    /// when it is the Namespace's, since that is where a limit can be set
+    /// for this workload alone.
+    pub(super) fn resources(self, path: &FieldPath) -> Result<ProxyResources, Problem> {
+        let mut resources = ProxyResources::default();
+        if let Some(cpu) = self.cpu_request {
+            resources.cpu_request = cpu.text;
+        }
+        if let Some(cpu) = self.cpu_limit {
+            resources.cpu_limit = Some(cpu.text);
+        }
+        if let Some(memory) = self.memory_request {
+            let default_limit = parse_quantity(MEMORY_LIMIT);
+            if self.memory_limit.is_none()
+                && default_limit.is_some_and(|limit| memory.value > limit)
+            {
+                let annotations = path.key("annotations");
+                let (at, on) = match &memory.namespace {
+                    None => (annotations.key(MEMORY_REQUEST_ANNOTATION), String::new()),
+                    Some(name) => (annotations, format!(" (from namespace {name})")),
+                };
+                return Err(Problem::new(
+                    ResourceErrorKind::InvalidValue,
+                    at,
+                    format!(
+                        "{MEMORY_REQUEST_ANNOTATION} {}{on} is over the sidecar's memory limit {MEMORY_LIMIT}; set {MEMORY_LIMIT_ANNOTATION} too",
+                        memory.text
+                    ),
+                ));
+            }
+            resources.memory_request = memory.text;
+        }
+        if let Some(memory) = self.memory_limit {
+            resources.memory_limit = Some(memory.text);
+        }
+        Ok(resources)
+    }
+}
+
+/// The annotation `key` of `metadata` (at `path`). An annotation that is
+/// not a Kubernetes quantity is an error.
 fn quantity(
     metadata: Option<&Mapping>,
     path: &FieldPath,
     key: &str,
-) -> Result<Option<(String, f64, FieldPath)>, Problem> {
+) -> Result<Option<Quantity>, Problem> {
     let Some(metadata) = metadata else {
         return Ok(None);
     };
@@ -99,12 +163,15 @@ fn quantity(
     let Some(text) = yaml::string(annotations, key, &annotations_path)? else {
         return Ok(None);
     };
-    let at = annotations_path.key(key);
     match parse_quantity(text) {
-        Some(value) => Ok(Some((text.to_owned(), value, at))),
+        Some(value) => Ok(Some(Quantity {
+            text: text.to_owned(),
+            value,
+            namespace: None,
+        })),
         None => Err(Problem::new(
             ResourceErrorKind::InvalidValue,
-            at,
+            annotations_path.key(key),
             format!("{key} is a Kubernetes quantity such as 100m or 64Mi, not {text:?}"),
         )),
     }

@@ -3,22 +3,21 @@
 //!
 //! The nearest annotation decides: the pod template's, else the
 //! workload's, else its Namespace's (a `kind: Namespace` document in the
-//! same input, matched by `metadata.namespace`). Without any, the workload
-//! is injected: what is passed to `inject` is what the user wants meshed,
-//! as with `linkerd inject`. `ingress` injects a sidecar in ingress mode
+//! same input, see [`Namespaces`](super::namespace::Namespaces)). Without
+//! any, the workload is injected: what is passed to `inject` is what the
+//! user wants meshed, as with `linkerd inject`. `ingress` injects a sidecar in ingress mode
 //! (Linkerd's `linkerd.io/inject: ingress`), for an ingress controller.
 //!
 //! A pod that has another mesh's proxy, or that Linkerd's injector will
 //! give one, is left out whatever `mesh.io/inject` says (see
 //! [`other_proxy`]).
 
-use std::collections::BTreeMap;
-
 use mesh_core::resource::ResourceErrorKind;
 use serde_yaml_ng::Mapping;
 
 use super::{
     DisabledBy,
+    namespace::Namespace,
     workload::WorkloadKind,
     yaml::{self, FieldPath, Problem},
 };
@@ -55,33 +54,6 @@ const LINKERD_INJECT_ANNOTATION: &str = "linkerd.io/inject";
 /// init containers that redirect a pod's traffic to them.
 const OTHER_PROXIES: &[&str] = &["linkerd-proxy", "linkerd-init", "istio-proxy", "istio-init"];
 
-/// The `mesh.io/inject` and `linkerd.io/inject` of each Namespace in the
-/// input, by name.
-#[derive(Debug, Default)]
-pub(super) struct Namespaces {
-    modes: BTreeMap<String, InjectMode>,
-    linkerd: BTreeMap<String, String>,
-}
-
-impl Namespaces {
-    /// Records a `kind: Namespace` object at `path`.
-    pub(super) fn read(&mut self, object: &Mapping, path: &FieldPath) -> Result<(), Problem> {
-        let meta_path = path.key("metadata");
-        let metadata = yaml::mapping(object, "metadata", path)?;
-        let name = metadata
-            .map(|m| yaml::string(m, "name", &meta_path))
-            .transpose()?
-            .flatten();
-        if let (Some(name), Some(mode)) = (name, mode(metadata, &meta_path)?) {
-            self.modes.insert(name.to_owned(), mode);
-        }
-        if let (Some(name), Some(linkerd)) = (name, linkerd_inject(metadata)) {
-            self.linkerd.insert(name.to_owned(), linkerd.to_owned());
-        }
-        Ok(())
-    }
-}
-
 /// The `mesh.io/inject` annotation of `metadata` (at `path`), if set.
 pub(super) fn mode(
     metadata: Option<&Mapping>,
@@ -114,17 +86,16 @@ pub(super) fn decide(
     kind: WorkloadKind,
     template: Option<InjectMode>,
     workload: Option<InjectMode>,
-    namespace: Option<&str>,
-    namespaces: &Namespaces,
+    namespace: Option<&Namespace>,
 ) -> Result<ProxyMode, DisabledBy> {
     let own = if kind == WorkloadKind::Pod {
         DisabledBy::Pod
     } else {
         DisabledBy::Workload
     };
-    let from_namespace = namespace.and_then(|name| {
-        let mode = namespaces.modes.get(name)?;
-        Some((*mode, DisabledBy::Namespace(name.to_owned())))
+    let from_namespace = namespace.and_then(|namespace| {
+        let mode = namespace.mode?;
+        Some((mode, DisabledBy::Namespace(namespace.name.clone())))
     });
     let nearest = template
         .map(|mode| (mode, DisabledBy::PodTemplate))
@@ -138,7 +109,7 @@ pub(super) fn decide(
 }
 
 /// The `linkerd.io/inject` of `metadata`, when it is a string.
-fn linkerd_inject(metadata: Option<&Mapping>) -> Option<&str> {
+pub(super) fn linkerd_inject(metadata: Option<&Mapping>) -> Option<&str> {
     metadata?
         .get("annotations")?
         .get(LINKERD_INJECT_ANNOTATION)?
@@ -146,7 +117,7 @@ fn linkerd_inject(metadata: Option<&Mapping>) -> Option<&str> {
 }
 
 /// What shows that the pod `template` (a pod, for `kind` `Pod`) of a
-/// workload in `namespace` has another mesh's proxy, or will be given
+/// workload in the Namespace `namespace` (of the input) has another mesh's proxy, or will be given
 /// Linkerd's: a container of [`OTHER_PROXIES`], or a `linkerd.io/inject`
 /// that enables Linkerd's injector. `None` when nothing does.
 ///
@@ -156,8 +127,7 @@ fn linkerd_inject(metadata: Option<&Mapping>) -> Option<&str> {
 pub(super) fn other_proxy(
     template: &Mapping,
     kind: WorkloadKind,
-    namespace: Option<&str>,
-    namespaces: &Namespaces,
+    namespace: Option<&Namespace>,
 ) -> Option<String> {
     let spec = template.get("spec");
     for (key, what) in [
@@ -184,10 +154,10 @@ pub(super) fn other_proxy(
     let (value, on) = match linkerd_inject(metadata) {
         Some(value) => (value, on_pod.to_owned()),
         None => {
-            let name = namespace?;
+            let namespace = namespace?;
             (
-                namespaces.linkerd.get(name)?.as_str(),
-                format!("namespace {name}"),
+                namespace.linkerd_inject.as_deref()?,
+                format!("namespace {}", namespace.name),
             )
         }
     };

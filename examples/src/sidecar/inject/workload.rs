@@ -6,9 +6,11 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::{
     InjectConfig, Outcome,
+    namespace::Namespaces,
     proxy::{self, CONFIG_MAP_SUFFIX, CONTAINER_NAME, Placement, SECRET_SUFFIX},
-    resources::{self, ProxyResources},
-    rule::{self, Namespaces, ProxyMode},
+    resources::{ProxyResources, ResourceAnnotations},
+    rule::{self, ProxyMode},
+    warning::{self, Found, Warning},
     yaml::{self, AddAt, FieldPath, Problem},
 };
 
@@ -113,14 +115,15 @@ impl WorkloadKind {
 
 /// Injects the sidecar into the pod template of `object`, a workload of
 /// kind `kind` at `path` of its document, unless `mesh.io/inject` says not
-/// to.
+/// to; with a warning for each Linkerd annotation over an injected
+/// workload that its sidecar does not follow.
 pub(super) fn inject(
     object: &mut Value,
     path: &FieldPath,
     kind: WorkloadKind,
     namespaces: &Namespaces,
     config: &InjectConfig,
-) -> Result<Outcome, Problem> {
+) -> Result<(Outcome, Vec<Warning>), Problem> {
     let object = yaml::as_mapping_mut(object, path)?;
     let meta_path = path.key("metadata");
     let metadata = yaml::mapping(object, "metadata", path)?;
@@ -150,6 +153,9 @@ pub(super) fn inject(
         .flatten()
         .map(str::to_owned);
     let own_mode = rule::mode(metadata, &meta_path)?;
+    let in_namespace = namespaces.of(namespace.as_deref());
+    let object_name = warning::object_name(kind.as_str(), namespace.as_deref(), &name);
+    let own_unread = Found::read(object_name.clone(), metadata, &meta_path);
 
     let mut template_path = path.clone();
     let mut template = &mut *object;
@@ -180,16 +186,9 @@ pub(super) fn inject(
             &template_meta_path,
         )?,
     };
-    let decided = rule::decide(
-        kind,
-        template_mode,
-        own_mode,
-        namespace.as_deref(),
-        namespaces,
-    );
-    let mode = match decided {
+    let mode = match rule::decide(kind, template_mode, own_mode, in_namespace) {
         Ok(mode) => mode,
-        Err(by) => return Ok(Outcome::Disabled(by)),
+        Err(by) => return Ok((Outcome::Disabled(by), Vec::new())),
     };
     // On the host's network, the sidecar would listen on the node's own
     // ports: a second such pod on the node would share them (the sidecar
@@ -197,13 +196,18 @@ pub(super) fn inject(
     if let Some(spec) = yaml::mapping(template, "spec", &template_path)?
         && yaml::boolean(spec, "hostNetwork", &template_path.key("spec"))? == Some(true)
     {
-        return Ok(Outcome::HostNetwork);
+        return Ok((Outcome::HostNetwork, Vec::new()));
     }
-    if let Some(by) = rule::other_proxy(template, kind, namespace.as_deref(), namespaces) {
-        return Ok(Outcome::OtherProxy(by));
+    if let Some(by) = rule::other_proxy(template, kind, in_namespace) {
+        return Ok((Outcome::OtherProxy(by), Vec::new()));
     }
     let template_meta = yaml::mapping(template, "metadata", &template_path)?;
-    let resources = resources::read(template_meta, &template_meta_path)?;
+    let mut annotated = ResourceAnnotations::read(template_meta, &template_meta_path)?;
+    if let Some(namespace) = in_namespace {
+        annotated = annotated.or_namespace(&namespace.name, &namespace.resources);
+    }
+    let resources = annotated.resources(&template_meta_path)?;
+    let template_unread = Found::read(object_name, template_meta, &template_meta_path);
 
     let before = template.clone();
     let sidecar = Sidecar {
@@ -212,11 +216,17 @@ pub(super) fn inject(
         config,
     };
     edit_pod(template, &template_path, kind, &name, &sidecar)?;
-    Ok(if *template == before {
+    let outcome = if *template == before {
         Outcome::AlreadyInjected
     } else {
         Outcome::Injected
-    })
+    };
+    let scopes: Vec<&Found> = [&template_unread, &own_unread]
+        .into_iter()
+        .chain(in_namespace.map(|namespace| &namespace.unread))
+        .collect();
+    let warnings = warning::warnings(&scopes, &format!("{name}{CONFIG_MAP_SUFFIX}"));
+    Ok((outcome, warnings))
 }
 
 /// The sidecar one workload gets.

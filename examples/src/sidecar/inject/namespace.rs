@@ -1,0 +1,122 @@
+//! The `kind: Namespace` objects of the input, and what their annotations
+//! say for the workloads in them.
+//!
+//! Linkerd's injector reads a pod's Namespace: `linkerd.io/inject` there
+//! meshes every pod in it, and `config.linkerd.io/*` there are the
+//! defaults of its pods. Inject reads the Namespaces of its own input the
+//! same way, whatever their place in it (a Namespace written after its
+//! workloads decides for them too): `mesh.io/inject` and Linkerd's
+//! `linkerd.io/inject` (see [`rule`](super::rule)), the proxy resource
+//! annotations (see [`resources`](super::resources)) and the annotations
+//! the sidecar does not read (see [`warning`](super::warning)). A
+//! Namespace that is not in the input is not seen.
+//!
+//! A workload is in the Namespace its `metadata.namespace` names. One
+//! without (or with an empty one) is in `default`, where `kubectl apply`
+//! puts it when neither `-n` nor the context names another: it reads the
+//! Namespace `default` of the input, if the input has one, and no other.
+//! Applied elsewhere, such a workload should say where in its
+//! `metadata.namespace` before it is injected.
+
+use std::collections::BTreeMap;
+
+use mesh_core::resource::DocumentContext;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::{
+    object::objects,
+    resources::ResourceAnnotations,
+    rule::{self, InjectMode},
+    warning::{self, Found},
+    yaml::{self, FieldPath, Problem},
+};
+
+/// The namespace of a workload without `metadata.namespace`.
+const DEFAULT_NAMESPACE: &str = "default";
+
+/// What one Namespace of the input says for its workloads.
+#[derive(Debug)]
+pub(super) struct Namespace {
+    /// Its name.
+    pub(super) name: String,
+    /// Its `mesh.io/inject`.
+    pub(super) mode: Option<InjectMode>,
+    /// Its `linkerd.io/inject`, when that is a string.
+    pub(super) linkerd_inject: Option<String>,
+    /// Its proxy resource annotations.
+    pub(super) resources: ResourceAnnotations,
+    /// Its annotations the sidecar does not read.
+    pub(super) unread: Found,
+}
+
+/// The Namespaces of the input, by name.
+#[derive(Debug, Default)]
+pub(super) struct Namespaces {
+    by_name: BTreeMap<String, Namespace>,
+}
+
+impl Namespaces {
+    /// Reads every `v1` `kind: Namespace` object of `documents`, the
+    /// documents of `text`.
+    ///
+    /// # Errors
+    ///
+    /// A Namespace's malformed metadata, or an annotation of it that is
+    /// not valid (an unknown `mesh.io/inject`, a resource that is not a
+    /// quantity), as an error of its own document.
+    pub(super) fn read_all(
+        documents: &mut [(DocumentContext<'_>, Value)],
+        text: &str,
+    ) -> Result<Self, mesh_core::resource::ResourceError> {
+        let mut namespaces = Self::default();
+        for (context, document) in documents {
+            for object in objects(document).map_err(|p| p.into_error(text, context))? {
+                if object.kind == "Namespace" && object.api_version == "v1" {
+                    yaml::as_mapping(object.value, &object.path)
+                        .and_then(|mapping| namespaces.read(mapping, &object.path))
+                        .map_err(|p| p.into_error(text, context))?;
+                }
+            }
+        }
+        Ok(namespaces)
+    }
+
+    /// Records the Namespace `object`, at `path` of its document. One
+    /// without a name is not recorded: no workload can name it.
+    fn read(&mut self, object: &Mapping, path: &FieldPath) -> Result<(), Problem> {
+        let meta_path = path.key("metadata");
+        let metadata = yaml::mapping(object, "metadata", path)?;
+        let mode = rule::mode(metadata, &meta_path)?;
+        let resources = ResourceAnnotations::read(metadata, &meta_path)?;
+        let name = metadata
+            .map(|m| yaml::string(m, "name", &meta_path))
+            .transpose()?
+            .flatten()
+            .filter(|name| !name.is_empty());
+        let Some(name) = name else {
+            return Ok(());
+        };
+        let namespace = Namespace {
+            name: name.to_owned(),
+            mode,
+            linkerd_inject: rule::linkerd_inject(metadata).map(str::to_owned),
+            resources,
+            unread: Found::read(
+                warning::object_name("Namespace", None, name),
+                metadata,
+                &meta_path,
+            ),
+        };
+        self.by_name.insert(name.to_owned(), namespace);
+        Ok(())
+    }
+
+    /// The Namespace of the input that a workload whose
+    /// `metadata.namespace` is `namespace` is in, if the input has it.
+    pub(super) fn of(&self, namespace: Option<&str>) -> Option<&Namespace> {
+        let name = namespace
+            .filter(|name| !name.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE);
+        self.by_name.get(name)
+    }
+}
