@@ -184,7 +184,8 @@ fn a_loaded_ca_issues_into_the_same_trust_bundle() {
     .unwrap();
     let error = CertificateAuthority::load(dir.path()).unwrap_err();
     assert!(
-        matches!(error, CaError::InvalidCa(ca::InvalidCa::KeyMismatch)),
+        matches!(&error, CaError::InFile { source, .. }
+            if matches!(**source, CaError::InvalidCa(ca::InvalidCa::KeyMismatch))),
         "{error:?}"
     );
 }
@@ -219,7 +220,9 @@ fn a_ca_whose_issuer_the_trust_anchor_does_not_vouch_for_is_refused_when_loaded(
     }
     let error = CertificateAuthority::load(dir.path()).unwrap_err();
     assert!(
-        matches!(error, CaError::InvalidCa(ca::InvalidCa::IssuerNotTrusted)),
+        matches!(&error, CaError::InFile { path, source }
+            if path.ends_with(ca::ISSUER_CERT_FILE)
+                && matches!(**source, CaError::InvalidCa(ca::InvalidCa::IssuerNotTrusted))),
         "{error:?}"
     );
 
@@ -237,4 +240,49 @@ fn a_ca_whose_issuer_the_trust_anchor_does_not_vouch_for_is_refused_when_loaded(
     let fresh = tempfile::tempdir().unwrap();
     ca::write_ca(fresh.path(), &"example.org".parse().unwrap()).unwrap();
     CertificateAuthority::load(fresh.path()).unwrap();
+}
+
+#[test]
+fn a_ca_directory_that_cannot_be_loaded_names_the_file_at_fault() {
+    let other = tempfile::tempdir().unwrap();
+    ca::write_ca(other.path(), &"example.org".parse().unwrap()).unwrap();
+    let other_key = std::fs::read(other.path().join(ca::ISSUER_KEY_FILE)).unwrap();
+    let garbage = b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+    let cases: Vec<(&str, Vec<u8>, ca::InvalidCa)> = vec![
+        (
+            ca::CA_CERT_FILE,
+            garbage.to_vec(),
+            ca::InvalidCa::BadCertificate,
+        ),
+        (ca::CA_CERT_FILE, Vec::new(), ca::InvalidCa::BadCertificate),
+        (
+            ca::ISSUER_CERT_FILE,
+            b"not pem".to_vec(),
+            ca::InvalidCa::BadCertificate,
+        ),
+        (
+            ca::ISSUER_KEY_FILE,
+            b"not pem".to_vec(),
+            ca::InvalidCa::BadKey,
+        ),
+        (ca::ISSUER_KEY_FILE, Vec::new(), ca::InvalidCa::BadKey),
+        (ca::ISSUER_KEY_FILE, other_key, ca::InvalidCa::KeyMismatch),
+    ];
+    for (file, contents, problem) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+        std::fs::write(dir.path().join(file), contents).unwrap();
+        let error = CertificateAuthority::load(dir.path()).unwrap_err();
+        match &error {
+            CaError::InFile { path, source } => {
+                assert_eq!(path, &dir.path().join(file), "{file}");
+                assert!(
+                    matches!(**source, CaError::InvalidCa(found) if found == problem),
+                    "{file}: {source:?}"
+                );
+            }
+            other => panic!("{file}: the file is not named: {other:?}"),
+        }
+        assert!(error.to_string().contains(file), "{file}: {error}");
+    }
 }

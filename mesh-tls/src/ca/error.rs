@@ -40,6 +40,13 @@ pub enum CaError {
     InvalidCa(InvalidCa),
     /// The issued credentials failed their own checks.
     Credentials(CredentialError),
+    /// A file of a CA directory was refused: which, and why.
+    InFile {
+        /// The file at fault.
+        path: PathBuf,
+        /// Why it was refused.
+        source: Box<CaError>,
+    },
 }
 
 /// What is wrong with a CA's files.
@@ -52,6 +59,8 @@ pub enum InvalidCa {
     KeyMismatch,
     /// A certificate is not valid X.509.
     BadCertificate,
+    /// The issuer key is not a private key rcgen can sign with.
+    BadKey,
     /// What the issuer signs would not chain to the trust anchor: the
     /// anchor did not sign the issuer, or the issuer may not sign
     /// certificates (no CA basic constraints, no `keyCertSign`, a path
@@ -80,6 +89,7 @@ impl fmt::Display for CaError {
             Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),
+            Self::InFile { path, .. } => write!(f, "refused ca file {}", path.display()),
         }
     }
 }
@@ -90,6 +100,7 @@ impl fmt::Display for InvalidCa {
             Self::NoTrustDomain => "issuer certificate names no trust domain",
             Self::KeyMismatch => "issuer key does not match the issuer certificate",
             Self::BadCertificate => "certificate is not valid x.509",
+            Self::BadKey => "issuer key is not a usable private key",
             Self::IssuerNotTrusted => "the trust anchor does not vouch for what the issuer signs",
         })
     }
@@ -101,6 +112,7 @@ impl std::error::Error for CaError {
             Self::Io { source, .. } => Some(source),
             Self::Certificate(e) => Some(e),
             Self::Credentials(e) => Some(e),
+            Self::InFile { source, .. } => Some(&**source),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use std::{
 
 use mesh_core::{Identity, TrustDomain};
 
-use super::{CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
+use super::{CaError, CaInput, CertificateAuthority, IssueRequest, IssuedCertificate};
 use crate::creds::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE};
 
 /// The trust anchor certificate in a CA directory: the trust bundle.
@@ -87,12 +87,21 @@ impl CertificateAuthority {
     /// # Errors
     ///
     /// [`CaError::Io`] when a file cannot be read, and any error of
-    /// [`CertificateAuthority::from_pem`].
+    /// [`CertificateAuthority::from_pem`] inside a [`CaError::InFile`]
+    /// naming the file at fault.
     pub fn load(dir: &Path) -> Result<Self, CaError> {
-        Self::from_pem(
-            &read(&dir.join(CA_CERT_FILE))?,
-            &read(&dir.join(ISSUER_CERT_FILE))?,
-            &read(&dir.join(ISSUER_KEY_FILE))?,
+        let anchor = dir.join(CA_CERT_FILE);
+        let issuer = dir.join(ISSUER_CERT_FILE);
+        let issuer_key = dir.join(ISSUER_KEY_FILE);
+        Self::parse(&read(&anchor)?, &read(&issuer)?, &read(&issuer_key)?).map_err(
+            |(input, source)| CaError::InFile {
+                path: match input {
+                    CaInput::Anchor => anchor,
+                    CaInput::Issuer => issuer,
+                    CaInput::IssuerKey => issuer_key,
+                },
+                source: Box::new(source),
+            },
         )
     }
 

@@ -89,6 +89,14 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
 /// clocks run slightly behind accept it at once.
 const BACKDATE: Duration = Duration::from_secs(60);
 
+/// Which input of a CA is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CaInput {
+    Anchor,
+    Issuer,
+    IssuerKey,
+}
+
 /// A trust anchor and an issuer. See the [module docs](self).
 pub struct CertificateAuthority {
     trust_domain: TrustDomain,
@@ -166,30 +174,40 @@ impl CertificateAuthority {
     ///
     /// # Errors
     ///
-    /// [`CaError::InvalidCa`] when the issuer names no trust domain, its
-    /// key is not the certificate's, or what it signs would not chain to
-    /// the anchor ([`InvalidCa::IssuerNotTrusted`]);
-    /// [`CaError::Certificate`] when a PEM does not parse.
+    /// [`CaError::InvalidCa`] when a certificate or the key does not parse,
+    /// the issuer names no trust domain, its key is not the certificate's,
+    /// or what it signs would not chain to the anchor
+    /// ([`InvalidCa::IssuerNotTrusted`]); [`CaError::Certificate`] when
+    /// rcgen cannot sign with the issuer.
     pub fn from_pem(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, CaError> {
+        Self::parse(anchor, issuer, issuer_key).map_err(|(_, error)| error)
+    }
+
+    /// [`CertificateAuthority::from_pem`], saying which input is at fault.
+    fn parse(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, (CaInput, CaError)> {
+        use CaInput::{Anchor, Issuer as IssuerCert, IssuerKey};
+        let invalid = |input, e| (input, CaError::InvalidCa(e));
         let issuer_der = rustls_pki_types::CertificateDer::from(
-            pem_contents(issuer).ok_or(CaError::InvalidCa(InvalidCa::BadCertificate))?,
+            pem_contents(issuer).ok_or(invalid(IssuerCert, InvalidCa::BadCertificate))?,
         );
-        pem_contents(anchor).ok_or(CaError::InvalidCa(InvalidCa::BadCertificate))?;
+        pem_contents(anchor).ok_or(invalid(Anchor, InvalidCa::BadCertificate))?;
         let names = CertNames::parse(&issuer_der)
-            .map_err(|_| CaError::InvalidCa(InvalidCa::BadCertificate))?;
+            .map_err(|_| invalid(IssuerCert, InvalidCa::BadCertificate))?;
         let trust_domain = names
             .signing_trust_domain()
-            .ok_or(CaError::InvalidCa(InvalidCa::NoTrustDomain))?;
-        let key = KeyPair::from_pem(issuer_key)?;
+            .ok_or(invalid(IssuerCert, InvalidCa::NoTrustDomain))?;
+        let key =
+            KeyPair::from_pem(issuer_key).map_err(|_| invalid(IssuerKey, InvalidCa::BadKey))?;
         if !spki_matches(&issuer_der, &key) {
-            return Err(CaError::InvalidCa(InvalidCa::KeyMismatch));
+            return Err(invalid(IssuerKey, InvalidCa::KeyMismatch));
         }
         let ca = Self {
             trust_domain,
             anchor_pem: anchor.to_owned(),
             anchor_key_pem: None,
             issuer_pem: issuer.to_owned(),
-            issuer: Issuer::from_ca_cert_der(&issuer_der, key)?,
+            issuer: Issuer::from_ca_cert_der(&issuer_der, key)
+                .map_err(|e| (IssuerCert, e.into()))?,
             issuer_not_after: names.not_after,
         };
         ca.check_issuer(names.not_before)?;
