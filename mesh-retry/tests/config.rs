@@ -359,7 +359,9 @@ fn zero_attempts_are_errors_naming_the_field() {
 fn other_invalid_values_are_errors_too() {
     let (message, _) = error(&GATEWAY_ROUTE.replace("codes: [502, 503]", "codes: [502, 1503]"));
     assert!(
-        message.contains("spec.rules[0].retry.codes[1]: http status 1503 is outside 100-999"),
+        message.contains(
+            "spec.rules[0].retry.codes[1]: http status 1503 is outside the allowed range 400 to 599"
+        ),
         "{message}"
     );
     let mixed = PROFILE.replace("ttl: 20s", "ttl: 20s\n    budgetPercent: 20");

@@ -99,7 +99,7 @@ pub(super) fn rule_policies(
                 name: name.into(),
                 matches,
                 retry: retry_policy(rule, guide.rule(i), &annotations, context, &at)?,
-                timeouts: timeouts(rule, guide.rule(i), &annotations),
+                timeouts: timeouts(rule, guide.rule(i), &annotations, context, &at)?,
                 backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
                 request_headers: filters.request_headers,
                 response_headers: filters.response_headers,
@@ -234,6 +234,11 @@ fn backends(
     Ok(backends)
 }
 
+/// The statuses `retry.codes` may name: the Gateway API's
+/// `HTTPRouteRetryStatusCode` is 400 to 599. A success or a redirect
+/// retried would repeat a request that worked.
+const RETRY_CODES: (u16, u16) = (400, 599);
+
 /// `retry.codes` as a status set.
 fn codes(
     codes: &[u16],
@@ -244,26 +249,52 @@ fn codes(
         .iter()
         .enumerate()
         .try_fold(StatusRanges::empty(), |set, (i, &code)| {
-            set.with_range(code..=code).map_err(|e| {
-                context.error(
-                    ResourceErrorKind::InvalidValue,
-                    &format!("{at}.retry.codes[{i}]"),
-                    e.to_string(),
-                )
-            })
+            let invalid = |message: String| {
+                let field = format!("{at}.retry.codes[{i}]");
+                context.error(ResourceErrorKind::InvalidValue, &field, message)
+            };
+            let (min, max) = RETRY_CODES;
+            if !(min..=max).contains(&code) {
+                return Err(invalid(format!(
+                    "http status {code} is outside the allowed range {min} to {max}"
+                )));
+            }
+            set.with_range(code..=code)
+                .map_err(|e| invalid(e.to_string()))
         })
 }
 
 /// The rule's timeouts. `timeouts.request: 0s` turns the request timeout
 /// off, as GEP-1742 says.
+///
+/// # Errors
+///
+/// A `timeouts.backendRequest` longer than a non-zero `timeouts.request`,
+/// which the Gateway API refuses: no attempt could use it.
 fn timeouts(
     rule: &HttpRouteRule,
     guide: Option<GuideRetry>,
     annotations: &LinkerdAnnotations,
-) -> Timeouts {
+    context: &DocumentContext<'_>,
+    at: &str,
+) -> Result<Timeouts, ResourceError> {
     let gateway = rule.timeouts.unwrap_or_default();
+    if let (Some(request), Some(backend)) = (gateway.request, gateway.backend_request)
+        && !request.is_zero()
+        && backend.get() > request.get()
+    {
+        return Err(context.error(
+            ResourceErrorKind::InvalidValue,
+            &format!("{at}.timeouts.backendRequest"),
+            format!(
+                "backendRequest timeout {:?} cannot be longer than the request timeout {:?}",
+                backend.get(),
+                request.get()
+            ),
+        ));
+    }
     let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
-    Timeouts {
+    Ok(Timeouts {
         request: match gateway.request {
             Some(request) => nonzero(request.get()),
             None => annotations.request.and_then(nonzero),
@@ -275,5 +306,5 @@ fn timeouts(
             .or(annotations.per_try)
             .and_then(nonzero),
         idle: annotations.idle.and_then(nonzero),
-    }
+    })
 }

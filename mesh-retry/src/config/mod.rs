@@ -31,7 +31,11 @@
 //! order they are written in.)
 //!
 //! A value out of range is an error that names the document, the field,
-//! the line and the allowed range:
+//! the line and the allowed range. Values the resources' own schemas
+//! refuse are refused here too, since a file is read without an API server
+//! to check it: `retry.codes` outside 400 to 599, a `backendRequest`
+//! timeout longer than the `request` timeout, and a response class's
+//! status range outside 100 to 599 or with `max` below `min`.
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10

@@ -119,13 +119,15 @@ pub struct ResponseCondition {
 
 /// `status` of a response condition, both ends included. Linkerd writes
 /// `status: {min, max}`; some guides nest the same bounds under `range`,
-/// which is read too.
+/// which is read too. A bound written `0` is unset, as in Linkerd's own
+/// types. Loading a profile checks each bound as Linkerd does: within 100
+/// to 599, and `max` not below `min`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct StatusRange {
-    /// `min`; 100 when absent.
+    /// `min`; 100 when absent or 0.
     #[serde(default)]
     pub min: Option<u16>,
-    /// `max`; 599 when absent.
+    /// `max`; 599 when absent or 0.
     #[serde(default)]
     pub max: Option<u16>,
     /// `range: {min, max}`, the nested spelling.
@@ -136,22 +138,65 @@ pub struct StatusRange {
 /// The bounds of a nested `range`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct StatusBounds {
-    /// `min`; 100 when absent.
+    /// `min`; 100 when absent or 0.
     #[serde(default)]
     pub min: Option<u16>,
-    /// `max`; 599 when absent.
+    /// `max`; 599 when absent or 0.
     #[serde(default)]
     pub max: Option<u16>,
 }
 
+/// The statuses a response condition may name, as Linkerd checks them.
+const STATUSES: (u16, u16) = (100, 599);
+
 impl StatusRange {
     /// Whether `code` is within the range.
     pub fn contains(&self, code: u16) -> bool {
-        let (min, max) = match self.range {
-            Some(range) => (range.min, range.max),
-            None => (self.min, self.max),
+        let (min, max) = self.bounds();
+        (min..=max).contains(&code)
+    }
+
+    /// The bounds as written (`range`'s, when it is there), each `None`
+    /// when absent or 0, with the field that holds them.
+    fn written(&self) -> (&'static str, Option<u16>, Option<u16>) {
+        let (field, min, max) = match self.range {
+            Some(range) => (".range", range.min, range.max),
+            None => ("", self.min, self.max),
         };
-        (min.unwrap_or(100)..=max.unwrap_or(599)).contains(&code)
+        let set = |bound: Option<u16>| bound.filter(|&b| b != 0);
+        (field, set(min), set(max))
+    }
+
+    fn bounds(&self) -> (u16, u16) {
+        let (_, min, max) = self.written();
+        (min.unwrap_or(STATUSES.0), max.unwrap_or(STATUSES.1))
+    }
+
+    /// Each bound within 100 to 599 and `max` not below `min`, or the
+    /// field (relative to `status`) that is not.
+    fn check(&self) -> Result<(), ConditionError> {
+        let (field, min, max) = self.written();
+        for (name, bound) in [("min", min), ("max", max)] {
+            if let Some(status) = bound
+                && !(STATUSES.0..=STATUSES.1).contains(&status)
+            {
+                return Err((
+                    format!("{field}.{name}"),
+                    format!(
+                        "status {status} is outside the allowed range {} to {}",
+                        STATUSES.0, STATUSES.1
+                    ),
+                ));
+            }
+        }
+        let (min, max) = self.bounds();
+        if min > max {
+            return Err((
+                field.to_owned(),
+                format!("status range {min} to {max} starts after it ends"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -195,6 +240,12 @@ impl ProfileRoute {
             let field = format!("{at}.condition{field}");
             context.error(ResourceErrorKind::InvalidValue, &field, message)
         })?;
+        for (i, class) in self.response_classes.iter().enumerate() {
+            class.condition.check().map_err(|(field, message)| {
+                let field = format!("{at}.responseClasses[{i}].condition{field}");
+                context.error(ResourceErrorKind::InvalidValue, &field, message)
+            })?;
+        }
         let classify = Classify::new().with_http_failures(failures(&self.response_classes));
         let retry = if self.is_retryable {
             // Linkerd retries what the profile calls a failure.
@@ -235,6 +286,26 @@ fn failures(classes: &[ResponseClassSpec]) -> StatusRanges {
 }
 
 impl ResponseCondition {
+    /// Every status range in the condition, checked; or the first field
+    /// (relative to the condition, such as `.all[1].status.min`) that is
+    /// wrong.
+    fn check(&self) -> Result<(), ConditionError> {
+        let within = |at: String| move |(field, message)| (format!("{at}{field}"), message);
+        if let Some(status) = &self.status {
+            status.check().map_err(within(".status".into()))?;
+        }
+        for (i, condition) in self.all.iter().enumerate() {
+            condition.check().map_err(within(format!(".all[{i}]")))?;
+        }
+        for (i, condition) in self.any.iter().enumerate() {
+            condition.check().map_err(within(format!(".any[{i}]")))?;
+        }
+        if let Some(condition) = &self.not {
+            condition.check().map_err(within(".not".into()))?;
+        }
+        Ok(())
+    }
+
     fn matches(&self, code: u16) -> bool {
         self.status.is_none_or(|range| range.contains(code))
             && self.all.iter().all(|c| c.matches(code))
