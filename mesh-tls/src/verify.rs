@@ -10,6 +10,9 @@
 //! Both the verifier and the client certificate resolver read the store on
 //! every handshake, so a client config built once per target keeps working
 //! across rotations.
+//!
+//! What a certificate proves to a client is set out in the
+//! [`connect`](crate::connect#what-a-certificate-proves) module docs.
 
 use std::{fmt, sync::Arc};
 

@@ -21,6 +21,10 @@
 //! the X.509-SVID spec requires; otherwise the handshake fails in every
 //! mode. What the peer may do once it is known is authorization's business,
 //! which reads the status from [`ConnectionInfo`](mesh_core::ConnectionInfo).
+//! The acceptor does not hold the client's trust domain against it: any
+//! anchor of the bundle vouches for any identity (see
+//! [what a certificate proves](crate::connect#what-a-certificate-proves)),
+//! as in Linkerd, and authorization compares whole identities.
 //!
 //! Detection and the handshake share one timeout; a peer that exceeds it is
 //! disconnected.

@@ -28,6 +28,14 @@ pub struct IssueRequest {
     /// DNS names to add beside the identity, for tools that check
     /// hostnames (curl wants `localhost` when it dials localhost). Default
     /// none.
+    ///
+    /// They are not checked against the trust domain, so that service
+    /// hostnames (`api.shop.svc.cluster.local`) can be added, but a name
+    /// that is also a valid DNS-style identity is proved by the
+    /// certificate like its identity: a client expecting that identity
+    /// accepts it, as Linkerd's clients do (see
+    /// [what a certificate proves](crate::connect#what-a-certificate-proves)).
+    /// Add only names the workload owns.
     pub dns_names: Vec<String>,
 }
 

@@ -21,6 +21,29 @@
 //! default `h2` and `http/1.1`, for HTTP clients. A connector whose
 //! connections carry opaque bytes offers nothing, so that the server reads
 //! the first bytes to tell what they are instead of taking them for HTTP.
+//!
+//! # What a certificate proves
+//!
+//! An expected SPIFFE ID matches only a certificate whose one URI SAN it
+//! is. An expected DNS-style identity matches any DNS SAN of a certificate
+//! that names an identity at all, as Linkerd's proxy matches it: Linkerd's
+//! certificates carry their identity as a DNS SAN, and a certificate's
+//! first DNS SAN need not be the one a client expects. So a certificate
+//! proves to clients every DNS-style name it carries, while a server reads
+//! one identity from it (the SPIFFE ID, else the first DNS identity). An
+//! issuer that adds DNS names to a certificate (service hostnames beside a
+//! SPIFFE ID, say) vouches for each of them as an identity; the mesh's CA
+//! adds only those asked for
+//! ([`IssueRequest::dns_names`](crate::ca::IssueRequest::dns_names)).
+//!
+//! The chain is checked by webpki as for any TLS server, which has two
+//! consequences worth knowing. Name constraints are enforced for DNS names,
+//! and a CA constrained by URI names fails closed: every certificate under
+//! it that carries a URI SAN (every SVID) is refused. And every anchor in
+//! the bundle vouches for every identity, on both ends of a connection: a
+//! bundle holding the anchors of two trust domains lets either CA name
+//! workloads of the other, so federated trust domains need authorization
+//! that does not take the trust domain an identity claims on trust.
 
 mod error;
 mod future;
