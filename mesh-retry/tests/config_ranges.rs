@@ -134,3 +134,32 @@ fn a_backend_request_timeout_longer_than_the_request_timeout_is_refused() {
         config::load("test.yaml", &text).unwrap();
     }
 }
+
+#[test]
+fn linkerd_annotations_without_a_limit_retry_once_as_in_linkerd() {
+    let text = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: books
+  namespace: shop
+  annotations: { retry.linkerd.io/http: 5xx }
+spec:
+  parentRefs: [{ group: core, kind: Service, name: books }]
+  rules:
+  - matches: [{ path: { value: /a } }]
+  - matches: [{ path: { value: /b } }]
+    retry: { attempts: 3 }
+"#;
+    let loaded = config::load("test.yaml", text).unwrap();
+    let routes = &loaded.services[0].routes;
+    let attempts = |i: usize| routes[i].retry.max_attempts().get();
+    assert_eq!(attempts(0), 2, "Linkerd's limit defaults to one retry");
+    assert_eq!(attempts(1), 4, "the rule's own attempts win");
+    let limited = text.replace(
+        "{ retry.linkerd.io/http: 5xx }",
+        "{ retry.linkerd.io/http: 5xx, retry.linkerd.io/limit: \"3\" }",
+    );
+    let loaded = config::load("test.yaml", &limited).unwrap();
+    assert_eq!(loaded.services[0].routes[0].retry.max_attempts().get(), 4);
+}

@@ -16,7 +16,7 @@ const PREFIXES: [&str; 2] = ["retry.linkerd.io/", "timeout.linkerd.io/"];
 /// |---|---|---|
 /// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated | HTTP statuses to retry |
 /// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry |
-/// | `retry.linkerd.io/limit` | a number, at least 1 | retries per request (attempts − 1) |
+/// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
 /// | `retry.linkerd.io/timeout` | a Go duration | the per-try timeout |
 /// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
 /// | `timeout.linkerd.io/idle` | a Go duration | the response body idle timeout |
@@ -53,6 +53,11 @@ pub struct InvalidAnnotation {
 }
 
 impl LinkerdAnnotations {
+    /// The retries per request of a route whose annotations turn retries
+    /// on without `retry.linkerd.io/limit`: one, Linkerd's default (the
+    /// [`RetryPolicy`](crate::RetryPolicy) default is two).
+    pub const DEFAULT_LIMIT: NonZeroU32 = NonZeroU32::MIN;
+
     /// Reads the annotations this module knows from `annotations`.
     ///
     /// # Errors

@@ -138,7 +138,13 @@ fn retry_policy(
         // POSTs, may be repeated.
         policy = policy.with_grpc_codes(grpc).with_grpc_requests(true);
     }
-    let mut retries = annotations.limit.map(NonZeroU32::get);
+    // Annotations that turn retries on without a limit get Linkerd's.
+    let mut retries = annotations
+        .limit
+        .or(annotations
+            .retries()
+            .then_some(LinkerdAnnotations::DEFAULT_LIMIT))
+        .map(NonZeroU32::get);
     if let Some(guide) = guide {
         retries = match guide.num_retries {
             Some(0) => return Err(zero("retries.numRetries")),
