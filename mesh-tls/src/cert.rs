@@ -168,6 +168,20 @@ pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<SystemTime> {
     Some(unix(x509.validity().not_after.timestamp()))
 }
 
+/// When the first certificate of `chain` (a leaf and its intermediates)
+/// expires: after then the chain no longer verifies. `None` for an empty
+/// chain or one that does not parse.
+pub(crate) fn chain_not_after(chain: &[CertificateDer<'_>]) -> Option<SystemTime> {
+    chain
+        .iter()
+        .map(not_after)
+        .try_fold(None, |earliest: Option<SystemTime>, t| {
+            let t = t?;
+            Some(Some(earliest.map_or(t, |e| e.min(t))))
+        })
+        .flatten()
+}
+
 /// Whether `id` belongs to `trust_domain`.
 ///
 /// A SPIFFE ID belongs when its authority is the trust domain. A DNS-style

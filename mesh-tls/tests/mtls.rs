@@ -295,3 +295,36 @@ async fn a_connector_that_does_not_offer_http2_gets_http1() {
     assert_eq!(reply.body, format!("mutual {WEB}"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_connection_is_closed_when_the_servers_intermediate_expires_before_its_leaf() {
+    let (short_ca, chain, key) = leaf_outliving_its_issuer(API, 2 * HOUR, 12 * HOUR);
+    let addr = serve_raw_tls(&chain, &key).await;
+    let long_ca = ca();
+    let local = creds_trusting(&long_ca, WEB, 24 * HOUR, &[&long_ca, &short_ca]);
+    let local = mesh_tls::CredentialStore::with_credentials(Default::default(), local).unwrap();
+    let uri = format!("http://{addr}/").parse().unwrap();
+    let io = tower::ServiceExt::oneshot(connector(local, addr, API), uri)
+        .await
+        .unwrap();
+    let mut io = hyper_util::rt::TokioIo::new(io);
+
+    tokio::time::pause();
+    let paused = tokio::time::Instant::now();
+    let left = short_ca
+        .issuer_not_after()
+        .duration_since(SystemTime::now())
+        .unwrap();
+    let error = tokio::io::AsyncReadExt::read(&mut io, &mut [0u8; 1])
+        .await
+        .unwrap_err();
+    let elapsed = paused.elapsed();
+    assert!(
+        find::<mesh_tls::connect::ConnectionExpired>(&error).is_some(),
+        "{error:?}"
+    );
+    assert!(
+        elapsed.abs_diff(left) < Duration::from_secs(1),
+        "closed after {elapsed:?}, the server's issuer expired after {left:?}"
+    );
+}

@@ -268,22 +268,6 @@ async fn without_close_at_expiry_a_busy_connection_is_only_drained() {
     task.await.unwrap();
 }
 
-/// Credentials issued by `ca` for `identity`, trusting every CA in `trusted`.
-fn trusting(
-    ca: &CertificateAuthority,
-    identity: &str,
-    trusted: &[&CertificateAuthority],
-) -> mesh_tls::Credentials {
-    let issued = ca.issue(&id(identity), HOUR).unwrap();
-    let bundle: String = trusted.iter().map(|ca| ca.bundle_pem()).collect();
-    mesh_tls::Credentials::from_pem(
-        issued.chain_pem().as_bytes(),
-        issued.key_pem().as_bytes(),
-        bundle.as_bytes(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_rotation_that_drops_the_anchor_a_client_chains_to_drains_that_clients_connections() {
     // The bundle trusts two CAs; a rotation drops `old`, as after its
@@ -292,7 +276,7 @@ async fn a_rotation_that_drops_the_anchor_a_client_chains_to_drains_that_clients
     let (kept, old) = (ca(), ca());
     let server_store = CredentialStore::with_credentials(
         mesh_tls::StoreConfig::default(),
-        trusting(&kept, API, &[&kept, &old]),
+        creds_trusting(&kept, API, HOUR, &[&kept, &old]),
     )
     .unwrap();
     let config = AcceptConfig::with_mode(InboundMode::Strict);
@@ -302,7 +286,9 @@ async fn a_rotation_that_drops_the_anchor_a_client_chains_to_drains_that_clients
     assert_eq!(request(&mut distrusted, "/").await.unwrap(), StatusCode::OK);
     assert_eq!(request(&mut trusted, "/").await.unwrap(), StatusCode::OK);
 
-    server_store.update(trusting(&kept, API, &[&kept])).unwrap();
+    server_store
+        .update(creds_trusting(&kept, API, HOUR, &[&kept]))
+        .unwrap();
     closed(distrusted_task).await;
     assert!(request(&mut distrusted, "/").await.is_err());
     assert!(
@@ -318,4 +304,54 @@ async fn a_rotation_that_drops_the_anchor_a_client_chains_to_drains_that_clients
     // And the distrusted CA's clients cannot come back.
     let (mut again, _task) = connect(&old, addr).await;
     assert!(request(&mut again, "/").await.is_err());
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_when_the_clients_intermediate_expires_before_its_leaf() {
+    // The client's issuer lives two hours and signed a leaf living twelve,
+    // as CAs that do not clamp leaves to their own lifetime do. The chain
+    // stops verifying when the issuer expires, and so must the connection.
+    let (short_ca, chain, key) = leaf_outliving_its_issuer(WEB, 2 * HOUR, 12 * HOUR);
+    let long_ca = ca();
+    let server_creds = creds_trusting(&long_ca, API, 24 * HOUR, &[&long_ca, &short_ca]);
+    let server_store =
+        CredentialStore::with_credentials(mesh_tls::StoreConfig::default(), server_creds).unwrap();
+    let gate = Arc::new(Gate::default());
+    let addr = serve(
+        server_store.clone(),
+        AcceptConfig::with_mode(InboundMode::Strict),
+        gate.clone(),
+    )
+    .await;
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((&chain, &key)),
+    );
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let slow = hold(send, &gate).await;
+
+    tokio::time::pause();
+    let paused = tokio::time::Instant::now();
+    let left = short_ca
+        .issuer_not_after()
+        .duration_since(SystemTime::now())
+        .unwrap();
+    let error = slow.await.unwrap().unwrap_err();
+    let elapsed = paused.elapsed();
+    task.await.unwrap();
+    assert!(
+        elapsed.abs_diff(left) < Duration::from_secs(1),
+        "closed after {elapsed:?}, the client's issuer expired after {left:?}: {error}"
+    );
 }

@@ -191,9 +191,7 @@ impl<I: Io> AcceptFuture<I> {
             _ => None,
         };
         let peer = conn.peer_certificates().filter(|certs| !certs.is_empty());
-        let peer_not_after = peer
-            .and_then(|certs| certs.first())
-            .and_then(cert::not_after);
+        let peer_not_after = peer.and_then(cert::chain_not_after);
         let retire = match self.handshake_with.take() {
             Some(with) => with.retirement(&self.store, &self.config, peer_not_after, peer),
             None => Retirement::never(),

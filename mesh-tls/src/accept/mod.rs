@@ -36,8 +36,10 @@
 //! [`Retirement`](mesh_core::serve::Retirement) for every TLS connection,
 //! so none outlives what authenticated it:
 //!
-//! - [`AcceptConfig::retire_before_expiry`] before the earlier `notAfter`
-//!   of the server's and the client's certificate, the connection is
+//! - [`AcceptConfig::retire_before_expiry`] before the earliest `notAfter`
+//!   of the server's and the client's chains (a workload certificate, or an
+//!   intermediate that expires before it, after which the chain no longer
+//!   verifies), the connection is
 //!   drained: requests in flight finish, then it closes (HTTP/2 sends
 //!   GOAWAY, HTTP/1.1 closes after the current response), and the client's
 //!   next request makes a new handshake;

@@ -73,7 +73,7 @@ impl Handshake {
         let Some(snapshot) = shared.store.snapshot() else {
             return fail(HandshakeFailure::NoCredentials, ConnectError::NoCredentials);
         };
-        if snapshot.creds.not_after() <= SystemTime::now() {
+        if snapshot.creds.chain_not_after() <= SystemTime::now() {
             return fail(
                 HandshakeFailure::CredentialsExpired,
                 ConnectError::CredentialsExpired,
@@ -119,13 +119,12 @@ impl Handshake {
                 return Err(ConnectError::handshake(error));
             }
         };
-        let local = self.snapshot.creds.not_after();
+        let local = self.snapshot.creds.chain_not_after();
         let peer = stream
             .get_ref()
             .1
             .peer_certificates()
-            .and_then(|certs| certs.first())
-            .and_then(cert::not_after);
+            .and_then(cert::chain_not_after);
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let config = &self.shared.config;
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);

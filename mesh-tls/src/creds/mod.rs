@@ -40,6 +40,9 @@ pub struct Credentials {
     roots: Arc<[CertificateDer<'static>]>,
     not_before: SystemTime,
     not_after: SystemTime,
+    /// When the first certificate of the chain expires: the leaf, or an
+    /// intermediate that expires before it.
+    chain_not_after: SystemTime,
 }
 
 impl Credentials {
@@ -83,6 +86,8 @@ impl Credentials {
         for cert in &chain {
             webpki::EndEntityCert::try_from(cert).map_err(|_| CredentialError::BadCertificate)?;
         }
+        let chain_not_after =
+            crate::cert::chain_not_after(&chain).ok_or(CredentialError::BadCertificate)?;
         let identity = names
             .identity()
             .map_err(CredentialError::NoIdentity)?
@@ -111,6 +116,7 @@ impl Credentials {
             roots: roots.into(),
             not_before: names.not_before,
             not_after: names.not_after,
+            chain_not_after,
         })
     }
 
@@ -170,6 +176,13 @@ impl Credentials {
     /// When the workload certificate expires.
     pub fn not_after(&self) -> SystemTime {
         self.not_after
+    }
+
+    /// When the chain stops verifying: the workload certificate's
+    /// `notAfter`, or an intermediate's when that comes first. Connections
+    /// are retired against this.
+    pub(crate) fn chain_not_after(&self) -> SystemTime {
+        self.chain_not_after
     }
 
     /// The certificate chain, workload certificate first.

@@ -13,11 +13,12 @@
 //!
 //! - when the local credentials rotate: at once, for every connection made
 //!   with the old ones;
-//! - shortly before the local or the server certificate expires
+//! - shortly before the local or the server chain expires
 //!   ([`ConnectConfig::retire_before_expiry`](crate::ConnectConfig::retire_before_expiry)
-//!   ahead of the earlier `notAfter`).
+//!   ahead of the earliest `notAfter` of the two chains: a workload
+//!   certificate's, or an intermediate's that expires before it).
 //!
-//! At the earlier `notAfter` itself a connection still open is closed
+//! At that `notAfter` itself a connection still open is closed
 //! (unless [`ConnectConfig::close_at_expiry`](crate::ConnectConfig::close_at_expiry)
 //! is off): no connection outlives the certificates that authenticated it.
 //!

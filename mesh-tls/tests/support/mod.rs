@@ -387,3 +387,45 @@ pub async fn serve_raw_tls(chain: &str, key: &str) -> SocketAddr {
     });
     addr
 }
+
+/// A CA whose issuer lives `issuer_life`, and a chain (leaf PEM, then the
+/// issuer) and key for `identity` whose leaf lives `leaf_life` anyway, as
+/// CAs that do not clamp a leaf to their own lifetime sign them.
+pub fn leaf_outliving_its_issuer(
+    identity: &str,
+    issuer_life: Duration,
+    leaf_life: Duration,
+) -> (CertificateAuthority, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca =
+        CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), issuer_life)
+            .unwrap();
+    ca.write(dir.path()).unwrap();
+    let read = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let issuer_pem = read(mesh_tls::ca::ISSUER_CERT_FILE);
+    let issuer_key = rcgen::KeyPair::from_pem(&read(mesh_tls::ca::ISSUER_KEY_FILE)).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&issuer_pem, issuer_key).unwrap();
+    let mut params = RawIssuer::params(vec![uri_san(identity)]);
+    params.not_after = (std::time::SystemTime::now() + leaf_life).into();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let chain = params.signed_by(&key, &issuer).unwrap().pem() + &issuer_pem;
+    (ca, chain, key.serialize_pem())
+}
+
+/// Credentials issued by `ca` for `identity`, living `ttl`, trusting the
+/// anchors of every CA in `trusted`.
+pub fn creds_trusting(
+    ca: &CertificateAuthority,
+    identity: &str,
+    ttl: Duration,
+    trusted: &[&CertificateAuthority],
+) -> Credentials {
+    let issued = ca.issue(&id(identity), ttl).unwrap();
+    let bundle: String = trusted.iter().map(|ca| ca.bundle_pem()).collect();
+    Credentials::from_pem(
+        issued.chain_pem().as_bytes(),
+        issued.key_pem().as_bytes(),
+        bundle.as_bytes(),
+    )
+    .unwrap()
+}
