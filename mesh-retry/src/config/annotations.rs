@@ -10,11 +10,14 @@ use super::GoDuration;
 /// reported as unknown.
 const PREFIXES: [&str; 2] = ["retry.linkerd.io/", "timeout.linkerd.io/"];
 
+/// The highest status `retry.linkerd.io/http` may name, as in Linkerd.
+const MAX_STATUS: u16 = 599;
+
 /// Linkerd's per-route retry and timeout annotations, on an `HTTPRoute`:
 ///
 /// | annotation | value | meaning |
 /// |---|---|---|
-/// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated | HTTP statuses to retry |
+/// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry |
 /// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry |
 /// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
 /// | `retry.linkerd.io/timeout` | a Go duration | the per-try timeout |
@@ -82,10 +85,21 @@ impl LinkerdAnnotations {
             };
             match key.as_str() {
                 "retry.linkerd.io/http" => {
-                    parsed.http =
-                        Some(value.parse().map_err(|e| {
-                            invalid(format!("invalid http statuses {value:?}: {e}"))
-                        })?);
+                    let statuses: StatusRanges = value
+                        .parse()
+                        .map_err(|e| invalid(format!("invalid http statuses {value:?}: {e}")))?;
+                    // Linkerd reads statuses up to 599 only.
+                    if let Some(status) = statuses
+                        .ranges()
+                        .find(|r| *r.end() > MAX_STATUS)
+                        .map(|r| (*r.start()).max(MAX_STATUS + 1))
+                    {
+                        return Err(invalid(format!(
+                            "invalid http statuses {value:?}: http status {status} is outside \
+                             the allowed range 100 to {MAX_STATUS}"
+                        )));
+                    }
+                    parsed.http = Some(statuses);
                 }
                 "retry.linkerd.io/grpc" => {
                     parsed.grpc = Some(
@@ -183,6 +197,21 @@ mod tests {
                 "retry.linkerd.io/http",
                 "6xy",
                 "invalid http statuses \"6xy\": expected an http status, a range such as `500-504`, a class such as `5xx`, or `gateway-error`",
+            ),
+            (
+                "retry.linkerd.io/http",
+                "5xx,700",
+                "invalid http statuses \"5xx,700\": http status 700 is outside the allowed range 100 to 599",
+            ),
+            (
+                "retry.linkerd.io/http",
+                "6xx",
+                "invalid http statuses \"6xx\": http status 600 is outside the allowed range 100 to 599",
+            ),
+            (
+                "retry.linkerd.io/http",
+                "500-650",
+                "invalid http statuses \"500-650\": http status 600 is outside the allowed range 100 to 599",
             ),
             (
                 "retry.linkerd.io/grpc",
