@@ -1,0 +1,149 @@
+//! When a TLS connection the acceptor let in is drained and closed. See the
+//! [module docs](super#retirement).
+
+use std::{sync::Arc, time::SystemTime};
+
+use mesh_core::serve::Retirement;
+use rustls_pki_types::CertificateDer;
+use tokio::{sync::watch, time::sleep_until};
+
+use super::AcceptConfig;
+use crate::{
+    CredentialStore, StoreVersion,
+    creds::unix_time,
+    metrics::{Direction, RetireReason},
+    retire,
+    store::Snapshot,
+};
+
+/// What a TLS connection's retirement is measured against: the local
+/// certificate's expiry, the trust bundle the client was verified with, and
+/// the store's version when the handshake started.
+pub(super) struct HandshakeWith {
+    local_not_after: SystemTime,
+    roots: Arc<[CertificateDer<'static>]>,
+    version: watch::Receiver<StoreVersion>,
+    loaded: u64,
+}
+
+impl HandshakeWith {
+    /// A handshake with `snapshot`'s credentials; `version` was read
+    /// before the snapshot, and said `loaded`.
+    pub(super) fn new(
+        snapshot: &Snapshot,
+        version: watch::Receiver<StoreVersion>,
+        loaded: u64,
+    ) -> Self {
+        Self {
+            local_not_after: snapshot.creds.chain_not_after(),
+            roots: snapshot.creds.shared_roots(),
+            version,
+            loaded,
+        }
+    }
+
+    /// Drains the connection when the credentials rotate (to a bundle that
+    /// no longer trusts the client's chain, or at all when so configured)
+    /// or a certificate nears expiry, and closes it at expiry.
+    pub(super) fn retirement(
+        self,
+        store: &CredentialStore,
+        config: &AcceptConfig,
+        peer_not_after: Option<SystemTime>,
+        peer_chain: Option<&[CertificateDer<'static>]>,
+    ) -> Retirement {
+        let Self {
+            local_not_after,
+            roots,
+            version,
+            loaded,
+        } = self;
+        let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
+        let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);
+        let metrics = store.metrics().clone();
+        let rotated = rotated(
+            store.clone(),
+            config.drain_on_rotation,
+            peer_chain.map(<[_]>::to_vec),
+            roots,
+            version,
+            loaded,
+        );
+        let drain = async move {
+            let reason = tokio::select! {
+                () = sleep_until(retire_at) => RetireReason::Expiry,
+                () = rotated => RetireReason::Rotation,
+            };
+            tracing::debug!(reason = reason.as_label(), "retiring a server connection");
+            metrics.retired(Direction::Inbound, reason);
+        };
+        Retirement::new(drain, config.close_at_expiry.then_some(close_at))
+    }
+}
+
+/// Completes at the first rotation that should drain the connection: any,
+/// with `drain_on_rotation`; otherwise one to a trust bundle that no longer
+/// verifies `peer_chain`.
+async fn rotated(
+    store: CredentialStore,
+    drain_on_rotation: bool,
+    peer_chain: Option<Vec<CertificateDer<'static>>>,
+    mut roots: Arc<[CertificateDer<'static>]>,
+    mut version: watch::Receiver<StoreVersion>,
+    mut seen: u64,
+) {
+    if !drain_on_rotation && peer_chain.is_none() {
+        // No client certificate: no trust to lose.
+        return std::future::pending().await;
+    }
+    loop {
+        let changed = version.wait_for(|v| v.loaded != seen).await;
+        match changed.map(|v| v.loaded) {
+            Ok(loaded) => seen = loaded,
+            // The store is gone: nothing can rotate any more.
+            Err(_) => return std::future::pending().await,
+        }
+        if drain_on_rotation {
+            return;
+        }
+        let Some(snapshot) = store.snapshot() else {
+            continue;
+        };
+        if *snapshot.creds.roots() == *roots {
+            continue;
+        }
+        roots = snapshot.creds.shared_roots();
+        if let Some(chain) = &peer_chain
+            && !trusts_client(&snapshot, &store, chain)
+        {
+            tracing::debug!("the new trust bundle no longer trusts a client");
+            return;
+        }
+    }
+}
+
+/// Whether `snapshot`'s trust bundle verifies `chain` (the client's, leaf
+/// first) for client authentication now, as the handshake did with the
+/// bundle of its day.
+fn trusts_client(
+    snapshot: &Snapshot,
+    store: &CredentialStore,
+    chain: &[CertificateDer<'static>],
+) -> bool {
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    let Ok(leaf) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    leaf.verify_for_usage(
+        store.provider().signature_verification_algorithms.all,
+        &snapshot.roots.roots,
+        intermediates,
+        unix_time(SystemTime::now()),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .is_ok()
+}

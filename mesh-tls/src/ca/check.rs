@@ -1,0 +1,81 @@
+//! The check that a loaded CA's issuer signs certificates its anchor
+//! vouches for.
+//!
+//! A CA directory is assembled by hand more often than generated: an
+//! issuer renewed from another anchor, or a workload certificate copied
+//! into `issuer.crt` by mistake, loads and signs without complaint, and
+//! every certificate it issues is then refused by every peer. So loading
+//! signs one certificate with the issuer and verifies it against the
+//! anchor, as a peer would, and refuses the CA when that fails.
+
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SanType,
+};
+use rustls_pki_types::{CertificateDer, pem::PemObject};
+
+use super::{CaError, CaInput, CertificateAuthority, InvalidCa};
+use crate::creds::unix_time;
+
+impl CertificateAuthority {
+    /// Verifies a certificate the issuer signs against the anchor, at a
+    /// moment within the issuer's validity (its dates are checked when it
+    /// issues, with a better error).
+    pub(super) fn check_issuer(
+        &self,
+        issuer_not_before: SystemTime,
+    ) -> Result<(), (CaInput, CaError)> {
+        let untrusted = || {
+            (
+                CaInput::Issuer,
+                CaError::InvalidCa(InvalidCa::IssuerNotTrusted),
+            )
+        };
+        let bad = |input| (input, CaError::InvalidCa(InvalidCa::BadCertificate));
+        let rcgen = |e: rcgen::Error| (CaInput::Issuer, CaError::Certificate(e));
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        let name = self.trust_domain.id().as_str().try_into().map_err(rcgen)?;
+        params.subject_alt_names = vec![SanType::URI(name)];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = issuer_not_before.into();
+        params.not_after = self.issuer_not_after.into();
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen)?;
+        let probe = params.signed_by(&key, &self.issuer).map_err(rcgen)?;
+
+        let anchors = CertificateDer::pem_slice_iter(self.anchor_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad(CaInput::Anchor))?;
+        let anchors = anchors
+            .iter()
+            .map(webpki::anchor_from_trusted_cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad(CaInput::Anchor))?;
+        let intermediates = CertificateDer::pem_slice_iter(self.issuer_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad(CaInput::Issuer))?;
+        let at = SystemTime::now().clamp(
+            issuer_not_before,
+            self.issuer_not_after
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or(issuer_not_before)
+                .max(issuer_not_before),
+        );
+        let leaf = webpki::EndEntityCert::try_from(probe.der()).map_err(|_| untrusted())?;
+        leaf.verify_for_usage(
+            crate::provider().signature_verification_algorithms.all,
+            &anchors,
+            &intermediates,
+            unix_time(at),
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map(|_| ())
+        .map_err(|_| untrusted())
+    }
+}
