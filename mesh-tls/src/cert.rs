@@ -159,27 +159,35 @@ fn has_spiffe_scheme(uri: &str) -> bool {
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("spiffe"))
 }
 
-/// When `cert` expires, reading nothing else.
-pub(crate) fn not_after(cert: &CertificateDer<'_>) -> Option<SystemTime> {
+/// When `cert` becomes valid and when it expires, reading nothing else.
+fn validity(cert: &CertificateDer<'_>) -> Option<(SystemTime, SystemTime)> {
     let (_, x509) = X509CertificateParser::new()
         .with_deep_parse_extensions(false)
         .parse(cert.as_ref())
         .ok()?;
-    Some(unix(x509.validity().not_after.timestamp()))
+    let validity = x509.validity();
+    Some((
+        unix(validity.not_before.timestamp()),
+        unix(validity.not_after.timestamp()),
+    ))
 }
 
-/// When the first certificate of `chain` (a leaf and its intermediates)
-/// expires: after then the chain no longer verifies. `None` for an empty
-/// chain or one that does not parse.
+/// When `chain` (a leaf and its intermediates) verifies: from the latest
+/// `notBefore` of its certificates to the earliest `notAfter`. `None` for
+/// an empty chain or one that does not parse.
+pub(crate) fn chain_validity(chain: &[CertificateDer<'_>]) -> Option<(SystemTime, SystemTime)> {
+    let mut certs = chain.iter().map(validity);
+    let first = certs.next()??;
+    certs.try_fold(first, |(from, until), cert| {
+        let (not_before, not_after) = cert?;
+        Some((from.max(not_before), until.min(not_after)))
+    })
+}
+
+/// When the first certificate of `chain` expires: after then the chain no
+/// longer verifies.
 pub(crate) fn chain_not_after(chain: &[CertificateDer<'_>]) -> Option<SystemTime> {
-    chain
-        .iter()
-        .map(not_after)
-        .try_fold(None, |earliest: Option<SystemTime>, t| {
-            let t = t?;
-            Some(Some(earliest.map_or(t, |e| e.min(t))))
-        })
-        .flatten()
+    chain_validity(chain).map(|(_, not_after)| not_after)
 }
 
 /// Whether `id` belongs to `trust_domain`.

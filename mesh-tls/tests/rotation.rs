@@ -366,3 +366,53 @@ async fn a_certificate_written_before_its_not_before_is_put_in_service_once_vali
         "refused once, logged once: {metrics}"
     );
 }
+
+/// The same for an issuer that was renewed on a clock running ahead: the
+/// workload certificate is valid, but its intermediate is not yet, so the
+/// chain does not verify until the intermediate's notBefore.
+#[tokio::test]
+async fn a_chain_whose_intermediate_is_not_valid_yet_is_put_in_service_once_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = mesh_tls::ca::write_ca(ca_dir.path(), &"example.org".parse().unwrap()).unwrap();
+    issue_into(&ca, API, dir.path());
+    let store = watched(dir.path());
+
+    let read = |name| std::fs::read_to_string(ca_dir.path().join(name)).unwrap();
+    let anchor_key = rcgen::KeyPair::from_pem(&read(mesh_tls::ca::CA_KEY_FILE)).unwrap();
+    let anchor =
+        rcgen::Issuer::from_ca_cert_pem(&read(mesh_tls::ca::CA_CERT_FILE), anchor_key).unwrap();
+    let now = std::time::SystemTime::now();
+    let mut issuer_params = rcgen::CertificateParams::default();
+    issuer_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "issuer renewed ahead");
+    issuer_params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+    issuer_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    issuer_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    issuer_params.not_before = (now + Duration::from_secs(2)).into();
+    issuer_params.not_after = (now + 24 * HOUR).into();
+    let issuer_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let issuer_pem = issuer_params.signed_by(&issuer_key, &anchor).unwrap().pem();
+    let issuer = rcgen::Issuer::new(issuer_params, issuer_key);
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let next = RawIssuer::params(vec![uri_san(API)])
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let files = CredentialFiles::in_dir(dir.path());
+    std::fs::write(&files.key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&files.cert, next.pem() + &issuer_pem).unwrap();
+
+    // The validity check reads the system clock, so this waits for the
+    // two seconds to pass; it asserts nothing about how long they take.
+    wait_for(&store, 2, 1).await;
+    assert_eq!(leaf(&store), next.der().to_vec());
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"not_yet_valid\"}"),
+        "refused as not valid yet: {metrics}"
+    );
+}

@@ -40,6 +40,9 @@ pub struct Credentials {
     roots: Arc<[CertificateDer<'static>]>,
     not_before: SystemTime,
     not_after: SystemTime,
+    /// When the last certificate of the chain becomes valid: the leaf, or
+    /// an intermediate that becomes valid after it.
+    chain_not_before: SystemTime,
     /// When the first certificate of the chain expires: the leaf, or an
     /// intermediate that expires before it.
     chain_not_after: SystemTime,
@@ -86,8 +89,8 @@ impl Credentials {
         for cert in &chain {
             webpki::EndEntityCert::try_from(cert).map_err(|_| CredentialError::BadCertificate)?;
         }
-        let chain_not_after =
-            crate::cert::chain_not_after(&chain).ok_or(CredentialError::BadCertificate)?;
+        let (chain_not_before, chain_not_after) =
+            crate::cert::chain_validity(&chain).ok_or(CredentialError::BadCertificate)?;
         let identity = names
             .identity()
             .map_err(CredentialError::NoIdentity)?
@@ -116,28 +119,33 @@ impl Credentials {
             roots: roots.into(),
             not_before: names.not_before,
             not_after: names.not_after,
+            chain_not_before,
             chain_not_after,
         })
     }
 
-    /// Checks what depends on the clock: that the workload certificate is
-    /// valid at `now`, and that its chain verifies against the trust bundle
-    /// at `now` for both server and client authentication (a mesh
-    /// certificate serves both ends of a connection).
+    /// Checks what depends on the clock: that every certificate of the
+    /// chain is valid at `now`, and that the chain verifies against the
+    /// trust bundle at `now` for both server and client authentication (a
+    /// mesh certificate serves both ends of a connection).
+    ///
+    /// An intermediate that is not valid yet, or has expired, makes the
+    /// chain so, as the workload certificate would: a store watching files
+    /// tries a chain that is not valid yet again once it is.
     ///
     /// # Errors
     ///
     /// [`CredentialError::Expired`], [`CredentialError::NotYetValid`] or
     /// [`CredentialError::Untrusted`].
     pub fn check(&self, now: SystemTime) -> Result<(), CredentialError> {
-        if now < self.not_before {
+        if now < self.chain_not_before {
             return Err(CredentialError::NotYetValid {
-                not_before: self.not_before,
+                not_before: self.chain_not_before,
             });
         }
-        if now >= self.not_after {
+        if now >= self.chain_not_after {
             return Err(CredentialError::Expired {
-                not_after: self.not_after,
+                not_after: self.chain_not_after,
             });
         }
         let anchors = self

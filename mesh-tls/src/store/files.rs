@@ -36,10 +36,11 @@ impl CredentialStore {
     /// of contents is logged and counted once, and not retried until the
     /// files change again: a certificate written before its key is refused
     /// for the mismatch, then accepted on the next pass once the key lands.
-    /// The one exception is a certificate that is not valid yet (an issuer
-    /// whose clock runs ahead): it is tried again once its `notBefore` has
-    /// passed, since the files may not change again before the
-    /// certificate in service expires.
+    /// The one exception is a chain that is not valid yet (an issuer whose
+    /// clock runs ahead signed the workload certificate, or was itself
+    /// renewed on such a clock): it is tried again once the last
+    /// `notBefore` of its certificates has passed, since the files may not
+    /// change again before the certificate in service expires.
     pub async fn watch_files(self, files: CredentialFiles, interval: Duration) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
