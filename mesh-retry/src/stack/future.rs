@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use super::Config;
 use crate::{
+    deadline::FAR_FUTURE,
     replay::ReplayBody,
     retry::{
         attempts::{Attempts, Decision},
@@ -155,7 +156,12 @@ where
                             this.state.set(State::Ready);
                         }
                         Decision::Retry { delay, now } => {
-                            *this.until = now.checked_add(delay);
+                            // A wait past what the clock holds (an uncapped
+                            // backoff and a huge `Retry-After`) ends as far
+                            // out as it goes, as tokio's `sleep` does: with
+                            // no instant to wake at, it never would.
+                            let delay = delay.min(FAR_FUTURE);
+                            *this.until = Some(now.checked_add(delay).unwrap_or(now));
                             this.state.set(State::Backoff);
                         }
                     }
