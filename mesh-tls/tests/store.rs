@@ -203,6 +203,27 @@ async fn a_ca_keeps_a_store_supplied_renewing_at_seventy_percent() {
     renew.abort();
 }
 
+/// In the issuer's last `ttl`, a certificate living `ttl` would outlive
+/// it: the CA issues one that ends with the issuer instead, as Linkerd's
+/// does, rather than leave the workload to expire.
+#[tokio::test(start_paused = true)]
+async fn a_ca_near_its_issuers_end_issues_certificates_that_end_with_the_issuer() {
+    let ca = CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), 2 * HOUR)
+        .unwrap();
+    let issuer_not_after = ca.issuer_not_after();
+    let store = CredentialStore::default();
+    let renew = tokio::spawn(ca.renew(store.clone(), id(WEB), 24 * HOUR));
+    wait_for(&store, 1, 0).await;
+    let not_after = store.credentials().unwrap().not_after();
+    assert!(not_after <= issuer_not_after);
+    assert!(not_after > SystemTime::now() + HOUR);
+
+    // Renewed at 70 % of the shorter lifetime, not of the day asked for.
+    tokio::time::advance(90 * Duration::from_secs(60)).await;
+    wait_for(&store, 2, 0).await;
+    renew.abort();
+}
+
 #[tokio::test]
 async fn a_files_source_waits_for_files_that_are_not_there_yet() {
     let ca = ca();

@@ -1,8 +1,8 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mesh_core::Identity;
 
-use super::CertificateAuthority;
+use super::{CaError, CertificateAuthority, IssuedCertificate};
 use crate::CredentialStore;
 
 /// The shortest wait before renewing, so that a CA issuing very short
@@ -26,16 +26,20 @@ impl CertificateAuthority {
     /// Runs until dropped; spawn it. This is the development-mode identity
     /// of the sidecar, when it is given a CA directory instead of files.
     ///
-    /// A failed issue is logged and retried after 10 seconds.
+    /// In the issuer's last `ttl`, certificates end with the issuer instead
+    /// (as Linkerd's CA clamps them), and are renewed at 70 % of that
+    /// shorter lifetime, so the workload keeps an identity until the issuer
+    /// itself expires. A failed issue is logged and retried after 10
+    /// seconds.
     pub async fn renew(self, store: CredentialStore, identity: Identity, ttl: Duration) {
         loop {
             let issued = self
-                .issue(&identity, ttl)
+                .issue_within_issuer(&identity, ttl)
                 .map_err(|e| Box::new(e) as mesh_core::BoxError)
-                .and_then(|issued| Ok(issued.credentials()?))
-                .and_then(|creds| Ok(store.update(creds)?));
+                .and_then(|(issued, ttl)| Ok((issued.credentials()?, ttl)))
+                .and_then(|(creds, ttl)| Ok(store.update(creds).map(|()| ttl)?));
             let wait = match issued {
-                Ok(()) => renew_after(ttl),
+                Ok(ttl) => renew_after(ttl),
                 Err(error) => {
                     tracing::error!(%identity, %error, "cannot issue identity credentials");
                     MIN_RENEW
@@ -43,6 +47,25 @@ impl CertificateAuthority {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+impl CertificateAuthority {
+    /// Issues for `identity` living `ttl`, or less when the issuer expires
+    /// sooner; returns the lifetime given.
+    pub(crate) fn issue_within_issuer(
+        &self,
+        identity: &Identity,
+        ttl: Duration,
+    ) -> Result<(IssuedCertificate, Duration), CaError> {
+        // Whole seconds, from now: the certificate starts a minute earlier,
+        // so it ends a minute before the issuer.
+        let left = self
+            .issuer_not_after
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let ttl = ttl.min(Duration::from_secs(left.as_secs()));
+        Ok((self.issue(identity, ttl)?, ttl))
     }
 }
 

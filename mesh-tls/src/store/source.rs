@@ -22,8 +22,9 @@ pub enum CredentialSource {
         interval: Duration,
     },
     /// A CA directory, for development: the process issues its own
-    /// certificates for `identity`, living `ttl`, and renews them at 70 %
-    /// of their lifetime.
+    /// certificates for `identity`, living `ttl` (or until the issuer
+    /// expires, when that comes first), and renews them at 70 % of their
+    /// lifetime.
     Ca {
         /// A directory [`ca::write_ca`](crate::ca::write_ca) wrote.
         dir: PathBuf,
@@ -60,12 +61,12 @@ impl CredentialStore {
             }
             CredentialSource::Ca { dir, identity, ttl } => {
                 let ca = CertificateAuthority::load(&dir)?;
-                let first = ca.issue(&identity, ttl)?;
+                let (first, first_ttl) = ca.issue_within_issuer(&identity, ttl)?;
                 self.update(first.credentials().map_err(CaError::Credentials)?)
                     .map_err(CaError::Credentials)?;
                 let store = self.clone();
                 Ok(Box::pin(async move {
-                    tokio::time::sleep(crate::ca::renew_after(ttl)).await;
+                    tokio::time::sleep(crate::ca::renew_after(first_ttl)).await;
                     ca.renew(store, identity, ttl).await;
                 }))
             }
