@@ -52,8 +52,14 @@ impl CertificateAuthority {
 
 impl CertificateAuthority {
     /// Issues for `identity` living `ttl`, or less when the issuer expires
-    /// sooner; returns the lifetime given.
-    pub(crate) fn issue_within_issuer(
+    /// sooner, and returns the lifetime given: what [`renew`](Self::renew)
+    /// issues, where [`issue`](Self::issue) would refuse the request.
+    ///
+    /// # Errors
+    ///
+    /// As [`CertificateAuthority::issue`]; [`CaError::InvalidLifetime`]
+    /// once the issuer has expired.
+    pub fn issue_within_issuer(
         &self,
         identity: &Identity,
         ttl: Duration,
