@@ -279,6 +279,24 @@ type Writes<'a> = Vec<(&'a std::path::PathBuf, Vec<u8>)>;
 /// two files whose combination is at fault), with the problem as the
 /// cause, whether the file fails to parse or a later check refuses it.
 #[test]
+fn an_encrypted_key_is_refused_as_encrypted_naming_the_key_file() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    std::fs::write(
+        &files.key,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let error = CredentialStore::default().load_files(&files).unwrap_err();
+    assert!(
+        matches!(&error, CredentialError::InFiles { paths, source }
+            if paths == &[files.key.clone()] && matches!(**source, CredentialError::EncryptedKey)),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn a_refusal_of_files_names_the_files_at_fault() {
     let ca = ca();
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,9 @@ pub enum CredentialError {
     NoCertificate,
     /// The key file holds no private key.
     NoPrivateKey,
+    /// The key file holds an encrypted private key (`ENCRYPTED PRIVATE
+    /// KEY`), which the mesh cannot read without a passphrase.
+    EncryptedKey,
     /// The private key is not one the provider can sign with.
     BadKey(rustls::Error),
     /// The private key does not belong to the certificate.
@@ -85,6 +88,7 @@ impl CredentialError {
             Self::Pem(_)
             | Self::NoCertificate
             | Self::NoPrivateKey
+            | Self::EncryptedKey
             | Self::BadKey(_)
             | Self::BadCertificate
             | Self::EmptyBundle
@@ -109,6 +113,7 @@ impl fmt::Display for CredentialError {
             Self::Pem(_) => f.write_str("invalid pem"),
             Self::NoCertificate => f.write_str("no certificate found"),
             Self::NoPrivateKey => f.write_str("no private key found"),
+            Self::EncryptedKey => f.write_str("private key is encrypted"),
             Self::BadKey(_) => f.write_str("unusable private key"),
             Self::KeyMismatch => f.write_str("private key does not match the certificate"),
             Self::BadCertificate => f.write_str("certificate is not valid x.509"),

@@ -100,7 +100,7 @@ impl CredentialFiles {
             | E::NotYetValid { .. }
             | E::WrongTrustDomain { .. }
             | E::WrongIdentity { .. } => vec![cert.clone()],
-            E::NoPrivateKey | E::BadKey(_) => vec![key.clone()],
+            E::NoPrivateKey | E::EncryptedKey | E::BadKey(_) => vec![key.clone()],
             E::KeyMismatch => vec![cert.clone(), key.clone()],
             E::EmptyBundle | E::BadTrustAnchor(_) => vec![bundle.clone()],
             E::Untrusted(_) => vec![cert.clone(), bundle.clone()],

@@ -258,7 +258,15 @@ pub(crate) fn parse_pem(
     let key = match PrivateKeyDer::from_pem_slice(key) {
         Ok(key) => key,
         Err(rustls_pki_types::pem::Error::NoItemsFound) => {
-            return Err((PemInput::Key, CredentialError::NoPrivateKey));
+            // The PEM reader skips sections it does not know, encrypted
+            // keys among them: say so rather than that there is no key.
+            let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+            let error = if key.windows(encrypted.len()).any(|w| w == encrypted) {
+                CredentialError::EncryptedKey
+            } else {
+                CredentialError::NoPrivateKey
+            };
+            return Err((PemInput::Key, error));
         }
         Err(e) => return Err((PemInput::Key, CredentialError::Pem(e))),
     };
