@@ -129,7 +129,7 @@ async fn the_per_try_timeout_alone_sends_no_attempt_past_the_deadline() {
         assert_timed_out(&res, grpc);
     }
     assert_eq!(calls.load(Ordering::Relaxed), 0, "nothing was sent");
-    // A deadline a moment ahead is still sent, told what is left.
+    // A deadline a moment ahead is still sent.
     let mut req = Request::get("/").body(empty()).unwrap();
     req.headers_mut()
         .insert(MESH_DEADLINE, "1".parse().unwrap());
