@@ -291,7 +291,7 @@ fn an_encrypted_key_is_refused_as_encrypted_naming_the_key_file() {
     let error = CredentialStore::default().load_files(&files).unwrap_err();
     assert!(
         matches!(&error, CredentialError::InFiles { paths, source }
-            if paths == &[files.key.clone()] && matches!(**source, CredentialError::EncryptedKey)),
+            if paths == std::slice::from_ref(&files.key) && matches!(**source, CredentialError::EncryptedKey)),
         "{error:?}"
     );
 }
