@@ -12,7 +12,7 @@
 //! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
 //! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
 //! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff |
-//! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response` |
+//! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response`, `body_in_use` |
 //! | `retry_budget_balance` | gauge | retries each budget allows now |
 //!
 //! Labels are `service` and `route`, both names from configuration (or from
@@ -47,14 +47,21 @@ pub enum NotRetryable {
     Committed,
     /// The response began before the request body had been sent.
     StreamingResponse,
+    /// The attempt failed before any response (its connection broke, or
+    /// its per-try timeout passed) while the client it was sent through
+    /// still held the request body, sending it: it could not be replayed
+    /// yet. hyper's HTTP/1 connection keeps a body it is writing after the
+    /// call that sent it is dropped.
+    BodyInUse,
 }
 
 impl NotRetryable {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::BodyTooLarge,
         Self::NonIdempotent,
         Self::Committed,
         Self::StreamingResponse,
+        Self::BodyInUse,
     ];
 
     /// The `reason` label value.
@@ -64,6 +71,7 @@ impl NotRetryable {
             Self::NonIdempotent => "non_idempotent",
             Self::Committed => "committed",
             Self::StreamingResponse => "streaming_response",
+            Self::BodyInUse => "body_in_use",
         }
     }
 }
@@ -215,7 +223,7 @@ pub struct RouteRetryMetrics {
     limit_exceeded: Counter,
     budget_exhausted: Counter,
     deadline_exceeded: Counter,
-    not_retryable: [Counter; 4],
+    not_retryable: [Counter; 5],
     service: Arc<str>,
     budgets: Arc<BudgetGauges>,
 }
@@ -343,7 +351,7 @@ retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
             .lines()
             .filter(|l| l.starts_with("retry_not_retryable_total"))
             .collect();
-        assert_eq!(reasons.len(), 4, "every reason is registered at once");
+        assert_eq!(reasons.len(), 5, "every reason is registered at once");
         assert!(reasons.contains(
             &"retry_not_retryable_total{service=\"emoji\",route=\"get\",reason=\"non_idempotent\"} 1"
         ));

@@ -160,6 +160,12 @@ where
         match self.replay.as_ref().map(Replay::replayable) {
             Some(Replayable::Complete) => {}
             Some(Replayable::Unfinished) if !answered => {}
+            // Nothing answered, but the failed attempt's client still
+            // sends the body.
+            Some(Replayable::InUse) if !answered => {
+                self.count(|m| m.not_retryable(NotRetryable::BodyInUse));
+                return Decision::Return;
+            }
             Some(Replayable::Unfinished | Replayable::InUse) => {
                 self.count(|m| m.not_retryable(NotRetryable::StreamingResponse));
                 return Decision::Return;

@@ -18,7 +18,8 @@
 //!    that failed to connect, broke before any response, hit its per-try
 //!    timeout, or got any other answer the mesh made itself, such as a 503
 //!    for a request it had nowhere to send, is different: the next attempt
-//!    replays what was sent and sends the rest.);
+//!    replays what was sent and sends the rest, once the failed attempt's
+//!    client has let go of the body (`body_in_use` while it has not).);
 //! 5. the request's [`Deadline`](crate::Deadline), if any, leaves time for
 //!    the backoff;
 //! 6. the shared [`Budget`] has a retry to spare.

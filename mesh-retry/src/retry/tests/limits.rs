@@ -289,3 +289,35 @@ async fn a_request_the_mesh_refused_before_sending_is_retried_with_its_whole_bod
         [Bytes::new(), Bytes::from("part one, part two")]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_an_abandoned_attempt_still_holds_is_no_streaming_response() {
+    // As hyper's HTTP/1 connection does: the attempt fails before any
+    // response (here its connection resets) while the connection still
+    // holds the request body it was sending, so it cannot be replayed yet.
+    // The upstream never answered: that is not a streaming response.
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let holder = held.clone();
+    let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+        holder.lock().unwrap().push(req.into_body());
+        async {
+            Err::<Response<BoxBody>, BoxError>(
+                io::Error::from(io::ErrorKind::ConnectionReset).into(),
+            )
+        }
+    });
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter([Ok::<_, BoxError>(
+        http_body::Frame::data(Bytes::from("upload")),
+    )]));
+    let req = Request::put("/doc")
+        .body(mesh_core::body::boxed(body))
+        .unwrap();
+    let h = Harness::new();
+    let err = send(&h.layer(RetryPolicy::default(), unlimited()), svc, req)
+        .await
+        .unwrap_err();
+    assert!(err.is::<io::Error>());
+    assert_eq!(held.lock().unwrap().len(), 1, "not retried");
+    assert_eq!(h.not_retryable("streaming_response"), 0);
+    assert_eq!(h.not_retryable("body_in_use"), 1);
+}
