@@ -100,6 +100,15 @@ fn lookup<'a, T>(
     if targets.is_empty() {
         return None;
     }
+    // Keys are in their one spelling, so an authority with a port that
+    // matches one as it is (the forwarder's `ip:port`) needs no rewriting;
+    // one with userinfo never does.
+    if authority.port().is_some()
+        && !authority.as_str().contains('@')
+        && let Some(found) = targets.get(authority)
+    {
+        return Some(found);
+    }
     let host = authority.host();
     let port = authority.port_u16();
     let exact = port
@@ -198,6 +207,11 @@ mod tests {
             assert!(reached(&t, uri), "{uri}");
         }
         assert!(!reached(&t, "http://svc.local:9090/"));
+
+        // A target with the URI's scheme port comes before one without.
+        let t = t.with_target("svc.local:80".parse().unwrap(), OutboundTls::Plaintext);
+        assert!(!reached(&t, "http://svc.local/"));
+        assert!(reached(&t, "https://svc.local/"));
         assert_ne!(
             t.get(&"u@api.shop:8080".parse().unwrap()),
             &OutboundTls::Plaintext
