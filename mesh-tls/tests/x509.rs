@@ -1,0 +1,162 @@
+//! What the chain checks refuse, on both ends of a connection, with
+//! certificates the mesh's CA would never issue: a leaf that is a CA, the
+//! wrong extended key usage, no SAN at all, dates outside the validity
+//! window. rustls's webpki does these checks and the mesh relies on them;
+//! these tests keep it so. Real sockets on 127.0.0.1, a raw rustls peer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::SystemTime;
+
+use mesh_core::BoxError;
+use mesh_tls::{AcceptConfig, NoIdentity, TlsAccept, accept::AcceptError};
+use rcgen::{BasicConstraints, ExtendedKeyUsagePurpose, IsCa};
+use support::*;
+use tokio::net::TcpListener;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+const API: &str = "spiffe://example.org/ns/shop/sa/api";
+
+/// Presents `chain` and `key` to a permissive mesh acceptor and returns
+/// its verdict.
+async fn present(raw: &RawIssuer, (chain, key): (String, String)) -> Result<(), BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = TlsAccept::new(store(&raw.ca, API), AcceptConfig::default());
+    let server = accept_one(listener, accept);
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((&chain, &key)),
+    );
+    let client = tokio::spawn(raw_get(config, addr));
+    let verdict = server.await.unwrap();
+    client.abort();
+    verdict.map(|_| ())
+}
+
+/// Dials a raw server presenting `chain` and `key`, expecting `API`.
+async fn dial(raw: &RawIssuer, (chain, key): (String, String)) -> Result<(), BoxError> {
+    let addr = serve_raw_tls(&chain, &key).await;
+    let connector = connector(store(&raw.ca, WEB), addr, API);
+    let uri = format!("http://{addr}/").parse().unwrap();
+    tower::ServiceExt::oneshot(connector, uri)
+        .await
+        .map(|_| ())
+        .map_err(Into::into)
+}
+
+/// Whether `error` is a failed handshake whose rustls error `matches`.
+fn rustls_error(error: &BoxError, matches: impl Fn(&rustls::Error) -> bool) -> bool {
+    find::<rustls::Error>(&**error).is_some_and(matches)
+}
+
+fn certificate_error(e: &rustls::Error) -> Option<&rustls::CertificateError> {
+    match e {
+        rustls::Error::InvalidCertificate(c) => Some(c),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_leaf_that_is_a_ca_is_refused_on_both_ends() {
+    let raw = RawIssuer::new();
+    for (identity, server_side) in [(WEB, true), (API, false)] {
+        let mut params = RawIssuer::params(vec![uri_san(identity)]);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = raw.sign(&params);
+        let error = if server_side {
+            present(&raw, cert).await
+        } else {
+            dial(&raw, cert).await
+        }
+        .unwrap_err();
+        assert!(
+            rustls_error(&error, |e| matches!(
+                certificate_error(e),
+                Some(rustls::CertificateError::Other(other))
+                    if other.to_string().contains("CaUsedAsEndEntity")
+            )),
+            "{error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_without_the_purpose_of_its_end_is_refused() {
+    let raw = RawIssuer::new();
+    let mut client = RawIssuer::params(vec![uri_san(WEB)]);
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let error = present(&raw, raw.sign(&client)).await.unwrap_err();
+    assert!(
+        rustls_error(&error, |e| matches!(
+            certificate_error(e),
+            Some(rustls::CertificateError::InvalidPurposeContext { .. })
+        )),
+        "{error:?}"
+    );
+
+    let mut server = RawIssuer::params(vec![uri_san(API)]);
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let error = dial(&raw, raw.sign(&server)).await.unwrap_err();
+    assert!(
+        rustls_error(&error, |e| matches!(
+            certificate_error(e),
+            Some(rustls::CertificateError::InvalidPurposeContext { .. })
+        )),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_without_a_san_names_no_one_on_either_end() {
+    let raw = RawIssuer::new();
+    let error = present(&raw, raw.sign(&RawIssuer::params(vec![])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error.downcast_ref::<AcceptError>(),
+            Some(AcceptError::NoPeerIdentity(NoIdentity::Missing))
+        ),
+        "{error:?}"
+    );
+    let error = dial(&raw, raw.sign(&RawIssuer::params(vec![])))
+        .await
+        .unwrap_err();
+    assert!(
+        find::<mesh_tls::ConnectError>(&*error).is_some_and(|e| e.is_identity_mismatch()),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn certificates_outside_their_validity_window_are_refused_on_both_ends() {
+    let raw = RawIssuer::new();
+    let now = SystemTime::now();
+    for (not_before, not_after) in [(now + HOUR, now + 2 * HOUR), (now - 2 * HOUR, now - HOUR)] {
+        for (identity, server_side) in [(WEB, true), (API, false)] {
+            let mut params = RawIssuer::params(vec![uri_san(identity)]);
+            params.not_before = not_before.into();
+            params.not_after = not_after.into();
+            let cert = raw.sign(&params);
+            let error = if server_side {
+                present(&raw, cert).await
+            } else {
+                dial(&raw, cert).await
+            }
+            .unwrap_err();
+            assert!(
+                rustls_error(&error, |e| matches!(
+                    certificate_error(e),
+                    Some(
+                        rustls::CertificateError::NotValidYetContext { .. }
+                            | rustls::CertificateError::ExpiredContext { .. }
+                    )
+                )),
+                "{error:?}"
+            );
+        }
+    }
+}
