@@ -13,6 +13,10 @@
 //!   Fractions of a millisecond are dropped, so a hop never sees more time
 //!   than its caller had. `0` means the deadline has passed.
 //!
+//! A request whose deadline has passed when it arrives (`mesh-deadline: 0`,
+//! `grpc-timeout: 0n`) is answered with the timeout at once by the layers
+//! that read the header, and not sent on: its caller has given up.
+//!
 //! On the way in, [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) reads
 //! the header of the request's kind (`grpc-timeout` on gRPC, `mesh-deadline`
 //! on anything else) and keeps the nearer of it and its own timeout. On the way
