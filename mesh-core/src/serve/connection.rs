@@ -13,13 +13,22 @@ use tokio::net::TcpStream;
 use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::{
-    Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown, accept::until, lease::Lease,
-    on_wake::OnWake, stall::WriteStall,
+    Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
+    accept::until,
+    idle::{
+        StreamIdle,
+        body::IdleBody,
+        future::{Answer, IdleFuture},
+        reads::{LastRead, Watched},
+    },
+    lease::Lease,
+    on_wake::OnWake,
+    stall::WriteStall,
 };
 use crate::{
     conn::ConnectionInfo,
     detect::{Detected, detect},
-    error::BoxError,
+    error::{BoxError, is_grpc},
     io::{BoxIo, PrefixedIo},
 };
 
@@ -145,12 +154,25 @@ where
             Prepared::Http(version, io, info, retire) => (version, io, info, retire),
             Prepared::Opaque(io, info, retire) => return self.opaque(io, info, retire).await,
         };
+        let config = &self.shared.config;
+        let (io, idle) = match config.stream_idle_timeout.filter(|t| !t.is_zero()) {
+            None => (Watched::off(io), None),
+            Some(timeout) => {
+                let reads = Arc::new(LastRead::now());
+                let io = match version {
+                    HttpVersion::Http1 => Watched::http1(io, reads.clone()),
+                    HttpVersion::Http2 => Watched::http2(io, reads.clone()),
+                };
+                (io, Some(StreamIdle::new(timeout, reads)))
+            }
+        };
         let svc = HyperService {
             inner: self.http,
             info,
             lease: self.lease.closing_at(retire.close_at()),
+            idle,
         };
-        let io = TokioIo::new(WriteStall::new(io, self.shared.config.write_stall_timeout));
+        let io = TokioIo::new(WriteStall::new(io, config.write_stall_timeout));
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
@@ -297,24 +319,38 @@ struct HyperService<S> {
     inner: S,
     info: ConnectionInfo,
     lease: Lease,
+    /// The stream idle bound, when configured.
+    idle: Option<StreamIdle>,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for HyperService<S>
 where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone,
 {
-    type Response = Response<B>;
+    type Response = Response<IdleBody<B>>;
     type Error = S::Error;
-    type Future = Oneshot<S, Request<Incoming>>;
+    type Future = IdleFuture<Oneshot<S, Request<Incoming>>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(self.info.clone());
         // A request that may turn the connection into a tunnel (an
         // `Upgrade`, or a `CONNECT`) carries the lease for the tunnel to
-        // hold: see `lease`.
-        if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+        // hold: see `lease`. A tunnel is not timed as a stream (see
+        // `idle`).
+        let tunnel = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
+        if tunnel {
             req.extensions_mut().insert(self.lease.clone());
         }
-        self.inner.clone().oneshot(req)
+        let clock = match &self.idle {
+            Some(idle) if !tunnel => {
+                let answer = Answer {
+                    grpc: is_grpc(req.headers()),
+                    http1: req.version() < http::Version::HTTP_2,
+                };
+                Some((idle.start(self.info.remote_addr), answer))
+            }
+            _ => None,
+        };
+        IdleFuture::new(self.inner.clone().oneshot(req), clock)
     }
 }

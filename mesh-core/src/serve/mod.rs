@@ -16,7 +16,9 @@
 //! No peer holds a connection by doing nothing: detection, the HTTP/1
 //! header read and HTTP/2's preface are timed, idle HTTP/2 connections
 //! are pinged, and a peer that stops reading its responses is cut
-//! ([`ServerConfig::write_stall_timeout`]).
+//! ([`ServerConfig::write_stall_timeout`]). A stream that goes quiet can
+//! be ended too, when [`ServerConfig::stream_idle_timeout`] is set; it is
+//! off by default, so that long-lived quiet gRPC streams live on.
 //!
 //! Shutdown is graceful. When the [`Shutdown`] signal fires the listener
 //! closes, so new connections are refused; connections still in their
@@ -49,6 +51,7 @@
 
 mod accept;
 mod connection;
+mod idle;
 pub(crate) mod lease;
 mod listener;
 mod on_wake;
@@ -159,6 +162,30 @@ pub struct ServerConfig {
     /// the clock again. The bound stays with a connection upgraded to a
     /// tunnel: a tunnel whose client reads nothing for this long is closed.
     pub write_stall_timeout: Duration,
+    /// How long an HTTP stream may go without activity (a request or
+    /// response body frame, or the response head) before it is ended.
+    /// Default `None`: streams may be quiet for ever. `Some` of zero is
+    /// the same as `None`, as Envoy reads a zero.
+    ///
+    /// Nothing else bounds a stream that goes quiet: a client that
+    /// trickles its request body, or a response that never finishes,
+    /// would hold its stream (and on HTTP/1 its connection and its place
+    /// under [`max_connections`](Self::max_connections)) for ever.
+    /// Envoy's `stream_idle_timeout` bounds the same, at 5 minutes by
+    /// default; it is off here by default because quiet long-lived
+    /// streams (gRPC watches and subscriptions) are legitimate, and
+    /// Linkerd does not cut them.
+    ///
+    /// A stream that goes quiet before its response head is answered
+    /// `408 Request Timeout` with `mesh-error: stream idle timeout` (a
+    /// gRPC one trailers-only with `grpc-status: 4`), and the service's
+    /// future is dropped; after the head, its response body fails, which
+    /// resets an HTTP/2 stream and closes an HTTP/1 connection, so the
+    /// client sees a truncated body. On HTTP/2, request data is seen per
+    /// connection rather than per stream. Upgrades and `CONNECT` tunnels
+    /// are not timed. A timed stream has one timer, moved only when it
+    /// fires; when off, streams have none.
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +200,7 @@ impl Default for ServerConfig {
             http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
             http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
             write_stall_timeout: WRITE_STALL_TIMEOUT,
+            stream_idle_timeout: None,
         }
     }
 }

@@ -1,0 +1,152 @@
+//! A bound on how long an HTTP stream may go quiet: see
+//! [`ServerConfig::stream_idle_timeout`](super::ServerConfig::stream_idle_timeout).
+//!
+//! # Why
+//!
+//! The server times a request's headers, detection and a peer that reads
+//! nothing, but not a stream that simply stops: a client that trickles its
+//! request body a byte a minute, or an upstream whose response never
+//! finishes, holds its stream, and for HTTP/1 its connection and its
+//! place under the connection limit, for ever. Envoy bounds this with its
+//! `stream_idle_timeout` (5 minutes by default): a stream with no activity
+//! for that long is ended, with `408` when no response head has gone out,
+//! and a reset after. Long-lived quiet streams are normal for gRPC
+//! (watches, subscriptions), and Linkerd has no such bound, so here it is
+//! off unless configured.
+//!
+//! # How
+//!
+//! Activity is a request body frame, the response head, or a response
+//! body frame. A stream gets one timer when it starts. Activity only
+//! stores the time it happened; when the timer fires, it is pushed back to
+//! one timeout after the latest activity, and only when there was none
+//! since does the stream end. So a busy stream touches the timer once per
+//! timeout, not once per frame.
+//!
+//! Response activity is seen per stream: the server wraps each response
+//! future and body ([`future`], [`body`]). The request body is the
+//! application's to read (the service takes hyper's own body type), so its
+//! frames are seen where they enter, on the connection's reads ([`reads`]):
+//! for HTTP/1, which carries one stream at a time, any byte read; for
+//! HTTP/2, the `DATA` and `HEADERS` frames read, found by their frame
+//! headers. A quiet HTTP/2 stream is therefore cut only once no stream of
+//! its connection has sent request data for the timeout; pings, window
+//! updates and settings never count.
+//!
+//! When it fires before the response head, the service's future is
+//! dropped (which cancels whatever it was waiting for) and the client gets
+//! `408 Request Timeout`, Envoy's status, with `mesh-error: stream idle
+//! timeout`; a gRPC client gets a trailers-only response with
+//! `grpc-status: 4` (`DEADLINE_EXCEEDED`), the code of the mesh's other
+//! timeouts. An HTTP/1 answer says `connection: close`, as the request's
+//! body may be half read. After the head, the response body fails: hyper
+//! resets an HTTP/2 stream (`RST_STREAM`) and closes an HTTP/1
+//! connection, so the client sees a truncated body, never a silently
+//! complete one.
+//!
+//! Upgrades and `CONNECT` tunnels are not timed: a tunnel's bytes are the
+//! application's protocol, not a stream's frames, and a tunnel keeps the
+//! write stall bound and ends with its connection or the shutdown grace.
+
+pub(super) mod body;
+pub(super) mod future;
+pub(super) mod reads;
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use tokio::time::{Instant, Sleep};
+
+use self::reads::LastRead;
+
+/// The stream idle bound of one connection: handed to each of its
+/// streams.
+#[derive(Clone, Debug)]
+pub(super) struct StreamIdle {
+    timeout: Duration,
+    reads: Arc<LastRead>,
+}
+
+impl StreamIdle {
+    pub(super) fn new(timeout: Duration, reads: Arc<LastRead>) -> Self {
+        Self { timeout, reads }
+    }
+
+    /// The clock of a stream starting now.
+    pub(super) fn start(&self, peer: SocketAddr) -> StreamClock {
+        let now = Instant::now();
+        StreamClock {
+            timeout: self.timeout,
+            timer: Box::pin(tokio::time::sleep_until(now + self.timeout)),
+            last: now,
+            reads: self.reads.clone(),
+            peer,
+        }
+    }
+}
+
+/// The time since a stream's last activity.
+pub(super) struct StreamClock {
+    timeout: Duration,
+    // Boxed: it moves from the response future to its body.
+    timer: Pin<Box<Sleep>>,
+    /// The stream's own last activity: its response head or a frame.
+    last: Instant,
+    /// The connection's last request data.
+    reads: Arc<LastRead>,
+    peer: SocketAddr,
+}
+
+impl StreamClock {
+    /// The stream was active now.
+    #[inline]
+    pub(super) fn touch(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// `Ready` once the stream has been quiet for the whole timeout.
+    pub(super) fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let last = self.last.max(self.reads.get());
+            let deadline = last + self.timeout;
+            if deadline <= Instant::now() {
+                return Poll::Ready(());
+            }
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+
+    pub(super) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl std::fmt::Debug for StreamClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamClock")
+            .field("timeout", &self.timeout)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error a response body ends with when its stream went quiet.
+#[derive(Debug)]
+pub(super) struct StreamIdleTimeout;
+
+impl std::fmt::Display for StreamIdleTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the stream was idle for the stream idle timeout")
+    }
+}
+
+impl std::error::Error for StreamIdleTimeout {}
+
+#[cfg(test)]
+mod tests;
