@@ -414,3 +414,14 @@ fn a_refusal_of_files_names_the_files_at_fault() {
         good.write(dir.path()).unwrap();
     }
 }
+
+/// A certificate of the chain that is not on the path to the trust
+/// anchor (here a copy of the anchor itself, expired, which webpki does not
+/// date-check) does not make the chain expired.
+#[test]
+fn a_chain_sending_its_expired_anchor_along_is_in_service_until_its_leaf_expires() {
+    let (chain, key, bundle) = chain_sending_an_expired_anchor(WEB);
+    let creds = Credentials::from_pem(chain.as_bytes(), key.as_bytes(), bundle.as_bytes()).unwrap();
+    let store = CredentialStore::with_credentials(Default::default(), creds).unwrap();
+    assert_eq!(store.identity(), Some(id(WEB)));
+}

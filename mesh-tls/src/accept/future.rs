@@ -21,7 +21,7 @@ use tokio::{
 use super::{AcceptConfig, AcceptError, InboundMode, ServerIo, retirement::HandshakeWith};
 use crate::{
     ALPN_H2, ALPN_HTTP1, CredentialStore,
-    cert::{self, CertNames, NoIdentity},
+    cert::{CertNames, NoIdentity},
     metrics::Direction,
 };
 
@@ -191,9 +191,9 @@ impl<I: Io> AcceptFuture<I> {
             _ => None,
         };
         let peer = conn.peer_certificates().filter(|certs| !certs.is_empty());
-        let peer_not_after = peer.and_then(cert::chain_not_after);
+
         let retire = match self.handshake_with.take() {
-            Some(with) => with.retirement(&self.store, &self.config, peer_not_after, peer),
+            Some(with) => with.retirement(&self.store, &self.config, peer),
             None => Retirement::never(),
         };
         self.state = State::Done;

@@ -22,6 +22,7 @@ use crate::{
 pub(super) struct HandshakeWith {
     local_not_after: SystemTime,
     roots: Arc<[CertificateDer<'static>]>,
+    anchor_subjects: Arc<[Vec<u8>]>,
     version: watch::Receiver<StoreVersion>,
     loaded: u64,
 }
@@ -37,6 +38,7 @@ impl HandshakeWith {
         Self {
             local_not_after: snapshot.creds.chain_not_after(),
             roots: snapshot.creds.shared_roots(),
+            anchor_subjects: snapshot.creds.anchor_subjects().clone(),
             version,
             loaded,
         }
@@ -49,15 +51,18 @@ impl HandshakeWith {
         self,
         store: &CredentialStore,
         config: &AcceptConfig,
-        peer_not_after: Option<SystemTime>,
         peer_chain: Option<&[CertificateDer<'static>]>,
     ) -> Retirement {
         let Self {
             local_not_after,
             roots,
+            anchor_subjects,
             version,
             loaded,
         } = self;
+        let peer_not_after = peer_chain
+            .and_then(|chain| crate::cert::path_validity(chain, &anchor_subjects))
+            .map(|(_, not_after)| not_after);
         let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);
         let metrics = store.metrics().clone();

@@ -124,7 +124,8 @@ impl Handshake {
             .get_ref()
             .1
             .peer_certificates()
-            .and_then(cert::chain_not_after);
+            .and_then(|chain| cert::path_validity(chain, self.snapshot.creds.anchor_subjects()))
+            .map(|(_, not_after)| not_after);
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let config = &self.shared.config;
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);

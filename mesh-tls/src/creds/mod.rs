@@ -40,11 +40,13 @@ pub struct Credentials {
     roots: Arc<[CertificateDer<'static>]>,
     not_before: SystemTime,
     not_after: SystemTime,
-    /// When the last certificate of the chain becomes valid: the leaf, or
-    /// an intermediate that becomes valid after it.
+    /// The subject names of the trust anchors.
+    anchor_subjects: Arc<[Vec<u8>]>,
+    /// When the last certificate of the path to a trust anchor becomes
+    /// valid: the leaf, or an intermediate that becomes valid after it.
     chain_not_before: SystemTime,
-    /// When the first certificate of the chain expires: the leaf, or an
-    /// intermediate that expires before it.
+    /// When the first certificate of the path to a trust anchor expires:
+    /// the leaf, or an intermediate that expires before it.
     chain_not_after: SystemTime,
 }
 
@@ -89,8 +91,10 @@ impl Credentials {
         for cert in &chain {
             webpki::EndEntityCert::try_from(cert).map_err(|_| CredentialError::BadCertificate)?;
         }
+        let anchor_subjects: Arc<[Vec<u8>]> = crate::cert::anchor_subjects(&roots).into();
         let (chain_not_before, chain_not_after) =
-            crate::cert::chain_validity(&chain).ok_or(CredentialError::BadCertificate)?;
+            crate::cert::path_validity(&chain, &anchor_subjects)
+                .ok_or(CredentialError::BadCertificate)?;
         let identity = names
             .identity()
             .map_err(CredentialError::NoIdentity)?
@@ -119,6 +123,7 @@ impl Credentials {
             roots: roots.into(),
             not_before: names.not_before,
             not_after: names.not_after,
+            anchor_subjects,
             chain_not_before,
             chain_not_after,
         })
@@ -184,6 +189,12 @@ impl Credentials {
     /// When the workload certificate expires.
     pub fn not_after(&self) -> SystemTime {
         self.not_after
+    }
+
+    /// The subject names of the trust anchors, to find a peer's path to
+    /// them ([`crate::cert::path_validity`]).
+    pub(crate) fn anchor_subjects(&self) -> &Arc<[Vec<u8>]> {
+        &self.anchor_subjects
     }
 
     /// When the chain stops verifying: the workload certificate's

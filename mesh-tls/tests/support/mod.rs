@@ -429,3 +429,45 @@ pub fn creds_trusting(
     )
     .unwrap()
 }
+
+/// A chain for `identity` whose trust anchor expired an hour ago and is
+/// sent along (leaf, issuer, anchor), with its key and the anchor as the
+/// bundle. webpki ends a path at the first trust anchor and never checks
+/// an anchor's dates, so the chain verifies; the copy of the anchor is
+/// sent but not part of the path.
+pub fn chain_sending_an_expired_anchor(identity: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let now = std::time::SystemTime::now();
+    let ca_params = |name: &str, not_before, not_after| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = now.checked_sub(not_before).unwrap().into();
+        params.not_after = not_after;
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = ca_params(
+        "expired anchor",
+        48 * HOUR,
+        now.checked_sub(HOUR).unwrap().into(),
+    );
+    let anchor_pem = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor = rcgen::Issuer::new(anchor_params, anchor_key);
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let issuer_params = ca_params("issuer", HOUR, (now + 24 * HOUR).into());
+    let issuer_pem = issuer_params.signed_by(&issuer_key, &anchor).unwrap().pem();
+    let issuer = rcgen::Issuer::new(issuer_params, issuer_key);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = RawIssuer::params(vec![uri_san(identity)])
+        .signed_by(&key, &issuer)
+        .unwrap()
+        .pem();
+    (
+        leaf + &issuer_pem + &anchor_pem,
+        key.serialize_pem(),
+        anchor_pem,
+    )
+}

@@ -159,35 +159,75 @@ fn has_spiffe_scheme(uri: &str) -> bool {
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("spiffe"))
 }
 
-/// When `cert` becomes valid and when it expires, reading nothing else.
-fn validity(cert: &CertificateDer<'_>) -> Option<(SystemTime, SystemTime)> {
-    let (_, x509) = X509CertificateParser::new()
-        .with_deep_parse_extensions(false)
-        .parse(cert.as_ref())
-        .ok()?;
-    let validity = x509.validity();
-    Some((
-        unix(validity.not_before.timestamp()),
-        unix(validity.not_after.timestamp()),
-    ))
+/// The names and dates of one certificate of a chain.
+struct Link {
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    not_before: SystemTime,
+    not_after: SystemTime,
 }
 
-/// When `chain` (a leaf and its intermediates) verifies: from the latest
-/// `notBefore` of its certificates to the earliest `notAfter`. `None` for
-/// an empty chain or one that does not parse.
-pub(crate) fn chain_validity(chain: &[CertificateDer<'_>]) -> Option<(SystemTime, SystemTime)> {
-    let mut certs = chain.iter().map(validity);
-    let first = certs.next()??;
-    certs.try_fold(first, |(from, until), cert| {
-        let (not_before, not_after) = cert?;
-        Some((from.max(not_before), until.min(not_after)))
-    })
+impl Link {
+    fn parse(cert: &CertificateDer<'_>) -> Option<Self> {
+        let (_, x509) = X509CertificateParser::new()
+            .with_deep_parse_extensions(false)
+            .parse(cert.as_ref())
+            .ok()?;
+        let validity = x509.validity();
+        Some(Self {
+            subject: x509.subject().as_raw().to_vec(),
+            issuer: x509.issuer().as_raw().to_vec(),
+            not_before: unix(validity.not_before.timestamp()),
+            not_after: unix(validity.not_after.timestamp()),
+        })
+    }
 }
 
-/// When the first certificate of `chain` expires: after then the chain no
-/// longer verifies.
-pub(crate) fn chain_not_after(chain: &[CertificateDer<'_>]) -> Option<SystemTime> {
-    chain_validity(chain).map(|(_, not_after)| not_after)
+/// The DER subject names of `roots`, for [`path_validity`].
+pub(crate) fn anchor_subjects(roots: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
+    roots
+        .iter()
+        .filter_map(Link::parse)
+        .map(|l| l.subject)
+        .collect()
+}
+
+/// When the path from `chain`'s leaf to a trust anchor verifies: from the
+/// latest `notBefore` of its certificates to the earliest `notAfter`.
+/// `None` for an empty chain or a leaf that does not parse.
+///
+/// The path is found as webpki builds it, by name: from the leaf, to a
+/// trust anchor (one of `anchor_subjects`) when one issued the current
+/// certificate, else to the certificate of the chain that did. Anything
+/// else a peer sends (the anchor itself, or an old cross-signature of it,
+/// which names the anchor as its subject) is not on the path, and its
+/// dates, which webpki never reads, do not count.
+pub(crate) fn path_validity(
+    chain: &[CertificateDer<'_>],
+    anchor_subjects: &[Vec<u8>],
+) -> Option<(SystemTime, SystemTime)> {
+    let (leaf, rest) = chain.split_first()?;
+    let leaf = Link::parse(leaf)?;
+    let mut rest: Vec<Link> = rest.iter().filter_map(Link::parse).collect();
+    let mut window = (leaf.not_before, leaf.not_after);
+    let mut issuer = leaf.issuer;
+    while !anchor_subjects.contains(&issuer) {
+        // Of two certificates with the issuer's name, the one that expires
+        // first: a peer cannot lengthen its connection by sending a second
+        // copy with later dates, whichever webpki verified.
+        let Some((at, _)) = rest
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.subject == issuer)
+            .min_by_key(|(_, l)| l.not_after)
+        else {
+            break;
+        };
+        let next = rest.swap_remove(at);
+        window = (window.0.max(next.not_before), window.1.min(next.not_after));
+        issuer = next.issuer;
+    }
+    Some(window)
 }
 
 /// Whether `id` belongs to `trust_domain`.
@@ -271,123 +311,4 @@ impl fmt::Display for NoIdentity {
 impl std::error::Error for NoIdentity {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(s: &str) -> Identity {
-        Identity::parse(s).unwrap()
-    }
-
-    fn cert_with(sans: Vec<rcgen::SanType>) -> CertificateDer<'static> {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::default();
-        params.subject_alt_names = sans;
-        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        params.self_signed(&key).unwrap().der().clone()
-    }
-
-    fn uri(s: &str) -> rcgen::SanType {
-        rcgen::SanType::URI(s.try_into().unwrap())
-    }
-
-    fn dns(s: &str) -> rcgen::SanType {
-        rcgen::SanType::DnsName(s.try_into().unwrap())
-    }
-
-    #[test]
-    fn the_identity_is_the_one_spiffe_id_or_the_first_dns_identity() {
-        let spiffe = "spiffe://example.org/ns/a/sa/b";
-        let names = CertNames::parse(&cert_with(vec![
-            dns("localhost"),
-            uri(spiffe),
-            dns("a.b.svc"),
-        ]))
-        .unwrap();
-        assert_eq!(names.identity(), Ok(&id(spiffe)));
-        assert!(names.names(&id(spiffe)) && names.names(&id("a.b.svc")));
-        assert!(!names.names(&id("spiffe://example.org/ns/a/sa/c")));
-
-        let names =
-            CertNames::parse(&cert_with(vec![dns("localhost"), dns("web.ns.svc")])).unwrap();
-        assert_eq!(names.identity(), Ok(&id("web.ns.svc")));
-
-        let names = CertNames::parse(&cert_with(vec![
-            uri("https://example.org/x"),
-            dns("localhost"),
-        ]))
-        .unwrap();
-        assert_eq!(names.identity(), Err(NoIdentity::Missing));
-
-        let two = vec![uri(spiffe), uri("spiffe://example.org/ns/a/sa/c")];
-        assert_eq!(
-            CertNames::parse(&cert_with(two)).unwrap().identity(),
-            Err(NoIdentity::Ambiguous)
-        );
-        assert_eq!(
-            CertNames::parse(&CertificateDer::from(vec![0x30, 0x00])).err(),
-            Some(BadCertificate)
-        );
-    }
-
-    #[test]
-    fn a_spiffe_id_beside_another_uri_san_is_no_identity_and_names_nothing() {
-        let spiffe = "spiffe://example.org/ns/a/sa/b";
-        for other in ["https://example.org/x", "spiffe://example.org/ns/a/sa/c"] {
-            let names = CertNames::parse(&cert_with(vec![uri(spiffe), uri(other)])).unwrap();
-            assert_eq!(names.identity(), Err(NoIdentity::Ambiguous), "{other}");
-            assert!(!names.names(&id(spiffe)), "{other}");
-        }
-    }
-
-    #[test]
-    fn a_uri_san_of_another_scheme_leaves_a_dns_identity_in_place_and_a_bad_spiffe_one_does_not() {
-        let names = CertNames::parse(&cert_with(vec![
-            uri("https://example.org/x"),
-            dns("web.ns.svc"),
-        ]))
-        .unwrap();
-        assert_eq!(names.identity(), Ok(&id("web.ns.svc")));
-        for bad in [
-            "spiffe://example.org/w/",
-            "Spiffe://example.org/w",
-            "spiffe:example.org/w",
-        ] {
-            let names = CertNames::parse(&cert_with(vec![uri(bad), dns("web.ns.svc")])).unwrap();
-            assert_eq!(
-                names.identity(),
-                Err(NoIdentity::MalformedSpiffeId),
-                "{bad}"
-            );
-            assert!(!names.names(&id("web.ns.svc")), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_spiffe_id_without_a_path_names_a_trust_domain_not_a_workload() {
-        let names = CertNames::parse(&cert_with(vec![uri("spiffe://example.org")])).unwrap();
-        assert_eq!(names.identity(), Err(NoIdentity::TrustDomainOnly));
-        assert!(!names.names(&id("spiffe://example.org")));
-        assert_eq!(
-            names.signing_trust_domain(),
-            Some(TrustDomain::parse("example.org").unwrap())
-        );
-        let workload = CertNames::parse(&cert_with(vec![uri("spiffe://example.org/w")])).unwrap();
-        assert_eq!(workload.signing_trust_domain(), None);
-    }
-
-    #[test]
-    fn dns_names_belong_to_the_trust_domain_they_end_with() {
-        let td = TrustDomain::parse("cluster.local").unwrap();
-        assert!(in_trust_domain(
-            &td,
-            &id("web.ns.serviceaccount.identity.linkerd.cluster.local")
-        ));
-        assert!(!in_trust_domain(&td, &id("web.evilcluster.local")));
-        assert!(!in_trust_domain(&td, &id("cluster.local")));
-        assert!(in_trust_domain(
-            &td,
-            &id("spiffe://cluster.local/ns/a/sa/b")
-        ));
-        assert!(!in_trust_domain(&td, &id("spiffe://other.local/ns/a/sa/b")));
-    }
-}
+mod tests;
