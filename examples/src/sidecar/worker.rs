@@ -126,6 +126,7 @@ impl Worker {
             http2_keep_alive_interval: tuning.http2_keep_alive_interval,
             http2_keep_alive_timeout: tuning.http2_keep_alive_timeout,
             write_stall_timeout: tuning.write_stall_timeout,
+            stream_idle_timeout: tuning.stream_idle_timeout,
         }
     }
 

@@ -163,6 +163,14 @@ pub struct ServerTuning {
     /// never reads its response does not hold its place for ever. Default
     /// 60 seconds (nginx's `send_timeout`). Never zero.
     pub write_stall_timeout: Duration,
+    /// How long an HTTP stream on any listener may go without activity (a
+    /// request or response body frame, the response head) before it is
+    /// ended: `408` before the response head, a reset or a closed
+    /// connection after. Default `None` (`0s` in the file, or no value):
+    /// never, so that long-lived quiet gRPC streams live on, as under
+    /// Linkerd. Envoy's `stream_idle_timeout` is the same bound, on by
+    /// default at 5 minutes.
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 impl ServerTuning {
@@ -197,6 +205,7 @@ impl Default for ServerTuning {
             http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
             http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
             write_stall_timeout: WRITE_STALL_TIMEOUT,
+            stream_idle_timeout: None,
         }
     }
 }
@@ -227,6 +236,9 @@ pub(super) fn resolve_server(section: &ServerSection) -> ServerTuning {
     }
     if let Some(timeout) = section.write_stall_timeout {
         tuning.write_stall_timeout = timeout.0;
+    }
+    if let Some(timeout) = section.stream_idle_timeout {
+        tuning.stream_idle_timeout = Some(timeout.0).filter(|t| !t.is_zero());
     }
     tuning
 }
