@@ -5,7 +5,8 @@
 //! reads manifests (multi-document YAML, or a `kind: List` with `items` as
 //! `kubectl get -o yaml` prints them), adds the sidecar to every workload's
 //! pod template and writes the documents back, in the same order, on
-//! standard output. What it did to each object goes to standard error.
+//! standard output. What it did to each object goes to standard error,
+//! with a warning for what an injected sidecar cannot follow (see below).
 //!
 //! # What is injected
 //!

@@ -6,9 +6,9 @@
 //! defaults of its pods. Inject reads the Namespaces of its own input the
 //! same way, whatever their place in it (a Namespace written after its
 //! workloads decides for them too): `mesh.io/inject` and Linkerd's
-//! `linkerd.io/inject` (see [`rule`](super::rule)), the proxy resource
+//! `linkerd.io/inject` (see [`rule`]), the proxy resource
 //! annotations (see [`resources`](super::resources)) and the annotations
-//! the sidecar does not read (see [`warning`](super::warning)). A
+//! the sidecar does not read (see [`warning`]). A
 //! Namespace that is not in the input is not seen.
 //!
 //! A workload is in the Namespace its `metadata.namespace` names. One
@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use mesh_core::resource::DocumentContext;
+use mesh_core::resource::{DocumentContext, ResourceError};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{
@@ -67,7 +67,7 @@ impl Namespaces {
     pub(super) fn read_all(
         documents: &mut [(DocumentContext<'_>, Value)],
         text: &str,
-    ) -> Result<Self, mesh_core::resource::ResourceError> {
+    ) -> Result<Self, ResourceError> {
         let mut namespaces = Self::default();
         for (context, document) in documents {
             for object in objects(document).map_err(|p| p.into_error(text, context))? {
