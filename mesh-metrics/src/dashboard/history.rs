@@ -70,24 +70,32 @@ impl History {
         })
     }
 
-    /// The sparklines of the edge from `src` to `dst`.
+    /// The sparklines of the edge from `src` to `dst`. Found by binary
+    /// search, as a summary's edges are sorted: a source picks how many
+    /// there are, and each is looked up in every point.
     pub fn edge(&self, src: &str, dst: &str) -> Series {
         self.series(|s| {
             s.edges
-                .iter()
-                .find(|e| e.src == src && e.dst == dst)
+                .binary_search_by(|e| (e.src.as_str(), e.dst.as_str()).cmp(&(src, dst)))
+                .ok()
+                .and_then(|i| s.edges.get(i))
                 .map(Signals::from)
         })
     }
 
-    /// The sparklines of `route`, one of a workload's outbound routes.
+    /// The sparklines of `route`, one of a workload's outbound routes,
+    /// found as [`edge`](Self::edge) finds an edge's.
     pub fn route(&self, route: &RouteSummary) -> Series {
-        let same = |r: &&RouteSummary| {
-            r.row.workload == route.row.workload
-                && r.row.service == route.row.service
-                && r.row.route == route.row.route
-        };
-        self.series(|s| s.routes.iter().find(same).map(Signals::from))
+        fn key(r: &RouteSummary) -> (&str, &str, &str) {
+            (&r.row.workload, &r.row.service, &r.row.route)
+        }
+        self.series(|s| {
+            s.routes
+                .binary_search_by(|r| key(r).cmp(&key(route)))
+                .ok()
+                .and_then(|i| s.routes.get(i))
+                .map(Signals::from)
+        })
     }
 
     fn series(&self, find: impl Fn(&Summary) -> Option<Signals>) -> Series {

@@ -1,7 +1,10 @@
 //! The golden signals of a mesh over one window: workloads, the edges
 //! between them, and the outbound routes where retries and timeouts happen.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use serde::Serialize;
 
@@ -9,7 +12,7 @@ use crate::{
     labels::Direction,
     query::{
         Delta, Golden, Sample, Target, Totals,
-        routes::{DEFAULT_ROUTE, RouteRow, route_rows},
+        routes::{DEFAULT_ROUTE, RouteRow, outbound_route_key, rows_by},
         stat::{StatRow, stat_rows},
     },
 };
@@ -88,9 +91,9 @@ impl Summary {
     }
 }
 
-/// The services some source called, in first-seen order.
-fn services(deltas: &[Option<Delta>]) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
+/// The services some source called. A set: a source picks how many.
+fn services(deltas: &[Option<Delta>]) -> HashSet<&str> {
+    let mut out = HashSet::new();
     for s in deltas.iter().flatten().flat_map(Delta::samples) {
         let service = if s.name.starts_with("retry_") {
             s.label("service")
@@ -99,9 +102,7 @@ fn services(deltas: &[Option<Delta>]) -> Vec<&str> {
         } else {
             None
         };
-        if let Some(service) = service.filter(|svc| !out.contains(svc)) {
-            out.push(service);
-        }
+        out.extend(service);
     }
     out
 }
@@ -112,32 +113,27 @@ fn is_outbound_response(s: &Sample) -> bool {
 }
 
 fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
-    let mut groups: Vec<((&str, &str), Totals, Duration, f64)> = Vec::new();
+    // Found by hashing: a source picks how many services it names.
+    let mut groups: HashMap<(&str, &str), (Totals, Duration, f64)> = HashMap::new();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         for s in delta.samples().iter().filter(|s| is_outbound_response(s)) {
             let Some(dst) = s.label("dst_service") else {
                 continue;
             };
-            let key = (target.name.as_str(), dst);
-            let i = match groups.iter().position(|g| g.0 == key) {
-                Some(i) => i,
-                None => {
-                    groups.push((key, Totals::default(), Duration::ZERO, 0.0));
-                    groups.len() - 1
-                }
-            };
-            groups[i].1.add(s);
-            groups[i].2 = groups[i].2.max(delta.elapsed());
+            let group = groups.entry((target.name.as_str(), dst)).or_default();
+            group.0.add(s);
+            group.1 = group.1.max(delta.elapsed());
             if s.name == "response_total" && is_forbidden(s) {
-                groups[i].3 += s.value;
+                group.2 += s.value;
             }
         }
     }
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_iter()
-        .map(|((src, dst), t, window, forbidden)| Edge {
+        .map(|((src, dst), (t, window, forbidden))| Edge {
             src: src.to_owned(),
             dst: dst.to_owned(),
             golden: Golden::new(&t, window),
@@ -151,13 +147,25 @@ fn is_forbidden(s: &Sample) -> bool {
     s.label("status_code") == Some("403") || s.label("grpc_status") == Some("7")
 }
 
+/// The outbound routes of every service some source called, in one pass
+/// over the samples: a source picks how many services and routes it
+/// names, so none is looked up by a scan of the others.
 fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
-    let mut out: Vec<RouteSummary> = services(deltas)
+    let services = services(deltas);
+    let rows = rows_by(targets, deltas, |s| {
+        outbound_route_key(s).filter(|(_, service)| services.contains(service))
+    });
+    let timeouts = timeouts(targets, deltas);
+    let mut out: Vec<RouteSummary> = rows
         .into_iter()
-        .flat_map(|service| route_rows(targets, deltas, Some(service)))
         .map(|row| {
             let window = window_of(targets, deltas, &row.workload);
-            let timeouts = timeouts(targets, deltas, &row);
+            let key = (
+                row.workload.as_str(),
+                row.route.as_str(),
+                row.service.as_str(),
+            );
+            let timeouts = timeouts.get(&key).copied().unwrap_or(0.0);
             RouteSummary {
                 retries: (row.actual_rps - row.golden.rps).max(0.0),
                 timeouts: per_second(timeouts, window),
@@ -198,19 +206,30 @@ fn samples_of<'a>(
         .flat_map(Delta::samples)
 }
 
-/// Responses of `row`'s route that ended in a timeout, over its workload's
-/// sources.
-fn timeouts(targets: &[Target], deltas: &[Option<Delta>], row: &RouteRow) -> f64 {
-    samples_of(targets, deltas, &row.workload)
-        .filter(|s| {
-            s.name == "response_total"
-                && is_outbound_response(s)
-                && s.label("error") == Some("timeout")
-                && s.label("dst_service") == Some(row.service.as_str())
-                && s.label("route_name").unwrap_or(DEFAULT_ROUTE) == row.route
-        })
-        .map(|s| s.value)
-        .sum()
+/// Responses that ended in a timeout, by workload, route and service.
+fn timeouts<'a>(
+    targets: &'a [Target],
+    deltas: &'a [Option<Delta>],
+) -> HashMap<(&'a str, &'a str, &'a str), f64> {
+    let mut out = HashMap::new();
+    for (target, delta) in targets.iter().zip(deltas) {
+        let Some(delta) = delta else { continue };
+        for s in delta.samples() {
+            if s.name != "response_total"
+                || !is_outbound_response(s)
+                || s.label("error") != Some("timeout")
+            {
+                continue;
+            }
+            let Some(service) = s.label("dst_service") else {
+                continue;
+            };
+            let route = s.label("route_name").unwrap_or(DEFAULT_ROUTE);
+            *out.entry((target.name.as_str(), route, service))
+                .or_insert(0.0) += s.value;
+        }
+    }
+    out
 }
 
 /// The longest window among `workload`'s sources.

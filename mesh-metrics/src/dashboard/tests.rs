@@ -316,3 +316,43 @@ async fn poller_stops_once_the_dashboard_is_dropped() {
         .expect("the poller outlived its dashboard")
         .unwrap();
 }
+
+#[test]
+fn a_source_with_thousands_of_services_and_routes_is_summed_in_one_pass() {
+    // A source serves whatever labels it likes: 5,000 services with a
+    // route each, and as many `le` bounds. Summed service by service, and
+    // each route's sparklines found by a scan of the others, a round took
+    // some 10^8 label lookups; it must stay linear.
+    const N: usize = 5_000;
+    let scrape = |n: u32| {
+        let mut text = String::new();
+        for i in 0..N {
+            text += &format!(
+                "response_total{{direction=\"outbound\",dst_service=\"s{i}\",route_name=\"r{i}\",classification=\"success\"}} {n}\n\
+                 response_total{{direction=\"outbound\",dst_service=\"s{i}\",route_name=\"r{i}\",error=\"timeout\",classification=\"failure\"}} {n}\n\
+                 response_latency_ms_bucket{{le=\"{i}.5\",direction=\"outbound\",dst_service=\"s0\",route_name=\"r0\"}} {n}\n"
+            );
+        }
+        Scrape::parse(&text).unwrap()
+    };
+    let config = DashboardConfig::new(Target::parse_list("web=127.0.0.1:1").unwrap());
+    let mut board = Board::new(&config);
+    board.observe(Duration::ZERO, ok(vec![scrape(0)]));
+    board.observe(Duration::from_secs(2), ok(vec![scrape(2)]));
+    let current = board.current();
+    assert_eq!(current.routes.len(), N);
+    assert_eq!(current.edges.len(), N);
+    let last = &current.routes[N - 1];
+    assert_eq!(
+        (last.row.service.as_str(), last.row.route.as_str()),
+        ("s999", "r999")
+    );
+    assert!(close(Some(last.timeouts), 1.0), "{}", last.timeouts);
+    assert!(
+        close(Some(last.row.golden.rps), 2.0),
+        "{}",
+        last.row.golden.rps
+    );
+    let view = board.view();
+    assert_eq!(view.routes.len(), N);
+}

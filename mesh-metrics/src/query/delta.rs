@@ -81,6 +81,9 @@ impl Delta {
     }
 }
 
+/// The most distinct bucket bounds a [`Totals`] keeps.
+pub const MAX_BOUNDS: usize = 256;
+
 /// Responses, latency buckets and retries summed over a selection of
 /// series (a workload, a route), over one window.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -93,7 +96,8 @@ pub struct Totals {
     pub tls: f64,
     /// `retry_requests_total`: attempts after the first.
     pub retries: f64,
-    /// `response_latency_ms_bucket`, by bound, cumulative.
+    /// `response_latency_ms_bucket`, by bound, cumulative; at most
+    /// [`MAX_BOUNDS`] bounds, the first seen.
     pub buckets: Vec<(f64, f64)>,
 }
 
@@ -114,10 +118,7 @@ impl Totals {
                 let Some(bound) = s.label("le").and_then(parse_bound) else {
                     return;
                 };
-                match self.buckets.iter_mut().find(|(b, _)| *b == bound) {
-                    Some(bucket) => bucket.1 += s.value,
-                    None => self.buckets.push((bound, s.value)),
-                }
+                self.add_bucket(bound, s.value);
             }
             "retry_requests_total" => self.retries += s.value,
             _ => {}
@@ -131,10 +132,19 @@ impl Totals {
         self.tls += other.tls;
         self.retries += other.retries;
         for &(bound, count) in &other.buckets {
-            match self.buckets.iter_mut().find(|(b, _)| *b == bound) {
-                Some(bucket) => bucket.1 += count,
-                None => self.buckets.push((bound, count)),
-            }
+            self.add_bucket(bound, count);
+        }
+    }
+
+    /// Adds `count` to the bucket of `bound`. A bound past the first
+    /// [`MAX_BOUNDS`] is left out: histograms have tens (Linkerd's 26),
+    /// and a scraped server that writes thousands would make every
+    /// sample's lookup a long scan.
+    fn add_bucket(&mut self, bound: f64, count: f64) {
+        if let Some(bucket) = self.buckets.iter_mut().find(|(b, _)| *b == bound) {
+            bucket.1 += count;
+        } else if self.buckets.len() < MAX_BOUNDS {
+            self.buckets.push((bound, count));
         }
     }
 

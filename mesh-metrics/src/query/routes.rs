@@ -9,7 +9,7 @@
 //! `retry_requests_total` is matched to a route by its `route_name` (or
 //! `route`) and `dst_service` (or `service`) labels.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use serde::Serialize;
 
@@ -46,33 +46,41 @@ pub struct RouteRow {
 /// The route rows of `targets` from their deltas: inbound routes, or with
 /// `to` the outbound routes to that service. Sorted by workload, then route.
 pub fn route_rows(targets: &[Target], deltas: &[Option<Delta>], to: Option<&str>) -> Vec<RouteRow> {
-    let mut groups: Vec<((String, String, String), Totals, Duration)> = Vec::new();
+    rows_by(targets, deltas, |s| route_key(s, to))
+}
+
+/// The route rows of the samples `key` puts in a (route, service), sorted
+/// by workload, route and service. One pass, each sample's row found by
+/// hashing: a scraped server picks how many routes and services there
+/// are.
+pub(crate) fn rows_by<'a>(
+    targets: &'a [Target],
+    deltas: &'a [Option<Delta>],
+    key: impl Fn(&'a Sample) -> Option<(&'a str, &'a str)>,
+) -> Vec<RouteRow> {
+    let mut groups: HashMap<(&str, &str, &str), (Totals, Duration)> = HashMap::new();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         for s in delta.samples() {
-            let Some((route, service)) = route_key(s, to) else {
+            let Some((route, service)) = key(s) else {
                 continue;
             };
-            let key = (target.name.clone(), route.to_owned(), service.to_owned());
-            let i = match groups.iter().position(|g| g.0 == key) {
-                Some(i) => i,
-                None => {
-                    groups.push((key, Totals::default(), Duration::ZERO));
-                    groups.len() - 1
-                }
-            };
-            groups[i].1.add(s);
-            groups[i].2 = groups[i].2.max(delta.elapsed());
+            let group = groups
+                .entry((target.name.as_str(), route, service))
+                .or_default();
+            group.0.add(s);
+            group.1 = group.1.max(delta.elapsed());
         }
     }
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_iter()
-        .filter(|(_, t, _)| t.responses() > 0.0 || t.retries > 0.0)
-        .map(|((workload, route, service), t, window)| RouteRow {
-            workload,
-            route,
-            service,
+        .filter(|(_, (t, _))| t.responses() > 0.0 || t.retries > 0.0)
+        .map(|((workload, route, service), (t, window))| RouteRow {
+            workload: workload.to_owned(),
+            route: route.to_owned(),
+            service: service.to_owned(),
             golden: Golden::new(&t, window),
             retry_ratio: t.retry_ratio(),
             actual_success: t.actual_success_rate(),
@@ -83,23 +91,29 @@ pub fn route_rows(targets: &[Target], deltas: &[Option<Delta>], to: Option<&str>
 
 /// The (route, service) a sample belongs to, if it is one of the selection.
 fn route_key<'a>(s: &'a Sample, to: Option<&str>) -> Option<(&'a str, &'a str)> {
-    let route = || {
-        s.label("route_name")
-            .or_else(|| s.label("route"))
-            .unwrap_or(DEFAULT_ROUTE)
-    };
+    match to {
+        Some(to) => outbound_route_key(s).filter(|(_, service)| *service == to),
+        None => (!s.name.starts_with("retry_") && s.label("direction") == Some("inbound"))
+            .then(|| (route_of(s), s.label("srv_name").unwrap_or("-"))),
+    }
+}
+
+/// The outbound (route, service) of a sample: a retry's, or an outbound
+/// response's.
+pub(crate) fn outbound_route_key(s: &Sample) -> Option<(&str, &str)> {
     if s.name.starts_with("retry_") {
         let service = s.label("dst_service").or_else(|| s.label("service"))?;
-        return (Some(service) == to).then(|| (route(), service));
+        return Some((route_of(s), service));
     }
-    match to {
-        Some(to) => {
-            let service = s.label("dst_service")?;
-            (s.label("direction") == Some("outbound") && service == to).then(|| (route(), service))
-        }
-        None => (s.label("direction") == Some("inbound"))
-            .then(|| (route(), s.label("srv_name").unwrap_or("-"))),
-    }
+    let service = s.label("dst_service")?;
+    (s.label("direction") == Some("outbound")).then(|| (route_of(s), service))
+}
+
+/// A sample's route: its `route_name` (or `route`), else [`DEFAULT_ROUTE`].
+fn route_of(s: &Sample) -> &str {
+    s.label("route_name")
+        .or_else(|| s.label("route"))
+        .unwrap_or(DEFAULT_ROUTE)
 }
 
 /// Writes `rows` as a table or JSON. The retry columns appear for outbound
