@@ -51,6 +51,7 @@ server:
   http2_keep_alive_interval: 5s
   http2_keep_alive_timeout: 7s
   write_stall_timeout: 45s
+  stream_idle_timeout: 5m
 ";
 
 #[test]
@@ -101,6 +102,7 @@ fn full_example_parses_to_the_values_written() {
             http2_keep_alive_interval: Some(Duration::from_secs(5)),
             http2_keep_alive_timeout: Duration::from_secs(7),
             write_stall_timeout: Duration::from_secs(45),
+            stream_idle_timeout: Some(Duration::from_secs(300)),
         }
     );
     assert_eq!(config.server.worker_threads().get(), 2);
