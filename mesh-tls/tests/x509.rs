@@ -1,8 +1,10 @@
 //! What the chain checks refuse, on both ends of a connection, with
 //! certificates the mesh's CA would never issue: a leaf that is a CA, the
 //! wrong extended key usage, no SAN at all, dates outside the validity
-//! window. rustls's webpki does these checks and the mesh relies on them;
-//! these tests keep it so. Real sockets on 127.0.0.1, a raw rustls peer.
+//! window, a chain longer than a path length allows, a name outside a DNS
+//! name constraint. rustls's webpki does these checks and the mesh relies
+//! on them; these tests keep it so. Real sockets on 127.0.0.1, a raw rustls
+//! peer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -159,4 +161,133 @@ async fn certificates_outside_their_validity_window_are_refused_on_both_ends() {
             );
         }
     }
+}
+
+/// A CA certificate named `name` with `constraints`, signed by `issuer`
+/// (self-signed without one).
+fn ca_cert(
+    name: &str,
+    constraints: BasicConstraints,
+    name_constraints: Option<rcgen::NameConstraints>,
+    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(constraints);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params.name_constraints = name_constraints;
+    let cert = match issuer {
+        Some(issuer) => params.signed_by(&key, issuer).unwrap(),
+        None => params.self_signed(&key).unwrap(),
+    };
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+/// Presents `chain` (leaf first) and `key` to a mesh server that trusts
+/// `anchor`, and returns its verdict.
+async fn present_to_trusting(anchor: &str, chain: &str, key: &str) -> Result<(), BoxError> {
+    let server_ca = ca();
+    let issued = server_ca.issue(&id(API), HOUR).unwrap();
+    let creds = mesh_tls::Credentials::from_pem(
+        issued.chain_pem().as_bytes(),
+        issued.key_pem().as_bytes(),
+        format!("{}{anchor}", server_ca.bundle_pem()).as_bytes(),
+    )
+    .unwrap();
+    let store = mesh_tls::CredentialStore::with_credentials(Default::default(), creds).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = accept_one(listener, TlsAccept::new(store, AcceptConfig::default()));
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((chain, key)),
+    );
+    let client = tokio::spawn(raw_get(config, addr));
+    let verdict = server.await.unwrap();
+    client.abort();
+    verdict.map(|_| ())
+}
+
+fn leaf_signed_by(
+    sans: Vec<rcgen::SanType>,
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = RawIssuer::params(sans).signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn a_chain_longer_than_its_issuers_path_length_allows_is_refused() {
+    let (anchor, anchor_issuer) = ca_cert("anchor", BasicConstraints::Constrained(1), None, None);
+    let (issuer, issuer_issuer) = ca_cert(
+        "issuer",
+        BasicConstraints::Constrained(0),
+        None,
+        Some(&anchor_issuer),
+    );
+    let (sub, sub_issuer) = ca_cert(
+        "sub-issuer",
+        BasicConstraints::Unconstrained,
+        None,
+        Some(&issuer_issuer),
+    );
+    let (leaf, key) = leaf_signed_by(vec![uri_san(WEB)], &sub_issuer);
+    let error = present_to_trusting(&anchor, &format!("{leaf}{sub}{issuer}"), &key)
+        .await
+        .unwrap_err();
+    assert!(
+        rustls_error(&error, |e| matches!(
+            e,
+            rustls::Error::InvalidCertificate(_)
+        )),
+        "{error:?}"
+    );
+
+    // One level less is within the constraint.
+    let (leaf, key) = leaf_signed_by(vec![uri_san(WEB)], &issuer_issuer);
+    present_to_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn dns_name_constraints_bind_dns_style_identities() {
+    let dns = |name: &str| rcgen::SanType::DnsName(name.try_into().unwrap());
+    let permitted = rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("example.org".into())],
+        excluded_subtrees: vec![],
+    };
+    let (anchor, anchor_issuer) = ca_cert("anchor", BasicConstraints::Constrained(1), None, None);
+    let (issuer, issuer_issuer) = ca_cert(
+        "constrained issuer",
+        BasicConstraints::Constrained(0),
+        Some(permitted),
+        Some(&anchor_issuer),
+    );
+    let inside = "web.shop.serviceaccount.identity.linkerd.example.org";
+    let (leaf, key) = leaf_signed_by(vec![dns(inside)], &issuer_issuer);
+    present_to_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap();
+    let outside = "web.shop.serviceaccount.identity.linkerd.other.org";
+    let (leaf, key) = leaf_signed_by(vec![dns(outside)], &issuer_issuer);
+    let error = present_to_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap_err();
+    assert!(
+        rustls_error(&error, |e| matches!(
+            e,
+            rustls::Error::InvalidCertificate(_)
+        )),
+        "{error:?}"
+    );
 }
