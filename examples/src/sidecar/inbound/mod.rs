@@ -1,5 +1,7 @@
 //! The inbound side: from other workloads to the local application.
 
+mod l5d_client_id;
+
 use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{
@@ -16,16 +18,19 @@ use mesh_policy::{
 use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
 
+use self::l5d_client_id::{L5dClientId, L5dClientIdLayer};
+
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
 pub(super) type HttpStack = NormalizePath<
-    Authorize<Metrics<ApplyFilters<ClientId<Forward<Client<hyper::body::Incoming>>>>>>,
+    Authorize<Metrics<ApplyFilters<ClientId<L5dClientId<Forward<Client<hyper::body::Incoming>>>>>>>,
 >;
 
 /// The HTTP stack of one inbound port: normalize the path, authorize the
 /// request as one to the application's port (the port a `Server`
 /// selects), count it, apply the filters of the route rule it matched,
-/// tell the application who called (`mesh-client-id`, never forged), and
-/// forward to it.
+/// tell the application who called (`mesh-client-id`, and Linkerd's
+/// `l5d-client-id` for applications written for Linkerd; neither can be
+/// forged), and forward to it.
 ///
 /// The path is put in normal form before anything matches it, and sent on
 /// in that form (see mesh-core's `NormalizePathLayer`): `/%61dmin` and
@@ -58,6 +63,7 @@ pub(super) fn http_stack(
         .layer(metrics.clone())
         .layer(ApplyFiltersLayer::new())
         .layer(ClientIdLayer::new())
+        .layer(L5dClientIdLayer)
         .service(forward))
 }
 

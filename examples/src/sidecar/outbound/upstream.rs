@@ -177,7 +177,16 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let upgraded = self.http2_upgrade && orig_proto::upgrade(&mut req);
+        // The mark is this sidecar's to write. One the application wrote
+        // goes either way: `upgrade` removes it before deciding, and
+        // without the upgrade it is removed here, or a peer sidecar would
+        // turn the application's own HTTP/2 request into HTTP/1.1.
+        let upgraded = if self.http2_upgrade {
+            orig_proto::upgrade(&mut req)
+        } else {
+            req.headers_mut().remove(orig_proto::ORIG_PROTO);
+            false
+        };
         let inner = if req.version() == Version::HTTP_2 {
             self.http2.call(req)
         } else {

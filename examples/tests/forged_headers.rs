@@ -1,0 +1,151 @@
+//! Headers that tell a sidecar or an application something about the
+//! mesh, which a client must not be able to write itself: the HTTP/2
+//! mark `mesh-orig-proto` that makes a peer sidecar turn a request into
+//! HTTP/1.1, and the caller's identity, in `mesh-client-id` and in
+//! Linkerd's `l5d-client-id`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{net::SocketAddr, time::Duration};
+
+use http::{Request, Response, StatusCode};
+use mesh_examples::sidecar::{Running, certs};
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
+const EMOJI: &str = "spiffe://example.org/ns/emojivoto/sa/emoji";
+
+/// An application that answers with the version it got and its request
+/// headers, one `name: value` a line.
+async fn app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(listener, |req: Request<hyper::body::Incoming>| async move {
+        let mut text = format!("{:?}\n", req.version());
+        for (name, value) in req.headers() {
+            text.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
+        }
+        Ok(Response::new(full(text)))
+    });
+    addr
+}
+
+/// The lines of a response's body, once its status is checked.
+async fn lines(res: Response<hyper::body::Incoming>) -> Vec<String> {
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+/// A plaintext sidecar in front of `app`, serving its inbound port as `http`.
+fn plaintext_inbound(app: SocketAddr) -> Running {
+    sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    ))
+}
+
+/// An HTTP/2 request from an application carrying `mesh-orig-proto` itself,
+/// to a plaintext service (no `http2_upgrade`, the default) whose endpoint
+/// is another sidecar: that sidecar must not take it for an HTTP/1.1
+/// request its peer carried, and hand it on as one. Nor does the mark
+/// reach anyone on an HTTP/1.1 request.
+#[tokio::test]
+async fn an_application_cannot_mark_its_request_for_downgrade() {
+    let emoji = plaintext_inbound(app().await);
+    let web = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n",
+        emoji.inbound[0]
+    ));
+    let h2 = Request::get("http://emoji/h2")
+        .header("mesh-orig-proto", "HTTP/1.1")
+        .body(full(""))
+        .unwrap();
+    let seen = lines(h2_via(web.outbound, h2).await.unwrap()).await;
+    assert_eq!(seen[0], "HTTP/2.0", "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.starts_with("mesh-orig-proto")),
+        "{seen:?}"
+    );
+
+    let h1 = Request::get(format!("http://{}/h1", web.outbound))
+        .header("host", "emoji")
+        .header("mesh-orig-proto", "HTTP/1.1")
+        .body(full(""))
+        .unwrap();
+    let seen = lines(http1().request(h1).await.unwrap()).await;
+    assert_eq!(seen[0], "HTTP/1.1", "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.starts_with("mesh-orig-proto")),
+        "{seen:?}"
+    );
+    stop(web).await;
+    stop(emoji).await;
+}
+
+/// An application written for Linkerd reads the caller's identity in
+/// `l5d-client-id`: a client without one cannot write it.
+#[tokio::test]
+async fn a_plaintext_client_cannot_forge_either_identity_header() {
+    let emoji = plaintext_inbound(app().await);
+    let req = Request::get(format!("http://{}/", emoji.inbound[0]))
+        .header("host", "emoji")
+        .header("l5d-client-id", WEB)
+        .header("mesh-client-id", WEB)
+        .body(full(""))
+        .unwrap();
+    let seen = lines(http1().request(req).await.unwrap()).await;
+    assert!(
+        !seen.iter().any(|l| l.contains("client-id")),
+        "a forged identity reached the application: {seen:?}"
+    );
+    stop(emoji).await;
+}
+
+/// Over mutual TLS the application is told the caller's identity in both
+/// headers, once each, whatever the caller wrote.
+#[tokio::test]
+async fn an_mtls_caller_is_named_in_both_identity_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    certs::create_ca("example.org", &ca).unwrap();
+    let emoji_certs = dir.path().join("emoji");
+    certs::issue(&ca, EMOJI, Duration::from_secs(3600), &emoji_certs).unwrap();
+    let emoji = sidecar(&format!(
+        "identity:\n  dir: {}\n\
+         inbound:\n  listen: 127.0.0.1:0\n  app: {}\n  tls: strict\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n",
+        emoji_certs.display(),
+        app().await,
+    ));
+    let web = sidecar(&format!(
+        "identity:\n  ca: {}\n  identity: {WEB}\n  ttl: 1h\n\
+         outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{}]\n      identity: {EMOJI}\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n",
+        ca.display(),
+        emoji.inbound[0],
+    ));
+    let forged = "spiffe://example.org/ns/emojivoto/sa/admin";
+    let req = Request::get(format!("http://{}/", web.outbound))
+        .header("host", "emoji")
+        .header("l5d-client-id", forged)
+        .header("mesh-client-id", forged)
+        .body(full(""))
+        .unwrap();
+    let seen = lines(http1().request(req).await.unwrap()).await;
+    let mut ids: Vec<&String> = seen.iter().filter(|l| l.contains("client-id")).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [&format!("l5d-client-id: {WEB}"), &format!("mesh-client-id: {WEB}")],
+        "{seen:?}"
+    );
+    stop(web).await;
+    stop(emoji).await;
+}
