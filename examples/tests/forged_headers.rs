@@ -143,7 +143,10 @@ async fn an_mtls_caller_is_named_in_both_identity_headers() {
     ids.sort();
     assert_eq!(
         ids,
-        [&format!("l5d-client-id: {WEB}"), &format!("mesh-client-id: {WEB}")],
+        [
+            &format!("l5d-client-id: {WEB}"),
+            &format!("mesh-client-id: {WEB}")
+        ],
         "{seen:?}"
     );
     stop(web).await;

@@ -178,3 +178,44 @@ async fn inbound_routes_redirect_and_edit_headers_after_authorization() {
     assert!(counted, "{metrics}");
     stop(sidecar).await;
 }
+
+/// A header a route's filter sets reaches the application even when the
+/// client's `Connection` header names it: the client's copy is the one
+/// that belongs to the hop, and is dropped before the filter runs, not
+/// the filter's after it.
+#[tokio::test]
+async fn a_client_cannot_drop_a_header_the_route_sets_by_naming_it_in_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let (app, _) = app().await;
+    let sidecar = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
+        app.port(),
+        policy.display()
+    ));
+    let req = Request::get(format!("http://{}/headers", sidecar.inbound[0]))
+        .header("host", "emoji.emojivoto:8080")
+        .header("connection", "keep-alive, X-Env")
+        .header("x-env", "prod")
+        .header("x-hop", "1")
+        .header("connection", "x-hop")
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"x-env: canary"), "{lines:?}");
+    assert!(!lines.contains(&"x-env: prod"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("x-hop")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("connection")),
+        "{lines:?}"
+    );
+    stop(sidecar).await;
+}

@@ -183,6 +183,31 @@ async fn a_routes_header_filters_edit_its_requests_and_responses() {
     stop(sidecar).await;
 }
 
+/// The header a route sets reaches the service even when the
+/// application named it in `Connection`: the application's copy belongs
+/// to its hop to the sidecar, not the route's.
+#[tokio::test]
+async fn naming_a_header_in_connection_does_not_drop_the_one_the_route_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = backend().await;
+    let sidecar = sidecar(&config(&dir, app, app, HEADERS));
+    let req = Request::get(format!("http://{}/headers", sidecar.outbound))
+        .header("host", "emoji")
+        .header("connection", "x-env, x-hop")
+        .header("x-env", "prod")
+        .header("x-hop", "1")
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+    let seen: Vec<&str> = seen.lines().collect();
+    assert!(seen.contains(&"x-env: canary"), "{seen:?}");
+    assert!(!seen.contains(&"x-env: prod"), "{seen:?}");
+    assert!(!seen.iter().any(|l| l.starts_with("x-hop")), "{seen:?}");
+    stop(sidecar).await;
+}
+
 /// Waits until the sidecar at `admin` has counted `n` route reloads that
 /// ended in `result`.
 async fn reloaded(admin: SocketAddr, result: &str, n: usize) {

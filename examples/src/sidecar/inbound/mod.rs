@@ -1,5 +1,6 @@
 //! The inbound side: from other workloads to the local application.
 
+mod connection;
 mod l5d_client_id;
 
 use std::{net::SocketAddr, time::Duration};
@@ -18,14 +19,25 @@ use mesh_policy::{
 use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
 
-use self::l5d_client_id::{L5dClientId, L5dClientIdLayer};
+pub(crate) use self::connection::strip_connection_listed;
+use self::{
+    connection::{StripConnectionListed, StripConnectionListedLayer},
+    l5d_client_id::{L5dClientId, L5dClientIdLayer},
+};
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
-pub(super) type HttpStack = NormalizePath<
-    Authorize<Metrics<ApplyFilters<ClientId<L5dClientId<Forward<Client<hyper::body::Incoming>>>>>>>,
+pub(super) type HttpStack = StripConnectionListed<
+    NormalizePath<
+        Authorize<
+            Metrics<ApplyFilters<ClientId<L5dClientId<Forward<Client<hyper::body::Incoming>>>>>>,
+        >,
+    >,
 >;
 
-/// The HTTP stack of one inbound port: normalize the path, authorize the
+/// The HTTP stack of one inbound port: drop the headers the client's
+/// `Connection` names (they belong to its hop, and dropped only as the
+/// request leaves they would take along any header the sidecar adds
+/// under the same name), normalize the path, authorize the
 /// request as one to the application's port (the port a `Server`
 /// selects), count it, apply the filters of the route rule it matched,
 /// tell the application who called (`mesh-client-id`, and Linkerd's
@@ -58,6 +70,7 @@ pub(super) fn http_stack(
 ) -> Result<HttpStack, NoEndpoints> {
     let forward = Forward::new(client, [app])?;
     Ok(ServiceBuilder::new()
+        .layer(StripConnectionListedLayer)
         .layer(NormalizePathLayer)
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())

@@ -16,6 +16,7 @@ use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, proxy::by_host, rou
 use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::dst_override::{DstOverride, dst_override, strip};
+use crate::sidecar::inbound::strip_connection_listed;
 
 /// One route of a service: the requests it matches, its name, and the
 /// stack its requests go through (timeouts, retries, the endpoints).
@@ -57,7 +58,10 @@ impl<S> ServiceRoutes<S> {
 /// has one, names its service in place of its authority; one that names
 /// no service, or two that disagree, go to `not_found` like an unknown
 /// authority. Outside ingress mode the override is not read. Either way
-/// it is removed from the request before the service's routes see it.
+/// it is removed from the request before the service's routes see it, as
+/// are the headers the request's `Connection` names, which belong to the
+/// application's hop: dropped there, and not as the request leaves, they
+/// cannot take along a header the route sets.
 ///
 /// Everything is resolved when the table is built: a lookup is one hash of
 /// the host and one pass over the service's route matches.
@@ -219,6 +223,9 @@ where
             return Either::Right(self.not_found.clone().oneshot(req));
         };
         strip(req.headers_mut());
+        // Before the route's filters can add a header the application
+        // named in `Connection`, which `Forward` would then drop.
+        strip_connection_listed(req.headers_mut());
         let route = service.route(&req);
         let stack = route.service.clone();
         let (dst, id) = (service.dst.clone(), route.id.clone());
