@@ -11,7 +11,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use futures_util::future::Either;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, Version, header};
 use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, proxy::by_host, route::RouteMatch};
 use tower::{Service, ServiceExt, util::Oneshot};
 
@@ -46,8 +46,10 @@ impl<S> ServiceRoutes<S> {
 }
 
 /// Routes each request to a service by its authority (the `:authority` of
-/// HTTP/2, the `Host` header of HTTP/1; port ignored, case-insensitive),
-/// then to the first of the service's routes that matches it. The request
+/// HTTP/2, the `Host` header of HTTP/1 unless its target is in absolute
+/// form; port ignored, case-insensitive), then to the first of the
+/// service's routes that matches it. An HTTP/2 request's `Host` is made
+/// to agree with the `:authority` it was routed by. The request
 /// goes on with [`DstService`] and [`RouteId`] extensions, which retry
 /// and metrics read for their labels. A request for an unknown authority
 /// goes to `not_found` (a [`NoRoute`], under metrics, so that it is
@@ -148,6 +150,35 @@ fn lowercased<S>(services: impl IntoIterator<Item = (String, ServiceRoutes<S>)>)
         .collect()
 }
 
+/// Makes an HTTP/2 request's `Host`, when it has one, say what its
+/// `:authority` says. The request was routed by its `:authority`, and
+/// `Forward` keeps an HTTP/2 request's `Host` (between two sidecars it
+/// names what the application asked for, and the `:authority` the
+/// endpoint); left as the application wrote it, a `Host` naming another
+/// service would reach this one, which would serve, and authorize, a host
+/// the route was not chosen for. RFC 9113 §8.3.1 has an intermediary make
+/// `Host` from `:authority`. (An HTTP/1 request in absolute form gets the
+/// same from `Forward`.)
+fn host_from_authority<B>(req: &mut Request<B>) {
+    if req.version() != Version::HTTP_2 {
+        return;
+    }
+    let Some(authority) = req.uri().authority() else {
+        return;
+    };
+    let host = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host);
+    let agrees = match req.headers().get(header::HOST) {
+        None => return,
+        Some(value) => value.as_bytes() == host.as_bytes(),
+    };
+    if !agrees && let Ok(value) = HeaderValue::from_str(host) {
+        req.headers_mut().insert(header::HOST, value);
+    }
+}
+
 /// Answers every request with the mesh's 404 (`mesh-error: no route`),
 /// or gRPC `NOT_FOUND`.
 #[derive(Debug)]
@@ -223,6 +254,7 @@ where
             return Either::Right(self.not_found.clone().oneshot(req));
         };
         strip(req.headers_mut());
+        host_from_authority(&mut req);
         // Before the route's filters can add a header the application
         // named in `Connection`, which `Forward` would then drop.
         strip_connection_listed(req.headers_mut());
