@@ -139,3 +139,100 @@ async fn without_the_upgrade_each_request_in_flight_has_its_own_connection() {
     assert_eq!(seen, vec!["HTTP/1.1 host=Some(\"emoji\")"; IN_FLIGHT]);
     assert_eq!(accepted, IN_FLIGHT as u64);
 }
+
+/// Sends `request` as raw bytes to `outbound` and reads the answer until
+/// the sidecar closes the connection (`connection: close`).
+async fn raw(outbound: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(outbound).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// An application that answers with the body it read and the `x-sum`
+/// trailer it got, and sends that trailer back (declared in `Trailer`,
+/// as an HTTP/1.1 server must for hyper to send it).
+async fn trailers_app() -> SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(listener, |req: Request<hyper::body::Incoming>| async move {
+        let collected = req.into_body().collect().await?;
+        let sum = collected
+            .trailers()
+            .and_then(|t| t.get("x-sum"))
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = format!(
+            "{} x-sum={}",
+            String::from_utf8_lossy(&collected.to_bytes()),
+            sum.as_deref().unwrap_or("None")
+        );
+        let mut trailers = http::HeaderMap::new();
+        if let Some(sum) = &sum {
+            trailers.insert("x-sum", sum.parse().unwrap());
+        }
+        let frames = [
+            Ok(hyper::body::Frame::data(bytes::Bytes::from(text))),
+            Ok(hyper::body::Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        Ok(Response::builder()
+            .header("trailer", "x-sum")
+            .body(BodyExt::boxed(body))
+            .unwrap())
+    });
+    addr
+}
+
+/// What HTTP/1.1 has that an HTTP/2 stream must carry across: a chunked
+/// body's trailers both ways, a `HEAD` answered without a body, and
+/// `Expect: 100-continue` answered before the body is sent.
+#[tokio::test]
+async fn trailers_head_and_100_continue_survive_the_upgrade() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (pair, _dir) = pair(trailers_app().await, None);
+    let outbound = pair.web.outbound;
+
+    let answer = raw(
+        outbound,
+        b"POST /echo HTTP/1.1\r\nhost: emoji\r\ntransfer-encoding: chunked\r\n\
+          trailer: x-sum\r\nte: trailers\r\nconnection: close\r\n\r\n\
+          5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("hello x-sum=5"), "{answer}");
+    assert!(answer.ends_with("0\r\nx-sum: 5\r\n\r\n"), "{answer}");
+
+    let answer = raw(
+        outbound,
+        b"HEAD /head HTTP/1.1\r\nhost: emoji\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "a body after HEAD: {answer}");
+
+    let tcp = tokio::net::TcpStream::connect(outbound).await.unwrap();
+    let mut tcp = tokio::io::BufReader::new(tcp);
+    tcp.write_all(
+        b"POST /echo HTTP/1.1\r\nhost: emoji\r\ncontent-length: 5\r\n\
+          expect: 100-continue\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_line(&mut line))
+        .await
+        .expect("no 100 Continue: the client would wait its own timeout")
+        .unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    tcp.write_all(b"hello").await.unwrap();
+    let mut rest = String::new();
+    tcp.read_to_string(&mut rest).await.unwrap();
+    assert!(rest.contains("HTTP/1.1 200"), "{rest}");
+    assert!(rest.contains("hello x-sum=None"), "{rest}");
+    stop(pair.web).await;
+    stop(pair.emoji).await;
+}
