@@ -707,6 +707,39 @@ async fn a_ca_directory_is_checked_by_issuing_from_it() {
     assert_eq!(failures(&report), [issues.as_str()], "{report}");
 }
 
+/// In its issuer's last day, a CA directory issues certificates that end
+/// with the issuer, as the sidecar's renewal does: the check warns of the
+/// shorter lifetime rather than fail a sidecar that would start.
+#[tokio::test]
+async fn a_ca_directory_near_its_issuers_end_warns_of_shorter_certificates() {
+    let files = Files::new();
+    let hour = Duration::from_secs(3600);
+    CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), 2 * hour)
+        .unwrap()
+        .write(&files.path("short-ca"))
+        .unwrap();
+    let app = app().await;
+    let path = files.write(
+        "sidecar.yaml",
+        &format!(
+            "identity:\n  ca: {}\n  identity: {EMOJI}\n\
+             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n",
+            files.path("short-ca").display(),
+            app.local_addr().unwrap()
+        ),
+    );
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+    let issues = format!(
+        "ca directory {} issues a certificate for {EMOJI}",
+        files.path("short-ca").display()
+    );
+    assert_eq!(status(&report, &issues), Status::Warn, "{report}");
+    let detail = detail(&report, &issues);
+    assert!(detail.contains("the issuer expires first"), "{detail}");
+    assert!(detail.contains("not the 24h asked for"), "{detail}");
+    assert!(failures(&report).is_empty(), "{report}");
+}
+
 #[tokio::test]
 async fn areas_with_nothing_configured_are_left_out() {
     let files = Files::new();

@@ -17,7 +17,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::time::{Span, Utc};
 use super::{Check, with_causes};
-use crate::sidecar::config::IdentityConfig;
+use crate::sidecar::config::{IdentityConfig, format_duration};
 
 /// The share of its lifetime a certificate has left when its renewer is
 /// late: Linkerd's proxy renews at 70 % of the lifetime, and cert-manager
@@ -109,11 +109,25 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
                 "ca directory {} issues a certificate for {identity}",
                 dir.display()
             );
+            // As the sidecar issues: in the issuer's last `ttl`, a
+            // certificate that ends with the issuer rather than none.
             let issued = CertificateAuthority::load(dir)
-                .and_then(|ca| ca.issue(identity, *ttl))
-                .and_then(|issued| issued.credentials().map_err(CaError::Credentials));
+                .and_then(|ca| ca.issue_within_issuer(identity, *ttl))
+                .and_then(|(issued, given)| {
+                    let creds = issued.credentials().map_err(CaError::Credentials)?;
+                    Ok((creds, given))
+                });
             match issued {
-                Ok(creds) => Ok((Check::pass(title), creds)),
+                Ok((creds, given)) if given < *ttl => {
+                    let detail = format!(
+                        "the issuer expires first: certificates live {}, not the {} asked for, \
+                         until the issuer is renewed",
+                        format_duration(given),
+                        format_duration(*ttl)
+                    );
+                    Ok((Check::warn(title, detail), creds))
+                }
+                Ok((creds, _)) => Ok((Check::pass(title), creds)),
                 Err(error) => Err(Check::fail(title, with_causes(&error))),
             }
         }
