@@ -6,6 +6,8 @@
 //! port `opaque`; those in `detect` leave it to detection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "outbound_tcp/balance.rs"]
+mod balance;
 #[path = "outbound_tcp/connect.rs"]
 mod connect;
 #[path = "outbound_tcp/detect.rs"]
