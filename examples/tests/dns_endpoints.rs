@@ -173,6 +173,44 @@ async fn a_sidecar_reaches_an_app_by_name() {
     stop(sidecar).await;
 }
 
+/// An endpoint that is the sidecar's own outbound listener would send
+/// each request round the sidecar again, on a new connection each time,
+/// until the connection limit left every one of them waiting: it is left
+/// out. A service left with none answers `503`.
+#[tokio::test]
+async fn the_sidecars_own_outbound_listener_is_left_out_of_the_endpoints() {
+    let app = localhost_app().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "outbound:\n  listen: 127.0.0.1:{port}\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [127.0.0.1:{port}, 127.0.0.1:{app}]\n\
+         \x20   - name: web\n      endpoints: ['0.0.0.0:{port}']\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n  max_connections: 64\n"
+    );
+    let sidecar = sidecar(&yaml);
+    let client = http1();
+    let send = |host: &'static str| {
+        let req = Request::get(format!("http://{}/", sidecar.outbound))
+            .header("host", host)
+            .body(full(""))
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), client.request(req))
+    };
+    for _ in 0..8 {
+        let res = send("emoji").await.expect("the request looped").unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(body_bytes(res).await, "ok");
+    }
+    let res = send("web").await.expect("the request looped").unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["mesh-error"], "service unavailable");
+    stop(sidecar).await;
+}
+
 #[tokio::test]
 async fn a_sidecar_starts_when_a_name_does_not_resolve_and_answers_503() {
     let yaml = "outbound:\n  listen: 127.0.0.1:0\n  services:\n    - name: emoji\n      \

@@ -183,6 +183,9 @@ pub(crate) struct ServiceEndpoints {
     resolution: Option<Resolution>,
     handles: ResolveHandles,
     state: Mutex<Published>,
+    /// The sidecar's outbound listeners, left out of every answer
+    /// ([`own`]).
+    listeners: Vec<SocketAddr>,
 }
 
 /// What the runtimes were last given, and their sets.
@@ -244,7 +247,26 @@ impl ServiceEndpoints {
                 endpoints: initial,
                 sets: Vec::new(),
             }),
+            listeners: Vec::new(),
         }
+    }
+
+    /// Leaves the sidecar's own outbound `listeners` out of the endpoints,
+    /// now and in every answer to come ([`own`]): a request sent there
+    /// would loop.
+    pub(crate) fn without_listeners(mut self, listeners: &[SocketAddr]) -> Self {
+        self.listeners = listeners.to_vec();
+        if let Ok(state) = self.state.get_mut() {
+            state.endpoints = own::without_own(&self.service, &state.endpoints, listeners);
+            if state.endpoints.is_empty() {
+                tracing::warn!(
+                    service = %self.service,
+                    "no endpoint left; requests get 503 until one resolves"
+                );
+            }
+            self.handles.endpoints.set(state.endpoints.len() as i64);
+        }
+        self
     }
 
     /// The `Forward` of one runtime, over `client`: fixed when every
@@ -302,7 +324,9 @@ impl ServiceEndpoints {
         let Ok(mut state) = self.state.lock() else {
             return None;
         };
-        if self.resolution.is_none() {
+        // Fixed endpoints that were all left out ([`own`]) get an empty
+        // set, which answers 503, as a name that does not resolve does.
+        if self.resolution.is_none() && !state.endpoints.is_empty() {
             return Some(RuntimeEndpoints::Fixed(state.endpoints.clone()));
         }
         let set = EndpointSet::new(state.endpoints.iter().copied())
@@ -326,6 +350,7 @@ impl ServiceEndpoints {
 
     /// Gives every runtime `endpoints`; none at all changes nothing.
     fn publish(&self, endpoints: &[SocketAddr]) {
+        let endpoints = &own::without_own(&self.service, endpoints, &self.listeners)[..];
         if endpoints.is_empty() {
             return;
         }
@@ -387,5 +412,6 @@ where
     resolver.run(|round| endpoints.apply(&round)).await;
 }
 
+mod own;
 #[cfg(test)]
 mod tests;

@@ -174,6 +174,9 @@ impl Outbound {
         metrics: &OutboundMetrics<'_>,
     ) -> Result<Self, StartError> {
         let mut services = Vec::with_capacity(config.services.len());
+        let own_listeners: Vec<_> = std::iter::once(config.listen)
+            .chain(config.ports.iter().map(|port| port.listen))
+            .collect();
         let mut http = MetricsLayer::outbound(metrics.http);
         for (index, service) in config.services.iter().enumerate() {
             let connectors = ServiceConnectors::new(
@@ -193,7 +196,8 @@ impl Outbound {
                 &service.endpoints,
                 service.failure_accrual,
                 metrics.resolve,
-            );
+            )
+            .without_listeners(&own_listeners);
             services.push(ServiceTarget {
                 name: service.name.clone(),
                 endpoints: Arc::new(endpoints),

@@ -321,3 +321,36 @@ async fn balancer_gauges_count_each_endpoint_once_whatever_the_runtimes_and_foll
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_sidecars_own_listener_is_never_an_endpoint_whatever_the_dns_says() {
+    let dns = Dns::default();
+    dns.answer("emoji", &[9, 1]);
+    let metrics = ResolveMetrics::default();
+    let endpoints =
+        ServiceEndpoints::with_lookup("emoji", &[emoji()], None, &metrics, |host, port| {
+            dns.lookup_now(host, port)
+        })
+        .without_listeners(&[addr(9)]);
+    let mut forward = endpoints.forward(echo()).unwrap();
+    for _ in 0..8 {
+        assert_eq!(send(&mut forward).await, Ok("10.0.0.1:8080".into()));
+    }
+    // An answer of nothing but the listener is no answer: the last good
+    // one stays.
+    let mut resolver = endpoints.lookups(dns.lookup()).unwrap();
+    dns.answer("emoji", &[9]);
+    endpoints.apply(&resolver.resolve().await);
+    assert_eq!(send(&mut forward).await, Ok("10.0.0.1:8080".into()));
+    dns.answer("emoji", &[2, 9]);
+    endpoints.apply(&resolver.resolve().await);
+    for _ in 0..8 {
+        assert_eq!(send(&mut forward).await, Ok("10.0.0.2:8080".into()));
+    }
+
+    // Fixed addresses that are all the listener: the mesh's 503.
+    let fixed = ServiceEndpoints::new("web", &[EndpointAddr::Socket(addr(9))], None, &metrics)
+        .without_listeners(&[addr(9)]);
+    let mut forward = fixed.forward(echo()).unwrap();
+    assert_eq!(send(&mut forward).await, Err(503));
+}
