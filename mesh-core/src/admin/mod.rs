@@ -15,6 +15,11 @@
 //!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
 //! which the server sets from the socket; a request without one is refused.
+//! The loopback-only paths also require the request to name the admin by
+//! an address or `localhost`, which shuts out web pages that reach the
+//! port through DNS rebinding ([`local`](mod@local)). `/live`, `/ready` and
+//! `/metrics` are served to anyone who can connect: kubelet probes and
+//! Prometheus scrapes come from other hosts.
 //!
 //! # Extensions
 //!
@@ -56,6 +61,7 @@
 
 pub mod env;
 pub mod future;
+pub mod local;
 pub mod log_level;
 mod readiness;
 
@@ -242,16 +248,22 @@ impl Admin {
 }
 
 /// Whether `req` came from a loopback address, as the [`ConnectionInfo`]
-/// the server put on it says; a request without one did not. The admin
+/// the server put on it says (a request without one did not), and names
+/// a local host: an IP address, `localhost`, or none at all. The admin
 /// paths that act on the process or show its insides (`/shutdown`,
 /// `/proxy-log-level`, `/env.json`, and an extension's, such as a tap)
 /// serve only such clients.
+///
+/// The host check is what keeps a web page out: through DNS rebinding, a
+/// page's script talks to the admin port from loopback, as its own
+/// origin, but names its own site in `Host` ([`local`](mod@local)).
 pub fn from_loopback<B>(req: &Request<B>) -> bool {
     req.extensions()
         .get::<ConnectionInfo>()
         // A dual-stack listener sees an IPv4 peer as `::ffff:a.b.c.d`,
         // which `is_loopback` alone does not count as loopback.
         .is_some_and(|info| info.remote_addr.ip().to_canonical().is_loopback())
+        && local::names_local_host(req)
 }
 
 /// Whether `req` was sent by a script on a web page rather than by a tool.
