@@ -251,24 +251,6 @@ impl ServiceEndpoints {
         }
     }
 
-    /// Leaves the sidecar's own outbound `listeners` out of the endpoints,
-    /// now and in every answer to come ([`own`]): a request sent there
-    /// would loop.
-    pub(crate) fn without_listeners(mut self, listeners: &[SocketAddr]) -> Self {
-        self.listeners = listeners.to_vec();
-        if let Ok(state) = self.state.get_mut() {
-            state.endpoints = own::without_own(&self.service, &state.endpoints, listeners);
-            if state.endpoints.is_empty() {
-                tracing::warn!(
-                    service = %self.service,
-                    "no endpoint left; requests get 503 until one resolves"
-                );
-            }
-            self.handles.endpoints.set(state.endpoints.len() as i64);
-        }
-        self
-    }
-
     /// The `Forward` of one runtime, over `client`: fixed when every
     /// endpoint is an address (`None` if there is none), else over a set
     /// of its own that the resolver keeps current.

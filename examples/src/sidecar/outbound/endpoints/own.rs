@@ -19,6 +19,28 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::ServiceEndpoints;
+
+impl ServiceEndpoints {
+    /// Leaves the sidecar's own outbound `listeners` out of the endpoints,
+    /// now and in every answer to come (see the [module docs](self)): a
+    /// request sent there would loop.
+    pub(crate) fn without_listeners(mut self, listeners: &[SocketAddr]) -> Self {
+        self.listeners = listeners.to_vec();
+        if let Ok(state) = self.state.get_mut() {
+            state.endpoints = without_own(&self.service, &state.endpoints, listeners);
+            if state.endpoints.is_empty() {
+                tracing::warn!(
+                    service = %self.service,
+                    "no endpoint left; requests get 503 until one resolves"
+                );
+            }
+            self.handles.endpoints.set(state.endpoints.len() as i64);
+        }
+        self
+    }
+}
+
 /// Whether `endpoint` is one of `listeners`.
 pub(super) fn is_own(endpoint: SocketAddr, listeners: &[SocketAddr]) -> bool {
     listeners.iter().any(|listener| {
