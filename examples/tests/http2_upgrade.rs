@@ -236,3 +236,36 @@ async fn trailers_head_and_100_continue_survive_the_upgrade() {
     stop(pair.web).await;
     stop(pair.emoji).await;
 }
+
+/// An `Upgrade` keeps HTTP/1.1 between the sidecars (an HTTP/2 stream
+/// cannot carry it) and becomes a byte tunnel through both, over mutual
+/// TLS, with `Connection` naming another header beside `upgrade`.
+#[tokio::test]
+async fn an_upgrade_is_tunnelled_through_both_sidecars() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (backend, _) = backend().await;
+    let (pair, _dir) = pair(backend, None);
+    let mut tcp = tokio::net::TcpStream::connect(pair.web.outbound)
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET /upgrade HTTP/1.1\r\nhost: emoji\r\nconnection: Upgrade, x-hop\r\n\
+          x-hop: 1\r\nupgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    tcp.write_all(b"ping through two sidecars").await.unwrap();
+    let mut echoed = [0u8; 25];
+    tcp.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping through two sidecars");
+    drop(tcp);
+    stop(pair.web).await;
+    stop(pair.emoji).await;
+}
