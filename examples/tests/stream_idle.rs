@@ -6,6 +6,9 @@
 //!
 //! The sidecar runs its own runtimes, so these run in real time, with a
 //! timeout of a second and margins of several times the trickle's pace.
+//! One test runs the `sidecar` binary from its YAML file: a run limited to
+//! this target (`--test stream_idle`) needs `cargo build -p mesh-examples
+//! --example sidecar` first.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -141,5 +144,51 @@ fn zero_or_nothing_leaves_it_off_and_a_duration_sets_it() {
     assert_eq!(
         parse("  stream_idle_timeout: 5m\n"),
         Some(Duration::from_secs(300))
+    );
+}
+
+#[tokio::test]
+async fn the_binary_reads_it_from_its_file() {
+    let (app, _gate) = backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let inbound = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap()
+    };
+    let config = dir.path().join("sidecar.yaml");
+    let yaml = yaml(app, "  stream_idle_timeout: 1s\n").replace(
+        "inbound:\n  listen: 127.0.0.1:0",
+        &format!("inbound:\n  listen: {inbound}"),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let mut child = std::process::Command::new(sidecar_binary())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("the sidecar example is built: cargo build -p mesh-examples --example sidecar");
+    let started = tokio::time::Instant::now();
+    let mut client = loop {
+        match TcpStream::connect(inbound).await {
+            Ok(tcp) => break tcp,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("the sidecar did not come up: {error}"),
+        }
+    };
+    client
+        .write_all(b"GET /hold HTTP/1.1\r\nhost: app\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, ended) = read_all(&mut client, TIMEOUT * 10).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ended, "still open: {text}");
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(
+        text.contains("mesh-error: stream idle timeout\r\n"),
+        "{text}"
     );
 }
