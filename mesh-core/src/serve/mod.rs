@@ -165,7 +165,9 @@ pub struct ServerConfig {
     /// How long an HTTP stream may go without activity (a request or
     /// response body frame, or the response head) before it is ended.
     /// Default `None`: streams may be quiet for ever. `Some` of zero is
-    /// the same as `None`, as Envoy reads a zero.
+    /// the same as `None`, as Envoy reads a zero. A service that takes
+    /// longer than this to answer, with nothing else moving on the
+    /// stream, is quiet too.
     ///
     /// Nothing else bounds a stream that goes quiet: a client that
     /// trickles its request body, or a response that never finishes,
