@@ -25,6 +25,12 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// the fixed list above. `TE` is kept only as `TE: trailers`, which gRPC
 /// needs end to end.
 ///
+/// `Host` stays even when `Connection` names it. It is end to end by
+/// definition (RFC 9110 §7.2; a sender must not list it, §7.6.1), and the
+/// mesh chose the route and authorized the request by it: removed, the
+/// upstream would be sent the endpoint's address as `Host` instead, and
+/// the application would serve a host no rule was checked for.
+///
 /// Most messages carry none of them (HTTP/2 forbids all but `TE:
 /// trailers`, and an HTTP/1.1 client rarely sends any), so one pass over
 /// the names, which compares them without hashing, decides whether there
@@ -44,7 +50,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         for value in &listed {
             let Ok(value) = value.to_str() else { continue };
             for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                if !name.eq_ignore_ascii_case("te") {
+                if !name.eq_ignore_ascii_case("te") && !name.eq_ignore_ascii_case("host") {
                     headers.remove(name);
                 }
             }
@@ -155,6 +161,17 @@ mod tests {
         names.sort();
         // `Connection` naming `te` does not remove `TE: trailers`.
         assert_eq!(names, ["content-type", "te"]);
+    }
+
+    #[test]
+    fn host_stays_when_connection_names_it() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "Host, x-hop".parse().unwrap());
+        h.insert("host", "emoji.example".parse().unwrap());
+        h.insert("x-hop", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host"]);
     }
 
     #[test]
