@@ -151,8 +151,8 @@ impl Scan {
     }
 
     fn scan(&mut self, buf: &[u8]) -> Option<Detected> {
-        let line_start = match self.line_start {
-            Some(start) => start,
+        let (line_start, from) = match self.line_start {
+            Some(start) => (start, self.seen.max(start)),
             None => {
                 // RFC 9112 §2.2: a server ignores empty lines before the
                 // request line, and hyper's parser does; so does detection.
@@ -162,10 +162,12 @@ impl Scan {
                     return (buf.len() >= MAX_REQUEST_LINE).then_some(Detected::Opaque);
                 }
                 self.line_start = Some(end);
-                end
+                // The line starts here, and none of it was looked at: a
+                // `CR` the last read ended on, awaiting its `LF`, belongs
+                // to it.
+                (end, end)
             }
         };
-        let from = self.seen.max(line_start);
         for (i, &b) in buf.iter().enumerate().skip(from) {
             if b == b'\n' {
                 let line = &buf[line_start..i];
@@ -298,6 +300,22 @@ mod tests {
             let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
             assert_eq!(fed, whole, "{:?}", String::from_utf8_lossy(bytes));
         }
+    }
+
+    #[test]
+    fn a_bare_cr_read_alone_starts_the_line_it_belongs_to() {
+        // A `CR` at the end of a read may start an empty line; when the
+        // next byte is not its `LF`, it is the first byte of the line, and
+        // no request line starts with one.
+        let mut bytes = b"\r".to_vec();
+        bytes.resize(MAX_REQUEST_LINE + 1, b'X');
+        assert_eq!(decide(&bytes), Some(Detected::Opaque));
+        let mut scan = Scan::default();
+        assert_eq!(scan.decide(&bytes[..1]), None);
+        assert_eq!(scan.decide(&bytes), Some(Detected::Opaque));
+        let mut scan = Scan::default();
+        let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
+        assert_eq!(fed, Some(Detected::Opaque));
     }
 
     #[test]
