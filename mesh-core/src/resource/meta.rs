@@ -85,12 +85,54 @@ pub struct ObjectMeta {
     /// to, as with `kubectl apply -n`.
     #[serde(default, deserialize_with = "empty_is_unset")]
     pub namespace: Option<String>,
-    /// `metadata.labels`.
-    #[serde(default)]
+    /// `metadata.labels`. A key written twice is an error.
+    #[serde(default, deserialize_with = "unique_keys")]
     pub labels: BTreeMap<String, String>,
     /// `metadata.annotations`, such as Linkerd's `retry.linkerd.io/http`.
-    #[serde(default)]
+    /// A key written twice is an error.
+    #[serde(default, deserialize_with = "unique_keys")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// A map of strings in which each key is written once.
+///
+/// YAML forbids a repeated key, but a map read through serde keeps the
+/// last value and says nothing: two `retry.linkerd.io/http` annotations
+/// would configure whichever came second. kubectl refuses such a manifest
+/// (strict field validation, its default), and so does the mesh, with a
+/// [`DuplicateField`](super::ResourceErrorKind::DuplicateField) error
+/// that names the key.
+fn unique_keys<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Unique;
+
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of strings")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate field `{key}`"
+                    )));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_map(Unique)
 }
 
 /// An optional string where `""` means the same as no value: kubectl

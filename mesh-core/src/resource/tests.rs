@@ -623,3 +623,39 @@ fn an_empty_namespace_is_no_namespace_as_kubectl_reads_it() {
     let docs = documents(text);
     assert_eq!(docs[0].envelope().metadata.namespace, None);
 }
+
+#[test]
+fn a_label_or_annotation_written_twice_is_an_error_naming_it() {
+    let text = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+  annotations:
+    retry.linkerd.io/http: 5xx
+    retry.linkerd.io/limit: "2"
+    retry.linkerd.io/http: gateway-error
+spec: {}
+"#;
+    let err = route_error(text);
+    assert_eq!(err.kind(), ResourceErrorKind::DuplicateField, "{err}");
+    assert_eq!(
+        err.field_path(),
+        "metadata.annotations.retry.linkerd.io/http"
+    );
+    // As for a repeated field, the line is the mapping's that holds both.
+    assert_eq!(err.line(), Some(6), "{err}");
+
+    let err = route_error(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, labels: {app: a, app: b}}\nspec: {}\n",
+    );
+    assert_eq!(err.kind(), ResourceErrorKind::DuplicateField, "{err}");
+    assert_eq!(err.field_path(), "metadata.labels.app");
+
+    // Distinct keys read as before.
+    let loaded = load::<HttpRoute>(
+        "routes.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, labels: {app: a, tier: b}}\nspec: {}\n",
+    )
+    .unwrap();
+    assert_eq!(loaded.resources[0].metadata.labels.len(), 2);
+}
