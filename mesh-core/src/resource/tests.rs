@@ -659,3 +659,26 @@ spec: {}
     .unwrap();
     assert_eq!(loaded.resources[0].metadata.labels.len(), 2);
 }
+
+#[test]
+fn a_grpc_expression_with_a_trailing_comment_keeps_to_its_own_part() {
+    // In `(?x)` mode a `#` comments out the rest of the line: the service's
+    // comment must not swallow the method's part of the path expression.
+    let text = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g}
+spec:
+  rules:
+    - matches:
+        - method:
+            type: RegularExpression
+            service: "(?x) emojivoto \\.v1 \\. Emoji.* # any emoji service"
+            method: "List(?:All)?"
+"#;
+    let route = grpc_route(text).unwrap();
+    let rules = route.rule_matches().unwrap();
+    let post = |path: &str| http::Request::post(path).body(()).unwrap();
+    assert!(rules[0][0].matches_request(&post("/emojivoto.v1.EmojiService/ListAll")));
+    assert!(!rules[0][0].matches_request(&post("/emojivoto.v1.EmojiService/Vote")));
+    assert!(!rules[0][0].matches_request(&post("/other.v1.EmojiService/List")));
+}

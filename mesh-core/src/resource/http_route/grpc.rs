@@ -217,15 +217,28 @@ impl GrpcMethodMatch {
                             .map_err(|e| InvalidMatch::new(field, InvalidMatchReason::Route(e)))?;
                     }
                 }
-                let any = "[^/]+";
+                let any = "(?:[^/]+)";
                 let value = format!(
-                    "/(?:{})/(?:{})",
-                    service.unwrap_or(any),
-                    method.unwrap_or(any)
+                    "/{}/{}",
+                    service.map_or_else(|| any.into(), group),
+                    method.map_or_else(|| any.into(), group)
                 );
                 Ok(path(PathMatchType::RegularExpression, value))
             }
         }
+    }
+}
+
+/// `pattern`, which compiles on its own, as a group that keeps its
+/// meaning with more after it. In `(?x)` mode a trailing `# comment` would
+/// swallow the rest of the path's expression; a newline ends the comment
+/// and is otherwise ignored there.
+fn group(pattern: &str) -> String {
+    let grouped = format!("(?:{pattern})");
+    if regex::Regex::new(&grouped).is_ok() {
+        grouped
+    } else {
+        format!("(?:{pattern}\n)")
     }
 }
 
