@@ -2,9 +2,14 @@
 //!
 //! prometheus-client's `Histogram` takes a lock on every observation. This
 //! one is a fixed array of atomic counters: observing is a binary search over
-//! 25 bounds and two relaxed atomic adds. The sum is kept in nanoseconds, as
-//! an integer, so it never loses precision and needs no compare-and-swap
-//! loop; it is written in milliseconds.
+//! 25 bounds and two relaxed atomic adds. The sum is kept in whole
+//! microseconds, as an integer, so it needs no compare-and-swap loop and
+//! is exact to the microsecond; it is written in milliseconds. Microseconds
+//! rather than nanoseconds, because a `u64` of nanoseconds holds only 584
+//! years of latency: a series of 1,000 requests a second that take a
+//! second each would reach that in 213 days, and the sum would wrap to a
+//! small number (a reset, to Prometheus). In microseconds it holds 584,000
+//! years.
 
 use std::{
     fmt,
@@ -49,7 +54,7 @@ pub(crate) struct LatencyHistogram(Arc<Inner>);
 struct Inner {
     /// Observations per bucket, not cumulative; the last is `+Inf`.
     counts: [AtomicU64; BUCKETS],
-    sum_nanos: AtomicU64,
+    sum_micros: AtomicU64,
 }
 
 impl LatencyHistogram {
@@ -62,7 +67,7 @@ impl LatencyHistogram {
         if let Some(c) = self.0.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.0.sum_micros.fetch_add(nanos / 1_000, Ordering::Relaxed);
     }
 
     /// The number of observations.
@@ -101,7 +106,7 @@ impl EncodeMetric for LatencyHistogram {
             let bound = LATENCY_BUCKETS_MS.get(i).map_or(f64::MAX, |&ms| ms as f64);
             *slot = (bound, n);
         }
-        let sum_ms = self.0.sum_nanos.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum_ms = self.0.sum_micros.load(Ordering::Relaxed) as f64 / 1e3;
         encoder.encode_histogram::<NoLabelSet>(sum_ms, count, &buckets, None)
     }
 
@@ -136,5 +141,26 @@ mod tests {
         assert!(text.contains("lat_ms_bucket{le=\"50000.0\"} 3\n"));
         assert!(text.contains("lat_ms_bucket{le=\"+Inf\"} 4\n"));
         assert_eq!(h.count(), 4);
+    }
+
+    #[test]
+    fn the_sum_holds_centuries_of_latency() {
+        // 2^64 nanoseconds are 584 years of latency: one series of 1,000
+        // requests a second that take a second each sums that in 213 days.
+        let h = LatencyHistogram::default();
+        for _ in 0..20 {
+            h.observe(Duration::from_secs(1_000_000_000));
+        }
+        let mut registry = Registry::default();
+        registry.register("lat_ms", "Latency", h.clone());
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("lat_ms_sum "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(sum, 2e13, "{text}");
     }
 }
