@@ -108,6 +108,11 @@ impl Entry {
         Text(start..self.texts.len())
     }
 
+    /// The bytes the entry holds while it waits for the writer.
+    pub(super) fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.texts.capacity()
+    }
+
     /// How many bytes of texts the entry holds without growing.
     #[cfg(test)]
     pub(super) fn capacity(&self) -> usize {

@@ -35,13 +35,19 @@
 //! as a task, and that writes the lines where it is told (the sidecar:
 //! standard error, as Linkerd's proxy does). The request path only copies
 //! the entry's fields, into one allocation; the writer formats the line
-//! straight into the buffer it writes. When the writer falls behind, lines
+//! straight into the buffer it writes. When the writer falls behind (the
+//! queue holds [`QUEUE`] lines or [`MAX_QUEUED_BYTES`]), lines
 //! are dropped and counted ([`AccessLog::dropped`], and
 //! `access_log_dropped_lines_total` once [registered](AccessLog::register)),
 //! rather than slowing the traffic down.
 
 mod format;
 mod service;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use tokio::{
@@ -58,6 +64,14 @@ pub use self::{
 /// The lines queued for the writer before further ones are dropped.
 pub const QUEUE: usize = 4096;
 
+/// The most bytes the lines waiting for the writer may hold: 16 MiB.
+/// Each holds a copy of its request's URI and headers, which a client may
+/// make hundreds of kilobytes long, so [`QUEUE`] lines alone bound nothing
+/// that matters; past this, lines are dropped and counted as when the
+/// queue is full. Lines of ordinary requests (a few hundred bytes) fill
+/// the queue long before.
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
+
 /// The bytes of a batch's buffer the writer keeps for the next one.
 const KEPT_BATCH: usize = 64 * 1024;
 
@@ -67,6 +81,8 @@ const KEPT_BATCH: usize = 64 * 1024;
 pub struct AccessLog {
     format: AccessLogFormat,
     lines: mpsc::Sender<Box<Entry>>,
+    /// The bytes the queued lines hold, shared with the writer.
+    queued: Arc<AtomicUsize>,
     dropped: Counter,
 }
 
@@ -76,20 +92,24 @@ pub struct AccessLog {
 pub struct AccessLogWriter {
     format: AccessLogFormat,
     lines: mpsc::Receiver<Box<Entry>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl AccessLog {
     /// A log in `format`, and the writer that writes its lines.
     pub fn new(format: AccessLogFormat) -> (Self, AccessLogWriter) {
         let (lines, receiver) = mpsc::channel(QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let log = Self {
             format,
             lines,
+            queued: queued.clone(),
             dropped: Counter::default(),
         };
         let writer = AccessLogWriter {
             format,
             lines: receiver,
+            queued,
         };
         (log, writer)
     }
@@ -115,7 +135,10 @@ impl AccessLog {
     }
 
     fn write(&self, entry: Box<Entry>) {
-        if self.lines.try_send(entry).is_err() {
+        let size = entry.size();
+        let before = self.queued.fetch_add(size, Ordering::Relaxed);
+        if before + size > MAX_QUEUED_BYTES || self.lines.try_send(entry).is_err() {
+            self.queued.fetch_sub(size, Ordering::Relaxed);
             self.dropped.inc();
         }
     }
@@ -132,12 +155,10 @@ impl AccessLogWriter {
         let mut batch = Vec::new();
         while let Some(entry) = self.lines.recv().await {
             batch.clear();
-            entry.render(self.format, &mut batch);
-            batch.push(b'\n');
+            self.render(&entry, &mut batch);
             // Whatever else is queued goes out in the same write.
             while let Ok(entry) = self.lines.try_recv() {
-                entry.render(self.format, &mut batch);
-                batch.push(b'\n');
+                self.render(&entry, &mut batch);
             }
             out.write_all(&batch).await?;
             out.flush().await?;
@@ -145,6 +166,13 @@ impl AccessLogWriter {
             batch.shrink_to(KEPT_BATCH);
         }
         Ok(())
+    }
+
+    /// Appends `entry`'s line to `batch`, and frees its room in the queue.
+    fn render(&self, entry: &Entry, batch: &mut Vec<u8>) {
+        entry.render(self.format, batch);
+        batch.push(b'\n');
+        self.queued.fetch_sub(entry.size(), Ordering::Relaxed);
     }
 }
 

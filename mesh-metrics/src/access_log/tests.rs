@@ -190,6 +190,37 @@ async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     );
 }
 
+#[tokio::test]
+async fn the_queue_holds_at_most_its_bytes_whatever_the_size_of_the_requests() {
+    // A request head may carry hundreds of kilobytes of URI and headers,
+    // and every line waiting for a slow writer holds them: 4,096 such
+    // lines would be gigabytes. Past MAX_QUEUED_BYTES, lines are dropped
+    // and counted, as when the queue is full.
+    let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
+    let big = |i: usize| {
+        let mut entry = Entry::with_capacity(1 << 20);
+        entry.uri = entry.push(&format!("/{i}/{}", "x".repeat((1 << 20) - 16)));
+        Box::new(entry)
+    };
+    for i in 0..64 {
+        log.write(big(i));
+    }
+    let kept = MAX_QUEUED_BYTES / (1 << 20) - 1;
+    assert_eq!(log.dropped(), 64 - kept as u64);
+
+    // Once written, their room is free again.
+    let writer = tokio::spawn(writer.run(tokio::io::sink()));
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    for i in 0..kept {
+        log.write(big(i));
+    }
+    assert_eq!(log.dropped(), 64 - kept as u64);
+    drop(log);
+    writer.await.unwrap().unwrap();
+}
+
 #[test]
 fn an_entry_copies_its_texts_into_one_buffer_sized_at_the_request() {
     let req = request();
