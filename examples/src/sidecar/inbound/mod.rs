@@ -1,6 +1,7 @@
 //! The inbound side: from other workloads to the local application.
 
 mod connection;
+mod host;
 mod l5d_client_id;
 
 use std::{net::SocketAddr, time::Duration};
@@ -22,14 +23,19 @@ use tower::{Layer, ServiceBuilder, service_fn};
 pub(crate) use self::connection::strip_connection_listed;
 use self::{
     connection::{StripConnectionListed, StripConnectionListedLayer},
+    host::{HostAuthority, HostAuthorityLayer},
     l5d_client_id::{L5dClientId, L5dClientIdLayer},
 };
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
 pub(super) type HttpStack = StripConnectionListed<
-    NormalizePath<
-        Authorize<
-            Metrics<ApplyFilters<ClientId<L5dClientId<Forward<Client<hyper::body::Incoming>>>>>>,
+    HostAuthority<
+        NormalizePath<
+            Authorize<
+                Metrics<
+                    ApplyFilters<ClientId<L5dClientId<Forward<Client<hyper::body::Incoming>>>>>,
+                >,
+            >,
         >,
     >,
 >;
@@ -37,7 +43,8 @@ pub(super) type HttpStack = StripConnectionListed<
 /// The HTTP stack of one inbound port: drop the headers the client's
 /// `Connection` names (they belong to its hop, and dropped only as the
 /// request leaves they would take along any header the sidecar adds
-/// under the same name), normalize the path, authorize the
+/// under the same name), make an HTTP/2 request's `:authority` the `Host`
+/// it will be served for (see [`host`]), normalize the path, authorize the
 /// request as one to the application's port (the port a `Server`
 /// selects), count it, apply the filters of the route rule it matched,
 /// tell the application who called (`mesh-client-id`, and Linkerd's
@@ -71,6 +78,7 @@ pub(super) fn http_stack(
     let forward = Forward::new(client, [app])?;
     Ok(ServiceBuilder::new()
         .layer(StripConnectionListedLayer)
+        .layer(HostAuthorityLayer)
         .layer(NormalizePathLayer)
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())

@@ -1,0 +1,136 @@
+//! The host an inbound request is authorized for is the host the
+//! application is given. An HTTP/2 request names its host twice, in
+//! `:authority` and `Host`; between two sidecars the `:authority` names
+//! the endpoint and `Host` what the client asked for, and it is `Host`
+//! that reaches the application.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use http::{Request, Response, StatusCode};
+use support::*;
+
+/// `emoji`'s port: `public.example` for anyone on loopback, and
+/// `admin.example` only from `10.0.0.0/8`.
+const POLICY: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: emoji-http, namespace: emojivoto}
+spec:
+  podSelector: {matchLabels: {app: emoji}}
+  port: http
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: public, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: emoji-http}]
+  hostnames: [public.example]
+  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: admin, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: emoji-http}]
+  hostnames: [admin.example]
+  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: loopback, namespace: emojivoto}
+spec:
+  networks: [{cidr: 127.0.0.0/8}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: cluster, namespace: emojivoto}
+spec:
+  networks: [{cidr: 10.0.0.0/8}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: public-from-loopback, namespace: emojivoto}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: public}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: admin-from-cluster, namespace: emojivoto}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: admin}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: NetworkAuthentication, name: cluster}
+";
+
+/// An application that answers with the `Host` it got.
+async fn app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(listener, |req: Request<hyper::body::Incoming>| async move {
+        let host = req
+            .headers()
+            .get("host")
+            .map(|h| h.to_str().unwrap().to_owned());
+        Ok(Response::new(full(format!("{host:?}"))))
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_http_2_request_is_authorized_for_the_host_the_application_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let app = app().await;
+    let sidecar = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
+        app.port(),
+        policy.display()
+    ));
+    let inbound = sidecar.inbound[0];
+    let send = |authority: &str, host: Option<&str>| {
+        let mut req = Request::get(format!("http://{authority}/"));
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        h2_via(inbound, req.body(full("")).unwrap())
+    };
+    let text = |res: Response<hyper::body::Incoming>| async move {
+        (
+            res.status(),
+            String::from_utf8(body_bytes(res).await.to_vec()).unwrap(),
+        )
+    };
+
+    let res = send("public.example", None).await.unwrap();
+    assert_eq!(
+        text(res).await,
+        (StatusCode::OK, "Some(\"public.example\")".into())
+    );
+    let res = send("admin.example", None).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // A `Host` that disagrees with the `:authority` is what the
+    // application would be given: it is what is authorized.
+    let res = send("public.example", Some("admin.example")).await.unwrap();
+    let (status, body) = text(res).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the app got {body}");
+    // As the peer sidecar sends a request: the `:authority` is the
+    // endpoint, `Host` the service.
+    let res = send(&inbound.to_string(), Some("public.example"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(res).await,
+        (StatusCode::OK, "Some(\"public.example\")".into())
+    );
+    stop(sidecar).await;
+}
