@@ -20,8 +20,8 @@
 //!   differs from Linkerd**, whose metrics count every non-zero status as a
 //!   failure; to get Linkerd's numbers, use [`GrpcCodes::all_errors`].
 //!   A gRPC response carries its status either in the headers (a
-//!   trailers-only response) or in the trailers. When the headers do not
-//!   have it, [`Classify::classify_response`] returns
+//!   trailers-only response) or in the trailers. When the headers of a
+//!   `200` do not have it, [`Classify::classify_response`] returns
 //!   [`Classification::Pending`], and the caller asks again with
 //!   [`Classify::classify_trailers`] when the body ends. A stream that ends
 //!   with no `grpc-status` at all is a failure. A `grpc-status` that is not
@@ -240,7 +240,10 @@ impl Classify {
             // Trailers-only: the status is in the headers.
             self.classify_grpc_status(code)
         } else if is_grpc(headers) {
-            if status.is_success() {
+            // Only a `200` carries a gRPC stream. gRPC clients fail any
+            // other status without a `grpc-status` in its headers, a `204`
+            // or `206` included, whatever trailers follow.
+            if status == StatusCode::OK {
                 return Classification::Pending;
             }
             self.classify_grpc_http_status(status)
@@ -298,10 +301,11 @@ impl Classify {
         ResponseClass::Failure(FailureReason::Error(ErrorKind::of(error)))
     }
 
-    /// A gRPC response with a non-2xx HTTP status and no `grpc-status`. gRPC
-    /// clients turn it into a code (gRPC's "HTTP to gRPC status code
-    /// mapping"); it is a failure when that code is one, and the reason keeps
-    /// the HTTP status.
+    /// A gRPC response with a status other than `200` and no `grpc-status`
+    /// in its headers. gRPC clients turn it into a code (gRPC's "HTTP to
+    /// gRPC status code mapping", where every status it does not list is
+    /// `UNKNOWN`); it is a failure when that code is one, and the reason
+    /// keeps the HTTP status.
     fn classify_grpc_http_status(&self, status: StatusCode) -> ResponseClass {
         let code = match status.as_u16() {
             400 => GrpcCode::INTERNAL,

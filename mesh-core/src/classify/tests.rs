@@ -278,3 +278,26 @@ fn classes_have_labels() {
         ["timeout", "connect", "reset", "other"]
     );
 }
+
+#[test]
+fn a_grpc_response_with_another_2xx_status_is_not_a_stream() {
+    // gRPC clients read only a `200` as a stream whose status comes in the
+    // trailers; any other status without `grpc-status` is UNKNOWN to them.
+    let c = Classify::default();
+    for status in [201, 204, 206] {
+        let res = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .body(())
+            .unwrap();
+        assert_eq!(c.classify_response(&res), http_failure(status), "{status}");
+    }
+    // With a `grpc-status` in its headers, it is trailers-only as ever.
+    let res = Response::builder()
+        .status(204)
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header("grpc-status", "0")
+        .body(())
+        .unwrap();
+    assert_eq!(c.classify_response(&res), SUCCESS);
+}
