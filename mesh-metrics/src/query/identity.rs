@@ -32,6 +32,11 @@
 //! may hold one identity (one service account for both): each has it, and
 //! a series naming it is then no one workload's.
 
+use std::{
+    collections::{HashMap, HashSet},
+    hash::Hash,
+};
+
 use super::{Delta, Sample, Target};
 
 /// Why a series' traffic was not on mutual TLS, as Linkerd labels it;
@@ -83,9 +88,9 @@ impl Identities {
         // What each scrape says: (caller, service, server identity) of the
         // outbound series on mutual TLS, (server, client identity) inbound;
         // and of those, the ones that moved in the window.
-        let mut calls: Vec<(&str, &str, &str)> = Vec::new();
-        let mut recent_calls: Vec<(&str, &str, &str)> = Vec::new();
-        let mut recent_clients: Vec<(&str, &str)> = Vec::new();
+        let mut calls = Distinct::default();
+        let mut recent_calls = Distinct::default();
+        let mut recent_clients = Distinct::default();
         for (target, delta) in targets.iter().zip(deltas) {
             let Some(delta) = delta else { continue };
             for s in delta.samples() {
@@ -95,9 +100,9 @@ impl Identities {
                         if let (Some(service), Some(id)) = (service, peer_identity(s, "server_id"))
                         {
                             let call = (target.name.as_str(), service, id);
-                            push_new(&mut calls, call);
+                            calls.push(call);
                             if s.value > 0.0 {
-                                push_new(&mut recent_calls, call);
+                                recent_calls.push(call);
                             }
                         }
                     }
@@ -105,7 +110,7 @@ impl Identities {
                         if let Some(id) = peer_identity(s, "client_id")
                             && s.value > 0.0
                         {
-                            push_new(&mut recent_clients, (target.name.as_str(), id));
+                            recent_clients.push((target.name.as_str(), id));
                         }
                     }
                     _ => {}
@@ -114,35 +119,44 @@ impl Identities {
         }
         for &name in &names {
             let mut ids: Vec<&str> = Vec::new();
-            for &(_, service, id) in &calls {
+            for &(_, service, id) in &calls.list {
                 if service == name {
+                    // Whether there is one is all that counts.
                     push_new(&mut ids, id);
+                    if ids.len() > 1 {
+                        break;
+                    }
                 }
             }
             if let [id] = ids[..] {
                 known.infer(name, id);
             }
         }
-        while known.settle_one_caller(&names, &recent_calls, &recent_clients) {}
+        while known.settle_one_caller(&names, &recent_calls.list, &recent_clients.list) {}
         known
     }
 
     /// What the scrapes say of themselves in [`IDENTITY_INFO`].
     fn declared(targets: &[Target], deltas: &[Option<Delta>]) -> Self {
-        let mut declared: Vec<(&str, &str)> = Vec::new();
+        let mut declared = Distinct::default();
         for (target, delta) in targets.iter().zip(deltas) {
             let Some(delta) = delta else { continue };
             for s in delta.samples() {
                 if s.name == IDENTITY_INFO
                     && let Some(id) = s.label("identity").filter(|id| !id.is_empty())
                 {
-                    push_new(&mut declared, (target.name.as_str(), id));
+                    declared.push((target.name.as_str(), id));
                 }
             }
         }
+        // How many identities each workload's scrapes named.
+        let mut named: HashMap<&str, usize> = HashMap::new();
+        for &(name, _) in &declared.list {
+            *named.entry(name).or_default() += 1;
+        }
         let mut known = Self::default();
-        for &(name, id) in &declared {
-            if declared.iter().any(|&(n, i)| n == name && i != id) {
+        for &(name, id) in &declared.list {
+            if named.get(name).is_some_and(|&n| n > 1) {
                 push_new(&mut known.conflicting, name.to_owned());
             } else if known.of(name).is_none() {
                 known.by_name.push((name.to_owned(), id.to_owned()));
@@ -167,10 +181,14 @@ impl Identities {
                     push_new(&mut callers, caller);
                 }
             }
+            // Whether there is one is all that counts: two are enough.
             let mut ids: Vec<&str> = Vec::new();
             for &(at, id) in clients {
                 if at == server && !self.is_held(id) {
                     push_new(&mut ids, id);
+                    if ids.len() > 1 {
+                        break;
+                    }
                 }
             }
             if let ([caller], [id]) = (&callers[..], &ids[..]) {
@@ -224,6 +242,33 @@ impl Identities {
     }
 }
 
+/// Items in the order they first came, each once. A scraped server picks
+/// how many distinct ones there are, so they are found by hashing, not by
+/// a scan of those before.
+struct Distinct<T> {
+    list: Vec<T>,
+    seen: HashSet<T>,
+}
+
+impl<T> Default for Distinct<T> {
+    fn default() -> Self {
+        Self {
+            list: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+impl<T: Copy + Eq + Hash> Distinct<T> {
+    fn push(&mut self, item: T) {
+        if self.seen.insert(item) {
+            self.list.push(item);
+        }
+    }
+}
+
+/// Appends `item` unless `list` has it: for lists of the named workloads,
+/// which configuration bounds.
 fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
     if !list.contains(&item) {
         list.push(item);

@@ -277,3 +277,32 @@ fn a_caller_idle_in_the_window_is_not_paired_with_another_client() {
     let ids = Identities::learn(&targets, &deltas);
     assert_eq!(ids.of("web"), Some(BOT));
 }
+
+#[test]
+fn thousands_of_identities_in_a_scrape_are_read_in_one_pass() {
+    // A scraped server picks how many identities its series name: 20,000
+    // server and client identities, and as many of its own. Each looked
+    // for among those before it, that was some 10^8 comparisons.
+    const N: usize = 20_000;
+    let mut web = String::new();
+    let mut emoji = String::new();
+    for i in 0..N {
+        web += &format!(
+            "response_total{{direction=\"outbound\",dst_service=\"s{i}\",tls=\"true\",server_id=\"id{i}\"}} 1\n"
+        );
+        emoji += &format!(
+            "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"id{i}\"}} 1\n{}",
+            info(&format!("own{i}"))
+        );
+    }
+    emoji +=
+        &format!("response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{WEB}\"}} 1\n");
+    let targets = Target::parse_list("web=a:1,emoji=b:2,s7=c:3").unwrap();
+    let deltas = [delta(&web), delta(&emoji), None];
+    let ids = Identities::learn(&targets, &deltas);
+    // emoji named 20,000 identities of its own: it has none.
+    assert_eq!(ids.of("emoji"), None);
+    // s7 is known by the one identity web requires of it.
+    assert_eq!(ids.of("s7"), Some("id7"));
+    assert_eq!(ids.of("web"), None);
+}
