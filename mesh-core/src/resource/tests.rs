@@ -682,3 +682,26 @@ spec:
     assert!(!rules[0][0].matches_request(&post("/emojivoto.v1.EmojiService/Vote")));
     assert!(!rules[0][0].matches_request(&post("/other.v1.EmojiService/List")));
 }
+
+#[test]
+fn aliases_that_expand_a_billion_times_are_refused() {
+    // Ten levels of nine aliases each: 9^10 strings if expanded.
+    let mut text = String::from(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..10 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "  a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    // Unread fields are skipped, aliases and all.
+    let loaded = load::<HttpRoute>("routes.yaml", &text).unwrap();
+    assert_eq!(loaded.ignored.len(), 10);
+    // A field read as a whole value follows aliases, up to the parser's
+    // bound.
+    text.push_str("  rules: [{filters: [{type: RequestMirror, requestMirror: *a9}]}]\n");
+    let err = route_error(&text);
+    assert_eq!(err.document(), Some(1), "{err}");
+    assert!(err.to_string().contains("repetition limit"), "{err}");
+}
