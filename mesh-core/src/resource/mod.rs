@@ -26,14 +26,13 @@
 //!
 //! The text is trusted as configuration is: whoever writes it decides the
 //! policy anyway. Aliases are bounded: fields that are not read are
-//! skipped without following them, and the parser refuses a document whose
-//! aliases are followed more than a hundred times per event it holds, so
-//! a "billion laughs" fails at once. Nesting deeper than 128 is refused
-//! too. But the parser
-//! (libyaml's scanner) spends time in proportion to the flow nesting depth
-//! for every token it reads, before any limit applies: a 200 KB document
-//! of 100,000 nested `[` takes minutes to refuse. Read files of a size
-//! and from a source you would accept configuration from.
+//! skipped without following them, and the parser refuses a document
+//! whose aliases are followed more than a hundred times per event it
+//! holds, so a "billion laughs" fails at once. But the parser (libyaml's
+//! scanner) spends time in proportion to the flow nesting depth for every
+//! token it reads, before anything else looks at the document: a 200 KB
+//! document of 100,000 nested `[` takes minutes to read. Read files of a
+//! size and from a source you would accept configuration from.
 //!
 //! ```
 //! use mesh_core::resource::{self, HttpRoute};
