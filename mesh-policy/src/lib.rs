@@ -101,7 +101,8 @@
 //! - An `AuthorizationPolicy` targets a Server (every request to it), an
 //!   HTTPRoute or a GRPCRoute (the requests that route matches), or its
 //!   own namespace
-//!   (every Server and route in it). **All** of its
+//!   (every Server and route in it), always in its own namespace: a
+//!   `targetRef.namespace` naming another is an error. **All** of its
 //!   `requiredAuthenticationRefs` must match.
 //! - A `GRPCRoute` is read as the `HTTPRoute` its method matches make (a
 //!   gRPC call is a `POST` to `/{service}/{method}`; see mesh-core's

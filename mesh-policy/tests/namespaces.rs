@@ -119,3 +119,46 @@ fn a_route_may_not_name_a_server_parent_by_port_or_section() {
         );
     }
 }
+
+#[test]
+fn a_policy_whose_target_names_another_namespace_is_refused() {
+    // Linkerd's AuthorizationPolicy targets only resources of its own
+    // namespace. Read without its `namespace`, this target would be
+    // victim's own `web` and `grab`, opened to anyone, which is not what
+    // was written.
+    for (kind, name) in [("Server", "web"), ("HTTPRoute", "grab")] {
+        let text = format!(
+            "{}---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{ name: elsewhere, namespace: victim }}
+spec:
+  targetRef: {{ group: policy.linkerd.io, kind: {kind}, name: {name}, namespace: staging }}
+  requiredAuthenticationRefs:
+    - {{ group: policy.linkerd.io, kind: NetworkAuthentication, name: anyone }}
+",
+            other("victim", "victim")
+        );
+        let err = compile(&text).map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), Kind::InvalidValue, "{err}");
+        assert_eq!(
+            (err.resource_kind(), err.name()),
+            (Some("AuthorizationPolicy"), Some("elsewhere"))
+        );
+        assert_eq!(err.field_path(), "spec.targetRef.namespace", "{err}");
+    }
+    // Naming its own namespace is allowed.
+    let text = format!(
+        "{}---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{ name: own, namespace: victim }}
+spec:
+  targetRef: {{ group: policy.linkerd.io, kind: Server, name: web, namespace: victim }}
+  requiredAuthenticationRefs:
+    - {{ group: policy.linkerd.io, kind: NetworkAuthentication, name: anyone }}
+",
+        other("victim", "victim")
+    );
+    compile(&text).unwrap();
+}

@@ -26,6 +26,17 @@ pub(super) fn authorization_policies(
         let AuthorizationPolicy { metadata, spec, .. } = &entry.value;
         let namespace = ns(metadata, workload);
         let t = &spec.target_ref;
+        // Linkerd's target is local: it has no namespace, so one written
+        // out that is not the policy's own would be read as the policy's
+        // namespace's resource of that name, which was not what was meant.
+        if t.namespace.as_deref().is_some_and(|n| n != namespace) {
+            return Err(error(
+                entry,
+                Kind::InvalidValue,
+                "spec.targetRef.namespace",
+                format!("a policy in namespace {namespace} may only target a resource in it"),
+            ));
+        }
         let target = match t.kind.as_str() {
             "Server" => Target::Servers(vec![
                 find(&r.servers, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
