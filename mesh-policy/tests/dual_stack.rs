@@ -151,3 +151,77 @@ spec:
         );
     }
 }
+
+/// Logs of a dual-stack listener name IPv4 clients `::ffff:a.b.c.d`, so
+/// networks get written that way too. Since clients are matched as the
+/// IPv4 address they carry, such a network must be read as that IPv4
+/// network, or the clients it names would all be refused (and an IPv4
+/// network could not except them).
+#[test]
+fn a_network_written_ipv4_mapped_is_the_ipv4_network_it_carries() {
+    use mesh_policy::{Client, ClientTls, ConnectionDecision, DefaultPolicy, Policy};
+
+    const MAPPED: &str = r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web}
+spec:
+  podSelector: {}
+  port: 8080
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: mapped}
+spec:
+  networks:
+    - {cidr: "::ffff:10.0.0.0/104", except: ["::ffff:10.9.0.0/112"]}
+    - {cidr: 192.168.0.0/16, except: ["::ffff:192.168.7.0/120"]}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-mapped}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: web}
+  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: NetworkAuthentication, name: mapped}]
+"#;
+    let workload = Workload::new("default")
+        .with_cluster_networks(vec!["::ffff:172.16.0.0/108".parse().unwrap()]);
+    let config = PolicyConfig::default().with_default_policy(DefaultPolicy::ClusterUnauthenticated);
+    let policy = Policy::compile(
+        &[PolicySource::new("policy.yaml", MAPPED)],
+        &workload,
+        &config,
+        &PolicyMetrics::default(),
+    )
+    .unwrap()
+    .policy;
+    let client = |ip: &str| Client {
+        tls: ClientTls::Plaintext,
+        addr: Some(ip.parse().unwrap()),
+    };
+    for (ip, allowed) in [
+        ("10.1.2.3", true),
+        ("::ffff:10.1.2.3", true),
+        ("10.9.0.1", false),
+        ("192.168.1.1", true),
+        ("192.168.7.1", false),
+        ("11.0.0.1", false),
+    ] {
+        let decision = policy.evaluate_connection(8080, &client(ip));
+        assert_eq!(
+            matches!(decision, ConnectionDecision::Allow(_)),
+            allowed,
+            "{ip}"
+        );
+    }
+    // The cluster networks of `cluster-unauthenticated`, on a port no
+    // Server covers.
+    for (ip, allowed) in [("172.16.0.9", true), ("10.1.2.3", false)] {
+        let decision = policy.evaluate_connection(9999, &client(ip));
+        assert_eq!(
+            matches!(decision, ConnectionDecision::Allow(_)),
+            allowed,
+            "{ip}"
+        );
+    }
+}

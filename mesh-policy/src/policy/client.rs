@@ -157,7 +157,7 @@ impl NetworkSet {
         Self::new(
             nets.iter()
                 .map(|n| Network {
-                    cidr: crate::resource::Cidr(*n),
+                    cidr: crate::resource::Cidr(crate::resource::canonical_net(*n)),
                     except: Vec::new(),
                 })
                 .collect(),

@@ -74,6 +74,8 @@ pub struct NetworkAuthenticationSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Network {
     /// `cidr`: the network, IPv4 or IPv6. A bare address is a /32 or /128.
+    /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is read as the
+    /// IPv4 network it carries (`10.0.0.0/8`), as client addresses are.
     pub cidr: Cidr,
     /// `except`: networks within `cidr` that do not match.
     #[serde(default)]
@@ -116,14 +118,32 @@ impl FromStr for Cidr {
                     host_bits: true,
                 });
             }
-            return Ok(Cidr(net));
+            return Ok(Cidr(canonical(net)));
         }
         s.parse::<IpAddr>()
-            .map(|a| Cidr(IpNet::from(a)))
+            .map(|a| Cidr(IpNet::from(a.to_canonical())))
             .map_err(|_| InvalidCidr {
                 input: s.into(),
                 host_bits: false,
             })
+    }
+}
+
+/// `net`, or for an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) the
+/// IPv4 network it carries (`10.0.0.0/8`).
+///
+/// Clients are matched by the IPv4 address a mapped address carries (see
+/// [`Client::addr`](crate::Client)), so a network written the way a
+/// dual-stack listener's logs name them must be read as IPv4 too: else
+/// it would match no client, and no IPv4 network could except it.
+pub(crate) fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        _ => net,
     }
 }
 

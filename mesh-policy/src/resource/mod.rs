@@ -11,7 +11,10 @@ pub(crate) mod read;
 mod selector;
 mod server;
 
-pub(crate) use self::read::{Entry, Resources};
+pub(crate) use self::{
+    authn::canonical as canonical_net,
+    read::{Entry, Resources},
+};
 pub use self::{
     authn::{
         Cidr, InvalidCidr, MeshTlsAuthentication, MeshTlsAuthenticationSpec, Network,
