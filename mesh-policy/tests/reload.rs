@@ -262,3 +262,25 @@ async fn a_file_caught_between_its_truncation_and_its_write_is_not_put_in_force(
     );
     task.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_watcher_with_a_zero_interval_polls_instead_of_panicking() {
+    // `tokio::time::interval` panics on a zero period; a zero from a
+    // configuration file must not take the watcher (and its policy
+    // updates) down.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, STRICT).unwrap();
+    let store = PolicyStore::new(web(), PolicyConfig::default(), PolicyMetrics::default());
+    let files = PolicyFiles::new().with_file(&path);
+    let watcher = PolicyWatcher::new(store.clone(), files).with_interval(Duration::ZERO);
+    let mut changes = store.subscribe();
+    let task = tokio::spawn(watcher.run());
+    tokio::time::timeout(Duration::from_secs(10), changes.changed())
+        .await
+        .expect("the watcher loads the file")
+        .unwrap();
+    assert_eq!(at_80(&store), Deny("web"));
+    assert!(!task.is_finished());
+    task.abort();
+}

@@ -151,12 +151,18 @@ impl PolicyWatcher {
         }
     }
 
-    /// Sets how often the files are read. Default 2 seconds.
+    /// Sets how often the files are read. Default 2 seconds; at least
+    /// [`MIN_INTERVAL`](Self::MIN_INTERVAL), which a shorter interval
+    /// (a zero in a configuration file) is raised to, rather than reading
+    /// the files without pause.
     #[must_use]
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.interval = interval.max(Self::MIN_INTERVAL);
         self
     }
+
+    /// The shortest interval between polls: 100 ms.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
     /// Says these texts are already loaded (the sidecar loads its policy
     /// before it starts serving), so they are not loaded again.
