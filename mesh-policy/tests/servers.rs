@@ -112,3 +112,24 @@ fn a_quoted_port_number_is_an_error_not_a_name_that_selects_nothing() {
         Deny("web")
     );
 }
+
+/// A port range (`8080-8090`) is no port name either: Linkerd's Server
+/// covers one port. Read as a name, it would select nothing and leave
+/// every port of the range to the default policy.
+#[test]
+fn a_port_range_is_an_error_not_a_name_that_selects_nothing() {
+    for port in ["8080-8090", "\"80-90\"", "'80:90'"] {
+        let text = WEB.replace("port: 80", &format!("port: {port}"));
+        let err = compiled(&text).map(|_| ()).unwrap_err();
+        assert_eq!(err.field_path(), "spec.port", "{err}");
+        assert!(err.message().contains("letter"), "{err}");
+    }
+    // A name with digits and a hyphen is still a name.
+    let named = WEB.replace("port: 80", "port: http-8080");
+    let workload = workload().with_port("http-8080", 8080);
+    let policy = compile(&named, &workload, &PolicyConfig::default());
+    assert_eq!(
+        decide(&policy, 8080, Plain, None, "GET", "/", &[]),
+        Deny("web")
+    );
+}

@@ -59,8 +59,9 @@ pub struct ServerSpec {
     pub access_policy: Option<DefaultPolicy>,
 }
 
-/// A port by number or by name. A name of digits only (`"8080"`, quoted
-/// in YAML) is refused: Kubernetes requires a letter in a port name.
+/// A port by number or by name. A name without a letter (`"8080"`,
+/// quoted in YAML, or a range such as `8080-8090`) is refused: Kubernetes
+/// requires a letter in a port name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PortRef {
     /// A port number, 1 to 65535.
@@ -106,11 +107,17 @@ impl<'de> Deserialize<'de> for PortRef {
                     return Err(E::invalid_value(de::Unexpected::Str(name), &self));
                 }
                 // Kubernetes requires a letter in a port name, so no pod
-                // port has this one: a Server reading it as a name would
-                // select nothing and leave the port to the default policy.
+                // port has this one (`"8080"`, or a range `8080-8090`): a
+                // Server reading it as a name would select nothing and
+                // leave the port to the default policy.
                 if name.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(E::custom(format_args!(
                         "port name {name:?} has no letter, so no port can have it: write the number {name} without quotes"
+                    )));
+                }
+                if !name.bytes().any(|b| b.is_ascii_alphabetic()) {
+                    return Err(E::custom(format_args!(
+                        "port name {name:?} has no letter, so no port can have it: a Server covers one port, by number or by name"
                     )));
                 }
                 Ok(PortRef::Name(name.to_owned()))
