@@ -71,10 +71,17 @@ async fn app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     serve(listener, |req: Request<hyper::body::Incoming>| async move {
-        let host = req
+        let hosts: Vec<_> = req
             .headers()
-            .get("host")
-            .map(|h| h.to_str().unwrap().to_owned());
+            .get_all("host")
+            .iter()
+            .map(|h| h.to_str().unwrap().to_owned())
+            .collect();
+        let host = match &hosts[..] {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => Some(hosts.join(" | ")),
+        };
         Ok(Response::new(full(format!("{host:?}"))))
     });
     addr
@@ -132,5 +139,52 @@ async fn an_http_2_request_is_authorized_for_the_host_the_application_gets() {
         text(res).await,
         (StatusCode::OK, "Some(\"public.example\")".into())
     );
+    stop(sidecar).await;
+}
+
+/// Two `Host` headers, or one that is not a host and port: authorization
+/// would read the first, the application maybe the last. `400`, as
+/// RFC 9112 §3.2 has a server answer, and the application sees nothing.
+#[tokio::test]
+async fn a_repeated_or_malformed_host_is_a_bad_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let app = app().await;
+    let sidecar = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
+        app.port(),
+        policy.display()
+    ));
+    for hosts in [
+        "host: public.example\r\nhost: admin.example\r\n",
+        "host: public.example, admin.example\r\n",
+        "host: x@public.example\r\n",
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(sidecar.inbound[0])
+            .await
+            .unwrap();
+        let request = format!("GET / HTTP/1.1\r\n{hosts}connection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{hosts}: {answer}");
+        assert!(
+            answer.contains("mesh-error: invalid host"),
+            "{hosts}: {answer}"
+        );
+    }
+    let h2 = Request::get("http://public.example/")
+        .header("host", "public.example")
+        .header("host", "admin.example")
+        .body(full(""))
+        .unwrap();
+    let res = h2_via(sidecar.inbound[0], h2).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     stop(sidecar).await;
 }

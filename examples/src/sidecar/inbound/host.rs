@@ -13,13 +13,22 @@
 //! `:authority` names the endpoint it connected to (this sidecar), and
 //! `Host` the service its application asked for. So the `Host` header is
 //! the request's host: [`HostAuthority`] puts it in the URI before anything
-//! reads it, and authorization sees what the application will. A `Host`
-//! that is not an authority is removed, and the `:authority` stands for
-//! both (`Forward` makes `Host` from it).
+//! reads it, and authorization sees what the application will.
+//!
+//! A request with two `Host` headers, or one that is not a host and an
+//! optional port (userinfo, a list, a space), is answered `400 Bad
+//! Request` with `mesh-error: invalid host`, in any version, as RFC 9112
+//! §3.2 has a server do: authorization reads the first, and an
+//! application may read the last, or all of them.
 
-use std::task::{Context, Poll};
+use std::{
+    future::{Ready, ready},
+    task::{Context, Poll},
+};
 
-use http::{HeaderValue, Request, Uri, Version, header, uri::Authority};
+use futures_util::future::Either;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
+use mesh_core::error::MESH_ERROR;
 use tower::{Layer, Service};
 
 /// Builds [`HostAuthority`]; it goes in front of authorization.
@@ -41,43 +50,67 @@ pub(crate) struct HostAuthority<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for HostAuthority<S>
+impl<S, B, RB> Service<Request<B>> for HostAuthority<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<RB>>,
+    RB: Default,
 {
-    type Response = S::Response;
+    type Response = Response<RB>;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Either<S::Future, Ready<Result<Response<RB>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> S::Future {
-        if req.version() == Version::HTTP_2 {
-            authority_from_host(&mut req);
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        match authority_from_host(&mut req) {
+            Ok(()) => Either::Left(self.inner.call(req)),
+            Err(InvalidHost) => {
+                tracing::debug!("invalid or repeated Host header");
+                Either::Right(ready(Ok(invalid_host())))
+            }
         }
-        self.inner.call(req)
     }
 }
 
-/// Makes `req`'s URI name the authority of its `Host` header, when it
-/// has one; removes a `Host` that is not an authority.
-fn authority_from_host<B>(req: &mut Request<B>) {
-    let Some(host) = req.headers().get(header::HOST) else {
-        return;
+/// The request's `Host` headers name no one authority.
+#[derive(Debug)]
+struct InvalidHost;
+
+/// The answer to a request with an [`InvalidHost`].
+fn invalid_host<RB: Default>() -> Response<RB> {
+    let mut res = Response::new(RB::default());
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = res.headers_mut();
+    headers.insert(MESH_ERROR, HeaderValue::from_static("invalid host"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res
+}
+
+/// Checks `req`'s `Host` (one at most, a host and an optional port, or
+/// empty in HTTP/1) and, in HTTP/2, makes its URI name that authority.
+fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return Ok(());
     };
-    if req
+    if hosts.next().is_some() {
+        return Err(InvalidHost);
+    }
+    let http2 = req.version() == Version::HTTP_2;
+    if host.is_empty() && !http2 {
+        // HTTP/1.1 sends an empty `Host` for a target without one.
+        return Ok(());
+    }
+    let authority = parse(host).ok_or(InvalidHost)?;
+    let agrees = req
         .uri()
         .authority()
-        .is_some_and(|a| a.as_str().as_bytes() == host.as_bytes())
-    {
-        return;
+        .is_some_and(|a| a.as_str().as_bytes() == host.as_bytes());
+    if !http2 || agrees {
+        return Ok(());
     }
-    let Some(authority) = parse(host) else {
-        req.headers_mut().remove(header::HOST);
-        return;
-    };
     let mut parts = req.uri().clone().into_parts();
     parts.authority = Some(authority);
     if parts.scheme.is_none() {
@@ -86,12 +119,8 @@ fn authority_from_host<B>(req: &mut Request<B>) {
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
     }
-    match Uri::from_parts(parts) {
-        Ok(uri) => *req.uri_mut() = uri,
-        Err(_) => {
-            req.headers_mut().remove(header::HOST);
-        }
-    }
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| InvalidHost)?;
+    Ok(())
 }
 
 /// `host` as an authority: a host and an optional numeric port, without
@@ -111,35 +140,54 @@ fn parse(host: &HeaderValue) -> Option<Authority> {
 mod tests {
     use super::*;
 
-    fn request(uri: &str, host: Option<&'static str>) -> Request<()> {
-        let mut req = Request::get(uri).version(Version::HTTP_2);
-        if let Some(host) = host {
-            req = req.header(header::HOST, host);
+    fn request(
+        version: Version,
+        uri: &str,
+        hosts: &[&'static str],
+    ) -> Result<Request<()>, InvalidHost> {
+        let mut req = Request::get(uri).version(version);
+        for host in hosts {
+            req = req.header(header::HOST, *host);
         }
         let mut req = req.body(()).unwrap();
-        authority_from_host(&mut req);
-        req
+        authority_from_host(&mut req)?;
+        Ok(req)
     }
 
     #[test]
-    fn the_host_header_names_the_uris_authority() {
-        let req = request("http://10.0.0.7:4143/list?x=1", Some("emoji:8080"));
+    fn an_http_2_requests_host_names_its_uris_authority() {
+        let h2 = Version::HTTP_2;
+        let req = request(h2, "http://10.0.0.7:4143/list?x=1", &["emoji:8080"]).unwrap();
         assert_eq!(req.uri(), "http://emoji:8080/list?x=1");
         assert_eq!(req.headers()[header::HOST], "emoji:8080");
-        let req = request("https://public.example/", Some("admin.example"));
+        let req = request(h2, "https://public.example/", &["admin.example"]).unwrap();
         assert_eq!(req.uri(), "https://admin.example/");
-        let req = request("http://emoji/", Some("[::1]:80"));
+        let req = request(h2, "http://emoji/", &["[::1]:80"]).unwrap();
         assert_eq!(req.uri(), "http://[::1]:80/");
+        let req = request(h2, "http://emoji/", &[]).unwrap();
+        assert_eq!(req.uri(), "http://emoji/");
+        // HTTP/1 keeps its target: `Forward` makes `Host` from an
+        // absolute one.
+        let req = request(Version::HTTP_11, "/list", &["emoji"]).unwrap();
+        assert_eq!(req.uri(), "/list");
+        assert!(request(Version::HTTP_11, "/", &[""]).is_ok());
     }
 
     #[test]
-    fn without_a_usable_host_the_authority_stands() {
-        let req = request("http://emoji/", None);
-        assert_eq!(req.uri(), "http://emoji/");
-        for bad in ["", "a b", "user@admin.example", "emoji:port", "emoji:99999"] {
-            let req = request("http://emoji/", Some(bad));
-            assert_eq!(req.uri(), "http://emoji/", "{bad}");
-            assert!(!req.headers().contains_key(header::HOST), "{bad}");
+    fn a_repeated_or_malformed_host_is_invalid() {
+        for version in [Version::HTTP_11, Version::HTTP_2] {
+            for hosts in [
+                &["public.example", "admin.example"][..],
+                &["public.example, admin.example"],
+                &["a b"],
+                &["user@admin.example"],
+                &["emoji:port"],
+                &["emoji:99999"],
+            ] {
+                let req = request(version, "http://emoji/", hosts);
+                assert!(req.is_err(), "{version:?} {hosts:?}");
+            }
         }
+        assert!(request(Version::HTTP_2, "http://emoji/", &[""]).is_err());
     }
 }
