@@ -8,12 +8,19 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 
 /// Headers that describe one hop rather than the message (RFC 9110 §7.6.1),
 /// apart from those the `Connection` header names.
-const HOP_BY_HOP: [HeaderName; 5] = [
+///
+/// `Proxy-Authorization` carries a client's credentials for the proxy it
+/// was told to use (`HTTP_PROXY=http://user:pass@...`, RFC 9110
+/// §11.7.2), and `Proxy-Authenticate` asks for them: both are the hop's,
+/// and the first would hand the proxy's password to every application a
+/// client calls.
+const HOP_BY_HOP: [HeaderName; 6] = [
     KEEP_ALIVE,
     PROXY_CONNECTION,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
 ];
 
 /// Whether `name` is `Connection`, `TE` or one of [`HOP_BY_HOP`].
@@ -193,6 +200,7 @@ mod tests {
             "transfer-encoding",
             "upgrade",
             "proxy-authenticate",
+            "proxy-authorization",
             "te",
         ] {
             let mut h = HeaderMap::new();
