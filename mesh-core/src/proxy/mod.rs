@@ -7,6 +7,16 @@
 //! buffered whole. An HTTP/1.1 `Upgrade` (a WebSocket, say) becomes a byte
 //! tunnel once the upstream answers `101 Switching Protocols`.
 //!
+//! Nothing is added on the way: no `Via`, `Forwarded` or
+//! `X-Forwarded-For`. A sidecar is a hop the application should not have
+//! to know about (Linkerd's proxy adds none either), and the peer's
+//! address and identity reach in-process layers as a
+//! [`ConnectionInfo`](crate::ConnectionInfo) extension, which a client
+//! cannot forge as it can a header. `Host` is kept as the client sent it
+//! (an absolute-form target's authority replaces it), even when a
+//! `Connection` header names it, and `Proxy-Authorization` is the hop's
+//! and never sent on.
+//!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
 //! instead of a dropped connection.
