@@ -123,8 +123,9 @@ fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
     Ok(())
 }
 
-/// `host` as an authority: a host and an optional numeric port, without
-/// userinfo (never part of `Host`).
+/// `host` as an authority: a host and an optional numeric port (which
+/// RFC 3986 lets be empty, `emoji:`), without userinfo (never part of
+/// `Host`).
 fn parse(host: &HeaderValue) -> Option<Authority> {
     let authority = Authority::try_from(host.as_bytes()).ok()?;
     let name = authority.host();
@@ -132,7 +133,7 @@ fn parse(host: &HeaderValue) -> Option<Authority> {
     let port_ok = port.is_empty()
         || port
             .strip_prefix(':')
-            .is_some_and(|p| p.parse::<u16>().is_ok());
+            .is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok());
     (!name.is_empty() && port_ok).then_some(authority)
 }
 
@@ -162,6 +163,8 @@ mod tests {
         assert_eq!(req.headers()[header::HOST], "emoji:8080");
         let req = request(h2, "https://public.example/", &["admin.example"]).unwrap();
         assert_eq!(req.uri(), "https://admin.example/");
+        let req = request(h2, "http://emoji/", &["emoji:"]).unwrap();
+        assert_eq!(req.uri(), "http://emoji:/");
         let req = request(h2, "http://emoji/", &["[::1]:80"]).unwrap();
         assert_eq!(req.uri(), "http://[::1]:80/");
         let req = request(h2, "http://emoji/", &[]).unwrap();
