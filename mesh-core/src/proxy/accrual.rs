@@ -137,10 +137,13 @@ impl FailureAccrual {
             .min(self.max_penalty)
     }
 
-    /// The penalty after `served` penalties in a row, jittered.
+    /// The penalty after `served` penalties in a row, jittered. A penalty
+    /// the jitter stretches past what a `Duration` holds is the longest
+    /// one: `mul_f64` would panic there, on the response path.
     fn penalty(&self, served: u32) -> Duration {
-        self.base_penalty(served)
-            .mul_f64(1.0 + self.jitter * fastrand::f64())
+        let stretch = 1.0 + self.jitter * fastrand::f64();
+        Duration::try_from_secs_f64(self.base_penalty(served).as_secs_f64() * stretch)
+            .unwrap_or(Duration::MAX)
     }
 }
 
@@ -348,6 +351,16 @@ mod tests {
             assert!(penalty >= Duration::from_secs(8), "{penalty:?}");
             assert!(penalty <= Duration::from_secs(12), "{penalty:?}");
         }
+    }
+
+    #[test]
+    fn a_penalty_jitter_stretches_past_a_duration_is_the_longest() {
+        let accrual =
+            FailureAccrual::new(NonZeroU32::MIN, Duration::MAX, Duration::MAX, 100.0).unwrap();
+        let health = Health::default();
+        health.record(&accrual, false, false, 5);
+        assert_eq!(health.until(), Some(u64::MAX));
+        assert_eq!(accrual.penalty(0), Duration::MAX);
     }
 
     #[test]
