@@ -28,6 +28,10 @@ use std::{fmt, future::Future, io, net::SocketAddr, time::Duration};
 /// How often names are looked up again by default: 5 seconds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The longest wait between rounds: a year. `tokio`'s clock panics when
+/// asked for a time further from now than an `Instant` holds.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// An endpoint as configured: an address, or a DNS name to look up and
 /// the port to reach its addresses on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -208,10 +212,12 @@ where
     }
 
     /// How long [`run`](Self::run) waits between rounds. Default is
-    /// 5 seconds ([`DEFAULT_INTERVAL`]); zero counts as a millisecond.
+    /// 5 seconds ([`DEFAULT_INTERVAL`]); zero counts as a millisecond,
+    /// and anything over a year as a year ([`MAX_INTERVAL`]), which the
+    /// clock can always add to the time now.
     #[must_use]
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval.max(Duration::from_millis(1));
+        self.interval = interval.clamp(Duration::from_millis(1), MAX_INTERVAL);
         self
     }
 

@@ -124,3 +124,20 @@ async fn run_looks_again_every_interval_and_keeps_the_last_set_through_failures(
     assert_eq!(rounds.lock().unwrap().len(), 2);
     task.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_interval_longer_than_the_clock_holds_waits_a_year() {
+    let dns = Dns::default();
+    dns.answer("emoji", &[1]);
+    let rounds = Arc::new(Mutex::new(0));
+    let counted = rounds.clone();
+    let resolver = Resolver::new(Resolution::new(&[name("emoji", 80)]), dns.lookup())
+        .with_interval(Duration::MAX);
+    let run = tokio::spawn(resolver.run(move |_| *counted.lock().unwrap() += 1));
+    tokio::time::sleep(Duration::from_secs(364 * 24 * 3600)).await;
+    assert!(!run.is_finished(), "the loop ended: {:?}", run.await);
+    assert_eq!(*rounds.lock().unwrap(), 0);
+    tokio::time::sleep(Duration::from_secs(2 * 24 * 3600)).await;
+    assert_eq!(*rounds.lock().unwrap(), 1);
+    run.abort();
+}
