@@ -125,7 +125,8 @@
 //!   the application serves the very path that was authorized. Without
 //!   it, or for an application that also reads an escaped `/` as `/`, a
 //!   path not in normal form (`/public/../admin`, `//admin`, `/%61dmin`,
-//!   `/admin%2Fx`) is also decided as it will likely be read, and is
+//!   `/admin%2Fx`, or `/public/..;/admin` with the `;` parameters servlet
+//!   containers drop) is also decided as it will likely be read, and is
 //!   allowed only if both are: otherwise a client could reach a route it
 //!   may not use through the spelling of one it may.
 //! - `audit`, as a default or an `accessPolicy`, allows what would be

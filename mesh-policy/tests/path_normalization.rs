@@ -166,6 +166,7 @@ async fn over_a_socket_each_spelling_of_the_admin_path_is_refused() {
         ("/public/../admin", StatusCode::FORBIDDEN),
         ("/%61dmin", StatusCode::FORBIDDEN),
         ("/public/..%2Fadmin", StatusCode::FORBIDDEN),
+        ("/public/..;/admin", StatusCode::FORBIDDEN),
     ] {
         assert_eq!(get(port, path).await, want, "{path}");
     }
@@ -203,4 +204,44 @@ fn an_explanation_names_the_route_of_the_refusal() {
         .map(|a| (a.name.as_str(), a.matched))
         .collect();
     assert_eq!(tried, [("admin-only", false)]);
+}
+
+/// Java servlet containers drop a segment's path parameters (`;x=y`)
+/// before they route, so `/public/..;/admin` is their `/admin` (the
+/// classic `..;` traversal) and `/admin;jsessionid=1` is `/admin`: the
+/// first matches the public route as written, and neither may reach the
+/// admin route's handler for a client the admin route refuses.
+#[test]
+fn path_parameters_do_not_open_another_routes_path() {
+    let policy = policy();
+    for path in [
+        "/public/..;/admin",
+        "/public/..;x=1/admin",
+        "/public;x/..;/admin/users",
+        "/;/admin",
+        "/admin;jsessionid=1",
+    ] {
+        assert_eq!(
+            decide(&policy, 8080, Plain, IP, "GET", path, &[]),
+            Deny("web"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        decide(
+            &policy,
+            8080,
+            Id(ADMIN),
+            IP,
+            "GET",
+            "/public/..;/admin",
+            &[]
+        ),
+        Allow("web", "public", "public-anyone")
+    );
+    // Parameters on a path the client may use anyway change nothing.
+    assert_eq!(
+        decide(&policy, 8080, Plain, IP, "GET", "/public/x;v=1", &[]),
+        Allow("web", "public", "public-anyone")
+    );
 }

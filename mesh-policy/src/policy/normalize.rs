@@ -2,8 +2,9 @@
 //!
 //! Routes match the path as the client wrote it, as Linkerd's do. But the
 //! application behind the mesh usually resolves `..`, merges `//` and
-//! decodes `%61` before it routes, so `/public/../admin`, `//admin` and
-//! `/%61dmin` reach its `/admin` handler while authorization matched them
+//! decodes `%61` before it routes (and a Java servlet container drops
+//! each segment's `;` parameters), so `/public/../admin`, `//admin`,
+//! `/%61dmin` and `/public/..;/admin` reach its `/admin` handler while authorization matched them
 //! against some other route: a route that only admins may use would be
 //! open to anyone through another route's door. So a request whose path
 //! is not in normal form must be allowed under both spellings, the
@@ -18,12 +19,14 @@
 use http::{Uri, uri::PathAndQuery};
 
 /// The normal form of `path` (RFC 3986, section 6.2.2, plus merged
-/// slashes and `%2F` read as `/`), or `None` when `path` is already in
-/// it or is not an absolute path (`*`).
+/// slashes, `%2F` read as `/` and path parameters dropped), or `None`
+/// when `path` is already in it or is not an absolute path (`*`).
 ///
 /// Percent-escapes of unreserved characters and of `/` are decoded; other
-/// escapes are kept, with upper-case hex digits. Then empty and `.`
-/// segments are dropped and each `..` drops the segment before it. A path
+/// escapes are kept, with upper-case hex digits. Each segment loses its
+/// parameters, from its first `;` (a literal `;`, not `%3B`), as servlet
+/// containers read `/a;x=1` as `/a` and `/..;/` as `/../`. Then empty and
+/// `.` segments are dropped and each `..` drops the segment before it. A path
 /// that ended in `/` (or in a dot segment) keeps its trailing `/`.
 pub(crate) fn normalized(path: &str) -> Option<String> {
     if !path.starts_with('/') || is_normal(path) {
@@ -33,6 +36,7 @@ pub(crate) fn normalized(path: &str) -> Option<String> {
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing = false;
     for segment in decoded.split('/').skip(1) {
+        let segment = segment.split(';').next().unwrap_or_default();
         trailing = matches!(segment, "" | "." | "..");
         match segment {
             "" | "." => {}
@@ -65,15 +69,15 @@ pub(crate) fn normalized_uri(uri: &Uri) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-/// Whether `path` surely has nothing to normalize: no escape, no `//`
-/// and no `/.` (which every dot segment starts with). One pass over the
+/// Whether `path` surely has nothing to normalize: no escape, no `;`,
+/// no `//` and no `/.` (which every dot segment starts with). One pass over the
 /// bytes, since nearly every request passes; a path such as
 /// `/.well-known/x` fails it, and [`normalized`] then finds it normal.
 #[inline]
 pub(crate) fn is_normal(path: &str) -> bool {
     let mut prev = 0;
     for &c in path.as_bytes() {
-        if c == b'%' || prev == b'/' && matches!(c, b'/' | b'.') {
+        if matches!(c, b'%' | b';') || prev == b'/' && matches!(c, b'/' | b'.') {
             return false;
         }
         prev = c;
@@ -124,7 +128,7 @@ mod tests {
     #[test]
     fn normal_paths_are_left_alone() {
         for p in [
-            "/", "/admin", "/admin/", "/a/b.c/d", "*", "/a-b_c~d", "/a%20b", "/a.b/..c",
+            "/", "/admin", "/admin/", "/a/b.c/d", "*", "/a-b_c~d", "/a%20b", "/a.b/..c", "/a%3Bx",
         ] {
             assert_eq!(normalized(p), None, "{p}");
         }
@@ -147,6 +151,10 @@ mod tests {
             ("/..", "/"),
             ("/a%20b//", "/a%20b/"),
             ("/a%3fb/./c", "/a%3Fb/c"),
+            ("/public/..;/admin", "/admin"),
+            ("/admin;jsessionid=1", "/admin"),
+            ("/a;x/b;y/", "/a/b/"),
+            ("/;/admin", "/admin"),
         ] {
             assert_eq!(normalized(p).as_deref(), Some(want), "{p}");
         }
