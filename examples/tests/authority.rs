@@ -131,3 +131,27 @@ async fn a_request_without_a_host_gets_the_no_route_404() {
     }
     stop(sidecar).await;
 }
+
+/// Two `Host` headers, or one with userinfo (never part of `Host`): the
+/// request was routed by the first, and the service's application might
+/// read another. `400`, as RFC 9112 §3.2 has a server answer.
+#[tokio::test]
+async fn a_repeated_host_or_one_with_userinfo_is_a_bad_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sidecar = two_services().await;
+    for hosts in ["host: emoji\r\nhost: voting\r\n", "host: voting@emoji\r\n"] {
+        let mut tcp = tokio::net::TcpStream::connect(sidecar.outbound)
+            .await
+            .unwrap();
+        let request = format!("GET / HTTP/1.1\r\n{hosts}connection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{hosts}: {answer}");
+        assert!(
+            answer.contains("mesh-error: invalid host"),
+            "{hosts}: {answer}"
+        );
+    }
+    stop(sidecar).await;
+}

@@ -179,8 +179,42 @@ fn host_from_authority<B>(req: &mut Request<B>) {
     }
 }
 
+/// Marks a request whose `Host` headers name no one authority: two of
+/// them, or one with userinfo. The router routes it nowhere and
+/// [`NoRoute`] answers it `400 Bad Request` (`mesh-error: invalid
+/// host`), as RFC 9112 §3.2 has a server do: the service would be sent a
+/// request routed by the first `Host` whose application might read
+/// another.
+#[derive(Clone, Copy, Debug)]
+struct InvalidHost;
+
+/// Whether `headers` hold more than one `Host`, or one with userinfo. One
+/// lookup and a scan of the value; a `Host` that is otherwise not an
+/// authority names no service, and gets the 404 of an unknown one.
+fn invalid_host_header(headers: &http::HeaderMap) -> bool {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host.as_bytes().contains(&b'@'),
+        (Some(_), Some(_)) => true,
+        (None, _) => false,
+    }
+}
+
+/// The answer to a request marked [`InvalidHost`].
+fn invalid_host<RB: Default>() -> Response<RB> {
+    let mut res = Response::new(RB::default());
+    *res.status_mut() = http::StatusCode::BAD_REQUEST;
+    let headers = res.headers_mut();
+    headers.insert(
+        mesh_core::error::MESH_ERROR,
+        HeaderValue::from_static("invalid host"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res
+}
+
 /// Answers every request with the mesh's 404 (`mesh-error: no route`),
-/// or gRPC `NOT_FOUND`.
+/// or gRPC `NOT_FOUND`; one marked [`InvalidHost`] with a 400.
 #[derive(Debug)]
 pub(crate) struct NoRoute<RB, E> {
     _marker: PhantomData<fn() -> (RB, E)>,
@@ -210,6 +244,9 @@ impl<B, RB: Default, E> Service<Request<B>> for NoRoute<RB, E> {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if req.extensions().get::<InvalidHost>().is_some() {
+            return ready(Ok(invalid_host()));
+        }
         ready(Ok(ProxyErrorKind::NoRoute.response(&req)))
     }
 }
@@ -229,6 +266,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if invalid_host_header(req.headers()) {
+            tracing::debug!("invalid or repeated Host header");
+            req.extensions_mut().insert(InvalidHost);
+            return Either::Right(self.not_found.clone().oneshot(req));
+        }
         let services = self.table.0.load();
         let over = if self.ingress_mode {
             dst_override(req.headers())
