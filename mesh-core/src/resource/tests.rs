@@ -705,3 +705,24 @@ fn aliases_that_expand_a_billion_times_are_refused() {
     assert_eq!(err.document(), Some(1), "{err}");
     assert!(err.to_string().contains("repetition limit"), "{err}");
 }
+
+#[test]
+fn a_method_outside_the_gateway_apis_list_is_refused_where_it_is_written() {
+    // Methods are case-sensitive: `get` is no GET, and a route naming it
+    // would match no request at all.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - matches:\n        - method: get\n";
+    let doc = Documents::new("routes.yaml", text).next().unwrap().unwrap();
+    let parsed = doc.read::<HttpRoute>().unwrap();
+    let err = parsed.value.rule_matches().unwrap_err();
+    assert_eq!(err.field_path(), "spec.rules[0].matches[0].method");
+    assert!(matches!(err.reason(), InvalidMatchReason::UnknownMethod));
+    let err = parsed.context.match_error(err);
+    assert_eq!(err.line(), Some(7), "{err}");
+    for method in ["GET", "PATCH", "CONNECT"] {
+        let m = HttpRouteMatch {
+            method: Some(method.into()),
+            ..Default::default()
+        };
+        assert!(m.to_route_match().is_ok(), "{method}");
+    }
+}

@@ -72,6 +72,12 @@ impl HttpRouteMatch {
         if let Some(method) = &self.method {
             let method = Method::from_bytes(method.as_bytes())
                 .map_err(|e| InvalidMatch::new("method", InvalidMatchReason::Method(e)))?;
+            if !GATEWAY_METHODS.contains(&method.as_str()) {
+                return Err(InvalidMatch::new(
+                    "method",
+                    InvalidMatchReason::UnknownMethod,
+                ));
+            }
             route = route.with_method(method);
         }
         // The Gateway API considers only the first of several entries for
@@ -96,6 +102,14 @@ impl HttpRouteMatch {
         Ok(route)
     }
 }
+
+/// The methods an `HTTPRoute` match may name: the Gateway API's
+/// `HTTPMethod` enum, which the API server enforces. Methods are
+/// case-sensitive (RFC 9110 §9.1), so `get` would be a method of its own
+/// that no client sends: a route that silently matched nothing.
+const GATEWAY_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
 
 fn path_match(path: &HttpPathMatch) -> Result<PathMatch, InvalidMatch> {
     match path.kind {
@@ -148,6 +162,10 @@ pub enum InvalidMatchReason {
     HeaderName(InvalidHeaderName),
     /// A method is not a valid token.
     Method(InvalidMethod),
+    /// A method that is a token but not one of the Gateway API's
+    /// (`GET`, `HEAD`, `POST`, `PUT`, `DELETE`, `CONNECT`, `OPTIONS`,
+    /// `TRACE`, `PATCH`), such as `get`.
+    UnknownMethod,
     /// A `GRPCRoute` method match that names nothing, or a name gRPC does
     /// not allow; says which.
     Grpc(&'static str),
@@ -198,6 +216,9 @@ impl fmt::Display for InvalidMatchReason {
             Self::Route(e) => fmt::Display::fmt(e, f),
             Self::HeaderName(_) => f.write_str("invalid header name"),
             Self::Method(_) => f.write_str("invalid method"),
+            Self::UnknownMethod => f.write_str(
+                "method is not one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH",
+            ),
             Self::Grpc(rule) => f.write_str(rule),
         }
     }
@@ -209,6 +230,7 @@ impl std::error::Error for InvalidMatchReason {
             Self::Route(e) => e.source(),
             Self::HeaderName(e) => Some(e),
             Self::Method(e) => Some(e),
+            Self::UnknownMethod => None,
             Self::Grpc(_) => None,
         }
     }
