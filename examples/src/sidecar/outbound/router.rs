@@ -49,7 +49,9 @@ impl<S> ServiceRoutes<S> {
 /// HTTP/2, the `Host` header of HTTP/1 unless its target is in absolute
 /// form; port ignored, case-insensitive), then to the first of the
 /// service's routes that matches it. An HTTP/2 request's `Host` is made
-/// to agree with the `:authority` it was routed by. The request
+/// to agree with the `:authority` it was routed by; a request with two
+/// `Host` headers, or one with userinfo, goes to `not_found`, which
+/// answers it `400` ([`InvalidHost`]). The request
 /// goes on with [`DstService`] and [`RouteId`] extensions, which retry
 /// and metrics read for their labels. A request for an unknown authority
 /// goes to `not_found` (a [`NoRoute`], under metrics, so that it is
