@@ -129,6 +129,11 @@
 //!   containers drop) is also decided as it will likely be read, and is
 //!   allowed only if both are: otherwise a client could reach a route it
 //!   may not use through the spelling of one it may.
+//! - Routes match the host a request's URI names (an HTTP/1 request in
+//!   absolute form, HTTP/2's `:authority`) before its `Host` header, as
+//!   HTTP says a server must. An application may read the header instead,
+//!   so on a Server whose routes name hostnames, a request whose two
+//!   hosts differ is allowed only if it is under both.
 //! - `audit`, as a default or an `accessPolicy`, allows what would be
 //!   denied, marks it ([`AllowedRequest::is_audit`]), logs it at `debug`
 //!   and counts it as `result="audit"` in the per-rule counter.

@@ -57,6 +57,17 @@ impl Decision<'_> {
 }
 
 impl<'p> Decision<'p> {
+    /// Whether routes of the deciding Server name hostnames, so that the
+    /// request's host took part in the decision.
+    #[inline]
+    pub(crate) fn ranks_hosts(&self) -> bool {
+        match self {
+            Self::Allow(a) => a.server.ranks_hosts,
+            Self::Deny(d) => d.server.ranks_hosts,
+            Self::NotFound(n) => n.server.ranks_hosts,
+        }
+    }
+
     /// The route that decided; `None` when no route matched.
     pub(crate) fn route_entry(&self) -> Option<&'p RouteEntry> {
         match self {

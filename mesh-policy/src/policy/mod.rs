@@ -130,6 +130,11 @@ impl Policy {
     /// the normal form's refusal stands. Routes match the path as written,
     /// as Linkerd's do, so without this a client could reach a route it
     /// may not use through the spelling of one it may.
+    ///
+    /// Likewise, on a Server whose routes name hostnames, a request whose
+    /// URI names one host and whose `Host` header another is allowed only
+    /// if it is under both: routes match the URI's host, but an
+    /// application may route by the header.
     pub fn evaluate_head(
         &self,
         port: u16,
@@ -139,18 +144,22 @@ impl Policy {
         headers: &HeaderMap,
     ) -> Decision<'_> {
         let decision = self.decide_head(port, client, method, uri, headers);
-        if decision.is_allowed() && !normalize::is_normal(uri.path()) {
-            return self.decide_normal_form(decision, port, client, method, uri, headers);
+        if decision.is_allowed()
+            && (!normalize::is_normal(uri.path())
+                || decision.ranks_hosts() && route::hosts_differ(uri, headers))
+        {
+            return self.decide_other_readings(decision, port, client, method, uri, headers);
         }
         decision
     }
 
-    /// The refusal of `uri` in normal form, if it has one, else `allowed`:
-    /// the rare path of [`evaluate_head`](Self::evaluate_head), kept out
-    /// of the common one.
+    /// The first refusal of another reading of the request (its path in
+    /// normal form; its host as the `Host` header names it, when that
+    /// differs), else `allowed`: the rare path of
+    /// [`evaluate_head`](Self::evaluate_head), kept out of the common one.
     #[cold]
     #[inline(never)]
-    fn decide_normal_form<'p>(
+    fn decide_other_readings<'p>(
         &'p self,
         allowed: Decision<'p>,
         port: u16,
@@ -159,8 +168,15 @@ impl Policy {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Decision<'p> {
-        if let Some(normal) = normalize::normalized_uri(uri) {
-            let second = self.decide_head(port, client, method, &normal, headers);
+        let normal = normalize::normalized_uri(uri);
+        let by_header = allowed.ranks_hosts() && route::hosts_differ(uri, headers);
+        let by_header_uris = [Some(uri), normal.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|_| by_header)
+            .filter_map(route::without_authority);
+        for other in normal.clone().into_iter().chain(by_header_uris) {
+            let second = self.decide_head(port, client, method, &other, headers);
             if !second.is_allowed() {
                 return second;
             }

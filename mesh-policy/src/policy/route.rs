@@ -194,14 +194,46 @@ impl HostMatch {
 pub(crate) fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     let host = match uri.host() {
         Some(h) => h,
-        None => {
-            let raw = headers.get(HOST)?.to_str().ok()?;
-            // `[::1]:80` or `name:80`.
-            if let Some(rest) = raw.strip_prefix('[') {
-                return rest.split_once(']').map(|(h, _)| h);
-            }
-            raw.rsplit_once(':').map_or(raw, |(h, _)| h)
-        }
+        None => return header_host(headers),
     };
     Some(host.trim_end_matches('.'))
+}
+
+/// The host of the `Host` header, without a port or a trailing dot.
+fn header_host(headers: &HeaderMap) -> Option<&str> {
+    let raw = headers.get(HOST)?.to_str().ok()?;
+    // `[::1]:80` or `name:80`.
+    if let Some(rest) = raw.strip_prefix('[') {
+        return rest.split_once(']').map(|(h, _)| h);
+    }
+    Some(
+        raw.rsplit_once(':')
+            .map_or(raw, |(h, _)| h)
+            .trim_end_matches('.'),
+    )
+}
+
+/// Whether the request names a host in its URI and another in a `Host`
+/// header. Routes match the URI's, as HTTP says a server must, but an
+/// application may route by the header.
+pub(crate) fn hosts_differ(uri: &Uri, headers: &HeaderMap) -> bool {
+    let Some(in_uri) = uri.host() else {
+        return false;
+    };
+    if !headers.contains_key(HOST) {
+        return false;
+    }
+    let in_uri = in_uri
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.');
+    header_host(headers).is_none_or(|h| !h.eq_ignore_ascii_case(in_uri))
+}
+
+/// `uri` without its scheme and authority, so that the `Host` header
+/// names its host ([`host_of`]).
+pub(crate) fn without_authority(uri: &Uri) -> Option<Uri> {
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = uri.path_and_query().cloned();
+    Uri::from_parts(parts).ok()
 }
