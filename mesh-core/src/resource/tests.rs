@@ -7,6 +7,8 @@ use super::*;
 const GUIDE_POLICY: &str = include_str!("testdata/guide-policy.yaml");
 const GUIDE_RETRIES: &str = include_str!("testdata/guide-retries.yaml");
 
+mod strict;
+
 fn documents(text: &str) -> Vec<Document<'_>> {
     Documents::new("test.yaml", text)
         .collect::<Result<_, _>>()
@@ -622,107 +624,4 @@ fn an_empty_namespace_is_no_namespace_as_kubectl_reads_it() {
     assert_eq!(route.metadata.namespace_or("emojivoto"), "emojivoto");
     let docs = documents(text);
     assert_eq!(docs[0].envelope().metadata.namespace, None);
-}
-
-#[test]
-fn a_label_or_annotation_written_twice_is_an_error_naming_it() {
-    let text = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: r
-  annotations:
-    retry.linkerd.io/http: 5xx
-    retry.linkerd.io/limit: "2"
-    retry.linkerd.io/http: gateway-error
-spec: {}
-"#;
-    let err = route_error(text);
-    assert_eq!(err.kind(), ResourceErrorKind::DuplicateField, "{err}");
-    assert_eq!(
-        err.field_path(),
-        "metadata.annotations.retry.linkerd.io/http"
-    );
-    // As for a repeated field, the line is the mapping's that holds both.
-    assert_eq!(err.line(), Some(6), "{err}");
-
-    let err = route_error(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, labels: {app: a, app: b}}\nspec: {}\n",
-    );
-    assert_eq!(err.kind(), ResourceErrorKind::DuplicateField, "{err}");
-    assert_eq!(err.field_path(), "metadata.labels.app");
-
-    // Distinct keys read as before.
-    let loaded = load::<HttpRoute>(
-        "routes.yaml",
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, labels: {app: a, tier: b}}\nspec: {}\n",
-    )
-    .unwrap();
-    assert_eq!(loaded.resources[0].metadata.labels.len(), 2);
-}
-
-#[test]
-fn a_grpc_expression_with_a_trailing_comment_keeps_to_its_own_part() {
-    // In `(?x)` mode a `#` comments out the rest of the line: the service's
-    // comment must not swallow the method's part of the path expression.
-    let text = r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata: {name: g}
-spec:
-  rules:
-    - matches:
-        - method:
-            type: RegularExpression
-            service: "(?x) emojivoto \\.v1 \\. Emoji.* # any emoji service"
-            method: "List(?:All)?"
-"#;
-    let route = grpc_route(text).unwrap();
-    let rules = route.rule_matches().unwrap();
-    let post = |path: &str| http::Request::post(path).body(()).unwrap();
-    assert!(rules[0][0].matches_request(&post("/emojivoto.v1.EmojiService/ListAll")));
-    assert!(!rules[0][0].matches_request(&post("/emojivoto.v1.EmojiService/Vote")));
-    assert!(!rules[0][0].matches_request(&post("/other.v1.EmojiService/List")));
-}
-
-#[test]
-fn aliases_that_expand_a_billion_times_are_refused() {
-    // Ten levels of nine aliases each: 9^10 strings if expanded.
-    let mut text = String::from(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
-    );
-    for i in 1..10 {
-        let p = i - 1;
-        text.push_str(&format!(
-            "  a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-        ));
-    }
-    // Unread fields are skipped, aliases and all.
-    let loaded = load::<HttpRoute>("routes.yaml", &text).unwrap();
-    assert_eq!(loaded.ignored.len(), 10);
-    // A field read as a whole value follows aliases, up to the parser's
-    // bound.
-    text.push_str("  rules: [{filters: [{type: RequestMirror, requestMirror: *a9}]}]\n");
-    let err = route_error(&text);
-    assert_eq!(err.document(), Some(1), "{err}");
-    assert!(err.to_string().contains("repetition limit"), "{err}");
-}
-
-#[test]
-fn a_method_outside_the_gateway_apis_list_is_refused_where_it_is_written() {
-    // Methods are case-sensitive: `get` is no GET, and a route naming it
-    // would match no request at all.
-    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - matches:\n        - method: get\n";
-    let doc = Documents::new("routes.yaml", text).next().unwrap().unwrap();
-    let parsed = doc.read::<HttpRoute>().unwrap();
-    let err = parsed.value.rule_matches().unwrap_err();
-    assert_eq!(err.field_path(), "spec.rules[0].matches[0].method");
-    assert!(matches!(err.reason(), InvalidMatchReason::UnknownMethod));
-    let err = parsed.context.match_error(err);
-    assert_eq!(err.line(), Some(7), "{err}");
-    for method in ["GET", "PATCH", "CONNECT"] {
-        let m = HttpRouteMatch {
-            method: Some(method.into()),
-            ..Default::default()
-        };
-        assert!(m.to_route_match().is_ok(), "{method}");
-    }
 }
