@@ -189,6 +189,13 @@
 //! - References to resources that do not exist (a `targetRef`, an
 //!   authentication, a route's Server parent, a ServerAuthorization's
 //!   `server.name`) are errors, not silently inert rules.
+//! - A field of `spec` that is not read is an error in a
+//!   `MeshTLSAuthentication`, `NetworkAuthentication`,
+//!   `AuthorizationPolicy` or `ServerAuthorization` (elsewhere, a
+//!   warning). Every field of theirs narrows who gets in, so a misspelt
+//!   `except` or `networks` would silently admit clients it was meant to
+//!   refuse; the API server would prune it just as silently, and only
+//!   `kubectl`'s strict field validation catches it.
 //! - Two Servers selecting the same port of the workload is an error; the
 //!   admission webhook Linkerd ships rejects them too.
 //! - Two `HTTPLocalRateLimitPolicy`s targeting one Server is an error.

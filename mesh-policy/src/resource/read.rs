@@ -75,6 +75,7 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                 Server::KIND => push(&mut r.servers, &mut r.warnings, document.read()?),
                 ServerAuthorization::KIND => {
                     let parsed = document.read::<ServerAuthorization>()?;
+                    strict(&parsed)?;
                     if parsed.value.api_version.as_str() != "policy.linkerd.io/v1beta1" {
                         r.warnings.about(
                             WarningKind::UnservedVersion,
@@ -89,17 +90,19 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     push(&mut r.server_authorizations, &mut r.warnings, parsed);
                 }
                 AuthorizationPolicy::KIND => {
-                    push(
-                        &mut r.authorization_policies,
-                        &mut r.warnings,
-                        document.read()?,
-                    );
+                    let parsed = document.read()?;
+                    strict(&parsed)?;
+                    push(&mut r.authorization_policies, &mut r.warnings, parsed);
                 }
                 MeshTlsAuthentication::KIND => {
-                    push(&mut r.mesh_tls, &mut r.warnings, document.read()?)
+                    let parsed = document.read()?;
+                    strict(&parsed)?;
+                    push(&mut r.mesh_tls, &mut r.warnings, parsed)
                 }
                 NetworkAuthentication::KIND => {
-                    push(&mut r.networks, &mut r.warnings, document.read()?)
+                    let parsed = document.read()?;
+                    strict(&parsed)?;
+                    push(&mut r.networks, &mut r.warnings, parsed)
                 }
                 HttpRoute::KIND => push(&mut r.routes, &mut r.warnings, document.read()?),
                 // A GRPCRoute is kept as the HTTPRoute its method matches
@@ -139,6 +142,25 @@ fn push<'t, T>(
         value: parsed.value,
         context: parsed.context,
     });
+}
+
+/// Fails on a field of `spec` that was not read, where [`push`] would
+/// warn: for the kinds that say who may connect (authentications and
+/// authorizations), every field narrows who gets in, so one not read (a
+/// misspelt `except`, `networks` or `identityRefs`) would silently admit
+/// clients the author meant to keep out.
+fn strict<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
+    match parsed.ignored.iter().find(|f| f.path.starts_with("spec")) {
+        Some(field) => Err(parsed.context.error(
+            ResourceErrorKind::InvalidValue,
+            &field.path,
+            format!(
+                "unknown field: a {} is not read with a field it does not know, which could admit clients it was meant to refuse",
+                parsed.context.kind()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// An error about `field_path` of an entry's document.
