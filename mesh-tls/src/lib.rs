@@ -109,7 +109,7 @@ mod verify;
 pub use self::{
     accept::{AcceptConfig, InboundMode, ServerIo, TlsAccept},
     cert::{BadCertificate, NoIdentity, in_trust_domain},
-    client_id::{ClientId, ClientIdLayer, MESH_CLIENT_ID},
+    client_id::{ClientId, ClientIdLayer, L5D_CLIENT_ID, MESH_CLIENT_ID},
     connect::{
         Alpn, ClientIo, ConnectConfig, ConnectError, OutboundTls, ServerTls, TlsConnector,
         TlsTargets,

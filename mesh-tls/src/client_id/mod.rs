@@ -8,6 +8,12 @@
 //! arrives with, then sets it from the connection when, and only when, the
 //! peer proved an identity with mutual TLS.
 //!
+//! It sets Linkerd's own header, [`L5D_CLIENT_ID`], the same way and to the
+//! same value, so that an application written for Linkerd reads the
+//! caller as it did there. Left alone, that header would be the one a
+//! client could forge: an application trusting it would take whatever a
+//! plaintext client, or an mTLS client naming someone else, wrote in it.
+//!
 //! It reads the peer from the [`ConnectionInfo`] the mesh's server puts on
 //! every request, so it works behind any mesh server: the sidecar puts it
 //! in front of the application, and an in-process service can put it in
@@ -44,6 +50,9 @@ use tower_service::Service;
 /// The header that carries the caller's mesh identity to the application.
 pub const MESH_CLIENT_ID: HeaderName = HeaderName::from_static("mesh-client-id");
 
+/// Linkerd's header for the same, set to the same value.
+pub const L5D_CLIENT_ID: HeaderName = HeaderName::from_static("l5d-client-id");
+
 /// Builds [`ClientId`]. See the [module docs](self).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClientIdLayer(());
@@ -63,8 +72,8 @@ impl<S> Layer<S> for ClientIdLayer {
     }
 }
 
-/// Strips any incoming `mesh-client-id` and sets it to the mTLS peer's
-/// identity. See the [module docs](self).
+/// Strips any incoming `mesh-client-id` and `l5d-client-id` and sets both
+/// to the mTLS peer's identity. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct ClientId<S> {
     inner: S,
@@ -91,7 +100,9 @@ where
         let headers = req.headers_mut();
         // `remove` drops every value of the header, not just the first.
         headers.remove(&MESH_CLIENT_ID);
+        headers.remove(&L5D_CLIENT_ID);
         if let Some(peer) = peer {
+            headers.insert(L5D_CLIENT_ID, peer.clone());
             headers.insert(MESH_CLIENT_ID, peer);
         }
         self.inner.call(req)
@@ -105,20 +116,27 @@ mod tests {
 
     use super::*;
 
+    /// What the application sees of `mesh-client-id`, after a request
+    /// that carried `forged` in both headers; `l5d-client-id` must say
+    /// the same.
     async fn seen(info: Option<ConnectionInfo>, forged: &[&str]) -> Vec<String> {
         let app = service_fn(|req: Request<()>| async move {
-            let values = req
-                .headers()
-                .get_all(MESH_CLIENT_ID)
-                .iter()
-                .map(|v| v.to_str().unwrap().to_owned())
-                .collect::<Vec<_>>();
-            Ok::<_, std::convert::Infallible>(values)
+            let values = |name| {
+                req.headers()
+                    .get_all(name)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            };
+            let (mesh, l5d) = (values(MESH_CLIENT_ID), values(L5D_CLIENT_ID));
+            assert_eq!(mesh, l5d);
+            Ok::<_, std::convert::Infallible>(mesh)
         });
         let mut req = Request::new(());
         for value in forged {
-            req.headers_mut()
-                .append(MESH_CLIENT_ID, HeaderValue::from_str(value).unwrap());
+            let value = HeaderValue::from_str(value).unwrap();
+            req.headers_mut().append(MESH_CLIENT_ID, value.clone());
+            req.headers_mut().append(L5D_CLIENT_ID, value);
         }
         if let Some(info) = info {
             req.extensions_mut().insert(info);

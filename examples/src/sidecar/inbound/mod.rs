@@ -2,7 +2,6 @@
 
 mod connection;
 mod host;
-mod l5d_client_id;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -24,18 +23,13 @@ pub(crate) use self::connection::strip_connection_listed;
 use self::{
     connection::{StripConnectionListed, StripConnectionListedLayer},
     host::{HostAuthority, HostAuthorityLayer},
-    l5d_client_id::{L5dClientId, L5dClientIdLayer},
 };
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
 pub(super) type HttpStack = StripConnectionListed<
     HostAuthority<
         NormalizePath<
-            Authorize<
-                Metrics<
-                    ApplyFilters<ClientId<L5dClientId<Forward<Client<hyper::body::Incoming>>>>>,
-                >,
-            >,
+            Authorize<Metrics<ApplyFilters<ClientId<Forward<Client<hyper::body::Incoming>>>>>>,
         >,
     >,
 >;
@@ -84,7 +78,6 @@ pub(super) fn http_stack(
         .layer(metrics.clone())
         .layer(ApplyFiltersLayer::new())
         .layer(ClientIdLayer::new())
-        .layer(L5dClientIdLayer)
         .service(forward))
 }
 
