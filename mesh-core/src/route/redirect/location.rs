@@ -62,10 +62,23 @@ impl Redirect {
             None => self.origin_of(uri, headers),
         };
         let (path, rest) = self.path_of(uri.path());
+        // Without an origin, a path that starts `//` would be read as a
+        // network-path reference naming another host (`//evil.example/`),
+        // an open redirect; browsers read `/\` the same way. Written after
+        // `/.`, as WHATWG's URL serializer writes such a path, it resolves
+        // to the same path on the client's own origin.
+        let dot = matches!(origin, Origin::None) && names_a_host(path, rest);
         let query = uri.query();
-        let len = origin.len() + path.len() + rest.len() + query.map_or(0, |q| q.len() + 1);
+        let len = origin.len()
+            + usize::from(dot) * "/.".len()
+            + path.len()
+            + rest.len()
+            + query.map_or(0, |q| q.len() + 1);
         let mut location = String::with_capacity(len);
         origin.write(&mut location);
+        if dot {
+            location.push_str("/.");
+        }
         location.push_str(path);
         location.push_str(rest);
         if let Some(query) = query {
@@ -123,6 +136,12 @@ impl Redirect {
             },
         }
     }
+}
+
+/// Whether a path written in two pieces starts with `//` or `/\`.
+fn names_a_host(path: &str, rest: &str) -> bool {
+    let mut bytes = path.bytes().chain(rest.bytes());
+    bytes.next() == Some(b'/') && matches!(bytes.next(), Some(b'/' | b'\\'))
 }
 
 /// How many decimal digits `n` takes.

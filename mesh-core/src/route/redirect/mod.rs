@@ -34,7 +34,10 @@
 //!
 //! A request with no host at all, and a filter without `hostname`, gets a
 //! relative `Location` (the path and query alone), which RFC 9110 allows
-//! and a client resolves against the URI it asked for.
+//! and a client resolves against the URI it asked for. A path that starts
+//! `//` (or `/\`) is written after `/.` there, as WHATWG's URL serializer
+//! does: alone it would read as `//host/...` and send the client to
+//! another host.
 //!
 //! # Status codes
 //!

@@ -161,6 +161,47 @@ fn without_any_host_the_location_is_relative() {
     assert_eq!(location(&r, "/old?x=1", None), "/new?x=1");
 }
 
+/// A relative `Location` whose path starts with two slashes (or a slash
+/// and a backslash, which browsers read as two) would be a network-path
+/// reference, `//evil.example/x`, sending the client to another host: an
+/// open redirect. It is written as WHATWG's URL serializer writes such a
+/// path, after `/.`, which resolves to the same path on the same origin.
+#[test]
+fn a_relative_location_never_names_another_host() {
+    let kept = redirect(&RequestRedirect::default());
+    assert_eq!(
+        location(&kept, "//evil.example/x", None),
+        "/.//evil.example/x"
+    );
+    assert_eq!(
+        location(&kept, "/%5Cevil.example", None),
+        "/%5Cevil.example"
+    );
+    // hyper takes a raw backslash in a request target.
+    assert_eq!(
+        location(&kept, "/\\evil.example", None),
+        "/./\\evil.example"
+    );
+    let rewritten = Redirect::new(
+        &RequestRedirect {
+            path: replace_prefix("/"),
+            ..RequestRedirect::default()
+        },
+        &[prefix("/old")],
+    )
+    .unwrap();
+    assert_eq!(
+        location(&rewritten, "/old//evil.example?q", None),
+        "/.//evil.example?q"
+    );
+    assert_eq!(location(&rewritten, "/old/x", None), "/x");
+    // With a host, the path is the path.
+    assert_eq!(
+        location(&rewritten, "/old//x", Some("web")),
+        "http://web//x"
+    );
+}
+
 #[test]
 fn a_full_path_replaces_the_path_and_keeps_the_query() {
     let r = redirect(&RequestRedirect {
