@@ -942,3 +942,22 @@ fn an_outbound_tcp_port_needs_listen_and_service_and_nothing_else() {
         6,
     );
 }
+
+/// The complete file `examples/CONFIG.md` opens with is one the sidecar
+/// reads: every field it shows exists and takes the value shown.
+#[test]
+fn the_complete_file_in_config_md_reads() {
+    let doc = include_str!("../CONFIG.md");
+    let after = doc
+        .split_once("## A complete file")
+        .expect("CONFIG.md has a complete file")
+        .1;
+    let yaml = after
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the complete file is a yaml block")
+        .0;
+    let config = parse(yaml).unwrap_or_else(|error| panic!("CONFIG.md: {error}"));
+    assert_eq!(config.server.write_stall_timeout, Duration::from_secs(60));
+    assert_eq!(config.server.stream_idle_timeout, None);
+}
