@@ -17,9 +17,12 @@
 //! a lookup function ([`lookup_host`], or one a test injects) once per
 //! round, and [`Resolver::run`] runs a round every interval (default 5 s).
 //!
-//! A lookup that fails, or answers with no address at all, keeps the
-//! name's last good answer: a DNS hiccup must not empty a healthy
-//! service. A name that never answered contributes no endpoint, and a
+//! The names of a round are looked up at once, each bounded by
+//! [`LOOKUP_TIMEOUT`] (5 s, the system resolver's usual wait for one
+//! server): a name whose server does not answer neither holds up the
+//! others nor the next round. A lookup that fails, times out, or answers
+//! with no address at all, keeps the name's last good answer: a DNS
+//! hiccup must not empty a healthy service. A name that never answered contributes no endpoint, and a
 //! service whose names all fail before their first answer has none: its
 //! `Forward` answers `503` until one arrives.
 
@@ -27,6 +30,10 @@ use std::{fmt, future::Future, io, net::SocketAddr, time::Duration};
 
 /// How often names are looked up again by default: 5 seconds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long one lookup may take before it counts as failed: 5 seconds,
+/// glibc's default wait for a name server (`timeout:5` in resolv.conf).
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest wait between rounds: a year. `tokio`'s clock panics when
 /// asked for a time further from now than an `Instant` holds.
@@ -221,14 +228,24 @@ where
         self
     }
 
-    /// Looks every name up once, one after another.
+    /// Looks every name up once, all at once, each lookup bounded by
+    /// [`LOOKUP_TIMEOUT`].
     pub async fn resolve(&mut self) -> Round {
         let (mut resolved, mut failed) = (0, 0);
-        for index in 0..self.resolution.names.len() {
-            let Some(name) = self.resolution.names.get(index) else {
-                break;
-            };
-            let answer = (self.lookup)(name.host.clone(), name.port).await;
+        let lookups = self.resolution.names.iter().map(|name| {
+            let lookup = (self.lookup)(name.host.clone(), name.port);
+            async move {
+                match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer in {}s", LOOKUP_TIMEOUT.as_secs()),
+                    )),
+                }
+            }
+        });
+        let answers = futures_util::future::join_all(lookups).await;
+        for (index, answer) in answers.into_iter().enumerate() {
             match self.resolution.record(index, answer) {
                 Outcome::Resolved => resolved += 1,
                 Outcome::Failed => failed += 1,

@@ -141,3 +141,33 @@ async fn an_interval_longer_than_the_clock_holds_waits_a_year() {
     assert_eq!(*rounds.lock().unwrap(), 1);
     run.abort();
 }
+
+/// A name server that never answers one name costs that name its round,
+/// after `LOOKUP_TIMEOUT`, and no other name anything: they are looked
+/// up at once, and the round ends.
+#[tokio::test(start_paused = true)]
+async fn a_name_that_never_answers_times_out_without_holding_up_the_others() {
+    let started = tokio::time::Instant::now();
+    let lookup = |host: String,
+                  port: u16|
+     -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = io::Result<Vec<SocketAddr>>> + Send>,
+    > {
+        if host == "silent" {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(vec![addr(1, port)])
+            })
+        }
+    };
+    let endpoints = [name("silent", 80), name("emoji", 80), name("voting", 81)];
+    let mut resolver = Resolver::new(Resolution::new(&endpoints), lookup);
+    let round = resolver.resolve().await;
+    assert_eq!(round.endpoints, [addr(1, 80), addr(1, 81)]);
+    assert_eq!((round.resolved, round.failed), (2, 1));
+    // The two answers came together after a second, not one after the
+    // other; the silent name was given up at the timeout.
+    assert_eq!(started.elapsed(), super::LOOKUP_TIMEOUT);
+}
