@@ -23,12 +23,17 @@
 //!
 //! Only a server that runs the downgrade may be sent upgraded requests; a
 //! client decides per destination, typically for peers it reaches over
-//! mutual TLS, which are meshed. The client side removes any mark an
-//! application wrote before it decides. The server side reads the mark on
-//! HTTP/2 requests only, and removes it from them: an HTTP/1 request (the
-//! most common, so it is not searched for a mark) cannot be turned into
-//! anything else, and a mark on one reaches the application as an unknown
-//! header that changes nothing.
+//! mutual TLS, which are meshed. A mark an application wrote must not
+//! reach a peer that runs the downgrade, upgraded or not: [`upgrade`]
+//! removes it from every request it is given, and a client that sends a
+//! request on without calling it removes [`ORIG_PROTO`] itself (the
+//! sidecar does, for services it does not upgrade); else the peer would
+//! turn the application's own HTTP/2 request into HTTP/1.1.
+//!
+//! The server side reads the mark on HTTP/2 requests only, and removes it
+//! from them: an HTTP/1 request (the most common, so it is not searched
+//! for a mark) cannot be turned into anything else, and a mark on one
+//! reaches the application as an unknown header that changes nothing.
 
 use std::task::{Context, Poll};
 
