@@ -196,6 +196,10 @@
 //!   `except` or `networks` would silently admit clients it was meant to
 //!   refuse; the API server would prune it just as silently, and only
 //!   `kubectl`'s strict field validation catches it.
+//! - A network whose `cidr` has host bits set (`10.1.2.3/8`) is an error
+//!   rather than the network it truncates to, as is an `except` outside
+//!   its `cidr`, which could only be inert: both are more often a typo
+//!   than what was meant.
 //! - Two Servers selecting the same port of the workload is an error; the
 //!   admission webhook Linkerd ships rejects them too.
 //! - Two `HTTPLocalRateLimitPolicy`s targeting one Server is an error.
