@@ -67,7 +67,9 @@ impl LatencyHistogram {
         if let Some(c) = self.0.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        self.0.sum_micros.fetch_add(nanos / 1_000, Ordering::Relaxed);
+        self.0
+            .sum_micros
+            .fetch_add(nanos / 1_000, Ordering::Relaxed);
     }
 
     /// The number of observations.

@@ -103,9 +103,15 @@ fn linkerd_style_identities_written_out_also_admit_their_spiffe_form() {
         ("spiffe://cluster.local/ns/emojivoto/sa/web", allowed),
         ("spiffe://cluster.local/ns/emojivoto/sa/vote", Deny("web")),
         // The same service account in another trust domain is not it.
-        ("spiffe://elsewhere.example/ns/emojivoto/sa/web", Deny("web")),
+        (
+            "spiffe://elsewhere.example/ns/emojivoto/sa/web",
+            Deny("web"),
+        ),
         ("spiffe://elsewhere.example/ns/partners/sa/api", Deny("web")),
-        ("spiffe://cluster.local.evil/ns/partners/sa/api", Deny("web")),
+        (
+            "spiffe://cluster.local.evil/ns/partners/sa/api",
+            Deny("web"),
+        ),
         ("spiffe://cluster.local/ns/partners/sa/api", allowed),
         ("spiffe://cluster.local/ns/partners/sa/api/x", Deny("web")),
         ("spiffe://cluster.local/ns/partnersx/sa/api", Deny("web")),
