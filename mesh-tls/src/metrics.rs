@@ -42,7 +42,11 @@ impl TlsMetrics {
     ///   replaces the series rather than leaving the old one at 0, so the
     ///   exposition never names an identity the workload no longer holds;
     /// - `identity_cert_expiration_timestamp_seconds` (gauge): when the
-    ///   certificate in service expires, in seconds since the Unix epoch;
+    ///   certificate in service expires, in seconds since the Unix epoch:
+    ///   the workload certificate's `notAfter`, or an intermediate's when
+    ///   that comes first (Linkerd reports the workload certificate's; an
+    ///   alert on this gauge should fire when the identity will end, and
+    ///   connections are retired at the earlier time);
     /// - `identity_cert_rotations_total`: credentials replaced by newer ones;
     /// - `identity_cert_rejected_updates_total{reason}`: credential updates
     ///   refused, the old credentials staying in service;

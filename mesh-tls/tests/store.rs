@@ -186,6 +186,35 @@ fn rotations_and_expiry_are_exposed_and_identical_updates_change_nothing() {
     );
 }
 
+/// The expiry the metric reports is when the chain stops verifying, which
+/// is when connections are retired: an issuer that expires before the
+/// workload certificate ends the identity first.
+#[test]
+fn the_expiry_exposed_is_the_chains_when_an_intermediate_ends_first() {
+    let hour = Duration::from_secs(3600);
+    let (short_ca, chain, key) = leaf_outliving_its_issuer(WEB, 2 * hour, 12 * hour);
+    let creds = Credentials::from_pem(
+        chain.as_bytes(),
+        key.as_bytes(),
+        short_ca.bundle_pem().as_bytes(),
+    )
+    .unwrap();
+    let issuer_ends = short_ca
+        .issuer_not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(creds.not_after() > short_ca.issuer_not_after());
+    let store = CredentialStore::with_credentials(Default::default(), creds).unwrap();
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains(&format!(
+            "identity_cert_expiration_timestamp_seconds {issuer_ends}"
+        )),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_ca_keeps_a_store_supplied_renewing_at_seventy_percent() {
     let ca = ca();

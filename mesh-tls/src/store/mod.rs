@@ -196,9 +196,12 @@ impl CredentialStore {
             return Ok(());
         }
         let snapshot = Snapshot::build(&self.shared.provider, creds)?;
+        // When the identity ends: the chain's end, which an intermediate
+        // can bring before the workload certificate's, and which
+        // connections are retired against.
         let (identity, not_after) = (
             snapshot.creds.identity().clone(),
-            snapshot.creds.not_after(),
+            snapshot.creds.chain_not_after(),
         );
         if writer.trust_domain.is_none() {
             writer.trust_domain = identity.trust_domain();
