@@ -7,10 +7,10 @@
 
 mod support;
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use http::{Request, Response, StatusCode};
-use mesh_examples::sidecar::{Running, certs};
+use mesh_examples::sidecar::Running;
 use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
@@ -111,10 +111,8 @@ async fn a_plaintext_client_cannot_forge_either_identity_header() {
 #[tokio::test]
 async fn an_mtls_caller_is_named_in_both_identity_headers() {
     let dir = tempfile::tempdir().unwrap();
+    let emoji_certs = issuer(dir.path())("emoji");
     let ca = dir.path().join("ca");
-    certs::create_ca("example.org", &ca).unwrap();
-    let emoji_certs = dir.path().join("emoji");
-    certs::issue(&ca, EMOJI, Duration::from_secs(3600), &emoji_certs).unwrap();
     let emoji = sidecar(&format!(
         "identity:\n  dir: {}\n\
          inbound:\n  listen: 127.0.0.1:0\n  app: {}\n  tls: strict\n\

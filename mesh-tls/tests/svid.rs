@@ -6,12 +6,8 @@
 mod support;
 
 use mesh_core::BoxError;
-use mesh_tls::{
-    AcceptConfig, ConnectError, NoIdentity, TlsAccept, accept::AcceptError,
-    metrics::HandshakeFailure,
-};
+use mesh_tls::{ConnectError, NoIdentity, accept::AcceptError, metrics::HandshakeFailure};
 use support::*;
-use tokio::net::TcpListener;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
@@ -21,28 +17,6 @@ fn accept_error(result: Result<impl Sized, BoxError>) -> AcceptError {
         Ok(_) => panic!("the server accepted the connection"),
         Err(e) => *e.downcast::<AcceptError>().unwrap(),
     }
-}
-
-/// Presents `chain` and `key` to a mesh acceptor and returns its verdict.
-async fn present_client_cert(
-    raw: &RawIssuer,
-    (chain, key): (String, String),
-) -> Result<mesh_core::serve::Accepted<mesh_tls::ServerIo<tokio::net::TcpStream>>, BoxError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accept = TlsAccept::new(store(&raw.ca, API), AcceptConfig::default());
-    let server = accept_one(listener, accept);
-    let config = raw_client(
-        mesh_tls::provider(),
-        mesh_tls::PROTOCOL_VERSIONS,
-        Some((&chain, &key)),
-    );
-    // A server that accepts does not answer the request: the verdict is
-    // the acceptor's result, not the reply.
-    let client = tokio::spawn(raw_get(config, addr));
-    let verdict = server.await.unwrap();
-    client.abort();
-    verdict
 }
 
 /// Dials a raw server presenting `chain` and `key` with a mesh connector
@@ -97,7 +71,7 @@ async fn the_server_refuses_a_client_certificate_with_a_second_uri_san() {
         uri_san(WEB),
         uri_san("https://example.org/web"),
     ]));
-    let error = accept_error(present_client_cert(&raw, cert).await);
+    let error = accept_error(present_client_cert(&raw, API, cert).await);
     assert!(
         matches!(error, AcceptError::NoPeerIdentity(NoIdentity::Ambiguous)),
         "{error:?}"
@@ -138,7 +112,7 @@ const TRUST_DOMAIN_ID: &str = "spiffe://example.org";
 async fn the_server_refuses_a_client_certificate_naming_only_the_trust_domain() {
     let raw = RawIssuer::new();
     let cert = raw.sign(&RawIssuer::params(vec![uri_san(TRUST_DOMAIN_ID)]));
-    let error = accept_error(present_client_cert(&raw, cert).await);
+    let error = accept_error(present_client_cert(&raw, API, cert).await);
     assert!(
         matches!(
             error,
@@ -187,7 +161,7 @@ async fn the_server_refuses_a_client_certificate_that_may_sign_certificates() {
         vec![DigitalSignature, CrlSign],
     ] {
         let cert = raw.sign(&with_key_usages(usages.clone()));
-        let error = accept_error(present_client_cert(&raw, cert).await);
+        let error = accept_error(present_client_cert(&raw, API, cert).await);
         assert!(
             matches!(error, AcceptError::NoPeerIdentity(NoIdentity::NotALeaf)),
             "{usages:?}: {error:?}"
@@ -201,7 +175,7 @@ async fn the_server_refuses_a_client_svid_without_digital_signature() {
     let raw = RawIssuer::new();
     for usages in [vec![], vec![KeyAgreement]] {
         let cert = raw.sign(&with_key_usages(usages.clone()));
-        let error = accept_error(present_client_cert(&raw, cert).await);
+        let error = accept_error(present_client_cert(&raw, API, cert).await);
         assert!(
             matches!(error, AcceptError::NoPeerIdentity(NoIdentity::NotALeaf)),
             "{usages:?}: {error:?}"
@@ -285,7 +259,7 @@ async fn the_server_refuses_a_malformed_spiffe_id_and_reads_no_dns_san_in_its_pl
     let raw = RawIssuer::new();
     for spiffe in MALFORMED {
         let cert = raw.sign(&malformed_svid_with_dns(spiffe));
-        let error = accept_error(present_client_cert(&raw, cert).await);
+        let error = accept_error(present_client_cert(&raw, API, cert).await);
         assert!(
             matches!(
                 error,

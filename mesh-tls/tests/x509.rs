@@ -22,20 +22,8 @@ const API: &str = "spiffe://example.org/ns/shop/sa/api";
 
 /// Presents `chain` and `key` to a permissive mesh acceptor and returns
 /// its verdict.
-async fn present(raw: &RawIssuer, (chain, key): (String, String)) -> Result<(), BoxError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accept = TlsAccept::new(store(&raw.ca, API), AcceptConfig::default());
-    let server = accept_one(listener, accept);
-    let config = raw_client(
-        mesh_tls::provider(),
-        mesh_tls::PROTOCOL_VERSIONS,
-        Some((&chain, &key)),
-    );
-    let client = tokio::spawn(raw_get(config, addr));
-    let verdict = server.await.unwrap();
-    client.abort();
-    verdict.map(|_| ())
+async fn present(raw: &RawIssuer, cert: (String, String)) -> Result<(), BoxError> {
+    present_client_cert(raw, API, cert).await.map(|_| ())
 }
 
 /// Dials a raw server presenting `chain` and `key`, expecting `API`.

@@ -471,3 +471,27 @@ pub fn chain_sending_an_expired_anchor(identity: &str) -> (String, String, Strin
         anchor_pem,
     )
 }
+
+/// Presents `chain` and `key` as a client to a permissive mesh acceptor
+/// whose own identity is `server`, and returns its verdict.
+pub async fn present_client_cert(
+    raw: &RawIssuer,
+    server: &str,
+    (chain, key): (String, String),
+) -> Result<serve::Accepted<mesh_tls::ServerIo<TcpStream>>, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = TlsAccept::new(store(&raw.ca, server), AcceptConfig::default());
+    let server = accept_one(listener, accept);
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((&chain, &key)),
+    );
+    // A server that accepts does not answer the request: the verdict is
+    // the acceptor's result, not the reply.
+    let client = tokio::spawn(raw_get(config, addr));
+    let verdict = server.await.unwrap();
+    client.abort();
+    verdict
+}
