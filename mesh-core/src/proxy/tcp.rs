@@ -365,7 +365,7 @@ pub use self::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 #[cfg(test)]
 mod load_tests;

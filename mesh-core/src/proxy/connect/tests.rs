@@ -10,7 +10,10 @@ use hyper_util::{
 use tokio::net::{TcpListener, TcpStream};
 
 use super::ConnectTunnel;
-use crate::{body::BoxBody, proxy::ForwardTcp};
+use crate::{
+    body::BoxBody,
+    proxy::{ForwardTcp, tcp::tests::Hang},
+};
 
 /// An endpoint that accepts connections and holds them.
 async fn endpoint() -> SocketAddr {
@@ -93,27 +96,6 @@ async fn an_extended_connect_is_not_taken_for_a_tunnel() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-}
-
-/// A connector that never connects.
-#[derive(Clone, Debug)]
-struct Hang;
-
-impl tower::Service<http::Uri> for Hang {
-    type Response = TokioIo<TcpStream>;
-    type Error = std::io::Error;
-    type Future = std::future::Pending<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        std::future::pending()
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -128,7 +128,7 @@ async fn a_set_that_gains_endpoints_is_used_by_the_next_connection() {
 
 /// A connector that never connects.
 #[derive(Clone, Debug)]
-struct Hang;
+pub(in crate::proxy) struct Hang;
 
 impl Service<Uri> for Hang {
     type Response = TokioIo<TcpStream>;
