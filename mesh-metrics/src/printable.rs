@@ -6,8 +6,67 @@
 //! screen, set the window title, rewrite lines above) and a newline would
 //! forge a line of its own. [`Printable`] writes such characters as
 //! `\u{1b}`, so the text still says what it was.
+//!
+//! JSON lines are read there too (`tail` of an access log, a view's
+//! `-o json`, a tap event), and JSON escapes only C0: DEL and C1 pass as
+//! they are, and some terminals read U+009B as CSI.
+//! [`escape_json_controls`] writes those as `\u009b`, which every JSON
+//! reader takes back as the same text.
+//!
+//! Every such place escapes by one rule, [`is_unprintable`], each in its
+//! own notation (the Apache access log's is `\xhh` per byte).
 
 use std::fmt::{self, Write as _};
+
+/// Whether `c` is written escaped where a person reads it: the controls
+/// of C0, DEL and C1.
+pub(crate) fn is_unprintable(c: char) -> bool {
+    c.is_control()
+}
+
+/// Escapes, in the JSON text `json[from..]` as serde_json writes it, the
+/// [unprintable](is_unprintable) characters it leaves as they are in its
+/// strings (DEL and C1; it escapes C0 itself), as `\u00hh`. Characters
+/// outside strings (the blanks and newlines of pretty JSON) stay, and so
+/// does text that is not UTF-8.
+pub(crate) fn escape_json_controls(json: &mut Vec<u8>, from: usize) {
+    let Some(Ok(text)) = json.get(from..).map(std::str::from_utf8) else {
+        return;
+    };
+    if !text.contains(is_unprintable) {
+        return;
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    let (mut in_string, mut after_backslash) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            if after_backslash {
+                after_backslash = false;
+            } else if c == '\\' {
+                after_backslash = true;
+            } else if c == '"' {
+                in_string = false;
+            } else if is_unprintable(c) {
+                // Writing to a `String` cannot fail.
+                let _ = write!(escaped, "\\u{:04x}", u32::from(c));
+                continue;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        escaped.push(c);
+    }
+    json.truncate(from);
+    json.extend_from_slice(escaped.as_bytes());
+}
+
+/// [`escape_json_controls`] of a whole `String` of JSON.
+pub(crate) fn escape_json_string(json: String) -> String {
+    let mut bytes = json.into_bytes();
+    escape_json_controls(&mut bytes, 0);
+    // Escaping keeps UTF-8 UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
+}
 
 /// `text`, its control characters (and, for [`Printable::word`], its
 /// blanks) written as `\u{..}` escapes.
@@ -34,7 +93,7 @@ impl<'a> Printable<'a> {
     }
 
     fn escapes(&self, c: char) -> bool {
-        c.is_control() || (self.blanks && c.is_whitespace())
+        is_unprintable(c) || (self.blanks && c.is_whitespace())
     }
 
     /// Whether the text is written as it is.
@@ -76,5 +135,34 @@ mod tests {
         );
         assert!(Printable::word("web:80").is_plain());
         assert_eq!(Printable::word("web:80").to_string(), "web:80");
+    }
+
+    #[test]
+    fn json_strings_escape_del_and_c1_and_pretty_blanks_stay() {
+        let value = serde_json::json!({"a\u{9b}": ["x\u{1b}[2J\u{9b}1m\u{7f}\u{85}\\\"é\u{a0}"]});
+        let mut json = "before\u{9b}".as_bytes().to_vec();
+        let from = json.len();
+        serde_json::to_writer(&mut json, &value).unwrap();
+        escape_json_controls(&mut json, from);
+        let line = String::from_utf8(json).unwrap();
+        // What comes before `from` is not JSON to escape.
+        assert_eq!(
+            line,
+            "before\u{9b}{\"a\\u009b\":[\"x\\u001b[2J\\u009b1m\\u007f\\u0085\\\\\\\"é\u{a0}\"]}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&line[from..]).unwrap();
+        assert_eq!(back, value);
+
+        let pretty = escape_json_string(serde_json::to_string_pretty(&value).unwrap());
+        assert_eq!(
+            pretty,
+            "{\n  \"a\\u009b\": [\n    \"x\\u001b[2J\\u009b1m\\u007f\\u0085\\\\\\\"é\u{a0}\"\n  ]\n}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+            value
+        );
+        let plain = String::from("{\"a\": 1}");
+        assert_eq!(escape_json_string(plain.clone()), plain);
     }
 }

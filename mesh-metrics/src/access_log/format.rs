@@ -14,6 +14,8 @@ use mesh_core::Identity;
 use serde::Serialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339 as Rfc3339Format};
 
+use crate::printable::{escape_json_controls, is_unprintable};
+
 /// How an access log line is written: Linkerd's two formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AccessLogFormat {
@@ -163,6 +165,8 @@ impl Entry {
                     out.truncate(len);
                     out.extend_from_slice(b"{}");
                 }
+                // JSON escapes C0 only; a terminal reads C1 too.
+                escape_json_controls(out, len);
             }
         }
     }
@@ -174,7 +178,7 @@ impl Entry {
 /// send them), and unescaped one would end the quoted field and forge the
 /// rest of the line.
 fn apache_escape(text: &str, out: &mut Vec<u8>) {
-    if !text.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
+    if !text.contains(|c: char| c == '"' || c == '\\' || is_unprintable(c)) {
         out.extend_from_slice(text.as_bytes());
         return;
     }
@@ -182,7 +186,7 @@ fn apache_escape(text: &str, out: &mut Vec<u8>) {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
-            c if c.is_control() => {
+            c if is_unprintable(c) => {
                 let mut utf8 = [0; 4];
                 for b in c.encode_utf8(&mut utf8).bytes() {
                     // Writing to a `Vec` cannot fail.

@@ -24,7 +24,8 @@
 //! (`processing_ns`). In the Apache format, the request's `"`, `\` and
 //! control characters are escaped as Apache escapes them (`\"`, `\\`,
 //! `\xhh`), so that a request target cannot end its quoted field; JSON
-//! escapes its own. A line is written when the response head arrives; a
+//! escapes its own, and DEL and C1 controls as `\u00hh` besides (JSON
+//! need not, but a terminal that shows the log may act on them). A line is written when the response head arrives; a
 //! request that gets no response at all (the client went away first) is
 //! not logged.
 //!

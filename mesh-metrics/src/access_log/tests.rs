@@ -164,6 +164,27 @@ async fn a_quoted_or_broken_header_still_makes_valid_json() {
     assert_eq!(parsed["trace_id"], "");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_json_line_escapes_del_and_c1_controls_as_it_does_c0() {
+    // JSON escapes C0 only; a terminal showing the log (`tail -f`) may
+    // read U+009B as CSI, so a request target could act on it.
+    let (log, writer) = AccessLog::new(AccessLogFormat::Json);
+    let svc = AccessLogLayer::new(Some(log)).layer(app());
+    let mut req = request();
+    *req.uri_mut() = "/x\u{9b}2J\u{85}é".parse().unwrap();
+    svc.oneshot(req).await.unwrap();
+    let lines = written(writer).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(r#""uri":"/x\u009b2J\u0085é""#),
+        "{:?}",
+        lines[0]
+    );
+    assert!(!lines[0].contains(['\u{9b}', '\u{85}']));
+    let parsed: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(parsed["uri"], "/x\u{9b}2J\u{85}é");
+}
+
 #[tokio::test]
 async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     let (log, writer) = AccessLog::new(AccessLogFormat::Apache);

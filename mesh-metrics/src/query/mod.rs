@@ -239,9 +239,12 @@ pub fn deltas(
         .collect()
 }
 
-/// Encodes `value` as pretty JSON with a final newline.
+/// Encodes `value` as pretty JSON with a final newline, its DEL and C1
+/// controls escaped as JSON escapes C0: a view goes to a terminal, and
+/// its names come from scrapes.
 fn to_json(value: &impl Serialize) -> Result<String, QueryError> {
-    let mut s = serde_json::to_string_pretty(value).map_err(QueryError::Json)?;
+    let s = serde_json::to_string_pretty(value).map_err(QueryError::Json)?;
+    let mut s = crate::printable::escape_json_string(s);
     s.push('\n');
     Ok(s)
 }

@@ -245,6 +245,15 @@ mod tests {
             route.starts_with(r"a\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{a}FAKE 100.00% "),
             "{route}"
         );
+        // Nor through `-o json`, whose own escapes stop at C0.
+        let json = render_routes(&rows, false, Format::Json).unwrap();
+        assert!(!json.contains(['\u{1b}', '\u{7}', '\u{9b}']), "{json:?}");
+        assert!(
+            json.contains(r#""route": "a\u001b[2J\u001b]0;owned\u0007\u009b31m\nFAKE 100.00%""#),
+            "{json}"
+        );
+        let back: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back[0]["route"], rows[0].route);
     }
 
     #[test]

@@ -65,8 +65,10 @@ impl Frame {
 /// Only when JSON encoding fails.
 pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError> {
     if format == Format::Json {
+        // Escaped as the other views' JSON (`to_json`), on one line.
         return serde_json::to_string(frame)
-            .map(|mut s| {
+            .map(|s| {
+                let mut s = crate::printable::escape_json_string(s);
                 s.push('\n');
                 s
             })
@@ -159,6 +161,26 @@ mod run_tests {
             .unwrap();
         let columns: Vec<&str> = header.split_whitespace().take(3).collect();
         assert_eq!(columns, ["WORKLOAD", "ROUTE", "SERVER"], "{text}");
+    }
+
+    #[test]
+    fn a_json_frame_escapes_the_c1_controls_of_scraped_names() {
+        let after = Scrape::parse(
+            "response_total{direction=\"inbound\",srv_name=\"web\",\
+             route_name=\"a\u{9b}2J\",classification=\"success\"} 5\n",
+        )
+        .unwrap();
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let frame = Frame::between(
+            &targets,
+            &[Some(Scrape::default())],
+            &[Some(after)],
+            Duration::from_secs(1),
+        );
+        let json = render_frame(&frame, Format::Json).unwrap();
+        assert!(!json.contains('\u{9b}'), "{json:?}");
+        assert!(json.contains(r#""route":"a\u009b2J""#), "{json}");
+        assert_eq!(json.lines().count(), 1);
     }
 
     #[tokio::test]

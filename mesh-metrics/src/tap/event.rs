@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::printable::Printable;
+use crate::printable::{Printable, escape_json_string};
 
 /// One event of a tapped request. `/tap` sends each as a line of JSON;
 /// [`Display`](fmt::Display) writes the line `linkerd viz tap` prints,
@@ -40,11 +40,13 @@ pub struct TapEvent {
 
 impl TapEvent {
     /// The event as one line of JSON, as `/tap` sends it (without the
-    /// newline).
+    /// newline). DEL and C1 controls are escaped (`\u009b`) as JSON
+    /// escapes C0: the line may be printed as it is, and a terminal reads
+    /// them as escape sequences.
     pub fn to_json(&self) -> String {
         // Every field is a string, a number or an option of one: encoding
         // cannot fail, but an empty object is an answer that parses.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+        serde_json::to_string(self).map_or_else(|_| String::from("{}"), escape_json_string)
     }
 }
 
@@ -272,6 +274,24 @@ mod tests {
             e.to_string(),
             r"end id=4 proxy=in  src=10.0.0.7:51324 dst=10.0.0.9:4143 tls=true\u{20}false duration=5µs response-length=0B error=cancel\u{1b}[2J"
         );
+    }
+
+    #[test]
+    fn an_event_in_json_escapes_del_and_c1_controls() {
+        // The line is printed as it is (`sidecar tap -o json`, `curl` of
+        // `/tap`), and JSON itself escapes C0 only.
+        let e = event(TapEventKind::Req {
+            method: "GET".into(),
+            authority: "web:80".into(),
+            path: "/a\u{9b}2J\u{85}\u{7f}".into(),
+        });
+        let json = e.to_json();
+        assert!(
+            json.contains(r#""path":"/a\u009b2J\u0085\u007f""#),
+            "{json}"
+        );
+        let back: TapEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e);
     }
 
     #[test]

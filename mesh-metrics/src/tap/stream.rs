@@ -101,7 +101,7 @@ impl Body for EventLines {
         let Some(event) = std::task::ready!(self.subscription.poll_next(cx)) else {
             return Poll::Ready(None);
         };
-        let mut line = serde_json::to_vec(&event).map_err(BoxError::from)?;
+        let mut line = event.to_json().into_bytes();
         line.push(b'\n');
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(line)))))
     }
