@@ -15,6 +15,7 @@ use tower::{Service, ServiceExt, util::Oneshot};
 use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
     accept::until,
+    bounded,
     idle::{
         StreamIdle,
         body::IdleBody,
@@ -155,7 +156,8 @@ where
             Prepared::Opaque(io, info, retire) => return self.opaque(io, info, retire).await,
         };
         let config = &self.shared.config;
-        let (io, idle) = match config.stream_idle_timeout.filter(|t| !t.is_zero()) {
+        let stream_idle = config.stream_idle_timeout.filter(|t| !t.is_zero());
+        let (io, idle) = match stream_idle.map(bounded) {
             None => (Watched::off(io), None),
             Some(timeout) => {
                 let reads = Arc::new(LastRead::now());
@@ -172,7 +174,7 @@ where
             lease: self.lease.closing_at(retire.close_at()),
             idle,
         };
-        let io = TokioIo::new(WriteStall::new(io, config.write_stall_timeout));
+        let io = TokioIo::new(WriteStall::new(io, bounded(config.write_stall_timeout)));
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();

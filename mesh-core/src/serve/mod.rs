@@ -107,6 +107,9 @@ pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`Server`] treats its connections.
+///
+/// A timeout longer than about 30 years (`Duration::MAX`, say) never
+/// fires.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// What the port carries. Default [`Protocol::Detect`].
@@ -229,6 +232,13 @@ impl ConnectionLimit {
     }
 }
 
+/// `timeout`, or about 30 years when it is longer: the timers add it to
+/// the clock, which panics past its range, and tokio takes 30 years for
+/// never too.
+fn bounded(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(30 * 365 * 86_400))
+}
+
 /// An HTTP/1.1, HTTP/2 and opaque TCP server. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Server<A = PlaintextAccept> {
@@ -249,12 +259,12 @@ impl Server {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout);
+            .header_read_timeout(bounded(config.header_read_timeout));
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
-            .keep_alive_interval(config.http2_keep_alive_interval)
-            .keep_alive_timeout(config.http2_keep_alive_timeout);
+            .keep_alive_interval(config.http2_keep_alive_interval.map(bounded))
+            .keep_alive_timeout(bounded(config.http2_keep_alive_timeout));
         Self {
             inner: Arc::new(Shared {
                 config,
