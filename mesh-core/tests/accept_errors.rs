@@ -5,6 +5,9 @@
 //! its own, since it takes every descriptor the process may open.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 use std::{convert::Infallible, time::Duration};
 
 use http::{Request, Response};
@@ -17,6 +20,7 @@ use tokio::{
 
 #[tokio::test]
 async fn accept_failing_for_want_of_descriptors_backs_off_and_recovers() {
+    let (logs, _guard) = log_capture::Logs::capture();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (trigger, shutdown) = shutdown::channel();
@@ -50,6 +54,15 @@ async fn accept_failing_for_want_of_descriptors_backs_off_and_recovers() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     tokio::time::resume();
     assert!(!server.is_finished(), "the server stopped on EMFILE");
+    // The warning says which listener: a process has several.
+    let warned = logs.find("accept failed");
+    assert!(!warned.is_empty());
+    assert!(
+        warned
+            .iter()
+            .all(|line| line.contains(&format!("listener={addr}"))),
+        "{warned:?}"
+    );
 
     // Descriptors come back: the waiting connection is served.
     drop(hoard);

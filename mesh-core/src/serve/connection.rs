@@ -130,7 +130,12 @@ where
             tracing::debug!(%error, "cannot set TCP keepalive");
         }
         if let Err(error) = self.serve(tcp, local_addr, remote_addr).await {
-            tracing::debug!(peer = %remote_addr, %error, "connection closed with an error");
+            tracing::debug!(
+                local = %local_addr,
+                peer = %remote_addr,
+                error = %Causes(&*error),
+                "connection closed with an error"
+            );
         }
     }
 
@@ -250,6 +255,22 @@ async fn prepare<A: Accept<TcpStream>>(
         },
     };
     Ok(Prepared::Http(version, io, info, retire))
+}
+
+/// An error and its causes, `error: cause: cause`. hyper's errors say
+/// only what failed ("connection error"), and leave why to their source.
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 const CLOSED_AT_EXPIRY: &str = "closed: the certificate that authenticated it expired";

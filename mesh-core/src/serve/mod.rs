@@ -330,6 +330,12 @@ impl<A> Server<A> {
         // in a lease, and are cut through this when the grace period ends.
         let (cut, cut_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        // Which listener the server's own events are about: a process
+        // has several.
+        let local = listener.local_addr().map_or_else(
+            |error| format!("unknown ({error})"),
+            |addr| addr.to_string(),
+        );
         let stop = shutdown.clone().wait();
         tokio::pin!(stop);
         // A connection is accepted first and then waits for a place: when
@@ -348,7 +354,7 @@ impl<A> Server<A> {
                     Err(error) => {
                         // Usually out of file descriptors: back off so the
                         // loop does not spin while connections close.
-                        tracing::warn!(%error, "accept failed");
+                        tracing::warn!(listener = %local, %error, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -372,7 +378,7 @@ impl<A> Server<A> {
         drop(listener);
         drop(cut_rx);
         let open = tasks.len();
-        tracing::debug!(open, "draining connections");
+        tracing::debug!(listener = %local, open, "draining connections");
         let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
             // Then the upgraded connections: each holds a lease, and with
@@ -383,6 +389,7 @@ impl<A> Server<A> {
         if drained.is_err() {
             cut.send_replace(true);
             tracing::info!(
+                listener = %local,
                 remaining = tasks.len(),
                 "grace period over; closing connections"
             );
