@@ -188,3 +188,45 @@ async fn a_repeated_or_malformed_host_is_a_bad_request() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     stop(sidecar).await;
 }
+
+/// A comma joins two hosts into one value even without a space, and a
+/// signed port is no port: `400`, though `http::uri::Authority` would
+/// take either, and the application sees nothing.
+#[tokio::test]
+async fn a_comma_joined_host_or_a_signed_port_is_a_bad_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let app = app().await;
+    let sidecar = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
+        app.port(),
+        policy.display()
+    ));
+    for host in ["public.example,admin.example", "public.example:+80"] {
+        let mut tcp = tokio::net::TcpStream::connect(sidecar.inbound[0])
+            .await
+            .unwrap();
+        let request = format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{host}: {answer}");
+        assert!(
+            answer.contains("mesh-error: invalid host"),
+            "{host}: {answer}"
+        );
+    }
+    let h2 = Request::get("http://public.example/")
+        .header("host", "public.example,admin.example")
+        .body(full(""))
+        .unwrap();
+    let res = h2_via(sidecar.inbound[0], h2).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    stop(sidecar).await;
+}

@@ -16,10 +16,12 @@
 //! reads it, and authorization sees what the application will.
 //!
 //! A request with two `Host` headers, or one that is not a host and an
-//! optional port (userinfo, a list, a space), is answered `400 Bad
-//! Request` with `mesh-error: invalid host`, in any version, as RFC 9112
-//! §3.2 has a server do: authorization reads the first, and an
-//! application may read the last, or all of them.
+//! optional port (userinfo, a list, a space: [`field`] has the grammar),
+//! is answered `400 Bad Request` with `mesh-error: invalid host`, in any
+//! version, as RFC 9112 §3.2 has a server do: authorization reads the
+//! first, and an application may read the last, or all of them. The check
+//! reads the header where it lies; only an HTTP/2 request whose URI takes
+//! another authority has one built.
 
 use std::{
     future::{Ready, ready},
@@ -30,6 +32,10 @@ use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
 use mesh_core::error::MESH_ERROR;
 use tower::{Layer, Service};
+
+use self::field::is_host_and_port;
+
+mod field;
 
 /// Builds [`HostAuthority`]; it goes in front of authorization.
 #[derive(Clone, Copy, Debug, Default)]
@@ -103,7 +109,9 @@ fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
         // HTTP/1.1 sends an empty `Host` for a target without one.
         return Ok(());
     }
-    let authority = parse(host).ok_or(InvalidHost)?;
+    if !is_host_and_port(host.as_bytes()) {
+        return Err(InvalidHost);
+    }
     let agrees = req
         .uri()
         .authority()
@@ -111,6 +119,8 @@ fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
     if !http2 || agrees {
         return Ok(());
     }
+    // Only now, for a URI that changes, is the value copied.
+    let authority = Authority::try_from(host.as_bytes()).map_err(|_| InvalidHost)?;
     let mut parts = req.uri().clone().into_parts();
     parts.authority = Some(authority);
     if parts.scheme.is_none() {
@@ -121,20 +131,6 @@ fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
     }
     *req.uri_mut() = Uri::from_parts(parts).map_err(|_| InvalidHost)?;
     Ok(())
-}
-
-/// `host` as an authority: a host and an optional numeric port (which
-/// RFC 3986 lets be empty, `emoji:`), without userinfo (never part of
-/// `Host`).
-fn parse(host: &HeaderValue) -> Option<Authority> {
-    let authority = Authority::try_from(host.as_bytes()).ok()?;
-    let name = authority.host();
-    let port = authority.as_str().strip_prefix(name)?;
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok());
-    (!name.is_empty() && port_ok).then_some(authority)
 }
 
 #[cfg(test)]
@@ -192,5 +188,31 @@ mod tests {
             }
         }
         assert!(request(Version::HTTP_2, "http://emoji/", &[""]).is_err());
+    }
+
+    #[test]
+    fn a_host_is_put_in_the_uri_as_written() {
+        let h2 = Version::HTTP_2;
+        for host in [
+            "EMOJI.:80",
+            "10.0.0.7",
+            "[FE80::1]:",
+            "[::ffff:10.0.0.7]:4143",
+        ] {
+            let req = request(h2, "http://10.0.0.7:4143/list", &[host]).unwrap();
+            assert_eq!(req.uri(), &*format!("http://{host}/list"));
+        }
+    }
+
+    /// Values `Authority` would take that no client sends: a comma list,
+    /// a signed port, a zone, brackets around a name or in one.
+    #[test]
+    fn a_host_of_a_kind_no_client_sends_is_invalid() {
+        for version in [Version::HTTP_11, Version::HTTP_2] {
+            for host in ["a,b", "emoji:+80", "[fe80::1%25eth0]", "[emoji]", "a[b]"] {
+                let req = request(version, "http://emoji/", &[host]);
+                assert!(req.is_err(), "{version:?} {host}");
+            }
+        }
     }
 }
