@@ -53,11 +53,7 @@ impl Delta {
                 } else {
                     s.value
                 };
-                Sample {
-                    name: s.name.clone(),
-                    labels: s.labels.clone(),
-                    value,
-                }
+                s.with_value(value)
             })
             .collect();
         Self { samples, elapsed }

@@ -8,30 +8,17 @@
 //! escapes `\\`, `\"` and `\n`. Tokens may be separated by any blanks
 //! and tabs, as the text format allows; a label set that names a label
 //! twice, or whose labels are not separated by commas, is an error.
+//!
+//! A scrape keeps each distinct label name and value once (see
+//! [`Sample`]): consecutive lines mostly repeat the labels of the line
+//! before, which are then taken without being looked up again.
 
-use std::fmt;
+mod sample;
 
-/// One sample of a scrape.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    /// The sample's name, suffix included (`request_total`,
-    /// `response_latency_ms_bucket`).
-    pub name: String,
-    /// The labels, in the order they were written.
-    pub labels: Vec<(String, String)>,
-    /// The value.
-    pub value: f64,
-}
+use std::{borrow::Cow, collections::HashMap, fmt, sync::Arc};
 
-impl Sample {
-    /// The value of label `name`, if the sample has it.
-    pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+use self::sample::Table;
+pub use self::sample::{Name, Sample};
 
 /// Every sample of one `/metrics` body.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -46,16 +33,17 @@ impl Scrape {
     ///
     /// When a sample line is malformed; the error names the line.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
-        let mut samples = Vec::new();
+        let mut reader = Reader::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let sample = parse_sample(line).map_err(|kind| ParseError { line: i + 1, kind })?;
-            samples.push(sample);
+            reader
+                .sample(line)
+                .map_err(|kind| ParseError { line: i + 1, kind })?;
         }
-        Ok(Self { samples })
+        Ok(reader.finish())
     }
 
     /// The samples, in the order they were written.
@@ -94,6 +82,9 @@ pub enum ParseErrorKind {
     Labels,
     /// The value is missing or not a number.
     Value,
+    /// The text holds 2^32 or more distinct label texts or labels, or 4 GiB
+    /// of distinct label texts: more than a scrape can read.
+    TooLarge,
 }
 
 impl fmt::Display for ParseError {
@@ -102,6 +93,7 @@ impl fmt::Display for ParseError {
             ParseErrorKind::Name => "bad metric name",
             ParseErrorKind::Labels => "bad label set",
             ParseErrorKind::Value => "bad sample value",
+            ParseErrorKind::TooLarge => "too many labels",
         };
         write!(f, "{what} on line {}", self.line)
     }
@@ -113,78 +105,189 @@ impl std::error::Error for ParseError {}
 /// text format allows any number of spaces and tabs.
 const BLANKS: [char; 2] = [' ', '\t'];
 
-fn parse_sample(line: &str) -> Result<Sample, ParseErrorKind> {
-    let name_end = line.find(['{', ' ', '\t']).ok_or(ParseErrorKind::Value)?;
-    let name = &line[..name_end];
-    if !is_metric_name(name) {
-        return Err(ParseErrorKind::Name);
-    }
-    let mut rest = line[name_end..].trim_start_matches(BLANKS);
-    let mut labels = Vec::new();
-    if let Some(after) = rest.strip_prefix('{') {
-        rest = parse_labels(after, &mut labels)?.trim_start_matches(BLANKS);
-    }
-    // What may follow the value (a timestamp, an exemplar) is not read.
-    let value = rest.split(BLANKS).next().filter(|v| !v.is_empty());
-    Ok(Sample {
-        name: name.to_owned(),
-        labels,
-        value: value.and_then(parse_value).ok_or(ParseErrorKind::Value)?,
-    })
+/// Reads sample lines into a [`Table`] of their labels.
+#[derive(Default)]
+struct Reader<'t> {
+    table: Table,
+    /// The id of each text in `table`.
+    ids: HashMap<Cow<'t, str>, u32>,
+    /// Each sample name read.
+    names: HashMap<&'t str, Name>,
+    /// The last line's name, and its labels as written with their ids:
+    /// a line mostly repeats them, at the same places.
+    last_name: Option<(&'t str, Name)>,
+    last_labels: Vec<Written<'t>>,
+    /// The samples read, each with its run of `table.labels`.
+    samples: Vec<(Name, f64, (u32, u32))>,
 }
 
-/// Reads `k="v",...}` and returns what follows the brace.
-fn parse_labels<'a>(
-    mut s: &'a str,
-    labels: &mut Vec<(String, String)>,
-) -> Result<&'a str, ParseErrorKind> {
-    loop {
-        s = s.trim_start_matches(BLANKS);
-        if let Some(rest) = s.strip_prefix('}') {
-            if names_a_label_twice(labels) {
+/// A label as a line wrote it (its value still escaped), and its ids.
+struct Written<'t> {
+    key: &'t str,
+    value: &'t str,
+    ids: (u32, u32),
+}
+
+impl<'t> Reader<'t> {
+    fn sample(&mut self, line: &'t str) -> Result<(), ParseErrorKind> {
+        let name_end = line.find(['{', ' ', '\t']).ok_or(ParseErrorKind::Value)?;
+        let (name, rest) = line.split_at(name_end);
+        let name = self.name(name)?;
+        let mut rest = rest.trim_start_matches(BLANKS);
+        let start = self.label_count()?;
+        if let Some(after) = rest.strip_prefix('{') {
+            rest = self.labels(after)?.trim_start_matches(BLANKS);
+        }
+        let end = self.label_count()?;
+        // What may follow the value (a timestamp, an exemplar) is not read.
+        let value = rest.split(BLANKS).next().filter(|v| !v.is_empty());
+        let value = value.and_then(parse_value).ok_or(ParseErrorKind::Value)?;
+        self.samples.push((name, value, (start, end)));
+        Ok(())
+    }
+
+    fn label_count(&self) -> Result<u32, ParseErrorKind> {
+        u32::try_from(self.table.labels.len()).map_err(|_| ParseErrorKind::TooLarge)
+    }
+
+    fn name(&mut self, name: &'t str) -> Result<Name, ParseErrorKind> {
+        if let Some((last, known)) = &self.last_name
+            && *last == name
+        {
+            return Ok(known.clone());
+        }
+        let known = match self.names.get(name) {
+            Some(known) => known.clone(),
+            None if is_metric_name(name) => {
+                let known = Name::new(name);
+                self.names.insert(name, known.clone());
+                known
+            }
+            None => return Err(ParseErrorKind::Name),
+        };
+        self.last_name = Some((name, known.clone()));
+        Ok(known)
+    }
+
+    /// Reads `k="v",...}` and returns what follows the brace.
+    fn labels(&mut self, mut s: &'t str) -> Result<&'t str, ParseErrorKind> {
+        let first = self.table.labels.len();
+        loop {
+            s = s.trim_start_matches(BLANKS);
+            if let Some(rest) = s.strip_prefix('}') {
+                let labels = self.table.labels.get(first..).unwrap_or_default();
+                if names_a_label_twice(labels) {
+                    return Err(ParseErrorKind::Labels);
+                }
+                return Ok(rest);
+            }
+            let eq = s.find('=').ok_or(ParseErrorKind::Labels)?;
+            let key = s[..eq].trim_end_matches(BLANKS);
+            s = s[eq + 1..]
+                .trim_start_matches(BLANKS)
+                .strip_prefix('"')
+                .ok_or(ParseErrorKind::Labels)?;
+            let (value, escaped) = quoted(s)?;
+            let at = self.table.labels.len() - first;
+            let ids = match self.last_labels.get(at) {
+                Some(last) if last.key == key && last.value == value => last.ids,
+                _ => {
+                    if !is_label_name(key) {
+                        return Err(ParseErrorKind::Labels);
+                    }
+                    let ids = (self.intern(key, false)?, self.intern(value, escaped)?);
+                    let written = Written { key, value, ids };
+                    match self.last_labels.get_mut(at) {
+                        Some(last) => *last = written,
+                        None => self.last_labels.push(written),
+                    }
+                    ids
+                }
+            };
+            self.table.labels.push(ids);
+            // A comma, or the closing brace, may follow the closing quote.
+            s = s[value.len() + 1..].trim_start_matches(BLANKS);
+            if let Some(rest) = s.strip_prefix(',') {
+                s = rest;
+            } else if !s.starts_with('}') {
                 return Err(ParseErrorKind::Labels);
             }
-            return Ok(rest);
-        }
-        let eq = s.find('=').ok_or(ParseErrorKind::Labels)?;
-        let key = s[..eq].trim_end_matches(BLANKS);
-        if !is_label_name(key) {
-            return Err(ParseErrorKind::Labels);
-        }
-        s = s[eq + 1..]
-            .trim_start_matches(BLANKS)
-            .strip_prefix('"')
-            .ok_or(ParseErrorKind::Labels)?;
-        let mut value = String::new();
-        let mut chars = s.char_indices();
-        let end = loop {
-            match chars.next().ok_or(ParseErrorKind::Labels)? {
-                (i, '"') => break i,
-                (_, '\\') => match chars.next().ok_or(ParseErrorKind::Labels)?.1 {
-                    '\\' => value.push('\\'),
-                    '"' => value.push('"'),
-                    'n' => value.push('\n'),
-                    _ => return Err(ParseErrorKind::Labels),
-                },
-                (_, c) => value.push(c),
-            }
-        };
-        labels.push((key.to_owned(), value));
-        // A comma, or the closing brace, may follow.
-        s = s[end + 1..].trim_start_matches(BLANKS);
-        if let Some(rest) = s.strip_prefix(',') {
-            s = rest;
-        } else if !s.starts_with('}') {
-            return Err(ParseErrorKind::Labels);
         }
     }
+
+    /// The id of `text` (unescaped first when `escaped`) in the table.
+    fn intern(&mut self, text: &'t str, escaped: bool) -> Result<u32, ParseErrorKind> {
+        let text = if escaped {
+            Cow::Owned(unescape(text))
+        } else {
+            Cow::Borrowed(text)
+        };
+        if let Some(&id) = self.ids.get(text.as_ref()) {
+            return Ok(id);
+        }
+        let id = self.table.push(&text).ok_or(ParseErrorKind::TooLarge)?;
+        self.ids.insert(text, id);
+        Ok(id)
+    }
+
+    fn finish(mut self) -> Scrape {
+        self.table.shrink_to_fit();
+        let table = Arc::new(self.table);
+        let samples = self
+            .samples
+            .into_iter()
+            .map(|(name, value, labels)| Sample::new(name, value, table.clone(), labels))
+            .collect();
+        Scrape { samples }
+    }
+}
+
+/// The value of a label as written, up to its closing quote (which `s`
+/// holds), and whether it holds escapes; an escape other than `\\`,
+/// `\"` and `\n`, or no closing quote, is an error. `"` and `\\` are
+/// ASCII, so no byte of another character is taken for them.
+fn quoted(s: &str) -> Result<(&str, bool), ParseErrorKind> {
+    let bytes = s.as_bytes();
+    let (mut i, mut escaped) = (0, false);
+    loop {
+        match bytes.get(i) {
+            Some(b'"') => return Ok((s.get(..i).ok_or(ParseErrorKind::Labels)?, escaped)),
+            Some(b'\\') => match bytes.get(i + 1) {
+                Some(b'\\' | b'"' | b'n') => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => return Err(ParseErrorKind::Labels),
+            },
+            Some(_) => i += 1,
+            None => return Err(ParseErrorKind::Labels),
+        }
+    }
+}
+
+/// A label value as written, its escapes (checked by [`quoted`]) read.
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(c) => out.push(c),
+            None => break,
+        }
+    }
+    out
 }
 
 /// Whether two of `labels` have the same name. The scraped server decides
 /// how many labels a sample has: past a few, the names are sorted rather
 /// than compared pairwise, which for a line of 200,000 labels would take
 /// 2 × 10^10 comparisons.
-fn names_a_label_twice(labels: &[(String, String)]) -> bool {
+fn names_a_label_twice(labels: &[(u32, u32)]) -> bool {
     const PAIRWISE: usize = 16;
     if labels.len() <= PAIRWISE {
         return labels
@@ -192,7 +295,7 @@ fn names_a_label_twice(labels: &[(String, String)]) -> bool {
             .enumerate()
             .any(|(i, (k, _))| labels[..i].iter().any(|(other, _)| other == k));
     }
-    let mut names: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+    let mut names: Vec<u32> = labels.iter().map(|&(k, _)| k).collect();
     names.sort_unstable();
     names.windows(2).any(|pair| pair[0] == pair[1])
 }
@@ -223,75 +326,4 @@ fn is_label_name(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_samples_labels_and_special_values() {
-        let text = "# HELP request Total.\n# TYPE request counter\n\
-                    request_total{direction=\"inbound\",srv_name=\"a\\\"b\\\\c\\nd\"} 3\n\
-                    up 1 1700000000\n\
-                    lat_bucket{le=\"+Inf\"} 7 # {trace_id=\"x\"} 1.0\n\
-                    g -Inf\n# EOF\n";
-        let scrape = Scrape::parse(text).unwrap();
-        let s = scrape.samples();
-        assert_eq!(s.len(), 4);
-        assert_eq!(s[0].name, "request_total");
-        assert_eq!(s[0].label("direction"), Some("inbound"));
-        assert_eq!(s[0].label("srv_name"), Some("a\"b\\c\nd"));
-        assert_eq!(s[0].value, 3.0);
-        assert_eq!((s[1].name.as_str(), s[1].value), ("up", 1.0));
-        assert_eq!(s[2].label("le"), Some("+Inf"));
-        assert_eq!(s[2].value, 7.0);
-        assert_eq!(s[3].value, f64::NEG_INFINITY);
-    }
-
-    #[test]
-    fn malformed_lines_are_named() {
-        let err = Scrape::parse("ok 1\nbad{x=1} 2\n").unwrap_err();
-        assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
-        let err = Scrape::parse("a{x=\"1\"} one\n").unwrap_err();
-        assert_eq!(err.kind(), ParseErrorKind::Value);
-        let err = Scrape::parse("9lives 1\n").unwrap_err();
-        assert_eq!(err.kind(), ParseErrorKind::Name);
-        assert_eq!(err.to_string(), "bad metric name on line 1");
-    }
-
-    #[test]
-    fn the_text_format_may_separate_tokens_with_any_blanks_and_tabs() {
-        // Prometheus' text format 0.0.4: "tokens on the same line may be
-        // separated by any number of blanks and/or tabs".
-        let text = "a_total{x=\"1\"}  5\n\
-                    b\t6\t1700000000\n\
-                    c {x=\"1\"} 7\n\
-                    d{ x = \"1\" , y=\"2\" }\t8\n";
-        let scrape = Scrape::parse(text).unwrap();
-        let s = scrape.samples();
-        let got: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.value)).collect();
-        assert_eq!(got, [("a_total", 5.0), ("b", 6.0), ("c", 7.0), ("d", 8.0)]);
-        assert_eq!((s[3].label("x"), s[3].label("y")), (Some("1"), Some("2")));
-        assert_eq!(s[2].label("x"), Some("1"));
-    }
-
-    #[test]
-    fn a_sample_with_many_labels_is_read_in_one_pass() {
-        // 200,000 labels make a line of 2 MB, well within a scrape.
-        let labels: Vec<String> = (0..200_000).map(|i| format!("l{i}=\"v\"")).collect();
-        let line = format!("m{{{}}} 1\n", labels.join(","));
-        let scrape = Scrape::parse(&line).unwrap();
-        assert_eq!(scrape.samples()[0].labels.len(), 200_000);
-        let twice = format!("m{{{},l7=\"w\"}} 1\n", labels.join(","));
-        let err = Scrape::parse(&twice).unwrap_err();
-        assert_eq!(err.kind(), ParseErrorKind::Labels);
-    }
-
-    #[test]
-    fn a_label_named_twice_or_labels_without_a_comma_are_errors() {
-        let err = Scrape::parse("ok 1\na{x=\"1\",x=\"2\"} 2\n").unwrap_err();
-        assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
-        let err = Scrape::parse("a{x=\"1\"y=\"2\"} 2\n").unwrap_err();
-        assert_eq!((err.line(), err.kind()), (1, ParseErrorKind::Labels));
-        // A trailing comma is allowed.
-        assert!(Scrape::parse("a{x=\"1\",} 2\n").is_ok());
-    }
-}
+mod tests;

@@ -26,12 +26,7 @@ pub(super) fn series_key(s: &Sample) -> SeriesKey<'_> {
 }
 
 fn key<'a>(name: &'a str, s: &'a Sample, keep: impl Fn(&str) -> bool) -> SeriesKey<'a> {
-    let mut labels: Vec<(&str, &str)> = s
-        .labels
-        .iter()
-        .filter(|(k, _)| keep(k))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut labels: Vec<(&str, &str)> = s.labels().filter(|(k, _)| keep(k)).collect();
     labels.sort_unstable();
     (name, labels)
 }
@@ -62,7 +57,7 @@ impl<'a> Dates<'a> {
         let mut start = None;
         let mut created = HashMap::new();
         for s in scrape.samples() {
-            if s.name == START_TIME && s.labels.is_empty() {
+            if s.name == START_TIME && s.labels().len() == 0 {
                 start = Some(s.value);
             } else if let Some(family) = s.name.strip_suffix(CREATED) {
                 created.insert(key(family, s, |_| true), s.value);

@@ -1,0 +1,104 @@
+use super::*;
+
+#[test]
+fn reads_samples_labels_and_special_values() {
+    let text = "# HELP request Total.\n# TYPE request counter\n\
+                request_total{direction=\"inbound\",srv_name=\"a\\\"b\\\\c\\nd\"} 3\n\
+                up 1 1700000000\n\
+                lat_bucket{le=\"+Inf\"} 7 # {trace_id=\"x\"} 1.0\n\
+                g -Inf\n# EOF\n";
+    let scrape = Scrape::parse(text).unwrap();
+    let s = scrape.samples();
+    assert_eq!(s.len(), 4);
+    assert_eq!(s[0].name, "request_total");
+    assert_eq!(s[0].label("direction"), Some("inbound"));
+    assert_eq!(s[0].label("srv_name"), Some("a\"b\\c\nd"));
+    assert_eq!(s[0].value, 3.0);
+    assert_eq!((s[1].name.as_str(), s[1].value), ("up", 1.0));
+    assert_eq!(s[2].label("le"), Some("+Inf"));
+    assert_eq!(s[2].value, 7.0);
+    assert_eq!(s[3].value, f64::NEG_INFINITY);
+}
+
+#[test]
+fn malformed_lines_are_named() {
+    let err = Scrape::parse("ok 1\nbad{x=1} 2\n").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
+    let err = Scrape::parse("a{x=\"1\"} one\n").unwrap_err();
+    assert_eq!(err.kind(), ParseErrorKind::Value);
+    let err = Scrape::parse("9lives 1\n").unwrap_err();
+    assert_eq!(err.kind(), ParseErrorKind::Name);
+    assert_eq!(err.to_string(), "bad metric name on line 1");
+}
+
+#[test]
+fn the_text_format_may_separate_tokens_with_any_blanks_and_tabs() {
+    // Prometheus' text format 0.0.4: "tokens on the same line may be
+    // separated by any number of blanks and/or tabs".
+    let text = "a_total{x=\"1\"}  5\n\
+                b\t6\t1700000000\n\
+                c {x=\"1\"} 7\n\
+                d{ x = \"1\" , y=\"2\" }\t8\n";
+    let scrape = Scrape::parse(text).unwrap();
+    let s = scrape.samples();
+    let got: Vec<_> = s.iter().map(|s| (s.name.as_str(), s.value)).collect();
+    assert_eq!(got, [("a_total", 5.0), ("b", 6.0), ("c", 7.0), ("d", 8.0)]);
+    assert_eq!((s[3].label("x"), s[3].label("y")), (Some("1"), Some("2")));
+    assert_eq!(s[2].label("x"), Some("1"));
+}
+
+#[test]
+fn a_sample_with_many_labels_is_read_in_one_pass() {
+    // 200,000 labels make a line of 2 MB, well within a scrape.
+    let labels: Vec<String> = (0..200_000).map(|i| format!("l{i}=\"v\"")).collect();
+    let line = format!("m{{{}}} 1\n", labels.join(","));
+    let scrape = Scrape::parse(&line).unwrap();
+    assert_eq!(scrape.samples()[0].labels().len(), 200_000);
+    let twice = format!("m{{{},l7=\"w\"}} 1\n", labels.join(","));
+    let err = Scrape::parse(&twice).unwrap_err();
+    assert_eq!(err.kind(), ParseErrorKind::Labels);
+}
+
+#[test]
+fn labels_repeated_from_line_to_line_read_as_written() {
+    // Each line repeats some of the labels of the one before, at the
+    // same place or not, escaped or not.
+    let text = "m{le=\"1\",a=\"x\\ny\",b=\"v\"} 1\n\
+                m{le=\"2\",a=\"x\\ny\",b=\"v\"} 2\n\
+                n{a=\"v\",b=\"x\\ny\"} 3\n\
+                n{a=\"v\",b=\"x\\ny\",c=\"\"} 4\n\
+                n{a=\"v\"} 5\n";
+    let scrape = Scrape::parse(text).unwrap();
+    let labels: Vec<(&str, Vec<(&str, &str)>)> = scrape
+        .samples()
+        .iter()
+        .map(|s| (s.name.as_str(), s.labels().collect()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("m", vec![("le", "1"), ("a", "x\ny"), ("b", "v")]),
+            ("m", vec![("le", "2"), ("a", "x\ny"), ("b", "v")]),
+            ("n", vec![("a", "v"), ("b", "x\ny")]),
+            ("n", vec![("a", "v"), ("b", "x\ny"), ("c", "")]),
+            ("n", vec![("a", "v")]),
+        ]
+    );
+    let values: Vec<f64> = scrape.samples().iter().map(|s| s.value).collect();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0, 5.0]);
+    // A bad label name where the line before had a good one.
+    let err = Scrape::parse("a{x=\"1\"} 1\na{9x=\"1\"} 1\n").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
+    let err = Scrape::parse("a{x=\"1\"} 1\n9a{x=\"1\"} 1\n").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Name));
+}
+
+#[test]
+fn a_label_named_twice_or_labels_without_a_comma_are_errors() {
+    let err = Scrape::parse("ok 1\na{x=\"1\",x=\"2\"} 2\n").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (2, ParseErrorKind::Labels));
+    let err = Scrape::parse("a{x=\"1\"y=\"2\"} 2\n").unwrap_err();
+    assert_eq!((err.line(), err.kind()), (1, ParseErrorKind::Labels));
+    // A trailing comma is allowed.
+    assert!(Scrape::parse("a{x=\"1\",} 2\n").is_ok());
+}
