@@ -53,6 +53,7 @@ mod accept;
 mod connection;
 mod idle;
 pub(crate) mod lease;
+mod limit;
 mod listener;
 mod on_wake;
 pub mod shutdown;
@@ -64,16 +65,13 @@ use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::{
-    net::TcpListener,
-    sync::{Semaphore, watch},
-    task::JoinSet,
-};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::Service;
 
 pub use self::{
     accept::{Accept, Accepted, HttpVersion, PlaintextAccept, Retirement},
     connection::{OpaqueConnection, RefuseOpaque},
+    limit::ConnectionLimit,
     listener::{bind, bind_reuseport},
     shutdown::Shutdown,
 };
@@ -207,28 +205,6 @@ impl Default for ServerConfig {
             write_stall_timeout: WRITE_STALL_TIMEOUT,
             stream_idle_timeout: None,
         }
-    }
-}
-
-/// How many connections several servers serve at once, together: a
-/// process with many listeners (and a runtime per core serving each) caps
-/// its connections once, however they spread. Cloning shares the limit.
-#[derive(Clone, Debug)]
-pub struct ConnectionLimit {
-    permits: Arc<Semaphore>,
-}
-
-impl ConnectionLimit {
-    /// A limit of `max` connections (at least 1).
-    pub fn new(max: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
-        }
-    }
-
-    /// How many more connections may be served now.
-    pub fn available(&self) -> usize {
-        self.permits.available_permits()
     }
 }
 
