@@ -258,33 +258,57 @@ impl RoutesWatcher {
     }
 
     /// Polls every `watch_interval` until dropped. Each change of contents
-    /// is planned once: a bad one is reported once.
+    /// is planned once, when a second read a quarter of the interval later
+    /// finds the same contents, so that a file caught half-written (empty,
+    /// between its truncation and its write) never takes a service's
+    /// routes, timeouts and budget away: a bad change is reported once.
     pub(super) async fn run(mut self) {
         let interval = self.settings.watch_interval.max(Duration::from_millis(10));
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            // Unreadable files are the authorization watcher's to report.
-            let Ok(texts) = self.settings.sources.read().await else {
-                continue;
-            };
-            if texts == self.last {
-                continue;
-            }
-            let reloaded = retry_routes(&texts, &self.settings)
-                .map_err(|e| e.to_string())
-                .and_then(|routes| self.outbound.reload(&routes).map_err(|e| e.to_string()));
-            self.reloads.count(reloaded.is_ok());
-            match reloaded {
-                Ok(()) => tracing::info!("outbound routes reloaded"),
-                Err(error) => tracing::warn!(
-                    %error,
-                    "outbound routes not reloaded; the last good routes stay in force"
-                ),
-            }
-            self.last = texts;
+            self.poll(|| tokio::time::sleep(interval / 4)).await;
         }
+    }
+
+    /// Reads the files once, and plans the routes when they changed and
+    /// settled: `pause` is awaited between the two reads of a change.
+    async fn poll<F: Future<Output = ()>>(&mut self, pause: impl FnOnce() -> F) {
+        // Unreadable files are the authorization watcher's to report.
+        let Ok(texts) = self.settings.sources.read().await else {
+            return;
+        };
+        if texts == self.last {
+            return;
+        }
+        // A file rewritten in place is empty for a moment, and an empty
+        // file is valid: it has no routes. Only contents that a second
+        // read finds again are put in force, as the authorization
+        // watcher does (mesh-policy's `PolicyWatcher`).
+        pause().await;
+        let settled = self
+            .settings
+            .sources
+            .read()
+            .await
+            .is_ok_and(|again| again == texts);
+        if !settled {
+            tracing::debug!("policy files still changing; read again at the next poll");
+            return;
+        }
+        let reloaded = retry_routes(&texts, &self.settings)
+            .map_err(|e| e.to_string())
+            .and_then(|routes| self.outbound.reload(&routes).map_err(|e| e.to_string()));
+        self.reloads.count(reloaded.is_ok());
+        match reloaded {
+            Ok(()) => tracing::info!("outbound routes reloaded"),
+            Err(error) => tracing::warn!(
+                %error,
+                "outbound routes not reloaded; the last good routes stay in force"
+            ),
+        }
+        self.last = texts;
     }
 }
 
@@ -313,3 +337,6 @@ impl RouteReloads {
         self.0.get_or_create(&ReloadLabels { result }).inc();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::{path::Path, sync::Arc};
+
+use mesh_core::client::ClientConfig;
+use mesh_metrics::{HttpMetrics, TcpMetrics};
+use mesh_retry::RetryMetrics;
+use mesh_tls::{CredentialStore, StoreConfig};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+use super::{RouteReloads, RoutesWatcher, retry_routes};
+use crate::sidecar::config::SidecarConfig;
+use crate::sidecar::outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics};
+
+/// A route of `emoji` with a request timeout.
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji-api}
+spec:
+  parentRefs: [{kind: Service, name: emoji}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    timeouts: {request: 5s}
+";
+
+fn reloads(registry: &Registry) -> String {
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    let mut lines: Vec<_> = text
+        .lines()
+        .filter(|l| l.starts_with("outbound_route_reloads_total"))
+        .collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// A watcher of `routes` for an outbound service `emoji`, polling every
+/// second, counting into `registry`.
+fn watcher(routes: &Path, registry: &mut Registry) -> RoutesWatcher {
+    let yaml = format!(
+        "outbound:\n  services: [{{name: emoji, endpoints: [127.0.0.1:1]}}]\n\
+         policy:\n  files: [{}]\n  watch_interval: 1s\n",
+        routes.display()
+    );
+    let config = SidecarConfig::from_yaml(&yaml, "sidecar.yaml").unwrap();
+    let texts = config.policy.sources.read_blocking().unwrap();
+    let resources = retry_routes(&texts, &config.policy).unwrap();
+    let outbound = Outbound::new(
+        &config.outbound,
+        &resources,
+        &config.policy.workload.namespace,
+        &CredentialStore::new(StoreConfig::default()),
+        &ClientConfig::default(),
+        &OutboundMetrics {
+            http: &HttpMetrics::register(registry),
+            tcp: &TcpMetrics::register(registry),
+            retry: &RetryMetrics::register(registry),
+            backend: &BackendMetrics::register(registry),
+            resolve: &ResolveMetrics::register(registry),
+        },
+    )
+    .unwrap();
+    let reloads = RouteReloads::register(registry);
+    RoutesWatcher::new(&config.policy, Arc::new(outbound), texts, reloads).unwrap()
+}
+
+#[tokio::test]
+async fn routes_caught_between_a_truncation_and_a_write_are_not_put_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, ROUTE).unwrap();
+    let mut registry = Registry::default();
+    let mut watcher = watcher(&path, &mut registry);
+
+    // Rewritten in place: empty when a poll reads it, written out while
+    // the poll pauses before reading it again.
+    std::fs::write(&path, "").unwrap();
+    let longer = ROUTE.replace("request: 5s", "request: 10s");
+    watcher
+        .poll(|| async { std::fs::write(&path, &longer).unwrap() })
+        .await;
+    // In force, the empty read would have taken the route, its timeout
+    // and the service's budget away until the next poll.
+    assert_eq!(reloads(&registry), "", "the empty read was put in force");
+
+    watcher.poll(|| async {}).await;
+    assert_eq!(
+        reloads(&registry),
+        "outbound_route_reloads_total{result=\"ok\"} 1"
+    );
+    // Read again unchanged, the routes in force are not planned again.
+    watcher.poll(|| async {}).await;
+    assert_eq!(
+        reloads(&registry),
+        "outbound_route_reloads_total{result=\"ok\"} 1"
+    );
+}
+
+#[tokio::test]
+async fn a_routes_file_still_changing_is_read_again_before_it_is_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, ROUTE).unwrap();
+    let mut registry = Registry::default();
+    let mut watcher = watcher(&path, &mut registry);
+    let mut paused = false;
+    watcher.poll(|| async { paused = true }).await;
+    assert!(!paused, "unchanged files are read once");
+
+    let longer = ROUTE.replace("request: 5s", "request: 10s");
+    std::fs::write(&path, &longer).unwrap();
+    watcher.poll(|| async { paused = true }).await;
+    assert!(paused, "a change is read a second time, after a pause");
+    assert_eq!(
+        reloads(&registry),
+        "outbound_route_reloads_total{result=\"ok\"} 1"
+    );
+}
