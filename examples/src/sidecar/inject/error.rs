@@ -17,6 +17,11 @@ pub enum InjectError {
         /// Why.
         source: io::Error,
     },
+    /// The input is longer than [`MAX_INPUT`](super::MAX_INPUT) bytes.
+    TooLarge {
+        /// Where the input was read from.
+        origin: String,
+    },
     /// A document is malformed, or a workload cannot be injected. The
     /// error names the document, the field and the line.
     Manifest(ResourceError),
@@ -41,6 +46,11 @@ impl fmt::Display for InjectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Read { origin, .. } => write!(f, "cannot read {origin}"),
+            Self::TooLarge { origin } => write!(
+                f,
+                "{origin} is longer than {} MiB: inject it in parts",
+                super::MAX_INPUT >> 20
+            ),
             Self::Manifest(error) => error.fmt(f),
             Self::Emit(_) => f.write_str("cannot write the injected documents as yaml"),
             Self::Write(_) => f.write_str("cannot write the output"),
@@ -52,6 +62,7 @@ impl StdError for InjectError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Read { source, .. } | Self::Write(source) => Some(source),
+            Self::TooLarge { .. } => None,
             // The manifest error is displayed as this error, so its own
             // cause comes next.
             Self::Manifest(error) => error.source(),

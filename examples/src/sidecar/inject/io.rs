@@ -8,7 +8,7 @@ use std::{
     path::Path,
 };
 
-use super::{InjectConfig, InjectError, Note, inject};
+use super::{InjectConfig, InjectError, MAX_INPUT, Note, inject};
 
 /// Reads manifests from `input`, writes them injected to `output` and a
 /// note per object to `notes`, each on its own lines (see [`Note`]).
@@ -18,6 +18,8 @@ use super::{InjectConfig, InjectError, Note, inject};
 /// # Errors
 ///
 /// [`InjectError::Read`] when `input` cannot be read or is not UTF-8,
+/// [`InjectError::TooLarge`] when it is longer than [`MAX_INPUT`] (no more
+/// than that is read),
 /// [`InjectError::Write`] when `output` or `notes` cannot be written, and
 /// otherwise as [`inject`].
 pub fn inject_io(
@@ -28,7 +30,11 @@ pub fn inject_io(
     config: &InjectConfig,
 ) -> Result<Vec<Note>, InjectError> {
     let mut text = String::new();
+    // One byte more than the limit tells an input at the limit from one
+    // over it, without reading an endless one to its end.
+    let limit = u64::try_from(MAX_INPUT).map_or(u64::MAX, |max| max.saturating_add(1));
     input
+        .take(limit)
         .read_to_string(&mut text)
         .map_err(|source| InjectError::Read {
             origin: origin.to_owned(),

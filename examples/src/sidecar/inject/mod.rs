@@ -183,6 +183,13 @@
 //! `defaultMode: 0644` is the number 420, and is written so. Empty
 //! documents are dropped, and `---` alone separates the documents.
 //!
+//! An input longer than [`MAX_INPUT`] (16 MiB) is refused before it is
+//! read whole, and so is one whose flow collections (`[...]`, `{...}`)
+//! nest deeper than the 128 levels a document may have, at the bracket
+//! that goes too deep: reading either would take minutes, or gigabytes.
+//! A manifest the API server accepts is far from both (it refuses a
+//! request over 3 MiB).
+//!
 //! A malformed input (not YAML, a document without `kind`, a workload
 //! without a pod template, a container list that is not a list) is an
 //! error naming the document, the field and the line, and nothing is
@@ -221,6 +228,7 @@ mod error;
 mod image;
 mod io;
 mod namespace;
+mod nesting;
 mod note;
 mod object;
 mod proxy;
@@ -255,6 +263,13 @@ use self::{
     yaml::{FieldPath, Problem},
     yaml11::PlainScalars,
 };
+
+/// The longest input inject reads: 16 MiB. Reading YAML takes up to
+/// some 200 bytes of memory for each byte of text (a flow list of
+/// one-digit numbers), so this keeps a hostile input to a few gigabytes;
+/// manifests are kilobytes, and the API server refuses a request over
+/// 3 MiB.
+pub const MAX_INPUT: usize = 16 << 20;
 
 /// What `inject` adds: today, which image the sidecar runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -295,11 +310,20 @@ pub struct Injected {
 /// [`InjectError::Manifest`] for a document that is not YAML, has no
 /// `apiVersion` or `kind`, or is a workload that cannot be injected (no
 /// pod template, a field of the wrong type, an unknown `mesh.io/inject`).
-/// It names the document, the field and the line.
+/// It names the document, the field and the line; for flow collections
+/// nested deeper than 128 levels, the line and column of the bracket too
+/// deep. [`InjectError::TooLarge`] for a text longer than [`MAX_INPUT`].
 pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injected, InjectError> {
     // A UTF-8 byte order mark, which some editors write, is no part of the
     // first document: kubectl skips it too.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.len() > MAX_INPUT {
+        return Err(InjectError::TooLarge {
+            origin: origin.to_owned(),
+        });
+    }
+    // Before the parser, whose time grows with the square of the nesting.
+    nesting::check(origin, text)?;
     let mut documents = Vec::new();
     let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {
