@@ -10,8 +10,10 @@
 //! they are the defaults of every pod in it; not from the workload's own
 //! metadata, which Linkerd's injector never sees: it injects pods.
 //! Without them the sidecar gets [`CPU_REQUEST`], [`MEMORY_REQUEST`] and
-//! [`MEMORY_LIMIT`], and no CPU limit. A value that is not a quantity is
-//! an error, where Linkerd warns and ignores it.
+//! [`MEMORY_LIMIT`], and no CPU limit. A value that is not a quantity, or
+//! is negative, is an error, where Linkerd warns and ignores it; so is a
+//! request over its limit, which the API server would refuse. A limit
+//! under the default request brings the request down to it.
 //!
 //! [`Namespaces`]: super::namespace::Namespaces
 
@@ -105,45 +107,127 @@ impl ResourceAnnotations {
     /// The resources these annotations ask for, on the pod template whose
     /// `metadata` is at `path`.
     ///
-    /// A memory request over the default limit, with no limit to go with
-    /// it, is a problem: the API server would refuse the pod. It is
-    /// reported at the annotation, or at the pod template's annotations
-    /// when it is the Namespace's, since that is where a limit can be set
-    /// for this workload alone.
+    /// A request over its limit is a problem: the API server would refuse
+    /// the pod. It is reported at the request's annotation, or at the
+    /// limit's when only that one is the pod template's own, or at the pod
+    /// template's annotations when both are the Namespace's, since that is
+    /// where they can be set for this workload alone. A limit under the
+    /// default request, with no request to go with it, lowers the request
+    /// to the limit, as the API server sets a request that is not given.
     pub(super) fn resources(self, path: &FieldPath) -> Result<ProxyResources, Problem> {
-        let mut resources = ProxyResources::default();
-        if let Some(cpu) = self.cpu_request {
-            resources.cpu_request = cpu.text;
-        }
-        if let Some(cpu) = self.cpu_limit {
-            resources.cpu_limit = Some(cpu.text);
-        }
-        if let Some(memory) = self.memory_request {
-            let default_limit = parse_quantity(MEMORY_LIMIT);
-            if self.memory_limit.is_none()
-                && default_limit.is_some_and(|limit| memory.value > limit)
-            {
-                let annotations = path.key("annotations");
-                let (at, on) = match &memory.namespace {
-                    None => (annotations.key(MEMORY_REQUEST_ANNOTATION), String::new()),
-                    Some(name) => (annotations, format!(" (from namespace {name})")),
+        let annotations = path.key("annotations");
+        let cpu = Resource {
+            name: "cpu",
+            request_key: CPU_REQUEST_ANNOTATION,
+            limit_key: CPU_LIMIT_ANNOTATION,
+            default_request: CPU_REQUEST,
+            default_limit: None,
+        };
+        let memory = Resource {
+            name: "memory",
+            request_key: MEMORY_REQUEST_ANNOTATION,
+            limit_key: MEMORY_LIMIT_ANNOTATION,
+            default_request: MEMORY_REQUEST,
+            default_limit: Some(MEMORY_LIMIT),
+        };
+        let (cpu_request, cpu_limit) = cpu.bound(self.cpu_request, self.cpu_limit, &annotations)?;
+        let (memory_request, memory_limit) =
+            memory.bound(self.memory_request, self.memory_limit, &annotations)?;
+        Ok(ProxyResources {
+            cpu_request,
+            cpu_limit,
+            memory_request,
+            memory_limit,
+        })
+    }
+}
+
+/// One resource, CPU or memory: its annotations and its defaults.
+struct Resource {
+    /// `cpu` or `memory`, for messages.
+    name: &'static str,
+    request_key: &'static str,
+    limit_key: &'static str,
+    default_request: &'static str,
+    default_limit: Option<&'static str>,
+}
+
+impl Resource {
+    /// The request and limit `request` and `limit` ask for, defaults
+    /// filled in, on the pod template whose annotations are at
+    /// `annotations`.
+    fn bound(
+        &self,
+        request: Option<Quantity>,
+        limit: Option<Quantity>,
+        annotations: &FieldPath,
+    ) -> Result<(String, Option<String>), Problem> {
+        let (request_key, limit_key) = (self.request_key, self.limit_key);
+        let default_limit = self.default_limit.and_then(|text| {
+            Some(Quantity {
+                text: text.to_owned(),
+                value: parse_quantity(text)?,
+                namespace: None,
+            })
+        });
+        let request = match (request, &limit) {
+            (Some(request), Some(limit)) if request.value > limit.value => {
+                let at = match (&request.namespace, &limit.namespace) {
+                    (None, _) => annotations.key(request_key),
+                    (Some(_), None) => annotations.key(limit_key),
+                    (Some(_), Some(_)) => annotations.clone(),
                 };
                 return Err(Problem::new(
                     ResourceErrorKind::InvalidValue,
                     at,
                     format!(
-                        "{MEMORY_REQUEST_ANNOTATION} {}{on} is over the sidecar's memory limit {MEMORY_LIMIT}; set {MEMORY_LIMIT_ANNOTATION} too",
-                        memory.text
+                        "{request_key} {}{} is over {limit_key} {}{}: the API server refuses a request over its limit",
+                        request.text,
+                        from(&request),
+                        limit.text,
+                        from(limit),
                     ),
                 ));
             }
-            resources.memory_request = memory.text;
-        }
-        if let Some(memory) = self.memory_limit {
-            resources.memory_limit = Some(memory.text);
-        }
-        Ok(resources)
+            (Some(request), None) => match default_limit {
+                Some(default) if request.value > default.value => {
+                    let at = match &request.namespace {
+                        None => annotations.key(request_key),
+                        Some(_) => annotations.clone(),
+                    };
+                    return Err(Problem::new(
+                        ResourceErrorKind::InvalidValue,
+                        at,
+                        format!(
+                            "{request_key} {}{} is over the sidecar's {} limit {}; set {limit_key} too",
+                            request.text,
+                            from(&request),
+                            self.name,
+                            default.text,
+                        ),
+                    ));
+                }
+                _ => request.text,
+            },
+            (Some(request), Some(_)) => request.text,
+            (None, Some(limit))
+                if parse_quantity(self.default_request).is_some_and(|d| d > limit.value) =>
+            {
+                limit.text.clone()
+            }
+            (None, _) => self.default_request.to_owned(),
+        };
+        let limit = limit.or(default_limit).map(|limit| limit.text);
+        Ok((request, limit))
     }
+}
+
+/// ` (from namespace NAME)` for a quantity a Namespace set, else nothing.
+fn from(quantity: &Quantity) -> String {
+    quantity
+        .namespace
+        .as_ref()
+        .map_or_else(String::new, |name| format!(" (from namespace {name})"))
 }
 
 /// The annotation `key` of `metadata` (at `path`). An annotation that is
@@ -164,6 +248,11 @@ fn quantity(
         return Ok(None);
     };
     match parse_quantity(text) {
+        Some(value) if value < 0.0 => Err(Problem::new(
+            ResourceErrorKind::InvalidValue,
+            annotations_path.key(key),
+            format!("{key} cannot be negative, as the API server reads it, not {text:?}"),
+        )),
         Some(value) => Ok(Some(Quantity {
             text: text.to_owned(),
             value,
@@ -178,7 +267,8 @@ fn quantity(
 }
 
 /// A Kubernetes quantity (`100m`, `1.5`, `64Mi`, `1e3`, `2G`), as a number,
-/// to compare two; `None` when `text` is not one.
+/// to compare two; `None` when `text` is not one, or is too large to be
+/// one (`1e999`).
 fn parse_quantity(text: &str) -> Option<f64> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
@@ -219,7 +309,7 @@ fn parse_quantity(text: &str) -> Option<f64> {
             10f64.powi(digits.parse().ok()?)
         }
     };
-    Some(number * scale)
+    Some(number * scale).filter(|value| value.is_finite())
 }
 
 #[cfg(test)]
@@ -234,7 +324,7 @@ mod tests {
         assert_eq!(parse_quantity("2G"), Some(2e9));
         assert_eq!(parse_quantity("1e3"), Some(1000.0));
         assert_eq!(parse_quantity(".5"), Some(0.5));
-        for bad in ["", "m", "1..2", "1Mb", "1e", "ten", "1-2", "."] {
+        for bad in ["", "m", "1..2", "1Mb", "1e", "ten", "1-2", ".", "1e999"] {
             assert_eq!(parse_quantity(bad), None, "{bad:?}");
         }
     }
