@@ -32,11 +32,20 @@
 //! calls is left out where their own ends show them, and otherwise has
 //! the identity as SRC.
 //!
-//! Without an identity, nothing ties the two ends together: a caller with
-//! no identity appears twice, once by its own sidecar (SRC is its name,
-//! SECURED is `Disabled`) and once by the server's (SRC is `-`, SECURED is
-//! why the server saw no identity), along with any client that has no
-//! sidecar at all. A server counts requests its policy denied in no
+//! Without an identity, nothing ties the two ends together, and no join
+//! of them would be sound. A server's sidecar counts the requests and
+//! connections of every client that proved no identity in the same
+//! series: the labels name no client address (label values come from
+//! closed sets), so nothing there tells a named caller's plaintext calls
+//! to `dst_service="emoji"` from those of a client without a sidecar, or
+//! of a workload not given with `--admin`. Nor can the two ends' counts be
+//! matched: each sidecar is scraped at its own instant, and a server
+//! counts the requests its policy denied in no `response_total`. So, as
+//! `linkerd viz edges` does, a plaintext edge is its caller's row (SRC its
+//! name, DST the service called, no identities, SECURED why: `Disabled`),
+//! and a server's series from clients without identity make no row, as
+//! they name no source; `sidecar stat` (TLS) and `sidecar authz` count
+//! that traffic. A server counts requests its policy denied in no
 //! `response_total`, so an edge of denied calls has, from the server's
 //! end, connections but no RPS (`sidecar authz` counts them).
 //!
@@ -72,8 +81,8 @@ pub const SECURED: &str = "✓";
 /// One edge's row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EdgeRow {
-    /// The calling workload's name; its identity when no named workload
-    /// holds it; `-` when it showed none.
+    /// The calling workload's name, or its identity when no named
+    /// workload holds it.
     pub src: String,
     /// The called workload's name, or the service called when no one
     /// named workload holds the identity the call required.
@@ -187,11 +196,12 @@ enum End<'a> {
         own_id: Option<&'a str>,
         server_id: Option<&'a str>,
     },
-    /// The server's inbound series, from `client_id`.
+    /// The server's inbound series, from `client_id`: the named workload
+    /// that holds it, or the identity itself.
     Server {
         name: &'a str,
-        client: Option<&'a str>,
-        client_id: Option<&'a str>,
+        client: &'a str,
+        client_id: &'a str,
         own_id: Option<&'a str>,
     },
 }
@@ -212,10 +222,12 @@ impl<'a> End<'a> {
                 })
             }
             "inbound" => {
-                let client_id = s.label("client_id").filter(|id| !id.is_empty());
+                // Traffic from no identity names no source (see the module
+                // docs): it is no edge.
+                let client_id = s.label("client_id").filter(|id| !id.is_empty())?;
                 Some(Self::Server {
                     name,
-                    client: client_id.map(|id| ids.name_of(id).unwrap_or(id)),
+                    client: ids.name_of(client_id).unwrap_or(client_id),
                     client_id,
                     own_id: ids.of(name),
                 })
@@ -234,7 +246,7 @@ impl<'a> End<'a> {
     fn src(&self) -> String {
         match self {
             Self::Caller { name, .. } => (*name).to_owned(),
-            Self::Server { client, .. } => client.unwrap_or("-").to_owned(),
+            Self::Server { client, .. } => (*client).to_owned(),
         }
     }
 
@@ -254,7 +266,7 @@ impl EdgeSum {
             } => (own_id, server_id, &mut self.caller),
             End::Server {
                 client_id, own_id, ..
-            } => (client_id, own_id, &mut self.server),
+            } => (Some(client_id), own_id, &mut self.server),
         };
         fill(&mut self.client_id, client_id);
         fill(&mut self.server_id, server_id);

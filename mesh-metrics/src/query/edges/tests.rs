@@ -15,8 +15,8 @@ fn delta(before: &str, after: &str) -> Option<Delta> {
 
 /// `web` calls `emoji` over mutual TLS (20 successes, 5 failures) and no
 /// longer calls `voting`; `plain`, without identity, calls `emoji` (10
-/// requests, denied); a client without a sidecar opens connections to
-/// `emoji`.
+/// requests, denied); `emoji` counts connections from clients without
+/// identity (`plain`'s, or a client's without a sidecar).
 fn mesh() -> (Vec<Target>, Vec<Option<Delta>>) {
     mesh_as("web=a:1,emoji=b:2,plain=c:3,down=d:4", "")
 }
@@ -60,7 +60,7 @@ fn mesh_as(admin: &str, info: &str) -> (Vec<Target>, Vec<Option<Delta>>) {
 }
 
 #[test]
-fn both_ends_of_an_edge_make_one_row_and_clients_without_identity_their_own() {
+fn both_ends_of_an_edge_make_one_row_and_a_caller_without_identity_its_own() {
     let (targets, deltas) = mesh();
     let rows = edge_rows(&targets, &deltas);
     let golden = |success, rps| Golden {
@@ -71,14 +71,6 @@ fn both_ends_of_an_edge_make_one_row_and_clients_without_identity_their_own() {
     assert_eq!(
         rows,
         [
-            EdgeRow {
-                src: "-".into(),
-                dst: "emoji".into(),
-                client_id: None,
-                server_id: Some(EMOJI.into()),
-                no_tls_reason: Some("not_provided_by_remote".into()),
-                golden: Golden::default(),
-            },
             EdgeRow {
                 src: "plain".into(),
                 dst: "emoji".into(),
@@ -99,15 +91,14 @@ fn both_ends_of_an_edge_make_one_row_and_clients_without_identity_their_own() {
     );
     assert_eq!(
         render_edges(&rows, Format::Table).unwrap(),
-        "SRC       DST       CLIENT_ID         SERVER_ID                  SECURED   SUCCESS      RPS\n\
-         -       emoji               -   emoji.emojivoto   Not Provided By Remote         -   0.0rps\n\
-         plain   emoji               -                 -                 Disabled   100.00%   1.0rps\n\
-         web     emoji   web.emojivoto   emoji.emojivoto                        ✓    80.00%   2.5rps\n"
+        "SRC       DST       CLIENT_ID         SERVER_ID    SECURED   SUCCESS      RPS\n\
+         plain   emoji               -                 -   Disabled   100.00%   1.0rps\n\
+         web     emoji   web.emojivoto   emoji.emojivoto          ✓    80.00%   2.5rps\n"
     );
     let json: serde_json::Value =
         serde_json::from_str(&render_edges(&rows, Format::Json).unwrap()).unwrap();
     assert_eq!(
-        json[2],
+        json[1],
         serde_json::json!({
             "src": "web",
             "dst": "emoji",
@@ -133,8 +124,8 @@ fn a_client_identity_no_named_workload_holds_is_its_own_src() {
         .map(|r| (r.src.as_str(), r.server_id.as_deref()))
         .collect();
     // emoji's own identity is not learned without a caller naming it.
-    assert_eq!(srcs, [("-", None), (WEB, None)]);
-    assert_eq!(rows[1].golden.success, Some(0.8));
+    assert_eq!(srcs, [(WEB, None)]);
+    assert_eq!(rows[0].golden.success, Some(0.8));
 }
 
 #[test]
@@ -161,14 +152,6 @@ fn workloads_named_otherwise_than_their_services_are_known_by_their_own_gauge() 
         keys,
         [
             (
-                "-",
-                "backend",
-                None,
-                Some(EMOJI),
-                Some("not_provided_by_remote"),
-                None
-            ),
-            (
                 "frontend",
                 "backend",
                 Some(WEB),
@@ -191,12 +174,7 @@ fn workloads_named_otherwise_than_their_services_are_known_by_their_own_gauge() 
         .collect();
     assert_eq!(
         ends,
-        [
-            ("-", "backend"),
-            ("frontend", "emoji"),
-            ("plain", "emoji"),
-            (WEB, "backend")
-        ]
+        [("frontend", "emoji"), ("plain", "emoji"), (WEB, "backend")]
     );
 }
 
@@ -325,4 +303,50 @@ fn a_caller_end_without_responses_in_the_window_does_not_hide_the_servers() {
         })
         .collect();
     assert_eq!(ends, [("web", "emoji", Some(0.9), 3.0)]);
+}
+
+#[test]
+fn a_plaintext_edge_is_its_callers_row_and_traffic_from_no_identity_no_edge() {
+    // plain calls emoji without TLS; emoji's sidecar counts those calls
+    // with every other client's that proved no identity (here, also 5
+    // from a client without a sidecar), in series that name no client:
+    // nothing there says which are plain's, so the edge is plain's own
+    // row, as `linkerd viz edges` builds it, and emoji's end makes none.
+    let plain = |n: u32| {
+        format!(
+            "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"disabled\",classification=\"success\"}} {n}\n"
+        )
+    };
+    let emoji = |n: u32| {
+        format!(
+            "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\",classification=\"success\"}} {n}\n\
+             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"}} {n}\n"
+        )
+    };
+    let targets = Target::parse_list("plain=a:1,emoji=b:2").unwrap();
+    let deltas = vec![delta(&plain(0), &plain(10)), delta(&emoji(0), &emoji(15))];
+    let rows = edge_rows(&targets, &deltas);
+    assert_eq!(
+        rows,
+        [EdgeRow {
+            src: "plain".into(),
+            dst: "emoji".into(),
+            client_id: None,
+            server_id: None,
+            no_tls_reason: Some("disabled".into()),
+            golden: Golden {
+                success: Some(1.0),
+                rps: 1.0,
+                ..Golden::default()
+            },
+        }]
+    );
+    assert_eq!(
+        render_edges(&rows, Format::Table).unwrap(),
+        "SRC       DST   CLIENT_ID   SERVER_ID    SECURED   SUCCESS      RPS\n\
+         plain   emoji           -           -   Disabled   100.00%   1.0rps\n"
+    );
+    // emoji's end alone: traffic from no one it can name.
+    let rows = edge_rows(&targets[1..], &deltas[1..]);
+    assert!(rows.is_empty(), "{rows:?}");
 }
