@@ -359,16 +359,19 @@ where
         // A request that may turn the connection into a tunnel (an
         // `Upgrade`, or a `CONNECT`) carries the lease for the tunnel to
         // hold: see `lease`. A tunnel is not timed as a stream (see
-        // `idle`).
-        let tunnel = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
-        if tunnel {
+        // `idle`); a request that asks for an upgrade is, until a `101`
+        // answers it: any client can ask.
+        let connect = req.method() == Method::CONNECT;
+        let upgrade = req.headers().contains_key(header::UPGRADE);
+        if connect || upgrade {
             req.extensions_mut().insert(self.lease.clone());
         }
         let clock = match &self.idle {
-            Some(idle) if !tunnel => {
+            Some(idle) if !connect => {
                 let answer = Answer {
                     grpc: is_grpc(req.headers()),
                     http1: req.version() < http::Version::HTTP_2,
+                    upgrade,
                 };
                 Some((idle.start(self.info.remote_addr), answer))
             }

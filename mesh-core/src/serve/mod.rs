@@ -185,9 +185,10 @@ pub struct ServerConfig {
     /// future is dropped; after the head, its response body fails, which
     /// resets an HTTP/2 stream and closes an HTTP/1 connection, so the
     /// client sees a truncated body. On HTTP/2, request data is seen per
-    /// connection rather than per stream. Upgrades and `CONNECT` tunnels
-    /// are not timed. A timed stream has one timer, moved only when it
-    /// fires; when off, streams have none.
+    /// connection rather than per stream. `CONNECT` tunnels, and
+    /// connections a `101` upgraded, are not timed; a request that asks
+    /// for an upgrade is, until its `101`. A timed stream has one timer,
+    /// moved only when it fires; when off, streams have none.
     pub stream_idle_timeout: Option<Duration>,
 }
 

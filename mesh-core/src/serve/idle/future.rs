@@ -22,6 +22,9 @@ pub(in crate::serve) struct Answer {
     pub(in crate::serve) grpc: bool,
     /// An HTTP/1 request, whose connection is closed after the answer.
     pub(in crate::serve) http1: bool,
+    /// A request that asks for an upgrade: a `101` ends the stream, and
+    /// the tunnel that follows is not timed.
+    pub(in crate::serve) upgrade: bool,
 }
 
 pin_project_lite::pin_project! {
@@ -49,12 +52,16 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
-            let clock = this.clock.take().map(|(mut clock, _)| {
-                // The head is activity.
-                clock.touch();
-                clock
-            });
-            return Poll::Ready(result.map(|res| res.map(|body| IdleBody::new(body, clock))));
+            let clock = this.clock.take();
+            return Poll::Ready(result.map(|res| {
+                let upgraded = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+                let clock = clock.and_then(|(mut clock, answer)| {
+                    // The head is activity.
+                    clock.touch();
+                    (!(answer.upgrade && upgraded)).then_some(clock)
+                });
+                res.map(|body| IdleBody::new(body, clock))
+            }));
         }
         let Some((clock, answer)) = this.clock else {
             return Poll::Pending;

@@ -47,6 +47,9 @@
 //! Upgrades and `CONNECT` tunnels are not timed: a tunnel's bytes are the
 //! application's protocol, not a stream's frames, and a tunnel keeps the
 //! write stall bound and ends with its connection or the shutdown grace.
+//! A request that asks for an upgrade is timed until a `101` answers it,
+//! though: any client can add an `Upgrade` header, and one whose answer
+//! is not `101` is a stream like any other.
 
 pub(super) mod body;
 pub(super) mod future;
