@@ -13,13 +13,14 @@
 //!
 //! # How
 //!
-//! Each endpoint keeps an estimate of its round-trip time to the response
-//! head. A sample slower than the estimate replaces it at once (the
-//! "peak"); a faster one is averaged in, weighted by how long ago the last
-//! sample came, over [`DECAY`] (Linkerd's 10 s). Between samples the
-//! estimate decays toward zero, so an endpoint that was avoided is tried
-//! again. A new endpoint starts at [`DEFAULT_RTT`] (Linkerd's 30 ms). Its
-//! cost is the estimate times one more than its requests in flight.
+//! Each endpoint keeps a peak-EWMA estimate of its round-trip time to the
+//! response head: a slower sample replaces it at once, a faster one is
+//! averaged in, and it decays between samples, over [`DECAY`]; a new
+//! endpoint starts at [`DEFAULT_RTT`], and a request that fails before any
+//! response counts as a sample of [`FAILURE_PENALTY`]
+//! (`balance/endpoint.rs` says why this estimate, and how it is kept). An
+//! endpoint's cost is the estimate times one more than its requests in
+//! flight.
 //!
 //! A forwarded TCP connection ([`ForwardTcp`](super::ForwardTcp)) is in
 //! flight for as long as it is open, not only while it connects, since
@@ -33,11 +34,6 @@
 //! such: a count of open connections can grow large enough to outweigh
 //! the penalty, which a count of requests in flight does not.
 //!
-//! A request that fails before any response (the endpoint refused the
-//! connection, say) counts as a sample of [`FAILURE_PENALTY`]: a failure
-//! is fast, and without the penalty a dead endpoint would look like the
-//! fastest of all.
-//!
 //! With one endpoint nothing is drawn, timed or counted (unless failure
 //! accrual is on).
 //!
@@ -45,9 +41,6 @@
 //! failing are taken out for a while: only those still in are drawn, an
 //! endpoint whose penalty is over takes the next request as its probe, and
 //! when none is in, `Balancer::pick` finds nothing.
-//!
-//! Endpoints are updated without locks; samples that race may overwrite
-//! each other, which costs the estimate one sample.
 //!
 //! When the set of endpoints changes ([`EndpointSet`](super::EndpointSet)),
 //! a new balancer is built that shares the state of every endpoint it
@@ -65,40 +58,31 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use http::uri::Authority;
 use tokio::time::Instant;
 
-use super::accrual::{FailureAccrual, Health, Standing};
+use super::accrual::{FailureAccrual, Standing};
 use super::forward::NoEndpoints;
 
 mod connections;
+mod endpoint;
 pub mod gauges;
 pub mod state;
 
 pub(crate) use self::connections::Established;
 use self::connections::{Cost, Load};
+use self::endpoint::{Endpoint, nanos};
 
 pub use self::{
     connections::{CONNECT_RTT_FLOOR, FAILING_ESTIMATE},
+    endpoint::{DECAY, DEFAULT_RTT, FAILURE_PENALTY},
     gauges::{EndpointCounts, EndpointGauges},
     state::{BalancerView, EndpointState},
 };
-
-/// The estimate of an endpoint that has not answered yet: Linkerd's.
-pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
-
-/// How fast old samples lose their weight: Linkerd's.
-pub const DECAY: Duration = Duration::from_secs(10);
-
-/// The sample a request that failed before any response counts as.
-pub const FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
 /// The endpoints of one target and their loads. It may hold none, while
 /// a set waits for its first endpoints.
@@ -109,18 +93,6 @@ pub(crate) struct Balancer {
     /// The instant the loads' times count from.
     epoch: Instant,
     accrual: Option<FailureAccrual>,
-}
-
-#[derive(Debug)]
-struct Endpoint {
-    addr: SocketAddr,
-    authority: Authority,
-    /// The round-trip estimate, in nanoseconds, as `f64` bits.
-    rtt: AtomicU64,
-    /// When `rtt` was last set, in nanoseconds since the epoch.
-    stamp: AtomicU64,
-    pending: AtomicU32,
-    health: Health,
 }
 
 /// A request in flight to one endpoint of a balancer with several. It
@@ -302,10 +274,8 @@ impl Balancer {
         let Some(endpoint) = self.endpoint(i) else {
             return Cost::MAX;
         };
-        let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
-        let stamp = endpoint.stamp.load(Ordering::Relaxed) as f64;
         let pending = endpoint.pending.load(Ordering::Relaxed);
-        load.cost(rtt * weight(now - stamp), pending)
+        load.cost(endpoint.estimate_at(now), pending)
     }
 
     /// Counts a round trip of `sample` to endpoint `i`, ended at `now`.
@@ -313,18 +283,7 @@ impl Balancer {
         let Some(endpoint) = self.endpoint(i) else {
             return;
         };
-        let now = self.since_epoch(now);
-        let sample = nanos(sample);
-        let rtt = f64::from_bits(endpoint.rtt.load(Ordering::Relaxed));
-        let stamp = endpoint.stamp.load(Ordering::Relaxed) as f64;
-        let next = if sample > rtt {
-            sample
-        } else {
-            let old = weight(now - stamp);
-            rtt * old + sample * (1.0 - old)
-        };
-        endpoint.rtt.store(next.to_bits(), Ordering::Relaxed);
-        endpoint.stamp.store(now as u64, Ordering::Relaxed);
+        endpoint.observe(nanos(sample), self.since_epoch(now));
     }
 }
 
@@ -368,34 +327,10 @@ impl Drop for Pending {
     }
 }
 
-impl Endpoint {
-    /// An endpoint that has not answered yet.
-    fn fresh(addr: SocketAddr) -> Option<Arc<Self>> {
-        let authority = Authority::try_from(addr.to_string()).ok()?;
-        Some(Arc::new(Self {
-            addr,
-            authority,
-            rtt: AtomicU64::new(nanos(DEFAULT_RTT).to_bits()),
-            stamp: AtomicU64::new(0),
-            pending: AtomicU32::new(0),
-            health: Health::default(),
-        }))
-    }
-}
-
 /// `endpoints` in order, each once: a duplicate would double its share.
 fn unique(endpoints: impl IntoIterator<Item = SocketAddr>) -> impl Iterator<Item = SocketAddr> {
     let mut seen = std::collections::HashSet::new();
     endpoints.into_iter().filter(move |addr| seen.insert(*addr))
-}
-
-/// How much of a sample `elapsed` nanoseconds old still counts.
-fn weight(elapsed: f64) -> f64 {
-    (-elapsed.max(0.0) / nanos(DECAY)).exp()
-}
-
-fn nanos(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e9
 }
 
 #[cfg(test)]
