@@ -1,6 +1,9 @@
 //! What inject did to each object, for standard error.
 
-use std::fmt;
+use std::{
+    borrow::Cow,
+    fmt::{self, Write as _},
+};
 
 use super::{rule::INJECT_ANNOTATION, warning::Warning};
 
@@ -101,28 +104,56 @@ pub struct Note {
 
 impl Note {
     /// The start of each line: where the object is, and what it is.
-    fn place(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: document {}", self.origin, self.document)?;
+    fn place(&self, line: &mut String) -> fmt::Result {
+        write!(line, "{}: document {}", self.origin, self.document)?;
         if let Some(item) = self.item {
-            write!(f, ", items[{item}]")?;
+            write!(line, ", items[{item}]")?;
         }
-        write!(f, " ({}", self.kind)?;
+        write!(line, " ({}", self.kind)?;
         if let Some(name) = &self.name {
-            write!(f, " {name}")?;
+            write!(line, " {name}")?;
         }
-        f.write_str("): ")
+        line.write_str("): ")
+    }
+
+    /// One line: the place, then `what`, its control characters escaped.
+    fn line(&self, f: &mut fmt::Formatter<'_>, what: &dyn fmt::Display) -> fmt::Result {
+        let mut line = String::new();
+        self.place(&mut line)?;
+        write!(line, "{what}")?;
+        f.write_str(&printable(&line))
     }
 }
 
 impl fmt::Display for Note {
+    /// The note's lines. Names, kinds and namespaces are the input's, and
+    /// a manifest from anywhere may hold an escape sequence that would act
+    /// on the terminal (clear it, set its title) or a newline that would
+    /// forge a note: each control character is written as `\u{1b}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.place(f)?;
-        write!(f, "{}", self.outcome)?;
+        self.line(f, &self.outcome)?;
         for warning in &self.warnings {
             f.write_str("\n")?;
-            self.place(f)?;
-            write!(f, "{warning}")?;
+            self.line(f, warning)?;
         }
         Ok(())
     }
+}
+
+/// `text` with its control characters (C0, DEL, C1) written as `\u{1b}`,
+/// as the views write text a peer chose.
+pub(super) fn printable(text: &str) -> Cow<'_, str> {
+    if !text.contains(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            // Writing to a String cannot fail.
+            let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
 }

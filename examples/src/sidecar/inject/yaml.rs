@@ -11,6 +11,8 @@ use std::fmt;
 use mesh_core::resource::{DocumentContext, ResourceError, ResourceErrorKind, locate};
 use serde_yaml_ng::{Mapping, Value};
 
+use super::note::printable;
+
 /// A path into a document, such as `items[0].spec.template.spec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct FieldPath(Vec<Segment>);
@@ -91,8 +93,14 @@ impl Problem {
             .path
             .ancestry()
             .find_map(|path| locate(text, context.index(), &path));
+        // The kind and name are the input's, written to a terminal.
+        let name = context.name().map(printable);
         ResourceError::new(self.kind, context.origin(), self.message)
-            .in_document(context.index(), Some(context.kind()), context.name())
+            .in_document(
+                context.index(),
+                Some(&printable(context.kind())),
+                name.as_deref(),
+            )
             .at_field(self.path.to_string())
             .at(location)
     }
