@@ -37,8 +37,11 @@ pub enum ConfigErrorKind {
     /// A required key is absent. The field path names the missing key, and
     /// the position is that of the mapping that lacks it.
     MissingField,
-    /// The same key appears twice in one mapping. The position is that of
-    /// the mapping.
+    /// The same key appears twice in one mapping: a section's field, or
+    /// a key of a workload's `labels` or `ports` or of the trace
+    /// `attributes`. The field path ends with the key, and the position
+    /// is that of its second appearance (of the mapping, for a flow
+    /// mapping such as `{app: web, app: api}`).
     DuplicateField,
     /// A value of the wrong shape: a list where a mapping belongs, a string
     /// where a number belongs.
@@ -177,9 +180,11 @@ impl ConfigError {
             .with_context(context)
     }
 
-    /// An error from deserializing well-formed YAML into the configuration.
+    /// An error from deserializing well-formed YAML `yaml` into the
+    /// configuration.
     pub(crate) fn deserialize(
         origin: &str,
+        yaml: &str,
         error: serde_path_to_error::Error<serde_yaml_ng::Error>,
     ) -> Self {
         let mut path = error.path().to_string();
@@ -187,7 +192,7 @@ impl ConfigError {
             path.clear();
         }
         let error = error.into_inner();
-        let location = error.location().map(Location::from);
+        let mut location = error.location().map(Location::from);
         let mut text = error.to_string();
         if let Some(at) = location
             && let Some(stripped) = text.strip_suffix(&position_suffix(at))
@@ -202,6 +207,11 @@ impl ConfigError {
             ConfigErrorKind::MissingField | ConfigErrorKind::DuplicateField
         ) && let Some(field) = quoted_name(&message)
         {
+            if kind == ConfigErrorKind::DuplicateField
+                && let Some(mapping) = location
+            {
+                location = second_key(yaml, mapping, field).or(location);
+            }
             path = if path.is_empty() {
                 field.to_owned()
             } else {
@@ -210,6 +220,53 @@ impl ConfigError {
         }
         ConfigError::new(kind, origin, path, message).at(location)
     }
+}
+
+/// Where `key` is written the second time in the block mapping that
+/// starts at `mapping` (serde reports a duplicate at the mapping): the
+/// line to fix. `None` for a flow mapping (`{a: 1, a: 2}`, on one line
+/// anyway) or a key written in a form this does not recognise.
+fn second_key(text: &str, mapping: Location, key: &str) -> Option<Location> {
+    let indent = mapping.column.checked_sub(1)?;
+    let written = [key.to_owned(), format!("{key:?}"), format!("'{key}'")];
+    let mut seen = 0;
+    let mut start = 0;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let line_start = start;
+        start += line.len();
+        let depth = if number + 1 == mapping.line {
+            // The mapping may start after `- ` on its first line.
+            indent
+        } else if number + 1 > mapping.line {
+            line.len() - line.trim_start_matches(' ').len()
+        } else {
+            continue;
+        };
+        let content = line.get(depth..).unwrap_or_default();
+        if content.trim().is_empty() || content.starts_with('#') {
+            continue;
+        }
+        if depth < indent {
+            return None;
+        }
+        let is_key = depth == indent
+            && written.iter().any(|form| {
+                content
+                    .strip_prefix(form.as_str())
+                    .is_some_and(|rest| rest.trim_start_matches(' ').starts_with(':'))
+            });
+        if is_key {
+            seen += 1;
+            if seen == 2 {
+                return Some(Location {
+                    line: number + 1,
+                    column: depth + 1,
+                    index: line_start + depth,
+                });
+            }
+        }
+    }
+    None
 }
 
 fn position_suffix(at: Location) -> String {

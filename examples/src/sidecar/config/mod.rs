@@ -15,6 +15,7 @@ mod resolve;
 mod retry;
 mod server;
 mod trace;
+mod unique;
 
 use std::path::Path;
 
@@ -100,7 +101,7 @@ impl SidecarConfig {
 
         let typed = serde_yaml_ng::Deserializer::from_str(text);
         let document: Option<Document> = serde_path_to_error::deserialize(typed)
-            .map_err(|error| ConfigError::deserialize(origin, error))?;
+            .map_err(|error| ConfigError::deserialize(origin, text, error))?;
         document
             .unwrap_or_default()
             .resolve(Source { origin, text })

@@ -7,7 +7,6 @@
 //! watched, and from one inline text. They are compiled when the sidecar
 //! starts (and by `sidecar check`), not here: files are read then.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use super::file::{Expected, ParseStr, Timeout};
 use super::identity::IdentityConfig;
 use super::locate::locate;
 use super::resolve::Source;
+use super::unique::UniqueMap;
 
 /// The policy section, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +95,9 @@ pub(super) struct PolicySection {
 )]
 struct WorkloadSection {
     namespace: Option<Name>,
-    labels: Option<BTreeMap<String, String>>,
+    labels: Option<UniqueMap<String>>,
     service_account: Option<Name>,
-    ports: Option<BTreeMap<String, std::num::NonZeroU16>>,
+    ports: Option<UniqueMap<std::num::NonZeroU16>>,
     cluster_networks: Option<Vec<Network>>,
     trust_domain: Option<TrustDomainValue>,
 }
@@ -203,12 +203,13 @@ pub(super) fn resolve_policy(
             .namespace
             .map_or_else(|| PolicySettings::DEFAULT_NAMESPACE.to_owned(), |n| n.0),
     );
-    workload.labels = workload_section.labels.unwrap_or_default();
+    workload.labels = workload_section.labels.map(|l| l.0).unwrap_or_default();
     if let Some(account) = workload_section.service_account {
         workload.service_account = account.0;
     }
     workload.ports = workload_section
         .ports
+        .map(|p| p.0)
         .unwrap_or_default()
         .into_iter()
         .map(|(name, port)| (name, port.get()))

@@ -1,8 +1,6 @@
 //! The tracing section: where the sidecar's spans go, and what they say
 //! the sidecar is.
 
-use std::collections::BTreeMap;
-
 use mesh_metrics::trace::Collector;
 use serde::{Deserialize, Deserializer};
 
@@ -10,6 +8,7 @@ use super::error::{ConfigError, ConfigErrorKind};
 use super::file::ParseStr;
 use super::policy::PolicySettings;
 use super::resolve::Source;
+use super::unique::UniqueMap;
 
 /// `tracing`: report the sidecar's spans of the traces requests carry to
 /// an OpenTelemetry collector (see `mesh_metrics::trace`). Off without the
@@ -36,7 +35,7 @@ pub const DEFAULT_SERVICE_NAME: &str = "sidecar";
 pub(super) struct TracingSection {
     collector: CollectorEntry,
     service_name: Option<String>,
-    attributes: Option<BTreeMap<String, String>>,
+    attributes: Option<UniqueMap<String>>,
 }
 
 #[derive(Debug)]
@@ -73,7 +72,7 @@ pub(super) fn resolve_tracing(
             "tracing.service_name is empty; leave it out for the default",
         ));
     }
-    let attributes = section.attributes.unwrap_or_default();
+    let attributes = section.attributes.map(|a| a.0).unwrap_or_default();
     if attributes.contains_key("") {
         return Err(invalid(
             "tracing.attributes",
