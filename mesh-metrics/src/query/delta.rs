@@ -1,12 +1,12 @@
 //! What changed between two scrapes, and the golden signals of a selection
 //! of it.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use super::{
     histogram_quantile,
     parse::{Sample, Scrape},
-    series::{Resets, SeriesKey, series_key},
+    series::{Matcher, Resets},
 };
 
 /// The increase of every counter between two scrapes of one process.
@@ -30,22 +30,14 @@ impl Delta {
     /// `after` counts whole.
     pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
         let resets = Resets::between(before, after);
-        let index: HashMap<SeriesKey<'_>, f64> = if resets.all() {
-            HashMap::new()
-        } else {
-            before
-                .samples()
-                .iter()
-                .map(|s| (series_key(s), s.value))
-                .collect()
-        };
+        let mut before = Matcher::new(if resets.all() { &[] } else { before.samples() });
         let samples = after
             .samples()
             .iter()
             .map(|s| {
-                let old = match index.get(&series_key(s)) {
+                let old = match before.find(s) {
                     Some(_) if resets.reset(s) => 0.0,
-                    Some(old) => *old,
+                    Some(old) => old.value,
                     None => 0.0,
                 };
                 let value = if s.value >= old {
@@ -258,6 +250,45 @@ mod tests {
         let mut t = Totals::default();
         delta.accumulate(&mut t, |_| true);
         assert_eq!(t.success, 30.0);
+    }
+
+    #[test]
+    fn series_are_matched_in_any_order_and_new_ones_count_whole() {
+        // A family's series change places when its map grows, and a new
+        // series may come anywhere.
+        let before = Scrape::parse(
+            "a_total{x=\"1\"} 10\n\
+             a_total{x=\"2\"} 20\n\
+             b_total{x=\"1\"} 30\n\
+             b_total{x=\"2\"} 40\n",
+        )
+        .unwrap();
+        let after = Scrape::parse(
+            "a_total{x=\"2\"} 21\n\
+             a_total{x=\"3\"} 5\n\
+             a_total{x=\"1\"} 12\n\
+             b_total{x=\"1\"} 33\n\
+             b_total{x=\"2\"} 44\n\
+             c_total{x=\"1\"} 7\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&before, &after, Duration::from_secs(10));
+        let increases: Vec<(&str, Option<&str>, f64)> = delta
+            .samples()
+            .iter()
+            .map(|s| (s.name.as_str(), s.label("x"), s.value))
+            .collect();
+        assert_eq!(
+            increases,
+            [
+                ("a_total", Some("2"), 1.0),
+                ("a_total", Some("3"), 5.0),
+                ("a_total", Some("1"), 2.0),
+                ("b_total", Some("1"), 3.0),
+                ("b_total", Some("2"), 4.0),
+                ("c_total", Some("1"), 7.0),
+            ]
+        );
     }
 
     #[test]

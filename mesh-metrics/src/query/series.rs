@@ -6,8 +6,18 @@
 //! without going down between two scrapes (it may have climbed past its old
 //! value since), so a reset is read from what dates the series: the
 //! process's start time, and OpenMetrics' `_created` samples.
+//!
+//! Two scrapes of one process mostly write their series in the same
+//! order, so a sample is first compared with the one after the last
+//! match; only when that is another series is it looked up, by a hash of
+//! its label set that does not depend on the labels' order. Keys of
+//! borrowed texts, a `Vec` per series, took about three times the text of
+//! the scrape to build, for a lookup that most samples do not need.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    hash::{BuildHasher, RandomState},
+};
 
 use super::parse::{Sample, Scrape};
 
@@ -20,9 +30,101 @@ const START_TIME: &str = "process_start_time_seconds";
 /// The suffix of the sample that dates a counter, histogram or summary.
 const CREATED: &str = "_created";
 
-/// The key of `s`'s series.
-pub(super) fn series_key(s: &Sample) -> SeriesKey<'_> {
-    key(&s.name, s, |_| true)
+/// Finds, for each sample of a later scrape, the sample of the same
+/// series in an earlier one.
+pub(super) struct Matcher<'a> {
+    before: &'a [Sample],
+    /// Where the series after the last one found would be, in the same
+    /// order.
+    next: usize,
+    /// Built at the first sample not found at `next`.
+    index: Option<Index>,
+}
+
+impl<'a> Matcher<'a> {
+    pub(super) fn new(before: &'a [Sample]) -> Self {
+        Self {
+            before,
+            next: 0,
+            index: None,
+        }
+    }
+
+    /// The sample of `before` in the series of `s`: the first, should the
+    /// series be written twice.
+    pub(super) fn find(&mut self, s: &Sample) -> Option<&'a Sample> {
+        if let Some(b) = self.before.get(self.next)
+            && b.name == s.name
+            && b.labels().eq(s.labels())
+        {
+            self.next += 1;
+            return Some(b);
+        }
+        let before = self.before;
+        let found = self
+            .index
+            .get_or_insert_with(|| Index::of(before))
+            .find(before, s)?;
+        self.next = found + 1;
+        before.get(found)
+    }
+}
+
+/// The samples of a scrape by a hash of their series.
+struct Index {
+    hasher: RandomState,
+    /// The sample of each hash; the first of its series.
+    first: HashMap<u64, usize>,
+    /// Samples whose hash another series had first.
+    others: Vec<usize>,
+}
+
+impl Index {
+    fn of(samples: &[Sample]) -> Self {
+        let mut index = Self {
+            hasher: RandomState::new(),
+            first: HashMap::with_capacity(samples.len()),
+            others: Vec::new(),
+        };
+        for (i, s) in samples.iter().enumerate() {
+            let hash = index.hash(s);
+            match index.first.entry(hash) {
+                Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+                Entry::Occupied(e) => match samples.get(*e.get()) {
+                    Some(other) if same_series(other, s) => {}
+                    _ => index.others.push(i),
+                },
+            }
+        }
+        index
+    }
+
+    /// The name's hash plus each label's: the same in any label order.
+    fn hash(&self, s: &Sample) -> u64 {
+        s.labels()
+            .fold(self.hasher.hash_one(s.name.as_str()), |sum, label| {
+                sum.wrapping_add(self.hasher.hash_one(label))
+            })
+    }
+
+    fn find(&self, samples: &[Sample], s: &Sample) -> Option<usize> {
+        let is = |i: &usize| samples.get(*i).is_some_and(|other| same_series(other, s));
+        self.first
+            .get(&self.hash(s))
+            .filter(|i| is(i))
+            .or_else(|| self.others.iter().find(|i| is(i)))
+            .copied()
+    }
+}
+
+/// Whether `a` and `b` are samples of one series: one name, one label set
+/// in any order. A sample names each label once (the parser makes sure).
+fn same_series(a: &Sample, b: &Sample) -> bool {
+    a.name == b.name
+        && a.labels().len() == b.labels().len()
+        && (a.labels().eq(b.labels()) || a.labels().all(|(k, v)| b.label(k) == Some(v)))
 }
 
 fn key<'a>(name: &'a str, s: &'a Sample, keep: impl Fn(&str) -> bool) -> SeriesKey<'a> {
