@@ -11,8 +11,13 @@ use tracing_subscriber::{EnvFilter, Registry, layer::SubscriberExt, reload};
 /// `default` (such as `info`), and returns the handle that reads and
 /// replaces the filter. If a logger is installed already, that one stays,
 /// and the handle changes nothing it logs.
+///
+/// An empty `RUST_LOG` is the same as none, as a manifest's `value: ""`
+/// means. One that is not a filter (`mesh_core=loud`) is not applied in
+/// part: `default` is, and a warning names the value and why it was
+/// refused, so that a typo does not silently change what is logged.
 pub fn init(default: &str) -> Arc<dyn LogLevel> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let (filter, refused) = env_filter(std::env::var_os("RUST_LOG"), default);
     let (level, filter) = ReloadableFilter::new(filter);
     let subscriber = tracing_subscriber::registry().with(filter).with(
         tracing_subscriber::fmt::layer()
@@ -23,7 +28,37 @@ pub fn init(default: &str) -> Arc<dyn LogLevel> {
             .with_ansi(std::io::stderr().is_terminal()),
     );
     let _ = tracing::subscriber::set_global_default(subscriber);
+    if let Some(refused) = refused {
+        tracing::warn!(
+            RUST_LOG = ?refused.value,
+            error = %refused.error,
+            "RUST_LOG is not a log filter; logging at {default}"
+        );
+    }
     Arc::new(level)
+}
+
+/// A `RUST_LOG` that was not applied, and why.
+#[derive(Debug)]
+struct Refused {
+    value: std::ffi::OsString,
+    error: String,
+}
+
+/// The filter `RUST_LOG` (`env`) asks for, else `default`, and the value
+/// refused when it does not parse.
+fn env_filter(env: Option<std::ffi::OsString>, default: &str) -> (EnvFilter, Option<Refused>) {
+    let Some(value) = env.filter(|value| !value.is_empty()) else {
+        return (EnvFilter::new(default), None);
+    };
+    let parsed = match value.to_str() {
+        Some(text) => EnvFilter::try_new(text).map_err(|error| error.to_string()),
+        None => Err("not utf-8".to_owned()),
+    };
+    match parsed {
+        Ok(filter) => (filter, None),
+        Err(error) => (EnvFilter::new(default), Some(Refused { value, error })),
+    }
 }
 
 /// An [`EnvFilter`] that can be read and replaced through
@@ -63,6 +98,25 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
+
+    #[test]
+    fn rust_log_is_the_filter_unless_empty_or_refused() {
+        let (filter, refused) = env_filter(Some("mesh_core=debug,warn".into()), "info");
+        assert_eq!(filter.to_string(), "mesh_core=debug,warn");
+        assert!(refused.is_none());
+
+        for unset in [None, Some("".into())] {
+            let (filter, refused) = env_filter(unset, "info");
+            assert_eq!(filter.to_string(), "info");
+            assert!(refused.is_none());
+        }
+
+        let (filter, refused) = env_filter(Some("warn,mesh_core=loud".into()), "info");
+        assert_eq!(filter.to_string(), "info");
+        let refused = refused.unwrap();
+        assert_eq!(refused.value, "warn,mesh_core=loud");
+        assert!(!refused.error.is_empty());
+    }
 
     #[test]
     fn the_filter_is_read_replaced_and_kept_when_a_new_one_does_not_parse() {
