@@ -101,6 +101,10 @@ impl Scan {
     /// Reads block context from the start of a node at `i`: the end of the
     /// line, or where a flow collection starts.
     fn block(&mut self, line: &[u8], mut i: usize, indent: usize) -> usize {
+        // The column of the innermost collection a block scalar on this
+        // line would belong to: its lines are those indented further.
+        let mut parent = indent;
+        let mut scalar = None;
         loop {
             while line.get(i).is_some_and(|&b| b == b' ' || b == b'\t') {
                 i += 1;
@@ -112,14 +116,24 @@ impl Scan {
             match b {
                 b'#' | b'\r' | b'\n' | b'%' => return line.len(),
                 b'[' | b'{' => return i,
-                b'-' | b'?' | b':' if next_is_space => i += 1,
+                b':' if next_is_space => {
+                    parent = scalar.unwrap_or(parent);
+                    i += 1;
+                }
+                b'-' | b'?' if next_is_space => {
+                    parent = i;
+                    i += 1;
+                }
                 b'-' if line[i..].starts_with(b"---") => i += 3,
                 b'|' | b'>' => {
-                    self.state = State::BlockScalar(indent);
+                    self.state = State::BlockScalar(parent);
                     return line.len();
                 }
                 b'"' | b'\'' => match close_quote(line, i + 1, b) {
-                    Some(end) => i = end,
+                    Some(end) => {
+                        scalar = Some(i);
+                        i = end;
+                    }
                     None => {
                         self.state = State::Quoted(b);
                         return line.len();
@@ -132,17 +146,20 @@ impl Scan {
                     }
                 }
                 // A plain scalar: up to `: ` (it was a key) or ` #`.
-                _ => loop {
-                    i += 1;
-                    match line.get(i) {
-                        None => return i,
-                        Some(b':') if line.get(i + 1).is_none_or(u8::is_ascii_whitespace) => {
-                            break;
+                _ => {
+                    scalar = Some(i);
+                    loop {
+                        i += 1;
+                        match line.get(i) {
+                            None => return i,
+                            Some(b':') if line.get(i + 1).is_none_or(u8::is_ascii_whitespace) => {
+                                break;
+                            }
+                            Some(b'#') if line[i - 1].is_ascii_whitespace() => return line.len(),
+                            Some(_) => {}
                         }
-                        Some(b'#') if line[i - 1].is_ascii_whitespace() => return line.len(),
-                        Some(_) => {}
                     }
-                },
+                }
             }
         }
     }
@@ -168,7 +185,7 @@ impl Scan {
                         return Ok(i + 1);
                     }
                 }
-                b'#' if token_start => return Ok(line.len()),
+                b'#' if i == 0 || line[i - 1].is_ascii_whitespace() => return Ok(line.len()),
                 b'"' | b'\'' if token_start => match close_quote(line, i + 1, b) {
                     Some(end) => {
                         i = end;
@@ -263,6 +280,16 @@ mod tests {
         let over = nested(MAX_FLOW_DEPTH + 1);
         let text = format!("a: |\n  text\nb: {over}\n");
         assert_eq!(depth_error(&text), Some((3, 132)));
+        // The scalar's parent is the mapping at column 2, not the line's
+        // sequence at column 0: `b` is its sibling, not its text.
+        let text = format!("- a: |\n      text\n  b: {over}\n");
+        assert_eq!(depth_error(&text), Some((3, 134)));
+        let text = format!("- - a: >\n        text\n    b: {over}\n");
+        assert_eq!(depth_error(&text), Some((3, 136)));
+        // Its own lines are skipped, however deep the parent.
+        let many = "[".repeat(MAX_FLOW_DEPTH + 1);
+        let text = format!("- a: |\n   {many}\n  b: 1\n");
+        assert_eq!(depth_error(&text), None);
     }
 
     #[test]
