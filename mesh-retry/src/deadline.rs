@@ -14,8 +14,11 @@
 //!   than its caller had. `0` means the deadline has passed.
 //!
 //! A request whose deadline has passed when it arrives (`mesh-deadline: 0`,
-//! `grpc-timeout: 0n`) is answered with the timeout at once by the layers
-//! that read the header, and not sent on: its caller has given up.
+//! `grpc-timeout: 0n`) is answered with the timeout at once by the timeout
+//! layers and [`RouteStack`](crate::RouteStack), and not sent on: its
+//! caller has given up. The [retry layer](crate::retry) answers for no
+//! deadline: it sends no retry past one, but a first attempt it forwards
+//! as the caller wrote it.
 //!
 //! On the way in, [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) reads
 //! the header of the request's kind (`grpc-timeout` on gRPC, `mesh-deadline`
@@ -105,11 +108,23 @@ pub(crate) fn propagate(headers: &mut HeaderMap, remaining: Duration, grpc: bool
 /// it was, it would tell the next hop about time that has since been
 /// spent. A request without the header gets none: whoever sent it chose
 /// not to propagate.
-pub(crate) fn refresh(headers: &mut HeaderMap, deadline: Deadline) {
+///
+/// Returns whether the request still has time to be sent: `false` once
+/// the deadline has passed, or when the header it carries would say none
+/// is left (`mesh-deadline` counts whole milliseconds, so less than one
+/// is written `0`, which the next hop reads as passed).
+pub(crate) fn refresh(headers: &mut HeaderMap, deadline: Deadline) -> bool {
+    let remaining = deadline.remaining();
     let grpc = mesh_core::error::is_grpc(headers);
     let name = if grpc { GRPC_TIMEOUT } else { MESH_DEADLINE };
-    if headers.contains_key(&name) {
-        propagate(headers, deadline.remaining(), grpc);
+    if !headers.contains_key(&name) {
+        return !remaining.is_zero();
+    }
+    propagate(headers, remaining, grpc);
+    if grpc {
+        !remaining.is_zero()
+    } else {
+        remaining >= Duration::from_millis(1)
     }
 }
 

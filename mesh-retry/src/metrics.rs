@@ -11,7 +11,7 @@
 //! | `retry_successes_total` | counter | requests that succeeded after at least one retry (a gRPC stream when its head is not a failure) |
 //! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
 //! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
-//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff |
+//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff, or left no time when the backoff ended |
 //! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response`, `body_in_use` |
 //! | `retry_budget_balance` | gauge | retries each budget allows now |
 //!
@@ -150,7 +150,7 @@ impl RetryMetrics {
         );
         registry.register(
             "retry_deadline_exceeded",
-            "Retryable failures returned because the request deadline was nearer than the backoff",
+            "Retryable failures returned because the request deadline was nearer than the backoff, or left no time when it ended",
             metrics.deadline_exceeded.clone(),
         );
         registry.register(
@@ -340,7 +340,7 @@ retry_limit_exceeded_total{service=\"emoji\",route=\"get\"} 0
 # HELP retry_budget_exhausted Retryable failures returned because the retry budget was empty.
 # TYPE retry_budget_exhausted counter
 retry_budget_exhausted_total{service=\"emoji\",route=\"get\"} 1
-# HELP retry_deadline_exceeded Retryable failures returned because the request deadline was nearer than the backoff.
+# HELP retry_deadline_exceeded Retryable failures returned because the request deadline was nearer than the backoff, or left no time when it ended.
 # TYPE retry_deadline_exceeded counter
 retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
 # HELP retry_not_retryable Retryable failures of requests that could not be retried, by reason.

@@ -203,3 +203,30 @@ async fn no_retry_starts_when_the_service_becomes_ready_as_the_deadline_passes()
     assert_timed_out(&res, false);
     assert_eq!(calls.load(Ordering::Relaxed), 1, "the retry was not sent");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_layer_sends_no_retry_when_the_service_becomes_ready_as_the_deadline_passes() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let policy = RetryPolicy::default().with_backoff(Backoff::none());
+    let svc = ServiceBuilder::new()
+        .layer(RequestTimeoutLayer::new(Timeouts {
+            request: Some(Duration::from_secs(1)),
+            ..Timeouts::default()
+        }))
+        .layer(RetryLayer::new(policy, Arc::new(Budget::default())))
+        .service(ReadyAt {
+            calls: calls.clone(),
+            at: start + Duration::from_secs(1),
+            wait: None,
+        });
+    let res = svc
+        .oneshot(Request::get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "the retry was not sent");
+    // The retry layer hands on the response it has; the request timeout
+    // outside it sees that response first.
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}

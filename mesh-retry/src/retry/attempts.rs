@@ -17,6 +17,7 @@ use tower_service::Service;
 pub(crate) use super::head::Head;
 use super::{Metrics, Shared};
 use crate::{
+    deadline,
     metrics::{NotRetryable, RouteRetryMetrics},
     replay::{Replay, ReplayBody, Replayable},
 };
@@ -222,6 +223,45 @@ where
         let req = next.map(|()| replay.next_attempt());
         self.count(RouteRetryMetrics::retry);
         Poll::Ready(Ok(Some(req)))
+    }
+
+    /// Waits for the service that sends further attempts: the first half
+    /// of [`poll_next`](Self::poll_next), for a caller that checks the
+    /// deadline before the request is made.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self.service.as_mut() {
+            Some(service) => service.poll_ready(cx).map_err(Into::into),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Rewrites the next attempt's deadline header (if it carries one) with
+    /// the time left now, and says whether the upstream will be told there
+    /// is time left: `false` once the deadline has passed, or when
+    /// `mesh-deadline`, in whole milliseconds, would say `0`.
+    pub(crate) fn refresh_deadline(&mut self) -> bool {
+        match (self.deadline(), self.next.as_mut()) {
+            (Some(deadline), Some(next)) => deadline::refresh(next.headers_mut(), deadline),
+            _ => true,
+        }
+    }
+
+    /// Gives up the retry decided on, because the deadline left no time to
+    /// send it when its backoff ended.
+    pub(crate) fn out_of_time(&mut self) {
+        self.next = None;
+        self.count(RouteRetryMetrics::deadline_exceeded);
+    }
+
+    /// The next attempt's request, once the service is ready: the second
+    /// half of [`poll_next`](Self::poll_next).
+    pub(crate) fn next_request(&mut self) -> Option<Request<ReplayBody<B>>> {
+        let replay = self.replay.as_ref()?;
+        let next = self.next.take()?;
+        self.attempts += 1;
+        let req = next.map(|()| replay.next_attempt());
+        self.count(RouteRetryMetrics::retry);
+        Some(req)
     }
 
     fn count(&self, f: impl FnOnce(&RouteRetryMetrics)) {

@@ -17,7 +17,6 @@ use super::{
     attempts::{Attempts, Decision, Head, Labels},
 };
 use crate::{
-    deadline,
     metrics::NotRetryable,
     replay::{Replay, ReplayBody},
 };
@@ -30,7 +29,7 @@ pin_project_lite::pin_project! {
         S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S::Future, Result<S::Response, BoxError>>,
         // `None` when the request is sent once, whatever happens. Held
         // inline: measured, an allocation costs more than the moves it saves.
         retry: Option<Attempts<S, B, Shared>>,
@@ -39,10 +38,13 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, R> {
         Calling { #[pin] fut: F },
-        Backoff { #[pin] sleep: Sleep },
-        Ready,
+        // `last` is the outcome the retry is to replace, kept for a request
+        // with a deadline in case it runs out first. Boxed, and held here
+        // rather than beside the state, so that only a retry pays for it.
+        Backoff { #[pin] sleep: Sleep, last: Option<Box<R>> },
+        Ready { last: Option<Box<R>> },
         Done,
     }
 }
@@ -110,33 +112,53 @@ where
                     };
                     match retry.decide(&result) {
                         Decision::Return => return Poll::Ready(result),
-                        Decision::Retry { delay, .. } if delay.is_zero() => {
-                            this.state.set(State::Ready);
+                        Decision::Retry { delay, .. } => {
+                            // A deadline can still run out before the retry
+                            // is sent: keep what the caller would then get.
+                            let last = retry.deadline().map(|_| Box::new(result));
+                            if delay.is_zero() {
+                                this.state.set(State::Ready { last });
+                            } else {
+                                this.state.set(State::Backoff {
+                                    sleep: sleep(delay),
+                                    last,
+                                });
+                            }
                         }
-                        Decision::Retry { delay, .. } => this.state.set(State::Backoff {
-                            sleep: sleep(delay),
-                        }),
                     }
                 }
-                StateProj::Backoff { sleep } => {
+                StateProj::Backoff { sleep, last } => {
                     ready!(sleep.poll(cx));
-                    this.state.set(State::Ready);
+                    let last = last.take();
+                    this.state.set(State::Ready { last });
                 }
-                StateProj::Ready => {
+                StateProj::Ready { last } => {
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
-                    let Some(mut req) = ready!(retry.poll_next(cx)?) else {
+                    ready!(retry.poll_ready(cx))?;
+                    // The copied head says how much time was left when the
+                    // first attempt was sent; say how much is left now. The
+                    // backoff's timer (which fires on a whole millisecond)
+                    // or the service may have taken the rest: then no
+                    // attempt goes upstream with no time left, and the
+                    // caller gets the response the retry was to replace.
+                    if !retry.refresh_deadline() {
+                        retry.out_of_time();
+                        let last = last.take();
+                        this.state.set(State::Done);
+                        return Poll::Ready(match last {
+                            Some(last) => *last,
+                            None => Err(PolledAfterCompletion.into()),
+                        });
+                    }
+                    let Some(req) = retry.next_request() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
-                    // The copied head says how much time was left when the
-                    // first attempt was sent; say how much is left now.
-                    if let Some(deadline) = retry.deadline() {
-                        deadline::refresh(req.headers_mut(), deadline);
-                    }
                     let Some(service) = retry.service.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
+                    // Setting the state drops the response it replaces.
                     this.state.set(State::Calling {
                         fut: service.call(req),
                     });

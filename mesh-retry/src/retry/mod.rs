@@ -20,23 +20,39 @@
 //!    for a request it had nowhere to send, is different: the next attempt
 //!    replays what was sent and sends the rest, once the failed attempt's
 //!    client has let go of the body (`body_in_use` while it has not).);
-//! 5. the request's [`Deadline`](crate::Deadline), if any, leaves time for
-//!    the backoff;
+//! 5. the request's [`Deadline`](crate::Deadline), if any, leaves more
+//!    time than the backoff, and still leaves some when the backoff is
+//!    over and the service is ready: no retry is sent past the deadline,
+//!    nor told `mesh-deadline: 0` (less than a millisecond left) or
+//!    `grpc-timeout: 0n`;
 //! 6. the shared [`Budget`] has a retry to spare.
 //!
 //! When one of them does not hold, the caller gets the **last real
 //! response** (or error), not a synthetic one, and
-//! [`RetryMetrics`] counts why.
+//! [`RetryMetrics`] counts why. The retry layer answers for no deadline
+//! itself: a [`RequestTimeout`](crate::RequestTimeout) outside it answers
+//! 504 (gRPC `DEADLINE_EXCEEDED`) when the deadline passes while an
+//! attempt or a backoff is under way, and refuses a request whose deadline
+//! passed before it arrived. Without one, the first attempt goes upstream
+//! as the caller wrote it, even with `mesh-deadline: 0`; only its retries
+//! are held to the deadline. (A timer fires on a whole millisecond, so a
+//! backoff may end just after a deadline it was decided to fit in; the
+//! retry it was waiting for is then given up, and counted, like one the
+//! deadline refused at once.)
 //!
 //! Every original request deposits into the budget, whether or not it is
 //! ever retried, as in Finagle.
 //!
 //! Each retried attempt carries a `mesh-retry-attempt` header with the
 //! attempt's number, counting the first attempt as 1 (so the first retry
-//! says `2`), like Envoy's `x-envoy-attempt-count`. A retry of a request
-//! that carries a deadline header (`mesh-deadline`, or `grpc-timeout` on
-//! gRPC) tells the upstream the time left when the retry is sent, not what
-//! was left for the first attempt.
+//! says `2`), like Envoy's `x-envoy-attempt-count`. The first attempt is
+//! sent with the caller's headers as they are (here and in
+//! [`RouteStack`](crate::RouteStack)), so a `mesh-retry-attempt` the
+//! caller wrote (an earlier hop's retry, say) reaches the upstream
+//! unchanged, and a retry replaces it; see [`MESH_RETRY_ATTEMPT`] for why.
+//! A retry of a request that carries a deadline header (`mesh-deadline`,
+//! or `grpc-timeout` on gRPC) tells the upstream the time left when the
+//! retry is sent, not what was left for the first attempt.
 //!
 //! The inner service receives requests whose body is a
 //! [`ReplayBody`] of the original, and errors are
@@ -74,6 +90,13 @@ pub use self::{
 };
 
 /// The header that numbers retried attempts: `2` on the first retry.
+///
+/// Written on retries only. On the first attempt, a value the caller sent
+/// is passed through unchanged rather than removed or set to `1`: the
+/// header only informs the upstream (nothing in the mesh reads it to
+/// decide anything), so a stale or forged value misleads no decision, and
+/// looking for it would cost every request a header lookup on its
+/// fastest path. A retry always overwrites it with its own number.
 pub const MESH_RETRY_ATTEMPT: HeaderName = HeaderName::from_static("mesh-retry-attempt");
 
 /// Retries failed requests within a budget. See the [module docs](self).

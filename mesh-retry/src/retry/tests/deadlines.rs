@@ -136,3 +136,159 @@ async fn no_retry_starts_past_the_deadline_the_caller_sent() {
     assert_eq!(res.status(), 503);
     assert_eq!(heads.lock().unwrap().len(), 1);
 }
+
+/// An upstream whose first attempt fails at once with a 503 asking for a
+/// one-second wait (`Retry-After: 1`, a backoff with no jitter), and whose
+/// later ones succeed; it records each attempt's headers.
+fn busy_then_ok() -> (Upstream, Arc<Mutex<Vec<HeaderMap>>>) {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let log = heads.clone();
+    let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+        let attempt = {
+            let mut log = log.lock().unwrap();
+            log.push(req.headers().clone());
+            log.len()
+        };
+        async move {
+            if attempt == 1 {
+                let mut res = status(503)?;
+                res.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("1"));
+                return Ok(res);
+            }
+            status(200)
+        }
+    });
+    (BoxCloneService::new(svc), heads)
+}
+
+/// Waits out `Retry-After` up to two seconds.
+fn waits_retry_after() -> RetryPolicy {
+    let backoff = Backoff::new(Duration::from_millis(25), Duration::from_secs(2)).unwrap();
+    RetryPolicy::default()
+        .with_grpc_requests(true)
+        .with_backoff(backoff)
+}
+
+fn with_deadline(mut req: Request<BoxBody>, after: Duration) -> Request<BoxBody> {
+    req.extensions_mut().insert(Deadline::after(after));
+    req
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_backoff_ends_as_the_deadline_passes_is_not_sent() {
+    // Timers fire on whole milliseconds: from 0.3 ms, a one-second backoff
+    // ends at 1001 ms, past a deadline at 1000.5 ms that left 1000.2 ms
+    // for the backoff when the retry was decided.
+    tokio::time::advance(Duration::from_micros(300)).await;
+    let (upstream, heads) = busy_then_ok();
+    let svc = tower::ServiceBuilder::new()
+        .layer(RequestTimeoutLayer::new(Timeouts::default()))
+        .layer(RetryLayer::new(waits_retry_after(), unlimited()))
+        .service(upstream);
+    let req = with_deadline(get("/"), Duration::from_micros(1_000_200));
+    let res = svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    assert_eq!(sent, ["1000"], "no attempt is sent past the deadline");
+    assert_eq!(res.status(), 503, "the last real response");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_the_upstream_would_be_told_has_no_time_left_is_not_sent() {
+    // The backoff ends half a millisecond before the deadline, which
+    // `mesh-deadline` (whole milliseconds) would write as 0: passed.
+    let (upstream, heads) = busy_then_ok();
+    let svc = RetryLayer::new(waits_retry_after(), unlimited()).layer(upstream);
+    let mut req = with_deadline(get("/"), Duration::from_micros(1_000_500));
+    req.headers_mut()
+        .insert(MESH_DEADLINE, "1000".parse().unwrap());
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(heads.lock().unwrap().len(), 1, "the retry was not sent");
+    assert_eq!(res.status(), 503);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_retry_is_not_sent_with_a_grpc_timeout_of_zero() {
+    tokio::time::advance(Duration::from_micros(300)).await;
+    let (upstream, heads) = busy_then_ok();
+    let svc = RetryLayer::new(waits_retry_after(), unlimited()).layer(upstream);
+    let req = Request::post("/p.S/M")
+        .header("content-type", "application/grpc")
+        .header(GRPC_TIMEOUT, "1000200u")
+        .body(mesh_core::body::empty())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    let sent: Vec<_> = heads.iter().map(|h| h[GRPC_TIMEOUT].clone()).collect();
+    assert_eq!(sent, ["1000200u"], "the retry was not sent");
+    assert_eq!(res.status(), 503);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_when_the_deadline_is_exactly_the_backoff() {
+    let (upstream, heads) = busy_then_ok();
+    let harness = Harness::new();
+    let svc = harness
+        .layer(waits_retry_after(), unlimited())
+        .layer(upstream);
+    let req = with_deadline(get("/"), Duration::from_secs(1));
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(heads.lock().unwrap().len(), 1);
+    assert_eq!(res.status(), 503);
+    assert_eq!(harness.count("retry_deadline_exceeded_total"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_refused_at_the_end_of_its_backoff_is_counted_as_deadline_exceeded() {
+    tokio::time::advance(Duration::from_micros(300)).await;
+    let (upstream, heads) = busy_then_ok();
+    let harness = Harness::new();
+    let svc = harness
+        .layer(waits_retry_after(), unlimited())
+        .layer(upstream);
+    let req = with_deadline(get("/"), Duration::from_micros(1_000_200));
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(heads.lock().unwrap().len(), 1);
+    assert_eq!(res.status(), 503);
+    assert_eq!(harness.count("retry_deadline_exceeded_total"), 1);
+    assert_eq!(harness.count("retry_requests_total"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_timeout_outside_answers_a_grpc_timeout_of_zero_without_sending_it() {
+    let (upstream, heads) = busy_then_ok();
+    let svc = tower::ServiceBuilder::new()
+        .layer(RequestTimeoutLayer::new(Timeouts::default()))
+        .layer(RetryLayer::new(waits_retry_after(), unlimited()))
+        .service(upstream);
+    let req = Request::post("/p.S/M")
+        .header("content-type", "application/grpc")
+        .header(GRPC_TIMEOUT, "0n")
+        .body(mesh_core::body::empty())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "4");
+    assert_eq!(
+        res.headers()[mesh_core::error::MESH_ERROR],
+        "request timed out"
+    );
+    assert!(heads.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn alone_the_retry_layer_forwards_a_first_attempt_past_its_deadline_unretried() {
+    // The retry layer answers for no deadline: a request timeout outside it
+    // (or a per-try timeout inside) does, as the test above shows.
+    let (upstream, heads) = busy_then_ok();
+    let policy = RetryPolicy::default().with_backoff(Backoff::none());
+    let svc = RetryLayer::new(policy, unlimited()).layer(upstream);
+    let mut req = get("/");
+    req.headers_mut()
+        .insert(MESH_DEADLINE, "0".parse().unwrap());
+    let res = svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    assert_eq!(sent, ["0"]);
+    assert_eq!(res.status(), 503);
+}
