@@ -83,7 +83,7 @@ pub(super) struct PolicySection {
     workload: Option<WorkloadSection>,
     default_policy: Option<DefaultPolicyName>,
     probe_paths: Option<Vec<ProbePath>>,
-    files: Option<Vec<PathBuf>>,
+    files: Option<Vec<FilePath>>,
     inline: Option<String>,
     watch_interval: Option<Timeout>,
 }
@@ -125,6 +125,28 @@ impl<'de> Deserialize<'de> for Name {
                     Err(Expected(
                         "expected lowercase letters, digits, '-' and '.', as kubernetes names are",
                     ))
+                }
+            },
+        })
+    }
+}
+
+/// A file's path, which cannot be empty: an empty one names no file, and
+/// would only be refused when the sidecar opened it, with no field to
+/// point at.
+#[derive(Debug)]
+struct FilePath(PathBuf);
+
+impl<'de> Deserialize<'de> for FilePath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "path",
+            expecting: "a file's path such as /etc/mesh/policy.yaml",
+            parse: |text: &str| {
+                if text.is_empty() {
+                    Err(Expected("a path cannot be empty"))
+                } else {
+                    Ok(FilePath(PathBuf::from(text)))
                 }
             },
         })
@@ -228,7 +250,12 @@ pub(super) fn resolve_policy(
     if let Some(paths) = section.probe_paths {
         settings.config.probe_paths = paths.into_iter().map(|p| p.0).collect();
     }
-    settings.sources.files = section.files.unwrap_or_default();
+    settings.sources.files = section
+        .files
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| path.0)
+        .collect();
     if let Some(interval) = section.watch_interval {
         settings.watch_interval = interval.0;
     }
