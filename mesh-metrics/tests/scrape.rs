@@ -10,6 +10,12 @@ use tokio::{
 /// Serves one `/metrics` answer whose body is `len` bytes: one comment
 /// line, which parses to no samples at all, written 64 KiB at a time.
 async fn serve_comment(len: usize) -> Target {
+    serve_comment_told(len, true).await
+}
+
+/// [`serve_comment`], telling the body's length or (`told` false) not:
+/// the body then ends when the connection does.
+async fn serve_comment_told(len: usize, told: bool) -> Target {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -22,7 +28,11 @@ async fn serve_comment(len: usize) -> Target {
             }
             head.push(byte[0]);
         }
-        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n#");
+        let answer = if told {
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n#")
+        } else {
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n#".to_owned()
+        };
         tcp.write_all(answer.as_bytes()).await.unwrap();
         let chunk = vec![b'x'; 64 << 10];
         let mut left = len - 1;
@@ -60,4 +70,16 @@ async fn a_body_at_the_limit_is_read() {
     let target = serve_comment(scrape::MAX_SCRAPE_BYTES).await;
     let scrape = scrape(&target).await.unwrap();
     assert!(scrape.samples().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_of_untold_length_is_refused_past_the_limit_and_read_up_to_it() {
+    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES + 1, false).await;
+    let error = scrape(&target).await.expect_err("a body over the limit");
+    assert!(
+        matches!(error.kind(), scrape::ScrapeErrorKind::TooLarge),
+        "{error:?}"
+    );
+    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES, false).await;
+    assert!(scrape(&target).await.unwrap().samples().is_empty());
 }

@@ -117,8 +117,11 @@ struct Reader<'t> {
     /// a line mostly repeats them, at the same places.
     last_name: Option<(&'t str, Name)>,
     last_labels: Vec<Written<'t>>,
-    /// The samples read, each with its run of `table.labels`.
-    samples: Vec<(Name, f64, (u32, u32))>,
+    /// The samples read, each with its run of `table.labels`, and the
+    /// empty table `empty` until `table` is complete: they take it in
+    /// place, rather than copied into a second list.
+    samples: Vec<Sample>,
+    empty: Arc<Table>,
 }
 
 /// A label as a line wrote it (its value still escaped), and its ids.
@@ -142,7 +145,9 @@ impl<'t> Reader<'t> {
         // What may follow the value (a timestamp, an exemplar) is not read.
         let value = rest.split(BLANKS).next().filter(|v| !v.is_empty());
         let value = value.and_then(parse_value).ok_or(ParseErrorKind::Value)?;
-        self.samples.push((name, value, (start, end)));
+        let empty = self.empty.clone();
+        self.samples
+            .push(Sample::new(name, value, empty, (start, end)));
         Ok(())
     }
 
@@ -233,12 +238,13 @@ impl<'t> Reader<'t> {
     fn finish(mut self) -> Scrape {
         self.table.shrink_to_fit();
         let table = Arc::new(self.table);
-        let samples = self
-            .samples
-            .into_iter()
-            .map(|(name, value, labels)| Sample::new(name, value, table.clone(), labels))
-            .collect();
-        Scrape { samples }
+        for s in &mut self.samples {
+            s.set_table(&table);
+        }
+        self.samples.shrink_to_fit();
+        Scrape {
+            samples: self.samples,
+        }
     }
 }
 

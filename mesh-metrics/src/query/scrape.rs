@@ -2,9 +2,8 @@
 
 use std::{fmt, io, time::Duration};
 
-use bytes::Bytes;
 use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
 use super::{Target, parse::ParseError, parse::Scrape};
@@ -45,7 +44,14 @@ pub async fn scrape(target: &Target) -> Result<Scrape, ScrapeError> {
     Scrape::parse(text).map_err(|e| err(ScrapeErrorKind::Parse(e)))
 }
 
-async fn fetch(addr: &str) -> Result<Bytes, ScrapeErrorKind> {
+/// The room reserved at first for a body of a told length: what is told
+/// may be false, and the rest is reserved as it comes.
+const RESERVED: usize = 16 << 20;
+
+/// Fetches the body, into one buffer: each frame is copied there and
+/// freed, so the body is held once (collecting the frames and then
+/// joining them held it twice).
+async fn fetch(addr: &str) -> Result<Vec<u8>, ScrapeErrorKind> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(ScrapeErrorKind::Connect)?;
@@ -64,15 +70,24 @@ async fn fetch(addr: &str) -> Result<Bytes, ScrapeErrorKind> {
     if res.status() != StatusCode::OK {
         return Err(ScrapeErrorKind::Status(res.status()));
     }
-    let body = Limited::new(res.into_body(), MAX_SCRAPE_BYTES)
-        .collect()
-        .await
-        .map_err(|error| match error.downcast::<hyper::Error>() {
-            Ok(error) => ScrapeErrorKind::Http(*error),
-            // The only other error `Limited` has.
-            Err(_) => ScrapeErrorKind::TooLarge,
-        })?
-        .to_bytes();
+    let told = res
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|len| len.to_str().ok()?.parse::<usize>().ok());
+    if told.is_some_and(|len| len > MAX_SCRAPE_BYTES) {
+        return Err(ScrapeErrorKind::TooLarge);
+    }
+    let mut body = Vec::with_capacity(told.unwrap_or_default().min(RESERVED));
+    let mut frames = res.into_body();
+    while let Some(frame) = frames.frame().await {
+        let Ok(data) = frame.map_err(ScrapeErrorKind::Http)?.into_data() else {
+            continue;
+        };
+        if data.len() > MAX_SCRAPE_BYTES - body.len() {
+            return Err(ScrapeErrorKind::TooLarge);
+        }
+        body.extend_from_slice(&data);
+    }
     drop(sender);
     driver.abort();
     Ok(body)

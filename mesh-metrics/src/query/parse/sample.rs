@@ -145,6 +145,11 @@ impl Sample {
         }
     }
 
+    /// Takes the labels of `table`, once it holds them.
+    pub(super) fn set_table(&mut self, table: &Arc<Table>) {
+        self.table = Arc::clone(table);
+    }
+
     /// The same series with another value: its increase, say.
     pub(crate) fn with_value(&self, value: f64) -> Self {
         Self {
