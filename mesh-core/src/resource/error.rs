@@ -52,6 +52,9 @@ pub enum ResourceErrorKind {
     /// Two resources claim what only one may have, such as two `Server`s
     /// selecting the same port of one workload.
     Conflict,
+    /// The text is larger, or nests flow collections deeper, than the
+    /// loader reads (see [`check_yaml_shape`](super::check_yaml_shape)).
+    LimitExceeded,
 }
 
 impl ResourceErrorKind {
@@ -68,6 +71,7 @@ impl ResourceErrorKind {
             Self::DuplicateName => "duplicate_name",
             Self::DanglingReference => "dangling_reference",
             Self::Conflict => "conflict",
+            Self::LimitExceeded => "limit_exceeded",
         }
     }
 }

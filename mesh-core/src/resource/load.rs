@@ -9,6 +9,7 @@ use super::{
     error::{self, ResourceError, ResourceErrorKind},
     locate::locate,
     meta::{ApiVersion, Envelope},
+    shape::check_yaml_shape,
 };
 
 /// A resource type that can be read from a document: its `kind` and the
@@ -34,6 +35,10 @@ pub trait Resource: DeserializeOwned {
 /// one checks the syntax, one reads the envelope and one is handed to the
 /// caller. So each document is parsed a fixed number of times, however many
 /// documents there are, and errors keep their absolute lines.
+///
+/// A text that [`check_yaml_shape`] refuses (too large, or nested too
+/// deep for the parser to read it quickly) is not parsed at all: its
+/// error is the first and only item.
 pub struct Documents<'t> {
     origin: &'t str,
     text: &'t str,
@@ -41,6 +46,7 @@ pub struct Documents<'t> {
     envelopes: serde_yaml_ng::Deserializer<'t>,
     bodies: serde_yaml_ng::Deserializer<'t>,
     index: usize,
+    refused: Option<ResourceError>,
     done: bool,
 }
 
@@ -48,18 +54,28 @@ impl<'t> Documents<'t> {
     /// The documents of `text`. `origin` (a file name, say) names the text in
     /// errors.
     pub fn new(origin: &'t str, text: &'t str) -> Self {
+        // A refused text is not handed to the parsers: each reads it only
+        // as far as it is asked to.
+        let (refused, parsed) = match check_yaml_shape(origin, text) {
+            Ok(()) => (None, text),
+            Err(e) => (Some(e), ""),
+        };
         Self {
             origin,
             text,
-            syntax: serde_yaml_ng::Deserializer::from_str(text),
-            envelopes: serde_yaml_ng::Deserializer::from_str(text),
-            bodies: serde_yaml_ng::Deserializer::from_str(text),
+            syntax: serde_yaml_ng::Deserializer::from_str(parsed),
+            envelopes: serde_yaml_ng::Deserializer::from_str(parsed),
+            bodies: serde_yaml_ng::Deserializer::from_str(parsed),
             index: 0,
+            refused,
             done: false,
         }
     }
 
     fn next_document(&mut self) -> Option<Result<Document<'t>, ResourceError>> {
+        if let Some(refused) = self.refused.take() {
+            return Some(Err(refused));
+        }
         loop {
             let syntax = self.syntax.next()?;
             let (envelope, body) = (self.envelopes.next()?, self.bodies.next()?);

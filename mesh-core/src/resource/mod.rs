@@ -28,11 +28,15 @@
 //! policy anyway. Aliases are bounded: fields that are not read are
 //! skipped without following them, and the parser refuses a document
 //! whose aliases are followed more than a hundred times per event it
-//! holds, so a "billion laughs" fails at once. But the parser (libyaml's
+//! holds, so a "billion laughs" fails at once. The parser (libyaml's
 //! scanner) spends time in proportion to the flow nesting depth for every
-//! token it reads, before anything else looks at the document: a 200 KB
-//! document of 100,000 nested `[` takes minutes to read. Read files of a
-//! size and from a source you would accept configuration from.
+//! token it reads: 64,000 nested `{a: ` take it most of a minute. So
+//! before anything is parsed, [`check_yaml_shape`] refuses a text larger
+//! than [`MAX_TEXT_LEN`] (16 MiB), nesting flow collections deeper than
+//! [`MAX_FLOW_DEPTH`] (128), or holding more in them than
+//! [`MAX_FLOW_WORK`] allows, in one linear pass; [`Documents`] and
+//! [`load`] call it, and a reader that parses YAML some other way should
+//! call it first.
 //!
 //! ```
 //! use mesh_core::resource::{self, HttpRoute};
@@ -68,6 +72,7 @@ mod http_route;
 mod load;
 mod locate;
 mod meta;
+mod shape;
 
 #[cfg(test)]
 mod tests;
@@ -89,6 +94,7 @@ pub use self::{
     },
     locate::locate,
     meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
+    shape::{MAX_FLOW_DEPTH, MAX_FLOW_WORK, MAX_TEXT_LEN, check_yaml_shape},
 };
 
 /// Fields that the Kubernetes API server writes and that never carry
