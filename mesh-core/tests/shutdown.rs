@@ -1,8 +1,9 @@
 //! Graceful shutdown over real sockets, for every kind of connection: a
 //! request in flight finishes, an idle connection closes, HTTP/2 finishes
 //! its streams and closes, an opaque pipe is cut when the grace period
-//! ends, a peer still in detection is closed at once, and new connections
-//! are refused.
+//! ends, a peer still in detection (or, past ALPN, silent) is closed at
+//! once, a request already sent when shutdown comes is answered, and new
+//! connections are refused.
 #![allow(clippy::unwrap_used)]
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
@@ -203,4 +204,137 @@ async fn shutdown_closes_a_peer_that_has_not_said_what_it_speaks() {
             Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
         }
     }
+}
+
+/// Plaintext, reporting that ALPN chose HTTP/1.1, as a TLS accept hook
+/// does once the handshake is over.
+#[derive(Clone, Copy)]
+struct AlpnHttp1;
+
+impl mesh_core::serve::Accept<TcpStream> for AlpnHttp1 {
+    type Io = TcpStream;
+    type Future =
+        std::future::Ready<Result<mesh_core::serve::Accepted<TcpStream>, mesh_core::BoxError>>;
+
+    fn accept(&self, io: TcpStream) -> Self::Future {
+        std::future::ready(Ok(mesh_core::serve::Accepted {
+            io,
+            tls: mesh_core::conn::Tls::NoClientCert,
+            alpn: Some(mesh_core::serve::HttpVersion::Http1),
+            retire: mesh_core::serve::Retirement::never(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_a_connection_alpn_settled_that_has_sent_nothing() {
+    // ALPN skips detection, but a peer that has not sent a byte since has
+    // no request to finish either (a browser's preconnect, a pool's spare
+    // connection): shutdown must not wait the grace period out for it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("ok")))
+    });
+    let server = Server::new(ServerConfig::default()).with_accept(AlpnHttp1);
+    let server = tokio::spawn(server.serve_http(listener, http, shutdown));
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    // And one that has: its request is served.
+    let mut asking = TcpStream::connect(addr).await.unwrap();
+    asking
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0; 15];
+    asking.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200 OK");
+
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    trigger.trigger();
+    server.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let mut rest = Vec::new();
+    silent.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+/// Hands each connection over once `open` turns true, and reports each
+/// it holds on `held`.
+#[derive(Clone)]
+struct Gate {
+    open: tokio::sync::watch::Receiver<bool>,
+    held: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl mesh_core::serve::Accept<TcpStream> for Gate {
+    type Io = TcpStream;
+    type Future = std::pin::Pin<
+        Box<
+            dyn Future<Output = Result<mesh_core::serve::Accepted<TcpStream>, mesh_core::BoxError>>
+                + Send,
+        >,
+    >;
+
+    fn accept(&self, io: TcpStream) -> Self::Future {
+        let mut open = self.open.clone();
+        let _ = self.held.send(());
+        Box::pin(async move {
+            open.wait_for(|open| *open).await?;
+            Ok(mesh_core::serve::Accepted {
+                io,
+                tls: mesh_core::conn::Tls::NoClientCert,
+                alpn: None,
+                retire: mesh_core::serve::Retirement::never(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_request_already_sent_when_shutdown_comes_is_answered() {
+    // A client that sent its request on a new connection cannot tell
+    // whether a close without an answer lost it: the request must be
+    // answered, however the shutdown and its bytes' arrival interleave.
+    // Here both reach each connection at the same moment, as its accept
+    // hook finishes.
+    const CONNECTIONS: usize = 32;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let (open, open_rx) = tokio::sync::watch::channel(false);
+    let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel();
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("ok")))
+    });
+    let gate = Gate {
+        open: open_rx,
+        held: held_tx,
+    };
+    let server = Server::new(ServerConfig::default()).with_accept(gate);
+    let server = tokio::spawn(server.serve_http(listener, http, shutdown));
+    let mut conns = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        conns.push(conn);
+    }
+    for _ in 0..CONNECTIONS {
+        held.recv().await.unwrap();
+    }
+    trigger.trigger();
+    open.send_replace(true);
+    let mut unanswered = 0;
+    for conn in &mut conns {
+        let mut answer = Vec::new();
+        let _ = conn.read_to_end(&mut answer).await;
+        if !answer.starts_with(b"HTTP/1.1 200 OK\r\n") {
+            unanswered += 1;
+        }
+    }
+    assert_eq!(unanswered, 0, "of {CONNECTIONS}");
+    server.await.unwrap();
 }

@@ -148,8 +148,11 @@ where
         // Until the peer has said what it speaks (the accept hook's
         // handshake, then detection), it has sent no request to finish: a
         // shutdown closes it at once rather than wait out the timeouts, as
-        // hyper-util's auto server does.
+        // hyper-util's auto server does. Preparation is polled first: a
+        // peer whose request is already here, when the shutdown is too,
+        // has one to finish.
         let prepared = tokio::select! {
+            biased;
             prepared = prepare(&self.shared, &self.accept, tcp, local_addr, remote_addr) => prepared?,
             () = self.shutdown.clone().wait() => {
                 tracing::debug!(peer = %remote_addr, "closing a connection not yet served: shutting down");
@@ -286,11 +289,15 @@ where
     let (drain, close_at) = retire.split();
     let closed = until(close_at);
     // The connection wakes the task several times a request; the signals
-    // are polled only when they woke it.
+    // are polled only when they woke it. The connection is polled first,
+    // so that it reads a request already sent before a shutdown or a
+    // drain finds it with nothing read and closes it: its client could
+    // not tell whether the request was lost.
     let shutdown = OnWake::new(shutdown.wait());
     let drain = OnWake::new(drain);
     tokio::pin!(conn, closed);
     tokio::select! {
+        biased;
         res = conn.as_mut() => return res.map_err(Into::into),
         () = shutdown => {}
         () = drain => tracing::debug!("draining a connection whose credentials went stale"),
