@@ -142,3 +142,46 @@ fn a_named_workload_port_of_zero_is_rejected() {
     let config = parse("policy:\n  workload:\n    ports:\n      http: 8080\n").unwrap();
     assert_eq!(config.policy.workload.ports["http"], 8080);
 }
+
+#[test]
+fn an_ipv4_mapped_ipv6_address_is_the_ipv4_address_it_maps() {
+    // [::ffff:127.0.0.1] is 127.0.0.1 on the wire: a connection to it
+    // reaches the default inbound listener, 0.0.0.0:4143.
+    let error = reject("inbound:\n  app: \"[::ffff:127.0.0.1]:4143\"\n");
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
+    assert!(error.to_string().contains("inbound.listen"), "{error}");
+
+    // The system lets both be bound with SO_REUSEPORT, and shares the
+    // port's connections between them.
+    let yaml = "\
+outbound:
+  listen: 127.0.0.1:4140
+admin:
+  listen: \"[::ffff:127.0.0.1]:4140\"
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "admin.listen",
+        4,
+    );
+    assert!(error.to_string().contains("outbound.listen"), "{error}");
+
+    let yaml = "\
+outbound:
+  listen: \"[::ffff:0.0.0.0]:4140\"
+admin:
+  listen: 127.0.0.1:4140
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "admin.listen",
+        4,
+    );
+
+    // [::1] is not 127.0.0.1: an IPv4 listener does not take it.
+    parse("inbound:\n  listen: 0.0.0.0:4143\n  app: \"[::1]:4143\"\n").unwrap();
+}

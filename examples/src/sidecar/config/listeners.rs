@@ -29,15 +29,25 @@ impl Listener {
 
 /// Whether two listeners would fight over a port. Port 0 asks the system
 /// for a free port, so it never conflicts. An unspecified address
-/// (`0.0.0.0`, `[::]`) takes the port on every interface.
+/// (`0.0.0.0`, `[::]`) takes the port on every interface. An IPv4-mapped
+/// address is the IPv4 address it maps.
 ///
 /// The sidecar binds with `SO_REUSEPORT` (one listener per core), so the
 /// system would not refuse the second bind: connections would be shared
 /// between the two listeners at random. Hence this check.
 fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    let (a, b) = (canonical(a), canonical(b));
     a.port() != 0
         && a.port() == b.port()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) written
+/// as the IPv4 address it maps, which is what it binds and reaches: the
+/// system lets `127.0.0.1:4140` and `[::ffff:127.0.0.1]:4140` both be
+/// bound with `SO_REUSEPORT`, and shares the port's connections.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Rejects two listeners on one port. The one reported is the later in the
@@ -101,6 +111,7 @@ pub(super) fn check_listeners(
 /// loopback (`0.0.0.0` as a destination is loopback too). An IPv4
 /// wildcard takes IPv4 only; `[::]` takes both.
 pub(super) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
+    let (app, listener) = (canonical(app), canonical(listener));
     let local = app.ip().is_loopback() || app.ip().is_unspecified();
     let family_ok = listener.is_ipv6() || app.is_ipv4();
     listener.port() != 0
