@@ -46,8 +46,38 @@ impl Shutdown {
         let _ = self.rx.wait_for(|fired| *fired).await;
     }
 
-    /// Whether the shutdown has fired.
+    /// Whether the shutdown has fired: its trigger fired, or every clone
+    /// of the trigger is gone, as for [`wait`](Self::wait).
     pub fn is_triggered(&self) -> bool {
-        *self.rx.borrow()
+        // `has_changed` fails once the sender is gone.
+        *self.rx.borrow() || self.rx.has_changed().is_err()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_shutdown_whose_triggers_are_all_gone_has_fired() {
+        let (trigger, shutdown) = channel();
+        let other = trigger.clone();
+        drop(trigger);
+        assert!(!shutdown.is_triggered(), "a clone still holds it");
+        drop(other);
+        // `wait` resolves now, and what it says, `is_triggered` says too.
+        assert!(shutdown.is_triggered());
+        shutdown.wait().await;
+    }
+
+    #[tokio::test]
+    async fn a_trigger_fires_every_signal() {
+        let (trigger, shutdown) = channel();
+        let subscribed = trigger.subscribe();
+        assert!(!shutdown.is_triggered() && !subscribed.is_triggered());
+        trigger.trigger();
+        assert!(shutdown.is_triggered() && subscribed.is_triggered());
+        shutdown.wait().await;
+        subscribed.wait().await;
     }
 }
