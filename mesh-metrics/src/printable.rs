@@ -30,12 +30,18 @@ pub(crate) fn is_unprintable(c: char) -> bool {
 /// outside strings (the blanks and newlines of pretty JSON) stay, and so
 /// does text that is not UTF-8.
 pub(crate) fn escape_json_controls(json: &mut Vec<u8>, from: usize) {
-    let Some(Ok(text)) = json.get(from..).map(std::str::from_utf8) else {
+    // What is left to escape is DEL and C1, which UTF-8 writes as 0x7f
+    // and as 0xc2 then 0x80..=0x9f: text without either byte, most of it,
+    // is not read as characters at all.
+    let Some(tail) = json.get(from..) else {
         return;
     };
-    if !text.contains(is_unprintable) {
+    if !tail.contains(&0x7f) && !tail.contains(&0xc2) {
         return;
     }
+    let Ok(text) = std::str::from_utf8(tail) else {
+        return;
+    };
     let mut escaped = String::with_capacity(text.len() + 16);
     let (mut in_string, mut after_backslash) = (false, false);
     for c in text.chars() {
