@@ -44,6 +44,15 @@
 //! connection, so the client sees a truncated body, never a silently
 //! complete one.
 //!
+//! One quiet stream escapes the bound: an HTTP/2 response held by the
+//! client's flow control. hyper polls a response body only while the
+//! stream has send window, so a client that grants none (an initial
+//! window of zero, and no `WINDOW_UPDATE`) leaves the body, and the
+//! clock in it, unpolled, and the stream open; nor do the server's
+//! writes wait, so the write stall bound does not see it either. Ending
+//! such a stream needs a hook in hyper's HTTP/2 server (a send window
+//! timeout, or a way to reset a stream from outside its body).
+//!
 //! Upgrades and `CONNECT` tunnels are not timed: a tunnel's bytes are the
 //! application's protocol, not a stream's frames, and a tunnel keeps the
 //! write stall bound and ends with its connection or the shutdown grace.
