@@ -130,3 +130,28 @@ fn the_cli_refuses_deep_nesting_on_standard_error_and_writes_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn input_over_the_limit_is_refused_whatever_its_first_or_last_bytes() {
+    let over = |input: Vec<u8>| {
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let result = inject::inject_io(
+            "stdin",
+            &mut &input[..],
+            &mut out,
+            &mut notes,
+            &InjectConfig::new(),
+        );
+        assert!(out.is_empty(), "nothing of a cut input is written");
+        result.unwrap_err()
+    };
+    // A byte order mark is no excuse: the input is cut at the limit, and
+    // what was read must not pass for all of it.
+    let mut marked = "\u{feff}".as_bytes().to_vec();
+    marked.resize(inject::MAX_INPUT + 3, b'#');
+    assert!(matches!(over(marked), InjectError::TooLarge { .. }));
+    // Nor is a character cut in two at the limit a reading error.
+    let mut cut = vec![b'#'; inject::MAX_INPUT];
+    cut.extend_from_slice("é".as_bytes());
+    assert!(matches!(over(cut), InjectError::TooLarge { .. }));
+}

@@ -4,7 +4,7 @@
 
 use std::{
     fs::File,
-    io::{Read, Write},
+    io::{self, Read, Write},
     path::Path,
 };
 
@@ -29,17 +29,28 @@ pub fn inject_io(
     notes: &mut dyn Write,
     config: &InjectConfig,
 ) -> Result<Vec<Note>, InjectError> {
-    let mut text = String::new();
+    let read_error = |source| InjectError::Read {
+        origin: origin.to_owned(),
+        source,
+    };
     // One byte more than the limit tells an input at the limit from one
-    // over it, without reading an endless one to its end.
+    // over it, without reading an endless one to its end. The length is
+    // judged on the bytes read, before anything (a byte order mark, a
+    // character cut in two at the limit) could make a cut input pass
+    // for a whole one.
     let limit = u64::try_from(MAX_INPUT).map_or(u64::MAX, |max| max.saturating_add(1));
+    let mut bytes = Vec::new();
     input
         .take(limit)
-        .read_to_string(&mut text)
-        .map_err(|source| InjectError::Read {
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > MAX_INPUT {
+        return Err(InjectError::TooLarge {
             origin: origin.to_owned(),
-            source,
-        })?;
+        });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|error| read_error(io::Error::new(io::ErrorKind::InvalidData, error)))?;
     let injected = inject(origin, &text, config)?;
     output
         .write_all(injected.yaml.as_bytes())
