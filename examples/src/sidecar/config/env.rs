@@ -4,6 +4,8 @@
 
 use std::ffi::OsString;
 
+use super::locate::locate;
+use super::resolve::Source;
 use super::{ConfigError, ConfigErrorKind, SidecarConfig};
 
 /// The environment variable that sets `outbound.ingress_mode` whatever
@@ -42,5 +44,27 @@ impl SidecarConfig {
             }
         };
         Ok(self)
+    }
+
+    /// Logs a warning when the environment decided otherwise than the
+    /// file `source` writes, as read into `written`: an operator reading
+    /// `ingress_mode: true` should not have to guess why the sidecar runs
+    /// without it. A file that leaves the field out, as `sidecar inject`
+    /// expects of an ingress, is not overridden.
+    pub(super) fn note_overrides(&self, written: &SidecarConfig, source: Source<'_>) {
+        let (mode, file_mode) = (self.outbound.ingress_mode, written.outbound.ingress_mode);
+        if mode == file_mode {
+            return;
+        }
+        let Some(at) = locate(source.text, "outbound.ingress_mode") else {
+            return;
+        };
+        tracing::warn!(
+            "{INGRESS_MODE_ENV}={mode} overrides outbound.ingress_mode: {file_mode} \
+             at {} line {}: ingress mode is {}",
+            source.origin,
+            at.line,
+            if mode { "on" } else { "off" },
+        );
     }
 }

@@ -110,7 +110,8 @@ impl SidecarConfig {
     /// Reads a configuration from a YAML file. Messages name the file as
     /// `path` shows it. The environment variable [`INGRESS_MODE_ENV`],
     /// when set, decides `outbound.ingress_mode` (as `sidecar inject` sets
-    /// it for an ingress); nothing else in the environment is read.
+    /// it for an ingress); nothing else in the environment is read. When
+    /// it decides against what the file writes, a warning says so.
     ///
     /// # Errors
     ///
@@ -150,7 +151,16 @@ impl SidecarConfig {
             .at(Some(end_of_valid_utf8(&bytes, &error)))
             .with_source(Some(Box::new(error)))
         })?;
-        SidecarConfig::from_yaml(text, &origin)?.with_env(env)
+        let written = SidecarConfig::from_yaml(text, &origin)?;
+        let config = written.clone().with_env(env)?;
+        config.note_overrides(
+            &written,
+            Source {
+                origin: &origin,
+                text,
+            },
+        );
+        Ok(config)
     }
 }
 
