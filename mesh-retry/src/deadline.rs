@@ -109,18 +109,31 @@ pub(crate) fn propagate(headers: &mut HeaderMap, remaining: Duration, grpc: bool
 /// spent. A request without the header gets none: whoever sent it chose
 /// not to propagate.
 ///
-/// Returns whether the request still has time to be sent: `false` once
-/// the deadline has passed, or when the header it carries would say none
-/// is left (`mesh-deadline` counts whole milliseconds, so less than one
-/// is written `0`, which the next hop reads as passed).
+/// Returns whether the request still has time to be sent (see
+/// [`time_left`]).
 pub(crate) fn refresh(headers: &mut HeaderMap, deadline: Deadline) -> bool {
-    let remaining = deadline.remaining();
+    let now = Instant::now();
     let grpc = mesh_core::error::is_grpc(headers);
     let name = if grpc { GRPC_TIMEOUT } else { MESH_DEADLINE };
-    if !headers.contains_key(&name) {
-        return !remaining.is_zero();
+    if headers.contains_key(&name) {
+        propagate(
+            headers,
+            deadline.instant().saturating_duration_since(now),
+            grpc,
+        );
     }
-    propagate(headers, remaining, grpc);
+    time_left(deadline.instant(), now, grpc)
+}
+
+/// Whether an attempt sent `now` still has time before `deadline`, as the
+/// next hop will be told it: `false` once the deadline has passed, and on
+/// a request that is not gRPC, with less than a millisecond left, which
+/// `mesh-deadline` (whole milliseconds) writes as `0`, read as passed.
+/// (Whichever layer writes the header, one inside may.) The timeout
+/// layers check only that the deadline has not passed when a request
+/// arrives, which costs less on every request; this is for retries.
+pub(crate) fn time_left(deadline: Instant, now: Instant, grpc: bool) -> bool {
+    let remaining = deadline.saturating_duration_since(now);
     if grpc {
         !remaining.is_zero()
     } else {

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use super::Config;
 use crate::{
-    deadline::FAR_FUTURE,
+    deadline::{FAR_FUTURE, time_left},
     replay::ReplayBody,
     retry::{
         attempts::{Attempts, Decision},
@@ -182,10 +182,12 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
-                    // The service may become ready as the deadline passes:
-                    // no attempt starts with no time left.
+                    // The service may become ready as the deadline passes,
+                    // and a backoff's timer may end just before or after
+                    // it: no attempt starts with no time left, or told
+                    // `mesh-deadline: 0`.
                     let now = Instant::now();
-                    if deadline.is_some_and(|deadline| deadline <= now) {
+                    if deadline.is_some_and(|deadline| !time_left(deadline, now, grpc)) {
                         this.state.set(State::Done);
                         return timed_out();
                     }

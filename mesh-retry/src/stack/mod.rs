@@ -37,8 +37,9 @@
 //!   body is held to the deadline and to the `idle` timeout by
 //!   [`TimeoutBody`];
 //! - a request whose deadline has passed when it arrives (`mesh-deadline:
-//!   0`, `grpc-timeout: 0n`), or when an attempt is about to start, gets
-//!   that answer at once, and no attempt is sent.
+//!   0`, `grpc-timeout: 0n`), or when a retry is about to start, gets
+//!   that answer at once, and no attempt is sent; so does a retry that
+//!   would be told `mesh-deadline: 0` (less than a millisecond left).
 //!
 //! One difference: the deadline is not added to the request as a
 //! [`Deadline`] extension, since nothing inside needs it; the upstream

@@ -292,3 +292,43 @@ async fn alone_the_retry_layer_forwards_a_first_attempt_past_its_deadline_unretr
     assert_eq!(sent, ["0"]);
     assert_eq!(res.status(), 503);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_a_per_try_timeout_would_tell_it_has_no_time_left_is_not_sent() {
+    // The request carries no deadline header: the per-try timeout inside
+    // writes it, in whole milliseconds.
+    let (upstream, heads) = busy_then_ok();
+    let timeouts = Timeouts {
+        per_try: Some(Duration::from_secs(5)),
+        ..Timeouts::default()
+    };
+    let svc = tower::ServiceBuilder::new()
+        .layer(RequestTimeoutLayer::new(Timeouts::default()).with_propagation(false))
+        .layer(RetryLayer::new(waits_retry_after(), unlimited()))
+        .layer(crate::AttemptTimeoutLayer::new(timeouts))
+        .service(upstream);
+    let req = with_deadline(get("/"), Duration::from_micros(1_000_500));
+    let res = svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    assert_eq!(sent, ["1000"], "the retry was not sent");
+    assert_eq!(res.status(), 503);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_route_stack_sends_no_retry_it_would_tell_has_no_time_left() {
+    let (upstream, heads) = busy_then_ok();
+    let svc = crate::RouteStackLayer::new(waits_retry_after(), Timeouts::default(), unlimited())
+        .layer(upstream);
+    let req = with_deadline(get("/"), Duration::from_micros(1_000_500));
+    let res = svc.oneshot(req).await.unwrap();
+    let heads = heads.lock().unwrap();
+    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    assert_eq!(sent, ["1000"], "the retry was not sent");
+    // The route stack owns the deadline, and answers for it.
+    assert_eq!(res.status(), 504);
+    assert_eq!(
+        res.headers()[mesh_core::error::MESH_ERROR],
+        "request timed out"
+    );
+}
