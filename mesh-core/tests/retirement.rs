@@ -4,6 +4,9 @@
 //! retirement's timers are pending when the paused clock jumps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 use std::{
     convert::Infallible,
     future::{Ready, ready},
@@ -84,9 +87,11 @@ async fn serve(accept: Retiring, protocol: Protocol) -> SocketAddr {
 
 #[tokio::test]
 async fn a_drained_http_connection_is_closed() {
+    let (logs, _guard) = log_capture::Logs::capture();
     let accept = Retiring::default();
     let addr = serve(accept.clone(), Protocol::Http).await;
     let tcp = TcpStream::connect(addr).await.unwrap();
+    let peer = tcp.local_addr().unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
         .await
         .unwrap();
@@ -103,6 +108,14 @@ async fn a_drained_http_connection_is_closed() {
         .expect("the drained connection stayed open")
         .unwrap()
         .unwrap();
+    // The log says whose connection.
+    let drained = logs.find("draining a connection whose credentials went stale");
+    assert_eq!(
+        drained,
+        [format!(
+            "draining a connection whose credentials went stale peer={peer}"
+        )]
+    );
 }
 
 #[tokio::test]
@@ -160,6 +173,7 @@ async fn read_head(conn: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_upgraded_connection_is_closed_at_its_close_time() {
+    let (logs, _guard) = log_capture::Logs::capture();
     // A tunnel is a byte pipe like an opaque connection: it cannot be
     // drained, and it must not outlive the certificate that let it in.
     let upstream = echo_upstream().await;
@@ -175,6 +189,7 @@ async fn an_upgraded_connection_is_closed_at_its_close_time() {
     });
 
     let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let peer = tcp.local_addr().unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
         .await
         .unwrap();
@@ -197,5 +212,13 @@ async fn an_upgraded_connection_is_closed_at_its_close_time() {
     assert!(
         elapsed.abs_diff(HOUR) < Duration::from_secs(1),
         "closed after {elapsed:?}"
+    );
+    // The log says whose tunnel.
+    let cut = logs.find("upgraded connection closed: its credentials expired");
+    assert_eq!(
+        cut,
+        [format!(
+            "upgraded connection closed: its credentials expired peer={peer}"
+        )]
     );
 }

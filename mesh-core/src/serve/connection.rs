@@ -179,18 +179,18 @@ where
         let svc = HyperService {
             inner: self.http,
             info,
-            lease: self.lease.closing_at(retire.close_at()),
+            lease: self.lease.closing_at(retire.close_at(), remote_addr),
             idle,
         };
         let io = TokioIo::new(WriteStall::new(io, bounded(config.write_stall_timeout)));
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
-                drive(conn, self.shutdown, retire).await
+                drive(conn, self.shutdown, retire, remote_addr).await
             }
             HttpVersion::Http2 => {
                 let conn = self.shared.http2.serve_connection(io, svc);
-                drive(conn, self.shutdown, retire).await
+                drive(conn, self.shutdown, retire, remote_addr).await
             }
         }
     }
@@ -282,7 +282,12 @@ const NO_PREFACE: &str = "ALPN chose HTTP/2, but the peer did not open with its 
 /// Runs an HTTP connection. When shutdown fires or the connection is to be
 /// retired, lets it finish the requests in flight and close; at the
 /// retirement's close time, closes it regardless.
-async fn drive<C>(conn: C, shutdown: Shutdown, retire: Retirement) -> Result<(), BoxError>
+async fn drive<C>(
+    conn: C,
+    shutdown: Shutdown,
+    retire: Retirement,
+    peer: std::net::SocketAddr,
+) -> Result<(), BoxError>
 where
     C: Graceful,
 {
@@ -300,7 +305,9 @@ where
         biased;
         res = conn.as_mut() => return res.map_err(Into::into),
         () = shutdown => {}
-        () = drain => tracing::debug!("draining a connection whose credentials went stale"),
+        () = drain => {
+            tracing::debug!(%peer, "draining a connection whose credentials went stale");
+        }
         () = closed.as_mut() => return Err(CLOSED_AT_EXPIRY.into()),
     }
     conn.as_mut().graceful_shutdown();

@@ -14,7 +14,7 @@
 //! tunnel, like an opaque connection, cannot be drained, and it must not
 //! outlive the credentials that let it in.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{
     sync::{OwnedSemaphorePermit, watch},
@@ -29,6 +29,8 @@ pub(crate) struct Lease {
     _permit: Arc<OwnedSemaphorePermit>,
     cut: watch::Receiver<bool>,
     close_at: Option<Instant>,
+    /// The connection's peer, once known: for the log.
+    peer: Option<SocketAddr>,
 }
 
 impl Lease {
@@ -37,13 +39,19 @@ impl Lease {
             _permit: Arc::new(permit),
             cut,
             close_at: None,
+            peer: None,
         }
     }
 
     /// The same lease, ending at `close_at` too: the connection's
-    /// retirement close time, once the accept hook has given it.
-    pub(super) fn closing_at(self, close_at: Option<Instant>) -> Self {
-        Self { close_at, ..self }
+    /// retirement close time, once the accept hook has given it; `peer`
+    /// is whom the connection serves.
+    pub(super) fn closing_at(self, close_at: Option<Instant>, peer: SocketAddr) -> Self {
+        Self {
+            close_at,
+            peer: Some(peer),
+            ..self
+        }
     }
 
     /// Completes when the server's grace period is over, the server is
@@ -54,7 +62,10 @@ impl Lease {
             // An error means the server is gone, which also means cut.
             _ = self.cut.wait_for(|cut| *cut) => {}
             () = super::accept::until(self.close_at) => {
-                tracing::debug!("upgraded connection closed: its credentials expired");
+                tracing::debug!(
+                    peer = self.peer.map(tracing::field::display),
+                    "upgraded connection closed: its credentials expired"
+                );
             }
         }
     }
