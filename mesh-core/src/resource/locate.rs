@@ -18,14 +18,21 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::error::Location;
+use super::{error::Location, shape::check_yaml_shape};
 
 /// Where the value at `path` (such as `spec.rules[0].matches[1].path.value`)
 /// is written in document `document` (counted from 1) of `text`, or `None`
 /// when it is not there or cannot be told for sure. An empty path is the
 /// document itself.
+///
+/// A text [`check_yaml_shape`] refuses is not looked into: each step of
+/// the walk parses the text again, and that text would take the parser
+/// too long to read.
 pub fn locate(text: &str, document: usize, path: &str) -> Option<Location> {
     let document = document.checked_sub(1)?;
+    if check_yaml_shape("", text).is_err() {
+        return None;
+    }
     if path.is_empty() {
         return probe(text, document, &[], Target::Value);
     }

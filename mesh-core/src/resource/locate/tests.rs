@@ -141,3 +141,11 @@ fn parses_paths() {
         assert_eq!(parse_path(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn a_text_too_deep_to_parse_quickly_is_not_looked_into() {
+    let text = format!("spec:\n  rules: {}", "{a: ".repeat(100_000));
+    assert_eq!(at(&text, "spec"), None);
+    let shallow = format!("spec:\n  rules: {}1{}", "{a: ".repeat(100), "}".repeat(100));
+    assert_eq!(at(&shallow, "spec.rules"), Some((2, 10)));
+}
