@@ -83,7 +83,7 @@ impl SidecarConfig {
     /// came from (usually the file name) in error messages.
     ///
     /// An empty text, or one with only comments, is the default
-    /// configuration.
+    /// configuration. A byte-order mark before the text is skipped.
     ///
     /// # Errors
     ///
@@ -92,6 +92,11 @@ impl SidecarConfig {
     /// one, two listeners on one port, or a service named twice. Its
     /// [`kind`](ConfigError::kind) says which.
     pub fn from_yaml(text: &str, origin: &str) -> Result<SidecarConfig, ConfigError> {
+        // A byte-order mark, which some editors write before every file,
+        // starts a YAML stream but is not part of its text (YAML 1.2
+        // §5.2): the parser would otherwise see a second document, and
+        // columns on the first line would count it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Syntax first: the typed pass below stops at its first mistake and
         // could report a consequence of bad indentation as a wrong type.
         let whole = serde_yaml_ng::Deserializer::from_str(text);
