@@ -12,7 +12,9 @@
 //! line's values.
 //!
 //! `--admin` takes `ADDR` or `NAME=ADDR`, comma-separated: addresses with
-//! the same name are replicas of one workload, and make one row.
+//! the same name are replicas of one workload, and make one row. An
+//! address is scraped once however often it is listed, and may not be
+//! listed under two names.
 
 use std::{fmt, io::Write, num::NonZeroUsize, time::Duration};
 
@@ -31,6 +33,16 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 pub enum ViewError {
     /// `--admin` is not a list of `ADDR` or `NAME=ADDR`.
     Targets(InvalidTarget),
+    /// `--admin` names one admin server as two workloads' replica: its
+    /// traffic would be counted in both rows.
+    TwoNames {
+        /// The admin server, as written.
+        addr: String,
+        /// The name it has first.
+        first: String,
+        /// The other name it has.
+        second: String,
+    },
     /// No admin server could be scraped, or the view could not be written.
     Query(QueryError),
     /// The tap could not be opened or read.
@@ -43,6 +55,14 @@ impl fmt::Display for ViewError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Targets(_) => f.write_str("--admin: invalid admin address"),
+            Self::TwoNames {
+                addr,
+                first,
+                second,
+            } => write!(
+                f,
+                "--admin: {addr} is named both {first} and {second}: one admin server is one replica of one workload"
+            ),
             Self::Query(error) => write!(f, "{error}"),
             Self::Tap(error) => write!(f, "{error}"),
             Self::Write(_) => f.write_str("cannot write the output"),
@@ -54,6 +74,7 @@ impl std::error::Error for ViewError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Targets(error) => Some(error),
+            Self::TwoNames { .. } => None,
             Self::Query(error) => error.source(),
             Self::Tap(error) => Some(error),
             Self::Write(error) => Some(error),
@@ -61,8 +82,29 @@ impl std::error::Error for ViewError {
     }
 }
 
+/// The targets of `--admin`, each admin server once.
+///
+/// An address written twice under one name is one replica, scraped once:
+/// scraped twice, its traffic would count twice in its row and in MESHED
+/// (a list built by a script easily repeats a pod). Under two names it is
+/// an error, since its traffic would count in both rows. Addresses are
+/// compared as written: `localhost:4191` and `127.0.0.1:4191` are two.
 fn targets(admin: &str) -> Result<Vec<Target>, ViewError> {
-    Target::parse_list(admin).map_err(ViewError::Targets)
+    let mut targets: Vec<Target> = Vec::new();
+    for target in Target::parse_list(admin).map_err(ViewError::Targets)? {
+        match targets.iter().find(|seen| seen.addr == target.addr) {
+            None => targets.push(target),
+            Some(seen) if seen.name == target.name => {}
+            Some(seen) => {
+                return Err(ViewError::TwoNames {
+                    addr: target.addr,
+                    first: seen.name.clone(),
+                    second: target.name,
+                });
+            }
+        }
+    }
+    Ok(targets)
 }
 
 /// `sidecar stat --admin ADDR[,ADDR...] [--window 10s] [-o json]`: one row

@@ -1,0 +1,89 @@
+//! `--admin` lists admin servers as replicas of workloads. One listed
+//! twice under its name is one replica, scraped once per scrape, not
+//! counted twice; one listed under two names is refused, since its traffic
+//! would count in both rows.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use http::Response;
+use mesh_examples::sidecar::views::{self, ViewError};
+use mesh_metrics::query::Format;
+use serde_json::Value;
+use support::{full, refused_addr, serve};
+
+/// An admin server whose inbound success counter grows by 100 at each
+/// scrape, and the count of its scrapes.
+async fn admin() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    let counted = scrapes.clone();
+    serve(listener, move |_req| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let body = format!(
+                "response_total{{direction=\"inbound\",tls=\"true\",classification=\"success\"}} {}\n",
+                100 * n
+            );
+            Ok(Response::new(full(body)))
+        }
+    });
+    (addr, scrapes)
+}
+
+#[tokio::test]
+async fn an_admin_server_listed_twice_under_its_name_is_one_replica() {
+    let (addr, scrapes) = admin().await;
+    let list = format!("web={addr},web={addr}, web={addr}");
+    let json = views::stat(&list, Duration::from_millis(20), Format::Json)
+        .await
+        .unwrap();
+    let rows: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(rows[0]["replicas"], 1, "{json}");
+    assert_eq!(rows[0]["meshed"], 1, "{json}");
+    // Once before the window and once after.
+    assert_eq!(scrapes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_admin_server_under_two_names_is_refused_before_any_scrape() {
+    let addr = refused_addr().await;
+    for view in ["stat", "edges"] {
+        let list = format!("web={addr},vote=127.0.0.1:1,vote={addr}");
+        let window = Duration::from_millis(10);
+        let error = match view {
+            "stat" => views::stat(&list, window, Format::Table).await,
+            _ => views::edges(&list, window, Format::Table).await,
+        }
+        .unwrap_err();
+        assert!(
+            matches!(&error, ViewError::TwoNames { first, second, .. } if first == "web" && second == "vote"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "--admin: {addr} is named both web and vote: one admin server is one replica of one workload"
+            )
+        );
+    }
+    // An address alone is named after itself.
+    let error = views::stat(
+        &format!("{addr},web={addr}"),
+        Duration::from_millis(10),
+        Format::Json,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ViewError::TwoNames { .. }), "{error:?}");
+}
