@@ -48,3 +48,34 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListe
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }
+
+/// How a listener's accept failures are logged: the first of a run as a
+/// warning, the rest at `debug`, and the run's end with its count.
+///
+/// An accept fails mostly for want of file descriptors, and then every
+/// attempt fails, twenty a second with the loop's back-off, for as long as
+/// the shortage lasts: a warning for each would flood the logs that are
+/// needed to find out why.
+#[derive(Debug, Default)]
+pub(super) struct AcceptFailures {
+    /// How many accepts failed since the last that succeeded.
+    run: u64,
+}
+
+impl AcceptFailures {
+    pub(super) fn failed(&mut self, listener: &str, error: &io::Error) {
+        self.run += 1;
+        if self.run == 1 {
+            tracing::warn!(listener = %listener, %error, "accept failed");
+        } else {
+            tracing::debug!(listener = %listener, %error, "accept failed");
+        }
+    }
+
+    pub(super) fn accepted(&mut self, listener: &str) {
+        if self.run > 0 {
+            tracing::info!(listener = %listener, failures = self.run, "accepting connections again");
+            self.run = 0;
+        }
+    }
+}

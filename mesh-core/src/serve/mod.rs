@@ -332,17 +332,21 @@ impl<A> Server<A> {
         // connection waited. So at most one accepted connection per
         // listener waits here; the rest wait in the kernel's backlog.
         let mut waiting: Option<tokio::net::TcpStream> = None;
+        let mut failures = listener::AcceptFailures::default();
         loop {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 accepted = listener.accept(), if waiting.is_none() => match accepted {
-                    Ok((tcp, _)) => waiting = Some(tcp),
+                    Ok((tcp, _)) => {
+                        failures.accepted(&local);
+                        waiting = Some(tcp);
+                    }
                     Err(error) => {
                         // Usually out of file descriptors: back off so the
                         // loop does not spin while connections close.
-                        tracing::warn!(listener = %local, %error, "accept failed");
+                        failures.failed(&local, &error);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },

@@ -14,9 +14,9 @@ use tracing::{
 };
 
 /// The events logged on this thread while the guard lives, each as
-/// `message key=value ...`.
+/// `message key=value ...`, with its level.
 #[derive(Clone, Default)]
-pub(crate) struct Logs(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<(tracing::Level, String)>>>);
 
 impl Logs {
     /// Captures this thread's events (a current-thread runtime's tasks
@@ -28,12 +28,24 @@ impl Logs {
     }
 
     /// The events whose message starts with `message`.
+    #[allow(dead_code)] // Not every test binary reads every way.
     pub(crate) fn find(&self, message: &str) -> Vec<String> {
         let lines = self.0.lock().unwrap();
         lines
             .iter()
-            .filter(|line| line.starts_with(message))
-            .cloned()
+            .filter(|(_, line)| line.starts_with(message))
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// The events at `level` whose message starts with `message`.
+    #[allow(dead_code)]
+    pub(crate) fn find_at(&self, level: tracing::Level, message: &str) -> Vec<String> {
+        let lines = self.0.lock().unwrap();
+        lines
+            .iter()
+            .filter(|(at, line)| *at == level && line.starts_with(message))
+            .map(|(_, line)| line.clone())
             .collect()
     }
 }
@@ -71,10 +83,11 @@ impl Subscriber for Logs {
     fn event(&self, event: &Event<'_>) {
         let mut line = Line::default();
         event.record(&mut line);
+        let text = format!("{}{}", line.message, line.fields);
         self.0
             .lock()
             .unwrap()
-            .push(format!("{}{}", line.message, line.fields));
+            .push((*event.metadata().level(), text));
     }
 
     fn enter(&self, _: &Id) {}
