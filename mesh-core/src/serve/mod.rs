@@ -149,7 +149,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long an HTTP/2 connection may be quiet before it is pinged.
     /// Default [`HTTP2_KEEP_ALIVE_INTERVAL`], 10 seconds; `None` never
-    /// pings.
+    /// pings, and neither does `Some` of zero (read literally, it would
+    /// ping again as soon as each ping is answered).
     ///
     /// HTTP/1 connections have [`header_read_timeout`](Self::header_read_timeout);
     /// HTTP/2 has no such bound, so without pings a peer that sent the
@@ -250,7 +251,12 @@ impl Server {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
-            .keep_alive_interval(config.http2_keep_alive_interval.map(bounded))
+            .keep_alive_interval(
+                config
+                    .http2_keep_alive_interval
+                    .filter(|interval| !interval.is_zero())
+                    .map(bounded),
+            )
             .keep_alive_timeout(bounded(config.http2_keep_alive_timeout))
             .max_send_buf_size(HTTP2_SEND_BUFFER);
         Self {
