@@ -15,7 +15,7 @@ use tower::{Service, ServiceExt, util::Oneshot};
 use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
     accept::until,
-    bounded,
+    builders::bounded,
     idle::{
         StreamIdle,
         body::IdleBody,

@@ -50,6 +50,7 @@
 //! ```
 
 mod accept;
+mod builders;
 mod connection;
 mod idle;
 pub(crate) mod lease;
@@ -64,7 +65,7 @@ use std::{sync::Arc, time::Duration};
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::Service;
 
@@ -103,16 +104,6 @@ pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long an HTTP connection's writes may wait for the peer to read by
 /// default: see [`ServerConfig::write_stall_timeout`].
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How much of a response an HTTP/2 stream queues ahead of the socket.
-///
-/// A client that grants large flow-control windows and reads its socket
-/// at a trickle, just fast enough for the write stall bound, has each of
-/// its streams' responses queue up in the server to this bound: hyper's
-/// default of about 400 KiB let one connection's 200 streams pin 80 MiB.
-/// At 64 KiB, four frames of the default size, a fast socket is still
-/// kept fed.
-const HTTP2_SEND_BUFFER: usize = 64 * 1024;
 
 /// How a [`Server`] treats its connections.
 ///
@@ -220,13 +211,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// `timeout`, or about 30 years when it is longer: the timers add it to
-/// the clock, which panics past its range, and tokio takes 30 years for
-/// never too.
-fn bounded(timeout: Duration) -> Duration {
-    timeout.min(Duration::from_secs(30 * 365 * 86_400))
-}
-
 /// An HTTP/1.1, HTTP/2 and opaque TCP server. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Server<A = PlaintextAccept> {
@@ -244,21 +228,7 @@ struct Shared {
 impl Server {
     /// A plaintext server.
     pub fn new(config: ServerConfig) -> Self {
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(bounded(config.header_read_timeout));
-        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        http2
-            .timer(TokioTimer::new())
-            .keep_alive_interval(
-                config
-                    .http2_keep_alive_interval
-                    .filter(|interval| !interval.is_zero())
-                    .map(bounded),
-            )
-            .keep_alive_timeout(bounded(config.http2_keep_alive_timeout))
-            .max_send_buf_size(HTTP2_SEND_BUFFER);
+        let (http1, http2) = builders::hyper(&config);
         Self {
             inner: Arc::new(Shared {
                 config,

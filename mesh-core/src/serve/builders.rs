@@ -1,0 +1,46 @@
+//! The hyper connection builders a [`Server`](super::Server) serves with,
+//! from its [`ServerConfig`].
+
+use std::time::Duration;
+
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::ServerConfig;
+
+/// How much of a response an HTTP/2 stream queues ahead of the socket.
+///
+/// A client that grants large flow-control windows and reads its socket
+/// at a trickle, just fast enough for the write stall bound, has each of
+/// its streams' responses queue up in the server to this bound: hyper's
+/// default of about 400 KiB let one connection's 200 streams pin 80 MiB.
+/// At 64 KiB, four frames of the default size, a fast socket is still
+/// kept fed.
+const HTTP2_SEND_BUFFER: usize = 64 * 1024;
+
+/// The HTTP/1 and HTTP/2 builders for `config`.
+pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+    let mut http1 = http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(bounded(config.header_read_timeout));
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(
+            config
+                .http2_keep_alive_interval
+                .filter(|interval| !interval.is_zero())
+                .map(bounded),
+        )
+        .keep_alive_timeout(bounded(config.http2_keep_alive_timeout))
+        .max_send_buf_size(HTTP2_SEND_BUFFER);
+    (http1, http2)
+}
+
+/// `timeout`, or about 30 years when it is longer: the timers add it to
+/// the clock, which panics past its range, and tokio takes 30 years for
+/// never too.
+pub(super) fn bounded(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(30 * 365 * 86_400))
+}
