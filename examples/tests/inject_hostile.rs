@@ -27,13 +27,13 @@ fn flow_nesting_past_128_levels_is_refused_at_the_bracket_too_deep() {
     let text = config_map_with(&nested(129));
     let error = inject::inject("deep.yaml", &text, &InjectConfig::new()).unwrap_err();
     let error = error.as_manifest().expect("a manifest error");
-    assert_eq!(error.kind(), ResourceErrorKind::Syntax);
+    assert_eq!(error.kind(), ResourceErrorKind::LimitExceeded);
     assert_eq!(error.line(), Some(5));
     // `  a: ` and 128 brackets before the one too many.
     assert_eq!(error.location().unwrap().column, 6 + 128);
     assert_eq!(
         error.to_string(),
-        "deep.yaml: flow collections nested deeper than 128 levels at line 5 column 134"
+        "deep.yaml: flow collections nest deeper than 128 levels at line 5 column 134"
     );
 }
 
@@ -125,8 +125,7 @@ fn the_cli_refuses_deep_nesting_on_standard_error_and_writes_nothing() {
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
-        stderr
-            .contains("stdin: flow collections nested deeper than 128 levels at line 5 column 134"),
+        stderr.contains("stdin: flow collections nest deeper than 128 levels at line 5 column 134"),
         "{stderr}"
     );
 }

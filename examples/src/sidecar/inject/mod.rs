@@ -186,7 +186,10 @@
 //! An input longer than [`MAX_INPUT`] (16 MiB) is refused before it is
 //! read whole, and so is one whose flow collections (`[...]`, `{...}`)
 //! nest deeper than the 128 levels a document may have, at the bracket
-//! that goes too deep: reading either would take minutes, or gigabytes.
+//! that goes too deep (mesh-core's
+//! [`check_yaml_shape`](mesh_core::resource::check_yaml_shape), which
+//! reads every resource text before the parser does): reading either
+//! would take minutes, or gigabytes.
 //! A manifest the API server accepts is far from both (it refuses a
 //! request over 3 MiB).
 //!
@@ -228,7 +231,6 @@ mod error;
 mod image;
 mod io;
 mod namespace;
-mod nesting;
 mod note;
 mod object;
 mod proxy;
@@ -269,7 +271,7 @@ use self::{
 /// one-digit numbers), so this keeps a hostile input to a few gigabytes;
 /// manifests are kilobytes, and the API server refuses a request over
 /// 3 MiB.
-pub const MAX_INPUT: usize = 16 << 20;
+pub const MAX_INPUT: usize = mesh_core::resource::MAX_TEXT_LEN;
 
 /// What `inject` adds: today, which image the sidecar runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -311,7 +313,7 @@ pub struct Injected {
 /// `apiVersion` or `kind`, or is a workload that cannot be injected (no
 /// pod template, a field of the wrong type, an unknown `mesh.io/inject`).
 /// It names the document, the field and the line; for flow collections
-/// nested deeper than 128 levels, the line and column of the bracket too
+/// nesting deeper than 128 levels, the line and column of the bracket too
 /// deep. [`InjectError::TooLarge`] for a text longer than [`MAX_INPUT`].
 pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injected, InjectError> {
     // A UTF-8 byte order mark, which some editors write, is no part of the
@@ -322,8 +324,6 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
             origin: origin.to_owned(),
         });
     }
-    // Before the parser, whose time grows with the square of the nesting.
-    nesting::check(origin, text)?;
     let mut documents = Vec::new();
     let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {

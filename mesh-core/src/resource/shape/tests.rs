@@ -211,3 +211,39 @@ fn a_text_nested_deep_throughout_is_refused_once_it_holds_too_much() {
     assert!((4_000..lines).contains(&at), "{at}");
     assert!(check_yaml_shape("policy.yaml", &line.repeat(at - 1)).is_ok());
 }
+
+/// The line and column of a depth error, or `None` for a text let through.
+fn depth_error(text: &str) -> Option<(usize, usize)> {
+    check_yaml_shape("t", text)
+        .err()
+        .and_then(|e| e.location().map(|at| (at.line, at.column)))
+}
+
+#[test]
+fn a_block_scalar_ends_where_its_parent_collection_does() {
+    let over = nested("[", "]", MAX_FLOW_DEPTH + 1);
+    let text = format!("a: |\n  text\nb: {over}\n");
+    assert_eq!(depth_error(&text), Some((3, 132)));
+    // The scalar's parent is the mapping at column 2, not the line's
+    // sequence at column 0: `b` is its sibling, not its text.
+    let text = format!("- a: |\n      text\n  b: {over}\n");
+    assert_eq!(depth_error(&text), Some((3, 134)));
+    let text = format!("- - a: >\n        text\n    b: {over}\n");
+    assert_eq!(depth_error(&text), Some((3, 136)));
+    // Its own lines are skipped, however deep the parent.
+    let many = "[".repeat(MAX_FLOW_DEPTH + 1);
+    let text = format!("- a: |\n   {many}\n  b: 1\n");
+    assert_eq!(depth_error(&text), None);
+}
+
+#[test]
+fn closed_collections_do_not_add_up_and_json_is_flow_from_its_first_brace() {
+    let text = format!("{}\n", "a: [[1], {b: [2]}]\n".repeat(1000));
+    assert_eq!(depth_error(&text), None);
+    let one_line = format!("[{}]\n", "[1], ".repeat(10_000));
+    assert_eq!(depth_error(&one_line), None);
+    let over = format!("{{\"a\": {}}}", nested("[", "]", MAX_FLOW_DEPTH));
+    assert_eq!(depth_error(&over), Some((1, 134)));
+    let at_limit = format!("{{\"a\": {}}}", nested("[", "]", MAX_FLOW_DEPTH - 1));
+    assert_eq!(depth_error(&at_limit), None);
+}
