@@ -138,3 +138,48 @@ async fn a_connect_tunnel_keeps_its_place_under_the_limit() {
     }
     trigger.trigger();
 }
+
+/// Lets the servers take what the kernel has for them.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_freed_place_goes_to_the_connection_that_waited_longest() {
+    // a's second connection waits for the place before b's does, so it
+    // gets the place a's first connection gives up: a listener whose own
+    // connection ends must not lose its turn to the listeners it shares
+    // the limit with.
+    let limit = ConnectionLimit::new(1);
+    let (trigger, shutdown) = shutdown::channel();
+    let a = server(&limit, shutdown.clone()).await;
+    let b = server(&limit, shutdown).await;
+    let mut first = TcpStream::connect(a).await.unwrap();
+    assert!(get(&mut first).await.starts_with("HTTP/1.1 200"));
+    let mut second = TcpStream::connect(a).await.unwrap();
+    settle().await;
+    let mut third = TcpStream::connect(b).await.unwrap();
+    settle().await;
+    third
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+
+    drop(first);
+    // By the paused clock: the place is given at once; were it given to
+    // b, a's connection would wait for b's to close when idle, a minute
+    // later (the header read timeout).
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    assert!(get(&mut second).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let mut buf = [0; 64];
+    assert!(
+        matches!(third.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "b served a connection that came later"
+    );
+    tokio::time::resume();
+    trigger.trigger();
+}

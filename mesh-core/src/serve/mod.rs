@@ -62,6 +62,7 @@ mod stall;
 
 use std::{sync::Arc, time::Duration};
 
+use futures_util::{FutureExt, future::Fuse};
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
@@ -308,6 +309,12 @@ impl<A> Server<A> {
         // connection waited. So at most one accepted connection per
         // listener waits here; the rest wait in the kernel's backlog.
         let mut waiting: Option<tokio::net::TcpStream> = None;
+        // Its wait for a place, kept across the loop's turns: made afresh
+        // each turn, it would give up its turn in the semaphore's queue
+        // whenever one of this listener's connections ended (that is when
+        // a place frees), and the place would go to another listener
+        // sharing the limit, however long this connection had waited.
+        let mut place = std::pin::pin!(Fuse::terminated());
         let mut failures = listener::AcceptFailures::default();
         loop {
             tokio::select! {
@@ -318,6 +325,7 @@ impl<A> Server<A> {
                     Ok((tcp, _)) => {
                         failures.accepted(&local);
                         waiting = Some(tcp);
+                        place.set(permits.clone().acquire_owned().fuse());
                     }
                     Err(error) => {
                         // Usually out of file descriptors: back off so the
@@ -326,7 +334,7 @@ impl<A> Server<A> {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                permit = permits.clone().acquire_owned(), if waiting.is_some() => {
+                permit = place.as_mut(), if waiting.is_some() => {
                     let (Ok(permit), Some(tcp)) = (permit, waiting.take()) else { break };
                     let conn = connection::Connection {
                         shared: self.inner.clone(),
