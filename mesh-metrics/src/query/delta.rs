@@ -1,5 +1,29 @@
 //! What changed between two scrapes, and the golden signals of a selection
 //! of it.
+//!
+//! # Counters, resets and values no counter has
+//!
+//! Every sample is read as a counter (or a histogram's bucket or count,
+//! which are counters too): a value that only goes up, from zero, between
+//! the moments it begins again from zero. Its increase between two scrapes
+//! is the later value less the earlier one, and a value that went down,
+//! by however little, was reset in between: its increase is its new value,
+//! what it counted since the reset. That is how Prometheus' `increase()`
+//! and `rate()` read a decrease ("breaks in monotonicity (such as counter
+//! resets due to target restarts) are automatically adjusted for"; over two
+//! samples, the counter correction of promql's `extrapolatedRate` adds the
+//! old value back, leaving the new one), so the views' figures match a
+//! dashboard's.
+//!
+//! A counter's value is never negative: OpenMetrics has a counter's total
+//! start from 0 and never decrease. Prometheus takes no increase from such
+//! a value apart (it would subtract it); a scraped server that is broken or
+//! not ours can serve one, and 10 successes over a failure count that went
+//! from 10 to -5 would read as a success rate of 200%. So a series whose
+//! value is below zero in the later scrape, or in the earlier one unless it
+//! was reset in between, has no increase in the window and is left out of
+//! the delta: how much of its value came in the window is not known. A success rate is then always within 0 and 100%, and a rate
+//! never below zero.
 
 use std::time::Duration;
 
@@ -28,26 +52,36 @@ impl Delta {
     /// Otherwise, a series that went down was reset, so its increase is its
     /// new value, as Prometheus' `rate` reads a reset; and a series new in
     /// `after` counts whole.
+    ///
+    /// A series whose value is below zero in `after`, or in `before` where
+    /// it was not reset, has no increase and is left out (see the [module
+    /// docs](self)): every increase is zero or more.
     pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
         let resets = Resets::between(before, after);
         let mut before = Matcher::new(if resets.all() { &[] } else { before.samples() });
-        let samples = after
-            .samples()
-            .iter()
-            .map(|s| {
-                let old = match before.find(s) {
-                    Some(_) if resets.reset(s) => 0.0,
-                    Some(old) => old.value,
-                    None => 0.0,
-                };
-                let value = if s.value >= old {
-                    s.value - old
-                } else {
-                    s.value
-                };
-                s.with_value(value)
-            })
-            .collect();
+        // Room for every sample: those left out are few, and a vector that
+        // grew as it went would hold up to twice the delta while it copied.
+        let mut samples = Vec::with_capacity(after.samples().len());
+        for s in after.samples() {
+            // Looked up first, whatever `s` holds: the matcher expects the
+            // samples of `after` in order.
+            let found = before.find(s);
+            if !is_count(s.value) {
+                continue;
+            }
+            let old = match found {
+                Some(_) if resets.reset(s) => 0.0,
+                Some(old) if is_count(old.value) => old.value,
+                Some(_) => continue,
+                None => 0.0,
+            };
+            let increase = if s.value >= old {
+                s.value - old
+            } else {
+                s.value
+            };
+            samples.push(s.with_value(increase));
+        }
         Self { samples, elapsed }
     }
 
@@ -56,7 +90,8 @@ impl Delta {
         self.elapsed
     }
 
-    /// The increases, one per sample of the later scrape.
+    /// The increases, one per sample of the later scrape, in its order,
+    /// but for the series left out (see [`Delta::between`]).
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
@@ -190,6 +225,11 @@ impl Totals {
     }
 }
 
+/// Whether `value` can be a counter's: not below zero.
+fn is_count(value: f64) -> bool {
+    value >= 0.0 || value.is_nan()
+}
+
 fn ratio(part: f64, whole: f64) -> Option<f64> {
     (whole > 0.0).then(|| part / whole)
 }
@@ -202,162 +242,4 @@ fn parse_bound(le: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn increases_survive_resets_and_new_series() {
-        let before = Scrape::parse(
-            "response_total{classification=\"success\",tls=\"true\"} 10\n\
-             response_total{classification=\"failure\"} 5\n",
-        )
-        .unwrap();
-        let after = Scrape::parse(
-            "response_total{classification=\"success\",tls=\"true\"} 28\n\
-             response_total{classification=\"failure\"} 2\n\
-             retry_requests_total{route_name=\"r\"} 4\n",
-        )
-        .unwrap();
-        let delta = Delta::between(&before, &after, Duration::from_secs(10));
-        let mut t = Totals::default();
-        delta.accumulate(&mut t, |_| true);
-        // 18 new successes; the failure series reset to 2; 4 new retries.
-        assert_eq!(
-            (t.success, t.failure, t.tls, t.retries),
-            (18.0, 2.0, 18.0, 4.0)
-        );
-        assert_eq!(t.success_rate(), Some(0.9));
-        assert_eq!(t.rps(delta.elapsed()), 2.0);
-        assert_eq!(t.tls_rate(), Some(0.9));
-        assert_eq!(t.retry_ratio(), Some(0.2));
-        // 18 successful attempts of 20 requests + 4 retries.
-        assert_eq!(t.actual_success_rate(), Some(0.75));
-        assert_eq!(t.actual_rps(delta.elapsed()), 2.4);
-    }
-
-    #[test]
-    fn a_series_is_its_label_set_whatever_the_order_of_its_labels() {
-        // Prometheus identifies a series by its label set; another exporter,
-        // or another version of this one, may write the labels in another
-        // order.
-        let before =
-            Scrape::parse("response_total{classification=\"success\",direction=\"inbound\"} 100\n")
-                .unwrap();
-        let after =
-            Scrape::parse("response_total{direction=\"inbound\",classification=\"success\"} 130\n")
-                .unwrap();
-        let delta = Delta::between(&before, &after, Duration::from_secs(10));
-        let mut t = Totals::default();
-        delta.accumulate(&mut t, |_| true);
-        assert_eq!(t.success, 30.0);
-    }
-
-    #[test]
-    fn series_are_matched_in_any_order_and_new_ones_count_whole() {
-        // A family's series change places when its map grows, and a new
-        // series may come anywhere.
-        let before = Scrape::parse(
-            "a_total{x=\"1\"} 10\n\
-             a_total{x=\"2\"} 20\n\
-             b_total{x=\"1\"} 30\n\
-             b_total{x=\"2\"} 40\n",
-        )
-        .unwrap();
-        let after = Scrape::parse(
-            "a_total{x=\"2\"} 21\n\
-             a_total{x=\"3\"} 5\n\
-             a_total{x=\"1\"} 12\n\
-             b_total{x=\"1\"} 33\n\
-             b_total{x=\"2\"} 44\n\
-             c_total{x=\"1\"} 7\n",
-        )
-        .unwrap();
-        let delta = Delta::between(&before, &after, Duration::from_secs(10));
-        let increases: Vec<(&str, Option<&str>, f64)> = delta
-            .samples()
-            .iter()
-            .map(|s| (s.name.as_str(), s.label("x"), s.value))
-            .collect();
-        assert_eq!(
-            increases,
-            [
-                ("a_total", Some("2"), 1.0),
-                ("a_total", Some("3"), 5.0),
-                ("a_total", Some("1"), 2.0),
-                ("b_total", Some("1"), 3.0),
-                ("b_total", Some("2"), 4.0),
-                ("c_total", Some("1"), 7.0),
-            ]
-        );
-    }
-
-    #[test]
-    fn after_a_restart_every_counter_counts_whole() {
-        // The process restarted between the scrapes: every counter began
-        // again from zero, including those that have already climbed past
-        // their old values. Taking those as increases would count 20 - 10
-        // failures instead of 20.
-        let before = Scrape::parse(
-            "process_start_time_seconds 1700000000\n\
-             response_total{classification=\"success\"} 1000\n\
-             response_total{classification=\"failure\"} 10\n",
-        )
-        .unwrap();
-        let after = Scrape::parse(
-            "process_start_time_seconds 1700000500\n\
-             response_total{classification=\"success\"} 50\n\
-             response_total{classification=\"failure\"} 20\n",
-        )
-        .unwrap();
-        let delta = Delta::between(&before, &after, Duration::from_secs(10));
-        let mut t = Totals::default();
-        delta.accumulate(&mut t, |_| true);
-        assert_eq!((t.success, t.failure), (50.0, 20.0));
-
-        // The same process: increases as usual.
-        let same = Scrape::parse(
-            "process_start_time_seconds 1700000000\n\
-             response_total{classification=\"success\"} 1050\n\
-             response_total{classification=\"failure\"} 30\n",
-        )
-        .unwrap();
-        let delta = Delta::between(&before, &same, Duration::from_secs(10));
-        let mut t = Totals::default();
-        delta.accumulate(&mut t, |_| true);
-        assert_eq!((t.success, t.failure), (50.0, 20.0));
-    }
-
-    #[test]
-    fn a_series_whose_created_time_changed_was_reset() {
-        // OpenMetrics dates each counter and histogram series with a
-        // `_created` sample; a new date means the series began again from
-        // zero, even where its new value is past its old one.
-        let before = Scrape::parse(
-            "hits_total{a=\"1\"} 100\n\
-             hits_created{a=\"1\"} 1000\n\
-             lat_bucket{le=\"1.0\",a=\"1\"} 50\n\
-             lat_count{a=\"1\"} 50\n\
-             lat_created{a=\"1\"} 1000\n",
-        )
-        .unwrap();
-        let after = Scrape::parse(
-            "hits_total{a=\"1\"} 130\n\
-             hits_created{a=\"1\"} 2000\n\
-             lat_bucket{le=\"1.0\",a=\"1\"} 60\n\
-             lat_count{a=\"1\"} 60\n\
-             lat_created{a=\"1\"} 1000\n",
-        )
-        .unwrap();
-        let delta = Delta::between(&before, &after, Duration::from_secs(10));
-        let value = |name: &str| {
-            delta
-                .samples()
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| s.value)
-        };
-        assert_eq!(value("hits_total"), Some(130.0));
-        assert_eq!(value("lat_bucket"), Some(10.0));
-        assert_eq!(value("lat_count"), Some(10.0));
-    }
-}
+mod tests;
