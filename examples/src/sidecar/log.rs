@@ -85,7 +85,13 @@ impl LogLevel for ReloadableFilter {
             .unwrap_or_default()
     }
 
+    /// Replaces the filter. An empty one is refused: it would leave only
+    /// errors logged, and is more likely a request sent without its body
+    /// than a wish.
     fn set(&self, filter: &str) -> Result<(), String> {
+        if filter.trim().is_empty() {
+            return Err("empty filter: write one such as info or mesh_core=debug,info".into());
+        }
         let filter = EnvFilter::try_new(filter).map_err(|e| format!("invalid filter: {e}"))?;
         self.handle
             .reload(filter)
@@ -98,6 +104,21 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
+
+    #[test]
+    fn an_empty_filter_is_refused_and_the_filter_in_force_kept() {
+        let (level, layer) = ReloadableFilter::new(EnvFilter::new("info"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        // `curl -X PUT .../proxy-log-level` without a body: an empty
+        // filter would turn every log but errors off.
+        for empty in ["", "  ", "\n"] {
+            let error = level.set(empty).unwrap_err();
+            assert!(error.contains("empty"), "{error}");
+            assert_eq!(level.get(), "info");
+            assert!(tracing::enabled!(tracing::Level::INFO));
+        }
+    }
 
     #[test]
     fn rust_log_is_the_filter_unless_empty_or_refused() {
