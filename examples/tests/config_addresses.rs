@@ -185,3 +185,37 @@ admin:
     // [::1] is not 127.0.0.1: an IPv4 listener does not take it.
     parse("inbound:\n  listen: 0.0.0.0:4143\n  app: \"[::1]:4143\"\n").unwrap();
 }
+
+#[test]
+fn a_dashboard_peer_on_port_zero_is_rejected() {
+    let yaml = "\
+admin:
+  dashboard:
+    name: web
+    peers:
+      - {name: emoji, admin: 10.0.0.7:4191}
+      - {name: voting, admin: 10.0.1.3:0}
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "admin.dashboard.peers[1].admin",
+        6,
+    );
+    assert!(error.to_string().contains("port 0"), "{error}");
+}
+
+#[test]
+fn a_trace_collector_on_port_zero_is_rejected() {
+    let error = reject("tracing:\n  collector: http://127.0.0.1:0\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::InvalidValue,
+        "tracing.collector",
+        2,
+    );
+    assert!(error.to_string().contains("port 0"), "{error}");
+    // Without a port, the URL's default (80) is meant, as written.
+    parse("tracing:\n  collector: http://otel-collector.local\n").unwrap();
+}

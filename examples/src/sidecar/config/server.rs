@@ -99,8 +99,9 @@ struct PeerEntry {
     admin: Addr,
 }
 
-/// Checks `admin.dashboard`: a peer may not be listed twice, nor be this
-/// sidecar's own admin server, which is always scraped.
+/// Checks `admin.dashboard`: a peer may not be on port 0, which nothing
+/// can be scraped on, nor be listed twice, nor be this sidecar's own
+/// admin server, which is always scraped.
 pub(super) fn resolve_dashboard(
     section: DashboardSection,
     admin_listen: SocketAddr,
@@ -112,6 +113,14 @@ pub(super) fn resolve_dashboard(
         let path = format!("admin.dashboard.peers[{index}].admin");
         let conflict =
             |message: String| source.error(ConfigErrorKind::Conflict, &path, &path, message);
+        if admin.port() == 0 {
+            return Err(source.error(
+                ConfigErrorKind::InvalidValue,
+                &path,
+                &path,
+                format!("invalid admin address {admin} (port 0 cannot be connected to)"),
+            ));
+        }
         if let Some(first) = peers.iter().position(|p| p.admin == admin) {
             return Err(conflict(format!(
                 "{admin} is already listed at admin.dashboard.peers[{first}]"

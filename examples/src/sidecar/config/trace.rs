@@ -46,7 +46,15 @@ impl<'de> Deserialize<'de> for CollectorEntry {
         deserializer.deserialize_str(ParseStr {
             what: "collector",
             expecting: "an http:// URL such as http://127.0.0.1:4318",
-            parse: |text: &str| text.parse::<Collector>().map(CollectorEntry),
+            parse: |text: &str| {
+                let collector = text.parse::<Collector>().map_err(|e| e.to_string())?;
+                // As for an application or an endpoint: nothing can be
+                // connected to on port 0.
+                if collector.uri().port_u16() == Some(0) {
+                    return Err("port 0 cannot be connected to".to_owned());
+                }
+                Ok(CollectorEntry(collector))
+            },
         })
     }
 }
