@@ -48,3 +48,44 @@ fn a_counter_gone_negative_does_not_make_success_above_100_percent() {
     assert_eq!(json[0]["success"], 1.0);
     assert_eq!(json[0]["rps"], 1.0);
 }
+
+#[test]
+fn nan_and_infinite_counters_are_left_out_of_the_figures() {
+    let (table, json) = stat(
+        "response_total{direction=\"inbound\",classification=\"success\"} 10\n\
+         response_total{direction=\"inbound\",classification=\"failure\"} NaN\n\
+         response_total{direction=\"inbound\",tls=\"true\",classification=\"success\"} 0\n",
+        "response_total{direction=\"inbound\",classification=\"success\"} 30\n\
+         response_total{direction=\"inbound\",classification=\"failure\"} 5\n\
+         response_total{direction=\"inbound\",tls=\"true\",classification=\"success\"} +Inf\n\
+         response_latency_ms_bucket{direction=\"inbound\",le=\"10\"} NaN\n\
+         response_latency_ms_bucket{direction=\"inbound\",le=\"+Inf\"} +Inf\n",
+    );
+    assert!(!table.contains("NaN") && !table.contains("inf"), "{table}");
+    // NAME MESHED SUCCESS RPS P50 P95 P99 TLS: the 20 successes of the
+    // first series alone; no latency without a finite bucket.
+    assert_eq!(
+        row(&table),
+        ["web", "1/1", "100.00%", "2.0rps", "-", "-", "-", "0.00%"],
+        "{table}"
+    );
+    assert_eq!(json[0]["success"], 1.0);
+    assert_eq!(json[0]["rps"], 2.0);
+    assert!(json[0]["latency_ms_p50"].is_null(), "{json}");
+}
+
+#[test]
+fn figures_of_sums_past_the_range_of_f64_are_a_dash_and_null() {
+    // Each count is finite; their sum is not, and neither is its rate.
+    let (table, json) = stat(
+        "",
+        "response_total{direction=\"inbound\",classification=\"success\"} 1e308\n\
+         response_total{direction=\"inbound\",classification=\"failure\"} 1e308\n",
+    );
+    assert_eq!(row(&table)[2..4], ["-", "-"], "{table}");
+    assert_eq!(row(&table)[7], "-", "{table}");
+    // In JSON a figure that cannot be computed is null, `rps` as the others.
+    for field in ["success", "rps", "tls"] {
+        assert!(json[0][field].is_null(), "{field}: {json}");
+    }
+}

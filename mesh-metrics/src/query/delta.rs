@@ -15,15 +15,19 @@
 //! old value back, leaving the new one), so the views' figures match a
 //! dashboard's.
 //!
-//! A counter's value is never negative: OpenMetrics has a counter's total
-//! start from 0 and never decrease. Prometheus takes no increase from such
-//! a value apart (it would subtract it); a scraped server that is broken or
-//! not ours can serve one, and 10 successes over a failure count that went
-//! from 10 to -5 would read as a success rate of 200%. So a series whose
-//! value is below zero in the later scrape, or in the earlier one unless it
-//! was reset in between, has no increase in the window and is left out of
-//! the delta: how much of its value came in the window is not known. A success rate is then always within 0 and 100%, and a rate
-//! never below zero.
+//! A counter's value is a finite number, never negative: OpenMetrics has a
+//! counter's total start from 0, never decrease and never be NaN, and an
+//! increase from or to an infinity is no number of events. Prometheus sets
+//! no such value apart (it would subtract -5, and make every sum that takes
+//! a NaN in NaN); a scraped server that is broken or not ours can serve
+//! one, and 10 successes over a failure count that went from 10 to -5
+//! would read as a success rate of 200%, a NaN as `NaN%`. So a series whose
+//! value is below zero, NaN or infinite in the later scrape, or in the
+//! earlier one unless it was reset in between, has no increase in the
+//! window and is left out of the delta, as if it were absent: how much of
+//! its value came in the window is not known. Every increase is then a
+//! finite number, zero or more; a success rate is within 0 and 100%, and a
+//! rate is never below zero.
 
 use std::time::Duration;
 
@@ -53,9 +57,10 @@ impl Delta {
     /// new value, as Prometheus' `rate` reads a reset; and a series new in
     /// `after` counts whole.
     ///
-    /// A series whose value is below zero in `after`, or in `before` where
-    /// it was not reset, has no increase and is left out (see the [module
-    /// docs](self)): every increase is zero or more.
+    /// A series whose value is below zero, NaN or infinite in `after`, or
+    /// in `before` where it was not reset, has no increase and is left out
+    /// (see the [module docs](self)): every increase is finite, zero or
+    /// more.
     pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
         let resets = Resets::between(before, after);
         let mut before = Matcher::new(if resets.all() { &[] } else { before.samples() });
@@ -181,7 +186,8 @@ impl Totals {
         ratio(self.success, self.responses())
     }
 
-    /// Responses per second over `elapsed`.
+    /// Responses per second over `elapsed`: +Inf when the responses sum
+    /// past the range of `f64`, which a view shows as not computed.
     pub fn rps(&self, elapsed: Duration) -> f64 {
         let secs = elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -225,13 +231,18 @@ impl Totals {
     }
 }
 
-/// Whether `value` can be a counter's: not below zero.
+/// Whether `value` can be a counter's: finite, and not below zero.
 fn is_count(value: f64) -> bool {
-    value >= 0.0 || value.is_nan()
+    value.is_finite() && value >= 0.0
 }
 
+/// `part` over `whole`; `None` without a whole, or when either sum went
+/// past the range of `f64`: the increases are finite, but a sum of them
+/// can be +Inf, and 1e308 over +Inf would read as 0%.
 fn ratio(part: f64, whole: f64) -> Option<f64> {
-    (whole > 0.0).then(|| part / whole)
+    (whole > 0.0 && whole.is_finite() && part.is_finite())
+        .then(|| part / whole)
+        .filter(|r| r.is_finite())
 }
 
 fn parse_bound(le: &str) -> Option<f64> {

@@ -16,13 +16,22 @@ use super::Totals;
 /// cannot drift apart in how they count. Each row embeds them with
 /// `#[serde(flatten)]`: in JSON they are plain fields of the row, under the
 /// names below, where a script expects them.
+///
+/// In JSON every figure is always there, as a number or `null`; `null` is a
+/// figure that cannot be computed, which a table shows as `-`: `success`
+/// and the latencies of a selection without responses, and any figure,
+/// `rps` included, of counts that sum past the range of `f64` (a scraped
+/// server can serve 1e308). A figure is never NaN or infinite, nor a
+/// string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Golden {
     /// Successful responses over all responses, as callers saw them: a
     /// request retried into a success counts once, as a success. `None`
     /// without traffic.
     pub success: Option<f64>,
-    /// Responses per second over the window.
+    /// Responses per second over the window; +Inf, `null` in JSON, when the
+    /// responses sum past the range of `f64`.
+    #[serde(serialize_with = "number_or_null")]
     pub rps: f64,
     /// Median latency to the first response byte, in milliseconds,
     /// interpolated within its histogram bucket as Prometheus'
@@ -44,6 +53,16 @@ impl Golden {
             latency_ms_p95: totals.latency_ms(0.95),
             latency_ms_p99: totals.latency_ms(0.99),
         }
+    }
+}
+
+/// Writes a finite `v` as a number, and NaN or an infinity, which JSON has
+/// no number for, as `null`, whatever the encoder would make of them.
+pub(crate) fn number_or_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(*v)
+    } else {
+        s.serialize_none()
     }
 }
 

@@ -69,20 +69,31 @@ impl Table {
     }
 }
 
+/// What a cell shows of a figure that cannot be computed: one without
+/// data, or NaN or infinite, which no reader can use (`NaN%`, `infrps`).
+const NONE: &str = "-";
+
 /// `90.00%`, or `-` with no data.
 pub(crate) fn percent(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{:.2}%", v * 100.0))
+    match v.filter(|v| v.is_finite()) {
+        None => NONE.into(),
+        Some(v) => format!("{:.2}%", v * 100.0),
+    }
 }
 
-/// `12.3rps`.
+/// `12.3rps`, or `-` for a rate that cannot be computed.
 pub(crate) fn rps(v: f64) -> String {
-    format!("{v:.1}rps")
+    if v.is_finite() {
+        format!("{v:.1}rps")
+    } else {
+        NONE.into()
+    }
 }
 
 /// `3ms`, `2.5ms` under 10 ms, or `-` with no data.
 pub(crate) fn latency(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
+    match v.filter(|v| v.is_finite()) {
+        None => NONE.into(),
         Some(ms) if ms < 10.0 => {
             let s = format!("{ms:.1}");
             format!("{}ms", s.trim_end_matches(".0"))
@@ -120,5 +131,16 @@ mod tests {
         assert_eq!(latency(Some(2.0)), "2ms");
         assert_eq!(latency(Some(2.66)), "2.7ms");
         assert_eq!(latency(Some(150.2)), "150ms");
+    }
+
+    #[test]
+    fn a_figure_that_cannot_be_computed_is_a_dash() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(
+                [rps(v), percent(Some(v)), latency(Some(v))],
+                ["-", "-", "-"],
+                "{v}"
+            );
+        }
     }
 }

@@ -39,7 +39,9 @@ pub struct RouteRow {
     pub retry_ratio: Option<f64>,
     /// Successful attempts over all attempts, retries included.
     pub actual_success: Option<f64>,
-    /// Attempts per second, retries included.
+    /// Attempts per second, retries included; `null` in JSON when it
+    /// cannot be computed, as [`Golden::rps`].
+    #[serde(serialize_with = "super::golden::number_or_null")]
     pub actual_rps: f64,
 }
 

@@ -250,3 +250,56 @@ fn whatever_two_scrapes_say_success_is_a_share_and_rps_not_negative() {
         assert!(t.rps(delta.elapsed()) >= 0.0, "{case:?}");
     }
 }
+
+#[test]
+fn nan_and_infinite_counter_values_are_left_out() {
+    // Neither has an increase: NaN less anything is NaN, and +Inf less
+    // anything is +Inf or NaN; summed into a row, either makes every
+    // figure of it NaN or infinite.
+    let (delta, t) = totals(
+        "response_total{classification=\"success\",route=\"a\"} 10\n\
+         response_total{classification=\"success\",route=\"b\"} NaN\n\
+         response_total{classification=\"success\",route=\"c\"} +Inf\n\
+         response_total{classification=\"failure\",route=\"a\"} 10\n\
+         response_latency_ms_bucket{le=\"10\"} 0\n\
+         response_latency_ms_bucket{le=\"+Inf\"} 0\n",
+        "response_total{classification=\"success\",route=\"a\"} 30\n\
+         response_total{classification=\"success\",route=\"b\"} 40\n\
+         response_total{classification=\"success\",route=\"c\"} 50\n\
+         response_total{classification=\"success\",route=\"d\"} NaN\n\
+         response_total{classification=\"failure\",route=\"a\"} +Inf\n\
+         response_total{classification=\"failure\",route=\"b\"} -Inf\n\
+         response_latency_ms_bucket{le=\"10\"} NaN\n\
+         response_latency_ms_bucket{le=\"+Inf\"} 20\n",
+    );
+    let kept: Vec<_> = delta
+        .samples()
+        .iter()
+        .map(|s| (s.name.as_str(), s.label("route").or(s.label("le")), s.value))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("response_total", Some("a"), 20.0),
+            ("response_latency_ms_bucket", Some("+Inf"), 20.0),
+        ]
+    );
+    assert_eq!((t.success, t.failure), (20.0, 0.0));
+    assert_eq!(t.success_rate(), Some(1.0));
+    assert_eq!(t.rps(delta.elapsed()), 2.0);
+}
+
+#[test]
+fn a_share_of_sums_past_the_range_of_f64_is_not_computed() {
+    // Each value is a finite count, but their sum is +Inf: 1e308 of +Inf
+    // read as a success rate of 0%.
+    let (_, t) = totals(
+        "",
+        "response_total{classification=\"success\"} 1e308\n\
+         response_total{classification=\"failure\"} 1e308\n",
+    );
+    assert_eq!(t.responses(), f64::INFINITY);
+    assert_eq!(t.success_rate(), None);
+    assert_eq!(t.tls_rate(), None);
+    assert_eq!(t.actual_success_rate(), None);
+}
