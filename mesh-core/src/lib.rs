@@ -44,3 +44,9 @@ pub use conn::{ConnectionInfo, Tls};
 pub use error::{BoxError, ProxyErrorKind};
 pub use identity::{Identity, TrustDomain};
 pub use route::{RouteId, RouteMatch};
+
+/// The README's examples, compiled as doctests so that they keep up with the
+/// crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

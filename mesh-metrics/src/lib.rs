@@ -114,3 +114,9 @@ pub use self::{
     process::{BuildInfo, register_process_metrics},
     tcp::{TcpAccept, TcpConnect, TcpMetrics},
 };
+
+/// The README's examples, compiled as doctests so that they keep up with the
+/// crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

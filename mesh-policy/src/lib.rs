@@ -263,3 +263,9 @@ pub use self::{
         DEFAULT_PROBE_PATHS, DEFAULT_TRUST_DOMAIN, PolicyConfig, Workload, default_cluster_networks,
     },
 };
+
+/// The README's examples, compiled as doctests so that they keep up with the
+/// crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -131,3 +131,9 @@ pub use self::{
     stack::{RouteStack, RouteStackLayer},
     timeout::{AttemptTimeout, AttemptTimeoutLayer, RequestTimeout, RequestTimeoutLayer, Timeouts},
 };
+
+/// The README's examples, compiled as doctests so that they keep up with the
+/// crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

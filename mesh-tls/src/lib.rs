@@ -121,3 +121,9 @@ pub use self::{
     store::{CredentialSource, CredentialStore, DEFAULT_WATCH_INTERVAL, StoreConfig, StoreVersion},
     verify::IdentityMismatch,
 };
+
+/// The README's examples, compiled as doctests so that they keep up with the
+/// crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
