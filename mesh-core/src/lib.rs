@@ -13,15 +13,25 @@
 //! with a pluggable connector; [`proxy::Forward`], which forwards requests and
 //! streams bodies; and the [`admin`] server.
 //!
-//! ```
-//! use mesh_core::{error::ProxyErrorKind, body::BoxBody};
-//! use tower::{ServiceBuilder, service_fn};
+//! The failures the mesh answers itself look the same from every layer: a
+//! status (or a `grpc-status` for gRPC requests) and a `mesh-error` header
+//! that says which failure it was.
 //!
+//! ```
+//! use mesh_core::{body::BoxBody, error::{MESH_ERROR, ProxyErrorKind}};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! // A service that answers every request with the mesh's 404.
 //! let svc = ServiceBuilder::new().service(service_fn(|req: http::Request<BoxBody>| async move {
 //!     Ok::<_, std::convert::Infallible>(ProxyErrorKind::NoRoute.response::<BoxBody>(&req))
 //! }));
-//! # drop(svc);
+//!
+//! let res = svc.oneshot(http::Request::get("/nowhere").body(BoxBody::default())?).await?;
+//! assert_eq!(res.status(), http::StatusCode::NOT_FOUND);
+//! assert_eq!(res.headers()[MESH_ERROR], "no route");
+//! # Ok(()) }
 //! ```
 
 pub mod admin;
