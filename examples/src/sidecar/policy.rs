@@ -338,5 +338,8 @@ impl RouteReloads {
     }
 }
 
+mod protocol;
 #[cfg(test)]
 mod tests;
+
+pub(super) use self::protocol::{ProtocolWatch, served_protocol};

@@ -11,7 +11,7 @@ use mesh_metrics::{
     BuildInfo, HttpMetrics, MetricsLayer, TcpMetrics, access_log::AccessLog, dashboard::Dashboard,
     register_process_metrics, tap::Tap, trace::Tracer,
 };
-use mesh_policy::{PolicyMetrics, resource::ProxyProtocol};
+use mesh_policy::PolicyMetrics;
 use mesh_retry::RetryMetrics;
 use mesh_tls::{AcceptConfig, TlsAccept};
 use prometheus_client::registry::Registry;
@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use super::start_error::StartError;
 use super::{
     admin::AdminExtras,
-    config::{PortProtocol, SidecarConfig},
+    config::SidecarConfig,
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
     policy::{self, RouteReloads, RoutesWatcher},
@@ -150,14 +150,10 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         .inbound
         .ports()
         .iter()
-        .map(|port| {
-            // A Server that declares the port opaque makes it opaque.
-            match policy.store.load().protocol(port.app.port()) {
-                ProxyProtocol::Opaque | ProxyProtocol::Tls => PortProtocol::Opaque,
-                _ => port.protocol,
-            }
-        })
+        // A Server that declares the port opaque makes it opaque.
+        .map(|port| policy::served_protocol(&policy.store.load(), port))
         .collect();
+    let protocol_watch = policy::ProtocolWatch::new(policy.store.clone(), config.inbound.ports());
     let client = ClientConfig::default();
     let http_metrics = HttpMetrics::register(&mut registry);
     let tcp_metrics = TcpMetrics::register(&mut registry);
@@ -222,6 +218,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         .task
         .into_iter()
         .chain(policy.watcher)
+        .chain([Box::pin(protocol_watch.run()) as Background])
         .chain(routes_watcher)
         .chain(outbound_plan.resolvers())
         .collect();

@@ -114,3 +114,65 @@ async fn a_routes_file_still_changing_is_read_again_before_it_is_planned() {
         "outbound_route_reloads_total{result=\"ok\"} 1"
     );
 }
+
+/// A Server for port 3307 that says how to serve it.
+fn server(protocol: &str) -> String {
+    format!(
+        "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: db}}
+spec:
+  podSelector: {{}}
+  port: 3307
+  proxyProtocol: {protocol}
+"
+    )
+}
+
+#[test]
+fn a_reload_that_would_serve_an_inbound_port_otherwise_is_named_once() {
+    use mesh_policy::{PolicyConfig, PolicySource, PolicyStore, Workload};
+
+    use super::ProtocolWatch;
+    use crate::sidecar::config::{InboundPort, PortProtocol};
+
+    let store = PolicyStore::new(
+        Workload::new("default"),
+        PolicyConfig::default(),
+        mesh_policy::PolicyMetrics::default(),
+    );
+    let port = InboundPort::new(
+        "0.0.0.0:4143".parse().unwrap(),
+        "127.0.0.1:3307".parse().unwrap(),
+    );
+    assert_eq!(port.protocol, PortProtocol::Detect);
+    let mut watch = ProtocolWatch::new(store.clone(), &[port]);
+    assert!(watch.changes().is_empty());
+
+    // A Server says opaque after start: the port keeps detecting until a
+    // restart, and the operator is told.
+    let opaque = server("opaque");
+    store
+        .reload(&[PolicySource::new("p.yaml", &opaque)])
+        .unwrap();
+    let notes = watch.changes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("127.0.0.1:3307"), "{}", notes[0]);
+    assert!(notes[0].contains("opaque"), "{}", notes[0]);
+    assert!(notes[0].contains("restart"), "{}", notes[0]);
+    // Said once, not at every reload.
+    store
+        .reload(&[PolicySource::new("p.yaml", &opaque)])
+        .unwrap();
+    assert!(watch.changes().is_empty());
+
+    // Back to what is served: nothing to say.
+    let http = server("HTTP/1");
+    store.reload(&[PolicySource::new("p.yaml", &http)]).unwrap();
+    assert!(watch.changes().is_empty());
+    // Said again when it changes again.
+    store
+        .reload(&[PolicySource::new("p.yaml", &opaque)])
+        .unwrap();
+    assert_eq!(watch.changes().len(), 1);
+}
