@@ -77,14 +77,14 @@
 //! });
 //! let svc = ServiceBuilder::new().layer(AuthorizeLayer::new(store)).service(app);
 //!
-//! // The server inserts the connection's addresses and TLS status.
-//! let mut req = http::Request::get("/api/list").body(BoxBody::default())?;
-//! req.extensions_mut().insert(ConnectionInfo::plaintext(
-//!     "10.0.0.5:80".parse()?,
-//!     "192.168.1.7:50000".parse()?,
-//! ));
-//! let rsp = svc.oneshot(req).await?;
-//! assert_eq!(rsp.status(), http::StatusCode::FORBIDDEN);
+//! // The server inserts the connection's addresses and TLS status: a
+//! // client outside 10.0.0.0/8 is refused, one inside reaches the app.
+//! for (client, status) in [("192.168.1.7:50000", 403), ("10.1.2.3:50000", 200)] {
+//!     let mut req = http::Request::get("/api/list").body(BoxBody::default())?;
+//!     req.extensions_mut().insert(ConnectionInfo::plaintext("10.0.0.5:80".parse()?, client.parse()?));
+//!     let rsp = svc.clone().oneshot(req).await?;
+//!     assert_eq!(rsp.status(), status, "client {client}");
+//! }
 //! # Ok(()) }
 //! ```
 //!
