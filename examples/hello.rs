@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Both arguments are optional (defaults `127.0.0.1:8080` and `hello`). It
-//! speaks HTTP/1.1 and HTTP/2 (prior knowledge).
+//! speaks HTTP/1.1 and HTTP/2 (prior knowledge), prints
+//! `hello backend 'web' listening on 127.0.0.1:8080`, and serves until it is
+//! stopped (Ctrl-C).
 //!
 //! A path `/status/CODE` answers with that status code instead of 200, so
 //! failures can be sent through a mesh on purpose:
