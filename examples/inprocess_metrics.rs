@@ -13,8 +13,18 @@
 //! ```
 //!
 //! It first prints `app=ADDR admin=ADDR`. Without `--serve` it then prints
-//! the `/metrics` body and exits; with `--serve` it sends about 50 requests
-//! a second until Ctrl-C or SIGTERM.
+//! the `/metrics` body, with a few lines on how to read it, and exits:
+//!
+//! ```text
+//! request_total{direction="inbound",route_name="list",tls="no_identity",no_tls_reason="not_provided_by_remote"} 45
+//! request_total{direction="inbound",route_name="vote",tls="no_identity",no_tls_reason="not_provided_by_remote"} 5
+//! ...
+//! response_total{direction="outbound",dst_service="self",route_name="vote",tls="disabled",status_code="500",classification="failure"} 5
+//! ```
+//!
+//! With `--serve` it sends about 50 requests a second until Ctrl-C, SIGTERM
+//! or `curl -X POST http://ADMIN/shutdown`, and `/metrics` on the admin
+//! address shows the counts growing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{convert::Infallible, io::Write, net::SocketAddr, time::Duration};
@@ -99,6 +109,9 @@ async fn main() -> std::io::Result<()> {
         signal.clone(),
     ));
     println!("app={app_addr} admin={admin_addr}");
+    if args.serve {
+        println!("calling the app until Ctrl-C; scrape it with: curl http://{admin_addr}/metrics");
+    }
     std::io::stdout().flush()?;
 
     // The client side: the app calling itself as the service `self`.
@@ -140,13 +153,25 @@ async fn main() -> std::io::Result<()> {
 
     if !args.serve {
         let res = fetch_metrics(admin_addr).await;
+        println!("GET http://{admin_addr}/metrics after {sent} requests:\n");
         print!("{res}");
+        println!("{GUIDE}");
     }
     trigger.trigger();
     let _ = app_task.await;
     let _ = admin_task.await;
     Ok(())
 }
+
+/// How to read the `/metrics` text, printed after it.
+const GUIDE: &str = "
+How to read it: each request is counted twice, once by the app's server
+(direction=\"inbound\") and once by its client (direction=\"outbound\",
+dst_service=\"self\"). request_total and response_total count them by route;
+classification=\"failure\" marks the 500s of route \"vote\", so the success rate
+is the success share of response_total. response_latency_ms is a histogram in
+milliseconds, tcp_* count the connections and their bytes, and process_* the
+process. Run with --serve to keep it going and scrape it yourself.";
 
 /// Fires on Ctrl-C, SIGTERM or an admin `POST /shutdown`.
 async fn stop_signal(shutdown: shutdown::Shutdown) {
