@@ -32,6 +32,14 @@
 //!
 //! `serve-strict` prints `listening on ADDR`, reloads the files when they
 //! change, and answers `hello <caller identity>` until Ctrl-C or SIGTERM.
+//! A client needs a certificate of its own; without one the handshake fails:
+//!
+//! ```text
+//! cargo run --example inprocess_mtls -- issue --ca /tmp/ca --out /tmp/web \
+//!     --identity spiffe://example.org/ns/shop/sa/web
+//! curl --cacert /tmp/api/ca.crt --cert /tmp/web/tls.crt --key /tmp/web/tls.key \
+//!     https://localhost:8443/    # hello spiffe://example.org/ns/shop/sa/web
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{convert::Infallible, net::SocketAddr, path::PathBuf, time::Duration};
