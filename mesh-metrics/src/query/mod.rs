@@ -42,6 +42,7 @@ pub mod routes;
 pub mod scrape;
 mod series;
 pub mod stat;
+mod targets;
 pub mod top;
 
 use std::{fmt, io, str::FromStr, time::Duration};
@@ -55,62 +56,8 @@ pub use self::{
     parse::{ParseError, ParseErrorKind, Sample, Scrape},
     quantile::histogram_quantile,
     scrape::{ScrapeError, ScrapeErrorKind, scrape},
+    targets::{InvalidTarget, InvalidTargetKind, Target},
 };
-
-/// An admin server to scrape, and the workload it belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Target {
-    /// The workload's name; targets with the same name are its replicas.
-    pub name: String,
-    /// The admin server's `host:port`.
-    pub addr: String,
-}
-
-impl Target {
-    /// Reads a comma-separated list of targets, as `--admin` takes it.
-    ///
-    /// # Errors
-    ///
-    /// When an item is not `ADDR` or `NAME=ADDR` with `ADDR` a `host:port`.
-    pub fn parse_list(list: &str) -> Result<Vec<Self>, InvalidTarget> {
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::parse)
-            .collect()
-    }
-}
-
-impl FromStr for Target {
-    type Err = InvalidTarget;
-
-    /// `ADDR` (named after itself) or `NAME=ADDR`; `ADDR` is `host:port`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, addr) = s.split_once('=').unwrap_or((s, s));
-        let port_ok = addr
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if name.is_empty() || !port_ok {
-            return Err(InvalidTarget);
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            addr: addr.to_owned(),
-        })
-    }
-}
-
-/// A target that is not `ADDR` or `NAME=ADDR` with `ADDR` a `host:port`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvalidTarget;
-
-impl fmt::Display for InvalidTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("expected ADDR or NAME=ADDR, with ADDR as host:port")
-    }
-}
-
-impl std::error::Error for InvalidTarget {}
 
 /// How a view is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
