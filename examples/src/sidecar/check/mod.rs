@@ -46,6 +46,8 @@
 //!   warning when there are none: every request would get 404); each
 //!   name resolves. One that does not is a warning: the sidecar starts
 //!   anyway and keeps looking it up, its service answering 503 meanwhile.
+//!   An outbound listener that is not on loopback warns too: whoever
+//!   reaches it reaches the services as this workload.
 //! - **tracing**, with a `tracing` section: the trace collector accepts
 //!   connections. One that does not is a warning: the sidecar serves
 //!   anyway, and loses (and counts) its spans.
@@ -66,6 +68,7 @@
 mod app;
 mod certs;
 mod collector;
+mod exposure;
 mod ingress;
 mod render;
 #[cfg(test)]
@@ -311,6 +314,7 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
         app::reachable(&config, options.timeout).await,
     );
     let mut outbound = ingress::check(&config.outbound);
+    outbound.extend(exposure::check(&config.outbound));
     outbound.extend(app::resolvable(&config, options.timeout).await);
     report.push("sidecar-outbound", outbound);
     report.push(
