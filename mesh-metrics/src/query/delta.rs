@@ -181,7 +181,9 @@ impl Totals {
         self.success + self.failure
     }
 
-    /// Successes over responses; `None` without responses.
+    /// Successes over responses; `None` without responses, or when they
+    /// sum past the range of `f64`. The shares and ratios below are `None`
+    /// alike.
     pub fn success_rate(&self) -> Option<f64> {
         ratio(self.success, self.responses())
     }

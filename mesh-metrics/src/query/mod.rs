@@ -27,7 +27,11 @@
 //!   authz`; for an opaque Server, the connections each authorization let
 //!   in and those refused.
 //!
-//! Each renders as a table or, for scripts, as JSON ([`Format`]).
+//! Each renders as a table or, for scripts, as JSON ([`Format`]). A figure
+//! that cannot be computed (no traffic, or counts past the range of `f64`)
+//! shows as `-` in a table and as `null` in JSON, never as `NaN` or `inf`
+//! ([`Golden`]); a sample no counter can have (negative, NaN, infinite)
+//! counts for nothing ([`Delta`]).
 
 pub mod authz;
 pub mod delta;

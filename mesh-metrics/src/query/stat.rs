@@ -24,7 +24,8 @@ pub struct StatRow {
     /// the replicas that answered.
     #[serde(flatten)]
     pub golden: Golden,
-    /// The share of responses on mutual TLS; `None` without traffic.
+    /// The share of responses on mutual TLS; `None` (`null` in JSON)
+    /// without traffic, or past the range of `f64`.
     pub tls: Option<f64>,
 }
 
