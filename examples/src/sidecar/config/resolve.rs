@@ -17,9 +17,7 @@ use super::outbound::{OutboundConfig, ServiceConfig};
 use super::outbound_ports::resolve_outbound_ports;
 use super::policy::resolve_policy;
 use super::retry::{resolve_accrual, resolve_budget, resolve_retry, resolve_timeouts};
-use super::server::{
-    AdminConfig, DEFAULT_ADMIN_LISTEN, ServerTuning, resolve_dashboard, resolve_server,
-};
+use super::server::{AdminConfig, DEFAULT_ADMIN_LISTEN, resolve_dashboard, resolve_server};
 use super::trace::resolve_tracing;
 
 /// The text a configuration came from, to point at places in it.
@@ -86,15 +84,18 @@ impl Document {
         ));
         check_listeners(&listeners, source)?;
         check_apps(&apps, &listeners, source)?;
+        let server = self
+            .server
+            .as_ref()
+            .map(|section| resolve_server(section, source))
+            .transpose()?
+            .unwrap_or_default();
         Ok(SidecarConfig {
             identity,
             inbound,
             outbound,
             admin,
-            server: self
-                .server
-                .as_ref()
-                .map_or_else(ServerTuning::default, resolve_server),
+            server,
             policy,
             tracing,
         })

@@ -219,8 +219,28 @@ impl Default for ServerTuning {
     }
 }
 
-/// The `server` section over the defaults.
-pub(super) fn resolve_server(section: &ServerSection) -> ServerTuning {
+/// The `server` section over the defaults. A ping timeout written beside
+/// pings turned off (`http2_keep_alive_interval: 0s`) is an error: it
+/// would mean nothing.
+pub(super) fn resolve_server(
+    section: &ServerSection,
+    source: Source<'_>,
+) -> Result<ServerTuning, ConfigError> {
+    if section
+        .http2_keep_alive_interval
+        .is_some_and(|interval| interval.0.is_zero())
+        && section.http2_keep_alive_timeout.is_some()
+    {
+        let path = "server.http2_keep_alive_timeout";
+        return Err(source.error(
+            ConfigErrorKind::Conflict,
+            path,
+            path,
+            "http2_keep_alive_timeout bounds the answer to a ping, and \
+             http2_keep_alive_interval: 0s sends none: remove one of them"
+                .to_owned(),
+        ));
+    }
     let mut tuning = ServerTuning::default();
     if let Some(timeout) = section.header_read_timeout {
         tuning.header_read_timeout = timeout.0;
@@ -249,5 +269,5 @@ pub(super) fn resolve_server(section: &ServerSection) -> ServerTuning {
     if let Some(timeout) = section.stream_idle_timeout {
         tuning.stream_idle_timeout = Some(timeout.0).filter(|t| !t.is_zero());
     }
-    tuning
+    Ok(tuning)
 }
