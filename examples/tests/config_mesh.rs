@@ -128,7 +128,8 @@ fn inbound_tls_other_than_disabled_needs_an_identity() {
     assert_error(&error, ConfigErrorKind::Conflict, "inbound.tls", 3);
     let config = parse("inbound:\n  app: 127.0.0.1:8080\n  tls: disabled\n").unwrap();
     assert_eq!(config.inbound.tls, InboundMode::Disabled);
-    let config = parse("identity:\n  dir: /a\ninbound:\n  tls: strict\n").unwrap();
+    let config =
+        parse("identity:\n  dir: /a\ninbound:\n  app: 127.0.0.1:8080\n  tls: strict\n").unwrap();
     assert_eq!(config.inbound.tls, InboundMode::Strict);
 }
 

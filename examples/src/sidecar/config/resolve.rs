@@ -121,6 +121,12 @@ fn resolve_inbound(
             ),
         ));
     }
+    // Settings of every inbound listener, which mean nothing without one.
+    let for_listeners = match (section.tls, section.access_log) {
+        (Some(_), _) => Some("tls"),
+        (None, Some(_)) => Some("access_log"),
+        (None, None) => None,
+    };
     let mut ports = Vec::new();
     match section.app {
         Some(app) => {
@@ -168,6 +174,19 @@ fn resolve_inbound(
         ));
         apps.push((format!("inbound.ports[{index}].app"), port.app));
         ports.push(port);
+    }
+    if ports.is_empty()
+        && let Some(given) = for_listeners
+    {
+        return Err(source.error(
+            ConfigErrorKind::MissingField,
+            "inbound.app",
+            "inbound",
+            format!(
+                "missing field `app`: inbound.{given} applies to the inbound listeners, and \
+                 there are none: add app (or ports) for it to apply to"
+            ),
+        ));
     }
     Ok(InboundConfig {
         ports,
