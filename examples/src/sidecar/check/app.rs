@@ -112,13 +112,24 @@ pub(super) async fn bindable(config: &SidecarConfig) -> Vec<Check> {
     checks
 }
 
-/// The admin server answers `/live` and `/ready` with 200.
+/// The admin server answers `/live` and `/ready` with 200. One on port 0
+/// cannot be found, and the checks say so.
 pub(super) async fn admin(config: &SidecarConfig, timeout: Duration) -> Vec<Check> {
     let addr = dialable(config.admin.listen);
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let mut checks = Vec::new();
     for (state, path) in [("live", "/live"), ("ready", "/ready")] {
         let title = format!("sidecar is {state} ({addr}{path})");
+        if addr.port() == 0 {
+            // The system chose the port at start; the file cannot say it.
+            checks.push(Check::fail(
+                title,
+                "admin.listen has port 0, so the running sidecar's admin port is the one \
+                 the system chose at start, which the file does not say\ngive admin.listen \
+                 a port to check a running sidecar, or check one not started with --pre",
+            ));
+            continue;
+        }
         checks.push(match get(&client, addr, path, timeout).await {
             Ok((StatusCode::OK, _)) => Check::pass(title),
             Ok((status, body)) => Check::fail(title, format!("{status}: {}", body.trim_end())),
