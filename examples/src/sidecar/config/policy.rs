@@ -16,7 +16,7 @@ pub use mesh_policy::{DefaultPolicy, PolicyConfig, PolicyFiles, Workload};
 use serde::Deserialize;
 use serde::de::Deserializer;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigErrorKind};
 use super::file::{Expected, ParseStr, Timeout};
 use super::identity::IdentityConfig;
 use super::locate::locate;
@@ -257,6 +257,17 @@ pub(super) fn resolve_policy(
         .map(|path| path.0)
         .collect();
     if let Some(interval) = section.watch_interval {
+        if settings.sources.files.is_empty() {
+            let path = "policy.watch_interval";
+            return Err(source.error(
+                ConfigErrorKind::Conflict,
+                path,
+                path,
+                "watch_interval says how often policy.files are read again, and there are \
+                 none: inline resources are read once, with this file"
+                    .to_owned(),
+            ));
+        }
         settings.watch_interval = interval.0;
     }
     if let Some(inline) = section.inline {
