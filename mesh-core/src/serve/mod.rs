@@ -34,18 +34,29 @@
 //! server drains that connection when it fires and closes it at its close
 //! time.
 //!
-//! ```no_run
+//! ```
+//! use http_body_util::{BodyExt, Empty};
 //! use mesh_core::serve::{self, Server, ServerConfig};
 //! use tower::service_fn;
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
 //! let (trigger, shutdown) = serve::shutdown::channel();
 //! let hello = service_fn(|_req| async {
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(mesh_core::body::full("hello\n")))
 //! });
-//! tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, hello, shutdown));
+//! let server = tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, hello, shutdown));
+//!
+//! let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+//!     .build_http::<Empty<bytes::Bytes>>();
+//! let res = client.get(format!("http://{addr}/").parse()?).await?;
+//! assert_eq!(res.into_body().collect().await?.to_bytes(), "hello\n");
+//!
+//! // Stop accepting, drain the open connections, and return.
 //! trigger.trigger();
+//! server.await?;
 //! # Ok(()) }
 //! ```
 
