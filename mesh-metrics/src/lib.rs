@@ -48,7 +48,10 @@
 //! # In process
 //!
 //! A hyper service that records its own traffic and serves `/metrics` on a
-//! second port:
+//! second port (besides this crate, the example uses
+//! `cargo add mesh-core prometheus-client tower http http-body-util bytes hyper`,
+//! `cargo add hyper-util --features client-legacy,http1,tokio` and
+//! `cargo add tokio --features full`):
 //!
 //! ```
 //! use std::convert::Infallible;

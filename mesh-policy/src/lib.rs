@@ -37,6 +37,9 @@
 //!    header modifiers and its redirect (see [`filters`]).
 //! 5. [`PolicyMetrics`] counts decisions with Linkerd's metric names.
 //!
+//! The example needs, besides this crate, `cargo add mesh-core tower http`
+//! and `cargo add tokio --features full`:
+//!
 //! ```
 //! use mesh_core::{ConnectionInfo, body::BoxBody};
 //! use mesh_policy::{AuthorizeLayer, PolicyConfig, PolicyMetrics, PolicySource, PolicyStore, Workload};

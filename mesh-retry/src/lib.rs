@@ -54,7 +54,9 @@
 //! instead, which does the work of all three in one [`RouteStack`]
 //! service at a fraction of the cost per request (see [`stack`]), and is
 //! what [`RouteRetryPolicy::layer`] builds. The layers are composed by
-//! hand here:
+//! hand here (besides this crate, the example uses
+//! `cargo add mesh-core tower http prometheus-client` and
+//! `cargo add tokio --features full`):
 //!
 //! ```
 //! use std::{convert::Infallible, sync::Arc, time::Duration};

@@ -38,7 +38,9 @@
 //! # In process
 //!
 //! A server that answers with the caller's identity, and a client that
-//! calls it over mutual TLS, with no sidecar:
+//! calls it over mutual TLS, with no sidecar (besides this crate, the
+//! example uses `cargo add mesh-core tower http http-body-util bytes` and
+//! `cargo add tokio --features full`):
 //!
 //! ```
 //! use std::time::Duration;
