@@ -30,9 +30,10 @@
 //!   retry_budget_exhausted_total{service="reviews",route="default"} 37
 //!   retry_budget_exhausted_total{service="catalog",route="default"} 15
 //!   ...
-//! ```
 //!
-//! 26 retries in all: the reserve of 10, plus a fifth of the 80 requests.
+//! budget balance now: 0.0 retries
+//! 26 retries in all; the shared budget allows 26: a reserve of 10, plus 20 % of the 80 requests
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -144,6 +145,21 @@ async fn main() {
         println!("  {line}");
     }
     println!("\nbudget balance now: {:.1} retries", budget.balance());
+
+    // What the shared budget allowed: its reserve plus its ratio of the
+    // requests, against what the two services' retries took.
+    let config = budget.config();
+    let reserve = config.min_retries_per_second() * config.ttl().as_secs_f64();
+    let requests = 2 * REQUESTS;
+    let retries = attempts.catalog.load(Ordering::Relaxed)
+        + attempts.reviews.load(Ordering::Relaxed)
+        - requests;
+    println!(
+        "{retries} retries in all; the shared budget allows {:.0}: a reserve of {reserve:.0}, \
+         plus {:.0} % of the {requests} requests",
+        reserve + config.retry_ratio() * requests as f64,
+        config.retry_ratio() * 100.0,
+    );
 }
 
 #[derive(Default)]
