@@ -32,6 +32,13 @@ pub enum ConfigErrorKind {
     /// bracket, a tab used for indentation, more than one document...), or
     /// the file is not UTF-8.
     Syntax,
+    /// The text is too large (over 16 MiB), or nests flow collections
+    /// (`[...]`, `{...}`) deeper than 128 levels: limits checked before
+    /// the YAML parser reads the text, whose time would otherwise grow
+    /// with the square of the nesting (mesh-core's
+    /// [`check_yaml_shape`](mesh_core::resource::check_yaml_shape), which
+    /// policy files pass too).
+    LimitExceeded,
     /// A key that the configuration does not have, such as a misspelling.
     UnknownField,
     /// A required key is absent. The field path names the missing key, and
@@ -159,6 +166,16 @@ impl ConfigError {
 
 /// Translation of the YAML crate's errors.
 impl ConfigError {
+    /// A text refused before parsing: too large, or nested too deep.
+    pub(crate) fn shape(origin: &str, error: &mesh_core::resource::ResourceError) -> Self {
+        let location = error.location().map(|at| Location {
+            line: at.line,
+            column: at.column,
+            index: at.index,
+        });
+        ConfigError::new(ConfigErrorKind::LimitExceeded, origin, "", error.message()).at(location)
+    }
+
     /// An error from reading the text as YAML at all.
     pub(crate) fn syntax(origin: &str, error: &serde_yaml_ng::Error) -> Self {
         let location = error.location().map(Location::from);

@@ -89,7 +89,8 @@ impl SidecarConfig {
     ///
     /// A [`ConfigError`] for the first problem found: malformed YAML, an
     /// unknown or missing field, a value of the wrong type or an invalid
-    /// one, two listeners on one port, or a service named twice. Its
+    /// one, two listeners on one port, a service named twice, or a text
+    /// over 16 MiB or nesting flow collections past 128 levels. Its
     /// [`kind`](ConfigError::kind) says which.
     pub fn from_yaml(text: &str, origin: &str) -> Result<SidecarConfig, ConfigError> {
         // A byte-order mark, which some editors write before every file,
@@ -97,6 +98,10 @@ impl SidecarConfig {
         // §5.2): the parser would otherwise see a second document, and
         // columns on the first line would count it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Size and flow nesting before the parser, whose time grows with
+        // the square of the nesting: 100,000 `[` would take it minutes.
+        mesh_core::resource::check_yaml_shape(origin, text)
+            .map_err(|error| ConfigError::shape(origin, &error))?;
         // Syntax first: the typed pass below stops at its first mistake and
         // could report a consequence of bad indentation as a wrong type.
         let whole = serde_yaml_ng::Deserializer::from_str(text);
