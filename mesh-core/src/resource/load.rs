@@ -54,6 +54,10 @@ impl<'t> Documents<'t> {
     /// The documents of `text`. `origin` (a file name, say) names the text in
     /// errors.
     pub fn new(origin: &'t str, text: &'t str) -> Self {
+        // A byte order mark, which some editors write before every file,
+        // starts a YAML stream but is no part of its first document (YAML
+        // 1.2 §5.2); left in, the parser reads it as the start of a key.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // A refused text is not handed to the parsers: each reads it only
         // as far as it is asked to.
         let (refused, parsed) = match check_yaml_shape(origin, text) {

@@ -625,3 +625,21 @@ fn an_empty_namespace_is_no_namespace_as_kubectl_reads_it() {
     let docs = documents(text);
     assert_eq!(docs[0].envelope().metadata.namespace, None);
 }
+
+#[test]
+fn a_byte_order_mark_before_the_text_is_not_part_of_the_first_document() {
+    let marked = format!("\u{feff}{GUIDE_POLICY}");
+    let plain: Vec<_> = documents(GUIDE_POLICY)
+        .iter()
+        .map(|d| (d.kind().to_owned(), d.name().map(str::to_owned)))
+        .collect();
+    let read: Vec<_> = documents(&marked)
+        .iter()
+        .map(|d| (d.kind().to_owned(), d.name().map(str::to_owned)))
+        .collect();
+    assert_eq!(read, plain);
+    // Errors keep the lines and columns an editor shows.
+    let bad = "\u{feff}apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\nspec: { hostnames: 7 }\n";
+    let error = route_error(bad);
+    assert_eq!(error.location().map(|at| at.line), Some(4), "{error}");
+}
