@@ -51,6 +51,8 @@ pub(super) fn is_own(endpoint: SocketAddr, listeners: &[SocketAddr]) -> bool {
 }
 
 fn same_host(endpoint: IpAddr, listener: IpAddr) -> bool {
+    // `[::ffff:127.0.0.1]` is 127.0.0.1 to a dual-stack socket.
+    let (endpoint, listener) = (endpoint.to_canonical(), listener.to_canonical());
     let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
     endpoint == listener
         || (listener.is_unspecified() && local(endpoint))
@@ -103,6 +105,8 @@ mod tests {
             ("127.0.0.1:4140", &any, true),
             ("10.0.0.7:4140", &any, false),
             ("127.0.0.1:0", &[addr("127.0.0.1:0")], false),
+            ("[::ffff:127.0.0.1]:4140", &loopback, true),
+            ("[::ffff:10.0.0.7]:4140", &any, false),
         ] {
             assert_eq!(is_own(addr(endpoint), listeners), own, "{endpoint}");
         }
