@@ -109,6 +109,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             field,
             addr,
             source,
+            sockets: count,
         })
     };
     let mut inbound = Vec::new();
@@ -132,6 +133,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         field: "admin.listen".into(),
         addr: config.admin.listen,
         source,
+        sockets: 1,
     })?;
     let local = |l: &std::net::TcpListener| l.local_addr().unwrap_or(config.admin.listen);
     let inbound_addrs: Vec<SocketAddr> = inbound.iter().map(|ls| local(&ls[0])).collect();

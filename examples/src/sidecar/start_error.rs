@@ -19,6 +19,9 @@ pub enum StartError {
         addr: SocketAddr,
         /// Why binding failed.
         source: std::io::Error,
+        /// How many sockets the listener takes: one per runtime thread
+        /// (`server.threads`), which share its port.
+        sockets: usize,
     },
     /// A runtime thread could not be started.
     Thread(std::io::Error),
@@ -50,7 +53,23 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Bind { field, addr, .. } => write!(f, "{field}: cannot listen on {addr}"),
+            Self::Bind {
+                field,
+                addr,
+                source,
+                sockets,
+            } => {
+                write!(f, "{field}: cannot listen on {addr}")?;
+                // Out of file descriptors: the count of sockets, not the
+                // address, is what to change.
+                if *sockets > 1 && is_out_of_descriptors(source) {
+                    write!(
+                        f,
+                        " with {sockets} sockets, one per runtime thread (server.threads)"
+                    )?;
+                }
+                Ok(())
+            }
             Self::Thread(_) => f.write_str("cannot start a runtime thread"),
             Self::Identity(_) => f.write_str("identity.ca: cannot issue the workload certificate"),
             Self::Policy(error) => write!(f, "{error}"),
@@ -81,4 +100,10 @@ impl std::error::Error for StartError {
             Self::Backend { .. } => None,
         }
     }
+}
+
+/// `EMFILE` or `ENFILE` (Linux's numbers): the process or the system has
+/// no file descriptor left.
+fn is_out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24))
 }
