@@ -54,7 +54,8 @@ fn write_ca_and_issue_write_the_documented_files_with_private_keys_0600() {
         .not_after()
         .duration_since(creds.not_before())
         .unwrap();
-    assert_eq!(lifetime, ca::DEFAULT_WORKLOAD_TTL);
+    // Valid for the whole ttl from issue, plus the backdate before it.
+    assert_eq!(lifetime, ca::DEFAULT_WORKLOAD_TTL + ca::BACKDATE);
     assert_eq!(issued.not_after(), creds.not_after());
 }
 

@@ -31,9 +31,21 @@ pub enum CaError {
     /// domain rather than a workload: an X.509-SVID leaf's ID has a
     /// non-root path (SPIFFE X.509-SVID spec §3.1).
     NoWorkloadPath(Identity),
-    /// A lifetime of zero, or longer than [`MAX_LIFETIME`](super::MAX_LIFETIME),
-    /// or a validity window outside what X.509 can encode.
+    /// A lifetime shorter than [`MIN_LIFETIME`](super::MIN_LIFETIME) or
+    /// longer than [`MAX_LIFETIME`](super::MAX_LIFETIME), or a validity
+    /// window outside what X.509 can encode.
     InvalidLifetime(Duration),
+    /// A ttl too short for the renewal loop to replace each certificate
+    /// before it expires.
+    UnrenewableTtl {
+        /// The ttl asked for.
+        ttl: Duration,
+        /// The shortest ttl renewed in time,
+        /// [`MIN_RENEWED_TTL`](super::MIN_RENEWED_TTL).
+        min: Duration,
+        /// The longest lifetime signed, [`MAX_LIFETIME`](super::MAX_LIFETIME).
+        max: Duration,
+    },
     /// The certificate would outlive the issuer that signs it.
     OutlivesIssuer,
     /// The CA files are inconsistent.
@@ -85,7 +97,18 @@ impl fmt::Display for CaError {
                 f,
                 "spiffe id {identity} names a trust domain, not a workload"
             ),
-            Self::InvalidLifetime(d) => write!(f, "invalid certificate lifetime {d:?}"),
+            Self::InvalidLifetime(d) => write!(
+                f,
+                "invalid certificate lifetime {d:?}: allowed from {:?} to {:?}, within what x.509 \
+                 can encode",
+                super::MIN_LIFETIME,
+                super::MAX_LIFETIME
+            ),
+            Self::UnrenewableTtl { ttl, min, max } => write!(
+                f,
+                "certificate ttl {ttl:?} is too short to renew before it expires: allowed from \
+                 {min:?} to {max:?}"
+            ),
             Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),

@@ -20,10 +20,12 @@ use crate::{
 pub struct IssueRequest {
     /// The identity the certificate names.
     pub identity: Identity,
-    /// How long it lives. Default [`DEFAULT_WORKLOAD_TTL`] (24 hours).
+    /// How long it lives from issue (or from `not_before` when set).
+    /// Default [`DEFAULT_WORKLOAD_TTL`] (24 hours).
     pub ttl: Duration,
     /// When it becomes valid. Default: now, backdated by a minute for
-    /// peers whose clocks run behind.
+    /// peers whose clocks run behind (the minute is added to the lifetime,
+    /// not taken out of it).
     pub not_before: Option<SystemTime>,
     /// DNS names to add beside the identity, for tools that check
     /// hostnames (curl wants `localhost` when it dials localhost). Default
@@ -79,6 +81,7 @@ pub struct IssuedCertificate {
     chain_pem: String,
     key_pem: String,
     bundle_pem: String,
+    not_before: SystemTime,
     not_after: SystemTime,
 }
 
@@ -103,9 +106,29 @@ impl IssuedCertificate {
         &self.bundle_pem
     }
 
+    /// When the certificate becomes valid: a minute before it was issued,
+    /// unless the request said otherwise.
+    pub fn not_before(&self) -> SystemTime {
+        self.not_before
+    }
+
     /// When the certificate expires.
     pub fn not_after(&self) -> SystemTime {
         self.not_after
+    }
+
+    /// How long after `now` to replace this certificate: at 70 % of the
+    /// time it has left from `now` (or from its `notBefore`, if that is
+    /// later), within [`renew_after`](super::renew_after)'s bounds. The
+    /// wait comes from the certificate's own dates rather than the ttl
+    /// asked for, so that a certificate shortened to end with its issuer
+    /// is renewed in time too.
+    pub fn renew_after(&self, now: SystemTime) -> Duration {
+        let left = self
+            .not_after
+            .duration_since(now.max(self.not_before))
+            .unwrap_or_default();
+        super::renew_after(left)
     }
 
     /// The certificate, key and bundle as [`Credentials`].
@@ -126,6 +149,7 @@ impl fmt::Debug for IssuedCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuedCertificate")
             .field("identity", &self.identity)
+            .field("not_before", &self.not_before)
             .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
@@ -149,7 +173,9 @@ impl CertificateAuthority {
     /// [`CaError::OutsideTrustDomain`] for an identity in another trust
     /// domain (a DNS-style identity must end with `.<trust domain>`);
     /// [`CaError::NoWorkloadPath`] for the trust domain's own SPIFFE ID;
-    /// [`CaError::InvalidLifetime`] for a zero or overlong `ttl`;
+    /// [`CaError::InvalidLifetime`] for a `ttl` under
+    /// [`MIN_LIFETIME`](super::MIN_LIFETIME) (a second) or over
+    /// [`MAX_LIFETIME`](super::MAX_LIFETIME);
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::Certificate`] for an extra DNS name that is
     /// not ASCII.
@@ -187,7 +213,12 @@ impl CertificateAuthority {
         ];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(serial()?);
-        let not_after = set_validity(&mut params, request.not_before, request.ttl)?;
+        let (not_before, not_after) = set_validity(
+            &mut params,
+            SystemTime::now(),
+            request.not_before,
+            request.ttl,
+        )?;
         if not_after > self.issuer_not_after {
             return Err(CaError::OutlivesIssuer);
         }
@@ -200,6 +231,7 @@ impl CertificateAuthority {
             chain_pem,
             key_pem: key.serialize_pem(),
             bundle_pem: self.anchor_pem.clone(),
+            not_before,
             not_after,
         })
     }

@@ -19,6 +19,33 @@
 //! authentication purposes, because a meshed workload is both. The CA
 //! refuses identities outside its trust domain.
 //!
+//! # Validity and renewal
+//!
+//! A certificate issued now for a lifetime `ttl` is valid from
+//! [`BACKDATE`] (a minute) before now until `ttl` after now, as the
+//! issuers of Linkerd and SPIFFE do: the backdate lets peers whose clocks
+//! run behind accept it at once, and is added to the lifetime rather than
+//! taken out of it, so the certificate serves for the whole `ttl` asked
+//! for. (Taken out, a ttl of a minute or less would be expired on issue,
+//! and a short one would expire before its renewal.) A request with an
+//! explicit [`not_before`](IssueRequest::not_before) is valid from then
+//! for `ttl`. The trust anchor and issuer follow the same rule.
+//!
+//! No certificate outlives the issuer that signs it:
+//! [`issue`](CertificateAuthority::issue) refuses one that would
+//! ([`CaError::OutlivesIssuer`]), and the renewal loop
+//! ([`renew`](CertificateAuthority::renew), through
+//! [`issue_within_issuer`](CertificateAuthority::issue_within_issuer))
+//! shortens the lifetime in the issuer's last `ttl` so that the certificate
+//! ends with the issuer.
+//!
+//! Renewal is scheduled from the certificate actually issued, never from
+//! the ttl configured: at 70 % of the time it has left
+//! ([`IssuedCertificate::renew_after`]). A lifetime is at least
+//! [`MIN_LIFETIME`] (1 s); one renewed in a loop is at least
+//! [`MIN_RENEWED_TTL`] (15 s), because the loop never waits less than
+//! 10 s, and a shorter certificate would expire before it is replaced.
+//!
 //! The file layout, as [`write_ca`] and [`issue`] write it (keys mode 0600):
 //!
 //! ```text
@@ -72,7 +99,7 @@ pub use self::{
         CA_CERT_FILE, CA_KEY_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, issue, issue_with, write_ca,
     },
     issue::{IssueRequest, IssuedCertificate},
-    renew::renew_after,
+    renew::{MIN_RENEWED_TTL, renew_after},
 };
 use crate::cert::CertNames;
 
@@ -85,9 +112,14 @@ pub const DEFAULT_WORKLOAD_TTL: Duration = Duration::from_secs(86_400);
 /// The longest lifetime the CA signs: 20 years.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
 
+/// The shortest lifetime the CA signs: 1 second, the resolution of X.509
+/// validity dates.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
 /// How far back a new certificate's `notBefore` is set, so that peers whose
-/// clocks run slightly behind accept it at once.
-const BACKDATE: Duration = Duration::from_secs(60);
+/// clocks run slightly behind accept it at once: 60 seconds. It is added to
+/// the lifetime, not taken out of it.
+pub const BACKDATE: Duration = Duration::from_secs(60);
 
 /// Which input of a CA is at fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +163,7 @@ impl CertificateAuthority {
         trust_domain: TrustDomain,
         lifetime: Duration,
     ) -> Result<Self, CaError> {
-        let start = SystemTime::now() - BACKDATE;
+        let now = SystemTime::now();
         let ca_params = |name: &str, path_len: u8| -> Result<CertificateParams, CaError> {
             let mut params = CertificateParams::default();
             params.distinguished_name = DistinguishedName::new();
@@ -143,7 +175,7 @@ impl CertificateAuthority {
                 KeyUsagePurpose::CrlSign,
                 KeyUsagePurpose::DigitalSignature,
             ];
-            set_validity(&mut params, Some(start), lifetime)?;
+            set_validity(&mut params, now, None, lifetime)?;
             params.serial_number = Some(serial()?);
             Ok(params)
         };
@@ -244,34 +276,50 @@ impl fmt::Debug for CertificateAuthority {
     }
 }
 
-/// Sets `params`' validity to `lifetime` from `start` (default: now,
-/// backdated by a minute). Returns `notAfter`.
+/// Sets `params`' validity and returns it as `(notBefore, notAfter)`: from
+/// `start` to `lifetime` after it when `start` is given, and otherwise
+/// from [`BACKDATE`] before `now` to `lifetime` after `now`, so that the
+/// certificate serves its whole lifetime from issue. See
+/// [the validity rule](self#validity-and-renewal).
 fn set_validity(
     params: &mut CertificateParams,
+    now: SystemTime,
     start: Option<SystemTime>,
     lifetime: Duration,
-) -> Result<SystemTime, CaError> {
+) -> Result<(SystemTime, SystemTime), CaError> {
     /// The last second X.509's GeneralizedTime (and rcgen) can encode:
     /// 9999-12-31T23:59:59Z.
     const MAX_UNIX: u64 = 253_402_300_799;
-    if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+    if lifetime < MIN_LIFETIME || lifetime > MAX_LIFETIME {
         return Err(CaError::InvalidLifetime(lifetime));
     }
-    let start = start.unwrap_or_else(|| SystemTime::now() - BACKDATE);
     let invalid = || CaError::InvalidLifetime(lifetime);
-    let not_before = start
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_err(|_| invalid())?;
-    let not_after = not_before.checked_add(lifetime).ok_or_else(invalid)?;
+    let since_epoch = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok();
+    let (not_before, not_after) = match start {
+        Some(start) => {
+            let not_before = since_epoch(start).ok_or_else(invalid)?;
+            (not_before, not_before.checked_add(lifetime))
+        }
+        None => {
+            let now = since_epoch(now).ok_or_else(invalid)?;
+            let not_before = now.checked_sub(BACKDATE).ok_or_else(invalid)?;
+            (not_before, now.checked_add(lifetime))
+        }
+    };
+    let not_after = not_after.ok_or_else(invalid)?;
     if not_after.as_secs() > MAX_UNIX {
         return Err(invalid());
     }
-    // Whole seconds: X.509 validity has no fractions.
+    // Whole seconds, rounded down: X.509 validity has no fractions, and a
+    // certificate must not end after what bounds it (its issuer).
     let not_before = Duration::from_secs(not_before.as_secs());
     let not_after = Duration::from_secs(not_after.as_secs());
     params.not_before = rcgen::date_time_ymd(1970, 1, 1) + not_before;
     params.not_after = rcgen::date_time_ymd(1970, 1, 1) + not_after;
-    Ok(SystemTime::UNIX_EPOCH + not_after)
+    Ok((
+        SystemTime::UNIX_EPOCH + not_before,
+        SystemTime::UNIX_EPOCH + not_after,
+    ))
 }
 
 /// A random, positive 128-bit serial number (RFC 5280 §4.1.2.2 allows up

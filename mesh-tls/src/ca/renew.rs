@@ -12,34 +12,48 @@ const MIN_RENEW: Duration = Duration::from_secs(10);
 /// The longest wait before renewing.
 const MAX_RENEW: Duration = Duration::from_secs(86_400);
 
-/// How long after issuing a certificate living `ttl` it is renewed: at 70 %
-/// of its lifetime, clamped between 10 seconds and 24 hours, as Linkerd's
-/// proxy does. The remaining 30 % leaves room for retries when the CA is
-/// briefly unavailable.
-pub fn renew_after(ttl: Duration) -> Duration {
-    ttl.mul_f64(0.7).clamp(MIN_RENEW, MAX_RENEW)
+/// The shortest ttl the renewal loop accepts: 15 seconds. Its 70 % is
+/// still above the loop's 10 second floor, so each certificate is replaced
+/// before it expires; a shorter ttl would be renewed only after.
+pub const MIN_RENEWED_TTL: Duration = Duration::from_secs(15);
+
+/// How long to wait before renewing a certificate that has `left` to live
+/// when it is issued: 70 % of that, clamped between 10 seconds and 24
+/// hours, as Linkerd's proxy does. The remaining 30 % leaves room for
+/// retries when the CA is briefly unavailable.
+///
+/// Pass what the certificate has left, not the ttl asked for:
+/// [`IssuedCertificate::renew_after`] does so from its dates. Since a
+/// certificate is valid for its whole ttl from issue (see
+/// [validity and renewal](super#validity-and-renewal)), the two agree for
+/// a certificate issued just now.
+pub fn renew_after(left: Duration) -> Duration {
+    left.mul_f64(0.7).clamp(MIN_RENEW, MAX_RENEW)
 }
 
 impl CertificateAuthority {
     /// Keeps `store` supplied with certificates for `identity` living
-    /// `ttl`: issues one now and a new one after every [`renew_after`].
-    /// Runs until dropped; spawn it. This is the development-mode identity
-    /// of the sidecar, when it is given a CA directory instead of files.
+    /// `ttl`: issues one now and a new one at 70 % of the time each has
+    /// left ([`IssuedCertificate::renew_after`]). Runs until dropped; spawn
+    /// it. This is the development-mode identity of the sidecar, when it is
+    /// given a CA directory instead of files.
     ///
     /// In the issuer's last `ttl`, certificates end with the issuer instead
     /// (as Linkerd's CA clamps them), and are renewed at 70 % of that
     /// shorter lifetime, so the workload keeps an identity until the issuer
-    /// itself expires. A failed issue is logged and retried after 10
-    /// seconds.
+    /// itself expires. A failed issue (including a `ttl` under
+    /// [`MIN_RENEWED_TTL`], which
+    /// [`issue_within_issuer`](Self::issue_within_issuer) refuses up front)
+    /// is logged and retried after 10 seconds.
     pub async fn renew(self, store: CredentialStore, identity: Identity, ttl: Duration) {
         loop {
             let issued = self
                 .issue_within_issuer(&identity, ttl)
                 .map_err(|e| Box::new(e) as mesh_core::BoxError)
-                .and_then(|(issued, ttl)| Ok((issued.credentials()?, ttl)))
-                .and_then(|(creds, ttl)| Ok(store.update(creds).map(|()| ttl)?));
+                .and_then(|(issued, _)| Ok((issued.credentials()?, issued)))
+                .and_then(|(creds, issued)| Ok(store.update(creds).map(|()| issued)?));
             let wait = match issued {
-                Ok(ttl) => renew_after(ttl),
+                Ok(issued) => issued.renew_after(SystemTime::now()),
                 Err(error) => {
                     tracing::error!(%identity, %error, "cannot issue identity credentials");
                     MIN_RENEW
@@ -57,20 +71,34 @@ impl CertificateAuthority {
     ///
     /// # Errors
     ///
-    /// As [`CertificateAuthority::issue`]; [`CaError::InvalidLifetime`]
-    /// once the issuer has expired.
+    /// [`CaError::UnrenewableTtl`] for a `ttl` under [`MIN_RENEWED_TTL`]
+    /// or over [`MAX_LIFETIME`](super::MAX_LIFETIME), which the renewal
+    /// loop could not keep valid; [`CaError::OutlivesIssuer`] once the
+    /// issuer has less than a second left; otherwise as
+    /// [`CertificateAuthority::issue`].
     pub fn issue_within_issuer(
         &self,
         identity: &Identity,
         ttl: Duration,
     ) -> Result<(IssuedCertificate, Duration), CaError> {
-        // Whole seconds, from now: the certificate starts a minute earlier,
-        // so it ends a minute before the issuer.
+        if !(MIN_RENEWED_TTL..=super::MAX_LIFETIME).contains(&ttl) {
+            return Err(CaError::UnrenewableTtl {
+                ttl,
+                min: MIN_RENEWED_TTL,
+                max: super::MAX_LIFETIME,
+            });
+        }
+        // Whole seconds, from now: the certificate is valid until `ttl`
+        // after now, so with what the issuer has left it ends with the
+        // issuer.
         let left = self
             .issuer_not_after
             .duration_since(SystemTime::now())
             .unwrap_or_default();
         let ttl = ttl.min(Duration::from_secs(left.as_secs()));
+        if ttl < super::MIN_LIFETIME {
+            return Err(CaError::OutlivesIssuer);
+        }
         Ok((self.issue(identity, ttl)?, ttl))
     }
 }
@@ -78,6 +106,12 @@ impl CertificateAuthority {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shortest_renewed_ttl_is_renewed_before_it_expires() {
+        assert!(renew_after(MIN_RENEWED_TTL) < MIN_RENEWED_TTL);
+        assert!(renew_after(MIN_RENEWED_TTL) >= MIN_RENEWED_TTL.mul_f64(0.7));
+    }
 
     #[test]
     fn renews_at_seventy_percent_within_bounds() {

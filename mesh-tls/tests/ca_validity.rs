@@ -1,0 +1,173 @@
+//! How long a certificate the CA issues is valid, and when the renewal
+//! loop replaces it: a certificate is valid for its whole ttl from issue
+//! (its backdate for slow clocks is added, not taken out of the ttl), and
+//! it is renewed before it expires, however short the ttl.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use mesh_tls::{
+    CredentialSource, CredentialStore,
+    ca::{self, CaError, CertificateAuthority},
+};
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+/// Lets the renewal task run everything that is due at the paused clock's
+/// current time.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[test]
+fn a_certificate_is_valid_for_its_whole_ttl_from_issue() {
+    let ca = ca();
+    for ttl in [
+        Duration::from_secs(30),
+        Duration::from_secs(60),
+        Duration::from_secs(120),
+        HOUR,
+    ] {
+        let before = SystemTime::now();
+        let issued = ca.issue(&id(WEB), ttl).unwrap();
+        let creds = issued.credentials().unwrap();
+        // Whole seconds: the end may round down by less than a second.
+        assert!(
+            creds.not_after() + Duration::from_secs(1) > before + ttl,
+            "{ttl:?}: ends {:?} after issue",
+            creds.not_after().duration_since(before)
+        );
+        assert!(creds.not_before() + ca::BACKDATE <= before + Duration::from_secs(1));
+        creds.check(SystemTime::now()).unwrap();
+        assert_eq!(issued.not_after(), creds.not_after());
+        assert_eq!(issued.not_before(), creds.not_before());
+    }
+}
+
+/// The defect this guards against: the backdate came out of the ttl while
+/// renewal waited 70 % of the ttl, so a certificate of 100 s expired 40 s
+/// after issue and was replaced only at 70 s.
+#[tokio::test(start_paused = true)]
+async fn a_renewing_ca_replaces_each_certificate_before_it_expires() {
+    for ttl in [
+        Duration::from_secs(15),
+        Duration::from_secs(100),
+        10 * 60 * Duration::from_secs(1),
+    ] {
+        let store = CredentialStore::default();
+        let renew = tokio::spawn(ca().renew(store.clone(), id(WEB), ttl));
+        wait_for(&store, 1, 0).await;
+        let first = store.credentials().unwrap();
+        let left = first
+            .not_after()
+            .duration_since(SystemTime::now())
+            .expect("served expired at issue");
+
+        // One second before the first certificate expires, the store
+        // serves its successor.
+        tokio::time::advance(left - Duration::from_secs(1)).await;
+        settle().await;
+        assert_eq!(
+            store.subscribe().borrow().loaded,
+            2,
+            "{ttl:?}: not renewed within the {left:?} the certificate had left"
+        );
+        assert_ne!(store.credentials().unwrap().chain()[0], first.chain()[0]);
+        renew.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewal_waits_seventy_percent_of_what_the_certificate_has_left() {
+    let ttl = Duration::from_secs(100);
+    let store = CredentialStore::default();
+    let renew = tokio::spawn(ca().renew(store.clone(), id(WEB), ttl));
+    wait_for(&store, 1, 0).await;
+    tokio::time::advance(Duration::from_secs(68)).await;
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 1, "renewed too early");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 2, "not renewed at 70 %");
+    renew.abort();
+}
+
+#[test]
+fn an_issued_certificate_says_when_to_renew_it() {
+    let issued = ca().issue(&id(WEB), Duration::from_secs(100)).unwrap();
+    let now = SystemTime::now();
+    let left = issued.not_after().duration_since(now).unwrap();
+    assert_eq!(issued.renew_after(now), ca::renew_after(left));
+    assert!(issued.renew_after(now) < left);
+}
+
+/// In the issuer's last `ttl`, a certificate ends with the issuer: not
+/// later, and (now that the backdate is not taken out of the lifetime)
+/// not a minute earlier either.
+#[test]
+fn near_the_issuers_end_a_certificate_ends_with_the_issuer() {
+    let ca = CertificateAuthority::generate_with_lifetime("example.org".parse().unwrap(), 2 * HOUR)
+        .unwrap();
+    let (issued, given) = ca.issue_within_issuer(&id(WEB), 24 * HOUR).unwrap();
+    assert!(given < 2 * HOUR);
+    assert!(issued.not_after() <= ca.issuer_not_after());
+    assert!(
+        issued.not_after() + Duration::from_secs(2) > ca.issuer_not_after(),
+        "ends {:?} before the issuer",
+        ca.issuer_not_after().duration_since(issued.not_after())
+    );
+    assert!(matches!(
+        ca.issue(&id(WEB), 2 * HOUR + Duration::from_secs(2)),
+        Err(CaError::OutlivesIssuer)
+    ));
+}
+
+#[test]
+fn a_ttl_below_a_second_is_refused_naming_the_allowed_range() {
+    let ca = ca();
+    let error = ca.issue(&id(WEB), Duration::from_millis(500)).unwrap_err();
+    assert!(matches!(error, CaError::InvalidLifetime(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("500ms") && text.contains("1s"), "{text}");
+}
+
+/// A ttl whose 70 % is under the renewal loop's 10 s floor would be
+/// renewed after it expired: refused when the source starts, not served.
+#[tokio::test(start_paused = true)]
+async fn a_ttl_too_short_to_renew_in_time_is_refused_when_the_source_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    for ttl in [Duration::from_millis(500), Duration::from_secs(5)] {
+        let store = CredentialStore::default();
+        let source = CredentialSource::Ca {
+            dir: dir.path().to_owned(),
+            identity: id(WEB),
+            ttl,
+        };
+        let Err(error) = store.start(source) else {
+            panic!("{ttl:?} was accepted");
+        };
+        let CaError::UnrenewableTtl {
+            ttl: given, min, ..
+        } = &error
+        else {
+            panic!("{ttl:?}: {error:?}");
+        };
+        assert_eq!((*given, *min), (ttl, ca::MIN_RENEWED_TTL));
+        assert!(error.to_string().contains(&format!("{ttl:?}")), "{error}");
+        assert!(!store.is_ready());
+    }
+    let store = CredentialStore::default();
+    let source = CredentialSource::Ca {
+        dir: dir.path().to_owned(),
+        identity: id(WEB),
+        ttl: ca::MIN_RENEWED_TTL,
+    };
+    assert!(store.start(source).is_ok());
+    assert!(store.is_ready());
+}
