@@ -5,6 +5,9 @@
 //! client sends them.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/h2_frames.rs"]
+mod h2_frames;
+
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use http::{Request, Response};
@@ -18,13 +21,10 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+use self::h2_frames::{
+    CONTINUATION, END_HEADERS, END_STREAM, GET, GOAWAY, HEADERS, RST_STREAM, SETTINGS, frame,
+};
+
 const CANCEL: u32 = 0x8;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -45,17 +45,6 @@ async fn server() -> SocketAddr {
     });
     addr
 }
-
-fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    out.extend_from_slice(&len[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// `GET http://a/`, HPACK-coded with the static table only.
-const GET: &[u8] = &[0x82, 0x86, 0x84, 0x01, 0x01, b'a'];
 
 /// Opens a connection and sends the preface and empty SETTINGS.
 async fn connect(addr: SocketAddr) -> TcpStream {

@@ -8,6 +8,9 @@
 //! client of a few bytes a minute.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/h2_frames.rs"]
+mod h2_frames;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -30,27 +33,13 @@ use tokio::{
     net::{TcpListener, TcpSocket},
 };
 
-const HEADERS: u8 = 0x1;
-const SETTINGS: u8 = 0x4;
-const WINDOW_UPDATE: u8 = 0x8;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+use self::h2_frames::{END_HEADERS, END_STREAM, GET, HEADERS, SETTINGS, WINDOW_UPDATE, frame};
+
 const INITIAL_WINDOW_SIZE: u16 = 0x4;
 const MAX_WINDOW: u32 = (1 << 31) - 1;
 
 /// How many streams the client opens: hyper's default concurrency.
 const STREAMS: u32 = 200;
-
-fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    out.extend_from_slice(&len[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// `GET http://a/`, HPACK-coded with the static table only.
-const GET: &[u8] = &[0x82, 0x86, 0x84, 0x01, 0x01, b'a'];
 
 /// An endless response body of 16 KiB chunks that counts what it gives.
 struct Endless(Arc<AtomicUsize>);

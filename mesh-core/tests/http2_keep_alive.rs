@@ -6,6 +6,9 @@
 //! `stream_idle_timeout` reads one here: off.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/h2_frames.rs"]
+mod h2_frames;
+
 use std::{convert::Infallible, time::Duration};
 
 use http::{Request, Response};
@@ -19,17 +22,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const ACK: u8 = 0x1;
-
-fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    out.extend_from_slice(&len[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-}
+use self::h2_frames::{ACK, PING, SETTINGS, frame};
 
 /// How many pings the server sends in its connection's first second,
 /// by the paused clock, to a client that answers each at once.

@@ -4,6 +4,8 @@
 //! "connection error").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/endless.rs"]
+mod endless;
 #[path = "support/log_capture.rs"]
 mod log_capture;
 
@@ -17,33 +19,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use self::log_capture::Logs;
-
-/// An endless response body that reports when it is dropped.
-struct Endless(Option<tokio::sync::oneshot::Sender<()>>);
-
-impl http_body::Body for Endless {
-    type Data = bytes::Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
-        static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
-            &CHUNK,
-        )))))
-    }
-}
-
-impl Drop for Endless {
-    fn drop(&mut self) {
-        if let Some(dropped) = self.0.take() {
-            let _ = dropped.send(());
-        }
-    }
-}
+use self::{endless::Endless, log_capture::Logs};
 
 #[tokio::test]
 async fn a_connection_closed_for_an_error_is_logged_with_its_listener_peer_and_cause() {

@@ -6,6 +6,9 @@
 //! pending when it jumps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/endless.rs"]
+mod endless;
+
 use std::{
     convert::Infallible,
     future::{Ready, ready},
@@ -25,6 +28,8 @@ use tokio::{
     net::{TcpListener, TcpStream},
     time::Instant,
 };
+
+use self::endless::Endless;
 
 /// Plaintext, reporting that ALPN settled on `version`, as a TLS accept
 /// hook does once the handshake is over.
@@ -120,33 +125,6 @@ async fn an_alpn_http2_peer_that_sends_the_preface_is_served() {
         .body(http_body_util::Empty::new())
         .unwrap();
     assert_eq!(send.send_request(req).await.unwrap().status(), 200);
-}
-
-/// A response body of endless 64 KiB chunks that reports when it is
-/// dropped, which is when the server gives up on the connection.
-struct Endless(Option<tokio::sync::oneshot::Sender<()>>);
-
-impl http_body::Body for Endless {
-    type Data = bytes::Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
-        static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
-            &CHUNK,
-        )))))
-    }
-}
-
-impl Drop for Endless {
-    fn drop(&mut self) {
-        if let Some(dropped) = self.0.take() {
-            let _ = dropped.send(());
-        }
-    }
 }
 
 /// How long a server built by `server` keeps writing to a client that
