@@ -99,20 +99,44 @@ impl fmt::Display for CaError {
             ),
             Self::InvalidLifetime(d) => write!(
                 f,
-                "invalid certificate lifetime {d:?}: allowed from {:?} to {:?}, within what x.509 \
-                 can encode",
-                super::MIN_LIFETIME,
-                super::MAX_LIFETIME
+                "invalid certificate lifetime {}: allowed from {} to {}, within what x.509 can \
+                 encode",
+                Span(*d),
+                Span(super::MIN_LIFETIME),
+                Span(super::MAX_LIFETIME)
             ),
             Self::UnrenewableTtl { ttl, min, max } => write!(
                 f,
-                "certificate ttl {ttl:?} is too short to renew before it expires: allowed from \
-                 {min:?} to {max:?}"
+                "certificate ttl {} is too short to renew before it expires: allowed from {} to \
+                 {}",
+                Span(*ttl),
+                Span(*min),
+                Span(*max)
             ),
             Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),
             Self::InFile { path, .. } => write!(f, "refused ca file {}", path.display()),
+        }
+    }
+}
+
+/// A duration in its largest whole unit (`15s`, `2m`, `7300d`), or as
+/// `Debug` shows it when it has a fraction of a second (`500ms`).
+struct Span(Duration);
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs();
+        if self.0.subsec_nanos() != 0 || secs == 0 {
+            return write!(f, "{:?}", self.0);
+        }
+        match [(86_400, "d"), (3_600, "h"), (60, "m")]
+            .into_iter()
+            .find(|(unit, _)| secs.is_multiple_of(*unit))
+        {
+            Some((unit, suffix)) => write!(f, "{}{suffix}", secs / unit),
+            None => write!(f, "{secs}s"),
         }
     }
 }
@@ -144,5 +168,21 @@ impl std::error::Error for CaError {
 impl From<rcgen::Error> for CaError {
     fn from(e: rcgen::Error) -> Self {
         Self::Certificate(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_show_their_largest_whole_unit() {
+        let shown = |secs| Span(Duration::from_secs(secs)).to_string();
+        assert_eq!(shown(15), "15s");
+        assert_eq!(shown(120), "2m");
+        assert_eq!(shown(3 * 3_600), "3h");
+        assert_eq!(shown(20 * 365 * 86_400), "7300d");
+        assert_eq!(shown(90), "90s");
+        assert_eq!(Span(Duration::from_millis(500)).to_string(), "500ms");
     }
 }
