@@ -9,9 +9,14 @@ use crate::{
     deadline::{GRPC_TIMEOUT, MESH_DEADLINE},
 };
 
-/// An upstream whose first attempt takes a second and fails with 503, and
-/// whose later ones succeed at once; it records each attempt's headers.
-fn slow_then_ok() -> (Upstream, Arc<Mutex<Vec<HeaderMap>>>) {
+/// An upstream that records each attempt's headers, answers the first
+/// attempt with `first`, and later ones with 200 at once.
+fn first_then_ok<F>(
+    first: impl Fn() -> F + Send + Clone + 'static,
+) -> (Upstream, Arc<Mutex<Vec<HeaderMap>>>)
+where
+    F: Future<Output = Result<Response<BoxBody>, BoxError>> + Send + 'static,
+{
     let heads = Arc::new(Mutex::new(Vec::new()));
     let log = heads.clone();
     let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
@@ -20,15 +25,30 @@ fn slow_then_ok() -> (Upstream, Arc<Mutex<Vec<HeaderMap>>>) {
             log.push(req.headers().clone());
             log.len()
         };
+        let first = first();
         async move {
             if attempt == 1 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return status(503);
+                return first.await;
             }
             status(200)
         }
     });
     (BoxCloneService::new(svc), heads)
+}
+
+/// An upstream whose first attempt takes a second and fails with 503, and
+/// whose later ones succeed at once; it records each attempt's headers.
+fn slow_then_ok() -> (Upstream, Arc<Mutex<Vec<HeaderMap>>>) {
+    first_then_ok(|| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        status(503)
+    })
+}
+
+/// The `name` header of each attempt the upstream saw, in order.
+fn sent(heads: &Mutex<Vec<HeaderMap>>, name: &http::HeaderName) -> Vec<http::HeaderValue> {
+    let heads = heads.lock().unwrap();
+    heads.iter().map(|h| h[name].clone()).collect()
 }
 
 fn millis(value: &http::HeaderValue) -> u64 {
@@ -141,25 +161,12 @@ async fn no_retry_starts_past_the_deadline_the_caller_sent() {
 /// one-second wait (`Retry-After: 1`, a backoff with no jitter), and whose
 /// later ones succeed; it records each attempt's headers.
 fn busy_then_ok() -> (Upstream, Arc<Mutex<Vec<HeaderMap>>>) {
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let log = heads.clone();
-    let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
-        let attempt = {
-            let mut log = log.lock().unwrap();
-            log.push(req.headers().clone());
-            log.len()
-        };
-        async move {
-            if attempt == 1 {
-                let mut res = status(503)?;
-                res.headers_mut()
-                    .insert("retry-after", http::HeaderValue::from_static("1"));
-                return Ok(res);
-            }
-            status(200)
-        }
-    });
-    (BoxCloneService::new(svc), heads)
+    first_then_ok(|| async {
+        let mut res = status(503)?;
+        res.headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("1"));
+        Ok(res)
+    })
 }
 
 /// Waits out `Retry-After` up to two seconds.
@@ -188,8 +195,7 @@ async fn a_retry_whose_backoff_ends_as_the_deadline_passes_is_not_sent() {
         .service(upstream);
     let req = with_deadline(get("/"), Duration::from_micros(1_000_200));
     let res = svc.oneshot(req).await.unwrap();
-    let heads = heads.lock().unwrap();
-    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    let sent = sent(&heads, &MESH_DEADLINE);
     assert_eq!(sent, ["1000"], "no attempt is sent past the deadline");
     assert_eq!(res.status(), 503, "the last real response");
 }
@@ -219,8 +225,7 @@ async fn a_grpc_retry_is_not_sent_with_a_grpc_timeout_of_zero() {
         .body(mesh_core::body::empty())
         .unwrap();
     let res = svc.oneshot(req).await.unwrap();
-    let heads = heads.lock().unwrap();
-    let sent: Vec<_> = heads.iter().map(|h| h[GRPC_TIMEOUT].clone()).collect();
+    let sent = sent(&heads, &GRPC_TIMEOUT);
     assert_eq!(sent, ["1000200u"], "the retry was not sent");
     assert_eq!(res.status(), 503);
 }
@@ -287,8 +292,7 @@ async fn alone_the_retry_layer_forwards_a_first_attempt_past_its_deadline_unretr
     req.headers_mut()
         .insert(MESH_DEADLINE, "0".parse().unwrap());
     let res = svc.oneshot(req).await.unwrap();
-    let heads = heads.lock().unwrap();
-    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    let sent = sent(&heads, &MESH_DEADLINE);
     assert_eq!(sent, ["0"]);
     assert_eq!(res.status(), 503);
 }
@@ -309,8 +313,7 @@ async fn a_retry_a_per_try_timeout_would_tell_it_has_no_time_left_is_not_sent() 
         .service(upstream);
     let req = with_deadline(get("/"), Duration::from_micros(1_000_500));
     let res = svc.oneshot(req).await.unwrap();
-    let heads = heads.lock().unwrap();
-    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    let sent = sent(&heads, &MESH_DEADLINE);
     assert_eq!(sent, ["1000"], "the retry was not sent");
     assert_eq!(res.status(), 503);
 }
@@ -322,8 +325,7 @@ async fn the_route_stack_sends_no_retry_it_would_tell_has_no_time_left() {
         .layer(upstream);
     let req = with_deadline(get("/"), Duration::from_micros(1_000_500));
     let res = svc.oneshot(req).await.unwrap();
-    let heads = heads.lock().unwrap();
-    let sent: Vec<_> = heads.iter().map(|h| h[MESH_DEADLINE].clone()).collect();
+    let sent = sent(&heads, &MESH_DEADLINE);
     assert_eq!(sent, ["1000"], "the retry was not sent");
     // The route stack owns the deadline, and answers for it.
     assert_eq!(res.status(), 504);
