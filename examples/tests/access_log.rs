@@ -4,12 +4,7 @@
 
 mod support;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{process::Child, sync::mpsc, time::Duration};
 
 use http::{Request, StatusCode};
 use support::*;
@@ -34,25 +29,9 @@ async fn start(dir: &tempfile::TempDir, format: &str) -> (Child, mpsc::Receiver<
         ),
     )
     .unwrap();
-    let mut child = Command::new(sidecar_binary())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        // Only errors from the logs: what else is on standard error is the
-        // access log.
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the sidecar example is built: run `cargo test` without `--test`");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    // Only errors from the logs: what else is on standard error is the
+    // access log.
+    let (child, received) = run_logging(&config, "error");
     (child, received, inbound)
 }
 

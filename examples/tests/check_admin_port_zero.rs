@@ -11,13 +11,8 @@ use mesh_examples::sidecar::check::{self, CheckOptions, Status};
 
 #[tokio::test]
 async fn an_admin_listener_on_port_zero_cannot_be_asked_and_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sidecar.yaml");
-    std::fs::write(
-        &path,
-        "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
-    )
-    .unwrap();
+    let (_dir, path) =
+        support::config::file("outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n");
     let report = check::run(&path, &CheckOptions::default()).await;
     let admin = report.group("sidecar-admin").unwrap();
     assert!(!admin.checks.is_empty(), "{report}");

@@ -12,9 +12,7 @@ use mesh_examples::sidecar::check::{self, CheckOptions, Report, Status};
 const TITLE: &str = "outbound listeners take connections from this host only";
 
 async fn check_yaml(yaml: &str) -> Report {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sidecar.yaml");
-    std::fs::write(&path, yaml).unwrap();
+    let (_dir, path) = support::config::file(yaml);
     check::run(&path, &CheckOptions::default().with_pre(true)).await
 }
 

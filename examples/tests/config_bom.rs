@@ -20,9 +20,7 @@ fn a_byte_order_mark_before_the_text_is_not_part_of_it() {
 
 #[test]
 fn a_file_with_a_byte_order_mark_loads() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sidecar.yaml");
-    std::fs::write(&path, format!("\u{feff}{YAML}")).unwrap();
+    let (_dir, path) = support::config::file(format!("\u{feff}{YAML}"));
     assert_eq!(SidecarConfig::load(&path).unwrap(), parse(YAML).unwrap());
 }
 

@@ -12,9 +12,7 @@ use support::sidecar_binary;
 /// The standard error of `sidecar check --pre` on `yaml`, with
 /// `MESH_INGRESS_MODE` set to `env`.
 fn check_stderr(yaml: &str, env: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sidecar.yaml");
-    std::fs::write(&config, yaml).unwrap();
+    let (_dir, config) = support::config::file(yaml);
     let output = Command::new(sidecar_binary())
         .args(["check", "--pre", "--config"])
         .arg(&config)

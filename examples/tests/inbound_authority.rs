@@ -89,19 +89,8 @@ async fn app() -> SocketAddr {
 
 #[tokio::test]
 async fn an_http_2_request_is_authorized_for_the_host_the_application_gets() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
     let app = app().await;
-    let sidecar = sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
-         \x20   ports: {{http: {}}}\n  files: [{}]\n",
-        app.port(),
-        policy.display()
-    ));
+    let (_dir, sidecar) = emoji_inbound(app, POLICY);
     let inbound = sidecar.inbound[0];
     let send = |authority: &str, host: Option<&str>| {
         let mut req = Request::get(format!("http://{authority}/"));
@@ -142,37 +131,31 @@ async fn an_http_2_request_is_authorized_for_the_host_the_application_gets() {
     stop(sidecar).await;
 }
 
+/// The raw answer to `GET /` sent over HTTP/1.1 to `addr` with the header
+/// lines `headers` (each ending in CRLF), the way no HTTP client would.
+async fn get_over_http1(addr: SocketAddr, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET / HTTP/1.1\r\n{headers}connection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
 /// Two `Host` headers, or one that is not a host and port: authorization
 /// would read the first, the application maybe the last. `400`, as
 /// RFC 9112 §3.2 has a server answer, and the application sees nothing.
 #[tokio::test]
 async fn a_repeated_or_malformed_host_is_a_bad_request() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
     let app = app().await;
-    let sidecar = sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
-         \x20   ports: {{http: {}}}\n  files: [{}]\n",
-        app.port(),
-        policy.display()
-    ));
+    let (_dir, sidecar) = emoji_inbound(app, POLICY);
     for hosts in [
         "host: public.example\r\nhost: admin.example\r\n",
         "host: public.example, admin.example\r\n",
         "host: x@public.example\r\n",
     ] {
-        let mut tcp = tokio::net::TcpStream::connect(sidecar.inbound[0])
-            .await
-            .unwrap();
-        let request = format!("GET / HTTP/1.1\r\n{hosts}connection: close\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        tcp.read_to_string(&mut answer).await.unwrap();
+        let answer = get_over_http1(sidecar.inbound[0], hosts).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{hosts}: {answer}");
         assert!(
             answer.contains("mesh-error: invalid host"),
@@ -194,28 +177,10 @@ async fn a_repeated_or_malformed_host_is_a_bad_request() {
 /// take either, and the application sees nothing.
 #[tokio::test]
 async fn a_comma_joined_host_or_a_signed_port_is_a_bad_request() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
     let app = app().await;
-    let sidecar = sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
-         \x20   ports: {{http: {}}}\n  files: [{}]\n",
-        app.port(),
-        policy.display()
-    ));
+    let (_dir, sidecar) = emoji_inbound(app, POLICY);
     for host in ["public.example,admin.example", "public.example:+80"] {
-        let mut tcp = tokio::net::TcpStream::connect(sidecar.inbound[0])
-            .await
-            .unwrap();
-        let request = format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        tcp.read_to_string(&mut answer).await.unwrap();
+        let answer = get_over_http1(sidecar.inbound[0], &format!("host: {host}\r\n")).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{host}: {answer}");
         assert!(
             answer.contains("mesh-error: invalid host"),

@@ -109,19 +109,8 @@ async fn app() -> (SocketAddr, Arc<AtomicU64>) {
 
 #[tokio::test]
 async fn inbound_routes_redirect_and_edit_headers_after_authorization() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
     let (app, seen) = app().await;
-    let sidecar = sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
-         \x20   ports: {{http: {}}}\n  files: [{}]\n",
-        app.port(),
-        policy.display()
-    ));
+    let (_dir, sidecar) = emoji_inbound(app, POLICY);
     let inbound = sidecar.inbound[0];
     let client = http1();
     let get = |path: &str| {
@@ -185,19 +174,8 @@ async fn inbound_routes_redirect_and_edit_headers_after_authorization() {
 /// the filter's after it.
 #[tokio::test]
 async fn a_client_cannot_drop_a_header_the_route_sets_by_naming_it_in_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
     let (app, _) = app().await;
-    let sidecar = sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
-         \x20   ports: {{http: {}}}\n  files: [{}]\n",
-        app.port(),
-        policy.display()
-    ));
+    let (_dir, sidecar) = emoji_inbound(app, POLICY);
     let req = Request::get(format!("http://{}/headers", sidecar.inbound[0]))
         .header("host", "emoji.emojivoto:8080")
         .header("connection", "keep-alive, X-Env")

@@ -19,7 +19,7 @@ use mesh_examples::sidecar::inject::{
     self, DisabledBy, Image, InjectConfig, InjectError, Injected, Outcome, Unread,
 };
 use serde_yaml_ng::Value;
-use support::sidecar_binary;
+use support::{sidecar_binary, sidecar_cli_with_input};
 
 const IMAGE: &str = "ghcr.io/mesh/sidecar:0.1.0";
 const CASES: &[&str] = &[
@@ -846,24 +846,7 @@ fn a_missing_file_is_a_read_error_naming_it() {
 
 #[test]
 fn the_cli_reads_standard_input_and_notes_on_standard_error() {
-    use std::{io::Write as _, process::Command, process::Stdio};
-
-    let run = |stdin: &str| {
-        let mut child = Command::new(sidecar_binary())
-            .args(["inject", "-", "--image", IMAGE])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the sidecar example is built: run `cargo test` without `--test`, or `cargo build -p mesh-examples --example sidecar`");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |stdin: &str| sidecar_cli_with_input(&["inject", "-", "--image", IMAGE], stdin);
 
     let output = run(&read("emojivoto.in.yaml"));
     assert!(output.status.success());

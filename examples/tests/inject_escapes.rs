@@ -7,13 +7,8 @@
 
 mod support;
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
-
 use mesh_examples::sidecar::inject::{self, InjectConfig};
-use support::sidecar_binary;
+use support::sidecar_cli_with_input;
 
 /// A Service, and a Deployment with a Linkerd annotation inject warns
 /// about, named with a screen clear, a bell, a C1 CSI and a newline.
@@ -34,20 +29,7 @@ spec:
 ";
 
 fn run(input: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(sidecar_binary())
-        .args(["inject", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = sidecar_cli_with_input(&["inject", "-"], input);
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),

@@ -5,14 +5,11 @@
 
 mod support;
 
-use std::{
-    io::{Read, Write},
-    process::{Command, Stdio},
-};
+use std::io::Read;
 
 use mesh_core::resource::ResourceErrorKind;
 use mesh_examples::sidecar::inject::{self, InjectConfig, InjectError};
-use support::sidecar_binary;
+use support::sidecar_cli_with_input;
 
 fn config_map_with(value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  a: {value}\n")
@@ -108,19 +105,8 @@ fn input_over_the_limit_is_refused_and_not_read_past_it() {
 
 #[test]
 fn the_cli_refuses_deep_nesting_on_standard_error_and_writes_nothing() {
-    let mut child = Command::new(sidecar_binary())
-        .args(["inject", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let text = config_map_with(&"[".repeat(200_000));
-    let mut stdin = child.stdin.take().unwrap();
-    // The child may stop reading once it has refused the input.
-    let _ = stdin.write_all(text.as_bytes());
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
+    let output = sidecar_cli_with_input(&["inject", "-"], &text);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8(output.stderr).unwrap();

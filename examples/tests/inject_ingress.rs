@@ -163,13 +163,8 @@ fn an_unknown_inject_value_names_ingress_among_the_accepted_ones() {
 /// ingress mode only when it is set.
 #[test]
 fn the_sidecar_reads_the_environment_inject_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sidecar.yaml");
-    std::fs::write(
-        &path,
-        "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
-    )
-    .unwrap();
+    let (_dir, path) =
+        support::config::file("outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n");
     let manifest = deployment("nginx", "edge", "{}", "{mesh.io/inject: ingress}");
     let injected = inject::inject("nginx.yaml", &manifest, &config()).unwrap();
     let env = sidecar_envs(&injected.yaml).remove(0).unwrap();

@@ -5,42 +5,17 @@
 
 mod support;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::time::Duration;
 
-use support::sidecar_binary;
+use support::run_logging;
 
 /// The sidecar's log lines, from its start to the `sidecar started` line,
 /// run with `RUST_LOG` set to `filter`. Empty when nothing is logged
 /// before that line's time is up.
 fn log_until_started(filter: &str) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sidecar.yaml");
-    std::fs::write(
-        &config,
-        "outbound: {listen: 127.0.0.1:0}\nadmin: {listen: 127.0.0.1:0}\n",
-    )
-    .unwrap();
-    let mut child = Command::new(sidecar_binary())
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", filter)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the sidecar example is built: run `cargo test` without `--test`");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (_dir, config) =
+        support::config::file("outbound: {listen: 127.0.0.1:0}\nadmin: {listen: 127.0.0.1:0}\n");
+    let (mut child, received) = run_logging(&config, filter);
     let mut seen = Vec::new();
     // A bound for a sidecar that never logs its start, not a measure.
     while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {

@@ -9,13 +9,9 @@ use std::process::Command;
 
 #[test]
 fn too_many_threads_for_the_descriptor_limit_is_named_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sidecar.yaml");
-    std::fs::write(
-        &config,
+    let (_dir, config) = support::config::file(
         "admin:\n  listen: 127.0.0.1:0\noutbound:\n  listen: 127.0.0.1:0\nserver:\n  threads: 100\n",
-    )
-    .unwrap();
+    );
     // 64 descriptors cannot hold the outbound listener's 100 sockets.
     let output = Command::new("sh")
         .arg("-c")

@@ -1,7 +1,18 @@
 //! Reading a sidecar configuration in tests, and what every error in one
 //! must say.
 
+use std::path::PathBuf;
+
 use mesh_examples::sidecar::config::{ConfigError, ConfigErrorKind, SidecarConfig};
+
+/// `yaml` written to `sidecar.yaml` in a new directory, for a test that
+/// hands the sidecar a path; the file lives as long as the directory.
+pub fn file(yaml: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (dir, path)
+}
 
 /// `yaml`, read as the file `sidecar.yaml`.
 pub fn parse(yaml: &str) -> Result<SidecarConfig, ConfigError> {

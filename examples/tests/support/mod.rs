@@ -143,6 +143,25 @@ pub fn sidecar(yaml: &str) -> Running {
     sidecar::start(config).unwrap()
 }
 
+/// A sidecar on one server thread in front of `app`, as the inbound side
+/// of workload `app: emoji` in `emojivoto`, with the policy `policy`
+/// (YAML) read from a file in the returned directory.
+pub fn emoji_inbound(app: SocketAddr, policy: &str) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, policy).unwrap();
+    let running = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
+        app.port(),
+        file.display()
+    ));
+    (dir, running)
+}
+
 /// Stops a sidecar and waits until it has drained.
 pub async fn stop(running: Running) {
     running.shutdown();
@@ -241,6 +260,33 @@ pub fn issuer(dir: &std::path::Path) -> impl Fn(&str) -> std::path::PathBuf + '_
     }
 }
 
+/// Starts the `sidecar` binary ([`sidecar_binary`]) with `run --config
+/// config` and `RUST_LOG` set to `rust_log`, and returns it with its
+/// standard error, a line at a time.
+pub fn run_logging(
+    config: &std::path::Path,
+    rust_log: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(sidecar_binary())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", rust_log)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sidecar example is built: run `cargo test` without `--test`");
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, received)
+}
+
 /// Runs the `sidecar` binary ([`sidecar_binary`]) with `args` to its end.
 pub fn sidecar_cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(sidecar_binary())
@@ -248,6 +294,27 @@ pub fn sidecar_cli(args: &[&str]) -> std::process::Output {
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap()
+}
+
+/// Runs the `sidecar` binary ([`sidecar_binary`]) with `args` to its end,
+/// `input` on its standard input. A binary that refuses the input may
+/// stop reading it: what it wrote, and its exit status, say whether it did.
+pub fn sidecar_cli_with_input(args: &[&str], input: &str) -> std::process::Output {
+    use std::{io::Write as _, process::Stdio};
+    let mut child = std::process::Command::new(sidecar_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "the sidecar example is built: run `cargo test` without `--test`, \
+             or `cargo build -p mesh-examples --example sidecar`",
+        );
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
 
 /// An address on loopback where nothing listens: connections to it are
