@@ -11,7 +11,7 @@
 use std::time::{Duration, SystemTime};
 
 use mesh_core::Identity;
-use mesh_tls::ca::{CaError, CertificateAuthority, renew_after};
+use mesh_tls::ca::{CaError, CertificateAuthority};
 use mesh_tls::{CredentialError, CredentialSource, Credentials, in_trust_domain};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -28,7 +28,7 @@ const LATE_SHARE: f64 = 0.3;
 /// The identity group, for an `identity` section.
 pub(super) fn check(config: &IdentityConfig, now: SystemTime, warning: Duration) -> Vec<Check> {
     let mut checks = Vec::new();
-    let creds = match load(&config.source, now) {
+    let creds = match load(&config.source) {
         Ok((check, creds)) => {
             checks.push(check);
             creds
@@ -94,8 +94,10 @@ pub(super) fn check(config: &IdentityConfig, now: SystemTime, warning: Duration)
 }
 
 /// Reads the credentials as the sidecar would: the files, or a
-/// certificate issued in memory from the CA directory at `now`.
-fn load(source: &CredentialSource, now: SystemTime) -> Result<(Check, Credentials), Check> {
+/// certificate issued in memory from the CA directory now. A `ttl` too
+/// short to be renewed before it ends fails here, as it stops the sidecar
+/// at start.
+fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
     match source {
         CredentialSource::Files { files, .. } => {
             const TITLE: &str = "certificate, key and trust bundle can be read";
@@ -118,9 +120,6 @@ fn load(source: &CredentialSource, now: SystemTime) -> Result<(Check, Credential
                     Ok((creds, given))
                 });
             match issued {
-                Ok((creds, given)) if let Some(detail) = unrenewable(&creds, given, *ttl, now) => {
-                    Err(Check::fail(title, detail))
-                }
                 Ok((creds, given)) if given < *ttl => {
                     let detail = format!(
                         "the issuer expires first: certificates live {}, not the {} asked for, \
@@ -131,50 +130,18 @@ fn load(source: &CredentialSource, now: SystemTime) -> Result<(Check, Credential
                     Ok((Check::warn(title, detail), creds))
                 }
                 Ok((creds, _)) => Ok((Check::pass(title), creds)),
+                Err(error @ CaError::UnrenewableTtl { min, .. }) => {
+                    let detail = format!(
+                        "{}\nset identity.ttl to at least {}",
+                        with_causes(&error),
+                        format_duration(min)
+                    );
+                    Err(Check::fail(title, detail))
+                }
                 Err(error) => Err(Check::fail(title, with_causes(&error))),
             }
         }
     }
-}
-
-/// Why a certificate issued for `given` (of the `ttl` asked for) at
-/// `now` cannot serve until the sidecar renews it, if it cannot. A
-/// certificate starts before it is issued, for peers whose clocks run
-/// behind, so a short lifetime is over at once, which stops the sidecar
-/// at start, or before its renewal at 70 % of it ([`renew_after`]), which
-/// leaves the sidecar serving it expired until then.
-fn unrenewable(
-    creds: &Credentials,
-    given: Duration,
-    ttl: Duration,
-    now: SystemTime,
-) -> Option<String> {
-    let head_start = now.duration_since(creds.not_before()).unwrap_or_default();
-    let ttl = format_duration(ttl);
-    let Some(left) = creds
-        .not_after()
-        .duration_since(now)
-        .ok()
-        .filter(|left| !left.is_zero())
-    else {
-        return Some(format!(
-            "a certificate issued for {ttl} has expired when it is issued: it starts {} \
-             before (for peers whose clocks run behind)\nthe sidecar would not start; set a \
-             longer identity.ttl",
-            Span(head_start)
-        ));
-    };
-    let renew = renew_after(given);
-    (renew >= left).then(|| {
-        format!(
-            "a certificate issued for {ttl} expires {} after it is issued (it starts {} \
-             before), but is renewed only {} after\nthe sidecar would serve it expired \
-             until then; set a longer identity.ttl",
-            Span(left),
-            Span(head_start),
-            Span(renew)
-        )
-    })
 }
 
 /// The chain verifies against the bundle, for server and client
