@@ -11,10 +11,11 @@
 //! mesh-metrics' [`mesh_metrics::query`]; this module reads the command
 //! line's values.
 //!
-//! `--admin` takes `ADDR` or `NAME=ADDR`, comma-separated: addresses with
-//! the same name are replicas of one workload, and make one row. An
-//! address is scraped once however often it is listed, and may not be
-//! listed under two names.
+//! `--admin` takes `HOST:PORT` or `NAME=HOST:PORT` (an IPv6 host in
+//! brackets), comma-separated: addresses with the same name are replicas
+//! of one workload, and make one row. An address is scraped once however
+//! often it is listed, and may not be listed under two names. A URL
+//! (`http://...`), a path, or an empty item is refused, naming the item.
 
 use std::{fmt, io::Write, num::NonZeroUsize, time::Duration};
 
@@ -31,7 +32,7 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ViewError {
-    /// `--admin` is not a list of `ADDR` or `NAME=ADDR`.
+    /// `--admin` is not a list of `HOST:PORT` or `NAME=HOST:PORT`.
     Targets(InvalidTarget),
     /// `--admin` names one admin server as two workloads' replica: its
     /// traffic would be counted in both rows.
