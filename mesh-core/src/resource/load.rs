@@ -5,8 +5,8 @@ use std::fmt;
 use serde::{Deserialize, de::DeserializeOwned, de::IgnoredAny};
 
 use super::{
-    SERVER_SET_FIELDS,
     error::{self, ResourceError, ResourceErrorKind},
+    ignored::{IgnoredField, field_path, is_server_set},
     locate::locate,
     meta::{ApiVersion, Envelope},
     shape::check_yaml_shape,
@@ -323,36 +323,6 @@ pub struct Parsed<'t, T> {
     pub context: DocumentContext<'t>,
 }
 
-/// A field of a document that was not read: unknown to the type, or a
-/// part of its spec that is not supported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IgnoredField {
-    /// Where the text came from.
-    pub origin: String,
-    /// The document's number, from 1.
-    pub document: usize,
-    /// The document's kind.
-    pub kind: String,
-    /// The document's name.
-    pub name: Option<String>,
-    /// The field's path, such as `spec.rules[0].retries`.
-    pub path: String,
-}
-
-impl fmt::Display for IgnoredField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: document {} ({}",
-            self.origin, self.document, self.kind
-        )?;
-        if let Some(name) = &self.name {
-            write!(f, " {name}")?;
-        }
-        write!(f, "): {}", self.path)
-    }
-}
-
 /// A document of a kind the reader does not read, kept so it can be named
 /// in a warning.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,31 +388,4 @@ pub fn load<T: Resource>(origin: &str, text: &str) -> Result<Loaded<T>, Resource
         }
     }
     Ok(loaded)
-}
-
-/// `spec.rules[0].retries`, in the style of serde_path_to_error's paths.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        Path::Map { parent, key } => {
-            let parent = field_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => field_path(parent),
-    }
-}
-
-fn is_server_set(path: &str) -> bool {
-    SERVER_SET_FIELDS.iter().any(|field| {
-        path.strip_prefix(field)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-    })
 }

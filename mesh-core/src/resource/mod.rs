@@ -69,6 +69,7 @@
 mod duration;
 mod error;
 mod http_route;
+mod ignored;
 mod load;
 mod locate;
 mod meta;
@@ -88,10 +89,8 @@ pub use self::{
         InvalidMatchReason, POLICY_GROUP, ParentReference, PathMatchType, PathModifierType,
         RequestRedirect, ValueMatchType,
     },
-    load::{
-        Document, DocumentContext, Documents, IgnoredField, Loaded, OtherResource, Parsed,
-        Resource, load,
-    },
+    ignored::IgnoredField,
+    load::{Document, DocumentContext, Documents, Loaded, OtherResource, Parsed, Resource, load},
     locate::locate,
     meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
     shape::{MAX_FLOW_DEPTH, MAX_FLOW_WORK, MAX_TEXT_LEN, check_yaml_shape},
