@@ -32,18 +32,45 @@ use mesh_examples::{
 struct Args {
     /// Stop after this long (for example `30s`) instead of at Ctrl-C, and
     /// exit non-zero if the mesh broke a promise.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = run_duration)]
     duration: Option<Duration>,
-    /// Requests a second the load generator sends to `web`.
-    #[arg(long, default_value = "30")]
-    rps: NonZeroU32,
+    /// Requests a second the load generator sends to `web`, from 1 to
+    /// 10000.
+    #[arg(long, default_value = "30", value_parser = clap::value_parser!(u32).range(1..=MAX_RPS))]
+    rps: u32,
     /// Do not retry `voting`'s failures, so that `web` sees them.
     #[arg(long)]
     no_retries: bool,
     /// The port of web's admin server (and its dashboard); emoji's,
-    /// voting's and vote-bot's take the next three. 0 lets the system pick.
-    #[arg(long, default_value = "4191")]
+    /// voting's and vote-bot's take the next three, so at most 65532.
+    /// 0 lets the system pick.
+    #[arg(long, default_value = "4191", value_parser = clap::value_parser!(u16).range(0..=MAX_ADMIN_PORT))]
     admin_port: u16,
+}
+
+/// The most requests a second `--rps` takes. The load generator's tick is
+/// a second divided by the rate; past a billion it rounds to zero, and
+/// long before that the four one-thread sidecars cannot keep up.
+const MAX_RPS: i64 = 10_000;
+
+/// The highest `--admin-port`: the four admin servers take it and the next
+/// three, which must not run past 65535.
+const MAX_ADMIN_PORT: i64 = 65_532;
+
+/// The shortest `--duration`: a run must last long enough for traffic to
+/// flow before its success can be judged.
+const MIN_DURATION: Duration = Duration::from_secs(1);
+
+/// Parses `--duration`: a duration of at least [`MIN_DURATION`].
+fn run_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < MIN_DURATION {
+        return Err(format!(
+            "the demo needs at least {}s of traffic to judge the mesh",
+            MIN_DURATION.as_secs()
+        ));
+    }
+    Ok(duration)
 }
 
 fn main() -> ExitCode {
@@ -59,7 +86,7 @@ fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let config = DemoConfig {
-        rps: args.rps,
+        rps: NonZeroU32::new(args.rps).unwrap_or(NonZeroU32::MIN),
         duration: args.duration,
         retries: !args.no_retries,
         admin_port: args.admin_port,
@@ -108,17 +135,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Listens for Ctrl-C (SIGINT) and SIGTERM, the way people and process
-/// managers stop a program, from now on: a future that resolves at either,
-/// so that both shut the mesh down and remove its files.
+/// Listens for Ctrl-C (SIGINT), SIGTERM and SIGHUP, the ways people,
+/// process managers and a closed terminal stop a program, from now on: a
+/// future that resolves at any, so that all of them shut the mesh down and
+/// remove its files, the CA's private keys among them.
 fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     Ok(async move {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
     })
 }
