@@ -78,46 +78,62 @@ impl Mesh {
                 admin_port.saturating_add(offset)
             }
         };
+        // Every application listener is bound before any sidecar starts,
+        // so that a failure from here on is a sidecar's, and stops those
+        // already started.
+        let (voting_listener, voting_app) = bind().await?;
+        let (emoji_listener, emoji_app) = bind().await?;
+        let (web_listener, web_app) = bind().await?;
         let (stop_apps, _) = shutdown::channel();
-        let mut apps = Vec::new();
+        let web_calls = Arc::new(apps::Outcomes::default());
+        let apps = vec![
+            tokio::spawn(apps::voting(
+                voting_listener,
+                VOTE_FAILURE_RATE,
+                VOTE_FAILURE_SEED,
+                stop_apps.subscribe(),
+            )),
+            tokio::spawn(apps::emoji(emoji_listener, stop_apps.subscribe())),
+        ];
+        let mut starting = Starting {
+            sidecars: Vec::new(),
+            apps,
+            stop_apps,
+        };
 
-        let (listener, app) = bind().await?;
-        let voting = Sidecar::new("voting", Some(app), admin(2)).start(files)?;
-        apps.push(tokio::spawn(apps::voting(
-            listener,
-            VOTE_FAILURE_RATE,
-            VOTE_FAILURE_SEED,
-            stop_apps.subscribe(),
-        )));
-
+        // The sidecars are kept in `starting` in the order they start:
+        // voting, emoji, web, vote-bot.
+        let voting = Sidecar::new("voting", Some(voting_app), admin(2));
+        let voting = starting.start(files, voting).await?;
         // `emoji` may not call `voting`, but its sidecar knows the way, so
         // that the demo can show the policy refusing it.
-        let (listener, app) = bind().await?;
-        let emoji = Sidecar::new("emoji", Some(app), admin(1))
-            .service("voting", &voting, "")
-            .start(files)?;
-        apps.push(tokio::spawn(apps::emoji(listener, stop_apps.subscribe())));
-
+        let emoji = Sidecar::new("emoji", Some(emoji_app), admin(1)).service("voting", voting, "");
+        let emoji = starting.start(files, emoji).await?;
         // `web`'s admin server also serves the dashboard, over its own
         // sidecar and those of `emoji` and `voting`.
-        let (listener, app) = bind().await?;
-        let web = Sidecar::new("web", Some(app), admin(0))
-            .service("emoji", &emoji, "")
-            .service("voting", &voting, if retries { VOTING_RETRIES } else { "" })
-            .dashboard_peer("emoji", &emoji)
-            .dashboard_peer("voting", &voting)
-            .start(files)?;
-        let web_calls = Arc::new(apps::Outcomes::default());
-        apps.push(tokio::spawn(apps::web(
-            listener,
+        let web = Sidecar::new("web", Some(web_app), admin(0))
+            .service("emoji", emoji, "")
+            .service("voting", voting, if retries { VOTING_RETRIES } else { "" })
+            .dashboard_peer("emoji", emoji)
+            .dashboard_peer("voting", voting);
+        let web = starting.start(files, web).await?;
+        starting.apps.push(tokio::spawn(apps::web(
+            web_listener,
             web.outbound,
             web_calls.clone(),
-            stop_apps.subscribe(),
+            starting.stop_apps.subscribe(),
         )));
+        let vote_bot = Sidecar::new("vote-bot", None, admin(3)).service("web", web, "");
+        starting.start(files, vote_bot).await?;
 
-        let vote_bot = Sidecar::new("vote-bot", None, admin(3))
-            .service("web", &web, "")
-            .start(files)?;
+        let Starting {
+            sidecars,
+            apps,
+            stop_apps,
+        } = starting;
+        // Four started, so four are here; the error is never returned.
+        let [voting, emoji, web, vote_bot] =
+            <[Running; 4]>::try_from(sidecars).map_err(|_| DemoError::NotReady("the mesh"))?;
         Ok(Self {
             vote_bot,
             web,
@@ -169,7 +185,59 @@ impl Mesh {
     /// Shuts every sidecar down and waits until each has drained (the
     /// traffic has stopped by then); then stops the applications.
     pub async fn stop(self) {
-        let sidecars = [self.vote_bot, self.web, self.emoji, self.voting];
+        let mut whole = Starting {
+            sidecars: vec![self.vote_bot, self.web, self.emoji, self.voting],
+            apps: self.apps,
+            stop_apps: self.stop_apps,
+        };
+        whole.abandon().await;
+    }
+}
+
+/// The addresses of a sidecar that started: what the sidecars started
+/// after it need to reach it.
+#[derive(Clone, Copy, Debug)]
+struct Addrs {
+    inbound: Option<SocketAddr>,
+    outbound: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// The part of the mesh started so far; when the rest fails to start, it
+/// is stopped, as [`Mesh::stop`] stops a whole mesh: a sidecar whose
+/// handle is dropped keeps running, its admin server holding a trigger.
+struct Starting {
+    sidecars: Vec<Running>,
+    apps: Vec<JoinHandle<()>>,
+    stop_apps: ShutdownTrigger,
+}
+
+impl Starting {
+    /// Starts `sidecar`, keeping its handle, and returns its addresses;
+    /// when it cannot start, stops everything started so far and returns
+    /// the error.
+    async fn start(&mut self, files: &MeshFiles, sidecar: Sidecar) -> Result<Addrs, DemoError> {
+        match sidecar.start(files) {
+            Ok(running) => {
+                let addrs = Addrs {
+                    inbound: running.inbound.first().copied(),
+                    outbound: running.outbound,
+                    admin: running.admin,
+                };
+                self.sidecars.push(running);
+                Ok(addrs)
+            }
+            Err(error) => {
+                self.abandon().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Shuts down the sidecars started so far, waits until they have
+    /// stopped, then stops the applications.
+    async fn abandon(&mut self) {
+        let sidecars = std::mem::take(&mut self.sidecars);
         for running in &sidecars {
             running.shutdown();
         }
@@ -179,7 +247,7 @@ impl Mesh {
             tracing::error!("a sidecar did not stop cleanly");
         }
         self.stop_apps.trigger();
-        for app in self.apps {
+        for app in self.apps.drain(..) {
             let _ = app.await;
         }
     }
@@ -220,13 +288,15 @@ impl Sidecar {
     }
 
     /// Routes `name` to the inbound listener of `server`, over mutual TLS.
-    fn service(mut self, name: &'static str, server: &Running, settings: &'static str) -> Self {
-        self.services.push((name, server.inbound[0], settings));
+    fn service(mut self, name: &'static str, server: Addrs, settings: &'static str) -> Self {
+        if let Some(inbound) = server.inbound {
+            self.services.push((name, inbound, settings));
+        }
         self
     }
 
     /// Shows `peer`, the sidecar of `name`, on the dashboard.
-    fn dashboard_peer(mut self, name: &'static str, peer: &Running) -> Self {
+    fn dashboard_peer(mut self, name: &'static str, peer: Addrs) -> Self {
         self.dashboard_peers.push((name, peer.admin));
         self
     }

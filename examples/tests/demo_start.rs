@@ -1,0 +1,44 @@
+//! A demo mesh that cannot start all its sidecars: the ones it started
+//! must stop, so that a program (or test) that runs the demo as a library
+//! gets its ports and threads back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
+
+use mesh_examples::demo::{self, DemoConfig, DemoError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_that_cannot_start_stops_the_sidecars_it_started() {
+    for _ in 0..20 {
+        // vote-bot's sidecar starts last, with the admin port after
+        // voting's, emoji's and web's: hold it, so the other three start
+        // and the fourth fails.
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let Some(base) = port.checked_sub(3).filter(|p| *p >= 1024) else {
+            continue;
+        };
+        let config = DemoConfig {
+            admin_port: base,
+            ..DemoConfig::default()
+        };
+        let error = demo::run(&config, &mut Vec::new(), std::future::pending())
+            .await
+            .unwrap_err();
+        let ours = format!("127.0.0.1:{port}");
+        let failed_on_ours = matches!(error, DemoError::Start(_))
+            && mesh_examples::causes(&error).any(|cause| cause.to_string().contains(&ours));
+        if !failed_on_ours {
+            // Another program held one of the other three ports.
+            continue;
+        }
+        for started in base..port {
+            assert!(
+                TcpStream::connect(("127.0.0.1", started)).is_err(),
+                "a sidecar of the failed mesh still serves its admin port {started}"
+            );
+        }
+        return;
+    }
+    panic!("found no four free consecutive ports in 20 tries");
+}
