@@ -22,13 +22,18 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use mesh_core::serve::Shutdown;
-use tokio::{sync::Semaphore, time::MissedTickBehavior};
+use tokio::{sync::Semaphore, task::JoinSet, time::MissedTickBehavior};
 
 use super::apps::{EMOJI, Outcomes};
 
 /// The most `vote-bot` requests in flight at once. At the demo's rates a
 /// handful are; the bound keeps a stalled mesh from piling up tasks.
 const MAX_IN_FLIGHT: u32 = 64;
+
+/// How long `vote-bot` waits at the end for the requests in flight, as a
+/// sidecar's shutdown grace: a stalled mesh must not keep the demo, and
+/// its files, from stopping.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// What the calls the policy must refuse got.
 #[derive(Debug, Default)]
@@ -67,28 +72,34 @@ fn vote_bot_path(n: u64, rng: &mut fastrand::Rng) -> String {
 
 /// Sends `rps` requests a second to `web` through `vote-bot`'s sidecar at
 /// `outbound`, counting the answers in `counts`, until `stop`; then waits
-/// for the requests in flight.
+/// up to [`DRAIN`] for the requests in flight, and counts those still
+/// unanswered as failed.
 pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Arc<Outcomes>) {
     let client = client();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rps.max(1));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut rng = fastrand::Rng::with_seed(7);
+    let mut in_flight = JoinSet::new();
     let stop = stop.wait();
     tokio::pin!(stop);
     for n in 0.. {
-        tokio::select! {
-            _ = ticks.tick() => {}
+        // With every permit out (a stalled mesh), stop still ends the loop.
+        let permit = tokio::select! {
+            permit = async {
+                ticks.tick().await;
+                permits.clone().acquire_owned().await
+            } => permit,
             () = &mut stop => break,
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        };
+        let Ok(permit) = permit else {
             break;
         };
         let req = Request::get(format!("http://{outbound}{}", vote_bot_path(n, &mut rng)))
             .header(HOST, "web")
             .body(Empty::new());
         let (client, counts) = (client.clone(), counts.clone());
-        tokio::spawn(async move {
+        in_flight.spawn(async move {
             let _permit = permit;
             let ok = match req {
                 Ok(req) => match client.request(req).await {
@@ -102,14 +113,22 @@ pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Ar
             };
             counts.record(ok);
         });
+        // Forget the finished ones; the permits bound the rest.
+        while in_flight.try_join_next().is_some() {}
     }
-    // Every permit back means every request has been answered.
-    let _ = permits.acquire_many(MAX_IN_FLIGHT).await;
+    let drained = async { while in_flight.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        // Dropping the set aborts them; they were never answered.
+        for _ in 0..in_flight.len() {
+            counts.record(false);
+        }
+    }
 }
 
 /// Every `every`, votes as `emoji` through its sidecar at `outbound`: a
 /// call to `voting` that the policy allows only from `web`, so it must get
-/// a 403. Counts the answers in `counts` until `stop`.
+/// a 403. Counts the answers in `counts` until `stop`; a call still
+/// unanswered then is not counted.
 pub async fn trespass(
     outbound: SocketAddr,
     every: Duration,
@@ -130,15 +149,19 @@ pub async fn trespass(
             .uri(format!("http://{outbound}/api/vote?choice=:see_no_evil:"))
             .header(HOST, "voting")
             .body(Empty::new());
-        let status = match req {
-            Ok(req) => match client.request(req).await {
+        let status = async {
+            match client.request(req.ok()?).await {
                 Ok(res) => {
                     let status = res.status();
                     res.into_body().collect().await.ok().map(|_| status)
                 }
                 Err(_) => None,
-            },
-            Err(_) => None,
+            }
+        };
+        // A stalled mesh never answers: stop ends the wait, uncounted.
+        let status = tokio::select! {
+            status = status => status,
+            () = &mut stop => break,
         };
         let counter = match status {
             Some(StatusCode::FORBIDDEN) => &counts.forbidden,
