@@ -1,6 +1,7 @@
 //! A demo mesh that cannot start all its sidecars: the ones it started
 //! must stop, so that a program (or test) that runs the demo as a library
-//! gets its ports and threads back.
+//! gets its ports and threads back. And one told to stop while starting
+//! stops then.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{TcpListener, TcpStream};
@@ -41,4 +42,17 @@ async fn a_mesh_that_cannot_start_stops_the_sidecars_it_started() {
         return;
     }
     panic!("found no four free consecutive ports in 20 tries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_stopped_while_its_sidecars_start_ends_before_any_traffic() {
+    // The stop signal was only watched once every sidecar was ready, so a
+    // Ctrl-C during start-up waited out up to 10 s per sidecar, and then a
+    // run with no traffic was reported.
+    let mut out = Vec::new();
+    let error = demo::run(&DemoConfig::default(), &mut out, std::future::ready(()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DemoError::Stopped), "{error}");
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
 }

@@ -104,6 +104,10 @@ pub enum DemoError {
     NotReady(&'static str),
     /// The output could not be written.
     Output(std::io::Error),
+    /// The `stop` future of [`run`] resolved before every sidecar was
+    /// ready: Ctrl-C while a sidecar is still loading its certificate
+    /// ends the demo, rather than waiting out the readiness timeout.
+    Stopped,
 }
 
 impl fmt::Display for DemoError {
@@ -116,6 +120,7 @@ impl fmt::Display for DemoError {
             Self::Start(_) => f.write_str("cannot start a sidecar"),
             Self::NotReady(name) => write!(f, "{name}'s sidecar did not become ready"),
             Self::Output(_) => f.write_str("cannot write the output"),
+            Self::Stopped => f.write_str("stopped before the mesh was ready"),
         }
     }
 }
@@ -127,7 +132,7 @@ impl std::error::Error for DemoError {
             Self::Certs(e) => Some(e),
             Self::Config(e) => Some(e),
             Self::Start(e) => Some(e),
-            Self::NotReady(_) => None,
+            Self::NotReady(_) | Self::Stopped => None,
         }
     }
 }
@@ -161,7 +166,11 @@ async fn drive<W: Write>(
     out: &mut W,
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, DemoError> {
-    mesh.ready().await?;
+    tokio::pin!(stop);
+    tokio::select! {
+        ready = mesh.ready() => ready?,
+        () = &mut stop => return Err(DemoError::Stopped),
+    }
     let print = |out: &mut W, text: &str| {
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
@@ -218,7 +227,7 @@ async fn drive<W: Write>(
             None => std::future::pending().await,
         }
     };
-    tokio::pin!(end, stop);
+    tokio::pin!(end);
     loop {
         tokio::select! {
             _ = frames.tick() => {
