@@ -56,3 +56,49 @@ async fn a_demo_stopped_while_its_sidecars_start_ends_before_any_traffic() {
     assert!(matches!(error, DemoError::Stopped), "{error}");
     assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_whose_timers_would_panic_is_refused() {
+    // A zero interval panicked in the caller's task; a zero denied_every
+    // or an rps above a billion panicked in a spawned one, and the run was
+    // reported as one with no denied call or no traffic.
+    let cases = [
+        (
+            "interval",
+            DemoConfig {
+                interval: std::time::Duration::ZERO,
+                ..DemoConfig::default()
+            },
+        ),
+        (
+            "denied_every",
+            DemoConfig {
+                denied_every: std::time::Duration::ZERO,
+                ..DemoConfig::default()
+            },
+        ),
+        (
+            "rps",
+            DemoConfig {
+                rps: std::num::NonZeroU32::MAX,
+                ..DemoConfig::default()
+            },
+        ),
+    ];
+    for (field, config) in cases {
+        let config = DemoConfig {
+            duration: Some(std::time::Duration::from_secs(1)),
+            ..config
+        };
+        // Spawned, so that a panic is caught and shown as this case's.
+        let result = tokio::spawn(async move {
+            demo::run(&config, &mut Vec::new(), std::future::pending()).await
+        })
+        .await;
+        match result {
+            Ok(Err(DemoError::Invalid(named))) => assert_eq!(named, field),
+            Ok(other) => panic!("{field}: {other:?}"),
+            Err(panicked) => panic!("{field}: {panicked}"),
+        }
+    }
+}

@@ -108,6 +108,10 @@ pub enum DemoError {
     /// ready: Ctrl-C while a sidecar is still loading its certificate
     /// ends the demo, rather than waiting out the readiness timeout.
     Stopped,
+    /// A [`DemoConfig`] field the demo cannot run with: a zero `interval`
+    /// or `denied_every`, or an `rps` whose request interval rounds to
+    /// zero (above a billion). Each would make a timer panic.
+    Invalid(&'static str),
 }
 
 impl fmt::Display for DemoError {
@@ -121,6 +125,7 @@ impl fmt::Display for DemoError {
             Self::NotReady(name) => write!(f, "{name}'s sidecar did not become ready"),
             Self::Output(_) => f.write_str("cannot write the output"),
             Self::Stopped => f.write_str("stopped before the mesh was ready"),
+            Self::Invalid(field) => write!(f, "the demo cannot run with this {field}"),
         }
     }
 }
@@ -132,7 +137,7 @@ impl std::error::Error for DemoError {
             Self::Certs(e) => Some(e),
             Self::Config(e) => Some(e),
             Self::Start(e) => Some(e),
-            Self::NotReady(_) | Self::Stopped => None,
+            Self::NotReady(_) | Self::Stopped | Self::Invalid(_) => None,
         }
     }
 }
@@ -143,13 +148,24 @@ impl std::error::Error for DemoError {
 ///
 /// # Errors
 ///
-/// When the mesh cannot be set up, or `out` cannot be written. A mesh that
-/// runs but breaks a promise is not an error: see [`Summary::passed`].
+/// When `config` holds a value it cannot run with
+/// ([`DemoError::Invalid`]), the mesh cannot be set up, or `out` cannot be
+/// written. A mesh that runs but breaks a promise is not an error: see
+/// [`Summary::passed`].
 pub async fn run<W: Write>(
     config: &DemoConfig,
     out: &mut W,
     stop: impl Future<Output = ()>,
 ) -> Result<Summary, DemoError> {
+    if config.interval.is_zero() {
+        return Err(DemoError::Invalid("interval"));
+    }
+    if config.denied_every.is_zero() {
+        return Err(DemoError::Invalid("denied_every"));
+    }
+    if (Duration::from_secs(1) / config.rps.get()).is_zero() {
+        return Err(DemoError::Invalid("rps"));
+    }
     let files = MeshFiles::create(&["web", "emoji", "voting", "vote-bot"])?;
     let mesh = Mesh::start(&files, config.retries, config.admin_port).await?;
     let summary = drive(config, &files, &mesh, out, stop).await;
