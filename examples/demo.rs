@@ -13,7 +13,8 @@
 //! latency percentiles and the share on mutual TLS, per workload) and
 //! `web`'s calls as `web` saw them beside every attempt its sidecar made.
 //! At the end it prints one summary line, and exits non-zero if the mesh
-//! broke a promise: `web` saw less than 99 % success, a request between
+//! broke a promise: `web`, or `vote-bot` calling `web`, saw less than
+//! 99 % success, a request between
 //! sidecars was not on mutual TLS, or a call the policy denies got through.
 //!
 //! The code is `mesh_examples::demo` (examples/src/demo), where each

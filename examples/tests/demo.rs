@@ -72,7 +72,10 @@ async fn the_demo_holds_its_promises_and_breaks_one_without_retries() {
     let (summary, out) = run(false).await;
     assert!(!summary.passed(), "{summary}\n{out}");
     assert!(
-        matches!(summary.breaches.as_slice(), [Breach::Success(rate)] if *rate < 0.99),
+        matches!(
+            summary.breaches.as_slice(),
+            [Breach::Success(web), Breach::RequestSuccess(bot)] if *web < 0.99 && *bot < 0.99
+        ),
         "{summary}"
     );
     assert_eq!(summary.retries, 0, "{summary}");

@@ -8,6 +8,7 @@
 //!
 //! At the end it adds up the whole run and checks what the mesh promises:
 //! `web` saw at least 99 % success although `voting` fails one vote in ten,
+//! and so did `vote-bot`'s requests to `web`,
 //! every request between sidecars was on mutual TLS, and every call the
 //! policy denies got a 403.
 
@@ -193,6 +194,10 @@ pub enum Breach {
     NoTraffic,
     /// `web` saw less success than [`MIN_EFFECTIVE_SUCCESS`].
     Success(f64),
+    /// `vote-bot`, the mesh's user, saw less success from `web` than
+    /// [`MIN_EFFECTIVE_SUCCESS`]: requests failed before `web` could make
+    /// its calls (at `web`'s sidecar, say), which `web`'s own count misses.
+    RequestSuccess(f64),
     /// A sidecar served or sent requests that were not on mutual TLS.
     Tls {
         /// The workload.
@@ -215,6 +220,12 @@ impl fmt::Display for Breach {
             Self::Success(rate) => write!(
                 f,
                 "web saw {:.2}% success, below {:.0}%",
+                rate * 100.0,
+                MIN_EFFECTIVE_SUCCESS * 100.0
+            ),
+            Self::RequestSuccess(rate) => write!(
+                f,
+                "vote-bot saw {:.2}% success from web, below {:.0}%",
                 rate * 100.0,
                 MIN_EFFECTIVE_SUCCESS * 100.0
             ),
@@ -242,6 +253,13 @@ impl Summary {
             None => breaches.push(Breach::NoTraffic),
             Some(rate) if rate < MIN_EFFECTIVE_SUCCESS => breaches.push(Breach::Success(rate)),
             Some(_) => {}
+        }
+        let answered = self.requests - self.request_failures.min(self.requests);
+        match rate(answered, self.requests) {
+            Some(rate) if rate < MIN_EFFECTIVE_SUCCESS => {
+                breaches.push(Breach::RequestSuccess(rate));
+            }
+            _ => {}
         }
         for (workload, rate) in &self.tls {
             if let Some(rate) = rate.filter(|r| *r < 1.0) {

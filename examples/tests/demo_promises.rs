@@ -1,0 +1,93 @@
+//! The demo's verdict follows the traffic its user sent: when `web`'s
+//! sidecar goes away mid-run, `vote-bot`'s requests fail, and the run must
+//! not be reported as passed because `web` itself saw no failed call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    num::NonZeroU32,
+    time::Duration,
+};
+
+use mesh_examples::demo::{self, DemoConfig, report::Breach};
+use tokio::sync::mpsc;
+
+/// The demo's output, line by line, as it is written.
+struct Lines {
+    partial: Vec<u8>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.partial.extend_from_slice(buf);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let _ = self
+                .tx
+                .send(String::from_utf8_lossy(&line).trim_end().to_owned());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Asks the sidecar whose admin server is at `admin` to shut down.
+fn shut_down(admin: &str) {
+    let mut tcp = TcpStream::connect(admin).unwrap();
+    let request = format!(
+        "POST /shutdown HTTP/1.1\r\nhost: {admin}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_requests_to_web_fail_does_not_pass() {
+    let (tx, mut lines) = mpsc::unbounded_channel();
+    let config = DemoConfig {
+        rps: NonZeroU32::new(40).unwrap(),
+        duration: Some(Duration::from_secs(3)),
+        interval: Duration::from_millis(500),
+        denied_every: Duration::from_millis(250),
+        ..DemoConfig::default()
+    };
+    let run = tokio::spawn(async move {
+        let mut out = Lines {
+            partial: Vec::new(),
+            tx,
+        };
+        demo::run(&config, &mut out, std::future::pending()).await
+    });
+    let mut web_admin = None;
+    while let Some(line) = lines.recv().await {
+        if let Some(rest) = line.strip_prefix("dashboard: http://") {
+            web_admin = rest.strip_suffix("/dashboard").map(str::to_owned);
+        }
+        // The first frame: web has made calls, all answered.
+        if line.starts_with("web saw ") {
+            break;
+        }
+    }
+    let web_admin = web_admin.expect("the demo printed web's dashboard");
+    tokio::task::spawn_blocking(move || shut_down(&web_admin))
+        .await
+        .unwrap();
+    while lines.recv().await.is_some() {}
+    let summary = run.await.unwrap().unwrap();
+    assert!(summary.request_failures > 0, "{summary}");
+    assert!(!summary.passed(), "{summary}");
+    assert!(
+        summary
+            .breaches
+            .iter()
+            .any(|b| matches!(b, Breach::RequestSuccess(rate) if *rate < 0.99)),
+        "{summary}"
+    );
+}
