@@ -90,4 +90,12 @@ async fn a_run_whose_requests_to_web_fail_does_not_pass() {
             .any(|b| matches!(b, Breach::RequestSuccess(rate) if *rate < 0.99)),
         "{summary}"
     );
+    // web's sidecar is gone, so its retries and share on mutual TLS are
+    // unknown: the summary must not pass them off as 0 and 100 %.
+    assert!(
+        summary
+            .breaches
+            .contains(&Breach::NoMetrics("web".to_owned())),
+        "{summary}"
+    );
 }

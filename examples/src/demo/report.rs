@@ -111,6 +111,13 @@ impl Watch {
         denied: &DeniedCounts,
     ) -> Summary {
         let (last, _) = scrape_all(&self.targets).await;
+        let unscraped: Vec<String> = self
+            .targets
+            .iter()
+            .zip(&last)
+            .filter(|(_, scrape)| scrape.is_none())
+            .map(|(target, _)| target.name.clone())
+            .collect();
         let whole = deltas(&vec![Some(Scrape::default()); last.len()], &last, elapsed);
         let of = |i: usize, select: &dyn Fn(&Sample) -> bool| {
             let mut totals = Totals::default();
@@ -145,6 +152,9 @@ impl Watch {
             breaches: Vec::new(),
         };
         summary.breaches = summary.check();
+        summary
+            .breaches
+            .extend(unscraped.into_iter().map(Breach::NoMetrics));
         summary
     }
 }
@@ -205,6 +215,10 @@ pub enum Breach {
         /// The share that was.
         rate: f64,
     },
+    /// A sidecar's `/metrics` could not be read at the end, so its
+    /// figures in the summary (retries, `voting`'s failures, its share on
+    /// mutual TLS) are unknown, not zero, and no promise about them holds.
+    NoMetrics(String),
     /// No denied call was attempted.
     NoDeniedCall,
     /// Denied calls that got through.
@@ -233,6 +247,10 @@ impl fmt::Display for Breach {
                 f,
                 "{workload}: {:.2}% of requests on mutual tls, not 100%",
                 rate * 100.0
+            ),
+            Self::NoMetrics(workload) => write!(
+                f,
+                "{workload}'s sidecar gave no metrics at the end, so its figures are unknown"
             ),
             Self::NoDeniedCall => f.write_str("no denied call was attempted"),
             Self::DeniedGotThrough(n) => write!(f, "{n} denied calls got through"),
