@@ -36,6 +36,11 @@ pub struct StartOptions {
 }
 
 /// A started sidecar: its bound addresses, and the handle that stops it.
+///
+/// Dropping it starts a graceful shutdown, as [`Running::shutdown`] does,
+/// without waiting for it: the admin server keeps a trigger of its own (for
+/// `POST /shutdown`), so without this a dropped handle would leave the
+/// sidecar serving for the rest of the process. [`Running::join`] waits.
 #[derive(Debug)]
 pub struct Running {
     /// The address of each inbound listener, in configuration order.
@@ -70,12 +75,19 @@ impl Running {
     }
 
     /// Blocks until every runtime has drained and stopped.
-    pub fn join(self) {
-        for handle in self.threads {
+    pub fn join(mut self) {
+        for handle in std::mem::take(&mut self.threads) {
             if handle.join().is_err() {
                 tracing::error!("a sidecar runtime panicked");
             }
         }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // After `join`, the runtimes have stopped, and this changes nothing.
+        self.trigger.trigger();
     }
 }
 
