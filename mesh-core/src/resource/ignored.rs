@@ -24,16 +24,31 @@ pub struct IgnoredField {
 
 impl fmt::Display for IgnoredField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        write_document(
             f,
-            "{}: document {} ({}",
-            self.origin, self.document, self.kind
+            &self.origin,
+            self.document,
+            &self.kind,
+            self.name.as_deref(),
         )?;
-        if let Some(name) = &self.name {
-            write!(f, " {name}")?;
-        }
         write!(f, "): {}", self.path)
     }
+}
+
+/// `origin: document N (Kind name`: how warnings name a document, left
+/// open for what they add about it.
+pub(super) fn write_document(
+    f: &mut fmt::Formatter<'_>,
+    origin: &str,
+    document: usize,
+    kind: &str,
+    name: Option<&str>,
+) -> fmt::Result {
+    write!(f, "{origin}: document {document} ({kind}")?;
+    if let Some(name) = name {
+        write!(f, " {name}")?;
+    }
+    Ok(())
 }
 
 /// `spec.rules[0].retries`, in the style of serde_path_to_error's paths.

@@ -6,7 +6,7 @@ use serde::{Deserialize, de::DeserializeOwned, de::IgnoredAny};
 
 use super::{
     error::{self, ResourceError, ResourceErrorKind},
-    ignored::{IgnoredField, field_path, is_server_set},
+    ignored::{IgnoredField, field_path, is_server_set, write_document},
     locate::locate,
     meta::{ApiVersion, Envelope},
     shape::check_yaml_shape,
@@ -341,14 +341,13 @@ pub struct OtherResource {
 
 impl fmt::Display for OtherResource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
+        write_document(
             f,
-            "{}: document {} ({}",
-            self.origin, self.document, self.kind
+            &self.origin,
+            self.document,
+            &self.kind,
+            self.name.as_deref(),
         )?;
-        if let Some(name) = &self.name {
-            write!(f, " {name}")?;
-        }
         write!(f, ", {})", self.api_version)
     }
 }
