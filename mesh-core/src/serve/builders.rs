@@ -18,12 +18,18 @@ use super::ServerConfig;
 /// kept fed.
 const HTTP2_SEND_BUFFER: usize = 64 * 1024;
 
+/// The smallest request head bound applied: hyper's HTTP/1 buffer holds
+/// this much whatever is asked, and a head bound smaller than one common
+/// request line and its cookies refuses real traffic.
+const MIN_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+
 /// The HTTP/1 and HTTP/2 builders for `config`.
 pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(bounded(config.header_read_timeout));
+        .header_read_timeout(bounded(config.header_read_timeout))
+        .max_header_size(head_bound(config));
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
@@ -34,8 +40,15 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<To
                 .map(bounded),
         )
         .keep_alive_timeout(bounded(config.http2_keep_alive_timeout))
-        .max_send_buf_size(HTTP2_SEND_BUFFER);
+        .max_send_buf_size(HTTP2_SEND_BUFFER)
+        .max_header_list_size(u32::try_from(head_bound(config)).unwrap_or(u32::MAX));
     (http1, http2)
+}
+
+/// [`ServerConfig::max_request_head_bytes`], raised to the smallest
+/// bound applied.
+fn head_bound(config: &ServerConfig) -> usize {
+    config.max_request_head_bytes.max(MIN_REQUEST_HEAD_BYTES)
 }
 
 /// `timeout`, or about 30 years when it is longer: the timers add it to

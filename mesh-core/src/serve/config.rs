@@ -1,0 +1,165 @@
+//! What a [`Server`](super::Server) serves and how: the port's protocol and
+//! the limits and timeouts of its connections.
+
+use std::time::Duration;
+
+use super::ConnectionLimit;
+
+/// What a listener's port carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP only: HTTP/1 or HTTP/2, told apart by the first bytes. A
+    /// connection that speaks neither is closed.
+    Http,
+    /// Opaque bytes, never inspected: for databases and protocols where the
+    /// server speaks first.
+    Opaque,
+    /// HTTP when the first bytes look like HTTP, opaque otherwise. A peer
+    /// that sends nothing within the detection timeout is disconnected.
+    #[default]
+    Detect,
+}
+
+/// How often an HTTP/2 connection is pinged by default: see
+/// [`ServerConfig::http2_keep_alive_interval`].
+pub const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a ping may go unanswered by default: see
+/// [`ServerConfig::http2_keep_alive_timeout`].
+pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long an HTTP connection's writes may wait for the peer to read by
+/// default: see [`ServerConfig::write_stall_timeout`].
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest request head taken by default: see
+/// [`ServerConfig::max_request_head_bytes`]. Envoy's default,
+/// `max_request_headers_kb`, is 60 KiB; cookies and bearer tokens fit
+/// well within either.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
+/// How a [`Server`](super::Server) treats its connections.
+///
+/// A timeout longer than about 30 years (`Duration::MAX`, say) never
+/// fires.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// What the port carries. Default [`Protocol::Detect`].
+    pub protocol: Protocol,
+    /// How long an HTTP/1 client may take to send a request's headers.
+    /// Default 60 seconds.
+    ///
+    /// The clock starts when the server waits for a request, including the
+    /// next request on a keep-alive connection, so this is also how long an
+    /// idle HTTP/1 connection stays open. Keep it above the pool idle timeout
+    /// of the clients in front (30 seconds for [`crate::client::Client`]):
+    /// a server that closes an idle connection just as a client reuses it
+    /// fails that client's request.
+    pub header_read_timeout: Duration,
+    /// The largest request head taken, in bytes, on either protocol.
+    /// Default [`MAX_REQUEST_HEAD_BYTES`], 64 KiB; at least 8 KiB is
+    /// taken whatever is set.
+    ///
+    /// On HTTP/1 the head is the request line and the header lines with
+    /// their line ends (and the trailers of a chunked body, which hyper
+    /// bounds the same); a larger one is answered
+    /// `431 Request Header Fields Too Large` and the connection closed.
+    /// On HTTP/2 it is the header list as RFC 9113 §6.5.2 counts it
+    /// (each field's name and value plus 32), announced to the client in
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`; a larger one is answered 431 on
+    /// its stream, or refused by a client that reads the setting first.
+    ///
+    /// One bound for both, because a head one hop takes must not be
+    /// refused by the next for the protocol between them: a sidecar that
+    /// carries HTTP/1 to its peer as HTTP/2 would otherwise refuse what
+    /// a direct connection took. Without it HTTP/1 was bounded only by
+    /// hyper's ~400 KiB connection buffer and HTTP/2 by hyper's 16 KiB.
+    pub max_request_head_bytes: usize,
+    /// How long protocol detection waits for the first bytes, and how long
+    /// a peer that chose HTTP/2 through ALPN has to send its preface.
+    /// Default 10 seconds.
+    pub detect_timeout: Duration,
+    /// How many connections are served at once; further ones wait in the
+    /// kernel's accept queue. Default 10,000. Ignored when
+    /// [`shared_limit`](Self::shared_limit) is set.
+    pub max_connections: usize,
+    /// A limit this server shares with others: their connections together
+    /// stay within it. Default `None`: the server has its own
+    /// [`max_connections`](Self::max_connections).
+    pub shared_limit: Option<ConnectionLimit>,
+    /// How long in-flight requests may run after shutdown starts. Default 30
+    /// seconds.
+    pub shutdown_grace: Duration,
+    /// How long an HTTP/2 connection may be quiet before it is pinged.
+    /// Default [`HTTP2_KEEP_ALIVE_INTERVAL`], 10 seconds; `None` never
+    /// pings, and neither does `Some` of zero (read literally, it would
+    /// ping again as soon as each ping is answered).
+    ///
+    /// HTTP/1 connections have [`header_read_timeout`](Self::header_read_timeout);
+    /// HTTP/2 has no such bound, so without pings a peer that sent the
+    /// preface and went silent, or died without a FIN, would hold its
+    /// connection and its place under
+    /// [`max_connections`](Self::max_connections) forever. Every HTTP/2
+    /// stack answers pings on its own, so live clients, idle or not, are
+    /// unaffected.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    /// Default [`HTTP2_KEEP_ALIVE_TIMEOUT`], 20 seconds.
+    pub http2_keep_alive_timeout: Duration,
+    /// How long an HTTP connection's writes may wait for the peer to read
+    /// a byte before the connection is closed. Default
+    /// [`WRITE_STALL_TIMEOUT`], 60 seconds.
+    ///
+    /// A client that asks for a large response and never reads it would
+    /// otherwise hold its connection, and its place under the limit, for
+    /// ever: hyper times only the wait for a request's headers. A client
+    /// that reads slowly is not affected, since every byte it takes starts
+    /// the clock again. The bound stays with a connection upgraded to a
+    /// tunnel: a tunnel whose client reads nothing for this long is closed.
+    pub write_stall_timeout: Duration,
+    /// How long an HTTP stream may go without activity (a request or
+    /// response body frame, or the response head) before it is ended.
+    /// Default `None`: streams may be quiet for ever. `Some` of zero is
+    /// the same as `None`, as Envoy reads a zero. A service that takes
+    /// longer than this to answer, with nothing else moving on the
+    /// stream, is quiet too.
+    ///
+    /// Nothing else bounds a stream that goes quiet: a client that
+    /// trickles its request body, or a response that never finishes,
+    /// would hold its stream (and on HTTP/1 its connection and its place
+    /// under [`max_connections`](Self::max_connections)) for ever.
+    /// Envoy's `stream_idle_timeout` bounds the same, at 5 minutes by
+    /// default; it is off here by default because quiet long-lived
+    /// streams (gRPC watches and subscriptions) are legitimate, and
+    /// Linkerd does not cut them.
+    ///
+    /// A stream that goes quiet before its response head is answered
+    /// `408 Request Timeout` with `mesh-error: stream idle timeout` (a
+    /// gRPC one trailers-only with `grpc-status: 4`), and the service's
+    /// future is dropped; after the head, its response body fails, which
+    /// resets an HTTP/2 stream and closes an HTTP/1 connection, so the
+    /// client sees a truncated body. On HTTP/2, request data is seen per
+    /// connection rather than per stream. `CONNECT` tunnels, and
+    /// connections a `101` upgraded, are not timed; a request that asks
+    /// for an upgrade is, until its `101`. A timed stream has one timer,
+    /// moved only when it fires; when off, streams have none.
+    pub stream_idle_timeout: Option<Duration>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::default(),
+            header_read_timeout: Duration::from_secs(60),
+            max_request_head_bytes: MAX_REQUEST_HEAD_BYTES,
+            detect_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            shared_limit: None,
+            shutdown_grace: Duration::from_secs(30),
+            http2_keep_alive_interval: Some(HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
+            write_stall_timeout: WRITE_STALL_TIMEOUT,
+            stream_idle_timeout: None,
+        }
+    }
+}
