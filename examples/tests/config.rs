@@ -52,6 +52,7 @@ server:
   http2_keep_alive_timeout: 7s
   write_stall_timeout: 45s
   stream_idle_timeout: 5m
+  max_request_head_bytes: 32768
 ";
 
 #[test]
@@ -103,6 +104,7 @@ fn full_example_parses_to_the_values_written() {
             http2_keep_alive_timeout: Duration::from_secs(7),
             write_stall_timeout: Duration::from_secs(45),
             stream_idle_timeout: Some(Duration::from_secs(300)),
+            max_request_head_bytes: 32768,
         }
     );
     assert_eq!(config.server.worker_threads().get(), 2);

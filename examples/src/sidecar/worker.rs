@@ -127,6 +127,7 @@ impl Worker {
             http2_keep_alive_timeout: tuning.http2_keep_alive_timeout,
             write_stall_timeout: tuning.write_stall_timeout,
             stream_idle_timeout: tuning.stream_idle_timeout,
+            max_request_head_bytes: tuning.max_request_head_bytes,
         }
     }
 

@@ -142,6 +142,7 @@ pub(super) struct ServerSection {
     pub(super) http2_keep_alive_timeout: Option<Timeout>,
     pub(super) write_stall_timeout: Option<Timeout>,
     pub(super) stream_idle_timeout: Option<Grace>,
+    pub(super) max_request_head_bytes: Option<usize>,
 }
 
 /// What a value should have been, as its parse error.

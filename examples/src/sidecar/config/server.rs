@@ -4,7 +4,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use mesh_core::serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, WRITE_STALL_TIMEOUT};
+use mesh_core::serve::{
+    HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, MAX_REQUEST_HEAD_BYTES,
+    WRITE_STALL_TIMEOUT,
+};
 use mesh_metrics::{dashboard::DashboardConfig, query::Target};
 use serde::Deserialize;
 
@@ -158,7 +161,8 @@ pub struct ServerTuning {
     /// the listeners close. Default 30 seconds. Zero closes at once.
     pub shutdown_grace: Duration,
     /// How many runtimes (one thread each) serve traffic. Default 0, which
-    /// means one per CPU core (see [`ServerTuning::worker_threads`]).
+    /// means one per CPU core (see [`ServerTuning::worker_threads`]); at
+    /// most [`ServerTuning::MAX_THREADS`].
     pub threads: usize,
     /// How long an HTTP/2 connection to a proxy listener may be quiet
     /// before it is pinged. Default 10 seconds; `None` (`0s` in the file)
@@ -180,9 +184,27 @@ pub struct ServerTuning {
     /// Linkerd. Envoy's `stream_idle_timeout` is the same bound, on by
     /// default at 5 minutes.
     pub stream_idle_timeout: Option<Duration>,
+    /// The largest request head (request line and headers, or an HTTP/2
+    /// header list) any listener takes, in bytes; a larger one is
+    /// answered `431`. Default 64 KiB, from
+    /// [`ServerTuning::MIN_REQUEST_HEAD_BYTES`] to
+    /// [`ServerTuning::MAX_REQUEST_HEAD_BYTES`].
+    pub max_request_head_bytes: usize,
 }
 
 impl ServerTuning {
+    /// The most `threads`: each is a runtime with its own listeners,
+    /// timers and connection pools, and more than this is a typing
+    /// mistake that would otherwise fail at start, far from the file.
+    pub const MAX_THREADS: usize = 1024;
+    /// The smallest `max_request_head_bytes`: hyper reads an HTTP/1
+    /// head into a buffer of at least this size whatever is set.
+    pub const MIN_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+    /// The largest `max_request_head_bytes`: 1 MiB, already sixteen
+    /// times Envoy's 60 KiB default; a larger head is an attack, not a
+    /// request.
+    pub const MAX_REQUEST_HEAD_BYTES: usize = 1024 * 1024;
+
     /// The default `header_read_timeout`: 60 seconds, longer than the
     /// upstream client's 30-second pool idle timeout, so that one sidecar
     /// never reuses a connection the next one is closing.
@@ -215,6 +237,7 @@ impl Default for ServerTuning {
             http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
             write_stall_timeout: WRITE_STALL_TIMEOUT,
             stream_idle_timeout: None,
+            max_request_head_bytes: MAX_REQUEST_HEAD_BYTES,
         }
     }
 }
@@ -255,6 +278,18 @@ pub(super) fn resolve_server(
         tuning.shutdown_grace = grace.0;
     }
     if let Some(threads) = section.threads {
+        if threads > ServerTuning::MAX_THREADS {
+            let path = "server.threads";
+            return Err(source.error(
+                ConfigErrorKind::InvalidValue,
+                path,
+                path,
+                format!(
+                    "{threads} threads: allowed 0 (one per CPU core) to {}",
+                    ServerTuning::MAX_THREADS
+                ),
+            ));
+        }
         tuning.threads = threads;
     }
     if let Some(interval) = section.http2_keep_alive_interval {
@@ -268,6 +303,23 @@ pub(super) fn resolve_server(
     }
     if let Some(timeout) = section.stream_idle_timeout {
         tuning.stream_idle_timeout = Some(timeout.0).filter(|t| !t.is_zero());
+    }
+    if let Some(bytes) = section.max_request_head_bytes {
+        let allowed = ServerTuning::MIN_REQUEST_HEAD_BYTES..=ServerTuning::MAX_REQUEST_HEAD_BYTES;
+        if !allowed.contains(&bytes) {
+            let path = "server.max_request_head_bytes";
+            return Err(source.error(
+                ConfigErrorKind::InvalidValue,
+                path,
+                path,
+                format!(
+                    "{bytes} bytes: allowed {} (8 KiB) to {} (1 MiB)",
+                    allowed.start(),
+                    allowed.end()
+                ),
+            ));
+        }
+        tuning.max_request_head_bytes = bytes;
     }
     Ok(tuning)
 }
