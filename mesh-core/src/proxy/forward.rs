@@ -220,6 +220,40 @@ fn connect_refused<B: Default>() -> Response<B> {
 /// The `mesh-error` of a refused `CONNECT`.
 pub const CONNECT_REFUSED: &str = "connect not supported";
 
+/// Whether `error` is the caller's rather than the endpoint's: hyper
+/// could not send the request as given, most often because its body
+/// failed (a malformed chunked body, say). Such a failure says nothing of
+/// the endpoint, and counted against it, a client could have failure
+/// accrual take every endpoint out.
+fn is_callers(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// The answer to a request that could not be sent as given: `400 Bad
+/// Request`, with a `mesh-error` header that says so
+/// ([`INVALID_REQUEST`]).
+fn invalid_request<B: Default>() -> Response<B> {
+    let mut res = Response::new(B::default());
+    *res.status_mut() = StatusCode::BAD_REQUEST;
+    let h = res.headers_mut();
+    h.insert(MESH_ERROR, HeaderValue::from_static(INVALID_REQUEST));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res
+}
+
+/// The `mesh-error` of a request that failed on the caller's side before
+/// it was sent whole, its body most often: the endpoint is not to blame.
+pub const INVALID_REQUEST: &str = "invalid request";
+
 pin_project_lite::pin_project! {
     /// The response future of [`Forward`].
     #[derive(Debug)]
@@ -253,17 +287,25 @@ where
             }
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };
-        let result = ready!(inner.poll(cx));
-        if let Some(pending) = this.pending.take() {
-            match &result {
-                Ok(res) => pending.answered(!res.status().is_server_error()),
-                Err(_) => pending.failed(),
+        let pending = this.pending.take();
+        let mut res = match ready!(inner.poll(cx)) {
+            Ok(res) => {
+                if let Some(pending) = pending {
+                    pending.answered(!res.status().is_server_error());
+                }
+                res
             }
-        }
-        let mut res = match result {
-            Ok(res) => res,
             Err(error) => {
                 let error: BoxError = error.into();
+                if is_callers(&*error) {
+                    // Dropped uncounted, as for a caller that went away.
+                    drop(pending);
+                    tracing::debug!(%error, "the request could not be sent as given");
+                    return Poll::Ready(Ok(invalid_request()));
+                }
+                if let Some(pending) = pending {
+                    pending.failed();
+                }
                 tracing::debug!(%error, "upstream request failed");
                 return Poll::Ready(Ok(
                     ProxyErrorKind::UpstreamUnreachable.response_for(*this.grpc)

@@ -19,7 +19,12 @@
 //!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
-//! instead of a dropped connection.
+//! instead of a dropped connection. A request that fails on the caller's
+//! side before it is sent whole (its body is malformed, say) gets a `400`
+//! with `mesh-error: invalid request` ([`INVALID_REQUEST`]), and counts
+//! neither as a failure of the endpoint nor as a latency sample: else a
+//! client could have [failure accrual](accrual) take healthy endpoints
+//! out.
 //!
 //! A `CONNECT` is answered `501 Not Implemented` with `mesh-error:
 //! connect not supported` ([`CONNECT_REFUSED`]), and nothing is sent
@@ -71,7 +76,7 @@ pub use self::{
     balance::{BalancerView, EndpointGauges, EndpointState},
     connect::ConnectTunnel,
     endpoints::EndpointSet,
-    forward::{CONNECT_REFUSED, Forward, NoEndpoints, ResponseFuture},
+    forward::{CONNECT_REFUSED, Forward, INVALID_REQUEST, NoEndpoints, ResponseFuture},
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
 };

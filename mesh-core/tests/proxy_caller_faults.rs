@@ -1,0 +1,151 @@
+//! Failures that are the caller's, not the endpoint's: a `Forward` with
+//! failure accrual must not take a healthy endpoint out for them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    BoxError,
+    body::{BoxBody, boxed, full},
+    client::{Client, ClientConfig},
+    proxy::{BalancerView, EndpointState, FailureAccrual, Forward, INVALID_REQUEST},
+    serve::{Server, ServerConfig, shutdown, shutdown::ShutdownTrigger},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+use tower::ServiceExt;
+
+/// An HTTP/1.1 upstream that reads each request's body and answers `200`.
+async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, Infallible>(Response::new(full("ok")))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
+}
+
+/// Takes an endpoint out at its first failure.
+fn strict() -> FailureAccrual {
+    FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap()
+}
+
+/// A body that sends a few bytes and then fails, as the body of a client
+/// that went away mid-upload does.
+fn aborted_body() -> BoxBody {
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+        Ok(Frame::data(Bytes::from_static(b"part of an upload"))),
+        Err("the client went away".into()),
+    ];
+    boxed(StreamBody::new(futures_util::stream::iter(frames)))
+}
+
+#[tokio::test]
+async fn a_request_body_that_fails_does_not_take_the_endpoint_out() {
+    let endpoint = upstream().await;
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+
+    let aborted = Request::post("/upload")
+        .header("host", "files")
+        .body(aborted_body())
+        .unwrap();
+    let res = forward.clone().oneshot(aborted).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.headers()["mesh-error"], INVALID_REQUEST);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)],
+        "the caller's body failed, not the endpoint"
+    );
+
+    let next = Request::get("/")
+        .header("host", "files")
+        .body(full(""))
+        .unwrap();
+    let res = forward.oneshot(next).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
+}
+
+/// A proxy server forwarding to `endpoint` through a `Forward` that
+/// takes it out at its first failure; the balancer's view beside it.
+async fn proxy(endpoint: SocketAddr) -> (SocketAddr, BalancerView, ShutdownTrigger) {
+    let client = Client::<Incoming>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
+    (addr, view, trigger)
+}
+
+/// Sends `head` to `addr` and reads the answer's status line.
+async fn status_line(addr: SocketAddr, head: &str) -> String {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    answer.lines().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_request_body_does_not_take_the_endpoint_out() {
+    let endpoint = upstream().await;
+    let (proxy, view, trigger) = proxy(endpoint).await;
+    // A chunked body whose second chunk size is not hex: the client's
+    // fault, found once the head has gone upstream. The client stays
+    // connected, so the proxy answers it.
+    let malformed = status_line(
+        proxy,
+        "POST /upload HTTP/1.1\r\nhost: files\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    )
+    .await;
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)],
+        "the caller's body failed, not the endpoint"
+    );
+    let next = status_line(
+        proxy,
+        "GET / HTTP/1.1\r\nhost: files\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+    trigger.trigger();
+}
