@@ -297,18 +297,47 @@ impl RoutesWatcher {
             tracing::debug!("policy files still changing; read again at the next poll");
             return;
         }
-        let reloaded = retry_routes(&texts, &self.settings)
-            .map_err(|e| e.to_string())
-            .and_then(|routes| self.outbound.reload(&routes).map_err(|e| e.to_string()));
-        self.reloads.count(reloaded.is_ok());
-        match reloaded {
-            Ok(()) => tracing::info!("outbound routes reloaded"),
+        // Planned on tokio's blocking pool: this watcher runs on a runtime
+        // that serves traffic, and megabytes of routes take seconds to
+        // parse and plan, during which its connections would wait.
+        let settings = self.settings.clone();
+        let outbound = self.outbound.clone();
+        let reloads = self.reloads.clone();
+        let planned = tokio::task::spawn_blocking(move || {
+            plan_and_reload(&texts, &settings, &outbound, &reloads);
+            texts
+        })
+        .await;
+        match planned {
+            Ok(texts) => self.last = texts,
+            // Planning panicked, or the runtime is shutting down: the last
+            // good routes stay, and the next poll tries again.
             Err(error) => tracing::warn!(
                 %error,
-                "outbound routes not reloaded; the last good routes stay in force"
+                "outbound routes reload did not finish; the last good routes stay in force"
             ),
         }
-        self.last = texts;
+    }
+}
+
+/// Reads routes from `texts` and puts them in force for `outbound`,
+/// counting and logging the result.
+fn plan_and_reload(
+    texts: &PolicyTexts,
+    settings: &PolicySettings,
+    outbound: &Outbound,
+    reloads: &RouteReloads,
+) {
+    let reloaded = retry_routes(texts, settings)
+        .map_err(|e| e.to_string())
+        .and_then(|routes| outbound.reload(&routes).map_err(|e| e.to_string()));
+    reloads.count(reloaded.is_ok());
+    match reloaded {
+        Ok(()) => tracing::info!("outbound routes reloaded"),
+        Err(error) => tracing::warn!(
+            %error,
+            "outbound routes not reloaded; the last good routes stay in force"
+        ),
     }
 }
 

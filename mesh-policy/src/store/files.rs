@@ -177,7 +177,8 @@ impl PolicyWatcher {
     /// a quarter of the interval later finds the same contents, so that a
     /// file caught half-written (empty, between its truncation and its
     /// write) is never put in force: a bad file is reported once, and the
-    /// next good contents replace it.
+    /// next good contents replace it. Contents are compiled on tokio's
+    /// blocking pool, never on the thread that polls.
     pub async fn run(mut self) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -208,9 +209,25 @@ impl PolicyWatcher {
                 tracing::debug!("policy files still changing; read again at the next poll");
                 continue;
             }
-            // Errors are logged and counted by the store.
-            let _ = self.store.reload(&texts.sources());
-            self.last = Some(texts);
+            // Compiled on tokio's blocking pool: the watcher runs on a
+            // runtime that serves traffic, and a large policy takes long
+            // enough to compile (seconds for megabytes of YAML) that every
+            // connection of that runtime would wait for it. Errors are
+            // logged and counted by the store.
+            let store = self.store.clone();
+            let compiled = tokio::task::spawn_blocking(move || {
+                let _ = store.reload(&texts.sources());
+                texts
+            })
+            .await;
+            match compiled {
+                Ok(texts) => self.last = Some(texts),
+                // The compile panicked, or the runtime is shutting down:
+                // the last good policy stays, and the next poll tries again.
+                Err(error) => {
+                    tracing::warn!(%error, "policy reload did not finish; the last good policy stays in force");
+                }
+            }
         }
     }
 }

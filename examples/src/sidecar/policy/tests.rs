@@ -115,6 +115,55 @@ async fn a_routes_file_still_changing_is_read_again_before_it_is_planned() {
     );
 }
 
+/// Log lines written on one thread.
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn routes_are_planned_off_the_thread_that_polls() {
+    // The watcher runs on a runtime that serves traffic: planning
+    // megabytes of routes there would hold its connections for seconds.
+    // The outcome is logged where it was planned, and a subscriber set as
+    // this thread's default sees only this thread's events.
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    tracing::info!("polling thread");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, ROUTE).unwrap();
+    let mut registry = Registry::default();
+    let mut watcher = watcher(&path, &mut registry);
+    std::fs::write(&path, ROUTE.replace("request: 5s", "request: 10s")).unwrap();
+    watcher.poll(|| async {}).await;
+    assert_eq!(
+        reloads(&registry),
+        "outbound_route_reloads_total{result=\"ok\"} 1"
+    );
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("polling thread"), "{text}");
+    assert!(
+        !text.contains("outbound routes reloaded"),
+        "the routes were planned on the thread that polls:\n{text}"
+    );
+}
+
 /// A Server for port 3307 that says how to serve it.
 fn server(protocol: &str) -> String {
     format!(
