@@ -6,6 +6,12 @@
 //! open them while the demo runs: `sidecar certs ca` and `sidecar certs
 //! issue` write the same certificate layout, and each `<workload>.yaml`
 //! would start the same sidecar with `sidecar run --config`.
+//!
+//! The directory holds the CA's private key, so it must not outlive the
+//! demo. The demo removes it on every exit it sees (the end of the run, an
+//! error, Ctrl-C, SIGTERM, SIGHUP), but a process killed with SIGKILL runs
+//! no code at all. So each directory names its demo's process in a `pid`
+//! file, and the next demo removes the directories whose process is gone.
 
 use std::{
     io,
@@ -46,9 +52,12 @@ impl MeshFiles {
     ///
     /// When a file cannot be written or the CA refuses.
     pub fn create(workloads: &[&str]) -> Result<Self, DemoError> {
+        remove_abandoned(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("mesh-demo-")
+            .prefix(PREFIX)
             .tempdir()
+            .map_err(DemoError::Files)?;
+        std::fs::write(dir.path().join(PID_FILE), std::process::id().to_string())
             .map_err(DemoError::Files)?;
         let files = Self { dir };
         certs::create_ca(TRUST_DOMAIN, &files.ca()).map_err(DemoError::Certs)?;
@@ -105,6 +114,52 @@ impl MeshFiles {
     }
 }
 
+/// What every demo directory's name starts with.
+const PREFIX: &str = "mesh-demo-";
+
+/// The file in a demo directory that holds its demo's process id.
+const PID_FILE: &str = "pid";
+
+/// Removes the demo directories under `root` whose demo process no longer
+/// runs: those left by a demo killed with SIGKILL. A directory without a
+/// `pid` file, or whose process runs, is left alone, and so is everything
+/// when process ids cannot be looked up (no `/proc`): a directory of a
+/// running demo is never taken. Nothing here is worth failing the demo
+/// for, so what cannot be removed is logged.
+fn remove_abandoned(root: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(pid) = std::fs::read_to_string(dir.join(PID_FILE)) else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                tracing::info!(dir = %dir.display(), pid, "removed the files of a demo that was killed")
+            }
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "cannot remove the files of a demo that was killed")
+            }
+        }
+    }
+}
+
 /// The mesh's policy, as Linkerd users write it: a `Server` for each
 /// workload's HTTP port, and an `AuthorizationPolicy` naming who may call
 /// it. Once a Server covers a port, a call no policy allows is denied, so
@@ -143,4 +198,52 @@ spec:
         );
     }
     yaml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A demo directory under `root` named `name`, whose `pid` file says
+    /// `pid` (none when `None`).
+    fn demo_dir(root: &Path, name: &str, pid: Option<&str>) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("ca.key"), "secret").unwrap();
+        if let Some(pid) = pid {
+            std::fs::write(dir.join(PID_FILE), pid).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn only_directories_of_demos_that_are_gone_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        // Above any pid_max Linux allows (2^22), so no process has it.
+        let gone = "4194305";
+        let killed = demo_dir(root.path(), "mesh-demo-killed", Some(gone));
+        let running = demo_dir(
+            root.path(),
+            "mesh-demo-running",
+            Some(&std::process::id().to_string()),
+        );
+        let unmarked = demo_dir(root.path(), "mesh-demo-unmarked", None);
+        let garbled = demo_dir(root.path(), "mesh-demo-garbled", Some("web"));
+        let other = demo_dir(root.path(), "someone-else", Some(gone));
+
+        remove_abandoned(root.path());
+
+        assert!(!killed.exists(), "the killed demo's CA key is still there");
+        for kept in [running, unmarked, garbled, other] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+    }
+
+    #[test]
+    fn a_new_demo_directory_names_its_process() {
+        let files = MeshFiles::create(&["web"]).unwrap();
+        let pid = std::fs::read_to_string(files.path().join(PID_FILE)).unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        files.remove().unwrap();
+    }
 }
