@@ -287,8 +287,10 @@ where
             }
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };
+        let result = ready!(inner.poll(cx));
+        // Taken only now: dropped, it stops counting the request.
         let pending = this.pending.take();
-        let mut res = match ready!(inner.poll(cx)) {
+        let mut res = match result {
             Ok(res) => {
                 if let Some(pending) = pending {
                     pending.answered(!res.status().is_server_error());

@@ -165,3 +165,36 @@ async fn a_connect_is_answered_501_and_never_sent_upstream() {
     }
     assert!(!called.load(std::sync::atomic::Ordering::Relaxed));
 }
+
+#[tokio::test]
+async fn a_request_counts_against_its_endpoint_until_its_response_head() {
+    // An upstream that answers when told to.
+    let (answer, answered) = tokio::sync::oneshot::channel::<()>();
+    let answered = std::sync::Mutex::new(Some(answered));
+    let client = tower::service_fn(move |_: Request<()>| {
+        let answered = answered.lock().unwrap().take();
+        async move {
+            if let Some(answered) = answered {
+                let _ = answered.await;
+            }
+            Ok::<_, Infallible>(Response::new(()))
+        }
+    });
+    let a = SocketAddr::from(([10, 0, 0, 1], 8080));
+    let b = SocketAddr::from(([10, 0, 0, 2], 8080));
+    let mut forward = Forward::new(client, [a, b]).unwrap();
+    let balancer = forward.endpoints.peek();
+    let in_flight = || balancer.pending_of(a).unwrap() + balancer.pending_of(b).unwrap();
+    let mut res = std::pin::pin!(forward.call(Request::new(())));
+    // Polled while the upstream has not answered, it still counts.
+    for _ in 0..2 {
+        let poll = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(res.as_mut(), cx))
+        });
+        assert!(poll.await.is_pending());
+    }
+    assert_eq!(in_flight(), 1);
+    answer.send(()).unwrap();
+    res.await.unwrap();
+    assert_eq!(in_flight(), 0);
+}
