@@ -5,7 +5,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header, uri::Authority};
 use hyper::upgrade::OnUpgrade;
 use tower::Service;
 
@@ -129,6 +129,7 @@ where
                 downstream: None,
                 lease: None,
                 pending: None,
+                endpoint: None,
                 connect: true,
             };
         }
@@ -157,11 +158,13 @@ where
                 downstream,
                 lease,
                 pending: None,
+                endpoint: None,
                 connect: false,
             };
         };
         *req.uri_mut() = upstream_uri(endpoint, req.uri());
         ResponseFuture {
+            endpoint: Some(endpoint.clone()),
             inner: Some(self.client.call(req)),
             grpc,
             downstream,
@@ -220,24 +223,6 @@ fn connect_refused<B: Default>() -> Response<B> {
 /// The `mesh-error` of a refused `CONNECT`.
 pub const CONNECT_REFUSED: &str = "connect not supported";
 
-/// Whether `error` is the caller's rather than the endpoint's: hyper
-/// could not send the request as given, most often because its body
-/// failed (a malformed chunked body, say). Such a failure says nothing of
-/// the endpoint, and counted against it, a client could have failure
-/// accrual take every endpoint out.
-fn is_callers(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_user)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
 /// The answer to a request that could not be sent as given: `400 Bad
 /// Request`, with a `mesh-error` header that says so
 /// ([`INVALID_REQUEST`]).
@@ -267,6 +252,8 @@ pin_project_lite::pin_project! {
         lease: Option<Lease>,
         // Counted against the endpoint until the response head.
         pending: Option<Pending>,
+        // The endpoint sent to, for the logs.
+        endpoint: Option<Authority>,
         // A CONNECT, refused: `inner` is `None`.
         connect: bool,
     }
@@ -299,16 +286,24 @@ where
             }
             Err(error) => {
                 let error: BoxError = error.into();
-                if is_callers(&*error) {
+                if failure::is_callers(&*error) {
                     // Dropped uncounted, as for a caller that went away.
                     drop(pending);
-                    tracing::debug!(%error, "the request could not be sent as given");
+                    tracing::debug!(
+                        endpoint = %DisplayOr(this.endpoint.as_ref()),
+                        error = %failure::Chain(&*error),
+                        "the request could not be sent as given"
+                    );
                     return Poll::Ready(Ok(invalid_request()));
                 }
                 if let Some(pending) = pending {
                     pending.failed();
                 }
-                tracing::debug!(%error, "upstream request failed");
+                tracing::debug!(
+                    endpoint = %DisplayOr(this.endpoint.as_ref()),
+                    error = %failure::Chain(&*error),
+                    "upstream request failed"
+                );
                 return Poll::Ready(Ok(
                     ProxyErrorKind::UpstreamUnreachable.response_for(*this.grpc)
                 ));
@@ -331,6 +326,10 @@ where
         Poll::Ready(Ok(res.map(Proxied::from)))
     }
 }
+
+mod failure;
+
+use self::failure::DisplayOr;
 
 #[cfg(test)]
 mod tests;
