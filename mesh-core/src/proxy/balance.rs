@@ -128,7 +128,9 @@ impl Balancer {
         accrual: Option<FailureAccrual>,
     ) -> Self {
         Self {
-            endpoints: unique(endpoints).filter_map(Endpoint::fresh).collect(),
+            endpoints: unique(endpoints)
+                .filter_map(|addr| Endpoint::fresh(addr, 0))
+                .collect(),
             epoch: Instant::now(),
             accrual,
         }
@@ -141,15 +143,19 @@ impl Balancer {
 
     /// A balancer over `endpoints` that keeps the state of those this one
     /// has: their estimates, requests in flight and failure accrual. The
-    /// others start fresh. Times still count from this one's epoch, which
-    /// the kept accrual state is measured in.
+    /// others start fresh, their default estimate set now. Times still
+    /// count from this one's epoch, which the kept accrual state is
+    /// measured in; set at the epoch, a new endpoint's estimate would
+    /// have decayed to nothing, and it would take every request until
+    /// its first answer.
     pub(crate) fn update(&self, endpoints: impl IntoIterator<Item = SocketAddr>) -> Self {
         let kept: HashMap<SocketAddr, &Arc<Endpoint>> =
             self.endpoints.iter().map(|e| (e.addr, e)).collect();
+        let now = self.since_epoch(Instant::now()) as u64;
         let endpoints = unique(endpoints)
             .filter_map(|addr| match kept.get(&addr) {
                 Some(&endpoint) => Some(endpoint.clone()),
-                None => Endpoint::fresh(addr),
+                None => Endpoint::fresh(addr, now),
             })
             .collect();
         Self {

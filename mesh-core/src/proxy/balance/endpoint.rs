@@ -69,14 +69,15 @@ pub(super) struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint that has not answered yet.
-    pub(super) fn fresh(addr: SocketAddr) -> Option<Arc<Self>> {
+    /// An endpoint that has not answered yet, at the default estimate
+    /// as of `now` (nanoseconds since the epoch).
+    pub(super) fn fresh(addr: SocketAddr, now: u64) -> Option<Arc<Self>> {
         let authority = Authority::try_from(addr.to_string()).ok()?;
         Some(Arc::new(Self {
             addr,
             authority,
             rtt: AtomicU64::new(nanos(DEFAULT_RTT).to_bits()),
-            stamp: AtomicU64::new(0),
+            stamp: AtomicU64::new(now),
             pending: AtomicU32::new(0),
             health: Health::default(),
         }))

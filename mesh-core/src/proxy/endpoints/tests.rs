@@ -11,12 +11,18 @@ fn current(set: &EndpointSet) -> Arc<Balancer> {
     set.current.load_full()
 }
 
-/// The endpoints `n` requests picked from the set's current balancer.
+/// The endpoints `n` requests picked from the set's current balancer,
+/// all in flight together: each one's load steers the next, as when
+/// requests overlap.
 fn picked(set: &EndpointSet, n: usize) -> HashSet<String> {
     let balancer = current(set);
-    (0..n)
-        .map(|_| balancer.pick().unwrap().0.to_string())
-        .collect()
+    let held: Vec<_> = (0..n)
+        .map(|_| {
+            let (authority, pending) = balancer.pick().unwrap();
+            (authority.to_string(), pending)
+        })
+        .collect();
+    held.into_iter().map(|(authority, _)| authority).collect()
 }
 
 #[test]
@@ -176,4 +182,27 @@ async fn a_forward_over_a_set_follows_its_updates_and_answers_503_while_it_is_em
     assert_eq!(forward_once(&mut clone).await, Ok("10.0.0.2:80".into()));
     set.update([]).unwrap_err();
     assert_eq!(forward_once(&mut forward).await, Ok("10.0.0.2:80".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_added_late_starts_at_the_default_estimate_not_a_decayed_one() {
+    let set = EndpointSet::new([addr(1)]).unwrap();
+    // The set has run for ten minutes; endpoint 1 just answered in 5 ms.
+    tokio::time::advance(Duration::from_secs(600)).await;
+    let sent = current(&set).send_to(addr(1)).unwrap();
+    tokio::time::advance(Duration::from_millis(5)).await;
+    sent.answered(true);
+    set.update([addr(1), addr(2)]).unwrap();
+    let after = current(&set);
+    // Ten requests go out before any answers. The new endpoint is
+    // expected to take 30 ms, six times the other's 5 ms: it gets a
+    // share of them, not all ten, as a cold instance would.
+    let held: Vec<_> = (0..10)
+        .map(|_| {
+            let (authority, pending) = after.pick().unwrap();
+            (authority.to_string(), pending)
+        })
+        .collect();
+    let to_new = held.iter().filter(|(a, _)| a == "10.0.0.2:80").count();
+    assert!(to_new <= 3, "{to_new} of 10 to the new endpoint");
 }
