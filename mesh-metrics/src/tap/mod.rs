@@ -32,6 +32,15 @@
 //! considers private, so `/tap` answers loopback clients only, as
 //! `/shutdown` does (`kubectl port-forward` connects from loopback). At
 //! most [`MAX_TAPS`] taps are open at once; the next gets `503`.
+//!
+//! # Shutdown
+//!
+//! A tap's stream has no end of its own: it lasts as long as its client
+//! reads. A server that drains finishes the responses in flight first,
+//! so an operator's open tap would hold the proxy's shutdown for the
+//! whole grace period. A hub given the server's shutdown signal
+//! ([`Tap::with_shutdown`]) ends every stream when it fires, and refuses
+//! new taps from then on (`503`).
 
 mod event;
 mod filter;
@@ -47,7 +56,10 @@ use std::{
 };
 
 use http::Request;
-use mesh_core::conn::{ConnectionInfo, Tls};
+use mesh_core::{
+    conn::{ConnectionInfo, Tls},
+    serve::shutdown::Shutdown,
+};
 use tokio::{sync::mpsc, time::Instant};
 
 use self::filter::RateGate;
@@ -70,6 +82,8 @@ pub const QUEUE: usize = 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Tap {
     hub: Arc<Hub>,
+    /// When the streams of `/tap` end; `None`: when their clients go.
+    shutdown: Option<Shutdown>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +129,18 @@ impl Tap {
     /// A hub with no tap open.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Ends every stream [`serve`](Self::serve) answers with when `signal`
+    /// fires, and refuses taps from then on, so that an open tap does not
+    /// hold a draining server for its grace period. See the
+    /// [module docs](self#shutdown).
+    #[must_use]
+    pub fn with_shutdown(self, signal: Shutdown) -> Self {
+        Self {
+            shutdown: Some(signal),
+            ..self
+        }
     }
 
     /// Opens a tap for the requests `filter` matches.

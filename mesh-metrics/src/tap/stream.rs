@@ -1,7 +1,9 @@
 //! `/tap` on the admin server, and the client that reads it.
 
 use std::{
-    fmt, io,
+    fmt,
+    future::Future,
+    io,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -38,7 +40,9 @@ impl Tap {
     /// client reads. Only loopback clients are served (the request's
     /// [`ConnectionInfo`](mesh_core::conn::ConnectionInfo) says who the peer is; without one, it is
     /// refused). `400` names a query parameter that does not read, and
-    /// `503` says that too many taps are open.
+    /// `503` says that too many taps are open, or that the server is
+    /// shutting down ([`Tap::with_shutdown`]). The stream ends when that
+    /// shutdown fires.
     ///
     /// An admin server mounts this as its extension, or routes `/tap` to
     /// it from one.
@@ -60,9 +64,19 @@ impl Tap {
             Ok(filter) => filter,
             Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
         };
+        if self.shutdown.as_ref().is_some_and(|s| s.is_triggered()) {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the proxy is shutting down\n".into(),
+            );
+        }
         match self.subscribe(filter) {
             Ok(subscription) => {
-                let mut res = Response::new(body::boxed(EventLines { subscription }));
+                let stop = self
+                    .shutdown
+                    .clone()
+                    .map(|signal| Box::pin(signal.wait()) as Stop);
+                let mut res = Response::new(body::boxed(EventLines { subscription, stop }));
                 res.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("application/x-ndjson"),
@@ -88,7 +102,12 @@ fn text(status: StatusCode, body: String) -> Response<BoxBody> {
 /// away) closes the tap.
 struct EventLines {
     subscription: Subscription,
+    /// Ends the stream when it resolves: the server is shutting down.
+    stop: Option<Stop>,
 }
+
+/// The shutdown a stream of events ends at.
+type Stop = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Body for EventLines {
     type Data = Bytes;
@@ -98,6 +117,14 @@ impl Body for EventLines {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        // The events still queued at shutdown are not sent: the server is
+        // waiting for this stream to end.
+        if let Some(stop) = self.stop.as_mut()
+            && stop.as_mut().poll(cx).is_ready()
+        {
+            self.stop = None;
+            return Poll::Ready(None);
+        }
         let Some(event) = std::task::ready!(self.subscription.poll_next(cx)) else {
             return Poll::Ready(None);
         };
