@@ -23,8 +23,9 @@
 //! matches. One that matches is copied once (its method, authority and
 //! path), and its three events share what they repeat; the tap's reader,
 //! not the request, writes the addresses out as text. Events go to each tap
-//! through a bounded queue ([`QUEUE`] events): a tap that reads too
-//! slowly loses events, and never slows the requests it watches.
+//! through a bounded queue ([`QUEUE`] events, [`MAX_QUEUED_BYTES`]): a
+//! tap that reads too slowly loses events, and never slows the requests
+//! it watches, nor holds more than that of what their clients sent.
 //!
 //! # Who may tap
 //!
@@ -44,6 +45,7 @@
 
 mod event;
 mod filter;
+mod queue;
 mod service;
 mod stream;
 
@@ -60,7 +62,7 @@ use mesh_core::{
     conn::{ConnectionInfo, Tls},
     serve::shutdown::Shutdown,
 };
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 
 use self::filter::RateGate;
 pub use self::{
@@ -76,6 +78,13 @@ pub const MAX_TAPS: usize = 16;
 
 /// The events queued for one tap before further ones are lost.
 pub const QUEUE: usize = 1024;
+
+/// The most bytes the events queued for one tap may hold: 1 MiB, past
+/// which they are lost as when [`QUEUE`] are. A request's path and
+/// authority may be as long as its head, so a tap nobody reads would
+/// otherwise hold [`QUEUE`] of them; events of ordinary requests (a few
+/// hundred bytes) fill [`QUEUE`] first.
+pub const MAX_QUEUED_BYTES: usize = 1 << 20;
 
 /// The hub requests are tapped through. Cloning shares it. See the
 /// [module docs](self).
@@ -102,13 +111,13 @@ struct Watcher {
     id: u64,
     filter: TapFilter,
     gate: RateGate,
-    events: mpsc::Sender<Queued>,
+    queue: queue::Queue,
 }
 
 /// An open tap: its events, until it is dropped.
 #[derive(Debug)]
 pub struct Subscription {
-    events: mpsc::Receiver<Queued>,
+    events: queue::Events,
     id: u64,
     hub: Arc<Hub>,
 }
@@ -154,12 +163,12 @@ impl Tap {
             return Err(TooManyTaps);
         }
         let id = self.hub.next_tap.fetch_add(1, Ordering::Relaxed);
-        let (events, receiver) = mpsc::channel(QUEUE);
+        let (queue, receiver) = queue::channel();
         taps.push(Watcher {
             id,
             gate: RateGate::new(filter.max_rps, Instant::now()),
             filter,
-            events,
+            queue,
         });
         self.hub.open.store(taps.len(), Ordering::Relaxed);
         Ok(Subscription {
@@ -186,13 +195,13 @@ impl Tap {
         // leaves the list when its subscription is dropped, which is the
         // only way its queue closes.
         let mut now = None;
-        let watchers: Vec<mpsc::Sender<Queued>> = {
+        let watchers: Vec<queue::Queue> = {
             let mut taps = self.hub.lock();
             taps.iter_mut()
                 .filter_map(|tap| {
                     let wanted = tap.filter.matches(direction, req)
                         && tap.gate.admit(*now.get_or_insert_with(Instant::now));
-                    wanted.then(|| tap.events.clone())
+                    wanted.then(|| tap.queue.clone())
                 })
                 .collect()
         };
@@ -230,13 +239,11 @@ impl Hub {
 impl Subscription {
     /// The next event; `None` only if the hub is gone.
     pub async fn next(&mut self) -> Option<TapEvent> {
-        self.events.recv().await.map(Queued::event)
+        std::future::poll_fn(|cx| self.events.poll_recv(cx)).await
     }
 
     fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<TapEvent>> {
-        self.events
-            .poll_recv(cx)
-            .map(|queued| queued.map(Queued::event))
+        self.events.poll_recv(cx)
     }
 }
 
@@ -250,7 +257,7 @@ impl Drop for Subscription {
 
 /// What every event of one request repeats, as the request path takes
 /// it: addresses and labels are written out as text by the reader of the
-/// tap ([`Queued::event`]), not by the request.
+/// tap, not by the request.
 #[derive(Debug)]
 struct Head {
     id: u64,
@@ -304,36 +311,6 @@ impl Head {
     }
 }
 
-/// An event in a tap's queue: what it says of the request, and the head
-/// it shares with the request's other events.
-#[derive(Debug)]
-struct Queued {
-    head: Arc<Head>,
-    kind: TapEventKind,
-}
-
-impl Queued {
-    fn event(self) -> TapEvent {
-        let head = &*self.head;
-        let text = head.text.get_or_init(|| HeadText {
-            src: head.src.map_or_else(String::new, |a| a.to_string()),
-            dst: match &head.dst {
-                Dst::Local(addr) => addr.map_or_else(String::new, |a| a.to_string()),
-                Dst::Authority(authority) => authority.clone(),
-            },
-            tls: head.tls.map(str::to_owned),
-        });
-        TapEvent {
-            id: head.id,
-            proxy: head.proxy,
-            src: text.src.clone(),
-            dst: text.dst.clone(),
-            tls: text.tls.clone(),
-            kind: self.kind,
-        }
-    }
-}
-
 fn tls_label(tls: &Tls) -> &'static str {
     match tls {
         Tls::Mutual { .. } => "true",
@@ -346,7 +323,7 @@ fn tls_label(tls: &Tls) -> &'static str {
 #[derive(Debug)]
 struct Tapped {
     head: Arc<Head>,
-    watchers: Vec<mpsc::Sender<Queued>>,
+    watchers: Vec<queue::Queue>,
     start: Instant,
     /// Whether its response has a body a server reads, by its method.
     body_rule: BodyRule,
@@ -356,19 +333,15 @@ impl Tapped {
     /// Sends `kind` to every tap that took the request. A tap whose queue
     /// is full loses it.
     fn send(&self, kind: TapEventKind) {
-        let event = |kind| Queued {
-            head: self.head.clone(),
-            kind,
-        };
         // The last tap takes the event itself, the others a copy: one tap
         // is the usual case, and copies nothing.
         let Some((last, others)) = self.watchers.split_last() else {
             return;
         };
         for watcher in others {
-            let _ = watcher.try_send(event(kind.clone()));
+            watcher.push(&self.head, kind.clone());
         }
-        let _ = last.try_send(event(kind));
+        last.push(&self.head, kind);
     }
 }
 

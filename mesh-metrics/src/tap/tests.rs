@@ -35,8 +35,8 @@ fn filter(query: &str) -> TapFilter {
 /// Every event queued for `sub` now.
 fn drain(sub: &mut Subscription) -> Vec<TapEvent> {
     let mut events = Vec::new();
-    while let Ok(queued) = sub.events.try_recv() {
-        events.push(queued.event());
+    while let Some(event) = sub.events.try_recv() {
+        events.push(event);
     }
     events
 }
