@@ -1,5 +1,6 @@
-//! Failures that are the caller's, not the endpoint's: a `Forward` with
-//! failure accrual must not take a healthy endpoint out for them.
+//! Failure accrual through a `Forward`, over real sockets: failures that
+//! are the caller's, not the endpoint's, must not take a healthy endpoint
+//! out, and an endpoint taken out comes back through its probe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
@@ -26,6 +27,12 @@ use tower::ServiceExt;
 async fn upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    serve_ok(listener);
+    addr
+}
+
+/// Serves `listener` as [`upstream`] does.
+fn serve_ok(listener: TcpListener) {
     tokio::spawn(async move {
         loop {
             let (conn, _) = listener.accept().await.unwrap();
@@ -39,7 +46,6 @@ async fn upstream() -> SocketAddr {
             );
         }
     });
-    addr
 }
 
 /// Takes an endpoint out at its first failure.
@@ -148,4 +154,55 @@ async fn a_malformed_request_body_does_not_take_the_endpoint_out() {
     .await;
     assert!(next.starts_with("HTTP/1.1 200"), "{next}");
     trigger.trigger();
+}
+
+#[tokio::test]
+async fn an_endpoint_taken_out_for_failing_is_probed_and_comes_back() {
+    // The endpoint is down: its port refuses connections.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = listener.local_addr().unwrap();
+    drop(listener);
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+    let get = || {
+        Request::get("/")
+            .header("host", "web")
+            .body(full(""))
+            .unwrap()
+    };
+
+    let res = forward.clone().oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()["mesh-error"], "upstream connect error");
+    // Out for its penalty: the next caller is answered at once.
+    let res = forward.clone().oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["mesh-error"], "service unavailable");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Failing)]
+    );
+
+    // It comes back on the same port; the penalty ends.
+    let listener = TcpListener::bind(endpoint).await.unwrap();
+    serve_ok(listener);
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::resume();
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Probing)]
+    );
+    // The next request is its probe, and its success puts it back.
+    let res = forward.clone().oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)]
+    );
+    let res = forward.oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
