@@ -14,11 +14,12 @@
 //!   than its caller had. `0` means the deadline has passed.
 //!
 //! A request whose deadline has passed when it arrives (`mesh-deadline: 0`,
-//! `grpc-timeout: 0n`) is answered with the timeout at once by the timeout
-//! layers and [`RouteStack`](crate::RouteStack), and not sent on: its
-//! caller has given up. The [retry layer](crate::retry) answers for no
-//! deadline: it sends no retry past one, but a first attempt it forwards
-//! as the caller wrote it.
+//! `grpc-timeout: 0n`, or a [`Deadline`] extension behind us) is answered
+//! with the timeout at once by every layer here (the timeout layers, the
+//! [retry layer](crate::retry) and [`RouteStack`](crate::RouteStack)), and
+//! not sent on: its caller has given up. Once a request is under way, the
+//! retry layer sends no retry past its deadline and leaves the answer to a
+//! [`RequestTimeout`](crate::RequestTimeout) outside it.
 //!
 //! On the way in, [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) reads
 //! the header of the request's kind (`grpc-timeout` on gRPC, `mesh-deadline`

@@ -118,6 +118,36 @@ async fn the_layers_answer_a_request_past_its_deadline_without_sending_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_retry_layer_alone_answers_a_request_past_its_deadline_without_sending_it() {
+    // With no timeout layer around it, as an in-process caller may stack it:
+    // it agrees with the route stack, whatever its policy and the method.
+    for (policy, post) in [
+        (RetryPolicy::default(), false),
+        (RetryPolicy::default(), true),
+        (RetryPolicy::never(), false),
+    ] {
+        let budget = Arc::new(Budget::default());
+        let (upstream, calls) = upstream();
+        let svc = RetryLayer::new(policy, budget.clone()).layer(upstream);
+        for (mut req, grpc) in expired_requests().await {
+            if post {
+                *req.method_mut() = http::Method::POST;
+            }
+            let start = Instant::now();
+            let res = svc.clone().oneshot(req).await.unwrap();
+            assert_eq!(start.elapsed(), Duration::ZERO);
+            assert_timed_out(&res, grpc);
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "nothing was sent");
+        assert_eq!(
+            budget.balance(),
+            100.0,
+            "a request never sent deposits nothing, as in the route stack"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_per_try_timeout_alone_sends_no_attempt_past_the_deadline() {
     let (upstream, calls) = upstream();
     let svc = ServiceBuilder::new()

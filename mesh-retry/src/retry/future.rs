@@ -8,7 +8,7 @@ use std::{
 };
 
 use http::{Request, Response};
-use mesh_core::BoxError;
+use mesh_core::{BoxError, ProxyErrorKind};
 use tokio::time::{Sleep, sleep};
 use tower_service::Service;
 
@@ -45,6 +45,8 @@ pin_project_lite::pin_project! {
         // rather than beside the state, so that only a retry pays for it.
         Backoff { #[pin] sleep: Sleep, last: Option<Box<R>> },
         Ready { last: Option<Box<R>> },
+        // The request's deadline had passed when it came: nothing is sent.
+        Expired { grpc: bool },
         Done,
     }
 }
@@ -57,6 +59,14 @@ where
     pub(super) fn once(fut: S::Future) -> Self {
         Self {
             state: State::Calling { fut },
+            retry: None,
+        }
+    }
+
+    /// The answer to a request whose deadline had passed when it came.
+    pub(super) fn expired(grpc: bool) -> Self {
+        Self {
+            state: State::Expired { grpc },
             retry: None,
         }
     }
@@ -95,6 +105,7 @@ impl<S, B, RB> Future for ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
+    RB: Default,
 {
     type Output = Result<Response<RB>, BoxError>;
 
@@ -162,6 +173,11 @@ where
                     this.state.set(State::Calling {
                         fut: service.call(req),
                     });
+                }
+                StateProj::Expired { grpc } => {
+                    let grpc = *grpc;
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(grpc)));
                 }
                 StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
             }

@@ -24,7 +24,7 @@ use http::{
 use tokio::time::Instant;
 
 use super::MESH_RETRY_ATTEMPT;
-use crate::{Deadline, deadline};
+use crate::Deadline;
 
 /// The head of the original request, to build each retry from.
 pub(crate) struct Head {
@@ -44,17 +44,18 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    /// The head of a request whose [`Deadline`] extension, if any, is the
-    /// deadline of its retries, and is carried to them as an extension.
-    /// A request without one (no request timeout has seen it) takes the
-    /// deadline its caller sent in `grpc-timeout` or `mesh-deadline`.
-    pub(crate) fn clone_from(parts: &request::Parts) -> Self {
-        let extension = parts.extensions.get::<Deadline>().copied();
-        let only_deadline = extension.is_some() && parts.extensions.len() == 1;
-        let deadline = extension.or_else(|| {
-            let grpc = mesh_core::error::is_grpc(&parts.headers);
-            deadline::sent(&parts.headers, grpc, Instant::now()).map(Deadline::at)
-        });
+    /// The head of a request whose retries must start before `deadline`:
+    /// the request's [`Deadline`] extension when `extension` says it is
+    /// one (it is then carried to them as an extension), or the deadline
+    /// its caller sent in `grpc-timeout` or `mesh-deadline`, read by
+    /// [`Retry`](super::Retry) with the clock reading that serves the
+    /// budget.
+    pub(crate) fn clone_from(
+        parts: &request::Parts,
+        deadline: Option<Deadline>,
+        extension: bool,
+    ) -> Self {
+        let only_deadline = extension && parts.extensions.len() == 1;
         Self {
             method: parts.method.clone(),
             version: parts.version,
@@ -246,7 +247,7 @@ mod tests {
 
     fn round_trip(req: Request<()>) -> Request<()> {
         let (parts, ()) = req.into_parts();
-        Head::clone_from(&parts)
+        Head::clone_from(&parts, None, false)
             .request(2)
             .expect("a copy of a valid head parses back")
     }
@@ -319,9 +320,9 @@ mod tests {
             .unwrap();
         req.extensions_mut().insert(7_u32);
         let (parts, ()) = req.into_parts();
-        let head = Head::clone_from(&parts);
-        let deadline = head.deadline().expect("the header's deadline");
-        assert_eq!(deadline.remaining(), std::time::Duration::from_millis(1500));
+        let sent = Deadline::after(std::time::Duration::from_millis(1500));
+        let head = Head::clone_from(&parts, Some(sent), false);
+        assert_eq!(head.deadline(), Some(sent));
         let retry = head.request(2).unwrap();
         assert_eq!(retry.extensions().get::<u32>(), Some(&7));
         assert!(retry.extensions().get::<Deadline>().is_none());
@@ -334,7 +335,7 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        Head::clone_from(&parts)
+        Head::clone_from(&parts, None, false)
     }
 
     #[test]

@@ -28,17 +28,26 @@
 //! 6. the shared [`Budget`] has a retry to spare.
 //!
 //! When one of them does not hold, the caller gets the **last real
-//! response** (or error), not a synthetic one, and
-//! [`RetryMetrics`] counts why. The retry layer answers for no deadline
-//! itself: a [`RequestTimeout`](crate::RequestTimeout) outside it answers
-//! 504 (gRPC `DEADLINE_EXCEEDED`) when the deadline passes while an
-//! attempt or a backoff is under way, and refuses a request whose deadline
-//! passed before it arrived. Without one, the first attempt goes upstream
-//! as the caller wrote it, even with `mesh-deadline: 0`; only its retries
-//! are held to the deadline. (A timer fires on a whole millisecond, so a
-//! backoff may end just after a deadline it was decided to fit in; the
-//! retry it was waiting for is then given up, and counted, like one the
-//! deadline refused at once.)
+//! response** (or error), not a synthetic one, and [`RetryMetrics`] counts
+//! why.
+//!
+//! One answer is the layer's own. A request whose deadline has passed
+//! when it arrives (its [`Deadline`](crate::Deadline) extension, or else
+//! the `mesh-deadline: 0` or `grpc-timeout: 0n` its caller sent) is
+//! answered at once with the mesh's 504 (gRPC `DEADLINE_EXCEEDED`), with
+//! `mesh-error: request timed out`, as the timeout layers and
+//! [`RouteStack`](crate::RouteStack) answer it: its caller has given up,
+//! so it is not sent, not retried, deposits nothing into the budget and
+//! counts in no retry metric. This holds whatever the policy and method,
+//! so that a `RetryLayer` stacked on its own sends no work upstream that
+//! nobody waits for. Beyond that, the retry layer answers for no
+//! deadline: a [`RequestTimeout`](crate::RequestTimeout) outside it
+//! answers 504 when the deadline passes while an attempt or a backoff is
+//! under way; the retry layer itself only sends no retry past the
+//! deadline. (A timer fires on a whole millisecond, so a backoff may end
+//! just after a deadline it was decided to fit in; the retry it was
+//! waiting for is then given up, and counted, like one the deadline
+//! refused at once.)
 //!
 //! Every original request deposits into the budget, whether or not it is
 //! ever retried, as in Finagle.
@@ -56,7 +65,10 @@
 //!
 //! The inner service receives requests whose body is a
 //! [`ReplayBody`] of the original, and errors are
-//! [`BoxError`]s, since retry decisions read the error's source chain.
+//! [`BoxError`]s, since retry decisions read the error's source chain. Its
+//! response body must have a [`Default`], the empty body the layer answers
+//! an expired request with (mesh-core's `Proxied` and `BoxBody` have one),
+//! as the timeout layers require.
 
 use std::{
     sync::Arc,
@@ -66,10 +78,11 @@ use std::{
 use http::{HeaderName, Request, Response};
 use http_body::Body;
 use mesh_core::{BoxError, error::is_grpc};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::{
-    Budget,
+    Budget, Deadline, deadline,
     metrics::{NotRetryable, RetryMetrics, RouteRetryMetrics},
     replay::ReplayBody,
 };
@@ -140,6 +153,7 @@ where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
+    RB: Default,
 {
     type Response = Response<RB>;
     type Error = BoxError;
@@ -155,12 +169,40 @@ where
         let inner = &mut self.inner;
         let shared = &self.shared;
         let policy = &shared.policy;
-        if !policy.retries() {
-            return future::ResponseFuture::once(inner.call(req.map(ReplayBody::passthrough)));
-        }
-        shared.budget.deposit();
-
         let (parts, body) = req.into_parts();
+        // The request's deadline: a request timeout's extension, or else
+        // the one its caller sent (one header lookup after `content-type`).
+        let extension = parts.extensions.get::<Deadline>().copied();
+        let sent = match extension {
+            Some(_) => None,
+            None => deadline::incoming(&parts.headers, is_grpc(&parts.headers)),
+        };
+        let retries = policy.retries();
+        // One clock reading, for the deadline and the budget, if either
+        // needs one.
+        let now = (retries || extension.is_some() || sent.is_some()).then(Instant::now);
+        let deadline = match (extension, sent, now) {
+            (Some(deadline), ..) => Some(deadline),
+            (None, Some(sent), Some(now)) => now.checked_add(sent).map(Deadline::at),
+            _ => None,
+        };
+        // A deadline already passed: the caller has given up. It is
+        // answered now and never sent, as the timeout layers and the route
+        // stack answer it, and deposits nothing: no request went out.
+        if let (Some(deadline), Some(now)) = (deadline, now)
+            && deadline.instant() <= now
+        {
+            tracing::debug!("request deadline passed before it was sent");
+            return future::ResponseFuture::expired(is_grpc(&parts.headers));
+        }
+        if !retries {
+            let req = Request::from_parts(parts, ReplayBody::passthrough(body));
+            return future::ResponseFuture::once(inner.call(req));
+        }
+        if let Some(now) = now {
+            shared.budget.deposit_at(now);
+        }
+
         let labels = attempts::labels(&shared.metrics, &parts.extensions);
         if !policy.allows(&parts.method, || is_grpc(&parts.headers)) {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
@@ -184,7 +226,7 @@ where
                 )
             }
             Ok((body, replay)) => {
-                let head = attempts::Head::clone_from(&parts);
+                let head = attempts::Head::clone_from(&parts, deadline, extension.is_some());
                 let fut = inner.call(Request::from_parts(parts, body));
                 let retries = inner.clone();
                 future::ResponseFuture::retryable(

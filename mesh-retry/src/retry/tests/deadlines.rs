@@ -282,19 +282,34 @@ async fn a_request_timeout_outside_answers_a_grpc_timeout_of_zero_without_sendin
 }
 
 #[tokio::test(start_paused = true)]
-async fn alone_the_retry_layer_forwards_a_first_attempt_past_its_deadline_unretried() {
-    // The retry layer answers for no deadline: a request timeout outside it
-    // (or a per-try timeout inside) does, as the test above shows.
+async fn alone_the_retry_layer_answers_a_first_attempt_past_its_deadline_and_counts_nothing() {
+    // As the route stack does: the caller has given up, so the request is
+    // answered at once, never sent, never retried, and not a retryable
+    // failure the retry metrics would explain.
     let (upstream, heads) = busy_then_ok();
+    let harness = Harness::new();
+    let budget = unlimited();
+    let before = budget.balance();
     let policy = RetryPolicy::default().with_backoff(Backoff::none());
-    let svc = RetryLayer::new(policy, unlimited()).layer(upstream);
+    let svc = harness.layer(policy, budget.clone()).layer(upstream);
     let mut req = get("/");
     req.headers_mut()
         .insert(MESH_DEADLINE, "0".parse().unwrap());
     let res = svc.oneshot(req).await.unwrap();
-    let sent = sent(&heads, &MESH_DEADLINE);
-    assert_eq!(sent, ["0"]);
-    assert_eq!(res.status(), 503);
+    assert!(heads.lock().unwrap().is_empty(), "nothing was sent");
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        res.extensions().get::<ProxyErrorKind>(),
+        Some(&ProxyErrorKind::Timeout)
+    );
+    assert_eq!(budget.balance(), before, "nothing deposited");
+    for metric in [
+        "retry_requests_total",
+        "retry_deadline_exceeded_total",
+        "retry_limit_exceeded_total",
+    ] {
+        assert_eq!(harness.count(metric), 0, "{metric}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

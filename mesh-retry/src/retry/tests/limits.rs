@@ -119,11 +119,17 @@ async fn a_retry_after_date_is_waited_out_up_to_the_max() {
 #[tokio::test(start_paused = true)]
 async fn no_retry_starts_that_the_deadline_would_cut_short() {
     let h = Harness::new();
-    let (svc, seen) = upstream(|_| status(503));
-    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(100)).unwrap();
-    // Full jitter picks a wait up to 100 ms; with 0 left, none fits.
+    // The upstream asks for a one-second wait; half a second is left.
+    let (svc, seen) = upstream(|_| {
+        let mut res = status(503)?;
+        res.headers_mut()
+            .insert("retry-after", "1".parse().unwrap());
+        Ok(res)
+    });
+    let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).unwrap();
     let mut req = get("/");
-    req.extensions_mut().insert(Deadline::after(Duration::ZERO));
+    req.extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(500)));
     let policy = RetryPolicy::default().with_backoff(backoff);
     let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
     assert_eq!(res.status(), 503);
