@@ -18,9 +18,13 @@
 //! averaged in, and it decays between samples, over [`DECAY`]; a new
 //! endpoint starts at [`DEFAULT_RTT`], and a request that fails before any
 //! response counts as a sample of [`FAILURE_PENALTY`]
-//! (`balance/endpoint.rs` says why this estimate, and how it is kept). An
-//! endpoint's cost is the estimate times one more than its requests in
-//! flight.
+//! (`balance/endpoint.rs` says why this estimate, and how it is kept). A
+//! request given up on before its response (its caller went away, or a
+//! timeout cancelled it) counts the time it waited as a sample: an
+//! endpoint that never answers is thus seen as slow, where with no
+//! sample at all its estimate would decay to nothing and draw the
+//! traffic to it. An endpoint's cost is the estimate times one more than
+//! its requests in flight.
 //!
 //! A forwarded TCP connection ([`ForwardTcp`](super::ForwardTcp)) is in
 //! flight for as long as it is open, not only while it connects, since
@@ -106,6 +110,9 @@ pub(crate) struct Pending {
     /// no outcome has been counted yet: dropped so, it lets another
     /// request probe.
     probe: bool,
+    /// Whether its round trip has been counted as a sample: dropped
+    /// without, it counts the time it waited.
+    sampled: bool,
 }
 
 impl Balancer {
@@ -228,6 +235,7 @@ impl Balancer {
             index,
             sent: now,
             probe,
+            sampled: false,
         };
         Some((&endpoint.authority, Some(pending)))
     }
@@ -298,8 +306,7 @@ impl Pending {
     /// response a `success` or a failure for failure accrual.
     pub(crate) fn answered(mut self, success: bool) {
         let now = Instant::now();
-        let sample = now.saturating_duration_since(self.sent);
-        self.balancer.observe(self.index, sample, now);
+        self.observe_wait(now);
         self.record(success, now);
     }
 
@@ -307,7 +314,16 @@ impl Pending {
     pub(crate) fn failed(mut self) {
         let now = Instant::now();
         self.balancer.observe(self.index, FAILURE_PENALTY, now);
+        self.sampled = true;
         self.record(false, now);
+    }
+
+    /// Counts the time since the request was sent as the endpoint's
+    /// sample.
+    fn observe_wait(&mut self, now: Instant) {
+        let sample = now.saturating_duration_since(self.sent);
+        self.balancer.observe(self.index, sample, now);
+        self.sampled = true;
     }
 
     fn record(&mut self, success: bool, now: Instant) {
@@ -322,7 +338,16 @@ impl Pending {
 }
 
 impl Drop for Pending {
+    /// A request given up on before its outcome (its caller went away, or
+    /// a timeout above cancelled it) still counts the time it waited as
+    /// a sample, as tower's and Linkerd's peak-EWMA handles do. Without
+    /// one, an endpoint that never answers would get no sample at all:
+    /// its estimate would decay to nothing, and it would draw ever more
+    /// of the traffic. Nothing is counted for failure accrual.
     fn drop(&mut self) {
+        if !self.sampled {
+            self.observe_wait(Instant::now());
+        }
         let Some(endpoint) = self.balancer.endpoint(self.index) else {
             return;
         };

@@ -287,7 +287,8 @@ where
             Err(error) => {
                 let error: BoxError = error.into();
                 if failure::is_callers(&*error) {
-                    // Dropped uncounted, as for a caller that went away.
+                    // Dropped as for a caller that went away: its wait
+                    // is a sample, but no failure.
                     drop(pending);
                     tracing::debug!(
                         endpoint = %DisplayOr(this.endpoint.as_ref()),

@@ -21,10 +21,9 @@
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
 //! instead of a dropped connection. A request that fails on the caller's
 //! side before it is sent whole (its body is malformed, say) gets a `400`
-//! with `mesh-error: invalid request` ([`INVALID_REQUEST`]), and counts
-//! neither as a failure of the endpoint nor as a latency sample: else a
-//! client could have [failure accrual](accrual) take healthy endpoints
-//! out.
+//! with `mesh-error: invalid request` ([`INVALID_REQUEST`]), and does
+//! not count as a failure of the endpoint: else a client could have
+//! [failure accrual](accrual) take healthy endpoints out.
 //!
 //! A `CONNECT` is answered `501 Not Implemented` with `mesh-error:
 //! connect not supported` ([`CONNECT_REFUSED`]), and nothing is sent

@@ -126,8 +126,9 @@ impl Pending {
     /// [`Established`] is dropped.
     pub(crate) fn connected(mut self) -> Established {
         let now = Instant::now();
-        let sample = now.saturating_duration_since(self.sent);
-        self.balancer.observe(self.index, sample, now);
+        // Sampled once: the connection's life, when it is dropped, is no
+        // latency.
+        self.observe_wait(now);
         // Takes the probe: dropped, the connection no longer holds it.
         self.record(true, now);
         Established { _pending: self }

@@ -226,3 +226,35 @@ async fn requests_sent_before_a_penalty_do_not_change_it_when_they_end() {
     tokio::time::advance(Duration::from_millis(1)).await;
     assert!(balancer.pick().is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_whose_requests_are_given_up_on_does_not_draw_the_traffic() {
+    // Endpoint 1 hangs: it never answers, and each caller gives up on
+    // its request after a second (a timeout above the balancer drops
+    // it). Endpoint 0 answers in 5 ms. A request arrives every 10 ms.
+    let balancer = balancer(2);
+    let mut hung: std::collections::VecDeque<(Instant, Pending)> = Default::default();
+    let mut late = 0;
+    let ticks = 12_000;
+    for tick in 0..ticks {
+        let (authority, pending) = balancer.pick().unwrap();
+        let pending = pending.unwrap();
+        if index(&balancer, authority) == 0 {
+            tokio::time::advance(Duration::from_millis(5)).await;
+            pending.answered(true);
+            tokio::time::advance(Duration::from_millis(5)).await;
+        } else {
+            if tick >= ticks - 1_000 {
+                late += 1;
+            }
+            hung.push_back((Instant::now() + Duration::from_secs(1), pending));
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        while hung.front().is_some_and(|(at, _)| *at <= Instant::now()) {
+            hung.pop_front();
+        }
+    }
+    // The waits it caused are what it costs: in the last ten seconds,
+    // it is tried once or so, not sent most of the traffic.
+    assert!(late <= 5, "{late} of the last 1000 requests went to it");
+}

@@ -45,7 +45,8 @@ where
     /// outcome is the endpoint's sample, as for [`call`](Service::call);
     /// once connected, the [`Connected`] endpoint and then the connection
     /// it forwards keep counting until they end. A future dropped before
-    /// the connect ends counts nothing.
+    /// the connect ends counts the time it waited as the endpoint's
+    /// latency sample, and no failure.
     pub fn connect(self) -> Connecting<C, C::Future> {
         Connecting {
             state: State::Ready {

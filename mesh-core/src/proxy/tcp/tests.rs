@@ -248,7 +248,7 @@ async fn connect_alone_names_the_endpoint_that_refused_or_says_there_is_none() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_connect_given_up_before_it_ends_counts_nothing_against_the_endpoint() {
+async fn a_connect_given_up_before_it_ends_counts_its_wait_and_no_failure() {
     let a = SocketAddr::from(([10, 0, 0, 1], 5432));
     let b = SocketAddr::from(([10, 0, 0, 2], 5432));
     let forward = ForwardTcp::new(Hang, [a, b]).unwrap();
@@ -260,10 +260,14 @@ async fn a_connect_given_up_before_it_ends_counts_nothing_against_the_endpoint()
         "a connector that never connects"
     );
     assert_eq!(pending(a) + pending(b), 1, "the connect counts as pending");
-    // The client went away: its CONNECT's answer is dropped mid-connect.
+    let (tried, other) = if pending(a) == 1 { (a, b) } else { (b, a) };
+    // The client went away two seconds in: its CONNECT's answer is
+    // dropped mid-connect.
+    tokio::time::advance(Duration::from_secs(2)).await;
     drop(connecting);
     assert_eq!(pending(a) + pending(b), 0);
+    // The wait is the endpoint's sample: it was that slow to connect.
+    assert_eq!(balancer.estimate_of(tried).unwrap(), Duration::from_secs(2));
     let fresh = crate::proxy::balance::DEFAULT_RTT;
-    assert_eq!(balancer.estimate_of(a).unwrap(), fresh);
-    assert_eq!(balancer.estimate_of(b).unwrap(), fresh);
+    assert_eq!(balancer.estimate_of(other).unwrap(), fresh);
 }
