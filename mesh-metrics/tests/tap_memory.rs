@@ -56,6 +56,10 @@ async fn a_tap_that_is_not_read_holds_a_bounded_number_of_bytes() {
         "a tap nobody reads holds {held} bytes, over {bound}"
     );
 
+    // What did not fit is counted as lost: far fewer than `QUEUE` events
+    // of such requests fit in the bytes.
+    assert!(tap.dropped() > 2 * QUEUE as u64, "{}", tap.dropped());
+
     // Once read, the room is free again: a new request's events get in.
     let mut read = 0;
     while let Ok(Some(_)) = tokio::time::timeout(std::time::Duration::ZERO, sub.next()).await {

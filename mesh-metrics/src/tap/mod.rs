@@ -25,7 +25,9 @@
 //! not the request, writes the addresses out as text. Events go to each tap
 //! through a bounded queue ([`QUEUE`] events, [`MAX_QUEUED_BYTES`]): a
 //! tap that reads too slowly loses events, and never slows the requests
-//! it watches, nor holds more than that of what their clients sent.
+//! it watches, nor holds more than that of what their clients sent. The
+//! events lost are counted ([`Tap::dropped`], and
+//! `tap_events_dropped_total` once [registered](Tap::register)).
 //!
 //! # Who may tap
 //!
@@ -62,6 +64,7 @@ use mesh_core::{
     conn::{ConnectionInfo, Tls},
     serve::shutdown::Shutdown,
 };
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use tokio::time::Instant;
 
 use self::filter::RateGate;
@@ -103,6 +106,8 @@ struct Hub {
     taps: Mutex<Vec<Watcher>>,
     next_tap: AtomicU64,
     next_request: AtomicU64,
+    /// Events lost to full queues.
+    dropped: Counter,
 }
 
 /// One open tap, as the hub holds it.
@@ -178,6 +183,23 @@ impl Tap {
         })
     }
 
+    /// Events lost so far because a tap's queue was full: its reader
+    /// fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.hub.dropped.get()
+    }
+
+    /// Registers `tap_events_dropped_total` in `registry`: the events lost
+    /// because a tap's reader fell behind, so that a tap that shows fewer
+    /// requests than metrics count can be told from one that missed them.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tap_events_dropped",
+            "Tap events lost because the tap's reader fell behind",
+            self.hub.dropped.clone(),
+        );
+    }
+
     /// How many taps are open.
     pub fn open(&self) -> usize {
         self.hub.open.load(Ordering::Relaxed)
@@ -216,6 +238,7 @@ impl Tap {
                 req,
             )),
             watchers,
+            dropped: self.hub.dropped.clone(),
             start: now,
             body_rule: BodyRule::of(req.method()),
         };
@@ -324,6 +347,8 @@ fn tls_label(tls: &Tls) -> &'static str {
 struct Tapped {
     head: Arc<Head>,
     watchers: Vec<queue::Queue>,
+    /// Counts the events a full queue loses.
+    dropped: Counter,
     start: Instant,
     /// Whether its response has a body a server reads, by its method.
     body_rule: BodyRule,
@@ -338,10 +363,14 @@ impl Tapped {
         let Some((last, others)) = self.watchers.split_last() else {
             return;
         };
+        let mut lost = 0;
         for watcher in others {
-            watcher.push(&self.head, kind.clone());
+            lost += u64::from(!watcher.push(&self.head, kind.clone()));
         }
-        last.push(&self.head, kind);
+        lost += u64::from(!last.push(&self.head, kind));
+        if lost > 0 {
+            self.dropped.inc_by(lost);
+        }
     }
 }
 

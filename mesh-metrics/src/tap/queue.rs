@@ -55,8 +55,12 @@ pub(super) fn channel() -> (Queue, Events) {
 impl Queue {
     /// Queues `kind` for the request `head` describes, unless the queue
     /// holds [`QUEUE`] events or [`MAX_QUEUED_BYTES`] already: then it is
-    /// lost.
-    pub(super) fn push(&self, head: &Arc<Head>, kind: TapEventKind) {
+    /// lost, and `false` says so. A tap closed since the request was
+    /// matched has no reader to lose it: that is no loss.
+    pub(super) fn push(&self, head: &Arc<Head>, kind: TapEventKind) -> bool {
+        if self.events.is_closed() {
+            return true;
+        }
         let size = mem::size_of::<Queued>() + kind_bytes(&kind) + head_bytes(head);
         let before = self.bytes.fetch_add(size, Ordering::Relaxed);
         let event = Queued {
@@ -66,7 +70,9 @@ impl Queue {
         };
         if before + size > MAX_QUEUED_BYTES || self.events.try_send(event).is_err() {
             self.bytes.fetch_sub(size, Ordering::Relaxed);
+            return false;
         }
+        true
     }
 }
 

@@ -218,6 +218,47 @@ async fn closing_a_tap_stops_the_tapping_and_each_tap_filters_its_own() {
     assert!(!res.body().is_tapped(), "nothing taps: nothing records");
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_events_a_slow_tap_loses_are_counted() {
+    let tap = Tap::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    tap.register(&mut registry);
+    let mut sub = tap.subscribe(filter("max_rps=10000")).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+    // Each request sends three events; the queue takes `QUEUE` of them.
+    let requests = QUEUE / 3 + 10;
+    for _ in 0..requests {
+        let res = svc.clone().oneshot(inbound_request("/")).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let lost = (3 * requests - QUEUE) as u64;
+    assert_eq!(tap.dropped(), lost);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(&format!("tap_events_dropped_total {lost}\n")),
+        "{text}"
+    );
+    // A tap that keeps up loses nothing more.
+    assert_eq!(drain(&mut sub).len(), QUEUE);
+    let res = svc.oneshot(inbound_request("/")).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(drain(&mut sub).len(), 3);
+    assert_eq!(tap.dropped(), lost);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_of_a_tap_closed_meanwhile_are_not_counted_as_lost() {
+    let tap = Tap::new();
+    let sub = tap.subscribe(TapFilter::default()).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+    let res = svc.oneshot(inbound_request("/")).await.unwrap();
+    drop(sub);
+    // The end event has no tap left to go to.
+    res.into_body().collect().await.unwrap();
+    assert_eq!(tap.dropped(), 0);
+}
+
 #[test]
 fn at_most_sixteen_taps_are_open() {
     let tap = Tap::new();
