@@ -17,7 +17,8 @@
 //! response head: a slower sample replaces it at once, a faster one is
 //! averaged in, and it decays between samples, over [`DECAY`]; a new
 //! endpoint starts at [`DEFAULT_RTT`], and a request that fails before any
-//! response counts as a sample of [`FAILURE_PENALTY`]
+//! response counts as a sample of [`FAILURE_PENALTY`], or of the time it
+//! waited if longer
 //! (`balance/endpoint.rs` says why this estimate, and how it is kept). A
 //! request given up on before its response (its caller went away, or a
 //! timeout cancelled it) counts the time it waited as a sample: an
@@ -310,10 +311,13 @@ impl Pending {
         self.record(success, now);
     }
 
-    /// The request failed before any response.
+    /// The request failed before any response: the sample is the
+    /// [`FAILURE_PENALTY`], or the time it waited if longer.
     pub(crate) fn failed(mut self) {
         let now = Instant::now();
-        self.balancer.observe(self.index, FAILURE_PENALTY, now);
+        let waited = now.saturating_duration_since(self.sent);
+        self.balancer
+            .observe(self.index, waited.max(FAILURE_PENALTY), now);
         self.sampled = true;
         self.record(false, now);
     }

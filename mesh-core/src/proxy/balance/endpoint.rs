@@ -24,7 +24,8 @@
 //! A request that fails before any response (the endpoint refused the
 //! connection, say) counts as a sample of [`FAILURE_PENALTY`]: a failure
 //! is fast, and without the penalty a dead endpoint would look like the
-//! fastest of all.
+//! fastest of all. One that failed after waiting longer (reset after
+//! half a minute, say) counts its wait.
 //!
 //! The estimate and the time of its last sample are two atomics, updated
 //! without locks; samples that race may overwrite each other, which costs
@@ -50,7 +51,8 @@ pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
 /// How fast old samples lose their weight: Linkerd's.
 pub const DECAY: Duration = Duration::from_secs(10);
 
-/// The sample a request that failed before any response counts as.
+/// The least sample a request that failed before any response counts
+/// as.
 pub const FAILURE_PENALTY: Duration = Duration::from_secs(1);
 
 /// One endpoint: where it is, and what picking reads of it. Shared by the

@@ -258,3 +258,19 @@ async fn an_endpoint_whose_requests_are_given_up_on_does_not_draw_the_traffic() 
     // it is tried once or so, not sent most of the traffic.
     assert!(late <= 5, "{late} of the last 1000 requests went to it");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_after_a_long_wait_counts_the_wait_not_only_the_penalty() {
+    let balancer = balancer(2);
+    let addr = SocketAddr::from(([10, 0, 0, 1], 80));
+    // A fast failure counts as the penalty.
+    balancer.send_to(addr).unwrap().failed();
+    assert_eq!(balancer.estimate_of(addr), Some(FAILURE_PENALTY));
+    // One that came after ten seconds of waiting (a connection reset
+    // mid-request, say) counts the ten seconds, as a request given up on
+    // after them would.
+    let pending = balancer.send_to(addr).unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    pending.failed();
+    assert_eq!(balancer.estimate_of(addr), Some(Duration::from_secs(10)));
+}
