@@ -70,10 +70,11 @@ use std::{
 use http::uri::Authority;
 use tokio::time::Instant;
 
-use super::accrual::{FailureAccrual, Standing};
+use super::accrual::FailureAccrual;
 use super::forward::NoEndpoints;
 
 mod connections;
+mod draw;
 mod endpoint;
 pub mod gauges;
 pub mod state;
@@ -247,34 +248,6 @@ impl Balancer {
             b
         } else {
             a
-        }
-    }
-
-    /// Two endpoints drawn among those failure accrual has not taken out,
-    /// the cheaper of them; or one whose penalty is over, as its probe.
-    /// Each draw starts at a random endpoint and takes the first one in
-    /// from there.
-    fn pick_in(&self, now: u64, load: Load) -> Option<(usize, bool)> {
-        let n = self.len();
-        let draw = |skip: Option<usize>| {
-            let start = fastrand::usize(0..n);
-            (0..n)
-                .map(|k| (start + k) % n)
-                .filter(|&i| Some(i) != skip)
-                .find_map(|i| match self.endpoint(i)?.health.standing(now) {
-                    Standing::In => Some((i, false)),
-                    Standing::Probe => Some((i, true)),
-                    Standing::Out => None,
-                })
-        };
-        let (a, probe) = draw(None)?;
-        if probe || n == 1 {
-            return Some((a, probe));
-        }
-        match draw(Some(a)) {
-            None => Some((a, false)),
-            Some((b, true)) => Some((b, true)),
-            Some((b, false)) => Some((self.cheaper(a, b, now as f64, load), false)),
         }
     }
 

@@ -155,8 +155,8 @@ async fn an_endpoint_that_keeps_failing_is_taken_out_then_probed() {
     // The gaps after the second failure: the penalty, plus the 10 ms
     // the failure took to come back, plus the few requests it takes
     // for the draws to reach the endpoint again (each misses it with
-    // a chance of 4 in 9: 20 misses in a row, 200 ms, is one chance
-    // in ten million).
+    // a chance of 1 in 3, the first draw and then the second missing
+    // it: 20 misses in a row, 200 ms, is one chance in three billion).
     assert!((1_010..1_210).contains(&gaps[1]), "{to_failing:?}");
     assert!((2_010..2_210).contains(&gaps[2]), "{to_failing:?}");
 }
@@ -273,4 +273,26 @@ async fn a_failure_after_a_long_wait_counts_the_wait_not_only_the_penalty() {
     tokio::time::advance(Duration::from_secs(10)).await;
     pending.failed();
     assert_eq!(balancer.estimate_of(addr), Some(Duration::from_secs(10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_endpoint_after_a_run_of_those_taken_out_gets_no_more_than_its_share() {
+    // A hundred endpoints; the first fifty fail together (a bad node
+    // whose pods have neighbouring addresses) and are taken out.
+    let balancer = with_accrual(100, 1);
+    for addr in addrs(50) {
+        balancer.send_to(addr).unwrap().failed();
+    }
+    let mut counts = vec![0; 100];
+    for _ in 0..10_000 {
+        let (authority, _) = balancer.pick().unwrap();
+        counts[index(&balancer, authority)] += 1;
+    }
+    assert!(counts[..50].iter().all(|&n| n == 0), "{counts:?}");
+    // Fifty are left: each should get about 200 of the 10 000.
+    let most = counts.iter().max().unwrap();
+    assert!(
+        *most <= 400,
+        "one endpoint got {most} of 10 000: {counts:?}"
+    );
 }
