@@ -1,16 +1,18 @@
-//! What an operator reads when a `Forward` cannot reach an endpoint: the
-//! endpoint, and why.
+//! What an operator reads when a `Forward` cannot reach an endpoint, or
+//! has none to send to: which endpoint, and why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/log_capture.rs"]
 mod log_capture;
 
 use bytes::Bytes;
+use std::{num::NonZeroU32, time::Duration};
+
 use http::{Request, StatusCode};
 use http_body_util::Empty;
 use mesh_core::{
     client::{Client, ClientConfig},
-    proxy::Forward,
+    proxy::{EndpointSet, FailureAccrual, Forward},
 };
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -38,4 +40,45 @@ async fn a_refused_connect_is_logged_with_the_endpoint_and_its_cause() {
     );
     // The cause, not only the kind of failure.
     assert!(lines[0].contains("refused"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_503_is_logged_with_why_there_was_no_endpoint() {
+    let (logs, _guard) = log_capture::Logs::capture();
+    let get = || {
+        Request::get("/")
+            .header("host", "web")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
+    // A set whose first endpoints are not known yet.
+    let forward = Forward::with_endpoints(client.clone(), &EndpointSet::empty());
+    let res = forward.oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // An endpoint taken out by failure accrual.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = listener.local_addr().unwrap();
+    drop(listener);
+    let accrual = FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap();
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(accrual);
+    let res = forward.clone().oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    let res = forward.oneshot(get()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let lines = logs.find("no endpoint to send to");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("endpoints=0"), "{lines:?}");
+    assert!(lines[0].contains("none yet"), "{lines:?}");
+    assert!(lines[1].contains("endpoints=1"), "{lines:?}");
+    assert!(lines[1].contains("out for failing"), "{lines:?}");
 }

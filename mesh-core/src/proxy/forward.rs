@@ -150,8 +150,15 @@ where
             h.insert(header::UPGRADE, protocol.clone());
         }
         set_host(&mut req);
-        let Some((endpoint, pending)) = self.endpoints.current().pick() else {
-            tracing::debug!("no endpoint to send to: none yet, or every one out for failing");
+        let balancer = self.endpoints.current();
+        let Some((endpoint, pending)) = balancer.pick() else {
+            match balancer.len() {
+                0 => tracing::debug!(endpoints = 0, "no endpoint to send to: none yet"),
+                n => tracing::debug!(
+                    endpoints = n,
+                    "no endpoint to send to: every one is out for failing"
+                ),
+            }
             return ResponseFuture {
                 inner: None,
                 grpc,
