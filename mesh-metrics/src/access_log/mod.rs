@@ -40,14 +40,20 @@
 //! queue holds [`QUEUE`] lines or [`MAX_QUEUED_BYTES`]), lines
 //! are dropped and counted ([`AccessLog::dropped`], and
 //! `access_log_dropped_lines_total` once [registered](AccessLog::register)),
-//! rather than slowing the traffic down.
+//! rather than slowing the traffic down. A process stops its writer with
+//! [`AccessLogWriter::run_until`] once its servers have drained: the
+//! lines still queued are written then, not lost with the task.
 
 mod format;
 mod service;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    future::Future,
+    pin::pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
@@ -147,14 +153,52 @@ impl AccessLog {
 
 impl AccessLogWriter {
     /// Writes every line to `out`, each followed by a newline, until every
-    /// [`AccessLog`] handle is gone.
+    /// [`AccessLog`] handle is gone. A process that keeps a handle for as
+    /// long as it runs never sees that happen, and stops its writer with
+    /// [`AccessLogWriter::run_until`] instead.
     ///
     /// # Errors
     ///
     /// When `out` cannot be written; the lines not written yet are lost.
-    pub async fn run<W: AsyncWrite + Unpin>(mut self, mut out: W) -> std::io::Result<()> {
+    pub async fn run<W: AsyncWrite + Unpin>(self, out: W) -> std::io::Result<()> {
+        self.run_until(out, std::future::pending()).await
+    }
+
+    /// Like [`AccessLogWriter::run`], until `stop` resolves: then the queue
+    /// closes (a line logged later is dropped and counted), the lines it
+    /// holds are written, and the writer returns.
+    ///
+    /// A server stops its writer once every runtime that logs has drained,
+    /// so that the lines of the last requests are written rather than lost
+    /// with the task. A sink that does not take them holds the writer as
+    /// it would [`run`](Self::run): bound the wait with a timeout of the
+    /// caller's if the sink may block.
+    ///
+    /// # Errors
+    ///
+    /// When `out` cannot be written; the lines not written yet are lost.
+    pub async fn run_until<W: AsyncWrite + Unpin>(
+        mut self,
+        mut out: W,
+        stop: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let mut stop = pin!(stop);
+        let mut stopped = false;
         let mut batch = Vec::new();
-        while let Some(entry) = self.lines.recv().await {
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = &mut stop, if !stopped => {
+                    // The lines queued stay to be received; none joins them.
+                    self.lines.close();
+                    stopped = true;
+                    continue;
+                }
+                next = self.lines.recv() => next,
+            };
+            let Some(entry) = next else {
+                return Ok(());
+            };
             batch.clear();
             self.render(&entry, &mut batch);
             // Whatever else is queued goes out in the same write.
@@ -166,7 +210,6 @@ impl AccessLogWriter {
             // A burst's buffer is not kept for ever.
             batch.shrink_to(KEPT_BATCH);
         }
-        Ok(())
     }
 
     /// Appends `entry`'s line to `batch`, and frees its room in the queue.

@@ -211,6 +211,47 @@ async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_stopped_writer_writes_what_is_queued_though_handles_live_on() {
+    // A process keeps a handle in its shared state for as long as it runs,
+    // and its servers drain one runtime at a time: the writer must write
+    // the last requests' lines when told to stop, not wait for the handles.
+    let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
+    let svc = AccessLogLayer::new(Some(log.clone())).layer(app());
+    for _ in 0..3 {
+        svc.clone().oneshot(request()).await.unwrap();
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut out = Vec::new();
+    {
+        let run = writer.run_until(&mut out, async {
+            let _ = stopped.await;
+        });
+        tokio::pin!(run);
+        // Not stopped: it waits for more lines.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), run.as_mut())
+                .await
+                .is_err()
+        );
+        // Two more queued, then the stop: they are written, and it returns.
+        for _ in 0..2 {
+            svc.clone().oneshot(request()).await.unwrap();
+        }
+        drop(stop);
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("a stopped writer returns")
+            .unwrap();
+    }
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.lines().all(|l| l.ends_with("\" 200")), "{text}");
+    // A line logged once the writer has stopped is dropped and counted.
+    svc.oneshot(request()).await.unwrap();
+    assert_eq!(log.dropped(), 1);
+}
+
 #[tokio::test]
 async fn the_queue_holds_at_most_its_bytes_whatever_the_size_of_the_requests() {
     // A request head may carry hundreds of kilobytes of URI and headers,
