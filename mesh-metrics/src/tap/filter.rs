@@ -4,6 +4,7 @@
 use std::{fmt, time::Duration};
 
 use http::{Method, Request};
+use mesh_core::route::normalize_path;
 use tokio::time::Instant;
 
 use crate::labels::Direction;
@@ -28,7 +29,12 @@ pub struct TapFilter {
     /// Only requests for this authority (`host` or `host:port`, compared
     /// without case), as the request's URI or `host` header gives it.
     pub authority: Option<String>,
-    /// Only requests whose path starts with this.
+    /// Only requests whose path starts with this, in the normal form the
+    /// mesh serves it to the application in (mesh-core's
+    /// `normalize_path`: `//admin`, `/%61dmin` and `/public/../admin` are
+    /// all `/admin`), so that a request cannot slip past a tap by
+    /// spelling its path another way. A path that has no normal form (a
+    /// broken `%` escape) is compared as it was sent.
     pub path: Option<String>,
     /// At most this many requests a second, from 1 to [`MAX_MAX_RPS`].
     pub max_rps: u32,
@@ -154,10 +160,12 @@ impl TapFilter {
     pub(super) fn matches<B>(&self, direction: Direction, req: &Request<B>) -> bool {
         self.direction.is_none_or(|d| d == direction)
             && self.method.as_ref().is_none_or(|m| m == req.method())
-            && self
-                .path
-                .as_deref()
-                .is_none_or(|p| req.uri().path().starts_with(p))
+            && self.path.as_deref().is_none_or(|p| {
+                let path = req.uri().path();
+                // Borrowed, with no allocation, when already normal.
+                normalize_path(path)
+                    .map_or_else(|_| path.starts_with(p), |normal| normal.starts_with(p))
+            })
             && self
                 .authority
                 .as_deref()
@@ -318,6 +326,33 @@ mod tests {
         assert!(!with("path=/apix").matches(inbound, &req));
         let absolute = Request::get("http://emoji:8080/list").body(()).unwrap();
         assert!(with("authority=emoji:8080").matches(inbound, &absolute));
+    }
+
+    #[test]
+    fn a_path_prefix_matches_every_spelling_of_the_path_the_app_is_served() {
+        // The mesh serves `//admin`, `/%61dmin` and `/public/../admin` to
+        // the application as `/admin`: a tap watching `/admin` sees them.
+        let admin = TapFilter::from_query("path=/admin").unwrap();
+        for path in [
+            "/admin",
+            "/admin/users",
+            "//admin",
+            "/%61dmin/users",
+            "/public/../admin",
+            "/./admin",
+            "/adm%69n",
+        ] {
+            let req = Request::get(path).body(()).unwrap();
+            assert!(admin.matches(Direction::Inbound, &req), "{path}");
+        }
+        // An escaped `/` is no separator, and stays escaped.
+        for path in ["/public", "/%2Fadmin", "/adm%69"] {
+            let req = Request::get(path).body(()).unwrap();
+            assert!(!admin.matches(Direction::Inbound, &req), "{path}");
+        }
+        // A path the mesh refuses to read is matched as it was sent.
+        let broken = Request::get("/admin%zz").body(()).unwrap();
+        assert!(admin.matches(Direction::Inbound, &broken));
     }
 
     #[test]
