@@ -14,15 +14,38 @@
 //!   route stack was before it was fused.
 //! - `_empty` sends no body; `_small` sends 64 bytes, which the retry layer
 //!   records for replay.
+//! - `retry/retry_layer_*`: `RetryLayer` alone over the same `service_fn`;
+//!   `retry/timeouts_*`: `RequestTimeoutLayer` and `AttemptTimeoutLayer`
+//!   alone over the bare one. Each part of `layers_*`, on its own.
 //! - `retry/added_by_stack_*`: the stack's extra time per request over the
 //!   baseline, both measured in alternating blocks of 32 requests, so that
 //!   load from elsewhere on the machine falls on both alike. This is the
 //!   figure to compare with the 300 ns target.
+//!
+//! Every variant builds the same request (three headers) and reads the
+//! whole response body. Before any timing, one request of each body goes
+//! through each service and must come back `200` having deposited in its
+//! budget and withdrawn nothing: the timed requests take the path without
+//! a retry, and no layer answers in the upstream's place.
+//!
 //! - `budget/deposit` and `budget/withdraw`: one operation, on one thread
 //!   and then on both cores at once against one shared budget.
 //!   `deposit_at` and `withdraw_at` are the same with a clock reading the
 //!   caller already has, as the route stack passes the one it reads for its
 //!   deadlines: the operation without its clock read.
+//!
+//! The budget operations run in chunks of [`CHUNK`], a fresh budget per
+//! sample, so that they take the path a request's do: an atomic add to a
+//! slot holding a small balance. A slot whose balance grows past 2^33
+//! units (a budget of a few hundred thousand requests in one tenth of its
+//! ttl) is updated by a compare-and-swap loop instead, which no real budget
+//! reaches and which a bench hammering one slot would reach after a few
+//! hundred operations. So a deposit adds one unit (a ratio of 0.0001);
+//! `withdraw_at` is passed a reading one slot later for each chunk, as
+//! time passing would; and `withdraw`, which reads the clock itself, is
+//! followed after each chunk by as many `deposit_at`s, untimed, that put
+//! the retries back. In the `_contended_2_cores` ones both threads start
+//! each chunk together (a barrier, untimed).
 //!
 //! ```text
 //! cargo bench -p mesh-benches --bench retry
@@ -39,14 +62,21 @@
 //! `_contended` ones run `n` operations on each of two threads; under
 //! `perf stat -e task-clock` they give the CPU time per operation while
 //! both cores contend, which time slices lost to other processes do not
-//! inflate.
+//! inflate. Each operation's timed part is `retry::ops`: for the `withdraw`
+//! variants, whose count includes the `deposit_at`s that put the retries
+//! back, read its inclusive count (`callgrind_annotate --inclusive=yes`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{convert::Infallible, hint::black_box, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    hint::black_box,
+    sync::{Arc, Barrier},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mesh_benches::Counting;
 use mesh_core::{RouteMatch, body::Proxied};
@@ -73,7 +103,7 @@ fn request(body: &'static [u8]) -> Request<Full<Bytes>> {
 /// The three layers composed by hand, as the route stack was before it
 /// was fused: request timeout (not writing the deadline header, which the
 /// per-try timeout writes), retry, per-try timeout.
-fn layers<S>(timeouts: Timeouts, inner: S) -> impl Layered + Clone
+fn layers<S>(timeouts: Timeouts, budget: Arc<Budget>, inner: S) -> impl Layered + Clone
 where
     S: tower::Service<
             Request<mesh_retry::replay::ReplayBody<Full<Bytes>>>,
@@ -84,7 +114,7 @@ where
     RequestTimeoutLayer::new(timeouts)
         .with_propagation(false)
         .layer(
-            RetryLayer::new(RetryPolicy::default(), Arc::new(Budget::default()))
+            RetryLayer::new(RetryPolicy::default(), budget)
                 .layer(AttemptTimeoutLayer::new(timeouts).layer(inner)),
         )
 }
@@ -138,24 +168,77 @@ where
     Ok(Response::new(Proxied::default()))
 }
 
+/// One request with `body` through `svc`, its response read to the end.
+async fn call<S, RB>(svc: S, body: &'static [u8]) -> StatusCode
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<RB>>,
+    S::Error: std::fmt::Debug,
+    RB: hyper::body::Body,
+    RB::Error: std::fmt::Debug,
+{
+    let res = svc.oneshot(request(body)).await.unwrap();
+    let status = res.status();
+    res.into_body().collect().await.unwrap();
+    status
+}
+
+/// Untimed, before any variant runs: a request of each body through
+/// `svc` is answered `200`, the upstream's answer, and, with `budget`, was
+/// deposited in it (a fifth of a retry) with no retry withdrawn.
+async fn check<S, RB>(name: &str, svc: &S, budget: Option<&Budget>)
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<RB>> + Clone,
+    S::Error: std::fmt::Debug,
+    RB: hyper::body::Body,
+    RB::Error: std::fmt::Debug,
+{
+    for body in [&[][..], SMALL] {
+        let before = budget.map(Budget::balance);
+        let status = call(svc.clone(), body).await;
+        assert_eq!(status, StatusCode::OK, "{name}: the upstream's 200");
+        if let (Some(budget), Some(before)) = (budget, before) {
+            let added = budget.balance() - before;
+            assert!(
+                (added - 0.2).abs() < 1e-9,
+                "{name}: one deposit and no retry, but the balance moved by {added}"
+            );
+        }
+    }
+}
+
+/// Builds the services every variant times, each retrying one with a
+/// budget of its own, checks them (see [`check`]), and binds them to the
+/// given names.
+macro_rules! services {
+    ($rt:expr => $baseline:ident, $stack:ident, $layers:ident, $retry_only:ident, $timeouts_only:ident) => {
+        let $baseline = service_fn(read_and_answer::<Full<Bytes>>);
+        let upstream = service_fn(read_and_answer::<mesh_retry::replay::ReplayBody<Full<Bytes>>>);
+        let route = route();
+        let timeouts = route.timeouts;
+        let budgets: [Arc<Budget>; 3] = Default::default();
+        let $stack = route.layer(Arc::clone(&budgets[0])).layer(upstream);
+        let $layers = layers(timeouts, Arc::clone(&budgets[1]), upstream);
+        let $retry_only =
+            RetryLayer::new(RetryPolicy::default(), Arc::clone(&budgets[2])).layer(upstream);
+        let $timeouts_only = RequestTimeoutLayer::new(timeouts)
+            .with_propagation(false)
+            .layer(AttemptTimeoutLayer::new(timeouts).layer($baseline));
+        $rt.block_on(async {
+            check("baseline", &$baseline, None).await;
+            check("stack", &$stack, Some(&budgets[0])).await;
+            check("layers", &$layers, Some(&budgets[1])).await;
+            check("retry_layer", &$retry_only, Some(&budgets[2])).await;
+            check("timeouts", &$timeouts_only, None).await;
+        });
+    };
+}
+
 fn stack(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    // Both services read the body, as a client sending it would.
-    let baseline = service_fn(read_and_answer::<Full<Bytes>>);
-    let upstream = service_fn(read_and_answer::<mesh_retry::replay::ReplayBody<Full<Bytes>>>);
-    let route = route();
-    let timeouts = route.timeouts;
-    let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
-    let hand_made = layers(timeouts, upstream);
-
-    let retry_only =
-        RetryLayer::new(RetryPolicy::default(), Arc::new(Budget::default())).layer(upstream);
-    let timeouts_only = RequestTimeoutLayer::new(timeouts)
-        .with_propagation(false)
-        .layer(AttemptTimeoutLayer::new(timeouts).layer(baseline));
+    services!(rt => baseline, layered, hand_made, retry_only, timeouts_only);
 
     let mut group = c.benchmark_group("retry");
     for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
@@ -166,8 +249,13 @@ fn stack(c: &mut Criterion) {
             });
         });
         group.bench_function(format!("retry_layer_{name}"), |b| {
-            b.to_async(&rt)
-                .iter(|| retry_only.clone().oneshot(request(body)));
+            b.to_async(&rt).iter(|| {
+                let svc = retry_only.clone();
+                async move {
+                    let res = svc.oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap()
+                }
+            });
         });
         group.bench_function(format!("timeouts_{name}"), |b| {
             b.to_async(&rt).iter(|| {
@@ -264,64 +352,153 @@ where
     total.saturating_sub(base).max(Duration::from_nanos(1))
 }
 
-/// A budget that never refuses, so every withdrawal does the full work.
-fn bottomless() -> Budget {
-    Budget::new(BudgetConfig::new(1000.0, u32::MAX, Duration::from_secs(60)).unwrap())
+/// Operations per chunk of a budget bench. A slot takes the atomic add
+/// while its balance stays under 2^33 units: a chunk of withdrawals of
+/// 10,000 units each, on both threads, moves it by 1.3 × 10^9 at most.
+const CHUNK: u64 = 1 << 16;
+
+/// A budget operation, as the `budget` benches run it.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Deposit,
+    Withdraw,
+    DepositAt,
+    WithdrawAt,
 }
 
-/// Runs `op` `iters` times on each of two threads at once, and returns the
-/// time each thread took: the latency of one operation while the other core
+impl Op {
+    /// A budget that never refuses a withdrawal (a reserve of billions of
+    /// retries), whose deposits add one unit (the least; the same code as
+    /// the default's 2,000) and, for withdrawals, a whole retry, so that
+    /// one `deposit_at` puts back what one withdrawal took.
+    fn budget(self) -> Budget {
+        let ratio = match self {
+            Op::Deposit | Op::DepositAt => 0.0001,
+            Op::Withdraw | Op::WithdrawAt => 1.0,
+        };
+        Budget::new(BudgetConfig::new(ratio, u32::MAX, Duration::from_secs(60)).unwrap())
+    }
+
+    /// The reading the `_at` operations are passed in chunk `i`: one slot
+    /// (a tenth of the ttl) later per chunk, so each chunk of withdrawals
+    /// starts a slot of its own, as time passing would.
+    fn now(budget: &Budget, origin: Instant, i: u32) -> Instant {
+        origin + budget.config().ttl() / 10 * i
+    }
+
+    /// Untimed, after a chunk of `k`: `withdraw` reads the clock itself,
+    /// so its withdrawals all land in the present slot; the same number of
+    /// deposits puts them back.
+    fn settle(self, budget: &Budget, k: u64) {
+        if let Op::Withdraw = self {
+            let now = Instant::now();
+            for _ in 0..k {
+                budget.deposit_at(now);
+            }
+        }
+    }
+}
+
+impl Op {
+    /// Untimed, after a run: the withdrawals were all granted, so each did
+    /// the whole of a withdrawal's work (one refused puts its retry back),
+    /// and the budget could grant more.
+    fn check(self, budget: &Budget) {
+        if let Op::Withdraw | Op::WithdrawAt = self {
+            assert!(
+                budget.balance() > 1e9,
+                "{self:?}: the budget never refuses, yet its balance is {}",
+                budget.balance()
+            );
+        }
+    }
+}
+
+/// The timed part of a chunk: `k` operations, the `_at` ones at `now`.
+#[inline(never)]
+fn ops(op: Op, budget: &Budget, now: Instant, k: u64) {
+    match op {
+        Op::Deposit => (0..k).for_each(|_| black_box(budget).deposit()),
+        Op::Withdraw => (0..k).for_each(|_| {
+            black_box(black_box(budget).withdraw());
+        }),
+        Op::DepositAt => (0..k).for_each(|_| black_box(budget).deposit_at(black_box(now))),
+        Op::WithdrawAt => (0..k).for_each(|_| {
+            black_box(black_box(budget).withdraw_at(black_box(now)));
+        }),
+    }
+}
+
+/// `iters` operations on one thread, on a fresh budget; the time they
+/// took.
+fn solo(op: Op, iters: u64) -> Duration {
+    let budget = op.budget();
+    let origin = Instant::now();
+    let (mut total, mut done, mut i) = (Duration::ZERO, 0, 0);
+    while done < iters {
+        let k = CHUNK.min(iters - done);
+        let now = Op::now(&budget, origin, i);
+        let start = Instant::now();
+        ops(op, &budget, now, k);
+        total += start.elapsed();
+        op.settle(&budget, k);
+        (done, i) = (done + k, i + 1);
+    }
+    op.check(&budget);
+    total
+}
+
+/// `iters` operations on each of two threads at once, against one fresh
+/// budget, both starting each chunk together; the mean of the time each
+/// thread took: the latency of one operation while the other core
 /// contends for the same budget.
-fn contended(budget: &Budget, iters: u64, op: impl Fn(&Budget) + Copy + Send) -> Duration {
+fn contended(op: Op, iters: u64) -> Duration {
+    let budget = &op.budget();
+    let origin = Instant::now();
+    let barrier = &Barrier::new(2);
     std::thread::scope(|s| {
         let threads: Vec<_> = (0..2)
             .map(|_| {
                 s.spawn(move || {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        op(black_box(budget));
+                    let (mut total, mut done, mut i) = (Duration::ZERO, 0, 0);
+                    while done < iters {
+                        let k = CHUNK.min(iters - done);
+                        let now = Op::now(budget, origin, i);
+                        barrier.wait();
+                        let start = Instant::now();
+                        ops(op, budget, now, k);
+                        total += start.elapsed();
+                        op.settle(budget, k);
+                        (done, i) = (done + k, i + 1);
                     }
-                    start.elapsed()
+                    total
                 })
             })
             .collect();
         let total: Duration = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        op.check(budget);
         total / 2
     })
 }
 
 fn budget(c: &mut Criterion) {
     let mut group = c.benchmark_group("budget");
-    let budget = bottomless();
-    group.bench_function("deposit", |b| b.iter(|| black_box(&budget).deposit()));
-    group.bench_function("withdraw", |b| b.iter(|| black_box(&budget).withdraw()));
-    let now = Instant::now();
-    group.bench_function("deposit_at", |b| {
-        b.iter(|| black_box(&budget).deposit_at(black_box(now)));
-    });
-    group.bench_function("withdraw_at", |b| {
-        b.iter(|| black_box(&budget).withdraw_at(black_box(now)));
-    });
-    group.bench_function("deposit_contended_2_cores", |b| {
-        b.iter_custom(|iters| contended(&budget, iters, Budget::deposit));
-    });
-    group.bench_function("withdraw_contended_2_cores", |b| {
-        b.iter_custom(|iters| {
-            contended(&budget, iters, |b| {
-                b.withdraw();
-            })
-        });
-    });
-    group.bench_function("deposit_at_contended_2_cores", |b| {
-        b.iter_custom(|iters| contended(&budget, iters, move |b| b.deposit_at(black_box(now))));
-    });
-    group.bench_function("withdraw_at_contended_2_cores", |b| {
-        b.iter_custom(|iters| {
-            contended(&budget, iters, move |b| {
-                b.withdraw_at(black_box(now));
-            })
-        });
-    });
+    for (name, op) in [
+        ("deposit", Op::Deposit),
+        ("withdraw", Op::Withdraw),
+        ("deposit_at", Op::DepositAt),
+        ("withdraw_at", Op::WithdrawAt),
+    ] {
+        group.bench_function(name, |b| b.iter_custom(|iters| solo(op, iters)));
+    }
+    for (name, op) in [
+        ("deposit_contended_2_cores", Op::Deposit),
+        ("withdraw_contended_2_cores", Op::Withdraw),
+        ("deposit_at_contended_2_cores", Op::DepositAt),
+        ("withdraw_at_contended_2_cores", Op::WithdrawAt),
+    ] {
+        group.bench_function(name, |b| b.iter_custom(|iters| contended(op, iters)));
+    }
     group.finish();
 }
 
@@ -331,16 +508,28 @@ fn count(counting: &Counting) {
     let rt = counting.runtime();
     let n = counting.n;
     let wanted = |name: &str| counting.wants(name);
-    let baseline = service_fn(read_and_answer::<Full<Bytes>>);
-    let upstream = service_fn(read_and_answer::<mesh_retry::replay::ReplayBody<Full<Bytes>>>);
-    let route = route();
-    let hand_made = layers(route.timeouts, upstream);
-    let layered = route.layer(Arc::new(Budget::default())).layer(upstream);
+    services!(rt => baseline, layered, hand_made, retry_only, timeouts_only);
     for (name, body) in [("empty", &[][..]), ("small", SMALL)] {
         if wanted(&format!("baseline_{name}")) {
             rt.block_on(async {
                 for _ in 0..n {
                     let res = baseline.oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap();
+                }
+            });
+        }
+        if wanted(&format!("retry_layer_{name}")) {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let res = retry_only.clone().oneshot(request(body)).await.unwrap();
+                    res.into_body().collect().await.unwrap();
+                }
+            });
+        }
+        if wanted(&format!("timeouts_{name}")) {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let res = timeouts_only.clone().oneshot(request(body)).await.unwrap();
                     res.into_body().collect().await.unwrap();
                 }
             });
@@ -362,45 +551,20 @@ fn count(counting: &Counting) {
             });
         }
     }
-    let budget = bottomless();
-    if wanted("deposit") {
-        for _ in 0..n {
-            black_box(&budget).deposit();
+    for (name, op) in [
+        ("deposit", Op::Deposit),
+        ("withdraw", Op::Withdraw),
+        ("deposit_at", Op::DepositAt),
+        ("withdraw_at", Op::WithdrawAt),
+    ] {
+        if wanted(name) {
+            solo(op, n);
         }
-    }
-    if wanted("withdraw") {
-        for _ in 0..n {
-            black_box(black_box(&budget).withdraw());
+        // Under `perf stat -e task-clock`, CPU time per operation on both
+        // cores, which time slices lost to other processes do not inflate.
+        if wanted(&format!("{name}_contended")) {
+            contended(op, n);
         }
-    }
-    let now = Instant::now();
-    if wanted("deposit_at") {
-        for _ in 0..n {
-            black_box(&budget).deposit_at(black_box(now));
-        }
-    }
-    if wanted("withdraw_at") {
-        for _ in 0..n {
-            black_box(black_box(&budget).withdraw_at(black_box(now)));
-        }
-    }
-    // Under `perf stat -e task-clock`, CPU time per operation on both
-    // cores, which time slices lost to other processes do not inflate.
-    if wanted("deposit_contended") {
-        contended(&budget, n, Budget::deposit);
-    }
-    if wanted("withdraw_contended") {
-        contended(&budget, n, |b| {
-            b.withdraw();
-        });
-    }
-    if wanted("deposit_at_contended") {
-        contended(&budget, n, move |b| b.deposit_at(black_box(now)));
-    }
-    if wanted("withdraw_at_contended") {
-        contended(&budget, n, move |b| {
-            b.withdraw_at(black_box(now));
-        });
     }
 }
 
