@@ -6,6 +6,11 @@
 //! knowledge, or ALPN when the connector negotiates TLS), HTTP/1 requests
 //! over HTTP/1.1. The connector is pluggable: plaintext TCP by default, and
 //! mesh-tls's connector for mutual TLS.
+//!
+//! A response head may be as large over HTTP/2 as the server lets a
+//! request head be, 64 KiB, rather than hyper's HTTP/2 default of 16 KiB:
+//! a response that crosses over HTTP/1.1 must not fail once two sidecars
+//! speak HTTP/2 to each other.
 
 use std::{
     fmt,
@@ -26,8 +31,13 @@ use tower::Service;
 
 use crate::{
     error::BoxError,
-    serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT},
+    serve::{HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, MAX_REQUEST_HEAD_BYTES},
 };
+
+/// The largest HTTP/2 response head (its header list, as HTTP/2 counts
+/// it) the client takes: the server's default request head bound,
+/// [`MAX_REQUEST_HEAD_BYTES`], 64 KiB.
+const HTTP2_MAX_RESPONSE_HEAD: u32 = MAX_REQUEST_HEAD_BYTES as u32;
 
 /// How the client connects and pools.
 #[derive(Clone, Debug)]
@@ -135,7 +145,13 @@ where
             // with the server's timings, idle pooled connections included.
             .http2_keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
             .http2_keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
-            .http2_keep_alive_while_idle(true);
+            .http2_keep_alive_while_idle(true)
+            // hyper's HTTP/2 default, 16 KiB, refused (with a 502) response
+            // heads the same upstream sends over HTTP/1.1, where hyper
+            // reads about 400 KiB: a session cookie of 20 KiB broke once
+            // sidecars spoke HTTP/2 to each other. The server's request
+            // head bound, Envoy's 60 KiB near enough, fits both ways.
+            .http2_max_header_list_size(HTTP2_MAX_RESPONSE_HEAD);
         let http1 = builder.build(connector.clone());
         let http2 = builder.http2_only(true).build(connector);
         Self {
