@@ -125,7 +125,7 @@ pub mod stack;
 pub mod timeout;
 
 pub use self::{
-    budget::{Budget, BudgetConfig},
+    budget::{Budget, BudgetConfig, Withdrawal},
     config::{RouteRetryPolicy, ServiceRetryPolicy},
     deadline::Deadline,
     metrics::{RetryMetrics, RouteRetryMetrics},

@@ -7,13 +7,18 @@
 //!
 //! | metric | type | counts |
 //! |---|---|---|
-//! | `retry_requests_total` | counter | retries sent (not first attempts) |
+//! | `retry_requests_total` | counter | retries sent (not first attempts); a retry decided but never sent is not one |
 //! | `retry_successes_total` | counter | requests that succeeded after at least one retry (a gRPC stream when its head is not a failure) |
 //! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
 //! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
-//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff, or left no time when the backoff ended |
+//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff, or passed before the retry could be sent (when the backoff ended, or while the service was not ready) |
 //! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response`, `body_in_use` |
 //! | `retry_budget_balance` | gauge | retries each budget allows now |
+//!
+//! A retry is taken from the budget when it is decided. One that is then
+//! not sent because its deadline passed is given back, so the balance
+//! counts only retries that went out; it is counted once, as
+//! `retry_deadline_exceeded_total`, and never in `retry_requests_total`.
 //!
 //! Labels are `service` and `route`, both names from configuration (or from
 //! the request's [`DstService`] and [`RouteId`] extensions), so the series
@@ -150,7 +155,7 @@ impl RetryMetrics {
         );
         registry.register(
             "retry_deadline_exceeded",
-            "Retryable failures returned because the request deadline was nearer than the backoff, or left no time when it ended",
+            "Retryable failures returned because the request deadline was nearer than the backoff, or passed before the retry could be sent",
             metrics.deadline_exceeded.clone(),
         );
         registry.register(
@@ -340,7 +345,7 @@ retry_limit_exceeded_total{service=\"emoji\",route=\"get\"} 0
 # HELP retry_budget_exhausted Retryable failures returned because the retry budget was empty.
 # TYPE retry_budget_exhausted counter
 retry_budget_exhausted_total{service=\"emoji\",route=\"get\"} 1
-# HELP retry_deadline_exceeded Retryable failures returned because the request deadline was nearer than the backoff, or left no time when it ended.
+# HELP retry_deadline_exceeded Retryable failures returned because the request deadline was nearer than the backoff, or passed before the retry could be sent.
 # TYPE retry_deadline_exceeded counter
 retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
 # HELP retry_not_retryable Retryable failures of requests that could not be retried, by reason.

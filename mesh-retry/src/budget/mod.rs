@@ -54,6 +54,20 @@
 //! withdrawals racing for the last retry may therefore both be refused; the
 //! budget errs on the side of fewer retries.
 //!
+//! # Giving a retry back
+//!
+//! A retry is taken from the budget when it is decided, and sent after its
+//! backoff; in between, the request's deadline may pass or its caller go
+//! away. A retry that is never sent should not count against the budget,
+//! or a burst of such give-ups would refuse retries that the traffic has
+//! earned. [`try_withdraw`](Budget::try_withdraw) returns a [`Withdrawal`]
+//! for that, and [`refund`](Budget::refund) gives it back: the same
+//! ten-thousandths, into the slot of the window they were taken from, so
+//! that they leave the window together and the balance is what it would
+//! have been had the retry never been taken. A refund made after that slot
+//! has left the window gives nothing back, since the withdrawal no longer
+//! counts either.
+//!
 //! ```
 //! use mesh_retry::{Budget, BudgetConfig};
 //!
@@ -63,6 +77,11 @@
 //! budget.deposit();
 //! assert_eq!(budget.balance(), 100.2);
 //! assert!(budget.withdraw());
+//! assert_eq!(budget.balance(), 99.2);
+//! // A retry taken, then not sent after all, is given back.
+//! let withdrawal = budget.try_withdraw().expect("99 retries to spare");
+//! assert_eq!(budget.balance(), 98.2);
+//! budget.refund(withdrawal);
 //! assert_eq!(budget.balance(), 99.2);
 //! ```
 //!
@@ -145,15 +164,50 @@ impl Budget {
     /// [`withdraw`](Self::withdraw), at `now`, a reading of tokio's clock
     /// the caller has already made; see [`deposit_at`](Self::deposit_at).
     pub fn withdraw_at(&self, now: Instant) -> bool {
+        self.try_withdraw_at(now).is_some()
+    }
+
+    /// Takes one retry from the budget, as [`withdraw`](Self::withdraw)
+    /// does, and returns the [`Withdrawal`] that gives it back if the retry
+    /// is not sent after all; `None` when the balance has less than one
+    /// retry.
+    #[must_use = "a withdrawal is taken even if the result is ignored"]
+    pub fn try_withdraw(&self) -> Option<Withdrawal> {
+        self.try_withdraw_at(Instant::now())
+    }
+
+    /// [`try_withdraw`](Self::try_withdraw), at `now`; see
+    /// [`deposit_at`](Self::deposit_at).
+    #[must_use = "a withdrawal is taken even if the result is ignored"]
+    pub fn try_withdraw_at(&self, now: Instant) -> Option<Withdrawal> {
         let generation = self.generation(now);
-        self.window.add(generation, -self.withdraw);
+        let mark = self.window.add(generation, -self.withdraw);
         if self.reserve.saturating_add(self.window.sum(generation)) >= 0 {
-            return true;
+            return Some(Withdrawal { mark });
         }
-        // Overdrawn: put it back, in the same slot (or the later one that
-        // has replaced it since: the sum counts them all).
-        self.window.add(generation, self.withdraw);
-        false
+        // Overdrawn: put it back where it was counted.
+        self.window.take_back(mark, -self.withdraw);
+        None
+    }
+
+    /// Gives back a retry taken by [`try_withdraw`](Self::try_withdraw)
+    /// that was not sent, so that the budget counts only the retries that
+    /// went out.
+    ///
+    /// The retry goes back into the slot of the window it was taken from,
+    /// not the current one, and it is exactly the units taken: from then
+    /// on the balance is, at every instant, what it would have been had the
+    /// retry never been taken (short of a slot that saturated in between,
+    /// past three million retries in one slot). A withdrawal whose slot has
+    /// left the window no longer counts against the balance, and its refund
+    /// adds nothing. Like a withdrawal, a refund takes no lock.
+    ///
+    /// `withdrawal` must come from this budget: given to another, it would
+    /// credit that one with a retry it never lent.
+    // By value, so that a withdrawal is given back at most once.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn refund(&self, withdrawal: Withdrawal) {
+        self.window.take_back(withdrawal.mark, -self.withdraw);
     }
 
     /// The retries the budget allows right now, in whole and fractional
@@ -174,6 +228,18 @@ impl Budget {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         nanos / self.slot_nanos
     }
+}
+
+/// A retry taken from a [`Budget`] by
+/// [`try_withdraw`](Budget::try_withdraw), which
+/// [`refund`](Budget::refund) gives back if the retry is not sent. Dropping
+/// it keeps the retry taken, for as long as the budget's ttl.
+///
+/// It names the slot of the budget's window that the retry was taken from,
+/// and the generation that slot counted then.
+#[derive(Debug)]
+pub struct Withdrawal {
+    mark: window::Mark,
 }
 
 impl Default for Budget {

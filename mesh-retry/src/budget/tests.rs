@@ -221,3 +221,78 @@ async fn a_clock_reading_the_caller_made_counts_in_its_own_slot() {
     assert!(!budget.withdraw_at(now), "one retry, taken once");
     assert_eq!(budget.balance(), 0.0, "the refused withdrawal took nothing");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_gives_back_exactly_what_the_withdrawal_took() {
+    // 0.3 is 3,000 units a deposit: ten make exactly three retries.
+    let budget = budget(0.3, 0, 10);
+    for _ in 0..10 {
+        budget.deposit();
+    }
+    let withdrawal = budget.try_withdraw().expect("three retries to spare");
+    assert_eq!(budget.balance(), 2.0);
+    budget.refund(withdrawal);
+    assert_eq!(budget.balance(), 3.0);
+    assert_eq!(drain(&budget), 3, "no fraction of a retry was lost or made");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_counts_in_its_withdrawals_slot_and_expires_with_it() {
+    let budget = budget(0.0, 10, 10);
+    let withdrawal = budget.try_withdraw().unwrap();
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(budget.balance(), 99.0);
+    budget.refund(withdrawal);
+    assert_eq!(budget.balance(), 100.0);
+    // The withdrawal's slot leaves the window: a refund counted in the slot
+    // it was made in would stay five seconds more, a retry too many.
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(budget.balance(), 100.0);
+    assert_eq!(drain(&budget), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_after_its_withdrawal_expired_gives_nothing_back() {
+    let budget = budget(0.0, 10, 10);
+    let withdrawal = budget.try_withdraw().unwrap();
+    budget.deposit();
+    advance(Duration::from_secs(10)).await;
+    assert_eq!(budget.balance(), 100.0, "the withdrawal no longer counts");
+    budget.refund(withdrawal);
+    assert_eq!(budget.balance(), 100.0, "so its refund gives nothing back");
+    assert_eq!(drain(&budget), 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_withdrawal_leaves_nothing_to_refund() {
+    let budget = budget(0.0, 1, 1);
+    let withdrawal = budget.try_withdraw().unwrap();
+    assert!(budget.try_withdraw().is_none());
+    assert_eq!(budget.balance(), 0.0);
+    budget.refund(withdrawal);
+    assert_eq!(budget.balance(), 1.0);
+}
+
+#[test]
+fn refunds_from_many_threads_leave_the_balance_as_it_was() {
+    let budget = Arc::new(budget(0.5, 0, 60));
+    for _ in 0..100 {
+        budget.deposit();
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let budget = budget.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10_000 {
+                    if let Some(withdrawal) = budget.try_withdraw() {
+                        budget.refund(withdrawal);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(budget.balance(), 50.0);
+}

@@ -36,6 +36,24 @@ const BIAS: i64 = 1 << (VALUE_BITS - 1);
 /// their sum stays far inside the field.
 const FAST_LIMIT: i64 = 1 << (VALUE_BITS - 3);
 
+/// Where an [`add`](Window::add) was counted: a slot, and the generation
+/// (its stored bits) the slot held then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Mark {
+    slot: u8,
+    generation: u32,
+}
+
+impl Mark {
+    fn new(slot: usize, generation: u64) -> Self {
+        // A slot index is below SLOTS, and a stored generation below 2^28.
+        Self {
+            slot: slot as u8,
+            generation: generation as u32,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Window {
     slots: [AtomicU64; SLOTS as usize],
@@ -49,20 +67,24 @@ impl Window {
     }
 
     /// Adds `amount` (which may be negative) to the slot of `generation`,
-    /// resetting the slot first if it holds an older generation.
-    pub(super) fn add(&self, generation: u64, amount: i64) {
-        let slot = &self.slots[slot_index(generation)];
+    /// resetting the slot first if it holds an older generation. Returns
+    /// where the amount was counted, for [`take_back`](Self::take_back).
+    #[inline]
+    pub(super) fn add(&self, generation: u64, amount: i64) -> Mark {
+        let index = slot_index(generation);
+        let slot = &self.slots[index];
         let current = generation & GEN_MASK;
         // The common case, a slot of this generation far from its limits, is
         // one atomic add: the value is stored with a bias, so adding to it
         // cannot carry into the generation bits. Another thread may move the
-        // slot to a later generation in between; the amount then counts
-        // there, a moment later, which is harmless.
+        // slot to another generation in between; the amount then counts
+        // there, which is harmless, and the mark says so.
         let (stored, value) = unpack(slot.load(Ordering::Acquire));
         if stored == current && value.abs() < FAST_LIMIT && amount.abs() < FAST_LIMIT {
-            slot.fetch_add(amount as u64, Ordering::AcqRel);
-            return;
+            let previous = slot.fetch_add(amount as u64, Ordering::AcqRel);
+            return Mark::new(index, previous >> VALUE_BITS);
         }
+        let mut counted = current;
         // `fetch_update` retries the closure until its compare-and-swap wins;
         // the closure always returns `Some`, so the result is always `Ok`.
         let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
@@ -76,7 +98,28 @@ impl Window {
             } else {
                 pack(current, amount)
             };
+            counted = word >> VALUE_BITS;
             Some(word)
+        });
+        Mark::new(index, counted)
+    }
+
+    /// Takes `amount` back out of the slot an [`add`](Self::add) counted it
+    /// in, if that slot still counts the same generation. If it has moved
+    /// on, the generation has left the window, and the amount with it:
+    /// there is nothing left to take back. Either way the sum is then, at
+    /// every later instant, what it would have been without the add
+    /// (short of a slot that saturated in between).
+    ///
+    /// A compare-and-swap loop, so that a slot moved on between a read and
+    /// a write never gets an amount meant for the generation before.
+    pub(super) fn take_back(&self, mark: Mark, amount: i64) {
+        let slot = &self.slots[usize::from(mark.slot)];
+        let generation = u64::from(mark.generation);
+        // `Err` means the slot moved on: nothing to take back.
+        let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+            let (stored, value) = unpack(word);
+            (stored == generation).then(|| pack(stored, value.saturating_sub(amount)))
         });
     }
 
@@ -193,6 +236,43 @@ mod tests {
         window.add(4, 2);
         assert_eq!(window.sum(4), -5);
         assert_eq!(window.sum(13), -5);
+        assert_eq!(window.sum(14), 0);
+    }
+
+    #[test]
+    fn taking_back_undoes_an_add_in_the_slot_it_was_counted_in() {
+        let window = Window::new();
+        let mark = window.add(3, -7);
+        window.add(8, 5);
+        window.take_back(mark, -7);
+        assert_eq!(window.sum(8), 5);
+        assert_eq!(window.sum(12), 5);
+        assert_eq!(window.sum(13), 5, "nothing outlives the slot it went to");
+    }
+
+    #[test]
+    fn an_add_counted_in_a_later_generation_is_taken_back_from_there() {
+        let window = Window::new();
+        window.add(13, 5);
+        let mark = window.add(3, -2);
+        assert_eq!(window.sum(13), 3);
+        window.take_back(mark, -2);
+        assert_eq!(window.sum(13), 5);
+    }
+
+    #[test]
+    fn nothing_is_taken_back_from_a_slot_that_moved_on() {
+        let window = Window::new();
+        let mark = window.add(3, -2);
+        window.add(13, 5);
+        window.take_back(mark, -2);
+        assert_eq!(window.sum(13), 5, "the slot's new generation keeps its own");
+        // A slot whose generation left the window, not yet reused, counts
+        // for nothing, before and after.
+        let window = Window::new();
+        let mark = window.add(4, -2);
+        assert_eq!(window.sum(14), 0);
+        window.take_back(mark, -2);
         assert_eq!(window.sum(14), 0);
     }
 

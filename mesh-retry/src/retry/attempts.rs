@@ -17,6 +17,7 @@ use tower_service::Service;
 pub(crate) use super::head::Head;
 use super::{Metrics, Shared};
 use crate::{
+    budget::Withdrawal,
     deadline,
     metrics::{NotRetryable, RouteRetryMetrics},
     replay::{Replay, ReplayBody, Replayable},
@@ -45,13 +46,21 @@ pub(crate) struct Attempts<S, B, C> {
     /// retried (and `not_retryable` says why).
     pub(crate) service: Option<S>,
     head: Option<Head>,
-    /// The head of the next attempt, made when a retry is decided.
-    next: Option<Box<Request<()>>>,
+    /// The retry decided on and not sent yet: boxed, so that the
+    /// bookkeeping of the many requests never retried stays small.
+    next: Option<Box<Next>>,
     replay: Option<Replay<B>>,
     not_retryable: Option<NotRetryable>,
     /// Attempts made so far, the first included.
     pub(crate) attempts: u32,
     labels: Labels,
+}
+
+/// A retry decided on: the head it will send, and the retry it took from
+/// the budget, to give back if it is not sent after all.
+struct Next {
+    head: Request<()>,
+    withdrawal: Withdrawal,
 }
 
 /// What to do with an attempt's outcome.
@@ -113,10 +122,6 @@ where
     /// The deadline of the request's retries, if it has one.
     pub(crate) fn deadline(&self) -> Option<crate::Deadline> {
         self.head.as_ref().and_then(Head::deadline)
-    }
-
-    fn shared(&self) -> &Shared {
-        (*self.config).as_ref()
     }
 
     /// Decides, from an attempt's outcome, whether to return it or retry.
@@ -187,22 +192,24 @@ where
         // The budget before the head: during an outage the budget refuses
         // nearly every retry, and a refusal must not pay for rebuilding a
         // head it will not send.
-        if !self.shared().budget.withdraw_at(now) {
+        let budget = &self.shared().budget;
+        let Some(withdrawal) = budget.try_withdraw_at(now) else {
             self.count(RouteRetryMetrics::budget_exhausted);
             return Decision::Return;
-        }
-        let Some(next) = self
+        };
+        let Some(head) = self
             .head
             .as_ref()
             .and_then(|h| h.request(self.attempts + 1))
         else {
             // A copy of a valid head always parses back; should it not,
-            // the caller keeps the response it has (and the budget is a
-            // retry short until the withdrawal expires).
+            // the caller keeps the response it has, and the budget its
+            // retry. No counter has a reason for it.
             tracing::warn!("the request's head could not be rebuilt for a retry");
+            budget.refund(withdrawal);
             return Decision::Return;
         };
-        self.next = Some(Box::new(next));
+        self.next = Some(Box::new(Next { head, withdrawal }));
         tracing::debug!(attempt = self.attempts + 1, ?delay, "retrying request");
         Decision::Retry { delay, now }
     }
@@ -219,8 +226,9 @@ where
         let Some(next) = self.next.take() else {
             return Poll::Ready(Ok(None));
         };
+        // Sent: the withdrawal is spent.
         self.attempts += 1;
-        let req = next.map(|()| replay.next_attempt());
+        let req = next.head.map(|()| replay.next_attempt());
         self.count(RouteRetryMetrics::retry);
         Poll::Ready(Ok(Some(req)))
     }
@@ -241,27 +249,49 @@ where
     /// `mesh-deadline`, in whole milliseconds, would say `0`.
     pub(crate) fn refresh_deadline(&mut self) -> bool {
         match (self.deadline(), self.next.as_mut()) {
-            (Some(deadline), Some(next)) => deadline::refresh(next.headers_mut(), deadline),
+            (Some(deadline), Some(next)) => deadline::refresh(next.head.headers_mut(), deadline),
             _ => true,
         }
     }
 
-    /// Gives up the retry decided on, because the deadline left no time to
-    /// send it when its backoff ended.
-    pub(crate) fn out_of_time(&mut self) {
-        self.next = None;
-        self.count(RouteRetryMetrics::deadline_exceeded);
-    }
-
     /// The next attempt's request, once the service is ready: the second
-    /// half of [`poll_next`](Self::poll_next).
+    /// half of [`poll_next`](Self::poll_next). `None`, with nothing
+    /// counted, if there is no retry to send or no service to send it.
     pub(crate) fn next_request(&mut self) -> Option<Request<ReplayBody<B>>> {
-        let replay = self.replay.as_ref()?;
+        let (Some(_), Some(replay)) = (self.service.as_ref(), self.replay.as_ref()) else {
+            return None;
+        };
         let next = self.next.take()?;
+        // Sent: the withdrawal is spent.
         self.attempts += 1;
-        let req = next.map(|()| replay.next_attempt());
+        let req = next.head.map(|()| replay.next_attempt());
         self.count(RouteRetryMetrics::retry);
         Some(req)
+    }
+}
+
+impl<S, B, C: AsRef<Shared>> Attempts<S, B, C> {
+    fn shared(&self) -> &Shared {
+        (*self.config).as_ref()
+    }
+
+    /// Gives up the retry decided on, which will not be sent: its retry
+    /// goes back to the budget, and `why` counts it, if a counter says why.
+    /// Nothing happens if no retry is waiting to be sent.
+    pub(crate) fn give_up(&mut self, why: Option<fn(&RouteRetryMetrics)>) {
+        let Some(next) = self.next.take() else {
+            return;
+        };
+        self.shared().budget.refund(next.withdrawal);
+        if let Some(why) = why {
+            self.count(why);
+        }
+    }
+
+    /// Gives up the retry decided on, because the deadline left no time to
+    /// send it.
+    pub(crate) fn out_of_time(&mut self) {
+        self.give_up(Some(RouteRetryMetrics::deadline_exceeded));
     }
 
     fn count(&self, f: impl FnOnce(&RouteRetryMetrics)) {

@@ -78,6 +78,19 @@ impl Head {
         }
     }
 
+    /// A head whose copy does not parse back, as a copy of a valid head
+    /// never fails to.
+    #[cfg(test)]
+    pub(crate) fn unparsable() -> Self {
+        Self {
+            method: Method::GET,
+            version: Version::HTTP_11,
+            bytes: Box::new([]),
+            deadline: None,
+            extensions: None,
+        }
+    }
+
     /// The deadline of the request's retries.
     pub(crate) fn deadline(&self) -> Option<Deadline> {
         self.deadline

@@ -50,7 +50,11 @@
 //! refused at once.)
 //!
 //! Every original request deposits into the budget, whether or not it is
-//! ever retried, as in Finagle.
+//! ever retried, as in Finagle. A retry is withdrawn when it is decided,
+//! before its backoff; if it is then not sent after all (the deadline
+//! passed before it could be, or its head could not be rebuilt), the
+//! withdrawal is [refunded](crate::Budget::refund), and it is not counted
+//! as a retry sent.
 //!
 //! Each retried attempt carries a `mesh-retry-attempt` header with the
 //! attempt's number, counting the first attempt as 1 (so the first retry

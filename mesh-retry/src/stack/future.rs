@@ -172,6 +172,7 @@ where
                 }
                 StateProj::Backoff => {
                     if let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx)) {
+                        give_up_in_time(this.retry);
                         this.state.set(State::Done);
                         return timed_out();
                     }
@@ -188,6 +189,7 @@ where
                     // `mesh-deadline: 0`.
                     let now = Instant::now();
                     if deadline.is_some_and(|deadline| !time_left(deadline, now, grpc)) {
+                        retry.out_of_time();
                         this.state.set(State::Done);
                         return timed_out();
                     }
@@ -196,6 +198,7 @@ where
                         Poll::Pending => {
                             // Only the deadline can end this wait.
                             ready!(wait(this.timer, None, deadline, cx));
+                            retry.out_of_time();
                             this.state.set(State::Done);
                             return timed_out();
                         }
@@ -220,6 +223,14 @@ where
                 StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
             }
         }
+    }
+}
+
+/// Gives up a retry whose backoff the deadline cut short, as the retry
+/// layer does when it finds no time left once the backoff is over.
+fn give_up_in_time<S, B>(retry: &mut Option<Attempts<S, B, Config>>) {
+    if let Some(retry) = retry.as_mut() {
+        retry.out_of_time();
     }
 }
 

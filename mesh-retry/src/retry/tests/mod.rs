@@ -161,3 +161,4 @@ where
 mod conditions;
 mod deadlines;
 mod limits;
+mod refunds;
