@@ -105,3 +105,57 @@ async fn credentials_for_the_proxy_do_not_reach_the_upstream() {
     trigger.trigger();
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn hop_by_hop_headers_of_the_response_stay_with_the_upstream_hop() {
+    // An upstream that answers with every kind of hop-by-hop header, and
+    // closes its connection after the answer.
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = upstream.accept().await {
+            let mut head = Vec::new();
+            let mut byte = [0; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                conn.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\nconnection: close, x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nproxy-authenticate: Basic\r\nproxy-connection: keep-alive\r\nupgrade: h2c\r\nx-end-to-end: kept\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let client = Client::<Incoming>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [upstream_addr]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
+
+    let answer = exchange(
+        addr,
+        "GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let answer = answer.to_ascii_lowercase();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("http/1.1 200"), "{answer}");
+    for gone in [
+        "x-hop:",
+        "keep-alive:",
+        "proxy-authenticate:",
+        "proxy-connection:",
+        "upgrade:",
+    ] {
+        assert!(!head.contains(gone), "{gone} reached the client: {head}");
+    }
+    assert!(head.contains("x-end-to-end: kept"), "{head}");
+    // The body is framed for this hop: the upstream's chunks arrive as
+    // the same two bytes.
+    assert!(body.contains("ok"), "{answer}");
+    trigger.trigger();
+    server.await.unwrap();
+}
