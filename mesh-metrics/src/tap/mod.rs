@@ -33,8 +33,10 @@
 //!
 //! A tap shows paths and authorities, which can carry what an application
 //! considers private, so `/tap` answers loopback clients only, as
-//! `/shutdown` does (`kubectl port-forward` connects from loopback). At
-//! most [`MAX_TAPS`] taps are open at once; the next gets `503`.
+//! `/shutdown` does (`kubectl port-forward` connects from loopback), and
+//! not when a browser says a page of another site sent it: such a page
+//! cannot read the events, but could hold every place. At most
+//! [`MAX_TAPS`] taps are open at once; the next gets `503`.
 //!
 //! # Shutdown
 //!

@@ -39,7 +39,8 @@ impl Tap {
     /// requests the query matches, a line of JSON each, for as long as the
     /// client reads. Only loopback clients are served (the request's
     /// [`ConnectionInfo`](mesh_core::conn::ConnectionInfo) says who the peer is; without one, it is
-    /// refused). `400` names a query parameter that does not read, and
+    /// refused), and not to the pages of other sites a browser shows
+    /// (`403`). `400` names a query parameter that does not read, and
     /// `503` says that too many taps are open, or that the server is
     /// shutting down ([`Tap::with_shutdown`]). The stream ends when that
     /// shutdown fires.
@@ -52,6 +53,12 @@ impl Tap {
             return text(
                 StatusCode::FORBIDDEN,
                 "tap is only served to loopback\n".into(),
+            );
+        }
+        if from_another_site(req) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "tap is not served to the pages of other sites\n".into(),
             );
         }
         if req.method() != Method::GET {
@@ -85,6 +92,24 @@ impl Tap {
             }
             Err(error) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")),
         }
+    }
+}
+
+/// Whether a browser sent `req` for a page of another site. Such a page
+/// cannot read the events, but each tap it leaves open holds one of
+/// [`MAX_TAPS`](super::MAX_TAPS) places, and the proxy taps for nobody.
+/// Browsers say where a request comes from with `Sec-Fetch-Site`
+/// (`none` when the user typed the address), and older ones with `Origin`
+/// on requests a script makes; tools send neither.
+fn from_another_site<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    match headers
+        .get("sec-fetch-site")
+        .map(header::HeaderValue::as_bytes)
+    {
+        Some(b"none" | b"same-origin") => false,
+        Some(_) => true,
+        None => headers.contains_key(header::ORIGIN),
     }
 }
 

@@ -260,6 +260,48 @@ async fn events_of_a_tap_closed_meanwhile_are_not_counted_as_lost() {
 }
 
 #[test]
+fn a_web_page_of_another_site_cannot_open_a_tap() {
+    // Any page open in a browser on the host can send GETs to loopback:
+    // it cannot read the answer, but each one it leaves open holds one of
+    // the MAX_TAPS places and makes the proxy tap for nobody.
+    let tap = Tap::new();
+    let from_browser = |headers: &[(&str, &str)]| {
+        let mut req = Request::get("/tap").header("host", "127.0.0.1:4191");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let mut req = req.body(()).unwrap();
+        req.extensions_mut().insert(ConnectionInfo::plaintext(
+            "127.0.0.1:4191".parse().unwrap(),
+            "127.0.0.1:50000".parse().unwrap(),
+        ));
+        req
+    };
+    for headers in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "https://example.com")],
+    ] {
+        let res = tap.serve(&from_browser(headers));
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert_eq!(tap.open(), 0, "{headers:?}");
+    }
+    // Typed into the address bar, or from the admin server's own pages,
+    // or from a tool (no such header): served.
+    for headers in [
+        &[("sec-fetch-site", "none")][..],
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://127.0.0.1:4191"),
+        ],
+        &[],
+    ] {
+        let res = tap.serve(&from_browser(headers));
+        assert_eq!(res.status(), StatusCode::OK, "{headers:?}");
+    }
+}
+
+#[test]
 fn at_most_sixteen_taps_are_open() {
     let tap = Tap::new();
     let open: Vec<_> = (0..MAX_TAPS)
