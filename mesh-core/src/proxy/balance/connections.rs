@@ -35,8 +35,9 @@
 //!   hold many times the connections of the others. Above the floor, a
 //!   slow endpoint still takes fewer connections in proportion.
 //! - An endpoint whose estimate is at least [`FAILING_ESTIMATE`] (it
-//!   failed a connect within the last seven seconds or so, or connects
-//!   that slowly) is drawn only against another such. A request's cost
+//!   refused a connect within the last seven seconds or so, timed one
+//!   out within the last half minute, or connects that slowly) is drawn
+//!   only against another such. A request's cost
 //!   can weigh a failure's penalty against a count of requests in flight,
 //!   which stays small; a count of open connections grows without bound,
 //!   and past a few dozen it would outweigh the penalty and send every
