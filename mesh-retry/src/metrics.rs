@@ -16,9 +16,11 @@
 //! | `retry_budget_balance` | gauge | retries each budget allows now |
 //!
 //! A retry is taken from the budget when it is decided. One that is then
-//! not sent because its deadline passed is given back, so the balance
-//! counts only retries that went out; it is counted once, as
-//! `retry_deadline_exceeded_total`, and never in `retry_requests_total`.
+//! not sent (its deadline passed, its service failed to get ready, or its
+//! caller went away while it waited) is given back, so the balance
+//! counts only retries that went out; it is counted once under why it
+//! stopped when a counter says so (the deadline), and never in
+//! `retry_requests_total`.
 //!
 //! Labels are `service` and `route`, both names from configuration (or from
 //! the request's [`DstService`] and [`RouteId`] extensions), so the series

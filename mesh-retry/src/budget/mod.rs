@@ -66,7 +66,8 @@
 //! that they leave the window together and the balance is what it would
 //! have been had the retry never been taken. A refund made after that slot
 //! has left the window gives nothing back, since the withdrawal no longer
-//! counts either.
+//! counts either. The retry layers refund every retry they decide and do
+//! not send.
 //!
 //! ```
 //! use mesh_retry::{Budget, BudgetConfig};

@@ -294,6 +294,26 @@ impl<S, B, C: AsRef<Shared>> Attempts<S, B, C> {
         self.give_up(Some(RouteRetryMetrics::deadline_exceeded));
     }
 
+    /// Gives up the retry decided on, if any, because the response future
+    /// was dropped before sending it. A deadline that has passed is why
+    /// (a request timeout outside answered, as the route stack would);
+    /// a caller that went away before it is counted nowhere.
+    pub(crate) fn cancel(&mut self) {
+        if self.next.is_none() {
+            return;
+        }
+        let passed = self
+            .head
+            .as_ref()
+            .and_then(Head::deadline)
+            .is_some_and(|d| d.instant() <= Instant::now());
+        if passed {
+            self.out_of_time();
+        } else {
+            self.give_up(None);
+        }
+    }
+
     fn count(&self, f: impl FnOnce(&RouteRetryMetrics)) {
         match &self.shared().metrics {
             Metrics::None => {}

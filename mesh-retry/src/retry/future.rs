@@ -34,6 +34,20 @@ pin_project_lite::pin_project! {
         // inline: measured, an allocation costs more than the moves it saves.
         retry: Option<Attempts<S, B, Shared>>,
     }
+
+    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        // A retry decided on and not sent when the caller lets go (during
+        // its backoff, or while the service is not ready) goes back to the
+        // budget.
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(retry) = this.project().retry.as_mut() {
+                retry.cancel();
+            }
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -147,7 +161,11 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
-                    ready!(retry.poll_ready(cx))?;
+                    if let Err(error) = ready!(retry.poll_ready(cx)) {
+                        retry.give_up(None);
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error));
+                    }
                     // The copied head says how much time was left when the
                     // first attempt was sent; say how much is left now. The
                     // backoff's timer (which fires on a whole millisecond)

@@ -52,9 +52,13 @@
 //! Every original request deposits into the budget, whether or not it is
 //! ever retried, as in Finagle. A retry is withdrawn when it is decided,
 //! before its backoff; if it is then not sent after all (the deadline
-//! passed before it could be, or its head could not be rebuilt), the
-//! withdrawal is [refunded](crate::Budget::refund), and it is not counted
-//! as a retry sent.
+//! passed before it could be, its head could not be rebuilt, the service
+//! failed to get ready, or the caller dropped the response future while
+//! it waited), the withdrawal is [refunded](crate::Budget::refund), and it
+//! is not counted as a retry sent. A deadline that passed is counted as
+//! `deadline_exceeded`, also when a request timeout outside answered and
+//! dropped the retry that waited; a caller that went away before its
+//! deadline is counted nowhere, as it got no response to explain.
 //!
 //! Each retried attempt carries a `mesh-retry-attempt` header with the
 //! attempt's number, counting the first attempt as 1 (so the first retry

@@ -48,6 +48,19 @@ pin_project_lite::pin_project! {
         // inline: measured, an allocation costs more than the moves it saves.
         retry: Option<Attempts<S, B, Config>>,
     }
+
+    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+    {
+        // A retry decided on and not sent when the caller lets go goes
+        // back to the budget.
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(retry) = this.project().retry.as_mut() {
+                retry.cancel();
+            }
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -194,7 +207,12 @@ where
                         return timed_out();
                     }
                     let next = match retry.poll_next(cx) {
-                        Poll::Ready(next) => next?,
+                        Poll::Ready(Ok(next)) => next,
+                        Poll::Ready(Err(error)) => {
+                            retry.give_up(None);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(error));
+                        }
                         Poll::Pending => {
                             // Only the deadline can end this wait.
                             ready!(wait(this.timer, None, deadline, cx));

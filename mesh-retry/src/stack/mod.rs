@@ -41,7 +41,8 @@
 //!   that answer at once, and no attempt is sent; so does a retry that
 //!   would be told `mesh-deadline: 0` (less than a millisecond left). Such
 //!   a retry, decided and not sent, is counted as `deadline_exceeded` and
-//!   given back to the budget (see [`retry`](crate::retry)).
+//!   given back to the budget, as one the caller drops while it waits is
+//!   (see [`retry`](crate::retry)).
 //!
 //! One difference: the deadline is not added to the request as a
 //! [`Deadline`] extension, since nothing inside needs it; the upstream

@@ -13,7 +13,7 @@ use tokio::time::{Sleep, sleep_until};
 use tower::Layer;
 
 use super::*;
-use crate::{RouteStackLayer, Timeouts};
+use crate::{RequestTimeoutLayer, RouteStackLayer, Timeouts};
 
 /// 20 % of requests, plus a reserve of 10 retries.
 fn budget() -> Arc<Budget> {
@@ -118,6 +118,34 @@ async fn the_route_stack_gives_back_and_counts_a_retry_its_backoff_ended_too_lat
     h.assert_given_back(&budget, Some("retry_deadline_exceeded_total"));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_caller_leaves_during_the_backoff_is_given_back() {
+    let (upstream, seen) = busy_then_ok();
+    let h = Harness::new();
+    let budget = budget();
+    let svc = h.layer(policy(), budget.clone()).layer(upstream);
+    let call = svc.oneshot(get("/"));
+    let gone = tokio::time::timeout(Duration::from_millis(500), call).await;
+    assert!(gone.is_err(), "the caller left during the backoff");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    h.assert_given_back(&budget, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_route_stack_gives_back_a_retry_whose_caller_leaves_during_the_backoff() {
+    let (upstream, seen) = busy_then_ok();
+    let h = Harness::new();
+    let layer = h.route_stack(policy(), Timeouts::default());
+    let budget = layer.budget().clone();
+    let call = layer.layer(upstream).oneshot(get("/"));
+    let gone = tokio::time::timeout(Duration::from_millis(500), call).await;
+    assert!(gone.is_err(), "the caller left during the backoff");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    h.assert_given_back(&budget, None);
+}
+
 /// An upstream that answers 503 at once, and after its first call is
 /// ready again only at `ready_at`, or, without one, fails to get ready.
 #[derive(Clone)]
@@ -163,6 +191,31 @@ impl Service<Request<ReplayBody<BoxBody>>> for Unready {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_the_request_timeout_cuts_off_while_the_service_is_not_ready_is_given_back() {
+    // The deadline passes at 1 s, while the retry waits for a service that
+    // is ready at 2 s: the request timeout outside answers, and drops the
+    // retry layer's future with its retry.
+    let start = Instant::now();
+    let upstream = Unready::new(Some(start + Duration::from_secs(2)));
+    let calls = upstream.calls.clone();
+    let h = Harness::new();
+    let budget = budget();
+    let timeouts = Timeouts {
+        request: Some(Duration::from_secs(1)),
+        ..Timeouts::default()
+    };
+    let svc = tower::ServiceBuilder::new()
+        .layer(RequestTimeoutLayer::new(timeouts))
+        .layer(h.layer(policy().with_backoff(Backoff::none()), budget.clone()))
+        .service(upstream);
+    let res = svc.oneshot(get("/")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    h.assert_given_back(&budget, Some("retry_deadline_exceeded_total"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_route_stack_gives_back_a_retry_the_deadline_passes_while_the_service_is_not_ready() {
     let start = Instant::now();
     let upstream = Unready::new(Some(start + Duration::from_secs(2)));
@@ -179,6 +232,31 @@ async fn the_route_stack_gives_back_a_retry_the_deadline_passes_while_the_servic
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     assert_eq!(calls.load(Ordering::Relaxed), 1);
     h.assert_given_back(&budget, Some("retry_deadline_exceeded_total"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_whose_service_fails_to_get_ready_is_given_back() {
+    let h = Harness::new();
+    let budget = budget();
+    let policy = policy().with_backoff(Backoff::none());
+    let svc = h.layer(policy, budget.clone()).layer(Unready::new(None));
+    let err = svc.oneshot(get("/")).await.unwrap_err();
+    assert!(err.is::<io::Error>(), "{err}");
+    h.assert_given_back(&budget, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_route_stack_gives_back_a_retry_whose_service_fails_to_get_ready() {
+    let h = Harness::new();
+    let layer = h.route_stack(policy().with_backoff(Backoff::none()), Timeouts::default());
+    let budget = layer.budget().clone();
+    let err = layer
+        .layer(Unready::new(None))
+        .oneshot(get("/"))
+        .await
+        .unwrap_err();
+    assert!(err.is::<io::Error>(), "{err}");
+    h.assert_given_back(&budget, None);
 }
 
 #[tokio::test(start_paused = true)]
