@@ -5,6 +5,8 @@
 //! nobody.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
     convert::Infallible,
     pin::Pin,
@@ -145,6 +147,41 @@ async fn the_retry_layer_alone_answers_a_request_past_its_deadline_without_sendi
             "a request never sent deposits nothing, as in the route stack"
         );
     }
+}
+
+#[tokio::test]
+async fn the_retry_layer_alone_sends_nothing_past_its_deadline_to_a_real_upstream() {
+    let upstream = support::recording(|_, _| StatusCode::OK).await;
+    let budget = Arc::new(Budget::default());
+    let svc = RetryLayer::new(RetryPolicy::default(), budget).layer(support::client());
+    let expired = [
+        (MESH_DEADLINE, "0", "text/plain", false),
+        (GRPC_TIMEOUT, "0n", "application/grpc", true),
+    ];
+    for (name, value, content_type, grpc) in expired {
+        let req = Request::get(upstream.uri("/expired"))
+            .header(name, value)
+            .header("content-type", content_type)
+            .body(empty())
+            .unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_timed_out(&res, grpc);
+    }
+    // The same connection path sends a request that has time left.
+    let req = Request::get(upstream.uri("/live"))
+        .header(MESH_DEADLINE, "5000")
+        .body(empty())
+        .unwrap();
+    let (status, _, _) = support::send(&svc, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = upstream.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/live"],
+        "nothing past its deadline reached the upstream"
+    );
+    assert_eq!(seen[0].headers[MESH_DEADLINE], "5000");
 }
 
 #[tokio::test(start_paused = true)]
