@@ -173,12 +173,21 @@ impl TapFilter {
     }
 }
 
-/// The request's authority: its URI's, else its `host` header.
+/// The request's authority: its URI's, else its `host` header, without
+/// userinfo. A client may write its credentials into an absolute request
+/// target (`http://user:password@host/`, which hyper takes); they say
+/// nothing of where the request went, and a tap must not show them.
 pub(super) fn authority<B>(req: &Request<B>) -> Option<&str> {
-    req.uri()
+    let authority = req
+        .uri()
         .authority()
         .map(http::uri::Authority::as_str)
-        .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok())
+        .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok())?;
+    Some(
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host),
+    )
 }
 
 /// Lets through at most `per_second` requests a second, in bursts of at
