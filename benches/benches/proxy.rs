@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mesh_benches::{client, echo_backend, round_trip};
+use mesh_benches::{check_round_trip, client, echo_backend, round_trip};
 use mesh_examples::sidecar::{self, config::SidecarConfig};
 
 fn proxy(c: &mut Criterion) {
@@ -33,6 +33,10 @@ fn proxy(c: &mut Criterion) {
     let mut group = c.benchmark_group("proxy_http1");
     for size in [0usize, 1024, 64 * 1024] {
         let body = Bytes::from(vec![b'x'; size]);
+        rt.block_on(async {
+            check_round_trip(&direct_client, backend, body.clone()).await;
+            check_round_trip(&sidecar_client, through_sidecar, body.clone()).await;
+        });
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("direct", size), &body, |b, body| {
             b.to_async(&rt)

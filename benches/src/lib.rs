@@ -67,6 +67,30 @@ pub async fn round_trip(
     res.into_body().collect().await.unwrap().to_bytes().len()
 }
 
+/// Untimed, before a bench times [`round_trip`]: the same request is
+/// answered `200` with `body` echoed back, so the timed ones travel the
+/// whole way to the backend and back rather than being answered on the
+/// way (a refusal, a `502`).
+pub async fn check_round_trip(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    body: Bytes,
+) {
+    let req = Request::post(format!("http://{addr}/echo"))
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let status = res.status();
+    let echoed = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, hyper::StatusCode::OK, "{addr} answered {echoed:?}");
+    assert!(
+        echoed == body,
+        "{addr} echoed {} bytes of {}",
+        echoed.len(),
+        body.len()
+    );
+}
+
 /// The median of `values`, which it sorts.
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
