@@ -127,13 +127,20 @@ pub(super) fn entry<B>(req: &Request<B>) -> Entry {
 }
 
 /// Copies `uri` as its `Display` writes it, without the formatting
-/// machinery.
+/// machinery, and without userinfo: a client may write its credentials
+/// into an absolute request target (`http://user:password@host/`, which
+/// hyper takes), and the log is read by whoever reads the proxy's output.
 fn push_uri(entry: &mut Entry, uri: &Uri) -> Text {
     let start = entry.push(uri.scheme_str().unwrap_or_default());
     if uri.scheme().is_some() {
         entry.push("://");
     }
-    entry.push(uri.authority().map_or("", |a| a.as_str()));
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    entry.push(
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host),
+    );
     entry.push(uri.path());
     if let Some(query) = uri.query() {
         entry.push("?");

@@ -320,3 +320,24 @@ fn an_entry_writes_each_form_of_uri_as_it_displays() {
         assert_eq!(line["uri"], req.uri().to_string(), "{uri}");
     }
 }
+
+#[test]
+fn credentials_in_the_uri_are_never_written() {
+    // hyper takes an HTTP/1 request target with userinfo; the log is read
+    // by whoever reads the proxy's standard error.
+    let req = Request::get("http://alice:s3cr3t@webapp:7000/authors?page=2")
+        .body(())
+        .unwrap();
+    for format in [AccessLogFormat::Apache, AccessLogFormat::Json] {
+        let mut line = Vec::new();
+        service::entry(&req).render(format, &mut line);
+        let line = String::from_utf8(line).unwrap();
+        assert!(!line.contains("s3cr3t"), "{line}");
+        assert!(!line.contains("alice"), "{line}");
+        assert!(
+            line.contains("GET http://webapp:7000/authors?page=2 ")
+                || line.contains("\"uri\":\"http://webapp:7000/authors?page=2\""),
+            "{line}"
+        );
+    }
+}
