@@ -6,10 +6,10 @@
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::{
     BoxError,
     body::{BoxBody, boxed, full},
@@ -46,6 +46,27 @@ fn serve_ok(listener: TcpListener) {
             );
         }
     });
+}
+
+/// An HTTP/2 (prior knowledge) upstream that reads each request's body
+/// and answers `200`.
+async fn upstream_h2() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, Infallible>(Response::new(full("ok")))
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
 }
 
 /// Takes an endpoint out at its first failure.
@@ -93,6 +114,39 @@ async fn a_request_body_that_fails_does_not_take_the_endpoint_out() {
 
     let next = Request::get("/")
         .header("host", "files")
+        .body(full(""))
+        .unwrap();
+    let res = forward.oneshot(next).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
+}
+
+#[tokio::test]
+async fn an_http2_request_body_that_fails_does_not_take_the_endpoint_out() {
+    // Over HTTP/2 the failed body is not a hyper error of its own: the
+    // client resets the stream, and the reset (one the client sent, not
+    // one the upstream did) is what comes back.
+    let endpoint = upstream_h2().await;
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+
+    let aborted = Request::post("http://files/upload")
+        .version(Version::HTTP_2)
+        .body(aborted_body())
+        .unwrap();
+    let res = forward.clone().oneshot(aborted).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{:?}", res.headers());
+    assert_eq!(res.headers()["mesh-error"], INVALID_REQUEST);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)],
+        "the caller's body failed, not the endpoint"
+    );
+
+    let next = Request::get("http://files/")
+        .version(Version::HTTP_2)
         .body(full(""))
         .unwrap();
     let res = forward.oneshot(next).await.unwrap();

@@ -7,11 +7,22 @@ use std::{error::Error, fmt};
 /// failed (a malformed chunked body, say). Such a failure says nothing of
 /// the endpoint, and counted against it, a client could have failure
 /// accrual take every endpoint out.
+///
+/// Over HTTP/1 hyper says so with a user error. Over HTTP/2 a request
+/// body that fails makes the client reset its stream, and what comes back
+/// is that reset: one this side sent on the user's behalf, where a reset
+/// the upstream sent is remote and one for a protocol error is the
+/// library's.
 pub(super) fn is_callers(error: &(dyn Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
         if e.downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        if e.downcast_ref::<h2::Error>()
+            .is_some_and(|e| e.is_reset() && !e.is_remote() && !e.is_library())
         {
             return true;
         }
