@@ -44,8 +44,9 @@ pub const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// The instant by which a request must be answered. A request extension,
 /// inserted by [`RequestTimeoutLayer`](crate::RequestTimeoutLayer) and read
-/// by the retry layer (no retry starts that the deadline would cut short)
-/// and by the per-try timeout (which propagates it).
+/// by the retry layer (which answers a request whose deadline has passed,
+/// and starts no retry that the deadline would cut short) and by the
+/// per-try timeout (which propagates it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Deadline(Instant);
 

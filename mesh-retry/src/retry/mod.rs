@@ -20,7 +20,7 @@
 //!    for a request it had nowhere to send, is different: the next attempt
 //!    replays what was sent and sends the rest, once the failed attempt's
 //!    client has let go of the body (`body_in_use` while it has not).);
-//! 5. the request's [`Deadline`](crate::Deadline), if any, leaves more
+//! 5. the request's [`Deadline`], if any, leaves more
 //!    time than the backoff, and still leaves some when the backoff is
 //!    over and the service is ready: no retry is sent past the deadline,
 //!    nor told `mesh-deadline: 0` (less than a millisecond left) or
@@ -32,7 +32,7 @@
 //! why.
 //!
 //! One answer is the layer's own. A request whose deadline has passed
-//! when it arrives (its [`Deadline`](crate::Deadline) extension, or else
+//! when it arrives (its [`Deadline`] extension, or else
 //! the `mesh-deadline: 0` or `grpc-timeout: 0n` its caller sent) is
 //! answered at once with the mesh's 504 (gRPC `DEADLINE_EXCEEDED`), with
 //! `mesh-error: request timed out`, as the timeout layers and

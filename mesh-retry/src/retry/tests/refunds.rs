@@ -1,7 +1,6 @@
-//! A retry that was decided, and its retry taken from the budget, but that
-//! is never sent gives the retry back to the budget; it is not counted as
-//! sent, and what stopped it is counted once. The retry layer and the route
-//! stack agree.
+//! A retry that is decided (its withdrawal made) but never sent goes back
+//! to the budget; it is not counted as sent, and what stopped it is
+//! counted once. The retry layer and the route stack agree.
 
 use std::{
     pin::Pin,
