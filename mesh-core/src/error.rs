@@ -16,6 +16,12 @@
 //! | [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) | 502 | 14 `UNAVAILABLE` |
 //! | [`Unavailable`](ProxyErrorKind::Unavailable) | 503 | 14 `UNAVAILABLE` |
 //! | [`Timeout`](ProxyErrorKind::Timeout) | 504 | 4 `DEADLINE_EXCEEDED` |
+//! | [`InvalidRequest`](ProxyErrorKind::InvalidRequest) | 400 | 13 `INTERNAL` |
+//! | [`Unsupported`](ProxyErrorKind::Unsupported) | 501 | 12 `UNIMPLEMENTED` |
+//!
+//! gRPC's codes for the last two are the ones its HTTP mapping gives a
+//! 400 and a 501 that carry no `grpc-status` (gRPC's
+//! `doc/http-grpc-status-mapping.md`).
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 
@@ -47,17 +53,26 @@ pub enum ProxyErrorKind {
     Unavailable,
     /// A timeout expired before the response arrived.
     Timeout,
+    /// The request cannot be served as it was sent: a path or host that
+    /// does not parse, or a body that failed or broke its framing while
+    /// it was forwarded.
+    InvalidRequest,
+    /// The request asks for something the mesh does not do where it
+    /// arrived, such as a `CONNECT` tunnel.
+    Unsupported,
 }
 
 impl ProxyErrorKind {
     /// Every kind, in a fixed order. Useful to pre-register metric series.
-    pub const ALL: [ProxyErrorKind; 6] = [
+    pub const ALL: [ProxyErrorKind; 8] = [
         Self::Denied,
         Self::NoRoute,
         Self::RateLimited,
         Self::UpstreamUnreachable,
         Self::Unavailable,
         Self::Timeout,
+        Self::InvalidRequest,
+        Self::Unsupported,
     ];
 
     /// The HTTP status an HTTP caller gets.
@@ -69,6 +84,8 @@ impl ProxyErrorKind {
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unsupported => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -80,6 +97,8 @@ impl ProxyErrorKind {
             Self::RateLimited => 8,
             Self::UpstreamUnreachable | Self::Unavailable => 14,
             Self::Timeout => 4,
+            Self::InvalidRequest => 13,
+            Self::Unsupported => 12,
         }
     }
 
@@ -92,11 +111,14 @@ impl ProxyErrorKind {
             Self::UpstreamUnreachable => "upstream connect error",
             Self::Unavailable => "service unavailable",
             Self::Timeout => "request timed out",
+            Self::InvalidRequest => "invalid request",
+            Self::Unsupported => "not supported",
         }
     }
 
     /// A short, stable name for metric labels: `denied`, `no_route`,
-    /// `rate_limited`, `unreachable`, `unavailable` or `timeout`.
+    /// `rate_limited`, `unreachable`, `unavailable`, `timeout`,
+    /// `invalid_request` or `unsupported`.
     pub fn as_label(self) -> &'static str {
         match self {
             Self::Denied => "denied",
@@ -105,6 +127,8 @@ impl ProxyErrorKind {
             Self::UpstreamUnreachable => "unreachable",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
+            Self::InvalidRequest => "invalid_request",
+            Self::Unsupported => "unsupported",
         }
     }
 
@@ -118,12 +142,20 @@ impl ProxyErrorKind {
     /// The response for a caller that speaks gRPC (`grpc == true`) or plain
     /// HTTP.
     pub fn response_for<B: Default>(self, grpc: bool) -> Response<B> {
+        self.response_with_reason(grpc, self.reason())
+    }
+
+    /// [`response_for`](Self::response_for), with `reason` in `mesh-error`
+    /// (and `grpc-message`) instead of the kind's own: a more precise one,
+    /// such as `invalid path` for an [`InvalidRequest`](Self::InvalidRequest).
+    /// `reason` must be printable ASCII, as every reason the mesh writes is.
+    pub fn response_with_reason<B: Default>(self, grpc: bool, reason: &'static str) -> Response<B> {
         let mut res = Response::new(B::default());
         if !grpc {
             *res.status_mut() = self.http_status();
         }
         let headers = res.headers_mut();
-        headers.insert(MESH_ERROR, HeaderValue::from_static(self.reason()));
+        headers.insert(MESH_ERROR, HeaderValue::from_static(reason));
         if grpc {
             // A trailers-only response: HTTP 200, the status in the headers.
             headers.insert(
@@ -131,7 +163,7 @@ impl ProxyErrorKind {
                 HeaderValue::from_static("application/grpc"),
             );
             headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_code()));
-            headers.insert(GRPC_MESSAGE, grpc_message(self.reason()));
+            headers.insert(GRPC_MESSAGE, grpc_message(reason));
         } else {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
@@ -197,6 +229,8 @@ mod tests {
             (ProxyErrorKind::UpstreamUnreachable, "14"),
             (ProxyErrorKind::Unavailable, "14"),
             (ProxyErrorKind::Timeout, "4"),
+            (ProxyErrorKind::InvalidRequest, "13"),
+            (ProxyErrorKind::Unsupported, "12"),
         ] {
             let res: Response<String> = kind.response(&request(Some("application/grpc+proto")));
             assert_eq!(res.status(), StatusCode::OK, "{kind:?}");
@@ -212,7 +246,24 @@ mod tests {
             .iter()
             .map(|k| k.http_status().as_u16())
             .collect();
-        assert_eq!(statuses, [403, 404, 429, 502, 503, 504]);
+        assert_eq!(statuses, [403, 404, 429, 502, 503, 504, 400, 501]);
+    }
+
+    #[test]
+    fn a_precise_reason_replaces_the_kinds_own_and_keeps_the_kind() {
+        let res: Response<String> =
+            ProxyErrorKind::InvalidRequest.response_with_reason(false, "invalid path");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(res.headers()[MESH_ERROR], "invalid path");
+        assert_eq!(
+            res.extensions().get::<ProxyErrorKind>(),
+            Some(&ProxyErrorKind::InvalidRequest)
+        );
+        let grpc: Response<String> =
+            ProxyErrorKind::InvalidRequest.response_with_reason(true, "invalid path");
+        assert_eq!(grpc.status(), StatusCode::OK);
+        assert_eq!(grpc.headers()[GRPC_STATUS], "13");
+        assert_eq!(grpc.headers()[GRPC_MESSAGE], "invalid path");
     }
 
     #[test]

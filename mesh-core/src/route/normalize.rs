@@ -35,11 +35,11 @@ use std::{
 };
 
 use futures_util::future::Either;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, uri::PathAndQuery};
+use http::{Request, Response, Uri, uri::PathAndQuery};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::MESH_ERROR;
+use crate::error::{ProxyErrorKind, is_grpc};
 
 /// A path with a `%` that is not followed by two hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,12 +215,12 @@ where
         let normal = match normalize_path(req.uri().path()) {
             Ok(Cow::Borrowed(_)) => None,
             Ok(Cow::Owned(path)) => Some(path),
-            Err(InvalidPath) => return Either::Right(ready(Ok(invalid_path()))),
+            Err(InvalidPath) => return Either::Right(ready(Ok(invalid_path(&req)))),
         };
         if let Some(path) = normal {
             match with_path(req.uri(), path) {
                 Some(uri) => *req.uri_mut() = uri,
-                None => return Either::Right(ready(Ok(invalid_path()))),
+                None => return Either::Right(ready(Ok(invalid_path(&req)))),
             }
         }
         Either::Left(self.inner.call(req))
@@ -238,21 +238,22 @@ fn with_path(uri: &Uri, mut path: String) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-fn invalid_path<RB: Default>() -> Response<RB> {
-    let mut res = Response::new(RB::default());
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    res.headers_mut()
-        .insert(MESH_ERROR, HeaderValue::from_static("invalid path"));
-    res
+/// The answer to a path that does not decode: `400` (a gRPC caller's
+/// trailers-only `INTERNAL`), `mesh-error: invalid path`, and the
+/// [`ProxyErrorKind::InvalidRequest`] that metrics label it with.
+fn invalid_path<B, RB: Default>(req: &Request<B>) -> Response<RB> {
+    ProxyErrorKind::InvalidRequest.response_with_reason(is_grpc(req.headers()), "invalid path")
 }
 
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
 
+    use http::StatusCode;
     use tower::{ServiceExt, service_fn};
 
     use super::*;
+    use crate::error::MESH_ERROR;
 
     fn normal(path: &str) -> String {
         normalize_path(path).unwrap().into_owned()
@@ -324,6 +325,11 @@ mod tests {
         let res = svc.oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert_eq!(res.headers()[MESH_ERROR], "invalid path");
+        assert_eq!(
+            res.extensions().get::<ProxyErrorKind>(),
+            Some(&ProxyErrorKind::InvalidRequest),
+            "metrics label it as the mesh's answer"
+        );
         assert_eq!(res.body(), "", "the inner service never saw it");
     }
 }
