@@ -20,7 +20,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use mesh_core::{ConnectionInfo, Identity, Tls};
 use mesh_policy::{
-    AuthorizeLayer, Client, ClientTls, Policy, PolicyConfig, PolicyMetrics, PolicySource,
+    AuthorizeLayer, Client, ClientTls, Decision, Policy, PolicyConfig, PolicyMetrics, PolicySource,
     PolicyStore, Workload,
 };
 use tower::{Layer, ServiceExt, service_fn};
@@ -49,6 +49,16 @@ fn evaluate(c: &mut Criterion) {
         addr: Some(scale::CLIENT_IP.parse().unwrap()),
     };
     let req = Request::get(scale::LAST_PATH).body(()).unwrap();
+    // Untimed: the request takes the path the bench claims, allowed by the
+    // last Server's own policy after the route's has refused its identity.
+    match policy.evaluate(scale::LAST_PORT, &client, &req) {
+        Decision::Allow(allowed) => assert_eq!(
+            (allowed.server(), allowed.authz()),
+            ("s49", "s49-server-policy"),
+            "allowed by the Server's NetworkAuthentication"
+        ),
+        other => panic!("the request is not allowed: {other:?}"),
+    }
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("evaluate_allow", |b| {
@@ -104,6 +114,21 @@ fn layer(c: &mut Criterion) {
     store.swap(compile());
     let baseline = service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
     let authorized = AuthorizeLayer::new(store).layer(baseline);
+    // Untimed: the layer lets the request through to the service, rather
+    // than answering it itself (403, 404).
+    rt.block_on(async {
+        for status in [
+            baseline.oneshot(request()).await.unwrap().status(),
+            authorized
+                .clone()
+                .oneshot(request())
+                .await
+                .unwrap()
+                .status(),
+        ] {
+            assert_eq!(status, http::StatusCode::OK);
+        }
+    });
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("baseline", |b| {
