@@ -102,6 +102,24 @@ async fn a_retry_whose_backoff_ends_past_the_deadline_is_given_back() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn under_a_request_timeout_whose_deadline_ends_with_the_backoff_it_is_counted_once() {
+    // Both timers fire at 1001 ms: the retry layer gives the retry up and
+    // answers first; the request timeout hands that answer on and drops a
+    // future with nothing left to give back or count.
+    let (upstream, seen) = busy_then_ok();
+    let h = Harness::new();
+    let budget = budget();
+    let svc = tower::ServiceBuilder::new()
+        .layer(RequestTimeoutLayer::new(Timeouts::default()))
+        .layer(h.layer(policy(), budget.clone()))
+        .service(upstream);
+    let res = svc.oneshot(late_request().await).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    h.assert_given_back(&budget, Some("retry_deadline_exceeded_total"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_route_stack_gives_back_and_counts_a_retry_its_backoff_ended_too_late_for() {
     let (upstream, seen) = busy_then_ok();
     let h = Harness::new();
