@@ -107,6 +107,67 @@ async fn json_lines_carry_the_headers_linkerd_logs() {
     stop(child);
 }
 
+#[tokio::test]
+async fn the_lines_of_requests_answered_while_draining_are_written_before_exit() {
+    // Two runtimes, each with its own inbound listener, share one writer
+    // on the first. Requests in flight at SIGTERM finish during the grace
+    // period, on either runtime; a writer that ended with its runtime
+    // lost the lines the other one logged after it.
+    let dir = tempfile::tempdir().unwrap();
+    let app = ok_app(false).await;
+    let inbound = format!("127.0.0.1:{}", free_port());
+    let config = dir.path().join("sidecar.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "inbound: {{listen: {inbound}, app: {app}, protocol: http, access_log: apache}}\n\
+             outbound: {{listen: 127.0.0.1:0}}\nadmin: {{listen: 127.0.0.1:0}}\n\
+             server: {{threads: 2}}\n"
+        ),
+    )
+    .unwrap();
+    let (child, lines) = run_logging(&config, "error");
+    send(&inbound, "/ready").await;
+    assert!(next_line(&lines).contains("/ready"));
+
+    // Each on a connection of its own, so the kernel spreads them over
+    // both runtimes' listeners; `/slow` answers after 400 ms.
+    const SLOW: usize = 8;
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            let req = Request::get(format!("http://{inbound}/slow"))
+                .body(full(""))
+                .unwrap();
+            tokio::spawn(http1().request(req))
+        })
+        .collect();
+    // Until the app has them all: its `/slow` sleeps, so nothing is
+    // answered yet.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    for request in slow {
+        let res = request.await.unwrap().unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "answered while draining");
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let logged: Vec<String> = lines.iter().collect();
+    let answered = logged
+        .iter()
+        .filter(|l| l.contains("\"GET /slow HTTP/1.1\" 200"))
+        .count();
+    assert_eq!(
+        answered,
+        SLOW,
+        "lines written before exit:\n{}",
+        logged.join("\n")
+    );
+}
+
 #[test]
 fn an_unknown_format_is_refused_naming_the_field() {
     let error = mesh_examples::sidecar::config::SidecarConfig::from_yaml(

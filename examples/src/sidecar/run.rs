@@ -23,7 +23,7 @@ use super::{
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
     policy::{self, RouteReloads, RoutesWatcher},
-    worker::{Background, Shared, Worker, WorkerListeners},
+    worker::{Background, Flusher, Shared, Worker, WorkerListeners},
 };
 
 /// What a process hands the sidecar besides its configuration.
@@ -210,18 +210,35 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => (None, None),
     };
-    // The exporter stops once every runtime has drained (each holds a
-    // sender until then), and sends the spans of their last requests.
-    let (tracer, mut span_exporter, trace_drained) = match &config.tracing {
+    // Flushers stop once every runtime has drained (each holds a sender
+    // until then), and write what the last requests left: the span
+    // exporter sends their spans, the access log writes their lines.
+    let mut flushers: Vec<Flusher> = Vec::new();
+    let tracer = match &config.tracing {
         Some(tracing) => {
             let (tracer, exporter) =
                 Tracer::new(tracing.collector.clone(), tracing.resource.clone());
             tracer.register(&mut registry);
-            let (drained, all_drained) = tokio::sync::mpsc::channel::<()>(1);
-            (Some(tracer), Some((exporter, all_drained)), Some(drained))
+            flushers.push(Box::new(|stop| Box::pin(exporter.run_until(stop))));
+            Some(tracer)
         }
-        None => (None, None, None),
+        None => None,
     };
+    if let Some(writer) = access_log_writer {
+        flushers.push(Box::new(|stop| {
+            Box::pin(async move {
+                if let Err(error) = writer.run_until(tokio::io::stderr(), stop).await {
+                    tracing::warn!(%error, "the access log cannot be written; it stops");
+                }
+            })
+        }));
+    }
+    // A tap never ends by itself: without the signal, one left open would
+    // hold the admin server's drain for the whole grace period.
+    let tap = Tap::new().with_shutdown(trigger.subscribe());
+    tap.register(&mut registry);
+    let (drained, all_drained) = tokio::sync::mpsc::channel::<()>(1);
+    let mut flushers = Some((flushers, all_drained));
     let mut admin_service = Admin::new(registry, readiness)
         .with_shutdown(trigger.clone())
         .with_env(Environment::process());
@@ -245,14 +262,6 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
         None => None,
     };
-    if let Some(writer) = access_log_writer {
-        background.push(Box::pin(async move {
-            if let Err(error) = writer.run(tokio::io::stderr()).await {
-                tracing::warn!(%error, "the access log cannot be written; it stops");
-            }
-        }));
-    }
-    let tap = Tap::new();
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
         admin: admin_service,
@@ -285,8 +294,8 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             shutdown: trigger.subscribe(),
             // Tasks that run once per process go to the first runtime.
             background: std::mem::take(&mut background),
-            span_exporter: span_exporter.take(),
-            trace_drained: trace_drained.clone(),
+            flushers: flushers.take(),
+            drained: Some(drained.clone()),
         };
         let handle = thread::Builder::new()
             .name(format!("sidecar-{index}"))

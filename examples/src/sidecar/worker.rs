@@ -1,6 +1,6 @@
 //! One runtime: its listeners, and the stacks built for them.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use http::uri::Authority;
 use hyper::body::Incoming;
@@ -14,13 +14,13 @@ use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
     access_log::{AccessLog, AccessLogLayer},
     tap::{Tap, TapLayer},
-    trace::{SpanExporter, TraceLayer, Tracer},
+    trace::{TraceLayer, Tracer},
 };
 use mesh_policy::PolicyStore;
 use mesh_tls::{ConnectConfig, TlsAccept};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{mpsc, watch},
     task::JoinSet,
 };
 use tower::Layer;
@@ -73,6 +73,17 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// A task that runs once per process, on the first runtime.
 pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// A task that must outlive serving, on the first runtime: made from the
+/// future that resolves once every runtime's servers have drained, it
+/// writes out what their last requests left (spans, access log lines)
+/// and then ends, before that runtime does.
+pub(super) type Flusher = Box<dyn FnOnce(Background) -> Background + Send>;
+
+/// How long the first runtime waits for its flushers once every runtime
+/// has drained: a sink that takes nothing (a collector that hangs, a
+/// stderr nobody reads) must not keep the process from exiting.
+const FLUSH_BOUND: Duration = Duration::from_secs(10);
+
 /// One thread's share of the listeners.
 pub(super) struct WorkerListeners {
     pub(super) inbound: Vec<std::net::TcpListener>,
@@ -87,13 +98,11 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) shutdown: Shutdown,
     pub(super) background: Vec<Background>,
-    /// The span exporter, on the first runtime: it runs until every
-    /// runtime's servers have drained (the receiver's senders are gone),
-    /// then sends the spans of their last requests before this runtime
-    /// ends.
-    pub(super) span_exporter: Option<(SpanExporter, mpsc::Receiver<()>)>,
+    /// The flushers, on the first runtime, with the receiver whose
+    /// senders are gone once every runtime's servers have drained.
+    pub(super) flushers: Option<(Vec<Flusher>, mpsc::Receiver<()>)>,
     /// Dropped once this runtime's servers have drained.
-    pub(super) trace_drained: Option<mpsc::Sender<()>>,
+    pub(super) drained: Option<mpsc::Sender<()>>,
 }
 
 impl Worker {
@@ -147,15 +156,8 @@ impl Worker {
         for task in self.background.drain(..) {
             tokio::spawn(task);
         }
-        let drained = self.trace_drained.take();
-        let export = self
-            .span_exporter
-            .take()
-            .map(|(exporter, mut all_drained)| {
-                tokio::spawn(exporter.run_until(async move {
-                    let _ = all_drained.recv().await;
-                }))
-            });
+        let drained = self.drained.take();
+        let flushes = self.flushers.take().map(start_flushers).unwrap_or_default();
         let shared = self.shared.clone();
         let client = Client::new(&shared.client);
         let mut servers = JoinSet::new();
@@ -207,8 +209,14 @@ impl Worker {
         }
         while servers.join_next().await.is_some() {}
         drop(drained);
-        if let Some(export) = export {
-            let _ = export.await;
+        if !flushes.is_empty() {
+            let all = futures_util::future::join_all(flushes);
+            if tokio::time::timeout(FLUSH_BOUND, all).await.is_err() {
+                tracing::warn!(
+                    bound = ?FLUSH_BOUND,
+                    "spans or access log lines were still being written at exit; the rest are lost"
+                );
+            }
         }
     }
 
@@ -289,4 +297,25 @@ impl Worker {
             self.shutdown.clone(),
         ));
     }
+}
+
+/// Spawns `flushers`, each stopped once `all_drained` has no sender left.
+fn start_flushers(
+    (flushers, mut all_drained): (Vec<Flusher>, mpsc::Receiver<()>),
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        let _ = all_drained.recv().await;
+        let _ = stop.send(true);
+    });
+    flushers
+        .into_iter()
+        .map(|flusher| {
+            let mut stopped = stopped.clone();
+            let stop: Background = Box::pin(async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            });
+            tokio::spawn(flusher(stop))
+        })
+        .collect()
 }
