@@ -9,15 +9,16 @@
 # One backend (the `hello` example) and, in front of it, on 127.0.0.1 only:
 #
 #   direct        the backend itself
-#   sidecar-in    the sidecar's inbound listener: request metrics, then
-#                 authorization by benches/compare/policy.yaml
+#   sidecar-in    the sidecar's inbound listener: authorization by
+#                 benches/compare/policy.yaml, then request metrics
 #   sidecar-out   the same process's outbound listener: route lookup, request
 #                 metrics, request timeout, retry with a budget, per-try timeout
 #   haproxy       HAProxy, keep-alive to the backend, as many threads as the sidecar
 #   nginx         nginx reverse proxy with upstream keep-alive, as many workers
 #
 # and three hop pairs: two sidecars over mutual TLS (outbound -> inbound),
-# the same two over plaintext, and two HAProxy instances doing the same
+# the same two over plaintext (both pairs carrying the hop as HTTP/2, so
+# that TLS is all they differ in), and two HAProxy instances doing the same
 # mutual TLS hop. The load is wrk (HTTP/1.1, 50 connections) and h2load
 # (HTTP/2 prior knowledge, 50 streams: 10 connections x 5 streams), each
 # run for a fixed time, the front doors interleaved (A B C D E, A B C D E,
@@ -32,10 +33,12 @@
 # load in the same interleaved rounds (in an order that turns each round),
 # and the memory tests. About 2 minutes more.
 #
-# It installs wrk, h2load (nghttp2-client), haproxy and nginx with apt-get
-# when they are missing, builds the sidecar and the backend in release, and
-# stops every process it started when it exits, however it exits.
-set -euo pipefail
+# It installs wrk, h2load (nghttp2-client), haproxy, nginx and curl with
+# apt-get when they are missing, builds the sidecar and the backend in
+# release, and stops every process it started when it exits, however it
+# exits. A run with any failed request or error status stops it: its
+# figures would time the error, not the request.
+set -Eeuo pipefail
 
 ROUNDS=5
 DURATION=4          # seconds per loaded run
@@ -51,7 +54,7 @@ OUT=$ROOT/benches/RESULTS.md
 COMMAND="benches/compare.sh $*"
 
 usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
     cat <<EOF
 Options:
   --rounds N          interleaved rounds (default $ROUNDS; 5 or more for the targets)
@@ -106,6 +109,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# A command that fails stops the script (set -e): say which, and keep the
+# logs.
+trap 'status=$?; echo "compare.sh: line $LINENO: \"$BASH_COMMAND\" failed ($status); logs kept in $WORK" >&2; KEEP_WORK=1' ERR
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -118,6 +124,7 @@ install_missing() {
     command -v haproxy >/dev/null || packages+=(haproxy)
     command -v nginx >/dev/null || packages+=(nginx)
     command -v python3 >/dev/null || packages+=(python3)
+    command -v curl >/dev/null || packages+=(curl)
     [[ ${#packages[@]} -eq 0 ]] && return
     if [[ $INSTALL -eq 0 ]]; then
         echo "missing: ${packages[*]} (run without --no-install to install them)" >&2
@@ -153,6 +160,12 @@ if [[ $BUILD -eq 1 ]]; then
 fi
 SIDECAR=$BIN/sidecar
 HELLO=$BIN/hello
+for binary in "$SIDECAR" "$HELLO"; do
+    if [[ ! -x $binary ]]; then
+        echo "$binary is missing; run without --no-build once" >&2
+        exit 1
+    fi
+done
 if [[ $ALLOCATORS -eq 1 ]]; then
     for alloc in "${ALLOCS[@]}"; do
         if [[ ! -x $BIN/sidecar-$alloc ]]; then
@@ -409,6 +422,7 @@ measure() {
     if [[ ${#pids[@]} -gt 0 ]]; then
         (sleep "$(awk -v d="$duration" 'BEGIN { print d / 2 }')" && kib VmRSS "${pids[@]}" >"$WORK/rss") &
         sampler=$!
+        PIDS+=("$sampler")
     fi
     case $test in
         h1 | single)
@@ -423,7 +437,9 @@ measure() {
             h2load -c10 -m5 -t2 -D "$duration" --log-file="$WORK/h2.log" \
                 -H ':authority: backend' "${H2_URL[$door]}" >"$out" 2>&1
             requests=$(awk '/^requests:/ { print $8 }' "$out")
-            errors=$(awk '/^requests:/ { print $10 + $12 }' "$out")
+            # h2load counts a 4xx or 5xx answer as a success: add them.
+            errors=$(awk '/^requests:/ { e += $10 + $12 } /^status codes:/ { e += $7 + $9 }
+                END { print e + 0 }' "$out")
             # "finished in 4.00s," or, for runs under a second, "997.06ms,".
             seconds=$(awk '/^finished in/ {
                 v = $3; sub(/,$/, "", v)
@@ -442,6 +458,11 @@ measure() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$door" "$round" "$requests" \
         "$seconds" "$p50" "$p99" "$errors" "$((cpu1 - cpu0))" "$rss" >>"$RESULTS"
     log "$test $door round $round: $requests requests in ${seconds}s, p50 ${p50}us p99 ${p99}us, errors $errors"
+    if [[ $errors != 0 || $requests == 0 ]]; then
+        echo "$test $door round $round: $errors errors in $requests requests; output in $out, logs in $WORK" >&2
+        KEEP_WORK=1
+        exit 1
+    fi
 }
 
 MEM=$WORK/memory.tsv
