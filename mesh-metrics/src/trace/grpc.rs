@@ -58,6 +58,9 @@ const NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// `UNIMPLEMENTED`: the server does not serve the method called.
+pub(crate) const UNIMPLEMENTED: u32 = 12;
+
 /// The codes that are a server's failure, not its caller's.
 const SERVER_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
 

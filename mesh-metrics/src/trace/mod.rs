@@ -29,7 +29,13 @@
 //!   `/package.Service/Method`) is named after the method it calls,
 //!   `package.Service/Method`, with `rpc.service` and `rpc.method`, as
 //!   OpenTelemetry's RPC conventions name RPC spans: its path is the
-//!   method, a closed set the server defines, not data.
+//!   method, a closed set the server defines, not data. The caller picks
+//!   the path, though, so the span keeps that name only if the
+//!   application answers the call as gRPC with a status other than
+//!   `UNIMPLEMENTED`; a call the mesh answered itself, one answered
+//!   otherwise, and one that ended before its status are named by their
+//!   HTTP method (`POST`), with `rpc.service` and `rpc.method` still
+//!   among their attributes.
 //!   Inbound spans are of kind server, outbound of kind client. The span
 //!   is an error on a 5xx inbound, a 4xx or 5xx outbound, or an answer
 //!   the mesh gave itself (`error.type` names it: `503`, `denied`...).

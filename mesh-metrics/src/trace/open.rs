@@ -33,6 +33,11 @@ pub(super) struct Open {
     parent: SpanId,
     kind: SpanKind,
     name: Cow<'static, str>,
+    /// While the span is named after a gRPC method the application has
+    /// not yet answered as one of its own, the name it ends with unless
+    /// the application does: the HTTP method's (see
+    /// [`Open::prove_call`]).
+    unproven_call: Option<&'static str>,
     trace_state: Option<String>,
     /// Wall-clock nanoseconds at the start, which the span reports; its
     /// end is that plus the time the (pausable) runtime clock measured.
@@ -78,6 +83,7 @@ impl Open {
             parent: context.parent,
             kind,
             name: span_name(req.method(), call),
+            unproven_call: call.map(|_| method_name(req.method())),
             trace_state,
             start_unix,
             start: Instant::now(),
@@ -99,10 +105,16 @@ impl Open {
         let status = res.status();
         let code = Attr::Int(i64::from(status.as_u16()));
         self.attributes.push(("http.response.status_code", code));
-        if let Some(kind) = res.extensions().get::<ProxyErrorKind>() {
+        let mesh_answered = res.extensions().get::<ProxyErrorKind>();
+        if let Some(kind) = mesh_answered {
             self.error_type = Some(Cow::Borrowed(kind.as_label()));
         } else if self.kind.is_error(status) {
             self.error_type = Some(Cow::Owned(status.as_str().to_owned()));
+        }
+        if mesh_answered.is_some() {
+            // The mesh's own answer, gRPC or not, says nothing of the
+            // application's methods.
+            self.disprove_call();
         }
         if grpc::is_grpc(res.headers()) {
             self.attributes
@@ -115,6 +127,28 @@ impl Open {
         }
         self.remaining = expected_length(res);
         self.remaining == Some(0)
+    }
+
+    /// The application answered the gRPC method the span is named after
+    /// with a status of its own: the name stays.
+    ///
+    /// The caller picks the path, so a method name is one of a closed set
+    /// (the application's methods) only once the application has answered
+    /// it as gRPC with anything but `UNIMPLEMENTED`. Until then the span
+    /// would end named by its HTTP method: a client spraying made-up
+    /// methods, or cancelling its calls before an answer, would otherwise
+    /// make a span name (an operation in a trace store's lists) per
+    /// request.
+    fn prove_call(&mut self) {
+        self.unproven_call = None;
+    }
+
+    /// The method the span is named after is not the application's: the
+    /// span is named by its HTTP method from now on.
+    fn disprove_call(&mut self) {
+        if let Some(name) = self.unproven_call.take() {
+            self.name = Cow::Borrowed(name);
+        }
     }
 
     /// `n` bytes of the body went by.
@@ -137,6 +171,11 @@ impl Open {
             return;
         };
         self.awaits_grpc_status = false;
+        if status.0 == grpc::UNIMPLEMENTED {
+            self.disprove_call();
+        } else {
+            self.prove_call();
+        }
         let code = Attr::Int(i64::from(status.0));
         self.attributes.push(("rpc.grpc.status_code", code));
         if self.error_type.is_none() && status.is_error(self.kind) {
@@ -172,6 +211,7 @@ impl Open {
     }
 
     fn finish(mut self, error_type: Option<Cow<'static, str>>, error: Option<Cow<'static, str>>) {
+        self.disprove_call();
         let took = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if let Some(kind) = error_type {
             self.attributes.push(("error.type", Attr::Str(kind)));

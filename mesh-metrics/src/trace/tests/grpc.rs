@@ -293,3 +293,38 @@ async fn a_grpc_span_is_named_after_the_method_it_calls() {
         assert_eq!(attr(&span, "rpc.service"), None, "{path}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_no_server_method_answered_is_named_by_its_http_method() {
+    // The caller picks the path, so its method name is a closed set only
+    // once the application has answered it as one of its methods: a
+    // client spraying made-up methods at a server that refuses them, or
+    // at the mesh that denies them, would otherwise make a span name (an
+    // operation in a trace store) per request.
+    let unimplemented: Fields = &[("content-type", "application/grpc"), ("grpc-status", "12")];
+    let in_trailers: Fields = &[("grpc-status", "12")];
+    let not_grpc: Fields = &[("content-type", "text/html")];
+    for (app, trailers, what) in [
+        (unimplemented, None, "a trailers-only UNIMPLEMENTED"),
+        (GRPC, Some(in_trailers), "UNIMPLEMENTED in the trailers"),
+        (not_grpc, None, "an answer that is not gRPC"),
+    ] {
+        let (tracer, mut exporter) = tracer();
+        let svc = TraceLayer::inbound(Some(tracer)).layer(app_with(app, trailers));
+        let call = grpc_call("/x.Made/Up");
+        read_to_end(svc.oneshot(call).await.unwrap()).await;
+        let span = queued(&mut exporter).pop().unwrap();
+        assert_eq!(span.name, "POST", "{what}");
+    }
+
+    // The mesh's own answer (denied, no route) says nothing of the
+    // application's methods either.
+    let (tracer, mut exporter) = tracer();
+    let denied = service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(ProxyErrorKind::Denied.response_for::<Body>(true))
+    });
+    let svc = TraceLayer::inbound(Some(tracer)).layer(denied);
+    read_to_end(svc.oneshot(grpc_call("/x.Made/Up")).await.unwrap()).await;
+    let span = queued(&mut exporter).pop().unwrap();
+    assert_eq!(span.name, "POST", "denied by the mesh");
+}
