@@ -7,6 +7,35 @@
 //! over HTTP/1.1. The connector is pluggable: plaintext TCP by default, and
 //! mesh-tls's connector for mutual TLS.
 //!
+//! # One endpoint per client, and the authority a request asked for
+//!
+//! A proxy connects to the endpoint its balancer picked, yet the request
+//! it sends must still name the authority its client asked for: over
+//! HTTP/2 an intermediary builds `:authority` from the original request
+//! (RFC 9113 §8.3.1), and servers (Go's net/http, grpc-go, Envoy) route
+//! and pick virtual hosts by it, not by `Host`. hyper-util's client
+//! connects to, pools by, and sends as `:authority`, one and the same
+//! thing: the request URI's authority. So a URI that named the endpoint
+//! reached the connection, but sent the endpoint's address as
+//! `:authority`.
+//!
+//! [`ForEndpoint::for_endpoint`] splits the two. It makes a client of its
+//! own for one endpoint, whose connector opens every connection to that
+//! endpoint whatever the request URI names; the URI then keeps the
+//! authority the client asked for. A [`Forward`](crate::proxy::Forward)
+//! makes one such client when an endpoint joins its balancer, not per
+//! request, and drops it when the endpoint leaves, with its pooled
+//! connections. The connector still sees the endpoint's URI, as before:
+//! mesh-tls's connector picks its TLS target and server name from it.
+//!
+//! Within one endpoint's client connections are pooled per authority, as
+//! hyper-util pools: requests for two hosts on one endpoint travel over
+//! HTTP/2 on two connections. A client of its own over
+//! `hyper::client::conn`, one HTTP/2 connection per endpoint whatever the
+//! authority, would avoid that, but lose what hyper-util's pool does and
+//! mesh-tls relies on (retiring pooled connections when credentials
+//! rotate).
+//!
 //! A response head may be as large over HTTP/2 as the server lets a
 //! request head be, 64 KiB, rather than hyper's HTTP/2 default of 16 KiB:
 //! a response that crosses over HTTP/1.1 must not fail once two sidecars
@@ -14,17 +43,24 @@
 
 use std::{
     fmt,
+    net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
 use futures_util::{TryFutureExt, future::MapErr};
-use http::{Request, Response, Uri, Version};
+use http::{HeaderValue, Request, Response, Uri, Version, header, uri::Authority};
 use http_body::Body;
-use hyper::body::Incoming;
+use hyper::{
+    body::Incoming,
+    rt::{Read, Write},
+};
 use hyper_util::{
-    client::legacy::{self, connect::HttpConnector},
+    client::legacy::{
+        self, Builder,
+        connect::{Connection, HttpConnector},
+    },
     rt::{TokioExecutor, TokioTimer},
 };
 use tower::Service;
@@ -93,10 +129,13 @@ pub struct Client<B, C = HttpConnector> {
 }
 
 /// One hyper-util client per HTTP version: the HTTP/2 one speaks HTTP/2
-/// only, so an HTTP/2 request is never downgraded.
+/// only, so an HTTP/2 request is never downgraded. The builder and the
+/// connector stay, to make clients for one endpoint.
 struct Versions<B, C> {
-    http1: legacy::Client<C, B>,
-    http2: legacy::Client<C, B>,
+    http1: legacy::Client<ToEndpoint<C>, B>,
+    http2: legacy::Client<ToEndpoint<C>, B>,
+    builder: Builder,
+    connector: ToEndpoint<C>,
 }
 
 impl<B, C> Clone for Client<B, C> {
@@ -127,7 +166,10 @@ where
 
 impl<B, C> Client<B, C>
 where
-    C: legacy::connect::Connect + Clone + Send + Sync + 'static,
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Unpin + Send + 'static,
+    C::Future: Unpin + Send,
+    C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<BoxError>,
@@ -152,17 +194,113 @@ where
             // sidecars spoke HTTP/2 to each other. The server's request
             // head bound, Envoy's 60 KiB near enough, fits both ways.
             .http2_max_header_list_size(HTTP2_MAX_RESPONSE_HEAD);
+        Self::build(
+            builder,
+            ToEndpoint {
+                inner: connector,
+                endpoint: None,
+            },
+        )
+    }
+
+    fn build(builder: Builder, connector: ToEndpoint<C>) -> Self {
         let http1 = builder.build(connector.clone());
-        let http2 = builder.http2_only(true).build(connector);
+        let http2 = builder.clone().http2_only(true).build(connector.clone());
         Self {
-            inner: Arc::new(Versions { http1, http2 }),
+            inner: Arc::new(Versions {
+                http1,
+                http2,
+                builder,
+                connector,
+            }),
         }
+    }
+}
+
+/// A client that can be made to send every request to one endpoint,
+/// whatever the request URI names: what a
+/// [`Forward`](crate::proxy::Forward) needs of its client, so that the
+/// URI can keep the authority the request was sent for (see the
+/// [module docs](self)).
+///
+/// `Forward` makes one client per endpoint, when the endpoint joins its
+/// balancer, polls the client it was given for readiness, and calls a
+/// clone of the endpoint's. So a client made for an endpoint must be
+/// ready whenever the one it was made from is, and cheap to clone, as
+/// [`Client`] is (a pool connects on demand; a clone is one reference
+/// count).
+pub trait ForEndpoint {
+    /// A client like this one whose every request goes to `endpoint`.
+    #[must_use]
+    fn for_endpoint(&self, endpoint: SocketAddr) -> Self;
+}
+
+impl<B, C> ForEndpoint for Client<B, C>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Unpin + Send + 'static,
+    C::Future: Unpin + Send,
+    C::Error: Into<BoxError>,
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// A client with pools of its own, whose connector is handed
+    /// `http://<endpoint>` for every connection it opens. Nothing is
+    /// shared with `self` but the connector's own state.
+    fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
+        let connector = ToEndpoint {
+            inner: self.inner.connector.inner.clone(),
+            endpoint: Some(endpoint_uri(endpoint)),
+        };
+        Self::build(self.inner.builder.clone(), connector)
+    }
+}
+
+/// `http://<endpoint>`, the URI a connector is handed for `endpoint`
+/// (an IPv6 scope is not part of it, as the balancer names endpoints).
+fn endpoint_uri(endpoint: SocketAddr) -> Uri {
+    let uri = match endpoint {
+        SocketAddr::V4(v4) => format!("http://{v4}"),
+        SocketAddr::V6(v6) => format!("http://[{}]:{}", v6.ip(), v6.port()),
+    };
+    // An address and a port always make a URI. Were one not to, the
+    // connections fail: they never go where the request URI names.
+    Uri::try_from(uri).unwrap_or_else(|_| Uri::from_static("http://0.0.0.0:0"))
+}
+
+/// A connector that connects to its endpoint, if it has one, whatever
+/// URI it is asked for.
+#[derive(Clone, Debug)]
+struct ToEndpoint<C> {
+    inner: C,
+    endpoint: Option<Uri>,
+}
+
+impl<C: Service<Uri>> Service<Uri> for ToEndpoint<C> {
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = C::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let uri = match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => uri,
+        };
+        self.inner.call(uri)
     }
 }
 
 impl<B, C> Service<Request<B>> for Client<B, C>
 where
-    C: legacy::connect::Connect + Clone + Send + Sync + 'static,
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: Read + Write + Connection + Unpin + Send + 'static,
+    C::Future: Unpin + Send,
+    C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<BoxError>,
@@ -222,11 +360,23 @@ impl std::error::Error for ClientError {
     }
 }
 
-/// Builds `http://<authority><path>` for a request to `authority`.
-pub(crate) fn upstream_uri(authority: &http::uri::Authority, original: &Uri) -> Uri {
+/// Points `req`'s URI at `endpoint` for the client to send it there:
+/// `http://<authority><path>`.
+///
+/// Over HTTP/1 the authority is the endpoint's: what the request was sent
+/// for travels in `Host`, and the URI is only the pool's key. Over HTTP/2
+/// it is what becomes `:authority`, so it is the one the request was
+/// sent for ([`requested_authority`]), and the endpoint's only for a
+/// request that names none.
+pub(crate) fn upstream_uri<B>(endpoint: &Authority, req: &Request<B>) -> Uri {
+    let authority = match req.version() {
+        Version::HTTP_2 => requested_authority(req).unwrap_or_else(|| endpoint.clone()),
+        _ => endpoint.clone(),
+    };
+    let original = req.uri();
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = Some(authority.clone());
+    parts.authority = Some(authority);
     parts.path_and_query = Some(
         original
             .path_and_query()
@@ -234,4 +384,47 @@ pub(crate) fn upstream_uri(authority: &http::uri::Authority, original: &Uri) -> 
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     );
     Uri::from_parts(parts).unwrap_or_else(|_| original.clone())
+}
+
+/// The authority `req` was sent for: its URI's, without userinfo (which
+/// never belongs in `:authority`, RFC 9113 §8.3.1), else its `Host`
+/// header's if that is one. `None` when it names none.
+///
+/// The URI's authority is shared, not copied, unless it carries
+/// userinfo; one from `Host` is a copy.
+pub fn requested_authority<B>(req: &Request<B>) -> Option<Authority> {
+    match req.uri().authority() {
+        Some(authority) => match authority.as_str().rsplit_once('@') {
+            None => Some(authority.clone()),
+            Some((_, host)) => Authority::try_from(host).ok(),
+        },
+        None => req.headers().get(header::HOST).and_then(host_authority),
+    }
+}
+
+/// Gives `req`'s URI the authority of its `Host` header, if it has one
+/// that is an authority, keeping the rest: for a request turned into
+/// HTTP/2 after [`Forward`](crate::proxy::Forward) pointed its URI at the
+/// endpoint ([`orig_proto::upgrade`](crate::proxy::orig_proto::upgrade)),
+/// whose `Host` holds the authority it was sent for. The authority is a
+/// copy of the header's bytes.
+pub fn authority_from_host<B>(req: &mut Request<B>) {
+    let Some(authority) = req.headers().get(header::HOST).and_then(host_authority) else {
+        return;
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme.get_or_insert(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
+
+/// `host` as an authority, if it is one without userinfo.
+fn host_authority(host: &HeaderValue) -> Option<Authority> {
+    let authority = Authority::try_from(host.as_bytes()).ok()?;
+    (!authority.as_str().contains('@')).then_some(authority)
 }

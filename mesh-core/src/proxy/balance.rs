@@ -204,16 +204,24 @@ impl Balancer {
     /// hold until its response head when there is a choice or a failure
     /// count to inform. `None` when failure accrual has taken every
     /// endpoint out, or there is none.
+    #[cfg(test)]
     pub(crate) fn pick(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
+        let (_, authority, pending) = self.pick_by(Load::Requests)?;
+        Some((authority, pending))
+    }
+
+    /// [`pick`](Self::pick), with the endpoint's index, in the order of
+    /// [`addrs`](Self::addrs).
+    pub(crate) fn pick_indexed(self: &Arc<Self>) -> Option<(usize, &Authority, Option<Pending>)> {
         self.pick_by(Load::Requests)
     }
 
-    /// [`pick`](Self::pick), with the endpoints' costs counted as `load`
-    /// says.
-    fn pick_by(self: &Arc<Self>, load: Load) -> Option<(&Authority, Option<Pending>)> {
+    /// [`pick_indexed`](Self::pick_indexed), with the endpoints' costs
+    /// counted as `load` says.
+    fn pick_by(self: &Arc<Self>, load: Load) -> Option<(usize, &Authority, Option<Pending>)> {
         let n = match &*self.endpoints {
             // One endpoint: nothing to choose, nothing to measure.
-            [only] if self.accrual.is_none() => return Some((&only.authority, None)),
+            [only] if self.accrual.is_none() => return Some((0, &only.authority, None)),
             [] => return None,
             endpoints => endpoints.len(),
         };
@@ -239,7 +247,7 @@ impl Balancer {
             probe,
             sampled: false,
         };
-        Some((&endpoint.authority, Some(pending)))
+        Some((index, &endpoint.authority, Some(pending)))
     }
 
     /// Of `a` and `b`, the one that looks cheaper at `since`.

@@ -18,6 +18,10 @@
 //! request, compares it with the current one: one relaxed atomic load
 //! while nothing changes.
 //!
+//! A `Forward` keeps a client for each endpoint, made when the endpoint
+//! joins and dropped after it leaves, and checks with one more atomic load
+//! that its clients are those of the set's balancer ([`clients`]).
+//!
 //! An endpoint that stays across an update keeps its latency estimate,
 //! its requests in flight and its [failure accrual](super::accrual)
 //! state: it is the same endpoint. A new one starts fresh, as at start.
@@ -138,14 +142,15 @@ impl EndpointSet {
         BalancerView::shared(&self.current)
     }
 
-    /// A reader of the set for one `Forward`.
+    /// A reader of the set for one `ForwardTcp`.
     pub(crate) fn reader(&self) -> Reader {
         Reader::Shared(Cache::new(self.current.clone()))
     }
 }
 
-/// How a `Forward` reads its balancer: one that never changes, or the
-/// latest of a shared set.
+/// How a [`ForwardTcp`](super::ForwardTcp) reads its balancer: one that
+/// never changes, or the latest of a shared set. (A `Forward` reads its
+/// balancer with its endpoints' clients: [`clients`].)
 #[derive(Clone, Debug)]
 pub(crate) enum Reader {
     /// Endpoints fixed at construction: nothing to check per request.
@@ -164,17 +169,6 @@ impl Reader {
         }
     }
 
-    /// A weak view of the fixed balancer; `None` for a set, whose own
-    /// [`EndpointSet::view`] follows its updates. (The cache keeps the
-    /// set's `Arc` to itself, and keeping a `Weak` beside it would cost
-    /// every clone of a `Forward` one more atomic count.)
-    pub(crate) fn view(&self) -> Option<BalancerView> {
-        match self {
-            Self::Fixed(balancer) => Some(BalancerView::fixed(balancer)),
-            Self::Shared(_) => None,
-        }
-    }
-
     /// The balancer now in force.
     pub(crate) fn peek(&self) -> Arc<Balancer> {
         match self {
@@ -184,5 +178,6 @@ impl Reader {
     }
 }
 
+pub(crate) mod clients;
 #[cfg(test)]
 mod tests;

@@ -12,12 +12,15 @@ use tower::Service;
 use super::{
     accrual::FailureAccrual,
     balance::{Balancer, BalancerView, Pending},
-    endpoints::{EndpointSet, Reader},
+    endpoints::{
+        EndpointSet,
+        clients::{Bound, Clients},
+    },
     headers, upgrade,
 };
 use crate::{
     body::Proxied,
-    client::upstream_uri,
+    client::{ForEndpoint, upstream_uri},
     error::{BoxError, MESH_ERROR, ProxyErrorKind, is_grpc},
     serve::lease::Lease,
 };
@@ -26,10 +29,16 @@ use crate::{
 /// the cheaper of two drawn at random by peak-EWMA latency (see
 /// [`balance`](super::balance)). The set is fixed, or an [`EndpointSet`]
 /// that changes while it runs. See the [module docs](super).
+///
+/// Each endpoint gets a client of its own, made from `C` when it joins
+/// ([`ForEndpoint`]): the connection goes to the endpoint picked, and the
+/// request keeps the authority it was sent for, which HTTP/2 sends as
+/// `:authority` (see the [client docs](crate::client)).
 #[derive(Debug)]
 pub struct Forward<C> {
+    /// Polled for readiness, and made into the clients of endpoints.
     client: C,
-    endpoints: Reader,
+    endpoints: Bound<C>,
 }
 
 impl<C: Clone> Clone for Forward<C> {
@@ -53,9 +62,9 @@ impl std::fmt::Display for NoEndpoints {
 
 impl std::error::Error for NoEndpoints {}
 
-impl<C> Forward<C> {
-    /// Forwards to the fixed `endpoints` through `client`, balancing
-    /// between them.
+impl<C: ForEndpoint + Clone> Forward<C> {
+    /// Forwards to the fixed `endpoints` through clients made from
+    /// `client`, balancing between them.
     ///
     /// # Errors
     ///
@@ -64,19 +73,20 @@ impl<C> Forward<C> {
         client: C,
         endpoints: impl IntoIterator<Item = SocketAddr>,
     ) -> Result<Self, NoEndpoints> {
+        let balancer = Arc::new(Balancer::non_empty(endpoints)?);
         Ok(Self {
+            endpoints: Bound::Fixed(Arc::new(Clients::new(balancer, &client))),
             client,
-            endpoints: Reader::Fixed(Arc::new(Balancer::non_empty(endpoints)?)),
         })
     }
 
     /// Forwards to whatever `endpoints` holds at each request, through
-    /// `client`. While the set is [empty](EndpointSet::empty), requests
-    /// get a `503`.
+    /// clients made from `client` as endpoints join. While the set is
+    /// [empty](EndpointSet::empty), requests get a `503`.
     pub fn with_endpoints(client: C, endpoints: &EndpointSet) -> Self {
         Self {
+            endpoints: Bound::shared(endpoints, &client),
             client,
-            endpoints: endpoints.reader(),
         }
     }
 
@@ -88,11 +98,13 @@ impl<C> Forward<C> {
     /// [`EndpointSet::with_failure_accrual`] instead.
     #[must_use]
     pub fn with_failure_accrual(mut self, accrual: FailureAccrual) -> Self {
-        let balancer = self.endpoints.peek().with_accrual(Some(accrual));
-        self.endpoints = Reader::Fixed(Arc::new(balancer));
+        let balancer = Arc::new(self.endpoints.peek().with_accrual(Some(accrual)));
+        self.endpoints = Bound::Fixed(Arc::new(Clients::new(balancer, &self.client)));
         self
     }
+}
 
+impl<C> Forward<C> {
     /// A view of the fixed endpoints' states for metrics, read when asked
     /// ([`EndpointGauges`](super::balance::EndpointGauges)); requests pay
     /// nothing for it. Take it after
@@ -102,13 +114,16 @@ impl<C> Forward<C> {
     /// `None` for a `Forward` over an [`EndpointSet`]: the set's own
     /// [`view`](EndpointSet::view) follows its updates.
     pub fn balancer_view(&self) -> Option<BalancerView> {
-        self.endpoints.view()
+        match &self.endpoints {
+            Bound::Fixed(clients) => Some(BalancerView::fixed(&clients.balancer)),
+            Bound::Shared { .. } => None,
+        }
     }
 }
 
 impl<C, B, RB> Service<Request<B>> for Forward<C>
 where
-    C: Service<Request<B>, Response = Response<RB>>,
+    C: Service<Request<B>, Response = Response<RB>> + ForEndpoint + Clone,
     C::Error: Into<BoxError>,
 {
     type Response = Response<Proxied<RB>>;
@@ -150,9 +165,13 @@ where
             h.insert(header::UPGRADE, protocol.clone());
         }
         set_host(&mut req);
-        let balancer = self.endpoints.current();
-        let Some((endpoint, pending)) = balancer.pick() else {
-            match balancer.len() {
+        let clients = self.endpoints.current(&self.client);
+        let picked = clients
+            .balancer
+            .pick_indexed()
+            .and_then(|(i, endpoint, pending)| Some((clients.get(i)?, endpoint, pending)));
+        let Some((client, endpoint, pending)) = picked else {
+            match clients.balancer.len() {
                 0 => tracing::debug!(endpoints = 0, "no endpoint to send to: none yet"),
                 n => tracing::debug!(
                     endpoints = n,
@@ -169,10 +188,13 @@ where
                 connect: false,
             };
         };
-        *req.uri_mut() = upstream_uri(endpoint, req.uri());
+        *req.uri_mut() = upstream_uri(endpoint, &req);
+        // The endpoint's client is as ready as the one polled: see
+        // `ForEndpoint`.
+        let mut client = client.clone();
         ResponseFuture {
             endpoint: Some(endpoint.clone()),
-            inner: Some(self.client.call(req)),
+            inner: Some(client.call(req)),
             grpc,
             downstream,
             lease,
@@ -182,17 +204,17 @@ where
     }
 }
 
-/// Keeps the authority the caller asked for in `Host`, where the
-/// application can read it, before the upstream URI is made to name the
-/// endpoint.
+/// Keeps the authority the caller asked for in `Host`, where an HTTP/1
+/// application reads it: over HTTP/1 the upstream URI names the endpoint,
+/// and `Host` alone carries the authority.
 ///
 /// An HTTP/1 request in absolute form (`GET http://emoji/ HTTP/1.1`) names
 /// its target in the URI, and a proxy must send that authority as `Host`
 /// and ignore any `Host` the client wrote (RFC 9112 §3.2.2); otherwise
 /// the application serves, and authorization sees, a host the route was
 /// not chosen for. An HTTP/2 request's `:authority` becomes `Host` when
-/// it has none: between two proxies the `:authority` names the endpoint
-/// connected to, and `Host` the authority the client asked for. Userinfo
+/// it has none, so that a request carried on as HTTP/1.1 (between two
+/// proxies, [`orig_proto`](super::orig_proto)) still names it. Userinfo
 /// never belongs in `Host`.
 fn set_host<B>(req: &mut Request<B>) {
     let Some(authority) = req.uri().authority() else {

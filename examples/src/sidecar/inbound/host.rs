@@ -3,17 +3,20 @@
 //! An HTTP/2 request can name its host twice, in `:authority` (which the
 //! request's URI carries) and in a `Host` header. Authorization matches
 //! an `HTTPRoute`'s `hostnames` against the URI's host first; mesh-core's
-//! `Forward` then points the URI at the application and keeps the `Host`
-//! header, which is what the application reads. When the two disagree,
-//! the request was authorized for one host and served for another: a
-//! client allowed on `public.example` only had `admin.example` served by
-//! sending `:authority: public.example` and `Host: admin.example`.
+//! `Forward` then sends the request on to the application with that URI's
+//! authority as `:authority` (over HTTP/1.1, the `Host` header). An
+//! application that reads `Host` (most HTTP/1 frameworks, and HTTP/2 ones
+//! that were written for both) would be served another host than the one
+//! authorized when the two disagree: a client allowed on `public.example`
+//! only had `admin.example` served by sending `:authority:
+//! public.example` and `Host: admin.example`.
 //!
-//! Between two sidecars they always disagree: the calling sidecar's
-//! `:authority` names the endpoint it connected to (this sidecar), and
-//! `Host` the service its application asked for. So the `Host` header is
-//! the request's host: [`HostAuthority`] puts it in the URI before anything
-//! reads it, and authorization sees what the application will.
+//! So the `Host` header is the request's host: [`HostAuthority`] puts it
+//! in the URI before anything reads it, and authorization sees what the
+//! application will, whichever of the two it reads. (A calling sidecar
+//! sends both alike, the authority its application asked for; a sidecar
+//! of an older release sent its endpoint's address as `:authority`, and
+//! the `Host` it sent is what its application asked for.)
 //!
 //! A request with two `Host` headers, or one that is not a host and an
 //! optional port (userinfo, a list, a space: [`field`] has the grammar),

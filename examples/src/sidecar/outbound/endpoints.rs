@@ -42,9 +42,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use mesh_core::proxy::{
-    BalancerView, EndpointGauges, EndpointSet, FailureAccrual, Forward, ForwardTcp,
-    resolve::{EndpointAddr, Resolution, Resolver, Round},
+use mesh_core::{
+    client::ForEndpoint,
+    proxy::{
+        BalancerView, EndpointGauges, EndpointSet, FailureAccrual, Forward, ForwardTcp,
+        resolve::{EndpointAddr, Resolution, Resolver, Round},
+    },
 };
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
@@ -256,7 +259,7 @@ impl ServiceEndpoints {
     /// of its own that the resolver keeps current.
     ///
     /// The balancer is reported in `outbound_http_balancer_endpoints`.
-    pub(crate) fn forward<C>(&self, client: C) -> Option<Forward<C>> {
+    pub(crate) fn forward<C: ForEndpoint + Clone>(&self, client: C) -> Option<Forward<C>> {
         let (forward, view) = match self.runtime_endpoints()? {
             RuntimeEndpoints::Fixed(endpoints) => {
                 let forward = Forward::new(client, endpoints).ok()?;

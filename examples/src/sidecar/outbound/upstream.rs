@@ -2,7 +2,9 @@
 
 use std::{
     future::Future,
+    net::SocketAddr,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -12,14 +14,15 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use mesh_core::{
     BoxError,
-    client::{Client, ClientConfig, ClientError},
+    client::{Client, ClientConfig, ClientError, ForEndpoint, authority_from_host},
     conn::{NoTlsReason, Tls},
     proxy::orig_proto,
 };
 use mesh_metrics::{TcpConnect, TcpMetrics};
 use mesh_tls::{
-    ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets, connect::Alpn,
-    retire::Retire,
+    ConnectConfig, CredentialStore, OutboundTls, TlsConnector, TlsTargets,
+    connect::Alpn,
+    retire::{Retire, RetireLayer},
 };
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -115,22 +118,25 @@ impl ServiceConnectors {
         self.tcp.clone()
     }
 
-    /// A client for one runtime, with its own connection pools.
+    /// A client for one runtime, with its own connection pools: those of
+    /// each endpoint are made from it ([`ForEndpoint`]).
     pub(crate) fn client<B>(&self, config: &ClientConfig) -> Upstream<B>
     where
         B: Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let pooled = |connector: &Connector| {
-            connector
-                .retire_layer()
-                .layer(Client::with_connector(config, connector.clone()))
-        };
+        let source = Arc::new(Source {
+            http1: Client::with_connector(config, self.http1.clone()),
+            http2: Client::with_connector(config, self.http2.clone()),
+            retire1: self.http1.retire_layer(),
+            retire2: self.http2.retire_layer(),
+        });
         Upstream {
-            http1: pooled(&self.http1),
-            http2: pooled(&self.http2),
+            http1: source.retire1.layer(source.http1.clone()),
+            http2: source.retire2.layer(source.http2.clone()),
             http2_upgrade: self.http2_upgrade,
+            source,
         }
     }
 }
@@ -139,10 +145,26 @@ impl ServiceConnectors {
 /// `http/1.1` connector, HTTP/2 requests over the `h2` one, and, to a
 /// service whose sidecars take them, HTTP/1.1 requests as HTTP/2 too.
 /// Connections are retired from the pools when the credentials rotate.
+///
+/// An HTTP/1.1 request carried as HTTP/2 is sent for the authority in its
+/// `Host`, as an HTTP/2 one is sent for its own: the peer sidecar, and
+/// the application behind it, see the host the caller asked for in
+/// `:authority`, not this sidecar's endpoint address.
 pub(crate) struct Upstream<B> {
     http1: Retire<Client<B, Connector>>,
     http2: Retire<Client<B, Connector>>,
     http2_upgrade: bool,
+    /// What the clients of one endpoint are made from.
+    source: Arc<Source<B>>,
+}
+
+/// The clients of a runtime's [`Upstream`], and the layers that retire
+/// their connections, to make those of each endpoint from.
+struct Source<B> {
+    http1: Client<B, Connector>,
+    http2: Client<B, Connector>,
+    retire1: RetireLayer,
+    retire2: RetireLayer,
 }
 
 impl<B> Clone for Upstream<B> {
@@ -151,6 +173,7 @@ impl<B> Clone for Upstream<B> {
             http1: self.http1.clone(),
             http2: self.http2.clone(),
             http2_upgrade: self.http2_upgrade,
+            source: self.source.clone(),
         }
     }
 }
@@ -158,6 +181,25 @@ impl<B> Clone for Upstream<B> {
 impl<B> std::fmt::Debug for Upstream<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream").finish_non_exhaustive()
+    }
+}
+
+impl<B> ForEndpoint for Upstream<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// Clients of their own for `endpoint`, over the same connectors, so
+    /// the same TLS, whose connections are retired as the runtime's are.
+    fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
+        let source = &self.source;
+        Self {
+            http1: source.retire1.layer(source.http1.for_endpoint(endpoint)),
+            http2: source.retire2.layer(source.http2.for_endpoint(endpoint)),
+            http2_upgrade: self.http2_upgrade,
+            source: source.clone(),
+        }
     }
 }
 
@@ -182,7 +224,13 @@ where
         // without the upgrade it is removed here, or a peer sidecar would
         // turn the application's own HTTP/2 request into HTTP/1.1.
         let upgraded = if self.http2_upgrade {
-            orig_proto::upgrade(&mut req)
+            let upgraded = orig_proto::upgrade(&mut req);
+            if upgraded {
+                // The URI names the endpoint, for the HTTP/1 pool; over
+                // HTTP/2 it is the request's authority.
+                authority_from_host(&mut req);
+            }
+            upgraded
         } else {
             req.headers_mut().remove(orig_proto::ORIG_PROTO);
             false

@@ -116,7 +116,8 @@ impl Balancer {
     /// until it ends, as [`pick`](Self::pick) does for a request, with
     /// the costs of a connection: see the [module docs](self).
     pub(crate) fn pick_connection(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
-        self.pick_by(Load::Connections)
+        let (_, authority, pending) = self.pick_by(Load::Connections)?;
+        Some((authority, pending))
     }
 }
 

@@ -85,6 +85,27 @@ async fn an_http2_authority_becomes_the_host_header() {
         .unwrap();
     let sent = sent(req).await.unwrap();
     assert_eq!(sent.headers["host"], "emoji.example");
+    // And stays the URI's, so `:authority`: the client made for the
+    // endpoint connects there whatever the URI names.
+    assert_eq!(sent.uri, "http://emoji.example/list");
+}
+
+#[tokio::test]
+async fn an_http2_request_without_an_authority_is_sent_for_its_host_else_the_endpoint() {
+    let req = Request::get("/list")
+        .version(Version::HTTP_2)
+        .header("host", "emoji.example:8080")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        sent(req).await.unwrap().uri,
+        "http://emoji.example:8080/list"
+    );
+    let req = Request::get("/list")
+        .version(Version::HTTP_2)
+        .body(())
+        .unwrap();
+    assert_eq!(sent(req).await.unwrap().uri, "http://10.0.0.1:8080/list");
 }
 
 #[tokio::test]
@@ -170,7 +191,7 @@ async fn a_connect_is_answered_501_and_never_sent_upstream() {
 async fn a_request_counts_against_its_endpoint_until_its_response_head() {
     // An upstream that answers when told to.
     let (answer, answered) = tokio::sync::oneshot::channel::<()>();
-    let answered = std::sync::Mutex::new(Some(answered));
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Some(answered)));
     let client = tower::service_fn(move |_: Request<()>| {
         let answered = answered.lock().unwrap().take();
         async move {

@@ -5,13 +5,17 @@ use std::{
     io,
     net::SocketAddr,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Duration,
 };
 
 use http::{Request, Response};
-use mesh_core::proxy::{Forward, resolve::EndpointAddr};
+use mesh_core::{
+    client::ForEndpoint,
+    proxy::{Forward, resolve::EndpointAddr},
+};
 use prometheus_client::registry::Registry;
-use tower::{Service, util::ServiceFn};
+use tower::Service;
 
 use super::{ResolveMetrics, ServiceEndpoints};
 
@@ -58,15 +62,39 @@ impl Dns {
     }
 }
 
-type Echo = ServiceFn<fn(Request<()>) -> Ready<Result<Response<()>, Infallible>>>;
+/// A client that answers with the endpoint it was made for, once it
+/// agrees with the endpoint the request's URI names.
+#[derive(Clone, Debug, Default)]
+struct Echo(Option<SocketAddr>);
 
-/// A client that answers with the endpoint the request was sent to.
+impl ForEndpoint for Echo {
+    fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
+        Self(Some(endpoint))
+    }
+}
+
+impl Service<Request<()>> for Echo {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        let endpoint = self.0.expect("called only once made for an endpoint");
+        assert_eq!(
+            req.uri().authority().unwrap().as_str(),
+            endpoint.to_string()
+        );
+        let res = Response::builder().header("x-endpoint", endpoint.to_string());
+        std::future::ready(Ok(res.body(()).unwrap()))
+    }
+}
+
 fn echo() -> Echo {
-    tower::service_fn(|req: Request<()>| {
-        let authority = req.uri().authority().unwrap().to_string();
-        let res = Response::builder().header("x-endpoint", authority).body(());
-        std::future::ready(Ok(res.unwrap()))
-    })
+    Echo::default()
 }
 
 /// Where one request through `forward` goes, or the status it gets.
