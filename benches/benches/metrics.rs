@@ -127,6 +127,77 @@ where
     start.elapsed()
 }
 
+/// Untimed, before a variant is timed: one request like `template` (its
+/// route `route`, if given) through `svc` is answered `200 ok` by `app`,
+/// and `registry`, if given, then has a series of the template's labels
+/// (the peer's identity, the policy's names and the route) and no
+/// overflow series: the timed requests take the path of a request whose
+/// labels resolve. Returns that series' count of responses.
+fn check<S, B>(
+    rt: &tokio::runtime::Runtime,
+    svc: &S,
+    template: &Request<()>,
+    route: Option<&str>,
+    registry: Option<&Registry>,
+) -> u64
+where
+    S: tower::Service<Request<()>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: hyper::body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let mut req = Request::new(());
+    *req.extensions_mut() = template.extensions().clone();
+    if let Some(route) = route {
+        req.extensions_mut().insert(RouteId::new(route));
+    }
+    let res = rt.block_on(svc.clone().oneshot(req)).unwrap();
+    assert_eq!(res.status(), http::StatusCode::OK);
+    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
+    assert_eq!(body, "ok");
+    let Some(registry) = registry else {
+        return 0;
+    };
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    let route = route.unwrap_or("list");
+    let series = text.lines().find(|line| {
+        line.starts_with("response_total{")
+            && [
+                "client_id=\"spiffe://cluster.local/ns/emojivoto/sa/web\"".to_owned(),
+                "srv_name=\"emoji-grpc\"".to_owned(),
+                "authz_name=\"web-only\"".to_owned(),
+                format!("route_name=\"{route}\""),
+            ]
+            .iter()
+            .all(|label| line.contains(label.as_str()))
+    });
+    assert!(
+        !text.contains("overflow=\"true\""),
+        "no overflow, in:\n{text}"
+    );
+    series
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no series of the request's labels in:\n{text}"))
+}
+
+/// Untimed: what [`check`] checks, for each variant: `resolved` counts its
+/// first request, `other_connection` adds to the same series, and
+/// `new_label_set` makes a series per route.
+fn check_all(rt: &tokio::runtime::Runtime, template: &Request<()>) {
+    check(rt, &service_fn(app), template, None, None);
+    let mut registry = Registry::default();
+    let http = HttpMetrics::register(&mut registry);
+    let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
+    assert_eq!(check(rt, &layered, template, None, Some(&registry)), 1);
+    let other = on_other_connection(template);
+    assert_eq!(check(rt, &layered, &other, None, Some(&registry)), 2);
+    let (registry, fresh) = fresh_layer(2);
+    for route in ["route-0", "route-1"] {
+        assert_eq!(check(rt, &fresh, template, Some(route), Some(&registry)), 1);
+    }
+}
+
 /// The primitives every request through the layer pays for: see `floor`
 /// in the module docs. `n` times.
 fn floor(n: u64, counters: &[Counter; 4], service: &Arc<()>, target: &Arc<()>) {
@@ -152,6 +223,7 @@ fn metrics(c: &mut Criterion) {
 
     let template = request(RouteId::new("list"));
     let template = &template;
+    check_all(&rt, template);
     let baseline = service_fn(app);
     group.bench_function("baseline", |b| {
         b.to_async(&rt)
@@ -187,7 +259,7 @@ fn metrics(c: &mut Criterion) {
 
     group.bench_function("new_label_set", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
-            let svc = fresh_layer(iters);
+            let (_registry, svc) = fresh_layer(iters);
             timed(svc, template, iters, |i| {
                 Some(RouteId::new(format!("route-{i}")))
             })
@@ -201,18 +273,22 @@ fn metrics(c: &mut Criterion) {
 /// label sets, so that none folds into the overflow series.
 fn fresh_layer(
     label_sets: u64,
-) -> impl tower::Service<
-    Request<()>,
-    Response = Response<impl hyper::body::Body<Error = impl std::fmt::Debug>>,
-    Error = impl std::fmt::Debug,
-> + Clone {
+) -> (
+    Registry,
+    impl tower::Service<
+        Request<()>,
+        Response = Response<impl hyper::body::Body<Error = impl std::fmt::Debug>>,
+        Error = impl std::fmt::Debug,
+    > + Clone,
+) {
     let mut registry = Registry::default();
     let limit = NonZeroUsize::new(usize::try_from(label_sets).unwrap() + 1).unwrap();
     let http = HttpMetrics::register_with(
         &mut registry,
         MetricsConfig::default().with_series_limit(limit),
     );
-    MetricsLayer::inbound(&http).layer(service_fn(app))
+    let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
+    (registry, layered)
 }
 
 /// Requests a variant gets per round of `metrics_paired`.
@@ -229,6 +305,7 @@ fn paired() {
         .build()
         .unwrap();
     let template = request(RouteId::new("list"));
+    check_all(&rt, &template);
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     let layered = MetricsLayer::inbound(&http).layer(service_fn(app));
@@ -272,6 +349,7 @@ fn count(counting: &Counting) {
     let n = counting.n;
     let wanted = |name: &str| counting.wants(name);
     let template = request(RouteId::new("list"));
+    check_all(&rt, &template);
     if wanted("baseline") {
         rt.block_on(timed(service_fn(app), &template, n, |_| None));
     }
@@ -292,7 +370,7 @@ fn count(counting: &Counting) {
         floor(n, &Default::default(), &Arc::new(()), &Arc::new(()));
     }
     if wanted("new_label_set") {
-        rt.block_on(timed(fresh_layer(n), &template, n, |i| {
+        rt.block_on(timed(fresh_layer(n).1, &template, n, |i| {
             Some(RouteId::new(format!("route-{i}")))
         }));
     }
