@@ -37,7 +37,11 @@
 //! sampled spans go with their tracer, a new one for each block (the
 //! exporter sends batches of up to 512 spans, so it holds as many). No
 //! queue ever fills, so no variant measures the path that drops: each
-//! block checks that nothing was dropped.
+//! block checks that nothing was dropped. Before a variant is timed, one
+//! request through it must be answered `200 ok` by the service, not by
+//! the layer; and once, a sampled request must queue a span and an
+//! unsampled one none, and a log's writer must write each request's line,
+//! so that those variants do the work they are named for.
 //!
 //! ```text
 //! cargo bench -p mesh-benches --bench observe
@@ -72,9 +76,9 @@ use mesh_metrics::{
     Direction,
     access_log::{AccessLog, AccessLogFormat, AccessLogLayer},
     tap::{MAX_MAX_RPS, Subscription, Tap, TapFilter, TapLayer},
-    trace::{TraceLayer, Tracer},
+    trace::{QUEUE, TraceLayer, Tracer},
 };
-use tokio::{runtime::Runtime, time::Instant};
+use tokio::{io::AsyncBufReadExt, runtime::Runtime, time::Instant};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 /// Requests per block: a tap's queue (1,024 events, three a request)
@@ -224,17 +228,79 @@ trait Visit {
 /// Nothing to do after a block.
 fn nothing(_: u64) {}
 
-/// Every `k` requests' three events, received as `/tap` would.
+/// Every `k` requests' three events, received as `/tap` would. An event
+/// missing fails the bench rather than waiting for it forever.
 fn drain(rt: &Runtime, mut sub: Subscription, k: u64) {
-    let received = rt.block_on(async {
-        let mut n = 0;
-        while n < 3 * k {
-            sub.next().await.unwrap();
-            n += 1;
+    rt.block_on(async {
+        for n in 0..3 * k {
+            tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{n} of the block's {} events", 3 * k))
+                .unwrap();
         }
-        n
     });
-    assert_eq!(received, 3 * k, "every event of the block");
+}
+
+/// Untimed, before a variant is timed: one request like `template` through
+/// the service `start` gives is answered `200 ok` by `app`, not by the
+/// layer, and what follows a block runs for it.
+fn first<S, B, G>(
+    rt: &Runtime,
+    name: &str,
+    template: &Request<()>,
+    start: &mut impl FnMut() -> (S, G),
+) where
+    S: Service<Request<()>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: hyper::body::Body,
+    B::Error: Debug,
+    G: FnOnce(u64),
+{
+    let (svc, after) = start();
+    let (status, body) = rt.block_on(async {
+        let res = svc.oneshot(copy(template)).await.unwrap();
+        let status = res.status();
+        (status, res.into_body().collect().await.unwrap().to_bytes())
+    });
+    assert_eq!(
+        (status, &body[..]),
+        (http::StatusCode::OK, &b"ok"[..]),
+        "{name}"
+    );
+    after(1);
+}
+
+/// Untimed, once: a sampled request through the tracing layer queues a
+/// span for the exporter and an unsampled one queues none (the queue holds
+/// `QUEUE` spans: one request more drops one, or none); and a log's writer
+/// writes a line for each request. So `trace_sampled` and `log_*` time
+/// the work they claim to.
+fn check_exports(rt: &Runtime, unsampled: &Request<()>, sampled: &Request<()>) {
+    let collector: mesh_metrics::trace::Collector = "http://127.0.0.1:4318".parse().unwrap();
+    for (template, spans) in [(sampled, 1), (unsampled, 0)] {
+        let (tracer, _exporter) = Tracer::new(collector.clone(), Vec::new());
+        let svc = TraceLayer::inbound(Some(tracer.clone())).layer(service_fn(app));
+        block(rt, &svc, template, QUEUE as u64);
+        assert_eq!(tracer.dropped(), 0);
+        block(rt, &svc, template, 1);
+        assert_eq!(tracer.dropped(), spans, "spans of a full queue dropped");
+    }
+    for format in [AccessLogFormat::Apache, AccessLogFormat::Json] {
+        let (log, writer) = AccessLog::new(format);
+        let (out, written) = tokio::io::duplex(1 << 16);
+        let _writer = rt.spawn(writer.run(out));
+        let svc = AccessLogLayer::new(Some(log)).layer(service_fn(app));
+        block(rt, &svc, unsampled, 1);
+        let mut line = String::new();
+        rt.block_on(async {
+            let mut written = tokio::io::BufReader::new(written);
+            tokio::time::timeout(Duration::from_secs(5), written.read_line(&mut line))
+                .await
+                .expect("a line within 5 s")
+                .unwrap();
+        });
+        assert!(line.contains("/api/list"), "{format:?}: {line:?}");
+    }
 }
 
 /// Lets the access log's writer task write what is queued.
@@ -255,6 +321,7 @@ fn variants(rt: &Runtime, v: &mut impl Visit) {
     let plain = &request(None);
     let unsampled = &request(Some(UNSAMPLED));
     let sampled = &request(Some(SAMPLED));
+    check_exports(rt, unsampled, sampled);
     let bare = service_fn(app);
     v.visit("baseline", plain, plain, || (bare, nothing));
     v.visit("baseline_traceparent", sampled, sampled, || (bare, nothing));
@@ -344,6 +411,7 @@ impl Visit for Bench<'_, '_> {
         G: FnOnce(u64),
     {
         let rt = self.rt;
+        first(rt, name, template, &mut start);
         self.group.bench_function(name, |b| {
             b.iter_custom(|iters| run(rt, template, iters, &mut start));
         });
@@ -383,6 +451,7 @@ impl Visit for (&Runtime, &Counting) {
         G: FnOnce(u64),
     {
         if self.1.wants(name) {
+            first(self.0, name, template, &mut start);
             run(self.0, template, self.1.n, &mut start);
         }
     }
