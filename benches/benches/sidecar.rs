@@ -10,6 +10,11 @@
 //!   outbound side checking the server's identity);
 //! - `sidecar_hop/direct`: the backend alone, for scale.
 //!
+//! Both pairs carry the client's HTTP/1.1 requests between the sidecars as
+//! HTTP/2 (`http2_upgrade`: on by default for a service with an
+//! `identity`, and set here for the plaintext one too), so that TLS is the
+//! only difference between them.
+//!
 //! Every connection is opened during warm-up, so the timed requests never
 //! handshake: what remains is record encryption, decryption and the extra
 //! buffering on both sides of the hop.
@@ -98,10 +103,11 @@ impl Pair {
              endpoints: [{}]\n{}admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n",
             identity("client"),
             inbound.inbound[0],
-            if certs.is_some() {
-                format!("      identity: {BACKEND_ID}\n")
-            } else {
-                String::new()
+            // Both pairs carry the hop as HTTP/2, as a service with an
+            // `identity` does by default, so that TLS is all they differ in.
+            match certs {
+                Some(_) => format!("      identity: {BACKEND_ID}\n      http2_upgrade: true\n"),
+                None => "      http2_upgrade: true\n".to_owned(),
             },
         );
         let outbound =
