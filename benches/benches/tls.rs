@@ -267,6 +267,28 @@ async fn ping<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
     io.read_exact(&mut byte).await.unwrap();
 }
 
+/// Untimed, before timing: a connection of each stack agrees on the same
+/// TLS (version 1.3, cipher suite, key exchange group and ALPN protocol)
+/// and answers a ping, so that the two are compared doing the same work.
+async fn check_same_tls(mesh: &TlsConnector, raw: &tokio_rustls::TlsConnector, servers: &Servers) {
+    let agreed = |c: &rustls::ClientConnection| {
+        (
+            c.protocol_version(),
+            c.negotiated_cipher_suite().map(|suite| suite.suite()),
+            c.negotiated_key_exchange_group().map(|group| group.name()),
+            c.alpn_protocol().map(<[u8]>::to_vec),
+        )
+    };
+    let mesh_io = mesh_connect(mesh, servers.mesh_ping).await;
+    let raw_io = raw_connect(raw, servers.raw_ping).await;
+    let mesh_tls = agreed(mesh_io.inner().tls().expect("the mesh connection is TLS"));
+    let raw_tls = agreed(raw_io.get_ref().1);
+    assert_eq!(mesh_tls, raw_tls, "mesh and raw agree on the same TLS");
+    assert_eq!(mesh_tls.0, Some(rustls::ProtocolVersion::TLSv1_3));
+    ping(mesh_io).await;
+    ping(raw_io).await;
+}
+
 async fn upload<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, body: &[u8]) {
     io.write_all(body).await.unwrap();
     io.flush().await.unwrap();
@@ -283,6 +305,7 @@ fn tls(c: &mut Criterion) {
         .unwrap();
     let mesh = mesh_connector(&certs, &[servers.mesh_ping, servers.mesh_bulk]);
     let raw = raw_client(&certs);
+    rt.block_on(check_same_tls(&mesh, &raw, &servers));
 
     let mut group = c.benchmark_group("tls_handshake");
     group.throughput(Throughput::Elements(1));
@@ -331,6 +354,7 @@ fn paired() {
     let raw = raw_client(&certs);
     let body = vec![b'x'; BULK];
     rt.block_on(async {
+        check_same_tls(&mesh, &raw, &servers).await;
         let mut mesh_io = mesh_connect(&mesh, servers.mesh_bulk).await;
         let mut raw_io = raw_connect(&raw, servers.raw_bulk).await;
         let mut handshake = Ratios::default();
