@@ -251,7 +251,7 @@ where
     fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
         let connector = ToEndpoint {
             inner: self.inner.connector.inner.clone(),
-            endpoint: Some(endpoint_uri(endpoint)),
+            endpoint: Some(Arc::new(endpoint_uri(endpoint))),
         };
         Self::build(self.inner.builder.clone(), connector)
     }
@@ -271,10 +271,14 @@ fn endpoint_uri(endpoint: SocketAddr) -> Uri {
 
 /// A connector that connects to its endpoint, if it has one, whatever
 /// URI it is asked for.
+///
+/// hyper-util clones its connector for every request, whether or not the
+/// request opens a connection: the endpoint is behind an `Arc`, one
+/// reference count to clone where a `Uri` is several.
 #[derive(Clone, Debug)]
 struct ToEndpoint<C> {
     inner: C,
-    endpoint: Option<Uri>,
+    endpoint: Option<Arc<Uri>>,
 }
 
 impl<C: Service<Uri>> Service<Uri> for ToEndpoint<C> {
@@ -288,7 +292,7 @@ impl<C: Service<Uri>> Service<Uri> for ToEndpoint<C> {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let uri = match &self.endpoint {
-            Some(endpoint) => endpoint.clone(),
+            Some(endpoint) => Uri::clone(endpoint),
             None => uri,
         };
         self.inner.call(uri)
@@ -358,32 +362,6 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.inner)
     }
-}
-
-/// Points `req`'s URI at `endpoint` for the client to send it there:
-/// `http://<authority><path>`.
-///
-/// Over HTTP/1 the authority is the endpoint's: what the request was sent
-/// for travels in `Host`, and the URI is only the pool's key. Over HTTP/2
-/// it is what becomes `:authority`, so it is the one the request was
-/// sent for ([`requested_authority`]), and the endpoint's only for a
-/// request that names none.
-pub(crate) fn upstream_uri<B>(endpoint: &Authority, req: &Request<B>) -> Uri {
-    let authority = match req.version() {
-        Version::HTTP_2 => requested_authority(req).unwrap_or_else(|| endpoint.clone()),
-        _ => endpoint.clone(),
-    };
-    let original = req.uri();
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = Some(authority);
-    parts.path_and_query = Some(
-        original
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).unwrap_or_else(|_| original.clone())
 }
 
 /// The authority `req` was sent for: its URI's, without userinfo (which

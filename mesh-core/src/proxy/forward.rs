@@ -5,7 +5,10 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header, uri::Authority};
+use http::{
+    HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header,
+    uri::{self, Authority},
+};
 use hyper::upgrade::OnUpgrade;
 use tower::Service;
 
@@ -20,7 +23,7 @@ use super::{
 };
 use crate::{
     body::Proxied,
-    client::{ForEndpoint, upstream_uri},
+    client::{ForEndpoint, requested_authority},
     error::{BoxError, MESH_ERROR, ProxyErrorKind, is_grpc},
     serve::lease::Lease,
 };
@@ -235,6 +238,32 @@ fn set_host<B>(req: &mut Request<B>) {
     if let Ok(host) = HeaderValue::from_str(host) {
         req.headers_mut().insert(header::HOST, host);
     }
+}
+
+/// Points `req`'s URI at `endpoint` for the client to send it there:
+/// `http://<authority><path>`.
+///
+/// Over HTTP/1 the authority is the endpoint's: what the request was sent
+/// for travels in `Host`, and the URI is only the pool's key. Over HTTP/2
+/// it is what becomes `:authority`, so it is the one the request was
+/// sent for ([`requested_authority`]), and the endpoint's only for a
+/// request that names none.
+fn upstream_uri<B>(endpoint: &Authority, req: &Request<B>) -> Uri {
+    let authority = match req.version() {
+        Version::HTTP_2 => requested_authority(req).unwrap_or_else(|| endpoint.clone()),
+        _ => endpoint.clone(),
+    };
+    let original = req.uri();
+    let mut parts = uri::Parts::default();
+    parts.scheme = Some(uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(
+        original
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| original.clone())
 }
 
 /// The answer to a `CONNECT`: `501 Not Implemented` (RFC 9110 §15.6.2: a
