@@ -10,7 +10,8 @@ use http::{Request, Response, StatusCode, Version};
 use mesh_examples::sidecar::Running;
 use support::*;
 
-/// A backend that answers with `name` and the `Host` it got.
+/// A backend that answers with `name` and the host it was asked for: its
+/// `Host`, or over HTTP/2, where the sidecar sends none, its `:authority`.
 async fn named(name: &'static str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -18,7 +19,8 @@ async fn named(name: &'static str) -> SocketAddr {
         let host = req
             .headers()
             .get("host")
-            .map(|h| h.to_str().unwrap().to_owned());
+            .map(|h| h.to_str().unwrap().to_owned())
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
         async move { Ok(Response::new(full(format!("{name} {host:?}")))) }
     });
     addr
@@ -100,7 +102,7 @@ async fn an_http_2_request_is_routed_and_forwarded_by_its_authority() {
     let (status, body) = text(h2_via(sidecar.outbound, req).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "emoji Some(\"emoji\")");
-    // Without a `Host`, the `:authority` becomes it.
+    // Without a `Host`, the `:authority` is the one.
     let req = Request::get("http://voting:8080/").body(full("")).unwrap();
     let (_, body) = text(h2_via(sidecar.outbound, req).await.unwrap()).await;
     assert_eq!(body, "voting Some(\"voting:8080\")");

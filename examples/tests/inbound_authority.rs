@@ -66,7 +66,9 @@ spec:
   - {group: policy.linkerd.io, kind: NetworkAuthentication, name: cluster}
 ";
 
-/// An application that answers with the `Host` it got.
+/// An application that answers with the host it was asked for: its
+/// `Host` headers, or over HTTP/2, where the sidecar sends the host as
+/// `:authority` alone, that.
 async fn app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -78,7 +80,7 @@ async fn app() -> SocketAddr {
             .map(|h| h.to_str().unwrap().to_owned())
             .collect();
         let host = match &hosts[..] {
-            [] => None,
+            [] => req.uri().authority().map(|a| a.as_str().to_owned()),
             [one] => Some(one.clone()),
             _ => Some(hosts.join(" | ")),
         };

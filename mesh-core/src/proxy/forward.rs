@@ -192,6 +192,14 @@ where
             };
         };
         *req.uri_mut() = upstream_uri(endpoint, &req);
+        if req.version() == Version::HTTP_2 {
+            // The URI now carries the authority, as `:authority`. A `Host`
+            // beside it is one that HTTP/2 servers may refuse: nginx
+            // answers 400 to any HTTP/2 request with both, equal or not
+            // ("client sent duplicate host header", 1.22), and RFC 9113
+            // §8.3.1 has a server treat a different one as malformed.
+            req.headers_mut().remove(header::HOST);
+        }
         // The endpoint's client is as ready as the one polled: see
         // `ForEndpoint`.
         let mut client = client.clone();
@@ -215,10 +223,10 @@ where
 /// its target in the URI, and a proxy must send that authority as `Host`
 /// and ignore any `Host` the client wrote (RFC 9112 §3.2.2); otherwise
 /// the application serves, and authorization sees, a host the route was
-/// not chosen for. An HTTP/2 request's `:authority` becomes `Host` when
-/// it has none, so that a request carried on as HTTP/1.1 (between two
-/// proxies, [`orig_proto`](super::orig_proto)) still names it. Userinfo
-/// never belongs in `Host`.
+/// not chosen for. An HTTP/1 request that the client below carries on as
+/// HTTP/2 (between two sidecars) keeps it too: that client makes its
+/// `:authority` from it. An HTTP/2 request keeps its authority in the URI
+/// instead, and leaves without `Host`. Userinfo never belongs in `Host`.
 fn set_host<B>(req: &mut Request<B>) {
     let Some(authority) = req.uri().authority() else {
         return;
@@ -227,8 +235,7 @@ fn set_host<B>(req: &mut Request<B>) {
         req.version(),
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
     );
-    let replace = http1 || !req.headers().contains_key(header::HOST);
-    if !replace {
+    if !http1 {
         return;
     }
     let host = authority
