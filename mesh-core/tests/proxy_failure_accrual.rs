@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::{
-    BoxError,
+    BoxError, ProxyErrorKind,
     body::{BoxBody, boxed, full},
     client::{Client, ClientConfig},
     proxy::{BalancerView, EndpointState, FailureAccrual, Forward, INVALID_REQUEST},
@@ -107,6 +107,11 @@ async fn a_request_body_that_fails_does_not_take_the_endpoint_out() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(res.headers()["mesh-error"], INVALID_REQUEST);
     assert_eq!(
+        res.extensions().get::<ProxyErrorKind>(),
+        Some(&ProxyErrorKind::InvalidRequest),
+        "labelled as the mesh's answer"
+    );
+    assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Ready)],
         "the caller's body failed, not the endpoint"
@@ -139,6 +144,11 @@ async fn an_http2_request_body_that_fails_does_not_take_the_endpoint_out() {
     let res = forward.clone().oneshot(aborted).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{:?}", res.headers());
     assert_eq!(res.headers()["mesh-error"], INVALID_REQUEST);
+    assert_eq!(
+        res.extensions().get::<ProxyErrorKind>(),
+        Some(&ProxyErrorKind::InvalidRequest),
+        "labelled as the mesh's answer"
+    );
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Ready)],

@@ -282,6 +282,7 @@ fn connect_with_content<RB: Default>() -> Response<RB> {
     let h = res.headers_mut();
     h.insert(MESH_ERROR, HeaderValue::from_static(CONNECT_WITH_CONTENT));
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
     res
 }
 

@@ -282,6 +282,7 @@ fn connect_refused<B: Default>() -> Response<B> {
     let h = res.headers_mut();
     h.insert(MESH_ERROR, HeaderValue::from_static(CONNECT_REFUSED));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res.extensions_mut().insert(ProxyErrorKind::Unsupported);
     res
 }
 
@@ -297,6 +298,7 @@ fn invalid_request<B: Default>() -> Response<B> {
     let h = res.headers_mut();
     h.insert(MESH_ERROR, HeaderValue::from_static(INVALID_REQUEST));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
     res
 }
 

@@ -33,7 +33,7 @@ use std::{
 
 use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
-use mesh_core::error::MESH_ERROR;
+use mesh_core::error::{MESH_ERROR, ProxyErrorKind};
 use tower::{Layer, Service};
 
 use self::field::is_host_and_port;
@@ -94,6 +94,7 @@ fn invalid_host<RB: Default>() -> Response<RB> {
     let headers = res.headers_mut();
     headers.insert(MESH_ERROR, HeaderValue::from_static("invalid host"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
     res
 }
 

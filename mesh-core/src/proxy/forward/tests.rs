@@ -185,6 +185,11 @@ async fn a_connect_is_answered_501_and_never_sent_upstream() {
         let res = forward.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), 501, "{version:?}");
         assert_eq!(res.headers()["mesh-error"], "connect not supported");
+        assert_eq!(
+            res.extensions().get::<crate::error::ProxyErrorKind>(),
+            Some(&crate::error::ProxyErrorKind::Unsupported),
+            "labelled as the mesh's answer"
+        );
         assert_eq!(res.headers()["content-length"], "0");
     }
     assert!(!called.load(std::sync::atomic::Ordering::Relaxed));
