@@ -18,8 +18,10 @@
 //! `Upgrade` (a WebSocket) or a `CONNECT` needs the connection to itself,
 //! and HTTP/1.0 has semantics (no persistent connections, no chunked
 //! bodies) that are not worth carrying across. The `Host` header travels
-//! as it is; the URI's authority names the endpoint, as it does over
-//! HTTP/1.1.
+//! as it is, and the HTTP/2 `:authority` is the same host: the authority
+//! the request was sent for, never the endpoint's address (the connection
+//! goes to the endpoint whatever the URI names; see
+//! [`ForEndpoint`](crate::client::ForEndpoint)).
 //!
 //! Only a server that runs the downgrade may be sent upgraded requests; a
 //! client decides per destination, typically for peers it reaches over
