@@ -20,7 +20,7 @@
 //!
 //! A `Forward` keeps a client for each endpoint, made when the endpoint
 //! joins and dropped after it leaves, and checks with one more atomic load
-//! that its clients are those of the set's balancer ([`clients`]).
+//! that its clients are those of the set's balancer (the `clients` module).
 //!
 //! An endpoint that stays across an update keeps its latency estimate,
 //! its requests in flight and its [failure accrual](super::accrual)
