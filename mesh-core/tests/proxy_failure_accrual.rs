@@ -163,6 +163,64 @@ async fn an_http2_request_body_that_fails_does_not_take_the_endpoint_out() {
     assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
 }
 
+/// An HTTP/2 upstream answering every call with a trailers-only gRPC
+/// response of status `code`, as a gRPC server that fails before any
+/// message does.
+async fn grpc_upstream(code: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(move |_: Request<Incoming>| async move {
+                let res = Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", code)
+                    .body(full(""))
+                    .unwrap();
+                Ok::<_, Infallible>(res)
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_grpc_server_error_in_a_trailers_only_answer_counts_against_the_endpoint() {
+    // gRPC answers its failures with HTTP 200: a server that is
+    // UNAVAILABLE on every call is failing as surely as one answering
+    // 503, and a NOT_FOUND describes the call, as a 404 does.
+    for (code, state) in [
+        ("14", EndpointState::Failing),
+        ("13", EndpointState::Failing),
+        ("5", EndpointState::Ready),
+        ("0", EndpointState::Ready),
+    ] {
+        let endpoint = grpc_upstream(code).await;
+        let client = Client::<BoxBody>::new(&ClientConfig::default());
+        let forward = Forward::new(client, [endpoint])
+            .unwrap()
+            .with_failure_accrual(strict());
+        let view = forward.balancer_view().unwrap();
+        let call = Request::post("http://emoji/emoji.EmojiService/ListAll")
+            .version(Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .body(full(""))
+            .unwrap();
+        let res = forward.clone().oneshot(call).await.unwrap();
+        assert_eq!(res.headers()["grpc-status"], code);
+        assert_eq!(
+            view.endpoints().unwrap(),
+            [(endpoint, state)],
+            "grpc-status {code}"
+        );
+    }
+}
+
 /// A proxy server forwarding to `endpoint` through a `Forward` that
 /// takes it out at its first failure; the balancer's view beside it.
 async fn proxy(endpoint: SocketAddr) -> (SocketAddr, BalancerView, ShutdownTrigger) {

@@ -18,8 +18,10 @@
 //! service unavailable`; gRPC `UNAVAILABLE`) instead of waiting on
 //! endpoints that fail.
 //!
-//! A failure is a response with a 5xx status, or a request that got no
-//! response at all. The defaults are Linkerd's
+//! A failure is a response with a 5xx status, a gRPC answer whose
+//! `grpc-status` in its head is a server error (`UNAVAILABLE`, `INTERNAL`
+//! and the others mesh-core's classifier counts by default), or a request
+//! that got no response at all. The defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.

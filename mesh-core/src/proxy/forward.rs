@@ -23,8 +23,9 @@ use super::{
 };
 use crate::{
     body::Proxied,
+    classify::Classify,
     client::{ForEndpoint, requested_authority},
-    error::{BoxError, MESH_ERROR, ProxyErrorKind, is_grpc},
+    error::{BoxError, GRPC_STATUS, MESH_ERROR, ProxyErrorKind, is_grpc},
     serve::lease::Lease,
 };
 
@@ -247,6 +248,26 @@ fn set_host<B>(req: &mut Request<B>) {
     }
 }
 
+/// Whether `res` says its endpoint failed, for failure accrual and the
+/// balancer: a 5xx, or a gRPC answer whose status in its head (a
+/// trailers-only answer, how a gRPC server answers a call it fails before
+/// any message) is a server error by mesh-core's classifier (`UNAVAILABLE`,
+/// `INTERNAL`...). gRPC answers failures with HTTP 200, so without it a
+/// server `UNAVAILABLE` on every call would never be taken out; a
+/// `NOT_FOUND` describes the call, as a 404 does. A status that comes in
+/// trailers is not waited for: the response has been handed on by then.
+fn endpoint_failed<B>(res: &Response<B>) -> bool {
+    if res.status().is_server_error() {
+        return true;
+    }
+    let headers = res.headers();
+    headers.contains_key(GRPC_STATUS)
+        && is_grpc(headers)
+        && Classify::default()
+            .classify_trailers(Some(headers))
+            .is_failure()
+}
+
 /// Points `req`'s URI at `endpoint` for the client to send it there:
 /// `http://<authority><path>`.
 ///
@@ -347,7 +368,7 @@ where
         let mut res = match result {
             Ok(res) => {
                 if let Some(pending) = pending {
-                    pending.answered(!res.status().is_server_error());
+                    pending.answered(!endpoint_failed(&res));
                 }
                 res
             }
