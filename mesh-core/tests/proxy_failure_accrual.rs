@@ -48,17 +48,20 @@ fn serve_ok(listener: TcpListener) {
     });
 }
 
-/// An HTTP/2 (prior knowledge) upstream that reads each request's body
-/// and answers `200`.
-async fn upstream_h2() -> SocketAddr {
+/// An HTTP/2 (prior knowledge) upstream answering every request with
+/// `answer`.
+async fn h2_upstream<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Response<BoxBody>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (conn, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let _ = req.into_body().collect().await;
-                Ok::<_, Infallible>(Response::new(full("ok")))
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(answer(req).await)
             });
             tokio::spawn(
                 hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -67,6 +70,15 @@ async fn upstream_h2() -> SocketAddr {
         }
     });
     addr
+}
+
+/// An HTTP/2 upstream that reads each request's body and answers `200`.
+async fn upstream_h2() -> SocketAddr {
+    h2_upstream(|req: Request<Incoming>| async move {
+        let _ = req.into_body().collect().await;
+        Response::new(full("ok"))
+    })
+    .await
 }
 
 /// Takes an endpoint out at its first failure.
@@ -167,26 +179,14 @@ async fn an_http2_request_body_that_fails_does_not_take_the_endpoint_out() {
 /// response of status `code`, as a gRPC server that fails before any
 /// message does.
 async fn grpc_upstream(code: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(move |_: Request<Incoming>| async move {
-                let res = Response::builder()
-                    .header("content-type", "application/grpc")
-                    .header("grpc-status", code)
-                    .body(full(""))
-                    .unwrap();
-                Ok::<_, Infallible>(res)
-            });
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(conn), svc),
-            );
-        }
-    });
-    addr
+    h2_upstream(move |_: Request<Incoming>| async move {
+        Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", code)
+            .body(full(""))
+            .unwrap()
+    })
+    .await
 }
 
 #[tokio::test]

@@ -229,16 +229,13 @@ where
 /// `:authority` from it. An HTTP/2 request keeps its authority in the URI
 /// instead, and leaves without `Host`. Userinfo never belongs in `Host`.
 fn set_host<B>(req: &mut Request<B>) {
-    let Some(authority) = req.uri().authority() else {
-        return;
-    };
     let http1 = matches!(
         req.version(),
         Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
     );
-    if !http1 {
+    let Some(authority) = req.uri().authority().filter(|_| http1) else {
         return;
-    }
+    };
     let host = authority
         .as_str()
         .rsplit_once('@')
