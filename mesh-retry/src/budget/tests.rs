@@ -296,3 +296,46 @@ fn refunds_from_many_threads_leave_the_balance_as_it_was() {
     }
     assert_eq!(budget.balance(), 50.0);
 }
+
+#[test]
+fn a_thread_spends_what_other_threads_deposited() {
+    // Five threads each deposit a fifth of a retry, into their own shards.
+    let budget = Arc::new(budget(0.2, 0, 60));
+    for _ in 0..5 {
+        let budget = budget.clone();
+        std::thread::spawn(move || budget.deposit()).join().unwrap();
+    }
+    assert_eq!(budget.balance(), 1.0);
+    let withdrawal = budget.try_withdraw().expect("the fifths add up to a retry");
+    assert_eq!(budget.balance(), 0.0);
+    assert!(!budget.withdraw(), "one retry, taken once");
+    budget.refund(withdrawal);
+    assert_eq!(budget.balance(), 1.0, "every fifth went back");
+    assert!(budget.withdraw());
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[test]
+fn concurrent_drains_leave_no_fraction_of_a_retry_behind() {
+    // 0.3 a deposit: 8,000 deposits are exactly 2,400 retries.
+    let budget = Arc::new(budget(0.3, 0, 60));
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (budget, start) = (budget.clone(), start.clone());
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    budget.deposit();
+                }
+                start.wait();
+                drain(&budget)
+            })
+        })
+        .collect();
+    let raced: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(raced <= 2400, "granted {raced} of 2,400");
+    // A withdrawal that lost a race is refused; what it could not take is
+    // still there, and one thread alone takes all of it.
+    assert_eq!(raced + drain(&budget), 2400);
+    assert_eq!(budget.balance(), 0.0);
+}
