@@ -69,8 +69,9 @@
 //! [`withdraw_at`](Budget::withdraw_at) instead.
 //!
 //! A withdrawal never overdraws: it subtracts first, then checks the
-//! balance of the shard it took from, and puts the retry back if that went
-//! below zero. Two withdrawals racing for the last retry of a shard may
+//! balance of the shard it took from, counting the slots of the ttl before
+//! its clock reading and any later ones other threads have counted in
+//! since, and puts the retry back if that went below zero. Two withdrawals racing for the last retry of a shard may
 //! therefore both be refused; the budget errs on the side of fewer retries.
 //!
 //! # Giving a retry back
@@ -112,6 +113,8 @@ use std::{fmt, time::Duration};
 use tokio::time::Instant;
 
 mod config;
+#[cfg(test)]
+mod readings_tests;
 mod shards;
 #[cfg(test)]
 mod tests;
@@ -125,14 +128,15 @@ use self::{
 
 /// Units per retry: the budget counts in ten-thousandths of a retry.
 const SCALE: i64 = 10_000;
+/// Units each retry takes: one whole retry. A constant, not a field, so
+/// that the window's range checks on it fold away.
+const WITHDRAW: i64 = SCALE;
 
 /// A Finagle-style retry budget. See the [module docs](self).
 pub struct Budget {
     config: BudgetConfig,
     /// Units each original request adds.
     deposit: i64,
-    /// Units each retry takes: one whole retry.
-    withdraw: i64,
     /// The windows, each with its share of the units that are always
     /// available (the reserve).
     shards: [Shard; SHARDS],
@@ -150,7 +154,6 @@ impl Budget {
         Self {
             config,
             deposit,
-            withdraw: SCALE,
             shards: shards::new(config.reserve_units(SCALE)),
             origin: Instant::now(),
             // At most 6 s: fits a u64 with room to spare.
@@ -171,7 +174,9 @@ impl Budget {
     /// [`deposit`](Self::deposit), at `now`: a reading of tokio's clock the
     /// caller has just made, which saves reading it again. A reading a
     /// moment old counts in the slot it falls in, or in the later one if
-    /// another thread has moved that slot on since.
+    /// another thread has moved that slot on since; a withdrawal at such a
+    /// reading also sees everything counted in later slots since, so that
+    /// it cannot spend what a later withdrawal already took.
     pub fn deposit_at(&self, now: Instant) {
         if self.deposit != 0 {
             let shard = &self.shards[shards::current()];
@@ -207,15 +212,15 @@ impl Budget {
         let generation = self.generation(now);
         let own = shards::current();
         let shard = &self.shards[own];
-        let mark = shard.window.add(generation, -self.withdraw);
+        let mark = shard.window.add(generation, -WITHDRAW);
         if shard.available(generation) >= 0 {
             return Some(Withdrawal {
-                taken: Taken::One(Part::new(own, mark, self.withdraw)),
+                taken: Taken::One(Part::new(own, mark, WITHDRAW)),
             });
         }
         // More than this thread's shard has: put it back where it was
         // counted, and take what is missing from the others.
-        shard.window.take_back(mark, -self.withdraw);
+        shard.window.take_back(mark, -WITHDRAW);
         self.gather(generation, own)
     }
 
@@ -227,7 +232,7 @@ impl Budget {
     #[cold]
     fn gather(&self, generation: u64, own: usize) -> Option<Withdrawal> {
         let mut parts = Vec::new();
-        let mut missing = self.withdraw;
+        let mut missing = WITHDRAW;
         for index in (own..SHARDS).chain(0..own) {
             let shard = &self.shards[index];
             let take = shard.available(generation).min(missing);

@@ -41,6 +41,7 @@ impl Shard {
     /// The units this shard can give at `generation`: its share of the
     /// reserve plus its window's balance. Negative once deposits that paid
     /// for its withdrawals have expired.
+    #[inline]
     pub(super) fn available(&self, generation: u64) -> i64 {
         self.floor.saturating_add(self.window.sum(generation))
     }

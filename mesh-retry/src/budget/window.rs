@@ -9,11 +9,24 @@
 //!
 //! The generation is the number of whole slot widths since the window was
 //! created. The slot index comes from the full 64-bit generation; the slot
-//! stores its low [`GEN_BITS`] bits, and a reader treats a slot as current
-//! when its stored generation is less than [`SLOTS`] behind the present one,
-//! modulo 2^28. A slot idle for a whole multiple of 2^28 slot widths (at
-//! least 310 days, at the shortest ttl of one second) would be read as
-//! current once; nothing else can make a stale slot count.
+//! stores its low [`GEN_BITS`] bits, compared modulo 2^28.
+//!
+//! Readings are not all the latest: a caller passes one it made a moment
+//! ago, and another thread may have counted in a later slot since. So a
+//! reader at a generation counts the slots less than [`SLOTS`] behind it
+//! and, as well, those up to [`LATER`] ahead of it: what has been counted
+//! since its reading. Without them a withdrawal at an older reading would
+//! not see the withdrawals counted after it, nor its own when its slot had
+//! moved on, and would be granted what the later slots had already spent.
+//! Writers agree: a slot up to `LATER` ahead of a writer's generation is
+//! later, and the writer adds to it; any other is older, and is reset.
+//!
+//! Generations are told apart modulo 2^28 only. A slot idle for 2^28 slot
+//! widths, less up to `LATER` (309 days at the shortest ttl of one second,
+//! 50 years at the longest), reads as later or current, and counts again
+//! until it is reused or a window later; and a reading more than `LATER`
+//! slot widths (29 hours at the shortest ttl) behind a slot counts that slot
+//! as older. Nothing else can make a stale slot count or a later one not.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +37,10 @@ const GEN_BITS: u32 = 28;
 const VALUE_BITS: u32 = 64 - GEN_BITS;
 const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
 const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
+/// How many generations a slot may be ahead of a reading and still count
+/// as later than it rather than older: 2^20, far more than any reading
+/// lags and far less than the 2^28 the stored generations wrap at.
+const LATER: u64 = 1 << 20;
 
 /// The largest balance one slot holds; sums past it saturate.
 pub(super) const VALUE_MAX: i64 = (1 << (VALUE_BITS - 1)) - 1;
@@ -123,18 +140,22 @@ impl Window {
         });
     }
 
-    /// The sum of every slot that is less than a window old at `generation`.
+    /// The sum of every slot that is less than a window old at `generation`,
+    /// or later than it (see the [module docs](self)).
     ///
     /// Each slot holds less than 2^35 in magnitude, so ten of them add up
     /// without overflow, and without the checks of a saturating add.
     #[inline]
     pub(super) fn sum(&self, generation: u64) -> i64 {
-        let current = generation & GEN_MASK;
+        // A slot counts when `generation - stored` is in -LATER..SLOTS,
+        // modulo 2^28: shifted by LATER, one comparison, as cheap as the
+        // test for 0..SLOTS alone.
+        let shifted = generation.wrapping_add(LATER) & GEN_MASK;
         // The bias comes off once per live slot, after the loop: fewer
         // instructions than unpacking each slot.
         let (biased, live) = self.slots.iter().fold((0_u64, 0_i64), |(sum, live), slot| {
             let word = slot.load(Ordering::Acquire);
-            let fresh = current.wrapping_sub(word >> VALUE_BITS) & GEN_MASK < SLOTS;
+            let fresh = shifted.wrapping_sub(word >> VALUE_BITS) & GEN_MASK < SLOTS + LATER;
             let mask = u64::from(fresh).wrapping_neg();
             (sum + (word & VALUE_MASK & mask), live + i64::from(fresh))
         });
@@ -148,10 +169,11 @@ fn slot_index(generation: u64) -> usize {
     (generation % SLOTS) as usize
 }
 
-/// Whether generation `a` is later than `b`, both stored modulo 2^28.
+/// Whether generation `a` is later than `b`, both stored modulo 2^28: at
+/// most [`LATER`] ahead, as [`Window::sum`] counts it.
 fn is_later(a: u64, b: u64) -> bool {
     let ahead = a.wrapping_sub(b) & GEN_MASK;
-    ahead != 0 && ahead < 1 << (GEN_BITS - 1)
+    ahead != 0 && ahead <= LATER
 }
 
 fn pack(generation: u64, value: i64) -> u64 {
@@ -226,6 +248,33 @@ mod tests {
         window.add(13, 5);
         window.add(3, 2);
         assert_eq!(window.sum(13), 7, "the later slot is not erased");
+    }
+
+    #[test]
+    fn a_reader_counts_the_slots_counted_after_its_reading() {
+        let window = Window::new();
+        window.add(13, 5);
+        window.add(4, -2);
+        assert_eq!(window.sum(4), 3, "the later slot 13 counts at 4");
+        assert_eq!(window.sum(13), 3);
+        assert_eq!(window.sum(14), 5, "slot 4 leaves the window first");
+    }
+
+    #[test]
+    fn a_slot_counts_as_later_up_to_later_generations_ahead() {
+        let window = Window::new();
+        let near = 3 + LATER / SLOTS * SLOTS;
+        window.add(near, 5);
+        window.add(3, 2);
+        assert_eq!(window.sum(near), 7, "added to the later generation");
+        assert_eq!(window.sum(3), 7);
+
+        let window = Window::new();
+        let far = near + SLOTS;
+        window.add(far, 5);
+        window.add(3, 2);
+        assert_eq!(window.sum(3), 2, "too far ahead: an older slot, reset");
+        assert_eq!(window.sum(far), 0);
     }
 
     #[test]

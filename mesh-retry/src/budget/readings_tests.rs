@@ -1,0 +1,100 @@
+//! Clock readings that are not the latest, and slots long idle: the
+//! generations a budget's slots compare.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::{Instant, advance};
+
+use super::*;
+
+fn budget(ratio: f64, min_per_second: u32, ttl_secs: u64) -> Budget {
+    Budget::new(BudgetConfig::new(ratio, min_per_second, Duration::from_secs(ttl_secs)).unwrap())
+}
+
+/// How many of `tries` withdrawals at `now` the budget grants.
+fn granted_at(budget: &Budget, now: Instant, tries: usize) -> usize {
+    (0..tries).filter(|_| budget.withdraw_at(now)).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_withdrawal_at_an_older_reading_sees_the_later_slots() {
+    // One retry deposited, then two threads of one shard whose readings
+    // straddle a slot boundary: the later takes the retry, the earlier
+    // must see that it is gone.
+    let budget = budget(1.0, 0, 10);
+    let earlier = Instant::now();
+    budget.deposit_at(earlier);
+    advance(Duration::from_secs(1)).await;
+    let later = Instant::now();
+    assert!(budget.withdraw_at(later));
+    assert!(
+        !budget.withdraw_at(earlier),
+        "one deposit paid for two retries"
+    );
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gathering_withdrawal_at_an_older_reading_sees_the_other_shards_later_slots() {
+    // The retry is deposited on another thread, so every withdrawal here
+    // gathers it from that thread's shard.
+    let budget = Arc::new(budget(1.0, 0, 10));
+    let earlier = Instant::now();
+    let depositor = budget.clone();
+    std::thread::spawn(move || depositor.deposit_at(earlier))
+        .join()
+        .unwrap();
+    advance(Duration::from_secs(1)).await;
+    let later = Instant::now();
+    let spender = budget.clone();
+    let first = std::thread::spawn(move || spender.withdraw_at(later))
+        .join()
+        .unwrap();
+    assert!(first, "the deposit pays for one retry");
+    let spender = budget.clone();
+    let second = std::thread::spawn(move || spender.withdraw_at(earlier))
+        .join()
+        .unwrap();
+    assert!(!second, "one deposit paid for two retries");
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reading_a_ttl_old_cannot_withdraw_past_the_balance() {
+    // The reading's slot has been moved on by a later deposit: the
+    // withdrawals count there, and the check must see them.
+    let budget = budget(1.0, 0, 10);
+    let old = Instant::now();
+    advance(Duration::from_secs(10)).await;
+    budget.deposit();
+    assert_eq!(granted_at(&budget, old, 5), 1);
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_idle_for_half_its_generations_counts_withdrawals_again() {
+    // A slot stores its generation's low 28 bits. At the shortest ttl
+    // (slots of 100 ms) 2^27 of them pass in 155 days; a budget idle that
+    // long must still count what it is given.
+    let budget = budget(0.0, 1, 1);
+    advance(Duration::from_millis(100) * (1 << 27) + Duration::from_secs(1)).await;
+    assert_eq!(budget.balance(), 1.0);
+    assert_eq!(
+        granted_at(&budget, Instant::now(), 10),
+        1,
+        "a reserve of one"
+    );
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_idle_for_half_its_generations_counts_deposits_again() {
+    let budget = budget(1.0, 0, 1);
+    advance(Duration::from_millis(100) * (1 << 27) + Duration::from_secs(1)).await;
+    for _ in 0..3 {
+        budget.deposit();
+    }
+    assert_eq!(budget.balance(), 3.0);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(budget.balance(), 0.0, "and they expire a ttl later");
+}
