@@ -9,12 +9,6 @@ use std::{process::Child, sync::mpsc, time::Duration};
 use http::{Request, StatusCode};
 use support::*;
 
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The sidecar binary in front of an `ok` app, logging in `format`; its
 /// standard error line by line, and its inbound address.
 async fn start(dir: &tempfile::TempDir, format: &str) -> (Child, mpsc::Receiver<String>, String) {

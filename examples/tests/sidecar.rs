@@ -284,13 +284,6 @@ async fn http1_upgrade_becomes_a_byte_tunnel() {
     stop(sidecar).await;
 }
 
-/// A port nothing listens on now, for a configuration file that must name
-/// one.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn the_binary_serves_its_log_filter_and_environment_on_the_admin_port() {
     let dir = tempfile::tempdir().unwrap();

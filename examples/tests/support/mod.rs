@@ -345,3 +345,20 @@ pub async fn tcp_echo() -> (SocketAddr, Arc<AtomicUsize>) {
     });
     (addr, accepted)
 }
+
+/// A port nothing listens on now, for a configuration file that must name
+/// one before the sidecar binary binds it.
+///
+/// Drawn below Linux's ephemeral range (32768–60999): a port the kernel
+/// picked for a `bind` to port 0 is also the kind it hands out as the
+/// source port of every outgoing connection, and other tests running at
+/// the same time make thousands, so one of them could take it before the
+/// sidecar binds it. Below that range only an explicit `bind` can.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    (0_u64..)
+        .map(|attempt| 20_000 + (random.hash_one(attempt) % 12_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap()
+}
