@@ -21,10 +21,15 @@
 //! - deposits and withdrawals **expire** after `ttl`, counted in ten
 //!   sliding slots, so the budget follows the recent traffic.
 //!
-//! Over any `ttl`, retries ≤ `retry_ratio` × requests +
-//! `min_retries_per_second` × `ttl`. With the defaults (0.2, 10/s, 10 s) an
-//! upstream that fails every request sees at most 1.2 times its load, plus
-//! a hundred retries, however long the outage lasts.
+//! Each retry is paid for by requests made within a `ttl` before it, or by
+//! the reserve, and no request pays for more than `retry_ratio` of a retry.
+//! So over any stretch of time, retries ≤ `retry_ratio` × (the requests of
+//! that stretch and of the `ttl` before it) + `min_retries_per_second` ×
+//! (its length + `ttl`). With the defaults (0.2, 10/s, 10 s) an upstream
+//! that fails every request sees at most 1.2 times its load plus ten
+//! retries a second, however long the outage lasts. Within a single `ttl`
+//! the retries can outnumber `retry_ratio` × its requests: a burst may
+//! spend deposits made in the `ttl` before, just before they expire.
 //!
 //! # Exact ratios
 //!
@@ -52,14 +57,16 @@
 //! atomic add to the thread's shard; a withdrawal adds a read of that
 //! shard's ten slots. A withdrawal the thread's shard cannot pay for in
 //! full takes the rest from the other shards, a fraction from each if need
-//! be, so the budget as a whole allows what one window would: the reserve
-//! and every shard's deposits, less every shard's withdrawals. One
-//! difference remains. When deposits that paid for a shard's withdrawals
-//! expire before the withdrawals do, that shard's balance falls below
-//! zero and the shard pays for nothing until they expire too; one window
-//! would have held back every thread's retries for that time, shards hold
-//! back only the ones that would draw on that shard. Either way each retry
-//! is paid for by deposits made within a ttl before it, or by the reserve.
+//! be, so no retry is refused because what pays for it sits in another
+//! thread's shard. One difference from a single window remains. When
+//! deposits that paid for a shard's withdrawals expire before the
+//! withdrawals do, that shard's balance falls below zero, and it gives
+//! nothing until they expire too; but its deficit is not set against the
+//! other shards, whose retries any thread can still spend. One window would
+//! have held back every retry for that time. Either way each retry is paid
+//! for by deposits made within a ttl before it, or by the reserve, and no
+//! deposit's share of a retry pays twice; [`balance`](Budget::balance)
+//! counts what the shards can give.
 //!
 //! The clock read costs more than all the rest: about 50 ns on a virtual
 //! machine, against 20 ns for the rest of a deposit. A caller that reads
@@ -71,8 +78,9 @@
 //! A withdrawal never overdraws: it subtracts first, then checks the
 //! balance of the shard it took from, counting the slots of the ttl before
 //! its clock reading and any later ones other threads have counted in
-//! since, and puts the retry back if that went below zero. Two withdrawals racing for the last retry of a shard may
-//! therefore both be refused; the budget errs on the side of fewer retries.
+//! since, and puts the retry back if that went below zero. Two withdrawals
+//! racing for the last retry of a shard may therefore both be refused; the
+//! budget errs on the side of fewer retries.
 //!
 //! # Giving a retry back
 //!
@@ -289,11 +297,15 @@ impl Budget {
     }
 
     /// The retries the budget allows right now, in whole and fractional
-    /// retries: the reserve and every shard's balance.
+    /// retries: what its shards can give, each its share of the reserve
+    /// plus its deposits less its withdrawals. A shard whose withdrawals
+    /// outlived the deposits that paid for them gives nothing; its deficit
+    /// does not hold back the others (see the [module docs](self)), so it
+    /// does not count against their retries here either. Never negative.
     pub fn balance(&self) -> f64 {
         let generation = self.generation(Instant::now());
         let units = self.shards.iter().fold(0_i64, |sum, shard| {
-            sum.saturating_add(shard.available(generation))
+            sum.saturating_add(shard.available(generation).max(0))
         });
         units as f64 / SCALE as f64
     }

@@ -98,3 +98,53 @@ async fn a_budget_idle_for_half_its_generations_counts_deposits_again() {
     advance(Duration::from_secs(1)).await;
     assert_eq!(budget.balance(), 0.0, "and they expire a ttl later");
 }
+
+/// Runs `work` on a new thread whose shard is not `shard`, and returns the
+/// shard it ran in. Threads are numbered in the order they are created, so
+/// the first or second new thread already counts elsewhere.
+fn on_another_shard(shard: usize, work: impl Fn() + Send + Clone + 'static) -> usize {
+    loop {
+        let work = work.clone();
+        let ran = std::thread::spawn(move || {
+            let own = shards::current();
+            (own != shard).then(|| {
+                work();
+                own
+            })
+        })
+        .join()
+        .unwrap();
+        if let Some(own) = ran {
+            return own;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_balance_is_what_the_shards_can_give() {
+    // One thread's shard spends two retries deposited nine seconds before;
+    // a second later the deposits have expired and the withdrawals not:
+    // that shard is two retries below zero. It gives nothing, and takes
+    // nothing from another shard's retry, which any thread can spend.
+    let budget = Arc::new(budget(1.0, 0, 10));
+    let start = Instant::now();
+    let spender = budget.clone();
+    let spent = std::thread::spawn(move || {
+        spender.deposit_at(start);
+        spender.deposit_at(start);
+        let granted = (0..2)
+            .filter(|_| spender.withdraw_at(start + Duration::from_secs(9)))
+            .count();
+        (shards::current(), granted)
+    });
+    let (spent_in, granted) = spent.join().unwrap();
+    assert_eq!(granted, 2);
+    advance(Duration::from_secs(10)).await;
+    let now = Instant::now();
+    let depositor = budget.clone();
+    on_another_shard(spent_in, move || depositor.deposit_at(now));
+    assert_eq!(budget.balance(), 1.0, "the retry the other shard holds");
+    assert!(budget.withdraw());
+    assert_eq!(budget.balance(), 0.0);
+    assert!(!budget.withdraw());
+}
