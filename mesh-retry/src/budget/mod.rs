@@ -131,7 +131,7 @@ mod window;
 pub use self::config::{BudgetConfig, InvalidBudget};
 use self::{
     shards::{SHARDS, Shard},
-    window::SLOTS,
+    window::{Amount, SLOTS},
 };
 
 /// Units per retry: the budget counts in ten-thousandths of a retry.
@@ -144,7 +144,7 @@ const WITHDRAW: i64 = SCALE;
 pub struct Budget {
     config: BudgetConfig,
     /// Units each original request adds.
-    deposit: i64,
+    deposit: Amount,
     /// The windows, each with its share of the units that are always
     /// available (the reserve).
     shards: [Shard; SHARDS],
@@ -156,8 +156,9 @@ pub struct Budget {
 impl Budget {
     /// A budget with `config`'s parameters, starting from its reserve.
     pub fn new(config: BudgetConfig) -> Self {
-        // The ratio is at most 1000, so the product fits an i64 exactly.
-        let deposit = (config.retry_ratio() * SCALE as f64).round() as i64;
+        // The ratio is at most 1000, so the product fits an i64 exactly,
+        // and an `Amount`: at most 10^7 units.
+        let deposit = Amount::new((config.retry_ratio() * SCALE as f64).round() as i64);
         let slot = config.ttl() / SLOTS as u32;
         Self {
             config,
@@ -186,7 +187,7 @@ impl Budget {
     /// reading also sees everything counted in later slots since, so that
     /// it cannot spend what a later withdrawal already took.
     pub fn deposit_at(&self, now: Instant) {
-        if self.deposit != 0 {
+        if self.deposit.units() != 0 {
             let shard = &self.shards[shards::current()];
             shard.window.add(self.generation(now), self.deposit);
         }
@@ -217,10 +218,12 @@ impl Budget {
     /// [`deposit_at`](Self::deposit_at).
     #[must_use = "a withdrawal is taken even if the result is ignored"]
     pub fn try_withdraw_at(&self, now: Instant) -> Option<Withdrawal> {
-        let generation = self.generation(now);
         let own = shards::current();
         let shard = &self.shards[own];
-        let mark = shard.window.add(generation, -WITHDRAW);
+        // A reading older than the latest slot of the shard counts in that
+        // slot, where the withdrawal lasts as long as what it spends.
+        let generation = self.generation(now).max(shard.window.latest());
+        let mark = shard.window.add(generation, Amount::new(-WITHDRAW));
         if shard.available(generation) >= 0 {
             return Some(Withdrawal {
                 taken: Taken::One(Part::new(own, mark, WITHDRAW)),
@@ -243,11 +246,12 @@ impl Budget {
         let mut missing = WITHDRAW;
         for index in (own..SHARDS).chain(0..own) {
             let shard = &self.shards[index];
+            let generation = generation.max(shard.window.latest());
             let take = shard.available(generation).min(missing);
             if take <= 0 {
                 continue;
             }
-            let mark = shard.window.add(generation, -take);
+            let mark = shard.window.add(generation, Amount::new(-take));
             if shard.available(generation) < 0 {
                 // Another thread took from this shard in between.
                 shard.window.take_back(mark, -take);

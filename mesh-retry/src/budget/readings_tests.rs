@@ -1,7 +1,13 @@
 //! Clock readings that are not the latest, and slots long idle: the
 //! generations a budget's slots compare.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::time::{Instant, advance};
 
@@ -147,4 +153,42 @@ async fn the_balance_is_what_the_shards_can_give() {
     assert!(budget.withdraw());
     assert_eq!(budget.balance(), 0.0);
     assert!(!budget.withdraw());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reading_older_than_a_ttl_cannot_spend_a_deposit_twice() {
+    // Its slot expired a second ago: a withdrawal counted there would not
+    // count now, and the deposit it spent could be spent again.
+    let budget = budget(1.0, 0, 10);
+    let old = Instant::now();
+    advance(Duration::from_secs(11)).await;
+    budget.deposit();
+    let granted = usize::from(budget.withdraw_at(old)) + usize::from(budget.withdraw());
+    assert_eq!(granted, 1, "one deposit, one retry");
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gathering_reading_older_than_a_ttl_cannot_spend_a_deposit_twice() {
+    let budget = Arc::new(budget(1.0, 0, 10));
+    let old = Instant::now();
+    advance(Duration::from_secs(11)).await;
+    let now = Instant::now();
+    let depositor = budget.clone();
+    let deposited_in = std::thread::spawn(move || {
+        depositor.deposit_at(now);
+        shards::current()
+    })
+    .join()
+    .unwrap();
+    let (spender, granted) = (budget.clone(), Arc::new(AtomicUsize::new(0)));
+    let count = granted.clone();
+    on_another_shard(deposited_in, move || {
+        if spender.withdraw_at(old) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let granted = granted.load(Ordering::Relaxed) + usize::from(budget.withdraw_at(now));
+    assert_eq!(granted, 1, "one deposit, one retry");
+    assert_eq!(budget.balance(), 0.0);
 }

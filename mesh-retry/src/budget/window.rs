@@ -53,6 +53,30 @@ const BIAS: i64 = 1 << (VALUE_BITS - 1);
 /// their sum stays far inside the field.
 const FAST_LIMIT: i64 = 1 << (VALUE_BITS - 3);
 
+/// An amount to [`add`](Window::add): less than 2^33 units in magnitude, as
+/// every deposit (at most 10^7 units, at a ratio of 1000), withdrawal and
+/// part of one is. Checked once, when it is made, not on every add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Amount(i64);
+
+impl Amount {
+    /// `units`, clamped to less than 2^33 in magnitude.
+    pub(super) const fn new(units: i64) -> Self {
+        let limit = FAST_LIMIT - 1;
+        Self(if units > limit {
+            limit
+        } else if units < -limit {
+            -limit
+        } else {
+            units
+        })
+    }
+
+    pub(super) const fn units(self) -> i64 {
+        self.0
+    }
+}
+
 /// Where an [`add`](Window::add) was counted: a slot, and the generation
 /// (its stored bits) the slot held then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,38 +98,59 @@ impl Mark {
 #[derive(Debug)]
 pub(super) struct Window {
     slots: [AtomicU64; SLOTS as usize],
+    /// The latest generation a slot has been moved on to, in full: how far
+    /// the window's clock has come. Written once per slot width, when a
+    /// slot is reset, and never by the atomic add of the common case.
+    latest: AtomicU64,
 }
 
 impl Window {
     pub(super) fn new() -> Self {
         Self {
             slots: std::array::from_fn(|_| AtomicU64::new(pack(0, 0))),
+            latest: AtomicU64::new(0),
         }
+    }
+
+    /// The latest generation any slot has been moved on to. A withdrawal at
+    /// an older reading counts there: in the slot of its reading, which may
+    /// already have left the window of the latest, it would count for the
+    /// reading's ttl only, and what it spent could be spent again.
+    #[inline]
+    pub(super) fn latest(&self) -> u64 {
+        self.latest.load(Ordering::Acquire)
     }
 
     /// Adds `amount` (which may be negative) to the slot of `generation`,
     /// resetting the slot first if it holds an older generation. Returns
     /// where the amount was counted, for [`take_back`](Self::take_back).
     #[inline]
-    pub(super) fn add(&self, generation: u64, amount: i64) -> Mark {
+    pub(super) fn add(&self, generation: u64, amount: Amount) -> Mark {
+        let amount = amount.units();
         let index = slot_index(generation);
         let slot = &self.slots[index];
         let current = generation & GEN_MASK;
         // The common case, a slot of this generation far from its limits, is
-        // one atomic add: the value is stored with a bias, so adding to it
-        // cannot carry into the generation bits. Another thread may move the
-        // slot to another generation in between; the amount then counts
-        // there, which is harmless, and the mark says so.
-        let (stored, value) = unpack(slot.load(Ordering::Acquire));
-        if stored == current && value.abs() < FAST_LIMIT && amount.abs() < FAST_LIMIT {
+        // one atomic add: the value is stored with a bias, so adding an
+        // amount to it cannot carry into the generation bits. Another thread
+        // may move the slot to another generation in between; the amount
+        // then counts there, which is harmless, and the mark says so.
+        // One comparison tells both: the word is at most 2 × FAST_LIMIT - 2
+        // above that of this generation with a balance of 1 - FAST_LIMIT
+        // exactly when it holds this generation and a balance within
+        // ±FAST_LIMIT; any other generation is at least 2^35 away.
+        let word = slot.load(Ordering::Acquire);
+        let low = pack(current, 1 - FAST_LIMIT);
+        if word.wrapping_sub(low) < (2 * FAST_LIMIT - 1) as u64 {
             let previous = slot.fetch_add(amount as u64, Ordering::AcqRel);
             return Mark::new(index, previous >> VALUE_BITS);
         }
-        let mut counted = current;
+        let (mut counted, mut reset) = (current, false);
         // `fetch_update` retries the closure until its compare-and-swap wins;
         // the closure always returns `Some`, so the result is always `Ok`.
         let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
             let (stored, value) = unpack(word);
+            reset = false;
             let word = if stored == current {
                 pack(current, value.saturating_add(amount))
             } else if is_later(stored, current) {
@@ -113,11 +158,15 @@ impl Window {
                 // the slot on since: count there rather than erase it.
                 pack(stored, value.saturating_add(amount))
             } else {
+                reset = true;
                 pack(current, amount)
             };
             counted = word >> VALUE_BITS;
             Some(word)
         });
+        if reset {
+            self.latest.fetch_max(generation, Ordering::AcqRel);
+        }
         Mark::new(index, counted)
     }
 
@@ -204,18 +253,31 @@ mod tests {
 
     #[test]
     fn a_slot_saturates_instead_of_wrapping() {
+        let most = Amount::new(VALUE_MAX);
+        assert_eq!(most.units(), FAST_LIMIT - 1, "an amount is clamped");
+        let least = Amount::new(VALUE_MIN);
+        assert_eq!(least.units(), 1 - FAST_LIMIT);
+        // Five of the largest amounts pass the largest balance: the first
+        // two by the atomic add, the rest by the compare-and-swap.
         let window = Window::new();
-        window.add(0, VALUE_MAX);
-        window.add(0, VALUE_MAX);
-        assert_eq!(window.sum(0), VALUE_MAX);
-        window.add(0, -1);
-        assert_eq!(window.sum(0), VALUE_MAX - 1);
+        for _ in 0..5 {
+            window.add(7, most);
+        }
+        assert_eq!(window.sum(7), VALUE_MAX, "generation 7 is intact");
+        window.add(7, Amount::new(-1));
+        assert_eq!(window.sum(7), VALUE_MAX - 1);
+        let window = Window::new();
+        for _ in 0..5 {
+            window.add(7, least);
+        }
+        assert_eq!(window.sum(7), VALUE_MIN);
+        assert_eq!(window.sum(17), 0, "and it expires with its generation");
     }
 
     #[test]
     fn a_slot_reused_by_a_later_generation_starts_from_zero() {
         let window = Window::new();
-        window.add(3, 100);
+        window.add(3, Amount::new(100));
         assert_eq!(window.sum(3), 100);
         assert_eq!(
             window.sum(12),
@@ -223,7 +285,7 @@ mod tests {
             "nine generations later it still counts"
         );
         assert_eq!(window.sum(13), 0, "ten generations later it has expired");
-        window.add(13, 7);
+        window.add(13, Amount::new(7));
         assert_eq!(
             window.sum(13),
             7,
@@ -235,7 +297,7 @@ mod tests {
     fn sums_span_every_live_slot() {
         let window = Window::new();
         for generation in 0..10 {
-            window.add(generation, 1);
+            window.add(generation, Amount::new(1));
         }
         assert_eq!(window.sum(9), 10);
         assert_eq!(window.sum(10), 9);
@@ -245,16 +307,16 @@ mod tests {
     #[test]
     fn a_writer_with_an_older_clock_reading_adds_to_the_later_generation() {
         let window = Window::new();
-        window.add(13, 5);
-        window.add(3, 2);
+        window.add(13, Amount::new(5));
+        window.add(3, Amount::new(2));
         assert_eq!(window.sum(13), 7, "the later slot is not erased");
     }
 
     #[test]
     fn a_reader_counts_the_slots_counted_after_its_reading() {
         let window = Window::new();
-        window.add(13, 5);
-        window.add(4, -2);
+        window.add(13, Amount::new(5));
+        window.add(4, Amount::new(-2));
         assert_eq!(window.sum(4), 3, "the later slot 13 counts at 4");
         assert_eq!(window.sum(13), 3);
         assert_eq!(window.sum(14), 5, "slot 4 leaves the window first");
@@ -264,15 +326,15 @@ mod tests {
     fn a_slot_counts_as_later_up_to_later_generations_ahead() {
         let window = Window::new();
         let near = 3 + LATER / SLOTS * SLOTS;
-        window.add(near, 5);
-        window.add(3, 2);
+        window.add(near, Amount::new(5));
+        window.add(3, Amount::new(2));
         assert_eq!(window.sum(near), 7, "added to the later generation");
         assert_eq!(window.sum(3), 7);
 
         let window = Window::new();
         let far = near + SLOTS;
-        window.add(far, 5);
-        window.add(3, 2);
+        window.add(far, Amount::new(5));
+        window.add(3, Amount::new(2));
         assert_eq!(window.sum(3), 2, "too far ahead: an older slot, reset");
         assert_eq!(window.sum(far), 0);
     }
@@ -280,9 +342,9 @@ mod tests {
     #[test]
     fn the_fast_path_adds_negative_amounts_without_touching_the_generation() {
         let window = Window::new();
-        window.add(4, 3);
-        window.add(4, -10);
-        window.add(4, 2);
+        window.add(4, Amount::new(3));
+        window.add(4, Amount::new(-10));
+        window.add(4, Amount::new(2));
         assert_eq!(window.sum(4), -5);
         assert_eq!(window.sum(13), -5);
         assert_eq!(window.sum(14), 0);
@@ -291,8 +353,8 @@ mod tests {
     #[test]
     fn taking_back_undoes_an_add_in_the_slot_it_was_counted_in() {
         let window = Window::new();
-        let mark = window.add(3, -7);
-        window.add(8, 5);
+        let mark = window.add(3, Amount::new(-7));
+        window.add(8, Amount::new(5));
         window.take_back(mark, -7);
         assert_eq!(window.sum(8), 5);
         assert_eq!(window.sum(12), 5);
@@ -302,8 +364,8 @@ mod tests {
     #[test]
     fn an_add_counted_in_a_later_generation_is_taken_back_from_there() {
         let window = Window::new();
-        window.add(13, 5);
-        let mark = window.add(3, -2);
+        window.add(13, Amount::new(5));
+        let mark = window.add(3, Amount::new(-2));
         assert_eq!(window.sum(13), 3);
         window.take_back(mark, -2);
         assert_eq!(window.sum(13), 5);
@@ -312,14 +374,14 @@ mod tests {
     #[test]
     fn nothing_is_taken_back_from_a_slot_that_moved_on() {
         let window = Window::new();
-        let mark = window.add(3, -2);
-        window.add(13, 5);
+        let mark = window.add(3, Amount::new(-2));
+        window.add(13, Amount::new(5));
         window.take_back(mark, -2);
         assert_eq!(window.sum(13), 5, "the slot's new generation keeps its own");
         // A slot whose generation left the window, not yet reused, counts
         // for nothing, before and after.
         let window = Window::new();
-        let mark = window.add(4, -2);
+        let mark = window.add(4, Amount::new(-2));
         assert_eq!(window.sum(14), 0);
         window.take_back(mark, -2);
         assert_eq!(window.sum(14), 0);
@@ -329,7 +391,7 @@ mod tests {
     fn generations_past_the_stored_bits_still_find_their_slot() {
         let window = Window::new();
         let late = (1 << GEN_BITS) + 5;
-        window.add(late, 9);
+        window.add(late, Amount::new(9));
         assert_eq!(window.sum(late), 9);
         assert_eq!(window.sum(late + 9), 9);
         assert_eq!(window.sum(late + 10), 0);
