@@ -21,7 +21,9 @@
 //! A failure is a response with a 5xx status, a gRPC answer whose
 //! `grpc-status` in its head is a server error (`UNAVAILABLE`, `INTERNAL`
 //! and the others mesh-core's classifier counts by default), or a request
-//! that got no response at all. The defaults are Linkerd's
+//! that got no response at all. A gRPC status sent in trailers, after the
+//! headers and messages, is not counted: the verdict is given at the
+//! response head, before the trailers come. The defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.
