@@ -150,6 +150,33 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_being_torn_down_still_counts_in_its_shard() {
+        use std::{cell::RefCell, sync::Arc};
+
+        use crate::{Budget, BudgetConfig};
+
+        /// Deposits when its thread's locals are destroyed.
+        struct OnExit(Arc<Budget>);
+        impl Drop for OnExit {
+            fn drop(&mut self) {
+                self.0.deposit_at(tokio::time::Instant::now());
+            }
+        }
+        thread_local! {
+            static EXIT: RefCell<Option<OnExit>> = const { RefCell::new(None) };
+        }
+        let config = BudgetConfig::new(1.0, 0, std::time::Duration::from_secs(60));
+        let budget = Arc::new(Budget::new(config.unwrap()));
+        let exiting = budget.clone();
+        // The thread first asks for its shard while being torn down: a
+        // panic there would abort the process.
+        std::thread::spawn(move || EXIT.with(|exit| *exit.borrow_mut() = Some(OnExit(exiting))))
+            .join()
+            .unwrap();
+        assert_eq!(budget.balance(), 1.0);
+    }
+
+    #[test]
     fn each_shard_is_alone_on_its_cache_lines() {
         assert_eq!(std::mem::align_of::<Shard>(), 128);
         assert_eq!(std::mem::size_of::<Shard>(), 128);

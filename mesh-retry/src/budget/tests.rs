@@ -348,3 +348,52 @@ fn concurrent_drains_leave_no_fraction_of_a_retry_behind() {
     assert_eq!(raced + drain(&budget), 2400);
     assert_eq!(budget.balance(), 0.0);
 }
+
+#[test]
+fn more_threads_than_shards_neither_lose_nor_make_a_fraction() {
+    // Seventeen threads share eight shards, at least two to a shard. Each
+    // deposits, withdraws as soon as its deposits allow (gathering from
+    // the others most of the time) and refunds every other retry it gets.
+    // 17 × 2,000 deposits of 0.3 are exactly 10,200 retries.
+    const THREADS: usize = 17;
+    let budget = Arc::new(budget(0.3, 0, 60));
+    let start = Arc::new(std::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (budget, start) = (budget.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let mut kept = 0;
+                for _ in 0..2000 {
+                    budget.deposit();
+                    if let Some(withdrawal) = budget.try_withdraw() {
+                        if kept % 2 == 0 {
+                            budget.refund(withdrawal);
+                        }
+                        kept += 1;
+                    }
+                }
+                kept / 2
+            })
+        })
+        .collect();
+    let kept: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(overdrawn_shards(&budget), 0);
+    assert_eq!(kept + drain(&budget), 10_200);
+    assert_eq!(budget.balance(), 0.0);
+}
+
+#[test]
+fn a_refused_gather_gives_back_every_fraction_it_took() {
+    // Three threads deposit 0.3 each: 0.9 of a retry, spread over shards.
+    let budget = Arc::new(budget(0.3, 0, 60));
+    for _ in 0..3 {
+        let budget = budget.clone();
+        std::thread::spawn(move || budget.deposit()).join().unwrap();
+    }
+    assert!(!budget.withdraw(), "0.9 of a retry is not one");
+    assert_eq!(budget.balance(), 0.9, "every fraction went back");
+    budget.deposit();
+    assert!(budget.withdraw());
+    assert_eq!(budget.balance(), 0.2);
+}
