@@ -236,12 +236,25 @@ impl Budget {
     }
 
     /// A withdrawal paid for by several shards, starting with `own`: from
-    /// each, what it has, until the retry is paid for. If the shards
-    /// together have less, everything taken goes back and the retry is
-    /// refused. The slow path, taken only when a thread's shard runs dry:
-    /// it reads every shard, and writes to those that pay.
+    /// each, what it has, until the retry is paid for. The slow path, taken
+    /// only when a thread's shard runs dry: it reads every shard, and
+    /// writes to those that pay.
+    ///
+    /// During an outage nearly every retry is refused, while each shard
+    /// holds a fraction of one. So the shards are first only read: if
+    /// together they have less than a retry, it is refused without taking
+    /// fractions from other threads' shards (their cache lines) to give
+    /// them back, and without allocating. Should other threads take in
+    /// between, what was taken goes back and the retry is refused.
     #[cold]
     fn gather(&self, generation: u64, own: usize) -> Option<Withdrawal> {
+        let have = self.shards.iter().fold(0_i64, |sum, shard| {
+            let generation = generation.max(shard.window.latest());
+            sum.saturating_add(shard.available(generation).max(0))
+        });
+        if have < WITHDRAW {
+            return None;
+        }
         let mut parts = Vec::new();
         let mut missing = WITHDRAW;
         for index in (own..SHARDS).chain(0..own) {

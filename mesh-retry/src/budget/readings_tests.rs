@@ -192,3 +192,31 @@ async fn a_gathering_reading_older_than_a_ttl_cannot_spend_a_deposit_twice() {
     assert_eq!(granted, 1, "one deposit, one retry");
     assert_eq!(budget.balance(), 0.0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_withdrawal_writes_to_no_other_shard() {
+    // During an outage nearly every retry is refused while every shard
+    // holds a fraction of one: a refusal must not write to (or take and
+    // give back from) the cache lines of other threads' shards.
+    let budget = Arc::new(budget(0.2, 0, 10));
+    let then = Instant::now();
+    for _ in 0..4 {
+        let budget = budget.clone();
+        std::thread::spawn(move || budget.deposit_at(then))
+            .join()
+            .unwrap();
+    }
+    advance(Duration::from_secs(1)).await;
+    let own = shards::current();
+    let others = |budget: &Budget| -> Vec<_> {
+        let shards = budget.shards.iter().enumerate();
+        shards
+            .filter(|&(index, _)| index != own)
+            .map(|(_, shard)| shard.window.words())
+            .collect()
+    };
+    let before = others(&budget);
+    assert!(!budget.withdraw(), "0.8 of a retry is not one");
+    assert_eq!(others(&budget), before);
+    assert_eq!(budget.balance(), 0.8);
+}

@@ -112,6 +112,17 @@ impl Window {
         }
     }
 
+    /// Every slot's word and the latest generation, to tell whether the
+    /// window was written to.
+    #[cfg(test)]
+    pub(super) fn words(&self) -> ([u64; SLOTS as usize], u64) {
+        let words = self
+            .slots
+            .each_ref()
+            .map(|slot| slot.load(Ordering::Acquire));
+        (words, self.latest())
+    }
+
     /// The latest generation any slot has been moved on to. A withdrawal at
     /// an older reading counts there: in the slot of its reading, which may
     /// already have left the window of the latest, it would count for the
