@@ -77,10 +77,15 @@
 //!
 //! A withdrawal never overdraws: it subtracts first, then checks the
 //! balance of the shard it took from, counting the slots of the ttl before
-//! its clock reading and any later ones other threads have counted in
-//! since, and puts the retry back if that went below zero. Two withdrawals
-//! racing for the last retry of a shard may therefore both be refused; the
-//! budget errs on the side of fewer retries.
+//! its clock reading (or before the shard's latest slot, if that is later)
+//! and any later ones other threads have counted in since, and puts the
+//! retry back if that went below zero. Two withdrawals racing for the last
+//! retry of a shard may therefore both be refused; the budget errs on the
+//! side of fewer retries. One limit: a slot holds about 3.4 million
+//! retries either way, and saturates past it. Deposits past it are lost,
+//! which errs the same way; withdrawals past it, which only a shard with a
+//! reserve of millions of retries would grant in one tenth of a ttl, are
+//! not counted.
 //!
 //! # Giving a retry back
 //!
@@ -183,9 +188,10 @@ impl Budget {
     /// [`deposit`](Self::deposit), at `now`: a reading of tokio's clock the
     /// caller has just made, which saves reading it again. A reading a
     /// moment old counts in the slot it falls in, or in the later one if
-    /// another thread has moved that slot on since; a withdrawal at such a
-    /// reading also sees everything counted in later slots since, so that
-    /// it cannot spend what a later withdrawal already took.
+    /// another thread has moved that slot on since. A withdrawal at such a
+    /// reading counts in the latest slot of the shards it takes from, so
+    /// that it lasts as long as what it spends, and sees everything counted
+    /// there since, so that it cannot spend what a later one took.
     pub fn deposit_at(&self, now: Instant) {
         if self.deposit.units() != 0 {
             let shard = &self.shards[shards::current()];
