@@ -220,3 +220,27 @@ async fn a_refused_withdrawal_writes_to_no_other_shard() {
     assert_eq!(others(&budget), before);
     assert_eq!(budget.balance(), 0.8);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_gathered_refund_puts_each_part_back_into_its_own_generation() {
+    // Half a retry deposited at 0 s on one thread, half at 3 s on another;
+    // a withdrawal at 0 s takes both, one part counted at 0 s and one at
+    // 3 s. Refunded at 10 s, the first part has expired with its deposit
+    // and gives nothing back; the second comes back and lasts to 13 s.
+    let budget = Arc::new(budget(0.5, 0, 10));
+    let start = Instant::now();
+    for offset in [3, 0] {
+        let budget = budget.clone();
+        let at = start + Duration::from_secs(offset);
+        std::thread::spawn(move || budget.deposit_at(at))
+            .join()
+            .unwrap();
+    }
+    let withdrawal = budget.try_withdraw_at(start).expect("two halves");
+    advance(Duration::from_secs(10)).await;
+    assert_eq!(budget.balance(), 0.0);
+    budget.refund(withdrawal);
+    assert_eq!(budget.balance(), 0.5, "the part taken at 3 s");
+    advance(Duration::from_secs(3)).await;
+    assert_eq!(budget.balance(), 0.0, "gone with the deposit it restored");
+}
