@@ -19,14 +19,19 @@
 //! not see the withdrawals counted after it, nor its own when its slot had
 //! moved on, and would be granted what the later slots had already spent.
 //! Writers agree: a slot up to `LATER` ahead of a writer's generation is
-//! later, and the writer adds to it; any other is older, and is reset.
+//! later, and the writer adds to it; any other is older, and is reset. The
+//! window also keeps the latest generation a slot was reset to, which a
+//! withdrawal counts at when its reading is older (see
+//! [`latest`](Window::latest)).
 //!
 //! Generations are told apart modulo 2^28 only. A slot idle for 2^28 slot
 //! widths, less up to `LATER` (309 days at the shortest ttl of one second,
-//! 50 years at the longest), reads as later or current, and counts again
-//! until it is reused or a window later; and a reading more than `LATER`
-//! slot widths (29 hours at the shortest ttl) behind a slot counts that slot
-//! as older. Nothing else can make a stale slot count or a later one not.
+//! 50 years at the longest), reads as later or current: it counts again,
+//! with what is added to it meanwhile, until the present is a window past
+//! it, 29 hours at most at the shortest ttl. And a deposit at a reading
+//! more than `LATER` slot widths (those 29 hours) behind a slot takes that
+//! slot for older and resets it. Nothing else can make a stale slot count
+//! or a later one not.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
