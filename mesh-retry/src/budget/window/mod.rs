@@ -32,6 +32,15 @@
 //! more than `LATER` slot widths (those 29 hours) behind a slot takes that
 //! slot for older and resets it. Nothing else can make a stale slot count
 //! or a later one not.
+//!
+//! Every access is sequentially consistent. A withdrawal writes one slot
+//! and then reads the others; two withdrawals at readings a slot apart
+//! write different slots, and each must see the other's write when it
+//! reads, or both could spend the same balance. Acquire and release
+//! orderings do not promise that for a write followed by a read of another
+//! location; sequential consistency does. On x86 it compiles to the same
+//! instructions (a locked add or compare-and-swap, plain loads), and on
+//! ARMv8 to the same acquiring loads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -124,7 +133,7 @@ impl Window {
         let words = self
             .slots
             .each_ref()
-            .map(|slot| slot.load(Ordering::Acquire));
+            .map(|slot| slot.load(Ordering::SeqCst));
         (words, self.latest())
     }
 
@@ -134,7 +143,7 @@ impl Window {
     /// reading's ttl only, and what it spent could be spent again.
     #[inline]
     pub(super) fn latest(&self) -> u64 {
-        self.latest.load(Ordering::Acquire)
+        self.latest.load(Ordering::SeqCst)
     }
 
     /// Adds `amount` (which may be negative) to the slot of `generation`,
@@ -155,16 +164,16 @@ impl Window {
         // above that of this generation with a balance of 1 - FAST_LIMIT
         // exactly when it holds this generation and a balance within
         // ±FAST_LIMIT; any other generation is at least 2^35 away.
-        let word = slot.load(Ordering::Acquire);
+        let word = slot.load(Ordering::SeqCst);
         let low = pack(current, 1 - FAST_LIMIT);
         if word.wrapping_sub(low) < (2 * FAST_LIMIT - 1) as u64 {
-            let previous = slot.fetch_add(amount as u64, Ordering::AcqRel);
+            let previous = slot.fetch_add(amount as u64, Ordering::SeqCst);
             return Mark::new(index, previous >> VALUE_BITS);
         }
         let (mut counted, mut reset) = (current, false);
         // `fetch_update` retries the closure until its compare-and-swap wins;
         // the closure always returns `Some`, so the result is always `Ok`.
-        let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+        let _ = slot.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
             let (stored, value) = unpack(word);
             reset = false;
             let word = if stored == current {
@@ -181,7 +190,7 @@ impl Window {
             Some(word)
         });
         if reset {
-            self.latest.fetch_max(generation, Ordering::AcqRel);
+            self.latest.fetch_max(generation, Ordering::SeqCst);
         }
         Mark::new(index, counted)
     }
@@ -199,7 +208,7 @@ impl Window {
         let slot = &self.slots[usize::from(mark.slot)];
         let generation = u64::from(mark.generation);
         // `Err` means the slot moved on: nothing to take back.
-        let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+        let _ = slot.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
             let (stored, value) = unpack(word);
             (stored == generation).then(|| pack(stored, value.saturating_sub(amount)))
         });
@@ -219,7 +228,7 @@ impl Window {
         // The bias comes off once per live slot, after the loop: fewer
         // instructions than unpacking each slot.
         let (biased, live) = self.slots.iter().fold((0_u64, 0_i64), |(sum, live), slot| {
-            let word = slot.load(Ordering::Acquire);
+            let word = slot.load(Ordering::SeqCst);
             let fresh = shifted.wrapping_sub(word >> VALUE_BITS) & GEN_MASK < SLOTS + LATER;
             let mask = u64::from(fresh).wrapping_neg();
             (sum + (word & VALUE_MASK & mask), live + i64::from(fresh))
