@@ -56,6 +56,23 @@ fn empty_budget() -> Arc<Budget> {
     ))
 }
 
+/// A budget that holds half a retry, in fractions spread over the shards
+/// of five other threads, and whose requests add a ten-thousandth each:
+/// every retry is refused, after the budget has looked at every shard
+/// (the shard of the requests' thread never has a whole retry).
+fn budget_of_fractions() -> Arc<Budget> {
+    let budget = Arc::new(Budget::new(
+        BudgetConfig::new(0.0001, 0, Duration::from_secs(60)).unwrap(),
+    ));
+    for _ in 0..5 {
+        let budget = budget.clone();
+        std::thread::spawn(move || (0..1000).for_each(|_| budget.deposit()))
+            .join()
+            .unwrap();
+    }
+    budget
+}
+
 /// The allocations of one request through `call`, averaged over many and
 /// rounded: the test harness's own threads allocate now and then (a few
 /// blocks in a thousand requests on a loaded machine), and a request's
@@ -108,5 +125,19 @@ async fn a_retry_the_budget_refuses_allocates_nothing() {
     })
     .await;
     println!("retry layer: answered {succeeded}, refused a retry {refused}");
+    assert_eq!(refused, succeeded, "allocations per request");
+
+    // The route stack again, refused by a budget that had to add up what
+    // other threads' shards hold to know.
+    let budget = budget_of_fractions();
+    let failing = RouteStackLayer::new(RetryPolicy::default(), Timeouts::default(), budget.clone())
+        .layer(upstream(StatusCode::SERVICE_UNAVAILABLE));
+    let refused = allocations(|| async {
+        let res = failing.clone().oneshot(request()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    })
+    .await;
+    println!("route stack, fractions in other shards: refused a retry {refused}");
+    assert!(budget.balance() < 1.0, "no retry was ever granted");
     assert_eq!(refused, succeeded, "allocations per request");
 }
