@@ -18,12 +18,17 @@
 //! service unavailable`; gRPC `UNAVAILABLE`) instead of waiting on
 //! endpoints that fail.
 //!
-//! A failure is a response with a 5xx status, a gRPC answer whose
-//! `grpc-status` in its head is a server error (`UNAVAILABLE`, `INTERNAL`
-//! and the others mesh-core's classifier counts by default), or a request
-//! that got no response at all. A gRPC status sent in trailers, after the
-//! headers and messages, is not counted: the verdict is given at the
-//! response head, before the trailers come. The defaults are Linkerd's
+//! A failure is a response with a 5xx status, a gRPC answer whose status
+//! is a server error (`UNAVAILABLE`, `INTERNAL` and the others mesh-core's
+//! classifier counts by default), or a request that got no response at
+//! all. A gRPC status is read where the server put it: in the head of a
+//! trailers-only answer, or else in the trailers, so a call that sends
+//! its headers and messages and then fails counts when its body ends, as
+//! Linkerd counts gRPC failures. Such a call also fails when its stream
+//! ends without a status or the server resets it, and counts nothing
+//! when its caller goes away first (a probe's caller included: the next
+//! request probes instead). The balancer's latency sample and load end
+//! at the head all the same. The defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.

@@ -78,10 +78,12 @@ mod draw;
 mod endpoint;
 pub mod gauges;
 pub mod state;
+mod verdict;
 
 pub(crate) use self::connections::Established;
 use self::connections::{Cost, Load};
 use self::endpoint::{Endpoint, nanos};
+pub(crate) use self::verdict::Verdict;
 
 pub use self::{
     connections::{CONNECT_RTT_FLOOR, FAILING_ESTIMATE},

@@ -23,9 +23,8 @@ use super::{
 };
 use crate::{
     body::Proxied,
-    classify::Classify,
     client::{ForEndpoint, requested_authority},
-    error::{BoxError, GRPC_STATUS, MESH_ERROR, ProxyErrorKind, is_grpc},
+    error::{BoxError, MESH_ERROR, ProxyErrorKind, is_grpc},
     serve::lease::Lease,
 };
 
@@ -130,7 +129,7 @@ where
     C: Service<Request<B>, Response = Response<RB>> + ForEndpoint + Clone,
     C::Error: Into<BoxError>,
 {
-    type Response = Response<Proxied<RB>>;
+    type Response = Response<Proxied<ResponseBody<RB>>>;
     type Error = BoxError;
     type Future = ResponseFuture<C::Future>;
 
@@ -245,26 +244,6 @@ fn set_host<B>(req: &mut Request<B>) {
     }
 }
 
-/// Whether `res` says its endpoint failed, for failure accrual and the
-/// balancer: a 5xx, or a gRPC answer whose status in its head (a
-/// trailers-only answer, how a gRPC server answers a call it fails before
-/// any message) is a server error by mesh-core's classifier (`UNAVAILABLE`,
-/// `INTERNAL`...). gRPC answers failures with HTTP 200, so without it a
-/// server `UNAVAILABLE` on every call would never be taken out; a
-/// `NOT_FOUND` describes the call, as a 404 does. A status that comes in
-/// trailers is not waited for: the response has been handed on by then.
-fn endpoint_failed<B>(res: &Response<B>) -> bool {
-    if res.status().is_server_error() {
-        return true;
-    }
-    let headers = res.headers();
-    headers.contains_key(GRPC_STATUS)
-        && is_grpc(headers)
-        && Classify::default()
-            .classify_trailers(Some(headers))
-            .is_failure()
-}
-
 /// Points `req`'s URI at `endpoint` for the client to send it there:
 /// `http://<authority><path>`.
 ///
@@ -335,7 +314,9 @@ pin_project_lite::pin_project! {
         downstream: Option<OnUpgrade>,
         // The downstream connection's place, for the tunnel to hold.
         lease: Option<Lease>,
-        // Counted against the endpoint until the response head.
+        // Counted against the endpoint until the response head; for a
+        // gRPC answer with its status in trailers, failure accrual's
+        // verdict waits for the body's end.
         pending: Option<Pending>,
         // The endpoint sent to, for the logs.
         endpoint: Option<Authority>,
@@ -349,7 +330,7 @@ where
     F: Future<Output = Result<Response<RB>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<Response<Proxied<RB>>, BoxError>;
+    type Output = Result<Response<Proxied<ResponseBody<RB>>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -362,10 +343,15 @@ where
         let result = ready!(inner.poll(cx));
         // Taken only now: dropped, it stops counting the request.
         let pending = this.pending.take();
+        let mut verdict = None;
         let mut res = match result {
             Ok(res) => {
                 if let Some(pending) = pending {
-                    pending.answered(!endpoint_failed(&res));
+                    if *this.grpc && failure::status_in_trailers(&res) {
+                        verdict = pending.answered_later();
+                    } else {
+                        pending.answered(!failure::endpoint_failed(&res));
+                    }
                 }
                 res
             }
@@ -409,12 +395,16 @@ where
             }
             _ => headers::strip_hop_by_hop(res.headers_mut()),
         }
-        Poll::Ready(Ok(res.map(Proxied::from)))
+        Poll::Ready(Ok(
+            res.map(|body| Proxied::from(ResponseBody::new(body, verdict)))
+        ))
     }
 }
 
+mod body;
 mod failure;
 
+pub use self::body::ResponseBody;
 use self::failure::DisplayOr;
 
 #[cfg(test)]

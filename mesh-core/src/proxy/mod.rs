@@ -75,7 +75,9 @@ pub use self::{
     balance::{BalancerView, EndpointGauges, EndpointState},
     connect::ConnectTunnel,
     endpoints::EndpointSet,
-    forward::{CONNECT_REFUSED, Forward, INVALID_REQUEST, NoEndpoints, ResponseFuture},
+    forward::{
+        CONNECT_REFUSED, Forward, INVALID_REQUEST, NoEndpoints, ResponseBody, ResponseFuture,
+    },
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
 };

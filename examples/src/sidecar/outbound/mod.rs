@@ -117,7 +117,12 @@ type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 pub(crate) type RouteStack = Metrics<EditHeaders<mesh_retry::RouteStack<Split<Counted<Endpoint>>>>>;
 
 /// What answers requests for unknown authorities, counted like the rest.
-type NotFound = Metrics<NoRoute<TimeoutBody<mesh_core::body::Proxied<Incoming>>, BoxError>>;
+type NotFound = Metrics<
+    NoRoute<
+        TimeoutBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+        BoxError,
+    >,
+>;
 
 /// The outbound stack of one runtime.
 pub(crate) type Stack = OutboundRouter<RouteStack, NotFound>;

@@ -1,6 +1,13 @@
 //! Telling a failed request's causes apart, and writing them down.
 
-use std::{error::Error, fmt};
+use std::{any::Any, error::Error, fmt};
+
+use http::{Response, StatusCode};
+
+use crate::{
+    classify::Classify,
+    error::{BoxError, GRPC_STATUS, is_grpc},
+};
 
 /// Whether `error` is the caller's rather than the endpoint's: hyper
 /// could not send the request as given, most often because its body
@@ -29,6 +36,48 @@ pub(super) fn is_callers(error: &(dyn Error + 'static)) -> bool {
         next = e.source();
     }
     false
+}
+
+/// Whether `res` says its endpoint failed, for failure accrual and the
+/// balancer: a 5xx, or a gRPC answer whose status in its head (a
+/// trailers-only answer, how a gRPC server answers a call it fails before
+/// any message) is a server error by mesh-core's classifier (`UNAVAILABLE`,
+/// `INTERNAL`...). gRPC answers failures with HTTP 200, so without it a
+/// server `UNAVAILABLE` on every call would never be taken out; a
+/// `NOT_FOUND` describes the call, as a 404 does. A status that comes in
+/// trailers is judged at the body's end instead ([`status_in_trailers`]).
+pub(super) fn endpoint_failed<B>(res: &Response<B>) -> bool {
+    if res.status().is_server_error() {
+        return true;
+    }
+    let headers = res.headers();
+    headers.contains_key(GRPC_STATUS)
+        && is_grpc(headers)
+        && Classify::default()
+            .classify_trailers(Some(headers))
+            .is_failure()
+}
+
+/// Whether `res`, the answer to a gRPC call, leaves its status to its
+/// trailers: a `200` of gRPC without `grpc-status` in its head. Whether it
+/// failed is known only when its body ends ([`body`](super::body)). Any
+/// other status is final at the head, as gRPC clients read it.
+pub(super) fn status_in_trailers<B>(res: &Response<B>) -> bool {
+    let headers = res.headers();
+    res.status() == StatusCode::OK && !headers.contains_key(GRPC_STATUS) && is_grpc(headers)
+}
+
+/// [`is_callers`] for the error a response body failed with, of either
+/// type a client's body fails with: hyper's, or one already boxed. An
+/// error of any other type is taken for the endpoint's.
+pub(super) fn is_callers_body<E: 'static>(error: &E) -> bool {
+    let error: &dyn Any = error;
+    if let Some(error) = error.downcast_ref::<hyper::Error>() {
+        return is_callers(error);
+    }
+    error
+        .downcast_ref::<BoxError>()
+        .is_some_and(|error| is_callers(&**error))
 }
 
 /// An error and its causes, outermost first, joined by `: `, as an

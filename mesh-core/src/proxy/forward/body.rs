@@ -1,0 +1,150 @@
+//! The body of a forwarded response, and the failure-accrual verdict that
+//! waits on its end.
+//!
+//! A gRPC server that fails a call after its headers (a message sent,
+//! then `UNAVAILABLE`) answers `200` and sends the status last, in
+//! trailers. Judged at its head, such a response is a success, and an
+//! endpoint failing every call that way would never be taken out. So a
+//! gRPC response whose head carries no `grpc-status` keeps its verdict
+//! here until its body ends, as Linkerd counts gRPC failures from
+//! trailers. Every other response is judged at its head, and passes
+//! through with a branch per frame: it carries no verdict and is not
+//! boxed, so the response is no larger than the body and a tag.
+//!
+//! How the body ends decides:
+//!
+//! - trailers: their `grpc-status`, as mesh-core's classifier reads it
+//!   (`UNAVAILABLE`, `INTERNAL` and the other server errors fail;
+//!   `NOT_FOUND` and the caller's other mistakes do not, as a 4xx does
+//!   not); trailers without one fail;
+//! - no trailers: a failure, as every gRPC client reads a stream that
+//!   ends without its status;
+//! - an error: the endpoint's failure (it reset the stream, or the
+//!   connection broke), unless this side reset it for the caller;
+//! - the body dropped before its end: the caller went away, and nothing
+//!   is counted. A probe lets the next request probe.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+use super::{super::balance::Verdict, failure};
+use crate::classify::Classify;
+
+pin_project_lite::pin_project! {
+    /// The body of a [`Forward`](super::Forward)'s response: the
+    /// upstream's, frame for frame. For a gRPC answer whose status comes
+    /// in trailers, failure accrual counts it when it ends: see the
+    /// [module docs](self).
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What a body carries: a plain one, only itself; a judged one, its
+    /// verdict, with the body boxed beside it so that plain ones, nearly
+    /// all of them, stay the size of their body and a tag.
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<B> {
+        Plain {
+            #[pin]
+            inner: B,
+        },
+        Judged {
+            inner: Pin<Box<B>>,
+            // `Some` until the body ends.
+            verdict: Option<Verdict>,
+        },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// `inner`, with its outcome judged at its end by `verdict`, if any.
+    pub(super) fn new(inner: B, verdict: Option<Verdict>) -> Self {
+        let kind = match verdict {
+            None => Kind::Plain { inner },
+            verdict => Kind::Judged {
+                inner: Box::pin(inner),
+                verdict,
+            },
+        };
+        Self { kind }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: 'static,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Plain { inner } => inner.poll_frame(cx),
+            KindProj::Judged { inner, verdict } => {
+                let frame = ready!(inner.as_mut().poll_frame(cx));
+                if verdict.is_some() {
+                    judge(verdict, &frame);
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    /// Never the end while a verdict waits: the caller polls once more,
+    /// and a body that ends without trailers is judged.
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Plain { inner } => inner.is_end_stream(),
+            Kind::Judged { inner, verdict } => verdict.is_none() && inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Plain { inner } => inner.size_hint(),
+            Kind::Judged { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// Counts `verdict` if `frame` ends the body.
+fn judge<D, E: 'static>(verdict: &mut Option<Verdict>, frame: &Option<Result<Frame<D>, E>>) {
+    let success = match frame {
+        Some(Ok(frame)) => match frame.trailers_ref() {
+            Some(trailers) => succeeded(Some(trailers)),
+            None => return,
+        },
+        None => succeeded(None),
+        Some(Err(error)) => {
+            if failure::is_callers_body(error) {
+                // Dropped as for a caller that went away.
+                verdict.take();
+                return;
+            }
+            false
+        }
+    };
+    if let Some(verdict) = verdict.take() {
+        verdict.record(success);
+    }
+}
+
+/// Whether a gRPC call that ended with `trailers` (`None`: without any)
+/// succeeded, as mesh-core's classifier reads its status.
+fn succeeded(trailers: Option<&HeaderMap>) -> bool {
+    !Classify::default().classify_trailers(trailers).is_failure()
+}

@@ -1,0 +1,325 @@
+//! Failure accrual of gRPC calls through a `Forward`, over real sockets:
+//! a gRPC server answers `200` and gives its status in trailers, or in the
+//! head when it fails before any message, and both count against its
+//! endpoint when they are server errors; a caller's own mistakes and
+//! cancellations do not.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/accrual.rs"]
+mod accrual;
+
+use accrual::{h2_upstream, strict};
+use std::{net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use mesh_core::{
+    BoxError,
+    body::{BoxBody, boxed, full},
+    client::{Client, ClientConfig},
+    proxy::{BalancerView, EndpointState, Forward},
+};
+use tower::ServiceExt;
+
+/// An HTTP/2 upstream answering every call with a trailers-only gRPC
+/// response of status `code`, as a gRPC server that fails before any
+/// message does.
+async fn grpc_upstream(code: &'static str) -> SocketAddr {
+    h2_upstream(move |_: Request<Incoming>| async move {
+        Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", code)
+            .body(full(""))
+            .unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_grpc_server_error_in_a_trailers_only_answer_counts_against_the_endpoint() {
+    // gRPC answers its failures with HTTP 200: a server that is
+    // UNAVAILABLE on every call is failing as surely as one answering
+    // 503, and a NOT_FOUND describes the call, as a 404 does.
+    for (code, state) in [
+        ("14", EndpointState::Failing),
+        ("13", EndpointState::Failing),
+        ("5", EndpointState::Ready),
+        ("0", EndpointState::Ready),
+    ] {
+        let endpoint = grpc_upstream(code).await;
+        let client = Client::<BoxBody>::new(&ClientConfig::default());
+        let forward = Forward::new(client, [endpoint])
+            .unwrap()
+            .with_failure_accrual(strict());
+        let view = forward.balancer_view().unwrap();
+        let call = Request::post("http://emoji/emoji.EmojiService/ListAll")
+            .version(Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .body(full(""))
+            .unwrap();
+        let res = forward.clone().oneshot(call).await.unwrap();
+        assert_eq!(res.headers()["grpc-status"], code);
+        assert_eq!(
+            view.endpoints().unwrap(),
+            [(endpoint, state)],
+            "grpc-status {code}"
+        );
+    }
+}
+
+/// How [`grpc_stream_upstream`] ends a call after its headers and one
+/// message, named by the call's `x-end` header.
+fn grpc_stream_end(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-end")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("trailers:0")
+        .to_owned()
+}
+
+/// An HTTP/2 upstream answering each gRPC call with headers (`200`,
+/// `application/grpc`, no `grpc-status`) and one message, then ending
+/// as its `x-end` header says: `trailers:<code>`, trailers with that
+/// `grpc-status`; `none`, the end of the stream without trailers;
+/// `reset`, a reset of the stream; `hang`, nothing more. `only:<code>`
+/// answers trailers-only instead.
+async fn grpc_stream_upstream() -> SocketAddr {
+    h2_upstream(|req: Request<Incoming>| async move {
+        let end = grpc_stream_end(&req);
+        let head = Response::builder().header("content-type", "application/grpc");
+        if let Some(code) = end.strip_prefix("only:") {
+            return head.header("grpc-status", code).body(full("")).unwrap();
+        }
+        let message = Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi")));
+        let rest: Vec<Result<Frame<Bytes>, BoxError>> = match end.as_str() {
+            "none" => vec![],
+            "reset" => vec![Err("the server broke mid-call".into())],
+            "hang" => {
+                let stalled =
+                    futures_util::stream::iter([message]).chain(futures_util::stream::pending());
+                return head.body(boxed(StreamBody::new(stalled))).unwrap();
+            }
+            trailers => {
+                let code = trailers.strip_prefix("trailers:").unwrap().to_owned();
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", code.parse().unwrap());
+                vec![Ok(Frame::trailers(trailers))]
+            }
+        };
+        let frames = std::iter::once(message).chain(rest);
+        head.body(boxed(StreamBody::new(futures_util::stream::iter(frames))))
+            .unwrap()
+    })
+    .await
+}
+
+/// A gRPC call to the emoji service, ended by the upstream as `end` says
+/// (see [`grpc_stream_upstream`]).
+fn grpc_call(end: &str) -> Request<BoxBody> {
+    Request::post("http://emoji/emoji.EmojiService/ListAll")
+        .version(Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("x-end", end)
+        .body(full(""))
+        .unwrap()
+}
+
+/// A `Forward` to `endpoint` that takes it out at its first failure, and
+/// the balancer's view.
+fn strict_forward(endpoint: SocketAddr) -> (Forward<Client<BoxBody>>, BalancerView) {
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+    (forward, view)
+}
+
+/// Sends a call through a strict `Forward` to a fresh
+/// [`grpc_stream_upstream`] whose trailers carry `code`, reads it to its
+/// end, and says what became of the endpoint.
+async fn state_after_trailers(code: &str) -> EndpointState {
+    let endpoint = grpc_stream_upstream().await;
+    let (forward, view) = strict_forward(endpoint);
+    let call = grpc_call(&format!("trailers:{code}"));
+    let res = forward.clone().oneshot(call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("grpc-status").is_none());
+    let body = res.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], code);
+    let [(addr, state)] = view.endpoints().unwrap()[..] else {
+        panic!("one endpoint")
+    };
+    assert_eq!(addr, endpoint);
+    state
+}
+
+#[tokio::test]
+async fn a_grpc_server_error_in_trailers_after_a_message_counts_against_the_endpoint() {
+    // The server sent its headers and a message before it failed: the
+    // status comes in trailers, and only at the end of the body.
+    for code in ["14", "13"] {
+        let state = state_after_trailers(code).await;
+        assert_eq!(state, EndpointState::Failing, "grpc-status {code}");
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_status_in_trailers_that_is_no_server_error_leaves_the_endpoint_in() {
+    // NOT_FOUND describes the call, as a 404 does.
+    for code in ["0", "5"] {
+        let state = state_after_trailers(code).await;
+        assert_eq!(state, EndpointState::Ready, "grpc-status {code}");
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_call_its_server_resets_or_ends_without_a_status_counts_against_the_endpoint() {
+    // A reset is the server's failure; a stream that ends without its
+    // status is one every gRPC client fails.
+    for end in ["reset", "none"] {
+        let endpoint = grpc_stream_upstream().await;
+        let (forward, view) = strict_forward(endpoint);
+        let res = forward.clone().oneshot(grpc_call(end)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let _ = res.into_body().collect().await;
+        assert_eq!(
+            view.endpoints().unwrap(),
+            [(endpoint, EndpointState::Failing)],
+            "{end}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_drops_a_grpc_response_before_its_end_does_not_count_against_the_endpoint() {
+    let endpoint = grpc_stream_upstream().await;
+    let (forward, view) = strict_forward(endpoint);
+    let res = forward.clone().oneshot(grpc_call("hang")).await.unwrap();
+    let mut body = res.into_body();
+    let message = body.frame().await.unwrap().unwrap();
+    assert!(message.is_data());
+    drop(body);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)],
+        "the caller went away, not the endpoint"
+    );
+    let res = forward.oneshot(grpc_call("trailers:0")).await.unwrap();
+    let body = res.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+}
+
+#[tokio::test]
+async fn a_grpc_call_whose_callers_upload_fails_mid_stream_does_not_count_against_the_endpoint() {
+    // The server answered at once and streams back; then the caller's
+    // own request body fails, and the client resets the stream on its
+    // behalf. The response body ends in that reset: the caller's, not
+    // the endpoint's.
+    let endpoint = grpc_stream_upstream().await;
+    let (forward, view) = strict_forward(endpoint);
+    let (fail, failed) = tokio::sync::oneshot::channel::<()>();
+    let upload = futures_util::stream::iter([Ok(Frame::data(Bytes::from_static(b"part")))]).chain(
+        futures_util::stream::once(async move {
+            let _ = failed.await;
+            Err::<Frame<Bytes>, BoxError>("the client went away".into())
+        }),
+    );
+    let mut call = grpc_call("hang");
+    *call.body_mut() = boxed(StreamBody::new(upload));
+    let res = forward.clone().oneshot(call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    assert!(body.frame().await.unwrap().unwrap().is_data());
+    fail.send(()).unwrap();
+    assert!(body.collect().await.is_err(), "the reset ends the body");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)],
+        "the caller's body failed, not the endpoint"
+    );
+}
+
+/// Takes `endpoint` out through `forward` with a trailers-only
+/// `UNAVAILABLE`, and waits out its penalty on tokio's paused clock.
+async fn take_out_and_wait(forward: &Forward<Client<BoxBody>>, view: &BalancerView) {
+    let res = forward.clone().oneshot(grpc_call("only:14")).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+    let [(_, state)] = view.endpoints().unwrap()[..] else {
+        panic!("one endpoint")
+    };
+    assert_eq!(state, EndpointState::Failing);
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::resume();
+}
+
+#[tokio::test]
+async fn a_probe_whose_status_comes_in_trailers_is_judged_at_its_end() {
+    let endpoint = grpc_stream_upstream().await;
+    let (forward, view) = strict_forward(endpoint);
+    take_out_and_wait(&forward, &view).await;
+
+    let res = forward
+        .clone()
+        .oneshot(grpc_call("trailers:0"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers().get("grpc-status").is_none(),
+        "the probe's answer"
+    );
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Probing)],
+        "no verdict before the trailers"
+    );
+    let meanwhile = forward
+        .clone()
+        .oneshot(grpc_call("trailers:0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        meanwhile.headers()["mesh-error"],
+        "service unavailable",
+        "one probe at a time"
+    );
+    let body = res.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)]
+    );
+}
+
+#[tokio::test]
+async fn a_probe_whose_caller_drops_its_response_lets_the_next_request_probe() {
+    let endpoint = grpc_stream_upstream().await;
+    let (forward, view) = strict_forward(endpoint);
+    take_out_and_wait(&forward, &view).await;
+
+    let res = forward.clone().oneshot(grpc_call("hang")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(res);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Probing)],
+        "a probe given up on decides nothing"
+    );
+    let res = forward
+        .clone()
+        .oneshot(grpc_call("trailers:0"))
+        .await
+        .unwrap();
+    assert!(res.headers().get("mesh-error").is_none(), "the next probe");
+    let body = res.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)]
+    );
+}
