@@ -28,7 +28,10 @@
 //! ends without a status or the server resets it, and counts nothing
 //! when its caller goes away first (a probe's caller included: the next
 //! request probes instead). The balancer's latency sample and load end
-//! at the head all the same. The defaults are Linkerd's
+//! at the head all the same. So a probe that is a long gRPC stream holds
+//! the probe until the stream ends, as a probe does in Linkerd, whose
+//! classification also waits for the trailers: until then its endpoint
+//! takes no other request. The defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.
