@@ -15,13 +15,17 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Body;
 use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::{
     BoxError,
     body::{BoxBody, boxed, full},
     client::{Client, ClientConfig},
     proxy::{BalancerView, EndpointState, Forward},
+    serve::{Server, ServerConfig, shutdown, shutdown::ShutdownTrigger},
 };
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 /// An HTTP/2 upstream answering every call with a trailers-only gRPC
@@ -85,13 +89,17 @@ fn grpc_stream_end(req: &Request<Incoming>) -> String {
 /// as its `x-end` header says: `trailers:<code>`, trailers with that
 /// `grpc-status`; `none`, the end of the stream without trailers;
 /// `reset`, a reset of the stream; `hang`, nothing more. `only:<code>`
-/// answers trailers-only instead.
+/// answers trailers-only instead; `empty`, headers that end the stream
+/// with no status.
 async fn grpc_stream_upstream() -> SocketAddr {
     h2_upstream(|req: Request<Incoming>| async move {
         let end = grpc_stream_end(&req);
         let head = Response::builder().header("content-type", "application/grpc");
         if let Some(code) = end.strip_prefix("only:") {
             return head.header("grpc-status", code).body(full("")).unwrap();
+        }
+        if end == "empty" {
+            return head.body(full("")).unwrap();
         }
         let message = Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi")));
         let rest: Vec<Result<Frame<Bytes>, BoxError>> = match end.as_str() {
@@ -321,5 +329,108 @@ async fn a_probe_whose_caller_drops_its_response_lets_the_next_request_probe() {
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Ready)]
+    );
+}
+
+/// An HTTP/1.1 upstream answering each call `200`, `application/grpc`,
+/// with no status and a body of known length: empty, or one message, as
+/// its `x-end` header (`empty` or `whole`) says. HTTP/1.1 has no
+/// trailers with a content-length, so the stream ends without a status.
+async fn grpc_h1_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let body = match grpc_stream_end(&req).as_str() {
+                    "empty" => full(""),
+                    _ => full(Bytes::from_static(b"\0\0\0\0\x02hi")),
+                };
+                let res = Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(body)
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(res)
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_grpc_stream_ended_without_a_status_counts_even_when_the_callers_server_knows_its_length()
+{
+    // Over HTTP/1 the caller's server writes a body of known length (0,
+    // or the message's) and stops there, never polling for an end that
+    // has already come: the verdict is given as soon as the body says it
+    // has ended, at its head or with its last message.
+    for end in ["empty", "whole"] {
+        let endpoint = grpc_h1_upstream().await;
+        let (addr, view, _trigger) = proxy(endpoint).await;
+        let conn = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let call = Request::post("/emoji.EmojiService/ListAll")
+            .header("host", "emoji")
+            .header("content-type", "application/grpc")
+            .header("x-end", end)
+            .body(full(""))
+            .unwrap();
+        let res = sender.send_request(call).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{end}");
+        assert!(res.headers().get("mesh-error").is_none(), "{end}: answered");
+        assert!(res.headers().get("grpc-status").is_none(), "{end}");
+        let body = res.into_body().collect().await.unwrap();
+        assert!(body.trailers().is_none(), "{end}");
+        assert_eq!(
+            view.endpoints().unwrap(),
+            [(endpoint, EndpointState::Failing)],
+            "{end}: no status, a failure"
+        );
+    }
+}
+
+/// A strict `Forward` to `endpoint`, served on a port of its own, the
+/// balancer's view, and what shuts it down.
+async fn proxy(endpoint: SocketAddr) -> (SocketAddr, BalancerView, ShutdownTrigger) {
+    let client = Client::<Incoming>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
+    (addr, view, trigger)
+}
+
+#[tokio::test]
+async fn a_grpc_stream_ended_at_its_head_without_a_status_passes_on_ended_and_counts_at_once() {
+    // A server that ends the stream on its headers, with no status: the
+    // caller gets those headers ending the stream, as they came (not an
+    // empty message after them), and the endpoint failed.
+    let endpoint = grpc_stream_upstream().await;
+    let (addr, view, _trigger) = proxy(endpoint).await;
+    let conn = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(conn))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let res = sender.send_request(grpc_call("empty")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("mesh-error").is_none(), "answered");
+    assert!(res.body().is_end_stream(), "END_STREAM on the headers");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Failing)]
     );
 }

@@ -18,7 +18,11 @@
 //!   `NOT_FOUND` and the caller's other mistakes do not, as a 4xx does
 //!   not); trailers without one fail;
 //! - no trailers: a failure, as every gRPC client reads a stream that
-//!   ends without its status;
+//!   ends without its status. The body's end is its last frame, or the
+//!   moment it says it has ended: a caller's server that knows the
+//!   length (HTTP/1 with a content-length, or `0` for a stream that
+//!   ended at its head) stops there and drops the body without polling
+//!   for an end that has come;
 //! - an error: the endpoint's failure (it reset the stream, or the
 //!   connection broke), unless this side reset it for the caller;
 //! - the body dropped before its end: the caller went away, and nothing
@@ -26,6 +30,7 @@
 
 use std::{
     pin::Pin,
+    sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll, ready},
 };
 
@@ -60,9 +65,32 @@ pin_project_lite::pin_project! {
         },
         Judged {
             inner: Pin<Box<B>>,
-            // `Some` until the body ends.
-            verdict: Option<Verdict>,
+            waiting: Waiting,
         },
+    }
+}
+
+/// The verdict of a judged body, until its end.
+#[derive(Debug)]
+struct Waiting {
+    /// `Some` until the body's end is judged, or it is given up on.
+    verdict: Option<Verdict>,
+    /// Whether the body has said it has ended (`is_end_stream`), with no
+    /// frame left to poll: dropped so, it ended without trailers. Set
+    /// through `&self`, hence atomic; only this body's owner touches it.
+    ended: AtomicBool,
+}
+
+impl Drop for Waiting {
+    /// A body that said it had ended and is dropped unpolled ended
+    /// without trailers: a failure. Any other is given up on, and the
+    /// verdict's own drop counts nothing.
+    fn drop(&mut self) {
+        if self.ended.load(Ordering::Relaxed)
+            && let Some(verdict) = self.verdict.take()
+        {
+            verdict.record(succeeded(None));
+        }
     }
 }
 
@@ -73,7 +101,10 @@ impl<B> ResponseBody<B> {
             None => Kind::Plain { inner },
             verdict => Kind::Judged {
                 inner: Box::pin(inner),
-                verdict,
+                waiting: Waiting {
+                    verdict,
+                    ended: AtomicBool::new(false),
+                },
             },
         };
         Self { kind }
@@ -94,22 +125,29 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Plain { inner } => inner.poll_frame(cx),
-            KindProj::Judged { inner, verdict } => {
+            KindProj::Judged { inner, waiting } => {
                 let frame = ready!(inner.as_mut().poll_frame(cx));
-                if verdict.is_some() {
-                    judge(verdict, &frame);
+                if waiting.verdict.is_some() {
+                    judge(&mut waiting.verdict, &frame);
                 }
                 Poll::Ready(frame)
             }
         }
     }
 
-    /// Never the end while a verdict waits: the caller polls once more,
-    /// and a body that ends without trailers is judged.
+    /// The inner body's. Once it says it has ended, with a verdict still
+    /// waiting, the verdict is a failure (no trailers can come), counted
+    /// as the body is polled to its end or dropped.
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Plain { inner } => inner.is_end_stream(),
-            Kind::Judged { inner, verdict } => verdict.is_none() && inner.is_end_stream(),
+            Kind::Judged { inner, waiting } => {
+                let ended = inner.is_end_stream();
+                if ended {
+                    waiting.ended.store(true, Ordering::Relaxed);
+                }
+                ended
+            }
         }
     }
 
