@@ -54,8 +54,9 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     /// What a body carries: a plain one, only itself; a judged one, its
-    /// verdict, with the body boxed beside it so that plain ones, nearly
-    /// all of them, stay the size of their body and a tag.
+    /// verdict, boxed with the body so that plain ones, nearly all of
+    /// them, stay the size of their body (and a tag, where the body has
+    /// no spare bits for one).
     #[project = KindProj]
     #[derive(Debug)]
     enum Kind<B> {
@@ -64,9 +65,19 @@ pin_project_lite::pin_project! {
             inner: B,
         },
         Judged {
-            inner: Pin<Box<B>>,
-            waiting: Waiting,
+            judged: Pin<Box<Judged<B>>>,
         },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A body and the verdict waiting on its end.
+    #[project = Projection]
+    #[derive(Debug)]
+    struct Judged<B> {
+        #[pin]
+        inner: B,
+        waiting: Waiting,
     }
 }
 
@@ -100,11 +111,13 @@ impl<B> ResponseBody<B> {
         let kind = match verdict {
             None => Kind::Plain { inner },
             verdict => Kind::Judged {
-                inner: Box::pin(inner),
-                waiting: Waiting {
-                    verdict,
-                    ended: AtomicBool::new(false),
-                },
+                judged: Box::pin(Judged {
+                    inner,
+                    waiting: Waiting {
+                        verdict,
+                        ended: AtomicBool::new(false),
+                    },
+                }),
             },
         };
         Self { kind }
@@ -125,8 +138,9 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Plain { inner } => inner.poll_frame(cx),
-            KindProj::Judged { inner, waiting } => {
-                let frame = ready!(inner.as_mut().poll_frame(cx));
+            KindProj::Judged { judged } => {
+                let Projection { inner, waiting } = judged.as_mut().project();
+                let frame = ready!(inner.poll_frame(cx));
                 if waiting.verdict.is_some() {
                     judge(&mut waiting.verdict, &frame);
                 }
@@ -141,10 +155,10 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Plain { inner } => inner.is_end_stream(),
-            Kind::Judged { inner, waiting } => {
-                let ended = inner.is_end_stream();
+            Kind::Judged { judged } => {
+                let ended = judged.inner.is_end_stream();
                 if ended {
-                    waiting.ended.store(true, Ordering::Relaxed);
+                    judged.waiting.ended.store(true, Ordering::Relaxed);
                 }
                 ended
             }
@@ -154,7 +168,7 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Plain { inner } => inner.size_hint(),
-            Kind::Judged { inner, .. } => inner.size_hint(),
+            Kind::Judged { judged } => judged.inner.size_hint(),
         }
     }
 }
@@ -185,4 +199,19 @@ fn judge<D, E: 'static>(verdict: &mut Option<Verdict>, frame: &Option<Result<Fra
 /// succeeded, as mesh-core's classifier reads its status.
 fn succeeded(trailers: Option<&HeaderMap>) -> bool {
     !Classify::default().classify_trailers(trailers).is_failure()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_carries_no_verdict_is_no_larger_than_the_body() {
+        // `Incoming` has spare bits for the tag: every plain response
+        // moves as many bytes as it did before it was wrapped.
+        assert_eq!(
+            size_of::<ResponseBody<hyper::body::Incoming>>(),
+            size_of::<hyper::body::Incoming>()
+        );
+    }
 }
