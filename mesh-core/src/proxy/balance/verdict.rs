@@ -142,6 +142,25 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_outcome_counted_after_an_update_counts_for_its_own_endpoint() {
+        // The set changed while the body streamed: the endpoint now sits
+        // at another place, and another one at its old place.
+        let a = addr();
+        let b = SocketAddr::from(([10, 0, 0, 2], 80));
+        let c = SocketAddr::from(([10, 0, 0, 3], 80));
+        let accrual = strict().accrual;
+        let before = Arc::new(Balancer::new([a, b], accrual));
+        let verdict = before.send_to(b).unwrap().answered_later().unwrap();
+        let after = before.update([c, b]);
+        drop(before);
+        verdict.record(false);
+        assert_eq!(
+            after.states(),
+            [(c, EndpointState::Ready), (b, EndpointState::Failing)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn without_failure_accrual_there_is_nothing_to_wait_for() {
         let balancer = Arc::new(Balancer::new(
             [addr(), SocketAddr::from(([10, 0, 0, 2], 80))],
