@@ -124,8 +124,10 @@ impl PolicyStore {
     pub fn reload(&self, sources: &[PolicySource<'_>]) -> Result<PolicyWarnings, ResourceError> {
         match self.compile(sources) {
             Ok(Compiled { policy, warnings }) => {
-                self.swap(policy);
+                // Counted before it is put in force: whoever the change
+                // wakes (a test, an admin view) finds the reload counted.
                 self.inner.metrics.reload(true);
+                self.swap(policy);
                 tracing::info!(documents = sources.len(), "policy loaded");
                 if !warnings.is_empty() {
                     tracing::warn!(%warnings, "policy loaded with parts that are not enforced");
