@@ -6,7 +6,7 @@
 #[path = "support/accrual.rs"]
 mod accrual;
 
-use accrual::{aborted_body, h2_upstream, strict};
+use accrual::{aborted_body, h2_upstream, proxy, strict};
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use http::{Request, Response, StatusCode, Version};
@@ -17,8 +17,7 @@ use mesh_core::{
     ProxyErrorKind,
     body::{BoxBody, full},
     client::{Client, ClientConfig},
-    proxy::{BalancerView, EndpointState, Forward, INVALID_REQUEST},
-    serve::{Server, ServerConfig, shutdown, shutdown::ShutdownTrigger},
+    proxy::{EndpointState, Forward, INVALID_REQUEST},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -131,21 +130,6 @@ async fn an_http2_request_body_that_fails_does_not_take_the_endpoint_out() {
         .unwrap();
     let res = forward.oneshot(next).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
-}
-
-/// A proxy server forwarding to `endpoint` through a `Forward` that
-/// takes it out at its first failure; the balancer's view beside it.
-async fn proxy(endpoint: SocketAddr) -> (SocketAddr, BalancerView, ShutdownTrigger) {
-    let client = Client::<Incoming>::new(&ClientConfig::default());
-    let forward = Forward::new(client, [endpoint])
-        .unwrap()
-        .with_failure_accrual(strict());
-    let view = forward.balancer_view().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
-    (addr, view, trigger)
 }
 
 /// Sends `head` to `addr` and reads the answer's status line.

@@ -8,24 +8,26 @@
 #[path = "support/accrual.rs"]
 mod accrual;
 
-use accrual::{h2_upstream, strict};
+use accrual::{
+    grpc_call, grpc_h1_upstream, grpc_stream_upstream, grpc_upstream_watching_hangs, h2_upstream,
+    proxy, strict,
+};
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Body;
-use hyper::body::{Frame, Incoming};
+
+use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::{
     BoxError,
     body::{BoxBody, boxed, full},
     client::{Client, ClientConfig},
     proxy::{BalancerView, EndpointState, Forward},
-    serve::{Server, ServerConfig, shutdown, shutdown::ShutdownTrigger},
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 /// An HTTP/2 upstream answering every call with a trailers-only gRPC
@@ -72,67 +74,6 @@ async fn a_grpc_server_error_in_a_trailers_only_answer_counts_against_the_endpoi
             "grpc-status {code}"
         );
     }
-}
-
-/// How [`grpc_stream_upstream`] ends a call after its headers and one
-/// message, named by the call's `x-end` header.
-fn grpc_stream_end(req: &Request<Incoming>) -> String {
-    req.headers()
-        .get("x-end")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("trailers:0")
-        .to_owned()
-}
-
-/// An HTTP/2 upstream answering each gRPC call with headers (`200`,
-/// `application/grpc`, no `grpc-status`) and one message, then ending
-/// as its `x-end` header says: `trailers:<code>`, trailers with that
-/// `grpc-status`; `none`, the end of the stream without trailers;
-/// `reset`, a reset of the stream; `hang`, nothing more. `only:<code>`
-/// answers trailers-only instead; `empty`, headers that end the stream
-/// with no status.
-async fn grpc_stream_upstream() -> SocketAddr {
-    h2_upstream(|req: Request<Incoming>| async move {
-        let end = grpc_stream_end(&req);
-        let head = Response::builder().header("content-type", "application/grpc");
-        if let Some(code) = end.strip_prefix("only:") {
-            return head.header("grpc-status", code).body(full("")).unwrap();
-        }
-        if end == "empty" {
-            return head.body(full("")).unwrap();
-        }
-        let message = Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi")));
-        let rest: Vec<Result<Frame<Bytes>, BoxError>> = match end.as_str() {
-            "none" => vec![],
-            "reset" => vec![Err("the server broke mid-call".into())],
-            "hang" => {
-                let stalled =
-                    futures_util::stream::iter([message]).chain(futures_util::stream::pending());
-                return head.body(boxed(StreamBody::new(stalled))).unwrap();
-            }
-            trailers => {
-                let code = trailers.strip_prefix("trailers:").unwrap().to_owned();
-                let mut trailers = http::HeaderMap::new();
-                trailers.insert("grpc-status", code.parse().unwrap());
-                vec![Ok(Frame::trailers(trailers))]
-            }
-        };
-        let frames = std::iter::once(message).chain(rest);
-        head.body(boxed(StreamBody::new(futures_util::stream::iter(frames))))
-            .unwrap()
-    })
-    .await
-}
-
-/// A gRPC call to the emoji service, ended by the upstream as `end` says
-/// (see [`grpc_stream_upstream`]).
-fn grpc_call(end: &str) -> Request<BoxBody> {
-    Request::post("http://emoji/emoji.EmojiService/ListAll")
-        .version(Version::HTTP_2)
-        .header("content-type", "application/grpc")
-        .header("x-end", end)
-        .body(full(""))
-        .unwrap()
 }
 
 /// A `Forward` to `endpoint` that takes it out at its first failure, and
@@ -332,36 +273,6 @@ async fn a_probe_whose_caller_drops_its_response_lets_the_next_request_probe() {
     );
 }
 
-/// An HTTP/1.1 upstream answering each call `200`, `application/grpc`,
-/// with no status and a body of known length: empty, or one message, as
-/// its `x-end` header (`empty` or `whole`) says. HTTP/1.1 has no
-/// trailers with a content-length, so the stream ends without a status.
-async fn grpc_h1_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let body = match grpc_stream_end(&req).as_str() {
-                    "empty" => full(""),
-                    _ => full(Bytes::from_static(b"\0\0\0\0\x02hi")),
-                };
-                let res = Response::builder()
-                    .header("content-type", "application/grpc")
-                    .body(body)
-                    .unwrap();
-                Ok::<_, std::convert::Infallible>(res)
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(conn), svc),
-            );
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn a_grpc_stream_ended_without_a_status_counts_even_when_the_callers_server_knows_its_length()
 {
@@ -397,21 +308,6 @@ async fn a_grpc_stream_ended_without_a_status_counts_even_when_the_callers_serve
     }
 }
 
-/// A strict `Forward` to `endpoint`, served on a port of its own, the
-/// balancer's view, and what shuts it down.
-async fn proxy(endpoint: SocketAddr) -> (SocketAddr, BalancerView, ShutdownTrigger) {
-    let client = Client::<Incoming>::new(&ClientConfig::default());
-    let forward = Forward::new(client, [endpoint])
-        .unwrap()
-        .with_failure_accrual(strict());
-    let view = forward.balancer_view().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
-    (addr, view, trigger)
-}
-
 #[tokio::test]
 async fn a_grpc_stream_ended_at_its_head_without_a_status_passes_on_ended_and_counts_at_once() {
     // A server that ends the stream on its headers, with no status: the
@@ -432,5 +328,52 @@ async fn a_grpc_stream_ended_at_its_head_without_a_status_passes_on_ended_and_co
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Failing)]
+    );
+}
+
+#[tokio::test]
+async fn a_probe_its_caller_cancels_over_http2_counts_nothing_and_lets_the_next_request_probe() {
+    // The caller resets its stream mid-call: the caller's server drops the
+    // response, and the reset that then goes upstream is this side's, not
+    // the endpoint's.
+    let (gone_tx, mut gone) = tokio::sync::mpsc::unbounded_channel();
+    let endpoint = grpc_upstream_watching_hangs(gone_tx).await;
+    let (addr, view, _trigger) = proxy(endpoint).await;
+    let conn = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(conn))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+
+    let res = sender.send_request(grpc_call("only:14")).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Failing)]
+    );
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::resume();
+
+    let res = sender.send_request(grpc_call("hang")).await.unwrap();
+    assert!(res.headers().get("mesh-error").is_none(), "the probe");
+    let mut body = res.into_body();
+    assert!(body.frame().await.unwrap().unwrap().is_data());
+    drop(body);
+    gone.recv().await.unwrap();
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Probing)],
+        "a cancelled probe decides nothing"
+    );
+
+    let res = sender.send_request(grpc_call("trailers:0")).await.unwrap();
+    assert!(res.headers().get("mesh-error").is_none(), "the next probe");
+    let body = res.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)]
     );
 }
