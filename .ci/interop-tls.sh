@@ -66,25 +66,25 @@ tls13_negotiated() {
     local out
     out="$(s_client -tls1_3 -cert "$work/client/tls.crt" -cert_chain "$work/client/tls.crt" \
         -key "$work/client/tls.key" -alpn http/1.1)"
-    echo "$out" | grep -q "New, TLSv1.3" &&
-        echo "$out" | grep -q "Verify return code: 0 (ok)" &&
-        echo "$out" | grep -q "hello spiffe://$td/ns/interop/sa/client" ||
+    grep -q "New, TLSv1.3" <<<"$out" &&
+        grep -q "Verify return code: 0 (ok)" <<<"$out" &&
+        grep -q "hello spiffe://$td/ns/interop/sa/client" <<<"$out" ||
         { echo "$out"; return 1; }
 }
 
 client_cert_required() {
     local out
     out="$(s_client -tls1_3)"
-    echo "$out" | grep -q "Acceptable client certificate CA names" &&
-        echo "$out" | grep -q "alert certificate required" &&
-        ! echo "$out" | grep -q "hello " ||
+    grep -q "Acceptable client certificate CA names" <<<"$out" &&
+        grep -q "alert certificate required" <<<"$out" &&
+        ! grep -q "hello " <<<"$out" ||
         { echo "$out"; return 1; }
 }
 
 tls12_refused() {
     local out
     out="$(s_client -tls1_2)"
-    echo "$out" | grep -q "alert protocol version" || { echo "$out"; return 1; }
+    grep -q "alert protocol version" <<<"$out" || { echo "$out"; return 1; }
 }
 
 curl_mtls_200() {

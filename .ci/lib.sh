@@ -26,7 +26,7 @@ apt_install() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null; then
         $sudo apt-get update -qq
     fi
     $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
