@@ -276,6 +276,16 @@ impl Balancer {
         load.cost(endpoint.estimate_at(now), pending)
     }
 
+    /// Counts a response of endpoint `i`, ended at `now`, as a `success`
+    /// or a failure for failure accrual, if the balancer has it; `probe`
+    /// says whether it was the endpoint's probe.
+    fn record(&self, i: usize, success: bool, probe: bool, now: Instant) {
+        if let (Some(accrual), Some(endpoint)) = (&self.accrual, self.endpoint(i)) {
+            let since = self.since_epoch(now) as u64;
+            endpoint.health.record(accrual, success, probe, since);
+        }
+    }
+
     /// Counts a round trip of `sample` to endpoint `i`, ended at `now`.
     fn observe(&self, i: usize, sample: Duration, now: Instant) {
         let Some(endpoint) = self.endpoint(i) else {
@@ -315,12 +325,7 @@ impl Pending {
 
     fn record(&mut self, success: bool, now: Instant) {
         let probe = std::mem::take(&mut self.probe);
-        if let (Some(accrual), Some(endpoint)) =
-            (&self.balancer.accrual, self.balancer.endpoint(self.index))
-        {
-            let since = self.balancer.since_epoch(now) as u64;
-            endpoint.health.record(accrual, success, probe, since);
-        }
+        self.balancer.record(self.index, success, probe, now);
     }
 }
 

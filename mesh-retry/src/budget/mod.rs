@@ -254,11 +254,7 @@ impl Budget {
     /// between, what was taken goes back and the retry is refused.
     #[cold]
     fn gather(&self, generation: u64, own: usize) -> Option<Withdrawal> {
-        let have = self.shards.iter().fold(0_i64, |sum, shard| {
-            let generation = generation.max(shard.window.latest());
-            sum.saturating_add(shard.available(generation).max(0))
-        });
-        if have < WITHDRAW {
+        if self.spendable(generation) < WITHDRAW {
             return None;
         }
         let mut parts = Vec::new();
@@ -326,11 +322,17 @@ impl Budget {
     /// does not hold back the others (see the [module docs](self)), so it
     /// does not count against their retries here either. Never negative.
     pub fn balance(&self) -> f64 {
-        let generation = self.generation(Instant::now());
-        let units = self.shards.iter().fold(0_i64, |sum, shard| {
+        self.spendable(self.generation(Instant::now())) as f64 / SCALE as f64
+    }
+
+    /// The units the shards together can give at `generation`, each at
+    /// its own latest slot if that is later: a shard below zero gives
+    /// nothing, and holds back none of the others.
+    fn spendable(&self, generation: u64) -> i64 {
+        self.shards.iter().fold(0_i64, |sum, shard| {
+            let generation = generation.max(shard.window.latest());
             sum.saturating_add(shard.available(generation).max(0))
-        });
-        units as f64 / SCALE as f64
+        })
     }
 
     /// Which slot width `now` falls in, counted from the budget's

@@ -60,12 +60,8 @@ impl Verdict {
     /// The body ended: the response was a `success` or a failure.
     pub(crate) fn record(mut self, success: bool) {
         let probe = std::mem::take(&mut self.probe);
-        if let (Some(accrual), Some(endpoint)) =
-            (&self.balancer.accrual, self.balancer.endpoint(self.index))
-        {
-            let since = self.balancer.since_epoch(Instant::now()) as u64;
-            endpoint.health.record(accrual, success, probe, since);
-        }
+        self.balancer
+            .record(self.index, success, probe, Instant::now());
     }
 }
 
