@@ -377,3 +377,44 @@ async fn a_probe_its_caller_cancels_over_http2_counts_nothing_and_lets_the_next_
         [(endpoint, EndpointState::Ready)]
     );
 }
+
+#[tokio::test]
+async fn a_grpc_call_answered_by_a_page_that_is_not_grpc_counts_against_the_endpoint() {
+    // An endpoint that answers gRPC calls with an HTML `200` (a web server
+    // where a gRPC server should be) fails every call: its clients read
+    // UNKNOWN. A `404` page describes the call, as for HTTP; and the same
+    // `200` answering a request that is not gRPC is a success.
+    for (status, grpc_call, state) in [
+        (200, true, EndpointState::Failing),
+        (404, true, EndpointState::Ready),
+        (200, false, EndpointState::Ready),
+    ] {
+        let endpoint = h2_upstream(move |_: Request<Incoming>| async move {
+            Response::builder()
+                .status(status)
+                .header("content-type", "text/html")
+                .body(full("<html></html>"))
+                .unwrap()
+        })
+        .await;
+        let (forward, view) = strict_forward(endpoint);
+        let content_type = if grpc_call {
+            "application/grpc"
+        } else {
+            "application/json"
+        };
+        let call = Request::post("http://emoji/emoji.EmojiService/ListAll")
+            .version(Version::HTTP_2)
+            .header("content-type", content_type)
+            .body(full(""))
+            .unwrap();
+        let res = forward.clone().oneshot(call).await.unwrap();
+        assert_eq!(res.status(), status);
+        res.into_body().collect().await.unwrap();
+        assert_eq!(
+            view.endpoints().unwrap(),
+            [(endpoint, state)],
+            "{status} to a grpc call: {grpc_call}"
+        );
+    }
+}

@@ -268,3 +268,39 @@ async fn each_direction_reads_only_the_labels_that_belong_to_it() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_grpc_call_answered_by_a_page_that_is_not_grpc_is_a_failure() {
+    // A misrouted gRPC call that an HTTP server answers with a `200` page:
+    // its gRPC client fails it (UNKNOWN), so the metrics do too. The same
+    // page answering a plain POST is a success.
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register(&mut registry);
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|_: Request<()>| async move {
+        let mut res = Response::new(Full::new(Bytes::from_static(b"<html></html>")));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        Ok::<_, Infallible>(res)
+    }));
+    for content_type in ["application/grpc+proto", "application/json"] {
+        let req = Request::post("/emoji.EmojiService/ListAll")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(())
+            .unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let text = scrape(&registry);
+    let responses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("response_total{"))
+        .collect();
+    assert_eq!(
+        responses,
+        [
+            "response_total{direction=\"inbound\",status_code=\"200\",classification=\"failure\"} 1",
+            "response_total{direction=\"inbound\",status_code=\"200\",classification=\"success\"} 1",
+        ],
+        "{text}"
+    );
+}

@@ -26,6 +26,10 @@
 //!   [`Classify::classify_trailers`] when the body ends. A stream that ends
 //!   with no `grpc-status` at all is a failure. A `grpc-status` that is not
 //!   a number is read as `UNKNOWN`, as gRPC clients read it.
+//!   A gRPC call answered by a response that is not gRPC (an HTTP server's
+//!   page, `200` included) fails as its gRPC client fails it:
+//!   [`Classify::classify_response_to`] reads it so when told the request
+//!   was a gRPC call.
 //! - **Errors**: a request that ended in an error instead of a response is
 //!   always a failure. [`Classify::classify_error`] says what kind (timeout,
 //!   connect, reset, other) by looking through the error's `source()` chain.
@@ -118,6 +122,9 @@ pub enum FailureReason {
     GrpcStatus(GrpcCode),
     /// A gRPC response ended without a `grpc-status`.
     GrpcStatusMissing,
+    /// A gRPC call was answered by a response that is not gRPC (neither
+    /// its `content-type` nor a `grpc-status`), with this status.
+    NotGrpc(StatusCode),
     /// There was no response, only an error.
     Error(ErrorKind),
     /// The mesh answered with a failure response of its own.
@@ -130,6 +137,9 @@ impl fmt::Display for FailureReason {
             Self::HttpStatus(status) => write!(f, "http status {}", status.as_u16()),
             Self::GrpcStatus(code) => write!(f, "grpc status {code}"),
             Self::GrpcStatusMissing => f.write_str("grpc status missing"),
+            Self::NotGrpc(status) => {
+                write!(f, "not a grpc response (http status {})", status.as_u16())
+            }
             Self::Error(kind) => write!(f, "{} error", kind.as_label()),
             Self::Proxy(kind) => write!(f, "{kind}"),
         }
@@ -220,18 +230,41 @@ impl Classify {
         self.grpc_failures
     }
 
-    /// Classifies a response by its head.
+    /// Classifies a response by its head, as the answer to a request of
+    /// any kind: the response alone says whether it is gRPC. When the
+    /// request is known, [`classify_response_to`](Self::classify_response_to)
+    /// also reads a gRPC call answered by something that is not gRPC.
     pub fn classify_response<B>(&self, res: &Response<B>) -> Classification {
-        self.classify_head(res.status(), res.headers(), res.extensions())
+        self.classify_head(false, res.status(), res.headers(), res.extensions())
+    }
+
+    /// Classifies a response by its head, knowing whether it answers a gRPC
+    /// call (a request with a gRPC `content-type`, see
+    /// [`is_grpc`](crate::error::is_grpc)).
+    ///
+    /// Why the request matters: a gRPC call that reaches an HTTP server
+    /// (a misrouted call, a proxy's error page) can be answered by a `200`
+    /// that is not gRPC at all. An HTTP client would call that a success;
+    /// the gRPC client that made the call fails it, with `UNKNOWN`. So for a
+    /// gRPC call, a response with neither a gRPC `content-type` nor a
+    /// `grpc-status` is classified by the code its client turns the HTTP
+    /// status into (gRPC's "HTTP to gRPC status code mapping": `200` and
+    /// every status it does not list are `UNKNOWN`, `404` is
+    /// `UNIMPLEMENTED`...), with [`FailureReason::NotGrpc`] as the reason.
+    /// Every other response is classified as by
+    /// [`classify_response`](Self::classify_response).
+    pub fn classify_response_to<B>(&self, grpc_call: bool, res: &Response<B>) -> Classification {
+        self.classify_head(grpc_call, res.status(), res.headers(), res.extensions())
     }
 
     /// Classifies a response head, as [`classify_response`](Self::classify_response).
     pub fn classify_parts(&self, parts: &response::Parts) -> Classification {
-        self.classify_head(parts.status, &parts.headers, &parts.extensions)
+        self.classify_head(false, parts.status, &parts.headers, &parts.extensions)
     }
 
     fn classify_head(
         &self,
+        grpc_call: bool,
         status: StatusCode,
         headers: &HeaderMap,
         extensions: &Extensions,
@@ -246,7 +279,9 @@ impl Classify {
             if status == StatusCode::OK {
                 return Classification::Pending;
             }
-            self.classify_grpc_http_status(status)
+            self.classify_grpc_http_status(status, FailureReason::HttpStatus(status))
+        } else if grpc_call {
+            self.classify_grpc_http_status(status, FailureReason::NotGrpc(status))
         } else {
             self.classify_status(status)
         };
@@ -302,11 +337,15 @@ impl Classify {
     }
 
     /// A gRPC response with a status other than `200` and no `grpc-status`
-    /// in its headers. gRPC clients turn it into a code (gRPC's "HTTP to
-    /// gRPC status code mapping", where every status it does not list is
-    /// `UNKNOWN`); it is a failure when that code is one, and the reason
-    /// keeps the HTTP status.
-    fn classify_grpc_http_status(&self, status: StatusCode) -> ResponseClass {
+    /// in its headers, or any response to a gRPC call that is not gRPC.
+    /// gRPC clients turn it into a code (gRPC's "HTTP to gRPC status code
+    /// mapping", where every status it does not list is `UNKNOWN`); it is a
+    /// failure, for `reason`, when that code is one.
+    fn classify_grpc_http_status(
+        &self,
+        status: StatusCode,
+        reason: FailureReason,
+    ) -> ResponseClass {
         let code = match status.as_u16() {
             400 => GrpcCode::INTERNAL,
             401 => GrpcCode::UNAUTHENTICATED,
@@ -316,7 +355,7 @@ impl Classify {
             _ => GrpcCode::UNKNOWN,
         };
         if self.grpc_failures.contains(code) {
-            ResponseClass::Failure(FailureReason::HttpStatus(status))
+            ResponseClass::Failure(reason)
         } else {
             ResponseClass::Success
         }

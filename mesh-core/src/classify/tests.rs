@@ -301,3 +301,62 @@ fn a_grpc_response_with_another_2xx_status_is_not_a_stream() {
         .unwrap();
     assert_eq!(c.classify_response(&res), SUCCESS);
 }
+
+#[test]
+fn a_grpc_call_answered_by_a_response_that_is_not_grpc_is_read_as_its_client_reads_it() {
+    // A misrouted gRPC call that an HTTP server answers with a page: gRPC
+    // clients fail it (a `200` that is not gRPC is UNKNOWN, a `404`
+    // UNIMPLEMENTED, a `403` PERMISSION_DENIED), whatever the status says
+    // to an HTTP client.
+    let c = Classify::default();
+    let page = |status: u16| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/html")
+            .body(())
+            .unwrap()
+    };
+    let not_grpc = |status: u16| {
+        Classification::Final(ResponseClass::Failure(FailureReason::NotGrpc(
+            StatusCode::from_u16(status).unwrap(),
+        )))
+    };
+    assert_eq!(c.classify_response_to(true, &page(200)), not_grpc(200));
+    assert_eq!(c.classify_response_to(true, &page(404)), not_grpc(404));
+    assert_eq!(c.classify_response_to(true, &page(503)), not_grpc(503));
+    assert_eq!(c.classify_response_to(true, &page(403)), SUCCESS);
+    // The same pages answering plain HTTP requests.
+    assert_eq!(c.classify_response_to(false, &page(200)), SUCCESS);
+    assert_eq!(c.classify_response_to(false, &page(404)), SUCCESS);
+    assert_eq!(c.classify_response_to(false, &page(503)), http_failure(503));
+    assert_eq!(c.classify_response(&page(200)), SUCCESS);
+    // A gRPC answer to a gRPC call is classified as before, whoever asked.
+    for grpc_call in [false, true] {
+        assert_eq!(
+            c.classify_response_to(grpc_call, &grpc(None)),
+            Classification::Pending
+        );
+        assert_eq!(c.classify_response_to(grpc_call, &grpc(Some("0"))), SUCCESS);
+    }
+    // A `grpc-status` in the headers decides, whatever the content-type.
+    let mut trailers_only = page(200);
+    trailers_only
+        .headers_mut()
+        .insert("grpc-status", HeaderValue::from_static("14"));
+    assert_eq!(
+        c.classify_response_to(true, &trailers_only),
+        Classification::Final(grpc_failure(GrpcCode::UNAVAILABLE))
+    );
+    // The mesh's own answers keep their reason.
+    let res: Response<()> = ProxyErrorKind::UpstreamUnreachable.response_for(false);
+    assert_eq!(
+        c.classify_response_to(true, &res),
+        Classification::Final(ResponseClass::Failure(FailureReason::Proxy(
+            ProxyErrorKind::UpstreamUnreachable
+        )))
+    );
+    assert_eq!(
+        FailureReason::NotGrpc(StatusCode::OK).to_string(),
+        "not a grpc response (http status 200)"
+    );
+}

@@ -27,7 +27,9 @@
 //! Linkerd counts gRPC failures. Such a call also fails when its stream
 //! ends without a status or the server resets it, and counts nothing
 //! when its caller goes away first (a probe's caller included: the next
-//! request probes instead). The balancer's latency sample and load end
+//! request probes instead). A gRPC call answered by a `2xx` that is not
+//! gRPC (an HTML page: a web server where a gRPC server should be) fails
+//! too, as its client reads `UNKNOWN`. The balancer's latency sample and load end
 //! at the head all the same. So a probe that is a long gRPC stream holds
 //! the probe until the stream ends, as a probe does in Linkerd, whose
 //! classification also waits for the trailers: until then its endpoint

@@ -350,7 +350,7 @@ where
                     if *this.grpc && failure::status_in_trailers(&res) {
                         verdict = pending.answered_later();
                     } else {
-                        pending.answered(!failure::endpoint_failed(&res));
+                        pending.answered(!failure::endpoint_failed(&res, *this.grpc));
                     }
                 }
                 res

@@ -19,7 +19,10 @@
 //!   too: servers drop such bodies unread, and that is no cancellation.
 //!   Its `classification` comes from
 //!   mesh-core's [`Classify`](mesh_core::classify::Classify), the same
-//!   rules retries use, including a gRPC status sent in the trailers. Its
+//!   rules retries use, including a gRPC status sent in the trailers; a
+//!   gRPC call (a `POST` with a gRPC `content-type`) answered by a response
+//!   that is not gRPC is classified as its gRPC client reads it, so an HTML
+//!   `200` from a misrouted upstream is a failure. Its
 //!   `status_code` is the HTTP status and `grpc_status` the gRPC status when
 //!   there is one. Its `error` label says why, when the mesh answered
 //!   itself (`denied`, `no_route`, `timeout`, ... from the response's
@@ -73,8 +76,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, Response};
-use mesh_core::error::BoxError;
+use http::{Method, Request, Response};
+use mesh_core::error::{BoxError, is_grpc};
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -114,7 +117,14 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let target = self.targets.find(&req);
         target.requests.inc();
-        let recorder = Started::new(target, Instant::now(), BodyRule::of(req.method()));
+        // gRPC calls are `POST`s: other requests skip the header lookup.
+        let grpc_call = req.method() == Method::POST && is_grpc(req.headers());
+        let recorder = Started::new(
+            target,
+            Instant::now(),
+            BodyRule::of(req.method()),
+            grpc_call,
+        );
         future::ResponseFuture::new(self.inner.call(req), recorder)
     }
 }

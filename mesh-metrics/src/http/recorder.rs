@@ -34,6 +34,9 @@ pub(crate) struct Started {
     target: Option<Arc<TargetHandles>>,
     start: Instant,
     method: BodyRule,
+    /// Whether the request is a gRPC call, which decides how a response
+    /// that is not gRPC is classified.
+    grpc_call: bool,
 }
 
 /// A response on its way: what the response body records with.
@@ -65,11 +68,17 @@ struct Head {
 
 impl Started {
     /// Starts recording a request that began at `start`.
-    pub(crate) fn new(target: Arc<TargetHandles>, start: Instant, method: BodyRule) -> Self {
+    pub(crate) fn new(
+        target: Arc<TargetHandles>,
+        start: Instant,
+        method: BodyRule,
+        grpc_call: bool,
+    ) -> Self {
         Self {
             target: Some(target),
             start,
             method,
+            grpc_call,
         }
     }
 
@@ -92,7 +101,7 @@ impl Started {
         let head = Head {
             status: res.status().as_u16(),
             grpc_status: res.headers().get(&GRPC_STATUS).map(grpc_label),
-            class: target.classify.classify_response(res),
+            class: target.classify.classify_response_to(self.grpc_call, res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
         let remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);

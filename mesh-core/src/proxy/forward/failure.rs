@@ -46,16 +46,23 @@ pub(super) fn is_callers(error: &(dyn Error + 'static)) -> bool {
 /// server `UNAVAILABLE` on every call would never be taken out; a
 /// `NOT_FOUND` describes the call, as a 404 does. A status that comes in
 /// trailers is judged at the body's end instead ([`status_in_trailers`]).
-pub(super) fn endpoint_failed<B>(res: &Response<B>) -> bool {
-    if res.status().is_server_error() {
+///
+/// A gRPC call (`grpc_call`) answered by a `2xx` that is not gRPC at all
+/// (an HTML page: a web server where a gRPC server should be) failed too:
+/// its client reads `UNKNOWN`, and every call to that endpoint will.
+pub(super) fn endpoint_failed<B>(res: &Response<B>, grpc_call: bool) -> bool {
+    let status = res.status();
+    if status.is_server_error() {
         return true;
     }
     let headers = res.headers();
-    headers.contains_key(GRPC_STATUS)
-        && is_grpc(headers)
-        && Classify::default()
-            .classify_trailers(Some(headers))
-            .is_failure()
+    if headers.contains_key(GRPC_STATUS) {
+        return is_grpc(headers)
+            && Classify::default()
+                .classify_trailers(Some(headers))
+                .is_failure();
+    }
+    grpc_call && status.is_success() && !is_grpc(headers)
 }
 
 /// Whether `res`, the answer to a gRPC call, leaves its status to its
