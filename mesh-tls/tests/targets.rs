@@ -68,3 +68,40 @@ async fn a_uri_without_a_port_reaches_the_target_at_its_schemes_port_over_mtls()
         );
     }
 }
+
+/// The C library's resolver, which hyper-util's connector asks, reads
+/// `127.1`, `2130706433`, `0x7f.0.0.1` and `0177.0.0.1` as 127.0.0.1, and a
+/// dual-stack socket dialled at `[::ffff:127.0.0.1]` reaches 127.0.0.1 too.
+/// Each of these spellings connects to the mtls target, so each must get
+/// mutual TLS, never the plaintext default.
+#[tokio::test]
+async fn an_ipv4_target_spelled_as_the_resolver_also_reads_it_gets_mtls() {
+    let ca = ca();
+    let server = serve(store(&ca, API), InboundMode::Permissive).await;
+    assert!(server.addr.ip().is_loopback() && server.addr.is_ipv4());
+    let port = server.addr.port();
+    let mut client = client(connector(store(&ca, WEB), server.addr, API));
+
+    for host in [
+        "[::ffff:127.0.0.1]",
+        "[::FFFF:7F00:1]",
+        "127.1",
+        "127.0.1",
+        "2130706433",
+        "0x7f.0.0.1",
+        "0X7F000001",
+        "0177.0.0.1",
+        "0177.0.0.01",
+    ] {
+        let uri = format!("http://{host}:{port}/");
+        let req = http::Request::get(&uri)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = (&mut client).oneshot(req).await.unwrap();
+        let tls = res.extensions().get::<ServerTls>().cloned();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, format!("mutual {WEB}"), "{uri}");
+        assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+    }
+    server.stop().await;
+}

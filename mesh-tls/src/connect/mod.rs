@@ -299,11 +299,20 @@ where
 /// The TLS server name for `uri`: its host. Mesh servers ignore it (the
 /// identity check replaces the hostname check), but rustls needs one, and
 /// it gives non-mesh tooling on the path something meaningful to log.
+///
+/// A host that is an address, in any spelling that connects to one
+/// ([`targets::host_ip`]: `127.1`, `[::ffff:10.0.0.7]`), is that address,
+/// as the target it matched was: otherwise a URI that reaches an `mtls`
+/// target through such a spelling would fail for a server name that
+/// plays no part in the check.
 fn server_name(uri: &Uri) -> Result<ServerName<'static>, rustls_pki_types::InvalidDnsNameError> {
     let host = uri.host().unwrap_or_default();
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
+    if let Some(ip) = targets::host_ip(host) {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
     ServerName::try_from(host.to_owned())
 }

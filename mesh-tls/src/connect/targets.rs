@@ -1,6 +1,6 @@
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
 };
 
 use http::{Uri, uri::Authority};
@@ -32,7 +32,12 @@ pub enum OutboundTls {
 /// - a target without a port matches URIs to that host that give no port;
 /// - host names compare without case and without a final dot
 ///   (`API.shop.` is `api.shop`); IP addresses compare as addresses
-///   (`[0:0::1]` is `[::1]`).
+///   (`[0:0::1]` is `[::1]`);
+/// - an IPv4 address compares as the address it connects to however it is
+///   spelled: an IPv4-mapped IPv6 address (`[::ffff:10.0.0.7]`, which a
+///   dual-stack socket dials as `10.0.0.7`), and the shorthand, decimal,
+///   octal and hex forms the C library's resolver reads as addresses
+///   (`10.7`, `167772167`, `0x0a.0.0.7`, `012.0.0.7`).
 #[derive(Clone, Debug)]
 pub struct TlsTargets {
     default: OutboundTls,
@@ -131,11 +136,11 @@ pub(super) fn target_key(host: &str, port: Option<u16>) -> Option<Authority> {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    let key = match (bare.parse::<IpAddr>(), port) {
-        (Ok(ip), Some(port)) => SocketAddr::new(ip, port).to_string(),
-        (Ok(IpAddr::V6(ip)), None) => format!("[{ip}]"),
-        (Ok(IpAddr::V4(ip)), None) => ip.to_string(),
-        (Err(_), port) => {
+    let key = match (host_ip(bare), port) {
+        (Some(ip), Some(port)) => SocketAddr::new(ip, port).to_string(),
+        (Some(IpAddr::V6(ip)), None) => format!("[{ip}]"),
+        (Some(IpAddr::V4(ip)), None) => ip.to_string(),
+        (None, port) => {
             let mut name = bare.strip_suffix('.').unwrap_or(bare).to_ascii_lowercase();
             if let Some(port) = port {
                 name.push(':');
@@ -145,6 +150,66 @@ pub(super) fn target_key(host: &str, port: Option<u16>) -> Option<Authority> {
         }
     };
     Authority::try_from(key).ok()
+}
+
+/// The address a connection to `host` (without brackets) reaches without
+/// a DNS lookup, if `host` is an address: an IPv4-mapped IPv6 address as
+/// the IPv4 address a dual-stack socket dials, and an IPv4 address in any
+/// form the resolver reads ([`resolver_ipv4`]).
+pub(super) fn host_ip(host: &str) -> Option<IpAddr> {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
+        Ok(v4) => Some(v4),
+        Err(_) => resolver_ipv4(host).map(IpAddr::V4),
+    }
+}
+
+/// The IPv4 address the C library's resolver reads `host` as, if any.
+///
+/// `getaddrinfo`, which hyper-util's resolver calls, takes a host that
+/// `inet_aton` parses for an address, without asking DNS (glibc and musl
+/// alike): one to four parts separated by dots, each decimal, octal (a
+/// leading `0`) or hex (`0x`), the last filling the bytes the others leave
+/// (`127.1` is 127.0.0.1, `2130706433` is too). std parses only the dotted
+/// decimal form, so without this a target `127.0.0.1:80` would not match a
+/// URI to `127.1:80`, which connects to it.
+fn resolver_ipv4(host: &str) -> Option<Ipv4Addr> {
+    let mut parts = [0_u32; 4];
+    let mut count = 0;
+    for part in host.split('.') {
+        *parts.get_mut(count)? = resolver_number(part)?;
+        count += 1;
+    }
+    let (last, leading) = parts.get(..count)?.split_last()?;
+    let mut addr = 0_u32;
+    for (byte, value) in leading.iter().enumerate() {
+        let value = u8::try_from(*value).ok()?;
+        addr |= u32::from(value) << (24 - 8 * byte);
+    }
+    // The last part fills what the leading parts leave: 32 bits alone, 24
+    // after one part, 16 after two, 8 after three.
+    if *last > u32::MAX >> (8 * leading.len()) {
+        return None;
+    }
+    Some(Ipv4Addr::from(addr | last))
+}
+
+/// One part of an [`resolver_ipv4`] address, as `strtoul` reads it in base
+/// 0: hex after `0x`, octal after a leading `0`, decimal otherwise.
+fn resolver_number(part: &str) -> Option<u32> {
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if let Some(octal) = part.strip_prefix('0').filter(|rest| !rest.is_empty()) {
+            (octal, 8)
+        } else {
+            (part, 10)
+        };
+    // `from_str_radix` would take a sign; the resolver does not.
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
 }
 
 #[cfg(test)]
@@ -217,5 +282,77 @@ mod tests {
             &OutboundTls::Plaintext
         );
         assert_eq!(t.get(&"api.shop".parse().unwrap()), &OutboundTls::Plaintext);
+    }
+
+    #[test]
+    fn ipv4_spellings_the_resolver_reads_match_the_address() {
+        let t = targets();
+        for uri in [
+            "http://[::ffff:10.0.0.7]/",
+            "http://[::ffff:a00:7]:80/",
+            "http://10.7/",
+            "http://10.0.7/",
+            "http://167772167/",
+            "http://0xa000007/",
+            "http://0x0A.0.0.7:80/",
+            "http://012.0.0.07/",
+            "http://u@012.0.0.7/",
+        ] {
+            assert!(reached(&t, uri), "{uri}");
+        }
+        // Not 10.0.0.7, or not an address at all: a resolver would look
+        // these up as names, or refuse them.
+        for uri in [
+            "http://10.0.0.8/",
+            "http://[::10.0.0.7]/",
+            "http://10.0.0.7.0/",
+            "http://10..7/",
+            "http://08.0.0.7/",
+            "http://0x/",
+            "http://10.0.0.256/",
+            "http://10.0.65536/",
+            "http://4294967296/",
+            "http://+10.0.0.7/",
+        ] {
+            assert!(!reached(&t, uri), "{uri}");
+        }
+        // A target spelled another way is filed under its address.
+        let id: Identity = "spiffe://example.org/ns/shop/sa/api".parse().unwrap();
+        let t = TlsTargets::new(OutboundTls::Plaintext).with_target(
+            "[::ffff:127.0.0.1]:8080".parse().unwrap(),
+            OutboundTls::Mtls(id),
+        );
+        assert!(reached(&t, "http://127.0.0.1:8080/"));
+        assert!(reached(&t, "http://127.1:8080/"));
+    }
+
+    #[test]
+    fn the_resolver_reads_each_part_count_and_base() {
+        for (host, addr) in [
+            ("1.2.3.4", [1, 2, 3, 4]),
+            ("1.2.772", [1, 2, 3, 4]),
+            ("1.131844", [1, 2, 3, 4]),
+            ("16909060", [1, 2, 3, 4]),
+            ("0x1.0X2.03.4", [1, 2, 3, 4]),
+            ("0", [0, 0, 0, 0]),
+            ("00", [0, 0, 0, 0]),
+            ("0xffffffff", [255, 255, 255, 255]),
+            ("255.0xffffff", [255, 255, 255, 255]),
+        ] {
+            assert_eq!(resolver_ipv4(host), Some(Ipv4Addr::from(addr)), "{host}");
+        }
+        for host in [
+            "",
+            ".",
+            "1.2.3.4.5",
+            "256.1",
+            "1.2.3.256",
+            "0x100000000",
+            "09",
+            "a",
+            "1e3",
+        ] {
+            assert_eq!(resolver_ipv4(host), None, "{host}");
+        }
     }
 }
