@@ -299,3 +299,57 @@ fn credentials_with_a_malformed_spiffe_id_are_refused() {
         );
     }
 }
+
+// A SPIFFE ID travels in a URI SAN (X.509-SVID spec §2). A DNS SAN holds a
+// DNS name: one spelled `spiffe://...` is not a valid one, and names no
+// identity, let alone the SPIFFE ID it spells.
+
+const ADMIN: &str = "spiffe://example.org/ns/shop/sa/admin";
+
+fn spiffe_id_in_a_dns_san(spiffe: &str) -> rcgen::CertificateParams {
+    RawIssuer::params(vec![rcgen::SanType::DnsName(spiffe.try_into().unwrap())])
+}
+
+#[tokio::test]
+async fn the_server_reads_no_spiffe_id_from_a_dns_san() {
+    let raw = RawIssuer::new();
+    let cert = raw.sign(&spiffe_id_in_a_dns_san(ADMIN));
+    let error = accept_error(present_client_cert(&raw, API, cert).await);
+    assert!(
+        matches!(error, AcceptError::NoPeerIdentity(NoIdentity::Missing)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_expecting_a_spiffe_id_refuses_a_server_spelling_it_in_a_dns_san() {
+    let raw = RawIssuer::new();
+    let error = dial(&raw, raw.sign(&spiffe_id_in_a_dns_san(ADMIN)), ADMIN).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+    // Beside a DNS identity, the spelled SPIFFE ID is skipped, not read.
+    let params = RawIssuer::params(vec![
+        rcgen::SanType::DnsName(ADMIN.try_into().unwrap()),
+        rcgen::SanType::DnsName(DNS_ID.try_into().unwrap()),
+    ]);
+    let error = dial(&raw, raw.sign(&params), ADMIN).await;
+    assert!(error.is_identity_mismatch(), "{error:?}");
+}
+
+#[test]
+fn credentials_naming_a_spiffe_id_only_in_a_dns_san_are_refused() {
+    let raw = RawIssuer::new();
+    let (chain, key) = raw.sign(&spiffe_id_in_a_dns_san(WEB));
+    let error = mesh_tls::Credentials::from_pem(
+        chain.as_bytes(),
+        key.as_bytes(),
+        raw.bundle_pem().as_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            mesh_tls::CredentialError::NoIdentity(NoIdentity::Missing)
+        ),
+        "{error:?}"
+    );
+}

@@ -11,7 +11,10 @@
 //! DNS-style identity of whoever it also names. Linkerd's DNS-style
 //! identities travel as DNS SANs. A certificate may carry other DNS names
 //! beside its identity, such as `localhost` so that curl accepts it: DNS
-//! names that are not valid identities are skipped, never an error.
+//! names that are not valid identities are skipped, never an error. A DNS
+//! SAN that spells a SPIFFE ID (`spiffe://...`) is such a name: SPIFFE IDs
+//! are read from URI SANs alone, so a certificate cannot name one through
+//! a SAN type a CA checks for DNS names, if it checks anything.
 
 use std::{
     fmt,
@@ -84,7 +87,13 @@ impl CertNames {
                     }
                 }
                 GeneralName::DNSName(name) => {
-                    if let Ok(id) = Identity::parse(name) {
+                    // `Identity::parse` reads a `spiffe://` string as a
+                    // SPIFFE ID, but a DNS SAN holds a DNS name: one
+                    // spelling a SPIFFE ID is no valid DNS name, and must
+                    // not prove the SPIFFE ID to a peer that expects it.
+                    if let Ok(id) = Identity::parse(name)
+                        && !id.is_spiffe()
+                    {
                         dns.push(id);
                     }
                 }
@@ -268,7 +277,8 @@ impl std::error::Error for BadCertificate {}
 /// Why a certificate names no identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoIdentity {
-    /// No URI SAN holds a SPIFFE ID and no DNS SAN a valid identity.
+    /// No URI SAN holds a SPIFFE ID and no DNS SAN a valid DNS-style
+    /// identity.
     Missing,
     /// A URI SAN holds a SPIFFE ID, but it is not the only URI SAN.
     Ambiguous,

@@ -36,6 +36,14 @@ fn the_identity_is_the_one_spiffe_id_or_the_first_dns_identity() {
     let names = CertNames::parse(&cert_with(vec![dns("localhost"), dns("web.ns.svc")])).unwrap();
     assert_eq!(names.identity(), Ok(&id("web.ns.svc")));
 
+    // A DNS SAN spelling a SPIFFE ID is skipped like any DNS name that is
+    // no identity.
+    let names = CertNames::parse(&cert_with(vec![dns(spiffe), dns("web.ns.svc")])).unwrap();
+    assert_eq!(names.identity(), Ok(&id("web.ns.svc")));
+    assert!(!names.names(&id(spiffe)));
+    let names = CertNames::parse(&cert_with(vec![dns(spiffe)])).unwrap();
+    assert_eq!(names.identity(), Err(NoIdentity::Missing));
+
     let names = CertNames::parse(&cert_with(vec![
         uri("https://example.org/x"),
         dns("localhost"),
