@@ -1,5 +1,7 @@
 use std::fmt;
 
+use super::path::{Invalid, encoded_slash, first_invalid};
+
 /// Why a route match could not be built. It names the input that was wrong.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvalidRouteMatch {
@@ -19,6 +21,19 @@ pub enum InvalidRouteMatchKind {
     /// An exact or prefix path holds a `?` or `#`: a path match sees the
     /// path only, so it could never match.
     PathHasQuery,
+    /// An exact or prefix path holds an empty, `.` or `..` segment (`//`,
+    /// `/./`, `/../`, also escaped as `%2e`). A request's path is matched
+    /// in normal form, which has none, so it could never match. A
+    /// prefix's trailing `/`s are ignored and are not empty segments.
+    PathNotNormal,
+    /// An exact or prefix path holds an escaped `/` (`%2F`), which the
+    /// Gateway API refuses: the mesh keeps it escaped, while applications
+    /// may read it as a separator.
+    PathEncodedSlash,
+    /// An exact or prefix path holds a character a path match may not
+    /// (outside RFC 3986's `pchar`s: a space, a `"`, a `\`, a non-ASCII
+    /// character...) or a `%` not followed by two hex digits.
+    PathInvalidChar,
 }
 
 impl InvalidRouteMatch {
@@ -60,6 +75,22 @@ impl fmt::Display for InvalidRouteMatch {
             InvalidRouteMatchKind::PathHasQuery => {
                 write!(f, "path `{input}` holds a query or fragment")
             }
+            InvalidRouteMatchKind::PathNotNormal => write!(
+                f,
+                "path `{input}` holds an empty, `.` or `..` segment, which no path has once normalized, so it could never match"
+            ),
+            InvalidRouteMatchKind::PathEncodedSlash => write!(
+                f,
+                "path `{input}` holds an escaped '/' (`{}`), which the Gateway API does not allow in a path match",
+                encoded_slash(input).unwrap_or("%2F")
+            ),
+            InvalidRouteMatchKind::PathInvalidChar => match first_invalid(input) {
+                Some(Invalid::Char(c)) => write!(
+                    f,
+                    "path `{input}` holds {c:?}: a path match may hold only letters, digits, `-._~!$&'()*+,;=:@/` and `%` followed by two hex digits"
+                ),
+                _ => write!(f, "path `{input}` holds '%' not followed by two hex digits"),
+            },
         }
     }
 }

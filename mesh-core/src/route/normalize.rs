@@ -129,7 +129,7 @@ fn is_normal(path: &[u8]) -> Result<bool, InvalidPath> {
 }
 
 /// `path` with its unreserved escapes decoded and the others in uppercase.
-fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
+pub(super) fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
     if !path.contains('%') {
         return Ok(Cow::Borrowed(path));
     }

@@ -7,7 +7,12 @@ use super::{FullRegex, InvalidRouteMatch, InvalidRouteMatchKind};
 /// percent-decoding or normalization: `/a%2Fb` does not match `/a/b`.
 ///
 /// Build it with [`exact`](Self::exact), [`prefix`](Self::prefix) or
-/// [`regex`](Self::regex), which check their input.
+/// [`regex`](Self::regex), which check their input. An exact or prefix
+/// path is held to the Gateway API's validation of `HTTPPathMatch`, since
+/// a path it refuses either could never match a request that
+/// [`NormalizePathLayer`](super::NormalizePathLayer) let through (`//`,
+/// `/./`, `/../`) or means one thing to the mesh and another to the
+/// application (`%2F`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathMatch {
     /// The path equals this string. `Exact`.
@@ -28,9 +33,12 @@ impl PathMatch {
     ///
     /// # Errors
     ///
-    /// When `path` does not start with `/`, or holds a `?` or `#`.
+    /// When `path` does not start with `/`; holds a `?` or `#`, an empty,
+    /// `.` or `..` segment, an escaped `/`, a character outside RFC
+    /// 3986's `pchar`s or a broken escape. The error's
+    /// [`kind`](InvalidRouteMatch::kind) says which.
     pub fn exact(path: &str) -> Result<Self, InvalidRouteMatch> {
-        check_path(path)?;
+        check_path(path, path)?;
         Ok(Self::Exact(path.into()))
     }
 
@@ -38,9 +46,10 @@ impl PathMatch {
     ///
     /// # Errors
     ///
-    /// When `prefix` does not start with `/`, or holds a `?` or `#`.
+    /// As for [`exact`](Self::exact); but the prefix's trailing `/`s, which
+    /// matching ignores, are not empty segments.
     pub fn prefix(prefix: &str) -> Result<Self, InvalidRouteMatch> {
-        check_path(prefix)?;
+        check_path(prefix, prefix.trim_end_matches('/'))?;
         Ok(Self::Prefix(prefix.into()))
     }
 
@@ -74,18 +83,72 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-fn check_path(path: &str) -> Result<(), InvalidRouteMatch> {
+/// Checks an exact or prefix `path` as the Gateway API's validation of
+/// `HTTPPathMatch` does; `segments` is the part of it whose segments must
+/// be neither empty (but the last) nor dot segments.
+fn check_path(path: &str, segments: &str) -> Result<(), InvalidRouteMatch> {
+    use InvalidRouteMatchKind as Kind;
     if !path.starts_with('/') {
-        return Err(InvalidRouteMatch::path(
-            InvalidRouteMatchKind::PathNotAbsolute,
-            path,
-        ));
+        return Err(InvalidRouteMatch::path(Kind::PathNotAbsolute, path));
     }
     if path.contains(['?', '#']) {
-        return Err(InvalidRouteMatch::path(
-            InvalidRouteMatchKind::PathHasQuery,
-            path,
-        ));
+        return Err(InvalidRouteMatch::path(Kind::PathHasQuery, path));
+    }
+    if first_invalid(path).is_some() {
+        return Err(InvalidRouteMatch::path(Kind::PathInvalidChar, path));
+    }
+    if encoded_slash(path).is_some() {
+        return Err(InvalidRouteMatch::path(Kind::PathEncodedSlash, path));
+    }
+    // Escaped dots are dots: `%2e%2e` is normalized to `..`, then removed.
+    let decoded = super::normalize::decode_unreserved(segments)
+        .map_err(|_| InvalidRouteMatch::path(Kind::PathInvalidChar, path))?;
+    let mut rest = decoded.split('/').skip(1).peekable();
+    while let Some(segment) = rest.next() {
+        let last = rest.peek().is_none();
+        if matches!(segment, "." | "..") || (segment.is_empty() && !last) {
+            return Err(InvalidRouteMatch::path(Kind::PathNotNormal, path));
+        }
     }
     Ok(())
+}
+
+/// What in a path a path match may not hold: a character outside RFC
+/// 3986's `pchar`s and `/`, or a `%` not followed by two hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Invalid {
+    Char(char),
+    Escape,
+}
+
+/// The first thing in `path` a path match may not hold; `None` when it
+/// holds only what the Gateway API allows:
+/// `^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|[%][0-9a-fA-F]{2})+$`.
+pub(super) fn first_invalid(path: &str) -> Option<Invalid> {
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' => {}
+            '-' | '/' | '.' | '_' | '~' | '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ','
+            | ';' | '=' | ':' | '@' => {}
+            '%' => {
+                let mut hex = chars.clone().take(2);
+                if !(hex.next().is_some_and(|c| c.is_ascii_hexdigit())
+                    && hex.next().is_some_and(|c| c.is_ascii_hexdigit()))
+                {
+                    return Some(Invalid::Escape);
+                }
+                chars.nth(1);
+            }
+            c => return Some(Invalid::Char(c)),
+        }
+    }
+    None
+}
+
+/// The first escaped `/` in `path` (`%2F` or `%2f`), as written.
+pub(super) fn encoded_slash(path: &str) -> Option<&str> {
+    path.match_indices('%')
+        .filter_map(|(i, _)| path.get(i..i + 3))
+        .find(|escape| escape.eq_ignore_ascii_case("%2f"))
 }

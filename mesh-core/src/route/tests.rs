@@ -266,3 +266,95 @@ fn route_ids_are_cheap_names() {
     req.extensions_mut().insert(id);
     assert_eq!(req.extensions().get::<RouteId>(), Some(&clone));
 }
+
+/// Exact and prefix paths the Gateway API's validation refuses, and the
+/// reason each one gives.
+const REFUSED_PATHS: &[(&str, InvalidRouteMatchKind)] = {
+    use InvalidRouteMatchKind::{PathEncodedSlash, PathInvalidChar, PathNotNormal};
+    &[
+        // Requests are matched in normal form (`NormalizePathLayer`), which
+        // has none of these: such a rule would never match.
+        ("//admin", PathNotNormal),
+        ("/a//b", PathNotNormal),
+        ("/a/./b", PathNotNormal),
+        ("/a/../b", PathNotNormal),
+        ("/a/..", PathNotNormal),
+        ("/a/.", PathNotNormal),
+        ("/..", PathNotNormal),
+        ("/a/%2e%2e/b", PathNotNormal),
+        ("/a/.%2E", PathNotNormal),
+        // An escaped `/` means one thing to the mesh and maybe another to
+        // the application.
+        ("/a%2Fb", PathEncodedSlash),
+        ("/a%2fb", PathEncodedSlash),
+        // Bytes a request target cannot carry, and broken escapes.
+        ("/a b", PathInvalidChar),
+        ("/caf\u{e9}", PathInvalidChar),
+        ("/a\"b", PathInvalidChar),
+        ("/a\\b", PathInvalidChar),
+        ("/a<b>", PathInvalidChar),
+        ("/a\tb", PathInvalidChar),
+        ("/a%zz", PathInvalidChar),
+        ("/a%4", PathInvalidChar),
+        ("/a%", PathInvalidChar),
+    ]
+};
+
+#[test]
+fn exact_and_prefix_paths_the_gateway_api_refuses_are_refused() {
+    for &(path, kind) in REFUSED_PATHS {
+        for built in [PathMatch::exact(path), PathMatch::prefix(path)] {
+            let err = built.expect_err(path);
+            assert_eq!((err.kind(), err.input()), (kind, path), "{path:?}");
+            assert!(err.to_string().contains(path), "{path:?}: {err}");
+        }
+    }
+    // Regular expressions are not paths: their syntax is the regex's.
+    assert!(PathMatch::regex("/a//b/[.]/\\\\").is_ok());
+}
+
+#[test]
+fn refused_paths_name_what_is_wrong() {
+    let msg = |path: &str| PathMatch::exact(path).unwrap_err().to_string();
+    assert_eq!(
+        msg("/a//b"),
+        "path `/a//b` holds an empty, `.` or `..` segment, which no path has once normalized, so it could never match"
+    );
+    assert_eq!(
+        msg("/a%2fb"),
+        "path `/a%2fb` holds an escaped '/' (`%2f`), which the Gateway API does not allow in a path match"
+    );
+    assert_eq!(
+        msg("/a b"),
+        "path `/a b` holds ' ': a path match may hold only letters, digits, `-._~!$&'()*+,;=:@/` and `%` followed by two hex digits"
+    );
+    assert_eq!(
+        msg("/caf\u{e9}"),
+        "path `/caf\u{e9}` holds '\u{e9}': a path match may hold only letters, digits, `-._~!$&'()*+,;=:@/` and `%` followed by two hex digits"
+    );
+    assert_eq!(
+        msg("/a%zz"),
+        "path `/a%zz` holds '%' not followed by two hex digits"
+    );
+}
+
+#[test]
+fn paths_the_gateway_api_allows_are_kept() {
+    for path in [
+        "/",
+        "/a/b/",
+        "/a-b._~!$&'()*+,;=:@",
+        "/caf%C3%A9",
+        "/a.b/..c/.d/...",
+        "/%2525",
+    ] {
+        assert!(PathMatch::exact(path).is_ok(), "{path:?}");
+        assert!(PathMatch::prefix(path).is_ok(), "{path:?}");
+    }
+    // A prefix's trailing `/`s are ignored, all of them.
+    path_matches(
+        &PathMatch::prefix("/a/b//").unwrap(),
+        &[("/a/b", true), ("/a/b/c", true), ("/a/bc", false)],
+    );
+    path_matches(&PathMatch::prefix("//").unwrap(), &[("/x", true)]);
+}
