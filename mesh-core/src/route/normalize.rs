@@ -166,6 +166,56 @@ pub(super) fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, InvalidPath>
     Ok(Cow::Owned(out))
 }
 
+/// The bytes of a path with its escapes written as [`normalize_path`]
+/// writes them: an escape of an unreserved character decoded, the others
+/// in uppercase. Its dot segments and runs of `/` stay, and a `%` not
+/// followed by two hex digits is a byte like any other. It compares a
+/// path as sent with one in normal form, without allocating.
+pub(super) struct CanonicalBytes<'a> {
+    rest: &'a [u8],
+    /// The hex digits of an escape whose `%` was given last.
+    digits: [u8; 2],
+    /// How many of `digits` were given: 2 when none is waiting.
+    given: usize,
+}
+
+impl<'a> CanonicalBytes<'a> {
+    pub(super) fn new(path: &'a str) -> Self {
+        Self {
+            rest: path.as_bytes(),
+            digits: [0; 2],
+            given: 2,
+        }
+    }
+}
+
+impl Iterator for CanonicalBytes<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        if let Some(&digit) = self.digits.get(self.given) {
+            self.given += 1;
+            return Some(digit);
+        }
+        let (&b, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        if b == b'%'
+            && let [hi, lo, tail @ ..] = self.rest
+            && hi.is_ascii_hexdigit()
+            && lo.is_ascii_hexdigit()
+        {
+            let byte = hex(*hi, *lo);
+            self.rest = tail;
+            if is_unreserved(byte) {
+                return Some(byte);
+            }
+            self.digits = [hi.to_ascii_uppercase(), lo.to_ascii_uppercase()];
+            self.given = 0;
+        }
+        Some(b)
+    }
+}
+
 /// RFC 3986's unreserved characters, which never need escaping.
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
@@ -298,6 +348,18 @@ mod tests {
         // Reserved characters stay escaped, in uppercase.
         assert_eq!(normal("/a%2fb"), "/a%2Fb");
         assert_eq!(normal("/a%2F..%2Fb"), "/a%2F..%2Fb");
+    }
+
+    #[test]
+    fn canonical_bytes_spell_escapes_as_the_normal_form_does() {
+        let canonical = |path| String::from_utf8(CanonicalBytes::new(path).collect()).unwrap();
+        for path in ["/%7euser/caf%c3%a9", "/a%2fb", "/%41%62%2E", "/a", "/"] {
+            assert_eq!(canonical(path), normal(path), "{path}");
+        }
+        // Dot segments and runs of `/` are not its business; a broken
+        // escape is bytes like any other.
+        assert_eq!(canonical("//a/%2e%2e/b"), "//a/../b");
+        assert_eq!(canonical("/a%zz%4%"), "/a%zz%4%");
     }
 
     #[test]

@@ -1,10 +1,18 @@
-use super::{FullRegex, InvalidRouteMatch, InvalidRouteMatchKind};
+use super::{FullRegex, InvalidRouteMatch, InvalidRouteMatchKind, normalize::CanonicalBytes};
 
 /// A condition on the request path, with the Gateway API's three match
 /// types.
 ///
 /// The path is compared as it appears in the request, without
-/// percent-decoding or normalization: `/a%2Fb` does not match `/a/b`.
+/// normalization: `/a%2Fb` does not match `/a/b`, nor `/a/../b` `/b`. One
+/// difference of spelling is no difference, as RFC 3986 says (sections
+/// 6.2.2.1 and 6.2.2.2): an escape of a character that needs none is
+/// that character (`%7E` is `~`), and hex digits match in either case
+/// (`%c3` is `%C3`). [`NormalizePathLayer`](super::NormalizePathLayer)
+/// sends a request on with the first of each pair, so a rule written with
+/// the second must match it; and a request matched as sent may use
+/// either. The builders keep the path in the first spelling; comparing a
+/// path without a `%` costs nothing more.
 ///
 /// Build it with [`exact`](Self::exact), [`prefix`](Self::prefix) or
 /// [`regex`](Self::regex), which check their input. An exact or prefix
@@ -16,13 +24,17 @@ use super::{FullRegex, InvalidRouteMatch, InvalidRouteMatchKind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathMatch {
     /// The path equals this string. `Exact`.
+    ///
+    /// [`exact`](PathMatch::exact) writes its escapes as
+    /// [`normalize_path`](super::normalize_path) does; a path given here
+    /// in another spelling only matches requests in the same one.
     Exact(Box<str>),
     /// The path starts with these path elements. `PathPrefix`.
     ///
     /// The comparison is element by element, split on `/`: `/foo` matches
     /// `/foo`, `/foo/` and `/foo/bar`, but not `/foobar`. A trailing `/` on
     /// the prefix is ignored, so `/foo/` matches `/foo` too, and the prefix
-    /// `/` matches every path.
+    /// `/` matches every path. Escapes as for `Exact`.
     Prefix(Box<str>),
     /// The whole path matches this expression. `RegularExpression`.
     Regex(FullRegex),
@@ -39,7 +51,7 @@ impl PathMatch {
     /// [`kind`](InvalidRouteMatch::kind) says which.
     pub fn exact(path: &str) -> Result<Self, InvalidRouteMatch> {
         check_path(path, path)?;
-        Ok(Self::Exact(path.into()))
+        Ok(Self::Exact(canonical(path)?.into()))
     }
 
     /// A path that must start with the elements of `prefix`.
@@ -50,7 +62,7 @@ impl PathMatch {
     /// matching ignores, are not empty segments.
     pub fn prefix(prefix: &str) -> Result<Self, InvalidRouteMatch> {
         check_path(prefix, prefix.trim_end_matches('/'))?;
-        Ok(Self::Prefix(prefix.into()))
+        Ok(Self::Prefix(canonical(prefix)?.into()))
     }
 
     /// A path that must match `pattern` from its first to its last byte.
@@ -65,7 +77,10 @@ impl PathMatch {
     /// Whether `path` meets the condition.
     pub fn matches(&self, path: &str) -> bool {
         match self {
-            Self::Exact(exact) => path == &**exact,
+            Self::Exact(exact) => {
+                path == &**exact
+                    || (path.contains('%') && CanonicalBytes::new(path).eq(exact.bytes()))
+            }
             Self::Prefix(prefix) => prefix_matches(prefix, path),
             Self::Regex(regex) => regex.is_match(path),
         }
@@ -79,8 +94,25 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix.is_empty() {
         return true;
     }
-    path.strip_prefix(prefix)
+    if path
+        .strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    {
+        return true;
+    }
+    if !path.contains('%') {
+        return false;
+    }
+    // An escape in the path may spell some of the prefix another way.
+    let mut path = CanonicalBytes::new(path);
+    prefix.bytes().all(|b| path.next() == Some(b)) && matches!(path.next(), None | Some(b'/'))
+}
+
+/// A checked path with its escapes written as `normalize_path` writes them.
+fn canonical(path: &str) -> Result<String, InvalidRouteMatch> {
+    super::normalize::decode_unreserved(path)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| InvalidRouteMatch::path(InvalidRouteMatchKind::PathInvalidChar, path))
 }
 
 /// Checks an exact or prefix `path` as the Gateway API's validation of

@@ -358,3 +358,47 @@ fn paths_the_gateway_api_allows_are_kept() {
     );
     path_matches(&PathMatch::prefix("//").unwrap(), &[("/x", true)]);
 }
+
+#[test]
+fn escapes_match_however_the_rule_or_the_request_spells_them() {
+    // RFC 3986, sections 6.2.2.1 and 6.2.2.2: `%7E` is `~`, and `%c3` is
+    // `%C3`. `NormalizePathLayer` sends on the spelling on the right, so a
+    // rule written with the one on the left must match it; a request
+    // matched as sent may use either.
+    for (written, normal) in [
+        ("/%7Euser", "/~user"),
+        ("/%61dmin", "/admin"),
+        ("/caf%c3%a9", "/caf%C3%A9"),
+        ("/a%3bb", "/a%3Bb"),
+    ] {
+        assert_eq!(normalize_path(written).unwrap(), normal);
+        for rule in [written, normal] {
+            for path in [written, normal] {
+                let exact = PathMatch::exact(rule).unwrap();
+                assert!(exact.matches(path), "exact {rule:?} on {path:?}");
+                let prefix = PathMatch::prefix(rule).unwrap();
+                assert!(prefix.matches(path), "prefix {rule:?} on {path:?}");
+                assert!(
+                    prefix.matches(&format!("{path}/x")),
+                    "prefix {rule:?} on {path:?}/x"
+                );
+                assert!(
+                    !prefix.matches(&format!("{path}x")),
+                    "prefix {rule:?} on {path:?}x"
+                );
+            }
+        }
+    }
+    // Reserved characters stay apart from their escapes, and an escaped
+    // `/` is not a separator.
+    let semicolon = PathMatch::exact("/a;b").unwrap();
+    assert!(!semicolon.matches("/a%3Bb"));
+    assert!(!PathMatch::exact("/a%3Bb").unwrap().matches("/a;b"));
+    let prefix = PathMatch::prefix("/a").unwrap();
+    assert!(!prefix.matches("/a%2Fb"));
+    assert!(!prefix.matches("/%61%2Fb"));
+    assert!(prefix.matches("/%61/b"));
+    // A broken escape in a request matched as sent is compared as written.
+    assert!(!PathMatch::exact("/a").unwrap().matches("/a%"));
+    assert!(PathMatch::prefix("/a").unwrap().matches("/%61/%zz"));
+}
