@@ -62,7 +62,9 @@ impl HeaderEdit {
     /// # Errors
     ///
     /// The first name or value that is not a valid header name or value,
-    /// with where it is.
+    /// or the first name that an earlier action of the modifier already
+    /// names (in any case: `set: [X-A]` with `remove: [x-a]`, which the
+    /// Gateway API refuses), with where it is.
     pub fn new(modifier: &HeaderModifier) -> Result<Self, InvalidHeaderEdit> {
         let name = |name: &str, field: String| {
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeaderEdit {
@@ -91,6 +93,31 @@ impl HeaderEdit {
             .enumerate()
             .map(|(i, n)| name(n, format!("remove[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
+        // The Gateway API allows one action per header name: with two, no
+        // order of applying them is more right than another, and the
+        // API server's validation refuses the filter.
+        let named = (set.iter().zip(&modifier.set).enumerate())
+            .map(|(i, ((n, _), h))| (n, &h.name, format!("set[{i}].name")))
+            .chain(
+                (add.iter().zip(&modifier.add).enumerate())
+                    .map(|(i, ((n, _), h))| (n, &h.name, format!("add[{i}].name"))),
+            )
+            .chain(
+                (remove.iter().zip(&modifier.remove).enumerate())
+                    .map(|(i, (n, given))| (n, given, format!("remove[{i}]"))),
+            );
+        let mut seen: Vec<(&HeaderName, String)> = Vec::new();
+        for (parsed, given, field) in named {
+            if let Some((_, first)) = seen.iter().find(|(n, _)| *n == parsed) {
+                return Err(InvalidHeaderEdit {
+                    message: format!(
+                        "{given:?} names the header {first} names: a modifier may take one action on a header"
+                    ),
+                    field,
+                });
+            }
+            seen.push((parsed, field));
+        }
         let ops = set
             .into_iter()
             .map(|(n, v)| Op::Set(n, v))
@@ -320,6 +347,41 @@ mod tests {
             ..HeaderModifier::default()
         };
         assert_eq!(bad(remove), "remove[0]: \"\" is not a valid header name");
+    }
+
+    #[test]
+    fn a_header_named_by_two_actions_is_refused() {
+        // The Gateway API's HTTPHeaderFilter: "Only one action for a given
+        // header name is permitted." Names are compared without case.
+        let bad = |set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]| {
+            HeaderEdit::new(&HeaderModifier {
+                set: set.iter().map(|(n, v)| header(n, v)).collect(),
+                add: add.iter().map(|(n, v)| header(n, v)).collect(),
+                remove: remove.iter().map(|n| (*n).to_owned()).collect(),
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            bad(&[("X-Env", "canary")], &[], &["x-env"]),
+            "remove[0]: \"x-env\" names the header set[0].name names: a modifier may take one action on a header"
+        );
+        assert_eq!(
+            bad(&[("x-a", "1"), ("x-b", "1"), ("X-B", "2")], &[], &[]),
+            "set[2].name: \"X-B\" names the header set[1].name names: a modifier may take one action on a header"
+        );
+        assert_eq!(
+            bad(&[], &[("x-tag", "a")], &["x-other", "X-TAG"]),
+            "remove[1]: \"X-TAG\" names the header add[0].name names: a modifier may take one action on a header"
+        );
+        assert_eq!(
+            bad(&[("x-a", "1")], &[("x-a", "2")], &[]),
+            "add[0].name: \"x-a\" names the header set[0].name names: a modifier may take one action on a header"
+        );
+        assert_eq!(
+            bad(&[], &[], &["x-a", "x-a"]),
+            "remove[1]: \"x-a\" names the header remove[0] names: a modifier may take one action on a header"
+        );
     }
 
     #[tokio::test]
