@@ -68,13 +68,18 @@ pub(crate) fn server_config(
     roots: Arc<RootCertStore>,
     require_client_cert: bool,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
     if !require_client_cert {
         verifier = verifier.allow_unauthenticated();
     }
     let verifier = verifier
         .build()
         .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let verifier = Arc::new(crate::verify::ClientChain::new(
+        verifier,
+        roots,
+        provider.signature_verification_algorithms,
+    ));
     let mut config = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)

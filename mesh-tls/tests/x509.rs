@@ -2,8 +2,9 @@
 //! certificates the mesh's CA would never issue: a leaf that is a CA, the
 //! wrong extended key usage, no SAN at all, dates outside the validity
 //! window, a chain longer than a path length allows, a name outside a DNS
-//! name constraint. rustls's webpki does these checks and the mesh relies
-//! on them; these tests keep it so. Real sockets on 127.0.0.1, a raw rustls
+//! name constraint, an issuer whose key usage forbids certificate signing.
+//! rustls's webpki does these checks but the last, which the mesh adds, and
+//! the mesh relies on them; these tests keep it so. Real sockets on 127.0.0.1, a raw rustls
 //! peer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -159,6 +160,22 @@ fn ca_cert(
     name_constraints: Option<rcgen::NameConstraints>,
     issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
 ) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    ca_cert_with_usages(name, constraints, name_constraints, usages, vec![], issuer)
+}
+
+/// [`ca_cert`] with the key usages `usages` and the SANs `sans`.
+fn ca_cert_with_usages(
+    name: &str,
+    constraints: BasicConstraints,
+    name_constraints: Option<rcgen::NameConstraints>,
+    usages: Vec<rcgen::KeyUsagePurpose>,
+    sans: Vec<rcgen::SanType>,
+    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -166,10 +183,8 @@ fn ca_cert(
         .distinguished_name
         .push(rcgen::DnType::CommonName, name);
     params.is_ca = IsCa::Ca(constraints);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
+    params.key_usages = usages;
+    params.subject_alt_names = sans;
     params.name_constraints = name_constraints;
     let cert = match issuer {
         Some(issuer) => params.signed_by(&key, issuer).unwrap(),
@@ -276,6 +291,127 @@ async fn dns_name_constraints_bind_dns_style_identities() {
             e,
             rustls::Error::InvalidCertificate(_)
         )),
+        "{error:?}"
+    );
+}
+
+// RFC 5280 §4.2.1.3: a key whose certificate has a key usage extension
+// without keyCertSign "MUST NOT be used to verify signatures on
+// certificates"; SPIFFE X.509-SVID §4.3: signing certificates MUST set it.
+// webpki reads basic constraints but not an issuer's key usage, so the
+// mesh checks it on every path webpki builds.
+
+/// An anchor, and an issuer under it marked a CA (path length 0) but with
+/// `usages`, naming the trust domain `example.org` as a CA's does: the
+/// anchor's and the issuer's PEM, and the issuer's signer.
+fn issuer_with_usages(
+    usages: Vec<rcgen::KeyUsagePurpose>,
+) -> (String, String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let (anchor, anchor_issuer) = ca_cert("anchor", BasicConstraints::Constrained(1), None, None);
+    let (issuer, issuer_issuer) = ca_cert_with_usages(
+        "issuer",
+        BasicConstraints::Constrained(0),
+        None,
+        usages,
+        vec![uri_san("spiffe://example.org")],
+        Some(&anchor_issuer),
+    );
+    (anchor, issuer, issuer_issuer)
+}
+
+fn not_a_signer() -> Vec<rcgen::KeyUsagePurpose> {
+    vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ]
+}
+
+fn signer() -> Vec<rcgen::KeyUsagePurpose> {
+    vec![rcgen::KeyUsagePurpose::KeyCertSign]
+}
+
+/// Dials a raw server presenting `chain` and `key` with a mesh connector
+/// that trusts `anchor` and expects `API`.
+async fn dial_trusting(anchor: &str, chain: &str, key: &str) -> Result<(), BoxError> {
+    let client_ca = ca();
+    let issued = client_ca.issue(&id(WEB), HOUR).unwrap();
+    let creds = mesh_tls::Credentials::from_pem(
+        issued.chain_pem().as_bytes(),
+        issued.key_pem().as_bytes(),
+        format!("{}{anchor}", client_ca.bundle_pem()).as_bytes(),
+    )
+    .unwrap();
+    let store = mesh_tls::CredentialStore::with_credentials(Default::default(), creds).unwrap();
+    let addr = serve_raw_tls(chain, key).await;
+    let uri = format!("http://{addr}/").parse().unwrap();
+    tower::ServiceExt::oneshot(connector(store, addr, API), uri)
+        .await
+        .map(|_| ())
+        .map_err(Into::into)
+}
+
+#[tokio::test]
+async fn a_leaf_signed_by_a_ca_whose_key_usage_forbids_certificate_signing_is_refused_on_both_ends()
+{
+    let (anchor, issuer, issuer_signer) = issuer_with_usages(not_a_signer());
+    let refused_for_key_usage = |e: &rustls::Error| {
+        matches!(
+            certificate_error(e),
+            Some(rustls::CertificateError::Other(other))
+                if other.to_string().contains("keyCertSign")
+        )
+    };
+    let (leaf, key) = leaf_signed_by(vec![uri_san(WEB)], &issuer_signer);
+    let error = present_to_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap_err();
+    assert!(rustls_error(&error, refused_for_key_usage), "{error:?}");
+    let (leaf, key) = leaf_signed_by(vec![uri_san(API)], &issuer_signer);
+    let error = dial_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap_err();
+    assert!(rustls_error(&error, refused_for_key_usage), "{error:?}");
+
+    // The same chain with keyCertSign is accepted on both ends.
+    let (anchor, issuer, issuer_signer) = issuer_with_usages(signer());
+    let (leaf, key) = leaf_signed_by(vec![uri_san(WEB)], &issuer_signer);
+    present_to_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap();
+    let (leaf, key) = leaf_signed_by(vec![uri_san(API)], &issuer_signer);
+    dial_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+        .await
+        .unwrap();
+}
+
+#[test]
+fn credentials_whose_issuer_may_not_sign_certificates_are_refused_as_untrusted() {
+    let (anchor, issuer, issuer_signer) = issuer_with_usages(not_a_signer());
+    let (leaf, key) = leaf_signed_by(vec![uri_san(WEB)], &issuer_signer);
+    let creds = mesh_tls::Credentials::from_pem(
+        format!("{leaf}{issuer}").as_bytes(),
+        key.as_bytes(),
+        anchor.as_bytes(),
+    )
+    .unwrap();
+    let error = creds.check(SystemTime::now()).unwrap_err();
+    assert_eq!(
+        error.reason(),
+        mesh_tls::creds::RejectReason::Untrusted,
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_ca_whose_issuer_may_not_sign_certificates_is_refused_when_loaded() {
+    let (anchor, issuer, issuer_signer) = issuer_with_usages(not_a_signer());
+    let key = issuer_signer.key().serialize_pem();
+    let error = mesh_tls::ca::CertificateAuthority::from_pem(&anchor, &issuer, &key).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            mesh_tls::ca::CaError::InvalidCa(mesh_tls::ca::InvalidCa::IssuerNotTrusted)
+        ),
         "{error:?}"
     );
 }

@@ -15,8 +15,9 @@
 //! | `strict` | closed | closed | served, `Tls::Mutual` |
 //! | `disabled` | served, `Tls::Plaintext(Disabled)` | bytes passed on as they are | bytes passed on as they are |
 //!
-//! A client certificate, when presented, must chain to the trust bundle,
-//! be valid now and name an identity (a workload's SPIFFE ID as its only
+//! A client certificate, when presented, must chain to the trust bundle
+//! (through issuers whose key usage allows certificate signing), be valid
+//! now and name an identity (a workload's SPIFFE ID as its only
 //! URI SAN, or a DNS-style name in a DNS SAN) with a leaf's key usage, as
 //! the X.509-SVID spec requires; otherwise the handshake fails in every
 //! mode. What the peer may do once it is known is authorization's business,

@@ -138,17 +138,13 @@ fn trusts_client(
     let Some((leaf, intermediates)) = chain.split_first() else {
         return false;
     };
-    let Ok(leaf) = webpki::EndEntityCert::try_from(leaf) else {
-        return false;
-    };
-    leaf.verify_for_usage(
-        store.provider().signature_verification_algorithms.all,
-        &snapshot.roots.roots,
+    crate::verify::verify_chain(
+        leaf,
         intermediates,
+        &snapshot.roots.roots,
         unix_time(SystemTime::now()),
         webpki::KeyUsage::client_auth(),
-        None,
-        None,
+        store.provider().signature_verification_algorithms.all,
     )
     .is_ok()
 }

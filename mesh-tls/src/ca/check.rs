@@ -65,17 +65,14 @@ impl CertificateAuthority {
                 .unwrap_or(issuer_not_before)
                 .max(issuer_not_before),
         );
-        let leaf = webpki::EndEntityCert::try_from(probe.der()).map_err(|_| untrusted())?;
-        leaf.verify_for_usage(
-            crate::provider().signature_verification_algorithms.all,
-            &anchors,
+        crate::verify::verify_chain(
+            probe.der(),
             &intermediates,
+            &anchors,
             unix_time(at),
             webpki::KeyUsage::client_auth(),
-            None,
-            None,
+            crate::provider().signature_verification_algorithms.all,
         )
-        .map(|_| ())
         .map_err(|_| untrusted())
     }
 }

@@ -168,6 +168,27 @@ fn has_spiffe_scheme(uri: &str) -> bool {
         .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("spiffe"))
 }
 
+/// Whether the certificate `der` may sign certificates by its key usage:
+/// it has no key usage extension, or one that asserts `keyCertSign` (RFC
+/// 5280 §4.2.1.3). A certificate that does not parse, or whose key usage
+/// does not, may not.
+pub(crate) fn may_sign_certificates(der: &[u8]) -> bool {
+    let Ok((_, x509)) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+    else {
+        return false;
+    };
+    match x509
+        .extensions()
+        .iter()
+        .find(|ext| ext.oid == OID_X509_EXT_KEY_USAGE)
+    {
+        None => true,
+        Some(ext) => KeyUsage::from_der(ext.value).is_ok_and(|(_, ku)| ku.key_cert_sign()),
+    }
+}
+
 /// The names and dates of one certificate of a chain.
 struct Link {
     subject: Vec<u8>,

@@ -36,7 +36,9 @@
 //! adds only those asked for
 //! ([`IssueRequest::dns_names`](crate::ca::IssueRequest::dns_names)).
 //!
-//! The chain is checked by webpki as for any TLS server, which has two
+//! The chain is checked by webpki as for any TLS server, and on top every
+//! issuer on the path must be allowed to sign certificates by its key usage
+//! (`keyCertSign`, which webpki does not read). The webpki checks have two
 //! consequences worth knowing. Name constraints are enforced for DNS names,
 //! and a CA constrained by URI names fails closed: every certificate under
 //! it that carries a URI SAN (every SVID) is refused. And every anchor in

@@ -132,7 +132,8 @@ impl Credentials {
     /// Checks what depends on the clock: that every certificate of the
     /// chain is valid at `now`, and that the chain verifies against the
     /// trust bundle at `now` for both server and client authentication (a
-    /// mesh certificate serves both ends of a connection).
+    /// mesh certificate serves both ends of a connection), as peers verify
+    /// it, the key usage of its issuers included.
     ///
     /// An intermediate that is not valid yet, or has expired, makes the
     /// chain so, as the workload certificate would: a store watching files
@@ -163,14 +164,13 @@ impl Credentials {
             Some(split) => split,
             None => return Err(CredentialError::NoCertificate),
         };
-        let leaf = webpki::EndEntityCert::try_from(leaf).map_err(CredentialError::Untrusted)?;
         let time = unix_time(now);
         let algs = crate::provider().signature_verification_algorithms.all;
         for usage in [
             webpki::KeyUsage::server_auth(),
             webpki::KeyUsage::client_auth(),
         ] {
-            leaf.verify_for_usage(algs, &anchors, intermediates, time, usage, None, None)
+            crate::verify::verify_chain(leaf, intermediates, &anchors, time, usage, algs)
                 .map_err(CredentialError::Untrusted)?;
         }
         Ok(())
