@@ -61,7 +61,10 @@ impl HeaderEdit {
     ///
     /// # Errors
     ///
-    /// The first name or value that is not a valid header name or value,
+    /// The first name or value that is not a valid header name or value;
+    /// a name set or added that frames the body (`Content-Length`,
+    /// `Transfer-Encoding`) or is hop-by-hop (`Connection`, `Keep-Alive`,
+    /// `Proxy-Connection`, `TE`, `Upgrade`), which the mesh writes itself;
     /// or the first name that an earlier action of the modifier already
     /// names (in any case: `set: [X-A]` with `remove: [x-a]`, which the
     /// Gateway API refuses), with where it is.
@@ -81,7 +84,18 @@ impl HeaderEdit {
                             field: format!("{what}[{i}].value"),
                             message: format!("{:?} is not a valid header value", header.value),
                         })?;
-                    Ok((name(&header.name, format!("{what}[{i}].name"))?, value))
+                    let field = format!("{what}[{i}].name");
+                    let parsed = name(&header.name, field.clone())?;
+                    if let Some(why) = owned_by_the_mesh(&parsed) {
+                        return Err(InvalidHeaderEdit {
+                            field,
+                            message: format!(
+                                "{:?} {why}: an edit cannot set or add it",
+                                header.name
+                            ),
+                        });
+                    }
+                    Ok((parsed, value))
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -156,6 +170,34 @@ impl HeaderEdit {
                 }
             }
         }
+    }
+}
+
+/// Why an edit may not set or add `name`, if it may not.
+///
+/// `Content-Length` and `Transfer-Encoding` say how the body is framed,
+/// and the mesh frames it as it is: a length set by an edit that the body
+/// does not have cut a request's body short upstream, and on a response
+/// hyper wrote the header as given but the body as it was, so the client
+/// read the rest as the start of the next response. The others are
+/// hop-by-hop (RFC 9110, section 7.6.1): `Forward` strips them from a
+/// request, so setting one there did nothing (and a `Connection` that
+/// listed a header stripped that header too), and they describe the
+/// downstream connection, not a response, which over HTTP/2 cannot carry
+/// them at all.
+fn owned_by_the_mesh(name: &HeaderName) -> Option<&'static str> {
+    use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRANSFER_ENCODING, UPGRADE};
+    if *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING {
+        Some("frames the body, which the mesh writes as it is")
+    } else if *name == CONNECTION
+        || *name == TE
+        || *name == UPGRADE
+        || name == "keep-alive"
+        || name == "proxy-connection"
+    {
+        Some("belongs to one connection, not to the message")
+    } else {
+        None
     }
 }
 
@@ -382,6 +424,49 @@ mod tests {
             bad(&[], &[], &["x-a", "x-a"]),
             "remove[1]: \"x-a\" names the header remove[0] names: a modifier may take one action on a header"
         );
+    }
+
+    #[test]
+    fn framing_and_hop_by_hop_headers_cannot_be_set_or_added() {
+        // Set on a response, `content-length` disagreed with the body
+        // the server wrote (hyper trusts the body's length and writes the
+        // header as given: the client reads the rest as the next
+        // response); on a request, it cut the body short upstream.
+        let bad = |set: &[(&str, &str)], add: &[(&str, &str)]| {
+            HeaderEdit::new(&HeaderModifier {
+                set: set.iter().map(|(n, v)| header(n, v)).collect(),
+                add: add.iter().map(|(n, v)| header(n, v)).collect(),
+                remove: Vec::new(),
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            bad(&[("Content-Length", "2")], &[]),
+            "set[0].name: \"Content-Length\" frames the body, which the mesh writes as it is: an edit cannot set or add it"
+        );
+        assert_eq!(
+            bad(&[], &[("x-a", "1"), ("transfer-encoding", "chunked")]),
+            "add[1].name: \"transfer-encoding\" frames the body, which the mesh writes as it is: an edit cannot set or add it"
+        );
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "upgrade",
+        ] {
+            assert_eq!(
+                bad(&[(name, "x")], &[]),
+                format!(
+                    "set[0].name: {name:?} belongs to one connection, not to the message: an edit cannot set or add it"
+                )
+            );
+            assert!(bad(&[], &[(name, "x")]).starts_with("add[0].name: "));
+        }
+        // Removing them is harmless, and still allowed.
+        let removed = edit(&[], &[], &["content-length", "connection", "te"]);
+        assert_eq!(removed.ops.len(), 3);
     }
 
     #[tokio::test]
