@@ -187,6 +187,15 @@ impl<'a> CanonicalBytes<'a> {
             given: 2,
         }
     }
+
+    /// The part of the path not given yet, as written; `None` in the
+    /// middle of an escape or of a character.
+    pub(super) fn rest(&self) -> Option<&'a str> {
+        if self.given < self.digits.len() {
+            return None;
+        }
+        std::str::from_utf8(self.rest).ok()
+    }
 }
 
 impl Iterator for CanonicalBytes<'_> {

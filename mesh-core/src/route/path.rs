@@ -90,22 +90,29 @@ impl PathMatch {
 /// Gateway API `PathPrefix`: element-wise, with the prefix's trailing `/`
 /// ignored.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    if prefix.is_empty() {
-        return true;
-    }
-    if path
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    {
-        return true;
-    }
-    if !path.contains('%') {
-        return false;
-    }
-    // An escape in the path may spell some of the prefix another way.
-    let mut path = CanonicalBytes::new(path);
-    prefix.bytes().all(|b| path.next() == Some(b)) && matches!(path.next(), None | Some(b'/'))
+    strip_prefix(path, prefix.trim_end_matches('/')).is_some()
+}
+
+/// What is left of `path` after the path elements of `prefix` (which has
+/// no trailing `/`, and its escapes as `normalize_path` writes them):
+/// empty, or starting with `/`. Escapes in `path` are compared as that
+/// spelling (`/%6Fld/x` is under `/old`); the rest is returned as
+/// written.
+pub(super) fn strip_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let rest = match path.strip_prefix(prefix) {
+        Some(rest) => rest,
+        None if path.contains('%') => {
+            // An escape in the path may spell some of the prefix another
+            // way.
+            let mut canonical = CanonicalBytes::new(path);
+            if !prefix.bytes().all(|b| canonical.next() == Some(b)) {
+                return None;
+            }
+            canonical.rest()?
+        }
+        None => return None,
+    };
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
 /// A checked path with its escapes written as `normalize_path` writes them.

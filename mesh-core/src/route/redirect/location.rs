@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use http::{HeaderMap, HeaderValue, Uri, header};
 
 use super::{PathRewrite, Redirect, Scheme};
+use crate::route::path::strip_prefix;
 
 /// What comes before the path in a `Location`.
 enum Origin<'a> {
@@ -153,13 +154,6 @@ fn digits(n: u16) -> usize {
         1000..=9999 => 4,
         _ => 5,
     }
-}
-
-/// What is left of `path` after the path elements of `prefix` (which has
-/// no trailing `/`): empty, or starting with `/`.
-fn strip_prefix<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
-    path.strip_prefix(prefix)
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The host (IPv6 brackets kept) and port of an authority, without

@@ -265,6 +265,38 @@ fn prefix_replacement_keeps_the_query_and_whole_elements() {
 }
 
 #[test]
+fn a_prefix_matched_through_an_escape_is_replaced_too() {
+    // The rule matches `/%6Fld/x` (`%6F` is `o`), so the redirect must
+    // replace its prefix: kept, the client would be sent back to where it
+    // was, and be redirected again.
+    let filter = RequestRedirect {
+        path: replace_prefix("/new"),
+        ..RequestRedirect::default()
+    };
+    let old = prefix("/old");
+    let r = Redirect::new(&filter, std::slice::from_ref(&old)).unwrap();
+    for (uri, expected) in [
+        ("/%6Fld/x?q=1", "http://web/new/x?q=1"),
+        ("/%6fl%64", "http://web/new"),
+        ("/ol%64/caf%c3%a9", "http://web/new/caf%c3%a9"),
+    ] {
+        assert!(
+            old.matches_request(&Request::get(uri).body(()).unwrap()),
+            "{uri}"
+        );
+        assert_eq!(location(&r, uri, Some("web")), expected, "{uri}");
+    }
+    // Not under the prefix, however spelled: the path stays.
+    for uri in ["/%6Fld%2Fx", "/%6Fldx"] {
+        assert!(
+            !old.matches_request(&Request::get(uri).body(()).unwrap()),
+            "{uri}"
+        );
+        assert_eq!(location(&r, uri, Some("web")), format!("http://web{uri}"));
+    }
+}
+
+#[test]
 fn every_status_the_gateway_api_allows_is_kept() {
     for code in [301, 302, 303, 307, 308] {
         let r = redirect(&RequestRedirect {
