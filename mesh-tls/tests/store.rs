@@ -454,3 +454,36 @@ fn a_chain_sending_its_expired_anchor_along_is_in_service_until_its_leaf_expires
     let store = CredentialStore::with_credentials(Default::default(), creds).unwrap();
     assert_eq!(store.identity(), Some(id(WEB)));
 }
+
+/// A trust bundle is a list of CAs. webpki takes any certificate it is
+/// given as a trust anchor, so a workload certificate in the bundle (pasted
+/// in to pin a peer, or a tls.crt copied over ca.crt) would let that
+/// workload's key sign a certificate for any identity, which both ends
+/// would then accept. Such a bundle is refused, naming the bundle file.
+#[test]
+fn a_bundle_holding_a_certificate_that_is_no_ca_is_refused() {
+    let ca = ca();
+    let web = ca.issue(&id(WEB), HOUR).unwrap();
+    let end = "-----END CERTIFICATE-----\n";
+    let web_leaf = &web.chain_pem()[..web.chain_pem().find(end).unwrap() + end.len()];
+    let bundle = format!("{}{web_leaf}", ca.bundle_pem());
+    let error = Credentials::from_pem(
+        web.chain_pem().as_bytes(),
+        web.key_pem().as_bytes(),
+        bundle.as_bytes(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, CredentialError::AnchorNotCa), "{error:?}");
+    assert_eq!(error.reason(), RejectReason::Malformed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = web.write(dir.path()).unwrap();
+    std::fs::write(&files.bundle, &bundle).unwrap();
+    let error = CredentialStore::default().load_files(&files).unwrap_err();
+    assert!(
+        matches!(&error, CredentialError::InFiles { paths, source }
+            if *paths == [files.bundle.clone()]
+                && matches!(**source, CredentialError::AnchorNotCa)),
+        "{error:?}"
+    );
+}

@@ -25,9 +25,11 @@ use mesh_core::{Identity, TrustDomain};
 use rustls_pki_types::CertificateDer;
 use x509_parser::{
     certificate::X509CertificateParser,
-    extensions::{GeneralName, KeyUsage, SubjectAlternativeName},
+    extensions::{BasicConstraints, GeneralName, KeyUsage, SubjectAlternativeName},
     nom::Parser,
-    oid_registry::{OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME},
+    oid_registry::{
+        OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME,
+    },
     prelude::FromDer,
 };
 
@@ -187,6 +189,25 @@ pub(crate) fn may_sign_certificates(der: &[u8]) -> bool {
         None => true,
         Some(ext) => KeyUsage::from_der(ext.value).is_ok_and(|(_, ku)| ku.key_cert_sign()),
     }
+}
+
+/// Whether the certificate `der` is a CA's: its basic constraints say `cA`
+/// and it [may sign certificates](may_sign_certificates) by its key usage.
+/// What a trust bundle must hold: webpki takes any certificate as an
+/// anchor, and never looks at either.
+pub(crate) fn is_ca_certificate(der: &[u8]) -> bool {
+    let Ok((_, x509)) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+    else {
+        return false;
+    };
+    let ca = x509
+        .extensions()
+        .iter()
+        .find(|ext| ext.oid == OID_X509_EXT_BASIC_CONSTRAINTS)
+        .is_some_and(|ext| BasicConstraints::from_der(ext.value).is_ok_and(|(_, bc)| bc.ca));
+    ca && may_sign_certificates(der)
 }
 
 /// The names and dates of one certificate of a chain.

@@ -39,6 +39,10 @@ pub enum CredentialError {
     EmptyBundle,
     /// A trust bundle certificate cannot serve as a trust anchor.
     BadTrustAnchor(webpki::Error),
+    /// A trust bundle certificate is not a CA's: its basic constraints do
+    /// not say `cA`, or its key usage leaves out `keyCertSign`. As an
+    /// anchor it would let its key, a workload's, sign any identity.
+    AnchorNotCa,
     /// The certificate has expired.
     Expired {
         /// When it expired.
@@ -92,7 +96,8 @@ impl CredentialError {
             | Self::BadKey(_)
             | Self::BadCertificate
             | Self::EmptyBundle
-            | Self::BadTrustAnchor(_) => RejectReason::Malformed,
+            | Self::BadTrustAnchor(_)
+            | Self::AnchorNotCa => RejectReason::Malformed,
             Self::KeyMismatch => RejectReason::KeyMismatch,
             Self::NoIdentity(_) => RejectReason::NoIdentity,
             Self::Expired { .. } => RejectReason::Expired,
@@ -122,6 +127,10 @@ impl fmt::Display for CredentialError {
             Self::BadTrustAnchor(_) => {
                 f.write_str("trust bundle certificate is not a usable trust anchor")
             }
+            Self::AnchorNotCa => f.write_str(
+                "trust bundle holds a certificate that is not a ca's (no basic constraints cA, \
+                 or a key usage without keyCertSign)",
+            ),
             Self::Expired { .. } => f.write_str("certificate has expired"),
             Self::NotYetValid { .. } => f.write_str("certificate is not valid yet"),
             Self::Untrusted(_) => {

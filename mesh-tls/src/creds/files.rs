@@ -102,7 +102,7 @@ impl CredentialFiles {
             | E::WrongIdentity { .. } => vec![cert.clone()],
             E::NoPrivateKey | E::EncryptedKey | E::BadKey(_) => vec![key.clone()],
             E::KeyMismatch => vec![cert.clone(), key.clone()],
-            E::EmptyBundle | E::BadTrustAnchor(_) => vec![bundle.clone()],
+            E::EmptyBundle | E::BadTrustAnchor(_) | E::AnchorNotCa => vec![bundle.clone()],
             E::Untrusted(_) => vec![cert.clone(), bundle.clone()],
             // `Pem` is named where it is parsed, since only the parser
             // knows which file it was in.

@@ -7,8 +7,9 @@
 //! the wrong workload must never reach a handshake, so everything that can
 //! be checked is checked here, once, before the credentials are used:
 //! parsing, that the key belongs to the certificate, that the certificate
-//! names an identity, and (in [`Credentials::check`], since it depends on
-//! the clock) that it is valid now and chains to the bundle.
+//! names an identity, that the bundle holds CA certificates only, and (in
+//! [`Credentials::check`], since it depends on the clock) that it is valid
+//! now and chains to the bundle.
 
 mod error;
 mod files;
@@ -73,7 +74,8 @@ impl Credentials {
     /// cannot sign with the key; [`CredentialError::KeyMismatch`] when the
     /// key is not the certificate's; [`CredentialError::BadCertificate`],
     /// [`CredentialError::BadTrustAnchor`] or [`CredentialError::NoIdentity`]
-    /// when a certificate is unusable.
+    /// when a certificate is unusable; [`CredentialError::AnchorNotCa`]
+    /// when a bundle certificate is not a CA's.
     pub fn from_der(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
@@ -104,6 +106,9 @@ impl Credentials {
         }
         for root in &roots {
             webpki::anchor_from_trusted_cert(root).map_err(CredentialError::BadTrustAnchor)?;
+            if !crate::cert::is_ca_certificate(root) {
+                return Err(CredentialError::AnchorNotCa);
+            }
         }
         let signing_key = crate::provider()
             .key_provider
