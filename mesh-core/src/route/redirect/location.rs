@@ -93,10 +93,12 @@ impl Redirect {
     }
 
     fn origin_of<'a>(&'a self, uri: &'a Uri, headers: &'a HeaderMap) -> Origin<'a> {
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let authority = uri.authority().map(|a| a.as_str()).or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| is_host_and_port(h))
+        });
         let (request_host, request_port) = authority.map_or((None, None), split_authority);
         let Some(host) = self.hostname.as_deref().or(request_host) else {
             // Nowhere to point but the request's own origin: a relative
@@ -154,6 +156,15 @@ fn digits(n: u16) -> usize {
         1000..=9999 => 4,
         _ => 5,
     }
+}
+
+/// Whether a `Host` header's value is `host[:port]` (RFC 9110, section
+/// 7.2), which a `Location` can carry as its authority. The header is
+/// read as the client sent it: a space, a `/`, a second `:` or a `@`
+/// (userinfo, which `Host` never has) would make an authority that means
+/// something else, or nothing.
+fn is_host_and_port(host: &str) -> bool {
+    !host.contains('@') && host.parse::<http::uri::Authority>().is_ok()
 }
 
 /// The host (IPv6 brackets kept) and port of an authority, without

@@ -32,9 +32,11 @@
 //! - **query**: always kept. (linkerd2-proxy drops it on `ReplaceFullPath`;
 //!   Envoy, and with it most Gateway API implementations, keeps it.)
 //!
-//! A request with no host at all, and a filter without `hostname`, gets a
-//! relative `Location` (the path and query alone), which RFC 9110 allows
-//! and a client resolves against the URI it asked for. A path that starts
+//! A request with no host at all (or a `Host` header that is not
+//! `host[:port]`: a space, a `/`, userinfo), and a filter without
+//! `hostname`, gets a relative `Location` (the path and query alone),
+//! which RFC 9110 allows and a client resolves against the URI it asked
+//! for. A path that starts
 //! `//` (or `/\`) is written after `/.` there, as WHATWG's URL serializer
 //! does: alone it would read as `//host/...` and send the client to
 //! another host.

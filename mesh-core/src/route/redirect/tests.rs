@@ -143,6 +143,45 @@ fn the_authority_of_the_uri_wins_over_the_host_header() {
 }
 
 #[test]
+fn a_host_header_that_is_not_a_host_is_not_written_into_the_location() {
+    // `Host` is read as the client sent it. What is not `host[:port]`
+    // must not become the `Location`'s authority: `a b` or `web/x` made
+    // one no client can parse as its author meant, and `web@evil.example`
+    // pointed at `evil.example`. The client's own origin, a relative
+    // reference, is where it goes instead.
+    let r = redirect(&RequestRedirect::default());
+    for host in [
+        "a b",
+        "web/x",
+        "web?x",
+        "web#x",
+        "web@evil.example",
+        "web:80:81",
+        "[::1",
+        "",
+    ] {
+        assert_eq!(location(&r, "/a?q", Some(host)), "/a?q", "{host:?}");
+    }
+    let https = redirect(&RequestRedirect {
+        scheme: Some("https".into()),
+        ..RequestRedirect::default()
+    });
+    assert_eq!(location(&https, "/a", Some("web/x")), "/a");
+    // A filter's own hostname does not need the request's.
+    let named = redirect(&RequestRedirect {
+        hostname: Some("example.com".into()),
+        ..RequestRedirect::default()
+    });
+    assert_eq!(location(&named, "/a", Some("a b")), "http://example.com/a");
+    // Hosts as they come stay as they are.
+    assert_eq!(
+        location(&r, "/a", Some("Web.Example:8080")),
+        "http://Web.Example:8080/a"
+    );
+    assert_eq!(location(&r, "/a", Some("10.0.0.1:80")), "http://10.0.0.1/a");
+}
+
+#[test]
 fn ipv6_hosts_keep_their_brackets() {
     let r = redirect(&RequestRedirect {
         port: Some(8080),
