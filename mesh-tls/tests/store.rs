@@ -487,3 +487,39 @@ fn a_bundle_holding_a_certificate_that_is_no_ca_is_refused() {
         "{error:?}"
     );
 }
+
+/// `watch_files` counts a refused set of contents once, not at every read;
+/// started through `start`, which reads the files once before spawning it,
+/// the same holds: the watcher's first read of contents refused at start is
+/// not a second refusal.
+#[tokio::test(start_paused = true)]
+async fn a_files_source_counts_each_refused_set_of_contents_once() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let files = mesh_tls::CredentialFiles::in_dir(dir.path());
+    let store = CredentialStore::default();
+    let source = mesh_tls::CredentialSource::Files {
+        files: files.clone(),
+        interval: Duration::from_millis(10),
+    };
+    // Missing files: refused at start, then read again and again.
+    let task = tokio::spawn(store.start(source.clone()).unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.subscribe().borrow().rejected, 1);
+    task.abort();
+
+    // A key that is not the certificate's, the same way.
+    let store = CredentialStore::default();
+    ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    let other_key = ca.issue(&id(WEB), HOUR).unwrap();
+    std::fs::write(&files.key, other_key.key_pem()).unwrap();
+    let task = tokio::spawn(store.start(source).unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.subscribe().borrow().rejected, 1);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1"),
+        "{metrics}"
+    );
+    task.abort();
+}

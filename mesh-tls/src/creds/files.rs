@@ -58,13 +58,18 @@ impl CredentialFiles {
     /// of [`Credentials::from_pem`] inside a [`CredentialError::InFiles`]
     /// naming the file at fault.
     pub fn read(&self) -> Result<Credentials, CredentialError> {
+        self.parse(&self.read_contents()?)
+    }
+
+    /// Reads the three files, blocking on the file system.
+    pub(crate) fn read_contents(&self) -> Result<FileContents, CredentialError> {
         let read = |path: &PathBuf| {
             std::fs::read(path).map_err(|source| CredentialError::Read {
                 path: path.clone(),
                 source,
             })
         };
-        self.parse(&FileContents {
+        Ok(FileContents {
             cert: read(&self.cert)?,
             key: read(&self.key)?,
             bundle: read(&self.bundle)?,

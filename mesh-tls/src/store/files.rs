@@ -42,40 +42,73 @@ impl CredentialStore {
     /// `notBefore` of its certificates has passed, since the files may not
     /// change again before the certificate in service expires.
     pub async fn watch_files(self, files: CredentialFiles, interval: Duration) {
+        self.watch_from(files, interval, Watched::default()).await;
+    }
+
+    /// [`CredentialStore::watch_files`], going on from what an earlier read
+    /// of the files saw.
+    pub(super) async fn watch_from(
+        self,
+        files: CredentialFiles,
+        interval: Duration,
+        mut watched: Watched,
+    ) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last: Option<FileContents> = None;
-        let mut unreadable = false;
-        // When `last` was refused as not valid yet: when it becomes valid.
-        let mut valid_from: Option<SystemTime> = None;
         loop {
             ticker.tick().await;
-            match files.read_async().await {
-                Err(error) => {
-                    if !unreadable {
-                        self.reject(&error);
-                        unreadable = true;
-                    }
-                }
-                Ok(contents) => {
-                    unreadable = false;
-                    let due = valid_from.is_some_and(|t| SystemTime::now() >= t);
-                    if last.as_ref() == Some(&contents) && !due {
-                        continue;
-                    }
-                    valid_from = None;
-                    let result = files
-                        .parse(&contents)
-                        .and_then(|creds| self.try_update(creds));
-                    if let Err(error) = result {
-                        if let CredentialError::NotYetValid { not_before } = error {
-                            valid_from = Some(not_before);
-                        }
-                        self.reject(&files.blame(error));
-                    }
-                    last = Some(contents);
-                }
-            }
+            let read = files.read_async().await;
+            watched.see(&self, &files, read);
         }
+    }
+}
+
+/// What the watcher remembers of its reads, so that a refused set of
+/// contents is refused (logged and counted) once.
+#[derive(Debug, Default)]
+pub(super) struct Watched {
+    /// The contents last read.
+    last: Option<FileContents>,
+    /// Whether the last read failed.
+    unreadable: bool,
+    /// When `last` was refused as not valid yet: when it becomes valid.
+    valid_from: Option<SystemTime>,
+}
+
+impl Watched {
+    /// Puts what one read of `files` found in service, unless it is what
+    /// the previous read found.
+    pub(super) fn see(
+        &mut self,
+        store: &CredentialStore,
+        files: &CredentialFiles,
+        read: Result<FileContents, CredentialError>,
+    ) {
+        let contents = match read {
+            Ok(contents) => contents,
+            Err(error) => {
+                if !self.unreadable {
+                    store.reject(&error);
+                    self.unreadable = true;
+                }
+                return;
+            }
+        };
+        self.unreadable = false;
+        let due = self.valid_from.is_some_and(|t| SystemTime::now() >= t);
+        if self.last.as_ref() == Some(&contents) && !due {
+            return;
+        }
+        self.valid_from = None;
+        let result = files
+            .parse(&contents)
+            .and_then(|creds| store.try_update(creds));
+        if let Err(error) = result {
+            if let CredentialError::NotYetValid { not_before } = error {
+                self.valid_from = Some(not_before);
+            }
+            store.reject(&files.blame(error));
+        }
+        self.last = Some(contents);
     }
 }

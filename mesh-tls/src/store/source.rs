@@ -2,7 +2,7 @@ use std::{future::Future, path::PathBuf, pin::Pin, time::Duration};
 
 use mesh_core::Identity;
 
-use super::CredentialStore;
+use super::{CredentialStore, files::Watched};
 use crate::{
     ca::{CaError, CertificateAuthority},
     creds::CredentialFiles,
@@ -55,9 +55,13 @@ impl CredentialStore {
     pub fn start(&self, source: CredentialSource) -> Result<SourceTask, CaError> {
         match source {
             CredentialSource::Files { files, interval } => {
-                // Refusals are logged and counted; the watcher retries.
-                let _ = self.load_files(&files);
-                Ok(Box::pin(self.clone().watch_files(files, interval)))
+                // The first read, now, so that credentials already there
+                // are in service before the task runs. The watcher goes on
+                // from it: contents refused now (logged and counted) are
+                // not refused again at its first read.
+                let mut watched = Watched::default();
+                watched.see(self, &files, files.read_contents());
+                Ok(Box::pin(self.clone().watch_from(files, interval, watched)))
             }
             CredentialSource::Ca { dir, identity, ttl } => {
                 let ca = CertificateAuthority::load(&dir)?;
