@@ -162,9 +162,37 @@ fn digits(n: u16) -> usize {
 /// 7.2), which a `Location` can carry as its authority. The header is
 /// read as the client sent it: a space, a `/`, a second `:` or a `@`
 /// (userinfo, which `Host` never has) would make an authority that means
-/// something else, or nothing.
-fn is_host_and_port(host: &str) -> bool {
-    !host.contains('@') && host.parse::<http::uri::Authority>().is_ok()
+/// something else, or nothing. Checked byte by byte, since the
+/// `Location` is a redirect's one allocation.
+fn is_host_and_port(value: &str) -> bool {
+    let port = match value.strip_prefix('[') {
+        // An IP literal: an IPv6 address, kept simple.
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, port))
+                if !ip.is_empty()
+                    && ip
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')) =>
+            {
+                port
+            }
+            _ => return false,
+        },
+        // A name or an IPv4 address: RFC 3986's `reg-name`, without
+        // escapes.
+        None => {
+            let (name, port) = value.find(':').map_or((value, ""), |i| value.split_at(i));
+            let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+            if name.is_empty() || !name.bytes().all(name_byte) {
+                return false;
+            }
+            port
+        }
+    };
+    match port.strip_prefix(':') {
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()),
+        None => port.is_empty(),
+    }
 }
 
 /// The host (IPv6 brackets kept) and port of an authority, without
