@@ -59,6 +59,31 @@ fn write_ca_and_issue_write_the_documented_files_with_private_keys_0600() {
     assert_eq!(issued.not_after(), creds.not_after());
 }
 
+/// A private key is written through a temporary file beside it, then
+/// renamed. Whatever already sits at the temporary file's name (left
+/// there, or planted by someone who can write to the directory) is not
+/// written through: a symbolic link there must not send the key to the
+/// file it points at, nor leave the key file a link to it.
+#[cfg(unix)]
+#[test]
+fn a_key_is_never_written_through_a_link_at_its_temporary_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("web");
+    std::fs::create_dir(&out).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, "not a key").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join(".tls.key.tmp")).unwrap();
+
+    let issued = ca().issue(&id(WEB), HOUR).unwrap();
+    issued.write(&out).unwrap();
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "not a key");
+    let key = out.join("tls.key");
+    assert!(std::fs::symlink_metadata(&key).unwrap().is_file());
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), issued.key_pem());
+    assert_eq!(mode(&key), 0o600);
+    CredentialFiles::in_dir(&out).read().unwrap();
+}
+
 #[test]
 fn write_ca_refuses_to_replace_an_existing_ca() {
     let dir = tempfile::tempdir().unwrap();

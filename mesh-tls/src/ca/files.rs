@@ -159,14 +159,26 @@ fn create_dir(dir: &Path) -> Result<(), CaError> {
 /// Writes `contents` to a temporary file beside `path` with `mode`, then
 /// renames it over `path`: readers see the old file or the new, never
 /// half of one, and a key is never readable by others, even briefly.
+///
+/// The temporary file is always a new one: whatever sits at its name (a
+/// file left by an interrupted write, or a symbolic link planted by
+/// someone who can write to the directory) is removed first, and the file
+/// is then created exclusively, which fails rather than follow a link that
+/// appears in between. Opening the name as it was would write a private
+/// key through such a link into the file it points at, and the rename
+/// would then leave `path` itself a link to that file.
 fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), CaError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(&tmp, e)),
+        _ => {}
+    }
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
@@ -174,8 +186,8 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), CaError> {
     let written = options.open(&tmp).and_then(|mut file| {
         #[cfg(unix)]
         {
-            // `mode` applies only when the file is created; a leftover
-            // temporary file keeps its old mode otherwise.
+            // The process umask may have narrowed `mode` at creation:
+            // public files are meant to be readable by all.
             use std::os::unix::fs::PermissionsExt;
             file.set_permissions(fs::Permissions::from_mode(mode))?;
         }
