@@ -171,3 +171,70 @@ async fn a_ttl_too_short_to_renew_in_time_is_refused_when_the_source_starts() {
     assert!(store.start(source).is_ok());
     assert!(store.is_ready());
 }
+
+/// A CA whose issuer ended an hour ago, as PEM (anchor, issuer, issuer
+/// key): a development CA left on a disk for a year.
+fn ca_with_an_expired_issuer() -> (String, String, String, SystemTime) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let now = SystemTime::now();
+    let ended = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            (now - HOUR)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        );
+    let params = |name: &str, path_len, not_after: SystemTime| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = (now - 48 * HOUR).into();
+        params.not_after = not_after.into();
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = params("anchor", 1, now + 48 * HOUR);
+    let anchor = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor = (anchor, rcgen::Issuer::new(anchor_params, anchor_key));
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let issuer = params("issuer", 0, ended)
+        .signed_by(&issuer_key, &anchor.1)
+        .unwrap()
+        .pem();
+    (anchor.0, issuer, issuer_key.serialize_pem(), ended)
+}
+
+/// An issuer that has expired can sign nothing that verifies: the CA
+/// says that, and when it expired, rather than that the certificate asked
+/// for would outlive it, whatever its ttl.
+#[test]
+fn a_ca_whose_issuer_has_expired_says_so() {
+    let (anchor, issuer, key, ended) = ca_with_an_expired_issuer();
+    let ca = CertificateAuthority::from_pem(&anchor, &issuer, &key).unwrap();
+    assert_eq!(ca.issuer_not_after(), ended);
+    let expired = |error: &CaError| matches!(error, CaError::IssuerExpired { not_after } if *not_after == ended);
+    let error = ca.issue(&id(WEB), HOUR).unwrap_err();
+    assert!(expired(&error), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("expired"), "{text}");
+    let error = ca.issue_within_issuer(&id(WEB), HOUR).unwrap_err();
+    assert!(expired(&error), "{error:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pem) in [
+        (ca::CA_CERT_FILE, &anchor),
+        (ca::ISSUER_CERT_FILE, &issuer),
+        (ca::ISSUER_KEY_FILE, &key),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let source = CredentialSource::Ca {
+        dir: dir.path().to_owned(),
+        identity: id(WEB),
+        ttl: HOUR,
+    };
+    let error = CredentialStore::default().start(source).err().unwrap();
+    assert!(expired(&error), "{error:?}");
+}

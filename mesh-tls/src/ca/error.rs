@@ -1,4 +1,8 @@
-use std::{fmt, io, path::PathBuf, time::Duration};
+use std::{
+    fmt, io,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
 
 use mesh_core::{Identity, TrustDomain};
 
@@ -48,6 +52,12 @@ pub enum CaError {
     },
     /// The certificate would outlive the issuer that signs it.
     OutlivesIssuer,
+    /// The issuer has expired: nothing it signs verifies any more. The CA
+    /// needs a new issuer.
+    IssuerExpired {
+        /// When the issuer expired.
+        not_after: SystemTime,
+    },
     /// The CA files are inconsistent.
     InvalidCa(InvalidCa),
     /// The issued credentials failed their own checks.
@@ -114,6 +124,11 @@ impl fmt::Display for CaError {
                 Span(*max)
             ),
             Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
+            Self::IssuerExpired { not_after } => write!(
+                f,
+                "the ca's issuer expired at {}: it can sign no certificate that verifies",
+                Utc(*not_after)
+            ),
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),
             Self::InFile { path, .. } => write!(f, "refused ca file {}", path.display()),
@@ -138,6 +153,38 @@ impl fmt::Display for Span {
             Some((unit, suffix)) => write!(f, "{}{suffix}", secs / unit),
             None => write!(f, "{secs}s"),
         }
+    }
+}
+
+/// A moment as RFC 3339 UTC to the second (`2026-11-29T13:41:00Z`), the
+/// way X.509 validity dates are read.
+struct Utc(SystemTime);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Ok(since) = self.0.duration_since(SystemTime::UNIX_EPOCH) else {
+            return write!(f, "{:?}", self.0);
+        };
+        let secs = since.as_secs();
+        let (days, time) = (secs / 86_400, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's
+        // algorithm, for days on or after the epoch).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            time / 3_600,
+            time % 3_600 / 60,
+            time % 60
+        )
     }
 }
 
@@ -174,6 +221,15 @@ impl From<rcgen::Error> for CaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moments_show_as_rfc_3339_utc() {
+        let at = |secs| Utc(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_960_629), "2026-11-29T13:57:09Z");
+        assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn spans_show_their_largest_whole_unit() {

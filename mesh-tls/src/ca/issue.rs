@@ -176,6 +176,7 @@ impl CertificateAuthority {
     /// [`CaError::InvalidLifetime`] for a `ttl` under
     /// [`MIN_LIFETIME`](super::MIN_LIFETIME) (a second) or over
     /// [`MAX_LIFETIME`](super::MAX_LIFETIME);
+    /// [`CaError::IssuerExpired`] once the issuer has expired;
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::Certificate`] for an extra DNS name that is
     /// not ASCII.
@@ -190,6 +191,7 @@ impl CertificateAuthority {
         if identity.path() == Some("") {
             return Err(CaError::NoWorkloadPath(identity.clone()));
         }
+        self.check_issuer_not_expired(SystemTime::now())?;
         let mut params = CertificateParams::default();
         // The identity lives in the SAN; the subject stays empty, as in a
         // SPIFFE X.509-SVID, and rcgen marks the SAN critical for it.

@@ -265,6 +265,18 @@ impl CertificateAuthority {
     pub fn issuer_not_after(&self) -> SystemTime {
         self.issuer_not_after
     }
+
+    /// Refuses to sign with an issuer that has expired at `now`, saying
+    /// so: every certificate it signed would fail to verify, and the
+    /// lifetime checks would blame the certificate asked for instead.
+    fn check_issuer_not_expired(&self, now: SystemTime) -> Result<(), CaError> {
+        if now >= self.issuer_not_after {
+            return Err(CaError::IssuerExpired {
+                not_after: self.issuer_not_after,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for CertificateAuthority {

@@ -73,8 +73,9 @@ impl CertificateAuthority {
     ///
     /// [`CaError::UnrenewableTtl`] for a `ttl` under [`MIN_RENEWED_TTL`]
     /// or over [`MAX_LIFETIME`](super::MAX_LIFETIME), which the renewal
-    /// loop could not keep valid; [`CaError::OutlivesIssuer`] once the
-    /// issuer has less than a second left; otherwise as
+    /// loop could not keep valid; [`CaError::IssuerExpired`] once the
+    /// issuer has expired, and [`CaError::OutlivesIssuer`] while it has less
+    /// than a second left; otherwise as
     /// [`CertificateAuthority::issue`].
     pub fn issue_within_issuer(
         &self,
@@ -91,9 +92,11 @@ impl CertificateAuthority {
         // Whole seconds, from now: the certificate is valid until `ttl`
         // after now, so with what the issuer has left it ends with the
         // issuer.
+        let now = SystemTime::now();
+        self.check_issuer_not_expired(now)?;
         let left = self
             .issuer_not_after
-            .duration_since(SystemTime::now())
+            .duration_since(now)
             .unwrap_or_default();
         let ttl = ttl.min(Duration::from_secs(left.as_secs()));
         if ttl < super::MIN_LIFETIME {
