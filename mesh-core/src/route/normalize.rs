@@ -23,9 +23,13 @@
 //! - runs of `/` become one.
 //!
 //! The query is left as it is. A path with a `%` not followed by two hex
-//! digits is answered with `400 Bad Request` (`mesh-error: invalid path`),
-//! since servers disagree on what it means. A path already in normal form,
-//! nearly every one, is only scanned.
+//! digits, or with a raw `\` (which `http` lets through, and which WHATWG
+//! URL parsers, those of browsers and Node's `URL`, read as `/`: so
+//! `/public/..\admin` is their `/admin`), is answered with
+//! `400 Bad Request` (`mesh-error: invalid path`), since servers disagree
+//! on what it means. An escaped one, `%5C`, is a character like any
+//! other. A path already in normal form, nearly every one, is only
+//! scanned.
 
 use std::{
     borrow::Cow,
@@ -41,13 +45,23 @@ use tower_service::Service;
 
 use crate::error::{ProxyErrorKind, is_grpc};
 
-/// A path with a `%` that is not followed by two hex digits.
+/// A path that cannot be put in normal form, because servers read it
+/// differently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvalidPath;
+#[non_exhaustive]
+pub enum InvalidPath {
+    /// A `%` not followed by two hex digits.
+    BrokenEscape,
+    /// A `\`: a separator to WHATWG URL parsers, a character to others.
+    Backslash,
+}
 
 impl fmt::Display for InvalidPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a `%` in the path is not followed by two hex digits")
+        f.write_str(match self {
+            Self::BrokenEscape => "a `%` in the path is not followed by two hex digits",
+            Self::Backslash => "the path holds a `\\`, which some servers read as `/`",
+        })
     }
 }
 
@@ -58,7 +72,7 @@ impl std::error::Error for InvalidPath {}
 ///
 /// # Errors
 ///
-/// [`InvalidPath`] for a `%` not followed by two hex digits.
+/// [`InvalidPath`] for a `%` not followed by two hex digits, or a `\`.
 pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, InvalidPath> {
     if is_normal(path.as_bytes())? {
         return Ok(Cow::Borrowed(path));
@@ -99,7 +113,7 @@ fn is_normal(path: &[u8]) -> Result<bool, InvalidPath> {
                     (Some(&hi), Some(&lo)) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
                         (hi, lo)
                     }
-                    _ => return Err(InvalidPath),
+                    _ => return Err(InvalidPath::BrokenEscape),
                 };
                 if hi.is_ascii_lowercase() || lo.is_ascii_lowercase() || is_unreserved(hex(hi, lo))
                 {
@@ -108,6 +122,7 @@ fn is_normal(path: &[u8]) -> Result<bool, InvalidPath> {
                 i += 3;
                 continue;
             }
+            b'\\' => return Err(InvalidPath::Backslash),
             b'/' => {
                 let rest = &path[i + 1..];
                 if rest.starts_with(b"/")
@@ -143,15 +158,15 @@ pub(super) fn decode_unreserved(path: &str) -> Result<Cow<'_, str>, InvalidPath>
                 .iter()
                 .position(|&c| c == b'%')
                 .map_or(bytes.len(), |n| i + n);
-            out.push_str(path.get(i..end).ok_or(InvalidPath)?);
+            out.push_str(path.get(i..end).ok_or(InvalidPath::BrokenEscape)?);
             i = end;
             continue;
         }
         let (Some(&hi), Some(&lo)) = (bytes.get(i + 1), bytes.get(i + 2)) else {
-            return Err(InvalidPath);
+            return Err(InvalidPath::BrokenEscape);
         };
         if !hi.is_ascii_hexdigit() || !lo.is_ascii_hexdigit() {
-            return Err(InvalidPath);
+            return Err(InvalidPath::BrokenEscape);
         }
         let byte = hex(hi, lo);
         if is_unreserved(byte) {
@@ -274,7 +289,7 @@ where
         let normal = match normalize_path(req.uri().path()) {
             Ok(Cow::Borrowed(_)) => None,
             Ok(Cow::Owned(path)) => Some(path),
-            Err(InvalidPath) => return Either::Right(ready(Ok(invalid_path(&req)))),
+            Err(_) => return Either::Right(ready(Ok(invalid_path(&req)))),
         };
         if let Some(path) = normal {
             match with_path(req.uri(), path) {
@@ -374,8 +389,37 @@ mod tests {
     #[test]
     fn a_broken_escape_is_refused() {
         for path in ["/%", "/%4", "/%zz", "/a%g1"] {
-            assert_eq!(normalize_path(path), Err(InvalidPath), "{path}");
+            assert_eq!(
+                normalize_path(path),
+                Err(InvalidPath::BrokenEscape),
+                "{path}"
+            );
         }
+    }
+
+    #[test]
+    fn a_backslash_is_refused() {
+        // `http` takes a raw `\` in a path. WHATWG URL parsers (browsers,
+        // Node's `URL`, which many applications route with) read it as
+        // `/`, so `/public/..\admin` is their `/admin`, while a rule
+        // reads one segment, `..\admin`, under `/public`.
+        for path in ["/public/..\\admin", "/a\\b", "/a/b\\", "/%61\\x"] {
+            assert_eq!(normalize_path(path), Err(InvalidPath::Backslash), "{path}");
+        }
+        // Escaped, it is a character like any other.
+        assert_eq!(normal("/a%5cb"), "/a%5Cb");
+    }
+
+    #[tokio::test]
+    async fn the_layer_refuses_a_path_with_a_backslash() {
+        let svc = NormalizePathLayer.layer(service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(String::from("served")))
+        }));
+        let req = Request::get("/public/..\\admin").body(()).unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(res.headers()[MESH_ERROR], "invalid path");
+        assert_eq!(res.body(), "");
     }
 
     #[tokio::test]
