@@ -84,6 +84,46 @@ fn a_key_is_never_written_through_a_link_at_its_temporary_name() {
     CredentialFiles::in_dir(&out).read().unwrap();
 }
 
+/// An extra DNS name goes into a dNSName SAN, which holds a host name in
+/// its preferred syntax (RFC 5280 §4.2.1.6), optionally a wildcard: the CA
+/// refuses anything else by name, rather than sign it into a certificate
+/// that tools choke on.
+#[test]
+fn extra_dns_names_that_are_not_host_names_are_refused_by_name() {
+    let ca = ca();
+    for bad in [
+        "",
+        "spiffe://example.org/ns/shop/sa/admin",
+        "web shop.svc",
+        "web.shop.svc.",
+        "a..b",
+        "-a.b",
+        "*.",
+        "*",
+        "a.*.b",
+        "10.0.0.1",
+        "h\u{e9}llo.example",
+    ] {
+        let request = IssueRequest::new(id(WEB)).with_dns_name(bad);
+        let error = ca.issue_with(&request).unwrap_err();
+        assert!(
+            matches!(&error, CaError::InvalidDnsName(name) if name == bad),
+            "{bad:?}: {error:?}"
+        );
+        assert!(error.to_string().contains(&format!("{bad:?}")), "{error}");
+    }
+    for good in [
+        "localhost",
+        "api.shop.svc.cluster.local",
+        "*.shop.svc",
+        "my_host.local",
+        "API.Shop.svc",
+    ] {
+        let request = IssueRequest::new(id(WEB)).with_dns_name(good);
+        ca.issue_with(&request).unwrap().credentials().unwrap();
+    }
+}
+
 #[test]
 fn write_ca_refuses_to_replace_an_existing_ca() {
     let dir = tempfile::tempdir().unwrap();

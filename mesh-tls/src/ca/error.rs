@@ -50,6 +50,10 @@ pub enum CaError {
         /// The longest lifetime signed, [`MAX_LIFETIME`](super::MAX_LIFETIME).
         max: Duration,
     },
+    /// An extra DNS name of an [`IssueRequest`](super::IssueRequest) is no
+    /// host name (letters, digits, `-` and `_` in dot-separated labels, the
+    /// last not numeric, no final dot), optionally under a `*.` wildcard.
+    InvalidDnsName(String),
     /// The certificate would outlive the issuer that signs it.
     OutlivesIssuer,
     /// The issuer has expired: nothing it signs verifies any more. The CA
@@ -122,6 +126,10 @@ impl fmt::Display for CaError {
                 Span(*ttl),
                 Span(*min),
                 Span(*max)
+            ),
+            Self::InvalidDnsName(name) => write!(
+                f,
+                "extra dns name {name:?} is not a host name (or a *. wildcard over one)"
             ),
             Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
             Self::IssuerExpired { not_after } => write!(

@@ -37,7 +37,11 @@ pub struct IssueRequest {
     /// certificate like its identity: a client expecting that identity
     /// accepts it, as Linkerd's clients do (see
     /// [what a certificate proves](crate::connect#what-a-certificate-proves)).
-    /// Add only names the workload owns.
+    /// Add only names the workload owns. Each must be a host name,
+    /// optionally under a `*.` wildcard ([`CaError::InvalidDnsName`]
+    /// otherwise).
+    ///
+    /// [`CaError::InvalidDnsName`]: super::CaError::InvalidDnsName
     pub dns_names: Vec<String>,
 }
 
@@ -72,6 +76,16 @@ impl IssueRequest {
         self.dns_names.push(name.into());
         self
     }
+}
+
+/// Whether `name` may go into a dNSName SAN: a host name in the preferred
+/// name syntax (RFC 5280 §4.2.1.6, which has no final dot), as
+/// rustls-pki-types reads one (underscores allowed, a numeric last label
+/// not, since that is an IPv4 address), optionally under one leading `*.`
+/// wildcard label.
+fn is_host_name(name: &str) -> bool {
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    !host.ends_with('.') && rustls_pki_types::DnsName::try_from(host).is_ok()
 }
 
 /// A workload certificate, its key and the trust bundle, as PEM.
@@ -178,8 +192,8 @@ impl CertificateAuthority {
     /// [`MAX_LIFETIME`](super::MAX_LIFETIME);
     /// [`CaError::IssuerExpired`] once the issuer has expired;
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
-    /// the issuer; [`CaError::Certificate`] for an extra DNS name that is
-    /// not ASCII.
+    /// the issuer; [`CaError::InvalidDnsName`] for an extra DNS name that
+    /// is no host name.
     pub fn issue_with(&self, request: &IssueRequest) -> Result<IssuedCertificate, CaError> {
         let identity = &request.identity;
         if !in_trust_domain(&self.trust_domain, identity) {
@@ -203,6 +217,9 @@ impl CertificateAuthority {
             SanType::DnsName(name)
         }];
         for dns in &request.dns_names {
+            if !is_host_name(dns) {
+                return Err(CaError::InvalidDnsName(dns.clone()));
+            }
             params
                 .subject_alt_names
                 .push(SanType::DnsName(dns.as_str().try_into()?));
