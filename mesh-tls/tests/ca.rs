@@ -308,6 +308,48 @@ fn a_ca_whose_issuer_the_trust_anchor_does_not_vouch_for_is_refused_when_loaded(
     CertificateAuthority::load(fresh.path()).unwrap();
 }
 
+/// A trust anchor that is not a CA certificate makes a trust bundle the
+/// credential store refuses (CredentialError::AnchorNotCa): the CA refuses
+/// it when loaded, naming ca.crt, rather than issue credentials that can
+/// never be put in service.
+#[test]
+fn a_ca_whose_trust_anchor_is_no_ca_certificate_is_refused_when_loaded() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let params = |name: &str, is_ca| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = is_ca;
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = params("not a ca", IsCa::ExplicitNoCa);
+    let anchor = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor_signer = rcgen::Issuer::new(anchor_params, anchor_key);
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let issuer = params("issuer", IsCa::Ca(BasicConstraints::Constrained(0)))
+        .signed_by(&issuer_key, &anchor_signer)
+        .unwrap()
+        .pem();
+
+    let dir = tempfile::tempdir().unwrap();
+    for (name, pem) in [
+        (ca::CA_CERT_FILE, anchor),
+        (ca::ISSUER_CERT_FILE, issuer),
+        (ca::ISSUER_KEY_FILE, issuer_key.serialize_pem()),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let error = CertificateAuthority::load(dir.path()).unwrap_err();
+    assert!(
+        matches!(&error, CaError::InFile { path, source }
+            if path.ends_with(ca::CA_CERT_FILE)
+                && matches!(**source, CaError::InvalidCa(ca::InvalidCa::AnchorNotCa))),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn a_ca_directory_that_cannot_be_loaded_names_the_file_at_fault() {
     let other = tempfile::tempdir().unwrap();

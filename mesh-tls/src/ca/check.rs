@@ -6,7 +6,9 @@
 //! into `issuer.crt` by mistake, loads and signs without complaint, and
 //! every certificate it issues is then refused by every peer. So loading
 //! signs one certificate with the issuer and verifies it against the
-//! anchor, as a peer would, and refuses the CA when that fails.
+//! anchor, as a peer would, and refuses the CA when that fails, or when
+//! the anchor is no CA certificate, which every credential store refuses
+//! in a trust bundle.
 
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +52,14 @@ impl CertificateAuthority {
         let anchors = CertificateDer::pem_slice_iter(self.anchor_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| bad(CaInput::Anchor))?;
+        // The bundle the CA hands out is its anchor: one a credential store
+        // would refuse as no CA's is refused here, where it can be named.
+        if !anchors
+            .iter()
+            .all(|anchor| crate::cert::is_ca_certificate(anchor))
+        {
+            return Err((CaInput::Anchor, CaError::InvalidCa(InvalidCa::AnchorNotCa)));
+        }
         let anchors = anchors
             .iter()
             .map(webpki::anchor_from_trusted_cert)

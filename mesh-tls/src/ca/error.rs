@@ -92,6 +92,10 @@ pub enum InvalidCa {
     /// certificates (no CA basic constraints, no `keyCertSign`, a path
     /// length that is used up).
     IssuerNotTrusted,
+    /// A trust anchor certificate is not a CA's (basic constraints without
+    /// `cA`, or a key usage without `keyCertSign`): a trust bundle holding
+    /// it is refused by every credential store.
+    AnchorNotCa,
 }
 
 impl fmt::Display for CaError {
@@ -204,6 +208,7 @@ impl fmt::Display for InvalidCa {
             Self::BadCertificate => "certificate is not valid x.509",
             Self::BadKey => "issuer key is not a usable private key",
             Self::IssuerNotTrusted => "the trust anchor does not vouch for what the issuer signs",
+            Self::AnchorNotCa => "the trust anchor certificate is not a ca certificate",
         })
     }
 }
