@@ -4,7 +4,17 @@
 //! A sidecar port can carry HTTP from one client and a database protocol from
 //! the next. HTTP/2 with prior knowledge opens with a fixed 24-byte preface;
 //! HTTP/1 opens with a request line (`GET /path HTTP/1.1`). Anything else is
-//! forwarded as opaque bytes. Protocols where the server speaks first (MySQL,
+//! forwarded as opaque bytes.
+//!
+//! Opaque bytes reach the application with none of what the HTTP stack
+//! does to a request (route-level authorization, route filters, the
+//! caller's identity headers replaced by the proven one), so a line any
+//! common server would serve as a request must not be one of them. Go's
+//! `net/http` serves every `HTTP/1.<digit>`, Python's `http.server` and
+//! Netty take runs of spaces or tabs between the words, Netty any case.
+//! So a line is HTTP/1 when it is a method, a target and `HTTP/1.` with
+//! digits (in any case), separated by runs of spaces or tabs; the HTTP
+//! server then answers what it does not take with `400 Bad Request`. Protocols where the server speaks first (MySQL,
 //! SMTP) never send those bytes, so detection would wait until its timeout:
 //! their ports are configured as opaque instead.
 
@@ -180,12 +190,12 @@ impl Scan {
             }
             // Whether the line can still become a request line: a token,
             // then visible characters, bytes above ASCII (raw UTF-8 in a
-            // target, which hyper judges) and spaces. A complete line is
+            // target, which hyper judges), spaces and tabs. A complete line is
             // held to the same bytes, so how the line was cut into reads
             // never changes the decision.
             let plausible = if self.method_done {
-                b == b' ' || b == b'\r' || b.is_ascii_graphic() || !b.is_ascii()
-            } else if b == b' ' {
+                matches!(b, b' ' | b'\t' | b'\r') || b.is_ascii_graphic() || !b.is_ascii()
+            } else if b == b' ' || b == b'\t' {
                 self.method_done = true;
                 true
             } else {
@@ -213,21 +223,32 @@ fn empty_lines(buf: &[u8], from: usize) -> (usize, bool) {
     }
 }
 
-/// `method SP target SP HTTP/1.x`.
+/// `method target HTTP/1.<digits>`, the words separated by runs of
+/// spaces or tabs, the version in any case: what RFC 9112 allows, and
+/// what lenient servers also serve (see the [module docs](self)).
 fn is_request_line(line: &[u8]) -> bool {
-    let mut parts = line.split(|&b| b == b' ');
+    let mut words = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|word| !word.is_empty());
     let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+        (words.next(), words.next(), words.next(), words.next())
     else {
         return false;
     };
-    !method.is_empty()
-        && method.iter().all(|&b| is_tchar(b))
-        && !target.is_empty()
+    method.iter().all(|&b| is_tchar(b))
         && target
             .iter()
             .all(|&b| b.is_ascii_graphic() || !b.is_ascii())
-        && (version == b"HTTP/1.1" || version == b"HTTP/1.0")
+        && is_http1_version(version)
+}
+
+/// `HTTP/1.` and one or more digits, in any case.
+fn is_http1_version(version: &[u8]) -> bool {
+    version.split_at_checked(7).is_some_and(|(name, minor)| {
+        name.eq_ignore_ascii_case(b"HTTP/1.")
+            && !minor.is_empty()
+            && minor.iter().all(u8::is_ascii_digit)
+    })
 }
 
 /// RFC 9110 `tchar`.
@@ -299,6 +320,38 @@ mod tests {
             let mut scan = Scan::default();
             let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
             assert_eq!(fed, whole, "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn lines_lenient_servers_serve_are_http1_however_they_are_cut() {
+        let cases: &[(&[u8], Detected)] = &[
+            // Go serves any `HTTP/1.<digit>`; Python and Netty take runs
+            // of spaces or tabs, and Netty any case and leading blanks.
+            (b"GET /admin HTTP/1.2\r\n", Detected::Http1),
+            (b"GET /admin HTTP/1.10\n", Detected::Http1),
+            (b"GET  /admin  HTTP/1.1\r\n", Detected::Http1),
+            (b"GET /admin HTTP/1.1 \r\n", Detected::Http1),
+            (b"GET\t/admin\tHTTP/1.1\r\n", Detected::Http1),
+            (b"get /admin http/1.1\r\n", Detected::Http1),
+            (b" GET / HTTP/1.1\r\n", Detected::Http1),
+            // Text protocols that are not HTTP, and versions that are not
+            // HTTP/1.
+            (b"get key\r\n", Detected::Opaque),
+            (b"set key 0 0 5\r\n", Detected::Opaque),
+            (b"SET key value\r\n", Detected::Opaque),
+            (b"GET / HTTP/2.0\r\n", Detected::Opaque),
+            (b"GET / HTTP/1.\r\n", Detected::Opaque),
+            (b"GET / HTTP/1.x\r\n", Detected::Opaque),
+            (b"GET / HTTP/11\r\n", Detected::Opaque),
+            (b"GET\x0b/ HTTP/1.1\r\n", Detected::Opaque),
+        ];
+        for &(bytes, want) in cases {
+            let name = String::from_utf8_lossy(bytes);
+            assert_eq!(decide(bytes), Some(want), "{name:?}");
+            let mut scan = Scan::default();
+            let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
+            assert_eq!(fed, Some(want), "{name:?} a byte at a time");
         }
     }
 
