@@ -18,7 +18,9 @@ pub enum CredentialError {
         /// What reading it returned.
         source: io::Error,
     },
-    /// A PEM file could not be parsed.
+    /// A PEM file could not be parsed; shown with the parser's reason in
+    /// words (a section that does not end, as in a file read half-written,
+    /// or a malformed line).
     Pem(rustls_pki_types::pem::Error),
     /// The certificate file holds no certificate.
     NoCertificate,
@@ -115,7 +117,10 @@ impl fmt::Display for CredentialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Read { path, .. } => write!(f, "cannot read {}", path.display()),
-            Self::Pem(_) => f.write_str("invalid pem"),
+            Self::Pem(e) => {
+                f.write_str("invalid pem: ")?;
+                pem_problem(e, f)
+            }
             Self::NoCertificate => f.write_str("no certificate found"),
             Self::NoPrivateKey => f.write_str("no private key found"),
             Self::EncryptedKey => f.write_str("private key is encrypted"),
@@ -165,13 +170,52 @@ impl std::error::Error for CredentialError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Read { source, .. } => Some(source),
-            Self::Pem(e) => Some(e),
             Self::BadKey(e) | Self::Config(e) => Some(e),
             Self::NoIdentity(e) => Some(e),
             Self::BadTrustAnchor(e) | Self::Untrusted(e) => Some(e),
             Self::InFiles { source, .. } => Some(&**source),
             _ => None,
         }
+    }
+}
+
+/// What is wrong with a PEM file, in words an operator reads in a log: the
+/// parser's own Display shows the lines at fault as lists of bytes.
+fn pem_problem(e: &rustls_pki_types::pem::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => write!(
+            f,
+            "the file ends inside a section, before its -----END {}----- line (was it read \
+             half-written?)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { line } => {
+            write!(
+                f,
+                "malformed section start line {:?}",
+                String::from_utf8_lossy(line)
+            )
+        }
+        E::Base64Decode(why) => write!(f, "a section is not valid base64 ({why})"),
+        other => write!(f, "{other}"),
+    }
+}
+
+/// `error` and its causes, each after a `: `, for a log line: the store
+/// logs refusals, and the log is all an operator sees of a rotation the
+/// watcher refused.
+pub(crate) struct Causes<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
     }
 }
 

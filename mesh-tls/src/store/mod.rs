@@ -33,7 +33,7 @@ use tokio::sync::watch;
 pub use self::source::{CredentialSource, SourceTask};
 use crate::{
     cert::in_trust_domain,
-    creds::{CredentialError, Credentials},
+    creds::{Causes, CredentialError, Credentials},
     metrics::TlsMetrics,
     retire::RetireList,
 };
@@ -231,13 +231,13 @@ impl CredentialStore {
         self.shared.version.send_modify(|v| v.rejected += 1);
         match error {
             CredentialError::InFiles { paths, source } => tracing::error!(
-                error = %source,
+                error = %Causes(&**source),
                 files = ?paths,
                 reason = reason.as_label(),
                 "rejected identity credentials; the previous ones stay in service"
             ),
             _ => tracing::error!(
-                error = %error,
+                error = %Causes(error),
                 reason = reason.as_label(),
                 "rejected identity credentials; the previous ones stay in service"
             ),
