@@ -22,6 +22,13 @@
 //! gRPC's codes for the last two are the ones its HTTP mapping gives a
 //! 400 and a 501 that carry no `grpc-status` (gRPC's
 //! `doc/http-grpc-status-mapping.md`).
+//!
+//! One more extension tells a retry layer what the status cannot: that the
+//! upstream never processed the request ([`Unprocessed`], found by
+//! [`is_unprocessed`]), so that sending it again is safe whatever its
+//! method.
+
+use std::error::Error;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 
@@ -190,6 +197,73 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Marks the mesh's own `502` (gRPC `UNAVAILABLE`) for a request the
+/// upstream did not process, as [`is_unprocessed`] tells.
+///
+/// A request the upstream never processed took no effect there, so it can
+/// be sent again whatever its method, a `POST` or a gRPC call included:
+/// gRPC clients retry such calls on their own ("transparent retries",
+/// gRPC proposal A6), and Envoy has a retry condition for them
+/// (`refused-stream`). A retry layer above the proxy sees only the
+/// response, and the
+/// [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) kind alone
+/// also covers a connection that broke after the upstream acted: so
+/// [`Forward`](crate::proxy::Forward) puts this extension beside the kind,
+/// on that response only, when the error proves the request unprocessed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Unprocessed;
+
+/// Whether `error`, which ended a request before any response, proves that
+/// the upstream did not process the request: sending it again cannot
+/// repeat anything it did. The first error of the `source()` chain, from
+/// the outside in, that says something decides:
+///
+/// - an HTTP/2 stream the upstream reset with `REFUSED_STREAM`, which a
+///   server may send only for a stream it did no processing of (RFC 9113
+///   §8.7);
+/// - an HTTP/2 stream failed by a `GOAWAY` the upstream sent with
+///   `NO_ERROR`. h2 fails so the streams above the frame's last stream id,
+///   which the upstream says it has not processed and will not, and a
+///   request that would open a stream after the frame; the streams at or
+///   below it carry on, and if the connection closes under them, they end
+///   with a broken pipe, which is not one. A `GOAWAY` with an error code
+///   is not taken as proof: when the connection closes after it, h2 ends
+///   the connection itself with that same remote `GOAWAY`, which says
+///   nothing about which side of the last stream id a request was on;
+/// - hyper's canceled error: the request was dropped before it was
+///   written to a connection. hyper-util's client sends such a request
+///   again itself when it was meant for a pooled connection; the rest
+///   reach the caller.
+///
+/// Any other failure (a reset with another code, a connection that broke,
+/// a timeout, an error of the caller's own body) may have come after the
+/// upstream acted on the request, and is not one. An HTTP/2 error this
+/// side made (a reset or `GOAWAY` it sent, a protocol error it found) is
+/// not the upstream's word either. A connection that could not be opened
+/// sent nothing, but is not one here: it is a connection error, which a
+/// retry policy retries or not on its own terms.
+pub fn is_unprocessed(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<h2::Error>() {
+            // An h2 error has no source: it decides.
+            return e.is_remote()
+                && match e.reason() {
+                    Some(h2::Reason::REFUSED_STREAM) => e.is_reset(),
+                    Some(h2::Reason::NO_ERROR) => e.is_go_away(),
+                    _ => false,
+                };
+        }
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 fn grpc_message(reason: &'static str) -> HeaderValue {
     // The reasons are plain ASCII with spaces, which gRPC's percent-encoding
     // leaves as they are.
@@ -264,6 +338,109 @@ mod tests {
         assert_eq!(grpc.status(), StatusCode::OK);
         assert_eq!(grpc.headers()[GRPC_STATUS], "13");
         assert_eq!(grpc.headers()[GRPC_MESSAGE], "invalid path");
+    }
+
+    /// An error whose cause is `.0`, as a client wraps the errors of the
+    /// connection below it.
+    #[derive(Debug)]
+    struct Wrapped(BoxError);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error")
+        }
+    }
+
+    impl Error for Wrapped {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    /// The error of a request whose stream an HTTP/2 server resets with
+    /// `reason` at once, over an in-memory connection.
+    async fn reset_by_server(reason: h2::Reason) -> h2::Error {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut conn = h2::server::handshake(server).await.unwrap();
+            while let Some(Ok((_, mut respond))) = conn.accept().await {
+                respond.send_reset(reason);
+            }
+        });
+        let (mut send, conn) = h2::client::handshake(client).await.unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("http://upstream/").body(()).unwrap();
+        let (response, _) = send.send_request(req, true).unwrap();
+        response.await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_upstream_refused_was_not_processed() {
+        let refused = reset_by_server(h2::Reason::REFUSED_STREAM).await;
+        assert!(refused.is_remote(), "{refused}");
+        assert!(is_unprocessed(&refused));
+        assert!(is_unprocessed(&Wrapped(Box::new(refused))));
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_upstream_reset_otherwise_may_have_been_processed() {
+        for reason in [
+            h2::Reason::INTERNAL_ERROR,
+            h2::Reason::CANCEL,
+            h2::Reason::NO_ERROR,
+        ] {
+            let reset = reset_by_server(reason).await;
+            assert!(reset.is_remote(), "{reset}");
+            assert!(!is_unprocessed(&reset), "{reset}");
+            assert!(!is_unprocessed(&Wrapped(Box::new(reset))), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn an_http2_error_this_side_made_is_not_the_upstreams_word() {
+        // A bare reason is what h2 and hyper make of a protocol error found
+        // on this side, or of a reset this side sends.
+        for reason in [h2::Reason::REFUSED_STREAM, h2::Reason::NO_ERROR] {
+            let error = h2::Error::from(reason);
+            assert!(!error.is_remote());
+            assert!(!is_unprocessed(&error), "{error}");
+            assert!(!is_unprocessed(&Wrapped(Box::new(error))), "{reason:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_hyper_canceled_before_sending_it_was_not_processed() {
+        let (io, _peer) = tokio::io::duplex(1024);
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        // The connection goes before the request is written to it.
+        drop(conn);
+        let req = Request::post("/orders")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+            .unwrap();
+        let canceled = send.send_request(req).await.unwrap_err();
+        assert!(canceled.is_canceled(), "{canceled}");
+        assert!(is_unprocessed(&canceled));
+        assert!(is_unprocessed(&Wrapped(Box::new(canceled))));
+    }
+
+    #[test]
+    fn a_broken_connection_and_other_errors_prove_nothing() {
+        use std::io;
+        for kind in [
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::TimedOut,
+        ] {
+            let error = io::Error::new(kind, "stream closed because of a broken pipe");
+            assert!(!is_unprocessed(&error), "{kind:?}");
+            assert!(!is_unprocessed(&Wrapped(Box::new(error))), "{kind:?}");
+        }
+        let other: BoxError = "something else".into();
+        assert!(!is_unprocessed(&*other));
     }
 
     #[test]

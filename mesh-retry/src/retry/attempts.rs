@@ -51,6 +51,10 @@ pub(crate) struct Attempts<S, B, C> {
     next: Option<Box<Next>>,
     replay: Option<Replay<B>>,
     not_retryable: Option<NotRetryable>,
+    /// Whether the request's method is not retried, so that only a failure
+    /// the upstream did not process is (and any other counts as
+    /// `non_idempotent`).
+    unprocessed_only: bool,
     /// Attempts made so far, the first included.
     pub(crate) attempts: u32,
     labels: Labels,
@@ -73,8 +77,16 @@ pub(crate) enum Decision {
 
 impl<S, B, C> Attempts<S, B, C> {
     /// A request that will not be retried because of `reason`, which is
-    /// counted if its response turns out to be a retryable failure.
-    pub(crate) fn unretryable(config: Arc<C>, reason: NotRetryable, labels: Labels) -> Self {
+    /// counted if its response turns out to be a retryable failure; or,
+    /// when `unprocessed_only` says its method is not retried either, if
+    /// it turns out to be one the upstream did not process (any other
+    /// counts as `non_idempotent`).
+    pub(crate) fn unretryable(
+        config: Arc<C>,
+        reason: NotRetryable,
+        unprocessed_only: bool,
+        labels: Labels,
+    ) -> Self {
         Self {
             config,
             service: None,
@@ -82,17 +94,21 @@ impl<S, B, C> Attempts<S, B, C> {
             next: None,
             replay: None,
             not_retryable: Some(reason),
+            unprocessed_only,
             attempts: 1,
             labels,
         }
     }
 
-    /// A request that may be retried.
+    /// A request that may be retried: after any retryable failure, or,
+    /// when `unprocessed_only` says its method is not retried, only after
+    /// one the upstream did not process.
     pub(crate) fn retryable(
         config: Arc<C>,
         service: S,
         head: Head,
         replay: Replay<B>,
+        unprocessed_only: bool,
         labels: Labels,
     ) -> Self {
         Self {
@@ -102,6 +118,7 @@ impl<S, B, C> Attempts<S, B, C> {
             next: None,
             replay: Some(replay),
             not_retryable: None,
+            unprocessed_only,
             attempts: 1,
             labels,
         }
@@ -143,6 +160,17 @@ where
             Err(error) if policy.retryable_error(&**error) => None,
             Err(_) => return Decision::Return,
         };
+        // A method that is not retried is retried only when the upstream
+        // did not process the request.
+        if self.unprocessed_only
+            && !match result {
+                Ok(res) => policy.unprocessed_response(res),
+                Err(error) => policy.unprocessed_error(&**error),
+            }
+        {
+            self.count(|m| m.not_retryable(NotRetryable::NonIdempotent));
+            return Decision::Return;
+        }
         if let Some(reason) = self.not_retryable {
             self.count(|m| m.not_retryable(reason));
             return Decision::Return;

@@ -86,31 +86,47 @@ where
     }
 
     /// A request that will not be retried because of `reason`, which is
-    /// counted if its response turns out to be a retryable failure.
+    /// counted if its response turns out to be a retryable failure (see
+    /// [`Attempts::unretryable`] for `unprocessed_only`).
     pub(super) fn unretryable(
         fut: S::Future,
         shared: Arc<Shared>,
         reason: NotRetryable,
+        unprocessed_only: bool,
         labels: Labels,
     ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(Attempts::unretryable(shared, reason, labels)),
+            retry: Some(Attempts::unretryable(
+                shared,
+                reason,
+                unprocessed_only,
+                labels,
+            )),
         }
     }
 
-    /// A request that may be retried.
+    /// A request that may be retried: after any retryable failure, or only
+    /// after one the upstream did not process when `unprocessed_only`.
     pub(super) fn retryable(
         fut: S::Future,
         service: S,
         shared: Arc<Shared>,
         head: Head,
         replay: Replay<B>,
+        unprocessed_only: bool,
         labels: Labels,
     ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(Attempts::retryable(shared, service, head, replay, labels)),
+            retry: Some(Attempts::retryable(
+                shared,
+                service,
+                head,
+                replay,
+                unprocessed_only,
+                labels,
+            )),
         }
     }
 }

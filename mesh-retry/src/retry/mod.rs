@@ -7,7 +7,11 @@
 //! body. A request is retried only if all of these hold:
 //!
 //! 1. its method is idempotent, or the route marks every request (or every
-//!    gRPC call) retryable;
+//!    gRPC call) retryable, or the failure proves that the upstream did not
+//!    process the request (an HTTP/2 stream it refused, one a graceful
+//!    `GOAWAY` left out, a request canceled before it was sent), which
+//!    [`RetryPolicy::with_unprocessed`] retries whatever the method, by
+//!    default;
 //! 2. its body fits the replay buffer, known up front by its
 //!    `content-length` (`body_too_large`) or found out while sending it
 //!    (`committed`);
@@ -211,13 +215,18 @@ where
         shared.budget.deposit_at(now);
 
         let labels = attempts::labels(&shared.metrics, &parts.extensions);
-        if !policy.allows(&parts.method, || is_grpc(&parts.headers)) {
+        // A method that is not retried is still retried after a failure
+        // the upstream did not process, if the policy says so: it keeps
+        // its head and a replay of its body as any other.
+        let unprocessed_only = !policy.allows(&parts.method, || is_grpc(&parts.headers));
+        if unprocessed_only && !policy.unprocessed() {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
             let fut = inner.call(req);
             return future::ResponseFuture::unretryable(
                 fut,
                 shared.clone(),
                 NotRetryable::NonIdempotent,
+                false,
                 labels,
             );
         }
@@ -229,6 +238,7 @@ where
                     fut,
                     shared.clone(),
                     NotRetryable::BodyTooLarge,
+                    unprocessed_only,
                     labels,
                 )
             }
@@ -242,6 +252,7 @@ where
                     shared.clone(),
                     head,
                     replay,
+                    unprocessed_only,
                     labels,
                 )
             }

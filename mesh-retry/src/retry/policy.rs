@@ -8,6 +8,7 @@ use mesh_core::{
     classify::{
         Classification, Classify, ErrorKind, GrpcCode, GrpcCodes, ResponseClass, StatusRanges,
     },
+    error::{Unprocessed, is_unprocessed},
 };
 
 use super::Backoff;
@@ -27,6 +28,7 @@ use crate::replay::DEFAULT_MAX_BYTES;
 /// | connection errors before a response | retried |
 /// | per-try timeouts | retried |
 /// | methods retried | GET, HEAD, OPTIONS, PUT, DELETE, TRACE (gRPC calls, all POSTs, only if [marked](Self::with_grpc_requests)) |
+/// | [failures the upstream did not process](Self::with_unprocessed) | retried, whatever the method |
 /// | [`backoff`](Backoff) | 25 ms doubling to 250 ms, full jitter |
 /// | replay buffer | 64 KiB |
 ///
@@ -34,6 +36,23 @@ use crate::replay::DEFAULT_MAX_BYTES;
 /// `retry.linkerd.io/http` and `retry.linkerd.io/grpc`. The attempt limit
 /// is the SRE book's three; **Linkerd's `retry.linkerd.io/limit` defaults to
 /// one retry (two attempts)**.
+///
+/// A failure that proves the upstream did not process the request (an
+/// HTTP/2 stream it refused with `REFUSED_STREAM`, one a graceful `GOAWAY`
+/// left out, a request canceled before it was sent: see mesh-core's
+/// [`is_unprocessed`](mesh_core::error::is_unprocessed)) is retried even
+/// for a method that is not, a `POST` or a gRPC call: nothing of it took
+/// effect, so sending it again repeats nothing. gRPC clients do the same
+/// ("transparent retries", gRPC proposal A6), as does Envoy's
+/// `refused-stream` retry condition. Everything else still holds: the
+/// policy must retry at all (not [`never`](Self::never)), the attempt
+/// limit, the budget, the deadline, and a body that can be replayed. To
+/// keep that last one, a request of any method keeps its head and records
+/// its body for replay as an idempotent one does, where without this it
+/// would pass through untouched: the price, paid by every such request
+/// and measured in the benches' README (section `retry`), of retrying the
+/// few that are refused. [`with_unprocessed(false)`](Self::with_unprocessed)
+/// turns it off.
 ///
 /// Which responses count as a success, for `retry_successes_total`, is a
 /// separate [`Classify`] ([`with_classify`](Self::with_classify)), the one
@@ -45,6 +64,7 @@ pub struct RetryPolicy {
     retry_on: Classify,
     connection_errors: bool,
     timeouts: bool,
+    unprocessed: bool,
     any_method: bool,
     grpc_requests: bool,
     backoff: Backoff,
@@ -66,6 +86,7 @@ impl Default for RetryPolicy {
                 .with_grpc_failures(Self::default_grpc_codes()),
             connection_errors: true,
             timeouts: true,
+            unprocessed: true,
             any_method: false,
             grpc_requests: false,
             backoff: Backoff::default(),
@@ -135,6 +156,18 @@ impl RetryPolicy {
     #[must_use]
     pub fn with_timeouts(mut self, retry: bool) -> Self {
         self.timeouts = retry;
+        self
+    }
+
+    /// Whether a failure that proves the upstream did not process the
+    /// request (see the table above) is retried, whatever the request's
+    /// method and whether or not connection errors are. Default `true`.
+    ///
+    /// Off, a request whose method is not retried passes through as it
+    /// did before, keeping neither its head nor a replay of its body.
+    #[must_use]
+    pub fn with_unprocessed(mut self, retry: bool) -> Self {
+        self.unprocessed = retry;
         self
     }
 
@@ -220,6 +253,12 @@ impl RetryPolicy {
         self.grpc_requests
     }
 
+    /// Whether failures the upstream did not process are retried, whatever
+    /// the method.
+    pub fn unprocessed(&self) -> bool {
+        self.unprocessed
+    }
+
     /// Whether a request with `method` may be retried; `grpc` says whether
     /// it is a gRPC call, and is asked only when that matters.
     pub(crate) fn allows(&self, method: &Method, grpc: impl FnOnce() -> bool) -> bool {
@@ -240,7 +279,9 @@ impl RetryPolicy {
     /// asked to wait (`Retry-After`).
     pub(crate) fn retryable_response<B>(&self, res: &Response<B>) -> Option<Option<Duration>> {
         let retryable = match res.extensions().get::<ProxyErrorKind>() {
-            Some(ProxyErrorKind::UpstreamUnreachable) => self.connection_errors,
+            Some(ProxyErrorKind::UpstreamUnreachable) => {
+                self.connection_errors || self.unprocessed_response(res)
+            }
             // Inside the retry layer, only the per-try timeout answers so.
             Some(ProxyErrorKind::Timeout) => self.timeouts,
             _ => matches!(
@@ -254,11 +295,25 @@ impl RetryPolicy {
     /// Whether an error that ended an attempt before any response is one to
     /// retry.
     pub(crate) fn retryable_error(&self, error: &(dyn Error + 'static)) -> bool {
-        match ErrorKind::of(error) {
+        let retried = match ErrorKind::of(error) {
             ErrorKind::Connect | ErrorKind::Reset => self.connection_errors,
             ErrorKind::Timeout => self.timeouts,
             _ => false,
-        }
+        };
+        retried || self.unprocessed_error(error)
+    }
+
+    /// Whether `res` is the mesh's answer to a request the upstream did not
+    /// process, and such failures are retried: mesh-core's `Forward` marks
+    /// it [`Unprocessed`].
+    pub(crate) fn unprocessed_response<B>(&self, res: &Response<B>) -> bool {
+        self.unprocessed && res.extensions().get::<Unprocessed>().is_some()
+    }
+
+    /// Whether `error` proves the upstream did not process the request, and
+    /// such failures are retried.
+    pub(crate) fn unprocessed_error(&self, error: &(dyn Error + 'static)) -> bool {
+        self.unprocessed && is_unprocessed(error)
     }
 
     /// Whether `res` is a success, for `retry_successes_total`: its head

@@ -215,16 +215,22 @@ where
             config.retry.budget.deposit_at(now);
         }
         let labels = attempts::labels(&config.retry.metrics, &parts.extensions);
-        let not_retryable = |reason| Attempts::unretryable(config.clone(), reason, labels.clone());
-        if !policy.allows(&parts.method, || grpc) {
-            let retry = not_retryable(NotRetryable::NonIdempotent);
+        let not_retryable = |reason, unprocessed_only| {
+            Attempts::unretryable(config.clone(), reason, unprocessed_only, labels.clone())
+        };
+        // A method that is not retried is still retried after a failure
+        // the upstream did not process, if the policy says so: it keeps
+        // its head and a replay of its body as any other.
+        let unprocessed_only = !policy.allows(&parts.method, || grpc);
+        if unprocessed_only && !policy.unprocessed() {
+            let retry = not_retryable(NotRetryable::NonIdempotent, false);
             let until = start(&mut parts);
             let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
             return future(fut, until, Some(retry));
         }
         match ReplayBody::try_new(body, policy.max_replay_bytes()) {
             Err(body) => {
-                let retry = not_retryable(NotRetryable::BodyTooLarge);
+                let retry = not_retryable(NotRetryable::BodyTooLarge, unprocessed_only);
                 let until = start(&mut parts);
                 let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
                 future(fut, until, Some(retry))
@@ -236,7 +242,14 @@ where
                 let until = start(&mut parts);
                 let fut = inner.call(Request::from_parts(parts, body));
                 let retries = inner.clone();
-                let retry = Attempts::retryable(config.clone(), retries, head, replay, labels);
+                let retry = Attempts::retryable(
+                    config.clone(),
+                    retries,
+                    head,
+                    replay,
+                    unprocessed_only,
+                    labels,
+                );
                 future(fut, until, Some(retry))
             }
         }

@@ -365,10 +365,14 @@ async fn only_a_request_that_may_be_retried_clones_the_inner_service() {
         1
     );
     assert_eq!(clones_for(RetryPolicy::never(), http::Method::GET).await, 0);
+    // A POST is retried only if the upstream did not process it, which
+    // this one's 503 does not say; but it might have been.
     assert_eq!(
         clones_for(RetryPolicy::default(), http::Method::POST).await,
-        0
+        1
     );
+    let off = RetryPolicy::default().with_unprocessed(false);
+    assert_eq!(clones_for(off, http::Method::POST).await, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -403,4 +407,43 @@ async fn an_idle_timeout_too_long_for_the_clock_is_no_timeout_rather_than_a_pani
         .unwrap();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "late");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_is_retried_only_when_the_upstream_did_not_process_it() {
+    let unprocessed = || {
+        let mut res: Response<Proxied<BoxBody>> =
+            mesh_core::ProxyErrorKind::UpstreamUnreachable.response_for(false);
+        res.extensions_mut().insert(mesh_core::error::Unprocessed);
+        res
+    };
+    let (upstream_, log) = upstream(
+        &[0],
+        move |i| {
+            if i == 0 { unprocessed() } else { status(201) }
+        },
+    );
+    let svc = RouteStackLayer::new(RetryPolicy::default(), Timeouts::default(), unlimited())
+        .layer(upstream_);
+    let res = svc
+        .oneshot(Request::post("/orders").body(full("order")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(log.lock().unwrap().len(), 2);
+
+    // An attempt that outlived its per-try timeout may have been
+    // processed, and its 504 is not retried.
+    let (upstream_, log) = upstream(&[5_000], |_| status(200));
+    let timeouts = Timeouts {
+        per_try: ms(1_000),
+        ..Timeouts::default()
+    };
+    let svc = RouteStackLayer::new(RetryPolicy::default(), timeouts, unlimited()).layer(upstream_);
+    let res = svc
+        .oneshot(Request::post("/orders").body(full("order")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(log.lock().unwrap().len(), 1);
 }

@@ -162,3 +162,4 @@ mod conditions;
 mod deadlines;
 mod limits;
 mod refunds;
+mod unprocessed;
