@@ -402,3 +402,50 @@ fn escapes_match_however_the_rule_or_the_request_spells_them() {
     assert!(!PathMatch::exact("/a").unwrap().matches("/a%"));
     assert!(PathMatch::prefix("/a").unwrap().matches("/%61/%zz"));
 }
+
+/// The spelling `normalize_path` gives a path's escapes, dot segments
+/// and runs of `/` untouched; a broken escape left as it is.
+fn canonical_spelling(path: &str) -> String {
+    super::normalize::CanonicalBytes::new(path)
+        .map(char::from)
+        .collect()
+}
+
+#[test]
+fn matching_agrees_with_comparing_canonical_spellings() {
+    // Paths and rules from a small alphabet, so that escapes of the same
+    // characters, in both cases, and `/` boundaries meet often.
+    const PIECES: [&str; 12] = [
+        "/", "a", "b", "%61", "%41", "%2f", "%2F", "%3b", "%3B", ";", "%", "%6",
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    let piece = |rng: &mut fastrand::Rng, n: usize| -> String {
+        let mut s = String::from("/");
+        for _ in 0..rng.usize(0..n) {
+            s.push_str(PIECES[rng.usize(..PIECES.len())]);
+        }
+        s
+    };
+    let mut checked = 0;
+    for _ in 0..20_000 {
+        let rule = piece(&mut rng, 5);
+        let path = piece(&mut rng, 7);
+        let (Ok(exact), Ok(prefix)) = (PathMatch::exact(&rule), PathMatch::prefix(&rule)) else {
+            continue;
+        };
+        checked += 1;
+        let (rule_c, path_c) = (canonical_spelling(&rule), canonical_spelling(&path));
+        assert_eq!(
+            exact.matches(&path),
+            rule_c == path_c,
+            "exact {rule:?} on {path:?}"
+        );
+        let stem = rule_c.trim_end_matches('/');
+        let under = stem.is_empty()
+            || path_c
+                .strip_prefix(stem)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        assert_eq!(prefix.matches(&path), under, "prefix {rule:?} on {path:?}");
+    }
+    assert!(checked > 1000, "only {checked} valid rules");
+}
