@@ -11,8 +11,8 @@
 //!
 //! | certificate | lifetime | key | names |
 //! |-------------|----------|-----|-------|
-//! | trust anchor | about a year | ECDSA P-256 | URI SAN `spiffe://<trust domain>` |
-//! | issuer | about a year | ECDSA P-256 | URI SAN `spiffe://<trust domain>` |
+//! | trust anchor | about a year | ECDSA P-256 | URI SAN `spiffe://<trust domain>`; CN `mesh trust anchor <trust domain> <random tag>` |
+//! | issuer | about a year | ECDSA P-256 | URI SAN `spiffe://<trust domain>`; CN `mesh issuer <trust domain> <random tag>` |
 //! | workload | 24 h by default | ECDSA P-256 | the identity: URI SAN for a SPIFFE ID, DNS SAN for a DNS-style name |
 //!
 //! Workload certificates carry both the server and the client
@@ -164,10 +164,19 @@ impl CertificateAuthority {
         lifetime: Duration,
     ) -> Result<Self, CaError> {
         let now = SystemTime::now();
+        // Every CA names its two certificates apart from every other CA's:
+        // webpki builds paths by name, so a chain from another mesh CA then
+        // finds no issuer here (and fails as an unknown issuer) instead of
+        // a same-named one whose signature does not verify, and a bundle
+        // holding an old and a new anchor is searched by name, not by
+        // trying each signature.
+        let tag = random_tag()?;
         let ca_params = |name: &str, path_len: u8| -> Result<CertificateParams, CaError> {
             let mut params = CertificateParams::default();
             params.distinguished_name = DistinguishedName::new();
-            params.distinguished_name.push(DnType::CommonName, name);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, format!("{name} {trust_domain} {tag}"));
             params.subject_alt_names = vec![SanType::URI(trust_domain.id().as_str().try_into()?)];
             params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
             params.key_usages = vec![
@@ -344,6 +353,17 @@ fn serial() -> Result<SerialNumber, CaError> {
         .map_err(|_| CaError::Certificate(rcgen::Error::RingUnspecified))?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// Sixteen random hex digits, to tell one generated CA's names from
+/// another's.
+fn random_tag() -> Result<String, CaError> {
+    let mut bytes = [0u8; 8];
+    crate::provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| CaError::Certificate(rcgen::Error::RingUnspecified))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn not_after_of(der: &rustls_pki_types::CertificateDer<'_>) -> Result<SystemTime, CaError> {
