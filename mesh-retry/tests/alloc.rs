@@ -116,4 +116,19 @@ async fn the_route_stack_allocates_a_bounded_few_blocks_per_request() {
     let added = layered - base;
     println!("POST: bare {base}, route stack {layered} (+{added})");
     assert!(added <= 2.0, "{added} more allocations per request");
+
+    // With that turned off, a POST passes through and keeps nothing.
+    let off = RouteRetryPolicy {
+        retry: RetryPolicy::default().with_unprocessed(false),
+        ..route
+    };
+    let stack = off.layer(Arc::new(Budget::default())).layer(upstream);
+    let layered = allocations(|| async {
+        let res = stack.clone().oneshot(post()).await.unwrap();
+        res.into_body().collect().await.unwrap()
+    })
+    .await;
+    let added = layered - base;
+    println!("POST, unprocessed failures not retried: route stack {layered} (+{added})");
+    assert!(added <= 0.0, "{added} more allocations per request");
 }
