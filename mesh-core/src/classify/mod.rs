@@ -240,7 +240,7 @@ impl Classify {
 
     /// Classifies a response by its head, knowing whether it answers a gRPC
     /// call (a request with a gRPC `content-type`, see
-    /// [`is_grpc`](crate::error::is_grpc)).
+    /// [`is_grpc`]).
     ///
     /// Why the request matters: a gRPC call that reaches an HTTP server
     /// (a misrouted call, a proxy's error page) can be answered by a `200`
