@@ -24,7 +24,7 @@ use super::{
 use crate::{
     body::Proxied,
     client::{ForEndpoint, requested_authority},
-    error::{BoxError, MESH_ERROR, ProxyErrorKind, is_grpc},
+    error::{BoxError, MESH_ERROR, ProxyErrorKind, Unprocessed, is_grpc, is_unprocessed},
     serve::lease::Lease,
 };
 
@@ -371,14 +371,20 @@ where
                 if let Some(pending) = pending {
                     pending.failed();
                 }
+                let unprocessed = is_unprocessed(&*error);
                 tracing::debug!(
                     endpoint = %DisplayOr(this.endpoint.as_ref()),
                     error = %failure::Chain(&*error),
+                    unprocessed,
                     "upstream request failed"
                 );
-                return Poll::Ready(Ok(
-                    ProxyErrorKind::UpstreamUnreachable.response_for(*this.grpc)
-                ));
+                let mut res = ProxyErrorKind::UpstreamUnreachable.response_for(*this.grpc);
+                if unprocessed {
+                    // The upstream never processed it: a retry layer above
+                    // may send it again, whatever its method.
+                    res.extensions_mut().insert(Unprocessed);
+                }
+                return Poll::Ready(Ok(res));
             }
         };
         let switching = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
