@@ -32,6 +32,10 @@
 //! [`RedirectLayer`] (see the [`redirect`] module). [`RouteFilters`] holds
 //! all three for one rule.
 //!
+//! Where several rules' matches fit one request, the Gateway API picks the
+//! most specific, not the first written: [`MatchPrecedence`]
+//! ([`RouteMatch::precedence`]) ranks them.
+//!
 //! ```
 //! use mesh_core::route::{HeaderMatch, PathMatch, RouteMatch};
 //!
@@ -57,6 +61,7 @@ mod filters;
 pub mod normalize;
 mod or_respond;
 mod path;
+mod precedence;
 pub mod redirect;
 #[cfg(test)]
 mod tests;
@@ -69,6 +74,7 @@ pub use self::{
     normalize::{InvalidPath, NormalizePath, NormalizePathLayer, normalize_path},
     or_respond::OrRespond,
     path::PathMatch,
+    precedence::MatchPrecedence,
     redirect::{InvalidRedirect, InvalidRedirectKind, Redirect, RedirectLayer, Redirected},
     value::{FullRegex, HeaderMatch, QueryParamMatch, ValueMatch},
 };

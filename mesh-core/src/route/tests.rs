@@ -449,3 +449,33 @@ fn matching_agrees_with_comparing_canonical_spellings() {
     }
     assert!(checked > 1000, "only {checked} valid rules");
 }
+
+#[test]
+fn precedence_ranks_exact_then_regex_then_prefix_then_length_method_headers_queries() {
+    let prefix = |p: &str| RouteMatch::new().with_path(PathMatch::prefix(p).unwrap());
+    let header = || HeaderMatch::exact(HeaderName::from_static("x-a"), "1");
+    let query = || QueryParamMatch::exact("q", "1");
+    // Most specific first, each strictly above the next.
+    let ranked = [
+        RouteMatch::new().with_path(PathMatch::exact("/").unwrap()),
+        RouteMatch::new().with_path(PathMatch::regex("/a/.*").unwrap()),
+        prefix("/a/b"),
+        prefix("/a").with_method(Method::GET),
+        prefix("/a").with_header(header()).with_header(header()),
+        prefix("/a").with_header(header()).with_query_param(query()),
+        prefix("/a").with_header(header()),
+        prefix("/a").with_query_param(query()),
+        prefix("/a/"),
+    ];
+    for pair in ranked.windows(2) {
+        assert!(
+            pair[0].precedence() > pair[1].precedence(),
+            "{:?} over {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    // The default match is the prefix `/`, and a trailing `/` adds nothing.
+    assert_eq!(RouteMatch::new().precedence(), prefix("/").precedence());
+    assert_eq!(prefix("/a/").precedence(), prefix("/a").precedence());
+}

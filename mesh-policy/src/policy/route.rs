@@ -111,32 +111,17 @@ impl MatchEntry {
         .then_some(rank)
     }
 
-    /// The Gateway API's precedence among HTTPRoute matches, with
+    /// The Gateway API's precedence among HTTPRoute matches, mesh-core's
+    /// [`MatchPrecedence`](mesh_core::route::MatchPrecedence) (with
     /// Linkerd's order of path kinds: an exact path before a regular
     /// expression before a prefix; a longer path first; a method before
-    /// none; more header matches, then more query matches, first; then the
-    /// route written first (where Kubernetes would use the oldest).
-    ///
-    /// A match without a path is the Gateway API's default path, the
-    /// prefix `/`, so it ranks with (and not below) a written `/` prefix.
+    /// none; more header matches, then more query matches, first); then
+    /// the route written first (where Kubernetes would use the oldest).
     pub(crate) fn precedence(&self, other: &Self) -> Ordering {
-        let key = |m: &Self| {
-            let (rank, len) = match m.matcher.path() {
-                Some(PathMatch::Exact(p)) => (3, p.len()),
-                Some(PathMatch::Regex(r)) => (2, r.as_str().len()),
-                Some(PathMatch::Prefix(p)) => (1, p.trim_end_matches('/').len()),
-                None => (1, 0),
-            };
-            (
-                rank,
-                len,
-                m.matcher.method().is_some(),
-                m.matcher.headers().len(),
-                m.matcher.query_params().len(),
-            )
-        };
-        key(other)
-            .cmp(&key(self))
+        other
+            .matcher
+            .precedence()
+            .cmp(&self.matcher.precedence())
             .then(self.order.cmp(&other.order))
     }
 }

@@ -18,13 +18,25 @@ use super::{
 };
 use crate::{Backoff, RetryPolicy, Timeouts};
 
-/// The part of an `HTTPRoute` that the Gateway API does not define but
-/// some guides write: a rule's `retries: {numRetries, timeout}`. It is read
-/// as `retry.attempts` and `timeouts.backendRequest`.
+/// What the `HTTPRoute` model leaves out and this reader needs: the
+/// route's `metadata.creationTimestamp`, which orders its matches among
+/// other routes' ([`precedence`](super::precedence)); and a rule's
+/// `retries: {numRetries, timeout}`, which the Gateway API does not define
+/// but some guides write, read as `retry.attempts` and
+/// `timeouts.backendRequest`.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub(super) struct GuideRetries {
+pub(super) struct Unmodelled {
+    #[serde(default)]
+    metadata: UnmodelledMeta,
     #[serde(default)]
     spec: GuideSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnmodelledMeta {
+    #[serde(default)]
+    creation_timestamp: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -48,7 +60,12 @@ struct GuideRetry {
     timeout: Option<GoDuration>,
 }
 
-impl GuideRetries {
+impl Unmodelled {
+    /// The route's `metadata.creationTimestamp`, as written.
+    pub(super) fn created(&self) -> Option<&str> {
+        self.metadata.creation_timestamp.as_deref()
+    }
+
     /// Whether rule `index` has a `retries` block.
     pub(super) fn has(&self, index: usize) -> bool {
         self.rule(index).is_some()
@@ -63,7 +80,7 @@ impl GuideRetries {
 /// with warnings for what the rules hold that is not applied.
 pub(super) fn rule_policies(
     route: &HttpRoute,
-    guide: &GuideRetries,
+    guide: &Unmodelled,
     context: &DocumentContext<'_>,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Vec<(RouteRetryPolicy, Option<Redirect>)>, ResourceError> {

@@ -22,20 +22,35 @@
 //!
 //! Other kinds are left to their readers and are not reported.
 //!
-//! A service's routes are matched in order, first match wins: its
-//! `HTTPRoute` rules in document order, then its ServiceProfile routes.
-//! **This differs from Linkerd**, which ignores a service's `HTTPRoute`s
-//! entirely while it has a ServiceProfile; here the profile still supplies
-//! the budget and the routes no `HTTPRoute` rule covers. (The Gateway API
-//! orders rules by how specific their matches are; this reader keeps the
-//! order they are written in.)
+//! A request takes the route of the first match it meets in
+//! [`ServiceRetryPolicy::match_order`], which is the Gateway API's
+//! precedence, as users of `HTTPRoute`s expect: a catch-all `PathPrefix /`
+//! rule does not swallow the requests of a more specific rule, wherever
+//! either is written. Across every rule of every `HTTPRoute` attached to
+//! the service, each **match** (a rule with two competes with each) ranks
+//! by mesh-core's [`MatchPrecedence`](mesh_core::route::MatchPrecedence):
+//! an `Exact` path, then a `RegularExpression` (its rank is left to
+//! implementations; Linkerd's, as the inbound policy's), then a
+//! `PathPrefix`; the longer path; a method; more header matches; more
+//! query parameter matches. Ties go to the oldest route by
+//! `metadata.creationTimestamp` (a route without one, which would be the
+//! newest once applied, after those with one), then to the first route
+//! by `{namespace}/{name}` (a route without a namespace has an empty
+//! one), then to the route's first rule, then to the rule's first match.
+//!
+//! The service's ServiceProfile routes come after every `HTTPRoute` match,
+//! in the order they are written, as Linkerd tries them. **This differs
+//! from Linkerd**, which ignores a service's `HTTPRoute`s entirely while
+//! it has a ServiceProfile; here the profile still supplies the budget and
+//! the routes no `HTTPRoute` rule covers.
 //!
 //! A value out of range is an error that names the document, the field,
 //! the line and the allowed range. Values the resources' own schemas
 //! refuse are refused here too, since a file is read without an API server
 //! to check it: `retry.codes` outside 400 to 599, a `backendRequest`
 //! timeout longer than the `request` timeout, and a response class's
-//! status range outside 100 to 599 or with `max` below `min`.
+//! status range outside 100 to 599 or with `max` below `min`; and a
+//! `metadata.creationTimestamp` that is not an RFC 3339 time.
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10
@@ -51,18 +66,21 @@ use mesh_core::{
     route::{HeaderEdit, Redirect, RouteMatch},
 };
 
+use self::precedence::{Origin, RuleOrigin, Timestamp};
 use crate::{BudgetConfig, RetryPolicy, Timeouts};
 
 mod annotations;
 mod budget;
 mod duration;
 mod http_route;
+mod precedence;
 mod service_profile;
 
 pub use self::{
     annotations::{InvalidAnnotation, LinkerdAnnotations},
     budget::{BudgetSpec, InvalidBudgetSpec, MinRetryRate},
     duration::{GoDuration, InvalidGoDuration},
+    precedence::MatchRef,
     service_profile::{
         ProfileRoute, RequestCondition, ResponseClassSpec, ResponseCondition, ServiceProfile,
         ServiceProfileSpec, StatusBounds, StatusRange,
@@ -127,7 +145,8 @@ impl RouteRetryPolicy {
     }
 }
 
-/// A service's routes, first match wins, and its retry budget.
+/// A service's routes, and its retry budget. A request takes the route of
+/// the first match it meets in [`match_order`](Self::match_order).
 #[derive(Clone, Debug)]
 pub struct ServiceRetryPolicy {
     /// The service's name.
@@ -137,7 +156,11 @@ pub struct ServiceRetryPolicy {
     /// The budget its routes share: the ServiceProfile's `retryBudget`, or
     /// the default.
     pub budget: BudgetConfig,
-    /// The routes, in the order they are matched.
+    /// The routes, in the order they are read: each `HTTPRoute`'s rules,
+    /// then the ServiceProfile's routes. Their matches are tried in
+    /// [`match_order`](Self::match_order), not in this one. A route added
+    /// here by hand is tried after every route read, in the order added;
+    /// [`RetryResources::merge`] keeps the order of two files' routes.
     pub routes: Vec<RouteRetryPolicy>,
     /// The redirects of its routes that answer with one (an `HTTPRoute`
     /// rule's `RequestRedirect`), in route order; look one up with
@@ -147,6 +170,9 @@ pub struct ServiceRetryPolicy {
     /// They are kept beside the routes rather than in
     /// [`RouteRetryPolicy`], whose fields its users write out in full.
     pub redirects: Vec<RouteRedirect>,
+    /// Where each route came from, by index into `routes`: what orders
+    /// matches of equal precedence.
+    origins: Vec<Origin>,
 }
 
 /// The redirect of one of a service's routes.
@@ -166,6 +192,53 @@ impl ServiceRetryPolicy {
             budget: BudgetConfig::default(),
             routes: Vec::new(),
             redirects: Vec::new(),
+            origins: Vec::new(),
+        }
+    }
+
+    /// Every match of every route, in the order a request tries them: the
+    /// `HTTPRoute` rules' by the Gateway API's precedence (see the
+    /// [module](self) docs), then the ServiceProfile routes' (and any
+    /// added to [`routes`](Self::routes) by hand) in the order written.
+    pub fn match_order(&self) -> Vec<MatchRef> {
+        precedence::match_order(&self.routes, &self.origins)
+    }
+
+    /// Appends `other`'s routes and redirects, as if read after this
+    /// service's, and keeps `other`'s budget when it is not the default.
+    /// The order the matches are tried in is the precedence of both sets
+    /// together, not one set's before the other's.
+    pub fn merge(&mut self, other: Self) {
+        let offset = self.routes.len();
+        // Routes added by hand have no origin; they stay where they are.
+        self.origins.resize(offset, Origin::Written);
+        let after = self
+            .origins
+            .iter()
+            .filter_map(|o| match o {
+                Origin::Rule(r) => Some(r.position + 1),
+                Origin::Written => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut origins = other.origins;
+        origins.resize(other.routes.len(), Origin::Written);
+        self.origins
+            .extend(origins.into_iter().map(|origin| match origin {
+                Origin::Rule(r) => Origin::Rule(RuleOrigin {
+                    position: r.position + after,
+                    ..r
+                }),
+                Origin::Written => Origin::Written,
+            }));
+        self.routes.extend(other.routes);
+        self.redirects
+            .extend(other.redirects.into_iter().map(|r| RouteRedirect {
+                route: r.route + offset,
+                redirect: r.redirect,
+            }));
+        if other.budget != BudgetConfig::default() {
+            self.budget = other.budget;
         }
     }
 
@@ -179,10 +252,19 @@ impl ServiceRetryPolicy {
             .map(|r| &r.redirect)
     }
 
-    /// The first route `req` is on, if any. A request on no route is not
-    /// retried and has no timeout.
+    /// The route `req` is on, if any: that of the first match it meets in
+    /// [`match_order`](Self::match_order), which this works out on every
+    /// call. A request on no route is not retried and has no timeout.
     pub fn route_for<B>(&self, req: &Request<B>) -> Option<&RouteRetryPolicy> {
-        self.routes.iter().find(|route| route.matches(req))
+        self.match_order()
+            .into_iter()
+            .find(|at| {
+                self.routes
+                    .get(at.route)
+                    .and_then(|r| r.matches.get(at.index))
+                    .is_some_and(|m| m.matches_request(req))
+            })
+            .and_then(|at| self.routes.get(at.route))
     }
 }
 
@@ -201,6 +283,24 @@ impl RetryResources {
         self.services
             .iter()
             .find(|s| s.name == name && s.namespace.as_deref() == namespace)
+    }
+
+    /// Adds what `other` read (another file's resources) as if read after
+    /// these: its warnings, and its services, each merged into the one of
+    /// the same name and namespace ([`ServiceRetryPolicy::merge`]) or
+    /// added after the others.
+    pub fn merge(&mut self, other: Self) {
+        self.warnings.extend(other.warnings);
+        for service in other.services {
+            let same = self
+                .services
+                .iter_mut()
+                .find(|s| s.name == service.name && s.namespace == service.namespace);
+            match same {
+                Some(known) => known.merge(service),
+                None => self.services.push(service),
+            }
+        }
     }
 
     fn service_mut(&mut self, name: &str, namespace: Option<&str>) -> &mut ServiceRetryPolicy {
@@ -277,8 +377,10 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     let mut loaded = RetryResources::default();
     let mut profiles: Vec<ServiceRetryPolicy> = Vec::new();
     // A second pass over the same documents, in step with the first, reads
-    // what the HTTPRoute model leaves out: the guides' `retries` block.
+    // what the HTTPRoute model leaves out: the guides' `retries` block, and
+    // `metadata.creationTimestamp`, which orders the routes' matches.
     let mut second = Documents::new(origin, text);
+    let mut position = 0;
     for document in Documents::new(origin, text) {
         let document = document?;
         let again = second.next().transpose()?;
@@ -312,9 +414,27 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 continue;
             }
             let guide = match again {
-                Some(doc) => doc.parse::<http_route::GuideRetries>()?.value,
-                None => http_route::GuideRetries::default(),
+                Some(doc) => doc.parse::<http_route::Unmodelled>()?.value,
+                None => http_route::Unmodelled::default(),
             };
+            let created = guide
+                .created()
+                .map(Timestamp::parse)
+                .transpose()
+                .map_err(|e| {
+                    context.error(
+                        ResourceErrorKind::InvalidValue,
+                        "metadata.creationTimestamp",
+                        e.to_string(),
+                    )
+                })?;
+            let route_name: Arc<str> = format!(
+                "{}/{}",
+                route.metadata.namespace.as_deref().unwrap_or(""),
+                route.metadata.name
+            )
+            .into();
+            position += 1;
             for ignored in ignored {
                 let honoured = (0..route.spec.rules.len()).any(|i| {
                     guide.has(i)
@@ -332,7 +452,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
             for (name, namespace) in parents {
                 let service = loaded.service_mut(&name, namespace.as_deref());
-                for (policy, redirect) in &rules {
+                for (rule, (policy, redirect)) in rules.iter().enumerate() {
                     if let Some(redirect) = redirect {
                         service.redirects.push(RouteRedirect {
                             route: service.routes.len(),
@@ -340,6 +460,12 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                         });
                     }
                     service.routes.push(policy.clone());
+                    service.origins.push(Origin::Rule(RuleOrigin {
+                        created,
+                        route: route_name.clone(),
+                        position,
+                        rule,
+                    }));
                 }
             }
         } else if document.is::<ServiceProfile>() {
@@ -379,6 +505,9 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     for profile in profiles {
         let service = loaded.service_mut(&profile.name, profile.namespace.as_deref());
         service.budget = profile.budget;
+        service
+            .origins
+            .resize(service.routes.len() + profile.routes.len(), Origin::Written);
         service.routes.extend(profile.routes);
     }
     Ok(loaded)

@@ -14,7 +14,7 @@ use mesh_core::{
 };
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
-    config::{RetryResources, ServiceRetryPolicy},
+    config::{MatchRef, RetryResources, ServiceRetryPolicy},
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
@@ -40,6 +40,14 @@ pub(super) struct RoutePlans {
 
 /// One service's routes, tried in order, and the route of requests none
 /// of them matches.
+///
+/// The order is that of the service's matches
+/// ([`ServiceRetryPolicy::match_order`]): the Gateway API's precedence
+/// among its `HTTPRoute` rules' matches, then its ServiceProfile routes as
+/// written. A rule whose matches are not next to each other in that order
+/// is planned once for each run of them, each plan with those matches and
+/// a clone of the rule's layers, so that the router can keep trying
+/// routes in turn.
 #[derive(Debug)]
 pub(super) struct ServicePlan {
     pub(super) name: ServiceName,
@@ -52,7 +60,7 @@ pub(super) struct ServicePlan {
 }
 
 /// One route, ready to be layered over a runtime's endpoints.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct RoutePlan {
     pub(super) id: RouteId,
     pub(super) matches: Box<[RouteMatch]>,
@@ -132,13 +140,17 @@ impl Planner {
                 backends,
             };
             let redirect = |index| from_resources.and_then(|r| r.redirect(index));
-            let routes: Vec<RoutePlan> = routes_of(service)
+            let rules: Vec<RoutePlan> = routes_of(service)
                 .unwrap_or_default()
                 .iter()
                 .zip(backends)
                 .enumerate()
                 .map(|(index, (policy, backends))| plan(policy, backends, redirect(index)))
                 .collect();
+            let order = from_resources
+                .map(ServiceRetryPolicy::match_order)
+                .unwrap_or_default();
+            let routes = in_match_order(&rules, &order);
             if !routes.is_empty() {
                 tracing::info!(
                     service = name,
@@ -170,6 +182,37 @@ impl Planner {
         }
         Ok(RoutePlans { services })
     }
+}
+
+/// The plans of `rules` as a router tries them: one for each run of
+/// consecutive entries of `order` (matches of the rules) from the same
+/// rule, with those matches. A rule whose matches all run together keeps
+/// one plan; one whose matches are apart gets a plan for each run.
+fn in_match_order(rules: &[RoutePlan], order: &[MatchRef]) -> Vec<RoutePlan> {
+    let mut plans: Vec<(usize, RoutePlan)> = Vec::new();
+    for at in order {
+        let Some(rule) = rules.get(at.route) else {
+            continue;
+        };
+        let Some(matcher) = rule.matches.get(at.index) else {
+            continue;
+        };
+        match plans.last_mut() {
+            Some((route, plan)) if *route == at.route => {
+                let mut matches = std::mem::take(&mut plan.matches).into_vec();
+                matches.push(matcher.clone());
+                plan.matches = matches.into();
+            }
+            _ => plans.push((
+                at.route,
+                RoutePlan {
+                    matches: Box::new([matcher.clone()]),
+                    ..rule.clone()
+                },
+            )),
+        }
+    }
+    plans.into_iter().map(|(_, plan)| plan).collect()
 }
 
 /// The route of a service's requests that no configured route matches:

@@ -28,7 +28,10 @@ pub(crate) struct Route<S> {
 }
 
 /// A service's routes, tried in order, and the route of requests none of
-/// them matches.
+/// them matches. The order is the plan's: the Gateway API's precedence
+/// among the matches of the service's `HTTPRoute`s, then its
+/// ServiceProfile routes (see `plan::ServicePlan`); a lookup takes the
+/// first route with a match that fits.
 #[derive(Debug)]
 pub(crate) struct ServiceRoutes<S> {
     pub(crate) dst: DstService,
