@@ -27,6 +27,11 @@ pub(crate) struct MatchEntry {
 /// `/api/v1/authors`) and differ near the end, so the length and the last
 /// byte of the literal reject most paths that a full comparison would,
 /// without one.
+///
+/// That holds only for a path spelt as the literal is. mesh-core compares
+/// a path holding a `%` in its canonical spelling (`/%61dmin` is
+/// `/admin`, `%c3` is `%C3`), which may be longer or end in another byte,
+/// so such a path is always left to the full comparison.
 #[derive(Clone, Copy, Debug)]
 struct PathHint {
     len: usize,
@@ -55,7 +60,8 @@ impl PathHint {
         } else {
             path.len() >= self.len
         };
-        fits && path.as_bytes().get(self.len.wrapping_sub(1)) == Some(&self.last)
+        (fits && path.as_bytes().get(self.len.wrapping_sub(1)) == Some(&self.last))
+            || path.contains('%')
     }
 }
 
@@ -221,4 +227,45 @@ pub(crate) fn without_authority(uri: &Uri) -> Option<Uri> {
     let mut parts = http::uri::Parts::default();
     parts.path_and_query = uri.path_and_query().cloned();
     Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Paths spelling an exact or prefix match's literal with escapes:
+    /// mesh-core matches them as the canonical spelling, whatever their
+    /// length or last byte, so the hint must let them through.
+    #[test]
+    fn the_path_hint_lets_escaped_spellings_through_to_the_match() {
+        let cases = [
+            (PathMatch::exact("/admin").unwrap(), "/%61dmin"),
+            (PathMatch::exact("/admin").unwrap(), "/admi%6E"),
+            (PathMatch::exact("/%E2%82%AC").unwrap(), "/%e2%82%ac"),
+            (PathMatch::prefix("/old").unwrap(), "/%6Fld/x"),
+            (PathMatch::prefix("/old").unwrap(), "/ol%64"),
+        ];
+        for (pattern, path) in cases {
+            assert!(pattern.matches(path), "{pattern:?} on {path}");
+            let entry = MatchEntry::new(
+                0,
+                Vec::new().into(),
+                RouteMatch::new().with_path(pattern.clone()),
+                0,
+            );
+            let uri: Uri = path.parse().unwrap();
+            assert!(
+                entry.matches(&Method::GET, &uri, &HeaderMap::new()),
+                "{pattern:?} on {path}"
+            );
+            assert!(
+                entry
+                    .ranked_match(None, &Method::GET, &uri, &HeaderMap::new())
+                    .is_some(),
+                "{pattern:?} on {path}"
+            );
+        }
+    }
 }
