@@ -55,6 +55,9 @@ pub(crate) struct Attempts<S, B, C> {
     /// the upstream did not process is (and any other counts as
     /// `non_idempotent`).
     unprocessed_only: bool,
+    /// Whether the request is a gRPC call, which decides whether a
+    /// response that is not gRPC is a success.
+    grpc: bool,
     /// Attempts made so far, the first included.
     pub(crate) attempts: u32,
     labels: Labels,
@@ -95,6 +98,8 @@ impl<S, B, C> Attempts<S, B, C> {
             replay: None,
             not_retryable: Some(reason),
             unprocessed_only,
+            // Never retried, so never asked whether a retry succeeded.
+            grpc: false,
             attempts: 1,
             labels,
         }
@@ -102,13 +107,15 @@ impl<S, B, C> Attempts<S, B, C> {
 
     /// A request that may be retried: after any retryable failure, or,
     /// when `unprocessed_only` says its method is not retried, only after
-    /// one the upstream did not process.
+    /// one the upstream did not process. `grpc` says whether it is a gRPC
+    /// call.
     pub(crate) fn retryable(
         config: Arc<C>,
         service: S,
         head: Head,
         replay: Replay<B>,
         unprocessed_only: bool,
+        grpc: bool,
         labels: Labels,
     ) -> Self {
         Self {
@@ -119,6 +126,7 @@ impl<S, B, C> Attempts<S, B, C> {
             replay: Some(replay),
             not_retryable: None,
             unprocessed_only,
+            grpc,
             attempts: 1,
             labels,
         }
@@ -151,7 +159,7 @@ where
             Ok(res) => match policy.retryable_response(res) {
                 Some(retry_after) => retry_after,
                 None => {
-                    if self.attempts > 1 && policy.is_success(res) {
+                    if self.attempts > 1 && policy.is_success(res, self.grpc) {
                         self.count(RouteRetryMetrics::success);
                     }
                     return Decision::Return;

@@ -108,6 +108,8 @@ where
 
     /// A request that may be retried: after any retryable failure, or only
     /// after one the upstream did not process when `unprocessed_only`.
+    /// `grpc` says whether it is a gRPC call.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn retryable(
         fut: S::Future,
         service: S,
@@ -115,6 +117,7 @@ where
         head: Head,
         replay: Replay<B>,
         unprocessed_only: bool,
+        grpc: bool,
         labels: Labels,
     ) -> Self {
         Self {
@@ -125,6 +128,7 @@ where
                 head,
                 replay,
                 unprocessed_only,
+                grpc,
                 labels,
             )),
         }

@@ -199,9 +199,10 @@ where
         // the one its caller sent (one header lookup after `content-type`),
         // counted from the clock reading that serves the budget.
         let now = Instant::now();
+        let grpc = is_grpc(&parts.headers);
         let extension = parts.extensions.get::<Deadline>().copied();
         let deadline = extension.or_else(|| {
-            deadline::incoming(&parts.headers, is_grpc(&parts.headers))
+            deadline::incoming(&parts.headers, grpc)
                 .and_then(|sent| now.checked_add(sent))
                 .map(Deadline::at)
         });
@@ -210,7 +211,7 @@ where
         // stack answer it, and deposits nothing: no request went out.
         if deadline.is_some_and(|deadline| deadline.instant() <= now) {
             tracing::debug!("request deadline passed before it was sent");
-            return future::ResponseFuture::expired(is_grpc(&parts.headers));
+            return future::ResponseFuture::expired(grpc);
         }
         shared.budget.deposit_at(now);
 
@@ -218,7 +219,7 @@ where
         // A method that is not retried is still retried after a failure
         // the upstream did not process, if the policy says so: it keeps
         // its head and a replay of its body as any other.
-        let unprocessed_only = !policy.allows(&parts.method, || is_grpc(&parts.headers));
+        let unprocessed_only = !policy.allows(&parts.method, || grpc);
         if unprocessed_only && !policy.unprocessed() {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
             let fut = inner.call(req);
@@ -253,6 +254,7 @@ where
                     head,
                     replay,
                     unprocessed_only,
+                    grpc,
                     labels,
                 )
             }

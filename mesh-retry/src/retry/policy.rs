@@ -320,10 +320,11 @@ impl RetryPolicy {
     /// is not a failure. A gRPC response that streams its status in the
     /// trailers (the usual successful call) counts when its head arrives,
     /// as in Linkerd: the retry layer hands it on then, and never sees the
-    /// trailers.
-    pub(crate) fn is_success<B>(&self, res: &Response<B>) -> bool {
+    /// trailers. A response to a gRPC call (`grpc_call`) that is not gRPC
+    /// is classified as its gRPC client reads it.
+    pub(crate) fn is_success<B>(&self, res: &Response<B>, grpc_call: bool) -> bool {
         !matches!(
-            self.classify.classify_response(res),
+            self.classify.classify_response_to(grpc_call, res),
             Classification::Final(ResponseClass::Failure(_))
         )
     }

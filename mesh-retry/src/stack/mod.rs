@@ -248,6 +248,7 @@ where
                     head,
                     replay,
                     unprocessed_only,
+                    grpc,
                     labels,
                 );
                 future(fut, until, Some(retry))

@@ -201,3 +201,28 @@ async fn a_retry_answered_with_a_failure_it_does_not_retry_is_no_success() {
     assert_eq!(h.count("retry_requests_total"), 1);
     assert_eq!(h.count("retry_successes_total"), 0, "UNIMPLEMENTED failed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_grpc_call_answered_by_a_page_that_is_not_grpc_is_no_success() {
+    // A `200` that is not gRPC fails the gRPC client that made the call
+    // (UNKNOWN), so the retry that got it did not succeed.
+    let h = Harness::new();
+    let (svc, _) = upstream(|i| {
+        if i == 0 {
+            return grpc("14");
+        }
+        let mut res = status(200)?;
+        res.headers_mut()
+            .insert("content-type", "text/html".parse().unwrap());
+        Ok(res)
+    });
+    let req = Request::post("/pkg.Svc/Method")
+        .header("content-type", "application/grpc")
+        .body(full("\0\0\0\0\0"))
+        .unwrap();
+    let policy = RetryPolicy::default().with_grpc_requests(true);
+    let res = send(&h.layer(policy, unlimited()), svc, req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(h.count("retry_requests_total"), 1);
+    assert_eq!(h.count("retry_successes_total"), 0, "not a gRPC answer");
+}
