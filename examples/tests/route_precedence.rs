@@ -132,3 +132,57 @@ async fn outbound_requests_take_the_most_specific_match_not_the_first_written() 
     }
     stop(sidecar).await;
 }
+
+#[tokio::test]
+async fn routes_from_two_policy_files_are_ranked_together() {
+    // The catch-all comes from the first file and the specific rule from
+    // the second: the second file's rule still wins its requests.
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("catch-all.yaml");
+    let second = dir.path().join("vote.yaml");
+    let prefix = "[{path: {type: PathPrefix, value: /}}]";
+    std::fs::write(&first, route("all", "", &[rule("everything", prefix)])).unwrap();
+    let vote = "[{path: {type: Exact, value: /api/vote}}]";
+    // And a redirect, which a later file's routes keep too.
+    let moved = "  - matches: [{path: {type: Exact, value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}
+";
+    let routes = route("vote", "", &[rule("vote", vote), moved.to_owned()]);
+    std::fs::write(&second, routes).unwrap();
+    let (app, _) = backend().await;
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{app}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}, {}]\n",
+        first.display(),
+        second.display()
+    ));
+    let client = http1();
+    for (path, expected) in [("/api/vote", "vote"), ("/api/list", "everything")] {
+        let req = Request::get(format!("http://{}{path}", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["x-rule"], expected, "{path}");
+    }
+    let req = Request::get(format!("http://{}/old", sidecar.outbound))
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/new"),
+        "{:?}",
+        res.headers()
+    );
+    stop(sidecar).await;
+}

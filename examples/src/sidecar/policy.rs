@@ -137,8 +137,11 @@ pub fn compile(settings: &PolicySettings) -> Result<Checked, PolicyError> {
     Ok(Checked { compiled, routes })
 }
 
-/// Reads the outbound route policies of every text, merged per service:
-/// routes in the order they are written, and the last `retryBudget` given.
+/// Reads the outbound route policies of every text, merged per service
+/// (`RetryResources::merge`): each service's matches from every file are
+/// ranked together by the Gateway API's precedence, with a later file's
+/// routes and redirects after an earlier one's where precedence ties, and
+/// the last `retryBudget` given.
 fn retry_routes(
     texts: &PolicyTexts,
     settings: &PolicySettings,
@@ -147,22 +150,7 @@ fn retry_routes(
     for source in texts.sources() {
         let loaded = mesh_retry::config::load(source.origin, source.text)
             .map_err(|e| PolicyError::new(e, settings))?;
-        merged.warnings.extend(loaded.warnings);
-        for service in loaded.services {
-            let same = merged
-                .services
-                .iter_mut()
-                .find(|s| s.name == service.name && s.namespace == service.namespace);
-            match same {
-                Some(known) => {
-                    if service.budget != mesh_retry::BudgetConfig::default() {
-                        known.budget = service.budget;
-                    }
-                    known.routes.extend(service.routes);
-                }
-                None => merged.services.push(service),
-            }
-        }
+        merged.merge(loaded);
     }
     Ok(merged)
 }
