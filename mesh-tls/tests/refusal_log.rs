@@ -1,0 +1,90 @@
+//! What the credential store logs when it refuses credentials: the log is
+//! all an operator sees of a rotation the file watcher refused, so it
+//! carries the files at fault and the whole cause.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use mesh_tls::CredentialStore;
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+/// Captures the events logged on this thread, each as its fields
+/// (`name=value`, space-separated).
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<String>>);
+
+impl tracing::Subscriber for &'static Events {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// What refusing the files logs: the whole cause, down to the PEM parser's
+/// or webpki's own words, since the log is all an operator sees of a
+/// rotation the watcher refused.
+fn logged_refusal(store: &CredentialStore, files: &mesh_tls::CredentialFiles) -> String {
+    let events: &'static Events = Box::leak(Box::default());
+    tracing::subscriber::with_default(events, || {
+        store.load_files(files).unwrap_err();
+    });
+    let events = events.0.lock().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    events[0].clone()
+}
+
+#[test]
+fn a_refusal_is_logged_with_its_cause_and_the_files() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let good = ca.issue(&id(WEB), HOUR).unwrap();
+    let files = good.write(dir.path()).unwrap();
+    let store = CredentialStore::default();
+    store.load_files(&files).unwrap();
+
+    // A certificate file cut off as it was being written, in the middle
+    // of the workload certificate.
+    let next = ca.issue(&id(WEB), HOUR).unwrap();
+    let chain = next.chain_pem();
+    let leaf_end = chain.find("-----END CERTIFICATE-----").unwrap();
+    std::fs::write(&files.cert, &chain[..leaf_end / 2]).unwrap();
+    let logged = logged_refusal(&store, &files);
+    assert!(
+        logged.contains("invalid pem") && logged.contains("-----END CERTIFICATE-----"),
+        "{logged}"
+    );
+    assert!(logged.contains("tls.crt"), "{logged}");
+    assert!(!logged.contains("[45, 45"), "pem lines as bytes: {logged}");
+
+    // A bundle that does not vouch for the chain: webpki's reason.
+    good.write(dir.path()).unwrap();
+    std::fs::write(&files.bundle, support::ca().bundle_pem()).unwrap();
+    let logged = logged_refusal(&store, &files);
+    assert!(
+        logged.contains("does not verify against the trust bundle: UnknownIssuer"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("tls.crt") && logged.contains("ca.crt"),
+        "{logged}"
+    );
+}
