@@ -17,7 +17,9 @@
 //! - every failure is a [`ResourceError`] naming the origin, the document
 //!   (counted from 1), its kind and name, the field path and the line;
 //! - [`HttpRoute`] is the routing resource both authorization (routes under
-//!   a `Server`) and outbound routing (routes under a `Service`) read.
+//!   a `Server`) and outbound routing (routes under a `Service`) read;
+//! - [`Timestamp`] reads `metadata.creationTimestamp`, which both of them
+//!   use to break ties between routes: the oldest wins.
 //!
 //! A document without a namespace belongs to whichever namespace the reader
 //! applies it to, as with `kubectl apply -n`.
@@ -74,6 +76,7 @@ mod load;
 mod locate;
 mod meta;
 mod shape;
+mod timestamp;
 
 #[cfg(test)]
 mod tests;
@@ -94,6 +97,7 @@ pub use self::{
     locate::locate,
     meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
     shape::{MAX_FLOW_DEPTH, MAX_FLOW_WORK, MAX_TEXT_LEN, check_yaml_shape},
+    timestamp::{InvalidTimestamp, Timestamp},
 };
 
 /// Fields that the Kubernetes API server writes and that never carry
