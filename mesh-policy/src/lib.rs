@@ -119,7 +119,12 @@
 //!   Routes are tried in the Gateway API's order of precedence: the route
 //!   whose hostnames match the request's host most specifically first
 //!   (exact, then wildcard, then none), then by their matches (see
-//!   `MatchEntry::precedence` in the source). A Server without routes has
+//!   `MatchEntry::precedence` in the source). Equal matches of two routes
+//!   go to the older by `metadata.creationTimestamp` (a route without one,
+//!   which would be the newest once applied, after those with one; one
+//!   that is not an RFC 3339 time is an error), then to the first by
+//!   `{namespace}/{name}`, not to the one written first; within a route,
+//!   to its first rule. A Server without routes has
 //!   one route, `default`, and a `probe` route that lets `GET` requests to
 //!   the [probe paths](PolicyConfig::probe_paths) through, so kubelet
 //!   probes keep working under `deny`; ports no Server covers have both too.

@@ -4,13 +4,28 @@
 
 mod support;
 
-use mesh_policy::{PolicyConfig, Workload};
+use mesh_core::resource::{ResourceError, ResourceErrorKind};
+use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
 use support::{T::*, Want::*, *};
 
 const IN: Option<&str> = Some("10.1.2.3");
 
 /// A Server on port 80, and `routes`, each open to every client.
 fn policy_with(routes: &[(&str, &str)]) -> mesh_policy::Policy {
+    let routes: Vec<_> = routes
+        .iter()
+        .map(|&(name, spec)| (name, None, spec))
+        .collect();
+    compile(
+        &policy_text(&routes),
+        &Workload::new("ns"),
+        &PolicyConfig::default(),
+    )
+}
+
+/// As [`policy_with`], each route with its `metadata.creationTimestamp`
+/// when it has one.
+fn policy_text(routes: &[(&str, Option<&str>, &str)]) -> String {
     let mut text = String::from(
         "apiVersion: policy.linkerd.io/v1beta3
 kind: Server
@@ -26,12 +41,15 @@ spec:
   networks: [{cidr: 0.0.0.0/0}]
 ",
     );
-    for (name, spec) in routes {
+    for (name, created, spec) in routes {
+        let created = created
+            .map(|t| format!(", creationTimestamp: \"{t}\""))
+            .unwrap_or_default();
         text.push_str(&format!(
             "---
 apiVersion: policy.linkerd.io/v1beta3
 kind: HTTPRoute
-metadata: {{name: {name}}}
+metadata: {{name: {name}{created}}}
 spec:
   parentRefs: [{{group: policy.linkerd.io, kind: Server, name: web}}]
 {spec}
@@ -45,7 +63,17 @@ spec:
 "
         ));
     }
-    compile(&text, &Workload::new("ns"), &PolicyConfig::default())
+    text
+}
+
+fn try_compile(text: &str) -> Result<mesh_policy::Policy, ResourceError> {
+    Policy::compile(
+        &[PolicySource::new("policy.yaml", text)],
+        &Workload::new("ns"),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .map(|c| c.policy)
 }
 
 fn route(policy: &mesh_policy::Policy, method: &str, uri: &str) -> Want {
@@ -79,10 +107,10 @@ fn a_match_without_a_path_is_a_prefix_match_on_the_root() {
 }
 
 #[test]
-fn a_rule_without_matches_ties_with_a_root_prefix_and_the_first_route_wins() {
+fn a_rule_without_matches_ties_with_a_root_prefix_and_the_first_route_by_name_wins() {
     // Gateway API, HTTPRouteRule.matches: "If no matches are specified,
-    // the default is a prefix path match on "/"". Equal matches go to the
-    // route first in order.
+    // the default is a prefix path match on "/"". Equal matches of routes
+    // without a creation time go to the first by name.
     let policy = policy_with(&[
         ("everything", "  rules: [{}]"),
         (
@@ -204,4 +232,85 @@ fn a_route_without_rules_matches_every_request() {
         route(&policy, "POST", "/any/path?q=1"),
         allowed("all", "all-all")
     );
+}
+
+/// The same match on two routes, for the ties below.
+const SAME: &str = "  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]";
+
+#[test]
+fn a_tie_goes_to_the_older_route_wherever_it_is_written() {
+    // Gateway API, HTTPRouteRule: ties go to "the oldest Route based on
+    // creation timestamp", then to the Route "appearing first in
+    // alphabetical order by {namespace}/{name}". The older route here
+    // comes second both in the text and by name.
+    let text = policy_text(&[
+        ("a-newer", Some("2024-05-02T00:00:00Z"), SAME),
+        ("b-older", Some("2024-05-01T23:59:59.5Z"), SAME),
+    ]);
+    let policy = try_compile(&text).unwrap();
+    assert_eq!(
+        route(&policy, "GET", "/api/x"),
+        allowed("b-older", "b-older-all")
+    );
+    // Times with offsets compare as the instants they name: 01:00+02:00
+    // is 23:00 the day before, older than b-older.
+    let text = policy_text(&[
+        ("b-older", Some("2024-05-01T23:59:59.5Z"), SAME),
+        ("c-oldest", Some("2024-05-02T01:00:00+02:00"), SAME),
+    ]);
+    let policy = try_compile(&text).unwrap();
+    assert_eq!(
+        route(&policy, "GET", "/api/x"),
+        allowed("c-oldest", "c-oldest-all")
+    );
+    // A more specific match still outranks an older route.
+    let text = policy_text(&[
+        ("old", Some("2020-01-01T00:00:00Z"), SAME),
+        (
+            "new",
+            Some("2024-01-01T00:00:00Z"),
+            "  rules: [{matches: [{path: {type: PathPrefix, value: /api/x}}]}]",
+        ),
+    ]);
+    let policy = try_compile(&text).unwrap();
+    assert_eq!(route(&policy, "GET", "/api/x"), allowed("new", "new-all"));
+    assert_eq!(route(&policy, "GET", "/api/y"), allowed("old", "old-all"));
+}
+
+#[test]
+fn without_creation_times_a_tie_goes_to_the_first_route_by_name() {
+    let text = policy_text(&[("zeta", None, SAME), ("alpha", None, SAME)]);
+    let policy = try_compile(&text).unwrap();
+    assert_eq!(
+        route(&policy, "GET", "/api/x"),
+        allowed("alpha", "alpha-all")
+    );
+    // A route without a time (which, applied now, would be the newest)
+    // comes after one with a time, whatever their names.
+    let text = policy_text(&[
+        ("alpha", None, SAME),
+        ("zeta", Some("2024-05-01T00:00:00Z"), SAME),
+    ]);
+    let policy = try_compile(&text).unwrap();
+    assert_eq!(route(&policy, "GET", "/api/x"), allowed("zeta", "zeta-all"));
+}
+
+#[test]
+fn a_creation_time_that_is_not_rfc_3339_is_an_error_naming_it() {
+    let text = policy_text(&[
+        ("good", Some("2024-05-01T00:00:00Z"), SAME),
+        ("bad", Some("2024-05-01 00:00:00"), SAME),
+    ]);
+    let err = try_compile(&text).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ResourceErrorKind::InvalidValue, "{err}");
+    assert_eq!(err.field_path(), "metadata.creationTimestamp", "{err}");
+    // The Server, the NetworkAuthentication, then each route and its
+    // AuthorizationPolicy: the bad route is the fifth document.
+    assert_eq!(err.document(), Some(5), "{err}");
+    assert_eq!(
+        (err.resource_kind(), err.name()),
+        (Some("HTTPRoute"), Some("bad")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("2024-05-01 00:00:00"), "{err}");
 }

@@ -1,10 +1,10 @@
 //! Compiling resources into a [`Policy`] for one workload.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{cmp::Ordering, collections::HashMap, sync::Arc};
 
 use http::Method;
 use mesh_core::{
-    resource::{HttpRouteFilter, ResourceError, ResourceErrorKind as Kind},
+    resource::{HttpRouteFilter, ResourceError, ResourceErrorKind as Kind, Timestamp},
     route::{PathMatch, RouteFilters, RouteMatch},
 };
 
@@ -264,6 +264,9 @@ fn fallback(policy: DefaultPolicy, name: Arc<str>, workload: &Workload) -> Fallb
 /// parents found.
 pub(super) struct CompiledRoute {
     pub(super) index: usize,
+    /// Where the route ranks among the routes compiled in a tie between
+    /// equal matches ([`tie_ranks`]).
+    pub(super) rank: usize,
     pub(super) name: Arc<str>,
     pub(super) parents: Vec<usize>,
     pub(super) rules: Vec<CompiledRule>,
@@ -386,6 +389,7 @@ fn routes(
         }
         compiled.push(CompiledRoute {
             index,
+            rank: 0,
             name: route.metadata.name.as_str().into(),
             parents,
             rules,
@@ -397,5 +401,49 @@ fn routes(
                 .collect(),
         });
     }
+    let ranks = tie_ranks(compiled.iter().map(|c| {
+        let route = &r.routes[c.index].value;
+        (
+            r.route_created.get(c.index).copied().flatten(),
+            ns(&route.metadata, workload),
+            route.metadata.name.as_str(),
+        )
+    }));
+    for (route, rank) in compiled.iter_mut().zip(ranks) {
+        route.rank = rank;
+    }
     Ok(compiled)
+}
+
+/// Each route's rank in the Gateway API's order for equal matches of
+/// different routes, given each route's creation time, namespace and name
+/// in the order read: the oldest by `metadata.creationTimestamp` first,
+/// and a route without one (which, applied now, would be the newest)
+/// after those with one; then by `{namespace}/{name}`; then the route read
+/// first (an `HTTPRoute` and a `GRPCRoute` may share a name). Within a
+/// route, its first rule wins, which the stable sort of the matches keeps.
+pub(super) fn tie_ranks<'a>(
+    routes: impl Iterator<Item = (Option<Timestamp>, &'a str, &'a str)>,
+) -> Vec<usize> {
+    let keys: Vec<_> = routes.collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ((ca, na, ma), (cb, nb, mb)) = (keys[a], keys[b]);
+        let created = match (ca, cb) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        // `{namespace}/{name}` as one string, without building it.
+        let full = |ns: &'a str, name: &'a str| ns.bytes().chain([b'/']).chain(name.bytes());
+        created
+            .then_with(|| full(na, ma).cmp(full(nb, mb)))
+            .then(a.cmp(&b))
+    });
+    let mut ranks = vec![0; keys.len()];
+    for (rank, route) in order.into_iter().enumerate() {
+        ranks[route] = rank;
+    }
+    ranks
 }

@@ -127,7 +127,7 @@ impl ServerEntry {
                         self.routes.len(),
                         route.hosts.clone(),
                         m.clone(),
-                        route.index,
+                        route.rank,
                     )
                     .with_filters(rule.filters.clone()),
                 );

@@ -16,7 +16,8 @@ pub(crate) struct MatchEntry {
     /// The rule's filters, when it has any: what the request gets once it
     /// is allowed.
     pub(crate) filters: Option<Arc<RouteFilters>>,
-    /// The route's position among all documents, for ties.
+    /// The route's rank for ties between equal matches: by age, then
+    /// `{namespace}/{name}` (see `build::tie_ranks`).
     pub(crate) order: usize,
     hint: Option<PathHint>,
 }
@@ -122,7 +123,9 @@ impl MatchEntry {
     /// Linkerd's order of path kinds: an exact path before a regular
     /// expression before a prefix; a longer path first; a method before
     /// none; more header matches, then more query matches, first); then
-    /// the route written first (where Kubernetes would use the oldest).
+    /// the route's rank for ties (the oldest by `creationTimestamp`, then
+    /// the first by `{namespace}/{name}`). Sort with a stable sort, so that
+    /// a route's matches keep the order of its rules.
     pub(crate) fn precedence(&self, other: &Self) -> Ordering {
         other
             .matcher

@@ -3,10 +3,11 @@ use std::{collections::BTreeMap, net::IpAddr};
 use http::{HeaderMap, Method, Uri};
 use mesh_core::{
     Identity,
+    resource::Timestamp,
     route::{PathMatch, RouteMatch},
 };
 
-use super::{HostMatch, IdentitySet, MatchEntry, NetworkSet, Requirement};
+use super::{HostMatch, IdentitySet, MatchEntry, NetworkSet, Requirement, build::tie_ranks};
 use crate::{
     evaluate::{Client, ClientTls},
     resource::{Cidr, LabelSelector, LabelSelectorRequirement, Network, SelectorOperator},
@@ -247,4 +248,24 @@ fn the_path_hint_never_rejects_a_path_the_match_accepts() {
             );
         }
     }
+}
+
+#[test]
+fn ties_rank_routes_by_age_then_namespace_and_name_then_reading_order() {
+    let at = |t: &str| Some(Timestamp::parse(t).unwrap());
+    let ranks = tie_ranks(
+        [
+            (None, "a", "z"),
+            // `{namespace}/{name}` compares as one string: `a-b/c` comes
+            // before `a/z`, as `-` sorts before `/`.
+            (None, "a-b", "c"),
+            (at("2024-01-02T00:00:00Z"), "a", "a"),
+            (at("2024-01-01T00:00:00Z"), "z", "z"),
+            // The same name twice (an HTTPRoute and a GRPCRoute): the
+            // first read first.
+            (None, "a", "z"),
+        ]
+        .into_iter(),
+    );
+    assert_eq!(ranks, [3, 2, 1, 0, 4]);
 }

@@ -2,8 +2,9 @@
 
 use mesh_core::resource::{
     DocumentContext, Documents, GrpcRoute, HttpRoute, Parsed, Resource, ResourceError,
-    ResourceErrorKind,
+    ResourceErrorKind, Timestamp,
 };
+use serde::Deserialize;
 
 use super::{
     AuthorizationPolicy, HttpLocalRateLimitPolicy, MeshTlsAuthentication, NetworkAuthentication,
@@ -46,6 +47,10 @@ pub(crate) struct Resources<'t> {
     /// `HTTPRoute`s and `GRPCRoute`s (as the `HTTPRoute`s they make),
     /// told apart by their documents' kinds.
     pub(crate) routes: Vec<Entry<'t, HttpRoute>>,
+    /// The `metadata.creationTimestamp` of each of `routes`, at the same
+    /// index: the oldest route wins a tie between equal matches, and the
+    /// `HttpRoute` model does not read it.
+    pub(crate) route_created: Vec<Option<Timestamp>>,
     pub(crate) rate_limits: Vec<Entry<'t, HttpLocalRateLimitPolicy>>,
     pub(crate) warnings: PolicyWarnings,
 }
@@ -68,9 +73,13 @@ pub fn read_sources(sources: &[PolicySource<'_>]) -> Result<PolicyWarnings, Reso
 pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, ResourceError> {
     let mut resources = Resources::default();
     for source in sources {
+        let mut again = Again::new(*source);
         for document in Documents::new(source.origin, source.text) {
             let document = document?;
             let r = &mut resources;
+            if matches!(document.kind(), HttpRoute::KIND | GrpcRoute::KIND) {
+                r.route_created.push(again.created(document.index())?);
+            }
             match document.kind() {
                 Server::KIND => push(&mut r.servers, &mut r.warnings, document.read()?),
                 ServerAuthorization::KIND => {
@@ -128,6 +137,73 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
         }
     }
     Ok(resources)
+}
+
+/// A second reading of a text's documents, for what the models leave out:
+/// a route's `metadata.creationTimestamp`. It starts at the first route
+/// and keeps its place, so a text without routes is read once and one
+/// with routes once more from its first route on, however many it holds.
+struct Again<'t> {
+    source: PolicySource<'t>,
+    documents: Option<Documents<'t>>,
+}
+
+/// The part of a document [`Again`] reads.
+#[derive(Debug, Default, Deserialize)]
+struct CreatedDocument {
+    #[serde(default)]
+    metadata: CreatedMeta,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedMeta {
+    #[serde(default)]
+    creation_timestamp: Option<String>,
+}
+
+impl<'t> Again<'t> {
+    fn new(source: PolicySource<'t>) -> Self {
+        Self {
+            source,
+            documents: None,
+        }
+    }
+
+    /// The `metadata.creationTimestamp` of document `index` (counted from
+    /// 1, and later than any asked for before), if it has one.
+    ///
+    /// # Errors
+    ///
+    /// One naming the document and the field when the timestamp is not an
+    /// RFC 3339 time.
+    fn created(&mut self, index: usize) -> Result<Option<Timestamp>, ResourceError> {
+        let source = self.source;
+        let documents = self
+            .documents
+            .get_or_insert_with(|| Documents::new(source.origin, source.text));
+        for document in documents {
+            let document = document?;
+            if document.index() < index {
+                continue;
+            }
+            if document.index() > index {
+                break;
+            }
+            let parsed = document.parse::<CreatedDocument>()?;
+            let Some(text) = parsed.value.metadata.creation_timestamp else {
+                return Ok(None);
+            };
+            return Timestamp::parse(&text).map(Some).map_err(|e| {
+                parsed.context.error(
+                    ResourceErrorKind::InvalidValue,
+                    "metadata.creationTimestamp",
+                    e.to_string(),
+                )
+            });
+        }
+        Ok(None)
+    }
 }
 
 fn push<'t, T>(
