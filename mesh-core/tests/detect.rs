@@ -248,3 +248,47 @@ async fn pipelined_requests_cut_anywhere_are_each_answered_once() {
     trigger.trigger();
     server.await.unwrap();
 }
+
+// Request lines that common HTTP/1 servers serve, though they are not the
+// strict `method SP target SP HTTP/1.x`, reach the mesh's HTTP server,
+// never the opaque handler. Go's `net/http` serves any `HTTP/1.<digit>`,
+// Python's `http.server` any `HTTP/1.x` and runs of spaces or tabs between
+// the words, Netty runs of whitespace. Passed on as opaque bytes, such a
+// request reached the application with none of what the HTTP stack does to
+// requests: no route-level authorization, no route filters, and the
+// caller's own `l5d-client-id` or `mesh-client-id` in place of the one the
+// mesh proves.
+
+#[tokio::test]
+async fn request_lines_lenient_servers_serve_are_refused_by_the_http_server() {
+    for line in [
+        "GET /admin HTTP/1.2",
+        "GET /admin HTTP/1.9",
+        "GET /admin HTTP/1.10",
+        "GET  /admin  HTTP/1.1",
+        "GET /admin HTTP/1.1 ",
+        "GET\t/admin\tHTTP/1.1",
+    ] {
+        let got =
+            answer_to(format!("{line}\r\nhost: a\r\nconnection: close\r\n\r\n").as_bytes()).await;
+        assert!(
+            got.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{line:?}: {got:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_protocols_that_are_not_http_stay_opaque() {
+    // memcached's and Redis's inline commands, and HTTP/2 spelled as an
+    // HTTP/1 request line (not the preface).
+    for line in [
+        "get key",
+        "set key 0 0 5",
+        "SET key value",
+        "GET / HTTP/2.0",
+    ] {
+        let got = answer_to(format!("{line}\r\n").as_bytes()).await;
+        assert_eq!(got, "opaque", "{line:?}");
+    }
+}
