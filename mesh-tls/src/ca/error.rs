@@ -170,7 +170,7 @@ impl fmt::Display for Span {
 
 /// A moment as RFC 3339 UTC to the second (`2026-11-29T13:41:00Z`), the
 /// way X.509 validity dates are read.
-struct Utc(SystemTime);
+pub(crate) struct Utc(pub(crate) SystemTime);
 
 impl fmt::Display for Utc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -93,6 +93,7 @@ use rcgen::{
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
 
+pub(crate) use self::error::Utc;
 pub use self::{
     error::{CaError, InvalidCa},
     files::{

@@ -2,7 +2,7 @@ use std::{fmt, io, path::PathBuf, time::SystemTime};
 
 use mesh_core::{Identity, TrustDomain};
 
-use crate::cert::NoIdentity;
+use crate::{ca::Utc, cert::NoIdentity};
 
 /// Why a set of credentials was refused.
 ///
@@ -136,8 +136,16 @@ impl fmt::Display for CredentialError {
                 "trust bundle holds a certificate that is not a ca's (no basic constraints cA, \
                  or a key usage without keyCertSign)",
             ),
-            Self::Expired { .. } => f.write_str("certificate has expired"),
-            Self::NotYetValid { .. } => f.write_str("certificate is not valid yet"),
+            Self::Expired { not_after } => {
+                write!(f, "certificate has expired (at {})", Utc(*not_after))
+            }
+            Self::NotYetValid { not_before } => {
+                write!(
+                    f,
+                    "certificate is not valid yet (until {})",
+                    Utc(*not_before)
+                )
+            }
             Self::Untrusted(_) => {
                 f.write_str("certificate chain does not verify against the trust bundle")
             }
@@ -261,5 +269,25 @@ impl RejectReason {
             Self::WrongIdentity => "wrong_identity",
             Self::Config => "config",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::CredentialError;
+
+    #[test]
+    fn validity_errors_say_when() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_960_629);
+        assert_eq!(
+            CredentialError::Expired { not_after: at }.to_string(),
+            "certificate has expired (at 2026-11-29T13:57:09Z)"
+        );
+        assert_eq!(
+            CredentialError::NotYetValid { not_before: at }.to_string(),
+            "certificate is not valid yet (until 2026-11-29T13:57:09Z)"
+        );
     }
 }
