@@ -338,6 +338,16 @@ fn a_services_own_retry_timeouts_and_budget() {
     let config = parse(&service("      retry: {}\n")).unwrap();
     let retry = config.outbound.services[0].retry.clone().unwrap();
     assert_eq!(retry.max_attempts().get(), 3);
+    // A request its upstream never processed is retried whatever its
+    // method, unless `unprocessed: false` says not to.
+    assert!(retry.unprocessed());
+    let config = parse(&service(
+        "      retry: {unprocessed: false}
+",
+    ))
+    .unwrap();
+    let retry = config.outbound.services[0].retry.clone().unwrap();
+    assert!(!retry.unprocessed());
 }
 
 #[test]

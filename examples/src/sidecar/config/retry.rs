@@ -19,13 +19,14 @@ use super::resolve::Source;
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with attempts, http, grpc and any_method"
+    expecting = "a mapping with attempts, http, grpc, any_method and unprocessed"
 )]
 pub(super) struct RetrySection {
     attempts: Option<NonZeroU32>,
     http: Option<Statuses>,
     grpc: Option<Codes>,
     any_method: Option<bool>,
+    unprocessed: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +107,9 @@ pub(super) fn resolve_retry(section: RetrySection) -> RetryPolicy {
     }
     if let Some(any) = section.any_method {
         policy = policy.with_any_method(any);
+    }
+    if let Some(unprocessed) = section.unprocessed {
+        policy = policy.with_unprocessed(unprocessed);
     }
     policy
 }
