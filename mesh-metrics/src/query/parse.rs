@@ -5,8 +5,8 @@
 //! lines (`# HELP`, `# TYPE`, `# UNIT`, `# EOF`) are skipped, and each
 //! sample line is `name{label="value",...} value`, optionally followed by a
 //! timestamp or an exemplar, which are ignored. Label values may hold the
-//! escapes `\\`, `\"` and `\n`. Tokens may be separated by any blanks
-//! and tabs, as the text format allows; a label set that names a label
+//! escapes `\\`, `\"` and `\n`. Tokens may be separated, and a line
+//! begun, by any blanks and tabs, as the text format allows; a label set that names a label
 //! twice, or whose labels are not separated by commas, is an error.
 //!
 //! A scrape keeps each distinct label name and value once (see
@@ -35,7 +35,9 @@ impl Scrape {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut reader = Reader::default();
         for (i, line) in text.lines().enumerate() {
-            let line = line.trim_end();
+            // The text format lets blanks and tabs begin a line, before a
+            // sample or a comment alike.
+            let line = line.trim_end().trim_start_matches(BLANKS);
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }

@@ -102,3 +102,22 @@ fn a_label_named_twice_or_labels_without_a_comma_are_errors() {
     // A trailing comma is allowed.
     assert!(Scrape::parse("a{x=\"1\",} 2\n").is_ok());
 }
+
+#[test]
+fn lines_may_begin_with_blanks() {
+    // Prometheus' text parser skips the blanks and tabs that begin a line
+    // (expfmt's `startOfLine`), before a sample or a comment alike; an
+    // indented line was read as a sample with an empty name, and failed
+    // the whole scrape.
+    let text = "  # HELP a_total A.\n\t# TYPE a_total counter\n  a_total{x=\"1\"} 5\n\t b 6\n";
+    let scrape = Scrape::parse(text).unwrap();
+    let got: Vec<_> = scrape
+        .samples()
+        .iter()
+        .map(|s| (s.name.as_str(), s.value))
+        .collect();
+    assert_eq!(got, [("a_total", 5.0), ("b", 6.0)]);
+    assert_eq!(scrape.samples()[0].label("x"), Some("1"));
+    // A line of blanks only is an empty line.
+    assert_eq!(Scrape::parse(" \t \na 1\n").unwrap().samples().len(), 1);
+}
