@@ -11,9 +11,9 @@
 //! that falls in the `+Inf` bucket returns the highest finite bound.
 
 /// The `q` quantile (0 to 1) of cumulative `buckets` given as
-/// `(upper bound, count at or under it)`, in any order. `None` where
-/// Prometheus gives NaN: no observations, fewer than two buckets, no `+Inf`
-/// bucket, or `q` NaN. `q` below 0 gives `-Inf` and above 1 `+Inf`, as
+/// `(upper bound, count at or under it)`, in any order; a bucket whose
+/// bound is NaN is left out. `None` where Prometheus gives NaN: no
+/// observations, fewer than two buckets, no `+Inf` bucket, or `q` NaN. `q` below 0 gives `-Inf` and above 1 `+Inf`, as
 /// there.
 pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     if q.is_nan() {
@@ -25,7 +25,13 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     if q > 1.0 {
         return Some(f64::INFINITY);
     }
-    let mut sorted = buckets.to_vec();
+    // A bound of NaN bounds nothing, and would sort after `+Inf`: left
+    // out, it cannot make the highest bound other than `+Inf`.
+    let mut sorted: Vec<(f64, f64)> = buckets
+        .iter()
+        .copied()
+        .filter(|(bound, _)| !bound.is_nan())
+        .collect();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     if sorted
         .last()
@@ -129,5 +135,16 @@ mod tests {
         // 0 + 1 × 2/2 = 1.
         let shuffled = [(f64::INFINITY, 4.0), (2.0, 1.0), (1.0, 2.0)];
         assert_eq!(histogram_quantile(0.5, &shuffled), Some(1.0));
+    }
+
+    #[test]
+    fn a_bucket_whose_bound_is_nan_does_not_hide_the_others() {
+        // `le="NaN"` is no bound: it sorted after +Inf, so the highest
+        // bound was NaN rather than +Inf and every quantile was NaN, one
+        // hostile bucket blanking a workload's latency.
+        let buckets = [(1.0, 2.0), (f64::NAN, 1.0), (f64::INFINITY, 4.0)];
+        assert_eq!(histogram_quantile(0.5, &buckets), Some(1.0));
+        assert_eq!(histogram_quantile(0.75, &buckets), Some(1.0));
+        assert_eq!(histogram_quantile(0.5, &[(f64::NAN, 1.0)]), None);
     }
 }
