@@ -32,6 +32,7 @@
 use std::time::Duration;
 
 use super::{
+    group::per_second,
     histogram_quantile,
     parse::{Sample, Scrape},
     series::{Matcher, Resets},
@@ -189,14 +190,10 @@ impl Totals {
     }
 
     /// Responses per second over `elapsed`: +Inf when the responses sum
-    /// past the range of `f64`, which a view shows as not computed.
+    /// past the range of `f64`, or when there are responses and `elapsed`
+    /// is zero, which a view shows as not computed; 0 without responses.
     pub fn rps(&self, elapsed: Duration) -> f64 {
-        let secs = elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.responses() / secs
-        } else {
-            0.0
-        }
+        per_second(self.responses(), elapsed)
     }
 
     /// The share of responses on mutually authenticated TLS.
@@ -222,14 +219,9 @@ impl Totals {
         ratio(self.success, self.responses() + self.retries)
     }
 
-    /// Attempts per second over `elapsed`.
+    /// Attempts per second over `elapsed`, as [`Totals::rps`].
     pub fn actual_rps(&self, elapsed: Duration) -> f64 {
-        let secs = elapsed.as_secs_f64();
-        if secs > 0.0 {
-            (self.responses() + self.retries) / secs
-        } else {
-            0.0
-        }
+        per_second(self.responses() + self.retries, elapsed)
     }
 }
 
@@ -247,10 +239,13 @@ fn ratio(part: f64, whole: f64) -> Option<f64> {
         .filter(|r| r.is_finite())
 }
 
+/// The bound `le` names; `None` for one that is not a number or is NaN,
+/// which bounds nothing and, equal to no other bound, would take a new one
+/// of the [`MAX_BOUNDS`] places at each sample.
 fn parse_bound(le: &str) -> Option<f64> {
     match le {
         "+Inf" | "Inf" => Some(f64::INFINITY),
-        _ => le.parse().ok(),
+        _ => le.parse().ok().filter(|b: &f64| !b.is_nan()),
     }
 }
 

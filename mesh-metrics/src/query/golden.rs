@@ -21,7 +21,8 @@ use super::Totals;
 /// figure that cannot be computed, which a table shows as `-`: `success`
 /// and the latencies of a selection without responses, and any figure,
 /// `rps` included, of counts that sum past the range of `f64` (a scraped
-/// server can serve 1e308). A figure is never NaN or infinite, nor a
+/// server can serve 1e308), and `rps` of responses over a window of zero.
+/// A figure is never NaN or infinite, nor a
 /// string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Golden {
@@ -30,7 +31,8 @@ pub struct Golden {
     /// without traffic.
     pub success: Option<f64>,
     /// Responses per second over the window; +Inf, `null` in JSON, when the
-    /// responses sum past the range of `f64`.
+    /// responses sum past the range of `f64` or were counted over a window
+    /// of zero.
     #[serde(serialize_with = "number_or_null")]
     pub rps: f64,
     /// Median latency to the first response byte, in milliseconds,

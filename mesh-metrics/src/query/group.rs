@@ -54,10 +54,20 @@ impl<K: Eq + Hash + Clone, V: Default> Groups<K, V> {
     }
 }
 
-/// `count` per second over `window`; zero over an empty window.
+/// `count` per second over `window`. Zero counts nothing, whatever the
+/// window; a count over an empty window has no rate, so it is +Inf, which
+/// a view shows as not computed (`-`, `null`) rather than as 0, which would
+/// read as no traffic at all.
 pub(crate) fn per_second(count: f64, window: Duration) -> f64 {
+    if count == 0.0 {
+        return 0.0;
+    }
     let secs = window.as_secs_f64();
-    if secs > 0.0 { count / secs } else { 0.0 }
+    if secs > 0.0 {
+        count / secs
+    } else {
+        f64::INFINITY
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +93,7 @@ mod tests {
         assert_eq!(entries.len(), 100);
         assert!(entries.iter().rev().zip(0..).all(|(e, key)| *e == (key, 3)));
         assert_eq!(per_second(30.0, Duration::from_secs(10)), 3.0);
-        assert_eq!(per_second(30.0, Duration::ZERO), 0.0);
+        assert_eq!(per_second(30.0, Duration::ZERO), f64::INFINITY);
+        assert_eq!(per_second(0.0, Duration::ZERO), 0.0);
     }
 }

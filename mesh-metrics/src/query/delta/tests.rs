@@ -303,3 +303,35 @@ fn a_share_of_sums_past_the_range_of_f64_is_not_computed() {
     assert_eq!(t.tls_rate(), None);
     assert_eq!(t.actual_success_rate(), None);
 }
+
+#[test]
+fn a_bucket_bound_of_nan_is_no_bucket() {
+    // A bound that is NaN equals no other, so each such sample took one of
+    // the MAX_BOUNDS places a row keeps, and the real bounds after them
+    // were dropped.
+    let mut after = String::new();
+    for i in 0..MAX_BOUNDS {
+        after += &format!("response_latency_ms_bucket{{le=\"NaN\",i=\"{i}\"}} 1\n");
+    }
+    after += "response_latency_ms_bucket{le=\"10\"} 4\n\
+              response_latency_ms_bucket{le=\"+Inf\"} 4\n";
+    let (_, t) = totals("", &after);
+    assert_eq!(t.buckets, [(10.0, 4.0), (f64::INFINITY, 4.0)]);
+    assert_eq!(t.latency_ms(0.5), Some(5.0));
+}
+
+#[test]
+fn responses_over_no_time_are_no_rate() {
+    // Responses counted over a window of zero have no rate; shown as 0 rps
+    // they read as no traffic at all. Without responses the rate is 0.
+    let t = Totals {
+        success: 5.0,
+        retries: 1.0,
+        ..Totals::default()
+    };
+    assert!(!t.rps(Duration::ZERO).is_finite());
+    assert!(!t.actual_rps(Duration::ZERO).is_finite());
+    assert_eq!(Totals::default().rps(Duration::ZERO), 0.0);
+    assert_eq!(Totals::default().actual_rps(Duration::ZERO), 0.0);
+    assert_eq!(t.rps(Duration::from_secs(5)), 1.0);
+}
