@@ -5,10 +5,12 @@
 //! `histogram_quantile` over `response_latency_ms_bucket`, so ours must give
 //! the same numbers from the same buckets. The rules (Prometheus'
 //! `promql/quantile.go`): sort the buckets by bound; the last must be `+Inf`;
-//! merge equal bounds and force the counts to be non-decreasing; find the
-//! first bucket whose cumulative count reaches `q × total`; interpolate
-//! linearly inside it, with 0 as the lower bound of the lowest bucket. A rank
-//! that falls in the `+Inf` bucket returns the highest finite bound.
+//! merge equal bounds; take counts within float noise of the one before
+//! (a relative difference under 1e-12) as equal to it, and force the counts
+//! to be non-decreasing; find the first bucket whose cumulative count
+//! reaches `q × total`; interpolate linearly inside it, with 0 as the lower
+//! bound of the lowest bucket. A rank that falls in the `+Inf` bucket
+//! returns the highest finite bound.
 
 /// The `q` quantile (0 to 1) of cumulative `buckets` given as
 /// `(upper bound, count at or under it)`, in any order; a bucket whose
@@ -47,10 +49,18 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
             _ => merged.push((bound, count)),
         }
     }
-    let mut max = f64::NEG_INFINITY;
-    for bucket in &mut merged {
-        max = max.max(bucket.1);
-        bucket.1 = max;
+    // As Prometheus' `ensureMonotonicAndIgnoreSmallDeltas`: a count within
+    // float noise of the last one kept, in either direction, or below it,
+    // is taken as that one.
+    if let Some(&(_, first)) = merged.first() {
+        let mut prev = first;
+        for bucket in merged.iter_mut().skip(1) {
+            if bucket.1 != prev && (almost_equal(prev, bucket.1) || bucket.1 < prev) {
+                bucket.1 = prev;
+            } else {
+                prev = bucket.1;
+            }
+        }
     }
     let n = merged.len();
     if n < 2 {
@@ -78,6 +88,24 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
         rank -= merged[b - 1].1;
     }
     Some(start + (end - start) * (rank / count))
+}
+
+/// Prometheus' `smallDeltaTolerance`: counts closer than this, relative to
+/// their sum, differ by float noise only.
+const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
+
+/// Whether `a` and `b` are equal but for float noise, as Prometheus'
+/// `almost.Equal` with [`SMALL_DELTA_TOLERANCE`].
+fn almost_equal(a: f64, b: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
+        return diff < SMALL_DELTA_TOLERANCE * f64::MIN_POSITIVE;
+    }
+    diff / abs_sum.min(f64::MAX) < SMALL_DELTA_TOLERANCE
 }
 
 #[cfg(test)]
@@ -146,5 +174,18 @@ mod tests {
         assert_eq!(histogram_quantile(0.5, &buckets), Some(1.0));
         assert_eq!(histogram_quantile(0.75, &buckets), Some(1.0));
         assert_eq!(histogram_quantile(0.5, &[(f64::NAN, 1.0)]), None);
+    }
+
+    #[test]
+    fn counts_that_differ_by_float_noise_are_equal_as_in_prometheus() {
+        // Prometheus' ensureMonotonicAndIgnoreSmallDeltas takes counts whose
+        // relative difference is under 1e-12 as equal, in either direction,
+        // and keeps the earlier: here le=2 and +Inf hold le=1's 1e12, so
+        // p100 is rank 1e12, which le=1 reaches: 0 + 1 × 1e12/1e12 = 1.
+        let buckets = [(1.0, 1e12), (2.0, 1e12 + 1.0), (f64::INFINITY, 1e12 + 1.0)];
+        assert_eq!(histogram_quantile(1.0, &buckets), Some(1.0));
+        // A difference past the tolerance is a count.
+        let buckets = [(1.0, 1e3), (2.0, 1e3 + 1.0), (f64::INFINITY, 1e3 + 1.0)];
+        assert_eq!(histogram_quantile(1.0, &buckets), Some(2.0));
     }
 }
