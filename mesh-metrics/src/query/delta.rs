@@ -35,7 +35,7 @@ use super::{
     group::per_second,
     histogram_quantile,
     parse::{Sample, Scrape},
-    series::{Matcher, Resets},
+    series::{Matcher, Resets, repeats},
 };
 
 /// The increase of every counter between two scrapes of one process.
@@ -58,6 +58,9 @@ impl Delta {
     /// new value, as Prometheus' `rate` reads a reset; and a series new in
     /// `after` counts whole.
     ///
+    /// A series written twice in one scrape is the first sample written, as
+    /// Prometheus keeps it: in `after`, the others are left out.
+    ///
     /// A series whose value is below zero, NaN or infinite in `after`, or
     /// in `before` where it was not reset, has no increase and is left out
     /// (see the [module docs](self)): every increase is finite, zero or
@@ -68,11 +71,12 @@ impl Delta {
         // Room for every sample: those left out are few, and a vector that
         // grew as it went would hold up to twice the delta while it copied.
         let mut samples = Vec::with_capacity(after.samples().len());
-        for s in after.samples() {
+        let repeats = repeats(after.samples());
+        for (s, repeat) in after.samples().iter().zip(repeats) {
             // Looked up first, whatever `s` holds: the matcher expects the
             // samples of `after` in order.
             let found = before.find(s);
-            if !is_count(s.value) {
+            if repeat || !is_count(s.value) {
                 continue;
             }
             let old = match found {

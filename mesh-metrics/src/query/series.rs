@@ -101,12 +101,8 @@ impl Index {
         index
     }
 
-    /// The name's hash plus each label's: the same in any label order.
     fn hash(&self, s: &Sample) -> u64 {
-        s.labels()
-            .fold(self.hasher.hash_one(s.name.as_str()), |sum, label| {
-                sum.wrapping_add(self.hasher.hash_one(label))
-            })
+        series_hash(&self.hasher, s)
     }
 
     fn find(&self, samples: &[Sample], s: &Sample) -> Option<usize> {
@@ -117,6 +113,45 @@ impl Index {
             .or_else(|| self.others.iter().find(|i| is(i)))
             .copied()
     }
+}
+
+/// The name's hash plus each label's: the same in any label order.
+fn series_hash(hasher: &RandomState, s: &Sample) -> u64 {
+    s.labels()
+        .fold(hasher.hash_one(s.name.as_str()), |sum, label| {
+            sum.wrapping_add(hasher.hash_one(label))
+        })
+}
+
+/// Whether each of `samples` repeats the series of one before it.
+/// Prometheus keeps one value of a series per scrape, and drops another
+/// written at the same time as a duplicate; a delta that took both would
+/// count the series' traffic twice.
+pub(super) fn repeats(samples: &[Sample]) -> Vec<bool> {
+    let hasher = RandomState::new();
+    // The first sample of each hash, and those whose hash another series
+    // had first, as in [`Index`].
+    let mut first: HashMap<u64, usize> = HashMap::with_capacity(samples.len());
+    let mut others: Vec<usize> = Vec::new();
+    let mut repeats = Vec::with_capacity(samples.len());
+    for (i, s) in samples.iter().enumerate() {
+        let is = |j: &usize| samples.get(*j).is_some_and(|other| same_series(other, s));
+        let repeat = match first.entry(series_hash(&hasher, s)) {
+            Entry::Vacant(e) => {
+                e.insert(i);
+                false
+            }
+            Entry::Occupied(e) => {
+                let repeat = is(e.get()) || others.iter().any(is);
+                if !repeat {
+                    others.push(i);
+                }
+                repeat
+            }
+        };
+        repeats.push(repeat);
+    }
+    repeats
 }
 
 /// Whether `a` and `b` are samples of one series: one name, one label set

@@ -335,3 +335,21 @@ fn responses_over_no_time_are_no_rate() {
     assert_eq!(Totals::default().actual_rps(Duration::ZERO), 0.0);
     assert_eq!(t.rps(Duration::from_secs(5)), 1.0);
 }
+
+#[test]
+fn a_series_written_twice_counts_once() {
+    // Prometheus keeps one value of a series per scrape (a second one at
+    // the same time is a duplicate it drops); summing both counted the
+    // series' traffic twice. The first written counts, in either scrape,
+    // in any label order.
+    let (delta, t) = totals(
+        "response_total{classification=\"success\",route=\"a\"} 10\n\
+         response_total{route=\"a\",classification=\"success\"} 10\n",
+        "response_total{classification=\"success\",route=\"a\"} 15\n\
+         response_total{classification=\"failure\"} 1\n\
+         response_total{route=\"a\",classification=\"success\"} 18\n\
+         response_total{classification=\"failure\"} 1\n",
+    );
+    assert_eq!((t.success, t.failure), (5.0, 1.0));
+    assert_eq!(delta.samples().len(), 2);
+}
