@@ -2,7 +2,8 @@
 //!
 //! It reads the subset of OpenMetrics (and of Prometheus' older text format,
 //! which shares the sample syntax) that prometheus-client writes: comment
-//! lines (`# HELP`, `# TYPE`, `# UNIT`, `# EOF`) are skipped, and each
+//! lines (`# HELP`, `# TYPE`, `# UNIT`) are skipped, `# EOF` ends the body
+//! (a line after it is an error), and each
 //! sample line is `name{label="value",...} value`, optionally followed by a
 //! timestamp or an exemplar, which are ignored. Label values may hold the
 //! escapes `\\`, `\"` and `\n`. Tokens may be separated, and a line
@@ -34,11 +35,24 @@ impl Scrape {
     /// When a sample line is malformed; the error names the line.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut reader = Reader::default();
+        let mut ended = false;
         for (i, line) in text.lines().enumerate() {
             // The text format lets blanks and tabs begin a line, before a
             // sample or a comment alike.
             let line = line.trim_end().trim_start_matches(BLANKS);
-            if line.is_empty() || line.starts_with('#') {
+            if line.is_empty() {
+                continue;
+            }
+            // OpenMetrics ends a body with `# EOF`: text after it is two
+            // bodies run together, or a broken writer.
+            if ended {
+                return Err(ParseError {
+                    line: i + 1,
+                    kind: ParseErrorKind::AfterEof,
+                });
+            }
+            if line.starts_with('#') {
+                ended = line == "# EOF";
                 continue;
             }
             reader
@@ -87,6 +101,8 @@ pub enum ParseErrorKind {
     /// The text holds 2^32 or more distinct label texts or labels, or 4 GiB
     /// of distinct label texts: more than a scrape can read.
     TooLarge,
+    /// A line follows OpenMetrics' `# EOF`, which ends a body.
+    AfterEof,
 }
 
 impl fmt::Display for ParseError {
@@ -96,6 +112,7 @@ impl fmt::Display for ParseError {
             ParseErrorKind::Labels => "bad label set",
             ParseErrorKind::Value => "bad sample value",
             ParseErrorKind::TooLarge => "too many labels",
+            ParseErrorKind::AfterEof => "text after # EOF",
         };
         write!(f, "{what} on line {}", self.line)
     }

@@ -121,3 +121,20 @@ fn lines_may_begin_with_blanks() {
     // A line of blanks only is an empty line.
     assert_eq!(Scrape::parse(" \t \na 1\n").unwrap().samples().len(), 1);
 }
+
+#[test]
+fn nothing_may_follow_the_end_of_an_openmetrics_body() {
+    // OpenMetrics ends a body with `# EOF`: a sample after it is not part
+    // of the exposition, and a peer that writes one is broken or is two
+    // bodies run together.
+    let text = "a_total 1\n# EOF\na_total 2\n";
+    let err = Scrape::parse(text).unwrap_err();
+    assert_eq!(err.kind(), ParseErrorKind::AfterEof);
+    assert_eq!(err.line(), 3);
+    assert_eq!(err.to_string(), "text after # EOF on line 3");
+    // Blank lines after it are nothing; and a body without `# EOF` (the
+    // older text format) is read as ever.
+    let scrape = Scrape::parse("a_total 1\n# EOF\n\n").unwrap();
+    assert_eq!(scrape.samples().len(), 1);
+    assert_eq!(Scrape::parse("a_total 1\n").unwrap().samples().len(), 1);
+}
