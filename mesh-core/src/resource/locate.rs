@@ -23,7 +23,10 @@ use super::{error::Location, shape::check_yaml_shape};
 /// Where the value at `path` (such as `spec.rules[0].matches[1].path.value`)
 /// is written in document `document` (counted from 1) of `text`, or `None`
 /// when it is not there or cannot be told for sure. An empty path is the
-/// document itself.
+/// document itself. A key that holds dots, such as the annotation
+/// `retry.linkerd.io/http`, is written in the path as it is
+/// (`metadata.annotations.retry.linkerd.io/http`): where a part of the path
+/// is not a key of its own, it is read together with the next.
 ///
 /// A text [`check_yaml_shape`] refuses is not looked into: each step of
 /// the walk parses the text again, and that text would take the parser
@@ -36,23 +39,33 @@ pub fn locate(text: &str, document: usize, path: &str) -> Option<Location> {
     if path.is_empty() {
         return probe(text, document, &[], Target::Value);
     }
-    let segments = parse_path(path)?;
+    let mut segments = parse_path(path)?;
     let mut floor = 0;
     let mut found = None;
-    for end in 1..=segments.len() {
+    let mut end = 1;
+    while end <= segments.len() {
         let prefix = &segments[..end];
         let key = match prefix.last() {
-            Some(Segment::Key(_)) => {
-                let key = probe(text, document, prefix, Target::Key)?;
-                if key.index < floor {
-                    return None;
+            Some(&Segment::Key(name)) => match probe(text, document, prefix, Target::Key) {
+                Some(key) if key.index < floor => return None,
+                Some(key) => {
+                    floor = key.index;
+                    Some(key)
                 }
-                floor = key.index;
-                Some(key)
-            }
+                // Not a key of its own: perhaps the first part of a key
+                // that holds dots, such as `retry.linkerd.io/http`.
+                None => match segments.get(end) {
+                    Some(&Segment::Key(next)) => {
+                        segments[end - 1] = Segment::Key(joined(path, name, next)?);
+                        segments.remove(end);
+                        continue;
+                    }
+                    _ => return None,
+                },
+            },
             _ => None,
         };
-        match probe(text, document, prefix, Target::Value) {
+        match probe(text, document, &segments[..end], Target::Value) {
             Some(value) if value.index >= floor => {
                 floor = value.index;
                 found = Some(value);
@@ -61,8 +74,16 @@ pub fn locate(text: &str, document: usize, path: &str) -> Option<Location> {
             _ if end == segments.len() => return key,
             _ => return None,
         }
+        end += 1;
     }
     found
+}
+
+/// `first`, the `.` after it and `next`: two keys of `path` as one, for a
+/// key that holds a dot (annotation and label keys are domain names).
+fn joined<'p>(path: &'p str, first: &'p str, next: &'p str) -> Option<&'p str> {
+    let offset = |part: &str| part.as_ptr().addr().checked_sub(path.as_ptr().addr());
+    path.get(offset(first)?..offset(next)? + next.len())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

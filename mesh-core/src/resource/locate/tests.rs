@@ -149,3 +149,34 @@ fn a_text_too_deep_to_parse_quickly_is_not_looked_into() {
     let shallow = format!("spec:\n  rules: {}1{}", "{a: ".repeat(100), "}".repeat(100));
     assert_eq!(at(&shallow, "spec.rules"), Some((2, 10)));
 }
+
+#[test]
+fn finds_keys_that_hold_dots_such_as_annotations() {
+    // Annotation and label keys are dotted domain names; the field path
+    // joins them with the same `.` as its other keys.
+    let text = "\
+metadata:
+  name: r
+  annotations:
+    retry.linkerd.io/http: 5xx
+    retry.linkerd.io/limit: \"two\"
+    config.alpha.linkerd.io/proxy-wait-before-exit-seconds: x
+spec: {}
+";
+    assert_eq!(
+        at(text, "metadata.annotations.retry.linkerd.io/limit"),
+        Some((5, 29))
+    );
+    assert_eq!(
+        at(
+            text,
+            "metadata.annotations.config.alpha.linkerd.io/proxy-wait-before-exit-seconds"
+        ),
+        Some((6, 61))
+    );
+    assert_eq!(at(text, "metadata.annotations.retry.linkerd.io/grpc"), None);
+    // A nested key is still preferred where it is written.
+    let nested = "a:\n  b.c: 1\n  b:\n    c: 2\n";
+    assert_eq!(at(nested, "a.b.c"), Some((4, 8)));
+    assert_eq!(at("a:\n  b.c: 1\n", "a.b.c"), Some((2, 8)));
+}
