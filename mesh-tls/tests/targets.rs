@@ -105,3 +105,36 @@ async fn an_ipv4_target_spelled_as_the_resolver_also_reads_it_gets_mtls() {
     }
     server.stop().await;
 }
+
+/// A host name, or the unspecified address (which Linux dials as the
+/// local host), connects to the mtls target without spelling its address
+/// at all. What decides is where the connection went: the connector checks
+/// the address it connected to against the targets before it sends a byte.
+#[tokio::test]
+async fn a_name_or_unspecified_address_that_connects_to_an_mtls_target_gets_mtls() {
+    let ca = ca();
+    let server = serve(store(&ca, API), InboundMode::Permissive).await;
+    let port = server.addr.port();
+    let mut client = client(connector(store(&ca, WEB), server.addr, API));
+
+    for host in ["localhost", "LocalHost", "0.0.0.0", "0"] {
+        let uri = format!("http://{host}:{port}/");
+        let req = http::Request::get(&uri)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let res = (&mut client).oneshot(req).await.unwrap();
+        let tls = res.extensions().get::<ServerTls>().cloned();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, format!("mutual {WEB}"), "{uri}");
+        assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+    }
+
+    // Without local credentials, the check fails closed too.
+    let bare = connector(CredentialStore::default(), server.addr, API);
+    let error = bare
+        .oneshot(format!("http://localhost:{port}/").parse().unwrap())
+        .await
+        .expect_err("no credentials");
+    assert!(matches!(error, ConnectError::NoCredentials), "{error:?}");
+    server.stop().await;
+}

@@ -1,19 +1,23 @@
 use std::{
     future::Future,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll, ready},
     time::SystemTime,
 };
 
-use hyper_util::rt::TokioIo;
+use hyper_util::{
+    client::legacy::connect::{Connection, HttpInfo},
+    rt::TokioIo,
+};
 use mesh_core::{BoxError, Identity};
 use rustls_pki_types::ServerName;
 use tokio::time::{Sleep, sleep};
 use tokio_rustls::client::TlsStream;
 
-use super::{ClientIo, ConnectError, Shared};
+use super::{ClientIo, ConnectError, Route, Shared};
 use crate::{
     cert,
     metrics::{Direction, HandshakeFailure},
@@ -33,6 +37,12 @@ pub struct ConnectFuture<F, T> {
 enum State<F, T> {
     Failed(Option<ConnectError>),
     Plaintext(F),
+    /// Plaintext by the URI, unless the connection reached an `mtls`
+    /// target's address.
+    Checking {
+        connect: F,
+        shared: Arc<Shared>,
+    },
     Connecting {
         connect: F,
         handshake: Option<Handshake>,
@@ -157,6 +167,15 @@ impl<F, T> ConnectFuture<F, T> {
         }
     }
 
+    pub(super) fn plaintext_unless_mtls(connect: F, shared: &Arc<Shared>) -> Self {
+        Self {
+            state: State::Checking {
+                connect,
+                shared: shared.clone(),
+            },
+        }
+    }
+
     pub(super) fn mtls(connect: F, handshake: Handshake) -> Self {
         Self {
             state: State::Connecting {
@@ -171,7 +190,7 @@ impl<F, T, E> Future for ConnectFuture<F, T>
 where
     F: Future<Output = Result<T, E>> + Unpin,
     E: Into<BoxError>,
-    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+    T: hyper::rt::Read + hyper::rt::Write + Connection + Unpin,
 {
     type Output = Result<ClientIo<T>, ConnectError>;
 
@@ -192,6 +211,36 @@ where
                             .map(ClientIo::plain)
                             .map_err(|e| ConnectError::Connect(e.into())),
                     );
+                }
+                State::Checking { connect, shared } => {
+                    let io = match ready!(Pin::new(connect).poll(cx)) {
+                        Ok(io) => io,
+                        Err(e) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Err(ConnectError::Connect(e.into())));
+                        }
+                    };
+                    let reached = peer_addr(&io).and_then(|peer| {
+                        match super::targets::mtls_endpoint(&shared.mtls_endpoints, peer)? {
+                            Route::Mtls { identity, config } => {
+                                Some((peer, identity.clone(), config.clone()))
+                            }
+                            Route::Plaintext => None,
+                        }
+                    });
+                    let Some((peer, identity, config)) = reached else {
+                        this.state = State::Done;
+                        return Poll::Ready(Ok(ClientIo::plain(io)));
+                    };
+                    let server_name = ServerName::IpAddress(peer.ip().into());
+                    let tls = tokio_rustls::TlsConnector::from(config);
+                    match Handshake::prepare(shared, identity, tls, server_name) {
+                        Ok(handshake) => this.state = handshake.start(io),
+                        Err(e) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Err(e));
+                        }
+                    }
                 }
                 State::Connecting { connect, handshake } => {
                     let result = ready!(Pin::new(connect).poll(cx));
@@ -238,6 +287,14 @@ where
     }
 }
 
+/// The address `io` reached, as the inner connector recorded it
+/// (hyper-util's `HttpConnector` does, in [`HttpInfo`]).
+fn peer_addr<T: Connection>(io: &T) -> Option<SocketAddr> {
+    let mut extras = http::Extensions::new();
+    io.connected().get_extras(&mut extras);
+    extras.get::<HttpInfo>().map(HttpInfo::remote_addr)
+}
+
 fn polled_after_completion() -> ConnectError {
     ConnectError::Connect("connect future polled after completion".into())
 }
@@ -247,6 +304,7 @@ impl<F, T> std::fmt::Debug for ConnectFuture<F, T> {
         let state = match &self.state {
             State::Failed(_) => "failed",
             State::Plaintext(_) => "plaintext",
+            State::Checking { .. } => "checking",
             State::Connecting { .. } => "connecting",
             State::Handshaking { .. } => "handshaking",
             State::Done => "done",

@@ -54,6 +54,7 @@ mod targets;
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     sync::{Arc, atomic::AtomicU64},
     task::{Context, Poll},
     time::Duration,
@@ -158,6 +159,9 @@ pub(crate) struct Shared {
     pub(crate) config: ConnectConfig,
     default: Route,
     routes: HashMap<Authority, Route>,
+    /// The `mtls` targets that are an address and a port, for the check
+    /// on where a plaintext connection went ([`targets::mtls_endpoints`]).
+    pub(crate) mtls_endpoints: HashMap<SocketAddr, Route>,
     pub(crate) retire: Arc<RetireShared>,
     pub(crate) next_id: AtomicU64,
 }
@@ -233,6 +237,7 @@ impl<C> TlsConnector<C> {
             .into_iter()
             .map(|(authority, tls)| Ok((authority, route(tls)?)))
             .collect::<Result<HashMap<_, _>, rustls::Error>>()?;
+        let mtls_endpoints = targets::mtls_endpoints(&routes);
         let mtls = matches!(default, Route::Mtls { .. })
             || routes.values().any(|r| matches!(r, Route::Mtls { .. }));
         let retire = Arc::new(RetireShared::new(mtls, store.metrics().clone()));
@@ -243,6 +248,7 @@ impl<C> TlsConnector<C> {
                 config,
                 default,
                 routes,
+                mtls_endpoints,
                 retire,
                 next_id: AtomicU64::new(0),
             }),
@@ -261,6 +267,18 @@ impl<C> TlsConnector<C> {
     }
 }
 
+/// Where the connection went decides too: a URI whose authority matches no
+/// `mtls` target may still connect to one, through a host name that
+/// resolves to its address or through `0.0.0.0`, which Linux dials as the
+/// local host. So a connection the URI would send in plaintext is checked,
+/// once connected and before a byte is written, against the targets that
+/// are an address and a port; one that reached such a target gets mutual
+/// TLS with that target's identity (or fails closed). This needs the
+/// address the connection reached from the inner connector's
+/// [`Connected`](hyper_util::client::legacy::connect::Connected) extras,
+/// which hyper-util's `HttpConnector` gives; a connection that does not
+/// carry it stays as its URI decided. The check only adds mutual TLS: a
+/// URI that matched an `mtls` target keeps it wherever it connected.
 impl<C> Service<Uri> for TlsConnector<C>
 where
     C: Service<Uri>,
@@ -281,7 +299,12 @@ where
     fn call(&mut self, uri: Uri) -> Self::Future {
         let route = targets::for_uri(&self.shared.routes, &uri).unwrap_or(&self.shared.default);
         let (identity, tls) = match route {
-            Route::Plaintext => return ConnectFuture::plaintext(self.inner.call(uri)),
+            Route::Plaintext if self.shared.mtls_endpoints.is_empty() => {
+                return ConnectFuture::plaintext(self.inner.call(uri));
+            }
+            Route::Plaintext => {
+                return ConnectFuture::plaintext_unless_mtls(self.inner.call(uri), &self.shared);
+            }
             Route::Mtls { identity, config } => (
                 identity.clone(),
                 tokio_rustls::TlsConnector::from(config.clone()),

@@ -37,7 +37,13 @@ pub enum OutboundTls {
 ///   spelled: an IPv4-mapped IPv6 address (`[::ffff:10.0.0.7]`, which a
 ///   dual-stack socket dials as `10.0.0.7`), and the shorthand, decimal,
 ///   octal and hex forms the C library's resolver reads as addresses
-///   (`10.7`, `167772167`, `0x0a.0.0.7`, `012.0.0.7`).
+///   (`10.7`, `167772167`, `0x0a.0.0.7`, `012.0.0.7`);
+/// - a URI that matches no `mtls` target but connects to one anyway (a host
+///   name that resolves to its address, `0.0.0.0`, which Linux dials as the
+///   local host) is caught after it connects: the connector checks the
+///   address it reached against the targets filed as an address and a port,
+///   and handshakes as that target before writing a byte. Targets filed
+///   under a host name are matched by the URI alone.
 #[derive(Clone, Debug)]
 pub struct TlsTargets {
     default: OutboundTls,
@@ -84,6 +90,30 @@ impl TlsTargets {
     pub fn get(&self, authority: &Authority) -> &OutboundTls {
         lookup(&self.targets, authority, None).unwrap_or(&self.default)
     }
+}
+
+/// The `mtls` targets filed under an address and a port, by that address:
+/// the ones a plaintext connection is checked against once it is
+/// connected, whatever name its URI gave.
+pub(super) fn mtls_endpoints(
+    routes: &HashMap<Authority, super::Route>,
+) -> HashMap<SocketAddr, super::Route> {
+    routes
+        .iter()
+        .filter(|(_, route)| matches!(route, super::Route::Mtls { .. }))
+        .filter_map(|(key, route)| Some((key.as_str().parse::<SocketAddr>().ok()?, route.clone())))
+        .collect()
+}
+
+/// The `mtls` target a connection to `peer` reached, if any: the address
+/// as a target key files it, an IPv4-mapped IPv6 address as its IPv4
+/// address.
+pub(super) fn mtls_endpoint(
+    endpoints: &HashMap<SocketAddr, super::Route>,
+    peer: SocketAddr,
+) -> Option<&super::Route> {
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    endpoints.get(&peer)
 }
 
 /// The setting of the target `uri` connects to, if one is configured.
