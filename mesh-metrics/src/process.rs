@@ -21,10 +21,12 @@ use std::{fmt, fs};
 
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder},
     metrics::{counter::ConstCounter, gauge::ConstGauge, info::Info},
     registry::Registry,
 };
+
+use crate::labels::label;
 
 /// Clock ticks per second in `/proc/<pid>/stat`: `USER_HZ`, which Linux
 /// fixes at 100 for user space on every architecture it exports it.
@@ -60,11 +62,31 @@ pub fn register_process_metrics(registry: &mut Registry, build: &BuildInfo) {
     registry.register(
         "proxy_build",
         "Proxy build info",
-        Info::new([("version", build.version), ("profile", build.profile)]),
+        Info::new(BuildLabels {
+            version: build.version,
+            profile: build.profile,
+        }),
     );
     registry.register_collector(Box::new(ProcessCollector {
         start_time: start_time_seconds(),
     }));
+}
+
+/// The labels of `proxy_build_info`. The build's text is the caller's,
+/// and prometheus-client writes label values as they are: escaped here,
+/// so that a `"` or a newline in a version cannot end its value early or
+/// forge a line of the exposition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct BuildLabels {
+    version: &'static str,
+    profile: &'static str,
+}
+
+impl EncodeLabelSet for BuildLabels {
+    fn encode(&self, enc: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        label(enc, "version", self.version)?;
+        label(enc, "profile", self.profile)
+    }
 }
 
 /// Reads `/proc/self` on each scrape. The start time does not change, so it
