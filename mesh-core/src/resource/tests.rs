@@ -7,6 +7,7 @@ use super::*;
 const GUIDE_POLICY: &str = include_str!("testdata/guide-policy.yaml");
 const GUIDE_RETRIES: &str = include_str!("testdata/guide-retries.yaml");
 
+mod mutated;
 mod strict;
 
 fn documents(text: &str) -> Vec<Document<'_>> {
