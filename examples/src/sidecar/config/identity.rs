@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mesh_core::{Identity, TrustDomain};
-use mesh_tls::{CredentialFiles, DEFAULT_WATCH_INTERVAL, ca::DEFAULT_WORKLOAD_TTL};
+use mesh_tls::{
+    CredentialFiles, DEFAULT_WATCH_INTERVAL, ca::DEFAULT_WORKLOAD_TTL, in_trust_domain,
+};
 pub use mesh_tls::{CredentialSource, InboundMode, OutboundTls, StoreConfig};
 use serde::Deserialize;
 use serde::de::Deserializer;
@@ -221,9 +223,12 @@ pub(super) fn resolve_identity(
     }
     let identity = section.identity.map(|name| name.0);
     let trust_domain = section.trust_domain.map(|name| name.0);
+    // As the credential store judges every certificate: a DNS-style name
+    // is in the domain when it ends with `.<domain>`, a SPIFFE ID when it
+    // names the domain. Refused here, the mistake is named at its field,
+    // rather than by every certificate the store would then refuse.
     if let (Some(identity), Some(domain)) = (&identity, &trust_domain)
-        && identity.is_spiffe()
-        && !domain.contains(identity)
+        && !in_trust_domain(domain, identity)
     {
         return Err(error(
             ConfigErrorKind::InvalidValue,
