@@ -2,7 +2,7 @@
 //! listeners on one port, or an application address that is one of the
 //! sidecar's own listeners, are errors found before anything is bound.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::error::{ConfigError, ConfigErrorKind, Location};
 use super::locate::locate;
@@ -108,15 +108,30 @@ pub(super) fn check_listeners(
 /// Whether a connection to `app` (an application's or a dashboard peer's
 /// address) would arrive at the sidecar's own `listener`: the same port,
 /// and the same address, or a listener on every interface reached through
-/// loopback (`0.0.0.0` as a destination is loopback too). An IPv4
-/// wildcard takes IPv4 only; `[::]` takes both.
+/// loopback. An IPv4 wildcard takes IPv4 only; `[::]` takes both.
+///
+/// As a destination, an unspecified address is the loopback address of
+/// its family: Linux connects `0.0.0.0` to `127.0.0.1` and `[::]` to
+/// `[::1]`, so an application at `0.0.0.0:4140` is the outbound listener
+/// on `127.0.0.1:4140`.
 pub(super) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
-    let (app, listener) = (canonical(app), canonical(listener));
-    let local = app.ip().is_loopback() || app.ip().is_unspecified();
+    let (app, listener) = (destination(canonical(app)), canonical(listener));
     let family_ok = listener.is_ipv6() || app.is_ipv4();
     listener.port() != 0
         && app.port() == listener.port()
-        && (app.ip() == listener.ip() || (listener.ip().is_unspecified() && local && family_ok))
+        && (app.ip() == listener.ip()
+            || (listener.ip().is_unspecified() && app.ip().is_loopback() && family_ok))
+}
+
+/// Where a connection to `addr` goes: an unspecified address is the
+/// loopback address of its family.
+fn destination(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// Rejects an application address on port 0, which nothing can connect
