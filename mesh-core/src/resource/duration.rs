@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// A duration in the Gateway API's format (GEP-2257): one to four
 /// components, each one to five digits and a unit, `h`, `m`, `s` or `ms`,
@@ -11,9 +11,16 @@ use serde::Deserialize;
 ///
 /// `0s` is a zero duration; what zero means is up to the field (for a
 /// route's `timeouts.request`, GEP-1742 says it disables the timeout).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GatewayDuration(Duration);
+
+impl<'de> Deserialize<'de> for GatewayDuration {
+    /// Reads the string in place, so that a bad one is refused at its own
+    /// line and column.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::scalar::parse_str(deserializer, "a duration such as 10s or 1h30m", Self::parse)
+    }
+}
 
 impl GatewayDuration {
     /// Parses a GEP-2257 duration.

@@ -75,6 +75,7 @@ mod ignored;
 mod load;
 mod locate;
 mod meta;
+mod scalar;
 mod shape;
 mod timestamp;
 

@@ -106,3 +106,14 @@ fn a_method_outside_the_gateway_apis_list_is_refused_where_it_is_written() {
         assert!(m.to_route_match().is_ok(), "{method}");
     }
 }
+
+#[test]
+fn a_bad_duration_is_located_at_its_own_line_not_its_mappings() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts:\n        backendRequest: 1s\n        request: 10 seconds\n";
+    let err = route_error(text);
+    assert_eq!(err.field_path(), "spec.rules[0].timeouts.request");
+    assert_eq!(err.line(), Some(8), "{err}");
+    assert_eq!(err.location().map(|at| at.column), Some(18), "{err}");
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - retry:\n        attempts: 2\n        backoff: 1.5s\n";
+    assert_eq!(route_error(text).line(), Some(8));
+}
