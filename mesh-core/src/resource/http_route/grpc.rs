@@ -53,8 +53,9 @@ pub struct GrpcRouteSpec {
     /// What the route attaches to: a `Server` or a `Service`.
     #[serde(default)]
     pub parent_refs: Vec<ParentReference>,
-    /// The hostnames the route applies to; empty means any.
-    #[serde(default)]
+    /// The hostnames the route applies to; empty means any. Each is a
+    /// DNS name or a wildcard (`*.example.com`), as for an `HTTPRoute`.
+    #[serde(default, deserialize_with = "super::hostname::hostnames")]
     pub hostnames: Vec<String>,
     /// The rules.
     #[serde(default)]

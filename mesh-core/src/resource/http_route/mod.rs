@@ -24,6 +24,7 @@ use super::{GatewayDuration, ObjectMeta, Resource};
 mod convert;
 mod filter;
 mod grpc;
+mod hostname;
 
 pub use self::{
     convert::{InvalidMatch, InvalidMatchReason},
@@ -73,8 +74,10 @@ pub struct HttpRouteSpec {
     /// What the route attaches to: a `Server`, a `Service` or a `Gateway`.
     #[serde(default)]
     pub parent_refs: Vec<ParentReference>,
-    /// The hostnames the route applies to; empty means any.
-    #[serde(default)]
+    /// The hostnames the route applies to; empty means any. Each is a
+    /// DNS name or a wildcard (`*.example.com`), lowercase, without a port,
+    /// as the Gateway API requires; reading refuses any other.
+    #[serde(default, deserialize_with = "hostname::hostnames")]
     pub hostnames: Vec<String>,
     /// The rules, each a set of matches and what to do with them.
     #[serde(default)]

@@ -108,6 +108,61 @@ fn a_method_outside_the_gateway_apis_list_is_refused_where_it_is_written() {
 }
 
 #[test]
+fn hostnames_the_gateway_api_refuses_are_refused_where_they_are_written() {
+    // A port, a scheme, a bare `*` or a misplaced wildcard make a hostname
+    // that no request's host equals: the route would match nothing.
+    let route = |hostname: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n  hostnames:\n    - books.shop\n    - {hostname:?}\n"
+        )
+    };
+    for bad in [
+        "books.shop:8080",
+        "http://books.shop",
+        "*",
+        "*.",
+        "a*.shop",
+        "books.*.shop",
+        "**.shop",
+        "books..shop",
+        "-books.shop",
+        "books-.shop",
+        "books.shop.",
+        "books_shop",
+        "Books.Shop",
+        "10.0.0.1",
+        "",
+        &format!("{}.shop", "a".repeat(64)),
+        &["a"; 128].join("."),
+    ] {
+        let err = route_error(&route(bad));
+        assert_eq!(
+            err.kind(),
+            ResourceErrorKind::InvalidValue,
+            "{bad:?}: {err}"
+        );
+        assert_eq!(err.field_path(), "spec.hostnames[1]", "{bad:?}: {err}");
+        assert_eq!(err.line(), Some(7), "{bad:?}: {err}");
+        assert!(err.message().contains("hostname"), "{err}");
+    }
+    for good in [
+        "books.shop.svc.cluster.local",
+        "*.example.com",
+        "a-1.b2",
+        "localhost",
+        "1a.example",
+        &["a"; 127].join("."),
+    ] {
+        let loaded = load::<HttpRoute>("routes.yaml", &route(good)).unwrap();
+        assert_eq!(loaded.resources[0].spec.hostnames[1], good);
+    }
+    let grpc = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g}\nspec:\n  hostnames: [\"grpc.shop:443\"]\n";
+    let doc = Documents::new("g.yaml", grpc).next().unwrap().unwrap();
+    let err = doc.read::<GrpcRoute>().unwrap_err();
+    assert_eq!(err.field_path(), "spec.hostnames[0]", "{err}");
+}
+
+#[test]
 fn a_bad_duration_is_located_at_its_own_line_not_its_mappings() {
     let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - timeouts:\n        backendRequest: 1s\n        request: 10 seconds\n";
     let err = route_error(text);
