@@ -146,6 +146,46 @@ async fn a_refused_post_is_sent_again_byte_for_byte() {
     assert_eq!(route.not_retryable("non_idempotent"), 0);
 }
 
+/// The upstream refuses the stream on its headers, while the client is
+/// still sending the body (its second chunk waits for the refusal): the
+/// error can reach the retry before hyper's task that sends the body has
+/// let go of it, and the retry then waits for it (the unit tests of
+/// `retry::tests::limits` hold the body for certain). The retry replays
+/// the first chunk and sends the rest.
+#[tokio::test]
+async fn a_post_refused_while_its_body_streams_is_sent_again_whole() {
+    let route = Route::new(First::RefusedAtOnce).await;
+    let refused = route.upstream.refused.clone();
+    let body = boxed(StreamBody::new(futures_util::stream::unfold(
+        0,
+        move |step| {
+            let refused = refused.clone();
+            async move {
+                match step {
+                    0 => Some((Ok::<_, BoxError>(Frame::data(Bytes::from("one,"))), 1)),
+                    1 => {
+                        refused.notified().await;
+                        Some((Ok(Frame::data(Bytes::from("two"))), 2))
+                    }
+                    _ => None,
+                }
+            }
+        },
+    )));
+    let req = Request::post("http://orders/orders")
+        .version(Version::HTTP_2)
+        .body(body)
+        .unwrap();
+    let status = route.send(RetryPolicy::default(), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        route.upstream.bodies(),
+        [Bytes::new(), Bytes::from("one,two")]
+    );
+    assert_eq!(route.retries(), 1);
+    assert_eq!(route.not_retryable("body_in_use"), 0);
+}
+
 #[tokio::test]
 async fn a_post_above_a_graceful_goaways_last_stream_is_sent_again() {
     let route = Route::new(First::GoAway).await;

@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::Notify,
 };
 
 /// How an upstream fails the first request, always after reading it whole,
@@ -34,12 +35,18 @@ pub(crate) enum First {
     GoAwayAfter,
     /// Closes the connection: it may have been processed.
     Close,
+    /// Resets its stream with `REFUSED_STREAM` as soon as its headers
+    /// arrive, reading none of its body (kept as empty), and then wakes
+    /// [`Upstream::refused`]: the client may still be sending the body.
+    RefusedAtOnce,
 }
 
 /// An upstream on 127.0.0.1; see the module docs.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     bodies: Bodies,
+    /// Woken when [`First::RefusedAtOnce`] has refused the first request.
+    pub(crate) refused: Arc<Notify>,
 }
 
 type Bodies = Arc<Mutex<Vec<Bytes>>>;
@@ -59,6 +66,8 @@ pub(crate) async fn upstream(first: First) -> Upstream {
     let addr = listener.local_addr().unwrap();
     let bodies = Bodies::default();
     let kept = bodies.clone();
+    let refused = Arc::new(Notify::new());
+    let on_refusal = refused.clone();
     tokio::spawn(async move {
         let mut connections = 0;
         loop {
@@ -67,12 +76,16 @@ pub(crate) async fn upstream(first: First) -> Upstream {
             if connections == 0 && by_hand {
                 tokio::spawn(fail_connection(tcp, first, kept.clone()));
             } else {
-                tokio::spawn(serve(tcp, first, kept.clone()));
+                tokio::spawn(serve(tcp, first, kept.clone(), on_refusal.clone()));
             }
             connections += 1;
         }
     });
-    Upstream { addr, bodies }
+    Upstream {
+        addr,
+        bodies,
+        refused,
+    }
 }
 
 /// Keeps `body`, and returns its index among the bodies kept.
@@ -84,11 +97,18 @@ fn keep(bodies: &Bodies, body: Bytes) -> usize {
 
 /// Serves a connection with the h2 crate's server, failing the first
 /// request of all as [`First::Refused`] or [`First::Reset`] say.
-async fn serve(tcp: TcpStream, first: First, bodies: Bodies) {
+async fn serve(tcp: TcpStream, first: First, bodies: Bodies, refused: Arc<Notify>) {
     let Ok(mut conn) = h2::server::handshake(tcp).await else {
         return;
     };
-    while let Some(Ok((req, respond))) = conn.accept().await {
+    while let Some(Ok((req, mut respond))) = conn.accept().await {
+        if first == First::RefusedAtOnce && bodies.lock().unwrap().is_empty() {
+            keep(&bodies, Bytes::new());
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            drop(req);
+            refused.notify_one();
+            continue;
+        }
         tokio::spawn(answer(req, respond, first, bodies.clone()));
     }
 }

@@ -25,7 +25,7 @@ where
             match &mut self.phase {
                 Phase::Idle => self.acquire()?,
                 Phase::Replaying { next } => {
-                    let frame = match &*self.shared.lock() {
+                    let frame = match &self.shared.lock().state {
                         State::Complete(recording) => recording.frame(*next),
                         // A whole recording is never taken back.
                         State::Reading | State::Parked(_) | State::Committed => None,
@@ -59,11 +59,11 @@ where
     /// Takes the shared state for this attempt: a whole recording to replay,
     /// or the parked original body to replay and read on.
     fn acquire(&mut self) -> Result<(), BoxError> {
-        let mut state = self.shared.lock();
-        match std::mem::replace(&mut *state, State::Reading) {
+        let mut slot = self.shared.lock();
+        match std::mem::replace(&mut slot.state, State::Reading) {
             State::Complete(recording) => {
                 self.phase = Phase::Replaying { next: 0 };
-                *state = State::Complete(recording);
+                slot.state = State::Complete(recording);
                 Ok(())
             }
             State::Parked(reader) => {
@@ -74,7 +74,7 @@ where
                 Ok(())
             }
             other => {
-                *state = other;
+                slot.state = other;
                 self.phase = Phase::Done;
                 Err(ReplayUnavailable.into())
             }

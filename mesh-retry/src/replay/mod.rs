@@ -162,6 +162,15 @@ impl<B> Replay<B> {
         }
     }
 
+    /// Ready once no attempt holds the original body (see
+    /// [`Replayable::InUse`]); until then, the task of `cx` is woken when
+    /// the attempt that holds it lets it go.
+    pub(crate) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared
+            .as_ref()
+            .map_or(Poll::Ready(()), |shared| shared.poll_released(cx))
+    }
+
     /// Whether another attempt can be made with this body now.
     pub(crate) fn replayable(&self) -> Replayable {
         self.shared
@@ -201,7 +210,7 @@ where
             Kind::Empty => true,
             Kind::Attempt(attempt) => match &attempt.phase {
                 Phase::Idle => false,
-                Phase::Replaying { next } => match &*attempt.shared.lock() {
+                Phase::Replaying { next } => match &attempt.shared.lock().state {
                     State::Complete(recording) => *next >= recording.frames(),
                     State::Reading | State::Parked(_) | State::Committed => true,
                 },
@@ -224,7 +233,7 @@ where
             Kind::Attempt(Attempt {
                 shared,
                 phase: Phase::Idle,
-            }) => match &*shared.lock() {
+            }) => match &shared.lock().state {
                 State::Complete(recording) => recording.size_hint_from(0),
                 State::Parked(reader) => {
                     with_replayed(reader.body.size_hint(), reader.recorded as u64)
@@ -234,7 +243,7 @@ where
             Kind::Attempt(Attempt {
                 shared,
                 phase: Phase::Replaying { next },
-            }) => match &*shared.lock() {
+            }) => match &shared.lock().state {
                 State::Complete(recording) => recording.size_hint_from(*next),
                 State::Reading | State::Parked(_) | State::Committed => SizeHint::with_exact(0),
             },

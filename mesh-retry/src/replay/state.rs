@@ -1,6 +1,9 @@
 //! The state the attempts of one request share.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::{
+    sync::{Mutex, MutexGuard, PoisonError},
+    task::{Context, Poll, Waker},
+};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -9,11 +12,18 @@ use http_body::{Frame, SizeHint};
 /// What the attempts of one request share: where the original body is, and
 /// what of it has been recorded.
 pub(super) struct Shared<B> {
-    state: Mutex<State<B>>,
+    slot: Mutex<Slot<B>>,
     /// The most bytes recorded for replay.
     pub(super) max_bytes: usize,
     /// The original body's size hint, for attempts that have not started.
     pub(super) size_hint: SizeHint,
+}
+
+/// The state, and the retry waiting for the attempt that holds the body to
+/// let it go, if one is.
+pub(super) struct Slot<B> {
+    pub(super) state: State<B>,
+    release: Option<Waker>,
 }
 
 pub(super) enum State<B> {
@@ -124,24 +134,50 @@ pub(crate) enum Replayable {
 impl<B> Shared<B> {
     pub(super) fn new(max_bytes: usize, size_hint: SizeHint) -> Self {
         Self {
-            state: Mutex::new(State::Reading),
+            slot: Mutex::new(Slot {
+                state: State::Reading,
+                release: None,
+            }),
             max_bytes,
             size_hint,
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, State<B>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Slot<B>> {
         // A panic while holding the lock cannot leave the state half
         // written: every update is one assignment.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Sets the state, and wakes a retry waiting for the body's release:
+    /// whatever the new state is, the attempt that held the body is done
+    /// with it.
     pub(super) fn set(&self, state: State<B>) {
-        *self.lock() = state;
+        let mut slot = self.lock();
+        slot.state = state;
+        let waiter = slot.release.take();
+        drop(slot);
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+
+    /// Ready once no attempt holds the original body; until then, the task
+    /// of `cx` is woken when one lets it go.
+    pub(super) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut slot = self.lock();
+        if !matches!(slot.state, State::Reading) {
+            return Poll::Ready(());
+        }
+        match &mut slot.release {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => slot.release = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     pub(super) fn replayable(&self) -> Replayable {
-        match &*self.lock() {
+        match &self.lock().state {
             State::Complete(_) => Replayable::Complete,
             State::Parked(_) => Replayable::Unfinished,
             State::Committed => Replayable::Committed,

@@ -60,8 +60,22 @@ pub(crate) struct Attempts<S, B, C> {
     grpc: bool,
     /// Attempts made so far, the first included.
     pub(crate) attempts: u32,
+    /// Whether the last attempt's outcome has already waited for its
+    /// client to let go of the body ([`Decision::AwaitBody`]).
+    awaited_body: bool,
     labels: Labels,
 }
+
+/// How long a failed attempt's client may keep the request body before the
+/// retry that needs it is given up (`body_in_use`).
+///
+/// hyper lets go of a request body from the task that sends it: an HTTP/2
+/// stream's body is dropped when its send task sees the stream's reset, an
+/// HTTP/1 body when the connection's task ends. That is usually within
+/// microseconds of the failure, but can come after it: a retry decided
+/// at once would find the body still held. One second is far above that
+/// and short against a request's life.
+pub(crate) const BODY_RELEASE_WAIT: Duration = Duration::from_secs(1);
 
 /// A retry decided on: the head it will send, and the retry it took from
 /// the budget, to give back if it is not sent after all.
@@ -76,6 +90,11 @@ pub(crate) enum Decision {
     Return,
     /// Retry after `delay`, counted from `now`.
     Retry { delay: Duration, now: Instant },
+    /// Nothing answered, but the failed attempt's client still holds the
+    /// request body: wait, up to [`BODY_RELEASE_WAIT`], for it to let go
+    /// ([`Attempts::poll_released`]), then decide again on the same
+    /// outcome. The second decision does not wait.
+    AwaitBody,
 }
 
 impl<S, B, C> Attempts<S, B, C> {
@@ -101,6 +120,7 @@ impl<S, B, C> Attempts<S, B, C> {
             // Never retried, so never asked whether a retry succeeded.
             grpc: false,
             attempts: 1,
+            awaited_body: false,
             labels,
         }
     }
@@ -128,6 +148,7 @@ impl<S, B, C> Attempts<S, B, C> {
             unprocessed_only,
             grpc,
             attempts: 1,
+            awaited_body: false,
             labels,
         }
     }
@@ -203,7 +224,11 @@ where
             Some(Replayable::Complete) => {}
             Some(Replayable::Unfinished) if !answered => {}
             // Nothing answered, but the failed attempt's client still
-            // sends the body.
+            // holds the body: wait for it to let go, once.
+            Some(Replayable::InUse) if !answered && !self.awaited_body => {
+                self.awaited_body = true;
+                return Decision::AwaitBody;
+            }
             Some(Replayable::InUse) if !answered => {
                 self.count(|m| m.not_retryable(NotRetryable::BodyInUse));
                 return Decision::Return;
@@ -264,9 +289,18 @@ where
         };
         // Sent: the withdrawal is spent.
         self.attempts += 1;
+        self.awaited_body = false;
         let req = next.head.map(|()| replay.next_attempt());
         self.count(RouteRetryMetrics::retry);
         Poll::Ready(Ok(Some(req)))
+    }
+
+    /// Ready once the failed attempt's client has let go of the request
+    /// body, after [`Decision::AwaitBody`].
+    pub(crate) fn poll_released(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.replay
+            .as_ref()
+            .map_or(Poll::Ready(()), |replay| replay.poll_released(cx))
     }
 
     /// Waits for the service that sends further attempts: the first half
@@ -300,6 +334,7 @@ where
         let next = self.next.take()?;
         // Sent: the withdrawal is spent.
         self.attempts += 1;
+        self.awaited_body = false;
         let req = next.head.map(|()| replay.next_attempt());
         self.count(RouteRetryMetrics::retry);
         Some(req)

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use super::{
     Shared,
-    attempts::{Attempts, Decision, Head, Labels},
+    attempts::{Attempts, BODY_RELEASE_WAIT, Decision, Head, Labels},
 };
 use crate::{
     metrics::NotRetryable,
@@ -58,6 +58,9 @@ pin_project_lite::pin_project! {
         // with a deadline in case it runs out first. Boxed, and held here
         // rather than beside the state, so that only a retry pays for it.
         Backoff { #[pin] sleep: Sleep, last: Option<Box<R>> },
+        // An outcome to decide on again once the failed attempt's client
+        // lets go of the request body, or `sleep` ends.
+        Releasing { #[pin] sleep: Sleep, last: Option<Box<R>> },
         Ready { last: Option<Box<R>> },
         // The request's deadline had passed when it came: nothing is sent.
         Expired { grpc: bool },
@@ -155,21 +158,23 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(result);
                     };
-                    match retry.decide(&result) {
-                        Decision::Return => return Poll::Ready(result),
-                        Decision::Retry { delay, .. } => {
-                            // A deadline can still run out before the retry
-                            // is sent: keep what the caller would then get.
-                            let last = retry.deadline().map(|_| Box::new(result));
-                            if delay.is_zero() {
-                                this.state.set(State::Ready { last });
-                            } else {
-                                this.state.set(State::Backoff {
-                                    sleep: sleep(delay),
-                                    last,
-                                });
-                            }
-                        }
+                    if let Some(result) = on_outcome(this.state.as_mut(), retry, result) {
+                        return Poll::Ready(result);
+                    }
+                }
+                StateProj::Releasing { sleep, last } => {
+                    let Some(retry) = this.retry.as_mut() else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    if retry.poll_released(cx).is_pending() {
+                        ready!(sleep.poll(cx));
+                    }
+                    let Some(result) = last.take() else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    this.state.set(State::Done);
+                    if let Some(result) = on_outcome(this.state.as_mut(), retry, *result) {
+                        return Poll::Ready(result);
                     }
                 }
                 StateProj::Backoff { sleep, last } => {
@@ -219,6 +224,47 @@ where
                 }
                 StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
             }
+        }
+    }
+}
+
+/// What an attempt ends with.
+type Outcome<RB> = Result<Response<RB>, BoxError>;
+
+/// Decides on an attempt's outcome, with the attempt dropped: sets the
+/// state to wait for the next attempt, or gives the outcome back for the
+/// caller.
+fn on_outcome<S, B, RB>(
+    mut state: Pin<&mut State<S::Future, Outcome<RB>>>,
+    retry: &mut Attempts<S, B, Shared>,
+    result: Outcome<RB>,
+) -> Option<Outcome<RB>>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+{
+    match retry.decide(&result) {
+        Decision::Return => Some(result),
+        Decision::AwaitBody => {
+            state.set(State::Releasing {
+                sleep: sleep(BODY_RELEASE_WAIT),
+                last: Some(Box::new(result)),
+            });
+            None
+        }
+        Decision::Retry { delay, .. } => {
+            // A deadline can still run out before the retry is sent: keep
+            // what the caller would then get.
+            let last = retry.deadline().map(|_| Box::new(result));
+            if delay.is_zero() {
+                state.set(State::Ready { last });
+            } else {
+                state.set(State::Backoff {
+                    sleep: sleep(delay),
+                    last,
+                });
+            }
+            None
         }
     }
 }

@@ -23,7 +23,9 @@
 //!    timeout, or got any other answer the mesh made itself, such as a 503
 //!    for a request it had nowhere to send, is different: the next attempt
 //!    replays what was sent and sends the rest, once the failed attempt's
-//!    client has let go of the body (`body_in_use` while it has not).);
+//!    client has let go of the body. hyper lets go of it from the task
+//!    that sends it, usually just after the failure: the retry waits for
+//!    that, up to a second, and is given up as `body_in_use` after.);
 //! 5. the request's [`Deadline`], if any, leaves more
 //!    time than the backoff, and still leaves some when the backoff is
 //!    over and the service is ready: no retry is sent past the deadline,

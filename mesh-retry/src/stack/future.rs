@@ -17,7 +17,7 @@ use crate::{
     deadline::{FAR_FUTURE, time_left},
     replay::ReplayBody,
     retry::{
-        attempts::{Attempts, Decision},
+        attempts::{Attempts, BODY_RELEASE_WAIT, Decision},
         future::PolledAfterCompletion,
     },
     timeout::{TimeoutBody, attempt::start_attempt},
@@ -36,7 +36,7 @@ pin_project_lite::pin_project! {
         S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S::Future, Result<S::Response, BoxError>>,
         deadline: Option<Instant>,
         // The end of the current attempt's per-try timeout, or of the
         // backoff.
@@ -65,10 +65,13 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, R> {
         Calling { #[pin] fut: F },
         // The deadline had passed before anything was sent.
         Expired,
+        // An outcome to decide on again once the failed attempt's client
+        // lets go of the request body, or the wait for it ends.
+        Releasing { last: Option<Box<R>> },
         Backoff,
         Ready,
         Done,
@@ -162,26 +165,36 @@ where
                     let Some(retry) = this.retry.as_mut() else {
                         return respond(result);
                     };
-                    match retry.decide(&result) {
-                        Decision::Return => return respond(result),
-                        Decision::Retry { delay, .. } if delay.is_zero() => {
-                            *this.until = None;
-                            this.state.set(State::Ready);
-                        }
-                        Decision::Retry { delay, now } => {
-                            // A wait past what the clock holds (an uncapped
-                            // backoff and a huge `Retry-After`) ends as far
-                            // out as it goes, as tokio's `sleep` does: with
-                            // no instant to wake at, it never would.
-                            let delay = delay.min(FAR_FUTURE);
-                            *this.until = Some(now.checked_add(delay).unwrap_or(now));
-                            this.state.set(State::Backoff);
-                        }
+                    if let Some(result) = on_outcome(this.state.as_mut(), this.until, retry, result)
+                    {
+                        return respond(result);
                     }
                 }
                 StateProj::Expired => {
                     this.state.set(State::Done);
                     return timed_out();
+                }
+                StateProj::Releasing { last } => {
+                    let Some(retry) = this.retry.as_mut() else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    if retry.poll_released(cx).is_pending()
+                        && let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx))
+                    {
+                        // Nothing was taken from the budget yet.
+                        this.state.set(State::Done);
+                        return timed_out();
+                    }
+                    let Some(result) = last.take() else {
+                        return Poll::Ready(Err(PolledAfterCompletion.into()));
+                    };
+                    this.state.set(State::Done);
+                    *this.until = None;
+                    if let Some(result) =
+                        on_outcome(this.state.as_mut(), this.until, retry, *result)
+                    {
+                        return respond(result);
+                    }
                 }
                 StateProj::Backoff => {
                     if let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx)) {
@@ -242,6 +255,47 @@ where
             }
         }
     }
+}
+
+/// What an attempt ends with.
+type Outcome<RB> = Result<Response<RB>, BoxError>;
+
+/// Decides on an attempt's outcome, with the attempt dropped: sets the
+/// state (and `until`) to wait for the next attempt, or gives the outcome
+/// back for the caller.
+fn on_outcome<S, B, RB>(
+    mut state: Pin<&mut State<S::Future, Outcome<RB>>>,
+    until: &mut Option<Instant>,
+    retry: &mut Attempts<S, B, Config>,
+    result: Outcome<RB>,
+) -> Option<Outcome<RB>>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+{
+    match retry.decide(&result) {
+        Decision::Return => return Some(result),
+        Decision::AwaitBody => {
+            let now = Instant::now();
+            *until = Some(now.checked_add(BODY_RELEASE_WAIT).unwrap_or(now));
+            state.set(State::Releasing {
+                last: Some(Box::new(result)),
+            });
+        }
+        Decision::Retry { delay, .. } if delay.is_zero() => {
+            *until = None;
+            state.set(State::Ready);
+        }
+        Decision::Retry { delay, now } => {
+            // A wait past what the clock holds (an uncapped backoff and a
+            // huge `Retry-After`) ends as far out as it goes, as tokio's
+            // `sleep` does: with no instant to wake at, it never would.
+            let delay = delay.min(FAR_FUTURE);
+            *until = Some(now.checked_add(delay).unwrap_or(now));
+            state.set(State::Backoff);
+        }
+    }
+    None
 }
 
 /// Gives up a retry whose backoff the deadline cut short, as the retry

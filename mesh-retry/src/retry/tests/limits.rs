@@ -327,3 +327,84 @@ async fn a_body_an_abandoned_attempt_still_holds_is_no_streaming_response() {
     assert_eq!(h.not_retryable("streaming_response"), 0);
     assert_eq!(h.not_retryable("body_in_use"), 1);
 }
+
+/// An upstream whose first attempt fails before any response while its
+/// client still holds the request body, as hyper's does: the error comes
+/// before the task that sends the body sees the reset and lets the body
+/// go, 10 ms later here. Later attempts read the body and answer 200. It
+/// keeps each body it read (the first as empty).
+#[allow(clippy::type_complexity)]
+fn releases_the_body_late() -> (
+    impl Service<
+        Request<ReplayBody<BoxBody>>,
+        Response = Response<BoxBody>,
+        Error = BoxError,
+        Future = impl Send,
+    > + Clone,
+    Arc<Mutex<Vec<Bytes>>>,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let svc = service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+        let log = log.clone();
+        async move {
+            if log.lock().unwrap().is_empty() {
+                log.lock().unwrap().push(Bytes::new());
+                let body = req.into_body();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    drop(body);
+                });
+                return Err::<Response<BoxBody>, BoxError>(
+                    io::Error::from(io::ErrorKind::ConnectionReset).into(),
+                );
+            }
+            let body = collect(req.into_body()).await?.to_bytes();
+            log.lock().unwrap().push(body);
+            status(200)
+        }
+    });
+    (svc, seen)
+}
+
+fn two_part_put() -> Request<BoxBody> {
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter([
+        Ok::<_, BoxError>(http_body::Frame::data(Bytes::from("part one, "))),
+        Ok(http_body::Frame::data(Bytes::from("part two"))),
+    ]));
+    Request::put("/doc")
+        .body(mesh_core::body::boxed(body))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_released_after_the_failure_is_replayed_by_the_retry() {
+    let (svc, seen) = releases_the_body_late();
+    let h = Harness::new();
+    let policy = RetryPolicy::default().with_backoff(Backoff::none());
+    let res = send(&h.layer(policy, unlimited()), svc, two_part_put()).await;
+    assert_eq!(res.unwrap().status(), 200);
+    assert_eq!(h.not_retryable("body_in_use"), 0);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Bytes::new(), Bytes::from("part one, part two")]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_route_stack_waits_for_a_body_released_after_the_failure_too() {
+    let (svc, seen) = releases_the_body_late();
+    let h = Harness::new();
+    let policy = RetryPolicy::default().with_backoff(Backoff::none());
+    let stack = crate::RouteStackLayer::new(policy, crate::Timeouts::default(), unlimited())
+        .with_metrics(h.metrics.route("svc", "route"));
+    let res = tower::Layer::layer(&stack, svc)
+        .oneshot(two_part_put())
+        .await;
+    assert_eq!(res.unwrap().status(), 200);
+    assert_eq!(h.not_retryable("body_in_use"), 0);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Bytes::new(), Bytes::from("part one, part two")]
+    );
+}
