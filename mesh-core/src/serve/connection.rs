@@ -22,7 +22,7 @@ use super::{
         future::{Answer, IdleFuture},
         reads::{LastRead, Watched},
     },
-    lease::Lease,
+    lease::{Lease, Leased},
     on_wake::OnWake,
     stall::WriteStall,
 };
@@ -176,13 +176,20 @@ where
                 (io, Some(StreamIdle::new(timeout, reads)))
             }
         };
+        let lease = self.lease.closing_at(retire.close_at(), remote_addr);
+        // The I/O holds the place too: an upgraded connection keeps it
+        // for as long as it is open, whoever serves it (see `lease`).
+        let io = Leased::new(
+            WriteStall::new(io, bounded(config.write_stall_timeout)),
+            lease.clone(),
+        );
         let svc = HyperService {
             inner: self.http,
             info,
-            lease: self.lease.closing_at(retire.close_at(), remote_addr),
+            lease,
             idle,
         };
-        let io = TokioIo::new(WriteStall::new(io, bounded(config.write_stall_timeout)));
+        let io = TokioIo::new(io);
         match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();

@@ -1,22 +1,40 @@
 //! What an upgraded connection keeps of the server that accepted it.
 //!
 //! Once hyper hands an upgraded connection (a WebSocket, say, or the
-//! tunnel a `CONNECT` opens) to the proxy's tunnel, the server's
+//! tunnel a `CONNECT` opens) to whoever serves it next, the server's
 //! connection task is over, though the socket stays open. Were the task's
-//! place under the connection limit released then, every tunnel would
+//! place under the connection limit released then, every upgrade would
 //! free a place for another connection and the limit would bound
 //! nothing; and shutdown, which waits for the tasks, would return with
-//! tunnels still open and never cut them. A [`Lease`] travels with each
-//! upgrade and `CONNECT` request instead: the tunnel holds it, so its
-//! place stays taken until the tunnel closes, and it ends the tunnel when
-//! the server's grace period runs out, or at the connection's
-//! [`Retirement`](super::Retirement) close time, whichever comes first: a
-//! tunnel, like an opaque connection, cannot be drained, and it must not
-//! outlive the credentials that let it in.
+//! upgraded connections still open.
+//!
+//! So the place is a [`Lease`], and the connection's I/O holds one
+//! ([`Leased`]): hyper's upgraded connection owns that I/O, so the place
+//! stays taken until the upgraded connection is dropped, by the proxy's
+//! tunnel or by an application's own WebSocket handler alike, and the
+//! server's shutdown waits for it, within the grace period.
+//!
+//! Ending a connection is another matter: the server cannot reach I/O it
+//! has handed over. A lease also travels with each upgrade and `CONNECT`
+//! request, as a request extension, for the proxy's tunnel to hold: it
+//! ends the tunnel when the server's grace period runs out, or at the
+//! connection's [`Retirement`](super::Retirement) close time, whichever
+//! comes first: a tunnel, like an opaque connection, cannot be drained,
+//! and it must not outlive the credentials that let it in. An application
+//! that upgrades connections itself watches the [`Shutdown`](super::Shutdown)
+//! it gave the server to close them in time; the server waits for them
+//! until its grace period ends, and then returns.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::{OwnedSemaphorePermit, watch},
     time::Instant,
 };
@@ -68,5 +86,68 @@ impl Lease {
                 );
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's I/O, holding the connection's [`Lease`] for as long
+    /// as it lives: after an upgrade, that is as long as the upgraded
+    /// connection.
+    pub(super) struct Leased<I> {
+        #[pin]
+        io: I,
+        _lease: Lease,
+    }
+}
+
+impl<I> Leased<I> {
+    pub(super) fn new(io: I, lease: Lease) -> Self {
+        Self { io, _lease: lease }
+    }
+}
+
+impl<I: AsyncRead> AsyncRead for Leased<I> {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite> AsyncWrite for Leased<I> {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
     }
 }

@@ -24,9 +24,12 @@
 //! closes, so new connections are refused; connections still in their
 //! handshake or detection, with no request yet, close at once; HTTP
 //! connections finish the requests in flight and close; whatever is still
-//! open when the grace period ends is cut, connections upgraded to tunnels
-//! included. A tunnel keeps its connection's place under the limit until
-//! it closes.
+//! open when the grace period ends is cut, connections the proxy upgraded
+//! to tunnels included. An upgraded connection keeps its place under the
+//! limit until it closes, and the drain waits for it; one the application
+//! upgraded itself (a WebSocket it serves) is the application's to close
+//! when the same [`Shutdown`] fires: the server has handed its I/O over,
+//! and returns at the end of the grace period whether or not it is closed.
 //!
 //! A single connection can be retired the same way: the accept hook hands
 //! the server a [`Retirement`] with each connection (mesh-tls does when the
@@ -175,7 +178,8 @@ impl<A> Server<A> {
             None => ConnectionLimit::new(self.inner.config.max_connections).permits,
         };
         // Upgraded connections outlive their tasks; they hold their permit
-        // in a lease, and are cut through this when the grace period ends.
+        // in a lease (their I/O does), and the proxy's tunnels are cut
+        // through this when the grace period ends.
         let (cut, cut_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         // Which listener the server's own events are about: a process
@@ -241,7 +245,7 @@ impl<A> Server<A> {
         let drained = tokio::time::timeout(self.inner.config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
             // Then the upgraded connections: each holds a lease, and with
-            // it a receiver of `cut`, until its tunnel closes.
+            // it a receiver of `cut`, until it closes.
             cut.closed().await;
         })
         .await;
