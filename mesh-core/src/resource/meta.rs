@@ -71,6 +71,12 @@ pub struct EnvelopeMeta {
 
 /// A resource's `metadata`, as configuration reads it.
 ///
+/// The name must be a DNS-1123 subdomain (`books`, `books.shop`) and the
+/// namespace a DNS-1123 label (`shop`), as Kubernetes requires of every
+/// resource a mesh reads: the API server refuses any other, and a
+/// reference or a workload's namespace could never equal it (`Books` is
+/// not `books`), so reading refuses it too, naming the field.
+///
 /// Fields that the Kubernetes API server writes and that never carry
 /// configuration (`uid`, `resourceVersion`, `managedFields`, ...) are
 /// accepted without a warning, so that the output of `kubectl get -o yaml`
@@ -78,12 +84,13 @@ pub struct EnvelopeMeta {
 /// other field of `metadata` is reported as ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct ObjectMeta {
-    /// `metadata.name`. Required.
+    /// `metadata.name`. Required: a DNS-1123 subdomain.
+    #[serde(deserialize_with = "subdomain")]
     pub name: String,
-    /// `metadata.namespace`. When absent (or `""`, which kubectl reads as
-    /// unset), the resource belongs to the namespace the reader applies it
-    /// to, as with `kubectl apply -n`.
-    #[serde(default, deserialize_with = "empty_is_unset")]
+    /// `metadata.namespace`: a DNS-1123 label. When absent (or `""`, which
+    /// kubectl reads as unset), the resource belongs to the namespace the
+    /// reader applies it to, as with `kubectl apply -n`.
+    #[serde(default, deserialize_with = "namespace")]
     pub namespace: Option<String>,
     /// `metadata.labels`. A key written twice is an error.
     #[serde(default, deserialize_with = "unique_keys")]
@@ -145,6 +152,89 @@ where
 {
     let value = Option::<String>::deserialize(deserializer)?;
     Ok(value.filter(|v| !v.is_empty()))
+}
+
+/// The longest name: a DNS-1123 subdomain's limit.
+const MAX_NAME_LEN: usize = 253;
+
+/// The longest namespace: a DNS-1123 label's limit.
+const MAX_NAMESPACE_LEN: usize = 63;
+
+/// `metadata.name`, which Kubernetes requires to be a DNS-1123 subdomain:
+/// at most 253 characters, lowercase letters, digits, `-` and `.`, each
+/// part between dots starting and ending with a letter or digit.
+fn subdomain<'de, D>(deserializer: D) -> Result<String, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    super::scalar::parse_str(deserializer, "a name", |name| {
+        let problem = if name.is_empty() {
+            Some("it is empty")
+        } else if name.len() > MAX_NAME_LEN {
+            Some("it is longer than 253 characters")
+        } else {
+            name.split('.').find_map(label_problem)
+        };
+        match problem {
+            None => Ok(name.to_owned()),
+            Some(problem) => Err(format!(
+                "invalid name {name:?}: {problem}; a name is lowercase letters, digits, '-' \
+                 and '.', at most 253 characters (a DNS-1123 subdomain, as Kubernetes requires)"
+            )),
+        }
+    })
+}
+
+/// `metadata.namespace`, which Kubernetes requires to be a DNS-1123
+/// label: at most 63 characters, lowercase letters, digits and `-`,
+/// starting and ending with a letter or digit. `""` reads as unset, as
+/// kubectl reads it: the resource is applied to the current namespace,
+/// and reading it as a namespace named `""` would make it select nothing.
+fn namespace<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Namespace(Option<String>);
+
+    impl<'de> Deserialize<'de> for Namespace {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            super::scalar::parse_str(deserializer, "a namespace", |namespace| {
+                let problem = if namespace.is_empty() {
+                    return Ok(Self(None));
+                } else if namespace.len() > MAX_NAMESPACE_LEN {
+                    Some("it is longer than 63 characters")
+                } else {
+                    label_problem(namespace)
+                };
+                match problem {
+                    None => Ok(Self(Some(namespace.to_owned()))),
+                    Some(problem) => Err(format!(
+                        "invalid namespace {namespace:?}: {problem}; a namespace is lowercase \
+                         letters, digits and '-', at most 63 characters (a DNS-1123 label, as \
+                         Kubernetes requires)"
+                    )),
+                }
+            })
+        }
+    }
+
+    Ok(Option::<Namespace>::deserialize(deserializer)?.and_then(|n| n.0))
+}
+
+/// What keeps `label` from being a DNS-1123 label, its length aside.
+fn label_problem(label: &str) -> Option<&'static str> {
+    if label.is_empty() {
+        Some("a part between dots is empty")
+    } else if !label
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("it holds a character that is not allowed")
+    } else if label.starts_with('-') || label.ends_with('-') {
+        Some("it starts or ends with '-'")
+    } else {
+        None
+    }
 }
 
 impl ObjectMeta {

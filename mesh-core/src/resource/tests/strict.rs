@@ -172,3 +172,56 @@ fn a_bad_duration_is_located_at_its_own_line_not_its_mappings() {
     let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - retry:\n        attempts: 2\n        backoff: 1.5s\n";
     assert_eq!(route_error(text).line(), Some(8));
 }
+
+#[test]
+fn names_and_namespaces_kubernetes_refuses_are_refused_where_they_are_written() {
+    // `Books` is not `books`: a route named so, or in namespace `Shop`,
+    // would never be the one a reference or a workload's namespace names.
+    let route = |metadata: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  labels: {{app: a}}\n{metadata}spec: {{}}\n"
+        )
+    };
+    let long_name = ["a"; 127].join(".");
+    for (metadata, field) in [
+        ("  name: Books\n", "metadata.name"),
+        ("  name: books_v1\n", "metadata.name"),
+        ("  name: -books\n", "metadata.name"),
+        ("  name: books.\n", "metadata.name"),
+        ("  name: books..v1\n", "metadata.name"),
+        ("  name: \"\"\n", "metadata.name"),
+        ("  name: books/v1\n", "metadata.name"),
+        (&format!("  name: {long_name}.a\n"), "metadata.name"),
+        ("  name: books\n  namespace: Shop\n", "metadata.namespace"),
+        (
+            "  name: books\n  namespace: shop.prod\n",
+            "metadata.namespace",
+        ),
+        ("  name: books\n  namespace: shop-\n", "metadata.namespace"),
+        (
+            &format!("  name: books\n  namespace: {}\n", "a".repeat(64)),
+            "metadata.namespace",
+        ),
+    ] {
+        let err = route_error(&route(metadata));
+        assert_eq!(
+            err.kind(),
+            ResourceErrorKind::InvalidValue,
+            "{metadata}: {err}"
+        );
+        assert_eq!(err.field_path(), field, "{err}");
+        let line = if field == "metadata.name" { 5 } else { 6 };
+        assert_eq!(err.line(), Some(line), "{err}");
+    }
+    for metadata in [
+        "  name: books\n".to_owned(),
+        "  name: books.shop.svc.cluster.local\n  namespace: shop-1\n".to_owned(),
+        "  name: 1books\n  namespace: ''\n".to_owned(),
+        format!("  name: {long_name}\n  namespace: {}\n", "a".repeat(63)),
+    ] {
+        assert!(
+            load::<HttpRoute>("r.yaml", &route(&metadata)).is_ok(),
+            "{metadata}"
+        );
+    }
+}
