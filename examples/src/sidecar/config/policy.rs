@@ -94,7 +94,7 @@ pub(super) struct PolicySection {
     expecting = "a mapping with namespace, labels, service_account, ports, cluster_networks and trust_domain"
 )]
 struct WorkloadSection {
-    namespace: Option<Name>,
+    namespace: Option<Namespace>,
     labels: Option<UniqueMap<String>>,
     service_account: Option<Name>,
     ports: Option<UniqueMap<std::num::NonZeroU16>>,
@@ -102,7 +102,34 @@ struct WorkloadSection {
     trust_domain: Option<TrustDomainValue>,
 }
 
-/// A Kubernetes name: a namespace or a service account.
+/// A namespace, as Kubernetes names one: a DNS-1123 label, at most 63
+/// lowercase letters, digits and `-`, starting and ending with a letter
+/// or digit. Every resource's `metadata.namespace` is read so; a
+/// workload in a namespace no resource can name would match none.
+#[derive(Debug)]
+struct Namespace(String);
+
+impl<'de> Deserialize<'de> for Namespace {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(ParseStr {
+            what: "namespace",
+            expecting: "a namespace such as emojivoto",
+            parse: |text: &str| {
+                if text.len() <= 63 && is_label(text) {
+                    Ok(Namespace(text.to_owned()))
+                } else {
+                    Err(Expected(
+                        "expected at most 63 lowercase letters, digits and '-', starting and \
+                         ending with a letter or digit, as kubernetes names a namespace",
+                    ))
+                }
+            },
+        })
+    }
+}
+
+/// A service account's name, as Kubernetes names one: a DNS-1123
+/// subdomain, at most 253 characters of labels joined by `.`.
 #[derive(Debug)]
 struct Name(String);
 
@@ -110,25 +137,31 @@ impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_str(ParseStr {
             what: "name",
-            expecting: "a lowercase name such as emojivoto",
+            expecting: "a lowercase name such as web",
             parse: |text: &str| {
-                let ok = !text.is_empty()
-                    && text.len() <= 253
-                    && text.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)
-                    })
-                    && !text.starts_with(['-', '.'])
-                    && !text.ends_with(['-', '.']);
-                if ok {
+                if text.len() <= 253 && text.split('.').all(is_label) {
                     Ok(Name(text.to_owned()))
                 } else {
                     Err(Expected(
-                        "expected lowercase letters, digits, '-' and '.', as kubernetes names are",
+                        "expected at most 253 characters of lowercase letters, digits, '-' and \
+                         '.', each part between dots starting and ending with a letter or \
+                         digit, as kubernetes names are",
                     ))
                 }
             },
         })
     }
+}
+
+/// Whether `text` is a DNS-1123 label, its length aside: lowercase
+/// letters, digits and `-`, neither first nor last a `-`.
+fn is_label(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
 }
 
 /// A file's path, which cannot be empty: an empty one names no file, and
