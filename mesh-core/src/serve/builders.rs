@@ -23,6 +23,11 @@ const HTTP2_SEND_BUFFER: usize = 64 * 1024;
 /// request line and its cookies refuses real traffic.
 const MIN_REQUEST_HEAD_BYTES: usize = 8 * 1024;
 
+/// The most hyper's HTTP/1 connection buffer holds by default (hyper's
+/// `DEFAULT_MAX_BUFFER_SIZE`, not exported), and so the largest HTTP/1
+/// request head it can read, whatever `max_header_size` says.
+const HYPER_HTTP1_BUFFER: usize = 8192 + 4096 * 100;
+
 /// The HTTP/1 and HTTP/2 builders for `config`.
 pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
     let mut http1 = http1::Builder::new();
@@ -30,6 +35,13 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<To
         .timer(TokioTimer::new())
         .header_read_timeout(bounded(config.header_read_timeout))
         .max_header_size(head_bound(config));
+    // A head bound past hyper's buffer would hold for HTTP/2 only: HTTP/1
+    // would answer 431 once the buffer is full. The buffer may then grow
+    // to the bound, with room for the bytes of a body read along with the
+    // head; it only grows as a connection's reads need it.
+    if head_bound(config) > HYPER_HTTP1_BUFFER {
+        http1.max_buf_size(head_bound(config).saturating_add(MIN_REQUEST_HEAD_BYTES));
+    }
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())

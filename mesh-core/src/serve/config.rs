@@ -73,7 +73,8 @@ pub struct ServerConfig {
     /// refused by the next for the protocol between them: a sidecar that
     /// carries HTTP/1 to its peer as HTTP/2 would otherwise refuse what
     /// a direct connection took. Without it HTTP/1 was bounded only by
-    /// hyper's ~400 KiB connection buffer and HTTP/2 by hyper's 16 KiB.
+    /// hyper's ~400 KiB connection buffer and HTTP/2 by hyper's 16 KiB;
+    /// a bound above that buffer raises the HTTP/1 buffer with it.
     pub max_request_head_bytes: usize,
     /// How long protocol detection waits for the first bytes, and how long
     /// a peer that chose HTTP/2 through ALPN has to send its preface.
