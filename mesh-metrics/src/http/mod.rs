@@ -9,9 +9,14 @@
 //! # What is counted, and when
 //!
 //! - `request_total` when the request reaches the layer.
-//! - `response_latency_ms` when the response head arrives: the time to the
-//!   first response byte, in Linkerd's millisecond buckets
-//!   ([`LATENCY_BUCKETS_MS`](crate::LATENCY_BUCKETS_MS)).
+//! - `response_latency_ms` at the response's first byte, as Linkerd
+//!   measures it: from the request to the first data frame of the body,
+//!   or to its end when none came first (the trailers, an error, the head
+//!   of a response HTTP gives no body, a body dropped unread), in
+//!   Linkerd's millisecond buckets
+//!   ([`LATENCY_BUCKETS_MS`](crate::LATENCY_BUCKETS_MS)). Not at the
+//!   head: a server that sends its head at once and its body later is as
+//!   slow as its body.
 //! - `response_total` when the response stream **ends**: the last data
 //!   frame, the trailers, or an error. A response that HTTP says has no
 //!   body (to `HEAD`, a 2xx to `CONNECT`, a 1xx, 204 or 304) ends with its

@@ -4,11 +4,17 @@
 //! holder needs: every byte of them is copied each time the response
 //! future or the response is moved, and both are moved several times per
 //! request. [`Started`] (the target and the start time) lives in the
-//! response future; [`Streaming`] (the target, the status's handles and
-//! what the head said) lives in the response body. Whichever holds the
-//! target when the exchange ends records it; if neither got that far (the
-//! caller dropped the future or the body), dropping it records a
-//! cancellation.
+//! response future; [`Streaming`] (the target, the start time until the
+//! first byte, the status's handles and what the head said) lives in the
+//! response body. Whichever holds the target when the exchange ends
+//! records it; if neither got that far (the caller dropped the future or
+//! the body), dropping it records a cancellation.
+//!
+//! The latency is Linkerd's time to first byte: from the request to the
+//! response's first data frame, or to its end when no data came first
+//! (trailers, an error, a head HTTP gives no body, a body dropped unread).
+//! A server that sends its head at once and its body later is as slow as
+//! its body, and its latency says so.
 
 use std::{error::Error, sync::Arc};
 
@@ -44,6 +50,9 @@ pub(crate) struct Started {
 pub(crate) struct Streaming {
     /// Taken when the stream ends.
     target: Option<Arc<TargetHandles>>,
+    /// When the request began; taken when the latency is observed, at the
+    /// first byte of the body or at its end, whichever is first.
+    start: Option<Instant>,
     status: StatusRef,
     head: Head,
     /// The bytes of the declared `content-length` (or exact size hint) not
@@ -82,22 +91,18 @@ impl Started {
         }
     }
 
-    /// The response head arrived: the latency is measured here, at the first
-    /// byte, and the head is classified. The rest is recorded by what this
-    /// returns, when the stream ends; `None` when the exchange is already
-    /// over: the response has no body, by HTTP's rules or because its body
-    /// is empty (`body_is_empty`).
+    /// The response head arrived: the head is classified. The rest,
+    /// the latency included, is recorded by what this returns, at the
+    /// body's first byte and at its end; `None` when the exchange is
+    /// already over (and its latency counted): the response has no body,
+    /// by HTTP's rules or because its body is empty (`body_is_empty`).
     pub(crate) fn on_response<B: Body>(
         &mut self,
         res: &Response<B>,
         body_is_empty: bool,
     ) -> Option<Streaming> {
         let target = self.target.take()?;
-        let latency = Instant::now().saturating_duration_since(self.start);
         let status = target.status(res.status());
-        if let Some(handles) = target.status_handles(&status) {
-            handles.latency.observe(latency);
-        }
         let head = Head {
             status: res.status().as_u16(),
             grpc_status: res.headers().get(&GRPC_STATUS).map(grpc_label),
@@ -107,6 +112,7 @@ impl Started {
         let remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
         let mut streaming = Streaming {
             target: Some(target),
+            start: Some(self.start),
             status,
             head,
             remaining,
@@ -138,13 +144,32 @@ impl Drop for Started {
 impl Streaming {
     /// `n` more bytes of the body were sent.
     pub(crate) fn on_data(&mut self, n: u64) {
+        self.first_byte();
         if self.remaining != UNKNOWN_LENGTH {
             self.remaining = self.remaining.saturating_sub(n);
         }
     }
 
+    /// Observes the latency, unless it was: the first byte of the body,
+    /// or its end without one, is here.
+    fn first_byte(&mut self) {
+        let Some(start) = self.start.take() else {
+            return;
+        };
+        if let Some(handles) = self
+            .target
+            .as_ref()
+            .and_then(|target| target.status_handles(&self.status))
+        {
+            handles
+                .latency
+                .observe(Instant::now().saturating_duration_since(start));
+        }
+    }
+
     /// The response stream ended, with `trailers` if it had any.
     pub(crate) fn on_end(&mut self, trailers: Option<&HeaderMap>) {
+        self.first_byte();
         let Some(target) = self.target.take() else {
             return;
         };
@@ -165,6 +190,7 @@ impl Streaming {
 
     /// The response body failed with `error`.
     pub(crate) fn on_error(&mut self, error: &(dyn Error + 'static)) {
+        self.first_byte();
         if let Some(target) = self.target.take() {
             finish(&target, Some(&self.status), failed(Some(self.head), error));
         }
@@ -178,7 +204,12 @@ impl Drop for Streaming {
             // end by a server that needs no more. (A gRPC response still
             // waited for the trailers that classify it.)
             self.on_end(None);
-        } else if let Some(target) = self.target.take() {
+            return;
+        }
+        // Dropped before its first byte (if it had not sent one), the wait
+        // for it ends here, as Linkerd counts it.
+        self.first_byte();
+        if let Some(target) = self.target.take() {
             finish(&target, Some(&self.status), cancelled(Some(self.head)));
         }
     }
