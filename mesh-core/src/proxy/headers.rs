@@ -38,6 +38,13 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// upstream would be sent the endpoint's address as `Host` instead, and
 /// the application would serve a host no rule was checked for.
 ///
+/// A message framed by `Transfer-Encoding` loses its `Content-Length`
+/// too: the coding overrides the length (RFC 9112 §6.3), and hyper read
+/// the body by its chunks. Sent on beside a body framed afresh, a stale
+/// length would have the next hop cut the body short there and take it
+/// for complete; RFC 9112 §6.3 has an intermediary remove it. (hyper's
+/// server removes it from requests; its client leaves it on responses.)
+///
 /// Most messages carry none of them (HTTP/2 forbids all but `TE:
 /// trailers`, and an HTTP/1.1 client rarely sends any), so one pass over
 /// the names, which compares them without hashing, decides whether there
@@ -62,6 +69,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 }
             }
         }
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -126,6 +136,17 @@ mod tests {
         let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         names.sort();
         assert_eq!(names, ["trailer", "x-end-to-end"]);
+    }
+
+    #[test]
+    fn a_length_beside_a_transfer_coding_goes_with_it() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "5".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-type"]);
     }
 
     #[test]
