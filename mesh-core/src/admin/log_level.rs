@@ -7,7 +7,8 @@
 //! `GET /proxy-log-level` answers the filter in force, and
 //! `PUT /proxy-log-level` with a new filter as the body puts it in force at
 //! once (`204`), or answers `400` with why it does not parse and keeps the
-//! one in force. Like `/shutdown`, and as in Linkerd, only loopback clients
+//! one in force (`413` for a body over 16 KiB, `400` with the reason for
+//! one that breaks off). Like `/shutdown`, and as in Linkerd, only loopback clients
 //! are served.
 //!
 //! The admin knows nothing of the logging library: the process that set up
@@ -18,7 +19,7 @@ use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{future::ResponseFuture, text};
 use crate::{body::BoxBody, error::BoxError};
@@ -78,10 +79,18 @@ where
         .await
     {
         Ok(body) => body.to_bytes(),
-        Err(_) => {
+        Err(error) if error.is::<LengthLimitError>() => {
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("a filter has at most {MAX_FILTER_BYTES} bytes\n"),
+            );
+        }
+        // The body broke off: the client may still read the answer (an
+        // HTTP/1 body with a bad chunk), and should learn why.
+        Err(error) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the filter: {error}\n"),
             );
         }
     };

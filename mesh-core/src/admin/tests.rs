@@ -201,3 +201,50 @@ async fn a_wrong_method_is_answered_405_with_the_methods_allowed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_log_filter_body_that_fails_to_arrive_is_not_called_too_large() {
+    // A body that breaks off (a bad chunk, a reset) is not a filter over
+    // the size bound: the answer says what went wrong.
+    #[derive(Debug)]
+    struct Kept;
+    impl super::LogLevel for Kept {
+        fn get(&self) -> String {
+            "info".into()
+        }
+        fn set(&self, _: &str) -> Result<(), String> {
+            panic!("no filter arrived to set")
+        }
+    }
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_log_level(Arc::new(Kept));
+    let broken = http_body_util::StreamBody::new(futures_util::stream::iter([
+        Ok(http_body::Frame::data(bytes::Bytes::from_static(b"de"))),
+        Err(crate::error::BoxError::from("connection reset mid-body")),
+    ]));
+    let mut req = Request::put("/proxy-log-level")
+        .body(http_body_util::BodyExt::boxed_unsync(broken))
+        .unwrap();
+    req.extensions_mut()
+        .insert(crate::conn::ConnectionInfo::plaintext(
+            "127.0.0.1:4191".parse().unwrap(),
+            "127.0.0.1:5555".parse().unwrap(),
+        ));
+    let res = admin.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("connection reset mid-body"), "{body}");
+
+    // A filter over the bound is still called that.
+    let mut req = Request::put("/proxy-log-level")
+        .body(Full::new(bytes::Bytes::from(vec![b'a'; 16 * 1024 + 1])))
+        .unwrap();
+    req.extensions_mut()
+        .insert(crate::conn::ConnectionInfo::plaintext(
+            "127.0.0.1:4191".parse().unwrap(),
+            "127.0.0.1:5555".parse().unwrap(),
+        ));
+    let res = admin.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
