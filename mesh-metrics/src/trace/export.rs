@@ -30,7 +30,9 @@ impl Collector {
     }
 }
 
-/// Why a collector URL was refused.
+/// Why a collector URL was refused. It shows the URL less any
+/// credentials it carried: the error goes to logs, and the password with
+/// it would go to whoever reads them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorError {
     url: String,
@@ -50,7 +52,7 @@ impl FromStr for Collector {
 
     fn from_str(url: &str) -> Result<Self, CollectorError> {
         let error = |reason| CollectorError {
-            url: url.to_owned(),
+            url: without_credentials(url),
             reason,
         };
         let uri: Uri = url
@@ -82,6 +84,24 @@ impl FromStr for Collector {
             .build()
             .map_err(|_| error("not a URL, expected http://host:port[/path]"))?;
         Ok(Self { uri })
+    }
+}
+
+/// `url` with the userinfo of its authority (`user:password@`) written as
+/// `***@`, whether or not the rest of it parses: the authority runs from
+/// the scheme's `://` (or the start) to the first `/`, `?` or `#`, and its
+/// userinfo to its last `@`.
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = url.get(start..).unwrap_or_default();
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest.get(..end).and_then(|authority| authority.rfind('@')) {
+        Some(at) => format!(
+            "{}***{}",
+            url.get(..start).unwrap_or_default(),
+            rest.get(at..).unwrap_or_default()
+        ),
+        None => url.to_owned(),
     }
 }
 
@@ -375,8 +395,34 @@ mod tests {
             "trace collector `http://`: not a URL, expected http://host:port[/path]"
         );
         assert_eq!(
-            err("http://u:p@collector:4318"),
-            "trace collector `http://u:p@collector:4318`: credentials in the URL are not supported"
+            err("http://u:hunter2@collector:4318/v1/traces"),
+            "trace collector `http://***@collector:4318/v1/traces`: credentials in the URL are not supported"
+        );
+    }
+
+    #[test]
+    fn a_refused_url_never_shows_its_credentials() {
+        // The error goes to logs and to whoever reads the sidecar's
+        // output: the password a URL carried must not go with it, whatever
+        // else is wrong with the URL.
+        for url in [
+            "https://user:hunter2@collector:4318",
+            "http://user:hunter2@coll ector:4318",
+            "ftp://hunter2@collector/x@y",
+            "user:hunter2@collector:4318",
+            "http://us@er:hunter2@collector:4318",
+        ] {
+            let error = url.parse::<Collector>().unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            assert!(error.contains("***@"), "{error}");
+        }
+        // Nothing to hide: the URL is shown as it was.
+        assert_eq!(
+            "http://coll ector:4318"
+                .parse::<Collector>()
+                .unwrap_err()
+                .to_string(),
+            "trace collector `http://coll ector:4318`: not a URL, expected http://host:port[/path]"
         );
     }
 }
