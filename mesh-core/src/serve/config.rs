@@ -80,13 +80,19 @@ pub struct ServerConfig {
     /// a peer that chose HTTP/2 through ALPN has to send its preface.
     /// Default 10 seconds.
     pub detect_timeout: Duration,
-    /// How many connections are served at once; further ones wait in the
-    /// kernel's accept queue. Default 10,000. Ignored when
+    /// How many connections are served at once on one listener; further
+    /// ones wait in the kernel's accept queue. Default 10,000. Ignored when
     /// [`shared_limit`](Self::shared_limit) is set.
+    ///
+    /// Each [`serve`](super::Server::serve) call counts its own listener's
+    /// connections, as Envoy's per-listener limit does: a server cloned
+    /// to serve several listeners (one per runtime thread, say) serves up
+    /// to this many on each. To bound them together, share a
+    /// [`ConnectionLimit`].
     pub max_connections: usize,
     /// A limit this server shares with others: their connections together
-    /// stay within it. Default `None`: the server has its own
-    /// [`max_connections`](Self::max_connections).
+    /// stay within it. Default `None`: each listener the server serves has
+    /// its own [`max_connections`](Self::max_connections).
     pub shared_limit: Option<ConnectionLimit>,
     /// How long in-flight requests may run after shutdown starts. Default 30
     /// seconds.
