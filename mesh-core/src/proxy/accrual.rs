@@ -21,7 +21,10 @@
 //! A failure is a response with a 5xx status, a gRPC answer whose status
 //! is a server error (`UNAVAILABLE`, `INTERNAL` and the others mesh-core's
 //! classifier counts by default), or a request that got no response at
-//! all. A gRPC status is read where the server put it: in the head of a
+//! all, unless the endpoint turned it away unprocessed by its own word
+//! (an HTTP/2 stream it refused, or one above a graceful `GOAWAY`): a
+//! server shedding load or restarting is not failing, and the balancer's
+//! latency estimate already steers requests away from it. A gRPC status is read where the server put it: in the head of a
 //! trailers-only answer, or else in the trailers, so a call that sends
 //! its headers and messages and then fails counts when its body ends, as
 //! Linkerd counts gRPC failures. Such a call also fails when its stream

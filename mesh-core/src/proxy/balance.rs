@@ -315,6 +315,19 @@ impl Pending {
         self.record(false, now);
     }
 
+    /// The endpoint turned the request away unprocessed (a refused
+    /// stream): the sample is that of a failure, as for
+    /// [`failed`](Self::failed), so that the next requests go to endpoints
+    /// with room while this one sheds load, but failure accrual counts
+    /// nothing, and a probe lets the next request probe.
+    pub(crate) fn turned_away(mut self) {
+        let now = Instant::now();
+        let waited = now.saturating_duration_since(self.sent);
+        self.balancer
+            .observe(self.index, waited.max(FAILURE_PENALTY), now);
+        self.sampled = true;
+    }
+
     /// Counts the time since the request was sent as the endpoint's
     /// sample.
     fn observe_wait(&mut self, now: Instant) {

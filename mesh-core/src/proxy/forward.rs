@@ -369,7 +369,11 @@ where
                     return Poll::Ready(Ok(invalid_request()));
                 }
                 if let Some(pending) = pending {
-                    pending.failed();
+                    if failure::turned_away(&*error) {
+                        pending.turned_away();
+                    } else {
+                        pending.failed();
+                    }
                 }
                 let unprocessed = is_unprocessed(&*error);
                 tracing::debug!(

@@ -296,3 +296,29 @@ async fn the_endpoint_after_a_run_of_those_taken_out_gets_no_more_than_its_share
         "one endpoint got {most} of 10 000: {counts:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_turned_away_is_a_failures_sample_but_no_failure() {
+    let accrual = FailureAccrual::new(
+        std::num::NonZeroU32::MIN,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        0.0,
+    )
+    .unwrap();
+    let addr = addrs(1).next().unwrap();
+    let balancer = Arc::new(Balancer::new([addr], Some(accrual)));
+    balancer.send_to(addr).unwrap().turned_away();
+    assert_eq!(balancer.estimate_of(addr), Some(FAILURE_PENALTY));
+    assert_eq!(balancer.pending_of(addr), Some(0));
+    assert_eq!(balancer.states(), [(addr, EndpointState::Ready)]);
+    // Out for a failure, its probe turned away: the next request probes.
+    balancer.send_to(addr).unwrap().failed();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (_, probe) = balancer.pick().unwrap();
+    probe.unwrap().turned_away();
+    assert_eq!(balancer.states(), [(addr, EndpointState::Probing)]);
+    let (_, probe) = balancer.pick().expect("the next request probes");
+    probe.unwrap().answered(true);
+    assert_eq!(balancer.states(), [(addr, EndpointState::Ready)]);
+}

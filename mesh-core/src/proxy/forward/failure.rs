@@ -38,6 +38,34 @@ pub(super) fn is_callers(error: &(dyn Error + 'static)) -> bool {
     false
 }
 
+/// Whether `error` is the endpoint turning the request away unprocessed
+/// over HTTP/2, by its own word: a stream it reset with `REFUSED_STREAM`
+/// (RFC 9113 §8.7: one it did no processing of), or one above the last
+/// stream id of a `GOAWAY` it sent with `NO_ERROR` (a graceful restart or
+/// a connection it sheds). A server shedding load or draining says so;
+/// a failing one does not, and one refusal counted as a failure could
+/// take a healthy endpoint out.
+///
+/// Narrower than [`is_unprocessed`](crate::error::is_unprocessed): a
+/// request hyper dropped unsent because its fresh connection closed at
+/// once is unprocessed too, but says nothing good of an endpoint that
+/// closes every connection it accepts, and still counts.
+pub(super) fn turned_away(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(e) = e.downcast_ref::<h2::Error>() {
+            return e.is_remote()
+                && match e.reason() {
+                    Some(h2::Reason::REFUSED_STREAM) => e.is_reset(),
+                    Some(h2::Reason::NO_ERROR) => e.is_go_away(),
+                    _ => false,
+                };
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Whether `res` says its endpoint failed, for failure accrual and the
 /// balancer: a 5xx, or a gRPC answer whose status in its head (a
 /// trailers-only answer, how a gRPC server answers a call it fails before
