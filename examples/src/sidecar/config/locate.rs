@@ -15,3 +15,13 @@ pub(crate) fn locate(text: &str, path: &str) -> Option<Location> {
         index: at.index,
     })
 }
+
+/// Where document `document` (counted from 1) of `text` starts: its
+/// first value, or `None` when there is no such document.
+pub(crate) fn document_start(text: &str, document: usize) -> Option<Location> {
+    mesh_core::resource::locate(text, document, "").map(|at| Location {
+        line: at.line,
+        column: at.column,
+        index: at.index,
+    })
+}

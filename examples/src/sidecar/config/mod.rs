@@ -87,7 +87,8 @@ impl SidecarConfig {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] for the first problem found: malformed YAML, an
+    /// A [`ConfigError`] for the first problem found: malformed YAML, a
+    /// second YAML document (at the line it starts), an
     /// unknown or missing field, a value of the wrong type or an invalid
     /// one, two listeners on one port, a service named twice, or a text
     /// over 16 MiB or nesting flow collections past 128 levels. Its
@@ -104,9 +105,25 @@ impl SidecarConfig {
             .map_err(|error| ConfigError::shape(origin, &error))?;
         // Syntax first: the typed pass below stops at its first mistake and
         // could report a consequence of bad indentation as a wrong type.
-        let whole = serde_yaml_ng::Deserializer::from_str(text);
-        if let Err(error) = IgnoredAny::deserialize(whole) {
-            return Err(ConfigError::syntax(origin, &error));
+        // Document by document, so that a mistake in a later one is
+        // reported where it is, and a second one where it starts: read
+        // whole, the parser says only that there is more than one.
+        let mut documents = 0;
+        for document in serde_yaml_ng::Deserializer::from_str(text) {
+            if let Err(error) = IgnoredAny::deserialize(document) {
+                return Err(ConfigError::syntax(origin, &error));
+            }
+            documents += 1;
+        }
+        if documents > 1 {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Syntax,
+                origin,
+                "",
+                "a second YAML document starts here, and a configuration is one document: \
+                 remove the `---` before it, or keep one of the two",
+            )
+            .at(locate::document_start(text, 2)));
         }
 
         let typed = serde_yaml_ng::Deserializer::from_str(text);
