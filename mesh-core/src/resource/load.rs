@@ -31,10 +31,14 @@ pub trait Resource: DeserializeOwned {
 /// skipped but still counted, so document numbers match what an editor
 /// shows between separators. The first error ends the iteration.
 ///
-/// The text is parsed in lockstep by three parsers, one document at a time:
-/// one checks the syntax, one reads the envelope and one is handed to the
-/// caller. So each document is parsed a fixed number of times, however many
-/// documents there are, and errors keep their absolute lines.
+/// The text is parsed in lockstep by two parsers, one document at a time:
+/// one reads the envelope and one is handed to the caller. So each
+/// document is parsed twice, however many documents there are, and errors
+/// keep their absolute lines. The parser reports a syntax error only
+/// once a document has been read without another error, so an envelope
+/// that reads is also a document without one; only when the envelope
+/// fails is the document parsed a third time, to tell a syntax error
+/// (which may be what left a field missing) from a bad envelope.
 ///
 /// A text that [`check_yaml_shape`] refuses (too large, or nested too
 /// deep for the parser to read it quickly) is not parsed at all: its
@@ -42,7 +46,8 @@ pub trait Resource: DeserializeOwned {
 pub struct Documents<'t> {
     origin: &'t str,
     text: &'t str,
-    syntax: serde_yaml_ng::Deserializer<'t>,
+    /// What the parsers read: `text`, or nothing when it is refused.
+    parsed: &'t str,
     envelopes: serde_yaml_ng::Deserializer<'t>,
     bodies: serde_yaml_ng::Deserializer<'t>,
     index: usize,
@@ -67,7 +72,7 @@ impl<'t> Documents<'t> {
         Self {
             origin,
             text,
-            syntax: serde_yaml_ng::Deserializer::from_str(parsed),
+            parsed,
             envelopes: serde_yaml_ng::Deserializer::from_str(parsed),
             bodies: serde_yaml_ng::Deserializer::from_str(parsed),
             index: 0,
@@ -76,26 +81,30 @@ impl<'t> Documents<'t> {
         }
     }
 
+    /// The syntax error in document `index` (from 1), if it has one. The
+    /// text is parsed again up to it: this runs once, on the error that
+    /// ends the iteration.
+    fn syntax_error(&self, index: usize) -> Option<serde_yaml_ng::Error> {
+        let document = serde_yaml_ng::Deserializer::from_str(self.parsed).nth(index - 1)?;
+        IgnoredAny::deserialize(document).err()
+    }
+
     fn next_document(&mut self) -> Option<Result<Document<'t>, ResourceError>> {
         if let Some(refused) = self.refused.take() {
             return Some(Err(refused));
         }
         loop {
-            let syntax = self.syntax.next()?;
             let (envelope, body) = (self.envelopes.next()?, self.bodies.next()?);
             self.index += 1;
             let index = self.index;
-            if let Err(e) = IgnoredAny::deserialize(syntax) {
-                return Some(Err(
-                    error::from_syntax(self.origin, &e).in_document(index, None, None)
-                ));
-            }
             let envelope: Option<Envelope> = match serde_path_to_error::deserialize(envelope) {
                 Ok(envelope) => envelope,
                 Err(e) => {
-                    return Some(Err(
-                        error::from_serde(self.origin, e).in_document(index, None, None)
-                    ));
+                    let error = match self.syntax_error(index) {
+                        Some(syntax) => error::from_syntax(self.origin, &syntax),
+                        None => error::from_serde(self.origin, e),
+                    };
+                    return Some(Err(error.in_document(index, None, None)));
                 }
             };
             let Some(envelope) = envelope else { continue };

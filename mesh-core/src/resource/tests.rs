@@ -253,6 +253,27 @@ fn syntax_errors_name_the_document_and_the_absolute_line() {
 }
 
 #[test]
+fn a_syntax_error_after_a_readable_envelope_is_a_syntax_error() {
+    for (text, line) in [
+        (
+            "apiVersion: v1\nkind: A\nmetadata: {name: a}\nspec: [unclosed\n",
+            5,
+        ),
+        ("apiVersion: v1\nkind: A\nspec:\n  a: 1\n b: 2\n", 5),
+        (
+            "apiVersion: v1\nkind: A\n---\nkind: B\napiVersion: v1\nx: \"\n",
+            7,
+        ),
+    ] {
+        let err = Documents::new("s.yaml", text)
+            .find_map(Result::err)
+            .unwrap();
+        assert_eq!(err.kind(), ResourceErrorKind::Syntax, "{err}");
+        assert_eq!(err.line(), Some(line), "{err}");
+    }
+}
+
+#[test]
 fn iteration_stops_at_the_first_error() {
     let text = "kind: A\n---\napiVersion: v1\nkind: B\n";
     let items: Vec<_> = Documents::new("x", text).collect();
