@@ -1,6 +1,7 @@
 //! What failure accrual holds against an endpoint, over real HTTP/2
 //! connections: a request the endpoint refused before doing anything with
-//! it is no failure of the endpoint's.
+//! it is no failure of the endpoint's, and a gRPC caller whose own request
+//! failed is told so in gRPC's terms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/unprocessed.rs"]
@@ -8,12 +9,16 @@ mod unprocessed;
 
 use std::{num::NonZeroU32, time::Duration};
 
+use bytes::Bytes;
 use http::{Request, StatusCode, Version};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
 use mesh_core::{
-    body::{BoxBody, full},
+    BoxError, ProxyErrorKind,
+    body::{BoxBody, boxed, full},
     client::{Client, ClientConfig},
     error::Unprocessed,
-    proxy::{EndpointState, FailureAccrual, Forward},
+    proxy::{EndpointState, FailureAccrual, Forward, INVALID_REQUEST},
 };
 use tower::ServiceExt;
 use unprocessed::{First, upstream};
@@ -96,4 +101,39 @@ async fn a_stream_reset_after_it_was_processed_still_takes_the_endpoint_out() {
         view.endpoints().unwrap(),
         [(upstream.addr, EndpointState::Failing)]
     );
+}
+
+/// A body that sends a few bytes and then fails, as the body of a client
+/// that went away mid-upload does.
+fn aborted_body() -> BoxBody {
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+        Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x05part"))),
+        Err("the client's upload failed".into()),
+    ];
+    boxed(StreamBody::new(futures_util::stream::iter(frames)))
+}
+
+#[tokio::test]
+async fn a_grpc_call_whose_own_body_fails_is_answered_in_grpc() {
+    // Every answer the mesh makes a gRPC caller is trailers-only, with a
+    // `grpc-status` (error.rs: INTERNAL for an invalid request), as a
+    // gRPC client reads its status there and not in the HTTP code.
+    let upstream = upstream(First::Refused).await;
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [upstream.addr]).unwrap();
+    let call = Request::post("http://orders/orders.Orders/Place")
+        .version(Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(aborted_body())
+        .unwrap();
+    let res = forward.oneshot(call).await.unwrap();
+    assert_eq!(
+        res.extensions().get::<ProxyErrorKind>(),
+        Some(&ProxyErrorKind::InvalidRequest)
+    );
+    assert_eq!(res.headers()["mesh-error"], INVALID_REQUEST);
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
+    assert_eq!(res.headers()["grpc-status"], "13");
+    assert_eq!(res.headers()["content-type"], "application/grpc");
 }

@@ -286,19 +286,6 @@ fn connect_refused<B: Default>() -> Response<B> {
 /// The `mesh-error` of a refused `CONNECT`.
 pub const CONNECT_REFUSED: &str = "connect not supported";
 
-/// The answer to a request that could not be sent as given: `400 Bad
-/// Request`, with a `mesh-error` header that says so
-/// ([`INVALID_REQUEST`]).
-fn invalid_request<B: Default>() -> Response<B> {
-    let mut res = Response::new(B::default());
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    let h = res.headers_mut();
-    h.insert(MESH_ERROR, HeaderValue::from_static(INVALID_REQUEST));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
-    res
-}
-
 /// The `mesh-error` of a request that failed on the caller's side before
 /// it was sent whole, its body most often: the endpoint is not to blame.
 pub const INVALID_REQUEST: &str = "invalid request";
@@ -366,7 +353,8 @@ where
                         error = %failure::Chain(&*error),
                         "the request could not be sent as given"
                     );
-                    return Poll::Ready(Ok(invalid_request()));
+                    return Poll::Ready(Ok(ProxyErrorKind::InvalidRequest
+                        .response_with_reason(*this.grpc, INVALID_REQUEST)));
                 }
                 if let Some(pending) = pending {
                     if failure::turned_away(&*error) {

@@ -21,7 +21,8 @@
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
 //! instead of a dropped connection. A request that fails on the caller's
 //! side before it is sent whole (its body is malformed, say) gets a `400`
-//! with `mesh-error: invalid request` ([`INVALID_REQUEST`]), and does
+//! with `mesh-error: invalid request` ([`INVALID_REQUEST`]; gRPC callers:
+//! `grpc-status: 13`, as for every answer of the mesh's), and does
 //! not count as a failure of the endpoint: else a client could have
 //! [failure accrual](accrual) take healthy endpoints out.
 //!
