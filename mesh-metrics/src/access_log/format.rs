@@ -132,12 +132,14 @@ impl Entry {
         let client_id = self.client_id.as_ref().map_or("-", Identity::as_str);
         match format {
             AccessLogFormat::Apache => {
-                // Writing to a `Vec` cannot fail.
-                let _ = write!(
-                    out,
-                    "{client_addr} {client_id} - [{timestamp}] \"{} ",
-                    self.method,
-                );
+                // Writing to a `Vec` cannot fail. Apache writes `-` for a
+                // field it does not know: an empty address would start the
+                // line with a blank.
+                let _ = match self.client_addr {
+                    Some(addr) => write!(out, "{addr}"),
+                    None => write!(out, "-"),
+                };
+                let _ = write!(out, " {client_id} - [{timestamp}] \"{} ", self.method,);
                 apache_escape(self.text(&self.uri), out);
                 let _ = write!(out, " {}\" {}", self.version, self.status);
             }

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The fields are Linkerd's: the client's address and mesh identity (`-`
-//! without one), when the request arrived (UTC), its method, URI (less
+//! without one; JSON leaves an unknown address empty), when the request arrived (UTC), its method, URI (less
 //! any userinfo: credentials a client wrote into it) and version, the `host` and `user-agent` headers, the trace id from
 //! `x-b3-traceid`, `x-request-id` or `x-amzn-trace-id`, the request's and
 //! the response's `content-length` (empty when absent), the status, the

@@ -207,7 +207,7 @@ async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     assert_eq!(lines.len(), QUEUE);
     assert_eq!(
         lines[QUEUE - 1],
-        format!(" - - [] \"GET /line/{} \" 0", QUEUE - 1)
+        format!("- - - [] \"GET /line/{} \" 0", QUEUE - 1)
     );
 }
 
@@ -340,4 +340,23 @@ fn credentials_in_the_uri_are_never_written() {
             "{line}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apache_line_without_a_client_address_writes_a_dash_in_its_place() {
+    // A stack served by something other than mesh-core's server has no
+    // `ConnectionInfo`. Apache writes `-` for a field it does not know:
+    // an empty one would start the line with a blank, and every reader
+    // that splits it on blanks would take the identity for the address.
+    let (log, writer) = AccessLog::new(AccessLogFormat::Apache);
+    let svc = AccessLogLayer::new(Some(log)).layer(app());
+    let mut req = request();
+    req.extensions_mut().remove::<ConnectionInfo>();
+    svc.oneshot(req).await.unwrap();
+    let lines = written(writer).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        without_timestamp(&lines[0], "[", "]"),
+        "- - - [T] \"GET /authors?page=2 HTTP/1.1\" 200"
+    );
 }
