@@ -48,6 +48,10 @@
 //!   anyway and keeps looking it up, its service answering 503 meanwhile.
 //!   An outbound listener that is not on loopback warns too: whoever
 //!   reaches it reaches the services as this workload.
+//!   An endpoint that is one of the sidecar's own outbound listeners
+//!   warns, as the sidecar leaves it out (a request there would loop);
+//!   it fails when the service is left with no endpoint, and would
+//!   answer every request with 503.
 //! - **tracing**, with a `tracing` section: the trace collector accepts
 //!   connections. One that does not is a warning: the sidecar serves
 //!   anyway, and loses (and counts) its spans.
@@ -70,6 +74,7 @@ mod certs;
 mod collector;
 mod exposure;
 mod ingress;
+mod own_endpoints;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -315,6 +320,7 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
     );
     let mut outbound = ingress::check(&config.outbound);
     outbound.extend(exposure::check(&config.outbound));
+    outbound.extend(own_endpoints::check(&config.outbound));
     outbound.extend(app::resolvable(&config, options.timeout).await);
     report.push("sidecar-outbound", outbound);
     report.push(

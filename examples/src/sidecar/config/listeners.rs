@@ -114,7 +114,7 @@ pub(super) fn check_listeners(
 /// its family: Linux connects `0.0.0.0` to `127.0.0.1` and `[::]` to
 /// `[::1]`, so an application at `0.0.0.0:4140` is the outbound listener
 /// on `127.0.0.1:4140`.
-pub(super) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
+pub(crate) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
     let (app, listener) = (destination(canonical(app)), canonical(listener));
     let family_ok = listener.is_ipv6() || app.is_ipv4();
     listener.port() != 0

@@ -43,6 +43,8 @@ pub use server::{
 };
 pub use trace::{DEFAULT_SERVICE_NAME, TracingConfig};
 
+pub(crate) use listeners::reaches;
+
 use error::Location;
 use file::Document;
 use resolve::Source;
