@@ -138,6 +138,42 @@ impl TryFrom<RawFilter> for HttpRouteFilter {
     type Error = String;
 
     fn try_from(raw: RawFilter) -> Result<Self, String> {
+        // The Gateway API requires a filter to hold only the field its type
+        // names (`requestRedirect` for `RequestRedirect`): a config under
+        // another type's field would otherwise be dropped without a word.
+        let configs = [
+            (
+                "RequestHeaderModifier",
+                "requestHeaderModifier",
+                raw.request_header_modifier.is_some(),
+            ),
+            (
+                "ResponseHeaderModifier",
+                "responseHeaderModifier",
+                raw.response_header_modifier.is_some(),
+            ),
+            (
+                "RequestRedirect",
+                "requestRedirect",
+                raw.request_redirect.is_some(),
+            ),
+            (
+                "RequestMirror",
+                "requestMirror",
+                raw.request_mirror.is_some(),
+            ),
+            ("URLRewrite", "urlRewrite", raw.url_rewrite.is_some()),
+            ("ExtensionRef", "extensionRef", raw.extension_ref.is_some()),
+        ];
+        if let Some((_, field, _)) = configs
+            .iter()
+            .find(|(type_name, _, set)| *set && *type_name != raw.type_name)
+        {
+            return Err(format!(
+                "a {} filter has no `{field}`: a filter holds only the field its type names",
+                raw.type_name
+            ));
+        }
         let missing = |field: &str| format!("a {} filter needs `{field}`", raw.type_name);
         Ok(match raw.type_name.as_str() {
             "RequestHeaderModifier" => Self::RequestHeaderModifier(

@@ -225,3 +225,35 @@ fn names_and_namespaces_kubernetes_refuses_are_refused_where_they_are_written() 
         );
     }
 }
+
+#[test]
+fn a_filter_config_its_type_does_not_name_is_refused_not_dropped() {
+    // The Gateway API requires each filter to hold only the field its type
+    // names; read leniently, the response edits here would be lost.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  rules:\n    - filters:\n        - type: RequestHeaderModifier\n          requestHeaderModifier: {set: [{name: x-a, value: '1'}]}\n          responseHeaderModifier: {remove: [server]}\n";
+    let err = route_error(text);
+    assert_eq!(err.kind(), ResourceErrorKind::InvalidValue, "{err}");
+    assert_eq!(err.field_path(), "spec.rules[0].filters[0]", "{err}");
+    assert!(err.message().contains("responseHeaderModifier"), "{err}");
+    assert!(err.message().contains("RequestHeaderModifier"), "{err}");
+    let mirror = text.replace(
+        "responseHeaderModifier: {remove: [server]}",
+        "requestMirror: {backendRef: {name: shadow}}",
+    );
+    assert!(route_error(&mirror).message().contains("requestMirror"));
+    let unsupported = text
+        .replace("type: RequestHeaderModifier", "type: URLRewrite")
+        .replace("requestHeaderModifier:", "urlRewrite:");
+    assert!(
+        route_error(&unsupported)
+            .message()
+            .contains("responseHeaderModifier")
+    );
+    // Each with its own field reads.
+    let fine = text.replace(
+        "          responseHeaderModifier: {remove: [server]}\n",
+        "        - type: ResponseHeaderModifier\n          responseHeaderModifier: {remove: [server]}\n",
+    );
+    let loaded = load::<HttpRoute>("r.yaml", &fine).unwrap();
+    assert_eq!(loaded.resources[0].spec.rules[0].filters.len(), 2);
+}
