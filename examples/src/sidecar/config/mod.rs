@@ -122,8 +122,8 @@ impl SidecarConfig {
                 ConfigErrorKind::Syntax,
                 origin,
                 "",
-                "a second YAML document starts here, and a configuration is one document: \
-                 remove the `---` before it, or keep one of the two",
+                "the file holds a second YAML document, and a configuration is one \
+                 document: remove the `---` before the second, or keep one of the two",
             )
             .at(locate::document_start(text, 2)));
         }
