@@ -173,3 +173,41 @@ pub(super) fn check_apps(
     }
     Ok(())
 }
+
+/// Rejects a trace collector, at `collector` (an `http://` URL), that is
+/// one of the sidecar's own listeners: spans sent to the admin server are
+/// refused, and spans sent to an inbound listener go to the application.
+/// A collector named by a host name is not looked up.
+pub(super) fn check_collector(
+    collector: &http::Uri,
+    listeners: &[Listener],
+    source: Source<'_>,
+) -> Result<(), ConfigError> {
+    let Some(host) = collector.host() else {
+        return Ok(());
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(ip) = host.parse::<IpAddr>() else {
+        return Ok(());
+    };
+    let addr = SocketAddr::new(ip, collector.port_u16().unwrap_or(80));
+    let Some(listener) = listeners.iter().find(|l| reaches(addr, l.addr)) else {
+        return Ok(());
+    };
+    let default = if listener.explicit {
+        ""
+    } else {
+        ", the default"
+    };
+    let path = "tracing.collector";
+    Err(source.error(
+        ConfigErrorKind::Conflict,
+        path,
+        path,
+        format!(
+            "{addr} is the sidecar's own {} ({}{default}), not a trace collector: the spans \
+             would never reach one",
+            listener.path, listener.addr
+        ),
+    ))
+}

@@ -11,7 +11,7 @@ use super::error::{ConfigError, ConfigErrorKind};
 use super::file::{Document, InboundSection, OutboundSection, ServiceEntry};
 use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
-use super::listeners::{Listener, check_apps, check_listeners};
+use super::listeners::{Listener, check_apps, check_collector, check_listeners};
 use super::locate::locate;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::outbound_ports::resolve_outbound_ports;
@@ -84,6 +84,9 @@ impl Document {
         ));
         check_listeners(&listeners, source)?;
         check_apps(&apps, &listeners, source)?;
+        if let Some(tracing) = &tracing {
+            check_collector(tracing.collector.uri(), &listeners, source)?;
+        }
         let server = self
             .server
             .as_ref()
