@@ -47,14 +47,14 @@ impl HttpRouteFilter {
 /// `requestHeaderModifier` or `responseHeaderModifier`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct HeaderModifier {
-    /// `set`: headers that replace any of the same name.
-    #[serde(default)]
+    /// `set`: headers that replace any of the same name. At most 16.
+    #[serde(default, deserialize_with = "super::limits::at_most::<16, _, _>")]
     pub set: Vec<HttpHeader>,
-    /// `add`: headers appended to any of the same name.
-    #[serde(default)]
+    /// `add`: headers appended to any of the same name. At most 16.
+    #[serde(default, deserialize_with = "super::limits::at_most::<16, _, _>")]
     pub add: Vec<HttpHeader>,
-    /// `remove`: names of headers to remove.
-    #[serde(default)]
+    /// `remove`: names of headers to remove. At most 16.
+    #[serde(default, deserialize_with = "super::limits::at_most::<16, _, _>")]
     pub remove: Vec<String>,
 }
 

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::{
     BackendReference, HttpHeaderMatch, HttpPathMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch,
     HttpRouteRule, HttpRouteSpec, InvalidMatch, InvalidMatchReason, ParentReference, PathMatchType,
-    ValueMatchType,
+    ValueMatchType, limits,
 };
 use crate::{
     resource::{ApiVersion, ObjectMeta, Resource},
@@ -50,15 +50,18 @@ impl Resource for GrpcRoute {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrpcRouteSpec {
-    /// What the route attaches to: a `Server` or a `Service`.
-    #[serde(default)]
+    /// What the route attaches to: a `Server` or a `Service`. At most 32.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::PARENT_REFS }, _, _>"
+    )]
     pub parent_refs: Vec<ParentReference>,
     /// The hostnames the route applies to; empty means any. Each is a
     /// DNS name or a wildcard (`*.example.com`), as for an `HTTPRoute`.
     #[serde(default, deserialize_with = "super::hostname::hostnames")]
     pub hostnames: Vec<String>,
-    /// The rules.
-    #[serde(default)]
+    /// The rules. At most 16, holding at most 128 matches together.
+    #[serde(default, deserialize_with = "limits::rules")]
     pub rules: Vec<GrpcRouteRule>,
 }
 
@@ -70,14 +73,23 @@ pub struct GrpcRouteRule {
     #[serde(default)]
     pub name: Option<String>,
     /// `matches`: a call matches the rule when it matches any of them.
-    /// Empty means every call.
-    #[serde(default)]
+    /// Empty means every call. At most 64.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::MATCHES }, _, _>"
+    )]
     pub matches: Vec<GrpcRouteMatch>,
-    /// `filters`, in order.
-    #[serde(default)]
+    /// `filters`, in order. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub filters: Vec<HttpRouteFilter>,
-    /// `backendRefs`.
-    #[serde(default)]
+    /// `backendRefs`. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub backend_refs: Vec<BackendReference>,
 }
 
@@ -87,9 +99,18 @@ pub struct GrpcRouteMatch {
     /// `method`; absent means every method of every service.
     #[serde(default)]
     pub method: Option<GrpcMethodMatch>,
-    /// `headers`.
-    #[serde(default)]
+    /// `headers`. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub headers: Vec<HttpHeaderMatch>,
+}
+
+impl limits::HasMatches for GrpcRouteRule {
+    fn matches(&self) -> usize {
+        self.matches.len()
+    }
 }
 
 /// `method` of a [`GrpcRouteMatch`].

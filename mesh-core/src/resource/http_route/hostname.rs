@@ -15,10 +15,10 @@ const MAX_LEN: usize = 253;
 /// The longest DNS label.
 const MAX_LABEL_LEN: usize = 63;
 
-/// Reads `hostnames`, refusing any entry the Gateway API's `Hostname`
+/// Reads `hostnames`, at most 16, refusing any entry the Gateway API's `Hostname`
 /// type refuses, with the entry's index in the error's path.
 pub(super) fn hostnames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let hostnames = Vec::<Hostname>::deserialize(d)?;
+    let hostnames = super::limits::at_most::<{ super::limits::SIXTEEN }, D, Hostname>(d)?;
     Ok(hostnames.into_iter().map(|h| h.0).collect())
 }
 

@@ -25,6 +25,7 @@ mod convert;
 mod filter;
 mod grpc;
 mod hostname;
+mod limits;
 
 pub use self::{
     convert::{InvalidMatch, InvalidMatchReason},
@@ -72,15 +73,20 @@ impl Resource for HttpRoute {
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteSpec {
     /// What the route attaches to: a `Server`, a `Service` or a `Gateway`.
-    #[serde(default)]
+    /// At most 32.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::PARENT_REFS }, _, _>"
+    )]
     pub parent_refs: Vec<ParentReference>,
     /// The hostnames the route applies to; empty means any. Each is a
     /// DNS name or a wildcard (`*.example.com`), lowercase, without a port,
     /// as the Gateway API requires; reading refuses any other.
     #[serde(default, deserialize_with = "hostname::hostnames")]
     pub hostnames: Vec<String>,
-    /// The rules, each a set of matches and what to do with them.
-    #[serde(default)]
+    /// The rules, each a set of matches and what to do with them. At most
+    /// 16, holding at most 128 matches together.
+    #[serde(default, deserialize_with = "limits::rules")]
     pub rules: Vec<HttpRouteRule>,
 }
 
@@ -162,14 +168,23 @@ pub struct HttpRouteRule {
     pub name: Option<String>,
     /// `matches`: a request matches the rule when it matches any of them.
     /// Empty means every request (the Gateway API's default is one
-    /// `PathPrefix /` match).
-    #[serde(default)]
+    /// `PathPrefix /` match). At most 64.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::MATCHES }, _, _>"
+    )]
     pub matches: Vec<HttpRouteMatch>,
-    /// `filters`, in order.
-    #[serde(default)]
+    /// `filters`, in order. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub filters: Vec<HttpRouteFilter>,
-    /// `backendRefs`.
-    #[serde(default)]
+    /// `backendRefs`. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub backend_refs: Vec<BackendReference>,
     /// `timeouts` (GEP-1742).
     #[serde(default)]
@@ -177,6 +192,12 @@ pub struct HttpRouteRule {
     /// `retry` (GEP-1731).
     #[serde(default)]
     pub retry: Option<HttpRouteRetry>,
+}
+
+impl limits::HasMatches for HttpRouteRule {
+    fn matches(&self) -> usize {
+        self.matches.len()
+    }
 }
 
 impl HttpRouteRule {
@@ -197,11 +218,17 @@ pub struct HttpRouteMatch {
     /// `path`; absent means every path.
     #[serde(default)]
     pub path: Option<HttpPathMatch>,
-    /// `headers`.
-    #[serde(default)]
+    /// `headers`. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub headers: Vec<HttpHeaderMatch>,
-    /// `queryParams`.
-    #[serde(default)]
+    /// `queryParams`. At most 16.
+    #[serde(
+        default,
+        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
+    )]
     pub query_params: Vec<HttpQueryParamMatch>,
     /// `method`, such as `GET`.
     #[serde(default)]

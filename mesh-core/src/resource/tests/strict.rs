@@ -257,3 +257,96 @@ fn a_filter_config_its_type_does_not_name_is_refused_not_dropped() {
     let loaded = load::<HttpRoute>("r.yaml", &fine).unwrap();
     assert_eq!(loaded.resources[0].spec.rules[0].filters.len(), 2);
 }
+
+#[test]
+fn lists_over_the_gateway_apis_limits_are_refused_naming_the_list() {
+    let route = |spec: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n{spec}"
+        )
+    };
+    let list = |entry: &str, n: usize| format!("[{}]", vec![entry; n].join(", "));
+    let rules = |matches: &[usize]| {
+        let rules: Vec<_> = matches
+            .iter()
+            .map(|&n| format!("{{matches: {}}}", list("{path: {value: /a}}", n)))
+            .collect();
+        format!("  rules: [{}]\n", rules.join(", "))
+    };
+    let header = "{name: x-a, value: b}";
+    let hostnames = |n: usize| {
+        let names: Vec<_> = (0..n).map(|i| format!("h{i}.example")).collect();
+        format!("  hostnames: [{}]\n", names.join(", "))
+    };
+    for (spec, field) in [
+        (rules(&[0; 17]), "spec.rules"),
+        (rules(&[65]), "spec.rules[0].matches"),
+        (rules(&[64, 64, 1]), "spec.rules"),
+        (hostnames(17), "spec.hostnames"),
+        (
+            format!("  parentRefs: {}\n", list("{name: p}", 33)),
+            "spec.parentRefs",
+        ),
+        (
+            format!(
+                "  rules: [{{filters: {}}}]\n",
+                list("{type: RequestMirror}", 17)
+            ),
+            "spec.rules[0].filters",
+        ),
+        (
+            format!("  rules: [{{backendRefs: {}}}]\n", list("{name: b}", 17)),
+            "spec.rules[0].backendRefs",
+        ),
+        (
+            format!(
+                "  rules: [{{matches: [{{headers: {}}}]}}]\n",
+                list(header, 17)
+            ),
+            "spec.rules[0].matches[0].headers",
+        ),
+        (
+            format!(
+                "  rules: [{{matches: [{{queryParams: {}}}]}}]\n",
+                list(header, 17)
+            ),
+            "spec.rules[0].matches[0].queryParams",
+        ),
+        (
+            format!(
+                "  rules: [{{filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{add: {}}}}}]}}]\n",
+                list(header, 17)
+            ),
+            "spec.rules[0].filters[0].requestHeaderModifier.add",
+        ),
+    ] {
+        let err = route_error(&route(&spec));
+        assert_eq!(
+            err.kind(),
+            ResourceErrorKind::InvalidValue,
+            "{field}: {err}"
+        );
+        assert_eq!(err.field_path(), field, "{err}");
+        assert!(
+            err.message().contains("Gateway API allows at most"),
+            "{err}"
+        );
+        assert!(err.line().is_some(), "{err}");
+    }
+    // At the limits, a route reads.
+    for spec in [
+        rules(&[0; 16]),
+        rules(&[64, 64]),
+        hostnames(16),
+        format!("  parentRefs: {}\n", list("{name: p}", 32)),
+    ] {
+        assert!(load::<HttpRoute>("r.yaml", &route(&spec)).is_ok(), "{spec}");
+    }
+    let grpc = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g}}\nspec:\n  rules: [{}]\n",
+        vec!["{matches: [{method: {method: M}}]}"; 17].join(", ")
+    );
+    let doc = Documents::new("g.yaml", &grpc).next().unwrap().unwrap();
+    let err = doc.read::<GrpcRoute>().unwrap_err();
+    assert_eq!(err.field_path(), "spec.rules", "{err}");
+}

@@ -1,0 +1,80 @@
+//! The Gateway API's limits on how many entries a route's lists hold.
+//!
+//! The API server refuses a route over them (`maxItems` in the CRDs, and a
+//! rule that a route's rules hold at most 128 matches together), so a
+//! route that works with `kubectl apply` is within them. Every request is
+//! compared with every match of the routes it may take, so the reader
+//! keeps to the same limits: a route read from a file costs no more per
+//! request than one the cluster would accept. A list is refused as soon
+//! as it goes over, without reading the rest.
+
+use std::{fmt, marker::PhantomData};
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, SeqAccess, Visitor},
+};
+
+/// `parentRefs`.
+pub(super) const PARENT_REFS: usize = 32;
+/// `hostnames`, `rules`, `filters`, `backendRefs`, a match's `headers` and
+/// `queryParams`, and a header modifier's `set`, `add` and `remove`.
+pub(super) const SIXTEEN: usize = 16;
+/// A rule's `matches`.
+pub(super) const MATCHES: usize = 64;
+/// The matches of all of a route's rules together.
+pub(super) const ROUTE_MATCHES: usize = 128;
+
+/// A list of at most `N` entries.
+pub(super) fn at_most<'de, const N: usize, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserializer.deserialize_seq(AtMost::<N, T>(PhantomData))
+}
+
+/// A route's rules: at most 16, holding at most 128 matches together.
+pub(super) fn rules<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + HasMatches,
+{
+    let rules = at_most::<SIXTEEN, D, T>(deserializer)?;
+    let matches: usize = rules.iter().map(HasMatches::matches).sum();
+    if matches > ROUTE_MATCHES {
+        return Err(de::Error::custom(format_args!(
+            "the rules hold {matches} matches together; the Gateway API allows at most \
+             {ROUTE_MATCHES} in one route"
+        )));
+    }
+    Ok(rules)
+}
+
+/// A rule, whose matches count towards its route's limit.
+pub(super) trait HasMatches {
+    fn matches(&self) -> usize;
+}
+
+struct AtMost<const N: usize, T>(PhantomData<T>);
+
+impl<'de, const N: usize, T: Deserialize<'de>> Visitor<'de> for AtMost<N, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list of at most {N} entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N));
+        while let Some(entry) = seq.next_element()? {
+            if entries.len() == N {
+                return Err(de::Error::custom(format_args!(
+                    "more than {N} entries; the Gateway API allows at most {N}"
+                )));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
