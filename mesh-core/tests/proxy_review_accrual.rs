@@ -1,17 +1,21 @@
 //! What failure accrual holds against an endpoint, over real HTTP/2
 //! connections: a request the endpoint refused before doing anything with
-//! it is no failure of the endpoint's, and a gRPC caller whose own request
-//! failed is told so in gRPC's terms.
+//! it is no failure of the endpoint's, a probe that never ends keeps its
+//! endpoint out no longer than the longest penalty, and a gRPC caller
+//! whose own request failed is told so in gRPC's terms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/accrual.rs"]
+mod accrual;
 #[path = "support/unprocessed.rs"]
 mod unprocessed;
 
 use std::{num::NonZeroU32, time::Duration};
 
+use accrual::{grpc_call, grpc_stream_upstream};
 use bytes::Bytes;
 use http::{Request, StatusCode, Version};
-use http_body_util::StreamBody;
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use mesh_core::{
     BoxError, ProxyErrorKind,
@@ -136,4 +140,72 @@ async fn a_grpc_call_whose_own_body_fails_is_answered_in_grpc() {
     assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
     assert_eq!(res.headers()["grpc-status"], "13");
     assert_eq!(res.headers()["content-type"], "application/grpc");
+}
+
+#[tokio::test]
+async fn a_probe_that_never_ends_holds_its_endpoint_out_no_longer_than_the_longest_penalty() {
+    // Out for a second at a time, at its first failure.
+    let penalty = Duration::from_secs(1);
+    let accrual = FailureAccrual::new(NonZeroU32::MIN, penalty, penalty, 0.0).unwrap();
+    let endpoint = grpc_stream_upstream().await;
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(accrual);
+    let view = forward.balancer_view().unwrap();
+    let advance = |by| async move {
+        tokio::time::pause();
+        tokio::time::advance(by).await;
+        tokio::time::resume();
+    };
+
+    let res = forward.clone().oneshot(grpc_call("only:14")).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Failing)]
+    );
+    advance(penalty).await;
+
+    // The probe is a stream that never ends: its verdict waits for
+    // trailers that never come, and its caller keeps it.
+    let probe = forward.clone().oneshot(grpc_call("hang")).await.unwrap();
+    assert!(probe.headers().get("mesh-error").is_none(), "the probe");
+    let meanwhile = forward
+        .clone()
+        .oneshot(grpc_call("trailers:0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        meanwhile.headers()["mesh-error"],
+        "service unavailable",
+        "one probe at a time"
+    );
+
+    // Once it has held the probation as long as the longest penalty, the
+    // next request probes too. Before, a stream that lived for hours kept
+    // its healthy endpoint out for hours, and a one-endpoint service
+    // answered every other call 503 meanwhile.
+    advance(penalty).await;
+    let next = forward
+        .clone()
+        .oneshot(grpc_call("trailers:0"))
+        .await
+        .unwrap();
+    assert!(
+        next.headers().get("mesh-error").is_none(),
+        "{:?}",
+        next.headers()
+    );
+    let body = next.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)]
+    );
+    drop(probe);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)]
+    );
 }

@@ -13,7 +13,13 @@
 //! that failed together do not return together. When a penalty ends, the
 //! endpoint is on probation: one request at a time is sent to it, and the
 //! first that succeeds puts it back; requests sent before the penalty
-//! that end during it count for nothing. While every endpoint is out,
+//! that end during it count for nothing. A probe holds the probation for
+//! at most the longest penalty: one still without its outcome by then (a
+//! request the endpoint never answers, or a gRPC stream that lives for
+//! hours) lets the next request probe too, else it would keep its
+//! endpoint out for longer than failure accrual ever means to, and a
+//! service of one endpoint would answer every other request `503` for
+//! as long as the stream lasts. While every endpoint is out,
 //! requests are answered at once with the mesh's 503 (`mesh-error:
 //! service unavailable`; gRPC `UNAVAILABLE`) instead of waiting on
 //! endpoints that fail.
@@ -36,7 +42,7 @@
 //! at the head all the same. So a probe that is a long gRPC stream holds
 //! the probe until the stream ends, as a probe does in Linkerd, whose
 //! classification also waits for the trailers: until then its endpoint
-//! takes no other request. The defaults are Linkerd's
+//! takes no other request, up to the longest penalty. The defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.
@@ -48,7 +54,7 @@
 use std::{
     fmt,
     num::NonZeroU32,
-    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -154,6 +160,12 @@ impl FailureAccrual {
             .min(self.max_penalty)
     }
 
+    /// How long a probe may hold its endpoint's probation, in nanoseconds:
+    /// the longest penalty. See the [module docs](self).
+    pub(super) fn probe_hold(&self) -> u64 {
+        u64::try_from(self.max_penalty.as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// The penalty after `served` penalties in a row, jittered. A penalty
     /// the jitter stretches past what a `Duration` holds is the longest
     /// one: `mul_f64` would panic there, on the response path.
@@ -189,8 +201,9 @@ pub(super) struct Health {
     served: AtomicU32,
     /// When the penalty ends; 0 when the endpoint is in.
     until: AtomicU64,
-    /// Whether a probation request is in flight.
-    probing: AtomicBool,
+    /// When the probation request in flight was claimed (at least 1);
+    /// 0 when none is.
+    probing: AtomicU64,
 }
 
 /// Whether a request may go to an endpoint.
@@ -206,15 +219,28 @@ pub(super) enum Standing {
 
 impl Health {
     /// The endpoint's standing at `now`. A `Probe` answer claims the one
-    /// probation request: the caller must send it.
-    pub(super) fn standing(&self, now: u64) -> Standing {
+    /// probation request, as of `now` (see [`claim`]): the caller must send
+    /// it. A probe claimed `hold` or longer ago no longer holds the
+    /// probation, and this request probes too.
+    pub(super) fn standing(&self, now: u64, hold: u64) -> Standing {
         let until = self.until.load(Ordering::Acquire);
         if until == 0 {
-            Standing::In
-        } else if now < until || self.probing.swap(true, Ordering::AcqRel) {
-            Standing::Out
-        } else {
+            return Standing::In;
+        }
+        if now < until {
+            return Standing::Out;
+        }
+        let claimed = self.probing.load(Ordering::Acquire);
+        if claimed != 0 && now.saturating_sub(claimed) < hold {
+            return Standing::Out;
+        }
+        let won =
+            self.probing
+                .compare_exchange(claimed, claim(now), Ordering::AcqRel, Ordering::Acquire);
+        if won.is_ok() {
             Standing::Probe
+        } else {
+            Standing::Out
         }
     }
 
@@ -244,7 +270,7 @@ impl Health {
             self.failures.store(0, Ordering::Relaxed);
             self.served.store(0, Ordering::Relaxed);
             self.until.store(0, Ordering::Release);
-            self.probing.store(false, Ordering::Release);
+            self.probing.store(0, Ordering::Release);
             return;
         }
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -254,14 +280,18 @@ impl Health {
             self.failures.store(0, Ordering::Relaxed);
             self.until
                 .store(now.saturating_add(penalty).max(1), Ordering::Release);
-            self.probing.store(false, Ordering::Release);
+            self.probing.store(0, Ordering::Release);
         }
     }
 
-    /// A probe request ended with no outcome to count (its caller went
-    /// away first): the next request may probe instead.
-    pub(super) fn release_probe(&self) {
-        self.probing.store(false, Ordering::Release);
+    /// The probe claimed at `claimed` (its [`claim`]) ended with no
+    /// outcome to count (its caller went away first): the next request may
+    /// probe instead. A probe that no longer holds the probation (another
+    /// claimed it after `hold`) leaves the newer claim alone.
+    pub(super) fn release_probe(&self, claimed: u64) {
+        let _ = self
+            .probing
+            .compare_exchange(claimed, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// When the penalty ends, if the endpoint is out.
@@ -271,11 +301,19 @@ impl Health {
     }
 }
 
+/// The stamp of a probe claimed at `now`: never 0, which means none.
+pub(super) fn claim(now: u64) -> u64 {
+    now.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
+
+    /// A probe holds its probation for good, as far as these tests go.
+    const HOLD: u64 = u64::MAX;
 
     fn accrual(max_failures: u32, jitter: f64) -> FailureAccrual {
         FailureAccrual::new(
@@ -296,10 +334,10 @@ mod tests {
         health.record(&accrual, true, false, 0);
         health.record(&accrual, false, false, 0);
         health.record(&accrual, false, false, 0);
-        assert_eq!(health.standing(0), Standing::In);
+        assert_eq!(health.standing(0, HOLD), Standing::In);
         health.record(&accrual, false, false, 5);
         assert_eq!(health.until(), Some(5 + SECOND));
-        assert_eq!(health.standing(SECOND), Standing::Out);
+        assert_eq!(health.standing(SECOND, HOLD), Standing::Out);
     }
 
     #[test]
@@ -308,16 +346,20 @@ mod tests {
         let health = Health::default();
         health.record(&accrual, false, false, 0);
         let end = SECOND;
-        assert_eq!(health.standing(end), Standing::Probe);
-        assert_eq!(health.standing(end), Standing::Out, "one probe at a time");
+        assert_eq!(health.standing(end, HOLD), Standing::Probe);
+        assert_eq!(
+            health.standing(end, HOLD),
+            Standing::Out,
+            "one probe at a time"
+        );
         // The probe fails: a penalty twice as long.
         health.record(&accrual, false, true, end);
         assert_eq!(health.until(), Some(end + 2 * SECOND));
-        assert_eq!(health.standing(end + 2 * SECOND), Standing::Probe);
+        assert_eq!(health.standing(end + 2 * SECOND, HOLD), Standing::Probe);
         // It succeeds: the endpoint is in, and the next penalty starts
         // from the first again.
         health.record(&accrual, true, true, end + 2 * SECOND);
-        assert_eq!(health.standing(end + 2 * SECOND), Standing::In);
+        assert_eq!(health.standing(end + 2 * SECOND, HOLD), Standing::In);
         health.record(&accrual, false, false, 10 * SECOND);
         assert_eq!(health.until(), Some(11 * SECOND));
     }
@@ -331,7 +373,11 @@ mod tests {
         assert_eq!(health.state(SECOND - 1), EndpointState::Failing);
         assert_eq!(health.state(SECOND), EndpointState::Probing);
         assert_eq!(health.state(SECOND), EndpointState::Probing);
-        assert_eq!(health.standing(SECOND), Standing::Probe, "still unclaimed");
+        assert_eq!(
+            health.standing(SECOND, HOLD),
+            Standing::Probe,
+            "still unclaimed"
+        );
         assert_eq!(
             health.state(SECOND),
             EndpointState::Probing,
@@ -339,6 +385,28 @@ mod tests {
         );
         health.record(&accrual, true, true, SECOND);
         assert_eq!(health.state(SECOND), EndpointState::Ready);
+    }
+
+    #[test]
+    fn a_probe_holds_the_probation_for_the_longest_penalty_at_most() {
+        let accrual = accrual(1, 0.0);
+        let hold = accrual.probe_hold();
+        assert_eq!(hold, 8 * SECOND);
+        let health = Health::default();
+        health.record(&accrual, false, false, 0);
+        assert_eq!(health.standing(SECOND, hold), Standing::Probe);
+        assert_eq!(health.standing(SECOND + hold - 1, hold), Standing::Out);
+        let second = SECOND + hold;
+        assert_eq!(health.standing(second, hold), Standing::Probe);
+        assert_eq!(health.standing(second, hold), Standing::Out);
+        // The first probe, given up on late, leaves the second's claim.
+        health.release_probe(claim(SECOND));
+        assert_eq!(health.standing(second, hold), Standing::Out);
+        health.release_probe(claim(second));
+        assert_eq!(health.standing(second, hold), Standing::Probe);
+        // Either probe's outcome decides.
+        health.record(&accrual, true, true, second);
+        assert_eq!(health.standing(second, hold), Standing::In);
     }
 
     #[test]
@@ -350,9 +418,13 @@ mod tests {
         health.record(&accrual, false, false, 0);
         health.record(&accrual, true, false, 0);
         assert_eq!(health.until(), Some(SECOND));
-        assert_eq!(health.standing(SECOND), Standing::Probe);
+        assert_eq!(health.standing(SECOND, HOLD), Standing::Probe);
         health.record(&accrual, false, false, SECOND);
-        assert_eq!(health.standing(SECOND), Standing::Out, "the probe is out");
+        assert_eq!(
+            health.standing(SECOND, HOLD),
+            Standing::Out,
+            "the probe is out"
+        );
         health.record(&accrual, false, true, SECOND);
         assert_eq!(health.until(), Some(3 * SECOND));
     }

@@ -70,7 +70,7 @@ use std::{
 use http::uri::Authority;
 use tokio::time::Instant;
 
-use super::accrual::FailureAccrual;
+use super::accrual::{FailureAccrual, claim};
 use super::forward::NoEndpoints;
 
 mod connections;
@@ -112,7 +112,9 @@ pub(crate) struct Pending {
     sent: Instant,
     /// Whether this is the probe of an endpoint whose penalty is over and
     /// no outcome has been counted yet: dropped so, it lets another
-    /// request probe.
+    /// request probe. Its claim is stamped with the time it was `sent`
+    /// ([`claim`](Self::claim)), kept here as a flag so that a request's
+    /// future is no larger for it.
     probe: bool,
     /// Whether its round trip has been counted as a sample: dropped
     /// without, it counts the time it waited.
@@ -336,6 +338,12 @@ impl Pending {
         self.sampled = true;
     }
 
+    /// The stamp of the probe this request claimed, if it did: the time
+    /// it was picked at, as the endpoint's standing was read then.
+    fn claim(&self) -> u64 {
+        claim(self.balancer.since_epoch(self.sent) as u64)
+    }
+
     fn record(&mut self, success: bool, now: Instant) {
         let probe = std::mem::take(&mut self.probe);
         self.balancer.record(self.index, success, probe, now);
@@ -358,7 +366,7 @@ impl Drop for Pending {
         };
         endpoint.pending.fetch_sub(1, Ordering::Relaxed);
         if self.probe {
-            endpoint.health.release_probe();
+            endpoint.health.release_probe(self.claim());
         }
     }
 }

@@ -83,7 +83,8 @@ impl Balancer {
     /// Endpoint `i` and whether it is a probe, if it may take a request
     /// at `now`; a probe is claimed.
     fn take(&self, i: usize, now: u64) -> Option<(usize, bool)> {
-        match self.endpoint(i)?.health.standing(now) {
+        let hold = self.accrual.map_or(u64::MAX, |a| a.probe_hold());
+        match self.endpoint(i)?.health.standing(now, hold) {
             Standing::In => Some((i, false)),
             Standing::Probe => Some((i, true)),
             Standing::Out => None,

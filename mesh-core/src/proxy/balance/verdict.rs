@@ -40,7 +40,7 @@ impl Pending {
             balancer: self.balancer.clone(),
             index: self.index,
             // Taken: dropped, this no longer holds the probe.
-            probe: std::mem::take(&mut self.probe),
+            probe: std::mem::take(&mut self.probe).then(|| self.claim()),
         })
     }
 }
@@ -51,15 +51,15 @@ impl Pending {
 pub(crate) struct Verdict {
     balancer: Arc<Balancer>,
     index: usize,
-    /// Whether this holds the endpoint's probe, and no outcome has been
-    /// counted yet.
-    probe: bool,
+    /// When this claimed the endpoint's probe, if it holds it and no
+    /// outcome has been counted yet.
+    probe: Option<u64>,
 }
 
 impl Verdict {
     /// The body ended: the response was a `success` or a failure.
     pub(crate) fn record(mut self, success: bool) {
-        let probe = std::mem::take(&mut self.probe);
+        let probe = self.probe.take().is_some();
         self.balancer
             .record(self.index, success, probe, Instant::now());
     }
@@ -69,11 +69,11 @@ impl Drop for Verdict {
     /// A response given up on before its end counts nothing, and a probe
     /// lets the next request probe.
     fn drop(&mut self) {
-        if !self.probe {
+        let Some(claimed) = self.probe else {
             return;
-        }
+        };
         if let Some(endpoint) = self.balancer.endpoint(self.index) {
-            endpoint.health.release_probe();
+            endpoint.health.release_probe(claimed);
         }
     }
 }
