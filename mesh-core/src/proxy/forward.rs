@@ -141,15 +141,14 @@ where
         let grpc = is_grpc(req.headers());
         if req.method() == Method::CONNECT {
             tracing::debug!(target = %req.uri(), "refusing CONNECT: no tunnel is set up here");
-            return ResponseFuture {
-                inner: None,
-                grpc,
-                downstream: None,
-                lease: None,
-                pending: None,
-                endpoint: None,
-                connect: true,
-            };
+            return ResponseFuture::refused(Refusal::Connect, grpc);
+        }
+        if hosts_disagree(&req) {
+            tracing::debug!(
+                target = %req.uri(),
+                "refusing a request with more than one Host header"
+            );
+            return ResponseFuture::refused(Refusal::MultipleHosts, grpc);
         }
         let upgrade = match req.version() {
             Version::HTTP_11 => headers::requested_upgrade(req.headers()),
@@ -188,7 +187,7 @@ where
                 lease,
                 pending: None,
                 endpoint: None,
-                connect: false,
+                refused: None,
             };
         };
         *req.uri_mut() = upstream_uri(endpoint, &req);
@@ -210,9 +209,26 @@ where
             downstream,
             lease,
             pending,
-            connect: false,
+            refused: None,
         }
     }
+}
+
+/// Whether `req` is an HTTP/1 request in origin form with more than one
+/// `Host` header. RFC 9112 §3.2 has a server answer it `400`: the mesh
+/// routes and authorizes by the first, and the application behind may
+/// read another (frameworks differ), which would serve a host no rule
+/// was checked for. An absolute-form target names the one host itself
+/// ([`set_host`]), and HTTP/2 sends `:authority`, never `Host`, on.
+///
+/// Nearly every request has no header twice, which two lengths tell at
+/// once; only one that has looks `Host` up.
+fn hosts_disagree<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    headers.len() != headers.keys_len()
+        && req.uri().authority().is_none()
+        && req.version() != Version::HTTP_2
+        && headers.get_all(header::HOST).iter().nth(1).is_some()
 }
 
 /// Keeps the authority the caller asked for in `Host`, where an HTTP/1
@@ -286,6 +302,19 @@ fn connect_refused<B: Default>() -> Response<B> {
 /// The `mesh-error` of a refused `CONNECT`.
 pub const CONNECT_REFUSED: &str = "connect not supported";
 
+/// The `mesh-error` of an HTTP/1 request refused with `400` for naming
+/// more than one host in `Host` headers.
+pub const MULTIPLE_HOSTS: &str = "multiple host headers";
+
+/// Why [`Forward`] answered a request itself, sending nothing upstream.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// A `CONNECT`: `501`.
+    Connect,
+    /// More than one `Host`: `400` ([`MULTIPLE_HOSTS`]).
+    MultipleHosts,
+}
+
 /// The `mesh-error` of a request that failed on the caller's side before
 /// it was sent whole, its body most often: the endpoint is not to blame.
 pub const INVALID_REQUEST: &str = "invalid request";
@@ -307,8 +336,23 @@ pin_project_lite::pin_project! {
         pending: Option<Pending>,
         // The endpoint sent to, for the logs.
         endpoint: Option<Authority>,
-        // A CONNECT, refused: `inner` is `None`.
-        connect: bool,
+        // Answered here, sending nothing: `inner` is `None`.
+        refused: Option<Refusal>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    /// The future of a request answered here for `refusal`.
+    fn refused(refusal: Refusal, grpc: bool) -> Self {
+        Self {
+            inner: None,
+            grpc,
+            downstream: None,
+            lease: None,
+            pending: None,
+            endpoint: None,
+            refused: Some(refusal),
+        }
     }
 }
 
@@ -322,8 +366,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {
-            if *this.connect {
-                return Poll::Ready(Ok(connect_refused()));
+            match this.refused {
+                Some(Refusal::Connect) => return Poll::Ready(Ok(connect_refused())),
+                Some(Refusal::MultipleHosts) => {
+                    return Poll::Ready(Ok(ProxyErrorKind::InvalidRequest
+                        .response_with_reason(*this.grpc, MULTIPLE_HOSTS)));
+                }
+                None => {}
             }
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };

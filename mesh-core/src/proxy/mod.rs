@@ -15,7 +15,10 @@
 //! cannot forge as it can a header. `Host` is kept as the client sent it
 //! (an absolute-form target's authority replaces it), even when a
 //! `Connection` header names it, and `Proxy-Authorization` is the hop's
-//! and never sent on.
+//! and never sent on. An HTTP/1 request with more than one `Host` is
+//! answered `400` with `mesh-error: multiple host headers`
+//! ([`MULTIPLE_HOSTS`]), as RFC 9112 §3.2 asks, and not sent: the mesh
+//! chose its route by the first, and the application might read another.
 //!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
@@ -77,7 +80,8 @@ pub use self::{
     connect::ConnectTunnel,
     endpoints::EndpointSet,
     forward::{
-        CONNECT_REFUSED, Forward, INVALID_REQUEST, NoEndpoints, ResponseBody, ResponseFuture,
+        CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints, ResponseBody,
+        ResponseFuture,
     },
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
