@@ -149,38 +149,29 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Calling { fut } => {
-                    let result = ready!(fut.poll(cx)).map_err(Into::into);
-                    // Drop the attempt before deciding, so that it no longer
-                    // holds the request body.
-                    this.state.set(State::Done);
-                    let Some(retry) = this.retry.as_mut() else {
-                        return Poll::Ready(result);
-                    };
-                    if let Some(result) = on_outcome(this.state.as_mut(), retry, result) {
-                        return Poll::Ready(result);
-                    }
-                }
+            // An attempt's outcome, the first time or again after waiting
+            // for its client to let go of the body: decided on below, in
+            // one place.
+            let result = match this.state.as_mut().project() {
+                StateProj::Calling { fut } => ready!(fut.poll(cx)).map_err(Into::into),
                 StateProj::Releasing { sleep, last } => {
-                    let Some(retry) = this.retry.as_mut() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    if retry.poll_released(cx).is_pending() {
+                    let released = this
+                        .retry
+                        .as_ref()
+                        .is_none_or(|retry| retry.poll_released(cx).is_ready());
+                    if !released {
                         ready!(sleep.poll(cx));
                     }
-                    let Some(result) = last.take() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    this.state.set(State::Done);
-                    if let Some(result) = on_outcome(this.state.as_mut(), retry, *result) {
-                        return Poll::Ready(result);
+                    match last.take() {
+                        Some(last) => *last,
+                        None => return Poll::Ready(Err(PolledAfterCompletion.into())),
                     }
                 }
                 StateProj::Backoff { sleep, last } => {
                     ready!(sleep.poll(cx));
                     let last = last.take();
                     this.state.set(State::Ready { last });
+                    continue;
                 }
                 StateProj::Ready { last } => {
                     let Some(retry) = this.retry.as_mut() else {
@@ -216,6 +207,7 @@ where
                     this.state.set(State::Calling {
                         fut: service.call(req),
                     });
+                    continue;
                 }
                 StateProj::Expired { grpc } => {
                     let grpc = *grpc;
@@ -223,48 +215,33 @@ where
                     return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(grpc)));
                 }
                 StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
+            };
+            // Drop the attempt before deciding, so that it no longer holds
+            // the request body.
+            this.state.set(State::Done);
+            let Some(retry) = this.retry.as_mut() else {
+                return Poll::Ready(result);
+            };
+            match retry.decide(&result) {
+                Decision::Return => return Poll::Ready(result),
+                Decision::AwaitBody => this.state.set(State::Releasing {
+                    sleep: sleep(BODY_RELEASE_WAIT),
+                    last: Some(Box::new(result)),
+                }),
+                Decision::Retry { delay, .. } => {
+                    // A deadline can still run out before the retry is
+                    // sent: keep what the caller would then get.
+                    let last = retry.deadline().map(|_| Box::new(result));
+                    if delay.is_zero() {
+                        this.state.set(State::Ready { last });
+                    } else {
+                        this.state.set(State::Backoff {
+                            sleep: sleep(delay),
+                            last,
+                        });
+                    }
+                }
             }
-        }
-    }
-}
-
-/// What an attempt ends with.
-type Outcome<RB> = Result<Response<RB>, BoxError>;
-
-/// Decides on an attempt's outcome, with the attempt dropped: sets the
-/// state to wait for the next attempt, or gives the outcome back for the
-/// caller.
-fn on_outcome<S, B, RB>(
-    mut state: Pin<&mut State<S::Future, Outcome<RB>>>,
-    retry: &mut Attempts<S, B, Shared>,
-    result: Outcome<RB>,
-) -> Option<Outcome<RB>>
-where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
-    S::Error: Into<BoxError>,
-{
-    match retry.decide(&result) {
-        Decision::Return => Some(result),
-        Decision::AwaitBody => {
-            state.set(State::Releasing {
-                sleep: sleep(BODY_RELEASE_WAIT),
-                last: Some(Box::new(result)),
-            });
-            None
-        }
-        Decision::Retry { delay, .. } => {
-            // A deadline can still run out before the retry is sent: keep
-            // what the caller would then get.
-            let last = retry.deadline().map(|_| Box::new(result));
-            if delay.is_zero() {
-                state.set(State::Ready { last });
-            } else {
-                state.set(State::Backoff {
-                    sleep: sleep(delay),
-                    last,
-                });
-            }
-            None
         }
     }
 }

@@ -277,6 +277,7 @@ impl RetryPolicy {
 
     /// Whether `res` is a failure to retry, and if so how long the server
     /// asked to wait (`Retry-After`).
+    #[inline]
     pub(crate) fn retryable_response<B>(&self, res: &Response<B>) -> Option<Option<Duration>> {
         let retryable = match res.extensions().get::<ProxyErrorKind>() {
             Some(ProxyErrorKind::UpstreamUnreachable) => {

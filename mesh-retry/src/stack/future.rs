@@ -142,59 +142,44 @@ where
             Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(grpc)))
         };
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Calling { fut } => {
-                    let result = match fut.poll(cx) {
-                        Poll::Ready(result) => result.map_err(Into::into),
-                        Poll::Pending => {
-                            match ready!(wait(this.timer, *this.until, deadline, cx)) {
-                                Woke::Until => {
-                                    tracing::debug!("attempt timed out before its response");
-                                    Ok(ProxyErrorKind::Timeout.response_for(grpc))
-                                }
-                                Woke::Deadline => {
-                                    this.state.set(State::Done);
-                                    return timed_out();
-                                }
-                            }
+            // An attempt's outcome, the first time or again after waiting
+            // for its client to let go of the body: decided on below, in
+            // one place.
+            let result = match this.state.as_mut().project() {
+                StateProj::Calling { fut } => match fut.poll(cx) {
+                    Poll::Ready(result) => result.map_err(Into::into),
+                    Poll::Pending => match ready!(wait(this.timer, *this.until, deadline, cx)) {
+                        Woke::Until => {
+                            tracing::debug!("attempt timed out before its response");
+                            Ok(ProxyErrorKind::Timeout.response_for(grpc))
                         }
-                    };
-                    // Drop the attempt before deciding, so that it no longer
-                    // holds the request body.
-                    this.state.set(State::Done);
-                    let Some(retry) = this.retry.as_mut() else {
-                        return respond(result);
-                    };
-                    if let Some(result) = on_outcome(this.state.as_mut(), this.until, retry, result)
-                    {
-                        return respond(result);
-                    }
-                }
-                StateProj::Expired => {
-                    this.state.set(State::Done);
-                    return timed_out();
-                }
+                        Woke::Deadline => {
+                            this.state.set(State::Done);
+                            return timed_out();
+                        }
+                    },
+                },
                 StateProj::Releasing { last } => {
-                    let Some(retry) = this.retry.as_mut() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    if retry.poll_released(cx).is_pending()
+                    let released = this
+                        .retry
+                        .as_ref()
+                        .is_none_or(|retry| retry.poll_released(cx).is_ready());
+                    if !released
                         && let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx))
                     {
                         // Nothing was taken from the budget yet.
                         this.state.set(State::Done);
                         return timed_out();
                     }
-                    let Some(result) = last.take() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    this.state.set(State::Done);
                     *this.until = None;
-                    if let Some(result) =
-                        on_outcome(this.state.as_mut(), this.until, retry, *result)
-                    {
-                        return respond(result);
+                    match last.take() {
+                        Some(last) => *last,
+                        None => return Poll::Ready(Err(PolledAfterCompletion.into())),
                     }
+                }
+                StateProj::Expired => {
+                    this.state.set(State::Done);
+                    return timed_out();
                 }
                 StateProj::Backoff => {
                     if let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx)) {
@@ -204,6 +189,7 @@ where
                     }
                     *this.until = None;
                     this.state.set(State::Ready);
+                    continue;
                 }
                 StateProj::Ready => {
                     let Some(retry) = this.retry.as_mut() else {
@@ -250,52 +236,41 @@ where
                     this.state.set(State::Calling {
                         fut: service.call(req),
                     });
+                    continue;
                 }
                 StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
+            };
+            // Drop the attempt before deciding, so that it no longer holds
+            // the request body.
+            this.state.set(State::Done);
+            let Some(retry) = this.retry.as_mut() else {
+                return respond(result);
+            };
+            match retry.decide(&result) {
+                Decision::Return => return respond(result),
+                Decision::AwaitBody => {
+                    let now = Instant::now();
+                    *this.until = Some(now.checked_add(BODY_RELEASE_WAIT).unwrap_or(now));
+                    this.state.set(State::Releasing {
+                        last: Some(Box::new(result)),
+                    });
+                }
+                Decision::Retry { delay, .. } if delay.is_zero() => {
+                    *this.until = None;
+                    this.state.set(State::Ready);
+                }
+                Decision::Retry { delay, now } => {
+                    // A wait past what the clock holds (an uncapped
+                    // backoff and a huge `Retry-After`) ends as far out as
+                    // it goes, as tokio's `sleep` does: with no instant to
+                    // wake at, it never would.
+                    let delay = delay.min(FAR_FUTURE);
+                    *this.until = Some(now.checked_add(delay).unwrap_or(now));
+                    this.state.set(State::Backoff);
+                }
             }
         }
     }
-}
-
-/// What an attempt ends with.
-type Outcome<RB> = Result<Response<RB>, BoxError>;
-
-/// Decides on an attempt's outcome, with the attempt dropped: sets the
-/// state (and `until`) to wait for the next attempt, or gives the outcome
-/// back for the caller.
-fn on_outcome<S, B, RB>(
-    mut state: Pin<&mut State<S::Future, Outcome<RB>>>,
-    until: &mut Option<Instant>,
-    retry: &mut Attempts<S, B, Config>,
-    result: Outcome<RB>,
-) -> Option<Outcome<RB>>
-where
-    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
-    S::Error: Into<BoxError>,
-{
-    match retry.decide(&result) {
-        Decision::Return => return Some(result),
-        Decision::AwaitBody => {
-            let now = Instant::now();
-            *until = Some(now.checked_add(BODY_RELEASE_WAIT).unwrap_or(now));
-            state.set(State::Releasing {
-                last: Some(Box::new(result)),
-            });
-        }
-        Decision::Retry { delay, .. } if delay.is_zero() => {
-            *until = None;
-            state.set(State::Ready);
-        }
-        Decision::Retry { delay, now } => {
-            // A wait past what the clock holds (an uncapped backoff and a
-            // huge `Retry-After`) ends as far out as it goes, as tokio's
-            // `sleep` does: with no instant to wake at, it never would.
-            let delay = delay.min(FAR_FUTURE);
-            *until = Some(now.checked_add(delay).unwrap_or(now));
-            state.set(State::Backoff);
-        }
-    }
-    None
 }
 
 /// Gives up a retry whose backoff the deadline cut short, as the retry
