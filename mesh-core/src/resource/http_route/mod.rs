@@ -17,7 +17,7 @@
 //! filter, such as `RequestMirror`, is kept by its type name so a reader
 //! can warn about it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, de};
 
 use super::{GatewayDuration, ObjectMeta, Resource};
 
@@ -108,8 +108,8 @@ pub struct ParentReference {
     /// `sectionName`: a named part of the parent (a listener, a port name).
     #[serde(default)]
     pub section_name: Option<String>,
-    /// `port` of the parent, for a `Service` parent.
-    #[serde(default)]
+    /// `port` of the parent, for a `Service` parent: 1 to 65535.
+    #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
 }
 
@@ -151,12 +151,37 @@ pub struct BackendReference {
     /// `namespace`; the route's own namespace when absent.
     #[serde(default)]
     pub namespace: Option<String>,
-    /// `port` of the backend.
-    #[serde(default)]
+    /// `port` of the backend: 1 to 65535.
+    #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
-    /// `weight`, relative to the rule's other backends; 1 when absent.
-    #[serde(default)]
+    /// `weight`, relative to the rule's other backends; 1 when absent, at
+    /// most 1,000,000.
+    #[serde(default, deserialize_with = "weight")]
     pub weight: Option<u32>,
+}
+
+/// The most a backend's weight may be: the Gateway API's limit.
+const MAX_WEIGHT: u32 = 1_000_000;
+
+/// A port, 1 to 65535 as the Gateway API's `PortNumber`: port 0 is no port
+/// a request arrives on or a connection goes to.
+fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    match Option::<u16>::deserialize(deserializer)? {
+        Some(0) => Err(de::Error::custom(
+            "port 0 is not a port: a port is 1 to 65535",
+        )),
+        port => Ok(port),
+    }
+}
+
+/// A backend's weight, 0 to 1,000,000 as the Gateway API allows.
+fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    match Option::<u32>::deserialize(deserializer)? {
+        Some(weight) if weight > MAX_WEIGHT => Err(de::Error::custom(format_args!(
+            "weight {weight} is over the Gateway API's limit of {MAX_WEIGHT}"
+        ))),
+        weight => Ok(weight),
+    }
 }
 
 /// A `rules` entry: which requests, and what to do with them.

@@ -350,3 +350,34 @@ fn lists_over_the_gateway_apis_limits_are_refused_naming_the_list() {
     let err = doc.read::<GrpcRoute>().unwrap_err();
     assert_eq!(err.field_path(), "spec.rules", "{err}");
 }
+
+#[test]
+fn ports_of_zero_and_weights_over_a_million_are_refused() {
+    // The Gateway API's PortNumber is 1 to 65535 and a backend's weight 0
+    // to 1,000,000: a parent on port 0 is no port a request arrives on.
+    let route = |spec: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n{spec}"
+        )
+    };
+    for (spec, field) in [
+        (
+            "  parentRefs: [{kind: Service, group: core, name: p, port: 0}]\n",
+            "spec.parentRefs[0].port",
+        ),
+        (
+            "  rules: [{backendRefs: [{name: b, port: 0}]}]\n",
+            "spec.rules[0].backendRefs[0].port",
+        ),
+        (
+            "  rules: [{backendRefs: [{name: b, port: 80, weight: 1000001}]}]\n",
+            "spec.rules[0].backendRefs[0].weight",
+        ),
+    ] {
+        let err = route_error(&route(spec));
+        assert_eq!(err.kind(), ResourceErrorKind::InvalidValue, "{err}");
+        assert_eq!(err.field_path(), field, "{err}");
+    }
+    let fine = "  parentRefs: [{kind: Service, group: core, name: p, port: 65535}]\n  rules: [{backendRefs: [{name: b, port: 1, weight: 1000000}, {name: c, port: 2, weight: 0}]}]\n";
+    assert!(load::<HttpRoute>("r.yaml", &route(fine)).is_ok());
+}
