@@ -178,7 +178,7 @@ fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Er
 fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     match Option::<u32>::deserialize(deserializer)? {
         Some(weight) if weight > MAX_WEIGHT => Err(de::Error::custom(format_args!(
-            "weight {weight} is over the Gateway API's limit of {MAX_WEIGHT}"
+            "weight {weight} is above the limit of {MAX_WEIGHT}"
         ))),
         weight => Ok(weight),
     }
