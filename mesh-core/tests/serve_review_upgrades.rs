@@ -6,12 +6,20 @@
 //! `max_connections` would bound nothing for such a server.
 #![allow(clippy::unwrap_used)]
 
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{
+    convert::Infallible,
+    future::{Ready, ready},
+    net::SocketAddr,
+    time::Duration,
+};
 
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use mesh_core::serve::{Protocol, Server, ServerConfig, shutdown};
+use mesh_core::{
+    conn::{NoTlsReason, Tls},
+    serve::{Accept, Accepted, Protocol, Retirement, Server, ServerConfig, shutdown},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -37,6 +45,8 @@ async fn app(req: Request<Incoming>) -> Result<Response<mesh_core::body::BoxBody
         .insert(header::UPGRADE, "echo".parse().unwrap());
     Ok(res)
 }
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 async fn server(config: ServerConfig) -> (SocketAddr, shutdown::ShutdownTrigger, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -113,7 +123,8 @@ async fn an_upgraded_connection_the_application_holds_keeps_its_place() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn shutdown_gives_an_upgraded_connection_the_application_holds_the_grace_period() {
+async fn shutdown_gives_an_upgraded_connection_the_application_holds_the_grace_period_then_cuts_it()
+{
     let config = ServerConfig {
         shutdown_grace: Duration::from_secs(30),
         ..ServerConfig::default()
@@ -129,10 +140,59 @@ async fn shutdown_gives_an_upgraded_connection_the_application_holds_the_grace_p
         "the server stopped with an upgraded connection open"
     );
     echo(&mut conn, b"and here").await;
-    // The application does not know the server's signal to cut it, so it
-    // stays open; the server is done at the end of the grace period.
+    // The application ignores the shutdown: at the end of the grace
+    // period the server is done, and the connection is cut, as a proxied
+    // tunnel is.
     server.await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(30));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "still open after the grace period: {closed:?}"
+    );
+}
+
+/// Plaintext, every connection closed an hour after it was accepted.
+#[derive(Clone)]
+struct Expiring;
+
+impl Accept<TcpStream> for Expiring {
+    type Io = TcpStream;
+    type Future = Ready<Result<Accepted<TcpStream>, mesh_core::BoxError>>;
+
+    fn accept(&self, io: TcpStream) -> Self::Future {
+        ready(Ok(Accepted {
+            io,
+            tls: Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
+            alpn: None,
+            retire: Retirement::new(
+                std::future::pending(),
+                Some(tokio::time::Instant::now() + HOUR),
+            ),
+        }))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upgraded_connection_the_application_holds_is_closed_at_its_close_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_trigger, signal) = shutdown::channel();
+    tokio::spawn(
+        Server::new(ServerConfig::default())
+            .with_accept(Expiring)
+            .serve_http(listener, tower::service_fn(app), signal),
+    );
+    let start = tokio::time::Instant::now();
+    let mut conn = upgraded(addr).await;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(HOUR + HOUR, conn.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "still open past its close time: {closed:?}"
+    );
+    assert_eq!(start.elapsed(), HOUR);
 }
 
 #[tokio::test(start_paused = true)]

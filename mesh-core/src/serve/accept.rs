@@ -35,12 +35,10 @@ pub struct Accepted<I> {
 /// connection, lets those in flight finish, and closes it (HTTP/1.1 closes
 /// after the current response, HTTP/2 sends GOAWAY), so clients move to a
 /// fresh connection without losing a request. At `close_at` the connection
-/// is closed whatever it is doing, opaque byte pipes and connections the
-/// proxy upgraded to tunnels included, which cannot be drained: no such
-/// connection outlives the certificate it was authenticated with. A
-/// connection the application's own service upgraded is the exception:
-/// hyper hands its I/O to the application, and the server cannot reach
-/// it (it does keep its place under the limit while it is open).
+/// is closed whatever it is doing, opaque byte pipes and upgraded
+/// connections included (the proxy's tunnels, or a WebSocket the
+/// application serves itself), which cannot be drained: no connection
+/// outlives the certificate it was authenticated with.
 pub struct Retirement {
     drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     close_at: Option<Instant>,

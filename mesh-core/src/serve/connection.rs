@@ -22,7 +22,7 @@ use super::{
         future::{Answer, IdleFuture},
         reads::{LastRead, Watched},
     },
-    lease::{Lease, Leased},
+    lease::{Cut, Lease, Leased},
     on_wake::OnWake,
     stall::WriteStall,
 };
@@ -179,18 +179,22 @@ where
         let lease = self.lease.closing_at(retire.close_at(), remote_addr);
         // The I/O holds the place too: an upgraded connection keeps it
         // for as long as it is open, whoever serves it (see `lease`).
+        let cut = Arc::new(Cut::default());
         let io = Leased::new(
             WriteStall::new(io, bounded(config.write_stall_timeout)),
             lease.clone(),
+            cut.clone(),
         );
+        let until_cut = lease.clone();
         let svc = HyperService {
             inner: self.http,
             info,
             lease,
+            cut: cut.clone(),
             idle,
         };
         let io = TokioIo::new(io);
-        match version {
+        let served = match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
                 drive(conn, self.shutdown, retire, remote_addr).await
@@ -199,7 +203,15 @@ where
                 let conn = self.shared.http2.serve_connection(io, svc);
                 drive(conn, self.shutdown, retire, remote_addr).await
             }
+        };
+        // The I/O outlived its connection: hyper handed it to whoever
+        // serves the upgrade. Cut it when the lease ends, as the proxy's
+        // tunnel does itself, whoever holds it: an application's handler
+        // knows neither the grace period nor the close time.
+        if Arc::strong_count(&cut) > 1 {
+            tokio::spawn(cut.when_lease_ends(until_cut));
         }
+        served
     }
 
     /// Hands the connection to the opaque handler. A byte pipe cannot be
@@ -363,6 +375,8 @@ struct HyperService<S> {
     inner: S,
     info: ConnectionInfo,
     lease: Lease,
+    /// How the connection's I/O is ended once an upgrade handed it over.
+    cut: Arc<Cut>,
     /// The stream idle bound, when configured.
     idle: Option<StreamIdle>,
 }
@@ -386,6 +400,7 @@ where
         let upgrade = req.headers().contains_key(header::UPGRADE);
         if connect || upgrade {
             req.extensions_mut().insert(self.lease.clone());
+            self.cut.arm();
         }
         let clock = match &self.idle {
             Some(idle) if !connect => {

@@ -24,12 +24,10 @@
 //! closes, so new connections are refused; connections still in their
 //! handshake or detection, with no request yet, close at once; HTTP
 //! connections finish the requests in flight and close; whatever is still
-//! open when the grace period ends is cut, connections the proxy upgraded
-//! to tunnels included. An upgraded connection keeps its place under the
-//! limit until it closes, and the drain waits for it; one the application
-//! upgraded itself (a WebSocket it serves) is the application's to close
-//! when the same [`Shutdown`] fires: the server has handed its I/O over,
-//! and returns at the end of the grace period whether or not it is closed.
+//! open when the grace period ends is cut, upgraded connections included
+//! (the proxy's tunnels, or a WebSocket the application serves itself). An
+//! upgraded connection keeps its place under the limit until it closes,
+//! and the drain waits for it.
 //!
 //! A single connection can be retired the same way: the accept hook hands
 //! the server a [`Retirement`] with each connection (mesh-tls does when the
@@ -178,8 +176,8 @@ impl<A> Server<A> {
             None => ConnectionLimit::new(self.inner.config.max_connections).permits,
         };
         // Upgraded connections outlive their tasks; they hold their permit
-        // in a lease (their I/O does), and the proxy's tunnels are cut
-        // through this when the grace period ends.
+        // in a lease (their I/O does), and are cut through this when the
+        // grace period ends.
         let (cut, cut_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         // Which listener the server's own events are about: a process
