@@ -105,7 +105,8 @@ async fn a_known_sequence_of_requests_gives_this_exact_exposition() {
          response_total{{{vote},status_code=\"503\",classification=\"failure\"}} 1\n"
     );
     expected += "# HELP response_latency_ms Elapsed times between a request's headers being \
-                 received and its response's headers being sent, in milliseconds.\n\
+                 received and its response's first data frame (or its end, when it has none), \
+                 in milliseconds.\n\
                  # TYPE response_latency_ms histogram\n";
     // Two responses of exactly 3 ms: in every bucket from le=3 up.
     let mut ok = [2; 25];

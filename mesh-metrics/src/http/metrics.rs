@@ -59,7 +59,7 @@ impl HttpMetrics {
         );
         registry.register(
             "response_latency_ms",
-            "Elapsed times between a request's headers being received and its response's headers being sent, in milliseconds",
+            "Elapsed times between a request's headers being received and its response's first data frame (or its end, when it has none), in milliseconds",
             latency.clone(),
         );
         registry.register(
