@@ -160,7 +160,13 @@ where
         let lease = upgrade
             .as_ref()
             .and_then(|_| req.extensions_mut().remove::<Lease>());
-        headers::strip_hop_by_hop(req.headers_mut());
+        if headers::strip_hop_by_hop(req.headers_mut()) {
+            tracing::debug!(
+                target = %req.uri(),
+                "refusing a request body with a transfer coding other than chunked"
+            );
+            return ResponseFuture::refused(Refusal::TransferCoding, grpc);
+        }
         if let Some(protocol) = &upgrade {
             let h = req.headers_mut();
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -306,6 +312,12 @@ pub const CONNECT_REFUSED: &str = "connect not supported";
 /// more than one host in `Host` headers.
 pub const MULTIPLE_HOSTS: &str = "multiple host headers";
 
+/// The `mesh-error` of an HTTP/1 request refused with `501` for a body
+/// framed with a transfer coding other than `chunked` (`gzip, chunked`,
+/// say), which the proxy does not decode and could not pass on as it
+/// was: RFC 9112 §6.1 has a server answer such a coding `501`.
+pub const UNSUPPORTED_CODING: &str = "transfer coding not supported";
+
 /// Why [`Forward`] answered a request itself, sending nothing upstream.
 #[derive(Clone, Copy, Debug)]
 enum Refusal {
@@ -313,6 +325,9 @@ enum Refusal {
     Connect,
     /// More than one `Host`: `400` ([`MULTIPLE_HOSTS`]).
     MultipleHosts,
+    /// A transfer coding other than `chunked`: `501`
+    /// ([`UNSUPPORTED_CODING`]).
+    TransferCoding,
 }
 
 /// The `mesh-error` of a request that failed on the caller's side before
@@ -371,6 +386,10 @@ where
                 Some(Refusal::MultipleHosts) => {
                     return Poll::Ready(Ok(ProxyErrorKind::InvalidRequest
                         .response_with_reason(*this.grpc, MULTIPLE_HOSTS)));
+                }
+                Some(Refusal::TransferCoding) => {
+                    return Poll::Ready(Ok(ProxyErrorKind::Unsupported
+                        .response_with_reason(*this.grpc, UNSUPPORTED_CODING)));
                 }
                 None => {}
             }
@@ -440,7 +459,9 @@ where
                     h.insert(header::UPGRADE, protocol);
                 }
             }
-            _ => headers::strip_hop_by_hop(res.headers_mut()),
+            _ => {
+                headers::strip_hop_by_hop(res.headers_mut());
+            }
         }
         Poll::Ready(Ok(
             res.map(|body| Proxied::from(ResponseBody::new(body, verdict)))

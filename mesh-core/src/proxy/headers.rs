@@ -45,14 +45,29 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// for complete; RFC 9112 §6.3 has an intermediary remove it. (hyper's
 /// server removes it from requests; its client leaves it on responses.)
 ///
+/// Returns whether the message was framed with a transfer coding other
+/// than `chunked` (`gzip, chunked`, say): hyper undid only the chunks, so
+/// its body is still coded, and with `Transfer-Encoding` gone nothing
+/// says so any more. The caller must not send such a body on.
+///
 /// Most messages carry none of them (HTTP/2 forbids all but `TE:
 /// trailers`, and an HTTP/1.1 client rarely sends any), so one pass over
 /// the names, which compares them without hashing, decides whether there
 /// is anything to remove; looking each one up by name costs a hash every
 /// time, found or not.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     if !headers.keys().any(is_hop_by_hop) {
-        return;
+        return false;
+    }
+    // Read before a `Connection` that names `Transfer-Encoding` (or
+    // `Content-Length`) removes it.
+    let mut coded = false;
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+        coded = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .any(other_than_chunked);
     }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderValue> = headers
@@ -69,9 +84,6 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 }
             }
         }
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        headers.remove(header::CONTENT_LENGTH);
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -90,6 +102,20 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
     }
+    coded
+}
+
+/// Whether a `Transfer-Encoding` field lists a coding other than
+/// `chunked` (parameters aside), or cannot be read at all.
+fn other_than_chunked(value: &HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return true;
+    };
+    value
+        .split(',')
+        .map(|coding| coding.split(';').next().unwrap_or("").trim())
+        .filter(|coding| !coding.is_empty())
+        .any(|coding| !coding.eq_ignore_ascii_case("chunked"))
 }
 
 /// The value of an HTTP/1.1 request's `Upgrade` header, when the request
@@ -147,6 +173,35 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-type"]);
+    }
+
+    #[test]
+    fn framing_is_read_before_connection_removes_what_it_names() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "transfer-encoding".parse().unwrap());
+        h.insert("transfer-encoding", "gzip, chunked".parse().unwrap());
+        h.insert("content-length", "5".parse().unwrap());
+        assert!(strip_hop_by_hop(&mut h));
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn codings_other_than_chunked_are_told() {
+        for (value, coded) in [
+            ("chunked", false),
+            ("Chunked", false),
+            ("gzip, chunked", true),
+            ("deflate", true),
+            (" chunked ,", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("transfer-encoding", value.parse().unwrap());
+            assert_eq!(strip_hop_by_hop(&mut h), coded, "{value}");
+            assert!(h.is_empty(), "{value}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "3".parse().unwrap());
+        assert!(!strip_hop_by_hop(&mut h));
     }
 
     #[test]

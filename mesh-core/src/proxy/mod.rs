@@ -19,6 +19,11 @@
 //! answered `400` with `mesh-error: multiple host headers`
 //! ([`MULTIPLE_HOSTS`]), as RFC 9112 §3.2 asks, and not sent: the mesh
 //! chose its route by the first, and the application might read another.
+//! One whose body is framed with a transfer coding other than `chunked`
+//! (`gzip, chunked`) is answered `501` with `mesh-error: transfer coding
+//! not supported` ([`UNSUPPORTED_CODING`]), as RFC 9112 §6.1 has a
+//! server do: only the chunks are undone here, and sent on without its
+//! `Transfer-Encoding`, the coded bytes would pass for the body itself.
 //!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
@@ -81,7 +86,7 @@ pub use self::{
     endpoints::EndpointSet,
     forward::{
         CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints, ResponseBody,
-        ResponseFuture,
+        ResponseFuture, UNSUPPORTED_CODING,
     },
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
