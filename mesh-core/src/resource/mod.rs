@@ -24,6 +24,18 @@
 //! A document without a namespace belongs to whichever namespace the reader
 //! applies it to, as with `kubectl apply -n`.
 //!
+//! # Validation
+//!
+//! There is no API server between the file and the mesh, so the reader
+//! refuses what the API server would: a value it refuses here would
+//! otherwise apply to nothing, silently (a route named `Books` that no
+//! reference names, a hostname with a port that no request's host
+//! equals). [`ObjectMeta`] requires a DNS-1123 name and namespace;
+//! [`HttpRoute`] and [`GrpcRoute`] require the Gateway API's hostnames,
+//! ports, weights and list limits (16 rules, 64 matches per rule and 128
+//! per route, ...), and a filter that holds only its own type's field.
+//! Errors point at the value itself, not at the mapping that holds it.
+//!
 //! # Limits
 //!
 //! The text is trusted as configuration is: whoever writes it decides the
