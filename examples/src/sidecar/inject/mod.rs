@@ -90,7 +90,10 @@
 //! keep the job, or the pod, from ever completing. Linkerd's
 //! `config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"` on a pod
 //! template asks for a native sidecar too, so that the application's init
-//! containers can reach the mesh.
+//! containers can reach the mesh. A native sidecar has a startup probe on
+//! `/ready` (every second, for up to two minutes, as Linkerd's): the
+//! kubelet starts the pod's next containers only once it passes, so their
+//! first requests find the sidecar listening.
 //!
 //! Nothing redirects traffic: there is no init container rewriting
 //! iptables. The workload's Service targets the `mesh-inbound` port, and

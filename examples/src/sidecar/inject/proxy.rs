@@ -109,6 +109,9 @@ pub(super) fn container(
     insert(&mut container, "resources", Value::Mapping(resources));
     insert(&mut container, "livenessProbe", probe("/live", 10));
     insert(&mut container, "readinessProbe", probe("/ready", 2));
+    if placement == Placement::NativeSidecar {
+        insert(&mut container, "startupProbe", startup_probe());
+    }
     insert(
         &mut container,
         "securityContext",
@@ -163,6 +166,23 @@ fn probe(path: &str, initial_delay_seconds: u64) -> Value {
             map([("path", string(path)), ("port", ADMIN_PORT.0.into())]),
         ),
         ("initialDelaySeconds", initial_delay_seconds.into()),
+    ])
+}
+
+/// The native sidecar's startup probe: `/ready`, every second for up to
+/// two minutes, as Linkerd's proxy has as a native sidecar. The kubelet
+/// starts the pod's next init containers, and then its application,
+/// only once it passes; without it they start with the sidecar's
+/// process, before its listeners are bound, and their first requests are
+/// refused.
+fn startup_probe() -> Value {
+    map([
+        (
+            "httpGet",
+            map([("path", string("/ready")), ("port", ADMIN_PORT.0.into())]),
+        ),
+        ("periodSeconds", 1.into()),
+        ("failureThreshold", 120.into()),
     ])
 }
 
