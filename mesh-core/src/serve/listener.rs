@@ -5,9 +5,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// How many connections may wait in the kernel's accept queue.
 const BACKLOG: i32 = 1024;
 
-/// Binds `count` listening sockets to `addr`, all sharing its port through
-/// `SO_REUSEPORT`, so that each runtime thread can accept on its own socket
-/// and the kernel spreads connections among them.
+/// Binds `count` listening sockets (at least one) to `addr`, all sharing
+/// its port through `SO_REUSEPORT`, so that each runtime thread can accept
+/// on its own socket and the kernel spreads connections among them.
 ///
 /// With port 0, the first socket picks the port and the rest join it. The
 /// sockets are non-blocking, ready for [`tokio::net::TcpListener::from_std`]
@@ -77,5 +77,22 @@ impl AcceptFailures {
             tracing::info!(listener = %listener, failures = self.run, "accepting connections again");
             self.run = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn reuseport_binds_as_many_sockets_as_asked_and_at_least_one() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let three = bind_reuseport(addr, 3).unwrap();
+        assert_eq!(three.len(), 3);
+        let port = three[0].local_addr().unwrap().port();
+        assert!(three.iter().all(|l| l.local_addr().unwrap().port() == port));
+        assert_eq!(bind_reuseport(addr, 0).unwrap().len(), 1);
     }
 }
