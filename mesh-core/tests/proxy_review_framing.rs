@@ -186,3 +186,27 @@ async fn a_chunked_request_body_goes_through() {
     assert!(answer.ends_with("hello"), "{answer}");
     trigger.trigger();
 }
+
+#[tokio::test]
+async fn a_response_body_with_a_transfer_coding_the_proxy_does_not_decode_is_not_passed_on() {
+    // The same coding from an upstream: passed on without its
+    // `Transfer-Encoding`, the caller took gzip bytes for the body.
+    let upstream = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n",
+    )
+    .await;
+    let (addr, trigger) = proxy(upstream).await;
+    let answer = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("mesh-error: upstream transfer coding not supported"),
+        "{answer}"
+    );
+    trigger.trigger();
+}

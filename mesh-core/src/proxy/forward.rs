@@ -318,6 +318,12 @@ pub const MULTIPLE_HOSTS: &str = "multiple host headers";
 /// was: RFC 9112 §6.1 has a server answer such a coding `501`.
 pub const UNSUPPORTED_CODING: &str = "transfer coding not supported";
 
+/// The `mesh-error` of the `502` that stands for an upstream response
+/// whose body is framed with a transfer coding other than `chunked`: it
+/// cannot be passed on as it was, for the same reason as a request's
+/// ([`UNSUPPORTED_CODING`]).
+pub const UPSTREAM_CODING: &str = "upstream transfer coding not supported";
+
 /// Why [`Forward`] answered a request itself, sending nothing upstream.
 #[derive(Clone, Copy, Debug)]
 enum Refusal {
@@ -460,7 +466,16 @@ where
                 }
             }
             _ => {
-                headers::strip_hop_by_hop(res.headers_mut());
+                if headers::strip_hop_by_hop(res.headers_mut()) {
+                    // Coded past what hyper undid: passed on, the caller
+                    // would take the coded bytes for the body.
+                    tracing::debug!(
+                        endpoint = %DisplayOr(this.endpoint.as_ref()),
+                        "upstream response with a transfer coding other than chunked"
+                    );
+                    return Poll::Ready(Ok(ProxyErrorKind::UpstreamUnreachable
+                        .response_with_reason(*this.grpc, UPSTREAM_CODING)));
+                }
             }
         }
         Poll::Ready(Ok(

@@ -24,6 +24,8 @@
 //! not supported` ([`UNSUPPORTED_CODING`]), as RFC 9112 §6.1 has a
 //! server do: only the chunks are undone here, and sent on without its
 //! `Transfer-Encoding`, the coded bytes would pass for the body itself.
+//! An upstream response so framed becomes a `502` with `mesh-error:
+//! upstream transfer coding not supported` ([`UPSTREAM_CODING`]).
 //!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
@@ -86,7 +88,7 @@ pub use self::{
     endpoints::EndpointSet,
     forward::{
         CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints, ResponseBody,
-        ResponseFuture, UNSUPPORTED_CODING,
+        ResponseFuture, UNSUPPORTED_CODING, UPSTREAM_CODING,
     },
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
