@@ -162,21 +162,41 @@ pub(super) fn serve<B>(env: Option<&Environment>, req: &Request<B>) -> Response<
 }
 
 /// Whether the request's `Accept` headers allow JSON. No `Accept` at all
-/// does.
+/// does. The most specific range that matches `application/json` decides
+/// (RFC 9110 §12.5.1), and a weight of `q=0` refuses it.
 fn accepts_json<B>(req: &Request<B>) -> bool {
     let mut accepts = req.headers().get_all(header::ACCEPT).iter().peekable();
     if accepts.peek().is_none() {
         return true;
     }
-    accepts
+    // (specificity, acceptable) of the most specific matching range.
+    let mut best: Option<(u8, bool)> = None;
+    for range in accepts
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(|range| range.split(';').next().unwrap_or("").trim())
-        .any(|range| {
-            range.eq_ignore_ascii_case("application/json")
-                || range.eq_ignore_ascii_case("application/*")
-                || range == "*/*"
-        })
+    {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        let specificity = if media.eq_ignore_ascii_case("application/json") {
+            3
+        } else if media.eq_ignore_ascii_case("application/*") {
+            2
+        } else if media == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        let refused = parts.any(|param| {
+            param.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && value.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+            })
+        });
+        if best.is_none_or(|(seen, _)| specificity > seen) {
+            best = Some((specificity, !refused));
+        }
+    }
+    best.is_some_and(|(_, acceptable)| acceptable)
 }
 
 fn json(vars: &BTreeMap<String, Option<String>>) -> Response<BoxBody> {
@@ -335,6 +355,14 @@ mod tests {
             ("text/html, application/json;q=0.5", StatusCode::OK),
             ("application/*", StatusCode::OK),
             ("*/*", StatusCode::OK),
+            // q=0 is "not acceptable" (RFC 9110 §12.4.2), and the most
+            // specific range that matches decides.
+            ("application/json;q=0", StatusCode::NOT_ACCEPTABLE),
+            ("application/json; q=0.000, */*", StatusCode::NOT_ACCEPTABLE),
+            ("*/*;q=0", StatusCode::NOT_ACCEPTABLE),
+            ("application/*;q=0, application/json;q=0.1", StatusCode::OK),
+            ("*/*;q=0, application/*", StatusCode::OK),
+            ("application/json;Q=0.5", StatusCode::OK),
         ] {
             let mut req = from([127, 0, 0, 1], "/env.json");
             req.headers_mut()
