@@ -157,6 +157,11 @@ where
         let downstream = upgrade
             .as_ref()
             .and_then(|_| req.extensions_mut().remove::<OnUpgrade>());
+        // With no connection to tunnel over (a layer above rebuilt the
+        // request, or its server does not do upgrades), the upstream is
+        // not asked to switch: it would, and the caller would get a `101`
+        // with no tunnel behind it. The request goes as a plain one.
+        let upgrade = upgrade.filter(|_| downstream.is_some());
         let lease = upgrade
             .as_ref()
             .and_then(|_| req.extensions_mut().remove::<Lease>());

@@ -5,7 +5,8 @@
 //! downstream hop (RFC 9110 §7.6.1), and hands the request to a client.
 //! Bodies stream both ways frame by frame, trailers included; nothing is
 //! buffered whole. An HTTP/1.1 `Upgrade` (a WebSocket, say) becomes a byte
-//! tunnel once the upstream answers `101 Switching Protocols`.
+//! tunnel once the upstream answers `101 Switching Protocols`; a request
+//! with no downstream connection to tunnel over goes as a plain one.
 //!
 //! Nothing is added on the way: no `Via`, `Forwarded` or
 //! `X-Forwarded-For`. A sidecar is a hop the application should not have
