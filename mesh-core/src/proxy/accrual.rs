@@ -25,24 +25,26 @@
 //! endpoints that fail.
 //!
 //! A failure is a response with a 5xx status, a gRPC answer whose status
-//! is a server error (`UNAVAILABLE`, `INTERNAL` and the others mesh-core's
-//! classifier counts by default), or a request that got no response at
-//! all, unless the endpoint turned it away unprocessed by its own word
-//! (an HTTP/2 stream it refused, or one above a graceful `GOAWAY`): a
-//! server shedding load or restarting is not failing, and the balancer's
-//! latency estimate already steers requests away from it. A gRPC status is read where the server put it: in the head of a
+//! is a server error (`UNAVAILABLE`, `INTERNAL` and the others
+//! mesh-core's classifier counts by default), or a request that got no
+//! response at all, unless the endpoint turned it away unprocessed by its
+//! own word (an HTTP/2 stream it refused, or one above a graceful
+//! `GOAWAY`): a server shedding load or restarting is not failing, and
+//! the balancer's latency estimate already steers requests away from it.
+//! A gRPC status is read where the server put it: in the head of a
 //! trailers-only answer, or else in the trailers, so a call that sends
 //! its headers and messages and then fails counts when its body ends, as
 //! Linkerd counts gRPC failures. Such a call also fails when its stream
-//! ends without a status or the server resets it, and counts nothing
-//! when its caller goes away first (a probe's caller included: the next
+//! ends without a status or the server resets it, and counts nothing when
+//! its caller goes away first (a probe's caller included: the next
 //! request probes instead). A gRPC call answered by a `2xx` that is not
 //! gRPC (an HTML page: a web server where a gRPC server should be) fails
-//! too, as its client reads `UNKNOWN`. The balancer's latency sample and load end
-//! at the head all the same. So a probe that is a long gRPC stream holds
-//! the probe until the stream ends, as a probe does in Linkerd, whose
-//! classification also waits for the trailers: until then its endpoint
-//! takes no other request, up to the longest penalty. The defaults are Linkerd's
+//! too, as its client reads `UNKNOWN`. The balancer's latency sample and
+//! load end at the head all the same. So a probe that is a long gRPC
+//! stream holds the probe until the stream ends, as a probe does in
+//! Linkerd, whose classification also waits for the trailers: until then
+//! its endpoint takes no other request, up to the longest penalty. The
+//! defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.
