@@ -31,7 +31,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     task::{Context, Poll},
 };
@@ -48,17 +48,29 @@ use tokio::{
 /// request extension on upgrade and `CONNECT` requests.
 #[derive(Clone, Debug)]
 pub(crate) struct Lease {
-    _permit: Arc<OwnedSemaphorePermit>,
+    held: Arc<Held>,
     cut: watch::Receiver<bool>,
     close_at: Option<Instant>,
     /// The connection's peer, once known: for the log.
     peer: Option<SocketAddr>,
 }
 
+/// What the clones of one lease share.
+#[derive(Debug)]
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    /// Whether the close time has been logged: the proxy's tunnel and the
+    /// server's [`Cut`] each wait for it, and one line says it.
+    close_logged: AtomicBool,
+}
+
 impl Lease {
     pub(super) fn new(permit: OwnedSemaphorePermit, cut: watch::Receiver<bool>) -> Self {
         Self {
-            _permit: Arc::new(permit),
+            held: Arc::new(Held {
+                _permit: permit,
+                close_logged: AtomicBool::new(false),
+            }),
             cut,
             close_at: None,
             peer: None,
@@ -84,10 +96,12 @@ impl Lease {
             // An error means the server is gone, which also means cut.
             _ = self.cut.wait_for(|cut| *cut) => {}
             () = super::accept::until(self.close_at) => {
-                tracing::debug!(
-                    peer = self.peer.map(tracing::field::display),
-                    "upgraded connection closed: its credentials expired"
-                );
+                if !self.held.close_logged.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(
+                        peer = self.peer.map(tracing::field::display),
+                        "upgraded connection closed: its credentials expired"
+                    );
+                }
             }
         }
     }
