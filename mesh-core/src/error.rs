@@ -243,6 +243,26 @@ pub struct Unprocessed;
 /// sent nothing, but is not one here: it is a connection error, which a
 /// retry policy retries or not on its own terms.
 pub fn is_unprocessed(error: &(dyn Error + 'static)) -> bool {
+    if is_turned_away(error) {
+        return true;
+    }
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Whether `error` is an HTTP/2 upstream turning the request away
+/// unprocessed, by its own word: a stream it reset with `REFUSED_STREAM`,
+/// or one above the last stream id of a `GOAWAY` it sent with `NO_ERROR`.
+/// The part of [`is_unprocessed`] that says nothing bad of the endpoint.
+pub(crate) fn is_turned_away(error: &(dyn Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(e) = e.downcast_ref::<h2::Error>() {
@@ -253,11 +273,6 @@ pub fn is_unprocessed(error: &(dyn Error + 'static)) -> bool {
                     Some(h2::Reason::NO_ERROR) => e.is_go_away(),
                     _ => false,
                 };
-        }
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_canceled)
-        {
-            return true;
         }
         next = e.source();
     }

@@ -51,19 +51,7 @@ pub(super) fn is_callers(error: &(dyn Error + 'static)) -> bool {
 /// once is unprocessed too, but says nothing good of an endpoint that
 /// closes every connection it accepts, and still counts.
 pub(super) fn turned_away(error: &(dyn Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(e) = e.downcast_ref::<h2::Error>() {
-            return e.is_remote()
-                && match e.reason() {
-                    Some(h2::Reason::REFUSED_STREAM) => e.is_reset(),
-                    Some(h2::Reason::NO_ERROR) => e.is_go_away(),
-                    _ => false,
-                };
-        }
-        next = e.source();
-    }
-    false
+    crate::error::is_turned_away(error)
 }
 
 /// Whether `res` says its endpoint failed, for failure accrual and the
