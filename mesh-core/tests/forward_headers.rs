@@ -1,5 +1,6 @@
 //! What a `Forward` behind a server sends upstream, over real sockets:
-//! the headers a client cannot make the upstream lose.
+//! the headers a client cannot make the upstream lose, and the one host a
+//! request may name.
 #![allow(clippy::unwrap_used)]
 
 use std::{convert::Infallible, net::SocketAddr};
@@ -156,6 +157,65 @@ async fn hop_by_hop_headers_of_the_response_stay_with_the_upstream_hop() {
     // The body is framed for this hop: the upstream's chunks arrive as
     // the same two bytes.
     assert!(body.contains("ok"), "{answer}");
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+/// The `Host` lines the upstream was sent, from a [`header_echo`] answer.
+fn hosts_sent(answer: &str) -> Vec<&str> {
+    let (_, sent) = answer.split_once("\r\n\r\n").unwrap();
+    sent.lines().filter(|l| l.starts_with("host: ")).collect()
+}
+
+#[tokio::test]
+async fn a_request_with_two_host_headers_is_refused_and_never_sent() {
+    // The mesh routes and authorizes by the first `Host`; an application
+    // behind it may read the last. RFC 9112 §3.2: a request with more
+    // than one Host field line gets a 400.
+    let (addr, trigger, server) = proxy().await;
+    let answer = exchange(
+        addr,
+        "GET /admin HTTP/1.1\r\nhost: public.example\r\nhost: admin.internal\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("mesh-error: multiple host headers"),
+        "{answer}"
+    );
+    assert!(!answer.contains("host: admin.internal"), "{answer}");
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn one_host_header_among_other_repeated_headers_goes_through() {
+    let (addr, trigger, server) = proxy().await;
+    let answer = exchange(
+        addr,
+        "GET / HTTP/1.1\r\nhost: public.example\r\naccept: a\r\naccept: b\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(hosts_sent(&answer), ["host: public.example"], "{answer}");
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_names_the_one_host_whatever_the_headers_say() {
+    // The target's authority replaces every `Host` (RFC 9112 §3.2.2):
+    // there is one host, and the request goes on.
+    let (addr, trigger, server) = proxy().await;
+    let answer = exchange(
+        addr,
+        "GET http://public.example/ HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(hosts_sent(&answer), ["host: public.example"], "{answer}");
     trigger.trigger();
     server.await.unwrap();
 }
