@@ -12,10 +12,7 @@ use mesh_core::{
 };
 use serde::Deserialize;
 
-use super::{
-    ConfigWarning, GoDuration, LinkerdAnnotations, MAX_BACKEND_WEIGHT, RouteBackend,
-    RouteRetryPolicy,
-};
+use super::{ConfigWarning, GoDuration, LinkerdAnnotations, RouteBackend, RouteRetryPolicy};
 use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// What the `HTTPRoute` model leaves out and this reader needs: the
@@ -234,17 +231,11 @@ fn backends(
                     format!("backends of kind {kind} in group {group:?} are not supported, only Services"),
                 ));
             }
-            let weight = backend.weight.unwrap_or(1);
-            if weight > MAX_BACKEND_WEIGHT {
-                return Err(invalid(
-                    field("weight"),
-                    format!("weight {weight} is above the limit of {MAX_BACKEND_WEIGHT}"),
-                ));
-            }
+            // The reader refused a weight above MAX_BACKEND_WEIGHT.
             Ok(RouteBackend {
                 name: backend.name.clone(),
                 namespace: backend.namespace.as_deref().or(namespace).map(str::to_owned),
-                weight,
+                weight: backend.weight.unwrap_or(1),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -135,8 +135,9 @@ pub struct RouteBackend {
     pub weight: u32,
 }
 
-/// The largest `backendRefs` weight the Gateway API allows.
-pub const MAX_BACKEND_WEIGHT: u32 = 1_000_000;
+/// The largest `backendRefs` weight the Gateway API allows, which
+/// mesh-core's resource reader holds every route to.
+pub use mesh_core::resource::MAX_BACKEND_WEIGHT;
 
 impl RouteRetryPolicy {
     /// Whether `req` is on this route.

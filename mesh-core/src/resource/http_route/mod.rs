@@ -161,7 +161,7 @@ pub struct BackendReference {
 }
 
 /// The most a backend's weight may be: the Gateway API's limit.
-const MAX_WEIGHT: u32 = 1_000_000;
+pub const MAX_BACKEND_WEIGHT: u32 = 1_000_000;
 
 /// A port, 1 to 65535 as the Gateway API's `PortNumber`: port 0 is no port
 /// a request arrives on or a connection goes to.
@@ -177,8 +177,8 @@ fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Er
 /// A backend's weight, 0 to 1,000,000 as the Gateway API allows.
 fn weight<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     match Option::<u32>::deserialize(deserializer)? {
-        Some(weight) if weight > MAX_WEIGHT => Err(de::Error::custom(format_args!(
-            "weight {weight} is above the limit of {MAX_WEIGHT}"
+        Some(weight) if weight > MAX_BACKEND_WEIGHT => Err(de::Error::custom(format_args!(
+            "weight {weight} is above the limit of {MAX_BACKEND_WEIGHT}"
         ))),
         weight => Ok(weight),
     }
