@@ -17,6 +17,17 @@ use tower::ServiceExt;
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
 
+/// Sends a GET to `uri` and checks it went over mutual TLS: the server
+/// saw the client as `WEB`, and the client the server as `API`.
+async fn assert_mutual(client: &mut MeshClient, uri: &str) {
+    let req = http::Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    let tls = res.extensions().get::<ServerTls>().cloned();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, format!("mutual {WEB}"), "{uri}");
+    assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+}
+
 #[tokio::test]
 async fn userinfo_in_the_uri_does_not_turn_an_mtls_target_into_plaintext() {
     let ca = ca();
@@ -27,14 +38,7 @@ async fn userinfo_in_the_uri_does_not_turn_an_mtls_target_into_plaintext() {
         format!("http://user@{}/", server.addr),
         format!("http://user:secret@{}/", server.addr),
     ] {
-        let req = http::Request::get(&uri)
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let res = (&mut client).oneshot(req).await.unwrap();
-        let tls = res.extensions().get::<ServerTls>().cloned();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, format!("mutual {WEB}"), "{uri}");
-        assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+        assert_mutual(&mut client, &uri).await;
     }
     server.stop().await;
 }
@@ -94,14 +98,7 @@ async fn an_ipv4_target_spelled_as_the_resolver_also_reads_it_gets_mtls() {
         "0177.0.0.01",
     ] {
         let uri = format!("http://{host}:{port}/");
-        let req = http::Request::get(&uri)
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let res = (&mut client).oneshot(req).await.unwrap();
-        let tls = res.extensions().get::<ServerTls>().cloned();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, format!("mutual {WEB}"), "{uri}");
-        assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+        assert_mutual(&mut client, &uri).await;
     }
     server.stop().await;
 }
@@ -119,14 +116,7 @@ async fn a_name_or_unspecified_address_that_connects_to_an_mtls_target_gets_mtls
 
     for host in ["localhost", "LocalHost", "0.0.0.0", "0"] {
         let uri = format!("http://{host}:{port}/");
-        let req = http::Request::get(&uri)
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let res = (&mut client).oneshot(req).await.unwrap();
-        let tls = res.extensions().get::<ServerTls>().cloned();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, format!("mutual {WEB}"), "{uri}");
-        assert_eq!(tls.unwrap().server_identity().as_str(), API, "{uri}");
+        assert_mutual(&mut client, &uri).await;
     }
 
     // Without local credentials, the check fails closed too.
