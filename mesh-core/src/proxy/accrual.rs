@@ -263,8 +263,14 @@ impl Health {
     /// before the penalty began end during it, and a burst of them failing
     /// together would otherwise double the penalty once each (and free the
     /// probe's claim), or one finishing late would end the penalty early.
+    ///
+    /// Failures that cross `max_failures` at the same moment (two
+    /// responses ending on two threads) serve one penalty between them: the
+    /// one that moves the penalty's end first takes the endpoint out, and
+    /// the other counts for nothing, as it would a moment later.
     pub(super) fn record(&self, accrual: &FailureAccrual, success: bool, probe: bool, now: u64) {
-        let out = self.until.load(Ordering::Acquire) != 0;
+        let until = self.until.load(Ordering::Acquire);
+        let out = until != 0;
         if out && !probe {
             return;
         }
@@ -277,12 +283,17 @@ impl Health {
         }
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if out || failures >= accrual.max_failures.get() {
-            let served = self.served.fetch_add(1, Ordering::Relaxed);
+            let served = self.served.load(Ordering::Relaxed);
             let penalty = u64::try_from(accrual.penalty(served).as_nanos()).unwrap_or(u64::MAX);
-            self.failures.store(0, Ordering::Relaxed);
-            self.until
-                .store(now.saturating_add(penalty).max(1), Ordering::Release);
-            self.probing.store(0, Ordering::Release);
+            let next = now.saturating_add(penalty).max(1);
+            let won = self
+                .until
+                .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire);
+            if won.is_ok() {
+                self.served.fetch_add(1, Ordering::Relaxed);
+                self.failures.store(0, Ordering::Relaxed);
+                self.probing.store(0, Ordering::Release);
+            }
         }
     }
 
@@ -429,6 +440,27 @@ mod tests {
         );
         health.record(&accrual, false, true, SECOND);
         assert_eq!(health.until(), Some(3 * SECOND));
+    }
+
+    #[test]
+    fn failures_that_cross_the_threshold_together_serve_one_penalty() {
+        // Two responses that fail at the same moment, on two threads, both
+        // see the endpoint in: only one of them takes it out.
+        let accrual = accrual(1, 0.0);
+        for round in 0..2_000 {
+            let health = Health::default();
+            let start = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        start.wait();
+                        health.record(&accrual, false, false, 0);
+                    });
+                }
+            });
+            assert_eq!(health.until(), Some(SECOND), "round {round}: one penalty");
+            assert_eq!(health.served.load(Ordering::Relaxed), 1, "round {round}");
+        }
     }
 
     #[test]
