@@ -394,3 +394,82 @@ fn a_ca_directory_that_cannot_be_loaded_names_the_file_at_fault() {
         assert!(error.to_string().contains(file), "{file}: {error}");
     }
 }
+
+/// An issuer whose extended key usage leaves out server authentication
+/// signs workload certificates that no client accepts from a server (webpki
+/// checks the purposes of every certificate on the path), and that every
+/// credential store refuses, since a mesh certificate serves both ends. The
+/// CA refuses it when loaded, naming issuer.crt, rather than issue
+/// credentials that can never be put in service; and the same for client
+/// authentication.
+#[test]
+fn a_ca_whose_issuer_may_not_vouch_for_both_ends_is_refused_when_loaded() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let params = |name: &str, path_len, ekus| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.extended_key_usages = ekus;
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = params("anchor", 1, Vec::new());
+    let anchor = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor_signer = rcgen::Issuer::new(anchor_params, anchor_key);
+    for eku in [
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ] {
+        let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let issuer = params("issuer", 0, vec![eku.clone()])
+            .signed_by(&issuer_key, &anchor_signer)
+            .unwrap()
+            .pem();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pem) in [
+            (ca::CA_CERT_FILE, anchor.clone()),
+            (ca::ISSUER_CERT_FILE, issuer),
+            (ca::ISSUER_KEY_FILE, issuer_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        let error = match CertificateAuthority::load(dir.path()) {
+            Ok(ca) => {
+                let issued = ca.issue(&id(WEB), HOUR).unwrap();
+                let refused = mesh_tls::CredentialStore::default()
+                    .update(issued.credentials().unwrap())
+                    .unwrap_err();
+                panic!(
+                    "an issuer limited to {eku:?} loaded; the store refuses what it issues: {refused}"
+                );
+            }
+            Err(error) => error,
+        };
+        assert!(
+            matches!(&error, CaError::InFile { path, source }
+                if path.ends_with(ca::ISSUER_CERT_FILE)
+                    && matches!(**source, CaError::InvalidCa(ca::InvalidCa::IssuerNotTrusted))),
+            "{eku:?}: {error:?}"
+        );
+    }
+
+    // Both purposes, as some corporate CAs set them, is fine.
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let both = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let issuer = params("issuer", 0, both)
+        .signed_by(&issuer_key, &anchor_signer)
+        .unwrap()
+        .pem();
+    let ca = CertificateAuthority::from_pem(&anchor, &issuer, &issuer_key.serialize_pem()).unwrap();
+    mesh_tls::CredentialStore::default()
+        .update(ca.issue(&id(WEB), HOUR).unwrap().credentials().unwrap())
+        .unwrap();
+}

@@ -9,6 +9,13 @@
 //! anchor, as a peer would, and refuses the CA when that fails, or when
 //! the anchor is no CA certificate, which every credential store refuses
 //! in a trust bundle.
+//!
+//! The certificate is verified for both purposes, server and client
+//! authentication, as every credential store verifies a workload's chain:
+//! a mesh certificate serves both ends of a connection, and webpki checks
+//! the extended key usage of every certificate on the path, so an issuer
+//! limited to one purpose signs certificates that are refused for the
+//! other.
 
 use std::time::{Duration, SystemTime};
 
@@ -43,7 +50,10 @@ impl CertificateAuthority {
         params.subject_alt_names = vec![SanType::URI(name)];
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.not_before = issuer_not_before.into();
         params.not_after = self.issuer_not_after.into();
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen)?;
@@ -75,14 +85,20 @@ impl CertificateAuthority {
                 .unwrap_or(issuer_not_before)
                 .max(issuer_not_before),
         );
-        crate::verify::verify_chain(
-            probe.der(),
-            &intermediates,
-            &anchors,
-            unix_time(at),
+        for usage in [
+            webpki::KeyUsage::server_auth(),
             webpki::KeyUsage::client_auth(),
-            crate::provider().signature_verification_algorithms.all,
-        )
-        .map_err(|_| untrusted())
+        ] {
+            crate::verify::verify_chain(
+                probe.der(),
+                &intermediates,
+                &anchors,
+                unix_time(at),
+                usage,
+                crate::provider().signature_verification_algorithms.all,
+            )
+            .map_err(|_| untrusted())?;
+        }
+        Ok(())
     }
 }

@@ -90,7 +90,9 @@ pub enum InvalidCa {
     /// What the issuer signs would not chain to the trust anchor: the
     /// anchor did not sign the issuer, or the issuer may not sign
     /// certificates (no CA basic constraints, no `keyCertSign`, a path
-    /// length that is used up).
+    /// length that is used up), or an extended key usage on the path
+    /// leaves out server or client authentication, both of which a
+    /// workload certificate serves.
     IssuerNotTrusted,
     /// A trust anchor certificate is not a CA's (basic constraints without
     /// `cA`, or a key usage without `keyCertSign`): a trust bundle holding
