@@ -473,3 +473,21 @@ fn a_ca_whose_issuer_may_not_vouch_for_both_ends_is_refused_when_loaded() {
         .update(ca.issue(&id(WEB), HOUR).unwrap().credentials().unwrap())
         .unwrap();
 }
+
+/// A CA file is read with the bound of a credential file
+/// (`creds::MAX_FILE_SIZE`): one larger is refused, naming it, rather than
+/// read until memory runs out when the path names something endless.
+#[test]
+fn a_ca_file_larger_than_any_certificate_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    let anchor = dir.path().join(ca::CA_CERT_FILE);
+    let mut contents = std::fs::read(&anchor).unwrap();
+    contents.resize(5 * 1024 * 1024, b'\n');
+    std::fs::write(&anchor, contents).unwrap();
+    let error = CertificateAuthority::load(dir.path()).unwrap_err();
+    assert!(
+        matches!(&error, CaError::Io { path, source } if *path == anchor && source.to_string().contains("MiB")),
+        "{error:?}"
+    );
+}

@@ -523,3 +523,42 @@ async fn a_files_source_counts_each_refused_set_of_contents_once() {
     );
     task.abort();
 }
+
+/// A credential file is a few kilobytes, a trust bundle of every public
+/// root a few hundred; Kubernetes caps a secret at 1 MiB. A path that names
+/// something endless (`/dev/zero`, a log file by mistake) is refused as
+/// unreadable, naming the file, after reading a bounded amount, at startup
+/// and by the watcher alike, rather than read until memory runs out.
+#[tokio::test]
+async fn a_credential_file_larger_than_any_credential_is_refused_naming_it() {
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    let huge = dir.path().join("huge.crt");
+    let mut contents = std::fs::read(&files.bundle).unwrap();
+    contents.resize(5 * 1024 * 1024, b'\n');
+    std::fs::write(&huge, contents).unwrap();
+    let mut endless = vec![huge];
+    if cfg!(unix) {
+        endless.push("/dev/zero".into());
+    }
+    for path in endless {
+        files.bundle = path.clone();
+        let refused = |error: &CredentialError| {
+            matches!(error, CredentialError::Read { path: p, source }
+                if *p == path && source.to_string().contains("MiB"))
+        };
+        let error = CredentialStore::default().load_files(&files).unwrap_err();
+        assert!(refused(&error), "{}: {error:?}", path.display());
+
+        let store = CredentialStore::default();
+        let source = mesh_tls::CredentialSource::Files {
+            files: files.clone(),
+            interval: Duration::from_millis(10),
+        };
+        let task = tokio::spawn(store.start(source).unwrap());
+        assert_eq!(store.subscribe().borrow().rejected, 1);
+        assert!(!store.is_ready());
+        task.abort();
+    }
+}

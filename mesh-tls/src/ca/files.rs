@@ -8,7 +8,7 @@ use std::{
 use mesh_core::{Identity, TrustDomain};
 
 use super::{CaError, CaInput, CertificateAuthority, IssueRequest, IssuedCertificate};
-use crate::creds::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE};
+use crate::creds::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE};
 
 /// The trust anchor certificate in a CA directory: the trust bundle.
 pub const CA_CERT_FILE: &str = "ca.crt";
@@ -148,8 +148,23 @@ impl IssuedCertificate {
 const PUBLIC: u32 = 0o644;
 const SECRET: u32 = 0o600;
 
+/// Reads a CA file, of at most [`MAX_FILE_SIZE`] like a credential file:
+/// a path naming something endless is refused, not read until memory runs
+/// out.
 fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(|source| io_error(path, source))
+    use std::io::Read;
+    let mut contents = String::new();
+    fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_SIZE + 1).read_to_string(&mut contents))
+        .map_err(|source| io_error(path, source))?;
+    if contents.len() as u64 > MAX_FILE_SIZE {
+        let source = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file holds more than 1 MiB, more than any certificate or key",
+        );
+        return Err(io_error(path, source));
+    }
+    Ok(contents)
 }
 
 fn create_dir(dir: &Path) -> Result<(), CaError> {

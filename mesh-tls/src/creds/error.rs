@@ -11,7 +11,8 @@ use crate::{ca::Utc, cert::NoIdentity};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CredentialError {
-    /// A file could not be read.
+    /// A file could not be read, or holds more than
+    /// [`MAX_FILE_SIZE`](super::MAX_FILE_SIZE).
     Read {
         /// The file.
         path: PathBuf,

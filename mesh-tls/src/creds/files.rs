@@ -15,6 +15,24 @@ pub const KEY_FILE: &str = "tls.key";
 /// cert-manager secret is a credentials directory as it is.
 pub const BUNDLE_FILE: &str = "ca.crt";
 
+/// The most a credential file may hold: 1 MiB, the size limit of a
+/// Kubernetes secret. A certificate chain or key takes a few kilobytes and
+/// a bundle of every public root a few hundred; reading stops past this,
+/// so that a path naming something endless (`/dev/zero`, a growing log)
+/// is refused rather than read until memory runs out.
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// The error for a file larger than [`MAX_FILE_SIZE`].
+fn too_large(path: &Path) -> CredentialError {
+    CredentialError::Read {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file holds more than 1 MiB, more than any certificate, key or trust bundle",
+        ),
+    }
+}
+
 /// Where a workload's credentials live on disk: three PEM files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialFiles {
@@ -64,10 +82,18 @@ impl CredentialFiles {
     /// Reads the three files, blocking on the file system.
     pub(crate) fn read_contents(&self) -> Result<FileContents, CredentialError> {
         let read = |path: &PathBuf| {
-            std::fs::read(path).map_err(|source| CredentialError::Read {
-                path: path.clone(),
-                source,
-            })
+            use std::io::Read;
+            let mut contents = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|file| file.take(MAX_FILE_SIZE + 1).read_to_end(&mut contents))
+                .map_err(|source| CredentialError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            if contents.len() as u64 > MAX_FILE_SIZE {
+                return Err(too_large(path));
+            }
+            Ok(contents)
         };
         Ok(FileContents {
             cert: read(&self.cert)?,
@@ -118,12 +144,23 @@ impl CredentialFiles {
 
     pub(crate) async fn read_async(&self) -> Result<FileContents, CredentialError> {
         async fn read(path: &PathBuf) -> Result<Vec<u8>, CredentialError> {
-            tokio::fs::read(path)
-                .await
-                .map_err(|source| CredentialError::Read {
-                    path: path.clone(),
-                    source,
-                })
+            use tokio::io::AsyncReadExt;
+            let mut contents = Vec::new();
+            let read = async {
+                tokio::fs::File::open(path)
+                    .await?
+                    .take(MAX_FILE_SIZE + 1)
+                    .read_to_end(&mut contents)
+                    .await
+            };
+            read.await.map_err(|source| CredentialError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if contents.len() as u64 > MAX_FILE_SIZE {
+                return Err(too_large(path));
+            }
+            Ok(contents)
         }
         Ok(FileContents {
             cert: read(&self.cert).await?,

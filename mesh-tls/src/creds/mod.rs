@@ -28,7 +28,7 @@ pub(crate) use self::error::Causes;
 pub(crate) use self::files::FileContents;
 pub use self::{
     error::{CredentialError, RejectReason},
-    files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE},
+    files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE},
 };
 use crate::cert::CertNames;
 
