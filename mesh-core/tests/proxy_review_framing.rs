@@ -3,7 +3,7 @@
 //! does not decode, over real sockets with a real HTTP client.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -12,13 +12,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     client::{Client, ClientConfig},
-    proxy::Forward,
+    proxy::{EndpointState, FailureAccrual, Forward},
     serve::{Server, ServerConfig, shutdown},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
+use tower::ServiceExt;
 
 /// An HTTP/1.1 upstream that reads each request head and answers with
 /// `answer`, byte for byte, then closes the connection.
@@ -201,4 +202,33 @@ async fn a_response_body_with_a_transfer_coding_the_proxy_does_not_decode_is_not
         "{answer}"
     );
     trigger.trigger();
+}
+
+#[tokio::test]
+async fn a_response_refused_for_its_coding_counts_against_its_endpoint() {
+    // The caller gets a 502 for it: the endpoint failed the request, and
+    // failure accrual must say so, not score the head's 200 a success.
+    let upstream = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n",
+    )
+    .await;
+    let accrual = FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap();
+    let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [upstream])
+        .unwrap()
+        .with_failure_accrual(accrual);
+    let view = forward.balancer_view().unwrap();
+    let req = Request::get("http://web/").body(Empty::new()).unwrap();
+    let res = forward.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(upstream, EndpointState::Failing)]
+    );
 }

@@ -411,7 +411,23 @@ where
         let pending = this.pending.take();
         let mut verdict = None;
         let mut res = match result {
-            Ok(res) => {
+            Ok(mut res) => {
+                let tunnel = res.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                    && this.downstream.is_some();
+                // Coded past what hyper undid: passed on, the caller would
+                // take the coded bytes for the body. The endpoint failed
+                // the request, and is scored so before the caller hears.
+                if !tunnel && headers::strip_hop_by_hop(res.headers_mut()) {
+                    if let Some(pending) = pending {
+                        pending.answered(false);
+                    }
+                    tracing::debug!(
+                        endpoint = %DisplayOr(this.endpoint.as_ref()),
+                        "upstream response with a transfer coding other than chunked"
+                    );
+                    return Poll::Ready(Ok(ProxyErrorKind::UpstreamUnreachable
+                        .response_with_reason(*this.grpc, UPSTREAM_CODING)));
+                }
                 if let Some(pending) = pending {
                     if *this.grpc && failure::status_in_trailers(&res) {
                         verdict = pending.answered_later();
@@ -459,28 +475,16 @@ where
             }
         };
         let switching = res.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        match this.downstream.take() {
-            Some(downstream) if switching => {
-                let protocol = res.headers().get(header::UPGRADE).cloned();
-                upgrade::tunnel(downstream, hyper::upgrade::on(&mut res), this.lease.take());
-                headers::strip_hop_by_hop(res.headers_mut());
-                let h = res.headers_mut();
-                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-                if let Some(protocol) = protocol {
-                    h.insert(header::UPGRADE, protocol);
-                }
-            }
-            _ => {
-                if headers::strip_hop_by_hop(res.headers_mut()) {
-                    // Coded past what hyper undid: passed on, the caller
-                    // would take the coded bytes for the body.
-                    tracing::debug!(
-                        endpoint = %DisplayOr(this.endpoint.as_ref()),
-                        "upstream response with a transfer coding other than chunked"
-                    );
-                    return Poll::Ready(Ok(ProxyErrorKind::UpstreamUnreachable
-                        .response_with_reason(*this.grpc, UPSTREAM_CODING)));
-                }
+        if let Some(downstream) = this.downstream.take().filter(|_| switching) {
+            // Its hop-by-hop headers are still on it (a tunnel's framing is
+            // its own): the others' went above.
+            let protocol = res.headers().get(header::UPGRADE).cloned();
+            upgrade::tunnel(downstream, hyper::upgrade::on(&mut res), this.lease.take());
+            headers::strip_hop_by_hop(res.headers_mut());
+            let h = res.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(protocol) = protocol {
+                h.insert(header::UPGRADE, protocol);
             }
         }
         Poll::Ready(Ok(

@@ -26,7 +26,8 @@
 //! server do: only the chunks are undone here, and sent on without its
 //! `Transfer-Encoding`, the coded bytes would pass for the body itself.
 //! An upstream response so framed becomes a `502` with `mesh-error:
-//! upstream transfer coding not supported` ([`UPSTREAM_CODING`]).
+//! upstream transfer coding not supported` ([`UPSTREAM_CODING`]), and
+//! counts against its endpoint as any `502` from it would.
 //!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
