@@ -140,8 +140,10 @@
 //! - Routes match the host a request's URI names (an HTTP/1 request in
 //!   absolute form, HTTP/2's `:authority`) before its `Host` header, as
 //!   HTTP says a server must. An application may read the header instead,
-//!   so on a Server whose routes name hostnames, a request whose two
-//!   hosts differ is allowed only if it is under both.
+//!   and of several `Host` headers any one, as frameworks differ; so on a
+//!   Server whose routes name hostnames, a request that names more than
+//!   one host (in its URI and a header, or in two headers) is allowed
+//!   only if it is under each.
 //! - `audit`, as a default or an `accessPolicy`, allows what would be
 //!   denied, marks it ([`AllowedRequest::is_audit`]), logs it at `debug`
 //!   and counts it as `result="audit"` in the per-rule counter.

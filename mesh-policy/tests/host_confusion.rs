@@ -3,12 +3,29 @@
 //! match the URI's, as the HTTP specifications say a server must; an
 //! application that routes by the `Host` header reads the other. So when
 //! the two differ, a request is allowed only if it would be under both.
+//! Likewise for a request with several `Host` headers: frameworks differ
+//! on which one they read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use mesh_policy::{PolicyConfig, Workload};
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    body::BoxBody,
+    serve::{Server, ServerConfig, shutdown},
+};
+use mesh_policy::{
+    AuthorizeLayer, Client, ClientTls, PolicyConfig, PolicyMetrics, PolicySource, PolicyStore,
+    Workload,
+};
 use support::{T::*, Want::*, *};
+use tokio::net::{TcpListener, TcpStream};
+use tower::{Layer, service_fn};
 
 const POLICY: &str = r#"
 apiVersion: policy.linkerd.io/v1beta3
@@ -104,4 +121,115 @@ fn a_host_header_naming_a_refused_route_refuses_the_request() {
         Allow("web", "public", "public-anyone")
     );
     assert_eq!(get(Plain, "/", "admin.example.com"), Deny("web"));
+}
+
+/// A request with two `Host` headers names two hosts; the first decides
+/// its route, and the application may read either.
+fn with_hosts(uri: &str, hosts: &[&str]) -> Request<()> {
+    let mut req = Request::get(uri);
+    for host in hosts {
+        req = req.header("host", *host);
+    }
+    req.body(()).unwrap()
+}
+
+#[test]
+fn a_second_host_header_naming_a_refused_route_refuses_the_request() {
+    let policy = policy();
+    let admin = mesh_core::Identity::parse(ADMIN).unwrap();
+    let plain = Client {
+        tls: ClientTls::Plaintext,
+        addr: Some("10.0.0.7".parse().unwrap()),
+    };
+    let mutual = Client {
+        tls: ClientTls::Mutual(&admin),
+        ..plain
+    };
+    let decide = |client: &Client<'_>, uri: &str, hosts: &[&str]| {
+        as_want(&policy.evaluate(8080, client, &with_hosts(uri, hosts)))
+    };
+    for (uri, hosts) in [
+        ("/", &["public.example.com", "admin.example.com"][..]),
+        ("/", &["admin.example.com", "public.example.com"]),
+        (
+            "/",
+            &[
+                "public.example.com",
+                "x.example.com",
+                "ADMIN.example.com:80",
+            ],
+        ),
+        (
+            "http://public.example.com/",
+            &["public.example.com", "admin.example.com"],
+        ),
+        ("/a/../b", &["public.example.com", "admin.example.com"]),
+    ] {
+        assert_eq!(decide(&plain, uri, hosts), Deny("web"), "{uri} {hosts:?}");
+    }
+    // The admin may, under every name; the decision names the first's route.
+    assert_eq!(
+        decide(&mutual, "/", &["public.example.com", "admin.example.com"]),
+        Allow("web", "public", "public-anyone")
+    );
+    // Two headers naming one host, however spelled, are one host.
+    assert_eq!(
+        decide(
+            &plain,
+            "/",
+            &["public.example.com", "Public.Example.com.:80"]
+        ),
+        Allow("web", "public", "public-anyone")
+    );
+}
+
+/// Over a real connection: an HTTP/1 request with two `Host` lines, the
+/// second naming the route the client may not use, is refused with a 403
+/// and never reaches the application.
+#[tokio::test]
+async fn over_a_socket_a_second_host_line_cannot_open_a_refused_route() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let store = PolicyStore::new(
+        Workload::new("default"),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new("policy.yaml", POLICY)])
+        .unwrap();
+    let (trigger, signal) = shutdown::channel();
+    let app = service_fn(|_req: Request<hyper::body::Incoming>| async move {
+        Ok::<_, Infallible>(Response::new(BoxBody::default()))
+    });
+    let svc = AuthorizeLayer::new(store).with_port(8080).layer(app);
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, svc, signal));
+
+    for (hosts, want) in [
+        (&["public.example.com"][..], StatusCode::OK),
+        (&["admin.example.com"], StatusCode::FORBIDDEN),
+        (
+            &["public.example.com", "admin.example.com"],
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::get("/");
+        for host in hosts {
+            req = req.header("host", *host);
+        }
+        let res = sender
+            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "{hosts:?}");
+    }
+
+    trigger.trigger();
+    server.await.unwrap();
 }

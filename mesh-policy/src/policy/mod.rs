@@ -132,9 +132,10 @@ impl Policy {
     /// may not use through the spelling of one it may.
     ///
     /// Likewise, on a Server whose routes name hostnames, a request whose
-    /// URI names one host and whose `Host` header another is allowed only
-    /// if it is under both: routes match the URI's host, but an
-    /// application may route by the header.
+    /// URI names one host and whose `Host` header another, or with several
+    /// `Host` headers naming different hosts, is allowed only if it is
+    /// under each: routes match the URI's host, else the first header's,
+    /// but an application may route by a header, and by any of several.
     pub fn evaluate_head(
         &self,
         port: u16,
@@ -169,16 +170,33 @@ impl Policy {
         headers: &HeaderMap,
     ) -> Decision<'p> {
         let normal = normalize::normalized_uri(uri);
-        let by_header = allowed.ranks_hosts() && route::hosts_differ(uri, headers);
+        if let Some(normal) = &normal {
+            let second = self.decide_head(port, client, method, normal, headers);
+            if !second.is_allowed() {
+                return second;
+            }
+        }
+        if !(allowed.ranks_hosts() && route::hosts_differ(uri, headers)) {
+            return allowed;
+        }
+        // Without the URI's host, the `Host` header names the host: each
+        // of them in turn, when there are several.
+        let each_host = route::each_host(headers);
+        let host_headers: Vec<&HeaderMap> = if each_host.is_empty() {
+            vec![headers]
+        } else {
+            each_host.iter().collect()
+        };
         let by_header_uris = [Some(uri), normal.as_ref()]
             .into_iter()
             .flatten()
-            .filter(|_| by_header)
             .filter_map(route::without_authority);
-        for other in normal.clone().into_iter().chain(by_header_uris) {
-            let second = self.decide_head(port, client, method, &other, headers);
-            if !second.is_allowed() {
-                return second;
+        for other in by_header_uris {
+            for headers in &host_headers {
+                let second = self.decide_head(port, client, method, &other, headers);
+                if !second.is_allowed() {
+                    return second;
+                }
             }
         }
         allowed

@@ -2,7 +2,7 @@
 
 use std::{cmp::Ordering, sync::Arc};
 
-use http::{HeaderMap, Method, Uri, header::HOST};
+use http::{HeaderMap, HeaderValue, Method, Uri, header::HOST};
 use mesh_core::route::{PathMatch, RouteFilters, RouteMatch};
 
 /// One match of one route rule, with the route's hostnames and the rule's
@@ -193,9 +193,16 @@ pub(crate) fn host_of<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a st
     Some(host.trim_end_matches('.'))
 }
 
-/// The host of the `Host` header, without a port or a trailing dot.
+/// The host of the (first) `Host` header, without a port or a trailing
+/// dot.
 fn header_host(headers: &HeaderMap) -> Option<&str> {
-    let raw = headers.get(HOST)?.to_str().ok()?;
+    host_in(headers.get(HOST)?)
+}
+
+/// The host a `Host` header value names, without a port or a trailing
+/// dot; `None` when it is not text.
+fn host_in(value: &HeaderValue) -> Option<&str> {
+    let raw = value.to_str().ok()?;
     // `[::1]:80` or `name:80`.
     if let Some(rest) = raw.strip_prefix('[') {
         return rest.split_once(']').map(|(h, _)| h);
@@ -207,21 +214,50 @@ fn header_host(headers: &HeaderMap) -> Option<&str> {
     )
 }
 
-/// Whether the request names a host in its URI and another in a `Host`
-/// header. Routes match the URI's, as HTTP says a server must, but an
-/// application may route by the header.
+/// Whether the request names more than one host: one in its URI and
+/// another in a `Host` header, or two in two `Host` headers. Routes match
+/// the URI's, or else the first header's, as HTTP says a server must;
+/// but an application may route by a header, and frameworks differ on
+/// which of several they read.
 pub(crate) fn hosts_differ(uri: &Uri, headers: &HeaderMap) -> bool {
-    let Some(in_uri) = uri.host() else {
-        return false;
+    let mut in_headers = headers.get_all(HOST).iter();
+    let first = match uri.host() {
+        Some(in_uri) => Some(
+            in_uri
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim_end_matches('.'),
+        ),
+        // Nearly every request has no header twice, which two lengths
+        // tell at once.
+        None if headers.len() == headers.keys_len() => return false,
+        None => match in_headers.next() {
+            Some(value) => host_in(value),
+            None => return false,
+        },
     };
-    if !headers.contains_key(HOST) {
-        return false;
+    in_headers.any(|value| match (first, host_in(value)) {
+        (Some(a), Some(b)) => !a.eq_ignore_ascii_case(b),
+        _ => true,
+    })
+}
+
+/// One copy of `headers` per `Host` header, holding that one alone, when
+/// there are several; empty otherwise. Each copy decides the request as
+/// an application that reads that header would route it.
+pub(crate) fn each_host(headers: &HeaderMap) -> Vec<HeaderMap> {
+    let hosts = headers.get_all(HOST);
+    if hosts.iter().nth(1).is_none() {
+        return Vec::new();
     }
-    let in_uri = in_uri
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .trim_end_matches('.');
-    header_host(headers).is_none_or(|h| !h.eq_ignore_ascii_case(in_uri))
+    hosts
+        .iter()
+        .map(|host| {
+            let mut one = headers.clone();
+            one.insert(HOST, host.clone());
+            one
+        })
+        .collect()
 }
 
 /// `uri` without its scheme and authority, so that the `Host` header
