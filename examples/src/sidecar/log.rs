@@ -1,6 +1,16 @@
 //! The sidecar process's log: formatted lines on standard error, under a
 //! filter that can be replaced while it runs (the admin's
 //! `/proxy-log-level`).
+//!
+//! Filters are read with regular expressions turned off: a field value in
+//! a filter (`mesh_core[{peer=10.0.0.7}]=debug`) is matched as written
+//! against the value's `Debug` form, never as a pattern. tracing's
+//! `EnvFilter` builds a full DFA for each pattern, eagerly and with no
+//! bound, so a short one (`[{x=[ab]*a[ab][ab]...}]`, twenty classes) took
+//! the process minutes and gigabytes to read, on the runtime that also
+//! serves traffic; tracing-subscriber's own docs ask for them off on
+//! input that is not trusted, and the same filter must mean the same in
+//! `RUST_LOG` as on the admin port.
 
 use std::{io::IsTerminal, sync::Arc};
 
@@ -52,13 +62,19 @@ fn env_filter(env: Option<std::ffi::OsString>, default: &str) -> (EnvFilter, Opt
         return (EnvFilter::new(default), None);
     };
     let parsed = match value.to_str() {
-        Some(text) => EnvFilter::try_new(text).map_err(|error| error.to_string()),
+        Some(text) => parse(text).map_err(|error| error.to_string()),
         None => Err("not utf-8".to_owned()),
     };
     match parsed {
         Ok(filter) => (filter, None),
         Err(error) => (EnvFilter::new(default), Some(Refused { value, error })),
     }
+}
+
+/// `text` as a filter, with field values matched as written: see the
+/// [module docs](self).
+fn parse(text: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    EnvFilter::builder().with_regex(false).parse(text)
 }
 
 /// An [`EnvFilter`] that can be read and replaced through
@@ -92,7 +108,7 @@ impl LogLevel for ReloadableFilter {
         if filter.trim().is_empty() {
             return Err("empty filter: write one such as info or mesh_core=debug,info".into());
         }
-        let filter = EnvFilter::try_new(filter).map_err(|e| format!("invalid filter: {e}"))?;
+        let filter = parse(filter).map_err(|e| format!("invalid filter: {e}"))?;
         self.handle
             .reload(filter)
             .map_err(|e| format!("the log cannot be changed: {e}"))
@@ -152,5 +168,40 @@ mod tests {
         let error = level.set("mesh_core=loud").unwrap_err();
         assert!(error.starts_with("invalid filter: "), "{error}");
         assert_eq!(level.get(), "debug");
+    }
+
+    /// A field value is matched as written: with patterns on, `a.c`
+    /// matched `abc`.
+    #[test]
+    fn a_field_value_in_a_filter_is_not_a_pattern() {
+        let (level, layer) = ReloadableFilter::new(EnvFilter::new("info"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        level.set("[{peer=a.c}]=debug").unwrap();
+        let span = tracing::info_span!("conn", peer = "abc");
+        let _entered = span.enter();
+        assert!(!tracing::enabled!(tracing::Level::DEBUG));
+        let (filter, refused) = env_filter(Some("[{peer=a.c}]=debug".into()), "info");
+        assert!(refused.is_none());
+        let subscriber = tracing_subscriber::registry().with(filter);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("conn", peer = "abc");
+            let _entered = span.enter();
+            assert!(!tracing::enabled!(tracing::Level::DEBUG));
+        });
+    }
+
+    /// A pattern whose DFA has a million states took minutes and
+    /// gigabytes to read, blocking the runtime that read it.
+    #[test]
+    fn a_filter_with_a_pattern_that_explodes_is_read_at_once() {
+        let filter = format!("mesh_core[{{x=[ab]*a{}}}]=debug", "[ab]".repeat(20));
+        let (done, read) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (level, _layer) = ReloadableFilter::new(EnvFilter::new("info"));
+            let _ = done.send(level.set(&filter));
+        });
+        let result = read.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(matches!(result, Ok(Ok(()))), "{result:?}");
     }
 }
