@@ -7,10 +7,13 @@
 //! changed answer to all of them ([`keep_resolving`]).
 //!
 //! The first lookup happens at start, before the runtimes serve, so that
-//! a name that resolves is in use from the first request. One that does
-//! not (the service is not up yet) does not stop the sidecar, as it does
-//! not stop Linkerd's proxy: the service's requests get the mesh's `503`
-//! until a later lookup answers, and a warning is logged.
+//! a name that resolves is in use from the first request: every name of
+//! every service at once, the start waiting five seconds at most for
+//! their answers ([`first`]). One that does not resolve (the service is
+//! not up yet), or whose server does not answer in time, does not stop
+//! the sidecar, as it does not stop Linkerd's proxy: the service's
+//! requests get the mesh's `503` until a later lookup answers, and a
+//! warning is logged.
 //!
 //! Lookups are counted in `outbound_endpoint_resolutions_total{service,
 //! result}` (`result` is `success` or `failure`), and each service's
@@ -38,7 +41,7 @@
 use std::{
     future::Future,
     io,
-    net::{SocketAddr, ToSocketAddrs},
+    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -54,6 +57,8 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
+
+pub(crate) use self::first::FirstAnswers;
 
 /// The metric families endpoint resolution counts into, and the gauges
 /// of the balancers' endpoints by state, read when scraped.
@@ -199,16 +204,17 @@ struct Published {
 }
 
 impl ServiceEndpoints {
-    /// The endpoints of `service`, configured as `endpoints`; names are
-    /// looked up a first time with the system's resolver, which blocks.
+    /// The endpoints of `service`, configured as `endpoints`; names start
+    /// from their answers in `first` ([`FirstAnswers`]).
     pub(crate) fn new(
         service: &str,
         endpoints: &[EndpointAddr],
         accrual: Option<FailureAccrual>,
         metrics: &ResolveMetrics,
+        first: &FirstAnswers,
     ) -> Self {
         Self::with_lookup(service, endpoints, accrual, metrics, |host, port| {
-            Ok((host, port).to_socket_addrs()?.collect())
+            first.answer(host, port)
         })
     }
 
@@ -397,6 +403,7 @@ where
     resolver.run(|round| endpoints.apply(&round)).await;
 }
 
+mod first;
 mod own;
 #[cfg(test)]
 mod tests;

@@ -98,7 +98,7 @@ use tower::Layer;
 pub(crate) use self::backend::BackendMetrics;
 use self::backend::Counted;
 pub(crate) use self::endpoints::ResolveMetrics;
-use self::endpoints::ServiceEndpoints;
+use self::endpoints::{FirstAnswers, ServiceEndpoints};
 pub(crate) use self::plan::check_backends;
 use self::plan::{Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
@@ -183,6 +183,12 @@ impl Outbound {
             .chain(config.ports.iter().map(|port| port.listen))
             .collect();
         let mut http = MetricsLayer::outbound(metrics.http);
+        let first = FirstAnswers::look_up(
+            config
+                .services
+                .iter()
+                .flat_map(|service| &service.endpoints),
+        );
         for (index, service) in config.services.iter().enumerate() {
             let connectors = ServiceConnectors::new(
                 client,
@@ -201,6 +207,7 @@ impl Outbound {
                 &service.endpoints,
                 service.failure_accrual,
                 metrics.resolve,
+                &first,
             )
             .without_listeners(&own_listeners);
             services.push(ServiceTarget {

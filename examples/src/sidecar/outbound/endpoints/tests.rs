@@ -17,7 +17,7 @@ use mesh_core::{
 use prometheus_client::registry::Registry;
 use tower::Service;
 
-use super::{ResolveMetrics, ServiceEndpoints};
+use super::{FirstAnswers, ResolveMetrics, ServiceEndpoints};
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 8080))
@@ -183,6 +183,7 @@ async fn addresses_alone_make_a_fixed_forward_and_no_resolver() {
         &[EndpointAddr::Socket(addr(7))],
         None,
         &metrics,
+        &FirstAnswers::default(),
     ));
     assert!(
         endpoints
@@ -271,7 +272,13 @@ async fn balancer_gauges_count_each_endpoint_once_whatever_the_runtimes_and_foll
     let emoji = ServiceEndpoints::with_lookup("emoji", &[emoji()], None, &metrics, |host, port| {
         dns.lookup_now(host, port)
     });
-    let web = ServiceEndpoints::new("web", &[EndpointAddr::Socket(addr(7))], None, &metrics);
+    let web = ServiceEndpoints::new(
+        "web",
+        &[EndpointAddr::Socket(addr(7))],
+        None,
+        &metrics,
+        &FirstAnswers::default(),
+    );
     let refuse = || {
         tower::service_fn(|_: http::Uri| async {
             Err::<hyper_util::rt::TokioIo<tokio::io::DuplexStream>, io::Error>(
@@ -377,8 +384,89 @@ async fn the_sidecars_own_listener_is_never_an_endpoint_whatever_the_dns_says() 
     }
 
     // Fixed addresses that are all the listener: the mesh's 503.
-    let fixed = ServiceEndpoints::new("web", &[EndpointAddr::Socket(addr(9))], None, &metrics)
-        .without_listeners(&[addr(9)]);
+    let fixed = ServiceEndpoints::new(
+        "web",
+        &[EndpointAddr::Socket(addr(9))],
+        None,
+        &metrics,
+        &FirstAnswers::default(),
+    )
+    .without_listeners(&[addr(9)]);
     let mut forward = fixed.forward(echo()).unwrap();
     assert_eq!(send(&mut forward).await, Err(503));
+}
+
+/// A name server that never answers for names starting `hung`, until
+/// released; other names answer 10.0.0.1.
+#[derive(Clone, Default)]
+struct Hung(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Hung {
+    fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        if host.starts_with("hung") {
+            let (released, wake) = &*self.0;
+            let mut released = released.lock().unwrap();
+            while !*released {
+                released = wake.wait(released).unwrap();
+            }
+            return Err(io::Error::other("answered too late"));
+        }
+        Ok(vec![SocketAddr::from(([10, 0, 0, 1], port))])
+    }
+
+    fn release(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+}
+
+#[tokio::test]
+async fn a_name_whose_server_never_answers_holds_up_neither_the_start_nor_the_other_names() {
+    let hung = Hung::default();
+    let name = |host: &str| EndpointAddr::Name {
+        host: host.into(),
+        port: 8080,
+    };
+    // Names of several services, as the sidecar looks them up at start.
+    let endpoints = [
+        name("hung-a"),
+        name("hung-b"),
+        name("emoji"),
+        name("hung-c"),
+        name("web"),
+    ];
+    let (done, answered) = std::sync::mpsc::channel();
+    let dns = hung.clone();
+    std::thread::spawn(move || {
+        let first =
+            FirstAnswers::with_lookup(&endpoints, Duration::from_millis(100), move |h, p| {
+                dns.lookup(h, p)
+            });
+        let _ = done.send(first);
+    });
+    let first = answered.recv_timeout(Duration::from_secs(3));
+    hung.release();
+    let first = first.expect("the start waited for a name server that never answers");
+    assert_eq!(first.answer("emoji", 8080).unwrap(), [addr(1)]);
+    assert_eq!(first.answer("web", 8080).unwrap(), [addr(1)]);
+    let late = first.answer("hung-b", 8080).unwrap_err();
+    assert_eq!(late.kind(), io::ErrorKind::TimedOut, "{late}");
+
+    // The service starts from the names that answered; the others are
+    // the resolver's to look up again.
+    let metrics = ResolveMetrics::default();
+    let endpoints = ServiceEndpoints::new(
+        "emoji",
+        &[name("hung-a"), name("emoji")],
+        None,
+        &metrics,
+        &first,
+    );
+    let mut forward = endpoints.forward(echo()).unwrap();
+    assert_eq!(send(&mut forward).await, Ok("10.0.0.1:8080".into()));
+    assert!(endpoints.lookups(dns_never()).is_some());
+}
+
+fn dns_never() -> impl FnMut(String, u16) -> Ready<io::Result<Vec<SocketAddr>>> {
+    |_, _| std::future::ready(Err(io::Error::other("not asked")))
 }
