@@ -130,8 +130,10 @@ impl IssuedCertificate {
     /// Writes the chain, key and bundle into `dir` (created if missing) as
     /// [`CredentialFiles::in_dir`] expects them. The key is written first:
     /// a store watching the directory may briefly see a new key with the
-    /// old certificate, refuses that pair, and picks up the new pair on its
-    /// next read.
+    /// old certificate, keeps the old pair in service, and picks up the new
+    /// pair on its next read, without logging or counting a refusal for
+    /// the pair it saw half-written (see
+    /// [`CredentialStore::watch_files`](crate::CredentialStore::watch_files)).
     ///
     /// # Errors
     ///

@@ -32,10 +32,18 @@ impl CredentialStore {
     /// file rewritten within one second keeps its mtime on many file
     /// systems. Three small reads per interval cost little.
     ///
-    /// The first pass loads the files if they are readable. A refused set
-    /// of contents is logged and counted once, and not retried until the
-    /// files change again: a certificate written before its key is refused
-    /// for the mismatch, then accepted on the next pass once the key lands.
+    /// The first pass loads the files if they are readable. A set of
+    /// contents that fails its checks is refused (logged and counted) at
+    /// the next read, if that finds the files unchanged, and not again
+    /// until they change: writers replace the three files one at a time
+    /// ([`ca::issue`](crate::ca::issue) writes the key, then the
+    /// certificate), and the kubelet's symlink swap can fall between two of
+    /// the watcher's reads, so a read can find a new key beside the old
+    /// certificate. When the next read finds the complete set, the torn one
+    /// was never a refusal, and a rotation that went right logs no error
+    /// and counts nothing; a genuine refusal is reported one interval
+    /// later. The credentials in service stay meanwhile either way.
+    ///
     /// The one exception is a chain that is not valid yet (an issuer whose
     /// clock runs ahead signed the workload certificate, or was itself
     /// renewed on such a clock): it is tried again once the last
@@ -73,6 +81,10 @@ pub(super) struct Watched {
     unreadable: bool,
     /// When `last` was refused as not valid yet: when it becomes valid.
     valid_from: Option<SystemTime>,
+    /// Why `last` was refused, until a read confirms it by finding the
+    /// same contents: a set read while a writer was replacing the files
+    /// one at a time is superseded by the next read instead.
+    pending: Option<CredentialError>,
 }
 
 impl Watched {
@@ -95,10 +107,18 @@ impl Watched {
             }
         };
         self.unreadable = false;
-        let due = self.valid_from.is_some_and(|t| SystemTime::now() >= t);
-        if self.last.as_ref() == Some(&contents) && !due {
-            return;
+        let unchanged = self.last.as_ref() == Some(&contents);
+        if unchanged {
+            // Read twice alike: no writer was half-way through it.
+            self.report(store);
+            let due = self.valid_from.is_some_and(|t| SystemTime::now() >= t);
+            if !due {
+                return;
+            }
         }
+        // Changed contents supersede a refusal not yet reported: it was of
+        // a set a writer had not finished.
+        self.pending = None;
         self.valid_from = None;
         let result = files
             .parse(&contents)
@@ -107,8 +127,106 @@ impl Watched {
             if let CredentialError::NotYetValid { not_before } = error {
                 self.valid_from = Some(not_before);
             }
-            store.reject(&files.blame(error));
+            self.pending = Some(files.blame(error));
+            if unchanged {
+                // Retried once valid: these contents were read alike
+                // before.
+                self.report(store);
+            }
         }
         self.last = Some(contents);
+    }
+
+    /// Reports the refusal not yet reported, if any: logs and counts it.
+    pub(super) fn report(&mut self, store: &CredentialStore) {
+        if let Some(error) = self.pending.take() {
+            store.reject(&error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        StoreVersion,
+        ca::{CertificateAuthority, IssuedCertificate},
+    };
+
+    const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+    fn issue(ca: &CertificateAuthority) -> IssuedCertificate {
+        ca.issue(&WEB.parse().unwrap(), Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    /// One pass of the watcher over `files`.
+    fn read(watched: &mut Watched, store: &CredentialStore, files: &CredentialFiles) {
+        watched.see(store, files, files.read_contents());
+    }
+
+    /// A writer replaces the files one at a time (`ca::issue` writes the
+    /// key, then the certificate), and the kubelet's symlink swap can fall
+    /// between two of the watcher's three reads: a read in between finds
+    /// a key that is not the certificate's. Once the next read finds the
+    /// complete set, that torn set was never a refusal: no error is
+    /// logged, and nothing is counted, for a rotation that went right.
+    #[test]
+    fn a_set_read_while_it_was_being_written_is_no_refusal() {
+        let ca = CertificateAuthority::generate("example.org".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = issue(&ca).write(dir.path()).unwrap();
+        let store = CredentialStore::default();
+        let mut watched = Watched::default();
+        read(&mut watched, &store, &files);
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 1,
+                rejected: 0
+            }
+        );
+
+        // The new key is written; the watcher reads before the certificate
+        // follows.
+        let next = issue(&ca);
+        std::fs::write(&files.key, next.key_pem()).unwrap();
+        read(&mut watched, &store, &files);
+        next.write(dir.path()).unwrap();
+        read(&mut watched, &store, &files);
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 2,
+                rejected: 0
+            }
+        );
+        assert_eq!(
+            store.credentials().unwrap().chain(),
+            next.credentials().unwrap().chain()
+        );
+
+        // A set that stays as it is refused is refused once, at the read
+        // that finds it unchanged, and not again.
+        let stray = issue(&ca);
+        std::fs::write(&files.key, stray.key_pem()).unwrap();
+        for _ in 0..4 {
+            read(&mut watched, &store, &files);
+        }
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 2,
+                rejected: 1
+            }
+        );
+        assert_eq!(
+            store.credentials().unwrap().chain(),
+            next.credentials().unwrap().chain()
+        );
     }
 }
