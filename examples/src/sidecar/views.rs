@@ -76,8 +76,10 @@ impl std::error::Error for ViewError {
         match self {
             Self::Targets(error) => Some(error),
             Self::TwoNames { .. } => None,
+            // Their messages are this one's: the chain goes on with
+            // what they have under them, so no line says the same twice.
             Self::Query(error) => error.source(),
-            Self::Tap(error) => Some(error),
+            Self::Tap(error) => error.source(),
             Self::Write(error) => Some(error),
         }
     }
