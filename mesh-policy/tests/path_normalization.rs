@@ -247,3 +247,35 @@ fn path_parameters_do_not_open_another_routes_path() {
         Allow("web", "public", "public-anyone")
     );
 }
+
+/// A route whose path holds characters outside ASCII, as a regular
+/// expression may: a request spelling that path with an empty or dot
+/// segment is decided as the application reads it, characters intact.
+#[test]
+fn a_path_outside_ascii_is_normalized_with_its_characters_intact() {
+    let text = POLICY.replace(
+        "matches: [{ path: { type: PathPrefix, value: /admin } }]",
+        "matches: [{ path: { type: RegularExpression, value: \"/café/admin.*\" } }]",
+    );
+    let policy = compile(
+        &text,
+        &Workload::new("default").with_label("app", "web"),
+        &PolicyConfig::default(),
+    );
+    for path in [
+        "/café/admin",
+        "/café//admin",
+        "/café/./admin",
+        "/x/../café/admin",
+    ] {
+        assert_eq!(
+            decide(&policy, 8080, Plain, IP, "GET", path, &[]),
+            Deny("web"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        decide(&policy, 8080, Plain, IP, "GET", "/café//menu", &[]),
+        Allow("web", "public", "public-anyone")
+    );
+}

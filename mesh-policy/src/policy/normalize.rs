@@ -85,9 +85,12 @@ pub(crate) fn is_normal(path: &str) -> bool {
     true
 }
 
+/// `path` with the escapes [`normalized`] decodes undone. Every other
+/// byte is copied as it is, so characters outside ASCII (which a path may
+/// hold as UTF-8) stay the characters they were.
 fn decode(path: &str) -> String {
     let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    let mut out = Vec::with_capacity(path.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%'
@@ -98,19 +101,18 @@ fn decode(path: &str) -> String {
         {
             let c = hi << 4 | lo;
             if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'/') {
-                out.push(char::from(c));
+                out.push(c);
             } else {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(hi)]));
-                out.push(char::from(HEX[usize::from(lo)]));
+                out.extend([b'%', HEX[usize::from(hi)], HEX[usize::from(lo)]]);
             }
             i += 3;
             continue;
         }
-        out.push(char::from(b));
+        out.push(b);
         i += 1;
     }
-    out
+    // Escapes decode to ASCII only, and the rest is `path`'s own UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -155,6 +157,20 @@ mod tests {
             ("/admin;jsessionid=1", "/admin"),
             ("/a;x/b;y/", "/a/b/"),
             ("/;/admin", "/admin"),
+        ] {
+            assert_eq!(normalized(p).as_deref(), Some(want), "{p}");
+        }
+    }
+
+    /// A path may hold UTF-8 as it is (hyper and `http` accept it): its
+    /// normal form keeps those characters, not one character per byte.
+    #[test]
+    fn characters_outside_ascii_are_kept_as_they_are() {
+        for (p, want) in [
+            ("/café//admin", "/café/admin"),
+            ("/x/../café/./admin", "/café/admin"),
+            ("/%61/日本/../語", "/a/語"),
+            ("/é%2Fx", "/é/x"),
         ] {
             assert_eq!(normalized(p).as_deref(), Some(want), "{p}");
         }
