@@ -84,6 +84,10 @@ pub(super) type Flusher = Box<dyn FnOnce(Background) -> Background + Send>;
 /// stderr nobody reads) must not keep the process from exiting.
 const FLUSH_BOUND: Duration = Duration::from_secs(10);
 
+/// How long a runtime that has stopped serving waits for the blocking
+/// tasks still running on it (see [`run_to_end`]).
+const LEFTOVER_BOUND: Duration = Duration::from_secs(1);
+
 /// One thread's share of the listeners.
 pub(super) struct WorkerListeners {
     pub(super) inbound: Vec<std::net::TcpListener>,
@@ -107,17 +111,7 @@ pub(super) struct Worker {
 
 impl Worker {
     pub(super) fn run(self, listeners: WorkerListeners) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(error) => {
-                tracing::error!(%error, "cannot build a runtime");
-                return;
-            }
-        };
-        runtime.block_on(self.serve(listeners));
+        run_to_end(self.serve(listeners));
     }
 
     /// The configuration of a proxy listener (inbound or outbound): under
@@ -299,6 +293,30 @@ impl Worker {
     }
 }
 
+/// Runs `serve` on a current-thread runtime of its own until it ends.
+fn run_to_end(serve: impl Future<Output = ()>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "cannot build a runtime");
+            return;
+        }
+    };
+    runtime.block_on(serve);
+    // Dropped, the runtime would wait for every task on its blocking pool.
+    // A DNS lookup is one (the system's resolver blocks), and one whose
+    // name server does not answer holds its thread for as long as the
+    // resolver retries, tens of seconds, long after the round that asked
+    // gave it up: the process would outlive its shutdown by that much,
+    // and be killed at the end of the pod's grace period. Serving has
+    // ended and the flushers with it, so what is left is given a moment,
+    // then left to end with the process.
+    runtime.shutdown_timeout(LEFTOVER_BOUND);
+}
+
 /// Spawns `flushers`, each stopped once `all_drained` has no sender left.
 fn start_flushers(
     (flushers, mut all_drained): (Vec<Flusher>, mpsc::Receiver<()>),
@@ -318,4 +336,49 @@ fn start_flushers(
             tokio::spawn(flusher(stop))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Condvar, Mutex, mpsc};
+
+    use super::*;
+
+    /// A blocking task that runs until released, as a lookup of the
+    /// system's resolver runs until its name server answers or it gives up.
+    #[derive(Clone, Default)]
+    struct Held(Arc<(Mutex<bool>, Condvar)>);
+
+    impl Held {
+        fn wait(&self) {
+            let (released, wake) = &*self.0;
+            let mut released = released.lock().unwrap();
+            while !*released {
+                released = wake.wait(released).unwrap();
+            }
+        }
+
+        fn release(&self) {
+            *self.0.0.lock().unwrap() = true;
+            self.0.1.notify_all();
+        }
+    }
+
+    #[test]
+    fn a_runtime_that_has_drained_does_not_wait_for_a_lookup_left_running() {
+        let held = Held::default();
+        let (ended, ended_rx) = mpsc::channel();
+        let task = held.clone();
+        std::thread::spawn(move || {
+            run_to_end(async move {
+                // The resolver's task, at shutdown: its lookup was given up
+                // (LOOKUP_TIMEOUT), but the thread doing it goes on.
+                drop(tokio::task::spawn_blocking(move || task.wait()));
+            });
+            let _ = ended.send(());
+        });
+        let result = ended_rx.recv_timeout(Duration::from_secs(3));
+        held.release();
+        result.expect("the runtime's thread waited for a blocking lookup after serving had ended");
+    }
 }
