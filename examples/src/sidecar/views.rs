@@ -44,6 +44,14 @@ pub enum ViewError {
         /// The other name it has.
         second: String,
     },
+    /// `--admin` of `tap` names no admin server, or more than one: a tap
+    /// watches one.
+    OneAdmin {
+        /// `--admin`, as written.
+        admin: String,
+        /// How many admin servers it names.
+        count: usize,
+    },
     /// No admin server could be scraped, or the view could not be written.
     Query(QueryError),
     /// The tap could not be opened or read.
@@ -64,6 +72,11 @@ impl fmt::Display for ViewError {
                 f,
                 "--admin: {addr} is named both {first} and {second}: one admin server is one replica of one workload"
             ),
+            Self::OneAdmin { count: 0, .. } => f.write_str("--admin: no admin address given"),
+            Self::OneAdmin { admin, count } => write!(
+                f,
+                "--admin: {admin} names {count} admin servers; a tap watches one"
+            ),
             Self::Query(error) => write!(f, "{error}"),
             Self::Tap(error) => write!(f, "{error}"),
             Self::Write(_) => f.write_str("cannot write the output"),
@@ -75,7 +88,7 @@ impl std::error::Error for ViewError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Targets(error) => Some(error),
-            Self::TwoNames { .. } => None,
+            Self::TwoNames { .. } | Self::OneAdmin { .. } => None,
             // Their messages are this one's: the chain goes on with
             // what they have under them, so no line says the same twice.
             Self::Query(error) => error.source(),
@@ -108,6 +121,22 @@ fn targets(admin: &str) -> Result<Vec<Target>, ViewError> {
         }
     }
     Ok(targets)
+}
+
+/// The one admin server `tap` watches, from `--admin`: `HOST:PORT`, or
+/// `NAME=HOST:PORT` as the other views take it (the name is not used).
+/// Read as the other views read an item, so that a URL or a path is
+/// refused where it is written, not taken for a host name that DNS does
+/// not know.
+fn tap_target(admin: &str) -> Result<String, ViewError> {
+    let targets = Target::parse_list(admin).map_err(ViewError::Targets)?;
+    match <[Target; 1]>::try_from(targets) {
+        Ok([target]) => Ok(target.addr),
+        Err(targets) => Err(ViewError::OneAdmin {
+            admin: admin.trim().to_owned(),
+            count: targets.len(),
+        }),
+    }
 }
 
 /// `sidecar stat --admin ADDR[,ADDR...] [--window 10s] [-o json]`: one row
@@ -198,10 +227,12 @@ pub async fn top<W: Write>(
 /// `linkerd viz tap`'s format (or as JSON), until `count` requests have
 /// ended (forever when `None`).
 ///
+/// `admin` is one `HOST:PORT` (or `NAME=HOST:PORT`).
+///
 /// # Errors
 ///
-/// The tap could not be opened (the admin server's reason is in the
-/// error), or `out` cannot be written.
+/// `admin` is not one admin server, the tap could not be opened (the
+/// admin server's reason is in the error), or `out` cannot be written.
 pub async fn tap<W: Write>(
     out: &mut W,
     admin: &str,
@@ -209,9 +240,10 @@ pub async fn tap<W: Write>(
     format: Format,
     count: Option<NonZeroUsize>,
 ) -> Result<(), ViewError> {
+    let admin = tap_target(admin)?;
     let mut ended = 0;
     let mut failed = None;
-    tap::watch(admin, filter, |event| {
+    tap::watch(&admin, filter, |event| {
         let written = match format {
             Format::Json => writeln!(out, "{}", event.to_json()),
             _ => writeln!(out, "{event}"),
