@@ -24,7 +24,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Method, Request, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header::HOST};
 use mesh_core::resource::ResourceError;
 use prometheus_client::metrics::counter::Counter;
 
@@ -180,23 +180,28 @@ impl Policy {
             return allowed;
         }
         // Without the URI's host, the `Host` header names the host: each
-        // of them in turn, when there are several.
-        let each_host = route::each_host(headers);
-        let host_headers: Vec<&HeaderMap> = if each_host.is_empty() {
-            vec![headers]
-        } else {
-            each_host.iter().collect()
-        };
-        let by_header_uris = [Some(uri), normal.as_ref()]
+        // of them in turn, when there are several, in one copy of the
+        // headers that holds one at a time.
+        let by_header_uris: Vec<Uri> = [Some(uri), normal.as_ref()]
             .into_iter()
             .flatten()
-            .filter_map(route::without_authority);
-        for other in by_header_uris {
-            for headers in &host_headers {
-                let second = self.decide_head(port, client, method, &other, headers);
-                if !second.is_allowed() {
-                    return second;
-                }
+            .filter_map(route::without_authority)
+            .collect();
+        let refusal = |headers: &HeaderMap| {
+            by_header_uris
+                .iter()
+                .map(|other| self.decide_head(port, client, method, other, headers))
+                .find(|second| !second.is_allowed())
+        };
+        let hosts: Vec<HeaderValue> = headers.get_all(HOST).iter().cloned().collect();
+        if hosts.len() < 2 {
+            return refusal(headers).unwrap_or(allowed);
+        }
+        let mut one_host = headers.clone();
+        for host in hosts {
+            one_host.insert(HOST, host);
+            if let Some(refused) = refusal(&one_host) {
+                return refused;
             }
         }
         allowed

@@ -242,24 +242,6 @@ pub(crate) fn hosts_differ(uri: &Uri, headers: &HeaderMap) -> bool {
     })
 }
 
-/// One copy of `headers` per `Host` header, holding that one alone, when
-/// there are several; empty otherwise. Each copy decides the request as
-/// an application that reads that header would route it.
-pub(crate) fn each_host(headers: &HeaderMap) -> Vec<HeaderMap> {
-    let hosts = headers.get_all(HOST);
-    if hosts.iter().nth(1).is_none() {
-        return Vec::new();
-    }
-    hosts
-        .iter()
-        .map(|host| {
-            let mut one = headers.clone();
-            one.insert(HOST, host.clone());
-            one
-        })
-        .collect()
-}
-
 /// `uri` without its scheme and authority, so that the `Host` header
 /// names its host ([`host_of`]).
 pub(crate) fn without_authority(uri: &Uri) -> Option<Uri> {
