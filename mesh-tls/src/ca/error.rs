@@ -54,8 +54,14 @@ pub enum CaError {
     /// host name (letters, digits, `-` and `_` in dot-separated labels, the
     /// last not numeric, no final dot), optionally under a `*.` wildcard.
     InvalidDnsName(String),
-    /// The certificate would outlive the issuer that signs it.
-    OutlivesIssuer,
+    /// The certificate would outlive the issuer that signs it: a ttl that
+    /// ends by `issuer_not_after` would do, or the CA needs a new issuer.
+    OutlivesIssuer {
+        /// When the certificate would expire.
+        not_after: SystemTime,
+        /// When the issuer expires.
+        issuer_not_after: SystemTime,
+    },
     /// The issuer has expired: nothing it signs verifies any more. The CA
     /// needs a new issuer.
     IssuerExpired {
@@ -137,7 +143,15 @@ impl fmt::Display for CaError {
                 f,
                 "extra dns name {name:?} is not a host name (or a *. wildcard over one)"
             ),
-            Self::OutlivesIssuer => f.write_str("certificate would outlive its issuer"),
+            Self::OutlivesIssuer {
+                not_after,
+                issuer_not_after,
+            } => write!(
+                f,
+                "certificate would end at {}, after its issuer, which expires at {}",
+                Utc(*not_after),
+                Utc(*issuer_not_after)
+            ),
             Self::IssuerExpired { not_after } => write!(
                 f,
                 "the ca's issuer expired at {}: it can sign no certificate that verifies",
@@ -244,6 +258,20 @@ mod tests {
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_795_960_629), "2026-11-29T13:57:09Z");
         assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn a_certificate_outliving_its_issuer_says_both_ends() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let error = CaError::OutlivesIssuer {
+            not_after: at(1_795_960_629),
+            issuer_not_after: at(1_795_950_000),
+        };
+        assert_eq!(
+            error.to_string(),
+            "certificate would end at 2026-11-29T13:57:09Z, after its issuer, which expires at \
+             2026-11-29T11:00:00Z"
+        );
     }
 
     #[test]

@@ -239,7 +239,10 @@ impl CertificateAuthority {
             request.ttl,
         )?;
         if not_after > self.issuer_not_after {
-            return Err(CaError::OutlivesIssuer);
+            return Err(CaError::OutlivesIssuer {
+                not_after,
+                issuer_not_after: self.issuer_not_after,
+            });
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &self.issuer)?;

@@ -100,7 +100,12 @@ impl CertificateAuthority {
             .unwrap_or_default();
         let ttl = ttl.min(Duration::from_secs(left.as_secs()));
         if ttl < super::MIN_LIFETIME {
-            return Err(CaError::OutlivesIssuer);
+            // Not even a second is left: the shortest certificate would
+            // still end after the issuer.
+            return Err(CaError::OutlivesIssuer {
+                not_after: now + super::MIN_LIFETIME,
+                issuer_not_after: self.issuer_not_after,
+            });
         }
         Ok((self.issue(identity, ttl)?, ttl))
     }
