@@ -16,6 +16,10 @@
 //!   `RequestRedirect` the route's redirect ([`ServiceRetryPolicy::redirect`]).
 //!   Filters of types that are not supported, such as `RequestMirror`,
 //!   `URLRewrite` or `ExtensionRef`, are named in a [`ConfigWarning`].
+//! - **`GRPCRoute`s whose parent is a `Service`**: each rule's method and
+//!   header matches, read as the `HTTPRoute` matches they amount to (a
+//!   call is a `POST` to `/{service}/{method}`), its header filters and
+//!   `backendRefs`, and Linkerd's annotations on the route.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`.
@@ -38,11 +42,33 @@
 //! by `{namespace}/{name}` (a route without a namespace has an empty
 //! one), then to the route's first rule, then to the rule's first match.
 //!
-//! The service's ServiceProfile routes come after every `HTTPRoute` match,
-//! in the order they are written, as Linkerd tries them. **This differs
-//! from Linkerd**, which ignores a service's `HTTPRoute`s entirely while
-//! it has a ServiceProfile; here the profile still supplies the budget and
-//! the routes no `HTTPRoute` rule covers.
+//! A service's **`GRPCRoute`s and `HTTPRoute`s are not ranked together.**
+//! The Gateway API forbids merging the two kinds, and for a mesh (GEP-1294)
+//! applies one kind of route to a Service, the `GRPCRoute`s when it has
+//! both; Linkerd's policy controller does so, marking each such
+//! `HTTPRoute` `Accepted: False` (`RouteReasonConflicted`) and serving the
+//! service its `GRPCRoute`s alone. So here: a service with a `GRPCRoute`
+//! from any file has its `HTTPRoute` rules set aside, each `HTTPRoute`
+//! named in a [`ConfigWarning`] on the `parentRefs` entry that attached
+//! it, and a request no `GRPCRoute` matches takes no `HTTPRoute` rule.
+//! The decision is per service, as the routes are: a `parentRefs` port
+//! does not divide a service here, where Linkerd decides per port.
+//! Among themselves a `GRPCRoute`'s matches rank by the `GRPCRoute`'s
+//! precedence, not by that of the paths they amount to: a match naming
+//! the call's service first (given exactly or by a regular expression,
+//! which Linkerd refuses, and which matches the whole name), then one
+//! naming its method, then more header matches; ties as for
+//! `HTTPRoute`s. A method alone, then, does not outrank a service alone,
+//! though its path expression would outrank the service's path prefix.
+//! Linkerd's proxy also takes a `GRPCRoute` only for a `POST`; here a
+//! match is its path's and headers', whatever the method.
+//!
+//! The service's ServiceProfile routes come after every `HTTPRoute` (or
+//! `GRPCRoute`) match, in the order they are written, as Linkerd tries
+//! them. **This differs from Linkerd**, which ignores a service's
+//! `HTTPRoute`s and `GRPCRoute`s entirely while it has a ServiceProfile;
+//! here the profile still supplies the budget and the routes no rule
+//! covers.
 //!
 //! A value out of range is an error that names the document, the field,
 //! the line and the allowed range. Values the resources' own schemas
@@ -66,7 +92,9 @@ use mesh_core::{
     route::{HeaderEdit, Redirect, RouteMatch},
 };
 
-use self::precedence::{Origin, RuleOrigin, Timestamp};
+use self::precedence::{
+    GrpcPrecedence, Origin, Ranked, RouteSource, RuleKind, RuleOrigin, Timestamp,
+};
 use crate::{BudgetConfig, RetryPolicy, Timeouts};
 
 mod annotations;
@@ -157,8 +185,10 @@ pub struct ServiceRetryPolicy {
     /// The budget its routes share: the ServiceProfile's `retryBudget`, or
     /// the default.
     pub budget: BudgetConfig,
-    /// The routes, in the order they are read: each `HTTPRoute`'s rules,
-    /// then the ServiceProfile's routes. Their matches are tried in
+    /// The routes, in the order they are read: each `HTTPRoute`'s (or
+    /// `GRPCRoute`'s) rules, then the ServiceProfile's routes; a service
+    /// with `GRPCRoute` rules has no `HTTPRoute` rules here, as they are
+    /// set aside (see the [module](self) docs). Their matches are tried in
     /// [`match_order`](Self::match_order), not in this one. A route added
     /// here by hand is tried after every route read, in the order added;
     /// [`RetryResources::merge`] keeps the order of two files' routes.
@@ -174,6 +204,9 @@ pub struct ServiceRetryPolicy {
     /// Where each route came from, by index into `routes`: what orders
     /// matches of equal precedence.
     origins: Vec<Origin>,
+    /// [`match_order`](Self::match_order), worked out when the routes
+    /// were read or merged.
+    ranked: Ranked,
 }
 
 /// The redirect of one of a service's routes.
@@ -194,22 +227,37 @@ impl ServiceRetryPolicy {
             routes: Vec::new(),
             redirects: Vec::new(),
             origins: Vec::new(),
+            ranked: Ranked::default(),
         }
     }
 
     /// Every match of every route, in the order a request tries them: the
-    /// `HTTPRoute` rules' by the Gateway API's precedence (see the
-    /// [module](self) docs), then the ServiceProfile routes' (and any
-    /// added to [`routes`](Self::routes) by hand) in the order written.
+    /// `GRPCRoute` rules' by the `GRPCRoute` precedence, or, for a service
+    /// without any, the `HTTPRoute` rules' by the Gateway API's HTTP
+    /// precedence (see the [module](self) docs); then the ServiceProfile
+    /// routes' (and any added to [`routes`](Self::routes) by hand) in the
+    /// order written.
     pub fn match_order(&self) -> Vec<MatchRef> {
-        precedence::match_order(&self.routes, &self.origins)
+        match self.ranked.order(&self.routes, &self.origins) {
+            Some(order) => order.to_vec(),
+            None => precedence::match_order(&self.routes, &self.origins),
+        }
     }
 
     /// Appends `other`'s routes and redirects, as if read after this
     /// service's, and keeps `other`'s budget when it is not the default.
     /// The order the matches are tried in is the precedence of both sets
-    /// together, not one set's before the other's.
+    /// together, not one set's before the other's; and when either set
+    /// has `GRPCRoute` rules, the `HTTPRoute` rules of both are set aside,
+    /// as [`load`] sets them aside ([`RetryResources::merge`] warns about
+    /// them).
     pub fn merge(&mut self, other: Self) {
+        self.merge_warning(other);
+    }
+
+    /// [`merge`](Self::merge), with a warning for each `HTTPRoute` set
+    /// aside.
+    fn merge_warning(&mut self, other: Self) -> Vec<ConfigWarning> {
         let offset = self.routes.len();
         // Routes added by hand have no origin; they stay where they are.
         self.origins.resize(offset, Origin::Written);
@@ -241,6 +289,93 @@ impl ServiceRetryPolicy {
         if other.budget != BudgetConfig::default() {
             self.budget = other.budget;
         }
+        let warnings = self.set_aside_http_routes();
+        self.rank();
+        warnings
+    }
+
+    /// Works out [`match_order`](Self::match_order) for the routes as they
+    /// are now, for every lookup to use until they change.
+    fn rank(&mut self) {
+        self.ranked = Ranked::new(&self.routes, &self.origins);
+    }
+
+    /// Sets the service's `HTTPRoute` rules aside when it has `GRPCRoute`
+    /// rules: Linkerd serves a service one kind of route or the other,
+    /// and the `GRPCRoute`s win (see the [module](self) docs). Returns a
+    /// warning for each `HTTPRoute` set aside, naming the `GRPCRoute`s
+    /// that took its place.
+    fn set_aside_http_routes(&mut self) -> Vec<ConfigWarning> {
+        fn rule(origin: Option<&Origin>) -> Option<&RuleOrigin> {
+            match origin {
+                Some(Origin::Rule(rule)) => Some(rule),
+                _ => None,
+            }
+        }
+        let mut grpc: Vec<&str> = Vec::new();
+        for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
+            if origin.is_grpc() && !grpc.contains(&&*origin.route) {
+                grpc.push(&origin.route);
+            }
+        }
+        if grpc.is_empty() {
+            return Vec::new();
+        }
+        let keep: Vec<bool> = (0..self.routes.len())
+            .map(|i| rule(self.origins.get(i)).is_none_or(RuleOrigin::is_grpc))
+            .collect();
+        let service = match &self.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.name),
+            None => self.name.clone(),
+        };
+        let winners = grpc.join(", ");
+        let mut warnings: Vec<ConfigWarning> = Vec::new();
+        for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
+            let source = &origin.source;
+            if origin.is_grpc()
+                || warnings
+                    .iter()
+                    .any(|w| w.origin == source.origin && w.document == source.document)
+            {
+                continue;
+            }
+            warnings.push(ConfigWarning {
+                origin: source.origin.clone(),
+                document: source.document,
+                kind: "HTTPRoute".to_owned(),
+                name: Some(source.name.clone()),
+                field: format!("spec.parentRefs[{}]", source.parent),
+                message: format!(
+                    "set aside for service {service}, whose GRPCRoutes ({winners}) take its \
+                     requests: a service is served its GRPCRoutes or its HTTPRoutes, not both, \
+                     and GRPCRoutes win, as in Linkerd (GEP-1294)"
+                ),
+            });
+        }
+        let mut index = Vec::with_capacity(keep.len());
+        let mut kept = 0;
+        for &k in &keep {
+            index.push(k.then_some(kept));
+            kept += usize::from(k);
+        }
+        self.redirects = std::mem::take(&mut self.redirects)
+            .into_iter()
+            .filter_map(|r| {
+                let route = index.get(r.route).copied().flatten()?;
+                Some(RouteRedirect { route, ..r })
+            })
+            .collect();
+        let mut i = 0;
+        self.routes.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.origins.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        warnings
     }
 
     /// The redirect of route `index` (of [`routes`](Self::routes)), if it
@@ -254,11 +389,22 @@ impl ServiceRetryPolicy {
     }
 
     /// The route `req` is on, if any: that of the first match it meets in
-    /// [`match_order`](Self::match_order), which this works out on every
-    /// call. A request on no route is not retried and has no timeout.
+    /// [`match_order`](Self::match_order). The order is worked out once,
+    /// when the routes are read or merged; after a change by hand to
+    /// [`routes`](Self::routes) that could change it, this works it out
+    /// afresh on each call. A request on no route is not retried and has
+    /// no timeout.
     pub fn route_for<B>(&self, req: &Request<B>) -> Option<&RouteRetryPolicy> {
-        self.match_order()
-            .into_iter()
+        let fresh;
+        let order = match self.ranked.order(&self.routes, &self.origins) {
+            Some(order) => order,
+            None => {
+                fresh = precedence::match_order(&self.routes, &self.origins);
+                &fresh[..]
+            }
+        };
+        order
+            .iter()
             .find(|at| {
                 self.routes
                     .get(at.route)
@@ -298,7 +444,7 @@ impl RetryResources {
                 .iter_mut()
                 .find(|s| s.name == service.name && s.namespace == service.namespace);
             match same {
-                Some(known) => known.merge(service),
+                Some(known) => self.warnings.extend(known.merge_warning(service)),
                 None => self.services.push(service),
             }
         }
@@ -323,7 +469,8 @@ impl RetryResources {
 }
 
 /// Something in a document that is read but not applied: an unsupported
-/// filter, an unknown field or annotation.
+/// filter, an unknown field or annotation, an `HTTPRoute` set aside for a
+/// service's `GRPCRoute`s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigWarning {
     /// Where the text came from.
@@ -386,29 +533,32 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         let document = document?;
         let again = second.next().transpose()?;
         if document.is::<HttpRoute>() || document.is::<GrpcRoute>() {
-            // A GRPCRoute is read as the HTTPRoute its method matches make.
-            let (route, context, ignored) = if document.is::<HttpRoute>() {
+            // A GRPCRoute is read as the HTTPRoute its method matches make,
+            // and keeps the rank of each match by the GRPCRoute's rules.
+            let (route, context, ignored, grpc) = if document.is::<HttpRoute>() {
                 let parsed = document.read::<HttpRoute>()?;
-                (parsed.value, parsed.context, parsed.ignored)
+                (parsed.value, parsed.context, parsed.ignored, None)
             } else {
                 let parsed = document.read::<GrpcRoute>()?;
                 let route = parsed
                     .value
                     .to_http_route()
                     .map_err(|e| parsed.context.match_error(e))?;
-                (route, parsed.context, parsed.ignored)
+                let ranks = grpc_ranks(&parsed.value);
+                (route, parsed.context, parsed.ignored, Some(ranks))
             };
-            let parents: Vec<(String, Option<String>)> = route
+            let parents: Vec<(String, Option<String>, usize)> = route
                 .spec
                 .parent_refs
                 .iter()
-                .filter(|p| p.is_service())
-                .map(|p| {
+                .enumerate()
+                .filter(|(_, p)| p.is_service())
+                .map(|(i, p)| {
                     let ns = p
                         .namespace
                         .clone()
                         .or_else(|| route.metadata.namespace.clone());
-                    (p.name.clone(), ns)
+                    (p.name.clone(), ns, i)
                 })
                 .collect();
             if parents.is_empty() {
@@ -451,7 +601,13 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 }
             }
             let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
-            for (name, namespace) in parents {
+            for (name, namespace, parent) in parents {
+                let source = Arc::new(RouteSource {
+                    origin: context.origin().to_owned(),
+                    document: context.index(),
+                    name: route.metadata.name.clone(),
+                    parent,
+                });
                 let service = loaded.service_mut(&name, namespace.as_deref());
                 for (rule, (policy, redirect)) in rules.iter().enumerate() {
                     if let Some(redirect) = redirect {
@@ -466,6 +622,13 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                         route: route_name.clone(),
                         position,
                         rule,
+                        kind: match &grpc {
+                            Some(ranks) => {
+                                RuleKind::Grpc(ranks.get(rule).cloned().unwrap_or_default())
+                            }
+                            None => RuleKind::Http,
+                        },
+                        source: source.clone(),
                     }));
                 }
             }
@@ -511,5 +674,27 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             .resize(service.routes.len() + profile.routes.len(), Origin::Written);
         service.routes.extend(profile.routes);
     }
+    for service in &mut loaded.services {
+        loaded.warnings.extend(service.set_aside_http_routes());
+        service.rank();
+    }
     Ok(loaded)
+}
+
+/// The rank of each match of each rule of `route`, as the `HTTPRoute`
+/// it makes has them: a rule without matches has one, which matches
+/// every call and names nothing.
+fn grpc_ranks(route: &GrpcRoute) -> Vec<Arc<[GrpcPrecedence]>> {
+    route
+        .spec
+        .rules
+        .iter()
+        .map(|rule| {
+            if rule.matches.is_empty() {
+                Arc::from([GrpcPrecedence::default()])
+            } else {
+                rule.matches.iter().map(GrpcPrecedence::of).collect()
+            }
+        })
+        .collect()
 }

@@ -10,10 +10,18 @@
 //! `{namespace}/{name}`, then the first rule of that route, then the
 //! rule's first match.
 //!
+//! A `GRPCRoute`'s matches are ranked by the `GRPCRoute`'s own rules
+//! ([`GrpcPrecedence`]), with the same ties, and never together with
+//! `HTTPRoute` matches: the Gateway API forbids merging the two kinds, and
+//! a service with `GRPCRoute`s has its `HTTPRoute`s set aside before they
+//! would be ranked (see the [config](super) docs).
+//!
 //! ServiceProfile routes are Linkerd's, which tries them in the order they
 //! are written: they come after every `HTTPRoute` match, in that order.
 
 use std::{cmp::Ordering, sync::Arc};
+
+use mesh_core::{resource::GrpcRouteMatch, route::MatchPrecedence};
 
 // `metadata.creationTimestamp`, read by mesh-core as the inbound policy
 // reads it.
@@ -36,7 +44,7 @@ pub struct MatchRef {
 /// Where a route came from: what orders matches of equal precedence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Origin {
-    /// A rule of an `HTTPRoute` (or of a `GRPCRoute`, read as one).
+    /// A rule of an `HTTPRoute` or a `GRPCRoute`.
     Rule(RuleOrigin),
     /// A ServiceProfile route, or one added to the routes by hand: tried
     /// after every rule, in the order written.
@@ -57,6 +65,66 @@ pub(super) struct RuleOrigin {
     pub(super) position: usize,
     /// The rule's index in the route.
     pub(super) rule: usize,
+    /// The kind of the route, which decides how the rule's matches rank.
+    pub(super) kind: RuleKind,
+    /// Where the route was read, to name it if it is set aside.
+    pub(super) source: Arc<RouteSource>,
+}
+
+/// The kind of route a rule is of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum RuleKind {
+    /// An `HTTPRoute`'s: its matches rank by [`MatchPrecedence`].
+    Http,
+    /// A `GRPCRoute`'s, with the rank of each of its matches, by index.
+    /// The `HTTPRoute` matches the reader makes of them no longer say
+    /// which names a match gave (a service alone is a path prefix, a
+    /// method alone an expression), so the ranks are taken from the
+    /// `GRPCRoute` as written. A match added to the rule by hand, past
+    /// the end, ranks as one that names nothing.
+    Grpc(Arc<[GrpcPrecedence]>),
+}
+
+/// The document a route was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RouteSource {
+    /// The text's name (a file).
+    pub(super) origin: String,
+    /// The document, from 1.
+    pub(super) document: usize,
+    /// The route's `metadata.name`.
+    pub(super) name: String,
+    /// The `parentRefs` entry that attaches it to the service.
+    pub(super) parent: usize,
+}
+
+/// How specific a `GRPCRoute` match is, least specific first: the
+/// Gateway API's `GRPCRouteRule` precedence, "the largest number of
+/// characters in a matching service, then in a matching method, then
+/// header matches", as Linkerd's proxy ranks them.
+///
+/// Two matches that both fit a call and both name its service name the
+/// same one, so counting characters comes down to whether a match names
+/// the service at all, and likewise the method. A name given by a
+/// regular expression (which Linkerd does not accept) matches the whole
+/// of the call's name, and counts as given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct GrpcPrecedence {
+    service: bool,
+    method: bool,
+    headers: usize,
+}
+
+impl GrpcPrecedence {
+    /// The rank of `m`.
+    pub(super) fn of(m: &GrpcRouteMatch) -> Self {
+        let method = m.method.as_ref();
+        Self {
+            service: method.is_some_and(|m| m.service.is_some()),
+            method: method.is_some_and(|m| m.method.is_some()),
+            headers: m.headers.len(),
+        }
+    }
 }
 
 impl RuleOrigin {
@@ -76,34 +144,131 @@ impl RuleOrigin {
             .then(self.position.cmp(&other.position))
             .then(self.rule.cmp(&other.rule))
     }
+
+    /// Whether the rule is a `GRPCRoute`'s.
+    pub(super) fn is_grpc(&self) -> bool {
+        matches!(self.kind, RuleKind::Grpc(_))
+    }
 }
 
 /// Every match of `routes`, in the order they are tried: the rules'
 /// (routes whose `origins` entry is a rule) by precedence, then the
 /// others' in the order written. A route past the end of `origins` is
 /// one added by hand.
+///
+/// `GRPCRoute` rules rank among themselves by [`GrpcPrecedence`] and
+/// `HTTPRoute` rules among themselves by [`MatchPrecedence`]; when a
+/// service has both (which the reader does not leave), only the
+/// `GRPCRoute` rules are tried, as Linkerd would serve the service.
 pub(super) fn match_order(routes: &[RouteRetryPolicy], origins: &[Origin]) -> Vec<MatchRef> {
-    let mut rules = Vec::new();
+    let mut http = Vec::new();
+    let mut grpc = Vec::new();
     let mut written = Vec::new();
     for (route, policy) in routes.iter().enumerate() {
         for (index, matcher) in policy.matches.iter().enumerate() {
             let at = MatchRef { route, index };
             match origins.get(route) {
-                Some(Origin::Rule(origin)) => rules.push((matcher.precedence(), origin, at)),
+                Some(Origin::Rule(origin)) => match &origin.kind {
+                    RuleKind::Http => http.push((matcher.precedence(), origin, at)),
+                    RuleKind::Grpc(ranks) => {
+                        let rank = ranks.get(index).copied().unwrap_or_default();
+                        grpc.push((rank, origin, at));
+                    }
+                },
                 Some(Origin::Written) | None => written.push(at),
             }
         }
     }
+    let rules = if grpc.is_empty() {
+        ranked(http)
+    } else {
+        ranked(grpc)
+    };
+    rules.into_iter().chain(written).collect()
+}
+
+/// `rules` most specific first, ties to the older route, then the first
+/// by name, then the first rule, then the rule's first match.
+fn ranked<P: Ord>(mut rules: Vec<(P, &RuleOrigin, MatchRef)>) -> Vec<MatchRef> {
     rules.sort_by(|(pa, oa, a), (pb, ob, b)| {
         pb.cmp(pa)
             .then_with(|| oa.tie(ob))
             .then(a.index.cmp(&b.index))
     });
-    rules
-        .into_iter()
-        .map(|(_, _, at)| at)
-        .chain(written)
-        .collect()
+    rules.into_iter().map(|(_, _, at)| at).collect()
+}
+
+/// A service's [`match_order`], worked out once when the service's
+/// routes are read or merged, with what it depends on, so that a lookup
+/// can tell whether it still holds. The routes are public, and may be
+/// changed by hand after; a lookup then works the order out afresh, as
+/// before.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Ranked {
+    /// The order.
+    order: Vec<MatchRef>,
+    /// How many matches each route had.
+    counts: Vec<usize>,
+    /// The precedence of each match of each `HTTPRoute` rule, in route
+    /// order: all the order depends on besides the counts and the
+    /// origins, which only reading and merging change, and which rank
+    /// again.
+    precedences: Vec<MatchPrecedence>,
+}
+
+impl Ranked {
+    /// The order of `routes`, kept with what it depends on.
+    pub(super) fn new(routes: &[RouteRetryPolicy], origins: &[Origin]) -> Self {
+        let precedences = routes
+            .iter()
+            .zip(origins)
+            .filter(|(_, origin)| is_http(origin))
+            .flat_map(|(route, _)| route.matches.iter().map(|m| m.precedence()))
+            .collect();
+        Self {
+            order: match_order(routes, origins),
+            counts: routes.iter().map(|r| r.matches.len()).collect(),
+            precedences,
+        }
+    }
+
+    /// The order, if `routes` are as they were ranked: as many, with as
+    /// many matches each, and each `HTTPRoute` rule's matches as
+    /// specific. (A match replaced by one just as specific keeps its
+    /// place, as it would ranked again.)
+    pub(super) fn order(
+        &self,
+        routes: &[RouteRetryPolicy],
+        origins: &[Origin],
+    ) -> Option<&[MatchRef]> {
+        if routes.len() != self.counts.len() {
+            return None;
+        }
+        let mut precedences = self.precedences.iter();
+        let same = routes
+            .iter()
+            .zip(&self.counts)
+            .enumerate()
+            .all(|(i, (route, &count))| {
+                route.matches.len() == count
+                    && (!origins.get(i).is_some_and(is_http)
+                        || route
+                            .matches
+                            .iter()
+                            .all(|m| precedences.next() == Some(&m.precedence())))
+            });
+        same.then_some(&self.order[..])
+    }
+}
+
+fn is_http(origin: &Origin) -> bool {
+    matches!(
+        origin,
+        Origin::Rule(RuleOrigin {
+            kind: RuleKind::Http,
+            ..
+        })
+    )
 }
 
 #[cfg(test)]
@@ -119,6 +284,13 @@ mod tests {
             route: route.into(),
             position: 0,
             rule: 0,
+            kind: RuleKind::Http,
+            source: Arc::new(RouteSource {
+                origin: String::new(),
+                document: 1,
+                name: route.into(),
+                parent: 0,
+            }),
         };
         let mut origins = [
             origin(None, "a/a"),
