@@ -110,11 +110,88 @@ async fn pipe(
     connect_timeout: Duration,
 ) -> Result<(), BoxError> {
     let OpaqueConnection { mut io, info } = conn;
-    let mut upstream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(app))
-        .await
-        .map_err(|_| "connect to the application timed out")??;
+    let connect = tokio::net::TcpStream::connect(app);
+    let mut upstream = match tokio::time::timeout(connect_timeout, connect).await {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(error)) => return Err(AppConnectError::Failed { app, error }.into()),
+        Err(_) => {
+            let after = connect_timeout;
+            return Err(AppConnectError::TimedOut { app, after }.into());
+        }
+    };
     upstream.set_nodelay(true)?;
     let (sent, received) = tokio::io::copy_bidirectional(&mut io, &mut upstream).await?;
     tracing::debug!(peer = %info.remote_addr, sent, received, "opaque connection closed");
     Ok(())
+}
+
+/// The application could not be reached for an opaque connection. Named
+/// with its address: the connection's own log line names the listener
+/// and the peer, and "Connection refused" alone reads as the peer's.
+#[derive(Debug)]
+enum AppConnectError {
+    Failed {
+        app: SocketAddr,
+        error: std::io::Error,
+    },
+    TimedOut {
+        app: SocketAddr,
+        after: Duration,
+    },
+}
+
+impl std::fmt::Display for AppConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed { app, .. } => write!(f, "cannot connect to the application at {app}"),
+            Self::TimedOut { app, after } => write!(
+                f,
+                "connecting to the application at {app} timed out after {after:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AppConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Failed { error, .. } => Some(error),
+            Self::TimedOut { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::conn::ConnectionInfo;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_application_that_cannot_be_reached_is_named() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (_client, accepted) = tokio::join!(
+            tokio::net::TcpStream::connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let (io, peer) = accepted.unwrap();
+        let conn = OpaqueConnection {
+            io: Box::new(io),
+            info: ConnectionInfo::plaintext(listener.local_addr().unwrap(), peer),
+        };
+        let error = pipe(conn, closed, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("cannot connect to the application at {closed}")
+        );
+        let cause = std::error::Error::source(&*error).unwrap();
+        assert!(cause.is::<std::io::Error>(), "{cause}");
+    }
 }
