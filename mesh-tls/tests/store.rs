@@ -2,6 +2,7 @@
 //! what readiness and metrics say about it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod reissued;
 mod support;
 
 use std::time::{Duration, SystemTime};
@@ -561,4 +562,28 @@ async fn a_credential_file_larger_than_any_credential_is_refused_naming_it() {
         assert!(!store.is_ready());
         task.abort();
     }
+}
+
+/// A chain file holding the issuer's expired old certificate before its
+/// current one verifies (webpki builds the path through the current one),
+/// so the store puts it in service, and its expiry is the current
+/// issuer's or the leaf's, not the old copy's.
+#[test]
+fn a_chain_sending_an_expired_copy_of_its_issuer_is_in_service_until_the_current_one_expires() {
+    let (chain, key, bundle) = reissued::chain_sending_an_expired_copy_of_its_issuer(WEB);
+    let creds = Credentials::from_pem(chain.as_bytes(), key.as_bytes(), bundle.as_bytes()).unwrap();
+    let store = CredentialStore::default();
+    store.update(creds.clone()).unwrap();
+    assert_eq!(store.identity(), Some(id(WEB)));
+    let expiry = encode(&store)
+        .lines()
+        .find_map(|line| line.strip_prefix("identity_cert_expiration_timestamp_seconds "))
+        .map(|secs| secs.parse::<f64>().unwrap())
+        .unwrap();
+    let leaf_expiry = creds
+        .not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert_eq!(expiry, leaf_expiry);
 }

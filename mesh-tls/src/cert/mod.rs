@@ -253,6 +253,13 @@ pub(crate) fn anchor_subjects(roots: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
 /// else a peer sends (the anchor itself, or an old cross-signature of it,
 /// which names the anchor as its subject) is not on the path, and its
 /// dates, which webpki never reads, do not count.
+///
+/// Of two certificates with the issuer's name, webpki passes over one that
+/// is not valid now (an issuer's expired old certificate, left in the
+/// chain beside the reissued one) and builds the path through another, so
+/// one valid now is taken when there is one: otherwise a chain that
+/// verifies would read as expired, refused as local credentials and its
+/// connections closed right after the handshake.
 pub(crate) fn path_validity(
     chain: &[CertificateDer<'_>],
     anchor_subjects: &[Vec<u8>],
@@ -262,15 +269,17 @@ pub(crate) fn path_validity(
     let mut rest: Vec<Link> = rest.iter().filter_map(Link::parse).collect();
     let mut window = (leaf.not_before, leaf.not_after);
     let mut issuer = leaf.issuer;
+    let now = SystemTime::now();
     while !anchor_subjects.contains(&issuer) {
-        // Of two certificates with the issuer's name, the one that expires
-        // first: a peer cannot lengthen its connection by sending a second
-        // copy with later dates, whichever webpki verified.
+        // Of two certificates with the issuer's name valid now (or, when
+        // none is, of all), the one that expires first: a peer cannot
+        // lengthen its connection by sending a second copy with later
+        // dates, whichever webpki verified.
         let Some((at, _)) = rest
             .iter()
             .enumerate()
             .filter(|(_, l)| l.subject == issuer)
-            .min_by_key(|(_, l)| l.not_after)
+            .min_by_key(|(_, l)| (!(l.not_before <= now && now < l.not_after), l.not_after))
         else {
             break;
         };
