@@ -4,8 +4,8 @@
 
 use std::{fmt, net::IpAddr};
 
-use http::{HeaderMap, Method, Uri};
-use mesh_core::Identity;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use mesh_core::{Identity, ProxyErrorKind, error::is_grpc};
 
 use crate::{
     AuthzKind, Client, ClientTls, Decision, DefaultPolicy, Policy,
@@ -58,8 +58,13 @@ pub struct Explanation {
     /// answer.
     pub decision: String,
     /// The HTTP status the layer would answer with, when it answers itself
-    /// (403 or 404).
+    /// (403 or 404). A gRPC call (a request whose `content-type` is gRPC's)
+    /// is answered 200, with the refusal in [`grpc_status`](Self::grpc_status),
+    /// since gRPC clients read that and not the HTTP status.
     pub status: Option<u16>,
+    /// For a gRPC call the layer answers itself, the `grpc-status` of its
+    /// answer: 7 (`PERMISSION_DENIED`) or 5 (`NOT_FOUND`).
+    pub grpc_status: Option<u16>,
     /// The workload: namespace, service account and labels.
     pub workload: String,
     /// The client, in words.
@@ -130,14 +135,30 @@ impl Policy {
                     client.identity(),
                 )
             });
-        let (decision_text, status) = match &decision {
+        let (decision_text, refusal) = match &decision {
             Decision::Allow(a) if a.is_audit() => {
                 ("allow (audit: a deny would refuse it)".to_owned(), None)
             }
             Decision::Allow(a) => (format!("allow by {}", a.authz()), None),
-            Decision::Deny(d) => (format!("deny (fallback {})", d.policy()), Some(403)),
-            Decision::NotFound(_) => ("not found: no route matches".to_owned(), Some(404)),
+            Decision::Deny(d) => (
+                format!("deny (fallback {})", d.policy()),
+                Some(ProxyErrorKind::Denied),
+            ),
+            Decision::NotFound(_) => (
+                "not found: no route matches".to_owned(),
+                Some(ProxyErrorKind::NoRoute),
+            ),
         };
+        // The layer answers as `ProxyErrorKind::response` does.
+        let grpc = is_grpc(&query.headers);
+        let status = refusal.map(|kind| {
+            if grpc {
+                StatusCode::OK.as_u16()
+            } else {
+                kind.http_status().as_u16()
+            }
+        });
+        let grpc_status = refusal.filter(|_| grpc).map(ProxyErrorKind::grpc_code);
         let server = self.server_for(query.port);
         // The route of the decision: for a path not in normal form, the
         // one that refused may not be the one the path names as written.
@@ -145,6 +166,7 @@ impl Policy {
         Explanation {
             decision: decision_text,
             status,
+            grpc_status,
             workload: describe_workload(self.workload()),
             client: describe_client(&client),
             server: describe_server(server, query.port),
@@ -290,8 +312,11 @@ fn describe_rate_limit(
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "decision: {}", self.decision)?;
-        if let Some(status) = self.status {
-            write!(f, " (HTTP {status})")?;
+        match (self.grpc_status, self.status) {
+            (Some(code), Some(status)) => write!(f, " (gRPC status {code}, HTTP {status})")?,
+            (Some(code), None) => write!(f, " (gRPC status {code})")?,
+            (None, Some(status)) => write!(f, " (HTTP {status})")?,
+            (None, None) => {}
         }
         writeln!(f)?;
         writeln!(f, "workload: {}", self.workload)?;

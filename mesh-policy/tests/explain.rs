@@ -250,3 +250,90 @@ async fn explaining_a_request_uses_no_share_of_its_rate_limit() {
         .count();
     assert_eq!(admitted, 2);
 }
+
+/// What an explanation says the layer answers is what it answers: for a
+/// gRPC call, HTTP 200 with the refusal in `grpc-status` (7 denied, 5 no
+/// route), not a 403 or a 404, which gRPC clients do not read.
+#[tokio::test]
+async fn a_grpc_call_is_explained_with_the_answer_the_layer_gives_it() {
+    use mesh_core::{ConnectionInfo, body::BoxBody, error::GRPC_STATUS};
+    use mesh_policy::AuthorizeLayer;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let store = PolicyStore::new(
+        books_workload(),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new("books.yaml", BOOKS)])
+        .unwrap();
+    let app = service_fn(|_req: http::Request<BoxBody>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(BoxBody::default()))
+    });
+    let svc = AuthorizeLayer::new(store.clone()).layer(app);
+    let other = "spiffe://cluster.local/ns/other/sa/x";
+    for (method, path, content_type, want) in [
+        // Denied: a route the client may not use.
+        ("GET", "/authors/1", "application/grpc", (200, Some(7))),
+        (
+            "GET",
+            "/authors/1",
+            "application/grpc+proto",
+            (200, Some(7)),
+        ),
+        ("GET", "/authors/1", "application/json", (403, None)),
+        // No route: a POST to /authors needs a header it lacks.
+        ("POST", "/authors", "application/grpc", (200, Some(5))),
+        ("POST", "/authors", "text/plain", (404, None)),
+    ] {
+        let mut query = ExplainQuery::new(8080);
+        query.identity = Some(Identity::parse(other).unwrap());
+        query.client_ip = Some("10.1.2.3".parse().unwrap());
+        query.method = method.parse().unwrap();
+        query.uri = path.parse().unwrap();
+        query
+            .headers
+            .insert("content-type", content_type.parse().unwrap());
+        let explanation = store.load().explain(&query);
+        let explained = (explanation.status.unwrap(), explanation.grpc_status);
+        assert_eq!(
+            explained, want,
+            "{method} {path} {content_type}: {explanation}"
+        );
+
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(BoxBody::default())
+            .unwrap();
+        req.extensions_mut().insert(ConnectionInfo {
+            local_addr: "10.0.0.1:8080".parse().unwrap(),
+            remote_addr: "10.1.2.3:40000".parse().unwrap(),
+            tls: mesh_core::Tls::Mutual {
+                peer: Identity::parse(other).unwrap(),
+            },
+        });
+        let res = svc.clone().oneshot(req).await.unwrap();
+        let answered = (
+            res.status().as_u16(),
+            res.headers()
+                .get(GRPC_STATUS)
+                .map(|v| v.to_str().unwrap().parse::<u16>().unwrap()),
+        );
+        assert_eq!(answered, explained, "{method} {path} {content_type}");
+    }
+
+    let mut query = ExplainQuery::new(8080);
+    query.client_ip = Some("10.1.2.3".parse().unwrap());
+    query.uri = "/authors/1".parse().unwrap();
+    query
+        .headers
+        .insert("content-type", "application/grpc".parse().unwrap());
+    let text = store.load().explain(&query).to_string();
+    assert!(
+        text.starts_with("decision: deny (fallback deny) (gRPC status 7, HTTP 200)\n"),
+        "{text}"
+    );
+}
