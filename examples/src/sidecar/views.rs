@@ -16,6 +16,7 @@
 //! of one workload, and make one row. An address is scraped once however
 //! often it is listed, and may not be listed under two names. A URL
 //! (`http://...`), a path, or an empty item is refused, naming the item.
+//! `tap` reads its `--admin` the same way, and takes one admin server.
 
 use std::{fmt, io::Write, num::NonZeroUsize, time::Duration};
 
