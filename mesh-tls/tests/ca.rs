@@ -503,3 +503,29 @@ fn a_ca_file_larger_than_any_certificate_is_refused_naming_it() {
         "{error:?}"
     );
 }
+
+/// `write_ca` takes an existing `ca.crt` for a CA and refuses to replace
+/// it. A write that fails part-way (a full disk, an interrupted command)
+/// must not leave `ca.crt` behind without the keys: the CA could then
+/// neither be loaded nor written again, and the anchor's key would be lost
+/// beside a certificate that looks like a CA. So `ca.crt` is written last,
+/// and a failed write can be run again.
+#[test]
+fn a_ca_write_that_fails_part_way_leaves_no_trust_anchor_and_can_be_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // Something in the way of the issuer key.
+    let obstacle = dir.path().join(ca::ISSUER_KEY_FILE);
+    std::fs::create_dir(&obstacle).unwrap();
+    std::fs::write(obstacle.join("keep"), "x").unwrap();
+    let domain = "example.org".parse().unwrap();
+    let error = ca::write_ca(dir.path(), &domain).unwrap_err();
+    assert!(
+        matches!(&error, CaError::Io { path, .. } if *path == obstacle),
+        "{error:?}"
+    );
+    assert!(!dir.path().join(ca::CA_CERT_FILE).exists());
+
+    std::fs::remove_dir_all(&obstacle).unwrap();
+    ca::write_ca(dir.path(), &domain).unwrap();
+    CertificateAuthority::load(dir.path()).unwrap();
+}

@@ -108,12 +108,16 @@ impl CertificateAuthority {
     /// Writes the CA into `dir`, creating it if missing: the certificates,
     /// the issuer key and, for a CA generated here, the trust anchor's key.
     ///
+    /// The trust anchor's certificate is written last: [`write_ca`] takes
+    /// it for a complete CA and refuses to replace it, so a write that
+    /// fails part-way (a full disk, an interrupted command) leaves no
+    /// `ca.crt` without the keys beside it, and can be run again.
+    ///
     /// # Errors
     ///
     /// [`CaError::Io`] when a file cannot be written.
     pub fn write(&self, dir: &Path) -> Result<(), CaError> {
         create_dir(dir)?;
-        write_file(&dir.join(CA_CERT_FILE), &self.anchor_pem, PUBLIC)?;
         if let Some(key) = &self.anchor_key_pem {
             write_file(&dir.join(CA_KEY_FILE), key, SECRET)?;
         }
@@ -122,7 +126,8 @@ impl CertificateAuthority {
             &dir.join(ISSUER_KEY_FILE),
             &self.issuer.key().serialize_pem(),
             SECRET,
-        )
+        )?;
+        write_file(&dir.join(CA_CERT_FILE), &self.anchor_pem, PUBLIC)
     }
 }
 
