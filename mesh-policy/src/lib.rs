@@ -205,7 +205,11 @@
 //!   warning). Every field of theirs narrows who gets in, so a misspelt
 //!   `except` or `networks` would silently admit clients it was meant to
 //!   refuse; the API server would prune it just as silently, and only
-//!   `kubectl`'s strict field validation catches it.
+//!   `kubectl`'s strict field validation catches it. So is a field of a
+//!   `Server`'s `podSelector` that is not read: a misspelt `matchLabels`
+//!   leaves an empty selector, which selects every pod, and the Server
+//!   would take, and open as it says, a port of workloads it was not
+//!   meant for.
 //! - A network whose `cidr` has host bits set (`10.1.2.3/8`) is an error
 //!   rather than the network it truncates to, as is an `except` outside
 //!   its `cidr`, which could only be inert: both are more often a typo

@@ -1,7 +1,7 @@
 //! Every field of an authentication or authorization narrows who gets in,
 //! so one that is not read (a misspelt `except`, `networks` or
 //! `identities`) would silently widen it. Such a field is an error there,
-//! where elsewhere it is a warning.
+//! and in a Server's `podSelector`, where elsewhere it is a warning.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mesh_core::resource::ResourceErrorKind as Kind;
@@ -103,4 +103,53 @@ fn an_unread_field_elsewhere_is_still_a_warning() {
     )
     .unwrap();
     assert_eq!(compiled.warnings.iter().count(), 1);
+}
+
+/// A Server's `podSelector` says which workloads its port (and whatever
+/// its `accessPolicy` and authorizations open there) applies to. A field
+/// of it that is not read, such as a misspelt `matchLabels`, leaves the
+/// selector empty, and an empty selector selects every pod: a Server
+/// meant for another workload would take this one's port, open to whom
+/// it names. So such a field is an error.
+#[test]
+fn an_unread_field_of_a_servers_pod_selector_is_an_error() {
+    for (selector, path) in [
+        ("{matchLabel: {app: admin}}", "spec.podSelector.matchLabel"),
+        (
+            "{matchExpression: [{key: app, operator: In, values: [admin]}]}",
+            "spec.podSelector.matchExpression",
+        ),
+        (
+            "{matchExpressions: [{key: app, operator: In, value: [admin]}]}",
+            "spec.podSelector.matchExpressions[0].value",
+        ),
+    ] {
+        let text = format!(
+            "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: admin-open}}
+spec:
+  podSelector: {selector}
+  port: 9990
+  accessPolicy: all-unauthenticated
+"
+        );
+        let result = Policy::compile(
+            &[PolicySource::new("p.yaml", &text)],
+            &Workload::new("default").with_label("app", "web"),
+            &PolicyConfig::default().with_default_policy(mesh_policy::DefaultPolicy::Deny),
+            &PolicyMetrics::default(),
+        );
+        let err = match result {
+            Ok(compiled) => panic!(
+                "{selector}: compiled, and port 9990 of app=web is {:?}",
+                compiled.policy.covered_ports().collect::<Vec<_>>()
+            ),
+            Err(err) => err,
+        };
+        assert_eq!(err.kind(), Kind::InvalidValue, "{err}");
+        assert_eq!(err.resource_kind(), Some("Server"), "{err}");
+        assert_eq!(err.field_path(), path, "{err}");
+        assert!(err.line().is_some(), "{err}");
+    }
 }

@@ -81,7 +81,11 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                 r.route_created.push(again.created(document.index())?);
             }
             match document.kind() {
-                Server::KIND => push(&mut r.servers, &mut r.warnings, document.read()?),
+                Server::KIND => {
+                    let parsed = document.read()?;
+                    strict_selector(&parsed)?;
+                    push(&mut r.servers, &mut r.warnings, parsed);
+                }
                 ServerAuthorization::KIND => {
                     let parsed = document.read::<ServerAuthorization>()?;
                     strict(&parsed)?;
@@ -234,6 +238,28 @@ fn strict<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
                 "unknown field: a {} is not read with a field it does not know, which could admit clients it was meant to refuse",
                 parsed.context.kind()
             ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Fails on a field of a Server's `spec.podSelector` that was not read,
+/// where [`push`] would warn: a misspelt `matchLabels` or
+/// `matchExpressions` leaves the selector empty, and an empty selector
+/// selects every pod, so the Server (and whatever its `accessPolicy` and
+/// authorizations open) would take the port of workloads it was not
+/// meant for.
+fn strict_selector<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
+    const SELECTOR: &str = "spec.podSelector";
+    let within = |path: &str| {
+        path.strip_prefix(SELECTOR)
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    match parsed.ignored.iter().find(|f| within(&f.path)) {
+        Some(field) => Err(parsed.context.error(
+            ResourceErrorKind::InvalidValue,
+            &field.path,
+            "unknown field: a podSelector is not read with a field it does not know, which could widen it to pods the Server was not meant for",
         )),
         None => Ok(()),
     }
