@@ -42,7 +42,12 @@ impl CredentialStore {
     /// certificate. When the next read finds the complete set, the torn one
     /// was never a refusal, and a rotation that went right logs no error
     /// and counts nothing; a genuine refusal is reported one interval
-    /// later. The credentials in service stay meanwhile either way.
+    /// later. The credentials in service stay meanwhile either way. Files
+    /// that cannot be read are treated alike: a failed read is reported
+    /// when the next read fails too, since a writer that deletes a file
+    /// before writing its replacement, or the kubelet removing a secret's
+    /// old directory just as a read resolved the symlink to it, fails one
+    /// read and no more.
     ///
     /// The one exception is a chain that is not valid yet (an issuer whose
     /// clock runs ahead signed the workload certificate, or was itself
@@ -85,6 +90,10 @@ pub(super) struct Watched {
     /// same contents: a set read while a writer was replacing the files
     /// one at a time is superseded by the next read instead.
     pending: Option<CredentialError>,
+    /// Why the last read failed, until the next read fails too: a file
+    /// missing for one read is a passing blip of a writer's, not a
+    /// refusal.
+    pending_read: Option<CredentialError>,
 }
 
 impl Watched {
@@ -99,14 +108,22 @@ impl Watched {
         let contents = match read {
             Ok(contents) => contents,
             Err(error) => {
-                if !self.unreadable {
-                    store.reject(&error);
+                if self.unreadable {
+                    // Failed twice in a row: no passing blip. Reported
+                    // once, until the files can be read again.
+                    self.report(store);
+                } else {
                     self.unreadable = true;
+                    self.pending_read = Some(error);
                 }
                 return;
             }
         };
+        // Read after a failure: the failure was a passing blip (a file
+        // replaced by deleting it first, a directory removed just as a
+        // read resolved a symlink to it).
         self.unreadable = false;
+        self.pending_read = None;
         let unchanged = self.last.as_ref() == Some(&contents);
         if unchanged {
             // Read twice alike: no writer was half-way through it.
@@ -137,9 +154,13 @@ impl Watched {
         self.last = Some(contents);
     }
 
-    /// Reports the refusal not yet reported, if any: logs and counts it.
+    /// Reports the refusal or read failure not yet reported, if any: logs
+    /// and counts it.
     pub(super) fn report(&mut self, store: &CredentialStore) {
-        if let Some(error) = self.pending.take() {
+        for error in [self.pending_read.take(), self.pending.take()]
+            .into_iter()
+            .flatten()
+        {
             store.reject(&error);
         }
     }
@@ -228,5 +249,46 @@ mod tests {
             store.credentials().unwrap().chain(),
             next.credentials().unwrap().chain()
         );
+    }
+
+    /// A writer that deletes a file before writing its replacement, or
+    /// the kubelet removing the old directory of a secret just as a read
+    /// resolved the symlink to it, makes one read fail. When the next
+    /// read finds the files, that was no refusal either; files that stay
+    /// unreadable are refused once, at the second read that fails.
+    #[test]
+    fn a_file_missing_for_one_read_is_no_refusal() {
+        let ca = CertificateAuthority::generate("example.org".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = issue(&ca).write(dir.path()).unwrap();
+        let store = CredentialStore::default();
+        let mut watched = Watched::default();
+        read(&mut watched, &store, &files);
+        let cert = std::fs::read(&files.cert).unwrap();
+
+        std::fs::remove_file(&files.cert).unwrap();
+        read(&mut watched, &store, &files);
+        std::fs::write(&files.cert, &cert).unwrap();
+        read(&mut watched, &store, &files);
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 1,
+                rejected: 0
+            }
+        );
+
+        std::fs::remove_file(&files.cert).unwrap();
+        for _ in 0..4 {
+            read(&mut watched, &store, &files);
+        }
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 1,
+                rejected: 1
+            }
+        );
+        assert!(store.is_ready());
     }
 }

@@ -58,11 +58,11 @@ impl CredentialStore {
                 // The first read, now, so that credentials already there
                 // are in service before the task runs. The watcher goes on
                 // from it: contents refused now (logged and counted) are
-                // not refused again at its first read. The refusal is
-                // reported at once, not when a second read confirms it, so
-                // that the caller sees why the store is not ready: no
-                // credentials are in service yet whose rotation a writer
-                // could be half-way through.
+                // not refused again at its first read. The refusal (or
+                // read failure) is reported at once, not when a second
+                // read confirms it, so that the caller sees why the store
+                // is not ready: no credentials are in service yet whose
+                // rotation a writer could be half-way through.
                 let mut watched = Watched::default();
                 watched.see(self, &files, files.read_contents());
                 watched.report(self);
