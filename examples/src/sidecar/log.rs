@@ -62,7 +62,7 @@ fn env_filter(env: Option<std::ffi::OsString>, default: &str) -> (EnvFilter, Opt
         return (EnvFilter::new(default), None);
     };
     let parsed = match value.to_str() {
-        Some(text) => parse(text).map_err(|error| error.to_string()),
+        Some(text) => parse(text),
         None => Err("not utf-8".to_owned()),
     };
     match parsed {
@@ -73,8 +73,21 @@ fn env_filter(env: Option<std::ffi::OsString>, default: &str) -> (EnvFilter, Opt
 
 /// `text` as a filter, with field values matched as written: see the
 /// [module docs](self).
-fn parse(text: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
-    EnvFilter::builder().with_regex(false).parse(text)
+///
+/// tracing's error says what is wrong but not in which directive, which
+/// in `mesh_core=debug,hyper=loud,info` leaves the reader to guess; the
+/// error names the first directive that does not parse. `EnvFilter`
+/// splits a filter at every comma, so each piece is parsed alone the
+/// same way, on the error path only.
+fn parse(text: &str) -> Result<EnvFilter, String> {
+    let builder = || EnvFilter::builder().with_regex(false);
+    builder().parse(text).map_err(|error| {
+        let mut directives = text.split(',').filter(|d| !d.is_empty());
+        match directives.find(|d| builder().parse(d).is_err()) {
+            Some(directive) => format!("`{directive}`: {error}"),
+            None => error.to_string(),
+        }
+    })
 }
 
 /// An [`EnvFilter`] that can be read and replaced through
@@ -203,5 +216,24 @@ mod tests {
         });
         let result = read.recv_timeout(std::time::Duration::from_secs(5));
         assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+    }
+
+    /// tracing's error says what is wrong, not where: in a filter of
+    /// several directives, the one that does not parse is named.
+    #[test]
+    fn the_directive_that_does_not_parse_is_named() {
+        let (level, _layer) = ReloadableFilter::new(EnvFilter::new("info"));
+        let error = level.set("mesh_core=debug,hyper=loud,info").unwrap_err();
+        assert!(
+            error.starts_with("invalid filter: `hyper=loud`: "),
+            "{error}"
+        );
+        let (_, refused) = env_filter(Some("info,,mesh_core=lod".into()), "info");
+        let refused = refused.unwrap();
+        assert!(
+            refused.error.starts_with("`mesh_core=lod`: "),
+            "{}",
+            refused.error
+        );
     }
 }
