@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use mesh_tls::{
     CredentialSource, CredentialStore,
-    ca::{self, CaError, CertificateAuthority},
+    ca::{self, CaError, CertificateAuthority, IssueRequest},
 };
 use support::*;
 
@@ -104,6 +104,27 @@ fn an_issued_certificate_says_when_to_renew_it() {
     let left = issued.not_after().duration_since(now).unwrap();
     assert_eq!(issued.renew_after(now), ca::renew_after(left));
     assert!(issued.renew_after(now) < left);
+}
+
+#[test]
+fn a_certificate_valid_only_later_is_renewed_after_it_becomes_valid() {
+    // Valid from an hour on, for ten hours: replacing it at 70 % of its
+    // lifetime counted from now would replace it before it ever served.
+    let now = SystemTime::now();
+    let request = IssueRequest::new(id(WEB))
+        .with_not_before(now + HOUR)
+        .with_ttl(10 * HOUR);
+    let issued = ca().issue_with(&request).unwrap();
+    let until_valid = issued.not_before().duration_since(now).unwrap();
+    let lifetime = issued
+        .not_after()
+        .duration_since(issued.not_before())
+        .unwrap();
+    assert_eq!(
+        issued.renew_after(now),
+        until_valid + ca::renew_after(lifetime)
+    );
+    assert!(issued.renew_after(now) > until_valid);
 }
 
 /// In the issuer's last `ttl`, a certificate ends with the issuer: not

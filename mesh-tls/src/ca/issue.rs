@@ -132,17 +132,22 @@ impl IssuedCertificate {
     }
 
     /// How long after `now` to replace this certificate: at 70 % of the
-    /// time it has left from `now` (or from its `notBefore`, if that is
-    /// later), within [`renew_after`](super::renew_after)'s bounds. The
-    /// wait comes from the certificate's own dates rather than the ttl
-    /// asked for, so that a certificate shortened to end with its issuer
-    /// is renewed in time too.
+    /// time it has left to serve, within
+    /// [`renew_after`](super::renew_after)'s bounds. A certificate valid
+    /// now serves from now; one valid only from a later `notBefore` serves
+    /// from then, and the wait counts from then too, so that it is not
+    /// replaced before (or soon after) it begins to serve. The wait comes
+    /// from the certificate's own dates rather than the ttl asked for, so
+    /// that a certificate shortened to end with its issuer is renewed in
+    /// time too.
     pub fn renew_after(&self, now: SystemTime) -> Duration {
+        let serves_from = now.max(self.not_before);
+        let until_valid = serves_from.duration_since(now).unwrap_or_default();
         let left = self
             .not_after
-            .duration_since(now.max(self.not_before))
+            .duration_since(serves_from)
             .unwrap_or_default();
-        super::renew_after(left)
+        until_valid.saturating_add(super::renew_after(left))
     }
 
     /// The certificate, key and bundle as [`Credentials`].

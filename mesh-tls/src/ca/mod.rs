@@ -17,7 +17,10 @@
 //!
 //! Workload certificates carry both the server and the client
 //! authentication purposes, because a meshed workload is both. The CA
-//! refuses identities outside its trust domain.
+//! refuses a certificate's identity outside its trust domain; the extra
+//! DNS names a request may add ([`IssueRequest::with_dns_name`]) are
+//! written as asked, whatever domain they name: this CA's caller holds
+//! the issuer's key, and could sign any name with it anyway.
 //!
 //! # Validity and renewal
 //!
