@@ -153,3 +153,104 @@ spec:
         assert!(err.line().is_some(), "{err}");
     }
 }
+
+/// A route under a Server says which requests its authorizations (and
+/// filters) apply to, and on a Server with routes a request no route
+/// matches is refused. A field of the route that is not read widens it:
+/// a rule whose `matches` is misspelt matches every request, a path
+/// match without its `value` matches `/`, a route without `hostnames`
+/// matches every host, and a header modifier that does not `remove` a
+/// header lets the client's reach the application. So such a field is an
+/// error in a route with a Server parent.
+#[test]
+fn an_unread_field_of_a_route_under_a_server_is_an_error() {
+    const ROUTES: &str = "apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: anywhere}
+spec: {networks: [{cidr: 0.0.0.0/0}]}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: public-anyone}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: public}
+  requiredAuthenticationRefs: [{group: policy.linkerd.io, kind: NetworkAuthentication, name: anywhere}]
+---
+";
+    for (kind, spec, path) in [
+        (
+            "HTTPRoute",
+            "  rules: [{matche: [{path: {type: PathPrefix, value: /public}}]}]",
+            "spec.rules[0].matche",
+        ),
+        (
+            "HTTPRoute",
+            "  rules: [{matches: [{path: {type: PathPrefix, vlue: /public}}]}]",
+            "spec.rules[0].matches[0].path.vlue",
+        ),
+        (
+            "HTTPRoute",
+            "  hostname: [public.example.com]",
+            "spec.hostname",
+        ),
+        (
+            "HTTPRoute",
+            "  rules:
+    - matches: [{path: {type: PathPrefix, value: /public}}]
+      filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remov: [x-user]}}]",
+            "spec.rules[0].filters[0].requestHeaderModifier.remov",
+        ),
+        (
+            "GRPCRoute",
+            "  rules: [{matches: [{method: {service: shop.Public, metod: List}}]}]",
+            "spec.rules[0].matches[0].method.metod",
+        ),
+    ] {
+        let api = if kind == "GRPCRoute" {
+            "gateway.networking.k8s.io/v1"
+        } else {
+            "policy.linkerd.io/v1beta3"
+        };
+        let route = format!(
+            "apiVersion: {api}
+kind: {kind}
+metadata: {{name: public}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: web}}]
+{spec}
+"
+        );
+        let text = ROUTES.replace(
+            "kind: HTTPRoute, name: public",
+            &format!("kind: {kind}, name: public"),
+        ) + &route;
+        let err = match compile(&text) {
+            Ok(policy) => {
+                let client = mesh_policy::Client {
+                    tls: mesh_policy::ClientTls::Plaintext,
+                    addr: Some("192.0.2.1".parse().unwrap()),
+                };
+                let admin = http::Request::get("/admin").body(()).unwrap();
+                panic!(
+                    "{path}: compiled, and GET /admin from anyone is allowed: {}",
+                    policy.evaluate(80, &client, &admin).is_allowed()
+                )
+            }
+            Err(err) => err,
+        };
+        assert_eq!(err.kind(), Kind::InvalidValue, "{err}");
+        assert_eq!(err.resource_kind(), Some(kind), "{err}");
+        assert_eq!(err.field_path(), path, "{err}");
+        assert!(err.line().is_some(), "{err}");
+    }
+
+    // A route with no Server parent is not authorization's: a warning.
+    let outbound = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: out}
+spec:
+  parentRefs: [{group: core, kind: Service, name: web}]
+  rules: [{matche: [{path: {type: PathPrefix, value: /public}}]}]
+";
+    assert!(compile(outbound).is_ok());
+}

@@ -117,11 +117,20 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     strict(&parsed)?;
                     push(&mut r.networks, &mut r.warnings, parsed)
                 }
-                HttpRoute::KIND => push(&mut r.routes, &mut r.warnings, document.read()?),
+                HttpRoute::KIND => {
+                    let parsed = document.read::<HttpRoute>()?;
+                    if parsed.value.spec.parent_refs.iter().any(|p| p.is_server()) {
+                        strict_route(&parsed)?;
+                    }
+                    push(&mut r.routes, &mut r.warnings, parsed);
+                }
                 // A GRPCRoute is kept as the HTTPRoute its method matches
                 // make; its document still says GRPCRoute.
                 GrpcRoute::KIND => {
                     let parsed = document.read::<GrpcRoute>()?;
+                    if parsed.value.spec.parent_refs.iter().any(|p| p.is_server()) {
+                        strict_route(&parsed)?;
+                    }
                     let value = parsed
                         .value
                         .to_http_route()
@@ -236,6 +245,27 @@ fn strict<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
             &field.path,
             format!(
                 "unknown field: a {} is not read with a field it does not know, which could admit clients it was meant to refuse",
+                parsed.context.kind()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Fails on a field of `spec` that was not read in a route with a Server
+/// parent, where [`push`] would warn. Such a route says which requests its
+/// authorizations and filters apply to, and a Server with routes refuses
+/// the requests none matches; a field not read widens it: a misspelt
+/// `matches` matches every request, a path without its `value` matches
+/// `/`, a misspelt `hostnames` matches every host, and a header modifier
+/// that does not `remove` lets the client's header through.
+fn strict_route<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
+    match parsed.ignored.iter().find(|f| f.path.starts_with("spec.")) {
+        Some(field) => Err(parsed.context.error(
+            ResourceErrorKind::InvalidValue,
+            &field.path,
+            format!(
+                "unknown field: a {} under a Server is not read with a field it does not know, which could widen it to requests it was not meant for",
                 parsed.context.kind()
             ),
         )),
