@@ -38,7 +38,7 @@ server:   books-http (Server in policy.yaml document 1, port http, HTTP/1)
 route:    authors-get
 authorizations, in order:
   - authors-get-policy (authorizationpolicy): no match
-      needs an identity in [webapp.booksapp.serviceaccount.identity.linkerd.cluster.local, spiffe://cluster.local/ns/booksapp/sa/traffic, traffic.booksapp.serviceaccount.identity.linkerd.cluster.local] (MeshTLSAuthentication/webapp-authn): client is spiffe://cluster.local/ns/other/sa/x: failed
+      needs an identity in [webapp.booksapp.serviceaccount.identity.linkerd.cluster.local, spiffe://cluster.local/ns/booksapp/sa/webapp, spiffe://cluster.local/ns/booksapp/sa/traffic, traffic.booksapp.serviceaccount.identity.linkerd.cluster.local] (MeshTLSAuthentication/webapp-authn): client is spiffe://cluster.local/ns/other/sa/x: failed
   - ns-monitor (authorizationpolicy): no match
       needs an identity in [spiffe://cluster.local/ns/booksapp/sa/monitor, monitor.booksapp.serviceaccount.identity.linkerd.cluster.local] (ServiceAccount/monitor): client is spiffe://cluster.local/ns/other/sa/x: failed
 fallback: accessPolicy deny: deny"
@@ -335,5 +335,25 @@ async fn a_grpc_call_is_explained_with_the_answer_the_layer_gives_it() {
     assert!(
         text.starts_with("decision: deny (fallback deny) (gRPC status 7, HTTP 200)\n"),
         "{text}"
+    );
+}
+
+/// An identity written in Linkerd's DNS-style form also admits its SPIFFE
+/// form; the explanation lists what the requirement admits, so it names
+/// that form too, as it does for a service account reference.
+#[test]
+fn an_identity_written_in_linkerds_form_is_explained_with_its_spiffe_form() {
+    let policy = compile(BOOKS, &books_workload(), &PolicyConfig::default());
+    let mut query = ExplainQuery::new(8080);
+    query.identity = Some(Identity::parse("spiffe://cluster.local/ns/booksapp/sa/webapp").unwrap());
+    query.client_ip = Some("10.1.2.3".parse().unwrap());
+    query.uri = "/authors/1".parse().unwrap();
+    let explanation = policy.explain(&query);
+    assert_eq!(explanation.decision, "allow by authors-get-policy");
+    assert_eq!(
+        explanation.authorizations[0].requirements,
+        [
+            "needs an identity in [webapp.booksapp.serviceaccount.identity.linkerd.cluster.local, spiffe://cluster.local/ns/booksapp/sa/webapp, spiffe://cluster.local/ns/booksapp/sa/traffic, traffic.booksapp.serviceaccount.identity.linkerd.cluster.local] (MeshTLSAuthentication/webapp-authn): client is spiffe://cluster.local/ns/booksapp/sa/webapp: ok"
+        ]
     );
 }

@@ -66,9 +66,16 @@ impl IdentitySet {
         workload: &crate::Workload,
     ) -> Result<(), InvalidIdentity> {
         self.add_pattern(pattern)?;
+        // Listed too, so that an explanation names what the set admits.
         match workload.spiffe_form(pattern) {
-            Some(SpiffeForm::Exact(id)) => self.insert_exact(&id),
-            Some(SpiffeForm::Namespace(prefix)) => self.spiffe_prefixes.push(prefix.into()),
+            Some(SpiffeForm::Exact(id)) => {
+                self.insert_exact(&id);
+                self.written.push(id.as_str().to_owned());
+            }
+            Some(SpiffeForm::Namespace(prefix)) => {
+                self.written.push(format!("{prefix}*"));
+                self.spiffe_prefixes.push(prefix.into());
+            }
             None => {}
         }
         Ok(())
