@@ -84,10 +84,35 @@ async fn a_config_whose_timers_would_panic_is_refused() {
                 ..DemoConfig::default()
             },
         ),
+        // Too long for the clock: adding it to the start, or to a tick,
+        // overflowed `Instant` and panicked (`interval` and `duration` in
+        // the caller's task, `denied_every` in a spawned one at its first
+        // call, so the run was reported as one with no denied call).
+        (
+            "interval",
+            DemoConfig {
+                interval: std::time::Duration::MAX,
+                ..DemoConfig::default()
+            },
+        ),
+        (
+            "denied_every",
+            DemoConfig {
+                denied_every: std::time::Duration::MAX,
+                ..DemoConfig::default()
+            },
+        ),
+        (
+            "duration",
+            DemoConfig {
+                duration: Some(std::time::Duration::MAX),
+                ..DemoConfig::default()
+            },
+        ),
     ];
     for (field, config) in cases {
         let config = DemoConfig {
-            duration: Some(std::time::Duration::from_secs(1)),
+            duration: config.duration.or(Some(std::time::Duration::from_secs(1))),
             ..config
         };
         // Spawned, so that a panic is caught and shown as this case's.

@@ -109,8 +109,11 @@ pub enum DemoError {
     /// ends the demo, rather than waiting out the readiness timeout.
     Stopped,
     /// A [`DemoConfig`] field the demo cannot run with: a zero `interval`
-    /// or `denied_every`, or an `rps` whose request interval rounds to
-    /// zero (above a billion). Each would make a timer panic.
+    /// or `denied_every`, an `rps` whose request interval rounds to zero
+    /// (above a billion), or an `interval`, `denied_every` or `duration`
+    /// too long for the clock to add to the time now (such as
+    /// [`Duration::MAX`]; `None` is how to run until stopped). Each would
+    /// make a timer panic.
     Invalid(&'static str),
 }
 
@@ -165,6 +168,24 @@ pub async fn run<W: Write>(
     }
     if (Duration::from_secs(1) / config.rps.get()).is_zero() {
         return Err(DemoError::Invalid("rps"));
+    }
+    // The timers add these to the clock's reading, and a tick adds its
+    // period once more to schedule the next: past what an `Instant` holds,
+    // the addition panics (tokio's `Interval` does not saturate).
+    let now = Instant::now();
+    let fits = |period: Duration| {
+        now.checked_add(period)
+            .and_then(|then| then.checked_add(period))
+            .is_some()
+    };
+    if !fits(config.interval) {
+        return Err(DemoError::Invalid("interval"));
+    }
+    if !fits(config.denied_every) {
+        return Err(DemoError::Invalid("denied_every"));
+    }
+    if config.duration.is_some_and(|duration| !fits(duration)) {
+        return Err(DemoError::Invalid("duration"));
     }
     let files = MeshFiles::create(&["web", "emoji", "voting", "vote-bot"])?;
     let mesh = Mesh::start(&files, config.retries, config.admin_port).await?;
