@@ -8,8 +8,8 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use mesh_core::{Identity, ProxyErrorKind, error::is_grpc};
 
 use crate::{
-    AuthzKind, Client, ClientTls, Decision, DefaultPolicy, Policy,
-    policy::{RouteEntry, ServerEntry},
+    AuthzKind, Client, ClientTls, ConnectionDecision, Decision, DefaultPolicy, Policy,
+    policy::{RuleEntry, ServerEntry},
     ratelimit::{Applicable, ClientLimit, LocalRateLimit},
     resource::ProxyProtocol,
 };
@@ -71,6 +71,13 @@ pub struct Explanation {
     pub client: String,
     /// The server that covers the port, and where it came from.
     pub server: String,
+    /// Whether the port is opaque (its Server's `proxyProtocol` is
+    /// `opaque` or `TLS`), so that what is explained is the decision on
+    /// the whole connection, as
+    /// [`AuthorizeOpaque`](crate::AuthorizeOpaque) makes it: the Server's
+    /// own authorizations, no route, and no HTTP answer (a connection it
+    /// refuses is closed).
+    pub connection: bool,
     /// The route the request matched, if any.
     pub route: Option<String>,
     /// Every authorization of that route, in the order they are tried.
@@ -106,6 +113,10 @@ impl Policy {
     /// route and every authorization considered, and why each matched or
     /// not, and the rate limits the request would meet. Explaining changes
     /// nothing: it counts no decision and uses no share of a rate limit.
+    ///
+    /// On an opaque port, what is explained is the decision on the
+    /// connection ([`Policy::evaluate_connection`]); the query's method,
+    /// path and headers play no part.
     pub fn explain(&self, query: &ExplainQuery) -> Explanation {
         let tls = match (&query.identity, query.tls_without_identity) {
             (Some(id), _) => ClientTls::Mutual(id),
@@ -117,6 +128,10 @@ impl Policy {
             // As `Client::from_connection` takes a connection's address.
             addr: query.client_ip.map(|ip| ip.to_canonical()),
         };
+        let server = self.server_for(query.port);
+        if server.protocol.is_opaque() {
+            return self.explain_connection(query.port, server, &client);
+        }
         let decision = self.evaluate_head(
             query.port,
             &client,
@@ -159,7 +174,6 @@ impl Policy {
             }
         });
         let grpc_status = refusal.filter(|_| grpc).map(ProxyErrorKind::grpc_code);
-        let server = self.server_for(query.port);
         // The route of the decision: for a path not in normal form, the
         // one that refused may not be the one the path names as written.
         let route = decision.route_entry();
@@ -170,19 +184,53 @@ impl Policy {
             workload: describe_workload(self.workload()),
             client: describe_client(&client),
             server: describe_server(server, query.port),
+            connection: false,
             route: route.map(|r| r.name.to_string()),
             authorizations: route
-                .map(|r| authorizations(r, &client))
+                .map(|r| authorizations(&r.authz, &client))
                 .unwrap_or_default(),
             fallback: describe_fallback(server),
             rate_limit,
         }
     }
+
+    /// [`explain`](Self::explain) for an opaque port: the connection's
+    /// decision, by the Server's own authorizations. No request is
+    /// limited there, so no rate limit is named.
+    fn explain_connection(
+        &self,
+        port: u16,
+        server: &ServerEntry,
+        client: &Client<'_>,
+    ) -> Explanation {
+        let decision_text = match self.evaluate_connection(port, client) {
+            ConnectionDecision::Allow(a) if a.is_audit() => {
+                "allow (audit: a deny would refuse it)".to_owned()
+            }
+            ConnectionDecision::Allow(a) => format!("allow by {}", a.authz()),
+            ConnectionDecision::Deny(_) => format!(
+                "deny (fallback {}): the connection is closed",
+                server.fallback.authz.name
+            ),
+        };
+        Explanation {
+            decision: decision_text,
+            status: None,
+            grpc_status: None,
+            workload: describe_workload(self.workload()),
+            client: describe_client(client),
+            server: describe_server(server, port),
+            connection: true,
+            route: None,
+            authorizations: authorizations(&server.tcp, client),
+            fallback: describe_fallback(server),
+            rate_limit: None,
+        }
+    }
 }
 
-fn authorizations(route: &RouteEntry, client: &Client<'_>) -> Vec<ExplainedAuthz> {
-    route
-        .authz
+fn authorizations(rules: &[RuleEntry], client: &Client<'_>) -> Vec<ExplainedAuthz> {
+    rules
         .iter()
         .map(|rule| ExplainedAuthz {
             name: rule.authz.name.to_string(),
@@ -324,9 +372,13 @@ impl fmt::Display for Explanation {
         writeln!(f, "server:   {}", self.server)?;
         match &self.route {
             Some(route) => writeln!(f, "route:    {route}")?,
+            None if self.connection => writeln!(
+                f,
+                "route:    none: an opaque connection is decided whole, by the Server's own authorizations"
+            )?,
             None => writeln!(f, "route:    none matched")?,
         }
-        if self.route.is_some() {
+        if self.route.is_some() || self.connection {
             if self.authorizations.is_empty() {
                 writeln!(f, "authorizations: none")?;
             } else {

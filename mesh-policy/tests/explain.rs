@@ -357,3 +357,82 @@ fn an_identity_written_in_linkerds_form_is_explained_with_its_spiffe_form() {
         ]
     );
 }
+
+/// An opaque port is authorized per connection (`AuthorizeOpaqueLayer`),
+/// by the Server's own authorizations: no route, no probe path, no HTTP
+/// answer. Its explanation is that decision, not a request's.
+#[test]
+fn an_opaque_port_is_explained_as_the_connection_is_decided() {
+    const DB: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: db}
+spec:
+  podSelector: {}
+  port: 5432
+  proxyProtocol: opaque
+---
+apiVersion: policy.linkerd.io/v1beta1
+kind: ServerAuthorization
+metadata: {name: db-clients}
+spec:
+  server: {name: db}
+  client:
+    unauthenticated: true
+    networks: [{cidr: 10.0.0.0/8}]
+";
+    let policy = compile(DB, &web(), &PolicyConfig::default());
+    for (ip, path, allowed) in [
+        ("192.0.2.1", "/", false),
+        // A probe path opens an HTTP port's default route, not a
+        // connection.
+        ("192.0.2.1", "/live", false),
+        ("10.1.2.3", "/", true),
+    ] {
+        let mut query = ExplainQuery::new(5432);
+        query.client_ip = Some(ip.parse().unwrap());
+        query.uri = path.parse().unwrap();
+        let explanation = policy.explain(&query);
+        let client = Client {
+            tls: ClientTls::Plaintext,
+            addr: query.client_ip,
+        };
+        assert_eq!(
+            policy.evaluate_connection(5432, &client).is_allowed(),
+            allowed,
+            "{ip}"
+        );
+        assert!(explanation.connection, "{explanation}");
+        assert_eq!(explanation.status, None, "{explanation}");
+        assert_eq!(explanation.route, None, "{explanation}");
+        assert_eq!(
+            explanation.decision.starts_with("allow by db-clients"),
+            allowed,
+            "{ip} {path}: {explanation}"
+        );
+        assert_eq!(
+            explanation.decision.starts_with("deny"),
+            !allowed,
+            "{ip} {path}: {explanation}"
+        );
+        let tried: Vec<_> = explanation
+            .authorizations
+            .iter()
+            .map(|a| (a.name.as_str(), a.matched))
+            .collect();
+        assert_eq!(tried, [("db-clients", allowed)], "{explanation}");
+    }
+    let mut query = ExplainQuery::new(5432);
+    query.client_ip = Some("192.0.2.1".parse().unwrap());
+    assert_eq!(
+        policy.explain(&query).to_string(),
+        "decision: deny (fallback deny): the connection is closed
+workload: shop/default (labels app=web)
+client:   plaintext from 192.0.2.1
+server:   db (Server in policy.yaml document 1, port 5432, opaque)
+route:    none: an opaque connection is decided whole, by the Server's own authorizations
+authorizations, in order:
+  - db-clients (serverauthorization): no match
+      needs an address in [10.0.0.0/8] (client.networks): client address 192.0.2.1: failed
+fallback: accessPolicy deny: deny"
+    );
+}
