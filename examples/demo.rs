@@ -124,7 +124,7 @@ fn main() -> ExitCode {
             for cause in mesh_examples::causes(&error) {
                 eprintln!("  caused by: {cause}");
             }
-            if matches!(error, demo::DemoError::Start(_)) && config.admin_port != 0 {
+            if matches!(error, demo::DemoError::Start(..)) && config.admin_port != 0 {
                 eprintln!(
                     "  hint: if ports {}-{} are taken, `--admin-port 0` lets the system pick",
                     config.admin_port,

@@ -305,8 +305,8 @@ impl Sidecar {
     /// sidecar from it, as `sidecar run --config` would.
     fn start(&self, files: &MeshFiles) -> Result<Running, DemoError> {
         let path = files.write_config(self.workload, &self.yaml(files))?;
-        let config = SidecarConfig::load(&path).map_err(DemoError::Config)?;
-        sidecar::start(config).map_err(DemoError::Start)
+        let config = SidecarConfig::load(&path).map_err(|e| DemoError::Config(self.workload, e))?;
+        sidecar::start(config).map_err(|e| DemoError::Start(self.workload, e))
     }
 
     /// The configuration: the identity from the workload's certificate

@@ -96,10 +96,10 @@ pub enum DemoError {
     Certs(CertsError),
     /// An application's listener could not be bound.
     Bind(std::io::Error),
-    /// A sidecar configuration was refused.
-    Config(ConfigError),
-    /// A sidecar could not start.
-    Start(StartError),
+    /// The configuration of the named workload's sidecar was refused.
+    Config(&'static str, ConfigError),
+    /// The named workload's sidecar could not start.
+    Start(&'static str, StartError),
     /// A sidecar did not become ready.
     NotReady(&'static str),
     /// The output could not be written.
@@ -123,8 +123,8 @@ impl fmt::Display for DemoError {
             Self::Files(_) => f.write_str("cannot write the demo's files"),
             Self::Certs(_) => f.write_str("cannot issue the demo's certificates"),
             Self::Bind(_) => f.write_str("cannot bind an application's listener"),
-            Self::Config(_) => f.write_str("a sidecar configuration was refused"),
-            Self::Start(_) => f.write_str("cannot start a sidecar"),
+            Self::Config(name, _) => write!(f, "{name}'s sidecar configuration was refused"),
+            Self::Start(name, _) => write!(f, "cannot start {name}'s sidecar"),
             Self::NotReady(name) => write!(f, "{name}'s sidecar did not become ready"),
             Self::Output(_) => f.write_str("cannot write the output"),
             Self::Stopped => f.write_str("stopped before the mesh was ready"),
@@ -138,8 +138,8 @@ impl std::error::Error for DemoError {
         match self {
             Self::Files(e) | Self::Bind(e) | Self::Output(e) => Some(e),
             Self::Certs(e) => Some(e),
-            Self::Config(e) => Some(e),
-            Self::Start(e) => Some(e),
+            Self::Config(_, e) => Some(e),
+            Self::Start(_, e) => Some(e),
             Self::NotReady(_) | Self::Stopped | Self::Invalid(_) => None,
         }
     }
