@@ -20,7 +20,7 @@
 //! The code is `mesh_examples::demo` (examples/src/demo), where each
 //! module is one part of the story.
 
-use std::{num::NonZeroU32, process::ExitCode, time::Duration};
+use std::{io::Write, num::NonZeroU32, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use mesh_examples::{
@@ -112,7 +112,14 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(demo::run(&config, &mut std::io::stdout(), stop)) {
         Ok(summary) => {
-            println!("{summary}");
+            // Not `println!`, which panics when the reader has gone (`demo
+            // | head`): then the summary goes to standard error, and the
+            // run fails as when a table could not be written.
+            let mut stdout = std::io::stdout();
+            if let Err(error) = writeln!(stdout, "{summary}").and_then(|()| stdout.flush()) {
+                eprintln!("demo: cannot write the output\n  caused by: {error}\n{summary}");
+                return ExitCode::FAILURE;
+            }
             if summary.passed() {
                 ExitCode::SUCCESS
             } else {

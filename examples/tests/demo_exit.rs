@@ -107,3 +107,43 @@ fn a_zero_duration_is_refused() {
     let err = refused(&["--duration", "0s"]);
     assert!(err.contains("--duration"), "{err}");
 }
+
+#[test]
+fn a_reader_gone_before_the_summary_is_an_error_not_a_panic() {
+    // `demo | head`: once the reader has gone, writing the summary with
+    // `println!` panicked, with a backtrace and exit code 101, after a
+    // run that may well have passed.
+    let mut child = demo()
+        .args(["--admin-port", "0", "--rps", "5", "--duration", "1s"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the demo example is built: `cargo build -p mesh-examples --example demo`");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut dir = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("files: ") {
+            dir = Some(PathBuf::from(rest.split(' ').next().unwrap()));
+        }
+        if line.starts_with("dashboard: ") {
+            break;
+        }
+    }
+    // The reader goes away; at 1 s, before its first table, the demo
+    // writes its summary.
+    drop(lines);
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the output"), "{err}");
+    // The verdict is not lost with standard output.
+    assert!(
+        err.contains("demo passed") || err.contains("demo FAILED"),
+        "{err}"
+    );
+    let dir = dir.expect("the demo printed its files");
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+}
