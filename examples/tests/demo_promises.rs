@@ -1,6 +1,7 @@
 //! The demo's verdict follows the traffic its user sent: when `web`'s
 //! sidecar goes away mid-run, `vote-bot`'s requests fail, and the run must
-//! not be reported as passed because `web` itself saw no failed call.
+//! not be reported as passed because `web` itself saw no failed call, and
+//! the tables printed meanwhile must say whose metrics are missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -76,10 +77,14 @@ async fn a_run_whose_requests_to_web_fail_does_not_pass() {
         }
     }
     let web_admin = web_admin.expect("the demo printed web's dashboard");
-    tokio::task::spawn_blocking(move || shut_down(&web_admin))
+    let admin = web_admin.clone();
+    tokio::task::spawn_blocking(move || shut_down(&admin))
         .await
         .unwrap();
-    while lines.recv().await.is_some() {}
+    let mut after = Vec::new();
+    while let Some(line) = lines.recv().await {
+        after.push(line);
+    }
     let summary = run.await.unwrap().unwrap();
     assert!(summary.request_failures > 0, "{summary}");
     assert!(!summary.passed(), "{summary}");
@@ -98,4 +103,11 @@ async fn a_run_whose_requests_to_web_fail_does_not_pass() {
             .contains(&Breach::NoMetrics("web".to_owned())),
         "{summary}"
     );
+    // The tables that follow say whose metrics are missing, and why: a
+    // row of dashes alone left the reader to guess that web's sidecar
+    // had gone.
+    let said = after.iter().any(|line| {
+        line.starts_with("no metrics from web's sidecar: ") && line.contains(&web_admin)
+    });
+    assert!(said, "{}", after.join("\n"));
 }

@@ -14,11 +14,13 @@
 
 use std::{fmt, sync::atomic::Ordering::Relaxed, time::Duration};
 
+use futures_util::future::join_all;
 use mesh_metrics::{
     Direction,
     query::{
         Format, Sample, Scrape, Target, Totals, deltas,
         routes::{render_routes, route_rows},
+        scrape::scrape,
         scrape_all,
         stat::{render_stat, stat_rows},
     },
@@ -72,7 +74,16 @@ impl Watch {
         web_calls: &Outcomes,
         denied: &DeniedCounts,
     ) -> String {
-        let (after, _) = scrape_all(&self.targets).await;
+        let scrapes = join_all(self.targets.iter().map(scrape)).await;
+        // A row of dashes does not say why: the reason goes under the
+        // table, with the workload's name.
+        let mut unscraped = String::new();
+        for (target, scrape) in self.targets.iter().zip(&scrapes) {
+            if let Err(error) = scrape {
+                unscraped += &format!("no metrics from {}'s sidecar: {error}\n", target.name);
+            }
+        }
+        let after: Vec<Option<Scrape>> = scrapes.into_iter().map(Result::ok).collect();
         let now = Instant::now();
         let window = now.saturating_duration_since(self.taken);
         let deltas = deltas(&self.before, &after, window);
@@ -90,7 +101,7 @@ impl Watch {
         let stat = render_stat(&workloads, Format::Table).unwrap_or_default();
         let routes = render_routes(&routes, true, Format::Table).unwrap_or_default();
         format!(
-            "── {:>3}s ─ the last {:.1}s {}\n{stat}\n\
+            "── {:>3}s ─ the last {:.1}s {}\n{stat}\n{unscraped}\
              web's calls, from its sidecar (SUCCESS after retries; ACTUAL_*: every attempt):\n{routes}\n\
              web saw {} success; denied calls so far: {} of {} got 403\n",
             uptime.as_secs(),
