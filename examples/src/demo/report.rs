@@ -142,11 +142,16 @@ impl Watch {
         let voting = of(2, &|s| {
             s.label("direction") == Some(Direction::Inbound.as_label())
         });
+        // A response without a `tls` label is one the sidecar gave itself
+        // before any connection to a peer (a 404 for a service it does not
+        // know, say): that request never went between sidecars, so it is
+        // neither on mutual TLS nor off it.
+        let between_sidecars = |s: &Sample| s.name != "response_total" || s.label("tls").is_some();
         let tls = self
             .targets
             .iter()
             .enumerate()
-            .map(|(i, target)| (target.name.clone(), of(i, &|_| true).tls_rate()))
+            .map(|(i, target)| (target.name.clone(), of(i, &between_sidecars).tls_rate()))
             .collect();
         let mut summary = Summary {
             elapsed,
@@ -195,7 +200,9 @@ pub struct Summary {
     pub retries: u64,
     /// The failures `voting` answered, before any retry.
     pub voting_failures: u64,
-    /// Per sidecar, the share of its requests (both ways) on mutual TLS.
+    /// Per sidecar, the share of its requests (both ways) to or from
+    /// another sidecar that were on mutual TLS; the requests it answered
+    /// itself, with no peer, are not counted.
     pub tls: Vec<(String, Option<f64>)>,
     /// Denied calls that got their 403.
     pub denied_forbidden: u64,
