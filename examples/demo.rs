@@ -12,10 +12,14 @@
 //! two seconds a table like `sidecar stat` (success, requests per second,
 //! latency percentiles and the share on mutual TLS, per workload) and
 //! `web`'s calls as `web` saw them beside every attempt its sidecar made.
-//! At the end it prints one summary line, and exits non-zero if the mesh
-//! broke a promise: `web`, or `vote-bot` calling `web`, saw less than
-//! 99 % success, a request between
-//! sidecars was not on mutual TLS, or a call the policy denies got through.
+//! A sidecar whose metrics cannot be read gets a line under the table
+//! saying why. At the end it prints one summary line, and exits non-zero
+//! if the mesh broke a promise: `web` made no calls, `web`, or `vote-bot`
+//! calling `web`, saw less than 99 % success, a request between sidecars
+//! was not on mutual TLS, a call the policy denies got anything but its
+//! 403 (or none was made), or a sidecar's metrics could not be read at the
+//! end. When standard output cannot be written (`demo | head`), it says
+//! so, puts the summary on standard error and exits non-zero.
 //!
 //! The code is `mesh_examples::demo` (examples/src/demo), where each
 //! module is one part of the story.

@@ -4,13 +4,16 @@
 //! changed, with the arithmetic `sidecar stat` and `sidecar routes` use
 //! (mesh-metrics' `query` module): one row per workload from its inbound
 //! traffic, then `web`'s calls to `emoji` and `voting` as its sidecar
-//! answered them (after retries) beside every attempt it made.
+//! answered them (after retries) beside every attempt it made. A sidecar
+//! whose metrics could not be read gets a line saying why.
 //!
 //! At the end it adds up the whole run and checks what the mesh promises:
 //! `web` saw at least 99 % success although `voting` fails one vote in ten,
 //! and so did `vote-bot`'s requests to `web`,
-//! every request between sidecars was on mutual TLS, and every call the
-//! policy denies got a 403.
+//! every request between sidecars was on mutual TLS (a request a sidecar
+//! answered itself, with no peer, was not between sidecars), every call
+//! the policy denies got a 403 and at least one was made, and every
+//! sidecar's metrics could be read at the end.
 
 use std::{fmt, sync::atomic::Ordering::Relaxed, time::Duration};
 
