@@ -143,7 +143,9 @@
 //!   and of several `Host` headers any one, as frameworks differ; so on a
 //!   Server whose routes name hostnames, a request that names more than
 //!   one host (in its URI and a header, or in two headers) is allowed
-//!   only if it is under each.
+//!   only if it is under each. Each costs a decision, so one whose `Host`
+//!   headers name more than eight distinct hosts is refused (HTTP has a
+//!   server refuse more than one `Host` outright).
 //! - `audit`, as a default or an `accessPolicy`, allows what would be
 //!   denied, marks it ([`AllowedRequest::is_audit`]), logs it at `debug`
 //!   and counts it as `result="audit"` in the per-rule counter.

@@ -233,3 +233,31 @@ async fn over_a_socket_a_second_host_line_cannot_open_a_refused_route() {
     trigger.trigger();
     server.await.unwrap();
 }
+
+/// Each distinct host of a request's `Host` headers costs a decision, so
+/// a client could make one request cost hundreds (HTTP/2 lets it send as
+/// many headers as its header list holds). Repeats of one host are one
+/// host; beyond a few distinct ones (RFC 9112 has a server refuse a
+/// request with more than one `Host` outright), the request is refused.
+#[test]
+fn many_distinct_host_headers_are_refused_and_repeats_count_once() {
+    let policy = policy();
+    let plain = Client {
+        tls: ClientTls::Plaintext,
+        addr: Some("10.0.0.7".parse().unwrap()),
+    };
+    let decide = |hosts: &[String]| {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        as_want(&policy.evaluate(8080, &plain, &with_hosts("/", &hosts)))
+    };
+    let public = |n: usize| {
+        (0..n)
+            .map(|i| format!("public-{i}.example.com"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(decide(&public(8)), Allow("web", "public", "public-anyone"));
+    assert_eq!(decide(&public(9)), Deny("web"));
+    assert_eq!(decide(&public(300)), Deny("web"));
+    let same = vec!["public.example.com".to_owned(); 300];
+    assert_eq!(decide(&same), Allow("web", "public", "public-anyone"));
+}

@@ -119,6 +119,15 @@ impl<'p> AllowedRequest<'p> {
         }
     }
 
+    /// The same request refused on the same route, by the Server's
+    /// fallback: for a request that must not be decided any further.
+    pub(super) fn refused(&self) -> DeniedRequest<'p> {
+        DeniedRequest {
+            server: self.server,
+            route: self.route,
+        }
+    }
+
     /// The filters of the route rule the request matched, when it has any:
     /// its header modifiers and redirect, which
     /// [`ApplyFiltersLayer`](crate::ApplyFiltersLayer) applies once the

@@ -47,6 +47,12 @@ use crate::{
     resource::{PortRef, ProxyProtocol},
 };
 
+/// The most distinct hosts a request's `Host` headers may name: each
+/// costs a decision, and HTTP has a server refuse a request with more than
+/// one `Host` at all (RFC 9112, section 3.2), so a request naming more is
+/// refused rather than decided that many times over.
+const MAX_HOSTS: usize = 8;
+
 /// A policy compiled for one [`Workload`]. Immutable; share it in an `Arc`
 /// (a [`PolicyStore`](crate::PolicyStore) does).
 #[derive(Debug)]
@@ -136,6 +142,8 @@ impl Policy {
     /// `Host` headers naming different hosts, is allowed only if it is
     /// under each: routes match the URI's host, else the first header's,
     /// but an application may route by a header, and by any of several.
+    /// One whose `Host` headers name more than eight distinct hosts is
+    /// refused.
     pub fn evaluate_head(
         &self,
         port: u16,
@@ -193,13 +201,30 @@ impl Policy {
                 .map(|other| self.decide_head(port, client, method, other, headers))
                 .find(|second| !second.is_allowed())
         };
-        let hosts: Vec<HeaderValue> = headers.get_all(HOST).iter().cloned().collect();
-        if hosts.len() < 2 {
+        let values: Vec<HeaderValue> = headers.get_all(HOST).iter().cloned().collect();
+        if values.len() < 2 {
             return refusal(headers).unwrap_or(allowed);
         }
+        // Each distinct host costs a decision; repeats of one are one.
         let mut one_host = headers.clone();
-        for host in hosts {
-            one_host.insert(HOST, host);
+        let mut seen: Vec<Option<&str>> = Vec::new();
+        for value in &values {
+            let host = route::host_in(value);
+            let same = |s: &Option<&str>| match (s, host) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            if seen.iter().any(same) {
+                continue;
+            }
+            if seen.len() == MAX_HOSTS {
+                return match &allowed {
+                    Decision::Allow(a) => Decision::Deny(a.refused()),
+                    _ => allowed,
+                };
+            }
+            seen.push(host);
+            one_host.insert(HOST, value.clone());
             if let Some(refused) = refusal(&one_host) {
                 return refused;
             }

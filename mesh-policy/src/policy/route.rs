@@ -201,7 +201,7 @@ fn header_host(headers: &HeaderMap) -> Option<&str> {
 
 /// The host a `Host` header value names, without a port or a trailing
 /// dot; `None` when it is not text.
-fn host_in(value: &HeaderValue) -> Option<&str> {
+pub(crate) fn host_in(value: &HeaderValue) -> Option<&str> {
     let raw = value.to_str().ok()?;
     // `[::1]:80` or `name:80`.
     if let Some(rest) = raw.strip_prefix('[') {
