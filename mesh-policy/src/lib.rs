@@ -211,10 +211,13 @@
 //!   `Server`'s `podSelector` that is not read: a misspelt `matchLabels`
 //!   leaves an empty selector, which selects every pod, and the Server
 //!   would take, and open as it says, a port of workloads it was not
-//!   meant for. And so is one of the `spec` of an `HTTPRoute` or
-//!   `GRPCRoute` with a Server parent: a misspelt `matches` matches every
-//!   request, and a misspelt `hostnames` every host, where the Server
-//!   would refuse what none of its routes matches.
+//!   meant for. And so is one of an `HTTPRoute` or `GRPCRoute` with a
+//!   Server parent, in its `spec`, its rules, their `matches`, or the
+//!   header modifiers and redirects it applies: a misspelt `matches`
+//!   matches every request, and a misspelt `hostnames` every host, where
+//!   the Server would refuse what none of its routes matches. (Fields the
+//!   Gateway API has that a Server's routes do not use, such as
+//!   `backendRefs` and `sessionPersistence`, stay warnings.)
 //! - A network whose `cidr` has host bits set (`10.1.2.3/8`) is an error
 //!   rather than the network it truncates to, as is an `except` outside
 //!   its `cidr`, which could only be inert: both are more often a typo

@@ -244,6 +244,25 @@ spec:
         assert!(err.line().is_some(), "{err}");
     }
 
+    // Fields the Gateway API has that inbound routes do not read, and
+    // fields of what they do not apply, stay warnings.
+    for rule in [
+        "{sessionPersistence: {sessionName: s}}",
+        "{backendRefs: [{name: web, port: 80, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: a, value: b}]}}]}]}",
+        "{filters: [{type: CORS, cors: {allowOrigins: [\"*\"]}}]}",
+    ] {
+        let route = format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: web}}]
+  rules: [{rule}]
+"
+        );
+        assert!(compile(&route).is_ok(), "{rule}");
+    }
+
     // A route with no Server parent is not authorization's: a warning.
     let outbound = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

@@ -252,15 +252,16 @@ fn strict<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
     }
 }
 
-/// Fails on a field of `spec` that was not read in a route with a Server
-/// parent, where [`push`] would warn. Such a route says which requests its
-/// authorizations and filters apply to, and a Server with routes refuses
-/// the requests none matches; a field not read widens it: a misspelt
+/// Fails on a field that was not read, in a route with a Server parent,
+/// where it would widen the route, and where [`push`] would warn. Such a
+/// route says which requests its authorizations and filters apply to, and
+/// a Server with routes refuses the requests none matches; a misspelt
 /// `matches` matches every request, a path without its `value` matches
 /// `/`, a misspelt `hostnames` matches every host, and a header modifier
-/// that does not `remove` lets the client's header through.
+/// that does not `remove` lets the client's header through
+/// ([`widens`]).
 fn strict_route<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
-    match parsed.ignored.iter().find(|f| f.path.starts_with("spec.")) {
+    match parsed.ignored.iter().find(|f| widens(&f.path)) {
         Some(field) => Err(parsed.context.error(
             ResourceErrorKind::InvalidValue,
             &field.path,
@@ -271,6 +272,47 @@ fn strict_route<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
         )),
         None => Ok(()),
     }
+}
+
+/// Whether an unread field at `path` of a route would widen what the
+/// route matches or let through: one of `spec` itself or of a rule (every
+/// field the Gateway API gives them is read, but a rule's
+/// `sessionPersistence`, which has no meaning under a Server), or one
+/// within a rule's `matches`, or within a header modifier or redirect it
+/// applies. Fields of `backendRefs` and of filters that are not applied
+/// (which are warned about) stay warnings.
+fn widens(path: &str) -> bool {
+    /// Rule fields the Gateway API has and inbound routes do not read.
+    const UNREAD_RULE_FIELDS: &[&str] = &["sessionPersistence"];
+    /// The filters whose bodies are applied to the requests they allow.
+    const APPLIED_FILTERS: &[&str] = &[
+        "requestHeaderModifier.",
+        "responseHeaderModifier.",
+        "requestRedirect.",
+    ];
+    let leaf = |s: &str| !s.contains(['.', '[']);
+    let Some(in_spec) = path.strip_prefix("spec.") else {
+        return false;
+    };
+    if leaf(in_spec) {
+        return true;
+    }
+    let Some((_, in_rule)) = in_spec
+        .strip_prefix("rules[")
+        .and_then(|rest| rest.split_once("]."))
+    else {
+        return false;
+    };
+    if leaf(in_rule) {
+        return !UNREAD_RULE_FIELDS.contains(&in_rule);
+    }
+    if in_rule.starts_with("matches[") {
+        return true;
+    }
+    in_rule
+        .strip_prefix("filters[")
+        .and_then(|rest| rest.split_once("]."))
+        .is_some_and(|(_, body)| APPLIED_FILTERS.iter().any(|f| body.starts_with(f)))
 }
 
 /// Fails on a field of a Server's `spec.podSelector` that was not read,
