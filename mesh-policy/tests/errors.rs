@@ -396,3 +396,47 @@ fn unsupported_fields_and_filters_are_warned_about_by_name() {
         compiled.warnings
     );
 }
+
+/// A ServerAuthorization names its Servers by a selector, and one that
+/// selects none (a typo in a label) authorizes nothing: the clients it was
+/// written for are refused, and nothing says why. It is reported, as a
+/// `server.name` naming no Server is (there, an error).
+#[test]
+fn a_server_authorization_whose_selector_selects_no_server_is_a_warning() {
+    let text = second(
+        "apiVersion: policy.linkerd.io/v1beta1
+kind: ServerAuthorization
+metadata: {name: web-clients, namespace: ns}
+spec:
+  server: {selector: {matchLabels: {app: wbe}}}
+  client: {unauthenticated: true}
+",
+    );
+    let compiled = Policy::compile(
+        &[PolicySource::new("p.yaml", &text)],
+        &workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap();
+    let seen: Vec<_> = compiled
+        .warnings
+        .iter()
+        .map(|w| (w.kind, w.name.as_deref(), w.field_path.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(
+            WarningKind::NotApplied,
+            Some("web-clients"),
+            "spec.server.selector"
+        )],
+        "{}",
+        compiled.warnings
+    );
+    assert!(
+        compiled.warnings.to_string().contains("selects no Server"),
+        "{}",
+        compiled.warnings
+    );
+}

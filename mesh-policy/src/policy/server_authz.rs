@@ -66,7 +66,16 @@ pub(super) fn server_authorizations(
                         })
                         .map(|(i, _)| i)
                         .collect();
-                    if !by_pods.is_empty() {
+                    if by_pods.is_empty() {
+                        warnings.about(
+                            WarningKind::NotApplied,
+                            &entry.context,
+                            "spec.server.selector",
+                            format!(
+                                "selects no Server in namespace {namespace}, by its labels or by the pods it selects, so it authorizes nothing"
+                            ),
+                        );
+                    } else {
                         let names: Vec<&str> = by_pods
                             .iter()
                             .filter_map(|&i| r.servers.get(i))
