@@ -22,7 +22,11 @@
 //! optional port (userinfo, a list, a space: [`field`] has the grammar),
 //! is answered `400 Bad Request` with `mesh-error: invalid host`, in any
 //! version, as RFC 9112 §3.2 has a server do: authorization reads the
-//! first, and an application may read the last, or all of them. The check
+//! first, and an application may read the last, or all of them. A gRPC
+//! caller gets that answer in gRPC instead, `grpc-status: 13` with
+//! `grpc-message: invalid host`, as for every other request the mesh
+//! cannot serve as sent: its library reads the status, and an HTTP 400
+//! reached it only as "unexpected HTTP status". The check
 //! reads the header where it lies; only an HTTP/2 request whose URI takes
 //! another authority has one built.
 
@@ -32,8 +36,8 @@ use std::{
 };
 
 use futures_util::future::Either;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
-use mesh_core::error::{MESH_ERROR, ProxyErrorKind};
+use http::{Request, Response, Uri, Version, header, uri::Authority};
+use mesh_core::error::{ProxyErrorKind, is_grpc};
 use tower::{Layer, Service};
 
 use self::field::is_host_and_port;
@@ -77,7 +81,8 @@ where
             Ok(()) => Either::Left(self.inner.call(req)),
             Err(InvalidHost) => {
                 tracing::debug!("invalid or repeated Host header");
-                Either::Right(ready(Ok(invalid_host())))
+                let grpc = is_grpc(req.headers());
+                Either::Right(ready(Ok(invalid_host(grpc))))
             }
         }
     }
@@ -87,16 +92,14 @@ where
 #[derive(Debug)]
 struct InvalidHost;
 
-/// The answer to a request with an [`InvalidHost`].
-fn invalid_host<RB: Default>() -> Response<RB> {
-    let mut res = Response::new(RB::default());
-    *res.status_mut() = StatusCode::BAD_REQUEST;
-    let headers = res.headers_mut();
-    headers.insert(MESH_ERROR, HeaderValue::from_static("invalid host"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    res.extensions_mut().insert(ProxyErrorKind::InvalidRequest);
-    res
+/// The answer to a request with an [`InvalidHost`]: `400`, or to a gRPC
+/// caller (`grpc`), gRPC's own error.
+fn invalid_host<RB: Default>(grpc: bool) -> Response<RB> {
+    ProxyErrorKind::InvalidRequest.response_with_reason(grpc, INVALID_HOST)
 }
+
+/// The `mesh-error` (and `grpc-message`) of an [`InvalidHost`].
+const INVALID_HOST: &str = "invalid host";
 
 /// Checks `req`'s `Host` (one at most, a host and an optional port, or
 /// empty in HTTP/1) and, in HTTP/2, makes its URI name that authority.
