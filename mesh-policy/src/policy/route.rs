@@ -220,17 +220,20 @@ pub(crate) fn host_in(value: &HeaderValue) -> Option<&str> {
 /// but an application may route by a header, and frameworks differ on
 /// which of several they read.
 pub(crate) fn hosts_differ(uri: &Uri, headers: &HeaderMap) -> bool {
+    let in_uri = uri.host();
+    // Nearly every request in origin form has no header twice, which two
+    // lengths tell at once, before any lookup.
+    if in_uri.is_none() && headers.len() == headers.keys_len() {
+        return false;
+    }
     let mut in_headers = headers.get_all(HOST).iter();
-    let first = match uri.host() {
+    let first = match in_uri {
         Some(in_uri) => Some(
             in_uri
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .trim_end_matches('.'),
         ),
-        // Nearly every request has no header twice, which two lengths
-        // tell at once.
-        None if headers.len() == headers.keys_len() => return false,
         None => match in_headers.next() {
             Some(value) => host_in(value),
             None => return false,
