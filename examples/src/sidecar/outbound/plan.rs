@@ -42,12 +42,17 @@ pub(super) struct RoutePlans {
 /// of them matches.
 ///
 /// The order is that of the service's matches
-/// ([`ServiceRetryPolicy::match_order`]): the Gateway API's precedence
-/// among its `HTTPRoute` rules' matches, then its ServiceProfile routes as
-/// written. A rule whose matches are not next to each other in that order
-/// is planned once for each run of them, each plan with those matches and
-/// a clone of the rule's layers, so that the router can keep trying
-/// routes in turn.
+/// ([`ServiceRetryPolicy::match_order`]): the `GRPCRoute` precedence among
+/// its `GRPCRoute` rules' matches (a match naming the call's service, then
+/// its method, then more header matches), or, for a service without
+/// `GRPCRoute`s, the Gateway API's HTTP precedence among its `HTTPRoute`
+/// rules' matches; then its ServiceProfile routes as written. The two
+/// kinds are never ranked together: a service with both is served its
+/// `GRPCRoute`s alone, as Linkerd serves it, and the reader warns about
+/// each `HTTPRoute` set aside. A rule whose matches are not next to each
+/// other in that order is planned once for each run of them, each plan
+/// with those matches and a clone of the rule's layers, so that the
+/// router can keep trying routes in turn.
 #[derive(Debug)]
 pub(super) struct ServicePlan {
     pub(super) name: ServiceName,
@@ -84,7 +89,10 @@ impl Planner {
     }
 
     /// Plans every service's routes from `resources`. Budgets whose
-    /// configuration `previous` already had are kept.
+    /// configuration `previous` already had are kept. What the resources
+    /// hold but do not apply (an `HTTPRoute` set aside for a service's
+    /// `GRPCRoute`s, an unsupported filter) is logged, each time, as
+    /// `sidecar check` shows it.
     ///
     /// # Errors
     ///
@@ -166,6 +174,9 @@ impl Planner {
                 routes,
                 fallback,
             });
+        }
+        for warning in &resources.warnings {
+            tracing::warn!(%warning, "outbound routes: read but not applied");
         }
         for unused in
             resources.services.iter().filter(|s| {
@@ -309,4 +320,114 @@ fn names_service(
     let short = labels.next().unwrap_or_default();
     let in_namespace = labels.next().unwrap_or(namespace);
     short == service && in_namespace == service_namespace.unwrap_or(namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::sidecar::config::SidecarConfig;
+
+    /// The outbound section of a sidecar with one service, `emoji`.
+    fn outbound() -> OutboundConfig {
+        let text = "outbound:\n  listen: 127.0.0.1:0\n  services:\n    - name: emoji\n      endpoints: [127.0.0.1:1]\n";
+        SidecarConfig::from_yaml(text, "sidecar.yaml")
+            .unwrap()
+            .outbound
+    }
+
+    /// The names of `emoji`'s planned routes, in the order a request
+    /// tries them, planned from `resources`.
+    fn planned(resources: &str) -> Vec<String> {
+        let resources = mesh_retry::config::load("routes.yaml", resources).unwrap();
+        let metrics = RetryMetrics::register(&mut Registry::default());
+        let plans = Planner::new(&outbound(), "emojivoto", &metrics)
+            .plan(&resources, None)
+            .unwrap();
+        plans.services[0]
+            .routes
+            .iter()
+            .map(|r| r.id.as_str().to_owned())
+            .collect()
+    }
+
+    const HTTP: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - name: list-by-path
+    matches: [{path: {type: Exact, value: /emojivoto.v1.EmojiService/ListAll}}]
+";
+
+    const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: emoji-grpc, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - name: list-methods
+    matches: [{method: {method: ListAll}}]
+  - name: emoji-service
+    matches: [{method: {service: emojivoto.v1.EmojiService}}]
+";
+
+    #[test]
+    fn a_service_with_grpc_routes_is_planned_its_grpc_routes_alone_in_their_own_order() {
+        assert_eq!(planned(HTTP), ["list-by-path"]);
+        // The service's GRPCRoute rules, the one naming the service before
+        // the one naming only a method; the HTTPRoute is set aside.
+        let both = ["emoji-service", "list-methods"];
+        assert_eq!(planned(&format!("{HTTP}---\n{GRPC}")), both);
+        assert_eq!(planned(&format!("{GRPC}---\n{HTTP}")), both);
+    }
+
+    /// Log lines written on this thread.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_set_aside_http_route_is_logged_by_name_when_planned() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // While one dispatcher is registered, tracing asks the calling
+        // thread's default whether a callsite is of interest: another test
+        // planning at the same time, with none, would turn the log's
+        // callsites off for this one. A second keeps it asking each, and
+        // the interest is worked out again for callsites already reached.
+        let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+        let _default = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        planned(&format!("{HTTP}---\n{GRPC}"));
+        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line = logged
+            .lines()
+            .find(|l| l.contains("set aside"))
+            .unwrap_or_else(|| panic!("no warning in {logged}"));
+        assert!(
+            line.contains("WARN")
+                && line.contains("(HTTPRoute web): spec.parentRefs[0]")
+                && line.contains("emojivoto/emoji-grpc"),
+            "{line}"
+        );
+    }
 }

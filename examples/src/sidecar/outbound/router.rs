@@ -28,10 +28,13 @@ pub(crate) struct Route<S> {
 }
 
 /// A service's routes, tried in order, and the route of requests none of
-/// them matches. The order is the plan's: the Gateway API's precedence
-/// among the matches of the service's `HTTPRoute`s, then its
-/// ServiceProfile routes (see `plan::ServicePlan`); a lookup takes the
-/// first route with a match that fits.
+/// them matches. The order is the plan's: the `GRPCRoute` precedence among
+/// the matches of the service's `GRPCRoute`s, or, for a service without
+/// any, the Gateway API's precedence among those of its `HTTPRoute`s
+/// (never the two together: a service with both is served its
+/// `GRPCRoute`s, as Linkerd serves it); then its ServiceProfile routes
+/// (see `plan::ServicePlan`). A lookup takes the first route with a match
+/// that fits.
 #[derive(Debug)]
 pub(crate) struct ServiceRoutes<S> {
     pub(crate) dst: DstService,
