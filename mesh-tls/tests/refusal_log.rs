@@ -88,3 +88,31 @@ fn a_refusal_is_logged_with_its_cause_and_the_files() {
         "{logged}"
     );
 }
+
+#[test]
+fn a_refusal_with_nothing_in_service_says_so() {
+    // No credentials loaded yet: the log must not promise that earlier
+    // ones go on serving, when the workload has no identity at all.
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca()
+        .issue(&id(WEB), HOUR)
+        .unwrap()
+        .write(dir.path())
+        .unwrap();
+    std::fs::write(&files.cert, "not a certificate").unwrap();
+    let store = CredentialStore::default();
+    let logged = logged_refusal(&store, &files);
+    assert!(!logged.contains("previous"), "{logged}");
+    assert!(logged.contains("none are in service yet"), "{logged}");
+
+    // Once some are, a refusal keeps them, and says that.
+    let good = ca().issue(&id(WEB), HOUR).unwrap();
+    let files = good.write(dir.path()).unwrap();
+    store.load_files(&files).unwrap();
+    std::fs::write(&files.cert, "not a certificate").unwrap();
+    let logged = logged_refusal(&store, &files);
+    assert!(
+        logged.contains("the previous ones stay in service"),
+        "{logged}"
+    );
+}

@@ -229,17 +229,23 @@ impl CredentialStore {
         let reason = error.reason();
         self.shared.metrics.rejected(reason);
         self.shared.version.send_modify(|v| v.rejected += 1);
+        // Refused at start, there are no earlier credentials to keep.
+        let kept = if self.shared.current.load().is_some() {
+            "the previous ones stay in service"
+        } else {
+            "none are in service yet"
+        };
         match error {
             CredentialError::InFiles { paths, source } => tracing::error!(
                 error = %Causes(&**source),
                 files = ?paths,
                 reason = reason.as_label(),
-                "rejected identity credentials; the previous ones stay in service"
+                "rejected identity credentials; {kept}"
             ),
             _ => tracing::error!(
                 error = %Causes(error),
                 reason = reason.as_label(),
-                "rejected identity credentials; the previous ones stay in service"
+                "rejected identity credentials; {kept}"
             ),
         }
     }
