@@ -185,6 +185,26 @@ fn a_grpc_match_ranks_by_service_then_method_then_headers() {
 }
 
 #[test]
+fn a_rule_without_matches_takes_every_call_the_others_leave() {
+    // Written first, and matching everything: the Gateway API's implicit
+    // match, which names nothing and ranks last.
+    let rules = "  - name: anything
+  - name: with-header
+    matches: [{headers: [{name: x-a, value: '1'}]}]
+  - name: list-all
+    matches: [{method: {method: ListAll}}]
+";
+    let loaded = load(&route("GRPCRoute", "emoji-grpc", "", rules));
+    let emoji = emoji(&loaded);
+    assert_eq!(call(emoji, LIST_ALL, &[("x-a", "1")]), "list-all");
+    assert_eq!(
+        call(emoji, "/other.Other/Get", &[("x-a", "1")]),
+        "with-header"
+    );
+    assert_eq!(call(emoji, "/other.Other/Get", &[]), "anything");
+}
+
+#[test]
 fn a_regular_expression_counts_as_the_name_it_matches() {
     // A service given by expression still names the call's service: it
     // outranks a method given exactly.
