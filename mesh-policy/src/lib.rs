@@ -110,6 +110,10 @@
 //! - A `GRPCRoute` is read as the `HTTPRoute` its method matches make (a
 //!   gRPC call is a `POST` to `/{service}/{method}`; see mesh-core's
 //!   `resource::GrpcRoute`), and may share its name with an `HTTPRoute`.
+//!   So may an `HTTPRoute` of `policy.linkerd.io` with one of the Gateway
+//!   API (`gateway.networking.k8s.io`), as while routes move from one to
+//!   the other; a `targetRef` then names one by its `group`, as Linkerd
+//!   reads it, and one without a `group` is an error.
 //! - A route attaches to the Servers its `parentRefs` name in its own
 //!   namespace, by name only: a parent in another namespace, or one with
 //!   a `port` or `sectionName`, is an error, as Linkerd refuses such a

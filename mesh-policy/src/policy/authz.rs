@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     Workload,
-    resource::{AuthorizationPolicy, NetworkAuthentication, Resources, read::error},
+    resource::{AuthorizationPolicy, Entry, NetworkAuthentication, Resources, read::error},
 };
 
 /// Compiles every `AuthorizationPolicy`.
@@ -43,19 +43,7 @@ pub(super) fn authorization_policies(
                     || dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace),
                 )?,
             ]),
-            "HTTPRoute" | "GRPCRoute" => Target::Route(
-                r.routes
-                    .iter()
-                    .position(|route| {
-                        let m = &route.value.metadata;
-                        route.context.kind() == t.kind
-                            && m.name == t.name
-                            && ns(m, workload) == namespace
-                    })
-                    .ok_or_else(|| {
-                        dangling(entry, "spec.targetRef.name", &t.kind, &t.name, namespace)
-                    })?,
-            ),
+            "HTTPRoute" | "GRPCRoute" => Target::Route(target_route(r, entry, workload)?),
             "Namespace" if t.name == namespace => Target::Namespace(t.name.clone()),
             "Namespace" => {
                 return Err(error(
@@ -132,6 +120,78 @@ pub(super) fn authorization_policies(
         });
     }
     Ok(bound)
+}
+
+/// The route an `AuthorizationPolicy`'s `targetRef` names: by kind,
+/// name and namespace; and when routes of two API groups share that name
+/// (an `HTTPRoute` of `policy.linkerd.io` and one of the Gateway API), by
+/// the `targetRef`'s `group` too, as Linkerd tells them apart.
+fn target_route(
+    r: &Resources<'_>,
+    entry: &Entry<'_, AuthorizationPolicy>,
+    workload: &Workload,
+) -> Result<usize, ResourceError> {
+    let namespace = ns(&entry.value.metadata, workload);
+    let t = &entry.value.spec.target_ref;
+    let named: Vec<usize> = r
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, route)| {
+            let m = &route.value.metadata;
+            route.context.kind() == t.kind && m.name == t.name && ns(m, workload) == namespace
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let group_of = |i: usize| {
+        r.routes
+            .get(i)
+            .map_or("", |route| route.value.api_version.group())
+    };
+    match (
+        named.as_slice(),
+        t.group.as_deref().filter(|g| !g.is_empty()),
+    ) {
+        ([], _) => Err(dangling(
+            entry,
+            "spec.targetRef.name",
+            &t.kind,
+            &t.name,
+            namespace,
+        )),
+        ([one], _) => Ok(*one),
+        (several, Some(group)) => several
+            .iter()
+            .copied()
+            .find(|&i| group_of(i).eq_ignore_ascii_case(group))
+            .ok_or_else(|| {
+                error(
+                    entry,
+                    Kind::DanglingReference,
+                    "spec.targetRef.group",
+                    format!(
+                        "no {} named {} in group {group} in namespace {namespace}",
+                        t.kind, t.name
+                    ),
+                )
+            }),
+        // The group is missing: point at the reference itself.
+        (several, None) => Err(error(
+            entry,
+            Kind::InvalidValue,
+            "spec.targetRef",
+            format!(
+                "{} {} in namespace {namespace} is defined in groups {}: name one in group",
+                t.kind,
+                t.name,
+                several
+                    .iter()
+                    .map(|&i| group_of(i))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        )),
+    }
 }
 
 fn mesh_tls_sets(

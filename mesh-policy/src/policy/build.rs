@@ -28,13 +28,29 @@ pub(super) fn compile(
 ) -> Result<Compiled, ResourceError> {
     let mut r = resource::read::read(sources)?;
     let mut warnings = std::mem::take(&mut r.warnings);
-    refs::check_duplicates(&r.servers, |s| &s.metadata, workload)?;
-    refs::check_duplicates(&r.server_authorizations, |s| &s.metadata, workload)?;
-    refs::check_duplicates(&r.authorization_policies, |s| &s.metadata, workload)?;
-    refs::check_duplicates(&r.mesh_tls, |s| &s.metadata, workload)?;
-    refs::check_duplicates(&r.networks, |s| &s.metadata, workload)?;
-    refs::check_duplicates(&r.routes, |s| &s.metadata, workload)?;
-    refs::check_duplicates(&r.rate_limits, |s| &s.metadata, workload)?;
+    // Each of these kinds has one API group; a route's is its own.
+    refs::check_duplicates(&r.servers, |s| &s.metadata, one_group, workload)?;
+    refs::check_duplicates(
+        &r.server_authorizations,
+        |s| &s.metadata,
+        one_group,
+        workload,
+    )?;
+    refs::check_duplicates(
+        &r.authorization_policies,
+        |s| &s.metadata,
+        one_group,
+        workload,
+    )?;
+    refs::check_duplicates(&r.mesh_tls, |s| &s.metadata, one_group, workload)?;
+    refs::check_duplicates(&r.networks, |s| &s.metadata, one_group, workload)?;
+    refs::check_duplicates(
+        &r.routes,
+        |s| &s.metadata,
+        |s| s.api_version.group(),
+        workload,
+    )?;
+    refs::check_duplicates(&r.rate_limits, |s| &s.metadata, one_group, workload)?;
     for entry in &r.servers {
         let spec = &entry.value.spec;
         let (field, selector) = match (&spec.pod_selector, &spec.external_workload_selector) {
@@ -183,6 +199,11 @@ pub(super) fn compile(
         },
         warnings,
     })
+}
+
+/// The API group of a kind that has one, for duplicate names.
+fn one_group<T>(_: &T) -> &str {
+    ""
 }
 
 pub(super) fn empty(workload: &Workload, config: &PolicyConfig, metrics: &PolicyMetrics) -> Policy {

@@ -17,17 +17,24 @@ pub(super) fn ns<'a>(meta: &'a ObjectMeta, workload: &'a Workload) -> &'a str {
 }
 
 /// Fails on the second resource of a kind with a namespace and name taken.
-/// The kind is the document's: an `HTTPRoute` and a `GRPCRoute` may share
-/// a name, as in Kubernetes.
+/// The kind is the document's and its API group's: an `HTTPRoute` and a
+/// `GRPCRoute` may share a name, as may an `HTTPRoute` of
+/// `policy.linkerd.io` and one of the Gateway API, as in Kubernetes.
 pub(super) fn check_duplicates<T>(
     entries: &[Entry<'_, T>],
     meta: impl Fn(&T) -> &ObjectMeta,
+    group: impl Fn(&T) -> &str,
     workload: &Workload,
 ) -> Result<(), ResourceError> {
-    let mut seen: HashMap<(&str, &str, &str), &Entry<'_, T>> = HashMap::new();
+    let mut seen: HashMap<(&str, &str, &str, &str), &Entry<'_, T>> = HashMap::new();
     for entry in entries {
         let m = meta(&entry.value);
-        let key = (entry.context.kind(), ns(m, workload), m.name.as_str());
+        let key = (
+            entry.context.kind(),
+            group(&entry.value),
+            ns(m, workload),
+            m.name.as_str(),
+        );
         if let Some(first) = seen.insert(key, entry) {
             let first = &first.context;
             return Err(error(
