@@ -62,6 +62,33 @@ inbound:
     assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
 }
 
+/// An address of this host that is not a loopback one: the address its
+/// packets to the documentation network leave from (connecting a UDP
+/// socket sends nothing).
+fn this_hosts_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("198.51.100.1:9")
+        .expect("a host with a route off loopback");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
+    ip
+}
+
+#[test]
+fn an_inbound_app_at_this_hosts_own_address_on_a_wildcard_listener_is_rejected() {
+    // 0.0.0.0:4143 takes the host's every address, the pod's own IP
+    // included: an application there on the listener's port is the
+    // listener, and each connection would loop through the sidecar until
+    // it ran out of file descriptors.
+    let ip = this_hosts_address();
+    let error = reject(&format!("inbound:\n  app: {ip}:4143\n"));
+    assert_error(&error, ConfigErrorKind::Conflict, "inbound.app", 2);
+    assert!(error.to_string().contains("inbound.listen"), "{error}");
+    // On another port it is the application.
+    assert!(parse(&format!("inbound:\n  app: {ip}:8080\n")).is_ok());
+}
+
 #[test]
 fn an_inbound_app_beside_a_listener_is_accepted() {
     // The same port on another specific address is another socket.

@@ -113,14 +113,25 @@ pub(super) fn check_listeners(
 /// As a destination, an unspecified address is the loopback address of
 /// its family: Linux connects `0.0.0.0` to `127.0.0.1` and `[::]` to
 /// `[::1]`, so an application at `0.0.0.0:4140` is the outbound listener
-/// on `127.0.0.1:4140`.
+/// on `127.0.0.1:4140`. A listener on every interface also takes this
+/// host's other addresses (a pod's own IP): whether `app` is one is asked
+/// of the system, and only when the ports are the same.
 pub(crate) fn reaches(app: SocketAddr, listener: SocketAddr) -> bool {
     let (app, listener) = (destination(canonical(app)), canonical(listener));
     let family_ok = listener.is_ipv6() || app.is_ipv4();
     listener.port() != 0
         && app.port() == listener.port()
         && (app.ip() == listener.ip()
-            || (listener.ip().is_unspecified() && app.ip().is_loopback() && family_ok))
+            || (listener.ip().is_unspecified()
+                && family_ok
+                && (app.ip().is_loopback() || is_this_hosts(app.ip()))))
+}
+
+/// Whether `ip` is an address of this host: a socket can be bound to it
+/// (binding a UDP socket sends nothing). A multicast address can be bound
+/// for receiving, but no connection goes to it.
+fn is_this_hosts(ip: IpAddr) -> bool {
+    !ip.is_multicast() && std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// Where a connection to `addr` goes: an unspecified address is the
