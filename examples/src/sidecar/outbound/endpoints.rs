@@ -404,6 +404,7 @@ where
 }
 
 mod first;
+pub(crate) mod lookup;
 mod own;
 #[cfg(test)]
 mod tests;

@@ -83,12 +83,7 @@ mod upstream;
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use hyper::body::Incoming;
-use mesh_core::{
-    BoxError,
-    client::ClientConfig,
-    proxy::{Forward, resolve::lookup_host},
-    route::EditHeaders,
-};
+use mesh_core::{BoxError, client::ClientConfig, proxy::Forward, route::EditHeaders};
 use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
 use mesh_retry::{RetryMetrics, config::RetryResources, replay::ReplayBody, timeout::TimeoutBody};
 use mesh_tls::CredentialStore;
@@ -290,9 +285,10 @@ impl Outbound {
         self.services
             .iter()
             .filter_map(|target| {
+                let lookups = endpoints::lookup::one_at_a_time(endpoints::lookup::system);
                 let task = target
                     .endpoints
-                    .resolver(lookup_host, target.resolve_interval)?;
+                    .resolver(lookups, target.resolve_interval)?;
                 Some(Box::pin(task) as Pin<Box<dyn Future<Output = ()> + Send>>)
             })
             .collect()

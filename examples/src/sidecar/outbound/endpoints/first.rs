@@ -15,7 +15,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     io,
-    net::{SocketAddr, ToSocketAddrs},
+    net::SocketAddr,
     sync::{Arc, Mutex, mpsc},
     time::Duration,
 };
@@ -41,9 +41,7 @@ impl FirstAnswers {
     /// all at once, waiting [`LOOKUP_TIMEOUT`] at most (see the [module
     /// docs](self)).
     pub(crate) fn look_up<'a>(endpoints: impl IntoIterator<Item = &'a EndpointAddr>) -> Self {
-        Self::with_lookup(endpoints, LOOKUP_TIMEOUT, |host, port| {
-            Ok((host, port).to_socket_addrs()?.collect())
-        })
+        Self::with_lookup(endpoints, LOOKUP_TIMEOUT, super::lookup::system)
     }
 
     /// As [`look_up`](Self::look_up), with `lookup`, waiting `bound` at

@@ -420,6 +420,14 @@ impl Hung {
     }
 }
 
+struct ReleaseOnDrop(Hung);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 #[tokio::test]
 async fn a_name_whose_server_never_answers_holds_up_neither_the_start_nor_the_other_names() {
     let hung = Hung::default();
@@ -469,4 +477,65 @@ async fn a_name_whose_server_never_answers_holds_up_neither_the_start_nor_the_ot
 
 fn dns_never() -> impl FnMut(String, u16) -> Ready<io::Result<Vec<SocketAddr>>> {
     |_, _| std::future::ready(Err(io::Error::other("not asked")))
+}
+
+#[tokio::test]
+async fn a_name_whose_last_lookup_has_not_answered_is_not_looked_up_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::FutureExt;
+
+    let hung = Hung::default();
+    // Released however the test ends: the runtime waits for its blocking
+    // tasks when it is dropped.
+    let _release = ReleaseOnDrop(hung.clone());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let dns = hung.clone();
+    let counted = calls.clone();
+    let mut lookup = super::lookup::one_at_a_time(move |host: &str, port| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        if host == "boom" {
+            panic!("a lookup that panics");
+        }
+        dns.lookup(host, port)
+    });
+    // A round gives the lookup up (LOOKUP_TIMEOUT), but its thread goes on.
+    let given_up = lookup("hung-a".into(), 8080);
+    assert!(given_up.now_or_never().is_none());
+    // The next rounds find it still running, and start no other.
+    for _ in 0..3 {
+        let again = lookup("hung-a".into(), 8080).now_or_never();
+        let again = again
+            .expect("a second lookup of the name waits too")
+            .unwrap_err();
+        assert!(again.to_string().contains("hung-a"), "{again}");
+    }
+    // The blocking pool starts the first one in its own time.
+    for _ in 0..1_000_000 {
+        if calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Other names are looked up meanwhile.
+    assert_eq!(lookup("emoji".into(), 8080).await.unwrap(), [addr(1)]);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // Once it has answered, the name is looked up again.
+    hung.release();
+    let mut again = Err(io::Error::other("not looked up"));
+    for _ in 0..100_000 {
+        again = lookup("hung-a".into(), 8080).await;
+        if calls.load(Ordering::SeqCst) == 3 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "{again:?}");
+
+    // A lookup that panics does not keep its name from the next rounds.
+    assert!(lookup("boom".into(), 8080).await.is_err());
+    assert!(lookup("boom".into(), 8080).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
