@@ -346,3 +346,58 @@ fn route_for_follows_the_match_order_even_after_the_routes_are_changed_by_hand()
     emoji.routes[1].matches.truncate(0);
     check(&emoji, ["extra", "extra", "extra"]);
 }
+
+#[test]
+fn a_grpc_match_takes_only_a_post_as_linkerds_proxy_does() {
+    // A gRPC call is a POST; Linkerd's proxy checks the method before the
+    // call's service and method, so a GET to a method's path is no call.
+    let rules = "  - name: list-all
+    matches: [{method: {service: emojivoto.v1.EmojiService, method: ListAll}}]
+  - name: emoji-service
+    matches: [{method: {service: emojivoto.v1.EmojiService}, headers: [{name: x-a, value: '1'}]}]
+  - name: by-expression
+    matches: [{method: {type: RegularExpression, method: 'Vote.*'}}]
+";
+    let loaded = load(&route("GRPCRoute", "emoji-grpc", "", rules));
+    let emoji = emoji(&loaded);
+    assert_eq!(call(emoji, LIST_ALL, &[]), "list-all");
+    assert_eq!(
+        call(emoji, "/emojivoto.v1.EmojiService/Find", &[("x-a", "1")]),
+        "emoji-service"
+    );
+    assert_eq!(
+        call(emoji, "/emojivoto.v1.VotingService/VoteDoughnut", &[]),
+        "by-expression"
+    );
+    for method in [Method::GET, Method::PUT, Method::HEAD, Method::OPTIONS] {
+        let on = |path, headers| route_of(emoji, &request(method.clone(), path, headers));
+        assert_eq!(on(LIST_ALL, &[]), "-", "{method}");
+        assert_eq!(
+            on("/emojivoto.v1.EmojiService/Find", &[("x-a", "1")]),
+            "-",
+            "{method}"
+        );
+        assert_eq!(
+            on("/emojivoto.v1.VotingService/VoteDoughnut", &[]),
+            "-",
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn a_grpc_rule_without_matches_takes_any_method_as_linkerds_implicit_match_does() {
+    // Linkerd's proxy gives a rule without matches an implicit match that
+    // checks nothing, the method included.
+    let rules = "  - name: anything
+  - name: list-all
+    matches: [{method: {method: ListAll}}]
+";
+    let loaded = load(&route("GRPCRoute", "emoji-grpc", "", rules));
+    let emoji = emoji(&loaded);
+    assert_eq!(call(emoji, LIST_ALL, &[]), "list-all");
+    assert_eq!(
+        route_of(emoji, &request(Method::GET, LIST_ALL, &[])),
+        "anything"
+    );
+}

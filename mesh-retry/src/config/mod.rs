@@ -18,8 +18,9 @@
 //!   `URLRewrite` or `ExtensionRef`, are named in a [`ConfigWarning`].
 //! - **`GRPCRoute`s whose parent is a `Service`**: each rule's method and
 //!   header matches, read as the `HTTPRoute` matches they amount to (a
-//!   call is a `POST` to `/{service}/{method}`), its header filters and
-//!   `backendRefs`, and Linkerd's annotations on the route.
+//!   call is a `POST` to `/{service}/{method}`, and each match takes only
+//!   a `POST`), its header filters and `backendRefs`, and Linkerd's
+//!   annotations on the route.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`.
@@ -60,8 +61,12 @@
 //! naming its method, then more header matches; ties as for
 //! `HTTPRoute`s. A method alone, then, does not outrank a service alone,
 //! though its path expression would outrank the service's path prefix.
-//! Linkerd's proxy also takes a `GRPCRoute` only for a `POST`; here a
-//! match is its path's and headers', whatever the method.
+//! A `GRPCRoute` match takes only a `POST`, as in Linkerd, whose proxy
+//! checks the method before the call's names: a gRPC call is a `POST`,
+//! and a `GET` to a method's path is no call. A rule without matches
+//! takes every request, whatever its method, as Linkerd's implicit
+//! match does (the Gateway API asks only that it match every gRPC
+//! request).
 //!
 //! The service's ServiceProfile routes come after every `HTTPRoute` (or
 //! `GRPCRoute`) match, in the order they are written, as Linkerd tries
@@ -540,10 +545,11 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 (parsed.value, parsed.context, parsed.ignored, None)
             } else {
                 let parsed = document.read::<GrpcRoute>()?;
-                let route = parsed
+                let mut route = parsed
                     .value
                     .to_http_route()
                     .map_err(|e| parsed.context.match_error(e))?;
+                calls_only(&mut route);
                 let ranks = grpc_ranks(&parsed.value);
                 (route, parsed.context, parsed.ignored, Some(ranks))
             };
@@ -679,6 +685,29 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         service.rank();
     }
     Ok(loaded)
+}
+
+/// Makes each match of `route`, the `HTTPRoute` a `GRPCRoute` amounts
+/// to, take only a `POST`, as Linkerd's proxy takes a `GRPCRoute` match
+/// only for one: a gRPC call is a `POST`, and a `GET` to a method's path
+/// is no call. A rule without matches keeps none, and so takes every
+/// request, whatever its method, as Linkerd's implicit match does.
+///
+/// Done here, for outbound routing, rather than in mesh-core's reading
+/// of a `GRPCRoute`, which authorization shares: authorization ranks a
+/// Server's `GRPCRoute` and `HTTPRoute` matches together, by the HTTP
+/// precedence, where a method would rank a `GRPCRoute`'s match above an
+/// `HTTPRoute`'s on the same path. Here the kinds are never ranked
+/// together, and a `GRPCRoute`'s matches rank by their own precedence.
+fn calls_only(route: &mut HttpRoute) {
+    for m in route
+        .spec
+        .rules
+        .iter_mut()
+        .flat_map(|r| r.matches.iter_mut())
+    {
+        m.method = Some(http::Method::POST.as_str().to_owned());
+    }
 }
 
 /// The rank of each match of each rule of `route`, as the `HTTPRoute`
