@@ -221,7 +221,9 @@
 //!   matches every request, and a misspelt `hostnames` every host, where
 //!   the Server would refuse what none of its routes matches. (Fields the
 //!   Gateway API has that a Server's routes do not use, such as
-//!   `backendRefs` and `sessionPersistence`, stay warnings.)
+//!   `backendRefs` and `sessionPersistence`, stay warnings.) So is one of
+//!   an `HTTPLocalRateLimitPolicy`'s `spec`: each field is a limit, and a
+//!   misspelt `identity` would leave every client unlimited.
 //! - A network whose `cidr` has host bits set (`10.1.2.3/8`) is an error
 //!   rather than the network it truncates to, as is an `except` outside
 //!   its `cidr`, which could only be inert: both are more often a typo

@@ -331,13 +331,51 @@ fn a_missing_target_ref_is_a_missing_field() {
 }
 
 #[test]
-fn unknown_fields_and_policies_that_limit_nothing_are_warnings() {
+fn an_unknown_field_in_the_spec_is_refused() {
+    // A misspelt limit is no limit: read past, `identiy` would leave every
+    // client unlimited, where its author meant each to have 20 a second.
     let text = policy(
-        "  burst: 10
-  overrides:
+        "  total: {requestsPerSecond: 100}
+  identiy: {requestsPerSecond: 20}
+",
+    );
+    let message = fails(
+        &text,
+        Kind::InvalidValue,
+        2,
+        "web-limit",
+        "spec.identiy",
+        "identiy",
+    );
+    assert!(message.contains("unknown field"), "{message}");
+    assert!(message.contains("meant to limit"), "{message}");
+    // `burst`, which Linkerd's resource does not have, likewise.
+    let text = policy(
+        "  total: {requestsPerSecond: 100}
+  burst: 10
+",
+    );
+    fails(
+        &text,
+        Kind::InvalidValue,
+        2,
+        "web-limit",
+        "spec.burst",
+        "burst",
+    );
+}
+
+#[test]
+fn unknown_fields_outside_the_spec_and_policies_that_limit_nothing_are_warnings() {
+    let text = policy(
+        "  overrides:
     - requestsPerSecond: 5
       clientRefs: []
 ",
+    )
+    .replace(
+        "kind: HTTPLocalRateLimitPolicy\n",
+        "kind: HTTPLocalRateLimitPolicy\nextra: 1\n",
     );
     let compiled = compile(&text).unwrap();
     let found: Vec<_> = compiled
@@ -348,7 +386,7 @@ fn unknown_fields_and_policies_that_limit_nothing_are_warnings() {
     assert_eq!(
         found,
         [
-            (WarningKind::IgnoredField, 2, "spec.burst"),
+            (WarningKind::IgnoredField, 2, "extra"),
             (WarningKind::NotApplied, 2, "spec.overrides[0].clientRefs"),
             (WarningKind::NotApplied, 2, "spec"),
         ],

@@ -143,7 +143,9 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     push(&mut r.routes, &mut r.warnings, parsed);
                 }
                 HttpLocalRateLimitPolicy::KIND => {
-                    push(&mut r.rate_limits, &mut r.warnings, document.read()?)
+                    let parsed = document.read()?;
+                    strict_limit(&parsed)?;
+                    push(&mut r.rate_limits, &mut r.warnings, parsed)
                 }
                 _ => r.warnings.other_kind(document.into_other()),
             }
@@ -239,12 +241,26 @@ fn push<'t, T>(
 /// misspelt `except`, `networks` or `identityRefs`) would silently admit
 /// clients the author meant to keep out.
 fn strict<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
+    strict_spec(parsed, "admit clients it was meant to refuse")
+}
+
+/// Fails on a field of a rate limit's `spec` that was not read: each of
+/// its fields is a limit, so one not read (a misspelt `identity` or
+/// `overrides`) would leave requests unlimited that the author meant to
+/// limit, as `kubectl apply`'s strict field validation would refuse it.
+fn strict_limit<T>(parsed: &Parsed<'_, T>) -> Result<(), ResourceError> {
+    strict_spec(parsed, "let through requests it was meant to limit")
+}
+
+/// Fails on the first field of `spec` that was not read, saying what the
+/// resource `could` do if it were read without it.
+fn strict_spec<T>(parsed: &Parsed<'_, T>, could: &str) -> Result<(), ResourceError> {
     match parsed.ignored.iter().find(|f| f.path.starts_with("spec")) {
         Some(field) => Err(parsed.context.error(
             ResourceErrorKind::InvalidValue,
             &field.path,
             format!(
-                "unknown field: a {} is not read with a field it does not know, which could admit clients it was meant to refuse",
+                "unknown field: a {} is not read with a field it does not know, which could {could}",
                 parsed.context.kind()
             ),
         )),
