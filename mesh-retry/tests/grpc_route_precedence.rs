@@ -13,7 +13,7 @@
 
 use http::{Method, Request};
 use mesh_core::route::{PathMatch, RouteMatch};
-use mesh_retry::config::{self, ConfigWarning, RetryResources, ServiceRetryPolicy};
+use mesh_retry::config::{self, ConfigWarning, RetryResources, ServiceRetryPolicy, Unmatched};
 
 fn load(text: &str) -> RetryResources {
     config::load("test.yaml", text).unwrap()
@@ -400,4 +400,59 @@ fn a_grpc_rule_without_matches_takes_any_method_as_linkerds_implicit_match_does(
         route_of(emoji, &request(Method::GET, LIST_ALL, &[])),
         "anything"
     );
+}
+
+/// A ServiceProfile for `emoji` with `spec` as written.
+fn profile(spec: &str) -> String {
+    format!(
+        "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {{name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}}
+spec:
+{spec}"
+    )
+}
+
+#[test]
+fn a_request_no_route_of_a_service_with_gateway_routes_matches_is_not_found() {
+    // The Gateway API: with no rule matching, a 404; GEP-1294: a route on a
+    // Service replaces its implicit routing. Linkerd's proxy answers 404
+    // (gRPC NOT_FOUND), for HTTPRoutes and GRPCRoutes alike.
+    let unmatched = |text: &str| emoji(&load(text)).unmatched();
+    assert_eq!(unmatched(&http_web()), Unmatched::NotFound);
+    assert_eq!(unmatched(&grpc_emoji()), Unmatched::NotFound);
+    assert_eq!(
+        unmatched(&format!("{}---\n{}", http_web(), grpc_emoji())),
+        Unmatched::NotFound
+    );
+    // A ServiceProfile's budget alone does not take the routes' place;
+    // in Linkerd a profile with routes does, and its default route takes
+    // what its routes leave.
+    let budget = "  retryBudget: {retryRatio: 0.2, minRetriesPerSecond: 10, ttl: 10s}\n";
+    assert_eq!(
+        unmatched(&format!("{}---\n{}", profile(budget), grpc_emoji())),
+        Unmatched::NotFound
+    );
+    let routes = "  routes:\n  - name: list\n    condition: {pathRegex: '/list'}\n";
+    assert_eq!(
+        unmatched(&format!("{}---\n{}", profile(routes), grpc_emoji())),
+        Unmatched::Service
+    );
+    assert_eq!(unmatched(&profile(routes)), Unmatched::Service);
+    // Merged from two files, as read from one.
+    let mut merged = RetryResources::default();
+    merged.merge(load(&profile(routes)));
+    merged.merge(load(&http_web()));
+    assert_eq!(emoji(&merged).unmatched(), Unmatched::Service);
+    let mut merged = RetryResources::default();
+    merged.merge(load(&profile(budget)));
+    merged.merge(load(&http_web()));
+    assert_eq!(emoji(&merged).unmatched(), Unmatched::NotFound);
+    // A route added by hand is tried as a profile's is.
+    let loaded = load(&grpc_emoji());
+    let mut emoji = emoji(&loaded).clone();
+    let mut added = emoji.routes[0].clone();
+    added.name = "by-hand".into();
+    emoji.routes.push(added);
+    assert_eq!(emoji.unmatched(), Unmatched::Service);
 }

@@ -71,9 +71,24 @@
 //! The service's ServiceProfile routes come after every `HTTPRoute` (or
 //! `GRPCRoute`) match, in the order they are written, as Linkerd tries
 //! them. **This differs from Linkerd**, which ignores a service's
-//! `HTTPRoute`s and `GRPCRoute`s entirely while it has a ServiceProfile;
-//! here the profile still supplies the budget and the routes no rule
-//! covers.
+//! `HTTPRoute`s and `GRPCRoute`s entirely while it has a ServiceProfile
+//! with routes; here the profile still supplies the budget and the routes
+//! no rule covers.
+//!
+//! A request none of a service's routes matches is on no route
+//! ([`ServiceRetryPolicy::route_for`] gives `None`), and
+//! [`ServiceRetryPolicy::unmatched`] says what it gets. For a service
+//! whose routes are all `HTTPRoute` or `GRPCRoute` rules, a `404` (gRPC
+//! `NOT_FOUND`), as a Linkerd user gets: the Gateway API requires a 404
+//! when no rule matches a request; a route on a Service replaces the
+//! service's implicit routing rather than adding to it (GEP-1294); and
+//! Linkerd's proxy answers such a request with its no-route error, a
+//! `404`, or `grpc-status: 5` (`NOT_FOUND`) for a gRPC call, for both
+//! kinds of route. The `GRPCRoute` spec asks for no other code, such as
+//! `UNIMPLEMENTED`. For a service with ServiceProfile routes, the
+//! service itself, as Linkerd's default route takes what a profile's
+//! routes leave; and for one without routes, the service, as for
+//! Linkerd's default route.
 //!
 //! A value out of range is an error that names the document, the field,
 //! the line and the allowed range. Values the resources' own schemas
@@ -212,6 +227,20 @@ pub struct ServiceRetryPolicy {
     /// [`match_order`](Self::match_order), worked out when the routes
     /// were read or merged.
     ranked: Ranked,
+}
+
+/// What a request none of a service's routes matches gets
+/// ([`ServiceRetryPolicy::unmatched`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// The service, as if it had no routes: Linkerd's default route.
+    /// For a service without routes, or whose routes include a
+    /// ServiceProfile's.
+    Service,
+    /// A `404` (gRPC `NOT_FOUND`), as Linkerd's proxy answers and the
+    /// Gateway API requires: for a service whose routes are all
+    /// `HTTPRoute` or `GRPCRoute` rules.
+    NotFound,
 }
 
 /// The redirect of one of a service's routes.
@@ -381,6 +410,24 @@ impl ServiceRetryPolicy {
             keep[i - 1]
         });
         warnings
+    }
+
+    /// What a request none of the service's routes matches gets: a 404
+    /// ([`Unmatched::NotFound`]) when every route is an `HTTPRoute` or
+    /// `GRPCRoute` rule, which replace the service's own routing; else
+    /// the service itself ([`Unmatched::Service`]), as Linkerd's default
+    /// route takes what a ServiceProfile's routes leave. A route added by
+    /// hand to [`routes`](Self::routes) counts as a ServiceProfile's. See
+    /// the [module](self) docs.
+    pub fn unmatched(&self) -> Unmatched {
+        let rules = (0..self.routes.len())
+            .filter(|&i| matches!(self.origins.get(i), Some(Origin::Rule(_))))
+            .count();
+        if rules > 0 && rules == self.routes.len() {
+            Unmatched::NotFound
+        } else {
+            Unmatched::Service
+        }
     }
 
     /// The redirect of route `index` (of [`routes`](Self::routes)), if it
