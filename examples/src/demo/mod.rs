@@ -258,6 +258,11 @@ async fn drive<W: Write>(
     let start = Instant::now();
     let mut watch = Watch::new(mesh);
     let mut frames = tokio::time::interval_at(start + config.interval, config.interval);
+    // After a stall (Ctrl-Z then `fg`, a machine that slept), one table
+    // over the whole gap, then every interval again: the default, Burst,
+    // printed every missed table at once, each over the milliseconds
+    // since the one before.
+    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = async {
         match config.duration {
             Some(duration) => tokio::time::sleep_until(start + duration).await,
