@@ -96,13 +96,17 @@ async fn a_run_whose_requests_to_web_fail_does_not_pass() {
         "{summary}"
     );
     // web's sidecar is gone, so its retries and share on mutual TLS are
-    // unknown: the summary must not pass them off as 0 and 100 %.
+    // unknown: the summary must not pass them off as 0 and 100 %, and
+    // says why it could not read them.
     assert!(
-        summary
-            .breaches
-            .contains(&Breach::NoMetrics("web".to_owned())),
+        summary.breaches.iter().any(|b| matches!(
+            b,
+            Breach::NoMetrics { workload, reason }
+                if workload == "web" && reason.contains(&web_admin)
+        )),
         "{summary}"
     );
+    assert!(summary.to_string().contains(&web_admin), "{summary}");
     // The tables that follow say whose metrics are missing, and why: a
     // row of dashes alone left the reader to guess that web's sidecar
     // had gone.

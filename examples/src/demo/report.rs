@@ -24,7 +24,6 @@ use mesh_metrics::{
         Format, Sample, Scrape, Target, Totals, deltas,
         routes::{render_routes, route_rows},
         scrape::scrape,
-        scrape_all,
         stat::{render_stat, stat_rows},
     },
 };
@@ -124,14 +123,20 @@ impl Watch {
         web_calls: &Outcomes,
         denied: &DeniedCounts,
     ) -> Summary {
-        let (last, _) = scrape_all(&self.targets).await;
-        let unscraped: Vec<String> = self
+        let scrapes = join_all(self.targets.iter().map(scrape)).await;
+        let unscraped: Vec<Breach> = self
             .targets
             .iter()
-            .zip(&last)
-            .filter(|(_, scrape)| scrape.is_none())
-            .map(|(target, _)| target.name.clone())
+            .zip(&scrapes)
+            .filter_map(|(target, scrape)| {
+                let error = scrape.as_ref().err()?;
+                Some(Breach::NoMetrics {
+                    workload: target.name.clone(),
+                    reason: error.to_string(),
+                })
+            })
             .collect();
+        let last: Vec<Option<Scrape>> = scrapes.into_iter().map(Result::ok).collect();
         let whole = deltas(&vec![Some(Scrape::default()); last.len()], &last, elapsed);
         let of = |i: usize, select: &dyn Fn(&Sample) -> bool| {
             let mut totals = Totals::default();
@@ -171,9 +176,7 @@ impl Watch {
             breaches: Vec::new(),
         };
         summary.breaches = summary.check();
-        summary
-            .breaches
-            .extend(unscraped.into_iter().map(Breach::NoMetrics));
+        summary.breaches.extend(unscraped);
         summary
     }
 }
@@ -239,7 +242,12 @@ pub enum Breach {
     /// A sidecar's `/metrics` could not be read at the end, so its
     /// figures in the summary (retries, `voting`'s failures, its share on
     /// mutual TLS) are unknown, not zero, and no promise about them holds.
-    NoMetrics(String),
+    NoMetrics {
+        /// The workload.
+        workload: String,
+        /// Why: the scrape's error, naming the admin address.
+        reason: String,
+    },
     /// No denied call was attempted.
     NoDeniedCall,
     /// Denied calls that got through.
@@ -269,9 +277,10 @@ impl fmt::Display for Breach {
                 "{workload}: {:.2}% of requests on mutual tls, not 100%",
                 rate * 100.0
             ),
-            Self::NoMetrics(workload) => write!(
+            Self::NoMetrics { workload, reason } => write!(
                 f,
-                "{workload}'s sidecar gave no metrics at the end, so its figures are unknown"
+                "{workload}'s sidecar gave no metrics at the end ({reason}), \
+                 so its figures are unknown"
             ),
             Self::NoDeniedCall => f.write_str("no denied call was attempted"),
             Self::DeniedGotThrough(n) => write!(f, "{n} denied calls got through"),
