@@ -36,6 +36,32 @@
 //! mesh-tls relies on (retiring pooled connections when credentials
 //! rotate).
 //!
+//! # `Host`: the one the caller named, never one made up
+//!
+//! An HTTP/1.0 request may name no host at all, and a proxy passes it on
+//! as it came: the upstream must not read, in a `Host` its client never
+//! wrote, the address of the endpoint it was sent to. Yet hyper-util's
+//! client, asked for an HTTP/1 request without `Host`, writes one from
+//! the URI's authority, which over HTTP/1 is the endpoint's address
+//! ([`Forward`](crate::proxy::Forward) keeps the authority the request
+//! was sent for in `Host`). Linkerd's HTTP/1 client sends only the `Host`
+//! it was given (`set_host(false)`, but for a request in absolute form,
+//! whose URI is the caller's own).
+//!
+//! A caller in the process, on the other hand, names its host in the URI
+//! (`Client::new(..)` and `http://orders/list`) and expects it as `Host`,
+//! as from any HTTP client. So the two kinds of client differ, each set
+//! once when it is built, with nothing to decide per request:
+//!
+//! - a [`Client`] made with [`new`](Client::new) or
+//!   [`with_connector`](Client::with_connector) writes `Host` from the URI
+//!   when a request has none, as hyper-util does;
+//! - one made for an endpoint ([`ForEndpoint::for_endpoint`]), what
+//!   `Forward` sends through, never does: its URIs name the endpoint, not
+//!   a host anyone asked for. `Forward` puts the caller's host in `Host`,
+//!   from the request's own `Host` or its absolute-form target; a request
+//!   that named none goes without.
+//!
 //! A response head may be as large over HTTP/2 as the server lets a
 //! request head be, 64 KiB, rather than hyper's HTTP/2 default of 16 KiB:
 //! a response that crosses over HTTP/1.1 must not fail once two sidecars
@@ -248,12 +274,18 @@ where
     /// A client with pools of its own, whose connector is handed
     /// `http://<endpoint>` for every connection it opens. Nothing is
     /// shared with `self` but the connector's own state.
+    ///
+    /// It sends an HTTP/1 request with the `Host` the request carries, and
+    /// none when it carries none: it never makes one from the URI, which
+    /// over HTTP/1 names the endpoint (see the [module docs](self)).
     fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
         let connector = ToEndpoint {
             inner: self.inner.connector.inner.clone(),
             endpoint: Some(Arc::new(endpoint_uri(endpoint))),
         };
-        Self::build(self.inner.builder.clone(), connector)
+        let mut builder = self.inner.builder.clone();
+        builder.set_host(false);
+        Self::build(builder, connector)
     }
 }
 

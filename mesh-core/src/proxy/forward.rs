@@ -254,6 +254,10 @@ fn hosts_disagree<B>(req: &Request<B>) -> bool {
 /// HTTP/2 (between two sidecars) keeps it too: that client makes its
 /// `:authority` from it. An HTTP/2 request keeps its authority in the URI
 /// instead, and leaves without `Host`. Userinfo never belongs in `Host`.
+///
+/// A request that named no host (HTTP/1.0 in origin form without `Host`)
+/// leaves without one: the endpoint's client writes none from its URI,
+/// which names the endpoint (see the [client docs](crate::client)).
 fn set_host<B>(req: &mut Request<B>) {
     let http1 = matches!(
         req.version(),
