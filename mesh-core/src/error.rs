@@ -23,6 +23,35 @@
 //! 400 and a 501 that carry no `grpc-status` (gRPC's
 //! `doc/http-grpc-status-mapping.md`).
 //!
+//! # A connection closed before a response: one kind, its own reason
+//!
+//! An upstream that takes the connection and closes it without answering
+//! (it crashed mid-request, it closes idle connections early, it is not
+//! HTTP) was reached, and `upstream connect error` would send an operator
+//! looking for a port nothing listens on. So its answer says
+//! `upstream connection closed` ([`UPSTREAM_CLOSED`]) instead. It stays
+//! an [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable), with
+//! that kind's `502`, `UNAVAILABLE` and metric label, `unreachable`:
+//!
+//! - Linkerd's proxy has no kind of its own for it either. Its client
+//!   rescue answers any failure with an I/O error in its cause, a refused
+//!   connect and a reset connection alike, `502` (gRPC `UNAVAILABLE`),
+//!   telling them apart only in its `l5d-proxy-error` text (the error's
+//!   own), and its error metrics label both `i/o`. A clean close, hyper's
+//!   "connection closed before message completed", has no I/O error in
+//!   its cause and falls to its catch-all, `500` `unexpected error`; here
+//!   it is a `502` like a reset, as RFC 9110 §15.6.3 has a gateway
+//!   answer an upstream that gave no valid response;
+//! - to the caller and its retries they are one thing: the endpoint
+//!   failed this request before answering. A retry policy's "connection
+//!   errors" cover a broken connection as they cover a refused one, and
+//!   retry layers above the proxy decide by this kind; a new one would
+//!   have them miss it;
+//! - a label of its own would split one alert's series in two, and every
+//!   exhaustive match on the kind would change, for a difference the
+//!   `mesh-error` header and the proxy's log line (the full cause, with
+//!   the endpoint) already carry.
+//!
 //! One more extension tells a retry layer what the status cannot: that the
 //! upstream never processed the request ([`Unprocessed`], found by
 //! [`is_unprocessed`]), so that sending it again is safe whatever its
@@ -37,6 +66,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The header every synthesized response carries, with a short reason.
 pub const MESH_ERROR: HeaderName = HeaderName::from_static("mesh-error");
+
+/// The `mesh-error` (and `grpc-message`) of an
+/// [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) answer
+/// whose upstream took the connection, then closed or reset it before a
+/// response: the kind's own reason, `upstream connect error`, would send
+/// an operator looking for a port nothing listens on.
+pub const UPSTREAM_CLOSED: &str = "upstream connection closed";
 
 /// The gRPC status header.
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -54,7 +90,13 @@ pub enum ProxyErrorKind {
     NoRoute,
     /// A rate limit refused the request.
     RateLimited,
-    /// The upstream could not be reached: connect refused, reset or timed out.
+    /// The upstream failed the request before any response: the
+    /// connection could not be made (refused, timed out, a TLS handshake
+    /// that failed), or the upstream closed or reset it before answering.
+    /// `mesh-error` says which: `upstream connect error` (the kind's own
+    /// [reason](Self::reason)) or `upstream connection closed`
+    /// ([`UPSTREAM_CLOSED`]). One kind for both, as the module docs say
+    /// why.
     UpstreamUnreachable,
     /// The mesh has nowhere to send the request right now.
     Unavailable,

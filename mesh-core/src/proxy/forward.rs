@@ -24,7 +24,9 @@ use super::{
 use crate::{
     body::Proxied,
     client::{ForEndpoint, requested_authority},
-    error::{BoxError, MESH_ERROR, ProxyErrorKind, Unprocessed, is_grpc, is_unprocessed},
+    error::{
+        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_CLOSED, Unprocessed, is_grpc, is_unprocessed,
+    },
     serve::lease::Lease,
 };
 
@@ -469,7 +471,13 @@ where
                     unprocessed,
                     "upstream request failed"
                 );
-                let mut res = ProxyErrorKind::UpstreamUnreachable.response_for(*this.grpc);
+                let kind = ProxyErrorKind::UpstreamUnreachable;
+                let reason = if failure::closed_before_response(&*error) {
+                    UPSTREAM_CLOSED
+                } else {
+                    kind.reason()
+                };
+                let mut res = kind.response_with_reason(*this.grpc, reason);
                 if unprocessed {
                     // The upstream never processed it: a retry layer above
                     // may send it again, whatever its method.
