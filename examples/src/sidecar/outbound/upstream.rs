@@ -150,6 +150,20 @@ impl ServiceConnectors {
 /// `Host`, as an HTTP/2 one is sent for its own: the peer sidecar, and
 /// the application behind it, see the host the caller asked for in
 /// `:authority`, not this sidecar's endpoint address.
+///
+/// A request that names no host (no `Host`, or one that is not an
+/// authority; only ingress mode routes such a request, by its destination
+/// override) is not carried as HTTP/2: it goes as HTTP/1.1, without
+/// `Host`, as it came. Over HTTP/2 it would need an `:authority`, and
+/// the only one at hand is the endpoint's address, which RFC 9113 §8.3.1
+/// forbids an intermediary to make up for a request that had none (and
+/// which the application behind the peer would then read). Linkerd does
+/// carry it as HTTP/2, with the name of the service it was routed to as
+/// `:authority` (its `NormalizeUri` default authority); the peer's
+/// HTTP/1 client still writes no `Host` from it. Sending it as it came
+/// keeps the caller's request unchanged without relying on what the peer
+/// does with an authority nobody asked for. The per-endpoint HTTP/1
+/// client writes no `Host` of its own (see `mesh_core::client`).
 pub(crate) struct Upstream<B> {
     http1: Retire<Client<B, Connector>>,
     http2: Retire<Client<B, Connector>>,
@@ -223,7 +237,7 @@ where
         // goes either way: `upgrade` removes it before deciding, and
         // without the upgrade it is removed here, or a peer sidecar would
         // turn the application's own HTTP/2 request into HTTP/1.1.
-        let upgraded = if self.http2_upgrade {
+        let upgraded = if self.http2_upgrade && names_host(&req) {
             let upgraded = orig_proto::upgrade(&mut req);
             if upgraded {
                 // The URI names the endpoint, for the HTTP/1 pool; over
@@ -242,6 +256,16 @@ where
         };
         UpstreamFuture { inner, upgraded }
     }
+}
+
+/// Whether `req`'s `Host` is an authority without userinfo, the one
+/// [`authority_from_host`] gives an upgraded request's URI. A request
+/// without one is not upgraded (see [`Upstream`]).
+fn names_host<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::HOST)
+        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+        .is_some_and(|authority| !authority.as_str().contains('@'))
 }
 
 pin_project! {
