@@ -61,6 +61,13 @@ pub(super) struct ServicePlan {
     /// configuration stays the same, so that a reload does not refill it.
     budget: Arc<Budget>,
     pub(super) routes: Vec<RoutePlan>,
+    /// The route of requests none of `routes` matches: the service's own
+    /// `retry` and `timeouts`, whatever its routes. **This differs from
+    /// Linkerd** for a service whose routes are all `HTTPRoute` or
+    /// `GRPCRoute` rules ([`ServiceRetryPolicy::unmatched`] gives
+    /// `Unmatched::NotFound`): Linkerd's proxy answers such a request
+    /// `404` (gRPC `NOT_FOUND`), as the Gateway API requires, where the
+    /// sidecar sends it to the service.
     pub(super) fallback: RoutePlan,
 }
 
