@@ -443,3 +443,57 @@ async fn a_grpc_routes_method_is_retried_as_its_annotations_say() {
     drop(dir);
     stop(sidecar).await;
 }
+
+/// A gRPC server whose first answer on each path is `UNAVAILABLE`, in a
+/// trailers-only response, and the calls it got, by path.
+async fn unavailable_first() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = listener.local_addr().unwrap();
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+    let seen = calls.clone();
+    serve(listener, move |req: Request<hyper::body::Incoming>| {
+        let seen = seen.clone();
+        async move {
+            let n = {
+                let mut seen = seen.lock().unwrap();
+                let n = seen.entry(req.uri().path().to_owned()).or_default();
+                *n += 1;
+                *n
+            };
+            let mut res = Response::new(full(""));
+            res.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+            let status = if n == 1 { "14" } else { "0" };
+            res.headers_mut()
+                .insert("grpc-status", status.parse().unwrap());
+            Ok(res)
+        }
+    });
+    (app, calls)
+}
+
+#[tokio::test]
+async fn a_get_to_a_grpc_routes_method_is_not_on_the_route() {
+    // A gRPC call is a POST, and Linkerd's proxy takes a GRPCRoute match
+    // only for one: a GET to the method's path is not retried as the
+    // route's calls are.
+    let (app, calls) = unavailable_first().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = sidecar(&config(&dir, app, app, GRPC));
+    let req = Request::get("http://emoji/emojivoto.v1.EmojiService/ListAll")
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .body(full(""))
+        .unwrap();
+    let res = h2_via(sidecar.outbound, req).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14", "not retried");
+    assert_eq!(
+        calls.lock().unwrap()["/emojivoto.v1.EmojiService/ListAll"],
+        1
+    );
+    drop(dir);
+    stop(sidecar).await;
+}
