@@ -173,8 +173,14 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let tcp_metrics = TcpMetrics::register(&mut registry);
     register_process_metrics(&mut registry, &BuildInfo::new(env!("CARGO_PKG_VERSION")));
     let route_reloads = RouteReloads::register(&mut registry);
-    let outbound_plan = Arc::new(Outbound::new(
+    // The loop guard compares endpoints with the bound addresses: one
+    // configured on port 0 has its port only now.
+    let outbound_listeners: Vec<SocketAddr> = std::iter::once(outbound_addr)
+        .chain(outbound_port_addrs.iter().copied())
+        .collect();
+    let outbound_plan = Arc::new(Outbound::listening_on(
         &config.outbound,
+        &outbound_listeners,
         &policy.routes,
         &config.policy.workload.namespace,
         &identity.store,

@@ -78,9 +78,11 @@ mod plan;
 mod router;
 mod split;
 mod tcp;
+#[cfg(test)]
+mod tests;
 mod upstream;
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use hyper::body::Incoming;
 use mesh_core::{BoxError, client::ClientConfig, proxy::Forward, route::EditHeaders};
@@ -162,9 +164,9 @@ pub(crate) struct OutboundMetrics<'a> {
 }
 
 impl Outbound {
-    /// Plans every service of `config`: its connectors over `store`, its
-    /// routes from `resources` (looked up by name, in `namespace` unless
-    /// the name says), and one budget shared by all of them.
+    /// [`listening_on`](Self::listening_on) the configured addresses of
+    /// the outbound listeners, for tests that bind none.
+    #[cfg(test)]
     pub(crate) fn new(
         config: &OutboundConfig,
         resources: &RetryResources,
@@ -173,10 +175,40 @@ impl Outbound {
         client: &ClientConfig,
         metrics: &OutboundMetrics<'_>,
     ) -> Result<Self, StartError> {
-        let mut services = Vec::with_capacity(config.services.len());
-        let own_listeners: Vec<_> = std::iter::once(config.listen)
+        let configured: Vec<SocketAddr> = std::iter::once(config.listen)
             .chain(config.ports.iter().map(|port| port.listen))
             .collect();
+        Self::listening_on(
+            config,
+            &configured,
+            resources,
+            namespace,
+            store,
+            client,
+            metrics,
+        )
+    }
+
+    /// Plans every service of `config`: its connectors over `store`, its
+    /// routes from `resources` (looked up by name, in `namespace` unless
+    /// the name says), and one budget shared by all of them.
+    ///
+    /// `listeners` are the addresses the outbound listeners were bound to
+    /// (`outbound.listen`, then each of `outbound.ports`), which no
+    /// service may have as an endpoint: a request sent there would loop
+    /// (see `endpoints/own.rs`). They are the bound addresses, not the
+    /// configured ones, because a listener configured on port 0 has its
+    /// port only once bound.
+    pub(crate) fn listening_on(
+        config: &OutboundConfig,
+        listeners: &[SocketAddr],
+        resources: &RetryResources,
+        namespace: &str,
+        store: &CredentialStore,
+        client: &ClientConfig,
+        metrics: &OutboundMetrics<'_>,
+    ) -> Result<Self, StartError> {
+        let mut services = Vec::with_capacity(config.services.len());
         let mut http = MetricsLayer::outbound(metrics.http);
         let first = FirstAnswers::look_up(
             config
@@ -204,7 +236,7 @@ impl Outbound {
                 metrics.resolve,
                 &first,
             )
-            .without_listeners(&own_listeners);
+            .without_listeners(listeners);
             services.push(ServiceTarget {
                 name: service.name.clone(),
                 endpoints: Arc::new(endpoints),

@@ -13,9 +13,12 @@
 //! An address is the listener's when it has the listener's port and the
 //! listener's address, or when either is loopback or unspecified (as a
 //! destination, `0.0.0.0` is this host) where the other is unspecified.
-//! A listener on port 0 has no port to compare yet and is left alone; so
-//! is the host's own non-loopback address, which would take the list of
-//! its interfaces to know.
+//! The listeners are compared at the addresses they were bound to (`run`
+//! binds them before the outbound side is built), so one configured on
+//! port 0 is compared at the port it got. An address on port 0 given
+//! here all the same matches nothing. The host's own non-loopback
+//! address is left alone: it would take the list of its interfaces to
+//! know.
 
 use std::net::{IpAddr, SocketAddr};
 
