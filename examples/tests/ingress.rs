@@ -123,7 +123,7 @@ async fn in_ingress_mode_the_override_header_picks_the_service_and_stays_in_the_
         ("l5d-dst-override", "emoji:80"),
         ("l5d-dst-override", "EMOJI"),
     ] {
-        let (status, body) = get(outbound, "/", &[(header, value)]).await;
+        let (status, body) = get(outbound, "/api/vote", &[(header, value)]).await;
         assert_eq!(status, StatusCode::OK, "{header}: {value}: {body}");
         assert_eq!(
             answered_by(&body),
@@ -153,6 +153,13 @@ async fn in_ingress_mode_the_override_header_picks_the_service_and_stays_in_the_
     let (_, body) = get(outbound, "/api/list", &[("mesh-dst-override", "voting")]).await;
     assert_eq!(answered_by(&body), ("voting", false), "{body}");
     assert!(!body.contains("x-route:"), "{body}");
+    // What none of emoji's routes matches gets the no-route answer, as in
+    // Linkerd: a service's HTTPRoutes replace its own routing.
+    let (status, body) = get(outbound, "/", &[("mesh-dst-override", "emoji")]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::NOT_FOUND, "mesh-error: no route")
+    );
 
     // Over HTTP/2, with an :authority that is no service.
     let req = Request::get("http://shop.example.com/")
@@ -174,8 +181,7 @@ async fn in_ingress_mode_the_override_header_picks_the_service_and_stays_in_the_
                 && line.ends_with(&format!(" {n}"))
         })
     };
-    assert!(counted("emoji", "default", 4), "{metrics}");
-    assert!(counted("emoji", "emoji-api", 1), "{metrics}");
+    assert!(counted("emoji", "emoji-api", 5), "{metrics}");
     assert!(counted("voting", "default", 3), "{metrics}");
     stop(sidecar).await;
 }

@@ -34,6 +34,7 @@ spec:
     - type: ResponseHeaderModifier
       responseHeaderModifier:
         add: [{name: x-moved-by, value: mesh}]
+  - matches: [{path: {type: PathPrefix, value: /}}]
 ";
 
 /// A backend that counts the requests it gets and answers `hello`.
@@ -83,7 +84,7 @@ async fn an_outbound_route_with_a_redirect_answers_with_it_and_calls_nobody() {
         "the redirect reached emoji"
     );
 
-    // Off the route, requests go to emoji as before.
+    // Off the redirect, the catch-all rule sends requests to emoji.
     let res = client.request(get("/older")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body_bytes(res).await, "hello");

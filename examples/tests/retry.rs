@@ -216,10 +216,11 @@ async fn a_retryable_serviceprofile_route_retries_and_others_do_not() {
 async fn a_request_timeout_answers_504() {
     let dir = tempfile::tempdir().unwrap();
     let (backend, _) = flaky_backend().await;
+    // The service's own timeouts: no route of its own replaces them.
     let sidecar = sidecar(&outbound_yaml(
         &dir,
         backend,
-        &[GUIDE_ROUTE],
+        &[],
         "      timeouts: {request: 300ms}\n",
     ));
     let res = call(sidecar.outbound, "GET", "/hold", "slow").await;

@@ -87,9 +87,19 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
     assert!((248..=352).contains(&v2_share), "{split:?}");
     assert_eq!(split.values().sum::<usize>(), 400, "{split:?}");
 
-    // Requests off the route go to the service they are addressed to.
-    let off_route = shares(sidecar.outbound, "/other", 20).await;
-    assert_eq!(off_route, HashMap::from([("v1".to_owned(), 20)]));
+    // A request off the route gets the mesh's 404, as Linkerd answers a
+    // request none of a service's HTTPRoutes matches, and as the Gateway
+    // API requires: the route replaces the service's own routing.
+    let client = http1();
+    for _ in 0..20 {
+        let req = Request::get(format!("http://{}/other", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()["mesh-error"], "no route");
+    }
 
     // Addressed to `emoji`, they are counted under `emoji` and the route.
     let metrics = scrape(sidecar.admin).await;
@@ -101,14 +111,22 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
     });
     assert!(counted, "{metrics}");
 
+    // The requests off the route are counted under `emoji`, on no route,
+    // and reach no backend.
+    let unrouted =
+        "request_total{direction=\"outbound\",dst_service=\"emoji\",tls=\"disabled\"} 20\n";
+    assert!(metrics.contains(unrouted), "{unrouted} in {metrics}");
+    assert!(
+        !metrics.contains("parent_name=\"emoji\",route_name=\"default\""),
+        "a request off the route reached a backend: {metrics}"
+    );
+
     // Each backend's share is counted under it, as Linkerd's per-backend
-    // families count a split; the requests off the route go to the
-    // service itself, under the default route.
+    // families count a split.
     let v1_share = 400 - v2_share;
     for (route, backend, n) in [
         ("emoji-canary", "emoji-v2", v2_share),
         ("emoji-canary", "emoji", v1_share),
-        ("default", "emoji", 20),
     ] {
         let labels =
             format!("parent_name=\"emoji\",route_name=\"{route}\",backend_name=\"{backend}\"");
@@ -434,12 +452,16 @@ async fn a_grpc_routes_method_is_retried_as_its_annotations_say() {
         "0",
         "retried after UNAVAILABLE"
     );
-    // Another method is on no route: not retried.
+    // Another method is on no route: the mesh answers NOT_FOUND, as
+    // Linkerd's proxy answers a call none of the GRPCRoutes matches, and
+    // the call never reaches the service.
     let res = call("FindByShortcode").await.unwrap();
-    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "5");
+    assert_eq!(res.headers()["mesh-error"], "no route");
     let calls = calls.lock().unwrap().clone();
     assert_eq!(calls["/emojivoto.v1.EmojiService/ListAll"], 2);
-    assert_eq!(calls["/emojivoto.v1.EmojiService/FindByShortcode"], 1);
+    assert_eq!(calls.len(), 1, "{calls:?}");
     drop(dir);
     stop(sidecar).await;
 }
@@ -478,8 +500,8 @@ async fn unavailable_first() -> (
 #[tokio::test]
 async fn a_get_to_a_grpc_routes_method_is_not_on_the_route() {
     // A gRPC call is a POST, and Linkerd's proxy takes a GRPCRoute match
-    // only for one: a GET to the method's path is not retried as the
-    // route's calls are.
+    // only for one: a GET to the method's path is on no route, and the
+    // service, served its GRPCRoute alone, answers it with the mesh's 404.
     let (app, calls) = unavailable_first().await;
     let dir = tempfile::tempdir().unwrap();
     let sidecar = sidecar(&config(&dir, app, app, GRPC));
@@ -489,11 +511,33 @@ async fn a_get_to_a_grpc_routes_method_is_not_on_the_route() {
         .body(full(""))
         .unwrap();
     let res = h2_via(sidecar.outbound, req).await.unwrap();
-    assert_eq!(res.headers()["grpc-status"], "14", "not retried");
-    assert_eq!(
-        calls.lock().unwrap()["/emojivoto.v1.EmojiService/ListAll"],
-        1
-    );
+    assert_eq!(res.headers()["grpc-status"], "5");
+    assert_eq!(res.headers()["mesh-error"], "no route");
+    assert!(calls.lock().unwrap().is_empty());
     drop(dir);
+    stop(sidecar).await;
+}
+
+/// A ServiceProfile with a route for `emoji`'s `/list`.
+const PROFILE: &str = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  routes:
+  - name: list
+    condition: {method: GET, pathRegex: '/list'}
+";
+
+#[tokio::test]
+async fn a_service_with_profile_routes_still_sends_what_no_route_matches_to_itself() {
+    // Linkerd serves such a service its profile, whose default route takes
+    // the requests its routes leave; here the HTTPRoute is tried first,
+    // and neither takes the request away from the service.
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let routes = format!("{PROFILE}---\n{CANARY}");
+    let sidecar = sidecar(&config(&dir, v1, v2, &routes));
+    let off_route = shares(sidecar.outbound, "/other", 5).await;
+    assert_eq!(off_route, HashMap::from([("v1".to_owned(), 5)]));
     stop(sidecar).await;
 }

@@ -395,7 +395,7 @@ fn routes_of(
             let routes = ServiceRoutes {
                 dst: plan.dst.clone(),
                 routes: plan.routes.iter().map(route).collect(),
-                fallback: route(&plan.fallback),
+                fallback: plan.fallback.as_ref().map(route),
             };
             Some((parent.to_owned(), routes))
         })

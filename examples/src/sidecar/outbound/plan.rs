@@ -14,7 +14,7 @@ use mesh_core::{
 };
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
-    config::{MatchRef, RetryResources, ServiceRetryPolicy},
+    config::{MatchRef, RetryResources, ServiceRetryPolicy, Unmatched},
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
@@ -39,7 +39,7 @@ pub(super) struct RoutePlans {
 }
 
 /// One service's routes, tried in order, and the route of requests none
-/// of them matches.
+/// of them matches, if it has one.
 ///
 /// The order is that of the service's matches
 /// ([`ServiceRetryPolicy::match_order`]): the `GRPCRoute` precedence among
@@ -62,13 +62,15 @@ pub(super) struct ServicePlan {
     budget: Arc<Budget>,
     pub(super) routes: Vec<RoutePlan>,
     /// The route of requests none of `routes` matches: the service's own
-    /// `retry` and `timeouts`, whatever its routes. **This differs from
-    /// Linkerd** for a service whose routes are all `HTTPRoute` or
-    /// `GRPCRoute` rules ([`ServiceRetryPolicy::unmatched`] gives
-    /// `Unmatched::NotFound`): Linkerd's proxy answers such a request
-    /// `404` (gRPC `NOT_FOUND`), as the Gateway API requires, where the
-    /// sidecar sends it to the service.
-    pub(super) fallback: RoutePlan,
+    /// `retry` and `timeouts`, as Linkerd's default route. `None` for a
+    /// service whose routes are all `HTTPRoute` or `GRPCRoute` rules
+    /// ([`Unmatched::NotFound`]): such a request gets the mesh's 404
+    /// (gRPC `NOT_FOUND`), as Linkerd's proxy answers it and the Gateway
+    /// API requires; a route on a Service replaces its implicit routing
+    /// (GEP-1294). A service with ServiceProfile routes, or none, keeps
+    /// it, as a Linkerd profile's default route takes what its routes
+    /// leave.
+    pub(super) fallback: Option<RoutePlan>,
 }
 
 /// One route, ready to be layered over a runtime's endpoints.
@@ -173,7 +175,10 @@ impl Planner {
                     "outbound routes"
                 );
             }
-            let fallback = plan(&fallback(service), Vec::new(), None);
+            let fallback = match from_resources.map(ServiceRetryPolicy::unmatched) {
+                Some(Unmatched::NotFound) => None,
+                Some(Unmatched::Service) | None => Some(plan(&fallback(service), Vec::new(), None)),
+            };
             services.push(ServicePlan {
                 name: service.name.clone(),
                 dst: DstService(Arc::from(name)),
@@ -391,6 +396,36 @@ spec:
         let both = ["emoji-service", "list-methods"];
         assert_eq!(planned(&format!("{HTTP}---\n{GRPC}")), both);
         assert_eq!(planned(&format!("{GRPC}---\n{HTTP}")), both);
+    }
+
+    #[test]
+    fn a_service_served_its_gateway_routes_alone_has_no_fallback() {
+        let fallback = |resources: &str| {
+            let resources = mesh_retry::config::load("routes.yaml", resources).unwrap();
+            let metrics = RetryMetrics::register(&mut Registry::default());
+            let plans = Planner::new(&outbound(), "emojivoto", &metrics)
+                .plan(&resources, None)
+                .unwrap();
+            plans.services[0]
+                .fallback
+                .as_ref()
+                .map(|f| f.id.as_str().to_owned())
+        };
+        assert_eq!(fallback(HTTP), None);
+        assert_eq!(fallback(GRPC), None);
+        assert_eq!(fallback(""), Some("default".to_owned()));
+        let profile = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  routes:
+  - name: list
+    condition: {pathRegex: '/list'}
+";
+        assert_eq!(
+            fallback(&format!("{profile}---\n{GRPC}")),
+            Some("default".to_owned())
+        );
     }
 
     /// Log lines written on this thread.

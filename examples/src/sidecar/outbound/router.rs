@@ -28,26 +28,28 @@ pub(crate) struct Route<S> {
 }
 
 /// A service's routes, tried in order, and the route of requests none of
-/// them matches. The order is the plan's: the `GRPCRoute` precedence among
-/// the matches of the service's `GRPCRoute`s, or, for a service without
-/// any, the Gateway API's precedence among those of its `HTTPRoute`s
-/// (never the two together: a service with both is served its
-/// `GRPCRoute`s, as Linkerd serves it); then its ServiceProfile routes
-/// (see `plan::ServicePlan`). A lookup takes the first route with a match
-/// that fits.
+/// them matches, if it has one. The order is the plan's: the `GRPCRoute`
+/// precedence among the matches of the service's `GRPCRoute`s, or, for a
+/// service without any, the Gateway API's precedence among those of its
+/// `HTTPRoute`s (never the two together: a service with both is served
+/// its `GRPCRoute`s, as Linkerd serves it); then its ServiceProfile
+/// routes (see `plan::ServicePlan`). A lookup takes the first route with
+/// a match that fits, else the fallback; a service without one (served
+/// its `HTTPRoute`s or `GRPCRoute`s alone) has the router answer the
+/// request with its `not_found`, as Linkerd answers it.
 #[derive(Debug)]
 pub(crate) struct ServiceRoutes<S> {
     pub(crate) dst: DstService,
     pub(crate) routes: Box<[Route<S>]>,
-    pub(crate) fallback: Route<S>,
+    pub(crate) fallback: Option<Route<S>>,
 }
 
 impl<S> ServiceRoutes<S> {
-    fn route<B>(&self, req: &Request<B>) -> &Route<S> {
+    fn route<B>(&self, req: &Request<B>) -> Option<&Route<S>> {
         self.routes
             .iter()
             .find(|route| route.matches.iter().any(|m| m.matches_request(req)))
-            .unwrap_or(&self.fallback)
+            .or(self.fallback.as_ref())
     }
 }
 
@@ -61,7 +63,11 @@ impl<S> ServiceRoutes<S> {
 /// goes on with [`DstService`] and [`RouteId`] extensions, which retry
 /// and metrics read for their labels. A request for an unknown authority
 /// goes to `not_found` (a [`NoRoute`], under metrics, so that it is
-/// counted too).
+/// counted too), as does one that no route of a service without a
+/// fallback matches, with the service's [`DstService`]: the mesh's 404
+/// (gRPC `NOT_FOUND`) that Linkerd's proxy gives a request none of a
+/// service's `HTTPRoute`s or `GRPCRoute`s matches, and that the Gateway
+/// API requires.
 ///
 /// In ingress mode ([`OutboundRouter::with_ingress_mode`]) a request's
 /// destination override ([`dst_override`](super::dst_override)), when it
@@ -308,7 +314,13 @@ where
         // Before the route's filters can add a header the application
         // named in `Connection`, which `Forward` would then drop.
         strip_connection_listed(req.headers_mut());
-        let route = service.route(&req);
+        let Some(route) = service.route(&req) else {
+            tracing::debug!(uri = %req.uri(), "no route of the service matches the request");
+            let dst = service.dst.clone();
+            drop(services);
+            req.extensions_mut().insert(dst);
+            return Either::Right(self.not_found.clone().oneshot(req));
+        };
         let stack = route.service.clone();
         let (dst, id) = (service.dst.clone(), route.id.clone());
         drop(services);

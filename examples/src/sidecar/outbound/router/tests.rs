@@ -20,7 +20,7 @@ fn router() -> OutboundRouter<&'static str, ()> {
             vec![RouteMatch::new().with_method(Method::POST)],
         )]
         .into(),
-        fallback: route("default", Vec::new()),
+        fallback: Some(route("default", Vec::new())),
     };
     OutboundRouter::new(RouteTable::new([("Emoji".to_owned(), routes)]), ())
 }
@@ -31,7 +31,7 @@ fn labels(
 ) -> Option<(String, String)> {
     let services = router.table.0.load();
     let service = by_host(&**services, req)?;
-    let route = service.route(req);
+    let route = service.route(req)?;
     Some((
         service.dst.as_str().to_owned(),
         route.id.as_str().to_owned(),
@@ -70,11 +70,11 @@ async fn routed_requests_carry_their_labels_and_unknown_ones_get_404() {
     let routes = ServiceRoutes {
         dst: DstService(Arc::from("emoji")),
         routes: Box::new([]),
-        fallback: Route {
+        fallback: Some(Route {
             id: RouteId::new("default"),
             matches: Box::new([]),
             service: seen,
-        },
+        }),
     };
     let not_found = NoRoute::<String, std::convert::Infallible>::new();
     let router = OutboundRouter::new(RouteTable::new([("emoji".to_owned(), routes)]), not_found);
@@ -119,11 +119,11 @@ fn seeing(name: &'static str) -> ServiceRoutes<SeenBy> {
             ))]),
             service: SeenBy::new(service),
         }]),
-        fallback: Route {
+        fallback: Some(Route {
             id: RouteId::new("default"),
             matches: Box::new([]),
             service: SeenBy::new(service),
-        },
+        }),
     }
 }
 
