@@ -7,13 +7,16 @@
 //! gets it as `Host`, as from any HTTP client.
 #![allow(clippy::unwrap_used)]
 
-use std::{convert::Infallible, net::SocketAddr};
+#[path = "support/header_echo.rs"]
+mod header_echo;
+
+use std::net::SocketAddr;
 
 use bytes::Bytes;
+use header_echo::header_echo;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use mesh_core::{
     client::{Client, ClientConfig, ForEndpoint},
     proxy::Forward,
@@ -24,31 +27,6 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 use tower::ServiceExt;
-
-/// An upstream that answers each request with the headers it was sent,
-/// one `name: value` line each.
-async fn header_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let lines: String = req
-                    .headers()
-                    .iter()
-                    .map(|(name, value)| format!("{name}: {}\n", value.to_str().unwrap()))
-                    .collect();
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(lines))))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(conn), svc),
-            );
-        }
-    });
-    addr
-}
 
 /// A server forwarding to `upstream`.
 async fn proxy(
