@@ -1,7 +1,8 @@
 //! The demo's verdict follows the traffic its user sent: when `web`'s
 //! sidecar goes away mid-run, `vote-bot`'s requests fail, and the run must
 //! not be reported as passed because `web` itself saw no failed call, and
-//! the tables printed meanwhile must say whose metrics are missing.
+//! the tables printed meanwhile must say whose metrics are missing; and a
+//! request a sidecar answers itself is no breach of its mutual TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -114,4 +115,71 @@ async fn a_run_whose_requests_to_web_fail_does_not_pass() {
         line.starts_with("no metrics from web's sidecar: ") && line.contains(&web_admin)
     });
     assert!(said, "{}", after.join("\n"));
+}
+
+// The mutual-TLS promise is about requests between sidecars. A request
+// its sidecar answers itself, such as one for a service it does not know,
+// never leaves it: the run must not be failed for "a request not on
+// mutual TLS" because someone tried a wrong Host header against the
+// addresses the demo prints.
+
+/// The `HOST:PORT` of the first `http://` address in `line`.
+fn address(line: &str) -> String {
+    let rest = &line[line.find("http://").unwrap() + "http://".len()..];
+    rest[..rest.find('/').unwrap()].to_owned()
+}
+
+/// Sends `GET /` for `host` to `addr` over plain HTTP/1.1 and returns the
+/// status line.
+fn get(addr: &str, host: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    let request = format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_a_sidecar_answers_itself_is_no_breach_of_mutual_tls() {
+    let (tx, mut lines) = mpsc::unbounded_channel();
+    let config = DemoConfig {
+        rps: NonZeroU32::new(20).unwrap(),
+        duration: Some(Duration::from_secs(2)),
+        interval: Duration::from_secs(1),
+        denied_every: Duration::from_millis(250),
+        ..DemoConfig::default()
+    };
+    let run = tokio::spawn(async move {
+        let mut out = Lines {
+            partial: Vec::new(),
+            tx,
+        };
+        demo::run(&config, &mut out, std::future::pending()).await
+    });
+    let (mut bot, mut emoji) = (None, None);
+    while let Some(line) = lines.recv().await {
+        if line.contains("# through vote-bot's sidecar") {
+            bot = Some(address(&line));
+        }
+        if line.contains("# emoji may not vote") {
+            emoji = Some(address(&line));
+            break;
+        }
+    }
+    // vote-bot's and emoji's outbound listeners, asked for a service
+    // neither knows: each sidecar answers 404 itself.
+    for addr in [bot.unwrap(), emoji.unwrap()] {
+        let status = tokio::task::spawn_blocking(move || get(&addr, "nowhere"))
+            .await
+            .unwrap();
+        assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    }
+    while lines.recv().await.is_some() {}
+    let summary = run.await.unwrap().unwrap();
+    assert!(summary.passed(), "{summary}");
+    assert_eq!(summary.tls.len(), 4, "{summary}");
+    for (workload, rate) in &summary.tls {
+        assert_eq!(*rate, Some(1.0), "{workload}: {summary}");
+    }
 }
