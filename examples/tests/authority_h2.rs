@@ -13,30 +13,6 @@ use std::net::SocketAddr;
 use http::{Request, Response, StatusCode, Version};
 use support::*;
 
-/// An h2c (and HTTP/1.1) server that answers with the version, the
-/// URI's authority (`:authority` over HTTP/2), the `Host` and the
-/// `mesh-orig-proto` it got, one a line.
-async fn recording() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    serve(listener, |req: Request<hyper::body::Incoming>| async move {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .map_or("-".to_owned(), |v| v.to_str().unwrap().to_owned())
-        };
-        let authority = req.uri().authority().map_or("-", |a| a.as_str());
-        let seen = format!(
-            "{:?}\n{authority}\n{}\n{}",
-            req.version(),
-            header("host"),
-            header("mesh-orig-proto")
-        );
-        Ok(Response::new(full(seen)))
-    });
-    addr
-}
-
 /// What the server saw of `res`'s request, once it answered `200`.
 async fn seen(res: Response<hyper::body::Incoming>) -> Vec<String> {
     assert_eq!(

@@ -229,6 +229,31 @@ pub async fn ok_app(flaky: bool) -> SocketAddr {
     addr
 }
 
+/// An h2c (and HTTP/1.1) server that answers with the version, the
+/// URI's authority (`:authority` over HTTP/2), the `Host` and the
+/// `mesh-orig-proto` it got, one a line: what the sidecar sent on, as the
+/// application sees it.
+pub async fn recording() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(listener, |req: Request<Incoming>| async move {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .map_or("-".to_owned(), |v| v.to_str().unwrap().to_owned())
+        };
+        let authority = req.uri().authority().map_or("-", |a| a.as_str());
+        let seen = format!(
+            "{:?}\n{authority}\n{}\n{}",
+            req.version(),
+            header("host"),
+            header("mesh-orig-proto")
+        );
+        Ok(Response::new(full(seen)))
+    });
+    addr
+}
+
 /// The SPIFFE identity of service account `name` in `emojivoto`.
 pub fn identity(name: &str) -> String {
     format!("spiffe://example.org/ns/emojivoto/sa/{name}")
