@@ -14,27 +14,24 @@
 //! What a certificate proves to a client is set out in the
 //! [`connect`](crate::connect#what-a-certificate-proves) module docs.
 
-use std::{fmt, sync::Arc};
+use std::{cell::Cell, fmt, sync::Arc};
 
 use mesh_core::Identity;
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, RootCertStore,
-    SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, ExtendedKeyPurpose,
+    OtherError, RootCertStore, SignatureScheme,
     client::{
         ResolvesClientCert,
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-        verify_server_cert_signed_by_trust_anchor,
     },
     crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
-    server::{
-        ParsedCertificate,
-        danger::{ClientCertVerified, ClientCertVerifier},
-    },
+    server::danger::{ClientCertVerified, ClientCertVerifier},
     sign::CertifiedKey,
 };
 use rustls_pki_types::{CertificateDer, ServerName, SignatureVerificationAlgorithm, UnixTime};
 
 use crate::{
+    ca::Utc,
     cert::{CertNames, may_sign_certificates},
     store::CredentialStore,
 };
@@ -58,6 +55,29 @@ pub(crate) fn verify_chain(
     usage: webpki::KeyUsage,
     algs: &[&dyn SignatureVerificationAlgorithm],
 ) -> Result<(), webpki::Error> {
+    check_chain(end_entity, intermediates, anchors, now, usage, algs).map_err(|e| e.webpki)
+}
+
+/// [`verify_chain`], saying whether the issuer key usage check refused a
+/// path webpki itself accepted.
+///
+/// A refused handshake should cost one path search, as with stock rustls,
+/// yet say what rustls's own verification (which has no key usage check)
+/// would say. The flag tells that from the one search: rustls's webpki
+/// search visits paths in the same order and would have stopped at the
+/// first one the key usage check refused, accepting it, so the refusal is
+/// the key usage's; when the check refused nothing, the search made here
+/// was rustls's own, step for step, and its webpki error is the one rustls
+/// would map.
+pub(crate) fn check_chain(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[rustls_pki_types::TrustAnchor<'_>],
+    now: UnixTime,
+    usage: webpki::KeyUsage,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+) -> Result<(), ChainRefused> {
+    let refused_a_signer = Cell::new(false);
     let issuers_may_sign = |path: &webpki::VerifiedPath<'_>| {
         match path
             .intermediate_certificates()
@@ -66,10 +86,18 @@ pub(crate) fn verify_chain(
             true => Ok(()),
             // The webpki error closest to the fault: a certificate used
             // as a CA that may not be one.
-            false => Err(webpki::Error::EndEntityUsedAsCa),
+            false => {
+                refused_a_signer.set(true);
+                Err(webpki::Error::EndEntityUsedAsCa)
+            }
         }
     };
-    webpki::EndEntityCert::try_from(end_entity)?
+    let refused = |webpki| ChainRefused {
+        webpki,
+        issuer_may_not_sign: refused_a_signer.get(),
+    };
+    webpki::EndEntityCert::try_from(end_entity)
+        .map_err(refused)?
         .verify_for_usage(
             algs,
             anchors,
@@ -80,6 +108,131 @@ pub(crate) fn verify_chain(
             Some(&issuers_may_sign),
         )
         .map(|_| ())
+        .map_err(refused)
+}
+
+/// Why [`check_chain`] refused a chain.
+#[derive(Clone, Debug)]
+pub(crate) struct ChainRefused {
+    /// webpki's error for the search.
+    webpki: webpki::Error,
+    /// Whether the issuer key usage check refused a path webpki accepted.
+    issuer_may_not_sign: bool,
+}
+
+impl ChainRefused {
+    /// The error rustls's own verification gives for the chain, or
+    /// [`issuer_may_not_sign`] when only the key usage check refused it.
+    fn to_rustls(&self) -> Error {
+        match self.issuer_may_not_sign {
+            true => issuer_may_not_sign(),
+            false => webpki_to_rustls(self.webpki.clone()),
+        }
+    }
+}
+
+impl fmt::Display for ChainRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use webpki::Error as E;
+        let since_epoch =
+            |t: UnixTime| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_secs());
+        if self.issuer_may_not_sign {
+            return IssuerMayNotSign.fmt(f);
+        }
+        match &self.webpki {
+            E::UnknownIssuer => f.write_str(
+                "unknown issuer: no certificate on the path is signed by a trust anchor",
+            ),
+            E::CertExpired { not_after, .. } => write!(
+                f,
+                "a certificate on the path expired at {}",
+                Utc(since_epoch(*not_after))
+            ),
+            E::CertNotValidYet { not_before, .. } => write!(
+                f,
+                "a certificate on the path is not valid until {}",
+                Utc(since_epoch(*not_before))
+            ),
+            E::EndEntityUsedAsCa => {
+                f.write_str("a certificate used as a ca on the path is not a ca certificate")
+            }
+            E::PathLenConstraintViolated => {
+                f.write_str("a ca's path length constraint on the path is used up")
+            }
+            E::NameConstraintViolation => f.write_str("the path breaks a ca's name constraints"),
+            E::InvalidSignatureForPublicKey => {
+                f.write_str("a signature on the path does not verify")
+            }
+            #[allow(deprecated)]
+            E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) => {
+                f.write_str("an extended key usage on the path leaves out the purpose required")
+            }
+            other => write!(f, "webpki refused the path: {other:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ChainRefused {}
+
+/// The [`rustls::Error`] rustls gives for a webpki error met verifying a
+/// peer's certificate, as its own (private) mapping makes it, so that a
+/// refusal reads the same to the peer, in its alert, and in the logs as
+/// with rustls's verifiers. The revocation errors, which no verifier here
+/// can meet (none checks revocation), are left to the fallback.
+fn webpki_to_rustls(error: webpki::Error) -> Error {
+    use webpki::Error as E;
+    let certificate = match error {
+        E::BadDer | E::BadDerTime | E::TrailingData(_) => CertificateError::BadEncoding,
+        E::CertNotValidYet { time, not_before } => {
+            CertificateError::NotValidYetContext { time, not_before }
+        }
+        E::CertExpired { time, not_after } => CertificateError::ExpiredContext { time, not_after },
+        E::InvalidCertValidity => CertificateError::Expired,
+        E::UnknownIssuer => CertificateError::UnknownIssuer,
+        E::CertNotValidForName(webpki::InvalidNameContext {
+            expected,
+            presented,
+        }) => CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        },
+        E::InvalidSignatureForPublicKey => CertificateError::BadSignature,
+        #[allow(deprecated)]
+        E::UnsupportedSignatureAlgorithm | E::UnsupportedSignatureAlgorithmForPublicKey => {
+            CertificateError::UnsupportedSignatureAlgorithm
+        }
+        E::UnsupportedSignatureAlgorithmContext(cx) => {
+            CertificateError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                supported_algorithms: cx.supported_algorithms,
+            }
+        }
+        E::UnsupportedSignatureAlgorithmForPublicKeyContext(cx) => {
+            CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                public_key_algorithm_id: cx.public_key_algorithm_id,
+            }
+        }
+        #[allow(deprecated)]
+        E::RequiredEkuNotFound => CertificateError::InvalidPurpose,
+        E::RequiredEkuNotFoundContext(webpki::RequiredEkuNotFoundContext { required, present }) => {
+            CertificateError::InvalidPurposeContext {
+                required: purpose(required.oid_values().collect()),
+                presented: present.into_iter().map(purpose).collect(),
+            }
+        }
+        other => CertificateError::Other(OtherError(Arc::new(other))),
+    };
+    Error::InvalidCertificate(certificate)
+}
+
+/// An extended key usage OID, named as rustls names it.
+fn purpose(oid: Vec<usize>) -> ExtendedKeyPurpose {
+    match &*oid {
+        webpki::KeyUsage::CLIENT_AUTH_REPR => ExtendedKeyPurpose::ClientAuth,
+        webpki::KeyUsage::SERVER_AUTH_REPR => ExtendedKeyPurpose::ServerAuth,
+        _ => ExtendedKeyPurpose::Other(oid),
+    }
 }
 
 /// The error for a chain that rustls's own verification accepts but
@@ -137,28 +290,17 @@ impl ServerCertVerifier for ExpectedIdentity {
             .store
             .snapshot()
             .ok_or_else(|| Error::General("no local credentials".into()))?;
-        let verified = verify_chain(
+        // One path search: its refusal maps to the error rustls's own
+        // verification would give (see `check_chain`).
+        check_chain(
             end_entity,
             intermediates,
             &snapshot.roots.roots,
             now,
             webpki::KeyUsage::server_auth(),
             self.algs.all,
-        );
-        if verified.is_err() {
-            // rustls's own verification says why, in the error it gives
-            // for each fault; if it finds none, the fault was an issuer's
-            // key usage.
-            let cert = ParsedCertificate::try_from(end_entity)?;
-            verify_server_cert_signed_by_trust_anchor(
-                &cert,
-                &snapshot.roots,
-                intermediates,
-                now,
-                self.algs.all,
-            )?;
-            return Err(issuer_may_not_sign());
-        }
+        )
+        .map_err(|refused| refused.to_rustls())?;
         let names = CertNames::parse(end_entity)
             .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if names.names(&self.expected) {
@@ -236,23 +378,19 @@ impl ClientCertVerifier for ClientChain {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let verified = verify_chain(
+        // One path search, as for servers: `inner`, rustls's verifier,
+        // would search the same paths, so its error is mapped rather than
+        // asked for.
+        check_chain(
             end_entity,
             intermediates,
             &self.roots.roots,
             now,
             webpki::KeyUsage::client_auth(),
             self.algs.all,
-        );
-        match verified {
-            Ok(()) => Ok(ClientCertVerified::assertion()),
-            // As for servers: rustls's error when it has one.
-            Err(_) => {
-                self.inner
-                    .verify_client_cert(end_entity, intermediates, now)?;
-                Err(issuer_may_not_sign())
-            }
-        }
+        )
+        .map(|()| ClientCertVerified::assertion())
+        .map_err(|refused| refused.to_rustls())
     }
 
     fn verify_tls12_signature(
@@ -334,3 +472,186 @@ impl fmt::Display for IdentityMismatch {
 }
 
 impl std::error::Error for IdentityMismatch {}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    };
+    use rustls::{
+        client::verify_server_cert_signed_by_trust_anchor,
+        server::{ParsedCertificate, WebPkiClientVerifier},
+    };
+
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn key() -> KeyPair {
+        KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap()
+    }
+
+    fn ca_params() -> CertificateParams {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, "anchor");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        params
+    }
+
+    /// A trust store holding an anchor named "anchor".
+    fn anchor(key: &KeyPair) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca_params().self_signed(key).unwrap().der().clone())
+            .unwrap();
+        Arc::new(roots)
+    }
+
+    /// A leaf for `a.example`, valid for 10 days from `from`, signed by
+    /// `key` under the name "anchor".
+    fn leaf(key: KeyPair, from: SystemTime) -> CertificateDer<'static> {
+        let mut params = CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = from.into();
+        params.not_after = (from + 10 * DAY).into();
+        let issuer = Issuer::new(ca_params(), key);
+        params
+            .signed_by(&self::key(), &issuer)
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    fn algs() -> WebPkiSupportedAlgorithms {
+        crate::provider().signature_verification_algorithms
+    }
+
+    /// The error from the one search made here, and the errors rustls's
+    /// own server and client verifiers give for the same chain.
+    fn refusals(
+        cert: &CertificateDer<'_>,
+        roots: &Arc<RootCertStore>,
+        now: SystemTime,
+    ) -> (Error, Error, Error, Error) {
+        let now = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap());
+        let ours = |usage| {
+            check_chain(cert, &[], &roots.roots, now, usage, algs().all)
+                .unwrap_err()
+                .to_rustls()
+        };
+        let server = verify_server_cert_signed_by_trust_anchor(
+            &ParsedCertificate::try_from(cert).unwrap(),
+            roots,
+            &[],
+            now,
+            algs().all,
+        )
+        .unwrap_err();
+        let client = WebPkiClientVerifier::builder_with_provider(roots.clone(), crate::provider())
+            .build()
+            .unwrap()
+            .verify_client_cert(cert, &[], now)
+            .unwrap_err();
+        (
+            ours(webpki::KeyUsage::server_auth()),
+            server,
+            ours(webpki::KeyUsage::client_auth()),
+            client,
+        )
+    }
+
+    #[track_caller]
+    fn assert_as_rustls(
+        cert: &CertificateDer<'_>,
+        roots: &Arc<RootCertStore>,
+        now: SystemTime,
+        expected: impl Fn(&Error) -> bool,
+    ) {
+        let (ours_server, server, ours_client, client) = refusals(cert, roots, now);
+        assert!(expected(&server), "{server:?}");
+        assert_eq!(ours_server, server);
+        assert_eq!(ours_client, client);
+    }
+
+    #[test]
+    fn an_expired_chain_is_refused_as_rustls_refuses_it() {
+        let anchor_key = key();
+        let roots = anchor(&anchor_key);
+        let start = SystemTime::now() - DAY;
+        let cert = leaf(anchor_key, start);
+        assert_as_rustls(&cert, &roots, start + 20 * DAY, |e| {
+            matches!(
+                e,
+                Error::InvalidCertificate(CertificateError::ExpiredContext { .. })
+            )
+        });
+        assert_as_rustls(&cert, &roots, start - DAY, |e| {
+            matches!(
+                e,
+                Error::InvalidCertificate(CertificateError::NotValidYetContext { .. })
+            )
+        });
+    }
+
+    #[test]
+    fn an_unknown_issuer_is_refused_as_rustls_refuses_it() {
+        let roots = anchor(&key());
+        let start = SystemTime::now() - DAY;
+        // Signed under another anchor's name: no anchor's subject matches.
+        let mut params = CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.not_before = start.into();
+        params.not_after = (start + 10 * DAY).into();
+        let mut other = ca_params();
+        other.distinguished_name = rcgen::DistinguishedName::new();
+        other
+            .distinguished_name
+            .push(DnType::CommonName, "another anchor");
+        let unknown = params
+            .signed_by(&key(), &Issuer::new(other, key()))
+            .unwrap()
+            .der()
+            .clone();
+        assert_as_rustls(&unknown, &roots, start + DAY, |e| {
+            *e == Error::InvalidCertificate(CertificateError::UnknownIssuer)
+        });
+    }
+
+    #[test]
+    fn a_bad_signature_is_refused_as_rustls_refuses_it() {
+        // The anchor's name, another key: the signature does not verify.
+        let roots = anchor(&key());
+        let start = SystemTime::now() - DAY;
+        assert_as_rustls(&leaf(key(), start), &roots, start + DAY, |e| {
+            *e == Error::InvalidCertificate(CertificateError::BadSignature)
+        });
+    }
+
+    #[test]
+    fn a_name_mismatch_maps_as_rustls_maps_it() {
+        let cert = leaf(key(), SystemTime::now() - DAY);
+        let name = ServerName::try_from("b.example").unwrap();
+        let ours = webpki::EndEntityCert::try_from(&cert)
+            .unwrap()
+            .verify_is_valid_for_subject_name(&name)
+            .map_err(webpki_to_rustls)
+            .unwrap_err();
+        let theirs =
+            rustls::client::verify_server_name(&ParsedCertificate::try_from(&cert).unwrap(), &name)
+                .unwrap_err();
+        assert!(
+            matches!(
+                theirs,
+                Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+            ),
+            "{theirs:?}"
+        );
+        assert_eq!(ours, theirs);
+    }
+}
