@@ -25,7 +25,7 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
-use super::{CaError, CaInput, CertificateAuthority, InvalidCa};
+use super::{CaError, CaInput, CertificateAuthority, InvalidCa, UntrustedIssuer};
 use crate::creds::unix_time;
 
 impl CertificateAuthority {
@@ -36,12 +36,6 @@ impl CertificateAuthority {
         &self,
         issuer_not_before: SystemTime,
     ) -> Result<(), (CaInput, CaError)> {
-        let untrusted = || {
-            (
-                CaInput::Issuer,
-                CaError::InvalidCa(InvalidCa::IssuerNotTrusted),
-            )
-        };
         let bad = |input| (input, CaError::InvalidCa(InvalidCa::BadCertificate));
         let rcgen = |e: rcgen::Error| (CaInput::Issuer, CaError::Certificate(e));
         let mut params = CertificateParams::default();
@@ -85,11 +79,11 @@ impl CertificateAuthority {
                 .unwrap_or(issuer_not_before)
                 .max(issuer_not_before),
         );
-        for usage in [
-            webpki::KeyUsage::server_auth(),
-            webpki::KeyUsage::client_auth(),
+        for (usage, purpose) in [
+            (webpki::KeyUsage::server_auth(), "server authentication"),
+            (webpki::KeyUsage::client_auth(), "client authentication"),
         ] {
-            crate::verify::verify_chain(
+            crate::verify::check_chain(
                 probe.der(),
                 &intermediates,
                 &anchors,
@@ -97,7 +91,12 @@ impl CertificateAuthority {
                 usage,
                 crate::provider().signature_verification_algorithms.all,
             )
-            .map_err(|_| untrusted())?;
+            .map_err(|refused| {
+                (
+                    CaInput::Issuer,
+                    CaError::IssuerNotTrusted(UntrustedIssuer::new(purpose, refused)),
+                )
+            })?;
         }
         Ok(())
     }

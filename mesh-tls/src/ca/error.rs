@@ -70,6 +70,13 @@ pub enum CaError {
     },
     /// The CA files are inconsistent.
     InvalidCa(InvalidCa),
+    /// What the issuer signs would not chain to the trust anchor: the
+    /// anchor did not sign the issuer, or the issuer may not sign
+    /// certificates (no CA basic constraints, no `keyCertSign`, a path
+    /// length that is used up), or an extended key usage on the path
+    /// leaves out server or client authentication, both of which a
+    /// workload certificate serves. Its source says which.
+    IssuerNotTrusted(UntrustedIssuer),
     /// The issued credentials failed their own checks.
     Credentials(CredentialError),
     /// A file of a CA directory was refused: which, and why.
@@ -93,13 +100,6 @@ pub enum InvalidCa {
     BadCertificate,
     /// The issuer key is not a private key rcgen can sign with.
     BadKey,
-    /// What the issuer signs would not chain to the trust anchor: the
-    /// anchor did not sign the issuer, or the issuer may not sign
-    /// certificates (no CA basic constraints, no `keyCertSign`, a path
-    /// length that is used up), or an extended key usage on the path
-    /// leaves out server or client authentication, both of which a
-    /// workload certificate serves.
-    IssuerNotTrusted,
     /// A trust anchor certificate is not a CA's (basic constraints without
     /// `cA`, or a key usage without `keyCertSign`): a trust bundle holding
     /// it is refused by every credential store.
@@ -158,6 +158,9 @@ impl fmt::Display for CaError {
                 Utc(*not_after)
             ),
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
+            Self::IssuerNotTrusted(_) => {
+                f.write_str("invalid ca: the trust anchor does not vouch for what the issuer signs")
+            }
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),
             Self::InFile { path, .. } => write!(f, "refused ca file {}", path.display()),
         }
@@ -223,11 +226,39 @@ impl fmt::Display for InvalidCa {
             Self::KeyMismatch => "issuer key does not match the issuer certificate",
             Self::BadCertificate => "certificate is not valid x.509",
             Self::BadKey => "issuer key is not a usable private key",
-            Self::IssuerNotTrusted => "the trust anchor does not vouch for what the issuer signs",
             Self::AnchorNotCa => "the trust anchor certificate is not a ca certificate",
         })
     }
 }
+
+/// Why a certificate the issuer signs does not verify against the trust
+/// anchor, as webpki (or the issuer key usage check on top of it) refused
+/// the path: the fix differs with each, so the error names it.
+#[derive(Clone, Debug)]
+pub struct UntrustedIssuer {
+    /// The purpose the certificate was verified for.
+    purpose: &'static str,
+    /// Why the path was refused.
+    refused: crate::verify::ChainRefused,
+}
+
+impl UntrustedIssuer {
+    pub(super) fn new(purpose: &'static str, refused: crate::verify::ChainRefused) -> Self {
+        Self { purpose, refused }
+    }
+}
+
+impl fmt::Display for UntrustedIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a certificate it signs does not verify for {}: {}",
+            self.purpose, self.refused
+        )
+    }
+}
+
+impl std::error::Error for UntrustedIssuer {}
 
 impl std::error::Error for CaError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -235,6 +266,7 @@ impl std::error::Error for CaError {
             Self::Io { source, .. } => Some(source),
             Self::Certificate(e) => Some(e),
             Self::Credentials(e) => Some(e),
+            Self::IssuerNotTrusted(e) => Some(e),
             Self::InFile { source, .. } => Some(&**source),
             _ => None,
         }

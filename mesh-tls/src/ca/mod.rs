@@ -98,7 +98,7 @@ use rcgen::{
 
 pub(crate) use self::error::Utc;
 pub use self::{
-    error::{CaError, InvalidCa},
+    error::{CaError, InvalidCa, UntrustedIssuer},
     files::{
         CA_CERT_FILE, CA_KEY_FILE, ISSUER_CERT_FILE, ISSUER_KEY_FILE, issue, issue_with, write_ca,
     },
@@ -222,7 +222,7 @@ impl CertificateAuthority {
     /// [`CaError::InvalidCa`] when a certificate or the key does not parse,
     /// the issuer names no trust domain, its key is not the certificate's,
     /// or what it signs would not chain to the anchor
-    /// ([`InvalidCa::IssuerNotTrusted`]); [`CaError::Certificate`] when
+    /// ([`CaError::IssuerNotTrusted`]); [`CaError::Certificate`] when
     /// rcgen cannot sign with the issuer.
     pub fn from_pem(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, CaError> {
         Self::parse(anchor, issuer, issuer_key).map_err(|(_, error)| error)
