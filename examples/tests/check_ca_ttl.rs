@@ -1,9 +1,9 @@
 //! `sidecar check` on a CA directory with a short `identity.ttl`. A
 //! certificate lives its ttl from issue and is renewed at 70 % of what it
 //! has left; the renewal never waits less than 10 s, so a ttl under 15 s
-//! could end before it is renewed. Such a ttl fails the check that the
-//! directory issues a certificate, as the sidecar's own start fails, and
-//! the check says the least ttl that works.
+//! could end before it is renewed. Such a ttl is refused where it is
+//! written, `identity.ttl`, by the check as by the sidecar, which says the
+//! least ttl that works.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -13,7 +13,7 @@ use std::path::Path;
 use mesh_examples::sidecar::{
     certs,
     check::{self, CheckOptions, Report, Status},
-    config::SidecarConfig,
+    config::{ConfigErrorKind, SidecarConfig},
 };
 
 const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
@@ -45,22 +45,22 @@ fn issues(report: &Report) -> (Status, String) {
 }
 
 #[tokio::test]
-async fn a_ttl_too_short_to_renew_in_time_fails_as_the_start_does() {
+async fn a_ttl_too_short_to_renew_in_time_is_refused_at_its_field() {
     let dir = tempfile::tempdir().unwrap();
     for ttl in ["10s", "14s"] {
         let report = check_ttl(dir.path(), ttl).await;
-        let (status, detail) = issues(&report);
-        assert_eq!(status, Status::Fail, "{report}");
-        assert!(detail.contains("too short to renew"), "{detail}");
-        assert!(
-            detail.contains("set identity.ttl to at least 15s"),
-            "{detail}"
-        );
+        assert!(!report.is_success(), "{report}");
+        let text = report.to_string();
+        assert!(text.contains("identity.ttl"), "{text}");
+        assert!(text.contains("too short to renew"), "{text}");
+        assert!(text.contains("set identity.ttl to at least 15s"), "{text}");
 
-        // As the sidecar fails to start.
+        // The sidecar refuses the file, naming the field and its line.
         let path = dir.path().join(format!("sidecar-{ttl}.yaml"));
-        let config = SidecarConfig::load(&path).unwrap();
-        assert!(mesh_examples::sidecar::start(config).is_err(), "{ttl}");
+        let error = SidecarConfig::load(&path).unwrap_err();
+        assert_eq!(error.kind(), ConfigErrorKind::InvalidValue, "{error}");
+        assert_eq!(error.field_path(), "identity.ttl", "{error}");
+        assert_eq!(error.line(), Some(4), "{error}");
     }
 }
 

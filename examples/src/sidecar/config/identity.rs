@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use mesh_core::{Identity, TrustDomain};
 use mesh_tls::{
-    CredentialFiles, DEFAULT_WATCH_INTERVAL, ca::DEFAULT_WORKLOAD_TTL, in_trust_domain,
+    CredentialFiles, DEFAULT_WATCH_INTERVAL,
+    ca::{DEFAULT_WORKLOAD_TTL, MIN_RENEWED_TTL},
+    in_trust_domain,
 };
 pub use mesh_tls::{CredentialSource, InboundMode, OutboundTls, StoreConfig};
 use serde::Deserialize;
@@ -252,11 +254,20 @@ pub(super) fn resolve_identity(
                     "missing field `identity`: identity.ca needs the identity to issue a certificate for".into(),
                 ));
             };
-            CredentialSource::Ca {
-                dir,
-                identity,
-                ttl: section.ttl.map_or(IdentityConfig::DEFAULT_TTL, |t| t.0),
+            let ttl = section.ttl.map_or(IdentityConfig::DEFAULT_TTL, |t| t.0);
+            // As the renewal loop and the CA would refuse it at start,
+            // where only the CA directory could be named.
+            if ttl < MIN_RENEWED_TTL {
+                return Err(error(
+                    ConfigErrorKind::InvalidValue,
+                    "ttl",
+                    format!(
+                        "ttl {ttl:?} is too short to renew in time (renewal waits at least 10s): \
+                         set identity.ttl to at least {MIN_RENEWED_TTL:?}"
+                    ),
+                ));
             }
+            CredentialSource::Ca { dir, identity, ttl }
         }
         (Some(dir), None, None, None, None) => CredentialSource::Files {
             files: CredentialFiles::in_dir(dir),
