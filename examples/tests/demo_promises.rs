@@ -38,6 +38,25 @@ impl Write for Lines {
     }
 }
 
+/// Runs the demo with `config` until its duration ends; its result, and
+/// its output as it is written, line by line.
+fn start(
+    config: DemoConfig,
+) -> (
+    tokio::task::JoinHandle<Result<demo::report::Summary, demo::DemoError>>,
+    mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, lines) = mpsc::unbounded_channel();
+    let run = tokio::spawn(async move {
+        let mut out = Lines {
+            partial: Vec::new(),
+            tx,
+        };
+        demo::run(&config, &mut out, std::future::pending()).await
+    });
+    (run, lines)
+}
+
 /// Asks the sidecar whose admin server is at `admin` to shut down.
 fn shut_down(admin: &str) {
     let mut tcp = TcpStream::connect(admin).unwrap();
@@ -52,7 +71,6 @@ fn shut_down(admin: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_requests_to_web_fail_does_not_pass() {
-    let (tx, mut lines) = mpsc::unbounded_channel();
     let config = DemoConfig {
         rps: NonZeroU32::new(40).unwrap(),
         duration: Some(Duration::from_secs(3)),
@@ -60,13 +78,7 @@ async fn a_run_whose_requests_to_web_fail_does_not_pass() {
         denied_every: Duration::from_millis(250),
         ..DemoConfig::default()
     };
-    let run = tokio::spawn(async move {
-        let mut out = Lines {
-            partial: Vec::new(),
-            tx,
-        };
-        demo::run(&config, &mut out, std::future::pending()).await
-    });
+    let (run, mut lines) = start(config);
     let mut web_admin = None;
     while let Some(line) = lines.recv().await {
         if let Some(rest) = line.strip_prefix("dashboard: http://") {
@@ -142,7 +154,6 @@ fn get(addr: &str, host: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_a_sidecar_answers_itself_is_no_breach_of_mutual_tls() {
-    let (tx, mut lines) = mpsc::unbounded_channel();
     let config = DemoConfig {
         rps: NonZeroU32::new(20).unwrap(),
         duration: Some(Duration::from_secs(2)),
@@ -150,13 +161,7 @@ async fn a_request_a_sidecar_answers_itself_is_no_breach_of_mutual_tls() {
         denied_every: Duration::from_millis(250),
         ..DemoConfig::default()
     };
-    let run = tokio::spawn(async move {
-        let mut out = Lines {
-            partial: Vec::new(),
-            tx,
-        };
-        demo::run(&config, &mut out, std::future::pending()).await
-    });
+    let (run, mut lines) = start(config);
     let (mut bot, mut emoji) = (None, None);
     while let Some(line) = lines.recv().await {
         if line.contains("# through vote-bot's sidecar") {

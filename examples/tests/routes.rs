@@ -413,28 +413,7 @@ spec:
 async fn a_grpc_routes_method_is_retried_as_its_annotations_say() {
     // A gRPC server whose first answer to each method is UNAVAILABLE, in a
     // trailers-only response.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = listener.local_addr().unwrap();
-    let calls = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
-    let seen = calls.clone();
-    serve(listener, move |req: Request<hyper::body::Incoming>| {
-        let seen = seen.clone();
-        async move {
-            let n = {
-                let mut seen = seen.lock().unwrap();
-                let n = seen.entry(req.uri().path().to_owned()).or_default();
-                *n += 1;
-                *n
-            };
-            let mut res = Response::new(full(""));
-            res.headers_mut()
-                .insert("content-type", "application/grpc".parse().unwrap());
-            let status = if n == 1 { "14" } else { "0" };
-            res.headers_mut()
-                .insert("grpc-status", status.parse().unwrap());
-            Ok(res)
-        }
-    });
+    let (app, calls) = unavailable_first().await;
     let dir = tempfile::tempdir().unwrap();
     let sidecar = sidecar(&config(&dir, app, app, GRPC));
     let call = |method: &str| {

@@ -7,6 +7,9 @@
 //! gets it as `Host`, as from any HTTP client.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/proxy.rs"]
+mod proxy;
+
 #[path = "support/header_echo.rs"]
 mod header_echo;
 
@@ -17,34 +20,13 @@ use header_echo::header_echo;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use mesh_core::{
-    client::{Client, ClientConfig, ForEndpoint},
-    proxy::Forward,
-    serve::{Server, ServerConfig, shutdown},
-};
+use mesh_core::client::{Client, ClientConfig, ForEndpoint};
+use proxy::proxy;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 use tower::ServiceExt;
-
-/// A server forwarding to `upstream`.
-async fn proxy(
-    upstream: SocketAddr,
-) -> (
-    SocketAddr,
-    shutdown::ShutdownTrigger,
-    tokio::task::JoinHandle<()>,
-) {
-    let client = Client::<Incoming>::new(&ClientConfig::default());
-    let forward = Forward::new(client, [upstream]).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    let server =
-        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
-    (addr, trigger, server)
-}
 
 /// Sends `head` to `addr` and reads the answer until the server closes.
 async fn exchange(addr: SocketAddr, head: &str) -> String {

@@ -5,20 +5,22 @@
 //! that it could not be made.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/proxy.rs"]
+mod proxy;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Version};
 use http_body_util::Empty;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     ProxyErrorKind,
     client::{Client, ClientConfig},
     error::UPSTREAM_CLOSED,
     proxy::Forward,
-    serve::{Server, ServerConfig, shutdown},
 };
+use proxy::proxy;
 use tokio::{
     io::AsyncReadExt,
     net::{TcpListener, TcpStream},
@@ -97,24 +99,6 @@ async fn a_refused_connect_is_still_a_connect_error() {
     let res = forward.oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(res.headers()["mesh-error"], "upstream connect error");
-}
-
-/// A server forwarding to `upstream`.
-async fn proxy(
-    upstream: SocketAddr,
-) -> (
-    SocketAddr,
-    shutdown::ShutdownTrigger,
-    tokio::task::JoinHandle<()>,
-) {
-    let client = Client::<Incoming>::new(&ClientConfig::default());
-    let forward = Forward::new(client, [upstream]).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    let server =
-        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, forward, shutdown));
-    (addr, trigger, server)
 }
 
 #[tokio::test]
