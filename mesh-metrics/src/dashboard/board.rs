@@ -2,7 +2,7 @@
 //! the view they make. No I/O and no clock: the poller feeds it rounds and
 //! the times they ended, so tests feed it known metric texts.
 
-use std::{collections::VecDeque, fmt, time::Duration};
+use std::{collections::VecDeque, fmt, mem, time::Duration};
 
 use serde::Serialize;
 
@@ -11,7 +11,7 @@ use super::{
     history::{History, Series},
     summary::{Edge, RouteSummary, Summary, WorkloadSummary},
 };
-use crate::query::{Delta, Scrape, Target};
+use crate::query::{Delta, Sample, Scrape, Target};
 
 /// The rounds of scrapes, the history, and the latest summaries.
 #[derive(Debug)]
@@ -24,6 +24,9 @@ pub struct Board {
     /// The most rounds a window spans, a bound on `rounds` even if the
     /// clock stood still.
     max_rounds: usize,
+    /// The most bytes of one source's scrapes kept for the window, its
+    /// latest aside.
+    source_bytes: usize,
     /// Rounds observed so far.
     observed: u64,
     /// Each source's last failure, `None` when its last scrape succeeded.
@@ -35,7 +38,11 @@ pub struct Board {
 #[derive(Debug)]
 struct Round {
     at: Duration,
+    /// One per source; `None` where its scrape failed, or was let go to
+    /// keep within the source's budget.
     scrapes: Vec<Option<Scrape>>,
+    /// What each scrape holds, by [`scrape_bytes`].
+    bytes: Vec<usize>,
 }
 
 impl Board {
@@ -51,6 +58,7 @@ impl Board {
             max_rounds: usize::try_from(per_window)
                 .unwrap_or(usize::MAX)
                 .saturating_add(2),
+            source_bytes: config.source_bytes,
             observed: 0,
             errors: vec![None; config.sources.len()],
             history: History::new(config.history),
@@ -94,8 +102,46 @@ impl Board {
         // Each source's window starts at the oldest round that has it.
         let deltas = pair_oldest(&self.rounds, &scrapes, at);
         self.current = Summary::from_deltas(&self.sources, &deltas);
-        self.rounds.push_back(Round { at, scrapes });
+        let bytes = scrapes
+            .iter()
+            .map(|s| s.as_ref().map_or(0, scrape_bytes))
+            .collect();
+        self.rounds.push_back(Round { at, scrapes, bytes });
+        self.keep_within_budget();
         self.observed += 1;
+    }
+
+    /// Lets go of each source's oldest scrapes until those it has left,
+    /// its latest aside, hold at most its budget: its window then starts
+    /// at the oldest it kept. The latest stays, as the next round's
+    /// interval starts at it.
+    fn keep_within_budget(&mut self) {
+        let Some((latest, older)) = self.rounds.make_contiguous().split_last_mut() else {
+            return;
+        };
+        for source in 0..latest.scrapes.len() {
+            let mut held: usize = older.iter().filter_map(|r| r.bytes.get(source)).sum();
+            for round in older.iter_mut() {
+                if held <= self.source_bytes {
+                    break;
+                }
+                if let (Some(scrape), Some(bytes)) =
+                    (round.scrapes.get_mut(source), round.bytes.get_mut(source))
+                {
+                    *scrape = None;
+                    held -= mem::take(bytes);
+                }
+            }
+        }
+    }
+
+    /// How many scrapes of `source` are kept for the window.
+    #[cfg(test)]
+    pub(super) fn scrapes_held(&self, source: usize) -> usize {
+        self.rounds
+            .iter()
+            .filter(|r| r.scrapes.get(source).is_some_and(Option::is_some))
+            .count()
     }
 
     /// How many rounds are kept for the window.
@@ -163,6 +209,26 @@ impl Board {
                 .collect(),
         }
     }
+}
+
+/// An upper bound on the bytes `scrape` holds: each sample, its name,
+/// and each of its labels' ids and texts, counted as if no sample shared
+/// them (a scrape keeps each distinct text once). A source picks how many
+/// samples it serves, and how long their labels are, up to
+/// [`MAX_SCRAPE_BYTES`](crate::query::scrape::MAX_SCRAPE_BYTES) of text.
+pub(super) fn scrape_bytes(scrape: &Scrape) -> usize {
+    /// A shared name's reference counts.
+    const NAME: usize = 2 * mem::size_of::<usize>();
+    /// A label's pair of ids, and where its two texts end.
+    const LABEL: usize = 2 * mem::size_of::<u32>() + 2 * mem::size_of::<u32>();
+    scrape
+        .samples()
+        .iter()
+        .map(|s| {
+            let labels: usize = s.labels().map(|(k, v)| LABEL + k.len() + v.len()).sum();
+            mem::size_of::<Sample>() + NAME + s.name.len() + labels
+        })
+        .sum()
 }
 
 /// Deltas from `before` to `after`, source by source, over `elapsed(i)`.

@@ -27,6 +27,22 @@
 //! [`Admin::with_extension`](mesh_core::admin::Admin::with_extension).
 //! The poller stops by itself once every clone of the service is dropped.
 //!
+//! # Memory
+//!
+//! The figures over the window are the difference between a source's
+//! latest scrape and the one a window before, so the board keeps every
+//! source's scrapes of the last window: six at the defaults. A source
+//! picks how much it serves, up to
+//! [`MAX_SCRAPE_BYTES`](crate::query::scrape::MAX_SCRAPE_BYTES) of text
+//! a scrape, so six of them could be most of a gigabyte for one source.
+//! Each source's scrapes other than its latest are therefore kept within
+//! [`DashboardConfig::source_bytes`] (64 MiB by default, counted as if
+//! no two samples shared a label text, which overstates them): past
+//! it, its oldest are let go, and its window is shorter, starting at the
+//! oldest it kept. Rates are per second over the time actually covered,
+//! so they stay right, only less smooth. A source as large as a proxy
+//! usually serves is far from it.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -89,6 +105,11 @@ pub struct DashboardConfig {
     /// How many intervals the sparklines show. Default 150: five minutes
     /// at the default interval.
     pub history: NonZeroUsize,
+    /// The most bytes of one source's scrapes kept for the window, its
+    /// latest scrape aside, which is always kept. Default
+    /// [`DEFAULT_SOURCE_BYTES`](Self::DEFAULT_SOURCE_BYTES). See the
+    /// [module docs](self#memory).
+    pub source_bytes: usize,
 }
 
 impl DashboardConfig {
@@ -98,6 +119,8 @@ impl DashboardConfig {
     pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
     /// The default history: 150 points.
     pub const DEFAULT_HISTORY: NonZeroUsize = NonZeroUsize::MIN.saturating_add(149);
+    /// The default bytes kept per source for the window: 64 MiB.
+    pub const DEFAULT_SOURCE_BYTES: usize = 64 << 20;
 
     /// Scrapes `sources` with the default interval, window and history.
     pub fn new(sources: Vec<Target>) -> Self {
@@ -106,6 +129,7 @@ impl DashboardConfig {
             interval: Self::DEFAULT_INTERVAL,
             window: Self::DEFAULT_WINDOW,
             history: Self::DEFAULT_HISTORY,
+            source_bytes: Self::DEFAULT_SOURCE_BYTES,
         }
     }
 
@@ -125,6 +149,16 @@ impl DashboardConfig {
     #[must_use]
     pub fn with_history(self, history: NonZeroUsize) -> Self {
         Self { history, ..self }
+    }
+
+    /// Sets the most bytes of one source's scrapes kept for the window,
+    /// beside its latest.
+    #[must_use]
+    pub fn with_source_bytes(self, source_bytes: usize) -> Self {
+        Self {
+            source_bytes,
+            ..self
+        }
     }
 }
 

@@ -211,6 +211,36 @@ fn board_holds_a_bounded_number_of_rounds_even_if_the_clock_stands_still() {
 }
 
 #[test]
+fn each_source_keeps_at_most_its_budget_of_scrapes_beside_its_latest() {
+    // web serves more than emoji: a budget of three of emoji's scrapes
+    // holds fewer of web's, and none of them beside the latest when
+    // the budget is zero.
+    let sizes: Vec<usize> = mesh(1).iter().map(board::scrape_bytes).collect();
+    assert!(sizes[0] > sizes[1], "{sizes:?}");
+    for (budget, emoji_held) in [(usize::MAX, 6), (3 * sizes[1], 4), (0, 1)] {
+        let config = DashboardConfig::new(targets()).with_source_bytes(budget);
+        let mut board = Board::new(&config);
+        for n in 0..20 {
+            board.observe(Duration::from_secs(2 * u64::from(n)), ok(mesh(n)));
+        }
+        assert_eq!(board.scrapes_held(1), emoji_held, "budget {budget}");
+        let web_held = board.scrapes_held(0);
+        assert!(web_held <= emoji_held, "budget {budget}: {web_held}");
+        if budget != usize::MAX {
+            assert!(
+                (web_held - 1) * sizes[0] <= budget,
+                "budget {budget}: {web_held}"
+            );
+        }
+        // A shorter window, the same rates.
+        let view = board.view();
+        assert_eq!(view.workloads[0].workload.stat.golden.rps, 50.0);
+        assert_eq!(view.workloads[1].workload.stat.golden.rps, 50.0);
+        assert!(close(Some(view.workloads[2].workload.denied), 1.0));
+    }
+}
+
+#[test]
 fn view_json_has_the_shape_the_page_reads() {
     let mut board = Board::new(&DashboardConfig::new(targets()));
     board.observe(Duration::ZERO, ok(mesh(0)));
