@@ -10,13 +10,21 @@
 //! does to a request (route-level authorization, route filters, the
 //! caller's identity headers replaced by the proven one), so a line any
 //! common server would serve as a request must not be one of them. Go's
-//! `net/http` serves every `HTTP/1.<digit>`, Python's `http.server` and
-//! Netty take runs of spaces or tabs between the words, Netty any case.
-//! So a line is HTTP/1 when it is a method, a target and `HTTP/1.` with
-//! digits (in any case), separated by runs of spaces or tabs; the HTTP
-//! server then answers what it does not take with `400 Bad Request`. Protocols where the server speaks first (MySQL,
-//! SMTP) never send those bytes, so detection would wait until its timeout:
-//! their ports are configured as opaque instead.
+//! `net/http` serves every `HTTP/1.<digit>`. RFC 9112 §3 lets a server
+//! split the request line on any whitespace (SP, HTAB, VT, FF or a bare
+//! CR) and ignore it at either end; Netty does, and reads the version in
+//! any case. Python's `http.server` splits it as its `str.split()` does
+//! (those, and the separators `\x1c` to `\x1f`), serves the versions
+//! `HTTP/0.9` and `HTTP/01.1`, and serves a bare `GET /path` as
+//! HTTP/0.9. So a line is
+//! HTTP/1 when it is a method, a target and `HTTP/` with a major version
+//! of 0 or 1, a dot and digits (in any case), or `GET` and a target,
+//! separated by runs of that whitespace; the HTTP server then answers
+//! what it does not take with `400 Bad Request`. (A Redis inline `GET
+//! key` on a detecting port is one of them: Redis's port defaults to
+//! opaque.) Protocols where the server speaks first (MySQL, SMTP) never
+//! send those bytes, so detection would wait until its timeout: their
+//! ports are configured as opaque instead.
 
 use std::time::Duration;
 
@@ -190,12 +198,12 @@ impl Scan {
             }
             // Whether the line can still become a request line: a token,
             // then visible characters, bytes above ASCII (raw UTF-8 in a
-            // target, which hyper judges), spaces and tabs. A complete line is
+            // target, which hyper judges) and whitespace. A complete line is
             // held to the same bytes, so how the line was cut into reads
             // never changes the decision.
             let plausible = if self.method_done {
-                matches!(b, b' ' | b'\t' | b'\r') || b.is_ascii_graphic() || !b.is_ascii()
-            } else if b == b' ' || b == b'\t' {
+                is_space(b) || b.is_ascii_graphic() || !b.is_ascii()
+            } else if is_space(b) {
                 self.method_done = true;
                 true
             } else {
@@ -223,32 +231,52 @@ fn empty_lines(buf: &[u8], from: usize) -> (usize, bool) {
     }
 }
 
-/// `method target HTTP/1.<digits>`, the words separated by runs of
-/// spaces or tabs, the version in any case: what RFC 9112 allows, and
-/// what lenient servers also serve (see the [module docs](self)).
+/// `method target HTTP/<0 or 1>.<digits>`, or `GET target`, the words
+/// separated by runs of whitespace ([`is_space`]), the version in any
+/// case: what RFC 9112 allows, and what lenient servers also serve (see
+/// the [module docs](self)).
 fn is_request_line(line: &[u8]) -> bool {
-    let mut words = line
-        .split(|&b| b == b' ' || b == b'\t')
-        .filter(|word| !word.is_empty());
-    let (Some(method), Some(target), Some(version), None) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
-        return false;
+    let mut words = line.split(|&b| is_space(b)).filter(|word| !word.is_empty());
+    let (method, target, version) = match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(method), Some(target), Some(version), None) => (method, target, Some(version)),
+        // Python's `http.server` serves a bare `GET /path` as HTTP/0.9.
+        (Some(method @ b"GET"), Some(target), None, None) => (method, target, None),
+        _ => return false,
     };
     method.iter().all(|&b| is_tchar(b))
         && target
             .iter()
             .all(|&b| b.is_ascii_graphic() || !b.is_ascii())
-        && is_http1_version(version)
+        && version.is_none_or(is_http1_version)
 }
 
-/// `HTTP/1.` and one or more digits, in any case.
+/// `HTTP/`, a major version of 0 or 1 (with any leading zeros), a dot
+/// and one or more digits, in any case: the versions Go, Netty and
+/// Python's `http.server` serve as HTTP/1 (the last `HTTP/0.9` and
+/// `HTTP/01.1` too).
 fn is_http1_version(version: &[u8]) -> bool {
-    version.split_at_checked(7).is_some_and(|(name, minor)| {
-        name.eq_ignore_ascii_case(b"HTTP/1.")
-            && !minor.is_empty()
-            && minor.iter().all(u8::is_ascii_digit)
-    })
+    let Some((name, number)) = version.split_at_checked(5) else {
+        return false;
+    };
+    let Some(dot) = number.iter().position(|&b| b == b'.') else {
+        return false;
+    };
+    let (major, minor) = (&number[..dot], &number[dot + 1..]);
+    let zeros = major.iter().take_while(|&&b| b == b'0').count();
+    let significant = &major[zeros..];
+    name.eq_ignore_ascii_case(b"HTTP/")
+        && !major.is_empty()
+        && major.iter().all(u8::is_ascii_digit)
+        && matches!(significant, b"" | b"1")
+        && !minor.is_empty()
+        && minor.iter().all(u8::is_ascii_digit)
+}
+
+/// Whitespace between the words of a request line: what RFC 9112 §3
+/// lets a server take (SP, HTAB, VT, FF, a bare CR), and the ASCII
+/// separators `\x1c` to `\x1f` Python's `str.split()` takes too.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
 }
 
 /// RFC 9110 `tchar`.
@@ -277,7 +305,7 @@ mod tests {
             (b"\x16\x03\x01\x02\x00", Some(Detected::Opaque)),
             (b"hello\r\n", Some(Detected::Opaque)),
             (b"GET / HTTP/2.0\r\n", Some(Detected::Opaque)),
-            (b"GET  HTTP/1.1\r\n", Some(Detected::Opaque)),
+            (b"PUT  HTTP/1.1\r\n", Some(Detected::Opaque)),
             (b"\x00\x00\x00\x08", Some(Detected::Opaque)),
             (b"", None),
             // Empty lines before the request line are ignored.
@@ -287,7 +315,8 @@ mod tests {
             (b"\r\n", None),
             (b"\r", None),
             (b"\r\nhello\r\n", Some(Detected::Opaque)),
-            (b"\rGET / HTTP/1.1\r\n", Some(Detected::Opaque)),
+            // A bare CR is whitespace before the method (RFC 9112 §3).
+            (b"\rGET / HTTP/1.1\r\n", Some(Detected::Http1)),
             // A target with raw UTF-8 is decided the same way however the
             // line is cut into reads.
             (b"GET /caf\xc3\xa9 HTTP/1.1\r\n", Some(Detected::Http1)),
@@ -335,6 +364,20 @@ mod tests {
             (b"GET\t/admin\tHTTP/1.1\r\n", Detected::Http1),
             (b"get /admin http/1.1\r\n", Detected::Http1),
             (b" GET / HTTP/1.1\r\n", Detected::Http1),
+            // RFC 9112 §3: any whitespace (SP, HTAB, VT, FF, bare CR)
+            // may separate the words and surround the line, as Netty
+            // and Python take it; Python also splits on `\x1c`-`\x1f`.
+            (b"GET\x0b/admin\x0bHTTP/1.1\r\n", Detected::Http1),
+            (b"GET\x0c/admin HTTP/1.1\r\n", Detected::Http1),
+            (b"GET\r/admin\rHTTP/1.1\r\n", Detected::Http1),
+            (b"\x0cGET /admin HTTP/1.1\x0b\r\n", Detected::Http1),
+            (b"GET\x1c/admin\x1fHTTP/1.1\r\n", Detected::Http1),
+            // Python serves HTTP/0.9, a major version with leading
+            // zeros, and a bare `GET /path`.
+            (b"GET /admin HTTP/0.9\r\n", Detected::Http1),
+            (b"GET /admin HTTP/01.1\r\n", Detected::Http1),
+            (b"GET /admin\r\n", Detected::Http1),
+            (b"GET  HTTP/1.1\r\n", Detected::Http1),
             // Text protocols that are not HTTP, and versions that are not
             // HTTP/1.
             (b"get key\r\n", Detected::Opaque),
@@ -344,7 +387,10 @@ mod tests {
             (b"GET / HTTP/1.\r\n", Detected::Opaque),
             (b"GET / HTTP/1.x\r\n", Detected::Opaque),
             (b"GET / HTTP/11\r\n", Detected::Opaque),
-            (b"GET\x0b/ HTTP/1.1\r\n", Detected::Opaque),
+            (b"GET / HTTP/10.1\r\n", Detected::Opaque),
+            (b"GET / HTTP/.1\r\n", Detected::Opaque),
+            (b"PUT /admin\r\n", Detected::Opaque),
+            (b"GET\x01/ HTTP/1.1\r\n", Detected::Opaque),
         ];
         for &(bytes, want) in cases {
             let name = String::from_utf8_lossy(bytes);
@@ -358,17 +404,22 @@ mod tests {
     #[test]
     fn a_bare_cr_read_alone_starts_the_line_it_belongs_to() {
         // A `CR` at the end of a read may start an empty line; when the
-        // next byte is not its `LF`, it is the first byte of the line, and
-        // no request line starts with one.
+        // next byte is not its `LF`, it is the first byte of the line:
+        // whitespace before the method, after which bytes above ASCII may
+        // be a target's. Skipped, it would leave them in the method, which
+        // they cannot be.
         let mut bytes = b"\r".to_vec();
-        bytes.resize(MAX_REQUEST_LINE + 1, b'X');
-        assert_eq!(decide(&bytes), Some(Detected::Opaque));
+        while bytes.len() <= MAX_REQUEST_LINE {
+            bytes.extend_from_slice("é".as_bytes());
+        }
+        assert_eq!(decide(&bytes), Some(Detected::Http1));
         let mut scan = Scan::default();
         assert_eq!(scan.decide(&bytes[..1]), None);
-        assert_eq!(scan.decide(&bytes), Some(Detected::Opaque));
+        assert_eq!(scan.decide(&bytes), Some(Detected::Http1));
         let mut scan = Scan::default();
         let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
-        assert_eq!(fed, Some(Detected::Opaque));
+        assert_eq!(fed, Some(Detected::Http1));
+        assert_eq!(decide(&bytes[1..]), Some(Detected::Opaque));
     }
 
     #[test]

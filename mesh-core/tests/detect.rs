@@ -279,6 +279,38 @@ async fn request_lines_lenient_servers_serve_are_refused_by_the_http_server() {
 }
 
 #[tokio::test]
+async fn request_lines_with_any_whitespace_rfc_9112_allows_are_refused_by_the_http_server() {
+    // RFC 9112 §3 lets a server split the request line on any whitespace
+    // (SP, HTAB, VT, FF or a bare CR) and ignore it at either end; Netty
+    // does, and Python's `http.server` (its `str.split()`) takes the
+    // ASCII separators `\x1c` to `\x1f` too, the version `HTTP/0.9` or
+    // with leading zeros, and a bare `GET /path` (HTTP/0.9). Each of
+    // these is served by one of them as a request for `/admin`.
+    let lines: [&[u8]; 10] = [
+        b"GET\x0b/admin\x0bHTTP/1.1",
+        b"GET\x0c/admin HTTP/1.1",
+        b"GET\r/admin\rHTTP/1.1",
+        b"\rGET /admin HTTP/1.1",
+        b"\x0c GET /admin HTTP/1.1",
+        b"GET\x1c/admin\x1fHTTP/1.1",
+        b"GET /admin HTTP/0.9",
+        b"GET /admin HTTP/01.1",
+        b"GET /admin",
+        b"GET\x0b/admin",
+    ];
+    for line in lines {
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\nhost: a\r\nconnection: close\r\n\r\n");
+        let got = answer_to(&bytes).await;
+        assert!(
+            got.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{:?}: {got:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+#[tokio::test]
 async fn text_protocols_that_are_not_http_stay_opaque() {
     // memcached's and Redis's inline commands, and HTTP/2 spelled as an
     // HTTP/1 request line (not the preface).
