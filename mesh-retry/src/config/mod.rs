@@ -43,6 +43,23 @@
 //! by `{namespace}/{name}` (a route without a namespace has an empty
 //! one), then to the route's first rule, then to the rule's first match.
 //!
+//! A route's **`hostnames`** come before all of that, as in Linkerd's
+//! proxy, which receives them with each outbound route: a route that
+//! names hostnames takes only requests for one of them (the URI's host,
+//! else the `Host` header's, without the port, in any case), and a
+//! request no route takes is on no route. Of the matches a request meets,
+//! [`ServiceRetryPolicy::route_for`] takes one whose route's hostname
+//! matches its host most specifically: an exact hostname, then the
+//! longest wildcard (`*.shop.example` takes `a.shop.example` and
+//! `a.b.shop.example`, not `shop.example`), then a route that names none;
+//! the precedence above only orders matches that rank alike. This is
+//! the Gateway API's order ("precedence must be given to rules from the
+//! HTTPRoute with the largest number of characters in a matching
+//! non-wildcard hostname"); [`ServiceRetryPolicy::hosts`] gives a router
+//! each route's hostnames. A client that calls the service by a name its
+//! routes do not list (`books` for a route on `books.shop.svc.cluster.local`)
+//! is on none of them, as with Linkerd.
+//!
 //! A service's **`GRPCRoute`s and `HTTPRoute`s are not ranked together.**
 //! The Gateway API forbids merging the two kinds, and for a mesh (GEP-1294)
 //! applies one kind of route to a Service, the `GRPCRoute`s when it has
@@ -120,6 +137,7 @@ use crate::{BudgetConfig, RetryPolicy, Timeouts};
 mod annotations;
 mod budget;
 mod duration;
+mod hosts;
 mod http_route;
 mod precedence;
 mod service_profile;
@@ -128,6 +146,7 @@ pub use self::{
     annotations::{InvalidAnnotation, LinkerdAnnotations},
     budget::{BudgetSpec, InvalidBudgetSpec, MinRetryRate},
     duration::{GoDuration, InvalidGoDuration},
+    hosts::{HostRank, RouteHosts, request_host},
     precedence::MatchRef,
     service_profile::{
         ProfileRoute, RequestCondition, ResponseClassSpec, ResponseCondition, ServiceProfile,
@@ -270,7 +289,9 @@ impl ServiceRetryPolicy {
     /// without any, the `HTTPRoute` rules' by the Gateway API's HTTP
     /// precedence (see the [module](self) docs); then the ServiceProfile
     /// routes' (and any added to [`routes`](Self::routes) by hand) in the
-    /// order written.
+    /// order written. The routes' `hostnames`, which depend on each
+    /// request's host, rank before this order and are not in it: see
+    /// [`hosts`](Self::hosts).
     pub fn match_order(&self) -> Vec<MatchRef> {
         match self.ranked.order(&self.routes, &self.origins) {
             Some(order) => order.to_vec(),
@@ -440,30 +461,65 @@ impl ServiceRetryPolicy {
             .map(|r| &r.redirect)
     }
 
-    /// The route `req` is on, if any: that of the first match it meets in
-    /// [`match_order`](Self::match_order). The order is worked out once,
-    /// when the routes are read or merged; after a change by hand to
-    /// [`routes`](Self::routes) that could change it, this works it out
-    /// afresh on each call. A request on no route is not retried and has
-    /// no timeout.
+    /// The `hostnames` of route `index` (of [`routes`](Self::routes)):
+    /// those of the `HTTPRoute` or `GRPCRoute` its rule is of; none, which
+    /// take any host, for a ServiceProfile route or one added by hand. A
+    /// router that tries the routes in [`match_order`](Self::match_order)
+    /// takes, of the matches a request meets, one whose route's hostnames
+    /// rank highest for its host ([`RouteHosts::rank`]), the first in that
+    /// order among equals; and skips those whose hostnames do not match,
+    /// as [`route_for`](Self::route_for) does.
+    pub fn hosts(&self, index: usize) -> RouteHosts {
+        match self.origins.get(index) {
+            Some(Origin::Rule(rule)) => rule.hosts.clone(),
+            Some(Origin::Written) | None => RouteHosts::default(),
+        }
+    }
+
+    /// The route `req` is on, if any. Of the matches it meets, that of
+    /// the one whose route's `hostnames` match its host most specifically
+    /// ([`HostRank`]): an exact hostname, then a wildcard, then a route
+    /// that names none; among those equally specific, the first in
+    /// [`match_order`](Self::match_order). A route whose hostnames do not
+    /// match its host does not take it (see the [module](self) docs). The
+    /// order is worked out once, when the routes are read or merged; after
+    /// a change by hand to [`routes`](Self::routes) that could change it,
+    /// this works it out afresh on each call. A request on no route is not
+    /// retried and has no timeout.
     pub fn route_for<B>(&self, req: &Request<B>) -> Option<&RouteRetryPolicy> {
         let fresh;
-        let order = match self.ranked.order(&self.routes, &self.origins) {
-            Some(order) => order,
+        let (order, hosted) = match self.ranked.order(&self.routes, &self.origins) {
+            Some(order) => (order, self.ranked.hosted()),
             None => {
                 fresh = precedence::match_order(&self.routes, &self.origins);
-                &fresh[..]
+                (&fresh[..], precedence::hosted(&self.origins))
             }
         };
-        order
-            .iter()
-            .find(|at| {
-                self.routes
-                    .get(at.route)
-                    .and_then(|r| r.matches.get(at.index))
-                    .is_some_and(|m| m.matches_request(req))
-            })
-            .and_then(|at| self.routes.get(at.route))
+        let meets = |at: &MatchRef| {
+            self.routes
+                .get(at.route)
+                .and_then(|r| r.matches.get(at.index))
+                .is_some_and(|m| m.matches_request(req))
+        };
+        if !hosted {
+            return order
+                .iter()
+                .find(|at| meets(at))
+                .and_then(|at| self.routes.get(at.route));
+        }
+        let host = request_host(req.uri(), req.headers());
+        let mut best: Option<(HostRank, usize)> = None;
+        for at in order {
+            let rank = match self.origins.get(at.route) {
+                Some(Origin::Rule(rule)) => rule.hosts.rank_host(host),
+                Some(Origin::Written) | None => Some(HostRank::Any),
+            };
+            let Some(rank) = rank else { continue };
+            if best.is_none_or(|(r, _)| rank > r) && meets(at) {
+                best = Some((rank, at.route));
+            }
+        }
+        best.and_then(|(_, route)| self.routes.get(route))
     }
 }
 
@@ -654,6 +710,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 }
             }
             let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
+            let hosts = RouteHosts::new(&route.spec.hostnames);
             for (name, namespace, parent) in parents {
                 let source = Arc::new(RouteSource {
                     origin: context.origin().to_owned(),
@@ -682,6 +739,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                             None => RuleKind::Http,
                         },
                         source: source.clone(),
+                        hosts: hosts.clone(),
                     }));
                 }
             }

@@ -27,7 +27,7 @@ use mesh_core::{resource::GrpcRouteMatch, route::MatchPrecedence};
 // reads it.
 pub(super) use mesh_core::resource::Timestamp;
 
-use super::RouteRetryPolicy;
+use super::{RouteHosts, RouteRetryPolicy};
 
 /// One match of one route of a service: `routes[route].matches[index]` of
 /// a [`ServiceRetryPolicy`](super::ServiceRetryPolicy).
@@ -69,6 +69,9 @@ pub(super) struct RuleOrigin {
     pub(super) kind: RuleKind,
     /// Where the route was read, to name it if it is set aside.
     pub(super) source: Arc<RouteSource>,
+    /// The route's `hostnames`: which requests it may take, and how its
+    /// matches rank against other routes' for a request's host.
+    pub(super) hosts: RouteHosts,
 }
 
 /// The kind of route a rule is of.
@@ -214,6 +217,9 @@ pub(super) struct Ranked {
     /// origins, which only reading and merging change, and which rank
     /// again.
     precedences: Vec<MatchPrecedence>,
+    /// Whether any rule's route names hostnames, so that a lookup must
+    /// rank the request's host before the order.
+    hosted: bool,
 }
 
 impl Ranked {
@@ -229,7 +235,13 @@ impl Ranked {
             order: match_order(routes, origins),
             counts: routes.iter().map(|r| r.matches.len()).collect(),
             precedences,
+            hosted: hosted(origins),
         }
+    }
+
+    /// Whether any rule's route names hostnames.
+    pub(super) fn hosted(&self) -> bool {
+        self.hosted
     }
 
     /// The order, if `routes` are as they were ranked: as many, with as
@@ -259,6 +271,13 @@ impl Ranked {
             });
         same.then_some(&self.order[..])
     }
+}
+
+/// Whether any of `origins` is a rule of a route that names hostnames.
+pub(super) fn hosted(origins: &[Origin]) -> bool {
+    origins
+        .iter()
+        .any(|o| matches!(o, Origin::Rule(rule) if !rule.hosts.is_any()))
 }
 
 fn is_http(origin: &Origin) -> bool {
@@ -291,6 +310,7 @@ mod tests {
                 name: route.into(),
                 parent: 0,
             }),
+            hosts: RouteHosts::default(),
         };
         let mut origins = [
             origin(None, "a/a"),
