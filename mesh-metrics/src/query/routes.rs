@@ -8,6 +8,13 @@
 //! with that of requests (effective, what callers saw). The retry layer's
 //! `retry_requests_total` is matched to a route by its `route_name` (or
 //! `route`) and `dst_service` (or `service`) labels.
+//!
+//! A series a sidecar folded into its overflow (`overflow="true"`, past a
+//! family's series limit) keeps the direction but not the route or the
+//! server: its requests went to named routes, but to which is not known,
+//! so it makes no row rather than pass for requests no route named
+//! ([`DEFAULT_ROUTE`]). `sidecar stat` counts that traffic, and the
+//! sidecar's `*_series_overflow_total` what was folded.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -92,7 +99,12 @@ pub(crate) fn rows_by<'a>(
 }
 
 /// The (route, service) a sample belongs to, if it is one of the selection.
+/// A series a sidecar folded past a family's series limit
+/// (`overflow="true"`) kept no route nor server: it belongs to none.
 fn route_key<'a>(s: &'a Sample, to: Option<&str>) -> Option<(&'a str, &'a str)> {
+    if s.label("overflow") == Some("true") {
+        return None;
+    }
     match to {
         Some(to) => outbound_route_key(s).filter(|(_, service)| *service == to),
         None => (!s.name.starts_with("retry_") && s.label("direction") == Some("inbound"))
@@ -256,6 +268,29 @@ mod tests {
         );
         let back: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
         assert_eq!(back[0]["route"], rows[0].route);
+    }
+
+    #[test]
+    fn traffic_folded_past_the_series_limit_makes_no_route_row() {
+        // Past a family's series limit, a sidecar folds label sets into an
+        // `overflow="true"` series that keeps the direction but neither
+        // the route nor the server: its requests went to routes that had
+        // names, and were shown as requests no route named.
+        let after = Scrape::parse(
+            "response_total{direction=\"inbound\",srv_name=\"web\",route_name=\"get\",classification=\"success\"} 5\n\
+             response_total{direction=\"inbound\",tls=\"true\",classification=\"success\",overflow=\"true\"} 40\n\
+             response_latency_ms_bucket{direction=\"inbound\",tls=\"true\",le=\"+Inf\",overflow=\"true\"} 40\n",
+        )
+        .unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(1));
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta)], None);
+        let routes: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.route.as_str(), r.service.as_str()))
+            .collect();
+        assert_eq!(routes, [("get", "web")]);
+        assert_eq!(rows[0].golden.rps, 5.0);
     }
 
     #[test]
