@@ -14,7 +14,8 @@
 //! split the request line on any whitespace (SP, HTAB, VT, FF or a bare
 //! CR) and ignore it at either end; Netty does, and reads the version in
 //! any case. Python's `http.server` splits it as its `str.split()` does
-//! (those, and the separators `\x1c` to `\x1f`), serves the versions
+//! (those, the separators `\x1c` to `\x1f`, and NEL and NBSP of the line
+//! read as Latin-1), serves the versions
 //! `HTTP/0.9` and `HTTP/01.1`, and serves a bare `GET /path` as
 //! HTTP/0.9. So a line is
 //! HTTP/1 when it is a method, a target and `HTTP/` with a major version
@@ -203,7 +204,7 @@ impl Scan {
             // never changes the decision.
             let plausible = if self.method_done {
                 is_space(b) || b.is_ascii_graphic() || !b.is_ascii()
-            } else if is_space(b) {
+            } else if is_space(b) || is_latin1_space(b) {
                 self.method_done = true;
                 true
             } else {
@@ -234,9 +235,17 @@ fn empty_lines(buf: &[u8], from: usize) -> (usize, bool) {
 /// `method target HTTP/<0 or 1>.<digits>`, or `GET target`, the words
 /// separated by runs of whitespace ([`is_space`]), the version in any
 /// case: what RFC 9112 allows, and what lenient servers also serve (see
-/// the [module docs](self)).
+/// the [module docs](self)). Python's `http.server` reads the line as
+/// Latin-1 text, to which `\x85` and `\xa0` are whitespace too; a UTF-8
+/// target may hold those bytes, so the line is read both ways.
 fn is_request_line(line: &[u8]) -> bool {
-    let mut words = line.split(|&b| is_space(b)).filter(|word| !word.is_empty());
+    words_of_request_line(line, is_space)
+        || words_of_request_line(line, |b| is_space(b) || is_latin1_space(b))
+}
+
+/// Whether `line`, split on `space`, is a request line.
+fn words_of_request_line(line: &[u8], space: impl Fn(u8) -> bool) -> bool {
+    let mut words = line.split(|&b| space(b)).filter(|word| !word.is_empty());
     let (method, target, version) = match (words.next(), words.next(), words.next(), words.next()) {
         (Some(method), Some(target), Some(version), None) => (method, target, Some(version)),
         // Python's `http.server` serves a bare `GET /path` as HTTP/0.9.
@@ -277,6 +286,12 @@ fn is_http1_version(version: &[u8]) -> bool {
 /// separators `\x1c` to `\x1f` Python's `str.split()` takes too.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1f)
+}
+
+/// The bytes above ASCII that are whitespace to Python read as Latin-1:
+/// NEL and NBSP.
+fn is_latin1_space(b: u8) -> bool {
+    matches!(b, 0x85 | 0xa0)
 }
 
 /// RFC 9110 `tchar`.
@@ -372,6 +387,12 @@ mod tests {
             (b"GET\r/admin\rHTTP/1.1\r\n", Detected::Http1),
             (b"\x0cGET /admin HTTP/1.1\x0b\r\n", Detected::Http1),
             (b"GET\x1c/admin\x1fHTTP/1.1\r\n", Detected::Http1),
+            // Python reads the line as Latin-1, where NEL and NBSP are
+            // whitespace; hyper takes those bytes in a UTF-8 target.
+            (b"GET\xa0/admin\x85HTTP/1.1\r\n", Detected::Http1),
+            (b"\xa0GET /admin HTTP/1.1\r\n", Detected::Http1),
+            (b"GET /caf\xc2\xa0 HTTP/1.1\r\n", Detected::Http1),
+            (b"G\xc2T / HTTP/1.1\r\n", Detected::Opaque),
             // Python serves HTTP/0.9, a major version with leading
             // zeros, and a bare `GET /path`.
             (b"GET /admin HTTP/0.9\r\n", Detected::Http1),

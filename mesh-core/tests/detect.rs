@@ -283,11 +283,13 @@ async fn request_lines_with_any_whitespace_rfc_9112_allows_are_refused_by_the_ht
     // RFC 9112 §3 lets a server split the request line on any whitespace
     // (SP, HTAB, VT, FF or a bare CR) and ignore it at either end; Netty
     // does, and Python's `http.server` (its `str.split()`) takes the
-    // ASCII separators `\x1c` to `\x1f` too, the version `HTTP/0.9` or
+    // separators `\x1c` to `\x1f` too (and, reading bytes as Latin-1,
+    // `\x85` and `\xa0`), the version `HTTP/0.9` or
     // with leading zeros, and a bare `GET /path` (HTTP/0.9). Each of
     // these is served by one of them as a request for `/admin`.
-    let lines: [&[u8]; 10] = [
+    let lines: [&[u8]; 11] = [
         b"GET\x0b/admin\x0bHTTP/1.1",
+        b"GET\xa0/admin\x85HTTP/1.1",
         b"GET\x0c/admin HTTP/1.1",
         b"GET\r/admin\rHTTP/1.1",
         b"\rGET /admin HTTP/1.1",
