@@ -43,6 +43,12 @@
 //! so they stay right, only less smooth. A source as large as a proxy
 //! usually serves is far from it.
 //!
+//! A source also picks how many services and routes it names, and each
+//! edge or route shown costs nine sparklines in every view, and its row
+//! in every point of the history. A summary keeps the [`MAX_EDGES`]
+//! busiest edges and the [`MAX_ROUTES`] busiest routes (by requests a
+//! second), as `top` shows the busiest rows; a page could not draw more.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -87,7 +93,7 @@ pub use self::{
     board::{Board, EdgeView, RouteView, SourceView, View, WorkloadView},
     history::{History, Series},
     page::{API_PATH, PAGE_PATH},
-    summary::{Edge, RouteSummary, Summary, WorkloadSummary},
+    summary::{Edge, MAX_EDGES, MAX_ROUTES, RouteSummary, Summary, WorkloadSummary},
 };
 use crate::query::{Target, scrape};
 

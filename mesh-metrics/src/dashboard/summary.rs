@@ -2,6 +2,7 @@
 //! between them, and the outbound routes where retries and timeouts happen.
 
 use std::{
+    cmp::Ordering,
     collections::{HashMap, HashSet},
     time::Duration,
 };
@@ -17,15 +18,24 @@ use crate::{
     },
 };
 
+/// The most edges a summary keeps: the busiest, by responses a second.
+pub const MAX_EDGES: usize = 100;
+
+/// The most outbound routes a summary keeps: the busiest, by requests a
+/// second.
+pub const MAX_ROUTES: usize = 100;
+
 /// What the sources' metrics say about one window.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// One row per workload, from its inbound traffic, in the order the
     /// sources name them.
     pub workloads: Vec<WorkloadSummary>,
-    /// Who calls whom, from each workload's outbound traffic, sorted.
+    /// Who calls whom, from each workload's outbound traffic, sorted: the
+    /// [`MAX_EDGES`] busiest.
     pub edges: Vec<Edge>,
-    /// Each workload's outbound routes, sorted by workload, service, route.
+    /// Each workload's outbound routes, sorted by workload, service,
+    /// route: the [`MAX_ROUTES`] busiest.
     pub routes: Vec<RouteSummary>,
 }
 
@@ -129,9 +139,7 @@ fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
             }
         }
     }
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    groups
+    let mut out: Vec<Edge> = groups
         .into_iter()
         .map(|((src, dst), (t, window, forbidden))| Edge {
             src: src.to_owned(),
@@ -140,7 +148,33 @@ fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
             tls: t.tls_rate(),
             forbidden: per_second(forbidden, window),
         })
-        .collect()
+        .collect();
+    keep_busiest(
+        &mut out,
+        MAX_EDGES,
+        |e| e.golden.rps,
+        |a, b| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)),
+    );
+    out
+}
+
+/// Keeps the `max` rows of `rows` with the most `rps`, ties broken by
+/// `order`, and sorts them by `order`. A source picks how many services
+/// and routes it names; the page draws a few, and each row kept costs
+/// its sparklines in every view and in every point of the history.
+fn keep_busiest<T>(
+    rows: &mut Vec<T>,
+    max: usize,
+    rps: impl Fn(&T) -> f64,
+    order: impl Fn(&T, &T) -> Ordering,
+) {
+    if rows.len() > max && max > 0 {
+        rows.select_nth_unstable_by(max - 1, |a, b| {
+            rps(b).total_cmp(&rps(a)).then_with(|| order(a, b))
+        });
+    }
+    rows.truncate(max);
+    rows.sort_unstable_by(order);
 }
 
 fn is_forbidden(s: &Sample) -> bool {
@@ -173,13 +207,18 @@ fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
             }
         })
         .collect();
-    out.sort_by(|a, b| {
-        (&a.row.workload, &a.row.service, &a.row.route).cmp(&(
-            &b.row.workload,
-            &b.row.service,
-            &b.row.route,
-        ))
-    });
+    keep_busiest(
+        &mut out,
+        MAX_ROUTES,
+        |r| r.row.golden.rps,
+        |a, b| {
+            (&a.row.workload, &a.row.service, &a.row.route).cmp(&(
+                &b.row.workload,
+                &b.row.service,
+                &b.row.route,
+            ))
+        },
+    );
     out
 }
 
