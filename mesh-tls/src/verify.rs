@@ -6,6 +6,8 @@
 //! rustls's own verifier checks it (the chain, to a trust anchor in the
 //! current bundle, at the current time), and then its SAN is compared with
 //! the identity configured for the target instead of with the hostname.
+//! A SPIFFE ID is taken only through a trust anchor of its own trust
+//! domain ([`AnchorDomains`]).
 //!
 //! Both the verifier and the client certificate resolver read the store on
 //! every handshake, so a client config built once per target keeps working
@@ -16,7 +18,7 @@
 
 use std::{cell::Cell, fmt, sync::Arc};
 
-use mesh_core::Identity;
+use mesh_core::{Identity, TrustDomain};
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, Error, ExtendedKeyPurpose,
     OtherError, RootCertStore, SignatureScheme,
@@ -28,7 +30,9 @@ use rustls::{
     server::danger::{ClientCertVerified, ClientCertVerifier},
     sign::CertifiedKey,
 };
-use rustls_pki_types::{CertificateDer, ServerName, SignatureVerificationAlgorithm, UnixTime};
+use rustls_pki_types::{
+    CertificateDer, ServerName, SignatureVerificationAlgorithm, TrustAnchor, UnixTime,
+};
 
 use crate::{
     ca::Utc,
@@ -36,7 +40,7 @@ use crate::{
     store::CredentialStore,
 };
 
-/// Verifies `end_entity`'s chain to one of `anchors` at `now` for `usage`,
+/// Checks `end_entity`'s chain to one of `anchors` at `now` for `usage`,
 /// as webpki does for rustls, and on top requires every issuer on the path
 /// below the anchor to be allowed to sign certificates by its key usage.
 ///
@@ -47,23 +51,12 @@ use crate::{
 /// signing certificate sets, would otherwise vouch for any leaf its key
 /// signed. The check runs inside webpki's path building, so that a path
 /// through another, proper, issuer is still found.
-pub(crate) fn verify_chain(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    anchors: &[rustls_pki_types::TrustAnchor<'_>],
-    now: UnixTime,
-    usage: webpki::KeyUsage,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-) -> Result<(), webpki::Error> {
-    check_chain(end_entity, intermediates, anchors, now, usage, algs).map_err(|e| e.webpki)
-}
-
-/// [`verify_chain`], saying whether the issuer key usage check refused a
-/// path webpki itself accepted.
 ///
-/// A refused handshake should cost one path search, as with stock rustls,
-/// yet say what rustls's own verification (which has no key usage check)
-/// would say. The flag tells that from the one search: rustls's webpki
+/// The refusal says whether the issuer key usage check refused a path
+/// webpki itself accepted. A refused handshake should cost one path
+/// search, as with stock rustls, yet say what rustls's own verification
+/// (which has no key usage check) would say. The flag tells that from the
+/// one search: rustls's webpki
 /// search visits paths in the same order and would have stopped at the
 /// first one the key usage check refused, accepting it, so the refusal is
 /// the key usage's; when the check refused nothing, the search made here
@@ -72,29 +65,57 @@ pub(crate) fn verify_chain(
 pub(crate) fn check_chain(
     end_entity: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
-    anchors: &[rustls_pki_types::TrustAnchor<'_>],
+    anchors: &[TrustAnchor<'_>],
     now: UnixTime,
     usage: webpki::KeyUsage,
     algs: &[&dyn SignatureVerificationAlgorithm],
 ) -> Result<(), ChainRefused> {
+    check_chain_for(end_entity, intermediates, anchors, now, usage, algs, None)
+}
+
+/// [`check_chain`], and when `scope` gives the identity the leaf names and
+/// the trust domains of `anchors`, only through an anchor that vouches for
+/// that identity ([`AnchorDomains`]). A path the trust domain check refuses
+/// is passed over like one the key usage check refuses, so that a path to
+/// an anchor of the identity's own trust domain is still found.
+pub(crate) fn check_chain_for(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &[TrustAnchor<'_>],
+    now: UnixTime,
+    usage: webpki::KeyUsage,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    scope: Option<(&Identity, &AnchorDomains)>,
+) -> Result<(), ChainRefused> {
     let refused_a_signer = Cell::new(false);
-    let issuers_may_sign = |path: &webpki::VerifiedPath<'_>| {
-        match path
+    let refused_an_anchor = Cell::new(false);
+    let acceptable = |path: &webpki::VerifiedPath<'_>| {
+        if !path
             .intermediate_certificates()
             .all(|cert| may_sign_certificates(cert.der().as_ref()))
         {
-            true => Ok(()),
             // The webpki error closest to the fault: a certificate used
             // as a CA that may not be one.
-            false => {
-                refused_a_signer.set(true);
-                Err(webpki::Error::EndEntityUsedAsCa)
-            }
+            refused_a_signer.set(true);
+            return Err(webpki::Error::EndEntityUsedAsCa);
         }
+        if let Some((identity, domains)) = scope
+            && !domains.vouches(path.anchor(), identity)
+        {
+            // As if the anchor were not in the bundle: it is not in the
+            // identity's trust domain's.
+            refused_an_anchor.set(true);
+            return Err(webpki::Error::UnknownIssuer);
+        }
+        Ok(())
     };
     let refused = |webpki| ChainRefused {
         webpki,
         issuer_may_not_sign: refused_a_signer.get(),
+        outside_anchor_domains: match refused_an_anchor.get() {
+            true => scope.map(|(identity, _)| identity.clone()),
+            false => None,
+        },
     };
     webpki::EndEntityCert::try_from(end_entity)
         .map_err(refused)?
@@ -105,10 +126,132 @@ pub(crate) fn check_chain(
             now,
             usage,
             None,
-            Some(&issuers_may_sign),
+            Some(&acceptable),
         )
         .map(|_| ())
         .map_err(refused)
+}
+
+/// The trust domains the anchors of a bundle vouch for, read once when
+/// credentials load.
+///
+/// SPIFFE keeps a trust bundle per trust domain, and a validator checks an
+/// SVID against the bundle of the trust domain its SPIFFE ID names (as
+/// go-spiffe's `x509svid.Verify` does), so that one trust domain's CA
+/// cannot name another's workloads. The mesh's bundle is one file, so an
+/// anchor's trust domain is read from the anchor: the SPIFFE ID in its URI
+/// SAN (`spiffe://<trust domain>`), which the SPIFFE X.509-SVID spec (§3.2)
+/// recommends for signing certificates and which the mesh's CA writes. Such
+/// an anchor vouches for the SPIFFE IDs of its trust domain alone. An
+/// anchor that names no trust domain (Linkerd's, a corporate CA's) vouches
+/// for any identity, as a plain X.509 anchor does; and DNS-style
+/// identities, which name no trust domain ([`TrustDomain::contains`]), are
+/// vouched for by any anchor.
+#[derive(Debug, Default)]
+pub(crate) struct AnchorDomains {
+    anchors: Vec<TrustAnchor<'static>>,
+    /// The trust domains each anchor names, in the order of `anchors`:
+    /// empty for one that names none.
+    domains: Vec<Vec<TrustDomain>>,
+}
+
+/// How many anchors of a bundle vouch for an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Vouching {
+    /// Every anchor: a path to any of them proves the identity.
+    All,
+    /// Some anchors: which one a path ends at decides.
+    Some,
+    /// No anchor: nothing proves the identity.
+    None,
+}
+
+impl AnchorDomains {
+    /// The anchors `roots` and their trust domains. A root that is no
+    /// trust anchor is left out, as rustls leaves it out of its store.
+    pub(crate) fn new(roots: &[CertificateDer<'_>]) -> Self {
+        let mut anchors = Vec::with_capacity(roots.len());
+        let mut domains = Vec::with_capacity(roots.len());
+        for root in roots {
+            let Ok(anchor) = webpki::anchor_from_trusted_cert(root) else {
+                continue;
+            };
+            anchors.push(anchor.to_owned());
+            domains.push(
+                CertNames::parse(root)
+                    .map(|names| names.spiffe_trust_domains())
+                    .unwrap_or_default(),
+            );
+        }
+        Self { anchors, domains }
+    }
+
+    /// The anchors, for a path search.
+    pub(crate) fn anchors(&self) -> &[TrustAnchor<'static>] {
+        &self.anchors
+    }
+
+    /// Whether an anchor naming `domains` vouches for `identity`.
+    fn domains_vouch(domains: &[TrustDomain], identity: &Identity) -> bool {
+        !identity.is_spiffe() || domains.is_empty() || domains.iter().any(|d| d.contains(identity))
+    }
+
+    /// Whether `anchor`, the one a path ends at, vouches for `identity`:
+    /// a bundle certificate with its name and key does.
+    fn vouches(&self, anchor: &TrustAnchor<'_>, identity: &Identity) -> bool {
+        self.anchors
+            .iter()
+            .zip(&self.domains)
+            .any(|(known, domains)| {
+                known.subject == anchor.subject
+                    && known.subject_public_key_info == anchor.subject_public_key_info
+                    && Self::domains_vouch(domains, identity)
+            })
+    }
+
+    /// How many anchors vouch for `identity`.
+    pub(crate) fn vouching_for(&self, identity: &Identity) -> Vouching {
+        let vouching = self
+            .domains
+            .iter()
+            .filter(|domains| Self::domains_vouch(domains, identity))
+            .count();
+        match vouching {
+            0 => Vouching::None,
+            n if n == self.domains.len() => Vouching::All,
+            _ => Vouching::Some,
+        }
+    }
+
+    /// Whether `chain` (leaf first), which verified for `usage` against
+    /// every anchor, proves `identity` through an anchor that vouches for
+    /// it. A second path search only when the anchors' trust domains
+    /// differ: with one trust domain's anchors, or anchors naming none,
+    /// the first search decided.
+    pub(crate) fn vouch_for_chain(
+        &self,
+        identity: &Identity,
+        chain: &[CertificateDer<'_>],
+        usage: webpki::KeyUsage,
+        algs: &[&dyn SignatureVerificationAlgorithm],
+    ) -> bool {
+        match self.vouching_for(identity) {
+            Vouching::All => true,
+            Vouching::None => false,
+            Vouching::Some => chain.split_first().is_some_and(|(leaf, intermediates)| {
+                check_chain_for(
+                    leaf,
+                    intermediates,
+                    &self.anchors,
+                    crate::creds::unix_time(std::time::SystemTime::now()),
+                    usage,
+                    algs,
+                    Some((identity, self)),
+                )
+                .is_ok()
+            }),
+        }
+    }
 }
 
 /// Why [`check_chain`] refused a chain.
@@ -118,18 +261,64 @@ pub(crate) struct ChainRefused {
     webpki: webpki::Error,
     /// Whether the issuer key usage check refused a path webpki accepted.
     issuer_may_not_sign: bool,
+    /// The identity, when the trust domain check refused a path webpki
+    /// accepted: it ended at an anchor of another trust domain.
+    outside_anchor_domains: Option<Identity>,
 }
 
 impl ChainRefused {
     /// The error rustls's own verification gives for the chain, or
     /// [`issuer_may_not_sign`] when only the key usage check refused it.
     fn to_rustls(&self) -> Error {
-        match self.issuer_may_not_sign {
-            true => issuer_may_not_sign(),
-            false => webpki_to_rustls(self.webpki.clone()),
+        if self.issuer_may_not_sign {
+            return issuer_may_not_sign();
+        }
+        match &self.outside_anchor_domains {
+            Some(identity) => Error::InvalidCertificate(CertificateError::Other(OtherError(
+                Arc::new(NoAnchorOfTrustDomain {
+                    identity: identity.clone(),
+                }),
+            ))),
+            None => webpki_to_rustls(self.webpki.clone()),
         }
     }
+
+    /// The identity whose trust domain has no anchor the chain leads to,
+    /// when that alone refused it.
+    pub(crate) fn outside_anchor_domains(&self) -> Option<&Identity> {
+        match self.issuer_may_not_sign {
+            true => None,
+            false => self.outside_anchor_domains.as_ref(),
+        }
+    }
+
+    /// webpki's error for the search.
+    pub(crate) fn into_webpki(self) -> webpki::Error {
+        self.webpki
+    }
 }
+
+/// The peer's chain leads only to trust anchors of other trust domains
+/// than that of the SPIFFE ID it names. See [`AnchorDomains`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NoAnchorOfTrustDomain {
+    /// The identity the certificate names.
+    pub(crate) identity: Identity,
+}
+
+impl fmt::Display for NoAnchorOfTrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is vouched for by no trust anchor of trust domain {}: the chain leads only to \
+             anchors of other trust domains",
+            self.identity,
+            self.identity.trust_domain_name().unwrap_or_default()
+        )
+    }
+}
+
+impl std::error::Error for NoAnchorOfTrustDomain {}
 
 impl fmt::Display for ChainRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,6 +327,12 @@ impl fmt::Display for ChainRefused {
             |t: UnixTime| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_secs());
         if self.issuer_may_not_sign {
             return IssuerMayNotSign.fmt(f);
+        }
+        if let Some(identity) = &self.outside_anchor_domains {
+            return NoAnchorOfTrustDomain {
+                identity: identity.clone(),
+            }
+            .fmt(f);
         }
         match &self.webpki {
             E::UnknownIssuer => f.write_str(
@@ -290,19 +485,23 @@ impl ServerCertVerifier for ExpectedIdentity {
             .store
             .snapshot()
             .ok_or_else(|| Error::General("no local credentials".into()))?;
-        // One path search: its refusal maps to the error rustls's own
-        // verification would give (see `check_chain`).
-        check_chain(
+        // The names first, so that the chain is checked through an anchor
+        // of the trust domain of the SPIFFE ID the leaf names. One path
+        // search: its refusal maps to the error rustls's own verification
+        // would give (see `check_chain`).
+        let names = CertNames::parse(end_entity);
+        let named = names.as_ref().ok().and_then(|n| n.identity().ok());
+        check_chain_for(
             end_entity,
             intermediates,
             &snapshot.roots.roots,
             now,
             webpki::KeyUsage::server_auth(),
             self.algs.all,
+            named.map(|identity| (identity, &**snapshot.creds.anchor_domains())),
         )
         .map_err(|refused| refused.to_rustls())?;
-        let names = CertNames::parse(end_entity)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let names = names.map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if names.names(&self.expected) {
             return Ok(ServerCertVerified::assertion());
         }

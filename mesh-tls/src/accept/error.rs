@@ -1,5 +1,7 @@
 use std::{fmt, io, time::Duration};
 
+use mesh_core::Identity;
+
 use crate::{cert::NoIdentity, metrics::HandshakeFailure};
 
 /// Why an inbound connection was closed before it was served.
@@ -21,6 +23,11 @@ pub enum AcceptError {
     NoCredentials,
     /// The client's certificate is trusted but names no identity.
     NoPeerIdentity(NoIdentity),
+    /// The client's certificate names a SPIFFE ID, but its chain leads
+    /// only to trust anchors of other trust domains, which do not vouch
+    /// for it (see [what a certificate
+    /// proves](crate::connect#what-a-certificate-proves)).
+    NoAnchorOfTrustDomain(Identity),
     /// The handshake failed.
     Handshake(io::Error),
 }
@@ -38,6 +45,9 @@ impl AcceptError {
             Self::NoClientCertificate => HandshakeFailure::NoClientCertificate,
             Self::NoCredentials => HandshakeFailure::NoCredentials,
             Self::NoPeerIdentity(_) => HandshakeFailure::NoPeerIdentity,
+            // No anchor of the bundle the identity's trust domain has
+            // issued the chain: as unknown as no anchor at all.
+            Self::NoAnchorOfTrustDomain(_) => HandshakeFailure::UnknownIssuer,
             Self::Handshake(e) => HandshakeFailure::of_io(e),
         })
     }
@@ -57,6 +67,12 @@ impl fmt::Display for AcceptError {
             }
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
             Self::NoPeerIdentity(_) => f.write_str("client certificate names no identity"),
+            Self::NoAnchorOfTrustDomain(peer) => write!(
+                f,
+                "client identity {peer} is vouched for by no trust anchor of trust domain {}: \
+                 the chain leads only to anchors of other trust domains",
+                peer.trust_domain_name().unwrap_or_default()
+            ),
             Self::Handshake(_) => f.write_str("tls handshake failed"),
         }
     }

@@ -168,21 +168,32 @@ impl<I: Io> AcceptFuture<I> {
         stream: tokio_rustls::server::TlsStream<PrefixedIo<I>>,
     ) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
         let conn = stream.get_ref().1;
-        let tls = match conn.peer_certificates().and_then(|certs| certs.first()) {
+        let chain = conn.peer_certificates().unwrap_or_default();
+        let tls = match chain.first() {
             None if self.config.mode == InboundMode::Strict => {
                 return self.fail(AcceptError::NoClientCertificate);
             }
             None => Tls::NoClientCert,
             Some(leaf) => {
                 let names = CertNames::parse(leaf);
-                match names
+                let peer = match names
                     .as_ref()
                     .map_err(|_| NoIdentity::Missing)
                     .and_then(|n| n.identity())
                 {
-                    Ok(peer) => Tls::Mutual { peer: peer.clone() },
+                    Ok(peer) => peer,
                     Err(e) => return self.fail(AcceptError::NoPeerIdentity(e)),
+                };
+                // The handshake verified the chain against every anchor;
+                // the identity needs one of its own trust domain's.
+                let vouched = self
+                    .handshake_with
+                    .as_ref()
+                    .is_none_or(|with| with.vouches_for(peer, chain, &self.store));
+                if !vouched {
+                    return self.fail(AcceptError::NoAnchorOfTrustDomain(peer.clone()));
                 }
+                Tls::Mutual { peer: peer.clone() }
             }
         };
         let alpn = match conn.alpn_protocol() {

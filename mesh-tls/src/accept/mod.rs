@@ -22,10 +22,16 @@
 //! the X.509-SVID spec requires; otherwise the handshake fails in every
 //! mode. What the peer may do once it is known is authorization's business,
 //! which reads the status from [`ConnectionInfo`](mesh_core::ConnectionInfo).
-//! The acceptor does not hold the client's trust domain against it: any
-//! anchor of the bundle vouches for any identity (see
-//! [what a certificate proves](crate::connect#what-a-certificate-proves)),
-//! as in Linkerd, and authorization compares whole identities.
+//! A client's SPIFFE ID is taken only through a trust anchor of its own
+//! trust domain, when the anchors name theirs (see
+//! [what a certificate proves](crate::connect#what-a-certificate-proves)):
+//! a chain that leads only to anchors of other trust domains is refused
+//! after the handshake, in every mode
+//! ([`AcceptError::NoAnchorOfTrustDomain`]). With one trust domain's
+//! anchors, or anchors that name none, this costs nothing; with a bundle
+//! federating several, a client whose trust domain has only some of the
+//! anchors costs a second path search. Beyond that, authorization compares
+//! whole identities.
 //!
 //! Detection and the handshake share one timeout; a peer that exceeds it is
 //! disconnected.

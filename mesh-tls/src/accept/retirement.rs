@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use mesh_core::serve::Retirement;
+use mesh_core::{Identity, serve::Retirement};
 use rustls_pki_types::CertificateDer;
 use tokio::{sync::watch, time::sleep_until};
 
@@ -14,6 +14,7 @@ use crate::{
     metrics::{Direction, RetireReason},
     retire,
     store::Snapshot,
+    verify::AnchorDomains,
 };
 
 /// What a TLS connection's retirement is measured against: the local
@@ -23,6 +24,7 @@ pub(super) struct HandshakeWith {
     local_not_after: SystemTime,
     roots: Arc<[CertificateDer<'static>]>,
     anchor_subjects: Arc<[Vec<u8>]>,
+    anchor_domains: Arc<AnchorDomains>,
     version: watch::Receiver<StoreVersion>,
     loaded: u64,
 }
@@ -39,9 +41,28 @@ impl HandshakeWith {
             local_not_after: snapshot.creds.chain_not_after(),
             roots: snapshot.creds.shared_roots(),
             anchor_subjects: snapshot.creds.anchor_subjects().clone(),
+            anchor_domains: snapshot.creds.anchor_domains().clone(),
             version,
             loaded,
         }
+    }
+
+    /// Whether the client's `chain`, which the handshake verified against
+    /// every anchor of the bundle, proves `peer`, the identity it names,
+    /// through an anchor that vouches for it
+    /// ([`AnchorDomains`](crate::verify::AnchorDomains)).
+    pub(super) fn vouches_for(
+        &self,
+        peer: &Identity,
+        chain: &[CertificateDer<'static>],
+        store: &CredentialStore,
+    ) -> bool {
+        self.anchor_domains.vouch_for_chain(
+            peer,
+            chain,
+            webpki::KeyUsage::client_auth(),
+            store.provider().signature_verification_algorithms.all,
+        )
     }
 
     /// Drains the connection when the credentials rotate (to a bundle that
@@ -57,6 +78,7 @@ impl HandshakeWith {
             local_not_after,
             roots,
             anchor_subjects,
+            anchor_domains: _,
             version,
             loaded,
         } = self;
@@ -138,13 +160,18 @@ fn trusts_client(
     let Some((leaf, intermediates)) = chain.split_first() else {
         return false;
     };
-    crate::verify::verify_chain(
+    // Through an anchor of the client's trust domain, as at the handshake.
+    let names = crate::cert::CertNames::parse(leaf);
+    let identity = names.as_ref().ok().and_then(|n| n.identity().ok());
+    let domains = snapshot.creds.anchor_domains();
+    crate::verify::check_chain_for(
         leaf,
         intermediates,
-        &snapshot.roots.roots,
+        domains.anchors(),
         unix_time(SystemTime::now()),
         webpki::KeyUsage::client_auth(),
         store.provider().signature_verification_algorithms.all,
+        identity.map(|identity| (identity, &**domains)),
     )
     .is_ok()
 }

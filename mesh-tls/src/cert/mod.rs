@@ -149,6 +149,16 @@ impl CertNames {
         }
     }
 
+    /// The trust domains of the SPIFFE IDs among the URI SANs, with or
+    /// without a path: for a trust anchor, the trust domains it is the
+    /// anchor of ([`AnchorDomains`](crate::verify::AnchorDomains)).
+    pub(crate) fn spiffe_trust_domains(&self) -> Vec<TrustDomain> {
+        self.uris
+            .iter()
+            .filter_map(Identity::trust_domain)
+            .collect()
+    }
+
     /// Whether the certificate names `id`: as its one SPIFFE ID (see
     /// [`CertNames::identity`]) for a SPIFFE ID, or as a DNS SAN for a
     /// DNS-style identity. Either way the certificate must name an

@@ -1,8 +1,8 @@
 use std::{fmt, io, time::Duration};
 
-use mesh_core::BoxError;
+use mesh_core::{BoxError, Identity};
 
-use crate::verify::IdentityMismatch;
+use crate::verify::{IdentityMismatch, NoAnchorOfTrustDomain};
 
 /// Why the connector could not open a connection.
 ///
@@ -22,6 +22,11 @@ pub enum ConnectError {
     /// The server's certificate chains to the trust bundle but names
     /// another identity than the one configured for the target.
     IdentityMismatch(IdentityMismatch),
+    /// The server's certificate names this SPIFFE ID, but its chain leads
+    /// only to trust anchors of other trust domains, which do not vouch
+    /// for it (see [what a certificate
+    /// proves](crate::connect#what-a-certificate-proves)).
+    NoAnchorOfTrustDomain(Identity),
     /// The TLS handshake failed.
     Handshake(io::Error),
     /// The TLS handshake took longer than the handshake timeout.
@@ -35,19 +40,24 @@ impl ConnectError {
     }
 
     pub(crate) fn handshake(err: io::Error) -> Self {
-        let mismatch = err
+        let other = err
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())
             .and_then(|e| match e {
                 rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
-                    other.0.downcast_ref::<IdentityMismatch>().cloned()
+                    Some(&other.0)
                 }
                 _ => None,
             });
-        match mismatch {
-            Some(mismatch) => Self::IdentityMismatch(mismatch),
-            None => Self::Handshake(err),
+        if let Some(other) = other {
+            if let Some(mismatch) = other.downcast_ref::<IdentityMismatch>() {
+                return Self::IdentityMismatch(mismatch.clone());
+            }
+            if let Some(outside) = other.downcast_ref::<NoAnchorOfTrustDomain>() {
+                return Self::NoAnchorOfTrustDomain(outside.identity.clone());
+            }
         }
+        Self::Handshake(err)
     }
 }
 
@@ -59,6 +69,12 @@ impl fmt::Display for ConnectError {
             Self::CredentialsExpired => f.write_str("local identity certificate has expired"),
             Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
             Self::IdentityMismatch(_) => f.write_str("server identity mismatch"),
+            Self::NoAnchorOfTrustDomain(server) => write!(
+                f,
+                "server identity {server} is vouched for by no trust anchor of trust domain {}: \
+                 the chain leads only to anchors of other trust domains",
+                server.trust_domain_name().unwrap_or_default()
+            ),
             Self::Handshake(_) => f.write_str("tls handshake failed"),
             Self::Timeout(after) => write!(f, "tls handshake timed out after {after:?}"),
         }

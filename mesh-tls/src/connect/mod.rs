@@ -41,10 +41,25 @@
 //! (`keyCertSign`, which webpki does not read). The webpki checks have two
 //! consequences worth knowing. Name constraints are enforced for DNS names,
 //! and a CA constrained by URI names fails closed: every certificate under
-//! it that carries a URI SAN (every SVID) is refused. And every anchor in
-//! the bundle vouches for every identity, on both ends of a connection: a
-//! bundle holding the anchors of two trust domains lets either CA name
-//! workloads of the other, so federated trust domains need authorization
+//! it that carries a URI SAN (every SVID) is refused.
+//!
+//! A SPIFFE ID is proved only through a trust anchor of its own trust
+//! domain, on both ends of a connection. SPIFFE keeps a trust bundle per
+//! trust domain and validates an SVID against the bundle of the trust
+//! domain it names (go-spiffe's `x509svid.Verify` does), so that the CA of
+//! one trust domain cannot name the workloads of another. The mesh's
+//! bundle is one file, so an anchor's trust domain is read from the anchor
+//! itself: its URI SAN `spiffe://<trust domain>`, which the SPIFFE
+//! X.509-SVID spec (§3.2) recommends for signing certificates and which
+//! the mesh's CA writes. A bundle holding the anchors of `example.org` and
+//! `other.org` thus accepts `spiffe://example.org/...` only from a chain to
+//! the first, and `spiffe://other.org/...` only from a chain to the second.
+//! Two things are not scoped: an anchor whose certificate names no trust
+//! domain (Linkerd's, most corporate CAs') vouches for every identity, as a
+//! plain X.509 anchor does; and a DNS-style identity, which belongs to no
+//! trust domain by anything the certificate proves, is vouched for by
+//! every anchor. Federating with a trust domain whose anchors name none,
+//! or whose workloads have DNS-style identities, still needs authorization
 //! that does not take the trust domain an identity claims on trust.
 
 mod error;

@@ -59,6 +59,14 @@ pub enum CredentialError {
     /// The certificate chain does not verify against the trust bundle, for
     /// both server and client authentication.
     Untrusted(webpki::Error),
+    /// The certificate chain verifies only through trust anchors of other
+    /// trust domains than that of the SPIFFE ID it names: an anchor that
+    /// names a trust domain vouches for that trust domain's identities
+    /// alone, so peers would refuse the certificate.
+    NoAnchorOfTrustDomain {
+        /// The certificate's identity.
+        identity: Identity,
+    },
     /// The identity is outside the trust domain the store serves.
     WrongTrustDomain {
         /// The certificate's identity.
@@ -105,7 +113,7 @@ impl CredentialError {
             Self::NoIdentity(_) => RejectReason::NoIdentity,
             Self::Expired { .. } => RejectReason::Expired,
             Self::NotYetValid { .. } => RejectReason::NotYetValid,
-            Self::Untrusted(_) => RejectReason::Untrusted,
+            Self::Untrusted(_) | Self::NoAnchorOfTrustDomain { .. } => RejectReason::Untrusted,
             Self::WrongTrustDomain { .. } => RejectReason::WrongTrustDomain,
             Self::WrongIdentity { .. } => RejectReason::WrongIdentity,
             Self::Config(_) => RejectReason::Config,
@@ -150,6 +158,12 @@ impl fmt::Display for CredentialError {
             Self::Untrusted(_) => {
                 f.write_str("certificate chain does not verify against the trust bundle")
             }
+            Self::NoAnchorOfTrustDomain { identity } => write!(
+                f,
+                "certificate chain verifies only through trust anchors of other trust domains \
+                 than that of {identity}, {}",
+                identity.trust_domain_name().unwrap_or_default()
+            ),
             Self::WrongTrustDomain {
                 identity,
                 trust_domain,

@@ -134,7 +134,9 @@ impl CredentialFiles {
             E::NoPrivateKey | E::EncryptedKey | E::BadKey(_) => vec![key.clone()],
             E::KeyMismatch => vec![cert.clone(), key.clone()],
             E::EmptyBundle | E::BadTrustAnchor(_) | E::AnchorNotCa => vec![bundle.clone()],
-            E::Untrusted(_) => vec![cert.clone(), bundle.clone()],
+            E::Untrusted(_) | E::NoAnchorOfTrustDomain { .. } => {
+                vec![cert.clone(), bundle.clone()]
+            }
             // `Pem` is named where it is parsed, since only the parser
             // knows which file it was in.
             E::Read { .. } | E::Pem(_) | E::Config(_) | E::InFiles { .. } => return error,

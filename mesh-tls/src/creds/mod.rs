@@ -30,7 +30,7 @@ pub use self::{
     error::{CredentialError, RejectReason},
     files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE},
 };
-use crate::cert::CertNames;
+use crate::{cert::CertNames, verify::AnchorDomains};
 
 /// A checked certificate chain, private key and trust bundle.
 ///
@@ -50,6 +50,8 @@ pub struct Credentials {
     /// When the first certificate of the path to a trust anchor expires:
     /// the leaf, or an intermediate that expires before it.
     chain_not_after: SystemTime,
+    /// The trust domains each trust anchor vouches for.
+    anchor_domains: Arc<AnchorDomains>,
 }
 
 impl Credentials {
@@ -111,6 +113,7 @@ impl Credentials {
                 return Err(CredentialError::AnchorNotCa);
             }
         }
+        let anchor_domains = Arc::new(AnchorDomains::new(&roots));
         let signing_key = crate::provider()
             .key_provider
             .load_private_key(key)
@@ -132,6 +135,7 @@ impl Credentials {
             anchor_subjects,
             chain_not_before,
             chain_not_after,
+            anchor_domains,
         })
     }
 
@@ -139,7 +143,9 @@ impl Credentials {
     /// chain is valid at `now`, and that the chain verifies against the
     /// trust bundle at `now` for both server and client authentication (a
     /// mesh certificate serves both ends of a connection), as peers verify
-    /// it, the key usage of its issuers included.
+    /// it: the key usage of its issuers included, and, for a SPIFFE ID,
+    /// through an anchor of its trust domain when the anchors name theirs
+    /// (see [what a certificate proves](crate::connect#what-a-certificate-proves)).
     ///
     /// An intermediate that is not valid yet, or has expired, makes the
     /// chain so, as the workload certificate would: a store watching files
@@ -147,8 +153,9 @@ impl Credentials {
     ///
     /// # Errors
     ///
-    /// [`CredentialError::Expired`], [`CredentialError::NotYetValid`] or
-    /// [`CredentialError::Untrusted`].
+    /// [`CredentialError::Expired`], [`CredentialError::NotYetValid`],
+    /// [`CredentialError::Untrusted`] or
+    /// [`CredentialError::NoAnchorOfTrustDomain`].
     pub fn check(&self, now: SystemTime) -> Result<(), CredentialError> {
         if now < self.chain_not_before {
             return Err(CredentialError::NotYetValid {
@@ -160,12 +167,6 @@ impl Credentials {
                 not_after: self.chain_not_after,
             });
         }
-        let anchors = self
-            .roots
-            .iter()
-            .map(webpki::anchor_from_trusted_cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(CredentialError::BadTrustAnchor)?;
         let (leaf, intermediates) = match self.key.cert.split_first() {
             Some(split) => split,
             None => return Err(CredentialError::NoCertificate),
@@ -176,8 +177,23 @@ impl Credentials {
             webpki::KeyUsage::server_auth(),
             webpki::KeyUsage::client_auth(),
         ] {
-            crate::verify::verify_chain(leaf, intermediates, &anchors, time, usage, algs)
-                .map_err(CredentialError::Untrusted)?;
+            // Peers check the chain through an anchor of the identity's
+            // trust domain: so is it checked here.
+            crate::verify::check_chain_for(
+                leaf,
+                intermediates,
+                self.anchor_domains.anchors(),
+                time,
+                usage,
+                algs,
+                Some((&self.identity, &self.anchor_domains)),
+            )
+            .map_err(|refused| match refused.outside_anchor_domains() {
+                Some(identity) => CredentialError::NoAnchorOfTrustDomain {
+                    identity: identity.clone(),
+                },
+                None => CredentialError::Untrusted(refused.into_webpki()),
+            })?;
         }
         Ok(())
     }
@@ -201,6 +217,11 @@ impl Credentials {
     /// them ([`crate::cert::path_validity`]).
     pub(crate) fn anchor_subjects(&self) -> &Arc<[Vec<u8>]> {
         &self.anchor_subjects
+    }
+
+    /// The trust domains the trust anchors vouch for.
+    pub(crate) fn anchor_domains(&self) -> &Arc<AnchorDomains> {
+        &self.anchor_domains
     }
 
     /// When the chain stops verifying: the workload certificate's
