@@ -112,8 +112,11 @@
 //! refuse are refused here too, since a file is read without an API server
 //! to check it: `retry.codes` outside 400 to 599, a `backendRequest`
 //! timeout longer than the `request` timeout, and a response class's
-//! status range outside 100 to 599 or with `max` below `min`; and a
-//! `metadata.creationTimestamp` that is not an RFC 3339 time.
+//! status range outside 100 to 599 or with `max` below `min`; a
+//! ServiceProfile request or response condition that sets no field, which
+//! Linkerd's profile validation refuses and which would otherwise hold
+//! for every request (or call every response, a `200` too, a failure);
+//! and a `metadata.creationTimestamp` that is not an RFC 3339 time.
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10

@@ -290,6 +290,15 @@ impl ResponseCondition {
     /// (relative to the condition, such as `.all[1].status.min`) that is
     /// wrong.
     fn check(&self) -> Result<(), ConditionError> {
+        if self.status.is_none() && self.all.is_empty() && self.any.is_empty() && self.not.is_none()
+        {
+            return Err((
+                String::new(),
+                "the condition sets none of status, all, any or not, and would hold for every \
+                 response, a 200 as well; Linkerd refuses it too"
+                    .into(),
+            ));
+        }
         let within = |at: String| move |(field, message)| (format!("{at}{field}"), message);
         if let Some(status) = &self.status {
             status.check().map_err(within(".status".into()))?;
@@ -322,6 +331,19 @@ impl RequestCondition {
     /// The condition as route matches, any of which may hold: `any` becomes
     /// several matches, `all` merges its conditions into each.
     fn route_matches(&self) -> Result<Vec<RouteMatch>, ConditionError> {
+        if self.method.is_none()
+            && self.path_regex.is_none()
+            && self.all.is_empty()
+            && self.any.is_empty()
+            && self.not.is_none()
+        {
+            return Err((
+                String::new(),
+                "the condition sets none of method, pathRegex, all, any or not, and would hold \
+                 for every request; Linkerd refuses it too"
+                    .into(),
+            ));
+        }
         if self.not.is_some() {
             return Err((
                 ".not".into(),
