@@ -115,10 +115,17 @@ pub async fn run<W: Write>(
     }
     let (mut before, _) = scrape_all(targets).await;
     let mut taken = Instant::now();
-    let mut ticks = tokio::time::interval_at(taken + interval, interval);
+    // Each frame is due an interval after the one before; one that came
+    // late is drawn at once, as an interval's missed ticks are. A time past
+    // the clock's range never comes (tokio's interval would panic at it).
+    let mut due = taken.checked_add(interval);
     let mut written = 0;
     loop {
-        ticks.tick().await;
+        match due {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+        due = due.and_then(|at| at.checked_add(interval));
         let (after, _) = scrape_all(targets).await;
         let now = Instant::now();
         let frame = Frame::between(
@@ -181,6 +188,19 @@ mod run_tests {
         assert!(!json.contains('\u{9b}'), "{json:?}");
         assert!(json.contains(r#""route":"a\u009b2J""#), "{json}");
         assert_eq!(json.lines().count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_interval_past_what_the_clock_can_tell_waits_rather_than_panics() {
+        // The first frame was due at the time of the first scrape plus the
+        // interval, a sum past the clock's range for `Duration::MAX`: the
+        // view panicked rather than wait.
+        let targets = Target::parse_list("web=127.0.0.1:9").unwrap();
+        let mut out = Vec::new();
+        let view = run(&mut out, &targets, Duration::MAX, Format::Json, None);
+        let waited = tokio::time::timeout(Duration::from_secs(24 * 3600), view).await;
+        assert!(waited.is_err(), "{waited:?}");
+        assert!(out.is_empty());
     }
 
     #[tokio::test]
