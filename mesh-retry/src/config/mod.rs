@@ -74,10 +74,18 @@
 //! Among themselves a `GRPCRoute`'s matches rank by the `GRPCRoute`'s
 //! precedence, not by that of the paths they amount to: a match naming
 //! the call's service first (given exactly or by a regular expression,
-//! which Linkerd refuses, and which matches the whole name), then one
-//! naming its method, then more header matches; ties as for
-//! `HTTPRoute`s. A method alone, then, does not outrank a service alone,
-//! though its path expression would outrank the service's path prefix.
+//! which matches the whole name), then one naming its method, then more
+//! header matches; ties as for `HTTPRoute`s. A method alone, then, does
+//! not outrank a service alone, though its path expression would outrank
+//! the service's path prefix. A `RegularExpression` method match, whose
+//! support the Gateway API leaves to implementations, is read as the
+//! expression it is: Linkerd's admission accepts one, but its inbound
+//! policy refuses the route and its outbound policy compares the
+//! expression's text as an exact name (no call is named `List.*`), so
+//! the route would match nothing there; matching the expression is what
+//! its author meant. A match with header matches and no method takes every
+//! call that carries those headers: the Gateway API makes `method`
+//! optional, and Linkerd reads such a match the same way.
 //! A `GRPCRoute` match takes only a `POST`, as in Linkerd, whose proxy
 //! checks the method before the call's names: a gRPC call is a `POST`,
 //! and a `GET` to a method's path is no call. A rule without matches

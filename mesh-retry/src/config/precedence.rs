@@ -109,8 +109,9 @@ pub(super) struct RouteSource {
 /// Two matches that both fit a call and both name its service name the
 /// same one, so counting characters comes down to whether a match names
 /// the service at all, and likewise the method. A name given by a
-/// regular expression (which Linkerd does not accept) matches the whole
-/// of the call's name, and counts as given.
+/// regular expression (which Linkerd's outbound policy would compare as
+/// an exact name, see the [config](super) docs) matches the whole of the
+/// call's name, and counts as given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct GrpcPrecedence {
     service: bool,
