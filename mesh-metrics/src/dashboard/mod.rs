@@ -95,7 +95,7 @@ pub use self::{
     page::{API_PATH, PAGE_PATH},
     summary::{Edge, MAX_EDGES, MAX_ROUTES, RouteSummary, Summary, WorkloadSummary},
 };
-use crate::query::{Target, scrape};
+use crate::query::{Scrape, Target, scrape};
 
 /// What the dashboard scrapes, how often, and how much it remembers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,7 +273,8 @@ impl Poller {
                 return;
             }
             let results =
-                futures_util::future::join_all(self.config.sources.iter().map(scrape)).await;
+                futures_util::future::join_all(self.config.sources.iter().map(scrape_explained))
+                    .await;
             self.board.observe(start.elapsed(), results);
             let Some(shared) = self.shared.upgrade() else {
                 return;
@@ -284,6 +285,23 @@ impl Poller {
             }
         }
     }
+}
+
+/// Scrapes `target`; a failure is what the page shows of it, with its
+/// causes: which line of the metrics did not read, what the system said
+/// of the connection. Without them, an operator reads that a source is
+/// down, and not why.
+async fn scrape_explained(target: &Target) -> Result<Scrape, String> {
+    scrape(target).await.map_err(|error| {
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(&error);
+        while let Some(e) = cause {
+            text.push_str(": ");
+            text.push_str(&e.to_string());
+            cause = e.source();
+        }
+        text
+    })
 }
 
 fn encode(view: &View) -> Result<Bytes, serde_json::Error> {

@@ -410,3 +410,52 @@ fn a_source_with_thousands_of_services_and_routes_is_summed_in_one_pass() {
     assert_eq!(board.history().edge("web", &busiest(1)).rps.len(), 1);
     assert_eq!(board.history().edge("web", "s0").rps, [None]);
 }
+
+/// An admin server that answers one scrape with `body`.
+async fn serving(body: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            if conn.read(&mut byte).await.unwrap() == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let res = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(res.as_bytes()).await.unwrap();
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_source_that_fails_says_why_on_the_page() {
+    // Where, and what: the line of the metrics that does not read, and
+    // what the system said of the connection.
+    let bad = serving("response_total{direction=\"inbound\"} 1\nresponse_total{tls=} 2\n").await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let sources = Target::parse_list(&format!("web={bad},emoji={closed}")).unwrap();
+    let mut board = Board::new(&DashboardConfig::new(sources.clone()));
+    let results = futures_util::future::join_all(sources.iter().map(scrape_explained)).await;
+    board.observe(Duration::ZERO, results);
+    let view = board.view();
+    let bad_error = view.sources[0].error.as_deref().unwrap();
+    assert!(bad_error.contains(&bad.to_string()), "{bad_error}");
+    assert!(bad_error.contains("on line 2"), "{bad_error}");
+    let closed_error = view.sources[1].error.as_deref().unwrap();
+    assert!(closed_error.contains(&closed.to_string()), "{closed_error}");
+    assert!(
+        closed_error.to_lowercase().contains("refused"),
+        "{closed_error}"
+    );
+}
