@@ -19,7 +19,11 @@
 //! was not on mutual TLS, a call the policy denies got anything but its
 //! 403 (or none was made), or a sidecar's metrics could not be read at the
 //! end. When standard output cannot be written (`demo | head`), it says
-//! so, puts the summary on standard error and exits non-zero.
+//! so, puts the summary on standard error and exits non-zero. A reader
+//! who stops reading (Ctrl-S, a full `| less`) does not stop the mesh:
+//! tables are written from a thread of their own, those that would pile
+//! up are left out, and the next one says how many were
+//! (`mesh_examples::demo::output`).
 //!
 //! The code is `mesh_examples::demo` (examples/src/demo), where each
 //! module is one part of the story.
@@ -28,7 +32,7 @@ use std::{io::Write, num::NonZeroU32, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use mesh_examples::{
-    demo::{self, DemoConfig},
+    demo::{self, DemoConfig, output::Detached},
     sidecar::config::parse_duration,
 };
 
@@ -61,6 +65,10 @@ const MAX_RPS: i64 = 10_000;
 /// The highest `--admin-port`: the four admin servers take it and the next
 /// three, which must not run past 65535.
 const MAX_ADMIN_PORT: i64 = 65_532;
+
+/// How long the demo waits, once it has stopped, for a reader who is not
+/// reading its standard output to take the rest.
+const OUTPUT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The shortest `--duration`: a run must last long enough for traffic to
 /// flow before its success can be judged.
@@ -114,13 +122,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(demo::run(&config, &mut std::io::stdout(), stop)) {
+    // Tables go through a thread of their own, so that a reader who stops
+    // reading (Ctrl-S, a full `| less`) stalls the text, not the mesh.
+    let mut out = match Detached::stdout() {
+        Ok(out) => out,
+        Err(error) => {
+            eprintln!("demo: cannot start the output thread: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo::run(&config, &mut out, stop)) {
         Ok(summary) => {
-            // Not `println!`, which panics when the reader has gone (`demo
-            // | head`): then the summary goes to standard error, and the
-            // run fails as when a table could not be written.
-            let mut stdout = std::io::stdout();
-            if let Err(error) = writeln!(stdout, "{summary}").and_then(|()| stdout.flush()) {
+            // When the reader has gone (`demo | head`) or does not come
+            // back in time, the summary goes to standard error, and the run
+            // fails as when a table could not be written.
+            let written = writeln!(out, "{summary}").and_then(|()| out.finish(OUTPUT_PATIENCE));
+            if let Err(error) = written {
                 eprintln!("demo: cannot write the output\n  caused by: {error}\n{summary}");
                 return ExitCode::FAILURE;
             }
@@ -131,6 +148,8 @@ fn main() -> ExitCode {
             }
         }
         Err(error) => {
+            // What was printed before the error comes before it.
+            let _ = out.finish(OUTPUT_PATIENCE);
             eprintln!("demo: {error}");
             for cause in mesh_examples::causes(&error) {
                 eprintln!("  caused by: {cause}");

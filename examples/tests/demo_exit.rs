@@ -147,3 +147,100 @@ fn a_reader_gone_before_the_summary_is_an_error_not_a_panic() {
     let dir = dir.expect("the demo printed its files");
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }
+
+/// `request_total` summed over every series of the admin server at `port`,
+/// or `None` when it does not answer within 5 s.
+fn requests_seen(port: u16) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    Some(
+        text.lines()
+            .filter(|line| line.starts_with("request_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
+#[tokio::test]
+async fn a_reader_who_stops_reading_does_not_stop_the_mesh() {
+    // A terminal paused with Ctrl-S, or a `| less` that has filled its
+    // pipe: the demo's applications and load generator share a thread
+    // with its tables, and the first table written to the full pipe
+    // froze them all, so no request was made from then on.
+    use std::io::Write;
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut filler = writer.try_clone().unwrap();
+    // Fills the pipe, then waits on it until the reader is dropped.
+    let fill = std::thread::spawn(move || {
+        let _ = filler.write_all(&vec![b'.'; 1 << 20]);
+    });
+    let mut found = None;
+    for _ in 0..20 {
+        // Four consecutive free ports for the four admin servers.
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > 65_532 {
+            continue;
+        }
+        let free = (1..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            found = Some(base);
+            break;
+        }
+    }
+    let base = found.expect("four consecutive free ports");
+    let mut child = demo()
+        .args([
+            "--admin-port",
+            &base.to_string(),
+            "--rps",
+            "20",
+            "--duration",
+            "60s",
+        ])
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the demo example is built: `cargo build -p mesh-examples --example demo`");
+    // web's sidecar counts the load generator's requests.
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(40);
+    let mut seen = 0;
+    while std::time::SystemTime::now() < deadline {
+        seen = requests_seen(base).unwrap_or(0);
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut later = seen;
+    // Past two more tables (one every 2 s), requests go on.
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    while std::time::SystemTime::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        later = requests_seen(base).unwrap_or(later);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    drop(reader);
+    let status = child.wait().unwrap();
+    fill.join().unwrap();
+    assert!(
+        seen > 0,
+        "no request was made while standard output was full"
+    );
+    assert!(
+        later > seen,
+        "requests stopped while standard output was full: {seen} then {later}"
+    );
+    assert!(status.code().is_some(), "{status:?}");
+}

@@ -36,6 +36,7 @@
 pub mod apps;
 pub mod files;
 pub mod mesh;
+pub mod output;
 pub mod report;
 pub mod traffic;
 
