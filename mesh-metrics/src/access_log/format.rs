@@ -68,7 +68,9 @@ pub(super) struct Entry {
     pub(super) timestamp: Option<SystemTime>,
     pub(super) method: Method,
     pub(super) version: &'static str,
-    pub(super) status: u16,
+    /// `None` when no response came: the client went away first, or the
+    /// request failed.
+    pub(super) status: Option<u16>,
     pub(super) total: Duration,
     pub(super) processing: Duration,
     pub(super) uri: Text,
@@ -141,7 +143,10 @@ impl Entry {
                 };
                 let _ = write!(out, " {client_id} - [{timestamp}] \"{} ", self.method,);
                 apache_escape(self.text(&self.uri), out);
-                let _ = write!(out, " {}\" {}", self.version, self.status);
+                let _ = match self.status {
+                    Some(status) => write!(out, " {}\" {status}", self.version),
+                    None => write!(out, " {}\" -", self.version),
+                };
             }
             AccessLogFormat::Json => {
                 let line = JsonLine {
@@ -215,7 +220,10 @@ struct JsonLine<'a> {
     processing_ns: u128,
     request_bytes: &'a str,
     response_bytes: &'a str,
-    status: u16,
+    /// Left out when no response came, as Linkerd leaves out a field it
+    /// never recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
     timestamp: Displayed<Rfc3339>,
     total_ns: u128,
     trace_id: &'a str,

@@ -25,9 +25,13 @@
 //! control characters are escaped as Apache escapes them (`\"`, `\\`,
 //! `\xhh`), so that a request target cannot end its quoted field; JSON
 //! escapes its own, and DEL and C1 controls as `\u00hh` besides (JSON
-//! need not, but a terminal that shows the log may act on them). A line is written when the response head arrives; a
-//! request that gets no response at all (the client went away first) is
-//! not logged.
+//! need not, but a terminal that shows the log may act on them). A line is written when the response head arrives.
+//! A request that gets no response (the client went away first, or the
+//! request failed) is logged too, as Linkerd logs it when its span
+//! closes: without a status (`-` in the Apache format, no `status` field
+//! in JSON, as Linkerd leaves out a field it never recorded), and with
+//! `total_ns` the time until then. Who called what is known, and an audit
+//! must not lose the calls that timed out on the client's side.
 //!
 //! # Writing without blocking
 //!

@@ -178,13 +178,38 @@ struct Pending {
     processing: Duration,
 }
 
+impl Pending {
+    /// Writes the line: with the response head's status and length, or
+    /// without a status when no response came.
+    fn write<B>(mut self, res: Option<&Response<B>>, now: Instant) {
+        let entry = &mut *self.entry;
+        if let Some(res) = res {
+            entry.status = Some(res.status().as_u16());
+            entry.response_bytes = entry.push(text(res.headers(), &header::CONTENT_LENGTH));
+        }
+        entry.total = now.saturating_duration_since(self.start);
+        entry.processing = self.processing;
+        self.log.write(self.entry);
+    }
+}
+
 pin_project! {
-    /// Writes the request's line when its response head arrives.
+    /// Writes the request's line when its response head arrives, or
+    /// without a status when the request fails or the client goes away
+    /// first.
     #[derive(Debug)]
     pub struct AccessLogFuture<F> {
         #[pin]
         inner: F,
         pending: Option<Pending>,
+    }
+
+    impl<F> PinnedDrop for AccessLogFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.write::<()>(None, Instant::now());
+            }
+        }
     }
 }
 
@@ -204,13 +229,8 @@ where
         let now = Instant::now();
         pending.processing += now.saturating_duration_since(poll_start);
         let result = ready!(polled);
-        if let (Ok(res), Some(mut pending)) = (&result, this.pending.take()) {
-            let entry = &mut *pending.entry;
-            entry.status = res.status().as_u16();
-            entry.response_bytes = entry.push(text(res.headers(), &header::CONTENT_LENGTH));
-            entry.total = now.saturating_duration_since(pending.start);
-            entry.processing = pending.processing;
-            pending.log.write(pending.entry);
+        if let Some(pending) = this.pending.take() {
+            pending.write(result.as_ref().ok(), now);
         }
         Poll::Ready(result)
     }

@@ -207,7 +207,7 @@ async fn a_writer_that_falls_behind_loses_lines_and_counts_them() {
     assert_eq!(lines.len(), QUEUE);
     assert_eq!(
         lines[QUEUE - 1],
-        format!("- - - [] \"GET /line/{} \" 0", QUEUE - 1)
+        format!("- - - [] \"GET /line/{} \" -", QUEUE - 1)
     );
 }
 
@@ -359,4 +359,54 @@ async fn an_apache_line_without_a_client_address_writes_a_dash_in_its_place() {
         without_timestamp(&lines[0], "[", "]"),
         "- - - [T] \"GET /authors?page=2 HTTP/1.1\" 200"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_with_no_response_is_logged_without_a_status() {
+    // Linkerd writes a request's line when its span closes, response or
+    // not: a client that gave up on a slow app, and a request the stack
+    // failed, are what an audit of who called what looks for.
+    let slow = service_fn(|_: Request<()>| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    });
+    let failing = service_fn(|_: Request<()>| async {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Err::<Response<Full<Bytes>>, _>(std::io::Error::other("refused"))
+    });
+    for format in [AccessLogFormat::Apache, AccessLogFormat::Json] {
+        let (log, writer) = AccessLog::new(format);
+        let gone = AccessLogLayer::new(Some(log.clone())).layer(slow);
+        let given_up = tokio::time::timeout(Duration::from_millis(5), gone.oneshot(request()));
+        assert!(given_up.await.is_err());
+        let svc = AccessLogLayer::new(Some(log)).layer(failing);
+        assert!(svc.oneshot(request()).await.is_err());
+
+        let lines = written(writer).await;
+        assert_eq!(lines.len(), 2, "{format:?}: {lines:?}");
+        match format {
+            AccessLogFormat::Apache => {
+                for line in &lines {
+                    assert_eq!(
+                        without_timestamp(line, "[", "]"),
+                        "10.42.0.63:51160 spiffe://cluster.local/ns/booksapp/sa/traffic - [T] \
+                         \"GET /authors?page=2 HTTP/1.1\" -"
+                    );
+                }
+            }
+            AccessLogFormat::Json => {
+                let parsed: Vec<serde_json::Value> = lines
+                    .iter()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                for (line, waited) in parsed.iter().zip([5_000_000, 2_000_000]) {
+                    assert!(line.get("status").is_none(), "{line}");
+                    assert_eq!(line["uri"], "/authors?page=2");
+                    assert_eq!(line["response_bytes"], "");
+                    // How long the client waited.
+                    assert_eq!(line["total_ns"], waited);
+                }
+            }
+        }
+    }
 }
