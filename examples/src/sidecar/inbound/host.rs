@@ -11,12 +11,13 @@
 //! only had `admin.example` served by sending `:authority:
 //! public.example` and `Host: admin.example`.
 //!
-//! So the `Host` header is the request's host: [`HostAuthority`] puts it
-//! in the URI before anything reads it, and authorization sees what the
-//! application will, whichever of the two it reads. (A calling sidecar
-//! sends both alike, the authority its application asked for; a sidecar
-//! of an older release sent its endpoint's address as `:authority`, and
-//! the `Host` it sent is what its application asked for.)
+//! So the `Host` header is the request's host: [`authority_from_host`]
+//! puts it in the URI before anything reads it, and authorization sees
+//! what the application will, whichever of the two it reads. (A calling
+//! sidecar sends both alike, the authority its application asked for; a
+//! sidecar of an older release sent its endpoint's address as
+//! `:authority`, and the `Host` it sent is what its application asked
+//! for.)
 //!
 //! A request with two `Host` headers, or one that is not a host and an
 //! optional port (userinfo, a list, a space: [`field`] has the grammar),
@@ -26,84 +27,27 @@
 //! caller gets that answer in gRPC instead, `grpc-status: 13` with
 //! `grpc-message: invalid host`, as for every other request the mesh
 //! cannot serve as sent: its library reads the status, and an HTTP 400
-//! reached it only as "unexpected HTTP status". The check
-//! reads the header where it lies; only an HTTP/2 request whose URI takes
-//! another authority has one built.
+//! reached it only as "unexpected HTTP status". The answer is counted in
+//! the request metrics like any other ([`checks`](super::checks)). The
+//! check reads the header where it lies; only an HTTP/2 request whose URI
+//! takes another authority has one built.
 
-use std::{
-    future::{Ready, ready},
-    task::{Context, Poll},
-};
-
-use futures_util::future::Either;
-use http::{Request, Response, Uri, Version, header, uri::Authority};
-use mesh_core::error::{ProxyErrorKind, is_grpc};
-use tower::{Layer, Service};
+use http::{Request, Uri, Version, header, uri::Authority};
 
 use self::field::is_host_and_port;
 
 mod field;
 
-/// Builds [`HostAuthority`]; it goes in front of authorization.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct HostAuthorityLayer;
-
-impl<S> Layer<S> for HostAuthorityLayer {
-    type Service = HostAuthority<S>;
-
-    fn layer(&self, inner: S) -> HostAuthority<S> {
-        HostAuthority { inner }
-    }
-}
-
-/// Gives an HTTP/2 request's URI the authority of its `Host` header. See
-/// the [module docs](self).
-#[derive(Clone, Debug)]
-pub(crate) struct HostAuthority<S> {
-    inner: S,
-}
-
-impl<S, B, RB> Service<Request<B>> for HostAuthority<S>
-where
-    S: Service<Request<B>, Response = Response<RB>>,
-    RB: Default,
-{
-    type Response = Response<RB>;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response<RB>, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        match authority_from_host(&mut req) {
-            Ok(()) => Either::Left(self.inner.call(req)),
-            Err(InvalidHost) => {
-                tracing::debug!("invalid or repeated Host header");
-                let grpc = is_grpc(req.headers());
-                Either::Right(ready(Ok(invalid_host(grpc))))
-            }
-        }
-    }
-}
-
 /// The request's `Host` headers name no one authority.
 #[derive(Debug)]
-struct InvalidHost;
-
-/// The answer to a request with an [`InvalidHost`]: `400`, or to a gRPC
-/// caller (`grpc`), gRPC's own error.
-fn invalid_host<RB: Default>(grpc: bool) -> Response<RB> {
-    ProxyErrorKind::InvalidRequest.response_with_reason(grpc, INVALID_HOST)
-}
+pub(super) struct InvalidHost;
 
 /// The `mesh-error` (and `grpc-message`) of an [`InvalidHost`].
-const INVALID_HOST: &str = "invalid host";
+pub(super) const INVALID_HOST: &str = "invalid host";
 
 /// Checks `req`'s `Host` (one at most, a host and an optional port, or
 /// empty in HTTP/1) and, in HTTP/2, makes its URI name that authority.
-fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
+pub(super) fn authority_from_host<B>(req: &mut Request<B>) -> Result<(), InvalidHost> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let Some(host) = hosts.next() else {
         return Ok(());

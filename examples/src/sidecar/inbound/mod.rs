@@ -1,15 +1,16 @@
 //! The inbound side: from other workloads to the local application.
 
+mod checks;
 mod connection;
 mod host;
 
 use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{
+    body::Proxied,
     client::Client,
     error::BoxError,
-    proxy::{Forward, NoEndpoints},
-    route::{NormalizePath, NormalizePathLayer},
+    proxy::{Forward, NoEndpoints, ResponseBody},
     serve::OpaqueConnection,
 };
 use mesh_metrics::{MetricsLayer, http::Metrics};
@@ -21,16 +22,19 @@ use tower::{Layer, ServiceBuilder, service_fn};
 
 pub(crate) use self::connection::strip_connection_listed;
 use self::{
+    checks::{Refuse, RequestChecks, RequestChecksLayer},
     connection::{StripConnectionListed, StripConnectionListedLayer},
-    host::{HostAuthority, HostAuthorityLayer},
 };
+
+/// The body of a response from the application, or of one the sidecar
+/// answered itself.
+type AppBody = Proxied<ResponseBody<hyper::body::Incoming>>;
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
 pub(super) type HttpStack = StripConnectionListed<
-    HostAuthority<
-        NormalizePath<
-            Authorize<Metrics<ApplyFilters<ClientId<Forward<Client<hyper::body::Incoming>>>>>>,
-        >,
+    RequestChecks<
+        Authorize<Metrics<ApplyFilters<ClientId<Forward<Client<hyper::body::Incoming>>>>>>,
+        Metrics<Refuse<AppBody>>,
     >,
 >;
 
@@ -38,16 +42,18 @@ pub(super) type HttpStack = StripConnectionListed<
 /// `Connection` names (they belong to its hop, and dropped only as the
 /// request leaves they would take along any header the sidecar adds
 /// under the same name), make an HTTP/2 request's `:authority` the `Host`
-/// it will be served for (see [`host`]), normalize the path, authorize the
-/// request as one to the application's port (the port a `Server`
-/// selects), count it, apply the filters of the route rule it matched,
-/// tell the application who called (`mesh-client-id`, and Linkerd's
-/// `l5d-client-id` for applications written for Linkerd; neither can be
-/// forged), and forward to it.
+/// it will be served for (see [`host`]), normalize the path (a request
+/// whose host or path fails these checks is answered `400`, and counted:
+/// see [`checks`]), authorize the request as one to the application's
+/// port (the port a `Server` selects), count it, apply the filters of the
+/// route rule it matched, tell the application who called
+/// (`mesh-client-id`, and Linkerd's `l5d-client-id` for applications
+/// written for Linkerd; neither can be forged), and forward to it.
 ///
 /// The path is put in normal form before anything matches it, and sent on
-/// in that form (see mesh-core's `NormalizePathLayer`): `/%61dmin` and
-/// `//admin` are authorized, and served, as `/admin`.
+/// in that form (mesh-core's `normalize_path`, as its `NormalizePathLayer`
+/// does): `/%61dmin` and `//admin` are authorized, and served, as
+/// `/admin`.
 ///
 /// Authorization comes first, as in Linkerd's inbound stack, so that the
 /// request metrics carry the `srv_name`, `route_name` and `authz_name` the
@@ -70,10 +76,10 @@ pub(super) fn http_stack(
     metrics: &MetricsLayer,
 ) -> Result<HttpStack, NoEndpoints> {
     let forward = Forward::new(client, [app])?;
+    let refuse = metrics.layer(Refuse::new());
     Ok(ServiceBuilder::new()
         .layer(StripConnectionListedLayer)
-        .layer(HostAuthorityLayer)
-        .layer(NormalizePathLayer)
+        .layer(RequestChecksLayer::new(refuse))
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())
         .layer(ApplyFiltersLayer::new())
