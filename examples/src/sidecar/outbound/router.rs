@@ -12,7 +12,9 @@ use std::{
 use arc_swap::ArcSwap;
 use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, Version, header};
-use mesh_core::{ProxyErrorKind, RouteId, labels::DstService, proxy::by_host, route::RouteMatch};
+use mesh_core::{
+    ProxyErrorKind, RouteId, error::is_grpc, labels::DstService, proxy::by_host, route::RouteMatch,
+};
 use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::dst_override::{DstOverride, dst_override, strip};
@@ -196,9 +198,9 @@ fn host_from_authority<B>(req: &mut Request<B>) {
 /// Marks a request whose `Host` headers name no one authority: two of
 /// them, or one with userinfo. The router routes it nowhere and
 /// [`NoRoute`] answers it `400 Bad Request` (`mesh-error: invalid
-/// host`), as RFC 9112 §3.2 has a server do: the service would be sent a
-/// request routed by the first `Host` whose application might read
-/// another.
+/// host`; gRPC's `INTERNAL` to a gRPC caller), as RFC 9112 §3.2 has a
+/// server do: the service would be sent a request routed by the first
+/// `Host` whose application might read another.
 #[derive(Clone, Copy, Debug)]
 struct InvalidHost;
 
@@ -214,21 +216,20 @@ fn invalid_host_header(headers: &http::HeaderMap) -> bool {
     }
 }
 
-/// The answer to a request marked [`InvalidHost`].
-fn invalid_host<RB: Default>() -> Response<RB> {
-    let mut res = Response::new(RB::default());
-    *res.status_mut() = http::StatusCode::BAD_REQUEST;
-    let headers = res.headers_mut();
-    headers.insert(
-        mesh_core::error::MESH_ERROR,
-        HeaderValue::from_static("invalid host"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    res
+/// The answer to a request marked [`InvalidHost`]: `400` with
+/// `mesh-error: invalid host`, or to a gRPC caller (`grpc`) gRPC's
+/// `INTERNAL` with that `grpc-message`, as the inbound side answers it;
+/// a gRPC library reads the status, and an HTTP 400 reaches it only as
+/// "unexpected HTTP status". The response carries the
+/// [`ProxyErrorKind::InvalidRequest`] that metrics label it with
+/// (`error="invalid_request"`).
+fn invalid_host<RB: Default>(grpc: bool) -> Response<RB> {
+    ProxyErrorKind::InvalidRequest.response_with_reason(grpc, "invalid host")
 }
 
 /// Answers every request with the mesh's 404 (`mesh-error: no route`),
-/// or gRPC `NOT_FOUND`; one marked [`InvalidHost`] with a 400.
+/// or gRPC `NOT_FOUND`; one marked [`InvalidHost`] with a 400, or gRPC
+/// `INTERNAL`.
 #[derive(Debug)]
 pub(crate) struct NoRoute<RB, E> {
     _marker: PhantomData<fn() -> (RB, E)>,
@@ -259,7 +260,7 @@ impl<B, RB: Default, E> Service<Request<B>> for NoRoute<RB, E> {
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if req.extensions().get::<InvalidHost>().is_some() {
-            return ready(Ok(invalid_host()));
+            return ready(Ok(invalid_host(is_grpc(req.headers()))));
         }
         ready(Ok(ProxyErrorKind::NoRoute.response(&req)))
     }
