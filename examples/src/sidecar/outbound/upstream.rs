@@ -126,15 +126,21 @@ impl ServiceConnectors {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        let unpooled = ClientConfig {
+            pool_max_idle_per_host: 0,
+            ..config.clone()
+        };
         let source = Arc::new(Source {
             http1: Client::with_connector(config, self.http1.clone()),
             http2: Client::with_connector(config, self.http2.clone()),
+            one_off: Client::with_connector(&unpooled, self.http1.clone()),
             retire1: self.http1.retire_layer(),
             retire2: self.http2.retire_layer(),
         });
         Upstream {
             http1: source.retire1.layer(source.http1.clone()),
             http2: source.retire2.layer(source.http2.clone()),
+            one_off: source.retire1.layer(source.one_off.clone()),
             http2_upgrade: self.http2_upgrade,
             source,
         }
@@ -164,9 +170,18 @@ impl ServiceConnectors {
 /// keeps the caller's request unchanged without relying on what the peer
 /// does with an authority nobody asked for. The per-endpoint HTTP/1
 /// client writes no `Host` of its own (see `mesh_core::client`).
+///
+/// Such a request goes over a connection of its own, closed once it is
+/// answered, never a pooled one, as Linkerd's HTTP/1 client sends a
+/// request whose `Host` is missing or empty (its one-off client): a
+/// pooled connection to the peer is shared by every caller of the
+/// endpoint, and a request that names no host belongs to no authority
+/// whose connections could be kept for it.
 pub(crate) struct Upstream<B> {
     http1: Retire<Client<B, Connector>>,
     http2: Retire<Client<B, Connector>>,
+    /// HTTP/1 without a pool: a connection per request, closed after it.
+    one_off: Retire<Client<B, Connector>>,
     http2_upgrade: bool,
     /// What the clients of one endpoint are made from.
     source: Arc<Source<B>>,
@@ -177,6 +192,7 @@ pub(crate) struct Upstream<B> {
 struct Source<B> {
     http1: Client<B, Connector>,
     http2: Client<B, Connector>,
+    one_off: Client<B, Connector>,
     retire1: RetireLayer,
     retire2: RetireLayer,
 }
@@ -186,6 +202,7 @@ impl<B> Clone for Upstream<B> {
         Self {
             http1: self.http1.clone(),
             http2: self.http2.clone(),
+            one_off: self.one_off.clone(),
             http2_upgrade: self.http2_upgrade,
             source: self.source.clone(),
         }
@@ -211,6 +228,7 @@ where
         Self {
             http1: source.retire1.layer(source.http1.for_endpoint(endpoint)),
             http2: source.retire2.layer(source.http2.for_endpoint(endpoint)),
+            one_off: source.retire1.layer(source.one_off.for_endpoint(endpoint)),
             http2_upgrade: self.http2_upgrade,
             source: source.clone(),
         }
@@ -251,6 +269,8 @@ where
         };
         let inner = if req.version() == Version::HTTP_2 {
             self.http2.call(req)
+        } else if names_no_host(&req) {
+            self.one_off.call(req)
         } else {
             self.http1.call(req)
         };
@@ -266,6 +286,14 @@ fn names_host<B>(req: &Request<B>) -> bool {
         .get(http::header::HOST)
         .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
         .is_some_and(|authority| !authority.as_str().contains('@'))
+}
+
+/// Whether `req` has no `Host`, or an empty one: it goes over HTTP/1 on
+/// a connection of its own ([`Upstream`]).
+fn names_no_host<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::HOST)
+        .is_none_or(http::HeaderValue::is_empty)
 }
 
 pin_project! {
