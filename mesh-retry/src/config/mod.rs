@@ -124,7 +124,11 @@
 //! ServiceProfile request or response condition that sets no field, which
 //! Linkerd's profile validation refuses and which would otherwise hold
 //! for every request (or call every response, a `200` too, a failure);
-//! and a `metadata.creationTimestamp` that is not an RFC 3339 time.
+//! and a `metadata.creationTimestamp` that is not an RFC 3339 time. Two
+//! routes of one API group and kind with one namespace and name in one
+//! text are refused, as two ServiceProfiles for one service are: the
+//! cluster keeps one such object, the one applied last, and reading both
+//! would serve rules that are not in force together anywhere.
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10
@@ -648,6 +652,9 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     // `metadata.creationTimestamp`, which orders the routes' matches.
     let mut second = Documents::new(origin, text);
     let mut position = 0;
+    // Each route read, by group, kind, namespace and name, with its
+    // document: the cluster keeps one object for each.
+    let mut named: Vec<(String, String, String, String, usize)> = Vec::new();
     for document in Documents::new(origin, text) {
         let document = document?;
         let again = second.next().transpose()?;
@@ -684,6 +691,33 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             if parents.is_empty() {
                 continue;
             }
+            let group = route.api_version.group().to_owned();
+            let namespace = route.metadata.namespace.clone().unwrap_or_default();
+            if let Some((.., first)) = named.iter().find(|(g, k, ns, name, _)| {
+                *g == group && *k == route.kind && *ns == namespace && *name == route.metadata.name
+            }) {
+                let qualified = match &route.metadata.namespace {
+                    Some(ns) => format!("{ns}/{}", route.metadata.name),
+                    None => route.metadata.name.clone(),
+                };
+                return Err(context.error(
+                    ResourceErrorKind::DuplicateName,
+                    "metadata.name",
+                    format!(
+                        "a second {} {qualified} in this text, after document {first}: the \
+                         cluster keeps one object of a kind and name, the one applied last, \
+                         so keep one of the two or rename the other",
+                        route.kind
+                    ),
+                ));
+            }
+            named.push((
+                group,
+                route.kind.clone(),
+                namespace,
+                route.metadata.name.clone(),
+                context.index(),
+            ));
             let guide = match again {
                 Some(doc) => doc.parse::<http_route::Unmodelled>()?.value,
                 None => http_route::Unmodelled::default(),

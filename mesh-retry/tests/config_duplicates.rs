@@ -1,0 +1,113 @@
+//! Two routes of one kind with one name in one file are refused, as two
+//! ServiceProfiles for one service are: the cluster keeps one object per
+//! kind, namespace and name (the one applied last replaces the other), so
+//! reading both would serve rules nobody has in force, silently.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mesh_core::resource::ResourceErrorKind;
+use mesh_retry::config;
+
+fn route(api_version: &str, kind: &str, metadata: &str, path: &str) -> String {
+    let matches = if kind == "GRPCRoute" {
+        format!("[{{method: {{service: {path}}}}}]")
+    } else {
+        format!("[{{path: {{type: PathPrefix, value: /{path}}}}}]")
+    };
+    format!(
+        "apiVersion: {api_version}
+kind: {kind}
+metadata: {metadata}
+spec:
+  parentRefs: [{{kind: Service, group: core, name: books, namespace: shop}}]
+  rules:
+  - matches: {matches}
+"
+    )
+}
+
+const GATEWAY: &str = "gateway.networking.k8s.io/v1";
+
+#[test]
+fn a_second_route_of_one_kind_and_name_is_refused_where_it_is() {
+    let text = [
+        route(
+            GATEWAY,
+            "HTTPRoute",
+            "{name: books, namespace: shop}",
+            "old",
+        ),
+        route(
+            GATEWAY,
+            "HTTPRoute",
+            "{name: books, namespace: shop}",
+            "new",
+        ),
+    ]
+    .join("---\n");
+    let err = config::load("routes.yaml", &text).unwrap_err();
+    assert_eq!(err.kind(), ResourceErrorKind::DuplicateName, "{err}");
+    assert_eq!(err.field_path(), "metadata.name", "{err}");
+    let message = err.to_string();
+    assert!(message.contains("document 2"), "{message}");
+    assert!(
+        message.contains("a second HTTPRoute shop/books in this text, after document 1"),
+        "{message}"
+    );
+    // A route written once at v1beta1 and once at v1 is still one object.
+    let text = [
+        route(
+            "gateway.networking.k8s.io/v1beta1",
+            "HTTPRoute",
+            "{name: books, namespace: shop}",
+            "old",
+        ),
+        route(
+            GATEWAY,
+            "HTTPRoute",
+            "{name: books, namespace: shop}",
+            "new",
+        ),
+    ]
+    .join("---\n");
+    let err = config::load("routes.yaml", &text).unwrap_err();
+    assert_eq!(err.kind(), ResourceErrorKind::DuplicateName, "{err}");
+    // Two without a namespace land in the same one when applied.
+    let text = [
+        route(GATEWAY, "GRPCRoute", "{name: calls}", "shop.Books"),
+        route(GATEWAY, "GRPCRoute", "{name: calls}", "shop.Authors"),
+    ]
+    .join("---\n");
+    let err = config::load("routes.yaml", &text).unwrap_err();
+    assert_eq!(err.kind(), ResourceErrorKind::DuplicateName, "{err}");
+    assert!(
+        err.to_string().contains("a second GRPCRoute calls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn routes_of_other_kinds_groups_or_namespaces_may_share_a_name() {
+    let text = [
+        route(GATEWAY, "HTTPRoute", "{name: books, namespace: shop}", "a"),
+        route(GATEWAY, "HTTPRoute", "{name: books, namespace: other}", "b"),
+        route(
+            "policy.linkerd.io/v1beta3",
+            "HTTPRoute",
+            "{name: books, namespace: shop}",
+            "c",
+        ),
+        route(
+            GATEWAY,
+            "GRPCRoute",
+            "{name: books, namespace: shop}",
+            "shop.Books",
+        ),
+    ]
+    .join("---\n");
+    let loaded = config::load("routes.yaml", &text).unwrap();
+    let books = loaded.service("books", Some("shop")).unwrap();
+    // The GRPCRoute takes the service; the three HTTPRoutes are set aside
+    // with a warning each, not refused.
+    assert_eq!(books.routes.len(), 1);
+    assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+}
