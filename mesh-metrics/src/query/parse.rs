@@ -13,6 +13,12 @@
 //! A scrape keeps each distinct label name and value once (see
 //! [`Sample`]): consecutive lines mostly repeat the labels of the line
 //! before, which are then taken without being looked up again.
+//!
+//! A sample takes 40 bytes however short its line, and a line can be as
+//! short as `a 1`: a body of such lines would be held at ten times its
+//! size, and a delta of two of them at thirty. So a scrape reads at most
+//! [`MAX_SAMPLES`] samples, more than twice what a proxy writes with
+//! every family at its series limit, and refuses a body with more.
 
 mod sample;
 
@@ -20,6 +26,15 @@ use std::{borrow::Cow, collections::HashMap, fmt, sync::Arc};
 
 use self::sample::Table;
 pub use self::sample::{Name, Sample};
+
+/// The most samples a scrape reads: 2^21, 80 MiB of samples at most.
+///
+/// A proxy with every family at its default limit of 10,000 series
+/// writes about 70 MB (see [`MAX_SCRAPE_BYTES`]), in lines of a hundred
+/// bytes and more: under a million samples.
+///
+/// [`MAX_SCRAPE_BYTES`]: super::scrape::MAX_SCRAPE_BYTES
+pub const MAX_SAMPLES: usize = 1 << 21;
 
 /// Every sample of one `/metrics` body.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,7 +47,8 @@ impl Scrape {
     ///
     /// # Errors
     ///
-    /// When a sample line is malformed; the error names the line.
+    /// When a sample line is malformed, or is past the [`MAX_SAMPLES`]th;
+    /// the error names the line.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut reader = Reader::default();
         let mut ended = false;
@@ -103,6 +119,8 @@ pub enum ParseErrorKind {
     TooLarge,
     /// A line follows OpenMetrics' `# EOF`, which ends a body.
     AfterEof,
+    /// The text holds more than [`MAX_SAMPLES`] samples.
+    TooManySamples,
 }
 
 impl fmt::Display for ParseError {
@@ -113,6 +131,9 @@ impl fmt::Display for ParseError {
             ParseErrorKind::Value => "bad sample value",
             ParseErrorKind::TooLarge => "too many labels",
             ParseErrorKind::AfterEof => "text after # EOF",
+            ParseErrorKind::TooManySamples => {
+                return write!(f, "more than {MAX_SAMPLES} samples by line {}", self.line);
+            }
         };
         write!(f, "{what} on line {}", self.line)
     }
@@ -152,6 +173,9 @@ struct Written<'t> {
 
 impl<'t> Reader<'t> {
     fn sample(&mut self, line: &'t str) -> Result<(), ParseErrorKind> {
+        if self.samples.len() >= MAX_SAMPLES {
+            return Err(ParseErrorKind::TooManySamples);
+        }
         let name_end = line.find(['{', ' ', '\t']).ok_or(ParseErrorKind::Value)?;
         let (name, rest) = line.split_at(name_end);
         let name = self.name(name)?;

@@ -20,8 +20,9 @@ pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`SCRAPE_TIMEOUT`]. A proxy writes far less: every family at its
 /// default limit of 10,000 series, latency buckets included, comes to
 /// about 70 MB. Parsed, a scrape keeps each label text once and holds
-/// about half the size of its text (`tests/scrape_memory.rs`); the body
-/// is freed once it is parsed.
+/// about half the size of a proxy's text (`tests/scrape_memory.rs`), and
+/// at most [`MAX_SAMPLES`](super::parse::MAX_SAMPLES) samples, whatever
+/// the text; the body is freed once it is parsed.
 pub const MAX_SCRAPE_BYTES: usize = 128 << 20;
 
 /// Fetches and parses `target`'s `/metrics`.

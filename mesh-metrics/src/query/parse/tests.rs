@@ -138,3 +138,24 @@ fn nothing_may_follow_the_end_of_an_openmetrics_body() {
     assert_eq!(scrape.samples().len(), 1);
     assert_eq!(Scrape::parse("a_total 1\n").unwrap().samples().len(), 1);
 }
+
+#[test]
+fn a_body_of_more_samples_than_a_scrape_keeps_is_refused_naming_the_line() {
+    // A sample takes 40 bytes however short its line: `a 1` is 4 bytes of
+    // text, so a body at the size limit of shortest lines (33 million
+    // samples) held ten times its size, and a delta of two such scrapes
+    // gigabytes.
+    let limit = MAX_SAMPLES;
+    let text = "a 1\n".repeat(limit + 1);
+    let error = Scrape::parse(&text).unwrap_err();
+    assert_eq!(
+        (error.kind(), error.line()),
+        (ParseErrorKind::TooManySamples, limit + 1)
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("more than {limit} samples by line {}", limit + 1)
+    );
+    // Up to the limit, a body is read.
+    assert_eq!(Scrape::parse(&text[4..]).unwrap().samples().len(), limit);
+}
