@@ -237,14 +237,37 @@ impl<'t> Document<'t> {
                 });
             }
         };
-        let tracking = serde_ignored::Deserializer::new(self.body, &mut record);
-        let value = serde_path_to_error::deserialize(tracking).map_err(|e| {
-            error::from_serde(context.origin, e).in_document(
-                context.index,
-                Some(&context.kind),
-                context.name.as_deref(),
-            )
-        })?;
+        let in_document = |e: ResourceError| {
+            e.in_document(context.index, Some(&context.kind), context.name.as_deref())
+        };
+        let value = if has_merge_key(context.text) {
+            // Kubernetes' YAML reader applies merge keys (`<<: *defaults`),
+            // so manifests use them; serde reads `<<` as one more field.
+            // The document is read whole, the merges applied, and the
+            // result read as `T`. The tree has no lines: an error is
+            // located by its field's path instead.
+            let mut tree: serde_yaml_ng::Value = serde_path_to_error::deserialize(self.body)
+                .map_err(|e| in_document(error::from_serde(context.origin, e)))?;
+            tree.apply_merge().map_err(|e| {
+                context.error(
+                    ResourceErrorKind::InvalidValue,
+                    "",
+                    format!("a merge key (`<<`) cannot be applied: {e}"),
+                )
+            })?;
+            let tracking = serde_ignored::Deserializer::new(tree, &mut record);
+            serde_path_to_error::deserialize(tracking).map_err(|e| {
+                let error = error::from_serde(context.origin, e);
+                let at = error
+                    .location()
+                    .or_else(|| locate(context.text, context.index, error.field_path()));
+                in_document(error.at(at))
+            })?
+        } else {
+            let tracking = serde_ignored::Deserializer::new(self.body, &mut record);
+            serde_path_to_error::deserialize(tracking)
+                .map_err(|e| in_document(error::from_serde(context.origin, e)))?
+        };
         Ok(Parsed {
             value,
             ignored,
@@ -319,6 +342,12 @@ impl DocumentContext<'_> {
             .at_field(field_path)
             .at(locate(self.text, self.index, field_path))
     }
+}
+
+/// Whether `text` may hold a YAML merge key (`<<`): it does not when the
+/// two characters appear nowhere in it.
+fn has_merge_key(text: &str) -> bool {
+    text.contains("<<")
 }
 
 /// A document read as `T`.

@@ -36,6 +36,14 @@
 //! per route, ...), and a filter that holds only its own type's field.
 //! Errors point at the value itself, not at the mapping that holds it.
 //!
+//! YAML merge keys (`<<: *defaults`) are applied, as Kubernetes' YAML
+//! reader applies them: keys written beside a merge key win over the
+//! merged ones. serde alone would read `<<` as one more field and drop
+//! what it merges. A text that holds `<<` is read a document at a time
+//! into a tree, the merges applied, then read as its resource type; a
+//! merge key whose value is not a mapping (or a list of them) is an
+//! error naming the document.
+//!
 //! # Limits
 //!
 //! The text is trusted as configuration is: whoever writes it decides the

@@ -665,3 +665,64 @@ fn a_byte_order_mark_before_the_text_is_not_part_of_the_first_document() {
     let error = route_error(bad);
     assert_eq!(error.location().map(|at| at.line), Some(4), "{error}");
 }
+
+/// Two rules of one route, the second taking the first's timeouts through
+/// a YAML merge key and overriding one of them.
+const MERGED_TIMEOUTS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs: [{name: web, kind: Service, group: core, port: 80}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /a}}]
+    timeouts: &slow
+      request: 10s
+      backendRequest: 5s
+  - matches: [{path: {type: PathPrefix, value: /b}}]
+    timeouts:
+      <<: *slow
+      backendRequest: 2s
+"#;
+
+#[test]
+fn merge_keys_are_applied_as_kubectl_applies_them() {
+    // Kubernetes' YAML reader applies `<<` merge keys. Read without them,
+    // the second rule lost its request timeout, and only a warning about a
+    // field named `<<` said so.
+    let loaded = load::<HttpRoute>("r.yaml", MERGED_TIMEOUTS).unwrap();
+    assert!(loaded.ignored.is_empty(), "{:?}", loaded.ignored);
+    let rules = &loaded.resources[0].spec.rules;
+    let timeouts = rules[1].timeouts.unwrap();
+    assert_eq!(timeouts.request.unwrap().get(), Duration::from_secs(10));
+    // A key written beside the merge key wins over the merged one.
+    assert_eq!(
+        timeouts.backend_request.unwrap().get(),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        rules[0].timeouts.unwrap().backend_request.unwrap().get(),
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn errors_in_a_document_with_merge_keys_keep_their_field_and_line() {
+    let text = MERGED_TIMEOUTS.replace("backendRequest: 2s", "backendRequest: soon");
+    let error = route_error(&text);
+    assert_eq!(error.field_path(), "spec.rules[1].timeouts.backendRequest");
+    assert_eq!(error.location().map(|at| at.line), Some(15), "{error}");
+    assert!(error.to_string().contains("HTTPRoute r"), "{error}");
+}
+
+#[test]
+fn a_merge_key_that_names_no_mapping_is_an_error_naming_it() {
+    let text = MERGED_TIMEOUTS.replace("<<: *slow", "<<: 3");
+    let error = route_error(&text);
+    assert_eq!(error.kind(), ResourceErrorKind::InvalidValue, "{error}");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("merge") && shown.contains("HTTPRoute r"),
+        "{shown}"
+    );
+}
