@@ -235,7 +235,11 @@ fn percent_decode(value: &str) -> Option<String> {
     while let Some(&b) = bytes.get(i) {
         match b {
             b'%' => {
+                // Two hex digits: `from_str_radix` would also take a sign.
                 let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
@@ -305,6 +309,9 @@ mod tests {
             ("direction=sideways", "direction", "`inbound` or `outbound`"),
             ("path=api", "path", "starts with `/`"),
             ("path=/a%zz", "path", "percent-encoding"),
+            // `from_str_radix` takes a sign: `%+1` is no escape of 0x01.
+            ("path=/a%+1", "path", "percent-encoding"),
+            ("authority=web%-1", "authority", "percent-encoding"),
             ("colour=blue", "colour", "unknown"),
             ("method=GET&method=PUT", "method", "more than once"),
             ("method=G%20T", "method", "not an HTTP method"),
