@@ -12,17 +12,17 @@
 //! common server would serve as a request must not be one of them. Go's
 //! `net/http` serves every `HTTP/1.<digit>`. RFC 9112 §3 lets a server
 //! split the request line on any whitespace (SP, HTAB, VT, FF or a bare
-//! CR) and ignore it at either end; Netty does, and reads the version in
-//! any case. Python's `http.server` splits it as its `str.split()` does
+//! CR) and ignore it at either end; Netty does, reads the version in any
+//! case, and skips any whitespace or empty lines before the line.
+//! Python's `http.server` splits the line as its `str.split()` does
 //! (those, the separators `\x1c` to `\x1f`, and NEL and NBSP of the line
-//! read as Latin-1), serves the versions
-//! `HTTP/0.9` and `HTTP/01.1`, and serves a bare `GET /path` as
-//! HTTP/0.9. So a line is
-//! HTTP/1 when it is a method, a target and `HTTP/` with a major version
-//! of 0 or 1, a dot and digits (in any case), or `GET` and a target,
-//! separated by runs of that whitespace; the HTTP server then answers
-//! what it does not take with `400 Bad Request`. (A Redis inline `GET
-//! key` on a detecting port is one of them: Redis's port defaults to
+//! read as Latin-1), serves the versions `HTTP/0.9` and `HTTP/01.1`, and
+//! serves a bare `GET /path` as HTTP/0.9. So a line is HTTP/1 when, after
+//! any whitespace, it is a method, a target and `HTTP/` with a major
+//! version of 0 or 1, a dot and digits (in any case), or `GET` and a
+//! target, separated by runs of that whitespace; the HTTP server then
+//! answers what it does not take with `400 Bad Request`. (A Redis inline
+//! `GET key` on a detecting port is one of them: Redis's port defaults to
 //! opaque.) Protocols where the server speaks first (MySQL, SMTP) never
 //! send those bytes, so detection would wait until its timeout: their
 //! ports are configured as opaque instead.
@@ -140,8 +140,8 @@ fn decide(buf: &[u8]) -> Option<Detected> {
 struct Scan {
     /// How many bytes were looked at.
     seen: usize,
-    /// Where the empty lines before the request line end, as far as seen:
-    /// always at a line's start.
+    /// Where the whitespace before the request line ends, as far as
+    /// seen.
     empty_end: usize,
     /// Where the request line starts, once a byte of it was seen.
     line_start: Option<usize>,
@@ -174,16 +174,17 @@ impl Scan {
             Some(start) => (start, self.seen.max(start)),
             None => {
                 // RFC 9112 §2.2: a server ignores empty lines before the
-                // request line, and hyper's parser does; so does detection.
-                let (end, pending_cr) = empty_lines(buf, self.empty_end);
+                // request line, and hyper's parser does; Netty skips any
+                // whitespace or control byte there. So detection skips
+                // whitespace (other control bytes start no request line
+                // it could serve without them, and deciding at them keeps
+                // binary protocols from waiting).
+                let end = leading_space(buf, self.empty_end);
                 self.empty_end = end;
-                if end + usize::from(pending_cr) == buf.len() {
+                if end == buf.len() {
                     return (buf.len() >= MAX_REQUEST_LINE).then_some(Detected::Opaque);
                 }
                 self.line_start = Some(end);
-                // The line starts here, and none of it was looked at: a
-                // `CR` the last read ended on, awaiting its `LF`, belongs
-                // to it.
                 (end, end)
             }
         };
@@ -218,18 +219,14 @@ impl Scan {
     }
 }
 
-/// Where the empty lines (`CRLF` or a bare `LF`) that start at `from` in
-/// `buf` end, and whether a `CR` waits for its `LF` right there.
-fn empty_lines(buf: &[u8], from: usize) -> (usize, bool) {
-    let mut i = from;
-    loop {
-        match buf.get(i..) {
-            Some([b'\r', b'\n', ..]) => i += 2,
-            Some([b'\n', ..]) => i += 1,
-            Some([b'\r']) => return (i, true),
-            _ => return (i, false),
-        }
-    }
+/// Where the run of whitespace ([`is_space`] or `LF`: empty lines among
+/// it) that starts at `from` in `buf` ends.
+fn leading_space(buf: &[u8], from: usize) -> usize {
+    let rest = buf.get(from..).unwrap_or_default();
+    from + rest
+        .iter()
+        .take_while(|&&b| b == b'\n' || is_space(b))
+        .count()
 }
 
 /// `method target HTTP/<0 or 1>.<digits>`, or `GET target`, the words
@@ -423,24 +420,31 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_cr_read_alone_starts_the_line_it_belongs_to() {
-        // A `CR` at the end of a read may start an empty line; when the
-        // next byte is not its `LF`, it is the first byte of the line:
-        // whitespace before the method, after which bytes above ASCII may
-        // be a target's. Skipped, it would leave them in the method, which
-        // they cannot be.
-        let mut bytes = b"\r".to_vec();
-        while bytes.len() <= MAX_REQUEST_LINE {
-            bytes.extend_from_slice("é".as_bytes());
+    fn whitespace_before_the_request_line_is_skipped_however_it_is_cut() {
+        // Netty skips it all, empty lines or not; a CR that ends a read is
+        // skipped the same whether its LF follows or not.
+        let mut tail = b"\r".to_vec();
+        while tail.len() <= MAX_REQUEST_LINE {
+            tail.extend_from_slice("é".as_bytes());
         }
-        assert_eq!(decide(&bytes), Some(Detected::Http1));
-        let mut scan = Scan::default();
-        assert_eq!(scan.decide(&bytes[..1]), None);
-        assert_eq!(scan.decide(&bytes), Some(Detected::Http1));
-        let mut scan = Scan::default();
-        let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
-        assert_eq!(fed, Some(Detected::Http1));
-        assert_eq!(decide(&bytes[1..]), Some(Detected::Opaque));
+        let cases: &[(&[u8], Detected)] = &[
+            (b"\r\r\nGET / HTTP/1.1\r\n", Detected::Http1),
+            (b"\x0b\r\nGET / HTTP/1.1\r\n", Detected::Http1),
+            (b" \n\t\x1cGET /admin HTTP/1.1\r\n", Detected::Http1),
+            (b"\r\x00", Detected::Opaque),
+            // Bytes above ASCII cannot start a method.
+            (&tail, Detected::Opaque),
+        ];
+        for &(bytes, want) in cases {
+            let name = String::from_utf8_lossy(&bytes[..bytes.len().min(32)]);
+            assert_eq!(decide(bytes), Some(want), "{name:?}");
+            let mut scan = Scan::default();
+            assert_eq!(scan.decide(&bytes[..1]), None, "{name:?}");
+            assert_eq!(scan.decide(bytes), Some(want), "{name:?} in two reads");
+            let mut scan = Scan::default();
+            let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
+            assert_eq!(fed, Some(want), "{name:?} a byte at a time");
+        }
     }
 
     #[test]

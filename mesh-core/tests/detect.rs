@@ -313,6 +313,29 @@ async fn request_lines_with_any_whitespace_rfc_9112_allows_are_refused_by_the_ht
 }
 
 #[tokio::test]
+async fn whitespace_before_the_request_line_is_skipped_as_netty_skips_it() {
+    // Netty skips every control or whitespace byte before the request
+    // line, not only the empty lines RFC 9112 §2.2 names: each of these
+    // is its request for `/admin`.
+    let lines: [&[u8]; 4] = [
+        b"\r\r\nGET /admin HTTP/1.1",
+        b"\x0b\r\nGET /admin HTTP/1.1",
+        b" \n\tGET /admin HTTP/1.1",
+        b"\x1c\x0c\nGET /admin HTTP/1.1",
+    ];
+    for line in lines {
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\nhost: a\r\nconnection: close\r\n\r\n");
+        let got = answer_to(&bytes).await;
+        assert!(
+            got.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{:?}: {got:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+#[tokio::test]
 async fn text_protocols_that_are_not_http_stay_opaque() {
     // memcached's and Redis's inline commands, and HTTP/2 spelled as an
     // HTTP/1 request line (not the preface).
