@@ -24,6 +24,9 @@ const MAX_STATUS: u16 = 599;
 /// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
 /// | `timeout.linkerd.io/idle` | a Go duration | the response body idle timeout |
 ///
+/// Linkerd's `timeout.linkerd.io/response` is not read: it is warned
+/// about by name, with the timeouts to use instead.
+///
 /// Any `retry.linkerd.io/*` annotation turns retries on for the route.
 /// `retry.linkerd.io/grpc` also marks the route's gRPC calls retryable,
 /// although they are POSTs.

@@ -89,10 +89,22 @@ pub(super) fn rule_policies(
         )
     })?;
     for key in &annotations.unknown {
+        let message = match key.as_str() {
+            // Linkerd's own annotation, "the maximum amount of time a
+            // backend response may be in-flight" in its docs; no timeout
+            // here bounds that span alone, so it is named, not read as
+            // another.
+            "timeout.linkerd.io/response" => format!(
+                "Linkerd's response timeout is not supported, and {key} is ignored; bound \
+                 each attempt with timeouts.backendRequest (or retry.linkerd.io/timeout), or \
+                 the whole request with timeouts.request (or timeout.linkerd.io/request)"
+            ),
+            _ => format!("unknown annotation {key} is ignored"),
+        };
         warnings.push(ConfigWarning::new(
             context,
             format!("metadata.annotations.{key}"),
-            format!("unknown annotation {key} is ignored"),
+            message,
         ));
     }
     let matches = route.rule_matches().map_err(|e| context.match_error(e))?;
