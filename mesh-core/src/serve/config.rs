@@ -15,7 +15,12 @@ pub enum Protocol {
     /// server speaks first.
     Opaque,
     /// HTTP when the first bytes look like HTTP, opaque otherwise. A peer
-    /// that sends nothing within the detection timeout is disconnected.
+    /// that has not said which within the detection timeout (it sent
+    /// nothing, or a request line it has not finished) is disconnected.
+    /// Linkerd's proxy serves such a connection as opaque; here its bytes
+    /// are not handed on, since an unfinished request line would then
+    /// reach the application with none of what the HTTP stack does to
+    /// requests.
     #[default]
     Detect,
 }
@@ -76,9 +81,10 @@ pub struct ServerConfig {
     /// hyper's ~400 KiB connection buffer and HTTP/2 by hyper's 16 KiB;
     /// a bound above that buffer raises the HTTP/1 buffer with it.
     pub max_request_head_bytes: usize,
-    /// How long protocol detection waits for the first bytes, and how long
-    /// a peer that chose HTTP/2 through ALPN has to send its preface.
-    /// Default 10 seconds.
+    /// How long protocol detection waits for the bytes that decide the
+    /// protocol (the HTTP/2 preface, or a whole HTTP/1 request line), and
+    /// how long a peer that chose HTTP/2 through ALPN has to send its
+    /// preface. Default 10 seconds.
     pub detect_timeout: Duration,
     /// How many connections are served at once on one listener; further
     /// ones wait in the kernel's accept queue. Default 10,000. Ignored when
