@@ -255,7 +255,8 @@ pub(super) fn from_serde(
     {
         message = stripped.to_owned();
     }
-    let message = strip_path_prefix(&message, &path).to_owned();
+    let message = strip_path_prefix(&message, &path);
+    let message = serde_duplicate(message).unwrap_or_else(|| message.to_owned());
     let kind = classify(&message);
     // serde reports a missing or repeated field at the mapping that should
     // hold it: name the field itself.
@@ -273,6 +274,15 @@ pub(super) fn from_serde(
     ResourceError::new(kind, origin, message)
         .at_field(path)
         .at(location)
+}
+
+/// serde's words for a key written twice (`duplicate field `app``), for
+/// serde_yaml_ng's own (`duplicate entry with key "app"`), which it uses
+/// when a document is read into a tree to apply its merge keys.
+fn serde_duplicate(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("duplicate entry with key \"")?;
+    let (key, _) = rest.split_once('"')?;
+    Some(format!("duplicate field `{key}`"))
 }
 
 /// A syntax error from the YAML parser.

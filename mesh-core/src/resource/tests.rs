@@ -726,3 +726,18 @@ fn a_merge_key_that_names_no_mapping_is_an_error_naming_it() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_key_written_twice_in_a_document_with_merge_keys_is_still_refused() {
+    let text = MERGED_TIMEOUTS.replace(
+        "backendRequest: 2s",
+        "backendRequest: 2s\n      request: 1s\n      request: 3s",
+    );
+    let error = route_error(&text);
+    assert_eq!(error.kind(), ResourceErrorKind::DuplicateField, "{error}");
+    assert_eq!(
+        error.field_path(),
+        "spec.rules[1].timeouts.request",
+        "{error}"
+    );
+}

@@ -162,6 +162,14 @@ impl ConfigError {
     pub fn column(&self) -> Option<usize> {
         self.0.location.map(|location| location.column)
     }
+    /// Where the problem is: its known location, or else where `find`
+    /// finds its field.
+    pub(crate) fn location_or(
+        &self,
+        find: impl FnOnce(&str) -> Option<Location>,
+    ) -> Option<Location> {
+        self.0.location.or_else(|| find(&self.0.field_path))
+    }
 }
 
 /// Translation of the YAML crate's errors.
@@ -216,7 +224,8 @@ impl ConfigError {
         {
             text = stripped.to_owned();
         }
-        let message = strip_path_prefix(&text, &path).to_owned();
+        let message = strip_path_prefix(&text, &path);
+        let message = serde_duplicate(message).unwrap_or_else(|| message.to_owned());
         let kind = classify(&message);
         // serde reports these at the enclosing mapping: name the field.
         if matches!(
@@ -324,6 +333,17 @@ fn classify(message: &str) -> ConfigErrorKind {
     } else {
         ConfigErrorKind::InvalidValue
     }
+}
+
+/// serde's words for a key written twice (`duplicate field `app``), for
+/// serde_yaml_ng's own (`duplicate entry with key "app"`), which it uses
+/// when the file is read into a tree (see [`SidecarConfig::from_yaml`]).
+///
+/// [`SidecarConfig::from_yaml`]: super::SidecarConfig::from_yaml
+fn serde_duplicate(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("duplicate entry with key \"")?;
+    let (key, _) = rest.split_once('"')?;
+    Some(format!("duplicate field `{key}`"))
 }
 
 /// The name between the first pair of backticks: serde's way of quoting

@@ -128,9 +128,32 @@ impl SidecarConfig {
             .at(locate::document_start(text, 2)));
         }
 
-        let typed = serde_yaml_ng::Deserializer::from_str(text);
-        let document: Option<Document> = serde_path_to_error::deserialize(typed)
-            .map_err(|error| ConfigError::deserialize(origin, text, error))?;
+        let document: Option<Document> = if text.contains("<<") {
+            // YAML merge keys (`<<: *defaults`), which serde alone would
+            // read as a field named `<<`: the file is read into a tree,
+            // the merges applied, and the tree read as the configuration.
+            // The tree has no lines, so an error is located by its path.
+            let mut tree: serde_yaml_ng::Value =
+                serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
+                    .map_err(|error| ConfigError::deserialize(origin, text, error))?;
+            tree.apply_merge().map_err(|error| {
+                ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    origin,
+                    "",
+                    format!("a merge key (`<<`) cannot be applied: {error}"),
+                )
+            })?;
+            serde_path_to_error::deserialize(tree).map_err(|error| {
+                let error = ConfigError::deserialize(origin, text, error);
+                let at = error.location_or(|path| locate::locate(text, path));
+                error.at(at)
+            })?
+        } else {
+            let typed = serde_yaml_ng::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(typed)
+                .map_err(|error| ConfigError::deserialize(origin, text, error))?
+        };
         document
             .unwrap_or_default()
             .resolve(Source { origin, text })
