@@ -853,4 +853,39 @@ mod tests {
         );
         assert_eq!(ours, theirs);
     }
+
+    /// An anchor certificate whose URI SANs are `uris`.
+    fn anchor_naming(uris: &[&str]) -> CertificateDer<'static> {
+        let mut params = ca_params();
+        params.subject_alt_names = uris
+            .iter()
+            .map(|uri| rcgen::SanType::URI((*uri).try_into().unwrap()))
+            .collect();
+        params.self_signed(&key()).unwrap().der().clone()
+    }
+
+    #[test]
+    fn an_anchor_vouches_for_the_spiffe_ids_of_the_trust_domains_it_names() {
+        let a = anchor_naming(&["spiffe://a.org"]);
+        let b = anchor_naming(&["spiffe://b.org"]);
+        let unnamed = anchor_naming(&[]);
+        let both = anchor_naming(&["spiffe://a.org", "spiffe://b.org/issuer"]);
+        let in_a: Identity = "spiffe://a.org/ns/x/sa/y".parse().unwrap();
+        let in_b: Identity = "spiffe://b.org/ns/x/sa/y".parse().unwrap();
+        let dns: Identity = "web.ns.serviceaccount.identity.linkerd.b.org"
+            .parse()
+            .unwrap();
+        let vouching = |roots: &[&CertificateDer<'static>], id: &Identity| {
+            let roots: Vec<_> = roots.iter().map(|r| (*r).clone()).collect();
+            AnchorDomains::new(&roots).vouching_for(id)
+        };
+        assert_eq!(vouching(&[&a], &in_a), Vouching::All);
+        assert_eq!(vouching(&[&a], &in_b), Vouching::None);
+        assert_eq!(vouching(&[&a, &b], &in_b), Vouching::Some);
+        assert_eq!(vouching(&[&a, &unnamed], &in_b), Vouching::Some);
+        assert_eq!(vouching(&[&unnamed], &in_b), Vouching::All);
+        assert_eq!(vouching(&[&both], &in_b), Vouching::All);
+        // A DNS-style identity names no trust domain: every anchor vouches.
+        assert_eq!(vouching(&[&a, &b], &dns), Vouching::All);
+    }
 }
