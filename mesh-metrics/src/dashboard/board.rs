@@ -100,7 +100,7 @@ impl Board {
             self.rounds.pop_front();
         }
         // Each source's window starts at the oldest round that has it.
-        let deltas = pair_oldest(&self.rounds, &scrapes, at);
+        let deltas = pair_oldest(&self.sources, &self.rounds, &scrapes, at);
         self.current = Summary::from_deltas(&self.sources, &deltas);
         let bytes = scrapes
             .iter()
@@ -248,25 +248,44 @@ fn pair(
         .collect()
 }
 
-/// Each source's delta from the oldest round that has it to `after`.
+/// Each source's delta to `after` from the oldest round that has it, but
+/// that replicas of one workload start at one round: the latest of their
+/// oldest. Their counts are summed and divided by one window, so a
+/// replica whose window is shorter (its oldest scrapes were let go, or
+/// failed) would have its counts spread over time it did not cover.
 fn pair_oldest(
+    sources: &[Target],
     rounds: &VecDeque<Round>,
     after: &[Option<Scrape>],
     at: Duration,
 ) -> Vec<Option<Delta>> {
+    let has = |r: &Round, i: usize| r.scrapes.get(i).is_some_and(Option::is_some);
+    // The oldest round of each source that has a scrape now.
+    let oldest: Vec<Option<usize>> = after
+        .iter()
+        .enumerate()
+        .map(|(i, scrape)| {
+            scrape.as_ref()?;
+            rounds.iter().position(|r| has(r, i))
+        })
+        .collect();
     after
         .iter()
         .enumerate()
         .map(|(i, scrape)| {
             let scrape = scrape.as_ref()?;
-            let oldest = rounds
+            let name = &sources.get(i)?.name;
+            let start = sources
                 .iter()
+                .zip(&oldest)
+                .filter(|(t, _)| t.name == *name)
+                .filter_map(|(_, o)| *o)
+                .max()?;
+            let (at_start, before) = rounds
+                .iter()
+                .skip(start)
                 .find_map(|r| r.scrapes.get(i)?.as_ref().map(|s| (r.at, s)))?;
-            Some(Delta::between(
-                oldest.1,
-                scrape,
-                at.saturating_sub(oldest.0),
-            ))
+            Some(Delta::between(before, scrape, at.saturating_sub(at_start)))
         })
         .collect()
 }

@@ -40,7 +40,9 @@
 //! no two samples shared a label text, which overstates them): past
 //! it, its oldest are let go, and its window is shorter, starting at the
 //! oldest it kept. Rates are per second over the time actually covered,
-//! so they stay right, only less smooth. A source as large as a proxy
+//! so they stay right, only less smooth; the replicas of a workload,
+//! whose counts are summed, share the window of the one that covers the
+//! least. A source as large as a proxy
 //! usually serves is far from it.
 //!
 //! A source also picks how many services and routes it names, and each

@@ -241,6 +241,40 @@ fn each_source_keeps_at_most_its_budget_of_scrapes_beside_its_latest() {
 }
 
 #[test]
+fn replicas_of_a_workload_are_summed_over_one_window() {
+    // Two replicas of web, 10 responses a second each; the second also
+    // serves a large family the dashboard does not read, so that its
+    // budget keeps only its latest scrape. Summed over the longer of
+    // their windows, the shorter one's responses were spread over time
+    // it did not cover.
+    let replica = |n: u32, large: bool| {
+        let mut text = format!(
+            "response_total{{direction=\"inbound\",tls=\"true\",classification=\"success\"}} {}\n",
+            20 * n
+        );
+        if large {
+            for i in 0..200 {
+                text += &format!("tcp_open_total{{client_addr=\"10.0.0.{i}:1\"}} {n}\n");
+            }
+        }
+        Scrape::parse(&text).unwrap()
+    };
+    let small = board::scrape_bytes(&replica(1, false));
+    let sources = Target::parse_list("web=127.0.0.1:1,web=127.0.0.1:2").unwrap();
+    let config = DashboardConfig::new(sources).with_source_bytes(3 * small);
+    let mut board = Board::new(&config);
+    for n in 0..10 {
+        let round = vec![replica(n, false), replica(n, true)];
+        board.observe(Duration::from_secs(2 * u64::from(n)), ok(round));
+    }
+    assert_eq!(board.scrapes_held(1), 1);
+    let view = board.view();
+    let web = &view.workloads[0].workload.stat;
+    assert_eq!((web.meshed, web.replicas), (2, 2));
+    assert!(close(Some(web.golden.rps), 20.0), "{}", web.golden.rps);
+}
+
+#[test]
 fn view_json_has_the_shape_the_page_reads() {
     let mut board = Board::new(&DashboardConfig::new(targets()));
     board.observe(Duration::ZERO, ok(mesh(0)));
