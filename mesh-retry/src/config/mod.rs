@@ -121,7 +121,9 @@
 //! to check it: `retry.codes` outside 400 to 599, a `backendRequest`
 //! timeout longer than the `request` timeout, and a response class's
 //! status range outside 100 to 599 or with `max` below `min`; a
-//! ServiceProfile request or response condition that sets no field, which
+//! ServiceProfile route without a name, which would label its metrics
+//! with nothing; a ServiceProfile request or response condition that sets
+//! no field, which
 //! Linkerd's profile validation refuses and which would otherwise hold
 //! for every request (or call every response, a `200` too, a failure);
 //! and a `metadata.creationTimestamp` that is not an RFC 3339 time. Two

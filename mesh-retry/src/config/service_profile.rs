@@ -236,6 +236,14 @@ impl ProfileRoute {
         context: &DocumentContext<'_>,
         at: &str,
     ) -> Result<RouteRetryPolicy, ResourceError> {
+        if self.name.trim().is_empty() {
+            return Err(context.error(
+                ResourceErrorKind::InvalidValue,
+                &format!("{at}.name"),
+                "a route needs a name: it labels the route's metrics, and Linkerd refuses a \
+                 route without one",
+            ));
+        }
         let matches = self.condition.route_matches().map_err(|(field, message)| {
             let field = format!("{at}.condition{field}");
             context.error(ResourceErrorKind::InvalidValue, &field, message)
