@@ -34,6 +34,9 @@ const CREATED: &str = "_created";
 /// series in an earlier one.
 pub(super) struct Matcher<'a> {
     before: &'a [Sample],
+    /// Which samples of `before` repeat a series written before them
+    /// ([`repeats`]): those are never the one found.
+    repeated: Vec<bool>,
     /// Where the series after the last one found would be, in the same
     /// order.
     next: usize,
@@ -45,15 +48,17 @@ impl<'a> Matcher<'a> {
     pub(super) fn new(before: &'a [Sample]) -> Self {
         Self {
             before,
+            repeated: repeats(before),
             next: 0,
             index: None,
         }
     }
 
     /// The sample of `before` in the series of `s`: the first, should the
-    /// series be written twice.
+    /// series be written twice, wherever the last match left off.
     pub(super) fn find(&mut self, s: &Sample) -> Option<&'a Sample> {
         if let Some(b) = self.before.get(self.next)
+            && !self.repeated.get(self.next).copied().unwrap_or_default()
             && b.name == s.name
             && b.labels().eq(s.labels())
         {

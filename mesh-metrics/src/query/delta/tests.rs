@@ -371,3 +371,24 @@ fn a_series_of_many_labels_in_another_order_is_matched_in_one_pass() {
     assert_eq!(delta.samples().len(), 1);
     assert_eq!(delta.samples()[0].value, 15.0);
 }
+
+#[test]
+fn a_series_written_twice_in_the_earlier_scrape_is_its_first_value_wherever_it_is_matched() {
+    // The later scrape names another series first, so `x` is looked up
+    // where the last match left off: at its second, dropped value, which
+    // read as a counter gone down from 100 to 7 (a reset, 7 new) rather
+    // than up from 5 (2 new).
+    let (delta, _) = totals(
+        "x_total 5\n\
+         w_total 1\n\
+         x_total 100\n",
+        "w_total 2\n\
+         x_total 7\n",
+    );
+    let increases: Vec<(&str, f64)> = delta
+        .samples()
+        .iter()
+        .map(|s| (s.name.as_str(), s.value))
+        .collect();
+    assert_eq!(increases, [("w_total", 1.0), ("x_total", 2.0)]);
+}
