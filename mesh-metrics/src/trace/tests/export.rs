@@ -281,6 +281,28 @@ async fn a_too_many_requests_without_retry_after_waits_a_second() {
     assert_eq!(counts.exported.get(), 1);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_of_an_hour_waits_thirty_seconds() {
+    // Spans an hour old are of little use, and the queue drops the newer
+    // ones meanwhile: the wait has a ceiling, whatever the collector asks.
+    let overloaded = (StatusCode::SERVICE_UNAVAILABLE, Some("3600"));
+    let (collector, times) = scripted_collector(vec![overloaded]).await;
+    let (tracer, exporter) = Tracer::new(collector, Vec::new());
+    let export = tokio::spawn(exporter.run());
+    traced_requests(&tracer, 1).await;
+    let counts = tracer.counts.clone();
+    drop(tracer);
+    export.await.unwrap();
+    let times = times.lock().await;
+    assert_eq!(times.len(), 2);
+    let waited = times[1] - times[0];
+    assert!(
+        (Duration::from_secs(30)..Duration::from_secs(40)).contains(&waited),
+        "{waited:?}"
+    );
+    assert_eq!(counts.exported.get(), 1);
+}
+
 /// A collector that accepts connections, counts them, and never answers.
 async fn hung_collector() -> (Collector, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
