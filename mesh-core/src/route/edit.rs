@@ -9,8 +9,8 @@
 //! themselves. [`EditHeaders`] applies one edit to each request on its way
 //! in and another to each response on its way out. A route that redirects
 //! ([`EditHeadersLayer::with_redirect`]) answers with the redirect in
-//! place of its inner service, and the response edit applies to that
-//! answer as to any other.
+//! place of its inner service, built from the request as it came, and the
+//! response edit applies to that answer as to any other.
 
 use std::{
     future::Future,
@@ -232,9 +232,19 @@ impl EditHeadersLayer {
 
     /// Answers every request with `redirect` (a route's `RequestRedirect`)
     /// instead of calling the inner service, which is then never polled
-    /// either. The response edit applies to the redirect.
+    /// either. The response edit applies to the redirect; the request
+    /// edit does not apply at all: it shapes what a backend is sent, and
+    /// the redirect is built from the request as the client sent it (a
+    /// `Host` the edit set would otherwise become the `Location`'s), as
+    /// Envoy answers a redirect before adding a route's request headers.
     #[must_use]
     pub fn with_redirect(mut self, redirect: Option<Redirect>) -> Self {
+        if redirect.is_some() {
+            self.edits = self.edits.and_then(|edits| {
+                let response = edits.1.clone();
+                (!response.is_empty()).then(|| Arc::new((HeaderEdit::default(), response)))
+            });
+        }
         self.redirect = RedirectLayer::from(redirect);
         self
     }
@@ -526,5 +536,29 @@ mod tests {
         assert_eq!(res.status(), http::StatusCode::FOUND);
         assert_eq!(res.headers()["location"], "https://web/a");
         assert_eq!(res.headers()["x-moved"], "1");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_points_where_the_request_asked_not_where_its_edit_would_send_it() {
+        // The request edit shapes what goes to a backend; a redirecting
+        // rule sends nothing there, so the `Location` is built from the
+        // request as the client sent it, as Envoy builds it before the
+        // route's request headers are added.
+        let filter = crate::resource::RequestRedirect {
+            scheme: Some("https".into()),
+            ..Default::default()
+        };
+        let redirect = Redirect::new(&filter, &[crate::route::RouteMatch::new()]).unwrap();
+        let layer = EditHeadersLayer::new(
+            edit(&[("host", "internal.example")], &[], &[]),
+            HeaderEdit::default(),
+        )
+        .with_redirect(Some(redirect));
+        let never = service_fn(|_: Request<()>| async {
+            Err::<Response<()>, _>("the route's backend was called")
+        });
+        let req = Request::get("/a").header("host", "web").body(()).unwrap();
+        let res = layer.layer(never).oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["location"], "https://web/a");
     }
 }
