@@ -7,10 +7,10 @@
 //! Linkerd's proxy sends the hostnames of each outbound route and skips a
 //! route whose hostnames do not match the request's host; among the
 //! routes that do match, one whose hostname matches outranks one that
-//! names none, whatever their rules' matches, as the Gateway API asks
-//! ("precedence must be given to rules from the HTTPRoute with the
-//! largest number of characters in a matching non-wildcard hostname, then
-//! characters in a matching hostname").
+//! names none, whatever their rules' matches, as the Gateway API asks of
+//! routes whose hostnames overlap (the `hostnames` field of
+//! `HTTPRouteSpec`: the most characters in a matching exact hostname
+//! first, then the most in a matching hostname of either kind).
 //!
 //! How: a hostname is exact (`books.shop.example`) or a wildcard
 //! (`*.shop.example`, which matches any name with at least one more label

@@ -53,9 +53,9 @@
 //! longest wildcard (`*.shop.example` takes `a.shop.example` and
 //! `a.b.shop.example`, not `shop.example`), then a route that names none;
 //! the precedence above only orders matches that rank alike. This is
-//! the Gateway API's order ("precedence must be given to rules from the
-//! HTTPRoute with the largest number of characters in a matching
-//! non-wildcard hostname"); [`ServiceRetryPolicy::hosts`] gives a router
+//! the Gateway API's order for overlapping hostnames (the most characters
+//! in a matching exact hostname, then in any matching hostname, before
+//! any rule's match); [`ServiceRetryPolicy::hosts`] gives a router
 //! each route's hostnames. A client that calls the service by a name its
 //! routes do not list (`books` for a route on `books.shop.svc.cluster.local`)
 //! is on none of them, as with Linkerd.
