@@ -1,0 +1,114 @@
+//! `top` against admin servers on 127.0.0.1: a frame per interval, each
+//! from what changed since the one before, and a target that does not
+//! answer shown as not meshed rather than ending the view.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use mesh_metrics::query::{Format, Target, top};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// An admin server whose inbound route `get` has answered 10 more
+/// requests, one in ten a failure, at each scrape; returns its address.
+async fn admin() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let scrapes = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let n = scrapes.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0; 1];
+                    if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let body = format!(
+                    "response_total{{direction=\"inbound\",srv_name=\"web-http\",route_name=\"get\",\
+                     classification=\"success\"}} {}\n\
+                     response_total{{direction=\"inbound\",srv_name=\"web-http\",route_name=\"get\",\
+                     classification=\"failure\"}} {}\n# EOF\n",
+                    9 * n,
+                    n,
+                );
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr.to_string()
+}
+
+#[tokio::test]
+async fn each_frame_is_one_json_line_of_what_changed_and_a_silent_target_is_not_meshed() {
+    // A port nothing listens on: bound, then closed.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = closed.local_addr().unwrap();
+    drop(closed);
+    let targets = Target::parse_list(&format!("web={},vote={silent}", admin().await)).unwrap();
+    let mut out = Vec::new();
+    top::run(
+        &mut out,
+        &targets,
+        Duration::from_millis(20),
+        Format::Json,
+        NonZeroUsize::new(3),
+    )
+    .await
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let frames: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(frames.len(), 3, "{out}");
+    for frame in &frames {
+        assert!(frame["window_seconds"].as_f64().unwrap() > 0.0, "{frame}");
+        let workloads = frame["workloads"].as_array().unwrap();
+        let names: Vec<&str> = workloads
+            .iter()
+            .map(|w| w["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["web", "vote"], "{frame}");
+        // Each frame counts the 10 responses between two scrapes, not
+        // every response since the first.
+        assert_eq!(workloads[0]["meshed"], 1, "{frame}");
+        assert_eq!(workloads[0]["success"], 0.9, "{frame}");
+        assert_eq!(
+            (
+                workloads[1]["meshed"].as_u64(),
+                workloads[1]["replicas"].as_u64()
+            ),
+            (Some(0), Some(1))
+        );
+        assert!(workloads[1]["success"].is_null(), "{frame}");
+        let routes = frame["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), 1, "{frame}");
+        assert_eq!(
+            (routes[0]["route"].as_str(), routes[0]["service"].as_str()),
+            (Some("get"), Some("web-http"))
+        );
+        let rps = routes[0]["rps"].as_f64().unwrap();
+        let window = frame["window_seconds"].as_f64().unwrap();
+        assert!((rps * window - 10.0).abs() < 1e-6, "{frame}");
+    }
+}
