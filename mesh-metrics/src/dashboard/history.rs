@@ -22,10 +22,12 @@ pub struct History {
 }
 
 impl History {
-    /// An empty history that keeps at most `capacity` points.
+    /// An empty history that keeps at most `capacity` points. Room is
+    /// taken as points come, not at once: the capacity is configured, and
+    /// a large one must not fail the allocation of an empty history.
     pub fn new(capacity: NonZeroUsize) -> Self {
         Self {
-            points: VecDeque::with_capacity(capacity.get()),
+            points: VecDeque::new(),
             capacity,
         }
     }

@@ -275,6 +275,18 @@ fn replicas_of_a_workload_are_summed_over_one_window() {
 }
 
 #[test]
+fn a_long_history_is_not_allocated_before_it_is_filled() {
+    // A history of `usize::MAX` points is a configuration, not a request
+    // for that memory at once: it fills as rounds come.
+    let config = DashboardConfig::new(targets()).with_history(NonZeroUsize::MAX);
+    let mut board = Board::new(&config);
+    board.observe(Duration::ZERO, ok(mesh(0)));
+    board.observe(Duration::from_secs(2), ok(mesh(1)));
+    assert_eq!(board.history().len(), 1);
+    assert_eq!(board.history().capacity(), NonZeroUsize::MAX);
+}
+
+#[test]
 fn view_json_has_the_shape_the_page_reads() {
     let mut board = Board::new(&DashboardConfig::new(targets()));
     board.observe(Duration::ZERO, ok(mesh(0)));
