@@ -15,7 +15,9 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 const WEB: &str = "spiffe://cluster.local/ns/emojivoto/sa/web";
 
-/// `emoji`'s port 8080 admits `web` on its routes: `/old` moved to `/new`,
+/// `emoji`'s port 8080 admits `web` on its routes: `/old` moved to `/new`
+/// (its request edit, which would send it to another host, does not apply
+/// to the redirect),
 /// and `/api` requests lose `x-debug`, gain `x-env`, and answer with
 /// `x-served-by`.
 const POLICY: &str = r#"
@@ -40,6 +42,8 @@ spec:
             statusCode: 301
         - type: ResponseHeaderModifier
           responseHeaderModifier: { add: [{ name: x-moved-by, value: mesh }] }
+        - type: RequestHeaderModifier
+          requestHeaderModifier: { set: [{ name: host, value: internal.example }] }
     - matches: [{ path: { type: PathPrefix, value: /api } }]
       filters:
         - type: RequestHeaderModifier
@@ -161,6 +165,9 @@ async fn an_allowed_request_on_a_redirecting_rule_is_answered_with_the_redirect(
         res.headers()["location"],
         "http://emoji.emojivoto:8080/new/list?page=2"
     );
+    // The rule's request edit shapes what a backend is sent; a redirect
+    // sends nothing there, and is built from the request as the client
+    // sent it, as Envoy builds it before adding a route's request headers.
     assert_eq!(res.headers()["x-moved-by"], "mesh");
     assert_eq!(res.body(), "", "the application answered");
 }

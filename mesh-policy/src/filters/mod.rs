@@ -18,7 +18,9 @@
 //! - the request edit, before the request goes on;
 //! - the redirect, answered in place of the inner service, with an empty
 //!   body (see mesh-core's [`redirect`](mesh_core::route::redirect)
-//!   module for its `Location`); the inner service is not called;
+//!   module for its `Location`); the inner service is not called, and the
+//!   request edit does not apply: the `Location` is built from the
+//!   request as the client sent it;
 //! - the response edit, on the inner service's response or the redirect.
 //!
 //! Everything was parsed when the policy was compiled; a request pays for
@@ -126,13 +128,18 @@ where
         let Some(filters) = req.extensions_mut().remove::<Arc<RouteFilters>>() else {
             return ResponseFuture::inner(self.inner.call(req), None);
         };
-        filters.request_headers.apply(req.headers_mut());
         if let Some(redirect) = &filters.redirect {
+            // Built from the request as the client sent it: the request
+            // edit shapes what the application is sent, and a redirect
+            // sends it nothing (a `Host` the edit set would otherwise
+            // become the `Location`'s). Envoy, too, answers a redirect
+            // before it adds a route's request headers.
             tracing::debug!(status = %redirect.status(), "inbound request redirected");
             let mut res = redirect.response(&req);
             filters.response_headers.apply(res.headers_mut());
             return ResponseFuture::respond(res);
         }
+        filters.request_headers.apply(req.headers_mut());
         let response_edit = (!filters.response_headers.is_empty()).then_some(filters);
         ResponseFuture::inner(self.inner.call(req), response_edit)
     }
