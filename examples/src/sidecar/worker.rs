@@ -6,7 +6,7 @@ use http::uri::Authority;
 use hyper::body::Incoming;
 use mesh_core::{
     admin::Admin,
-    client::{Client, ClientConfig},
+    client::ClientConfig,
     proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
     serve::{Accept, ConnectionLimit, Protocol, Server, ServerConfig, Shutdown},
 };
@@ -153,7 +153,9 @@ impl Worker {
         let drained = self.drained.take();
         let flushes = self.flushers.take().map(start_flushers).unwrap_or_default();
         let shared = self.shared.clone();
-        let client = Client::new(&shared.client);
+        // Built once per runtime; each inbound port makes its own
+        // clients for its application from it.
+        let client = inbound::AppClient::new(&shared.client);
         let mut servers = JoinSet::new();
         let tokio_listener = |l: std::net::TcpListener| TcpListener::from_std(l);
         // A connect may take the TCP connect timeout and then the TLS
@@ -248,7 +250,7 @@ impl Worker {
         port: &InboundPort,
         protocol: PortProtocol,
         listener: TcpListener,
-        client: &Client<Incoming>,
+        client: &inbound::AppClient<Incoming>,
     ) where
         A: Accept<mesh_metrics::tcp::CountingIo<TcpStream>>,
     {

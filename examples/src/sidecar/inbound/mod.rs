@@ -1,6 +1,7 @@
 //! The inbound side: from other workloads to the local application.
 
 mod checks;
+mod client;
 mod connection;
 mod host;
 
@@ -8,7 +9,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{
     body::Proxied,
-    client::Client,
     error::BoxError,
     proxy::{Forward, NoEndpoints, ResponseBody},
     serve::OpaqueConnection,
@@ -20,6 +20,7 @@ use mesh_policy::{
 use mesh_tls::{ClientId, ClientIdLayer};
 use tower::{Layer, ServiceBuilder, service_fn};
 
+pub(super) use self::client::AppClient;
 pub(crate) use self::connection::strip_connection_listed;
 use self::{
     checks::{Refuse, RequestChecks, RequestChecksLayer},
@@ -33,7 +34,7 @@ type AppBody = Proxied<ResponseBody<hyper::body::Incoming>>;
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
 pub(super) type HttpStack = StripConnectionListed<
     RequestChecks<
-        Authorize<Metrics<ApplyFilters<ClientId<Forward<Client<hyper::body::Incoming>>>>>>,
+        Authorize<Metrics<ApplyFilters<ClientId<Forward<AppClient<hyper::body::Incoming>>>>>>,
         Metrics<Refuse<AppBody>>,
     >,
 >;
@@ -48,7 +49,10 @@ pub(super) type HttpStack = StripConnectionListed<
 /// port (the port a `Server` selects), count it, apply the filters of the
 /// route rule it matched, tell the application who called
 /// (`mesh-client-id`, and Linkerd's `l5d-client-id` for applications
-/// written for Linkerd; neither can be forged), and forward to it.
+/// written for Linkerd; neither can be forged), and forward to it:
+/// over pooled connections, but for an HTTP/1 request that names no host
+/// and an HTTP/1.0 one, which go over a connection of their own, as
+/// Linkerd sends them (see [`client`]).
 ///
 /// The path is put in normal form before anything matches it, and sent on
 /// in that form (mesh-core's `normalize_path`, as its `NormalizePathLayer`
@@ -70,7 +74,7 @@ pub(super) type HttpStack = StripConnectionListed<
 ///
 /// [`NoEndpoints`] if `app` is not an address a request can be sent to.
 pub(super) fn http_stack(
-    client: Client<hyper::body::Incoming>,
+    client: AppClient<hyper::body::Incoming>,
     app: SocketAddr,
     policy: &PolicyStore,
     metrics: &MetricsLayer,

@@ -1,0 +1,195 @@
+//! A request the inbound side passes to the application over HTTP/1
+//! without a host (no `Host`, or an empty one), or in HTTP/1.0, goes over
+//! a connection of its own, closed after its response, as Linkerd's
+//! HTTP/1 client sends such requests (its one-off client). Every other
+//! request shares the pooled connections to the application.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A plaintext sidecar on one runtime whose one inbound port serves
+/// HTTP to `app`.
+fn inbound_to(app: SocketAddr) -> mesh_examples::sidecar::Running {
+    sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n"
+    ))
+}
+
+/// Sends `request` as raw bytes to `addr`; the whole answer, read until
+/// the sidecar closes the connection.
+async fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The lines of the body of `answer`, once it is a `200`; an empty last
+/// line is one.
+fn seen(answer: &str) -> Vec<String> {
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "{answer}"
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    body.split('\n').map(str::to_owned).collect()
+}
+
+/// An HTTP/1 application that keeps every connection open, whatever the
+/// version of the request (as many servers answer HTTP/1.0 in HTTP/1.1),
+/// and answers each request with its request line's version, the number
+/// of the request on its connection (1 for the first) and its `Host`
+/// (`-` for none); it counts the connections it accepted. Requests have
+/// no body.
+async fn lax_app() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut n = 0;
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8(buf.drain(..end + 4).collect()).unwrap();
+                        n += 1;
+                        let mut lines = head.split("\r\n");
+                        let version = lines.next().unwrap().rsplit(' ').next().unwrap();
+                        let host = lines
+                            .filter_map(|l| l.split_once(':'))
+                            .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+                            .map_or("-", |(_, value)| value.trim());
+                        let body = format!("{version}\n{n}\n{host}");
+                        let res = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if tcp.write_all(res.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    let mut chunk = [0; 4096];
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => buf.extend_from_slice(&chunk[..read]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// An HTTP/1.1 and HTTP/2 application that answers with the request's
+/// version and its number on its connection, and counts the connections
+/// it accepted.
+async fn per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+            let on_conn = Arc::new(AtomicUsize::new(0));
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let n = on_conn.fetch_add(1, Ordering::Relaxed) + 1;
+                    async move {
+                        Ok::<_, hyper::Error>(http::Response::new(full(format!(
+                            "{:?}\n{n}",
+                            req.version()
+                        ))))
+                    }
+                });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Two requests naming no host, one without `Host` and one with an empty
+/// one, open a connection each, and reach the application without a
+/// `Host` made up for them; two that name their host share one.
+#[tokio::test]
+async fn a_request_naming_no_host_is_not_pooled() {
+    let (app, accepted) = lax_app().await;
+    let sidecar = inbound_to(app);
+    let inbound = sidecar.inbound[0];
+    for (request, host) in [
+        ("GET / HTTP/1.1\r\nconnection: close\r\n\r\n", "-"),
+        ("GET / HTTP/1.1\r\nhost:\r\nconnection: close\r\n\r\n", ""),
+    ] {
+        let answer = raw(inbound, request).await;
+        assert_eq!(seen(&answer), ["HTTP/1.1", "1", host], "{request:?}");
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    for n in ["1", "2"] {
+        let answer = raw(
+            inbound,
+            "GET / HTTP/1.1\r\nhost: emoji\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(seen(&answer), ["HTTP/1.1", n, "emoji"], "{answer}");
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 3);
+    stop(sidecar).await;
+}
+
+/// An HTTP/1.0 request goes over a connection of its own even when it
+/// names its host, and even when the application would keep the
+/// connection open: Linkerd pools no HTTP/1.0 request.
+#[tokio::test]
+async fn an_http_1_0_request_is_not_pooled() {
+    let (app, accepted) = lax_app().await;
+    let sidecar = inbound_to(app);
+    for _ in 0..2 {
+        let answer = raw(sidecar.inbound[0], "GET / HTTP/1.0\r\nhost: emoji\r\n\r\n").await;
+        assert_eq!(seen(&answer), ["HTTP/1.0", "1", "emoji"], "{answer}");
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    stop(sidecar).await;
+}
+
+/// HTTP/2 requests, which the application is sent with an `:authority`
+/// and no `Host`, still share one connection.
+#[tokio::test]
+async fn http_2_requests_share_a_connection() {
+    let (app, accepted) = per_connection().await;
+    let sidecar = inbound_to(app);
+    for n in ["1", "2"] {
+        let req = http::Request::get("http://emoji/").body(full("")).unwrap();
+        let res = h2_via(sidecar.inbound[0], req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body = body_bytes(res).await;
+        assert_eq!(body, format!("HTTP/2.0\n{n}"));
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    stop(sidecar).await;
+}
