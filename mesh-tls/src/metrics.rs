@@ -207,7 +207,9 @@ pub enum HandshakeFailure {
     NoCredentials,
     /// The local credentials have expired.
     CredentialsExpired,
-    /// The peer's chain does not lead to a trust anchor.
+    /// The peer's chain does not lead to a trust anchor, or, for a SPIFFE
+    /// ID, to none of its own trust domain's: either way no anchor that
+    /// vouches for the peer issued its chain.
     UnknownIssuer,
     /// The peer's certificate has expired.
     CertificateExpired,
@@ -273,6 +275,12 @@ impl HandshakeFailure {
                 C::NotValidForName | C::NotValidForNameContext { .. } => Self::IdentityMismatch,
                 C::Other(other) if other.0.is::<crate::verify::IdentityMismatch>() => {
                     Self::IdentityMismatch
+                }
+                // No anchor of the identity's trust domain issued the
+                // chain: as unknown as no anchor at all, which is how the
+                // acceptor counts the same refusal.
+                C::Other(other) if other.0.is::<crate::verify::NoAnchorOfTrustDomain>() => {
+                    Self::UnknownIssuer
                 }
                 _ => Self::BadCertificate,
             },
