@@ -83,3 +83,24 @@ async fn a_body_of_untold_length_is_refused_past_the_limit_and_read_up_to_it() {
     let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES, false).await;
     assert!(scrape(&target).await.unwrap().samples().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_admin_server_that_never_answers_times_out_naming_it() {
+    // The connection is accepted (the listener's backlog takes it), and
+    // no answer ever comes: a view must not wait for it forever.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = Target {
+        name: "stuck".into(),
+        addr: listener.local_addr().unwrap().to_string(),
+    };
+    let error = scrape(&target).await.expect_err("no answer");
+    assert!(
+        matches!(error.kind(), scrape::ScrapeErrorKind::Timeout),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("scraping {} timed out", target.addr)
+    );
+    drop(listener);
+}
