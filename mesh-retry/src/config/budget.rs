@@ -70,9 +70,10 @@ impl BudgetSpec {
     ///
     /// # Errors
     ///
-    /// The first field outside its range: a ratio outside 0 to 1000 (a
-    /// percentage outside 0 to 100 000), a ttl or interval outside 1 s to
-    /// 60 s, a zero `minRetryRate.interval`; or fields of both spellings.
+    /// The first field outside its range: a ratio outside 0 to 1000, a
+    /// percentage above 100 (the Gateway API's schema refuses one), a ttl
+    /// or interval outside 1 s to 60 s, a zero `minRetryRate.interval`; or
+    /// fields of both spellings.
     pub fn to_config(&self) -> Result<BudgetConfig, InvalidBudgetSpec> {
         let linkerd = self.retry_ratio.is_some()
             || self.min_retries_per_second.is_some()
@@ -96,6 +97,16 @@ impl BudgetSpec {
             });
         }
         if gateway {
+            // GEP-3388's schema: a percentage, `Minimum=0`, `Maximum=100`.
+            if let Some(percent) = self.budget_percent.filter(|&p| p > MAX_BUDGET_PERCENT) {
+                return Err(InvalidBudgetSpec {
+                    field: "budgetPercent",
+                    message: format!(
+                        "budget percent {percent} is outside the allowed range 0 to \
+                         {MAX_BUDGET_PERCENT}"
+                    ),
+                });
+            }
             let rate = self.min_retry_rate.unwrap_or(MinRetryRate {
                 count: 10,
                 interval: Duration::from_secs(1).into(),
@@ -110,7 +121,8 @@ impl BudgetSpec {
                 InvalidBudget::RetryRatio(_) => InvalidBudgetSpec {
                     field: "budgetPercent",
                     message: format!(
-                        "budget percent {} is outside the allowed range 0 to 100000",
+                        "budget percent {} is outside the allowed range 0 to \
+                         {MAX_BUDGET_PERCENT}",
                         self.budget_percent.unwrap_or(20)
                     ),
                 },
@@ -129,6 +141,10 @@ impl BudgetSpec {
         })
     }
 }
+
+/// The largest `budgetPercent` the Gateway API's schema allows: all of
+/// the requests.
+const MAX_BUDGET_PERCENT: u32 = 100;
 
 fn invalid(field: &'static str, error: &InvalidBudget) -> InvalidBudgetSpec {
     InvalidBudgetSpec {

@@ -116,17 +116,17 @@
 //! Linkerd's default route.
 //!
 //! A value out of range is an error that names the document, the field,
-//! the line and the allowed range. Values the resources' own schemas
-//! refuse are refused here too, since a file is read without an API server
-//! to check it: `retry.codes` outside 400 to 599, a `backendRequest`
-//! timeout longer than the `request` timeout, and a response class's
-//! status range outside 100 to 599 or with `max` below `min`; a
-//! ServiceProfile route without a name, which would label its metrics
-//! with nothing; a ServiceProfile request or response condition that sets
-//! no field, which
-//! Linkerd's profile validation refuses and which would otherwise hold
-//! for every request (or call every response, a `200` too, a failure);
-//! and a `metadata.creationTimestamp` that is not an RFC 3339 time. Two
+//! the line and the allowed range. Values the resources' own schemas or
+//! Linkerd's validation refuse are refused here too, since a file is read
+//! without an API server to check it: `retry.codes` outside 400 to 599; a
+//! retry budget's `budgetPercent` above 100 (GEP-3388); a
+//! `backendRequest` timeout longer than the `request` timeout; a
+//! `metadata.creationTimestamp` that is not an RFC 3339 time; a
+//! ServiceProfile response class's status range outside 100 to 599 or
+//! with `max` below `min`; a ServiceProfile route without a name, which
+//! would label its metrics with nothing; and a ServiceProfile request or
+//! response condition that sets no field, which would otherwise hold for
+//! every request (or call every response, a `200` too, a failure). Two
 //! routes of one API group and kind with one namespace and name in one
 //! text are refused, as two ServiceProfiles for one service are: the
 //! cluster keeps one such object, the one applied last, and reading both
