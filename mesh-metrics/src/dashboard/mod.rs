@@ -50,6 +50,8 @@
 //! in every point of the history. A summary keeps the [`MAX_EDGES`]
 //! busiest edges and the [`MAX_ROUTES`] busiest routes (by requests a
 //! second), as `top` shows the busiest rows; a page could not draw more.
+//! A row's sparkline has a gap (`null`) at a point where it was not among
+//! them.
 //!
 //! ```
 //! use std::time::Duration;
