@@ -121,7 +121,7 @@ pub use self::{
     provider::{ALPN_H2, ALPN_HTTP1, PROTOCOL_VERSIONS, provider},
     retire::RetireLayer,
     store::{CredentialSource, CredentialStore, DEFAULT_WATCH_INTERVAL, StoreConfig, StoreVersion},
-    verify::IdentityMismatch,
+    verify::{IdentityMismatch, NoAnchorOfTrustDomain},
 };
 
 /// The README's examples, compiled as doctests so that they keep up with the

@@ -208,8 +208,9 @@ pub enum HandshakeFailure {
     /// The local credentials have expired.
     CredentialsExpired,
     /// The peer's chain does not lead to a trust anchor, or, for a SPIFFE
-    /// ID, to none of its own trust domain's: either way no anchor that
-    /// vouches for the peer issued its chain.
+    /// ID, to none of its own trust domain's
+    /// ([`NoAnchorOfTrustDomain`](crate::NoAnchorOfTrustDomain)): either
+    /// way no anchor that vouches for the peer issued its chain.
     UnknownIssuer,
     /// The peer's certificate has expired.
     CertificateExpired,

@@ -298,12 +298,29 @@ impl ChainRefused {
     }
 }
 
-/// The peer's chain leads only to trust anchors of other trust domains
-/// than that of the SPIFFE ID it names. See [`AnchorDomains`].
+/// The peer's certificate names a SPIFFE ID, but its chain leads only to
+/// trust anchors of other trust domains, which do not vouch for it.
+///
+/// A trust anchor that names its trust domain (a URI SAN
+/// `spiffe://<trust domain>`) vouches for the SPIFFE IDs of that trust
+/// domain alone, as SPIFFE validates an SVID against the bundle of the
+/// trust domain it names (go-spiffe's `x509svid.Verify` does); so a bundle
+/// federating two trust domains does not let either CA name the other's
+/// workloads (see [what a certificate
+/// proves](crate::connect#what-a-certificate-proves)).
+///
+/// The server certificate verifier refuses a handshake with this error,
+/// inside rustls's [`CertificateError::Other`], and the connector reports
+/// the refusal as
+/// [`ConnectError::NoAnchorOfTrustDomain`](crate::ConnectError::NoAnchorOfTrustDomain).
+/// The acceptor, which checks a client's trust domain once the handshake
+/// is done, reports it as
+/// [`AcceptError::NoAnchorOfTrustDomain`](crate::accept::AcceptError::NoAnchorOfTrustDomain).
+/// Both count it in `tls_handshake_failures_total` as `unknown_issuer`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct NoAnchorOfTrustDomain {
+pub struct NoAnchorOfTrustDomain {
     /// The identity the certificate names.
-    pub(crate) identity: Identity,
+    pub identity: Identity,
 }
 
 impl fmt::Display for NoAnchorOfTrustDomain {
