@@ -7,7 +7,9 @@
 //! would otherwise be taken as the host `http` and fail at the scrape, as
 //! a DNS error that does not say what was wrong. An IPv6 address goes in
 //! brackets (`[::1]:4191`): out of them, `::1:4191` may as well be an
-//! address without a port.
+//! address without a port. Any other host is a name or an IPv4 address,
+//! of letters, digits, `-`, `.` and `_`: `web=a b:1` or `web==a:1`, a
+//! typo, is refused rather than looked up.
 
 use std::{fmt, net::Ipv6Addr, str::FromStr};
 
@@ -98,12 +100,21 @@ fn check_addr(addr: &str) -> Result<(), InvalidTargetKind> {
     match bracketed {
         Some(false) => return Err(InvalidTargetKind::Ipv6),
         None if host.contains([':', '[', ']']) => return Err(InvalidTargetKind::Ipv6),
+        None if !host.chars().all(is_host_char) => return Err(InvalidTargetKind::HostName),
         _ => {}
     }
     if port.parse::<u16>().is_err() {
         return Err(InvalidTargetKind::Port);
     }
     Ok(())
+}
+
+/// Whether `c` may be in a host name or an IPv4 address: DNS names are
+/// letters, digits and hyphens between dots, and `_` is common in names
+/// that are not hostnames proper. A host with anything else (a blank, a
+/// second `=`, a `@`) resolves to nothing.
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')
 }
 
 /// An `--admin` item that is not `HOST:PORT` or `NAME=HOST:PORT`.
@@ -147,6 +158,9 @@ pub enum InvalidTargetKind {
     Name,
     /// No host before the port.
     Host,
+    /// A host with a character no host name or IPv4 address has: a
+    /// blank, a second `=`, a `@`...
+    HostName,
     /// An IPv6 host out of brackets, or brackets around no IPv6 address.
     Ipv6,
     /// No `:PORT`, or a port that is not a number from 0 to 65535.
@@ -161,6 +175,9 @@ impl fmt::Display for InvalidTarget {
             InvalidTargetKind::Path => "has a path",
             InvalidTargetKind::Name => "has an empty name",
             InvalidTargetKind::Host => "has no host",
+            InvalidTargetKind::HostName => {
+                "has a host with a character no host name or address has"
+            }
             InvalidTargetKind::Ipv6 => {
                 "has a host that is neither a name nor an ipv6 address in brackets, as [::1]"
             }

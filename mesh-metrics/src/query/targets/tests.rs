@@ -115,3 +115,31 @@ fn an_empty_item_of_a_list_is_refused_by_its_place() {
         ("[::1]:2", "[::1]:2")
     );
 }
+
+#[test]
+fn a_host_no_name_or_address_can_be_is_refused_naming_the_item() {
+    // Accepted, each failed only at the scrape, as a DNS error for a host
+    // that cannot exist, far from the flag that was mistyped.
+    for item in [
+        "web=a=b:1",
+        "web==a:1",
+        "web=a b:1",
+        "web=admin@a:1",
+        "web=a?b:1",
+    ] {
+        let message = match item.parse::<Target>() {
+            Ok(target) => panic!("{item} was taken as {target:?}"),
+            Err(error) => error.to_string(),
+        };
+        assert!(message.contains(&format!("`{item}`")), "{message}");
+        assert!(message.contains("host"), "{message}");
+        assert!(message.ends_with(EXPECTED), "{message}");
+    }
+    for item in [
+        "web=emoji-svc.emojivoto.svc.cluster.local:4191",
+        "web=my_host:1",
+        "10.0.0.1:4191",
+    ] {
+        assert!(item.parse::<Target>().is_ok(), "{item}");
+    }
+}
