@@ -89,7 +89,7 @@ use std::{
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response};
-use mesh_core::body::BoxBody;
+use mesh_core::{admin::local::names_local_host, body::BoxBody};
 use tokio::time::{Instant, MissedTickBehavior};
 use tower_service::Service;
 
@@ -249,6 +249,13 @@ impl<B> Service<Request<B>> for Dashboard {
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        // A page that reaches the admin port through DNS rebinding reads
+        // it as its own origin; the host it names gives it away (see
+        // mesh-core's `admin::local`). Linkerd's viz dashboard, too, serves
+        // only the hosts it expects (`-enforced-host`).
+        if !names_local_host(&req) {
+            return ready(Ok(page::foreign_host()));
+        }
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         ready(Ok(page::respond(req.uri().path(), get, || self.api_json())))
     }

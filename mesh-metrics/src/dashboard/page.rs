@@ -53,6 +53,16 @@ pub(super) fn respond(path: &str, get: bool, api: impl FnOnce() -> Bytes) -> Res
     res
 }
 
+/// The answer to a request that names a host other than an address or
+/// `localhost`: see [`Dashboard`](super::Dashboard)'s `call`.
+pub(super) fn foreign_host() -> Response<BoxBody> {
+    plain(
+        StatusCode::FORBIDDEN,
+        "the dashboard is served to requests that name it by an IP address or \
+         localhost (http://localhost:<port>/dashboard), not by another host name\n",
+    )
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response<BoxBody> {
     let mut res = Response::new(body::full(text));
     *res.status_mut() = status;

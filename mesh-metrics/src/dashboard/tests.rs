@@ -505,3 +505,39 @@ async fn a_source_that_fails_says_why_on_the_page() {
         "{closed_error}"
     );
 }
+
+#[tokio::test]
+async fn a_page_that_reaches_the_dashboard_through_dns_rebinding_is_refused() {
+    // A web page on `evil.example` whose name comes to resolve to the
+    // admin's address reads the dashboard as its own origin, and with it
+    // the mesh's services, routes and traffic. The host it names gives it
+    // away; Linkerd's viz dashboard, too, serves only the hosts it expects.
+    let (dashboard, _poller) = Dashboard::new(DashboardConfig::new(targets())).unwrap();
+    let host = |host: &str, path: &str| {
+        let req = Request::get(path).header("host", host).body(()).unwrap();
+        let dashboard = dashboard.clone();
+        async move { dashboard.oneshot(req).await.unwrap() }
+    };
+    for path in [PAGE_PATH, API_PATH] {
+        let res = host("evil.example:4191", path).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("localhost"),
+            "the refusal says what to use instead"
+        );
+    }
+    // An address, `localhost` (kubectl port-forward) and no host at all are
+    // served.
+    for name in ["127.0.0.1:4191", "[::1]:4191", "localhost:4191", "10.0.0.7"] {
+        assert_eq!(
+            host(name, API_PATH).await.status(),
+            StatusCode::OK,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        get(&dashboard, Method::GET, API_PATH).await.0,
+        StatusCode::OK
+    );
+}
