@@ -3,8 +3,9 @@
 //! Paths, authorities and label values come from requests and from
 //! scrapes of admin servers that may be broken or not ours. Written to a
 //! terminal as they are, an escape sequence in one would act (clear the
-//! screen, set the window title, rewrite lines above) and a newline would
-//! forge a line of its own. [`Printable`] writes such characters as
+//! screen, set the window title, rewrite lines above), a newline would
+//! forge a line of its own, and a bidirectional override would show the
+//! rest of a table's row reversed. [`Printable`] writes such characters as
 //! `\u{1b}`, so the text still says what it was.
 //!
 //! JSON lines are read there too (`tail` of an access log, a view's
@@ -19,24 +20,49 @@
 use std::fmt::{self, Write as _};
 
 /// Whether `c` is written escaped where a person reads it: the controls
-/// of C0, DEL and C1.
+/// of C0, DEL and C1, and the invisible characters that change how the
+/// text around them reads: bidirectional embeddings, overrides, isolates
+/// and marks, which can reorder a table's columns on screen (the "Trojan
+/// Source" characters of CVE-2021-42574), and zero-width characters,
+/// which make two different names look alike.
 pub(crate) fn is_unprintable(c: char) -> bool {
-    c.is_control()
+    c.is_control() || is_invisible(c)
+}
+
+/// The invisible characters of [`is_unprintable`]: the Arabic letter mark;
+/// the zero-width space, non-joiner and joiner and the left-to-right and
+/// right-to-left marks; the embeddings and overrides; the word joiner,
+/// the invisible operators and the isolates; and the zero-width no-break
+/// space.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 /// Escapes, in the JSON text `json[from..]` as serde_json writes it, the
 /// [unprintable](is_unprintable) characters it leaves as they are in its
-/// strings (DEL and C1; it escapes C0 itself), as `\u00hh`. Characters
+/// strings (all but C0, which it escapes itself), as `\uhhhh`. Characters
 /// outside strings (the blanks and newlines of pretty JSON) stay, and so
 /// does text that is not UTF-8.
 pub(crate) fn escape_json_controls(json: &mut Vec<u8>, from: usize) {
     // What is left to escape is DEL and C1, which UTF-8 writes as 0x7f
-    // and as 0xc2 then 0x80..=0x9f: text without either byte, most of it,
-    // is not read as characters at all.
+    // and as 0xc2 then 0x80..=0x9f, and the invisible characters, which
+    // start with 0xd8 (U+061C), 0xe2 (U+200B to U+2069) or 0xef (U+FEFF):
+    // text without any of those bytes, most of it, is not read as
+    // characters at all.
     let Some(tail) = json.get(from..) else {
         return;
     };
-    if !tail.contains(&0x7f) && !tail.contains(&0xc2) {
+    if !tail
+        .iter()
+        .any(|b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2 | 0xef))
+    {
         return;
     }
     let Ok(text) = std::str::from_utf8(tail) else {
@@ -141,6 +167,30 @@ mod tests {
         );
         assert!(Printable::word("web:80").is_plain());
         assert_eq!(Printable::word("web:80").to_string(), "web:80");
+    }
+
+    #[test]
+    fn characters_that_reorder_or_hide_text_are_escaped() {
+        // A route named so that, in a table, its own cell reads reversed
+        // and the columns after it move: a bidirectional override, an
+        // isolate and a zero-width space.
+        let name = "books\u{202e}002 ,%001\u{2066}x\u{200b}y\u{feff}";
+        assert_eq!(
+            Printable::new(name).to_string(),
+            r"books\u{202e}002 ,%001\u{2066}x\u{200b}y\u{feff}"
+        );
+        let value = serde_json::json!({ "route": name });
+        let json = escape_json_string(serde_json::to_string(&value).unwrap());
+        assert_eq!(
+            json,
+            r#"{"route":"books\u202e002 ,%001\u2066x\u200by\ufeff"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            value
+        );
+        // Other text with the same leading bytes stays as it is.
+        assert!(Printable::new("a — b… ‘c’ ﬁ").is_plain());
     }
 
     #[test]
