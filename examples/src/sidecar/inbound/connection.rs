@@ -10,7 +10,8 @@
 //! `x-env` an operator's route sets; `Connection: mesh-client-id` the
 //! identity of a mutual-TLS caller. [`strip_connection_listed`] drops the
 //! client's copies first, so that what the sidecar adds later goes
-//! through.
+//! through. The headers `Forward` reads or keeps whatever `Connection`
+//! says (`Host`, `Transfer-Encoding`, `Upgrade`, `TE`) are left to it.
 
 use std::task::{Context, Poll};
 
@@ -18,9 +19,24 @@ use http::{HeaderMap, HeaderValue, Request, header};
 use tower::{Layer, Service};
 
 /// The `Connection` options that `Forward` still reads (an `Upgrade`
-/// asked for, `TE: trailers` kept) or that name no header of their own:
-/// they stay in `Connection`, and their headers are left to `Forward`.
-const LEFT_TO_FORWARD: [&str; 4] = ["upgrade", "te", "keep-alive", "close"];
+/// asked for, `TE: trailers` kept, a `Transfer-Encoding` it must refuse
+/// when it codes the body with more than `chunked`), that it keeps
+/// (`Host`, end to end by definition, RFC 9110 §7.2) or that name no
+/// header of their own: they stay in `Connection`, and their headers are
+/// left to `Forward`.
+///
+/// Dropped here, `Connection: transfer-encoding` would have a body coded
+/// with `gzip, chunked` sent to the application as if it were plain,
+/// where `Forward` answers `501`; and `Connection: host` would have the
+/// request authorized, and served, without the host it named.
+const LEFT_TO_FORWARD: [&str; 6] = [
+    "upgrade",
+    "te",
+    "keep-alive",
+    "close",
+    "transfer-encoding",
+    "host",
+];
 
 /// Removes every header `headers`' `Connection` names, except those of
 /// [`LEFT_TO_FORWARD`], and the names from `Connection` with them. A
@@ -143,6 +159,30 @@ mod tests {
             ("te", "trailers"),
             ("x-end-to-end", "kept"),
         ]);
+        assert_eq!(headers, expected);
+    }
+
+    /// `Host` and `Transfer-Encoding` are never the hop's: `Forward` keeps
+    /// the first, and reads the second to refuse a coding it cannot pass
+    /// on. Named in `Connection`, both are left for it.
+    #[test]
+    fn host_and_transfer_encoding_are_left_to_forward() {
+        let pairs = [
+            ("connection", "Host, transfer-encoding, x-one"),
+            ("host", "emoji"),
+            ("transfer-encoding", "gzip, chunked"),
+            ("x-one", "1"),
+        ];
+        let mut headers = map(&pairs);
+        strip_connection_listed(&mut headers);
+        let expected = map(&[
+            ("connection", "Host, transfer-encoding"),
+            ("host", "emoji"),
+            ("transfer-encoding", "gzip, chunked"),
+        ]);
+        assert_eq!(headers, expected);
+        let mut headers = expected.clone();
+        strip_connection_listed(&mut headers);
         assert_eq!(headers, expected);
     }
 
