@@ -191,6 +191,18 @@ impl AnchorDomains {
         &self.anchors
     }
 
+    /// The trust domains the anchors name, each once, in the order the
+    /// bundle names them.
+    pub(crate) fn named(&self) -> Vec<TrustDomain> {
+        let mut named: Vec<TrustDomain> = Vec::new();
+        for domain in self.domains.iter().flatten() {
+            if !named.contains(domain) {
+                named.push(domain.clone());
+            }
+        }
+        named
+    }
+
     /// Whether an anchor naming `domains` vouches for `identity`.
     fn domains_vouch(domains: &[TrustDomain], identity: &Identity) -> bool {
         !identity.is_spiffe() || domains.is_empty() || domains.iter().any(|d| d.contains(identity))

@@ -10,6 +10,14 @@
 //! the anchor is no CA certificate, which every credential store refuses
 //! in a trust bundle.
 //!
+//! As a peer would means through an anchor of the trust domain the CA
+//! issues for (the issuer's): an anchor that names trust domains vouches
+//! only for their SPIFFE IDs (see [what a certificate
+//! proves](crate::connect#what-a-certificate-proves)), so an issuer of
+//! `example.org` under an anchor of `other.org` signs certificates that
+//! every peer refuses. The error names both trust domains, since either
+//! file may be the wrong one.
+//!
 //! The certificate is verified for both purposes, server and client
 //! authentication, as every credential store verifies a workload's chain:
 //! a mesh certificate serves both ends of a connection, and webpki checks
@@ -26,7 +34,7 @@ use rcgen::{
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
 use super::{CaError, CaInput, CertificateAuthority, InvalidCa, UntrustedIssuer};
-use crate::creds::unix_time;
+use crate::{creds::unix_time, verify::AnchorDomains};
 
 impl CertificateAuthority {
     /// Verifies a certificate the issuer signs against the anchor, at a
@@ -64,11 +72,14 @@ impl CertificateAuthority {
         {
             return Err((CaInput::Anchor, CaError::InvalidCa(InvalidCa::AnchorNotCa)));
         }
-        let anchors = anchors
-            .iter()
-            .map(webpki::anchor_from_trusted_cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| bad(CaInput::Anchor))?;
+        for anchor in &anchors {
+            webpki::anchor_from_trusted_cert(anchor).map_err(|_| bad(CaInput::Anchor))?;
+        }
+        // Each anchor with the trust domains it vouches for, so that the
+        // path is checked as a peer checks a workload's: through an anchor
+        // of the trust domain the CA issues for.
+        let domains = AnchorDomains::new(&anchors);
+        let issued = self.trust_domain.id();
         let intermediates = CertificateDer::pem_slice_iter(self.issuer_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| bad(CaInput::Issuer))?;
@@ -83,19 +94,31 @@ impl CertificateAuthority {
             (webpki::KeyUsage::server_auth(), "server authentication"),
             (webpki::KeyUsage::client_auth(), "client authentication"),
         ] {
-            crate::verify::check_chain(
+            crate::verify::check_chain_for(
                 probe.der(),
                 &intermediates,
-                &anchors,
+                domains.anchors(),
                 unix_time(at),
                 usage,
                 crate::provider().signature_verification_algorithms.all,
+                Some((&issued, &domains)),
             )
             .map_err(|refused| {
-                (
-                    CaInput::Issuer,
-                    CaError::IssuerNotTrusted(UntrustedIssuer::new(purpose, refused)),
-                )
+                let error = match refused.outside_anchor_domains() {
+                    Some(_) => CaError::IssuerOutsideAnchorTrustDomain {
+                        issuer: self.trust_domain.clone(),
+                        // An anchor of the issuer's own trust domain is
+                        // not on the refused paths: naming it would only
+                        // confuse.
+                        anchor: domains
+                            .named()
+                            .into_iter()
+                            .filter(|named| *named != self.trust_domain)
+                            .collect(),
+                    },
+                    None => CaError::IssuerNotTrusted(UntrustedIssuer::new(purpose, refused)),
+                };
+                (CaInput::Issuer, error)
             })?;
         }
         Ok(())

@@ -77,6 +77,17 @@ pub enum CaError {
     /// leaves out server or client authentication, both of which a
     /// workload certificate serves. Its source says which.
     IssuerNotTrusted(UntrustedIssuer),
+    /// The issuer's trust domain is not one its trust anchor names. An
+    /// anchor that names trust domains (URI SANs `spiffe://<trust domain>`)
+    /// vouches only for their SPIFFE IDs, so every certificate the issuer
+    /// signed would be refused by credential stores and peers (see [what a
+    /// certificate proves](crate::connect#what-a-certificate-proves)).
+    IssuerOutsideAnchorTrustDomain {
+        /// The issuer's trust domain, which the CA issues for.
+        issuer: TrustDomain,
+        /// The trust domains the trust anchor names.
+        anchor: Vec<TrustDomain>,
+    },
     /// The issued credentials failed their own checks.
     Credentials(CredentialError),
     /// A file of a CA directory was refused: which, and why.
@@ -160,6 +171,28 @@ impl fmt::Display for CaError {
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
             Self::IssuerNotTrusted(_) => {
                 f.write_str("invalid ca: the trust anchor does not vouch for what the issuer signs")
+            }
+            Self::IssuerOutsideAnchorTrustDomain { issuer, anchor } => {
+                write!(f, "invalid ca: the issuer's trust domain {issuer} is ")?;
+                match anchor.as_slice() {
+                    [] => f.write_str("not one its trust anchor names")?,
+                    [one] => write!(f, "not its trust anchor's, {one}")?,
+                    many => {
+                        f.write_str("none of those its trust anchor names, ")?;
+                        for (i, td) in many.iter().enumerate() {
+                            match i {
+                                0 => {}
+                                i if i + 1 == many.len() => f.write_str(" and ")?,
+                                _ => f.write_str(", ")?,
+                            }
+                            write!(f, "{td}")?;
+                        }
+                    }
+                }
+                f.write_str(
+                    ": the anchor vouches only for identities of the trust domains it names, so \
+                     every certificate the issuer signs would be refused",
+                )
             }
             Self::Credentials(_) => f.write_str("issued credentials are unusable"),
             Self::InFile { path, .. } => write!(f, "refused ca file {}", path.display()),

@@ -220,10 +220,12 @@ impl CertificateAuthority {
     /// # Errors
     ///
     /// [`CaError::InvalidCa`] when a certificate or the key does not parse,
-    /// the issuer names no trust domain, its key is not the certificate's,
-    /// or what it signs would not chain to the anchor
-    /// ([`CaError::IssuerNotTrusted`]); [`CaError::Certificate`] when
-    /// rcgen cannot sign with the issuer.
+    /// the issuer names no trust domain, or its key is not the
+    /// certificate's; [`CaError::IssuerNotTrusted`] when what it signs would
+    /// not chain to the anchor; [`CaError::IssuerOutsideAnchorTrustDomain`]
+    /// when it would, but the anchor names trust domains and not the
+    /// issuer's, so that peers would refuse it; [`CaError::Certificate`]
+    /// when rcgen cannot sign with the issuer.
     pub fn from_pem(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, CaError> {
         Self::parse(anchor, issuer, issuer_key).map_err(|(_, error)| error)
     }
