@@ -13,10 +13,14 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::watch,
+};
 
 /// A plaintext sidecar on one runtime whose one inbound port serves
 /// HTTP to `app`.
@@ -54,17 +58,20 @@ fn seen(answer: &str) -> Vec<String> {
 /// version of the request (as many servers answer HTTP/1.0 in HTTP/1.1),
 /// and answers each request with its request line's version, the number
 /// of the request on its connection (1 for the first) and its `Host`
-/// (`-` for none); it counts the connections it accepted. Requests have
-/// no body.
-async fn lax_app() -> (SocketAddr, Arc<AtomicUsize>) {
+/// (`-` for none); it counts the connections it accepted, and those the
+/// sidecar closed. Requests have no body.
+async fn lax_app() -> (SocketAddr, Arc<AtomicUsize>, watch::Receiver<usize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
+    let (closed_tx, closed) = watch::channel(0);
+    let closed_tx = Arc::new(closed_tx);
     tokio::spawn(async move {
         loop {
             let (mut tcp, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::Relaxed);
+            let closed_tx = closed_tx.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut n = 0;
@@ -89,14 +96,17 @@ async fn lax_app() -> (SocketAddr, Arc<AtomicUsize>) {
                     }
                     let mut chunk = [0; 4096];
                     match tcp.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => {
+                            closed_tx.send_modify(|n| *n += 1);
+                            return;
+                        }
                         Ok(read) => buf.extend_from_slice(&chunk[..read]),
                     }
                 }
             });
         }
     });
-    (addr, accepted)
+    (addr, accepted, closed)
 }
 
 /// An HTTP/1.1 and HTTP/2 application that answers with the request's
@@ -135,11 +145,12 @@ async fn per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 /// Two requests naming no host, one without `Host` and one with an empty
-/// one, open a connection each, and reach the application without a
-/// `Host` made up for them; two that name their host share one.
+/// one, open a connection each, closed once answered, and reach the
+/// application without a `Host` made up for them; two that name their
+/// host share one.
 #[tokio::test]
 async fn a_request_naming_no_host_is_not_pooled() {
-    let (app, accepted) = lax_app().await;
+    let (app, accepted, mut closed) = lax_app().await;
     let sidecar = inbound_to(app);
     let inbound = sidecar.inbound[0];
     for (request, host) in [
@@ -150,6 +161,13 @@ async fn a_request_naming_no_host_is_not_pooled() {
         assert_eq!(seen(&answer), ["HTTP/1.1", "1", host], "{request:?}");
     }
     assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    // A guard against a hang, not a measure: the sidecar closes them at
+    // once.
+    let both_closed = closed.wait_for(|n| *n == 2);
+    tokio::time::timeout(Duration::from_secs(10), both_closed)
+        .await
+        .expect("a one-off connection to the application was left open")
+        .unwrap();
     for n in ["1", "2"] {
         let answer = raw(
             inbound,
@@ -167,7 +185,7 @@ async fn a_request_naming_no_host_is_not_pooled() {
 /// connection open: Linkerd pools no HTTP/1.0 request.
 #[tokio::test]
 async fn an_http_1_0_request_is_not_pooled() {
-    let (app, accepted) = lax_app().await;
+    let (app, accepted, _) = lax_app().await;
     let sidecar = inbound_to(app);
     for _ in 0..2 {
         let answer = raw(sidecar.inbound[0], "GET / HTTP/1.0\r\nhost: emoji\r\n\r\n").await;
