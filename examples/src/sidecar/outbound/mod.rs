@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! route lookup (service by authority, or by destination override in
-//!   ingress mode; route by its matches)
+//!   ingress mode; route by its hostnames, then its matches)
 //!   ─ metrics (outbound, labelled with the service's TLS)
 //!   ─ header filters (the route's RequestHeaderModifier and
 //!     ResponseHeaderModifier), and a RequestRedirect's answer
@@ -387,16 +387,17 @@ fn routes_of(
             };
             let route = |route: &RoutePlan| Route {
                 id: route.id.clone(),
+                hosts: route.hosts.clone(),
                 matches: route.matches.clone(),
                 service: layers
                     .metrics
                     .layer(route.edits.layer(route.layer.layer(split(route)))),
             };
-            let routes = ServiceRoutes {
-                dst: plan.dst.clone(),
-                routes: plan.routes.iter().map(route).collect(),
-                fallback: plan.fallback.as_ref().map(route),
-            };
+            let routes = ServiceRoutes::new(
+                plan.dst.clone(),
+                plan.routes.iter().map(route).collect(),
+                plan.fallback.as_ref().map(route),
+            );
             Some((parent.to_owned(), routes))
         })
         .collect()

@@ -14,7 +14,7 @@ use mesh_core::{
 };
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
-    config::{MatchRef, RetryResources, ServiceRetryPolicy, Unmatched},
+    config::{MatchRef, RetryResources, RouteHosts, ServiceRetryPolicy, Unmatched},
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
@@ -77,6 +77,11 @@ pub(super) struct ServicePlan {
 #[derive(Clone, Debug)]
 pub(super) struct RoutePlan {
     pub(super) id: RouteId,
+    /// The `hostnames` of the `HTTPRoute` or `GRPCRoute` the route is a
+    /// rule of ([`ServiceRetryPolicy::hosts`]); any host for a
+    /// ServiceProfile route or the fallback. The router ranks them before
+    /// the match order.
+    pub(super) hosts: RouteHosts,
     pub(super) matches: Box<[RouteMatch]>,
     pub(super) layer: RouteStackLayer,
     /// The route's filters, outside its retries: every attempt carries
@@ -144,9 +149,11 @@ impl Planner {
                 .unwrap_or_else(|| Arc::new(Budget::new(budget)));
             let name = service.name.as_str();
             let plan = |policy: &RouteRetryPolicy,
+                        hosts: RouteHosts,
                         backends: Vec<(usize, u32)>,
                         redirect: Option<&Redirect>| RoutePlan {
                 id: RouteId::new(policy.name.clone()),
+                hosts,
                 matches: policy.matches.clone().into(),
                 layer: policy.layer_with_metrics(budget.clone(), &self.metrics, name),
                 edits: EditHeadersLayer::new(
@@ -162,7 +169,10 @@ impl Planner {
                 .iter()
                 .zip(backends)
                 .enumerate()
-                .map(|(index, (policy, backends))| plan(policy, backends, redirect(index)))
+                .map(|(index, (policy, backends))| {
+                    let hosts = from_resources.map(|r| r.hosts(index)).unwrap_or_default();
+                    plan(policy, hosts, backends, redirect(index))
+                })
                 .collect();
             let order = from_resources
                 .map(ServiceRetryPolicy::match_order)
@@ -177,7 +187,12 @@ impl Planner {
             }
             let fallback = match from_resources.map(ServiceRetryPolicy::unmatched) {
                 Some(Unmatched::NotFound) => None,
-                Some(Unmatched::Service) | None => Some(plan(&fallback(service), Vec::new(), None)),
+                Some(Unmatched::Service) | None => Some(plan(
+                    &fallback(service),
+                    RouteHosts::default(),
+                    Vec::new(),
+                    None,
+                )),
             };
             services.push(ServicePlan {
                 name: service.name.clone(),

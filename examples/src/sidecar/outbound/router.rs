@@ -15,16 +15,21 @@ use http::{HeaderValue, Request, Response, Version, header};
 use mesh_core::{
     ProxyErrorKind, RouteId, error::is_grpc, labels::DstService, proxy::by_host, route::RouteMatch,
 };
+use mesh_retry::config::{HostRank, RouteHosts, request_host};
 use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::dst_override::{DstOverride, dst_override, strip};
 use crate::sidecar::inbound::strip_connection_listed;
 
-/// One route of a service: the requests it matches, its name, and the
-/// stack its requests go through (timeouts, retries, the endpoints).
+/// One route of a service: the requests it matches (its route's
+/// `hostnames`, and its matches), its name, and the stack its requests go
+/// through (timeouts, retries, the endpoints).
 #[derive(Debug)]
 pub(crate) struct Route<S> {
     pub(crate) id: RouteId,
+    /// The `hostnames` of the `HTTPRoute` or `GRPCRoute` the route is a
+    /// rule of; any host for the others.
+    pub(crate) hosts: RouteHosts,
     pub(crate) matches: Box<[RouteMatch]>,
     pub(crate) service: S,
 }
@@ -35,23 +40,66 @@ pub(crate) struct Route<S> {
 /// service without any, the Gateway API's precedence among those of its
 /// `HTTPRoute`s (never the two together: a service with both is served
 /// its `GRPCRoute`s, as Linkerd serves it); then its ServiceProfile
-/// routes (see `plan::ServicePlan`). A lookup takes the first route with
-/// a match that fits, else the fallback; a service without one (served
-/// its `HTTPRoute`s or `GRPCRoute`s alone) has the router answer the
-/// request with its `not_found`, as Linkerd answers it.
+/// routes (see `plan::ServicePlan`).
+///
+/// A route's `hostnames` come before that order, as in Linkerd's proxy,
+/// which matches each outbound route's hostnames against the request's
+/// host before its rules: a route whose hostnames do not match the host
+/// (the URI's, else the `Host` header's) does not take the request, and of
+/// the routes with a match that fits, one whose hostname matches exactly
+/// outranks a wildcard, which outranks a route that names none
+/// ([`HostRank`]); the order above decides between routes that rank
+/// alike. A lookup takes that route, else the fallback; a service without
+/// one (served its `HTTPRoute`s or `GRPCRoute`s alone) has the router
+/// answer the request with its `not_found`, as Linkerd answers it. A
+/// service none of whose routes names hostnames is looked up as before:
+/// the first route with a match that fits, without reading the host.
 #[derive(Debug)]
 pub(crate) struct ServiceRoutes<S> {
     pub(crate) dst: DstService,
     pub(crate) routes: Box<[Route<S>]>,
     pub(crate) fallback: Option<Route<S>>,
+    /// Whether any of `routes` names hostnames: worked out once, so that
+    /// a service without any pays nothing for them per request.
+    hosted: bool,
 }
 
 impl<S> ServiceRoutes<S> {
+    pub(crate) fn new(
+        dst: DstService,
+        routes: Box<[Route<S>]>,
+        fallback: Option<Route<S>>,
+    ) -> Self {
+        let hosted = routes.iter().any(|route| !route.hosts.is_any());
+        Self {
+            dst,
+            routes,
+            fallback,
+            hosted,
+        }
+    }
+
     fn route<B>(&self, req: &Request<B>) -> Option<&Route<S>> {
-        self.routes
-            .iter()
-            .find(|route| route.matches.iter().any(|m| m.matches_request(req)))
-            .or(self.fallback.as_ref())
+        let fits = |route: &Route<S>| route.matches.iter().any(|m| m.matches_request(req));
+        if !self.hosted {
+            return self
+                .routes
+                .iter()
+                .find(|route| fits(route))
+                .or(self.fallback.as_ref());
+        }
+        let host = request_host(req.uri(), req.headers());
+        let mut best: Option<(HostRank, &Route<S>)> = None;
+        for route in &self.routes {
+            let Some(rank) = route.hosts.rank_host(host) else {
+                continue;
+            };
+            // The first in order wins among routes that rank alike.
+            if best.is_none_or(|(ranked, _)| rank > ranked) && fits(route) {
+                best = Some((rank, route));
+            }
+        }
+        best.map(|(_, route)| route).or(self.fallback.as_ref())
     }
 }
 

@@ -7,21 +7,22 @@ use super::*;
 fn route(name: &str, matches: Vec<RouteMatch>) -> Route<&'static str> {
     Route {
         id: RouteId::new(name),
+        hosts: RouteHosts::default(),
         matches: matches.into(),
         service: "",
     }
 }
 
 fn router() -> OutboundRouter<&'static str, ()> {
-    let routes = ServiceRoutes {
-        dst: DstService(Arc::from("emoji")),
-        routes: vec![route(
+    let routes = ServiceRoutes::new(
+        DstService(Arc::from("emoji")),
+        vec![route(
             "post-vote",
             vec![RouteMatch::new().with_method(Method::POST)],
         )]
         .into(),
-        fallback: Some(route("default", Vec::new())),
-    };
+        Some(route("default", Vec::new())),
+    );
     OutboundRouter::new(RouteTable::new([("Emoji".to_owned(), routes)]), ())
 }
 
@@ -67,15 +68,16 @@ async fn routed_requests_carry_their_labels_and_unknown_ones_get_404() {
         *res.body_mut() = format!("{dst:?} {route:?}");
         Ok::<_, std::convert::Infallible>(res)
     });
-    let routes = ServiceRoutes {
-        dst: DstService(Arc::from("emoji")),
-        routes: Box::new([]),
-        fallback: Some(Route {
+    let routes = ServiceRoutes::new(
+        DstService(Arc::from("emoji")),
+        Box::new([]),
+        Some(Route {
             id: RouteId::new("default"),
+            hosts: RouteHosts::default(),
             matches: Box::new([]),
             service: seen,
         }),
-    };
+    );
     let not_found = NoRoute::<String, std::convert::Infallible>::new();
     let router = OutboundRouter::new(RouteTable::new([("emoji".to_owned(), routes)]), not_found);
     let res = router
@@ -107,24 +109,26 @@ fn seeing(name: &'static str) -> ServiceRoutes<SeenBy> {
         );
         Ok::<_, std::convert::Infallible>(Response::new(text))
     });
-    ServiceRoutes {
-        dst: DstService(Arc::from(name)),
+    ServiceRoutes::new(
+        DstService(Arc::from(name)),
         // A route that matches on the override never matches: the header
         // is gone before the routes are tried.
-        routes: Box::new([Route {
+        Box::new([Route {
             id: RouteId::new("by-override-header"),
+            hosts: RouteHosts::default(),
             matches: Box::new([RouteMatch::new().with_header(HeaderMatch::exact(
                 http::HeaderName::from_static("mesh-dst-override"),
                 "voting",
             ))]),
             service: SeenBy::new(service),
         }]),
-        fallback: Some(Route {
+        Some(Route {
             id: RouteId::new("default"),
+            hosts: RouteHosts::default(),
             matches: Box::new([]),
             service: SeenBy::new(service),
         }),
-    }
+    )
 }
 
 type SeenBy =
@@ -230,4 +234,31 @@ async fn outside_ingress_mode_the_override_is_ignored_and_removed() {
         404,
         "the authority decides, and it is unknown"
     );
+}
+
+#[test]
+fn of_routes_whose_hostnames_rank_alike_the_first_in_order_wins() {
+    let hosted = |name: &str, hosts: &[&str]| Route {
+        hosts: RouteHosts::new(hosts),
+        ..route(name, vec![RouteMatch::new()])
+    };
+    let routes = ServiceRoutes::new(
+        DstService(Arc::from("emoji")),
+        vec![
+            hosted("any", &[]),
+            hosted("first", &["*.example"]),
+            hosted("second", &["*.example"]),
+            hosted("exact", &["emoji.example"]),
+        ]
+        .into(),
+        None,
+    );
+    let name = |req: &Request<()>| routes.route(req).map(|r| r.id.as_str().to_owned());
+    let to = |host: &str| Request::get("/").header("host", host).body(()).unwrap();
+    assert_eq!(name(&to("emoji.example")).as_deref(), Some("exact"));
+    assert_eq!(name(&to("books.example")).as_deref(), Some("first"));
+    assert_eq!(name(&to("emoji")).as_deref(), Some("any"));
+    // A request that names no host takes only a route that names none.
+    let no_host = Request::get("/").body(()).unwrap();
+    assert_eq!(name(&no_host).as_deref(), Some("any"));
 }
