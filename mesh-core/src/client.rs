@@ -106,8 +106,25 @@ const HTTP2_MAX_RESPONSE_HEAD: u32 = MAX_REQUEST_HEAD_BYTES as u32;
 pub struct ClientConfig {
     /// How long a TCP connect may take. Default 1 second.
     pub connect_timeout: Duration,
-    /// How long an idle pooled connection is kept. Default 30 seconds.
+    /// How long an idle pooled HTTP/1 connection is kept. Default 3
+    /// seconds, as in Linkerd's proxy.
+    ///
+    /// A server closes a keep-alive connection after a few quiet seconds
+    /// of its own (Node.js and Apache after 5), and HTTP/1 has no way to
+    /// say so ahead: a request sent on a connection as the server closes
+    /// it is dropped unanswered, and having been written, it cannot be
+    /// sent again. Keeping idle connections for less time than servers do
+    /// keeps requests out of that race. Keep it below the keep-alive
+    /// timeout of the upstreams this client talks to.
     pub pool_idle_timeout: Duration,
+    /// How long an idle pooled HTTP/2 connection is kept. Default 30
+    /// seconds.
+    ///
+    /// HTTP/2 has no such race: a server that closes a connection says
+    /// first, with `GOAWAY`, which requests it took, and the client sends
+    /// no more on it. A connection between two proxies is mutual TLS,
+    /// whose handshake is worth keeping the connection through a lull.
+    pub http2_pool_idle_timeout: Duration,
     /// How many idle connections are kept per upstream. Default no limit.
     pub pool_max_idle_per_host: usize,
 }
@@ -116,7 +133,8 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(1),
-            pool_idle_timeout: Duration::from_secs(30),
+            pool_idle_timeout: Duration::from_secs(3),
+            http2_pool_idle_timeout: Duration::from_secs(30),
             pool_max_idle_per_host: usize::MAX,
         }
     }
@@ -161,6 +179,9 @@ struct Versions<B, C> {
     http1: legacy::Client<ToEndpoint<C>, B>,
     http2: legacy::Client<ToEndpoint<C>, B>,
     builder: Builder,
+    /// How long the HTTP/2 client keeps an idle connection; the builder
+    /// holds the HTTP/1 client's.
+    http2_idle: Duration,
     connector: ToEndpoint<C>,
 }
 
@@ -222,6 +243,7 @@ where
             .http2_max_header_list_size(HTTP2_MAX_RESPONSE_HEAD);
         Self::build(
             builder,
+            config.http2_pool_idle_timeout,
             ToEndpoint {
                 inner: connector,
                 endpoint: None,
@@ -229,14 +251,19 @@ where
         )
     }
 
-    fn build(builder: Builder, connector: ToEndpoint<C>) -> Self {
+    fn build(builder: Builder, http2_idle: Duration, connector: ToEndpoint<C>) -> Self {
         let http1 = builder.build(connector.clone());
-        let http2 = builder.clone().http2_only(true).build(connector.clone());
+        let http2 = builder
+            .clone()
+            .http2_only(true)
+            .pool_idle_timeout(http2_idle)
+            .build(connector.clone());
         Self {
             inner: Arc::new(Versions {
                 http1,
                 http2,
                 builder,
+                http2_idle,
                 connector,
             }),
         }
@@ -285,7 +312,7 @@ where
         };
         let mut builder = self.inner.builder.clone();
         builder.set_host(false);
-        Self::build(builder, connector)
+        Self::build(builder, self.inner.http2_idle, connector)
     }
 }
 
