@@ -1,0 +1,102 @@
+//! The admin server over real sockets: `HEAD` is answered as `GET` is,
+//! without the body, and a shutdown the user asked for in their browser's
+//! address bar is not taken for a web page's.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use mesh_core::{
+    admin::{Admin, Readiness},
+    serve::{self, Server, ServerConfig},
+};
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+
+async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn head_answers_what_get_does_without_the_body() {
+    let readiness = Readiness::new();
+    let _gate = readiness.gate("identity");
+    let mut registry = Registry::default();
+    let requests = Counter::<u64>::default();
+    registry.register("demo_requests", "Requests seen", requests.clone());
+    requests.inc();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let task = tokio::spawn(Server::new(ServerConfig::default()).serve_http(
+        listener,
+        Admin::new(registry, readiness),
+        shutdown,
+    ));
+
+    for path in ["/live", "/ready", "/metrics"] {
+        let (status, get_headers, body) = send(addr, Method::GET, path, &[]).await;
+        assert!(!body.is_empty(), "{path}");
+        let (head_status, head_headers, head_body) = send(addr, Method::HEAD, path, &[]).await;
+        assert_eq!(head_status, status, "{path}");
+        assert!(head_body.is_empty(), "{path}: {head_body:?}");
+        assert_eq!(
+            head_headers.get(header::CONTENT_TYPE),
+            get_headers.get(header::CONTENT_TYPE),
+            "{path}"
+        );
+        assert_eq!(
+            head_headers.get(header::CONTENT_LENGTH),
+            Some(&body.len().into()),
+            "{path}"
+        );
+    }
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_shutdown_the_user_typed_in_is_not_a_web_pages() {
+    let (stop, stopping) = serve::shutdown::channel();
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_shutdown(stop);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let task =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, admin, shutdown));
+    // `Sec-Fetch-Site: none`: no page started it.
+    let (status, _, body) = send(
+        addr,
+        Method::POST,
+        "/shutdown",
+        &[("sec-fetch-site", "none")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert!(stopping.is_triggered());
+    trigger.trigger();
+    task.await.unwrap();
+}
