@@ -1,6 +1,6 @@
 use std::{fmt, io, time::Duration};
 
-use mesh_core::{BoxError, Identity};
+use mesh_core::BoxError;
 
 use crate::verify::{IdentityMismatch, NoAnchorOfTrustDomain};
 
@@ -22,11 +22,12 @@ pub enum ConnectError {
     /// The server's certificate chains to the trust bundle but names
     /// another identity than the one configured for the target.
     IdentityMismatch(IdentityMismatch),
-    /// The server's certificate names this SPIFFE ID, but its chain leads
+    /// The server's certificate names a SPIFFE ID, but its chain leads
     /// only to trust anchors of other trust domains, which do not vouch
     /// for it (see [what a certificate
-    /// proves](crate::connect#what-a-certificate-proves)).
-    NoAnchorOfTrustDomain(Identity),
+    /// proves](crate::connect#what-a-certificate-proves)). The refusal,
+    /// naming the identity, is also the error's source.
+    NoAnchorOfTrustDomain(NoAnchorOfTrustDomain),
     /// The TLS handshake failed.
     Handshake(io::Error),
     /// The TLS handshake took longer than the handshake timeout.
@@ -54,7 +55,7 @@ impl ConnectError {
                 return Self::IdentityMismatch(mismatch.clone());
             }
             if let Some(outside) = other.downcast_ref::<NoAnchorOfTrustDomain>() {
-                return Self::NoAnchorOfTrustDomain(outside.identity.clone());
+                return Self::NoAnchorOfTrustDomain(outside.clone());
             }
         }
         Self::Handshake(err)
@@ -69,11 +70,11 @@ impl fmt::Display for ConnectError {
             Self::CredentialsExpired => f.write_str("local identity certificate has expired"),
             Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
             Self::IdentityMismatch(_) => f.write_str("server identity mismatch"),
-            Self::NoAnchorOfTrustDomain(server) => write!(
+            Self::NoAnchorOfTrustDomain(refusal) => write!(
                 f,
-                "server identity {server} is vouched for by no trust anchor of trust domain {}: \
-                 the chain leads only to anchors of other trust domains",
-                server.trust_domain_name().unwrap_or_default()
+                "server identity {} is vouched for by no trust anchor of trust domain {}",
+                refusal.identity,
+                refusal.identity.trust_domain_name().unwrap_or_default()
             ),
             Self::Handshake(_) => f.write_str("tls handshake failed"),
             Self::Timeout(after) => write!(f, "tls handshake timed out after {after:?}"),
@@ -87,6 +88,7 @@ impl std::error::Error for ConnectError {
             Self::Connect(e) => Some(&**e),
             Self::InvalidServerName(e) => Some(e),
             Self::IdentityMismatch(e) => Some(e),
+            Self::NoAnchorOfTrustDomain(e) => Some(e),
             Self::Handshake(e) => Some(e),
             _ => None,
         }
