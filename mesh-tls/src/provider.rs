@@ -17,7 +17,7 @@ use rustls::{
     sign::{CertifiedKey, SingleCertAndKey},
 };
 
-use crate::connect::Alpn;
+use crate::{connect::Alpn, verify::AnchorDomains};
 
 /// The ALPN protocol id of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";
@@ -57,7 +57,10 @@ fn alpn() -> Vec<Vec<u8>> {
     vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()]
 }
 
-/// Builds the server config for one set of credentials.
+/// Builds the server config for one set of credentials: `roots` are the
+/// trust anchors, and `domains` the same anchors with the trust domains
+/// each vouches for, so that a client of another trust domain is refused
+/// in the handshake ([`ClientChain`](crate::verify::ClientChain)).
 ///
 /// Session resumption is off on both sides: a resumed session skips
 /// certificate verification, so it would carry a peer's identity past a
@@ -66,9 +69,10 @@ pub(crate) fn server_config(
     provider: &Arc<CryptoProvider>,
     key: Arc<CertifiedKey>,
     roots: Arc<RootCertStore>,
+    domains: Arc<AnchorDomains>,
     require_client_cert: bool,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
     if !require_client_cert {
         verifier = verifier.allow_unauthenticated();
     }
@@ -77,7 +81,7 @@ pub(crate) fn server_config(
         .map_err(|e| rustls::Error::General(e.to_string()))?;
     let verifier = Arc::new(crate::verify::ClientChain::new(
         verifier,
-        roots,
+        domains,
         provider.signature_verification_algorithms,
     ));
     let mut config = ServerConfig::builder_with_provider(provider.clone())

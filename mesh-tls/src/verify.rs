@@ -21,7 +21,7 @@ use std::{cell::Cell, fmt, sync::Arc};
 use mesh_core::{Identity, TrustDomain};
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, Error, ExtendedKeyPurpose,
-    OtherError, RootCertStore, SignatureScheme,
+    OtherError, SignatureScheme,
     client::{
         ResolvesClientCert,
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -62,22 +62,13 @@ use crate::{
 /// the key usage's; when the check refused nothing, the search made here
 /// was rustls's own, step for step, and its webpki error is the one rustls
 /// would map.
-pub(crate) fn check_chain(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    anchors: &[TrustAnchor<'_>],
-    now: UnixTime,
-    usage: webpki::KeyUsage,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-) -> Result<(), ChainRefused> {
-    check_chain_for(end_entity, intermediates, anchors, now, usage, algs, None)
-}
-
-/// [`check_chain`], and when `scope` gives the identity the leaf names and
-/// the trust domains of `anchors`, only through an anchor that vouches for
+///
+/// When `scope` gives the identity the leaf names and the trust domains of
+/// `anchors`, the chain is checked only through an anchor that vouches for
 /// that identity ([`AnchorDomains`]). A path the trust domain check refuses
 /// is passed over like one the key usage check refuses, so that a path to
-/// an anchor of the identity's own trust domain is still found.
+/// an anchor of the identity's own trust domain is still found, in the
+/// same one search.
 pub(crate) fn check_chain_for(
     end_entity: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
@@ -234,39 +225,9 @@ impl AnchorDomains {
             _ => Vouching::Some,
         }
     }
-
-    /// Whether `chain` (leaf first), which verified for `usage` against
-    /// every anchor, proves `identity` through an anchor that vouches for
-    /// it. A second path search only when the anchors' trust domains
-    /// differ: with one trust domain's anchors, or anchors naming none,
-    /// the first search decided.
-    pub(crate) fn vouch_for_chain(
-        &self,
-        identity: &Identity,
-        chain: &[CertificateDer<'_>],
-        usage: webpki::KeyUsage,
-        algs: &[&dyn SignatureVerificationAlgorithm],
-    ) -> bool {
-        match self.vouching_for(identity) {
-            Vouching::All => true,
-            Vouching::None => false,
-            Vouching::Some => chain.split_first().is_some_and(|(leaf, intermediates)| {
-                check_chain_for(
-                    leaf,
-                    intermediates,
-                    &self.anchors,
-                    crate::creds::unix_time(std::time::SystemTime::now()),
-                    usage,
-                    algs,
-                    Some((identity, self)),
-                )
-                .is_ok()
-            }),
-        }
-    }
 }
 
-/// Why [`check_chain`] refused a chain.
+/// Why [`check_chain_for`] refused a chain.
 #[derive(Clone, Debug)]
 pub(crate) struct ChainRefused {
     /// webpki's error for the search.
@@ -321,14 +282,17 @@ impl ChainRefused {
 /// workloads (see [what a certificate
 /// proves](crate::connect#what-a-certificate-proves)).
 ///
-/// The server certificate verifier refuses a handshake with this error,
-/// inside rustls's [`CertificateError::Other`], and the connector reports
-/// the refusal as
-/// [`ConnectError::NoAnchorOfTrustDomain`](crate::ConnectError::NoAnchorOfTrustDomain).
-/// The acceptor, which checks a client's trust domain once the handshake
-/// is done, reports it as
-/// [`AcceptError::NoAnchorOfTrustDomain`](crate::accept::AcceptError::NoAnchorOfTrustDomain).
-/// Both count it in `tls_handshake_failures_total` as `unknown_issuer`.
+/// Both ends refuse the handshake with this error, inside rustls's
+/// [`CertificateError::Other`], in the path search that verifies the
+/// peer's chain, so that the peer receives the alert `certificate_unknown`
+/// (rustls gives `unknown_ca` only to a bare
+/// [`CertificateError::UnknownIssuer`], which could not say whose trust
+/// domain lacked an anchor). The connector reports the refusal as
+/// [`ConnectError::NoAnchorOfTrustDomain`](crate::ConnectError::NoAnchorOfTrustDomain),
+/// the acceptor as
+/// [`AcceptError::NoAnchorOfTrustDomain`](crate::accept::AcceptError::NoAnchorOfTrustDomain);
+/// each holds this error and gives it as its source. Both count it in
+/// `tls_handshake_failures_total` as `unknown_issuer`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoAnchorOfTrustDomain {
     /// The identity the certificate names.
@@ -460,7 +424,7 @@ fn purpose(oid: Vec<usize>) -> ExtendedKeyPurpose {
 }
 
 /// The error for a chain that rustls's own verification accepts but
-/// [`verify_chain`] refuses: an issuer on every path may not sign
+/// [`check_chain_for`] refuses: an issuer on every path may not sign
 /// certificates.
 fn issuer_may_not_sign() -> Error {
     Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
@@ -517,7 +481,7 @@ impl ServerCertVerifier for ExpectedIdentity {
         // The names first, so that the chain is checked through an anchor
         // of the trust domain of the SPIFFE ID the leaf names. One path
         // search: its refusal maps to the error rustls's own verification
-        // would give (see `check_chain`).
+        // would give (see `check_chain_for`).
         let names = CertNames::parse(end_entity);
         let named = names.as_ref().ok().and_then(|n| n.identity().ok());
         check_chain_for(
@@ -567,23 +531,47 @@ impl ServerCertVerifier for ExpectedIdentity {
 }
 
 /// rustls's client certificate verifier, with the issuer key usage check
-/// of [`verify_chain`] on top.
+/// of [`check_chain_for`] on top, taking a client's SPIFFE ID only through a
+/// trust anchor of its own trust domain ([`AnchorDomains`]).
+///
+/// The trust domain is checked inside the handshake, in the one path
+/// search that verifies the chain, rather than once the handshake is done:
+/// a bundle federating several trust domains then costs no second search,
+/// and the client is told with an alert instead of seeing a handshake that
+/// succeeded followed by a closed connection. The refusal is
+/// [`NoAnchorOfTrustDomain`] inside rustls's [`CertificateError::Other`],
+/// for which rustls sends the alert `certificate_unknown`. rustls picks
+/// the alert from the error's variant alone, and `unknown_ca` belongs to
+/// [`CertificateError::UnknownIssuer`], which carries nothing: returning it
+/// would lose the identity the acceptor names in its error and log. The
+/// client learns no less from `certificate_unknown` (RFC 8446 §6.2: the
+/// certificate was unacceptable for an unspecified reason), and the
+/// acceptor still counts the refusal as `unknown_issuer`.
 #[derive(Debug)]
 pub(crate) struct ClientChain {
     inner: Arc<dyn ClientCertVerifier>,
-    roots: Arc<RootCertStore>,
+    domains: Arc<AnchorDomains>,
+    /// Whether some anchor names a trust domain: otherwise every anchor
+    /// vouches for every identity, and the leaf's names need not be read.
+    scoped: bool,
     algs: WebPkiSupportedAlgorithms,
 }
 
 impl ClientChain {
     /// Wraps `inner`, a [`rustls::server::WebPkiClientVerifier`] built on
-    /// `roots` and `algs`.
+    /// the anchors of `domains` and on `algs`.
     pub(crate) fn new(
         inner: Arc<dyn ClientCertVerifier>,
-        roots: Arc<RootCertStore>,
+        domains: Arc<AnchorDomains>,
         algs: WebPkiSupportedAlgorithms,
     ) -> Self {
-        Self { inner, roots, algs }
+        let scoped = !domains.named().is_empty();
+        Self {
+            inner,
+            domains,
+            scoped,
+            algs,
+        }
     }
 }
 
@@ -608,14 +596,27 @@ impl ClientCertVerifier for ClientChain {
     ) -> Result<ClientCertVerified, Error> {
         // One path search, as for servers: `inner`, rustls's verifier,
         // would search the same paths, so its error is mapped rather than
-        // asked for.
-        check_chain(
+        // asked for. Scoped to the client's trust domain when the anchors
+        // do not all vouch for it; a leaf naming no identity is verified
+        // as by rustls, and refused by the acceptor once the handshake is
+        // done, as no identity can be taken from it.
+        let names = match self.scoped {
+            true => CertNames::parse(end_entity).ok(),
+            false => None,
+        };
+        let scope = names
+            .as_ref()
+            .and_then(|names| names.identity().ok())
+            .filter(|identity| self.domains.vouching_for(identity) != Vouching::All)
+            .map(|identity| (identity, &*self.domains));
+        check_chain_for(
             end_entity,
             intermediates,
-            &self.roots.roots,
+            self.domains.anchors(),
             now,
             webpki::KeyUsage::client_auth(),
             self.algs.all,
+            scope,
         )
         .map(|()| ClientCertVerified::assertion())
         .map_err(|refused| refused.to_rustls())
@@ -710,6 +711,7 @@ mod tests {
         KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
     };
     use rustls::{
+        RootCertStore,
         client::verify_server_cert_signed_by_trust_anchor,
         server::{ParsedCertificate, WebPkiClientVerifier},
     };
@@ -770,7 +772,7 @@ mod tests {
     ) -> (Error, Error, Error, Error) {
         let now = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap());
         let ours = |usage| {
-            check_chain(cert, &[], &roots.roots, now, usage, algs().all)
+            check_chain_for(cert, &[], &roots.roots, now, usage, algs().all, None)
                 .unwrap_err()
                 .to_rustls()
         };

@@ -1,8 +1,6 @@
 use std::{fmt, io, time::Duration};
 
-use mesh_core::Identity;
-
-use crate::{cert::NoIdentity, metrics::HandshakeFailure};
+use crate::{cert::NoIdentity, metrics::HandshakeFailure, verify::NoAnchorOfTrustDomain};
 
 /// Why an inbound connection was closed before it was served.
 #[derive(Debug)]
@@ -26,13 +24,33 @@ pub enum AcceptError {
     /// The client's certificate names a SPIFFE ID, but its chain leads
     /// only to trust anchors of other trust domains, which do not vouch
     /// for it (see [what a certificate
-    /// proves](crate::connect#what-a-certificate-proves)).
-    NoAnchorOfTrustDomain(Identity),
+    /// proves](crate::connect#what-a-certificate-proves)). The handshake
+    /// refused it, and the client received the alert
+    /// `certificate_unknown`.
+    NoAnchorOfTrustDomain(NoAnchorOfTrustDomain),
     /// The handshake failed.
     Handshake(io::Error),
 }
 
 impl AcceptError {
+    /// The handshake failed with `err`: a refusal of the client's chain
+    /// that the variants here name is reported as such.
+    pub(crate) fn handshake(err: io::Error) -> Self {
+        let refusal = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .and_then(|e| match e {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+                    other.0.downcast_ref::<NoAnchorOfTrustDomain>()
+                }
+                _ => None,
+            });
+        match refusal {
+            Some(refusal) => Self::NoAnchorOfTrustDomain(refusal.clone()),
+            None => Self::Handshake(err),
+        }
+    }
+
     /// The bounded reason, as counted in `tls_handshake_failures_total`.
     /// `None` for a peer that closed before sending anything, which is not
     /// a failure (health checks do it).
@@ -67,11 +85,11 @@ impl fmt::Display for AcceptError {
             }
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
             Self::NoPeerIdentity(_) => f.write_str("client certificate names no identity"),
-            Self::NoAnchorOfTrustDomain(peer) => write!(
+            Self::NoAnchorOfTrustDomain(refusal) => write!(
                 f,
-                "client identity {peer} is vouched for by no trust anchor of trust domain {}: \
-                 the chain leads only to anchors of other trust domains",
-                peer.trust_domain_name().unwrap_or_default()
+                "client identity {} is vouched for by no trust anchor of trust domain {}",
+                refusal.identity,
+                refusal.identity.trust_domain_name().unwrap_or_default()
             ),
             Self::Handshake(_) => f.write_str("tls handshake failed"),
         }
@@ -83,6 +101,7 @@ impl std::error::Error for AcceptError {
         match self {
             Self::Io(e) | Self::Handshake(e) => Some(e),
             Self::NoPeerIdentity(e) => Some(e),
+            Self::NoAnchorOfTrustDomain(e) => Some(e),
             _ => None,
         }
     }

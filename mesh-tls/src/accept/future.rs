@@ -168,32 +168,23 @@ impl<I: Io> AcceptFuture<I> {
         stream: tokio_rustls::server::TlsStream<PrefixedIo<I>>,
     ) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
         let conn = stream.get_ref().1;
-        let chain = conn.peer_certificates().unwrap_or_default();
-        let tls = match chain.first() {
+        let tls = match conn.peer_certificates().and_then(|certs| certs.first()) {
             None if self.config.mode == InboundMode::Strict => {
                 return self.fail(AcceptError::NoClientCertificate);
             }
             None => Tls::NoClientCert,
             Some(leaf) => {
                 let names = CertNames::parse(leaf);
-                let peer = match names
+                // The handshake verified the chain through an anchor of
+                // the trust domain of the identity it names.
+                match names
                     .as_ref()
                     .map_err(|_| NoIdentity::Missing)
                     .and_then(|n| n.identity())
                 {
-                    Ok(peer) => peer,
+                    Ok(peer) => Tls::Mutual { peer: peer.clone() },
                     Err(e) => return self.fail(AcceptError::NoPeerIdentity(e)),
-                };
-                // The handshake verified the chain against every anchor;
-                // the identity needs one of its own trust domain's.
-                let vouched = self
-                    .handshake_with
-                    .as_ref()
-                    .is_none_or(|with| with.vouches_for(peer, chain, &self.store));
-                if !vouched {
-                    return self.fail(AcceptError::NoAnchorOfTrustDomain(peer.clone()));
                 }
-                Tls::Mutual { peer: peer.clone() }
             }
         };
         let alpn = match conn.alpn_protocol() {
@@ -272,7 +263,7 @@ impl<I: Io> Future for AcceptFuture<I> {
                 }
                 State::Handshake { accept } => match Pin::new(accept).poll(cx) {
                     Poll::Ready(Ok(stream)) => return this.finish(stream),
-                    Poll::Ready(Err(e)) => return this.fail(AcceptError::Handshake(e)),
+                    Poll::Ready(Err(e)) => return this.fail(AcceptError::handshake(e)),
                     Poll::Pending => {
                         if this.timed_out(cx) {
                             return this.fail(AcceptError::Timeout(this.config.handshake_timeout));

@@ -26,12 +26,16 @@
 //! trust domain, when the anchors name theirs (see
 //! [what a certificate proves](crate::connect#what-a-certificate-proves)):
 //! a chain that leads only to anchors of other trust domains is refused
-//! after the handshake, in every mode
-//! ([`AcceptError::NoAnchorOfTrustDomain`]). With one trust domain's
-//! anchors, or anchors that name none, this costs nothing; with a bundle
-//! federating several, a client whose trust domain has only some of the
-//! anchors costs a second path search. Beyond that, authorization compares
-//! whole identities.
+//! in the handshake, in every mode
+//! ([`AcceptError::NoAnchorOfTrustDomain`]). The check runs inside the one
+//! path search that verifies the chain, which passes over paths ending at
+//! anchors of other trust domains, so a bundle federating several costs no
+//! second search; and the client receives a fatal alert,
+//! `certificate_unknown`, rather than a handshake that succeeds and a
+//! connection closed right after. (`unknown_ca` would fit as well, but
+//! rustls sends it only for an error that cannot name the identity
+//! refused; the refusal is still counted as `unknown_issuer`.) Beyond
+//! that, authorization compares whole identities.
 //!
 //! Detection and the handshake share one timeout; a peer that exceeds it is
 //! disconnected.

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use mesh_core::{Identity, serve::Retirement};
+use mesh_core::serve::Retirement;
 use rustls_pki_types::CertificateDer;
 use tokio::{sync::watch, time::sleep_until};
 
@@ -14,7 +14,6 @@ use crate::{
     metrics::{Direction, RetireReason},
     retire,
     store::Snapshot,
-    verify::AnchorDomains,
 };
 
 /// What a TLS connection's retirement is measured against: the local
@@ -24,7 +23,6 @@ pub(super) struct HandshakeWith {
     local_not_after: SystemTime,
     roots: Arc<[CertificateDer<'static>]>,
     anchor_subjects: Arc<[Vec<u8>]>,
-    anchor_domains: Arc<AnchorDomains>,
     version: watch::Receiver<StoreVersion>,
     loaded: u64,
 }
@@ -41,28 +39,9 @@ impl HandshakeWith {
             local_not_after: snapshot.creds.chain_not_after(),
             roots: snapshot.creds.shared_roots(),
             anchor_subjects: snapshot.creds.anchor_subjects().clone(),
-            anchor_domains: snapshot.creds.anchor_domains().clone(),
             version,
             loaded,
         }
-    }
-
-    /// Whether the client's `chain`, which the handshake verified against
-    /// every anchor of the bundle, proves `peer`, the identity it names,
-    /// through an anchor that vouches for it
-    /// ([`AnchorDomains`](crate::verify::AnchorDomains)).
-    pub(super) fn vouches_for(
-        &self,
-        peer: &Identity,
-        chain: &[CertificateDer<'static>],
-        store: &CredentialStore,
-    ) -> bool {
-        self.anchor_domains.vouch_for_chain(
-            peer,
-            chain,
-            webpki::KeyUsage::client_auth(),
-            store.provider().signature_verification_algorithms.all,
-        )
     }
 
     /// Drains the connection when the credentials rotate (to a bundle that
@@ -78,7 +57,6 @@ impl HandshakeWith {
             local_not_after,
             roots,
             anchor_subjects,
-            anchor_domains: _,
             version,
             loaded,
         } = self;

@@ -312,9 +312,16 @@ impl Snapshot {
         }
         let roots = Arc::new(roots);
         let key = creds.certified_key().clone();
+        let domains = creds.anchor_domains().clone();
         let server = |require| {
-            crate::provider::server_config(provider, key.clone(), roots.clone(), require)
-                .map_err(CredentialError::Config)
+            crate::provider::server_config(
+                provider,
+                key.clone(),
+                roots.clone(),
+                domains.clone(),
+                require,
+            )
+            .map_err(CredentialError::Config)
         };
         Ok(Self {
             server_permissive: server(false)?,

@@ -1,0 +1,176 @@
+//! A client whose SPIFFE ID no trust anchor of its own trust domain vouches
+//! for is refused inside the handshake, as a server is: the client learns
+//! it from a fatal alert rather than from a connection closed after a
+//! handshake that seemed to succeed, and the acceptor's error holds the
+//! `NoAnchorOfTrustDomain` refusal, found in its chain of causes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use mesh_core::{BoxError, Tls};
+use mesh_tls::{
+    AcceptConfig, CredentialStore, InboundMode, NoAnchorOfTrustDomain, StoreConfig, TlsAccept,
+    accept::AcceptError, ca::CertificateAuthority,
+};
+use rcgen::KeyPair;
+use rustls::AlertDescription;
+use support::*;
+use tokio::net::TcpListener;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+const API: &str = "spiffe://example.org/ns/shop/sa/api";
+const OTHER_WEB: &str = "spiffe://other.org/ns/shop/sa/web";
+
+/// A mesh CA for `domain` whose issuer also signs leaves naming any
+/// identity, as a CA that does not hold to its trust domain would.
+struct Signer {
+    ca: CertificateAuthority,
+    issuer: rcgen::Issuer<'static, KeyPair>,
+    issuer_pem: String,
+}
+
+impl Signer {
+    fn new(domain: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = mesh_tls::ca::write_ca(dir.path(), &domain.parse().unwrap()).unwrap();
+        let read = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let issuer_pem = read(mesh_tls::ca::ISSUER_CERT_FILE);
+        let key = KeyPair::from_pem(&read(mesh_tls::ca::ISSUER_KEY_FILE)).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&issuer_pem, key).unwrap();
+        Self {
+            ca,
+            issuer,
+            issuer_pem,
+        }
+    }
+
+    /// A chain (leaf, issuer) and key naming `identity`.
+    fn sign(&self, identity: &str) -> (String, String) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = RawIssuer::params(vec![uri_san(identity)])
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (leaf.pem() + &self.issuer_pem, key.serialize_pem())
+    }
+}
+
+fn store_trusting(local: &Signer, identity: &str, bundle: &[&Signer]) -> CredentialStore {
+    let bundle: Vec<_> = bundle.iter().map(|s| &s.ca).collect();
+    CredentialStore::with_credentials(
+        StoreConfig::default(),
+        creds_trusting(&local.ca, identity, HOUR, &bundle),
+    )
+    .unwrap()
+}
+
+/// Presents `chain` and `key` as a client to a mesh acceptor in `mode`
+/// serving `local`: the acceptor's verdict and the client's.
+async fn present(
+    local: CredentialStore,
+    mode: InboundMode,
+    (chain, key): (String, String),
+) -> (Result<Tls, BoxError>, Result<Reply, BoxError>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = accept_one(
+        listener,
+        TlsAccept::new(local, AcceptConfig::with_mode(mode)),
+    );
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((&chain, &key)),
+    );
+    let client = tokio::spawn(raw_get(config, addr));
+    let accepted = server.await.unwrap();
+    // A connection the acceptor refused is dropped here, so that a client
+    // it did not alert sees the connection close rather than hang.
+    let verdict = accepted.map(|accepted| accepted.tls);
+    (verdict, client.await.unwrap())
+}
+
+/// The alert the client received, if its handshake ended with one.
+fn alert_received(client: &Result<Reply, BoxError>) -> Option<AlertDescription> {
+    let err = client.as_ref().err()?;
+    match find::<rustls::Error>(&**err)? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_client_of_another_trust_domain_is_refused_in_the_handshake() {
+    let (ours, theirs) = (Signer::new("example.org"), Signer::new("other.org"));
+    for mode in [InboundMode::Permissive, InboundMode::Strict] {
+        // The other trust domain's CA names a workload of ours, with both
+        // anchors in the bundle; and our CA names one of theirs, with only
+        // ours in it.
+        for (local, presented, identity) in [
+            (
+                store_trusting(&ours, API, &[&ours, &theirs]),
+                theirs.sign(WEB),
+                WEB,
+            ),
+            (
+                store_trusting(&ours, API, &[&ours]),
+                ours.sign(OTHER_WEB),
+                OTHER_WEB,
+            ),
+        ] {
+            let (verdict, client) = present(local.clone(), mode, presented).await;
+            let err = verdict.unwrap_err();
+            let refusal = find::<NoAnchorOfTrustDomain>(&*err);
+            assert_eq!(
+                refusal.map(|r| r.identity.as_str()),
+                Some(identity),
+                "{mode:?}: {err}"
+            );
+            assert!(
+                matches!(
+                    err.downcast_ref::<AcceptError>(),
+                    Some(AcceptError::NoAnchorOfTrustDomain(_))
+                ),
+                "{mode:?}: {err:?}"
+            );
+            // Refused by the client certificate verifier: the client gets
+            // the alert rustls sends for a certificate refused for a reason
+            // of the verifier's own.
+            assert_eq!(
+                alert_received(&client),
+                Some(AlertDescription::CertificateUnknown),
+                "{mode:?}: {:?}",
+                client.as_ref().map(|reply| reply.status)
+            );
+            assert!(
+                encode(&local).contains(
+                    "tls_handshake_failures_total{direction=\"inbound\",reason=\"unknown_issuer\"} 1"
+                ),
+                "{mode:?}: {}",
+                encode(&local)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_of_its_own_trust_domain_is_let_in_under_a_federated_bundle() {
+    let (ours, theirs) = (Signer::new("example.org"), Signer::new("other.org"));
+    for mode in [InboundMode::Permissive, InboundMode::Strict] {
+        for (signer, identity) in [(&ours, WEB), (&theirs, OTHER_WEB)] {
+            let local = store_trusting(&ours, API, &[&ours, &theirs]);
+            let (verdict, client) = present(local, mode, signer.sign(identity)).await;
+            match verdict.unwrap() {
+                Tls::Mutual { peer } => assert_eq!(peer.as_str(), identity),
+                other => panic!("{mode:?}: {other:?}"),
+            }
+            assert_eq!(
+                alert_received(&client),
+                None,
+                "{mode:?}: {:?}",
+                client.as_ref().map(|reply| reply.status)
+            );
+        }
+    }
+}
