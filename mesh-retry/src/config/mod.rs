@@ -60,6 +60,21 @@
 //! routes do not list (`books` for a route on `books.shop.svc.cluster.local`)
 //! is on none of them, as with Linkerd.
 //!
+//! **Consumer routes** apply only to the clients of their own namespace.
+//! The Gateway API's mesh support (GEP-1294) calls a route in its parent
+//! Service's namespace a producer route, which applies to every client,
+//! and one in another namespace a consumer route, which applies only to
+//! clients in the route's namespace; Linkerd's policy controller serves
+//! each client namespace the producer routes together with that
+//! namespace's consumer routes (`ServiceRoutes::apply` in linkerd2's
+//! `policy-controller/k8s/index/src/outbound/index.rs`). [`load`] reads
+//! every route, for a client anywhere; [`RetryResources::for_namespace`]
+//! selects what a client in one namespace is served, and the steps below
+//! (a `GRPCRoute` setting `HTTPRoute`s aside, the ranking) run again on
+//! that selection, so that a consumer `GRPCRoute` sets aside `HTTPRoute`s
+//! only for its own namespace's clients. A route that names no namespace
+//! is in its client's, and applies to it.
+//!
 //! A service's **`GRPCRoute`s and `HTTPRoute`s are not ranked together.**
 //! The Gateway API forbids merging the two kinds, and for a mesh (GEP-1294)
 //! applies one kind of route to a Service, the `GRPCRoute`s when it has
@@ -263,6 +278,13 @@ pub struct ServiceRetryPolicy {
     /// [`match_order`](Self::match_order), worked out when the routes
     /// were read or merged.
     ranked: Ranked,
+    /// The routes as read, before any `HTTPRoute` was set aside, when
+    /// some are consumer routes: what
+    /// [`for_namespace`](Self::for_namespace) selects from.
+    read: Option<Box<ServiceRetryPolicy>>,
+    /// The warnings for the `HTTPRoute`s set aside here, which a
+    /// selection for one namespace replaces with its own.
+    aside_warnings: Vec<ConfigWarning>,
 }
 
 /// What a request none of a service's routes matches gets
@@ -298,6 +320,8 @@ impl ServiceRetryPolicy {
             redirects: Vec::new(),
             origins: Vec::new(),
             ranked: Ranked::default(),
+            read: None,
+            aside_warnings: Vec::new(),
         }
     }
 
@@ -329,7 +353,33 @@ impl ServiceRetryPolicy {
 
     /// [`merge`](Self::merge), with a warning for each `HTTPRoute` set
     /// aside.
-    fn merge_warning(&mut self, other: Self) -> Vec<ConfigWarning> {
+    fn merge_warning(&mut self, mut other: Self) -> Vec<ConfigWarning> {
+        if self.read.is_some() || other.read.is_some() {
+            let mut read = self.read.take().map_or_else(|| self.as_read(), |r| *r);
+            read.append(other.read.take().map_or_else(|| other.as_read(), |r| *r));
+            self.read = Some(Box::new(read));
+        }
+        self.append(other);
+        let warnings = self.set_aside_http_routes();
+        self.aside_warnings.extend(warnings.iter().cloned());
+        self.rank();
+        warnings
+    }
+
+    /// This service as read, for a selection to start from: itself, with
+    /// what it has set aside (nothing a selection could bring back, as it
+    /// has no consumer routes).
+    fn as_read(&self) -> Self {
+        Self {
+            read: None,
+            aside_warnings: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Appends `other`'s routes and redirects after this service's, and
+    /// keeps `other`'s budget when it is not the default.
+    fn append(&mut self, other: Self) {
         let offset = self.routes.len();
         // Routes added by hand have no origin; they stay where they are.
         self.origins.resize(offset, Origin::Written);
@@ -361,9 +411,68 @@ impl ServiceRetryPolicy {
         if other.budget != BudgetConfig::default() {
             self.budget = other.budget;
         }
-        let warnings = self.set_aside_http_routes();
-        self.rank();
-        warnings
+    }
+
+    /// Whether any of the routes is a consumer route: one in another
+    /// namespace than the service's.
+    fn has_consumer_routes(&self) -> bool {
+        self.origins
+            .iter()
+            .any(|o| matches!(o, Origin::Rule(rule) if rule.consumer.is_some()))
+    }
+
+    /// The service as a client in `namespace` is served it, with a warning
+    /// for each `HTTPRoute` set aside for it: its producer routes, which
+    /// apply to every client, and the consumer routes of `namespace`; the
+    /// consumer routes of other namespaces are left out before the
+    /// `GRPCRoute`s set `HTTPRoute`s aside and before the matches are
+    /// ranked, as Linkerd's policy controller serves each client
+    /// namespace the producer routes with its own consumer routes. See
+    /// the [module](self) docs.
+    pub fn for_namespace(&self, namespace: &str) -> (Self, Vec<ConfigWarning>) {
+        let Some(read) = &self.read else {
+            return (self.clone(), self.aside_warnings.clone());
+        };
+        let mut selected = read.as_read();
+        let keep: Vec<bool> = (0..selected.routes.len())
+            .map(|i| match selected.origins.get(i) {
+                Some(Origin::Rule(rule)) => rule.consumer.as_deref().is_none_or(|c| c == namespace),
+                Some(Origin::Written) | None => true,
+            })
+            .collect();
+        selected.retain_routes(&keep);
+        let warnings = selected.set_aside_http_routes();
+        selected.aside_warnings.clone_from(&warnings);
+        selected.rank();
+        (selected, warnings)
+    }
+
+    /// Keeps the routes (with their origins and redirects) whose entry of
+    /// `keep` is true.
+    fn retain_routes(&mut self, keep: &[bool]) {
+        let mut index = Vec::with_capacity(keep.len());
+        let mut kept = 0;
+        for &k in keep {
+            index.push(k.then_some(kept));
+            kept += usize::from(k);
+        }
+        self.redirects = std::mem::take(&mut self.redirects)
+            .into_iter()
+            .filter_map(|r| {
+                let route = index.get(r.route).copied().flatten()?;
+                Some(RouteRedirect { route, ..r })
+            })
+            .collect();
+        let mut i = 0;
+        self.routes.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
+        });
+        let mut i = 0;
+        self.origins.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
+        });
     }
 
     /// Works out [`match_order`](Self::match_order) for the routes as they
@@ -424,29 +533,7 @@ impl ServiceRetryPolicy {
                 ),
             });
         }
-        let mut index = Vec::with_capacity(keep.len());
-        let mut kept = 0;
-        for &k in &keep {
-            index.push(k.then_some(kept));
-            kept += usize::from(k);
-        }
-        self.redirects = std::mem::take(&mut self.redirects)
-            .into_iter()
-            .filter_map(|r| {
-                let route = index.get(r.route).copied().flatten()?;
-                Some(RouteRedirect { route, ..r })
-            })
-            .collect();
-        let mut i = 0;
-        self.routes.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        let mut i = 0;
-        self.origins.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
+        self.retain_routes(&keep);
         warnings
     }
 
@@ -573,6 +660,27 @@ impl RetryResources {
                 None => self.services.push(service),
             }
         }
+    }
+
+    /// The resources as a client in `namespace` is served them: each
+    /// service's producer routes and the consumer routes of `namespace`
+    /// ([`ServiceRetryPolicy::for_namespace`]), with the warnings for the
+    /// `HTTPRoute`s set aside for that client in place of those for a
+    /// client anywhere.
+    pub fn for_namespace(&self, namespace: &str) -> Self {
+        let mut warnings = self.warnings.clone();
+        let mut services = Vec::with_capacity(self.services.len());
+        let mut aside = Vec::new();
+        for service in &self.services {
+            let (selected, set_aside) = service.for_namespace(namespace);
+            if service.read.is_some() {
+                warnings.retain(|w| !service.aside_warnings.contains(w));
+                aside.extend(set_aside);
+            }
+            services.push(selected);
+        }
+        warnings.extend(aside);
+        Self { services, warnings }
     }
 
     fn service_mut(&mut self, name: &str, namespace: Option<&str>) -> &mut ServiceRetryPolicy {
@@ -759,6 +867,14 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
             let hosts = RouteHosts::new(&route.spec.hostnames);
             for (name, namespace, parent) in parents {
+                // A route in another namespace than its parent's is a
+                // consumer route, for the clients of its own namespace.
+                let consumer: Option<Arc<str>> = route
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .filter(|own| namespace.as_deref().is_some_and(|parent| parent != *own))
+                    .map(Arc::from);
                 let source = Arc::new(RouteSource {
                     origin: context.origin().to_owned(),
                     document: context.index(),
@@ -787,6 +903,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                         },
                         source: source.clone(),
                         hosts: hosts.clone(),
+                        consumer: consumer.clone(),
                     }));
                 }
             }
@@ -833,7 +950,12 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         service.routes.extend(profile.routes);
     }
     for service in &mut loaded.services {
-        loaded.warnings.extend(service.set_aside_http_routes());
+        if service.has_consumer_routes() {
+            service.read = Some(Box::new(service.clone()));
+        }
+        let warnings = service.set_aside_http_routes();
+        service.aside_warnings.clone_from(&warnings);
+        loaded.warnings.extend(warnings);
         service.rank();
     }
     Ok(loaded)

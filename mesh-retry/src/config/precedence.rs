@@ -72,6 +72,12 @@ pub(super) struct RuleOrigin {
     /// The route's `hostnames`: which requests it may take, and how its
     /// matches rank against other routes' for a request's host.
     pub(super) hosts: RouteHosts,
+    /// The route's namespace when it is not its parent Service's: a
+    /// consumer route, which applies only to clients in that namespace.
+    /// `None` for a producer route (in the Service's namespace), which
+    /// applies to every client, and for a route that names no namespace,
+    /// which is in the client's own.
+    pub(super) consumer: Option<Arc<str>>,
 }
 
 /// The kind of route a rule is of.
@@ -312,6 +318,7 @@ mod tests {
                 parent: 0,
             }),
             hosts: RouteHosts::default(),
+            consumer: None,
         };
         let mut origins = [
             origin(None, "a/a"),
