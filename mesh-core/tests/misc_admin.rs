@@ -100,3 +100,44 @@ async fn a_shutdown_the_user_typed_in_is_not_a_web_pages() {
     trigger.trigger();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_loopback_client_refused_for_the_host_it_named_is_told_so() {
+    #[derive(Debug)]
+    struct Info;
+    impl mesh_core::admin::LogLevel for Info {
+        fn get(&self) -> String {
+            "info".into()
+        }
+        fn set(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let (stop, stopping) = serve::shutdown::channel();
+    let admin = Admin::new(Registry::default(), Readiness::new())
+        .with_env(mesh_core::admin::Environment::fixed([("TOKEN", "secret")]))
+        .with_log_level(std::sync::Arc::new(Info))
+        .with_shutdown(stop);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let task =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, admin, shutdown));
+    // A tool on the host that names the proxy by a name of its own: it is
+    // on loopback, and "only from loopback" would not tell it what to change.
+    let named = format!("proxy.internal:{}", addr.port());
+    for (method, path) in [
+        (Method::GET, "/env.json"),
+        (Method::GET, "/proxy-log-level"),
+        (Method::POST, "/shutdown"),
+    ] {
+        let (status, _, body) = send(addr, method, path, &[("host", &named)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("localhost"), "{path}: {body}");
+        assert!(body.contains("host"), "{path}: {body}");
+    }
+    assert!(!stopping.is_triggered());
+    trigger.trigger();
+    task.await.unwrap();
+}

@@ -128,12 +128,10 @@ pub(super) fn serve<B>(env: Option<&Environment>, req: &Request<B>) -> Response<
     let Some(env) = env else {
         return text(StatusCode::NOT_FOUND, "the environment is not served\n");
     };
-    let from_loopback = super::from_loopback(req);
-    if !from_loopback {
-        return text(
-            StatusCode::FORBIDDEN,
-            "the environment is only served to loopback\n",
-        );
+    if let Some(refused) =
+        super::refuse_unless_local(req, "the environment is only served to loopback")
+    {
+        return refused;
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return super::method_not_allowed("GET, HEAD");

@@ -19,8 +19,8 @@
 //! all (browsers always send one). `curl http://127.0.0.1:4191/...`,
 //! `kubectl port-forward` to `localhost` and the tools that talk to the
 //! admin port all qualify. A client that names the proxy by another name
-//! that resolves to loopback is refused with `403` and can use
-//! `localhost` instead.
+//! that resolves to loopback is refused with `403`, whose body says that
+//! the host it named is why, and can use `localhost` instead.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -50,12 +50,10 @@ where
     let Some(level) = level else {
         return ResponseFuture::ready(text(StatusCode::NOT_FOUND, "log level control is off\n"));
     };
-    let from_loopback = super::from_loopback(&req);
-    if !from_loopback {
-        return ResponseFuture::ready(text(
-            StatusCode::FORBIDDEN,
-            "the log level is only served to loopback\n",
-        ));
+    if let Some(refused) =
+        super::refuse_unless_local(&req, "the log level is only served to loopback")
+    {
+        return ResponseFuture::ready(refused);
     }
     match *req.method() {
         Method::GET | Method::HEAD => {

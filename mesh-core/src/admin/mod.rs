@@ -222,12 +222,8 @@ impl Admin {
     }
 
     fn shutdown<B>(&self, req: &Request<B>) -> Response<BoxBody> {
-        let from_loopback = from_loopback(req);
-        if !from_loopback {
-            return text(
-                StatusCode::FORBIDDEN,
-                "shutdown is only accepted from loopback\n",
-            );
+        if let Some(refused) = refuse_unless_local(req, "shutdown is only accepted from loopback") {
+            return refused;
         }
         if from_browser_page(req) {
             return text(
@@ -258,12 +254,32 @@ impl Admin {
 /// page's script talks to the admin port from loopback, as its own
 /// origin, but names its own site in `Host` ([`local`](mod@local)).
 pub fn from_loopback<B>(req: &Request<B>) -> bool {
+    peer_is_loopback(req) && local::names_local_host(req)
+}
+
+fn peer_is_loopback<B>(req: &Request<B>) -> bool {
     req.extensions()
         .get::<ConnectionInfo>()
         // A dual-stack listener sees an IPv4 peer as `::ffff:a.b.c.d`,
         // which `is_loopback` alone does not count as loopback.
         .is_some_and(|info| info.remote_addr.ip().to_canonical().is_loopback())
-        && local::names_local_host(req)
+}
+
+/// `403` for a request [`from_loopback`] refuses, `rule` (`"shutdown is
+/// only accepted from loopback"`) and which of its two conditions failed;
+/// `None` for one it takes. A tool on the host that names the proxy by a
+/// name of its own is on loopback all the same: told only the rule, it
+/// would not know to name `localhost` instead.
+fn refuse_unless_local<B>(req: &Request<B>, rule: &str) -> Option<Response<BoxBody>> {
+    let why = if !peer_is_loopback(req) {
+        "the request did not come from a loopback address"
+    } else if !local::names_local_host(req) {
+        "the request names a host (in Host, or its URI's authority) other than localhost \
+         or an IP address, as a web page rebound to loopback does; name localhost instead"
+    } else {
+        return None;
+    };
+    Some(text(StatusCode::FORBIDDEN, format!("{rule}: {why}\n")))
 }
 
 /// Whether `req` was sent by a script on a web page rather than by a tool.
