@@ -174,3 +174,87 @@ async fn a_client_of_its_own_trust_domain_is_let_in_under_a_federated_bundle() {
         }
     }
 }
+
+/// An anchor naming the trust domain `domain`, as the mesh's CA writes
+/// one: its PEM and an issuer signing with it.
+fn named_anchor(domain: &str) -> (String, rcgen::Issuer<'static, KeyPair>) {
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{domain} anchor"));
+    params.subject_alt_names = vec![uri_san(&format!("spiffe://{domain}"))];
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    (pem, rcgen::Issuer::new(params, key))
+}
+
+#[tokio::test]
+async fn the_one_path_search_passes_over_a_path_to_another_trust_domains_anchor() {
+    // One issuer (a subject and a key) certified by the anchors of both
+    // trust domains, and a leaf naming a workload of example.org it signs.
+    let (ours_pem, ours) = named_anchor("example.org");
+    let (theirs_pem, theirs) = named_anchor("other.org");
+    let mut issuer = rcgen::CertificateParams::default();
+    issuer
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "an issuer under both anchors");
+    issuer.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    issuer.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let under_ours = issuer.signed_by(&issuer_key, &ours).unwrap().pem();
+    let under_theirs = issuer.signed_by(&issuer_key, &theirs).unwrap().pem();
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = RawIssuer::params(vec![uri_san(WEB)])
+        .signed_by(&leaf_key, &rcgen::Issuer::new(issuer, issuer_key))
+        .unwrap()
+        .pem();
+    let key = leaf_key.serialize_pem();
+
+    // The acceptor's own credentials, from a mesh CA of example.org, with
+    // both anchors in its bundle.
+    let local_ca = Signer::new("example.org").ca;
+    let issued = local_ca.issue(&id(API), HOUR).unwrap();
+    let bundle = format!("{}{theirs_pem}{ours_pem}", local_ca.bundle_pem());
+    let local = || {
+        let creds = mesh_tls::Credentials::from_pem(
+            issued.chain_pem().as_bytes(),
+            issued.key_pem().as_bytes(),
+            bundle.as_bytes(),
+        )
+        .unwrap();
+        CredentialStore::with_credentials(StoreConfig::default(), creds).unwrap()
+    };
+
+    // The path through the other trust domain's anchor comes first, so
+    // that the search meets it before the path through ours.
+    let chain = format!("{leaf}{under_theirs}{under_ours}");
+    for mode in [InboundMode::Permissive, InboundMode::Strict] {
+        let (verdict, client) = present(local(), mode, (chain.clone(), key.clone())).await;
+        match verdict.unwrap() {
+            Tls::Mutual { peer } => assert_eq!(peer.as_str(), WEB),
+            other => panic!("{mode:?}: {other:?}"),
+        }
+        assert_eq!(alert_received(&client), None, "{mode:?}");
+    }
+
+    // Without the path through ours, the other anchor alone does not prove
+    // our workload.
+    let (verdict, client) = present(
+        local(),
+        InboundMode::Strict,
+        (format!("{leaf}{under_theirs}"), key),
+    )
+    .await;
+    let err = verdict.unwrap_err();
+    assert_eq!(
+        find::<NoAnchorOfTrustDomain>(&*err).map(|r| r.identity.as_str()),
+        Some(WEB),
+        "{err}"
+    );
+    assert_eq!(
+        alert_received(&client),
+        Some(AlertDescription::CertificateUnknown)
+    );
+}
