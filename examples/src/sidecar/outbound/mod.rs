@@ -25,7 +25,10 @@
 //! every attempt and the backoff between them; the per-try timeout sits
 //! inside retry, so a slow attempt is retried.
 //! A service's routes come from the `HTTPRoute`s whose parent is the
-//! service and from its `ServiceProfile` (in the policy resources), tried
+//! service (those in the service's namespace, which apply to every
+//! client, and those in the workload's own namespace, which apply to its
+//! clients alone, as Linkerd serves consumer routes; not those of other
+//! namespaces) and from its `ServiceProfile` (in the policy resources), tried
 //! in that order; requests none of them matches take the service's own
 //! `retry` and `timeouts`. The routes are planned again whenever the
 //! policy files change ([`Outbound::reload`]): each runtime then rebuilds

@@ -102,7 +102,10 @@ impl Planner {
         }
     }
 
-    /// Plans every service's routes from `resources`. Budgets whose
+    /// Plans every service's routes from `resources`, as a client in the
+    /// workload's namespace is served them: producer routes (in their
+    /// Service's namespace) and the consumer routes of the workload's
+    /// namespace, not those of others. Budgets whose
     /// configuration `previous` already had are kept. What the resources
     /// hold but do not apply (an `HTTPRoute` set aside for a service's
     /// `GRPCRoute`s, an unsupported filter) is logged, each time, as
@@ -116,6 +119,11 @@ impl Planner {
         resources: &RetryResources,
         previous: Option<&RoutePlans>,
     ) -> Result<RoutePlans, StartError> {
+        // The routes this workload is a client of: the producer routes,
+        // and the consumer routes of its own namespace, as Linkerd serves
+        // a client's namespace; selected before a GRPCRoute sets an
+        // HTTPRoute aside and before the matches are ranked.
+        let resources = &resources.for_namespace(&self.namespace);
         // Every check first: building a route's layer reports its budget's
         // balance, and a plan that fails must not take that gauge from the
         // budget still in force.
@@ -279,6 +287,7 @@ pub(crate) fn check_backends(
     resources: &RetryResources,
     namespace: &str,
 ) -> Result<(), StartError> {
+    let resources = &resources.for_namespace(namespace);
     for (index, service) in config.services.iter().enumerate() {
         let routes = retry_policy_of(resources, &service.name, namespace).map(|r| &r.routes);
         for route in routes.into_iter().flatten() {
@@ -411,6 +420,61 @@ spec:
         let both = ["emoji-service", "list-methods"];
         assert_eq!(planned(&format!("{HTTP}---\n{GRPC}")), both);
         assert_eq!(planned(&format!("{GRPC}---\n{HTTP}")), both);
+    }
+
+    #[test]
+    fn consumer_routes_of_other_namespaces_are_not_planned_nor_set_aside_http_routes() {
+        // The workload is in emojivoto, the service's namespace: a route
+        // in another namespace is for the clients there alone.
+        let consumer = |kind: &str, name: &str, matches: &str| {
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1
+kind: {kind}
+metadata: {{name: {name}, namespace: web}}
+spec:
+  parentRefs: [{{group: core, kind: Service, name: emoji, namespace: emojivoto}}]
+  rules:
+  - name: {name}
+    matches: {matches}
+"
+            )
+        };
+        let http = consumer(
+            "HTTPRoute",
+            "web-http",
+            "[{path: {type: Exact, value: /x}}]",
+        );
+        assert_eq!(planned(&format!("{HTTP}---\n{http}")), ["list-by-path"]);
+        let grpc = consumer("GRPCRoute", "web-grpc", "[{method: {method: ListAll}}]");
+        assert_eq!(planned(&format!("{HTTP}---\n{grpc}")), ["list-by-path"]);
+        // A workload in `web` is served them, beside the producer route;
+        // and its GRPCRoute sets the HTTPRoutes aside.
+        let outbound = SidecarConfig::from_yaml(
+            "outbound:\n  listen: 127.0.0.1:0\n  services:\n    - name: emoji.emojivoto\n      endpoints: [127.0.0.1:1]\n",
+            "sidecar.yaml",
+        )
+        .unwrap()
+        .outbound;
+        let in_web = |resources: &str| {
+            let resources = mesh_retry::config::load("routes.yaml", resources).unwrap();
+            let metrics = RetryMetrics::register(&mut Registry::default());
+            let plans = Planner::new(&outbound, "web", &metrics)
+                .plan(&resources, None)
+                .unwrap();
+            plans.services[0]
+                .routes
+                .iter()
+                .map(|r| r.id.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            in_web(&format!("{HTTP}---\n{http}")),
+            ["list-by-path", "web-http"]
+        );
+        assert_eq!(
+            in_web(&format!("{HTTP}---\n{http}---\n{grpc}")),
+            ["web-grpc"]
+        );
     }
 
     #[test]
