@@ -429,6 +429,12 @@ impl ServiceRetryPolicy {
     /// ranked, as Linkerd's policy controller serves each client
     /// namespace the producer routes with its own consumer routes. See
     /// the [module](self) docs.
+    ///
+    /// A service with consumer routes is selected from its routes as
+    /// [`load`] read them and [`merge`](Self::merge) joined them: a change
+    /// made by hand to [`routes`](Self::routes) or
+    /// [`redirects`](Self::redirects) since then is not in the selection.
+    /// A service without consumer routes is served whole, as it is.
     pub fn for_namespace(&self, namespace: &str) -> (Self, Vec<ConfigWarning>) {
         let Some(read) = &self.read else {
             return (self.clone(), self.aside_warnings.clone());
