@@ -141,3 +141,34 @@ async fn a_loopback_client_refused_for_the_host_it_named_is_told_so() {
     trigger.trigger();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_log_level_put_without_a_filter_is_refused_and_the_filter_stays() {
+    // `curl -X PUT` without `-d` sends no body: a mistake, not a request
+    // to turn every log off.
+    #[derive(Debug, Default)]
+    struct Kept(std::sync::Mutex<Vec<String>>);
+    impl mesh_core::admin::LogLevel for Kept {
+        fn get(&self) -> String {
+            "info".into()
+        }
+        fn set(&self, filter: &str) -> Result<(), String> {
+            self.0.lock().unwrap().push(filter.to_owned());
+            Ok(())
+        }
+    }
+    let level = std::sync::Arc::new(Kept::default());
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_log_level(level.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = serve::shutdown::channel();
+    let task =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, admin, shutdown));
+    let (status, _, body) = send(addr, Method::PUT, "/proxy-log-level", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("empty"), "{body}");
+    assert!(level.0.lock().unwrap().is_empty());
+    trigger.trigger();
+    task.await.unwrap();
+}

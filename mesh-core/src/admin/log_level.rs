@@ -8,7 +8,8 @@
 //! `PUT /proxy-log-level` with a new filter as the body puts it in force at
 //! once (`204`), or answers `400` with why it does not parse and keeps the
 //! one in force (`413` for a body over 16 KiB, `400` with the reason for
-//! one that breaks off). Like `/shutdown`, and as in Linkerd, only loopback clients
+//! one that breaks off, and for an empty one: a `PUT` sent without a body
+//! is a slip, not a filter that logs nothing). Like `/shutdown`, and as in Linkerd, only loopback clients
 //! are served.
 //!
 //! The admin knows nothing of the logging library: the process that set up
@@ -95,6 +96,14 @@ where
     let Ok(filter) = std::str::from_utf8(&body) else {
         return text(StatusCode::BAD_REQUEST, "the filter is not UTF-8\n");
     };
+    // `curl -X PUT` without `-d` sends no body: a mistake, which the
+    // process's filter syntax may well read as "log nothing".
+    if filter.trim().is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the filter is empty: send one in the body, such as `info`, or `off` for no logs\n",
+        );
+    }
     match level.set(filter.trim()) {
         Ok(()) => {
             tracing::info!(
