@@ -792,3 +792,55 @@ async fn a_trace_collector_that_is_down_warns_and_one_that_listens_passes() {
     // A warning, not a failure: the sidecar serves without its collector.
     assert!(report.is_success(), "{report}");
 }
+
+/// `POLICY`, an `HTTPRoute` of `voting` in its own namespace, and a
+/// `GRPCRoute` of `voting` in `namespace`.
+fn voting_routes(namespace: &str) -> String {
+    format!(
+        "{POLICY}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{ name: voting-http, namespace: emojivoto }}
+spec:
+  parentRefs: [{{ group: core, kind: Service, name: voting, namespace: emojivoto }}]
+  rules:
+    - matches: [{{ path: {{ type: PathPrefix, value: / }} }}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{ name: voting-grpc, namespace: {namespace} }}
+spec:
+  parentRefs: [{{ group: core, kind: Service, name: voting, namespace: emojivoto }}]
+  rules:
+    - matches: [{{ method: {{ service: emojivoto.v1.VotingService }} }}]
+"
+    )
+}
+
+#[tokio::test]
+async fn route_warnings_are_those_of_the_routes_this_workload_is_served() {
+    // A consumer GRPCRoute of another namespace does not apply to this
+    // workload, so it sets none of this workload's HTTPRoutes aside, and
+    // check must not say it does; one in the service's own namespace does.
+    let files = Files::new();
+    let certs = files.issue("emoji", &emoji());
+    let app = app().await;
+    let set_aside = |report: &Report| {
+        report.group("sidecar-policy").unwrap().checks[1..]
+            .iter()
+            .any(|check| check.title.contains("voting-http") && check.title.contains("set aside"))
+    };
+    for (namespace, warned) in [("books", false), ("emojivoto", true)] {
+        let policy = files.write("policy.yaml", &voting_routes(namespace));
+        let mut config = Config::new(&certs, app.local_addr().unwrap());
+        config.policy = Some(&policy);
+        config.outbound_services =
+            "  services:\n    - { name: voting, endpoints: [127.0.0.1:9] }\n";
+        let report = check_pre(&files, &config).await;
+        assert_eq!(
+            set_aside(&report),
+            warned,
+            "GRPCRoute in {namespace}: {report}"
+        );
+    }
+}

@@ -348,7 +348,11 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             }
             let mut checks = vec![Check::pass(TITLE)];
             let authorization = checked.compiled.warnings.iter().map(ToString::to_string);
-            let routes = checked.routes.warnings.iter().map(ToString::to_string);
+            // The warnings of the routes this workload is served: a
+            // consumer GRPCRoute of another namespace sets none of its
+            // HTTPRoutes aside, as the sidecar itself logs them.
+            let served = checked.routes.for_namespace(namespace);
+            let routes = served.warnings.iter().map(ToString::to_string);
             // Each warning is its own line: it names the file, document,
             // resource and field already.
             checks.extend(authorization.chain(routes).map(|title| Check {
