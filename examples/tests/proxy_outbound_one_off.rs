@@ -106,3 +106,69 @@ async fn a_request_naming_no_host_is_not_pooled() {
     }
     stop(sidecar).await;
 }
+
+/// An endpoint like [`per_connection`]'s that keeps every connection
+/// open, whatever the request's version says: a server that answers an
+/// HTTP/1.0 request and does not close is what a pooled connection would
+/// be handed back on.
+async fn keeps_every_connection() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut n = 0;
+                loop {
+                    let mut chunk = [0; 1024];
+                    let Ok(read) = tcp.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..read]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 4);
+                        n += 1;
+                        let version = head.lines().next().unwrap().rsplit(' ').next().unwrap();
+                        let body = format!("{version}\n{n}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if tcp.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// An HTTP/1.0 request goes over a connection of its own too, host or
+/// not, as Linkerd's HTTP/1 client sends it: HTTP/1.0 keeps a connection
+/// only when both ends say so, and one left to the pool by such a request
+/// is not one the next caller can count on.
+#[tokio::test]
+async fn an_http_1_0_request_is_not_pooled() {
+    let (endpoint, accepted) = keeps_every_connection().await;
+    let sidecar = outbound_to(endpoint, false);
+    for _ in 0..2 {
+        let answer = raw(sidecar.outbound, "GET / HTTP/1.0\r\nhost: web\r\n\r\n").await;
+        assert_eq!(seen(&answer), ["HTTP/1.0", "1"], "{answer}");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 2);
+    stop(sidecar).await;
+}

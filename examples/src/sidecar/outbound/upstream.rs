@@ -176,7 +176,9 @@ impl ServiceConnectors {
 /// request whose `Host` is missing or empty (its one-off client): a
 /// pooled connection to the peer is shared by every caller of the
 /// endpoint, and a request that names no host belongs to no authority
-/// whose connections could be kept for it.
+/// whose connections could be kept for it. An HTTP/1.0 request goes
+/// that way too, host or not, as Linkerd sends it: HTTP/1.0 keeps a
+/// connection only when both ends say so.
 pub(crate) struct Upstream<B> {
     http1: Retire<Client<B, Connector>>,
     http2: Retire<Client<B, Connector>>,
@@ -269,7 +271,10 @@ where
         };
         let inner = if req.version() == Version::HTTP_2 {
             self.http2.call(req)
-        } else if names_no_host(&req) {
+        } else if req.version() == Version::HTTP_10 || names_no_host(&req) {
+            // As Linkerd's HTTP/1 client: an HTTP/1.0 request keeps its
+            // connection only when both ends say so, and a request without
+            // a host has no authority to pool by.
             self.one_off.call(req)
         } else {
             self.http1.call(req)
@@ -289,7 +294,7 @@ fn names_host<B>(req: &Request<B>) -> bool {
 }
 
 /// Whether `req` has no `Host`, or an empty one: it goes over HTTP/1 on
-/// a connection of its own ([`Upstream`]).
+/// a connection of its own ([`Upstream`]), as an HTTP/1.0 request does.
 fn names_no_host<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(http::header::HOST)
