@@ -172,3 +172,26 @@ async fn a_log_level_put_without_a_filter_is_refused_and_the_filter_stays() {
     trigger.trigger();
     task.await.unwrap();
 }
+
+#[test]
+fn an_extension_can_tell_a_refused_client_why() {
+    use mesh_core::{admin::not_local_reason, conn::ConnectionInfo};
+    let req = |peer: &str, host: &str| {
+        let mut req = Request::get("/tap").header("host", host).body(()).unwrap();
+        req.extensions_mut().insert(ConnectionInfo::plaintext(
+            "127.0.0.1:4191".parse().unwrap(),
+            peer.parse().unwrap(),
+        ));
+        req
+    };
+    let remote = not_local_reason(&req("10.1.2.3:5000", "localhost:4191")).unwrap();
+    assert!(remote.contains("loopback address"), "{remote}");
+    let rebound = not_local_reason(&req("127.0.0.1:5000", "evil.example:4191")).unwrap();
+    assert!(rebound.contains("name localhost"), "{rebound}");
+    assert_eq!(
+        not_local_reason(&req("127.0.0.1:5000", "localhost:4191")),
+        None
+    );
+    let unknown = Request::get("/tap").body(()).unwrap();
+    assert!(not_local_reason(&unknown).is_some());
+}

@@ -265,20 +265,30 @@ fn peer_is_loopback<B>(req: &Request<B>) -> bool {
         .is_some_and(|info| info.remote_addr.ip().to_canonical().is_loopback())
 }
 
-/// `403` for a request [`from_loopback`] refuses, `rule` (`"shutdown is
-/// only accepted from loopback"`) and which of its two conditions failed;
-/// `None` for one it takes. A tool on the host that names the proxy by a
-/// name of its own is on loopback all the same: told only the rule, it
-/// would not know to name `localhost` instead.
-fn refuse_unless_local<B>(req: &Request<B>, rule: &str) -> Option<Response<BoxBody>> {
-    let why = if !peer_is_loopback(req) {
-        "the request did not come from a loopback address"
+/// Why [`from_loopback`] refuses `req`, for the answer to tell the client:
+/// which of its two conditions failed. `None` when it does not refuse it.
+///
+/// A tool on the host that names the proxy by a name of its own is on
+/// loopback all the same: told only "loopback only", it would not know to
+/// name `localhost` instead. An extension that serves loopback-only paths
+/// (a tap) words its `403` with this.
+pub fn not_local_reason<B>(req: &Request<B>) -> Option<&'static str> {
+    if !peer_is_loopback(req) {
+        Some("the request did not come from a loopback address")
     } else if !local::names_local_host(req) {
-        "the request names a host (in Host, or its URI's authority) other than localhost \
-         or an IP address, as a web page rebound to loopback does; name localhost instead"
+        Some(
+            "the request names a host (in Host, or its URI's authority) other than localhost \
+             or an IP address, as a web page rebound to loopback does; name localhost instead",
+        )
     } else {
-        return None;
-    };
+        None
+    }
+}
+
+/// `403` for a request [`from_loopback`] refuses: `rule` (`"shutdown is
+/// only accepted from loopback"`) and [why](not_local_reason).
+fn refuse_unless_local<B>(req: &Request<B>, rule: &str) -> Option<Response<BoxBody>> {
+    let why = not_local_reason(req)?;
     Some(text(StatusCode::FORBIDDEN, format!("{rule}: {why}\n")))
 }
 
