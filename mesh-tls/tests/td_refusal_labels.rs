@@ -9,49 +9,13 @@ mod support;
 use std::net::SocketAddr;
 
 use http::Uri;
-use mesh_tls::{
-    AcceptConfig, ConnectError, CredentialStore, StoreConfig, TlsAccept, ca::CertificateAuthority,
-};
-use rcgen::KeyPair;
+use mesh_tls::{AcceptConfig, ConnectError, CredentialStore, StoreConfig, TlsAccept};
 use support::*;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
-
-/// A mesh CA for `domain` whose issuer also signs leaves naming any
-/// identity, as a CA that does not hold to its trust domain would.
-struct Signer {
-    ca: CertificateAuthority,
-    issuer: rcgen::Issuer<'static, KeyPair>,
-    issuer_pem: String,
-}
-
-impl Signer {
-    fn new(domain: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = mesh_tls::ca::write_ca(dir.path(), &domain.parse().unwrap()).unwrap();
-        let read = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
-        let issuer_pem = read(mesh_tls::ca::ISSUER_CERT_FILE);
-        let key = KeyPair::from_pem(&read(mesh_tls::ca::ISSUER_KEY_FILE)).unwrap();
-        let issuer = rcgen::Issuer::from_ca_cert_pem(&issuer_pem, key).unwrap();
-        Self {
-            ca,
-            issuer,
-            issuer_pem,
-        }
-    }
-
-    /// A chain (leaf, issuer) and key naming `identity`.
-    fn sign(&self, identity: &str) -> (String, String) {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let leaf = RawIssuer::params(vec![uri_san(identity)])
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        (leaf.pem() + &self.issuer_pem, key.serialize_pem())
-    }
-}
 
 fn handshake_failures(store: &CredentialStore) -> Vec<String> {
     encode(store)
