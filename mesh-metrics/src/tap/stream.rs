@@ -48,11 +48,10 @@ impl Tap {
     /// An admin server mounts this as its extension, or routes `/tap` to
     /// it from one.
     pub fn serve<B>(&self, req: &Request<B>) -> Response<BoxBody> {
-        let from_loopback = mesh_core::admin::from_loopback(req);
-        if !from_loopback {
+        if let Some(why) = mesh_core::admin::not_local_reason(req) {
             return text(
                 StatusCode::FORBIDDEN,
-                "tap is only served to loopback\n".into(),
+                format!("tap is only served to loopback: {why}\n"),
             );
         }
         if from_another_site(req) {

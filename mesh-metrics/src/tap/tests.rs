@@ -373,3 +373,24 @@ async fn a_request_without_connection_info_is_tapped_with_empty_addresses() {
         assert_eq!((&*event.src, &*event.dst, &event.tls), ("", "", &None));
     }
 }
+
+#[tokio::test]
+async fn a_loopback_client_refused_for_the_host_it_named_is_told_so() {
+    // A tool on the host that names the sidecar by a name of its own is on
+    // loopback; told only "loopback only", it would not know to name
+    // localhost instead.
+    let tap = Tap::new();
+    let mut req = Request::get("/tap")
+        .header("host", "sidecar.internal:4191")
+        .body(())
+        .unwrap();
+    req.extensions_mut().insert(ConnectionInfo::plaintext(
+        "127.0.0.1:4191".parse().unwrap(),
+        ([127, 0, 0, 1], 50000).into(),
+    ));
+    let res = tap.serve(&req);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let why = res.into_body().collect().await.unwrap().to_bytes();
+    let why = String::from_utf8_lossy(&why);
+    assert!(why.contains("name localhost"), "{why}");
+}
