@@ -16,8 +16,8 @@
 //! the `/metrics` body, with a few lines on how to read it, and exits:
 //!
 //! ```text
-//! request_total{direction="inbound",route_name="list",tls="no_identity",no_tls_reason="not_provided_by_remote"} 45
-//! request_total{direction="inbound",route_name="vote",tls="no_identity",no_tls_reason="not_provided_by_remote"} 5
+//! request_total{direction="inbound",route_name="list",tls="no_identity",no_tls_reason="no_tls_from_remote"} 45
+//! request_total{direction="inbound",route_name="vote",tls="no_identity",no_tls_reason="no_tls_from_remote"} 5
 //! ...
 //! response_total{direction="outbound",dst_service="self",route_name="vote",tls="disabled",status_code="500",classification="failure"} 5
 //! ```

@@ -21,7 +21,8 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    /// A plaintext connection: no TLS was offered.
+    /// A plaintext connection: the peer offered no TLS
+    /// ([`NoTlsReason::NotProvidedByRemote`]).
     pub fn plaintext(local_addr: SocketAddr, remote_addr: SocketAddr) -> Self {
         Self {
             local_addr,
@@ -61,32 +62,114 @@ impl Tls {
     }
 }
 
-/// Why a connection is not TLS. The label values match Linkerd's
-/// `no_tls_reason`.
+/// Why a connection is not TLS: the `no_tls_reason` label of a series
+/// whose `tls` label is `no_identity`, and the `tls` field of a tap event.
+///
+/// Dashboards, alerts and `linkerd viz` queries written for Linkerd match
+/// the values the current linkerd2-proxy writes, so where Linkerd has the
+/// same situation the value is Linkerd's: its `NoServerTls` (inbound) and
+/// `NoClientTls` (outbound) in `linkerd/tls/src/{server,client}.rs`, printed
+/// by the `TlsAccept` / `TlsConnect` labels of `linkerd/app/core`. Linkerd
+/// 2.8 called an inbound peer that offered no TLS `not_provided_by_remote`;
+/// later proxies call it `no_tls_from_remote`, and that is what is written
+/// here. Readers of scraped metrics accept both spellings, since an older
+/// proxy may be scraped.
+///
+/// [`NoTlsReason::Disabled`] is never a `no_tls_reason`: like Linkerd, the
+/// metrics write it as `tls="disabled"` alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NoTlsReason {
-    /// The peer did not start a TLS handshake.
+    /// Inbound: the peer did not start a TLS handshake (`no_tls_from_remote`,
+    /// Linkerd's `NoServerTls::NoClientHello`).
     NotProvidedByRemote,
-    /// TLS is turned off for this listener or target.
+    /// TLS is turned off for this listener or target (`disabled`, as in
+    /// Linkerd, both directions).
     Disabled,
-    /// The connection came from, or goes to, the local host.
+    /// The connection came from, or goes to, the local host (`loopback`, as
+    /// in Linkerd, both directions).
     Loopback,
-    /// The port is configured to skip the mesh.
+    /// Inbound: the port is configured to skip the mesh (`port_skipped`, as
+    /// in Linkerd).
     PortSkipped,
-    /// No local identity is configured yet.
+    /// Outbound: discovery named no identity for the target, so there is
+    /// none to verify (`not_provided_by_service_discovery`, Linkerd's
+    /// `NoClientTls::NotProvidedByServiceDiscovery`).
+    NotProvidedByServiceDiscovery,
+    /// No local identity is configured yet (`no_identity`). Linkerd has no
+    /// such reason: its proxy does not serve before it has an identity.
     NoIdentity,
 }
 
 impl NoTlsReason {
+    /// The value Linkerd 2.8 wrote for [`NoTlsReason::NotProvidedByRemote`];
+    /// readers of scraped metrics take it as [`NoTlsReason::NotProvidedByRemote`].
+    pub const LEGACY_NOT_PROVIDED_BY_REMOTE: &'static str = "not_provided_by_remote";
+
     /// The metric label value.
     pub fn as_label(self) -> &'static str {
         match self {
-            Self::NotProvidedByRemote => "not_provided_by_remote",
+            Self::NotProvidedByRemote => "no_tls_from_remote",
             Self::Disabled => "disabled",
             Self::Loopback => "loopback",
             Self::PortSkipped => "port_skipped",
+            Self::NotProvidedByServiceDiscovery => "not_provided_by_service_discovery",
             Self::NoIdentity => "no_identity",
         }
+    }
+
+    /// The reason a scraped `no_tls_reason` value names, in the current
+    /// spelling or an older proxy's; `None` for a value this mesh never
+    /// writes.
+    pub fn from_label(value: &str) -> Option<Self> {
+        const ALL: [NoTlsReason; 6] = [
+            NoTlsReason::NotProvidedByRemote,
+            NoTlsReason::Disabled,
+            NoTlsReason::Loopback,
+            NoTlsReason::PortSkipped,
+            NoTlsReason::NotProvidedByServiceDiscovery,
+            NoTlsReason::NoIdentity,
+        ];
+        if value == Self::LEGACY_NOT_PROVIDED_BY_REMOTE {
+            return Some(Self::NotProvidedByRemote);
+        }
+        ALL.into_iter().find(|r| r.as_label() == value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NoTlsReason;
+
+    #[test]
+    fn labels_are_those_of_the_current_linkerd_proxy() {
+        assert_eq!(
+            NoTlsReason::NotProvidedByRemote.as_label(),
+            "no_tls_from_remote"
+        );
+        assert_eq!(NoTlsReason::Disabled.as_label(), "disabled");
+        assert_eq!(NoTlsReason::Loopback.as_label(), "loopback");
+        assert_eq!(NoTlsReason::PortSkipped.as_label(), "port_skipped");
+        assert_eq!(
+            NoTlsReason::NotProvidedByServiceDiscovery.as_label(),
+            "not_provided_by_service_discovery"
+        );
+        assert_eq!(NoTlsReason::NoIdentity.as_label(), "no_identity");
+    }
+
+    #[test]
+    fn both_spellings_of_a_plaintext_peer_are_read() {
+        for value in ["no_tls_from_remote", "not_provided_by_remote"] {
+            assert_eq!(
+                NoTlsReason::from_label(value),
+                Some(NoTlsReason::NotProvidedByRemote),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            NoTlsReason::from_label("port_skipped"),
+            Some(NoTlsReason::PortSkipped)
+        );
+        assert_eq!(NoTlsReason::from_label("opaque"), None);
     }
 }

@@ -88,7 +88,7 @@
 //! let res = client.get(format!("http://{admin_addr}/metrics").parse()?).await?;
 //! let text = String::from_utf8(res.into_body().collect().await?.to_bytes().to_vec())?;
 //! assert!(text.contains(
-//!     "request_total{direction=\"inbound\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"} 1"
+//!     "request_total{direction=\"inbound\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 1"
 //! ));
 //! trigger.trigger();
 //! # Ok(()) }

@@ -66,7 +66,7 @@ async fn bytes_opens_and_closes_are_counted_on_both_ends_of_a_real_connection() 
 
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
-    let inbound = "direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"";
+    let inbound = "direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
     let outbound = "direction=\"outbound\",peer=\"dst\",tls=\"disabled\"";
     assert_eq!(value(&text, &format!("tcp_open_total{{{inbound}}}")), 1);
     assert_eq!(value(&text, &format!("tcp_open_total{{{outbound}}}")), 1);

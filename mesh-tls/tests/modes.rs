@@ -55,7 +55,7 @@ async fn permissive_serves_plaintext_tls_and_mutual_tls_and_records_each() {
     let server = serve(store(&ca, API), InboundMode::Permissive).await;
 
     let plain = get_plaintext(server.addr).await.unwrap();
-    assert_eq!(plain.body, "plaintext not_provided_by_remote");
+    assert_eq!(plain.body, "plaintext no_tls_from_remote");
 
     let no_cert = raw_client(mesh_tls::provider(), mesh_tls::PROTOCOL_VERSIONS, None);
     let tls = raw_get(no_cert, server.addr).await.unwrap();
@@ -141,7 +141,7 @@ async fn a_tls_client_before_credentials_load_is_closed_and_plaintext_still_serv
     let server = serve(empty.clone(), InboundMode::Permissive).await;
     assert_eq!(
         get_plaintext(server.addr).await.unwrap().body,
-        "plaintext not_provided_by_remote"
+        "plaintext no_tls_from_remote"
     );
     let no_cert = raw_client(mesh_tls::provider(), mesh_tls::PROTOCOL_VERSIONS, None);
     assert!(raw_get(no_cert, server.addr).await.is_err());

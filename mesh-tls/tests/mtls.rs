@@ -190,7 +190,7 @@ async fn a_plaintext_target_is_reached_in_plaintext() {
     )
     .unwrap();
     let reply = get(&mut client(connector), server.addr).await.unwrap();
-    assert_eq!(reply.body, "plaintext not_provided_by_remote");
+    assert_eq!(reply.body, "plaintext no_tls_from_remote");
     assert!(reply.server.is_none());
     server.stop().await;
 }

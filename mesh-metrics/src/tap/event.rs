@@ -29,7 +29,7 @@ pub struct TapEvent {
     /// outbound, the authority it was addressed to.
     pub dst: String,
     /// Inbound, the connection's TLS: `true` for mutual TLS, else why
-    /// not (`no_identity`, `not_provided_by_remote`, ...). Outbound, not
+    /// not (`no_identity`, `no_tls_from_remote`, ...). Outbound, not
     /// given: the routes decide TLS per service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
