@@ -35,9 +35,11 @@
 //! trailers-only answer, or else in the trailers, so a call that sends
 //! its headers and messages and then fails counts when its body ends, as
 //! Linkerd counts gRPC failures. Such a call also fails when its stream
-//! ends without a status or the server resets it, and counts nothing when
-//! its caller goes away first (a probe's caller included: the next
-//! request probes instead). A gRPC call answered by a `2xx` that is not
+//! ends without a status or the server resets it, or when it stalls until
+//! a timeout of the layer above cuts it (the layer says so with a
+//! [`BodyTimeout`](super::BodyTimeout)), and counts nothing when its
+//! caller goes away first (a probe's caller included: the next request
+//! probes instead). A gRPC call answered by a `2xx` that is not
 //! gRPC (an HTML page: a web server where a gRPC server should be) fails
 //! too, as its client reads `UNKNOWN`. The balancer's latency sample and
 //! load end at the head all the same. So a probe that is a long gRPC

@@ -201,6 +201,7 @@ where
                 pending: None,
                 endpoint: None,
                 refused: None,
+                timeout: None,
             };
         };
         *req.uri_mut() = upstream_uri(endpoint, &req);
@@ -215,7 +216,10 @@ where
         // The endpoint's client is as ready as the one polled: see
         // `ForEndpoint`.
         let mut client = client.clone();
+        // Only a request some layer above times out carries one.
+        let timeout = req.extensions_mut().remove::<BodyTimeout>();
         ResponseFuture {
+            timeout,
             endpoint: Some(endpoint.clone()),
             inner: Some(client.call(req)),
             grpc,
@@ -370,6 +374,9 @@ pin_project_lite::pin_project! {
         endpoint: Option<Authority>,
         // Answered here, sending nothing: `inner` is `None`.
         refused: Option<Refusal>,
+        // How a layer above says it cut the body short by a timeout,
+        // for a verdict that waits for the body's end.
+        timeout: Option<BodyTimeout>,
     }
 }
 
@@ -384,6 +391,7 @@ impl<F> ResponseFuture<F> {
             pending: None,
             endpoint: None,
             refused: Some(refusal),
+            timeout: None,
         }
     }
 }
@@ -499,17 +507,19 @@ where
                 h.insert(header::UPGRADE, protocol);
             }
         }
-        Poll::Ready(Ok(
-            res.map(|body| Proxied::from(ResponseBody::new(body, verdict)))
-        ))
+        let timeout = verdict.as_ref().and(this.timeout.take());
+        Poll::Ready(Ok(res.map(|body| {
+            Proxied::from(ResponseBody::new(body, verdict, timeout))
+        })))
     }
 }
 
 mod body;
+mod cut;
 mod failure;
 
-pub use self::body::ResponseBody;
 use self::failure::DisplayOr;
+pub use self::{body::ResponseBody, cut::BodyTimeout};
 
 #[cfg(test)]
 mod tests;

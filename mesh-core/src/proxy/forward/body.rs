@@ -25,8 +25,13 @@
 //!   for an end that has come;
 //! - an error: the endpoint's failure (it reset the stream, or the
 //!   connection broke), unless this side reset it for the caller;
-//! - the body dropped before its end: the caller went away, and nothing
-//!   is counted. A probe lets the next request probe.
+//! - the body dropped before its end by a layer above that cut it for a
+//!   timeout (the route's idle timeout or request deadline), which says
+//!   so through the request's [`BodyTimeout`]: the endpoint's failure, as
+//!   Linkerd counts a stream its endpoint stack times out. An endpoint
+//!   that stalls every stream is taken out;
+//! - the body dropped before its end otherwise: the caller went away, and
+//!   nothing is counted. A probe lets the next request probe.
 
 use std::{
     pin::Pin,
@@ -37,7 +42,7 @@ use std::{
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use super::{super::balance::Verdict, failure};
+use super::{super::balance::Verdict, BodyTimeout, failure};
 use crate::classify::Classify;
 
 pin_project_lite::pin_project! {
@@ -90,24 +95,31 @@ struct Waiting {
     /// frame left to poll: dropped so, it ended without trailers. Set
     /// through `&self`, hence atomic; only this body's owner touches it.
     ended: AtomicBool,
+    /// Set by a layer above that cuts the body for a timeout, if the
+    /// request carried one.
+    timeout: Option<BodyTimeout>,
 }
 
 impl Drop for Waiting {
     /// A body that said it had ended and is dropped unpolled ended
-    /// without trailers: a failure. Any other is given up on, and the
-    /// verdict's own drop counts nothing.
+    /// without trailers: a failure. So did one a timeout above cut. Any
+    /// other is given up on, and the verdict's own drop counts nothing.
     fn drop(&mut self) {
-        if self.ended.load(Ordering::Relaxed)
-            && let Some(verdict) = self.verdict.take()
-        {
+        let Some(verdict) = self.verdict.take() else {
+            return;
+        };
+        if self.ended.load(Ordering::Relaxed) {
             verdict.record(succeeded(None));
+        } else if self.timeout.as_ref().is_some_and(BodyTimeout::expired) {
+            verdict.record(false);
         }
     }
 }
 
 impl<B> ResponseBody<B> {
-    /// `inner`, with its outcome judged at its end by `verdict`, if any.
-    pub(super) fn new(inner: B, verdict: Option<Verdict>) -> Self {
+    /// `inner`, with its outcome judged at its end by `verdict`, if any;
+    /// `timeout`, if any, says whether a layer above cut it short.
+    pub(super) fn new(inner: B, verdict: Option<Verdict>, timeout: Option<BodyTimeout>) -> Self {
         let kind = match verdict {
             None => Kind::Plain { inner },
             verdict => Kind::Judged {
@@ -116,6 +128,7 @@ impl<B> ResponseBody<B> {
                     waiting: Waiting {
                         verdict,
                         ended: AtomicBool::new(false),
+                        timeout,
                     },
                 }),
             },

@@ -1,0 +1,90 @@
+//! Failure accrual of a gRPC stream that stalls until a timeout above the
+//! proxy cuts it, over real sockets and tokio's paused clock: the layer
+//! that times the body out says so through a `BodyTimeout` on the
+//! request, and the stalled stream counts against its endpoint, as
+//! Linkerd counts a stream its endpoint stack times out. A caller that
+//! simply drops the stream still counts nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/accrual.rs"]
+mod accrual;
+
+use std::{net::SocketAddr, time::Duration};
+
+use accrual::{grpc_call, grpc_stream_upstream, strict};
+use http::StatusCode;
+use http_body_util::BodyExt;
+use mesh_core::{
+    body::BoxBody,
+    client::{Client, ClientConfig},
+    proxy::{BalancerView, BodyTimeout, EndpointState, Forward},
+};
+use tower::ServiceExt;
+
+/// How long the stream may stall before the timeout above cuts it.
+const IDLE: Duration = Duration::from_secs(5);
+
+fn strict_forward(endpoint: SocketAddr) -> (Forward<Client<BoxBody>>, BalancerView) {
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [endpoint])
+        .unwrap()
+        .with_failure_accrual(strict());
+    let view = forward.balancer_view().unwrap();
+    (forward, view)
+}
+
+/// Sends a call whose upstream sends one message and then stalls, reads
+/// the message, and waits for the next frame for [`IDLE`] as an idle
+/// timeout above the proxy does. On timeout, the body is dropped:
+/// `cut_by_timeout` says whether the timeout says so first. Returns the
+/// endpoint's state after.
+async fn stalled_stream(cut_by_timeout: bool) -> (SocketAddr, EndpointState) {
+    let endpoint = grpc_stream_upstream().await;
+    let (forward, view) = strict_forward(endpoint);
+    let mut call = grpc_call("hang");
+    let timeout = BodyTimeout::on(&mut call);
+    let res = forward.clone().oneshot(call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let message = body.frame().await.unwrap().unwrap();
+    assert!(message.is_data());
+    let next = tokio::time::timeout(IDLE, body.frame()).await;
+    assert!(next.is_err(), "the stream stalls: {next:?}");
+    if cut_by_timeout {
+        timeout.expire();
+    }
+    drop(body);
+    let [(addr, state)] = view.endpoints().unwrap()[..] else {
+        panic!("one endpoint")
+    };
+    (addr, state)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_stream_a_timeout_cuts_before_its_end_counts_against_the_endpoint() {
+    let (addr, state) = stalled_stream(true).await;
+    assert_eq!(
+        state,
+        EndpointState::Failing,
+        "{addr} stalled the stream until its timeout"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_stream_its_caller_drops_while_it_stalls_does_not_count_against_the_endpoint() {
+    let (addr, state) = stalled_stream(false).await;
+    assert_eq!(state, EndpointState::Ready, "{addr}: the caller went away");
+}
+
+#[test]
+fn timeout_layers_nested_in_one_another_share_one_handle() {
+    let mut req = http::Request::new(());
+    let outer = BodyTimeout::on(&mut req);
+    let inner = BodyTimeout::on(&mut req);
+    assert!(!outer.expired());
+    inner.expire();
+    assert!(
+        outer.expired(),
+        "the outer layer's handle sees the inner's cut"
+    );
+}
