@@ -92,7 +92,7 @@ pub struct EdgeRow {
     /// The server's identity, as its caller required it (or as learned).
     pub server_id: Option<String>,
     /// Why the traffic was not on mutual TLS (`disabled`,
-    /// `not_provided_by_remote`...); `null` when it was.
+    /// `no_tls_from_remote`...); `null` when it was.
     pub no_tls_reason: Option<String>,
     /// Success rate, RPS and latency of the requests: the caller's
     /// figures when its sidecar reported responses in the window, else the
@@ -302,8 +302,8 @@ pub fn short_identity(id: &str) -> String {
 }
 
 /// SECURED: [`SECURED`] for mutual TLS, else the reason in words, as
-/// Linkerd prints it (`not_provided_by_remote` is `Not Provided By
-/// Remote`).
+/// Linkerd prints it (`not_provided_by_service_discovery` is `Not
+/// Provided By Service Discovery`).
 pub fn secured(no_tls_reason: Option<&str>) -> String {
     let Some(reason) = no_tls_reason else {
         return SECURED.to_owned();

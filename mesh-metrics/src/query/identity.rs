@@ -37,6 +37,8 @@ use std::{
     hash::Hash,
 };
 
+use mesh_core::conn::NoTlsReason;
+
 use super::{Delta, Sample, Target};
 
 /// Why a series' traffic was not on mutual TLS, as Linkerd labels it;
@@ -45,13 +47,21 @@ use super::{Delta, Sample, Target};
 /// `tls="disabled"` (the sidecar was not set up for TLS) reads as
 /// `disabled`; `tls="no_identity"` as its `no_tls_reason`; TLS with no
 /// peer identity (a client without a certificate) as `no_peer_identity`.
+///
+/// A reason is read in today's spelling whichever proxy wrote it: an older
+/// one's `not_provided_by_remote` (Linkerd 2.8) is `no_tls_from_remote`, so
+/// the traffic of old and new sidecars adds up under one reason. A value
+/// this mesh never writes is kept as scraped.
 pub(crate) fn no_tls_reason<'a>(s: &'a Sample, peer: &str) -> Option<&'a str> {
     match s.label("tls") {
         Some("true") => match s.label(peer) {
             Some(id) if !id.is_empty() => None,
             _ => Some("no_peer_identity"),
         },
-        Some("no_identity") => Some(s.label("no_tls_reason").unwrap_or("no_identity")),
+        Some("no_identity") => Some(match s.label("no_tls_reason") {
+            Some(reason) => NoTlsReason::from_label(reason).map_or(reason, |r| r.as_label()),
+            None => "no_identity",
+        }),
         Some(other) => Some(other),
         None => Some("unknown"),
     }

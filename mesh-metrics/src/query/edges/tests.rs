@@ -40,7 +40,7 @@ fn mesh_as(admin: &str, info: &str) -> (Vec<Target>, Vec<Option<Delta>>) {
                 "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
              response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
              tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"true\",client_id=\"{WEB}\"}} 1\n\
-             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"}} {plain}\n\
+             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} {plain}\n\
              inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {plain}\n"
             )
     };
@@ -205,10 +205,7 @@ fn identities_and_reasons_read_as_linkerd_prints_them() {
     );
     assert_eq!(short_identity("web"), "web");
     assert_eq!(secured(None), "✓");
-    assert_eq!(
-        secured(Some("not_provided_by_remote")),
-        "Not Provided By Remote"
-    );
+    assert_eq!(secured(Some("no_tls_from_remote")), "No Tls From Remote");
     assert_eq!(secured(Some("disabled")), "Disabled");
 }
 
@@ -319,8 +316,8 @@ fn a_plaintext_edge_is_its_callers_row_and_traffic_from_no_identity_no_edge() {
     };
     let emoji = |n: u32| {
         format!(
-            "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\",classification=\"success\"}} {n}\n\
-             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"}} {n}\n"
+            "response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",classification=\"success\"}} {n}\n\
+             tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} {n}\n"
         )
     };
     let targets = Target::parse_list("plain=a:1,emoji=b:2").unwrap();

@@ -27,12 +27,22 @@ fn tls_status_reads_as_linkerd_labels_it() {
     let mtls = s(&format!("tls=\"true\",client_id=\"{WEB}\""));
     assert_eq!(no_tls_reason(&mtls, "client_id"), None);
     assert_eq!(peer_identity(&mtls, "client_id"), Some(WEB));
-    let plain = s("tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"");
+    let plain = s("tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"");
     assert_eq!(
         no_tls_reason(&plain, "client_id"),
-        Some("not_provided_by_remote")
+        Some("no_tls_from_remote")
     );
     assert_eq!(peer_identity(&plain, "client_id"), None);
+    // Linkerd 2.8's spelling, from an older proxy, reads as today's.
+    let legacy = s("tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"");
+    assert_eq!(
+        no_tls_reason(&legacy, "client_id"),
+        Some("no_tls_from_remote")
+    );
+    assert_eq!(peer_identity(&legacy, "client_id"), None);
+    // A reason this mesh never writes is shown as it was scraped.
+    let other = s("tls=\"no_identity\",no_tls_reason=\"ingress_non_http\"");
+    assert_eq!(no_tls_reason(&other, "server_id"), Some("ingress_non_http"));
     assert_eq!(
         no_tls_reason(&s("tls=\"disabled\""), "server_id"),
         Some("disabled")
@@ -54,7 +64,7 @@ fn a_server_is_known_by_its_service_and_a_caller_by_elimination() {
         )),
         delta(&format!(
             "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"{WEB}\"}} 3\n\
-             tcp_open_total{{direction=\"inbound\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_remote\"}} 1\n"
+             tcp_open_total{{direction=\"inbound\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} 1\n"
         )),
         delta("response_total{direction=\"outbound\",dst_service=\"emoji\",tls=\"disabled\"} 3\n"),
     ];
