@@ -27,8 +27,10 @@
 //! A failure is a response with a 5xx status, a gRPC answer whose status
 //! is a server error (`UNAVAILABLE`, `INTERNAL` and the others
 //! mesh-core's classifier counts by default), or a request that got no
-//! response at all, unless the endpoint turned it away unprocessed by its
-//! own word (an HTTP/2 stream it refused, or one above a graceful
+//! response at all (none before a timeout above cut it included, when
+//! that layer says so with a [`TimedOut`](super::TimedOut)), unless the
+//! endpoint turned it away unprocessed by its own word (an HTTP/2 stream
+//! it refused, or one above a graceful
 //! `GOAWAY`): a server shedding load or restarting is not failing, and
 //! the balancer's latency estimate already steers requests away from it.
 //! A gRPC status is read where the server put it: in the head of a
@@ -37,9 +39,9 @@
 //! Linkerd counts gRPC failures. Such a call also fails when its stream
 //! ends without a status or the server resets it, or when it stalls until
 //! a timeout of the layer above cuts it (the layer says so with a
-//! [`BodyTimeout`](super::BodyTimeout)), and counts nothing when its
-//! caller goes away first (a probe's caller included: the next request
-//! probes instead). A gRPC call answered by a `2xx` that is not
+//! [`TimedOut`](super::TimedOut)), and counts nothing when its caller
+//! goes away first (a probe's caller included: the next request probes
+//! instead). A gRPC call answered by a `2xx` that is not
 //! gRPC (an HTML page: a web server where a gRPC server should be) fails
 //! too, as its client reads `UNKNOWN`. The balancer's latency sample and
 //! load end at the head all the same. So a probe that is a long gRPC

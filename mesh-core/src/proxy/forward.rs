@@ -217,7 +217,7 @@ where
         // `ForEndpoint`.
         let mut client = client.clone();
         // Only a request some layer above times out carries one.
-        let timeout = req.extensions_mut().remove::<BodyTimeout>();
+        let timeout = req.extensions_mut().remove::<TimedOut>();
         ResponseFuture {
             timeout,
             endpoint: Some(endpoint.clone()),
@@ -374,9 +374,28 @@ pin_project_lite::pin_project! {
         endpoint: Option<Authority>,
         // Answered here, sending nothing: `inner` is `None`.
         refused: Option<Refusal>,
-        // How a layer above says it cut the body short by a timeout,
-        // for a verdict that waits for the body's end.
-        timeout: Option<BodyTimeout>,
+        // How a layer above says it cut the request short by a timeout:
+        // before its response, read as this future is dropped; or, for a
+        // verdict that waits for the body's end, before that end.
+        timeout: Option<TimedOut>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        /// A request dropped before its response counts nothing for
+        /// failure accrual (its caller went away), unless a timeout above
+        /// cut it: then its endpoint failed to answer in time.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(pending) = this.pending.take()
+                && this.timeout.as_ref().is_some_and(TimedOut::expired)
+            {
+                tracing::debug!(
+                    endpoint = %DisplayOr(this.endpoint.as_ref()),
+                    "upstream gave no response before the timeout"
+                );
+                pending.failed();
+            }
+        }
     }
 }
 
@@ -519,7 +538,7 @@ mod cut;
 mod failure;
 
 use self::failure::DisplayOr;
-pub use self::{body::ResponseBody, cut::BodyTimeout};
+pub use self::{body::ResponseBody, cut::TimedOut};
 
 #[cfg(test)]
 mod tests;

@@ -92,8 +92,8 @@ pub use self::{
     connect::ConnectTunnel,
     endpoints::EndpointSet,
     forward::{
-        BodyTimeout, CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints,
-        ResponseBody, ResponseFuture, UNSUPPORTED_CODING, UPSTREAM_CODING,
+        CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints, ResponseBody,
+        ResponseFuture, TimedOut, UNSUPPORTED_CODING, UPSTREAM_CODING,
     },
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},

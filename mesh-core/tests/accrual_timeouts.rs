@@ -1,9 +1,10 @@
-//! Failure accrual of a gRPC stream that stalls until a timeout above the
-//! proxy cuts it, over real sockets and tokio's paused clock: the layer
-//! that times the body out says so through a `BodyTimeout` on the
-//! request, and the stalled stream counts against its endpoint, as
-//! Linkerd counts a stream its endpoint stack times out. A caller that
-//! simply drops the stream still counts nothing.
+//! Failure accrual of requests a timeout above the proxy cuts, over real
+//! sockets and tokio's paused clock: one whose upstream never answers,
+//! and a gRPC stream that stalls after its first message. The layer that
+//! times them out says so through a `TimedOut` on the request, and they
+//! count against their endpoint, as Linkerd counts a request or stream
+//! its endpoint stack times out. A caller that simply gives up still
+//! counts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/accrual.rs"]
@@ -17,7 +18,7 @@ use http_body_util::BodyExt;
 use mesh_core::{
     body::BoxBody,
     client::{Client, ClientConfig},
-    proxy::{BalancerView, BodyTimeout, EndpointState, Forward},
+    proxy::{BalancerView, EndpointState, Forward, TimedOut},
 };
 use tower::ServiceExt;
 
@@ -42,7 +43,7 @@ async fn stalled_stream(cut_by_timeout: bool) -> (SocketAddr, EndpointState) {
     let endpoint = grpc_stream_upstream().await;
     let (forward, view) = strict_forward(endpoint);
     let mut call = grpc_call("hang");
-    let timeout = BodyTimeout::on(&mut call);
+    let timeout = TimedOut::on(&mut call);
     let res = forward.clone().oneshot(call).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let mut body = res.into_body();
@@ -79,12 +80,47 @@ async fn a_grpc_stream_its_caller_drops_while_it_stalls_does_not_count_against_t
 #[test]
 fn timeout_layers_nested_in_one_another_share_one_handle() {
     let mut req = http::Request::new(());
-    let outer = BodyTimeout::on(&mut req);
-    let inner = BodyTimeout::on(&mut req);
+    let outer = TimedOut::on(&mut req);
+    let inner = TimedOut::on(&mut req);
     assert!(!outer.expired());
     inner.expire();
     assert!(
         outer.expired(),
         "the outer layer's handle sees the inner's cut"
     );
+}
+
+/// Sends a request to an upstream that never answers, and waits for its
+/// response for [`IDLE`], as a response timeout above the proxy does.
+/// Then the response future is dropped: `cut_by_timeout` says whether the
+/// timeout says so first. Returns the endpoint's state after.
+async fn unanswered(cut_by_timeout: bool) -> (SocketAddr, EndpointState) {
+    let endpoint = accrual::h2_upstream(|_| std::future::pending()).await;
+    let (forward, view) = strict_forward(endpoint);
+    let mut call = grpc_call("hang");
+    let timeout = TimedOut::on(&mut call);
+    let mut res = Box::pin(forward.clone().oneshot(call));
+    let waited = tokio::time::timeout(IDLE, res.as_mut()).await;
+    assert!(waited.is_err(), "no answer comes: {waited:?}");
+    if cut_by_timeout {
+        timeout.expire();
+    }
+    drop(res);
+    let [(addr, state)] = view.endpoints().unwrap()[..] else {
+        panic!("one endpoint")
+    };
+    (addr, state)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_a_timeout_cuts_before_its_response_counts_against_the_endpoint() {
+    let (addr, state) = unanswered(true).await;
+    assert_eq!(state, EndpointState::Failing, "{addr} never answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_its_caller_gives_up_on_before_its_response_does_not_count_against_the_endpoint()
+{
+    let (addr, state) = unanswered(false).await;
+    assert_eq!(state, EndpointState::Ready, "{addr}: the caller went away");
 }
