@@ -124,3 +124,26 @@ async fn a_request_its_caller_gives_up_on_before_its_response_does_not_count_aga
     let (addr, state) = unanswered(false).await;
     assert_eq!(state, EndpointState::Ready, "{addr}: the caller went away");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_a_per_try_timeout_that_its_caller_gives_up_on_counts_nothing() {
+    // The first try's timeout expired the handle the retry's request
+    // carries too (a retry clones its request, extensions and all): that
+    // cut was the first try's, not the retry's.
+    let endpoint = accrual::h2_upstream(|_| std::future::pending()).await;
+    let (forward, view) = strict_forward(endpoint);
+    let mut first = grpc_call("hang");
+    let timeout = TimedOut::on(&mut first);
+    timeout.expire();
+    let mut retry = grpc_call("hang");
+    retry.extensions_mut().insert(timeout.clone());
+    let mut res = Box::pin(forward.clone().oneshot(retry));
+    let waited = tokio::time::timeout(IDLE, res.as_mut()).await;
+    assert!(waited.is_err(), "no answer comes: {waited:?}");
+    drop(res);
+    assert_eq!(
+        view.endpoints().unwrap(),
+        [(endpoint, EndpointState::Ready)],
+        "the caller went away"
+    );
+}

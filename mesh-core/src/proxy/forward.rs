@@ -217,7 +217,10 @@ where
         // `ForEndpoint`.
         let mut client = client.clone();
         // Only a request some layer above times out carries one.
-        let timeout = req.extensions_mut().remove::<TimedOut>();
+        let timeout = req
+            .extensions_mut()
+            .remove::<TimedOut>()
+            .map(TimedOut::since_now);
         ResponseFuture {
             timeout,
             endpoint: Some(endpoint.clone()),
@@ -377,7 +380,7 @@ pin_project_lite::pin_project! {
         // How a layer above says it cut the request short by a timeout:
         // before its response, read as this future is dropped; or, for a
         // verdict that waits for the body's end, before that end.
-        timeout: Option<TimedOut>,
+        timeout: Option<cut::Since>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -387,7 +390,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(pending) = this.pending.take()
-                && this.timeout.as_ref().is_some_and(TimedOut::expired)
+                && this.timeout.as_ref().is_some_and(cut::Since::expired)
             {
                 tracing::debug!(
                     endpoint = %DisplayOr(this.endpoint.as_ref()),

@@ -27,9 +27,9 @@
 //!   connection broke), unless this side reset it for the caller;
 //! - the body dropped before its end by a layer above that cut it for a
 //!   timeout (the route's idle timeout or request deadline), which says
-//!   so through the request's [`TimedOut`]: the endpoint's failure, as
-//!   Linkerd counts a stream its endpoint stack times out. An endpoint
-//!   that stalls every stream is taken out;
+//!   so through the request's [`TimedOut`](super::TimedOut): the
+//!   endpoint's failure, as Linkerd counts a stream its endpoint stack
+//!   times out. An endpoint that stalls every stream is taken out;
 //! - the body dropped before its end otherwise: the caller went away, and
 //!   nothing is counted. A probe lets the next request probe.
 
@@ -42,7 +42,7 @@ use std::{
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use super::{super::balance::Verdict, TimedOut, failure};
+use super::{super::balance::Verdict, cut::Since, failure};
 use crate::classify::Classify;
 
 pin_project_lite::pin_project! {
@@ -97,7 +97,7 @@ struct Waiting {
     ended: AtomicBool,
     /// Set by a layer above that cuts the body for a timeout, if the
     /// request carried one.
-    timeout: Option<TimedOut>,
+    timeout: Option<Since>,
 }
 
 impl Drop for Waiting {
@@ -110,7 +110,7 @@ impl Drop for Waiting {
         };
         if self.ended.load(Ordering::Relaxed) {
             verdict.record(succeeded(None));
-        } else if self.timeout.as_ref().is_some_and(TimedOut::expired) {
+        } else if self.timeout.as_ref().is_some_and(Since::expired) {
             verdict.record(false);
         }
     }
@@ -119,7 +119,7 @@ impl Drop for Waiting {
 impl<B> ResponseBody<B> {
     /// `inner`, with its outcome judged at its end by `verdict`, if any;
     /// `timeout`, if any, says whether a layer above cut it short.
-    pub(super) fn new(inner: B, verdict: Option<Verdict>, timeout: Option<TimedOut>) -> Self {
+    pub(super) fn new(inner: B, verdict: Option<Verdict>, timeout: Option<Since>) -> Self {
         let kind = match verdict {
             None => Kind::Plain { inner },
             verdict => Kind::Judged {

@@ -3,7 +3,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU32, Ordering},
 };
 
 use http::Request;
@@ -29,9 +29,10 @@ use http::Request;
 /// How: the timeout layer puts one on the request with [`on`](Self::on)
 /// before sending it on (layers nested in one another share it) and
 /// calls [`expire`](Self::expire) before it drops the response future or
-/// body it cuts. Dropped with its handle expired, a request with no
-/// response yet, or a body whose verdict waits for its end, counts
-/// against its endpoint; dropped otherwise, it counts nothing. A request
+/// body it cuts. Dropped with its handle expired since it was sent, a
+/// request with no response yet, or a body whose verdict waits for its
+/// end, counts against its endpoint; dropped otherwise, it counts
+/// nothing. A request
 /// without one is judged as before. A response judged at its head (every
 /// one but a gRPC answer whose status comes in trailers) was counted
 /// then, and its body's end changes nothing.
@@ -39,8 +40,12 @@ use http::Request;
 /// Only a cut made while waiting on the upstream is the endpoint's: a
 /// deadline that passes while the caller is slow to read frames that
 /// were ready is not, and should not expire the handle.
+///
+/// A retry clones its request, this handle with it: a cut of an earlier
+/// try (its per-try timeout) is that try's, so each request judges only
+/// the cuts made after it was sent.
 #[derive(Clone, Debug, Default)]
-pub struct TimedOut(Arc<AtomicBool>);
+pub struct TimedOut(Arc<AtomicU32>);
 
 impl TimedOut {
     /// The handle `req` carries, put on it first if it carries none.
@@ -53,11 +58,38 @@ impl TimedOut {
     /// Says that the request, or its response body, is being cut short
     /// by a timeout: call it before dropping the future or the body.
     pub fn expire(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether [`expire`](Self::expire) was called.
     pub fn expired(&self) -> bool {
+        self.cuts() > 0
+    }
+
+    /// The cuts made so far: a request sent now is cut if there are more
+    /// when it is dropped ([`Since`]).
+    fn cuts(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// This handle, for a request sent now.
+    pub(super) fn since_now(self) -> Since {
+        let cuts = self.cuts();
+        Since { handle: self, cuts }
+    }
+}
+
+/// A [`TimedOut`] as a request sent at one moment reads it: cut if
+/// [`expire`](TimedOut::expire) was called since.
+#[derive(Debug)]
+pub(super) struct Since {
+    handle: TimedOut,
+    cuts: u32,
+}
+
+impl Since {
+    /// Whether a timeout cut the request after it was sent.
+    pub(super) fn expired(&self) -> bool {
+        self.handle.cuts() != self.cuts
     }
 }
