@@ -22,27 +22,6 @@ use tokio::{
     sync::watch,
 };
 
-/// A plaintext sidecar on one runtime whose one inbound port serves
-/// HTTP to `app`.
-fn inbound_to(app: SocketAddr) -> mesh_examples::sidecar::Running {
-    sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\n\
-         server:\n  threads: 1\n"
-    ))
-}
-
-/// Sends `request` as raw bytes to `addr`; the whole answer, read until
-/// the sidecar closes the connection.
-async fn raw(addr: SocketAddr, request: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// The lines of the body of `answer`, once it is a `200`; an empty last
 /// line is one.
 fn seen(answer: &str) -> Vec<String> {
@@ -109,41 +88,6 @@ async fn lax_app() -> (SocketAddr, Arc<AtomicUsize>, watch::Receiver<usize>) {
     (addr, accepted, closed)
 }
 
-/// An HTTP/1.1 and HTTP/2 application that answers with the request's
-/// version and its number on its connection, and counts the connections
-/// it accepted.
-async fn per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::Relaxed);
-            let on_conn = Arc::new(AtomicUsize::new(0));
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let n = on_conn.fetch_add(1, Ordering::Relaxed) + 1;
-                    async move {
-                        Ok::<_, hyper::Error>(http::Response::new(full(format!(
-                            "{:?}\n{n}",
-                            req.version()
-                        ))))
-                    }
-                });
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                .await;
-            });
-        }
-    });
-    (addr, accepted)
-}
-
 /// Two requests naming no host, one without `Host` and one with an empty
 /// one, open a connection each, closed once answered, and reach the
 /// application without a `Host` made up for them; two that name their
@@ -151,13 +95,13 @@ async fn per_connection() -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn a_request_naming_no_host_is_not_pooled() {
     let (app, accepted, mut closed) = lax_app().await;
-    let sidecar = inbound_to(app);
+    let sidecar = plain_inbound(app);
     let inbound = sidecar.inbound[0];
     for (request, host) in [
         ("GET / HTTP/1.1\r\nconnection: close\r\n\r\n", "-"),
         ("GET / HTTP/1.1\r\nhost:\r\nconnection: close\r\n\r\n", ""),
     ] {
-        let answer = raw(inbound, request).await;
+        let answer = raw_exchange(inbound, request).await;
         assert_eq!(seen(&answer), ["HTTP/1.1", "1", host], "{request:?}");
     }
     assert_eq!(accepted.load(Ordering::Relaxed), 2);
@@ -169,7 +113,7 @@ async fn a_request_naming_no_host_is_not_pooled() {
         .expect("a one-off connection to the application was left open")
         .unwrap();
     for n in ["1", "2"] {
-        let answer = raw(
+        let answer = raw_exchange(
             inbound,
             "GET / HTTP/1.1\r\nhost: emoji\r\nconnection: close\r\n\r\n",
         )
@@ -186,9 +130,10 @@ async fn a_request_naming_no_host_is_not_pooled() {
 #[tokio::test]
 async fn an_http_1_0_request_is_not_pooled() {
     let (app, accepted, _) = lax_app().await;
-    let sidecar = inbound_to(app);
+    let sidecar = plain_inbound(app);
     for _ in 0..2 {
-        let answer = raw(sidecar.inbound[0], "GET / HTTP/1.0\r\nhost: emoji\r\n\r\n").await;
+        let answer =
+            raw_exchange(sidecar.inbound[0], "GET / HTTP/1.0\r\nhost: emoji\r\n\r\n").await;
         assert_eq!(seen(&answer), ["HTTP/1.0", "1", "emoji"], "{answer}");
     }
     assert_eq!(accepted.load(Ordering::Relaxed), 2);
@@ -199,8 +144,8 @@ async fn an_http_1_0_request_is_not_pooled() {
 /// and no `Host`, still share one connection.
 #[tokio::test]
 async fn http_2_requests_share_a_connection() {
-    let (app, accepted) = per_connection().await;
-    let sidecar = inbound_to(app);
+    let (app, accepted) = per_connection_app().await;
+    let sidecar = plain_inbound(app);
     for n in ["1", "2"] {
         let req = http::Request::get("http://emoji/").body(full("")).unwrap();
         let res = h2_via(sidecar.inbound[0], req).await.unwrap();

@@ -6,29 +6,7 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn inbound_to(app: SocketAddr) -> mesh_examples::sidecar::Running {
-    sidecar(&format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\n\
-         server:\n  threads: 1\n"
-    ))
-}
-
-/// Sends `request` as raw bytes to `addr`; the whole answer, read until
-/// the sidecar closes the connection.
-async fn raw(addr: SocketAddr, request: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
 
 /// A body coded with gzip under its chunks is refused `501` (RFC 9112
 /// §6.1) whether or not `Connection` names `Transfer-Encoding`: had the
@@ -37,9 +15,9 @@ async fn raw(addr: SocketAddr, request: &str) -> String {
 #[tokio::test]
 async fn a_transfer_coding_named_in_connection_is_still_refused() {
     let (app, _) = backend().await;
-    let sidecar = inbound_to(app);
+    let sidecar = plain_inbound(app);
     for connection in ["close", "transfer-encoding, close"] {
-        let answer = raw(
+        let answer = raw_exchange(
             sidecar.inbound[0],
             &format!(
                 "POST /echo HTTP/1.1\r\nhost: emoji\r\nconnection: {connection}\r\n\
@@ -62,8 +40,8 @@ async fn a_transfer_coding_named_in_connection_is_still_refused() {
 #[tokio::test]
 async fn a_host_named_in_connection_reaches_the_application() {
     let (app, _) = backend().await;
-    let sidecar = inbound_to(app);
-    let answer = raw(
+    let sidecar = plain_inbound(app);
+    let answer = raw_exchange(
         sidecar.inbound[0],
         "GET /headers HTTP/1.1\r\nhost: emoji\r\nconnection: host, close\r\n\r\n",
     )
@@ -83,7 +61,7 @@ async fn the_outbound_side_still_refuses_a_transfer_coding_named_in_connection()
          \x20   - name: web\n      endpoints: [{app}]\n\
          admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
     ));
-    let answer = raw(
+    let answer = raw_exchange(
         sidecar.outbound,
         "POST /echo HTTP/1.1\r\nhost: web\r\nconnection: transfer-encoding, close\r\n\
          transfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",

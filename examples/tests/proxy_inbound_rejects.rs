@@ -6,29 +6,7 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn inbound_yaml(app: SocketAddr) -> String {
-    format!(
-        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\n\
-         server:\n  threads: 1\n"
-    )
-}
-
-/// Sends `request` as raw bytes to `addr`; the whole answer, read until
-/// the sidecar closes the connection.
-async fn raw(addr: SocketAddr, request: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
 
 /// The value of the inbound series of `family` whose labels hold every
 /// one of `labels`, summed; 0 when there is none.
@@ -44,7 +22,7 @@ fn inbound_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
 #[tokio::test]
 async fn requests_answered_400_by_the_sidecar_are_counted() {
     let (app, _) = backend().await;
-    let sidecar = sidecar(&inbound_yaml(app));
+    let sidecar = plain_inbound(app);
     let inbound = sidecar.inbound[0];
     let admin = sidecar.admin;
 
@@ -55,11 +33,11 @@ async fn requests_answered_400_by_the_sidecar_are_counted() {
         "GET / HTTP/1.1\r\nhost: user@a.example\r\nconnection: close\r\n\r\n",
         "GET /a%zzb HTTP/1.1\r\nhost: a.example\r\nconnection: close\r\n\r\n",
     ] {
-        let answer = raw(inbound, request).await;
+        let answer = raw_exchange(inbound, request).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{request:?}: {answer}");
     }
     // And one the application answers, to compare.
-    let answer = raw(
+    let answer = raw_exchange(
         inbound,
         "GET / HTTP/1.1\r\nhost: a.example\r\nconnection: close\r\n\r\n",
     )
@@ -83,7 +61,7 @@ async fn requests_answered_400_by_the_sidecar_are_counted() {
 #[tokio::test]
 async fn a_grpc_call_refused_for_its_host_is_counted_as_a_failure() {
     let (app, _) = backend().await;
-    let sidecar = sidecar(&inbound_yaml(app));
+    let sidecar = plain_inbound(app);
     let inbound = sidecar.inbound[0];
     let admin = sidecar.admin;
     let req = http::Request::post(format!("http://{inbound}/pkg.Svc/Method"))

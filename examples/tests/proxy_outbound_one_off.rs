@@ -20,16 +20,6 @@ fn outbound_to(endpoint: SocketAddr, ingress: bool) -> mesh_examples::sidecar::R
     ))
 }
 
-/// Sends `request` as raw bytes to `addr`; the whole answer, read until
-/// the sidecar closes the connection.
-async fn raw(addr: SocketAddr, request: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tcp.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// The lines of the body of `answer`, once it is a `200`.
 fn seen(answer: &str) -> Vec<String> {
     assert!(
@@ -40,54 +30,15 @@ fn seen(answer: &str) -> Vec<String> {
     body.lines().map(str::to_owned).collect()
 }
 
-/// An endpoint that answers with the request line's version and the
-/// number of the request on its connection (1 for the first), and counts
-/// the connections it accepted.
-async fn per_connection() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, Ordering::Relaxed);
-            let on_conn = Arc::new(AtomicUsize::new(0));
-            let svc =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let n = on_conn.fetch_add(1, Ordering::Relaxed) + 1;
-                    async move {
-                        Ok::<_, hyper::Error>(http::Response::new(full(format!(
-                            "{:?}\n{n}",
-                            req.version()
-                        ))))
-                    }
-                });
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                .await;
-            });
-        }
-    });
-    (addr, accepted)
-}
-
 /// A request that names no host (only ingress mode routes one, by its
 /// destination override) goes over a connection of its own, which is not
 /// kept: the next request opens another.
 #[tokio::test]
 async fn a_request_naming_no_host_is_not_pooled() {
-    let (endpoint, accepted) = per_connection().await;
+    let (endpoint, accepted) = per_connection_app().await;
     let sidecar = outbound_to(endpoint, true);
     for _ in 0..2 {
-        let answer = raw(
+        let answer = raw_exchange(
             sidecar.outbound,
             "GET / HTTP/1.1\r\nl5d-dst-override: web:8080\r\nconnection: close\r\n\r\n",
         )
@@ -97,7 +48,7 @@ async fn a_request_naming_no_host_is_not_pooled() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 2);
     // Requests naming their host still share a pooled connection.
     for n in ["1", "2"] {
-        let answer = raw(
+        let answer = raw_exchange(
             sidecar.outbound,
             "GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
         )
@@ -166,7 +117,7 @@ async fn an_http_1_0_request_is_not_pooled() {
     let (endpoint, accepted) = keeps_every_connection().await;
     let sidecar = outbound_to(endpoint, false);
     for _ in 0..2 {
-        let answer = raw(sidecar.outbound, "GET / HTTP/1.0\r\nhost: web\r\n\r\n").await;
+        let answer = raw_exchange(sidecar.outbound, "GET / HTTP/1.0\r\nhost: web\r\n\r\n").await;
         assert_eq!(seen(&answer), ["HTTP/1.0", "1"], "{answer}");
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 2);

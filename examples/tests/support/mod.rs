@@ -387,3 +387,60 @@ pub fn free_port() -> u16 {
         .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
         .unwrap()
 }
+
+/// Sends `request` as raw bytes to `addr`; the whole answer, read until
+/// the peer closes the connection.
+pub async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A plaintext sidecar on one runtime whose one inbound port serves HTTP
+/// to `app`.
+pub fn plain_inbound(app: SocketAddr) -> Running {
+    sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n"
+    ))
+}
+
+/// An HTTP/1.1 and HTTP/2 application that answers each request with its
+/// version and its number on its connection (`HTTP/1.1` then `1` for the
+/// first), and counts the connections it accepted.
+pub async fn per_connection_app() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+            let on_conn = Arc::new(AtomicUsize::new(0));
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let n = on_conn.fetch_add(1, Ordering::Relaxed) + 1;
+                    async move {
+                        Ok::<_, hyper::Error>(http::Response::new(full(format!(
+                            "{:?}\n{n}",
+                            req.version()
+                        ))))
+                    }
+                });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
