@@ -375,19 +375,30 @@ mod tests {
             .outbound
     }
 
-    /// The names of `emoji`'s planned routes, in the order a request
-    /// tries them, planned from `resources`.
-    fn planned(resources: &str) -> Vec<String> {
-        let resources = mesh_retry::config::load("routes.yaml", resources).unwrap();
+    /// The plans of `outbound`'s services for a workload in `namespace`,
+    /// from the resources in `text`.
+    fn plan_in(outbound: &OutboundConfig, namespace: &str, text: &str) -> RoutePlans {
+        let resources = mesh_retry::config::load("routes.yaml", text).unwrap();
         let metrics = RetryMetrics::register(&mut Registry::default());
-        let plans = Planner::new(&outbound(), "emojivoto", &metrics)
+        Planner::new(outbound, namespace, &metrics)
             .plan(&resources, None)
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The names of the first service's planned routes, in the order a
+    /// request tries them.
+    fn route_names(plans: &RoutePlans) -> Vec<String> {
         plans.services[0]
             .routes
             .iter()
             .map(|r| r.id.as_str().to_owned())
             .collect()
+    }
+
+    /// The names of `emoji`'s planned routes, in the order a request
+    /// tries them, planned from `resources`.
+    fn planned(resources: &str) -> Vec<String> {
+        route_names(&plan_in(&outbound(), "emojivoto", resources))
     }
 
     const HTTP: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -455,18 +466,7 @@ spec:
         )
         .unwrap()
         .outbound;
-        let in_web = |resources: &str| {
-            let resources = mesh_retry::config::load("routes.yaml", resources).unwrap();
-            let metrics = RetryMetrics::register(&mut Registry::default());
-            let plans = Planner::new(&outbound, "web", &metrics)
-                .plan(&resources, None)
-                .unwrap();
-            plans.services[0]
-                .routes
-                .iter()
-                .map(|r| r.id.as_str().to_owned())
-                .collect::<Vec<_>>()
-        };
+        let in_web = |resources: &str| route_names(&plan_in(&outbound, "web", resources));
         assert_eq!(
             in_web(&format!("{HTTP}---\n{http}")),
             ["list-by-path", "web-http"]
@@ -480,12 +480,7 @@ spec:
     #[test]
     fn a_service_served_its_gateway_routes_alone_has_no_fallback() {
         let fallback = |resources: &str| {
-            let resources = mesh_retry::config::load("routes.yaml", resources).unwrap();
-            let metrics = RetryMetrics::register(&mut Registry::default());
-            let plans = Planner::new(&outbound(), "emojivoto", &metrics)
-                .plan(&resources, None)
-                .unwrap();
-            plans.services[0]
+            plan_in(&outbound(), "emojivoto", resources).services[0]
                 .fallback
                 .as_ref()
                 .map(|f| f.id.as_str().to_owned())
