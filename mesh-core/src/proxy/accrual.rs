@@ -10,7 +10,11 @@
 //! at first, doubling each time it fails again up to
 //! [`max_penalty`](FailureAccrual::max_penalty), each stretched by a random
 //! share of up to [`jitter`](FailureAccrual::jitter) so that endpoints
-//! that failed together do not return together. When a penalty ends, the
+//! that failed together do not return together, but never past
+//! `max_penalty`: Linkerd's backoff caps its jitter at its maximum
+//! (linkerd2-proxy `linkerd/exp-backoff`), so a penalty already at the
+//! longest is not stretched, and `max_penalty` bounds how long an endpoint
+//! can be out. When a penalty ends, the
 //! endpoint is on probation: one request at a time is sent to it, and the
 //! first that succeeds puts it back; requests sent before the penalty
 //! that end during it count for nothing. A probe holds the probation for
@@ -107,7 +111,7 @@ pub enum InvalidFailureAccrual {
 impl FailureAccrual {
     /// Takes an endpoint out after `max_failures` failures in a row, for
     /// `min_penalty` doubling to `max_penalty`, each stretched by up to
-    /// `jitter` of itself.
+    /// `jitter` of itself but never past `max_penalty`.
     ///
     /// # Errors
     ///
@@ -149,7 +153,7 @@ impl FailureAccrual {
         self.min_penalty
     }
 
-    /// The longest penalty, before jitter.
+    /// The longest penalty, jitter included.
     pub fn max_penalty(&self) -> Duration {
         self.max_penalty
     }
@@ -172,13 +176,21 @@ impl FailureAccrual {
         u64::try_from(self.max_penalty.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// The penalty after `served` penalties in a row, jittered. A penalty
-    /// the jitter stretches past what a `Duration` holds is the longest
-    /// one: `mul_f64` would panic there, on the response path.
+    /// The penalty after `served` penalties in a row, jittered: stretched
+    /// by a random share of up to `jitter` of itself, but never past the
+    /// longest penalty, as Linkerd's backoff caps its jitter at its
+    /// maximum. A stretch past what a `Duration` holds is capped the same
+    /// way: `mul_f64` would panic there, on the response path.
     fn penalty(&self, served: u32) -> Duration {
-        let stretch = 1.0 + self.jitter * fastrand::f64();
-        Duration::try_from_secs_f64(self.base_penalty(served).as_secs_f64() * stretch)
-            .unwrap_or(Duration::MAX)
+        let base = self.base_penalty(served);
+        let room = self.max_penalty.saturating_sub(base);
+        if room.is_zero() || self.jitter == 0.0 {
+            return base;
+        }
+        let stretch =
+            Duration::try_from_secs_f64(base.as_secs_f64() * self.jitter * fastrand::f64())
+                .unwrap_or(Duration::MAX);
+        base.saturating_add(stretch.min(room))
     }
 }
 
@@ -474,10 +486,27 @@ mod tests {
         assert_eq!(penalties, [1, 2, 4, 8, 8, 8]);
         let jittered = accrual(1, 0.5);
         for _ in 0..100 {
-            let penalty = jittered.penalty(3);
-            assert!(penalty >= Duration::from_secs(8), "{penalty:?}");
-            assert!(penalty <= Duration::from_secs(12), "{penalty:?}");
+            let penalty = jittered.penalty(1);
+            assert!(penalty >= Duration::from_secs(2), "{penalty:?}");
+            assert!(penalty <= Duration::from_secs(3), "{penalty:?}");
         }
+    }
+
+    #[test]
+    fn jitter_never_stretches_a_penalty_past_the_longest() {
+        // As Linkerd's backoff: the jitter fills at most the room between
+        // a penalty and the longest, so one at the longest has none.
+        let wide = accrual(1, 100.0);
+        for _ in 0..200 {
+            let first = wide.penalty(0);
+            assert!(first >= Duration::from_secs(1), "{first:?}");
+            assert!(first <= Duration::from_secs(8), "{first:?}");
+            assert_eq!(wide.penalty(3), Duration::from_secs(8));
+            assert_eq!(wide.penalty(40), Duration::from_secs(8));
+        }
+        let health = Health::default();
+        health.record(&wide, false, false, 0);
+        assert!(health.until().is_some_and(|until| until <= 8 * SECOND));
     }
 
     #[test]
