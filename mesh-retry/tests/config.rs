@@ -182,7 +182,6 @@ metadata:
   namespace: shop
   annotations:
     retry.linkerd.io/http: 5xx
-    retry.linkerd.io/grpc: unavailable
     retry.linkerd.io/limit: "1"
     retry.linkerd.io/timeout: 400ms
     timeout.linkerd.io/request: 5s
@@ -205,10 +204,9 @@ fn gateway_api_fields_win_over_linkerd_annotations() {
     assert_eq!(&*reads.name, "reads");
     assert_eq!(reads.retry.max_attempts(), NonZeroU32::new(3).unwrap());
     assert_eq!(reads.retry.http_statuses(), &"502-503".parse().unwrap());
-    assert_eq!(reads.retry.grpc_codes(), "unavailable".parse().unwrap());
     assert!(
-        reads.retry.grpc_requests(),
-        "asking for gRPC retries marks gRPC calls retryable"
+        !reads.retry.grpc_requests(),
+        "an HTTPRoute's POSTs, gRPC calls too, are not retried"
     );
     assert!(!reads.retry.any_method());
     assert_eq!(reads.retry.backoff().base(), Duration::from_millis(100));

@@ -13,12 +13,13 @@ const PREFIXES: [&str; 2] = ["retry.linkerd.io/", "timeout.linkerd.io/"];
 /// The highest status `retry.linkerd.io/http` may name, as in Linkerd.
 const MAX_STATUS: u16 = 599;
 
-/// Linkerd's per-route retry and timeout annotations, on an `HTTPRoute`:
+/// Linkerd's per-route retry and timeout annotations, on an `HTTPRoute` or
+/// a `GRPCRoute`:
 ///
 /// | annotation | value | meaning |
 /// |---|---|---|
-/// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry |
-/// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry |
+/// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry; `HTTPRoute` only |
+/// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry; `GRPCRoute` only |
 /// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
 /// | `retry.linkerd.io/timeout` | a Go duration | the per-try timeout |
 /// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
@@ -28,8 +29,19 @@ const MAX_STATUS: u16 = 599;
 /// about by name, with the timeouts to use instead.
 ///
 /// Any `retry.linkerd.io/*` annotation turns retries on for the route.
-/// `retry.linkerd.io/grpc` also marks the route's gRPC calls retryable,
-/// although they are POSTs.
+/// On a `GRPCRoute` that marks the route's calls retryable, although they
+/// are POSTs.
+///
+/// Linkerd reads `retry.linkerd.io/http` on an `HTTPRoute` only and
+/// `retry.linkerd.io/grpc` on a `GRPCRoute` only: its retries reference
+/// calls each "not valid" on the other kind, its policy controller parses
+/// one or the other by the route's kind, and its proxy retries an
+/// `HTTPRoute`'s requests on HTTP statuses alone and a `GRPCRoute`'s calls
+/// on gRPC codes alone. The route reader ([`load`](super::load)) does the
+/// same: the other kind's annotation is left unread, not even checked,
+/// and named in a [`ConfigWarning`](super::ConfigWarning) that says which
+/// annotation the route's kind reads. [`parse`](Self::parse) itself reads
+/// both.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LinkerdAnnotations {
     /// `retry.linkerd.io/http`.

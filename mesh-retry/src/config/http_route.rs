@@ -1,6 +1,6 @@
 //! An `HTTPRoute` rule's retries and timeouts.
 
-use std::{num::NonZeroU32, time::Duration};
+use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
 
 use mesh_core::{
     classify::StatusRanges,
@@ -74,14 +74,31 @@ impl Unmodelled {
 }
 
 /// Every rule of `route` as a policy, in order, each with its redirect,
-/// with warnings for what the rules hold that is not applied.
+/// with warnings for what the rules hold that is not applied. `grpc` says
+/// the route is the `HTTPRoute` a `GRPCRoute` amounts to.
 pub(super) fn rule_policies(
     route: &HttpRoute,
     guide: &Unmodelled,
     context: &DocumentContext<'_>,
+    grpc: bool,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Vec<(RouteRetryPolicy, Option<Redirect>)>, ResourceError> {
-    let annotations = LinkerdAnnotations::parse(&route.metadata.annotations).map_err(|e| {
+    let without_other;
+    let written = match other_kinds_retry(&route.metadata.annotations, grpc) {
+        Some((key, message)) => {
+            warnings.push(ConfigWarning::new(
+                context,
+                format!("metadata.annotations.{key}"),
+                message,
+            ));
+            let mut kept = route.metadata.annotations.clone();
+            kept.remove(key);
+            without_other = kept;
+            &without_other
+        }
+        None => &route.metadata.annotations,
+    };
+    let annotations = LinkerdAnnotations::parse(written).map_err(|e| {
         context.error(
             ResourceErrorKind::InvalidValue,
             &format!("metadata.annotations.{}", e.key),
@@ -124,7 +141,7 @@ pub(super) fn rule_policies(
             let policy = RouteRetryPolicy {
                 name: name.into(),
                 matches,
-                retry: retry_policy(rule, guide.rule(i), &annotations, context, &at)?,
+                retry: retry_policy(rule, guide.rule(i), &annotations, grpc, context, &at)?,
                 timeouts: timeouts(rule, guide.rule(i), &annotations, context, &at)?,
                 backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
                 request_headers: filters.request_headers,
@@ -135,12 +152,56 @@ pub(super) fn rule_policies(
         .collect()
 }
 
+/// The retry annotation of the other kind of route, if `annotations` hold
+/// it, with the warning that it is ignored: Linkerd's policy controller
+/// reads `retry.linkerd.io/http` on an `HTTPRoute` only and
+/// `retry.linkerd.io/grpc` on a `GRPCRoute` only (its retries reference
+/// calls each "not valid" on the other kind), and its proxy retries an
+/// `HTTPRoute`'s requests on HTTP statuses alone and a `GRPCRoute`'s calls
+/// on gRPC codes alone. Read here, it would turn retries on that a Linkerd
+/// user would not get.
+fn other_kinds_retry(
+    annotations: &BTreeMap<String, String>,
+    grpc: bool,
+) -> Option<(&'static str, String)> {
+    let (key, kind, reads_it, own, retried) = if grpc {
+        (
+            "retry.linkerd.io/http",
+            "a GRPCRoute",
+            "HTTPRoutes",
+            "retry.linkerd.io/grpc",
+            "calls on the gRPC codes",
+        )
+    } else {
+        (
+            "retry.linkerd.io/grpc",
+            "an HTTPRoute",
+            "GRPCRoutes",
+            "retry.linkerd.io/http",
+            "requests on the HTTP statuses",
+        )
+    };
+    annotations.contains_key(key).then(|| {
+        (
+            key,
+            format!(
+                "{key} is ignored on {kind}: Linkerd reads it on {reads_it} only, and retries \
+                 {kind}'s {retried} of {own}"
+            ),
+        )
+    })
+}
+
 /// The rule's retry policy. Fields of the rule win over the route's
-/// annotations; a rule with neither retries nothing.
+/// annotations; a rule with neither retries nothing. The calls of a
+/// `GRPCRoute` (`grpc`), all POSTs, are retried whenever retries are on,
+/// as Linkerd retries a `GRPCRoute`'s calls without a
+/// `retry.linkerd.io/grpc`.
 fn retry_policy(
     rule: &HttpRouteRule,
     guide: Option<GuideRetry>,
     annotations: &LinkerdAnnotations,
+    grpc: bool,
     context: &DocumentContext<'_>,
     at: &str,
 ) -> Result<RetryPolicy, ResourceError> {
@@ -159,10 +220,12 @@ fn retry_policy(
     if let Some(http) = annotations.http {
         policy = policy.with_http_statuses(http);
     }
-    if let Some(grpc) = annotations.grpc {
-        // Asking for gRPC codes to be retried says the route's calls, all
-        // POSTs, may be repeated.
-        policy = policy.with_grpc_codes(grpc).with_grpc_requests(true);
+    if let Some(codes) = annotations.grpc {
+        policy = policy.with_grpc_codes(codes);
+    }
+    if grpc {
+        // The route's calls, all POSTs, may be repeated.
+        policy = policy.with_grpc_requests(true);
     }
     // Annotations that turn retries on without a limit get Linkerd's.
     let mut retries = annotations

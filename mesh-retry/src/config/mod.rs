@@ -8,7 +8,9 @@
 //!   `policy.linkerd.io` versions): each rule's `matches`, `timeouts.request`
 //!   and `timeouts.backendRequest` (GEP-1742), and `retry.codes`,
 //!   `retry.attempts` and `retry.backoff` (GEP-1731); Linkerd's
-//!   [annotations](LinkerdAnnotations) on the route; and the non-standard
+//!   [annotations](LinkerdAnnotations) on the route (not
+//!   `retry.linkerd.io/grpc`, which Linkerd reads on `GRPCRoute`s only);
+//!   and the non-standard
 //!   `retries: {numRetries, timeout}` that some guides write, read as
 //!   `retry.attempts` and `timeouts.backendRequest`. A rule's own fields win
 //!   over the route's annotations. A rule's `RequestHeaderModifier` and
@@ -20,7 +22,9 @@
 //!   header matches, read as the `HTTPRoute` matches they amount to (a
 //!   call is a `POST` to `/{service}/{method}`, and each match takes only
 //!   a `POST`), its header filters and `backendRefs`, and Linkerd's
-//!   annotations on the route.
+//!   annotations on the route (not `retry.linkerd.io/http`, which Linkerd
+//!   reads on `HTTPRoute`s only); once they turn retries on, the route's
+//!   calls are retried, POSTs as they are.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`.
@@ -708,8 +712,8 @@ impl RetryResources {
 }
 
 /// Something in a document that is read but not applied: an unsupported
-/// filter, an unknown field or annotation, an `HTTPRoute` set aside for a
-/// service's `GRPCRoute`s.
+/// filter, an unknown field or annotation, a retry annotation of the other
+/// kind of route, an `HTTPRoute` set aside for a service's `GRPCRoute`s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigWarning {
     /// Where the text came from.
@@ -870,7 +874,13 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                         .push(ConfigWarning::new(&context, ignored.path, message));
                 }
             }
-            let rules = http_route::rule_policies(&route, &guide, &context, &mut loaded.warnings)?;
+            let rules = http_route::rule_policies(
+                &route,
+                &guide,
+                &context,
+                grpc.is_some(),
+                &mut loaded.warnings,
+            )?;
             let hosts = RouteHosts::new(&route.spec.hostnames);
             for (name, namespace, parent) in parents {
                 // A route in another namespace than its parent's is a
