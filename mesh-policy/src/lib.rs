@@ -106,7 +106,11 @@
 //!   own namespace
 //!   (every Server and route in it), always in its own namespace: a
 //!   `targetRef.namespace` naming another is an error. **All** of its
-//!   `requiredAuthenticationRefs` must match.
+//!   `requiredAuthenticationRefs` must match, so, as Linkerd's admission
+//!   webhook requires, it names at most one `MeshTLSAuthentication` or
+//!   `ServiceAccount` and at most one `NetworkAuthentication`: two of a
+//!   kind would admit only the clients both admit, where their author
+//!   most likely meant either.
 //! - A `GRPCRoute` is read as the `HTTPRoute` its method matches make (a
 //!   gRPC call is a `POST` to `/{service}/{method}`; see mesh-core's
 //!   `resource::GrpcRoute`), and may share its name with an `HTTPRoute`.

@@ -72,6 +72,7 @@ pub(super) fn authorization_policies(
                 "at least one authentication is required",
             ));
         }
+        one_of_each(entry)?;
         let mut requirements = Vec::new();
         for (i, a) in spec.required_authentication_refs.iter().enumerate() {
             let a_ns = a.namespace.as_deref().unwrap_or(namespace);
@@ -120,6 +121,44 @@ pub(super) fn authorization_policies(
         });
     }
     Ok(bound)
+}
+
+/// Fails on a second authentication of a class: every reference must
+/// match, so two `NetworkAuthentication`s would admit only addresses in
+/// both, and two identity authentications (`MeshTLSAuthentication` or
+/// `ServiceAccount`) only clients in both, where their author most likely
+/// meant either. Linkerd's admission webhook refuses such a policy ("only
+/// a single NetworkAuthentication may be set"), and its policy controller
+/// would not serve it.
+fn one_of_each(entry: &Entry<'_, AuthorizationPolicy>) -> Result<(), ResourceError> {
+    let refs = &entry.value.spec.required_authentication_refs;
+    let class = |kind: &str| match kind {
+        "MeshTLSAuthentication" | "ServiceAccount" => {
+            Some("MeshTLSAuthentication or ServiceAccount")
+        }
+        "NetworkAuthentication" => Some("NetworkAuthentication"),
+        _ => None,
+    };
+    for (i, a) in refs.iter().enumerate() {
+        let Some(what) = class(&a.kind) else { continue };
+        let earlier = refs
+            .iter()
+            .take(i)
+            .enumerate()
+            .find(|(_, e)| class(&e.kind) == Some(what));
+        if let Some((f, earlier)) = earlier {
+            return Err(error(
+                entry,
+                Kind::InvalidValue,
+                &format!("spec.requiredAuthenticationRefs[{i}]"),
+                format!(
+                    "only one {what} may be required: spec.requiredAuthenticationRefs[{f}] is {} {}, and every reference must match, so together they would admit only the clients both admit; write one authentication that names them all, or one AuthorizationPolicy for each",
+                    earlier.kind, earlier.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The route an `AuthorizationPolicy`'s `targetRef` names: by kind,

@@ -34,7 +34,8 @@ pub struct AuthorizationPolicySpec {
     pub target_ref: ObjectRef,
     /// `requiredAuthenticationRefs`: `MeshTLSAuthentication`,
     /// `NetworkAuthentication` or `ServiceAccount` references, all of which
-    /// must match.
+    /// must match: at most one `MeshTLSAuthentication` or `ServiceAccount`,
+    /// and at most one `NetworkAuthentication`, as in Linkerd.
     pub required_authentication_refs: Vec<ObjectRef>,
 }
 
