@@ -46,7 +46,22 @@
 //!   controller, see below), the container's environment variable
 //!   [`MESH_INGRESS_MODE`]`=true`, which turns the sidecar's ingress mode
 //!   on whatever its configuration file says, as Linkerd's injector sets
-//!   `LINKERD2_PROXY_INGRESS_MODE`.
+//!   `LINKERD2_PROXY_INGRESS_MODE`;
+//! - for Linkerd's `config.linkerd.io/proxy-log-level` on the pod
+//!   template (or else on its Namespace), the container's `RUST_LOG`, the
+//!   filter the sidecar logs with (a value that is not a filter, such as
+//!   `info,mesh=loud`, is an error), as Linkerd's injector sets
+//!   `LINKERD2_PROXY_LOG`;
+//! - for Linkerd's `config.alpha.linkerd.io/proxy-wait-before-exit-seconds`
+//!   there (a whole number of seconds), a `preStop` hook that sleeps that
+//!   long (Kubernetes' `sleep` action, 1.30 and later: the image needs no
+//!   `sleep` binary), as Linkerd's proxy gets one. Kubernetes signals
+//!   every container of a stopping pod at once, and a signalled sidecar
+//!   closes its listeners: the wait keeps it serving while the
+//!   application finishes its own requests through it. The API server
+//!   refuses a sleep longer than the pod's `terminationGracePeriodSeconds`
+//!   (30 unless set), and so does inject. A native sidecar (below) gets
+//!   none, as in Linkerd: Kubernetes stops it only after the application.
 //!
 //! The ConfigMap is named after the workload because the configuration
 //! is the workload's own (its application port, its labels for policy);
@@ -89,8 +104,9 @@
 //! Kubernetes 1.29 and later): a plain container that never exits would
 //! keep the job, or the pod, from ever completing. Linkerd's
 //! `config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"` on a pod
-//! template asks for a native sidecar too, so that the application's init
-//! containers can reach the mesh. A native sidecar has a startup probe on
+//! template, or on its Namespace when the template does not set it, asks
+//! for a native sidecar too, so that the application's init containers
+//! can reach the mesh. A native sidecar has a startup probe on
 //! `/ready` (every second, for up to two minutes, as Linkerd's): the
 //! kubelet starts the pod's next containers only once it passes, so their
 //! first requests find the sidecar listening.
@@ -240,6 +256,7 @@ mod proxy;
 mod raw;
 mod resources;
 mod rule;
+mod settings;
 mod warning;
 mod workload;
 mod yaml;

@@ -7,7 +7,8 @@
 //! same way, whatever their place in it (a Namespace written after its
 //! workloads decides for them too): `mesh.io/inject` and Linkerd's
 //! `linkerd.io/inject` (see [`rule`]), the proxy resource
-//! annotations (see [`resources`](super::resources)) and the annotations
+//! annotations (see [`resources`](super::resources)), the proxy settings
+//! (see [`settings`](super::settings)) and the annotations
 //! the sidecar does not read (see [`warning`]). A
 //! Namespace that is not in the input is not seen.
 //!
@@ -27,6 +28,7 @@ use super::{
     object::objects,
     resources::ResourceAnnotations,
     rule::{self, InjectMode},
+    settings::SettingAnnotations,
     warning::{self, Found},
     yaml::{self, FieldPath, Problem},
 };
@@ -45,6 +47,8 @@ pub(super) struct Namespace {
     pub(super) linkerd_inject: Option<String>,
     /// Its proxy resource annotations.
     pub(super) resources: ResourceAnnotations,
+    /// Its proxy setting annotations.
+    pub(super) settings: SettingAnnotations,
     /// Its annotations the sidecar does not read.
     pub(super) unread: Found,
 }
@@ -88,6 +92,7 @@ impl Namespaces {
         let metadata = yaml::mapping(object, "metadata", path)?;
         let mode = rule::mode(metadata, &meta_path)?;
         let resources = ResourceAnnotations::read(metadata, &meta_path)?;
+        let settings = SettingAnnotations::read(metadata, &meta_path)?;
         let name = metadata
             .map(|m| yaml::string(m, "name", &meta_path))
             .transpose()?
@@ -101,6 +106,7 @@ impl Namespaces {
             mode,
             linkerd_inject: rule::linkerd_inject(metadata).map(str::to_owned),
             resources,
+            settings,
             unread: Found::read(
                 warning::object_name("Namespace", None, name),
                 metadata,

@@ -5,7 +5,7 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{InjectConfig, resources::ProxyResources, rule::ProxyMode};
+use super::{InjectConfig, resources::ProxyResources, rule::ProxyMode, settings::ProxySettings};
 use crate::sidecar::config::INGRESS_MODE_ENV;
 
 /// The name of the sidecar container. Linkerd's is `linkerd-proxy`.
@@ -60,12 +60,15 @@ pub(super) enum Placement {
 
 /// The sidecar container. In ingress mode its environment sets
 /// [`INGRESS_MODE_ENV`], which the sidecar reads over its configuration
-/// file, so an ingress can share the file any other workload would have.
+/// file, so an ingress can share the file any other workload would have;
+/// a log level sets `RUST_LOG`, and a wait before exit a `preStop` sleep
+/// on a sidecar that is an ordinary container.
 pub(super) fn container(
     config: &InjectConfig,
     placement: Placement,
     mode: ProxyMode,
     resources: &ProxyResources,
+    settings: &ProxySettings,
 ) -> Value {
     let mut container = Mapping::new();
     insert(&mut container, "name", string(CONTAINER_NAME));
@@ -75,12 +78,21 @@ pub(super) fn container(
         "args",
         Value::Sequence(vec![string("run"), string("--config"), string(CONFIG_FILE)]),
     );
+    let mut env = Vec::new();
     if mode == ProxyMode::Ingress {
-        let ingress = map([
+        env.push(map([
             ("name", string(INGRESS_MODE_ENV)),
             ("value", string("true")),
-        ]);
-        insert(&mut container, "env", Value::Sequence(vec![ingress]));
+        ]));
+    }
+    if let Some(filter) = &settings.log_level {
+        env.push(map([
+            ("name", string("RUST_LOG")),
+            ("value", string(filter)),
+        ]));
+    }
+    if !env.is_empty() {
+        insert(&mut container, "env", Value::Sequence(env));
     }
     let ports = [INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT]
         .into_iter()
@@ -111,6 +123,12 @@ pub(super) fn container(
     insert(&mut container, "readinessProbe", probe("/ready", 2));
     if placement == Placement::NativeSidecar {
         insert(&mut container, "startupProbe", startup_probe());
+    }
+    if placement == Placement::Container
+        && let Some(wait) = &settings.wait_before_exit
+    {
+        let sleep = map([("sleep", map([("seconds", wait.seconds.into())]))]);
+        insert(&mut container, "lifecycle", map([("preStop", sleep)]));
     }
     insert(
         &mut container,

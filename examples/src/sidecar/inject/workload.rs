@@ -10,6 +10,7 @@ use super::{
     proxy::{self, CONFIG_MAP_SUFFIX, CONTAINER_NAME, Placement, SECRET_SUFFIX},
     resources::{ProxyResources, ResourceAnnotations},
     rule::{self, ProxyMode},
+    settings::{ProxySettings, SettingAnnotations},
     warning::{self, Found, Warning},
     yaml::{self, AddAt, FieldPath, Problem},
 };
@@ -19,11 +20,6 @@ pub const INJECTED_ANNOTATION: &str = "mesh.io/injected";
 /// The annotation that records the sidecar's version (see
 /// [`Image::version`](super::Image::version)).
 pub const VERSION_ANNOTATION: &str = "mesh.io/proxy-version";
-
-/// Linkerd's annotation that asks, with `"true"`, for the proxy as a
-/// native sidecar, started before the application's init containers so
-/// they can reach the mesh.
-const NATIVE_SIDECAR_ANNOTATION: &str = "config.alpha.linkerd.io/proxy-enable-native-sidecar";
 
 /// The longest name of a ConfigMap or Secret: a DNS subdomain.
 const MAX_NAME: usize = 253;
@@ -203,16 +199,20 @@ pub(super) fn inject(
     }
     let template_meta = yaml::mapping(template, "metadata", &template_path)?;
     let mut annotated = ResourceAnnotations::read(template_meta, &template_meta_path)?;
+    let mut set = SettingAnnotations::read(template_meta, &template_meta_path)?;
     if let Some(namespace) = in_namespace {
         annotated = annotated.or_namespace(&namespace.name, &namespace.resources);
+        set = set.or_namespace(&namespace.name, &namespace.settings);
     }
     let resources = annotated.resources(&template_meta_path)?;
+    let settings = set.settings(&template_meta_path);
     let template_unread = Found::read(object_name, template_meta, &template_meta_path);
 
     let before = template.clone();
     let sidecar = Sidecar {
         mode,
         resources: &resources,
+        settings: &settings,
         config,
     };
     edit_pod(template, &template_path, kind, &name, &sidecar)?;
@@ -233,6 +233,7 @@ pub(super) fn inject(
 struct Sidecar<'a> {
     mode: ProxyMode,
     resources: &'a ProxyResources,
+    settings: &'a ProxySettings,
     config: &'a InjectConfig,
 }
 
@@ -246,11 +247,6 @@ fn edit_pod(
     sidecar: &Sidecar<'_>,
 ) -> Result<(), Problem> {
     let config = sidecar.config;
-    let native_asked = template
-        .get("metadata")
-        .and_then(|metadata| metadata.get("annotations")?.get(NATIVE_SIDECAR_ANNOTATION))
-        .and_then(Value::as_str)
-        == Some("true");
     let spec_path = path.key("spec");
     let spec = match template.get_mut("spec") {
         None | Some(Value::Null) => {
@@ -294,10 +290,22 @@ fn edit_pod(
 
     let placement = match yaml::string(spec, "restartPolicy", &spec_path)? {
         Some("Never" | "OnFailure") => Placement::NativeSidecar,
-        _ if native_asked => Placement::NativeSidecar,
+        _ if sidecar.settings.native_sidecar => Placement::NativeSidecar,
         _ => kind.placement(),
     };
-    let container = proxy::container(config, placement, sidecar.mode, sidecar.resources);
+    // A native sidecar gets no preStop wait (see `settings`).
+    if placement == Placement::Container
+        && let Some(wait) = &sidecar.settings.wait_before_exit
+    {
+        wait.check_grace(spec, &spec_path)?;
+    }
+    let container = proxy::container(
+        config,
+        placement,
+        sidecar.mode,
+        sidecar.resources,
+        sidecar.settings,
+    );
     match placement {
         Placement::Container => {
             if let Some(Value::Sequence(init)) = spec.get_mut("initContainers") {
