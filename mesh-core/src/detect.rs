@@ -23,9 +23,27 @@
 //! target, separated by runs of that whitespace; the HTTP server then
 //! answers what it does not take with `400 Bad Request`. (A Redis inline
 //! `GET key` on a detecting port is one of them: Redis's port defaults to
-//! opaque.) Protocols where the server speaks first (MySQL, SMTP) never
-//! send those bytes, so detection would wait until its timeout: their
-//! ports are configured as opaque instead.
+//! opaque.)
+//!
+//! Some connections never decide: in protocols where the server speaks
+//! first (MySQL, SMTP) the client sends nothing until it is greeted, and
+//! a slow client may not finish its first line in time. Closing them
+//! would make such an application unreachable through a detecting port,
+//! so [`detect`] gives up at its timeout and hands the connection back
+//! undecided (`None`), with every byte it read replayed ahead of the
+//! rest. On a port that detects, the [server](crate::serve) then hands
+//! it to the opaque handler:
+//! Linkerd's proxy does the same (its detect stacks map the timeout with
+//! `detect::allow_timeout` and log "Continuing after timeout"), which is
+//! why its documentation calls a server-speaks-first protocol on such a
+//! port a connection delay rather than a failure. The delay is the
+//! server's detection timeout, 10 seconds by default; a port configured
+//! opaque skips
+//! detection and the delay. A client that waits out the timeout is
+//! served as opaque whatever it sends afterwards, so only what applies
+//! to opaque connections (authorization of the connection) applies to
+//! it. HTTP-only ports, and a peer that chose HTTP/2 with ALPN, still
+//! close a connection that has not decided by then.
 
 use std::time::Duration;
 
@@ -52,12 +70,10 @@ pub enum Detected {
     Opaque,
 }
 
-/// Why detection gave up.
+/// Why detection gave up on a connection.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum DetectError {
-    /// The peer sent too little to decide before the timeout.
-    Timeout(Duration),
     /// The peer closed the connection before sending a byte.
     Closed,
     /// Reading failed.
@@ -67,7 +83,6 @@ pub enum DetectError {
 impl std::fmt::Display for DetectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Timeout(d) => write!(f, "protocol detection timed out after {d:?}"),
             Self::Closed => f.write_str("connection closed before protocol detection"),
             Self::Io(_) => f.write_str("protocol detection failed to read"),
         }
@@ -78,29 +93,34 @@ impl std::error::Error for DetectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(e) => Some(e),
-            _ => None,
+            Self::Closed => None,
         }
     }
 }
 
 /// Reads from `io` until its first bytes decide the protocol, or `timeout`
-/// passes. Returns the decision and the stream with the bytes read replayed.
+/// passes. Returns the decision, `None` when the peer had sent too little
+/// to decide by then (nothing, or a plausible but unfinished request
+/// line or HTTP/2 preface), and the stream with every byte read replayed:
+/// whatever the decision, the caller can serve the connection with
+/// nothing lost and nothing read twice.
 ///
 /// # Errors
 ///
-/// [`DetectError::Timeout`] when the peer is silent, or sends a plausible
-/// but unfinished request line, for longer than `timeout`;
-/// [`DetectError::Closed`] when it closes first; [`DetectError::Io`] when a
-/// read fails.
+/// [`DetectError::Closed`] when the peer closes before sending a byte;
+/// [`DetectError::Io`] when a read fails.
 pub async fn detect<I>(
     mut io: I,
     timeout: Duration,
-) -> Result<(Detected, PrefixedIo<I>), DetectError>
+) -> Result<(Option<Detected>, PrefixedIo<I>), DetectError>
 where
     I: AsyncRead + Unpin,
 {
     let mut buf = BytesMut::with_capacity(1024);
     let mut scan = Scan::default();
+    // Reads into `buf` only when a read completes, so dropping this at
+    // the timeout loses no byte: what was read is in `buf`, the rest is
+    // still in `io`.
     let read = async {
         loop {
             if let Some(decided) = scan.decide(&buf) {
@@ -117,9 +137,10 @@ where
             }
         }
     };
-    let detected = tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| DetectError::Timeout(timeout))??;
+    let detected = match tokio::time::timeout(timeout, read).await {
+        Ok(decided) => Some(decided?),
+        Err(_) => None,
+    };
     Ok((detected, PrefixedIo::new(buf.freeze(), io)))
 }
 
@@ -462,15 +483,40 @@ mod tests {
             .await
             .unwrap();
         let (detected, io) = detect(server, Duration::from_secs(1)).await.unwrap();
-        assert_eq!(detected, Detected::Http1);
+        assert_eq!(detected, Some(Detected::Http1));
         assert!(io.prefix().starts_with(b"GET / HTTP/1.1\r\n"));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_silent_peer_times_out() {
-        let (_client, server) = tokio::io::duplex(1024);
-        let err = detect(server, Duration::from_secs(10)).await.unwrap_err();
-        assert!(matches!(err, DetectError::Timeout(_)));
+    async fn a_silent_peer_is_undecided_at_the_timeout_and_keeps_its_connection() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (detected, mut io) = detect(server, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(detected, None);
+        assert!(io.prefix().is_empty());
+        // The connection is still the peer's: what it sends next arrives.
+        client.write_all(b"late").await.unwrap();
+        drop(client);
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"late");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_read_before_the_timeout_are_replayed_once() {
+        // A partial line that could still become a request line, and an
+        // unfinished HTTP/2 preface: neither decides.
+        for first in [&b"GET /par"[..], b"PRI * HTTP/2.0\r\n", b"\r\n"] {
+            let (mut client, server) = tokio::io::duplex(1024);
+            client.write_all(first).await.unwrap();
+            let (detected, mut io) = detect(server, Duration::from_secs(10)).await.unwrap();
+            assert_eq!(detected, None, "{first:?}");
+            assert_eq!(io.prefix(), first);
+            client.write_all(b"tial\n").await.unwrap();
+            drop(client);
+            let mut all = Vec::new();
+            io.read_to_end(&mut all).await.unwrap();
+            assert_eq!(all, [first, b"tial\n"].concat(), "{first:?}");
+        }
     }
 
     #[tokio::test]

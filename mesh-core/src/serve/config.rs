@@ -16,11 +16,13 @@ pub enum Protocol {
     Opaque,
     /// HTTP when the first bytes look like HTTP, opaque otherwise. A peer
     /// that has not said which within the detection timeout (it sent
-    /// nothing, or a request line it has not finished) is disconnected.
-    /// Linkerd's proxy serves such a connection as opaque; here its bytes
-    /// are not handed on, since an unfinished request line would then
-    /// reach the application with none of what the HTTP stack does to
-    /// requests.
+    /// nothing, as the client of a server-speaks-first protocol does, or
+    /// a request line it has not finished) is served as opaque too, with
+    /// the bytes read so far replayed, as Linkerd's proxy continues after
+    /// a detection timeout: see [`detect`](crate::detect). Such a client
+    /// gets none of what the HTTP stack does to requests, whatever it
+    /// sends after the timeout; the opaque handler's authorization of the
+    /// connection is what applies to it.
     #[default]
     Detect,
 }
@@ -84,7 +86,9 @@ pub struct ServerConfig {
     /// How long protocol detection waits for the bytes that decide the
     /// protocol (the HTTP/2 preface, or a whole HTTP/1 request line), and
     /// how long a peer that chose HTTP/2 through ALPN has to send its
-    /// preface. Default 10 seconds.
+    /// preface. Default 10 seconds, Linkerd's. When it passes, a
+    /// [`Protocol::Detect`] port serves the connection as opaque; a
+    /// [`Protocol::Http`] port, or a peer that chose HTTP/2, is closed.
     pub detect_timeout: Duration,
     /// How many connections are served at once on one listener; further
     /// ones wait in the kernel's accept queue. Default 10,000. Ignored when

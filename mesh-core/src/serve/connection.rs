@@ -262,18 +262,50 @@ async fn prepare<A: Accept<TcpStream>>(
         // (its pings start after it, and a graceful shutdown waits for
         // it), so a peer that chose `h2` and went silent would hold its
         // place under the limit for ever. The preface is read here,
-        // under the detection timeout, and replayed.
+        // under the detection timeout, and replayed. A peer that chose
+        // `h2` promised HTTP/2: one that does not keep to it is closed,
+        // at the timeout too.
         (Some(HttpVersion::Http2), _) => match detect(accepted.io, config.detect_timeout).await? {
-            (Detected::Http2, io) => (HttpVersion::Http2, io),
-            _ => return Err(NO_PREFACE.into()),
+            (Some(Detected::Http2), io) => (HttpVersion::Http2, io),
+            (Some(_), _) => return Err(NO_PREFACE.into()),
+            (None, _) => {
+                return Err(format!(
+                    "ALPN chose HTTP/2, but the peer sent no preface within {:?}",
+                    config.detect_timeout
+                )
+                .into());
+            }
         },
         (None, protocol) => match detect(accepted.io, config.detect_timeout).await? {
-            (Detected::Http1, io) => (HttpVersion::Http1, io),
-            (Detected::Http2, io) => (HttpVersion::Http2, io),
-            (Detected::Opaque, io) if protocol == Protocol::Detect => {
+            (Some(Detected::Http1), io) => (HttpVersion::Http1, io),
+            (Some(Detected::Http2), io) => (HttpVersion::Http2, io),
+            (Some(Detected::Opaque), io) if protocol == Protocol::Detect => {
                 return Ok(Prepared::Opaque(io, info, retire));
             }
-            (Detected::Opaque, _) => return Err("not HTTP on an HTTP-only port".into()),
+            // Too little to decide: a server-speaks-first protocol whose
+            // client waits for a greeting, or a slow client. Linkerd's
+            // proxy continues after the timeout and forwards the
+            // connection as opaque (`detect::allow_timeout`), so the
+            // application's greeting comes late rather than never. What
+            // was read is replayed; opaque authorization applies.
+            (None, io) if protocol == Protocol::Detect => {
+                tracing::info!(
+                    local = %local_addr,
+                    peer = %remote_addr,
+                    timeout = ?config.detect_timeout,
+                    read = io.prefix().len(),
+                    "protocol detection timed out; continuing as opaque"
+                );
+                return Ok(Prepared::Opaque(io, info, retire));
+            }
+            (Some(Detected::Opaque), _) => return Err("not HTTP on an HTTP-only port".into()),
+            (None, _) => {
+                return Err(format!(
+                    "protocol detection timed out after {:?} on an HTTP-only port",
+                    config.detect_timeout
+                )
+                .into());
+            }
         },
     };
     Ok(Prepared::Http(version, io, info, retire))

@@ -13,6 +13,11 @@
 //! opaque handler as a byte stream. Every request carries the
 //! [`ConnectionInfo`](crate::conn::ConnectionInfo) of its connection.
 //!
+//! A connection on a [`Protocol::Detect`] port whose first bytes decide
+//! nothing within the detection timeout (a server-speaks-first
+//! protocol's client waits for its greeting) goes to the opaque handler,
+//! as Linkerd's proxy forwards it; an HTTP-only port closes it.
+//!
 //! No peer holds a connection by doing nothing: detection, the HTTP/1
 //! header read and HTTP/2's preface are timed, idle HTTP/2 connections
 //! are pinged, and a peer that stops reading its responses is cut
