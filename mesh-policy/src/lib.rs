@@ -170,6 +170,12 @@
 //!   (`web.ns.serviceaccount.identity.linkerd.<td>`, or `*.ns...` for a
 //!   namespace): a policy copied from Linkerd admits the same clients
 //!   when they carry SPIFFE IDs. Other names match only as written.
+//! - As Linkerd's admission webhook does, these are errors: a network
+//!   `except` that covers all of its `cidr` (the network would match no
+//!   address); a ServerAuthorization's `unauthenticatedTLS: true` beside
+//!   `identities` or `serviceAccounts`, which it would ignore, admitting
+//!   every TLS client; and an `identityRefs` entry of `kind: Namespace`
+//!   with a `namespace`.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`.
 //! - An `HTTPLocalRateLimitPolicy` (Linkerd 2.17+) caps how often the

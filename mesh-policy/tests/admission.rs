@@ -154,3 +154,85 @@ fn one_identity_and_one_network_authentication_together_are_read() {
     compile(&authorization_policy(&[FRONTENDS, OFFICE])).unwrap();
     compile(&authorization_policy(&[OFFICE, WEB_SA])).unwrap();
 }
+
+fn server_authorization(mesh_tls: &str) -> String {
+    format!(
+        "{SERVER}---\napiVersion: policy.linkerd.io/v1beta1\nkind: ServerAuthorization\nmetadata: {{name: sa, namespace: ns}}\nspec:\n  server: {{name: web}}\n  client:\n    meshTLS:\n{mesh_tls}"
+    )
+}
+
+#[test]
+fn unauthenticated_tls_with_identities_or_service_accounts_is_refused() {
+    // `unauthenticatedTLS` admits every TLS client: identities beside it
+    // would be ignored, so the authorization would admit far more
+    // clients than the ones it lists.
+    for clients in [
+        "      identities: [\"spiffe://cluster.local/ns/ns/sa/frontend\"]\n",
+        "      serviceAccounts: [{name: frontend}]\n",
+    ] {
+        let text = server_authorization(&format!("      unauthenticatedTLS: true\n{clients}"));
+        assert_refused(
+            &text,
+            "ServerAuthorization",
+            "sa",
+            "spec.client.meshTLS.unauthenticatedTLS",
+            line_of(&text, "unauthenticatedTLS"),
+            "admits every TLS client, so the identities and serviceAccounts beside it would be ignored",
+        );
+    }
+    compile(&server_authorization("      unauthenticatedTLS: true\n")).unwrap();
+    compile(&server_authorization(
+        "      unauthenticatedTLS: false\n      identities: [\"*\"]\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn an_except_that_covers_its_whole_network_is_refused() {
+    // Such a network matches no address at all.
+    let network_authentication = |except: &str| {
+        format!(
+            "{SERVER}---\napiVersion: policy.linkerd.io/v1alpha1\nkind: NetworkAuthentication\nmetadata: {{name: nobody, namespace: ns}}\nspec:\n  networks:\n    - cidr: 10.0.0.0/8\n    - cidr: 172.16.0.0/12\n      except: [172.16.1.0/24, {except}]\n"
+        )
+    };
+    for except in ["172.16.0.0/12", "172.0.0.0/8"] {
+        let text = network_authentication(except);
+        assert_refused(
+            &text,
+            "NetworkAuthentication",
+            "nobody",
+            "spec.networks[1].except[1]",
+            line_of(&text, "except:"),
+            &format!("{except} excepts all of 172.16.0.0/12, so the network matches no address"),
+        );
+    }
+    let text = server_authorization("      identities: [\"*\"]\n").replace(
+        "    meshTLS:\n",
+        "    networks: [{cidr: 10.0.0.0/8, except: [10.0.0.0/8]}]\n    meshTLS:\n",
+    );
+    assert_refused(
+        &text,
+        "ServerAuthorization",
+        "sa",
+        "spec.client.networks[0].except[0]",
+        line_of(&text, "except:"),
+        "10.0.0.0/8 excepts all of 10.0.0.0/8",
+    );
+}
+
+#[test]
+fn a_namespace_identity_ref_with_a_namespace_is_refused() {
+    // A Namespace is not in a namespace: `namespace` beside it is a
+    // mistake for a ServiceAccount reference, or for another namespace.
+    let text = format!(
+        "{SERVER}---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {{name: partners, namespace: ns}}\nspec:\n  identityRefs:\n    - {{kind: Namespace, name: partners, namespace: ns}}\n"
+    );
+    assert_refused(
+        &text,
+        "MeshTLSAuthentication",
+        "partners",
+        "spec.identityRefs[0].namespace",
+        line_of(&text, "kind: Namespace"),
+        "a Namespace is not in a namespace",
+    );
+}

@@ -257,6 +257,19 @@ fn mesh_tls_sets(
             for (i, r) in spec.identity_refs.iter().enumerate() {
                 let path = format!("spec.identityRefs[{i}]");
                 if r.kind == "Namespace" {
+                    // A Namespace is in no namespace: one written beside it
+                    // is a mistake for a ServiceAccount reference, or for
+                    // the namespace meant. Linkerd's webhook refuses it.
+                    if let Some(other) = &r.namespace {
+                        return Err(error(
+                            entry,
+                            Kind::InvalidValue,
+                            &format!("{path}.namespace"),
+                            format!(
+                                "a Namespace is not in a namespace: name the namespace in name, not {other:?} in namespace"
+                            ),
+                        ));
+                    }
                     // Every service account in the namespace, as Linkerd's
                     // policy controller reads it.
                     let (suffix, prefix) = workload.namespace_identities(&r.name).map_err(|e| {

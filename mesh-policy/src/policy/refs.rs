@@ -69,7 +69,9 @@ pub(super) fn find<'e, 't, T>(
     })
 }
 
-/// Checks a network list: each `except` inside its `cidr`.
+/// Checks a network list: each `except` inside its `cidr`, and none that
+/// covers the whole of it, which would leave a network that matches no
+/// address (Linkerd's admission webhook refuses both).
 pub(super) fn check_networks<T>(
     entry: &Entry<'_, T>,
     networks: &[Network],
@@ -77,6 +79,17 @@ pub(super) fn check_networks<T>(
 ) -> Result<(), ResourceError> {
     for (i, net) in networks.iter().enumerate() {
         for (j, except) in net.except.iter().enumerate() {
+            if except.0.contains(&net.cidr.0) {
+                return Err(error(
+                    entry,
+                    Kind::InvalidValue,
+                    &format!("{path}[{i}].except[{j}]"),
+                    format!(
+                        "{except} excepts all of {}, so the network matches no address",
+                        net.cidr
+                    ),
+                ));
+            }
             if !net.cidr.0.contains(&except.0) {
                 return Err(error(
                     entry,

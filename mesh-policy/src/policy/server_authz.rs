@@ -120,7 +120,20 @@ pub(super) fn server_authorizations(
         });
         match (client.unauthenticated, &client.mesh_tls) {
             (true, None) => {}
-            (false, Some(mtls)) if mtls.unauthenticated_tls => requirements.push(Requirement::Tls),
+            (false, Some(mtls)) if mtls.unauthenticated_tls => {
+                // Linkerd's admission webhook refuses this too: the
+                // identities would be ignored, and the authorization
+                // would admit every TLS client rather than those listed.
+                if !mtls.identities.is_empty() || !mtls.service_accounts.is_empty() {
+                    return Err(error(
+                        entry,
+                        Kind::InvalidValue,
+                        "spec.client.meshTLS.unauthenticatedTLS",
+                        "unauthenticatedTLS: true admits every TLS client, so the identities and serviceAccounts beside it would be ignored: remove them, or unauthenticatedTLS to admit only them",
+                    ));
+                }
+                requirements.push(Requirement::Tls);
+            }
             (false, Some(mtls)) => {
                 let mut set = IdentitySet::default();
                 for (i, id) in mtls.identities.iter().enumerate() {

@@ -38,7 +38,8 @@ pub struct MeshTlsAuthenticationSpec {
     pub identities: Vec<String>,
     /// `identityRefs`: service accounts (`kind: ServiceAccount`), whose
     /// identities follow the naming scheme in the crate docs, or every
-    /// service account of a namespace (`kind: Namespace`).
+    /// service account of a namespace (`kind: Namespace`, named by `name`;
+    /// a `namespace` beside it is refused, as in Linkerd).
     #[serde(default)]
     pub identity_refs: Vec<ObjectRef>,
 }
@@ -77,7 +78,9 @@ pub struct Network {
     /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is read as the
     /// IPv4 network it carries (`10.0.0.0/8`), as client addresses are.
     pub cidr: Cidr,
-    /// `except`: networks within `cidr` that do not match.
+    /// `except`: networks within `cidr` that do not match. One that covers
+    /// all of `cidr` is refused, as Linkerd's admission webhook refuses it:
+    /// the network would match no address.
     #[serde(default)]
     pub except: Vec<Cidr>,
 }

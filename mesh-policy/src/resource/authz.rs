@@ -104,6 +104,8 @@ pub struct ClientSpec {
 #[serde(rename_all = "camelCase")]
 pub struct MeshTlsClient {
     /// `unauthenticatedTLS: true`: TLS clients, even without an identity.
+    /// It admits every TLS client, so `identities` and `serviceAccounts`
+    /// beside it are refused, as Linkerd's admission webhook refuses them.
     #[serde(default, rename = "unauthenticatedTLS")]
     pub unauthenticated_tls: bool,
     /// `identities`: as in a MeshTLSAuthentication.
