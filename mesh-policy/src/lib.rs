@@ -238,6 +238,11 @@
 //!   rather than the network it truncates to, as is an `except` outside
 //!   its `cidr`, which could only be inert: both are more often a typo
 //!   than what was meant.
+//! - A `List` of resources (as `kubectl get -o yaml` writes one), or a
+//!   `<Kind>List` of a kind read here, is an error: `kubectl apply`
+//!   would apply its items, but they are not read here, and skipped like
+//!   a kind authorization does not use, a listed `Server` would leave its
+//!   port to the default policy. Write each item as a document.
 //! - Two Servers selecting the same port of the workload is an error; the
 //!   admission webhook Linkerd ships rejects them too.
 //! - Two `HTTPLocalRateLimitPolicy`s targeting one Server is an error.

@@ -440,3 +440,49 @@ spec:
         compiled.warnings
     );
 }
+
+#[test]
+fn a_list_of_resources_is_refused_rather_than_skipped() {
+    // `kubectl get servers,authorizationpolicies -o yaml` writes a List.
+    // Skipped as a kind authorization does not use, its Server would not
+    // cover port 80, which the default policy would then leave open to
+    // every client.
+    let text = "apiVersion: v1
+kind: List
+metadata: {resourceVersion: \"\"}
+items:
+  - apiVersion: policy.linkerd.io/v1beta3
+    kind: Server
+    metadata: {name: web, namespace: ns}
+    spec:
+      podSelector: {matchLabels: {app: web}}
+      port: 80
+";
+    let err = compile_err(text);
+    assert_eq!(err.kind(), Kind::InvalidValue, "{err}");
+    assert_eq!(err.document(), Some(1), "{err}");
+    assert_eq!(err.resource_kind(), Some("List"), "{err}");
+    assert_eq!(err.field_path(), "items", "{err}");
+    // The first item's line.
+    assert_eq!(err.line(), Some(5), "{err}");
+    assert!(
+        err.message()
+            .contains("a List is not read, and its items (1) would be ignored"),
+        "{err}"
+    );
+    // So is a list of one kind, as the API server answers one.
+    let err = compile_err(&text.replace("kind: List", "kind: ServerList"));
+    assert_eq!(err.resource_kind(), Some("ServerList"), "{err}");
+    assert_eq!(err.field_path(), "items", "{err}");
+    // A document of another kind that happens to end in List, without
+    // items, is still just a kind authorization does not use.
+    let other = "apiVersion: example.com/v1\nkind: AllowList\nmetadata: {name: a}\nspec: {}\n";
+    let compiled = Policy::compile(
+        &[PolicySource::new("policy.yaml", other)],
+        &workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap();
+    assert_eq!(compiled.warnings.len(), 1, "{}", compiled.warnings);
+}

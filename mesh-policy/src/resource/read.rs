@@ -147,11 +147,58 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     strict_limit(&parsed)?;
                     push(&mut r.rate_limits, &mut r.warnings, parsed)
                 }
+                kind if is_list(kind) => return Err(list_error(document)),
                 _ => r.warnings.other_kind(document.into_other()),
             }
         }
     }
     Ok(resources)
+}
+
+/// Whether a document of `kind` is a list of resources: `kubectl get -o
+/// yaml` writes a `List` (of `v1`), the API server a `<Kind>List`.
+fn is_list(kind: &str) -> bool {
+    const READ: &[&str] = &[
+        Server::KIND,
+        ServerAuthorization::KIND,
+        AuthorizationPolicy::KIND,
+        MeshTlsAuthentication::KIND,
+        NetworkAuthentication::KIND,
+        HttpRoute::KIND,
+        GrpcRoute::KIND,
+        HttpLocalRateLimitPolicy::KIND,
+    ];
+    kind == "List"
+        || kind
+            .strip_suffix("List")
+            .is_some_and(|item| READ.contains(&item))
+}
+
+/// The items of a list, for [`list_error`].
+#[derive(Debug, Default, Deserialize)]
+struct ListDocument {
+    #[serde(default)]
+    items: Vec<serde::de::IgnoredAny>,
+}
+
+/// The error for a list of resources. Its items are not read: skipped as
+/// a kind authorization does not use, as any other kind is, a listed
+/// `Server` would not cover its port, which the default policy would then
+/// decide (`all-unauthenticated` unless configured otherwise), so a
+/// policy exported with `kubectl get -o yaml` would open what it closes.
+fn list_error(document: mesh_core::resource::Document<'_>) -> ResourceError {
+    let kind = document.kind().to_owned();
+    let context = document.context().clone();
+    let items = document
+        .parse::<ListDocument>()
+        .map_or(0, |parsed| parsed.value.items.len());
+    context.error(
+        ResourceErrorKind::InvalidValue,
+        "items",
+        format!(
+            "a {kind} is not read, and its items ({items}) would be ignored: write each item as a document of its own, separated by ---"
+        ),
+    )
 }
 
 /// A second reading of a text's documents, for what the models leave out:
