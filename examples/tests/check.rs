@@ -844,3 +844,49 @@ async fn route_warnings_are_those_of_the_routes_this_workload_is_served() {
         );
     }
 }
+
+/// Linkerd's `linkerd check` warns while its trust anchors or issuer have
+/// less than 60 days left ("trust anchors are valid for at least 60 days",
+/// "issuer cert is valid for at least 60 days"): replacing an anchor means
+/// giving every workload a bundle with the new one first. A CA's window is
+/// not the workload certificate's 7 days.
+#[tokio::test]
+async fn ca_certificates_with_less_than_60_days_left_warn() {
+    let files = Files::new();
+    let certs = files.path("emoji");
+    let app = app().await;
+    let config = Config::new(&certs, app.local_addr().unwrap());
+    let issue = |age: Duration| {
+        ca_made_ago(age)
+            .issue_with(&emoji().with_ttl(DAY))
+            .unwrap()
+            .write(&certs)
+            .unwrap();
+    };
+
+    // A year-long CA with 55 days left.
+    issue(310 * DAY);
+    let report = check_pre(&files, &config).await;
+    const TITLE: &str = "CA certificates do not expire soon";
+    assert_eq!(status(&report, TITLE), Status::Warn, "{report}");
+    let lines: Vec<&str> = detail(&report, TITLE).lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    for (line, name) in lines.iter().zip(["issuer", "trust anchor"]) {
+        assert!(
+            line.starts_with(&format!("{name} CN=old ")) && line.ends_with(", in 54d 23h"),
+            "{line}"
+        );
+    }
+    assert_eq!(report.count(Status::Warn), 1, "{report}");
+    assert!(report.is_success(), "{report}");
+    // The workload certificate's own window is unchanged.
+    assert_eq!(
+        status(&report, "workload certificate does not expire soon"),
+        Status::Pass
+    );
+
+    // With 65 days left, nothing to say.
+    issue(300 * DAY);
+    let report = check_pre(&files, &config).await;
+    assert_eq!(status(&report, TITLE), Status::Pass, "{report}");
+}

@@ -16,7 +16,7 @@ use mesh_tls::{CredentialError, CredentialSource, Credentials, in_trust_domain};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::time::{Span, Utc};
-use super::{Check, with_causes};
+use super::{Check, CheckOptions, with_causes};
 use crate::sidecar::config::{IdentityConfig, format_duration};
 
 /// The share of its lifetime a certificate has left when its renewer is
@@ -25,8 +25,13 @@ use crate::sidecar::config::{IdentityConfig, format_duration};
 /// last 7 hours and 12 minutes, not for its whole life.
 const LATE_SHARE: f64 = 0.3;
 
-/// The identity group, for an `identity` section.
-pub(super) fn check(config: &IdentityConfig, now: SystemTime, warning: Duration) -> Vec<Check> {
+/// The identity group, for an `identity` section, with the expiry
+/// warnings of `options`.
+pub(super) fn check(
+    config: &IdentityConfig,
+    now: SystemTime,
+    options: &CheckOptions,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let creds = match load(&config.source) {
         Ok((check, creds)) => {
@@ -66,7 +71,7 @@ pub(super) fn check(config: &IdentityConfig, now: SystemTime, warning: Duration)
                 "workload certificate does not expire soon",
                 leaf,
                 now,
-                warning,
+                options.expiry_warning,
             ));
         }
     }
@@ -82,7 +87,7 @@ pub(super) fn check(config: &IdentityConfig, now: SystemTime, warning: Duration)
                 "CA certificates do not expire soon",
                 &certs,
                 now,
-                warning,
+                options.ca_expiry_warning,
             ));
         }
         Err(detail) => checks.push(Check::fail(

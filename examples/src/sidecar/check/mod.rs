@@ -37,6 +37,12 @@
 //!   verifies against the trust bundle, the identity is in the trust
 //!   domain, and no certificate has expired or is close to it. For a CA
 //!   directory, a certificate is issued in memory and checked the same way.
+//!   Close is [`CheckOptions::expiry_warning`] for the workload
+//!   certificate, which is renewed on its own, and
+//!   [`CheckOptions::ca_expiry_warning`] (60 days, `linkerd check`'s "valid
+//!   for at least 60 days") for the issuers and trust anchors, which
+//!   someone replaces: a new anchor has to reach every workload's bundle
+//!   before the old one ends.
 //! - **policy**: the resources compile ([`policy::compile`]); each part
 //!   that is read but not enforced is a warning.
 //! - **app**: each inbound listener's application address accepts a TCP
@@ -229,9 +235,16 @@ pub struct CheckOptions {
     /// How long each connection and each admin request may take. Default
     /// 1 second: the application and the admin server are local.
     pub timeout: Duration,
-    /// A certificate warns when less than this is left, or less than 30 %
-    /// of its lifetime, whichever is shorter. Default 7 days.
+    /// The workload certificate warns when less than this is left, or
+    /// less than 30 % of its lifetime, whichever is shorter. Default 7
+    /// days.
     pub expiry_warning: Duration,
+    /// An issuer or trust anchor warns when less than this is left, or
+    /// less than 30 % of its lifetime, whichever is shorter. Default 60
+    /// days, as `linkerd check` warns of its trust anchors and issuer; the
+    /// share keeps an issuer that cert-manager renews every few days from
+    /// warning all its life.
+    pub ca_expiry_warning: Duration,
 }
 
 impl CheckOptions {
@@ -239,6 +252,9 @@ impl CheckOptions {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
     /// The default [`CheckOptions::expiry_warning`]: 7 days.
     pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
+    /// The default [`CheckOptions::ca_expiry_warning`]: 60 days, as in
+    /// `linkerd check`.
+    pub const DEFAULT_CA_EXPIRY_WARNING: Duration = Duration::from_secs(60 * 86_400);
 
     /// Sets [`CheckOptions::pre`].
     #[must_use]
@@ -260,6 +276,13 @@ impl CheckOptions {
         self.expiry_warning = expiry_warning;
         self
     }
+
+    /// Sets [`CheckOptions::ca_expiry_warning`].
+    #[must_use]
+    pub fn with_ca_expiry_warning(mut self, ca_expiry_warning: Duration) -> Self {
+        self.ca_expiry_warning = ca_expiry_warning;
+        self
+    }
 }
 
 impl Default for CheckOptions {
@@ -268,6 +291,7 @@ impl Default for CheckOptions {
             pre: false,
             timeout: Self::DEFAULT_TIMEOUT,
             expiry_warning: Self::DEFAULT_EXPIRY_WARNING,
+            ca_expiry_warning: Self::DEFAULT_CA_EXPIRY_WARNING,
         }
     }
 }
@@ -308,10 +332,7 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
     };
     if let Some(identity) = &config.identity {
         let now = SystemTime::now();
-        report.push(
-            "sidecar-identity",
-            certs::check(identity, now, options.expiry_warning),
-        );
+        report.push("sidecar-identity", certs::check(identity, now, options));
     }
     report.push("sidecar-policy", check_policy(&config));
     report.push(
