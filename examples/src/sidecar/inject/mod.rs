@@ -216,7 +216,10 @@
 //! without a pod template, a container list that is not a list) is an
 //! error naming the document, the field and the line, and nothing is
 //! written to standard output, so a pipeline into `kubectl apply` applies
-//! nothing.
+//! nothing. So is a workload to inject whose own container (or init
+//! container) declares one of the sidecar's ports, 4143, 4140 or 4191,
+//! over TCP: a pod's containers share its ports, and of the application
+//! and the sidecar one could not listen, so the pod would never be ready.
 //!
 //! ```
 //! use mesh_examples::sidecar::inject::{self, InjectConfig, Outcome};

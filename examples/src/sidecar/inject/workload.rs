@@ -273,6 +273,7 @@ fn edit_pod(
             ),
         });
     }
+    check_ports(spec, &spec_path)?;
     // As the API server reads them: an empty name is no name.
     let named =
         |key| yaml::string(spec, key, &spec_path).map(|name| name.filter(|name| !name.is_empty()));
@@ -335,6 +336,66 @@ fn edit_pod(
         proxy::string(VERSION_ANNOTATION),
         proxy::string(config.image.version()),
     );
+    Ok(())
+}
+
+/// Checks that no container of the pod `spec` (at `spec_path`) but the
+/// sidecar declares one of the sidecar's TCP ports. A pod's containers
+/// share one network namespace: of the application and the sidecar, one
+/// could not listen on the port, and the pod would never be ready (the
+/// sidecar's probes are on its admin port).
+fn check_ports(spec: &Mapping, spec_path: &FieldPath) -> Result<(), Problem> {
+    let sidecar_ports = [
+        (proxy::INBOUND_PORT.0, "inbound"),
+        (proxy::OUTBOUND_PORT.0, "outbound"),
+        (proxy::ADMIN_PORT.0, "admin"),
+    ];
+    for key in ["initContainers", "containers"] {
+        let Some(containers) = spec.get(key).and_then(Value::as_sequence) else {
+            continue;
+        };
+        for (i, container) in containers.iter().enumerate() {
+            let name = container.get("name").and_then(Value::as_str);
+            if name == Some(CONTAINER_NAME) {
+                continue;
+            }
+            let Some(ports) = container.get("ports").and_then(Value::as_sequence) else {
+                continue;
+            };
+            for (j, port) in ports.iter().enumerate() {
+                // The protocol is TCP unless it says otherwise.
+                let tcp = port
+                    .get("protocol")
+                    .and_then(Value::as_str)
+                    .is_none_or(|protocol| protocol == "TCP");
+                let number = port.get("containerPort").and_then(Value::as_u64);
+                let Some((port, what)) = sidecar_ports
+                    .iter()
+                    .find(|(sidecar, _)| tcp && number == Some(u64::from(*sidecar)))
+                else {
+                    continue;
+                };
+                return Err(Problem::new(
+                    ResourceErrorKind::InvalidValue,
+                    spec_path
+                        .key(key)
+                        .index(i)
+                        .key("ports")
+                        .index(j)
+                        .key("containerPort"),
+                    format!(
+                        "{} declares port {port}, the sidecar's {what} port: the \
+                         containers of a pod share its ports, so the two could not both \
+                         listen on it; move the application to another port",
+                        name.map_or_else(
+                            || "a container".to_owned(),
+                            |name| format!("container {name:?}")
+                        ),
+                    ),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
