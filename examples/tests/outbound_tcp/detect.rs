@@ -2,7 +2,9 @@
 //! protocol (`protocol: detect`, the default): the client sidecar offers
 //! no ALPN, so the peer reads the decrypted first bytes to tell HTTP from
 //! anything else, as it does for plaintext. A protocol whose server
-//! speaks first sends no such bytes, and still needs an `opaque` port.
+//! speaks first sends no such bytes: the peer forwards it as opaque once
+//! its detection times out, as Linkerd's proxy does, and an `opaque`
+//! port spares it that delay.
 
 use std::{
     net::SocketAddr,
@@ -180,7 +182,7 @@ async fn greeting_app() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 #[tokio::test]
-async fn a_server_first_protocol_to_a_detect_port_is_closed_at_the_detect_timeout() {
+async fn a_server_first_protocol_to_a_detect_port_greets_after_the_detect_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let issue = issuer(dir.path());
     let (app, accepted) = greeting_app().await;
@@ -194,19 +196,32 @@ async fn a_server_first_protocol_to_a_detect_port_is_closed_at_the_detect_timeou
     ));
 
     // The client waits for the greeting; the peer waits for the client's
-    // first bytes and, at its detect timeout, closes. The application is
-    // never connected to, so its greeting never comes.
+    // first bytes and, at its detect timeout, forwards the connection to
+    // its application as opaque bytes, as Linkerd's proxy does: the
+    // greeting comes late rather than never.
     let mut tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
-    let mut back = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut back))
+    let mut greeting = [0; 14];
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut greeting))
         .await
-        .expect("the connection is closed at the peer's detect timeout");
-    assert!(back.is_empty(), "{back:?}");
-    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+        .expect("the greeting comes after the peer's detect timeout")
+        .unwrap();
+    assert_eq!(&greeting, b"220 db ready\r\n");
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    // Carried as the mutual-TLS client's opaque connection.
+    let inbound = scrape(db.admin).await;
+    let client_id = format!("client_id=\"{}\"", identity("web"));
+    let labels = ["direction=\"inbound\"", "tls=\"true\"", &client_id];
+    assert_eq!(series(&inbound, "tcp_open_total", &labels), 1, "{inbound}");
+    assert_eq!(
+        series(&inbound, "request_total", &["direction=\"inbound\""]),
+        0,
+        "{inbound}"
+    );
+    drop(tcp);
     stop(web).await;
     stop(db).await;
 
-    // Served `opaque`, the same port greets.
+    // Served `opaque`, the same port greets without waiting.
     let db = sidecar(
         &detect_side(&db_certs, app, "")
             .replace("  tls: strict\n", "  tls: strict\n  protocol: opaque\n"),
@@ -220,7 +235,7 @@ async fn a_server_first_protocol_to_a_detect_port_is_closed_at_the_detect_timeou
     let mut greeting = [0; 14];
     tcp.read_exact(&mut greeting).await.unwrap();
     assert_eq!(&greeting, b"220 db ready\r\n");
-    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
     drop(tcp);
     stop(web).await;
     stop(db).await;

@@ -16,9 +16,15 @@
 //! With none, a peer port that detects its protocol reads the client's
 //! first bytes, as it does for plaintext, and carries a database
 //! protocol as bytes and HTTP sent through the port as HTTP. A protocol
-//! whose server speaks first sends no first bytes: detection waits for
-//! them until the peer's `detect_timeout` and closes the connection, so
-//! such a service's port must be served `opaque`.
+//! whose server speaks first sends no first bytes: the peer's detection
+//! waits for them until its `detect_timeout`, then forwards the
+//! connection to its application as opaque bytes, as Linkerd's proxy
+//! does, so the greeting comes that much late; a service port served
+//! `opaque` is connected at once.
+//!
+//! The listener itself does not detect: every connection to it is the
+//! port's service's, whatever it carries, so it is served opaque from
+//! the first byte and never waits.
 //!
 //! The outbound HTTP listener tunnels a `CONNECT` whose authority names a
 //! service through the same forwarders (mesh-core's
