@@ -44,10 +44,16 @@ where
                     if *replay_left > 0 {
                         let i = reader.chunks.len().saturating_sub(*replay_left);
                         *replay_left -= 1;
-                        if let Some(chunk) = reader.chunks.get(i) {
-                            return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+                        let Some(chunk) = reader.chunks.get(i).cloned() else {
+                            continue;
+                        };
+                        // The original body's end may have come while it was
+                        // parked, with no frame to read it by: a client that
+                        // sees it ended after this chunk polls no more.
+                        if *replay_left == 0 && reader.body.is_end_stream() {
+                            self.finish(None);
                         }
-                        continue;
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
                     }
                     return self.poll_original(cx);
                 }
@@ -144,11 +150,24 @@ where
 impl<B> Drop for Attempt<B> {
     fn drop(&mut self) {
         // An attempt that ends before the original body did leaves the rest
-        // to the next attempt, unless the body is committed.
-        if let Phase::Reading { reader, .. } = std::mem::replace(&mut self.phase, Phase::Done)
+        // to the next attempt, unless the body is committed. A body that
+        // says it has ended with nothing left to replay was sent whole,
+        // though its end was never read as a frame: a client asks
+        // `is_end_stream` before polling, and polls no more once it is
+        // true (hyper sends such a body's end with its last chunk, or with
+        // the head when there is none).
+        if let Phase::Reading {
+            mut reader,
+            replay_left,
+        } = std::mem::replace(&mut self.phase, Phase::Done)
             && reader.recording
         {
-            self.shared.set(State::Parked(reader));
+            let state = if replay_left == 0 && (self.shared.ended)(&reader.body) {
+                State::Complete(reader.finish(None))
+            } else {
+                State::Parked(reader)
+            };
+            self.shared.set(state);
         }
     }
 }

@@ -23,6 +23,12 @@
 //!   replays exactly the chunks recorded before it started. (Linkerd once
 //!   sent the first chunk twice on a retry, linkerd2 #15649; the tests here
 //!   check every attempt byte for byte.)
+//! - A body is whole once the original says it has ended
+//!   (`is_end_stream`), even if its end was never read as a frame: an
+//!   HTTP/2 caller may send its end on its own, after the last data, and a
+//!   client that finds the body ended sends the end with the last chunk
+//!   (or with the head) and polls no more. The request went out whole, so
+//!   an answer to it can be retried.
 //! - An attempt that ends before its body did (the connection failed, or
 //!   the response came first) leaves the unread rest to the next attempt.
 //!   While an attempt is still sending the body, no other attempt can start:

@@ -7,7 +7,7 @@ use std::{
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body::{Frame, SizeHint};
+use http_body::{Body, Frame, SizeHint};
 
 /// What the attempts of one request share: where the original body is, and
 /// what of it has been recorded.
@@ -17,6 +17,9 @@ pub(super) struct Shared<B> {
     pub(super) max_bytes: usize,
     /// The original body's size hint, for attempts that have not started.
     pub(super) size_hint: SizeHint,
+    /// The original body's `is_end_stream`, for an attempt dropped while
+    /// it reads (`Drop` cannot require `B: Body`).
+    pub(super) ended: fn(&B) -> bool,
 }
 
 /// The state, and the retry waiting for the attempt that holds the body to
@@ -132,7 +135,10 @@ pub(crate) enum Replayable {
 }
 
 impl<B> Shared<B> {
-    pub(super) fn new(max_bytes: usize, size_hint: SizeHint) -> Self {
+    pub(super) fn new(max_bytes: usize, size_hint: SizeHint) -> Self
+    where
+        B: Body,
+    {
         Self {
             slot: Mutex::new(Slot {
                 state: State::Reading,
@@ -140,6 +146,7 @@ impl<B> Shared<B> {
             }),
             max_bytes,
             size_hint,
+            ended: B::is_end_stream,
         }
     }
 

@@ -294,3 +294,106 @@ async fn an_attempt_that_replays_part_of_a_body_counts_what_is_left_to_replay() 
     assert_eq!(lower, [4, 2, 0, 0], "the unread rest's hint is 0 here");
     assert!(second.is_end_stream());
 }
+
+/// A body whose end comes after its data, on its own: HTTP/2's empty
+/// `DATA` frame with `END_STREAM`, received after the last data. Until
+/// `ended` is set it waits; after, it reports its end without a frame more
+/// being read, so that hyper, which asks `is_end_stream` before polling,
+/// never polls it again.
+#[derive(Debug)]
+struct LateEnd {
+    frames: VecDeque<Bytes>,
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LateEnd {
+    fn new(chunks: &[&'static str]) -> (Self, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let ended = std::sync::Arc::default();
+        let body = Self {
+            frames: chunks
+                .iter()
+                .map(|c| Bytes::from_static(c.as_bytes()))
+                .collect(),
+            ended: std::sync::Arc::clone(&ended),
+        };
+        (body, ended)
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Body for LateEnd {
+    type Data = Bytes;
+    type Error = Broken;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
+        match self.frames.pop_front() {
+            Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            None if self.ended() => Poll::Ready(None),
+            // The test never polls it here.
+            None => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && self.ended()
+    }
+}
+
+#[tokio::test]
+async fn a_first_attempt_whose_empty_body_ends_before_it_is_sent_is_recorded_whole() {
+    let (original, ended) = LateEnd::new(&[]);
+    let (first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    // The end arrives before the client sends the request: it sees the
+    // body has ended, sends none, and drops it unpolled, as hyper does.
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(first.is_end_stream());
+    drop(first);
+    assert_eq!(
+        replay.replayable(),
+        Replayable::Complete,
+        "the upstream got the whole body"
+    );
+    assert_eq!(collect_late(replay.next_attempt()).await, "");
+}
+
+#[tokio::test]
+async fn a_replay_that_reaches_an_end_that_came_meanwhile_is_recorded_whole() {
+    let (original, ended) = LateEnd::new(&["all ", "of it"]);
+    let (mut first, replay) = ReplayBody::try_new(original, 1024).unwrap();
+    for _ in 0..2 {
+        first.frame().await.unwrap().unwrap();
+    }
+    // The attempt fails before the body's end arrives.
+    assert!(!first.is_end_stream());
+    drop(first);
+    assert_eq!(replay.replayable(), Replayable::Unfinished);
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    // The retry replays both chunks, and then the body says it has ended:
+    // the client sends the end with the last chunk and polls no more.
+    let mut second = replay.next_attempt();
+    let mut sent = Vec::new();
+    while !second.is_end_stream() {
+        let frame = second.frame().await.unwrap().unwrap();
+        sent.extend_from_slice(frame.data_ref().unwrap());
+    }
+    assert_eq!(sent, b"all of it");
+    assert_eq!(
+        replay.replayable(),
+        Replayable::Complete,
+        "known whole as soon as its last chunk is sent"
+    );
+    drop(second);
+    assert_eq!(replay.replayable(), Replayable::Complete);
+    assert_eq!(collect_late(replay.next_attempt()).await, "all of it");
+}
+
+async fn collect_late(body: ReplayBody<LateEnd>) -> Bytes {
+    body.collect().await.unwrap().to_bytes()
+}
