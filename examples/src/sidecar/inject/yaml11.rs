@@ -40,10 +40,13 @@ pub(super) fn plain_scalar(text: &str) -> Option<Value> {
         return None;
     }
     let plain = text.replace('_', "");
+    // Go's ParseFloat fails on a number past f64 (`1e400`), where Rust's
+    // gives an infinity: such a scalar stays a string.
     go_int(&plain).or_else(|| {
         is_decimal_float(&plain)
             .then(|| plain.parse::<f64>().ok())
             .flatten()
+            .filter(|float| float.is_finite())
             .map(Value::from)
     })
 }
