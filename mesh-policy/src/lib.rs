@@ -21,7 +21,9 @@
 //!    document, kind, name, field and line; what is read but not enforced
 //!    (a `ServiceProfile`, an unknown field, a route filter other than the
 //!    header modifiers and `RequestRedirect`) comes back as
-//!    one [`PolicyWarnings`] value.
+//!    one [`PolicyWarnings`] value. A kind `policy.linkerd.io` does not
+//!    have (a misspelt `Server`) is a mistake, not a kind to skip: the
+//!    port of a Server skipped would be left to the default policy.
 //! 2. A [`PolicyStore`] holds the policy in force. Requests read it without
 //!    a lock; [`PolicyStore::reload`] and [`PolicyStore::swap`] replace it,
 //!    and a [`PolicyWatcher`] reloads it when its files change. A reload

@@ -486,3 +486,41 @@ items:
     .unwrap();
     assert_eq!(compiled.warnings.len(), 1, "{}", compiled.warnings);
 }
+
+#[test]
+fn a_kind_linkerds_policy_group_does_not_have_is_refused() {
+    // A misspelt `Server` skipped as a kind authorization does not use
+    // would leave its port to the default policy, open to every client;
+    // the API server would refuse it ("no matches for kind").
+    let text = SERVER.replace("kind: Server", "kind: Sever");
+    let err = compile_err(&text);
+    assert_error(&err, Kind::InvalidValue, 1, ("Sever", "web"), "kind", 2);
+    assert!(
+        err.message().contains(
+            "policy.linkerd.io has no kind Sever: its kinds authorization reads are Server,"
+        ),
+        "{err}"
+    );
+    // Linkerd's kinds that authorization does not enforce are warnings.
+    // So is a ServiceProfile in this group, as published guides write it.
+    for kind in [
+        "EgressNetwork",
+        "HTTPLocalConcurrencyLimitPolicy",
+        "ServiceProfile",
+    ] {
+        let doc = format!(
+            "apiVersion: policy.linkerd.io/v1alpha1\nkind: {kind}\nmetadata: {{name: x, namespace: ns}}\nspec: {{}}\n"
+        );
+        let compiled = Policy::compile(
+            &[PolicySource::new("policy.yaml", &second(&doc))],
+            &workload(),
+            &PolicyConfig::default(),
+            &PolicyMetrics::default(),
+        )
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let [warning] = compiled.warnings.iter().collect::<Vec<_>>()[..] else {
+            panic!("{}", compiled.warnings)
+        };
+        assert_eq!(warning.kind, WarningKind::UnsupportedKind, "{kind}");
+    }
+}

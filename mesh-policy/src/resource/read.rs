@@ -148,12 +148,51 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                     push(&mut r.rate_limits, &mut r.warnings, parsed)
                 }
                 kind if is_list(kind) => return Err(list_error(document)),
+                kind if document.api_version().group() == LINKERD_POLICY
+                    && !LINKERD_UNREAD.contains(&kind) =>
+                {
+                    return Err(document.context().error(
+                        ResourceErrorKind::InvalidValue,
+                        "kind",
+                        format!(
+                            "{LINKERD_POLICY} has no kind {kind}: its kinds authorization reads are {}",
+                            LINKERD_READ.join(", ")
+                        ),
+                    ));
+                }
                 _ => r.warnings.other_kind(document.into_other()),
             }
         }
     }
     Ok(resources)
 }
+
+/// The API group of Linkerd's policy resources.
+const LINKERD_POLICY: &str = "policy.linkerd.io";
+
+/// The kinds of [`LINKERD_POLICY`] read here.
+const LINKERD_READ: &[&str] = &[
+    Server::KIND,
+    ServerAuthorization::KIND,
+    AuthorizationPolicy::KIND,
+    MeshTlsAuthentication::KIND,
+    NetworkAuthentication::KIND,
+    HttpRoute::KIND,
+    HttpLocalRateLimitPolicy::KIND,
+];
+
+/// The kinds of [`LINKERD_POLICY`] that authorization does not enforce,
+/// which are warned about as other groups' kinds are. Any other kind of
+/// the group is refused: the API server would refuse it ("no matches for
+/// kind"), and skipped as a kind not enforced, a misspelt `Server` would
+/// leave its port to the default policy. `ServiceProfile` is `linkerd.io`'s,
+/// but published guides write it in this group, and the same files carry
+/// it to the mesh's routing, which reads it either way.
+const LINKERD_UNREAD: &[&str] = &[
+    "EgressNetwork",
+    "HTTPLocalConcurrencyLimitPolicy",
+    "ServiceProfile",
+];
 
 /// Whether a document of `kind` is a list of resources: `kubectl get -o
 /// yaml` writes a `List` (of `v1`), the API server a `<Kind>List`.
