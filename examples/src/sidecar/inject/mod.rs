@@ -109,7 +109,14 @@
 //! can reach the mesh. A native sidecar has a startup probe on
 //! `/ready` (every second, for up to two minutes, as Linkerd's): the
 //! kubelet starts the pod's next containers only once it passes, so their
-//! first requests find the sidecar listening.
+//! first requests find the sidecar listening. A sidecar among
+//! `containers` holds nothing back: the kubelet starts it with the
+//! application, whose first requests to `127.0.0.1:4140` may come before
+//! it listens, and are refused. (Linkerd holds the application back with
+//! a `postStart` hook, `config.linkerd.io/proxy-await`, that runs a
+//! program of its proxy's image until the proxy is ready.) An
+//! application that calls out as soon as it starts retries those first
+//! requests, or asks for a native sidecar with the annotation above.
 //!
 //! Nothing redirects traffic: there is no init container rewriting
 //! iptables. The workload's Service targets the `mesh-inbound` port, and
