@@ -581,10 +581,15 @@ spec:
         ["policy resources are valid"],
         "{report}"
     );
+    // Named where it is written: the route's file, document and backend.
     assert_eq!(
         detail(&report, "policy resources are valid"),
-        "outbound.services[0]: route voting-canary sends requests to service \
-         voting-v2.emojivoto, which is not in outbound.services"
+        format!(
+            "{}: document 4 (HTTPRoute voting-canary): spec.rules[0].backendRefs[1]: route \
+             voting-canary sends requests to service voting-v2.emojivoto, which is not in \
+             outbound.services",
+            policy.display()
+        )
     );
 }
 

@@ -628,3 +628,24 @@ fn a_grpc_route_gives_its_service_a_route_on_the_methods_path() {
         "{message}"
     );
 }
+
+#[test]
+fn a_rule_read_says_where_it_is_written() {
+    let text = format!("{PROFILE}---\n{GATEWAY_ROUTE}---\n{GRPC_ROUTE}");
+    let loaded = config::load("routes.yaml", &text).unwrap();
+    let books = loaded.service("books", Some("shop")).unwrap();
+    assert_eq!(
+        books.rule_source(1).as_deref(),
+        Some("routes.yaml: document 2 (HTTPRoute books): spec.rules[1]")
+    );
+    let emoji = loaded.service("emoji-svc", Some("emojivoto")).unwrap();
+    assert_eq!(
+        emoji.rule_source(0).as_deref(),
+        Some("routes.yaml: document 3 (GRPCRoute emoji-grpc): spec.rules[0]")
+    );
+    // The profile's routes come after the rules, and have no rule to
+    // point at.
+    assert!(books.routes.len() > 2);
+    assert_eq!(books.rule_source(2), None, "{books:?}");
+    assert_eq!(books.rule_source(99), None);
+}

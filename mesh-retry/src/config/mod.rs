@@ -575,6 +575,27 @@ impl ServiceRetryPolicy {
             .map(|r| &r.redirect)
     }
 
+    /// Where route `index` (of [`routes`](Self::routes)) was read, to
+    /// point a message about it at its rule: its text, document, kind and
+    /// name, and the rule, as a [`ConfigWarning`] writes them, such as
+    /// `policy.yaml: document 4 (HTTPRoute voting-canary): spec.rules[0]`.
+    /// `None` for a ServiceProfile route and one added by hand.
+    pub fn rule_source(&self, index: usize) -> Option<String> {
+        let Some(Origin::Rule(rule)) = self.origins.get(index) else {
+            return None;
+        };
+        let source = &rule.source;
+        let kind = if rule.is_grpc() {
+            "GRPCRoute"
+        } else {
+            "HTTPRoute"
+        };
+        Some(format!(
+            "{}: document {} ({kind} {}): spec.rules[{}]",
+            source.origin, source.document, source.name, rule.rule
+        ))
+    }
+
     /// The `hostnames` of route `index` (of [`routes`](Self::routes)):
     /// those of the `HTTPRoute` or `GRPCRoute` its rule is of; none, which
     /// take any host, for a ServiceProfile route or one added by hand. A

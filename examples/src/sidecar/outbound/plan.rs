@@ -139,7 +139,10 @@ impl Planner {
                 routes_of(service)
                     .unwrap_or_default()
                     .iter()
-                    .map(|route| route_backends(route, index, &self.config, &self.namespace))
+                    .map(|route| {
+                        let field = |_| format!("outbound.services[{index}]");
+                        route_backends(route, field, &self.config, &self.namespace)
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -281,7 +284,10 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 ///
 /// # Errors
 ///
-/// The first route with a backend that is not an outbound service.
+/// The first route with a backend that is not an outbound service, named
+/// where it is written: the route's file, document and `backendRefs`
+/// entry, where the mistake (or the service missing from
+/// `outbound.services`) is to be found.
 pub(crate) fn check_backends(
     config: &OutboundConfig,
     resources: &RetryResources,
@@ -289,27 +295,35 @@ pub(crate) fn check_backends(
 ) -> Result<(), StartError> {
     let resources = &resources.for_namespace(namespace);
     for (index, service) in config.services.iter().enumerate() {
-        let routes = retry_policy_of(resources, &service.name, namespace).map(|r| &r.routes);
-        for route in routes.into_iter().flatten() {
-            route_backends(route, index, config, namespace)?;
+        let Some(policy) = retry_policy_of(resources, &service.name, namespace) else {
+            continue;
+        };
+        for (i, route) in policy.routes.iter().enumerate() {
+            let field = |backend: usize| match policy.rule_source(i) {
+                Some(rule) => format!("{rule}.backendRefs[{backend}]"),
+                None => format!("outbound.services[{index}]"),
+            };
+            route_backends(route, field, config, namespace)?;
         }
     }
     Ok(())
 }
 
-/// The outbound services the backends of `route` (a route of
-/// `config.services[index]`) name, as indexes into `config.services`,
-/// with their weights: empty when the route names none.
+/// The outbound services the backends of `route` name, as indexes into
+/// `config.services`, with their weights: empty when the route names
+/// none. `field` names where the backend of an index is written, for the
+/// error.
 fn route_backends(
     route: &RouteRetryPolicy,
-    index: usize,
+    field: impl Fn(usize) -> String,
     config: &OutboundConfig,
     namespace: &str,
 ) -> Result<Vec<(usize, u32)>, StartError> {
     route
         .backends
         .iter()
-        .map(|backend| {
+        .enumerate()
+        .map(|(j, backend)| {
             let backend_namespace = backend.namespace.as_deref();
             config
                 .services
@@ -317,7 +331,7 @@ fn route_backends(
                 .position(|s| names_service(&s.name, &backend.name, backend_namespace, namespace))
                 .map(|i| (i, backend.weight))
                 .ok_or_else(|| StartError::Backend {
-                    field: format!("outbound.services[{index}]"),
+                    field: field(j),
                     route: route.name.to_string(),
                     backend: format!(
                         "{}.{}",
