@@ -283,7 +283,12 @@ impl Health {
     /// Failures that cross `max_failures` at the same moment (two
     /// responses ending on two threads) serve one penalty between them: the
     /// one that moves the penalty's end first takes the endpoint out, and
-    /// the other counts for nothing, as it would a moment later.
+    /// the other counts for nothing, as it would a moment later. A success
+    /// at the moment a failure takes the endpoint out does not put it back
+    /// in: counted before the failure, it would not have, and counted
+    /// after, it came while the endpoint was out. While in, a success
+    /// writes nothing unless failures are being counted, so the common
+    /// response writes no state that every thread shares.
     pub(super) fn record(&self, accrual: &FailureAccrual, success: bool, probe: bool, now: u64) {
         let until = self.until.load(Ordering::Acquire);
         let out = until != 0;
@@ -291,10 +296,18 @@ impl Health {
             return;
         }
         if success {
-            self.failures.store(0, Ordering::Relaxed);
-            self.served.store(0, Ordering::Relaxed);
-            self.until.store(0, Ordering::Release);
-            self.probing.store(0, Ordering::Release);
+            if out {
+                // The probe's: the endpoint is back in.
+                self.failures.store(0, Ordering::Relaxed);
+                self.served.store(0, Ordering::Relaxed);
+                self.until.store(0, Ordering::Release);
+                self.probing.store(0, Ordering::Release);
+            } else if self.failures.load(Ordering::Relaxed) != 0 {
+                // In: only the count of failures in a row has anything
+                // to reset. Writing `until` here would undo a penalty
+                // that a failure on another thread has just started.
+                self.failures.store(0, Ordering::Relaxed);
+            }
             return;
         }
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -477,6 +490,48 @@ mod tests {
             assert_eq!(health.until(), Some(SECOND), "round {round}: one penalty");
             assert_eq!(health.served.load(Ordering::Relaxed), 1, "round {round}");
         }
+    }
+
+    #[test]
+    fn a_success_at_the_moment_a_failure_takes_the_endpoint_out_does_not_undo_it() {
+        // One response succeeds and another fails, on two threads, while
+        // the endpoint is in. Whichever is counted first, the failure
+        // takes the endpoint out: the success either came before it, or
+        // came while the endpoint was out and counts for nothing.
+        use std::sync::atomic::AtomicUsize;
+        let accrual = accrual(1, 0.0);
+        let health = Health::default();
+        // Round `n` starts when `go` is `n`; the success is counted when
+        // `done` is. Spinning rather than parking keeps both threads on
+        // their cores, so that the two records overlap often.
+        let (go, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let rounds = 20_000;
+        let erased = std::thread::scope(|s| {
+            s.spawn(|| {
+                for round in 1..=rounds {
+                    while go.load(Ordering::Acquire) != round {
+                        std::hint::spin_loop();
+                    }
+                    health.record(&accrual, true, false, 0);
+                    done.store(round, Ordering::Release);
+                }
+            });
+            let mut erased = 0;
+            for round in 1..=rounds {
+                go.store(round, Ordering::Release);
+                health.record(&accrual, false, false, 0);
+                while done.load(Ordering::Acquire) != round {
+                    std::hint::spin_loop();
+                }
+                if health.until().is_none() {
+                    erased += 1;
+                }
+                // Back in, as a probe's success puts it.
+                health.record(&accrual, true, true, 0);
+            }
+            erased
+        });
+        assert_eq!(erased, 0, "penalties erased in {rounds} rounds");
     }
 
     #[test]
