@@ -136,7 +136,8 @@ pub enum Alpn {
     /// Nothing, for connections that carry bytes the client does not read
     /// (opaque TCP, `CONNECT` tunnels): the server detects what they are.
     /// Detection waits for the client's first bytes, so a protocol whose
-    /// server speaks first still needs a port the server serves opaque.
+    /// server speaks first is delayed by the server's detection timeout
+    /// unless the server serves the port opaque.
     None,
 }
 

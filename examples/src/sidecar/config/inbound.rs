@@ -19,8 +19,9 @@ pub const DEFAULT_INBOUND_LISTEN: SocketAddr =
 /// These are Linkerd's default opaque ports, those of protocols its
 /// documentation lists as interacting poorly with protocol detection. In
 /// SMTP and MySQL the server speaks first, so detection would wait for
-/// client bytes that never come; the others are client-first, and skip
-/// detection altogether.
+/// client bytes that never come, delaying each connection by the
+/// detection timeout; the others are client-first, and skip detection
+/// altogether.
 pub const DEFAULT_OPAQUE_PORTS: [u16; 8] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
 
 /// The inbound section: the listeners that forward to the local application.
