@@ -43,14 +43,17 @@
 //!   for at least 60 days") for the issuers and trust anchors, which
 //!   someone replaces: a new anchor has to reach every workload's bundle
 //!   before the old one ends.
-//! - **policy**: the resources compile ([`policy::compile`]); each part
-//!   that is read but not enforced is a warning.
+//! - **policy**: the resources compile ([`policy::compile`]), and every
+//!   backend of an outbound route is an outbound service, as the sidecar
+//!   will not start otherwise (the failure names the route's file,
+//!   document and `backendRefs` entry); each part that is read but not
+//!   enforced is a warning.
 //! - **app**: each inbound listener's application address accepts a TCP
 //!   connection.
-//! - **outbound**, in ingress mode or when outbound endpoints are given
-//!   by DNS name: ingress mode has outbound services to route to (a
-//!   warning when there are none: every request would get 404); each
-//!   name resolves. One that does not is a warning: the sidecar starts
+//! - **outbound**, when there is something of these to check: ingress
+//!   mode has outbound services to route to (a warning when there are
+//!   none: every request would get 404); each endpoint given by DNS name
+//!   resolves. One that does not is a warning: the sidecar starts
 //!   anyway and keeps looking it up, its service answering 503 meanwhile.
 //!   An outbound listener that is not on loopback warns too: whoever
 //!   reaches it reaches the services as this workload.
