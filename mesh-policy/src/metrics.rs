@@ -60,7 +60,10 @@ impl PolicyMetrics {
     ///   `deny` or `not_found`;
     /// - `inbound_policy_reloads_total{result}`: `ok` or `error`.
     ///
-    /// `tls` is `true` for mutual TLS, `no_identity` otherwise.
+    /// `tls` is `true` for a TLS client, with a certificate or without one,
+    /// and `no_identity` for a plaintext one, as linkerd2-proxy labels
+    /// them: a client that encrypts without a certificate is not counted
+    /// as unencrypted.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         registry.register(
@@ -179,8 +182,9 @@ pub(crate) struct ReloadLabels {
 /// A counter per `tls` value, resolved once.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ByTls {
-    mutual: Counter,
-    other: Counter,
+    /// Clients with TLS, mutual or not.
+    tls: Counter,
+    plaintext: Counter,
 }
 
 impl ByTls {
@@ -189,15 +193,15 @@ impl ByTls {
         L: Clone + std::hash::Hash + Eq,
     {
         Self {
-            mutual: family.get_or_create_owned(&labels(TlsLabel::True)),
-            other: family.get_or_create_owned(&labels(TlsLabel::NoIdentity)),
+            tls: family.get_or_create_owned(&labels(TlsLabel::True)),
+            plaintext: family.get_or_create_owned(&labels(TlsLabel::NoIdentity)),
         }
     }
 
     pub(crate) fn get(&self, tls: ClientTls<'_>) -> &Counter {
         match tls {
-            ClientTls::Mutual(_) => &self.mutual,
-            _ => &self.other,
+            ClientTls::Mutual(_) | ClientTls::NoClientCert => &self.tls,
+            ClientTls::Plaintext => &self.plaintext,
         }
     }
 }

@@ -197,3 +197,24 @@ async fn decisions_are_counted_with_bounded_labels() {
     // No label value comes from the request: no path, no address.
     assert!(!text.contains("nowhere") && !text.contains("10.1.1.1"));
 }
+
+#[tokio::test]
+async fn a_tls_client_without_a_certificate_is_counted_as_tls() {
+    // linkerd2-proxy labels a TLS connection `tls="true"` whether or not
+    // the client presented a certificate; `no_identity` is for plaintext.
+    let mut registry = Registry::default();
+    let store = store(&mut registry);
+    let no_cert = info("10.1.1.1:4000", Tls::NoClientCert);
+    call(&store, get("/authors", Some(no_cert.clone()))).await;
+    call(&store, get("/nowhere", Some(no_cert))).await;
+
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    for line in [
+        r#"inbound_http_authz_deny_total{srv_name="books-http",route_name="authors-get",authz_name="deny",tls="true"} 1"#,
+        r#"inbound_http_route_not_found_total{srv_name="books-http",tls="true"} 1"#,
+        r#"inbound_http_authz_deny_total{srv_name="books-http",route_name="authors-get",authz_name="deny",tls="no_identity"} 0"#,
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+}
