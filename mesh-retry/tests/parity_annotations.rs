@@ -138,3 +138,29 @@ fn a_grpc_routes_limit_alone_retries_its_calls() {
     assert_eq!(retry.max_attempts(), NonZeroU32::new(3).unwrap());
     assert!(retry.grpc_requests(), "{retry:?}");
 }
+
+#[test]
+fn a_zero_retry_timeout_turns_no_retries_on() {
+    // Linkerd drops a `retry.linkerd.io/timeout` of zero before deciding
+    // whether the route retries: alone, it leaves the route without.
+    for kind in ["HTTPRoute", "GRPCRoute"] {
+        let loaded =
+            config::load("routes.yaml", &route(kind, "retry.linkerd.io/timeout: 0s")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let route = &loaded.service("books", Some("shop")).unwrap().routes[0];
+        assert!(!route.retry.retries(), "{kind}: {:?}", route.retry);
+        assert_eq!(route.timeouts.per_try, None, "{kind}");
+    }
+    // Beside another, it is no per-try timeout.
+    let loaded = config::load(
+        "routes.yaml",
+        &route(
+            "HTTPRoute",
+            "retry.linkerd.io/timeout: 0s, retry.linkerd.io/http: 5xx",
+        ),
+    )
+    .unwrap();
+    let route = &loaded.service("books", Some("shop")).unwrap().routes[0];
+    assert!(route.retry.retries());
+    assert_eq!(route.timeouts.per_try, None);
+}

@@ -21,14 +21,15 @@ const MAX_STATUS: u16 = 599;
 /// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry; `HTTPRoute` only |
 /// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry; `GRPCRoute` only |
 /// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
-/// | `retry.linkerd.io/timeout` | a Go duration | the per-try timeout |
+/// | `retry.linkerd.io/timeout` | a Go duration; `0s` is none | the per-try timeout |
 /// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
 /// | `timeout.linkerd.io/idle` | a Go duration | the response body idle timeout |
 ///
 /// Linkerd's `timeout.linkerd.io/response` is not read: it is warned
 /// about by name, with the timeouts to use instead.
 ///
-/// Any `retry.linkerd.io/*` annotation turns retries on for the route.
+/// Any `retry.linkerd.io/*` annotation turns retries on for the route,
+/// but a `retry.linkerd.io/timeout` of zero, which Linkerd drops first.
 /// On a `GRPCRoute` that marks the route's calls retryable, although they
 /// are POSTs.
 ///
@@ -50,7 +51,7 @@ pub struct LinkerdAnnotations {
     pub grpc: Option<GrpcCodes>,
     /// `retry.linkerd.io/limit`: retries, not attempts.
     pub limit: Option<NonZeroU32>,
-    /// `retry.linkerd.io/timeout`.
+    /// `retry.linkerd.io/timeout`, unless zero.
     pub per_try: Option<Duration>,
     /// `timeout.linkerd.io/request`.
     pub request: Option<Duration>,
@@ -136,7 +137,12 @@ impl LinkerdAnnotations {
                         })?;
                     parsed.limit = Some(limit);
                 }
-                "retry.linkerd.io/timeout" => parsed.per_try = Some(duration()?),
+                // Zero is no per-try timeout, and, as Linkerd drops it
+                // before deciding whether the route retries, turns
+                // nothing on.
+                "retry.linkerd.io/timeout" => {
+                    parsed.per_try = Some(duration()?).filter(|d| !d.is_zero());
+                }
                 "timeout.linkerd.io/request" => parsed.request = Some(duration()?),
                 "timeout.linkerd.io/idle" => parsed.idle = Some(duration()?),
                 _ => parsed.unknown.push(key.clone()),
