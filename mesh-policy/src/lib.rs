@@ -266,8 +266,12 @@
 //!   policy, since in a pod only the pod itself is there; a process that
 //!   embeds the mesh, or a sidecar on a shared host, cannot tell the
 //!   workload's own calls from another local process's.
-//! - A `ServerAuthorization` without `networks` allows every address, so a
-//!   client without a known address (no `ConnectionInfo`) matches none.
+//! - A `ServerAuthorization` without `networks` allows every address, and
+//!   one with `networks: []` none. Linkerd's policy controller serves
+//!   both with the cluster networks, so that only clients inside the
+//!   cluster match (`to_authz` in linkerd2's
+//!   `policy-controller/grpc/src/inbound.rs`). A client without a known
+//!   address (no `ConnectionInfo`) matches no network.
 //! - An `HTTPRoute` rule under a Server applies its
 //!   `RequestHeaderModifier`, `ResponseHeaderModifier` and
 //!   `RequestRedirect` filters to the requests it allows, as Linkerd's

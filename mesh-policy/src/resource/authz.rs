@@ -94,7 +94,8 @@ pub struct ClientSpec {
     #[serde(default, rename = "meshTLS")]
     pub mesh_tls: Option<MeshTlsClient>,
     /// `networks`: where clients may connect from; every address when
-    /// absent.
+    /// absent (Linkerd serves the cluster networks then: see the crate
+    /// docs).
     #[serde(default)]
     pub networks: Option<Vec<Network>>,
 }
