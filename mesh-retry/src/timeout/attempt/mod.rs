@@ -116,6 +116,14 @@ where
         let grpc = is_grpc(req.headers());
         let deadline = req.extensions().get::<Deadline>().map(|d| d.instant());
         if deadline.is_none() && self.per_try.is_none() {
+            // Nothing to hold the attempt to: the caller's header goes on
+            // as it came, with the time it says is left (none spent here),
+            // and no clock is read. But a caller that says none is left has
+            // given up, as every layer here reads it.
+            if deadline::incoming(req.headers(), grpc).is_some_and(|sent| sent.is_zero()) {
+                tracing::debug!("request deadline passed before the attempt");
+                return future::ResponseFuture::new(None, None, grpc);
+            }
             return future::ResponseFuture::new(Some(self.inner.call(req)), None, grpc);
         }
         let now = Instant::now();
