@@ -492,6 +492,21 @@ mod tests {
         }
     }
 
+    /// Spins until `ready`, letting other threads run now and then, in
+    /// case the one it waits for has no core of its own.
+    fn spin_until(ready: impl Fn() -> bool) {
+        for spins in 1_u32.. {
+            if ready() {
+                return;
+            }
+            if spins % 1024 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
     #[test]
     fn a_success_at_the_moment_a_failure_takes_the_endpoint_out_does_not_undo_it() {
         // One response succeeds and another fails, on two threads, while
@@ -509,9 +524,7 @@ mod tests {
         let erased = std::thread::scope(|s| {
             s.spawn(|| {
                 for round in 1..=rounds {
-                    while go.load(Ordering::Acquire) != round {
-                        std::hint::spin_loop();
-                    }
+                    spin_until(|| go.load(Ordering::Acquire) == round);
                     health.record(&accrual, true, false, 0);
                     done.store(round, Ordering::Release);
                 }
@@ -520,9 +533,7 @@ mod tests {
             for round in 1..=rounds {
                 go.store(round, Ordering::Release);
                 health.record(&accrual, false, false, 0);
-                while done.load(Ordering::Acquire) != round {
-                    std::hint::spin_loop();
-                }
+                spin_until(|| done.load(Ordering::Acquire) == round);
                 if health.until().is_none() {
                     erased += 1;
                 }
