@@ -133,3 +133,39 @@ fn a_port_range_is_an_error_not_a_name_that_selects_nothing() {
         Deny("web")
     );
 }
+
+#[test]
+fn a_route_under_an_opaque_server_is_a_warning() {
+    // An opaque Server's connections are decided whole, by the Server's
+    // own authorizations: a route there matches no request, so what
+    // targets it (an AuthorizationPolicy, a filter) admits nothing.
+    let text = format!(
+        "{}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: admin}}
+spec:
+  parentRefs:
+    - {{group: policy.linkerd.io, kind: Server, name: web}}
+  rules: [{{matches: [{{path: {{type: PathPrefix, value: /admin}}}}]}}]
+",
+        WEB.replace("port: 80\n", "port: 80\n  proxyProtocol: opaque\n")
+    );
+    let opaque = compiled(&text).unwrap_or_else(|e| panic!("{e}"));
+    let [warning] = opaque.warnings.iter().collect::<Vec<_>>()[..] else {
+        panic!("{}", opaque.warnings)
+    };
+    assert_eq!(warning.kind, WarningKind::NotApplied);
+    assert_eq!(warning.document, 2);
+    assert_eq!(warning.name.as_deref(), Some("admin"));
+    assert_eq!(warning.field_path, "spec.parentRefs[0]");
+    assert!(
+        warning
+            .message
+            .contains("Server web is opaque: its connections are decided whole"),
+        "{warning}"
+    );
+    // Under an HTTP Server, the same route is read without a warning.
+    let text = text.replace("  proxyProtocol: opaque\n", "");
+    assert!(compiled(&text).unwrap().warnings.is_empty());
+}

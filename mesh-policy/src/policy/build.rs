@@ -167,6 +167,9 @@ pub(super) fn compile(
             .get(&si)
             .map(|limits| limits.build(&entry.name, metrics));
         let mine: Vec<&CompiledRoute> = routes.iter().filter(|c| c.parents.contains(&si)).collect();
+        if server.spec.proxy_protocol.is_opaque() {
+            opaque_routes(&r, &mine, server, &mut warnings);
+        }
         if mine.is_empty() {
             entry.default_routes(&server_authz, &probes, metrics);
         } else {
@@ -199,6 +202,38 @@ pub(super) fn compile(
         },
         warnings,
     })
+}
+
+/// Warns about each of `routes` under an opaque `server`: its connections
+/// are decided whole, by the Server's own authorizations, so a route
+/// there matches no request, and what targets it admits nothing.
+fn opaque_routes(
+    r: &Resources<'_>,
+    routes: &[&CompiledRoute],
+    server: &resource::Server,
+    warnings: &mut PolicyWarnings,
+) {
+    for route in routes {
+        let Some(entry) = r.routes.get(route.index) else {
+            continue;
+        };
+        let parent = entry
+            .value
+            .spec
+            .parent_refs
+            .iter()
+            .position(|p| p.is_server() && p.name == server.metadata.name)
+            .unwrap_or_default();
+        warnings.about(
+            WarningKind::NotApplied,
+            &entry.context,
+            &format!("spec.parentRefs[{parent}]"),
+            format!(
+                "Server {} is {}: its connections are decided whole, by its own authorizations, so this route matches no request and what targets it admits nothing",
+                server.metadata.name, server.spec.proxy_protocol
+            ),
+        );
+    }
 }
 
 /// The API group of a kind that has one, for duplicate names.
