@@ -6,6 +6,7 @@ use std::{
 
 use tokio::time::Instant;
 
+use super::Protocol;
 use crate::{
     conn::{NoTlsReason, Tls},
     error::BoxError,
@@ -125,6 +126,14 @@ pub enum HttpVersion {
 /// implementation that waits on the peer bounds that wait itself, as
 /// mesh-tls's handshake timeout does, or a silent peer holds its place
 /// under the connection limit for as long as it likes.
+///
+/// What to do with a peer that stays silent can depend on what the port
+/// carries: the client of a server-speaks-first protocol (MySQL, SMTP)
+/// sends nothing until the application greets it. So the server tells
+/// the hook its port's [`Protocol`] through
+/// [`for_protocol`](Self::for_protocol), once, when it starts serving a
+/// listener; connections are then accepted by the hook that returns,
+/// which pays nothing per connection for knowing.
 pub trait Accept<I>: Clone + Send + Sync + 'static {
     /// The stream handed on to the protocol handlers.
     type Io: Io;
@@ -133,6 +142,15 @@ pub trait Accept<I>: Clone + Send + Sync + 'static {
 
     /// Runs the hook on a newly accepted connection.
     fn accept(&self, io: I) -> Self::Future;
+
+    /// The hook for a listener whose port carries `protocol`, called once
+    /// when a server starts serving one. By default the hook itself. A
+    /// hook that wraps another passes the call on to it, or the inner one
+    /// never learns the port's protocol.
+    fn for_protocol(&self, protocol: Protocol) -> Self {
+        let _ = protocol;
+        self.clone()
+    }
 }
 
 /// The [`Accept`] hook of a plaintext listener: it takes the connection as it

@@ -16,7 +16,11 @@
 //! A connection on a [`Protocol::Detect`] port whose first bytes decide
 //! nothing within the detection timeout (a server-speaks-first
 //! protocol's client waits for its greeting) goes to the opaque handler,
-//! as Linkerd's proxy forwards it; an HTTP-only port closes it.
+//! as Linkerd's proxy forwards it; an HTTP-only port closes it. The
+//! accept hook is told the port's protocol once, when the listener is
+//! served ([`Accept::for_protocol`]), since its own wait for the first
+//! bytes meets the same silent clients: mesh-tls serves one on an opaque
+//! port as plaintext rather than close it.
 //!
 //! No peer holds a connection by doing nothing: detection, the HTTP/1
 //! header read and HTTP/2's preface are timed, idle HTTP/2 connections
@@ -176,6 +180,8 @@ impl<A> Server<A> {
         O::Future: Send + 'static,
         O::Error: Into<BoxError>,
     {
+        // Told once what the port carries, not per connection.
+        let accept = self.accept.for_protocol(self.inner.config.protocol);
         let permits = match &self.inner.config.shared_limit {
             Some(limit) => limit.permits.clone(),
             None => ConnectionLimit::new(self.inner.config.max_connections).permits,
@@ -228,7 +234,7 @@ impl<A> Server<A> {
                     let (Ok(permit), Some(tcp)) = (permit, waiting.take()) else { break };
                     let conn = connection::Connection {
                         shared: self.inner.clone(),
-                        accept: self.accept.clone(),
+                        accept: accept.clone(),
                         http: http.clone(),
                         opaque: opaque.clone(),
                         shutdown: shutdown.clone(),
