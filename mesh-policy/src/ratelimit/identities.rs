@@ -39,7 +39,8 @@ pub(crate) struct PerIdentity {
 struct Clients {
     tats: HashMap<Box<str>, u64>,
     /// No entry can be idle before this time, so a full map is not swept
-    /// again until then.
+    /// again until then: the earliest TAT of the entries a sweep kept and
+    /// of those added since.
     next_sweep: u64,
 }
 
@@ -92,6 +93,8 @@ impl PerIdentity {
             return false;
         };
         clients.tats.insert(id.as_str().into(), next);
+        // It may go idle before every entry a sweep kept.
+        clients.next_sweep = clients.next_sweep.min(next);
         true
     }
 

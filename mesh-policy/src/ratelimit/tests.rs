@@ -92,3 +92,23 @@ fn identities_beyond_a_full_active_map_share_one_overflow_limit() {
     // Tracked identities keep their own limits meanwhile.
     assert!(!limit.check(Some(&id(0)), 0));
 }
+
+#[test]
+fn an_identity_that_went_idle_since_the_last_sweep_makes_room() {
+    // 4 rps: a request takes up 1/4 s; a burst is 4.
+    let limit = PerIdentity::new(rate(4), 2);
+    let burst = |id: &Identity, now: u64| (0..4).filter(|_| limit.check(Some(id), now)).count();
+    // id 0 uses its whole burst (busy for 1 s); id 1 one request (1/4 s).
+    assert_eq!(burst(&id(0), 0), 4);
+    assert!(limit.check(Some(&id(1)), 0));
+    // The map is full of active entries: id 9 takes the overflow's burst.
+    assert_eq!(burst(&id(9), 0), 4);
+    // At 0.3 s id 1 is idle: id 2 takes its place, idle again at 0.55 s,
+    // before id 0 is.
+    assert!(limit.check(Some(&id(2)), SEC * 3 / 10));
+    assert_eq!(limit.tracked(), 2);
+    // At 0.6 s id 2 is idle, so id 3 gets a limit of its own, with its
+    // whole burst, rather than what the overflow has left.
+    assert_eq!(burst(&id(3), SEC * 6 / 10), 4);
+    assert_eq!(limit.tracked(), 2);
+}
