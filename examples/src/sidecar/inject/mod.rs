@@ -215,8 +215,12 @@
 //! that goes too deep (mesh-core's
 //! [`check_yaml_shape`](mesh_core::resource::check_yaml_shape), which
 //! reads every resource text before the parser does): reading either
-//! would take minutes, or gigabytes.
-//! A manifest the API server accepts is far from both (it refuses a
+//! would take minutes, or gigabytes. So is a document whose aliases
+//! (`*name`) stand for more values than the text has bytes, plus 100,000:
+//! one anchored list referred to over and over is a few kilobytes of text
+//! and gigabytes once read, and kubectl refuses it too ("excessive
+//! aliasing").
+//! A manifest the API server accepts is far from all three (it refuses a
 //! request over 3 MiB).
 //!
 //! A malformed input (not YAML, a document without `kind`, a workload
@@ -255,6 +259,7 @@
 //!
 //! [`MESH_INGRESS_MODE`]: crate::sidecar::config::INGRESS_MODE_ENV
 
+mod aliases;
 mod emit;
 mod error;
 mod image;
@@ -354,6 +359,10 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
             origin: origin.to_owned(),
         });
     }
+    // The shape first, as every YAML reader here must; then what aliases
+    // stand for, before any document is read into a tree.
+    mesh_core::resource::check_yaml_shape(origin, text)?;
+    aliases::check(origin, text)?;
     let mut documents = Vec::new();
     let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {
