@@ -41,6 +41,9 @@ pub struct AcceptFuture<I> {
     config: AcceptConfig,
     /// The credentials the handshake runs with, once it has started.
     handshake_with: Option<HandshakeWith>,
+    /// Whether a peer that sent nothing by the timeout is served as
+    /// plaintext rather than closed: on an opaque port in permissive mode.
+    silent_is_plaintext: bool,
 }
 
 // The handshake variant dominates the size, and it is the state the future
@@ -80,7 +83,12 @@ fn classify(bytes: &[u8]) -> Hello {
 }
 
 impl<I: Io> AcceptFuture<I> {
-    pub(super) fn new(io: I, store: &CredentialStore, config: &AcceptConfig) -> Self {
+    pub(super) fn new(
+        io: I,
+        store: &CredentialStore,
+        config: &AcceptConfig,
+        opaque_port: bool,
+    ) -> Self {
         let (state, deadline) = match config.mode {
             InboundMode::Disabled => (
                 State::Ready(Some(Accepted {
@@ -106,6 +114,7 @@ impl<I: Io> AcceptFuture<I> {
             store: store.clone(),
             config: config.clone(),
             handshake_with: None,
+            silent_is_plaintext: opaque_port && config.mode == InboundMode::Permissive,
         }
     }
 
@@ -138,6 +147,17 @@ impl<I: Io> AcceptFuture<I> {
             alpn: None,
             retire: Retirement::never(),
         }))
+    }
+
+    /// Nothing arrived by the timeout, on an opaque port in permissive
+    /// mode: the client of a server-speaks-first protocol, waiting for the
+    /// application's greeting.
+    fn silent(&mut self, io: I) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
+        tracing::debug!(
+            timeout = ?self.config.handshake_timeout,
+            "no tls client hello on an opaque port; serving the connection as plaintext"
+        );
+        self.plaintext(io, Bytes::new())
     }
 
     /// The first bytes are a ClientHello: start the handshake with the
@@ -227,11 +247,23 @@ impl<I: Io> Future for AcceptFuture<I> {
                     let mut read = ReadBuf::new(&mut buf[*len..]);
                     match Pin::new(inner).poll_read(cx, &mut read) {
                         Poll::Pending => {
-                            if this.timed_out(cx) {
-                                return this
-                                    .fail(AcceptError::Timeout(this.config.handshake_timeout));
+                            let timed_out = this
+                                .deadline
+                                .as_mut()
+                                .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                            if !timed_out {
+                                return Poll::Pending;
                             }
-                            return Poll::Pending;
+                            // Not a byte: not a TLS client, and not known to
+                            // be anything else. Bytes that may begin a
+                            // ClientHello are a TLS client that stalled.
+                            if *len == 0
+                                && this.silent_is_plaintext
+                                && let Some(io) = io.take()
+                            {
+                                return this.silent(io);
+                            }
+                            return this.fail(AcceptError::Timeout(this.config.handshake_timeout));
                         }
                         Poll::Ready(Err(e)) => return this.fail(AcceptError::Io(e)),
                         Poll::Ready(Ok(())) => {}

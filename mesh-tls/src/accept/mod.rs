@@ -37,8 +37,48 @@
 //! refused; the refusal is still counted as `unknown_issuer`.) Beyond
 //! that, authorization compares whole identities.
 //!
-//! Detection and the handshake share one timeout; a peer that exceeds it is
-//! disconnected.
+//! Detection and the handshake share one timeout
+//! ([`AcceptConfig::handshake_timeout`], 10 seconds by default); a peer
+//! that exceeds it is disconnected, with one exception below.
+//!
+//! # A client that waits for the server
+//!
+//! In some protocols the server speaks first: a MySQL or SMTP client
+//! connects and waits for the server's greeting. A plaintext client of one
+//! sends nothing, so detection has nothing to read, and closing it at the
+//! timeout would leave such a client unable to reach its server at all.
+//! Linkerd's proxy avoids this by not detecting TLS on an opaque port:
+//! meshed clients reach opaque ports through a separate port that carries
+//! opaque traffic, and the application's port forwards plaintext untouched
+//! (`NoServerTls::PortSkipped` in linkerd2-proxy's
+//! `linkerd/app/inbound/src/detect.rs`). Here meshed clients connect to
+//! the application's port itself, with mutual TLS, so detection cannot be
+//! skipped; what comes nearest is this:
+//!
+//! - on a port the server serves opaque ([`Protocol::Opaque`], which the
+//!   server tells the acceptor through [`Accept::for_protocol`]) in
+//!   `permissive` mode, a connection that has sent no byte when the
+//!   timeout passes is served as plaintext: `Tls::Plaintext`, labelled
+//!   `no_tls_from_remote`, authorized as any plaintext client is (so a
+//!   server that requires an identity still refuses it). Its greeting
+//!   comes late, by the timeout, but it comes; a client that speaks
+//!   first is served at once, and a meshed client's handshake is not
+//!   delayed;
+//! - in `strict` mode that connection is closed at the timeout, as any
+//!   connection without mutual TLS is;
+//! - on a port that detects its protocol, or serves HTTP only, it is
+//!   closed at the timeout, as Linkerd's proxy closes one whose TLS
+//!   detection times out there (`ServerTlsTimeoutError` in
+//!   `linkerd/tls/src/server.rs`): a server-speaks-first protocol belongs
+//!   on an opaque port;
+//! - a connection that sent the first bytes of a TLS record header
+//!   (`0x16`, `0x16 0x03`) and then stopped is a TLS client that stalled,
+//!   and is closed at the timeout on every port.
+//!
+//! The wait is the price of sharing the port with meshed clients. To
+//! avoid it, mesh the client (its sidecar speaks first, the ClientHello),
+//! shorten the timeout, or turn TLS off for the port (`disabled`), which
+//! serves every connection as plaintext at once.
 //!
 //! # Retirement
 //!
@@ -92,7 +132,10 @@ mod retirement;
 
 use std::time::Duration;
 
-use mesh_core::{io::Io, serve::Accept};
+use mesh_core::{
+    io::Io,
+    serve::{Accept, Protocol},
+};
 use serde::Deserialize;
 
 pub use self::{error::AcceptError, future::AcceptFuture, io::ServerIo};
@@ -160,12 +203,19 @@ impl AcceptConfig {
 pub struct TlsAccept {
     store: CredentialStore,
     config: AcceptConfig,
+    /// Whether the port is opaque, as the server said through
+    /// [`Accept::for_protocol`].
+    opaque_port: bool,
 }
 
 impl TlsAccept {
     /// An acceptor serving the store's credentials as `config` says.
     pub fn new(store: CredentialStore, config: AcceptConfig) -> Self {
-        Self { store, config }
+        Self {
+            store,
+            config,
+            opaque_port: false,
+        }
     }
 
     /// The acceptor's configuration.
@@ -179,6 +229,16 @@ impl<I: Io> Accept<I> for TlsAccept {
     type Future = AcceptFuture<I>;
 
     fn accept(&self, io: I) -> Self::Future {
-        AcceptFuture::new(io, &self.store, &self.config)
+        AcceptFuture::new(io, &self.store, &self.config, self.opaque_port)
+    }
+
+    /// On an opaque port, a permissive acceptor serves a client that sent
+    /// nothing by the handshake timeout as plaintext: see
+    /// [a client that waits for the server](self#a-client-that-waits-for-the-server).
+    fn for_protocol(&self, protocol: Protocol) -> Self {
+        Self {
+            opaque_port: protocol == Protocol::Opaque,
+            ..self.clone()
+        }
     }
 }
