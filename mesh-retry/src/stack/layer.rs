@@ -7,7 +7,7 @@ use crate::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, Timeouts,
     metrics::RouteRetryMetrics,
     retry::{Metrics, Shared},
-    timeout::attempt::PerTry,
+    timeout::{attempt::PerTry, enabled},
 };
 
 /// Applies [`RouteStack`]: a route's request timeout, retries within a
@@ -45,7 +45,8 @@ pub struct RouteStackLayer {
 impl RouteStackLayer {
     /// Retries under `policy`, within `budget`, with `timeouts` (`request`
     /// and `idle` over the whole request, `per_try` over each attempt),
-    /// counting nothing.
+    /// counting nothing. A zero timeout is no timeout, as `None` is (see
+    /// [`Timeouts`]).
     pub fn new(policy: RetryPolicy, timeouts: Timeouts, budget: Arc<Budget>) -> Self {
         Self {
             config: Arc::new(Config {
@@ -54,9 +55,10 @@ impl RouteStackLayer {
                     budget,
                     metrics: Metrics::None,
                 },
-                request: timeouts.request,
-                idle: timeouts.idle,
-                per_try: timeouts.per_try.map(PerTry::new),
+                // A zero is no timeout, here rather than per request.
+                request: enabled(timeouts.request),
+                idle: enabled(timeouts.idle),
+                per_try: enabled(timeouts.per_try).map(PerTry::new),
             }),
         }
     }

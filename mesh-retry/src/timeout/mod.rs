@@ -56,6 +56,14 @@ pub use self::{
 };
 
 /// A route's timeouts. Each is off (`None`) by default.
+///
+/// **A timeout of zero is no timeout**, as `None` is. The Gateway API says
+/// that a zero `timeouts.request` or `timeouts.backendRequest` (`0s`)
+/// should disable the timeout altogether (`HTTPRouteTimeouts`), and the
+/// configuration readers map `0s` to `None` for that reason; a `Some(Duration::ZERO)` written in code would
+/// otherwise mean the opposite, a deadline every request has already
+/// missed. The layers and [`RouteStack`](crate::RouteStack) read a zero as
+/// `None` when they are built, so no request pays for the check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Timeouts {
     /// The deadline of the whole request, from the moment it enters the
@@ -69,4 +77,10 @@ pub struct Timeouts {
     /// The longest gap between two frames of the response body. Linkerd
     /// `timeout.linkerd.io/idle`.
     pub idle: Option<Duration>,
+}
+
+/// `timeout`, or `None` for a zero, which means no timeout (see
+/// [`Timeouts`]). Called where a layer or a route stack is built.
+pub(crate) fn enabled(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.filter(|timeout| !timeout.is_zero())
 }

@@ -70,10 +70,11 @@ impl PerTry {
 
 impl<S> AttemptTimeout<S> {
     /// Holds each call to `per_try` (none: only propagates the deadline).
+    /// A zero is no timeout, as `None` is (see [`Timeouts`](crate::Timeouts)).
     pub fn new(inner: S, per_try: Option<Duration>) -> Self {
         Self {
             inner,
-            per_try: per_try.map(PerTry::new),
+            per_try: super::enabled(per_try).map(PerTry::new),
         }
     }
 }

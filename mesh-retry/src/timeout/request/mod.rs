@@ -45,12 +45,13 @@ pub struct RequestTimeout<S> {
 
 impl<S> RequestTimeout<S> {
     /// Holds requests to `timeout` (none: only to the caller's deadline),
-    /// and response bodies to the idle timeout `idle`.
+    /// and response bodies to the idle timeout `idle`. A zero is no
+    /// timeout, as `None` is (see [`Timeouts`](crate::Timeouts)).
     pub fn new(inner: S, timeout: Option<Duration>, idle: Option<Duration>) -> Self {
         Self {
             inner,
-            timeout,
-            idle,
+            timeout: super::enabled(timeout),
+            idle: super::enabled(idle),
             propagate: true,
         }
     }
