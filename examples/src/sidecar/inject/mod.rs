@@ -153,15 +153,20 @@
 //! value other than `enabled`, `ingress` or `disabled` is an error.
 //!
 //! A pod on the host's network (`hostNetwork: true`) is left as it is,
-//! whatever the annotations say, as `linkerd inject` leaves it: its sidecar
-//! would listen on the node's own ports, and a second such pod on the node
-//! would share them (the sidecar binds with `SO_REUSEPORT`) and take part
-//! of the first one's traffic.
+//! whatever the annotations say: its sidecar would listen on the node's
+//! own ports, and a second such pod on the node would share them (the
+//! sidecar binds with `SO_REUSEPORT`) and take part of the first one's
+//! traffic. `linkerd inject` does not inject such a pod either, but
+//! fails on it, and writes nothing for the whole input; inject writes the
+//! pod back unchanged with a note, so that the rest of a
+//! `kubectl get -A -o yaml` (whose DaemonSets often use the host's
+//! network) is still injected.
 //!
 //! A pod that already has another mesh's proxy (a container or init
 //! container `linkerd-proxy`, `linkerd-init`, `istio-proxy` or
-//! `istio-init`) is left as it is too, as `linkerd inject` leaves a pod with
-//! a known sidecar; so is one that Linkerd's injector will give its proxy
+//! `istio-init`) is left as it is too, with a note (`linkerd inject`
+//! fails on a pod with a known sidecar, as on one on the host's network);
+//! so is one that Linkerd's injector will give its proxy
 //! when it is created: `linkerd.io/inject: enabled` (or `ingress`) on the
 //! pod template, or on its Namespace in the input when the template says
 //! nothing. Linkerd's proxy listens on the sidecar's own ports: of the two,

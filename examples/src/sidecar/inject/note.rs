@@ -18,12 +18,12 @@ pub enum Outcome {
     Disabled(DisabledBy),
     /// The pod uses the host's network (`hostNetwork: true`), where its
     /// sidecar would listen on the node's own ports; it passed through
-    /// unchanged, as `linkerd inject` leaves such pods.
+    /// unchanged (`linkerd inject` does not inject it either, and fails).
     HostNetwork,
     /// The pod has another mesh's proxy, or Linkerd's injector will add
     /// one (`linkerd.io/inject: enabled`): the two proxies would want the
-    /// same ports. It passed through unchanged, as `linkerd inject` leaves
-    /// a pod with a known sidecar. The text says what showed it, such as
+    /// same ports. It passed through unchanged (`linkerd inject` does not
+    /// inject a pod with a known sidecar either, and fails). The text says what showed it, such as
     /// `container linkerd-proxy` or `linkerd.io/inject: enabled on the pod
     /// template`.
     OtherProxy(String),

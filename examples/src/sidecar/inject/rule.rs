@@ -123,7 +123,8 @@ pub(super) fn linkerd_inject(metadata: Option<&Mapping>) -> Option<&str> {
 ///
 /// Linkerd's proxy listens on the sidecar's own ports, 4143, 4140 and
 /// 4191: of two proxies in one pod, one cannot bind and the pod never
-/// becomes ready. `linkerd inject` skips a pod with a known sidecar too.
+/// becomes ready. `linkerd inject` does not inject a pod with a known
+/// sidecar either (it fails on one).
 pub(super) fn other_proxy(
     template: &Mapping,
     kind: WorkloadKind,
