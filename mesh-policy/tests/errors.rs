@@ -524,3 +524,44 @@ fn a_kind_linkerds_policy_group_does_not_have_is_refused() {
         assert_eq!(warning.kind, WarningKind::UnsupportedKind, "{kind}");
     }
 }
+
+#[test]
+fn a_server_authorization_with_an_empty_networks_list_is_a_warning() {
+    // `networks: []` admits no client here; Linkerd would read it as the
+    // cluster networks. Either way it is not what the author wrote.
+    let text = second(
+        "apiVersion: policy.linkerd.io/v1beta1
+kind: ServerAuthorization
+metadata: {name: web-clients, namespace: ns}
+spec:
+  server: {name: web}
+  client: {unauthenticated: true, networks: []}
+",
+    );
+    let compiled = Policy::compile(
+        &[PolicySource::new("p.yaml", &text)],
+        &workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap();
+    let [warning] = compiled.warnings.iter().collect::<Vec<_>>()[..] else {
+        panic!("{}", compiled.warnings)
+    };
+    assert_eq!(warning.kind, WarningKind::NotApplied);
+    assert_eq!(warning.name.as_deref(), Some("web-clients"));
+    assert_eq!(warning.field_path, "spec.client.networks");
+    assert!(
+        warning
+            .message
+            .contains("lists no network, so it admits no client"),
+        "{warning}"
+    );
+    // It still admits no one.
+    let client = mesh_policy::Client {
+        tls: mesh_policy::ClientTls::Plaintext,
+        addr: Some("10.1.2.3".parse().unwrap()),
+    };
+    let request = http::Request::get("/").body(()).unwrap();
+    assert!(!compiled.policy.evaluate(80, &client, &request).is_allowed());
+}

@@ -110,6 +110,14 @@ pub(super) fn server_authorizations(
         let networks = match &client.networks {
             Some(networks) => {
                 check_networks(entry, networks, "spec.client.networks")?;
+                if networks.is_empty() {
+                    warnings.about(
+                        WarningKind::NotApplied,
+                        &entry.context,
+                        "spec.client.networks",
+                        "lists no network, so it admits no client (Linkerd reads an empty list as the cluster networks): omit networks to admit every address",
+                    );
+                }
                 networks.clone()
             }
             None => Network::all().to_vec(),
