@@ -83,3 +83,43 @@ async fn services_with_other_endpoints_say_nothing() {
     let report = check_yaml(&yaml).await;
     assert!(report.find("service web").is_none(), "{report}");
 }
+
+/// A name that resolves to the outbound listener, such as
+/// `localhost:4140`, is left out as an address is: the sidecar drops what
+/// it resolves to, and the check says so rather than pass the name for
+/// resolving. The listener is on `[::]`, which takes both the addresses
+/// `localhost` may name, 127.0.0.1 and ::1.
+#[tokio::test]
+async fn a_name_that_resolves_to_the_outbound_listener_is_named() {
+    let port = free_port();
+    let yaml = format!(
+        "outbound:\n  listen: '[::]:{port}'\n  services:\n\
+         \x20   - name: web\n      endpoints: [localhost:{port}]\n\
+         admin:\n  listen: 127.0.0.1:0\n"
+    );
+    let report = check_yaml(&yaml).await;
+    let title = format!("endpoint localhost:{port} of service web resolves");
+    let check = report
+        .find(&title)
+        .unwrap_or_else(|| panic!("no {title:?} in\n{report}"));
+    assert_eq!(check.status, Status::Fail, "{report}");
+    let detail = check.detail.as_deref().unwrap();
+    assert!(
+        detail.contains(&format!("is outbound.listen ([::]:{port})")),
+        "{detail}"
+    );
+    assert!(detail.contains("every request to web gets 503"), "{detail}");
+
+    // Beside another endpoint, a warning.
+    let yaml = yaml.replace(
+        &format!("[localhost:{port}]"),
+        &format!("[localhost:{port}, 127.0.0.1:8080]"),
+    );
+    let report = check_yaml(&yaml).await;
+    let check = report.find(&title).unwrap();
+    assert_eq!(check.status, Status::Warn, "{report}");
+    assert!(
+        !check.detail.as_deref().unwrap().contains("503"),
+        "{report}"
+    );
+}

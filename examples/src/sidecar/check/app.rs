@@ -15,8 +15,8 @@ use mesh_core::proxy::resolve::{EndpointAddr, lookup_host};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::time::Span;
-use super::{Check, with_causes};
-use crate::sidecar::config::SidecarConfig;
+use super::{Check, own_endpoints, with_causes};
+use crate::sidecar::config::{ServiceConfig, SidecarConfig};
 
 /// The most of an admin answer that is read: `/live` and `/ready` answer
 /// a word or a list of gates.
@@ -48,26 +48,58 @@ pub(super) async fn reachable(config: &SidecarConfig, timeout: Duration) -> Vec<
 /// starts anyway, looks it up again every `resolve_interval`, and answers
 /// the service's requests with 503 until it resolves. Names are looked up
 /// at once, and listed once each per service.
+///
+/// A name that resolves to one of the sidecar's own outbound listeners
+/// (`localhost:4140`) warns as such an address does: the sidecar leaves
+/// what it resolves to out, as a request sent there would loop. It fails
+/// when the service has no other endpoint, and would answer every request
+/// with 503.
 pub(super) async fn resolvable(config: &SidecarConfig, timeout: Duration) -> Vec<Check> {
-    let mut names: Vec<(&str, &str, u16)> = Vec::new();
+    let listeners = own_endpoints::listeners(&config.outbound);
+    let mut names: Vec<(&ServiceConfig, &str, u16)> = Vec::new();
     for service in &config.outbound.services {
         for endpoint in &service.endpoints {
-            if let EndpointAddr::Name { host, port } = endpoint {
-                let name = (service.name.as_str(), host.as_str(), *port);
-                if !names.contains(&name) {
-                    names.push(name);
-                }
+            if let EndpointAddr::Name { host, port } = endpoint
+                && !names
+                    .iter()
+                    .any(|(s, h, p)| s.name == service.name && *h == host && p == port)
+            {
+                names.push((service, host.as_str(), *port));
             }
         }
     }
+    let listeners = &listeners;
     join_all(names.into_iter().map(|(service, host, port)| async move {
-        let title = format!("endpoint {host}:{port} of service {service} resolves");
+        let name = service.name.as_str();
+        let title = format!("endpoint {host}:{port} of service {name} resolves");
         let lookup = lookup_host(host.to_owned(), port);
         let problem = match tokio::time::timeout(timeout, lookup).await {
             Ok(Ok(addrs)) if !addrs.is_empty() => {
                 let count = addrs.len();
                 let plural = if count == 1 { "" } else { "es" };
-                return Check::pass(title).with_detail(format!("{count} address{plural}"));
+                let found = format!("{count} address{plural}");
+                let own: Vec<String> = addrs
+                    .iter()
+                    .filter_map(|addr| own_endpoints::own(*addr, listeners))
+                    .collect();
+                if own.is_empty() {
+                    return Check::pass(title).with_detail(found);
+                }
+                let why = format!("{found}\n{}\n{}", own.join("\n"), own_endpoints::LEFT_OUT);
+                // Another endpoint may be left: an address that is no
+                // listener, another name, or another of this name's.
+                let others = own.len() < count
+                    || service.endpoints.iter().any(|endpoint| match endpoint {
+                        EndpointAddr::Socket(addr) => {
+                            own_endpoints::own(*addr, listeners).is_none()
+                        }
+                        EndpointAddr::Name { host: h, port: p } => h != host || *p != port,
+                    });
+                return if others {
+                    Check::warn(title, why)
+                } else {
+                    Check::fail(title, format!("{why}\n{}", own_endpoints::none_left(name)))
+                };
             }
             Ok(Ok(_)) => "no address".to_owned(),
             Ok(Err(error)) => error.to_string(),
@@ -77,7 +109,7 @@ pub(super) async fn resolvable(config: &SidecarConfig, timeout: Duration) -> Vec
             title,
             format!(
                 "{problem}\nthe sidecar starts anyway and looks it up again; until it resolves, \
-                 requests to {service} get 503"
+                 requests to {name} get 503"
             ),
         )
     }))

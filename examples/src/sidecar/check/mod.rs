@@ -57,10 +57,11 @@
 //!   anyway and keeps looking it up, its service answering 503 meanwhile.
 //!   An outbound listener that is not on loopback warns too: whoever
 //!   reaches it reaches the services as this workload.
-//!   An endpoint that is one of the sidecar's own outbound listeners
-//!   warns, as the sidecar leaves it out (a request there would loop);
-//!   it fails when the service is left with no endpoint, and would
-//!   answer every request with 503.
+//!   An endpoint that is one of the sidecar's own outbound listeners, or
+//!   a name that resolves to one (`localhost:4140`), warns, as the
+//!   sidecar leaves it out (a request there would loop); it fails when
+//!   the service is left with no endpoint, and would answer every request
+//!   with 503.
 //! - **tracing**, with a `tracing` section: the trace collector accepts
 //!   connections. One that does not is a warning: the sidecar serves
 //!   anyway, and loses (and counts) its spans.

@@ -20,16 +20,7 @@ use crate::sidecar::config::{OutboundConfig, ServiceConfig, reaches};
 /// others are left (addresses, or names that may resolve elsewhere), a
 /// failure when none is.
 pub(super) fn check(outbound: &OutboundConfig) -> Vec<Check> {
-    let listeners: Vec<(String, SocketAddr)> =
-        std::iter::once(("outbound.listen".to_owned(), outbound.listen))
-            .chain(
-                outbound
-                    .ports
-                    .iter()
-                    .enumerate()
-                    .map(|(index, port)| (format!("outbound.ports[{index}].listen"), port.listen)),
-            )
-            .collect();
+    let listeners = listeners(outbound);
     outbound
         .services
         .iter()
@@ -37,37 +28,59 @@ pub(super) fn check(outbound: &OutboundConfig) -> Vec<Check> {
         .collect()
 }
 
+/// The sidecar's outbound listeners, each with its field.
+pub(super) fn listeners(outbound: &OutboundConfig) -> Vec<(String, SocketAddr)> {
+    std::iter::once(("outbound.listen".to_owned(), outbound.listen))
+        .chain(
+            outbound
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(index, port)| (format!("outbound.ports[{index}].listen"), port.listen)),
+        )
+        .collect()
+}
+
+/// `addr is outbound.listen (127.0.0.1:4140)` when `addr` is one of
+/// `listeners`.
+pub(super) fn own(addr: SocketAddr, listeners: &[(String, SocketAddr)]) -> Option<String> {
+    listeners
+        .iter()
+        .find(|(_, listener)| reaches(addr, *listener))
+        .map(|(field, listener)| format!("{addr} is {field} ({listener})"))
+}
+
+/// Why an endpoint that is an outbound listener does not count.
+pub(super) const LEFT_OUT: &str = "the sidecar leaves such an endpoint out: a request sent \
+     there would come back to the sidecar, again and again";
+
+/// What a service left with no endpoint does.
+pub(super) fn none_left(service: &str) -> String {
+    format!("no endpoint is left: every request to {service} gets 503")
+}
+
 fn check_service(service: &ServiceConfig, listeners: &[(String, SocketAddr)]) -> Option<Check> {
-    let mut own = Vec::new();
+    let mut lines = Vec::new();
     let mut others = 0;
     for endpoint in &service.endpoints {
         let listener = match endpoint {
-            EndpointAddr::Socket(addr) => listeners
-                .iter()
-                .find(|(_, listener)| reaches(*addr, *listener))
-                .map(|(field, listener)| format!("{addr} is {field} ({listener})")),
+            EndpointAddr::Socket(addr) => own(*addr, listeners),
+            // What a name resolves to is checked where it is resolved.
             EndpointAddr::Name { .. } => None,
         };
         match listener {
-            Some(line) => own.push(line),
+            Some(line) => lines.push(line),
             None => others += 1,
         }
     }
-    if own.is_empty() {
+    if lines.is_empty() {
         return None;
     }
     let name = service.name.as_str();
     let title = format!("service {name} has endpoints other than the sidecar's own listeners");
-    let why = format!(
-        "{}\nthe sidecar leaves such an endpoint out: a request sent there would come back \
-         to the sidecar, again and again",
-        own.join("\n")
-    );
+    let why = format!("{}\n{LEFT_OUT}", lines.join("\n"));
     Some(if others == 0 {
-        Check::fail(
-            title,
-            format!("{why}\nno endpoint is left: every request to {name} gets 503"),
-        )
+        Check::fail(title, format!("{why}\n{}", none_left(name)))
     } else {
         Check::warn(title, why)
     })
