@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, de::DeserializeOwned, de::IgnoredAny};
 
 use super::{
+    aliases::check_yaml_aliases,
     error::{self, ResourceError, ResourceErrorKind},
     ignored::{IgnoredField, field_path, is_server_set, write_document},
     locate::locate,
@@ -33,16 +34,19 @@ pub trait Resource: DeserializeOwned {
 ///
 /// The text is parsed in lockstep by two parsers, one document at a time:
 /// one reads the envelope and one is handed to the caller. So each
-/// document is parsed twice, however many documents there are, and errors
-/// keep their absolute lines. The parser reports a syntax error only
+/// document is parsed twice, however many documents there are (three
+/// times, with the count of what its aliases stand for that comes first),
+/// and errors keep their absolute lines. The parser reports a syntax error only
 /// once a document has been read without another error, so an envelope
 /// that reads is also a document without one; only when the envelope
 /// fails is the document parsed a third time, to tell a syntax error
 /// (which may be what left a field missing) from a bad envelope.
 ///
 /// A text that [`check_yaml_shape`] refuses (too large, or nested too
-/// deep for the parser to read it quickly) is not parsed at all: its
-/// error is the first and only item.
+/// deep for the parser to read it quickly) is not parsed at all, nor is
+/// one that [`check_yaml_aliases`] refuses (aliases that stand for far
+/// more values than the text holds): its error is the first and only
+/// item.
 pub struct Documents<'t> {
     origin: &'t str,
     text: &'t str,
@@ -64,8 +68,12 @@ impl<'t> Documents<'t> {
         // 1.2 §5.2); left in, the parser reads it as the start of a key.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // A refused text is not handed to the parsers: each reads it only
-        // as far as it is asked to.
-        let (refused, parsed) = match check_yaml_shape(origin, text) {
+        // as far as it is asked to. The shape first, which bounds the
+        // parser's own work; then what the aliases stand for, which bounds
+        // what reading a document builds.
+        let checked =
+            check_yaml_shape(origin, text).and_then(|()| check_yaml_aliases(origin, text));
+        let (refused, parsed) = match checked {
             Ok(()) => (None, text),
             Err(e) => (Some(e), ""),
         };

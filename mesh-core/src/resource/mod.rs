@@ -47,18 +47,35 @@
 //! # Limits
 //!
 //! The text is trusted as configuration is: whoever writes it decides the
-//! policy anyway. Aliases are bounded: fields that are not read are
-//! skipped without following them, and the parser refuses a document
+//! policy anyway. But a policy file is often written by one hand and read
+//! by a sidecar that reloads it, so a mistake in it must be refused with
+//! an error, not take the reader's time or memory: a reload that fails
+//! keeps the last good state only if the reader survives it.
+//!
+//! The parser (libyaml's scanner) spends time in proportion to the flow
+//! nesting depth for every token it reads: 64,000 nested `{a: ` take it
+//! most of a minute. So before anything is parsed, [`check_yaml_shape`]
+//! refuses a text larger than [`MAX_TEXT_LEN`] (16 MiB), nesting flow
+//! collections deeper than [`MAX_FLOW_DEPTH`] (128), or holding more in
+//! them than [`MAX_FLOW_WORK`] allows, in one linear pass.
+//!
+//! Aliases (`*name`) are bounded twice. The parser refuses a document
 //! whose aliases are followed more than a hundred times per event it
-//! holds, so a "billion laughs" fails at once. The parser (libyaml's
-//! scanner) spends time in proportion to the flow nesting depth for every
-//! token it reads: 64,000 nested `{a: ` take it most of a minute. So
-//! before anything is parsed, [`check_yaml_shape`] refuses a text larger
-//! than [`MAX_TEXT_LEN`] (16 MiB), nesting flow collections deeper than
-//! [`MAX_FLOW_DEPTH`] (128), or holding more in them than
-//! [`MAX_FLOW_WORK`] allows, in one linear pass; [`Documents`] and
-//! [`load`] call it, and a reader that parses YAML some other way should
-//! call it first.
+//! holds, so a "billion laughs" of nested aliases fails at once. But that
+//! bounds how often they are followed, not how much each one stands for:
+//! one anchored list of ten thousand items referred to ten thousand times
+//! is 50 KB of text and a hundred million values, gigabytes once read
+//! into a tree (as a text with merge keys is) or into typed lists. So
+//! [`check_yaml_aliases`] then counts the values each document stands
+//! for, aliases followed, without building any, and refuses a text whose
+//! count goes past its size in bytes plus [`ALIAS_ALLOWANCE`] (100,000),
+//! naming the document and the line where it does, as Kubernetes' YAML
+//! reader refuses "excessive aliasing". The count covers fields that are
+//! not read too: Kubernetes' reader converts a whole document before it
+//! reads any field, so such a file would not apply with `kubectl` either.
+//!
+//! [`Documents`] and [`load`] call both checks; a reader that parses YAML
+//! some other way should call them first.
 //!
 //! ```
 //! use mesh_core::resource::{self, HttpRoute};
@@ -88,6 +105,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod aliases;
 mod duration;
 mod error;
 mod http_route;
@@ -103,6 +121,7 @@ mod timestamp;
 mod tests;
 
 pub use self::{
+    aliases::{ALIAS_ALLOWANCE, check_yaml_aliases},
     duration::{GatewayDuration, InvalidDuration},
     error::{Location, ResourceError, ResourceErrorKind},
     http_route::{

@@ -6,7 +6,7 @@
 //! every token it reads. Nesting flow collections `n` deep therefore costs
 //! time in proportion to `n` for each of the text's tokens: measured on
 //! a release build, 64,000 nested `{a: ` take 47 s to parse once, 16,000
-//! take 2 s, and the loader parses every text twice. Block
+//! take 2 s, and the loader parses every text three times. Block
 //! collections (`- - - x`, or indentation) cost nothing of the sort: the
 //! same 64,000 levels of `- ` parse in 40 ms, and block nesting by
 //! indentation is bounded by the text's size (its indentation grows with
@@ -37,7 +37,8 @@ mod scan;
 /// a whole cluster's policy). The parser's time and memory grow with the
 /// size: measured on a release build, it reads 12 MB of block YAML in
 /// 1.2 s and 16 MiB of JSON in 3 s, once, and the loader reads a text
-/// twice.
+/// three times (the count of what its aliases stand for, then the
+/// envelopes and the bodies).
 pub const MAX_TEXT_LEN: usize = 16 << 20;
 
 /// The deepest nesting of flow collections (`[`, `{`) the loader reads:
