@@ -180,6 +180,14 @@
 //!   with a `namespace`.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`.
+//! - A `ServerAuthorization` without `networks`, or with `networks: []`,
+//!   admits clients from [`Workload::cluster_networks`] only, as Linkerd's
+//!   policy controller serves it (`to_authz` in linkerd2's
+//!   `policy-controller/grpc/src/inbound.rs`): an authorization written
+//!   for the cluster's clients must not also let in every routable address.
+//!   To admit every address, write `networks: [{cidr: 0.0.0.0/0}, {cidr:
+//!   "::/0"}]`. A client without a known address (no `ConnectionInfo`)
+//!   matches no network.
 //! - An `HTTPLocalRateLimitPolicy` (Linkerd 2.17+) caps how often the
 //!   clients a Server allows may call it, so that one client cannot take
 //!   all of a workload's capacity. It targets one Server of its namespace.
@@ -266,12 +274,6 @@
 //!   policy, since in a pod only the pod itself is there; a process that
 //!   embeds the mesh, or a sidecar on a shared host, cannot tell the
 //!   workload's own calls from another local process's.
-//! - A `ServerAuthorization` without `networks` allows every address, and
-//!   one with `networks: []` none. Linkerd's policy controller serves
-//!   both with the cluster networks, so that only clients inside the
-//!   cluster match (`to_authz` in linkerd2's
-//!   `policy-controller/grpc/src/inbound.rs`). A client without a known
-//!   address (no `ConnectionInfo`) matches no network.
 //! - An `HTTPRoute` rule under a Server applies its
 //!   `RequestHeaderModifier`, `ResponseHeaderModifier` and
 //!   `RequestRedirect` filters to the requests it allows, as Linkerd's

@@ -23,7 +23,8 @@ pub struct Workload {
     pub service_account: String,
     /// Its named ports (`http` → 8080), for Servers that name a port.
     pub ports: BTreeMap<String, u16>,
-    /// The cluster's networks, for the `cluster-*` default policies.
+    /// The cluster's networks, for the `cluster-*` default policies and
+    /// the `ServerAuthorization`s that name no networks.
     /// Default: Linkerd's, `10.0.0.0/8`, `100.64.0.0/10`, `172.16.0.0/12`,
     /// `192.168.0.0/16` and `fd00::/8`.
     pub cluster_networks: Vec<IpNet>,

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     Workload,
-    resource::{Entry, Network, Resources, ServerAuthorization, read::error},
+    resource::{Entry, Resources, ServerAuthorization, read::error},
     warnings::{PolicyWarnings, WarningKind},
 };
 
@@ -107,24 +107,21 @@ pub(super) fn server_authorizations(
         };
         let client = &spec.client;
         let mut requirements = Vec::new();
-        let networks = match &client.networks {
-            Some(networks) => {
+        // Linkerd's policy controller serves a ServerAuthorization without
+        // networks, or with `networks: []`, with the cluster networks
+        // (`to_authz` in linkerd2's `policy-controller/grpc/src/inbound.rs`):
+        // an authorization written for the cluster's clients does not open
+        // the port to every routable address.
+        let set = match client.networks.as_deref() {
+            Some(networks) if !networks.is_empty() => {
                 check_networks(entry, networks, "spec.client.networks")?;
-                if networks.is_empty() {
-                    warnings.about(
-                        WarningKind::NotApplied,
-                        &entry.context,
-                        "spec.client.networks",
-                        "lists no network, so it admits no client (Linkerd reads an empty list as the cluster networks): omit networks to admit every address",
-                    );
-                }
-                networks.clone()
+                NetworkSet::new(networks.to_vec())
             }
-            None => Network::all().to_vec(),
+            _ => NetworkSet::from_nets(&workload.cluster_networks),
         };
         requirements.push(Requirement::Network {
             from: "client.networks".into(),
-            set: NetworkSet::new(networks),
+            set,
         });
         match (client.unauthenticated, &client.mesh_tls) {
             (true, None) => {}

@@ -93,9 +93,8 @@ pub struct ClientSpec {
     /// `meshTLS`: clients with TLS, and which identities.
     #[serde(default, rename = "meshTLS")]
     pub mesh_tls: Option<MeshTlsClient>,
-    /// `networks`: where clients may connect from; every address when
-    /// absent (Linkerd serves the cluster networks then: see the crate
-    /// docs).
+    /// `networks`: where clients may connect from; the workload's cluster
+    /// networks when absent or empty, as in Linkerd (see the crate docs).
     #[serde(default)]
     pub networks: Option<Vec<Network>>,
 }
