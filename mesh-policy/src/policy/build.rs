@@ -398,6 +398,12 @@ fn routes(
             parents.push(server);
         }
         if parents.is_empty() {
+            // A route whose parents are all Services is an outbound route:
+            // authorization has no use for it, and that is no mistake.
+            let parent_refs = &route.spec.parent_refs;
+            if !parent_refs.is_empty() && parent_refs.iter().all(|p| p.is_service()) {
+                continue;
+            }
             warnings.about(
                 WarningKind::NotApplied,
                 &entry.context,
