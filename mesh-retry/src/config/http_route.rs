@@ -196,7 +196,11 @@ fn other_kinds_retry(
 /// annotations; a rule with neither retries nothing. The calls of a
 /// `GRPCRoute` (`grpc`), all POSTs, are retried whenever retries are on,
 /// as Linkerd retries a `GRPCRoute`'s calls without a
-/// `retry.linkerd.io/grpc`.
+/// `retry.linkerd.io/grpc`, and on gRPC codes only: linkerd2-proxy gives
+/// a gRPC route's retries no HTTP statuses (`retryable_http_statuses:
+/// None` in `linkerd/app/outbound/src/http/logical/policy/route/extensions.rs`),
+/// so a call answered with an HTTP 5xx and no `grpc-status` is not sent
+/// again.
 fn retry_policy(
     rule: &HttpRouteRule,
     guide: Option<GuideRetry>,
@@ -224,8 +228,11 @@ fn retry_policy(
         policy = policy.with_grpc_codes(codes);
     }
     if grpc {
-        // The route's calls, all POSTs, may be repeated.
-        policy = policy.with_grpc_requests(true);
+        // The route's calls, all POSTs, may be repeated, on their gRPC
+        // codes alone.
+        policy = policy
+            .with_grpc_requests(true)
+            .with_http_statuses(StatusRanges::empty());
     }
     // Annotations that turn retries on without a limit get Linkerd's.
     let mut retries = annotations
