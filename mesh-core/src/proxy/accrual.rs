@@ -24,9 +24,12 @@
 //! endpoint out for longer than failure accrual ever means to, and a
 //! service of one endpoint would answer every other request `503` for
 //! as long as the stream lasts. While every endpoint is out,
-//! requests are answered at once with the mesh's 503 (`mesh-error:
-//! service unavailable`; gRPC `UNAVAILABLE`) instead of waiting on
-//! endpoints that fail.
+//! requests are not sent to endpoints that fail: they wait for one to be
+//! ready (a penalty's end, a probe's success), and when none is within
+//! the fail-fast timeout (3 s by default), they and the requests after
+//! them are answered with the mesh's 503 (`mesh-error: service in
+//! fail-fast`; gRPC `UNAVAILABLE`) until one is, as Linkerd's balancer
+//! queue answers them ([`queue`](super::queue)).
 //!
 //! A failure is a response with a 5xx status, a gRPC answer whose status
 //! is a server error (`UNAVAILABLE`, `INTERNAL` and the others
@@ -334,6 +337,24 @@ impl Health {
         let _ = self
             .probing
             .compare_exchange(claimed, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// When, after `now`, the endpoint may take a request again by time
+    /// alone: its penalty's end, or when the probe in flight stops
+    /// holding its probation (`hold` after its claim). `None` when it is
+    /// in, or when a request may probe it now.
+    pub(super) fn next_change(&self, now: u64, hold: u64) -> Option<u64> {
+        let until = self.until.load(Ordering::Acquire);
+        if until == 0 {
+            return None;
+        }
+        if now < until {
+            return Some(until);
+        }
+        let claimed = self.probing.load(Ordering::Acquire);
+        (claimed != 0)
+            .then(|| claimed.saturating_add(hold))
+            .filter(|&at| at > now)
     }
 
     /// When the penalty ends, if the endpoint is out.

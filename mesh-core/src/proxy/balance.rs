@@ -72,6 +72,7 @@ use tokio::time::Instant;
 
 use super::accrual::{FailureAccrual, claim};
 use super::forward::NoEndpoints;
+use super::queue::{Gate, Queue};
 
 mod connections;
 mod draw;
@@ -101,6 +102,9 @@ pub(crate) struct Balancer {
     /// The instant the loads' times count from.
     epoch: Instant,
     accrual: Option<FailureAccrual>,
+    /// Where requests wait when no endpoint is ready; shared with the
+    /// balancers before and after an update.
+    gate: Arc<Gate>,
 }
 
 /// A request in flight to one endpoint of a balancer with several. It
@@ -146,12 +150,57 @@ impl Balancer {
                 .collect(),
             epoch: Instant::now(),
             accrual,
+            gate: Gate::new(Queue::default()),
         }
     }
 
-    /// The same endpoints, fresh, with `accrual`.
+    /// The same endpoints, fresh, with `accrual` and the same queue.
     pub(crate) fn with_accrual(&self, accrual: Option<FailureAccrual>) -> Self {
-        Self::new(self.addrs(), accrual)
+        Self {
+            gate: Gate::new(self.gate.queue()),
+            ..Self::new(self.addrs(), accrual)
+        }
+    }
+
+    /// The same endpoints, fresh, with the same failure accrual, whose
+    /// requests wait for an endpoint as `queue` says.
+    pub(crate) fn with_queue(&self, queue: Queue) -> Self {
+        Self {
+            gate: Gate::new(queue),
+            ..Self::new(self.addrs(), self.accrual)
+        }
+    }
+
+    /// Where requests wait when no endpoint is ready.
+    pub(crate) fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    /// Whether an endpoint may take a request now: one in, or one whose
+    /// penalty is over and whose probe is free.
+    pub(crate) fn any_ready(&self) -> bool {
+        let Some(accrual) = self.accrual else {
+            return !self.endpoints.is_empty();
+        };
+        let now = self.since_epoch(Instant::now()) as u64;
+        let hold = accrual.probe_hold();
+        self.endpoints
+            .iter()
+            .any(|e| e.health.next_change(now, hold).is_none())
+    }
+
+    /// When an endpoint failure accrual has taken out may take a request
+    /// again, the earliest: a penalty's end, or a probe's hold. `None`
+    /// when none will by time alone.
+    pub(crate) fn next_change(&self) -> Option<Instant> {
+        let accrual = self.accrual?;
+        let now = self.since_epoch(Instant::now()) as u64;
+        let hold = accrual.probe_hold();
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.health.next_change(now, hold))
+            .min()
+            .map(|at| self.epoch + Duration::from_nanos(at))
     }
 
     /// A balancer over `endpoints` that keeps the state of those this one
@@ -175,6 +224,7 @@ impl Balancer {
             endpoints,
             epoch: self.epoch,
             accrual: self.accrual,
+            gate: self.gate.clone(),
         }
     }
 
@@ -285,6 +335,11 @@ impl Balancer {
         if let (Some(accrual), Some(endpoint)) = (&self.accrual, self.endpoint(i)) {
             let since = self.since_epoch(now) as u64;
             endpoint.health.record(accrual, success, probe, since);
+            if probe {
+                // Back in, or out for longer: requests waiting for an
+                // endpoint look again.
+                self.gate.wake(success);
+            }
         }
     }
 
@@ -367,6 +422,8 @@ impl Drop for Pending {
         endpoint.pending.fetch_sub(1, Ordering::Relaxed);
         if self.probe {
             endpoint.health.release_probe(self.claim());
+            // The next request may probe: one waiting may be it.
+            self.balancer.gate.wake(false);
         }
     }
 }

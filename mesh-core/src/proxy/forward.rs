@@ -19,7 +19,9 @@ use super::{
         EndpointSet,
         clients::{Bound, Clients},
     },
-    headers, upgrade,
+    headers,
+    queue::{IN_FAILFAST, Place, Queue, Refused, Woken},
+    upgrade,
 };
 use crate::{
     body::Proxied,
@@ -87,7 +89,8 @@ impl<C: ForEndpoint + Clone> Forward<C> {
 
     /// Forwards to whatever `endpoints` holds at each request, through
     /// clients made from `client` as endpoints join. While the set is
-    /// [empty](EndpointSet::empty), requests get a `503`.
+    /// [empty](EndpointSet::empty), requests wait for endpoints, then
+    /// fail fast with a `503` (see [`queue`](super::queue)).
     pub fn with_endpoints(client: C, endpoints: &EndpointSet) -> Self {
         Self {
             endpoints: Bound::shared(endpoints, &client),
@@ -104,6 +107,22 @@ impl<C: ForEndpoint + Clone> Forward<C> {
     #[must_use]
     pub fn with_failure_accrual(mut self, accrual: FailureAccrual) -> Self {
         let balancer = Arc::new(self.endpoints.peek().with_accrual(Some(accrual)));
+        self.endpoints = Bound::Fixed(Arc::new(Clients::new(balancer, &self.client)));
+        self
+    }
+}
+
+impl<C: ForEndpoint + Clone> Forward<C> {
+    /// Has requests that find no endpoint ready wait for one as `queue`
+    /// says (see [`queue`](super::queue)); Linkerd's defaults otherwise.
+    ///
+    /// As [`with_failure_accrual`](Self::with_failure_accrual), the
+    /// endpoints start fresh and are fixed from then on: a `Forward` over
+    /// an [`EndpointSet`] should have its set built with
+    /// [`EndpointSet::with_queue`] instead.
+    #[must_use]
+    pub fn with_queue(mut self, queue: Queue) -> Self {
+        let balancer = Arc::new(self.endpoints.peek().with_queue(queue));
         self.endpoints = Bound::Fixed(Arc::new(Clients::new(balancer, &self.client)));
         self
     }
@@ -133,7 +152,7 @@ where
 {
     type Response = Response<Proxied<ResponseBody<RB>>>;
     type Error = BoxError;
-    type Future = ResponseFuture<C::Future>;
+    type Future = ResponseFuture<C::Future, C, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.client.poll_ready(cx).map_err(Into::into)
@@ -181,55 +200,126 @@ where
         }
         set_host(&mut req);
         let clients = self.endpoints.current(&self.client);
-        let picked = clients
-            .balancer
-            .pick_indexed()
-            .and_then(|(i, endpoint, pending)| Some((clients.get(i)?, endpoint, pending)));
-        let Some((client, endpoint, pending)) = picked else {
-            match clients.balancer.len() {
-                0 => tracing::debug!(endpoints = 0, "no endpoint to send to: none yet"),
-                n => tracing::debug!(
-                    endpoints = n,
-                    "no endpoint to send to: every one is out for failing"
-                ),
-            }
-            return ResponseFuture {
-                inner: None,
-                grpc,
-                downstream,
-                lease,
-                pending: None,
-                endpoint: None,
-                refused: None,
-                timeout: None,
-            };
-        };
-        *req.uri_mut() = upstream_uri(endpoint, &req);
-        if req.version() == Version::HTTP_2 {
-            // The URI now carries the authority, as `:authority`. A `Host`
-            // beside it is one that HTTP/2 servers may refuse: nginx
-            // answers 400 to any HTTP/2 request with both, equal or not
-            // ("client sent duplicate host header", 1.22), and RFC 9113
-            // §8.3.1 has a server treat a different one as malformed.
-            req.headers_mut().remove(header::HOST);
+        if let Some(picked) = pick(clients) {
+            return ResponseFuture::sent(send(picked, req), grpc, downstream, lease);
         }
-        // The endpoint's client is as ready as the one polled: see
-        // `ForEndpoint`.
-        let mut client = client.clone();
-        // Only a request some layer above times out carries one.
-        let timeout = req
-            .extensions_mut()
-            .remove::<TimedOut>()
-            .map(TimedOut::since_now);
-        ResponseFuture {
-            timeout,
-            endpoint: Some(endpoint.clone()),
-            inner: Some(client.call(req)),
-            grpc,
-            downstream,
-            lease,
-            pending,
-            refused: None,
+        let gate = clients.balancer.gate().clone();
+        log_none_ready(clients.balancer.len());
+        match gate.admit() {
+            Ok(place) => {
+                let waiting = Waiting {
+                    req: Some(req),
+                    client: self.client.clone(),
+                    endpoints: self.endpoints.clone(),
+                    place,
+                    wait: None,
+                };
+                let mut future = ResponseFuture::answered(None, grpc, downstream, lease);
+                future.waiting = Some(Box::new(waiting));
+                future
+            }
+            Err(refused) => {
+                ResponseFuture::answered(Some(Refusal::NoEndpoint(refused)), grpc, None, None)
+            }
+        }
+    }
+}
+
+/// What [`send`] hands the response future: the client's future, the
+/// endpoint, the request's place in the endpoint's load, and when a
+/// layer above says it timed out.
+type Sent<F> = (F, Authority, Option<Pending>, Option<cut::Since>);
+
+/// The endpoint the balancer of `clients` picks, with its client, or
+/// `None` when no endpoint is ready.
+fn pick<C: Clone>(clients: &Clients<C>) -> Option<(C, &Authority, Option<Pending>)> {
+    let (i, endpoint, pending) = clients.balancer.pick_indexed()?;
+    // The endpoint's client is as ready as the one polled: see
+    // `ForEndpoint`.
+    Some((clients.get(i)?.clone(), endpoint, pending))
+}
+
+/// Sends `req` to `endpoint` through its `client`.
+fn send<C, B>(
+    (mut client, endpoint, pending): (C, &Authority, Option<Pending>),
+    mut req: Request<B>,
+) -> Sent<C::Future>
+where
+    C: Service<Request<B>>,
+{
+    *req.uri_mut() = upstream_uri(endpoint, &req);
+    if req.version() == Version::HTTP_2 {
+        // The URI now carries the authority, as `:authority`. A `Host`
+        // beside it is one that HTTP/2 servers may refuse: nginx
+        // answers 400 to any HTTP/2 request with both, equal or not
+        // ("client sent duplicate host header", 1.22), and RFC 9113
+        // §8.3.1 has a server treat a different one as malformed.
+        req.headers_mut().remove(header::HOST);
+    }
+    // Only a request some layer above times out carries one.
+    let timeout = req
+        .extensions_mut()
+        .remove::<TimedOut>()
+        .map(TimedOut::since_now);
+    (client.call(req), endpoint.clone(), pending, timeout)
+}
+
+/// Logs why a request found no endpoint ready.
+fn log_none_ready(endpoints: usize) {
+    match endpoints {
+        0 => tracing::debug!(endpoints = 0, "no endpoint to send to: none yet"),
+        n => tracing::debug!(
+            endpoints = n,
+            "no endpoint to send to: every one is out for failing, or probing"
+        ),
+    }
+}
+
+/// A request waiting for an endpoint to be ready (see
+/// [`queue`](super::queue)), with what it takes to send it then.
+struct Waiting<C, B> {
+    /// `None` once sent.
+    req: Option<Request<B>>,
+    client: C,
+    endpoints: Bound<C>,
+    /// Given back when the request is sent, answered or dropped.
+    place: Place,
+    /// The wait under way, if any.
+    wait: Option<Pin<Box<dyn Future<Output = Woken> + Send>>>,
+}
+
+impl<C, B> Waiting<C, B>
+where
+    C: Service<Request<B>> + ForEndpoint + Clone,
+{
+    /// Sends the request once an endpoint is ready, or says why it is
+    /// answered instead.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<Sent<C::Future>, Refusal>> {
+        loop {
+            if let Some(wait) = self.wait.as_mut() {
+                let woken = ready!(wait.as_mut().poll(cx));
+                self.wait = None;
+                if woken == Woken::FailFast {
+                    return Poll::Ready(Err(Refusal::NoEndpoint(Refused::FailFast)));
+                }
+            }
+            let Some(req) = self.req.take() else {
+                return Poll::Ready(Err(Refusal::NoEndpoint(Refused::Unavailable)));
+            };
+            let gate = self.place.gate().clone();
+            // Read before trying, so that an endpoint that comes between
+            // the try and the wait is not missed.
+            let seen = gate.generation();
+            let clients = self.endpoints.current(&self.client);
+            if let Some(picked) = pick(clients) {
+                return Poll::Ready(Ok(send(picked, req)));
+            }
+            self.req = Some(req);
+            if gate.in_failfast() {
+                return Poll::Ready(Err(Refusal::NoEndpoint(Refused::FailFast)));
+            }
+            let retry_at = clients.balancer.next_change();
+            self.wait = Some(Box::pin(gate.wait(seen, retry_at)));
         }
     }
 }
@@ -352,6 +442,9 @@ enum Refusal {
     /// A transfer coding other than `chunked`: `501`
     /// ([`UNSUPPORTED_CODING`]).
     TransferCoding,
+    /// No endpoint was ready, and the request could not wait for one:
+    /// `503`.
+    NoEndpoint(Refused),
 }
 
 /// The `mesh-error` of a request that failed on the caller's side before
@@ -359,12 +452,14 @@ enum Refusal {
 pub const INVALID_REQUEST: &str = "invalid request";
 
 pin_project_lite::pin_project! {
-    /// The response future of [`Forward`].
-    #[derive(Debug)]
-    pub struct ResponseFuture<F> {
-        // `None` when no endpoint could take the request.
+    /// The response future of [`Forward`]: of the client `F` of the
+    /// endpoint a request `Request<B>` went to through the clients `C`.
+    pub struct ResponseFuture<F, C, B> {
+        // `None` when no endpoint could take the request (yet).
         #[pin]
         inner: Option<F>,
+        // The request while it waits for an endpoint to be ready.
+        waiting: Option<Box<Waiting<C, B>>>,
         grpc: bool,
         downstream: Option<OnUpgrade>,
         // The downstream connection's place, for the tunnel to hold.
@@ -383,7 +478,7 @@ pin_project_lite::pin_project! {
         timeout: Option<cut::Since>,
     }
 
-    impl<F> PinnedDrop for ResponseFuture<F> {
+    impl<F, C, B> PinnedDrop for ResponseFuture<F, C, B> {
         /// A request dropped before its response counts nothing for
         /// failure accrual (its caller went away), unless a timeout above
         /// cut it: then its endpoint failed to answer in time.
@@ -402,31 +497,93 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, C, B> std::fmt::Debug for ResponseFuture<F, C, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("sent", &self.inner.is_some())
+            .field("waiting", &self.waiting.is_some())
+            .field("grpc", &self.grpc)
+            .field("endpoint", &self.endpoint)
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, C, B> ResponseFuture<F, C, B> {
     /// The future of a request answered here for `refusal`.
     fn refused(refusal: Refusal, grpc: bool) -> Self {
+        Self::answered(Some(refusal), grpc, None, None)
+    }
+
+    /// The future of a request not sent (yet): answered for `refused`,
+    /// or waiting for an endpoint when that is `None`.
+    fn answered(
+        refused: Option<Refusal>,
+        grpc: bool,
+        downstream: Option<OnUpgrade>,
+        lease: Option<Lease>,
+    ) -> Self {
         Self {
             inner: None,
+            waiting: None,
             grpc,
-            downstream: None,
-            lease: None,
+            downstream,
+            lease,
             pending: None,
             endpoint: None,
-            refused: Some(refusal),
+            refused,
             timeout: None,
+        }
+    }
+
+    /// The future of a request `sent` to an endpoint.
+    fn sent(
+        (inner, endpoint, pending, timeout): Sent<F>,
+        grpc: bool,
+        downstream: Option<OnUpgrade>,
+        lease: Option<Lease>,
+    ) -> Self {
+        Self {
+            inner: Some(inner),
+            waiting: None,
+            grpc,
+            downstream,
+            lease,
+            pending,
+            endpoint: Some(endpoint),
+            refused: None,
+            timeout,
         }
     }
 }
 
-impl<F, RB, E> Future for ResponseFuture<F>
+impl<F, C, B, RB, E> Future for ResponseFuture<F, C, B>
 where
     F: Future<Output = Result<Response<RB>, E>>,
     E: Into<BoxError>,
+    C: Service<Request<B>, Future = F> + ForEndpoint + Clone,
 {
     type Output = Result<Response<Proxied<ResponseBody<RB>>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
+        // Only a request not sent yet can be waiting: one sent pays for
+        // no more than the test it did before the queue.
+        if this.inner.is_none()
+            && let Some(waiting) = this.waiting.as_mut()
+        {
+            match ready!(waiting.poll_send(cx)) {
+                Ok((inner, endpoint, pending, timeout)) => {
+                    this.inner.set(Some(inner));
+                    *this.endpoint = Some(endpoint);
+                    *this.pending = pending;
+                    *this.timeout = timeout;
+                }
+                Err(refusal) => *this.refused = Some(refusal),
+            }
+            // Its place in the queue goes back now, not with the response.
+            *this.waiting = None;
+        }
         let Some(inner) = this.inner.as_pin_mut() else {
             match this.refused {
                 Some(Refusal::Connect) => return Poll::Ready(Ok(connect_refused())),
@@ -438,7 +595,12 @@ where
                     return Poll::Ready(Ok(ProxyErrorKind::Unsupported
                         .response_with_reason(*this.grpc, UNSUPPORTED_CODING)));
                 }
-                None => {}
+                Some(Refusal::NoEndpoint(Refused::FailFast)) => {
+                    return Poll::Ready(Ok(
+                        ProxyErrorKind::Unavailable.response_with_reason(*this.grpc, IN_FAILFAST)
+                    ));
+                }
+                Some(Refusal::NoEndpoint(Refused::Unavailable)) | None => {}
             }
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };

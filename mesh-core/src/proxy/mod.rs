@@ -55,6 +55,18 @@
 //! [failure accrual](accrual), endpoints that keep failing are taken out
 //! for a while.
 //!
+//! A request that finds no endpoint ready does not fail at once: a
+//! sidecar that has just started has not resolved its services yet, and
+//! in a rolling restart failure accrual may have a small service's every
+//! endpoint out for a moment. It waits for one, as behind Linkerd's
+//! balancer queue: at most 10 000 requests, for 3 s (Linkerd's defaults
+//! for HTTP, [`Queue`]). When no endpoint has been ready for that long,
+//! the service is in fail-fast: the waiting requests and every new one
+//! that finds no endpoint are answered `503` with `mesh-error: service in
+//! fail-fast` ([`IN_FAILFAST`]; gRPC `UNAVAILABLE`) at once, until an
+//! endpoint is ready again ([`queue`]). A request that finds an endpoint
+//! pays nothing for this.
+//!
 //! The endpoints can change while requests flow: a `Forward` built over an
 //! [`EndpointSet`] balances each request over the set's latest endpoints,
 //! and whoever learns of new ones (the DNS [`resolve`] loop, for one)
@@ -81,6 +93,7 @@ pub mod endpoints;
 mod forward;
 mod headers;
 pub mod orig_proto;
+pub mod queue;
 pub mod resolve;
 mod router;
 pub mod tcp;
@@ -95,6 +108,7 @@ pub use self::{
         CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints, ResponseBody,
         ResponseFuture, TimedOut, UNSUPPORTED_CODING, UPSTREAM_CODING,
     },
+    queue::{IN_FAILFAST, Queue},
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
 };

@@ -86,7 +86,11 @@ impl Balancer {
         let hold = self.accrual.map_or(u64::MAX, |a| a.probe_hold());
         match self.endpoint(i)?.health.standing(now, hold) {
             Standing::In => Some((i, false)),
-            Standing::Probe => Some((i, true)),
+            Standing::Probe => {
+                // An endpoint is ready again: fail-fast, if on, ends.
+                self.gate.wake(true);
+                Some((i, true))
+            }
             Standing::Out => None,
         }
     }

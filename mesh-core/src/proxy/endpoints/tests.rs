@@ -169,11 +169,12 @@ fn echo() -> Echo {
     })
 }
 
-#[tokio::test]
-async fn a_forward_over_a_set_follows_its_updates_and_answers_503_while_it_is_empty() {
+#[tokio::test(start_paused = true)]
+async fn a_forward_over_a_set_follows_its_updates_and_answers_503_while_it_stays_empty() {
     let set = EndpointSet::empty();
     let mut forward = crate::proxy::Forward::with_endpoints(echo(), &set);
     let mut clone = forward.clone();
+    // After the fail-fast timeout.
     assert_eq!(forward_once(&mut forward).await, Err(503));
     set.update([addr(1)]).unwrap();
     assert_eq!(forward_once(&mut forward).await, Ok("10.0.0.1:80".into()));
@@ -205,4 +206,20 @@ async fn an_endpoint_added_late_starts_at_the_default_estimate_not_a_decayed_one
         .collect();
     let to_new = held.iter().filter(|(a, _)| a == "10.0.0.2:80").count();
     assert!(to_new <= 3, "{to_new} of 10 to the new endpoint");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_given_up_on_while_it_waits_holds_no_place() {
+    use std::task::Poll;
+    use tower::Service;
+    let set = EndpointSet::empty();
+    let gate = current(&set).gate().clone();
+    let mut forward = crate::proxy::Forward::with_endpoints(echo(), &set);
+    let mut waiting = Box::pin(forward.call(http::Request::new(())));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let polled = waiting.as_mut().poll(&mut cx);
+    assert!(matches!(polled, Poll::Pending), "it waits");
+    assert_eq!(gate.waiters(), 1);
+    drop(waiting);
+    assert_eq!(gate.waiters(), 0);
 }

@@ -1,0 +1,299 @@
+//! Requests that find no endpoint ready wait for one, for a while, then
+//! fail fast, as Linkerd's balancer queue does.
+//!
+//! # Why
+//!
+//! A sidecar that has just started has not resolved its services' names
+//! yet; during a rolling restart, failure accrual may have every endpoint
+//! of a small service out for a second; an endpoint back from its penalty
+//! takes one probe at a time. Answering `503` at once in those moments
+//! turns a wait of a few hundred milliseconds into an error the
+//! application sees. Waiting for ever is worse: a service with no
+//! endpoint at all would pile up requests, and their callers, until
+//! memory runs out, and nobody would learn that it is down.
+//!
+//! Linkerd's proxy puts a queue in front of each balancer (linkerd2-proxy
+//! `linkerd/stack/src/queue.rs`, `failfast.rs`): a request waits while the
+//! balancer has no endpoint ready; when none has become ready within the
+//! fail-fast timeout, the service goes into *fail-fast*, and the waiting
+//! requests and every new one fail at once (`service in fail-fast`)
+//! until an endpoint is ready again. Its defaults for HTTP are a capacity
+//! of 10 000 requests and a timeout of 3 s
+//! (`LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY`,
+//! `LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_FAILFAST_TIMEOUT`), and they are
+//! the defaults here.
+//!
+//! # How
+//!
+//! A request that finds an endpoint ready is sent at once, and pays
+//! nothing for the queue: it is never read on that path. One that finds
+//! none (no endpoint yet, every one out under failure accrual, the one
+//! left on probation with its probe in flight) waits, holding one of
+//! [`Queue::capacity`] places; a request beyond them gets the mesh's `503`
+//! (`mesh-error: service unavailable`) at once. The wait ends when
+//! something may have made an endpoint ready: an update of the
+//! [`EndpointSet`](super::EndpointSet), a probe's outcome, or the end of
+//! a penalty (the waiter sleeps until the earliest). Then the request
+//! tries the balancer again, and waits again if it still finds nothing.
+//!
+//! The fail-fast timeout counts from when the service stopped having an
+//! endpoint ready (the first request that found none), as in Linkerd, not
+//! from each request's arrival. When it passes with no endpoint ready,
+//! every waiting request is answered `503` with `mesh-error: service in
+//! fail-fast` ([`IN_FAILFAST`]; gRPC callers: `grpc-status: 14`
+//! `UNAVAILABLE`), and so is every new request that finds no endpoint
+//! ready, at once. Fail-fast ends as soon as an endpoint is ready again:
+//! an update brings endpoints, or an endpoint past its penalty takes its
+//! probe.
+//!
+//! A caller that goes away while waiting gives its place back, and leaves
+//! nothing behind. A [`Queue`] with a zero timeout waits for nothing:
+//! requests that find no endpoint are answered `503` at once.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::{sync::Notify, time::Instant};
+
+/// How requests wait for an endpoint: how many at most, and for how long
+/// before the service goes into fail-fast. See the [module docs](self).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queue {
+    capacity: usize,
+    failfast_timeout: Duration,
+}
+
+impl Default for Queue {
+    /// Linkerd's for HTTP: 10 000 requests, 3 s.
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            failfast_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Queue {
+    /// At most `capacity` requests wait, for `failfast_timeout` after the
+    /// service last had an endpoint ready. A zero timeout (or capacity)
+    /// waits for nothing: requests that find no endpoint are answered at
+    /// once.
+    pub fn new(capacity: usize, failfast_timeout: Duration) -> Self {
+        Self {
+            capacity,
+            failfast_timeout,
+        }
+    }
+
+    /// How many requests may wait at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How long the service may have no endpoint ready before it goes
+    /// into fail-fast.
+    pub fn failfast_timeout(&self) -> Duration {
+        self.failfast_timeout
+    }
+
+    /// A queue that does not wait: what a zero timeout or capacity is.
+    fn waits(&self) -> bool {
+        self.capacity > 0 && !self.failfast_timeout.is_zero()
+    }
+}
+
+/// The `mesh-error` of a request answered while the service is in
+/// fail-fast: it had no endpoint ready for the fail-fast timeout.
+pub const IN_FAILFAST: &str = "service in fail-fast";
+
+/// The waiting room of one set of endpoints, shared by its balancers
+/// across updates. Only requests that find no endpoint, and the rare
+/// events that may make one ready, touch it.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    queue: Queue,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Requests waiting now.
+    waiters: usize,
+    /// When fail-fast starts, while no endpoint is ready and someone
+    /// waited; `None` after an endpoint was ready.
+    deadline: Option<Instant>,
+    /// In fail-fast.
+    failfast: bool,
+    /// Counts the events that may have made an endpoint ready, for a
+    /// waiter to tell whether one came between its try and its wait.
+    generation: u64,
+}
+
+/// Why a request that found no endpoint is answered now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue does not wait, or is full: `service unavailable`.
+    Unavailable,
+    /// The service is in fail-fast: [`IN_FAILFAST`].
+    FailFast,
+}
+
+/// What a wait ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// Something changed: try the balancer again.
+    Retry,
+    /// The fail-fast timeout passed.
+    FailFast,
+}
+
+impl Gate {
+    pub(crate) fn new(queue: Queue) -> Arc<Self> {
+        Arc::new(Self {
+            queue,
+            state: Mutex::default(),
+            notify: Notify::new(),
+        })
+    }
+
+    pub(crate) fn queue(&self) -> Queue {
+        self.queue
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Nothing panics while holding it; a poisoned state is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place in the queue for a request that found no endpoint, or why
+    /// it is answered now.
+    pub(crate) fn admit(self: &Arc<Self>) -> Result<Place, Refused> {
+        if !self.queue.waits() {
+            return Err(Refused::Unavailable);
+        }
+        let mut state = self.lock();
+        if state.failfast {
+            return Err(Refused::FailFast);
+        }
+        if state.waiters >= self.queue.capacity {
+            return Err(Refused::Unavailable);
+        }
+        state.waiters += 1;
+        Ok(Place { gate: self.clone() })
+    }
+
+    /// The events seen so far, read before a request tries the balancer.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Whether the service is in fail-fast.
+    pub(crate) fn in_failfast(&self) -> bool {
+        self.lock().failfast
+    }
+
+    /// An endpoint is ready, or may be (endpoints came, a probe ended):
+    /// waiters try again, and `ready` ends fail-fast and its timeout.
+    pub(crate) fn wake(&self, ready: bool) {
+        {
+            let mut state = self.lock();
+            state.generation = state.generation.wrapping_add(1);
+            if ready {
+                if state.failfast {
+                    tracing::info!("an endpoint is ready: fail-fast ends");
+                }
+                state.failfast = false;
+                state.deadline = None;
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until something may have made an endpoint ready since
+    /// `seen`, `retry_at` passes (a penalty ends), or the fail-fast
+    /// timeout does. The timeout starts now if no request was already
+    /// waiting for an endpoint.
+    pub(crate) async fn wait(self: Arc<Self>, seen: u64, retry_at: Option<Instant>) -> Woken {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let deadline = {
+            let mut state = self.lock();
+            if state.generation != seen {
+                return Woken::Retry;
+            }
+            if state.failfast {
+                return Woken::FailFast;
+            }
+            *state
+                .deadline
+                .get_or_insert_with(|| Instant::now() + self.queue.failfast_timeout)
+        };
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut notified => Woken::Retry,
+            () = retry => Woken::Retry,
+            () = tokio::time::sleep_until(deadline) => self.expire(deadline),
+        }
+    }
+
+    /// The fail-fast timeout that ends at `deadline` passed: unless an
+    /// endpoint was ready since, the service goes into fail-fast, and
+    /// every waiter hears.
+    fn expire(&self, deadline: Instant) -> Woken {
+        {
+            let mut state = self.lock();
+            if state.deadline != Some(deadline) {
+                return Woken::Retry;
+            }
+            if !state.failfast {
+                tracing::warn!(
+                    timeout = ?self.queue.failfast_timeout,
+                    waiting = state.waiters,
+                    "no endpoint ready: the service goes into fail-fast"
+                );
+            }
+            state.failfast = true;
+        }
+        self.notify.notify_waiters();
+        Woken::FailFast
+    }
+
+    /// Whether a request is waiting, for tests.
+    #[cfg(test)]
+    pub(crate) fn waiters(&self) -> usize {
+        self.lock().waiters
+    }
+}
+
+/// A request's place in the queue, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Place {
+    gate: Arc<Gate>,
+}
+
+impl Place {
+    pub(crate) fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut state = self.gate.lock();
+        state.waiters = state.waiters.saturating_sub(1);
+        if state.waiters == 0 && !state.failfast {
+            // Nobody waits any more: the next request to find no
+            // endpoint starts the timeout anew.
+            state.deadline = None;
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Requests that find no endpoint ready wait for one, then fail fast, as
+//! Linkerd's balancer queue has them: over real sockets, on tokio's
+//! paused clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    client::{Client, ClientConfig},
+    proxy::{EndpointSet, FailureAccrual, Forward, IN_FAILFAST, Queue},
+};
+use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
+use tower::ServiceExt;
+
+type Fwd = Forward<Client<Empty<Bytes>>>;
+
+/// An HTTP/1.1 upstream answering `500` to `/fail` and `200` to
+/// anything else.
+async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let status = if req.uri().path() == "/fail" {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                let mut res = Response::new(Full::new(Bytes::from_static(b"hi")));
+                *res.status_mut() = status;
+                Ok::<_, Infallible>(res)
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
+}
+
+fn forward(set: &EndpointSet) -> Fwd {
+    let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
+    Forward::with_endpoints(client, set)
+}
+
+fn get(path: &str) -> Request<Empty<Bytes>> {
+    Request::get(path)
+        .header("host", "web")
+        .body(Empty::new())
+        .unwrap()
+}
+
+fn grpc() -> Request<Empty<Bytes>> {
+    Request::post("/pkg.Svc/Call")
+        .header("host", "web")
+        .header("content-type", "application/grpc")
+        .body(Empty::new())
+        .unwrap()
+}
+
+/// The status and `mesh-error` of the answer to `req`.
+type Answer = (StatusCode, Option<String>);
+
+fn spawn(forward: &Fwd, req: Request<Empty<Bytes>>) -> JoinHandle<Answer> {
+    let forward = forward.clone();
+    tokio::spawn(async move {
+        let res = forward.oneshot(req).await.unwrap();
+        let error = res
+            .headers()
+            .get("mesh-error")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = res.status();
+        res.into_body().collect().await.unwrap();
+        (status, error)
+    })
+}
+
+/// Sends `req` and expects its answer without the clock moving.
+async fn answered_at_once(forward: &Fwd, req: Request<Empty<Bytes>>) -> Answer {
+    let start = Instant::now();
+    let answer = spawn(forward, req).await.unwrap();
+    assert_eq!(Instant::now(), start, "answered at once: {answer:?}");
+    answer
+}
+
+/// Lets the clock run to `at` (since `start`) and everything ready run.
+async fn until(start: Instant, at: Duration) {
+    tokio::time::sleep_until(start + at).await;
+    tokio::task::yield_now().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_to_a_set_without_endpoints_yet_waits_for_the_first() {
+    let endpoint = upstream().await;
+    let set = EndpointSet::empty();
+    let forward = forward(&set);
+    let start = Instant::now();
+    let waiting = spawn(&forward, get("/"));
+    until(start, Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "it waits for an endpoint");
+    set.update([endpoint]).unwrap();
+    assert_eq!(waiting.await.unwrap(), (StatusCode::OK, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_set_that_gets_no_endpoint_fails_fast_at_3s_and_serves_again_after_an_update() {
+    let endpoint = upstream().await;
+    let set = EndpointSet::empty();
+    let forward = forward(&set);
+    let start = Instant::now();
+    let first = spawn(&forward, get("/"));
+    until(start, Duration::from_millis(1500)).await;
+    // One that comes later waits only as long as the service has had no
+    // endpoint, not 3 s of its own.
+    let second = spawn(&forward, get("/"));
+    until(start, Duration::from_millis(2999)).await;
+    assert!(!first.is_finished() && !second.is_finished());
+    let failfast = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(IN_FAILFAST.to_owned()),
+    );
+    assert_eq!(first.await.unwrap(), failfast);
+    assert_eq!(second.await.unwrap(), failfast);
+    assert_eq!(Instant::now(), start + Duration::from_secs(3));
+    // In fail-fast, a new request is answered at once.
+    until(start, Duration::from_secs(10)).await;
+    assert_eq!(answered_at_once(&forward, get("/")).await, failfast);
+    // Until an endpoint is ready.
+    set.update([endpoint]).unwrap();
+    assert_eq!(
+        answered_at_once(&forward, get("/")).await,
+        (StatusCode::OK, None)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_callers_in_fail_fast_get_unavailable() {
+    let set = EndpointSet::empty();
+    let forward = forward(&set);
+    let waiting = forward.clone().oneshot(grpc());
+    let res = waiting.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(res.headers()["mesh-error"], IN_FAILFAST);
+    let res = forward.oneshot(grpc()).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(res.headers()["mesh-error"], IN_FAILFAST);
+}
+
+/// Takes an endpoint out at its first failure, for 1 s.
+fn one_second_out() -> FailureAccrual {
+    FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        0.0,
+    )
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_every_endpoint_out_a_request_waits_for_the_penalty_end_and_is_the_probe() {
+    let endpoint = upstream().await;
+    let set = EndpointSet::new([endpoint])
+        .unwrap()
+        .with_failure_accrual(one_second_out());
+    let forward = forward(&set);
+    let (status, _) = spawn(&forward, get("/fail")).await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let start = Instant::now();
+    let probe = spawn(&forward, get("/"));
+    let next = spawn(&forward, get("/"));
+    until(start, Duration::from_millis(999)).await;
+    assert!(
+        !probe.is_finished() && !next.is_finished(),
+        "the endpoint is out"
+    );
+    // The penalty ends: one request probes, and its success lets the
+    // other through.
+    assert_eq!(probe.await.unwrap(), (StatusCode::OK, None));
+    assert_eq!(next.await.unwrap(), (StatusCode::OK, None));
+    assert!(Instant::now() < start + Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_beyond_the_queue_capacity_is_answered_at_once() {
+    let set = EndpointSet::empty().with_queue(Queue::new(1, Duration::from_secs(3)));
+    let forward = forward(&set);
+    let waiting = spawn(&forward, get("/"));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        answered_at_once(&forward, get("/")).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("service unavailable".to_owned())
+        )
+    );
+    assert!(!waiting.is_finished());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_goes_away_while_waiting_gives_its_place_back() {
+    let endpoint = upstream().await;
+    let set = EndpointSet::empty().with_queue(Queue::new(1, Duration::from_secs(3)));
+    let forward = forward(&set);
+    let start = Instant::now();
+    let gone =
+        tokio::time::timeout(Duration::from_secs(1), forward.clone().oneshot(get("/"))).await;
+    assert!(gone.is_err(), "it was waiting");
+    // Its place is free: the next request waits rather than being
+    // turned away, and the fail-fast timeout starts anew with it.
+    let next = spawn(&forward, get("/"));
+    until(start, Duration::from_millis(3500)).await;
+    assert!(!next.is_finished(), "it waits");
+    set.update([endpoint]).unwrap();
+    assert_eq!(next.await.unwrap(), (StatusCode::OK, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_failfast_timeout_answers_at_once_as_before() {
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
+    let forward = forward(&set);
+    assert_eq!(
+        answered_at_once(&forward, get("/")).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("service unavailable".to_owned())
+        )
+    );
+}
+
+#[test]
+fn the_defaults_are_linkerds() {
+    let queue = Queue::default();
+    assert_eq!(queue.capacity(), 10_000);
+    assert_eq!(queue.failfast_timeout(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_ends_with_an_endpoint_ready_and_a_later_outage_waits_again() {
+    let endpoint = upstream().await;
+    let set = EndpointSet::empty().with_failure_accrual(one_second_out());
+    let forward = forward(&set);
+    let (status, error) = spawn(&forward, get("/")).await.unwrap();
+    assert_eq!(
+        (status, error.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(IN_FAILFAST))
+    );
+    set.update([endpoint]).unwrap();
+    let (status, _) = spawn(&forward, get("/fail")).await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Out again, for 1 s: a request waits for the probe, not fail-fast.
+    let start = Instant::now();
+    let waiting = spawn(&forward, get("/"));
+    until(start, Duration::from_millis(999)).await;
+    assert!(!waiting.is_finished());
+    assert_eq!(waiting.await.unwrap(), (StatusCode::OK, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_penalty_longer_than_the_timeout_fails_fast_until_the_probe() {
+    let endpoint = upstream().await;
+    let accrual = FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap();
+    let set = EndpointSet::new([endpoint])
+        .unwrap()
+        .with_failure_accrual(accrual);
+    let forward = forward(&set);
+    let (status, _) = spawn(&forward, get("/fail")).await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let start = Instant::now();
+    let failfast = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(IN_FAILFAST.to_owned()),
+    );
+    assert_eq!(spawn(&forward, get("/")).await.unwrap(), failfast);
+    assert_eq!(Instant::now(), start + Duration::from_secs(3));
+    until(start, Duration::from_secs(30)).await;
+    assert_eq!(answered_at_once(&forward, get("/")).await, failfast);
+    // The penalty is over: the next request probes, and is served.
+    until(start, Duration::from_secs(61)).await;
+    assert_eq!(
+        answered_at_once(&forward, get("/")).await,
+        (StatusCode::OK, None)
+    );
+}
