@@ -173,6 +173,21 @@ async fn an_override_gives_the_service_accounts_it_names_their_own_rate() {
     assert_eq!(h.burst(&mutual(vip_dns), 1).await, [429]);
 }
 
+/// Linkerd's CRD: a `clientRefs` entry's `namespace`, "when unspecified
+/// (or empty string)", is the policy's own.
+#[tokio::test(start_paused = true)]
+async fn an_override_client_with_an_empty_namespace_is_in_the_policys_namespace() {
+    let mut h = Harness::new(&limited(
+        "  identity: {requestsPerSecond: 2}
+  overrides:
+    - requestsPerSecond: 5
+      clientRefs: [{kind: ServiceAccount, name: vip, namespace: ''}]
+",
+    ));
+    assert_eq!(h.burst(&mutual(VIP), 7).await, oks_then_429s(5, 2));
+    assert_eq!(h.burst(&mutual(ALICE), 3).await, oks_then_429s(2, 1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_client_named_by_two_overrides_takes_the_last_and_shares_it() {
     let mut h = Harness::new(&limited(

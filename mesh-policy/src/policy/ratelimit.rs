@@ -138,7 +138,13 @@ pub(super) fn rate_limits(
                         format!("cannot refer to kind {}: expected ServiceAccount", c.kind),
                     ));
                 }
-                let in_namespace = c.namespace.as_deref().unwrap_or(namespace);
+                // Linkerd's CRD: an empty namespace, as an absent one, is
+                // the policy's own.
+                let in_namespace = c
+                    .namespace
+                    .as_deref()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(namespace);
                 let ids = service_account(entry, workload, &c.name, in_namespace, &path)?;
                 ids.iter().for_each(|id| clients.add(id));
             }
