@@ -107,6 +107,7 @@ impl<S, B, C> Attempts<S, B, C> {
         config: Arc<C>,
         reason: NotRetryable,
         unprocessed_only: bool,
+        grpc: bool,
         labels: Labels,
     ) -> Self {
         Self {
@@ -117,8 +118,8 @@ impl<S, B, C> Attempts<S, B, C> {
             replay: None,
             not_retryable: Some(reason),
             unprocessed_only,
-            // Never retried, so never asked whether a retry succeeded.
-            grpc: false,
+            // Read for whether a failure is one to count as not retried.
+            grpc,
             attempts: 1,
             awaited_body: false,
             labels,
@@ -177,7 +178,7 @@ where
     pub(crate) fn decide<R>(&mut self, result: &Result<Response<R>, BoxError>) -> Decision {
         let policy = &self.shared().policy;
         let retry_after = match result {
-            Ok(res) => match policy.retryable_response(res) {
+            Ok(res) => match policy.retryable_response(res, self.grpc) {
                 Some(retry_after) => retry_after,
                 None => {
                     if self.attempts > 1 && policy.is_success(res, self.grpc) {

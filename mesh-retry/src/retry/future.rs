@@ -96,6 +96,7 @@ where
         shared: Arc<Shared>,
         reason: NotRetryable,
         unprocessed_only: bool,
+        grpc: bool,
         labels: Labels,
     ) -> Self {
         Self {
@@ -104,6 +105,7 @@ where
                 shared,
                 reason,
                 unprocessed_only,
+                grpc,
                 labels,
             )),
         }

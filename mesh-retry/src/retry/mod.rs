@@ -2,7 +2,9 @@
 //!
 //! [`Retry`] sends a request, and when the response is a failure its
 //! [`RetryPolicy`] retries (a 5xx, a retryable gRPC code in the headers, a
-//! connection error before any response, a per-try timeout), sends it
+//! gRPC call answered by a plain response whose code, as its gRPC client
+//! reads it, is a retryable one, a connection error before any response, a
+//! per-try timeout), sends it
 //! again, after a backoff, with the same head and a replay of the same
 //! body. A request is retried only if all of these hold:
 //!
@@ -230,6 +232,7 @@ where
                 shared.clone(),
                 NotRetryable::NonIdempotent,
                 false,
+                grpc,
                 labels,
             );
         }
@@ -242,6 +245,7 @@ where
                     shared.clone(),
                     NotRetryable::BodyTooLarge,
                     unprocessed_only,
+                    grpc,
                     labels,
                 )
             }

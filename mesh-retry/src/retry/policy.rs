@@ -136,6 +136,18 @@ impl RetryPolicy {
     /// Sets the gRPC codes that are retried, read from the response headers
     /// (a trailers-only response). Default
     /// [`default_grpc_codes`](Self::default_grpc_codes).
+    ///
+    /// While this set is not empty, a gRPC call answered by a response that
+    /// is not gRPC (no gRPC `content-type`, no `grpc-status`: a proxy's
+    /// plain 503 or 429) is retried or not by the code its gRPC client
+    /// reads it as, gRPC's "HTTP to gRPC status code mapping" (429, 502,
+    /// 503 and 504 are `UNAVAILABLE`, 400 `INTERNAL`, 401
+    /// `UNAUTHENTICATED`, 403 `PERMISSION_DENIED`, 404 `UNIMPLEMENTED`,
+    /// any other `UNKNOWN`), not by the HTTP statuses: the caller sees a
+    /// failed call with that code, so the route's gRPC rules are the ones
+    /// that apply. With the default codes, a plain 429 or 503 is retried
+    /// and a plain 500 (`UNKNOWN`) is not. With an empty set, such an
+    /// answer is read as HTTP.
     #[must_use]
     pub fn with_grpc_codes(mut self, codes: GrpcCodes) -> Self {
         self.retry_on = self.retry_on.with_grpc_failures(codes);
@@ -276,19 +288,30 @@ impl RetryPolicy {
     }
 
     /// Whether `res` is a failure to retry, and if so how long the server
-    /// asked to wait (`Retry-After`).
+    /// asked to wait (`Retry-After`). `grpc_call` says whether it answers a
+    /// gRPC call: on a route that retries gRPC codes, a response to one that
+    /// is not gRPC (a proxy's plain 429 or 503) is read by the code its
+    /// client turns it into, gRPC's HTTP-to-gRPC mapping (mesh-core's
+    /// [`Classify::classify_response_to`]), not by its HTTP status.
     #[inline]
-    pub(crate) fn retryable_response<B>(&self, res: &Response<B>) -> Option<Option<Duration>> {
+    pub(crate) fn retryable_response<B>(
+        &self,
+        res: &Response<B>,
+        grpc_call: bool,
+    ) -> Option<Option<Duration>> {
         let retryable = match res.extensions().get::<ProxyErrorKind>() {
             Some(ProxyErrorKind::UpstreamUnreachable) => {
                 self.connection_errors || self.unprocessed_response(res)
             }
             // Inside the retry layer, only the per-try timeout answers so.
             Some(ProxyErrorKind::Timeout) => self.timeouts,
-            _ => matches!(
-                self.retry_on.classify_response(res),
-                Classification::Final(ResponseClass::Failure(_))
-            ),
+            _ => {
+                let by_code = grpc_call && !self.retry_on.grpc_failures().is_empty();
+                matches!(
+                    self.retry_on.classify_response_to(by_code, res),
+                    Classification::Final(ResponseClass::Failure(_))
+                )
+            }
         };
         retryable.then(|| self.backoff.retry_after(res.status(), res.headers()))
     }

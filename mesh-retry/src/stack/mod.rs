@@ -216,7 +216,13 @@ where
         }
         let labels = attempts::labels(&config.retry.metrics, &parts.extensions);
         let not_retryable = |reason, unprocessed_only| {
-            Attempts::unretryable(config.clone(), reason, unprocessed_only, labels.clone())
+            Attempts::unretryable(
+                config.clone(),
+                reason,
+                unprocessed_only,
+                grpc,
+                labels.clone(),
+            )
         };
         // A method that is not retried is still retried after a failure
         // the upstream did not process, if the policy says so: it keeps
