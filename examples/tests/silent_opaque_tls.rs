@@ -89,7 +89,6 @@ fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
 }
 
 #[tokio::test]
-#[ignore = "the sidecar's inbound TcpAccept does not pass Accept::for_protocol on to TLS yet"]
 async fn a_silent_plaintext_client_of_an_opaque_permissive_port_is_greeted() {
     let dir = tempfile::tempdir().unwrap();
     let certs = issuer(dir.path())("emoji");
@@ -174,7 +173,6 @@ spec:
 }
 
 #[tokio::test]
-#[ignore = "the sidecar's inbound TcpAccept does not pass Accept::for_protocol on to TLS yet"]
 async fn a_server_that_requires_an_identity_refuses_the_silent_plaintext_client() {
     let dir = tempfile::tempdir().unwrap();
     let certs = issuer(dir.path())("db");

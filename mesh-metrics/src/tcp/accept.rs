@@ -8,7 +8,7 @@ use std::{
 use mesh_core::{
     error::BoxError,
     io::Io,
-    serve::{Accept, Accepted},
+    serve::{Accept, Accepted, Protocol},
 };
 use pin_project_lite::pin_project;
 
@@ -62,6 +62,13 @@ where
         AcceptFuture {
             inner: self.inner.accept(CountingIo::new(io, slot.clone())),
             slot,
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    fn for_protocol(&self, protocol: Protocol) -> Self {
+        Self {
+            inner: self.inner.for_protocol(protocol),
             metrics: self.metrics.clone(),
         }
     }
