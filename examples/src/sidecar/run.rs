@@ -181,6 +181,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let outbound_plan = Arc::new(Outbound::listening_on(
         &config.outbound,
         &outbound_listeners,
+        config.identity.is_some(),
         &policy.routes,
         &config.policy.workload.namespace,
         &identity.store,

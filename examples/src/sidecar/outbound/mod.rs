@@ -168,7 +168,8 @@ pub(crate) struct OutboundMetrics<'a> {
 
 impl Outbound {
     /// [`listening_on`](Self::listening_on) the configured addresses of
-    /// the outbound listeners, for tests that bind none.
+    /// the outbound listeners, for tests that bind none, as a sidecar
+    /// without an identity of its own.
     #[cfg(test)]
     pub(crate) fn new(
         config: &OutboundConfig,
@@ -184,6 +185,7 @@ impl Outbound {
         Self::listening_on(
             config,
             &configured,
+            false,
             resources,
             namespace,
             store,
@@ -202,9 +204,15 @@ impl Outbound {
     /// (see `endpoints/own.rs`). They are the bound addresses, not the
     /// configured ones, because a listener configured on port 0 has its
     /// port only once bound.
+    ///
+    /// `local_identity` says whether the sidecar has an identity of its
+    /// own, which the TLS label of a plaintext service's traffic tells
+    /// ([`tls_label`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn listening_on(
         config: &OutboundConfig,
         listeners: &[SocketAddr],
+        local_identity: bool,
         resources: &RetryResources,
         namespace: &str,
         store: &CredentialStore,
@@ -224,6 +232,7 @@ impl Outbound {
                 client,
                 store,
                 &service.tls,
+                local_identity,
                 service.http2_upgrade,
                 metrics.tcp,
             )
@@ -231,7 +240,10 @@ impl Outbound {
                 field: format!("outbound.services[{index}]"),
                 source,
             })?;
-            http = http.with_service_tls(service.name.as_str(), &tls_label(&service.tls));
+            http = http.with_service_tls(
+                service.name.as_str(),
+                &tls_label(&service.tls, local_identity),
+            );
             let endpoints = ServiceEndpoints::new(
                 service.name.as_str(),
                 &service.endpoints,

@@ -57,21 +57,33 @@ pub(crate) struct ServiceConnectors {
 pub(crate) type Connector = TlsConnector<TcpConnect<HttpConnector>>;
 
 /// The TLS status a service's connections are labelled with: the identity
-/// the server must prove, or plaintext because the service is configured
-/// so.
-pub(crate) fn tls_label(tls: &OutboundTls) -> Tls {
+/// the server must prove, or why they are plaintext.
+///
+/// A service that names no identity is plaintext for one of two reasons,
+/// which dashboards and alerts written for Linkerd tell apart. With a
+/// `local_identity` of its own, the sidecar could have spoken mutual TLS
+/// but was given no identity to expect: Linkerd's proxy labels that
+/// `tls="no_identity",no_tls_reason="not_provided_by_service_discovery"`
+/// (`NoClientTls::NotProvidedByServiceDiscovery` in linkerd2-proxy's
+/// `linkerd/tls/src/client.rs`). Without one, TLS is off for everything it
+/// sends: `tls="disabled"`, as Linkerd writes it when identity is disabled.
+pub(crate) fn tls_label(tls: &OutboundTls, local_identity: bool) -> Tls {
     match tls {
         OutboundTls::Mtls(identity) => Tls::Mutual {
             peer: identity.clone(),
         },
+        OutboundTls::Plaintext if local_identity => {
+            Tls::Plaintext(NoTlsReason::NotProvidedByServiceDiscovery)
+        }
         OutboundTls::Plaintext => Tls::Plaintext(NoTlsReason::Disabled),
     }
 }
 
 impl ServiceConnectors {
     /// Connectors that reach every endpoint as `tls` says, counting their
-    /// connections in `metrics`. `store` holds the sidecar's own
-    /// certificate; plaintext services never read it.
+    /// connections in `metrics` under [`tls_label`] (`local_identity`:
+    /// whether the sidecar has an identity of its own). `store` holds the
+    /// sidecar's own certificate; plaintext services never read it.
     ///
     /// # Errors
     ///
@@ -80,10 +92,11 @@ impl ServiceConnectors {
         client: &ClientConfig,
         store: &CredentialStore,
         tls: &OutboundTls,
+        local_identity: bool,
         http2_upgrade: bool,
         metrics: &TcpMetrics,
     ) -> Result<Self, BoxError> {
-        let label = tls_label(tls);
+        let label = tls_label(tls, local_identity);
         let connector = |alpn: Alpn| -> Result<Connector, BoxError> {
             let mut http = client.http_connector();
             http.enforce_http(false);
