@@ -151,10 +151,16 @@ async fn a_backend_that_is_not_an_outbound_service_stops_the_sidecar_from_starti
         Ok(_) => panic!("a route to an unknown service started"),
         Err(error) => error,
     };
+    // Named where it is written, as `sidecar check` names it: the route's
+    // file, document and backend.
     assert_eq!(
         error.to_string(),
-        "outbound.services[0]: route emoji-canary sends requests to service \
-         emoji-v3.emojivoto, which is not in outbound.services"
+        format!(
+            "{}: document 1 (HTTPRoute emoji-canary): spec.rules[0].backendRefs[1]: route \
+             emoji-canary sends requests to service emoji-v3.emojivoto, which is not in \
+             outbound.services",
+            dir.path().join("routes.yaml").display()
+        )
     );
 }
 

@@ -41,7 +41,11 @@ pub enum StartError {
     /// A route of an outbound service sends requests to a backend that is
     /// not an outbound service.
     Backend {
-        /// The configuration field that names the route's service.
+        /// Where the backend is written: the route's file, document and
+        /// `backendRefs` entry (`policy.yaml: document 4 (HTTPRoute
+        /// voting-canary): spec.rules[0].backendRefs[1]`), as `sidecar
+        /// check` names it; `outbound.services[i]`, the route's service,
+        /// for a route no document wrote.
         field: String,
         /// The route's name.
         route: String,

@@ -127,20 +127,22 @@ impl Planner {
         // Every check first: building a route's layer reports its budget's
         // balance, and a plan that fails must not take that gauge from the
         // budget still in force.
-        let routes_of = |service: &ServiceConfig| {
-            retry_policy_of(resources, &service.name, &self.namespace).map(|r| &r.routes[..])
-        };
         let backends = self
             .config
             .services
             .iter()
             .enumerate()
             .map(|(index, service)| {
-                routes_of(service)
-                    .unwrap_or_default()
+                let Some(policy) = retry_policy_of(resources, &service.name, &self.namespace)
+                else {
+                    return Ok(Vec::new());
+                };
+                policy
+                    .routes
                     .iter()
-                    .map(|route| {
-                        let field = |_| format!("outbound.services[{index}]");
+                    .enumerate()
+                    .map(|(i, route)| {
+                        let field = backend_field(policy, i, index);
                         route_backends(route, field, &self.config, &self.namespace)
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -175,7 +177,8 @@ impl Planner {
                 backends,
             };
             let redirect = |index| from_resources.and_then(|r| r.redirect(index));
-            let rules: Vec<RoutePlan> = routes_of(service)
+            let rules: Vec<RoutePlan> = from_resources
+                .map(|r| &r.routes[..])
                 .unwrap_or_default()
                 .iter()
                 .zip(backends)
@@ -299,14 +302,27 @@ pub(crate) fn check_backends(
             continue;
         };
         for (i, route) in policy.routes.iter().enumerate() {
-            let field = |backend: usize| match policy.rule_source(i) {
-                Some(rule) => format!("{rule}.backendRefs[{backend}]"),
-                None => format!("outbound.services[{index}]"),
-            };
-            route_backends(route, field, config, namespace)?;
+            route_backends(route, backend_field(policy, i, index), config, namespace)?;
         }
     }
     Ok(())
+}
+
+/// Where the backends of route `route` of `policy` are written, by their
+/// index, for the error of one that is not an outbound service: the
+/// route's file, document and `backendRefs` entry, or, for a route no
+/// document wrote, the outbound service `service` (an index into
+/// `outbound.services`) it was planned for. The sidecar's start error and
+/// `sidecar check` name the same place.
+fn backend_field(
+    policy: &ServiceRetryPolicy,
+    route: usize,
+    service: usize,
+) -> impl Fn(usize) -> String + '_ {
+    move |backend| match policy.rule_source(route) {
+        Some(rule) => format!("{rule}.backendRefs[{backend}]"),
+        None => format!("outbound.services[{service}]"),
+    }
 }
 
 /// The outbound services the backends of `route` name, as indexes into
