@@ -10,19 +10,25 @@
 //! have served under that limit. So such an address is left out of a
 //! service's endpoints, with an error in the log that names it.
 //!
-//! An address is the listener's when it has the listener's port and the
-//! listener's address, or when either is loopback or unspecified (as a
-//! destination, `0.0.0.0` is this host) where the other is unspecified.
+//! An address is the listener's when a connection to it would arrive
+//! there, which is what `sidecar check` asks of the same endpoints
+//! (`config::reaches`), so the two agree: the listener's port, and the
+//! listener's address, or a listener on every interface reached through
+//! loopback or another address of this host. As a destination, an
+//! unspecified address is the loopback address of its family (Linux
+//! connects `0.0.0.0` to `127.0.0.1` and `[::]` to `[::1]`). A listener on
+//! `0.0.0.0` takes IPv4 connections only, so `[::1]` on its port is not
+//! it: a connection there is refused, or reaches whatever listens on
+//! `[::1]`, which may be a real endpoint; `[::]` takes both families.
 //! The listeners are compared at the addresses they were bound to (`run`
 //! binds them before the outbound side is built), so one configured on
 //! port 0 is compared at the port it got. An address on port 0 given
-//! here all the same matches nothing. The host's own non-loopback
-//! address is left alone: it would take the list of its interfaces to
-//! know.
+//! here all the same matches nothing.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::ServiceEndpoints;
+use crate::sidecar::config::reaches;
 
 impl ServiceEndpoints {
     /// Leaves the sidecar's own outbound `listeners` out of the endpoints,
@@ -44,22 +50,11 @@ impl ServiceEndpoints {
     }
 }
 
-/// Whether `endpoint` is one of `listeners`.
+/// Whether a connection to `endpoint` would arrive at one of `listeners`.
 pub(super) fn is_own(endpoint: SocketAddr, listeners: &[SocketAddr]) -> bool {
-    listeners.iter().any(|listener| {
-        listener.port() != 0
-            && endpoint.port() == listener.port()
-            && same_host(endpoint.ip(), listener.ip())
-    })
-}
-
-fn same_host(endpoint: IpAddr, listener: IpAddr) -> bool {
-    // `[::ffff:127.0.0.1]` is 127.0.0.1 to a dual-stack socket.
-    let (endpoint, listener) = (endpoint.to_canonical(), listener.to_canonical());
-    let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
-    endpoint == listener
-        || (listener.is_unspecified() && local(endpoint))
-        || (endpoint.is_unspecified() && local(listener))
+    listeners
+        .iter()
+        .any(|&listener| reaches(endpoint, listener))
 }
 
 /// `endpoints` without the addresses of `listeners`, logging each one
@@ -89,6 +84,8 @@ pub(super) fn without_own(
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn addr(text: &str) -> SocketAddr {
@@ -113,6 +110,34 @@ mod tests {
         ] {
             assert_eq!(is_own(addr(endpoint), listeners), own, "{endpoint}");
         }
+    }
+
+    #[test]
+    fn an_ipv4_wildcard_listener_is_not_reached_at_ipv6_loopback() {
+        // A socket bound to 0.0.0.0 takes IPv4 connections only: one to
+        // [::1] on its port does not arrive there (it is refused, or goes
+        // to whatever listens on [::1]), so that endpoint is no loop.
+        let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let bound = listener.local_addr().unwrap();
+        let v4 = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), bound.port());
+        let v6 = SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), bound.port());
+        assert!(std::net::TcpStream::connect(v4).is_ok());
+        assert!(listener.accept().is_ok());
+        assert!(std::net::TcpStream::connect(v6).is_err());
+        assert!(is_own(v4, &[bound]));
+        assert!(!is_own(v6, &[bound]));
+        // `[::]` takes both families.
+        let dual = SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED), 4140);
+        assert!(is_own(addr("[::1]:4140"), &[dual]));
+        assert!(is_own(addr("127.0.0.1:4140"), &[dual]));
+    }
+
+    #[test]
+    fn an_unspecified_endpoint_is_the_loopback_of_its_family() {
+        // Linux connects 0.0.0.0 to 127.0.0.1 and [::] to [::1].
+        assert!(!is_own(addr("0.0.0.0:4140"), &[addr("[::1]:4140")]));
+        assert!(!is_own(addr("[::]:4140"), &[addr("127.0.0.1:4140")]));
+        assert!(is_own(addr("[::]:4140"), &[addr("[::1]:4140")]));
     }
 
     #[test]
