@@ -37,7 +37,9 @@ pub enum ConfigErrorKind {
     /// the YAML parser reads the text, whose time would otherwise grow
     /// with the square of the nesting (mesh-core's
     /// [`check_yaml_shape`](mesh_core::resource::check_yaml_shape), which
-    /// policy files pass too).
+    /// policy files pass too); or its aliases (`*name`) stand for more
+    /// values than it has bytes plus 100,000, which reading it would build
+    /// ([`check_yaml_aliases`](mesh_core::resource::check_yaml_aliases)).
     LimitExceeded,
     /// A key that the configuration does not have, such as a misspelling.
     UnknownField,
@@ -174,7 +176,8 @@ impl ConfigError {
 
 /// Translation of the YAML crate's errors.
 impl ConfigError {
-    /// A text refused before parsing: too large, or nested too deep.
+    /// A text refused before it is read: too large, nested too deep, or
+    /// with aliases that stand for too much.
     pub(crate) fn shape(origin: &str, error: &mesh_core::resource::ResourceError) -> Self {
         let location = error.location().map(|at| Location {
             line: at.line,

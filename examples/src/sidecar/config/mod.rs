@@ -93,7 +93,9 @@ impl SidecarConfig {
     /// second YAML document (at the line it starts), an
     /// unknown or missing field, a value of the wrong type or an invalid
     /// one, two listeners on one port, a service named twice, or a text
-    /// over 16 MiB or nesting flow collections past 128 levels. Its
+    /// over 16 MiB, nesting flow collections past 128 levels, or whose
+    /// aliases stand for more values than it has bytes plus
+    /// [`ALIAS_ALLOWANCE`](mesh_core::resource::ALIAS_ALLOWANCE). Its
     /// [`kind`](ConfigError::kind) says which.
     pub fn from_yaml(text: &str, origin: &str) -> Result<SidecarConfig, ConfigError> {
         // A byte-order mark, which some editors write before every file,
@@ -104,6 +106,11 @@ impl SidecarConfig {
         // Size and flow nesting before the parser, whose time grows with
         // the square of the nesting: 100,000 `[` would take it minutes.
         mesh_core::resource::check_yaml_shape(origin, text)
+            .map_err(|error| ConfigError::shape(origin, &error))?;
+        // Then what its aliases stand for, before a merge key has the text
+        // read into a tree: an anchored list referred to over and over is
+        // a few kilobytes of text and gigabytes once read.
+        mesh_core::resource::check_yaml_aliases(origin, text)
             .map_err(|error| ConfigError::shape(origin, &error))?;
         // Syntax first: the typed pass below stops at its first mistake and
         // could report a consequence of bad indentation as a wrong type.
