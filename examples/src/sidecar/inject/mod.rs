@@ -264,7 +264,6 @@
 //!
 //! [`MESH_INGRESS_MODE`]: crate::sidecar::config::INGRESS_MODE_ENV
 
-mod aliases;
 mod emit;
 mod error;
 mod image;
@@ -367,7 +366,7 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     // The shape first, as every YAML reader here must; then what aliases
     // stand for, before any document is read into a tree.
     mesh_core::resource::check_yaml_shape(origin, text)?;
-    aliases::check(origin, text)?;
+    mesh_core::resource::check_yaml_aliases(origin, text)?;
     let mut documents = Vec::new();
     let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {
