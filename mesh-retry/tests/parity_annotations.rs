@@ -60,8 +60,9 @@ fn a_grpc_annotation_on_an_http_route_is_ignored_with_a_warning() {
     assert!(!retry.retries(), "{retry:?}");
     assert!(!retry.grpc_requests(), "{retry:?}");
 
-    // Beside the HTTP one, the HTTP statuses are retried and gRPC calls,
-    // POSTs, are not marked retryable.
+    // Beside the HTTP one, the HTTP statuses are retried, no gRPC code
+    // (not even the annotation's), and gRPC calls, POSTs, are not marked
+    // retryable.
     let loaded = config::load(
         "routes.yaml",
         &route(
@@ -74,10 +75,7 @@ fn a_grpc_annotation_on_an_http_route_is_ignored_with_a_warning() {
     let retry = &loaded.service("books", Some("shop")).unwrap().routes[0].retry;
     assert!(retry.retries());
     assert_eq!(retry.http_statuses(), &"503".parse().unwrap());
-    assert_eq!(
-        retry.grpc_codes(),
-        mesh_retry::RetryPolicy::default_grpc_codes()
-    );
+    assert_eq!(retry.grpc_codes(), mesh_core::classify::GrpcCodes::empty());
     assert!(!retry.grpc_requests(), "{retry:?}");
 
     // A value that would not parse is not read, so it is no error either.

@@ -1,4 +1,5 @@
-//! A `GRPCRoute`'s retries look at gRPC codes only. linkerd2-proxy builds
+//! A `GRPCRoute`'s retries look at gRPC codes only, an `HTTPRoute`'s at
+//! HTTP statuses only. linkerd2-proxy builds
 //! the retry policy of a gRPC route with `retryable_http_statuses: None`
 //! (`linkerd/app/outbound/src/http/logical/policy/route/extensions.rs`),
 //! and Linkerd's policy controller reads no HTTP statuses for one: a call
@@ -6,7 +7,7 @@
 //! turned the route's retries on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mesh_core::classify::StatusRanges;
+use mesh_core::classify::{GrpcCodes, StatusRanges};
 use mesh_retry::config;
 
 fn grpc_route(annotations: &str) -> String {
@@ -61,4 +62,8 @@ fn an_http_route_still_retries_its_http_statuses() {
     let retry = &loaded.service("books", Some("shop")).unwrap().routes[0].retry;
     assert!(retry.retries());
     assert_eq!(retry.http_statuses(), &StatusRanges::server_errors());
+    // And no gRPC code: linkerd2-proxy gives an HTTP route's retries
+    // `retryable_grpc_statuses: None`, so a response's `grpc-status`
+    // retries nothing there.
+    assert_eq!(retry.grpc_codes(), GrpcCodes::empty());
 }

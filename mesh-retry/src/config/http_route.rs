@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
 
 use mesh_core::{
-    classify::StatusRanges,
+    classify::{GrpcCodes, StatusRanges},
     resource::{
         DocumentContext, GatewayDuration, HttpRoute, HttpRouteFilter, HttpRouteRule, ResourceError,
         ResourceErrorKind,
@@ -200,7 +200,8 @@ fn other_kinds_retry(
 /// a gRPC route's retries no HTTP statuses (`retryable_http_statuses:
 /// None` in `linkerd/app/outbound/src/http/logical/policy/route/extensions.rs`),
 /// so a call answered with an HTTP 5xx and no `grpc-status` is not sent
-/// again.
+/// again. An `HTTPRoute`'s retries, the other way about, have no gRPC
+/// codes (`retryable_grpc_statuses: None` there).
 fn retry_policy(
     rule: &HttpRouteRule,
     guide: Option<GuideRetry>,
@@ -227,13 +228,16 @@ fn retry_policy(
     if let Some(codes) = annotations.grpc {
         policy = policy.with_grpc_codes(codes);
     }
-    if grpc {
+    policy = if grpc {
         // The route's calls, all POSTs, may be repeated, on their gRPC
         // codes alone.
-        policy = policy
+        policy
             .with_grpc_requests(true)
-            .with_http_statuses(StatusRanges::empty());
-    }
+            .with_http_statuses(StatusRanges::empty())
+    } else {
+        // An HTTPRoute's requests, on their HTTP statuses alone.
+        policy.with_grpc_codes(GrpcCodes::empty())
+    };
     // Annotations that turn retries on without a limit get Linkerd's.
     let mut retries = annotations
         .limit
