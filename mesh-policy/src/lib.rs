@@ -120,6 +120,18 @@
 //!   API (`gateway.networking.k8s.io`), as while routes move from one to
 //!   the other; a `targetRef` then names one by its `group`, as Linkerd
 //!   reads it, and one without a `group` is an error.
+//! - A `targetRef` names its target's API group, as Linkerd's policy
+//!   controller requires (`targets_kind`, which reads an absent or empty
+//!   group as the core group): a `Server` is in `policy.linkerd.io`, an
+//!   `HTTPRoute` in `policy.linkerd.io` or `gateway.networking.k8s.io`, a
+//!   `GRPCRoute` in `gateway.networking.k8s.io`, and a `Namespace` in the
+//!   core group (`core`, `""` or none). A target in another group is an
+//!   error at `spec.targetRef.group`, in an `AuthorizationPolicy` and in an
+//!   `HTTPLocalRateLimitPolicy`: Linkerd would apply it to nothing.
+//! - An `HTTPRoute` whose parents are all core `Service`s is an outbound
+//!   route, which authorization does not use, and is not warned about; one
+//!   with a parent that is neither a Server nor a Service (a `Gateway`, a
+//!   misspelt kind), and no Server parent, gets a warning.
 //! - A route attaches to the Servers its `parentRefs` name in its own
 //!   namespace, by name only: a parent in another namespace, or one with
 //!   a `port` or `sectionName`, is an error, as Linkerd refuses such a
@@ -194,7 +206,8 @@
 //!   Once a request is allowed, it must pass `total.requestsPerSecond`
 //!   (all clients together), then the limit of the last `overrides` entry
 //!   whose `clientRefs` (ServiceAccounts, resolved to identities as
-//!   `identityRefs` are) name the client, shared by that entry's clients,
+//!   `identityRefs` are; a `namespace` absent or `""` is the policy's, as
+//!   Linkerd's CRD says) name the client, shared by that entry's clients,
 //!   or else `identity.requestsPerSecond`, one limit per client identity,
 //!   which clients without an identity share. Each limit admits a burst
 //!   of one second's requests, then one request per `1/rps` seconds; a

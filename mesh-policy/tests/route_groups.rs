@@ -84,6 +84,8 @@ fn two_routes_of_one_name_in_two_groups_are_two_routes_and_the_target_group_pick
     );
 }
 
+/// A route target without a group is in the core group, as Linkerd reads
+/// it, which has no routes: it is refused, whichever route it could be.
 #[test]
 fn a_target_that_could_be_either_route_is_an_error() {
     let no_group = POLICY.replace(
@@ -92,7 +94,7 @@ fn a_target_that_could_be_either_route_is_an_error() {
     );
     let err = compile_text(&no_group).map(|_| ()).unwrap_err();
     assert_eq!(err.kind(), Kind::InvalidValue, "{err}");
-    assert_eq!(err.field_path(), "spec.targetRef", "{err}");
+    assert_eq!(err.field_path(), "spec.targetRef.group", "{err}");
     assert!(err.to_string().contains("group"), "{err}");
     assert!(err.line().is_some(), "{err}");
 }
@@ -107,8 +109,8 @@ fn two_routes_of_one_name_in_one_group_are_still_duplicates() {
     assert_eq!(err.kind(), Kind::DuplicateName, "{err}");
 }
 
-/// A route alone with its name is found whatever group the target
-/// writes, as before: only two routes sharing a name need the group.
+/// A route alone with its name is found whichever route group the target
+/// writes: only two routes sharing a name need the group to pick one.
 #[test]
 fn a_route_alone_with_its_name_is_found_by_name() {
     let one = POLICY.replace(

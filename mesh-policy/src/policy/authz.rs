@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
+use mesh_core::resource::{GATEWAY_GROUP, POLICY_GROUP, ResourceError, ResourceErrorKind as Kind};
 
 use super::{
     Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
-    refs::{Bound, Target, check_networks, dangling, find, ns, service_account},
+    refs::{
+        Bound, CORE_GROUP, Target, check_group, check_networks, dangling, find, ns, service_account,
+    },
 };
 use crate::{
     Workload,
@@ -37,21 +39,45 @@ pub(super) fn authorization_policies(
                 format!("a policy in namespace {namespace} may only target a resource in it"),
             ));
         }
+        let group = |groups: &[&str]| {
+            check_group(
+                entry,
+                "spec.targetRef.group",
+                &t.kind,
+                t.group.as_deref(),
+                groups,
+            )
+        };
         let target = match t.kind.as_str() {
-            "Server" => Target::Servers(vec![
-                find(&r.servers, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
-                    || dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace),
-                )?,
-            ]),
-            "HTTPRoute" | "GRPCRoute" => Target::Route(target_route(r, entry, workload)?),
-            "Namespace" if t.name == namespace => Target::Namespace(t.name.clone()),
+            "Server" => {
+                group(&[POLICY_GROUP])?;
+                Target::Servers(vec![
+                    find(&r.servers, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
+                        || dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace),
+                    )?,
+                ])
+            }
+            "HTTPRoute" => {
+                group(&[POLICY_GROUP, GATEWAY_GROUP])?;
+                Target::Route(target_route(r, entry, workload)?)
+            }
+            "GRPCRoute" => {
+                group(&[GATEWAY_GROUP])?;
+                Target::Route(target_route(r, entry, workload)?)
+            }
             "Namespace" => {
-                return Err(error(
-                    entry,
-                    Kind::InvalidValue,
-                    "spec.targetRef.name",
-                    format!("a policy in namespace {namespace} may only target its own namespace"),
-                ));
+                group(&[CORE_GROUP])?;
+                if t.name != namespace {
+                    return Err(error(
+                        entry,
+                        Kind::InvalidValue,
+                        "spec.targetRef.name",
+                        format!(
+                            "a policy in namespace {namespace} may only target its own namespace"
+                        ),
+                    ));
+                }
+                Target::Namespace(t.name.clone())
             }
             other => {
                 return Err(error(

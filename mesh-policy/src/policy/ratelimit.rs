@@ -3,11 +3,11 @@
 
 use std::{collections::HashMap, num::NonZeroU32, sync::Arc};
 
-use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
+use mesh_core::resource::{POLICY_GROUP, ResourceError, ResourceErrorKind as Kind};
 
 use super::{
     IdentitySet,
-    refs::{dangling, find, ns, service_account},
+    refs::{check_group, dangling, find, ns, service_account},
 };
 use crate::{
     PolicyMetrics, Workload,
@@ -82,6 +82,13 @@ pub(super) fn rate_limits(
                 format!("a policy in namespace {namespace} may only target a Server in it"),
             ));
         }
+        check_group(
+            entry,
+            "spec.targetRef.group",
+            "Server",
+            t.group.as_deref(),
+            &[POLICY_GROUP],
+        )?;
         let server = find(&r.servers, |s| &s.metadata, namespace, &t.name, workload)
             .ok_or_else(|| dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace))?;
         if let Some(target) = r.servers.get(server)

@@ -158,3 +158,42 @@ pub(super) fn service_account<T>(
             )
         })
 }
+
+/// The API group of the core kinds (`Namespace`, `ServiceAccount`), as a
+/// `group` field writes it.
+pub(super) const CORE_GROUP: &str = "core";
+
+/// Fails unless a reference's `group` is one of `groups`, the groups its
+/// kind is in. An absent or empty group is the core group, as Linkerd's
+/// policy controller reads it (`targets_kind`), so a `Server` named
+/// without its group is a reference to no Server there, and is refused
+/// here rather than taken for one.
+pub(super) fn check_group<T>(
+    entry: &Entry<'_, T>,
+    path: &str,
+    kind: &str,
+    group: Option<&str>,
+    groups: &[&str],
+) -> Result<(), ResourceError> {
+    let group = group.filter(|g| !g.is_empty()).unwrap_or(CORE_GROUP);
+    if groups.iter().any(|g| g.eq_ignore_ascii_case(group)) {
+        return Ok(());
+    }
+    let absent = if group == CORE_GROUP {
+        " (an absent or empty group is the core group)"
+    } else {
+        ""
+    };
+    let message = format!(
+        "kind {kind} is in group {}, not group {group}{absent}",
+        groups.join(" or ")
+    );
+    let err = error(entry, Kind::InvalidValue, path, message);
+    if err.location().is_some() {
+        return Err(err);
+    }
+    // No group is written: point at the reference that lacks one.
+    let at = path.strip_suffix(".group").unwrap_or(path);
+    let location = error(entry, Kind::InvalidValue, at, "").location();
+    Err(err.at(location))
+}
