@@ -17,7 +17,7 @@ use mesh_core::{
     ProxyErrorKind,
     body::{BoxBody, full},
     client::{Client, ClientConfig},
-    proxy::{EndpointState, Forward, INVALID_REQUEST},
+    proxy::{EndpointState, Forward, IN_FAILFAST, INVALID_REQUEST},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -195,10 +195,20 @@ async fn an_endpoint_taken_out_for_failing_is_probed_and_comes_back() {
     let res = forward.clone().oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(res.headers()["mesh-error"], "upstream connect error");
-    // Out for its penalty: the next caller is answered at once.
+    // Out for its penalty, a minute: the next caller waits for an endpoint
+    // for the fail-fast timeout, 3 s (on tokio's paused clock; it does no
+    // I/O meanwhile), and is answered that the service is in fail-fast.
+    tokio::time::pause();
+    let asked = tokio::time::Instant::now();
     let res = forward.clone().oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(res.headers()["mesh-error"], "service unavailable");
+    assert_eq!(res.headers()["mesh-error"], IN_FAILFAST);
+    // Timers fire on the millisecond after their instant.
+    let waited = asked.elapsed();
+    assert!(
+        (Duration::from_secs(3)..Duration::from_secs(4)).contains(&waited),
+        "the fail-fast timeout, not the penalty: {waited:?}"
+    );
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Failing)]
@@ -207,14 +217,14 @@ async fn an_endpoint_taken_out_for_failing_is_probed_and_comes_back() {
     // It comes back on the same port; the penalty ends.
     let listener = TcpListener::bind(endpoint).await.unwrap();
     serve_ok(listener);
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(60)).await;
+    tokio::time::advance(Duration::from_secs(57)).await;
     tokio::time::resume();
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Probing)]
     );
-    // The next request is its probe, and its success puts it back.
+    // The next request is its probe, sent although the service is in
+    // fail-fast, and its success puts the endpoint back.
     let res = forward.clone().oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
