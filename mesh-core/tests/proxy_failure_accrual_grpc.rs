@@ -227,22 +227,30 @@ async fn a_probe_whose_status_comes_in_trailers_is_judged_at_its_end() {
         [(endpoint, EndpointState::Probing)],
         "no verdict before the trailers"
     );
-    let meanwhile = forward
-        .clone()
-        .oneshot(grpc_call("trailers:0"))
-        .await
-        .unwrap();
-    assert_eq!(
-        meanwhile.headers()["mesh-error"],
-        "service unavailable",
-        "one probe at a time"
-    );
+    // One probe at a time: a call made meanwhile waits for its verdict.
+    // On tokio's paused clock it is still waiting 2 s on, short of the
+    // fail-fast timeout (3 s); nothing else runs meanwhile.
+    let mut meanwhile = tokio::spawn(forward.clone().oneshot(grpc_call("trailers:0")));
+    tokio::time::pause();
+    let early = tokio::time::timeout(Duration::from_secs(2), &mut meanwhile).await;
+    tokio::time::resume();
+    assert!(early.is_err(), "answered before the probe's end: {early:?}");
     let body = res.into_body().collect().await.unwrap();
     assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Ready)]
     );
+    // The probe's success lets it go, to the endpoint.
+    let meanwhile = meanwhile.await.unwrap().unwrap();
+    assert_eq!(meanwhile.status(), StatusCode::OK);
+    assert!(
+        meanwhile.headers().get("mesh-error").is_none(),
+        "{:?}",
+        meanwhile.headers()
+    );
+    let body = meanwhile.into_body().collect().await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
 }
 
 #[tokio::test]
