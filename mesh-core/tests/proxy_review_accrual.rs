@@ -171,27 +171,20 @@ async fn a_probe_that_never_ends_holds_its_endpoint_out_no_longer_than_the_longe
     // trailers that never come, and its caller keeps it.
     let probe = forward.clone().oneshot(grpc_call("hang")).await.unwrap();
     assert!(probe.headers().get("mesh-error").is_none(), "the probe");
-    let meanwhile = forward
-        .clone()
-        .oneshot(grpc_call("trailers:0"))
-        .await
-        .unwrap();
-    assert_eq!(
-        meanwhile.headers()["mesh-error"],
-        "service unavailable",
-        "one probe at a time"
-    );
+    // One probe at a time: a call made meanwhile waits (on tokio's
+    // paused clock, half a penalty on, it still is).
+    let mut meanwhile = tokio::spawn(forward.clone().oneshot(grpc_call("trailers:0")));
+    tokio::time::pause();
+    let early = tokio::time::timeout(penalty / 2, &mut meanwhile).await;
+    tokio::time::resume();
+    assert!(early.is_err(), "answered while the probe held: {early:?}");
 
-    // Once it has held the probation as long as the longest penalty, the
-    // next request probes too. Before, a stream that lived for hours kept
-    // its healthy endpoint out for hours, and a one-endpoint service
-    // answered every other call 503 meanwhile.
-    advance(penalty).await;
-    let next = forward
-        .clone()
-        .oneshot(grpc_call("trailers:0"))
-        .await
-        .unwrap();
+    // Once the probe has held the probation as long as the longest
+    // penalty, the waiting call probes too. Before, a stream that lived
+    // for hours kept its healthy endpoint out for hours, and a
+    // one-endpoint service answered every other call 503 meanwhile.
+    advance(penalty / 2).await;
+    let next = meanwhile.await.unwrap().unwrap();
     assert!(
         next.headers().get("mesh-error").is_none(),
         "{:?}",
