@@ -345,10 +345,14 @@ async fn the_guides_server_and_server_authorization_admit_web_on_port_80() {
          \x20   - listen: 127.0.0.1:0\n      app: {other_app}\n      protocol: http\n\
          outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
          policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: web}}\n\
+         \x20   cluster_networks: [127.0.0.0/8, 10.0.0.0/8]\n\
          \x20 default_policy: deny\n  files: [{}]\n",
         mesh.certs("web-svc", WEB).display(),
         mesh.policy_file.display(),
     );
+    // The guide's ServerAuthorization names no networks, so it admits the
+    // cluster networks only, as in Linkerd; here the clients are on
+    // loopback, so loopback is the cluster.
     let web = sidecar(&yaml);
     let vote_bot = sidecar(&mesh.client_of("vote-bot", VOTING, web.inbound[0], WEB));
 
@@ -393,6 +397,51 @@ async fn the_guides_server_and_server_authorization_admit_web_on_port_80() {
                 && l.contains("tls=\"true\"")),
         "{metrics}"
     );
+    stop(vote_bot).await;
+    stop(web).await;
+}
+
+/// The guide's ServerAuthorization names no networks: under Linkerd's
+/// default cluster networks, which do not include loopback, a client on
+/// loopback is outside the cluster and is refused, with TLS or without.
+#[tokio::test]
+async fn the_guides_server_authorization_refuses_a_client_outside_the_cluster_networks() {
+    let mesh = Mesh::new(GUIDE);
+    let listener = tokio::net::TcpListener::bind("127.0.80.2:80")
+        .await
+        .expect("binding port 80 needs root or CAP_NET_BIND_SERVICE");
+    let app = serve_hello(listener);
+    let yaml = format!(
+        "identity:\n  dir: {}\n\
+         inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: web}}\n\
+         \x20 default_policy: deny\n  files: [{}]\n",
+        mesh.certs("web-svc", WEB).display(),
+        mesh.policy_file.display(),
+    );
+    let web = sidecar(&yaml);
+    let vote_bot = sidecar(&mesh.client_of("vote-bot", VOTING, web.inbound[0], WEB));
+
+    let res = http1()
+        .request(
+            Request::get(format!("http://{}/", web.inbound[0]))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = http1()
+        .request(
+            Request::get(format!("http://{}/api/vote", vote_bot.outbound))
+                .header("host", "emoji")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     stop(vote_bot).await;
     stop(web).await;
 }
