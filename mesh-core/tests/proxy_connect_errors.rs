@@ -1,5 +1,6 @@
 //! What an operator reads when a `Forward` cannot reach an endpoint, or
-//! has none to send to: which endpoint, and why.
+//! has none to send to: which endpoint, and why; and when its requests
+//! stop waiting for one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/log_capture.rs"]
@@ -12,7 +13,7 @@ use http::{Request, StatusCode};
 use http_body_util::Empty;
 use mesh_core::{
     client::{Client, ClientConfig},
-    proxy::{EndpointSet, FailureAccrual, Forward},
+    proxy::{EndpointSet, FailureAccrual, Forward, IN_FAILFAST},
 };
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -52,10 +53,17 @@ async fn a_503_is_logged_with_why_there_was_no_endpoint() {
             .unwrap()
     };
     let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
+    // Each request below waits for an endpoint, for the fail-fast timeout
+    // (3 s), before its 503: on tokio's paused clock, where no I/O is
+    // under way, that is no real time.
+
     // A set whose first endpoints are not known yet.
     let forward = Forward::with_endpoints(client.clone(), &EndpointSet::empty());
+    tokio::time::pause();
     let res = forward.oneshot(get()).await.unwrap();
+    tokio::time::resume();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["mesh-error"], IN_FAILFAST);
     // An endpoint taken out by failure accrual.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = listener.local_addr().unwrap();
@@ -72,8 +80,11 @@ async fn a_503_is_logged_with_why_there_was_no_endpoint() {
         .with_failure_accrual(accrual);
     let res = forward.clone().oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    tokio::time::pause();
     let res = forward.oneshot(get()).await.unwrap();
+    tokio::time::resume();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["mesh-error"], IN_FAILFAST);
 
     let lines = logs.find("no endpoint to send to");
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -81,4 +92,10 @@ async fn a_503_is_logged_with_why_there_was_no_endpoint() {
     assert!(lines[0].contains("none yet"), "{lines:?}");
     assert!(lines[1].contains("endpoints=1"), "{lines:?}");
     assert!(lines[1].contains("out for failing"), "{lines:?}");
+    // And when the wait ends with none ready, that the service is in
+    // fail-fast, and after how long: once for each.
+    let lines = logs.find_at(tracing::Level::WARN, "no endpoint ready");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("fail-fast"), "{lines:?}");
+    assert!(lines[0].contains("timeout=3s"), "{lines:?}");
 }
