@@ -176,7 +176,9 @@ async fn a_sidecar_reaches_an_app_by_name() {
 /// An endpoint that is the sidecar's own outbound listener would send
 /// each request round the sidecar again, on a new connection each time,
 /// until the connection limit left every one of them waiting: it is left
-/// out. A service left with none answers `503`.
+/// out. A service left with none has its requests wait for an endpoint,
+/// for the fail-fast timeout (3 s), then answers `503`: the service is in
+/// fail-fast.
 #[tokio::test]
 async fn the_sidecars_own_outbound_listener_is_left_out_of_the_endpoints() {
     let app = localhost_app().await;
@@ -207,7 +209,7 @@ async fn the_sidecars_own_outbound_listener_is_left_out_of_the_endpoints() {
     }
     let res = send("web").await.expect("the request looped").unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(res.headers()["mesh-error"], "service unavailable");
+    assert_eq!(res.headers()["mesh-error"], "service in fail-fast");
     stop(sidecar).await;
 }
 
@@ -221,9 +223,11 @@ async fn a_sidecar_starts_when_a_name_does_not_resolve_and_answers_503() {
         .header("host", "emoji")
         .body(full(""))
         .unwrap();
+    // The request waits for an answer from DNS, for the fail-fast timeout
+    // (3 s), and none that resolves comes.
     let res = http1().request(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(res.headers()["mesh-error"], "service unavailable");
+    assert_eq!(res.headers()["mesh-error"], "service in fail-fast");
     let metrics = scrape(sidecar.admin).await;
     let failed = "outbound_endpoint_resolutions_total{service=\"emoji\",result=\"failure\"} 1";
     assert!(metrics.contains(failed), "{metrics}");
