@@ -191,7 +191,11 @@
 //!   every TLS client; and an `identityRefs` entry of `kind: Namespace`
 //!   with a `namespace`.
 //! - A resource without a namespace belongs to the workload's, as with
-//!   `kubectl apply -n`.
+//!   `kubectl apply -n`. A reference's `namespace` absent or `""`
+//!   (`requiredAuthenticationRefs`, `identityRefs`, a ServerAuthorization's
+//!   `serviceAccounts`, `clientRefs`) is the referring resource's own, as
+//!   Linkerd's CRDs say ("unspecified or empty string"), not a namespace
+//!   named `""`.
 //! - A `ServerAuthorization` without `networks`, or with `networks: []`,
 //!   admits clients from [`Workload::cluster_networks`] only, as Linkerd's
 //!   policy controller serves it (`to_authz` in linkerd2's

@@ -8,7 +8,8 @@ use mesh_core::resource::{GATEWAY_GROUP, POLICY_GROUP, ResourceError, ResourceEr
 use super::{
     Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
     refs::{
-        Bound, CORE_GROUP, Target, check_group, check_networks, dangling, find, ns, service_account,
+        Bound, CORE_GROUP, Target, check_group, check_networks, dangling, find, ns, ref_namespace,
+        service_account,
     },
 };
 use crate::{
@@ -101,7 +102,7 @@ pub(super) fn authorization_policies(
         one_of_each(entry)?;
         let mut requirements = Vec::new();
         for (i, a) in spec.required_authentication_refs.iter().enumerate() {
-            let a_ns = a.namespace.as_deref().unwrap_or(namespace);
+            let a_ns = ref_namespace(a.namespace.as_deref(), namespace);
             let path = format!("spec.requiredAuthenticationRefs[{i}]");
             let from: Arc<str> = format!("{}/{}", a.kind, a.name).into();
             requirements.push(match a.kind.as_str() {
@@ -286,7 +287,7 @@ fn mesh_tls_sets(
                     // A Namespace is in no namespace: one written beside it
                     // is a mistake for a ServiceAccount reference, or for
                     // the namespace meant. Linkerd's webhook refuses it.
-                    if let Some(other) = &r.namespace {
+                    if let Some(other) = r.namespace.as_ref().filter(|n| !n.is_empty()) {
                         return Err(error(
                             entry,
                             Kind::InvalidValue,
@@ -320,7 +321,7 @@ fn mesh_tls_sets(
                         ),
                     ));
                 }
-                let in_namespace = r.namespace.as_deref().unwrap_or(namespace);
+                let in_namespace = ref_namespace(r.namespace.as_deref(), namespace);
                 let ids = service_account(entry, workload, &r.name, in_namespace, &path)?;
                 ids.into_iter().for_each(|id| set.add(&id));
             }

@@ -7,7 +7,7 @@ use mesh_core::resource::{POLICY_GROUP, ResourceError, ResourceErrorKind as Kind
 
 use super::{
     IdentitySet,
-    refs::{check_group, dangling, find, ns, service_account},
+    refs::{check_group, dangling, find, ns, ref_namespace, service_account},
 };
 use crate::{
     PolicyMetrics, Workload,
@@ -145,13 +145,7 @@ pub(super) fn rate_limits(
                         format!("cannot refer to kind {}: expected ServiceAccount", c.kind),
                     ));
                 }
-                // Linkerd's CRD: an empty namespace, as an absent one, is
-                // the policy's own.
-                let in_namespace = c
-                    .namespace
-                    .as_deref()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or(namespace);
+                let in_namespace = ref_namespace(c.namespace.as_deref(), namespace);
                 let ids = service_account(entry, workload, &c.name, in_namespace, &path)?;
                 ids.iter().for_each(|id| clients.add(id));
             }

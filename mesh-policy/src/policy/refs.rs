@@ -16,6 +16,14 @@ pub(super) fn ns<'a>(meta: &'a ObjectMeta, workload: &'a Workload) -> &'a str {
     meta.namespace_or(&workload.namespace)
 }
 
+/// The namespace a reference names: its `namespace`, or the referring
+/// resource's when that is absent or empty. Linkerd's CRDs say so of every
+/// namespaced reference ("unspecified or empty string" is the local
+/// namespace), so `namespace: ""` is no namespace named "".
+pub(super) fn ref_namespace<'a>(written: Option<&'a str>, own: &'a str) -> &'a str {
+    written.filter(|n| !n.is_empty()).unwrap_or(own)
+}
+
 /// Fails on the second resource of a kind with a namespace and name taken.
 /// The kind is the document's and its API group's: an `HTTPRoute` and a
 /// `GRPCRoute` may share a name, as may an `HTTPRoute` of

@@ -6,7 +6,7 @@ use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
 
 use super::{
     Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
-    refs::{Bound, Target, check_networks, dangling, find, ns},
+    refs::{Bound, Target, check_networks, dangling, find, ns, ref_namespace},
 };
 use crate::{
     Workload,
@@ -156,7 +156,7 @@ pub(super) fn server_authorizations(
                     let ids = workload
                         .service_account_identities(
                             &sa.name,
-                            sa.namespace.as_deref().unwrap_or(namespace),
+                            ref_namespace(sa.namespace.as_deref(), namespace),
                         )
                         .map_err(|e| {
                             error(
