@@ -127,7 +127,13 @@
 //!   `GRPCRoute` in `gateway.networking.k8s.io`, and a `Namespace` in the
 //!   core group (`core`, `""` or none). A target in another group is an
 //!   error at `spec.targetRef.group`, in an `AuthorizationPolicy` and in an
-//!   `HTTPLocalRateLimitPolicy`: Linkerd would apply it to nothing.
+//!   `HTTPLocalRateLimitPolicy`: Linkerd would apply it to nothing. So do
+//!   the other references: a `MeshTLSAuthentication` or
+//!   `NetworkAuthentication` in `requiredAuthenticationRefs` is in
+//!   `policy.linkerd.io`, and a `ServiceAccount` (there, in `identityRefs`
+//!   or in `clientRefs`) or a `Namespace` (in `identityRefs`) in the core
+//!   group; one in another group is an error at its `group`, as Linkerd's
+//!   policy controller resolves it to nothing it knows.
 //! - An `HTTPRoute` whose parents are all core `Service`s is an outbound
 //!   route, which authorization does not use, and is not warned about; one
 //!   with a parent that is neither a Server nor a Service (a `Gateway`, a

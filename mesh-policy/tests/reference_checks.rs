@@ -4,7 +4,7 @@
 //! is the core group), and kinds are compared without regard to case.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mesh_core::resource::ResourceError;
+use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
 
 const RESOURCES: &str = "apiVersion: policy.linkerd.io/v1beta3
@@ -52,6 +52,8 @@ spec:
     )
 }
 
+const ALL: &str = "{group: policy.linkerd.io, kind: NetworkAuthentication, name: all}";
+
 const SERVER: &str = "{group: policy.linkerd.io, kind: Server, name: web}";
 
 fn mesh_tls(identity_ref: &str) -> String {
@@ -63,6 +65,32 @@ spec:
   identityRefs: [{identity_ref}]
 "
     )
+}
+
+fn rate_limit(target: &str, client_ref: &str) -> String {
+    format!(
+        "apiVersion: policy.linkerd.io/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata: {{name: rl, namespace: ns}}
+spec:
+  targetRef: {target}
+  total: {{requestsPerSecond: 10}}
+  overrides:
+    - requestsPerSecond: 5
+      clientRefs: [{client_ref}]
+"
+    )
+}
+
+fn assert_group_error(err: &ResourceError, path: &str, name: &str, group: &str, what: &str) {
+    assert_eq!(err.kind(), Kind::InvalidValue, "{what}: {err}");
+    assert_eq!(err.field_path(), path, "{what}: {err}");
+    assert_eq!(err.name(), Some(name), "{what}: {err}");
+    assert!(err.line().is_some(), "{what}: {err}");
+    assert!(
+        err.to_string().contains(&format!("group {group}")),
+        "{what}: {err}"
+    );
 }
 
 #[test]
@@ -112,4 +140,118 @@ spec:
 ",
     )
     .unwrap();
+}
+#[test]
+fn authentication_refs_in_their_kinds_group_are_accepted() {
+    for authn in [
+        ALL,
+        "{kind: ServiceAccount, name: api}",
+        "{group: '', kind: ServiceAccount, name: api}",
+        "{group: core, kind: ServiceAccount, name: api}",
+    ] {
+        compile(&authorization_policy(SERVER, authn)).unwrap_or_else(|e| panic!("{authn}: {e}"));
+    }
+}
+
+#[test]
+fn an_authentication_ref_in_another_group_is_refused() {
+    for (authn, group) in [
+        ("{kind: NetworkAuthentication, name: all}", "core"),
+        (
+            "{group: example.com, kind: NetworkAuthentication, name: all}",
+            "example.com",
+        ),
+        (
+            "{group: policy.linkerd.io, kind: ServiceAccount, name: api}",
+            "policy.linkerd.io",
+        ),
+    ] {
+        let err = compile(&authorization_policy(SERVER, authn)).unwrap_err();
+        assert_group_error(
+            &err,
+            "spec.requiredAuthenticationRefs[0].group",
+            "ap",
+            group,
+            authn,
+        );
+    }
+    let doc = format!(
+        "{}---\n{}",
+        mesh_tls("{kind: ServiceAccount, name: api}"),
+        authorization_policy(SERVER, "{kind: MeshTLSAuthentication, name: clients}")
+    );
+    let err = compile(&doc).unwrap_err();
+    assert_group_error(
+        &err,
+        "spec.requiredAuthenticationRefs[0].group",
+        "ap",
+        "core",
+        "MeshTLSAuthentication",
+    );
+}
+
+#[test]
+fn an_identity_ref_in_another_group_is_refused() {
+    for (identity_ref, group) in [
+        (
+            "{group: policy.linkerd.io, kind: ServiceAccount, name: api}",
+            "policy.linkerd.io",
+        ),
+        (
+            "{group: example.com, kind: Namespace, name: other}",
+            "example.com",
+        ),
+    ] {
+        let doc = format!(
+            "{}---\n{}",
+            mesh_tls(identity_ref),
+            authorization_policy(
+                SERVER,
+                "{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: clients}"
+            )
+        );
+        let err = compile(&doc).unwrap_err();
+        assert_group_error(
+            &err,
+            "spec.identityRefs[0].group",
+            "clients",
+            group,
+            identity_ref,
+        );
+    }
+    for identity_ref in [
+        "{group: core, kind: ServiceAccount, name: api}",
+        "{group: '', kind: Namespace, name: other}",
+    ] {
+        let doc = format!(
+            "{}---\n{}",
+            mesh_tls(identity_ref),
+            authorization_policy(
+                SERVER,
+                "{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: clients}"
+            )
+        );
+        compile(&doc).unwrap_or_else(|e| panic!("{identity_ref}: {e}"));
+    }
+}
+
+#[test]
+fn a_client_ref_in_another_group_is_refused() {
+    compile(&rate_limit(
+        SERVER,
+        "{group: core, kind: ServiceAccount, name: vip}",
+    ))
+    .unwrap();
+    let err = compile(&rate_limit(
+        SERVER,
+        "{group: example.com, kind: ServiceAccount, name: vip}",
+    ))
+    .unwrap_err();
+    assert_group_error(
+        &err,
+        "spec.overrides[0].clientRefs[0].group",
+        "rl",
+        "example.com",
+        "clientRefs",
+    );
 }

@@ -99,6 +99,23 @@ pub(super) fn authorization_policies(
                 "at least one authentication is required",
             ));
         }
+        // Each reference in its kind's group, as Linkerd's policy
+        // controller resolves it (`authentication_ref`): one in another
+        // group names nothing it knows.
+        for (i, a) in spec.required_authentication_refs.iter().enumerate() {
+            let groups: &[&str] = match a.kind.as_str() {
+                "MeshTLSAuthentication" | "NetworkAuthentication" => &[POLICY_GROUP],
+                "ServiceAccount" => &[CORE_GROUP],
+                _ => continue,
+            };
+            check_group(
+                entry,
+                &format!("spec.requiredAuthenticationRefs[{i}].group"),
+                &a.kind,
+                a.group.as_deref(),
+                groups,
+            )?;
+        }
         one_of_each(entry)?;
         let mut requirements = Vec::new();
         for (i, a) in spec.required_authentication_refs.iter().enumerate() {
@@ -283,6 +300,15 @@ fn mesh_tls_sets(
             }
             for (i, r) in spec.identity_refs.iter().enumerate() {
                 let path = format!("spec.identityRefs[{i}]");
+                if matches!(r.kind.as_str(), "Namespace" | "ServiceAccount") {
+                    check_group(
+                        entry,
+                        &format!("{path}.group"),
+                        &r.kind,
+                        r.group.as_deref(),
+                        &[CORE_GROUP],
+                    )?;
+                }
                 if r.kind == "Namespace" {
                     // A Namespace is in no namespace: one written beside it
                     // is a mistake for a ServiceAccount reference, or for

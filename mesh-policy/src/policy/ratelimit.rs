@@ -7,7 +7,7 @@ use mesh_core::resource::{POLICY_GROUP, ResourceError, ResourceErrorKind as Kind
 
 use super::{
     IdentitySet,
-    refs::{check_group, dangling, find, ns, ref_namespace, service_account},
+    refs::{CORE_GROUP, check_group, dangling, find, ns, ref_namespace, service_account},
 };
 use crate::{
     PolicyMetrics, Workload,
@@ -145,6 +145,13 @@ pub(super) fn rate_limits(
                         format!("cannot refer to kind {}: expected ServiceAccount", c.kind),
                     ));
                 }
+                check_group(
+                    entry,
+                    &format!("{path}.group"),
+                    &c.kind,
+                    c.group.as_deref(),
+                    &[CORE_GROUP],
+                )?;
                 let in_namespace = ref_namespace(c.namespace.as_deref(), namespace);
                 let ids = service_account(entry, workload, &c.name, in_namespace, &path)?;
                 ids.iter().for_each(|id| clients.add(id));
