@@ -133,7 +133,9 @@
 //!   `policy.linkerd.io`, and a `ServiceAccount` (there, in `identityRefs`
 //!   or in `clientRefs`) or a `Namespace` (in `identityRefs`) in the core
 //!   group; one in another group is an error at its `group`, as Linkerd's
-//!   policy controller resolves it to nothing it knows.
+//!   policy controller resolves it to nothing it knows. Kinds, in
+//!   references as there, are compared without regard to case (`kind:
+//!   server` names a Server), as `targets_kind` compares them.
 //! - An `HTTPRoute` whose parents are all core `Service`s is an outbound
 //!   route, which authorization does not use, and is not warned about; one
 //!   with a parent that is neither a Server nor a Service (a `Gateway`, a

@@ -255,3 +255,54 @@ fn a_client_ref_in_another_group_is_refused() {
         "clientRefs",
     );
 }
+#[test]
+fn kinds_are_compared_without_regard_to_case() {
+    for (target, authn) in [
+        (
+            "{group: policy.linkerd.io, kind: server, name: web}",
+            "{group: policy.linkerd.io, kind: networkauthentication, name: all}",
+        ),
+        (
+            "{group: gateway.networking.k8s.io, kind: httproute, name: api}",
+            "{kind: SERVICEACCOUNT, name: api}",
+        ),
+        ("{kind: namespace, name: ns}", ALL),
+    ] {
+        compile(&authorization_policy(target, authn))
+            .unwrap_or_else(|e| panic!("{target} {authn}: {e}"));
+    }
+    for identity_ref in [
+        "{kind: serviceaccount, name: api}",
+        "{kind: NAMESPACE, name: other}",
+    ] {
+        let doc = format!(
+            "{}---\n{}",
+            mesh_tls(identity_ref),
+            authorization_policy(
+                SERVER,
+                "{group: policy.linkerd.io, kind: meshtlsauthentication, name: clients}"
+            )
+        );
+        compile(&doc).unwrap_or_else(|e| panic!("{identity_ref}: {e}"));
+    }
+    compile(&rate_limit(
+        "{group: policy.linkerd.io, kind: SERVER, name: web}",
+        "{kind: serviceAccount, name: vip}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn two_network_authentications_are_refused_whatever_the_case_of_their_kind() {
+    let err = compile(&authorization_policy(
+        SERVER,
+        &format!("{ALL}, {{group: policy.linkerd.io, kind: networkAuthentication, name: all}}"),
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.field_path(),
+        "spec.requiredAuthenticationRefs[1]",
+        "{err}"
+    );
+    assert!(err.message().contains("only one"), "{err}");
+}

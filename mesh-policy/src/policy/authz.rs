@@ -8,8 +8,8 @@ use mesh_core::resource::{GATEWAY_GROUP, POLICY_GROUP, ResourceError, ResourceEr
 use super::{
     Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
     refs::{
-        Bound, CORE_GROUP, Target, check_group, check_networks, dangling, find, ns, ref_namespace,
-        service_account,
+        Bound, CORE_GROUP, Target, check_group, check_networks, dangling, find, known_kind, ns,
+        ref_namespace, service_account,
     },
 };
 use crate::{
@@ -49,8 +49,9 @@ pub(super) fn authorization_policies(
                 groups,
             )
         };
-        let target = match t.kind.as_str() {
-            "Server" => {
+        let kind = known_kind(&t.kind, &["Server", "HTTPRoute", "GRPCRoute", "Namespace"]);
+        let target = match kind {
+            Some("Server") => {
                 group(&[POLICY_GROUP])?;
                 Target::Servers(vec![
                     find(&r.servers, |s| &s.metadata, namespace, &t.name, workload).ok_or_else(
@@ -58,15 +59,15 @@ pub(super) fn authorization_policies(
                     )?,
                 ])
             }
-            "HTTPRoute" => {
+            Some("HTTPRoute") => {
                 group(&[POLICY_GROUP, GATEWAY_GROUP])?;
                 Target::Route(target_route(r, entry, workload)?)
             }
-            "GRPCRoute" => {
+            Some("GRPCRoute") => {
                 group(&[GATEWAY_GROUP])?;
                 Target::Route(target_route(r, entry, workload)?)
             }
-            "Namespace" => {
+            Some(_) => {
                 group(&[CORE_GROUP])?;
                 if t.name != namespace {
                     return Err(error(
@@ -80,13 +81,14 @@ pub(super) fn authorization_policies(
                 }
                 Target::Namespace(t.name.clone())
             }
-            other => {
+            None => {
                 return Err(error(
                     entry,
                     Kind::InvalidValue,
                     "spec.targetRef.kind",
                     format!(
-                        "cannot target kind {other}: expected Server, HTTPRoute, GRPCRoute or Namespace"
+                        "cannot target kind {}: expected Server, HTTPRoute, GRPCRoute or Namespace",
+                        t.kind
                     ),
                 ));
             }
@@ -103,10 +105,10 @@ pub(super) fn authorization_policies(
         // controller resolves it (`authentication_ref`): one in another
         // group names nothing it knows.
         for (i, a) in spec.required_authentication_refs.iter().enumerate() {
-            let groups: &[&str] = match a.kind.as_str() {
-                "MeshTLSAuthentication" | "NetworkAuthentication" => &[POLICY_GROUP],
-                "ServiceAccount" => &[CORE_GROUP],
-                _ => continue,
+            let groups: &[&str] = match known_kind(&a.kind, AUTHN_KINDS) {
+                Some("ServiceAccount") => &[CORE_GROUP],
+                Some(_) => &[POLICY_GROUP],
+                None => continue,
             };
             check_group(
                 entry,
@@ -121,21 +123,23 @@ pub(super) fn authorization_policies(
         for (i, a) in spec.required_authentication_refs.iter().enumerate() {
             let a_ns = ref_namespace(a.namespace.as_deref(), namespace);
             let path = format!("spec.requiredAuthenticationRefs[{i}]");
-            let from: Arc<str> = format!("{}/{}", a.kind, a.name).into();
-            requirements.push(match a.kind.as_str() {
-                "MeshTLSAuthentication" => {
+            let kind = known_kind(&a.kind, AUTHN_KINDS);
+            // Named by the kind's own spelling, whatever the reference's.
+            let from: Arc<str> = format!("{}/{}", kind.unwrap_or(&a.kind), a.name).into();
+            requirements.push(match kind {
+                Some("MeshTLSAuthentication") => {
                     let i = find(&r.mesh_tls, |m| &m.metadata, a_ns, &a.name, workload)
                         .ok_or_else(|| dangling(entry, &format!("{path}.name"), &a.kind, &a.name, a_ns))?;
                     let set = identity_sets.get(i).cloned().unwrap_or_default();
                     Requirement::Identity { from, set }
                 }
-                "NetworkAuthentication" => {
+                Some("NetworkAuthentication") => {
                     let i = find(&r.networks, |n| &n.metadata, a_ns, &a.name, workload)
                         .ok_or_else(|| dangling(entry, &format!("{path}.name"), &a.kind, &a.name, a_ns))?;
                     let set = network_sets.get(i).cloned().unwrap_or_default();
                     Requirement::Network { from, set }
                 }
-                "ServiceAccount" => {
+                Some(_) => {
                     let mut set = IdentitySet::default();
                     let ids = workload
                         .service_account_identities(&a.name, a_ns)
@@ -143,13 +147,14 @@ pub(super) fn authorization_policies(
                     ids.into_iter().for_each(|id| set.add(&id));
                     Requirement::Identity { from, set }
                 }
-                other => {
+                None => {
                     return Err(error(
                         entry,
                         Kind::InvalidValue,
                         &format!("{path}.kind"),
                         format!(
-                            "cannot authenticate with kind {other}: expected MeshTLSAuthentication, NetworkAuthentication or ServiceAccount"
+                            "cannot authenticate with kind {}: expected MeshTLSAuthentication, NetworkAuthentication or ServiceAccount",
+                            a.kind
                         ),
                     ));
                 }
@@ -167,6 +172,13 @@ pub(super) fn authorization_policies(
     Ok(bound)
 }
 
+/// The kinds `requiredAuthenticationRefs` may name.
+const AUTHN_KINDS: &[&str] = &[
+    "MeshTLSAuthentication",
+    "NetworkAuthentication",
+    "ServiceAccount",
+];
+
 /// Fails on a second authentication of a class: every reference must
 /// match, so two `NetworkAuthentication`s would admit only addresses in
 /// both, and two identity authentications (`MeshTLSAuthentication` or
@@ -176,12 +188,10 @@ pub(super) fn authorization_policies(
 /// would not serve it.
 fn one_of_each(entry: &Entry<'_, AuthorizationPolicy>) -> Result<(), ResourceError> {
     let refs = &entry.value.spec.required_authentication_refs;
-    let class = |kind: &str| match kind {
-        "MeshTLSAuthentication" | "ServiceAccount" => {
-            Some("MeshTLSAuthentication or ServiceAccount")
-        }
-        "NetworkAuthentication" => Some("NetworkAuthentication"),
-        _ => None,
+    let class = |kind: &str| match known_kind(kind, AUTHN_KINDS) {
+        Some("NetworkAuthentication") => Some("NetworkAuthentication"),
+        Some(_) => Some("MeshTLSAuthentication or ServiceAccount"),
+        None => None,
     };
     for (i, a) in refs.iter().enumerate() {
         let Some(what) = class(&a.kind) else { continue };
@@ -222,7 +232,9 @@ fn target_route(
         .enumerate()
         .filter(|(_, route)| {
             let m = &route.value.metadata;
-            route.context.kind() == t.kind && m.name == t.name && ns(m, workload) == namespace
+            route.context.kind().eq_ignore_ascii_case(&t.kind)
+                && m.name == t.name
+                && ns(m, workload) == namespace
         })
         .map(|(i, _)| i)
         .collect();
@@ -300,7 +312,8 @@ fn mesh_tls_sets(
             }
             for (i, r) in spec.identity_refs.iter().enumerate() {
                 let path = format!("spec.identityRefs[{i}]");
-                if matches!(r.kind.as_str(), "Namespace" | "ServiceAccount") {
+                let kind = known_kind(&r.kind, &["Namespace", "ServiceAccount"]);
+                if kind.is_some() {
                     check_group(
                         entry,
                         &format!("{path}.group"),
@@ -309,7 +322,7 @@ fn mesh_tls_sets(
                         &[CORE_GROUP],
                     )?;
                 }
-                if r.kind == "Namespace" {
+                if kind == Some("Namespace") {
                     // A Namespace is in no namespace: one written beside it
                     // is a mistake for a ServiceAccount reference, or for
                     // the namespace meant. Linkerd's webhook refuses it.
@@ -336,7 +349,7 @@ fn mesh_tls_sets(
                     set.add_namespace(&suffix, &prefix);
                     continue;
                 }
-                if r.kind != "ServiceAccount" {
+                if kind.is_none() {
                     return Err(error(
                         entry,
                         Kind::InvalidValue,

@@ -7,7 +7,9 @@ use mesh_core::resource::{POLICY_GROUP, ResourceError, ResourceErrorKind as Kind
 
 use super::{
     IdentitySet,
-    refs::{CORE_GROUP, check_group, dangling, find, ns, ref_namespace, service_account},
+    refs::{
+        CORE_GROUP, check_group, dangling, find, known_kind, ns, ref_namespace, service_account,
+    },
 };
 use crate::{
     PolicyMetrics, Workload,
@@ -66,7 +68,7 @@ pub(super) fn rate_limits(
         let HttpLocalRateLimitPolicy { metadata, spec, .. } = &entry.value;
         let namespace = ns(metadata, workload);
         let t = &spec.target_ref;
-        if t.kind != "Server" {
+        if known_kind(&t.kind, &["Server"]).is_none() {
             return Err(error(
                 entry,
                 Kind::InvalidValue,
@@ -137,7 +139,7 @@ pub(super) fn rate_limits(
             let mut clients = IdentitySet::default();
             for (j, c) in o.client_refs.iter().enumerate() {
                 let path = format!("{path}.clientRefs[{j}]");
-                if c.kind != "ServiceAccount" {
+                if known_kind(&c.kind, &["ServiceAccount"]).is_none() {
                     return Err(error(
                         entry,
                         Kind::InvalidValue,

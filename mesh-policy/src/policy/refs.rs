@@ -24,6 +24,16 @@ pub(super) fn ref_namespace<'a>(written: Option<&'a str>, own: &'a str) -> &'a s
     written.filter(|n| !n.is_empty()).unwrap_or(own)
 }
 
+/// The one of `kinds` that a reference's `kind` names, whatever its case:
+/// Linkerd's policy controller compares kinds so (`targets_kind`), and
+/// would serve `kind: server` as a Server.
+pub(super) fn known_kind(written: &str, kinds: &[&'static str]) -> Option<&'static str> {
+    kinds
+        .iter()
+        .copied()
+        .find(|k| k.eq_ignore_ascii_case(written))
+}
+
 /// Fails on the second resource of a kind with a namespace and name taken.
 /// The kind is the document's and its API group's: an `HTTPRoute` and a
 /// `GRPCRoute` may share a name, as may an `HTTPRoute` of
