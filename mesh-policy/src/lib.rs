@@ -118,8 +118,11 @@
 //!   `resource::GrpcRoute`), and may share its name with an `HTTPRoute`.
 //!   So may an `HTTPRoute` of `policy.linkerd.io` with one of the Gateway
 //!   API (`gateway.networking.k8s.io`), as while routes move from one to
-//!   the other; a `targetRef` then names one by its `group`, as Linkerd
-//!   reads it, and one without a `group` is an error.
+//!   the other; a `targetRef` names one by its `group`, as Linkerd reads
+//!   it. A route of that kind and name in the other group is not the one
+//!   named, even when it is the only one: the reference dangles (an error
+//!   at `spec.targetRef.group`), where Linkerd would apply the policy to
+//!   nothing.
 //! - A `targetRef` names its target's API group, as Linkerd's policy
 //!   controller requires (`targets_kind`, which reads an absent or empty
 //!   group as the core group): a `Server` is in `policy.linkerd.io`, an

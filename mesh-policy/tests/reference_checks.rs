@@ -306,3 +306,18 @@ fn two_network_authentications_are_refused_whatever_the_case_of_their_kind() {
     );
     assert!(err.message().contains("only one"), "{err}");
 }
+#[test]
+fn a_target_route_in_the_other_route_group_is_a_dangling_reference() {
+    // The only HTTPRoute named api is the Gateway API's: a target naming
+    // policy.linkerd.io's matches no route, as in Linkerd.
+    let err = compile(&authorization_policy(
+        "{group: policy.linkerd.io, kind: HTTPRoute, name: api}",
+        ALL,
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), Kind::DanglingReference, "{err}");
+    assert_eq!(err.field_path(), "spec.targetRef.group", "{err}");
+    assert_eq!(err.name(), Some("ap"), "{err}");
+    assert!(err.line().is_some(), "{err}");
+    assert!(err.message().contains("policy.linkerd.io"), "{err}");
+}

@@ -216,9 +216,10 @@ fn one_of_each(entry: &Entry<'_, AuthorizationPolicy>) -> Result<(), ResourceErr
 }
 
 /// The route an `AuthorizationPolicy`'s `targetRef` names: by kind,
-/// name and namespace; and when routes of two API groups share that name
-/// (an `HTTPRoute` of `policy.linkerd.io` and one of the Gateway API), by
-/// the `targetRef`'s `group` too, as Linkerd tells them apart.
+/// name, namespace and the `targetRef`'s `group`, as Linkerd matches it,
+/// so that of an `HTTPRoute` of `policy.linkerd.io` and one of the Gateway
+/// API of one name each is told apart, and neither is taken for the other
+/// when only one is defined.
 fn target_route(
     r: &Resources<'_>,
     entry: &Entry<'_, AuthorizationPolicy>,
@@ -254,7 +255,9 @@ fn target_route(
             &t.name,
             namespace,
         )),
-        ([one], _) => Ok(*one),
+        // A route of the kind and name in another group is not the one
+        // named: Linkerd's policy controller matches the group too, so
+        // the policy would apply to nothing there.
         (several, Some(group)) => several
             .iter()
             .copied()
@@ -270,6 +273,7 @@ fn target_route(
                     ),
                 )
             }),
+        ([one], None) => Ok(*one),
         // The group is missing: point at the reference itself.
         (several, None) => Err(error(
             entry,
