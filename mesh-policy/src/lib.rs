@@ -203,8 +203,8 @@
 //!   with a `namespace`.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`. A reference's `namespace` absent or `""`
-//!   (`requiredAuthenticationRefs`, `identityRefs`, a ServerAuthorization's
-//!   `serviceAccounts`, `clientRefs`) is the referring resource's own, as
+//!   (`targetRef`, `requiredAuthenticationRefs`, `identityRefs`, a
+//!   ServerAuthorization's `serviceAccounts`, `clientRefs`) is the referring resource's own, as
 //!   Linkerd's CRDs say ("unspecified or empty string"), not a namespace
 //!   named `""`.
 //! - A `ServerAuthorization` without `networks`, or with `networks: []`,

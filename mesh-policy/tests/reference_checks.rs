@@ -142,6 +142,13 @@ spec:
     .unwrap();
 }
 #[test]
+fn an_empty_target_namespace_is_the_policys_own() {
+    let target = "{group: policy.linkerd.io, kind: Server, name: web, namespace: ''}";
+    compile(&authorization_policy(target, ALL)).unwrap();
+    compile(&rate_limit(target, "{kind: ServiceAccount, name: vip}")).unwrap();
+}
+
+#[test]
 fn authentication_refs_in_their_kinds_group_are_accepted() {
     for authn in [
         ALL,

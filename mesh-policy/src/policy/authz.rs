@@ -32,7 +32,7 @@ pub(super) fn authorization_policies(
         // Linkerd's target is local: it has no namespace, so one written
         // out that is not the policy's own would be read as the policy's
         // namespace's resource of that name, which was not what was meant.
-        if t.namespace.as_deref().is_some_and(|n| n != namespace) {
+        if ref_namespace(t.namespace.as_deref(), namespace) != namespace {
             return Err(error(
                 entry,
                 Kind::InvalidValue,

@@ -76,7 +76,7 @@ pub(super) fn rate_limits(
                 format!("cannot target kind {}: expected Server", t.kind),
             ));
         }
-        if t.namespace.as_deref().is_some_and(|n| n != namespace) {
+        if ref_namespace(t.namespace.as_deref(), namespace) != namespace {
             return Err(error(
                 entry,
                 Kind::InvalidValue,
