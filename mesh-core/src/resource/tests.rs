@@ -542,6 +542,24 @@ fn parent_references_apply_the_gateway_defaults() {
     assert!(parent(Some(POLICY_GROUP), Some("Server")).is_server());
 }
 
+#[test]
+fn parent_kinds_and_groups_are_compared_without_regard_to_case() {
+    // Linkerd's policy controller compares both ignoring ASCII case
+    // (`targets_kind`), so `kind: service` attaches a route as `Service`.
+    let parent = |group: &str, kind: &str| ParentReference {
+        group: Some(group.into()),
+        kind: Some(kind.into()),
+        namespace: None,
+        name: "p".into(),
+        section_name: None,
+        port: None,
+    };
+    assert!(parent("Core", "service").is_service());
+    assert!(parent("", "SERVICE").is_service());
+    assert!(parent("Policy.Linkerd.io", "server").is_server());
+    assert!(!parent("policy.linkerd.io", "Service").is_service());
+}
+
 const GRPC_ROUTE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute

@@ -125,14 +125,19 @@ impl ParentReference {
     }
 
     /// Whether the parent is a Linkerd `Server` (group `policy.linkerd.io`).
+    /// Group and kind are compared without regard to ASCII case, as
+    /// Linkerd's policy controller compares them.
     pub fn is_server(&self) -> bool {
-        self.group() == POLICY_GROUP && self.kind() == "Server"
+        self.group().eq_ignore_ascii_case(POLICY_GROUP)
+            && self.kind().eq_ignore_ascii_case("Server")
     }
 
     /// Whether the parent is a Kubernetes `Service` (the core group, written
-    /// `""` or `core`).
+    /// `""` or `core`), compared as [`is_server`](Self::is_server) compares.
     pub fn is_service(&self) -> bool {
-        matches!(self.group(), "" | "core") && self.kind() == "Service"
+        let group = self.group();
+        (group.is_empty() || group.eq_ignore_ascii_case("core"))
+            && self.kind().eq_ignore_ascii_case("Service")
     }
 }
 
