@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Extensions, HeaderMap, Request, Response};
+use http::{Extensions, Request, Response};
 use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -171,43 +171,15 @@ where
         self.head.as_ref().and_then(Head::deadline)
     }
 
-    /// Whether to read the first frame of `res`, an answer whose head says
-    /// nothing of its gRPC status, before deciding on it: a gRPC call, on a
-    /// route that retries gRPC codes, whose response may yet carry such a
-    /// code in trailers right after the head, and that could be retried if
-    /// it did (its body sent whole and recorded, attempts left). Anything
-    /// else, a plain HTTP request first of all, is decided on at once.
-    pub(crate) fn peeks<R: http_body::Body>(&self, res: &Response<R>) -> bool {
-        self.grpc
-            && self.not_retryable.is_none()
-            && !self.unprocessed_only
-            && self.service.is_some()
-            && self.attempts < self.shared().policy.max_attempts().get()
-            && self.shared().policy.awaits_trailers(res)
-            && !res.body().is_end_stream()
-            && self
-                .replay
-                .as_ref()
-                .is_some_and(|replay| matches!(replay.replayable(), Replayable::Complete))
-    }
-
     /// Decides, from an attempt's outcome, whether to return it or retry.
-    /// `trailers` are those that came right after the head, if the first
-    /// frame of the body was read ([`peeks`](Self::peeks)) and was trailers.
     ///
     /// The outcome is borrowed, not taken: a response is a couple of
     /// hundred bytes, and most are handed to the caller unchanged.
-    pub(crate) fn decide<R>(
-        &mut self,
-        result: &Result<Response<R>, BoxError>,
-        trailers: Option<&HeaderMap>,
-    ) -> Decision {
+    pub(crate) fn decide<R>(&mut self, result: &Result<Response<R>, BoxError>) -> Decision {
         let policy = &self.shared().policy;
         let retry_after = match result {
             Ok(res) => match policy.retryable_response(res, self.grpc) {
                 Some(retry_after) => retry_after,
-                // A `200`, which says nothing of when to try again.
-                None if trailers.is_some_and(|t| policy.retryable_trailers(t)) => None,
                 None => {
                     if self.attempts > 1 && policy.is_success(res, self.grpc) {
                         self.count(RouteRetryMetrics::success);

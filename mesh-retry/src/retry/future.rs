@@ -224,7 +224,7 @@ where
             let Some(retry) = this.retry.as_mut() else {
                 return Poll::Ready(result);
             };
-            match retry.decide(&result, None) {
+            match retry.decide(&result) {
                 Decision::Return => return Poll::Ready(result),
                 Decision::AwaitBody => this.state.set(State::Releasing {
                     sleep: sleep(BODY_RELEASE_WAIT),

@@ -82,11 +82,6 @@
 //! or `grpc-timeout` on gRPC) tells the upstream the time left when the
 //! retry is sent, not what was left for the first attempt.
 //!
-//! The layer decides on a response by its head. A gRPC status that comes
-//! in trailers right after the head, with no message between, is read
-//! only by the [`RouteStack`](crate::RouteStack), whose response body can
-//! hand on the frame it reads first (see its [docs](crate::stack)).
-//!
 //! The inner service receives requests whose body is a
 //! [`ReplayBody`] of the original, and errors are
 //! [`BoxError`]s, since retry decisions read the error's source chain. Its

@@ -2,13 +2,13 @@
 
 use std::{error::Error, num::NonZeroU32, time::Duration};
 
-use http::{HeaderMap, Method, Response};
+use http::{Method, Response};
 use mesh_core::{
     ProxyErrorKind,
     classify::{
         Classification, Classify, ErrorKind, GrpcCode, GrpcCodes, ResponseClass, StatusRanges,
     },
-    error::{GRPC_STATUS, Unprocessed, is_unprocessed},
+    error::{Unprocessed, is_unprocessed},
 };
 
 use super::Backoff;
@@ -134,9 +134,7 @@ impl RetryPolicy {
     }
 
     /// Sets the gRPC codes that are retried, read from the response headers
-    /// (a trailers-only response), and, in the [`RouteStack`](crate::RouteStack),
-    /// from trailers that follow the headers with no message between (see
-    /// its [docs](crate::stack)). Default
+    /// (a trailers-only response). Default
     /// [`default_grpc_codes`](Self::default_grpc_codes).
     ///
     /// While this set is not empty, a gRPC call answered by a response that
@@ -316,22 +314,6 @@ impl RetryPolicy {
             }
         };
         retryable.then(|| self.backoff.retry_after(res.status(), res.headers()))
-    }
-
-    /// Whether `res`, the answer to a gRPC call, may carry a status this
-    /// policy retries in trailers that come right after it: a gRPC `200`
-    /// without `grpc-status`, on a route that retries gRPC codes.
-    pub(crate) fn awaits_trailers<B>(&self, res: &Response<B>) -> bool {
-        !self.retry_on.grpc_failures().is_empty()
-            && res.extensions().get::<ProxyErrorKind>().is_none()
-            && self.retry_on.classify_response_to(true, res) == Classification::Pending
-    }
-
-    /// Whether `trailers` carry a `grpc-status` this policy retries. Trailers
-    /// without one are not retried: only a code the client reads is.
-    pub(crate) fn retryable_trailers(&self, trailers: &HeaderMap) -> bool {
-        trailers.contains_key(GRPC_STATUS)
-            && self.retry_on.classify_trailers(Some(trailers)).is_failure()
     }
 
     /// Whether an error that ended an attempt before any response is one to

@@ -8,7 +8,6 @@ use std::{
 };
 
 use http::{Request, Response};
-use http_body::{Body, Frame};
 use mesh_core::{BoxError, ProxyErrorKind};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
@@ -73,17 +72,11 @@ pin_project_lite::pin_project! {
         // An outcome to decide on again once the failed attempt's client
         // lets go of the request body, or the wait for it ends.
         Releasing { last: Option<Box<R>> },
-        // A gRPC answer whose status may come in trailers right after its
-        // head: its body's first frame is read before deciding on it.
-        Peeking { last: Option<Box<R>> },
         Backoff,
         Ready,
         Done,
     }
 }
-
-/// The first frame of a response body, read before the body is handed on.
-type Peeked<RB> = Result<Frame<<RB as Body>::Data>, BoxError>;
 
 /// Which of the instants a wait ended at.
 enum Woke {
@@ -134,38 +127,24 @@ impl<S, B, RB> Future for ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
-    RB: Body + Default + Unpin,
-    RB::Error: Into<BoxError>,
+    RB: Default,
 {
     type Output = Result<Response<TimeoutBody<RB>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let (deadline, idle, grpc) = (*this.deadline, *this.idle, *this.grpc);
-        // The response, with the first frame of its body if it was read.
-        let respond = |result: Result<Response<RB>, BoxError>, first: Option<Peeked<RB>>| {
-            Poll::Ready(result.map(|res| {
-                res.map(|b| {
-                    let body = TimeoutBody::new(b, deadline, idle, grpc);
-                    match first {
-                        Some(first) => body.with_peeked(first),
-                        None => body,
-                    }
-                })
-            }))
+        let respond = |result: Result<Response<RB>, BoxError>| {
+            Poll::Ready(result.map(|res| res.map(|b| TimeoutBody::new(b, deadline, idle, grpc))))
         };
         let timed_out = || {
             tracing::debug!("request deadline passed before the response");
             Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(grpc)))
         };
         loop {
-            // The first frame of the outcome's body, and whether it was
-            // looked for, when the outcome comes from `Peeking`.
-            let mut first = None;
-            let mut peeked = false;
-            // An attempt's outcome, the first time, again after waiting
-            // for its client to let go of the body, or after reading the
-            // first frame of its body: decided on below, in one place.
+            // An attempt's outcome, the first time or again after waiting
+            // for its client to let go of the body: decided on below, in
+            // one place.
             let result = match this.state.as_mut().project() {
                 StateProj::Calling { fut } => match fut.poll(cx) {
                     Poll::Ready(result) => result.map_err(Into::into),
@@ -193,27 +172,6 @@ where
                         return timed_out();
                     }
                     *this.until = None;
-                    match last.take() {
-                        Some(last) => *last,
-                        None => return Poll::Ready(Err(PolledAfterCompletion.into())),
-                    }
-                }
-                StateProj::Peeking { last } => {
-                    let frame = match last.as_deref_mut() {
-                        Some(Ok(res)) => match Pin::new(res.body_mut()).poll_frame(cx) {
-                            Poll::Ready(frame) => frame,
-                            // The attempt's per-try timeout or the deadline
-                            // ends the wait: the response goes on as it is,
-                            // the rest of its body held to the deadline.
-                            Poll::Pending => {
-                                ready!(wait(this.timer, *this.until, deadline, cx));
-                                None
-                            }
-                        },
-                        _ => None,
-                    };
-                    peeked = true;
-                    first = frame.map(|frame| frame.map_err(Into::into));
                     match last.take() {
                         Some(last) => *last,
                         None => return Poll::Ready(Err(PolledAfterCompletion.into())),
@@ -286,26 +244,10 @@ where
             // the request body.
             this.state.set(State::Done);
             let Some(retry) = this.retry.as_mut() else {
-                return respond(result, first);
+                return respond(result);
             };
-            // A gRPC status may follow the head at once, in trailers: read
-            // the body's first frame, as Linkerd's retries do, when that
-            // status could be retried. Plain HTTP never waits here.
-            if !peeked
-                && let Ok(res) = &result
-                && retry.peeks(res)
-            {
-                this.state.set(State::Peeking {
-                    last: Some(Box::new(result)),
-                });
-                continue;
-            }
-            let trailers = first
-                .as_ref()
-                .and_then(|first| first.as_ref().ok())
-                .and_then(Frame::trailers_ref);
-            match retry.decide(&result, trailers) {
-                Decision::Return => return respond(result, first),
+            match retry.decide(&result) {
+                Decision::Return => return respond(result),
                 Decision::AwaitBody => {
                     let now = Instant::now();
                     *this.until = Some(now.checked_add(BODY_RELEASE_WAIT).unwrap_or(now));

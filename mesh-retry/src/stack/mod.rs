@@ -44,29 +44,9 @@
 //!   given back to the budget, as one the caller drops while it waits is
 //!   (see [`retry`](crate::retry)).
 //!
-//! Two differences. The deadline is not added to the request as a
+//! One difference: the deadline is not added to the request as a
 //! [`Deadline`] extension, since nothing inside needs it; the upstream
-//! learns it from the header. And a gRPC status that comes in trailers
-//! right after the response head is retried, which the retry layer alone
-//! cannot see.
-//!
-//! # A gRPC status in trailers right after the head
-//!
-//! A gRPC server may fail a call with its headers followed by trailers
-//! carrying `grpc-status`, and no message in between, instead of one
-//! trailers-only head. The head alone says nothing then, so for a gRPC
-//! call on a route that retries gRPC codes, and that could still be
-//! retried (attempts left, its body sent whole and recorded), the stack
-//! reads the first frame of the response body before deciding: trailers
-//! with a retried code are retried like a trailers-only answer. Linkerd's
-//! retries do the same (linkerd2-proxy's `PeekTrailersBody`), and wait as
-//! long: for the first frame, and no further. A first frame that is data
-//! ends the look (a message came, so the call is the caller's). The frame
-//! read is handed on first in the response body, as it came. The wait
-//! ends, and the response goes on as it is, at the attempt's per-try
-//! timeout or the deadline. Every other response, a plain HTTP request's
-//! first of all, is decided on by its head as before, and none waits for
-//! its body.
+//! learns it from the header.
 //!
 //! The three layers stay, for stacks that need something between them.
 //!
@@ -134,10 +114,6 @@ pub use self::layer::RouteStackLayer;
 
 /// A route's request timeout, retries and per-try timeout in one service.
 /// See the [module docs](self).
-///
-/// The inner service's response body must be a [`Body`] that is `Unpin`
-/// (mesh-core's `Proxied` over hyper's `Incoming` is), so that the first
-/// frame of a gRPC answer can be read before the body is handed on.
 #[derive(Debug)]
 pub struct RouteStack<S> {
     inner: S,
@@ -174,8 +150,7 @@ where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
     B: Body,
-    RB: Body + Default + Unpin,
-    RB::Error: Into<BoxError>,
+    RB: Default,
 {
     type Response = Response<TimeoutBody<RB>>;
     type Error = BoxError;

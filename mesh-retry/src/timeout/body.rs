@@ -6,7 +6,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::Buf;
 use http::{HeaderMap, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 use mesh_core::{
@@ -37,18 +36,11 @@ pin_project_lite::pin_project! {
     /// A timer is made only when the body first has to wait for a frame,
     /// and then reused, so a body that is ready when read costs no timer.
     /// Its [`Default`] is an empty body, the body of the mesh's own 504.
-    ///
-    /// The [`RouteStack`](crate::RouteStack) may have read the body's first
-    /// frame already, to see whether a gRPC status came in trailers right
-    /// after the head: that frame is handed on first, as it came.
     #[derive(Debug)]
     #[project = TimeoutBodyProj]
-    pub struct TimeoutBody<B: Body> {
+    pub struct TimeoutBody<B> {
         #[pin]
         inner: Option<B>,
-        // The first frame, read before the body was handed on. Boxed: almost
-        // no body has one, and every body is moved through the callers.
-        peeked: Option<Box<Result<Frame<B::Data>, BoxError>>>,
         deadline: Option<Instant>,
         idle: Option<Duration>,
         // Armed while waiting for a frame: when it fires, and the timer.
@@ -58,11 +50,10 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<B: Body> Default for TimeoutBody<B> {
+impl<B> Default for TimeoutBody<B> {
     fn default() -> Self {
         Self {
             inner: None,
-            peeked: None,
             deadline: None,
             idle: None,
             waiting_until: None,
@@ -72,7 +63,7 @@ impl<B: Body> Default for TimeoutBody<B> {
     }
 }
 
-impl<B: Body> TimeoutBody<B> {
+impl<B> TimeoutBody<B> {
     /// Wraps `inner`. With neither a deadline nor an idle timeout it only
     /// forwards frames.
     pub(crate) fn new(
@@ -83,7 +74,6 @@ impl<B: Body> TimeoutBody<B> {
     ) -> Self {
         Self {
             inner: Some(inner),
-            peeked: None,
             deadline,
             idle,
             waiting_until: None,
@@ -106,9 +96,6 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
         let mut this = self.project();
-        if let Some(peeked) = this.peeked.take() {
-            return Poll::Ready(Some(*peeked));
-        }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
@@ -178,42 +165,14 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.peeked.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let hint = self
-            .inner
+        self.inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
-        match self.peeked.as_deref() {
-            Some(Ok(frame)) => match frame.data_ref() {
-                Some(data) => with_more(hint, data.remaining()),
-                None => hint,
-            },
-            _ => hint,
-        }
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
-}
-
-impl<B: Body> TimeoutBody<B> {
-    /// Hands `first`, the frame read from the body before it was wrapped,
-    /// on before the rest.
-    pub(crate) fn with_peeked(mut self, first: Result<Frame<B::Data>, BoxError>) -> Self {
-        self.peeked = Some(Box::new(first));
-        self
-    }
-}
-
-/// `hint` with `more` bytes on top, held back from the body it describes.
-fn with_more(hint: SizeHint, more: usize) -> SizeHint {
-    let more = u64::try_from(more).unwrap_or(u64::MAX);
-    let mut sum = SizeHint::new();
-    sum.set_lower(hint.lower().saturating_add(more));
-    if let Some(upper) = hint.upper() {
-        sum.set_upper(upper.saturating_add(more));
-    }
-    sum
 }
 
 /// Ends the body because `expired` passed: with `DEADLINE_EXCEEDED`

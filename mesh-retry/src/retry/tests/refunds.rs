@@ -291,7 +291,7 @@ async fn a_retry_whose_head_cannot_be_rebuilt_is_given_back() {
     let (_, replay) = ReplayBody::try_new(mesh_core::body::empty(), 1024).unwrap();
     let head = attempts::Head::unparsable();
     let mut retry = attempts::Attempts::retryable(shared, svc, head, replay, false, false, None);
-    let decision = retry.decide(&status(503), None);
+    let decision = retry.decide(&status(503));
     assert!(matches!(decision, attempts::Decision::Return));
     h.assert_given_back(&budget, None);
 }

@@ -70,7 +70,6 @@ impl<S> RequestTimeout<S> {
 impl<S, B, RB> Service<Request<B>> for RequestTimeout<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
-    RB: http_body::Body,
 {
     type Response = Response<TimeoutBody<RB>>;
     type Error = S::Error;
