@@ -5,8 +5,8 @@
 
 mod support;
 
-use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
-use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
+use mesh_core::resource::ResourceErrorKind as Kind;
+use support::try_compile_web as compile;
 
 const SERVER: &str = "apiVersion: policy.linkerd.io/v1beta3
 kind: Server
@@ -42,16 +42,6 @@ spec:
 
 /// The document number of the first document after [`SERVER`].
 const NEXT: usize = 6;
-
-fn compile(text: &str) -> Result<(), ResourceError> {
-    Policy::compile(
-        &[PolicySource::new("policy.yaml", text)],
-        &Workload::new("ns").with_label("app", "web"),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .map(|_| ())
-}
 
 /// The 1-based line of the first line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> usize {

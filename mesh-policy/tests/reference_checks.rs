@@ -4,40 +4,15 @@
 //! is the core group), and kinds are compared without regard to case.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
-use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
+mod support;
 
-const RESOURCES: &str = "apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: web, namespace: ns}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  port: 80
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: api, namespace: ns}
-spec:
-  parentRefs: [{group: policy.linkerd.io, kind: Server, name: web}]
-  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: NetworkAuthentication
-metadata: {name: all, namespace: ns}
-spec: {networks: [{cidr: 0.0.0.0/0}]}
-";
+use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
+use support::{ALL_NETWORKS, WEB_SERVER_AND_API_ROUTE, try_compile_web};
 
 fn compile(doc: &str) -> Result<(), ResourceError> {
-    Policy::compile(
-        &[PolicySource::new(
-            "p.yaml",
-            &format!("{RESOURCES}---\n{doc}"),
-        )],
-        &Workload::new("ns").with_label("app", "web"),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .map(|_| ())
+    try_compile_web(&format!(
+        "{WEB_SERVER_AND_API_ROUTE}---\n{ALL_NETWORKS}---\n{doc}"
+    ))
 }
 
 fn authorization_policy(target: &str, authn: &str) -> String {

@@ -5,47 +5,23 @@
 //! `gateway.networking.k8s.io` and a `Namespace` in the core group.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mesh_core::resource::ResourceErrorKind as Kind;
-use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
+mod support;
 
-const RESOURCES: &str = "apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: web, namespace: ns}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  port: 80
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: api, namespace: ns}
-spec:
-  parentRefs: [{group: policy.linkerd.io, kind: Server, name: web}]
-  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]
----
-apiVersion: gateway.networking.k8s.io/v1
+use mesh_core::resource::ResourceErrorKind as Kind;
+use support::{ALL_NETWORKS, WEB_SERVER_AND_API_ROUTE, try_compile_web};
+
+const GRPC_ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata: {name: rpc, namespace: ns}
 spec:
   parentRefs: [{group: policy.linkerd.io, kind: Server, name: web}]
   rules: [{matches: [{method: {service: emoji.Emoji}}]}]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: NetworkAuthentication
-metadata: {name: all, namespace: ns}
-spec: {networks: [{cidr: 0.0.0.0/0}]}
 ";
 
 fn compile(doc: &str) -> Result<(), mesh_core::resource::ResourceError> {
-    Policy::compile(
-        &[PolicySource::new(
-            "p.yaml",
-            &format!("{RESOURCES}---\n{doc}"),
-        )],
-        &Workload::new("ns").with_label("app", "web"),
-        &PolicyConfig::default(),
-        &PolicyMetrics::default(),
-    )
-    .map(|_| ())
+    try_compile_web(&format!(
+        "{WEB_SERVER_AND_API_ROUTE}---\n{GRPC_ROUTE}---\n{ALL_NETWORKS}---\n{doc}"
+    ))
 }
 
 fn authorization_policy(target: &str) -> String {

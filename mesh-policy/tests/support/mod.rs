@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use http::{Method, Request};
 use mesh_core::Identity;
+use mesh_core::resource::ResourceError;
 use mesh_policy::{
     Client, ClientTls, Decision, Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload,
 };
@@ -23,6 +24,48 @@ pub fn books_workload() -> Workload {
         .with_port("http", 8080)
         .with_port("grpc", 9090)
         .with_port("admin", 9990)
+}
+
+/// The `web` Server on port 80 in namespace `ns`, and its `api` HTTPRoute:
+/// the targets the reference tests point at.
+pub const WEB_SERVER_AND_API_ROUTE: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: ns}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: web}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}]
+";
+
+/// A NetworkAuthentication `all` in namespace `ns` that admits every address.
+pub const ALL_NETWORKS: &str = "apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: all, namespace: ns}
+spec: {networks: [{cidr: 0.0.0.0/0}]}
+";
+
+/// The `web` workload in namespace `ns` that [`WEB_SERVER_AND_API_ROUTE`]
+/// selects.
+pub fn web_workload() -> Workload {
+    Workload::new("ns").with_label("app", "web")
+}
+
+/// Compiles `text` for [`web_workload`] with the default configuration and
+/// keeps the error, for tests of what is refused.
+pub fn try_compile_web(text: &str) -> Result<(), ResourceError> {
+    Policy::compile(
+        &[PolicySource::new("policy.yaml", text)],
+        &web_workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .map(|_| ())
 }
 
 pub fn compile(text: &str, workload: &Workload, config: &PolicyConfig) -> Policy {
