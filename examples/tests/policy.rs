@@ -117,6 +117,21 @@ impl Mesh {
         )
     }
 
+    /// The guide's `web` workload's sidecar in front of `app`, denying what
+    /// no policy allows; `ports` (YAML lines) adds inbound ports and
+    /// `workload` (YAML lines) adds to the policy's workload.
+    fn guide_web_yaml(&self, app: SocketAddr, ports: &str, workload: &str) -> String {
+        format!(
+            "identity:\n  dir: {}\n\
+             inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n{ports}\
+             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+             policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: web}}\n{workload}\
+             \x20 default_policy: deny\n  files: [{}]\n",
+            self.certs("web-svc", WEB).display(),
+            self.policy_file.display(),
+        )
+    }
+
     /// A client workload's sidecar with identity `identity`, reaching
     /// `emoji` at `endpoint` over mutual TLS.
     fn client_yaml(&self, name: &str, identity: &str, endpoint: SocketAddr) -> String {
@@ -158,6 +173,20 @@ fn get(path: &str, version: Version) -> Request<Body> {
         .unwrap()
 }
 
+/// An HTTP/1 GET of `path` from `addr`, with `host` as its Host header
+/// when given (the authority of the URI otherwise).
+async fn http1_get(
+    addr: SocketAddr,
+    path: &str,
+    host: Option<&str>,
+) -> http::Response<hyper::body::Incoming> {
+    let mut req = Request::get(format!("http://{addr}{path}"));
+    if let Some(host) = host {
+        req = req.header("host", host);
+    }
+    http1().request(req.body(full("")).unwrap()).await.unwrap()
+}
+
 /// Whether the peer closes `tcp` within 10 seconds: a read returns end of
 /// stream or an error instead of data.
 async fn closed(tcp: &mut tokio::net::TcpStream) -> bool {
@@ -181,15 +210,7 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body_bytes(res).await, "hello");
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/api/list", voting.outbound))
-                .header("host", "emoji")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(voting.outbound, "/api/list", Some("emoji")).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(res.headers().contains_key("mesh-error"));
 
@@ -205,14 +226,7 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
     assert_eq!(res.headers()["grpc-status"], "7");
 
     // A plaintext client straight to the inbound port has no identity.
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/", emoji.inbound[0]))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(emoji.inbound[0], "/", None).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     let metrics = scrape(emoji.admin).await;
@@ -339,16 +353,12 @@ async fn the_guides_server_and_server_authorization_admit_web_on_port_80() {
         .expect("binding port 80 needs root or CAP_NET_BIND_SERVICE");
     let app = serve_hello(listener);
     let (other_app, _) = backend().await;
-    let yaml = format!(
-        "identity:\n  dir: {}\n\
-         inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  ports:\n\
-         \x20   - listen: 127.0.0.1:0\n      app: {other_app}\n      protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: web}}\n\
-         \x20   cluster_networks: [127.0.0.0/8, 10.0.0.0/8]\n\
-         \x20 default_policy: deny\n  files: [{}]\n",
-        mesh.certs("web-svc", WEB).display(),
-        mesh.policy_file.display(),
+    let yaml = mesh.guide_web_yaml(
+        app,
+        &format!(
+            "  ports:\n    - listen: 127.0.0.1:0\n      app: {other_app}\n      protocol: http\n"
+        ),
+        "    cluster_networks: [127.0.0.0/8, 10.0.0.0/8]\n",
     );
     // The guide's ServerAuthorization names no networks, so it admits the
     // cluster networks only, as in Linkerd; here the clients are on
@@ -356,35 +366,13 @@ async fn the_guides_server_and_server_authorization_admit_web_on_port_80() {
     let web = sidecar(&yaml);
     let vote_bot = sidecar(&mesh.client_of("vote-bot", VOTING, web.inbound[0], WEB));
 
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/api/vote", vote_bot.outbound))
-                .header("host", "emoji")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(vote_bot.outbound, "/api/vote", Some("emoji")).await;
     assert_eq!(res.status(), StatusCode::OK);
     // The guide's authorization allows unauthenticated clients too.
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/", web.inbound[0]))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(web.inbound[0], "/", None).await;
     assert_eq!(res.status(), StatusCode::OK);
     // Any other port falls to the default, deny.
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/", web.inbound[1]))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(web.inbound[1], "/", None).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
     let metrics = scrape(web.admin).await;
@@ -411,36 +399,13 @@ async fn the_guides_server_authorization_refuses_a_client_outside_the_cluster_ne
         .await
         .expect("binding port 80 needs root or CAP_NET_BIND_SERVICE");
     let app = serve_hello(listener);
-    let yaml = format!(
-        "identity:\n  dir: {}\n\
-         inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
-         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: web}}\n\
-         \x20 default_policy: deny\n  files: [{}]\n",
-        mesh.certs("web-svc", WEB).display(),
-        mesh.policy_file.display(),
-    );
+    let yaml = mesh.guide_web_yaml(app, "", "");
     let web = sidecar(&yaml);
     let vote_bot = sidecar(&mesh.client_of("vote-bot", VOTING, web.inbound[0], WEB));
 
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/", web.inbound[0]))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(web.inbound[0], "/", None).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = http1()
-        .request(
-            Request::get(format!("http://{}/api/vote", vote_bot.outbound))
-                .header("host", "emoji")
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let res = http1_get(vote_bot.outbound, "/api/vote", Some("emoji")).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     stop(vote_bot).await;
     stop(web).await;
