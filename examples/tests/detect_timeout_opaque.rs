@@ -6,68 +6,11 @@
 
 mod support;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::atomic::Ordering};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use support::*;
-
-const GREETING: &[u8] = b"220 db ready\r\n";
-
-/// A bound on each wait, far above the 200 ms detection timeout: the
-/// tests wait for events, and this only keeps a broken one from hanging.
-const BOUND: Duration = Duration::from_secs(10);
-
-/// An application whose server speaks first, as SMTP's does: it greets
-/// each connection, then echoes what it reads until the client's end.
-/// Counts its connections and keeps every byte it read.
-struct GreetingApp {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    read: Arc<Mutex<Vec<u8>>>,
-}
-
-async fn greeting_app() -> GreetingApp {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let read = Arc::new(Mutex::new(Vec::new()));
-    let (count, all) = (accepted.clone(), read.clone());
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::Relaxed);
-            let all = all.clone();
-            tokio::spawn(async move {
-                if tcp.write_all(GREETING).await.is_err() {
-                    return;
-                }
-                let mut buf = [0; 1024];
-                while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-                    all.lock().unwrap().extend_from_slice(&buf[..n]);
-                    if tcp.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = tcp.shutdown().await;
-            });
-        }
-    });
-    GreetingApp {
-        addr,
-        accepted,
-        read,
-    }
-}
 
 /// A plaintext sidecar in front of `app` whose port is served as
 /// `protocol`, detecting for 200 ms; `extra` is appended.
@@ -80,44 +23,16 @@ fn inbound(app: SocketAddr, protocol: &str, extra: &str) -> String {
     )
 }
 
-/// Reads the application's greeting from `tcp`.
-async fn greeting(tcp: &mut TcpStream) {
-    let mut got = [0; GREETING.len()];
-    tokio::time::timeout(BOUND, tcp.read_exact(&mut got))
-        .await
-        .expect("no greeting")
-        .unwrap();
-    assert_eq!(got, GREETING);
-}
-
-/// Everything `tcp` reads until the sidecar's end.
-async fn rest(tcp: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    let _ = tokio::time::timeout(BOUND, tcp.read_to_end(&mut got))
-        .await
-        .expect("the connection was not closed");
-    got
-}
-
-fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_server_first_app_behind_a_detect_port_greets_after_the_timeout() {
     let app = greeting_app().await;
     let sidecar = sidecar(&inbound(app.addr, "detect", ""));
 
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
-    greeting(&mut tcp).await;
+    read_greeting(&mut tcp).await;
     tcp.write_all(b"HELO web\r\n").await.unwrap();
     tcp.shutdown().await.unwrap();
-    assert_eq!(rest(&mut tcp).await, b"HELO web\r\n");
+    assert_eq!(read_to_close(&mut tcp).await, b"HELO web\r\n");
     assert_eq!(app.accepted.load(Ordering::Relaxed), 1);
 
     // Served as opaque TCP: counted as a connection, not a request.
@@ -137,10 +52,10 @@ async fn bytes_sent_before_the_timeout_reach_the_app_once() {
     // reads it, cannot decide, and hands it on when it gives up.
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
     tcp.write_all(b"HELO par").await.unwrap();
-    greeting(&mut tcp).await;
+    read_greeting(&mut tcp).await;
     tcp.write_all(b"tial\r\n").await.unwrap();
     tcp.shutdown().await.unwrap();
-    assert_eq!(rest(&mut tcp).await, b"HELO partial\r\n");
+    assert_eq!(read_to_close(&mut tcp).await, b"HELO partial\r\n");
     assert_eq!(*app.read.lock().unwrap(), b"HELO partial\r\n");
     stop(sidecar).await;
 }
@@ -153,7 +68,7 @@ async fn an_http_port_still_closes_at_the_timeout() {
     for first in [&b""[..], b"HELO par"] {
         let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
         tcp.write_all(first).await.unwrap();
-        assert_eq!(rest(&mut tcp).await, b"", "{first:?}");
+        assert_eq!(read_to_close(&mut tcp).await, b"", "{first:?}");
     }
     assert_eq!(app.accepted.load(Ordering::Relaxed), 0);
     stop(sidecar).await;
@@ -213,12 +128,12 @@ async fn a_client_not_authorized_for_opaque_traffic_is_refused_after_the_timeout
     // Past the timeout, the connection is authorized as an opaque one:
     // the Server that allows the client greets it...
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
-    greeting(&mut tcp).await;
+    read_greeting(&mut tcp).await;
     drop(tcp);
     // ...and the one that does not closes it, its application never
     // connected to.
     let mut tcp = TcpStream::connect(sidecar.inbound[1]).await.unwrap();
-    assert_eq!(rest(&mut tcp).await, b"");
+    assert_eq!(read_to_close(&mut tcp).await, b"");
     assert_eq!(shut.accepted.load(Ordering::Relaxed), 0);
 
     let metrics = scrape(sidecar.admin).await;

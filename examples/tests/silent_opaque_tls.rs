@@ -7,55 +7,11 @@
 
 mod support;
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, sync::atomic::Ordering};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use support::*;
-
-const GREETING: &[u8] = b"220 db ready\r\n";
-
-/// A bound on each wait, far above the 200 ms timeout: the tests wait for
-/// events, and this only keeps a broken one from hanging.
-const BOUND: Duration = Duration::from_secs(10);
-
-/// An application that greets each connection, then echoes until the
-/// client's end; counts its connections.
-async fn greeting_app() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                if tcp.write_all(GREETING).await.is_err() {
-                    return;
-                }
-                let mut buf = [0; 1024];
-                while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-                    if tcp.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = tcp.shutdown().await;
-            });
-        }
-    });
-    (addr, accepted)
-}
 
 /// A sidecar with identity `certs` in front of `app` on an opaque port,
 /// TLS `mode`, detecting for 200 ms; `extra` is appended.
@@ -70,42 +26,19 @@ fn inbound(certs: &Path, app: SocketAddr, mode: &str, extra: &str) -> String {
     )
 }
 
-/// Everything `tcp` reads until the sidecar's end.
-async fn rest(tcp: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    let _ = tokio::time::timeout(BOUND, tcp.read_to_end(&mut got))
-        .await
-        .expect("the connection was not closed");
-    got
-}
-
-fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_silent_plaintext_client_of_an_opaque_permissive_port_is_greeted() {
     let dir = tempfile::tempdir().unwrap();
     let certs = issuer(dir.path())("emoji");
-    let (app, accepted) = greeting_app().await;
-    let sidecar = sidecar(&inbound(&certs, app, "permissive", ""));
+    let app = greeting_app().await;
+    let sidecar = sidecar(&inbound(&certs, app.addr, "permissive", ""));
 
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
-    let mut got = [0; GREETING.len()];
-    tokio::time::timeout(BOUND, tcp.read_exact(&mut got))
-        .await
-        .expect("no greeting")
-        .unwrap();
-    assert_eq!(got, GREETING);
+    read_greeting(&mut tcp).await;
     tcp.write_all(b"HELO web\r\n").await.unwrap();
     tcp.shutdown().await.unwrap();
-    assert_eq!(rest(&mut tcp).await, b"HELO web\r\n");
-    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(read_to_close(&mut tcp).await, b"HELO web\r\n");
+    assert_eq!(app.accepted.load(Ordering::Relaxed), 1);
 
     let metrics = scrape(sidecar.admin).await;
     let plaintext = [
@@ -131,12 +64,12 @@ async fn a_silent_plaintext_client_of_an_opaque_permissive_port_is_greeted() {
 async fn a_silent_client_of_an_opaque_strict_port_is_closed() {
     let dir = tempfile::tempdir().unwrap();
     let certs = issuer(dir.path())("emoji");
-    let (app, accepted) = greeting_app().await;
-    let sidecar = sidecar(&inbound(&certs, app, "strict", ""));
+    let app = greeting_app().await;
+    let sidecar = sidecar(&inbound(&certs, app.addr, "strict", ""));
 
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
-    assert_eq!(rest(&mut tcp).await, b"");
-    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+    assert_eq!(read_to_close(&mut tcp).await, b"");
+    assert_eq!(app.accepted.load(Ordering::Relaxed), 0);
     let metrics = scrape(sidecar.admin).await;
     let timeouts = ["direction=\"inbound\"", "reason=\"timeout\""];
     assert_eq!(
@@ -176,18 +109,18 @@ spec:
 async fn a_server_that_requires_an_identity_refuses_the_silent_plaintext_client() {
     let dir = tempfile::tempdir().unwrap();
     let certs = issuer(dir.path())("db");
-    let (app, accepted) = greeting_app().await;
+    let app = greeting_app().await;
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, identity_required(app.port())).unwrap();
+    std::fs::write(&policy, identity_required(app.addr.port())).unwrap();
     let extra = format!(
         "policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: db}}\n  files: [{}]\n",
         policy.display(),
     );
-    let sidecar = sidecar(&inbound(&certs, app, "permissive", &extra));
+    let sidecar = sidecar(&inbound(&certs, app.addr, "permissive", &extra));
 
     let mut tcp = TcpStream::connect(sidecar.inbound[0]).await.unwrap();
-    assert_eq!(rest(&mut tcp).await, b"");
-    assert_eq!(accepted.load(Ordering::Relaxed), 0);
+    assert_eq!(read_to_close(&mut tcp).await, b"");
+    assert_eq!(app.accepted.load(Ordering::Relaxed), 0);
     let metrics = scrape(sidecar.admin).await;
     let denied = series(
         &metrics,

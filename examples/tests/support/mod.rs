@@ -444,3 +444,93 @@ pub async fn per_connection_app() -> (SocketAddr, Arc<AtomicUsize>) {
     });
     (addr, accepted)
 }
+
+/// What [`greeting_app`] sends first on each connection, before it reads:
+/// its server speaks first, as SMTP's and MySQL's do.
+pub const GREETING: &[u8] = b"220 db ready\r\n";
+
+/// A bound on each wait of [`read_greeting`] and [`read_to_close`], far
+/// above the detection timeouts the tests set (200 ms): the tests wait for
+/// events, and this only keeps a broken one from hanging.
+pub const WAIT_BOUND: Duration = Duration::from_secs(10);
+
+/// An application whose server speaks first: it sends [`GREETING`] on each
+/// connection, then echoes what it reads until the client's end.
+pub struct GreetingApp {
+    pub addr: SocketAddr,
+    /// The connections it accepted.
+    pub accepted: Arc<AtomicUsize>,
+    /// Every byte it read, from all its connections.
+    pub read: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// Starts a [`GreetingApp`] on a port of its own.
+pub async fn greeting_app() -> GreetingApp {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let read = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (count, all) = (accepted.clone(), read.clone());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            let all = all.clone();
+            tokio::spawn(async move {
+                if tcp.write_all(GREETING).await.is_err() {
+                    return;
+                }
+                let mut buf = [0; 1024];
+                while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                    all.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if tcp.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    GreetingApp {
+        addr,
+        accepted,
+        read,
+    }
+}
+
+/// Reads a [`GreetingApp`]'s greeting from `tcp`; fails the test if another
+/// or none arrives.
+pub async fn read_greeting(tcp: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+
+    let mut got = [0; GREETING.len()];
+    tokio::time::timeout(WAIT_BOUND, tcp.read_exact(&mut got))
+        .await
+        .expect("no greeting")
+        .unwrap();
+    assert_eq!(got, GREETING);
+}
+
+/// Everything `tcp` reads until the peer's end (or a reset); fails the test
+/// if the connection stays open.
+pub async fn read_to_close(tcp: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(WAIT_BOUND, tcp.read_to_end(&mut got))
+        .await
+        .expect("the connection was not closed");
+    got
+}
+
+/// The sum of the samples of `family` in the Prometheus text `metrics`
+/// whose labels include every one of `labels` (each `name="value"`).
+pub fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
