@@ -116,17 +116,6 @@ async fn refused_round_trip(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     back
 }
 
-/// The value of the series of `family` whose labels include all of
-/// `labels`, summed; 0 when there is none.
-fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_mebibyte_crosses_two_sidecars_over_mtls_and_both_count_the_peer() {
     let (app, _) = tcp_echo().await;
