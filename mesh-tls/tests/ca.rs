@@ -84,10 +84,8 @@ fn a_key_is_never_written_through_a_link_at_its_temporary_name() {
     CredentialFiles::in_dir(&out).read().unwrap();
 }
 
-/// An extra DNS name goes into a dNSName SAN, which holds a host name in
-/// its preferred syntax (RFC 5280 §4.2.1.6), optionally a wildcard: the CA
-/// refuses anything else by name, rather than sign it into a certificate
-/// that tools choke on.
+/// An extra DNS name that is no host name is refused by name (RFC 5280
+/// §4.2.1.6 wants a host name in a dNSName SAN), before the rule below.
 #[test]
 fn extra_dns_names_that_are_not_host_names_are_refused_by_name() {
     let ca = ca();
@@ -112,16 +110,60 @@ fn extra_dns_names_that_are_not_host_names_are_refused_by_name() {
         );
         assert!(error.to_string().contains(&format!("{bad:?}")), "{error}");
     }
-    for good in [
+}
+
+/// A certificate names its identity and nothing else, as Linkerd's
+/// identity service issues them (its CSR check wants exactly one DNS name,
+/// the identity's, and no other SAN): a client expecting a DNS-style
+/// identity accepts any DNS name of a certificate, so an extra name,
+/// within the trust domain or not, would let the workload pass for
+/// whoever that name identifies.
+#[test]
+fn extra_dns_names_besides_the_identity_are_refused_naming_both() {
+    let ca = ca();
+    for extra in [
         "localhost",
         "api.shop.svc.cluster.local",
-        "*.shop.svc",
-        "my_host.local",
-        "API.Shop.svc",
+        "api.emojivoto.serviceaccount.identity.linkerd.example.org",
+        "*.example.org",
+        "evil.com",
     ] {
-        let request = IssueRequest::new(id(WEB)).with_dns_name(good);
-        ca.issue_with(&request).unwrap().credentials().unwrap();
+        let request = IssueRequest::new(id(WEB)).with_dns_name(extra);
+        let error = ca.issue_with(&request).unwrap_err();
+        assert!(
+            matches!(&error, CaError::ExtraDnsName { name, identity }
+                if name == extra && *identity == id(WEB)),
+            "{extra:?}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&format!("{extra:?}")), "{message}");
+        assert!(message.contains(WEB), "{message}");
     }
+
+    // A DNS-style identity's own name, in any case, is what the
+    // certificate carries anyway: it is written once.
+    let dns_ca = CertificateAuthority::generate("cluster.local".parse().unwrap()).unwrap();
+    let dns_id = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+    let issued = dns_ca
+        .issue_with(
+            &IssueRequest::new(id(dns_id))
+                .with_dns_name(dns_id)
+                .with_dns_name(dns_id.to_uppercase()),
+        )
+        .unwrap();
+    let creds = issued.credentials().unwrap();
+    assert_eq!(
+        sans(creds.chain()[0].as_ref()),
+        (vec![], vec![dns_id.to_owned()])
+    );
+    let other = "api.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+    let error = dns_ca
+        .issue_with(&IssueRequest::new(id(dns_id)).with_dns_name(other))
+        .unwrap_err();
+    assert!(
+        matches!(&error, CaError::ExtraDnsName { name, .. } if name == other),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -181,15 +223,10 @@ fn sans(der: &[u8]) -> (Vec<String>, Vec<String>) {
 #[test]
 fn workload_certificates_carry_the_identity_both_purposes_and_a_p256_key() {
     let ca = ca();
-    let issued = ca
-        .issue_with(&IssueRequest::new(id(WEB)).with_dns_name("localhost"))
-        .unwrap();
+    let issued = ca.issue_with(&IssueRequest::new(id(WEB))).unwrap();
     let creds = issued.credentials().unwrap();
     let der = creds.chain()[0].as_ref();
-    assert_eq!(
-        sans(der),
-        (vec![WEB.to_owned()], vec!["localhost".to_owned()])
-    );
+    assert_eq!(sans(der), (vec![WEB.to_owned()], vec![]));
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && eku.client_auth);

@@ -54,6 +54,16 @@ pub enum CaError {
     /// host name (letters, digits, `-` and `_` in dot-separated labels, the
     /// last not numeric, no final dot), optionally under a `*.` wildcard.
     InvalidDnsName(String),
+    /// An extra DNS name of an [`IssueRequest`](super::IssueRequest) is not
+    /// the identity's own: the CA writes no name but the identity, since a
+    /// client expecting a DNS-style identity accepts a certificate for any
+    /// DNS name it carries.
+    ExtraDnsName {
+        /// The name asked for.
+        name: String,
+        /// The identity the certificate names.
+        identity: Identity,
+    },
     /// The certificate would outlive the issuer that signs it: a ttl that
     /// ends by `issuer_not_after` would do, or the CA needs a new issuer.
     OutlivesIssuer {
@@ -153,6 +163,12 @@ impl fmt::Display for CaError {
             Self::InvalidDnsName(name) => write!(
                 f,
                 "extra dns name {name:?} is not a host name (or a *. wildcard over one)"
+            ),
+            Self::ExtraDnsName { name, identity } => write!(
+                f,
+                "extra dns name {name:?} refused: a certificate names only its identity, \
+                 {identity}, since clients expecting a dns-style identity accept any dns name \
+                 it carries"
             ),
             Self::OutlivesIssuer {
                 not_after,

@@ -27,20 +27,21 @@ pub struct IssueRequest {
     /// peers whose clocks run behind (the minute is added to the lifetime,
     /// not taken out of it).
     pub not_before: Option<SystemTime>,
-    /// DNS names to add beside the identity, for tools that check
-    /// hostnames (curl wants `localhost` when it dials localhost). Default
-    /// none.
+    /// DNS names to add beside the identity. Default none, and none is
+    /// accepted but a DNS-style identity's own name (in any case), which
+    /// the certificate carries anyway: [`CaError::ExtraDnsName`] otherwise.
     ///
-    /// They are not checked against the trust domain, so that service
-    /// hostnames (`api.shop.svc.cluster.local`) can be added, but a name
-    /// that is also a valid DNS-style identity is proved by the
-    /// certificate like its identity: a client expecting that identity
-    /// accepts it, as Linkerd's clients do (see
-    /// [what a certificate proves](crate::connect#what-a-certificate-proves)).
-    /// Add only names the workload owns. Each must be a host name,
-    /// optionally under a `*.` wildcard ([`CaError::InvalidDnsName`]
-    /// otherwise).
+    /// A certificate names its identity and nothing else, as Linkerd's
+    /// identity service issues them (it signs a request only when its one
+    /// DNS name is the identity's). A client expecting a DNS-style identity
+    /// accepts any DNS name of a certificate, as Linkerd's clients do (see
+    /// [what a certificate proves](crate::connect#what-a-certificate-proves)),
+    /// so an extra name, a service hostname or `localhost` alike, would
+    /// let the workload pass for whoever that name identifies. A name that
+    /// is no host name (optionally under a `*.` wildcard) is refused first,
+    /// as [`CaError::InvalidDnsName`].
     ///
+    /// [`CaError::ExtraDnsName`]: super::CaError::ExtraDnsName
     /// [`CaError::InvalidDnsName`]: super::CaError::InvalidDnsName
     pub dns_names: Vec<String>,
 }
@@ -70,7 +71,8 @@ impl IssueRequest {
         self
     }
 
-    /// Adds a DNS name beside the identity.
+    /// Adds a DNS name beside the identity, which the CA refuses unless it
+    /// is a DNS-style identity's own (see [`dns_names`](Self::dns_names)).
     #[must_use]
     pub fn with_dns_name(mut self, name: impl Into<String>) -> Self {
         self.dns_names.push(name.into());
@@ -198,7 +200,8 @@ impl CertificateAuthority {
     /// [`CaError::IssuerExpired`] once the issuer has expired;
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::InvalidDnsName`] for an extra DNS name that
-    /// is no host name.
+    /// is no host name, and [`CaError::ExtraDnsName`] for one that is not
+    /// the identity's own.
     pub fn issue_with(&self, request: &IssueRequest) -> Result<IssuedCertificate, CaError> {
         let identity = &request.identity;
         if !in_trust_domain(&self.trust_domain, identity) {
@@ -221,13 +224,20 @@ impl CertificateAuthority {
         } else {
             SanType::DnsName(name)
         }];
+        // The identity is the only name written, as Linkerd's identity
+        // service writes only the identity's: a client expecting a
+        // DNS-style identity accepts any DNS name of a certificate, so an
+        // extra one would let this workload pass for whoever it names.
         for dns in &request.dns_names {
             if !is_host_name(dns) {
                 return Err(CaError::InvalidDnsName(dns.clone()));
             }
-            params
-                .subject_alt_names
-                .push(SanType::DnsName(dns.as_str().try_into()?));
+            if identity.is_spiffe() || !dns.eq_ignore_ascii_case(identity.as_str()) {
+                return Err(CaError::ExtraDnsName {
+                    name: dns.clone(),
+                    identity: identity.clone(),
+                });
+            }
         }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -17,10 +17,11 @@
 //!
 //! Workload certificates carry both the server and the client
 //! authentication purposes, because a meshed workload is both. The CA
-//! refuses a certificate's identity outside its trust domain; the extra
-//! DNS names a request may add ([`IssueRequest::with_dns_name`]) are
-//! written as asked, whatever domain they name: this CA's caller holds
-//! the issuer's key, and could sign any name with it anyway.
+//! refuses a certificate's identity outside its trust domain, and any
+//! name beside the identity ([`IssueRequest::with_dns_name`]): as
+//! Linkerd's identity service, it signs only the identity's name, since a
+//! client expecting a DNS-style identity accepts a certificate for any DNS
+//! name it carries.
 //!
 //! # Validity and renewal
 //!

@@ -32,8 +32,8 @@
 //! proves to clients every DNS-style name it carries, while a server reads
 //! one identity from it (the SPIFFE ID, else the first DNS identity). An
 //! issuer that adds DNS names to a certificate (service hostnames beside a
-//! SPIFFE ID, say) vouches for each of them as an identity; the mesh's CA
-//! adds only those asked for
+//! SPIFFE ID, say) vouches for each of them as an identity; the mesh's CA,
+//! like Linkerd's, adds none
 //! ([`IssueRequest::dns_names`](crate::ca::IssueRequest::dns_names)).
 //!
 //! The chain is checked by webpki as for any TLS server, and on top every
