@@ -14,8 +14,11 @@
 //! | `tcp_series_overflow_total` | counter | `family` |
 //!
 //! `peer` is `src` for accepted connections and `dst` for ones we opened.
-//! `errno` is empty for a clean close, or the error that ended the
-//! connection (`ECONNRESET`, `EPIPE`, `ETIMEDOUT`, ...).
+//! `errno` is empty for a clean close, or the name of the socket error that
+//! ended the connection (`ECONNRESET`, `EPIPE`, `ETIMEDOUT`, `ENETDOWN`,
+//! ...), as Linkerd names it: any errno by its name, a number without one
+//! `UNKNOWN_ERRNO`. An error that carries no errno, from a layer above the
+//! socket, is a clean close for this family, as in Linkerd.
 //!
 //! # Where TLS labels come from
 //!
@@ -39,6 +42,7 @@
 
 mod accept;
 mod connect;
+mod errno;
 mod io;
 
 use std::sync::Arc;
