@@ -154,9 +154,12 @@ fn main() -> ExitCode {
             for cause in mesh_examples::causes(&error) {
                 eprintln!("  caused by: {cause}");
             }
-            if matches!(error, demo::DemoError::Start(..)) && config.admin_port != 0 {
+            // Only a taken port is cured by other ports: a sidecar out of
+            // file descriptors, say, would fail on any.
+            if let Some(taken) = error.taken_admin_port() {
                 eprintln!(
-                    "  hint: if ports {}-{} are taken, `--admin-port 0` lets the system pick",
+                    "  hint: {taken} is taken; the admin servers use ports {}-{}, \
+                     and `--admin-port 0` lets the system pick them",
                     config.admin_port,
                     config.admin_port.saturating_add(3)
                 );

@@ -118,6 +118,35 @@ pub enum DemoError {
     Invalid(&'static str),
 }
 
+impl DemoError {
+    /// The admin address a sidecar could not listen on because something
+    /// else already does: the one failure that `--admin-port 0`, letting
+    /// the system pick the admin ports, cures. `None` for any other
+    /// failure, such as a process out of file descriptors, where other
+    /// ports would not help, or a port the system was already picking
+    /// (on Linux, a system out of ephemeral ports answers "in use" for
+    /// port 0 too).
+    pub fn taken_admin_port(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Start(
+                _,
+                StartError::Bind {
+                    field,
+                    addr,
+                    source,
+                    ..
+                },
+            ) if field == "admin.listen"
+                && addr.port() != 0
+                && source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                Some(*addr)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for DemoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
