@@ -34,8 +34,10 @@
 //! not known yet; until they are, requests wait for them, as when
 //! failure accrual has taken every endpoint out, and after the fail-fast
 //! timeout (3 s by default) get the mesh's `503` (`mesh-error: service in
-//! fail-fast`) at once until endpoints come ([`queue`](super::queue)). An
-//! update wakes the requests waiting.
+//! fail-fast`) at once until endpoints come ([`queue`](super::queue)).
+//! The connections of a [`ForwardTcp`](super::ForwardTcp) over the set
+//! wait the same way, and are closed where a request would get the
+//! `503`. An update wakes the requests and connections waiting.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -65,8 +67,8 @@ impl EndpointSet {
         Ok(Self::from_balancer(Balancer::non_empty(endpoints)?))
     }
 
-    /// A set whose endpoints are not known yet. Requests wait for the
-    /// first [`update`](Self::update), then fail fast (see
+    /// A set whose endpoints are not known yet. Requests and connections
+    /// wait for the first [`update`](Self::update), then fail fast (see
     /// [`queue`](super::queue)).
     pub fn empty() -> Self {
         Self::from_balancer(Balancer::new([], None))
@@ -88,9 +90,11 @@ impl EndpointSet {
         Self::from_balancer(self.current.load().with_accrual(Some(accrual)))
     }
 
-    /// Has requests that find no endpoint ready wait for one as `queue`
-    /// says, then fail fast (see [`queue`](super::queue)). By default they
-    /// wait as Linkerd's do: up to 10 000 of them, for 3 s.
+    /// Has requests (and the connections of a
+    /// [`ForwardTcp`](super::ForwardTcp)) that find no endpoint ready wait
+    /// for one as `queue` says, then fail fast (see
+    /// [`queue`](super::queue)). By default they wait as Linkerd's do: up
+    /// to 10 000 of them, for 3 s.
     ///
     /// The set returned starts fresh and is not shared with clones of
     /// `self`: set this before handing the set out.

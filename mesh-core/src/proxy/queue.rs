@@ -17,11 +17,19 @@
 //! balancer has no endpoint ready; when none has become ready within the
 //! fail-fast timeout, the service goes into *fail-fast*, and the waiting
 //! requests and every new one fail at once (`service in fail-fast`)
-//! until an endpoint is ready again. Its defaults for HTTP are a capacity
-//! of 10 000 requests and a timeout of 3 s
+//! until an endpoint is ready again. Its outbound defaults are a capacity
+//! of 10 000 and a timeout of 3 s, for HTTP requests
 //! (`LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_CAPACITY`,
-//! `LINKERD2_PROXY_OUTBOUND_HTTP_QUEUE_FAILFAST_TIMEOUT`), and they are
-//! the defaults here.
+//! `LINKERD2_PROXY_OUTBOUND_HTTP_FAILFAST_TIMEOUT`) and for opaque TCP
+//! connections alike (`LINKERD2_PROXY_OUTBOUND_TCP_QUEUE_CAPACITY`,
+//! `LINKERD2_PROXY_OUTBOUND_TCP_FAILFAST_TIMEOUT`; linkerd2-proxy
+//! `linkerd/app/src/env.rs`), and they are the defaults here. Linkerd's
+//! queue is a bounded channel, which cannot have a capacity of 0.
+//!
+//! The same queue holds the connections of a
+//! [`ForwardTcp`](super::ForwardTcp) and the `CONNECT`s it tunnels
+//! ([`tcp`](super::tcp)): a connection waits as a request does, and one
+//! refused is closed (a `CONNECT` is answered `503`).
 //!
 //! # How
 //!
@@ -57,8 +65,9 @@ use std::{
 
 use tokio::{sync::Notify, time::Instant};
 
-/// How requests wait for an endpoint: how many at most, and for how long
-/// before the service goes into fail-fast. See the [module docs](self).
+/// How requests (or connections) wait for an endpoint: how many at most,
+/// and for how long before the service goes into fail-fast. See the
+/// [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Queue {
     capacity: usize,
@@ -66,7 +75,7 @@ pub struct Queue {
 }
 
 impl Default for Queue {
-    /// Linkerd's for HTTP: 10 000 requests, 3 s.
+    /// Linkerd's for outbound HTTP and TCP: 10 000 waiting, 3 s.
     fn default() -> Self {
         Self {
             capacity: 10_000,

@@ -43,14 +43,27 @@
 //! A connect that fails closes the client's connection: a byte stream has
 //! no way to carry an error, so the client sees its connection end.
 //! The failure is logged at `debug` with the endpoint, and returned as a
-//! [`ConnectFailed`], which names it. When there is no endpoint (the set
-//! is still empty, or failure accrual took every one out) the connection
-//! is closed at once and the service returns [`NoEndpoints`].
+//! [`ConnectFailed`], which names it.
+//!
+//! A connection that finds no endpoint ready (the set is still empty,
+//! failure accrual took every one out, or the one left is probing) waits
+//! for one in the balancer's queue, as an HTTP request does
+//! ([`queue`](super::queue)), and as Linkerd's proxy queues outbound TCP
+//! connections (`LINKERD2_PROXY_OUTBOUND_TCP_QUEUE_CAPACITY` and
+//! `..._TCP_FAILFAST_TIMEOUT`, 10 000 connections and 3 s by default,
+//! which are the defaults here too; [`with_queue`](ForwardTcp::with_queue)
+//! or [`EndpointSet::with_queue`] sets others). Its client's connection
+//! is held open meanwhile, and whatever the client sends waits in it.
+//! When no endpoint has been ready for the fail-fast timeout, the waiting
+//! connections and every new one that finds none are closed at once
+//! until an endpoint is ready again, and the service returns
+//! [`NoEndpoints`]; so is a connection beyond the queue's capacity.
 //!
 //! [`ForwardTcp::connect`] does the connect alone, for a caller that must
 //! know the outcome before it has a connection to forward (a `CONNECT`
 //! tunnel answers `502` rather than `200` when it fails; see
-//! [`connect`](super::connect)).
+//! [`connect`](super::connect)). It waits in the same queue, and ends
+//! with [`NoEndpoints`] where a connection would be closed.
 //!
 //! ```
 //! use std::time::Duration;
@@ -85,6 +98,7 @@ use super::{
     balance::{Balancer, Established, Pending},
     endpoints::{EndpointSet, Reader},
     forward::NoEndpoints,
+    queue::Queue,
 };
 use crate::{conn::ConnectionInfo, error::BoxError, io::BoxIo, serve::OpaqueConnection};
 
@@ -132,7 +146,8 @@ impl<C> ForwardTcp<C> {
 
     /// Forwards to whatever `endpoints` holds at each connection, through
     /// `connector`. While the set is [empty](EndpointSet::empty),
-    /// connections are closed at once.
+    /// connections wait for its first endpoints, then fail fast (see
+    /// [`queue`](super::queue)).
     pub fn with_endpoints(connector: C, endpoints: &EndpointSet) -> Self {
         Self {
             connector,
@@ -150,6 +165,22 @@ impl<C> ForwardTcp<C> {
     #[must_use]
     pub fn with_failure_accrual(mut self, accrual: FailureAccrual) -> Self {
         let balancer = self.endpoints.peek().with_accrual(Some(accrual));
+        self.endpoints = Reader::Fixed(Arc::new(balancer));
+        self
+    }
+
+    /// Has connections that find no endpoint ready wait for one as `queue`
+    /// says, then fail fast (see [`queue`](super::queue)); by default they
+    /// wait as Linkerd's outbound TCP connections do, up to 10 000 of
+    /// them for 3 s.
+    ///
+    /// As [`with_failure_accrual`](Self::with_failure_accrual), the
+    /// endpoints start fresh and are fixed from then on: a `ForwardTcp`
+    /// over an [`EndpointSet`] should have its set built with
+    /// [`EndpointSet::with_queue`] instead.
+    #[must_use]
+    pub fn with_queue(mut self, queue: Queue) -> Self {
+        let balancer = self.endpoints.peek().with_queue(queue);
         self.endpoints = Reader::Fixed(Arc::new(balancer));
         self
     }
@@ -174,7 +205,7 @@ where
 {
     type Response = ();
     type Error = BoxError;
-    type Future = ResponseFuture<C::Future>;
+    type Future = ResponseFuture<C, C::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.connector.poll_ready(cx).map_err(Into::into)
@@ -182,20 +213,38 @@ where
 
     fn call(&mut self, conn: OpaqueConnection) -> Self::Future {
         let OpaqueConnection { io, info } = conn;
-        let Some((endpoint, pending)) = self.endpoints.current().pick_connection() else {
-            tracing::debug!(
-                peer = %info.remote_addr,
-                "no endpoint to connect to: none yet, or every one out for failing; closing"
-            );
-            return ResponseFuture {
-                state: State::NoEndpoint,
-            };
-        };
-        let endpoint = endpoint.clone();
-        let uri = endpoint_uri(&endpoint);
+        let picked = self
+            .endpoints
+            .current()
+            .pick_connection()
+            .map(|(endpoint, pending)| (endpoint.clone(), pending));
         // The clone was never polled: the one driven to readiness connects.
         let clone = self.connector.clone();
         let mut connector = mem::replace(&mut self.connector, clone);
+        let Some((endpoint, pending)) = picked else {
+            // Rare: the connection waits for an endpoint, or is refused.
+            let endpoints = self.endpoints.current().len();
+            let forward = ForwardTcp {
+                connector,
+                endpoints: self.endpoints.clone(),
+                connect_timeout: self.connect_timeout,
+            };
+            let state = match Waiting::admit(forward) {
+                Ok(waiting) => {
+                    waiting::log_none_ready(endpoints, info.remote_addr);
+                    State::Waiting {
+                        waiting: Box::new(waiting),
+                        client: Some((io, info)),
+                    }
+                }
+                Err(refused) => {
+                    waiting::log_refused(refused, Some(info.remote_addr));
+                    State::NoEndpoint
+                }
+            };
+            return ResponseFuture { state };
+        };
+        let uri = endpoint_uri(&endpoint);
         let connect = tokio::time::timeout(self.connect_timeout, connector.call(uri));
         ResponseFuture {
             state: State::Connecting {
@@ -219,10 +268,11 @@ fn endpoint_uri(endpoint: &Authority) -> Uri {
 
 pin_project_lite::pin_project! {
     /// The future of one connection forwarded by [`ForwardTcp`]: it
-    /// connects, then copies bytes both ways until the connection ends.
-    pub struct ResponseFuture<F> {
+    /// waits for an endpoint if none is ready, connects, then copies
+    /// bytes both ways until the connection ends.
+    pub struct ResponseFuture<C, F> {
         #[pin]
-        state: State<F>,
+        state: State<C, F>,
     }
 }
 
@@ -232,8 +282,14 @@ type Pipe = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<C, F> {
         NoEndpoint,
+        Waiting {
+            // Boxed: only a connection that found no endpoint ready has it.
+            waiting: Box<Waiting<C>>,
+            // Taken when an endpoint is picked.
+            client: Option<(BoxIo, ConnectionInfo)>,
+        },
         Connecting {
             #[pin]
             connect: Timeout<F>,
@@ -251,10 +307,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<C, F> fmt::Debug for ResponseFuture<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::NoEndpoint => "no endpoint",
+            State::Waiting { .. } => "waiting for an endpoint",
             State::Connecting { .. } => "connecting",
             State::Copying { .. } => "copying",
             State::Done => "done",
@@ -265,10 +322,10 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, IO, E> Future for ResponseFuture<F>
+impl<C, IO> Future for ResponseFuture<C, C::Future>
 where
-    F: Future<Output = Result<IO, E>>,
-    E: Into<BoxError>,
+    C: Service<Uri, Response = IO>,
+    C::Error: Into<BoxError>,
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     type Output = Result<(), BoxError>;
@@ -276,11 +333,28 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let pipe = match this.state.as_mut().project() {
+            let next = match this.state.as_mut().project() {
                 StateProj::NoEndpoint => {
                     this.state.set(State::Done);
                     return Poll::Ready(Err(NoEndpoints.into()));
                 }
+                StateProj::Waiting { waiting, client } => match ready!(waiting.poll_pick(cx)) {
+                    Ok((endpoint, pending)) => {
+                        let forward = &mut waiting.forward;
+                        let connect = forward.connector.call(endpoint_uri(&endpoint));
+                        State::Connecting {
+                            connect: tokio::time::timeout(forward.connect_timeout, connect),
+                            client: client.take(),
+                            endpoint,
+                            pending,
+                        }
+                    }
+                    Err(refused) => {
+                        waiting::log_refused(refused, client.as_ref().map(|c| c.1.remote_addr));
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(NoEndpoints.into()));
+                    }
+                },
                 StateProj::Connecting {
                     connect,
                     client,
@@ -292,9 +366,9 @@ where
                         return Poll::Ready(Ok(()));
                     };
                     match connecting::settle(result, endpoint, pending.take()) {
-                        Ok((upstream, load)) => {
-                            Box::pin(pipe(io, upstream, info, endpoint.clone(), load)) as Pipe
-                        }
+                        Ok((upstream, load)) => State::Copying {
+                            pipe: Box::pin(pipe(io, upstream, info, endpoint.clone(), load)),
+                        },
                         Err(failed) => {
                             tracing::debug!(
                                 peer = %info.remote_addr,
@@ -316,7 +390,7 @@ where
                 }
                 StateProj::Done => return Poll::Ready(Ok(())),
             };
-            this.state.set(State::Copying { pipe });
+            this.state.set(next);
         }
     }
 }
@@ -358,6 +432,9 @@ where
 
 mod connecting;
 mod error;
+mod waiting;
+
+use self::waiting::Waiting;
 
 pub use self::{
     connecting::{Connected, Connecting},

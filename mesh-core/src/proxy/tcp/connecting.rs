@@ -20,7 +20,7 @@ use http::{Uri, uri::Authority};
 use tokio::time::{Timeout, error::Elapsed};
 use tower::Service;
 
-use super::{ConnectFailed, ForwardTcp, endpoint_uri, pipe};
+use super::{ConnectFailed, ForwardTcp, Waiting, endpoint_uri, pipe};
 use crate::{
     error::BoxError,
     proxy::{
@@ -70,6 +70,10 @@ pin_project_lite::pin_project! {
         Ready {
             forward: Option<ForwardTcp<C>>,
         },
+        // No endpoint was ready: boxed, as only such a connect has it.
+        Waiting {
+            waiting: Box<Waiting<C>>,
+        },
         Connecting {
             #[pin]
             connect: Timeout<F>,
@@ -86,6 +90,7 @@ impl<C, F> fmt::Debug for Connecting<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Ready { .. } => "ready",
+            State::Waiting { .. } => "waiting for an endpoint",
             State::Connecting { endpoint, .. } => endpoint.as_str(),
             State::Done => "done",
         };
@@ -104,27 +109,61 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::Ready { forward } => {
-                    let Some(forward) = forward.as_mut() else {
+                StateProj::Ready { forward: slot } => {
+                    let Some(forward) = slot.as_mut() else {
                         return Poll::Ready(Err(NoEndpoints.into()));
                     };
                     if let Err(error) = ready!(forward.connector.poll_ready(cx)) {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    let Some((endpoint, pending)) = forward.endpoints.current().pick_connection()
-                    else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(NoEndpoints.into()));
-                    };
-                    let endpoint = endpoint.clone();
-                    let connect = forward.connector.call(endpoint_uri(&endpoint));
-                    State::Connecting {
-                        connect: tokio::time::timeout(forward.connect_timeout, connect),
-                        endpoint,
-                        pending,
+                    let picked = forward
+                        .endpoints
+                        .current()
+                        .pick_connection()
+                        .map(|(endpoint, pending)| (endpoint.clone(), pending));
+                    match picked {
+                        Some((endpoint, pending)) => {
+                            let connect = forward.connector.call(endpoint_uri(&endpoint));
+                            State::Connecting {
+                                connect: tokio::time::timeout(forward.connect_timeout, connect),
+                                endpoint,
+                                pending,
+                            }
+                        }
+                        None => {
+                            let Some(forward) = slot.take() else {
+                                return Poll::Ready(Err(NoEndpoints.into()));
+                            };
+                            match Waiting::admit(forward) {
+                                Ok(waiting) => State::Waiting {
+                                    waiting: Box::new(waiting),
+                                },
+                                Err(refused) => {
+                                    super::waiting::log_refused(refused, None);
+                                    this.state.set(State::Done);
+                                    return Poll::Ready(Err(NoEndpoints.into()));
+                                }
+                            }
+                        }
                     }
                 }
+                StateProj::Waiting { waiting } => match ready!(waiting.poll_pick(cx)) {
+                    Ok((endpoint, pending)) => {
+                        let forward = &mut waiting.forward;
+                        let connect = forward.connector.call(endpoint_uri(&endpoint));
+                        State::Connecting {
+                            connect: tokio::time::timeout(forward.connect_timeout, connect),
+                            endpoint,
+                            pending,
+                        }
+                    }
+                    Err(refused) => {
+                        super::waiting::log_refused(refused, None);
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(NoEndpoints.into()));
+                    }
+                },
                 StateProj::Connecting {
                     connect,
                     endpoint,

@@ -18,7 +18,7 @@ use tower::{Service, ServiceExt};
 use super::{ConnectFailed, ForwardTcp};
 use crate::{
     conn::ConnectionInfo,
-    proxy::{EndpointSet, NoEndpoints},
+    proxy::{EndpointSet, NoEndpoints, Queue},
     serve::OpaqueConnection,
 };
 
@@ -98,12 +98,14 @@ async fn a_refused_connect_closes_the_client_and_names_the_endpoint() {
     assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
 }
 
-#[tokio::test]
-async fn without_endpoints_the_connection_is_closed_at_once() {
+#[tokio::test(start_paused = true)]
+async fn without_endpoints_the_connection_waits_the_failfast_timeout_then_is_closed() {
     let set = EndpointSet::empty();
     let forward = ForwardTcp::with_endpoints(connector(), &set);
     let (conn, mut client) = connection();
+    let start = tokio::time::Instant::now();
     let error = forward.oneshot(conn).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(3), "Linkerd's default");
     assert!(error.is::<NoEndpoints>(), "{error}");
     let mut buf = [0; 1];
     assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
@@ -111,9 +113,38 @@ async fn without_endpoints_the_connection_is_closed_at_once() {
 }
 
 #[tokio::test]
+async fn without_endpoints_and_a_queue_that_does_not_wait_the_connection_is_closed_at_once() {
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let (conn, mut client) = connection();
+    let error = forward.oneshot(conn).await.unwrap_err();
+    assert!(error.is::<NoEndpoints>(), "{error}");
+    let mut buf = [0; 1];
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+}
+
+#[tokio::test]
+async fn a_waiting_connection_given_up_gives_its_place_back() {
+    let set = EndpointSet::empty();
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let gate = forward.endpoints.peek().gate().clone();
+    let (conn, _client) = connection();
+    let mut waiting = Box::pin(forward.clone().oneshot(conn));
+    assert!(futures_util::FutureExt::now_or_never(&mut waiting).is_none());
+    assert_eq!(gate.waiters(), 1);
+    drop(waiting);
+    assert_eq!(gate.waiters(), 0);
+    let mut connecting = Box::pin(forward.connect());
+    assert!(futures_util::FutureExt::now_or_never(&mut connecting).is_none());
+    assert_eq!(gate.waiters(), 1, "a CONNECT waits too");
+    drop(connecting);
+    assert_eq!(gate.waiters(), 0);
+}
+
+#[tokio::test]
 async fn a_set_that_gains_endpoints_is_used_by_the_next_connection() {
     let (endpoint, accepted) = echo().await;
-    let set = EndpointSet::empty();
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
     let forward = ForwardTcp::with_endpoints(connector(), &set);
     let (conn, _client) = connection();
     let error = forward.clone().oneshot(conn).await.unwrap_err();
@@ -242,7 +273,8 @@ async fn connect_alone_names_the_endpoint_that_refused_or_says_there_is_none() {
         error.downcast_ref::<ConnectFailed>().unwrap().endpoint(),
         endpoint
     );
-    let forward = ForwardTcp::with_endpoints(connector(), &EndpointSet::empty());
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
     let error = forward.connect().await.unwrap_err();
     assert!(error.is::<NoEndpoints>(), "{error}");
 }
