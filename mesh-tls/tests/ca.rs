@@ -563,3 +563,79 @@ fn a_ca_write_that_fails_part_way_leaves_no_trust_anchor_and_can_be_retried() {
     ca::write_ca(dir.path(), &domain).unwrap();
     CertificateAuthority::load(dir.path()).unwrap();
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A write that fails part-way leaves no temporary file behind: the one
+/// beside the issuer key holds the key, which must not lie about under
+/// another name once the write is given up.
+#[test]
+fn a_failed_write_leaves_no_temporary_file_holding_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let obstacle = dir.path().join(ca::ISSUER_KEY_FILE);
+    std::fs::create_dir(&obstacle).unwrap();
+    std::fs::write(obstacle.join("keep"), "x").unwrap();
+    ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap_err();
+    assert_eq!(
+        names_in(dir.path()),
+        [ca::CA_KEY_FILE, ca::ISSUER_CERT_FILE, ca::ISSUER_KEY_FILE],
+        "no temporary file is left"
+    );
+}
+
+/// A renewal replaces the files of the last one: each is renamed over the
+/// old, so a reader that opened the old file reads it whole, the new file
+/// has its own mode whatever the old one had (a key copied in with 0644
+/// becomes 0600), a link at a file's name is replaced rather than written
+/// through, and no temporary file is left.
+#[cfg(unix)]
+#[test]
+fn a_renewal_renames_each_file_over_the_last_with_keys_0600() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("web");
+    let ca = ca();
+    let first = ca.issue(&id(WEB), HOUR).unwrap();
+    first.write(&out).unwrap();
+    let key = out.join("tls.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut old_key = std::fs::File::open(&key).unwrap();
+    let elsewhere = dir.path().join("elsewhere.crt");
+    std::fs::write(&elsewhere, first.chain_pem()).unwrap();
+    std::fs::remove_file(out.join("tls.crt")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("tls.crt")).unwrap();
+
+    let second = ca.issue(&id(WEB), HOUR).unwrap();
+    second.write(&out).unwrap();
+    let mut read = String::new();
+    old_key.read_to_string(&mut read).unwrap();
+    assert_eq!(
+        read,
+        first.key_pem(),
+        "the old file stays whole for its readers"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), second.key_pem());
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&out.join("tls.crt")), 0o644);
+    assert!(
+        std::fs::symlink_metadata(out.join("tls.crt"))
+            .unwrap()
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        first.chain_pem()
+    );
+    assert_eq!(names_in(&out), ["ca.crt", "tls.crt", "tls.key"]);
+    let creds = CredentialFiles::in_dir(&out).read().unwrap();
+    assert_eq!(creds.not_after(), second.not_after());
+}

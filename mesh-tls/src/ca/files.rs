@@ -45,7 +45,9 @@ pub fn write_ca(dir: &Path, trust_domain: &TrustDomain) -> Result<CertificateAut
 /// Issues a certificate for `identity` living `ttl` from the CA in
 /// `ca_dir`, and writes it into `out_dir` (created if missing): what
 /// `sidecar certs issue` does. Existing files are replaced, each
-/// atomically, so a watching store sees either the old file or the new.
+/// atomically, so a watching store sees either the old file or the new,
+/// and durably: once this returns, a crash does not bring the old ones
+/// back.
 ///
 /// # Errors
 ///
@@ -174,13 +176,28 @@ fn read(path: &Path) -> Result<String, CaError> {
     Ok(contents)
 }
 
+/// Creates `dir` and its missing parents, durably: a new directory is an
+/// entry of its parent, lost in a crash with everything written into it
+/// unless the parent is synced too.
 fn create_dir(dir: &Path) -> Result<(), CaError> {
-    fs::create_dir_all(dir).map_err(|source| io_error(dir, source))
+    // The directories about to be created, deepest first.
+    let created: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    for new in created.into_iter().rev() {
+        sync_dir(parent_of(new)).map_err(|source| io_error(new, source))?;
+    }
+    Ok(())
 }
 
-/// Writes `contents` to a temporary file beside `path` with `mode`, then
-/// renames it over `path`: readers see the old file or the new, never
-/// half of one, and a key is never readable by others, even briefly.
+/// Writes `contents` to a temporary file beside `path` with `mode`, syncs
+/// it, renames it over `path` and syncs the directory: readers see the old
+/// file or the new, never half of one, a key is never readable by others,
+/// even briefly, and once this returns a crash keeps the new file (the
+/// last good one of a rotation is never lost to a rename still in the
+/// page cache).
 ///
 /// The temporary file is always a new one: whatever sits at its name (a
 /// file left by an interrupted write, or a symbolic link planted by
@@ -216,9 +233,43 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), CaError> {
         file.write_all(contents.as_bytes())?;
         file.sync_all()
     });
-    written
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| io_error(path, source))
+    let renamed = written.and_then(|()| fs::rename(&tmp, path));
+    if let Err(source) = renamed {
+        // Given up: the temporary file (a key, perhaps) is not left lying
+        // about under another name.
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error(path, source));
+    }
+    sync_dir(parent_of(path)).map_err(|source| io_error(path, source))
+}
+
+/// The directory holding `path`: its parent, or the current directory for
+/// a bare file name.
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Flushes `dir`'s entries to disk. A rename is durable only once the
+/// directory holding it is: until then a crash may bring back the old
+/// file, or, for a new name, no file at all, whatever was synced of the
+/// file itself. Synced after each rename, the files of a CA or of a
+/// renewal also reach the disk in the order they are written, which is
+/// what [`CertificateAuthority::write`] relies on to write `ca.crt` last.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows has no handle on a directory to flush, and renames
+        // through the journal of NTFS.
+        let _ = dir;
+        Ok(())
+    }
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> CaError {

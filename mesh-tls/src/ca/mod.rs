@@ -50,7 +50,11 @@
 //! [`MIN_RENEWED_TTL`] (15 s), because the loop never waits less than
 //! 10 s, and a shorter certificate would expire before it is replaced.
 //!
-//! The file layout, as [`write_ca`] and [`issue`] write it (keys mode 0600):
+//! Each file is written to a temporary file beside it, synced, renamed
+//! over the old one, and its directory synced: readers never see half a
+//! file, and a crash after a rotation never brings back the certificate it
+//! replaced, or loses both. The file layout, as [`write_ca`] and [`issue`]
+//! write it (keys mode 0600):
 //!
 //! ```text
 //! <ca dir>/ca.crt       trust anchor certificate: the trust bundle
