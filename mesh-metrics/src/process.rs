@@ -165,11 +165,19 @@ fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: f64
     gauge.encode(metric)
 }
 
-/// The fields of `/proc/self/stat` after the command name, which may itself
-/// hold spaces and parentheses: field 3 (`state`) is index 0.
+/// The fields of `/proc/self/stat` after the command name: field 3
+/// (`state`) is index 0.
 fn stat_fields() -> Option<Vec<String>> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
+    after_comm(&fs::read("/proc/self/stat").ok()?)
+}
+
+/// The fields of a `stat` line after its command name. The name is the
+/// program's, as the kernel keeps it: it may hold spaces and parentheses,
+/// so it ends at the last `)`, and it is bytes, not text: cut to 15 bytes,
+/// a UTF-8 name can end inside a character. The fields after it are ASCII.
+fn after_comm(stat: &[u8]) -> Option<Vec<String>> {
+    let end = stat.iter().rposition(|&b| b == b')')?;
+    let after = std::str::from_utf8(stat.get(end + 1..)?).ok()?;
     Some(after.split_whitespace().map(str::to_owned).collect())
 }
 
@@ -260,6 +268,17 @@ mod tests {
         assert!(value("process_open_fds") >= 3.0);
         assert!(value("process_max_fds") >= value("process_open_fds"));
         assert!(value("process_cpu_seconds_total") >= 0.0);
+    }
+
+    #[test]
+    fn stat_fields_follow_the_last_parenthesis_of_a_name_of_any_bytes() {
+        let stat = b"42 (a) b (\xe6\x97) S 1 42 42 0 -1 4194560 10 0 0 0 7 3 0 0 20 0 1 0 \
+                     5000 1000 200 18446744073709551615\n";
+        let fields = after_comm(stat).unwrap();
+        assert_eq!(fields[0], "S");
+        assert_eq!((fields[11].as_str(), fields[12].as_str()), ("7", "3"));
+        assert_eq!(fields[19], "5000");
+        assert_eq!(after_comm(b"42 no name"), None);
     }
 
     #[test]

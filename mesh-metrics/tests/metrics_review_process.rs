@@ -1,0 +1,42 @@
+//! The process families read `/proc/self/stat`, whose second field is the
+//! program's name as the kernel keeps it: 15 bytes at most, cut wherever
+//! they end, so a UTF-8 name can end inside a character, and it may hold
+//! spaces and parentheses. Whatever the name, the families that come from
+//! that file are in the scrape. This file is a test binary of its own, as
+//! it renames its process.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use mesh_metrics::{BuildInfo, register_process_metrics};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+#[test]
+fn cpu_and_start_time_are_read_whatever_the_process_name() {
+    // "a (b) ", then the first two bytes of a three-byte character, as a
+    // long UTF-8 program name is cut.
+    std::fs::write("/proc/self/comm", b"a (b) \xe6\x97").unwrap();
+    let stat = std::fs::read("/proc/self/stat").unwrap();
+    assert!(stat.windows(10).any(|w| w == b"(a (b) \xe6\x97)"));
+
+    let mut registry = Registry::default();
+    register_process_metrics(&mut registry, &BuildInfo::new("0.0.0"));
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = value("process_start_time_seconds");
+    assert!(
+        start <= now + 1.0 && start > now - 3600.0,
+        "{start} vs {now}"
+    );
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+}
