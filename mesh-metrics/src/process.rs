@@ -121,7 +121,9 @@ impl Collector for ProcessCollector {
             )?;
             counter.encode(metric)?;
         }
-        let status = fs::read_to_string("/proc/self/status").ok();
+        // Bytes, as `stat`: its first line is the program's name.
+        let status = fs::read("/proc/self/status").ok();
+        let status = status.as_deref().map(String::from_utf8_lossy);
         let kib = |field: &str| status.as_deref().and_then(|s| status_kib(s, field));
         if let Some(rss) = kib("VmRSS:") {
             gauge(

@@ -1,8 +1,8 @@
-//! The process families read `/proc/self/stat`, whose second field is the
-//! program's name as the kernel keeps it: 15 bytes at most, cut wherever
-//! they end, so a UTF-8 name can end inside a character, and it may hold
-//! spaces and parentheses. Whatever the name, the families that come from
-//! that file are in the scrape. This file is a test binary of its own, as
+//! The process families read `/proc/self/stat` and `/proc/self/status`,
+//! which hold the program's name as the kernel keeps it: 15 bytes at most,
+//! cut wherever they end, so a UTF-8 name can end inside a character, and
+//! it may hold spaces and parentheses. Whatever the name, the families that
+//! come from those files are in the scrape. This file is a test binary of its own, as
 //! it renames its process.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -11,7 +11,7 @@ use mesh_metrics::{BuildInfo, register_process_metrics};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
 #[test]
-fn cpu_and_start_time_are_read_whatever_the_process_name() {
+fn cpu_memory_and_start_time_are_read_whatever_the_process_name() {
     // "a (b) ", then the first two bytes of a three-byte character, as a
     // long UTF-8 program name is cut.
     std::fs::write("/proc/self/comm", b"a (b) \xe6\x97").unwrap();
@@ -39,4 +39,7 @@ fn cpu_and_start_time_are_read_whatever_the_process_name() {
         "{start} vs {now}"
     );
     assert!(value("process_cpu_seconds_total") >= 0.0);
+    // `/proc/self/status` begins with the same name.
+    assert!(value("process_resident_memory_bytes") > 1_000_000.0);
+    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
 }
