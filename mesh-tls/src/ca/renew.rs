@@ -41,27 +41,63 @@ impl CertificateAuthority {
     /// In the issuer's last `ttl`, certificates end with the issuer instead
     /// (as Linkerd's CA clamps them), and are renewed at 70 % of that
     /// shorter lifetime, so the workload keeps an identity until the issuer
-    /// itself expires. A failed issue (including a `ttl` under
-    /// [`MIN_RENEWED_TTL`], which
-    /// [`issue_within_issuer`](Self::issue_within_issuer) refuses up front)
-    /// is logged and retried after 10 seconds.
+    /// itself expires.
+    ///
+    /// A failed renewal (including a `ttl` under [`MIN_RENEWED_TTL`],
+    /// which [`issue_within_issuer`](Self::issue_within_issuer) refuses up
+    /// front, or a certificate the store refuses) is logged, the
+    /// certificate in service stays, and the renewal is tried again at
+    /// 70 % of the time that certificate has left, or after 10 seconds
+    /// when there is none: the schedule of Linkerd's proxy, which computes
+    /// its next attempt from the expiry of the certificate it holds
+    /// (linkerd2-proxy `identity-client`, `refresh_in`). The attempts come
+    /// ever closer as the certificate's end nears, rather than every 10
+    /// seconds for the hours a day-long certificate has left.
     pub async fn renew(self, store: CredentialStore, identity: Identity, ttl: Duration) {
         loop {
-            let issued = self
-                .issue_within_issuer(&identity, ttl)
-                .map_err(|e| Box::new(e) as mesh_core::BoxError)
-                .and_then(|(issued, _)| Ok((issued.credentials()?, issued)))
-                .and_then(|(creds, issued)| Ok(store.update(creds).map(|()| issued)?));
-            let wait = match issued {
-                Ok(issued) => issued.renew_after(SystemTime::now()),
-                Err(error) => {
-                    tracing::error!(%identity, %error, "cannot issue identity credentials");
-                    MIN_RENEW
-                }
-            };
+            let wait = self.renew_once(&store, &identity, ttl);
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// One pass of [`renew`](Self::renew): issues, puts the certificate in
+    /// service, and says how long to wait before the next pass.
+    pub(crate) fn renew_once(
+        &self,
+        store: &CredentialStore,
+        identity: &Identity,
+        ttl: Duration,
+    ) -> Duration {
+        let issued = self
+            .issue_within_issuer(identity, ttl)
+            .map_err(|e| Box::new(e) as mesh_core::BoxError)
+            .and_then(|(issued, _)| Ok((issued.credentials()?, issued)))
+            .and_then(|(creds, issued)| Ok(store.update(creds).map(|()| issued)?));
+        let now = SystemTime::now();
+        match issued {
+            Ok(issued) => issued.renew_after(now),
+            Err(error) => {
+                let wait = retry_after(store, now);
+                tracing::error!(
+                    %identity,
+                    error = %crate::creds::Causes(&*error),
+                    retry_in = ?wait,
+                    "cannot issue identity credentials; the ones in service stay"
+                );
+                wait
+            }
+        }
+    }
+}
+
+/// How long after a failed renewal at `now` to try again: 70 % of what the
+/// chain in service has left, within [`renew_after`]'s bounds, or the
+/// shortest wait when nothing valid is in service.
+fn retry_after(store: &CredentialStore, now: SystemTime) -> Duration {
+    store
+        .credentials()
+        .and_then(|creds| creds.chain_not_after().duration_since(now).ok())
+        .map_or(MIN_RENEW, renew_after)
 }
 
 impl CertificateAuthority {
