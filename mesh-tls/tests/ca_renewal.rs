@@ -1,11 +1,12 @@
-//! The CA's renewal loop when a renewal fails.
+//! The CA's renewal loop when a renewal fails, and when the CA directory
+//! it was loaded from changes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::time::Duration;
 
-use mesh_tls::{CredentialStore, StoreConfig};
+use mesh_tls::{CredentialSource, CredentialStore, StoreConfig, ca};
 use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
@@ -75,4 +76,64 @@ async fn without_a_certificate_a_failed_renewal_is_retried_every_ten_seconds() {
     settle().await;
     assert_eq!(rejected(&store), 2);
     renew.abort();
+}
+
+/// The issuer in a CA directory is replaced before it expires (Linkerd's
+/// identity service reloads its issuer when the files change, keeping the
+/// one it has when the new ones do not load). A sidecar issuing its own
+/// certificates from the directory signs its next one with the new issuer,
+/// and keeps the old issuer while the directory does not load.
+#[tokio::test(start_paused = true)]
+async fn a_ca_source_renews_with_the_issuer_now_in_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let first = ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
+    let store = CredentialStore::default();
+    let source = CredentialSource::Ca {
+        dir: ca_dir.clone(),
+        identity: id(WEB),
+        ttl: HOUR,
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    settle().await;
+    let issuer = |store: &CredentialStore| store.credentials().unwrap().chain()[1].clone();
+    let first_issuer = issuer(&store);
+
+    // A directory that does not load keeps the issuer in use.
+    std::fs::write(ca_dir.join(ca::ISSUER_KEY_FILE), "not a key").unwrap();
+    tokio::time::advance(HOUR.mul_f64(0.7) + Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 2, "renewed all the same");
+    assert_eq!(issuer(&store), first_issuer);
+
+    // A new CA (anchor, issuer and its key) is used from the next renewal.
+    let next = ca::write_ca(&dir.path().join("next"), &"example.org".parse().unwrap()).unwrap();
+    for file in [ca::CA_CERT_FILE, ca::ISSUER_CERT_FILE, ca::ISSUER_KEY_FILE] {
+        std::fs::copy(dir.path().join("next").join(file), ca_dir.join(file)).unwrap();
+    }
+    tokio::time::advance(HOUR.mul_f64(0.7) + Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 3);
+    let now = store.credentials().unwrap();
+    assert_ne!(issuer(&store), first_issuer);
+    assert_eq!(
+        now.roots()[0].as_ref(),
+        next.issue(&id(WEB), HOUR)
+            .unwrap()
+            .credentials()
+            .unwrap()
+            .roots()[0]
+            .as_ref()
+    );
+    assert_ne!(
+        now.roots()[0].as_ref(),
+        first
+            .issue(&id(WEB), HOUR)
+            .unwrap()
+            .credentials()
+            .unwrap()
+            .roots()[0]
+            .as_ref()
+    );
+    task.abort();
 }

@@ -24,7 +24,9 @@ pub enum CredentialSource {
     /// A CA directory, for development: the process issues its own
     /// certificates for `identity`, living `ttl` (or until the issuer
     /// expires, when that comes first), and renews them at 70 % of their
-    /// lifetime.
+    /// lifetime. The directory is read again at each renewal, so that an
+    /// issuer (or trust anchor) replaced in it signs the next certificate;
+    /// while it does not load, the CA read before goes on issuing.
     Ca {
         /// A directory [`ca::write_ca`](crate::ca::write_ca) wrote.
         dir: PathBuf,
@@ -75,10 +77,33 @@ impl CredentialStore {
                     .map_err(CaError::Credentials)?;
                 let store = self.clone();
                 Ok(Box::pin(async move {
+                    let mut ca = ca;
                     tokio::time::sleep(crate::ca::renew_after(first_ttl)).await;
-                    ca.renew(store, identity, ttl).await;
+                    loop {
+                        ca = reload(ca, &dir);
+                        let wait = ca.renew_once(&store, &identity, ttl);
+                        tokio::time::sleep(wait).await;
+                    }
                 }))
             }
+        }
+    }
+}
+
+/// The CA now in `dir`, or `last` when the directory does not load: an
+/// issuer replaced before it expires is used from the next renewal on, as
+/// Linkerd's identity service reloads its issuer when its files change,
+/// keeping the one it has when the new ones fail their checks.
+fn reload(last: CertificateAuthority, dir: &std::path::Path) -> CertificateAuthority {
+    match CertificateAuthority::load(dir) {
+        Ok(ca) => ca,
+        Err(error) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                error = %crate::creds::Causes(&error),
+                "cannot reload the ca; renewing with the one loaded before"
+            );
+            last
         }
     }
 }
