@@ -1,0 +1,216 @@
+//! Transport metrics on the paths where a connection ends badly or early,
+//! over real sockets on 127.0.0.1: the gauge of open connections comes
+//! back to zero on every one of them, a connection is counted open only
+//! once its accept hook settled its labels, and the bytes the server read
+//! to detect a protocol, then replayed, are counted once.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{convert::Infallible, future::Future, pin::Pin, time::Duration};
+
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use mesh_core::{
+    BoxError,
+    io::Io,
+    serve::{Accept, Accepted, PlaintextAccept, Protocol, Server, ServerConfig, shutdown},
+};
+use mesh_metrics::{TcpAccept, TcpMetrics};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+use tower::service_fn;
+
+const INBOUND: &str =
+    "direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+
+fn scrape(registry: &Registry) -> String {
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    text
+}
+
+/// The value of `series` (name and labels), if the scrape has it.
+fn value(text: &str, series: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?;
+    Some(line.rsplit(' ').next()?.parse().unwrap())
+}
+
+/// Lets the server's tasks run until `done` holds of a scrape. The server
+/// ends a connection after the client may already have seen its end (a
+/// FIN is sent before the stream is dropped), so the test waits for the
+/// count rather than for the socket.
+async fn until(registry: &Registry, done: impl Fn(&str) -> bool) -> String {
+    loop {
+        let text = scrape(registry);
+        if done(&text) {
+            return text;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+fn closed(text: &str) -> bool {
+    value(text, &format!("tcp_open_connections{{{INBOUND}}}")) == Some(0)
+}
+
+async fn server<A>(
+    registry: &mut Registry,
+    config: ServerConfig,
+    inner: A,
+) -> (
+    std::net::SocketAddr,
+    shutdown::ShutdownTrigger,
+    tokio::task::JoinHandle<()>,
+)
+where
+    A: Accept<mesh_metrics::tcp::CountingIo<TcpStream>>,
+{
+    let tcp = TcpMetrics::register(registry);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, signal) = shutdown::channel();
+    let http = service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(bytes::Bytes::from_static(b"hi"))))
+    });
+    let task = tokio::spawn(
+        Server::new(config)
+            .with_accept(TcpAccept::inbound(&tcp, inner))
+            .serve_http(listener, http, signal),
+    );
+    (addr, trigger, task)
+}
+
+/// An accept hook that reads the first bytes, as a TLS handshake reads a
+/// ClientHello, and then fails, as a handshake fails.
+#[derive(Clone)]
+struct FailingHandshake;
+
+impl<I: Io> Accept<I> for FailingHandshake {
+    type Io = I;
+    type Future = Pin<Box<dyn Future<Output = Result<Accepted<I>, BoxError>> + Send>>;
+
+    fn accept(&self, mut io: I) -> Self::Future {
+        Box::pin(async move {
+            let mut hello = [0; 5];
+            io.read_exact(&mut hello).await?;
+            Err("handshake failed".into())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_handshake_fails_is_never_counted_open() {
+    let mut registry = Registry::default();
+    let (addr, trigger, task) =
+        server(&mut registry, ServerConfig::default(), FailingHandshake).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(b"\x16\x03\x01\x00\x05").await.unwrap();
+    // The server dropped the connection when its hook failed: the stream,
+    // and its count, are gone by the time the client reads the end.
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest).await;
+    let text = scrape(&registry);
+    assert!(
+        !text.lines().any(|l| l.starts_with("tcp_")
+            && !l.ends_with(" 0")
+            && !l.starts_with("tcp_series_overflow")),
+        "a connection that never settled its labels counted something:\n{text}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_closed_at_the_detection_timeout_is_counted_closed() {
+    let mut registry = Registry::default();
+    let config = ServerConfig {
+        protocol: Protocol::Http,
+        detect_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let (addr, trigger, task) = server(&mut registry, config, PlaintextAccept).await;
+    // A client that sends nothing: the HTTP-only port gives up on it.
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest).await;
+    let text = until(&registry, closed).await;
+    assert_eq!(
+        value(&text, &format!("tcp_open_total{{{INBOUND}}}")),
+        Some(1)
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
+        Some(1),
+        "{text}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_resets_is_counted_closed_with_econnreset() {
+    let mut registry = Registry::default();
+    let (addr, trigger, task) =
+        server(&mut registry, ServerConfig::default(), PlaintextAccept).await;
+    let client = TcpStream::connect(addr).await.unwrap();
+    // Half a request head, so that the server waits for the rest, then a
+    // reset (linger 0).
+    let mut client = client;
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // Counted open once the server took the connection in: the reset must
+    // reach a counted connection.
+    until(&registry, |text| {
+        value(text, &format!("tcp_open_connections{{{INBOUND}}}")) == Some(1)
+    })
+    .await;
+    client.set_zero_linger().unwrap();
+    drop(client);
+    let text = until(&registry, closed).await;
+    assert_eq!(
+        value(
+            &text,
+            &format!("tcp_close_total{{{INBOUND},errno=\"ECONNRESET\"}}")
+        ),
+        Some(1),
+        "{text}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn bytes_read_to_detect_the_protocol_are_counted_once() {
+    let mut registry = Registry::default();
+    let (addr, trigger, task) =
+        server(&mut registry, ServerConfig::default(), PlaintextAccept).await;
+    let request: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    let text = until(&registry, closed).await;
+    // Exactly what went over the wire, each way: the bytes the server
+    // peeked at to tell HTTP/1 and then replayed to hyper are not counted
+    // a second time.
+    assert_eq!(
+        value(&text, &format!("tcp_read_bytes_total{{{INBOUND}}}")),
+        Some(request.len() as u64),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_write_bytes_total{{{INBOUND}}}")),
+        Some(response.len() as u64),
+        "{text}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
+}
