@@ -170,11 +170,15 @@ fn a_workload_without_a_namespace_is_in_the_inputs_namespace_default() {
     assert_eq!(outcome(&injected, "empty"), by_default);
     assert_eq!(outcome(&injected, "elsewhere"), Outcome::Injected);
 
-    // Linkerd's injector would mesh it there: it is left to Linkerd.
+    // Linkerd's injector would mesh it there: it cannot take the sidecar.
     let linkerd = namespace("default", "linkerd.io/inject: enabled");
-    let injected = inject(&[linkerd, deployment("unnamed", None, "", "")]);
+    let text = [linkerd, deployment("unnamed", None, "", "")].join("---\n");
+    let error = inject::inject("all.yaml", &text, &config()).unwrap_err();
+    let inject::InjectError::Refused(refused) = error else {
+        panic!("{error:?}")
+    };
     assert_eq!(
-        outcome(&injected, "unnamed"),
+        refused[0].outcome,
         Outcome::OtherProxy("linkerd.io/inject: enabled on namespace default".into())
     );
 

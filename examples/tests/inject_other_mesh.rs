@@ -1,5 +1,6 @@
-//! `sidecar inject` leaves a pod that has, or will get, another mesh's
-//! proxy alone, as `linkerd inject` skips a pod with a known sidecar.
+//! `sidecar inject` refuses a pod that has, or will get, another mesh's
+//! proxy, as `linkerd inject` fails on a pod with a known sidecar
+//! (`pod has a sidecar injected already`, exit 1, nothing written).
 //! Linkerd's proxy listens on 4143, 4140 and 4191, the sidecar's own
 //! ports, so of two proxies in one pod one cannot bind and the pod never
 //! becomes ready; Istio's init container redirects the sidecar's own
@@ -7,7 +8,10 @@
 //! enabled` gets Linkerd's proxy from its injector when the pod is created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mesh_examples::sidecar::inject::{self, Image, InjectConfig, Outcome};
+mod support;
+
+use mesh_examples::sidecar::inject::{self, Image, InjectConfig, InjectError, Outcome};
+use support::sidecar_cli_with_input;
 
 fn config() -> InjectConfig {
     InjectConfig::new().with_image(Image::parse("ghcr.io/mesh/sidecar:0.1.0").unwrap())
@@ -25,14 +29,24 @@ spec:
     )
 }
 
+/// What was done to the last object, its note, and the output; for an
+/// input refused, the refused workload's outcome and note, and no output.
 fn outcome(text: &str) -> (Outcome, String, String) {
-    let injected = inject::inject("web.yaml", text, &config()).unwrap();
-    let note = injected.notes.last().unwrap();
-    (note.outcome.clone(), note.to_string(), injected.yaml)
+    match inject::inject("web.yaml", text, &config()) {
+        Ok(injected) => {
+            let note = injected.notes.last().unwrap();
+            (note.outcome.clone(), note.to_string(), injected.yaml)
+        }
+        Err(InjectError::Refused(refused)) => {
+            let note = refused.last().unwrap();
+            (note.outcome.clone(), note.to_string(), String::new())
+        }
+        Err(error) => panic!("{error}"),
+    }
 }
 
 #[test]
-fn a_pod_with_linkerds_proxy_is_not_injected() {
+fn a_pod_with_linkerds_proxy_is_refused() {
     let text = deployment(
         "    spec:
       containers:
@@ -49,8 +63,35 @@ fn a_pod_with_linkerds_proxy_is_not_injected() {
     );
     assert!(!yaml.contains("mesh-proxy") && !yaml.contains("mesh.io/injected"));
     assert!(
-        note.contains("not injected") && note.contains("linkerd-proxy"),
+        note.contains("cannot inject") && note.contains("linkerd-proxy"),
         "{note}"
+    );
+}
+
+#[test]
+fn the_cli_exits_1_and_writes_nothing_for_a_pod_with_another_proxy() {
+    let proxied = deployment(
+        "    spec:
+      containers:
+      - {name: web, image: web}
+      - {name: istio-proxy, image: istio/proxyv2}
+",
+    );
+    let plain =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n";
+    let output = sidecar_cli_with_input(
+        &["inject", "-", "--image", "ghcr.io/mesh/sidecar:0.1.0"],
+        &format!("{plain}---\n{proxied}"),
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "stdin: document 2 (Deployment web): cannot inject: another mesh's proxy is in \
+             the pod or will be (container istio-proxy)"
+        ),
+        "{stderr}"
     );
 }
 
@@ -75,7 +116,7 @@ fn a_pod_with_istios_proxy_or_init_container_is_not_injected() {
 }
 
 #[test]
-fn a_pod_template_linkerd_will_inject_is_not_injected() {
+fn a_pod_template_linkerd_will_inject_is_refused() {
     for mode in ["enabled", "ingress"] {
         let text = deployment(&format!(
             "    metadata:
@@ -100,7 +141,7 @@ fn a_pod_template_linkerd_will_inject_is_not_injected() {
 }
 
 #[test]
-fn a_namespace_linkerd_injects_keeps_its_workloads_out_unless_the_pod_says_disabled() {
+fn a_namespace_linkerd_injects_refuses_its_workloads_unless_the_pod_says_disabled() {
     let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: emojivoto\n  annotations: {linkerd.io/inject: enabled}\n---\n";
     let plain = deployment("    spec:\n      containers: [{name: web, image: web}]\n");
     assert_eq!(

@@ -143,11 +143,15 @@ fn a_workload_left_out_of_the_mesh_is_not_warned_of() {
     let injected = inject(&manifest("", "", &disabled));
     assert!(matches!(injected.notes[1].outcome, Outcome::Disabled(_)));
     assert_eq!(warned(&injected), []);
-    // Linkerd's injector will mesh it: Linkerd reads its annotations.
+    // Linkerd's injector will mesh it: the input is refused for it, with
+    // no warning about annotations Linkerd reads.
     let linkerd = format!("linkerd.io/inject: enabled, {opaque}");
-    let injected = inject(&manifest(&linkerd, "", ""));
-    assert!(matches!(injected.notes[1].outcome, Outcome::OtherProxy(_)));
-    assert_eq!(warned(&injected), []);
+    let error = inject::inject("in.yaml", &manifest(&linkerd, "", ""), &config()).unwrap_err();
+    let inject::InjectError::Refused(refused) = error else {
+        panic!("{error:?}")
+    };
+    assert!(matches!(refused[0].outcome, Outcome::OtherProxy(_)));
+    assert!(refused[0].warnings.is_empty());
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::{error::Error as StdError, fmt, io};
 
 use mesh_core::resource::ResourceError;
 
-use super::emit::EmitError;
+use super::{Note, emit::EmitError};
 
 /// Why `inject` failed.
 #[derive(Debug)]
@@ -25,6 +25,11 @@ pub enum InjectError {
     /// A document is malformed, or a workload cannot be injected. The
     /// error names the document, the field and the line.
     Manifest(ResourceError),
+    /// Workloads that cannot take the sidecar: on the host's network, or
+    /// with another mesh's proxy (see [`Outcome`](super::Outcome)), one
+    /// note each, in order. As `linkerd inject` fails on such a pod,
+    /// nothing is written: the input is not half injected.
+    Refused(Vec<Note>),
     /// The injected documents could not be written as YAML that reads back
     /// the same. The source, when there is one, is serde_yaml_ng's error.
     Emit(Option<serde_yaml_ng::Error>),
@@ -52,6 +57,17 @@ impl fmt::Display for InjectError {
                 super::MAX_INPUT >> 20
             ),
             Self::Manifest(error) => error.fmt(f),
+            Self::Refused(refused) => {
+                let count = match refused.len() {
+                    1 => "1 workload".to_owned(),
+                    n => format!("{n} workloads"),
+                };
+                write!(f, "{count} cannot take the sidecar, so nothing is written:")?;
+                for note in refused {
+                    write!(f, "\n  {note}")?;
+                }
+                Ok(())
+            }
             Self::Emit(_) => f.write_str("cannot write the injected documents as yaml"),
             Self::Write(_) => f.write_str("cannot write the output"),
         }
@@ -62,7 +78,7 @@ impl StdError for InjectError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Read { source, .. } | Self::Write(source) => Some(source),
-            Self::TooLarge { .. } => None,
+            Self::TooLarge { .. } | Self::Refused(_) => None,
             // The manifest error is displayed as this error, so its own
             // cause comes next.
             Self::Manifest(error) => error.source(),

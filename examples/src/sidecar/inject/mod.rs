@@ -152,27 +152,35 @@
 //! again after the annotation changes adds or removes the setting. A
 //! value other than `enabled`, `ingress` or `disabled` is an error.
 //!
-//! A pod on the host's network (`hostNetwork: true`) is left as it is,
-//! whatever the annotations say: its sidecar would listen on the node's
-//! own ports, and a second such pod on the node would share them (the
-//! sidecar binds with `SO_REUSEPORT`) and take part of the first one's
-//! traffic. `linkerd inject` does not inject such a pod either, but
-//! fails on it, and writes nothing for the whole input; inject writes the
-//! pod back unchanged with a note, so that the rest of a
-//! `kubectl get -A -o yaml` (whose DaemonSets often use the host's
-//! network) is still injected.
+//! Some pods cannot take the sidecar at all, and inject refuses them as
+//! `linkerd inject` does (its `failed to inject daemonset/node-agent:
+//! hostNetwork is enabled`, exit code 1): it writes nothing to standard
+//! output, so a pipeline into `kubectl apply` applies nothing rather than
+//! half an input, names every such workload of the input on standard
+//! error (not only the first, so one run finds them all), and exits 1.
+//! They are:
 //!
-//! A pod that already has another mesh's proxy (a container or init
-//! container `linkerd-proxy`, `linkerd-init`, `istio-proxy` or
-//! `istio-init`) is left as it is too, with a note (`linkerd inject`
-//! fails on a pod with a known sidecar, as on one on the host's network);
-//! so is one that Linkerd's injector will give its proxy
-//! when it is created: `linkerd.io/inject: enabled` (or `ingress`) on the
-//! pod template, or on its Namespace in the input when the template says
-//! nothing. Linkerd's proxy listens on the sidecar's own ports: of the two,
-//! one could not bind and the pod would never be ready. Moving a workload
-//! from Linkerd means taking its `linkerd.io/inject` off first (or setting
-//! it to `disabled`). A Namespace that is not in the input is not seen.
+//! - a pod on the host's network (`hostNetwork: true`): its sidecar would
+//!   listen on the node's own ports, and a second such pod on the node
+//!   would share them (the sidecar binds with `SO_REUSEPORT`) and take
+//!   part of the first one's traffic;
+//! - a pod that already has another mesh's proxy: a container or init
+//!   container `linkerd-proxy`, `linkerd-init`, `istio-proxy` or
+//!   `istio-init` (the names `linkerd inject` looks for);
+//! - a pod that Linkerd's injector will give its proxy when it is
+//!   created: `linkerd.io/inject: enabled` (or `ingress`) on the pod
+//!   template, or on its Namespace in the input when the template says
+//!   nothing. A Namespace that is not in the input is not seen.
+//!
+//! Linkerd's and Istio's proxies listen on ports the sidecar uses: of the
+//! two, one could not bind and the pod would never be ready.
+//! `mesh.io/inject: disabled` (on the pod template, the workload or its
+//! Namespace) leaves such a workload out and lets the rest be injected,
+//! which is how a `kubectl get -A -o yaml` whose node agents use the
+//! host's network is injected; `linkerd inject` has no such way out, and
+//! refuses even a pod annotated `linkerd.io/inject: disabled`. Moving a
+//! workload from Linkerd means taking its `linkerd.io/inject` off first
+//! (or setting it to `disabled`).
 //!
 //! # Linkerd's annotations it cannot follow
 //!
@@ -354,6 +362,9 @@ pub struct Injected {
 /// It names the document, the field and the line; for flow collections
 /// nesting deeper than 128 levels, the line and column of the bracket too
 /// deep. [`InjectError::TooLarge`] for a text longer than [`MAX_INPUT`].
+/// [`InjectError::Refused`] when a workload to inject cannot take the
+/// sidecar (on the host's network, or with another mesh's proxy), with a
+/// note for each such workload.
 pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injected, InjectError> {
     // A UTF-8 byte order mark, which some editors write, is no part of the
     // first document: kubectl skips it too.
@@ -391,6 +402,7 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     // Every Namespace first: one decides for its workloads wherever it is.
     let namespaces = Namespaces::read_all(&mut documents, text)?;
     let mut notes = Vec::new();
+    let mut refused = Vec::new();
     for (context, document) in &mut documents {
         for object in objects(document).map_err(|p| p.into_error(text, context))? {
             let (outcome, warnings) = match WorkloadKind::of(&object.api_version, &object.kind) {
@@ -400,8 +412,17 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
                 }
                 None => (Outcome::NotAWorkload, Vec::new()),
             };
-            notes.push(note(context, object, outcome, warnings));
+            let note = note(context, object, outcome, warnings);
+            match note.outcome {
+                Outcome::HostNetwork | Outcome::OtherProxy(_) => refused.push(note),
+                _ => notes.push(note),
+            }
         }
+    }
+    // As `linkerd inject` fails on such a pod: written without it, the
+    // input would be half injected, and applied, half moved.
+    if !refused.is_empty() {
+        return Err(InjectError::Refused(refused));
     }
 
     let values: Vec<Value> = documents.into_iter().map(|(_, value)| value).collect();

@@ -5,7 +5,10 @@ use std::{
     fmt::{self, Write as _},
 };
 
-use super::{rule::INJECT_ANNOTATION, warning::Warning};
+use super::{
+    rule::{INJECT_ANNOTATION, LINKERD_INJECT_ANNOTATION as LINKERD_INJECT},
+    warning::Warning,
+};
 
 /// What was done to one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,13 +20,14 @@ pub enum Outcome {
     /// `mesh.io/inject: disabled` kept the workload out.
     Disabled(DisabledBy),
     /// The pod uses the host's network (`hostNetwork: true`), where its
-    /// sidecar would listen on the node's own ports; it passed through
-    /// unchanged (`linkerd inject` does not inject it either, and fails).
+    /// sidecar would listen on the node's own ports. The input is refused
+    /// ([`InjectError::Refused`](super::InjectError::Refused)), as
+    /// `linkerd inject` refuses it.
     HostNetwork,
     /// The pod has another mesh's proxy, or Linkerd's injector will add
     /// one (`linkerd.io/inject: enabled`): the two proxies would want the
-    /// same ports. It passed through unchanged (`linkerd inject` does not
-    /// inject a pod with a known sidecar either, and fails). The text says what showed it, such as
+    /// same ports. The input is refused, as `linkerd inject` refuses a pod
+    /// with a known sidecar. The text says what showed it, such as
     /// `container linkerd-proxy` or `linkerd.io/inject: enabled on the pod
     /// template`.
     OtherProxy(String),
@@ -52,14 +56,23 @@ impl fmt::Display for Outcome {
             Self::Disabled(by) => {
                 write!(f, "not injected: {INJECT_ANNOTATION} is disabled on {by}")
             }
-            Self::HostNetwork => f.write_str(
-                "not injected: the pod uses the host's network (hostNetwork: true), \
-                 where the sidecar would take the node's ports",
+            Self::HostNetwork => write!(
+                f,
+                "cannot inject: the pod uses the host's network (hostNetwork: true), \
+                 where the sidecar would take the node's ports; \
+                 {INJECT_ANNOTATION}: disabled leaves it out"
+            ),
+            Self::OtherProxy(by) if by.starts_with(LINKERD_INJECT) => write!(
+                f,
+                "cannot inject: another mesh's proxy is in the pod or will be ({by}), \
+                 and would take the sidecar's ports; take {LINKERD_INJECT} off to move it \
+                 to this mesh, or set {INJECT_ANNOTATION}: disabled to leave it to Linkerd"
             ),
             Self::OtherProxy(by) => write!(
                 f,
-                "not injected: another mesh's proxy is in the pod or will be ({by}), \
-                 and would take the sidecar's ports"
+                "cannot inject: another mesh's proxy is in the pod or will be ({by}), \
+                 and would take the sidecar's ports; {INJECT_ANNOTATION}: disabled \
+                 leaves it out"
             ),
             Self::NotAWorkload => f.write_str("not a workload, passed through unchanged"),
         }

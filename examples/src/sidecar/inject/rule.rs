@@ -48,7 +48,7 @@ pub(super) enum ProxyMode {
 /// Linkerd's annotation: its injector adds its proxy to a pod whose
 /// nearest `linkerd.io/inject` (the pod's, else its namespace's) is
 /// `enabled` or `ingress`.
-const LINKERD_INJECT_ANNOTATION: &str = "linkerd.io/inject";
+pub(super) const LINKERD_INJECT_ANNOTATION: &str = "linkerd.io/inject";
 
 /// The containers of other meshes: Linkerd's and Istio's proxies, and the
 /// init containers that redirect a pod's traffic to them.
