@@ -10,7 +10,9 @@
 //! annotations (see [`resources`](super::resources)), the proxy settings
 //! (see [`settings`](super::settings)) and the annotations
 //! the sidecar does not read (see [`warning`]). A
-//! Namespace that is not in the input is not seen.
+//! Namespace that is not in the input is not seen. Two Namespaces of one
+//! name that are written otherwise are an error naming both (see
+//! [`Namespaces::read_all`]).
 //!
 //! A workload is in the Namespace its `metadata.namespace` names. One
 //! without (or with an empty one) is in `default`, where `kubectl apply`
@@ -21,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use mesh_core::resource::{DocumentContext, ResourceError};
+use mesh_core::resource::{DocumentContext, ResourceError, ResourceErrorKind, locate};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{
@@ -51,6 +53,10 @@ pub(super) struct Namespace {
     pub(super) settings: SettingAnnotations,
     /// Its annotations the sidecar does not read.
     pub(super) unread: Found,
+    /// The object, to tell a second one of its name written the same.
+    object: Mapping,
+    /// Where it is in the input, for an error about a second one.
+    at: String,
 }
 
 /// The Namespaces of the input, by name.
@@ -68,6 +74,11 @@ impl Namespaces {
     /// A Namespace's malformed metadata, or an annotation of it that is
     /// not valid (an unknown `mesh.io/inject`, a resource that is not a
     /// quantity), as an error of its own document.
+    ///
+    /// Two Namespaces of one name are an error at the later one's name,
+    /// naming the earlier one's place, unless they are the same object
+    /// written twice: `kubectl apply` would leave the later, and which of
+    /// the two decides for the workloads in it would be a guess.
     pub(super) fn read_all(
         documents: &mut [(DocumentContext<'_>, Value)],
         text: &str,
@@ -76,8 +87,16 @@ impl Namespaces {
         for (context, document) in documents {
             for object in objects(document).map_err(|p| p.into_error(text, context))? {
                 if object.kind == "Namespace" && object.api_version == "v1" {
+                    let mut at = format!("document {}", context.index());
+                    if let Some(item) = object.item {
+                        at.push_str(&format!(", items[{item}]"));
+                    }
+                    let name_path = object.path.key("metadata").key("name");
+                    if let Some(line) = locate(text, context.index(), &name_path.to_string()) {
+                        at.push_str(&format!(" (line {})", line.line));
+                    }
                     yaml::as_mapping(object.value, &object.path)
-                        .and_then(|mapping| namespaces.read(mapping, &object.path))
+                        .and_then(|mapping| namespaces.read(mapping, &object.path, at))
                         .map_err(|p| p.into_error(text, context))?;
                 }
             }
@@ -85,9 +104,10 @@ impl Namespaces {
         Ok(namespaces)
     }
 
-    /// Records the Namespace `object`, at `path` of its document. One
-    /// without a name is not recorded: no workload can name it.
-    fn read(&mut self, object: &Mapping, path: &FieldPath) -> Result<(), Problem> {
+    /// Records the Namespace `object`, at `path` of its document, and at
+    /// `at` (`document 3, items[0] (line 12)`) of the input. One without
+    /// a name is not recorded: no workload can name it.
+    fn read(&mut self, object: &Mapping, path: &FieldPath, at: String) -> Result<(), Problem> {
         let meta_path = path.key("metadata");
         let metadata = yaml::mapping(object, "metadata", path)?;
         let mode = rule::mode(metadata, &meta_path)?;
@@ -101,7 +121,24 @@ impl Namespaces {
         let Some(name) = name else {
             return Ok(());
         };
+        if let Some(earlier) = self.by_name.get(name) {
+            if earlier.object == *object {
+                return Ok(());
+            }
+            return Err(Problem::new(
+                ResourceErrorKind::InvalidValue,
+                meta_path.key("name"),
+                format!(
+                    "Namespace {name:?} is also at {}, written otherwise: kubectl apply \
+                     would leave this later one, and which of the two decides for the \
+                     workloads in it would be a guess; keep one, or write both the same",
+                    earlier.at,
+                ),
+            ));
+        }
         let namespace = Namespace {
+            object: object.clone(),
+            at,
             name: name.to_owned(),
             mode,
             linkerd_inject: rule::linkerd_inject(metadata).map(str::to_owned),
