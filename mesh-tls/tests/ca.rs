@@ -639,3 +639,44 @@ fn a_renewal_renames_each_file_over_the_last_with_keys_0600() {
     let creds = CredentialFiles::in_dir(&out).read().unwrap();
     assert_eq!(creds.not_after(), second.not_after());
 }
+
+/// The issuer's and the anchor's certificate files are copied into every
+/// workload's `tls.crt` and `ca.crt`, which are readable by all. A file
+/// that also holds a private key (the issuer's, appended as some tools
+/// write a certificate and its key into one PEM file) would hand that key
+/// to every workload, and every workload could then sign any identity: the
+/// CA refuses to load it, naming the file, rather than copy the key out.
+#[test]
+fn a_ca_certificate_file_holding_a_private_key_is_refused_naming_it() {
+    for (file, key_file) in [
+        (ca::ISSUER_CERT_FILE, ca::ISSUER_KEY_FILE),
+        (ca::CA_CERT_FILE, ca::CA_KEY_FILE),
+        (ca::ISSUER_CERT_FILE, ca::CA_KEY_FILE),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+        let mut contents = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        contents.push_str(&std::fs::read_to_string(dir.path().join(key_file)).unwrap());
+        std::fs::write(dir.path().join(file), &contents).unwrap();
+
+        let loaded = CertificateAuthority::load(dir.path());
+        if let Ok(ca) = &loaded {
+            let issued = ca.issue(&id(WEB), HOUR).unwrap();
+            assert!(
+                !issued.chain_pem().contains("PRIVATE KEY")
+                    && !issued.bundle_pem().contains("PRIVATE KEY"),
+                "{file}: a key was handed out"
+            );
+        }
+        let error = loaded.unwrap_err();
+        assert!(
+            matches!(&error, CaError::InFile { path, source }
+                if *path == dir.path().join(file)
+                    && matches!(**source, CaError::InvalidCa(ca::InvalidCa::KeyInCertificateFile))),
+            "{file}: {error:?}"
+        );
+        let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(message.contains(file), "{message}");
+        assert!(message.contains("private key"), "{message}");
+    }
+}

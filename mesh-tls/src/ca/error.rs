@@ -125,6 +125,10 @@ pub enum InvalidCa {
     /// `cA`, or a key usage without `keyCertSign`): a trust bundle holding
     /// it is refused by every credential store.
     AnchorNotCa,
+    /// A certificate file (`issuer.crt`, `ca.crt`) also holds a private
+    /// key. Both files are copied into every workload's credentials, which
+    /// are readable by all, so the key would be handed out with them.
+    KeyInCertificateFile,
 }
 
 impl fmt::Display for CaError {
@@ -276,6 +280,10 @@ impl fmt::Display for InvalidCa {
             Self::BadCertificate => "certificate is not valid x.509",
             Self::BadKey => "issuer key is not a usable private key",
             Self::AnchorNotCa => "the trust anchor certificate is not a ca certificate",
+            Self::KeyInCertificateFile => {
+                "the certificate file also holds a private key, which would be copied into every \
+                 workload's credentials with the certificate"
+            }
         })
     }
 }

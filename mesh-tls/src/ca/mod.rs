@@ -225,8 +225,9 @@ impl CertificateAuthority {
     /// # Errors
     ///
     /// [`CaError::InvalidCa`] when a certificate or the key does not parse,
-    /// the issuer names no trust domain, or its key is not the
-    /// certificate's; [`CaError::IssuerNotTrusted`] when what it signs would
+    /// the issuer names no trust domain, its key is not the certificate's,
+    /// or a certificate's PEM also holds a private key (it would be handed
+    /// out with the certificate); [`CaError::IssuerNotTrusted`] when what it signs would
     /// not chain to the anchor; [`CaError::IssuerOutsideAnchorTrustDomain`]
     /// when it would, but the anchor names trust domains and not the
     /// issuer's, so that peers would refuse it; [`CaError::Certificate`]
@@ -239,6 +240,13 @@ impl CertificateAuthority {
     fn parse(anchor: &str, issuer: &str, issuer_key: &str) -> Result<Self, (CaInput, CaError)> {
         use CaInput::{Anchor, Issuer as IssuerCert, IssuerKey};
         let invalid = |input, e| (input, CaError::InvalidCa(e));
+        // Both texts are handed out as they are, in every workload's chain
+        // and bundle: a key beside a certificate would go with it.
+        for (input, pem) in [(Anchor, anchor), (IssuerCert, issuer)] {
+            if holds_private_key(pem) {
+                return Err(invalid(input, InvalidCa::KeyInCertificateFile));
+            }
+        }
         let issuer_der = rustls_pki_types::CertificateDer::from(
             pem_contents(issuer).ok_or(invalid(IssuerCert, InvalidCa::BadCertificate))?,
         );
@@ -389,6 +397,15 @@ fn pem_contents(pem: &str) -> Option<Vec<u8>> {
     rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
         .ok()
         .map(|der| der.to_vec())
+}
+
+/// Whether `pem` holds a private key section of any kind (`PRIVATE KEY`,
+/// `EC PRIVATE KEY`, `RSA PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`).
+fn holds_private_key(pem: &str) -> bool {
+    pem.lines().any(|line| {
+        let line = line.trim();
+        line.starts_with("-----BEGIN ") && line.ends_with("PRIVATE KEY-----")
+    })
 }
 
 /// Whether `key` is the key certified by `cert`.
