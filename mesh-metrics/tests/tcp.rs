@@ -156,3 +156,72 @@ async fn a_reset_connection_is_closed_with_its_errno() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_other_end_of_each_direction_is_counted_under_its_direction() {
+    // An outbound proxy's listener accepts from its application
+    // (direction="outbound", peer="src"); an inbound proxy connects to its
+    // application (direction="inbound", peer="dst"), as Linkerd counts both.
+    let mut registry = Registry::default();
+    let tcp = TcpMetrics::register(&mut registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, signal) = shutdown::channel();
+    let ok = service_fn(|_: Request<Incoming>| async move {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    });
+    let server = tokio::spawn(
+        Server::new(ServerConfig::default())
+            .with_accept(TcpAccept::outbound(&tcp, PlaintextAccept))
+            .serve_http(listener, ok, signal),
+    );
+    let mut connect = TcpConnect::inbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::Loopback),
+        ClientConfig::default().http_connector(),
+    );
+    let io = connect
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    let driver = tokio::spawn(conn);
+    let req = Request::get(format!("http://{addr}/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
+
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let accepted = "direction=\"outbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+    let opened =
+        "direction=\"inbound\",peer=\"dst\",tls=\"no_identity\",no_tls_reason=\"loopback\"";
+    for labels in [accepted, opened] {
+        assert_eq!(value(&text, &format!("tcp_open_total{{{labels}}}")), 1);
+        assert_eq!(
+            value(&text, &format!("tcp_open_connections{{{labels}}}")),
+            1
+        );
+    }
+    assert_eq!(
+        value(&text, &format!("tcp_write_bytes_total{{{opened}}}")),
+        value(&text, &format!("tcp_read_bytes_total{{{accepted}}}")),
+    );
+    assert!(
+        !text.contains("direction=\"inbound\",peer=\"src\""),
+        "an accepted connection counted as inbound:\n{text}"
+    );
+    assert!(
+        !text.contains("direction=\"outbound\",peer=\"dst\""),
+        "a connection opened counted as outbound:\n{text}"
+    );
+
+    drop(sender);
+    driver.await.unwrap().unwrap();
+    trigger.trigger();
+    server.await.unwrap();
+}

@@ -36,6 +36,7 @@ use crate::{
 pub struct TcpAccept<A> {
     inner: A,
     metrics: TcpMetrics,
+    direction: Direction,
 }
 
 impl<A> TcpAccept<A> {
@@ -45,6 +46,21 @@ impl<A> TcpAccept<A> {
         Self {
             inner,
             metrics: metrics.clone(),
+            direction: Direction::Inbound,
+        }
+    }
+
+    /// Counts connections the local application opened to the proxy's
+    /// outbound listener (`direction="outbound"`, `peer="src"`), then hands
+    /// them to `inner`. Linkerd counts both ends of each direction: an
+    /// outbound proxy's accepted connections are its `peer="src"` series,
+    /// beside the `peer="dst"` ones [`TcpConnect`](super::TcpConnect)
+    /// counts.
+    pub fn outbound(metrics: &TcpMetrics, inner: A) -> Self {
+        Self {
+            inner,
+            metrics: metrics.clone(),
+            direction: Direction::Outbound,
         }
     }
 }
@@ -63,6 +79,7 @@ where
             inner: self.inner.accept(CountingIo::new(io, slot.clone())),
             slot,
             metrics: self.metrics.clone(),
+            direction: self.direction,
         }
     }
 
@@ -70,6 +87,7 @@ where
         Self {
             inner: self.inner.for_protocol(protocol),
             metrics: self.metrics.clone(),
+            direction: self.direction,
         }
     }
 }
@@ -83,6 +101,7 @@ pin_project! {
         inner: F,
         slot: Arc<ConnSlot>,
         metrics: TcpMetrics,
+        direction: Direction,
     }
 }
 
@@ -95,9 +114,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let accepted = ready!(this.inner.poll(cx))?;
-        let handles = this
-            .metrics
-            .conn(Direction::Inbound, Peer::Src, &accepted.tls);
+        let handles = this.metrics.conn(*this.direction, Peer::Src, &accepted.tls);
         this.slot.open(handles);
         Poll::Ready(Ok(accepted))
     }

@@ -15,8 +15,9 @@ use super::{ConnHandles, CountingIo, TcpMetrics, io::ConnSlot};
 use crate::labels::{Direction, Peer};
 
 /// A hyper-util connector that counts the transport metrics of each
-/// connection it opens (`direction="outbound"`, `peer="dst"`). See the
-/// [module docs](super).
+/// connection it opens (`peer="dst"`): to other workloads
+/// (`direction="outbound"`), or on the inbound side to the local
+/// application (`direction="inbound"`). See the [module docs](super).
 ///
 /// It wraps a connector whose streams are [`TokioIo`], such as hyper-util's
 /// `HttpConnector`, and sits under any TLS connector, so it counts the bytes
@@ -42,6 +43,7 @@ pub struct TcpConnect<C> {
     inner: C,
     metrics: TcpMetrics,
     tls: Tls,
+    direction: Direction,
 }
 
 impl<C> TcpConnect<C> {
@@ -53,6 +55,21 @@ impl<C> TcpConnect<C> {
             inner,
             metrics: metrics.clone(),
             tls: tls.clone(),
+            direction: Direction::Outbound,
+        }
+    }
+
+    /// Counts the connections `inner` opens on the inbound side: an
+    /// inbound proxy's connections to its local application
+    /// (`direction="inbound"`, `peer="dst"`), labelled with `tls`,
+    /// typically `Tls::Plaintext(NoTlsReason::Loopback)`, as Linkerd labels
+    /// them.
+    pub fn inbound(metrics: &TcpMetrics, tls: &Tls, inner: C) -> Self {
+        Self {
+            inner,
+            metrics: metrics.clone(),
+            tls: tls.clone(),
+            direction: Direction::Inbound,
         }
     }
 }
@@ -73,7 +90,7 @@ where
         // Found again for each connection (a lock-free lookup once the
         // labels have series): a label set folded into the overflow series
         // is then counted as a fold per connection, as on the server side.
-        let handles = self.metrics.conn(Direction::Outbound, Peer::Dst, &self.tls);
+        let handles = self.metrics.conn(self.direction, Peer::Dst, &self.tls);
         ConnectFuture {
             inner: self.inner.call(uri),
             handles,
