@@ -33,7 +33,9 @@
 //!
 //! A failure is a response with a 5xx status, a gRPC answer whose status
 //! is a server error (`UNAVAILABLE`, `INTERNAL` and the others
-//! mesh-core's classifier counts by default), or a request that got no
+//! mesh-core's classifier counts by default), a response whose body
+//! breaks after a good head (the upstream resets the stream, or closes
+//! the connection short of the body's length), or a request that got no
 //! response at all (none before a timeout above cut it included, when
 //! that layer says so with a [`TimedOut`](super::TimedOut)), unless the
 //! endpoint turned it away unprocessed by its own word (an HTTP/2 stream
@@ -50,12 +52,21 @@
 //! goes away first (a probe's caller included: the next request probes
 //! instead). A gRPC call answered by a `2xx` that is not
 //! gRPC (an HTML page: a web server where a gRPC server should be) fails
-//! too, as its client reads `UNKNOWN`. The balancer's latency sample and
-//! load end at the head all the same. So a probe that is a long gRPC
-//! stream holds the probe until the stream ends, as a probe does in
-//! Linkerd, whose classification also waits for the trailers: until then
-//! its endpoint takes no other request, up to the longest penalty. The
-//! defaults are Linkerd's
+//! too, as its client reads `UNKNOWN`.
+//!
+//! So a response is judged when its body ends, as Linkerd classifies a
+//! response at the end of its stream (linkerd2-proxy
+//! `linkerd/http/classify/src/channel.rs`), and a good head followed by a
+//! body that breaks counts as one failure, not as a success then a
+//! failure, which would reset the run of failures each time; a failure at
+//! the head is final and counts at once. A response whose caller drops
+//! it before its end is what its head said; a gRPC call whose status was
+//! still to come counts nothing (see [`ResponseBody`](super::ResponseBody)
+//! for each ending). The balancer's latency sample and load end at the
+//! body's first frame, also as in Linkerd. So a probe holds the probation
+//! until its body ends, as a probe does in Linkerd: a probe that is a
+//! long gRPC stream keeps its endpoint from any other request until the
+//! stream ends, up to the longest penalty. The defaults are Linkerd's
 //! (`balancer.linkerd.io/failure-accrual-consecutive-*`): 7 failures, a
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.

@@ -14,7 +14,9 @@
 //! # How
 //!
 //! Each endpoint keeps a peak-EWMA estimate of its round-trip time to the
-//! response head: a slower sample replaces it at once, a faster one is
+//! response's first body frame, or its end when none comes (Linkerd's
+//! `PendingUntilFirstData`), and a request counts in flight until then:
+//! a slower sample replaces it at once, a faster one is
 //! averaged in, and it decays between samples, over [`DECAY`]; a new
 //! endpoint starts at [`DEFAULT_RTT`], and a request that fails before any
 //! response counts as a sample of [`FAILURE_PENALTY`], or of the time it
@@ -108,7 +110,8 @@ pub(crate) struct Balancer {
 }
 
 /// A request in flight to one endpoint of a balancer with several. It
-/// counts as pending until its response head arrives or it is dropped.
+/// counts as pending until its response's first body frame, which the
+/// response body waits for, or until it is dropped.
 #[derive(Debug)]
 pub(crate) struct Pending {
     balancer: Arc<Balancer>,
@@ -255,8 +258,8 @@ impl Balancer {
     }
 
     /// The endpoint the next request goes to, and the pending request to
-    /// hold until its response head when there is a choice or a failure
-    /// count to inform. `None` when failure accrual has taken every
+    /// hold until its response's first frame when there is a choice or a
+    /// failure count to inform. `None` when failure accrual has taken every
     /// endpoint out, or there is none.
     #[cfg(test)]
     pub(crate) fn pick(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
@@ -353,8 +356,9 @@ impl Balancer {
 }
 
 impl Pending {
-    /// The response head arrived: the round trip is a sample, and the
-    /// response a `success` or a failure for failure accrual.
+    /// The response arrived, and nothing after it is waited for: the
+    /// round trip is a sample, and the response a `success` or a failure
+    /// for failure accrual.
     pub(crate) fn answered(mut self, success: bool) {
         let now = Instant::now();
         self.observe_wait(now);

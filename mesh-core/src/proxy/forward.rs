@@ -464,9 +464,9 @@ pin_project_lite::pin_project! {
         downstream: Option<OnUpgrade>,
         // The downstream connection's place, for the tunnel to hold.
         lease: Option<Lease>,
-        // Counted against the endpoint until the response head; for a
-        // gRPC answer with its status in trailers, failure accrual's
-        // verdict waits for the body's end.
+        // Counted against the endpoint until the response's first body
+        // frame, which the body waits for, as it does for failure
+        // accrual's verdict at its end (see `body`).
         pending: Option<Pending>,
         // The endpoint sent to, for the logs.
         endpoint: Option<Authority>,
@@ -605,9 +605,10 @@ where
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };
         let result = ready!(inner.poll(cx));
-        // Taken only now: dropped, it stops counting the request.
+        // Taken only now: it goes on with the body, or dropped, stops
+        // counting the request.
         let pending = this.pending.take();
-        let mut verdict = None;
+        let mut track = None;
         let mut res = match result {
             Ok(mut res) => {
                 let tunnel = res.status() == http::StatusCode::SWITCHING_PROTOCOLS
@@ -626,12 +627,16 @@ where
                     return Poll::Ready(Ok(ProxyErrorKind::UpstreamUnreachable
                         .response_with_reason(*this.grpc, UPSTREAM_CODING)));
                 }
-                if let Some(pending) = pending {
-                    if *this.grpc && failure::status_in_trailers(&res) {
-                        verdict = pending.answered_later();
+                if let Some(mut pending) = pending {
+                    let outcome = if *this.grpc && failure::status_in_trailers(&res) {
+                        Outcome::Trailers
+                    } else if failure::endpoint_failed(&res, *this.grpc) {
+                        pending.judged(false);
+                        Outcome::Counted
                     } else {
-                        pending.answered(!failure::endpoint_failed(&res, *this.grpc));
-                    }
+                        Outcome::Success
+                    };
+                    track = Some((pending, outcome));
                 }
                 res
             }
@@ -691,10 +696,10 @@ where
                 h.insert(header::UPGRADE, protocol);
             }
         }
-        let timeout = verdict.as_ref().and(this.timeout.take());
-        Poll::Ready(Ok(res.map(|body| {
-            Proxied::from(ResponseBody::new(body, verdict, timeout))
-        })))
+        let timeout = track.as_ref().and(this.timeout.take());
+        Poll::Ready(Ok(
+            res.map(|body| Proxied::from(ResponseBody::new(body, track, timeout)))
+        ))
     }
 }
 
@@ -702,6 +707,7 @@ mod body;
 mod cut;
 mod failure;
 
+use self::body::Outcome;
 use self::failure::DisplayOr;
 pub use self::{body::ResponseBody, cut::TimedOut};
 

@@ -70,7 +70,7 @@ const _: () = assert!(FAILING_ESTIMATE.as_nanos() * 2 == FAILURE_PENALTY.as_nano
 /// What an endpoint's in-flight count stands for.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Load {
-    /// Requests, each until its response head.
+    /// Requests, each until its response's first body frame.
     Requests,
     /// Connections, each until it closes.
     Connections,

@@ -14,7 +14,10 @@
 //! # How
 //!
 //! Each endpoint keeps a peak-EWMA estimate of its round-trip time to the
-//! response head, as Linkerd's proxy does. A sample slower than the
+//! response's first body frame (or its end, when no frame comes), as
+//! Linkerd's proxy does (linkerd2-proxy `hyper-balance`,
+//! `PendingUntilFirstData`): a server that sends its head at once and its
+//! data late is as slow as the data. A sample slower than the
 //! estimate replaces it at once (the "peak"); a faster one is averaged
 //! in, weighted by how long ago the last sample came, over [`DECAY`]
 //! (Linkerd's 10 s). Between samples the estimate decays toward zero, so

@@ -1,24 +1,29 @@
-//! A response whose outcome comes after its head: a gRPC call that ends
-//! with its status in trailers.
+//! A response whose outcome and latency come after its head.
 //!
 //! # Why
 //!
-//! A gRPC server answers `200` and sends its status last, in trailers:
-//! `UNAVAILABLE` after a message or none at all looks, at the head, like
-//! any success. Failure accrual has to wait for the trailers to judge the
-//! response. The balancer does not: its latency sample is the round trip
-//! to the head, and a request stops counting as in flight at the head,
-//! whether its body streams for a millisecond or an hour.
+//! Linkerd's balancer takes a request's latency sample, and stops counting
+//! it in flight, at the response's first body frame, or its end when none
+//! comes (linkerd2-proxy `hyper-balance`, `PendingUntilFirstData`, which
+//! `linkerd/proxy/http/src/balance.rs` uses): a server that answers its
+//! head at once and its data a second later is a second slow, not
+//! instant. And Linkerd classifies a response for failure accrual at the
+//! end of its stream (`linkerd/http/classify/src/channel.rs`): a good
+//! head whose body then breaks is a failure, and a gRPC status comes in
+//! the trailers. So neither can be settled at the head.
 //!
 //! # How
 //!
-//! [`Pending::answered_later`] takes the sample and ends the request's
-//! load at the head, as [`answered`](Pending::answered) does, and hands
-//! back a [`Verdict`] that carries only the failure-accrual outcome (and
-//! the endpoint's probe, when the request is its probe) until the body
-//! ends. Dropped without an outcome (the caller went away first), it
-//! counts nothing and lets the next request probe, as a [`Pending`]
-//! dropped does.
+//! A response's body carries its [`Pending`] until its first frame. A
+//! failure at the head is final, and [`judged`](Pending::judged) counts
+//! it at once: nothing the body does can make it a success. Otherwise,
+//! at the first frame, [`first_frame`](Pending::first_frame) takes the
+//! sample and ends the request's load, as [`answered`](Pending::answered)
+//! does at a head, and hands back a [`Verdict`] that carries only the
+//! failure-accrual outcome (and the endpoint's probe, when the request is
+//! its probe) until the body ends. Dropped without an outcome (the caller
+//! went away first), it counts nothing and lets the next request probe,
+//! as a [`Pending`] dropped does.
 
 use std::sync::Arc;
 
@@ -27,13 +32,14 @@ use tokio::time::Instant;
 use super::{Balancer, Pending};
 
 impl Pending {
-    /// The response head arrived, but whether the response succeeded is
-    /// known only at the end of its body. The round trip is a sample and
-    /// the request stops counting as in flight now, as with
-    /// [`answered`](Self::answered); the failure-accrual outcome waits in
-    /// the [`Verdict`] handed back. `None` when the balancer has no
-    /// failure accrual: there is no outcome to wait for.
-    pub(crate) fn answered_later(mut self) -> Option<Verdict> {
+    /// The response's first body frame came, or its end, or it was given
+    /// up on: the round trip to now is a sample and the request stops
+    /// counting as in flight, as with [`answered`](Self::answered). Whether
+    /// it succeeded may be known only when its body ends: the
+    /// failure-accrual outcome waits in the [`Verdict`] handed back. `None`
+    /// when the balancer has no failure accrual: there is no outcome to
+    /// wait for.
+    pub(crate) fn first_frame(mut self) -> Option<Verdict> {
         self.observe_wait(Instant::now());
         self.balancer.accrual?;
         Some(Verdict {
@@ -42,6 +48,13 @@ impl Pending {
             // Taken: dropped, this no longer holds the probe.
             probe: std::mem::take(&mut self.probe).then(|| self.claim()),
         })
+    }
+
+    /// The response's head says it failed: counted now, while the request
+    /// still counts as in flight and its sample waits for the body (see
+    /// [`first_frame`](Self::first_frame)). A probe is decided by it.
+    pub(crate) fn judged(&mut self, success: bool) {
+        self.record(success, Instant::now());
     }
 }
 
@@ -102,11 +115,11 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_sample_and_the_load_end_at_the_head_and_the_outcome_waits() {
+    async fn the_sample_and_the_load_end_at_the_first_frame_and_the_outcome_waits() {
         let balancer = strict();
         let pending = balancer.send_to(addr()).unwrap();
         tokio::time::advance(Duration::from_millis(200)).await;
-        let verdict = pending.answered_later().unwrap();
+        let verdict = pending.first_frame().unwrap();
         assert_eq!(balancer.pending_of(addr()), Some(0));
         assert_eq!(
             balancer.estimate_of(addr()),
@@ -124,16 +137,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_failure_judged_at_the_head_counts_at_once_and_the_sample_waits() {
+        let balancer = strict();
+        let mut pending = balancer.send_to(addr()).unwrap();
+        pending.judged(false);
+        assert_eq!(balancer.states(), [(addr(), EndpointState::Failing)]);
+        assert_eq!(balancer.pending_of(addr()), Some(1), "in flight");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        drop(pending);
+        assert_eq!(balancer.pending_of(addr()), Some(0));
+        assert_eq!(
+            balancer.estimate_of(addr()),
+            Some(Duration::from_millis(200))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_probe_given_up_on_before_its_outcome_lets_the_next_request_probe() {
         let balancer = strict();
         balancer.send_to(addr()).unwrap().failed();
         tokio::time::advance(Duration::from_secs(1)).await;
         let (_, probe) = balancer.pick().unwrap();
-        let verdict = probe.unwrap().answered_later().unwrap();
+        let verdict = probe.unwrap().first_frame().unwrap();
         assert!(balancer.pick().is_none(), "one probe at a time");
         drop(verdict);
         let (_, probe) = balancer.pick().expect("the next request probes");
-        probe.unwrap().answered_later().unwrap().record(true);
+        probe.unwrap().first_frame().unwrap().record(true);
         assert_eq!(balancer.states(), [(addr(), EndpointState::Ready)]);
     }
 
@@ -146,7 +175,7 @@ mod tests {
         let c = SocketAddr::from(([10, 0, 0, 3], 80));
         let accrual = strict().accrual;
         let before = Arc::new(Balancer::new([a, b], accrual));
-        let verdict = before.send_to(b).unwrap().answered_later().unwrap();
+        let verdict = before.send_to(b).unwrap().first_frame().unwrap();
         let after = before.update([c, b]);
         drop(before);
         verdict.record(false);
@@ -163,7 +192,7 @@ mod tests {
             None,
         ));
         let pending = balancer.send_to(addr()).unwrap();
-        assert!(pending.answered_later().is_none());
+        assert!(pending.first_frame().is_none());
         assert_eq!(balancer.pending_of(addr()), Some(0));
     }
 }

@@ -1,28 +1,41 @@
-//! The body of a forwarded response, and the failure-accrual verdict that
-//! waits on its end.
+//! The body of a forwarded response, and what the balancer waits for
+//! from it: the first frame, for the latency sample, and the end, for
+//! failure accrual's verdict.
 //!
-//! A gRPC server that fails a call after its headers (a message sent,
-//! then `UNAVAILABLE`) answers `200` and sends the status last, in
-//! trailers. Judged at its head, such a response is a success, and an
-//! endpoint failing every call that way would never be taken out. So a
-//! gRPC response whose head carries no `grpc-status` keeps its verdict
-//! here until its body ends, as Linkerd counts gRPC failures from
-//! trailers. Every other response is judged at its head, and passes
-//! through with a branch per frame: it carries no verdict and is not
-//! boxed, so the response is no larger than the body and a tag.
+//! # Why
 //!
-//! How the body ends decides:
+//! Linkerd's balancer samples a request's latency, and stops counting it
+//! in flight, at its response's first body frame, or its end when none
+//! comes (linkerd2-proxy `hyper-balance`, `PendingUntilFirstData`): a
+//! server that sends its head at once and its data a second later is a
+//! second slow, and a balancer that stopped at the head would send it
+//! more. And Linkerd classifies a response for failure accrual when its
+//! stream ends (`linkerd/http/classify/src/channel.rs`), so a good head
+//! whose body then breaks (the upstream reset the stream, or closed the
+//! connection short of its length) is a failure, and a gRPC server that
+//! fails a call after its headers (`200`, a message, then `UNAVAILABLE`
+//! in trailers) fails too. Judged at their heads, an endpoint that broke
+//! every body, or failed every call that way, would never be taken out.
 //!
-//! - trailers: their `grpc-status`, as mesh-core's classifier reads it
+//! # How
+//!
+//! A response sent to an endpoint the balancer chose, or counted by
+//! failure accrual, carries its [`Pending`] here; any other passes
+//! through with a branch per frame. Its first frame (data, trailers, an
+//! error or the end) takes the sample and ends the request's load; so
+//! does the body dropped before one. A failure at the head (a `5xx`, a
+//! gRPC server error in the head) was counted there and is final.
+//! Otherwise how the body ends decides:
+//!
+//! - its end, or the moment it says it has ended (a caller's server that
+//!   knows the length, HTTP/1 with a content-length, stops there and
+//!   drops the body without polling for an end that has come): a success,
+//!   but for a gRPC answer whose status comes in trailers, judged by
+//!   their `grpc-status` as mesh-core's classifier reads it
 //!   (`UNAVAILABLE`, `INTERNAL` and the other server errors fail;
 //!   `NOT_FOUND` and the caller's other mistakes do not, as a 4xx does
-//!   not); trailers without one fail;
-//! - no trailers: a failure, as every gRPC client reads a stream that
-//!   ends without its status. The body's end is its last frame, or the
-//!   moment it says it has ended: a caller's server that knows the
-//!   length (HTTP/1 with a content-length, or `0` for a stream that
-//!   ended at its head) stops there and drops the body without polling
-//!   for an end that has come;
+//!   not). Such a stream that ends without trailers, or without a status
+//!   in them, fails, as every gRPC client reads it;
 //! - an error: the endpoint's failure (it reset the stream, or the
 //!   connection broke), unless this side reset it for the caller;
 //! - the body dropped before its end by a layer above that cut it for a
@@ -30,8 +43,13 @@
 //!   so through the request's [`TimedOut`](super::TimedOut): the
 //!   endpoint's failure, as Linkerd counts a stream its endpoint stack
 //!   times out. An endpoint that stalls every stream is taken out;
-//! - the body dropped before its end otherwise: the caller went away, and
-//!   nothing is counted. A probe lets the next request probe.
+//! - the body dropped before its end otherwise: the caller went away. A
+//!   response is what its head said, as Linkerd classifies a body dropped
+//!   early by its head; a gRPC answer whose status was still to come
+//!   counts nothing, and a probe lets the next request probe.
+//!
+//! The state rides in the body, not boxed beside it, so a response costs
+//! no allocation more for it.
 
 use std::{
     pin::Pin,
@@ -42,98 +60,162 @@ use std::{
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use super::{super::balance::Verdict, cut::Since, failure};
+use super::{
+    super::balance::{Pending, Verdict},
+    cut::Since,
+    failure,
+};
 use crate::classify::Classify;
 
 pin_project_lite::pin_project! {
     /// The body of a [`Forward`](super::Forward)'s response: the
-    /// upstream's, frame for frame. For a gRPC answer whose status comes
-    /// in trailers, failure accrual counts it when it ends: see the
-    /// [module docs](self).
+    /// upstream's, frame for frame. The balancer takes its latency sample
+    /// at the first frame and failure accrual judges it at its end: see
+    /// the [module docs](self).
     #[derive(Debug)]
     pub struct ResponseBody<B> {
         #[pin]
-        kind: Kind<B>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// What a body carries: a plain one, only itself; a judged one, its
-    /// verdict, boxed with the body so that plain ones, nearly all of
-    /// them, stay the size of their body (and a tag, where the body has
-    /// no spare bits for one).
-    #[project = KindProj]
-    #[derive(Debug)]
-    enum Kind<B> {
-        Plain {
-            #[pin]
-            inner: B,
-        },
-        Judged {
-            judged: Pin<Box<Judged<B>>>,
-        },
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A body and the verdict waiting on its end.
-    #[project = Projection]
-    #[derive(Debug)]
-    struct Judged<B> {
-        #[pin]
         inner: B,
-        waiting: Waiting,
+        // `None` when there is nothing to count: one endpoint, no failure
+        // accrual, or an answer given here.
+        track: Option<Track>,
     }
 }
 
-/// The verdict of a judged body, until its end.
+/// What the head said of a response the body still has to settle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// A failure, counted at the head: the body changes nothing.
+    Counted,
+    /// A success, unless the body fails.
+    Success,
+    /// A gRPC answer whose status comes in trailers.
+    Trailers,
+}
+
+/// Where a tracked response is.
 #[derive(Debug)]
-struct Waiting {
-    /// `Some` until the body's end is judged, or it is given up on.
-    verdict: Option<Verdict>,
+enum Stage {
+    /// No frame yet: the request counts as in flight, and its sample
+    /// waits.
+    Sent(Pending),
+    /// Past its first frame: failure accrual's verdict waits for the end.
+    Streaming(Verdict),
+    /// Nothing left to count.
+    Done,
+}
+
+/// A response's request, until its body has settled what it owes the
+/// balancer.
+#[derive(Debug)]
+struct Track {
+    stage: Stage,
+    outcome: Outcome,
     /// Whether the body has said it has ended (`is_end_stream`), with no
-    /// frame left to poll: dropped so, it ended without trailers. Set
-    /// through `&self`, hence atomic; only this body's owner touches it.
+    /// frame left to poll: dropped so, it ended. Set through `&self`,
+    /// hence atomic; only this body's owner touches it.
     ended: AtomicBool,
     /// Set by a layer above that cuts the body for a timeout, if the
     /// request carried one.
     timeout: Option<Since>,
 }
 
-impl Drop for Waiting {
-    /// A body that said it had ended and is dropped unpolled ended
-    /// without trailers: a failure. So did one a timeout above cut. Any
-    /// other is given up on, and the verdict's own drop counts nothing.
-    fn drop(&mut self) {
-        let Some(verdict) = self.verdict.take() else {
+impl Track {
+    /// The body's first frame, its end, or its drop, whichever comes
+    /// first: the sample, and the end of the request's load.
+    fn first_frame(&mut self) {
+        if !matches!(self.stage, Stage::Sent(_)) {
             return;
+        }
+        if let Stage::Sent(pending) = std::mem::replace(&mut self.stage, Stage::Done) {
+            if self.outcome == Outcome::Counted {
+                // Dropped, it takes its sample and ends its load.
+                drop(pending);
+            } else if let Some(verdict) = pending.first_frame() {
+                self.stage = Stage::Streaming(verdict);
+            }
+        }
+    }
+
+    /// Takes the sample at the first `frame`, and counts the verdict if
+    /// `frame` ends the body.
+    fn on_frame<D, E: 'static>(&mut self, frame: &Option<Result<Frame<D>, E>>) {
+        self.first_frame();
+        if !matches!(self.stage, Stage::Streaming(_)) {
+            return;
+        }
+        let success = match frame {
+            Some(Ok(frame)) => match frame.trailers_ref() {
+                Some(trailers) => self.ended_with(Some(trailers)),
+                None => return,
+            },
+            None => self.ended_with(None),
+            Some(Err(error)) => {
+                if failure::is_callers_body(error) {
+                    // Dropped as for a caller that went away.
+                    self.stage = Stage::Done;
+                    return;
+                }
+                false
+            }
         };
+        self.record(success);
+    }
+
+    /// Whether a body that ended with `trailers` (`None`: without any)
+    /// succeeded.
+    fn ended_with(&self, trailers: Option<&HeaderMap>) -> bool {
+        match self.outcome {
+            Outcome::Trailers => succeeded(trailers),
+            Outcome::Success | Outcome::Counted => true,
+        }
+    }
+
+    /// Counts the verdict, if one waits.
+    fn record(&mut self, success: bool) {
+        if let Stage::Streaming(verdict) = std::mem::replace(&mut self.stage, Stage::Done) {
+            verdict.record(success);
+        }
+    }
+}
+
+impl Drop for Track {
+    /// A body that said it had ended and is dropped unpolled ended. One a
+    /// timeout above cut failed. Any other was given up on by its caller:
+    /// it is what its head said, and a gRPC answer whose status was still
+    /// to come counts nothing.
+    fn drop(&mut self) {
+        self.first_frame();
+        if !matches!(self.stage, Stage::Streaming(_)) {
+            return;
+        }
         if self.ended.load(Ordering::Relaxed) {
-            verdict.record(succeeded(None));
+            let success = self.ended_with(None);
+            self.record(success);
         } else if self.timeout.as_ref().is_some_and(Since::expired) {
-            verdict.record(false);
+            self.record(false);
+        } else if self.outcome == Outcome::Success {
+            self.record(true);
         }
     }
 }
 
 impl<B> ResponseBody<B> {
-    /// `inner`, with its outcome judged at its end by `verdict`, if any;
-    /// `timeout`, if any, says whether a layer above cut it short.
-    pub(super) fn new(inner: B, verdict: Option<Verdict>, timeout: Option<Since>) -> Self {
-        let kind = match verdict {
-            None => Kind::Plain { inner },
-            verdict => Kind::Judged {
-                judged: Box::pin(Judged {
-                    inner,
-                    waiting: Waiting {
-                        verdict,
-                        ended: AtomicBool::new(false),
-                        timeout,
-                    },
-                }),
-            },
-        };
-        Self { kind }
+    /// `inner`, with the request `pending` and what its head said
+    /// (`outcome`) settled by its frames, if there is one; `timeout`, if
+    /// any, says whether a layer above cut it short.
+    pub(super) fn new(
+        inner: B,
+        pending: Option<(Pending, Outcome)>,
+        timeout: Option<Since>,
+    ) -> Self {
+        let track = pending.map(|(pending, outcome)| Track {
+            stage: Stage::Sent(pending),
+            outcome,
+            ended: AtomicBool::new(false),
+            timeout: timeout.filter(|_| outcome != Outcome::Counted),
+        });
+        Self { inner, track }
     }
 }
 
@@ -149,62 +231,27 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Plain { inner } => inner.poll_frame(cx),
-            KindProj::Judged { judged } => {
-                let Projection { inner, waiting } = judged.as_mut().project();
-                let frame = ready!(inner.poll_frame(cx));
-                if waiting.verdict.is_some() {
-                    judge(&mut waiting.verdict, &frame);
-                }
-                Poll::Ready(frame)
-            }
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(track) = this.track {
+            track.on_frame(&frame);
         }
+        Poll::Ready(frame)
     }
 
-    /// The inner body's. Once it says it has ended, with a verdict still
-    /// waiting, the verdict is a failure (no trailers can come), counted
-    /// as the body is polled to its end or dropped.
+    /// The inner body's. Once it says it has ended, the response has
+    /// ended (no trailers can come), counted as the body is polled to its
+    /// end or dropped.
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Plain { inner } => inner.is_end_stream(),
-            Kind::Judged { judged } => {
-                let ended = judged.inner.is_end_stream();
-                if ended {
-                    judged.waiting.ended.store(true, Ordering::Relaxed);
-                }
-                ended
-            }
+        let ended = self.inner.is_end_stream();
+        if ended && let Some(track) = &self.track {
+            track.ended.store(true, Ordering::Relaxed);
         }
+        ended
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Plain { inner } => inner.size_hint(),
-            Kind::Judged { judged } => judged.inner.size_hint(),
-        }
-    }
-}
-
-/// Counts `verdict` if `frame` ends the body.
-fn judge<D, E: 'static>(verdict: &mut Option<Verdict>, frame: &Option<Result<Frame<D>, E>>) {
-    let success = match frame {
-        Some(Ok(frame)) => match frame.trailers_ref() {
-            Some(trailers) => succeeded(Some(trailers)),
-            None => return,
-        },
-        None => succeeded(None),
-        Some(Err(error)) => {
-            if failure::is_callers_body(error) {
-                // Dropped as for a caller that went away.
-                verdict.take();
-                return;
-            }
-            false
-        }
-    };
-    if let Some(verdict) = verdict.take() {
-        verdict.record(success);
+        self.inner.size_hint()
     }
 }
 
@@ -219,12 +266,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_body_that_carries_no_verdict_is_no_larger_than_the_body() {
-        // `Incoming` has spare bits for the tag: every plain response
-        // moves as many bytes as it did before it was wrapped.
-        assert_eq!(
-            size_of::<ResponseBody<hyper::body::Incoming>>(),
-            size_of::<hyper::body::Incoming>()
-        );
+    fn what_a_response_carries_for_the_balancer_fits_in_nine_words() {
+        // Inline, not boxed: no allocation per response, but every
+        // response moves these bytes with its body (72 on 64-bit
+        // targets: the request's place in the load and its sample, then
+        // the verdict, what the head said, and the timeout's handle).
+        let added =
+            size_of::<ResponseBody<hyper::body::Incoming>>() - size_of::<hyper::body::Incoming>();
+        assert!(added <= 9 * size_of::<usize>(), "{added} bytes");
     }
 }

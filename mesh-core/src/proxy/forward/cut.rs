@@ -14,10 +14,11 @@ use http::Request;
 /// request it drops, or the response body it drops, was cut by the
 /// timeout, and that its caller did not simply go away.
 ///
-/// Why: dropped from above, an unanswered request or a gRPC stream that
-/// stalls (one whose status comes in trailers, judged when its body
-/// ends: see [`ResponseBody`](super::ResponseBody)) looks like a caller
-/// that went away, which counts nothing, so an endpoint that never
+/// Why: dropped from above, an unanswered request or a response whose
+/// body stalls (judged when its body ends: see
+/// [`ResponseBody`](super::ResponseBody)) looks like a caller that went
+/// away, which counts nothing for a request or a gRPC stream, and the
+/// head's success for any other response, so an endpoint that never
 /// answers, or stalls every stream, would never be taken out. Linkerd
 /// enforces route timeouts in its endpoint stack, below the classifier
 /// its failure accrual reads, so there a timed-out request or stream is
@@ -31,11 +32,10 @@ use http::Request;
 /// calls [`expire`](Self::expire) before it drops the response future or
 /// body it cuts. Dropped with its handle expired since it was sent, a
 /// request with no response yet, or a body whose verdict waits for its
-/// end, counts against its endpoint; dropped otherwise, it counts
-/// nothing. A request
-/// without one is judged as before. A response judged at its head (every
-/// one but a gRPC answer whose status comes in trailers) was counted
-/// then, and its body's end changes nothing.
+/// end, counts against its endpoint; dropped otherwise, it counts as
+/// the caller going away. A request without one is judged as before. A
+/// response whose head was a failure was counted then, and its body's
+/// end changes nothing.
 ///
 /// Only a cut made while waiting on the upstream is the endpoint's: a
 /// deadline that passes while the caller is slow to read frames that

@@ -227,3 +227,72 @@ async fn a_request_counts_against_its_endpoint_until_its_response_head() {
     res.await.unwrap();
     assert_eq!(in_flight(), 0);
 }
+
+/// An HTTP/1.1 upstream that sends its response head at once and its
+/// body, one chunk, `delay` later: a server that is quick to say it has
+/// an answer and slow to give it.
+async fn slow_body_upstream(delay: std::time::Duration) -> SocketAddr {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(move |_: Request<hyper::body::Incoming>| {
+                let late = futures_util::stream::once(async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(http_body::Frame::data(bytes::Bytes::from_static(b"late")))
+                });
+                std::future::ready(Ok::<_, Infallible>(Response::new(
+                    http_body_util::StreamBody::new(late),
+                )))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_whose_body_comes_late_is_a_slow_sample_and_in_flight_until_then() {
+    // Linkerd's balancer samples a request's latency, and stops counting
+    // it in flight, at the response's first body frame
+    // (`PendingUntilFirstData`): an endpoint that answers its head at
+    // once and its body a second later is a second slow.
+    use http_body_util::BodyExt;
+    let delay = std::time::Duration::from_secs(1);
+    let a = slow_body_upstream(delay).await;
+    let b = slow_body_upstream(delay).await;
+    let client =
+        crate::client::Client::<crate::body::BoxBody>::new(&crate::client::ClientConfig::default());
+    let forward = Forward::new(client, [a, b]).unwrap();
+    let balancer = forward.endpoints.peek();
+    let in_flight = || balancer.pending_of(a).unwrap() + balancer.pending_of(b).unwrap();
+    let slowest = || {
+        balancer
+            .estimate_of(a)
+            .unwrap()
+            .max(balancer.estimate_of(b).unwrap())
+    };
+    let get = Request::get("/")
+        .header("host", "web")
+        .body(crate::body::empty())
+        .unwrap();
+    let sent = tokio::time::Instant::now();
+    let res = forward.oneshot(get).await.unwrap();
+    assert!(sent.elapsed() < delay, "the head comes at once");
+    assert_eq!(in_flight(), 1, "in flight until the body's first frame");
+    assert!(slowest() < delay, "no sample yet: {:?}", slowest());
+    let mut body = res.into_body();
+    let frame = body.frame().await.unwrap().unwrap();
+    assert_eq!(frame.into_data().unwrap(), "late");
+    assert_eq!(in_flight(), 0);
+    assert!(
+        slowest() >= delay,
+        "the sample ends at the first frame: {:?}",
+        slowest()
+    );
+}
