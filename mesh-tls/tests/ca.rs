@@ -112,20 +112,23 @@ fn extra_dns_names_that_are_not_host_names_are_refused_by_name() {
     }
 }
 
-/// A certificate names its identity and nothing else, as Linkerd's
-/// identity service issues them (its CSR check wants exactly one DNS name,
-/// the identity's, and no other SAN): a client expecting a DNS-style
-/// identity accepts any DNS name of a certificate, so an extra name,
-/// within the trust domain or not, would let the workload pass for
-/// whoever that name identifies.
+/// A certificate names its identity and no other, as Linkerd's identity
+/// service issues them (its CSR check wants exactly one DNS name, the
+/// identity's, and no other SAN): a client expecting a DNS-style identity
+/// accepts any DNS name of a certificate, so an extra name, within the
+/// trust domain or not, would let the workload pass for whoever that name
+/// identifies. A single-label name such as `localhost`, which no identity
+/// can be (a DNS-style identity has two labels at least), is still written
+/// for the tools that check it.
 #[test]
-fn extra_dns_names_besides_the_identity_are_refused_naming_both() {
+fn extra_dns_names_that_could_be_identities_are_refused_naming_both() {
     let ca = ca();
     for extra in [
-        "localhost",
         "api.shop.svc.cluster.local",
         "api.emojivoto.serviceaccount.identity.linkerd.example.org",
         "*.example.org",
+        "*.localhost",
+        "my_host.local",
         "evil.com",
     ] {
         let request = IssueRequest::new(id(WEB)).with_dns_name(extra);
@@ -139,6 +142,23 @@ fn extra_dns_names_besides_the_identity_are_refused_naming_both() {
         assert!(message.contains(&format!("{extra:?}")), "{message}");
         assert!(message.contains(WEB), "{message}");
     }
+
+    let issued = ca
+        .issue_with(
+            &IssueRequest::new(id(WEB))
+                .with_dns_name("localhost")
+                .with_dns_name("web"),
+        )
+        .unwrap();
+    let creds = issued.credentials().unwrap();
+    assert_eq!(
+        sans(creds.chain()[0].as_ref()),
+        (
+            vec![WEB.to_owned()],
+            vec!["localhost".to_owned(), "web".to_owned()]
+        )
+    );
+    assert_eq!(creds.identity(), &id(WEB));
 
     // A DNS-style identity's own name, in any case, is what the
     // certificate carries anyway: it is written once.

@@ -54,10 +54,10 @@ pub enum CaError {
     /// host name (letters, digits, `-` and `_` in dot-separated labels, the
     /// last not numeric, no final dot), optionally under a `*.` wildcard.
     InvalidDnsName(String),
-    /// An extra DNS name of an [`IssueRequest`](super::IssueRequest) is not
-    /// the identity's own: the CA writes no name but the identity, since a
-    /// client expecting a DNS-style identity accepts a certificate for any
-    /// DNS name it carries.
+    /// An extra DNS name of an [`IssueRequest`](super::IssueRequest) could
+    /// be an identity (it has more than one label) and is not the
+    /// identity's own: a client expecting a DNS-style identity accepts a
+    /// certificate for any DNS name it carries.
     ExtraDnsName {
         /// The name asked for.
         name: String,
@@ -170,9 +170,9 @@ impl fmt::Display for CaError {
             ),
             Self::ExtraDnsName { name, identity } => write!(
                 f,
-                "extra dns name {name:?} refused: a certificate names only its identity, \
-                 {identity}, since clients expecting a dns-style identity accept any dns name \
-                 it carries"
+                "extra dns name {name:?} refused: beside its identity, {identity}, a certificate \
+                 names only single-label hosts such as localhost, since clients expecting a \
+                 dns-style identity accept any dns name it carries"
             ),
             Self::OutlivesIssuer {
                 not_after,

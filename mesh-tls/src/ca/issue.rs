@@ -27,19 +27,24 @@ pub struct IssueRequest {
     /// peers whose clocks run behind (the minute is added to the lifetime,
     /// not taken out of it).
     pub not_before: Option<SystemTime>,
-    /// DNS names to add beside the identity. Default none, and none is
-    /// accepted but a DNS-style identity's own name (in any case), which
-    /// the certificate carries anyway: [`CaError::ExtraDnsName`] otherwise.
+    /// DNS names to add beside the identity, for tools that check
+    /// hostnames (curl wants `localhost` when it dials localhost). Default
+    /// none.
     ///
-    /// A certificate names its identity and nothing else, as Linkerd's
-    /// identity service issues them (it signs a request only when its one
-    /// DNS name is the identity's). A client expecting a DNS-style identity
-    /// accepts any DNS name of a certificate, as Linkerd's clients do (see
+    /// Only single-label host names (`localhost`) are written, and a
+    /// DNS-style identity's own name (in any case), which the certificate
+    /// carries anyway; any other name is refused
+    /// ([`CaError::ExtraDnsName`]). A certificate names no identity but
+    /// its own, as Linkerd's identity service issues them (it signs a
+    /// request only when its one DNS name is the identity's): a client
+    /// expecting a DNS-style identity accepts any DNS name of a
+    /// certificate, as Linkerd's clients do (see
     /// [what a certificate proves](crate::connect#what-a-certificate-proves)),
-    /// so an extra name, a service hostname or `localhost` alike, would
-    /// let the workload pass for whoever that name identifies. A name that
-    /// is no host name (optionally under a `*.` wildcard) is refused first,
-    /// as [`CaError::InvalidDnsName`].
+    /// so a service hostname or another workload's name would let the
+    /// workload pass for whoever that name identifies. A single label is
+    /// no identity (a DNS-style identity has two labels at least), and
+    /// proves nothing to a mesh client. A name that is no host name is
+    /// refused first, as [`CaError::InvalidDnsName`].
     ///
     /// [`CaError::ExtraDnsName`]: super::CaError::ExtraDnsName
     /// [`CaError::InvalidDnsName`]: super::CaError::InvalidDnsName
@@ -71,8 +76,9 @@ impl IssueRequest {
         self
     }
 
-    /// Adds a DNS name beside the identity, which the CA refuses unless it
-    /// is a DNS-style identity's own (see [`dns_names`](Self::dns_names)).
+    /// Adds a DNS name beside the identity: a single-label one such as
+    /// `localhost`, since the CA refuses any name that could be an identity
+    /// (see [`dns_names`](Self::dns_names)).
     #[must_use]
     pub fn with_dns_name(mut self, name: impl Into<String>) -> Self {
         self.dns_names.push(name.into());
@@ -200,8 +206,8 @@ impl CertificateAuthority {
     /// [`CaError::IssuerExpired`] once the issuer has expired;
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::InvalidDnsName`] for an extra DNS name that
-    /// is no host name, and [`CaError::ExtraDnsName`] for one that is not
-    /// the identity's own.
+    /// is no host name, and [`CaError::ExtraDnsName`] for one of more than
+    /// one label that is not the identity's own.
     pub fn issue_with(&self, request: &IssueRequest) -> Result<IssuedCertificate, CaError> {
         let identity = &request.identity;
         if !in_trust_domain(&self.trust_domain, identity) {
@@ -224,20 +230,28 @@ impl CertificateAuthority {
         } else {
             SanType::DnsName(name)
         }];
-        // The identity is the only name written, as Linkerd's identity
-        // service writes only the identity's: a client expecting a
-        // DNS-style identity accepts any DNS name of a certificate, so an
-        // extra one would let this workload pass for whoever it names.
+        // No name that could be an identity is written but the identity,
+        // as Linkerd's identity service writes only the identity's: a
+        // client expecting a DNS-style identity accepts any DNS name of a
+        // certificate, so such a name would let this workload pass for
+        // whoever it names. A single-label name (`localhost`) is no
+        // identity, and proves nothing to a mesh client.
         for dns in &request.dns_names {
             if !is_host_name(dns) {
                 return Err(CaError::InvalidDnsName(dns.clone()));
             }
-            if identity.is_spiffe() || !dns.eq_ignore_ascii_case(identity.as_str()) {
+            if !identity.is_spiffe() && dns.eq_ignore_ascii_case(identity.as_str()) {
+                continue;
+            }
+            if dns.contains('.') {
                 return Err(CaError::ExtraDnsName {
                     name: dns.clone(),
                     identity: identity.clone(),
                 });
             }
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(dns.as_str().try_into()?));
         }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

@@ -18,10 +18,12 @@
 //! Workload certificates carry both the server and the client
 //! authentication purposes, because a meshed workload is both. The CA
 //! refuses a certificate's identity outside its trust domain, and any
-//! name beside the identity ([`IssueRequest::with_dns_name`]): as
-//! Linkerd's identity service, it signs only the identity's name, since a
-//! client expecting a DNS-style identity accepts a certificate for any DNS
-//! name it carries.
+//! other name that could be an identity ([`IssueRequest::with_dns_name`]):
+//! as Linkerd's identity service, it signs no identity but the one asked
+//! for, since a client expecting a DNS-style identity accepts a
+//! certificate for any DNS name it carries. Only single-label names such
+//! as `localhost`, which no identity can be, may be added, for tools that
+//! check hostnames.
 //!
 //! # Validity and renewal
 //!

@@ -33,8 +33,9 @@
 //! one identity from it (the SPIFFE ID, else the first DNS identity). An
 //! issuer that adds DNS names to a certificate (service hostnames beside a
 //! SPIFFE ID, say) vouches for each of them as an identity; the mesh's CA,
-//! like Linkerd's, adds none
-//! ([`IssueRequest::dns_names`](crate::ca::IssueRequest::dns_names)).
+//! like Linkerd's, adds none (only single-label names such as `localhost`,
+//! which are no identities:
+//! [`IssueRequest::dns_names`](crate::ca::IssueRequest::dns_names)).
 //!
 //! The chain is checked by webpki as for any TLS server, and on top every
 //! issuer on the path must be allowed to sign certificates by its key usage
