@@ -88,13 +88,63 @@ pub(super) struct InboundPortEntry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with listen, services, ingress_mode and ports"
+    expecting = "a mapping with listen, services, ingress_mode, ports, http_queue_capacity, http_failfast_timeout, tcp_queue_capacity and tcp_failfast_timeout"
 )]
 pub(super) struct OutboundSection {
     pub(super) listen: Option<Addr>,
     pub(super) services: Option<Vec<ServiceEntry>>,
     pub(super) ingress_mode: Option<bool>,
     pub(super) ports: Option<Vec<OutboundPortEntry>>,
+    pub(super) http_queue_capacity: Option<QueueCapacity>,
+    pub(super) http_failfast_timeout: Option<Grace>,
+    pub(super) tcp_queue_capacity: Option<QueueCapacity>,
+    pub(super) tcp_failfast_timeout: Option<Grace>,
+}
+
+/// How many requests or connections may wait for an endpoint: a whole
+/// number, at least 1. Linkerd's queue is a bounded channel, which has
+/// room for one at least; a queue that should not wait has a zero
+/// fail-fast timeout instead.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct QueueCapacity(pub(super) usize);
+
+impl<'de> Deserialize<'de> for QueueCapacity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_u64(QueueCapacityVisitor)
+    }
+}
+
+struct QueueCapacityVisitor;
+
+impl QueueCapacityVisitor {
+    fn invalid<E: de::Error>(value: impl fmt::Display) -> E {
+        E::custom(format_args!(
+            "invalid queue capacity {value} (expected a whole number, at least 1: \
+             a queue that should not wait has a failfast timeout of 0s instead)"
+        ))
+    }
+}
+
+impl Visitor<'_> for QueueCapacityVisitor {
+    type Value = QueueCapacity;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a queue capacity: a whole number, at least 1, such as 10000")
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<QueueCapacity, E> {
+        match usize::try_from(value) {
+            Ok(capacity) if capacity > 0 => Ok(QueueCapacity(capacity)),
+            _ => Err(Self::invalid(value)),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<QueueCapacity, E> {
+        match u64::try_from(value) {
+            Ok(value) => self.visit_u64(value),
+            Err(_) => Err(Self::invalid(value)),
+        }
+    }
 }
 
 /// A TCP listener for one outbound service.

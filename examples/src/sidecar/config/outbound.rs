@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 use std::time::Duration;
 
-use mesh_core::proxy::{FailureAccrual, authority_host, resolve::EndpointAddr};
+use mesh_core::proxy::{FailureAccrual, Queue, authority_host, resolve::EndpointAddr};
 use mesh_retry::{BudgetConfig, RetryPolicy, Timeouts};
 use mesh_tls::OutboundTls;
 
@@ -40,6 +40,16 @@ pub struct OutboundConfig {
     /// Listeners whose connections are forwarded as opaque bytes to an
     /// outbound service's endpoints, in file order. Default: none.
     pub ports: Vec<OutboundPort>,
+    /// How many requests to a service may wait for one of its endpoints
+    /// to be ready, and for how long before the service fails fast
+    /// (`http_queue_capacity`, `http_failfast_timeout`). Default
+    /// Linkerd's: 10,000 requests, 3 s.
+    pub http_queue: Queue,
+    /// The same for the connections of `ports` and the tunnels of
+    /// `CONNECT` (`tcp_queue_capacity`, `tcp_failfast_timeout`), which
+    /// Linkerd sets apart from HTTP's. Default Linkerd's: 10,000
+    /// connections, 3 s.
+    pub tcp_queue: Queue,
 }
 
 /// A listener for the application's TCP connections to one outbound
@@ -68,6 +78,8 @@ impl Default for OutboundConfig {
             services: Vec::new(),
             ingress_mode: false,
             ports: Vec::new(),
+            http_queue: Queue::default(),
+            tcp_queue: Queue::default(),
         }
     }
 }

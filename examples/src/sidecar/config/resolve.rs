@@ -4,11 +4,11 @@
 
 use std::net::SocketAddr;
 
-use mesh_core::proxy::resolve::DEFAULT_INTERVAL;
+use mesh_core::proxy::{Queue, resolve::DEFAULT_INTERVAL};
 
 use super::SidecarConfig;
 use super::error::{ConfigError, ConfigErrorKind};
-use super::file::{Document, InboundSection, OutboundSection, ServiceEntry};
+use super::file::{Document, Grace, InboundSection, OutboundSection, QueueCapacity, ServiceEntry};
 use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::listeners::{Listener, check_apps, check_collector, check_listeners};
@@ -217,6 +217,16 @@ fn resolve_outbound(
         config.listen = listen.0;
     }
     config.ingress_mode = section.ingress_mode.unwrap_or(false);
+    config.http_queue = queue(
+        config.http_queue,
+        section.http_queue_capacity,
+        section.http_failfast_timeout,
+    );
+    config.tcp_queue = queue(
+        config.tcp_queue,
+        section.tcp_queue_capacity,
+        section.tcp_failfast_timeout,
+    );
     listeners.push(Listener::new(
         "outbound.listen",
         config.listen,
@@ -290,6 +300,14 @@ fn resolve_outbound(
         listeners,
     )?;
     Ok(config)
+}
+
+/// `default` with the capacity and fail-fast timeout the file writes.
+fn queue(default: Queue, capacity: Option<QueueCapacity>, timeout: Option<Grace>) -> Queue {
+    Queue::new(
+        capacity.map_or(default.capacity(), |capacity| capacity.0),
+        timeout.map_or(default.failfast_timeout(), |timeout| timeout.0),
+    )
 }
 
 /// A service's TLS: mutual TLS when it names the identity to expect,

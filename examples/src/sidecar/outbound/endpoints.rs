@@ -12,8 +12,12 @@
 //! their answers ([`first`]). One that does not resolve (the service is
 //! not up yet), or whose server does not answer in time, does not stop
 //! the sidecar, as it does not stop Linkerd's proxy: the service's
-//! requests get the mesh's `503` until a later lookup answers, and a
-//! warning is logged.
+//! requests, and its TCP connections, wait in the balancers' queues for a
+//! later lookup to answer, then fail fast (the mesh's `503`; a closed
+//! connection), and a warning is logged. The queues are
+//! `outbound.http_queue_capacity` and `http_failfast_timeout` for
+//! requests, and the `tcp_` pair for connections and `CONNECT`s, as
+//! Linkerd sets them apart ([`Queues`]).
 //!
 //! Lookups are counted in `outbound_endpoint_resolutions_total{service,
 //! result}` (`result` is `success` or `failure`), and each service's
@@ -48,7 +52,7 @@ use std::{
 use mesh_core::{
     client::ForEndpoint,
     proxy::{
-        BalancerView, EndpointGauges, EndpointSet, FailureAccrual, Forward, ForwardTcp,
+        BalancerView, EndpointGauges, EndpointSet, FailureAccrual, Forward, ForwardTcp, Queue,
         resolve::{EndpointAddr, Resolution, Resolver, Round},
     },
 };
@@ -194,6 +198,17 @@ pub(crate) struct ServiceEndpoints {
     /// The sidecar's outbound listeners, left out of every answer
     /// ([`own`]).
     listeners: Vec<SocketAddr>,
+    /// How requests, and connections, wait for an endpoint when none is
+    /// ready: `outbound.http_queue_capacity` and the rest.
+    queues: Queues,
+}
+
+/// The queues of a service's balancers: one for its HTTP requests, one
+/// for its TCP connections and `CONNECT`s.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Queues {
+    pub(crate) http: Queue,
+    pub(crate) tcp: Queue,
 }
 
 /// What the runtimes were last given, and their sets.
@@ -257,7 +272,15 @@ impl ServiceEndpoints {
                 sets: Vec::new(),
             }),
             listeners: Vec::new(),
+            queues: Queues::default(),
         }
+    }
+
+    /// Has requests and connections that find no endpoint ready wait as
+    /// `queues` says; Linkerd's defaults otherwise.
+    pub(crate) fn with_queues(mut self, queues: Queues) -> Self {
+        self.queues = queues;
+        self
     }
 
     /// The `Forward` of one runtime, over `client`: fixed when every
@@ -266,9 +289,10 @@ impl ServiceEndpoints {
     ///
     /// The balancer is reported in `outbound_http_balancer_endpoints`.
     pub(crate) fn forward<C: ForEndpoint + Clone>(&self, client: C) -> Option<Forward<C>> {
-        let (forward, view) = match self.runtime_endpoints()? {
+        let queue = self.queues.http;
+        let (forward, view) = match self.runtime_endpoints(queue)? {
             RuntimeEndpoints::Fixed(endpoints) => {
-                let forward = Forward::new(client, endpoints).ok()?;
+                let forward = Forward::new(client, endpoints).ok()?.with_queue(queue);
                 let forward = match self.accrual {
                     Some(accrual) => forward.with_failure_accrual(accrual),
                     None => forward,
@@ -290,13 +314,15 @@ impl ServiceEndpoints {
     /// endpoints get a set that is never updated: the one way to view a
     /// TCP balancer (see the [module docs](self)).
     pub(crate) fn forward_tcp<C>(&self, connector: C) -> Option<ForwardTcp<C>> {
-        let set = match self.runtime_endpoints()? {
+        let queue = self.queues.tcp;
+        let set = match self.runtime_endpoints(queue)? {
             RuntimeEndpoints::Fixed(endpoints) => {
                 let set = EndpointSet::new(endpoints).ok()?;
-                match self.accrual {
+                let set = match self.accrual {
                     Some(accrual) => set.with_failure_accrual(accrual),
                     None => set,
-                }
+                };
+                set.with_queue(queue)
             }
             RuntimeEndpoints::Set(set) => set,
         };
@@ -310,8 +336,9 @@ impl ServiceEndpoints {
     }
 
     /// The endpoints a new balancer starts from: fixed addresses, or a
-    /// set the resolver keeps current (with failure accrual, if on).
-    fn runtime_endpoints(&self) -> Option<RuntimeEndpoints> {
+    /// set the resolver keeps current (with failure accrual, if on, and
+    /// `queue`).
+    fn runtime_endpoints(&self, queue: Queue) -> Option<RuntimeEndpoints> {
         let Ok(mut state) = self.state.lock() else {
             return None;
         };
@@ -326,6 +353,8 @@ impl ServiceEndpoints {
             Some(accrual) => set.with_failure_accrual(accrual),
             None => set,
         };
+        // Before the set is shared: each of these starts a fresh one.
+        let set = set.with_queue(queue);
         state.sets.push(set.clone());
         Some(RuntimeEndpoints::Set(set))
     }

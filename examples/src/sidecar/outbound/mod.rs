@@ -98,7 +98,7 @@ use tower::Layer;
 pub(crate) use self::backend::BackendMetrics;
 use self::backend::Counted;
 pub(crate) use self::endpoints::ResolveMetrics;
-use self::endpoints::{FirstAnswers, ServiceEndpoints};
+use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 pub(crate) use self::plan::check_backends;
 use self::plan::{Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
@@ -251,7 +251,11 @@ impl Outbound {
                 metrics.resolve,
                 &first,
             )
-            .without_listeners(listeners);
+            .without_listeners(listeners)
+            .with_queues(Queues {
+                http: config.http_queue,
+                tcp: config.tcp_queue,
+            });
             services.push(ServiceTarget {
                 name: service.name.clone(),
                 endpoints: Arc::new(endpoints),

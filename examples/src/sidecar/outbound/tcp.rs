@@ -32,7 +32,9 @@
 //! that uses the sidecar as its HTTP proxy reaches the service's
 //! endpoints as a TCP port's connections do. Where a TCP port can only
 //! close a connection it cannot forward, a `CONNECT` is answered `502`
-//! or `503` before any `200`.
+//! or `503` before any `200`. Both wait for an endpoint when none is
+//! ready, for `outbound.tcp_failfast_timeout` at most, in a queue of
+//! `outbound.tcp_queue_capacity` places.
 
 use std::{
     convert::Infallible,

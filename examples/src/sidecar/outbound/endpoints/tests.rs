@@ -12,12 +12,12 @@ use std::{
 use http::{Request, Response};
 use mesh_core::{
     client::ForEndpoint,
-    proxy::{Forward, resolve::EndpointAddr},
+    proxy::{Forward, Queue, resolve::EndpointAddr},
 };
 use prometheus_client::registry::Registry;
 use tower::Service;
 
-use super::{FirstAnswers, ResolveMetrics, ServiceEndpoints};
+use super::{FirstAnswers, Queues, ResolveMetrics, ServiceEndpoints};
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i], 8080))
@@ -224,6 +224,10 @@ async fn tcp_connections_follow_the_names_answers_like_requests() {
     let endpoints =
         ServiceEndpoints::with_lookup("db", &[emoji()], None, &metrics, |host, port| {
             dns.lookup_now(host, port)
+        })
+        .with_queues(Queues {
+            tcp: Queue::new(10, Duration::ZERO),
+            ..Queues::default()
         });
     let refuse = tower::service_fn(|_: http::Uri| async {
         Err::<hyper_util::rt::TokioIo<tokio::io::DuplexStream>, _>(io::Error::from(
@@ -231,7 +235,8 @@ async fn tcp_connections_follow_the_names_answers_like_requests() {
         ))
     });
     let mut forward = endpoints.forward_tcp(refuse).unwrap();
-    // Not resolved yet: closed at once, no connect tried.
+    // Not resolved yet: closed, no connect tried (at once, as the TCP
+    // queue waits for nothing here).
     assert_eq!(
         connect_to(&mut forward).await,
         Err("no endpoints to forward to".into())
