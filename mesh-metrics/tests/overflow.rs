@@ -165,3 +165,43 @@ async fn folded_connections_keep_their_direction_peer_and_tls_status() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_could_not_be_opened_is_no_fold() {
+    use mesh_core::{
+        client::ClientConfig,
+        conn::{NoTlsReason, Tls},
+    };
+    use mesh_metrics::{TcpConnect, TcpMetrics};
+    use tower::Service;
+
+    let mut registry = Registry::default();
+    let config = MetricsConfig::default().with_series_limit(NonZeroUsize::new(1).unwrap());
+    let tcp = TcpMetrics::register_with(&mut registry, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut first = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::Disabled),
+        ClientConfig::default().http_connector(),
+    );
+    let uri = format!("http://{addr}").parse().unwrap();
+    drop(first.ready().await.unwrap().call(uri).await.unwrap());
+    // Nothing listens there any more: the connection is refused, so no
+    // observation was made, in an overflow series or any other.
+    drop(listener);
+    let mut folded = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::NotProvidedByRemote),
+        ClientConfig::default().http_connector(),
+    );
+    let uri = format!("http://{addr}").parse().unwrap();
+    assert!(folded.ready().await.unwrap().call(uri).await.is_err());
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("tcp_series_overflow_total{family=\"tcp_open_total\"} 0\n"),
+        "{text}"
+    );
+    assert!(!text.contains("overflow=\"true\""), "{text}");
+}

@@ -11,7 +11,7 @@ use mesh_core::conn::Tls;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{ConnHandles, CountingIo, TcpMetrics, io::ConnSlot};
+use super::{CountingIo, TcpMetrics, io::ConnSlot};
 use crate::labels::{Direction, Peer};
 
 /// A hyper-util connector that counts the transport metrics of each
@@ -42,7 +42,7 @@ use crate::labels::{Direction, Peer};
 pub struct TcpConnect<C> {
     inner: C,
     metrics: TcpMetrics,
-    tls: Tls,
+    tls: Arc<Tls>,
     direction: Direction,
 }
 
@@ -54,7 +54,7 @@ impl<C> TcpConnect<C> {
         Self {
             inner,
             metrics: metrics.clone(),
-            tls: tls.clone(),
+            tls: Arc::new(tls.clone()),
             direction: Direction::Outbound,
         }
     }
@@ -68,7 +68,7 @@ impl<C> TcpConnect<C> {
         Self {
             inner,
             metrics: metrics.clone(),
-            tls: tls.clone(),
+            tls: Arc::new(tls.clone()),
             direction: Direction::Inbound,
         }
     }
@@ -87,13 +87,11 @@ where
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        // Found again for each connection (a lock-free lookup once the
-        // labels have series): a label set folded into the overflow series
-        // is then counted as a fold per connection, as on the server side.
-        let handles = self.metrics.conn(self.direction, Peer::Dst, &self.tls);
         ConnectFuture {
             inner: self.inner.call(uri),
-            handles,
+            metrics: self.metrics.clone(),
+            tls: self.tls.clone(),
+            direction: self.direction,
         }
     }
 }
@@ -105,7 +103,9 @@ pin_project! {
     pub struct ConnectFuture<F> {
         #[pin]
         inner: F,
-        handles: Arc<ConnHandles>,
+        metrics: TcpMetrics,
+        tls: Arc<Tls>,
+        direction: Direction,
     }
 }
 
@@ -118,8 +118,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let io = ready!(this.inner.poll(cx))?.into_inner();
+        // Found once the connection is open, not before: one that could
+        // not be opened is no observation, and must not count as a fold.
+        // Found again for each connection (a lock-free lookup once the
+        // labels have series): a label set folded into the overflow series
+        // is then counted as a fold per connection, as on the server side.
+        let handles = this.metrics.conn(*this.direction, Peer::Dst, this.tls);
         let slot = Arc::new(ConnSlot::default());
-        slot.open(this.handles.clone());
+        slot.open(handles);
         Poll::Ready(Ok(TokioIo::new(CountingIo::new(io, slot))))
     }
 }
