@@ -700,3 +700,49 @@ fn a_ca_certificate_file_holding_a_private_key_is_refused_naming_it() {
         assert!(message.contains("private key"), "{message}");
     }
 }
+
+/// An issuer renewed on a machine whose clock runs ahead is not valid yet
+/// here: everything it signs now fails to verify until then, as "not
+/// valid yet". The CA says so, naming the issuer and when it becomes
+/// valid, rather than issue credentials that every check refuses, as
+/// Linkerd's identity service checks its issuer before each certificate.
+#[test]
+fn an_issuer_not_valid_yet_is_named_when_issuing() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let now = std::time::SystemTime::now();
+    let params = |name: &str, path_len, not_before: std::time::SystemTime| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = not_before.into();
+        params.not_after = (now + 30 * 24 * HOUR).into();
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = params("anchor", 1, now - HOUR);
+    let anchor = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor_signer = rcgen::Issuer::new(anchor_params, anchor_key);
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let starts = now + 2 * HOUR;
+    let issuer = params("issuer", 0, starts)
+        .signed_by(&issuer_key, &anchor_signer)
+        .unwrap()
+        .pem();
+    let ca = CertificateAuthority::from_pem(&anchor, &issuer, &issuer_key.serialize_pem()).unwrap();
+
+    let error = ca.issue(&id(WEB), HOUR).unwrap_err();
+    assert!(
+        matches!(&error, CaError::IssuerNotYetValid { not_before }
+            if not_before.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap().as_secs()
+                == starts.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap().as_secs()),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("not valid until"), "{error}");
+    let error = ca.issue_within_issuer(&id(WEB), HOUR).unwrap_err();
+    assert!(
+        matches!(&error, CaError::IssuerNotYetValid { .. }),
+        "{error:?}"
+    );
+}

@@ -78,6 +78,13 @@ pub enum CaError {
         /// When the issuer expired.
         not_after: SystemTime,
     },
+    /// The issuer is not valid yet: it was made (or renewed) on a clock
+    /// running ahead of this one, and nothing it signs verifies before
+    /// then.
+    IssuerNotYetValid {
+        /// When the issuer becomes valid.
+        not_before: SystemTime,
+    },
     /// The CA files are inconsistent.
     InvalidCa(InvalidCa),
     /// What the issuer signs would not chain to the trust anchor: the
@@ -187,6 +194,12 @@ impl fmt::Display for CaError {
                 f,
                 "the ca's issuer expired at {}: it can sign no certificate that verifies",
                 Utc(*not_after)
+            ),
+            Self::IssuerNotYetValid { not_before } => write!(
+                f,
+                "the ca's issuer is not valid until {}: nothing it signs verifies before then \
+                 (is a clock running ahead?)",
+                Utc(*not_before)
             ),
             Self::InvalidCa(e) => write!(f, "invalid ca: {e}"),
             Self::IssuerNotTrusted(_) => {

@@ -203,7 +203,8 @@ impl CertificateAuthority {
     /// [`CaError::InvalidLifetime`] for a `ttl` under
     /// [`MIN_LIFETIME`](super::MIN_LIFETIME) (a second) or over
     /// [`MAX_LIFETIME`](super::MAX_LIFETIME);
-    /// [`CaError::IssuerExpired`] once the issuer has expired;
+    /// [`CaError::IssuerExpired`] once the issuer has expired, and
+    /// [`CaError::IssuerNotYetValid`] before it is valid;
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::InvalidDnsName`] for an extra DNS name that
     /// is no host name, and [`CaError::ExtraDnsName`] for one of more than
@@ -219,7 +220,7 @@ impl CertificateAuthority {
         if identity.path() == Some("") {
             return Err(CaError::NoWorkloadPath(identity.clone()));
         }
-        self.check_issuer_not_expired(SystemTime::now())?;
+        self.check_issuer_valid(SystemTime::now())?;
         let mut params = CertificateParams::default();
         // The identity lives in the SAN; the subject stays empty, as in a
         // SPIFFE X.509-SVID, and rcgen marks the SAN critical for it.

@@ -149,6 +149,7 @@ pub struct CertificateAuthority {
     anchor_key_pem: Option<String>,
     issuer: Issuer<'static, KeyPair>,
     issuer_pem: String,
+    issuer_not_before: SystemTime,
     issuer_not_after: SystemTime,
 }
 
@@ -209,13 +210,14 @@ impl CertificateAuthority {
         let mut issuer_params = ca_params("mesh issuer", 0)?;
         issuer_params.use_authority_key_identifier_extension = true;
         let issuer_cert = issuer_params.signed_by(&issuer_key, &anchor)?;
-        let issuer_not_after = not_after_of(issuer_cert.der())?;
+        let (issuer_not_before, issuer_not_after) = validity_of(issuer_cert.der())?;
         Ok(Self {
             trust_domain,
             anchor_pem: anchor_cert.pem(),
             anchor_key_pem: Some(anchor_key_pem),
             issuer_pem: issuer_cert.pem(),
             issuer: Issuer::new(issuer_params, issuer_key),
+            issuer_not_before,
             issuer_not_after,
         })
     }
@@ -270,6 +272,7 @@ impl CertificateAuthority {
             issuer_pem: issuer.to_owned(),
             issuer: Issuer::from_ca_cert_der(&issuer_der, key)
                 .map_err(|e| (IssuerCert, e.into()))?,
+            issuer_not_before: names.not_before,
             issuer_not_after: names.not_after,
         };
         ca.check_issuer(names.not_before)?;
@@ -296,10 +299,16 @@ impl CertificateAuthority {
         self.issuer_not_after
     }
 
-    /// Refuses to sign with an issuer that has expired at `now`, saying
-    /// so: every certificate it signed would fail to verify, and the
-    /// lifetime checks would blame the certificate asked for instead.
-    fn check_issuer_not_expired(&self, now: SystemTime) -> Result<(), CaError> {
+    /// Refuses to sign with an issuer that has expired, or is not valid
+    /// yet, at `now`, saying so: every certificate it signed would fail to
+    /// verify, and the lifetime checks would blame the certificate asked
+    /// for instead, or nothing would.
+    fn check_issuer_valid(&self, now: SystemTime) -> Result<(), CaError> {
+        if now < self.issuer_not_before {
+            return Err(CaError::IssuerNotYetValid {
+                not_before: self.issuer_not_before,
+            });
+        }
         if now >= self.issuer_not_after {
             return Err(CaError::IssuerExpired {
                 not_after: self.issuer_not_after,
@@ -387,9 +396,11 @@ fn random_tag() -> Result<String, CaError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn not_after_of(der: &rustls_pki_types::CertificateDer<'_>) -> Result<SystemTime, CaError> {
+fn validity_of(
+    der: &rustls_pki_types::CertificateDer<'_>,
+) -> Result<(SystemTime, SystemTime), CaError> {
     CertNames::parse(der)
-        .map(|names| names.not_after)
+        .map(|names| (names.not_before, names.not_after))
         .map_err(|_| CaError::InvalidCa(InvalidCa::BadCertificate))
 }
 

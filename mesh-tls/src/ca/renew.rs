@@ -109,7 +109,8 @@ impl CertificateAuthority {
     ///
     /// [`CaError::UnrenewableTtl`] for a `ttl` under [`MIN_RENEWED_TTL`]
     /// or over [`MAX_LIFETIME`](super::MAX_LIFETIME), which the renewal
-    /// loop could not keep valid; [`CaError::IssuerExpired`] once the
+    /// loop could not keep valid; [`CaError::IssuerNotYetValid`] before
+    /// the issuer is valid; [`CaError::IssuerExpired`] once the
     /// issuer has expired, and [`CaError::OutlivesIssuer`] while it has less
     /// than a second left; otherwise as
     /// [`CertificateAuthority::issue`].
@@ -129,7 +130,7 @@ impl CertificateAuthority {
         // after now, so with what the issuer has left it ends with the
         // issuer.
         let now = SystemTime::now();
-        self.check_issuer_not_expired(now)?;
+        self.check_issuer_valid(now)?;
         let left = self
             .issuer_not_after
             .duration_since(now)
