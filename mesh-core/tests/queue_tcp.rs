@@ -246,6 +246,8 @@ async fn a_connect_past_the_timeout_is_answered_503_and_later_ones_at_once() {
     let (head, _conn) = send_connect(proxy).await.unwrap();
     assert_eq!(Instant::now(), start + Duration::from_secs(3));
     assert!(head.starts_with("http/1.1 503 "), "{head}");
+    assert!(head.contains("mesh-error: service in fail-fast"), "{head}");
     let (head, _conn) = at_once(send_connect(proxy)).await;
     assert!(head.starts_with("http/1.1 503 "), "{head}");
+    assert!(head.contains("mesh-error: service in fail-fast"), "{head}");
 }

@@ -244,10 +244,11 @@ async fn a_connect_whose_endpoint_refuses_is_answered_502_before_any_200() {
 
 #[tokio::test]
 async fn a_connect_to_a_target_without_endpoints_is_answered_503() {
-    use mesh_core::proxy::{ConnectTunnel, EndpointSet};
+    use mesh_core::proxy::{ConnectTunnel, EndpointSet, Queue};
     let mut connector = ClientConfig::default().http_connector();
     connector.enforce_http(false);
-    let set = EndpointSet::empty();
+    // A queue that does not wait: the answer comes at once.
+    let set = EndpointSet::empty().with_queue(Queue::new(1, std::time::Duration::ZERO));
     let forward = ForwardTcp::with_endpoints(connector, &set);
     let targets =
         move |authority: &http::uri::Authority| (authority.host() == "db").then(|| forward.clone());

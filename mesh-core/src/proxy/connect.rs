@@ -29,7 +29,12 @@
 //! A target that cannot be reached gets the mesh's error answer, never a
 //! `200`: `502` (`mesh-error: upstream connect error`) when the endpoint
 //! refused, failed the handshake or took too long, `503` (`mesh-error:
-//! service unavailable`) when there is no endpoint to try. Envoy and
+//! service unavailable`) when there is no endpoint to try. A `CONNECT`
+//! that finds no endpoint ready first waits in the target's queue, as a
+//! forwarded connection does ([`ForwardTcp`]); past its fail-fast
+//! timeout it is answered `503` with `mesh-error: service in fail-fast`,
+//! as an HTTP request is, and so is every later one until an endpoint is
+//! ready. Envoy and
 //! Squid also connect before they answer, and answer a failed connect
 //! with an error status (503, both); ours are the ones `Forward` gives
 //! an HTTP request in the same plight. It is what clients can use: curl
@@ -72,6 +77,7 @@ use tower::Service;
 
 use super::{
     forward::NoEndpoints,
+    queue::{IN_FAILFAST, InFailFast},
     tcp::{ConnectFailed, Connected, Connecting, ForwardTcp},
 };
 use crate::{
@@ -234,6 +240,12 @@ where
                 Poll::Ready(Ok(Response::new(RB::default())))
             }
             Err(error) => {
+                if error.is::<InFailFast>() {
+                    tracing::debug!(%error, "cannot connect a CONNECT tunnel");
+                    return Poll::Ready(Ok(
+                        ProxyErrorKind::Unavailable.response_with_reason(false, IN_FAILFAST)
+                    ));
+                }
                 let kind = if error.is::<NoEndpoints>() {
                     ProxyErrorKind::Unavailable
                 } else {

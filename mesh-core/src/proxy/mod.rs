@@ -65,7 +65,10 @@
 //! that finds no endpoint are answered `503` with `mesh-error: service in
 //! fail-fast` ([`IN_FAILFAST`]; gRPC `UNAVAILABLE`) at once, until an
 //! endpoint is ready again ([`queue`]). A request that finds an endpoint
-//! pays nothing for this.
+//! pays nothing for this. Forwarded TCP connections ([`ForwardTcp`]) and
+//! `CONNECT` tunnels wait the same way, in a queue of their own (Linkerd
+//! also queues TCP); past it a connection is closed, and a `CONNECT` is
+//! answered as an HTTP request is.
 //!
 //! The endpoints can change while requests flow: a `Forward` built over an
 //! [`EndpointSet`] balances each request over the set's latest endpoints,
@@ -108,7 +111,7 @@ pub use self::{
         CONNECT_REFUSED, Forward, INVALID_REQUEST, MULTIPLE_HOSTS, NoEndpoints, ResponseBody,
         ResponseFuture, TimedOut, UNSUPPORTED_CODING, UPSTREAM_CODING,
     },
-    queue::{IN_FAILFAST, Queue},
+    queue::{IN_FAILFAST, InFailFast, Queue},
     router::{AuthorityRouter, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
 };

@@ -65,6 +65,9 @@ use std::{
 
 use tokio::{sync::Notify, time::Instant};
 
+use super::forward::NoEndpoints;
+use crate::error::BoxError;
+
 /// How requests (or connections) wait for an endpoint: how many at most,
 /// and for how long before the service goes into fail-fast. See the
 /// [module docs](self).
@@ -117,6 +120,21 @@ impl Queue {
 /// fail-fast: it had no endpoint ready for the fail-fast timeout.
 pub const IN_FAILFAST: &str = "service in fail-fast";
 
+/// Why a connection or `CONNECT` that found no endpoint ready is
+/// refused while its service is in fail-fast: no endpoint has been ready
+/// for the fail-fast timeout. A `CONNECT` is answered [`IN_FAILFAST`],
+/// as an HTTP request is; a forwarded connection is closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InFailFast;
+
+impl std::fmt::Display for InFailFast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(IN_FAILFAST)
+    }
+}
+
+impl std::error::Error for InFailFast {}
+
 /// The waiting room of one set of endpoints, shared by its balancers
 /// across updates. Only requests that find no endpoint, and the rare
 /// events that may make one ready, touch it.
@@ -148,6 +166,18 @@ pub(crate) enum Refused {
     Unavailable,
     /// The service is in fail-fast: [`IN_FAILFAST`].
     FailFast,
+}
+
+impl Refused {
+    /// The error a connection refused for this reason ends with:
+    /// [`InFailFast`], or [`NoEndpoints`] when the queue is full or does
+    /// not wait.
+    pub(crate) fn into_error(self) -> BoxError {
+        match self {
+            Self::FailFast => InFailFast.into(),
+            Self::Unavailable => NoEndpoints.into(),
+        }
+    }
 }
 
 /// What a wait ended with.

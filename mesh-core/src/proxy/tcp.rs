@@ -352,7 +352,7 @@ where
                     Err(refused) => {
                         waiting::log_refused(refused, client.as_ref().map(|c| c.1.remote_addr));
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(NoEndpoints.into()));
+                        return Poll::Ready(Err(refused.into_error()));
                     }
                 },
                 StateProj::Connecting {

@@ -142,7 +142,7 @@ where
                                 Err(refused) => {
                                     super::waiting::log_refused(refused, None);
                                     this.state.set(State::Done);
-                                    return Poll::Ready(Err(NoEndpoints.into()));
+                                    return Poll::Ready(Err(refused.into_error()));
                                 }
                             }
                         }
@@ -161,7 +161,7 @@ where
                     Err(refused) => {
                         super::waiting::log_refused(refused, None);
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(NoEndpoints.into()));
+                        return Poll::Ready(Err(refused.into_error()));
                     }
                 },
                 StateProj::Connecting {
