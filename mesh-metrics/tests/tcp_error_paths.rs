@@ -214,3 +214,58 @@ async fn bytes_read_to_detect_the_protocol_are_counted_once() {
     trigger.trigger();
     task.await.unwrap();
 }
+
+/// An accept hook that reads a hello and answers one, as a TLS handshake
+/// does, then hands the connection on as plaintext.
+#[derive(Clone)]
+struct Handshake;
+
+impl<I: Io> Accept<I> for Handshake {
+    type Io = I;
+    type Future = Pin<Box<dyn Future<Output = Result<Accepted<I>, BoxError>> + Send>>;
+
+    fn accept(&self, mut io: I) -> Self::Future {
+        Box::pin(async move {
+            let mut hello = [0; 5];
+            io.read_exact(&mut hello).await?;
+            io.write_all(b"hey").await?;
+            Ok(Accepted {
+                io,
+                tls: mesh_core::conn::Tls::Plaintext(
+                    mesh_core::conn::NoTlsReason::NotProvidedByRemote,
+                ),
+                alpn: None,
+                retire: mesh_core::serve::Retirement::never(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_handshake_bytes_are_counted_as_soon_as_the_connection_is_open() {
+    let mut registry = Registry::default();
+    let (addr, trigger, task) = server(&mut registry, ServerConfig::default(), Handshake).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(b"hello").await.unwrap();
+    let mut answer = [0; 3];
+    client.read_exact(&mut answer).await.unwrap();
+    // The connection is open and idle: the bytes of its handshake are
+    // counted now, not at its next read or write, which may never come.
+    let text = until(&registry, |text| {
+        value(text, &format!("tcp_open_connections{{{INBOUND}}}")) == Some(1)
+    })
+    .await;
+    assert_eq!(
+        value(&text, &format!("tcp_read_bytes_total{{{INBOUND}}}")),
+        Some(5),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_write_bytes_total{{{INBOUND}}}")),
+        Some(3),
+        "{text}"
+    );
+    drop(client);
+    trigger.trigger();
+    task.await.unwrap();
+}

@@ -1,7 +1,10 @@
 use std::{
     io,
     pin::Pin,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -12,20 +15,37 @@ use super::ConnHandles;
 
 /// Where a connection's handles arrive once its labels are known: shared
 /// between the [`CountingIo`] and whoever learns the labels (the accept
-/// hook's future, after the handshake).
+/// hook's future, after the handshake). It holds the bytes moved before
+/// then (the handshake's), and adds them to the connection's series as
+/// they arrive: a connection that stays idle after its handshake shows
+/// them at once, not at a next read or write that may never come.
 #[derive(Debug, Default)]
-pub(crate) struct ConnSlot(OnceLock<Arc<ConnHandles>>);
+pub(crate) struct ConnSlot {
+    handles: OnceLock<Arc<ConnHandles>>,
+    early_read: AtomicU64,
+    early_written: AtomicU64,
+}
 
 impl ConnSlot {
-    /// Hands the connection its handles and counts it open. Only the first
-    /// call has an effect.
+    /// Hands the connection its handles, counts it open and counts the
+    /// bytes it moved so far. Only the first call has an effect.
     pub(crate) fn open(&self, handles: Arc<ConnHandles>) {
         // Counting open again would leave the gauge one too high for good:
         // the connection is counted closed once, when it is dropped.
-        if self.0.set(handles).is_ok()
-            && let Some(handles) = self.0.get()
+        if self.handles.set(handles).is_ok()
+            && let Some(handles) = self.handles.get()
         {
             handles.opened();
+            // The stream counts into its handles from now on; what it
+            // counted here before is moved over once.
+            let read = self.early_read.swap(0, Ordering::Relaxed);
+            if read > 0 {
+                handles.read.inc_by(read);
+            }
+            let written = self.early_written.swap(0, Ordering::Relaxed);
+            if written > 0 {
+                handles.write.inc_by(written);
+            }
         }
     }
 }
@@ -37,9 +57,6 @@ impl ConnSlot {
 pub struct CountingIo<T> {
     io: T,
     slot: Arc<ConnSlot>,
-    /// Bytes moved before the handles arrived.
-    early_read: u64,
-    early_written: u64,
     /// The first error the stream returned, as an errno name.
     errno: Option<&'static str>,
 }
@@ -49,8 +66,6 @@ impl<T> CountingIo<T> {
         Self {
             io,
             slot,
-            early_read: 0,
-            early_written: 0,
             errno: None,
         }
     }
@@ -61,20 +76,24 @@ impl<T> CountingIo<T> {
     }
 
     fn count_read(&mut self, n: u64) {
-        match self.slot.0.get() {
+        match self.slot.handles.get() {
             Some(h) => {
-                h.read.inc_by(n + std::mem::take(&mut self.early_read));
+                h.read.inc_by(n);
             }
-            None => self.early_read += n,
+            None => {
+                self.slot.early_read.fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 
     fn count_written(&mut self, n: u64) {
-        match self.slot.0.get() {
+        match self.slot.handles.get() {
             Some(h) => {
-                h.write.inc_by(n + std::mem::take(&mut self.early_written));
+                h.write.inc_by(n);
             }
-            None => self.early_written += n,
+            None => {
+                self.slot.early_written.fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 
@@ -89,13 +108,7 @@ impl<T> CountingIo<T> {
 
 impl<T> Drop for CountingIo<T> {
     fn drop(&mut self) {
-        if let Some(h) = self.slot.0.get() {
-            if self.early_read > 0 {
-                h.read.inc_by(self.early_read);
-            }
-            if self.early_written > 0 {
-                h.write.inc_by(self.early_written);
-            }
+        if let Some(h) = self.slot.handles.get() {
             h.closed(self.errno);
         }
     }
