@@ -359,7 +359,7 @@ fn a_namespaces_linkerd_annotations_reach_its_workloads_wherever_it_is_written()
             .iter()
             .map(|w| {
                 (
-                    w.annotation,
+                    w.annotation.clone(),
                     w.object.clone(),
                     w.path.clone(),
                     w.config_map.clone(),

@@ -46,7 +46,7 @@ fn warned(injected: &Injected) -> Vec<(Unread, String, String)> {
     injected.notes[1]
         .warnings
         .iter()
-        .map(|w| (w.annotation, w.object.clone(), w.path.clone()))
+        .map(|w| (w.annotation.clone(), w.object.clone(), w.path.clone()))
         .collect()
 }
 
@@ -119,7 +119,7 @@ fn each_unread_annotation_is_warned_of_once() {
         config.linkerd.io/skip-inbound-ports: '4000', \
         config.linkerd.io/skip-outbound-ports: '25'";
     let warned = warned(&inject(&manifest(all, all, all)));
-    let annotations: Vec<Unread> = warned.iter().map(|w| w.0).collect();
+    let annotations: Vec<Unread> = warned.iter().map(|w| w.0.clone()).collect();
     assert_eq!(
         annotations,
         [

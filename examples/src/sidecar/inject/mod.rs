@@ -61,7 +61,18 @@
 //!   application finishes its own requests through it. The API server
 //!   refuses a sleep longer than the pod's `terminationGracePeriodSeconds`
 //!   (30 unless set), and so does inject. A native sidecar (below) gets
-//!   none, as in Linkerd: Kubernetes stops it only after the application.
+//!   none, as in Linkerd: Kubernetes stops it only after the application;
+//! - for Linkerd's `config.linkerd.io/proxy-uid` and `proxy-gid` there,
+//!   the container's `runAsUser` (2102, Linkerd's, unless set; root is
+//!   an error, as the container runs as non-root) and `runAsGroup`; for
+//!   `config.linkerd.io/image-pull-policy`, its `imagePullPolicy`; for
+//!   `config.linkerd.io/inbound-port`, `outbound-port` and `admin-port`,
+//!   the ports it declares and is probed on, which the ConfigMap's
+//!   `sidecar.yaml` must listen on (`inbound.listen`, `outbound.listen`,
+//!   `admin.listen`): inject does not write it. A value Linkerd would
+//!   drop with a log line (a port that is not a port, a user that is not
+//!   a number) is an error naming the annotation, the document and the
+//!   value.
 //!
 //! The ConfigMap is named after the workload because the configuration
 //! is the workload's own (its application port, its labels for policy);
@@ -103,20 +114,25 @@
 //! `initContainers`, with `restartPolicy: Always` (a native sidecar,
 //! Kubernetes 1.29 and later): a plain container that never exits would
 //! keep the job, or the pod, from ever completing. Linkerd's
-//! `config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"` on a pod
-//! template, or on its Namespace when the template does not set it, asks
-//! for a native sidecar too, so that the application's init containers
-//! can reach the mesh. A native sidecar has a startup probe on
+//! `config.linkerd.io/proxy-enable-native-sidecar: "true"` (or its older
+//! names under `config.beta.linkerd.io` and `config.alpha.linkerd.io`)
+//! on a pod template, or on its Namespace when the template does not set
+//! it, asks for a native sidecar too, so that the application's init
+//! containers can reach the mesh. A native sidecar has a startup probe on
 //! `/ready` (every second, for up to two minutes, as Linkerd's): the
 //! kubelet starts the pod's next containers only once it passes, so their
-//! first requests find the sidecar listening. A sidecar among
+//! first requests find the sidecar listening. Linkerd's
+//! `config.linkerd.io/proxy-await: disabled` takes the probe off, as
+//! Linkerd's native proxy has it only with the await. A sidecar among
 //! `containers` holds nothing back: the kubelet starts it with the
 //! application, whose first requests to `127.0.0.1:4140` may come before
 //! it listens, and are refused. (Linkerd holds the application back with
-//! a `postStart` hook, `config.linkerd.io/proxy-await`, that runs a
-//! program of its proxy's image until the proxy is ready.) An
-//! application that calls out as soon as it starts retries those first
-//! requests, or asks for a native sidecar with the annotation above.
+//! a `postStart` hook, `config.linkerd.io/proxy-await`, on by default,
+//! that runs a program of its proxy's image until the proxy is ready; the
+//! sidecar's image has no such program yet, so `proxy-await: enabled`
+//! said on such a workload is warned about.) An application that calls
+//! out as soon as it starts retries those first requests, or asks for a
+//! native sidecar with the annotation above.
 //!
 //! Nothing redirects traffic: there is no init container rewriting
 //! iptables. The workload's Service targets the `mesh-inbound` port, and
@@ -184,17 +200,25 @@
 //!
 //! # Linkerd's annotations it cannot follow
 //!
-//! `config.linkerd.io/opaque-ports`, `skip-inbound-ports` and
-//! `skip-outbound-ports` (on the pod template, the workload or its
-//! Namespace) cannot be carried into the sidecar: its configuration is
-//! the ConfigMap's `sidecar.yaml`, which inject does not write. For each
-//! injected workload they reach, the nearest one gets a warning on
+//! Every other Linkerd proxy annotation (`config.linkerd.io/*`,
+//! `config.alpha.linkerd.io/*`, `config.beta.linkerd.io/*`) on the pod
+//! template, the workload or its Namespace cannot be carried into the
+//! sidecar: its configuration is the ConfigMap's `sidecar.yaml`, which
+//! inject does not write, and for some (`control-port`,
+//! `proxy-cpu-ratio-limit`, ...) the sidecar has no setting at all. For
+//! each injected workload they reach, the nearest one gets a warning on
 //! standard error after the workload's note, naming the annotation, the
-//! object and the path where it is, and where the same thing is said: a
-//! port's `protocol: opaque` under `inbound` (or its Server's
-//! `proxyProtocol: opaque`); with no traffic redirected, the skip
-//! annotations have nothing to skip. The output is written all the same.
-//! A workload left out (above) gets none: Linkerd may read them there.
+//! object and the path where it is, and where the same thing is said when
+//! there is such a place: for `config.linkerd.io/opaque-ports`, a port's
+//! `protocol: opaque` under `inbound` (or its Server's `proxyProtocol:
+//! opaque`); for `access-log`, `inbound.access_log`; with no traffic
+//! redirected, `skip-inbound-ports`, `skip-outbound-ports` and
+//! `skip-subnets` have nothing to skip. So do an annotation inject
+//! follows on the workload's own metadata, which its pods do not carry,
+//! `config.linkerd.io/proxy-log-format: json` (the sidecar logs plain
+//! lines only) and `proxy-await: enabled` on a sidecar among
+//! `containers` (above). The output is written all the same. A workload
+//! left out (above) gets none: Linkerd may read them there.
 //!
 //! # Output
 //!

@@ -31,7 +31,7 @@ use super::{
     resources::ResourceAnnotations,
     rule::{self, InjectMode},
     settings::SettingAnnotations,
-    warning::{self, Found},
+    warning::{self, Found, Scope},
     yaml::{self, FieldPath, Problem},
 };
 
@@ -148,6 +148,7 @@ impl Namespaces {
                 warning::object_name("Namespace", None, name),
                 metadata,
                 &meta_path,
+                Scope::Pod,
             ),
         };
         self.by_name.insert(name.to_owned(), namespace);

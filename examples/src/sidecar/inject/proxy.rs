@@ -26,11 +26,14 @@ pub const IDENTITY_DIR: &str = "/var/run/mesh/identity";
 pub const CONFIG_MAP_SUFFIX: &str = "-mesh-config";
 /// The Secret's name is the service account's name followed by this.
 pub const SECRET_SUFFIX: &str = "-mesh-identity";
-/// The inbound port (Linkerd's) and its container port name.
+/// The inbound port (Linkerd's) and its container port name; the port
+/// moves with `config.linkerd.io/inbound-port`.
 pub const INBOUND_PORT: (u16, &str) = (4143, "mesh-inbound");
-/// The outbound port (Linkerd's) and its container port name.
+/// The outbound port (Linkerd's) and its container port name; the port
+/// moves with `config.linkerd.io/outbound-port`.
 pub const OUTBOUND_PORT: (u16, &str) = (4140, "mesh-outbound");
-/// The admin port (Linkerd's) and its container port name.
+/// The admin port (Linkerd's) and its container port name; the port
+/// moves with `config.linkerd.io/admin-port`.
 pub const ADMIN_PORT: (u16, &str) = (4191, "mesh-admin");
 
 /// The CPU the sidecar asks for: the proxy's request in Linkerd's
@@ -61,8 +64,9 @@ pub(super) enum Placement {
 /// The sidecar container. In ingress mode its environment sets
 /// [`INGRESS_MODE_ENV`], which the sidecar reads over its configuration
 /// file, so an ingress can share the file any other workload would have;
-/// a log level sets `RUST_LOG`, and a wait before exit a `preStop` sleep
-/// on a sidecar that is an ordinary container.
+/// the settings (see [`settings`](super::settings)) set `RUST_LOG`, a
+/// `preStop` sleep on a sidecar that is an ordinary container, its
+/// ports, its user and group and its image pull policy.
 pub(super) fn container(
     config: &InjectConfig,
     placement: Placement,
@@ -73,6 +77,9 @@ pub(super) fn container(
     let mut container = Mapping::new();
     insert(&mut container, "name", string(CONTAINER_NAME));
     insert(&mut container, "image", string(config.image.as_str()));
+    if let Some(policy) = &settings.pull_policy {
+        insert(&mut container, "imagePullPolicy", string(policy));
+    }
     insert(
         &mut container,
         "args",
@@ -94,10 +101,15 @@ pub(super) fn container(
     if !env.is_empty() {
         insert(&mut container, "env", Value::Sequence(env));
     }
-    let ports = [INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT]
-        .into_iter()
-        .map(|(port, name)| map([("name", string(name)), ("containerPort", port.into())]))
-        .collect();
+    let ports = &settings.ports;
+    let ports = [
+        (ports.inbound, INBOUND_PORT.1),
+        (ports.outbound, OUTBOUND_PORT.1),
+        (ports.admin, ADMIN_PORT.1),
+    ]
+    .into_iter()
+    .map(|(port, name)| map([("name", string(name)), ("containerPort", port.into())]))
+    .collect();
     insert(&mut container, "ports", Value::Sequence(ports));
     if placement == Placement::NativeSidecar {
         insert(&mut container, "restartPolicy", string("Always"));
@@ -119,10 +131,12 @@ pub(super) fn container(
         insert(&mut resources, "limits", Value::Mapping(limits));
     }
     insert(&mut container, "resources", Value::Mapping(resources));
-    insert(&mut container, "livenessProbe", probe("/live", 10));
-    insert(&mut container, "readinessProbe", probe("/ready", 2));
-    if placement == Placement::NativeSidecar {
-        insert(&mut container, "startupProbe", startup_probe());
+    let admin = settings.ports.admin;
+    insert(&mut container, "livenessProbe", probe("/live", 10, admin));
+    insert(&mut container, "readinessProbe", probe("/ready", 2, admin));
+    // As Linkerd's native proxy has its startup probe only with the await.
+    if placement == Placement::NativeSidecar && settings.await_ready {
+        insert(&mut container, "startupProbe", startup_probe(admin));
     }
     if placement == Placement::Container
         && let Some(wait) = &settings.wait_before_exit
@@ -130,21 +144,29 @@ pub(super) fn container(
         let sleep = map([("sleep", map([("seconds", wait.seconds.into())]))]);
         insert(&mut container, "lifecycle", map([("preStop", sleep)]));
     }
+    let mut security = Mapping::new();
     insert(
-        &mut container,
-        "securityContext",
-        map([
-            ("allowPrivilegeEscalation", Value::Bool(false)),
-            (
-                "capabilities",
-                map([("drop", Value::Sequence(vec![string("ALL")]))]),
-            ),
-            ("readOnlyRootFilesystem", Value::Bool(true)),
-            ("runAsNonRoot", Value::Bool(true)),
-            ("runAsUser", 2102.into()),
-            ("seccompProfile", map([("type", string("RuntimeDefault"))])),
-        ]),
+        &mut security,
+        "allowPrivilegeEscalation",
+        Value::Bool(false),
     );
+    insert(
+        &mut security,
+        "capabilities",
+        map([("drop", Value::Sequence(vec![string("ALL")]))]),
+    );
+    insert(&mut security, "readOnlyRootFilesystem", Value::Bool(true));
+    insert(&mut security, "runAsNonRoot", Value::Bool(true));
+    insert(&mut security, "runAsUser", settings.uid.into());
+    if let Some(gid) = settings.gid {
+        insert(&mut security, "runAsGroup", gid.into());
+    }
+    insert(
+        &mut security,
+        "seccompProfile",
+        map([("type", string("RuntimeDefault"))]),
+    );
+    insert(&mut container, "securityContext", Value::Mapping(security));
     let mounts = [(CONFIG_VOLUME, CONFIG_DIR), (IDENTITY_VOLUME, IDENTITY_DIR)]
         .into_iter()
         .map(|(name, path)| {
@@ -177,11 +199,11 @@ pub(super) fn identity_volume(secret: &str) -> Value {
 
 /// An HTTP probe of the admin port. Linkerd's proxy probes wait 10 s
 /// (liveness) and 2 s (readiness) before the first check.
-fn probe(path: &str, initial_delay_seconds: u64) -> Value {
+fn probe(path: &str, initial_delay_seconds: u64, admin: u16) -> Value {
     map([
         (
             "httpGet",
-            map([("path", string(path)), ("port", ADMIN_PORT.0.into())]),
+            map([("path", string(path)), ("port", admin.into())]),
         ),
         ("initialDelaySeconds", initial_delay_seconds.into()),
     ])
@@ -193,11 +215,11 @@ fn probe(path: &str, initial_delay_seconds: u64) -> Value {
 /// only once it passes; without it they start with the sidecar's
 /// process, before its listeners are bound, and their first requests are
 /// refused.
-fn startup_probe() -> Value {
+fn startup_probe(admin: u16) -> Value {
     map([
         (
             "httpGet",
-            map([("path", string("/ready")), ("port", ADMIN_PORT.0.into())]),
+            map([("path", string("/ready")), ("port", admin.into())]),
         ),
         ("periodSeconds", 1.into()),
         ("failureThreshold", 120.into()),

@@ -25,10 +25,10 @@ use super::{
     yaml::{self, FieldPath, Problem},
 };
 
-const CPU_REQUEST_ANNOTATION: &str = "config.linkerd.io/proxy-cpu-request";
-const CPU_LIMIT_ANNOTATION: &str = "config.linkerd.io/proxy-cpu-limit";
-const MEMORY_REQUEST_ANNOTATION: &str = "config.linkerd.io/proxy-memory-request";
-const MEMORY_LIMIT_ANNOTATION: &str = "config.linkerd.io/proxy-memory-limit";
+pub(super) const CPU_REQUEST_ANNOTATION: &str = "config.linkerd.io/proxy-cpu-request";
+pub(super) const CPU_LIMIT_ANNOTATION: &str = "config.linkerd.io/proxy-cpu-limit";
+pub(super) const MEMORY_REQUEST_ANNOTATION: &str = "config.linkerd.io/proxy-memory-request";
+pub(super) const MEMORY_LIMIT_ANNOTATION: &str = "config.linkerd.io/proxy-memory-limit";
 
 /// The sidecar container's `resources`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use super::{
     proxy::{self, CONFIG_MAP_SUFFIX, CONTAINER_NAME, Placement, SECRET_SUFFIX},
     resources::{ProxyResources, ResourceAnnotations},
     rule::{self, ProxyMode},
-    settings::{ProxySettings, SettingAnnotations},
-    warning::{self, Found, Warning},
+    settings::{Ports, ProxySettings, SaidOn, SettingAnnotations},
+    warning::{self, Found, Scope, Unread, Warning},
     yaml::{self, AddAt, FieldPath, Problem},
 };
 
@@ -151,7 +151,7 @@ pub(super) fn inject(
     let own_mode = rule::mode(metadata, &meta_path)?;
     let in_namespace = namespaces.of(namespace.as_deref());
     let object_name = warning::object_name(kind.as_str(), namespace.as_deref(), &name);
-    let own_unread = Found::read(object_name.clone(), metadata, &meta_path);
+    let own_unread = Found::read(object_name.clone(), metadata, &meta_path, Scope::Workload);
 
     let mut template_path = path.clone();
     let mut template = &mut *object;
@@ -205,8 +205,8 @@ pub(super) fn inject(
         set = set.or_namespace(&namespace.name, &namespace.settings);
     }
     let resources = annotated.resources(&template_meta_path)?;
-    let settings = set.settings(&template_meta_path);
-    let template_unread = Found::read(object_name, template_meta, &template_meta_path);
+    let settings = set.settings(&template_meta_path)?;
+    let template_unread = Found::read(object_name, template_meta, &template_meta_path, Scope::Pod);
 
     let before = template.clone();
     let sidecar = Sidecar {
@@ -215,7 +215,7 @@ pub(super) fn inject(
         settings: &settings,
         config,
     };
-    edit_pod(template, &template_path, kind, &name, &sidecar)?;
+    let placement = edit_pod(template, &template_path, kind, &name, &sidecar)?;
     let outcome = if *template == before {
         Outcome::AlreadyInjected
     } else {
@@ -225,7 +225,22 @@ pub(super) fn inject(
         .into_iter()
         .chain(in_namespace.map(|namespace| &namespace.unread))
         .collect();
-    let warnings = warning::warnings(&scopes, &format!("{name}{CONFIG_MAP_SUFFIX}"));
+    let config_map = format!("{name}{CONFIG_MAP_SUFFIX}");
+    let mut warnings = warning::warnings(&scopes, &config_map);
+    // Settings whose value asks for what the sidecar cannot do, named
+    // where they were said.
+    let said_on = |on: &SaidOn| match (on, in_namespace) {
+        (SaidOn::Namespace(_), Some(namespace)) => &namespace.unread,
+        _ => &template_unread,
+    };
+    if let Some(on) = &settings.json_log {
+        warnings.push(said_on(on).warning(Unread::JsonLogFormat, &config_map));
+    }
+    if placement == Placement::Container
+        && let Some(on) = &settings.await_enabled
+    {
+        warnings.push(said_on(on).warning(Unread::Await, &config_map));
+    }
     Ok((outcome, warnings))
 }
 
@@ -238,14 +253,14 @@ struct Sidecar<'a> {
 }
 
 /// Adds the annotations, the container and the volumes to a pod template
-/// (or a pod).
+/// (or a pod), and says where the container went.
 fn edit_pod(
     template: &mut Mapping,
     path: &FieldPath,
     kind: WorkloadKind,
     workload: &str,
     sidecar: &Sidecar<'_>,
-) -> Result<(), Problem> {
+) -> Result<Placement, Problem> {
     let config = sidecar.config;
     let spec_path = path.key("spec");
     let spec = match template.get_mut("spec") {
@@ -273,7 +288,7 @@ fn edit_pod(
             ),
         });
     }
-    check_ports(spec, &spec_path)?;
+    check_ports(spec, &spec_path, &sidecar.settings.ports)?;
     // As the API server reads them: an empty name is no name.
     let named =
         |key| yaml::string(spec, key, &spec_path).map(|name| name.filter(|name| !name.is_empty()));
@@ -336,19 +351,19 @@ fn edit_pod(
         proxy::string(VERSION_ANNOTATION),
         proxy::string(config.image.version()),
     );
-    Ok(())
+    Ok(placement)
 }
 
 /// Checks that no container of the pod `spec` (at `spec_path`) but the
-/// sidecar declares one of the sidecar's TCP ports. A pod's containers
+/// sidecar declares one of the sidecar's TCP `ports`. A pod's containers
 /// share one network namespace: of the application and the sidecar, one
 /// could not listen on the port, and the pod would never be ready (the
 /// sidecar's probes are on its admin port).
-fn check_ports(spec: &Mapping, spec_path: &FieldPath) -> Result<(), Problem> {
+fn check_ports(spec: &Mapping, spec_path: &FieldPath, ports: &Ports) -> Result<(), Problem> {
     let sidecar_ports = [
-        (proxy::INBOUND_PORT.0, "inbound"),
-        (proxy::OUTBOUND_PORT.0, "outbound"),
-        (proxy::ADMIN_PORT.0, "admin"),
+        (ports.inbound, "inbound"),
+        (ports.outbound, "outbound"),
+        (ports.admin, "admin"),
     ];
     for key in ["initContainers", "containers"] {
         let Some(containers) = spec.get(key).and_then(Value::as_sequence) else {
