@@ -224,9 +224,11 @@ async fn an_endpoint_taken_out_for_failing_is_probed_and_comes_back() {
         [(endpoint, EndpointState::Probing)]
     );
     // The next request is its probe, sent although the service is in
-    // fail-fast, and its success puts the endpoint back.
+    // fail-fast, and its success, judged at the end of its body, puts the
+    // endpoint back.
     let res = forward.clone().oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    res.into_body().collect().await.unwrap();
     assert_eq!(
         view.endpoints().unwrap(),
         [(endpoint, EndpointState::Ready)]

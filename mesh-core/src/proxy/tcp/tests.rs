@@ -18,7 +18,7 @@ use tower::{Service, ServiceExt};
 use super::{ConnectFailed, ForwardTcp};
 use crate::{
     conn::ConnectionInfo,
-    proxy::{EndpointSet, NoEndpoints, Queue},
+    proxy::{EndpointSet, InFailFast, NoEndpoints, Queue},
     serve::OpaqueConnection,
 };
 
@@ -106,7 +106,7 @@ async fn without_endpoints_the_connection_waits_the_failfast_timeout_then_is_clo
     let start = tokio::time::Instant::now();
     let error = forward.oneshot(conn).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(3), "Linkerd's default");
-    assert!(error.is::<NoEndpoints>(), "{error}");
+    assert!(error.is::<InFailFast>(), "{error}");
     let mut buf = [0; 1];
     assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
     assert!(ForwardTcp::new(connector(), []).is_err());
