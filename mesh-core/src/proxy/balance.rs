@@ -257,18 +257,18 @@ impl Balancer {
         self.endpoints.get(i).map(|e| &**e)
     }
 
-    /// The endpoint the next request goes to, and the pending request to
-    /// hold until its response's first frame when there is a choice or a
-    /// failure count to inform. `None` when failure accrual has taken every
-    /// endpoint out, or there is none.
+    /// [`pick_indexed`](Self::pick_indexed) without the index.
     #[cfg(test)]
     pub(crate) fn pick(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
         let (_, authority, pending) = self.pick_by(Load::Requests)?;
         Some((authority, pending))
     }
 
-    /// [`pick`](Self::pick), with the endpoint's index, in the order of
-    /// [`addrs`](Self::addrs).
+    /// The endpoint the next request goes to, with its index in the order
+    /// of [`addrs`](Self::addrs), and the pending request to hold until
+    /// its response's first body frame when there is a choice or a failure
+    /// count to inform. `None` when failure accrual has taken every
+    /// endpoint out, or there is none.
     pub(crate) fn pick_indexed(self: &Arc<Self>) -> Option<(usize, &Authority, Option<Pending>)> {
         self.pick_by(Load::Requests)
     }

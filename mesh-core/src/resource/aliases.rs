@@ -35,7 +35,7 @@ pub const ALIAS_ALLOWANCE: usize = 100_000;
 /// [`ALIAS_ALLOWANCE`], without building any of them. Call it, after
 /// [`check_yaml_shape`](super::check_yaml_shape), before reading a text
 /// that comes from outside the process with serde;
-/// [`Documents`](super::Documents) and [`load`](super::load) call it
+/// [`Documents`](super::Documents) and [`load`](fn@super::load) call it
 /// themselves.
 ///
 /// A text that is not YAML passes: the reader that follows reports its

@@ -74,7 +74,7 @@
 //! not read too: Kubernetes' reader converts a whole document before it
 //! reads any field, so such a file would not apply with `kubectl` either.
 //!
-//! [`Documents`] and [`load`] call both checks; a reader that parses YAML
+//! [`Documents`] and [`load`](fn@load) call both checks; a reader that parses YAML
 //! some other way should call them first.
 //!
 //! ```

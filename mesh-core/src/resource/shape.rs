@@ -66,7 +66,7 @@ pub const MAX_FLOW_WORK: u64 = 1 << 27;
 /// collections no deeper than [`MAX_FLOW_DEPTH`] and holds no more than
 /// [`MAX_FLOW_WORK`] in them, in one pass over it, without parsing it. Call it before handing a text that comes from
 /// outside the process to a YAML parser; [`Documents`](super::Documents)
-/// and [`load`](super::load) call it themselves.
+/// and [`load`](fn@super::load) call it themselves.
 ///
 /// # Errors
 ///

@@ -15,7 +15,7 @@
 //! # How
 //!
 //! [`Balancer::pick_connection`] counts the connection as in flight
-//! against its endpoint, as [`pick`](Balancer::pick) counts a request.
+//! against its endpoint, as [`pick_indexed`](Balancer::pick_indexed) counts a request.
 //! When the connect succeeds, [`Pending::connected`] counts the connect
 //! time as the endpoint's latency sample (and a success for failure
 //! accrual, which ends a probe) and hands back an [`Established`], which
@@ -113,7 +113,7 @@ impl Load {
 
 impl Balancer {
     /// The endpoint the next connection goes to, and the connect to hold
-    /// until it ends, as [`pick`](Self::pick) does for a request, with
+    /// until it ends, as [`pick_indexed`](Self::pick_indexed) does for a request, with
     /// the costs of a connection: see the [module docs](self).
     pub(crate) fn pick_connection(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
         let (_, authority, pending) = self.pick_by(Load::Connections)?;

@@ -8,7 +8,7 @@
 //! request URI's authority as `:authority`, and hyper-util's client
 //! connects to that same authority. So each endpoint gets a client of its
 //! own, whose connections all go to it
-//! ([`ForEndpoint`](crate::client::ForEndpoint)), and the URI is free to
+//! ([`ForEndpoint`]), and the URI is free to
 //! name the authority (the [client docs](crate::client) say more).
 //!
 //! Making a client costs a few allocations and a pool; a request must not

@@ -10,7 +10,7 @@
 //!
 //! The model is faithful to the manifest: strings stay strings until
 //! [`HttpRoute::rule_matches`] (or the per-rule and per-match forms) turns
-//! the matches into [`RouteMatch`]es, with an error that names the field.
+//! the matches into [`RouteMatch`](crate::route::RouteMatch)es, with an error that names the field.
 //! Filters of types that are modelled are typed, and
 //! [`HttpRouteRule::route_filters`] turns them into the
 //! [`RouteFilters`](crate::route::RouteFilters) a route applies; any other
