@@ -87,7 +87,9 @@ enum Command {
         /// Lifetime: a number with s, m, h or d.
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         ttl: Duration,
-        /// An extra DNS SAN, for tools that check hostnames.
+        /// An extra DNS SAN, for tools that check hostnames: a single
+        /// label such as `localhost`. A name with dots could pass for
+        /// another workload's identity, so the CA refuses it.
         #[arg(long)]
         dns: Vec<String>,
         #[arg(long)]

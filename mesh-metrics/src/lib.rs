@@ -12,7 +12,11 @@
 //! - [`TcpAccept`] and [`TcpConnect`] count `tcp_open_total`,
 //!   `tcp_open_connections`, `tcp_read_bytes_total`, `tcp_write_bytes_total`
 //!   and `tcp_close_total` on the server's and the client's sockets
-//!   ([`tcp`]).
+//!   ([`tcp`]), inbound or outbound on either side, as Linkerd writes
+//!   them. `tcp_close_total`'s `errno` is the name of the socket error's
+//!   Linux errno (`ECONNRESET`), `UNKNOWN_ERRNO` for a number without
+//!   one, and empty for a close without an error or an error without a
+//!   number, as in Linkerd.
 //! - [`register_process_metrics`] adds the process families and
 //!   `proxy_build_info`.
 //! - [`query`] reads `/metrics` back and computes what `linkerd viz stat`
