@@ -168,6 +168,17 @@ enum Command {
         #[arg(long, default_value_t = sidecar::inject::Image::default())]
         image: sidecar::inject::Image,
     },
+    /// Wait until a sidecar is ready: ask its admin server's `/ready`
+    /// until it answers 200, like `linkerd-await`; exits non-zero past the
+    /// timeout. An injected sidecar's `postStart` hook runs it.
+    Await {
+        /// The admin server, `IP:PORT`.
+        #[arg(long, default_value = sidecar::wait_ready::DEFAULT_ADMIN, value_parser = sidecar::wait_ready::parse_admin)]
+        admin: std::net::SocketAddr,
+        /// How long to wait before giving up.
+        #[arg(long, default_value = sidecar::wait_ready::DEFAULT_TIMEOUT, value_parser = positive_duration)]
+        timeout: Duration,
+    },
     /// Make a development CA and workload certificates.
     #[command(subcommand)]
     Certs(Certs),
@@ -330,6 +341,12 @@ fn main() -> ExitCode {
                 .with_timeout(timeout),
         ),
         Command::Inject { file, image } => inject(&file, image),
+        Command::Await { admin, timeout } => {
+            match block_on(sidecar::wait_ready::wait_ready(admin, timeout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error),
+            }
+        }
         Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
         Command::Stat(m) => print_view(views::stat(&m.admin, m.window, m.output)),
         Command::Routes { measured: m, to } => {

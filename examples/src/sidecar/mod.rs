@@ -52,6 +52,7 @@ pub mod policy;
 mod run;
 mod start_error;
 pub mod views;
+pub mod wait_ready;
 mod worker;
 
 pub use self::run::{Running, StartOptions, start, start_with};
