@@ -101,7 +101,7 @@ impl Drop for Running {
 /// # Errors
 ///
 /// When a listener cannot be bound, the identity cannot be issued from its
-/// CA directory, or a thread cannot start.
+/// CA directory, or a thread or its runtime cannot start.
 pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
     start_with(config, StartOptions::default())
 }
@@ -289,6 +289,9 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
     let mut outbound_ports = outbound_ports;
     let mut handles = Vec::with_capacity(threads);
+    // Each thread says whether its runtime could be built; once every one
+    // has, the sidecar serves.
+    let (started, started_rx) = std::sync::mpsc::sync_channel(threads);
     for index in 0..threads {
         let mine = WorkerListeners {
             inbound: inbound.iter_mut().filter_map(Vec::pop).collect(),
@@ -304,11 +307,26 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
             flushers: flushers.take(),
             drained: Some(drained.clone()),
         };
-        let handle = thread::Builder::new()
+        let started = started.clone();
+        let spawned = thread::Builder::new()
             .name(format!("sidecar-{index}"))
-            .spawn(move || worker.run(mine))
-            .map_err(StartError::Thread)?;
-        handles.push(handle);
+            .spawn(move || worker.run(mine, started));
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(error) => return Err(abandon(&trigger, drained, handles, error)),
+        }
+    }
+    drop(started);
+    for _ in 0..threads {
+        let error = match started_rx.recv() {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            // Its sender is gone without a word: the thread panicked
+            // while building its runtime (tokio's signal driver does when
+            // it gets no socket).
+            Err(_) => std::io::Error::other("the thread stopped while building its runtime"),
+        };
+        return Err(abandon(&trigger, drained, handles, error));
     }
     tracing::info!(
         inbound = ?describe_inbound(&shared.config, &inbound_addrs),
@@ -326,6 +344,24 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         trigger,
         threads: handles,
     })
+}
+
+/// Stops the runtime threads started so far, because another could not
+/// start (`error`), and waits for them: their listeners are closed when
+/// this returns, so that the caller may bind the same ports again.
+fn abandon(
+    trigger: &ShutdownTrigger,
+    drained: tokio::sync::mpsc::Sender<()>,
+    handles: Vec<thread::JoinHandle<()>>,
+    error: std::io::Error,
+) -> StartError {
+    trigger.trigger();
+    // The first runtime's flushers wait until every sender is gone.
+    drop(drained);
+    for handle in handles {
+        let _ = handle.join();
+    }
+    StartError::Thread(error)
 }
 
 fn describe_inbound(config: &SidecarConfig, addrs: &[SocketAddr]) -> Vec<String> {

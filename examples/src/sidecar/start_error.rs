@@ -23,7 +23,9 @@ pub enum StartError {
         /// (`server.threads`), which share its port.
         sockets: usize,
     },
-    /// A runtime thread could not be started.
+    /// A runtime thread could not be started, or could not build its
+    /// runtime (out of file descriptors, say). The threads started before
+    /// it have stopped, and every listener is closed.
     Thread(std::io::Error),
     /// The identity could not be issued from the configured CA directory.
     Identity(BoxError),

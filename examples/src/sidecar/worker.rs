@@ -110,8 +110,31 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn run(self, listeners: WorkerListeners) {
-        run_to_end(self.serve(listeners));
+    /// Builds this thread's runtime, tells `started` whether it could,
+    /// and serves `listeners` on it until shutdown has drained them.
+    ///
+    /// [`start`](super::start) waits for `started` before it returns: a
+    /// sidecar whose runtime could not be built (out of file descriptors)
+    /// would close that thread's listeners and serve nothing, its probes
+    /// failing, while the process said it had started.
+    pub(super) fn run(
+        self,
+        listeners: WorkerListeners,
+        started: std::sync::mpsc::SyncSender<std::io::Result<()>>,
+    ) {
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = started.send(Err(error));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        // Gone, it tells `start` that no word is coming from here: a
+        // thread that panicked while building its runtime says nothing,
+        // and `start` learns of it once every other sender is gone too.
+        drop(started);
+        run_to_end(runtime, self.serve(listeners));
     }
 
     /// The configuration of a proxy listener (inbound or outbound): under
@@ -295,18 +318,15 @@ impl Worker {
     }
 }
 
-/// Runs `serve` on a current-thread runtime of its own until it ends.
-fn run_to_end(serve: impl Future<Output = ()>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A current-thread runtime, for one worker thread.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(error) => {
-            tracing::error!(%error, "cannot build a runtime");
-            return;
-        }
-    };
+}
+
+/// Runs `serve` on `runtime`, the thread's own, until it ends.
+fn run_to_end(runtime: tokio::runtime::Runtime, serve: impl Future<Output = ()>) {
     runtime.block_on(serve);
     // Dropped, the runtime would wait for every task on its blocking pool.
     // A DNS lookup is one (the system's resolver blocks), and one whose
@@ -372,7 +392,7 @@ mod tests {
         let (ended, ended_rx) = mpsc::channel();
         let task = held.clone();
         std::thread::spawn(move || {
-            run_to_end(async move {
+            run_to_end(runtime().unwrap(), async move {
                 // The resolver's task, at shutdown: its lookup was given up
                 // (LOOKUP_TIMEOUT), but the thread doing it goes on.
                 drop(tokio::task::spawn_blocking(move || task.wait()));
