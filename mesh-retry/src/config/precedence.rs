@@ -4,7 +4,7 @@
 //! in the order they are written: a catch-all `PathPrefix /` rule written
 //! first would otherwise take every request from the rules after it. The
 //! most specific match wins (mesh-core's
-//! [`MatchPrecedence`](mesh_core::route::MatchPrecedence)), across all
+//! [`MatchPrecedence`]), across all
 //! rules of all routes of the service; among equally specific matches,
 //! the oldest route by `metadata.creationTimestamp`, then the first by
 //! `{namespace}/{name}`, then the first rule of that route, then the

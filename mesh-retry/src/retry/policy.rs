@@ -40,7 +40,7 @@ use crate::replay::DEFAULT_MAX_BYTES;
 /// A failure that proves the upstream did not process the request (an
 /// HTTP/2 stream it refused with `REFUSED_STREAM`, one a graceful `GOAWAY`
 /// left out, a request canceled before it was sent: see mesh-core's
-/// [`is_unprocessed`](mesh_core::error::is_unprocessed)) is retried even
+/// [`is_unprocessed`]) is retried even
 /// for a method that is not, a `POST` or a gRPC call: nothing of it took
 /// effect, so sending it again repeats nothing. gRPC clients do the same
 /// ("transparent retries", gRPC proposal A6), as does Envoy's

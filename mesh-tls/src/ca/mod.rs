@@ -55,7 +55,7 @@
 //! Each file is written to a temporary file beside it, synced, renamed
 //! over the old one, and its directory synced: readers never see half a
 //! file, and a crash after a rotation never brings back the certificate it
-//! replaced, or loses both. The file layout, as [`write_ca`] and [`issue`]
+//! replaced, or loses both. The file layout, as [`write_ca`] and [`issue`](fn@issue)
 //! write it (keys mode 0600):
 //!
 //! ```text
