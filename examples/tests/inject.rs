@@ -124,8 +124,9 @@ fn the_guides_kubectl_list_of_emojivoto_deployments_is_injected() {
         ("web-svc", "web"),
     ]) {
         let spec = pod_spec(item, &["spec", "template", "spec"]);
-        assert_eq!(names(&spec["containers"]), [app, "mesh-proxy"]);
-        let proxy = &spec["containers"][1];
+        // First: its postStart await holds the application back.
+        assert_eq!(names(&spec["containers"]), ["mesh-proxy", app]);
+        let proxy = &spec["containers"][0];
         assert_eq!(proxy["image"], IMAGE);
         assert_eq!(proxy["livenessProbe"]["httpGet"]["path"], "/live");
         assert_eq!(proxy["readinessProbe"]["httpGet"]["port"], 4191);
@@ -171,7 +172,7 @@ fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
     let docs = documents(&injected.yaml);
     let template = ["spec", "template", "spec"];
     let web = pod_spec(&docs[0], &template);
-    assert_eq!(names(&web["containers"]), ["web", "mesh-proxy"]);
+    assert_eq!(names(&web["containers"]), ["mesh-proxy", "web"]);
     assert_eq!(
         names(&web["volumes"]),
         ["assets", "mesh-config", "mesh-identity"]
@@ -195,7 +196,7 @@ fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
         "report-mesh-config"
     );
     let pod = &docs[6];
-    assert_eq!(names(&pod["spec"]["containers"]), ["shell", "mesh-proxy"]);
+    assert_eq!(names(&pod["spec"]["containers"]), ["mesh-proxy", "shell"]);
     assert_eq!(pod["metadata"]["annotations"]["mesh.io/injected"], "true");
 }
 
@@ -216,7 +217,7 @@ spec:
     assert_eq!(injected.notes[0].outcome, Outcome::Injected);
     let docs = documents(&injected.yaml);
     let spec = pod_spec(&docs[0], &["spec", "template", "spec"]);
-    assert_eq!(names(&spec["containers"]), ["legacy", "mesh-proxy"]);
+    assert_eq!(names(&spec["containers"]), ["mesh-proxy", "legacy"]);
     assert_eq!(
         spec["volumes"][0]["configMap"]["name"],
         "legacy-mesh-config"
@@ -254,7 +255,7 @@ spec:
     let injected = inject::inject("web.yaml", &off, &config()).unwrap();
     let docs = documents(&injected.yaml);
     let spec = pod_spec(&docs[0], &["spec", "template", "spec"]);
-    assert_eq!(names(&spec["containers"]), ["web", "mesh-proxy"]);
+    assert_eq!(names(&spec["containers"]), ["mesh-proxy", "web"]);
 }
 
 #[test]
@@ -265,7 +266,7 @@ fn a_pod_is_injected_in_its_own_metadata_and_spec() {
         [("curl".to_owned(), Outcome::Injected)]
     );
     let pod = &documents(&injected.yaml)[0];
-    assert_eq!(names(&pod["spec"]["containers"]), ["curl", "mesh-proxy"]);
+    assert_eq!(names(&pod["spec"]["containers"]), ["mesh-proxy", "curl"]);
     assert_eq!(
         pod["spec"]["volumes"][1]["secret"]["secretName"],
         "curl-mesh-identity"
@@ -341,7 +342,7 @@ fn a_namespaces_linkerd_annotations_reach_its_workloads_wherever_it_is_written()
     // memory limit is nearer.
     let output = documents(&injected.yaml);
     let resources =
-        |i: usize| output[i]["spec"]["template"]["spec"]["containers"][1]["resources"].clone();
+        |i: usize| output[i]["spec"]["template"]["spec"]["containers"][0]["resources"].clone();
     let yaml = |text| serde_yaml_ng::from_str::<Value>(text).unwrap();
     assert_eq!(
         resources(0),
@@ -454,7 +455,7 @@ spec:
     assert_eq!(spec["automountServiceAccountToken"], Value::Bool(false));
     assert_eq!(deployment["spec"]["replicas"], Value::from(10));
     assert_eq!(
-        spec["containers"][0]["env"][0]["value"],
+        spec["containers"][1]["env"][0]["value"],
         Value::from("0644")
     );
     assert!(injected.yaml.contains("value: '0644'"), "{}", injected.yaml);
@@ -568,6 +569,8 @@ fn strip(value: &mut Value) {
             if let Some(Value::Mapping(annotations)) = mapping.get_mut("annotations") {
                 annotations.remove("mesh.io/injected");
                 annotations.remove("mesh.io/proxy-version");
+                // Set beside the sidecar, when the template names none.
+                annotations.remove("kubectl.kubernetes.io/default-container");
                 if annotations.is_empty() {
                     mapping.remove("annotations");
                 }
@@ -606,7 +609,7 @@ fn fields_inject_does_not_own_pass_through_unchanged_and_in_order() {
         .map(|k| k.as_str().unwrap())
         .collect();
     assert_eq!(keys, ["name", "namespace", "labels"]);
-    let container: Vec<_> = workloads[0]["spec"]["template"]["spec"]["containers"][0]
+    let container: Vec<_> = workloads[0]["spec"]["template"]["spec"]["containers"][1]
         .as_mapping()
         .unwrap()
         .keys()

@@ -61,7 +61,7 @@ fn a_pod_that_restarts_keeps_the_sidecar_among_its_containers() {
         let spec = spec(&injected.yaml);
         assert_eq!(
             names(&spec, "containers"),
-            ["migrate", CONTAINER_NAME],
+            [CONTAINER_NAME, "migrate"],
             "{policy:?}"
         );
         assert!(names(&spec, "initContainers").is_empty(), "{policy:?}");

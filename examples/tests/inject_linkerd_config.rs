@@ -152,8 +152,8 @@ fn wait_before_exit_delays_the_sidecars_stop_as_linkerds_prestop_does() {
     );
     let sidecar = sidecar(&pod_spec(&text));
     assert_eq!(
-        sidecar["lifecycle"],
-        serde_yaml_ng::from_str::<Value>("{preStop: {sleep: {seconds: 40}}}").unwrap()
+        sidecar["lifecycle"]["preStop"],
+        serde_yaml_ng::from_str::<Value>("{sleep: {seconds: 40}}").unwrap()
     );
 }
 
@@ -175,7 +175,9 @@ fn no_wait_before_exit_or_zero_adds_no_prestop() {
         "config.alpha.linkerd.io/proxy-wait-before-exit-seconds: '0'",
     ] {
         let sidecar = sidecar(&pod_spec(&manifest("", annotations, "")));
-        assert_eq!(sidecar.get("lifecycle"), None, "{annotations}");
+        // Only the await, which holds the application back at start.
+        let hooks: Vec<_> = sidecar["lifecycle"].as_mapping().unwrap().keys().collect();
+        assert_eq!(hooks, ["postStart"], "{annotations}");
     }
 }
 
@@ -284,7 +286,8 @@ fn taking_the_annotations_off_takes_their_settings_off() {
     assert_ne!(without, once.yaml);
     let sidecar = sidecar(&pod_spec(&without));
     assert_eq!(env(&sidecar, "RUST_LOG"), None);
-    assert_eq!(sidecar.get("lifecycle"), None);
+    assert_eq!(sidecar["lifecycle"].get("preStop"), None);
+    assert!(sidecar["lifecycle"].get("postStart").is_some());
 }
 
 #[test]
@@ -296,7 +299,7 @@ fn the_namespaces_native_sidecar_annotation_is_the_default_of_its_pods() {
     // The pod template's own value decides over its Namespace's.
     let not_native = "config.alpha.linkerd.io/proxy-enable-native-sidecar: 'false'";
     let spec = pod_spec(&manifest(native, not_native, ""));
-    assert_eq!(spec["containers"][1]["name"], "mesh-proxy");
+    assert_eq!(spec["containers"][0]["name"], "mesh-proxy");
     assert_eq!(spec.get("initContainers"), None);
 }
 

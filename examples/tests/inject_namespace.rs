@@ -63,8 +63,8 @@ fn resources(injected: &Injected, name: &str) -> Value {
         .find(|d| d["metadata"]["name"] == name && d["kind"] == "Deployment")
         .unwrap();
     let containers = &workload["spec"]["template"]["spec"]["containers"];
-    assert_eq!(containers[1]["name"], "mesh-proxy");
-    containers[1]["resources"].clone()
+    assert_eq!(containers[0]["name"], "mesh-proxy");
+    containers[0]["resources"].clone()
 }
 
 fn yaml(text: &str) -> Value {
@@ -133,7 +133,7 @@ fn a_pod_takes_its_namespaces_resources_too() {
         .next()
         .unwrap();
     assert_eq!(
-        document["spec"]["containers"][1]["resources"]["requests"]["cpu"],
+        document["spec"]["containers"][0]["resources"]["requests"]["cpu"],
         "10m"
     );
 }

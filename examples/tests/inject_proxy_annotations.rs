@@ -265,17 +265,6 @@ fn proxy_await_disabled_takes_the_native_sidecars_startup_probe_off() {
 }
 
 #[test]
-fn proxy_await_enabled_on_an_ordinary_container_is_warned_as_not_followed() {
-    let (proxy, notes) = sidecar_of(&web("config.linkerd.io/proxy-await: enabled"));
-    assert!(proxy.get("lifecycle").is_none(), "{proxy:?}");
-    assert!(
-        notes.contains("warning: config.linkerd.io/proxy-await on Deployment emojivoto/web"),
-        "{notes}"
-    );
-    assert!(notes.contains("proxy-enable-native-sidecar"), "{notes}");
-}
-
-#[test]
 fn every_other_linkerd_proxy_annotation_is_warned_about_by_name() {
     let annotations = [
         "config.linkerd.io/control-port: '4190'",

@@ -41,7 +41,7 @@ fn resources(text: &str) -> Value {
         .map(|document| serde::Deserialize::deserialize(document).unwrap())
         .collect();
     let containers = &documents.last().unwrap()["spec"]["template"]["spec"]["containers"];
-    containers[1]["resources"].clone()
+    containers[0]["resources"].clone()
 }
 
 fn yaml(text: &str) -> Value {

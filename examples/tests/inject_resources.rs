@@ -36,7 +36,7 @@ fn resources(text: &str) -> Value {
     assert_eq!(injected.notes[0].outcome, Outcome::Injected);
     let document: Value = serde_yaml_ng::from_str(&injected.yaml).unwrap();
     let containers = &document["spec"]["template"]["spec"]["containers"];
-    containers[1]["resources"].clone()
+    containers[0]["resources"].clone()
 }
 
 fn yaml(text: &str) -> Value {

@@ -107,8 +107,24 @@
 //! assert!(sidecar_yaml.contains(mesh_examples::sidecar::inject::IDENTITY_DIR));
 //! ```
 //!
-//! The container goes last among `containers`, so the application stays
-//! kubectl's default container for `logs` and `exec`. For a `Job` or
+//! The container goes first among `containers`, with a `postStart` hook
+//! running `sidecar await --admin 127.0.0.1:4191 --timeout 2m` (the
+//! binary at [`SIDECAR_BINARY`], the container's command too). Why: a
+//! sidecar among `containers` starts with the application, whose first
+//! requests to `127.0.0.1:4140` could come before it listens, and be
+//! refused; the kubelet starts a pod's containers in order and the next
+//! one only once the previous one's `postStart` hook has returned, so the
+//! application starts once the sidecar is ready. This is Linkerd's
+//! `config.linkerd.io/proxy-await`, on by default, which runs
+//! `linkerd-await --timeout=2m` as its proxy's hook and puts the proxy
+//! first (`charts/partials/templates/proxy.tpl` in `linkerd/linkerd2`).
+//! A hook that fails after two minutes makes the kubelet restart the
+//! sidecar, so a sidecar that never gets ready shows as failing. The
+//! pod template gains `kubectl.kubernetes.io/default-container` naming the
+//! application's first container, unless it names one already, so that
+//! `kubectl logs` and `exec` without `-c` still reach the application.
+//! `config.linkerd.io/proxy-await: disabled`, on the pod template or its
+//! Namespace, puts the container last without the hook. For a `Job` or
 //! `CronJob`, and for any pod whose `restartPolicy` is `Never` or
 //! `OnFailure` (a bare `Pod` that runs a task), it goes first among
 //! `initContainers`, with `restartPolicy: Always` (a native sidecar,
@@ -123,16 +139,7 @@
 //! kubelet starts the pod's next containers only once it passes, so their
 //! first requests find the sidecar listening. Linkerd's
 //! `config.linkerd.io/proxy-await: disabled` takes the probe off, as
-//! Linkerd's native proxy has it only with the await. A sidecar among
-//! `containers` holds nothing back: the kubelet starts it with the
-//! application, whose first requests to `127.0.0.1:4140` may come before
-//! it listens, and are refused. (Linkerd holds the application back with
-//! a `postStart` hook, `config.linkerd.io/proxy-await`, on by default,
-//! that runs a program of its proxy's image until the proxy is ready; the
-//! sidecar's image has no such program yet, so `proxy-await: enabled`
-//! said on such a workload is warned about.) An application that calls
-//! out as soon as it starts retries those first requests, or asks for a
-//! native sidecar with the annotation above.
+//! Linkerd's native proxy has it only with the await.
 //!
 //! Nothing redirects traffic: there is no init container rewriting
 //! iptables. The workload's Service targets the `mesh-inbound` port, and
@@ -215,9 +222,8 @@
 //! redirected, `skip-inbound-ports`, `skip-outbound-ports` and
 //! `skip-subnets` have nothing to skip. So do an annotation inject
 //! follows on the workload's own metadata, which its pods do not carry,
-//! `config.linkerd.io/proxy-log-format: json` (the sidecar logs plain
-//! lines only) and `proxy-await: enabled` on a sidecar among
-//! `containers` (above). The output is written all the same. A workload
+//! and `config.linkerd.io/proxy-log-format: json` (the sidecar logs plain
+//! lines only). The output is written all the same. A workload
 //! left out (above) gets none: Linkerd may read them there.
 //!
 //! # Output
@@ -324,7 +330,7 @@ pub use self::{
     proxy::{
         ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_MAP_SUFFIX, CONFIG_VOLUME, CONTAINER_NAME,
         CPU_REQUEST, IDENTITY_DIR, IDENTITY_VOLUME, INBOUND_PORT, MEMORY_LIMIT, MEMORY_REQUEST,
-        OUTBOUND_PORT, SECRET_SUFFIX,
+        OUTBOUND_PORT, SECRET_SUFFIX, SIDECAR_BINARY,
     },
     rule::INJECT_ANNOTATION,
     warning::{Unread, Warning},

@@ -8,6 +8,14 @@ use serde_yaml_ng::{Mapping, Value};
 use super::{InjectConfig, resources::ProxyResources, rule::ProxyMode, settings::ProxySettings};
 use crate::sidecar::config::INGRESS_MODE_ENV;
 
+/// Where the sidecar's image holds its binary: the container's command,
+/// and the program its `postStart` hook runs (a hook is run directly, not
+/// through the image's entrypoint, so it needs the path). Linkerd's proxy
+/// image keeps its programs under `/usr/lib/linkerd/` the same way.
+pub const SIDECAR_BINARY: &str = "/usr/lib/mesh/sidecar";
+/// How long the `postStart` hook waits for the sidecar to be ready: the
+/// `--timeout=2m` Linkerd's injector gives `linkerd-await`.
+const AWAIT_TIMEOUT: &str = "2m";
 /// The name of the sidecar container. Linkerd's is `linkerd-proxy`.
 pub const CONTAINER_NAME: &str = "mesh-proxy";
 /// The pod volume holding the sidecar's configuration.
@@ -52,8 +60,9 @@ pub const MEMORY_LIMIT: &str = "250Mi";
 /// Where the sidecar container goes in the pod spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Placement {
-    /// Last of `containers`, so the application stays kubectl's default
-    /// container for `logs` and `exec`.
+    /// Among `containers`: first, with a `postStart` hook that waits for
+    /// it to be ready, unless `config.linkerd.io/proxy-await: disabled`
+    /// puts it last without one.
     Container,
     /// First of `initContainers` with `restartPolicy: Always`: a
     /// Kubernetes native sidecar, which starts before the other init
@@ -64,9 +73,10 @@ pub(super) enum Placement {
 /// The sidecar container. In ingress mode its environment sets
 /// [`INGRESS_MODE_ENV`], which the sidecar reads over its configuration
 /// file, so an ingress can share the file any other workload would have;
-/// the settings (see [`settings`](super::settings)) set `RUST_LOG`, a
-/// `preStop` sleep on a sidecar that is an ordinary container, its
-/// ports, its user and group and its image pull policy.
+/// the settings (see [`settings`](super::settings)) set `RUST_LOG`, on a
+/// sidecar that is an ordinary container the `postStart` await and a
+/// `preStop` sleep, its ports, its user and group and its image pull
+/// policy.
 pub(super) fn container(
     config: &InjectConfig,
     placement: Placement,
@@ -80,6 +90,11 @@ pub(super) fn container(
     if let Some(policy) = &settings.pull_policy {
         insert(&mut container, "imagePullPolicy", string(policy));
     }
+    insert(
+        &mut container,
+        "command",
+        Value::Sequence(vec![string(SIDECAR_BINARY)]),
+    );
     insert(
         &mut container,
         "args",
@@ -138,11 +153,18 @@ pub(super) fn container(
     if placement == Placement::NativeSidecar && settings.await_ready {
         insert(&mut container, "startupProbe", startup_probe(admin));
     }
-    if placement == Placement::Container
-        && let Some(wait) = &settings.wait_before_exit
-    {
-        let sleep = map([("sleep", map([("seconds", wait.seconds.into())]))]);
-        insert(&mut container, "lifecycle", map([("preStop", sleep)]));
+    if placement == Placement::Container {
+        let mut lifecycle = Mapping::new();
+        if settings.await_ready {
+            insert(&mut lifecycle, "postStart", await_hook(admin));
+        }
+        if let Some(wait) = &settings.wait_before_exit {
+            let sleep = map([("sleep", map([("seconds", wait.seconds.into())]))]);
+            insert(&mut lifecycle, "preStop", sleep);
+        }
+        if !lifecycle.is_empty() {
+            insert(&mut container, "lifecycle", Value::Mapping(lifecycle));
+        }
     }
     let mut security = Mapping::new();
     insert(
@@ -207,6 +229,26 @@ fn probe(path: &str, initial_delay_seconds: u64, admin: u16) -> Value {
         ),
         ("initialDelaySeconds", initial_delay_seconds.into()),
     ])
+}
+
+/// The `postStart` hook of a sidecar that is an ordinary container:
+/// `sidecar await` on its admin port, as Linkerd's proxy runs
+/// `linkerd-await --timeout=2m --port=<admin>`. The kubelet starts the
+/// pod's next container only once it has returned, and restarts the
+/// sidecar when it fails.
+fn await_hook(admin: u16) -> Value {
+    let command = [
+        SIDECAR_BINARY,
+        "await",
+        "--admin",
+        &format!("127.0.0.1:{admin}"),
+        "--timeout",
+        AWAIT_TIMEOUT,
+    ]
+    .into_iter()
+    .map(string)
+    .collect();
+    map([("exec", map([("command", Value::Sequence(command))]))])
 }
 
 /// The native sidecar's startup probe: `/ready`, every second for up to

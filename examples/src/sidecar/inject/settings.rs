@@ -41,10 +41,12 @@
 //!   `disabled`. On a native sidecar, `disabled` takes off the startup
 //!   probe that holds the application's containers until the sidecar is
 //!   ready, as Linkerd's native proxy has that probe only with the await.
-//!   A sidecar that is an ordinary container has nothing that holds the
-//!   application back: Linkerd's `postStart` hook runs a program of its
-//!   proxy's image that waits for the proxy to be ready, and the sidecar's
-//!   image has none yet, so `enabled` said there is warned about.
+//!   A sidecar that is an ordinary container goes first among the
+//!   containers with a `postStart` hook running `sidecar await` on its
+//!   admin port (as Linkerd's proxy runs `linkerd-await`): the kubelet
+//!   starts the next container only once the hook has returned, so the
+//!   application starts once the sidecar is ready. `disabled` puts it last
+//!   without the hook.
 //! - `config.linkerd.io/proxy-uid` and `proxy-gid` are the user
 //!   (`runAsUser`, Linkerd's 2102 unless set) and group (`runAsGroup`,
 //!   none unless set; `-1`, Linkerd's default, is none) the sidecar runs
@@ -210,8 +212,9 @@ pub(super) struct ProxySettings {
     pub(super) wait_before_exit: Option<WaitBeforeExit>,
     /// Whether a native sidecar was asked for.
     pub(super) native_sidecar: bool,
-    /// Whether a native sidecar holds the application back until it is
-    /// ready (its startup probe).
+    /// Whether the sidecar holds the application back until it is ready:
+    /// a native sidecar with its startup probe, an ordinary container by
+    /// going first with a `postStart` hook that waits.
     pub(super) await_ready: bool,
     /// The container's `runAsUser`.
     pub(super) uid: i64,
@@ -224,8 +227,6 @@ pub(super) struct ProxySettings {
     /// Where `proxy-log-format: json`, which the sidecar cannot follow,
     /// was said.
     pub(super) json_log: Option<SaidOn>,
-    /// Where `proxy-await: enabled` was said.
-    pub(super) await_enabled: Option<SaidOn>,
 }
 
 impl Default for ProxySettings {
@@ -240,7 +241,6 @@ impl Default for ProxySettings {
             pull_policy: None,
             ports: Ports::default(),
             json_log: None,
-            await_enabled: None,
         }
     }
 }
@@ -476,10 +476,6 @@ impl SettingAnnotations {
                 .log_format
                 .filter(|format| format.value == LogFormat::Json)
                 .map(|format| format.said_on()),
-            await_enabled: self
-                .await_ready
-                .filter(|ready| ready.value)
-                .map(|ready| ready.said_on()),
         })
     }
 }

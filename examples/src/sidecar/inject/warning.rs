@@ -20,8 +20,7 @@
 //! An annotation inject follows is warned about too when it is on the
 //! workload's own metadata, which its pods do not carry (neither Linkerd
 //! nor inject reads it there), or when its value asks for what the
-//! sidecar cannot do (`proxy-log-format: json`, `proxy-await: enabled` on
-//! a sidecar that is an ordinary container).
+//! sidecar cannot do (`proxy-log-format: json`).
 
 use std::fmt;
 
@@ -45,10 +44,6 @@ pub enum Unread {
     /// `config.linkerd.io/proxy-log-format: json`: the sidecar writes its
     /// log as plain lines only.
     JsonLogFormat,
-    /// `config.linkerd.io/proxy-await: enabled` on a sidecar that is an
-    /// ordinary container: nothing in its image can hold the application
-    /// back until it is ready.
-    Await,
     /// An annotation inject follows on a pod template or a Namespace, on
     /// the workload's own metadata, which its pods do not carry.
     OnWorkload(String),
@@ -73,7 +68,6 @@ impl Unread {
             Self::SkipInboundPorts => "config.linkerd.io/skip-inbound-ports",
             Self::SkipOutboundPorts => "config.linkerd.io/skip-outbound-ports",
             Self::JsonLogFormat => settings::LOG_FORMAT_ANNOTATION,
-            Self::Await => settings::AWAIT_ANNOTATION,
             Self::OnWorkload(key) | Self::Other(key) => key,
         }
     }
@@ -172,14 +166,6 @@ impl fmt::Display for Warning {
                 "is json, which the sidecar cannot follow: it writes its log as plain \
                  lines; its access log can be JSON (access_log: json under inbound in the \
                  sidecar.yaml of ConfigMap {config_map})"
-            ),
-            Unread::Await => write!(
-                f,
-                "is enabled, but nothing holds the application back until the sidecar is \
-                 ready: the sidecar's image has no program for a postStart hook to wait \
-                 with; ask for a native sidecar (config.linkerd.io/proxy-enable-native-sidecar: \
-                 \"true\", Kubernetes 1.29 and later), whose startup probe does, or have the \
-                 application retry its first requests"
             ),
             Unread::OnWorkload(_) => f.write_str(
                 "is not read: a workload's pods do not carry its own annotations, and \

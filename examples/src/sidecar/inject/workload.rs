@@ -20,6 +20,11 @@ pub const INJECTED_ANNOTATION: &str = "mesh.io/injected";
 /// The annotation that records the sidecar's version (see
 /// [`Image::version`](super::Image::version)).
 pub const VERSION_ANNOTATION: &str = "mesh.io/proxy-version";
+/// The annotation naming kubectl's default container for `logs` and
+/// `exec` (Kubernetes' well-known `kubectl.kubernetes.io/default-container`):
+/// set to the application's first container when the sidecar goes first,
+/// unless the pod template names one already.
+const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 
 /// The longest name of a ConfigMap or Secret: a DNS subdomain.
 const MAX_NAME: usize = 253;
@@ -215,7 +220,7 @@ pub(super) fn inject(
         settings: &settings,
         config,
     };
-    let placement = edit_pod(template, &template_path, kind, &name, &sidecar)?;
+    edit_pod(template, &template_path, kind, &name, &sidecar)?;
     let outcome = if *template == before {
         Outcome::AlreadyInjected
     } else {
@@ -236,11 +241,6 @@ pub(super) fn inject(
     if let Some(on) = &settings.json_log {
         warnings.push(said_on(on).warning(Unread::JsonLogFormat, &config_map));
     }
-    if placement == Placement::Container
-        && let Some(on) = &settings.await_enabled
-    {
-        warnings.push(said_on(on).warning(Unread::Await, &config_map));
-    }
     Ok((outcome, warnings))
 }
 
@@ -253,14 +253,14 @@ struct Sidecar<'a> {
 }
 
 /// Adds the annotations, the container and the volumes to a pod template
-/// (or a pod), and says where the container went.
+/// (or a pod).
 fn edit_pod(
     template: &mut Mapping,
     path: &FieldPath,
     kind: WorkloadKind,
     workload: &str,
     sidecar: &Sidecar<'_>,
-) -> Result<Placement, Problem> {
+) -> Result<(), Problem> {
     let config = sidecar.config;
     let spec_path = path.key("spec");
     let spec = match template.get_mut("spec") {
@@ -328,7 +328,15 @@ fn edit_pod(
                 yaml::remove_named(init, CONTAINER_NAME);
             }
             let containers = yaml::sequence_entry(spec, "containers", &spec_path)?;
-            yaml::upsert_named(containers, container, AddAt::Last);
+            if sidecar.settings.await_ready {
+                // The kubelet starts containers in order, each once the
+                // previous one's postStart hook has returned: first, the
+                // sidecar's await holds the application back.
+                yaml::remove_named(containers, CONTAINER_NAME);
+                containers.insert(0, container);
+            } else {
+                yaml::upsert_named(containers, container, AddAt::Last);
+            }
         }
         Placement::NativeSidecar => {
             let containers = yaml::sequence_entry(spec, "containers", &spec_path)?;
@@ -337,6 +345,18 @@ fn edit_pod(
             yaml::upsert_named(init, container, AddAt::First);
         }
     }
+    // With the sidecar first, kubectl would pick it for `logs` and `exec`
+    // without `-c`; the annotation keeps the application's first container.
+    let default_container = match placement {
+        Placement::Container if sidecar.settings.await_ready => {
+            yaml::sequence_entry(spec, "containers", &spec_path)?
+                .iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .find(|name| *name != CONTAINER_NAME)
+                .map(str::to_owned)
+        }
+        _ => None,
+    };
     let volumes = yaml::sequence_entry(spec, "volumes", &spec_path)?;
     yaml::upsert_named(volumes, proxy::config_volume(&config_map), AddAt::Last);
     yaml::upsert_named(volumes, proxy::identity_volume(&secret), AddAt::Last);
@@ -346,12 +366,18 @@ fn edit_pod(
     }
     let metadata = yaml::mapping_entry(template, "metadata", path)?;
     let annotations = yaml::mapping_entry(metadata, "annotations", &path.key("metadata"))?;
+    if let Some(app) = default_container {
+        let key = proxy::string(DEFAULT_CONTAINER_ANNOTATION);
+        if !annotations.contains_key(&key) {
+            annotations.insert(key, proxy::string(&app));
+        }
+    }
     annotations.insert(proxy::string(INJECTED_ANNOTATION), proxy::string("true"));
     annotations.insert(
         proxy::string(VERSION_ANNOTATION),
         proxy::string(config.image.version()),
     );
-    Ok(placement)
+    Ok(())
 }
 
 /// Checks that no container of the pod `spec` (at `spec_path`) but the
