@@ -8,9 +8,6 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use mesh_core::serve::shutdown::{self, ShutdownTrigger};
 use tokio::{net::TcpListener, task::JoinHandle};
 
@@ -18,7 +15,7 @@ use super::{
     DemoError, apps,
     files::{MeshFiles, NAMESPACE, identity},
 };
-use crate::sidecar::{self, Running, config::SidecarConfig};
+use crate::sidecar::{self, Running, config::SidecarConfig, wait_ready::wait_ready};
 
 /// How long the sidecars may take to load their certificates.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,26 +157,11 @@ impl Mesh {
     ///
     /// # Errors
     ///
-    /// When one is not ready within 10 seconds.
+    /// [`DemoError::NotReadyWithin`] when one is not ready within 10
+    /// seconds, with its last answer or error.
     pub async fn ready(&self) -> Result<(), DemoError> {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        for (name, running) in self.sidecars() {
-            let Ok(uri) = format!("http://{}/ready", running.admin).parse::<http::Uri>() else {
-                return Err(DemoError::NotReady(name));
-            };
-            let poll = async {
-                loop {
-                    match client.get(uri.clone()).await {
-                        Ok(res) if res.status().is_success() => return,
-                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                    }
-                }
-            };
-            tokio::time::timeout(READY_TIMEOUT, poll)
-                .await
-                .map_err(|_| DemoError::NotReady(name))?;
-        }
-        Ok(())
+        let admins = self.sidecars().map(|(name, running)| (name, running.admin));
+        ready_within(admins, READY_TIMEOUT).await
     }
 
     /// Shuts every sidecar down and waits until each has drained (the
@@ -251,6 +233,23 @@ impl Starting {
             let _ = app.await;
         }
     }
+}
+
+/// Waits until each named admin server's `/ready` answers 200, each
+/// within `timeout`, in turn, as `sidecar await` does: when one does not,
+/// the error carries its last answer (`503 not ready: identity`) or why it
+/// could not be asked, since "did not become ready" alone leaves the
+/// reader to guess.
+async fn ready_within(
+    admins: impl IntoIterator<Item = (&'static str, SocketAddr)>,
+    timeout: Duration,
+) -> Result<(), DemoError> {
+    for (name, admin) in admins {
+        wait_ready(admin, timeout)
+            .await
+            .map_err(|error| DemoError::NotReadyWithin(name, error))?;
+    }
+    Ok(())
 }
 
 async fn bind() -> Result<(TcpListener, SocketAddr), DemoError> {
@@ -351,5 +350,84 @@ impl Sidecar {
             );
         }
         yaml
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// An admin server whose `/ready` always answers `answer`, as a
+    /// sidecar still loading its certificate does.
+    async fn admin_answering(answer: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// The error and its causes, one line each.
+    fn chain(error: &DemoError) -> String {
+        let mut text = error.to_string();
+        for cause in crate::causes(error) {
+            text += &format!("\ncaused by: {cause}");
+        }
+        text
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sidecar_that_is_not_ready_is_reported_with_its_last_answer() {
+        let admin = admin_answering(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 20\r\n\
+             connection: close\r\n\r\nnot ready: identity\n",
+        )
+        .await;
+        let error = ready_within([("web", admin)], Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        let text = chain(&error);
+        assert!(
+            text.starts_with("web's sidecar did not become ready"),
+            "{text}"
+        );
+        assert!(text.contains(&admin.to_string()), "{text}");
+        assert!(
+            text.contains("503 Service Unavailable: not ready: identity"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sidecar_that_cannot_be_reached_is_reported_with_the_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = listener.local_addr().unwrap();
+        drop(listener);
+        let error = ready_within([("voting", refused)], Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        let text = chain(&error);
+        assert!(
+            text.starts_with("voting's sidecar did not become ready"),
+            "{text}"
+        );
+        assert!(text.contains("cannot connect"), "{text}");
     }
 }

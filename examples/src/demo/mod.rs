@@ -52,7 +52,7 @@ use self::{
     report::{Summary, Watch},
     traffic::DeniedCounts,
 };
-use crate::sidecar::{StartError, certs::CertsError, config::ConfigError};
+use crate::sidecar::{StartError, certs::CertsError, config::ConfigError, wait_ready::NotReady};
 
 /// How the demo runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,8 +101,14 @@ pub enum DemoError {
     Config(&'static str, ConfigError),
     /// The named workload's sidecar could not start.
     Start(&'static str, StartError),
-    /// A sidecar did not become ready.
+    /// The mesh's own count of its sidecars came out wrong; never
+    /// returned in practice. A sidecar that does not become ready is
+    /// [`DemoError::NotReadyWithin`].
     NotReady(&'static str),
+    /// The named workload's sidecar did not become ready in time; the
+    /// source names its admin address and what its `/ready` last answered
+    /// (such as `503 not ready: identity`), or why it could not be asked.
+    NotReadyWithin(&'static str, NotReady),
     /// The output could not be written.
     Output(std::io::Error),
     /// The `stop` future of [`run`] resolved before every sidecar was
@@ -155,7 +161,9 @@ impl fmt::Display for DemoError {
             Self::Bind(_) => f.write_str("cannot bind an application's listener"),
             Self::Config(name, _) => write!(f, "{name}'s sidecar configuration was refused"),
             Self::Start(name, _) => write!(f, "cannot start {name}'s sidecar"),
-            Self::NotReady(name) => write!(f, "{name}'s sidecar did not become ready"),
+            Self::NotReady(name) | Self::NotReadyWithin(name, _) => {
+                write!(f, "{name}'s sidecar did not become ready")
+            }
             Self::Output(_) => f.write_str("cannot write the output"),
             Self::Stopped => f.write_str("stopped before the mesh was ready"),
             Self::Invalid(field) => write!(f, "the demo cannot run with this {field}"),
@@ -170,6 +178,7 @@ impl std::error::Error for DemoError {
             Self::Certs(e) => Some(e),
             Self::Config(_, e) => Some(e),
             Self::Start(_, e) => Some(e),
+            Self::NotReadyWithin(_, e) => Some(e),
             Self::NotReady(_) | Self::Stopped | Self::Invalid(_) => None,
         }
     }
