@@ -191,8 +191,11 @@ impl std::error::Error for DemoError {
 /// # Errors
 ///
 /// When `config` holds a value it cannot run with
-/// ([`DemoError::Invalid`]), the mesh cannot be set up, or `out` cannot be
-/// written. A mesh that runs but breaks a promise is not an error: see
+/// ([`DemoError::Invalid`]), the mesh cannot be set up, `out` cannot be
+/// written, or the files cannot be removed ([`DemoError::Files`]). When
+/// the run failed and its files then could not be removed either, the
+/// run's error is returned, as the first cause, and the removal's is
+/// logged with the directory's path. A mesh that runs but breaks a promise is not an error: see
 /// [`Summary::passed`].
 pub async fn run<W: Write>(
     config: &DemoConfig,
@@ -230,8 +233,21 @@ pub async fn run<W: Write>(
     let mesh = Mesh::start(&files, config.retries, config.admin_port).await?;
     let summary = drive(config, &files, &mesh, out, stop).await;
     mesh.stop().await;
-    files.remove().map_err(DemoError::Files)?;
-    summary
+    let path = files.path().to_owned();
+    match (summary, files.remove()) {
+        (summary, Ok(())) => summary,
+        (Ok(_), Err(removal)) => Err(DemoError::Files(removal)),
+        // The run's error is the first cause and is returned; the files
+        // left behind (the CA's private key among them) are still said.
+        (Err(error), Err(removal)) => {
+            tracing::error!(
+                path = %path.display(),
+                error = %removal,
+                "cannot remove the demo's files"
+            );
+            Err(error)
+        }
+    }
 }
 
 /// Sends the traffic and prints the tables until the run ends.
