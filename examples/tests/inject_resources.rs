@@ -112,3 +112,83 @@ fn injecting_with_annotated_resources_twice_changes_nothing() {
     assert_eq!(twice.yaml, once.yaml);
     assert_eq!(twice.notes[0].outcome, Outcome::AlreadyInjected);
 }
+
+#[test]
+fn linkerds_ephemeral_storage_annotations_set_the_sidecars_ephemeral_storage() {
+    // Linkerd sets none by default, and neither does inject.
+    assert!(
+        resources(&deployment("", ""))["requests"]
+            .get("ephemeral-storage")
+            .is_none()
+    );
+    let annotations = "config.linkerd.io/proxy-ephemeral-storage-request: 10Mi, \
+        config.linkerd.io/proxy-ephemeral-storage-limit: 100Mi";
+    assert_eq!(
+        resources(&deployment("", annotations)),
+        yaml(
+            "{requests: {cpu: 100m, memory: 20Mi, ephemeral-storage: 10Mi}, \
+             limits: {memory: 250Mi, ephemeral-storage: 100Mi}}"
+        )
+    );
+    // A limit alone leaves the request to the API server, which sets it
+    // to the limit.
+    let limit = resources(&deployment(
+        "",
+        "config.linkerd.io/proxy-ephemeral-storage-limit: 1Gi",
+    ));
+    assert_eq!(limit["limits"]["ephemeral-storage"], "1Gi");
+    assert!(limit["requests"].get("ephemeral-storage").is_none());
+    let warned = inject::inject("web.yaml", &deployment("", annotations), &config()).unwrap();
+    assert!(warned.notes[0].warnings.is_empty(), "{:?}", warned.notes);
+}
+
+#[test]
+fn a_bad_ephemeral_storage_annotation_is_refused_where_it_is() {
+    let text = deployment(
+        "",
+        "config.linkerd.io/proxy-ephemeral-storage-request: plenty",
+    );
+    let error = inject::inject("web.yaml", &text, &config()).unwrap_err();
+    let manifest = error.as_manifest().unwrap();
+    assert_eq!(manifest.kind(), ResourceErrorKind::InvalidValue);
+    assert_eq!(manifest.line(), Some(9));
+    assert!(
+        error
+            .to_string()
+            .contains("proxy-ephemeral-storage-request")
+            && error.to_string().contains("\"plenty\""),
+        "{error}"
+    );
+    let text = deployment(
+        "",
+        "config.linkerd.io/proxy-ephemeral-storage-request: 2Gi, \
+         config.linkerd.io/proxy-ephemeral-storage-limit: 1Gi",
+    );
+    let error = inject::inject("web.yaml", &text, &config()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("proxy-ephemeral-storage-request 2Gi is over"),
+        "{error}"
+    );
+    let text = deployment("", "config.linkerd.io/proxy-ephemeral-storage-limit: '-1'");
+    let error = inject::inject("web.yaml", &text, &config()).unwrap_err();
+    assert!(error.to_string().contains("negative"), "{error}");
+}
+
+#[test]
+fn a_namespaces_ephemeral_storage_annotations_are_the_defaults_of_its_pods() {
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n  \
+        annotations: {config.linkerd.io/proxy-ephemeral-storage-limit: 2Gi}\n---\n";
+    let text = format!(
+        "{namespace}{}",
+        deployment("", "config.linkerd.io/proxy-ephemeral-storage-request: 1Gi")
+    );
+    let injected = inject::inject("web.yaml", &text, &config()).unwrap();
+    let documents: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&injected.yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let proxy = &documents[1]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(proxy["resources"]["requests"]["ephemeral-storage"], "1Gi");
+    assert_eq!(proxy["resources"]["limits"]["ephemeral-storage"], "2Gi");
+}

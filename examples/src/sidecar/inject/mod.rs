@@ -16,8 +16,9 @@
 //! template (for a `Pod`, the pod itself) go:
 //!
 //! - the container `mesh-proxy`: the image (`--image`, by default
-//!   `ghcr.io/mesh/sidecar:<this version>`), `args: [run, --config,
-//!   /etc/mesh/sidecar.yaml]`, the ports `mesh-inbound` 4143,
+//!   `ghcr.io/mesh/sidecar:<this version>`), `command:
+//!   [/usr/lib/mesh/sidecar]` ([`SIDECAR_BINARY`]), `args: [run, --config,
+//!   /etc/mesh/sidecar.yaml]`, the `postStart` await (below), the ports `mesh-inbound` 4143,
 //!   `mesh-outbound` 4140 and `mesh-admin` 4191 (Linkerd's numbers),
 //!   the proxy resources of Linkerd's high-availability values (requests
 //!   100m CPU and 20Mi memory, a 250Mi memory limit, no CPU limit so a busy
@@ -25,7 +26,9 @@
 //!   Linkerd's `config.linkerd.io/proxy-cpu-request`, `proxy-cpu-limit`,
 //!   `proxy-memory-request` or `proxy-memory-limit` on the pod template,
 //!   or else on its Namespace, asks for others (as in Linkerd, not on the
-//!   workload's own metadata, which its pods do not carry), a liveness
+//!   workload's own metadata, which its pods do not carry), the ephemeral
+//!   storage `proxy-ephemeral-storage-request` and `-limit` ask for (none
+//!   unless they do, as in Linkerd), a liveness
 //!   probe on `/live` and a readiness probe on `/ready` at the
 //!   admin port, and a security context that passes the `restricted` Pod
 //!   Security Standard;

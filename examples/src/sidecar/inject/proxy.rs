@@ -129,10 +129,12 @@ pub(super) fn container(
     if placement == Placement::NativeSidecar {
         insert(&mut container, "restartPolicy", string("Always"));
     }
-    let requests = map([
-        ("cpu", string(&resources.cpu_request)),
-        ("memory", string(&resources.memory_request)),
-    ]);
+    let mut requests = Mapping::new();
+    insert(&mut requests, "cpu", string(&resources.cpu_request));
+    insert(&mut requests, "memory", string(&resources.memory_request));
+    if let Some(storage) = &resources.ephemeral_storage_request {
+        insert(&mut requests, "ephemeral-storage", string(storage));
+    }
     let mut limits = Mapping::new();
     if let Some(cpu) = &resources.cpu_limit {
         insert(&mut limits, "cpu", string(cpu));
@@ -140,8 +142,11 @@ pub(super) fn container(
     if let Some(memory) = &resources.memory_limit {
         insert(&mut limits, "memory", string(memory));
     }
+    if let Some(storage) = &resources.ephemeral_storage_limit {
+        insert(&mut limits, "ephemeral-storage", string(storage));
+    }
     let mut resources = Mapping::new();
-    insert(&mut resources, "requests", requests);
+    insert(&mut resources, "requests", Value::Mapping(requests));
     if !limits.is_empty() {
         insert(&mut resources, "limits", Value::Mapping(limits));
     }

@@ -1,16 +1,20 @@
-//! The sidecar's CPU and memory, as Linkerd's `config.linkerd.io/proxy-*`
-//! annotations set them.
+//! The sidecar's CPU, memory and ephemeral storage, as Linkerd's
+//! `config.linkerd.io/proxy-*` annotations set them.
 //!
 //! A workload whose proxy needs more than the defaults says so with
 //! Linkerd's annotations, and a manifest moved from Linkerd already
 //! carries them: `config.linkerd.io/proxy-cpu-request`,
-//! `proxy-cpu-limit`, `proxy-memory-request` and `proxy-memory-limit`.
+//! `proxy-cpu-limit`, `proxy-memory-request`, `proxy-memory-limit`,
+//! `proxy-ephemeral-storage-request` and `proxy-ephemeral-storage-limit`
+//! (the scratch space the kubelet evicts a pod for overrunning: a proxy
+//! logging at `debug` on a node with little of it may need a bound).
 //! As in Linkerd's injector, each is read from the pod template (for a
 //! `Pod`, the pod), else from its Namespace (see [`Namespaces`]), where
 //! they are the defaults of every pod in it; not from the workload's own
 //! metadata, which Linkerd's injector never sees: it injects pods.
 //! Without them the sidecar gets [`CPU_REQUEST`], [`MEMORY_REQUEST`] and
-//! [`MEMORY_LIMIT`], and no CPU limit. A value that is not a quantity, or
+//! [`MEMORY_LIMIT`], no CPU limit and no ephemeral storage request or
+//! limit, as Linkerd's proxy has none. A value that is not a quantity, or
 //! is negative, is an error, where Linkerd warns and ignores it; so is a
 //! request over its limit, which the API server would refuse. A limit
 //! under the default request brings the request down to it.
@@ -29,6 +33,10 @@ pub(super) const CPU_REQUEST_ANNOTATION: &str = "config.linkerd.io/proxy-cpu-req
 pub(super) const CPU_LIMIT_ANNOTATION: &str = "config.linkerd.io/proxy-cpu-limit";
 pub(super) const MEMORY_REQUEST_ANNOTATION: &str = "config.linkerd.io/proxy-memory-request";
 pub(super) const MEMORY_LIMIT_ANNOTATION: &str = "config.linkerd.io/proxy-memory-limit";
+pub(super) const EPHEMERAL_STORAGE_REQUEST_ANNOTATION: &str =
+    "config.linkerd.io/proxy-ephemeral-storage-request";
+pub(super) const EPHEMERAL_STORAGE_LIMIT_ANNOTATION: &str =
+    "config.linkerd.io/proxy-ephemeral-storage-limit";
 
 /// The sidecar container's `resources`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +45,8 @@ pub(super) struct ProxyResources {
     pub(super) cpu_limit: Option<String>,
     pub(super) memory_request: String,
     pub(super) memory_limit: Option<String>,
+    pub(super) ephemeral_storage_request: Option<String>,
+    pub(super) ephemeral_storage_limit: Option<String>,
 }
 
 impl Default for ProxyResources {
@@ -46,6 +56,8 @@ impl Default for ProxyResources {
             cpu_limit: None,
             memory_request: MEMORY_REQUEST.to_owned(),
             memory_limit: Some(MEMORY_LIMIT.to_owned()),
+            ephemeral_storage_request: None,
+            ephemeral_storage_limit: None,
         }
     }
 }
@@ -59,6 +71,8 @@ pub(super) struct ResourceAnnotations {
     cpu_limit: Option<Quantity>,
     memory_request: Option<Quantity>,
     memory_limit: Option<Quantity>,
+    ephemeral_storage_request: Option<Quantity>,
+    ephemeral_storage_limit: Option<Quantity>,
 }
 
 /// One annotation's value: as written, as a number, and the Namespace it
@@ -81,6 +95,12 @@ impl ResourceAnnotations {
             cpu_limit: quantity(metadata, path, CPU_LIMIT_ANNOTATION)?,
             memory_request: quantity(metadata, path, MEMORY_REQUEST_ANNOTATION)?,
             memory_limit: quantity(metadata, path, MEMORY_LIMIT_ANNOTATION)?,
+            ephemeral_storage_request: quantity(
+                metadata,
+                path,
+                EPHEMERAL_STORAGE_REQUEST_ANNOTATION,
+            )?,
+            ephemeral_storage_limit: quantity(metadata, path, EPHEMERAL_STORAGE_LIMIT_ANNOTATION)?,
         })
     }
 
@@ -101,6 +121,14 @@ impl ResourceAnnotations {
             cpu_limit: inherit(self.cpu_limit, &namespace.cpu_limit),
             memory_request: inherit(self.memory_request, &namespace.memory_request),
             memory_limit: inherit(self.memory_limit, &namespace.memory_limit),
+            ephemeral_storage_request: inherit(
+                self.ephemeral_storage_request,
+                &namespace.ephemeral_storage_request,
+            ),
+            ephemeral_storage_limit: inherit(
+                self.ephemeral_storage_limit,
+                &namespace.ephemeral_storage_limit,
+            ),
         }
     }
 
@@ -120,35 +148,50 @@ impl ResourceAnnotations {
             name: "cpu",
             request_key: CPU_REQUEST_ANNOTATION,
             limit_key: CPU_LIMIT_ANNOTATION,
-            default_request: CPU_REQUEST,
+            default_request: Some(CPU_REQUEST),
             default_limit: None,
         };
         let memory = Resource {
             name: "memory",
             request_key: MEMORY_REQUEST_ANNOTATION,
             limit_key: MEMORY_LIMIT_ANNOTATION,
-            default_request: MEMORY_REQUEST,
+            default_request: Some(MEMORY_REQUEST),
             default_limit: Some(MEMORY_LIMIT),
+        };
+        let ephemeral_storage = Resource {
+            name: "ephemeral-storage",
+            request_key: EPHEMERAL_STORAGE_REQUEST_ANNOTATION,
+            limit_key: EPHEMERAL_STORAGE_LIMIT_ANNOTATION,
+            default_request: None,
+            default_limit: None,
         };
         let (cpu_request, cpu_limit) = cpu.bound(self.cpu_request, self.cpu_limit, &annotations)?;
         let (memory_request, memory_limit) =
             memory.bound(self.memory_request, self.memory_limit, &annotations)?;
+        let (ephemeral_storage_request, ephemeral_storage_limit) = ephemeral_storage.bound(
+            self.ephemeral_storage_request,
+            self.ephemeral_storage_limit,
+            &annotations,
+        )?;
         Ok(ProxyResources {
-            cpu_request,
+            cpu_request: cpu_request.unwrap_or_else(|| CPU_REQUEST.to_owned()),
             cpu_limit,
-            memory_request,
+            memory_request: memory_request.unwrap_or_else(|| MEMORY_REQUEST.to_owned()),
             memory_limit,
+            ephemeral_storage_request,
+            ephemeral_storage_limit,
         })
     }
 }
 
-/// One resource, CPU or memory: its annotations and its defaults.
+/// One resource, CPU, memory or ephemeral storage: its annotations and
+/// its defaults.
 struct Resource {
-    /// `cpu` or `memory`, for messages.
+    /// `cpu`, `memory` or `ephemeral-storage`, for messages.
     name: &'static str,
     request_key: &'static str,
     limit_key: &'static str,
-    default_request: &'static str,
+    default_request: Option<&'static str>,
     default_limit: Option<&'static str>,
 }
 
@@ -161,7 +204,7 @@ impl Resource {
         request: Option<Quantity>,
         limit: Option<Quantity>,
         annotations: &FieldPath,
-    ) -> Result<(String, Option<String>), Problem> {
+    ) -> Result<(Option<String>, Option<String>), Problem> {
         let (request_key, limit_key) = (self.request_key, self.limit_key);
         let default_limit = self.default_limit.and_then(|text| {
             Some(Quantity {
@@ -207,15 +250,18 @@ impl Resource {
                         ),
                     ));
                 }
-                _ => request.text,
+                _ => Some(request.text),
             },
-            (Some(request), Some(_)) => request.text,
+            (Some(request), Some(_)) => Some(request.text),
             (None, Some(limit))
-                if parse_quantity(self.default_request).is_some_and(|d| d > limit.value) =>
+                if self
+                    .default_request
+                    .and_then(parse_quantity)
+                    .is_some_and(|d| d > limit.value) =>
             {
-                limit.text.clone()
+                Some(limit.text.clone())
             }
-            (None, _) => self.default_request.to_owned(),
+            (None, _) => self.default_request.map(str::to_owned),
         };
         let limit = limit.or(default_limit).map(|limit| limit.text);
         Ok((request, limit))
