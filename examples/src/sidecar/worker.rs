@@ -7,8 +7,12 @@ use hyper::body::Incoming;
 use mesh_core::{
     admin::Admin,
     client::ClientConfig,
+    conn::{NoTlsReason, Tls},
+    error::BoxError,
     proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
-    serve::{Accept, ConnectionLimit, Protocol, Server, ServerConfig, Shutdown},
+    serve::{
+        Accept, Accepted, ConnectionLimit, Protocol, Retirement, Server, ServerConfig, Shutdown,
+    },
 };
 use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
@@ -178,7 +182,7 @@ impl Worker {
         let shared = self.shared.clone();
         // Built once per runtime; each inbound port makes its own
         // clients for its application from it.
-        let client = inbound::AppClient::new(&shared.client);
+        let client = inbound::AppClient::new(&shared.client, &shared.tcp_metrics);
         let mut servers = JoinSet::new();
         let tokio_listener = |l: std::net::TcpListener| TcpListener::from_std(l);
         // A connect may take the TCP connect timeout and then the TLS
@@ -204,7 +208,8 @@ impl Worker {
             }
         }
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
-            let server = Server::new(self.server_config(Protocol::Http));
+            let server =
+                Server::new(self.server_config(Protocol::Http)).with_accept(self.local_accept());
             let (stack, updates) = shared.outbound.stack(&shared.client);
             let targets = {
                 let tcp = tcp.clone();
@@ -261,9 +266,20 @@ impl Worker {
                 );
                 continue;
             };
-            let server = Server::new(self.server_config(Protocol::Opaque));
+            let server =
+                Server::new(self.server_config(Protocol::Opaque)).with_accept(self.local_accept());
             servers.spawn(server.serve(listener, NoHttp, forward, self.shutdown.clone()));
         }
+    }
+
+    /// The accept hook of the outbound listeners, whose peer is the local
+    /// application: each connection is counted as one the application
+    /// opened (`direction="outbound",peer="src"`), labelled loopback, as
+    /// Linkerd labels them (linkerd2-proxy,
+    /// `linkerd/app/core/src/transport/labels.rs`: an outbound server's
+    /// connections are `NoServerTls::Loopback`).
+    fn local_accept(&self) -> TcpAccept<LoopbackAccept> {
+        TcpAccept::outbound(&self.shared.tcp_metrics, LoopbackAccept)
     }
 
     fn serve_inbound<A>(
@@ -312,9 +328,29 @@ impl Worker {
                 self.shared.client.connect_timeout,
                 port.app,
                 self.shared.policy.clone(),
+                &self.shared.tcp_metrics,
             ),
             self.shutdown.clone(),
         ));
+    }
+}
+
+/// The [`Accept`] hook of a listener only the local application connects
+/// to: plaintext, and the peer is on this host.
+#[derive(Clone, Copy, Debug)]
+struct LoopbackAccept;
+
+impl<I: mesh_core::io::Io> Accept<I> for LoopbackAccept {
+    type Io = I;
+    type Future = std::future::Ready<Result<Accepted<I>, BoxError>>;
+
+    fn accept(&self, io: I) -> Self::Future {
+        std::future::ready(Ok(Accepted {
+            io,
+            tls: Tls::Plaintext(NoTlsReason::Loopback),
+            alpn: None,
+            retire: Retirement::never(),
+        }))
     }
 }
 

@@ -22,6 +22,16 @@
 //! its host goes to the pooled one after one look at its version and its
 //! `Host`. HTTP/2 requests are always pooled: they name their authority
 //! in `:authority`, and `Forward` sends them without `Host`.
+//!
+//! Every connection either client opens is counted in the transport
+//! families as the inbound side's connection to the application
+//! (`direction="inbound",peer="dst"`): without them, the bytes the
+//! application received and the connections it holds would show nowhere.
+//! Linkerd's proxy counts them too, labelled `tls="no_identity"`,
+//! `no_tls_reason="loopback"` (linkerd2-proxy,
+//! `linkerd/app/core/src/transport/labels.rs`, `Key::InboundClient`). The
+//! counting connector is made once, with the clients, and wraps each
+//! connection as it opens, never a request.
 
 use std::{
     fmt,
@@ -31,15 +41,24 @@ use std::{
 
 use http::{HeaderValue, Request, Version, header};
 use hyper::body::Incoming;
-use mesh_core::client::{Client, ClientConfig, ForEndpoint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use mesh_core::{
+    client::{Client, ClientConfig, ForEndpoint},
+    conn::{NoTlsReason, Tls},
+};
+use mesh_metrics::{TcpConnect, TcpMetrics};
 use tower::Service;
+
+/// The connector of both clients: plaintext TCP to the application,
+/// counted in the transport families (see the [module docs](self)).
+type AppConnector = TcpConnect<HttpConnector>;
 
 /// The pooled client to the application, and the one-off one for the
 /// requests the [module docs](self) name.
 pub(crate) struct AppClient<B> {
-    pooled: Client<B>,
+    pooled: Client<B, AppConnector>,
     /// No idle connections: a connection per request, closed after it.
-    one_off: Client<B>,
+    one_off: Client<B, AppConnector>,
 }
 
 impl<B> Clone for AppClient<B> {
@@ -59,22 +78,28 @@ impl<B> fmt::Debug for AppClient<B> {
 
 impl AppClient<Incoming> {
     /// The two clients `config` describes: the pooled one as configured,
-    /// the one-off one with no idle connection kept.
-    pub(crate) fn new(config: &ClientConfig) -> Self {
+    /// the one-off one with no idle connection kept. Both count the
+    /// connections they open in `metrics`.
+    pub(crate) fn new(config: &ClientConfig, metrics: &TcpMetrics) -> Self {
         let one_off = ClientConfig {
             pool_max_idle_per_host: 0,
             ..config.clone()
         };
+        let connector = TcpConnect::inbound(
+            metrics,
+            &Tls::Plaintext(NoTlsReason::Loopback),
+            config.http_connector(),
+        );
         Self {
-            pooled: Client::new(config),
-            one_off: Client::new(&one_off),
+            pooled: Client::with_connector(config, connector.clone()),
+            one_off: Client::with_connector(&one_off, connector),
         }
     }
 }
 
 impl<B> ForEndpoint for AppClient<B>
 where
-    Client<B>: ForEndpoint,
+    Client<B, AppConnector>: ForEndpoint,
 {
     fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
         Self {
@@ -86,11 +111,11 @@ where
 
 impl<B> Service<Request<B>> for AppClient<B>
 where
-    Client<B>: Service<Request<B>>,
+    Client<B, AppConnector>: Service<Request<B>>,
 {
-    type Response = <Client<B> as Service<Request<B>>>::Response;
-    type Error = <Client<B> as Service<Request<B>>>::Error;
-    type Future = <Client<B> as Service<Request<B>>>::Future;
+    type Response = <Client<B, AppConnector> as Service<Request<B>>>::Response;
+    type Error = <Client<B, AppConnector> as Service<Request<B>>>::Error;
+    type Future = <Client<B, AppConnector> as Service<Request<B>>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Both connect on demand, and are always ready.

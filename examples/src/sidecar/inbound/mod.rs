@@ -5,20 +5,29 @@ mod client;
 mod connection;
 mod host;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use http::Uri;
+use hyper_util::rt::TokioIo;
 use mesh_core::{
     body::Proxied,
+    conn::{NoTlsReason, Tls},
     error::BoxError,
     proxy::{Forward, NoEndpoints, ResponseBody},
     serve::OpaqueConnection,
 };
-use mesh_metrics::{MetricsLayer, http::Metrics};
+use mesh_metrics::{MetricsLayer, TcpConnect, TcpMetrics, http::Metrics};
 use mesh_policy::{
     ApplyFilters, ApplyFiltersLayer, Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore,
 };
 use mesh_tls::{ClientId, ClientIdLayer};
-use tower::{Layer, ServiceBuilder, service_fn};
+use tokio::net::TcpStream;
+use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 pub(super) use self::client::AppClient;
 pub(crate) use self::connection::strip_connection_listed;
@@ -95,44 +104,86 @@ pub(super) fn http_stack(
 /// authorization, as one to the application's port, then a byte pipe to
 /// the application. A policy change that no longer allows an open
 /// connection closes it.
+///
+/// The connection to the application is counted in `metrics` as the
+/// inbound side's connection to it (`direction="inbound",peer="dst"`,
+/// labelled loopback, as the HTTP client's: see [`client`]).
 pub(super) fn opaque_stack(
     connect_timeout: Duration,
     app: SocketAddr,
     policy: PolicyStore,
+    metrics: &TcpMetrics,
 ) -> impl tower::Service<
     OpaqueConnection,
     Response = (),
     Error = BoxError,
-    Future = impl Future<Output = Result<(), BoxError>> + Send,
-> + Clone
+    Future = impl Future<Output = Result<(), BoxError>> + Send + use<>,
+>
++ Clone
 + Send
-+ 'static {
++ 'static
++ use<> {
+    let connect = TcpConnect::inbound(
+        metrics,
+        &Tls::Plaintext(NoTlsReason::Loopback),
+        DialApp {
+            app,
+            timeout: connect_timeout,
+        },
+    );
     AuthorizeOpaqueLayer::new(policy)
         .with_port(app.port())
         .layer(service_fn(move |conn: OpaqueConnection| {
-            pipe(conn, app, connect_timeout)
+            pipe(conn, connect.clone())
         }))
 }
 
-async fn pipe(
-    conn: OpaqueConnection,
-    app: SocketAddr,
-    connect_timeout: Duration,
-) -> Result<(), BoxError> {
+async fn pipe(conn: OpaqueConnection, connect: TcpConnect<DialApp>) -> Result<(), BoxError> {
     let OpaqueConnection { mut io, info } = conn;
-    let connect = tokio::net::TcpStream::connect(app);
-    let mut upstream = match tokio::time::timeout(connect_timeout, connect).await {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(error)) => return Err(AppConnectError::Failed { app, error }.into()),
-        Err(_) => {
-            let after = connect_timeout;
-            return Err(AppConnectError::TimedOut { app, after }.into());
-        }
-    };
-    upstream.set_nodelay(true)?;
+    // The dialer goes to its one address, whatever the URI says.
+    let mut upstream = connect.oneshot(Uri::default()).await?.into_inner();
     let (sent, received) = tokio::io::copy_bidirectional(&mut io, &mut upstream).await?;
     tracing::debug!(peer = %info.remote_addr, sent, received, "opaque connection closed");
     Ok(())
+}
+
+/// Opens a TCP connection to the application, within the connect timeout,
+/// for [`TcpConnect`] to count: a connector in hyper-util's shape, whose
+/// errors name the application.
+#[derive(Clone, Copy, Debug)]
+struct DialApp {
+    app: SocketAddr,
+    timeout: Duration,
+}
+
+impl tower::Service<Uri> for DialApp {
+    type Response = TokioIo<TcpStream>;
+    type Error = AppConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let Self { app, timeout } = *self;
+        Box::pin(async move {
+            let upstream = match tokio::time::timeout(timeout, TcpStream::connect(app)).await {
+                Ok(Ok(upstream)) => upstream,
+                Ok(Err(error)) => return Err(AppConnectError::Failed { app, error }),
+                Err(_) => {
+                    return Err(AppConnectError::TimedOut {
+                        app,
+                        after: timeout,
+                    });
+                }
+            };
+            upstream
+                .set_nodelay(true)
+                .map_err(|error| AppConnectError::Failed { app, error })?;
+            Ok(TokioIo::new(upstream))
+        })
+    }
 }
 
 /// The application could not be reached for an opaque connection. Named
@@ -194,9 +245,14 @@ mod tests {
             io: Box::new(io),
             info: ConnectionInfo::plaintext(listener.local_addr().unwrap(), peer),
         };
-        let error = pipe(conn, closed, Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = TcpMetrics::register(&mut registry);
+        let dial = DialApp {
+            app: closed,
+            timeout: Duration::from_secs(5),
+        };
+        let connect = TcpConnect::inbound(&metrics, &Tls::Plaintext(NoTlsReason::Loopback), dial);
+        let error = pipe(conn, connect).await.unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("cannot connect to the application at {closed}")
