@@ -52,6 +52,14 @@
 //! cargo run --release --example sidecar -- inject app.yaml --image ghcr.io/mesh/sidecar:0.1.0
 //! ```
 //!
+//! `await` waits until a sidecar's admin server answers `/ready` with
+//! `200`, as `linkerd-await` does, and exits non-zero past `--timeout`
+//! (2m); an injected sidecar's `postStart` hook runs it:
+//!
+//! ```text
+//! cargo run --release --example sidecar -- await --admin 127.0.0.1:4191 --timeout 2m
+//! ```
+//!
 //! `policy explain` says how the policy would decide one request, and
 //! which resources decided:
 //!

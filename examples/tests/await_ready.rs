@@ -106,15 +106,14 @@ async fn await_keeps_trying_a_port_nothing_listens_on_until_its_timeout() {
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 
-    // A server that starts listening while it waits is found.
+    // A server that starts listening once it has begun is found. (The
+    // timeout is generous: a loaded machine may start the binary slowly.)
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let waiting =
-        tokio::spawn(
-            async move { run_await(&["--admin", &addr.to_string(), "--timeout", "1s"]).await },
-        );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let waiting = tokio::spawn(async move {
+        run_await(&["--admin", &addr.to_string(), "--timeout", "30s"]).await
+    });
     let Ok(listener) = tokio::net::TcpListener::bind(addr).await else {
         // Another test took the port meanwhile: the first half stands.
         return;

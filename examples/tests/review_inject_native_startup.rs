@@ -59,7 +59,7 @@ fn a_plain_container_has_no_startup_probe() {
          spec:\n      containers: [{name: web, image: web:1}]\n",
     );
     let spec = &deployment["spec"]["template"]["spec"];
-    let proxy = &spec["containers"][1];
+    let proxy = &spec["containers"][0];
     assert_eq!(proxy["name"], "mesh-proxy");
     assert!(proxy.get("startupProbe").is_none(), "{proxy:?}");
 }
