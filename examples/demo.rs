@@ -17,8 +17,9 @@
 //! if the mesh broke a promise: `web` made no calls, `web`, or `vote-bot`
 //! calling `web`, saw less than 99 % success, a request between sidecars
 //! was not on mutual TLS, a call the policy denies got anything but its
-//! 403 (or none was made), or a sidecar's metrics could not be read at the
-//! end. When standard output cannot be written (`demo | head`), it says
+//! 403 (or none was made), a sidecar's metrics could not be read at the
+//! end, or the dashboard at the address it printed did not serve its page
+//! at the end. When standard output cannot be written (`demo | head`), it says
 //! so, puts the summary on standard error and exits non-zero. A reader
 //! who stops reading (Ctrl-S, a full `| less`) does not stop the mesh:
 //! tables are written from a thread of their own, those that would pile

@@ -12,14 +12,22 @@
 //! and so did `vote-bot`'s requests to `web`,
 //! every request between sidecars was on mutual TLS (a request a sidecar
 //! answered itself, with no peer, was not between sidecars), every call
-//! the policy denies got a 403 and at least one was made, and every
-//! sidecar's metrics could be read at the end.
+//! the policy denies got a 403 and at least one was made, every
+//! sidecar's metrics could be read at the end, and `web`'s dashboard, whose
+//! address the demo prints, served its page at the end: an address handed
+//! to the reader is a promise too, and one never fetched could break
+//! unseen.
 
 use std::{fmt, sync::atomic::Ordering::Relaxed, time::Duration};
 
+use bytes::Bytes;
 use futures_util::future::join_all;
+use http::{StatusCode, header::CONTENT_TYPE};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use mesh_metrics::{
     Direction,
+    dashboard::PAGE_PATH,
     query::{
         Format, Sample, Scrape, Target, Totals, deltas,
         routes::{render_routes, route_rows},
@@ -34,6 +42,14 @@ use super::{apps::Outcomes, mesh::Mesh, traffic::DeniedCounts};
 /// The least success `web` may see from its calls, after retries.
 pub const MIN_EFFECTIVE_SUCCESS: f64 = 0.99;
 
+/// How long the dashboard may take to answer at the end: a stalled admin
+/// server must not keep the demo, and its files, from stopping.
+const DASHBOARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most of the dashboard's page that is read: the page is a few tens
+/// of kilobytes.
+const MAX_PAGE: usize = 1024 * 1024;
+
 /// The sidecars' admin servers, and the last scrape of each.
 #[derive(Debug)]
 pub struct Watch {
@@ -43,6 +59,8 @@ pub struct Watch {
     before: Vec<Option<Scrape>>,
     /// `web`'s calls that succeeded and failed, at the last frame.
     calls_before: (u64, u64),
+    /// The address of `web`'s dashboard, as the demo printed it.
+    dashboard: String,
     taken: Instant,
 }
 
@@ -64,6 +82,7 @@ impl Watch {
             targets,
             before,
             calls_before: (0, 0),
+            dashboard: format!("http://{}{PAGE_PATH}", mesh.web.admin),
             taken: Instant::now(),
         }
     }
@@ -115,7 +134,8 @@ impl Watch {
         )
     }
 
-    /// Scrapes every sidecar once more and checks the whole run.
+    /// Scrapes every sidecar once more, fetches `web`'s dashboard once,
+    /// and checks the whole run.
     pub async fn summary(
         &self,
         elapsed: Duration,
@@ -123,7 +143,10 @@ impl Watch {
         web_calls: &Outcomes,
         denied: &DeniedCounts,
     ) -> Summary {
-        let scrapes = join_all(self.targets.iter().map(scrape)).await;
+        let (scrapes, dashboard) = tokio::join!(
+            join_all(self.targets.iter().map(scrape)),
+            fetch_dashboard(&self.dashboard)
+        );
         let unscraped: Vec<Breach> = self
             .targets
             .iter()
@@ -177,8 +200,59 @@ impl Watch {
         };
         summary.breaches = summary.check();
         summary.breaches.extend(unscraped);
+        if let Err(reason) = dashboard {
+            summary.breaches.push(Breach::Dashboard {
+                url: self.dashboard.clone(),
+                reason,
+            });
+        }
         summary
     }
+}
+
+/// Fetches the dashboard's page at `url` once: `Err` says why what came
+/// back is not the page.
+async fn fetch_dashboard(url: &str) -> Result<(), String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    let fetch = async {
+        let response = client.get(uri).await.map_err(|error| {
+            if error.is_connect() {
+                format!("cannot connect: {}", root_cause(&error))
+            } else {
+                error.to_string()
+            }
+        })?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(format!("answered {status}"));
+        }
+        let html = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("text/html"));
+        let body = Limited::new(response.into_body(), MAX_PAGE)
+            .collect()
+            .await
+            .map_err(|e| format!("its page could not be read: {e}"))?
+            .to_bytes();
+        if !html || !String::from_utf8_lossy(&body).contains("dashboard") {
+            return Err("answered 200 OK with something else than its page".to_owned());
+        }
+        Ok(())
+    };
+    tokio::time::timeout(DASHBOARD_TIMEOUT, fetch)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", DASHBOARD_TIMEOUT.as_secs())))
+}
+
+/// The innermost cause of `error`: the system's reason a connection
+/// failed, without the client's layers around it.
+fn root_cause<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    crate::causes(error).last().unwrap_or(error)
 }
 
 fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -248,6 +322,14 @@ pub enum Breach {
         /// Why: the scrape's error, naming the admin address.
         reason: String,
     },
+    /// `web`'s dashboard, whose address the demo printed, did not serve
+    /// its page at the end.
+    Dashboard {
+        /// The address the demo printed.
+        url: String,
+        /// What came back instead, or why nothing did.
+        reason: String,
+    },
     /// No denied call was attempted.
     NoDeniedCall,
     /// Denied calls that got through.
@@ -281,6 +363,10 @@ impl fmt::Display for Breach {
                 f,
                 "{workload}'s sidecar gave no metrics at the end ({reason}), \
                  so its figures are unknown"
+            ),
+            Self::Dashboard { url, reason } => write!(
+                f,
+                "web's dashboard at {url} did not answer with its page: {reason}"
             ),
             Self::NoDeniedCall => f.write_str("no denied call was attempted"),
             Self::DeniedGotThrough(n) => write!(f, "{n} denied calls got through"),
@@ -354,5 +440,66 @@ impl fmt::Display for Summary {
             self.denied_forbidden,
             self.denied_forbidden + self.denied_got_through + self.denied_other,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A server that answers every request with `answer`; the URL of its
+    /// dashboard path.
+    async fn answering(answer: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{addr}{PAGE_PATH}")
+    }
+
+    #[tokio::test]
+    async fn only_the_dashboards_page_is_the_dashboard() {
+        let page = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+             content-length: 30\r\nconnection: close\r\n\r\n<title>mesh dashboard</title>\n",
+        )
+        .await;
+        assert_eq!(fetch_dashboard(&page).await, Ok(()));
+
+        let missing =
+            answering("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        assert_eq!(
+            fetch_dashboard(&missing).await,
+            Err("answered 404 Not Found".to_owned())
+        );
+
+        let other = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+             content-length: 3\r\nconnection: close\r\n\r\nok\n",
+        )
+        .await;
+        let error = fetch_dashboard(&other).await.unwrap_err();
+        assert!(error.contains("something else than its page"), "{error}");
     }
 }
