@@ -38,7 +38,12 @@ async fn a_server_first_app_behind_a_detect_port_greets_after_the_timeout() {
     // Served as opaque TCP: counted as a connection, not a request.
     let metrics = scrape(sidecar.admin).await;
     let inbound = ["direction=\"inbound\""];
-    assert_eq!(series(&metrics, "tcp_open_total", &inbound), 1, "{metrics}");
+    let accepted = ["direction=\"inbound\"", "peer=\"src\""];
+    assert_eq!(
+        series(&metrics, "tcp_open_total", &accepted),
+        1,
+        "{metrics}"
+    );
     assert_eq!(series(&metrics, "request_total", &inbound), 0, "{metrics}");
     stop(sidecar).await;
 }

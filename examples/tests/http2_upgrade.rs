@@ -116,7 +116,7 @@ async fn concurrent_requests(http2_upgrade: Option<bool>) -> (Vec<String>, u64) 
     let metrics = scrape(pair.emoji.admin).await;
     let accepted = metrics
         .lines()
-        .filter(|l| l.starts_with("tcp_open_total{direction=\"inbound\""))
+        .filter(|l| l.starts_with("tcp_open_total{direction=\"inbound\",peer=\"src\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     stop(pair.web).await;

@@ -13,10 +13,14 @@ mod support;
 use http::{Request, StatusCode};
 use support::*;
 
-/// The outbound `request_total` and `tcp_open_total` series of `text`.
+/// The outbound `request_total` and `tcp_open_total` series of `text`
+/// (of the connections to the services: `peer="dst"`).
 fn outbound_series(text: &str) -> Vec<&str> {
     text.lines()
-        .filter(|l| l.starts_with("request_total{") || l.starts_with("tcp_open_total{"))
+        .filter(|l| {
+            l.starts_with("request_total{")
+                || (l.starts_with("tcp_open_total{") && l.contains("peer=\"dst\""))
+        })
         .filter(|l| l.contains("direction=\"outbound\""))
         .collect()
 }

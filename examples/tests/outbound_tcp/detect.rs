@@ -135,6 +135,7 @@ async fn http_sent_through_a_tcp_port_reaches_a_detect_port_as_http() {
     let outbound = scrape(web.admin).await;
     let labels = ["direction=\"outbound\""];
     assert_eq!(series(&outbound, "request_total", &labels), 0, "{outbound}");
+    let labels = ["direction=\"outbound\"", "peer=\"dst\""];
     assert_eq!(
         series(&outbound, "tcp_open_total", &labels),
         2,
