@@ -558,18 +558,18 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
     let options = sidecar::StartOptions {
         log_level: Some(log_level),
     };
+    // Ready for signals before anything starts: a process short of
+    // descriptors fails here, with nothing to stop.
+    let (signals, mut term) = match listen_for_signals() {
+        Ok(listening) => listening,
+        Err(error) => return fail(&error),
+    };
     let running = match sidecar::start_with(config, options) {
         Ok(running) => running,
         Err(error) => return fail(&error),
     };
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime for signals");
     let shutdown = running.shutdown_signal();
     signals.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: draining"),
             _ = term.recv() => tracing::info!("SIGTERM: draining"),
@@ -580,6 +580,24 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
     running.join();
     tracing::info!("sidecar stopped");
     ExitCode::SUCCESS
+}
+
+/// A runtime for the main thread to wait for signals on, and its
+/// `SIGTERM` stream (Kubernetes stops a pod with it).
+fn listen_for_signals() -> std::io::Result<(tokio::runtime::Runtime, tokio::signal::unix::Signal)> {
+    let context = |what: &str, error: std::io::Error| {
+        std::io::Error::new(error.kind(), format!("cannot {what}: {error}"))
+    };
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| context("make a runtime to wait for signals", error))?;
+    let term = signals
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        })
+        .map_err(|error| context("listen for SIGTERM", error))?;
+    Ok((signals, term))
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {
