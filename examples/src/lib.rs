@@ -13,6 +13,15 @@ pub fn causes<'e>(
     std::iter::successors(error.source(), |cause| cause.source())
 }
 
+/// The innermost cause of `error` (`error` itself when it has none): for
+/// one-line reports such as `cannot connect: Connection refused`, where
+/// the outer errors only say which client failed.
+pub fn root_cause<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    causes(error).last().unwrap_or(error)
+}
+
 /// The README's Rust examples, compiled and run as doctests so that they
 /// stay true.
 #[cfg(doctest)]

@@ -354,16 +354,17 @@ impl Sidecar {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 
-    /// An admin server whose `/ready` always answers `answer`, as a
-    /// sidecar still loading its certificate does.
-    async fn admin_answering(answer: &'static str) -> SocketAddr {
+    /// A server that answers every request with `answer`, raw: an admin
+    /// server whose `/ready` says what a sidecar still loading its
+    /// certificate says, or a dashboard that is not one.
+    pub(in crate::demo) async fn admin_answering(answer: &'static str) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

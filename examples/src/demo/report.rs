@@ -218,7 +218,7 @@ async fn fetch_dashboard(url: &str) -> Result<(), String> {
     let fetch = async {
         let response = client.get(uri).await.map_err(|error| {
             if error.is_connect() {
-                format!("cannot connect: {}", root_cause(&error))
+                format!("cannot connect: {}", crate::root_cause(&error))
             } else {
                 error.to_string()
             }
@@ -245,14 +245,6 @@ async fn fetch_dashboard(url: &str) -> Result<(), String> {
     tokio::time::timeout(DASHBOARD_TIMEOUT, fetch)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {}s", DASHBOARD_TIMEOUT.as_secs())))
-}
-
-/// The innermost cause of `error`: the system's reason a connection
-/// failed, without the client's layers around it.
-fn root_cause<'e>(
-    error: &'e (dyn std::error::Error + 'static),
-) -> &'e (dyn std::error::Error + 'static) {
-    crate::causes(error).last().unwrap_or(error)
 }
 
 fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -447,33 +439,13 @@ impl fmt::Display for Summary {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpListener,
-    };
-
     use super::*;
+    use crate::demo::mesh::tests::admin_answering;
 
     /// A server that answers every request with `answer`; the URL of its
     /// dashboard path.
     async fn answering(answer: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tcp.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = tcp.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
+        let addr = admin_answering(answer).await;
         format!("http://{addr}{PAGE_PATH}")
     }
 

@@ -116,7 +116,7 @@ async fn try_once(
         let response = client.request(request).await.map_err(|error| {
             Failure::Error(if error.is_connect() {
                 // The client's layers add nothing to the system's reason.
-                format!("cannot connect: {}", root_cause(&error))
+                format!("cannot connect: {}", crate::root_cause(&error))
             } else {
                 with_causes(&error)
             })
@@ -215,17 +215,6 @@ fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
         text.push_str(&cause.to_string());
     }
     text
-}
-
-/// The innermost cause of `error`.
-fn root_cause<'e>(
-    error: &'e (dyn std::error::Error + 'static),
-) -> &'e (dyn std::error::Error + 'static) {
-    let mut root = error;
-    while let Some(cause) = root.source() {
-        root = cause;
-    }
-    root
 }
 
 #[cfg(test)]

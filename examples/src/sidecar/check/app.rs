@@ -190,7 +190,7 @@ async fn get(
             if error.is_connect() {
                 // The client's layers add nothing to the operating
                 // system's reason.
-                format!("cannot connect: {}", root_cause(&error))
+                format!("cannot connect: {}", crate::root_cause(&error))
             } else {
                 with_causes(&error)
             }
@@ -206,17 +206,6 @@ async fn get(
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {}", Span(timeout))))
-}
-
-/// The innermost cause of `error`.
-fn root_cause<'e>(
-    error: &'e (dyn std::error::Error + 'static),
-) -> &'e (dyn std::error::Error + 'static) {
-    let mut root = error;
-    while let Some(cause) = root.source() {
-        root = cause;
-    }
-    root
 }
 
 /// The address to connect to for one the sidecar binds or forwards to: an
