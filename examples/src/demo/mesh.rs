@@ -158,7 +158,7 @@ impl Mesh {
     /// # Errors
     ///
     /// [`DemoError::NotReadyWithin`] when one is not ready within 10
-    /// seconds, with its last answer or error.
+    /// seconds, one deadline for all four, with its last answer or error.
     pub async fn ready(&self) -> Result<(), DemoError> {
         let admins = self.sidecars().map(|(name, running)| (name, running.admin));
         ready_within(admins, READY_TIMEOUT).await
@@ -235,21 +235,27 @@ impl Starting {
     }
 }
 
-/// Waits until each named admin server's `/ready` answers 200, each
-/// within `timeout`, in turn, as `sidecar await` does: when one does not,
-/// the error carries its last answer (`503 not ready: identity`) or why it
+/// Waits until each named admin server's `/ready` answers 200, all of
+/// them within the one `timeout`, as `sidecar await` does for one: the
+/// sidecars start together, so they are asked together, and a mesh that is
+/// stuck fails after `timeout` rather than after one `timeout` per sidecar.
+/// When one is not ready, the error names the first such in the order
+/// given and carries its last answer (`503 not ready: identity`) or why it
 /// could not be asked, since "did not become ready" alone leaves the
 /// reader to guess.
 async fn ready_within(
     admins: impl IntoIterator<Item = (&'static str, SocketAddr)>,
     timeout: Duration,
 ) -> Result<(), DemoError> {
-    for (name, admin) in admins {
+    let waits = admins.into_iter().map(|(name, admin)| async move {
         wait_ready(admin, timeout)
             .await
-            .map_err(|error| DemoError::NotReadyWithin(name, error))?;
-    }
-    Ok(())
+            .map_err(|error| DemoError::NotReadyWithin(name, error))
+    });
+    futures_util::future::join_all(waits)
+        .await
+        .into_iter()
+        .collect()
 }
 
 async fn bind() -> Result<(TcpListener, SocketAddr), DemoError> {
@@ -414,6 +420,76 @@ pub(super) mod tests {
             text.contains("503 Service Unavailable: not ready: identity"),
             "{text}"
         );
+    }
+
+    /// A server that answers every request with what `answer` says then,
+    /// raw.
+    async fn admin_answering_with(
+        answer: impl Fn() -> &'static str + Send + Sync + 'static,
+    ) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tcp.write_all(answer().as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    const READY: &str = "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\
+                         connection: close\r\n\r\nready\n";
+    const LOADING: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 20\r\n\
+                           connection: close\r\n\r\nnot ready: identity\n";
+
+    /// `voting` gets ready only once `emoji`, which never does, has been
+    /// asked. Waiting on each in turn, `emoji` would be asked only after
+    /// `voting`'s wait, so `voting` would fail; with one deadline for all,
+    /// they are asked together and the wait ends with `emoji`'s, after the
+    /// one timeout, not two.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sidecars_share_one_deadline() {
+        let emoji_asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = emoji_asked.clone();
+        let voting = admin_answering_with(move || {
+            if asked.load(std::sync::atomic::Ordering::SeqCst) {
+                READY
+            } else {
+                LOADING
+            }
+        })
+        .await;
+        let asked = emoji_asked.clone();
+        let emoji = admin_answering_with(move || {
+            asked.store(true, std::sync::atomic::Ordering::SeqCst);
+            LOADING
+        })
+        .await;
+        let error = ready_within(
+            [("voting", voting), ("emoji", emoji)],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+        let text = chain(&error);
+        assert!(
+            text.starts_with("emoji's sidecar did not become ready"),
+            "{text}"
+        );
+        assert!(text.contains(&emoji.to_string()), "{text}");
+        assert!(text.contains("within 2s"), "{text}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
