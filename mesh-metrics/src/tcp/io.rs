@@ -57,8 +57,9 @@ impl ConnSlot {
 pub struct CountingIo<T> {
     io: T,
     slot: Arc<ConnSlot>,
-    /// The first error the stream returned, as an errno name.
-    errno: Option<&'static str>,
+    /// The first error the stream returned, if any: its errno name, or
+    /// `None` for an error that carries no errno number.
+    failed: Option<Option<&'static str>>,
 }
 
 impl<T> CountingIo<T> {
@@ -66,7 +67,7 @@ impl<T> CountingIo<T> {
         Self {
             io,
             slot,
-            errno: None,
+            failed: None,
         }
     }
 
@@ -97,11 +98,16 @@ impl<T> CountingIo<T> {
         }
     }
 
+    /// Keeps the first error the stream returns, of any kind, as Linkerd's
+    /// transport sensor does: that error is what ended the connection, and
+    /// a later one (often the socket's own, once a layer above gave up) is
+    /// only a consequence. `WouldBlock` is not an end, so it is not kept.
     fn note<R>(&mut self, result: &Poll<io::Result<R>>) {
         if let Poll::Ready(Err(e)) = result
-            && self.errno.is_none()
+            && self.failed.is_none()
+            && e.kind() != io::ErrorKind::WouldBlock
         {
-            self.errno = super::errno::label(e);
+            self.failed = Some(super::errno::label(e));
         }
     }
 }
@@ -109,7 +115,7 @@ impl<T> CountingIo<T> {
 impl<T> Drop for CountingIo<T> {
     fn drop(&mut self) {
         if let Some(h) = self.slot.handles.get() {
-            h.closed(self.errno);
+            h.closed(self.failed.flatten());
         }
     }
 }

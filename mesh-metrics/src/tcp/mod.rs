@@ -17,8 +17,11 @@
 //! `errno` is empty for a clean close, or the name of the socket error that
 //! ended the connection (`ECONNRESET`, `EPIPE`, `ETIMEDOUT`, `ENETDOWN`,
 //! ...), as Linkerd names it: any errno by its name, a number without one
-//! `UNKNOWN_ERRNO`. An error that carries no errno, from a layer above the
-//! socket, is a clean close for this family, as in Linkerd.
+//! `UNKNOWN_ERRNO`. The error that ended the connection is the first one
+//! its stream returned, of any kind, as in Linkerd's transport sensor
+//! (`linkerd/proxy/transport/src/metrics.rs`): errors after it are its
+//! consequences. When that first error carries no errno, from a layer
+//! above the socket, `errno` is empty, as in Linkerd.
 //!
 //! # Where TLS labels come from
 //!
