@@ -6,12 +6,19 @@
 //! `cargo build -p mesh-examples --example demo`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mesh_examples::{demo::DemoError, sidecar::StartError};
+use mesh_examples::{
+    demo::DemoError,
+    sidecar::{
+        StartError,
+        wait_ready::{NotReady, wait_ready},
+    },
+};
 use std::{
     io::ErrorKind,
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Command, Output},
+    time::Duration,
 };
 
 fn demo_path() -> PathBuf {
@@ -97,6 +104,20 @@ fn a_taken_admin_port_gets_the_hint_naming_it() {
     }
 }
 
+/// What waiting on an admin server nothing listens on ends with.
+fn not_ready() -> NotReady {
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(wait_ready(refused, Duration::from_millis(10)))
+        .unwrap_err()
+}
+
 #[test]
 fn only_a_taken_admin_port_is_named() {
     let bind = |field: &str, addr: &str, kind: ErrorKind| {
@@ -127,7 +148,7 @@ fn only_a_taken_admin_port_is_named() {
         bind("admin.listen", "127.0.0.1:0", ErrorKind::AddrInUse),
         // Every other listener is on port 0.
         bind("outbound.listen", "127.0.0.1:0", ErrorKind::AddrInUse),
-        DemoError::NotReady("web"),
+        DemoError::NotReady("web", not_ready()),
     ] {
         assert_eq!(not_taken.taken_admin_port(), None, "{not_taken:?}");
     }

@@ -129,8 +129,8 @@ impl Mesh {
             stop_apps,
         } = starting;
         // Four started, so four are here; the error is never returned.
-        let [voting, emoji, web, vote_bot] =
-            <[Running; 4]>::try_from(sidecars).map_err(|_| DemoError::NotReady("the mesh"))?;
+        let [voting, emoji, web, vote_bot] = <[Running; 4]>::try_from(sidecars)
+            .map_err(|sidecars| DemoError::SidecarCount(sidecars.len()))?;
         Ok(Self {
             vote_bot,
             web,
@@ -157,7 +157,7 @@ impl Mesh {
     ///
     /// # Errors
     ///
-    /// [`DemoError::NotReadyWithin`] when one is not ready within 10
+    /// [`DemoError::NotReady`] when one is not ready within 10
     /// seconds, one deadline for all four, with its last answer or error.
     pub async fn ready(&self) -> Result<(), DemoError> {
         let admins = self.sidecars().map(|(name, running)| (name, running.admin));
@@ -250,7 +250,7 @@ async fn ready_within(
     let waits = admins.into_iter().map(|(name, admin)| async move {
         wait_ready(admin, timeout)
             .await
-            .map_err(|error| DemoError::NotReadyWithin(name, error))
+            .map_err(|error| DemoError::NotReady(name, error))
     });
     futures_util::future::join_all(waits)
         .await
@@ -490,6 +490,16 @@ pub(super) mod tests {
         );
         assert!(text.contains(&emoji.to_string()), "{text}");
         assert!(text.contains("within 2s"), "{text}");
+    }
+
+    #[test]
+    fn a_wrong_count_of_sidecars_says_so() {
+        let error = DemoError::SidecarCount(3);
+        assert_eq!(
+            error.to_string(),
+            "the mesh counted 3 sidecars, not the 4 it started"
+        );
+        assert!(std::error::Error::source(&error).is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
