@@ -62,6 +62,47 @@ async fn resetting_peer() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, peer)
 }
 
+#[tokio::test]
+async fn a_reset_stream_still_held_is_counted_closed_once() {
+    let mut registry = Registry::default();
+    let tcp = TcpMetrics::register(&mut registry);
+    let (addr, peer) = resetting_peer().await;
+    let mut connect = TcpConnect::outbound(
+        &tcp,
+        &Tls::Plaintext(NoTlsReason::Disabled),
+        ClientConfig::default().http_connector(),
+    );
+    let io = connect
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap();
+    peer.await.unwrap();
+    assert_eq!(open(&scrape(&registry)), Some(1));
+    let mut io = io.into_inner();
+    let mut buf = [0; 16];
+    let read = io.read(&mut buf).await;
+    assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+    // The owner still holds the stream: it is dead all the same.
+    let text = scrape(&registry);
+    assert_eq!(open(&text), Some(0), "{text}");
+    assert_eq!(closes(&text, "ECONNRESET"), Some(1), "{text}");
+    // A later failing call and the drop count nothing more.
+    let _ = io.read(&mut buf).await;
+    drop(io);
+    let text = scrape(&registry);
+    assert_eq!(open(&text), Some(0), "{text}");
+    assert_eq!(closes(&text, "ECONNRESET"), Some(1), "{text}");
+    assert_eq!(closes(&text, ""), Some(0), "{text}");
+    assert_eq!(
+        value(&text, &format!("tcp_open_total{{{OUTBOUND}}}")),
+        Some(1),
+        "{text}"
+    );
+}
+
 /// A stream whose first read fails with an error that has no errno, as a
 /// layer above the socket makes one; later reads go to the socket.
 struct FailsFirst<T> {
@@ -133,6 +174,11 @@ async fn the_first_error_names_the_close_even_without_an_errno() {
     // The socket's own error comes second: it is not the one counted.
     let second = io.read(&mut buf).await.unwrap_err();
     assert_eq!(second.kind(), io::ErrorKind::ConnectionReset);
+    // Counted closed at the first error, before the owner drops it.
+    let text = scrape(&registry);
+    assert_eq!(open(&text), Some(0), "{text}");
+    assert_eq!(closes(&text, ""), Some(1), "{text}");
+    assert_eq!(closes(&text, "ECONNRESET"), None, "{text}");
     drop(io);
     let text = scrape(&registry);
     assert_eq!(open(&text), Some(0), "{text}");

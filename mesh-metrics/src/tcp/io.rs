@@ -31,7 +31,8 @@ impl ConnSlot {
     /// bytes it moved so far. Only the first call has an effect.
     pub(crate) fn open(&self, handles: Arc<ConnHandles>) {
         // Counting open again would leave the gauge one too high for good:
-        // the connection is counted closed once, when it is dropped.
+        // the connection is counted closed once, at its first error or
+        // when it is dropped.
         if self.handles.set(handles).is_ok()
             && let Some(handles) = self.handles.get()
         {
@@ -51,15 +52,28 @@ impl ConnSlot {
 }
 
 /// A stream that counts the bytes it reads and writes into the transport
-/// families, and counts its close when dropped. See the
-/// [module docs](super).
+/// families, and counts its close once: at its first error, or when it is
+/// dropped if none came first. See the [module docs](super).
 #[derive(Debug)]
 pub struct CountingIo<T> {
     io: T,
     slot: Arc<ConnSlot>,
-    /// The first error the stream returned, if any: its errno name, or
-    /// `None` for an error that carries no errno number.
-    failed: Option<Option<&'static str>>,
+    /// Whether the stream failed, and whether its close is counted.
+    end: End,
+}
+
+/// Where a [`CountingIo`] is in its life, for counting its close exactly
+/// once.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    /// No error yet: the close is counted clean on drop.
+    Open,
+    /// An error came before the connection had its handles (during the
+    /// handshake): the close, with that error's errno name, is counted on
+    /// drop if the handles arrive by then.
+    Failed(Option<&'static str>),
+    /// The close is counted.
+    Closed,
 }
 
 impl<T> CountingIo<T> {
@@ -67,7 +81,7 @@ impl<T> CountingIo<T> {
         Self {
             io,
             slot,
-            failed: None,
+            end: End::Open,
         }
     }
 
@@ -98,16 +112,24 @@ impl<T> CountingIo<T> {
         }
     }
 
-    /// Keeps the first error the stream returns, of any kind, as Linkerd's
-    /// transport sensor does: that error is what ended the connection, and
-    /// a later one (often the socket's own, once a layer above gave up) is
-    /// only a consequence. `WouldBlock` is not an end, so it is not kept.
+    /// Counts the connection closed at the first error the stream returns,
+    /// of any kind, as Linkerd's transport sensor does: the connection is
+    /// dead then, even while its owner still holds the stream, and a later
+    /// error (often the socket's own, once a layer above gave up) is only a
+    /// consequence. `WouldBlock` is not an end.
     fn note<R>(&mut self, result: &Poll<io::Result<R>>) {
         if let Poll::Ready(Err(e)) = result
-            && self.failed.is_none()
+            && matches!(self.end, End::Open)
             && e.kind() != io::ErrorKind::WouldBlock
         {
-            self.failed = Some(super::errno::label(e));
+            let errno = super::errno::label(e);
+            self.end = match self.slot.handles.get() {
+                Some(h) => {
+                    h.closed(errno);
+                    End::Closed
+                }
+                None => End::Failed(errno),
+            };
         }
     }
 }
@@ -115,7 +137,11 @@ impl<T> CountingIo<T> {
 impl<T> Drop for CountingIo<T> {
     fn drop(&mut self) {
         if let Some(h) = self.slot.handles.get() {
-            h.closed(self.failed.flatten());
+            match self.end {
+                End::Open => h.closed(None),
+                End::Failed(errno) => h.closed(errno),
+                End::Closed => {}
+            }
         }
     }
 }

@@ -23,6 +23,12 @@
 //! consequences. When that first error carries no errno, from a layer
 //! above the socket, `errno` is empty, as in Linkerd.
 //!
+//! A connection is counted closed (`tcp_open_connections` down by one,
+//! `tcp_close_total` up by one) exactly once: at that first error, since the
+//! connection is dead then even if its owner holds the stream a while
+//! longer, as Linkerd counts it; or, if no error came, when the stream is
+//! dropped, as a clean close.
+//!
 //! # Where TLS labels come from
 //!
 //! The bytes to count are the ones on the wire, so the wrapper,
