@@ -149,8 +149,21 @@ fn main() -> ExitCode {
             }
         }
         Err(error) => {
-            // What was printed before the error comes before it.
-            let _ = out.finish(OUTPUT_PATIENCE);
+            // What was printed before the error comes before it; a run
+            // that ended and only then failed (its files stayed) still
+            // shows its summary, on standard error when the output has gone.
+            match error.summary() {
+                Some(summary) => {
+                    let written =
+                        writeln!(out, "{summary}").and_then(|()| out.finish(OUTPUT_PATIENCE));
+                    if written.is_err() {
+                        eprintln!("{summary}");
+                    }
+                }
+                None => {
+                    let _ = out.finish(OUTPUT_PATIENCE);
+                }
+            }
             eprintln!("demo: {error}");
             for cause in mesh_examples::causes(&error) {
                 eprintln!("  caused by: {cause}");

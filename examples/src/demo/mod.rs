@@ -110,6 +110,18 @@ pub enum DemoError {
     SidecarCount(usize),
     /// The output could not be written.
     Output(std::io::Error),
+    /// The run ended, and here is what it showed, but its files (the CA's
+    /// private key among them) could not be removed from `path`: the
+    /// reader is told where they are, and the run still fails, since it
+    /// left a key behind.
+    Leftover {
+        /// What the run showed.
+        summary: Box<Summary>,
+        /// The demo's directory.
+        path: std::path::PathBuf,
+        /// Why it could not be removed.
+        source: std::io::Error,
+    },
     /// The `stop` future of [`run`] resolved before every sidecar was
     /// ready: Ctrl-C while a sidecar is still loading its certificate
     /// ends the demo, rather than waiting out the readiness timeout.
@@ -124,6 +136,15 @@ pub enum DemoError {
 }
 
 impl DemoError {
+    /// What the run showed, when it ran to the end and failed only after:
+    /// [`DemoError::Leftover`].
+    pub fn summary(&self) -> Option<&Summary> {
+        match self {
+            Self::Leftover { summary, .. } => Some(summary),
+            _ => None,
+        }
+    }
+
     /// The admin address a sidecar could not listen on because something
     /// else already does: the one failure that `--admin-port 0`, letting
     /// the system pick the admin ports, cures. `None` for any other
@@ -165,6 +186,11 @@ impl fmt::Display for DemoError {
                 write!(f, "the mesh counted {count} sidecars, not the 4 it started")
             }
             Self::Output(_) => f.write_str("cannot write the output"),
+            Self::Leftover { path, .. } => write!(
+                f,
+                "the run ended, but cannot remove its files in {}; remove them by hand",
+                path.display()
+            ),
             Self::Stopped => f.write_str("stopped before the mesh was ready"),
             Self::Invalid(field) => write!(f, "the demo cannot run with this {field}"),
         }
@@ -179,6 +205,7 @@ impl std::error::Error for DemoError {
             Self::Config(_, e) => Some(e),
             Self::Start(_, e) => Some(e),
             Self::NotReady(_, e) => Some(e),
+            Self::Leftover { source, .. } => Some(source),
             Self::SidecarCount(_) | Self::Stopped | Self::Invalid(_) => None,
         }
     }
@@ -192,7 +219,8 @@ impl std::error::Error for DemoError {
 ///
 /// When `config` holds a value it cannot run with
 /// ([`DemoError::Invalid`]), the mesh cannot be set up, `out` cannot be
-/// written, or the files cannot be removed ([`DemoError::Files`]). When
+/// written, or the files cannot be removed ([`DemoError::Leftover`], which
+/// carries the run's [`Summary`] all the same). When
 /// the run failed and its files then could not be removed either, the
 /// run's error is returned, as the first cause, and the removal's is
 /// logged with the directory's path. A mesh that runs but breaks a promise is not an error: see
@@ -234,9 +262,23 @@ pub async fn run<W: Write>(
     let summary = drive(config, &files, &mesh, out, stop).await;
     mesh.stop().await;
     let path = files.path().to_owned();
-    match (summary, files.remove()) {
+    finish(summary, files.remove(), path)
+}
+
+/// What a run that has stopped returns, given what it showed and whether
+/// its files could be removed.
+fn finish(
+    summary: Result<Summary, DemoError>,
+    removal: std::io::Result<()>,
+    path: std::path::PathBuf,
+) -> Result<Summary, DemoError> {
+    match (summary, removal) {
         (summary, Ok(())) => summary,
-        (Ok(_), Err(removal)) => Err(DemoError::Files(removal)),
+        (Ok(summary), Err(source)) => Err(DemoError::Leftover {
+            summary: Box::new(summary),
+            path,
+            source,
+        }),
         // The run's error is the first cause and is returned; the files
         // left behind (the CA's private key among them) are still said.
         (Err(error), Err(removal)) => {
@@ -341,4 +383,47 @@ async fn drive<W: Write>(
     Ok(watch
         .summary(start.elapsed(), &load, &mesh.web_calls, &denied)
         .await)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            elapsed: Duration::from_secs(10),
+            requests: 300,
+            request_failures: 0,
+            web_calls: 600,
+            effective_success: Some(1.0),
+            retries: 30,
+            voting_failures: 30,
+            tls: vec![("web".into(), Some(1.0))],
+            denied_forbidden: 10,
+            denied_got_through: 0,
+            denied_other: 0,
+            breaches: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_whose_files_stay_keeps_its_summary_and_names_the_files() {
+        let path = std::path::PathBuf::from("/tmp/mesh-demo-x");
+        let removal = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let error = finish(Ok(summary()), Err(removal), path).unwrap_err();
+        assert_eq!(error.summary(), Some(&summary()));
+        let text = error.to_string();
+        assert!(text.contains("/tmp/mesh-demo-x"), "{text}");
+        assert!(text.contains("cannot remove"), "{text}");
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(cause.contains("ermission denied"), "{cause}");
+    }
+
+    #[test]
+    fn a_run_whose_files_go_returns_its_summary() {
+        let path = std::path::PathBuf::from("/tmp/mesh-demo-x");
+        assert_eq!(finish(Ok(summary()), Ok(()), path).unwrap(), summary());
+    }
 }
