@@ -84,18 +84,47 @@ impl fmt::Display for Issued {
 #[non_exhaustive]
 pub enum CertsError {
     /// `--trust-domain` is not a trust domain.
-    TrustDomain(InvalidIdentity),
+    TrustDomain(InvalidValue),
     /// `--identity` is not an identity.
-    Identity(InvalidIdentity),
+    Identity(InvalidValue),
     /// The CA refused or a file could not be written.
     Ca(ca::CaError),
 }
 
+/// A value given on the command line, and why it is not valid. The
+/// message shows both, the value quoted and escaped (a control character
+/// in it is shown, not sent to the terminal), so that a script's reader
+/// sees what was passed and which part is wrong.
+#[derive(Debug)]
+pub struct InvalidValue {
+    /// The value as given.
+    pub given: String,
+    /// Why it is not valid.
+    pub reason: InvalidIdentity,
+}
+
+impl InvalidValue {
+    fn new(given: &str) -> impl FnOnce(InvalidIdentity) -> Self {
+        move |reason| Self {
+            given: given.to_owned(),
+            reason,
+        }
+    }
+}
+
 impl fmt::Display for CertsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The reason is said here, on the one line, rather than as a cause.
         match self {
-            Self::TrustDomain(_) => f.write_str("--trust-domain: invalid trust domain"),
-            Self::Identity(_) => f.write_str("--identity: invalid identity"),
+            Self::TrustDomain(InvalidValue { given, reason }) => {
+                write!(
+                    f,
+                    "--trust-domain {given:?}: invalid trust domain: {reason}"
+                )
+            }
+            Self::Identity(InvalidValue { given, reason }) => {
+                write!(f, "--identity {given:?}: invalid identity: {reason}")
+            }
             Self::Ca(error) => write!(f, "{error}"),
         }
     }
@@ -104,7 +133,7 @@ impl fmt::Display for CertsError {
 impl std::error::Error for CertsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::TrustDomain(e) | Self::Identity(e) => Some(e),
+            Self::TrustDomain(_) | Self::Identity(_) => None,
             Self::Ca(e) => e.source(),
         }
     }
@@ -118,7 +147,9 @@ impl std::error::Error for CertsError {
 /// An invalid trust domain, a CA already in `out` (replacing it would
 /// invalidate everything it issued), or a file that cannot be written.
 pub fn create_ca(trust_domain: &str, out: &Path) -> Result<CreatedCa, CertsError> {
-    let domain = TrustDomain::parse(trust_domain).map_err(CertsError::TrustDomain)?;
+    let domain = TrustDomain::parse(trust_domain)
+        .map_err(InvalidValue::new(trust_domain))
+        .map_err(CertsError::TrustDomain)?;
     let ca = ca::write_ca(out, &domain).map_err(CertsError::Ca)?;
     Ok(CreatedCa {
         dir: out.to_owned(),
@@ -142,7 +173,9 @@ pub fn issue(
     ttl: Duration,
     out: &Path,
 ) -> Result<Issued, CertsError> {
-    let id = Identity::parse(identity).map_err(CertsError::Identity)?;
+    let id = Identity::parse(identity)
+        .map_err(InvalidValue::new(identity))
+        .map_err(CertsError::Identity)?;
     ca::issue(ca_dir, &id, ttl, out).map_err(CertsError::Ca)?;
     Ok(Issued {
         identity: id.as_str().to_owned(),
