@@ -1,7 +1,7 @@
 //! Transport metrics counted over real sockets on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::convert::Infallible;
+use std::{convert::Infallible, net::SocketAddr};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -24,6 +24,22 @@ fn value(text: &str, series: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// The connection `connect` opens to `addr`, as a client's first request
+/// would open it.
+async fn dial<C>(mut connect: C, addr: SocketAddr) -> C::Response
+where
+    C: Service<http::Uri>,
+    C::Error: std::fmt::Debug,
+{
+    connect
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn bytes_opens_and_closes_are_counted_on_both_ends_of_a_real_connection() {
     let mut registry = Registry::default();
@@ -42,18 +58,12 @@ async fn bytes_opens_and_closes_are_counted_on_both_ends_of_a_real_connection() 
             .serve_http(listener, echo, signal),
     );
 
-    let mut connect = TcpConnect::outbound(
+    let connect = TcpConnect::outbound(
         &tcp,
         &Tls::Plaintext(NoTlsReason::Disabled),
         ClientConfig::default().http_connector(),
     );
-    let io = connect
-        .ready()
-        .await
-        .unwrap()
-        .call(format!("http://{addr}").parse().unwrap())
-        .await
-        .unwrap();
+    let io = dial(connect, addr).await;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
     let driver = tokio::spawn(conn);
     for body in ["hello", "world!"] {
@@ -125,18 +135,12 @@ async fn a_reset_connection_is_closed_with_its_errno() {
         tcp.set_zero_linger().unwrap();
         drop(tcp);
     });
-    let mut connect = TcpConnect::outbound(
+    let connect = TcpConnect::outbound(
         &tcp,
         &Tls::Plaintext(NoTlsReason::Disabled),
         ClientConfig::default().http_connector(),
     );
-    let io = connect
-        .ready()
-        .await
-        .unwrap()
-        .call(format!("http://{addr}").parse().unwrap())
-        .await
-        .unwrap();
+    let io = dial(connect, addr).await;
     peer.await.unwrap();
     let mut io = io.into_inner();
     let mut buf = [0; 16];
@@ -175,18 +179,12 @@ async fn the_other_end_of_each_direction_is_counted_under_its_direction() {
             .with_accept(TcpAccept::outbound(&tcp, PlaintextAccept))
             .serve_http(listener, ok, signal),
     );
-    let mut connect = TcpConnect::inbound(
+    let connect = TcpConnect::inbound(
         &tcp,
         &Tls::Plaintext(NoTlsReason::Loopback),
         ClientConfig::default().http_connector(),
     );
-    let io = connect
-        .ready()
-        .await
-        .unwrap()
-        .call(format!("http://{addr}").parse().unwrap())
-        .await
-        .unwrap();
+    let io = dial(connect, addr).await;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
     let driver = tokio::spawn(conn);
     let req = Request::get(format!("http://{addr}/"))

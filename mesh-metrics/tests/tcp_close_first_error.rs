@@ -50,6 +50,22 @@ fn closes(text: &str, errno: &str) -> Option<i64> {
     )
 }
 
+/// The connection `connect` opens to `addr`, as a client's first request
+/// would open it.
+async fn dial<C>(mut connect: C, addr: SocketAddr) -> C::Response
+where
+    C: Service<http::Uri>,
+    C::Error: std::fmt::Debug,
+{
+    connect
+        .ready()
+        .await
+        .unwrap()
+        .call(format!("http://{addr}").parse().unwrap())
+        .await
+        .unwrap()
+}
+
 /// A listener whose peer accepts one connection and resets it (linger 0).
 async fn resetting_peer() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,18 +83,12 @@ async fn a_reset_stream_still_held_is_counted_closed_once() {
     let mut registry = Registry::default();
     let tcp = TcpMetrics::register(&mut registry);
     let (addr, peer) = resetting_peer().await;
-    let mut connect = TcpConnect::outbound(
+    let connect = TcpConnect::outbound(
         &tcp,
         &Tls::Plaintext(NoTlsReason::Disabled),
         ClientConfig::default().http_connector(),
     );
-    let io = connect
-        .ready()
-        .await
-        .unwrap()
-        .call(format!("http://{addr}").parse().unwrap())
-        .await
-        .unwrap();
+    let io = dial(connect, addr).await;
     peer.await.unwrap();
     assert_eq!(open(&scrape(&registry)), Some(1));
     let mut io = io.into_inner();
@@ -158,14 +168,8 @@ async fn the_first_error_names_the_close_even_without_an_errno() {
             }))
         }
     });
-    let mut connect = TcpConnect::outbound(&tcp, &Tls::Plaintext(NoTlsReason::Disabled), inner);
-    let io = connect
-        .ready()
-        .await
-        .unwrap()
-        .call(format!("http://{addr}").parse().unwrap())
-        .await
-        .unwrap();
+    let connect = TcpConnect::outbound(&tcp, &Tls::Plaintext(NoTlsReason::Disabled), inner);
+    let io = dial(connect, addr).await;
     peer.await.unwrap();
     let mut io = io.into_inner();
     let mut buf = [0; 16];
