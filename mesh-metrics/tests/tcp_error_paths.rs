@@ -269,3 +269,172 @@ async fn the_handshake_bytes_are_counted_as_soon_as_the_connection_is_open() {
     trigger.trigger();
     task.await.unwrap();
 }
+
+/// Accepts one connection on a fresh listener with `hook` under
+/// [`TcpAccept`], after `client` did what it does with its end; returns the
+/// accepted result, still held.
+async fn accept_one<A, F>(
+    registry: &mut Registry,
+    hook: A,
+    client: impl FnOnce(TcpStream) -> F,
+) -> Result<Accepted<A::Io>, BoxError>
+where
+    A: Accept<mesh_metrics::tcp::CountingIo<TcpStream>>,
+    F: Future<Output = ()>,
+{
+    let tcp = TcpMetrics::register(registry);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    client(TcpStream::connect(addr).await.unwrap()).await;
+    let (stream, _) = listener.accept().await.unwrap();
+    TcpAccept::inbound(&tcp, hook).accept(stream).await
+}
+
+/// A hook whose handshake read fails on the socket, and which hands the
+/// stream on all the same, as a lenient handshake would.
+#[derive(Clone)]
+struct IgnoresItsError;
+
+impl<I: Io> Accept<I> for IgnoresItsError {
+    type Io = I;
+    type Future = Pin<Box<dyn Future<Output = Result<Accepted<I>, BoxError>> + Send>>;
+
+    fn accept(&self, mut io: I) -> Self::Future {
+        Box::pin(async move {
+            let mut hello = [0; 5];
+            let read = io.read(&mut hello).await;
+            assert_eq!(
+                read.unwrap_err().kind(),
+                std::io::ErrorKind::ConnectionReset
+            );
+            Ok(Accepted {
+                io,
+                tls: mesh_core::conn::Tls::Plaintext(
+                    mesh_core::conn::NoTlsReason::NotProvidedByRemote,
+                ),
+                alpn: None,
+                retire: mesh_core::serve::Retirement::never(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_failed_in_its_handshake_is_counted_closed_when_its_hook_succeeds() {
+    let mut registry = Registry::default();
+    let accepted = accept_one(&mut registry, IgnoresItsError, |client| async move {
+        client.set_zero_linger().unwrap();
+        drop(client);
+    })
+    .await
+    .unwrap();
+    // The stream is still held, but it died in the handshake: it is not an
+    // open connection, and its close carries the handshake's error.
+    let text = scrape(&registry);
+    assert_eq!(
+        value(&text, &format!("tcp_open_total{{{INBOUND}}}")),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{INBOUND}}}")),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("tcp_close_total{{{INBOUND},errno=\"ECONNRESET\"}}")
+        ),
+        Some(1),
+        "{text}"
+    );
+    // Dropping it counts nothing more.
+    drop(accepted);
+    let text = scrape(&registry);
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{INBOUND}}}")),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("tcp_close_total{{{INBOUND},errno=\"ECONNRESET\"}}")
+        ),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
+        Some(0),
+        "{text}"
+    );
+}
+
+/// A hook that reads a hello, drops the stream and still reports success,
+/// handing on a stream of its own.
+#[derive(Clone)]
+struct DropsTheStream;
+
+impl<I: Io> Accept<I> for DropsTheStream {
+    type Io = tokio::io::DuplexStream;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Accepted<tokio::io::DuplexStream>, BoxError>> + Send>>;
+
+    fn accept(&self, mut io: I) -> Self::Future {
+        Box::pin(async move {
+            let mut hello = [0; 5];
+            io.read_exact(&mut hello).await?;
+            drop(io);
+            Ok(Accepted {
+                io: tokio::io::duplex(16).0,
+                tls: mesh_core::conn::Tls::Plaintext(
+                    mesh_core::conn::NoTlsReason::NotProvidedByRemote,
+                ),
+                alpn: None,
+                retire: mesh_core::serve::Retirement::never(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_stream_its_hook_dropped_is_counted_closed_clean_with_its_bytes() {
+    let mut registry = Registry::default();
+    let accepted = accept_one(&mut registry, DropsTheStream, |mut client| async move {
+        client.write_all(b"hello").await.unwrap();
+    })
+    .await
+    .unwrap();
+    // The connection is gone though the hook succeeded: opened and closed,
+    // cleanly, with the bytes it read.
+    let text = scrape(&registry);
+    assert_eq!(
+        value(&text, &format!("tcp_open_total{{{INBOUND}}}")),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_open_connections{{{INBOUND}}}")),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, &format!("tcp_read_bytes_total{{{INBOUND}}}")),
+        Some(5),
+        "{text}"
+    );
+    drop(accepted);
+    let text = scrape(&registry);
+    assert_eq!(
+        value(&text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
+        Some(1),
+        "{text}"
+    );
+}

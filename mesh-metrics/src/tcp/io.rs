@@ -1,10 +1,7 @@
 use std::{
     io,
     pin::Pin,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
     task::{Context, Poll},
 };
 
@@ -19,35 +16,93 @@ use super::ConnHandles;
 /// then (the handshake's), and adds them to the connection's series as
 /// they arrive: a connection that stays idle after its handshake shows
 /// them at once, not at a next read or write that may never come.
+///
+/// It also holds how the connection ended, if it ended before its handles
+/// arrived: a stream that failed in the handshake, or that the hook
+/// dropped, while the hook still succeeded. Such a connection is counted
+/// open and closed at once when its handles arrive, so that every
+/// connection counted open is counted closed exactly once, whichever of
+/// the stream and the hook finishes first.
 #[derive(Debug, Default)]
 pub(crate) struct ConnSlot {
     handles: OnceLock<Arc<ConnHandles>>,
-    early_read: AtomicU64,
-    early_written: AtomicU64,
+    /// What happened before the handles arrived. Taken only while they
+    /// have not (during the handshake), at the stream's first error and at
+    /// its drop: reads and writes of a connection with handles never lock.
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    read: u64,
+    written: u64,
+    end: End,
+}
+
+/// Where a connection is in its life, for counting its close exactly once.
+#[derive(Clone, Copy, Debug, Default)]
+enum End {
+    /// Not ended.
+    #[default]
+    Open,
+    /// Ended before the connection had its handles: at an error with this
+    /// errno name (`None` for none), or dropped (a clean close). The close
+    /// is counted when the handles arrive.
+    Ended(Option<&'static str>),
+    /// The close is counted.
+    Closed,
 }
 
 impl ConnSlot {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Nothing panics while holding it; a poisoned lock still holds
+        // consistent counts.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Hands the connection its handles, counts it open and counts the
-    /// bytes it moved so far. Only the first call has an effect.
+    /// bytes it moved so far; counts it closed too if it already ended.
+    /// Only the first call has an effect.
     pub(crate) fn open(&self, handles: Arc<ConnHandles>) {
+        let mut pending = self.pending();
         // Counting open again would leave the gauge one too high for good:
-        // the connection is counted closed once, at its first error or
-        // when it is dropped.
-        if self.handles.set(handles).is_ok()
-            && let Some(handles) = self.handles.get()
-        {
-            handles.opened();
-            // The stream counts into its handles from now on; what it
-            // counted here before is moved over once.
-            let read = self.early_read.swap(0, Ordering::Relaxed);
-            if read > 0 {
-                handles.read.inc_by(read);
-            }
-            let written = self.early_written.swap(0, Ordering::Relaxed);
-            if written > 0 {
-                handles.write.inc_by(written);
-            }
+        // the connection is counted closed once.
+        if self.handles.set(handles).is_err() {
+            return;
         }
+        let Some(handles) = self.handles.get() else {
+            return;
+        };
+        handles.opened();
+        // The stream counts into its handles from now on; what it counted
+        // here before is moved over once.
+        if pending.read > 0 {
+            handles.read.inc_by(std::mem::take(&mut pending.read));
+        }
+        if pending.written > 0 {
+            handles.write.inc_by(std::mem::take(&mut pending.written));
+        }
+        if let End::Ended(errno) = pending.end {
+            handles.closed(errno);
+            pending.end = End::Closed;
+        }
+    }
+
+    /// Ends the connection with `errno` (`None`: cleanly), unless it ended
+    /// already: counted closed now if it has its handles, else when they
+    /// arrive.
+    fn end(&self, errno: Option<&'static str>) {
+        let mut pending = self.pending();
+        if !matches!(pending.end, End::Open) {
+            return;
+        }
+        pending.end = match self.handles.get() {
+            Some(h) => {
+                h.closed(errno);
+                End::Closed
+            }
+            None => End::Ended(errno),
+        };
     }
 }
 
@@ -58,22 +113,8 @@ impl ConnSlot {
 pub struct CountingIo<T> {
     io: T,
     slot: Arc<ConnSlot>,
-    /// Whether the stream failed, and whether its close is counted.
-    end: End,
-}
-
-/// Where a [`CountingIo`] is in its life, for counting its close exactly
-/// once.
-#[derive(Clone, Copy, Debug)]
-enum End {
-    /// No error yet: the close is counted clean on drop.
-    Open,
-    /// An error came before the connection had its handles (during the
-    /// handshake): the close, with that error's errno name, is counted on
-    /// drop if the handles arrive by then.
-    Failed(Option<&'static str>),
-    /// The close is counted.
-    Closed,
+    /// Whether the stream returned an error, which ended the connection.
+    failed: bool,
 }
 
 impl<T> CountingIo<T> {
@@ -81,7 +122,7 @@ impl<T> CountingIo<T> {
         Self {
             io,
             slot,
-            end: End::Open,
+            failed: false,
         }
     }
 
@@ -91,24 +132,32 @@ impl<T> CountingIo<T> {
     }
 
     fn count_read(&mut self, n: u64) {
+        if let Some(h) = self.slot.handles.get() {
+            h.read.inc_by(n);
+            return;
+        }
+        // The handles may arrive meanwhile: they are looked at again under
+        // the lock they are set under, so these bytes are counted once.
+        let mut pending = self.slot.pending();
         match self.slot.handles.get() {
             Some(h) => {
                 h.read.inc_by(n);
             }
-            None => {
-                self.slot.early_read.fetch_add(n, Ordering::Relaxed);
-            }
+            None => pending.read += n,
         }
     }
 
     fn count_written(&mut self, n: u64) {
+        if let Some(h) = self.slot.handles.get() {
+            h.write.inc_by(n);
+            return;
+        }
+        let mut pending = self.slot.pending();
         match self.slot.handles.get() {
             Some(h) => {
                 h.write.inc_by(n);
             }
-            None => {
-                self.slot.early_written.fetch_add(n, Ordering::Relaxed);
-            }
+            None => pending.written += n,
         }
     }
 
@@ -119,29 +168,19 @@ impl<T> CountingIo<T> {
     /// consequence. `WouldBlock` is not an end.
     fn note<R>(&mut self, result: &Poll<io::Result<R>>) {
         if let Poll::Ready(Err(e)) = result
-            && matches!(self.end, End::Open)
+            && !self.failed
             && e.kind() != io::ErrorKind::WouldBlock
         {
-            let errno = super::errno::label(e);
-            self.end = match self.slot.handles.get() {
-                Some(h) => {
-                    h.closed(errno);
-                    End::Closed
-                }
-                None => End::Failed(errno),
-            };
+            self.failed = true;
+            self.slot.end(super::errno::label(e));
         }
     }
 }
 
 impl<T> Drop for CountingIo<T> {
     fn drop(&mut self) {
-        if let Some(h) = self.slot.handles.get() {
-            match self.end {
-                End::Open => h.closed(None),
-                End::Failed(errno) => h.closed(errno),
-                End::Closed => {}
-            }
+        if !self.failed {
+            self.slot.end(None);
         }
     }
 }

@@ -27,7 +27,11 @@
 //! `tcp_close_total` up by one) exactly once: at that first error, since the
 //! connection is dead then even if its owner holds the stream a while
 //! longer, as Linkerd counts it; or, if no error came, when the stream is
-//! dropped, as a clean close.
+//! dropped, as a clean close. A stream that ended before its accept hook
+//! returned (it failed in the handshake, or the hook dropped it) and whose
+//! hook still succeeded is counted open and closed at once when the hook
+//! returns, with the errno of its first error: otherwise it would count as
+//! an open connection for as long as it is held, or for ever.
 //!
 //! # Where TLS labels come from
 //!
@@ -39,8 +43,9 @@
 //! plaintext), and only then resolves the connection's label handles from
 //! the [`Accepted::tls`](mesh_core::serve::Accepted) it returned. The
 //! wrapper holds the bytes it moved before that (the handshake) and adds
-//! them to the right series once the handles arrive. A connection whose
-//! hook fails carried no traffic and is not counted.
+//! them to the right series once the handles arrive, even if the stream
+//! has ended by then. A connection whose hook fails carried no traffic and
+//! is not counted.
 //!
 //! On the client side the labels are known before connecting: they name the
 //! server identity the client expects, which is configuration.
