@@ -124,44 +124,6 @@ async fn bytes_opens_and_closes_are_counted_on_both_ends_of_a_real_connection() 
 }
 
 #[tokio::test]
-async fn a_reset_connection_is_closed_with_its_errno() {
-    let mut registry = Registry::default();
-    let tcp = TcpMetrics::register(&mut registry);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // A peer that accepts, then resets the connection (linger 0).
-    let peer = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        tcp.set_zero_linger().unwrap();
-        drop(tcp);
-    });
-    let connect = TcpConnect::outbound(
-        &tcp,
-        &Tls::Plaintext(NoTlsReason::Disabled),
-        ClientConfig::default().http_connector(),
-    );
-    let io = dial(connect, addr).await;
-    peer.await.unwrap();
-    let mut io = io.into_inner();
-    let mut buf = [0; 16];
-    let read = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await;
-    assert_eq!(
-        read.unwrap_err().kind(),
-        std::io::ErrorKind::ConnectionReset
-    );
-    drop(io);
-    let mut text = String::new();
-    encode(&mut text, &registry).unwrap();
-    assert_eq!(
-        value(
-            &text,
-            "tcp_close_total{direction=\"outbound\",peer=\"dst\",tls=\"disabled\",errno=\"ECONNRESET\"}"
-        ),
-        1
-    );
-}
-
-#[tokio::test]
 async fn the_other_end_of_each_direction_is_counted_under_its_direction() {
     // An outbound proxy's listener accepts from its application
     // (direction="outbound", peer="src"); an inbound proxy connects to its
