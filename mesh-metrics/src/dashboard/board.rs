@@ -33,6 +33,8 @@ pub struct Board {
     errors: Vec<Option<String>>,
     history: History,
     current: Summary,
+    /// The longest window the current figures cover.
+    covered: Duration,
 }
 
 #[derive(Debug)]
@@ -63,6 +65,7 @@ impl Board {
             errors: vec![None; config.sources.len()],
             history: History::new(config.history),
             current: Summary::default(),
+            covered: Duration::ZERO,
         }
     }
 
@@ -102,6 +105,12 @@ impl Board {
         // Each source's window starts at the oldest round that has it.
         let deltas = pair_oldest(&self.sources, &self.rounds, &scrapes, at);
         self.current = Summary::from_deltas(&self.sources, &deltas);
+        self.covered = deltas
+            .iter()
+            .flatten()
+            .map(Delta::elapsed)
+            .max()
+            .unwrap_or(Duration::ZERO);
         let bytes = scrapes
             .iter()
             .map(|s| s.as_ref().map_or(0, scrape_bytes))
@@ -165,7 +174,8 @@ impl Board {
         let h = &self.history;
         View {
             interval_seconds: self.interval.as_secs_f64(),
-            window_seconds: self.window.as_secs_f64(),
+            window_seconds: self.covered.as_secs_f64(),
+            configured_window_seconds: self.window.as_secs_f64(),
             rounds: self.observed,
             at_seconds: self.rounds.back().map_or(0.0, |r| r.at.as_secs_f64()),
             sources: self
@@ -296,8 +306,16 @@ fn pair_oldest(
 pub struct View {
     /// How often the sources are scraped.
     pub interval_seconds: f64,
-    /// The window the current figures cover.
+    /// The seconds the current figures cover: the longest of the
+    /// workloads' windows (each says its own). Shorter than the window
+    /// configured until the dashboard has seen a window of rounds, or when
+    /// sources' budgets let their older scrapes go; 0 before two rounds.
+    /// The page labels the figures with it: what was measured, not what
+    /// was asked.
     pub window_seconds: f64,
+    /// The window configured: what the figures cover once enough rounds
+    /// are held.
+    pub configured_window_seconds: f64,
     /// Rounds of scrapes so far.
     pub rounds: u64,
     /// When the last round ended, in seconds from the start of polling.

@@ -45,6 +45,14 @@
 //! least. A source as large as a proxy
 //! usually serves is far from it.
 //!
+//! The figures are labelled with the window they were computed over, not
+//! the one configured: a rate averaged over 2 s is noisier than one over
+//! 10 s, and a reader must know which one is on the screen.
+//! [`View::window_seconds`] is the longest any workload covers, and each
+//! workload whose window is shorter (its budget let scrapes go) says its
+//! own ([`WorkloadSummary::window_seconds`]). Until the dashboard has held
+//! a window of rounds, the window is the time it has polled.
+//!
 //! A source also picks how many services and routes it names, and each
 //! edge or route shown costs nine sparklines in every view, and its row
 //! in every point of the history. A summary keeps the [`MAX_EDGES`]

@@ -48,6 +48,11 @@ pub struct WorkloadSummary {
     /// Requests per second its authorization denied
     /// (`inbound_http_authz_deny_total`).
     pub denied: f64,
+    /// The seconds its figures cover: its sources' window, shorter than
+    /// the one configured while the dashboard has fewer rounds, or when a
+    /// source's budget let its older scrapes go; 0 while none of its
+    /// sources answered two rounds.
+    pub window_seconds: f64,
 }
 
 /// Traffic from one workload to one service, as the caller's sidecar saw
@@ -92,7 +97,12 @@ impl Summary {
                 .into_iter()
                 .map(|stat| {
                     let denied = denied(targets, deltas, &stat.name);
-                    WorkloadSummary { stat, denied }
+                    let window_seconds = window_of(targets, deltas, &stat.name).as_secs_f64();
+                    WorkloadSummary {
+                        stat,
+                        denied,
+                        window_seconds,
+                    }
                 })
                 .collect(),
             edges: edges(targets, deltas),

@@ -293,7 +293,8 @@ fn view_json_has_the_shape_the_page_reads() {
     board.observe(Duration::from_secs(2), ok(mesh(1)));
     let json: serde_json::Value = serde_json::to_value(board.view()).unwrap();
     assert_eq!(json["interval_seconds"], 2.0);
-    assert_eq!(json["window_seconds"], 10.0);
+    assert_eq!(json["window_seconds"], 2.0);
+    assert_eq!(json["configured_window_seconds"], 10.0);
     assert_eq!(json["sources"][0]["name"], "web");
     assert_eq!(json["sources"][0]["up"], true);
     let web = &json["workloads"][0];
@@ -540,4 +541,48 @@ async fn a_page_that_reaches_the_dashboard_through_dns_rebinding_is_refused() {
         get(&dashboard, Method::GET, API_PATH).await.0,
         StatusCode::OK
     );
+}
+
+#[test]
+fn the_window_shown_is_the_one_the_figures_cover() {
+    // web serves more than emoji: a budget of three of emoji's scrapes
+    // holds three of emoji's older scrapes (8 s) and none of web's, whose
+    // figures cover one interval, not the 10 s configured; a budget of
+    // zero holds only the latest scrape, so every figure covers one
+    // interval.
+    let sizes: Vec<usize> = mesh(1).iter().map(board::scrape_bytes).collect();
+    for (budget, web, emoji) in [
+        (usize::MAX, 10.0, 10.0),
+        (3 * sizes[1], 2.0, 8.0),
+        (0, 2.0, 2.0),
+    ] {
+        let config = DashboardConfig::new(targets()).with_source_bytes(budget);
+        let mut board = Board::new(&config);
+        for n in 0..20 {
+            board.observe(Duration::from_secs(2 * u64::from(n)), ok(mesh(n)));
+        }
+        let json: serde_json::Value = serde_json::to_value(board.view()).unwrap();
+        assert_eq!(json["configured_window_seconds"], 10.0, "budget {budget}");
+        // The label is the longest window a figure covers, and each
+        // workload says its own.
+        assert_eq!(json["window_seconds"], emoji, "budget {budget}");
+        assert_eq!(
+            json["workloads"][0]["window_seconds"], web,
+            "budget {budget}"
+        );
+        assert_eq!(
+            json["workloads"][1]["window_seconds"], emoji,
+            "budget {budget}"
+        );
+    }
+    // Before a second round, no figure covers any time.
+    let mut board = Board::new(&DashboardConfig::new(targets()));
+    board.observe(Duration::ZERO, ok(mesh(0)));
+    let json: serde_json::Value = serde_json::to_value(board.view()).unwrap();
+    assert_eq!(json["window_seconds"], 0.0);
+    // The second round's figures cover the one interval there is.
+    board.observe(Duration::from_secs(2), ok(mesh(1)));
+    let json: serde_json::Value = serde_json::to_value(board.view()).unwrap();
+    assert_eq!(json["window_seconds"], 2.0);
+    assert_eq!(json["workloads"][0]["window_seconds"], 2.0);
 }
