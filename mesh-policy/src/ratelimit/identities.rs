@@ -11,12 +11,25 @@
 //! unlimited. Clients without an identity share one limit, as in
 //! linkerd2-proxy (its keyed limiter's `None` key).
 //!
+//! Finding the idle entries must not cost a pass over the map: with the
+//! map full, every new identity would pay for one under the mutex that
+//! every identity's requests take, and a client cycling through a few
+//! more identities than the map holds would make each of its requests
+//! thousands of steps of work for all of them. So the entries are also
+//! kept in a heap by TAT, earliest first, checked lazily: a request
+//! moves only its map entry's TAT on, and making room pops the heap while
+//! its top is due, dropping entries that are idle and putting back, under
+//! their TAT now, those a request has moved on. Each pop is paid for by
+//! the request that added or moved the entry, so the work is a few steps
+//! per request.
+//!
 //! The map sits behind a mutex held for one hash lookup and a few
 //! arithmetic steps; only the first request of a new identity allocates.
 
 use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    sync::{Arc, Mutex, PoisonError},
 };
 
 use mesh_core::Identity;
@@ -37,11 +50,15 @@ pub(crate) struct PerIdentity {
 
 #[derive(Debug, Default)]
 struct Clients {
-    tats: HashMap<Box<str>, u64>,
-    /// No entry can be idle before this time, so a full map is not swept
-    /// again until then: the earliest TAT of the entries a sweep kept and
-    /// of those added since.
-    next_sweep: u64,
+    tats: HashMap<Arc<str>, u64>,
+    /// Each tracked identity once, under the TAT it had when it was put
+    /// here, earliest on top. A TAT only moves on, so an identity's TAT is
+    /// at or after the one it has here: while the top one is still ahead
+    /// of now, no entry is idle.
+    by_tat: BinaryHeap<Reverse<(u64, Arc<str>)>>,
+    /// Entries looked at to make room, for tests of its cost.
+    #[cfg(test)]
+    examined: u64,
 }
 
 impl PerIdentity {
@@ -81,7 +98,7 @@ impl PerIdentity {
             };
         }
         if clients.tats.len() >= self.capacity {
-            clients.sweep(now);
+            clients.drop_idle(now);
         }
         if clients.tats.len() >= self.capacity {
             drop(clients);
@@ -92,9 +109,9 @@ impl PerIdentity {
         let Some(next) = self.rate.admit(0, now) else {
             return false;
         };
-        clients.tats.insert(id.as_str().into(), next);
-        // It may go idle before every entry a sweep kept.
-        clients.next_sweep = clients.next_sweep.min(next);
+        let id: Arc<str> = Arc::from(id.as_str());
+        clients.tats.insert(Arc::clone(&id), next);
+        clients.by_tat.push(Reverse((next, id)));
         true
     }
 
@@ -106,15 +123,48 @@ impl PerIdentity {
             .tats
             .len()
     }
+
+    #[cfg(test)]
+    pub(crate) fn is_tracked(&self, id: &Identity) -> bool {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tats
+            .contains_key(id.as_str())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn examined(&self) -> u64 {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .examined
+    }
 }
 
 impl Clients {
-    /// Drops idle entries, unless none can be idle yet.
-    fn sweep(&mut self, now: u64) {
-        if now < self.next_sweep {
-            return;
+    /// Drops every idle entry. Each entry looked at is dropped, or put
+    /// back under its TAT now, which a request of its identity moved on
+    /// since it was put there; so the work is paid for by the requests
+    /// that added and used entries, a few steps each, and is never a pass
+    /// over the whole map.
+    fn drop_idle(&mut self, now: u64) {
+        while let Some(Reverse((tat, _))) = self.by_tat.peek()
+            && *tat <= now
+        {
+            let Some(Reverse((_, id))) = self.by_tat.pop() else {
+                break;
+            };
+            #[cfg(test)]
+            {
+                self.examined += 1;
+            }
+            match self.tats.get(&*id) {
+                Some(&current) if current > now => self.by_tat.push(Reverse((current, id))),
+                _ => {
+                    self.tats.remove(&*id);
+                }
+            }
         }
-        self.tats.retain(|_, tat| *tat > now);
-        self.next_sweep = self.tats.values().copied().min().unwrap_or(0);
     }
 }

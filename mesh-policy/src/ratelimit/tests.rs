@@ -112,3 +112,32 @@ fn an_identity_that_went_idle_since_the_last_sweep_makes_room() {
     assert_eq!(burst(&id(3), SEC * 6 / 10), 4);
     assert_eq!(limit.tracked(), 2);
 }
+
+#[test]
+fn making_room_in_a_full_map_costs_a_few_steps_not_a_pass_over_it() {
+    // 1000 identities at 1000 rps: a request takes up 1 ms, and one
+    // entry goes idle every microsecond, the oldest first.
+    const N: usize = 1000;
+    const NEW: usize = 5000;
+    let limit = PerIdentity::new(rate(1000), N);
+    let interval = SEC / 1000;
+    let step = interval / N as u64;
+    for n in 0..N {
+        assert!(limit.check(Some(&id(n)), n as u64 * step));
+    }
+    // Each new identity arrives just as the oldest entry goes idle, so
+    // each takes that entry's place and gets a limit of its own.
+    for k in 0..NEW {
+        let new = id(N + k);
+        assert!(limit.check(Some(&new), interval + k as u64 * step), "{k}");
+        assert!(limit.is_tracked(&new), "{k}");
+        assert_eq!(limit.tracked(), N);
+    }
+    // A pass over the whole map for each would look at N * NEW entries,
+    // five million, under the lock every identity's requests take.
+    let examined = limit.examined();
+    assert!(
+        examined <= 4 * (N + NEW) as u64,
+        "{examined} entries looked at to admit {NEW} new identities"
+    );
+}
