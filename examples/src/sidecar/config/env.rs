@@ -1,12 +1,24 @@
-//! What the environment may change in a loaded configuration: only ingress
+//! What the environment may change in a loaded configuration: ingress
 //! mode, which `sidecar inject` turns on per workload (see
-//! [`INGRESS_MODE_ENV`]).
+//! [`INGRESS_MODE_ENV`]), and the addresses of the three listeners a pod
+//! declares ports for (see [`INBOUND_LISTEN_ENV`], [`OUTBOUND_LISTEN_ENV`]
+//! and [`ADMIN_LISTEN_ENV`]).
+//!
+//! Why the environment at all: the configuration file is a ConfigMap that
+//! several pods may share, while these settings belong to one pod's
+//! manifest (its `mesh.io/inject: ingress`, its Linkerd port
+//! annotations), and `sidecar inject` writes the manifest, not the file.
+//! Linkerd's injector hands the same settings to its proxy the same way,
+//! as environment variables of the proxy container.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 
+use super::error::{ConfigError, ConfigErrorKind};
+use super::file::{Addr, Document};
 use super::locate::locate;
 use super::resolve::Source;
-use super::{ConfigError, ConfigErrorKind, SidecarConfig};
+use super::{DEFAULT_ADMIN_LISTEN, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN, SidecarConfig};
 
 /// The environment variable that sets `outbound.ingress_mode` whatever
 /// the file says: `true` or `false` (empty is the same as unset).
@@ -18,6 +30,35 @@ use super::{ConfigError, ConfigErrorKind, SidecarConfig};
 /// ingress. [`SidecarConfig::load`] reads it; [`SidecarConfig::from_yaml`]
 /// reads only the text it is given.
 pub const INGRESS_MODE_ENV: &str = "MESH_INGRESS_MODE";
+
+/// The environment variable that sets `inbound.listen`, the address of
+/// the section's own inbound listener, whatever the file says: `ip:port`
+/// (empty is the same as unset). The file must give `inbound.app` for the
+/// listener to forward to; `inbound.ports` entries keep their own
+/// addresses.
+///
+/// `sidecar inject` sets it to `0.0.0.0:<port>` for Linkerd's
+/// `config.linkerd.io/inbound-port`, as Linkerd's injector sets
+/// `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` (`charts/partials/templates/_proxy.tpl`
+/// in `linkerd/linkerd2`). [`SidecarConfig::load`] reads it.
+pub const INBOUND_LISTEN_ENV: &str = "MESH_INBOUND_LISTEN_ADDR";
+
+/// The environment variable that sets `outbound.listen` whatever the file
+/// says: `ip:port` (empty is the same as unset).
+///
+/// `sidecar inject` sets it to `127.0.0.1:<port>` for Linkerd's
+/// `config.linkerd.io/outbound-port`, as Linkerd's injector sets
+/// `LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR`. [`SidecarConfig::load`] reads it.
+pub const OUTBOUND_LISTEN_ENV: &str = "MESH_OUTBOUND_LISTEN_ADDR";
+
+/// The environment variable that sets `admin.listen` whatever the file
+/// says: `ip:port` (empty is the same as unset).
+///
+/// `sidecar inject` sets it to `0.0.0.0:<port>` for Linkerd's
+/// `config.linkerd.io/admin-port`, the port its probes and its `postStart`
+/// await then use, as Linkerd's injector sets
+/// `LINKERD2_PROXY_ADMIN_LISTEN_ADDR`. [`SidecarConfig::load`] reads it.
+pub const ADMIN_LISTEN_ENV: &str = "MESH_ADMIN_LISTEN_ADDR";
 
 /// The origin errors about the environment name.
 const ORIGIN: &str = "environment";
@@ -47,12 +88,12 @@ impl SidecarConfig {
     }
 
     /// Logs a warning when the environment decided otherwise than the
-    /// file `source` writes, as read into `written`: an operator reading
-    /// `ingress_mode: true` should not have to guess why the sidecar runs
-    /// without it. A file that leaves the field out, as `sidecar inject`
-    /// expects of an ingress, is not overridden.
-    pub(super) fn note_overrides(&self, written: &SidecarConfig, source: Source<'_>) {
-        let (mode, file_mode) = (self.outbound.ingress_mode, written.outbound.ingress_mode);
+    /// file `source` writes, whose ingress mode is `file_mode`: an
+    /// operator reading `ingress_mode: true` should not have to guess why
+    /// the sidecar runs without it. A file that leaves the field out, as
+    /// `sidecar inject` expects of an ingress, is not overridden.
+    pub(super) fn note_overrides(&self, file_mode: bool, source: Source<'_>) {
+        let mode = self.outbound.ingress_mode;
         if mode == file_mode {
             return;
         }
@@ -66,5 +107,227 @@ impl SidecarConfig {
             at.line,
             if mode { "on" } else { "off" },
         );
+    }
+}
+
+/// Which listener a variable moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Inbound,
+    Outbound,
+    Admin,
+}
+
+impl Listener {
+    const ALL: [Listener; 3] = [Listener::Inbound, Listener::Outbound, Listener::Admin];
+
+    fn variable(self) -> &'static str {
+        match self {
+            Listener::Inbound => INBOUND_LISTEN_ENV,
+            Listener::Outbound => OUTBOUND_LISTEN_ENV,
+            Listener::Admin => ADMIN_LISTEN_ENV,
+        }
+    }
+
+    /// The field of the file it stands for.
+    fn field(self) -> &'static str {
+        match self {
+            Listener::Inbound => "inbound.listen",
+            Listener::Outbound => "outbound.listen",
+            Listener::Admin => "admin.listen",
+        }
+    }
+
+    fn default_addr(self) -> SocketAddr {
+        match self {
+            Listener::Inbound => DEFAULT_INBOUND_LISTEN,
+            Listener::Outbound => DEFAULT_OUTBOUND_LISTEN,
+            Listener::Admin => DEFAULT_ADMIN_LISTEN,
+        }
+    }
+}
+
+/// A listen address the environment sets, and what the file wrote there.
+#[derive(Debug)]
+struct ListenOverride {
+    listener: Listener,
+    addr: SocketAddr,
+    /// The address the file writes, when it writes one.
+    written: Option<SocketAddr>,
+}
+
+impl ListenOverride {
+    /// `NAME=ip:port`.
+    fn assignment(&self) -> String {
+        format!("{}={}", self.listener.variable(), self.addr)
+    }
+}
+
+/// The listen addresses the environment sets ([`INBOUND_LISTEN_ENV`],
+/// [`OUTBOUND_LISTEN_ENV`], [`ADMIN_LISTEN_ENV`]). They are written into
+/// the file as read, before its defaults and its checks across fields:
+/// two listeners on one port, an application address that is a
+/// listener, a dashboard peer that is this sidecar are found whether the
+/// file or the environment put them there.
+#[derive(Debug, Default)]
+pub(super) struct ListenOverrides(Vec<ListenOverride>);
+
+impl ListenOverrides {
+    /// The variables `env` sets, each read as an `ip:port`.
+    ///
+    /// A value that is not one is an error of kind
+    /// [`InvalidValue`](ConfigErrorKind::InvalidValue), from the origin
+    /// `environment`, whose field path is the variable and whose message
+    /// quotes the value.
+    pub(super) fn read(env: &impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+        let mut overrides = Vec::new();
+        for listener in Listener::ALL {
+            let variable = listener.variable();
+            let Some(value) = env(variable).filter(|value| !value.is_empty()) else {
+                continue;
+            };
+            let Some(addr) = value.to_str().and_then(|text| text.parse().ok()) else {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    ORIGIN,
+                    variable,
+                    format!(
+                        "invalid socket address {value:?} (expected ip:port with a port up to \
+                         65535, such as {}): it would set {}",
+                        listener.default_addr(),
+                        listener.field(),
+                    ),
+                ));
+            };
+            overrides.push(ListenOverride {
+                listener,
+                addr,
+                written: None,
+            });
+        }
+        Ok(Self(overrides))
+    }
+
+    /// Whether no variable is set.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Writes the addresses into `document`, the file `origin` as read,
+    /// and remembers what it wrote there.
+    ///
+    /// [`INBOUND_LISTEN_ENV`] for a file without `inbound.app` is an
+    /// error of kind [`MissingField`](ConfigErrorKind::MissingField), as
+    /// `inbound.listen` written without it is: the listener would have
+    /// nothing to forward to, and no listener would be there at all.
+    pub(super) fn apply(
+        &mut self,
+        document: &mut Document,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        for entry in &mut self.0 {
+            let slot = match entry.listener {
+                Listener::Inbound => {
+                    let inbound = document.inbound.get_or_insert_with(Default::default);
+                    if inbound.app.is_none() {
+                        return Err(ConfigError::new(
+                            ConfigErrorKind::MissingField,
+                            ORIGIN,
+                            INBOUND_LISTEN_ENV,
+                            format!(
+                                "{} sets inbound.listen, and {origin} has no inbound.app for \
+                                 that listener to forward to (inbound.ports entries keep \
+                                 their own listen): add inbound.app, or unset \
+                                 {INBOUND_LISTEN_ENV}",
+                                entry.assignment(),
+                            ),
+                        ));
+                    }
+                    &mut inbound.listen
+                }
+                Listener::Outbound => {
+                    &mut document
+                        .outbound
+                        .get_or_insert_with(Default::default)
+                        .listen
+                }
+                Listener::Admin => &mut document.admin.get_or_insert_with(Default::default).listen,
+            };
+            entry.written = slot.map(|addr| addr.0);
+            *slot = Some(Addr(entry.addr));
+        }
+        Ok(())
+    }
+
+    /// `error`, which the configuration with these addresses applied
+    /// was refused with, said as the environment's when it is: when the
+    /// file alone, which `file_alone` reads again, is not refused the
+    /// same way. The variables named are those whose field the error
+    /// names, or all of them when it names none.
+    pub(super) fn blame(
+        &self,
+        error: ConfigError,
+        file_alone: impl FnOnce() -> Option<ConfigError>,
+    ) -> ConfigError {
+        let text = error.to_string();
+        if file_alone().is_some_and(|alone| alone.to_string() == text) {
+            return error;
+        }
+        let mut named: Vec<&ListenOverride> = self
+            .0
+            .iter()
+            .filter(|entry| text.contains(entry.listener.field()))
+            .collect();
+        if named.is_empty() {
+            named = self.0.iter().collect();
+        }
+        let variables: Vec<&str> = named
+            .iter()
+            .map(|entry| entry.listener.variable())
+            .collect();
+        let assignments: Vec<String> = named.iter().map(|entry| entry.assignment()).collect();
+        ConfigError::new(
+            error.kind(),
+            ORIGIN,
+            variables.join(", "),
+            format!(
+                "{} does not fit the configuration file: {text}",
+                assignments.join(" and ")
+            ),
+        )
+    }
+
+    /// Logs where each address set by the environment came from: a
+    /// warning when the file `source` writes another one, which the
+    /// sidecar does not follow, and an info line otherwise. The sidecar's
+    /// start line says where it listens; these say why.
+    pub(super) fn note(&self, source: Source<'_>) {
+        for entry in &self.0 {
+            let field = entry.listener.field();
+            let variable = entry.listener.variable();
+            match entry.written {
+                Some(written) if written != entry.addr => {
+                    let line = locate(source.text, field)
+                        .map_or_else(String::new, |at| format!(" line {}", at.line));
+                    tracing::warn!(
+                        "{} overrides {field}: {written} at {}{line}: the sidecar listens on {}",
+                        entry.assignment(),
+                        source.origin,
+                        entry.addr,
+                    );
+                }
+                Some(_) => tracing::info!(
+                    "{field} is {}, from {variable}, as {} writes it",
+                    entry.addr,
+                    source.origin,
+                ),
+                None => tracing::info!(
+                    "{field} is {}, from {variable} ({} leaves it to the default {})",
+                    entry.addr,
+                    source.origin,
+                    entry.listener.default_addr(),
+                ),
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 pub use duration::{InvalidDuration, format_duration, parse_duration};
-pub use env::INGRESS_MODE_ENV;
+pub use env::{ADMIN_LISTEN_ENV, INBOUND_LISTEN_ENV, INGRESS_MODE_ENV, OUTBOUND_LISTEN_ENV};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use identity::{CredentialSource, IdentityConfig, InboundMode, OutboundTls, StoreConfig};
 pub use inbound::{
@@ -45,6 +45,7 @@ pub use trace::{DEFAULT_SERVICE_NAME, TracingConfig};
 
 pub(crate) use listeners::reaches;
 
+use env::ListenOverrides;
 use error::Location;
 use file::Document;
 use resolve::Source;
@@ -103,6 +104,13 @@ impl SidecarConfig {
         // §5.2): the parser would otherwise see a second document, and
         // columns on the first line would count it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        SidecarConfig::read_document(text, origin)?.resolve(Source { origin, text })
+    }
+
+    /// The file as read, before its defaults and its checks across
+    /// fields: every check of [`SidecarConfig::from_yaml`] up to there.
+    /// `text` has no byte-order mark.
+    fn read_document(text: &str, origin: &str) -> Result<Document, ConfigError> {
         // Size and flow nesting before the parser, whose time grows with
         // the square of the nesting: 100,000 `[` would take it minutes.
         mesh_core::resource::check_yaml_shape(origin, text)
@@ -161,26 +169,39 @@ impl SidecarConfig {
             serde_path_to_error::deserialize(typed)
                 .map_err(|error| ConfigError::deserialize(origin, text, error))?
         };
-        document
-            .unwrap_or_default()
-            .resolve(Source { origin, text })
+        Ok(document.unwrap_or_default())
     }
 
     /// Reads a configuration from a YAML file. Messages name the file as
-    /// `path` shows it. The environment variable [`INGRESS_MODE_ENV`],
-    /// when set, decides `outbound.ingress_mode` (as `sidecar inject` sets
-    /// it for an ingress); nothing else in the environment is read. When
-    /// it decides against what the file writes, a warning says so.
+    /// `path` shows it.
+    ///
+    /// Four environment variables, when set and not empty, decide over the
+    /// file (as `sidecar inject` sets them from a pod's annotations):
+    /// [`INGRESS_MODE_ENV`] decides `outbound.ingress_mode`, and
+    /// [`INBOUND_LISTEN_ENV`], [`OUTBOUND_LISTEN_ENV`] and
+    /// [`ADMIN_LISTEN_ENV`] set `inbound.listen`, `outbound.listen` and
+    /// `admin.listen`. Nothing else in the environment is read. The
+    /// addresses are applied before the checks across fields, which see
+    /// them as if the file wrote them. Each address set is logged at
+    /// `info` with the variable it came from; a variable that decides
+    /// against what the file writes is logged as a warning.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] of kind [`Io`](ConfigErrorKind::Io), with the I/O
     /// error as its source, when the file cannot be read; of kind
     /// [`Syntax`](ConfigErrorKind::Syntax) when it is not UTF-8; otherwise
-    /// as [`SidecarConfig::from_yaml`]. A [`INGRESS_MODE_ENV`] other than
-    /// `true` or `false` is an error of kind
-    /// [`InvalidValue`](ConfigErrorKind::InvalidValue) whose origin is
-    /// `environment`.
+    /// as [`SidecarConfig::from_yaml`]. An error the environment is the
+    /// cause of has the origin `environment` and the variable as its field
+    /// path, and quotes the value: of kind
+    /// [`InvalidValue`](ConfigErrorKind::InvalidValue) for an
+    /// [`INGRESS_MODE_ENV`] other than `true` or `false` or an address
+    /// that is not `ip:port`; of kind
+    /// [`MissingField`](ConfigErrorKind::MissingField) for an
+    /// [`INBOUND_LISTEN_ENV`] with no `inbound.app` in the file; and of
+    /// the kind of the check it fails for an address that does not fit
+    /// the file (a port another listener has), whose message is then the
+    /// check's.
     pub fn load(path: &Path) -> Result<SidecarConfig, ConfigError> {
         SidecarConfig::load_with_env(path, |name| std::env::var_os(name))
     }
@@ -210,15 +231,25 @@ impl SidecarConfig {
             .at(Some(end_of_valid_utf8(&bytes, &error)))
             .with_source(Some(Box::new(error)))
         })?;
-        let written = SidecarConfig::from_yaml(text, &origin)?;
-        let config = written.clone().with_env(env)?;
-        config.note_overrides(
-            &written,
-            Source {
-                origin: &origin,
-                text,
-            },
-        );
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let source = Source {
+            origin: &origin,
+            text,
+        };
+        let mut document = SidecarConfig::read_document(text, &origin)?;
+        let mut listen = ListenOverrides::read(&env)?;
+        let config = if listen.is_empty() {
+            document.resolve(source)?
+        } else {
+            listen.apply(&mut document, &origin)?;
+            document.resolve(source).map_err(|error| {
+                listen.blame(error, || SidecarConfig::from_yaml(text, &origin).err())
+            })?
+        };
+        let file_mode = config.outbound.ingress_mode;
+        let config = config.with_env(env)?;
+        config.note_overrides(file_mode, source);
+        listen.note(source);
         Ok(config)
     }
 }
@@ -240,5 +271,7 @@ fn end_of_valid_utf8(bytes: &[u8], error: &std::str::Utf8Error) -> Location {
     }
 }
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod tests;

@@ -59,16 +59,29 @@ fn invalid_duration_says_what_was_expected() {
 mod ingress_mode {
     use std::ffi::OsString;
 
-    use super::super::{ConfigErrorKind, INGRESS_MODE_ENV, SidecarConfig};
+    use super::super::{
+        ADMIN_LISTEN_ENV, ConfigErrorKind, INBOUND_LISTEN_ENV, INGRESS_MODE_ENV,
+        OUTBOUND_LISTEN_ENV, SidecarConfig,
+    };
 
     fn parse(yaml: &str) -> SidecarConfig {
         SidecarConfig::from_yaml(yaml, "test.yaml").unwrap()
     }
 
+    /// An environment with `MESH_INGRESS_MODE` set to `value`, and
+    /// nothing else: only the sidecar's own variables may be read.
     fn env(value: Option<&str>) -> impl Fn(&str) -> Option<OsString> {
         move |name| {
-            assert_eq!(name, INGRESS_MODE_ENV);
-            value.map(OsString::from)
+            let read = [
+                INGRESS_MODE_ENV,
+                INBOUND_LISTEN_ENV,
+                OUTBOUND_LISTEN_ENV,
+                ADMIN_LISTEN_ENV,
+            ];
+            assert!(read.contains(&name), "{name} is read");
+            value
+                .filter(|_| name == INGRESS_MODE_ENV)
+                .map(OsString::from)
         }
     }
 
