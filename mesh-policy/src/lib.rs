@@ -303,10 +303,15 @@
 //!   embeds the mesh, or a sidecar on a shared host, cannot tell the
 //!   workload's own calls from another local process's.
 //! - An `HTTPRoute` rule under a Server applies its
-//!   `RequestHeaderModifier`, `ResponseHeaderModifier` and
-//!   `RequestRedirect` filters to the requests it allows, as Linkerd's
-//!   inbound policy does (with [`ApplyFiltersLayer`]); its other filters,
-//!   its timeouts and retries are reported as not applied.
+//!   `RequestHeaderModifier` and `RequestRedirect` filters to the requests
+//!   it allows, as Linkerd's inbound proxy does, and its
+//!   `ResponseHeaderModifier` too, which Linkerd's policy controller drops
+//!   from inbound routes (with [`ApplyFiltersLayer`]). Its other filters,
+//!   its timeouts and retries are reported as not applied, and the rest of
+//!   the rule applies; Linkerd's controller ignores a whole route with
+//!   such a filter. A redirect uses a share of the Server's rate limit
+//!   and can get 429, since the limit is checked before the filters;
+//!   linkerd2-proxy redirects before it checks the limit. See [`filters`].
 
 pub mod authorize;
 mod default_policy;

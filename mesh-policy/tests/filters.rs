@@ -239,3 +239,114 @@ fn filters_that_cannot_be_applied_are_errors_naming_the_field() {
         "spec.rules[1].filters[0].requestHeaderModifier.remove[0]"
     );
 }
+
+/// The policy with a limit of one request a second on `emoji-http`.
+fn limited_store() -> PolicyStore {
+    let limit = r#"
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata: { name: emoji-limit }
+spec:
+  targetRef: { group: policy.linkerd.io, kind: Server, name: emoji-http }
+  total: { requestsPerSecond: 1 }
+"#;
+    let store = PolicyStore::new(
+        workload(),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new(
+            "policy.yaml",
+            &format!("{POLICY}{limit}"),
+        )])
+        .unwrap();
+    store
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redirect_is_an_allowed_request_and_uses_the_servers_rate_limit() {
+    let svc = ServiceBuilder::new()
+        .layer(AuthorizeLayer::new(limited_store()))
+        .layer(ApplyFiltersLayer::new())
+        .service(service_fn(echo));
+    let first = svc
+        .clone()
+        .oneshot(request("/old/list", web()))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::MOVED_PERMANENTLY);
+    // The limit is checked before the rule's filters apply: the second
+    // redirect in the same second is over it, and gets its 429 without a
+    // Location or the rule's response edit.
+    let second = svc
+        .clone()
+        .oneshot(request("/old/list", web()))
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(!second.headers().contains_key("location"));
+    assert!(!second.headers().contains_key("x-moved-by"));
+    // And the redirect took the share an edited request would have.
+    let edited = svc
+        .clone()
+        .oneshot(request("/api/list", web()))
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    let later = svc.oneshot(request("/api/list", web())).await.unwrap();
+    assert_eq!(later.status(), StatusCode::OK);
+    assert_eq!(later.headers()["x-served-by"], "mesh");
+}
+
+/// A backend that answers with headers of its own that the route's
+/// response edit also names.
+async fn tagged(_req: Request<()>) -> Result<Response<String>, Infallible> {
+    let res = Response::builder()
+        .header("x-served-by", "app")
+        .header("x-version", "1")
+        .header("x-version", "2")
+        .header("x-trace", "abc")
+        .body(String::new())
+        .unwrap();
+    Ok(res)
+}
+
+#[tokio::test]
+async fn a_response_edit_adds_beside_sets_over_and_removes_the_backends_headers() {
+    let policy = POLICY.replace(
+        "responseHeaderModifier: { add: [{ name: x-served-by, value: mesh }] }",
+        "responseHeaderModifier: { add: [{ name: X-Served-By, value: mesh }], \
+         set: [{ name: X-VERSION, value: \"3\" }], remove: [X-Trace] }",
+    );
+    let store = PolicyStore::new(
+        workload(),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new("policy.yaml", &policy)])
+        .unwrap();
+    let res = ServiceBuilder::new()
+        .layer(AuthorizeLayer::new(store))
+        .layer(ApplyFiltersLayer::new())
+        .service(service_fn(tagged))
+        .oneshot(request("/api/list", web()))
+        .await
+        .unwrap();
+    let values = |name: &str| -> Vec<&str> {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    // `add` keeps the backend's value and appends its own; `set` replaces
+    // every value the header had; names match in any case (Gateway API
+    // `HTTPHeaderFilter`).
+    assert_eq!(values("x-served-by"), ["app", "mesh"]);
+    assert_eq!(values("x-version"), ["3"]);
+    assert_eq!(values("x-trace"), Vec::<&str>::new());
+}

@@ -1,15 +1,29 @@
 //! Applying the filters of the route an inbound request took.
 //!
 //! A workload's own `HTTPRoute`s (those whose parent is a `Server`) do
-//! more than narrow authorization: Linkerd's inbound policy applies their
-//! rules' `RequestHeaderModifier`, `ResponseHeaderModifier` and
-//! `RequestRedirect` filters, so a workload can strip a header before its
-//! application sees it, tag its responses, or send callers of a retired
-//! path elsewhere, without touching the application.
+//! more than narrow authorization: their rules' filters let a workload
+//! strip a header before its application sees it, tag its responses, or
+//! send callers of a retired path elsewhere, without touching the
+//! application. `RequestHeaderModifier` and `RequestRedirect` apply as
+//! linkerd2-proxy applies them on the inbound side. `ResponseHeaderModifier`
+//! applies too, as the Gateway API defines it for any route, although
+//! Linkerd's policy controller leaves it out of the inbound routes it
+//! sends its proxies (`convert_http_filter` in its
+//! `policy-controller/grpc/src/inbound/http.rs`), so under Linkerd it
+//! does nothing there.
+//!
+//! A rule's other filters (`RequestMirror`, `URLRewrite`, `ExtensionRef`)
+//! are not applied: the policy compiles with a
+//! [`WarningKind::UnsupportedFilter`](crate::WarningKind::UnsupportedFilter)
+//! warning and the rule applies without them. Linkerd's policy controller
+//! ignores a whole `HTTPRoute` that has one (it logs `Ignoring
+//! HTTPRoute`), leaving its requests to the Server's other routes or to a
+//! 404; linkerd2-proxy answers 500 only for a filter kind it cannot read
+//! from its controller, which the controller does not send.
 //!
 //! Which rule a request took is only known once [`Authorize`] has matched
 //! it, and a request that is not allowed must get its refusal (a 403, a
-//! 404, a 429), never a redirect or an edit. So the work is split:
+//! 404), never a redirect or an edit. So the work is split:
 //! [`Authorize`] puts the matched rule's filters in the request's
 //! extensions (an `Arc<`[`RouteFilters`]`>`, one reference count, only
 //! when the rule has any) as it lets the request through, and
@@ -22,6 +36,13 @@
 //!   request edit does not apply: the `Location` is built from the
 //!   request as the client sent it;
 //! - the response edit, on the inner service's response or the redirect.
+//!
+//! [`Authorize`] checks the Server's rate limit before it lets a request
+//! through, so a redirect uses a share of the limit like any request the
+//! rule allows, and one over the limit gets its 429, without a `Location`
+//! or the response edit. linkerd2-proxy applies a rule's filters before
+//! it checks the limit (`HttpPolicyService::call`), so there a redirect is
+//! never refused with 429 and uses no share.
 //!
 //! Everything was parsed when the policy was compiled; a request pays for
 //! the edits themselves and, when redirected, for one `Location` string.
