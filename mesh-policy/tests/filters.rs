@@ -350,3 +350,115 @@ async fn a_response_edit_adds_beside_sets_over_and_removes_the_backends_headers(
     assert_eq!(values("x-version"), ["3"]);
     assert_eq!(values("x-trace"), Vec::<&str>::new());
 }
+
+/// One redirect per combination of `scheme` and `port` that the Gateway
+/// API's conformance test `HTTPRouteRedirectPortAndScheme` checks, each on
+/// its own path, all to `example.org`.
+fn port_and_scheme_policy() -> String {
+    let mut text = String::from(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: { name: emoji-http }
+spec:
+  podSelector: { matchLabels: { app: emoji } }
+  port: 8080
+  accessPolicy: all-unauthenticated
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: redirects }
+spec:
+  parentRefs: [{ group: policy.linkerd.io, kind: Server, name: emoji-http }]
+  rules:
+"#,
+    );
+    for (scheme, port) in [
+        ("nil", "nil"),
+        ("nil", "80"),
+        ("nil", "8080"),
+        ("https", "nil"),
+        ("https", "443"),
+        ("https", "8443"),
+        ("http", "nil"),
+        ("http", "80"),
+        ("http", "8080"),
+    ] {
+        let mut redirect = String::from("hostname: example.org");
+        if scheme != "nil" {
+            redirect.push_str(&format!(", scheme: {scheme}"));
+        }
+        if port != "nil" {
+            redirect.push_str(&format!(", port: {port}"));
+        }
+        text.push_str(&format!(
+            "    - matches: [{{ path: {{ type: PathPrefix, value: /scheme-{scheme}-and-port-{port} }} }}]\n      \
+             filters: [{{ type: RequestRedirect, requestRedirect: {{ {redirect} }} }}]\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_redirects_port_follows_its_scheme_or_the_port_the_client_asked_for() {
+    let store = PolicyStore::new(
+        workload(),
+        PolicyConfig::default(),
+        PolicyMetrics::default(),
+    );
+    store
+        .reload(&[PolicySource::new("policy.yaml", &port_and_scheme_policy())])
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(AuthorizeLayer::new(store))
+        .layer(ApplyFiltersLayer::new())
+        .service(service_fn(echo));
+    // The Gateway API (`HTTPRequestRedirectFilter.port`): without a port,
+    // a redirect that sets a scheme goes to that scheme's well-known port,
+    // and one that does not to the port the request came to, which in a
+    // mesh is the one its client asked for (its `Host`); a well-known
+    // port is not written. The cases and answers are the conformance
+    // test's, for its listeners on 80 and on 8080.
+    let cases = [
+        ("emoji:80", "nil-and-port-nil", "http://example.org"),
+        ("emoji:80", "nil-and-port-80", "http://example.org"),
+        ("emoji:80", "nil-and-port-8080", "http://example.org:8080"),
+        ("emoji:80", "https-and-port-nil", "https://example.org"),
+        ("emoji:80", "https-and-port-443", "https://example.org"),
+        (
+            "emoji:80",
+            "https-and-port-8443",
+            "https://example.org:8443",
+        ),
+        ("emoji", "nil-and-port-nil", "http://example.org"),
+        ("emoji:8080", "nil-and-port-nil", "http://example.org:8080"),
+        ("emoji:8080", "nil-and-port-80", "http://example.org"),
+        ("emoji:8080", "https-and-port-nil", "https://example.org"),
+        ("emoji:8080", "http-and-port-nil", "http://example.org"),
+        ("emoji:8080", "http-and-port-80", "http://example.org"),
+        (
+            "emoji:8080",
+            "http-and-port-8080",
+            "http://example.org:8080",
+        ),
+    ];
+    for (host, case, origin) in cases {
+        let path = format!("/scheme-{case}/x?q=1");
+        let mut req = Request::get(path.as_str())
+            .header("host", host)
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(ConnectionInfo {
+            local_addr: "10.0.0.1:8080".parse::<SocketAddr>().unwrap(),
+            remote_addr: "10.0.0.2:40000".parse().unwrap(),
+            tls: Tls::Plaintext(mesh_core::conn::NoTlsReason::NotProvidedByRemote),
+        });
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FOUND, "{host} {case}");
+        assert_eq!(
+            res.headers()["location"],
+            format!("{origin}{path}").as_str(),
+            "{host} {case}"
+        );
+    }
+}
