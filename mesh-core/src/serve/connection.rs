@@ -20,7 +20,7 @@ use super::{
         StreamIdle,
         body::IdleBody,
         future::{Answer, IdleFuture},
-        reads::{LastRead, Watched},
+        reads::{LastRead, Opened, Watched},
     },
     lease::{Cut, Lease, Leased},
     on_wake::OnWake,
@@ -169,11 +169,19 @@ where
             None => (Watched::off(io), None),
             Some(timeout) => {
                 let reads = Arc::new(LastRead::now());
-                let io = match version {
-                    HttpVersion::Http1 => Watched::http1(io, reads.clone()),
-                    HttpVersion::Http2 => Watched::http2(io, reads.clone()),
-                };
-                (io, Some(StreamIdle::new(timeout, reads)))
+                match version {
+                    HttpVersion::Http1 => (
+                        Watched::http1(io, reads.clone()),
+                        Some(StreamIdle::http1(timeout, reads)),
+                    ),
+                    HttpVersion::Http2 => {
+                        let opened = Arc::new(Opened::default());
+                        (
+                            Watched::http2(io, reads.clone(), opened.clone()),
+                            Some(StreamIdle::http2(timeout, reads, opened)),
+                        )
+                    }
+                }
             }
         };
         let lease = self.lease.closing_at(retire.close_at(), remote_addr);
@@ -434,17 +442,20 @@ where
             req.extensions_mut().insert(self.lease.clone());
             self.cut.arm();
         }
-        let clock = match &self.idle {
-            Some(idle) if !connect => {
-                let answer = Answer {
-                    grpc: is_grpc(req.headers()),
-                    http1: req.version() < http::Version::HTTP_2,
-                    upgrade,
-                };
-                Some((idle.start(self.info.remote_addr), answer))
+        let clock = self.idle.as_ref().and_then(|idle| {
+            // Taken even for a request that is not timed: HTTP/2 hands
+            // each stream over to the next request made.
+            let reads = idle.request_data();
+            if connect {
+                return None;
             }
-            _ => None,
-        };
+            let answer = Answer {
+                grpc: is_grpc(req.headers()),
+                http1: req.version() < http::Version::HTTP_2,
+                upgrade,
+            };
+            Some((idle.start(self.info.remote_addr, reads), answer))
+        });
         IdleFuture::new(self.inner.clone().oneshot(req), clock)
     }
 }

@@ -28,10 +28,10 @@
 //! application's to read (the service takes hyper's own body type), so its
 //! frames are seen where they enter, on the connection's reads ([`reads`]):
 //! for HTTP/1, which carries one stream at a time, any byte read; for
-//! HTTP/2, the `DATA` and `HEADERS` frames read, found by their frame
-//! headers. A quiet HTTP/2 stream is therefore cut only once no stream of
-//! its connection has sent request data for the timeout; pings, window
-//! updates and settings never count.
+//! HTTP/2, each stream's own `DATA` frames and trailers, found by their
+//! frame headers, which name the stream. A quiet HTTP/2 stream is cut
+//! however busy the other streams of its connection are, and its client's
+//! pings, window updates and settings never count.
 //!
 //! When it fires before the response head, the service's future is
 //! dropped (which cancels whatever it was waiting for) and the client gets
@@ -74,29 +74,62 @@ use std::{
 
 use tokio::time::{Instant, Sleep};
 
-use self::reads::LastRead;
+use self::reads::{LastRead, Opened};
 
 /// The stream idle bound of one connection: handed to each of its
 /// streams.
 #[derive(Clone, Debug)]
 pub(super) struct StreamIdle {
     timeout: Duration,
+    /// The connection's last request data: on HTTP/1, its one stream's.
     reads: Arc<LastRead>,
+    /// On HTTP/2, each stream's, handed over by the reads.
+    opened: Option<Arc<Opened>>,
 }
 
 impl StreamIdle {
-    pub(super) fn new(timeout: Duration, reads: Arc<LastRead>) -> Self {
-        Self { timeout, reads }
+    /// The bound of an HTTP/1 connection, whose reads note `reads`.
+    pub(super) fn http1(timeout: Duration, reads: Arc<LastRead>) -> Self {
+        Self {
+            timeout,
+            reads,
+            opened: None,
+        }
     }
 
-    /// The clock of a stream starting now.
-    pub(super) fn start(&self, peer: SocketAddr) -> StreamClock {
+    /// The bound of an HTTP/2 connection, whose reads note `reads` and
+    /// hand its streams over through `opened`.
+    pub(super) fn http2(timeout: Duration, reads: Arc<LastRead>, opened: Arc<Opened>) -> Self {
+        Self {
+            timeout,
+            reads,
+            opened: Some(opened),
+        }
+    }
+
+    /// The request data of the stream a request was just made for: to be
+    /// taken for every request, timed or not, as HTTP/2 hands its streams
+    /// over in order. `None` when none is to come.
+    pub(super) fn request_data(&self) -> Option<Arc<LastRead>> {
+        let Some(opened) = &self.opened else {
+            return Some(self.reads.clone());
+        };
+        opened.take().unwrap_or_else(|| {
+            // Not expected: the reads hand over every stream h2 takes.
+            tracing::debug!("a request whose HTTP/2 stream is not known; timing it by its connection's request data");
+            Some(self.reads.clone())
+        })
+    }
+
+    /// The clock of a stream starting now, whose request data `reads`
+    /// notes.
+    pub(super) fn start(&self, peer: SocketAddr, reads: Option<Arc<LastRead>>) -> StreamClock {
         let now = Instant::now();
         StreamClock {
             timeout: self.timeout,
             timer: Box::pin(tokio::time::sleep_until(now + self.timeout)),
             last: now,
-            reads: self.reads.clone(),
+            reads,
             peer,
         }
     }
@@ -109,8 +142,8 @@ pub(super) struct StreamClock {
     timer: Pin<Box<Sleep>>,
     /// The stream's own last activity: its response head or a frame.
     last: Instant,
-    /// The connection's last request data.
-    reads: Arc<LastRead>,
+    /// The stream's last request data, when any is to come.
+    reads: Option<Arc<LastRead>>,
     peer: SocketAddr,
 }
 
@@ -125,7 +158,10 @@ impl StreamClock {
     pub(super) fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             ready!(self.timer.as_mut().poll(cx));
-            let last = self.last.max(self.reads.get());
+            let last = match &self.reads {
+                Some(reads) => self.last.max(reads.get()),
+                None => self.last,
+            };
             let deadline = last + self.timeout;
             if deadline <= Instant::now() {
                 return Poll::Ready(());

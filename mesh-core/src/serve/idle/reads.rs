@@ -1,31 +1,55 @@
 //! Request data seen on a connection's reads.
 //!
+//! # Why
+//!
 //! A stream's request body is read by the application, through hyper's
-//! body type, which the server cannot wrap; the bytes it is made of pass
-//! through the connection's reads first. [`Watched`] notes the time of
-//! the last read that carried request data into a [`LastRead`] the
-//! connection's streams share: for HTTP/1, any byte; for HTTP/2, a `DATA`
-//! or `HEADERS` frame, told from the rest (pings, settings, window
-//! updates, which a quiet stream's client sends too) by [`Frames`], which
-//! reads the nine-byte frame headers and skips the payloads.
+//! body type, which the server cannot wrap (the service takes hyper's
+//! `Incoming`, which only hyper builds); the bytes it is made of pass
+//! through the connection's reads first. [`Watched`] notes there when
+//! request data was last read: for HTTP/1, which carries one stream at a
+//! time, any byte, into the connection's [`LastRead`]; for HTTP/2, the
+//! `DATA` frames and trailing `HEADERS` of each stream, into that
+//! stream's own [`LastRead`], so that a quiet stream is not kept alive by
+//! its busy neighbours (Envoy's `stream_idle_timeout` is per stream too).
+//! [`Frames`] tells them from the rest (pings, settings, window updates,
+//! which a quiet stream's client sends too) by the nine-byte frame
+//! headers, and skips the payloads.
+//!
+//! # How a request finds its stream
+//!
+//! hyper does not tell a request its HTTP/2 stream, so the reads hand the
+//! streams over one at a time, in the order they were opened, which is
+//! the order the requests are made in. A read ends where a header block
+//! that opens a stream ends, and puts that stream's [`LastRead`] (none
+//! when the block also ended the stream: no request data is to come) in
+//! [`Opened`] for its request to take. h2 decodes everything it was given
+//! before it reads again, and hyper makes the requests h2 decoded when
+//! that read waits; so the next read waits once, waking the connection's
+//! task at once, while the offer is not taken. A second read that finds
+//! it still there means h2 refused the stream (too many streams, a
+//! malformed head, a connection going away): its offer is dropped, and
+//! the reads go on. Many requests read together are still handed over
+//! in one poll of the connection; the wait costs one more poll after.
 
 use std::{
+    collections::HashMap,
     io,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
+use bytes::{Buf, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::Instant,
 };
 
-/// When a connection last read request data.
+/// When a connection, or an HTTP/2 stream, last read request data.
 #[derive(Debug)]
 pub(in crate::serve) struct LastRead {
     base: Instant,
@@ -43,7 +67,11 @@ impl LastRead {
     }
 
     pub(in crate::serve) fn touch(&self) {
-        let since = Instant::now().saturating_duration_since(self.base);
+        self.touch_at(Instant::now());
+    }
+
+    fn touch_at(&self, now: Instant) {
+        let since = now.saturating_duration_since(self.base);
         let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
         self.since.store(nanos, Ordering::Relaxed);
     }
@@ -51,6 +79,37 @@ impl LastRead {
     /// The time of the last read of request data.
     pub(in crate::serve) fn get(&self) -> Instant {
         self.base + Duration::from_nanos(self.since.load(Ordering::Relaxed))
+    }
+}
+
+/// The HTTP/2 stream whose header block was read last, until its request
+/// takes it.
+#[derive(Debug, Default)]
+pub(in crate::serve) struct Opened {
+    /// `Some` while offered: the stream's request data, or `None` when
+    /// its header block ended it.
+    offer: Mutex<Option<Option<Arc<LastRead>>>>,
+}
+
+impl Opened {
+    /// Takes the stream a request was made for: `None` when none is
+    /// offered; `Some(None)` when the stream has no request data to come.
+    pub(in crate::serve) fn take(&self) -> Option<Option<Arc<LastRead>>> {
+        self.offer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn put(&self, stream: Option<Arc<LastRead>>) {
+        *self.offer.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream);
+    }
+
+    fn is_offered(&self) -> bool {
+        self.offer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 }
 
@@ -63,10 +122,23 @@ pin_project_lite::pin_project! {
     }
 }
 
-struct Watch {
+enum Watch {
+    /// Every byte is request data of the one stream.
+    Http1(Arc<LastRead>),
+    Http2(Box<Http2>),
+}
+
+/// The reads of an HTTP/2 connection.
+struct Http2 {
+    frames: Frames,
+    /// The connection's last request data, for a request whose stream is
+    /// not known.
     last: Arc<LastRead>,
-    /// HTTP/2's frames, or `None` for HTTP/1, where every byte counts.
-    frames: Option<Frames>,
+    opened: Arc<Opened>,
+    /// Bytes read past a header block handed over: the next reads'.
+    held: BytesMut,
+    /// A stream is handed over; `true` once a read has waited for it.
+    handed: Option<bool>,
 }
 
 impl<I> Watched<I> {
@@ -77,19 +149,25 @@ impl<I> Watched<I> {
 
     /// `io`, carrying HTTP/1: every byte read is request data.
     pub(in crate::serve) fn http1(io: I, last: Arc<LastRead>) -> Self {
-        let watch = Watch { last, frames: None };
         Self {
             io,
-            watch: Some(watch),
+            watch: Some(Watch::Http1(last)),
         }
     }
 
-    /// `io`, carrying HTTP/2 from its preface on.
-    pub(in crate::serve) fn http2(io: I, last: Arc<LastRead>) -> Self {
-        let frames = Some(Frames::after_preface());
+    /// `io`, carrying HTTP/2 from its preface on: its streams are handed
+    /// over to their requests through `opened`.
+    pub(in crate::serve) fn http2(io: I, last: Arc<LastRead>, opened: Arc<Opened>) -> Self {
+        let http2 = Http2 {
+            frames: Frames::after_preface(),
+            last,
+            opened,
+            held: BytesMut::new(),
+            handed: None,
+        };
         Self {
             io,
-            watch: Some(Watch { last, frames }),
+            watch: Some(Watch::Http2(Box::new(http2))),
         }
     }
 }
@@ -101,20 +179,64 @@ impl<I: AsyncRead> AsyncRead for Watched<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
-        let Some(watch) = this.watch else {
-            return this.io.poll_read(cx, buf);
-        };
-        let before = buf.filled().len();
-        let read = this.io.poll_read(cx, buf);
-        let new = buf.filled().get(before..).unwrap_or_default();
-        let data = match &mut watch.frames {
-            None => !new.is_empty(),
-            Some(frames) => frames.carry_request_data(new),
-        };
-        if data {
-            watch.last.touch();
+        match this.watch {
+            None => this.io.poll_read(cx, buf),
+            Some(Watch::Http1(last)) => {
+                let before = buf.filled().len();
+                let read = this.io.poll_read(cx, buf);
+                if buf.filled().len() > before {
+                    last.touch();
+                }
+                read
+            }
+            Some(Watch::Http2(http2)) => http2.poll_read(this.io, cx, buf),
         }
-        read
+    }
+}
+
+impl Http2 {
+    fn poll_read<I: AsyncRead>(
+        &mut self,
+        io: Pin<&mut I>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(waited) = self.handed {
+            if self.opened.is_offered() {
+                if !waited {
+                    self.handed = Some(true);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                // h2 refused the stream: no request takes it.
+                drop(self.opened.take());
+            }
+            self.handed = None;
+        }
+        let before = buf.filled().len();
+        let held = !self.held.is_empty();
+        if held {
+            let n = self.held.len().min(buf.remaining());
+            buf.put_slice(self.held.get(..n).unwrap_or_default());
+        } else {
+            ready!(io.poll_read(cx, buf))?;
+        }
+        let new = buf.filled().get(before..).unwrap_or_default();
+        let scan = self.frames.read(new);
+        if held {
+            self.held.advance(scan.len);
+        } else if let Some(rest) = new.get(scan.len..) {
+            self.held.extend_from_slice(rest);
+        }
+        buf.set_filled(before + scan.len);
+        if scan.data {
+            self.last.touch();
+        }
+        if let Some(stream) = scan.opened {
+            self.opened.put(stream);
+            self.handed = Some(false);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -155,14 +277,48 @@ const PREFACE_LEN: usize = 24;
 const HEADER_LEN: usize = 9;
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const CONTINUATION: u8 = 0x9;
+/// Flags of `DATA` and `HEADERS` frames.
+const END_STREAM: u8 = 0x1;
+/// Flag of `HEADERS` and `CONTINUATION` frames.
+const END_HEADERS: u8 = 0x4;
+/// How many streams are kept before the ended ones are swept out.
+const SWEEP_MIN: usize = 16;
 
-/// Where a reader of an HTTP/2 byte stream is: how much payload to skip,
-/// and the part of a frame header read so far.
+/// What a read of an HTTP/2 byte stream carried.
+#[derive(Debug)]
+pub(in crate::serve) struct Scan {
+    /// How many bytes to pass on now: up to the end of a header block
+    /// that opened a stream, or all.
+    pub(in crate::serve) len: usize,
+    /// Whether a `DATA` or `HEADERS` frame began in them.
+    pub(in crate::serve) data: bool,
+    /// The stream a header block opened, ending at `len`: its request
+    /// data, or `None` when the block ended it too.
+    pub(in crate::serve) opened: Option<Option<Arc<LastRead>>>,
+}
+
+/// Where a reader of an HTTP/2 byte stream is, and the request data of
+/// the streams it has seen opened.
 #[derive(Debug)]
 pub(in crate::serve) struct Frames {
+    /// Payload (or preface) bytes to skip.
     skip: usize,
     header: [u8; HEADER_LEN],
     have: usize,
+    /// The highest stream a `HEADERS` frame opened.
+    last_opened: u32,
+    /// The stream whose header block is being read, when that block
+    /// opens it: its request data, if any is to come.
+    opening: Option<Option<Arc<LastRead>>>,
+    /// Whether the frame being skipped ends that block.
+    block_ends: bool,
+    /// The streams with request data to come. One whose request is done
+    /// (only this map holds its `LastRead`) is swept out, at the latest
+    /// once the map has doubled.
+    streams: HashMap<u32, Arc<LastRead>>,
+    sweep_at: usize,
 }
 
 impl Frames {
@@ -171,36 +327,101 @@ impl Frames {
             skip: PREFACE_LEN,
             header: [0; HEADER_LEN],
             have: 0,
+            last_opened: 0,
+            opening: None,
+            block_ends: false,
+            streams: HashMap::new(),
+            sweep_at: SWEEP_MIN,
         }
     }
 
-    /// Reads on through `bytes`: whether a `DATA` or `HEADERS` frame
-    /// began in them.
-    pub(in crate::serve) fn carry_request_data(&mut self, mut bytes: &[u8]) -> bool {
-        let mut seen = false;
-        while !bytes.is_empty() {
+    /// Reads on through `bytes`, up to the end of the first header block
+    /// that opens a stream, noting request data of the streams seen.
+    pub(in crate::serve) fn read(&mut self, bytes: &[u8]) -> Scan {
+        let mut at = 0;
+        let mut data = false;
+        let mut now = None;
+        while let Some(rest) = bytes.get(at..).filter(|rest| !rest.is_empty()) {
             if self.skip > 0 {
-                let n = self.skip.min(bytes.len());
+                let n = self.skip.min(rest.len());
                 self.skip -= n;
-                bytes = bytes.get(n..).unwrap_or_default();
-                continue;
-            }
-            let n = (HEADER_LEN - self.have).min(bytes.len());
-            if let (Some(to), Some(from)) = (
-                self.header.get_mut(self.have..self.have + n),
-                bytes.get(..n),
-            ) {
-                to.copy_from_slice(from);
-            }
-            self.have += n;
-            bytes = bytes.get(n..).unwrap_or_default();
-            if self.have == HEADER_LEN {
+                at += n;
+            } else {
+                let n = (HEADER_LEN - self.have).min(rest.len());
+                if let (Some(to), Some(from)) =
+                    (self.header.get_mut(self.have..self.have + n), rest.get(..n))
+                {
+                    to.copy_from_slice(from);
+                }
+                self.have += n;
+                at += n;
+                if self.have < HEADER_LEN {
+                    continue;
+                }
                 self.have = 0;
-                let [l0, l1, l2, kind, ..] = self.header;
-                self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
-                seen |= kind == DATA || kind == HEADERS;
+                data |= self.frame(&mut now);
+            }
+            if self.skip == 0 && self.block_ends {
+                self.block_ends = false;
+                return Scan {
+                    len: at,
+                    data,
+                    opened: self.opening.take(),
+                };
             }
         }
-        seen
+        Scan {
+            len: at,
+            data,
+            opened: None,
+        }
+    }
+
+    /// Takes in the frame whose header was just read: whether it is
+    /// request data.
+    fn frame(&mut self, now: &mut Option<Instant>) -> bool {
+        let [l0, l1, l2, kind, flags, s0, s1, s2, s3] = self.header;
+        self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+        let stream = u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff;
+        let end_headers = flags & END_HEADERS != 0;
+        match kind {
+            HEADERS if stream > self.last_opened => {
+                self.last_opened = stream;
+                let data = (flags & END_STREAM == 0).then(|| {
+                    let data = Arc::new(LastRead::now());
+                    self.insert(stream, data.clone());
+                    data
+                });
+                self.opening = Some(data);
+                self.block_ends = end_headers;
+                true
+            }
+            DATA | HEADERS => {
+                if let Some(data) = self.streams.get(&stream) {
+                    data.touch_at(*now.get_or_insert_with(Instant::now));
+                }
+                if flags & END_STREAM != 0 {
+                    self.streams.remove(&stream);
+                }
+                true
+            }
+            CONTINUATION => {
+                self.block_ends = end_headers && self.opening.is_some();
+                false
+            }
+            RST_STREAM => {
+                self.streams.remove(&stream);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn insert(&mut self, stream: u32, data: Arc<LastRead>) {
+        if self.streams.len() >= self.sweep_at {
+            self.streams.retain(|_, data| Arc::strong_count(data) > 1);
+            self.sweep_at = (self.streams.len() * 2).max(SWEEP_MIN);
+        }
+        self.streams.insert(stream, data);
     }
 }

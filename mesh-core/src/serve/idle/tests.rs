@@ -10,7 +10,12 @@ use std::{
 
 use tokio::time::{Instant, advance};
 
-use super::{StreamIdle, reads::Frames, reads::LastRead};
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::{
+    StreamIdle,
+    reads::{Frames, LastRead, Opened, Watched},
+};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -20,40 +25,44 @@ fn peer() -> SocketAddr {
 
 /// A frame header of `kind` with a payload of `len` bytes, and the payload.
 fn frame(kind: u8, len: usize) -> Vec<u8> {
-    let mut bytes = vec![
-        (len >> 16) as u8,
-        (len >> 8) as u8,
-        len as u8,
-        kind,
-        0,
-        0,
-        0,
-        0,
-        1,
-    ];
+    frame_on(kind, 0, 1, len)
+}
+
+/// A frame of `kind` with `flags` on `stream`, with a payload of `len`
+/// bytes.
+fn frame_on(kind: u8, flags: u8, stream: u32, len: usize) -> Vec<u8> {
+    let mut bytes = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    bytes.extend_from_slice(&stream.to_be_bytes());
     bytes.resize(9 + len, 0xAA);
     bytes
 }
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 #[test]
 fn only_data_and_headers_frames_are_request_data() {
     let mut frames = Frames::after_preface();
-    assert!(!frames.carry_request_data(PREFACE));
+    assert!(!frames.read(PREFACE).data);
     let settings = frame(0x4, 18);
     let ping = frame(0x6, 8);
     let window_update = frame(0x8, 4);
     for control in [&settings, &ping, &window_update] {
-        assert!(!frames.carry_request_data(control));
+        assert!(!frames.read(control).data);
     }
-    assert!(frames.carry_request_data(&frame(0x1, 40)), "HEADERS");
-    assert!(frames.carry_request_data(&frame(0x0, 1000)), "DATA");
+    assert!(frames.read(&frame(HEADERS, 40)).data, "HEADERS");
+    assert!(frames.read(&frame(DATA, 1000)).data, "DATA");
     assert!(
-        frames.carry_request_data(&frame(0x0, 0)),
+        frames.read(&frame(DATA, 0)).data,
         "an empty DATA ending the body"
     );
-    assert!(!frames.carry_request_data(&ping));
+    assert!(!frames.read(&ping).data);
 }
 
 #[test]
@@ -69,7 +78,7 @@ fn frames_split_across_reads_anywhere_are_followed() {
         let mut frames = Frames::after_preface();
         let mut seen = Vec::new();
         for (i, piece) in stream.chunks(chunk).enumerate() {
-            if frames.carry_request_data(piece) {
+            if frames.read(piece).data {
                 seen.push(i * chunk);
             }
         }
@@ -92,8 +101,8 @@ fn idle(clock: &mut super::StreamClock) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn a_quiet_stream_is_idle_after_the_timeout() {
-    let idle_bound = StreamIdle::new(TIMEOUT, Arc::new(LastRead::now()));
-    let mut clock = idle_bound.start(peer());
+    let idle_bound = StreamIdle::http1(TIMEOUT, Arc::new(LastRead::now()));
+    let mut clock = idle_bound.start(peer(), idle_bound.request_data());
     let start = Instant::now();
     poll_fn(|cx| clock.poll_idle(cx)).await;
     assert_eq!(start.elapsed(), TIMEOUT);
@@ -102,8 +111,8 @@ async fn a_quiet_stream_is_idle_after_the_timeout() {
 #[tokio::test(start_paused = true)]
 async fn activity_of_the_stream_or_request_data_of_its_connection_moves_the_deadline() {
     let reads = Arc::new(LastRead::now());
-    let idle_bound = StreamIdle::new(TIMEOUT, reads.clone());
-    let mut clock = idle_bound.start(peer());
+    let idle_bound = StreamIdle::http1(TIMEOUT, reads.clone());
+    let mut clock = idle_bound.start(peer(), idle_bound.request_data());
     let start = Instant::now();
     advance(Duration::from_secs(6)).await;
     clock.touch();
@@ -121,8 +130,8 @@ async fn activity_of_the_stream_or_request_data_of_its_connection_moves_the_dead
 
 #[tokio::test(start_paused = true)]
 async fn a_busy_stream_moves_its_timer_once_per_timeout_not_once_per_frame() {
-    let idle_bound = StreamIdle::new(TIMEOUT, Arc::new(LastRead::now()));
-    let mut clock = idle_bound.start(peer());
+    let idle_bound = StreamIdle::http1(TIMEOUT, Arc::new(LastRead::now()));
+    let mut clock = idle_bound.start(peer(), idle_bound.request_data());
     let first = clock.timer.deadline();
     for _ in 0..100 {
         advance(Duration::from_millis(50)).await;
@@ -138,4 +147,137 @@ async fn a_busy_stream_moves_its_timer_once_per_timeout_not_once_per_frame() {
     );
     let mut cx = Context::from_waker(std::task::Waker::noop());
     assert_eq!(clock.poll_idle(&mut cx), Poll::Pending);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_stream_notes_only_its_own_request_data() {
+    let mut frames = Frames::after_preface();
+    frames.read(PREFACE);
+    let open = |frames: &mut Frames, stream| {
+        let scan = frames.read(&frame_on(HEADERS, END_HEADERS, stream, 20));
+        assert_eq!(scan.len, 29, "the read ends with the header block");
+        scan.opened.unwrap().unwrap()
+    };
+    let one = open(&mut frames, 1);
+    let three = open(&mut frames, 3);
+    let opened = one.get();
+    advance(Duration::from_secs(5)).await;
+    let scan = frames.read(&frame_on(DATA, 0, 3, 100));
+    assert!(scan.data);
+    assert_eq!(three.get(), Instant::now());
+    assert_eq!(one.get(), opened, "stream 1 sent nothing");
+    advance(Duration::from_secs(5)).await;
+    frames.read(&frame_on(HEADERS, END_HEADERS | END_STREAM, 1, 10));
+    assert_eq!(one.get(), Instant::now(), "its trailers");
+    assert_eq!(three.get() + Duration::from_secs(5), Instant::now());
+}
+
+#[test]
+fn a_read_ends_where_a_header_block_that_opens_a_stream_ends() {
+    let mut frames = Frames::after_preface();
+    let bytes: Vec<u8> = [
+        PREFACE,
+        &frame(0x4, 6),
+        // A GET: no request data to come.
+        &frame_on(HEADERS, END_HEADERS | END_STREAM, 1, 30),
+        // A POST whose head comes in two frames, then its body.
+        &frame_on(HEADERS, 0, 3, 30),
+        &frame_on(CONTINUATION, END_HEADERS, 3, 10),
+        &frame_on(DATA, END_STREAM, 3, 5),
+        // A reset, and trailers on a stream not seen open.
+        &frame_on(RST_STREAM, 0, 5, 4),
+        &frame_on(HEADERS, END_HEADERS | END_STREAM, 1, 30),
+    ]
+    .concat();
+    let mut at = 0;
+    let mut cut = Vec::new();
+    loop {
+        let scan = frames.read(&bytes[at..]);
+        at += scan.len;
+        let Some(opened) = scan.opened else { break };
+        cut.push((at, opened.is_some()));
+    }
+    assert_eq!(at, bytes.len());
+    let get_end = PREFACE.len() + 15 + 39;
+    assert_eq!(cut, [(get_end, false), (get_end + 39 + 19, true)]);
+}
+
+/// Reads `io` once, with room for `room` bytes: what it gave, or `None`
+/// when it waits.
+fn read_once<I: AsyncRead + Unpin>(io: &mut I, room: usize) -> Option<Vec<u8>> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut space = vec![0; room];
+    let mut buf = ReadBuf::new(&mut space);
+    match std::pin::Pin::new(io).poll_read(&mut cx, &mut buf) {
+        Poll::Ready(read) => {
+            read.unwrap();
+            Some(buf.filled().to_vec())
+        }
+        Poll::Pending => None,
+    }
+}
+
+#[test]
+fn each_stream_waits_for_its_request_once_and_a_refused_one_is_dropped() {
+    let get = frame_on(HEADERS, END_HEADERS | END_STREAM, 1, 30);
+    let post = frame_on(HEADERS, END_HEADERS, 3, 30);
+    let refused = frame_on(HEADERS, END_HEADERS, 5, 30);
+    let body = frame_on(DATA, 0, 3, 5);
+    let sent: Vec<u8> = [PREFACE, &get, &post, &refused, &body].concat();
+    let opened = Arc::new(Opened::default());
+    let reads = Arc::new(LastRead::now());
+    let mut io = Watched::http2(&sent[..], reads, opened.clone());
+
+    let mut got = read_once(&mut io, 4096).unwrap();
+    assert_eq!(got.len(), PREFACE.len() + get.len());
+    assert!(
+        read_once(&mut io, 4096).is_none(),
+        "waits for the GET's request"
+    );
+    assert!(
+        opened.take().unwrap().is_none(),
+        "a GET has no request data"
+    );
+
+    got.extend(read_once(&mut io, 4096).unwrap());
+    assert_eq!(got.len(), PREFACE.len() + get.len() + post.len());
+    let post_data = opened.take().unwrap().unwrap();
+
+    // The refused stream's request never comes: one wait, then on.
+    got.extend(read_once(&mut io, 4096).unwrap());
+    assert!(read_once(&mut io, 4096).is_none());
+    let held_back = read_once(&mut io, 4).unwrap();
+    assert_eq!(held_back.len(), 4, "held bytes are given as room allows");
+    got.extend(held_back);
+    assert!(opened.take().is_none(), "the refused stream was dropped");
+    got.extend(read_once(&mut io, 4096).unwrap());
+    assert_eq!(got, sent, "every byte, in order");
+    assert!(
+        Arc::strong_count(&post_data) > 1,
+        "still noted by the reads"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_http2_stream_is_timed_by_its_own_request_data_only() {
+    let reads = Arc::new(LastRead::now());
+    let idle_bound = StreamIdle::http2(TIMEOUT, reads.clone(), Arc::new(Opened::default()));
+    let trickling_data = Arc::new(LastRead::now());
+    let mut trickling = idle_bound.start(peer(), Some(trickling_data.clone()));
+    let mut silent = idle_bound.start(peer(), Some(Arc::new(LastRead::now())));
+    let mut no_data = idle_bound.start(peer(), None);
+    // No stream handed over: timed by its connection's request data.
+    let mut unknown = idle_bound.start(peer(), idle_bound.request_data());
+    let start = Instant::now();
+    for _ in 0..3 {
+        advance(Duration::from_secs(8)).await;
+        trickling_data.touch();
+        reads.touch();
+    }
+    assert!(idle(&mut silent), "the data of other streams is not its");
+    assert!(idle(&mut no_data));
+    assert!(!idle(&mut trickling));
+    assert!(!idle(&mut unknown));
+    poll_fn(|cx| trickling.poll_idle(cx)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(34));
 }
