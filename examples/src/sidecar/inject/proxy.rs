@@ -6,7 +6,10 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{InjectConfig, resources::ProxyResources, rule::ProxyMode, settings::ProxySettings};
-use crate::sidecar::config::INGRESS_MODE_ENV;
+use crate::sidecar::config::{
+    ADMIN_LISTEN_ENV, DEFAULT_ADMIN_LISTEN, DEFAULT_INBOUND_LISTEN, DEFAULT_OUTBOUND_LISTEN,
+    INBOUND_LISTEN_ENV, INGRESS_MODE_ENV, OUTBOUND_LISTEN_ENV,
+};
 
 /// Where the sidecar's image holds its binary: the container's command,
 /// and the program its `postStart` hook runs (a hook is run directly, not
@@ -73,10 +76,12 @@ pub(super) enum Placement {
 /// The sidecar container. In ingress mode its environment sets
 /// [`INGRESS_MODE_ENV`], which the sidecar reads over its configuration
 /// file, so an ingress can share the file any other workload would have;
-/// the settings (see [`settings`](super::settings)) set `RUST_LOG`, on a
-/// sidecar that is an ordinary container the `postStart` await and a
-/// `preStop` sleep, its ports, its user and group and its image pull
-/// policy.
+/// the settings (see [`settings`](super::settings)) set the listen
+/// addresses of the ports an annotation moved ([`INBOUND_LISTEN_ENV`],
+/// [`OUTBOUND_LISTEN_ENV`], [`ADMIN_LISTEN_ENV`]), read over the file
+/// the same way, `RUST_LOG`, on a sidecar that is an ordinary container
+/// the `postStart` await and a `preStop` sleep, its ports, its user and
+/// group and its image pull policy.
 pub(super) fn container(
     config: &InjectConfig,
     placement: Placement,
@@ -107,6 +112,24 @@ pub(super) fn container(
             ("value", string("true")),
         ]));
     }
+    // The listen address of each port an annotation moved, on the
+    // default's interface: every one of the pod's for inbound and admin
+    // (the kubelet probes the pod's IP), loopback for outbound.
+    let ports = &settings.ports;
+    let listeners = [
+        (INBOUND_LISTEN_ENV, DEFAULT_INBOUND_LISTEN, ports.inbound),
+        (OUTBOUND_LISTEN_ENV, DEFAULT_OUTBOUND_LISTEN, ports.outbound),
+        (ADMIN_LISTEN_ENV, DEFAULT_ADMIN_LISTEN, ports.admin),
+    ];
+    for ((name, default, port), annotated) in listeners.into_iter().zip(ports.annotated) {
+        if annotated {
+            let addr = std::net::SocketAddr::new(default.ip(), port);
+            env.push(map([
+                ("name", string(name)),
+                ("value", string(&addr.to_string())),
+            ]));
+        }
+    }
     if let Some(filter) = &settings.log_level {
         env.push(map([
             ("name", string("RUST_LOG")),
@@ -116,7 +139,6 @@ pub(super) fn container(
     if !env.is_empty() {
         insert(&mut container, "env", Value::Sequence(env));
     }
-    let ports = &settings.ports;
     let ports = [
         (ports.inbound, INBOUND_PORT.1),
         (ports.outbound, OUTBOUND_PORT.1),

@@ -55,12 +55,22 @@
 //! - `config.linkerd.io/image-pull-policy` is the container's
 //!   `imagePullPolicy`: `Always`, `IfNotPresent` or `Never`.
 //! - `config.linkerd.io/inbound-port`, `outbound-port` and `admin-port`
-//!   move the ports the container declares, and its probes with the admin
-//!   port; the application's containers may then use the defaults. The
-//!   sidecar listens where its `sidecar.yaml` says (`inbound.listen`,
-//!   `outbound.listen`, `admin.listen`), which inject does not write: the
-//!   ConfigMap must say the same ports. Each is a port from 1 to 65535,
-//!   and the three must differ.
+//!   move the sidecar's listeners: the container's environment gets
+//!   `MESH_INBOUND_LISTEN_ADDR=0.0.0.0:<port>`,
+//!   `MESH_OUTBOUND_LISTEN_ADDR=127.0.0.1:<port>` and
+//!   `MESH_ADMIN_LISTEN_ADDR=0.0.0.0:<port>`, which the sidecar listens on
+//!   whatever its `sidecar.yaml` says (see
+//!   [`INBOUND_LISTEN_ENV`](crate::sidecar::config::INBOUND_LISTEN_ENV)),
+//!   as Linkerd's injector gives its proxy
+//!   `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` and the others
+//!   (`charts/partials/templates/_proxy.tpl` in `linkerd/linkerd2`); and
+//!   the ports the container declares and its probes and `postStart`
+//!   await move with them. The application's containers may then use the
+//!   defaults. A port without its annotation gets no variable: the file's
+//!   address (or its default) stands, and the container declares the
+//!   default port. Each is a port from 1 to 65535, and the three must
+//!   differ. The inbound one needs `inbound.app` in the file, as
+//!   `inbound.listen` does: the sidecar refuses to start without it.
 
 use mesh_core::resource::ResourceErrorKind;
 use serde_yaml_ng::{Mapping, Value};
@@ -191,6 +201,10 @@ pub(super) struct Ports {
     pub(super) inbound: u16,
     pub(super) outbound: u16,
     pub(super) admin: u16,
+    /// Which of inbound, outbound and admin an annotation set: those the
+    /// sidecar is told to listen on through its environment. The others
+    /// are where its file says (the defaults, unless it says otherwise).
+    pub(super) annotated: [bool; 3],
 }
 
 impl Default for Ports {
@@ -199,6 +213,7 @@ impl Default for Ports {
             inbound: INBOUND_PORT.0,
             outbound: OUTBOUND_PORT.0,
             admin: ADMIN_PORT.0,
+            annotated: [false; 3],
         }
     }
 }
@@ -471,6 +486,7 @@ impl SettingAnnotations {
                 inbound,
                 outbound,
                 admin,
+                annotated: self.ports.each_ref().map(Option::is_some),
             },
             json_log: self
                 .log_format
