@@ -14,7 +14,12 @@
 //! - [`CredentialStore`]: the certificate chain, key and trust bundle in
 //!   service, loaded from files it watches or pushed in by code, checked
 //!   before use and swapped atomically. It opens a `/ready` gate once
-//!   loaded and owns the [`TlsMetrics`].
+//!   loaded and owns the [`TlsMetrics`]. Neither end presents a
+//!   certificate outside its validity: once the one in service expires
+//!   without a renewal, handshakes fail on both sides, with an error
+//!   naming the identity and its `notAfter`, until a valid one loads.
+//!   The store tells the time by an injectable clock
+//!   ([`CredentialStore::with_time_provider`]).
 //! - [`TlsAccept`]: the server's [`Accept`](mesh_core::serve::Accept) hook.
 //!   It detects TLS, runs the handshake and reports the peer as a
 //!   [`Tls`](mesh_core::Tls) status, which reaches every request as

@@ -13,8 +13,9 @@ use rustls::{
     ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion,
     client::{ResolvesClientCert, Resumption, danger::ServerCertVerifier},
     crypto::{CryptoProvider, aws_lc_rs},
-    server::{NoServerSessionStorage, WebPkiClientVerifier},
+    server::{ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier},
     sign::{CertifiedKey, SingleCertAndKey},
+    time_provider::TimeProvider,
 };
 
 use crate::{connect::Alpn, verify::AnchorDomains};
@@ -65,8 +66,12 @@ fn alpn() -> Vec<Vec<u8>> {
 /// Session resumption is off on both sides: a resumed session skips
 /// certificate verification, so it would carry a peer's identity past a
 /// trust-bundle change or its certificate's expiry.
+///
+/// The client's chain is verified at the time `time` tells, the store's
+/// clock.
 pub(crate) fn server_config(
     provider: &Arc<CryptoProvider>,
+    time: &Arc<dyn TimeProvider>,
     key: Arc<CertifiedKey>,
     roots: Arc<RootCertStore>,
     domains: Arc<AnchorDomains>,
@@ -84,7 +89,7 @@ pub(crate) fn server_config(
         domains,
         provider.signature_verification_algorithms,
     ));
-    let mut config = ServerConfig::builder_with_provider(provider.clone())
+    let mut config = ServerConfig::builder_with_details(provider.clone(), time.clone())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
@@ -94,19 +99,50 @@ pub(crate) fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A server config that refuses every handshake: it reads the ClientHello
+/// and answers with the fatal alert rustls sends when a server has no
+/// certificate to present (`access_denied`), so that the client learns at
+/// once that the handshake failed, rather than seeing the connection
+/// close. For a ClientHello that arrives while the local credentials are
+/// outside their validity.
+pub(crate) fn refusing_server_config(
+    provider: &Arc<CryptoProvider>,
+    time: &Arc<dyn TimeProvider>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = ServerConfig::builder_with_details(provider.clone(), time.clone())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(NoCertificate));
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+/// Resolves no certificate, whatever the client asks.
+#[derive(Debug)]
+struct NoCertificate;
+
+impl ResolvesServerCert for NoCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        None
+    }
+}
+
 /// Builds a client config around a server verifier and a client
-/// certificate resolver.
+/// certificate resolver. The server's chain is verified at the time
+/// `time` tells, the store's clock.
 ///
 /// rustls files custom verifiers under `dangerous()` because a verifier can
 /// weaken verification; the one the mesh plugs in checks the chain exactly
 /// as rustls's own does and then checks the peer's identity on top.
 pub(crate) fn client_config(
     provider: &Arc<CryptoProvider>,
+    time: &Arc<dyn TimeProvider>,
     verifier: Arc<dyn ServerCertVerifier>,
     resolver: Arc<dyn ResolvesClientCert>,
     offer: Alpn,
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
+    let mut config = ClientConfig::builder_with_details(provider.clone(), time.clone())
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)

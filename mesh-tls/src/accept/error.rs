@@ -1,6 +1,9 @@
 use std::{fmt, io, time::Duration};
 
-use crate::{cert::NoIdentity, metrics::HandshakeFailure, verify::NoAnchorOfTrustDomain};
+use crate::{
+    cert::NoIdentity, creds::UnusableCredentials, metrics::HandshakeFailure,
+    verify::NoAnchorOfTrustDomain,
+};
 
 /// Why an inbound connection was closed before it was served.
 #[derive(Debug)]
@@ -19,6 +22,14 @@ pub enum AcceptError {
     NoClientCertificate,
     /// A TLS client arrived before any local credentials were loaded.
     NoCredentials,
+    /// A TLS client arrived while the local credentials in service were
+    /// outside their validity: expired with no renewal in their place, or
+    /// not valid yet by the store's clock. The handshake was refused with
+    /// the alert `access_denied`, what rustls sends for a server with no
+    /// certificate to present, rather than served with a certificate the
+    /// client would refuse (or, worse, accept). The error names the
+    /// identity and the `notAfter` (or `notBefore`).
+    CredentialsUnusable(UnusableCredentials),
     /// The client's certificate is trusted but names no identity.
     NoPeerIdentity(NoIdentity),
     /// The client's certificate names a SPIFFE ID, but its chain leads
@@ -62,6 +73,7 @@ impl AcceptError {
             Self::PlaintextRefused => HandshakeFailure::PlaintextRefused,
             Self::NoClientCertificate => HandshakeFailure::NoClientCertificate,
             Self::NoCredentials => HandshakeFailure::NoCredentials,
+            Self::CredentialsUnusable(unusable) => unusable.failure(),
             Self::NoPeerIdentity(_) => HandshakeFailure::NoPeerIdentity,
             // No anchor of the bundle the identity's trust domain has
             // issued the chain: as unknown as no anchor at all.
@@ -84,6 +96,7 @@ impl fmt::Display for AcceptError {
                 f.write_str("tls client without a certificate refused on a strict port")
             }
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
+            Self::CredentialsUnusable(unusable) => write!(f, "tls refused: {unusable}"),
             Self::NoPeerIdentity(_) => f.write_str("client certificate names no identity"),
             Self::NoAnchorOfTrustDomain(refusal) => write!(
                 f,
@@ -102,6 +115,7 @@ impl std::error::Error for AcceptError {
             Self::Io(e) | Self::Handshake(e) => Some(e),
             Self::NoPeerIdentity(e) => Some(e),
             Self::NoAnchorOfTrustDomain(e) => Some(e),
+            Self::CredentialsUnusable(e) => Some(e),
             _ => None,
         }
     }

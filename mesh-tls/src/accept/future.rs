@@ -22,6 +22,7 @@ use super::{AcceptConfig, AcceptError, InboundMode, ServerIo, retirement::Handsh
 use crate::{
     ALPN_H2, ALPN_HTTP1, CredentialStore,
     cert::{CertNames, NoIdentity},
+    creds::UnusableCredentials,
     metrics::Direction,
 };
 
@@ -41,6 +42,9 @@ pub struct AcceptFuture<I> {
     config: AcceptConfig,
     /// The credentials the handshake runs with, once it has started.
     handshake_with: Option<HandshakeWith>,
+    /// Why the handshake is being refused, when the local credentials were
+    /// outside their validity as the ClientHello arrived.
+    refusing: Option<UnusableCredentials>,
     /// Whether a peer that sent nothing by the timeout is served as
     /// plaintext rather than closed: on an opaque port in permissive mode.
     silent_is_plaintext: bool,
@@ -114,6 +118,7 @@ impl<I: Io> AcceptFuture<I> {
             store: store.clone(),
             config: config.clone(),
             handshake_with: None,
+            refusing: None,
             silent_is_plaintext: opaque_port && config.mode == InboundMode::Permissive,
         }
     }
@@ -162,6 +167,11 @@ impl<I: Io> AcceptFuture<I> {
 
     /// The first bytes are a ClientHello: start the handshake with the
     /// credentials in service now.
+    ///
+    /// Credentials outside their validity by the store's clock are not
+    /// presented, as the connector does not present them: the handshake
+    /// runs on a config that answers the ClientHello with a fatal alert,
+    /// and the acceptor reports why.
     fn handshake(&mut self, io: I, prefix: Bytes) -> Option<AcceptError> {
         // The version first: a rotation between the two reads then looks
         // at the connection needlessly, never leaves it on stale
@@ -171,10 +181,19 @@ impl<I: Io> AcceptFuture<I> {
         let Some(snapshot) = self.store.snapshot() else {
             return Some(AcceptError::NoCredentials);
         };
-        self.handshake_with = Some(HandshakeWith::new(&snapshot, version, loaded));
-        let config: &Arc<ServerConfig> = match self.config.mode {
-            InboundMode::Strict => &snapshot.server_strict,
-            _ => &snapshot.server_permissive,
+        let config: &Arc<ServerConfig> = match snapshot.creds.usable_at(self.store.now()) {
+            Err(unusable) => {
+                snapshot.log_unusable(&unusable, "inbound");
+                self.refusing = Some(unusable);
+                &snapshot.server_refusing
+            }
+            Ok(()) => {
+                self.handshake_with = Some(HandshakeWith::new(&snapshot, version, loaded));
+                match self.config.mode {
+                    InboundMode::Strict => &snapshot.server_strict,
+                    _ => &snapshot.server_permissive,
+                }
+            }
         };
         let io = PrefixedIo::new(prefix, io);
         self.state = State::Handshake {
@@ -294,8 +313,17 @@ impl<I: Io> Future for AcceptFuture<I> {
                     }
                 }
                 State::Handshake { accept } => match Pin::new(accept).poll(cx) {
-                    Poll::Ready(Ok(stream)) => return this.finish(stream),
-                    Poll::Ready(Err(e)) => return this.fail(AcceptError::handshake(e)),
+                    Poll::Ready(result) => {
+                        // The refusing config finishes no handshake; were
+                        // one to finish, it would be refused all the same.
+                        if let Some(unusable) = this.refusing.take() {
+                            return this.fail(AcceptError::CredentialsUnusable(unusable));
+                        }
+                        return match result {
+                            Ok(stream) => this.finish(stream),
+                            Err(e) => this.fail(AcceptError::handshake(e)),
+                        };
+                    }
                     Poll::Pending => {
                         if this.timed_out(cx) {
                             return this.fail(AcceptError::Timeout(this.config.handshake_timeout));

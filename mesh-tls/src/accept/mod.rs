@@ -37,6 +37,20 @@
 //! refused; the refusal is still counted as `unknown_issuer`.) Beyond
 //! that, authorization compares whole identities.
 //!
+//! The acceptor presents the store's certificate only while it is valid,
+//! by the store's clock ([`Credentials::usable_at`](crate::Credentials::usable_at)),
+//! as the connector does. A ClientHello that arrives once the certificate
+//! in service has expired (its renewal failed), or before it is valid (the
+//! clock stepped back), is answered with the fatal alert `access_denied`,
+//! the one rustls sends for a server with no certificate to present, and
+//! refused with [`AcceptError::CredentialsUnusable`], naming the identity
+//! and the `notAfter` (or `notBefore`). Served, the certificate would fail
+//! a careful client with an error about its own verification of it, and
+//! pass a lax one. The first such refusal is logged as an error; each is
+//! counted in `tls_handshake_failures_total{direction="inbound"}` as
+//! `credentials_expired` (or `no_credentials`, for a certificate not valid
+//! yet). Plaintext is served as before in `permissive` mode.
+//!
 //! Detection and the handshake share one timeout
 //! ([`AcceptConfig::handshake_timeout`], 10 seconds by default); a peer
 //! that exceeds it is disconnected, with one exception below.

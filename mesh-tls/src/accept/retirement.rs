@@ -146,7 +146,7 @@ fn trusts_client(
         leaf,
         intermediates,
         domains.anchors(),
-        unix_time(SystemTime::now()),
+        unix_time(store.now()),
         webpki::KeyUsage::client_auth(),
         store.provider().signature_verification_algorithms.all,
         identity.map(|identity| (identity, &**domains)),

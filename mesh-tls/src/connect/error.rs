@@ -2,7 +2,10 @@ use std::{fmt, io, time::Duration};
 
 use mesh_core::BoxError;
 
-use crate::verify::{IdentityMismatch, NoAnchorOfTrustDomain};
+use crate::{
+    creds::UnusableCredentials,
+    verify::{IdentityMismatch, NoAnchorOfTrustDomain},
+};
 
 /// Why the connector could not open a connection.
 ///
@@ -15,8 +18,10 @@ pub enum ConnectError {
     Connect(BoxError),
     /// No local credentials are loaded yet.
     NoCredentials,
-    /// The local certificate has expired and no newer one was loaded.
-    CredentialsExpired,
+    /// The local certificate is outside its validity by the store's clock:
+    /// it has expired and no newer one was loaded, or it is not valid yet.
+    /// The error names the identity and the `notAfter` (or `notBefore`).
+    CredentialsUnusable(UnusableCredentials),
     /// The target's host cannot be sent as a TLS server name.
     InvalidServerName(rustls_pki_types::InvalidDnsNameError),
     /// The server's certificate chains to the trust bundle but names
@@ -67,7 +72,7 @@ impl fmt::Display for ConnectError {
         match self {
             Self::Connect(_) => f.write_str("connect failed"),
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
-            Self::CredentialsExpired => f.write_str("local identity certificate has expired"),
+            Self::CredentialsUnusable(unusable) => unusable.fmt(f),
             Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
             Self::IdentityMismatch(_) => f.write_str("server identity mismatch"),
             Self::NoAnchorOfTrustDomain(refusal) => write!(
@@ -89,6 +94,7 @@ impl std::error::Error for ConnectError {
             Self::InvalidServerName(e) => Some(e),
             Self::IdentityMismatch(e) => Some(e),
             Self::NoAnchorOfTrustDomain(e) => Some(e),
+            Self::CredentialsUnusable(e) => Some(e),
             Self::Handshake(e) => Some(e),
             _ => None,
         }

@@ -5,7 +5,6 @@ use std::{
     pin::Pin,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll, ready},
-    time::SystemTime,
 };
 
 use hyper_util::{
@@ -65,8 +64,9 @@ pub(super) struct Handshake {
 }
 
 impl Handshake {
-    /// Checks that there are local credentials to present: an `mtls`
-    /// target without them fails before it connects.
+    /// Checks that there are local credentials to present, inside their
+    /// validity by the store's clock: an `mtls` target without them fails
+    /// before it connects.
     pub(super) fn prepare(
         shared: &Arc<Shared>,
         identity: Identity,
@@ -83,10 +83,11 @@ impl Handshake {
         let Some(snapshot) = shared.store.snapshot() else {
             return fail(HandshakeFailure::NoCredentials, ConnectError::NoCredentials);
         };
-        if snapshot.creds.chain_not_after() <= SystemTime::now() {
+        if let Err(unusable) = snapshot.creds.usable_at(shared.store.now()) {
+            snapshot.log_unusable(&unusable, "outbound");
             return fail(
-                HandshakeFailure::CredentialsExpired,
-                ConnectError::CredentialsExpired,
+                unusable.failure(),
+                ConnectError::CredentialsUnusable(unusable),
             );
         }
         Ok(Self {

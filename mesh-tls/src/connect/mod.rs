@@ -11,7 +11,8 @@
 //! rotations need no rebuild.
 //!
 //! An `mtls` target fails closed: when the handshake fails, or no local
-//! credentials are loaded, the connection fails. It never falls back to
+//! credentials are loaded, or those loaded are outside their validity
+//! ([`ConnectError::CredentialsUnusable`]), the connection fails. It never falls back to
 //! plaintext. Targets outside the mesh are configured
 //! [`OutboundTls::Plaintext`] explicitly. Connections carry a
 //! [`ServerTls`] into each response's extensions, and are retired from the
@@ -237,6 +238,7 @@ impl<C> TlsConnector<C> {
             let resolver = StoreClientCert::new(store.clone());
             let config = crate::provider::client_config(
                 store.provider(),
+                store.time_provider(),
                 Arc::new(verifier),
                 Arc::new(resolver),
                 config.alpn,

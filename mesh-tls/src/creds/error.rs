@@ -225,6 +225,89 @@ fn pem_problem(e: &rustls_pki_types::pem::Error, f: &mut fmt::Formatter<'_>) -> 
     }
 }
 
+/// The local credentials in service cannot be presented at this moment:
+/// their chain is outside its validity.
+///
+/// A certificate that has expired, or is not valid yet, would be refused
+/// by every peer that checks it, with an error about the peer's view of
+/// the certificate rather than the cause, and accepted by a peer that does
+/// not; so neither end of the mesh presents one. The connector fails the
+/// connection before it dials
+/// ([`ConnectError::CredentialsUnusable`](crate::ConnectError::CredentialsUnusable)),
+/// the acceptor refuses the handshake
+/// ([`AcceptError::CredentialsUnusable`](crate::accept::AcceptError::CredentialsUnusable)),
+/// and the store is not ready ([`CredentialStore::is_ready`](crate::CredentialStore::is_ready)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnusableCredentials {
+    /// The identity the certificate names.
+    pub identity: Identity,
+    /// Which end of the validity `now` is past.
+    pub validity: OutsideValidity,
+    /// The time the credentials were checked at, by the store's clock.
+    pub now: SystemTime,
+}
+
+/// Which end of a chain's validity a moment is past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutsideValidity {
+    /// The chain is not valid yet: a clock stepped back, or an issuer's
+    /// runs ahead.
+    NotYetValid {
+        /// When the last certificate of the chain becomes valid.
+        not_before: SystemTime,
+    },
+    /// The chain has expired, and no renewal replaced it.
+    Expired {
+        /// When the first certificate of the chain expired.
+        not_after: SystemTime,
+    },
+}
+
+impl UnusableCredentials {
+    /// How a handshake refused for this is counted in
+    /// `tls_handshake_failures_total`: `credentials_expired`, or, for a
+    /// chain not valid yet, `no_credentials` (no usable credentials).
+    pub(crate) fn failure(&self) -> crate::metrics::HandshakeFailure {
+        use crate::metrics::HandshakeFailure;
+        match self.validity {
+            OutsideValidity::Expired { .. } => HandshakeFailure::CredentialsExpired,
+            OutsideValidity::NotYetValid { .. } => HandshakeFailure::NoCredentials,
+        }
+    }
+}
+
+impl fmt::Display for UnusableCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let identity = &self.identity;
+        let now = Utc(self.now);
+        match self.validity {
+            OutsideValidity::Expired { not_after } => write!(
+                f,
+                "local identity certificate of {identity} expired at {} (notAfter; it is now \
+                 {now}) and no renewal replaced it",
+                Utc(not_after)
+            ),
+            OutsideValidity::NotYetValid { not_before } => write!(
+                f,
+                "local identity certificate of {identity} is not valid until {} (notBefore; it \
+                 is now {now})",
+                Utc(not_before)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UnusableCredentials {}
+
+impl From<UnusableCredentials> for CredentialError {
+    fn from(unusable: UnusableCredentials) -> Self {
+        match unusable.validity {
+            OutsideValidity::NotYetValid { not_before } => Self::NotYetValid { not_before },
+            OutsideValidity::Expired { not_after } => Self::Expired { not_after },
+        }
+    }
+}
+
 /// `error` and its causes, each after a `: `, for a log line: the store
 /// logs refusals, and the log is all an operator sees of a rotation the
 /// watcher refused.

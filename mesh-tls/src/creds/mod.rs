@@ -27,7 +27,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
 pub(crate) use self::error::Causes;
 pub(crate) use self::files::FileContents;
 pub use self::{
-    error::{CredentialError, RejectReason},
+    error::{CredentialError, OutsideValidity, RejectReason, UnusableCredentials},
     files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE},
 };
 use crate::{cert::CertNames, verify::AnchorDomains};
@@ -157,16 +157,7 @@ impl Credentials {
     /// [`CredentialError::Untrusted`] or
     /// [`CredentialError::NoAnchorOfTrustDomain`].
     pub fn check(&self, now: SystemTime) -> Result<(), CredentialError> {
-        if now < self.chain_not_before {
-            return Err(CredentialError::NotYetValid {
-                not_before: self.chain_not_before,
-            });
-        }
-        if now >= self.chain_not_after {
-            return Err(CredentialError::Expired {
-                not_after: self.chain_not_after,
-            });
-        }
+        self.usable_at(now)?;
         let (leaf, intermediates) = match self.key.cert.split_first() {
             Some(split) => split,
             None => return Err(CredentialError::NoCertificate),
@@ -196,6 +187,36 @@ impl Credentials {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether the credentials can be presented at `now`: whether every
+    /// certificate of the chain to the trust bundle is valid then. The one
+    /// check of the clock the connector, the acceptor and the store's
+    /// readiness share; it compares two times read when the credentials
+    /// loaded, so it costs nothing on a handshake. [`Credentials::check`]
+    /// starts with it.
+    ///
+    /// # Errors
+    ///
+    /// [`UnusableCredentials`], naming the identity and the end of the
+    /// validity `now` is past.
+    pub fn usable_at(&self, now: SystemTime) -> Result<(), UnusableCredentials> {
+        let validity = if now < self.chain_not_before {
+            OutsideValidity::NotYetValid {
+                not_before: self.chain_not_before,
+            }
+        } else if now >= self.chain_not_after {
+            OutsideValidity::Expired {
+                not_after: self.chain_not_after,
+            }
+        } else {
+            return Ok(());
+        };
+        Err(UnusableCredentials {
+            identity: self.identity.clone(),
+            validity,
+            now,
+        })
     }
 
     /// The identity the workload certificate names.

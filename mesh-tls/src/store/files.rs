@@ -128,7 +128,7 @@ impl Watched {
         if unchanged {
             // Read twice alike: no writer was half-way through it.
             self.report(store);
-            let due = self.valid_from.is_some_and(|t| SystemTime::now() >= t);
+            let due = self.valid_from.is_some_and(|t| store.now() >= t);
             if !due {
                 return;
             }

@@ -21,19 +21,26 @@ mod files;
 mod source;
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
 use arc_swap::ArcSwapOption;
 use mesh_core::{Identity, TrustDomain, admin::ReadinessGate};
-use rustls::{RootCertStore, ServerConfig, crypto::CryptoProvider};
+use rustls::{
+    RootCertStore, ServerConfig,
+    crypto::CryptoProvider,
+    time_provider::{DefaultTimeProvider, TimeProvider},
+};
 use tokio::sync::watch;
 
 pub use self::source::{CredentialSource, SourceTask};
 use crate::{
     cert::in_trust_domain,
-    creds::{Causes, CredentialError, Credentials},
+    creds::{Causes, CredentialError, Credentials, UnusableCredentials},
     metrics::TlsMetrics,
     retire::RetireList,
 };
@@ -63,6 +70,9 @@ pub struct CredentialStore {
 #[derive(Debug)]
 struct Shared {
     provider: Arc<CryptoProvider>,
+    /// The clock every check of the credentials' validity reads, and the
+    /// rustls configs built on the store.
+    time: Arc<dyn TimeProvider>,
     current: ArcSwapOption<Snapshot>,
     writer: Mutex<Writer>,
     metrics: TlsMetrics,
@@ -96,6 +106,14 @@ pub(crate) struct Snapshot {
     pub(crate) server_permissive: Arc<ServerConfig>,
     /// Client certificates required (strict ports).
     pub(crate) server_strict: Arc<ServerConfig>,
+    /// Refuses every handshake, with rustls's fatal alert for a server
+    /// that has no certificate to present: for a ClientHello that arrives
+    /// while these credentials are outside their validity.
+    pub(crate) server_refusing: Arc<ServerConfig>,
+    /// Whether a handshake refused because these credentials were outside
+    /// their validity was logged as an error: once per credential set, not
+    /// once per connection.
+    pub(crate) unusable_logged: AtomicBool,
     /// Client connections opened while these credentials were current.
     pub(crate) connections: RetireList,
 }
@@ -109,9 +127,25 @@ impl Default for CredentialStore {
 impl CredentialStore {
     /// An empty store: not ready until credentials are loaded.
     pub fn new(config: StoreConfig) -> Self {
+        Self::with_time_provider(config, Arc::new(DefaultTimeProvider))
+    }
+
+    /// An empty store that tells the time by `time` rather than the system
+    /// clock: whether credentials are valid when they load, whether those
+    /// in service can still be presented at a handshake, and the time the
+    /// peer's certificates are verified at (the rustls configs the store
+    /// builds, and the connectors built on it, carry the same clock).
+    ///
+    /// For tests that move the clock past a certificate's `notAfter`, or
+    /// back before its `notBefore`, without waiting; and for a process
+    /// whose wall clock is not the one to trust. A clock that cannot tell
+    /// the time (`current_time` returns `None`) is read as the system
+    /// clock by the store's own checks, while rustls fails the handshake.
+    pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 provider: crate::provider(),
+                time,
                 current: ArcSwapOption::empty(),
                 writer: Mutex::new(Writer {
                     trust_domain: config.trust_domain,
@@ -140,6 +174,12 @@ impl CredentialStore {
 
     /// Opens `gate` once valid credentials are loaded (at once, if they
     /// already are), so that `/ready` answers 503 until then.
+    ///
+    /// The gate does not close again when the credentials in service
+    /// expire before a renewal replaces them: a
+    /// [`ReadinessGate`] only opens. [`CredentialStore::is_ready`] does
+    /// turn false then, and the acceptor and connector refuse to present
+    /// the expired certificate.
     pub fn set_readiness(&self, mut gate: ReadinessGate) {
         let mut writer = self.lock();
         if self.shared.current.load().is_some() {
@@ -173,7 +213,7 @@ impl CredentialStore {
 
     fn try_update(&self, creds: Credentials) -> Result<(), CredentialError> {
         let mut writer = self.lock();
-        creds.check(SystemTime::now())?;
+        creds.check(self.now())?;
         let identity = creds.identity();
         if let Some(expected) = &writer.identity
             && identity != expected
@@ -195,7 +235,7 @@ impl CredentialStore {
         if current.as_ref().is_some_and(|c| c.creds.same_as(&creds)) {
             return Ok(());
         }
-        let snapshot = Snapshot::build(&self.shared.provider, creds)?;
+        let snapshot = Snapshot::build(&self.shared.provider, &self.shared.time, creds)?;
         // When the identity ends: the chain's end, which an intermediate
         // can bring before the workload certificate's, and which
         // connections are retired against.
@@ -270,9 +310,32 @@ impl CredentialStore {
             .map(|s| s.creds.identity().clone())
     }
 
-    /// Whether valid credentials have been loaded.
+    /// Whether credentials are in service that can be presented now: loaded,
+    /// and inside their validity by the store's clock
+    /// ([`Credentials::usable_at`]). It turns false when the credentials in
+    /// service expire before a renewal replaces them (or the clock steps
+    /// back before their `notBefore`), as the connector and the acceptor
+    /// then refuse to present them; the next valid set loaded makes it
+    /// true again.
     pub fn is_ready(&self) -> bool {
-        self.shared.current.load().is_some()
+        self.shared
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|s| s.creds.usable_at(self.now()).is_ok())
+    }
+
+    /// The time by the store's clock ([`CredentialStore::with_time_provider`]).
+    pub(crate) fn now(&self) -> SystemTime {
+        match self.shared.time.current_time() {
+            Some(now) => SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs()),
+            None => SystemTime::now(),
+        }
+    }
+
+    /// The store's clock, for the rustls configs built on it.
+    pub(crate) fn time_provider(&self) -> &Arc<dyn TimeProvider> {
+        &self.shared.time
     }
 
     /// The trust domain updates must stay in, once known.
@@ -305,7 +368,11 @@ impl CredentialStore {
 }
 
 impl Snapshot {
-    fn build(provider: &Arc<CryptoProvider>, creds: Credentials) -> Result<Self, CredentialError> {
+    fn build(
+        provider: &Arc<CryptoProvider>,
+        time: &Arc<dyn TimeProvider>,
+        creds: Credentials,
+    ) -> Result<Self, CredentialError> {
         let mut roots = RootCertStore::empty();
         for root in creds.roots() {
             roots.add(root.clone()).map_err(CredentialError::Config)?;
@@ -316,6 +383,7 @@ impl Snapshot {
         let server = |require| {
             crate::provider::server_config(
                 provider,
+                time,
                 key.clone(),
                 roots.clone(),
                 domains.clone(),
@@ -326,9 +394,31 @@ impl Snapshot {
         Ok(Self {
             server_permissive: server(false)?,
             server_strict: server(true)?,
+            server_refusing: crate::provider::refusing_server_config(provider, time)
+                .map_err(CredentialError::Config)?,
+            unusable_logged: AtomicBool::new(false),
             roots,
             creds,
             connections: RetireList::default(),
         })
+    }
+}
+
+impl Snapshot {
+    /// Logs, as an error, the first handshake refused because these
+    /// credentials are `unusable`: the workload cannot be reached over
+    /// mutual TLS, nor reach anyone, until new credentials load. Later
+    /// refusals are not logged again, so that a busy port does not flood
+    /// the log; they are counted in `tls_handshake_failures_total`.
+    pub(crate) fn log_unusable(&self, unusable: &UnusableCredentials, direction: &str) {
+        if !self.unusable_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                error = %unusable,
+                identity = %unusable.identity,
+                direction,
+                "refusing tls: the local identity certificate is outside its validity; \
+                 connections fail until valid credentials load"
+            );
+        }
     }
 }

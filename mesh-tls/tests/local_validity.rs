@@ -1,0 +1,169 @@
+//! Neither end of the mesh presents a local certificate outside its
+//! validity: a certificate that expired before a renewal replaced it (or
+//! that is not valid yet, after the clock stepped back) would be refused by
+//! a careful peer with an error about the peer's view of it, and accepted
+//! by a lax one. The store's clock is injected, so that the certificates
+//! expire without waiting.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+mod validity;
+
+use mesh_core::Tls;
+use mesh_tls::{
+    AcceptConfig, ConnectError, CredentialStore, InboundMode, StoreConfig, TlsAccept,
+    creds::OutsideValidity,
+};
+use rustls::AlertDescription;
+use support::*;
+use validity::*;
+
+#[tokio::test]
+async fn the_same_certificate_serves_while_the_clock_is_inside_its_validity() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1);
+    let store = pki.store(&clock, API);
+    let accept = TlsAccept::new(store.clone(), AcceptConfig::default());
+
+    // One second before the notAfter, it serves; at the notAfter, not.
+    clock.set(JAN_1 + DAY - 1);
+    assert!(store.is_ready());
+    let (verdict, client) = handshake(&accept).await;
+    client.unwrap();
+    assert_eq!(verdict.unwrap().tls, Tls::NoClientCert);
+
+    clock.set(JAN_1 + DAY);
+    let (verdict, client) = handshake(&accept).await;
+    assert_alerted(client);
+    refusal(verdict);
+
+    // The clock corrected back inside the validity: served again.
+    clock.set(JAN_1 + DAY / 2);
+    assert!(store.is_ready());
+    let (verdict, client) = handshake(&accept).await;
+    client.unwrap();
+    assert_eq!(verdict.unwrap().tls, Tls::NoClientCert);
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_is_not_valid_yet_refuses_the_handshake() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1);
+    let store = pki.store(&clock, API);
+    let accept = TlsAccept::new(store.clone(), AcceptConfig::default());
+
+    // The clock stepped back an hour before the certificate's notBefore.
+    clock.set(JAN_1 - 3600);
+    assert!(!store.is_ready());
+    let (verdict, client) = handshake(&accept).await;
+    assert_alerted(client);
+    let unusable = refusal(verdict);
+    assert_eq!(
+        unusable.validity,
+        OutsideValidity::NotYetValid {
+            not_before: at(JAN_1)
+        }
+    );
+    assert_eq!(
+        unusable.to_string(),
+        "local identity certificate of spiffe://example.org/ns/shop/sa/api is not valid until \
+         2030-01-01T00:00:00Z (notBefore; it is now 2029-12-31T23:00:00Z)"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_to_a_fresh_certificate_serves_again_without_a_restart() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1);
+    let store = pki.store(&clock, API);
+    let accept = TlsAccept::new(store.clone(), AcceptConfig::default());
+
+    clock.set(JAN_1 + DAY + 60);
+    let (verdict, client) = handshake(&accept).await;
+    assert_alerted(client);
+    refusal(verdict);
+
+    // Renewal succeeds at last: the same acceptor serves the new one.
+    store
+        .update(pki.creds(API, JAN_1 + DAY, JAN_1 + 2 * DAY))
+        .unwrap();
+    assert!(store.is_ready());
+    let (verdict, client) = handshake(&accept).await;
+    client.unwrap();
+    assert_eq!(verdict.unwrap().tls, Tls::NoClientCert);
+}
+
+/// End to end, strict mutual TLS between two mesh workloads on one clock:
+/// the server's expired certificate fails the client's request with the
+/// server's alert, and a rotation on the server brings it back.
+#[tokio::test]
+async fn a_mesh_client_sees_the_handshake_fail_until_the_server_rotates() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1);
+    let server_store = pki.store(&clock, API);
+    let client_store = CredentialStore::with_time_provider(StoreConfig::default(), clock.clone());
+    let server = serve(server_store.clone(), InboundMode::Strict).await;
+
+    // The client's own certificate runs a day longer than the server's.
+    clock.set(JAN_1 + DAY + 60);
+    client_store
+        .update(pki.creds(WEB, JAN_1, JAN_1 + 2 * DAY))
+        .unwrap();
+    let mut client = client(connector(client_store, server.addr, API));
+    let error = get(&mut client, server.addr).await.err().unwrap();
+    assert_eq!(
+        find::<rustls::Error>(&*error),
+        Some(&rustls::Error::AlertReceived(
+            AlertDescription::AccessDenied
+        )),
+        "{error:?}"
+    );
+
+    server_store
+        .update(pki.creds(API, JAN_1 + DAY, JAN_1 + 2 * DAY))
+        .unwrap();
+    let reply = get(&mut client, server.addr).await.unwrap();
+    assert_eq!(reply.body, format!("mutual {WEB}"));
+    server.stop().await;
+}
+
+/// The connector refuses to present its certificate outside its validity
+/// at either end, naming the identity and the time.
+#[tokio::test]
+async fn a_client_presents_no_certificate_outside_its_validity() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1);
+    let server = serve(pki.store(&clock, API), InboundMode::Strict).await;
+    let client_store = CredentialStore::with_time_provider(StoreConfig::default(), clock.clone());
+    client_store
+        .update(pki.creds(WEB, JAN_1, JAN_1 + DAY))
+        .unwrap();
+    let mut client = client(connector(client_store.clone(), server.addr, API));
+
+    for (now, validity) in [
+        (
+            JAN_1 - 60,
+            OutsideValidity::NotYetValid {
+                not_before: at(JAN_1),
+            },
+        ),
+        (
+            JAN_1 + DAY,
+            OutsideValidity::Expired {
+                not_after: at(JAN_1 + DAY),
+            },
+        ),
+    ] {
+        clock.set(now);
+        let error = get(&mut client, server.addr).await.err().unwrap();
+        match find::<ConnectError>(&*error) {
+            Some(ConnectError::CredentialsUnusable(unusable)) => {
+                assert_eq!(unusable.validity, validity);
+                assert_eq!(unusable.identity, id(WEB));
+                assert_eq!(unusable.now, at(now));
+            }
+            _ => panic!("{error:?}"),
+        }
+    }
+    server.stop().await;
+}
