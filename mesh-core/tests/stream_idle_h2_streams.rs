@@ -312,3 +312,30 @@ async fn http2_a_refused_stream_does_not_shift_the_streams_after_it() {
     let (report, _) = in_real_time(next(&mut got)).await;
     assert_eq!(report, seen("/busy", Seen::Answered));
 }
+
+#[tokio::test]
+async fn http2_many_streams_opened_at_once_are_all_served() {
+    let (addr, _got) = server().await;
+    let send = http2(addr).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let mut send = send.clone();
+        calls.spawn(async move {
+            let (tx, req) = post(&format!("/{i}"));
+            let res = tokio::spawn(send.send_request(req));
+            // Half send a body, half end theirs at once.
+            if i % 2 == 0 {
+                tx.send(Bytes::from_static(b"abc")).await.unwrap();
+            }
+            drop(tx);
+            let res = res.await.unwrap().unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, if i % 2 == 0 { "got 3" } else { "got 0" });
+        });
+    }
+    let served = tokio::time::timeout(Duration::from_secs(10), calls.join_all())
+        .await
+        .expect("a stream was never served");
+    assert_eq!(served.len(), 100);
+}
