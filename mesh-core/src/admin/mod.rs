@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `GET /live` | `200 live` while the process serves at all |
 //! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
-//! | `GET /metrics` | the registry in OpenMetrics text |
+//! | `GET /metrics` | the registry in OpenMetrics text, or in the Prometheus text format 0.0.4, as `Accept` asks ([below](#metrics)) |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, and not from a web page (`Origin` or `Sec-Fetch-Site`), `403` otherwise |
 //! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
 //! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`](mod@env)); only from loopback; `404` unless [`Admin::with_env`] turned it on |
@@ -20,6 +20,38 @@
 //! port through DNS rebinding ([`local`](mod@local)). `/live`, `/ready` and
 //! `/metrics` are served to anyone who can connect: kubelet probes and
 //! Prometheus scrapes come from other hosts.
+//!
+//! # Metrics
+//!
+//! Prometheus reads OpenMetrics, and asks for it first; `promtool check
+//! metrics`, older agents and anything that asks for `text/plain` read only
+//! the Prometheus text format 0.0.4. `/metrics` serves both, chosen by the
+//! request's `Accept` as Prometheus' [content negotiation] document asks of
+//! a scrape target: the format `Accept` weighs highest (its `q`-values
+//! honoured, the most specific range deciding), and text 0.0.4 when it
+//! names neither. So:
+//!
+//! | `Accept` | answer (`Content-Type`) |
+//! |---|---|
+//! | Prometheus' own, which prefers `application/openmetrics-text;version=1.0.0` | `application/openmetrics-text; version=1.0.0; charset=utf-8` |
+//! | `application/openmetrics-text` weighed above `text/plain` | the same |
+//! | `text/plain`, `text/plain;version=0.0.4` | `text/plain; version=0.0.4; charset=utf-8` |
+//! | none at all, or curl's `*/*` | the same: 0.0.4 |
+//!
+//! No `Accept` gets text 0.0.4 because RFC 9110 §12.5.1 reads a missing
+//! header as `*/*`, and between formats the client did not name, the one
+//! every consumer reads is the safe one; client_golang's `promhttp`
+//! answers the same. A client that wants exemplars and `_created` asks for
+//! OpenMetrics, as Prometheus does. The answer carries `Vary: Accept`.
+//!
+//! prometheus-client writes only OpenMetrics, so the 0.0.4 answer is its
+//! text rewritten, once per scrape. A counter family's `# TYPE` and
+//! `# HELP` lines name its `_total` sample; an info metric becomes a gauge
+//! named `…_info`; `unknown` becomes `untyped`; `# UNIT`, exemplars,
+//! `_created` samples and `# EOF` are left out; and `\"` in `# HELP`
+//! becomes `"`, since 0.0.4 escapes only `\\` and `\n` there.
+//!
+//! [content negotiation]: https://prometheus.io/docs/instrumenting/content_negotiation/
 //!
 //! # Extensions
 //!
@@ -60,6 +92,7 @@
 //! ```
 
 pub mod env;
+mod exposition;
 pub mod future;
 pub mod local;
 pub mod log_level;
@@ -91,9 +124,14 @@ use crate::{
 /// [`Admin::with_extension`].
 pub type AdminExtension = BoxCloneSyncService<Request<BoxBody>, Response<BoxBody>, Infallible>;
 
-/// The OpenMetrics content type.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The OpenMetrics content type: `/metrics` answers in it when the
+/// request's `Accept` prefers it ([metrics](self#metrics)).
+pub const OPENMETRICS_CONTENT_TYPE: &str = exposition::OPENMETRICS;
+
+/// The Prometheus text format 0.0.4 content type: `/metrics` answers in it
+/// unless the request's `Accept` prefers OpenMetrics
+/// ([metrics](self#metrics)).
+pub const TEXT_CONTENT_TYPE: &str = exposition::TEXT_004;
 
 /// The admin service. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -195,7 +233,7 @@ impl Admin {
                     )
                 }
             }
-            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(),
+            (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(req.headers()),
             (&Method::POST, "/shutdown") => self.shutdown(req),
             (_, "/env.json") => env::serve(self.env.as_ref(), req),
             (_, "/live" | "/ready" | "/metrics") => method_not_allowed("GET, HEAD"),
@@ -205,19 +243,39 @@ impl Admin {
         Some(res)
     }
 
-    fn metrics(&self) -> Response<BoxBody> {
-        let mut out = String::with_capacity(16 * 1024);
+    /// The registry in the format `headers` ask for ([metrics](self#metrics)).
+    fn metrics(&self, headers: &header::HeaderMap) -> Response<BoxBody> {
+        let format = exposition::Format::negotiate(headers);
+        let mut openmetrics = String::with_capacity(16 * 1024);
         if let Err(error) =
-            prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)
+            prometheus_client::encoding::text::encode(&mut openmetrics, &self.inner.registry)
         {
             tracing::warn!(%error, "cannot encode metrics");
             return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n");
         }
+        let out = match format {
+            exposition::Format::OpenMetrics => openmetrics,
+            exposition::Format::Text004 => {
+                let mut out = String::with_capacity(openmetrics.len());
+                if let Err(error) = exposition::to_text_004(&openmetrics, &mut out) {
+                    tracing::warn!(%error, "cannot write metrics in the text format 0.0.4");
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot write metrics in the text format 0.0.4: {error}\n"),
+                    );
+                }
+                out
+            }
+        };
         let mut res = Response::new(body::full(out));
-        res.headers_mut().insert(
+        let headers = res.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
-            header::HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+            header::HeaderValue::from_static(format.content_type()),
         );
+        // The body depends on `Accept`: a cache must not hand one client's
+        // format to another (RFC 9110 §12.5.5).
+        headers.insert(header::VARY, header::HeaderValue::from_static("accept"));
         res
     }
 

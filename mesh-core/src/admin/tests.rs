@@ -248,3 +248,159 @@ async fn a_log_filter_body_that_fails_to_arrive_is_not_called_too_large() {
     let res = admin.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// A registry with one family of each type the proxy registers: a
+/// counter, a gauge, a histogram and an info metric.
+fn registry_of_every_type() -> Registry {
+    use prometheus_client::metrics::{
+        counter::Counter, gauge::Gauge, histogram::Histogram, info::Info,
+    };
+    let mut registry = Registry::default();
+    let requests = Counter::<u64>::default();
+    registry.register("request", "Requests seen", requests.clone());
+    requests.inc_by(2);
+    let open = Gauge::<i64>::default();
+    registry.register("tcp_open_connections", "Connections open", open.clone());
+    open.set(1);
+    let latency = Histogram::new([10.0]);
+    registry.register("response_latency_ms", "Latency", latency.clone());
+    latency.observe(4.0);
+    registry.register(
+        "proxy_build",
+        "Build",
+        Info::new(vec![("version".to_owned(), "1.2.3".to_owned())]),
+    );
+    registry
+}
+
+const METRICS_OPENMETRICS: &str = "# HELP request Requests seen.\n\
+     # TYPE request counter\n\
+     request_total 2\n\
+     # HELP tcp_open_connections Connections open.\n\
+     # TYPE tcp_open_connections gauge\n\
+     tcp_open_connections 1\n\
+     # HELP response_latency_ms Latency.\n\
+     # TYPE response_latency_ms histogram\n\
+     response_latency_ms_sum 4.0\n\
+     response_latency_ms_count 1\n\
+     response_latency_ms_bucket{le=\"10.0\"} 1\n\
+     response_latency_ms_bucket{le=\"+Inf\"} 1\n\
+     # HELP proxy_build Build.\n\
+     # TYPE proxy_build info\n\
+     proxy_build_info{version=\"1.2.3\"} 1\n\
+     # EOF\n";
+
+const METRICS_TEXT_004: &str = "# HELP request_total Requests seen.\n\
+     # TYPE request_total counter\n\
+     request_total 2\n\
+     # HELP tcp_open_connections Connections open.\n\
+     # TYPE tcp_open_connections gauge\n\
+     tcp_open_connections 1\n\
+     # HELP response_latency_ms Latency.\n\
+     # TYPE response_latency_ms histogram\n\
+     response_latency_ms_sum 4.0\n\
+     response_latency_ms_count 1\n\
+     response_latency_ms_bucket{le=\"10.0\"} 1\n\
+     response_latency_ms_bucket{le=\"+Inf\"} 1\n\
+     # HELP proxy_build_info Build.\n\
+     # TYPE proxy_build_info gauge\n\
+     proxy_build_info{version=\"1.2.3\"} 1\n";
+
+#[tokio::test]
+async fn metrics_over_a_socket_answer_in_the_format_accept_asks_for() {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+    use crate::serve::{Server, ServerConfig, shutdown};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, stop) = shutdown::channel();
+    let admin = Admin::new(registry_of_every_type(), Readiness::new());
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, admin, stop));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+
+    const PROMETHEUS_2: &str = "application/openmetrics-text;version=1.0.0,\
+        application/openmetrics-text;version=0.0.1;q=0.75,\
+        text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;\
+        escaping=allow-utf8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,\
+        text/plain;version=1.0.0;escaping=allow-utf8;q=0.3,\
+        text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+    let openmetrics = (super::OPENMETRICS_CONTENT_TYPE, METRICS_OPENMETRICS);
+    let text = (super::TEXT_CONTENT_TYPE, METRICS_TEXT_004);
+    for (accept, (content_type, body)) in [
+        (None, text),
+        (Some("*/*"), text),
+        (Some("text/plain"), text),
+        (Some("text/plain;version=0.0.4"), text),
+        (Some(PROMETHEUS_2), openmetrics),
+        (Some(PROMETHEUS_3), openmetrics),
+        (Some("application/openmetrics-text"), openmetrics),
+        (
+            Some("application/openmetrics-text;q=0.8, text/plain;q=0.9"),
+            text,
+        ),
+    ] {
+        let mut req = Request::get(format!("http://{addr}/metrics"));
+        if let Some(accept) = accept {
+            req = req.header(http::header::ACCEPT, accept);
+        }
+        let res = client
+            .request(req.body(Empty::new()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "Accept: {accept:?}");
+        assert_eq!(
+            res.headers()[http::header::CONTENT_TYPE],
+            content_type,
+            "Accept: {accept:?}"
+        );
+        assert_eq!(
+            res.headers()[http::header::VARY],
+            "accept",
+            "Accept: {accept:?}"
+        );
+        let got = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            String::from_utf8(got.to_vec()).unwrap(),
+            body,
+            "Accept: {accept:?}"
+        );
+    }
+    assert_eq!(
+        super::TEXT_CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert_eq!(
+        super::OPENMETRICS_CONTENT_TYPE,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_that_cannot_be_rewritten_as_0_0_4_are_a_500_naming_the_line() {
+    use prometheus_client::metrics::{counter::Counter, family::Family};
+    // prometheus-client writes label values as given: a raw quote leaves
+    // the label set open, which no reader of either format can parse.
+    let mut registry = Registry::default();
+    let hits = Family::<Vec<(String, String)>, Counter>::default();
+    registry.register("hits", "Hits", hits.clone());
+    hits.get_or_create(&vec![("path".into(), "a\"b".into())])
+        .inc();
+    let admin = Admin::new(registry, Readiness::new());
+    let req = Request::get("/metrics")
+        .header(http::header::ACCEPT, "text/plain")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = admin.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        String::from_utf8(body.to_vec()).unwrap(),
+        "cannot write metrics in the text format 0.0.4: OpenMetrics line 3: labels that are \
+         never closed\n"
+    );
+}
