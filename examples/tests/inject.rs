@@ -29,6 +29,7 @@ const CASES: &[&str] = &[
     "disabled",
     "namespace",
     "linkerd-annotations",
+    "ports",
     "passthrough",
 ];
 
@@ -105,6 +106,43 @@ fn names(list: &Value) -> Vec<&str> {
     list.as_sequence()
         .map(|items| items.iter().map(|i| i["name"].as_str().unwrap()).collect())
         .unwrap_or_default()
+}
+
+#[test]
+fn linkerds_port_annotations_reach_the_sidecars_environment_and_udp_is_warned_of() {
+    let injected = golden("ports");
+    assert_eq!(
+        outcomes(&injected),
+        ["web", "dns"].map(|n| (n.to_owned(), Outcome::Injected))
+    );
+    let documents = documents(&injected.yaml);
+    let proxy = |document: &Value| {
+        pod_spec(document, &["spec", "template", "spec", "containers"])[0].clone()
+    };
+    let web = proxy(&documents[0]);
+    assert_eq!(web["name"], "mesh-proxy");
+    let env: Vec<(&str, &str)> = web["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("MESH_INBOUND_LISTEN_ADDR", "0.0.0.0:5143"),
+            ("MESH_ADMIN_LISTEN_ADDR", "0.0.0.0:5191"),
+        ]
+    );
+    assert_eq!(web["readinessProbe"]["httpGet"]["port"], 5191);
+    // Without an annotation, no variable: the file decides.
+    let dns = proxy(&documents[1]);
+    assert_eq!(dns["name"], "mesh-proxy");
+    assert!(dns["env"].is_null(), "{dns:?}");
+    assert!(injected.notes[0].unproxied.is_empty());
+    let udp = &injected.notes[1].unproxied;
+    assert_eq!(udp.len(), 1, "{udp:?}");
+    assert_eq!((udp[0].container.as_str(), udp[0].port), ("coredns", 53));
 }
 
 #[test]

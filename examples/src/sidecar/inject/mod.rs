@@ -70,9 +70,19 @@
 //!   an error, as the container runs as non-root) and `runAsGroup`; for
 //!   `config.linkerd.io/image-pull-policy`, its `imagePullPolicy`; for
 //!   `config.linkerd.io/inbound-port`, `outbound-port` and `admin-port`,
-//!   the ports it declares and is probed on, which the ConfigMap's
-//!   `sidecar.yaml` must listen on (`inbound.listen`, `outbound.listen`,
-//!   `admin.listen`): inject does not write it. A value Linkerd would
+//!   where the sidecar listens: the container's environment variables
+//!   [`MESH_INBOUND_LISTEN_ADDR`] (`0.0.0.0:<port>`),
+//!   [`MESH_OUTBOUND_LISTEN_ADDR`] (`127.0.0.1:<port>`) and
+//!   [`MESH_ADMIN_LISTEN_ADDR`] (`0.0.0.0:<port>`), which the sidecar
+//!   follows over its `sidecar.yaml`, as Linkerd's injector sets
+//!   `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` and the others
+//!   (`charts/partials/templates/_proxy.tpl` in `linkerd/linkerd2`), and
+//!   the ports the container declares and is probed on. Only an
+//!   annotated port gets its variable: without one, the ConfigMap's
+//!   `sidecar.yaml` says where the sidecar listens, as it did before
+//!   (and should keep to the ports the container declares, the
+//!   defaults). The inbound one needs `inbound.app` in that file, as a
+//!   written `inbound.listen` does. A value Linkerd would
 //!   drop with a log line (a port that is not a port, a user that is not
 //!   a number) is an error naming the annotation, the document and the
 //!   value.
@@ -229,6 +239,17 @@
 //! lines only). The output is written all the same. A workload
 //! left out (above) gets none: Linkerd may read them there.
 //!
+//! # Ports it does not proxy
+//!
+//! The sidecar proxies TCP. A port an injected workload's container (or
+//! init container) declares with `protocol: UDP` or `SCTP` keeps
+//! reaching the container directly, without mutual TLS, authorization
+//! policy or metrics, so each one gets a warning on standard error after
+//! the workload's note, naming the container, the port and where it is
+//! written ([`UnproxiedPort`]); the output is written all the same.
+//! `linkerd inject` injects such a workload too, and warns that it `uses
+//! "protocol: UDP"` (`checkUDPPorts` in its `pkg/inject/report.go`).
+//!
 //! # Output
 //!
 //! Injecting is idempotent: the parts it adds are rewritten in place to
@@ -304,6 +325,9 @@
 //! ```
 //!
 //! [`MESH_INGRESS_MODE`]: crate::sidecar::config::INGRESS_MODE_ENV
+//! [`MESH_INBOUND_LISTEN_ADDR`]: crate::sidecar::config::INBOUND_LISTEN_ENV
+//! [`MESH_OUTBOUND_LISTEN_ADDR`]: crate::sidecar::config::OUTBOUND_LISTEN_ENV
+//! [`MESH_ADMIN_LISTEN_ADDR`]: crate::sidecar::config::ADMIN_LISTEN_ENV
 
 mod emit;
 mod error;
@@ -317,6 +341,7 @@ mod raw;
 mod resources;
 mod rule;
 mod settings;
+mod unproxied;
 mod warning;
 mod workload;
 mod yaml;
@@ -336,6 +361,7 @@ pub use self::{
         OUTBOUND_PORT, SECRET_SUFFIX, SIDECAR_BINARY,
     },
     rule::INJECT_ANNOTATION,
+    unproxied::UnproxiedPort,
     warning::{Unread, Warning},
     workload::{INJECTED_ANNOTATION, VERSION_ANNOTATION, WorkloadKind},
 };
@@ -438,14 +464,14 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     let mut refused = Vec::new();
     for (context, document) in &mut documents {
         for object in objects(document).map_err(|p| p.into_error(text, context))? {
-            let (outcome, warnings) = match WorkloadKind::of(&object.api_version, &object.kind) {
+            let injection = match WorkloadKind::of(&object.api_version, &object.kind) {
                 Some(kind) => {
                     workload::inject(object.value, &object.path, kind, &namespaces, config)
                         .map_err(|p| p.into_error(text, context))?
                 }
-                None => (Outcome::NotAWorkload, Vec::new()),
+                None => Outcome::NotAWorkload.into(),
             };
-            let note = note(context, object, outcome, warnings);
+            let note = note(context, object, injection);
             match note.outcome {
                 Outcome::HostNetwork | Outcome::OtherProxy(_) => refused.push(note),
                 _ => notes.push(note),

@@ -7,6 +7,7 @@ use std::{
 
 use super::{
     rule::{INJECT_ANNOTATION, LINKERD_INJECT_ANNOTATION as LINKERD_INJECT},
+    unproxied::UnproxiedPort,
     warning::Warning,
 };
 
@@ -92,7 +93,8 @@ impl fmt::Display for DisabledBy {
 
 /// What was done to one object of the input, such as
 /// `emojivoto.yaml: document 1, items[2] (Deployment web): injected`,
-/// and what its sidecar does not follow.
+/// what its sidecar does not follow, and which of its ports it does not
+/// proxy.
 ///
 /// Displayed, it is that line and then a line for each warning, with the
 /// same start.
@@ -113,6 +115,10 @@ pub struct Note {
     /// The Linkerd annotations over an injected workload that its
     /// sidecar does not follow. Empty for an object not injected.
     pub warnings: Vec<Warning>,
+    /// The ports an injected workload's containers declare over UDP or
+    /// SCTP, which its sidecar does not proxy. Empty for an object not
+    /// injected.
+    pub unproxied: Vec<UnproxiedPort>,
 }
 
 impl Note {
@@ -148,6 +154,10 @@ impl fmt::Display for Note {
         for warning in &self.warnings {
             f.write_str("\n")?;
             self.line(f, warning)?;
+        }
+        for port in &self.unproxied {
+            f.write_str("\n")?;
+            self.line(f, port)?;
         }
         Ok(())
     }

@@ -5,7 +5,8 @@ use mesh_core::resource::{DocumentContext, ResourceErrorKind};
 use serde_yaml_ng::Value;
 
 use super::{
-    Note, Outcome, Warning,
+    Note,
+    workload::Injection,
     yaml::{self, FieldPath, Problem},
 };
 
@@ -81,8 +82,7 @@ fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Obj
 pub(super) fn note(
     context: &DocumentContext<'_>,
     object: Object<'_>,
-    outcome: Outcome,
-    warnings: Vec<Warning>,
+    injection: Injection,
 ) -> Note {
     Note {
         origin: context.origin().to_owned(),
@@ -90,7 +90,8 @@ pub(super) fn note(
         item: object.item,
         kind: object.kind,
         name: object.name,
-        outcome,
-        warnings,
+        outcome: injection.outcome,
+        warnings: injection.warnings,
+        unproxied: injection.unproxied,
     }
 }

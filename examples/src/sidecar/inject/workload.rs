@@ -11,6 +11,7 @@ use super::{
     resources::{ProxyResources, ResourceAnnotations},
     rule::{self, ProxyMode},
     settings::{Ports, ProxySettings, SaidOn, SettingAnnotations},
+    unproxied::{UnproxiedPort, unproxied_ports},
     warning::{self, Found, Scope, Unread, Warning},
     yaml::{self, AddAt, FieldPath, Problem},
 };
@@ -114,17 +115,38 @@ impl WorkloadKind {
     }
 }
 
+/// What injecting one workload did, and what its sidecar will not do.
+pub(super) struct Injection {
+    pub(super) outcome: Outcome,
+    /// The Linkerd annotations over it that the sidecar does not follow.
+    pub(super) warnings: Vec<Warning>,
+    /// Its containers' ports that the sidecar does not proxy.
+    pub(super) unproxied: Vec<UnproxiedPort>,
+}
+
+impl From<Outcome> for Injection {
+    /// A workload not injected: nothing to warn of.
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            warnings: Vec::new(),
+            unproxied: Vec::new(),
+        }
+    }
+}
+
 /// Injects the sidecar into the pod template of `object`, a workload of
 /// kind `kind` at `path` of its document, unless `mesh.io/inject` says not
 /// to; with a warning for each Linkerd annotation over an injected
-/// workload that its sidecar does not follow.
+/// workload that its sidecar does not follow, and for each port of its
+/// containers that the sidecar does not proxy.
 pub(super) fn inject(
     object: &mut Value,
     path: &FieldPath,
     kind: WorkloadKind,
     namespaces: &Namespaces,
     config: &InjectConfig,
-) -> Result<(Outcome, Vec<Warning>), Problem> {
+) -> Result<Injection, Problem> {
     let object = yaml::as_mapping_mut(object, path)?;
     let meta_path = path.key("metadata");
     let metadata = yaml::mapping(object, "metadata", path)?;
@@ -189,7 +211,7 @@ pub(super) fn inject(
     };
     let mode = match rule::decide(kind, template_mode, own_mode, in_namespace) {
         Ok(mode) => mode,
-        Err(by) => return Ok((Outcome::Disabled(by), Vec::new())),
+        Err(by) => return Ok(Outcome::Disabled(by).into()),
     };
     // On the host's network, the sidecar would listen on the node's own
     // ports: a second such pod on the node would share them (the sidecar
@@ -197,10 +219,10 @@ pub(super) fn inject(
     if let Some(spec) = yaml::mapping(template, "spec", &template_path)?
         && yaml::boolean(spec, "hostNetwork", &template_path.key("spec"))? == Some(true)
     {
-        return Ok((Outcome::HostNetwork, Vec::new()));
+        return Ok(Outcome::HostNetwork.into());
     }
     if let Some(by) = rule::other_proxy(template, kind, in_namespace) {
-        return Ok((Outcome::OtherProxy(by), Vec::new()));
+        return Ok(Outcome::OtherProxy(by).into());
     }
     let template_meta = yaml::mapping(template, "metadata", &template_path)?;
     let mut annotated = ResourceAnnotations::read(template_meta, &template_meta_path)?;
@@ -211,6 +233,10 @@ pub(super) fn inject(
     }
     let resources = annotated.resources(&template_meta_path)?;
     let settings = set.settings(&template_meta_path)?;
+    // Before the edit: the paths are those of the input.
+    let unproxied = yaml::mapping(template, "spec", &template_path)?
+        .map(|spec| unproxied_ports(spec, &template_path.key("spec"), &object_name))
+        .unwrap_or_default();
     let template_unread = Found::read(object_name, template_meta, &template_meta_path, Scope::Pod);
 
     let before = template.clone();
@@ -241,7 +267,11 @@ pub(super) fn inject(
     if let Some(on) = &settings.json_log {
         warnings.push(said_on(on).warning(Unread::JsonLogFormat, &config_map));
     }
-    Ok((outcome, warnings))
+    Ok(Injection {
+        outcome,
+        warnings,
+        unproxied,
+    })
 }
 
 /// The sidecar one workload gets.
