@@ -148,6 +148,14 @@ fn edges(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<Edge> {
                 group.2 += s.value;
             }
         }
+        for s in delta.dropped_histograms() {
+            if is_outbound_response(s)
+                && let Some(dst) = s.label("dst_service")
+                && let Some(group) = groups.get_mut(&(target.name.as_str(), dst))
+            {
+                group.0.add_dropped(s);
+            }
+        }
     }
     let mut out: Vec<Edge> = groups
         .into_iter()

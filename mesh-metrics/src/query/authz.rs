@@ -129,7 +129,10 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
     let mut groups: Groups<Key, AuthzSum> = Groups::default();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
-        for s in delta.samples() {
+        // The histogram series left out for their bounds mark the rows
+        // they were of.
+        let left_out = delta.dropped_histograms().iter().map(|s| (s, true));
+        for (s, dropped) in delta.samples().iter().map(|s| (s, false)).chain(left_out) {
             let Some(counted) = Counted::of(s) else {
                 continue;
             };
@@ -159,6 +162,7 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
             let sum = groups.entry(key);
             sum.window = sum.window.max(delta.elapsed());
             match counted {
+                Counted::Response if dropped => sum.totals.add_dropped(s),
                 Counted::Response => sum.totals.add(s),
                 Counted::Allowed => sum.allowed += s.value,
                 Counted::Denied => sum.denied += s.value,
@@ -262,7 +266,7 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
         }
         table.row(cells);
     }
-    Ok(table.render())
+    Ok(table.render() + &render::dropped_note(rows.iter().map(|r| &r.golden)))
 }
 
 /// `sidecar authz`: scrapes `targets` a `window` apart and renders one row

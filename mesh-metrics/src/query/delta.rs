@@ -29,19 +29,25 @@
 //! finite number, zero or more; a success rate is within 0 and 100%, and a
 //! rate is never below zero.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    hash::RandomState,
+    time::Duration,
+};
 
 use super::{
     group::per_second,
     histogram_quantile,
     parse::{Sample, Scrape},
-    series::{Matcher, Resets, repeats},
+    series::{Matcher, Resets, histogram_hash, repeats, same_histogram},
 };
 
 /// The increase of every counter between two scrapes of one process.
 #[derive(Clone, Debug)]
 pub struct Delta {
     samples: Vec<Sample>,
+    /// The first bucket of each histogram series left out for its bounds.
+    dropped: Vec<Sample>,
     elapsed: Duration,
 }
 
@@ -65,6 +71,15 @@ impl Delta {
     /// in `before` where it was not reset, has no increase and is left out
     /// (see the [module docs](self)): every increase is finite, zero or
     /// more.
+    ///
+    /// A histogram series (the `_bucket` samples of one label set but
+    /// `le`) with more than [`MAX_BOUNDS`] buckets is left out whole, and
+    /// so is one that would take the distinct bounds of its family in this
+    /// scrape past [`MAX_BOUNDS`]: a histogram has tens (Linkerd's has 26),
+    /// and a server that is broken or not ours could otherwise fill a
+    /// row's buckets with its own and blank or skew the latencies of every
+    /// replica summed with it. Only the offending series goes; each is
+    /// listed in [`Delta::dropped_histograms`], and the views say so.
     pub fn between(before: &Scrape, after: &Scrape, elapsed: Duration) -> Self {
         let resets = Resets::between(before, after);
         let mut before = Matcher::new(if resets.all() { &[] } else { before.samples() });
@@ -92,7 +107,12 @@ impl Delta {
             };
             samples.push(s.with_value(increase));
         }
-        Self { samples, elapsed }
+        let dropped = bound_histograms(&mut samples);
+        Self {
+            samples,
+            dropped,
+            elapsed,
+        }
     }
 
     /// The time between the two scrapes.
@@ -106,15 +126,130 @@ impl Delta {
         &self.samples
     }
 
-    /// Adds the samples `select` picks to `totals`.
+    /// The first bucket of each histogram series left out for naming too
+    /// many bounds (see [`Delta::between`]), in the order of the scrape:
+    /// its labels say whose latency lost it.
+    pub fn dropped_histograms(&self) -> &[Sample] {
+        &self.dropped
+    }
+
+    /// Adds the samples `select` picks to `totals`, and counts the
+    /// histogram series it picks that were left out.
     pub fn accumulate(&self, totals: &mut Totals, select: impl Fn(&Sample) -> bool) {
         for s in self.samples.iter().filter(|s| select(s)) {
             totals.add(s);
         }
+        for s in self.dropped.iter().filter(|s| select(s)) {
+            totals.add_dropped(s);
+        }
     }
 }
 
-/// The most distinct bucket bounds a [`Totals`] keeps.
+/// Leaves out of `samples` each histogram series with more than
+/// [`MAX_BOUNDS`] buckets, or with a bound new to its family once the
+/// family has [`MAX_BOUNDS`] distinct ones (the series first written keep
+/// theirs); returns the first bucket of each series left out. A scrape has
+/// one histogram family or a few, so a delta holds at most a few times
+/// [`MAX_BOUNDS`] distinct bounds, however many series name them.
+///
+/// A few allocations a delta, not a few a series: a delta of a proxy's
+/// scrape has tens of thousands of histogram series.
+fn bound_histograms(samples: &mut Vec<Sample>) -> Vec<Sample> {
+    let is_bucket = |s: &Sample| s.name.ends_with("_bucket");
+    // Fewer buckets than a series may have: no series or family has too
+    // many.
+    if samples.iter().filter(|s| is_bucket(s)).count() <= MAX_BOUNDS {
+        return Vec::new();
+    }
+    let hasher = RandomState::new();
+    // Each bucket's series, in the order of the buckets; each series' first
+    // sample and bucket count; the first series of each hash, and the
+    // series whose hash another had first.
+    let mut ids: Vec<u32> = Vec::new();
+    let mut heads: Vec<usize> = Vec::new();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut first: HashMap<u64, u32> = HashMap::new();
+    let mut others: Vec<u32> = Vec::new();
+    let same = |heads: &[usize], id: u32, s: &Sample| {
+        heads
+            .get(id as usize)
+            .and_then(|&i| samples.get(i))
+            .is_some_and(|head| same_histogram(head, s))
+    };
+    for (i, s) in samples.iter().enumerate() {
+        if !is_bucket(s) {
+            continue;
+        }
+        let hash = histogram_hash(&hasher, s);
+        let found = match first.get(&hash) {
+            Some(&id) if same(&heads, id, s) => Some(id),
+            Some(_) => others.iter().copied().find(|&id| same(&heads, id, s)),
+            None => None,
+        };
+        let id = match found {
+            Some(id) => id,
+            None => {
+                // A delta has at most MAX_SAMPLES (2^21) samples.
+                let id = u32::try_from(heads.len()).unwrap_or(u32::MAX);
+                match first.entry(hash) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(id);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => others.push(id),
+                }
+                heads.push(i);
+                counts.push(0);
+                id
+            }
+        };
+        if let Some(count) = counts.get_mut(id as usize) {
+            *count += 1;
+        }
+        ids.push(id);
+    }
+    // Too many buckets for one series; then, in the order they were
+    // written, a bound new to its family once the family has its fill.
+    let mut dropped: Vec<bool> = counts.iter().map(|&n| n as usize > MAX_BOUNDS).collect();
+    let mut families: HashMap<&str, HashSet<u64>> = HashMap::new();
+    for (s, &id) in samples.iter().filter(|s| is_bucket(s)).zip(&ids) {
+        if dropped.get(id as usize).copied().unwrap_or(true) {
+            continue;
+        }
+        let Some(bound) = s.label("le").and_then(parse_bound) else {
+            continue;
+        };
+        // `-0` is the bound `0`.
+        let bound = (bound + 0.0).to_bits();
+        let family = families.entry(s.name.as_str()).or_default();
+        if family.len() < MAX_BOUNDS || family.contains(&bound) {
+            family.insert(bound);
+        } else if let Some(d) = dropped.get_mut(id as usize) {
+            *d = true;
+        }
+    }
+    drop(families);
+    let out: Vec<Sample> = heads
+        .iter()
+        .zip(&dropped)
+        .filter(|(_, d)| **d)
+        .filter_map(|(&i, _)| samples.get(i).cloned())
+        .collect();
+    if !out.is_empty() {
+        let mut ids = ids.into_iter();
+        samples.retain(|s| {
+            !is_bucket(s)
+                || ids
+                    .next()
+                    .and_then(|id| dropped.get(id as usize).copied())
+                    .is_none_or(|d| !d)
+        });
+    }
+    out
+}
+
+/// The most buckets a histogram series may have, and the most distinct
+/// bounds the histogram series of one family in one scrape may name
+/// together, in a [`Delta`]: a histogram has tens.
 pub const MAX_BOUNDS: usize = 256;
 
 /// Responses, latency buckets and retries summed over a selection of
@@ -129,9 +264,15 @@ pub struct Totals {
     pub tls: f64,
     /// `retry_requests_total`: attempts after the first.
     pub retries: f64,
-    /// `response_latency_ms_bucket`, by bound, cumulative; at most
-    /// [`MAX_BOUNDS`] bounds, the first seen.
+    /// `response_latency_ms_bucket`, by bound, cumulative, sorted by
+    /// bound. A [`Delta`] holds at most [`MAX_BOUNDS`] distinct bounds of
+    /// a family, so a row that sums several sources holds at most that
+    /// many of each.
     pub buckets: Vec<(f64, f64)>,
+    /// Histogram series of `response_latency_ms` left out of `buckets`
+    /// for naming too many bounds ([`Delta::between`]): the latencies
+    /// leave their requests out.
+    pub latency_series_dropped: u64,
 }
 
 impl Totals {
@@ -158,26 +299,40 @@ impl Totals {
         }
     }
 
+    /// Counts `s`, the first bucket of a histogram series a [`Delta`]
+    /// left out, if it is a latency's.
+    pub(crate) fn add_dropped(&mut self, s: &Sample) {
+        if s.name == "response_latency_ms_bucket" {
+            self.latency_series_dropped += 1;
+        }
+    }
+
     /// Adds `other` into `self`: replicas of one workload, say.
     pub fn merge(&mut self, other: &Totals) {
         self.success += other.success;
         self.failure += other.failure;
         self.tls += other.tls;
         self.retries += other.retries;
+        self.latency_series_dropped += other.latency_series_dropped;
         for &(bound, count) in &other.buckets {
             self.add_bucket(bound, count);
         }
     }
 
-    /// Adds `count` to the bucket of `bound`. A bound past the first
-    /// [`MAX_BOUNDS`] is left out: histograms have tens (Linkerd's 26),
-    /// and a scraped server that writes thousands would make every
-    /// sample's lookup a long scan.
+    /// Adds `count` to the bucket of `bound`, found by a binary search:
+    /// each source of a row brings up to [`MAX_BOUNDS`] bounds (a
+    /// [`Delta`] bounds them per source, so that one source cannot crowd
+    /// out the others' bounds), and a row may sum many.
     fn add_bucket(&mut self, bound: f64, count: f64) {
-        if let Some(bucket) = self.buckets.iter_mut().find(|(b, _)| *b == bound) {
-            bucket.1 += count;
-        } else if self.buckets.len() < MAX_BOUNDS {
-            self.buckets.push((bound, count));
+        // `-0` is the bound `0`.
+        let bound = bound + 0.0;
+        match self.buckets.binary_search_by(|(b, _)| b.total_cmp(&bound)) {
+            Ok(i) => {
+                if let Some(bucket) = self.buckets.get_mut(i) {
+                    bucket.1 += count;
+                }
+            }
+            Err(i) => self.buckets.insert(i, (bound, count)),
         }
     }
 

@@ -43,6 +43,17 @@ pub struct Golden {
     pub latency_ms_p95: Option<f64>,
     /// 99th percentile latency to the first response byte, in milliseconds.
     pub latency_ms_p99: Option<f64>,
+    /// Latency histogram series of the selection left out for naming more
+    /// bounds than a histogram has ([`Delta::between`](super::Delta::between)):
+    /// the latencies are those of the other series, and the success rate
+    /// and RPS still count every response. In JSON only when above zero; a
+    /// table marks the latencies with `*` and says why under it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub latency_series_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Golden {
@@ -54,6 +65,7 @@ impl Golden {
             latency_ms_p50: totals.latency_ms(0.5),
             latency_ms_p95: totals.latency_ms(0.95),
             latency_ms_p99: totals.latency_ms(0.99),
+            latency_series_dropped: totals.latency_series_dropped,
         }
     }
 }

@@ -31,7 +31,12 @@
 //! that cannot be computed (no traffic, or counts past the range of `f64`)
 //! shows as `-` in a table and as `null` in JSON, never as `NaN` or `inf`
 //! ([`Golden`]); a sample no counter can have (negative, NaN, infinite)
-//! counts for nothing ([`Delta`]).
+//! counts for nothing ([`Delta`]). A latency histogram series with more
+//! buckets than a histogram has ([`delta::MAX_BOUNDS`]), or whose bounds
+//! would take its source past that many, is left out of the latencies of
+//! its row alone, so that one broken replica cannot blank or skew the
+//! latency of the replicas summed with it; the row says so
+//! ([`Golden::latency_series_dropped`], a `*` and a note under a table).
 
 pub mod authz;
 pub mod delta;

@@ -102,15 +102,42 @@ pub(crate) fn latency(v: Option<f64>) -> String {
     }
 }
 
-/// The cells of `g` under [`GOLDEN_HEADER`].
+/// The cells of `g` under [`GOLDEN_HEADER`]. Latencies that leave out
+/// histogram series are marked `*`; [`dropped_note`] says why.
 pub(crate) fn golden(g: &Golden) -> [String; 5] {
+    let mark = |mut cell: String| {
+        if g.latency_series_dropped > 0 {
+            cell.push('*');
+        }
+        cell
+    };
     [
         percent(g.success),
         rps(g.rps),
-        latency(g.latency_ms_p50),
-        latency(g.latency_ms_p95),
-        latency(g.latency_ms_p99),
+        mark(latency(g.latency_ms_p50)),
+        mark(latency(g.latency_ms_p95)),
+        mark(latency(g.latency_ms_p99)),
     ]
+}
+
+/// The line under a table whose rows' latencies leave out histogram
+/// series (a `*`), naming how many and why; empty when none do. A figure
+/// computed from less than was served says so, as a replica that could
+/// not be scraped shows in MESHED.
+pub(crate) fn dropped_note<'a>(rows: impl IntoIterator<Item = &'a Golden>) -> String {
+    let dropped: u64 = rows
+        .into_iter()
+        .map(|g| g.latency_series_dropped)
+        .fold(0, u64::saturating_add);
+    if dropped == 0 {
+        return String::new();
+    }
+    let max = super::delta::MAX_BOUNDS;
+    format!(
+        "* latency leaves out {dropped} histogram series: each had more than {max} buckets, or \
+         would have taken its source past {max} distinct bounds; SUCCESS and RPS still count \
+         their responses\n"
+    )
 }
 
 #[cfg(test)]

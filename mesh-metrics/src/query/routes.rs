@@ -80,6 +80,14 @@ pub(crate) fn rows_by<'a>(
             group.0.add(s);
             group.1 = group.1.max(delta.elapsed());
         }
+        // A histogram left out makes no row, but marks the row it was of.
+        for s in delta.dropped_histograms() {
+            if let Some((route, service)) = key(s)
+                && let Some(group) = groups.get_mut(&(target.name.as_str(), route, service))
+            {
+                group.0.add_dropped(s);
+            }
+        }
     }
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -162,7 +170,7 @@ pub fn render_routes(
         }
         table.row(cells);
     }
-    Ok(table.render())
+    Ok(table.render() + &render::dropped_note(rows.iter().map(|r| &r.golden)))
 }
 
 /// `sidecar routes`: scrapes `targets` a `window` apart and renders one row
@@ -337,5 +345,39 @@ mod tests {
             table.starts_with("ROUTE       SERVICE   SUCCESS"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn a_route_whose_histogram_has_hundreds_of_bounds_alone_loses_its_latency() {
+        let route = |route: &str, bounds: &[&str]| {
+            let mut text = format!(
+                "response_total{{direction=\"inbound\",srv_name=\"web\",route_name=\"{route}\",classification=\"success\"}} 10\n"
+            );
+            for le in bounds {
+                text += &format!(
+                    "response_latency_ms_bucket{{direction=\"inbound\",srv_name=\"web\",route_name=\"{route}\",le=\"{le}\"}} 10\n"
+                );
+            }
+            text
+        };
+        let bogus: Vec<String> = (0..300).map(|i| format!("{i}.25")).collect();
+        let bogus: Vec<&str> = bogus.iter().map(String::as_str).collect();
+        let after = Scrape::parse(&(route("bad", &bogus) + &route("get", &["5", "+Inf"]))).unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(1));
+        assert_eq!(delta.dropped_histograms().len(), 1);
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta)], None);
+        let bad = rows.iter().find(|r| r.route == "bad").unwrap();
+        let get = rows.iter().find(|r| r.route == "get").unwrap();
+        assert_eq!((bad.golden.rps, bad.golden.latency_ms_p50), (10.0, None));
+        assert_eq!(bad.golden.latency_series_dropped, 1);
+        assert_eq!(get.golden.latency_ms_p50, Some(2.5));
+        assert_eq!(get.golden.latency_series_dropped, 0);
+        let table = render_routes(&rows, false, Format::Table).unwrap();
+        assert!(
+            table.contains("* latency leaves out 1 histogram series"),
+            "{table}"
+        );
+        assert_eq!(table.matches('*').count(), 4, "{table}");
     }
 }

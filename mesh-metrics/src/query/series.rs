@@ -265,3 +265,38 @@ impl<'a> Resets<'a> {
         })
     }
 }
+
+/// A histogram series: a `_bucket` sample's name and its labels but `le`,
+/// hashed in any label order.
+pub(super) fn histogram_hash(hasher: &RandomState, s: &Sample) -> u64 {
+    s.labels()
+        .filter(|(k, _)| *k != "le")
+        .fold(hasher.hash_one(s.name.as_str()), |sum, label| {
+            sum.wrapping_add(hasher.hash_one(label))
+        })
+}
+
+/// Whether `a` and `b`, two `_bucket` samples, are buckets of one
+/// histogram series: one name, one label set but `le`, in any order. As
+/// [`same_series`], a long label set is sorted rather than scanned.
+pub(super) fn same_histogram(a: &Sample, b: &Sample) -> bool {
+    const LOOKED_UP: usize = 16;
+    fn but_le(s: &Sample) -> impl Iterator<Item = (&str, &str)> + Clone {
+        s.labels().filter(|(k, _)| *k != "le")
+    }
+    if a.name != b.name || but_le(a).count() != but_le(b).count() {
+        return false;
+    }
+    if but_le(a).eq(but_le(b)) {
+        return true;
+    }
+    if a.labels().len() <= LOOKED_UP {
+        return but_le(a).all(|(k, v)| b.label(k) == Some(v));
+    }
+    fn sorted(s: &Sample) -> Vec<(&str, &str)> {
+        let mut labels: Vec<(&str, &str)> = but_le(s).collect();
+        labels.sort_unstable();
+        labels
+    }
+    sorted(a) == sorted(b)
+}

@@ -94,7 +94,7 @@ pub fn render_stat(rows: &[StatRow], format: Format) -> Result<String, QueryErro
         cells.push(render::percent(r.tls));
         table.row(cells);
     }
-    Ok(table.render())
+    Ok(table.render() + &render::dropped_note(rows.iter().map(|r| &r.golden)))
 }
 
 /// `sidecar stat`: scrapes `targets` a `window` apart and renders one row
@@ -214,5 +214,91 @@ mod tests {
 ]
 "#
         );
+    }
+
+    /// A replica's inbound histogram: `ok` requests under 1 ms, `slow`
+    /// under 100 ms, with Linkerd's kind of bounds.
+    fn replica(ok: u32, slow: u32) -> String {
+        format!(
+            "response_total{{direction=\"inbound\",classification=\"success\"}} {}\n\
+             response_latency_ms_bucket{{le=\"1.0\",direction=\"inbound\"}} {ok}\n\
+             response_latency_ms_bucket{{le=\"100.0\",direction=\"inbound\"}} {}\n\
+             response_latency_ms_bucket{{le=\"+Inf\",direction=\"inbound\"}} {}\n",
+            ok + slow,
+            ok + slow,
+            ok + slow
+        )
+    }
+
+    /// A histogram series of `bounds` made-up bounds from `start`, and its
+    /// `+Inf`.
+    fn hostile(bounds: usize, start: usize, labels: &str) -> String {
+        let mut text = String::new();
+        for i in 0..bounds {
+            text += &format!(
+                "response_latency_ms_bucket{{le=\"{}.5\",direction=\"inbound\"{labels}}} {i}\n",
+                start + i
+            );
+        }
+        text += &format!(
+            "response_latency_ms_bucket{{le=\"+Inf\",direction=\"inbound\"{labels}}} {bounds}\n"
+        );
+        text
+    }
+
+    #[test]
+    fn a_replica_with_hundreds_of_bounds_does_not_blank_its_workload_latency() {
+        let window = Duration::from_secs(10);
+        let delta = |text: &str| {
+            Some(Delta::between(
+                &Scrape::default(),
+                &Scrape::parse(text).unwrap(),
+                window,
+            ))
+        };
+        let targets = Target::parse_list("web=a:1,web=b:2,vote=c:3").unwrap();
+        // web's first replica serves one histogram of 256 made-up bounds
+        // before its real one; vote's one, many series that each look
+        // like a histogram but together name thousands of bounds.
+        let mut many = replica(10, 0);
+        for series in 0..20 {
+            many += &hostile(
+                200,
+                1000 * (series + 1),
+                &format!(",route_name=\"r{series}\""),
+            );
+        }
+        let deltas = vec![
+            delta(&(hostile(256, 1000, ",route_name=\"x\"") + &replica(0, 0))),
+            delta(&replica(90, 10)),
+            delta(&many),
+        ];
+        let rows = stat_rows(&targets, &deltas, Direction::Inbound);
+        let web = &rows[0].golden;
+        // The figures are the sane histograms': web's second replica,
+        // rank 50 of 100 within le=1, which holds 90.
+        assert!(
+            web.latency_ms_p50
+                .is_some_and(|p| (p - 50.0 / 90.0).abs() < 1e-9),
+            "{web:?}"
+        );
+        assert_eq!(web.latency_series_dropped, 1, "{web:?}");
+        // vote keeps its real histogram and the first made-up one, which
+        // has the bounds a histogram may have; the 19 after it would take
+        // the source past them.
+        let vote = &rows[1].golden;
+        assert!(vote.latency_ms_p50.is_some(), "{vote:?}");
+        assert_eq!(vote.latency_series_dropped, 19, "{vote:?}");
+        // The table marks the latencies that leave series out, and says
+        // why under it.
+        let table = render_stat(&rows, Format::Table).unwrap();
+        assert!(table.contains("0.6ms*"), "{table}");
+        assert!(
+            table.contains("* latency leaves out 20 histogram series"),
+            "{table}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_stat(&rows, Format::Json).unwrap()).unwrap();
+        assert_eq!(json[0]["latency_series_dropped"], 1);
     }
 }

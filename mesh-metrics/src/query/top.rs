@@ -88,6 +88,7 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
         table.row(cells);
     }
     out += &table.render();
+    out += &render::dropped_note(frame.routes.iter().map(|r| &r.golden));
     Ok(out)
 }
 

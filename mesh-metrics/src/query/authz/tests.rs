@@ -45,6 +45,7 @@ fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
                     latency_ms_p50: Some(10.0 * 20.0 / 36.0),
                     latency_ms_p95: Some(10.0),
                     latency_ms_p99: Some(10.0),
+                    latency_series_dropped: 0,
                 },
                 tcp_connections: None,
             },

@@ -306,9 +306,8 @@ fn a_share_of_sums_past_the_range_of_f64_is_not_computed() {
 
 #[test]
 fn a_bucket_bound_of_nan_is_no_bucket() {
-    // A bound that is NaN equals no other, so each such sample took one of
-    // the MAX_BOUNDS places a row keeps, and the real bounds after them
-    // were dropped.
+    // A bound that is NaN equals no other: kept, each such sample would
+    // be a bucket of its own, and bound none.
     let mut after = String::new();
     for i in 0..MAX_BOUNDS {
         after += &format!("response_latency_ms_bucket{{le=\"NaN\",i=\"{i}\"}} 1\n");
