@@ -4,9 +4,14 @@
 #      live reference sidecars that carry mTLS traffic between them: both
 #      targets are up and PromQL queries return our series;
 #   2. the reference OpenMetrics parser of Python's prometheus-client
-#      (prometheus_client.openmetrics.parser) reads each /metrics body.
-# `promtool check metrics` is not used: it reads only the older text format
-# and rejects valid OpenMetrics.
+#      (prometheus_client.openmetrics.parser) reads each /metrics body
+#      that asks for OpenMetrics;
+#   3. `promtool check metrics` (from the same Debian package) reads each
+#      /metrics body in the Prometheus text format 0.0.4, which is what a
+#      request without an OpenMetrics Accept gets. promtool reads only that
+#      format: given OpenMetrics, it finds counters whose HELP and TYPE name
+#      no sample, and a `\"` in HELP is a parse error to it.
+# Each answer's Content-Type must be the format asked for.
 #
 # Installs what is missing (apt-get: prometheus, python3-venv; pip in a venv:
 # prometheus-client), prints one line per check, cleans up every process it
@@ -177,9 +182,28 @@ else
     fail "prometheus: histogram_quantile returned for $quantiles of 2 targets"
 fi
 
+# Fetches /metrics of admin $1 into $work/metrics.txt with the Accept
+# header $2 (curl's own `*/*` when empty), and checks that the answer's
+# Content-Type is $3.
+fetch_metrics() {
+    local accept=()
+    [ -n "$2" ] && accept=(-H "Accept: $2")
+    local got
+    got="$(curl -sf "${accept[@]}" -o "$work/metrics.txt" -w '%{content_type}' "http://$1/metrics")" || {
+        fail "GET http://$1/metrics (Accept: ${2:-*/*}) failed"
+        return 1
+    }
+    if [ "$got" != "$3" ]; then
+        fail "GET http://$1/metrics (Accept: ${2:-*/*}) answered Content-Type '$got', not '$3'"
+        return 1
+    fi
+}
+openmetrics_type='application/openmetrics-text; version=1.0.0; charset=utf-8'
+text_type='text/plain; version=0.0.4; charset=utf-8'
+
 # --- the reference OpenMetrics parser --------------------------------------------
 for admin in "${admins[@]}"; do
-    curl -sf "http://$admin/metrics" >"$work/metrics.txt"
+    fetch_metrics "$admin" 'application/openmetrics-text; version=1.0.0' "$openmetrics_type" || continue
     if out="$("$work/venv/bin/python" - "$work/metrics.txt" <<'EOF'
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -195,6 +219,27 @@ EOF
     else
         fail "openmetrics parser rejected $admin/metrics: $out"
     fi
+done
+
+# --- promtool on the text format 0.0.4 ---------------------------------------------
+# promtool exits 1 when it cannot parse the text and 3 when it parses it
+# but its lint finds names against Prometheus' naming conventions. One
+# finding is expected and kept: `response_latency_ms` abbreviates its unit,
+# and is the name Linkerd's proxy gives the histogram that dashboards and
+# `linkerd viz` query. Any other finding fails.
+expected_lint='response_latency_ms metric names should not contain abbreviated units'
+for admin in "${admins[@]}"; do
+    for accept in "" "text/plain" "text/plain; version=0.0.4"; do
+        fetch_metrics "$admin" "$accept" "$text_type" || continue
+        rc=0
+        out="$(promtool check metrics <"$work/metrics.txt" 2>&1)" || rc=$?
+        unexpected="$(printf '%s\n' "$out" | grep -vxF -e "$expected_lint" -e '' || true)"
+        if [ "$rc" = 0 ] || { [ "$rc" = 3 ] && [ -z "$unexpected" ]; }; then
+            pass "promtool check metrics: $admin/metrics (Accept: ${accept:-*/*}): $(grep -c '^# TYPE' "$work/metrics.txt") families, parsed, no lint finding but the expected one"
+        else
+            fail "promtool check metrics rejected $admin/metrics (Accept: ${accept:-*/*}), exit $rc: $out"
+        fi
+    done
 done
 
 exit "$failed"
