@@ -167,3 +167,57 @@ async fn a_client_presents_no_certificate_outside_its_validity() {
     }
     server.stop().await;
 }
+
+/// A chain that sends its issuer's old certificate beside the reissued one
+/// verifies through the reissued one once the old one expires, as webpki
+/// builds the path: the local certificate is still valid then, and is
+/// served, and the identity ends at the leaf's notAfter, not the old
+/// copy's.
+#[tokio::test]
+async fn a_chain_outliving_an_old_copy_of_its_issuer_is_served_past_that_copys_expiry() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1 + DAY);
+    let server_store = CredentialStore::with_time_provider(StoreConfig::default(), clock.clone());
+    server_store
+        .update(pki.creds_with_a_reissued_issuer(API))
+        .unwrap();
+    let expiration = format!(
+        "identity_cert_expiration_timestamp_seconds {}",
+        JAN_1 + 10 * DAY
+    );
+    assert!(
+        encode(&server_store).lines().any(|l| l == expiration),
+        "{}",
+        encode(&server_store)
+    );
+
+    // The old copy has expired; the reissued one carries the chain.
+    clock.set(JAN_1 + 3 * DAY);
+    assert!(server_store.is_ready());
+    let accept = TlsAccept::new(server_store.clone(), AcceptConfig::default());
+    let (verdict, lax) = handshake(&accept).await;
+    lax.unwrap();
+    assert_eq!(verdict.unwrap().tls, Tls::NoClientCert);
+
+    // A mesh client verifying the chain at that time accepts it.
+    let client_store = CredentialStore::with_time_provider(StoreConfig::default(), clock.clone());
+    client_store
+        .update(pki.creds(WEB, JAN_1, JAN_1 + 10 * DAY))
+        .unwrap();
+    let server = serve(server_store.clone(), InboundMode::Strict).await;
+    let mut mesh = client(connector(client_store, server.addr, API));
+    let reply = get(&mut mesh, server.addr).await.unwrap();
+    assert_eq!(reply.body, format!("mutual {WEB}"));
+    server.stop().await;
+
+    // At the leaf's notAfter, it is refused.
+    clock.set(JAN_1 + 10 * DAY);
+    let (verdict, lax) = handshake(&accept).await;
+    assert_alerted(lax);
+    assert_eq!(
+        refusal(verdict).validity,
+        OutsideValidity::Expired {
+            not_after: at(JAN_1 + 10 * DAY)
+        }
+    );
+}

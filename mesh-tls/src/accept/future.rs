@@ -187,8 +187,8 @@ impl<I: Io> AcceptFuture<I> {
                 self.refusing = Some(unusable);
                 &snapshot.server_refusing
             }
-            Ok(()) => {
-                self.handshake_with = Some(HandshakeWith::new(&snapshot, version, loaded));
+            Ok(until) => {
+                self.handshake_with = Some(HandshakeWith::new(&snapshot, until, version, loaded));
                 match self.config.mode {
                     InboundMode::Strict => &snapshot.server_strict,
                     _ => &snapshot.server_permissive,

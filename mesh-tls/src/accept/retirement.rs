@@ -28,15 +28,17 @@ pub(super) struct HandshakeWith {
 }
 
 impl HandshakeWith {
-    /// A handshake with `snapshot`'s credentials; `version` was read
-    /// before the snapshot, and said `loaded`.
+    /// A handshake with `snapshot`'s credentials, whose chain verifies
+    /// until `local_not_after`; `version` was read before the snapshot,
+    /// and said `loaded`.
     pub(super) fn new(
         snapshot: &Snapshot,
+        local_not_after: SystemTime,
         version: watch::Receiver<StoreVersion>,
         loaded: u64,
     ) -> Self {
         Self {
-            local_not_after: snapshot.creds.chain_not_after(),
+            local_not_after,
             roots: snapshot.creds.shared_roots(),
             anchor_subjects: snapshot.creds.anchor_subjects().clone(),
             version,

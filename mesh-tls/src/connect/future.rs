@@ -5,6 +5,7 @@ use std::{
     pin::Pin,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll, ready},
+    time::SystemTime,
 };
 
 use hyper_util::{
@@ -60,6 +61,8 @@ pub(super) struct Handshake {
     tls: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
     snapshot: Arc<Snapshot>,
+    /// When the local chain stops verifying, from the time of the check.
+    local_not_after: SystemTime,
     shared: Arc<Shared>,
 }
 
@@ -83,18 +86,22 @@ impl Handshake {
         let Some(snapshot) = shared.store.snapshot() else {
             return fail(HandshakeFailure::NoCredentials, ConnectError::NoCredentials);
         };
-        if let Err(unusable) = snapshot.creds.usable_at(shared.store.now()) {
-            snapshot.log_unusable(&unusable, "outbound");
-            return fail(
-                unusable.failure(),
-                ConnectError::CredentialsUnusable(unusable),
-            );
-        }
+        let local_not_after = match snapshot.creds.usable_at(shared.store.now()) {
+            Ok(until) => until,
+            Err(unusable) => {
+                snapshot.log_unusable(&unusable, "outbound");
+                return fail(
+                    unusable.failure(),
+                    ConnectError::CredentialsUnusable(unusable),
+                );
+            }
+        };
         Ok(Self {
             identity,
             tls,
             server_name,
             snapshot,
+            local_not_after,
             shared: shared.clone(),
         })
     }
@@ -130,7 +137,7 @@ impl Handshake {
                 return Err(ConnectError::handshake(error));
             }
         };
-        let local = self.snapshot.creds.chain_not_after();
+        let local = self.local_not_after;
         let peer = stream
             .get_ref()
             .1

@@ -13,6 +13,7 @@
 
 mod error;
 mod files;
+mod validity;
 
 use std::{
     fmt,
@@ -26,6 +27,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
 
 pub(crate) use self::error::Causes;
 pub(crate) use self::files::FileContents;
+use self::validity::{At, ChainValidity};
 pub use self::{
     error::{CredentialError, OutsideValidity, RejectReason, UnusableCredentials},
     files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE},
@@ -44,12 +46,11 @@ pub struct Credentials {
     not_after: SystemTime,
     /// The subject names of the trust anchors.
     anchor_subjects: Arc<[Vec<u8>]>,
-    /// When the last certificate of the path to a trust anchor becomes
-    /// valid: the leaf, or an intermediate that becomes valid after it.
-    chain_not_before: SystemTime,
-    /// When the first certificate of the path to a trust anchor expires:
-    /// the leaf, or an intermediate that expires before it.
-    chain_not_after: SystemTime,
+    /// When the chain verifies: the spans in which some path to a trust
+    /// anchor has every certificate valid, from the latest `notBefore` of
+    /// its certificates to the earliest `notAfter` (the leaf's, or an
+    /// intermediate's that comes first).
+    validity: Arc<ChainValidity>,
     /// The trust domains each trust anchor vouches for.
     anchor_domains: Arc<AnchorDomains>,
 }
@@ -97,9 +98,8 @@ impl Credentials {
             webpki::EndEntityCert::try_from(cert).map_err(|_| CredentialError::BadCertificate)?;
         }
         let anchor_subjects: Arc<[Vec<u8>]> = crate::cert::anchor_subjects(&roots).into();
-        let (chain_not_before, chain_not_after) =
-            crate::cert::path_validity(&chain, &anchor_subjects)
-                .ok_or(CredentialError::BadCertificate)?;
+        let validity =
+            ChainValidity::of(&chain, &anchor_subjects).ok_or(CredentialError::BadCertificate)?;
         let identity = names
             .identity()
             .map_err(CredentialError::NoIdentity)?
@@ -133,8 +133,7 @@ impl Credentials {
             not_before: names.not_before,
             not_after: names.not_after,
             anchor_subjects,
-            chain_not_before,
-            chain_not_after,
+            validity: Arc::new(validity),
             anchor_domains,
         })
     }
@@ -190,27 +189,28 @@ impl Credentials {
     }
 
     /// Whether the credentials can be presented at `now`: whether every
-    /// certificate of the chain to the trust bundle is valid then. The one
-    /// check of the clock the connector, the acceptor and the store's
-    /// readiness share; it compares two times read when the credentials
-    /// loaded, so it costs nothing on a handshake. [`Credentials::check`]
-    /// starts with it.
+    /// certificate of a path from the workload certificate to the trust
+    /// bundle is valid then, and until when. The one check of the clock the
+    /// connector, the acceptor and the store's readiness share; it compares
+    /// times read when the credentials loaded, so it costs next to nothing
+    /// on a handshake. [`Credentials::check`] starts with it.
+    ///
+    /// Every path is considered, as peers build whichever verifies at the
+    /// time: a chain that sends its issuer's old certificate beside the
+    /// reissued one (same name and key, later `notAfter`) verifies through
+    /// the old one while it is valid and through the reissued one after,
+    /// so it stays usable until the reissued one, or the workload
+    /// certificate, expires.
     ///
     /// # Errors
     ///
     /// [`UnusableCredentials`], naming the identity and the end of the
     /// validity `now` is past.
-    pub fn usable_at(&self, now: SystemTime) -> Result<(), UnusableCredentials> {
-        let validity = if now < self.chain_not_before {
-            OutsideValidity::NotYetValid {
-                not_before: self.chain_not_before,
-            }
-        } else if now >= self.chain_not_after {
-            OutsideValidity::Expired {
-                not_after: self.chain_not_after,
-            }
-        } else {
-            return Ok(());
+    pub fn usable_at(&self, now: SystemTime) -> Result<SystemTime, UnusableCredentials> {
+        let validity = match self.validity.at(now) {
+            At::Valid { until } => return Ok(until),
+            At::NotYetValid { from } => OutsideValidity::NotYetValid { not_before: from },
+            At::Expired { at } => OutsideValidity::Expired { not_after: at },
         };
         Err(UnusableCredentials {
             identity: self.identity.clone(),
@@ -245,11 +245,13 @@ impl Credentials {
         &self.anchor_domains
     }
 
-    /// When the chain stops verifying: the workload certificate's
-    /// `notAfter`, or an intermediate's when that comes first. Connections
-    /// are retired against this.
+    /// When the chain stops verifying for good: the workload certificate's
+    /// `notAfter`, or an intermediate's when that comes first (of the path
+    /// that verifies longest). Connections are retired against the end of
+    /// the span they were authenticated in, which
+    /// [`Credentials::usable_at`] gives.
     pub(crate) fn chain_not_after(&self) -> SystemTime {
-        self.chain_not_after
+        self.validity.last_not_after()
     }
 
     /// The certificate chain, workload certificate first.

@@ -241,7 +241,10 @@ impl CredentialStore {
         // connections are retired against.
         let (identity, not_after) = (
             snapshot.creds.identity().clone(),
-            snapshot.creds.chain_not_after(),
+            snapshot
+                .creds
+                .usable_at(self.now())
+                .unwrap_or_else(|_| snapshot.creds.chain_not_after()),
         );
         if writer.trust_domain.is_none() {
             writer.trust_domain = identity.trust_domain();

@@ -101,6 +101,50 @@ impl Pki {
         .unwrap()
     }
 
+    /// Credentials naming `identity` whose chain sends two certificates of
+    /// its issuer (same name, same key): an old one that expires on
+    /// 2030-01-03, then the reissued one, valid through 2030. The leaf is
+    /// valid from 2030-01-01 to 2030-01-11. Until 2030-01-03 webpki builds
+    /// the path through the old one; after, through the reissued one.
+    pub fn creds_with_a_reissued_issuer(&self, identity: &str) -> Credentials {
+        let issuer_params = |not_after: u64| {
+            let mut params = CertificateParams::default();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "example.org issuer");
+            params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params.not_before = at(JAN_1 - DAY).into();
+            params.not_after = at(not_after).into();
+            params
+        };
+        let issuer_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let old = issuer_params(JAN_1 + 2 * DAY)
+            .signed_by(&issuer_key, &self.issuer)
+            .unwrap();
+        let reissued_params = issuer_params(JAN_1 + 365 * DAY);
+        let reissued = reissued_params
+            .signed_by(&issuer_key, &self.issuer)
+            .unwrap();
+        let issuer = Issuer::new(reissued_params, issuer_key);
+        let mut params = RawIssuer::params(vec![uri_san(identity)]);
+        params.not_before = at(JAN_1).into();
+        params.not_after = at(JAN_1 + 10 * DAY).into();
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = params.signed_by(&key, &issuer).unwrap();
+        Credentials::from_der(
+            vec![
+                leaf.der().clone(),
+                old.der().clone(),
+                reissued.der().clone(),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            vec![self.anchor.clone()],
+        )
+        .unwrap()
+    }
+
     /// A store on `clock` serving credentials for `identity` valid on
     /// 2030-01-01, loaded at its noon.
     pub fn store(&self, clock: &Arc<TestClock>, identity: &str) -> CredentialStore {
