@@ -141,3 +141,38 @@ fn making_room_in_a_full_map_costs_a_few_steps_not_a_pass_over_it() {
         "{examined} entries looked at to admit {NEW} new identities"
     );
 }
+
+#[test]
+fn threads_racing_for_one_limit_get_exactly_its_burst_between_them() {
+    // The total and overrides are one atomic updated by compare-and-swap,
+    // the identity limits a map behind a mutex; a lost update would admit
+    // more than the burst. The burst is large, and the threads start
+    // together, so that they contend for as long as it lasts.
+    const BURST: u32 = 200_000;
+    const THREADS: usize = 4;
+    let limit = Gcra::new(rate(BURST));
+    let per_identity = PerIdentity::new(rate(BURST), 100);
+    let shared = id(0);
+    let start = std::sync::Barrier::new(THREADS);
+    let tries = BURST as usize;
+    let (direct, keyed) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let direct = (0..tries).filter(|_| limit.check(SEC)).count();
+                    let keyed = (0..tries)
+                        .filter(|_| per_identity.check(Some(&shared), SEC))
+                        .count();
+                    (direct, keyed)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    });
+    assert_eq!(direct, BURST as usize);
+    assert_eq!(keyed, BURST as usize);
+}
