@@ -11,7 +11,8 @@ use mesh_core::{
     error::BoxError,
     proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
     serve::{
-        Accept, Accepted, ConnectionLimit, Protocol, Retirement, Server, ServerConfig, Shutdown,
+        Accept, Accepted, ConnectionLimit, PlaintextAccept, Protocol, Retirement, Server,
+        ServerConfig, Shutdown,
     },
 };
 use mesh_metrics::{
@@ -73,6 +74,17 @@ pub(super) struct Shared {
 /// The most connections the admin listener serves at once: probes,
 /// scrapes and the dashboard's polls need a handful.
 const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// The most admin connections one peer address holds at once. The admin
+/// port listens on every interface, so that the kubelet can probe it:
+/// without a share per peer, anyone who can reach it could hold all
+/// [`ADMIN_MAX_CONNECTIONS`] idle and leave the probes waiting until the
+/// pod is killed. A quarter leaves three quarters to the rest, and still
+/// covers the most one address has reason to open: the kubelet's
+/// concurrent probes from the node, or, on loopback, a browser's six
+/// connections through `kubectl port-forward` beside `sidecar tap`
+/// sessions and the dashboard's own scrapes.
+const ADMIN_MAX_CONNECTIONS_PER_PEER: usize = ADMIN_MAX_CONNECTIONS / 4;
 
 /// A task that runs once per process, on the first runtime.
 pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -163,7 +175,8 @@ impl Worker {
 
     /// The admin listener's configuration: a limit of its own, so that
     /// probes and scrapes are answered when traffic holds every place of
-    /// the proxy listeners'.
+    /// the proxy listeners'. Each peer's share of the limit is bounded
+    /// where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
     fn admin_config(&self) -> ServerConfig {
         ServerConfig {
             max_connections: ADMIN_MAX_CONNECTIONS,
@@ -228,7 +241,8 @@ impl Worker {
         }
         self.serve_outbound_ports(&mut servers, &tcp, listeners.outbound_ports);
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
-            let server = Server::new(self.admin_config());
+            let accept = ConnectionLimit::per_peer(PlaintextAccept, ADMIN_MAX_CONNECTIONS_PER_PEER);
+            let server = Server::new(self.admin_config()).with_accept(accept);
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}
