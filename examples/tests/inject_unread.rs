@@ -162,3 +162,26 @@ fn a_workload_injected_again_is_warned_again() {
     assert_eq!(twice.notes[1].warnings, once.notes[1].warnings);
     assert_eq!(twice.yaml, once.yaml);
 }
+
+#[test]
+fn the_outbound_address_a_warning_names_is_where_the_sidecar_listens() {
+    let injected = inject(&manifest(
+        "",
+        "",
+        "config.linkerd.io/skip-outbound-ports: '25', config.linkerd.io/skip-subnets: 10.0.0.0/8, \
+         config.linkerd.io/outbound-port: '5140'",
+    ));
+    let text = injected.notes[1].to_string();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.matches("127.0.0.1:5140").count() == 2 && !text.contains("4140"),
+        "{text}"
+    );
+    // Without the annotation, the default.
+    let injected = inject(&manifest(
+        "",
+        "",
+        "config.linkerd.io/skip-outbound-ports: '25'",
+    ));
+    assert!(injected.notes[1].to_string().contains("127.0.0.1:4140"));
+}

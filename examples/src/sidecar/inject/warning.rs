@@ -127,6 +127,10 @@ pub struct Warning {
     /// The ConfigMap whose `sidecar.yaml` configures the workload's
     /// sidecar, where the same thing is said instead.
     pub config_map: String,
+    /// The port of the sidecar's outbound listener on `127.0.0.1`, where
+    /// the application reaches the mesh: 4140, or the one
+    /// `config.linkerd.io/outbound-port` moves it to.
+    pub outbound_port: u16,
 }
 
 impl fmt::Display for Warning {
@@ -136,6 +140,7 @@ impl fmt::Display for Warning {
             object,
             path,
             config_map,
+            outbound_port,
         } = self;
         write!(
             f,
@@ -160,8 +165,9 @@ impl fmt::Display for Warning {
             Unread::SkipOutboundPorts => write!(
                 f,
                 "is not read: no traffic is redirected, so there is nothing to skip: the \
-                 application reaches the mesh through 127.0.0.1:4140 (or outbound.ports in \
-                 the sidecar.yaml of ConfigMap {config_map}) and everything else directly"
+                 application reaches the mesh through 127.0.0.1:{outbound_port} (or \
+                 outbound.ports in the sidecar.yaml of ConfigMap {config_map}) and everything \
+                 else directly"
             ),
             Unread::JsonLogFormat => write!(
                 f,
@@ -189,10 +195,11 @@ impl fmt::Display for Warning {
                         "write access_log (apache or json) under inbound in the sidecar.yaml \
                          of ConfigMap {config_map}"
                     ),
-                    "skip-subnets" => f.write_str(
+                    "skip-subnets" => write!(
+                        f,
                         "no traffic is redirected, so there is nothing to skip: the \
-                         application reaches the mesh through 127.0.0.1:4140 and everything \
-                         else directly",
+                         application reaches the mesh through 127.0.0.1:{outbound_port} and \
+                         everything else directly",
                     ),
                     _ => write!(
                         f,
@@ -256,13 +263,21 @@ impl Found {
         }
     }
 
-    /// A warning about `annotation`, said on this object.
-    pub(super) fn warning(&self, annotation: Unread, config_map: &str) -> Warning {
+    /// A warning about `annotation`, said on this object, of the
+    /// sidecar configured by `config_map` with its outbound listener on
+    /// `outbound_port`.
+    pub(super) fn warning(
+        &self,
+        annotation: Unread,
+        config_map: &str,
+        outbound_port: u16,
+    ) -> Warning {
         Warning {
             annotation,
             object: self.object.clone(),
             path: self.path.to_string(),
             config_map: config_map.to_owned(),
+            outbound_port,
         }
     }
 }
@@ -284,8 +299,9 @@ fn classify(key: &str, scope: Scope) -> Option<Unread> {
 /// does not follow, nearest first: the first scope that has an annotation
 /// decides for it. The three port annotations come first, then the others
 /// in the order of their scopes and of their annotations there.
-/// `config_map` is the sidecar's.
-pub(super) fn warnings(scopes: &[&Found], config_map: &str) -> Vec<Warning> {
+/// `config_map` is the sidecar's, and `outbound_port` its outbound
+/// listener's port.
+pub(super) fn warnings(scopes: &[&Found], config_map: &str, outbound_port: u16) -> Vec<Warning> {
     let mut decided: Vec<&str> = Vec::new();
     let mut warnings = Vec::new();
     for found in scopes {
@@ -295,7 +311,7 @@ pub(super) fn warnings(scopes: &[&Found], config_map: &str) -> Vec<Warning> {
             }
             decided.push(key);
             if let Some(unread) = unread {
-                warnings.push(found.warning(unread.clone(), config_map));
+                warnings.push(found.warning(unread.clone(), config_map, outbound_port));
             }
         }
     }

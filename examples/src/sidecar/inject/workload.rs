@@ -257,7 +257,8 @@ pub(super) fn inject(
         .chain(in_namespace.map(|namespace| &namespace.unread))
         .collect();
     let config_map = format!("{name}{CONFIG_MAP_SUFFIX}");
-    let mut warnings = warning::warnings(&scopes, &config_map);
+    let outbound_port = settings.ports.outbound;
+    let mut warnings = warning::warnings(&scopes, &config_map, outbound_port);
     // Settings whose value asks for what the sidecar cannot do, named
     // where they were said.
     let said_on = |on: &SaidOn| match (on, in_namespace) {
@@ -265,7 +266,7 @@ pub(super) fn inject(
         _ => &template_unread,
     };
     if let Some(on) = &settings.json_log {
-        warnings.push(said_on(on).warning(Unread::JsonLogFormat, &config_map));
+        warnings.push(said_on(on).warning(Unread::JsonLogFormat, &config_map, outbound_port));
     }
     Ok(Injection {
         outcome,
