@@ -13,7 +13,7 @@ use http::{Request, StatusCode};
 use http_body_util::Empty;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpSocket;
+use tokio::{io::AsyncReadExt, net::TcpSocket};
 
 /// The admin server's connection limit, and each peer's share of it.
 const ADMIN_MAX_CONNECTIONS: usize = 64;
@@ -75,5 +75,25 @@ async fn a_peer_holding_idle_admin_connections_leaves_the_probes_answered() {
     assert_eq!(refused, ADMIN_MAX_CONNECTIONS - PER_PEER);
 
     drop(held);
+    support::stop(running).await;
+}
+
+#[tokio::test]
+async fn a_silent_admin_connection_is_closed_within_a_second_whatever_detect_timeout_says() {
+    // The proxy listeners wait an hour here for the first bytes; the
+    // admin server waits a second, as Linkerd's admin server does, so a
+    // peer that connects and says nothing gives its place back at once.
+    let running = support::sidecar(
+        "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n  detect_timeout: 3600s\n",
+    );
+    let admin = running.admin;
+    let mut silent = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let mut buf = [0; 64];
+    // The bound is only there to fail rather than hang for the hour.
+    let read = tokio::time::timeout(Duration::from_secs(60), silent.read(&mut buf))
+        .await
+        .expect("a silent admin connection was kept for the proxy's detect timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     support::stop(running).await;
 }

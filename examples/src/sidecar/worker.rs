@@ -86,6 +86,12 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// sessions and the dashboard's own scrapes.
 const ADMIN_MAX_CONNECTIONS_PER_PEER: usize = ADMIN_MAX_CONNECTIONS / 4;
 
+/// The longest an admin connection may take to send its first request
+/// line: Linkerd's admin server detects HTTP within 1 second. Probes and
+/// scrapes send theirs at once; a peer that connects and says nothing
+/// gives its place back this soon rather than after `detect_timeout`.
+const ADMIN_DETECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A task that runs once per process, on the first runtime.
 pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -175,13 +181,16 @@ impl Worker {
 
     /// The admin listener's configuration: a limit of its own, so that
     /// probes and scrapes are answered when traffic holds every place of
-    /// the proxy listeners'. Each peer's share of the limit is bounded
-    /// where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
+    /// the proxy listeners', and a short detection timeout (or the
+    /// configured one, if shorter). Each peer's share of the limit is
+    /// bounded where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
     fn admin_config(&self) -> ServerConfig {
+        let proxy = self.server_config(Protocol::Http);
         ServerConfig {
             max_connections: ADMIN_MAX_CONNECTIONS,
             shared_limit: None,
-            ..self.server_config(Protocol::Http)
+            detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
+            ..proxy
         }
     }
 
