@@ -208,6 +208,7 @@ fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
         outbound_route_key(s).filter(|(_, service)| services.contains(service))
     });
     let timeouts = timeouts(targets, deltas);
+    let retries = retries(targets, deltas);
     let mut out: Vec<RouteSummary> = rows
         .into_iter()
         .map(|row| {
@@ -219,7 +220,9 @@ fn routes(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<RouteSummary> {
             );
             let timeouts = timeouts.get(&key).copied().unwrap_or(0.0);
             RouteSummary {
-                retries: (row.actual_rps - row.golden.rps).max(0.0),
+                // From `retry_requests_total`: the attempts' statuses,
+                // where served, also count what no retry sent.
+                retries: per_second(retries.get(&key).copied().unwrap_or(0.0), window),
                 timeouts: per_second(timeouts, window),
                 row,
             }
@@ -282,6 +285,28 @@ fn timeouts<'a>(
                 continue;
             };
             let route = s.label("route_name").unwrap_or(DEFAULT_ROUTE);
+            *out.entry((target.name.as_str(), route, service))
+                .or_insert(0.0) += s.value;
+        }
+    }
+    out
+}
+
+/// Retries sent (`retry_requests_total`), by workload, route and service.
+fn retries<'a>(
+    targets: &'a [Target],
+    deltas: &'a [Option<Delta>],
+) -> HashMap<(&'a str, &'a str, &'a str), f64> {
+    let mut out = HashMap::new();
+    for (target, delta) in targets.iter().zip(deltas) {
+        let Some(delta) = delta else { continue };
+        for s in delta.samples() {
+            if s.name != "retry_requests_total" {
+                continue;
+            }
+            let Some((route, service)) = outbound_route_key(s) else {
+                continue;
+            };
             *out.entry((target.name.as_str(), route, service))
                 .or_insert(0.0) += s.value;
         }

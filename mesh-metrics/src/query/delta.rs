@@ -269,6 +269,17 @@ pub struct Totals {
     /// a family, so a row that sums several sources holds at most that
     /// many of each.
     pub buckets: Vec<(f64, f64)>,
+    /// Attempts a backend answered with a success, as the classification
+    /// counts one: a response whose status is not 5xx
+    /// (`outbound_http_route_backend_response_statuses_total`, which the
+    /// sidecar counts under the retries, once per attempt).
+    pub attempt_successes: f64,
+    /// Attempts that failed: a 5xx, no response at all, or an error the
+    /// mesh answered or failed with (a cancelled attempt included).
+    pub attempt_failures: f64,
+    /// `response_total` with a `grpc_status`: gRPC responses, whose
+    /// failures the attempts' HTTP statuses do not show.
+    pub grpc_responses: f64,
     /// Histogram series of `response_latency_ms` left out of `buckets`
     /// for naming too many bounds ([`Delta::between`]): the latencies
     /// leave their requests out.
@@ -286,6 +297,20 @@ impl Totals {
                 }
                 if s.label("tls") == Some("true") {
                     self.tls += s.value;
+                }
+                if s.label("grpc_status").is_some_and(|g| !g.is_empty()) {
+                    self.grpc_responses += s.value;
+                }
+            }
+            "outbound_http_route_backend_response_statuses_total" => {
+                let failed = s.label("error").is_some_and(|e| !e.is_empty())
+                    || s.label("http_status")
+                        .and_then(|c| c.parse::<u16>().ok())
+                        .is_none_or(|c| c >= 500);
+                if failed {
+                    self.attempt_failures += s.value;
+                } else {
+                    self.attempt_successes += s.value;
                 }
             }
             "response_latency_ms_bucket" => {
@@ -313,6 +338,9 @@ impl Totals {
         self.failure += other.failure;
         self.tls += other.tls;
         self.retries += other.retries;
+        self.attempt_successes += other.attempt_successes;
+        self.attempt_failures += other.attempt_failures;
+        self.grpc_responses += other.grpc_responses;
         self.latency_series_dropped += other.latency_series_dropped;
         for &(bound, count) in &other.buckets {
             self.add_bucket(bound, count);
@@ -370,17 +398,54 @@ impl Totals {
         ratio(self.retries, self.responses())
     }
 
-    /// The success rate of attempts rather than requests. Every retry
-    /// followed a failed attempt, and each request's last attempt decided its
-    /// response, so successful attempts are the successful responses, and
-    /// attempts are responses plus retries.
-    pub fn actual_success_rate(&self) -> Option<f64> {
-        ratio(self.success, self.responses() + self.retries)
+    /// Attempts whose end the backend statuses counted.
+    pub fn attempts(&self) -> f64 {
+        self.attempt_successes + self.attempt_failures
     }
 
-    /// Attempts per second over `elapsed`, as [`Totals::rps`].
+    /// The success rate of attempts rather than requests, as the backend
+    /// saw them: Linkerd's `routes -o wide` ACTUAL_SUCCESS, which is the
+    /// success share of `route_actual_response_total`, the responses of
+    /// every attempt by classification (linkerd2's
+    /// `viz/metrics-api/top_routes.go`). Counted from the attempts'
+    /// statuses where the sidecar exports them.
+    ///
+    /// Without them, the figure is worked out from the requests: as if
+    /// every retry followed a failed attempt and each request's last
+    /// attempt decided its response, successes over responses plus
+    /// retries. That is wrong whenever a route retries a status the
+    /// classification counts as a success (a 429), or a request failed
+    /// before any attempt; [`Totals::actual_estimated`] says when the
+    /// figure is that estimate.
+    pub fn actual_success_rate(&self) -> Option<f64> {
+        if self.attempts() > 0.0 {
+            ratio(self.attempt_successes, self.attempts())
+        } else {
+            ratio(self.success, self.responses() + self.retries)
+        }
+    }
+
+    /// Attempts per second over `elapsed`, as [`Totals::rps`]: those the
+    /// backend statuses counted, else responses plus retries.
     pub fn actual_rps(&self, elapsed: Duration) -> f64 {
-        per_second(self.responses() + self.retries, elapsed)
+        if self.attempts() > 0.0 {
+            per_second(self.attempts(), elapsed)
+        } else {
+            per_second(self.responses() + self.retries, elapsed)
+        }
+    }
+
+    /// Whether [`Totals::actual_success_rate`] is an estimate rather than
+    /// a count: worked out from retries (no attempt statuses, and some
+    /// retries; without retries every request was one attempt), or counted
+    /// over gRPC responses, whose failures come in `grpc-status`, which the
+    /// attempts' statuses do not carry.
+    pub fn actual_estimated(&self) -> bool {
+        if self.attempts() > 0.0 {
+            self.grpc_responses > 0.0
+        } else {
+            self.retries > 0.0
+        }
     }
 }
 

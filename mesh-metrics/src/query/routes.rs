@@ -9,6 +9,17 @@
 //! `retry_requests_total` is matched to a route by its `route_name` (or
 //! `route`) and `dst_service` (or `service`) labels.
 //!
+//! Actual is every attempt as the backend answered it, as Linkerd's
+//! `routes -o wide` ACTUAL_SUCCESS reads `route_actual_response_total`
+//! (linkerd2's `viz/metrics-api/top_routes.go`): here the sidecar's
+//! `outbound_http_route_backend_response_statuses_total`, counted under
+//! the retries, matched by `parent_name` and `route_name`. Where a source
+//! does not serve it, actual is worked out from the retries, as if each
+//! followed a failed attempt, which a route that retries a 429 makes
+//! wrong; and over gRPC the statuses do not carry `grpc-status`. Either
+//! way the row says the figure is estimated (`actual_estimated`, `~` in
+//! a table) rather than present it as a count.
+//!
 //! A series a sidecar folded into its overflow (`overflow="true"`, past a
 //! family's series limit) keeps the direction but not the route or the
 //! server: its requests went to named routes, but to which is not known,
@@ -50,6 +61,10 @@ pub struct RouteRow {
     /// cannot be computed, as [`Golden::rps`].
     #[serde(serialize_with = "super::golden::number_or_null")]
     pub actual_rps: f64,
+    /// Whether `actual_success` and `actual_rps` are estimates rather than
+    /// counts of attempts ([`Totals::actual_estimated`]); a table marks
+    /// them `~`.
+    pub actual_estimated: bool,
 }
 
 /// The route rows of `targets` from their deltas: inbound routes, or with
@@ -102,6 +117,7 @@ pub(crate) fn rows_by<'a>(
             retry_ratio: t.retry_ratio(),
             actual_success: t.actual_success_rate(),
             actual_rps: t.actual_rps(window),
+            actual_estimated: t.actual_estimated(),
         })
         .collect()
 }
@@ -123,6 +139,11 @@ fn route_key<'a>(s: &'a Sample, to: Option<&str>) -> Option<(&'a str, &'a str)> 
 /// The outbound (route, service) of a sample: a retry's, or an outbound
 /// response's.
 pub(crate) fn outbound_route_key(s: &Sample) -> Option<(&str, &str)> {
+    // The attempts a route sent its backends, under the service the
+    // requests were addressed to.
+    if s.name.starts_with("outbound_http_route_backend_") {
+        return Some((s.label("route_name")?, s.label("parent_name")?));
+    }
     if s.name.starts_with("retry_") {
         let service = s.label("dst_service").or_else(|| s.label("service"))?;
         return Some((route_of(s), service));
@@ -162,15 +183,29 @@ pub fn render_routes(
         let mut cells = vec![r.route.clone(), r.service.clone()];
         cells.extend(render::golden(&r.golden));
         if outbound {
+            let estimate = |cell: String| {
+                if r.actual_estimated && cell != "-" {
+                    format!("~{cell}")
+                } else {
+                    cell
+                }
+            };
             cells.extend([
                 render::percent(r.retry_ratio),
-                render::percent(r.actual_success),
-                render::rps(r.actual_rps),
+                estimate(render::percent(r.actual_success)),
+                estimate(render::rps(r.actual_rps)),
             ]);
         }
         table.row(cells);
     }
-    Ok(table.render() + &render::dropped_note(rows.iter().map(|r| &r.golden)))
+    let mut out = table.render();
+    if outbound && rows.iter().any(|r| r.actual_estimated) {
+        out += "~ estimated: worked out from retry_requests_total, as if every retry followed a \
+                failed attempt, where the attempts' statuses \
+                (outbound_http_route_backend_response_statuses_total) are not served; or \
+                counted from those statuses over gRPC, whose failures they do not show\n";
+    }
+    Ok(out + &render::dropped_note(rows.iter().map(|r| &r.golden)))
 }
 
 /// `sidecar routes`: scrapes `targets` a `window` apart and renders one row
@@ -330,7 +365,8 @@ mod tests {
                 r#"{"workload":"web","route":"get","service":"emoji","#,
                 r#""success":0.99,"rps":10.0,"#,
                 r#""latency_ms_p50":null,"latency_ms_p95":null,"latency_ms_p99":null,"#,
-                r#""retry_ratio":0.1,"actual_success":0.9,"actual_rps":11.0}"#,
+                r#""retry_ratio":0.1,"actual_success":0.9,"actual_rps":11.0,"#,
+                r#""actual_estimated":true}"#,
             )
         );
 
@@ -379,5 +415,55 @@ mod tests {
             "{table}"
         );
         assert_eq!(table.matches('*').count(), 4, "{table}");
+    }
+
+    #[test]
+    fn actual_success_is_every_attempt_as_the_backend_answered_it() {
+        // Two requests to emoji's `get`: one answered 429, retried (the
+        // route retries 429s) and answered 200; one answered 503 after a
+        // per-try timeout cancelled its first attempt. The backend saw
+        // four attempts: 429 and 200 are successes as the classification
+        // counts them, the cancelled one and the 503 failures.
+        let attempts = |status: &str, error: &str, n: u32| {
+            format!(
+                "outbound_http_route_backend_response_statuses_total{{parent_name=\"emoji\",route_name=\"get\",backend_name=\"emoji\",http_status=\"{status}\",error=\"{error}\"}} {n}\n"
+            )
+        };
+        let text = "response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"get\",status_code=\"200\",classification=\"success\"} 1\n\
+             response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"get\",status_code=\"503\",classification=\"failure\"} 1\n\
+             retry_requests_total{route=\"get\",service=\"emoji\"} 2\n\
+             outbound_http_route_backend_requests_total{parent_name=\"emoji\",route_name=\"get\",backend_name=\"emoji\"} 4\n"
+            .to_owned()
+            + &attempts("429", "", 1)
+            + &attempts("200", "", 1)
+            + &attempts("", "cancel", 1)
+            + &attempts("503", "", 1);
+        let after = Scrape::parse(&text).unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(2));
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta)], Some("emoji"));
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let r = &rows[0];
+        assert_eq!(r.golden.success, Some(0.5));
+        assert_eq!(r.actual_success, Some(0.5));
+        assert_eq!(r.actual_rps, 2.0);
+        assert!(!r.actual_estimated);
+
+        // Without the attempts' statuses, the figure is worked out from
+        // the retries, and says so.
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("outbound_http_route_backend"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let after = Scrape::parse(&text).unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(2));
+        let rows = route_rows(&targets, &[Some(delta)], Some("emoji"));
+        let r = &rows[0];
+        assert_eq!(r.actual_success, Some(0.25));
+        assert!(r.actual_estimated);
+        let table = render_routes(&rows, true, Format::Table).unwrap();
+        assert!(table.contains("~25.00%"), "{table}");
+        assert!(table.contains("~ estimated"), "{table}");
     }
 }
