@@ -57,15 +57,16 @@ async fn ready_waits_for_every_gate() {
     policy.open();
     assert_eq!(get(addr, "/ready").await.0, StatusCode::OK);
 
+    // No `Accept`: the Prometheus text format 0.0.4, which every consumer reads.
     let (status, headers, body) = get(addr, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         headers["content-type"],
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        "text/plain; version=0.0.4; charset=utf-8"
     );
     assert_eq!(
         body,
-        "# HELP demo_requests Requests seen.\n# TYPE demo_requests counter\ndemo_requests_total 1\n# EOF\n"
+        "# HELP demo_requests_total Requests seen.\n# TYPE demo_requests_total counter\ndemo_requests_total 1\n"
     );
     assert_eq!(get(addr, "/nope").await.0, StatusCode::NOT_FOUND);
     trigger.trigger();
