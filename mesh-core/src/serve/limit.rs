@@ -53,13 +53,16 @@ impl ConnectionLimit {
     /// at, and keeping it open for a place would leave the server's
     /// queue behind it. It holds a place under the server's limit only
     /// for that moment: the server's limit still bounds every peer
-    /// together, and a connection it keeps waiting is not refused. The
-    /// first refusal of a peer's run of them is logged at `info`, the
-    /// rest at `debug`, with the connection's close; the hook's
-    /// `refused()` counts them all, for a metric.
+    /// together, and a connection it keeps waiting is not refused. A
+    /// peer's first refusal is logged at `info`, and the next only once
+    /// it has closed every connection; the rest at `debug`, with the
+    /// connection's close. The hook's `refused()` counts them all, for a
+    /// metric.
     ///
     /// Peers are told apart by IP address, without the port; an IPv4
-    /// address mapped into IPv6 is the same peer as itself. A connection
+    /// address mapped into IPv6 is the same peer as itself. A client with
+    /// many addresses (an IPv6 prefix, say) gets a share for each, but no
+    /// more than the server's limit together. A connection
     /// holds its place until it closes, upgraded ones too. The counts
     /// are shared by the hook's clones, and so by every listener it
     /// serves: one hook given to several servers bounds each peer across

@@ -90,8 +90,9 @@ struct Peers {
 #[derive(Default)]
 struct Peer {
     open: usize,
-    /// Whether a refusal has been logged since the peer last held fewer
-    /// than the most: one line per run of refusals, not one a connection.
+    /// Whether a refusal has been logged since the peer came: one line
+    /// until it has closed every connection, not one a connection, nor
+    /// one each time it closes one and opens two.
     refusing: bool,
 }
 
@@ -133,7 +134,6 @@ impl Peers {
         if let Entry::Occupied(mut entry) = open.entry(ip) {
             let peer = entry.get_mut();
             peer.open = peer.open.saturating_sub(1);
-            peer.refusing = false;
             if peer.open == 0 {
                 entry.remove();
             }
@@ -337,6 +337,25 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_is_logged_once_until_it_has_closed_every_connection() {
+        let peers = peers(2);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let refusing = |peers: &Arc<Peers>| peers.lock().get(&a).is_some_and(|p| p.refusing);
+        let first = peers.take(a);
+        let second = peers.take(a);
+        assert!(peers.take(a).is_none());
+        assert!(refusing(&peers));
+        // It closes one and opens two: the refusal is not logged again.
+        drop(first);
+        let third = peers.take(a);
+        assert!(peers.take(a).is_none());
+        assert!(refusing(&peers));
+        drop((second, third));
+        let _again = peers.take(a);
+        assert!(!refusing(&peers), "a peer that left came back unlogged");
+    }
+
+    #[test]
     fn a_peer_that_holds_nothing_has_no_entry() {
         let peers = peers(1);
         let a: IpAddr = [10, 0, 0, 1].into();
@@ -348,7 +367,7 @@ mod tests {
     fn an_ipv4_address_mapped_into_ipv6_is_the_same_peer() {
         let limit = PerPeerLimit::new((), 1);
         let v4: IpAddr = [10, 0, 0, 1].into();
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap_or(v4);
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let _slot = limit.peers.take(v4);
         assert_eq!(limit.open(mapped), 1);
     }
