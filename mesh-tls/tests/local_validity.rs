@@ -221,3 +221,28 @@ async fn a_chain_outliving_an_old_copy_of_its_issuer_is_served_past_that_copys_e
         }
     );
 }
+
+/// A connection is closed when the certificates that authenticated it
+/// expire by the store's clock, the one that decided they were valid: a
+/// certificate with a minute left is not served for longer than that
+/// minute by another clock's reckoning.
+#[tokio::test]
+async fn a_connection_is_closed_when_the_certificate_expires_by_the_stores_clock() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1);
+    let store = pki.store(&clock, API);
+    let accept = TlsAccept::new(store, AcceptConfig::default());
+    clock.set(JAN_1 + DAY - 60);
+
+    let before = tokio::time::Instant::now();
+    let (verdict, lax) = handshake(&accept).await;
+    let after = tokio::time::Instant::now();
+    lax.unwrap();
+    let close_at = verdict.unwrap().retire.close_at().unwrap();
+    let minute = std::time::Duration::from_secs(60);
+    assert!(
+        before + minute <= close_at && close_at <= after + minute,
+        "closed {:?} after the handshake instead of a minute",
+        close_at - after
+    );
+}

@@ -73,6 +73,10 @@ struct Shared {
     /// The clock every check of the credentials' validity reads, and the
     /// rustls configs built on the store.
     time: Arc<dyn TimeProvider>,
+    /// Whether `time` was given, rather than the system clock: the store
+    /// reads the system clock itself then, to the nanosecond, where a
+    /// [`TimeProvider`] tells whole seconds.
+    injected: bool,
     current: ArcSwapOption<Snapshot>,
     writer: Mutex<Writer>,
     metrics: TlsMetrics,
@@ -127,7 +131,7 @@ impl Default for CredentialStore {
 impl CredentialStore {
     /// An empty store: not ready until credentials are loaded.
     pub fn new(config: StoreConfig) -> Self {
-        Self::with_time_provider(config, Arc::new(DefaultTimeProvider))
+        Self::with_clock(config, Arc::new(DefaultTimeProvider), false)
     }
 
     /// An empty store that tells the time by `time` rather than the system
@@ -141,11 +145,21 @@ impl CredentialStore {
     /// whose wall clock is not the one to trust. A clock that cannot tell
     /// the time (`current_time` returns `None`) is read as the system
     /// clock by the store's own checks, while rustls fails the handshake.
+    ///
+    /// Server connections are retired when this clock says their
+    /// certificates expire. Some timers still go by the system clock: the
+    /// retirement of the connector's pooled connections and the renewals
+    /// of a [`CredentialSource::Ca`].
     pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
+        Self::with_clock(config, time, true)
+    }
+
+    fn with_clock(config: StoreConfig, time: Arc<dyn TimeProvider>, injected: bool) -> Self {
         Self {
             shared: Arc::new(Shared {
                 provider: crate::provider(),
                 time,
+                injected,
                 current: ArcSwapOption::empty(),
                 writer: Mutex::new(Writer {
                     trust_domain: config.trust_domain,
@@ -330,10 +344,29 @@ impl CredentialStore {
 
     /// The time by the store's clock ([`CredentialStore::with_time_provider`]).
     pub(crate) fn now(&self) -> SystemTime {
+        if !self.shared.injected {
+            return SystemTime::now();
+        }
         match self.shared.time.current_time() {
             Some(now) => SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs()),
             None => SystemTime::now(),
         }
+    }
+
+    /// `at`, a time by the store's clock, as the system clock will read it
+    /// then: for timers, which run with the system clock, so that a
+    /// connection is retired when the store's clock says its certificate
+    /// expires.
+    pub(crate) fn by_system_clock(&self, at: SystemTime) -> SystemTime {
+        if !self.shared.injected {
+            return at;
+        }
+        let (system, store) = (SystemTime::now(), self.now());
+        let moved = match at.duration_since(store) {
+            Ok(ahead) => system.checked_add(ahead),
+            Err(behind) => system.checked_sub(behind.duration()),
+        };
+        moved.unwrap_or(at)
     }
 
     /// The store's clock, for the rustls configs built on it.
