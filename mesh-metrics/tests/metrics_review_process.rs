@@ -22,24 +22,20 @@ fn cpu_memory_and_start_time_are_read_whatever_the_process_name() {
     register_process_metrics(&mut registry, &BuildInfo::new("0.0.0"));
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
-    let value = |name: &str| -> f64 {
+    // A family whose file could not be read past the name is left out of
+    // the scrape: each is there, with a number. What the numbers should be
+    // is the unit tests' business (`process.rs`).
+    for name in [
+        "process_start_time_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+    ] {
         let line = text
             .lines()
             .find(|l| l.starts_with(&format!("{name} ")))
             .unwrap_or_else(|| panic!("no {name} in {text}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let start = value("process_start_time_seconds");
-    assert!(
-        start <= now + 1.0 && start > now - 3600.0,
-        "{start} vs {now}"
-    );
-    assert!(value("process_cpu_seconds_total") >= 0.0);
-    // `/proc/self/status` begins with the same name.
-    assert!(value("process_resident_memory_bytes") > 1_000_000.0);
-    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value > 0.0 || name == "process_cpu_seconds_total", "{line}");
+    }
 }
