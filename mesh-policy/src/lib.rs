@@ -227,7 +227,11 @@
 //!   which clients without an identity share. Each limit admits a burst
 //!   of one second's requests, then one request per `1/rps` seconds; a
 //!   request over one gets 429, or gRPC `RESOURCE_EXHAUSTED` (8), and is
-//!   counted in `inbound_http_local_ratelimit_total`. The order, the
+//!   counted in `inbound_http_local_ratelimit_total`. A request whose
+//!   route rule redirects is answered with the redirect without consulting
+//!   the limit, as linkerd2-proxy applies a rule's filters first
+//!   (`HttpPolicyService::call`): it spends no share and never gets 429,
+//!   since it asks nothing of the application. The order, the
 //!   burst, the shared limits and the metric follow linkerd2-proxy
 //!   (`LocalRateLimit::check`); rates must be above 0, and an `identity`
 //!   or override rate at most the total, as Linkerd's admission webhook
@@ -309,9 +313,7 @@
 //!   from inbound routes (with [`ApplyFiltersLayer`]). Its other filters,
 //!   its timeouts and retries are reported as not applied, and the rest of
 //!   the rule applies; Linkerd's controller ignores a whole route with
-//!   such a filter. A redirect uses a share of the Server's rate limit
-//!   and can get 429, since the limit is checked before the filters;
-//!   linkerd2-proxy redirects before it checks the limit. See [`filters`].
+//!   such a filter. See [`filters`].
 
 pub mod authorize;
 mod default_policy;

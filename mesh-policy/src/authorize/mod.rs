@@ -10,9 +10,17 @@
 //! | no route matched | 404 | `grpc-status: 5` (`NOT_FOUND`) |
 //! | over the Server's rate limit | 429 | `grpc-status: 8` (`RESOURCE_EXHAUSTED`) |
 //!
-//! Each answer carries the mesh's error header naming the reason. The rate
-//! limit (an `HTTPLocalRateLimitPolicy`) is checked only once a request is
-//! allowed, as linkerd2-proxy does; see [`RateLimited`](crate::RateLimited).
+//! Each answer carries the mesh's error header naming the reason.
+//!
+//! The order is linkerd2-proxy's (`HttpPolicyService::call`, in its
+//! `app/inbound/src/policy/http.rs`): authorization first, then the
+//! route's filters, then the Server's rate limit (an
+//! `HTTPLocalRateLimitPolicy`; see [`RateLimited`](crate::RateLimited)).
+//! So a request whose rule redirects it is answered with its redirect
+//! without consulting the limit: it spends no share of it and is never
+//! refused with 429. A redirect costs the application nothing, and a
+//! client that follows it makes the request the limit is for. Only a
+//! request that goes on to the service is limited.
 //!
 //! An allowed request goes on with two extensions: an
 //! [`Authorized`] naming the Server, route
@@ -20,7 +28,9 @@
 //! [`RouteId`], which metrics read for their labels. When the route rule
 //! it matched has filters, a third, an `Arc<`[`RouteFilters`]`>`, carries
 //! them to an [`ApplyFilters`](crate::ApplyFilters) inside, which applies
-//! them. A refused request gets its refusal, never a filter's redirect.
+//! them. A request that authorization refuses (403, 404) gets its
+//! refusal, never a filter's redirect; one that redirects gets its
+//! redirect, never a 429.
 //!
 //! The client comes from the request's
 //! [`ConnectionInfo`], which the mesh's server
@@ -107,7 +117,17 @@ where
                             "request allowed by audit mode; it would be denied"
                         );
                     }
-                    match allowed.check_rate_limit(&client) {
+                    // A rule that redirects answers before the limit is
+                    // consulted, as linkerd2-proxy applies a route's
+                    // filters before its rate limit: the redirect neither
+                    // spends a share nor is refused.
+                    let redirects = allowed.filters().is_some_and(|f| f.redirect.is_some());
+                    let checked = if redirects {
+                        Ok(())
+                    } else {
+                        allowed.check_rate_limit(&client)
+                    };
+                    match checked {
                         Ok(()) => Outcome::Allow(
                             allowed.authorized(),
                             allowed.route_id(),

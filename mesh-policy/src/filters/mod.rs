@@ -37,12 +37,14 @@
 //!   request as the client sent it;
 //! - the response edit, on the inner service's response or the redirect.
 //!
-//! [`Authorize`] checks the Server's rate limit before it lets a request
-//! through, so a redirect uses a share of the limit like any request the
-//! rule allows, and one over the limit gets its 429, without a `Location`
-//! or the response edit. linkerd2-proxy applies a rule's filters before
-//! it checks the limit (`HttpPolicyService::call`), so there a redirect is
-//! never refused with 429 and uses no share.
+//! A redirect is answered without the Server's rate limit: [`Authorize`]
+//! does not consult the limit for a request whose rule redirects, so the
+//! redirect spends no share of it and is never refused with 429, however
+//! many come. This is linkerd2-proxy's order, which applies a rule's
+//! filters before it checks the limit (`HttpPolicyService::call`, in its
+//! `app/inbound/src/policy/http.rs`): a redirect asks nothing of the
+//! application the limit protects, and a client that follows it makes
+//! the request the limit is for.
 //!
 //! Everything was parsed when the policy was compiled; a request pays for
 //! the edits themselves and, when redirected, for one `Location` string.
