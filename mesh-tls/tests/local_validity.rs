@@ -246,3 +246,29 @@ async fn a_connection_is_closed_when_the_certificate_expires_by_the_stores_clock
         close_at - after
     );
 }
+
+/// A second certificate of the issuer's name that did not sign the
+/// workload certificate (another key) opens no path: once the issuer's
+/// certificate that did expires, the chain has expired, as peers would
+/// find, and it is not served.
+#[tokio::test]
+async fn a_second_issuer_certificate_that_signed_nothing_does_not_extend_the_chain() {
+    let pki = Pki::new();
+    let clock = TestClock::at(JAN_1 + DAY);
+    let store = CredentialStore::with_time_provider(StoreConfig::default(), clock.clone());
+    store
+        .update(pki.creds_with_a_second_issuer(API, false))
+        .unwrap();
+    let accept = TlsAccept::new(store.clone(), AcceptConfig::default());
+
+    clock.set(JAN_1 + 3 * DAY);
+    assert!(!store.is_ready());
+    let (verdict, lax) = handshake(&accept).await;
+    assert_alerted(lax);
+    assert_eq!(
+        refusal(verdict).validity,
+        OutsideValidity::Expired {
+            not_after: at(JAN_1 + 2 * DAY)
+        }
+    );
+}

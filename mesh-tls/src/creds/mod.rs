@@ -98,8 +98,11 @@ impl Credentials {
             webpki::EndEntityCert::try_from(cert).map_err(|_| CredentialError::BadCertificate)?;
         }
         let anchor_subjects: Arc<[Vec<u8>]> = crate::cert::anchor_subjects(&roots).into();
-        let validity =
-            ChainValidity::of(&chain, &anchor_subjects).ok_or(CredentialError::BadCertificate)?;
+        // Read before the identity, as a leaf whose dates do not parse is
+        // no certificate; the paths are checked once the anchors are known.
+        if ChainValidity::of(&chain, &anchor_subjects, |_, _| false).is_none() {
+            return Err(CredentialError::BadCertificate);
+        }
         let identity = names
             .identity()
             .map_err(CredentialError::NoIdentity)?
@@ -114,6 +117,16 @@ impl Credentials {
             }
         }
         let anchor_domains = Arc::new(AnchorDomains::new(&roots));
+        let validity = match chain.split_first() {
+            Some((leaf, _)) => {
+                let verifies = |intermediates: &[CertificateDer<'_>], at: SystemTime| {
+                    verify_chain(leaf, intermediates, &identity, &anchor_domains, at).is_ok()
+                };
+                ChainValidity::of(&chain, &anchor_subjects, verifies)
+            }
+            None => None,
+        }
+        .ok_or(CredentialError::BadCertificate)?;
         let signing_key = crate::provider()
             .key_provider
             .load_private_key(key)
@@ -161,31 +174,21 @@ impl Credentials {
             Some(split) => split,
             None => return Err(CredentialError::NoCertificate),
         };
-        let time = unix_time(now);
-        let algs = crate::provider().signature_verification_algorithms.all;
-        for usage in [
-            webpki::KeyUsage::server_auth(),
-            webpki::KeyUsage::client_auth(),
-        ] {
-            // Peers check the chain through an anchor of the identity's
-            // trust domain: so is it checked here.
-            crate::verify::check_chain_for(
-                leaf,
-                intermediates,
-                self.anchor_domains.anchors(),
-                time,
-                usage,
-                algs,
-                Some((&self.identity, &self.anchor_domains)),
-            )
-            .map_err(|refused| match refused.outside_anchor_domains() {
-                Some(identity) => CredentialError::NoAnchorOfTrustDomain {
-                    identity: identity.clone(),
-                },
-                None => CredentialError::Untrusted(refused.into_webpki()),
-            })?;
-        }
-        Ok(())
+        // Peers check the chain through an anchor of the identity's trust
+        // domain: so is it checked here.
+        verify_chain(
+            leaf,
+            intermediates,
+            &self.identity,
+            &self.anchor_domains,
+            now,
+        )
+        .map_err(|refused| match refused.outside_anchor_domains() {
+            Some(identity) => CredentialError::NoAnchorOfTrustDomain {
+                identity: identity.clone(),
+            },
+            None => CredentialError::Untrusted(refused.into_webpki()),
+        })
     }
 
     /// Whether the credentials can be presented at `now`: whether every
@@ -335,6 +338,36 @@ pub(crate) fn parse_pem(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (PemInput::Bundle, CredentialError::Pem(e)))?;
     Ok((chain, key, roots))
+}
+
+/// Verifies the chain of `leaf` and `intermediates` to the anchors of
+/// `domains` at `now`, for both server and client authentication (a mesh
+/// certificate serves both ends of a connection), through an anchor of
+/// `identity`'s trust domain, as peers verify it.
+fn verify_chain(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    identity: &Identity,
+    domains: &AnchorDomains,
+    now: SystemTime,
+) -> Result<(), crate::verify::ChainRefused> {
+    let time = unix_time(now);
+    let algs = crate::provider().signature_verification_algorithms.all;
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ] {
+        crate::verify::check_chain_for(
+            leaf,
+            intermediates,
+            domains.anchors(),
+            time,
+            usage,
+            algs,
+            Some((identity, domains)),
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) fn unix_time(t: SystemTime) -> UnixTime {

@@ -9,8 +9,10 @@
 //! new one after. One window read from one path, at the time the
 //! credentials load, would say that the chain expires with the old
 //! certificate, and the workload would refuse to present a certificate
-//! every peer accepts. So every path is followed, and the windows are
-//! merged: the chain can be presented at any time one of them covers.
+//! every peer accepts. So every path is followed, and the windows of those
+//! that verify (checked once, at load) are merged: the chain can be
+//! presented at any time one of them covers. A certificate that only
+//! shares the issuer's name (another key, say) opens no path.
 
 use std::time::{Duration, SystemTime};
 
@@ -42,22 +44,49 @@ pub(crate) enum At {
 
 impl ChainValidity {
     /// The spans of `chain` (leaf first) to the anchors named
-    /// `anchor_subjects`. `None` when the leaf does not parse.
-    pub(crate) fn of(chain: &[CertificateDer<'_>], anchor_subjects: &[Vec<u8>]) -> Option<Self> {
+    /// `anchor_subjects`: of each path by name, the window in which its
+    /// certificates are all valid, kept when `verifies` accepts the path's
+    /// intermediates at the window's start (signatures, key usage, trust
+    /// domain: everything but the time, which the window covers). When no
+    /// path verifies, every window is kept, so that the chain reads by its
+    /// dates; the chain check at load refuses it anyway. `None` when the
+    /// leaf does not parse.
+    pub(crate) fn of(
+        chain: &[CertificateDer<'_>],
+        anchor_subjects: &[Vec<u8>],
+        verifies: impl Fn(&[CertificateDer<'_>], SystemTime) -> bool,
+    ) -> Option<Self> {
         let (leaf, rest) = chain.split_first()?;
         let leaf = Link::parse(leaf)?;
-        let rest: Vec<Link> = rest.iter().filter_map(Link::parse).collect();
-        let mut windows = Vec::new();
-        let mut used = vec![false; rest.len()];
+        let rest: Vec<(&CertificateDer<'_>, Link)> = rest
+            .iter()
+            .filter_map(|cert| Some((cert, Link::parse(cert)?)))
+            .collect();
+        let mut paths = Vec::new();
+        let mut path = Vec::new();
         walk(
             &leaf.issuer,
             (leaf.not_before, leaf.not_after),
             &rest,
-            &mut used,
+            &mut path,
             anchor_subjects,
-            &mut windows,
+            &mut paths,
         );
-        Some(Self::merged(windows))
+        let verified: Vec<_> = paths
+            .iter()
+            .filter(|(window, path)| {
+                let intermediates: Vec<CertificateDer<'_>> = path
+                    .iter()
+                    .map(|&at| CertificateDer::from(rest[at].0.as_ref()))
+                    .collect();
+                window.0 < window.1 && verifies(&intermediates, window.0)
+            })
+            .map(|(window, _)| *window)
+            .collect();
+        Some(Self::merged(match verified.is_empty() {
+            true => paths.into_iter().map(|(window, _)| window).collect(),
+            false => verified,
+        }))
     }
 
     /// `windows` merged, earliest first. Windows that are never valid
@@ -105,40 +134,41 @@ impl ChainValidity {
     }
 }
 
+/// A path's window, and the indices in `rest` of its intermediates.
+type Path = ((SystemTime, SystemTime), Vec<usize>);
+
 /// Follows every path from a certificate issued by `issuer`, valid in
-/// `window`, through the unused certificates of `rest`, to a trust anchor,
-/// pushing each path's window. A path that leads to no anchor and no
-/// further certificate ends where it stops, as webpki's would fail there;
-/// the chain check at load refuses a chain none of whose paths verify.
+/// `window`, through the certificates of `rest` not on `path` yet, to a
+/// trust anchor, pushing each path. A path that leads to no anchor and no
+/// further certificate ends where it stops, as webpki's would fail there.
 fn walk(
     issuer: &[u8],
     window: (SystemTime, SystemTime),
-    rest: &[Link],
-    used: &mut [bool],
+    rest: &[(&CertificateDer<'_>, Link)],
+    path: &mut Vec<usize>,
     anchor_subjects: &[Vec<u8>],
-    windows: &mut Vec<(SystemTime, SystemTime)>,
+    paths: &mut Vec<Path>,
 ) {
-    if windows.len() >= MAX_PATHS {
+    if paths.len() >= MAX_PATHS {
         return;
     }
     if anchor_subjects.iter().any(|s| s == issuer) {
-        windows.push(window);
+        paths.push((window, path.clone()));
         return;
     }
     let mut extended = false;
-    for at in 0..rest.len() {
-        let link = &rest[at];
-        if used[at] || link.subject != issuer {
+    for (at, (_, link)) in rest.iter().enumerate() {
+        if path.contains(&at) || link.subject != issuer {
             continue;
         }
         extended = true;
-        used[at] = true;
+        path.push(at);
         let narrowed = (window.0.max(link.not_before), window.1.min(link.not_after));
-        walk(&link.issuer, narrowed, rest, used, anchor_subjects, windows);
-        used[at] = false;
+        walk(&link.issuer, narrowed, rest, path, anchor_subjects, paths);
+        path.pop();
     }
     if !extended {
-        windows.push(window);
+        paths.push((window, path.clone()));
     }
 }
 

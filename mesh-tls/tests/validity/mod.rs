@@ -107,6 +107,14 @@ impl Pki {
     /// valid from 2030-01-01 to 2030-01-11. Until 2030-01-03 webpki builds
     /// the path through the old one; after, through the reissued one.
     pub fn creds_with_a_reissued_issuer(&self, identity: &str) -> Credentials {
+        self.creds_with_a_second_issuer(identity, true)
+    }
+
+    /// As [`Pki::creds_with_a_reissued_issuer`], but when `same_key` is
+    /// false the second certificate of the issuer's name has another key:
+    /// it did not sign the workload certificate, and no path through it
+    /// verifies.
+    pub fn creds_with_a_second_issuer(&self, identity: &str, same_key: bool) -> Credentials {
         let issuer_params = |not_after: u64| {
             let mut params = CertificateParams::default();
             params
@@ -124,8 +132,12 @@ impl Pki {
             .signed_by(&issuer_key, &self.issuer)
             .unwrap();
         let reissued_params = issuer_params(JAN_1 + 365 * DAY);
+        let other_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
         let reissued = reissued_params
-            .signed_by(&issuer_key, &self.issuer)
+            .signed_by(
+                if same_key { &issuer_key } else { &other_key },
+                &self.issuer,
+            )
             .unwrap();
         let issuer = Issuer::new(reissued_params, issuer_key);
         let mut params = RawIssuer::params(vec![uri_san(identity)]);
