@@ -138,6 +138,23 @@ pub fn edge_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<EdgeRow> {
             let sum = groups.entry((end.src(), end.dst(), reason));
             sum.add(s, &end, delta.elapsed());
         }
+        // The latency histograms left out for their bounds mark the end
+        // they were of.
+        for s in delta.dropped_histograms() {
+            if !EDGE_SAMPLES.contains(&s.name.as_str()) || s.label("overflow") == Some("true") {
+                continue;
+            }
+            let Some(end) = End::of(s, &target.name, &ids) else {
+                continue;
+            };
+            let reason = no_tls_reason(s, end.peer_label()).map(str::to_owned);
+            let sum = groups.entry((end.src(), end.dst(), reason));
+            let side = match end {
+                End::Caller { .. } => &mut sum.caller,
+                End::Server { .. } => &mut sum.server,
+            };
+            side.get_or_insert_with(Default::default).0.add_dropped(s);
+        }
     }
     let entries = groups.into_entries();
     // The server's end of calls from an identity several named workloads

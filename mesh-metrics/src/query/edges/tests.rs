@@ -347,3 +347,21 @@ fn a_plaintext_edge_is_its_callers_row_and_traffic_from_no_identity_no_edge() {
     let rows = edge_rows(&targets[1..], &deltas[1..]);
     assert!(rows.is_empty(), "{rows:?}");
 }
+
+#[test]
+fn an_edge_whose_latency_lost_a_histogram_says_so() {
+    let mut after = format!(
+        "response_total{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",classification=\"success\"}} 10\n"
+    );
+    for i in 0..300 {
+        after += &format!(
+            "response_latency_ms_bucket{{direction=\"outbound\",dst_service=\"emoji\",tls=\"true\",server_id=\"{EMOJI}\",le=\"{i}.5\"}} 10\n"
+        );
+    }
+    let targets = Target::parse_list("web=a:1").unwrap();
+    let rows = edge_rows(&targets, &[delta("", &after)]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].golden.rps, 1.0);
+    assert_eq!(rows[0].golden.latency_ms_p50, None);
+    assert_eq!(rows[0].golden.latency_series_dropped, 1);
+}
