@@ -199,20 +199,60 @@ impl ProxyErrorKind {
     /// such as `invalid path` for an [`InvalidRequest`](Self::InvalidRequest).
     /// `reason` must be printable ASCII, as every reason the mesh writes is.
     pub fn response_with_reason<B: Default>(self, grpc: bool, reason: &'static str) -> Response<B> {
+        self.respond(
+            HeaderValue::from_static(reason),
+            grpc.then(|| grpc_message(reason)),
+        )
+    }
+
+    /// [`response_for`](Self::response_for), with `message`, made when the
+    /// request is refused, in `mesh-error` (and `grpc-message`): a rate
+    /// limit's refusal names the limit and its rate there, as
+    /// linkerd2-proxy's `l5d-proxy-error` carries its `RateLimitError`
+    /// (`total rate limit exceeded: 100rps`), so an operator reading one
+    /// response knows which limit to raise.
+    ///
+    /// A header value must be printable: an empty `message`, or one with a
+    /// control character or a character outside ASCII, gets the kind's own
+    /// [reason](Self::reason) instead, so the response is always valid.
+    /// In `grpc-message`, `%` is percent-encoded, as gRPC's HTTP/2
+    /// protocol requires.
+    pub fn response_with_message<B: Default>(self, grpc: bool, message: &str) -> Response<B> {
+        if message.is_empty() || !message.bytes().all(|b| matches!(b, b' '..=b'~')) {
+            return self.response_for(grpc);
+        }
+        let Ok(value) = HeaderValue::from_str(message) else {
+            return self.response_for(grpc);
+        };
+        let grpc_message = grpc.then(|| match message.contains('%') {
+            true => HeaderValue::from_str(&message.replace('%', "%25"))
+                .unwrap_or_else(|_| value.clone()),
+            false => value.clone(),
+        });
+        self.respond(value, grpc_message)
+    }
+
+    /// The answer, with `grpc_message` for a gRPC caller and `None` for
+    /// an HTTP one.
+    fn respond<B: Default>(
+        self,
+        mesh_error: HeaderValue,
+        grpc_message: Option<HeaderValue>,
+    ) -> Response<B> {
         let mut res = Response::new(B::default());
-        if !grpc {
+        if grpc_message.is_none() {
             *res.status_mut() = self.http_status();
         }
         let headers = res.headers_mut();
-        headers.insert(MESH_ERROR, HeaderValue::from_static(reason));
-        if grpc {
+        headers.insert(MESH_ERROR, mesh_error);
+        if let Some(grpc_message) = grpc_message {
             // A trailers-only response: HTTP 200, the status in the headers.
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/grpc"),
             );
             headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_code()));
-            headers.insert(GRPC_MESSAGE, grpc_message(reason));
+            headers.insert(GRPC_MESSAGE, grpc_message);
         } else {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
@@ -337,6 +377,45 @@ mod tests {
             b = b.header(header::CONTENT_TYPE, ct);
         }
         b.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_message_made_at_refusal_is_carried_by_both_headers() {
+        let message = "total rate limit exceeded: 100 requests per second";
+        let res: Response<String> =
+            ProxyErrorKind::RateLimited.response_with_message(false, message);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[MESH_ERROR], message);
+        let res: Response<String> =
+            ProxyErrorKind::RateLimited.response_with_message(true, message);
+        assert_eq!(res.headers()[GRPC_STATUS], "8");
+        assert_eq!(res.headers()[GRPC_MESSAGE], message);
+        assert_eq!(res.headers()[MESH_ERROR], message);
+    }
+
+    #[test]
+    fn a_message_that_is_no_valid_header_gets_the_kinds_reason() {
+        for message in [
+            "limit\r\nset-cookie: x=1",
+            "tab\there",
+            "caf\u{e9} limit",
+            "del\u{7f}",
+            "",
+        ] {
+            let res: Response<String> =
+                ProxyErrorKind::RateLimited.response_with_message(true, message);
+            assert_eq!(res.headers()[MESH_ERROR], "rate limited", "{message:?}");
+            assert_eq!(res.headers()[GRPC_MESSAGE], "rate limited", "{message:?}");
+            assert!(res.headers().get("set-cookie").is_none());
+        }
+    }
+
+    #[test]
+    fn percent_is_encoded_in_grpc_message_only() {
+        let res: Response<String> =
+            ProxyErrorKind::RateLimited.response_with_message(true, "100% of a 5 rps limit");
+        assert_eq!(res.headers()[MESH_ERROR], "100% of a 5 rps limit");
+        assert_eq!(res.headers()[GRPC_MESSAGE], "100%25 of a 5 rps limit");
     }
 
     #[test]

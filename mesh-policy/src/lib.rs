@@ -226,8 +226,9 @@
 //!   or else `identity.requestsPerSecond`, one limit per client identity,
 //!   which clients without an identity share. Each limit admits a burst
 //!   of one second's requests, then one request per `1/rps` seconds; a
-//!   request over one gets 429, or gRPC `RESOURCE_EXHAUSTED` (8), and is
-//!   counted in `inbound_http_local_ratelimit_total`. A request whose
+//!   request over one gets 429, or gRPC `RESOURCE_EXHAUSTED` (8), whose
+//!   `mesh-error` (and `grpc-message`) names the limit and its rate, as
+//!   linkerd2-proxy's `l5d-proxy-error` does, and is counted in `inbound_http_local_ratelimit_total`. A request whose
 //!   route rule redirects is answered with the redirect without consulting
 //!   the limit, as linkerd2-proxy applies a rule's filters first
 //!   (`HttpPolicyService::call`): it spends no share and never gets 429,

@@ -10,7 +10,14 @@
 //! | no route matched | 404 | `grpc-status: 5` (`NOT_FOUND`) |
 //! | over the Server's rate limit | 429 | `grpc-status: 8` (`RESOURCE_EXHAUSTED`) |
 //!
-//! Each answer carries the mesh's error header naming the reason.
+//! Each answer carries the mesh's error header naming the reason. A 429's
+//! names the limit that refused the request and its rate, the
+//! [`RateLimited`](crate::RateLimited) error's text (`total rate limit
+//! exceeded: 100 requests per second`), as linkerd2-proxy's
+//! `l5d-proxy-error` carries its `RateLimitError`: a client, or an
+//! operator reading its logs, learns which limit to ask about, where a
+//! bare `rate limited` would leave them to find the policy and work out
+//! which of its limits applied.
 //!
 //! The order is linkerd2-proxy's (`HttpPolicyService::call`, in its
 //! `app/inbound/src/policy/http.rs`): authorization first, then the
@@ -48,11 +55,14 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use std::sync::Arc;
 
-use mesh_core::{ConnectionInfo, ProxyErrorKind, RouteId, labels::Authorized, route::RouteFilters};
+use mesh_core::{
+    ConnectionInfo, ProxyErrorKind, RouteId, error::is_grpc, labels::Authorized,
+    route::RouteFilters,
+};
 use tower_service::Service;
 
 pub use self::{future::ResponseFuture, layer::AuthorizeLayer};
-use crate::{Client, Decision, PolicyStore};
+use crate::{Client, Decision, PolicyStore, RateLimited};
 
 /// Authorizes each request; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -83,6 +93,8 @@ impl<S> Authorize<S> {
 enum Outcome {
     Allow(Authorized, RouteId, Option<Arc<RouteFilters>>),
     Refuse(ProxyErrorKind),
+    /// Answered with 429, whose `mesh-error` says which limit and rate.
+    RateLimited(RateLimited),
 }
 
 impl<S, B, RB> Service<Request<B>> for Authorize<S>
@@ -141,7 +153,7 @@ where
                                 %limited,
                                 "request rate limited"
                             );
-                            Outcome::Refuse(ProxyErrorKind::RateLimited)
+                            Outcome::RateLimited(limited)
                         }
                     }
                 }
@@ -170,6 +182,10 @@ where
                 ResponseFuture::inner(self.inner.call(req))
             }
             Outcome::Refuse(kind) => ResponseFuture::respond(kind.response(&req)),
+            Outcome::RateLimited(limited) => ResponseFuture::respond(
+                ProxyErrorKind::RateLimited
+                    .response_with_message(is_grpc(req.headers()), &limited.to_string()),
+            ),
         }
     }
 }
