@@ -307,10 +307,14 @@ impl Sidecar {
     }
 
     /// Writes the configuration to the demo's directory and starts the
-    /// sidecar from it, as `sidecar run --config` would.
+    /// sidecar from it, as `sidecar run --config` would, but deaf to the
+    /// environment: the demo's four sidecars share one process, and a
+    /// `MESH_*_LISTEN_ADDR` or `MESH_INGRESS_MODE` left in the shell would
+    /// give them all the same listener or mode.
     fn start(&self, files: &MeshFiles) -> Result<Running, DemoError> {
         let path = files.write_config(self.workload, &self.yaml(files))?;
-        let config = SidecarConfig::load(&path).map_err(|e| DemoError::Config(self.workload, e))?;
+        let config = SidecarConfig::load_with_env(&path, |_| None)
+            .map_err(|e| DemoError::Config(self.workload, e))?;
         sidecar::start(config).map_err(|e| DemoError::Start(self.workload, e))
     }
 

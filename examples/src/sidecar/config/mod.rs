@@ -206,8 +206,15 @@ impl SidecarConfig {
         SidecarConfig::load_with_env(path, |name| std::env::var_os(name))
     }
 
-    /// [`SidecarConfig::load`], with the environment read by `env`.
-    fn load_with_env(
+    /// [`SidecarConfig::load`], with the environment read by `env`: a
+    /// process that runs sidecars of its own (the demo, a test) passes
+    /// `|_| None`, so that a variable left in its shell does not move
+    /// every sidecar it starts to the same address.
+    ///
+    /// # Errors
+    ///
+    /// As [`SidecarConfig::load`].
+    pub fn load_with_env(
         path: &Path,
         env: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<SidecarConfig, ConfigError> {
