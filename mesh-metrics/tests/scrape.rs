@@ -104,3 +104,38 @@ async fn an_admin_server_that_never_answers_times_out_naming_it() {
     );
     drop(listener);
 }
+
+/// A scrape asks for OpenMetrics, as Prometheus does: an admin server
+/// answers anything else in the text format 0.0.4, which leaves out the
+/// `_created` samples that tell a counter's restart.
+#[tokio::test]
+async fn a_scrape_asks_for_openmetrics() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0; 1];
+            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1);
+            head.push(byte[0]);
+        }
+        let body = "# EOF\n";
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let target = Target {
+        name: "ours".into(),
+        addr: addr.to_string(),
+    };
+    scrape(&target).await.unwrap();
+    let head = server.await.unwrap().to_ascii_lowercase();
+    assert!(
+        head.contains("\r\naccept: application/openmetrics-text; version=1.0.0\r\n"),
+        "{head}"
+    );
+}

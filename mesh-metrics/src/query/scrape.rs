@@ -52,6 +52,9 @@ const RESERVED: usize = 16 << 20;
 /// Fetches the body, into one buffer: each frame is copied there and
 /// freed, so the body is held once (collecting the frames and then
 /// joining them held it twice).
+/// The format a scrape asks for.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
+
 async fn fetch(addr: &str) -> Result<Vec<u8>, ScrapeErrorKind> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -60,8 +63,11 @@ async fn fetch(addr: &str) -> Result<Vec<u8>, ScrapeErrorKind> {
         .await
         .map_err(ScrapeErrorKind::Http)?;
     let driver = tokio::spawn(conn);
+    // OpenMetrics, as Prometheus asks: the text format 0.0.4, which an
+    // admin server answers otherwise, leaves out `_created`.
     let req = Request::get("/metrics")
         .header(header::HOST, addr)
+        .header(header::ACCEPT, OPENMETRICS)
         .body(Empty::<bytes::Bytes>::new())
         .map_err(|_| ScrapeErrorKind::Status(StatusCode::BAD_REQUEST))?;
     let res = sender
