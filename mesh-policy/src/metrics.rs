@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
+use mesh_core::resource::POLICY_GROUP;
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    encoding::{EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder},
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
@@ -46,11 +47,22 @@ impl PolicyMetrics {
     ///   Server's `accessPolicy` (`deny`, `all-authenticated`...), or
     ///   `default:<policy>` on a port no Server covers;
     /// - `inbound_http_route_not_found_total{srv_name, tls}`;
-    /// - `inbound_http_local_ratelimit_total{srv_name, ratelimit_name, ratelimit_scope, tls}`:
-    ///   requests refused by an `HTTPLocalRateLimitPolicy` (linkerd2-proxy's
-    ///   name); `ratelimit_scope` is `total`, or `identity` for a client's
-    ///   own limit or an override's, as in linkerd2-proxy. These requests
-    ///   were allowed first, so the allow counter has them too;
+    /// - `inbound_http_local_ratelimit_total{srv_group, srv_kind, srv_name,
+    ///   ratelimit_group, ratelimit_kind, ratelimit_name, ratelimit_scope, tls}`:
+    ///   requests refused by an `HTTPLocalRateLimitPolicy`, with
+    ///   linkerd2-proxy's name, help and labels (its
+    ///   `app/inbound/src/metrics/authz.rs`), so that its dashboards and
+    ///   alerts read ours: `srv_group` `policy.linkerd.io`, `srv_kind`
+    ///   `server`, `ratelimit_group` `policy.linkerd.io`, `ratelimit_kind`
+    ///   `HTTPLocalRateLimitPolicy`; `ratelimit_scope` is `total`, or
+    ///   `identity` for a client's own limit or an override's, as in
+    ///   linkerd2-proxy. linkerd2-proxy also labels the address the
+    ///   connection came to (`target_addr`, `target_ip`, `target_port`,
+    ///   `srv_port`), which these series do not: their counters are
+    ///   resolved when a policy is compiled, before any connection says
+    ///   its address. Nor do they carry its `client_id`, which would make
+    ///   the number of series grow with the clients. These requests were
+    ///   allowed first, so the allow counter has them too;
     /// - `inbound_tcp_authz_allow_total{srv_name, authz_name, tls}`,
     ///   `inbound_tcp_authz_deny_total{srv_name, authz_name, tls}` and
     ///   `inbound_tcp_authz_terminate_total{srv_name, authz_name, tls}`
@@ -83,7 +95,7 @@ impl PolicyMetrics {
         );
         registry.register(
             "inbound_http_local_ratelimit",
-            "HTTP requests refused by a rate limit of their server",
+            "The total number of inbound HTTP requests that were rate-limited",
             metrics.http_ratelimit.clone(),
         );
         registry.register(
@@ -151,12 +163,31 @@ pub(crate) struct ServerLabels {
     pub(crate) tls: TlsLabel,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+/// The labels of `inbound_http_local_ratelimit_total`. The group and kind
+/// of the Server and of the policy are the same for every series (a rate
+/// limit targets only a Server), so they are written as they are encoded
+/// rather than held: linkerd2-proxy's values, the Server's `labels` its
+/// policy controller sends (`kind` `server`) and the policy's resource
+/// metadata (`kind` `HTTPLocalRateLimitPolicy`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RateLimitLabels {
     pub(crate) srv_name: Arc<str>,
     pub(crate) ratelimit_name: Arc<str>,
     pub(crate) ratelimit_scope: &'static str,
     pub(crate) tls: TlsLabel,
+}
+
+impl EncodeLabelSet for RateLimitLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("srv_group", POLICY_GROUP).encode(encoder.encode_label())?;
+        ("srv_kind", "server").encode(encoder.encode_label())?;
+        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        ("ratelimit_group", POLICY_GROUP).encode(encoder.encode_label())?;
+        ("ratelimit_kind", "HTTPLocalRateLimitPolicy").encode(encoder.encode_label())?;
+        ("ratelimit_name", &*self.ratelimit_name).encode(encoder.encode_label())?;
+        ("ratelimit_scope", self.ratelimit_scope).encode(encoder.encode_label())?;
+        ("tls", self.tls).encode(encoder.encode_label())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
