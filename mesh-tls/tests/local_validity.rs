@@ -12,7 +12,7 @@ mod validity;
 use mesh_core::Tls;
 use mesh_tls::{
     AcceptConfig, ConnectError, CredentialStore, InboundMode, StoreConfig, TlsAccept,
-    creds::OutsideValidity,
+    accept::AcceptError, creds::OutsideValidity,
 };
 use rustls::AlertDescription;
 use support::*;
@@ -270,5 +270,25 @@ async fn a_second_issuer_certificate_that_signed_nothing_does_not_extend_the_cha
         OutsideValidity::Expired {
             not_after: at(JAN_1 + 2 * DAY)
         }
+    );
+}
+
+/// Before any credentials load, a TLS client is told so with the same
+/// alert, rather than seeing the connection close mid-handshake.
+#[tokio::test]
+async fn a_server_with_no_credentials_yet_answers_with_an_alert() {
+    let accept = TlsAccept::new(
+        CredentialStore::new(StoreConfig::default()),
+        AcceptConfig::default(),
+    );
+    let (verdict, lax) = handshake(&accept).await;
+    assert_alerted(lax);
+    let error = verdict.err().unwrap();
+    assert!(
+        matches!(
+            error.downcast_ref::<AcceptError>(),
+            Some(AcceptError::NoCredentials)
+        ),
+        "{error:?}"
     );
 }

@@ -20,7 +20,9 @@ pub enum AcceptError {
     PlaintextRefused,
     /// A TLS client without a certificate on a strict port.
     NoClientCertificate,
-    /// A TLS client arrived before any local credentials were loaded.
+    /// A TLS client arrived before any local credentials were loaded. It
+    /// was answered with the alert `access_denied`, as for
+    /// [`AcceptError::CredentialsUnusable`].
     NoCredentials,
     /// A TLS client arrived while the local credentials in service were
     /// outside their validity: expired with no renewal in their place, or

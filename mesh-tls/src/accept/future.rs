@@ -22,7 +22,6 @@ use super::{AcceptConfig, AcceptError, InboundMode, ServerIo, retirement::Handsh
 use crate::{
     ALPN_H2, ALPN_HTTP1, CredentialStore,
     cert::{CertNames, NoIdentity},
-    creds::UnusableCredentials,
     metrics::Direction,
 };
 
@@ -42,9 +41,9 @@ pub struct AcceptFuture<I> {
     config: AcceptConfig,
     /// The credentials the handshake runs with, once it has started.
     handshake_with: Option<HandshakeWith>,
-    /// Why the handshake is being refused, when the local credentials were
-    /// outside their validity as the ClientHello arrived.
-    refusing: Option<UnusableCredentials>,
+    /// Why the handshake is being refused, when there were no local
+    /// credentials to present as the ClientHello arrived.
+    refusing: Option<AcceptError>,
     /// Whether a peer that sent nothing by the timeout is served as
     /// plaintext rather than closed: on an opaque port in permissive mode.
     silent_is_plaintext: bool,
@@ -171,35 +170,48 @@ impl<I: Io> AcceptFuture<I> {
     /// Credentials outside their validity by the store's clock are not
     /// presented, as the connector does not present them: the handshake
     /// runs on a config that answers the ClientHello with a fatal alert,
-    /// and the acceptor reports why.
+    /// as it does before any credentials load, and the acceptor reports
+    /// why.
     fn handshake(&mut self, io: I, prefix: Bytes) -> Option<AcceptError> {
         // The version first: a rotation between the two reads then looks
         // at the connection needlessly, never leaves it on stale
         // credentials.
         let version = self.store.subscribe();
         let loaded = version.borrow().loaded;
-        let Some(snapshot) = self.store.snapshot() else {
-            return Some(AcceptError::NoCredentials);
-        };
-        let config: &Arc<ServerConfig> = match snapshot.creds.usable_at(self.store.now()) {
-            Err(unusable) => {
-                snapshot.log_unusable(&unusable, "inbound");
-                self.refusing = Some(unusable);
-                &snapshot.server_refusing
-            }
-            Ok(until) => {
-                self.handshake_with = Some(HandshakeWith::new(&snapshot, until, version, loaded));
-                match self.config.mode {
-                    InboundMode::Strict => &snapshot.server_strict,
-                    _ => &snapshot.server_permissive,
+        let refusal = match self.store.snapshot() {
+            None => AcceptError::NoCredentials,
+            Some(snapshot) => match snapshot.creds.usable_at(self.store.now()) {
+                Ok(until) => {
+                    self.handshake_with =
+                        Some(HandshakeWith::new(&snapshot, until, version, loaded));
+                    let config = match self.config.mode {
+                        InboundMode::Strict => &snapshot.server_strict,
+                        _ => &snapshot.server_permissive,
+                    };
+                    self.start(config, io, prefix);
+                    return None;
                 }
-            }
+                Err(unusable) => {
+                    snapshot.log_unusable(&unusable, "inbound");
+                    AcceptError::CredentialsUnusable(unusable)
+                }
+            },
         };
+        // Nothing to present: rustls reads the ClientHello and answers
+        // with its alert, and the refusal is reported once it has.
+        let Some(refusing) = self.store.refusing_server_config().cloned() else {
+            return Some(refusal);
+        };
+        self.refusing = Some(refusal);
+        self.start(&refusing, io, prefix);
+        None
+    }
+
+    fn start(&mut self, config: &Arc<ServerConfig>, io: I, prefix: Bytes) {
         let io = PrefixedIo::new(prefix, io);
         self.state = State::Handshake {
             accept: tokio_rustls::TlsAcceptor::from(config.clone()).accept(io),
         };
-        None
     }
 
     fn finish(
@@ -316,8 +328,8 @@ impl<I: Io> Future for AcceptFuture<I> {
                     Poll::Ready(result) => {
                         // The refusing config finishes no handshake; were
                         // one to finish, it would be refused all the same.
-                        if let Some(unusable) = this.refusing.take() {
-                            return this.fail(AcceptError::CredentialsUnusable(unusable));
+                        if let Some(refusal) = this.refusing.take() {
+                            return this.fail(refusal);
                         }
                         return match result {
                             Ok(stream) => this.finish(stream),

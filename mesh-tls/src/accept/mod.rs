@@ -49,7 +49,9 @@
 //! pass a lax one. The first such refusal is logged as an error; each is
 //! counted in `tls_handshake_failures_total{direction="inbound"}` as
 //! `credentials_expired` (or `no_credentials`, for a certificate not valid
-//! yet). Plaintext is served as before in `permissive` mode.
+//! yet). Plaintext is served as before in `permissive` mode. A
+//! ClientHello that arrives before any credentials load is answered with
+//! the same alert ([`AcceptError::NoCredentials`]).
 //!
 //! Detection and the handshake share one timeout
 //! ([`AcceptConfig::handshake_timeout`], 10 seconds by default); a peer

@@ -117,16 +117,11 @@ impl Credentials {
             }
         }
         let anchor_domains = Arc::new(AnchorDomains::new(&roots));
-        let validity = match chain.split_first() {
-            Some((leaf, _)) => {
-                let verifies = |intermediates: &[CertificateDer<'_>], at: SystemTime| {
-                    verify_chain(leaf, intermediates, &identity, &anchor_domains, at).is_ok()
-                };
-                ChainValidity::of(&chain, &anchor_subjects, verifies)
-            }
-            None => None,
-        }
-        .ok_or(CredentialError::BadCertificate)?;
+        let verifies = |intermediates: &[CertificateDer<'_>], at: SystemTime| {
+            verify_chain(leaf, intermediates, &identity, &anchor_domains, at).is_ok()
+        };
+        let validity = ChainValidity::of(&chain, &anchor_subjects, verifies)
+            .ok_or(CredentialError::BadCertificate)?;
         let signing_key = crate::provider()
             .key_provider
             .load_private_key(key)

@@ -77,6 +77,13 @@ struct Shared {
     /// reads the system clock itself then, to the nanosecond, where a
     /// [`TimeProvider`] tells whole seconds.
     injected: bool,
+    /// Refuses every handshake, with rustls's fatal alert for a server that
+    /// has no certificate to present: for a ClientHello that arrives before
+    /// credentials load, or while those in service are outside their
+    /// validity. `None` if rustls refused to build it, which the fixed
+    /// mesh provider makes unexpected: such a client is then disconnected
+    /// without an alert.
+    refusing: Option<Arc<ServerConfig>>,
     current: ArcSwapOption<Snapshot>,
     writer: Mutex<Writer>,
     metrics: TlsMetrics,
@@ -110,10 +117,6 @@ pub(crate) struct Snapshot {
     pub(crate) server_permissive: Arc<ServerConfig>,
     /// Client certificates required (strict ports).
     pub(crate) server_strict: Arc<ServerConfig>,
-    /// Refuses every handshake, with rustls's fatal alert for a server
-    /// that has no certificate to present: for a ClientHello that arrives
-    /// while these credentials are outside their validity.
-    pub(crate) server_refusing: Arc<ServerConfig>,
     /// Whether a handshake refused because these credentials were outside
     /// their validity was logged as an error: once per credential set, not
     /// once per connection.
@@ -155,11 +158,14 @@ impl CredentialStore {
     }
 
     fn with_clock(config: StoreConfig, time: Arc<dyn TimeProvider>, injected: bool) -> Self {
+        let provider = crate::provider();
+        let refusing = crate::provider::refusing_server_config(&provider, &time).ok();
         Self {
             shared: Arc::new(Shared {
-                provider: crate::provider(),
+                provider,
                 time,
                 injected,
+                refusing,
                 current: ArcSwapOption::empty(),
                 writer: Mutex::new(Writer {
                     trust_domain: config.trust_domain,
@@ -369,6 +375,11 @@ impl CredentialStore {
         moved.unwrap_or(at)
     }
 
+    /// The server config that refuses every handshake with an alert.
+    pub(crate) fn refusing_server_config(&self) -> Option<&Arc<ServerConfig>> {
+        self.shared.refusing.as_ref()
+    }
+
     /// The store's clock, for the rustls configs built on it.
     pub(crate) fn time_provider(&self) -> &Arc<dyn TimeProvider> {
         &self.shared.time
@@ -430,8 +441,6 @@ impl Snapshot {
         Ok(Self {
             server_permissive: server(false)?,
             server_strict: server(true)?,
-            server_refusing: crate::provider::refusing_server_config(provider, time)
-                .map_err(CredentialError::Config)?,
             unusable_logged: AtomicBool::new(false),
             roots,
             creds,
