@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use self::per_peer::PerPeerLimit;
+pub use self::per_peer::{PeerIo, PerPeerFuture, PerPeerLimit};
 
 mod per_peer;
 

@@ -4,7 +4,10 @@
 //! and waits for a place under the server's connection limit, its own or
 //! one it shares with other servers ([`ConnectionLimit`]): past the limit,
 //! one accepted connection waits for a place and a flood waits in the
-//! kernel's backlog instead of exhausting memory. Then `TCP_NODELAY` is
+//! kernel's backlog instead of exhausting memory. A listener anyone can
+//! reach can also bound each peer address's share
+//! ([`ConnectionLimit::per_peer`]): past it, a connection is closed as soon
+//! as it is accepted, so that one client cannot hold every place. Then `TCP_NODELAY` is
 //! turned on, and TCP keepalive (probes after 10 seconds of quiet), so that
 //! a peer that vanished without a FIN gives its place up. The [`Accept`]
 //! hook runs next: plaintext by default, a TLS handshake when mesh-tls plugs
@@ -99,7 +102,7 @@ pub use self::{
         ServerConfig, WRITE_STALL_TIMEOUT,
     },
     connection::{OpaqueConnection, RefuseOpaque},
-    limit::ConnectionLimit,
+    limit::{ConnectionLimit, PeerIo, PerPeerFuture, PerPeerLimit},
     listener::{bind, bind_reuseport},
     shutdown::Shutdown,
 };
