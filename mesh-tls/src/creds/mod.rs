@@ -155,8 +155,10 @@ impl Credentials {
     /// (see [what a certificate proves](crate::connect#what-a-certificate-proves)).
     ///
     /// An intermediate that is not valid yet, or has expired, makes the
-    /// chain so, as the workload certificate would: a store watching files
-    /// tries a chain that is not valid yet again once it is.
+    /// chain so, as the workload certificate would, unless another path
+    /// to the bundle verifies then ([`Credentials::usable_at`]): a store
+    /// watching files tries a chain that is not valid yet again once it
+    /// is.
     ///
     /// # Errors
     ///
