@@ -77,7 +77,7 @@ async fn a_burst_beyond_the_total_rate_gets_429s_and_the_rest_reach_the_app() {
                 ok += 1;
             }
             StatusCode::TOO_MANY_REQUESTS => {
-                assert_eq!(error.unwrap(), "rate limited");
+                assert_eq!(error.unwrap(), "total rate limit exceeded: 5rps");
                 limited += 1;
             }
             other => panic!("unexpected {other}"),

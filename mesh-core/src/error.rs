@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_message_made_at_refusal_is_carried_by_both_headers() {
-        let message = "total rate limit exceeded: 100 requests per second";
+        let message = "total rate limit exceeded: 100rps";
         let res: Response<String> =
             ProxyErrorKind::RateLimited.response_with_message(false, message);
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);

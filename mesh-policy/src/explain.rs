@@ -88,7 +88,8 @@ pub struct Explanation {
     /// limits this request would meet, in the order they are checked:
     /// the total, then the client's override (by its place in
     /// `spec.overrides`) or identity limit, each with its rate. Only an
-    /// allowed request meets them. Reading them uses none of them, so
+    /// allowed request meets them, and not one whose rule redirects: the
+    /// redirect is answered first. Reading them uses none of them, so
     /// whether the request would be over one (429) depends on traffic an
     /// explanation does not see.
     pub rate_limit: Option<String>,
@@ -144,11 +145,16 @@ impl Policy {
             .rate_limit
             .as_ref()
             .map(|limit| {
-                describe_rate_limit(
-                    limit,
-                    matches!(decision, Decision::Allow(_)),
-                    client.identity(),
-                )
+                // As `Authorize` checks: an allowed request whose rule
+                // redirects answers before any limit is consulted.
+                let skipped = match &decision {
+                    Decision::Allow(a) if a.filters().is_some_and(|f| f.redirect.is_some()) => {
+                        Some("the rule redirects before any limit")
+                    }
+                    Decision::Allow(_) => None,
+                    _ => Some("only allowed requests are limited"),
+                };
+                describe_rate_limit(limit, skipped, client.identity())
             });
         let (decision_text, refusal) = match &decision {
             Decision::Allow(a) if a.is_audit() => {
@@ -325,12 +331,12 @@ fn describe_fallback(server: &ServerEntry) -> String {
 
 fn describe_rate_limit(
     limit: &LocalRateLimit,
-    allowed: bool,
+    skipped: Option<&str>,
     identity: Option<&Identity>,
 ) -> String {
     let name = format!("HTTPLocalRateLimitPolicy {}", limit.name);
-    if !allowed {
-        return format!("{name}: not checked: only allowed requests are limited");
+    if let Some(why) = skipped {
+        return format!("{name}: not checked: {why}");
     }
     let Applicable { total, client } = limit.applicable(identity);
     let mut limits = Vec::new();

@@ -220,6 +220,38 @@ fn a_request_that_would_be_refused_meets_no_rate_limit() {
     );
 }
 
+#[test]
+fn a_request_its_rule_redirects_meets_no_rate_limit() {
+    let redirecting = format!(
+        "{LIMITED}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: site}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: web}}]
+  rules:
+    - matches: [{{path: {{type: PathPrefix, value: /old}}}}]
+      filters:
+        - type: RequestRedirect
+          requestRedirect: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /new}}}}
+    - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+"
+    );
+    let policy = compile(&redirecting, &web(), &PolicyConfig::default());
+    let mut moved = from(None, 8080);
+    moved.uri = "/old/page".parse().unwrap();
+    assert_eq!(
+        policy.explain(&moved).rate_limit.as_deref(),
+        Some(
+            "HTTPLocalRateLimitPolicy web-limit: not checked: the rule redirects before any limit"
+        )
+    );
+    let mut served = from(None, 8080);
+    served.uri = "/page".parse().unwrap();
+    let limits = policy.explain(&served).rate_limit.unwrap();
+    assert!(limits.contains("total 100 requests per second"), "{limits}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn explaining_a_request_uses_no_share_of_its_rate_limit() {
     // A total of 2 alone.

@@ -127,10 +127,7 @@ async fn a_total_limit_admits_its_rate_in_a_second_then_answers_429_until_it_ref
 
     let rsp = h.send(get(&plain())).await;
     assert_eq!(rsp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        rsp.headers()[MESH_ERROR],
-        "total rate limit exceeded: 5 requests per second"
-    );
+    assert_eq!(rsp.headers()[MESH_ERROR], "total rate limit exceeded: 5rps");
     assert!(rsp.headers().get(GRPC_STATUS).is_none());
 
     // One request's share of a second later, one more fits.
@@ -236,10 +233,7 @@ async fn a_grpc_request_over_the_limit_gets_resource_exhausted() {
         "gRPC errors are trailers-only 200s"
     );
     assert_eq!(rsp.headers()[GRPC_STATUS], "8");
-    assert_eq!(
-        rsp.headers()[MESH_ERROR],
-        "total rate limit exceeded: 1 requests per second"
-    );
+    assert_eq!(rsp.headers()[MESH_ERROR], "total rate limit exceeded: 1rps");
     assert_eq!(h.reached.load(Ordering::Relaxed), 1);
 }
 

@@ -110,10 +110,7 @@ async fn the_total_limits_429_names_the_limit_and_its_rate() {
     let (addr, trigger) = serve("  total: { requestsPerSecond: 2 }\n").await;
     let rsp = http1_burst(addr, 3).await;
     assert_eq!(rsp.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(
-        rsp.headers()[MESH_ERROR],
-        "total rate limit exceeded: 2 requests per second"
-    );
+    assert_eq!(rsp.headers()[MESH_ERROR], "total rate limit exceeded: 2rps");
     trigger.trigger();
 }
 
@@ -125,7 +122,7 @@ async fn a_clients_own_limit_is_named_as_such() {
     assert_eq!(rsp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         rsp.headers()[MESH_ERROR],
-        "per-identity rate limit exceeded: 1 requests per second"
+        "per-identity rate limit exceeded: 1rps"
     );
     trigger.trigger();
 }
@@ -149,7 +146,7 @@ async fn a_grpc_caller_reads_the_same_in_grpc_message() {
     let rsp = client.request(call()).await.unwrap();
     assert_eq!(rsp.status(), StatusCode::OK);
     assert_eq!(rsp.headers()[GRPC_STATUS], "8");
-    let message = "total rate limit exceeded: 1 requests per second";
+    let message = "total rate limit exceeded: 1rps";
     assert_eq!(rsp.headers()[GRPC_MESSAGE], message);
     assert_eq!(rsp.headers()[MESH_ERROR], message);
     trigger.trigger();

@@ -175,7 +175,9 @@ impl<'p> AllowedRequest<'p> {
     /// one more request of `client`, which takes its share of each limit
     /// that applies. A refusal is counted in
     /// `inbound_http_local_ratelimit_total`. Call it once per request,
-    /// after [`Decision::record`]: [`Authorize`](crate::Authorize) does.
+    /// after [`Decision::record`], unless the request's rule redirects:
+    /// [`Authorize`](crate::Authorize) does, answering a redirect before
+    /// any limit as linkerd2-proxy does.
     ///
     /// # Errors
     ///

@@ -93,7 +93,7 @@ impl fmt::Display for RateLimited {
         };
         write!(
             f,
-            "{scope} rate limit exceeded: {} requests per second",
+            "{scope} rate limit exceeded: {}rps",
             self.requests_per_second
         )
     }
