@@ -19,8 +19,14 @@ impl Identity {
     /// Starts the configured source, or an empty store when there is none
     /// (plaintext services never read it).
     ///
-    /// With a source, `/ready` answers 503 until valid credentials are in
-    /// the store, and the TLS metrics are registered.
+    /// With a source, `/ready` answers 503 (naming `identity`) while no
+    /// credentials that can be presented are in the store: until the first
+    /// valid ones load, and again from the moment the certificate in
+    /// service expires (or the clock is before its `notBefore`) until
+    /// valid ones replace it, since the sidecar then refuses every mTLS
+    /// connection. The task returned keeps the credentials current and
+    /// closes and reopens the gate on time. The TLS metrics are
+    /// registered.
     pub(super) fn start(
         config: Option<&IdentityConfig>,
         readiness: &Readiness,
@@ -35,12 +41,15 @@ impl Identity {
         let store = CredentialStore::new(config.store.clone());
         store.set_readiness(readiness.gate("identity"));
         store.metrics().register(registry);
-        let task = store
+        let source = store
             .start(config.source.clone())
             .map_err(|error| StartError::Identity(Box::new(error)))?;
+        let readiness = store.readiness_task();
         Ok(Self {
             store,
-            task: Some(task),
+            task: Some(Box::pin(async move {
+                tokio::join!(source, readiness);
+            })),
         })
     }
 }

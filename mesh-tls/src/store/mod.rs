@@ -40,7 +40,7 @@ use tokio::sync::watch;
 pub use self::source::{CredentialSource, SourceTask};
 use crate::{
     cert::in_trust_domain,
-    creds::{Causes, CredentialError, Credentials, UnusableCredentials},
+    creds::{Causes, CredentialError, Credentials, OutsideValidity, UnusableCredentials},
     metrics::TlsMetrics,
     retire::RetireList,
 };
@@ -48,6 +48,10 @@ use crate::{
 /// How often [`CredentialStore::watch_files`] reads the files by default:
 /// every second.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest [`CredentialStore::readiness_task`] sleeps before it looks
+/// at the credentials' validity again: a minute.
+pub const READINESS_RECHECK: Duration = Duration::from_secs(60);
 
 /// What every set of credentials a store accepts must name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,7 +153,8 @@ impl CredentialStore {
     /// the time (`current_time` returns `None`) is read as the system
     /// clock by the store's own checks, while rustls fails the handshake.
     ///
-    /// Server connections are retired when this clock says their
+    /// Server connections are retired, and the readiness gate closed
+    /// ([`CredentialStore::readiness_task`]), when this clock says their
     /// certificates expire. Some timers still go by the system clock: the
     /// retirement of the connector's pooled connections and the renewals
     /// of a [`CredentialSource::Ca`].
@@ -192,21 +197,94 @@ impl CredentialStore {
         Ok(store)
     }
 
-    /// Opens `gate` once valid credentials are loaded (at once, if they
-    /// already are), so that `/ready` answers 503 until then.
+    /// Opens `gate` once valid credentials are loaded (at once, if those in
+    /// service can be presented now), so that `/ready` answers 503 until
+    /// then.
     ///
-    /// The gate does not close again when the credentials in service
-    /// expire before a renewal replaces them: a
-    /// [`ReadinessGate`] only opens. [`CredentialStore::is_ready`] does
-    /// turn false then, and the acceptor and connector refuse to present
-    /// the expired certificate.
-    pub fn set_readiness(&self, mut gate: ReadinessGate) {
+    /// Loading valid credentials opens the gate at once. Closing it again
+    /// when the credentials in service leave their validity is the work of
+    /// [`CredentialStore::readiness_task`], which must be spawned for it: a
+    /// workload whose certificate expired can neither present it nor be
+    /// reached over mutual TLS, so it should not be counted ready.
+    pub fn set_readiness(&self, gate: ReadinessGate) {
         let mut writer = self.lock();
-        if self.shared.current.load().is_some() {
-            gate.open();
-        } else {
-            writer.gate = Some(gate);
+        writer.gate = Some(gate);
+        self.sync_gate(&mut writer);
+    }
+
+    /// The task that keeps the gate of [`CredentialStore::set_readiness`]
+    /// in step with the validity of the credentials in service, by the
+    /// store's clock: it closes the gate when they expire (or when the
+    /// clock is before their `notBefore`) and reopens it when they, or new
+    /// ones loaded, can be presented. To be spawned once, beside the
+    /// [`SourceTask`] that renews the credentials.
+    ///
+    /// Why a timer: the validity only changes at two kinds of moment, when
+    /// credentials load and when the clock crosses one of their dates, so
+    /// the task sleeps until the next date (on tokio's clock, so that tests
+    /// can move it) and wakes early for every update. A timer armed
+    /// to the date by the store's clock fires late if the wall clock is
+    /// stepped forward meanwhile, so the task looks again at least every
+    /// [`READINESS_RECHECK`].
+    pub fn readiness_task(&self) -> SourceTask {
+        let store = self.clone();
+        Box::pin(async move {
+            let mut version = store.subscribe();
+            loop {
+                let wait = {
+                    let mut writer = store.lock();
+                    store.sync_gate(&mut writer)
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait.min(READINESS_RECHECK)) => {}
+                    changed = version.changed() => {
+                        if changed.is_err() {
+                            // The store is gone: nothing can change.
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Opens or closes the readiness gate as the credentials in service can
+    /// be presented now or not, and returns how long until that can change
+    /// by the clock alone.
+    fn sync_gate(&self, writer: &mut Writer) -> Duration {
+        let Some(snapshot) = self.shared.current.load_full() else {
+            return READINESS_RECHECK;
+        };
+        let now = self.now();
+        let (usable, next) = match snapshot.creds.usable_at(now) {
+            Ok(until) => (true, Some(until)),
+            Err(unusable) => match unusable.validity {
+                OutsideValidity::NotYetValid { not_before } => (false, Some(not_before)),
+                OutsideValidity::Expired { .. } => (false, None),
+            },
+        };
+        if let Some(gate) = writer.gate.as_mut() {
+            match (usable, gate.is_open()) {
+                (true, false) => {
+                    gate.open();
+                    tracing::info!(
+                        identity = %snapshot.creds.identity(),
+                        "the identity certificate is valid; ready"
+                    );
+                }
+                (false, true) => {
+                    gate.close();
+                    tracing::error!(
+                        identity = %snapshot.creds.identity(),
+                        "the identity certificate is outside its validity; \
+                         not ready until valid credentials load"
+                    );
+                }
+                _ => {}
+            }
         }
+        next.and_then(|at| at.duration_since(now).ok())
+            .unwrap_or(READINESS_RECHECK)
     }
 
     /// Puts `creds` in service, unless a check fails.
@@ -273,9 +351,7 @@ impl CredentialStore {
         self.shared
             .metrics
             .loaded(&identity, not_after, old.is_some());
-        if let Some(gate) = writer.gate.as_mut() {
-            gate.open();
-        }
+        self.sync_gate(&mut writer);
         drop(writer);
         self.shared.version.send_modify(|v| v.loaded += 1);
         match old {
