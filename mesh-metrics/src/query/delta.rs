@@ -269,17 +269,26 @@ pub struct Totals {
     /// a family, so a row that sums several sources holds at most that
     /// many of each.
     pub buckets: Vec<(f64, f64)>,
-    /// Attempts a backend answered with a success, as the classification
-    /// counts one: a response whose status is not 5xx
-    /// (`outbound_http_route_backend_response_statuses_total`, which the
-    /// sidecar counts under the retries, once per attempt).
+    /// Attempts a backend answered with a success, as Linkerd's
+    /// `stat-outbound` counts one: a response whose status is not 5xx
+    /// (`outbound_http_route_backend_response_statuses_total`), or a gRPC
+    /// call's whose `grpc_status` is `OK`
+    /// (`outbound_grpc_route_backend_response_statuses_total`); in either
+    /// family with no `error`. The sidecar counts each attempt once, in
+    /// one of the two, under the retries.
     pub attempt_successes: f64,
-    /// Attempts that failed: a 5xx, no response at all, or an error the
-    /// mesh answered or failed with (a cancelled attempt included).
+    /// Attempts that failed: a 5xx or a gRPC status other than `OK`, no
+    /// response at all, or an error the mesh answered or failed with (a
+    /// cancelled attempt included).
     pub attempt_failures: f64,
     /// `response_total` with a `grpc_status`: gRPC responses, whose
     /// failures the attempts' HTTP statuses do not show.
     pub grpc_responses: f64,
+    /// Whether the source serves
+    /// `outbound_grpc_route_backend_response_statuses_total` for these
+    /// series, so that the attempts of gRPC calls are counted by their
+    /// gRPC status rather than among the HTTP ones.
+    pub grpc_attempts_served: bool,
     /// Histogram series of `response_latency_ms` left out of `buckets`
     /// for naming too many bounds ([`Delta::between`]): the latencies
     /// leave their requests out.
@@ -307,11 +316,15 @@ impl Totals {
                     || s.label("http_status")
                         .and_then(|c| c.parse::<u16>().ok())
                         .is_none_or(|c| c >= 500);
-                if failed {
-                    self.attempt_failures += s.value;
-                } else {
-                    self.attempt_successes += s.value;
-                }
+                self.add_attempts(failed, s.value);
+            }
+            "outbound_grpc_route_backend_response_statuses_total" => {
+                // As linkerd2's `viz/cmd/stat_outbound.go` reads the
+                // family: a status other than `OK`, or an error, failed.
+                let failed = s.label("error").is_some_and(|e| !e.is_empty())
+                    || s.label("grpc_status") != Some("OK");
+                self.add_attempts(failed, s.value);
+                self.grpc_attempts_served = true;
             }
             "response_latency_ms_bucket" => {
                 let Some(bound) = s.label("le").and_then(parse_bound) else {
@@ -321,6 +334,14 @@ impl Totals {
             }
             "retry_requests_total" => self.retries += s.value,
             _ => {}
+        }
+    }
+
+    fn add_attempts(&mut self, failed: bool, count: f64) {
+        if failed {
+            self.attempt_failures += count;
+        } else {
+            self.attempt_successes += count;
         }
     }
 
@@ -341,6 +362,7 @@ impl Totals {
         self.attempt_successes += other.attempt_successes;
         self.attempt_failures += other.attempt_failures;
         self.grpc_responses += other.grpc_responses;
+        self.grpc_attempts_served |= other.grpc_attempts_served;
         self.latency_series_dropped += other.latency_series_dropped;
         for &(bound, count) in &other.buckets {
             self.add_bucket(bound, count);
@@ -408,7 +430,8 @@ impl Totals {
     /// success share of `route_actual_response_total`, the responses of
     /// every attempt by classification (linkerd2's
     /// `viz/metrics-api/top_routes.go`). Counted from the attempts'
-    /// statuses where the sidecar exports them.
+    /// statuses where the sidecar exports them, those of gRPC calls by
+    /// their gRPC status.
     ///
     /// Without them, the figure is worked out from the requests: as if
     /// every retry followed a failed attempt and each request's last
@@ -438,11 +461,12 @@ impl Totals {
     /// Whether [`Totals::actual_success_rate`] is an estimate rather than
     /// a count: worked out from retries (no attempt statuses, and some
     /// retries; without retries every request was one attempt), or counted
-    /// over gRPC responses, whose failures come in `grpc-status`, which the
-    /// attempts' statuses do not carry.
+    /// over gRPC responses by their HTTP statuses alone, from a source
+    /// that does not serve the gRPC family: their failures come in
+    /// `grpc-status`, which an HTTP status does not carry.
     pub fn actual_estimated(&self) -> bool {
         if self.attempts() > 0.0 {
-            self.grpc_responses > 0.0
+            self.grpc_responses > 0.0 && !self.grpc_attempts_served
         } else {
             self.retries > 0.0
         }

@@ -12,13 +12,19 @@
 //! Actual is every attempt as the backend answered it, as Linkerd's
 //! `routes -o wide` ACTUAL_SUCCESS reads `route_actual_response_total`
 //! (linkerd2's `viz/metrics-api/top_routes.go`): here the sidecar's
-//! `outbound_http_route_backend_response_statuses_total`, counted under
-//! the retries, matched by `parent_name` and `route_name`. Where a source
-//! does not serve it, actual is worked out from the retries, as if each
-//! followed a failed attempt, which a route that retries a 429 makes
-//! wrong; and over gRPC the statuses do not carry `grpc-status`. Either
-//! way the row says the figure is estimated (`actual_estimated`, `~` in
-//! a table) rather than present it as a count.
+//! `outbound_http_route_backend_response_statuses_total` and, for gRPC
+//! calls, `outbound_grpc_route_backend_response_statuses_total`, both
+//! counted under the retries and matched by `parent_name` and
+//! `route_name`. A gRPC attempt failed when its `grpc_status` is not `OK`
+//! or it has an `error`, as linkerd2's `viz/cmd/stat_outbound.go` reads
+//! that family: a gRPC server fails a call with a `200` and the status
+//! in its trailers, which an HTTP status does not show. Where a source
+//! serves neither family, actual is worked out from the retries, as if
+//! each followed a failed attempt, which a route that retries a 429
+//! makes wrong; where it serves the HTTP family but not the gRPC one, the
+//! gRPC calls among its attempts count by their HTTP status alone.
+//! Either way the row says the figure is estimated (`actual_estimated`,
+//! `~` in a table) rather than present it as a count.
 //!
 //! A series a sidecar folded into its overflow (`overflow="true"`, past a
 //! family's series limit) keeps the direction but not the route or the
@@ -141,7 +147,9 @@ fn route_key<'a>(s: &'a Sample, to: Option<&str>) -> Option<(&'a str, &'a str)> 
 pub(crate) fn outbound_route_key(s: &Sample) -> Option<(&str, &str)> {
     // The attempts a route sent its backends, under the service the
     // requests were addressed to.
-    if s.name.starts_with("outbound_http_route_backend_") {
+    if s.name.starts_with("outbound_http_route_backend_")
+        || s.name.starts_with("outbound_grpc_route_backend_")
+    {
         return Some((s.label("route_name")?, s.label("parent_name")?));
     }
     if s.name.starts_with("retry_") {
@@ -203,7 +211,8 @@ pub fn render_routes(
         out += "~ estimated: worked out from retry_requests_total, as if every retry followed a \
                 failed attempt, where the attempts' statuses \
                 (outbound_http_route_backend_response_statuses_total) are not served; or \
-                counted from those statuses over gRPC, whose failures they do not show\n";
+                counting gRPC calls by their HTTP status, where \
+                outbound_grpc_route_backend_response_statuses_total is not served\n";
     }
     Ok(out + &render::dropped_note(rows.iter().map(|r| &r.golden)))
 }
@@ -415,6 +424,70 @@ mod tests {
             "{table}"
         );
         assert_eq!(table.matches('*').count(), 4, "{table}");
+    }
+
+    #[test]
+    fn actual_success_of_grpc_calls_is_read_from_their_grpc_statuses() {
+        // emoji's `list` route took four gRPC calls and one plain GET. The
+        // backend answered five gRPC attempts: UNAVAILABLE in a
+        // trailers-only head (retried), OK twice, INTERNAL in the
+        // trailers of a `200`, and one cut short; all five carry HTTP
+        // status 200 or none, so only their gRPC statuses show that three
+        // of them failed. The GET's one attempt was a 200.
+        let grpc = |status: &str, error: &str, n: u32| {
+            format!(
+                "outbound_grpc_route_backend_response_statuses_total{{parent_name=\"emoji\",route_name=\"list\",backend_name=\"emoji\",grpc_status=\"{status}\",error=\"{error}\"}} {n}\n"
+            )
+        };
+        let text = "response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"list\",status_code=\"200\",grpc_status=\"0\",classification=\"success\"} 2\n\
+             response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"list\",status_code=\"200\",grpc_status=\"13\",classification=\"failure\"} 2\n\
+             response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"list\",status_code=\"200\",classification=\"success\"} 1\n\
+             retry_requests_total{route=\"list\",service=\"emoji\"} 1\n\
+             outbound_http_route_backend_requests_total{parent_name=\"emoji\",route_name=\"list\",backend_name=\"emoji\"} 1\n\
+             outbound_http_route_backend_response_statuses_total{parent_name=\"emoji\",route_name=\"list\",backend_name=\"emoji\",http_status=\"200\",error=\"\"} 1\n\
+             outbound_grpc_route_backend_requests_total{parent_name=\"emoji\",route_name=\"list\",backend_name=\"emoji\"} 5\n"
+            .to_owned()
+            + &grpc("UNAVAILABLE", "", 1)
+            + &grpc("OK", "", 2)
+            + &grpc("INTERNAL", "", 1)
+            + &grpc("UNKNOWN", "reset", 1)
+            // Seen before the window, and not since.
+            + &grpc("NOT_FOUND", "", 0);
+        let after = Scrape::parse(&text).unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(2));
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta)], Some("emoji"));
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let r = &rows[0];
+        assert_eq!(r.golden.success, Some(0.6));
+        // 2 OK and the GET's 200 of 6 attempts.
+        assert_eq!(r.actual_success, Some(0.5));
+        assert_eq!(r.actual_rps, 3.0);
+        assert!(!r.actual_estimated);
+        let table = render_routes(&rows, true, Format::Table).unwrap();
+        assert!(table.contains(" 50.00%"), "{table}");
+        assert!(!table.contains('~'), "{table}");
+
+        // A source that counts gRPC calls among its HTTP attempts, by
+        // their HTTP status alone, shows them all as successes: the figure
+        // is marked.
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("outbound_grpc_route_backend"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .replace(
+                "http_status=\"200\",error=\"\"} 1",
+                "http_status=\"200\",error=\"\"} 6",
+            );
+        let after = Scrape::parse(&text).unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(2));
+        let rows = route_rows(&targets, &[Some(delta)], Some("emoji"));
+        let r = &rows[0];
+        assert_eq!(r.actual_success, Some(1.0));
+        assert!(r.actual_estimated);
+        let table = render_routes(&rows, true, Format::Table).unwrap();
+        assert!(table.contains("~100.00%"), "{table}");
     }
 
     #[test]
