@@ -207,6 +207,11 @@ pub enum HandshakeFailure {
     NoCredentials,
     /// The local credentials have expired.
     CredentialsExpired,
+    /// The local credentials are not valid yet: the clock is before their
+    /// `notBefore` (stepped back, or the issuer's runs ahead). Counted
+    /// apart from [`HandshakeFailure::NoCredentials`], since the remedy is
+    /// the clock, not the delivery of a certificate.
+    CredentialsNotYetValid,
     /// The peer's chain does not lead to a trust anchor, or, for a SPIFFE
     /// ID, to none of its own trust domain's
     /// ([`NoAnchorOfTrustDomain`](crate::NoAnchorOfTrustDomain)): either
@@ -241,6 +246,7 @@ impl HandshakeFailure {
             Self::NoClientCertificate => "no_client_certificate",
             Self::NoCredentials => "no_credentials",
             Self::CredentialsExpired => "credentials_expired",
+            Self::CredentialsNotYetValid => "credentials_not_yet_valid",
             Self::UnknownIssuer => "unknown_issuer",
             Self::CertificateExpired => "certificate_expired",
             Self::CertificateNotYetValid => "certificate_not_yet_valid",

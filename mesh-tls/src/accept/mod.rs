@@ -48,8 +48,8 @@
 //! a careful client with an error about its own verification of it, and
 //! pass a lax one. The first such refusal is logged as an error; each is
 //! counted in `tls_handshake_failures_total{direction="inbound"}` as
-//! `credentials_expired` (or `no_credentials`, for a certificate not valid
-//! yet). Plaintext is served as before in `permissive` mode. A
+//! `credentials_expired` (or `credentials_not_yet_valid`, for a
+//! certificate not valid yet). Plaintext is served as before in `permissive` mode. A
 //! ClientHello that arrives before any credentials load is answered with
 //! the same alert ([`AcceptError::NoCredentials`]).
 //!

@@ -266,12 +266,12 @@ pub enum OutsideValidity {
 impl UnusableCredentials {
     /// How a handshake refused for this is counted in
     /// `tls_handshake_failures_total`: `credentials_expired`, or, for a
-    /// chain not valid yet, `no_credentials` (no usable credentials).
+    /// chain not valid yet, `credentials_not_yet_valid`.
     pub(crate) fn failure(&self) -> crate::metrics::HandshakeFailure {
         use crate::metrics::HandshakeFailure;
         match self.validity {
             OutsideValidity::Expired { .. } => HandshakeFailure::CredentialsExpired,
-            OutsideValidity::NotYetValid { .. } => HandshakeFailure::NoCredentials,
+            OutsideValidity::NotYetValid { .. } => HandshakeFailure::CredentialsNotYetValid,
         }
     }
 }
