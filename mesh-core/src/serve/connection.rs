@@ -20,7 +20,7 @@ use super::{
         StreamIdle,
         body::IdleBody,
         future::{Answer, IdleFuture},
-        reads::{LastRead, Opened, Watched},
+        reads::{Handover, LastRead, Opened, Watched},
     },
     lease::{Cut, Lease, Leased},
     on_wake::OnWake,
@@ -165,20 +165,22 @@ where
         };
         let config = &self.shared.config;
         let stream_idle = config.stream_idle_timeout.filter(|t| !t.is_zero());
-        let (io, idle) = match stream_idle.map(bounded) {
-            None => (Watched::off(io), None),
+        let (io, idle, opened) = match stream_idle.map(bounded) {
+            None => (Watched::off(io), None, None),
             Some(timeout) => {
                 let reads = Arc::new(LastRead::now());
                 match version {
                     HttpVersion::Http1 => (
                         Watched::http1(io, reads.clone()),
                         Some(StreamIdle::http1(timeout, reads)),
+                        None,
                     ),
                     HttpVersion::Http2 => {
                         let opened = Arc::new(Opened::default());
                         (
                             Watched::http2(io, reads.clone(), opened.clone()),
-                            Some(StreamIdle::http2(timeout, reads, opened)),
+                            Some(StreamIdle::http2(timeout, reads, opened.clone())),
+                            Some(opened),
                         )
                     }
                 }
@@ -208,7 +210,7 @@ where
                 drive(conn, self.shutdown, retire, remote_addr).await
             }
             HttpVersion::Http2 => {
-                let conn = self.shared.http2.serve_connection(io, svc);
+                let conn = Handover::new(self.shared.http2.serve_connection(io, svc), opened);
                 drive(conn, self.shutdown, retire, remote_addr).await
             }
         };
@@ -405,6 +407,12 @@ where
 {
     fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
         hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<C: Graceful> Graceful for Handover<C> {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        self.conn().graceful_shutdown();
     }
 }
 

@@ -29,9 +29,11 @@
 //! frames are seen where they enter, on the connection's reads ([`reads`]):
 //! for HTTP/1, which carries one stream at a time, any byte read; for
 //! HTTP/2, each stream's own `DATA` frames and trailers, found by their
-//! frame headers, which name the stream. A quiet HTTP/2 stream is cut
-//! however busy the other streams of its connection are, and its client's
-//! pings, window updates and settings never count.
+//! frame headers, which name the stream (hyper does not tell a request its
+//! stream, so the reads hand each stream over to its request: see
+//! [`reads`]). A quiet HTTP/2 stream is cut however busy the other streams
+//! of its connection are, and its client's pings, window updates and
+//! settings never count.
 //!
 //! When it fires before the response head, the service's future is
 //! dropped (which cancels whatever it was waiting for) and the client gets

@@ -17,22 +17,25 @@
 //!
 //! # How a request finds its stream
 //!
-//! hyper does not tell a request its HTTP/2 stream, so the reads hand the
-//! streams over one at a time, in the order they were opened, which is
-//! the order the requests are made in. A read ends where a header block
-//! that opens a stream ends, and puts that stream's [`LastRead`] (none
-//! when the block also ended the stream: no request data is to come) in
-//! [`Opened`] for its request to take. h2 decodes everything it was given
-//! before it reads again, and hyper makes the requests h2 decoded when
-//! that read waits; so the next read waits once, waking the connection's
-//! task at once, while the offer is not taken. A second read that finds
-//! it still there means h2 refused the stream (too many streams, a
-//! malformed head, a connection going away): its offer is dropped, and
-//! the reads go on. Many requests read together are still handed over
-//! in one poll of the connection; the wait costs one more poll after.
+//! hyper does not tell a request which HTTP/2 stream it came on, but it
+//! makes the requests in the order their streams were opened. So the
+//! reads hand the streams over one at a time: a read ends where a header
+//! block that opens a stream ends, and leaves that stream's [`LastRead`]
+//! in [`Opened`] (or none, when the block ended the stream too: no
+//! request data is to come) for the next request made to take; the reads
+//! then wait until it is taken. h2 decodes all it was given before it
+//! reads again, and hyper makes a request for every stream h2 accepted
+//! before the connection waits. So a stream still there when the
+//! connection waits, after the reads waited for it, is one h2 refused
+//! (too many streams, a malformed head, a connection going away):
+//! [`Handover`] drops it and wakes the connection to read on. Requests
+//! that arrive together are still all handed over in one poll of the
+//! connection. This leans on how h2 0.4 and hyper 1 serve a connection;
+//! the tests open a refused stream between two others to hold them to it.
 
 use std::{
     collections::HashMap,
+    future::Future,
     io,
     pin::Pin,
     sync::{
@@ -86,30 +89,95 @@ impl LastRead {
 /// takes it.
 #[derive(Debug, Default)]
 pub(in crate::serve) struct Opened {
-    /// `Some` while offered: the stream's request data, or `None` when
-    /// its header block ended it.
-    offer: Mutex<Option<Option<Arc<LastRead>>>>,
+    offer: Mutex<Option<Offer>>,
+}
+
+#[derive(Debug)]
+struct Offer {
+    /// The stream's request data, or `None` when its header block ended
+    /// it.
+    stream: Option<Arc<LastRead>>,
+    /// Whether the reads have waited for its request since: h2 decoded
+    /// its header block, and asked for more.
+    waited: bool,
 }
 
 impl Opened {
     /// Takes the stream a request was made for: `None` when none is
     /// offered; `Some(None)` when the stream has no request data to come.
     pub(in crate::serve) fn take(&self) -> Option<Option<Arc<LastRead>>> {
-        self.offer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        self.lock().take().map(|offer| offer.stream)
+    }
+
+    /// The connection waits: hyper has made a request for every stream
+    /// h2 took. Drops a stream the reads waited for, which h2 refused;
+    /// whether there was one.
+    pub(in crate::serve) fn drop_refused(&self) -> bool {
+        let mut offer = self.lock();
+        let refused = offer.as_ref().is_some_and(|offer| offer.waited);
+        if refused {
+            *offer = None;
+        }
+        refused
     }
 
     fn put(&self, stream: Option<Arc<LastRead>>) {
-        *self.offer.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream);
+        *self.lock() = Some(Offer {
+            stream,
+            waited: false,
+        });
     }
 
-    fn is_offered(&self) -> bool {
-        self.offer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+    /// Whether a stream is still offered; if so, the reads wait for it.
+    fn wait(&self) -> bool {
+        match &mut *self.lock() {
+            Some(offer) => {
+                offer.waited = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Offer>> {
+        self.offer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An HTTP/2 connection, whose reads hand its streams over when
+    /// `opened` is set: when it waits, drops a stream h2 refused, and
+    /// wakes itself for the reads to go on.
+    pub(in crate::serve) struct Handover<C> {
+        #[pin]
+        conn: C,
+        opened: Option<Arc<Opened>>,
+    }
+}
+
+impl<C> Handover<C> {
+    pub(in crate::serve) fn new(conn: C, opened: Option<Arc<Opened>>) -> Self {
+        Self { conn, opened }
+    }
+
+    pub(in crate::serve) fn conn(self: Pin<&mut Self>) -> Pin<&mut C> {
+        self.project().conn
+    }
+}
+
+impl<C: Future> Future for Handover<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let this = self.project();
+        let poll = this.conn.poll(cx);
+        if poll.is_pending()
+            && let Some(opened) = this.opened
+            && opened.drop_refused()
+        {
+            cx.waker().wake_by_ref();
+        }
+        poll
     }
 }
 
@@ -137,8 +205,8 @@ struct Http2 {
     opened: Arc<Opened>,
     /// Bytes read past a header block handed over: the next reads'.
     held: BytesMut,
-    /// A stream is handed over; `true` once a read has waited for it.
-    handed: Option<bool>,
+    /// Whether a stream was handed over, and maybe not taken yet.
+    handed: bool,
 }
 
 impl<I> Watched<I> {
@@ -163,7 +231,7 @@ impl<I> Watched<I> {
             last,
             opened,
             held: BytesMut::new(),
-            handed: None,
+            handed: false,
         };
         Self {
             io,
@@ -201,17 +269,13 @@ impl Http2 {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(waited) = self.handed {
-            if self.opened.is_offered() {
-                if !waited {
-                    self.handed = Some(true);
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                // h2 refused the stream: no request takes it.
-                drop(self.opened.take());
+        if self.handed {
+            // Woken by the connection if no request takes it: see
+            // `Handover`.
+            if self.opened.wait() {
+                return Poll::Pending;
             }
-            self.handed = None;
+            self.handed = false;
         }
         let before = buf.filled().len();
         let held = !self.held.is_empty();
@@ -234,7 +298,7 @@ impl Http2 {
         }
         if let Some(stream) = scan.opened {
             self.opened.put(stream);
-            self.handed = Some(false);
+            self.handed = true;
         }
         Poll::Ready(Ok(()))
     }

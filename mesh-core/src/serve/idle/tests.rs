@@ -218,7 +218,7 @@ fn read_once<I: AsyncRead + Unpin>(io: &mut I, room: usize) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn each_stream_waits_for_its_request_once_and_a_refused_one_is_dropped() {
+fn the_reads_wait_for_each_stream_to_be_taken_or_refused() {
     let get = frame_on(HEADERS, END_HEADERS | END_STREAM, 1, 30);
     let post = frame_on(HEADERS, END_HEADERS, 3, 30);
     let refused = frame_on(HEADERS, END_HEADERS, 5, 30);
@@ -230,6 +230,7 @@ fn each_stream_waits_for_its_request_once_and_a_refused_one_is_dropped() {
 
     let mut got = read_once(&mut io, 4096).unwrap();
     assert_eq!(got.len(), PREFACE.len() + get.len());
+    assert!(!opened.drop_refused(), "h2 has not asked for more yet");
     assert!(
         read_once(&mut io, 4096).is_none(),
         "waits for the GET's request"
@@ -243,18 +244,62 @@ fn each_stream_waits_for_its_request_once_and_a_refused_one_is_dropped() {
     assert_eq!(got.len(), PREFACE.len() + get.len() + post.len());
     let post_data = opened.take().unwrap().unwrap();
 
-    // The refused stream's request never comes: one wait, then on.
+    // No request takes the next stream: once the reads have waited for
+    // it, the waiting connection drops it, and the reads go on.
     got.extend(read_once(&mut io, 4096).unwrap());
     assert!(read_once(&mut io, 4096).is_none());
+    assert!(read_once(&mut io, 4096).is_none());
+    assert!(opened.drop_refused());
+    assert!(opened.take().is_none(), "the refused stream was dropped");
     let held_back = read_once(&mut io, 4).unwrap();
     assert_eq!(held_back.len(), 4, "held bytes are given as room allows");
     got.extend(held_back);
-    assert!(opened.take().is_none(), "the refused stream was dropped");
     got.extend(read_once(&mut io, 4096).unwrap());
     assert_eq!(got, sent, "every byte, in order");
     assert!(
         Arc::strong_count(&post_data) > 1,
         "still noted by the reads"
+    );
+}
+
+#[test]
+fn a_waiting_connection_drops_the_refused_stream_and_wakes_itself() {
+    use std::{
+        future::Future,
+        sync::atomic::{AtomicUsize, Ordering},
+        task::{Wake, Waker},
+    };
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let woken = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    let opened = Arc::new(Opened::default());
+    let sent: Vec<u8> = [PREFACE, &frame_on(HEADERS, END_HEADERS, 1, 30)].concat();
+    let mut io = Watched::http2(&sent[..], Arc::new(LastRead::now()), opened.clone());
+    let mut conn = Box::pin(super::reads::Handover::new(
+        std::future::pending::<()>(),
+        Some(opened.clone()),
+    ));
+    read_once(&mut io, 4096).unwrap();
+    assert!(conn.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(
+        woken.0.load(Ordering::Relaxed),
+        0,
+        "h2 may not have decoded it"
+    );
+    assert!(read_once(&mut io, 4096).is_none());
+    assert!(conn.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(woken.0.load(Ordering::Relaxed), 1);
+    assert!(opened.take().is_none());
+    assert_eq!(
+        read_once(&mut io, 4096).unwrap(),
+        b"",
+        "the end of the bytes"
     );
 }
 
