@@ -155,11 +155,14 @@ pub struct ServerConfig {
     /// gRPC one trailers-only with `grpc-status: 4`), and the service's
     /// future is dropped; after the head, its response body fails, which
     /// resets an HTTP/2 stream and closes an HTTP/1 connection, so the
-    /// client sees a truncated body. On HTTP/2, request data is seen per
-    /// connection rather than per stream. `CONNECT` tunnels, and
-    /// connections a `101` upgraded, are not timed; a request that asks
-    /// for an upgrade is, until its `101`. A timed stream has one timer,
-    /// moved only when it fires; when off, streams have none.
+    /// client sees a truncated body. On HTTP/2, each stream is timed by its
+    /// own request data (its `DATA` frames and trailers), as Envoy's
+    /// per-stream `stream_idle_timeout` is, so a silent stream is cut
+    /// however busy the other streams of its connection are. `CONNECT`
+    /// tunnels, and connections a `101` upgraded, are not timed; a
+    /// request that asks for an upgrade is, until its `101`. A timed
+    /// stream has one timer, moved only when it fires; when off, streams
+    /// have none.
     pub stream_idle_timeout: Option<Duration>,
 }
 
