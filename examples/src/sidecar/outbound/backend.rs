@@ -1,5 +1,5 @@
 //! What each route sends to each of its backends, and what comes back: the
-//! two families Linkerd's proxy uses for that, under the same names.
+//! families Linkerd's proxy uses for that, under the same names.
 //!
 //! - `outbound_http_route_backend_requests_total{parent_name, route_name,
 //!   backend_name}`: requests handed to a backend. Counted under the
@@ -10,6 +10,23 @@
 //!   none; `error` names what the mesh answered or failed with (the
 //!   `mesh-error` kind, such as `unreachable`, or the failure's kind, such as
 //!   `timeout`), empty for a response that came from the backend.
+//! - `outbound_grpc_route_backend_requests_total` and
+//!   `outbound_grpc_route_backend_response_statuses_total{..., grpc_status,
+//!   error}`: the same for gRPC calls (a `POST` with a gRPC
+//!   `content-type`), which are counted there instead. A failed call is
+//!   usually answered `200`, its failure in the `grpc-status` of the
+//!   trailers, so an HTTP status says nothing of it; `grpc_status` is the
+//!   code's name (`OK`, `UNAVAILABLE`), read from the head of a
+//!   trailers-only response or else from the trailers, and the attempt is
+//!   counted when its response body ends ([`grpc`]). `UNKNOWN` stands for
+//!   no status: an error, a body that ended or was dropped without one.
+//!
+//! Linkerd picks the family by the kind of route (an `HTTPRoute`'s or a
+//! `GRPCRoute`'s); the sidecar picks it by the call, because its
+//! `HTTPRoute`s and `ServiceProfile` routes carry gRPC calls too, and
+//! their failures would otherwise not show. Each attempt is counted in
+//! one family. Linkerd counts an attempt given up before its response
+//! head in neither; the sidecar counts it, with `error="cancel"`.
 //!
 //! `parent_name` is the service the request was addressed to, and
 //! `backend_name` the service it went to: the same for a route without
@@ -19,10 +36,13 @@
 //! backend answered it.
 //!
 //! Every label comes from configuration (service and route names) or from
-//! a closed set (status codes, error kinds), so the families stay bounded.
-//! The handles a request counts into are resolved when the route is built,
-//! and those of the statuses a backend answers with the first time each
-//! is seen: a request takes two atomic increments and no lock.
+//! a closed set (status codes, gRPC codes, error kinds), so the families
+//! stay bounded. The handles a request counts into are resolved when the
+//! route is built, or the first time a route sends a gRPC call, and those
+//! of the statuses a backend answers with the first time each is seen: a
+//! request takes two atomic increments and no lock.
+
+mod grpc;
 
 use std::{
     error::Error,
@@ -33,6 +53,7 @@ use std::{
 };
 
 use http::{Request, Response};
+use http_body::Body;
 use mesh_core::{BoxError, classify::ErrorKind, error::ProxyErrorKind};
 use pin_project_lite::pin_project;
 use prometheus_client::{
@@ -42,15 +63,20 @@ use prometheus_client::{
 };
 use tower::Service;
 
+pub(crate) use self::grpc::CountedBody;
+use self::grpc::GrpcEnding;
+
 /// The statuses a backend's handles keep resolved; the rare backend that
 /// answers with more finds the others through the family, under its lock.
 const KEPT_STATUSES: usize = 8;
 
-/// The two families, registered once and shared by every route.
+/// The families, registered once and shared by every route.
 #[derive(Clone, Debug)]
 pub(crate) struct BackendMetrics {
     requests: Family<BackendLabels, Counter>,
     statuses: Family<StatusLabels, Counter>,
+    grpc_requests: Family<BackendLabels, Counter>,
+    grpc_statuses: Family<GrpcStatusLabels, Counter>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -70,10 +96,22 @@ struct StatusLabels {
     error: Option<&'static str>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GrpcStatusLabels {
+    #[prometheus(flatten)]
+    backend: BackendLabels,
+    /// The code's name; `UNKNOWN` when there was none.
+    grpc_status: &'static str,
+    /// Empty for a response that came from the backend.
+    error: Option<&'static str>,
+}
+
 impl BackendMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
         let requests = Family::default();
         let statuses = Family::default();
+        let grpc_requests = Family::default();
+        let grpc_statuses = Family::default();
         registry.register(
             "outbound_http_route_backend_requests",
             "Requests, retries included, a route sent to one of its backends",
@@ -84,7 +122,23 @@ impl BackendMetrics {
             "How the requests a route sent to one of its backends ended, by status and error",
             statuses.clone(),
         );
-        Self { requests, statuses }
+        registry.register(
+            "outbound_grpc_route_backend_requests",
+            "gRPC calls, retries included, a route sent to one of its backends",
+            grpc_requests.clone(),
+        );
+        registry.register(
+            "outbound_grpc_route_backend_response_statuses",
+            "How the gRPC calls a route sent to one of its backends ended, by gRPC status and \
+             error",
+            grpc_statuses.clone(),
+        );
+        Self {
+            requests,
+            statuses,
+            grpc_requests,
+            grpc_statuses,
+        }
     }
 
     /// The handles of what `route` of `parent` sends to `backend`.
@@ -97,7 +151,10 @@ impl BackendMetrics {
         BackendHandles(Arc::new(Handles {
             requests: self.requests.get_or_create(&labels).clone(),
             statuses: self.statuses.clone(),
-            kept: Default::default(),
+            kept: Kept::default(),
+            grpc_requests: OnceLock::new(),
+            grpc_families: (self.grpc_requests.clone(), self.grpc_statuses.clone()),
+            grpc_kept: Kept::default(),
             labels,
         }))
     }
@@ -112,9 +169,41 @@ struct Handles {
     labels: BackendLabels,
     requests: Counter,
     statuses: Family<StatusLabels, Counter>,
-    /// The counters of the first statuses seen, set once and never
-    /// replaced, so reading them takes no lock.
-    kept: [OnceLock<(Ending, Counter)>; KEPT_STATUSES],
+    kept: Kept<Ending>,
+    /// Resolved at the route's first gRPC call, so that a route that
+    /// carries none shows no gRPC series.
+    grpc_requests: OnceLock<Counter>,
+    grpc_families: (
+        Family<BackendLabels, Counter>,
+        Family<GrpcStatusLabels, Counter>,
+    ),
+    grpc_kept: Kept<GrpcEnding>,
+}
+
+/// The counters of the first endings seen, set once and never replaced,
+/// so that reading them takes no lock.
+#[derive(Debug)]
+struct Kept<E>([OnceLock<(E, Counter)>; KEPT_STATUSES]);
+
+impl<E> Default for Kept<E> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<E: Copy + PartialEq> Kept<E> {
+    /// Counts `ending`, in the counter `resolve` finds for it the first
+    /// time it is seen.
+    fn count(&self, ending: E, resolve: impl Fn(E) -> Counter) {
+        for slot in &self.0 {
+            let (kept, counter) = slot.get_or_init(|| (ending, resolve(ending)));
+            if *kept == ending {
+                counter.inc();
+                return;
+            }
+        }
+        resolve(ending).inc();
+    }
 }
 
 /// How an attempt ended: the values of `http_status` and `error`.
@@ -126,23 +215,31 @@ struct Ending {
 
 impl Handles {
     fn count(&self, ending: Ending) {
-        for slot in &self.kept {
-            let (kept, counter) = slot.get_or_init(|| (ending, self.counter(ending)));
-            if *kept == ending {
-                counter.inc();
-                return;
-            }
-        }
-        self.counter(ending).inc();
+        self.kept.count(ending, |ending| {
+            let labels = StatusLabels {
+                backend: self.labels.clone(),
+                http_status: ending.status,
+                error: ending.error,
+            };
+            self.statuses.get_or_create(&labels).clone()
+        });
     }
 
-    fn counter(&self, ending: Ending) -> Counter {
-        let labels = StatusLabels {
-            backend: self.labels.clone(),
-            http_status: ending.status,
-            error: ending.error,
-        };
-        self.statuses.get_or_create(&labels).clone()
+    fn count_grpc_request(&self) {
+        self.grpc_requests
+            .get_or_init(|| self.grpc_families.0.get_or_create(&self.labels).clone())
+            .inc();
+    }
+
+    fn count_grpc(&self, ending: GrpcEnding) {
+        self.grpc_kept.count(ending, |ending| {
+            let labels = GrpcStatusLabels {
+                backend: self.labels.clone(),
+                grpc_status: ending.status,
+                error: ending.error,
+            };
+            self.grpc_families.1.get_or_create(&labels).clone()
+        });
     }
 }
 
@@ -164,8 +261,9 @@ impl<S, B, RB> Service<Request<B>> for Counted<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
     S::Error: Into<BoxError>,
+    RB: Body,
 {
-    type Response = Response<RB>;
+    type Response = Response<CountedBody<RB>>;
     type Error = BoxError;
     type Future = CountedFuture<S::Future>;
 
@@ -174,29 +272,42 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        self.handles.0.requests.inc();
+        let grpc = grpc::is_call(&req);
+        if grpc {
+            self.handles.0.count_grpc_request();
+        } else {
+            self.handles.0.requests.inc();
+        }
         CountedFuture {
             inner: self.inner.call(req),
             handles: Some(self.handles.clone()),
+            grpc,
         }
     }
 }
 
 pin_project! {
     /// Counts how the attempt ended when its response head or error
-    /// arrives. Dropped before that (the retry's timeout, or the caller
-    /// gone), it counts the attempt as cancelled.
+    /// arrives, or for a gRPC call whose status comes in the trailers,
+    /// hands that to the response body. Dropped before that (the retry's
+    /// timeout, or the caller gone), it counts the attempt as cancelled.
     #[derive(Debug)]
     pub(crate) struct CountedFuture<F> {
         #[pin]
         inner: F,
         handles: Option<BackendHandles>,
+        grpc: bool,
     }
 
     impl<F> PinnedDrop for CountedFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(handles) = this.project().handles.take() {
-                handles.0.count(Ending { status: None, error: Some("cancel") });
+            let this = this.project();
+            if let Some(handles) = this.handles.take() {
+                if *this.grpc {
+                    handles.0.count_grpc(GrpcEnding::failed("cancel"));
+                } else {
+                    handles.0.count(Ending { status: None, error: Some("cancel") });
+                }
             }
         }
     }
@@ -206,17 +317,35 @@ impl<F, RB, E> Future for CountedFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
     E: Into<BoxError>,
+    RB: Body,
 {
-    type Output = Result<Response<RB>, BoxError>;
+    type Output = Result<Response<CountedBody<RB>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx)).map_err(Into::into);
-        if let Some(handles) = this.handles.take() {
+        let Some(handles) = this.handles.take() else {
+            return Poll::Ready(result.map(|res| res.map(CountedBody::new)));
+        };
+        if !*this.grpc {
             handles.0.count(ending(&result));
+            return Poll::Ready(result.map(|res| res.map(CountedBody::new)));
         }
-        Poll::Ready(result)
+        Poll::Ready(match result {
+            Ok(res) => Ok(grpc::response(res, handles)),
+            Err(error) => {
+                handles
+                    .0
+                    .count_grpc(GrpcEnding::failed(error_label(&error)));
+                Err(error)
+            }
+        })
     }
+}
+
+/// The `error` of an attempt that failed without a response.
+fn error_label(error: &BoxError) -> &'static str {
+    ErrorKind::of(&**error as &(dyn Error + 'static)).as_label()
 }
 
 fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
@@ -230,7 +359,7 @@ fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
         },
         Err(error) => Ending {
             status: None,
-            error: Some(ErrorKind::of(&**error as &(dyn Error + 'static)).as_label()),
+            error: Some(error_label(error)),
         },
     }
 }
@@ -265,18 +394,18 @@ mod tests {
         let handles = metrics.backend("web", "api", "web-canary");
         let backend = service_fn(|req: Request<()>| async move {
             match req.uri().path() {
-                "/fail" => Err::<Response<()>, BoxError>(
+                "/fail" => Err::<Response<String>, BoxError>(
                     std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
                 ),
                 "/mesh" => {
-                    let mut res = Response::new(());
+                    let mut res = Response::new(String::new());
                     *res.status_mut() = StatusCode::BAD_GATEWAY;
                     res.extensions_mut()
                         .insert(ProxyErrorKind::UpstreamUnreachable);
                     Ok(res)
                 }
                 path => {
-                    let mut res = Response::new(());
+                    let mut res = Response::new(String::new());
                     *res.status_mut() = StatusCode::from_u16(path[1..].parse().unwrap()).unwrap();
                     Ok(res)
                 }
@@ -325,7 +454,7 @@ mod tests {
     async fn an_attempt_dropped_before_its_answer_counts_as_cancelled() {
         let mut registry = Registry::default();
         let metrics = BackendMetrics::register(&mut registry);
-        let never = service_fn(|_: Request<()>| pending::<Result<Response<()>, Infallible>>());
+        let never = service_fn(|_: Request<()>| pending::<Result<Response<String>, Infallible>>());
         let mut counted = Counted::new(never, metrics.backend("web", "api", "web-canary"));
         let call = counted.call(Request::new(()));
         let mut call = Box::pin(call);

@@ -96,7 +96,7 @@ use tokio::sync::watch;
 use tower::Layer;
 
 pub(crate) use self::backend::BackendMetrics;
-use self::backend::Counted;
+use self::backend::{Counted, CountedBody};
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 pub(crate) use self::plan::check_backends;
@@ -119,7 +119,9 @@ pub(crate) type RouteStack = Metrics<EditHeaders<mesh_retry::RouteStack<Split<Co
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<
     NoRoute<
-        TimeoutBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+        TimeoutBody<
+            CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+        >,
         BoxError,
     >,
 >;

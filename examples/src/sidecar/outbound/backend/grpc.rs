@@ -1,0 +1,230 @@
+//! How a gRPC attempt ended, for `outbound_grpc_route_backend_*`.
+//!
+//! A gRPC call that fails is usually answered `200`, its `grpc-status` in
+//! the trailers that end the response body; only a call that fails at
+//! once gets a trailers-only response, the status in the head. So the
+//! status of an attempt is read where gRPC clients read it: in the head
+//! when it is there, otherwise in the trailers, and the attempt is counted
+//! when its body ends, as linkerd2-proxy's `LabelGrpcRsp` records it (in
+//! `linkerd/app/outbound/src/http/logical/policy/route/metrics.rs`, by the
+//! end-of-stream hook of `linkerd/http/prom/src/record_response.rs`).
+
+use std::{
+    error::Error,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use http::{HeaderMap, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use mesh_core::{
+    classify::{ErrorKind, GrpcCode},
+    error::{GRPC_STATUS, ProxyErrorKind, is_grpc},
+};
+use pin_project_lite::pin_project;
+
+use super::BackendHandles;
+
+#[cfg(test)]
+mod tests;
+
+/// The value of `grpc_status`: the code's name as gRPC's `statuscodes.md`
+/// (and Linkerd's label) writes it, `OK` to `UNAUTHENTICATED`, by number.
+const NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// What an attempt without a status is labelled, as Linkerd labels it:
+/// the code gRPC clients read then, and the one a number gRPC does not
+/// define stands for.
+pub(super) const UNKNOWN: &str = "UNKNOWN";
+
+/// How a gRPC attempt ended: the values of `grpc_status` and `error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct GrpcEnding {
+    pub(super) status: &'static str,
+    pub(super) error: Option<&'static str>,
+}
+
+impl GrpcEnding {
+    /// An attempt that ended in `error`, with no status.
+    pub(super) fn failed(error: &'static str) -> Self {
+        Self {
+            status: UNKNOWN,
+            error: Some(error),
+        }
+    }
+}
+
+/// The `grpc_status` of `headers` (a head or trailers): `None` without a
+/// `grpc-status`, `UNKNOWN` for a value that is no code gRPC defines.
+fn status_in(headers: &HeaderMap) -> Option<&'static str> {
+    let value = headers.get(GRPC_STATUS)?;
+    let name = GrpcCode::from_header(value)
+        .and_then(|code| NAMES.get(usize::from(code.as_u16())).copied());
+    Some(name.unwrap_or(UNKNOWN))
+}
+
+/// Whether a request is a gRPC call: a `POST` with a gRPC `content-type`,
+/// as gRPC's HTTP/2 protocol defines one (and as Linkerd matches a
+/// `GRPCRoute`).
+pub(super) fn is_call<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::POST && is_grpc(req.headers())
+}
+
+/// The ending of a gRPC attempt known from its response head, or `None`
+/// when the status is still to come in the trailers: a `200` of gRPC,
+/// without `grpc-status`, whose body has not ended. Any other response is
+/// final at its head, as gRPC clients read it: its `grpc-status`, or
+/// `UNKNOWN` for one that has none (a response that is not gRPC, another
+/// status than `200`, an empty body without trailers). `error` is the
+/// mesh's own answer, if it is one.
+fn at_head<RB: Body>(res: &Response<RB>, error: Option<&'static str>) -> Option<GrpcEnding> {
+    let headers = res.headers();
+    let status = match status_in(headers) {
+        Some(status) => status,
+        None if res.status() == StatusCode::OK
+            && is_grpc(headers)
+            && !res.body().is_end_stream() =>
+        {
+            return None;
+        }
+        None => UNKNOWN,
+    };
+    Some(GrpcEnding { status, error })
+}
+
+/// Counts the response of a gRPC attempt at its head if it ends there,
+/// and otherwise hands the counting to its body.
+pub(super) fn response<RB: Body>(
+    res: Response<RB>,
+    handles: BackendHandles,
+) -> Response<CountedBody<RB>> {
+    let error = res
+        .extensions()
+        .get::<ProxyErrorKind>()
+        .map(|kind| kind.as_label());
+    match at_head(&res, error) {
+        Some(ending) => {
+            handles.0.count_grpc(ending);
+            res.map(CountedBody::new)
+        }
+        None => res.map(|inner| CountedBody {
+            inner,
+            pending: Some(Pending { handles, error }),
+        }),
+    }
+}
+
+/// A gRPC attempt whose status is still to come.
+#[derive(Debug)]
+struct Pending {
+    handles: BackendHandles,
+    /// The mesh's answer the head carried, if any.
+    error: Option<&'static str>,
+}
+
+impl Pending {
+    fn end(self, status: &'static str, error: Option<&'static str>) {
+        self.handles.0.count_grpc(GrpcEnding {
+            status,
+            error: self.error.or(error),
+        });
+    }
+}
+
+pin_project! {
+    /// The body of an attempt's response. For a gRPC attempt whose status
+    /// comes in the trailers, it counts the attempt once, when the body
+    /// ends: by the trailers' `grpc-status` (`UNKNOWN` when it ends
+    /// without one), by the error that cut it, or, dropped before its end
+    /// (the caller gone, a stream timeout), as cancelled. Any other body
+    /// passes through.
+    #[derive(Debug)]
+    pub(crate) struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        pending: Option<Pending>,
+    }
+
+    impl<B> PinnedDrop for CountedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.end(UNKNOWN, Some("cancel"));
+            }
+        }
+    }
+}
+
+impl<B> CountedBody<B> {
+    /// A body with nothing left to count.
+    pub(super) fn new(inner: B) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+impl<B: Default> Default for CountedBody<B> {
+    fn default() -> Self {
+        Self::new(B::default())
+    }
+}
+
+impl<B> Body for CountedBody<B>
+where
+    B: Body,
+    B::Error: Error + 'static,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if this.pending.is_some() {
+            let ended = match &frame {
+                Some(Ok(frame)) => match frame.trailers_ref() {
+                    Some(trailers) => Some((status_in(trailers).unwrap_or(UNKNOWN), None)),
+                    None => this.inner.is_end_stream().then_some((UNKNOWN, None)),
+                },
+                Some(Err(error)) => Some((UNKNOWN, Some(ErrorKind::of(error).as_label()))),
+                None => Some((UNKNOWN, None)),
+            };
+            if let Some((status, error)) = ended
+                && let Some(pending) = this.pending.take()
+            {
+                pending.end(status, error);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
