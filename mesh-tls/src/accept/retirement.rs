@@ -62,12 +62,12 @@ impl HandshakeWith {
             version,
             loaded,
         } = self;
+        let now = store.now();
         let peer_not_after = peer_chain
-            .and_then(|chain| crate::cert::path_validity(chain, &anchor_subjects))
+            .and_then(|chain| crate::cert::path_validity(chain, &anchor_subjects, now))
             .map(|(_, not_after)| not_after);
         let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
-        let expiry = store.by_system_clock(expiry);
-        let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);
+        let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry, now);
         let metrics = store.metrics().clone();
         let rotated = rotated(
             store.clone(),

@@ -265,7 +265,8 @@ pub(crate) fn anchor_subjects(roots: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
 /// dates, which webpki never reads, do not count.
 ///
 /// Of two certificates with the issuer's name, webpki passes over one that
-/// is not valid now (an issuer's expired old certificate, left in the
+/// is not valid at `now`, the time by the store's clock it verified the
+/// chain at (an issuer's expired old certificate, left in the
 /// chain beside the reissued one) and builds the path through another, so
 /// one valid now is taken when there is one: otherwise a chain that
 /// verifies would read as expired, refused as local credentials and its
@@ -273,13 +274,13 @@ pub(crate) fn anchor_subjects(roots: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
 pub(crate) fn path_validity(
     chain: &[CertificateDer<'_>],
     anchor_subjects: &[Vec<u8>],
+    now: SystemTime,
 ) -> Option<(SystemTime, SystemTime)> {
     let (leaf, rest) = chain.split_first()?;
     let leaf = Link::parse(leaf)?;
     let mut rest: Vec<Link> = rest.iter().filter_map(Link::parse).collect();
     let mut window = (leaf.not_before, leaf.not_after);
     let mut issuer = leaf.issuer;
-    let now = SystemTime::now();
     while !anchor_subjects.contains(&issuer) {
         // Of two certificates with the issuer's name valid now (or, when
         // none is, of all), the one that expires first: a peer cannot

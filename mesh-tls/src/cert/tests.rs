@@ -170,7 +170,7 @@ fn a_chains_validity_is_its_path_to_an_anchor_and_the_shorter_of_two_same_named_
         .clone();
     let anchors = anchor_subjects(&[anchor]);
     let not_after = |chain: &[CertificateDer<'static>]| {
-        path_validity(chain, &anchors).map(|(_, not_after)| not_after)
+        path_validity(chain, &anchors, SystemTime::now()).map(|(_, not_after)| not_after)
     };
     let issuer_expiry = not_after(&[leaf.clone(), issuer.clone()]).unwrap();
     let leaf_expiry = not_after(std::slice::from_ref(&leaf)).unwrap();
@@ -180,4 +180,32 @@ fn a_chains_validity_is_its_path_to_an_anchor_and_the_shorter_of_two_same_named_
         Some(issuer_expiry)
     );
     assert_eq!(not_after(&[]), None);
+}
+
+#[test]
+fn of_two_same_named_links_the_one_valid_by_the_given_clock_is_taken() {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let (anchor, anchor_issuer) = ca_cert("anchor", 1000 * HOUR, None);
+    // An issuer's old certificate, two hours left, and its reissue.
+    let (old, old_issuer) = ca_cert("issuer", 2 * HOUR, Some(&anchor_issuer));
+    let (reissued, _) = ca_cert("issuer", 100 * HOUR, Some(&anchor_issuer));
+    let mut params = rcgen::CertificateParams::default();
+    params.not_after = (SystemTime::now() + 10 * HOUR).into();
+    let leaf = params
+        .signed_by(&rcgen::KeyPair::generate().unwrap(), &old_issuer)
+        .unwrap()
+        .der()
+        .clone();
+    let anchors = anchor_subjects(&[anchor]);
+    let chain = [leaf.clone(), old.clone(), reissued];
+    let not_after = |now| path_validity(&chain, &anchors, now).map(|(_, end)| end);
+    let leaf_end =
+        path_validity(std::slice::from_ref(&leaf), &anchors, SystemTime::now()).map(|(_, end)| end);
+    let old_end = path_validity(&[leaf, old], &anchors, SystemTime::now()).map(|(_, end)| end);
+
+    // Both copies valid: the one that expires first.
+    assert_eq!(not_after(SystemTime::now()), old_end);
+    // Three hours on by the store's clock the old one has expired, and the
+    // path goes through the reissue: the leaf ends it.
+    assert_eq!(not_after(SystemTime::now() + 3 * HOUR), leaf_end);
 }

@@ -138,15 +138,20 @@ impl Handshake {
             }
         };
         let local = self.local_not_after;
+        // The store's clock, which found the local chain valid and which
+        // rustls verified the server's at.
+        let now = self.shared.store.now();
         let peer = stream
             .get_ref()
             .1
             .peer_certificates()
-            .and_then(|chain| cert::path_validity(chain, self.snapshot.creds.anchor_subjects()))
+            .and_then(|chain| {
+                cert::path_validity(chain, self.snapshot.creds.anchor_subjects(), now)
+            })
             .map(|(_, not_after)| not_after);
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let config = &self.shared.config;
-        let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry);
+        let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry, now);
         let close_at = config.close_at_expiry.then_some(close_at);
         let state = ConnState::new(self.shared.retire.clone());
         self.snapshot.connections.register(&state);

@@ -70,16 +70,18 @@ pub(crate) use self::state::{ConnState, RetireList, RetireShared};
 
 /// When a connection authenticated with certificates expiring at `expiry`
 /// is retired (`retire_before` ahead of it) and when it is closed (at it),
-/// as instants of tokio's clock.
+/// as instants of tokio's clock. `now` is the time by the store's clock,
+/// the one that found the certificates valid and that `expiry` is read
+/// against: a certificate with a minute left by that clock is not used
+/// for longer because the system clock is behind it.
 pub(crate) fn deadlines(
     expiry: std::time::SystemTime,
     retire_before: std::time::Duration,
+    now: std::time::SystemTime,
 ) -> (tokio::time::Instant, tokio::time::Instant) {
     /// Far enough that no connection lives to see it.
     const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 86_400);
-    let remaining = expiry
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default();
+    let remaining = expiry.duration_since(now).unwrap_or_default();
     let now = tokio::time::Instant::now();
     let at = |d| now.checked_add(d).unwrap_or(now + FAR_FUTURE);
     (at(remaining.saturating_sub(retire_before)), at(remaining))

@@ -153,11 +153,11 @@ impl CredentialStore {
     /// the time (`current_time` returns `None`) is read as the system
     /// clock by the store's own checks, while rustls fails the handshake.
     ///
-    /// Server connections are retired, and the readiness gate closed
-    /// ([`CredentialStore::readiness_task`]), when this clock says their
-    /// certificates expire. Some timers still go by the system clock: the
-    /// retirement of the connector's pooled connections and the renewals
-    /// of a [`CredentialSource::Ca`].
+    /// Connections, server and client, are retired, and the readiness gate
+    /// closed ([`CredentialStore::readiness_task`]), when this clock says
+    /// their certificates expire; of two certificates of one issuer in a
+    /// peer's chain, the one valid by this clock is taken. The renewals of
+    /// a [`CredentialSource::Ca`] still go by the system clock.
     pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
         Self::with_clock(config, time, true)
     }
@@ -433,22 +433,6 @@ impl CredentialStore {
             Some(now) => SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs()),
             None => SystemTime::now(),
         }
-    }
-
-    /// `at`, a time by the store's clock, as the system clock will read it
-    /// then: for timers, which run with the system clock, so that a
-    /// connection is retired when the store's clock says its certificate
-    /// expires.
-    pub(crate) fn by_system_clock(&self, at: SystemTime) -> SystemTime {
-        if !self.shared.injected {
-            return at;
-        }
-        let (system, store) = (SystemTime::now(), self.now());
-        let moved = match at.duration_since(store) {
-            Ok(ahead) => system.checked_add(ahead),
-            Err(behind) => system.checked_sub(behind.duration()),
-        };
-        moved.unwrap_or(at)
     }
 
     /// The server config that refuses every handshake with an alert.
