@@ -23,7 +23,7 @@ use super::{
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
     policy::{self, RouteReloads, RoutesWatcher},
-    worker::{Background, Flusher, Shared, Worker, WorkerListeners},
+    worker::{self, Background, Flusher, Shared, Worker, WorkerListeners},
 };
 
 /// What a process hands the sidecar besides its configuration.
@@ -246,6 +246,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     tap.register(&mut registry);
     let (drained, all_drained) = tokio::sync::mpsc::channel::<()>(1);
     let mut flushers = Some((flushers, all_drained));
+    let admin_accept = worker::admin_accept(&mut registry);
     let mut admin_service = Admin::new(registry, readiness)
         .with_shutdown(trigger.clone())
         .with_env(Environment::process());
@@ -272,6 +273,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let admin_service = admin_service.with_extension(AdminExtras::new(tap.clone(), dashboard));
     let shared = Arc::new(Shared {
         admin: admin_service,
+        admin_accept,
         tls_accept,
         policy: policy.store,
         inbound_protocols,

@@ -11,8 +11,8 @@ use mesh_core::{
     error::BoxError,
     proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
     serve::{
-        Accept, Accepted, ConnectionLimit, PlaintextAccept, Protocol, Retirement, Server,
-        ServerConfig, Shutdown,
+        Accept, Accepted, ConnectionLimit, PerPeerLimit, PlaintextAccept, Protocol, Retirement,
+        Server, ServerConfig, Shutdown,
     },
 };
 use mesh_metrics::{
@@ -23,6 +23,12 @@ use mesh_metrics::{
 };
 use mesh_policy::PolicyStore;
 use mesh_tls::{ConnectConfig, TlsAccept};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::counter::ConstCounter,
+    registry::Registry,
+};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{mpsc, watch},
@@ -41,6 +47,9 @@ use super::{
 pub(super) struct Shared {
     pub(super) config: SidecarConfig,
     pub(super) admin: Admin,
+    /// The admin listener's accept hook, with its per-peer limit, made
+    /// once so that its refusals can be exported ([`admin_accept`]).
+    pub(super) admin_accept: PerPeerLimit<PlaintextAccept>,
     /// The TLS acceptor of the inbound listeners; `None` without an
     /// identity, when they serve plaintext.
     pub(super) tls_accept: Option<TlsAccept>,
@@ -85,6 +94,36 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// connections through `kubectl port-forward` beside `sidecar tap`
 /// sessions and the dashboard's own scrapes.
 const ADMIN_MAX_CONNECTIONS_PER_PEER: usize = ADMIN_MAX_CONNECTIONS / 4;
+
+/// The admin listener's accept hook: at most
+/// [`ADMIN_MAX_CONNECTIONS_PER_PEER`] connections per peer address, its
+/// refusals counted in `admin_connections_refused_total` in `registry`.
+/// A refusal is logged once per run of them; the counter is what shows a
+/// peer that keeps crowding the probes out on a dashboard, or in an alert.
+pub(super) fn admin_accept(registry: &mut Registry) -> PerPeerLimit<PlaintextAccept> {
+    let accept = ConnectionLimit::per_peer(PlaintextAccept, ADMIN_MAX_CONNECTIONS_PER_PEER);
+    registry.register_collector(Box::new(AdminRefusals(accept.clone())));
+    accept
+}
+
+/// Reads the admin listener's refusals at each scrape: the limit counts
+/// them itself, on the path it already takes to refuse.
+#[derive(Debug)]
+struct AdminRefusals(PerPeerLimit<PlaintextAccept>);
+
+impl Collector for AdminRefusals {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let counter = ConstCounter::new(self.0.refused());
+        let metric = encoder.encode_descriptor(
+            "admin_connections_refused",
+            "Admin connections closed unanswered for coming from a peer address that held its \
+             most",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
+}
 
 /// The longest an admin connection may take to send its first request
 /// line: Linkerd's admin server detects HTTP within 1 second. Probes and
@@ -250,8 +289,7 @@ impl Worker {
         }
         self.serve_outbound_ports(&mut servers, &tcp, listeners.outbound_ports);
         if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
-            let accept = ConnectionLimit::per_peer(PlaintextAccept, ADMIN_MAX_CONNECTIONS_PER_PEER);
-            let server = Server::new(self.admin_config()).with_accept(accept);
+            let server = Server::new(self.admin_config()).with_accept(shared.admin_accept.clone());
             servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
         }
         while servers.join_next().await.is_some() {}
