@@ -220,16 +220,19 @@ pub(crate) fn is_ca_certificate(der: &[u8]) -> bool {
     ca && may_sign_certificates(der)
 }
 
-/// The names and dates of one certificate of a chain.
-struct Link {
-    subject: Vec<u8>,
-    issuer: Vec<u8>,
-    not_before: SystemTime,
-    not_after: SystemTime,
+/// The names and dates of one certificate of a chain: what following a
+/// path by name reads, here for a peer's chain and in
+/// [`crate::creds`] for the local one.
+pub(crate) struct Link {
+    pub(crate) subject: Vec<u8>,
+    pub(crate) issuer: Vec<u8>,
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
 }
 
 impl Link {
-    fn parse(cert: &CertificateDer<'_>) -> Option<Self> {
+    /// `None` when `cert` is not DER X.509.
+    pub(crate) fn parse(cert: &CertificateDer<'_>) -> Option<Self> {
         let (_, x509) = X509CertificateParser::new()
             .with_deep_parse_extensions(false)
             .parse(cert.as_ref())

@@ -14,11 +14,11 @@
 //! presented at any time one of them covers. A certificate that only
 //! shares the issuer's name (another key, say) opens no path.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
-use x509_parser::certificate::X509CertificateParser;
-use x509_parser::nom::Parser;
+
+use crate::cert::Link;
 
 /// At most this many paths are followed: a chain holds a few certificates,
 /// and a file that holds many copies of each is not worth a search.
@@ -172,39 +172,10 @@ fn walk(
     }
 }
 
-/// The names and dates of one certificate.
-struct Link {
-    subject: Vec<u8>,
-    issuer: Vec<u8>,
-    not_before: SystemTime,
-    not_after: SystemTime,
-}
-
-impl Link {
-    fn parse(cert: &CertificateDer<'_>) -> Option<Self> {
-        let (_, x509) = X509CertificateParser::new()
-            .with_deep_parse_extensions(false)
-            .parse(cert.as_ref())
-            .ok()?;
-        let validity = x509.validity();
-        Some(Self {
-            subject: x509.subject().as_raw().to_vec(),
-            issuer: x509.issuer().as_raw().to_vec(),
-            not_before: unix(validity.not_before.timestamp()),
-            not_after: unix(validity.not_after.timestamp()),
-        })
-    }
-}
-
-fn unix(secs: i64) -> SystemTime {
-    match u64::try_from(secs) {
-        Ok(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
-        Err(_) => SystemTime::UNIX_EPOCH,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn t(secs: u64) -> SystemTime {
