@@ -38,6 +38,29 @@ const NAMES: [&str; 17] = [
     "unauthenticated",
 ];
 
+/// The same names as gRPC's `statuscodes.md` writes them, and as metrics
+/// label them (Linkerd's `grpc_status`, OpenTelemetry's
+/// `rpc.grpc.status_code` names).
+const UPPER_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
 impl GrpcCode {
     /// 0: not an error.
     pub const OK: Self = Self(0);
@@ -99,6 +122,13 @@ impl GrpcCode {
     /// does not define.
     pub fn name(self) -> Option<&'static str> {
         NAMES.get(usize::from(self.0)).copied()
+    }
+
+    /// The code's name as gRPC's `statuscodes.md` writes it
+    /// (`DEADLINE_EXCEEDED`), the form metrics label it with, or `None`
+    /// for a number gRPC does not define.
+    pub fn upper_name(self) -> Option<&'static str> {
+        UPPER_NAMES.get(usize::from(self.0)).copied()
     }
 
     /// The code with this name, ignoring ASCII case and treating `_` as `-`;

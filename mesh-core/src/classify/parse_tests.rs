@@ -3,6 +3,24 @@ use http::{HeaderValue, StatusCode};
 use super::*;
 
 #[test]
+fn grpc_codes_have_the_upper_case_names_metrics_label_them_with() {
+    for code in 0..=16 {
+        let code = GrpcCode::from_u16(code);
+        let upper = code.upper_name().unwrap();
+        assert_eq!(
+            upper,
+            code.name().unwrap().to_ascii_uppercase().replace('-', "_")
+        );
+        assert_eq!(GrpcCode::from_name(upper), Some(code));
+    }
+    assert_eq!(
+        GrpcCode::DEADLINE_EXCEEDED.upper_name(),
+        Some("DEADLINE_EXCEEDED")
+    );
+    assert_eq!(GrpcCode::from_u16(17).upper_name(), None);
+}
+
+#[test]
 fn grpc_codes_parse_from_names_and_numbers() {
     let names = [
         (1, "cancelled"),

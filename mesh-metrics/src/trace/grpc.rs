@@ -14,6 +14,7 @@
 //!   something wrong, as an HTTP 4xx does, not that the server failed.
 
 use http::{HeaderMap, HeaderName, header};
+use mesh_core::classify::GrpcCode;
 
 use super::span::SpanKind;
 
@@ -36,27 +37,6 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
 /// A `grpc-status` code: a number, of which gRPC names 0 to 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GrpcStatus(pub(crate) u32);
-
-/// The codes gRPC names, by number.
-const NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 /// `UNIMPLEMENTED`: the server does not serve the method called.
 pub(crate) const UNIMPLEMENTED: u32 = 12;
@@ -81,10 +61,9 @@ impl GrpcStatus {
     /// Its name (`UNAVAILABLE`), a closed set: `_OTHER` for a number gRPC
     /// does not name, as OpenTelemetry names what it does not know.
     pub(crate) fn name(self) -> &'static str {
-        usize::try_from(self.0)
+        u16::try_from(self.0)
             .ok()
-            .and_then(|i| NAMES.get(i))
-            .copied()
+            .and_then(|code| GrpcCode::from_u16(code).upper_name())
             .unwrap_or("_OTHER")
     }
 

@@ -28,28 +28,6 @@ use super::BackendHandles;
 #[cfg(test)]
 mod tests;
 
-/// The value of `grpc_status`: the code's name as gRPC's `statuscodes.md`
-/// (and Linkerd's label) writes it, `OK` to `UNAUTHENTICATED`, by number.
-const NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 /// What an attempt without a status is labelled, as Linkerd labels it:
 /// the code gRPC clients read then, and the one a number gRPC does not
 /// define stands for.
@@ -76,8 +54,7 @@ impl GrpcEnding {
 /// `grpc-status`, `UNKNOWN` for a value that is no code gRPC defines.
 fn status_in(headers: &HeaderMap) -> Option<&'static str> {
     let value = headers.get(GRPC_STATUS)?;
-    let name = GrpcCode::from_header(value)
-        .and_then(|code| NAMES.get(usize::from(code.as_u16())).copied());
+    let name = GrpcCode::from_header(value).and_then(GrpcCode::upper_name);
     Some(name.unwrap_or(UNKNOWN))
 }
 
