@@ -7,9 +7,20 @@
 //! - `outbound_http_route_backend_response_statuses_total{parent_name,
 //!   route_name, backend_name, http_status, error}`: how each attempt
 //!   ended. `http_status` is the response's status, empty when there was
-//!   none; `error` names what the mesh answered or failed with (the
-//!   `mesh-error` kind, such as `unreachable`, or the failure's kind, such as
-//!   `timeout`), empty for a response that came from the backend.
+//!   none; `error` names what the mesh answered or failed with, empty for
+//!   a response that came from the backend. Its values are Linkerd's, so
+//!   that dashboards built on Linkerd's series read the sidecar's too
+//!   (linkerd2-proxy's route metrics `Error`, in
+//!   `linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`):
+//!   `FAIL_FAST` for the mesh's `unavailable` answer (no backend could
+//!   take the request), `LOAD_SHED` for `rate_limited`,
+//!   `RESPONSE_HEADERS_TIMEOUT` for a timeout before the response head
+//!   (the mesh's `timeout` answer, or a timeout error),
+//!   `RESPONSE_STREAM_TIMEOUT` for one while a gRPC body streamed, `RESET`
+//!   for a reset stream or connection, `CANCEL` for an attempt given up,
+//!   and Linkerd's catch-all `UNKNOWN` for any other (a refused
+//!   connection, the mesh's `unreachable`, `no_route` or `denied`
+//!   answer...), which Linkerd has no name for.
 //! - `outbound_grpc_route_backend_requests_total` and
 //!   `outbound_grpc_route_backend_response_statuses_total{..., grpc_status,
 //!   error}`: the same for gRPC calls (a `POST` with a gRPC
@@ -26,7 +37,7 @@
 //! `HTTPRoute`s and `ServiceProfile` routes carry gRPC calls too, and
 //! their failures would otherwise not show. Each attempt is counted in
 //! one family. Linkerd counts an attempt given up before its response
-//! head in neither; the sidecar counts it, with `error="cancel"`.
+//! head in neither; the sidecar counts it, with `error="CANCEL"`.
 //!
 //! `parent_name` is the service the request was addressed to, and
 //! `backend_name` the service it went to: the same for a route without
@@ -304,9 +315,9 @@ pin_project! {
             let this = this.project();
             if let Some(handles) = this.handles.take() {
                 if *this.grpc {
-                    handles.0.count_grpc(GrpcEnding::failed("cancel"));
+                    handles.0.count_grpc(GrpcEnding::failed(CANCEL));
                 } else {
-                    handles.0.count(Ending { status: None, error: Some("cancel") });
+                    handles.0.count(Ending { status: None, error: Some(CANCEL) });
                 }
             }
         }
@@ -343,9 +354,68 @@ where
     }
 }
 
+/// The values of `error`, Linkerd's own: linkerd2-proxy labels these
+/// families with the fixed, upper-case set of its route metrics' `Error`
+/// (`linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`),
+/// and dashboards built on its series filter on those. The sidecar's
+/// failures map onto the ones that mean the same; any other, which
+/// Linkerd has no name for, is its catch-all `UNKNOWN`.
+mod linkerd {
+    /// No backend could take the request.
+    pub(super) const FAIL_FAST: &str = "FAIL_FAST";
+    /// The request was turned away, not sent, because of load.
+    pub(super) const LOAD_SHED: &str = "LOAD_SHED";
+    /// A timeout expired before the response head.
+    pub(super) const RESPONSE_HEADERS_TIMEOUT: &str = "RESPONSE_HEADERS_TIMEOUT";
+    /// A timeout expired while the response body streamed.
+    pub(super) const RESPONSE_STREAM_TIMEOUT: &str = "RESPONSE_STREAM_TIMEOUT";
+    /// The attempt was given up by its caller.
+    pub(super) const CANCEL: &str = "CANCEL";
+    /// The stream or connection was reset.
+    pub(super) const RESET: &str = "RESET";
+    /// Anything else.
+    pub(super) const UNKNOWN: &str = "UNKNOWN";
+}
+
+/// The `error` of an attempt given up before it ended (the retry's
+/// timeout, or the caller gone).
+const CANCEL: &str = linkerd::CANCEL;
+
 /// The `error` of an attempt that failed without a response.
 fn error_label(error: &BoxError) -> &'static str {
-    ErrorKind::of(&**error as &(dyn Error + 'static)).as_label()
+    kind_label(
+        ErrorKind::of(&**error as &(dyn Error + 'static)),
+        linkerd::RESPONSE_HEADERS_TIMEOUT,
+    )
+}
+
+/// The `error` of a failure of `kind`. A timeout is labelled `timeout`,
+/// since Linkerd's value depends on whether the response head had come.
+fn kind_label(kind: ErrorKind, timeout: &'static str) -> &'static str {
+    match kind {
+        ErrorKind::Timeout => timeout,
+        ErrorKind::Reset => linkerd::RESET,
+        // Linkerd has no value for a connection that could not be opened.
+        ErrorKind::Connect | ErrorKind::Other => linkerd::UNKNOWN,
+        // A kind mesh-core adds later, until it is mapped.
+        _ => linkerd::UNKNOWN,
+    }
+}
+
+/// The `error` of a response the mesh answered with itself.
+fn answer_label(kind: ProxyErrorKind) -> &'static str {
+    match kind {
+        ProxyErrorKind::Unavailable => linkerd::FAIL_FAST,
+        ProxyErrorKind::RateLimited => linkerd::LOAD_SHED,
+        ProxyErrorKind::Timeout => linkerd::RESPONSE_HEADERS_TIMEOUT,
+        ProxyErrorKind::Denied
+        | ProxyErrorKind::NoRoute
+        | ProxyErrorKind::UpstreamUnreachable
+        | ProxyErrorKind::InvalidRequest
+        | ProxyErrorKind::Unsupported => linkerd::UNKNOWN,
+        // A kind mesh-core adds later, until it is mapped.
+        _ => linkerd::UNKNOWN,
+    }
 }
 
 fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
@@ -355,7 +425,8 @@ fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
             error: res
                 .extensions()
                 .get::<ProxyErrorKind>()
-                .map(|kind| kind.as_label()),
+                .copied()
+                .map(answer_label),
         },
         Err(error) => Ending {
             status: None,
@@ -397,11 +468,18 @@ mod tests {
                 "/fail" => Err::<Response<String>, BoxError>(
                     std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
                 ),
-                "/mesh" => {
+                "/timeout" => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+                "/reset" => Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()),
+                "/mesh" | "/mesh-unavailable" | "/mesh-timeout" | "/mesh-limited" => {
+                    let kind = match req.uri().path() {
+                        "/mesh" => ProxyErrorKind::UpstreamUnreachable,
+                        "/mesh-unavailable" => ProxyErrorKind::Unavailable,
+                        "/mesh-timeout" => ProxyErrorKind::Timeout,
+                        _ => ProxyErrorKind::RateLimited,
+                    };
                     let mut res = Response::new(String::new());
-                    *res.status_mut() = StatusCode::BAD_GATEWAY;
-                    res.extensions_mut()
-                        .insert(ProxyErrorKind::UpstreamUnreachable);
+                    *res.status_mut() = kind.http_status();
+                    res.extensions_mut().insert(kind);
                     Ok(res)
                 }
                 path => {
@@ -415,8 +493,23 @@ mod tests {
         // More distinct endings than the handles keep resolved, so that
         // both ways of finding a counter are taken.
         let paths = [
-            "/200", "/200", "/503", "/fail", "/mesh", "/201", "/202", "/204", "/404", "/500",
-            "/418", "/200",
+            "/200",
+            "/200",
+            "/503",
+            "/fail",
+            "/mesh",
+            "/201",
+            "/202",
+            "/204",
+            "/404",
+            "/500",
+            "/418",
+            "/200",
+            "/timeout",
+            "/reset",
+            "/mesh-unavailable",
+            "/mesh-timeout",
+            "/mesh-limited",
         ];
         for path in paths {
             let req = Request::get(path).body(()).unwrap();
@@ -428,15 +521,21 @@ mod tests {
         };
         assert!(
             lines.contains(&format!(
-                "outbound_http_route_backend_requests_total{{{CANARY}}} 12"
+                "outbound_http_route_backend_requests_total{{{CANARY}}} 17"
             )),
             "{lines:#?}"
         );
         for expected in [
             line("http_status=\"200\",error=\"\"} 3"),
             line("http_status=\"503\",error=\"\"} 1"),
-            line("http_status=\"\",error=\"connect\"} 1"),
-            line("http_status=\"502\",error=\"unreachable\"} 1"),
+            // Linkerd's values: a failure it has no name for is UNKNOWN.
+            line("http_status=\"\",error=\"UNKNOWN\"} 1"),
+            line("http_status=\"502\",error=\"UNKNOWN\"} 1"),
+            line("http_status=\"\",error=\"RESPONSE_HEADERS_TIMEOUT\"} 1"),
+            line("http_status=\"\",error=\"RESET\"} 1"),
+            line("http_status=\"503\",error=\"FAIL_FAST\"} 1"),
+            line("http_status=\"504\",error=\"RESPONSE_HEADERS_TIMEOUT\"} 1"),
+            line("http_status=\"429\",error=\"LOAD_SHED\"} 1"),
             line("http_status=\"418\",error=\"\"} 1"),
             line("http_status=\"500\",error=\"\"} 1"),
         ] {
@@ -447,7 +546,7 @@ mod tests {
             .filter(|l| l.starts_with("outbound_http_route_backend_response_statuses_total"))
             .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
             .sum();
-        assert_eq!(counted, 12, "every attempt ends once: {lines:#?}");
+        assert_eq!(counted, 17, "every attempt ends once: {lines:#?}");
     }
 
     #[tokio::test]
@@ -462,7 +561,7 @@ mod tests {
         drop(call);
         let lines = exposition(&registry);
         let cancelled = format!(
-            "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"cancel\"}} 1"
+            "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"CANCEL\"}} 1"
         );
         assert!(lines.contains(&cancelled), "{lines:#?}");
     }

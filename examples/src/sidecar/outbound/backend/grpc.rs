@@ -96,7 +96,8 @@ pub(super) fn response<RB: Body>(
     let error = res
         .extensions()
         .get::<ProxyErrorKind>()
-        .map(|kind| kind.as_label());
+        .copied()
+        .map(super::answer_label);
     match at_head(&res, error) {
         Some(ending) => {
             handles.0.count_grpc(ending);
@@ -143,7 +144,7 @@ pin_project! {
     impl<B> PinnedDrop for CountedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(pending) = this.project().pending.take() {
-                pending.end(UNKNOWN, Some("cancel"));
+                pending.end(UNKNOWN, Some(super::CANCEL));
             }
         }
     }
@@ -185,7 +186,13 @@ where
                     Some(trailers) => Some((status_in(trailers).unwrap_or(UNKNOWN), None)),
                     None => this.inner.is_end_stream().then_some((UNKNOWN, None)),
                 },
-                Some(Err(error)) => Some((UNKNOWN, Some(ErrorKind::of(error).as_label()))),
+                Some(Err(error)) => Some((
+                    UNKNOWN,
+                    Some(super::kind_label(
+                        ErrorKind::of(error),
+                        super::linkerd::RESPONSE_STREAM_TIMEOUT,
+                    )),
+                )),
                 None => Some((UNKNOWN, None)),
             };
             if let Some((status, error)) = ended

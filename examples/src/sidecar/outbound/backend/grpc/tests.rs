@@ -63,6 +63,10 @@ async fn server(req: Request<()>) -> Result<Response<TestBody>, BoxError> {
                 false,
             ),
         ),
+        "/stalled" => grpc(
+            None,
+            body(vec![data(), Err(io::ErrorKind::TimedOut.into())], false),
+        ),
         "/hang" => grpc(None, body(vec![data()], true)),
         "/html" => Response::new(body(vec![data()], false)),
         "/mesh" => {
@@ -139,6 +143,8 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
     }
     let res = counted.clone().oneshot(call("/cut")).await.unwrap();
     assert!(res.into_body().collect().await.is_err());
+    let res = counted.clone().oneshot(call("/stalled")).await.unwrap();
+    assert!(res.into_body().collect().await.is_err());
     assert!(counted.clone().oneshot(call("/refused")).await.is_err());
     // Dropped after its first frame: the caller went away.
     let res = counted.clone().oneshot(call("/hang")).await.unwrap();
@@ -149,17 +155,19 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
     let expected = [
         // Resolved when the route is built, and counting none of these.
         format!("outbound_http_route_backend_requests_total{{{LABELS}}} 0"),
-        format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 11"),
+        format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 12"),
         statuses("OK", "", 2),
         statuses("UNAVAILABLE", "", 1),
         statuses("NOT_FOUND", "", 1),
         // A number gRPC does not define, no trailers, and a response that
         // is not gRPC all read as UNKNOWN.
         statuses("UNKNOWN", "", 3),
-        statuses("UNAVAILABLE", "unreachable", 1),
-        statuses("UNKNOWN", "reset", 1),
-        statuses("UNKNOWN", "connect", 1),
-        statuses("UNKNOWN", "cancel", 1),
+        statuses("UNAVAILABLE", "UNKNOWN", 1),
+        statuses("UNKNOWN", "RESET", 1),
+        // A timeout while the body streamed, after the head.
+        statuses("UNKNOWN", "RESPONSE_STREAM_TIMEOUT", 1),
+        statuses("UNKNOWN", "UNKNOWN", 1),
+        statuses("UNKNOWN", "CANCEL", 1),
     ];
     let mut expected: Vec<String> = expected.into_iter().collect();
     expected.sort_unstable();
@@ -215,7 +223,7 @@ async fn a_grpc_attempt_given_up_before_its_head_is_cancelled() {
         exposition(&registry),
         [
             format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 1"),
-            statuses("UNKNOWN", "cancel", 1),
+            statuses("UNKNOWN", "CANCEL", 1),
             format!("outbound_http_route_backend_requests_total{{{LABELS}}} 0"),
         ]
     );
