@@ -143,3 +143,66 @@ async fn each_grpc_attempt_is_counted_by_the_status_in_its_trailers() {
     drop(dir);
     stop(sidecar).await;
 }
+
+/// A GRPCRoute for all of `dead`'s calls, not retried.
+const DEAD: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: dead-rpc
+  namespace: emojivoto
+spec:
+  parentRefs: [{group: core, kind: Service, name: dead}]
+  rules:
+  - matches: [{method: {service: emojivoto.v1.EmojiService}}]
+";
+
+#[tokio::test]
+async fn an_attempt_the_mesh_answers_for_carries_linkerds_error_value() {
+    // A port nothing listens on: every connection is refused.
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(&routes, DEAD).unwrap();
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: dead\n      endpoints: [{closed}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        routes.display()
+    ));
+    let req = Request::post("http://dead/emojivoto.v1.EmojiService/ListAll")
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(full(""))
+        .unwrap();
+    let res = h2_via(sidecar.outbound, req).await.unwrap();
+    // The mesh answered itself, trailers-only.
+    assert_eq!(res.headers()["grpc-status"], "14");
+
+    let metrics = scrape(sidecar.admin).await;
+    let labels = "parent_name=\"dead\",route_name=\"dead-rpc\",backend_name=\"dead\"";
+    let mut backend: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("outbound_") && l.contains(labels))
+        .collect();
+    backend.sort_unstable();
+    assert_eq!(
+        backend,
+        [
+            format!("outbound_grpc_route_backend_requests_total{{{labels}}} 1"),
+            // The mesh's own answer for an unreachable upstream, which
+            // Linkerd has no value for: its catch-all.
+            format!(
+                "outbound_grpc_route_backend_response_statuses_total{{{labels},grpc_status=\"UNAVAILABLE\",error=\"UNKNOWN\"}} 1"
+            ),
+            format!("outbound_http_route_backend_requests_total{{{labels}}} 0"),
+        ],
+        "{metrics}"
+    );
+    drop(dir);
+    stop(sidecar).await;
+}
