@@ -7,46 +7,13 @@
 mod support;
 mod validity;
 
-use std::sync::Mutex;
-
 use mesh_tls::{AcceptConfig, TlsAccept, creds::OutsideValidity};
 use support::*;
 use validity::*;
 
-/// Captures the events logged on this thread: level and fields.
-#[derive(Default)]
-struct Events(Mutex<Vec<(tracing::Level, String)>>);
-
-impl tracing::Subscriber for &'static Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={value:?} ", field.name()));
-            }
-        }
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        self.0
-            .lock()
-            .unwrap()
-            .push((*event.metadata().level(), fields.0));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test]
 async fn a_server_whose_certificate_has_expired_refuses_the_handshake() {
-    let events: &'static Events = Box::leak(Box::default());
+    let events = Events::leaked();
     let _log = tracing::subscriber::set_default(events);
     let pki = Pki::new();
     let clock = TestClock::at(JAN_1);
@@ -82,14 +49,7 @@ async fn a_server_whose_certificate_has_expired_refuses_the_handshake() {
     );
     // Logged as an error once, naming the identity and the notAfter; the
     // second refusal is not an error again.
-    let errors: Vec<_> = events
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(level, _)| *level == tracing::Level::ERROR)
-        .map(|(_, fields)| fields.clone())
-        .collect();
+    let errors = events.at(tracing::Level::ERROR);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].contains(API) && errors[0].contains("expired at 2030-01-02T00:00:00Z"),

@@ -10,44 +10,15 @@ use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 
-/// Captures the events logged on this thread, each as its fields
-/// (`name=value`, space-separated).
-#[derive(Default)]
-struct Events(std::sync::Mutex<Vec<String>>);
-
-impl tracing::Subscriber for &'static Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={value:?} ", field.name()));
-            }
-        }
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        self.0.lock().unwrap().push(fields.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 /// What refusing the files logs: the whole cause, down to the PEM parser's
 /// or webpki's own words, since the log is all an operator sees of a
 /// rotation the watcher refused.
 fn logged_refusal(store: &CredentialStore, files: &mesh_tls::CredentialFiles) -> String {
-    let events: &'static Events = Box::leak(Box::default());
+    let events = Events::leaked();
     tracing::subscriber::with_default(events, || {
         store.load_files(files).unwrap_err();
     });
-    let events = events.0.lock().unwrap();
+    let events = events.all();
     assert_eq!(events.len(), 1, "{events:?}");
     events[0].clone()
 }
