@@ -532,7 +532,7 @@ impl Signer {
 /// Captures the events logged while it is the thread's subscriber: each
 /// one's level and its fields (`name=value`, space-separated). Leaked, as
 /// a subscriber set by reference must live for ever.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Events(std::sync::Mutex<Vec<(tracing::Level, String)>>);
 
 impl Events {
