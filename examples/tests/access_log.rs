@@ -2,7 +2,7 @@
 //! request to standard error, in Linkerd's Apache or JSON format.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{process::Child, sync::mpsc, time::Duration};
 

@@ -2,7 +2,7 @@
 //! failures said once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::{
     Arc,

@@ -2,7 +2,7 @@
 //! authority the service is then told: the one the request was routed by.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

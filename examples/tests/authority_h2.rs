@@ -6,7 +6,7 @@
 //! route by `:authority`, not by `Host`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

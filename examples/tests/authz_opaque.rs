@@ -4,7 +4,7 @@
 //! authorization and refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 

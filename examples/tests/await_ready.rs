@@ -5,7 +5,7 @@
 //! of a second at most.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::{
     Arc,

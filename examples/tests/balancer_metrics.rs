@@ -6,7 +6,7 @@
 //! answers can be written; here a name resolves through `/etc/hosts`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

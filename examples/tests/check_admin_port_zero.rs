@@ -5,7 +5,7 @@
 //! sidecar is running.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::check::{self, CheckOptions, Status};
 

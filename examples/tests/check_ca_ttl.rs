@@ -6,8 +6,6 @@
 //! least ttl that works.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::path::Path;
 
 use mesh_examples::sidecar::{

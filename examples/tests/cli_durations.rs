@@ -5,7 +5,7 @@
 //! Needs the binary: `cargo build -p mesh-examples --example sidecar`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -13,7 +13,7 @@ use mesh_examples::sidecar::config::{
     ServiceName, SidecarConfig, format_duration, parse_duration,
 };
 
-mod support;
+use crate::support;
 
 use support::config::{assert_error, parse, reject};
 

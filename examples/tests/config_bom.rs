@@ -4,7 +4,7 @@
 //! keep their lines and columns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::config::{ConfigErrorKind, SidecarConfig};
 use support::config::{assert_error, parse, reject};

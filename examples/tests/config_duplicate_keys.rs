@@ -5,7 +5,7 @@
 //! another workload than the one written first.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::config::ConfigErrorKind;
 use support::config::{assert_error, parse, reject};

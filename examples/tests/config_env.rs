@@ -3,7 +3,7 @@
 //! follows, rather than silently run against what the file reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -6,7 +6,7 @@
 //! --example sidecar` first) with the variables set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     io::{Read as _, Write as _},

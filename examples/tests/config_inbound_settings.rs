@@ -6,7 +6,7 @@
 //! missing `app` named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::config::ConfigErrorKind;
 use mesh_tls::InboundMode;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mesh_examples::sidecar::config::{ConfigErrorKind, CredentialSource, InboundMode, OutboundTls};
 
-mod support;
+use crate::support;
 
 use support::config::{assert_error, parse, reject};
 

@@ -2,7 +2,7 @@
 //! refused where it is written rather than when the sidecar opens it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::config::ConfigErrorKind;
 use support::config::{assert_error, parse, reject};

@@ -4,7 +4,7 @@
 //! `identity.watch_interval` beside `identity.ca` is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! an error, as `ttl` beside certificate files is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! bracket that goes too deep; a file nested as deep as a real one reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::config::ConfigErrorKind;
 use support::config::{parse, reject};

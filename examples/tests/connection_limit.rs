@@ -2,7 +2,7 @@
 //! runtimes, and the admin listener keeps a limit of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 

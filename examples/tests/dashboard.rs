@@ -5,7 +5,7 @@
 //! times out. Also: the `admin.dashboard` section of the configuration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

@@ -4,7 +4,7 @@
 //! connection's authorization applied; an `http` port still closes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, sync::atomic::Ordering};
 

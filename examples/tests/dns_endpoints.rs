@@ -6,7 +6,7 @@
 //! the resolver loop (`sidecar::outbound::endpoints`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! names it in its metrics, which is how `edges` knows whose traffic it is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -5,7 +5,7 @@
 //! Linkerd's `l5d-client-id`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

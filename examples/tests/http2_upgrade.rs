@@ -3,7 +3,7 @@
 //! HTTP/1.1 with its `Host`, as between Linkerd's proxies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

@@ -6,7 +6,7 @@
 //! (mesh-tls's `local_validity_ready` test covers the timer on it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 

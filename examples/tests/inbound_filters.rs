@@ -5,7 +5,7 @@
 //! authorization refuses gets its 403, not the redirect.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

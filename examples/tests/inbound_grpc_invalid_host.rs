@@ -2,7 +2,7 @@
 //! answered in gRPC, as every other error the mesh answers it with is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::{Request, StatusCode, Version};
 use support::*;

@@ -7,7 +7,7 @@
 //! and read the diff before committing it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     fs,

@@ -6,7 +6,7 @@
 //! refuses such a document ("excessive aliasing").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     io::Write as _,

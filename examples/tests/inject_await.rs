@@ -7,7 +7,7 @@
 //! application's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_yaml_ng::Value;
 use support::sidecar_cli_with_input;

@@ -5,7 +5,7 @@
 //! escaped, in notes, warnings and errors alike.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::inject::{self, InjectConfig};
 use support::sidecar_cli_with_input;

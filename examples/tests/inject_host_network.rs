@@ -8,7 +8,7 @@
 //! input on standard error. `mesh.io/inject: disabled` leaves one out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::inject::{self, Image, InjectConfig, InjectError, Outcome};
 use support::sidecar_cli_with_input;

@@ -3,7 +3,7 @@
 //! with an error that says where and why, quickly and in bounded memory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 

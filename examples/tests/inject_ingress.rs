@@ -4,7 +4,7 @@
 //! over its configuration file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -6,7 +6,7 @@
 //! as in two files each carrying their namespace, concatenated.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::sidecar_cli_with_input;
 

@@ -8,7 +8,7 @@
 //! enabled` gets Linkerd's proxy from its injector when the pod is created.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::inject::{self, Image, InjectConfig, InjectError, Outcome};
 use support::sidecar_cli_with_input;

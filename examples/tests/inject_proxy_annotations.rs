@@ -8,7 +8,7 @@
 //! the sidecar cannot follow is warned about, never dropped silently.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use serde_yaml_ng::Value;
 use support::sidecar_cli_with_input;

@@ -5,7 +5,7 @@
 //! injects all the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_examples::sidecar::inject::{self, Image, InjectConfig, Outcome, UnproxiedPort};
 use support::sidecar_cli_with_input;

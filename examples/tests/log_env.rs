@@ -3,7 +3,7 @@
 //! (`value: ""` in a manifest) is the same as none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! certificates from the development CA the `certs` subcommands write.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 

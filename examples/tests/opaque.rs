@@ -1,7 +1,7 @@
 //! Opaque TCP through the sidecar's inbound ports, with a raw echo backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -7,7 +7,7 @@
 //! `Host` its client never wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

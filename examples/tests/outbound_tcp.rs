@@ -6,15 +6,11 @@
 //! port `opaque`; those in `detect` leave it to detection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "outbound_tcp/balance.rs"]
 mod balance;
-#[path = "outbound_tcp/connect.rs"]
 mod connect;
-#[path = "outbound_tcp/detect.rs"]
 mod detect;
-#[path = "outbound_tcp/half_close.rs"]
 mod half_close;
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
 

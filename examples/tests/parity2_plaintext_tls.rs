@@ -8,7 +8,7 @@
 //! Linkerd tells the two apart, so the sidecar does as well.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::{Request, StatusCode};
 use support::*;

@@ -3,7 +3,7 @@
 //! reloads of the files while connections are open.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

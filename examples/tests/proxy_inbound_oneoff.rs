@@ -5,7 +5,7 @@
 //! request shares the pooled connections to the application.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

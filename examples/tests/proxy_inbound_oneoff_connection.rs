@@ -4,7 +4,7 @@
 //! gets the host the request was authorized for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::*;
 

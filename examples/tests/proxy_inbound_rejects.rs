@@ -4,7 +4,7 @@
 //! rates must not lose the requests it refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::*;
 

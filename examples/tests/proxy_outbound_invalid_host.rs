@@ -3,7 +3,7 @@
 //! refusal counted as the mesh's own answer (`error="invalid_request"`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::{Request, StatusCode, Version};
 use support::*;

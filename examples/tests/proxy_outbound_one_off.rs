@@ -3,7 +3,7 @@
 //! one-off client), not over one pooled for the endpoint's other callers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

@@ -5,7 +5,7 @@
 //! `..._FAILFAST_TIMEOUT` set them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

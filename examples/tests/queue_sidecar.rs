@@ -5,7 +5,7 @@
 //! is `0s`; HTTP and TCP are set apart, as in Linkerd.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

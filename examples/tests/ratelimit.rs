@@ -7,7 +7,7 @@
 //! 5 of the burst plus 5 more for every second the burst takes to send.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::{Request, StatusCode};
 use support::*;

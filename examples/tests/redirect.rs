@@ -3,7 +3,7 @@
 //! and the service the route belongs to never sees it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

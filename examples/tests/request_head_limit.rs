@@ -3,7 +3,7 @@
 //! and never reaches the application.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::{Request, StatusCode};
 use support::*;

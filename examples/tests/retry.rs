@@ -4,7 +4,7 @@
 //! attempts of each request and counts every attempt it sees.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     collections::HashMap,

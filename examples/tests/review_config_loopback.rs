@@ -6,7 +6,7 @@
 
 use mesh_examples::sidecar::config::ConfigErrorKind;
 
-mod support;
+use crate::support;
 
 use support::config::{assert_error, parse, reject};
 

@@ -9,7 +9,7 @@
 //! failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 

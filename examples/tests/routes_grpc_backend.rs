@@ -4,7 +4,7 @@
 //! under the retries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     collections::HashMap,

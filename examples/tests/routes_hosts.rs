@@ -6,7 +6,7 @@
 //! the sidecar shows which rule it took.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::{Request, StatusCode};
 use mesh_examples::sidecar::Running;

@@ -1,7 +1,7 @@
 //! The sidecar forwarding real traffic over real sockets on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! otherwise keep it serving for the rest of the process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! and authorized as any plaintext client; under `strict` it is closed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, path::Path, sync::atomic::Ordering};
 

@@ -3,7 +3,7 @@
 //! with applications that fail one request in ten.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

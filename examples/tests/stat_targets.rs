@@ -4,7 +4,7 @@
 //! would count in both rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     sync::{

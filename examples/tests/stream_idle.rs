@@ -11,7 +11,7 @@
 //! --example sidecar` first.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! outbound, as `linkerd viz tap` shows them, read from its admin port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, num::NonZeroUsize};
 

@@ -9,7 +9,7 @@
 //! `no_tls_reason="loopback"`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     net::SocketAddr,

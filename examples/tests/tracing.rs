@@ -3,7 +3,7 @@
 //! OTLP/HTTP; the application is the inbound sidecar's child.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 

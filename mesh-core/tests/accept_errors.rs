@@ -5,8 +5,7 @@
 //! its own, since it takes every descriptor the process may open.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/log_capture.rs"]
-mod log_capture;
+use crate::support::log_capture;
 
 use std::{convert::Infallible, time::Duration};
 

@@ -6,8 +6,7 @@
 //! caller drops before its trailers is no failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/accrual.rs"]
-mod accrual;
+use crate::support::accrual;
 
 use accrual::{grpc_call, grpc_stream_upstream, strict};
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};

@@ -7,8 +7,7 @@
 //! counts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/accrual.rs"]
-mod accrual;
+use crate::support::accrual;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -7,11 +7,9 @@
 //! gets it as `Host`, as from any HTTP client.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/proxy.rs"]
-mod proxy;
+use crate::support::proxy;
 
-#[path = "support/header_echo.rs"]
-mod header_echo;
+use crate::support::header_echo;
 
 use std::net::SocketAddr;
 

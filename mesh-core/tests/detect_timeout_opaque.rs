@@ -5,8 +5,7 @@
 //! HTTP/2, it is still closed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/log_capture.rs"]
-mod log_capture;
+use crate::support::log_capture;
 
 use std::{
     convert::Infallible,

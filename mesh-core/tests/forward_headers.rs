@@ -3,8 +3,7 @@
 //! request may name.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/header_echo.rs"]
-mod header_echo;
+use crate::support::header_echo;
 
 use std::net::SocketAddr;
 

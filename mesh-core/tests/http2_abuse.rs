@@ -5,8 +5,7 @@
 //! client sends them.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/h2_frames.rs"]
-mod h2_frames;
+use crate::support::h2_frames;
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 

@@ -8,8 +8,7 @@
 //! client of a few bytes a minute.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/h2_frames.rs"]
-mod h2_frames;
+use crate::support::h2_frames;
 
 use std::{
     convert::Infallible,

@@ -6,8 +6,7 @@
 //! `stream_idle_timeout` reads one here: off.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/h2_frames.rs"]
-mod h2_frames;
+use crate::support::h2_frames;
 
 use std::{convert::Infallible, time::Duration};
 

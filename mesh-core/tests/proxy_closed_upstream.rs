@@ -5,8 +5,7 @@
 //! that it could not be made.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/proxy.rs"]
-mod proxy;
+use crate::support::proxy;
 
 use std::net::SocketAddr;
 

@@ -3,8 +3,7 @@
 //! stop waiting for one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/log_capture.rs"]
-mod log_capture;
+use crate::support::log_capture;
 
 use bytes::Bytes;
 use std::{num::NonZeroU32, time::Duration};

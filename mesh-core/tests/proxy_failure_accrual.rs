@@ -3,8 +3,7 @@
 //! out, and an endpoint taken out comes back through its probe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/accrual.rs"]
-mod accrual;
+use crate::support::accrual;
 
 use accrual::{aborted_body, h2_upstream, proxy, strict};
 use std::{convert::Infallible, net::SocketAddr, time::Duration};

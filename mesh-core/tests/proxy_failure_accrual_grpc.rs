@@ -5,8 +5,7 @@
 //! cancellations do not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/accrual.rs"]
-mod accrual;
+use crate::support::accrual;
 
 use accrual::{
     grpc_call, grpc_h1_upstream, grpc_stream_upstream, grpc_upstream_watching_hangs, h2_upstream,

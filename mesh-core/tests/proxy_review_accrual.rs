@@ -5,10 +5,8 @@
 //! whose own request failed is told so in gRPC's terms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/accrual.rs"]
-mod accrual;
-#[path = "support/unprocessed.rs"]
-mod unprocessed;
+use crate::support::accrual;
+use crate::support::unprocessed;
 
 use std::{num::NonZeroU32, time::Duration};
 

@@ -4,8 +4,7 @@
 //! upstream may have processed does not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/unprocessed.rs"]
-mod unprocessed;
+use crate::support::unprocessed;
 
 use http::{Request, Response, StatusCode, Version};
 use mesh_core::{

@@ -4,8 +4,7 @@
 //! retirement's timers are pending when the paused clock jumps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/log_capture.rs"]
-mod log_capture;
+use crate::support::log_capture;
 
 use std::{
     convert::Infallible,

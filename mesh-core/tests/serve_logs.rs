@@ -4,10 +4,8 @@
 //! "connection error").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/endless.rs"]
-mod endless;
-#[path = "support/log_capture.rs"]
-mod log_capture;
+use crate::support::endless;
+use crate::support::log_capture;
 
 use std::{convert::Infallible, time::Duration};
 

@@ -6,8 +6,7 @@
 //! pending when it jumps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/endless.rs"]
-mod endless;
+use crate::support::endless;
 
 use std::{
     convert::Infallible,

@@ -3,7 +3,7 @@
 //! something its author did not write.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
 use support::try_compile_web as compile;

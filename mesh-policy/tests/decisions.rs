@@ -3,7 +3,7 @@
 //! not found.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_policy::{DefaultPolicy, Policy, PolicyConfig, PolicyMetrics, Workload};
 use support::{T::*, Want::*, *};

@@ -3,8 +3,6 @@
 //! and real clients see 200, 403, `grpc-status: 7`, closed connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::{
     convert::Infallible,
     net::SocketAddr,

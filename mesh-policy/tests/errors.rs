@@ -2,7 +2,7 @@
 //! resource's kind and name, the field path and the line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, WarningKind, Workload};

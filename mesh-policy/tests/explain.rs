@@ -1,7 +1,7 @@
 //! `explain` tells an operator why a request would be allowed or denied.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::Identity;
 use mesh_policy::{

@@ -7,7 +7,7 @@
 //! on which one they read.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 

@@ -3,7 +3,7 @@
 //! account in it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_policy::{PolicyConfig, Workload};
 use support::{T::*, Want::*, *};

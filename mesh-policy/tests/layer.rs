@@ -2,7 +2,7 @@
 //! would insert: identities, extensions, refusals and metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{convert::Infallible, net::SocketAddr};
 

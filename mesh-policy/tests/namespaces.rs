@@ -4,7 +4,7 @@
 //! there cannot authorize requests to that Server through it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};

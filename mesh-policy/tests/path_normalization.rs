@@ -4,7 +4,7 @@
 //! `/admin...`, so they are allowed only if `/admin...` is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 

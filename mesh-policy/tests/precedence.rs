@@ -2,7 +2,7 @@
 //! precedence, as Linkerd's proxy applies it to a Server's `HTTPRoute`s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::{ResourceError, ResourceErrorKind};
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};

@@ -3,7 +3,7 @@
 //! metrics and reloads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     convert::Infallible,

@@ -4,7 +4,7 @@
 //! Server's and the policy's group, kind and name, the scope, and `tls`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 

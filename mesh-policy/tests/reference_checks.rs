@@ -4,7 +4,7 @@
 //! is the core group), and kinds are compared without regard to case.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
 use support::{ALL_NETWORKS, WEB_SERVER_AND_API_ROUTE, try_compile_web};

@@ -2,7 +2,7 @@
 //! rejected whole and the last good one keeps serving.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

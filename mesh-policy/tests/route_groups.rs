@@ -4,7 +4,7 @@
 //! other. A policy's `targetRef` tells them apart by its `group`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};

@@ -3,7 +3,7 @@
 //! external workloads with `externalWorkloadSelector`; exactly one of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
 use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, WarningKind, Workload};

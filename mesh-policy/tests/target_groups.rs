@@ -5,7 +5,7 @@
 //! `gateway.networking.k8s.io` and a `Namespace` in the core group.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::resource::ResourceErrorKind as Kind;
 use support::{ALL_NETWORKS, WEB_SERVER_AND_API_ROUTE, try_compile_web};

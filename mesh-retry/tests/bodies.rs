@@ -3,7 +3,7 @@
 //! The policies here have no backoff, so no test waits on a timer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{sync::Arc, time::Duration};
 

@@ -5,7 +5,7 @@
 //! nobody.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     convert::Infallible,

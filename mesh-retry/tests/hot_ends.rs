@@ -5,7 +5,7 @@
 //! whole, and a failure the upstream answered after reading it is retried.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     pin::Pin,

@@ -8,8 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // The same misbehaving upstreams as mesh-core's own tests of the mark.
-#[path = "../../mesh-core/tests/support/unprocessed.rs"]
-mod unprocessed;
+use crate::unprocessed_support as unprocessed;
 
 use std::{sync::Arc, time::Duration};
 

@@ -5,7 +5,7 @@
 //! 127.0.0.1, real TLS handshakes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{convert::Infallible, net::SocketAddr};
 

@@ -1,7 +1,7 @@
 //! The CA: file layout, permissions, and what it refuses to issue.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{path::Path, time::Duration};
 

@@ -4,7 +4,7 @@
 //! it is renewed before it expires, however short the ttl.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime};
 

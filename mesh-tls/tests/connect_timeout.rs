@@ -3,7 +3,7 @@
 //! connection for the timeout, not forever. Real sockets on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

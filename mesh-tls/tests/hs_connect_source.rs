@@ -5,7 +5,7 @@
 //! the error's chain of causes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use http::Uri;
 use mesh_tls::{ConnectError, CredentialStore, NoAnchorOfTrustDomain, StoreConfig};

@@ -5,7 +5,7 @@
 //! `NoAnchorOfTrustDomain` refusal, found in its chain of causes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

@@ -2,7 +2,7 @@
 //! it before credentials are loaded, once they are, and after rotations.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_tls::{CredentialStore, StoreConfig, ca::CertificateAuthority};
 use prometheus_client::{encoding::text::encode, registry::Registry};

@@ -6,7 +6,7 @@
 //! that names no trust domain vouches for any identity, as before.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{net::SocketAddr, time::Duration};
 

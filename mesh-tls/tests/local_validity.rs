@@ -6,8 +6,8 @@
 //! expire without waiting.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod validity;
+use crate::support;
+use crate::validity;
 
 use mesh_core::Tls;
 use mesh_tls::{

@@ -4,8 +4,8 @@
 //! left is not kept in use for longer by another clock's reckoning.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod validity;
+use crate::support;
+use crate::validity;
 
 use std::time::Duration;
 

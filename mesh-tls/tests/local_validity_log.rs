@@ -4,8 +4,8 @@
 //! binary of its own, since the log is captured per thread.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod validity;
+use crate::support;
+use crate::validity;
 
 use mesh_tls::{AcceptConfig, TlsAccept, creds::OutsideValidity};
 use support::*;

@@ -5,8 +5,7 @@
 //! so that the certificates expire without waiting.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod validity;
+use crate::validity;
 
 use std::{
     sync::{

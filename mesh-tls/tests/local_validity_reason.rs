@@ -6,8 +6,8 @@
 //! certificate, fix the clock, deliver the secret).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-mod validity;
+use crate::support;
+use crate::validity;
 
 use mesh_tls::{AcceptConfig, CredentialStore, InboundMode, StoreConfig, TlsAccept};
 use support::*;

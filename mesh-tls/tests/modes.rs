@@ -2,7 +2,7 @@
 //! and how the TLS status reaches requests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

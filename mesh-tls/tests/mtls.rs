@@ -2,7 +2,7 @@
 //! mesh's CA, hyper-util's client through the mesh connector.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     sync::Arc,

@@ -3,7 +3,7 @@
 //! carries the files at fault and the whole cause.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_tls::CredentialStore;
 use support::*;

@@ -4,8 +4,8 @@
 //! keeps its connections until the new one expires.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod reissued;
-mod support;
+use crate::reissued;
+use crate::support;
 
 use mesh_tls::{CredentialStore, Credentials, InboundMode, StoreConfig};
 use support::*;

@@ -5,7 +5,7 @@
 //! rustls configured to resume if they can.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Rotation: credentials replaced on disk or pushed in while traffic runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{
     sync::{

@@ -7,8 +7,8 @@
 //! paused clock jumps to them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod reissued;
-mod support;
+use crate::reissued;
+use crate::support;
 
 use std::{
     convert::Infallible,

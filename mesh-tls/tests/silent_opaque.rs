@@ -5,7 +5,7 @@
 //! Real sockets on 127.0.0.1, the real server engine, tokio's paused clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 

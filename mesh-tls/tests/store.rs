@@ -2,8 +2,8 @@
 //! what readiness and metrics say about it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod reissued;
-mod support;
+use crate::reissued;
+use crate::support;
 
 use std::time::{Duration, SystemTime};
 

@@ -3,7 +3,7 @@
 //! would never issue: real sockets on 127.0.0.1, a raw rustls peer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_core::BoxError;
 use mesh_tls::{ConnectError, NoIdentity, accept::AcceptError, metrics::HandshakeFailure};

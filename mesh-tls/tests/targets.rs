@@ -3,7 +3,7 @@
 //! permissive mesh server that says how it saw the caller.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};

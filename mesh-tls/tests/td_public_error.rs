@@ -2,7 +2,7 @@
 //! other trust domains is a public error type, as `IdentityMismatch` is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use mesh_tls::NoAnchorOfTrustDomain;
 use support::*;

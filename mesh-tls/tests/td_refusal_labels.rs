@@ -4,7 +4,7 @@
 //! `unknown_issuer` means, whether the acceptor or the connector refused it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

@@ -8,7 +8,7 @@
 //! peer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::SystemTime;
 

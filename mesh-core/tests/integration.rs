@@ -1,0 +1,68 @@
+//! The integration tests of this crate, built as one test binary: each file
+//! is a module here. One binary links the dependency tree once, where a
+//! binary per file linked it once per file. A test that counts what its whole
+//! process allocates, or runs itself again under limits, keeps a binary of
+//! its own, declared beside this one in `Cargo.toml`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+/// Helpers the tests share.
+mod support {
+    pub(crate) mod accrual;
+    pub(crate) mod endless;
+    pub(crate) mod h2_frames;
+    pub(crate) mod header_echo;
+    pub(crate) mod log_capture;
+    pub(crate) mod proxy;
+    pub(crate) mod unprocessed;
+}
+
+mod accept_errors;
+mod accrual_body;
+mod accrual_timeouts;
+mod admin;
+mod admin_rebinding;
+mod client_host;
+mod client_liveness;
+mod detect;
+mod detect_timeout_opaque;
+mod engine_drain;
+mod engine_tcp_half_close;
+mod failfast_queue;
+mod forward_headers;
+mod http2_abuse;
+mod http2_buffers;
+mod http2_keep_alive;
+mod limit;
+mod misc_admin;
+mod misc_client_idle;
+mod misc_client_pool;
+mod misc_io;
+mod per_peer_limit;
+mod proxy_authority;
+mod proxy_authority_pool;
+mod proxy_closed_upstream;
+mod proxy_connect_errors;
+mod proxy_failure_accrual;
+mod proxy_failure_accrual_grpc;
+mod proxy_pool;
+mod proxy_response_heads;
+mod proxy_review_accrual;
+mod proxy_review_framing;
+mod proxy_review_upgrade;
+mod proxy_unprocessed;
+mod queue_tcp;
+mod request_head_limit;
+mod retirement;
+mod serve_logs;
+mod serve_long_timeouts;
+mod serve_review_head_limit;
+mod serve_review_limits;
+mod serve_review_upgrades;
+mod shutdown;
+mod silent_hook_protocol;
+mod slow_peers;
+mod stream_idle;
+mod stream_idle_h2_streams;
+mod stream_idle_upgrade;
+mod tcp_forward;
+mod upgrade;

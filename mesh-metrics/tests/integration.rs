@@ -1,0 +1,24 @@
+//! The integration tests of this crate, built as one test binary: each file
+//! is a module here. One binary links the dependency tree once, where a
+//! binary per file linked it once per file. A test that counts what its whole
+//! process allocates, or runs itself again under limits, keeps a binary of
+//! its own, declared beside this one in `Cargo.toml`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod exposition;
+mod http_layer;
+mod hyper_server;
+mod metrics_review_process;
+mod overflow;
+mod query_top;
+mod query_values;
+mod review_build_info;
+mod review_latency;
+mod scrape;
+mod stat_e2e;
+mod tap_admin;
+mod tap_credentials;
+mod tcp;
+mod tcp_close_first_error;
+mod tcp_error_paths;
+mod trace_hyper;

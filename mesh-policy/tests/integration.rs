@@ -1,0 +1,38 @@
+//! The integration tests of this crate, built as one test binary: each file
+//! is a module here. One binary links the dependency tree once, where a
+//! binary per file linked it once per file. A test that counts what its whole
+//! process allocates, or runs itself again under limits, keeps a binary of
+//! its own, declared beside this one in `Cargo.toml`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod admission;
+mod decisions;
+mod dual_stack;
+mod e2e;
+mod errors;
+mod explain;
+mod filters;
+mod grpc_route;
+mod host_confusion;
+mod identity_refs;
+mod layer;
+mod namespaces;
+mod path_normalization;
+mod precedence;
+mod ratelimit;
+mod ratelimit_error_header;
+mod ratelimit_errors;
+mod ratelimit_metrics;
+mod ratelimit_redirect;
+mod ratelimit_reload;
+mod reference_checks;
+mod reload;
+mod reload_off_thread;
+mod route_groups;
+mod route_parents;
+mod server_authz_networks;
+mod servers;
+mod strict_fields;
+mod target_groups;

@@ -1,0 +1,34 @@
+//! The integration tests of this crate, built as one test binary: each file
+//! is a module here. One binary links the dependency tree once, where a
+//! binary per file linked it once per file. A test that counts what its whole
+//! process allocates, or runs itself again under limits, keeps a binary of
+//! its own, declared beside this one in `Cargo.toml`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+#[path = "../../mesh-core/tests/support/unprocessed.rs"]
+mod unprocessed_support;
+
+mod backoff;
+mod bodies;
+mod config;
+mod config_annotations;
+mod config_budget;
+mod config_consumer;
+mod config_duplicates;
+mod config_hostnames;
+mod config_profile_conditions;
+mod config_profile_names;
+mod config_ranges;
+mod expired;
+mod grpc_route_precedence;
+mod hot2_grpc_not_grpc;
+mod hot2_zero_timeouts;
+mod hot_ends;
+mod hot_expired;
+mod parity_annotations;
+mod parity_grpc_statuses;
+mod route_precedence;
+mod storm;
+mod timeouts;
+mod unprocessed;

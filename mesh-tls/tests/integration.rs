@@ -1,0 +1,41 @@
+//! The integration tests of this crate, built as one test binary: each file
+//! is a module here. One binary links the dependency tree once, where a
+//! binary per file linked it once per file. A test that counts what its whole
+//! process allocates, or runs itself again under limits, keeps a binary of
+//! its own, declared beside this one in `Cargo.toml`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod reissued;
+mod support;
+mod validity;
+
+mod alpn;
+mod ca;
+mod ca_renewal;
+mod ca_untrusted_reason;
+mod ca_validity;
+mod connect_timeout;
+mod hs_connect_source;
+mod hs_trust_domain;
+mod identity_info;
+mod io_trust_domains;
+mod local_validity;
+mod local_validity_client_retire;
+mod local_validity_log;
+mod local_validity_ready;
+mod local_validity_reason;
+mod modes;
+mod mtls;
+mod refusal_log;
+mod reissued_issuer;
+mod resumption;
+mod rotation;
+mod server_retirement;
+mod silent_opaque;
+mod store;
+mod svid;
+mod targets;
+mod td_ca_issuer;
+mod td_public_error;
+mod td_refusal_labels;
+mod x509;
