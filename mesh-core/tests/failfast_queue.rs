@@ -297,3 +297,16 @@ async fn a_penalty_longer_than_the_timeout_fails_fast_until_the_probe() {
         (StatusCode::OK, None)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failfast_timeout_past_the_clock_waits_without_a_panic() {
+    let endpoint = upstream().await;
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::MAX));
+    let forward = forward(&set);
+    let start = Instant::now();
+    let waiting = spawn(&forward, get("/"));
+    until(start, Duration::from_secs(3600)).await;
+    assert!(!waiting.is_finished(), "it waits for an endpoint");
+    set.update([endpoint]).unwrap();
+    assert_eq!(waiting.await.unwrap(), (StatusCode::OK, None));
+}

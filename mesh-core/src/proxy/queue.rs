@@ -91,7 +91,8 @@ impl Queue {
     /// At most `capacity` requests wait, for `failfast_timeout` after the
     /// service last had an endpoint ready. A zero timeout (or capacity)
     /// waits for nothing: requests that find no endpoint are answered at
-    /// once.
+    /// once. One longer than the clock can count (`Duration::MAX`) never
+    /// passes: the service never goes into fail-fast.
     pub fn new(capacity: usize, failfast_timeout: Duration) -> Self {
         Self {
             capacity,
@@ -269,7 +270,7 @@ impl Gate {
             }
             *state
                 .deadline
-                .get_or_insert_with(|| Instant::now() + self.queue.failfast_timeout)
+                .get_or_insert_with(|| self.deadline_from(Instant::now()))
         };
         let retry = async {
             match retry_at {
@@ -282,6 +283,18 @@ impl Gate {
             () = retry => Woken::Retry,
             () = tokio::time::sleep_until(deadline) => self.expire(deadline),
         }
+    }
+
+    /// When the fail-fast timeout that starts at `now` ends. A timeout
+    /// longer than the clock can add to `now` (`Duration::MAX`, say) is
+    /// one that never ends: `Instant + Duration` would panic there, on
+    /// the request path, so it ends in thirty years instead, tokio's own
+    /// stand-in for a sleep that never wakes.
+    fn deadline_from(&self, now: Instant) -> Instant {
+        const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+        now.checked_add(self.queue.failfast_timeout)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now)
     }
 
     /// The fail-fast timeout that ends at `deadline` passed: unless an
