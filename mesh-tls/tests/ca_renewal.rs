@@ -137,3 +137,50 @@ async fn a_ca_source_renews_with_the_issuer_now_in_its_directory() {
     );
     task.abort();
 }
+
+/// The renewal loop tells the time by the store's clock
+/// ([`CredentialStore::with_time_provider`]), as the store does when it
+/// checks what is put in service: each certificate is dated, and its
+/// renewal scheduled, by that clock. A test moves the clock past the
+/// renewal point and sees the renewal, dated then, without waiting.
+#[tokio::test(start_paused = true)]
+async fn a_renewal_is_dated_and_scheduled_by_the_stores_clock() {
+    use crate::validity::{TestClock, at};
+    use std::time::SystemTime;
+    // Ten days ahead of the system clock, inside the CA's year.
+    let start = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 10 * 86_400;
+    let clock = TestClock::at(start);
+    let config = StoreConfig {
+        identity: Some(id(WEB)),
+        ..StoreConfig::default()
+    };
+    let store = CredentialStore::with_time_provider(config, clock.clone());
+    let renew = tokio::spawn(ca().renew(store.clone(), id(WEB), HOUR));
+    settle().await;
+    assert_eq!(
+        (store.subscribe().borrow().loaded, rejected(&store)),
+        (1, 0),
+        "the first certificate is not valid by the store's clock"
+    );
+    let first = store.credentials().unwrap();
+    assert_eq!(first.not_before(), at(start) - ca::BACKDATE);
+    assert_eq!(first.not_after(), at(start) + HOUR);
+
+    // 70 % of the hour, 2520 s, is the renewal point.
+    tokio::time::advance(Duration::from_secs(2_519)).await;
+    clock.set(start + 2_519);
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 1, "renewed early");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    clock.set(start + 2_521);
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 2, "not renewed at 70 %");
+    let second = store.credentials().unwrap();
+    assert_eq!(second.not_before(), at(start + 2_521) - ca::BACKDATE);
+    assert_eq!(second.not_after(), at(start + 2_521) + HOUR);
+    renew.abort();
+}

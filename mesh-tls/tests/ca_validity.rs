@@ -259,3 +259,36 @@ fn a_ca_whose_issuer_has_expired_says_so() {
     let error = CredentialStore::default().start(source).err().unwrap();
     assert!(expired(&error), "{error:?}");
 }
+
+/// A CA given a clock ([`CertificateAuthority::with_time_provider`]) dates
+/// what it issues, and checks its issuer's validity, by that clock: a test
+/// moves it to the issuer's last hour, or past its end, without waiting.
+#[test]
+fn a_ca_issues_and_checks_its_issuer_by_the_clock_it_is_given() {
+    use crate::validity::{TestClock, at};
+    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let start = secs(SystemTime::now()) + 30 * 86_400;
+    let clock = TestClock::at(start);
+    let ca = ca().with_time_provider(clock.clone());
+    let issued = ca.issue(&id(WEB), HOUR).unwrap();
+    assert_eq!(issued.not_before(), at(start) - ca::BACKDATE);
+    assert_eq!(issued.not_after(), at(start) + HOUR);
+
+    // Half an hour before the issuer expires: a renewal ends with it, and
+    // a plain issue of an hour is refused.
+    let end = secs(ca.issuer_not_after());
+    clock.set(end - 1_800);
+    let (within, ttl) = ca.issue_within_issuer(&id(WEB), HOUR).unwrap();
+    assert_eq!(ttl, Duration::from_secs(1_800));
+    assert_eq!(within.not_after(), ca.issuer_not_after());
+    assert!(matches!(
+        ca.issue(&id(WEB), HOUR),
+        Err(CaError::OutlivesIssuer { .. })
+    ));
+
+    clock.set(end);
+    assert!(matches!(
+        ca.issue(&id(WEB), Duration::from_secs(60)),
+        Err(CaError::IssuerExpired { .. })
+    ));
+}

@@ -210,6 +210,15 @@ impl CertificateAuthority {
     /// is no host name, and [`CaError::ExtraDnsName`] for one of more than
     /// one label that is not the identity's own.
     pub fn issue_with(&self, request: &IssueRequest) -> Result<IssuedCertificate, CaError> {
+        self.issue_with_at(request, self.now())
+    }
+
+    /// [`issue_with`](Self::issue_with) at `now`.
+    pub(crate) fn issue_with_at(
+        &self,
+        request: &IssueRequest,
+        now: SystemTime,
+    ) -> Result<IssuedCertificate, CaError> {
         let identity = &request.identity;
         if !in_trust_domain(&self.trust_domain, identity) {
             return Err(CaError::OutsideTrustDomain {
@@ -220,7 +229,7 @@ impl CertificateAuthority {
         if identity.path() == Some("") {
             return Err(CaError::NoWorkloadPath(identity.clone()));
         }
-        self.check_issuer_valid(SystemTime::now())?;
+        self.check_issuer_valid(now)?;
         let mut params = CertificateParams::default();
         // The identity lives in the SAN; the subject stays empty, as in a
         // SPIFFE X.509-SVID, and rcgen marks the SAN critical for it.
@@ -262,12 +271,8 @@ impl CertificateAuthority {
         ];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(serial()?);
-        let (not_before, not_after) = set_validity(
-            &mut params,
-            SystemTime::now(),
-            request.not_before,
-            request.ttl,
-        )?;
+        let (not_before, not_after) =
+            set_validity(&mut params, now, request.not_before, request.ttl)?;
         if not_after > self.issuer_not_after {
             return Err(CaError::OutlivesIssuer {
                 not_after,

@@ -37,6 +37,12 @@
 //! explicit [`not_before`](IssueRequest::not_before) is valid from then
 //! for `ttl`. The trust anchor and issuer follow the same rule.
 //!
+//! "Now" is the system clock's, or the clock the CA is given
+//! ([`with_time_provider`](CertificateAuthority::with_time_provider)); the
+//! renewal loop reads the clock of the store it supplies, which checks
+//! each certificate by that clock when it is put in service
+//! ([`CredentialStore::with_time_provider`](crate::CredentialStore::with_time_provider)).
+//!
 //! No certificate outlives the issuer that signs it:
 //! [`issue`](CertificateAuthority::issue) refuses one that would
 //! ([`CaError::OutlivesIssuer`]), and the renewal loop
@@ -94,6 +100,7 @@ mod renew;
 
 use std::{
     fmt,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -102,6 +109,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
+use rustls::time_provider::TimeProvider;
 
 pub(crate) use self::error::Utc;
 pub use self::{
@@ -151,6 +159,10 @@ pub struct CertificateAuthority {
     issuer_pem: String,
     issuer_not_before: SystemTime,
     issuer_not_after: SystemTime,
+    /// The clock issuing reads, when one was given
+    /// ([`CertificateAuthority::with_time_provider`]); the system clock
+    /// otherwise.
+    time: Option<Arc<dyn TimeProvider>>,
 }
 
 impl CertificateAuthority {
@@ -219,6 +231,7 @@ impl CertificateAuthority {
             issuer: Issuer::new(issuer_params, issuer_key),
             issuer_not_before,
             issuer_not_after,
+            time: None,
         })
     }
 
@@ -274,9 +287,38 @@ impl CertificateAuthority {
                 .map_err(|e| (IssuerCert, e.into()))?,
             issuer_not_before: names.not_before,
             issuer_not_after: names.not_after,
+            time: None,
         };
         ca.check_issuer(names.not_before)?;
         Ok(ca)
+    }
+
+    /// The CA, telling the time by `time` rather than the system clock
+    /// when it issues: the dates of the certificates it signs, and whether
+    /// its issuer is valid and outlives them, are read from it.
+    ///
+    /// For tests that move the clock (past a renewal, or the issuer's
+    /// expiry) without waiting, as [`CredentialStore::with_time_provider`]
+    /// does for the store; the renewal loop
+    /// ([`renew`](Self::renew)) reads the clock of the store it supplies.
+    /// A clock that cannot tell the time (`current_time` returns `None`)
+    /// is read as the system clock.
+    ///
+    /// [`CredentialStore::with_time_provider`]: crate::CredentialStore::with_time_provider
+    #[must_use]
+    pub fn with_time_provider(mut self, time: Arc<dyn TimeProvider>) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    /// The time by the CA's clock ([`Self::with_time_provider`]), in whole
+    /// seconds when it was given, as a [`TimeProvider`] tells it.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.time
+            .as_ref()
+            .and_then(|time| time.current_time())
+            .and_then(|now| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(now.as_secs())))
+            .unwrap_or_else(SystemTime::now)
     }
 
     /// The trust domain the CA issues for.

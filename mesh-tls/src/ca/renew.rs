@@ -2,7 +2,7 @@ use std::time::{Duration, SystemTime};
 
 use mesh_core::Identity;
 
-use super::{CaError, CertificateAuthority, IssuedCertificate};
+use super::{CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
 use crate::CredentialStore;
 
 /// The shortest wait before renewing, so that a CA issuing very short
@@ -53,6 +53,14 @@ impl CertificateAuthority {
     /// (linkerd2-proxy `identity-client`, `refresh_in`). The attempts come
     /// ever closer as the certificate's end nears, rather than every 10
     /// seconds for the hours a day-long certificate has left.
+    ///
+    /// Every date is read from the store's clock
+    /// ([`CredentialStore::with_time_provider`]), not the CA's: when each
+    /// certificate is valid from, whether the issuer is valid and when
+    /// the next renewal is due. The store checks each certificate by that
+    /// clock when it is put in service, so a test that moves it past the
+    /// renewal point sees a renewal dated then, without waiting. The waits
+    /// themselves are tokio's timers.
     pub async fn renew(self, store: CredentialStore, identity: Identity, ttl: Duration) {
         loop {
             let wait = self.renew_once(&store, &identity, ttl);
@@ -68,12 +76,14 @@ impl CertificateAuthority {
         identity: &Identity,
         ttl: Duration,
     ) -> Duration {
+        // The store's clock: it decides whether what is issued is valid
+        // when put in service, so the dates and the schedule follow it.
+        let now = store.now();
         let issued = self
-            .issue_within_issuer(identity, ttl)
+            .issue_within_issuer_at(identity, ttl, now)
             .map_err(|e| Box::new(e) as mesh_core::BoxError)
             .and_then(|(issued, _)| Ok((issued.credentials()?, issued)))
             .and_then(|(creds, issued)| Ok(store.update(creds).map(|()| issued)?));
-        let now = SystemTime::now();
         match issued {
             Ok(issued) => issued.renew_after(now),
             Err(error) => {
@@ -119,6 +129,16 @@ impl CertificateAuthority {
         identity: &Identity,
         ttl: Duration,
     ) -> Result<(IssuedCertificate, Duration), CaError> {
+        self.issue_within_issuer_at(identity, ttl, self.now())
+    }
+
+    /// [`issue_within_issuer`](Self::issue_within_issuer) at `now`.
+    pub(crate) fn issue_within_issuer_at(
+        &self,
+        identity: &Identity,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<(IssuedCertificate, Duration), CaError> {
         if !(MIN_RENEWED_TTL..=super::MAX_LIFETIME).contains(&ttl) {
             return Err(CaError::UnrenewableTtl {
                 ttl,
@@ -129,7 +149,6 @@ impl CertificateAuthority {
         // Whole seconds, from now: the certificate is valid until `ttl`
         // after now, so with what the issuer has left it ends with the
         // issuer.
-        let now = SystemTime::now();
         self.check_issuer_valid(now)?;
         let left = self
             .issuer_not_after
@@ -144,7 +163,10 @@ impl CertificateAuthority {
                 issuer_not_after: self.issuer_not_after,
             });
         }
-        Ok((self.issue(identity, ttl)?, ttl))
+        Ok((
+            self.issue_with_at(&IssueRequest::new(identity.clone()).with_ttl(ttl), now)?,
+            ttl,
+        ))
     }
 }
 
