@@ -30,14 +30,21 @@ impl<S> Clone for AuthorityRouter<S> {
 }
 
 impl<S> AuthorityRouter<S> {
-    /// A router over `(host, service)` pairs. Hosts are lowercased here,
-    /// once, so lookups need not allocate.
+    /// A router over `(host, service)` pairs. Each host is read as a
+    /// request's is ([`authority_host`]: without a port or a trailing
+    /// dot) and lowercased here, once, so lookups need not allocate. A
+    /// fully qualified name (`emoji.emojivoto.svc.cluster.local.`) is
+    /// thus the host requests name without the dot, as they usually do;
+    /// kept as written, it could never match, since lookups drop it.
     pub fn new(routes: impl IntoIterator<Item = (String, S)>) -> Self {
         Self {
             routes: Arc::new(
                 routes
                     .into_iter()
-                    .map(|(host, svc)| (host.to_ascii_lowercase().into_boxed_str(), svc))
+                    .map(|(host, svc)| {
+                        let host = authority_host(&host).to_ascii_lowercase();
+                        (host.into_boxed_str(), svc)
+                    })
                     .collect(),
             ),
         }
@@ -156,5 +163,26 @@ mod tests {
         let res = router.call(req).await.unwrap();
         assert_eq!(res.status(), 404);
         assert_eq!(res.headers()["mesh-error"], "no route");
+    }
+
+    #[tokio::test]
+    async fn a_host_registered_with_a_trailing_dot_or_a_port_is_routed() {
+        let svc = tower::service_fn(|_req: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new("routed".to_string()))
+        });
+        let mut router = AuthorityRouter::new([
+            ("Emoji.Emojivoto.svc.cluster.local.".to_string(), svc),
+            ("voting:8080".to_string(), svc),
+        ]);
+        for host in [
+            "emoji.emojivoto.svc.cluster.local",
+            "emoji.emojivoto.svc.cluster.local.:80",
+            "voting",
+            "voting:9090",
+        ] {
+            let req = Request::builder().header("host", host).body(()).unwrap();
+            let res = router.call(req).await.unwrap();
+            assert_eq!(res.body(), "routed", "{host}");
+        }
     }
 }
