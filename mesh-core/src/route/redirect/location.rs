@@ -62,7 +62,14 @@ impl Redirect {
             Some(origin) => Origin::Fixed(origin),
             None => self.origin_of(uri, headers),
         };
-        let (path, rest) = self.path_of(uri.path());
+        // `OPTIONS *` and `CONNECT host:port` name no path: what they
+        // address is the server as a whole, its root. Written as is, the
+        // `*` would follow the host (`https://web*`) and name another one.
+        let request_path = match uri.path() {
+            path if path.starts_with('/') => path,
+            _ => "/",
+        };
+        let (path, rest) = self.path_of(request_path);
         // Without an origin, a path that starts `//` would be read as a
         // network-path reference naming another host (`//evil.example/`),
         // an open redirect; browsers read `/\` the same way. Written after

@@ -28,7 +28,9 @@
 //!   `/xyz/bar` and `/foo/` becomes `/xyz/`; with an empty replacement or
 //!   `/`, `/foo/bar` becomes `/bar` and `/foo` becomes `/`; `/foobar` is
 //!   not under `/foo` and keeps its path. Without `path` the request's path
-//!   is kept.
+//!   is kept. A request target that has no path (`OPTIONS *`, a
+//!   `CONNECT`'s `host:port`) addresses the server as a whole: its path is
+//!   taken to be `/`.
 //! - **query**: always kept. (linkerd2-proxy drops it on `ReplaceFullPath`;
 //!   Envoy, and with it most Gateway API implementations, keeps it.)
 //!

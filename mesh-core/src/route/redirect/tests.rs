@@ -241,6 +241,32 @@ fn a_relative_location_never_names_another_host() {
     );
 }
 
+/// `OPTIONS *` (asterisk-form, RFC 9112 section 3.2.4) and `CONNECT`
+/// (authority-form) name no path. A catch-all rule still redirects them,
+/// and the `Location` must not glue the `*` to the host: `https://web*`
+/// names a host `web*`. The server's root, `/`, is what such a target
+/// addresses.
+#[test]
+fn a_target_without_a_path_is_redirected_to_the_root() {
+    let https = redirect(&RequestRedirect {
+        scheme: Some("https".into()),
+        ..RequestRedirect::default()
+    });
+    assert_eq!(location(&https, "*", Some("web")), "https://web/");
+    assert_eq!(location(&https, "web:8080", None), "https://web/");
+    let kept = redirect(&RequestRedirect::default());
+    assert_eq!(location(&kept, "*", None), "/");
+    let rewritten = Redirect::new(
+        &RequestRedirect {
+            path: replace_prefix("/v2"),
+            ..RequestRedirect::default()
+        },
+        &[prefix("/")],
+    )
+    .unwrap();
+    assert_eq!(location(&rewritten, "*", Some("web")), "http://web/v2/");
+}
+
 #[test]
 fn a_full_path_replaces_the_path_and_keeps_the_query() {
     let r = redirect(&RequestRedirect {
