@@ -157,3 +157,32 @@ async fn a_repeated_host_or_one_with_userinfo_is_a_bad_request() {
     }
     stop(sidecar).await;
 }
+
+/// A target or `:authority` with userinfo names no one authority either:
+/// RFC 9110 §4.2.4 has a recipient treat it as an error, as a `Host`
+/// with userinfo is one. `400`, not routed by the host after the `@`.
+#[tokio::test]
+async fn a_target_or_authority_with_userinfo_is_a_bad_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sidecar = two_services().await;
+    let mut tcp = tokio::net::TcpStream::connect(sidecar.outbound)
+        .await
+        .unwrap();
+    tcp.write_all(b"GET http://voting@emoji/ HTTP/1.1\r\nhost: emoji\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("mesh-error: invalid host"), "{answer}");
+
+    let req = Request::get("http://voting@emoji/")
+        .version(Version::HTTP_2)
+        .body(full(""))
+        .unwrap();
+    let res = h2_via(sidecar.outbound, req).await.unwrap();
+    let status = res.status();
+    let (_, body) = text(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    stop(sidecar).await;
+}

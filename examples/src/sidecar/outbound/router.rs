@@ -108,7 +108,8 @@ impl<S> ServiceRoutes<S> {
 /// form; port ignored, case-insensitive), then to the first of the
 /// service's routes that matches it. An HTTP/2 request's `Host` is made
 /// to agree with the `:authority` it was routed by; a request with two
-/// `Host` headers, or one with userinfo, goes to `not_found`, which
+/// `Host` headers, or userinfo in its `Host` or target, goes to
+/// `not_found`, which
 /// answers it `400` ([`InvalidHost`]). The request
 /// goes on with [`DstService`] and [`RouteId`] extensions, which retry
 /// and metrics read for their labels. A request for an unknown authority
@@ -244,7 +245,11 @@ fn host_from_authority<B>(req: &mut Request<B>) {
 }
 
 /// Marks a request whose `Host` headers name no one authority: two of
-/// them, or one with userinfo. The router routes it nowhere and
+/// them, or one with userinfo; or whose target (HTTP/1's absolute form,
+/// HTTP/2's `:authority`) has userinfo, which RFC 9110 §4.2.4 has a
+/// recipient treat as an error (it is a way to disguise the host a
+/// request is for) and RFC 9113 §8.3.1 forbids in `:authority`. The
+/// router routes it nowhere and
 /// [`NoRoute`] answers it `400 Bad Request` (`mesh-error: invalid
 /// host`; gRPC's `INTERNAL` to a gRPC caller), as RFC 9112 §3.2 has a
 /// server do: the service would be sent a request routed by the first
@@ -252,10 +257,14 @@ fn host_from_authority<B>(req: &mut Request<B>) {
 #[derive(Clone, Copy, Debug)]
 struct InvalidHost;
 
-/// Whether `headers` hold more than one `Host`, or one with userinfo. One
-/// lookup and a scan of the value; a `Host` that is otherwise not an
-/// authority names no service, and gets the 404 of an unknown one.
-fn invalid_host_header(headers: &http::HeaderMap) -> bool {
+/// Whether `headers` hold more than one `Host`, or one with userinfo, or
+/// the target `uri` has userinfo. One lookup and a scan of each value; a
+/// `Host` that is otherwise not an authority names no service, and gets
+/// the 404 of an unknown one.
+fn names_no_one_host(uri: &http::Uri, headers: &http::HeaderMap) -> bool {
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return true;
+    }
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(host), None) => host.as_bytes().contains(&b'@'),
@@ -329,8 +338,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if invalid_host_header(req.headers()) {
-            tracing::debug!("invalid or repeated Host header");
+        if names_no_one_host(req.uri(), req.headers()) {
+            tracing::debug!("userinfo in the target or Host, or a repeated Host");
             req.extensions_mut().insert(InvalidHost);
             return Either::Right(self.not_found.clone().oneshot(req));
         }
