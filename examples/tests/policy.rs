@@ -509,6 +509,82 @@ async fn a_server_that_declares_a_port_opaque_makes_it_opaque() {
     stop(emoji).await;
 }
 
+/// A Server that declares its port HTTP has it served as HTTP, not left to
+/// detection: bytes that are not HTTP are refused, not handed to the
+/// application under the connection's authorization, past the Server's
+/// routes. The port's configured protocol is detection (the default).
+#[tokio::test]
+async fn a_server_that_declares_a_port_http_makes_it_http() {
+    let policy = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: emoji-http, namespace: emojivoto}
+spec:
+  podSelector: {matchLabels: {app: emoji}}
+  port: http
+  proxyProtocol: HTTP/1
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: public, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.linkerd.io, kind: Server, name: emoji-http}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /public}}]}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: loopback, namespace: emojivoto}
+spec:
+  networks: [{cidr: 127.0.0.0/8}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: emoji-http-from-loopback, namespace: emojivoto}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: emoji-http}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, policy).unwrap();
+    let (app, accepted) = tcp_echo().await;
+    let emoji = sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
+        app.port(),
+        file.display()
+    ));
+    let inbound = emoji.inbound[0];
+    let mut tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
+    tcp.write_all(b"\x00\x01not http\r\n").await.unwrap();
+    let mut answer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+        .await
+        .expect("neither answered nor closed");
+    let answer = &answer[..read.unwrap_or(0)];
+    assert!(
+        !answer.starts_with(b"\x00\x01"),
+        "bytes that are not HTTP were forwarded: {:?}",
+        String::from_utf8_lossy(answer)
+    );
+    // And a request no route matches is answered by the sidecar.
+    let answer = raw_exchange(
+        inbound,
+        "GET /admin HTTP/1.1\r\nhost: emoji\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the application was reached"
+    );
+    stop(emoji).await;
+}
+
 #[test]
 fn what_authorization_and_routing_do_not_apply_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,13 +4,27 @@ use mesh_policy::{Policy, PolicyStore, resource::ProxyProtocol};
 
 use crate::sidecar::config::{InboundPort, PortProtocol};
 
-/// How an inbound port is served under `policy`: opaque when its
-/// application port's `Server` says `proxyProtocol: opaque` (or `TLS`),
-/// else as configured.
+/// How an inbound port is served under `policy`: as its application
+/// port's `Server` says, else as configured.
+///
+/// A `Server`'s `proxyProtocol` supersedes the port's configured (or
+/// default) protocol, as it supersedes Linkerd's
+/// `config.linkerd.io/opaque-ports`: `opaque` and `TLS` make the port
+/// opaque, and `HTTP/1`, `HTTP/2` and `gRPC` make it HTTP, with no
+/// detection. Left to detection, a port the `Server` declares HTTP would
+/// forward a client that sends nothing within the detection timeout, or
+/// sends bytes that are not HTTP, to the application as opaque bytes:
+/// authorized once for the connection, past every route of the `Server`
+/// and every authorization that targets one. Linkerd's proxy never
+/// detects on such a port (its `ServerPolicy` protocol is `Http1`,
+/// `Http2` or `Grpc`, and the inbound stack serves HTTP at once). Only
+/// `unknown`, also what a port no `Server` selects has, leaves the port
+/// as configured.
 pub(in crate::sidecar) fn served_protocol(policy: &Policy, port: &InboundPort) -> PortProtocol {
     match policy.protocol(port.app.port()) {
         ProxyProtocol::Opaque | ProxyProtocol::Tls => PortProtocol::Opaque,
-        _ => port.protocol,
+        ProxyProtocol::Http1 | ProxyProtocol::Http2 | ProxyProtocol::Grpc => PortProtocol::Http,
+        ProxyProtocol::Unknown => port.protocol,
     }
 }
 
@@ -18,9 +32,9 @@ pub(in crate::sidecar) fn served_protocol(policy: &Policy, port: &InboundPort) -
 /// than it is served. A port's protocol is chosen when the sidecar starts
 /// (its listeners are built for it), so a `Server` that says
 /// `proxyProtocol: opaque` afterwards (the usual fix for a
-/// server-speaks-first protocol) is not in force until a restart: the
-/// operator who wrote it is told so, once per change, rather than left to
-/// wonder why connections still wait for detection.
+/// server-speaks-first protocol), or `HTTP/1`, is not in force until a
+/// restart: the operator who wrote it is told so, once per change, rather
+/// than left to wonder why connections still wait for detection.
 #[derive(Debug)]
 pub(in crate::sidecar) struct ProtocolWatch {
     store: PolicyStore,

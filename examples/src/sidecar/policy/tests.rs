@@ -216,12 +216,71 @@ fn a_reload_that_would_serve_an_inbound_port_otherwise_is_named_once() {
     assert!(watch.changes().is_empty());
 
     // Back to what is served: nothing to say.
+    let unknown = server("unknown");
+    store
+        .reload(&[PolicySource::new("p.yaml", &unknown)])
+        .unwrap();
+    assert!(watch.changes().is_empty());
+    // A Server that says HTTP/1 makes the port HTTP, after a restart.
     let http = server("HTTP/1");
     store.reload(&[PolicySource::new("p.yaml", &http)]).unwrap();
+    let notes = watch.changes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains(" as http,"), "{}", notes[0]);
+    store
+        .reload(&[PolicySource::new("p.yaml", &unknown)])
+        .unwrap();
     assert!(watch.changes().is_empty());
     // Said again when it changes again.
     store
         .reload(&[PolicySource::new("p.yaml", &opaque)])
         .unwrap();
     assert_eq!(watch.changes().len(), 1);
+}
+
+/// A `Server`'s `proxyProtocol` decides how its port is served, whatever
+/// the port's configured protocol, as it supersedes Linkerd's opaque-ports
+/// annotation; `unknown`, and no `Server`, leave the port as configured.
+#[test]
+fn a_servers_protocol_supersedes_the_ports() {
+    use mesh_policy::{Policy, PolicyConfig, PolicySource, Workload};
+
+    use super::served_protocol;
+    use crate::sidecar::config::{InboundPort, PortProtocol};
+
+    let listen = "0.0.0.0:4143".parse().unwrap();
+    let mut port = InboundPort::new(listen, "127.0.0.1:3307".parse().unwrap());
+    let other = InboundPort::new(listen, "127.0.0.1:8080".parse().unwrap());
+    for configured in [
+        PortProtocol::Detect,
+        PortProtocol::Opaque,
+        PortProtocol::Http,
+    ] {
+        port.protocol = configured;
+        for (declared, served) in [
+            ("HTTP/1", PortProtocol::Http),
+            ("HTTP/2", PortProtocol::Http),
+            ("gRPC", PortProtocol::Http),
+            ("opaque", PortProtocol::Opaque),
+            ("TLS", PortProtocol::Opaque),
+            ("unknown", configured),
+        ] {
+            let text = server(declared);
+            let policy = Policy::compile(
+                &[PolicySource::new("p.yaml", &text)],
+                &Workload::new("default"),
+                &PolicyConfig::default(),
+                &mesh_policy::PolicyMetrics::default(),
+            )
+            .unwrap()
+            .policy;
+            assert_eq!(
+                served_protocol(&policy, &port),
+                served,
+                "{configured} port, Server says {declared}"
+            );
+            // A port no Server selects is served as configured.
+            assert_eq!(served_protocol(&policy, &other), other.protocol);
+        }
+    }
 }
