@@ -52,10 +52,15 @@
 //!   `mesh-error` header and the proxy's log line (the full cause, with
 //!   the endpoint) already carry.
 //!
-//! One more extension tells a retry layer what the status cannot: that the
-//! upstream never processed the request ([`Unprocessed`], found by
-//! [`is_unprocessed`]), so that sending it again is safe whatever its
-//! method.
+//! Two more extensions say what the status cannot. One tells a retry
+//! layer that the upstream never processed the request ([`Unprocessed`],
+//! found by [`is_unprocessed`]), so that sending it again is safe whatever
+//! its method. The other, [`UpstreamCause`], tells metrics what failed: a
+//! refused connection, a connection closed under the request, a stream
+//! the upstream reset (and with which code), a `GOAWAY`. The one kind and
+//! its `mesh-error` stay as they are; a label that needs the finer cause
+//! reads it there, as linkerd2-proxy's route backend metrics tell these
+//! apart.
 
 use std::error::Error;
 
@@ -294,6 +299,126 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// on that response only, when the error proves the request unprocessed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Unprocessed;
+
+/// What made the upstream fail a request before any response, on the
+/// mesh's [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable)
+/// answer as an extension beside the kind, when the error says.
+///
+/// Why: the answer is a response, and a layer above (the metrics of a
+/// route's backends, say) sees only that: the error that caused it is
+/// gone. Its `mesh-error` tells a connect error from a closed connection
+/// for an operator, but not a stream the upstream refused from one it
+/// reset, which a dashboard tells apart (linkerd2-proxy labels its route
+/// backend metrics `REFUSED`, `ENHANCE_YOUR_CALM`, `RESET`, `GO_AWAY`,
+/// `IO`...). A `Copy` value read from the error once, on the failure path:
+/// a response from the upstream carries none.
+///
+/// Found by [`of`](Self::of).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UpstreamCause {
+    /// The connection could not be opened: refused, unreachable, timed
+    /// out, or a TLS handshake that failed. Nothing was sent.
+    Connect,
+    /// The connection closed or broke under the request: the upstream
+    /// closed it before a response, or it was reset (`ECONNRESET`), or a
+    /// write found it gone, or its HTTP/2 connection failed with such an
+    /// I/O error.
+    Closed,
+    /// An HTTP/2 upstream reset the stream with `REFUSED_STREAM`: it did
+    /// no processing of it (RFC 9113 §8.7).
+    Refused,
+    /// An HTTP/2 upstream reset the stream with `ENHANCE_YOUR_CALM`: it
+    /// finds this client too demanding (RFC 9113 §7).
+    EnhanceYourCalm,
+    /// An HTTP/2 stream was reset with `CANCEL`: it is no longer needed.
+    Canceled,
+    /// An HTTP/2 stream was reset with any other error code.
+    Reset,
+    /// The stream failed because of a `GOAWAY`: the upstream is closing
+    /// the connection, and this stream is one it will not answer.
+    GoAway,
+}
+
+impl UpstreamCause {
+    /// The cause `error`, which ended a request before any response, names,
+    /// or `None` when it names none of these. The first error of the
+    /// `source()` chain, from the outside in, that says decides:
+    ///
+    /// - the client's connect error: [`Connect`](Self::Connect), whatever
+    ///   its own cause (a TLS handshake the peer cut short fails with a
+    ///   reset, but no connection was made);
+    /// - an HTTP/2 error: a reset by its code, a `GOAWAY`, or an I/O error
+    ///   of the connection ([`Closed`](Self::Closed));
+    /// - an I/O error: a broken connection (reset, aborted, broken pipe,
+    ///   an early end) is [`Closed`](Self::Closed); one that says the
+    ///   connection could not be made (refused, unreachable) is
+    ///   [`Connect`](Self::Connect);
+    /// - hyper's error for a connection that closed before a whole
+    ///   response, or a request dropped unsent because its connection
+    ///   closed, is [`Closed`](Self::Closed), unless an HTTP/2 error
+    ///   among its causes says more.
+    pub fn of(error: &(dyn Error + 'static)) -> Option<Self> {
+        let mut closed = false;
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(e) = e.downcast_ref::<crate::client::ClientError>() {
+                if e.is_connect() {
+                    return Some(Self::Connect);
+                }
+            } else if let Some(e) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+                if e.is_connect() {
+                    return Some(Self::Connect);
+                }
+            } else if let Some(e) = e.downcast_ref::<h2::Error>() {
+                // An h2 error has no source: it decides.
+                return Self::of_h2(e).or(closed.then_some(Self::Closed));
+            } else if let Some(e) = e.downcast_ref::<std::io::Error>() {
+                if let Some(cause) = Self::of_io(e.kind()) {
+                    return Some(cause);
+                }
+                // A custom `io::Error` hides the error it wraps from
+                // `source()`.
+                if let Some(cause) = e.get_ref().and_then(|inner| Self::of(inner)) {
+                    return Some(cause);
+                }
+            } else if let Some(e) = e.downcast_ref::<hyper::Error>() {
+                closed |= e.is_incomplete_message() || e.is_canceled() || e.is_closed();
+            }
+            next = e.source();
+        }
+        closed.then_some(Self::Closed)
+    }
+
+    fn of_h2(e: &h2::Error) -> Option<Self> {
+        if e.is_reset() {
+            return Some(match e.reason() {
+                Some(h2::Reason::REFUSED_STREAM) => Self::Refused,
+                Some(h2::Reason::ENHANCE_YOUR_CALM) => Self::EnhanceYourCalm,
+                Some(h2::Reason::CANCEL) => Self::Canceled,
+                _ => Self::Reset,
+            });
+        }
+        if e.is_go_away() {
+            return Some(Self::GoAway);
+        }
+        e.is_io().then_some(Self::Closed)
+    }
+
+    fn of_io(kind: std::io::ErrorKind) -> Option<Self> {
+        use std::io::ErrorKind as Io;
+        match kind {
+            Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof => {
+                Some(Self::Closed)
+            }
+            Io::ConnectionRefused
+            | Io::HostUnreachable
+            | Io::NetworkUnreachable
+            | Io::AddrNotAvailable => Some(Self::Connect),
+            _ => None,
+        }
+    }
+}
 
 /// Whether `error`, which ended a request before any response, proves that
 /// the upstream did not process the request: sending it again cannot
@@ -577,6 +702,74 @@ mod tests {
         }
         let other: BoxError = "something else".into();
         assert!(!is_unprocessed(&*other));
+    }
+
+    #[tokio::test]
+    async fn a_reset_names_its_cause_by_its_code() {
+        for (reason, cause) in [
+            (h2::Reason::REFUSED_STREAM, UpstreamCause::Refused),
+            (
+                h2::Reason::ENHANCE_YOUR_CALM,
+                UpstreamCause::EnhanceYourCalm,
+            ),
+            (h2::Reason::CANCEL, UpstreamCause::Canceled),
+            (h2::Reason::INTERNAL_ERROR, UpstreamCause::Reset),
+            (h2::Reason::PROTOCOL_ERROR, UpstreamCause::Reset),
+        ] {
+            let reset = reset_by_server(reason).await;
+            assert_eq!(UpstreamCause::of(&reset), Some(cause), "{reset}");
+            let wrapped = Wrapped(Box::new(reset));
+            assert_eq!(UpstreamCause::of(&wrapped), Some(cause), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn an_io_error_names_a_broken_or_refused_connection() {
+        use std::io;
+        for (kind, cause) in [
+            (io::ErrorKind::ConnectionReset, Some(UpstreamCause::Closed)),
+            (io::ErrorKind::BrokenPipe, Some(UpstreamCause::Closed)),
+            (io::ErrorKind::UnexpectedEof, Some(UpstreamCause::Closed)),
+            (
+                io::ErrorKind::ConnectionAborted,
+                Some(UpstreamCause::Closed),
+            ),
+            (
+                io::ErrorKind::ConnectionRefused,
+                Some(UpstreamCause::Connect),
+            ),
+            (io::ErrorKind::HostUnreachable, Some(UpstreamCause::Connect)),
+            (io::ErrorKind::TimedOut, None),
+            (io::ErrorKind::InvalidData, None),
+        ] {
+            let error = io::Error::from(kind);
+            assert_eq!(UpstreamCause::of(&error), cause, "{kind:?}");
+            assert_eq!(
+                UpstreamCause::of(&Wrapped(Box::new(error))),
+                cause,
+                "{kind:?}"
+            );
+        }
+        // One an `io::Error` wraps, hidden from `source()`.
+        let hidden = io::Error::other(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(UpstreamCause::of(&hidden), Some(UpstreamCause::Closed));
+        let other: BoxError = "something else".into();
+        assert_eq!(UpstreamCause::of(&*other), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_as_its_connection_closed_names_a_closed_one() {
+        let (io, _peer) = tokio::io::duplex(1024);
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        drop(conn);
+        let req = Request::get("/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let canceled = send.send_request(req).await.unwrap_err();
+        assert_eq!(UpstreamCause::of(&canceled), Some(UpstreamCause::Closed));
     }
 
     #[test]

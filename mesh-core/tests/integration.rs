@@ -50,6 +50,7 @@ mod proxy_review_accrual;
 mod proxy_review_framing;
 mod proxy_review_upgrade;
 mod proxy_unprocessed;
+mod proxy_upstream_cause;
 mod queue_tcp;
 mod request_head_limit;
 mod retirement;

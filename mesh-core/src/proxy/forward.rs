@@ -27,7 +27,8 @@ use crate::{
     body::Proxied,
     client::{ForEndpoint, requested_authority},
     error::{
-        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_CLOSED, Unprocessed, is_grpc, is_unprocessed,
+        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_CLOSED, Unprocessed, UpstreamCause, is_grpc,
+        is_unprocessed,
     },
     serve::lease::Lease,
 };
@@ -675,6 +676,10 @@ where
                     kind.reason()
                 };
                 let mut res = kind.response_with_reason(*this.grpc, reason);
+                if let Some(cause) = UpstreamCause::of(&*error) {
+                    // For the layers above, which see only the answer.
+                    res.extensions_mut().insert(cause);
+                }
                 if unprocessed {
                     // The upstream never processed it: a retry layer above
                     // may send it again, whatever its method.

@@ -1,0 +1,190 @@
+//! The mesh's `502` (gRPC `UNAVAILABLE`) for a request its upstream failed
+//! before a response carries what caused it, an `UpstreamCause`, over real
+//! connections: a stream the upstream reset (by its code), a `GOAWAY`, a
+//! connection closed before the response, a connection refused. Its
+//! `mesh-error` stays what it was. A response from the upstream carries
+//! none.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support::unprocessed;
+
+use std::net::SocketAddr;
+
+use http::{Request, Response, StatusCode, Version};
+use mesh_core::{
+    ProxyErrorKind,
+    body::{BoxBody, full},
+    client::{Client, ClientConfig},
+    error::{MESH_ERROR, UPSTREAM_CLOSED, UpstreamCause},
+    proxy::Forward,
+};
+use tokio::{io::AsyncReadExt, net::TcpListener};
+use tower::ServiceExt;
+use unprocessed::{First, upstream};
+
+/// An HTTP/2 upstream that reads each request whole, then resets its
+/// stream with `reason`; with `None`, answers it `200`.
+async fn resetting(reason: Option<h2::Reason>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    tokio::spawn(async move {
+                        let mut body = req.into_body();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                        }
+                        match reason {
+                            Some(reason) => respond.send_reset(reason),
+                            None => {
+                                let _ = respond.send_response(Response::new(()), true);
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP/1 upstream that reads each request head, then closes the
+/// connection without a response.
+async fn closing() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                drop(tcp);
+            });
+        }
+    });
+    addr
+}
+
+fn h2_post() -> Request<BoxBody> {
+    Request::post("http://orders/orders")
+        .version(Version::HTTP_2)
+        .body(full("one order"))
+        .unwrap()
+}
+
+/// What `Forward` answers `req` with when it sends it to `upstream`: its
+/// status, `mesh-error` and cause.
+async fn answer(
+    upstream: SocketAddr,
+    req: Request<BoxBody>,
+) -> (StatusCode, Option<String>, Option<UpstreamCause>) {
+    let client = Client::<BoxBody>::new(&ClientConfig::default());
+    let forward = Forward::new(client, [upstream]).unwrap();
+    let res = forward.oneshot(req).await.unwrap();
+    if res.extensions().get::<UpstreamCause>().is_some() {
+        assert_eq!(
+            res.extensions().get::<ProxyErrorKind>(),
+            Some(&ProxyErrorKind::UpstreamUnreachable)
+        );
+    }
+    (
+        res.status(),
+        res.headers()
+            .get(MESH_ERROR)
+            .map(|v| v.to_str().unwrap().to_owned()),
+        res.extensions().get::<UpstreamCause>().copied(),
+    )
+}
+
+#[tokio::test]
+async fn a_reset_stream_carries_its_code_as_the_cause() {
+    for (reason, cause) in [
+        (h2::Reason::REFUSED_STREAM, UpstreamCause::Refused),
+        (
+            h2::Reason::ENHANCE_YOUR_CALM,
+            UpstreamCause::EnhanceYourCalm,
+        ),
+        (h2::Reason::CANCEL, UpstreamCause::Canceled),
+        (h2::Reason::INTERNAL_ERROR, UpstreamCause::Reset),
+    ] {
+        let upstream = resetting(Some(reason)).await;
+        let (status, mesh_error, carried) = answer(upstream, h2_post()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{reason:?}");
+        assert_eq!(carried, Some(cause), "{reason:?}");
+        // The header says what it said before.
+        assert_eq!(
+            mesh_error.as_deref(),
+            Some("upstream connect error"),
+            "{reason:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_goaway_or_a_closed_http2_connection_is_the_cause() {
+    for (first, cause) in [
+        // Above the GOAWAY's last stream id: failed by the frame itself.
+        (First::GoAway, UpstreamCause::GoAway),
+        // At its last stream id: left to the connection, which then
+        // closes under it.
+        (First::GoAwayAfter, UpstreamCause::Closed),
+        (First::Close, UpstreamCause::Closed),
+    ] {
+        let upstream = upstream(first).await;
+        let (status, mesh_error, carried) = answer(upstream.addr, h2_post()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{first:?}");
+        assert_eq!(carried, Some(cause), "{first:?}");
+        assert_eq!(mesh_error.as_deref(), Some(UPSTREAM_CLOSED), "{first:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_http1_connection_closed_before_the_response_is_the_cause() {
+    let upstream = closing().await;
+    let get = Request::get("/list")
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let (status, mesh_error, carried) = answer(upstream, get).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(carried, Some(UpstreamCause::Closed));
+    assert_eq!(mesh_error.as_deref(), Some(UPSTREAM_CLOSED));
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_the_cause() {
+    let upstream = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let get = Request::get("/list")
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let (status, mesh_error, carried) = answer(upstream, get).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(carried, Some(UpstreamCause::Connect));
+    assert_eq!(mesh_error.as_deref(), Some("upstream connect error"));
+}
+
+#[tokio::test]
+async fn a_response_from_the_upstream_carries_no_cause() {
+    let upstream = resetting(None).await;
+    let (status, mesh_error, carried) = answer(upstream, h2_post()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mesh_error, None);
+    assert_eq!(carried, None);
+}
