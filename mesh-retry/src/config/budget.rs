@@ -22,7 +22,13 @@ use crate::budget::{BudgetConfig, InvalidBudget};
 ///   minRetryRate: { count: 10, interval: 1s }
 /// ```
 ///
-/// A field left out takes its default; the two spellings cannot be mixed.
+/// In Linkerd's spelling all three fields are required, as the
+/// ServiceProfile CRD's schema requires them (`required: [minRetriesPerSecond,
+/// retryRatio, ttl]`): Linkerd's controller would read a field left out as
+/// zero, so a budget without `minRetriesPerSecond` has no reserve there,
+/// not the default's ten a second, and one without `ttl` is refused. In the
+/// Gateway API's spelling a field left out takes its default. The two
+/// spellings cannot be mixed.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetSpec {
@@ -59,18 +65,22 @@ pub struct MinRetryRate {
 /// what is wrong with it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InvalidBudgetSpec {
-    /// The field, such as `ttl` or `minRetryRate.interval`.
+    /// The field, such as `ttl` or `minRetryRate.interval`; empty for the
+    /// budget as a whole.
     pub field: &'static str,
     /// What is wrong, with the allowed range.
     pub message: String,
 }
 
 impl BudgetSpec {
-    /// The budget, with defaults for what is left out.
+    /// The budget, with the defaults for what the Gateway API's spelling
+    /// leaves out.
     ///
     /// # Errors
     ///
-    /// The first field outside its range: a ratio outside 0 to 1000, a
+    /// A field of Linkerd's spelling left out (the error's `field` is then
+    /// empty: the budget itself), or the first field outside its range: a
+    /// ratio outside 0 to 1000, a
     /// percentage above 100 (the Gateway API's schema refuses one), a ttl
     /// or interval outside 1 s to 60 s, a zero `minRetryRate.interval`; or
     /// fields of both spellings.
@@ -130,12 +140,28 @@ impl BudgetSpec {
                 _ => invalid("minRetryRate.interval", &e),
             });
         }
-        BudgetConfig::new(
-            self.retry_ratio.unwrap_or(default.retry_ratio()),
-            self.min_retries_per_second.unwrap_or(10),
-            self.ttl.map_or(default.ttl(), GoDuration::get),
-        )
-        .map_err(|e| match e {
+        let (Some(ratio), Some(min), Some(ttl)) =
+            (self.retry_ratio, self.min_retries_per_second, self.ttl)
+        else {
+            let missing: Vec<&str> = [
+                ("retryRatio", self.retry_ratio.is_none()),
+                ("minRetriesPerSecond", self.min_retries_per_second.is_none()),
+                ("ttl", self.ttl.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, missing)| missing.then_some(name))
+            .collect();
+            return Err(InvalidBudgetSpec {
+                field: "",
+                message: format!(
+                    "the budget has no {}: Linkerd's ServiceProfile requires retryRatio, \
+                     minRetriesPerSecond and ttl together (write the Gateway API's \
+                     budgetPercent, budgetInterval and minRetryRate for defaults)",
+                    missing.join(" or ")
+                ),
+            });
+        };
+        BudgetConfig::new(ratio, min, ttl.get()).map_err(|e| match e {
             InvalidBudget::RetryRatio(_) => invalid("retryRatio", &e),
             _ => invalid("ttl", &e),
         })

@@ -138,7 +138,9 @@
 //! the line and the allowed range. Values the resources' own schemas or
 //! Linkerd's validation refuse are refused here too, since a file is read
 //! without an API server to check it: `retry.codes` outside 400 to 599; a
-//! retry budget's `budgetPercent` above 100 (GEP-3388); a
+//! retry budget's `budgetPercent` above 100 (GEP-3388); a retry budget in
+//! Linkerd's spelling without all of `retryRatio`, `minRetriesPerSecond`
+//! and `ttl`, which the ServiceProfile CRD requires together; a
 //! `backendRequest` timeout longer than the `request` timeout; a
 //! `metadata.creationTimestamp` that is not an RFC 3339 time; a
 //! ServiceProfile response class's status range outside 100 to 599 or
@@ -968,7 +970,10 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             let mut service = ServiceRetryPolicy::new(name, namespace);
             if let Some(spec) = &profile.spec.retry_budget {
                 service.budget = spec.to_config().map_err(|e| {
-                    let field = format!("spec.retryBudget.{}", e.field);
+                    let field = match e.field {
+                        "" => "spec.retryBudget".to_owned(),
+                        field => format!("spec.retryBudget.{field}"),
+                    };
                     context.error(ResourceErrorKind::InvalidValue, &field, e.message)
                 })?;
             }
