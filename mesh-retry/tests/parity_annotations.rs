@@ -162,3 +162,34 @@ fn a_zero_retry_timeout_turns_no_retries_on() {
     assert!(route.retry.retries());
     assert_eq!(route.timeouts.per_try, None);
 }
+
+#[test]
+fn a_grpc_routes_ok_code_is_refused_as_linkerd_refuses_it() {
+    // Retrying on OK would send every successful call again.
+    let err = config::load(
+        "routes.yaml",
+        &route("GRPCRoute", "retry.linkerd.io/grpc: \"unavailable,ok\""),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.field_path(),
+        "metadata.annotations.retry.linkerd.io/grpc",
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("ok (0) is a successful call, which is never retried"),
+        "{err}"
+    );
+    // Linkerd's own names for the codes it retries are read.
+    let loaded = config::load(
+        "routes.yaml",
+        &route(
+            "GRPCRoute",
+            "retry.linkerd.io/grpc: \"cancelled,deadline-exceeded,internal,resource-exhausted,unavailable\"",
+        ),
+    )
+    .unwrap();
+    let retry = &loaded.service("books", Some("shop")).unwrap().routes[0].retry;
+    assert_eq!(retry.grpc_codes().iter().count(), 5, "{retry:?}");
+}

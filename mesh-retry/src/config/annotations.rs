@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, num::NonZeroU32, time::Duration};
 
-use mesh_core::classify::{GrpcCodes, StatusRanges};
+use mesh_core::classify::{GrpcCode, GrpcCodes, StatusRanges};
 
 use super::GoDuration;
 
@@ -19,7 +19,7 @@ const MAX_STATUS: u16 = 599;
 /// | annotation | value | meaning |
 /// |---|---|---|
 /// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry; `HTTPRoute` only |
-/// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ... | gRPC codes to retry; `GRPCRoute` only |
+/// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ..., comma-separated, not `ok` | gRPC codes to retry; `GRPCRoute` only |
 /// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
 /// | `retry.linkerd.io/timeout` | a Go duration; `0s` is none | the per-try timeout |
 /// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
@@ -118,11 +118,19 @@ impl LinkerdAnnotations {
                     parsed.http = Some(statuses);
                 }
                 "retry.linkerd.io/grpc" => {
-                    parsed.grpc = Some(
-                        value
-                            .parse()
-                            .map_err(|e| invalid(format!("invalid grpc codes {value:?}: {e}")))?,
-                    );
+                    let codes: GrpcCodes = value
+                        .parse()
+                        .map_err(|e| invalid(format!("invalid grpc codes {value:?}: {e}")))?;
+                    // A call answered OK succeeded; retrying on it would
+                    // send every successful call again. Linkerd's policy
+                    // controller takes only failure codes here.
+                    if codes.contains(GrpcCode::OK) {
+                        return Err(invalid(format!(
+                            "invalid grpc codes {value:?}: ok (0) is a successful call, which \
+                             is never retried"
+                        )));
+                    }
+                    parsed.grpc = Some(codes);
                 }
                 "retry.linkerd.io/limit" => {
                     let limit = value
@@ -238,6 +246,19 @@ mod tests {
                 "retry.linkerd.io/grpc",
                 "flaky",
                 "invalid grpc codes \"flaky\": unknown grpc status code",
+            ),
+            // A call answered OK succeeded: retrying it would send every
+            // successful call again. Linkerd refuses the value too.
+            (
+                "retry.linkerd.io/grpc",
+                "unavailable,ok",
+                "invalid grpc codes \"unavailable,ok\": ok (0) is a successful call, which is \
+                 never retried",
+            ),
+            (
+                "retry.linkerd.io/grpc",
+                "0",
+                "invalid grpc codes \"0\": ok (0) is a successful call, which is never retried",
             ),
         ] {
             let err = LinkerdAnnotations::parse(&annotations(&[(key, value)])).unwrap_err();
