@@ -164,6 +164,42 @@ fn a_zero_retry_timeout_turns_no_retries_on() {
 }
 
 #[test]
+fn durations_as_linkerd_writes_them_in_annotations_are_read() {
+    // Linkerd's policy controller reads an annotation's duration as one
+    // whole number with ms, s, m, h or d; Go's notation is read too.
+    for (value, expected) in [("1d", 86_400), ("2h", 7_200), ("1m30s", 90), (" 45s ", 45)] {
+        let loaded = config::load(
+            "routes.yaml",
+            &route(
+                "HTTPRoute",
+                &format!("timeout.linkerd.io/request: \"{value}\""),
+            ),
+        )
+        .unwrap();
+        let route = &loaded.service("books", Some("shop")).unwrap().routes[0];
+        assert_eq!(
+            route.timeouts.request,
+            Some(std::time::Duration::from_secs(expected)),
+            "{value}"
+        );
+    }
+    let err = config::load(
+        "routes.yaml",
+        &route("HTTPRoute", "retry.linkerd.io/timeout: 1.5d"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.field_path(),
+        "metadata.annotations.retry.linkerd.io/timeout",
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("or whole days, such as 1d"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_grpc_routes_ok_code_is_refused_as_linkerd_refuses_it() {
     // Retrying on OK would send every successful call again.
     let err = config::load(

@@ -21,9 +21,15 @@ const MAX_STATUS: u16 = 599;
 /// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry; `HTTPRoute` only |
 /// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ..., comma-separated, not `ok` | gRPC codes to retry; `GRPCRoute` only |
 /// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
-/// | `retry.linkerd.io/timeout` | a Go duration; `0s` is none | the per-try timeout |
-/// | `timeout.linkerd.io/request` | a Go duration | the request timeout |
-/// | `timeout.linkerd.io/idle` | a Go duration | the response body idle timeout |
+/// | `retry.linkerd.io/timeout` | a duration; `0s` is none | the per-try timeout |
+/// | `timeout.linkerd.io/request` | a duration | the request timeout |
+/// | `timeout.linkerd.io/idle` | a duration | the response body idle timeout |
+///
+/// A duration is a Go duration (`300ms`, `1.5s`, `1m30s`) or a whole
+/// number of days (`1d`): Linkerd's policy controller takes one whole
+/// number with a unit of `ms`, `s`, `m`, `h` or `d` here (see
+/// [`GoDuration`]), so every value it takes is read, and the Go notation
+/// Linkerd's own ServiceProfiles use is read as well.
 ///
 /// Linkerd's `timeout.linkerd.io/response` is not read: it is warned
 /// about by name, with the timeouts to use instead.
@@ -95,7 +101,7 @@ impl LinkerdAnnotations {
                 message,
             };
             let duration = || {
-                GoDuration::parse(value.trim())
+                GoDuration::parse_annotation(value.trim())
                     .map(GoDuration::get)
                     .map_err(|e| invalid(e.to_string()))
             };
@@ -215,12 +221,12 @@ mod tests {
             (
                 "retry.linkerd.io/timeout",
                 "5 seconds",
-                "invalid duration \"5 seconds\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
+                "invalid duration \"5 seconds\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m, or whole days, such as 1d",
             ),
             (
                 "timeout.linkerd.io/request",
                 "soon",
-                "invalid duration \"soon\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
+                "invalid duration \"soon\": expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m, or whole days, such as 1d",
             ),
             (
                 "retry.linkerd.io/http",

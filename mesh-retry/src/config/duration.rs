@@ -24,6 +24,7 @@ impl GoDuration {
         let invalid = || InvalidGoDuration {
             input: s.into(),
             too_long: false,
+            days: false,
         };
         if s == "0" {
             return Ok(Self(Duration::ZERO));
@@ -60,12 +61,52 @@ impl GoDuration {
             return Err(InvalidGoDuration {
                 input: s.into(),
                 too_long: true,
+                days: false,
             });
         }
-        let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| invalid())?;
+        Ok(Self::from_nanos(nanos))
+    }
+
+    /// Parses a duration of one of Linkerd's `retry.linkerd.io/*` or
+    /// `timeout.linkerd.io/*` annotations: a Go duration, or a whole
+    /// number of days such as `1d`. Linkerd's policy controller reads these
+    /// annotations with a parser of its own (`parse_duration` in linkerd2's
+    /// `policy-controller/k8s/index/src/outbound/index.rs`), which takes
+    /// one whole number with a unit of `ms`, `s`, `m`, `h` or `d`: every
+    /// such value but the days is a Go duration too, so reading both keeps
+    /// a Linkerd user's annotations working.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidGoDuration`] when `s` is neither.
+    pub(super) fn parse_annotation(s: &str) -> Result<Self, InvalidGoDuration> {
+        let days = s
+            .strip_suffix('d')
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+        let Some(days) = days else {
+            return Self::parse(s).map_err(|e| InvalidGoDuration { days: true, ..e });
+        };
+        let nanos = days
+            .parse::<u128>()
+            .ok()
+            .and_then(|d| d.checked_mul(NANOS_PER_DAY))
+            .filter(|&n| n <= MAX_NANOS);
+        match nanos {
+            Some(nanos) => Ok(Self::from_nanos(nanos)),
+            None => Err(InvalidGoDuration {
+                input: s.into(),
+                too_long: true,
+                days: true,
+            }),
+        }
+    }
+
+    /// `nanos`, at most [`MAX_NANOS`], as a duration.
+    fn from_nanos(nanos: u128) -> Self {
+        let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
         // The remainder is below 10^9, so it fits a u32.
         let sub = (nanos % 1_000_000_000) as u32;
-        Ok(Self(Duration::new(secs, sub)))
+        Self(Duration::new(secs, sub))
     }
 
     /// The duration.
@@ -79,6 +120,9 @@ impl GoDuration {
 /// refuses anything longer, and so does this, so that a timeout far past
 /// any clock's range never reaches one.
 const MAX_NANOS: u128 = i64::MAX as u128;
+
+/// A day, in nanoseconds.
+const NANOS_PER_DAY: u128 = 86_400 * 1_000_000_000;
 
 /// `number` (digits with at most one `.`) times `per_unit` nanoseconds,
 /// with the fraction truncated to whole nanoseconds.
@@ -135,6 +179,8 @@ pub struct InvalidGoDuration {
     input: Box<str>,
     /// It reads, but is longer than Go's longest duration.
     too_long: bool,
+    /// Whole days were allowed too, as in a Linkerd annotation.
+    days: bool,
 }
 
 impl InvalidGoDuration {
@@ -157,7 +203,11 @@ impl fmt::Display for InvalidGoDuration {
             f,
             "invalid duration {:?}: expected numbers with units ns, us, ms, s, m or h, such as 300ms, 1.5s or 1h30m",
             self.input
-        )
+        )?;
+        if self.days {
+            f.write_str(", or whole days, such as 1d")?;
+        }
+        Ok(())
     }
 }
 
@@ -186,6 +236,35 @@ mod tests {
         ] {
             assert_eq!(GoDuration::parse(text).unwrap().get(), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn annotations_take_linkerds_whole_days_too() {
+        for (text, expected) in [
+            ("1d", Duration::from_secs(86_400)),
+            ("0d", Duration::ZERO),
+            ("106751d", Duration::from_secs(106_751 * 86_400)),
+            ("1m30s", Duration::from_secs(90)),
+            ("0", Duration::ZERO),
+        ] {
+            let parsed = GoDuration::parse_annotation(text).unwrap().get();
+            assert_eq!(parsed, expected, "{text}");
+        }
+        // Days are Linkerd's annotations' alone: not Go's.
+        assert!(GoDuration::parse("1d").is_err());
+        for text in ["d", "1.5d", "1d12h", "-1d", "1 d"] {
+            let err = GoDuration::parse_annotation(text).unwrap_err();
+            assert_eq!(err.input(), text);
+            assert!(
+                err.to_string().ends_with("or whole days, such as 1d"),
+                "{err}"
+            );
+        }
+        let err = GoDuration::parse_annotation("106752d").unwrap_err();
+        assert!(
+            err.to_string().contains("longer than Go's longest"),
+            "{err}"
+        );
     }
 
     #[test]
