@@ -41,8 +41,12 @@
 //! such: a count of open connections can grow large enough to outweigh
 //! the penalty, which a count of requests in flight does not.
 //!
-//! With one endpoint nothing is drawn, timed or counted (unless failure
-//! accrual is on).
+//! With one endpoint nothing is drawn, and a request is neither timed
+//! nor counted (unless failure accrual is on). A forwarded connection
+//! still is: when a second endpoint joins the set, the connections the
+//! first already holds must count against it, or the next ones would
+//! split evenly between the two instead of going to the one that holds
+//! none.
 //!
 //! With [failure accrual](super::accrual), endpoints whose responses keep
 //! failing are taken out for a while: only those still in are drawn, an
@@ -276,15 +280,23 @@ impl Balancer {
     /// [`pick_indexed`](Self::pick_indexed), with the endpoints' costs
     /// counted as `load` says.
     fn pick_by(self: &Arc<Self>, load: Load) -> Option<(usize, &Authority, Option<Pending>)> {
-        let n = match &*self.endpoints {
-            // One endpoint: nothing to choose, nothing to measure.
-            [only] if self.accrual.is_none() => return Some((0, &only.authority, None)),
-            [] => return None,
-            endpoints => endpoints.len(),
+        let n = match (&*self.endpoints, load) {
+            // One endpoint: nothing to choose, nothing to measure for a
+            // request, which is done in moments. A connection is still
+            // counted: it may stay open for hours, and when a second
+            // endpoint joins, the connections the first holds must weigh
+            // against it, or the next ones would split evenly rather
+            // than go to the one that has none.
+            ([only], Load::Requests) if self.accrual.is_none() => {
+                return Some((0, &only.authority, None));
+            }
+            ([], _) => return None,
+            (endpoints, _) => endpoints.len(),
         };
         let now = Instant::now();
         let since = self.since_epoch(now);
         let (index, probe) = match self.accrual {
+            None if n == 1 => (0, false),
             None => {
                 let a = fastrand::usize(0..n);
                 let mut b = fastrand::usize(0..n - 1);

@@ -33,8 +33,9 @@
 //! away) or a panic unwinding through it. An endpoint that leaves the
 //! set while connections to it are open keeps them counted against the
 //! old balancer, which no new connection reaches; one that stays keeps
-//! its count in the new one. With a single endpoint and no failure
-//! accrual nothing is counted, as there is nothing to choose.
+//! its count in the new one. A lone endpoint's connections are counted
+//! too, though there is nothing to choose yet: when the set grows, the
+//! connections it holds are what sends the next ones to the newcomer.
 //!
 //! The connector is any `Service<Uri>` whose response is a hyper I/O, as
 //! hyper-util's `HttpConnector` and mesh-tls's `TlsConnector` are. It is

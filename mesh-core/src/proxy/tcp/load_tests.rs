@@ -241,10 +241,31 @@ async fn a_connection_whose_copy_panics_releases_its_load() {
 }
 
 #[tokio::test]
-async fn one_endpoint_counts_nothing() {
+async fn one_endpoint_counts_its_connections_too() {
     let a = tagged(b'a').await;
     let forward = ForwardTcp::new(connector(), [a]).unwrap();
     let open = open_many(&forward, 3).await;
     assert_eq!(count(&open, b'a'), 3);
+    assert_eq!(forward.endpoints.peek().pending_of(a), Some(3));
+    for Open { client, task, .. } in open {
+        drop(client);
+        task.await.unwrap().unwrap();
+    }
     assert_eq!(forward.endpoints.peek().pending_of(a), Some(0));
+}
+
+#[tokio::test]
+async fn connections_opened_to_a_lone_endpoint_still_count_once_a_second_joins() {
+    let a = tagged(b'a').await;
+    let set = EndpointSet::new([a]).unwrap();
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let first = open_many(&forward, 10).await;
+    assert_eq!(count(&first, b'a'), 10);
+    // Scaled up: the endpoint that joins has none of the ten open, so the
+    // next ten are its, as `leastconn` would send them.
+    let b = tagged(b'b').await;
+    set.update([a, b]).unwrap();
+    let next = open_many(&forward, 10).await;
+    assert_eq!(count(&next, b'b'), 10, "each went to the new endpoint");
+    drop(first);
 }
