@@ -292,3 +292,78 @@ fn a_ca_issues_and_checks_its_issuer_by_the_clock_it_is_given() {
         Err(CaError::IssuerExpired { .. })
     ));
 }
+
+/// A CA whose `issuer.crt` holds the issuer and, after it, the
+/// intermediate that signed it, which ends at `middle_ends` (whole
+/// seconds), while the issuer lives two days: as PEM (anchor, issuer
+/// chain, issuer key).
+fn ca_under_an_intermediate(middle_ends: SystemTime) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let now = SystemTime::now();
+    let params = |name: &str, path_len, not_after: SystemTime| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = (now - 48 * HOUR).into();
+        params.not_after = not_after.into();
+        params
+    };
+    let key = || KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_key = key();
+    let anchor_params = params("anchor", 2, now + 96 * HOUR);
+    let anchor = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor_issuer = rcgen::Issuer::new(anchor_params, anchor_key);
+    let middle_key = key();
+    let middle_params = params("middle", 1, middle_ends);
+    let middle = middle_params
+        .signed_by(&middle_key, &anchor_issuer)
+        .unwrap()
+        .pem();
+    let middle_issuer = rcgen::Issuer::new(middle_params, middle_key);
+    let issuer_key = key();
+    let issuer = params("issuer", 0, now + 48 * HOUR)
+        .signed_by(&issuer_key, &middle_issuer)
+        .unwrap()
+        .pem();
+    (anchor, issuer + &middle, issuer_key.serialize_pem())
+}
+
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// The issuer's chain (`issuer.crt`) may hold the intermediates above the
+/// issuer; a certificate the issuer signs verifies only while every one of
+/// them is valid. So no certificate outlives the first of them to expire,
+/// as Linkerd's CA clamps each certificate to the first expiry of its own
+/// chain (linkerd2 `pkg/tls/ca.go`, `findFirstExpiration`): a renewal ends
+/// with it, a plain issue past it is refused, and once it has expired the
+/// CA says so.
+#[test]
+fn no_certificate_outlives_an_intermediate_of_the_issuers_chain() {
+    let middle_ends = whole_seconds(SystemTime::now() + 2 * HOUR);
+    let (anchor, chain, key) = ca_under_an_intermediate(middle_ends);
+    let ca = CertificateAuthority::from_pem(&anchor, &chain, &key).unwrap();
+    assert_eq!(ca.issuer_not_after(), middle_ends);
+    let error = ca.issue(&id(WEB), 24 * HOUR).unwrap_err();
+    assert!(
+        matches!(error, CaError::OutlivesIssuer { issuer_not_after, .. } if issuer_not_after == middle_ends),
+        "{error:?}"
+    );
+    let (issued, ttl) = ca.issue_within_issuer(&id(WEB), 24 * HOUR).unwrap();
+    assert!(ttl <= 2 * HOUR, "{ttl:?}");
+    assert!(issued.not_after() <= middle_ends);
+    assert_eq!(issued.credentials().unwrap().chain().len(), 3);
+
+    let middle_ended = whole_seconds(SystemTime::now() - HOUR);
+    let (anchor, chain, key) = ca_under_an_intermediate(middle_ended);
+    let ca = CertificateAuthority::from_pem(&anchor, &chain, &key).unwrap();
+    let error = ca.issue(&id(WEB), HOUR).unwrap_err();
+    assert!(
+        matches!(error, CaError::IssuerExpired { not_after } if not_after == middle_ended),
+        "{error:?}"
+    );
+}

@@ -69,18 +69,20 @@ pub enum CaError {
     OutlivesIssuer {
         /// When the certificate would expire.
         not_after: SystemTime,
-        /// When the issuer expires.
+        /// When the issuer expires, or an intermediate above it in its
+        /// chain does first.
         issuer_not_after: SystemTime,
     },
-    /// The issuer has expired: nothing it signs verifies any more. The CA
-    /// needs a new issuer.
+    /// The issuer, or an intermediate above it in its chain
+    /// (`issuer.crt`), has expired: nothing it signs verifies any more.
+    /// The CA needs a new issuer.
     IssuerExpired {
         /// When the issuer expired.
         not_after: SystemTime,
     },
-    /// The issuer is not valid yet: it was made (or renewed) on a clock
-    /// running ahead of this one, and nothing it signs verifies before
-    /// then.
+    /// The issuer, or an intermediate above it in its chain, is not valid
+    /// yet: it was made (or renewed) on a clock running ahead of this one,
+    /// and nothing it signs verifies before then.
     IssuerNotYetValid {
         /// When the issuer becomes valid.
         not_before: SystemTime,
@@ -192,12 +194,12 @@ impl fmt::Display for CaError {
             ),
             Self::IssuerExpired { not_after } => write!(
                 f,
-                "the ca's issuer expired at {}: it can sign no certificate that verifies",
+                "the ca's issuer chain expired at {}: it can sign no certificate that verifies",
                 Utc(*not_after)
             ),
             Self::IssuerNotYetValid { not_before } => write!(
                 f,
-                "the ca's issuer is not valid until {}: nothing it signs verifies before then \
+                "the ca's issuer chain is not valid until {}: nothing it signs verifies before then \
                  (is a clock running ahead?)",
                 Utc(*not_before)
             ),

@@ -278,6 +278,14 @@ impl CertificateAuthority {
         if !spki_matches(&issuer_der, &key) {
             return Err(invalid(IssuerKey, InvalidCa::KeyMismatch));
         }
+        // Every certificate of `issuer.crt` goes out in each workload's
+        // chain, and a path through an intermediate above the issuer
+        // verifies only while it is valid too: the CA is valid, and signs
+        // nothing that outlives it, only where all of them are, as
+        // Linkerd's CA clamps each certificate to the first expiry of its
+        // chain.
+        let (issuer_not_before, issuer_not_after) =
+            chain_validity(issuer).ok_or(invalid(IssuerCert, InvalidCa::BadCertificate))?;
         let ca = Self {
             trust_domain,
             anchor_pem: anchor.to_owned(),
@@ -285,11 +293,11 @@ impl CertificateAuthority {
             issuer_pem: issuer.to_owned(),
             issuer: Issuer::from_ca_cert_der(&issuer_der, key)
                 .map_err(|e| (IssuerCert, e.into()))?,
-            issuer_not_before: names.not_before,
-            issuer_not_after: names.not_after,
+            issuer_not_before,
+            issuer_not_after,
             time: None,
         };
-        ca.check_issuer(names.not_before)?;
+        ca.check_issuer(issuer_not_before)?;
         Ok(ca)
     }
 
@@ -336,7 +344,8 @@ impl CertificateAuthority {
         &self.issuer_pem
     }
 
-    /// When the issuer expires; no certificate it signs may outlive it.
+    /// When the issuer expires, or an intermediate above it in its chain
+    /// (`issuer.crt`) does first; no certificate it signs may outlive it.
     pub fn issuer_not_after(&self) -> SystemTime {
         self.issuer_not_after
     }
@@ -444,6 +453,22 @@ fn validity_of(
     CertNames::parse(der)
         .map(|names| (names.not_before, names.not_after))
         .map_err(|_| CaError::InvalidCa(InvalidCa::BadCertificate))
+}
+
+/// Where every certificate of the chain in `pem` is valid: from the
+/// latest `notBefore` to the earliest `notAfter`. `None` when a
+/// certificate does not parse.
+fn chain_validity(pem: &str) -> Option<(SystemTime, SystemTime)> {
+    use rustls_pki_types::pem::PemObject;
+    let mut validity: Option<(SystemTime, SystemTime)> = None;
+    for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let names = CertNames::parse(&der.ok()?).ok()?;
+        validity = Some(match validity {
+            None => (names.not_before, names.not_after),
+            Some((from, until)) => (from.max(names.not_before), until.min(names.not_after)),
+        });
+    }
+    validity
 }
 
 /// The DER contents of the first PEM block in `pem`.
