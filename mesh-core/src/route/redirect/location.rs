@@ -51,7 +51,10 @@ impl Origin<'_> {
 
 impl Redirect {
     /// The `Location` for a request with `uri` and `headers`: see the
-    /// [module docs](super) for how each part is chosen.
+    /// [module docs](super) for how each part is chosen. For a request
+    /// without a host and a filter that changes the scheme or the port,
+    /// this is the relative reference that cannot say so;
+    /// [`response`](Self::response) answers such a request with 400.
     ///
     /// Everything that does not depend on the request was settled by
     /// [`Redirect::new`]; this picks the request's parts and writes them
@@ -99,13 +102,22 @@ impl Redirect {
         HeaderValue::try_from(location).unwrap_or_else(|_| HeaderValue::from_static("/"))
     }
 
+    /// Whether the `Location` for this request can say what the filter
+    /// asks: not when the filter changes the scheme or the port but names
+    /// no host, and the request names none either. A relative reference
+    /// keeps the client's scheme and port, so it would send the client
+    /// back where it was.
+    pub(super) fn can_redirect(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.origin.is_some()
+            || self.hostname.is_some()
+            || (self.scheme.is_none() && self.port.is_none())
+            || request_authority(uri, headers)
+                .and_then(|a| split_authority(a).0)
+                .is_some()
+    }
+
     fn origin_of<'a>(&'a self, uri: &'a Uri, headers: &'a HeaderMap) -> Origin<'a> {
-        let authority = uri.authority().map(|a| a.as_str()).or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .filter(|h| is_host_and_port(h))
-        });
+        let authority = request_authority(uri, headers);
         let (request_host, request_port) = authority.map_or((None, None), split_authority);
         let Some(host) = self.hostname.as_deref().or(request_host) else {
             // Nowhere to point but the request's own origin: a relative
@@ -146,6 +158,17 @@ impl Redirect {
             },
         }
     }
+}
+
+/// The authority the request was addressed to: its URI's, else its `Host`
+/// header's when that is `host[:port]`.
+fn request_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| is_host_and_port(h))
+    })
 }
 
 /// Whether a path written in two pieces starts with `//` or `/\`.

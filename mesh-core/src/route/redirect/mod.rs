@@ -38,7 +38,12 @@
 //! `host[:port]`: a space, a `/`, userinfo), and a filter without
 //! `hostname`, gets a relative `Location` (the path and query alone),
 //! which RFC 9110 allows and a client resolves against the URI it asked
-//! for. A path that starts
+//! for, keeping that URI's scheme and port. So when the filter changes
+//! the scheme or the port, such a `Location` would send the client back
+//! where it was, to be redirected again without end: that request is
+//! answered with `400 Bad Request` (`mesh-error: no host to redirect
+//! to`), as RFC 9112 (section 3.2) answers an HTTP/1.1 request without a
+//! valid `Host`. A path that starts
 //! `//` (or `/\`) is written after `/.` there, as WHATWG's URL serializer
 //! does: alone it would read as `//host/...` and send the client to
 //! another host.
@@ -276,7 +281,21 @@ impl Redirect {
     /// The redirect's answer to `req`: its status, the `Location` for the
     /// request, an empty body (`B::default()`), and the [`Redirected`]
     /// extension.
+    ///
+    /// A filter that changes the scheme or the port without naming a
+    /// host needs the request's host to say so; a request without one (or
+    /// with a `Host` that is not `host[:port]`) is answered with
+    /// `400 Bad Request` (`mesh-error: no host to redirect to`, and a
+    /// [`ProxyErrorKind::InvalidRequest`](crate::ProxyErrorKind)
+    /// extension) instead of a redirect to itself.
     pub fn response<B: Default>(&self, req: &Request<impl Sized>) -> Response<B> {
+        if !self.can_redirect(req.uri(), req.headers()) {
+            tracing::debug!("a redirect to another scheme or port for a request without a host");
+            return crate::ProxyErrorKind::InvalidRequest.response_with_reason(
+                crate::error::is_grpc(req.headers()),
+                "no host to redirect to",
+            );
+        }
         let mut res = Response::new(B::default());
         *res.status_mut() = self.status;
         let headers = res.headers_mut();

@@ -511,6 +511,70 @@ async fn the_layer_answers_without_calling_the_service() {
     assert!(handle.next_request().await.is_none());
 }
 
+/// A `Location` without a host is resolved by the client against the URI
+/// it asked for: its scheme and port stay. A filter that changes either
+/// cannot be obeyed by one, and answering with it sends the client back
+/// where it was, to be redirected again, without end. Such a request,
+/// with no `Host` (or one that is not `host[:port]`, which RFC 9112
+/// section 3.2 answers with 400 anyway), gets `400 Bad Request`.
+#[tokio::test]
+async fn a_scheme_or_port_change_without_a_host_is_refused_not_looped() {
+    let answer = |filter: RequestRedirect, host: Option<&'static str>| async move {
+        let app = service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(String::from("never")))
+        });
+        let svc = RedirectLayer::new(redirect(&filter)).layer(app);
+        let mut req = Request::get("/a?q").body(()).unwrap();
+        if let Some(host) = host {
+            req.headers_mut()
+                .insert(http::header::HOST, host.parse().unwrap());
+        }
+        svc.oneshot(req).await.unwrap()
+    };
+    let https = || RequestRedirect {
+        scheme: Some("https".into()),
+        ..RequestRedirect::default()
+    };
+    let port = || RequestRedirect {
+        port: Some(8443),
+        ..RequestRedirect::default()
+    };
+    for (filter, host) in [
+        (https(), None),
+        (https(), Some("a b")),
+        (port(), None),
+        (port(), Some("web@evil.example")),
+    ] {
+        let res = answer(filter, host).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{host:?}");
+        assert_eq!(
+            res.headers()[crate::error::MESH_ERROR],
+            "no host to redirect to"
+        );
+        assert!(!res.headers().contains_key(http::header::LOCATION));
+        assert!(res.extensions().get::<Redirected>().is_none());
+        assert!(res.body().is_empty());
+    }
+    // With a host, or with a filter that keeps the scheme and port, the
+    // redirect is answered as ever.
+    let res = answer(https(), Some("web")).await;
+    assert_eq!(res.headers()["location"], "https://web/a?q");
+    let moved = RequestRedirect {
+        path: full("/b"),
+        ..RequestRedirect::default()
+    };
+    let res = answer(moved, None).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(res.headers()["location"], "/b?q");
+    let named = RequestRedirect {
+        hostname: Some("example.com".into()),
+        port: Some(8443),
+        ..RequestRedirect::default()
+    };
+    let res = answer(named, None).await;
+    assert_eq!(res.headers()["location"], "http://example.com:8443/a?q");
+}
+
 #[tokio::test]
 async fn without_a_redirect_requests_pass_through() {
     let app = service_fn(|req: Request<()>| async move {
