@@ -62,14 +62,13 @@ async fn an_http2_connect_to_an_endpoint_that_refuses_is_answered_502() {
 }
 
 #[tokio::test]
-async fn a_connect_names_its_service_as_a_request_does_userinfo_and_all() {
-    // The HTTP router reads `user@db:5432` as `db` (without userinfo);
-    // the tunnel must find the same service, not leave the CONNECT to
-    // the service's HTTP stack and its 501.
+async fn a_connect_names_its_service_as_a_request_does() {
+    // The tunnel must find the service the HTTP router would, not leave
+    // the CONNECT to the service's HTTP stack and its 501.
     let (app, accepted) = tcp_echo().await;
     let web = sidecar(&client_side(None, &[app], None));
     // Only the host names the service, so a missing port is no matter.
-    for authority in ["user@db:5432", "DB.:5432", "db"] {
+    for authority in ["DB.:5432", "db"] {
         let (mut tunnel, head) = connect_head(web.outbound, authority).await;
         assert!(head.starts_with("http/1.1 200 "), "{authority}: {head}");
         tunnel.write_all(b"ping").await.unwrap();
@@ -77,6 +76,12 @@ async fn a_connect_names_its_service_as_a_request_does_userinfo_and_all() {
         tunnel.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"ping");
     }
-    assert_eq!(accepted.load(Ordering::Relaxed), 3);
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
+    // Userinfo names no one authority, for the router as for the tunnel:
+    // the router's 400, not a tunnel to the host after the `@`.
+    let (_conn, head) = connect_head(web.outbound, "user@db:5432").await;
+    assert!(head.starts_with("http/1.1 400 "), "{head}");
+    assert!(head.contains("mesh-error: invalid host\r\n"), "{head}");
+    assert_eq!(accepted.load(Ordering::Relaxed), 2);
     stop(web).await;
 }

@@ -73,8 +73,14 @@ impl TcpServices {
 impl TcpServices {
     /// The forwarder of the service a `CONNECT` to `authority` is for, as
     /// a request's authority names its service: by host, whatever the
-    /// port.
+    /// port. None for an authority with userinfo, which a `CONNECT`
+    /// target never has (RFC 9110 §9.3.6: `host:port`): it goes on to the
+    /// router, which answers it `400` as it answers userinfo in any
+    /// request's target, rather than tunnel to the host after the `@`.
     pub(crate) fn by_authority(&self, authority: &Authority) -> Option<TcpForward> {
+        if authority.as_str().contains('@') {
+            return None;
+        }
         self.services
             .iter()
             .find(|(name, _)| name.matches_authority(authority.as_str()))?
