@@ -18,7 +18,9 @@
 //! ```
 //!
 //! The lookup does no I/O and answers nothing itself except the 404 of an
-//! unknown authority or override (which goes through metrics too); it
+//! unknown authority or override and the 400 of a request that names no
+//! one authority (two `Host`s, or userinfo in its `Host` or target), both
+//! of which go through metrics too; it
 //! comes first so that metrics, retries and timeouts can read the service
 //! and route it names. Metrics then see every request as the application does: one
 //! logical request, whatever the retries below. The request timeout covers
