@@ -199,6 +199,18 @@ spec:
 #[test]
 fn gateway_api_fields_win_over_linkerd_annotations() {
     let loaded = load(GATEWAY_ROUTE);
+    // But for the request timeout, whose annotation wins, as in Linkerd,
+    // with a warning on the field it overrides.
+    let [warning] = &loaded.warnings[..] else {
+        panic!("{:?}", loaded.warnings)
+    };
+    assert_eq!(warning.field, "spec.rules[0].timeouts.request", "{warning}");
+    assert!(
+        warning
+            .message
+            .contains("overridden by the route's timeout.linkerd.io/request (5s)"),
+        "{warning}"
+    );
     let books = loaded.service("books", Some("shop")).unwrap();
     let reads = &books.routes[0];
     assert_eq!(&*reads.name, "reads");
@@ -213,7 +225,7 @@ fn gateway_api_fields_win_over_linkerd_annotations() {
     assert_eq!(
         reads.timeouts,
         Timeouts {
-            request: Some(Duration::from_secs(3)),
+            request: Some(Duration::from_secs(5)),
             per_try: Some(Duration::from_secs(1)),
             idle: Some(Duration::from_secs(30)),
         }

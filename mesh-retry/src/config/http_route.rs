@@ -142,7 +142,7 @@ pub(super) fn rule_policies(
                 name: name.into(),
                 matches,
                 retry: retry_policy(rule, guide.rule(i), &annotations, grpc, context, &at)?,
-                timeouts: timeouts(rule, guide.rule(i), &annotations, context, &at)?,
+                timeouts: timeouts(rule, guide.rule(i), &annotations, context, &at, warnings)?,
                 backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
                 request_headers: filters.request_headers,
                 response_headers: filters.response_headers,
@@ -367,6 +367,15 @@ fn codes(
 /// The rule's timeouts. `timeouts.request: 0s` turns the request timeout
 /// off, as GEP-1742 says.
 ///
+/// The route's `timeout.linkerd.io/request` wins over the rule's
+/// `timeouts.request`, with a warning naming the field it overrides:
+/// Linkerd's policy controller reads the rule's field only when the
+/// annotation is absent (`timeouts.request.or_else(..)` in linkerd2's
+/// `policy-controller/k8s/index/src/outbound/index/http.rs`), so a route
+/// written for Linkerd with both gets the annotation's timeout there. The
+/// other timeouts of a rule win over the annotations: Linkerd does not
+/// read `backendRequest` at all.
+///
 /// # Errors
 ///
 /// A `timeouts.backendRequest` longer than a non-zero `timeouts.request`,
@@ -377,6 +386,7 @@ fn timeouts(
     annotations: &LinkerdAnnotations,
     context: &DocumentContext<'_>,
     at: &str,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Timeouts, ResourceError> {
     let gateway = rule.timeouts.unwrap_or_default();
     if let (Some(request), Some(backend)) = (gateway.request, gateway.backend_request)
@@ -393,12 +403,23 @@ fn timeouts(
             ),
         ));
     }
+    if let (Some(annotation), Some(field)) = (annotations.request, gateway.request) {
+        warnings.push(ConfigWarning::new(
+            context,
+            format!("{at}.timeouts.request"),
+            format!(
+                "timeouts.request ({:?}) is overridden by the route's \
+                 timeout.linkerd.io/request ({annotation:?}), which wins as in Linkerd",
+                field.get()
+            ),
+        ));
+    }
     let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
     Ok(Timeouts {
-        request: match gateway.request {
-            Some(request) => nonzero(request.get()),
-            None => annotations.request.and_then(nonzero),
-        },
+        request: annotations
+            .request
+            .or(gateway.request.map(GatewayDuration::get))
+            .and_then(nonzero),
         per_try: gateway
             .backend_request
             .map(GatewayDuration::get)

@@ -13,7 +13,10 @@
 //!   and the non-standard
 //!   `retries: {numRetries, timeout}` that some guides write, read as
 //!   `retry.attempts` and `timeouts.backendRequest`. A rule's own fields win
-//!   over the route's annotations. A rule's `RequestHeaderModifier` and
+//!   over the route's annotations, but for the request timeout:
+//!   `timeout.linkerd.io/request` wins over `timeouts.request`, with a
+//!   [`ConfigWarning`], as Linkerd's policy controller reads the field only
+//!   without the annotation. A rule's `RequestHeaderModifier` and
 //!   `ResponseHeaderModifier` become the route's header edits, and its
 //!   `RequestRedirect` the route's redirect ([`ServiceRetryPolicy::redirect`]).
 //!   Filters of types that are not supported, such as `RequestMirror`,
