@@ -256,8 +256,22 @@ fn a_ca_whose_issuer_has_expired_says_so() {
         identity: id(WEB),
         ttl: HOUR,
     };
+    // Loaded from a directory, the CA names the file at fault, as it does
+    // for every other problem of its files: when a sidecar starts, and
+    // when `sidecar certs issue` writes a certificate.
+    let issuer_file = dir.path().join(ca::ISSUER_CERT_FILE);
+    let in_issuer_file = |error: &CaError| matches!(error, CaError::InFile { path, source } if *path == issuer_file && expired(source));
     let error = CredentialStore::default().start(source).err().unwrap();
-    assert!(expired(&error), "{error:?}");
+    assert!(in_issuer_file(&error), "{error:?}");
+    let out = tempfile::tempdir().unwrap();
+    let error = ca::issue(dir.path(), &id(WEB), HOUR, out.path()).unwrap_err();
+    assert!(in_issuer_file(&error), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains(&issuer_file.display().to_string()),
+        "{error}"
+    );
 }
 
 /// A CA given a clock ([`CertificateAuthority::with_time_provider`]) dates

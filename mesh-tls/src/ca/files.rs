@@ -90,21 +90,25 @@ impl CertificateAuthority {
     ///
     /// [`CaError::Io`] when a file cannot be read, and any error of
     /// [`CertificateAuthority::from_pem`] inside a [`CaError::InFile`]
-    /// naming the file at fault.
+    /// naming the file at fault. The CA loaded names `issuer.crt` the same
+    /// way when it refuses to issue because the issuer (or its chain) has
+    /// expired or is not valid yet.
     pub fn load(dir: &Path) -> Result<Self, CaError> {
         let anchor = dir.join(CA_CERT_FILE);
         let issuer = dir.join(ISSUER_CERT_FILE);
         let issuer_key = dir.join(ISSUER_KEY_FILE);
-        Self::parse(&read(&anchor)?, &read(&issuer)?, &read(&issuer_key)?).map_err(
+        let mut ca = Self::parse(&read(&anchor)?, &read(&issuer)?, &read(&issuer_key)?).map_err(
             |(input, source)| CaError::InFile {
                 path: match input {
                     CaInput::Anchor => anchor,
-                    CaInput::Issuer => issuer,
+                    CaInput::Issuer => issuer.clone(),
                     CaInput::IssuerKey => issuer_key,
                 },
                 source: Box::new(source),
             },
-        )
+        )?;
+        ca.issuer_file = Some(issuer);
+        Ok(ca)
     }
 
     /// Writes the CA into `dir`, creating it if missing: the certificates,

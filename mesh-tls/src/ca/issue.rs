@@ -204,7 +204,9 @@ impl CertificateAuthority {
     /// [`MIN_LIFETIME`](super::MIN_LIFETIME) (a second) or over
     /// [`MAX_LIFETIME`](super::MAX_LIFETIME);
     /// [`CaError::IssuerExpired`] once the issuer has expired, and
-    /// [`CaError::IssuerNotYetValid`] before it is valid;
+    /// [`CaError::IssuerNotYetValid`] before it is valid (each inside a
+    /// [`CaError::InFile`] naming `issuer.crt` for a CA
+    /// [loaded](Self::load) from a directory);
     /// [`CaError::OutlivesIssuer`] when the certificate would expire after
     /// the issuer; [`CaError::InvalidDnsName`] for an extra DNS name that
     /// is no host name, and [`CaError::ExtraDnsName`] for one of more than

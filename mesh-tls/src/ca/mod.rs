@@ -100,6 +100,7 @@ mod renew;
 
 use std::{
     fmt,
+    path::PathBuf,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -163,6 +164,9 @@ pub struct CertificateAuthority {
     /// ([`CertificateAuthority::with_time_provider`]); the system clock
     /// otherwise.
     time: Option<Arc<dyn TimeProvider>>,
+    /// The file the issuer was read from ([`CertificateAuthority::load`]),
+    /// named by the errors that blame it once loaded: its validity.
+    issuer_file: Option<PathBuf>,
 }
 
 impl CertificateAuthority {
@@ -232,6 +236,7 @@ impl CertificateAuthority {
             issuer_not_before,
             issuer_not_after,
             time: None,
+            issuer_file: None,
         })
     }
 
@@ -296,6 +301,7 @@ impl CertificateAuthority {
             issuer_not_before,
             issuer_not_after,
             time: None,
+            issuer_file: None,
         };
         ca.check_issuer(issuer_not_before)?;
         Ok(ca)
@@ -354,18 +360,27 @@ impl CertificateAuthority {
     /// yet, at `now`, saying so: every certificate it signed would fail to
     /// verify, and the lifetime checks would blame the certificate asked
     /// for instead, or nothing would.
+    ///
+    /// Loaded from a directory, the error names the issuer's file.
     fn check_issuer_valid(&self, now: SystemTime) -> Result<(), CaError> {
-        if now < self.issuer_not_before {
-            return Err(CaError::IssuerNotYetValid {
+        let error = if now < self.issuer_not_before {
+            CaError::IssuerNotYetValid {
                 not_before: self.issuer_not_before,
-            });
-        }
-        if now >= self.issuer_not_after {
-            return Err(CaError::IssuerExpired {
+            }
+        } else if now >= self.issuer_not_after {
+            CaError::IssuerExpired {
                 not_after: self.issuer_not_after,
-            });
-        }
-        Ok(())
+            }
+        } else {
+            return Ok(());
+        };
+        Err(match &self.issuer_file {
+            Some(path) => CaError::InFile {
+                path: path.clone(),
+                source: Box::new(error),
+            },
+            None => error,
+        })
     }
 }
 

@@ -121,7 +121,8 @@ impl CertificateAuthority {
     /// or over [`MAX_LIFETIME`](super::MAX_LIFETIME), which the renewal
     /// loop could not keep valid; [`CaError::IssuerNotYetValid`] before
     /// the issuer is valid; [`CaError::IssuerExpired`] once the
-    /// issuer has expired, and [`CaError::OutlivesIssuer`] while it has less
+    /// issuer has expired (each named by its file as in
+    /// [`issue_with`](Self::issue_with)), and [`CaError::OutlivesIssuer`] while it has less
     /// than a second left; otherwise as
     /// [`CertificateAuthority::issue`].
     pub fn issue_within_issuer(
