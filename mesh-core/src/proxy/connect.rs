@@ -44,7 +44,7 @@
 //! before they send, so answering before the connect would save them
 //! nothing.
 //!
-//! A `CONNECT` that declares content (a `Content-Length` other than `0`,
+//! A `CONNECT` that declares content (a `Content-Length` other than zero,
 //! or a `Transfer-Encoding`) is answered `400` with `mesh-error: connect
 //! with content`, and its connection closed: a `CONNECT` has none (RFC
 //! 9110 §9.3.6), and whether the client meant those bytes for the
@@ -276,13 +276,18 @@ where
 /// bytes as a body, which the tunnel never sees, and tunnels only what
 /// follows; the client meant one or the other, and neither guess is
 /// safe. (HTTP/2 servers refuse a `CONNECT` with a length themselves.)
+///
+/// A length of zero declares none however many digits it is written
+/// with (`00`): hyper reads it as an empty body, as RFC 9110 §8.6's
+/// grammar, a run of digits, has it.
 fn has_content<B>(req: &Request<B>) -> bool {
     let headers = req.headers();
+    let zero = |len: &[u8]| !len.is_empty() && len.iter().all(|&b| b == b'0');
     headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get_all(header::CONTENT_LENGTH)
             .iter()
-            .any(|len| len.as_bytes() != b"0")
+            .any(|len| !zero(len.as_bytes()))
 }
 
 /// The answer to a `CONNECT` with content: `400`, `mesh-error: connect
