@@ -16,6 +16,47 @@ use support::*;
 const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
 const EMOJI: &str = "spiffe://example.org/ns/emojivoto/sa/emoji";
 
+/// `emoji`'s port: one route, for requests whose identity header names
+/// `web`, open to any client on loopback. The header a route matches is
+/// the one the application is given: the identity the connection proved,
+/// never one the client wrote, as in Linkerd, whose proxy sets
+/// `l5d-client-id` before it routes and authorizes.
+fn web_route_policy() -> String {
+    format!(
+        "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: emoji-http, namespace: emojivoto}}
+spec:
+  podSelector: {{matchLabels: {{app: emoji}}}}
+  port: http
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: from-web, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: emoji-http}}]
+  rules:
+  - matches:
+    - headers: [{{name: l5d-client-id, value: \"{WEB}\"}}]
+    - headers: [{{name: mesh-client-id, value: \"{WEB}\"}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {{name: loopback, namespace: emojivoto}}
+spec:
+  networks: [{{cidr: 127.0.0.0/8}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: from-web-on-loopback, namespace: emojivoto}}
+spec:
+  targetRef: {{group: gateway.networking.k8s.io, kind: HTTPRoute, name: from-web}}
+  requiredAuthenticationRefs:
+  - {{group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}}
+"
+    )
+}
+
 /// An application that answers with the version it got and its request
 /// headers, one `name: value` a line.
 async fn app() -> SocketAddr {
@@ -106,20 +147,51 @@ async fn a_plaintext_client_cannot_forge_either_identity_header() {
     stop(emoji).await;
 }
 
+/// Nor can it forge either header into a route that matches the caller's
+/// identity: the route is chosen, and authorized, by the identity the
+/// connection proved (none), so no route matches.
+#[tokio::test]
+async fn a_plaintext_client_cannot_forge_its_way_into_an_identity_route() {
+    let (_dir, emoji) = emoji_inbound(app().await, &web_route_policy());
+    for header in ["l5d-client-id", "mesh-client-id"] {
+        let req = Request::get(format!("http://{}/", emoji.inbound[0]))
+            .header("host", "emoji")
+            .header(header, WEB)
+            .body(full(""))
+            .unwrap();
+        let res = http1().request(req).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "a route was matched by a forged {header}"
+        );
+    }
+    stop(emoji).await;
+}
+
 /// Over mutual TLS the application is told the caller's identity in both
-/// headers, once each, whatever the caller wrote.
+/// headers, once each, whatever the caller wrote; and the route matched
+/// on them is the one for that identity.
 #[tokio::test]
 async fn an_mtls_caller_is_named_in_both_identity_headers() {
     let dir = tempfile::tempdir().unwrap();
     let emoji_certs = issuer(dir.path())("emoji");
     let ca = dir.path().join("ca");
+    // The only route matches `web`'s identity: the one the connection
+    // proved, not the one the caller wrote.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, web_route_policy()).unwrap();
+    let app = app().await;
     let emoji = sidecar(&format!(
         "identity:\n  dir: {}\n\
-         inbound:\n  listen: 127.0.0.1:0\n  app: {}\n  tls: strict\n\
+         inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  tls: strict\n\
          outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n",
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  files: [{}]\n",
         emoji_certs.display(),
-        app().await,
+        app.port(),
+        policy.display(),
     ));
     let web = sidecar(&format!(
         "identity:\n  ca: {}\n  identity: {WEB}\n  ttl: 1h\n\

@@ -42,9 +42,11 @@ type AppBody = Proxied<ResponseBody<hyper::body::Incoming>>;
 
 /// The HTTP service of one inbound port, as [`http_stack`] builds it.
 pub(super) type HttpStack = StripConnectionListed<
-    RequestChecks<
-        Authorize<Metrics<ApplyFilters<ClientId<Forward<AppClient<hyper::body::Incoming>>>>>>,
-        Metrics<Refuse<AppBody>>,
+    ClientId<
+        RequestChecks<
+            Authorize<Metrics<ApplyFilters<ClientId<Forward<AppClient<hyper::body::Incoming>>>>>>,
+            Metrics<Refuse<AppBody>>,
+        >,
     >,
 >;
 
@@ -58,7 +60,8 @@ pub(super) type HttpStack = StripConnectionListed<
 /// port (the port a `Server` selects), count it, apply the filters of the
 /// route rule it matched, tell the application who called
 /// (`mesh-client-id`, and Linkerd's `l5d-client-id` for applications
-/// written for Linkerd; neither can be forged), and forward to it:
+/// written for Linkerd; neither can be forged, see below), and forward
+/// to it:
 /// over pooled connections, but for an HTTP/1 request that names no host
 /// and an HTTP/1.0 one, which go over a connection of their own, as
 /// Linkerd sends them (see [`client`]).
@@ -73,11 +76,22 @@ pub(super) type HttpStack = StripConnectionListed<
 /// decision attached. A denied request never reaches the metrics layer: it
 /// is counted by `inbound_http_authz_deny_total` instead.
 ///
+/// The identity headers are set twice. First before anything reads the
+/// request: the client's copies dropped, the identity the connection
+/// proved (if any) written, so that an `HTTPRoute` rule that matches on
+/// `l5d-client-id` or `mesh-client-id` is matched, and authorized, on the
+/// caller's real identity, as in Linkerd, whose proxy sets
+/// `l5d-client-id` in its HTTP server stack, before it routes and
+/// authorizes (linkerd2-proxy, `app/inbound/src/http/server.rs`,
+/// `NewSetIdentityHeader`). Were they set only as the request leaves, a
+/// plaintext client that wrote `l5d-client-id: <web's identity>` would
+/// be routed, and allowed, as `web`. Then again after the route's
+/// filters, so that a header modifier cannot forge them either.
+///
 /// The route's filters (its `HTTPRoute` rule's header modifiers and
 /// redirect) apply only to allowed requests, inside metrics: a redirect is
 /// counted as the route's response, and the response edit shows in what
-/// metrics see. They come before `mesh-client-id` is set, so a header
-/// modifier cannot forge it.
+/// metrics see.
 ///
 /// # Errors
 ///
@@ -92,6 +106,7 @@ pub(super) fn http_stack(
     let refuse = metrics.layer(Refuse::new());
     Ok(ServiceBuilder::new()
         .layer(StripConnectionListedLayer)
+        .layer(ClientIdLayer::new())
         .layer(RequestChecksLayer::new(refuse))
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
         .layer(metrics.clone())
