@@ -360,6 +360,30 @@ mod tests {
     }
 
     #[test]
+    fn set_and_remove_act_on_every_value_of_a_repeated_header() {
+        // The Gateway API's `set` overwrites the header and `remove`
+        // takes it away: neither may leave one of several values behind,
+        // whatever case the request or the modifier spells the name in.
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("X-Env", "a"),
+            ("x-env", "b"),
+            ("x-debug", "1"),
+            ("X-DEBUG", "2"),
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        edit(&[("X-ENV", "canary")], &[], &["X-Debug"]).apply(&mut headers);
+        let env: Vec<_> = headers.get_all("x-env").iter().collect();
+        assert_eq!(env, ["canary"]);
+        assert!(!headers.contains_key("x-debug"));
+        assert_eq!(headers.len(), 1);
+    }
+
+    #[test]
     fn edits_joined_with_then_apply_one_after_the_other() {
         // The first removes x-a and adds x-b; the second sets both.
         let joined = edit(&[], &[("x-b", "1")], &["x-a"]).then(edit(
