@@ -229,3 +229,31 @@ fn a_grpc_routes_ok_code_is_refused_as_linkerd_refuses_it() {
     let retry = &loaded.service("books", Some("shop")).unwrap().routes[0].retry;
     assert_eq!(retry.grpc_codes().iter().count(), 5, "{retry:?}");
 }
+
+#[test]
+fn a_retry_limit_above_linkerds_largest_is_refused() {
+    // Linkerd reads the limit as a 16-bit number and refuses the route
+    // for a larger one.
+    let err = config::load(
+        "routes.yaml",
+        &route("HTTPRoute", "retry.linkerd.io/limit: \"100000\""),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.field_path(),
+        "metadata.annotations.retry.linkerd.io/limit",
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("retry limit \"100000\" is above 65535, the most Linkerd takes"),
+        "{err}"
+    );
+    let loaded = config::load(
+        "routes.yaml",
+        &route("HTTPRoute", "retry.linkerd.io/limit: \"65535\""),
+    )
+    .unwrap();
+    let retry = &loaded.service("books", Some("shop")).unwrap().routes[0].retry;
+    assert_eq!(retry.max_attempts(), NonZeroU32::new(65_536).unwrap());
+}

@@ -13,6 +13,10 @@ const PREFIXES: [&str; 2] = ["retry.linkerd.io/", "timeout.linkerd.io/"];
 /// The highest status `retry.linkerd.io/http` may name, as in Linkerd.
 const MAX_STATUS: u16 = 599;
 
+/// The highest `retry.linkerd.io/limit`: Linkerd's policy controller
+/// reads it as a `u16`, as its proxy holds a route's `max_retries`.
+const MAX_LIMIT: u32 = u16::MAX as u32;
+
 /// Linkerd's per-route retry and timeout annotations, on an `HTTPRoute` or
 /// a `GRPCRoute`:
 ///
@@ -20,7 +24,7 @@ const MAX_STATUS: u16 = 599;
 /// |---|---|---|
 /// | `retry.linkerd.io/http` | `5xx`, `gateway-error`, `500-504`, `503`, comma-separated, within 100 to 599 | HTTP statuses to retry; `HTTPRoute` only |
 /// | `retry.linkerd.io/grpc` | `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`, ..., comma-separated, not `ok` | gRPC codes to retry; `GRPCRoute` only |
-/// | `retry.linkerd.io/limit` | a number, at least 1; default 1, as in Linkerd | retries per request (attempts − 1) |
+/// | `retry.linkerd.io/limit` | a number from 1 to 65535; default 1, as in Linkerd | retries per request (attempts − 1) |
 /// | `retry.linkerd.io/timeout` | a duration; `0s` is none | the per-try timeout |
 /// | `timeout.linkerd.io/request` | a duration | the request timeout |
 /// | `timeout.linkerd.io/idle` | a duration | the response body idle timeout |
@@ -88,7 +92,8 @@ impl LinkerdAnnotations {
     /// # Errors
     ///
     /// The first annotation whose value is wrong: statuses or codes that do
-    /// not parse, a limit that is zero or not a number, a duration that does
+    /// not parse, a limit that is zero, above 65535 or not a number, a
+    /// duration that does
     /// not parse.
     pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Self, InvalidAnnotation> {
         let mut parsed = Self::default();
@@ -149,6 +154,13 @@ impl LinkerdAnnotations {
                                 "retry limit {value:?} must be a whole number of retries, at least 1"
                             ))
                         })?;
+                    // Linkerd reads the limit as a 16-bit number, and
+                    // refuses the route for a larger one.
+                    if limit.get() > MAX_LIMIT {
+                        return Err(invalid(format!(
+                            "retry limit {value:?} is above {MAX_LIMIT}, the most Linkerd takes"
+                        )));
+                    }
                     parsed.limit = Some(limit);
                 }
                 // Zero is no per-try timeout, and, as Linkerd drops it
@@ -212,6 +224,11 @@ mod tests {
                 "retry.linkerd.io/limit",
                 "0",
                 "retry limit \"0\" must be a whole number of retries, at least 1",
+            ),
+            (
+                "retry.linkerd.io/limit",
+                "65536",
+                "retry limit \"65536\" is above 65535, the most Linkerd takes",
             ),
             (
                 "retry.linkerd.io/limit",
