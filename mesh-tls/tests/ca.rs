@@ -746,3 +746,56 @@ fn an_issuer_not_valid_yet_is_named_when_issuing() {
         "{error:?}"
     );
 }
+
+/// The shape of what the CA signs, as a Linkerd trust anchor and issuer
+/// are made (`step certificate create --profile root-ca`, then
+/// `--profile intermediate-ca`): the anchor may sign one CA below it, the
+/// issuer none, both only certificates and CRLs besides signatures, with
+/// critical basic constraints and key usage (RFC 5280 §4.2.1.3, §4.2.1.9);
+/// a workload certificate is no CA and may only sign (its ECDSA key
+/// encrypts nothing), for both ends of a connection.
+#[test]
+fn anchors_issuers_and_workloads_carry_their_constraints_and_key_usages() {
+    use x509_parser::certificate::X509Certificate;
+    let ca = ca();
+    let issued = ca.issue(&id(WEB), HOUR).unwrap();
+    let creds = issued.credentials().unwrap();
+    let anchor = creds.roots()[0].clone();
+    let (leaf, issuer) = (&creds.chain()[0], &creds.chain()[1]);
+    fn parse(der: &[u8]) -> X509Certificate<'_> {
+        X509Certificate::from_der(der).unwrap().1
+    }
+    let (anchor, issuer, leaf) = (
+        parse(anchor.as_ref()),
+        parse(issuer.as_ref()),
+        parse(leaf.as_ref()),
+    );
+    for (name, cert, path_len) in [("anchor", &anchor, 1), ("issuer", &issuer, 0)] {
+        let constraints = cert.basic_constraints().unwrap().unwrap();
+        assert!(constraints.critical, "{name}");
+        assert!(constraints.value.ca, "{name}");
+        assert_eq!(
+            constraints.value.path_len_constraint,
+            Some(path_len),
+            "{name}"
+        );
+        let usage = cert.key_usage().unwrap().unwrap();
+        assert!(usage.critical, "{name}");
+        assert!(
+            usage.value.key_cert_sign() && usage.value.crl_sign(),
+            "{name}: {}",
+            usage.value
+        );
+    }
+    let constraints = leaf.basic_constraints().unwrap().unwrap();
+    assert!(!constraints.value.ca);
+    let usage = leaf.key_usage().unwrap().unwrap();
+    assert!(usage.critical);
+    assert_eq!(usage.value.to_string(), "Digital Signature");
+    let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth && !eku.any);
+    assert_eq!(
+        leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp(),
+        (HOUR + ca::BACKDATE).as_secs() as i64
+    );
+}
