@@ -7,8 +7,10 @@
 //! Linkerd's, [`L5D_DST_OVERRIDE`], so that ingress configurations written
 //! for Linkerd keep working. Each holds an authority, `host` or
 //! `host:port`, read the way the router reads a request's authority:
-//! without userinfo, port or a trailing dot, in any case. The port is not
-//! part of a service's name, so `emoji:8080` and `emoji` name the same one.
+//! without port or a trailing dot, in any case. The port is not part of a
+//! service's name, so `emoji:8080` and `emoji` name the same one. As in a
+//! request's `Host` or target, userinfo (`voting@emoji`) names no one
+//! service: it hides the host the request goes to.
 //!
 //! The header is a way to steer requests, so it is only read where the
 //! operator asked for it (`outbound.ingress_mode`), and it never leaves
@@ -33,9 +35,10 @@ pub(super) enum DstOverride<'a> {
     /// is not changed here).
     Host(&'a str),
     /// The headers name no one host: a value that is not visible ASCII,
-    /// an empty one, or two that name different hosts. The request goes
-    /// nowhere: routing it by authority instead would hide a mistake in
-    /// the ingress's configuration, and picking one of two would let a
+    /// an empty one, one with userinfo, or two that name different hosts.
+    /// The request goes nowhere: routing it by authority instead would
+    /// hide a mistake in the ingress's configuration, and picking one of
+    /// two would let a
     /// client add the header its ingress does not set and choose the
     /// service itself.
     Conflict,
@@ -50,8 +53,8 @@ pub(super) fn dst_override(headers: &HeaderMap) -> DstOverride<'_> {
         .chain(headers.get_all(L5D_DST_OVERRIDE).iter());
     for value in values {
         let host = match value.to_str() {
-            Ok(text) => authority_host(text.trim()),
-            Err(_) => return DstOverride::Conflict,
+            Ok(text) if !text.contains('@') => authority_host(text.trim()),
+            _ => return DstOverride::Conflict,
         };
         if host.is_empty() {
             return DstOverride::Conflict;

@@ -53,7 +53,7 @@ fn both_headers_naming_one_host_agree() {
 
 #[test]
 fn headers_naming_different_hosts_or_nothing_usable_conflict() {
-    let cases: [&[(&HeaderName, &[u8])]; 6] = [
+    let cases: [&[(&HeaderName, &[u8])]; 8] = [
         &[
             (&MESH_DST_OVERRIDE, b"emoji"),
             (&L5D_DST_OVERRIDE, b"voting"),
@@ -69,6 +69,12 @@ fn headers_naming_different_hosts_or_nothing_usable_conflict() {
         &[(&MESH_DST_OVERRIDE, b"")],
         &[(&L5D_DST_OVERRIDE, b":80")],
         &[(&MESH_DST_OVERRIDE, b"emoji\xff")],
+        // Userinfo, which the router refuses in a `Host` or a target.
+        &[(&L5D_DST_OVERRIDE, b"voting@emoji:80")],
+        &[
+            (&MESH_DST_OVERRIDE, b"emoji"),
+            (&L5D_DST_OVERRIDE, b"user@emoji"),
+        ],
     ];
     for pairs in cases {
         assert_eq!(
@@ -116,7 +122,6 @@ fn an_override_finds_what_the_same_authority_finds() {
         "emoji:8080",
         "emoji.",
         "emoji.:80",
-        "user@emoji:80",
         "emoji.emojivoto.svc.cluster.local:80",
         "[::1]:8080",
         "[::1]",
