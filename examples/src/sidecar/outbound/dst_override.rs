@@ -38,9 +38,8 @@ pub(super) enum DstOverride<'a> {
     /// an empty one, one with userinfo, or two that name different hosts.
     /// The request goes nowhere: routing it by authority instead would
     /// hide a mistake in the ingress's configuration, and picking one of
-    /// two would let a
-    /// client add the header its ingress does not set and choose the
-    /// service itself.
+    /// two would let a client add the header its ingress does not set
+    /// and choose the service itself.
     Conflict,
 }
 
