@@ -23,7 +23,8 @@
 //! failure-accrual outcome (and the endpoint's probe, when the request is
 //! its probe) until the body ends. Dropped without an outcome (the caller
 //! went away first), it counts nothing and lets the next request probe,
-//! as a [`Pending`] dropped does.
+//! a request waiting for an endpoint included, as a [`Pending`] dropped
+//! does.
 
 use std::sync::Arc;
 
@@ -87,6 +88,9 @@ impl Drop for Verdict {
         };
         if let Some(endpoint) = self.balancer.endpoint(self.index) {
             endpoint.health.release_probe(claimed);
+            // The next request may probe: one waiting may be it, as
+            // when a `Pending` that holds the probe is dropped.
+            self.balancer.gate.wake(false);
         }
     }
 }
@@ -164,6 +168,31 @@ mod tests {
         let (_, probe) = balancer.pick().expect("the next request probes");
         probe.unwrap().first_frame().unwrap().record(true);
         assert_eq!(balancer.states(), [(addr(), EndpointState::Ready)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_given_up_on_after_its_head_wakes_the_requests_waiting() {
+        use crate::proxy::queue::Woken;
+
+        let balancer = strict();
+        balancer.send_to(addr()).unwrap().failed();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_, probe) = balancer.pick().unwrap();
+        let verdict = probe.unwrap().first_frame().unwrap();
+        // A request that finds the probe taken waits for the endpoint.
+        assert!(balancer.pick().is_none());
+        let gate = balancer.gate().clone();
+        let seen = gate.generation();
+        let waiting = tokio::spawn(gate.wait(seen, balancer.next_change()));
+        tokio::task::yield_now().await;
+        let start = Instant::now();
+        // The probe's caller goes away before its body's end: it counts
+        // nothing, and the waiting request may probe instead, at once,
+        // rather than when the service goes into fail-fast.
+        drop(verdict);
+        assert_eq!(waiting.await.unwrap(), Woken::Retry);
+        assert_eq!(Instant::now(), start, "woken at once");
+        assert!(balancer.pick().unwrap().1.is_some(), "it probes");
     }
 
     #[tokio::test(start_paused = true)]
