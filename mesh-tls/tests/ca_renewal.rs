@@ -171,12 +171,12 @@ async fn a_renewal_is_dated_and_scheduled_by_the_stores_clock() {
     assert_eq!(first.not_after(), at(start) + HOUR);
 
     // 70 % of the hour, 2520 s, is the renewal point.
-    tokio::time::advance(Duration::from_secs(2_519)).await;
     clock.set(start + 2_519);
+    tokio::time::advance(Duration::from_secs(2_519)).await;
     settle().await;
     assert_eq!(store.subscribe().borrow().loaded, 1, "renewed early");
-    tokio::time::advance(Duration::from_secs(2)).await;
     clock.set(start + 2_521);
+    tokio::time::advance(Duration::from_secs(2)).await;
     settle().await;
     assert_eq!(store.subscribe().borrow().loaded, 2, "not renewed at 70 %");
     let second = store.credentials().unwrap();
