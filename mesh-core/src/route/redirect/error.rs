@@ -24,6 +24,10 @@ pub enum InvalidRedirectKind {
     StatusCode,
     /// The path modifier's type names a field that is absent.
     Missing,
+    /// The path modifier holds the field of the other type
+    /// (`replacePrefixMatch` with type `ReplaceFullPath`, or the reverse),
+    /// which the Gateway API's validation refuses.
+    OtherType,
     /// A path does not start with `/`.
     PathNotAbsolute,
     /// A path holds a `?`, a `#`, or a byte a URI cannot carry.
@@ -66,6 +70,11 @@ impl fmt::Display for InvalidRedirect {
                 "status code {value} is not a redirect the Gateway API allows (301, 302, 303, 307, 308)"
             ),
             Kind::Missing => write!(f, "the path modifier's type needs {}", self.field),
+            Kind::OtherType => write!(
+                f,
+                "{} is set, but the path modifier's type is {value}",
+                self.field
+            ),
             Kind::PathNotAbsolute => write!(f, "path {value:?} does not start with '/'"),
             Kind::Path => write!(
                 f,

@@ -184,7 +184,8 @@ impl Redirect {
     /// DNS name (the Gateway API's `PreciseHostname`); port 0; a
     /// `statusCode` other than 301, 302, 303, 307 or 308; a path that is
     /// missing, does not start with `/` or holds a `?`, `#` or a byte a URI
-    /// cannot carry; or a `ReplacePrefixMatch` on a rule without exactly
+    /// cannot carry; a path modifier that also holds the other type's
+    /// path; or a `ReplacePrefixMatch` on a rule without exactly
     /// one match whose path is a `PathPrefix` (the Gateway API's own
     /// validation rule). The error names the field, relative to
     /// `requestRedirect`.
@@ -225,6 +226,13 @@ impl Redirect {
                         .replace_full_path
                         .as_deref()
                         .ok_or_else(|| InvalidRedirect::new(field, Kind::Missing, ""))?;
+                    if modifier.replace_prefix_match.is_some() {
+                        return Err(InvalidRedirect::new(
+                            "path.replacePrefixMatch",
+                            Kind::OtherType,
+                            "ReplaceFullPath",
+                        ));
+                    }
                     check_path(field, path, false)?;
                     Ok(PathRewrite::Full(path.into()))
                 }
@@ -234,6 +242,13 @@ impl Redirect {
                         .replace_prefix_match
                         .as_deref()
                         .ok_or_else(|| InvalidRedirect::new(field, Kind::Missing, ""))?;
+                    if modifier.replace_full_path.is_some() {
+                        return Err(InvalidRedirect::new(
+                            "path.replaceFullPath",
+                            Kind::OtherType,
+                            "ReplacePrefixMatch",
+                        ));
+                    }
                     check_path(field, replacement, true)?;
                     let matched = match matches {
                         [only] => match only.path() {

@@ -464,6 +464,40 @@ fn invalid_fields_are_named() {
 }
 
 #[test]
+fn a_path_modifier_with_the_other_type_s_field_is_refused() {
+    // The Gateway API's `HTTPPathModifier` validation: "type must be
+    // 'ReplaceFullPath' when replaceFullPath is set", and the same for
+    // `ReplacePrefixMatch`. Kept, one of the two paths was silently
+    // dropped, and the redirect went somewhere its author did not say.
+    let both = |kind| RequestRedirect {
+        path: Some(HttpPathModifier {
+            kind,
+            replace_full_path: Some("/full".into()),
+            replace_prefix_match: Some("/prefix".into()),
+        }),
+        ..RequestRedirect::default()
+    };
+    let e = invalid(&both(PathModifierType::ReplaceFullPath), &[prefix("/a")]);
+    assert_eq!(
+        (e.field(), e.kind()),
+        ("path.replacePrefixMatch", InvalidRedirectKind::OtherType)
+    );
+    assert_eq!(
+        e.to_string(),
+        "path.replacePrefixMatch is set, but the path modifier's type is ReplaceFullPath"
+    );
+    let e = invalid(&both(PathModifierType::ReplacePrefixMatch), &[prefix("/a")]);
+    assert_eq!(
+        (e.field(), e.kind()),
+        ("path.replaceFullPath", InvalidRedirectKind::OtherType)
+    );
+    assert_eq!(
+        e.to_string(),
+        "path.replaceFullPath is set, but the path modifier's type is ReplacePrefixMatch"
+    );
+}
+
+#[test]
 fn replacing_a_prefix_needs_exactly_one_prefix_match() {
     let filter = || RequestRedirect {
         path: replace_prefix("/v2"),
