@@ -58,13 +58,15 @@
 //! When no endpoint has been ready for the fail-fast timeout, the waiting
 //! connections and every new one that finds none are closed at once
 //! until an endpoint is ready again, and the service returns
-//! [`NoEndpoints`]; so is a connection beyond the queue's capacity.
+//! [`InFailFast`](super::InFailFast) for each; a connection beyond the
+//! queue's capacity, or one a queue that does not wait turns away, is
+//! closed too, with [`NoEndpoints`].
 //!
 //! [`ForwardTcp::connect`] does the connect alone, for a caller that must
 //! know the outcome before it has a connection to forward (a `CONNECT`
 //! tunnel answers `502` rather than `200` when it fails; see
 //! [`connect`](super::connect)). It waits in the same queue, and ends
-//! with [`NoEndpoints`] where a connection would be closed.
+//! with the same error where a connection would be closed.
 //!
 //! ```
 //! use std::time::Duration;
@@ -99,7 +101,7 @@ use super::{
     balance::{Balancer, Established, Pending},
     endpoints::{EndpointSet, Reader},
     forward::NoEndpoints,
-    queue::Queue,
+    queue::{Queue, Refused},
 };
 use crate::{conn::ConnectionInfo, error::BoxError, io::BoxIo, serve::OpaqueConnection};
 
@@ -240,7 +242,7 @@ where
                 }
                 Err(refused) => {
                     waiting::log_refused(refused, Some(info.remote_addr));
-                    State::NoEndpoint
+                    State::NoEndpoint { refused }
                 }
             };
             return ResponseFuture { state };
@@ -284,7 +286,11 @@ type Pipe = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<C, F> {
-        NoEndpoint,
+        // Refused at once: the queue is full or does not wait, or the
+        // service is in fail-fast.
+        NoEndpoint {
+            refused: Refused,
+        },
         Waiting {
             // Boxed: only a connection that found no endpoint ready has it.
             waiting: Box<Waiting<C>>,
@@ -311,7 +317,7 @@ pin_project_lite::pin_project! {
 impl<C, F> fmt::Debug for ResponseFuture<C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::NoEndpoint => "no endpoint",
+            State::NoEndpoint { .. } => "no endpoint",
             State::Waiting { .. } => "waiting for an endpoint",
             State::Connecting { .. } => "connecting",
             State::Copying { .. } => "copying",
@@ -335,9 +341,10 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::NoEndpoint => {
+                StateProj::NoEndpoint { refused } => {
+                    let error = refused.into_error();
                     this.state.set(State::Done);
-                    return Poll::Ready(Err(NoEndpoints.into()));
+                    return Poll::Ready(Err(error));
                 }
                 StateProj::Waiting { waiting, client } => match ready!(waiting.poll_pick(cx)) {
                     Ok((endpoint, pending)) => {

@@ -112,6 +112,27 @@ async fn without_endpoints_the_connection_waits_the_failfast_timeout_then_is_clo
     assert!(ForwardTcp::new(connector(), []).is_err());
 }
 
+#[tokio::test(start_paused = true)]
+async fn in_fail_fast_a_new_connection_is_refused_at_once_as_in_fail_fast() {
+    let set = EndpointSet::empty();
+    let forward = ForwardTcp::with_endpoints(connector(), &set);
+    let (conn, _client) = connection();
+    let error = forward.clone().oneshot(conn).await.unwrap_err();
+    assert!(error.is::<InFailFast>(), "{error}");
+    // The service is in fail-fast now: the next connection is refused
+    // at once, for the same reason as the one that waited.
+    let (conn, mut client) = connection();
+    let start = tokio::time::Instant::now();
+    let error = forward.clone().oneshot(conn).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO, "at once");
+    assert!(error.is::<InFailFast>(), "{error}");
+    let mut buf = [0; 1];
+    assert_eq!(client.read(&mut buf).await.unwrap(), 0, "closed");
+    // A CONNECT is refused alike.
+    let error = forward.connect().await.unwrap_err();
+    assert!(error.is::<InFailFast>(), "{error}");
+}
+
 #[tokio::test]
 async fn without_endpoints_and_a_queue_that_does_not_wait_the_connection_is_closed_at_once() {
     let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::ZERO));
