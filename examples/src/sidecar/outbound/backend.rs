@@ -16,11 +16,19 @@
 //!   take the request), `LOAD_SHED` for `rate_limited`,
 //!   `RESPONSE_HEADERS_TIMEOUT` for a timeout before the response head
 //!   (the mesh's `timeout` answer, or a timeout error),
-//!   `RESPONSE_STREAM_TIMEOUT` for one while a gRPC body streamed, `RESET`
-//!   for a reset stream or connection, `CANCEL` for an attempt given up,
-//!   and Linkerd's catch-all `UNKNOWN` for any other (a refused
-//!   connection, the mesh's `unreachable`, `no_route` or `denied`
-//!   answer...), which Linkerd has no name for.
+//!   `RESPONSE_STREAM_TIMEOUT` for one while a gRPC body streamed,
+//!   `CANCEL` for an attempt given up, and Linkerd's catch-all `UNKNOWN`
+//!   for any other (a refused connection, the mesh's `no_route` or
+//!   `denied` answer...), which Linkerd has no name for. An attempt the
+//!   upstream failed, the mesh's `unreachable` answer or an error, is
+//!   labelled by its cause, which mesh-core's answer carries
+//!   ([`UpstreamCause`]) because the layers here see the answer and not
+//!   the error; the values split it as Linkerd splits HTTP/2 errors (its
+//!   `Error::new_or_status`, in the same file): a reset stream by its
+//!   code, `REFUSED` (`REFUSED_STREAM`: an upstream shedding load),
+//!   `ENHANCE_YOUR_CALM`, `CANCEL`, or else `RESET`; `GO_AWAY` for a
+//!   stream a `GOAWAY` failed; `IO` for a connection that closed or broke
+//!   under the attempt (see [`cause_label`]).
 //! - `outbound_grpc_route_backend_requests_total` and
 //!   `outbound_grpc_route_backend_response_statuses_total{..., grpc_status,
 //!   error}`: the same for gRPC calls (a `POST` with a gRPC
@@ -65,7 +73,11 @@ use std::{
 
 use http::{Request, Response};
 use http_body::Body;
-use mesh_core::{BoxError, classify::ErrorKind, error::ProxyErrorKind};
+use mesh_core::{
+    BoxError,
+    classify::ErrorKind,
+    error::{ProxyErrorKind, UpstreamCause},
+};
 use pin_project_lite::pin_project;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -369,10 +381,19 @@ mod linkerd {
     pub(super) const RESPONSE_HEADERS_TIMEOUT: &str = "RESPONSE_HEADERS_TIMEOUT";
     /// A timeout expired while the response body streamed.
     pub(super) const RESPONSE_STREAM_TIMEOUT: &str = "RESPONSE_STREAM_TIMEOUT";
-    /// The attempt was given up by its caller.
+    /// The attempt was given up by its caller, or its HTTP/2 stream reset
+    /// with `CANCEL`.
     pub(super) const CANCEL: &str = "CANCEL";
-    /// The stream or connection was reset.
+    /// The HTTP/2 stream was reset with `REFUSED_STREAM`.
+    pub(super) const REFUSED: &str = "REFUSED";
+    /// The HTTP/2 stream was reset with `ENHANCE_YOUR_CALM`.
+    pub(super) const ENHANCE_YOUR_CALM: &str = "ENHANCE_YOUR_CALM";
+    /// The HTTP/2 stream was reset with any other code.
     pub(super) const RESET: &str = "RESET";
+    /// The HTTP/2 stream failed because of a `GOAWAY`.
+    pub(super) const GO_AWAY: &str = "GO_AWAY";
+    /// The connection failed with an I/O error.
+    pub(super) const IO: &str = "IO";
     /// Anything else.
     pub(super) const UNKNOWN: &str = "UNKNOWN";
 }
@@ -383,50 +404,72 @@ const CANCEL: &str = linkerd::CANCEL;
 
 /// The `error` of an attempt that failed without a response.
 fn error_label(error: &BoxError) -> &'static str {
-    kind_label(
-        ErrorKind::of(&**error as &(dyn Error + 'static)),
-        linkerd::RESPONSE_HEADERS_TIMEOUT,
-    )
+    failure_label(&**error, linkerd::RESPONSE_HEADERS_TIMEOUT)
 }
 
-/// The `error` of a failure of `kind`. A timeout is labelled `timeout`,
-/// since Linkerd's value depends on whether the response head had come.
-fn kind_label(kind: ErrorKind, timeout: &'static str) -> &'static str {
-    match kind {
+/// The `error` of a failure, `error` itself. A timeout is labelled
+/// `timeout`, since Linkerd's value depends on whether the response head
+/// had come; any other failure by its cause, as mesh-core finds it in the
+/// error (an HTTP/2 reset and its code, a `GOAWAY`, a broken connection).
+fn failure_label(error: &(dyn Error + 'static), timeout: &'static str) -> &'static str {
+    match ErrorKind::of(error) {
         ErrorKind::Timeout => timeout,
-        ErrorKind::Reset => linkerd::RESET,
-        // Linkerd has no value for a connection that could not be opened.
-        ErrorKind::Connect | ErrorKind::Other => linkerd::UNKNOWN,
-        // A kind mesh-core adds later, until it is mapped.
+        _ => UpstreamCause::of(error).map_or(linkerd::UNKNOWN, cause_label),
+    }
+}
+
+/// The `error` of an attempt the upstream failed for `cause`: Linkerd's
+/// split of HTTP/2 errors (its `Error::new_or_status`, in the same
+/// `labels.rs`): a reset by its code, `CANCEL`, `REFUSED`,
+/// `ENHANCE_YOUR_CALM` or else `RESET`; a `GOAWAY`; an I/O error of the
+/// connection, `IO`.
+///
+/// Linkerd reads only HTTP/2 errors. A connection the upstream closed or
+/// broke is `IO` here over HTTP/1 too: over HTTP/2 the same event is h2's
+/// I/O error, and the series should not depend on the protocol. A
+/// connection that could not be opened has no value of Linkerd's:
+/// `UNKNOWN`, as it is there.
+fn cause_label(cause: UpstreamCause) -> &'static str {
+    match cause {
+        UpstreamCause::Refused => linkerd::REFUSED,
+        UpstreamCause::EnhanceYourCalm => linkerd::ENHANCE_YOUR_CALM,
+        UpstreamCause::Canceled => linkerd::CANCEL,
+        UpstreamCause::Reset => linkerd::RESET,
+        UpstreamCause::GoAway => linkerd::GO_AWAY,
+        UpstreamCause::Closed => linkerd::IO,
+        UpstreamCause::Connect => linkerd::UNKNOWN,
+        // A cause mesh-core adds later, until it is mapped.
         _ => linkerd::UNKNOWN,
     }
 }
 
-/// The `error` of a response the mesh answered with itself.
-fn answer_label(kind: ProxyErrorKind) -> &'static str {
-    match kind {
+/// The `error` of a response, when the mesh answered it itself: by the
+/// kind of its answer, and for an unreachable upstream by the cause the
+/// answer carries, if any.
+fn answer_label(extensions: &http::Extensions) -> Option<&'static str> {
+    let kind = extensions.get::<ProxyErrorKind>().copied()?;
+    Some(match kind {
         ProxyErrorKind::Unavailable => linkerd::FAIL_FAST,
         ProxyErrorKind::RateLimited => linkerd::LOAD_SHED,
         ProxyErrorKind::Timeout => linkerd::RESPONSE_HEADERS_TIMEOUT,
+        ProxyErrorKind::UpstreamUnreachable => extensions
+            .get::<UpstreamCause>()
+            .copied()
+            .map_or(linkerd::UNKNOWN, cause_label),
         ProxyErrorKind::Denied
         | ProxyErrorKind::NoRoute
-        | ProxyErrorKind::UpstreamUnreachable
         | ProxyErrorKind::InvalidRequest
         | ProxyErrorKind::Unsupported => linkerd::UNKNOWN,
         // A kind mesh-core adds later, until it is mapped.
         _ => linkerd::UNKNOWN,
-    }
+    })
 }
 
 fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
     match result {
         Ok(res) => Ending {
             status: Some(res.status().as_u16()),
-            error: res
-                .extensions()
-                .get::<ProxyErrorKind>()
-                .copied()
-                .map(answer_label),
+            error: answer_label(res.extensions()),
         },
         Err(error) => Ending {
             status: None,
@@ -532,7 +575,9 @@ mod tests {
             line("http_status=\"\",error=\"UNKNOWN\"} 1"),
             line("http_status=\"502\",error=\"UNKNOWN\"} 1"),
             line("http_status=\"\",error=\"RESPONSE_HEADERS_TIMEOUT\"} 1"),
-            line("http_status=\"\",error=\"RESET\"} 1"),
+            // A connection reset is an I/O error, not an HTTP/2 stream
+            // reset: Linkerd's `IO`.
+            line("http_status=\"\",error=\"IO\"} 1"),
             line("http_status=\"503\",error=\"FAIL_FAST\"} 1"),
             line("http_status=\"504\",error=\"RESPONSE_HEADERS_TIMEOUT\"} 1"),
             line("http_status=\"429\",error=\"LOAD_SHED\"} 1"),
@@ -547,6 +592,61 @@ mod tests {
             .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
             .sum();
         assert_eq!(counted, 17, "every attempt ends once: {lines:#?}");
+    }
+
+    #[tokio::test]
+    async fn the_meshs_answer_for_a_failed_upstream_is_labelled_by_its_cause() {
+        let mut registry = Registry::default();
+        let metrics = BackendMetrics::register(&mut registry);
+        let handles = metrics.backend("web", "api", "web-canary");
+        let causes = [
+            UpstreamCause::Refused,
+            UpstreamCause::EnhanceYourCalm,
+            UpstreamCause::Canceled,
+            UpstreamCause::Reset,
+            UpstreamCause::GoAway,
+            UpstreamCause::Closed,
+            UpstreamCause::Connect,
+        ];
+        let backend = service_fn(move |req: Request<()>| async move {
+            let kind = ProxyErrorKind::UpstreamUnreachable;
+            let mut res: Response<String> = kind.response_for(false);
+            let i: usize = req.uri().path()[1..].parse().unwrap();
+            if let Some(cause) = causes.get(i) {
+                res.extensions_mut().insert(*cause);
+            }
+            Ok::<_, BoxError>(res)
+        });
+        let counted = Counted::new(backend, handles);
+        // One more than there are causes: an answer that carries none.
+        for i in 0..=causes.len() {
+            let req = Request::get(format!("/{i}")).body(()).unwrap();
+            counted.clone().oneshot(req).await.unwrap();
+        }
+        let mut lines: Vec<String> = exposition(&registry)
+            .into_iter()
+            .filter(|l| l.starts_with("outbound_http_route_backend_response_statuses_total"))
+            .collect();
+        lines.sort_unstable();
+        let line = |error: &str, n: u32| {
+            format!(
+                "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"502\",error=\"{error}\"}} {n}"
+            )
+        };
+        assert_eq!(
+            lines,
+            [
+                line("CANCEL", 1),
+                line("ENHANCE_YOUR_CALM", 1),
+                line("GO_AWAY", 1),
+                line("IO", 1),
+                line("REFUSED", 1),
+                line("RESET", 1),
+                // A refused connection, which Linkerd has no value for,
+                // and an answer whose cause is not known.
+                line("UNKNOWN", 2),
+            ]
+        );
     }
 
     #[tokio::test]

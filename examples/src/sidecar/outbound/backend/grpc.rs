@@ -18,8 +18,8 @@ use std::{
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use mesh_core::{
-    classify::{ErrorKind, GrpcCode},
-    error::{GRPC_STATUS, ProxyErrorKind, is_grpc},
+    classify::GrpcCode,
+    error::{GRPC_STATUS, is_grpc},
 };
 use pin_project_lite::pin_project;
 
@@ -93,11 +93,7 @@ pub(super) fn response<RB: Body>(
     res: Response<RB>,
     handles: BackendHandles,
 ) -> Response<CountedBody<RB>> {
-    let error = res
-        .extensions()
-        .get::<ProxyErrorKind>()
-        .copied()
-        .map(super::answer_label);
+    let error = super::answer_label(res.extensions());
     match at_head(&res, error) {
         Some(ending) => {
             handles.0.count_grpc(ending);
@@ -188,8 +184,8 @@ where
                 },
                 Some(Err(error)) => Some((
                     UNKNOWN,
-                    Some(super::kind_label(
-                        ErrorKind::of(error),
+                    Some(super::failure_label(
+                        error,
                         super::linkerd::RESPONSE_STREAM_TIMEOUT,
                     )),
                 )),

@@ -9,7 +9,10 @@ use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
 use prometheus_client::registry::Registry;
 use tower::{Service, ServiceExt, service_fn};
 
-use mesh_core::BoxError;
+use mesh_core::{
+    BoxError,
+    error::{ProxyErrorKind, UpstreamCause},
+};
 
 use super::super::{BackendMetrics, Counted};
 use super::*;
@@ -75,6 +78,13 @@ async fn server(req: Request<()>) -> Result<Response<TestBody>, BoxError> {
                 .insert(ProxyErrorKind::UpstreamUnreachable);
             res
         }
+        "/mesh-refused" => {
+            let mut res = grpc(Some("14"), body(vec![], false));
+            res.extensions_mut()
+                .insert(ProxyErrorKind::UpstreamUnreachable);
+            res.extensions_mut().insert(UpstreamCause::Refused);
+            res
+        }
         "/refused" => return Err(io::Error::from(io::ErrorKind::ConnectionRefused).into()),
         _ => Response::new(body(vec![data()], false)),
     })
@@ -137,6 +147,7 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
         "/no-trailers",
         "/html",
         "/mesh",
+        "/mesh-refused",
     ] {
         let res = counted.clone().oneshot(call(path)).await.unwrap();
         let _ = res.into_body().collect().await.unwrap();
@@ -155,7 +166,7 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
     let expected = [
         // Resolved when the route is built, and counting none of these.
         format!("outbound_http_route_backend_requests_total{{{LABELS}}} 0"),
-        format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 12"),
+        format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 13"),
         statuses("OK", "", 2),
         statuses("UNAVAILABLE", "", 1),
         statuses("NOT_FOUND", "", 1),
@@ -163,7 +174,10 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
         // is not gRPC all read as UNKNOWN.
         statuses("UNKNOWN", "", 3),
         statuses("UNAVAILABLE", "UNKNOWN", 1),
-        statuses("UNKNOWN", "RESET", 1),
+        // The mesh's answer for a stream the upstream refused.
+        statuses("UNAVAILABLE", "REFUSED", 1),
+        // A body cut by a connection reset: an I/O error.
+        statuses("UNKNOWN", "IO", 1),
         // A timeout while the body streamed, after the head.
         statuses("UNKNOWN", "RESPONSE_STREAM_TIMEOUT", 1),
         statuses("UNKNOWN", "UNKNOWN", 1),
