@@ -169,6 +169,49 @@ async fn a_plaintext_client_cannot_forge_its_way_into_an_identity_route() {
     stop(emoji).await;
 }
 
+/// A route's `RequestHeaderModifier` cannot write either header: the
+/// sidecar sets both after the route's filters, from the connection.
+#[tokio::test]
+async fn a_routes_header_modifier_cannot_forge_either_identity_header() {
+    let policy = format!(
+        "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: emoji-http, namespace: emojivoto}}
+spec:
+  podSelector: {{matchLabels: {{app: emoji}}}}
+  port: http
+  accessPolicy: all-unauthenticated
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: emoji, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: emoji-http}}]
+  rules:
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set:
+        - {{name: l5d-client-id, value: \"{WEB}\"}}
+        - {{name: mesh-client-id, value: \"{WEB}\"}}
+        add: [{{name: x-edited, value: \"yes\"}}]
+"
+    );
+    let (_dir, emoji) = emoji_inbound(app().await, &policy);
+    let req = Request::get(format!("http://{}/", emoji.inbound[0]))
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let seen = lines(http1().request(req).await.unwrap()).await;
+    // The rule's filter did run.
+    assert!(seen.iter().any(|l| l == "x-edited: yes"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.contains("client-id")),
+        "a route's filter wrote an identity header: {seen:?}"
+    );
+    stop(emoji).await;
+}
+
 /// Over mutual TLS the application is told the caller's identity in both
 /// headers, once each, whatever the caller wrote; and the route matched
 /// on them is the one for that identity.
