@@ -799,3 +799,69 @@ fn anchors_issuers_and_workloads_carry_their_constraints_and_key_usages() {
         (HOUR + ca::BACKDATE).as_secs() as i64
     );
 }
+
+/// A trust anchor's path length constraint says how many CA certificates
+/// may stand below it. webpki, which the mesh verifies with, reads no
+/// constraint of a trust anchor, but OpenSSL and Go's crypto/x509 (curl,
+/// Linkerd's own checks) enforce it, and refuse every certificate an
+/// issuer below an anchor of path length 0 signs. The CA refuses such a
+/// directory when loaded, naming ca.crt and both counts.
+#[test]
+fn a_trust_anchor_whose_path_length_leaves_no_room_for_the_issuer_is_refused() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let now = std::time::SystemTime::now();
+    let params = |name: &str, path_len| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = (now - HOUR).into();
+        params.not_after = (now + 30 * 24 * HOUR).into();
+        params
+    };
+    let key = || KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    for (anchor_len, refused) in [(0, true), (1, false)] {
+        let anchor_key = key();
+        let anchor_params = params("anchor", anchor_len);
+        let anchor = anchor_params.self_signed(&anchor_key).unwrap().pem();
+        let anchor_signer = rcgen::Issuer::new(anchor_params, anchor_key);
+        let issuer_key = key();
+        let issuer = params("issuer", 0)
+            .signed_by(&issuer_key, &anchor_signer)
+            .unwrap()
+            .pem();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pem) in [
+            (ca::CA_CERT_FILE, anchor),
+            (ca::ISSUER_CERT_FILE, issuer),
+            (ca::ISSUER_KEY_FILE, issuer_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), pem).unwrap();
+        }
+        let loaded = CertificateAuthority::load(dir.path());
+        if !refused {
+            loaded.unwrap();
+            continue;
+        }
+        let error = loaded.unwrap_err();
+        match &error {
+            CaError::InFile { path, source } => {
+                assert_eq!(path, &dir.path().join(ca::CA_CERT_FILE));
+                assert!(
+                    matches!(
+                        **source,
+                        CaError::InvalidCa(ca::InvalidCa::AnchorPathLength {
+                            allows: 0,
+                            needs: 1
+                        })
+                    ),
+                    "{source:?}"
+                );
+                let text = source.to_string();
+                assert!(text.contains("path length"), "{text}");
+            }
+            other => panic!("ca.crt is not named: {other:?}"),
+        }
+    }
+}

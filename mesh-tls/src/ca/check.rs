@@ -18,6 +18,12 @@
 //! every peer refuses. The error names both trust domains, since either
 //! file may be the wrong one.
 //!
+//! The anchor's path length constraint is checked too, since webpki
+//! reads none of a trust anchor's constraints while OpenSSL and Go's
+//! crypto/x509 enforce it: an anchor of path length 0 above the issuer
+//! would make a CA whose certificates the mesh accepts and every other
+//! tool refuses.
+//!
 //! The certificate is verified for both purposes, server and client
 //! authentication, as every credential store verifies a workload's chain:
 //! a mesh certificate serves both ends of a connection, and webpki checks
@@ -121,6 +127,53 @@ impl CertificateAuthority {
                 (CaInput::Issuer, error)
             })?;
         }
-        Ok(())
+        check_anchor_path_length(&anchors, &intermediates)
     }
+}
+
+/// Refuses an anchor whose path length constraint leaves less room below
+/// it than the issuer's chain takes: webpki reads no constraint of a trust
+/// anchor (only its name, key and name constraints), so the verification
+/// above passes, while OpenSSL and Go's crypto/x509 enforce it and refuse
+/// everything the issuer signs. The certificate at `i` in `issuer.crt`
+/// (the issuer first) has `i + 1` CA certificates at or below it, which
+/// the anchor that signed it must allow; a self-signed copy of an anchor
+/// in the file stands below nothing.
+fn check_anchor_path_length(
+    anchors: &[CertificateDer<'_>],
+    intermediates: &[CertificateDer<'_>],
+) -> Result<(), (CaInput, CaError)> {
+    use x509_parser::{certificate::X509Certificate, prelude::FromDer};
+    fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
+        X509Certificate::from_der(der.as_ref())
+            .ok()
+            .map(|(_, cert)| cert)
+    }
+    let anchors: Vec<_> = anchors.iter().filter_map(parse).collect();
+    let signed = intermediates
+        .iter()
+        .filter_map(parse)
+        .filter(|cert| cert.subject().as_raw() != cert.issuer().as_raw());
+    for (i, cert) in signed.enumerate() {
+        let needs = i + 1;
+        for anchor in &anchors {
+            if anchor.subject().as_raw() != cert.issuer().as_raw() {
+                continue;
+            }
+            let allows = anchor
+                .basic_constraints()
+                .ok()
+                .flatten()
+                .and_then(|constraints| constraints.value.path_len_constraint);
+            if let Some(allows) = allows
+                && usize::try_from(allows).is_ok_and(|allows| allows < needs)
+            {
+                return Err((
+                    CaInput::Anchor,
+                    CaError::InvalidCa(InvalidCa::AnchorPathLength { allows, needs }),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -138,6 +138,16 @@ pub enum InvalidCa {
     /// key. Both files are copied into every workload's credentials, which
     /// are readable by all, so the key would be handed out with them.
     KeyInCertificateFile,
+    /// The trust anchor's path length constraint allows fewer CA
+    /// certificates below it than the issuer's chain puts there. webpki
+    /// reads no constraint of a trust anchor, so the mesh would accept
+    /// what the issuer signs, but OpenSSL and Go's crypto/x509 refuse it.
+    AnchorPathLength {
+        /// How many CA certificates the anchor allows below it.
+        allows: u32,
+        /// How many the issuer's chain (`issuer.crt`) puts below it.
+        needs: usize,
+    },
 }
 
 impl fmt::Display for CaError {
@@ -298,6 +308,14 @@ impl fmt::Display for InvalidCa {
             Self::KeyInCertificateFile => {
                 "the certificate file also holds a private key, which would be copied into every \
                  workload's credentials with the certificate"
+            }
+            Self::AnchorPathLength { allows, needs } => {
+                return write!(
+                    f,
+                    "the trust anchor's path length constraint allows {allows} ca certificates \
+                     below it, but the issuer's chain puts {needs} there: openssl and go refuse \
+                     every certificate the issuer signs"
+                );
             }
         })
     }
