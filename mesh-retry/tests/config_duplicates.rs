@@ -1,7 +1,9 @@
 //! Two routes of one kind with one name in one file are refused, as two
 //! ServiceProfiles for one service are: the cluster keeps one object per
 //! kind, namespace and name (the one applied last replaces the other), so
-//! reading both would serve rules nobody has in force, silently.
+//! reading both would serve rules nobody has in force, silently. Across two
+//! files joined by `RetryResources::merge`, the second is named in a
+//! warning.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mesh_core::resource::ResourceErrorKind;
@@ -110,4 +112,71 @@ fn routes_of_other_kinds_groups_or_namespaces_may_share_a_name() {
     // with a warning each, not refused.
     assert_eq!(books.routes.len(), 1);
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+}
+
+#[test]
+fn a_route_of_one_kind_and_name_in_two_texts_is_named_when_they_merge() {
+    let first = config::load(
+        "books-v1.yaml",
+        &route(
+            GATEWAY,
+            "HTTPRoute",
+            "{name: books, namespace: shop}",
+            "old",
+        ),
+    )
+    .unwrap();
+    let other = |kind: &str, api_version: &str, name: &str| {
+        let path = if kind == "GRPCRoute" {
+            "shop.Books"
+        } else {
+            "new"
+        };
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x}}\n---\n{}",
+            route(
+                api_version,
+                kind,
+                &format!("{{name: {name}, namespace: shop}}"),
+                path
+            )
+        );
+        config::load("books-v2.yaml", &text).unwrap()
+    };
+    let mut merged = first.clone();
+    merged.merge(other("HTTPRoute", GATEWAY, "books"));
+    let [warning] = &merged.warnings[..] else {
+        panic!("{:?}", merged.warnings)
+    };
+    assert_eq!(warning.origin, "books-v2.yaml");
+    assert_eq!(warning.document, 2);
+    assert_eq!(warning.kind, "HTTPRoute");
+    assert_eq!(warning.name.as_deref(), Some("books"));
+    assert_eq!(warning.field, "metadata.name");
+    assert!(
+        warning.message.contains(
+            "a second HTTPRoute shop/books, after books-v1.yaml document 1: the cluster keeps one"
+        ),
+        "{warning}"
+    );
+    // Both are still served, as the warning says.
+    assert_eq!(
+        merged.service("books", Some("shop")).unwrap().routes.len(),
+        2
+    );
+
+    // Another name, kind or API group is another object.
+    for (kind, api_version, name) in [
+        ("HTTPRoute", GATEWAY, "books-v2"),
+        ("GRPCRoute", GATEWAY, "books"),
+        ("HTTPRoute", "policy.linkerd.io/v1beta3", "books"),
+    ] {
+        let mut merged = first.clone();
+        merged.merge(other(kind, api_version, name));
+        assert!(
+            merged.warnings.iter().all(|w| w.field != "metadata.name"),
+            "{kind} {api_version} {name}: {:?}",
+            merged.warnings
+        );
+    }
 }

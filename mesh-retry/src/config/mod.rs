@@ -154,7 +154,9 @@
 //! routes of one API group and kind with one namespace and name in one
 //! text are refused, as two ServiceProfiles for one service are: the
 //! cluster keeps one such object, the one applied last, and reading both
-//! would serve rules that are not in force together anywhere.
+//! would serve rules that are not in force together anywhere. Two such
+//! routes in two texts joined by [`RetryResources::merge`] are both
+//! served, and the second is named in a [`ConfigWarning`].
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10
@@ -684,7 +686,35 @@ impl RetryResources {
     /// these: its warnings, and its services, each merged into the one of
     /// the same name and namespace ([`ServiceRetryPolicy::merge`]) or
     /// added after the others.
+    ///
+    /// A route of `other` with the API group, kind, namespace and name of
+    /// one already read from another text is named in a [`ConfigWarning`]:
+    /// a cluster keeps one such object, the one applied last, while both
+    /// are served here, as [`load`] refuses two in one text.
     pub fn merge(&mut self, other: Self) {
+        let known = route_objects(&self.services);
+        for (key, source) in route_objects(&other.services) {
+            let Some((_, first)) = known
+                .iter()
+                .find(|(k, first)| *k == key && first.origin != source.origin)
+            else {
+                continue;
+            };
+            let (_, kind, route) = &key;
+            self.warnings.push(ConfigWarning {
+                origin: source.origin.clone(),
+                document: source.document,
+                kind: (*kind).to_owned(),
+                name: Some(source.name.clone()),
+                field: "metadata.name".to_owned(),
+                message: format!(
+                    "a second {kind} {route}, after {} document {}: the cluster keeps one \
+                     object of a kind and name, the one applied last, but the rules of both \
+                     are served here, so keep one of the two or rename the other",
+                    first.origin, first.document
+                ),
+            });
+        }
         self.warnings.extend(other.warnings);
         for service in other.services {
             let same = self
@@ -783,6 +813,35 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
+/// What names one route object in a cluster: its API group, its kind and
+/// its `{namespace}/{name}`.
+type RouteObject = (String, &'static str, Arc<str>);
+
+/// The route objects the rules of `services` were read from, each once,
+/// with where it was read.
+fn route_objects(services: &[ServiceRetryPolicy]) -> Vec<(RouteObject, Arc<RouteSource>)> {
+    let mut objects: Vec<(RouteObject, Arc<RouteSource>)> = Vec::new();
+    let rules = services.iter().flat_map(|service| {
+        let read = service.read.as_deref().unwrap_or(service);
+        read.origins.iter()
+    });
+    for origin in rules {
+        let Origin::Rule(rule) = origin else {
+            continue;
+        };
+        let kind = if rule.is_grpc() {
+            "GRPCRoute"
+        } else {
+            "HTTPRoute"
+        };
+        let key = (rule.source.group.clone(), kind, rule.route.clone());
+        if !objects.iter().any(|(k, _)| *k == key) {
+            objects.push((key, rule.source.clone()));
+        }
+    }
+    objects
+}
+
 /// Reads the `HTTPRoute`s and `ServiceProfile`s of `text` into per-service
 /// policies. `origin` (a file name) names the text in errors and warnings.
 ///
@@ -858,7 +917,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 ));
             }
             named.push((
-                group,
+                group.clone(),
                 route.kind.clone(),
                 namespace,
                 route.metadata.name.clone(),
@@ -921,6 +980,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                     origin: context.origin().to_owned(),
                     document: context.index(),
                     name: route.metadata.name.clone(),
+                    group: group.clone(),
                     parent,
                 });
                 let service = loaded.service_mut(&name, namespace.as_deref());

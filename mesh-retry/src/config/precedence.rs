@@ -103,6 +103,9 @@ pub(super) struct RouteSource {
     pub(super) document: usize,
     /// The route's `metadata.name`.
     pub(super) name: String,
+    /// The route's API group, which with its kind, namespace and name
+    /// names one object in a cluster.
+    pub(super) group: String,
     /// The `parentRefs` entry that attaches it to the service.
     pub(super) parent: usize,
 }
@@ -315,6 +318,7 @@ mod tests {
                 origin: String::new(),
                 document: 1,
                 name: route.into(),
+                group: String::new(),
                 parent: 0,
             }),
             hosts: RouteHosts::default(),
