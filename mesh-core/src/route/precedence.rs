@@ -16,8 +16,11 @@ use super::{PathMatch, RouteMatch};
 /// for the case the spec leaves to implementations:
 ///
 /// 1. the path kind: an `Exact` path, then a `RegularExpression` (the spec
-///    calls its rank implementation specific; Linkerd puts it between the
-///    two others), then a `PathPrefix`;
+///    calls its rank implementation specific), then a `PathPrefix`.
+///    linkerd2-proxy ranks a path match by the length of the path it
+///    matched: a regular expression matches the whole path, so it beats
+///    every prefix and ties an exact path; here the exact path, the one
+///    the spec ranks first, wins that tie;
 /// 2. the longer path (a prefix without its trailing `/`, an expression
 ///    by the length of its pattern);
 /// 3. a method over none;
