@@ -3,13 +3,13 @@
 
 use std::{collections::HashMap, num::NonZeroU32, sync::Arc};
 
-use mesh_core::resource::{POLICY_GROUP, ResourceError, ResourceErrorKind as Kind};
+use mesh_core::{
+    Identity,
+    resource::{POLICY_GROUP, ResourceError, ResourceErrorKind as Kind},
+};
 
-use super::{
-    IdentitySet,
-    refs::{
-        CORE_GROUP, check_group, dangling, find, known_kind, ns, ref_namespace, service_account,
-    },
+use super::refs::{
+    CORE_GROUP, check_group, dangling, find, known_kind, ns, ref_namespace, service_account,
 };
 use crate::{
     PolicyMetrics, Workload,
@@ -26,7 +26,7 @@ pub(super) struct RateLimitSpec {
     total: Option<NonZeroU32>,
     identity: Option<NonZeroU32>,
     /// With each entry's place in `spec.overrides`.
-    overrides: Vec<(usize, NonZeroU32, IdentitySet)>,
+    overrides: Vec<(usize, NonZeroU32, Vec<Identity>)>,
 }
 
 impl RateLimitSpec {
@@ -46,7 +46,7 @@ impl RateLimitSpec {
             self.identity.map(|rps| (rps, ratelimit::DEFAULT_CAPACITY)),
             self.overrides
                 .iter()
-                .map(|(index, rps, clients)| Override::new(*index, clients.clone(), *rps))
+                .map(|(index, rps, clients)| Override::new(*index, clients, *rps))
                 .collect(),
             Counters {
                 total: counters("total"),
@@ -136,7 +136,7 @@ pub(super) fn rate_limits(
                 Some(rps),
                 total,
             )?;
-            let mut clients = IdentitySet::default();
+            let mut clients = Vec::new();
             for (j, c) in o.client_refs.iter().enumerate() {
                 let path = format!("{path}.clientRefs[{j}]");
                 if known_kind(&c.kind, &["ServiceAccount"]).is_none() {
@@ -156,7 +156,7 @@ pub(super) fn rate_limits(
                 )?;
                 let in_namespace = ref_namespace(c.namespace.as_deref(), namespace);
                 let ids = service_account(entry, workload, &c.name, in_namespace, &path)?;
-                ids.iter().for_each(|id| clients.add(id));
+                clients.extend(ids);
             }
             if clients.is_empty() {
                 warnings.about(

@@ -9,7 +9,10 @@
 //! 1. the `total` limit, shared by every request to the Server;
 //! 2. then, for a client with an identity that an `overrides` entry names,
 //!    that override's limit (one limit shared by the clients the entry
-//!    names, as in linkerd2-proxy) and nothing else;
+//!    names, as in linkerd2-proxy) and nothing else. A client named by
+//!    several entries meets the last of them: linkerd2-proxy collects the
+//!    entries, in order, into a map from identity to limit, so a later
+//!    entry replaces an earlier one;
 //! 3. otherwise the `identity` limit, one per client identity, with every
 //!    client without an identity sharing one.
 //!
@@ -18,6 +21,16 @@
 //! `RESOURCE_EXHAUSTED`), Linkerd's `rate_limited` response, and never
 //! reaches the service. A request refused by a client's limit has already
 //! used a share of the total, as with linkerd2-proxy's limiters.
+//!
+//! Finding a client's override must not cost a walk over the entries: a
+//! policy may name many service accounts, and every request of every
+//! client would pay for the walk, the clients no entry names most of all,
+//! since each entry has to be looked at to learn that. So when a policy is
+//! compiled, the entries' identities go into one map, from identity to the
+//! entry that applies, and a request does one hash lookup, without
+//! allocating, as linkerd2-proxy does with its map of overrides. Entries
+//! name service accounts, so their identities are exact, never patterns
+//! that a map could not hold.
 //!
 //! Each limit admits a burst of one second's requests and then one request
 //! per `1/rps` seconds (see `gcra.rs`). Time is
@@ -41,7 +54,7 @@ mod carry;
 mod gcra;
 mod identities;
 
-use std::{error::Error, fmt, num::NonZeroU32, sync::Arc};
+use std::{collections::HashMap, error::Error, fmt, num::NonZeroU32, sync::Arc};
 
 use mesh_core::Identity;
 use tokio::time::Instant;
@@ -111,10 +124,19 @@ pub(crate) struct LocalRateLimit {
     /// one while their settings stay the same (see `carry.rs`).
     total: Option<Arc<Gcra>>,
     identity: Option<Arc<PerIdentity>>,
-    /// In document order; the last entry that names a client applies, as
-    /// in linkerd2-proxy, whose map of identities keeps the last.
+    /// In document order.
     overrides: Vec<Override>,
+    /// Each identity an override names, with the index in `overrides` of
+    /// the last entry naming it: the one that applies, as in
+    /// linkerd2-proxy, which collects the entries into a map from identity
+    /// to limit in order, so a later entry replaces an earlier one. Built
+    /// once, so a request finds its override in one lookup.
+    by_client: HashMap<Arc<str>, usize>,
     pub(crate) counters: Counters,
+    /// Override entries looked at to find a client's, for tests of its
+    /// cost.
+    #[cfg(test)]
+    probes: std::sync::atomic::AtomicU64,
 }
 
 /// One `spec.overrides` entry that names clients.
@@ -123,16 +145,25 @@ pub(crate) struct Override {
     /// Its place in `spec.overrides`, which names it: entries have no
     /// names of their own.
     pub(crate) index: usize,
+    /// The identities it names, which a reload compares.
     pub(crate) clients: IdentitySet,
+    /// The same, as the keys of [`LocalRateLimit`]'s map. Entries name
+    /// service accounts, so these are exact identities (both forms of
+    /// each), never patterns: a hash lookup finds every client an entry
+    /// limits.
+    names: Box<[Arc<str>]>,
     pub(crate) limit: Arc<Gcra>,
 }
 
 impl Override {
     /// Entry `index`, limiting `clients` together to `rps`, full.
-    pub(crate) fn new(index: usize, clients: IdentitySet, rps: NonZeroU32) -> Self {
+    pub(crate) fn new(index: usize, clients: &[Identity], rps: NonZeroU32) -> Self {
+        let mut set = IdentitySet::default();
+        clients.iter().for_each(|id| set.add(id));
         Self {
             index,
-            clients,
+            clients: set,
+            names: clients.iter().map(|id| id.as_str().into()).collect(),
             limit: Arc::new(Gcra::new(Rate::per_second(rps))),
         }
     }
@@ -173,6 +204,12 @@ impl LocalRateLimit {
         overrides: Vec<Override>,
         counters: Counters,
     ) -> Self {
+        let mut by_client = HashMap::new();
+        for (at, o) in overrides.iter().enumerate() {
+            for name in &o.names {
+                by_client.insert(Arc::clone(name), at);
+            }
+        }
         Self {
             name,
             start: Instant::now(),
@@ -180,7 +217,10 @@ impl LocalRateLimit {
             identity: identity
                 .map(|(rps, cap)| Arc::new(PerIdentity::new(Rate::per_second(rps), cap))),
             overrides,
+            by_client,
             counters,
+            #[cfg(test)]
+            probes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -222,10 +262,19 @@ impl LocalRateLimit {
         }
     }
 
-    /// The last override that names `id`.
+    /// The last override that names `id`: one hash lookup.
     #[inline]
     fn override_for(&self, id: &Identity) -> Option<&Override> {
-        self.overrides.iter().rev().find(|o| o.clients.matches(id))
+        #[cfg(test)]
+        self.probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let at = *self.by_client.get(id.as_str())?;
+        self.overrides.get(at)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn probes(&self) -> u64 {
+        self.probes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn decide(&self, id: Option<&Identity>, now: u64) -> Result<(), RateLimited> {

@@ -2,7 +2,8 @@ use std::num::NonZeroU32;
 
 use mesh_core::Identity;
 
-use super::{Gcra, PerIdentity, Rate};
+use super::{ClientLimit, Counters, Gcra, LocalRateLimit, Override, PerIdentity, Rate};
+use crate::evaluate::{Client, ClientTls};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -175,4 +176,73 @@ fn threads_racing_for_one_limit_get_exactly_its_burst_between_them() {
     });
     assert_eq!(direct, BURST as usize);
     assert_eq!(keyed, BURST as usize);
+}
+
+/// `n` override entries at 1 rps, entry `i` naming client `i` alone.
+fn overrides(n: usize) -> LocalRateLimit {
+    let entries = (0..n)
+        .map(|i| Override::new(i, &[id(i)], NonZeroU32::MIN))
+        .collect();
+    LocalRateLimit::new(
+        "limit".into(),
+        None,
+        Some((NonZeroU32::MIN, 100)),
+        entries,
+        Counters::default(),
+    )
+}
+
+#[test]
+fn a_clients_override_is_found_in_one_lookup_however_many_entries_there_are() {
+    // As linkerd2-proxy's map from identity to override: one lookup per
+    // request, never a walk over the entries.
+    const N: usize = 1000;
+    let limit = overrides(N);
+    for (k, client) in [id(0), id(N / 2), id(N - 1), id(N + 1)].iter().enumerate() {
+        let before = limit.probes();
+        let ok = limit.check(&Client {
+            tls: ClientTls::Mutual(client),
+            addr: None,
+        });
+        assert!(ok.is_ok(), "{k}");
+        assert_eq!(limit.probes() - before, 1, "client {k}");
+    }
+}
+
+#[test]
+fn a_client_named_by_several_overrides_meets_the_last() {
+    // linkerd2-proxy collects the entries into a map in order, so a later
+    // entry naming a client replaces an earlier one.
+    let clients = |ids: &[usize]| ids.iter().map(|&i| id(i)).collect::<Vec<_>>();
+    let rps = |n| NonZeroU32::new(n).unwrap();
+    let limit = LocalRateLimit::new(
+        "limit".into(),
+        None,
+        None,
+        vec![
+            Override::new(0, &clients(&[1, 2]), rps(5)),
+            Override::new(1, &clients(&[3]), rps(6)),
+            Override::new(3, &clients(&[2, 3]), rps(7)),
+        ],
+        Counters::default(),
+    );
+    let meets = |i| match limit.applicable(Some(&id(i))).client {
+        Some(ClientLimit::Override { index, rps }) => Some((index, rps)),
+        _ => None,
+    };
+    assert_eq!(meets(1), Some((0, 5)));
+    assert_eq!(meets(2), Some((3, 7)));
+    assert_eq!(meets(3), Some((3, 7)));
+    assert_eq!(meets(4), None);
+    // Clients 2 and 3 share entry 3's one limit of 7.
+    let (two, three) = (id(2), id(3));
+    let client = |id| Client {
+        tls: ClientTls::Mutual(id),
+        addr: None,
+    };
+    let admitted = (0..10)
+        .flat_map(|_| [client(&two), client(&three)])
+        .filter(|c| limit.check(c).is_ok())
+        .count();
+    assert_eq!(admitted, 7);
 }
