@@ -180,3 +180,46 @@ fn a_route_of_one_kind_and_name_in_two_texts_is_named_when_they_merge() {
         );
     }
 }
+
+#[test]
+fn two_service_profiles_for_one_service_in_two_texts_are_named_when_they_merge() {
+    let profile = |route: &str| {
+        format!(
+            "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {{name: books.shop.svc.cluster.local, namespace: shop}}
+spec:
+  routes:
+  - name: {route}
+    condition: {{method: GET, pathRegex: /{route}}}
+"
+        )
+    };
+    let mut merged = config::load("profile-v1.yaml", &profile("old")).unwrap();
+    let route_file = config::load(
+        "route.yaml",
+        &route(GATEWAY, "HTTPRoute", "{name: books, namespace: shop}", "r"),
+    )
+    .unwrap();
+    // A service's HTTPRoute from another text is no second profile.
+    merged.merge(route_file);
+    assert!(merged.warnings.is_empty(), "{:?}", merged.warnings);
+    merged.merge(config::load("profile-v2.yaml", &profile("new")).unwrap());
+    let [warning] = &merged.warnings[..] else {
+        panic!("{:?}", merged.warnings)
+    };
+    assert_eq!(warning.origin, "profile-v2.yaml");
+    assert_eq!(warning.document, 1);
+    assert_eq!(warning.kind, "ServiceProfile");
+    assert_eq!(
+        warning.name.as_deref(),
+        Some("books.shop.svc.cluster.local")
+    );
+    assert_eq!(warning.field, "metadata.name");
+    assert!(
+        warning.message.contains(
+            "a second ServiceProfile for service books, after profile-v1.yaml document 1"
+        ),
+        "{warning}"
+    );
+}

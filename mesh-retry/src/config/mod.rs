@@ -156,7 +156,8 @@
 //! cluster keeps one such object, the one applied last, and reading both
 //! would serve rules that are not in force together anywhere. Two such
 //! routes in two texts joined by [`RetryResources::merge`] are both
-//! served, and the second is named in a [`ConfigWarning`].
+//! served, and the second is named in a [`ConfigWarning`]; so are two
+//! ServiceProfiles for one service.
 //!
 //! ```text
 //! profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): spec.retryBudget.ttl: ttl 120s is outside the allowed range 1s to 60s at line 8 column 10
@@ -296,6 +297,19 @@ pub struct ServiceRetryPolicy {
     /// The warnings for the `HTTPRoute`s set aside here, which a
     /// selection for one namespace replaces with its own.
     aside_warnings: Vec<ConfigWarning>,
+    /// Where the service's ServiceProfile was read, when it has one.
+    profile: Option<Arc<ProfileSource>>,
+}
+
+/// Where a ServiceProfile was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ProfileSource {
+    /// The text's name (a file).
+    origin: String,
+    /// The document, from 1.
+    document: usize,
+    /// The profile's `metadata.name`.
+    name: String,
 }
 
 /// What a request none of a service's routes matches gets
@@ -333,6 +347,7 @@ impl ServiceRetryPolicy {
             ranked: Ranked::default(),
             read: None,
             aside_warnings: Vec::new(),
+            profile: None,
         }
     }
 
@@ -421,6 +436,9 @@ impl ServiceRetryPolicy {
             }));
         if other.budget != BudgetConfig::default() {
             self.budget = other.budget;
+        }
+        if other.profile.is_some() {
+            self.profile = other.profile;
         }
     }
 
@@ -690,7 +708,9 @@ impl RetryResources {
     /// A route of `other` with the API group, kind, namespace and name of
     /// one already read from another text is named in a [`ConfigWarning`]:
     /// a cluster keeps one such object, the one applied last, while both
-    /// are served here, as [`load`] refuses two in one text.
+    /// are served here, as [`load`] refuses two in one text. So is a
+    /// ServiceProfile of `other` for a service that has one from another
+    /// text.
     pub fn merge(&mut self, other: Self) {
         let known = route_objects(&self.services);
         for (key, source) in route_objects(&other.services) {
@@ -722,7 +742,17 @@ impl RetryResources {
                 .iter_mut()
                 .find(|s| s.name == service.name && s.namespace == service.namespace);
             match same {
-                Some(known) => self.warnings.extend(known.merge_warning(service)),
+                Some(known) => {
+                    let second = match (&known.profile, &service.profile) {
+                        (Some(first), Some(second)) if first.origin != second.origin => {
+                            Some(second_profile(&service, first, second))
+                        }
+                        _ => None,
+                    };
+                    self.warnings.extend(second);
+                    let aside = known.merge_warning(service);
+                    self.warnings.extend(aside);
+                }
                 None => self.services.push(service),
             }
         }
@@ -810,6 +840,28 @@ impl fmt::Display for ConfigWarning {
             write!(f, " {name}")?;
         }
         write!(f, "): {}: {}", self.field, self.message)
+    }
+}
+
+/// The warning for a second ServiceProfile, `second`, for `service`, after
+/// `first` in another text.
+fn second_profile(
+    service: &ServiceRetryPolicy,
+    first: &ProfileSource,
+    second: &ProfileSource,
+) -> ConfigWarning {
+    ConfigWarning {
+        origin: second.origin.clone(),
+        document: second.document,
+        kind: "ServiceProfile".to_owned(),
+        name: Some(second.name.clone()),
+        field: "metadata.name".to_owned(),
+        message: format!(
+            "a second ServiceProfile for service {}, after {} document {}: the cluster keeps \
+             one, the one applied last, but the routes of both are served here, and the \
+             budget of the last that sets one other than the default",
+            service.name, first.origin, first.document
+        ),
     }
 }
 
@@ -1031,6 +1083,11 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 ));
             }
             let mut service = ServiceRetryPolicy::new(name, namespace);
+            service.profile = Some(Arc::new(ProfileSource {
+                origin: context.origin().to_owned(),
+                document: context.index(),
+                name: profile.metadata.name.clone(),
+            }));
             if let Some(spec) = &profile.spec.retry_budget {
                 service.budget = spec.to_config().map_err(|e| {
                     let field = match e.field {
@@ -1049,6 +1106,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     for profile in profiles {
         let service = loaded.service_mut(&profile.name, profile.namespace.as_deref());
         service.budget = profile.budget;
+        service.profile = profile.profile;
         service
             .origins
             .resize(service.routes.len() + profile.routes.len(), Origin::Written);
