@@ -221,6 +221,26 @@ fn identities_outside_the_trust_domain_are_refused() {
     assert!(!dir.path().join("out").exists(), "nothing was written");
 }
 
+/// The trust domain's own name, as a SPIFFE ID or as a DNS-style name,
+/// names no workload: the CA refuses both for that reason, not as an
+/// identity "outside" the trust domain it spells.
+#[test]
+fn the_trust_domains_own_name_is_refused_as_no_workload() {
+    let ca = ca();
+    for name in ["spiffe://example.org", "example.org"] {
+        let error = ca.issue(&id(name), HOUR).unwrap_err();
+        assert!(
+            matches!(&error, CaError::NoWorkloadPath(identity) if *identity == id(name)),
+            "{name}: {error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(name) && text.contains("not a workload"),
+            "{text}"
+        );
+    }
+}
+
 fn sans(der: &[u8]) -> (Vec<String>, Vec<String>) {
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
     let (mut uris, mut dns) = (Vec::new(), Vec::new());

@@ -33,7 +33,9 @@ pub enum CaError {
     },
     /// The identity is a SPIFFE ID without a path, which names a trust
     /// domain rather than a workload: an X.509-SVID leaf's ID has a
-    /// non-root path (SPIFFE X.509-SVID spec §3.1).
+    /// non-root path (SPIFFE X.509-SVID spec §3.1). Or it is a DNS-style
+    /// identity spelling the CA's trust domain itself, which no workload
+    /// is either.
     NoWorkloadPath(Identity),
     /// A lifetime shorter than [`MIN_LIFETIME`](super::MIN_LIFETIME) or
     /// longer than [`MAX_LIFETIME`](super::MAX_LIFETIME), or a validity
@@ -163,9 +165,13 @@ impl fmt::Display for CaError {
                 f,
                 "identity {identity} is outside the ca's trust domain {trust_domain}"
             ),
-            Self::NoWorkloadPath(identity) => write!(
+            Self::NoWorkloadPath(identity) if identity.is_spiffe() => write!(
                 f,
                 "spiffe id {identity} names a trust domain, not a workload"
+            ),
+            Self::NoWorkloadPath(identity) => write!(
+                f,
+                "identity {identity} is the name of the trust domain, not a workload"
             ),
             Self::InvalidLifetime(d) => write!(
                 f,

@@ -199,7 +199,8 @@ impl CertificateAuthority {
     ///
     /// [`CaError::OutsideTrustDomain`] for an identity in another trust
     /// domain (a DNS-style identity must end with `.<trust domain>`);
-    /// [`CaError::NoWorkloadPath`] for the trust domain's own SPIFFE ID;
+    /// [`CaError::NoWorkloadPath`] for the trust domain's own SPIFFE ID, or
+    /// its own name as a DNS-style identity;
     /// [`CaError::InvalidLifetime`] for a `ttl` under
     /// [`MIN_LIFETIME`](super::MIN_LIFETIME) (a second) or over
     /// [`MAX_LIFETIME`](super::MAX_LIFETIME);
@@ -222,14 +223,19 @@ impl CertificateAuthority {
         now: SystemTime,
     ) -> Result<IssuedCertificate, CaError> {
         let identity = &request.identity;
+        // The trust domain's own name is no workload's, whether spelled as
+        // a SPIFFE ID without a path or as a DNS-style name; refused as
+        // such rather than as outside the trust domain it spells.
+        if identity.path() == Some("")
+            || (!identity.is_spiffe() && identity.as_str() == self.trust_domain.as_str())
+        {
+            return Err(CaError::NoWorkloadPath(identity.clone()));
+        }
         if !in_trust_domain(&self.trust_domain, identity) {
             return Err(CaError::OutsideTrustDomain {
                 identity: identity.clone(),
                 trust_domain: self.trust_domain.clone(),
             });
-        }
-        if identity.path() == Some("") {
-            return Err(CaError::NoWorkloadPath(identity.clone()));
         }
         self.check_issuer_valid(now)?;
         let mut params = CertificateParams::default();
