@@ -43,7 +43,10 @@
 //! each certificate by that clock when it is put in service
 //! ([`CredentialStore::with_time_provider`](crate::CredentialStore::with_time_provider)).
 //!
-//! No certificate outlives the issuer that signs it:
+//! No certificate outlives the issuer that signs it, nor an intermediate
+//! above the issuer in its chain (`issuer.crt`), since it verifies only
+//! while all of them are valid (Linkerd's CA likewise clamps to the first
+//! expiry of its chain):
 //! [`issue`](CertificateAuthority::issue) refuses one that would
 //! ([`CaError::OutlivesIssuer`]), and the renewal loop
 //! ([`renew`](CertificateAuthority::renew), through
