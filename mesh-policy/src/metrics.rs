@@ -48,21 +48,29 @@ impl PolicyMetrics {
     ///   `default:<policy>` on a port no Server covers;
     /// - `inbound_http_route_not_found_total{srv_name, tls}`;
     /// - `inbound_http_local_ratelimit_total{srv_group, srv_kind, srv_name,
-    ///   ratelimit_group, ratelimit_kind, ratelimit_name, ratelimit_scope, tls}`:
-    ///   requests refused by an `HTTPLocalRateLimitPolicy`, with
-    ///   linkerd2-proxy's name, help and labels (its
-    ///   `app/inbound/src/metrics/authz.rs`), so that its dashboards and
-    ///   alerts read ours: `srv_group` `policy.linkerd.io`, `srv_kind`
-    ///   `server`, `ratelimit_group` `policy.linkerd.io`, `ratelimit_kind`
-    ///   `HTTPLocalRateLimitPolicy`; `ratelimit_scope` is `total`, or
-    ///   `identity` for a client's own limit or an override's, as in
-    ///   linkerd2-proxy. linkerd2-proxy also labels the address the
-    ///   connection came to (`target_addr`, `target_ip`, `target_port`,
-    ///   `srv_port`), which these series do not: their counters are
-    ///   resolved when a policy is compiled, before any connection says
-    ///   its address. Nor do they carry its `client_id`, which would make
-    ///   the number of series grow with the clients. These requests were
-    ///   allowed first, so the allow counter has them too;
+    ///   srv_port, ratelimit_group, ratelimit_kind, ratelimit_name,
+    ///   ratelimit_scope, tls}`: requests refused by an
+    ///   `HTTPLocalRateLimitPolicy`, with linkerd2-proxy's name, help and
+    ///   labels (its `app/inbound/src/metrics/authz.rs`), so that its
+    ///   dashboards and alerts read ours: `srv_group` `policy.linkerd.io`,
+    ///   `srv_kind` `server`, `srv_port` the number of the port the Server
+    ///   covers (a named port resolved), `ratelimit_group`
+    ///   `policy.linkerd.io`, `ratelimit_kind` `HTTPLocalRateLimitPolicy`;
+    ///   `ratelimit_scope` is `total`, or `identity` for a client's own
+    ///   limit or an override's, as in linkerd2-proxy. Every one of these
+    ///   is known when a policy is compiled (a Server covers one port, and
+    ///   every request it decides came to that port), so each series'
+    ///   counter is resolved then and a refusal increments a counter it
+    ///   holds. linkerd2-proxy's labels of the connection are left out,
+    ///   because no counter could be resolved for them before the request:
+    ///   the address the connection came to (`target_addr`, `target_ip`,
+    ///   `target_port`), the client's identity (`client_id`, which would
+    ///   also make the number of series grow with the clients) and why a
+    ///   plaintext client has no TLS (`no_tls_reason`). linkerd2-proxy
+    ///   looks its counter up in a map under a lock for each refusal; here
+    ///   that would be a lookup, and for a new address or client an
+    ///   allocation, on the request path. These requests were allowed
+    ///   first, so the allow counter has them too;
     /// - `inbound_tcp_authz_allow_total{srv_name, authz_name, tls}`,
     ///   `inbound_tcp_authz_deny_total{srv_name, authz_name, tls}` and
     ///   `inbound_tcp_authz_terminate_total{srv_name, authz_name, tls}`
@@ -172,6 +180,9 @@ pub(crate) struct ServerLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RateLimitLabels {
     pub(crate) srv_name: Arc<str>,
+    /// The port the Server covers, or `None` for a Server that covers no
+    /// port of the workload, whose counters no request reaches.
+    pub(crate) srv_port: Option<u16>,
     pub(crate) ratelimit_name: Arc<str>,
     pub(crate) ratelimit_scope: &'static str,
     pub(crate) tls: TlsLabel,
@@ -182,6 +193,9 @@ impl EncodeLabelSet for RateLimitLabels {
         ("srv_group", POLICY_GROUP).encode(encoder.encode_label())?;
         ("srv_kind", "server").encode(encoder.encode_label())?;
         ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        if let Some(port) = self.srv_port {
+            ("srv_port", port).encode(encoder.encode_label())?;
+        }
         ("ratelimit_group", POLICY_GROUP).encode(encoder.encode_label())?;
         ("ratelimit_kind", "HTTPLocalRateLimitPolicy").encode(encoder.encode_label())?;
         ("ratelimit_name", &*self.ratelimit_name).encode(encoder.encode_label())?;

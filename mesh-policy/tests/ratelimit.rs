@@ -252,7 +252,7 @@ async fn refusals_are_counted_by_server_policy_scope_and_tls() {
     let text = h.metrics();
     let series = |scope: &str, tls: &str, n: usize| {
         format!(
-            r#"inbound_http_local_ratelimit_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="web",ratelimit_group="policy.linkerd.io",ratelimit_kind="HTTPLocalRateLimitPolicy",ratelimit_name="web-limit",ratelimit_scope="{scope}",tls="{tls}"}} {n}"#
+            r#"inbound_http_local_ratelimit_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="web",srv_port="8080",ratelimit_group="policy.linkerd.io",ratelimit_kind="HTTPLocalRateLimitPolicy",ratelimit_name="web-limit",ratelimit_scope="{scope}",tls="{tls}"}} {n}"#
         )
     };
     for line in [

@@ -1,7 +1,8 @@
 //! `inbound_http_local_ratelimit_total`, exactly as it is exposed: its
 //! help, its type, and each series with the labels linkerd2-proxy gives
 //! its family of that name (`app/inbound/src/metrics/authz.rs`): the
-//! Server's and the policy's group, kind and name, the scope, and `tls`.
+//! Server's group, kind, name and port, the policy's group, kind and name,
+//! the scope, and `tls`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -20,8 +21,16 @@ use tower::{Layer, Service, ServiceExt, service_fn, util::BoxCloneService};
 type Svc = BoxCloneService<Request<()>, Response<String>, Infallible>;
 
 fn serve(policy: &str, registry: &mut Registry) -> Svc {
-    let store = PolicyStore::new(
+    serve_on(
         Workload::new("shop").with_label("app", "web"),
+        policy,
+        registry,
+    )
+}
+
+fn serve_on(workload: Workload, policy: &str, registry: &mut Registry) -> Svc {
+    let store = PolicyStore::new(
+        workload,
         PolicyConfig::default(),
         PolicyMetrics::register(registry),
     );
@@ -91,7 +100,7 @@ async fn refusals_are_exposed_with_linkerds_name_and_labels() {
 
     let labels = |scope: &str, tls: &str| {
         format!(
-            "srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"web\",\
+            "srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"web\",srv_port=\"8080\",\
              ratelimit_group=\"policy.linkerd.io\",ratelimit_kind=\"HTTPLocalRateLimitPolicy\",\
              ratelimit_name=\"web-limit\",ratelimit_scope=\"{scope}\",tls=\"{tls}\""
         )
@@ -106,4 +115,27 @@ async fn refusals_are_exposed_with_linkerds_name_and_labels() {
     ]
     .join("\n");
     assert_eq!(family(&registry, "inbound_http_local_ratelimit"), expected);
+}
+
+/// linkerd2-proxy's `srv_port` is the port the request came to, a number
+/// even where the Server names its port.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_names_its_port_is_labelled_with_the_ports_number() {
+    let mut registry = Registry::default();
+    let policy = limited("  total: {requestsPerSecond: 1}\n").replace("port: 8080", "port: http");
+    let mut svc = serve_on(
+        Workload::new("shop")
+            .with_label("app", "web")
+            .with_port("http", 8080),
+        &policy,
+        &mut registry,
+    );
+    let plain = Tls::Plaintext(NoTlsReason::NotProvidedByRemote);
+    assert_eq!(send(&mut svc, plain, 2).await, [200, 429]);
+    let series = family(&registry, "inbound_http_local_ratelimit");
+    let line = "inbound_http_local_ratelimit_total{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",\
+                srv_name=\"web\",srv_port=\"8080\",ratelimit_group=\"policy.linkerd.io\",\
+                ratelimit_kind=\"HTTPLocalRateLimitPolicy\",ratelimit_name=\"web-limit\",\
+                ratelimit_scope=\"total\",tls=\"no_identity\"} 1";
+    assert!(series.lines().any(|l| l == line), "{series}");
 }

@@ -15,7 +15,7 @@ use crate::{
     PolicyMetrics, Workload,
     metrics::{ByTls, RateLimitLabels},
     ratelimit::{self, Counters, LocalRateLimit, Override},
-    resource::{Entry, HttpLocalRateLimitPolicy, Resources, read::error},
+    resource::{Entry, HttpLocalRateLimitPolicy, PortRef, Resources, read::error},
     warnings::{PolicyWarnings, WarningKind},
 };
 
@@ -23,6 +23,9 @@ use crate::{
 #[derive(Debug)]
 pub(super) struct RateLimitSpec {
     name: Arc<str>,
+    /// The number of the port the targeted Server covers, which is the
+    /// port of every request the limit sees: `srv_port`.
+    port: Option<u16>,
     total: Option<NonZeroU32>,
     identity: Option<NonZeroU32>,
     /// With each entry's place in `spec.overrides`.
@@ -35,6 +38,7 @@ impl RateLimitSpec {
         let counters = |scope| {
             ByTls::resolve(&metrics.http_ratelimit, |tls| RateLimitLabels {
                 srv_name: server.clone(),
+                srv_port: self.port,
                 ratelimit_name: self.name.clone(),
                 ratelimit_scope: scope,
                 tls,
@@ -93,8 +97,15 @@ pub(super) fn rate_limits(
         )?;
         let server = find(&r.servers, |s| &s.metadata, namespace, &t.name, workload)
             .ok_or_else(|| dangling(entry, "spec.targetRef.name", "Server", &t.name, namespace))?;
-        if let Some(target) = r.servers.get(server)
-            && target.value.spec.proxy_protocol.is_opaque()
+        let target = r.servers.get(server).map(|s| &s.value.spec);
+        // A named port is resolved as the Server's own is; one the
+        // workload lacks leaves the Server covering nothing.
+        let port = target.and_then(|t| match &t.port {
+            PortRef::Number(n) => Some(*n),
+            PortRef::Name(name) => workload.ports.get(name).copied(),
+        });
+        if let Some(target) = target
+            && target.proxy_protocol.is_opaque()
         {
             warnings.about(
                 WarningKind::NotApplied,
@@ -102,7 +113,7 @@ pub(super) fn rate_limits(
                 "spec.targetRef.name",
                 format!(
                     "Server {} is {}: its connections are not HTTP, so no request is limited",
-                    t.name, target.value.spec.proxy_protocol
+                    t.name, target.proxy_protocol
                 ),
             );
         }
@@ -179,6 +190,7 @@ pub(super) fn rate_limits(
         }
         let spec = RateLimitSpec {
             name: metadata.name.as_str().into(),
+            port,
             total,
             identity,
             overrides,

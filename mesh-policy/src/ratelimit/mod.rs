@@ -32,6 +32,14 @@
 //! name service accounts, so their identities are exact, never patterns
 //! that a map could not hold.
 //!
+//! A refusal is counted in `inbound_http_local_ratelimit_total`, with
+//! linkerd2-proxy's labels that a policy fixes (the Server's group, kind,
+//! name and port, the policy's, the scope, `tls`); the counters are
+//! resolved when the policy is compiled. Its labels of the connection
+//! (`target_addr`, `target_ip`, `target_port`, `client_id`,
+//! `no_tls_reason`) are not given: see
+//! [`PolicyMetrics::register`](crate::PolicyMetrics::register) for why.
+//!
 //! Each limit admits a burst of one second's requests and then one request
 //! per `1/rps` seconds (see `gcra.rs`). Time is
 //! [`tokio::time::Instant`], so tests can pause it. Limits start full when
