@@ -183,19 +183,20 @@ fn a_route_of_one_kind_and_name_in_two_texts_is_named_when_they_merge() {
 
 #[test]
 fn two_service_profiles_for_one_service_in_two_texts_are_named_when_they_merge() {
-    let profile = |route: &str| {
+    let profile = |route: &str, ratio: f64| {
         format!(
             "apiVersion: linkerd.io/v1alpha2
 kind: ServiceProfile
 metadata: {{name: books.shop.svc.cluster.local, namespace: shop}}
 spec:
+  retryBudget: {{retryRatio: {ratio}, minRetriesPerSecond: 10, ttl: 10s}}
   routes:
   - name: {route}
     condition: {{method: GET, pathRegex: /{route}}}
 "
         )
     };
-    let mut merged = config::load("profile-v1.yaml", &profile("old")).unwrap();
+    let mut merged = config::load("profile-v1.yaml", &profile("old", 0.5)).unwrap();
     let route_file = config::load(
         "route.yaml",
         &route(GATEWAY, "HTTPRoute", "{name: books, namespace: shop}", "r"),
@@ -204,7 +205,14 @@ spec:
     // A service's HTTPRoute from another text is no second profile.
     merged.merge(route_file);
     assert!(merged.warnings.is_empty(), "{:?}", merged.warnings);
-    merged.merge(config::load("profile-v2.yaml", &profile("new")).unwrap());
+    // The budget stays the profile's.
+    let books = merged.service("books", Some("shop")).unwrap();
+    assert_eq!(books.budget.retry_ratio(), 0.5);
+    // The second profile's budget, the default's, is the one served, as
+    // it would be in force in a cluster.
+    merged.merge(config::load("profile-v2.yaml", &profile("new", 0.2)).unwrap());
+    let books = merged.service("books", Some("shop")).unwrap();
+    assert_eq!(books.budget, mesh_retry::BudgetConfig::default());
     let [warning] = &merged.warnings[..] else {
         panic!("{:?}", merged.warnings)
     };

@@ -367,7 +367,9 @@ impl ServiceRetryPolicy {
     }
 
     /// Appends `other`'s routes and redirects, as if read after this
-    /// service's, and keeps `other`'s budget when it is not the default.
+    /// service's, and keeps `other`'s budget when `other` has a
+    /// ServiceProfile (the profile applied last is the one in force) or a
+    /// budget other than the default.
     /// The order the matches are tried in is the precedence of both sets
     /// together, not one set's before the other's; and when either set
     /// has `GRPCRoute` rules, the `HTTPRoute` rules of both are set aside,
@@ -404,7 +406,8 @@ impl ServiceRetryPolicy {
     }
 
     /// Appends `other`'s routes and redirects after this service's, and
-    /// keeps `other`'s budget when it is not the default.
+    /// keeps `other`'s budget when `other` has a ServiceProfile or a budget
+    /// other than the default.
     fn append(&mut self, other: Self) {
         let offset = self.routes.len();
         // Routes added by hand have no origin; they stay where they are.
@@ -434,7 +437,7 @@ impl ServiceRetryPolicy {
                 route: r.route + offset,
                 redirect: r.redirect,
             }));
-        if other.budget != BudgetConfig::default() {
+        if other.profile.is_some() || other.budget != BudgetConfig::default() {
             self.budget = other.budget;
         }
         if other.profile.is_some() {
@@ -858,8 +861,8 @@ fn second_profile(
         field: "metadata.name".to_owned(),
         message: format!(
             "a second ServiceProfile for service {}, after {} document {}: the cluster keeps \
-             one, the one applied last, but the routes of both are served here, and the \
-             budget of the last that sets one other than the default",
+             one, the one applied last, but the routes of both are served here, with the \
+             budget of this one",
             service.name, first.origin, first.document
         ),
     }
