@@ -115,7 +115,8 @@ pub struct ClientConfig {
     /// it is dropped unanswered, and having been written, it cannot be
     /// sent again. Keeping idle connections for less time than servers do
     /// keeps requests out of that race. Keep it below the keep-alive
-    /// timeout of the upstreams this client talks to.
+    /// timeout of the upstreams this client talks to. Zero keeps no idle
+    /// connection: each closes once its request is done.
     pub pool_idle_timeout: Duration,
     /// How long an idle pooled HTTP/2 connection is kept. Default 30
     /// seconds.
@@ -124,6 +125,7 @@ pub struct ClientConfig {
     /// first, with `GOAWAY`, which requests it took, and the client sends
     /// no more on it. A connection between two proxies is mutual TLS,
     /// whose handshake is worth keeping the connection through a lull.
+    /// Zero keeps no idle connection, as for HTTP/1.
     pub http2_pool_idle_timeout: Duration,
     /// How many idle connections are kept per upstream. Default no limit.
     pub pool_max_idle_per_host: usize,
@@ -179,10 +181,23 @@ struct Versions<B, C> {
     http1: legacy::Client<ToEndpoint<C>, B>,
     http2: legacy::Client<ToEndpoint<C>, B>,
     builder: Builder,
-    /// How long the HTTP/2 client keeps an idle connection; the builder
-    /// holds the HTTP/1 client's.
-    http2_idle: Duration,
+    /// How long each client keeps an idle connection.
+    idle: Idle,
     connector: ToEndpoint<C>,
+}
+
+/// How long the HTTP/1 and the HTTP/2 client keep an idle connection.
+///
+/// A zero timeout keeps none: hyper-util's pool runs no sweep for a zero
+/// timeout, and finds an idle connection expired only when it next looks
+/// for one to the same upstream, so a connection put back after the last
+/// request there would stay open for good. Such a client keeps no idle
+/// connection at all (`pool_max_idle_per_host(0)`), and closes each one
+/// once its request is done.
+#[derive(Clone, Copy, Debug)]
+struct Idle {
+    http1: Duration,
+    http2: Duration,
 }
 
 impl<B, C> Clone for Client<B, C> {
@@ -227,7 +242,6 @@ where
         builder
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             // Requests multiplexed on an HTTP/2 connection whose upstream
             // stopped answering would wait for it for ever; pings notice,
@@ -241,9 +255,13 @@ where
             // sidecars spoke HTTP/2 to each other. The server's request
             // head bound, Envoy's 60 KiB near enough, fits both ways.
             .http2_max_header_list_size(HTTP2_MAX_RESPONSE_HEAD);
+        let idle = Idle {
+            http1: config.pool_idle_timeout,
+            http2: config.http2_pool_idle_timeout,
+        };
         Self::build(
             builder,
-            config.http2_pool_idle_timeout,
+            idle,
             ToEndpoint {
                 inner: connector,
                 endpoint: None,
@@ -251,19 +269,24 @@ where
         )
     }
 
-    fn build(builder: Builder, http2_idle: Duration, connector: ToEndpoint<C>) -> Self {
-        let http1 = builder.build(connector.clone());
-        let http2 = builder
-            .clone()
-            .http2_only(true)
-            .pool_idle_timeout(http2_idle)
-            .build(connector.clone());
+    fn build(builder: Builder, idle: Idle, connector: ToEndpoint<C>) -> Self {
+        let pooled = |timeout: Duration, http2: bool| {
+            let mut builder = builder.clone();
+            builder.http2_only(http2).pool_idle_timeout(timeout);
+            if timeout.is_zero() {
+                // See `Idle`: else idle connections outlive the timeout.
+                builder.pool_max_idle_per_host(0);
+            }
+            builder.build(connector.clone())
+        };
+        let http1 = pooled(idle.http1, false);
+        let http2 = pooled(idle.http2, true);
         Self {
             inner: Arc::new(Versions {
                 http1,
                 http2,
                 builder,
-                http2_idle,
+                idle,
                 connector,
             }),
         }
@@ -312,7 +335,7 @@ where
         };
         let mut builder = self.inner.builder.clone();
         builder.set_host(false);
-        Self::build(builder, self.inner.http2_idle, connector)
+        Self::build(builder, self.inner.idle, connector)
     }
 }
 

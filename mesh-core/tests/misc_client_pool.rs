@@ -119,6 +119,26 @@ async fn an_idle_connection_is_reused_until_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_zero_idle_timeout_keeps_no_idle_connection() {
+    // hyper-util's pool never sweeps with a zero timeout, and only finds
+    // an idle connection expired when it next looks for one: a client
+    // that sent nothing more to the upstream would keep it open for good.
+    let mut up = upstream().await;
+    up.gate.add_permits(2);
+    let config = ClientConfig {
+        pool_idle_timeout: Duration::ZERO,
+        ..ClientConfig::default()
+    };
+    let client = Client::<Empty<Bytes>>::new(&config);
+    get(&client, up.addr).await;
+    tokio::time::pause();
+    up.a_connection_closes().await;
+    tokio::time::resume();
+    get(&client, up.addr).await;
+    assert_eq!(up.accepted(), 2, "a connection was kept idle");
+}
+
+#[tokio::test]
 async fn no_more_idle_connections_than_the_limit_are_kept() {
     let mut up = upstream().await;
     let config = ClientConfig {
