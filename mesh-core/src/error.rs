@@ -52,12 +52,31 @@
 //!   `mesh-error` header and the proxy's log line (the full cause, with
 //!   the endpoint) already carry.
 //!
+//! # An answer that is not HTTP: the same kind, its own reason
+//!
+//! An upstream that takes the connection and answers with bytes that are
+//! not a response of the protocol spoken (a malformed status line or head,
+//! another protocol on the port, HTTP/2 frames that break the protocol or
+//! do not start with its preface's `SETTINGS`) was reached too, and did
+//! answer. Its answer says `upstream protocol error`
+//! ([`UPSTREAM_PROTOCOL_ERROR`]), Envoy's name for it (the `UPE` response
+//! flag, and the `protocol error` reset reason of its
+//! `upstream_reset_before_response_started` detail), so that an operator
+//! looks at what listens on the port rather than at whether anything does.
+//! It stays an [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable)
+//! (`502`, gRPC `UNAVAILABLE`), for the reasons above: Envoy answers it
+//! `502` as well, and Linkerd's `502` covers any upstream failure whose
+//! cause is an I/O error, its catch-all `500` the rest. A response head
+//! larger than the client takes is one too: the bytes are not a response
+//! the client can read.
+//!
 //! Two more extensions say what the status cannot. One tells a retry
 //! layer that the upstream never processed the request ([`Unprocessed`],
 //! found by [`is_unprocessed`]), so that sending it again is safe whatever
 //! its method. The other, [`UpstreamCause`], tells metrics what failed: a
 //! refused connection, a connection closed under the request, a stream
-//! the upstream reset (and with which code), a `GOAWAY`. The one kind and
+//! the upstream reset (and with which code), a `GOAWAY`, an answer that
+//! breaks the protocol. The one kind and
 //! its `mesh-error` stay as they are; a label that needs the finer cause
 //! reads it there, as linkerd2-proxy's route backend metrics tell these
 //! apart.
@@ -79,6 +98,12 @@ pub const MESH_ERROR: HeaderName = HeaderName::from_static("mesh-error");
 /// an operator looking for a port nothing listens on.
 pub const UPSTREAM_CLOSED: &str = "upstream connection closed";
 
+/// The `mesh-error` (and `grpc-message`) of an
+/// [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) answer
+/// whose upstream took the connection and answered with bytes that are
+/// not a response of the protocol spoken ([`UpstreamCause::Protocol`]).
+pub const UPSTREAM_PROTOCOL_ERROR: &str = "upstream protocol error";
+
 /// The gRPC status header.
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
@@ -97,11 +122,14 @@ pub enum ProxyErrorKind {
     RateLimited,
     /// The upstream failed the request before any response: the
     /// connection could not be made (refused, timed out, a TLS handshake
-    /// that failed), or the upstream closed or reset it before answering.
+    /// that failed), or the upstream closed or reset it before answering,
+    /// or answered with something that is not a response.
     /// `mesh-error` says which: `upstream connect error` (the kind's own
-    /// [reason](Self::reason)) or `upstream connection closed`
-    /// ([`UPSTREAM_CLOSED`]). One kind for both, as the module docs say
-    /// why.
+    /// [reason](Self::reason)), `upstream connection closed`
+    /// ([`UPSTREAM_CLOSED`]), or, for an upstream that answered with
+    /// bytes that are not HTTP, `upstream protocol error`
+    /// ([`UPSTREAM_PROTOCOL_ERROR`]). One kind for all, as the module docs
+    /// say why.
     UpstreamUnreachable,
     /// The mesh has nowhere to send the request right now.
     Unavailable,
@@ -307,7 +335,7 @@ pub struct Unprocessed;
 /// Why: the answer is a response, and a layer above (the metrics of a
 /// route's backends, say) sees only that: the error that caused it is
 /// gone. Its `mesh-error` tells a connect error from a closed connection
-/// for an operator, but not a stream the upstream refused from one it
+/// and from an answer that is not HTTP for an operator, but not a stream the upstream refused from one it
 /// reset, which a dashboard tells apart (linkerd2-proxy labels its route
 /// backend metrics `REFUSED`, `ENHANCE_YOUR_CALM`, `RESET`, `GO_AWAY`,
 /// `IO`...). A `Copy` value read from the error once, on the failure path:
@@ -338,6 +366,14 @@ pub enum UpstreamCause {
     /// The stream failed because of a `GOAWAY`: the upstream is closing
     /// the connection, and this stream is one it will not answer.
     GoAway,
+    /// The upstream answered with bytes that are not a response of the
+    /// protocol spoken: an HTTP/1 head that does not parse (or is larger
+    /// than the client takes), or HTTP/2 frames that break the protocol
+    /// (a preface that is not HTTP/2, a frame too large, headers that do
+    /// not decode), for which the client reset the stream or closed the
+    /// connection itself. A reset or `GOAWAY` the upstream sent, whatever
+    /// its code, is [`Reset`](Self::Reset) or [`GoAway`](Self::GoAway).
+    Protocol,
 }
 
 impl UpstreamCause {
@@ -348,12 +384,16 @@ impl UpstreamCause {
     /// - the client's connect error: [`Connect`](Self::Connect), whatever
     ///   its own cause (a TLS handshake the peer cut short fails with a
     ///   reset, but no connection was made);
-    /// - an HTTP/2 error: a reset by its code, a `GOAWAY`, or an I/O error
-    ///   of the connection ([`Closed`](Self::Closed));
+    /// - an HTTP/2 error: one the client made itself, a reset or `GOAWAY`
+    ///   for what the upstream sent, is [`Protocol`](Self::Protocol);
+    ///   else a reset by its code, a `GOAWAY`, or an I/O error of the
+    ///   connection ([`Closed`](Self::Closed));
     /// - an I/O error: a broken connection (reset, aborted, broken pipe,
     ///   an early end) is [`Closed`](Self::Closed); one that says the
     ///   connection could not be made (refused, unreachable) is
     ///   [`Connect`](Self::Connect);
+    /// - hyper's error for a response head that does not parse:
+    ///   [`Protocol`](Self::Protocol);
     /// - hyper's error for a connection that closed before a whole
     ///   response, or a request dropped unsent because its connection
     ///   closed, is [`Closed`](Self::Closed), unless an HTTP/2 error
@@ -383,6 +423,9 @@ impl UpstreamCause {
                     return Some(cause);
                 }
             } else if let Some(e) = e.downcast_ref::<hyper::Error>() {
+                if e.is_parse() {
+                    return Some(Self::Protocol);
+                }
                 closed |= e.is_incomplete_message() || e.is_canceled() || e.is_closed();
             }
             next = e.source();
@@ -391,6 +434,10 @@ impl UpstreamCause {
     }
 
     fn of_h2(e: &h2::Error) -> Option<Self> {
+        // A reset or `GOAWAY` h2 made itself, for what the upstream sent.
+        if e.is_library() {
+            return Some(Self::Protocol);
+        }
         if e.is_reset() {
             return Some(match e.reason() {
                 Some(h2::Reason::REFUSED_STREAM) => Self::Refused,
@@ -770,6 +817,33 @@ mod tests {
             .unwrap();
         let canceled = send.send_request(req).await.unwrap_err();
         assert_eq!(UpstreamCause::of(&canceled), Some(UpstreamCause::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_head_that_does_not_parse_names_a_protocol_error() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (io, mut peer) = tokio::io::duplex(1024);
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        // Answers once the request head is in: bytes before it would be
+        // no answer to it.
+        tokio::spawn(async move {
+            let mut buf = [0; 1024];
+            let _ = peer.read(&mut buf).await;
+            let _ = peer.write_all(b"garbage\r\n\r\n").await;
+            while matches!(peer.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        let req = Request::get("/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let error = send.send_request(req).await.unwrap_err();
+        assert!(error.is_parse(), "{error}");
+        assert_eq!(UpstreamCause::of(&error), Some(UpstreamCause::Protocol));
+        let wrapped = Wrapped(Box::new(error));
+        assert_eq!(UpstreamCause::of(&wrapped), Some(UpstreamCause::Protocol));
     }
 
     #[test]

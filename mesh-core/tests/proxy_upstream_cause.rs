@@ -1,24 +1,31 @@
 //! The mesh's `502` (gRPC `UNAVAILABLE`) for a request its upstream failed
 //! before a response carries what caused it, an `UpstreamCause`, over real
 //! connections: a stream the upstream reset (by its code), a `GOAWAY`, a
-//! connection closed before the response, a connection refused. Its
-//! `mesh-error` stays what it was. A response from the upstream carries
-//! none.
+//! connection closed before the response, a connection refused, an
+//! answer that is not HTTP. Its `mesh-error` stays what it was, but for an
+//! answer that is not HTTP, which says so. A response from the upstream
+//! carries none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::unprocessed;
+use crate::support::{proxy, unprocessed};
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::{
     ProxyErrorKind,
     body::{BoxBody, full},
     client::{Client, ClientConfig},
-    error::{MESH_ERROR, UPSTREAM_CLOSED, UpstreamCause},
+    error::{MESH_ERROR, UPSTREAM_CLOSED, UPSTREAM_PROTOCOL_ERROR, UpstreamCause},
     proxy::Forward,
 };
-use tokio::{io::AsyncReadExt, net::TcpListener};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
 use tower::ServiceExt;
 use unprocessed::{First, upstream};
 
@@ -72,6 +79,32 @@ async fn closing() -> SocketAddr {
                     }
                 }
                 drop(tcp);
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream that is not HTTP: on each connection it waits for the
+/// client's first bytes (a request head, or HTTP/2's preface), answers
+/// them with `garbage\r\n\r\n`, neither an HTTP/1 status line nor an
+/// HTTP/2 frame, and keeps the connection open until the client closes
+/// it, so that what the client reads is those bytes, not a close.
+async fn garbling() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0; 1024];
+                if !matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {
+                    return;
+                }
+                if tcp.write_all(b"garbage\r\n\r\n").await.is_err() {
+                    return;
+                }
+                while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
             });
         }
     });
@@ -187,4 +220,64 @@ async fn a_response_from_the_upstream_carries_no_cause() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(mesh_error, None);
     assert_eq!(carried, None);
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_is_a_protocol_error() {
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let upstream = garbling().await;
+        let get = Request::get("http://emoji/list")
+            .version(version)
+            .body(full(""))
+            .unwrap();
+        let (status, mesh_error, carried) = answer(upstream, get).await;
+        // Still the 502 of an upstream that failed the request...
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{version:?}");
+        assert_eq!(carried, Some(UpstreamCause::Protocol), "{version:?}");
+        // ...but the connection was made: not a connect error.
+        assert_eq!(
+            mesh_error.as_deref(),
+            Some(UPSTREAM_PROTOCOL_ERROR),
+            "{version:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn http1_and_grpc_callers_read_that_the_upstream_is_not_http() {
+    let upstream = garbling().await;
+    let (addr, trigger, server) = proxy::proxy(upstream).await;
+
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let get = Request::get("/list")
+        .header("host", "emoji")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(get).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()[MESH_ERROR], UPSTREAM_PROTOCOL_ERROR);
+    drop(send);
+    conn.await.unwrap().unwrap();
+
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let call = Request::post("http://emoji/pkg.Svc/Method")
+        .version(Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(res.headers()["grpc-message"], UPSTREAM_PROTOCOL_ERROR);
+    drop(send);
+    conn.await.unwrap().unwrap();
+
+    trigger.trigger();
+    server.await.unwrap();
 }

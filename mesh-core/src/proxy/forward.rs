@@ -27,8 +27,8 @@ use crate::{
     body::Proxied,
     client::{ForEndpoint, requested_authority},
     error::{
-        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_CLOSED, Unprocessed, UpstreamCause, is_grpc,
-        is_unprocessed,
+        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_CLOSED, UPSTREAM_PROTOCOL_ERROR,
+        Unprocessed, UpstreamCause, is_grpc, is_unprocessed,
     },
     serve::lease::Lease,
 };
@@ -670,13 +670,16 @@ where
                     "upstream request failed"
                 );
                 let kind = ProxyErrorKind::UpstreamUnreachable;
-                let reason = if failure::closed_before_response(&*error) {
+                let cause = UpstreamCause::of(&*error);
+                let reason = if cause == Some(UpstreamCause::Protocol) {
+                    UPSTREAM_PROTOCOL_ERROR
+                } else if failure::closed_before_response(&*error) {
                     UPSTREAM_CLOSED
                 } else {
                     kind.reason()
                 };
                 let mut res = kind.response_with_reason(*this.grpc, reason);
-                if let Some(cause) = UpstreamCause::of(&*error) {
+                if let Some(cause) = cause {
                     // For the layers above, which see only the answer.
                     res.extensions_mut().insert(cause);
                 }
