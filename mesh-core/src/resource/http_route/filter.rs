@@ -1,6 +1,11 @@
 //! `filters` of an `HTTPRoute` rule, and what the mesh makes of them.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor},
+};
 
 use crate::resource::{DocumentContext, ResourceError, ResourceErrorKind};
 use crate::route::{
@@ -198,12 +203,165 @@ impl TryFrom<RawFilter> for HttpRouteFilter {
     }
 }
 
+/// The kind of rule a `filters` list belongs to, which decides the filter
+/// types it may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FilterRule {
+    /// An `HTTPRouteRule`: any type, each of `RequestHeaderModifier`,
+    /// `ResponseHeaderModifier`, `RequestRedirect` and `URLRewrite` at
+    /// most once, and not both of the last two.
+    Http,
+    /// A `GRPCRouteRule`: only `RequestHeaderModifier`,
+    /// `ResponseHeaderModifier` (each at most once), `RequestMirror` and
+    /// `ExtensionRef`.
+    Grpc,
+}
+
+/// The filter types a `GRPCRouteRule` may hold (`GRPCRouteFilterType`).
+const GRPC_FILTERS: [&str; 4] = [
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestMirror",
+    "ExtensionRef",
+];
+
+impl FilterRule {
+    /// Why `filter` may not follow `earlier` in one rule, if it may not.
+    ///
+    /// These are the Gateway API's validations of `HTTPRouteRule.filters`
+    /// and `GRPCRouteRule.filters` (the CEL rules and the type enums in its
+    /// `httproute_types.go` and `grpcroute_types.go`), which the API server
+    /// applies before a route is stored. Applied here, a route read from a
+    /// file means what the same route would mean in a cluster: a second
+    /// header modifier is not silently merged into the first, and a gRPC
+    /// call is never answered with a redirect no gRPC client follows.
+    fn refuses(self, filter: &HttpRouteFilter, earlier: &[HttpRouteFilter]) -> Option<String> {
+        let type_name = filter.type_name();
+        let seen = |name: &str| earlier.iter().any(|f| f.type_name() == name);
+        let once: &[&str] = match self {
+            Self::Http => &[
+                "RequestHeaderModifier",
+                "ResponseHeaderModifier",
+                "RequestRedirect",
+                "URLRewrite",
+            ],
+            Self::Grpc => &["RequestHeaderModifier", "ResponseHeaderModifier"],
+        };
+        if self == Self::Grpc && !GRPC_FILTERS.contains(&type_name) {
+            let why = match type_name {
+                "RequestRedirect" => {
+                    ": a gRPC client does not follow a redirect, so the call would fail"
+                }
+                "URLRewrite" => ": a gRPC call's path names its service and method",
+                _ => "",
+            };
+            return Some(format!(
+                "a GRPCRoute rule may not hold a {type_name} filter{why}; the Gateway API \
+                 allows only {}",
+                GRPC_FILTERS.join(", ")
+            ));
+        }
+        if once.contains(&type_name) && seen(type_name) {
+            return Some(format!(
+                "a second {type_name} filter: the Gateway API allows one in a rule \
+                 (write its edits in the first)"
+            ));
+        }
+        let other = match type_name {
+            "RequestRedirect" => "URLRewrite",
+            "URLRewrite" => "RequestRedirect",
+            _ => return None,
+        };
+        seen(other).then(|| {
+            format!(
+                "a rule may hold a RequestRedirect or a URLRewrite filter, not both: \
+                 this {type_name} follows a {other}"
+            )
+        })
+    }
+}
+
+/// A rule's `filters`: at most 16, and only those the Gateway API lets one
+/// rule of the kind hold together ([`FilterRule`]). A filter that may not
+/// be there is refused where it is written (`spec.rules[0].filters[2]`);
+/// a list over the limit is refused as a whole, without reading the rest.
+pub(super) fn http_filters<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<HttpRouteFilter>, D::Error> {
+    deserializer.deserialize_seq(Filters(FilterRule::Http))
+}
+
+/// `filters` of a `GRPCRouteRule`, as [`http_filters`] reads an
+/// `HTTPRouteRule`'s.
+pub(super) fn grpc_filters<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<HttpRouteFilter>, D::Error> {
+    deserializer.deserialize_seq(Filters(FilterRule::Grpc))
+}
+
+struct Filters(FilterRule);
+
+impl<'de> Visitor<'de> for Filters {
+    type Value = Vec<HttpRouteFilter>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list of at most {} filters", super::limits::SIXTEEN)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        const N: usize = super::limits::SIXTEEN;
+        let mut filters: Vec<HttpRouteFilter> =
+            Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N));
+        // Each filter is checked while it is read, so that an error names
+        // its own entry.
+        while let Some(filter) = seq.next_element_seed(Filter {
+            rule: self.0,
+            earlier: &filters,
+        })? {
+            let Some(filter) = filter else {
+                return Err(de::Error::custom(format_args!(
+                    "more than {N} entries; the Gateway API allows at most {N}"
+                )));
+            };
+            filters.push(filter);
+        }
+        Ok(filters)
+    }
+}
+
+/// One filter, read after `earlier`; `None` past the limit.
+struct Filter<'a> {
+    rule: FilterRule,
+    earlier: &'a [HttpRouteFilter],
+}
+
+impl<'de> DeserializeSeed<'de> for Filter<'_> {
+    type Value = Option<HttpRouteFilter>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        if self.earlier.len() >= super::limits::SIXTEEN {
+            IgnoredAny::deserialize(deserializer)?;
+            return Ok(None);
+        }
+        let filter = HttpRouteFilter::deserialize(deserializer)?;
+        match self.rule.refuses(&filter, self.earlier) {
+            Some(why) => Err(de::Error::custom(why)),
+            None => Ok(Some(filter)),
+        }
+    }
+}
+
 impl super::HttpRouteRule {
     /// The rule's filters that the mesh applies, parsed, for the rule whose
     /// matches are `matches` (from [`route_matches`](Self::route_matches)):
-    /// its `RequestHeaderModifier`s, `ResponseHeaderModifier`s (each in
-    /// order) and its `RequestRedirect`. Other filter types are left out;
-    /// their readers warn about them by name.
+    /// its `RequestHeaderModifier`, `ResponseHeaderModifier` and
+    /// `RequestRedirect`. Other filter types are left out; their readers
+    /// warn about them by name.
+    ///
+    /// A rule read from a document holds at most one of each of these
+    /// (reading refuses a second, as the Gateway API does). A rule built
+    /// in code with two header modifiers of one kind gets both, the
+    /// second's edits after the first's.
     ///
     /// # Errors
     ///
@@ -369,16 +527,14 @@ filters:
 
     #[test]
     fn a_redirect_is_alone_and_has_no_backends() {
-        let e = filters(
-            r#"
-filters:
-  - type: RequestRedirect
-    requestRedirect: { scheme: https }
-  - type: RequestRedirect
-    requestRedirect: { hostname: example.com }
-"#,
-        )
-        .unwrap_err();
+        // Reading refuses a second redirect (see below); one added to a
+        // rule built in code is refused when the filters are built.
+        let mut rule =
+            rule("filters: [{ type: RequestRedirect, requestRedirect: { scheme: https } }]");
+        rule.filters.push(rule.filters[0].clone());
+        let e = rule
+            .route_filters(&rule.route_matches().unwrap())
+            .unwrap_err();
         assert_eq!(e.field_path(), "filters[1]");
         assert!(matches!(e.reason(), InvalidFilterReason::SecondRedirect));
 
@@ -396,5 +552,156 @@ backendRefs: [{ name: web, port: 80 }]
             e.reason(),
             InvalidFilterReason::RedirectWithBackends
         ));
+    }
+
+    fn route_error(kind: &str, filters: &str) -> crate::resource::ResourceError {
+        let text = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: {kind}\nmetadata: {{name: r}}\n\
+             spec:\n  rules:\n    - backendRefs: []\n      filters:\n{filters}"
+        );
+        if kind == "GRPCRoute" {
+            crate::resource::load::<crate::resource::GrpcRoute>("r.yaml", &text).unwrap_err()
+        } else {
+            crate::resource::load::<crate::resource::HttpRoute>("r.yaml", &text).unwrap_err()
+        }
+    }
+
+    const REQUEST_EDIT: &str = "        - type: RequestHeaderModifier\n          requestHeaderModifier: {set: [{name: x-a, value: '1'}]}\n";
+    const RESPONSE_EDIT: &str = "        - type: ResponseHeaderModifier\n          responseHeaderModifier: {remove: [server]}\n";
+    const REDIRECT: &str =
+        "        - type: RequestRedirect\n          requestRedirect: {scheme: https}\n";
+    const REWRITE: &str =
+        "        - type: URLRewrite\n          urlRewrite: {hostname: b.example}\n";
+    const MIRROR: &str = "        - type: RequestMirror\n          requestMirror: {backendRef: {name: shadow, port: 80}}\n";
+    const EXTENSION: &str = "        - type: ExtensionRef\n          extensionRef: {group: example.com, kind: Filter, name: audit}\n";
+
+    #[test]
+    fn filters_the_gateway_api_allows_once_in_a_rule_are_refused_the_second_time() {
+        for (first, second, type_name) in [
+            (REQUEST_EDIT, REQUEST_EDIT, "RequestHeaderModifier"),
+            (RESPONSE_EDIT, RESPONSE_EDIT, "ResponseHeaderModifier"),
+            (REDIRECT, REDIRECT, "RequestRedirect"),
+            (REWRITE, REWRITE, "URLRewrite"),
+        ] {
+            let filters = format!("{first}{MIRROR}{second}");
+            let err = route_error("HTTPRoute", &filters);
+            assert_eq!(
+                err.kind(),
+                crate::resource::ResourceErrorKind::InvalidValue,
+                "{err}"
+            );
+            assert_eq!(err.field_path(), "spec.rules[0].filters[2]", "{err}");
+            assert!(
+                err.message()
+                    .contains(&format!("a second {type_name} filter")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_redirect_and_a_rewrite_are_refused_together_in_either_order() {
+        for (filters, type_name) in [
+            (format!("{REDIRECT}{REWRITE}"), "URLRewrite"),
+            (
+                format!("{REWRITE}{REQUEST_EDIT}{REDIRECT}"),
+                "RequestRedirect",
+            ),
+        ] {
+            let err = route_error("HTTPRoute", &filters);
+            let last = filters.matches("- type:").count() - 1;
+            assert_eq!(
+                err.field_path(),
+                format!("spec.rules[0].filters[{last}]"),
+                "{err}"
+            );
+            assert!(
+                err.message()
+                    .contains("a RequestRedirect or a URLRewrite filter, not both"),
+                "{err}"
+            );
+            assert!(
+                err.message().contains(&format!("this {type_name}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_filter_of_each_type_reads() {
+        let rule = rule(&format!(
+            "filters:\n{}",
+            [
+                REQUEST_EDIT,
+                RESPONSE_EDIT,
+                MIRROR,
+                MIRROR,
+                REWRITE,
+                EXTENSION
+            ]
+            .concat()
+            .replace("        - ", "  - ")
+            .replace("\n          ", "\n    ")
+        ));
+        assert_eq!(rule.filters.len(), 6);
+        assert_eq!(
+            rule.unsupported_filters().collect::<Vec<_>>(),
+            [
+                "RequestMirror",
+                "RequestMirror",
+                "URLRewrite",
+                "ExtensionRef"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grpc_rule_refuses_filters_a_grpc_call_cannot_take() {
+        for (filter, type_name) in [(REDIRECT, "RequestRedirect"), (REWRITE, "URLRewrite")] {
+            let filters = format!("{REQUEST_EDIT}{filter}");
+            let err = route_error("GRPCRoute", &filters);
+            assert_eq!(err.field_path(), "spec.rules[0].filters[1]", "{err}");
+            assert!(
+                err.message().contains(&format!(
+                    "a GRPCRoute rule may not hold a {type_name} filter"
+                )),
+                "{err}"
+            );
+        }
+        let err = route_error("GRPCRoute", &format!("{RESPONSE_EDIT}{RESPONSE_EDIT}"));
+        assert_eq!(err.field_path(), "spec.rules[0].filters[1]", "{err}");
+        assert!(
+            err.message().contains("a second ResponseHeaderModifier"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_grpc_rule_keeps_the_filters_the_gateway_api_allows_it() {
+        let text = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: r}}\n\
+             spec:\n  rules:\n    - filters:\n{}",
+            [REQUEST_EDIT, RESPONSE_EDIT, MIRROR, EXTENSION].concat()
+        );
+        let loaded = crate::resource::load::<crate::resource::GrpcRoute>("r.yaml", &text).unwrap();
+        let route = loaded.resources[0].to_http_route().unwrap();
+        let rule = &route.spec.rules[0];
+        assert_eq!(
+            rule.unsupported_filters().collect::<Vec<_>>(),
+            ["RequestMirror", "ExtensionRef"]
+        );
+        let filters = rule.route_filters(&rule.route_matches().unwrap()).unwrap();
+        assert!(!filters.request_headers.is_empty());
+        assert!(!filters.response_headers.is_empty());
+        assert!(filters.redirect.is_none());
+    }
+
+    #[test]
+    fn a_list_over_the_limit_is_refused_as_a_list() {
+        let err = route_error("HTTPRoute", &MIRROR.repeat(17));
+        assert_eq!(err.field_path(), "spec.rules[0].filters", "{err}");
+        assert!(err.message().contains("at most 16"), "{err}");
+        let err = route_error("HTTPRoute", &REQUEST_EDIT.repeat(17));
+        assert_eq!(err.field_path(), "spec.rules[0].filters[1]", "{err}");
     }
 }

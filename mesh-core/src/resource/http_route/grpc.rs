@@ -6,7 +6,12 @@
 //! method are the exact path, a service alone is the prefix
 //! `/{service}/`, a method alone is any service's `/{method}`, and
 //! `RegularExpression` matches put the two expressions in those places.
-//! Header matches, filters and backends are the same as an `HTTPRoute`'s.
+//! Header matches and backends are the same as an `HTTPRoute`'s. Filters
+//! are fewer: the Gateway API allows a `GRPCRouteRule` only
+//! `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestMirror` and
+//! `ExtensionRef` (`GRPCRouteFilterType`), so reading refuses a
+//! `RequestRedirect` (a gRPC client does not follow a redirect: the call
+//! would fail with no word of why) or a `URLRewrite` where it is written.
 //! [`GrpcRoute::to_http_route`] does the translation once, when the
 //! resource is read, so that every reader of routes (authorization,
 //! outbound routing) reads gRPC routes with no code of its own, and a
@@ -79,11 +84,12 @@ pub struct GrpcRouteRule {
         deserialize_with = "limits::at_most::<{ limits::MATCHES }, _, _>"
     )]
     pub matches: Vec<GrpcRouteMatch>,
-    /// `filters`, in order. At most 16.
-    #[serde(
-        default,
-        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
-    )]
+    /// `filters`, in order. At most 16, of the types the Gateway API
+    /// allows a `GRPCRouteRule`: `RequestHeaderModifier` and
+    /// `ResponseHeaderModifier` (each once), `RequestMirror` and
+    /// `ExtensionRef`. Reading refuses any other, such as a
+    /// `RequestRedirect`, which no gRPC client follows.
+    #[serde(default, deserialize_with = "super::filter::grpc_filters")]
     pub filters: Vec<HttpRouteFilter>,
     /// `backendRefs`. At most 16.
     #[serde(

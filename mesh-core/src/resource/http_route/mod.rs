@@ -16,6 +16,17 @@
 //! [`RouteFilters`](crate::route::RouteFilters) a route applies; any other
 //! filter, such as `RequestMirror`, is kept by its type name so a reader
 //! can warn about it.
+//!
+//! Reading applies the Gateway API's rules on which filters one rule may
+//! hold together, which the API server enforces before it stores a route
+//! (the CEL validations of `HTTPRouteRule.filters` in its
+//! `httproute_types.go`): at most one each of `RequestHeaderModifier`,
+//! `ResponseHeaderModifier`, `RequestRedirect` and `URLRewrite`, and not
+//! both a `RequestRedirect` and a `URLRewrite`. A route from a file thus
+//! means what it would mean in a cluster, rather than what one reader's
+//! merging of two header modifiers makes of it. A `GRPCRoute` rule holds
+//! fewer types still (see [`GrpcRoute`]). The error names the filter
+//! (`spec.rules[0].filters[2]`).
 
 use serde::{Deserialize, Deserializer, de};
 
@@ -204,11 +215,11 @@ pub struct HttpRouteRule {
         deserialize_with = "limits::at_most::<{ limits::MATCHES }, _, _>"
     )]
     pub matches: Vec<HttpRouteMatch>,
-    /// `filters`, in order. At most 16.
-    #[serde(
-        default,
-        deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
-    )]
+    /// `filters`, in order. At most 16; reading refuses a second
+    /// `RequestHeaderModifier`, `ResponseHeaderModifier`,
+    /// `RequestRedirect` or `URLRewrite`, and a `RequestRedirect` with a
+    /// `URLRewrite`, as the Gateway API does.
+    #[serde(default, deserialize_with = "filter::http_filters")]
     pub filters: Vec<HttpRouteFilter>,
     /// `backendRefs`. At most 16.
     #[serde(
