@@ -429,6 +429,13 @@ fn failure_label(error: &(dyn Error + 'static), timeout: &'static str) -> &'stat
 /// I/O error, and the series should not depend on the protocol. A
 /// connection that could not be opened has no value of Linkerd's:
 /// `UNKNOWN`, as it is there.
+///
+/// Nor has an answer that is not HTTP, a protocol error: `UNKNOWN`, as
+/// Linkerd labels an HTTP/1 head that does not parse. Over HTTP/2 Linkerd
+/// labels it by the frame its own h2 sent for it (`GO_AWAY`, or `RESET`
+/// for one stream), since it does not ask which side sent the frame; here
+/// the label does not depend on the protocol, and `GO_AWAY` and `RESET`
+/// keep meaning what the upstream sent.
 fn cause_label(cause: UpstreamCause) -> &'static str {
     match cause {
         UpstreamCause::Refused => linkerd::REFUSED,
@@ -437,7 +444,7 @@ fn cause_label(cause: UpstreamCause) -> &'static str {
         UpstreamCause::Reset => linkerd::RESET,
         UpstreamCause::GoAway => linkerd::GO_AWAY,
         UpstreamCause::Closed => linkerd::IO,
-        UpstreamCause::Connect => linkerd::UNKNOWN,
+        UpstreamCause::Connect | UpstreamCause::Protocol => linkerd::UNKNOWN,
         // A cause mesh-core adds later, until it is mapped.
         _ => linkerd::UNKNOWN,
     }
@@ -607,6 +614,7 @@ mod tests {
             UpstreamCause::GoAway,
             UpstreamCause::Closed,
             UpstreamCause::Connect,
+            UpstreamCause::Protocol,
         ];
         let backend = service_fn(move |req: Request<()>| async move {
             let kind = ProxyErrorKind::UpstreamUnreachable;
@@ -642,9 +650,10 @@ mod tests {
                 line("IO", 1),
                 line("REFUSED", 1),
                 line("RESET", 1),
-                // A refused connection, which Linkerd has no value for,
-                // and an answer whose cause is not known.
-                line("UNKNOWN", 2),
+                // A refused connection and an answer that is not HTTP,
+                // which Linkerd has no value for, and an answer whose
+                // cause is not known.
+                line("UNKNOWN", 3),
             ]
         );
     }
