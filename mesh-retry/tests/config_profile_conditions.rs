@@ -100,3 +100,24 @@ fn conditions_that_set_something_still_load() {
     let books = loaded.service("books", Some("shop")).unwrap();
     assert_eq!(books.routes[0].matches.len(), 2);
 }
+
+#[test]
+fn a_status_range_written_in_both_spellings_is_refused_where_it_is() {
+    // `range` would be read and `min` left aside: 500 to 599 would be
+    // failures, not 503 alone.
+    let (field, message, line) = refused(
+        "  - name: list
+    condition: {method: GET}
+    responseClasses:
+    - condition:
+        status: {min: 503, range: {min: 500, max: 599}}
+      isFailure: true
+",
+    );
+    assert_eq!(
+        field, "spec.routes[0].responseClasses[0].condition.status.range",
+        "{message}"
+    );
+    assert!(message.contains("write its bounds once"), "{message}");
+    assert_eq!(line, Some(10), "{message}");
+}

@@ -119,9 +119,9 @@ pub struct ResponseCondition {
 
 /// `status` of a response condition, both ends included. Linkerd writes
 /// `status: {min, max}`; some guides nest the same bounds under `range`,
-/// which is read too. A bound written `0` is unset, as in Linkerd's own
-/// types. Loading a profile checks each bound as Linkerd does: within 100
-/// to 599, and `max` not below `min`.
+/// which is read too, but not beside `min` or `max`. A bound written `0`
+/// is unset, as in Linkerd's own types. Loading a profile checks each
+/// bound as Linkerd does: within 100 to 599, and `max` not below `min`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct StatusRange {
     /// `min`; 100 when absent or 0.
@@ -175,6 +175,16 @@ impl StatusRange {
     /// Each bound within 100 to 599 and `max` not below `min`, or the
     /// field (relative to `status`) that is not.
     fn check(&self) -> Result<(), ConditionError> {
+        // Bounds in both spellings: the nested ones would be read and the
+        // others left aside without a word.
+        if self.range.is_some() && (self.min.is_some() || self.max.is_some()) {
+            return Err((
+                ".range".to_owned(),
+                "the status range is written both as min and max and under range; write \
+                 its bounds once"
+                    .to_owned(),
+            ));
+        }
         let (field, min, max) = self.written();
         for (name, bound) in [("min", min), ("max", max)] {
             if let Some(status) = bound
