@@ -33,6 +33,7 @@ mod rotation;
 mod server_retirement;
 mod silent_opaque;
 mod store;
+mod store_ca_source;
 mod svid;
 mod targets;
 mod td_ca_issuer;
