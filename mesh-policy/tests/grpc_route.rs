@@ -115,3 +115,27 @@ fn a_policy_naming_a_missing_grpc_route_and_a_bad_method_are_errors() {
         "{error}"
     );
 }
+
+#[test]
+fn a_grpc_route_may_not_redirect_a_call_or_edit_its_headers_twice() {
+    let redirect = POLICY.replace(
+        "  - matches: [{method: {service: emojivoto.v1.EmojiService, method: ListAll}}]\n",
+        "  - matches: [{method: {service: emojivoto.v1.EmojiService, method: ListAll}}]\n    filters: [{type: RequestRedirect, requestRedirect: {hostname: elsewhere.example}}]\n",
+    );
+    assert_ne!(redirect, POLICY);
+    let error = compile(&redirect).unwrap_err().to_string();
+    assert!(
+        error.contains("(GRPCRoute emoji): spec.rules[0].filters[0]: a GRPCRoute rule may not hold a RequestRedirect filter"),
+        "{error}"
+    );
+
+    let twice = POLICY.replace(
+        "  - matches: [{method: {service: emojivoto.v1.EmojiService, method: ListAll}}]\n",
+        "  - matches: [{method: {service: emojivoto.v1.EmojiService, method: ListAll}}]\n    filters:\n    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: '1'}]}}\n    - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: '2'}]}}\n",
+    );
+    let error = compile(&twice).unwrap_err().to_string();
+    assert!(
+        error.contains("spec.rules[0].filters[1]: a second RequestHeaderModifier filter"),
+        "{error}"
+    );
+}
