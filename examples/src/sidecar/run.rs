@@ -163,9 +163,9 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let inbound_protocols = config
         .inbound
         .ports()
+        .iter()
         // A Server's declared protocol (opaque, or HTTP) decides how its port
         // is served; `unknown`, or no Server, leaves the port's own protocol.
-        // A Server that declares the port opaque makes it opaque.
         .map(|port| policy::served_protocol(&policy.store.load(), port))
         .collect();
     let protocol_watch = policy::ProtocolWatch::new(policy.store.clone(), config.inbound.ports());
