@@ -72,13 +72,19 @@ impl CredentialStore {
             }
             CredentialSource::Ca { dir, identity, ttl } => {
                 let ca = CertificateAuthority::load(&dir)?;
-                let (first, first_ttl) = ca.issue_within_issuer(&identity, ttl)?;
+                // The store's clock, which checks the certificate when it
+                // is put in service: dated and scheduled by another, it
+                // would be refused (or renewed late) whenever the two
+                // disagree, as every renewal after it is dated by this one.
+                let now = self.now();
+                let (first, _) = ca.issue_within_issuer_at(&identity, ttl, now)?;
                 self.update(first.credentials().map_err(CaError::Credentials)?)
                     .map_err(CaError::Credentials)?;
+                let first_wait = first.renew_after(now);
                 let store = self.clone();
                 Ok(Box::pin(async move {
                     let mut ca = ca;
-                    tokio::time::sleep(crate::ca::renew_after(first_ttl)).await;
+                    tokio::time::sleep(first_wait).await;
                     loop {
                         ca = reload(ca, &dir);
                         let wait = ca.renew_once(&store, &identity, ttl);
