@@ -82,6 +82,66 @@ async fn a_ca_source_issues_its_first_certificate_by_the_stores_clock() {
     task.abort();
 }
 
+/// A CA copied into the directory whose issuer has expired by the store's
+/// clock is refused at the renewal that reloads it, naming `issuer.crt`
+/// and why, and counted as a refused update; the CA loaded before signs
+/// the renewal, so the workload keeps an identity. Taken, it would have
+/// failed every renewal until the certificate in service expired.
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_ca_whose_issuer_expired_by_the_stores_clock_is_refused_and_the_last_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
+    let start = days_ahead(10);
+    let clock = TestClock::at(start);
+    let store = store_at(&clock);
+    let task = tokio::spawn(store.start(source(&ca_dir)).unwrap());
+    settle().await;
+    let issuer = |store: &CredentialStore| store.credentials().unwrap().chain()[1].clone();
+    let first_issuer = issuer(&store);
+
+    // Valid for two days from now by the system clock: expired eight days
+    // ago by the store's.
+    let stale = ca::CertificateAuthority::generate_with_lifetime(
+        "example.org".parse().unwrap(),
+        Duration::from_secs(2 * 86_400),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&ca_dir).unwrap();
+    stale.write(&ca_dir).unwrap();
+
+    let events = Events::leaked();
+    let guard = tracing::subscriber::set_default(events);
+    clock.set(start + 2_521);
+    tokio::time::advance(Duration::from_secs(2_521)).await;
+    settle().await;
+    drop(guard);
+
+    let version = *store.subscribe().borrow();
+    assert_eq!(
+        (version.loaded, version.rejected),
+        (2, 1),
+        "renewed with the last good ca, the stale one counted"
+    );
+    assert_eq!(issuer(&store), first_issuer);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"expired\"} 1"),
+        "{metrics}"
+    );
+    let events = events.all();
+    let issuer_file = ca_dir.join(ca::ISSUER_CERT_FILE);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains(&*issuer_file.to_string_lossy())
+                && e.contains("expired")
+                && e.contains("kept")),
+        "{events:#?}"
+    );
+    task.abort();
+}
+
 /// A clock that says a time `SystemTime` cannot hold is read as the system
 /// clock, as the CA reads it, rather than panicking.
 #[test]

@@ -365,7 +365,7 @@ impl CertificateAuthority {
     /// for instead, or nothing would.
     ///
     /// Loaded from a directory, the error names the issuer's file.
-    fn check_issuer_valid(&self, now: SystemTime) -> Result<(), CaError> {
+    pub(crate) fn check_issuer_valid(&self, now: SystemTime) -> Result<(), CaError> {
         let error = if now < self.issuer_not_before {
             CaError::IssuerNotYetValid {
                 not_before: self.issuer_not_before,

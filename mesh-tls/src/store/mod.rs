@@ -156,8 +156,15 @@ impl CredentialStore {
     /// Connections, server and client, are retired, and the readiness gate
     /// closed ([`CredentialStore::readiness_task`]), when this clock says
     /// their certificates expire; of two certificates of one issuer in a
-    /// peer's chain, the one valid by this clock is taken. The renewals of
-    /// a [`CredentialSource::Ca`] still go by the system clock.
+    /// peer's chain, the one valid by this clock is taken.
+    ///
+    /// A [`CredentialSource::Ca`] goes by this clock too, since the store
+    /// checks by it each certificate the CA issues: every certificate,
+    /// the first included, is dated by it, each renewal is due at 70 % of
+    /// the time the certificate has left by it, and a CA reloaded from the
+    /// directory whose issuer has expired or is not valid yet by it is
+    /// refused, the CA loaded before going on issuing. The waits between
+    /// renewals are tokio's timers.
     pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
         Self::with_clock(config, time, true)
     }

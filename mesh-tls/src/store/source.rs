@@ -1,11 +1,16 @@
-use std::{future::Future, path::PathBuf, pin::Pin, time::Duration};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    time::Duration,
+};
 
 use mesh_core::Identity;
 
 use super::{CredentialStore, files::Watched};
 use crate::{
     ca::{CaError, CertificateAuthority},
-    creds::CredentialFiles,
+    creds::{Causes, CredentialFiles, RejectReason},
 };
 
 /// Where a store's credentials come from: the two forms a sidecar's
@@ -26,7 +31,8 @@ pub enum CredentialSource {
     /// expires, when that comes first), and renews them at 70 % of their
     /// lifetime. The directory is read again at each renewal, so that an
     /// issuer (or trust anchor) replaced in it signs the next certificate;
-    /// while it does not load, the CA read before goes on issuing.
+    /// while it does not load, or its issuer has expired or is not valid
+    /// yet by the store's clock, the CA read before goes on issuing.
     Ca {
         /// A directory [`ca::write_ca`](crate::ca::write_ca) wrote.
         dir: PathBuf,
@@ -86,7 +92,7 @@ impl CredentialStore {
                     let mut ca = ca;
                     tokio::time::sleep(first_wait).await;
                     loop {
-                        ca = reload(ca, &dir);
+                        ca = store.reload_ca(ca, &dir);
                         let wait = ca.renew_once(&store, &identity, ttl);
                         tokio::time::sleep(wait).await;
                     }
@@ -96,20 +102,58 @@ impl CredentialStore {
     }
 }
 
-/// The CA now in `dir`, or `last` when the directory does not load: an
-/// issuer replaced before it expires is used from the next renewal on, as
-/// Linkerd's identity service reloads its issuer when its files change,
-/// keeping the one it has when the new ones fail their checks.
-fn reload(last: CertificateAuthority, dir: &std::path::Path) -> CertificateAuthority {
-    match CertificateAuthority::load(dir) {
-        Ok(ca) => ca,
-        Err(error) => {
-            tracing::warn!(
-                dir = %dir.display(),
-                error = %crate::creds::Causes(&error),
-                "cannot reload the ca; renewing with the one loaded before"
-            );
-            last
+impl CredentialStore {
+    /// The CA now in `dir`, or `last` when the directory does not load, or
+    /// loads an issuer (or an intermediate above it in `issuer.crt`) that
+    /// has expired or is not valid yet by the store's clock: an issuer
+    /// replaced before it expires is used from the next renewal on, as
+    /// Linkerd's identity service reloads its issuer when its files change,
+    /// keeping the one it has when the new ones fail their checks.
+    ///
+    /// An issuer outside its validity loads (its dates are read when it
+    /// issues), but could sign nothing that verifies, and the renewals
+    /// would fail until the certificate in service expired, though the CA
+    /// loaded before could still sign. It is refused as the store refuses
+    /// credentials: logged as an error naming `issuer.crt` and why, and
+    /// counted in `identity_cert_rejected_updates_total` as `expired` or
+    /// `not_yet_valid`.
+    fn reload_ca(&self, last: CertificateAuthority, dir: &Path) -> CertificateAuthority {
+        let error = match CertificateAuthority::load(dir) {
+            Ok(ca) => match ca.check_issuer_valid(self.now()) {
+                Ok(()) => return ca,
+                Err(error) => error,
+            },
+            Err(error) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    error = %Causes(&error),
+                    "cannot reload the ca; renewing with the one loaded before"
+                );
+                return last;
+            }
+        };
+        let reason = validity_reason(&error);
+        if let Some(reason) = reason {
+            self.shared.metrics.rejected(reason);
         }
+        self.shared.version.send_modify(|v| v.rejected += 1);
+        tracing::error!(
+            dir = %dir.display(),
+            error = %Causes(&error),
+            reason = reason.map(RejectReason::as_label),
+            "refused the reloaded ca: its issuer is outside its validity by the store's clock; \
+             the ca loaded before is kept and renews"
+        );
+        last
+    }
+}
+
+/// The reason label of an issuer refused for its dates.
+fn validity_reason(error: &CaError) -> Option<RejectReason> {
+    match error {
+        CaError::InFile { source, .. } => validity_reason(source),
+        CaError::IssuerExpired { .. } => Some(RejectReason::Expired),
+        CaError::IssuerNotYetValid { .. } => Some(RejectReason::NotYetValid),
+        _ => None,
     }
 }
