@@ -64,11 +64,14 @@
 //! `upstream_reset_before_response_started` detail), so that an operator
 //! looks at what listens on the port rather than at whether anything does.
 //! It stays an [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable)
-//! (`502`, gRPC `UNAVAILABLE`), for the reasons above: Envoy answers it
-//! `502` as well, and Linkerd's `502` covers any upstream failure whose
-//! cause is an I/O error, its catch-all `500` the rest. A response head
-//! larger than the client takes is one too: the bytes are not a response
-//! the client can read.
+//! (`502`, gRPC `UNAVAILABLE`), for the reasons above, and as Envoy
+//! answers it. Linkerd's client rescue answers `502` only a failure with
+//! an I/O error in its cause, which a malformed head has not: its outbound
+//! server rescue answers that its catch-all `500` (`unexpected error`),
+//! and passes an HTTP/2 error on as a reset of the caller's stream; a
+//! gateway that got no valid response answers `502` (RFC 9110 §15.6.3).
+//! A response head larger than the client takes is one too: the bytes
+//! are not a response the client can read.
 //!
 //! Two more extensions say what the status cannot. One tells a retry
 //! layer that the upstream never processed the request ([`Unprocessed`],
