@@ -192,6 +192,30 @@ impl GrpcRouteRule {
 }
 
 impl GrpcRouteMatch {
+    /// How specific the match is, as a key that sorts the least specific
+    /// first: whether it names a service, whether it names a method, and
+    /// how many headers it matches, compared in that order.
+    ///
+    /// The `HTTPRoute` match [`GrpcRoute::to_http_route`] makes of it
+    /// cannot be ranked in its place. The Gateway API ranks `GRPCRoute`
+    /// matches by "the largest number of characters in a matching
+    /// service, then in a matching method, then the most header matches"
+    /// (`GRPCRouteRule`), whereas by the `HTTPRoute` order a method alone
+    /// (an expression over the path) would outrank a service alone (a path
+    /// prefix). Two matches that both fit a call and both name its service
+    /// name the same one, so counting characters comes down to whether a
+    /// match names the service at all, and likewise the method; a name
+    /// given by a regular expression matches the whole of the call's name
+    /// and counts as given.
+    pub fn precedence(&self) -> (bool, bool, usize) {
+        let method = self.method.as_ref();
+        (
+            method.is_some_and(|m| m.service.is_some()),
+            method.is_some_and(|m| m.method.is_some()),
+            self.headers.len(),
+        )
+    }
+
     fn to_http_match(&self) -> Result<HttpRouteMatch, InvalidMatch> {
         Ok(HttpRouteMatch {
             path: self
@@ -303,4 +327,48 @@ fn is_method_name(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(service: Option<&str>, method: Option<&str>, headers: usize) -> GrpcRouteMatch {
+        GrpcRouteMatch {
+            method: Some(GrpcMethodMatch {
+                kind: ValueMatchType::Exact,
+                service: service.map(Into::into),
+                method: method.map(Into::into),
+            }),
+            headers: (0..headers)
+                .map(|i| HttpHeaderMatch {
+                    kind: ValueMatchType::Exact,
+                    name: format!("x-{i}"),
+                    value: "1".into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The `GRPCRouteRule` order, most specific first: a service before a
+    /// method alone, however many headers the method's match has.
+    #[test]
+    fn a_service_outranks_a_method_alone_then_headers_decide() {
+        let ranked = [
+            m(Some("a.B"), Some("C"), 0),
+            m(Some("a.B"), None, 1),
+            m(Some("a.B"), None, 0),
+            m(None, Some("C"), 3),
+            m(None, Some("C"), 0),
+            GrpcRouteMatch::default(),
+        ];
+        for pair in ranked.windows(2) {
+            assert!(
+                pair[0].precedence() > pair[1].precedence(),
+                "{:?} before {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
 }
