@@ -17,8 +17,10 @@
 //! Python's `http.server` splits the line as its `str.split()` does
 //! (those, the separators `\x1c` to `\x1f`, and NEL and NBSP of the line
 //! read as Latin-1), serves the versions `HTTP/0.9` and `HTTP/01.1`, and
-//! serves a bare `GET /path` as HTTP/0.9. So a line is HTTP/1 when, after
-//! any whitespace, it is a method, a target and `HTTP/` with a major
+//! serves a bare `GET /path` as HTTP/0.9; it takes any other byte in the
+//! target, control bytes and DEL too (`GET /admin?\x01` is a request for
+//! `/admin`). So a line is HTTP/1 when, after any whitespace, it is a
+//! method, a target of any bytes and `HTTP/` with a major
 //! version of 0 or 1, a dot and digits (in any case), or `GET` and a
 //! target, separated by runs of that whitespace; the HTTP server then
 //! answers what it does not take with `400 Bad Request`. (A Redis inline
@@ -220,19 +222,17 @@ impl Scan {
                 });
             }
             // Whether the line can still become a request line: a token,
-            // then visible characters, bytes above ASCII (raw UTF-8 in a
-            // target, which hyper judges) and whitespace. A complete line is
-            // held to the same bytes, so how the line was cut into reads
-            // never changes the decision.
-            let plausible = if self.method_done {
-                is_space(b) || b.is_ascii_graphic() || !b.is_ascii()
-            } else if is_space(b) || is_latin1_space(b) {
+            // then any bytes until the line ends. Python's `http.server`
+            // takes every byte of a target that is not whitespace, control
+            // bytes and DEL among them, so only the method decides early.
+            // A complete line is held to the same rule, so how the line was
+            // cut into reads never changes the decision.
+            if self.method_done {
+                continue;
+            }
+            if is_space(b) || is_latin1_space(b) {
                 self.method_done = true;
-                true
-            } else {
-                is_tchar(b)
-            };
-            if !plausible {
+            } else if !is_tchar(b) {
                 return Some(Detected::Opaque);
             }
         }
@@ -264,17 +264,16 @@ fn is_request_line(line: &[u8]) -> bool {
 /// Whether `line`, split on `space`, is a request line.
 fn words_of_request_line(line: &[u8], space: impl Fn(u8) -> bool) -> bool {
     let mut words = line.split(|&b| space(b)).filter(|word| !word.is_empty());
-    let (method, target, version) = match (words.next(), words.next(), words.next(), words.next()) {
-        (Some(method), Some(target), Some(version), None) => (method, target, Some(version)),
+    // The target may hold any byte but whitespace: Python serves
+    // `GET /admin?\x01 HTTP/1.1` as a request for `/admin`, so it must not
+    // pass as opaque; hyper answers it with `400 Bad Request`.
+    let (method, version) = match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(method), Some(_target), Some(version), None) => (method, Some(version)),
         // Python's `http.server` serves a bare `GET /path` as HTTP/0.9.
-        (Some(method @ b"GET"), Some(target), None, None) => (method, target, None),
+        (Some(method @ b"GET"), Some(_target), None, None) => (method, None),
         _ => return false,
     };
-    method.iter().all(|&b| is_tchar(b))
-        && target
-            .iter()
-            .all(|&b| b.is_ascii_graphic() || !b.is_ascii())
-        && version.is_none_or(is_http1_version)
+    method.iter().all(|&b| is_tchar(b)) && version.is_none_or(is_http1_version)
 }
 
 /// `HTTP/`, a major version of 0 or 1 (with any leading zeros), a dot
@@ -354,8 +353,10 @@ mod tests {
             // line is cut into reads.
             (b"GET /caf\xc3\xa9 HTTP/1.1\r\n", Some(Detected::Http1)),
             (b"GET /caf\xc3\xa9", None),
-            (b"GET /a\x01b HTTP/1.1\r\n", Some(Detected::Opaque)),
-            (b"GET /a\x01b", Some(Detected::Opaque)),
+            // Control bytes in the target still make a request line
+            // (see `control_bytes_in_the_target_are_http1_as_python_serves_them`).
+            (b"GET /a\x01b HTTP/1.1\r\n", Some(Detected::Http1)),
+            (b"GET /a\x01b", None),
         ];
         for (bytes, want) in cases {
             assert_eq!(decide(bytes), *want, "{:?}", String::from_utf8_lossy(bytes));
@@ -438,6 +439,32 @@ mod tests {
             let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
             assert_eq!(fed, Some(want), "{name:?} a byte at a time");
         }
+    }
+
+    #[test]
+    fn control_bytes_in_the_target_are_http1_as_python_serves_them() {
+        // Python's `http.server` takes every byte of the target that is
+        // not whitespace, control bytes and DEL included, and serves
+        // `GET /admin?\x01` as a request for `/admin`: as opaque bytes,
+        // that request would pass no route authorization. hyper answers
+        // each of these with 400.
+        let cases: &[&[u8]] = &[
+            b"GET /admin?\x01 HTTP/1.1\r\n",
+            b"GET /admin\x00 HTTP/1.0\r\n",
+            b"GET /admin\x7f HTTP/1.1\r\n",
+            b"GET /admin\x1b[0m HTTP/1.1\r\n",
+            b"GET /admin?\x01\r\n",
+        ];
+        for &bytes in cases {
+            let name = String::from_utf8_lossy(bytes);
+            assert_eq!(decide(bytes), Some(Detected::Http1), "{name:?}");
+            let mut scan = Scan::default();
+            let fed = (1..=bytes.len()).find_map(|n| scan.decide(&bytes[..n]));
+            assert_eq!(fed, Some(Detected::Http1), "{name:?} a byte at a time");
+        }
+        // A control byte in the method still decides at once: no server
+        // serves that method, and binary protocols are not kept waiting.
+        assert_eq!(decide(b"GE\x01"), Some(Detected::Opaque));
     }
 
     #[test]

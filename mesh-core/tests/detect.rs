@@ -336,6 +336,30 @@ async fn whitespace_before_the_request_line_is_skipped_as_netty_skips_it() {
 }
 
 #[tokio::test]
+async fn control_bytes_in_the_target_reach_the_http_server_not_the_application() {
+    // Python's `http.server` serves each of these as a request for
+    // `/admin`, control bytes and DEL in the target included. Forwarded as
+    // opaque bytes, they would reach it with no route authorization; the
+    // HTTP server refuses them instead.
+    let lines: [&[u8]; 4] = [
+        b"GET /admin?\x01 HTTP/1.1",
+        b"GET /admin\x00 HTTP/1.0",
+        b"GET /admin\x7f HTTP/1.1",
+        b"GET /admin?\x1b",
+    ];
+    for line in lines {
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\nhost: a\r\nconnection: close\r\n\r\n");
+        let got = answer_to(&bytes).await;
+        assert!(
+            got.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{:?}: {got:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+#[tokio::test]
 async fn text_protocols_that_are_not_http_stay_opaque() {
     // memcached's and Redis's inline commands, and HTTP/2 spelled as an
     // HTTP/1 request line (not the preface).
