@@ -122,10 +122,11 @@ impl Workload {
     /// The SPIFFE form of a service account identity written in Linkerd's
     /// DNS-style form under this workload's trust domain and control-plane
     /// namespace: `web.ns.serviceaccount.identity.linkerd.<td>` is
-    /// `spiffe://<td>/ns/ns/sa/web`, and `*.ns.serviceaccount...` every
-    /// `spiffe://<td>/ns/ns/sa/` name. `None` for anything else (another
-    /// trust domain, or a name that is not a service account's), which is
-    /// matched only as written.
+    /// `spiffe://<td>/ns/ns/sa/web` (and `build.bot.ns...`, an account
+    /// whose name has a dot, `spiffe://<td>/ns/ns/sa/build.bot`), and
+    /// `*.ns.serviceaccount...` every `spiffe://<td>/ns/ns/sa/` name.
+    /// `None` for anything else (another trust domain, or a name that is
+    /// not a service account's), which is matched only as written.
     ///
     /// Policies copied from Linkerd name clients this way, while the mesh
     /// issues SPIFFE IDs; both name the same service account, as
@@ -138,7 +139,10 @@ impl Workload {
             ".serviceaccount.identity.{}.{td}",
             self.control_plane_namespace
         );
-        let (account, namespace) = dns.strip_suffix(&tail)?.split_once('.')?;
+        // The namespace is the last label before the tail: a namespace is
+        // a DNS label, while a service account's name is a DNS subdomain
+        // and may hold dots (`build.bot.ci...` is `build.bot` in `ci`).
+        let (account, namespace) = dns.strip_suffix(&tail)?.rsplit_once('.')?;
         let label = |s: &str| !s.is_empty() && !s.contains(['.', '/', '*']);
         if !label(namespace) {
             return None;
@@ -146,7 +150,9 @@ impl Workload {
         let prefix = format!("spiffe://{td}/ns/{namespace}/sa/");
         match account {
             "*" => Some(SpiffeForm::Namespace(prefix)),
-            name if label(name) => Identity::parse(&format!("{prefix}{name}"))
+            // `*.bot.ci...` is a suffix over account names, which no SPIFFE
+            // prefix says: matched as written only.
+            name if name.split('.').all(label) => Identity::parse(&format!("{prefix}{name}"))
                 .ok()
                 .map(SpiffeForm::Exact),
             _ => None,

@@ -130,3 +130,63 @@ fn linkerd_style_identities_written_out_also_admit_their_spiffe_form() {
         );
     }
 }
+
+#[test]
+fn a_linkerd_style_identity_of_a_dotted_service_account_also_admits_its_spiffe_form() {
+    // A ServiceAccount's name is a DNS subdomain, so it may hold dots
+    // (`build.bot`); its namespace, a DNS label, never does. Linkerd names
+    // it `build.bot.ci.serviceaccount.identity.linkerd.<td>`.
+    let policy = POLICY.replace(
+        "identityRefs: [{kind: Namespace, name: partners}]",
+        "identities: [build.bot.ci.serviceaccount.identity.linkerd.cluster.local]",
+    );
+    let policy = compile(&policy, &Workload::new("web"), &PolicyConfig::default());
+    let allowed = Allow("web", "default", "web-partners");
+    for (id, want) in [
+        (
+            "build.bot.ci.serviceaccount.identity.linkerd.cluster.local",
+            allowed,
+        ),
+        ("spiffe://cluster.local/ns/ci/sa/build.bot", allowed),
+        ("spiffe://cluster.local/ns/ci/sa/build", Deny("web")),
+        ("spiffe://cluster.local/ns/bot.ci/sa/build", Deny("web")),
+        ("spiffe://cluster.local/ns/ci/sa/bot", Deny("web")),
+    ] {
+        assert_eq!(
+            decide(&policy, 80, Id(id), IN, "GET", "/", &[]),
+            want,
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn a_suffix_wildcard_over_dotted_service_accounts_gets_no_spiffe_form() {
+    // `*.bot.ci...` is every account whose name ends in `.bot` (as Linkerd
+    // matches a suffix), which no one SPIFFE prefix says: it is matched
+    // as written only, and never read as the namespace `bot.ci`.
+    let policy = POLICY.replace(
+        "identityRefs: [{kind: Namespace, name: partners}]",
+        "identities: ['*.bot.ci.serviceaccount.identity.linkerd.cluster.local']",
+    );
+    let policy = compile(&policy, &Workload::new("web"), &PolicyConfig::default());
+    let allowed = Allow("web", "default", "web-partners");
+    for (id, want) in [
+        (
+            "build.bot.ci.serviceaccount.identity.linkerd.cluster.local",
+            allowed,
+        ),
+        (
+            "x.ci.serviceaccount.identity.linkerd.cluster.local",
+            Deny("web"),
+        ),
+        ("spiffe://cluster.local/ns/ci/sa/x", Deny("web")),
+        ("spiffe://cluster.local/ns/bot.ci/sa/x", Deny("web")),
+    ] {
+        assert_eq!(
+            decide(&policy, 80, Id(id), IN, "GET", "/", &[]),
+            want,
+            "{id}"
+        );
+    }
+}
