@@ -96,12 +96,16 @@ impl Workload {
     ///
     /// # Errors
     ///
-    /// When the names do not make a valid identity (an empty name, a `/`).
+    /// When the names do not make a valid identity (an empty name, a `/`),
+    /// or the namespace has a `.` ([`InvalidIdentity::BadDnsChar`]): a
+    /// namespace is a DNS label, and the DNS-style form of `x` in `a.b`
+    /// would be that of the account `x.a` in the namespace `b`.
     pub fn service_account_identities(
         &self,
         name: &str,
         namespace: &str,
     ) -> Result<[Identity; 2], InvalidIdentity> {
+        namespace_label(namespace)?;
         let td = self.trust_domain_or_default();
         Ok([
             Identity::parse(&format!("spiffe://{td}/ns/{namespace}/sa/{name}"))?,
@@ -168,6 +172,9 @@ impl Workload {
         &self,
         namespace: &str,
     ) -> Result<(Identity, String), InvalidIdentity> {
+        // `*.a.b.serviceaccount...` would be the accounts of `b` whose
+        // names end in `.a`, not a namespace `a.b`, which cannot exist.
+        namespace_label(namespace)?;
         let td = self.trust_domain_or_default();
         // Parsing the DNS form checks the name (not empty, no `/`).
         let suffix = Identity::parse(&format!(
@@ -176,6 +183,16 @@ impl Workload {
         ))?;
         Ok((suffix, format!("spiffe://{td}/ns/{namespace}/sa/")))
     }
+}
+
+/// Refuses a namespace with a `.`: Kubernetes namespaces are DNS labels,
+/// and in the DNS-style identity form the label before `.serviceaccount`
+/// is the namespace, so a dotted one would name another namespace.
+fn namespace_label(namespace: &str) -> Result<(), InvalidIdentity> {
+    if namespace.contains('.') {
+        return Err(InvalidIdentity::BadDnsChar('.'));
+    }
+    Ok(())
 }
 
 /// A DNS-style identity's SPIFFE form ([`Workload::spiffe_form`]).

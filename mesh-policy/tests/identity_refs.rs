@@ -190,3 +190,49 @@ fn a_suffix_wildcard_over_dotted_service_accounts_gets_no_spiffe_form() {
         );
     }
 }
+
+fn compile_error(text: &str) -> mesh_core::resource::ResourceError {
+    mesh_policy::Policy::compile(
+        &[mesh_policy::PolicySource::new("policy.yaml", text)],
+        &Workload::new("web"),
+        &PolicyConfig::default(),
+        &mesh_policy::PolicyMetrics::default(),
+    )
+    .map(|_| ())
+    .unwrap_err()
+}
+
+#[test]
+fn a_namespace_with_a_dot_is_refused_rather_than_read_as_another_namespace() {
+    // A namespace is a DNS label. In Linkerd's DNS-style form the last
+    // label before `.serviceaccount` is the namespace, so a dotted one
+    // would name another namespace's accounts: `*.a.b.serviceaccount...`
+    // is every account of `b` whose name ends in `.a`, and
+    // `x.a.b.serviceaccount...` the account `x.a` of `b`.
+    for (refs, field) in [
+        (
+            "identityRefs: [{kind: Namespace, name: a.b}]",
+            "spec.identityRefs[0].name",
+        ),
+        (
+            "identityRefs: [{kind: ServiceAccount, name: x, namespace: a.b}]",
+            "spec.identityRefs[0].name",
+        ),
+    ] {
+        let text = POLICY.replace("identityRefs: [{kind: Namespace, name: partners}]", refs);
+        let err = compile_error(&text);
+        assert_eq!(err.field_path(), field, "{refs}: {err}");
+        assert!(err.message().contains("'.'"), "{refs}: {err}");
+    }
+    let text = POLICY.replace(
+        "{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: partners}",
+        "{kind: ServiceAccount, name: x, namespace: a.b}",
+    );
+    let err = compile_error(&text);
+    assert_eq!(
+        err.field_path(),
+        "spec.requiredAuthenticationRefs[0].name",
+        "{err}"
+    );
+    assert!(err.message().contains("'.'"), "{err}");
+}
