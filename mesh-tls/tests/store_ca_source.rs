@@ -82,13 +82,17 @@ async fn a_ca_source_issues_its_first_certificate_by_the_stores_clock() {
     task.abort();
 }
 
-/// A CA copied into the directory whose issuer has expired by the store's
-/// clock is refused at the renewal that reloads it, naming `issuer.crt`
-/// and why, and counted as a refused update; the CA loaded before signs
-/// the renewal, so the workload keeps an identity. Taken, it would have
-/// failed every renewal until the certificate in service expired.
-#[tokio::test(start_paused = true)]
-async fn a_reloaded_ca_whose_issuer_expired_by_the_stores_clock_is_refused_and_the_last_one_kept() {
+/// A CA copied into the directory whose issuer is outside its validity by
+/// the store's clock is refused at the renewal that reloads it, naming
+/// `issuer.crt` and why, and counted as a refused update under `reason`;
+/// the CA loaded before signs the renewal, so the workload keeps an
+/// identity. Taken, it would have failed every renewal until the
+/// certificate in service expired.
+async fn a_reloaded_ca_is_refused_and_the_last_one_kept(
+    write_bad: impl FnOnce(&std::path::Path, u64),
+    reason: &str,
+    why: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");
     ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
@@ -100,15 +104,8 @@ async fn a_reloaded_ca_whose_issuer_expired_by_the_stores_clock_is_refused_and_t
     let issuer = |store: &CredentialStore| store.credentials().unwrap().chain()[1].clone();
     let first_issuer = issuer(&store);
 
-    // Valid for two days from now by the system clock: expired eight days
-    // ago by the store's.
-    let stale = ca::CertificateAuthority::generate_with_lifetime(
-        "example.org".parse().unwrap(),
-        Duration::from_secs(2 * 86_400),
-    )
-    .unwrap();
     std::fs::remove_dir_all(&ca_dir).unwrap();
-    stale.write(&ca_dir).unwrap();
+    write_bad(&ca_dir, start);
 
     let events = Events::leaked();
     let guard = tracing::subscriber::set_default(events);
@@ -121,12 +118,14 @@ async fn a_reloaded_ca_whose_issuer_expired_by_the_stores_clock_is_refused_and_t
     assert_eq!(
         (version.loaded, version.rejected),
         (2, 1),
-        "renewed with the last good ca, the stale one counted"
+        "renewed with the last good ca, the refused one counted"
     );
     assert_eq!(issuer(&store), first_issuer);
     let metrics = encode(&store);
     assert!(
-        metrics.contains("identity_cert_rejected_updates_total{reason=\"expired\"} 1"),
+        metrics.contains(&format!(
+            "identity_cert_rejected_updates_total{{reason=\"{reason}\"}} 1"
+        )),
         "{metrics}"
     );
     let events = events.all();
@@ -135,11 +134,75 @@ async fn a_reloaded_ca_whose_issuer_expired_by_the_stores_clock_is_refused_and_t
         events
             .iter()
             .any(|e| e.contains(&*issuer_file.to_string_lossy())
-                && e.contains("expired")
+                && e.contains(why)
                 && e.contains("kept")),
         "{events:#?}"
     );
     task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_ca_whose_issuer_expired_by_the_stores_clock_is_refused_and_the_last_one_kept() {
+    // Valid for two days from now by the system clock: expired eight days
+    // ago by the store's.
+    let stale = |dir: &std::path::Path, _| {
+        ca::CertificateAuthority::generate_with_lifetime(
+            "example.org".parse().unwrap(),
+            Duration::from_secs(2 * 86_400),
+        )
+        .unwrap()
+        .write(dir)
+        .unwrap();
+    };
+    a_reloaded_ca_is_refused_and_the_last_one_kept(stale, "expired", "expired").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_ca_whose_issuer_is_not_valid_yet_by_the_stores_clock_is_refused_and_the_last_one_kept()
+ {
+    // Made on a clock running a further ten days ahead.
+    let early = |dir: &std::path::Path, start: u64| {
+        write_ca_valid_from(dir, start + 10 * 86_400);
+    };
+    a_reloaded_ca_is_refused_and_the_last_one_kept(early, "not_yet_valid", "not valid until").await;
+}
+
+/// Writes into `dir` a trust anchor and an issuer for example.org, both
+/// valid for a year from `not_before` (seconds since the epoch).
+fn write_ca_valid_from(dir: &std::path::Path, not_before: u64) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    };
+    let params = |name: &str, path_len| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} example.org early"));
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = at(not_before).into();
+        params.not_after = at(not_before + 365 * 86_400).into();
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = params("anchor", 1);
+    let anchor = anchor_params.self_signed(&anchor_key).unwrap();
+    let anchor = (anchor, Issuer::new(anchor_params, anchor_key));
+    let issuer_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut issuer_params = params("issuer", 0);
+    issuer_params.use_authority_key_identifier_extension = true;
+    let issuer = issuer_params.signed_by(&issuer_key, &anchor.1).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(ca::CA_CERT_FILE), anchor.0.pem()).unwrap();
+    std::fs::write(dir.join(ca::ISSUER_CERT_FILE), issuer.pem()).unwrap();
+    std::fs::write(dir.join(ca::ISSUER_KEY_FILE), issuer_key.serialize_pem()).unwrap();
 }
 
 /// A clock that says a time `SystemTime` cannot hold is read as the system
