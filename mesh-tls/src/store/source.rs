@@ -57,9 +57,10 @@ impl CredentialStore {
     ///
     /// # Errors
     ///
-    /// For [`CredentialSource::Ca`], when the CA directory cannot be loaded
-    /// or refuses the identity; nothing is retried then, since the
-    /// configuration is wrong.
+    /// For [`CredentialSource::Ca`], when the CA directory cannot be loaded,
+    /// its issuer has expired or is not valid yet by the store's clock
+    /// (naming `issuer.crt`), or it refuses the identity; nothing is
+    /// retried then, since the configuration is wrong.
     pub fn start(&self, source: CredentialSource) -> Result<SourceTask, CaError> {
         match source {
             CredentialSource::Files { files, interval } => {
