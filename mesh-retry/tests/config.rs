@@ -452,6 +452,34 @@ fn a_rules_backend_refs_are_its_backends_with_their_weights() {
     assert!(routes.iter().all(|r| r.backends.is_empty()));
 }
 
+/// The Gateway API accepts a rule whose backends all weigh 0, and has its
+/// requests answered 500: the rule is read with its backends, and a
+/// warning names them.
+#[test]
+fn a_rule_whose_backends_all_weigh_0_is_read_with_a_warning() {
+    let loaded = load(
+        &CANARY_ROUTE
+            .replace("weight: 90", "weight: 0")
+            .replace("weight: 10", "weight: 0"),
+    );
+    let books = loaded.service("books", Some("shop")).unwrap();
+    let backends = &books.routes[0].backends;
+    assert_eq!(backends.len(), 3);
+    assert!(backends.iter().all(|b| b.weight == 0), "{backends:?}");
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    let [warning] = &warnings[..] else {
+        panic!("{warnings:?}")
+    };
+    assert!(
+        warning.contains("spec.rules[0].backendRefs")
+            && warning.contains("every backend has weight 0")
+            && warning.contains("500"),
+        "{warning}"
+    );
+    // The rule's other backends, of weight above 0, get no warning.
+    assert!(load(CANARY_ROUTE).warnings.is_empty());
+}
+
 #[test]
 fn backends_that_cannot_be_used_are_errors_naming_the_field() {
     let (message, kind) = error(&CANARY_ROUTE.replace("weight: 90", "weight: 1000001"));
@@ -460,15 +488,6 @@ fn backends_that_cannot_be_used_are_errors_naming_the_field() {
         message.contains(
             "spec.rules[0].backendRefs[0].weight: weight 1000001 is above the limit of 1000000"
         ),
-        "{message}"
-    );
-    let (message, _) = error(
-        &CANARY_ROUTE
-            .replace("weight: 90", "weight: 0")
-            .replace("weight: 10", "weight: 0"),
-    );
-    assert!(
-        message.contains("spec.rules[0].backendRefs: every backend has weight 0"),
         "{message}"
     );
     let (message, _) = error(&CANARY_ROUTE.replace(

@@ -143,7 +143,13 @@ pub(super) fn rule_policies(
                 matches,
                 retry: retry_policy(rule, guide.rule(i), &annotations, grpc, context, &at)?,
                 timeouts: timeouts(rule, guide.rule(i), &annotations, context, &at, warnings)?,
-                backends: backends(rule, route.metadata.namespace.as_deref(), context, &at)?,
+                backends: backends(
+                    rule,
+                    route.metadata.namespace.as_deref(),
+                    context,
+                    &at,
+                    warnings,
+                )?,
                 request_headers: filters.request_headers,
                 response_headers: filters.response_headers,
             };
@@ -292,13 +298,21 @@ fn warn_unsupported_filters(
 }
 
 /// The rule's `backendRefs`, checked: each a `Service`, each weight within
-/// the Gateway API's limit, and not every weight zero, which would leave
-/// the rule's requests nowhere to go.
+/// the Gateway API's limit.
+///
+/// A rule whose backends all have weight 0 is valid, and kept with its
+/// backends: the Gateway API's `BackendRef.weight` sends no traffic to a
+/// weight of 0, and its `HTTPRouteRule.backendRefs` has the requests a
+/// rule cannot forward answered with a 500 (`apis/v1/httproute_types.go`,
+/// `apis/v1/shared_types.go` in kubernetes-sigs/gateway-api), which is
+/// what the sidecar does with them. It is most likely a mistake, or a
+/// service drained on purpose, so a warning names it.
 fn backends(
     rule: &HttpRouteRule,
     namespace: Option<&str>,
     context: &DocumentContext<'_>,
     at: &str,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Vec<RouteBackend>, ResourceError> {
     let invalid = |field: String, message: String| {
         context.error(ResourceErrorKind::InvalidValue, &field, message)
@@ -326,9 +340,10 @@ fn backends(
         })
         .collect::<Result<Vec<_>, _>>()?;
     if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
-        return Err(invalid(
+        warnings.push(ConfigWarning::new(
+            context,
             format!("{at}.backendRefs"),
-            "every backend has weight 0: the rule's requests would have nowhere to go".into(),
+            "every backend has weight 0: the rule's requests are answered 500".into(),
         ));
     }
     Ok(backends)

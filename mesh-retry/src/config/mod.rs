@@ -215,7 +215,9 @@ pub struct RouteRetryPolicy {
     /// Where the route's requests go, and in what shares: an `HTTPRoute`
     /// rule's `backendRefs`. Empty means the service the route is
     /// attached to, as for a `ServiceProfile` route or a rule without
-    /// `backendRefs`.
+    /// `backendRefs`. Backends all of weight 0 (a valid rule, with a
+    /// warning) send the route's requests nowhere: the Gateway API has
+    /// them answered 500.
     pub backends: Vec<RouteBackend>,
     /// How the route edits each request's headers: an `HTTPRoute` rule's
     /// `RequestHeaderModifier` filters. [`layer`](Self::layer) does not
