@@ -12,6 +12,7 @@ use super::{
     Authz, AuthzKind, Compiled, FallbackPolicy, HostMatch, IdentitySet, MatchEntry, NetworkSet,
     Policy, Requirement, ServerEntry, ServerSource, authz, ratelimit,
     refs::{self, Bound, Target, ns},
+    route::GrpcRank,
     server_authz,
 };
 use crate::{
@@ -333,6 +334,11 @@ pub(super) struct CompiledRoute {
 pub(super) struct CompiledRule {
     pub(super) matches: Vec<RouteMatch>,
     pub(super) filters: Option<Arc<RouteFilters>>,
+    /// For a `GRPCRoute`'s rule, the `GRPCRoute` rank of each of
+    /// `matches`, by index; a match past the end (the one a rule without
+    /// matches takes every call with) names nothing. `None` for an
+    /// `HTTPRoute`'s rule.
+    pub(super) grpc: Option<Vec<GrpcRank>>,
 }
 
 fn routes(
@@ -412,6 +418,7 @@ fn routes(
             );
             continue;
         }
+        let grpc = r.route_grpc.get(index).and_then(Option::as_ref);
         let mut rules = Vec::with_capacity(matches.len().max(1));
         for (i, (rule, matches)) in route.spec.rules.iter().zip(matches).enumerate() {
             let at = format!("spec.rules[{i}]");
@@ -439,6 +446,7 @@ fn routes(
             rules.push(CompiledRule {
                 matches,
                 filters: (!filters.is_empty()).then(|| Arc::new(filters)),
+                grpc: grpc.map(|ranks| ranks.get(i).cloned().unwrap_or_default()),
             });
         }
         if rules.is_empty() {
@@ -447,6 +455,7 @@ fn routes(
             rules.push(CompiledRule {
                 matches: vec![RouteMatch::new()],
                 filters: None,
+                grpc: grpc.map(|_| Vec::new()),
             });
         }
         compiled.push(CompiledRoute {

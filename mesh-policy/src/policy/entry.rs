@@ -121,7 +121,11 @@ impl ServerEntry {
         let entry = self.route_entry(route.name.clone(), authz, metrics);
         self.ranks_hosts |= !route.hosts.is_empty();
         for rule in &route.rules {
-            for m in &rule.matches {
+            for (i, m) in rule.matches.iter().enumerate() {
+                let grpc = rule
+                    .grpc
+                    .as_ref()
+                    .map(|ranks| ranks.get(i).copied().unwrap_or_default());
                 self.matches.push(
                     MatchEntry::new(
                         self.routes.len(),
@@ -129,7 +133,8 @@ impl ServerEntry {
                         m.clone(),
                         route.rank,
                     )
-                    .with_filters(rule.filters.clone()),
+                    .with_filters(rule.filters.clone())
+                    .with_grpc(grpc),
                 );
             }
         }

@@ -19,8 +19,16 @@ pub(crate) struct MatchEntry {
     /// The route's rank for ties between equal matches: by age, then
     /// `{namespace}/{name}` (see `build::tie_ranks`).
     pub(crate) order: usize,
+    /// For a `GRPCRoute`'s match, its `GRPCRoute` rank, which decides
+    /// its precedence in place of the `HTTPRoute` match it was read as.
+    grpc: Option<GrpcRank>,
     hint: Option<PathHint>,
 }
+
+/// The rank of a `GRPCRoute` match, least specific first: whether it names
+/// a service, whether it names a method, its number of header matches
+/// ([`GrpcRouteMatch::precedence`](mesh_core::resource::GrpcRouteMatch::precedence)).
+pub(crate) type GrpcRank = (bool, bool, usize);
 
 /// A cheap necessary condition on the path of an exact or prefix match.
 ///
@@ -80,7 +88,15 @@ impl MatchEntry {
             matcher,
             filters: None,
             order,
+            grpc: None,
         }
+    }
+
+    /// The same match, for a `GRPCRoute`'s rule when `grpc` is the rank
+    /// of the match there.
+    pub(crate) fn with_grpc(mut self, grpc: Option<GrpcRank>) -> Self {
+        self.grpc = grpc;
+        self
     }
 
     /// The same match, for a rule with `filters`.
@@ -118,20 +134,33 @@ impl MatchEntry {
         .then_some(rank)
     }
 
-    /// The Gateway API's precedence among HTTPRoute matches, mesh-core's
+    /// The Gateway API's precedence among a Server's matches, most
+    /// specific first, as a total order (a sort may panic on a comparison
+    /// that is not one).
+    ///
+    /// `GRPCRoute` matches rank by the `GRPCRouteRule` order ([`GrpcRank`]:
+    /// a service named, then a method named, then more header matches),
+    /// not by the `HTTPRoute` match each was read as, which would put a
+    /// method alone (an expression over the path) before a service alone
+    /// (a path prefix). `HTTPRoute` matches rank by mesh-core's
     /// [`MatchPrecedence`](mesh_core::route::MatchPrecedence) (with
     /// Linkerd's order of path kinds: an exact path before a regular
     /// expression before a prefix; a longer path first; a method before
-    /// none; more header matches, then more query matches, first); then
-    /// the route's rank for ties (the oldest by `creationTimestamp`, then
-    /// the first by `{namespace}/{name}`). Sort with a stable sort, so that
-    /// a route's matches keep the order of its rules.
+    /// none; more header matches, then more query matches, first). The
+    /// Gateway API never ranks the two kinds together, and where a parent
+    /// has both Linkerd serves its `GRPCRoute`s; so every `GRPCRoute`
+    /// match comes before every `HTTPRoute` match. Then the route's rank
+    /// for ties (the oldest by `creationTimestamp`, then the first by
+    /// `{namespace}/{name}`). Sort with a stable sort, so that a route's
+    /// matches keep the order of its rules.
     pub(crate) fn precedence(&self, other: &Self) -> Ordering {
-        other
-            .matcher
-            .precedence()
-            .cmp(&self.matcher.precedence())
-            .then(self.order.cmp(&other.order))
+        let kind = match (self.grpc, other.grpc) {
+            (Some(a), Some(b)) => b.cmp(&a),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => other.matcher.precedence().cmp(&self.matcher.precedence()),
+        };
+        kind.then(self.order.cmp(&other.order))
     }
 }
 

@@ -51,9 +51,22 @@ pub(crate) struct Resources<'t> {
     /// index: the oldest route wins a tie between equal matches, and the
     /// `HttpRoute` model does not read it.
     pub(crate) route_created: Vec<Option<Timestamp>>,
+    /// For each of `routes` that is a `GRPCRoute`, at the same index, the
+    /// rank of each match of each rule ([`GrpcRouteMatch::precedence`]):
+    /// the `GRPCRoute` order, which the `HTTPRoute` matches it is read as
+    /// no longer tell (a service alone is a path prefix, a method alone an
+    /// expression). `None` for an `HTTPRoute`.
+    ///
+    /// [`GrpcRouteMatch::precedence`]: mesh_core::resource::GrpcRouteMatch::precedence
+    pub(crate) route_grpc: Vec<Option<GrpcRanks>>,
     pub(crate) rate_limits: Vec<Entry<'t, HttpLocalRateLimitPolicy>>,
     pub(crate) warnings: PolicyWarnings,
 }
+
+/// The rank of each match of each rule of a `GRPCRoute`, by index: a
+/// service given, a method given, the number of header matches
+/// ([`GrpcRouteMatch::precedence`](mesh_core::resource::GrpcRouteMatch::precedence)).
+pub(crate) type GrpcRanks = Vec<Vec<(bool, bool, usize)>>;
 
 /// Reads every document of `sources`, checking each against its kind's
 /// schema. Kinds authorization does not use are kept as warnings.
@@ -123,6 +136,7 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                         strict_route(&parsed)?;
                     }
                     push(&mut r.routes, &mut r.warnings, parsed);
+                    r.route_grpc.push(None);
                 }
                 // A GRPCRoute is kept as the HTTPRoute its method matches
                 // make; its document still says GRPCRoute.
@@ -135,12 +149,20 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
                         .value
                         .to_http_route()
                         .map_err(|e| parsed.context.match_error(e))?;
+                    let ranks = parsed
+                        .value
+                        .spec
+                        .rules
+                        .iter()
+                        .map(|rule| rule.matches.iter().map(|m| m.precedence()).collect())
+                        .collect();
                     let parsed = Parsed {
                         value,
                         ignored: parsed.ignored,
                         context: parsed.context,
                     };
                     push(&mut r.routes, &mut r.warnings, parsed);
+                    r.route_grpc.push(Some(ranks));
                 }
                 HttpLocalRateLimitPolicy::KIND => {
                     let parsed = document.read()?;
