@@ -100,12 +100,18 @@ impl Workload {
     /// or the namespace has a `.` ([`InvalidIdentity::BadDnsChar`]): a
     /// namespace is a DNS label, and the DNS-style form of `x` in `a.b`
     /// would be that of the account `x.a` in the namespace `b`.
+    ///
+    /// Names are taken in lowercase, in both forms: Kubernetes names are
+    /// lowercase, and Linkerd matches its DNS-style form without regard to
+    /// case, so `Web` names the account `web`, whose SPIFFE ID is
+    /// `.../sa/web`.
     pub fn service_account_identities(
         &self,
         name: &str,
         namespace: &str,
     ) -> Result<[Identity; 2], InvalidIdentity> {
         namespace_label(namespace)?;
+        let (name, namespace) = (name.to_ascii_lowercase(), namespace.to_ascii_lowercase());
         let td = self.trust_domain_or_default();
         Ok([
             Identity::parse(&format!("spiffe://{td}/ns/{namespace}/sa/{name}"))?,
@@ -175,6 +181,8 @@ impl Workload {
         // `*.a.b.serviceaccount...` would be the accounts of `b` whose
         // names end in `.a`, not a namespace `a.b`, which cannot exist.
         namespace_label(namespace)?;
+        // In lowercase in both forms, as the DNS form is parsed to.
+        let namespace = namespace.to_ascii_lowercase();
         let td = self.trust_domain_or_default();
         // Parsing the DNS form checks the name (not empty, no `/`).
         let suffix = Identity::parse(&format!(

@@ -236,3 +236,32 @@ fn a_namespace_with_a_dot_is_refused_rather_than_read_as_another_namespace() {
     );
     assert!(err.message().contains("'.'"), "{err}");
 }
+
+#[test]
+fn a_reference_written_in_capitals_names_the_lowercase_account_in_both_forms() {
+    // Kubernetes names are lowercase, and a DNS-style identity is matched
+    // without regard to case, as Linkerd matches it: `Web` in `Partners`
+    // is the account `web` of `partners`, whichever form it presents.
+    let allowed = Allow("web", "default", "web-partners");
+    for refs in [
+        "identityRefs: [{kind: ServiceAccount, name: Api, namespace: Partners}]",
+        "identityRefs: [{kind: Namespace, name: Partners}]",
+    ] {
+        let text = POLICY.replace("identityRefs: [{kind: Namespace, name: partners}]", refs);
+        let policy = compile(&text, &Workload::new("web"), &PolicyConfig::default());
+        for (id, want) in [
+            (
+                "api.partners.serviceaccount.identity.linkerd.cluster.local",
+                allowed,
+            ),
+            ("spiffe://cluster.local/ns/partners/sa/api", allowed),
+            ("spiffe://cluster.local/ns/others/sa/api", Deny("web")),
+        ] {
+            assert_eq!(
+                decide(&policy, 80, Id(id), IN, "GET", "/", &[]),
+                want,
+                "{refs}: {id}"
+            );
+        }
+    }
+}
