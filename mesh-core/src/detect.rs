@@ -13,14 +13,15 @@
 //! `net/http` serves every `HTTP/1.<digit>`. RFC 9112 §3 lets a server
 //! split the request line on any whitespace (SP, HTAB, VT, FF or a bare
 //! CR) and ignore it at either end; Netty does, reads the version in any
-//! case, and skips any whitespace or empty lines before the line.
+//! case, and skips any whitespace, ASCII control bytes (NUL, ESC, ...) or
+//! empty lines before the line.
 //! Python's `http.server` splits the line as its `str.split()` does
 //! (those, the separators `\x1c` to `\x1f`, and NEL and NBSP of the line
 //! read as Latin-1), serves the versions `HTTP/0.9` and `HTTP/01.1`, and
 //! serves a bare `GET /path` as HTTP/0.9; it takes any other byte in the
 //! target, control bytes and DEL too (`GET /admin?\x01` is a request for
-//! `/admin`). So a line is HTTP/1 when, after any whitespace, it is a
-//! method, a target of any bytes and `HTTP/` with a major
+//! `/admin`). So a line is HTTP/1 when, after any whitespace or control
+//! bytes, it is a method, a target of any bytes and `HTTP/` with a major
 //! version of 0 or 1, a dot and digits (in any case), or `GET` and a
 //! target, separated by runs of that whitespace; the HTTP server then
 //! answers what it does not take with `400 Bad Request`. (A Redis inline
@@ -102,8 +103,8 @@ impl std::error::Error for DetectError {
 
 /// Reads from `io` until its first bytes decide the protocol, or `timeout`
 /// passes. Returns the decision, `None` when the peer had sent too little
-/// to decide by then (nothing, or a plausible but unfinished request
-/// line or HTTP/2 preface), and the stream with every byte read replayed:
+/// to decide by then (nothing, whitespace and control bytes only, or a
+/// plausible but unfinished request line or HTTP/2 preface), and the stream with every byte read replayed:
 /// whatever the decision, the caller can serve the connection with
 /// nothing lost and nothing read twice.
 ///
@@ -198,10 +199,13 @@ impl Scan {
             None => {
                 // RFC 9112 §2.2: a server ignores empty lines before the
                 // request line, and hyper's parser does; Netty skips any
-                // whitespace or control byte there. So detection skips
-                // whitespace (other control bytes start no request line
-                // it could serve without them, and deciding at them keeps
-                // binary protocols from waiting).
+                // whitespace, ASCII control byte or DEL there, and serves
+                // `\x00GET /admin HTTP/1.1` as a request for `/admin`. So
+                // detection skips them all; hyper answers such a line with
+                // 400. A binary protocol still decides at its first byte
+                // that is none of them and no token byte either (a TLS
+                // ClientHello at its random bytes, a Postgres SSLRequest at
+                // its code).
                 let end = leading_space(buf, self.empty_end);
                 self.empty_end = end;
                 if end == buf.len() {
@@ -240,13 +244,14 @@ impl Scan {
     }
 }
 
-/// Where the run of whitespace ([`is_space`] or `LF`: empty lines among
-/// it) that starts at `from` in `buf` ends.
+/// Where the run of whitespace and ASCII control bytes (empty lines
+/// among them) that starts at `from` in `buf` ends: what Netty skips
+/// before a request line.
 fn leading_space(buf: &[u8], from: usize) -> usize {
     let rest = buf.get(from..).unwrap_or_default();
     from + rest
         .iter()
-        .take_while(|&&b| b == b'\n' || is_space(b))
+        .take_while(|&&b| is_space(b) || b.is_ascii_control())
         .count()
 }
 
@@ -334,11 +339,18 @@ mod tests {
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Some(Detected::Http2)),
             (b"PRI * HTTP/2.0\r\n", None),
             (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", Some(Detected::Opaque)),
-            (b"\x16\x03\x01\x02\x00", Some(Detected::Opaque)),
+            // Control bytes may come before a request line (Netty skips
+            // them): a binary protocol decides at its first other byte.
+            (b"\x16\x03\x01\x02\x00", None),
+            (
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc",
+                Some(Detected::Opaque),
+            ),
             (b"hello\r\n", Some(Detected::Opaque)),
             (b"GET / HTTP/2.0\r\n", Some(Detected::Opaque)),
             (b"PUT  HTTP/1.1\r\n", Some(Detected::Opaque)),
-            (b"\x00\x00\x00\x08", Some(Detected::Opaque)),
+            (b"\x00\x00\x00\x08", None),
+            (b"\x00\x00\x00\x08\x04\xd2", Some(Detected::Opaque)),
             (b"", None),
             // Empty lines before the request line are ignored.
             (b"\r\nGET / HTTP/1.1\r\n", Some(Detected::Http1)),
@@ -376,7 +388,8 @@ mod tests {
             b"\rGET / HTTP/1.1\r\n",
             b"\r\n\r\nhello\r\n",
             b"G\xc3T / HTTP/1.1\r\n",
-            b"\x16\x03\x01\x02\x00",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"\x00\x01GET / HTTP/1.1\r\n",
         ];
         for bytes in cases {
             let whole = decide(bytes);
@@ -477,9 +490,21 @@ mod tests {
         }
         let cases: &[(&[u8], Detected)] = &[
             (b"\r\r\nGET / HTTP/1.1\r\n", Detected::Http1),
+            // Netty skips every ASCII control byte and DEL there too.
+            (b"\x00GET /admin HTTP/1.1\r\n", Detected::Http1),
+            (b"\x00\x01\x16\r\nGET /admin HTTP/1.1\r\n", Detected::Http1),
+            (b"\x7f\x1bGET /admin HTTP/1.1\r\n", Detected::Http1),
+            // Binary protocols decide at their first byte that is neither
+            // one of those nor a token byte: a TLS ClientHello, a Postgres
+            // SSLRequest.
+            (
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                Detected::Opaque,
+            ),
+            (b"\x00\x00\x00\x08\x04\xd2\x16\x2f", Detected::Opaque),
             (b"\x0b\r\nGET / HTTP/1.1\r\n", Detected::Http1),
             (b" \n\t\x1cGET /admin HTTP/1.1\r\n", Detected::Http1),
-            (b"\r\x00", Detected::Opaque),
+            (b"\r\x00\xff", Detected::Opaque),
             // Bytes above ASCII cannot start a method.
             (&tail, Detected::Opaque),
         ];

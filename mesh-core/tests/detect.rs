@@ -58,7 +58,8 @@ async fn a_request_after_an_empty_line_is_served_as_http() {
 
 #[tokio::test]
 async fn other_bytes_reach_the_opaque_handler() {
-    let got = answer_to(b"\x16\x03\x01\x02\x00").await;
+    // The start of a TLS ClientHello, up to its first byte above ASCII.
+    let got = answer_to(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").await;
     assert_eq!(got, "opaque");
 }
 
@@ -317,11 +318,14 @@ async fn whitespace_before_the_request_line_is_skipped_as_netty_skips_it() {
     // Netty skips every control or whitespace byte before the request
     // line, not only the empty lines RFC 9112 §2.2 names: each of these
     // is its request for `/admin`.
-    let lines: [&[u8]; 4] = [
+    let lines: [&[u8]; 7] = [
         b"\r\r\nGET /admin HTTP/1.1",
         b"\x0b\r\nGET /admin HTTP/1.1",
         b" \n\tGET /admin HTTP/1.1",
         b"\x1c\x0c\nGET /admin HTTP/1.1",
+        b"\x00GET /admin HTTP/1.1",
+        b"\x00\x01\x16\r\nGET /admin HTTP/1.1",
+        b"\x7f\x1bGET /admin HTTP/1.1",
     ];
     for line in lines {
         let mut bytes = line.to_vec();
