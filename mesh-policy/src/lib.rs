@@ -194,13 +194,19 @@
 //!   form under the workload's trust domain and control-plane namespace
 //!   (`web.ns.serviceaccount.identity.linkerd.<td>`, or `*.ns...` for a
 //!   namespace): a policy copied from Linkerd admits the same clients
-//!   when they carry SPIFFE IDs. Other names match only as written.
+//!   when they carry SPIFFE IDs (the account is what comes before the last
+//!   `.` ahead of the namespace, since an account name may hold dots and
+//!   a namespace never does). References are read in lowercase, as
+//!   Kubernetes names are, so both forms of an account written `Api`
+//!   match `api`. Other names match only as written.
 //! - As Linkerd's admission webhook does, these are errors: a network
 //!   `except` that covers all of its `cidr` (the network would match no
 //!   address); a ServerAuthorization's `unauthenticatedTLS: true` beside
 //!   `identities` or `serviceAccounts`, which it would ignore, admitting
-//!   every TLS client; and an `identityRefs` entry of `kind: Namespace`
-//!   with a `namespace`.
+//!   every TLS client; an `identityRefs` entry of `kind: Namespace`
+//!   with a `namespace`; and a reference naming a namespace with a `.`,
+//!   which no Kubernetes namespace has and which Linkerd's form would read
+//!   as another account of another namespace.
 //! - A resource without a namespace belongs to the workload's, as with
 //!   `kubectl apply -n`. A reference's `namespace` absent or `""`
 //!   (`targetRef`, `requiredAuthenticationRefs`, `identityRefs`, a
