@@ -115,7 +115,8 @@
 //!   most likely meant either.
 //! - A `GRPCRoute` is read as the `HTTPRoute` its method matches make (a
 //!   gRPC call is a `POST` to `/{service}/{method}`; see mesh-core's
-//!   `resource::GrpcRoute`), and may share its name with an `HTTPRoute`.
+//!   `resource::GrpcRoute`), its matches keeping their `GRPCRoute`
+//!   precedence, and may share its name with an `HTTPRoute`.
 //!   So may an `HTTPRoute` of `policy.linkerd.io` with one of the Gateway
 //!   API (`gateway.networking.k8s.io`), as while routes move from one to
 //!   the other; a `targetRef` names one by its `group`, as Linkerd reads
@@ -152,7 +153,11 @@
 //!   Routes are tried in the Gateway API's order of precedence: the route
 //!   whose hostnames match the request's host most specifically first
 //!   (exact, then wildcard, then none), then by their matches (see
-//!   `MatchEntry::precedence` in the source). Equal matches of two routes
+//!   `MatchEntry::precedence` in the source): a `GRPCRoute`'s by the
+//!   `GRPCRoute` order (a service named, then a method named, then more
+//!   header matches), not by the paths it is read as, and every
+//!   `GRPCRoute` match before every `HTTPRoute` match, as Linkerd serves a
+//!   parent's `GRPCRoute`s where it has both. Equal matches of two routes
 //!   go to the older by `metadata.creationTimestamp` (a route without one,
 //!   which would be the newest once applied, after those with one; one
 //!   that is not an RFC 3339 time is an error), then to the first by
