@@ -3,7 +3,8 @@
 //! written: a catch-all rule written first does not take the requests of
 //! the more specific rules after it. Each rule here marks its responses
 //! with its name (a `ResponseHeaderModifier`), so a request through the
-//! sidecar shows which rule it took.
+//! sidecar shows which rule it took. A rule whose backends all weigh 0
+//! takes its requests too, and the mesh answers them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -183,6 +184,89 @@ async fn routes_from_two_policy_files_are_ranked_together() {
             .ends_with("/new"),
         "{:?}",
         res.headers()
+    );
+    stop(sidecar).await;
+}
+
+/// A rule whose backends all have weight 0 sends its requests nowhere:
+/// the Gateway API has them answered 500 (gRPC `UNAVAILABLE`), and the
+/// mesh answers them itself, counted as its own answer. The service's
+/// other requests go on as before.
+#[tokio::test]
+async fn a_rule_whose_backends_all_weigh_0_is_answered_500_by_the_mesh() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("routes.yaml");
+    let drained = "  - name: drained
+    matches: [{path: {type: PathPrefix, value: /drained}}]
+    backendRefs:
+    - {name: emoji-v2, port: 80, weight: 0}
+    - {name: emoji, port: 80, weight: 0}
+";
+    let rest = rule("rest", "[{path: {type: PathPrefix, value: /}}]");
+    std::fs::write(
+        &file,
+        route(
+            "drain",
+            // Retries on 5xx: the mesh's own answer is not retried.
+            ", annotations: {retry.linkerd.io/http: 5xx, retry.linkerd.io/limit: '2'}",
+            &[drained.to_owned(), rest],
+        ),
+    )
+    .unwrap();
+    let (app, _) = backend().await;
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{app}]\n\
+         \x20   - name: emoji-v2\n      endpoints: [{app}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    ));
+    let client = http1();
+    let send = |path: &str, grpc: bool| {
+        let mut req = Request::builder()
+            .method(if grpc { "POST" } else { "GET" })
+            .uri(format!("http://{}{path}", sidecar.outbound))
+            .header("host", "emoji");
+        if grpc {
+            req = req.header("content-type", "application/grpc");
+        }
+        client.request(req.body(full("")).unwrap())
+    };
+    let res = send("/drained/x", false).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        res.headers()["mesh-error"],
+        "no backend of the route has a weight above 0"
+    );
+    assert!(body_bytes(res).await.is_empty());
+    let res = send("/drained/x", true).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(
+        res.headers()["grpc-message"],
+        "no backend of the route has a weight above 0"
+    );
+    // The route's other rule still reaches the service.
+    let res = send("/other", false).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body_bytes(res).await, "hello");
+    let metrics = scrape(sidecar.admin).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("response_total{direction=\"outbound\"")
+                && l.contains("status_code=\"500\"")
+                && l.contains("error=\"unavailable\"")),
+        "{metrics}"
+    );
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("retry_requests_total{")
+                && l.contains("route=\"drained\"")
+                && !l.ends_with(" 0")),
+        "{metrics}"
     );
     stop(sidecar).await;
 }

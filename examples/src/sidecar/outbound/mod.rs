@@ -54,7 +54,10 @@
 //! A route whose rule has `backendRefs` splits its requests between the
 //! outbound services they name, by weight (see [`split`]): each backend
 //! is reached at its own endpoints, over its own TLS. Metrics and retries
-//! still count the request under the service it was addressed to.
+//! still count the request under the service it was addressed to. A rule
+//! whose backends all have weight 0 sends its requests nowhere: the mesh
+//! answers them `500` (gRPC `UNAVAILABLE`), without retries, as the
+//! Gateway API asks.
 //!
 //! Not every application speaks HTTP. The listeners of `outbound.ports`
 //! each take TCP connections for one service and forward them as opaque
@@ -399,8 +402,13 @@ fn routes_of(
             };
             // A backend without endpoints cannot be configured; its share
             // would fall to the others, and a route left with none to the
-            // service itself.
+            // service itself. A route whose backends all have weight 0
+            // sends nothing anywhere, the service included: the split
+            // answers its requests.
             let split = |route: &RoutePlan| {
+                if route.has_no_weight() {
+                    return Split::Nowhere;
+                }
                 let backends = route.backends.iter().filter_map(|&(i, weight)| {
                     let endpoint = endpoints.get(i)?.as_ref()?;
                     let name = plans.services.get(i)?.name.as_str();

@@ -89,7 +89,8 @@ pub(super) struct RoutePlan {
     /// it there, and its requests go no further.
     pub(super) edits: EditHeadersLayer,
     /// The services its requests go to (indexes into `outbound.services`)
-    /// and their weights; empty for the service the route belongs to.
+    /// and their weights; empty for the service the route belongs to;
+    /// all of weight 0 for a route the mesh answers itself.
     pub(super) backends: Vec<(usize, u32)>,
 }
 
@@ -164,17 +165,31 @@ impl Planner {
             let plan = |policy: &RouteRetryPolicy,
                         hosts: RouteHosts,
                         backends: Vec<(usize, u32)>,
-                        redirect: Option<&Redirect>| RoutePlan {
-                id: RouteId::new(policy.name.clone()),
-                hosts,
-                matches: policy.matches.clone().into(),
-                layer: policy.layer_with_metrics(budget.clone(), &self.metrics, name),
-                edits: EditHeadersLayer::new(
-                    policy.request_headers.clone(),
-                    policy.response_headers.clone(),
-                )
-                .with_redirect(redirect.cloned()),
-                backends,
+                        redirect: Option<&Redirect>| {
+                // The mesh answers a route whose backends all have weight 0
+                // itself, the same each time: retrying would only spend
+                // the budget and wait out the backoff.
+                let layer = if has_no_weight(&backends) {
+                    RouteRetryPolicy {
+                        retry: RetryPolicy::never(),
+                        ..policy.clone()
+                    }
+                    .layer_with_metrics(budget.clone(), &self.metrics, name)
+                } else {
+                    policy.layer_with_metrics(budget.clone(), &self.metrics, name)
+                };
+                RoutePlan {
+                    id: RouteId::new(policy.name.clone()),
+                    hosts,
+                    matches: policy.matches.clone().into(),
+                    layer,
+                    edits: EditHeadersLayer::new(
+                        policy.request_headers.clone(),
+                        policy.response_headers.clone(),
+                    )
+                    .with_redirect(redirect.cloned()),
+                    backends,
+                }
             };
             let redirect = |index| from_resources.and_then(|r| r.redirect(index));
             let rules: Vec<RoutePlan> = from_resources
@@ -233,6 +248,20 @@ impl Planner {
             );
         }
         Ok(RoutePlans { services })
+    }
+}
+
+/// Whether `backends` (of a route) are some, all of weight 0: the route's
+/// requests go nowhere, neither to a backend nor to the service itself,
+/// and the mesh answers them.
+fn has_no_weight(backends: &[(usize, u32)]) -> bool {
+    !backends.is_empty() && backends.iter().all(|&(_, weight)| weight == 0)
+}
+
+impl RoutePlan {
+    /// Whether the route's backends are some, all of weight 0.
+    pub(super) fn has_no_weight(&self) -> bool {
+        has_no_weight(&self.backends)
     }
 }
 

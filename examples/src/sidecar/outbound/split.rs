@@ -6,6 +6,14 @@
 //! new draw, so a request that failed on one backend may be retried on
 //! another. Most routes have one backend (the service they are attached
 //! to); they call it directly and draw nothing.
+//!
+//! A rule whose backends all have weight 0 has nowhere to send its
+//! requests: the split answers each itself, [`Split::Nowhere`]. The
+//! Gateway API accepts such a rule; a `BackendRef` of weight 0 gets no
+//! traffic, and the requests an `HTTPRoute` rule cannot forward get a 500
+//! (`BackendRef.weight` in `apis/v1/shared_types.go`, `HTTPRouteRule.backendRefs`
+//! in `apis/v1/httproute_types.go` of kubernetes-sigs/gateway-api), those
+//! of a `GRPCRoute` rule `UNAVAILABLE` (`apis/v1/grpcroute_types.go`).
 
 use std::{
     future::Future,
@@ -15,8 +23,13 @@ use std::{
 };
 
 use futures_util::future::Either;
-use http::Request;
+use http::{Request, Response, StatusCode};
+use mesh_core::{ProxyErrorKind, error::is_grpc};
 use tower::{Service, ServiceExt};
+
+/// The `mesh-error` (and `grpc-message`) of a request [`Split::Nowhere`]
+/// answers.
+pub(crate) const NO_WEIGHT: &str = "no backend of the route has a weight above 0";
 
 /// Sends each request to one backend. See the [module docs](self).
 #[derive(Debug)]
@@ -25,6 +38,9 @@ pub(crate) enum Split<S> {
     One(S),
     /// Each request goes to one of these, by weight.
     Weighted(Arc<Weighted<S>>),
+    /// The route has backends, all of weight 0: each request is answered
+    /// [`nowhere`], and goes to no backend.
+    Nowhere,
 }
 
 /// Two or more backends with a weight above zero, and where each one's
@@ -85,6 +101,7 @@ impl<S: Clone> Clone for Split<S> {
         match self {
             Self::One(backend) => Self::One(backend.clone()),
             Self::Weighted(weighted) => Self::Weighted(weighted.clone()),
+            Self::Nowhere => Self::Nowhere,
         }
     }
 }
@@ -94,22 +111,40 @@ impl<S: Clone> Clone for Split<S> {
 /// around several times a request) stays the size of its backend's.
 type Drawn<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
-impl<S, B> Service<Request<B>> for Split<S>
+/// The answer to a request of a route whose backends all have weight 0:
+/// the mesh's own, `500` with `mesh-error: `[`NO_WEIGHT`], or to a gRPC
+/// caller (`grpc`) gRPC's `UNAVAILABLE` with that `grpc-message`, as the
+/// Gateway API asks of an `HTTPRoute` and a `GRPCRoute` (see the
+/// [module docs](self)). It carries [`ProxyErrorKind::Unavailable`], the
+/// mesh having nowhere to send the request, which metrics label it with
+/// (`error="unavailable"`); its status is the Gateway API's 500, not that
+/// kind's 503, which would tell a client to try again later.
+pub(crate) fn nowhere<RB: Default>(grpc: bool) -> Response<RB> {
+    let mut res = ProxyErrorKind::Unavailable.response_with_reason(grpc, NO_WEIGHT);
+    if !grpc {
+        *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    res
+}
+
+impl<S, B, RB> Service<Request<B>> for Split<S>
 where
-    S: Service<Request<B>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
     S::Future: Send,
+    S::Error: Send + 'static,
     B: Send + 'static,
+    RB: Default + Send + 'static,
 {
-    type Response = S::Response;
+    type Response = Response<RB>;
     type Error = S::Error;
-    type Future = Either<S::Future, Drawn<S::Response, S::Error>>;
+    type Future = Either<S::Future, Drawn<Response<RB>, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match self {
             Self::One(backend) => backend.poll_ready(cx),
             // The backend is not known until the call draws it; its clone
             // is driven to readiness there.
-            Self::Weighted(_) => Poll::Ready(Ok(())),
+            Self::Weighted(_) | Self::Nowhere => Poll::Ready(Ok(())),
         }
     }
 
@@ -119,6 +154,10 @@ where
             Self::Weighted(weighted) => {
                 let at = fastrand::u64(0..weighted.total());
                 Either::Right(Box::pin(weighted.backend(at).clone().oneshot(req)))
+            }
+            Self::Nowhere => {
+                let res = nowhere(is_grpc(req.headers()));
+                Either::Right(Box::pin(std::future::ready(Ok(res))))
             }
         }
     }
@@ -139,23 +178,28 @@ mod tests {
     struct Named(&'static str);
 
     impl Service<Request<()>> for Named {
-        type Response = &'static str;
+        type Response = Response<&'static str>;
         type Error = Infallible;
-        type Future = Ready<Result<&'static str, Infallible>>;
+        type Future = Ready<Result<Response<&'static str>, Infallible>>;
 
         fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
             Poll::Ready(Ok(()))
         }
 
         fn call(&mut self, _: Request<()>) -> Self::Future {
-            ready(Ok(self.0))
+            ready(Ok(Response::new(self.0)))
         }
     }
 
     async fn shares(split: &Split<Named>, requests: usize) -> HashMap<&'static str, usize> {
         let mut shares = HashMap::new();
         for _ in 0..requests {
-            let name = split.clone().oneshot(Request::new(())).await.unwrap();
+            let name = split
+                .clone()
+                .oneshot(Request::new(()))
+                .await
+                .unwrap()
+                .into_body();
             *shares.entry(name).or_default() += 1;
         }
         shares
@@ -191,5 +235,23 @@ mod tests {
         assert_eq!(shares(&split, 10).await.get("only"), Some(&10));
         assert!(Split::new([(Named("drained"), 0)]).is_none());
         assert!(Split::<Named>::new([]).is_none());
+    }
+
+    #[tokio::test]
+    async fn nowhere_answers_every_request_itself() {
+        let split = Split::<Named>::Nowhere;
+        let res = split.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()["mesh-error"], NO_WEIGHT);
+        assert_eq!(res.extensions().get(), Some(&ProxyErrorKind::Unavailable));
+        assert_eq!(res.into_body(), "");
+        let grpc = Request::post("/pkg.Svc/Call")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let res = split.oneshot(grpc).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["grpc-status"], "14");
+        assert_eq!(res.headers()["grpc-message"], NO_WEIGHT);
     }
 }
