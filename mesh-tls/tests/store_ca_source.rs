@@ -214,3 +214,100 @@ fn a_clock_beyond_what_system_time_holds_is_read_as_the_system_clock() {
     store.update(creds(&ca(), WEB)).unwrap();
     assert!(store.is_ready());
 }
+
+/// A store started on a good CA in `<tmp>/ca`, the time its clock says,
+/// and its task.
+async fn started_on_a_good_ca() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<TestClock>,
+    u64,
+    CredentialStore,
+    tokio::task::JoinHandle<()>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
+    let start = days_ahead(10);
+    let clock = TestClock::at(start);
+    let store = store_at(&clock);
+    let task = tokio::spawn(store.start(source(&ca_dir)).unwrap());
+    settle().await;
+    (dir, ca_dir, clock, start, store, task)
+}
+
+/// Moves both clocks to the next renewal of a certificate issued at `now`
+/// for an hour (70 % of it), and lets the renewal run.
+async fn next_renewal(clock: &TestClock, now: &mut u64) {
+    *now += 2_521;
+    clock.set(*now);
+    tokio::time::advance(Duration::from_secs(2_521)).await;
+    settle().await;
+}
+
+/// Writes a CA into `dir` whose issuer expired by the store's clock,
+/// `days_ahead(10)`: valid for two days from now by the system clock.
+fn write_expired_ca(dir: &std::path::Path) {
+    ca::CertificateAuthority::generate_with_lifetime(
+        "example.org".parse().unwrap(),
+        Duration::from_secs(2 * 86_400),
+    )
+    .unwrap()
+    .write(dir)
+    .unwrap();
+}
+
+/// A refused CA directory is read again at every renewal. As the file
+/// watcher does for a refused set of credentials, the same contents are
+/// logged as an error and counted once, not at every renewal (which,
+/// with nothing valid in service, comes every ten seconds); other refused
+/// contents are counted again. The CA loaded before renews throughout.
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_ca_refused_for_its_dates_is_counted_once_per_content() {
+    let (_dir, ca_dir, clock, mut now, store, task) = started_on_a_good_ca().await;
+    let issuer = |store: &CredentialStore| store.credentials().unwrap().chain()[1].clone();
+    let first_issuer = issuer(&store);
+    std::fs::remove_dir_all(&ca_dir).unwrap();
+    write_expired_ca(&ca_dir);
+
+    let events = Events::leaked();
+    let guard = tracing::subscriber::set_default(events);
+    for _ in 0..4 {
+        next_renewal(&clock, &mut now).await;
+    }
+    let version = *store.subscribe().borrow();
+    assert_eq!(
+        (version.loaded, version.rejected),
+        (5, 1),
+        "renewed four times with the last good ca, the refused one counted once"
+    );
+    assert_eq!(issuer(&store), first_issuer);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"expired\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        events.at(tracing::Level::ERROR).len(),
+        1,
+        "{:#?}",
+        events.all()
+    );
+
+    // Another refused CA is another refusal.
+    std::fs::remove_dir_all(&ca_dir).unwrap();
+    write_expired_ca(&ca_dir);
+    next_renewal(&clock, &mut now).await;
+    next_renewal(&clock, &mut now).await;
+    drop(guard);
+    let version = *store.subscribe().borrow();
+    assert_eq!((version.loaded, version.rejected), (7, 2));
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"expired\"} 2"),
+        "{metrics}"
+    );
+    assert_eq!(events.at(tracing::Level::ERROR).len(), 2);
+    assert_eq!(issuer(&store), first_issuer);
+    task.abort();
+}

@@ -163,7 +163,8 @@ impl CredentialStore {
     /// the first included, is dated by it, each renewal is due at 70 % of
     /// the time the certificate has left by it, and a CA reloaded from the
     /// directory whose issuer has expired or is not valid yet by it is
-    /// refused, the CA loaded before going on issuing. The waits between
+    /// refused (once for the same contents of the directory), the CA
+    /// loaded before going on issuing. The waits between
     /// renewals are tokio's timers.
     pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
         Self::with_clock(config, time, true)

@@ -9,8 +9,8 @@ use mesh_core::Identity;
 
 use super::{CredentialStore, files::Watched};
 use crate::{
-    ca::{CaError, CertificateAuthority},
-    creds::{Causes, CredentialFiles, RejectReason},
+    ca::{self, CaError, CertificateAuthority},
+    creds::{Causes, CredentialFiles, MAX_FILE_SIZE, RejectReason},
 };
 
 /// Where a store's credentials come from: the two forms a sidecar's
@@ -32,7 +32,10 @@ pub enum CredentialSource {
     /// lifetime. The directory is read again at each renewal, so that an
     /// issuer (or trust anchor) replaced in it signs the next certificate;
     /// while it does not load, or its issuer has expired or is not valid
-    /// yet by the store's clock, the CA read before goes on issuing.
+    /// yet by the store's clock, the CA read before goes on issuing, and
+    /// the directory is refused (logged as an error and counted in
+    /// `identity_cert_rejected_updates_total`) once for each content it
+    /// is refused with, not at every renewal.
     Ca {
         /// A directory [`ca::write_ca`](crate::ca::write_ca) wrote.
         dir: PathBuf,
@@ -91,9 +94,10 @@ impl CredentialStore {
                 let store = self.clone();
                 Ok(Box::pin(async move {
                     let mut ca = ca;
+                    let mut refused = None;
                     tokio::time::sleep(first_wait).await;
                     loop {
-                        ca = store.reload_ca(ca, &dir);
+                        ca = store.reload_ca(ca, &dir, &mut refused);
                         let wait = ca.renew_once(&store, &identity, ttl);
                         tokio::time::sleep(wait).await;
                     }
@@ -118,12 +122,24 @@ impl CredentialStore {
     /// credentials: logged as an error naming `issuer.crt` and why, and
     /// counted in `identity_cert_rejected_updates_total` as `expired` or
     /// `not_yet_valid`.
-    fn reload_ca(&self, last: CertificateAuthority, dir: &Path) -> CertificateAuthority {
-        let error = match CertificateAuthority::load(dir) {
-            Ok(ca) => match ca.check_issuer_valid(self.now()) {
-                Ok(()) => return ca,
-                Err(error) => error,
-            },
+    ///
+    /// The directory is read again at every renewal, every ten seconds
+    /// while no valid certificate is in service, so a refusal is reported
+    /// once per content of the directory, as the file watcher reports a
+    /// refused set of credential files once: `refused` holds a fingerprint
+    /// of what was last refused, and the same contents refused again are
+    /// logged at debug only. Contents that change while they are read (a
+    /// CA being written) are neither taken nor reported: the next renewal
+    /// reads them whole.
+    fn reload_ca(
+        &self,
+        last: CertificateAuthority,
+        dir: &Path,
+        refused: &mut Option<u64>,
+    ) -> CertificateAuthority {
+        let before = fingerprint(dir);
+        let ca = match CertificateAuthority::load(dir) {
+            Ok(ca) => ca,
             Err(error) => {
                 tracing::warn!(
                     dir = %dir.display(),
@@ -133,6 +149,31 @@ impl CredentialStore {
                 return last;
             }
         };
+        let error = match ca.check_issuer_valid(self.now()) {
+            Ok(()) => {
+                *refused = None;
+                return ca;
+            }
+            Err(error) => error,
+        };
+        if fingerprint(dir) != before {
+            tracing::debug!(
+                dir = %dir.display(),
+                error = %Causes(&error),
+                "the ca changed while it was read; renewing with the one loaded before"
+            );
+            return last;
+        }
+        if *refused == Some(before) {
+            tracing::debug!(
+                dir = %dir.display(),
+                error = %Causes(&error),
+                "the reloaded ca is still the one refused before; renewing with the one loaded \
+                 before"
+            );
+            return last;
+        }
+        *refused = Some(before);
         let reason = validity_reason(&error);
         if let Some(reason) = reason {
             self.shared.metrics.rejected(reason);
@@ -147,6 +188,30 @@ impl CredentialStore {
         );
         last
     }
+}
+
+/// A fingerprint of the files of the CA directory `dir` as they are now:
+/// of what each holds (as much as the CA reads of it), or of why it cannot
+/// be read. It tells whether a directory refused before is still the same;
+/// what it sees is written by whoever may write the CA, who could write a
+/// valid CA as easily as contents made to collide, so a 64-bit (SipHash)
+/// fingerprint does.
+fn fingerprint(dir: &Path) -> u64 {
+    use std::{
+        hash::{Hash, Hasher},
+        io::Read,
+    };
+    let mut hasher = std::hash::DefaultHasher::new();
+    for name in [ca::CA_CERT_FILE, ca::ISSUER_CERT_FILE, ca::ISSUER_KEY_FILE] {
+        let mut contents = Vec::new();
+        let read = std::fs::File::open(dir.join(name))
+            .and_then(|file| file.take(MAX_FILE_SIZE + 1).read_to_end(&mut contents));
+        match read {
+            Ok(_) => contents.hash(&mut hasher),
+            Err(error) => error.kind().hash(&mut hasher),
+        }
+    }
+    hasher.finish()
 }
 
 /// The reason label of an issuer refused for its dates.
