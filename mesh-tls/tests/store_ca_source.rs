@@ -311,3 +311,53 @@ async fn a_reloaded_ca_refused_for_its_dates_is_counted_once_per_content() {
     assert_eq!(issuer(&store), first_issuer);
     task.abort();
 }
+
+/// A CA directory that does not load at its reload is a refused update
+/// too, counted under the reason the file source gives the same failure
+/// (`malformed` for a certificate that does not parse, `unreadable` for a
+/// file that cannot be read), logged as an error naming the file, once per
+/// content; the CA loaded before renews meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_ca_directory_that_does_not_load_is_counted_once_per_content() {
+    let (_dir, ca_dir, clock, mut now, store, task) = started_on_a_good_ca().await;
+    let issuer = |store: &CredentialStore| store.credentials().unwrap().chain()[1].clone();
+    let first_issuer = issuer(&store);
+    let issuer_file = ca_dir.join(ca::ISSUER_CERT_FILE);
+    std::fs::write(&issuer_file, "not a certificate\n").unwrap();
+
+    let events = Events::leaked();
+    let guard = tracing::subscriber::set_default(events);
+    for _ in 0..3 {
+        next_renewal(&clock, &mut now).await;
+    }
+    let version = *store.subscribe().borrow();
+    assert_eq!((version.loaded, version.rejected), (4, 1));
+    assert_eq!(issuer(&store), first_issuer);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"malformed\"} 1"),
+        "{metrics}"
+    );
+    let errors = events.at(tracing::Level::ERROR);
+    assert_eq!(errors.len(), 1, "{:#?}", events.all());
+    assert!(
+        errors[0].contains(&*issuer_file.to_string_lossy()) && errors[0].contains("kept"),
+        "{errors:#?}"
+    );
+
+    // The trust anchor removed: the directory cannot be read.
+    std::fs::remove_file(ca_dir.join(ca::CA_CERT_FILE)).unwrap();
+    next_renewal(&clock, &mut now).await;
+    next_renewal(&clock, &mut now).await;
+    drop(guard);
+    let version = *store.subscribe().borrow();
+    assert_eq!((version.loaded, version.rejected), (6, 2));
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"unreadable\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(events.at(tracing::Level::ERROR).len(), 2);
+    assert_eq!(issuer(&store), first_issuer);
+    task.abort();
+}

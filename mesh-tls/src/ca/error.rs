@@ -6,7 +6,7 @@ use std::{
 
 use mesh_core::{Identity, TrustDomain};
 
-use crate::creds::CredentialError;
+use crate::creds::{CredentialError, RejectReason};
 
 /// Why the CA could not create, load or issue.
 #[derive(Debug)]
@@ -251,6 +251,49 @@ impl fmt::Display for CaError {
     }
 }
 
+impl CaError {
+    /// The bounded reason a credential store gives a CA directory it
+    /// refuses at a reload, for `identity_cert_rejected_updates_total`: the
+    /// reason the store gives the same fault in credential files (a file
+    /// that cannot be read is `unreadable`, one that does not parse is
+    /// `malformed`, an issuer outside its validity is `expired` or
+    /// `not_yet_valid`, an issuer the trust anchor does not vouch for is
+    /// `untrusted`), so that one alert covers both sources.
+    ///
+    /// `None` for an error about what the CA was asked (an identity, a
+    /// lifetime, a name), which no CA directory causes.
+    pub fn reason(&self) -> Option<RejectReason> {
+        Some(match self {
+            Self::Io { .. } => RejectReason::Unreadable,
+            Self::Certificate(_) => RejectReason::Malformed,
+            Self::IssuerExpired { .. } => RejectReason::Expired,
+            Self::IssuerNotYetValid { .. } => RejectReason::NotYetValid,
+            Self::InvalidCa(invalid) => match invalid {
+                InvalidCa::NoTrustDomain => RejectReason::NoIdentity,
+                InvalidCa::KeyMismatch => RejectReason::KeyMismatch,
+                InvalidCa::BadCertificate
+                | InvalidCa::BadKey
+                | InvalidCa::AnchorNotCa
+                | InvalidCa::KeyInCertificateFile => RejectReason::Malformed,
+                InvalidCa::AnchorPathLength { .. } => RejectReason::Untrusted,
+            },
+            Self::IssuerNotTrusted(_) | Self::IssuerOutsideAnchorTrustDomain { .. } => {
+                RejectReason::Untrusted
+            }
+            Self::Credentials(error) => error.reason(),
+            Self::InFile { source, .. } => return source.reason(),
+            Self::AlreadyExists(_)
+            | Self::OutsideTrustDomain { .. }
+            | Self::NoWorkloadPath(_)
+            | Self::InvalidLifetime(_)
+            | Self::UnrenewableTtl { .. }
+            | Self::InvalidDnsName(_)
+            | Self::ExtraDnsName { .. }
+            | Self::OutlivesIssuer { .. } => return None,
+        })
+    }
+}
+
 /// A duration in its largest whole unit (`15s`, `2m`, `7300d`), or as
 /// `Debug` shows it when it has a fraction of a second (`500ms`).
 struct Span(Duration);
@@ -399,6 +442,57 @@ mod tests {
             error.to_string(),
             "certificate would end at 2026-11-29T13:57:09Z, after its issuer, which expires at \
              2026-11-29T11:00:00Z"
+        );
+    }
+
+    /// A CA directory refused at a reload is counted under the reason the
+    /// store gives the same fault in credential files, through the file
+    /// it names.
+    #[test]
+    fn a_refused_ca_file_is_counted_under_the_credential_files_reason() {
+        let in_file = |source| CaError::InFile {
+            path: PathBuf::from("/ca/issuer.crt"),
+            source: Box::new(source),
+        };
+        let reason = |error: CaError| error.reason().map(RejectReason::as_label);
+        let io = || io::Error::from(io::ErrorKind::NotFound);
+        assert_eq!(
+            reason(CaError::Io {
+                path: PathBuf::from("/ca/ca.crt"),
+                source: io()
+            }),
+            Some("unreadable")
+        );
+        for (invalid, label) in [
+            (InvalidCa::BadCertificate, "malformed"),
+            (InvalidCa::BadKey, "malformed"),
+            (InvalidCa::KeyInCertificateFile, "malformed"),
+            (InvalidCa::AnchorNotCa, "malformed"),
+            (InvalidCa::KeyMismatch, "key_mismatch"),
+            (InvalidCa::NoTrustDomain, "no_identity"),
+            (
+                InvalidCa::AnchorPathLength {
+                    allows: 0,
+                    needs: 1,
+                },
+                "untrusted",
+            ),
+        ] {
+            assert_eq!(reason(in_file(CaError::InvalidCa(invalid))), Some(label));
+        }
+        let at = SystemTime::UNIX_EPOCH;
+        assert_eq!(
+            reason(in_file(CaError::IssuerExpired { not_after: at })),
+            Some("expired")
+        );
+        assert_eq!(
+            reason(in_file(CaError::IssuerNotYetValid { not_before: at })),
+            Some("not_yet_valid")
+        );
+        assert_eq!(
+            reason(CaError::InvalidLifetime(Duration::ZERO)),
+            None,
+            "no ca directory causes it"
         );
     }
 

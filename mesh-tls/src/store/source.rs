@@ -121,7 +121,9 @@ impl CredentialStore {
     /// loaded before could still sign. It is refused as the store refuses
     /// credentials: logged as an error naming `issuer.crt` and why, and
     /// counted in `identity_cert_rejected_updates_total` as `expired` or
-    /// `not_yet_valid`.
+    /// `not_yet_valid`. A directory that does not load is refused alike,
+    /// under the reason the store gives the same fault in credential files
+    /// ([`CaError::reason`]: `unreadable`, `malformed`, ...).
     ///
     /// The directory is read again at every renewal, every ten seconds
     /// while no valid certificate is in service, so a refusal is reported
@@ -138,19 +140,10 @@ impl CredentialStore {
         refused: &mut Option<u64>,
     ) -> CertificateAuthority {
         let before = fingerprint(dir);
-        let ca = match CertificateAuthority::load(dir) {
-            Ok(ca) => ca,
-            Err(error) => {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    error = %Causes(&error),
-                    "cannot reload the ca; renewing with the one loaded before"
-                );
-                return last;
-            }
-        };
-        let error = match ca.check_issuer_valid(self.now()) {
-            Ok(()) => {
+        let error = match CertificateAuthority::load(dir)
+            .and_then(|ca| ca.check_issuer_valid(self.now()).map(|()| ca))
+        {
+            Ok(ca) => {
                 *refused = None;
                 return ca;
             }
@@ -174,17 +167,22 @@ impl CredentialStore {
             return last;
         }
         *refused = Some(before);
-        let reason = validity_reason(&error);
+        let reason = error.reason();
         if let Some(reason) = reason {
             self.shared.metrics.rejected(reason);
         }
         self.shared.version.send_modify(|v| v.rejected += 1);
+        let why = match reason {
+            Some(RejectReason::Expired | RejectReason::NotYetValid) => {
+                "its issuer is outside its validity by the store's clock"
+            }
+            _ => "it does not load",
+        };
         tracing::error!(
             dir = %dir.display(),
             error = %Causes(&error),
             reason = reason.map(RejectReason::as_label),
-            "refused the reloaded ca: its issuer is outside its validity by the store's clock; \
-             the ca loaded before is kept and renews"
+            "refused the reloaded ca: {why}; the ca loaded before is kept and renews"
         );
         last
     }
@@ -212,14 +210,4 @@ fn fingerprint(dir: &Path) -> u64 {
         }
     }
     hasher.finish()
-}
-
-/// The reason label of an issuer refused for its dates.
-fn validity_reason(error: &CaError) -> Option<RejectReason> {
-    match error {
-        CaError::InFile { source, .. } => validity_reason(source),
-        CaError::IssuerExpired { .. } => Some(RejectReason::Expired),
-        CaError::IssuerNotYetValid { .. } => Some(RejectReason::NotYetValid),
-        _ => None,
-    }
 }
