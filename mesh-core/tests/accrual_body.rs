@@ -241,6 +241,7 @@ async fn a_probe_holds_its_endpoint_until_its_body_ends() {
     let endpoint = h2_upstream_waiting(next.clone()).await;
     let (forward, view) = forward(endpoint, strict());
     let res = forward.clone().oneshot(get_h2("/reset")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
     next.notify_one();
     let _ = res.into_body().collect().await;
     assert_eq!(
@@ -252,7 +253,7 @@ async fn a_probe_holds_its_endpoint_until_its_body_ends() {
     tokio::time::resume();
 
     let probe = forward.clone().oneshot(get_h2("/")).await.unwrap();
-    assert_eq!(probe.status(), StatusCode::OK);
+    assert_eq!(probe.status(), StatusCode::OK, "{:?}", probe.headers());
     let mut body = probe.into_body();
     assert!(body.frame().await.unwrap().unwrap().is_data());
     assert_eq!(
