@@ -5,7 +5,8 @@
 //! its own, since it takes every descriptor the process may open.
 #![allow(clippy::unwrap_used)]
 
-use crate::support::log_capture;
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
 use std::{convert::Infallible, time::Duration};
 

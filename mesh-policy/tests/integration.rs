@@ -1,8 +1,9 @@
 //! The integration tests of this crate, built as one test binary: each file
 //! is a module here. One binary links the dependency tree once, where a
-//! binary per file linked it once per file. A test that counts what its whole
-//! process allocates, or runs itself again under limits, keeps a binary of
-//! its own, declared beside this one in `Cargo.toml`.
+//! binary per file linked it once per file. A test that changes or counts
+//! something of its whole process (its allocations, its file descriptors, its
+//! name) or runs itself again under limits keeps a binary of its own,
+//! declared beside this one in `Cargo.toml`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
