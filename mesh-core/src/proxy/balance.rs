@@ -16,8 +16,8 @@
 //! Each endpoint keeps a peak-EWMA estimate of its round-trip time to the
 //! response's first body frame, or its end when none comes (Linkerd's
 //! `PendingUntilFirstData`), and a request counts in flight until then:
-//! it decays between samples, over [`DECAY`], and a sample slower than
-//! it reads then replaces it at once, a faster one is averaged in; a new
+//! a slower sample replaces it at once, a faster one is
+//! averaged in, and it decays between samples, over [`DECAY`]; a new
 //! endpoint starts at [`DEFAULT_RTT`], and a request that fails before any
 //! response counts as a sample of [`FAILURE_PENALTY`], or of the time it
 //! waited if longer

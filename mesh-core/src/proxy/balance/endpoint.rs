@@ -17,26 +17,12 @@
 //! response's first body frame (or its end, when no frame comes), as
 //! Linkerd's proxy does (linkerd2-proxy `hyper-balance`,
 //! `PendingUntilFirstData`): a server that sends its head at once and its
-//! data late is as slow as the data. Between samples the estimate
-//! decays toward zero, over [`DECAY`] (Linkerd's 10 s), so an endpoint
-//! that was avoided is tried again. A new sample is weighed against the
-//! estimate as decayed to the sample's time, which is what the balancer
-//! reads when it picks: a slower sample replaces it at once (the
-//! "peak"); a faster one is averaged in, weighted by how long ago the
-//! last sample came. A new endpoint starts at [`DEFAULT_RTT`] (Linkerd's
-//! 30 ms).
-//!
-//! Weighed against the estimate as stored at the last sample instead, a
-//! sample between the two would be averaged with the higher, stored one
-//! and end up above both: 20 s after a 1 s failure penalty the estimate
-//! reads 135 ms, and a 200 ms sample would give 308 ms, more than the
-//! sample itself; a faster sample could even raise the estimate. tower's
-//! `PeakEwma` (`tower::load::peak_ewma`, which linkerd2-proxy balances
-//! with) avoids this by storing the decayed estimate each time the
-//! balancer reads it, so that a sample meets the estimate as last read;
-//! here picks only read the atomics, and a sample decays the estimate
-//! itself before it is weighed. Either way the estimate after a sample
-//! lies between the sample and the estimate the balancer read.
+//! data late is as slow as the data. A sample slower than the
+//! estimate replaces it at once (the "peak"); a faster one is averaged
+//! in, weighted by how long ago the last sample came, over [`DECAY`]
+//! (Linkerd's 10 s). Between samples the estimate decays toward zero, so
+//! an endpoint that was avoided is tried again. A new endpoint starts at
+//! [`DEFAULT_RTT`] (Linkerd's 30 ms).
 //!
 //! A request that fails before any response (the endpoint refused the
 //! connection, say) counts as a sample of [`FAILURE_PENALTY`]: a failure
@@ -111,20 +97,14 @@ impl Endpoint {
 
     /// Counts a round trip of `sample` nanoseconds, ended at `now`
     /// (nanoseconds since the epoch).
-    ///
-    /// The sample is weighed against the estimate as the balancer sees it
-    /// now (decayed since it was stored), not as it was stored: weighed
-    /// against the stored one, a sample between the two would be blended
-    /// with the higher and end up above both.
     pub(super) fn observe(&self, sample: f64, now: f64) {
         let rtt = f64::from_bits(self.rtt.load(Ordering::Relaxed));
         let stamp = self.stamp.load(Ordering::Relaxed) as f64;
-        let old = weight(now - stamp);
-        let decayed = rtt * old;
-        let next = if sample > decayed {
+        let next = if sample > rtt {
             sample
         } else {
-            decayed * old + sample * (1.0 - old)
+            let old = weight(now - stamp);
+            rtt * old + sample * (1.0 - old)
         };
         self.rtt.store(next.to_bits(), Ordering::Relaxed);
         self.stamp.store(now as u64, Ordering::Relaxed);
@@ -139,59 +119,4 @@ fn weight(elapsed: f64) -> f64 {
 /// `d` in nanoseconds, as the estimates count time.
 pub(super) fn nanos(d: Duration) -> f64 {
     d.as_secs_f64() * 1e9
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::{Ipv4Addr, SocketAddr};
-
-    use super::*;
-
-    fn endpoint() -> Arc<Endpoint> {
-        Endpoint::fresh(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)), 0).unwrap()
-    }
-
-    fn ms(n: f64) -> f64 {
-        n * 1e6
-    }
-
-    fn secs(n: f64) -> f64 {
-        n * 1e9
-    }
-
-    #[test]
-    fn a_sample_is_weighed_against_the_estimate_decayed_to_its_time() {
-        let endpoint = endpoint();
-        // A failure's penalty, then 20 s of nothing: the balancer sees
-        // 1 s × e^-2 ≈ 135 ms.
-        endpoint.observe(nanos(FAILURE_PENALTY), 0.0);
-        let now = secs(20.0);
-        let decayed = endpoint.estimate_at(now);
-        assert!(
-            (decayed - ms(1000.0) * (-2f64).exp()).abs() < 1.0,
-            "{decayed}"
-        );
-        // A 200 ms sample is slower than that: it replaces it, and is not
-        // blended with the 1 s that was stored (which gave 308 ms).
-        endpoint.observe(ms(200.0), now);
-        let after = endpoint.estimate_at(now);
-        assert!(after <= ms(200.0), "{} ms", after / 1e6);
-        assert!((after - ms(200.0)).abs() < 1.0, "{} ms", after / 1e6);
-    }
-
-    #[test]
-    fn a_faster_sample_never_raises_the_estimate() {
-        let endpoint = endpoint();
-        endpoint.observe(nanos(FAILURE_PENALTY), 0.0);
-        for (at, sample) in [(20.0, 100.0), (20.5, 50.0), (40.0, 1.0), (40.001, 0.5)] {
-            let now = secs(at);
-            let before = endpoint.estimate_at(now);
-            let sample = ms(sample);
-            assert!(sample < before, "{sample} not faster than {before}");
-            endpoint.observe(sample, now);
-            let after = endpoint.estimate_at(now);
-            assert!(after <= before, "{before} rose to {after} at {at} s");
-            assert!(after >= sample, "{after} fell below {sample} at {at} s");
-        }
-    }
 }
