@@ -332,10 +332,8 @@ impl CertificateAuthority {
     /// seconds when it was given, as a [`TimeProvider`] tells it.
     pub(crate) fn now(&self) -> SystemTime {
         self.time
-            .as_ref()
-            .and_then(|time| time.current_time())
-            .and_then(|now| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(now.as_secs())))
-            .unwrap_or_else(SystemTime::now)
+            .as_deref()
+            .map_or_else(SystemTime::now, crate::creds::time_of)
     }
 
     /// The trust domain the CA issues for.

@@ -370,3 +370,11 @@ fn verify_chain(
 pub(crate) fn unix_time(t: SystemTime) -> UnixTime {
     UnixTime::since_unix_epoch(t.duration_since(UNIX_EPOCH).unwrap_or_default())
 }
+
+/// What `time` says it is, as a `SystemTime`. A clock that cannot tell the
+/// time, or tells one `SystemTime` cannot hold, reads as the system clock.
+pub(crate) fn time_of(time: &dyn rustls::time_provider::TimeProvider) -> SystemTime {
+    time.current_time()
+        .and_then(|now| UNIX_EPOCH.checked_add(std::time::Duration::from_secs(now.as_secs())))
+        .unwrap_or_else(SystemTime::now)
+}

@@ -437,14 +437,7 @@ impl CredentialStore {
         if !self.shared.injected {
             return SystemTime::now();
         }
-        // A time `SystemTime` cannot hold is no time at all: read as the
-        // system clock, as a clock that cannot tell the time is, and as the
-        // CA reads its own.
-        self.shared
-            .time
-            .current_time()
-            .and_then(|now| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(now.as_secs())))
-            .unwrap_or_else(SystemTime::now)
+        crate::creds::time_of(&*self.shared.time)
     }
 
     /// The server config that refuses every handshake with an alert.
