@@ -159,7 +159,8 @@ pub async fn scrape_all(targets: &[Target]) -> (Vec<Option<Scrape>>, Option<Scra
 ///
 /// # Errors
 ///
-/// When `targets` is empty or none could be scraped both times.
+/// When `targets` is empty or none could be scraped both times; when none
+/// answered the first scrape, at once rather than after the window.
 pub async fn measure(
     targets: &[Target],
     window: Duration,
@@ -169,11 +170,20 @@ pub async fn measure(
     }
     let start = Instant::now();
     let (before, e1) = scrape_all(targets).await;
+    // A target that missed the first scrape has no delta, whatever the
+    // second brings: with none scraped, the window would only delay the
+    // error.
+    if let Some(e) = e1
+        .filter(|_| before.iter().all(Option::is_none))
+        .map(QueryError::Unreachable)
+    {
+        return Err(e);
+    }
     tokio::time::sleep(window).await;
     let elapsed = start.elapsed();
     let (after, e2) = scrape_all(targets).await;
     let deltas = deltas(&before, &after, elapsed);
-    match e1.or(e2) {
+    match e2 {
         Some(e) if deltas.iter().all(Option::is_none) => Err(QueryError::Unreachable(e)),
         _ => Ok(deltas),
     }
@@ -203,4 +213,29 @@ fn to_json(value: &impl Serialize) -> Result<String, QueryError> {
     let mut s = crate::printable::escape_json_string(s);
     s.push('\n');
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn no_answer_to_the_first_scrape_fails_at_once_naming_the_address() {
+        // A port nothing listens on: bound, then closed. With not one
+        // target scraped, no delta can come of the window, so waiting it
+        // out (a minute, an hour) only delays the error.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let targets = Target::parse_list(&format!("web={addr}")).unwrap();
+        let window = Duration::from_secs(3600);
+        let start = Instant::now();
+        let error = measure(&targets, window).await.unwrap_err();
+        assert!(start.elapsed() < window, "{:?}", start.elapsed());
+        let QueryError::Unreachable(scrape) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(scrape.addr(), addr);
+        assert!(scrape.to_string().contains(&addr), "{scrape}");
+    }
 }
