@@ -58,9 +58,12 @@
 //!   body (the status code, and no gRPC code: it was still to come). A
 //!   body that fails ends the span with its error's kind.
 //! - The caller's W3C `tracestate` goes with the span, as OTLP's
-//!   `traceState`, when the context came from `traceparent`: cut to 512
-//!   bytes as W3C Trace Context allows (larger members first, then from
-//!   the end). The header itself passes to the next hop unchanged.
+//!   `traceState`, when the context came from `traceparent` and the
+//!   `tracestate` is valid (at most 32 members, each key once, keys and
+//!   values of W3C Trace Context's grammar; otherwise it is discarded, as
+//!   the W3C's test suite expects): cut to 512 bytes as W3C Trace Context
+//!   allows (larger members first, then from the end). The header itself
+//!   passes to the next hop unchanged.
 //! - It leaves the query string out, since its parameters may be secrets
 //!   the proxy cannot tell apart, and cuts the strings it keeps to 256
 //!   bytes, so that the queue's memory is bounded.

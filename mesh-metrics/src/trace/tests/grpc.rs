@@ -167,6 +167,17 @@ async fn tracestate_goes_with_the_span_and_passes_on_unchanged() {
     let span = queued(&mut exporter).pop().unwrap();
     assert_eq!(span.trace_state.as_deref(), Some(state));
 
+    // One the W3C calls invalid (a key twice) goes on as it came, and
+    // with no span.
+    let mut req = sampled();
+    let invalid = "congo=t61rcWkgMzE,congo=00f067aa0ba902b7";
+    req.headers_mut()
+        .insert("tracestate", invalid.parse().unwrap());
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(sent_headers(&res)["tracestate"], invalid);
+    let span = queued(&mut exporter).pop().unwrap();
+    assert_eq!(span.trace_state, None);
+
     // Without `traceparent` there is no W3C context to go with.
     let mut req = request(None);
     req.headers_mut()
