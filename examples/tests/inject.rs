@@ -748,6 +748,20 @@ fn a_list_item_without_kind_is_refused_at_the_item() {
 }
 
 #[test]
+fn an_error_in_a_list_item_names_the_item_not_only_the_list() {
+    // A `kubectl get -A -o yaml` List holds hundreds of workloads: the
+    // error says which one holds the bad annotation.
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n- apiVersion: batch/v1\n  kind: CronJob\n  metadata: {name: report, namespace: ops}\n  spec:\n    jobTemplate:\n      spec:\n        template:\n          metadata:\n            annotations: {config.linkerd.io/proxy-await: maybe}\n          spec:\n            restartPolicy: Never\n            containers: [{name: report, image: report}]\n";
+    let (message, kind, document, line) = manifest_error(text);
+    assert_eq!(kind, ResourceErrorKind::InvalidValue);
+    assert_eq!((document, line), (Some(1), Some(15)));
+    assert_eq!(
+        message,
+        "bad.yaml: document 1 (CronJob report): items[1].spec.jobTemplate.spec.template.metadata.annotations.config.linkerd.io/proxy-await: config.linkerd.io/proxy-await is enabled or disabled, not \"maybe\" at line 15 column 58"
+    );
+}
+
+#[test]
 fn a_workload_without_a_pod_template_is_refused() {
     let text = format!("{DEPLOYMENT}spec:\n  replicas: 1\n");
     let (message, kind, _, line) = manifest_error(&text);

@@ -467,7 +467,7 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
             let injection = match WorkloadKind::of(&object.api_version, &object.kind) {
                 Some(kind) => {
                     workload::inject(object.value, &object.path, kind, &namespaces, config)
-                        .map_err(|p| p.into_error(text, context))?
+                        .map_err(|p| object.name_in(p.into_error(text, context), context))?
                 }
                 None => Outcome::NotAWorkload.into(),
             };

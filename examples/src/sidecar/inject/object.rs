@@ -1,11 +1,12 @@
 //! The objects of a document: the document itself, or the items of a
 //! `kind: List`, each with what notes and errors name it by.
 
-use mesh_core::resource::{DocumentContext, ResourceErrorKind};
+use mesh_core::resource::{DocumentContext, ResourceError, ResourceErrorKind};
 use serde_yaml_ng::Value;
 
 use super::{
     Note,
+    note::printable,
     workload::Injection,
     yaml::{self, FieldPath, Problem},
 };
@@ -76,6 +77,30 @@ fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Obj
         kind,
         name,
     })
+}
+
+impl Object<'_> {
+    /// `error`, about this object of the document `context`, naming the
+    /// object: for an item of a `kind: List`, its kind and name rather
+    /// than the List's, which a `kubectl get -A -o yaml` holding hundreds
+    /// of workloads would not tell apart (the field path starts at the
+    /// item's index).
+    pub(super) fn name_in(
+        &self,
+        error: ResourceError,
+        context: &DocumentContext<'_>,
+    ) -> ResourceError {
+        if self.item.is_none() {
+            return error;
+        }
+        // The kind and name are the input's, written to a terminal.
+        let name = self.name.as_deref().map(printable);
+        error.in_document(
+            context.index(),
+            Some(&printable(&self.kind)),
+            name.as_deref(),
+        )
+    }
 }
 
 /// The note of `object`, of the document `context`.
