@@ -23,7 +23,8 @@ use super::Totals;
 /// `rps` included, of counts that sum past the range of `f64` (a scraped
 /// server can serve 1e308), and `rps` of responses over a window of zero.
 /// A figure is never NaN or infinite, nor a
-/// string.
+/// string. A `stat` row with no replica scraped has every figure `null`:
+/// nothing was measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Golden {
     /// Successful responses over all responses, as callers saw them: a
@@ -32,7 +33,7 @@ pub struct Golden {
     pub success: Option<f64>,
     /// Responses per second over the window; +Inf, `null` in JSON, when the
     /// responses sum past the range of `f64` or were counted over a window
-    /// of zero.
+    /// of zero, and in a `stat` row none of whose replicas answered.
     #[serde(serialize_with = "number_or_null")]
     pub rps: f64,
     /// Median latency to the first response byte, in milliseconds,

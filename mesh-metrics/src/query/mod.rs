@@ -28,10 +28,11 @@
 //!   in and those refused.
 //!
 //! Each renders as a table or, for scripts, as JSON ([`Format`]). A figure
-//! that cannot be computed (no traffic, or counts past the range of `f64`)
-//! shows as `-` in a table and as `null` in JSON, never as `NaN` or `inf`
-//! ([`Golden`]); a sample no counter can have (negative, NaN, infinite)
-//! counts for nothing ([`Delta`]). A latency histogram series with more
+//! that cannot be computed (no traffic, no replica of a workload scraped,
+//! or counts past the range of `f64`) shows as `-` in a table and as
+//! `null` in JSON, never as `NaN` or `inf` ([`Golden`]); a sample no
+//! counter can have (negative, NaN, infinite) counts for nothing
+//! ([`Delta`]). A latency histogram series with more
 //! buckets than a histogram has ([`delta::MAX_BOUNDS`]), or whose bounds
 //! would take its source past that many, is left out of the latencies of
 //! its row alone, so that one broken replica cannot blank or skew the

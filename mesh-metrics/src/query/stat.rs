@@ -21,7 +21,8 @@ pub struct StatRow {
     /// Replicas named.
     pub replicas: usize,
     /// Success rate, RPS and latency of its inbound traffic, summed over
-    /// the replicas that answered.
+    /// the replicas that answered. With none, every figure is `null` in
+    /// JSON (`-` in a table), RPS included ([`Golden::rps`] is +Inf).
     #[serde(flatten)]
     pub golden: Golden,
     /// The share of responses on mutual TLS; `None` (`null` in JSON)
@@ -31,11 +32,18 @@ pub struct StatRow {
 
 impl StatRow {
     fn new(name: &str, meshed: usize, replicas: usize, t: &Totals, window: Duration) -> Self {
+        let mut golden = Golden::new(t, window);
+        // No replica answered: nothing was measured, and a rate of 0 would
+        // read as a workload that took no requests. `linkerd viz stat`
+        // shows a resource without stats as `-` throughout.
+        if meshed == 0 {
+            golden.rps = f64::INFINITY;
+        }
         Self {
             name: name.to_owned(),
             meshed,
             replicas,
-            golden: Golden::new(t, window),
+            golden,
             tls: t.tls_rate(),
         }
     }
@@ -159,7 +167,7 @@ mod tests {
             table,
             "NAME   MESHED   SUCCESS       RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99      TLS\n\
              web       2/2    90.00%   10.0rps         0.6ms           1ms           1ms   90.00%\n\
-             vote      0/1         -    0.0rps             -             -             -        -\n"
+             vote      0/1         -         -             -             -             -        -\n"
         );
         let json: serde_json::Value =
             serde_json::from_str(&render_stat(&rows, Format::Json).unwrap()).unwrap();
@@ -205,7 +213,7 @@ mod tests {
     "meshed": 0,
     "replicas": 1,
     "success": null,
-    "rps": 0.0,
+    "rps": null,
     "latency_ms_p50": null,
     "latency_ms_p95": null,
     "latency_ms_p99": null,
@@ -214,6 +222,30 @@ mod tests {
 ]
 "#
         );
+    }
+
+    #[test]
+    fn a_workload_none_of_whose_replicas_answered_has_no_rate() {
+        // Nothing was measured: `0.0rps` would read as a workload that
+        // took no requests, when it may be taking thousands. As `linkerd
+        // viz stat` shows a resource without stats, every figure is `-`.
+        let targets = Target::parse_list("web=a:1,web=b:2").unwrap();
+        let rows = stat_rows(&targets, &[None, None], Direction::Inbound);
+        let table = render_stat(&rows, Format::Table).unwrap();
+        let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row, ["web", "0/2", "-", "-", "-", "-", "-", "-"], "{table}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render_stat(&rows, Format::Json).unwrap()).unwrap();
+        assert!(json[0]["rps"].is_null(), "{json}");
+        // A replica that answered both scrapes and took no request in the
+        // window took 0 a second.
+        let quiet = Delta::between(
+            &Scrape::default(),
+            &Scrape::default(),
+            Duration::from_secs(1),
+        );
+        let rows = stat_rows(&targets, &[Some(quiet), None], Direction::Inbound);
+        assert_eq!(rows[0].golden.rps, 0.0);
     }
 
     /// A replica's inbound histogram: `ok` requests under 1 ms, `slow`
