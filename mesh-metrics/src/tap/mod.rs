@@ -25,8 +25,11 @@
 //! not the request, writes the addresses out as text. Events go to each tap
 //! through a bounded queue ([`QUEUE`] events, [`MAX_QUEUED_BYTES`]): a
 //! tap that reads too slowly loses events, and never slows the requests
-//! it watches, nor holds more than that of what their clients sent. The
-//! events lost are counted ([`Tap::dropped`], and
+//! it watches, nor holds more than that of what their clients sent. A tap
+//! that loses an event of a request gets none of its later ones (lost
+//! too): its reader sees each request's events in order from the request
+//! event, or none, as Linkerd's proxy taps a request only if its tap took
+//! the first event. The events lost are counted ([`Tap::dropped`], and
 //! `tap_events_dropped_total` once [registered](Tap::register)).
 //!
 //! # Who may tap
@@ -219,13 +222,16 @@ impl Tap {
         // leaves the list when its subscription is dropped, which is the
         // only way its queue closes.
         let mut now = None;
-        let watchers: Vec<queue::Queue> = {
+        let watchers: Vec<Watching> = {
             let mut taps = self.hub.lock();
             taps.iter_mut()
                 .filter_map(|tap| {
                     let wanted = tap.filter.matches(direction, req)
                         && tap.gate.admit(*now.get_or_insert_with(Instant::now));
-                    wanted.then(|| tap.queue.clone())
+                    wanted.then(|| Watching {
+                        queue: tap.queue.clone(),
+                        lost: false,
+                    })
                 })
                 .collect()
         };
@@ -233,7 +239,7 @@ impl Tap {
             Some(now) if !watchers.is_empty() => now,
             _ => return None,
         };
-        let tapped = Tapped {
+        let mut tapped = Tapped {
             head: Arc::new(Head::of(
                 self.hub.next_request.fetch_add(1, Ordering::Relaxed),
                 direction,
@@ -249,6 +255,8 @@ impl Tap {
             authority: filter::authority(req).unwrap_or_default().to_owned(),
             path: req.uri().path().to_owned(),
         });
+        // Kept even when every tap lost the request: its later events are
+        // counted as lost with it.
         Some(tapped)
     }
 }
@@ -348,7 +356,7 @@ fn tls_label(tls: &Tls) -> &'static str {
 #[derive(Debug)]
 struct Tapped {
     head: Arc<Head>,
-    watchers: Vec<queue::Queue>,
+    watchers: Vec<Watching>,
     /// Counts the events a full queue loses.
     dropped: Counter,
     start: Instant,
@@ -356,20 +364,44 @@ struct Tapped {
     body_rule: BodyRule,
 }
 
+/// A tap a request's events go to.
+#[derive(Debug)]
+struct Watching {
+    queue: queue::Queue,
+    /// The tap lost an event of the request: it gets none of the rest,
+    /// which are lost too.
+    lost: bool,
+}
+
 impl Tapped {
     /// Sends `kind` to every tap that took the request. A tap whose queue
-    /// is full loses it.
-    fn send(&self, kind: TapEventKind) {
-        // The last tap takes the event itself, the others a copy: one tap
-        // is the usual case, and copies nothing.
-        let Some((last, others)) = self.watchers.split_last() else {
-            return;
-        };
+    /// is full loses it, and the request's later events: a tap's reader
+    /// sees a request's events in order, from its first, or none of them
+    /// (as Linkerd's proxy taps a request only if its tap took the
+    /// request's first event).
+    fn send(&mut self, kind: TapEventKind) {
+        // The last tap that still wants events takes the event itself, the
+        // others a copy: one tap is the usual case, and copies nothing.
+        let last = self.watchers.iter().rposition(|w| !w.lost);
+        let mut kind = Some(kind);
         let mut lost = 0;
-        for watcher in others {
-            lost += u64::from(!watcher.push(&self.head, kind.clone()));
+        for (i, watcher) in self.watchers.iter_mut().enumerate() {
+            let event = if watcher.lost {
+                None
+            } else if Some(i) == last {
+                kind.take()
+            } else {
+                kind.clone()
+            };
+            let Some(event) = event else {
+                lost += 1;
+                continue;
+            };
+            if !watcher.queue.push(&self.head, event) {
+                watcher.lost = true;
+                lost += 1;
+            }
         }
-        lost += u64::from(!last.push(&self.head, kind));
         if lost > 0 {
             self.dropped.inc_by(lost);
         }

@@ -97,9 +97,9 @@ pin_project! {
 
     impl<F> PinnedDrop for TapFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(tapped) = this.project().tapped.take() {
+            if let Some(mut tapped) = this.project().tapped.take() {
                 let took = tapped.start.elapsed();
-                end(&tapped, None, took, 0, Some(CANCEL));
+                end(&mut tapped, None, took, 0, Some(CANCEL));
             }
         }
     }
@@ -116,7 +116,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx)).map_err(Into::into);
-        let Some(tapped) = this.tapped.take() else {
+        let Some(mut tapped) = this.tapped.take() else {
             return Poll::Ready(result.map(|res| res.map(TapBody::untapped)));
         };
         Poll::Ready(match result {
@@ -148,7 +148,8 @@ where
             }
             Err(error) => {
                 let kind = ErrorKind::of(&*error).as_label();
-                end(&tapped, None, tapped.start.elapsed(), 0, Some(kind));
+                let took = tapped.start.elapsed();
+                end(&mut tapped, None, took, 0, Some(kind));
                 Err(error)
             }
         })
@@ -172,11 +173,17 @@ impl Recording {
     fn end(&mut self, trailers: Option<&HeaderMap>, error: Option<&'static str>) {
         let grpc_status = trailers.and_then(grpc_status).or(self.grpc_status);
         let took = self.response_at.elapsed();
-        end(&self.tapped, grpc_status, took, self.bytes, error);
+        end(&mut self.tapped, grpc_status, took, self.bytes, error);
     }
 }
 
-fn end(tapped: &Tapped, grpc_status: Option<u16>, took: Duration, bytes: u64, error: Option<&str>) {
+fn end(
+    tapped: &mut Tapped,
+    grpc_status: Option<u16>,
+    took: Duration,
+    bytes: u64,
+    error: Option<&str>,
+) {
     tapped.send(TapEventKind::End {
         grpc_status,
         duration_us: micros(took),

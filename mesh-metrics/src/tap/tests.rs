@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use mesh_core::conn::{ConnectionInfo, Tls};
-use tower::{ServiceExt, service_fn};
+use tower::{Service, ServiceExt, service_fn};
 use tower_layer::Layer;
 
 use super::*;
@@ -393,4 +393,40 @@ async fn a_loopback_client_refused_for_the_host_it_named_is_told_so() {
     let why = res.into_body().collect().await.unwrap().to_bytes();
     let why = String::from_utf8_lossy(&why);
     assert!(why.contains("name localhost"), "{why}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tap_that_lost_a_request_gets_none_of_its_response() {
+    // Linkerd's proxy taps a request only if its tap took the request's
+    // first event: a response or an end without its request says nothing
+    // a reader can place.
+    let tap = Tap::new();
+    let mut sub = tap.subscribe(filter("max_rps=10000")).unwrap();
+    let svc = TapLayer::new(&tap, Direction::Inbound).layer(hello());
+    // The queue is full: 1023 events, and the request event of one more.
+    for _ in 0..=QUEUE / 3 {
+        let res = svc.clone().oneshot(inbound_request("/")).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let lost = tap.dropped();
+    assert_eq!(lost, 2);
+    // Called now, answered once awaited.
+    fn call<S: Service<R>, R>(
+        svc: &mut S,
+        req: R,
+    ) -> impl Future<Output = Result<S::Response, S::Error>> + use<S, R> {
+        svc.call(req)
+    }
+    let mut late = svc.clone();
+    let pending = call(late.ready().await.unwrap(), inbound_request("/late"));
+    // The reader catches up while the request waits for its response.
+    assert_eq!(drain(&mut sub).len(), QUEUE);
+    let res = pending.await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(drain(&mut sub), []);
+    assert_eq!(tap.dropped(), lost + 3, "all three of its events are lost");
+    // The next request is seen whole.
+    let res = svc.oneshot(inbound_request("/")).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(drain(&mut sub).len(), 3);
 }
