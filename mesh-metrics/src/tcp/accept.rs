@@ -6,6 +6,7 @@ use std::{
 };
 
 use mesh_core::{
+    conn::{NoTlsReason, Tls},
     error::BoxError,
     io::Io,
     serve::{Accept, Accepted, Protocol},
@@ -80,6 +81,7 @@ where
             slot,
             metrics: self.metrics.clone(),
             direction: self.direction,
+            settled: false,
         }
     }
 
@@ -94,7 +96,10 @@ where
 
 pin_project! {
     /// Runs the inner hook, then attaches the connection's label handles,
-    /// now that its TLS status is known.
+    /// now that its TLS status is known. A connection whose hook fails, or
+    /// whose future is dropped before the hook returns (a shutdown, a
+    /// timer around the hook), is counted too, under [`UNSETTLED`]: it was
+    /// accepted, and its bytes and its end are real.
     #[derive(Debug)]
     pub struct AcceptFuture<F> {
         #[pin]
@@ -102,8 +107,29 @@ pin_project! {
         slot: Arc<ConnSlot>,
         metrics: TcpMetrics,
         direction: Direction,
+        // Whether the slot has its handles.
+        settled: bool,
+    }
+
+    impl<F> PinnedDrop for AcceptFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.settled {
+                // Counted before the hook's future, and the stream it may
+                // hold, are dropped: the stream's drop then counts the close.
+                let handles = this.metrics.conn(*this.direction, Peer::Src, &UNSETTLED);
+                this.slot.open(handles);
+            }
+        }
     }
 }
+
+/// The TLS status a connection is counted under when its hook did not
+/// settle one: no TLS session was established with the peer. It is
+/// Linkerd's label for a peer that sent no ClientHello
+/// (`no_tls_from_remote`), the closest of its values: the handshake of
+/// such a connection did not complete, if it started.
+static UNSETTLED: Tls = Tls::Plaintext(NoTlsReason::NotProvidedByRemote);
 
 impl<F, T> Future for AcceptFuture<F>
 where
@@ -113,9 +139,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let accepted = ready!(this.inner.poll(cx))?;
-        let handles = this.metrics.conn(*this.direction, Peer::Src, &accepted.tls);
+        let result = ready!(this.inner.poll(cx));
+        let tls = match &result {
+            Ok(accepted) => &accepted.tls,
+            // Counted open and closed now if the hook dropped the stream,
+            // else when whoever holds it drops it.
+            Err(_) => &UNSETTLED,
+        };
+        let handles = this.metrics.conn(*this.direction, Peer::Src, tls);
         this.slot.open(handles);
-        Poll::Ready(Ok(accepted))
+        *this.settled = true;
+        Poll::Ready(result)
     }
 }

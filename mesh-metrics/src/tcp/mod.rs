@@ -44,8 +44,20 @@
 //! the [`Accepted::tls`](mesh_core::serve::Accepted) it returned. The
 //! wrapper holds the bytes it moved before that (the handshake) and adds
 //! them to the right series once the handles arrive, even if the stream
-//! has ended by then. A connection whose hook fails carried no traffic and
-//! is not counted.
+//! has ended by then.
+//!
+//! A connection whose hook fails (a handshake refused, or timed out on a
+//! silent peer), or whose hook is dropped unfinished (the server shuts
+//! down mid-handshake), is counted all the same: it was accepted, held a
+//! socket and carried bytes, and a flood of them is what an operator needs
+//! to see. It has no TLS status, so it is counted under the one of a peer
+//! that established no TLS session, `tls="no_identity",
+//! no_tls_reason="no_tls_from_remote"`, open and closed at once when the
+//! hook gives up (or when whoever still holds the stream drops it), with
+//! the errno of the stream's first error, empty for a timeout. Linkerd
+//! counts a connection after its TLS detection instead, and a failed one
+//! only in `inbound_tcp_accept_errors_total`, a family this mesh does not
+//! have.
 //!
 //! On the client side the labels are known before connecting: they name the
 //! server identity the client expects, which is configuration.
