@@ -109,6 +109,7 @@ mod route_precedence;
 mod routes;
 mod routes_grpc_backend;
 mod routes_hosts;
+mod routes_unknown_backend;
 mod sidecar;
 mod sidecar_drop;
 mod silent_opaque_tls;

@@ -14,7 +14,6 @@ use crate::support;
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use http::{Request, Response, StatusCode};
-use mesh_examples::sidecar::{self, config::SidecarConfig};
 use support::*;
 
 /// A canary of `emoji`: of the requests under `/api`, one in four goes to
@@ -140,30 +139,6 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
     stop(sidecar).await;
 }
 
-#[tokio::test]
-async fn a_backend_that_is_not_an_outbound_service_stops_the_sidecar_from_starting() {
-    let dir = tempfile::tempdir().unwrap();
-    let (v1, v2) = (named("v1").await, named("v2").await);
-    let routes = CANARY.replace("name: emoji-v2", "name: emoji-v3");
-    let yaml = config(&dir, v1, v2, &routes);
-    let config = SidecarConfig::from_yaml(&yaml, "test.yaml").unwrap();
-    let error = match sidecar::start(config) {
-        Ok(_) => panic!("a route to an unknown service started"),
-        Err(error) => error,
-    };
-    // Named where it is written, as `sidecar check` names it: the route's
-    // file, document and backend.
-    assert_eq!(
-        error.to_string(),
-        format!(
-            "{}: document 1 (HTTPRoute emoji-canary): spec.rules[0].backendRefs[1]: route \
-             emoji-canary sends requests to service emoji-v3.emojivoto, which is not in \
-             outbound.services",
-            dir.path().join("routes.yaml").display()
-        )
-    );
-}
-
 /// Header filters on `emoji`'s route: the request gains `x-env` and loses
 /// `x-debug`, the response gains `x-served-by`.
 const HEADERS: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -266,13 +241,13 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
     let after = shares(sidecar.outbound, "/api/list", 20).await;
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
 
-    // A route to a service that is not outbound: the last good routes
-    // stay, and so does the budget in force, though the file also asks
-    // for another.
+    // A route with a negative weight: the last good routes stay, and so
+    // does the budget in force, though the file also asks for another.
     let profile = "---\napiVersion: linkerd.io/v1alpha2\nkind: ServiceProfile\n\
                    metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}\n\
                    spec:\n  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 3, ttl: 10s}\n";
-    let broken = promoted.replace("name: emoji-v2", "name: emoji-v3") + profile;
+    let broken = promoted.replace("weight: 3}", "weight: -3}") + profile;
+    assert_ne!(broken, promoted.clone() + profile);
     std::fs::write(&routes, broken).unwrap();
     reloaded(sidecar.admin, "error", 1).await;
     let after = shares(sidecar.outbound, "/api/list", 20).await;

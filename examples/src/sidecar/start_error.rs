@@ -40,20 +40,6 @@ pub enum StartError {
         /// What rustls said.
         source: BoxError,
     },
-    /// A route of an outbound service sends requests to a backend that is
-    /// not an outbound service.
-    Backend {
-        /// Where the backend is written: the route's file, document and
-        /// `backendRefs` entry (`policy.yaml: document 4 (HTTPRoute
-        /// voting-canary): spec.rules[0].backendRefs[1]`), as `sidecar
-        /// check` names it; `outbound.services[i]`, the route's service,
-        /// for a route no document wrote.
-        field: String,
-        /// The route's name.
-        route: String,
-        /// The backend, as `name.namespace`.
-        backend: String,
-    },
 }
 
 impl std::fmt::Display for StartError {
@@ -83,15 +69,6 @@ impl std::fmt::Display for StartError {
             Self::Tls { field, .. } => {
                 write!(f, "{field}: cannot build the tls client configuration")
             }
-            Self::Backend {
-                field,
-                route,
-                backend,
-            } => write!(
-                f,
-                "{field}: route {route} sends requests to service {backend}, \
-                 which is not in outbound.services"
-            ),
         }
     }
 }
@@ -103,7 +80,6 @@ impl std::error::Error for StartError {
             Self::Identity(source) | Self::Tls { source, .. } => Some(&**source),
             Self::Policy(error) => error.source(),
             Self::Dashboard(error) => Some(error),
-            Self::Backend { .. } => None,
         }
     }
 }

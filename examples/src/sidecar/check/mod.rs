@@ -43,11 +43,11 @@
 //!   for at least 60 days") for the issuers and trust anchors, which
 //!   someone replaces: a new anchor has to reach every workload's bundle
 //!   before the old one ends.
-//! - **policy**: the resources compile ([`policy::compile`]), and every
-//!   backend of an outbound route is an outbound service, as the sidecar
-//!   will not start otherwise (the failure names the route's file,
-//!   document and `backendRefs` entry); each part that is read but not
-//!   enforced is a warning.
+//! - **policy**: the resources compile ([`policy::compile`]); each part
+//!   that is read but not enforced is a warning, and so is each backend of
+//!   an outbound route that is not an outbound service, whose share of the
+//!   requests the sidecar answers 500 (the warning names the route's
+//!   file, document and `backendRefs` entry).
 //! - **app**: each inbound listener's application address accepts a TCP
 //!   connection.
 //! - **outbound**, when there is something of these to check: ingress
@@ -366,11 +366,6 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
     match policy::compile(&config.policy) {
         Ok(checked) => {
             let namespace = &config.policy.workload.namespace;
-            if let Err(error) =
-                outbound::check_backends(&config.outbound, &checked.routes, namespace)
-            {
-                return vec![Check::fail(TITLE, error.to_string())];
-            }
             let mut checks = vec![Check::pass(TITLE)];
             let authorization = checked.compiled.warnings.iter().map(ToString::to_string);
             // The warnings of the routes this workload is served: a
@@ -378,13 +373,22 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             // HTTPRoutes aside, as the sidecar itself logs them.
             let served = checked.routes.for_namespace(namespace);
             let routes = served.warnings.iter().map(ToString::to_string);
+            // A route may name a service before it is in
+            // `outbound.services`: the sidecar starts, and answers the
+            // requests drawn to it 500.
+            let missing = outbound::missing_backends(&config.outbound, &checked.routes, namespace);
             // Each warning is its own line: it names the file, document,
             // resource and field already.
-            checks.extend(authorization.chain(routes).map(|title| Check {
-                status: Status::Warn,
-                title,
-                detail: None,
-            }));
+            checks.extend(
+                authorization
+                    .chain(routes)
+                    .chain(missing)
+                    .map(|title| Check {
+                        status: Status::Warn,
+                        title,
+                        detail: None,
+                    }),
+            );
             checks
         }
         Err(error) => vec![Check::fail(TITLE, with_causes(&error))],

@@ -49,7 +49,10 @@
 //!
 //! `parent_name` is the service the request was addressed to, and
 //! `backend_name` the service it went to: the same for a route without
-//! `backendRefs`, and one of its weighted services for a split. These are
+//! `backendRefs`, and one of its weighted services for a split; for a
+//! backend that is not an outbound service, its name as `name.namespace`,
+//! each of its attempts failed with `error="FAIL_FAST"` and no status
+//! (see [`split`](super::split)). These are
 //! the series to watch through a canary: the service-level
 //! `response_total` counts the request once under its parent, whichever
 //! backend answered it.
@@ -88,6 +91,7 @@ use tower::Service;
 
 pub(crate) use self::grpc::CountedBody;
 use self::grpc::GrpcEnding;
+use super::split::MissingBackend;
 
 /// The statuses a backend's handles keep resolved; the rare backend that
 /// answers with more finds the others through the family, under its lock.
@@ -402,8 +406,14 @@ mod linkerd {
 /// timeout, or the caller gone).
 const CANCEL: &str = linkerd::CANCEL;
 
-/// The `error` of an attempt that failed without a response.
+/// The `error` of an attempt that failed without a response. A backend
+/// that is not an outbound service fails each of its attempts so:
+/// `FAIL_FAST`, Linkerd's value for a request no backend could take, as
+/// the mesh's `unavailable` answer is labelled.
 fn error_label(error: &BoxError) -> &'static str {
+    if error.is::<MissingBackend>() {
+        return linkerd::FAIL_FAST;
+    }
     failure_label(&**error, linkerd::RESPONSE_HEADERS_TIMEOUT)
 }
 

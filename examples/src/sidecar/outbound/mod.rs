@@ -36,8 +36,8 @@
 //! policy files change ([`Outbound::reload`]): each runtime then rebuilds
 //! its route stacks over the connection pools it already has, and swaps
 //! them in for the requests that follow. Requests in flight finish on the
-//! routes they started on. A plan that fails leaves the last good routes
-//! in force.
+//! routes they started on. Policy files that cannot be read leave the last
+//! good routes in force.
 //!
 //! In ingress mode (`outbound.ingress_mode`, for the sidecar of an
 //! ingress controller) the lookup reads the request's destination
@@ -57,7 +57,10 @@
 //! still count the request under the service it was addressed to. A rule
 //! whose backends all have weight 0 sends its requests nowhere: the mesh
 //! answers them `500` (gRPC `UNAVAILABLE`), without retries, as the
-//! Gateway API asks.
+//! Gateway API asks. So does a backend that is not an outbound service
+//! (a route applied before the service it names) to the requests drawn
+//! to it, by its weight; the sidecar starts, and reloads, with a warning
+//! naming where the backend is written.
 //!
 //! Not every application speaks HTTP. The listeners of `outbound.ports`
 //! each take TCP connections for one service and forward them as opaque
@@ -90,7 +93,9 @@ mod tcp;
 mod tests;
 mod upstream;
 
-use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration,
+};
 
 use hyper::body::Incoming;
 use mesh_core::{BoxError, client::ClientConfig, proxy::Forward, route::EditHeaders};
@@ -104,10 +109,10 @@ pub(crate) use self::backend::BackendMetrics;
 use self::backend::{Counted, CountedBody};
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
-pub(crate) use self::plan::check_backends;
-use self::plan::{Planner, RoutePlan, RoutePlans};
+pub(crate) use self::plan::missing_backends;
+use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
-use self::split::Split;
+use self::split::{Backend, Rescue, Split};
 pub(crate) use self::tcp::{NoHttp, TcpServices};
 pub(crate) use self::upstream::{ServiceConnectors, Upstream, tls_label};
 use super::config::{OutboundConfig, ServiceName};
@@ -116,10 +121,12 @@ use super::start_error::StartError;
 /// The endpoints of a service on one runtime.
 type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 
-/// One route's stack on one runtime: header filters, then request
-/// timeout, retry and per-try timeout as mesh-retry's one fused service,
-/// over the route's backends.
-pub(crate) type RouteStack = Metrics<EditHeaders<mesh_retry::RouteStack<Split<Counted<Endpoint>>>>>;
+/// One route's stack on one runtime: header filters, the answer to a
+/// request drawn to a backend that is not an outbound service
+/// ([`Rescue`]), then request timeout, retry and per-try timeout as
+/// mesh-retry's one fused service, over the route's backends.
+pub(crate) type RouteStack =
+    Metrics<EditHeaders<Rescue<mesh_retry::RouteStack<Split<Counted<Backend<Endpoint>>>>>>>;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<
@@ -283,7 +290,7 @@ impl Outbound {
             .map(|port| config.services.iter().position(|s| s.name == port.service))
             .collect();
         let planner = Planner::new(config, namespace, metrics.retry);
-        let plans = planner.plan(resources, None)?;
+        let plans = planner.plan(resources, None);
         Ok(Self {
             services,
             metrics: http,
@@ -300,10 +307,10 @@ impl Outbound {
     ///
     /// # Errors
     ///
-    /// A route whose backend is not an outbound service; the routes in
-    /// force stay.
-    pub(crate) fn reload(&self, resources: &RetryResources) -> Result<(), StartError> {
-        let plans = self.planner.plan(resources, Some(&self.routes.borrow()))?;
+    /// None: whatever `resources` hold is planned, a backend that is not
+    /// an outbound service included ([`split`]).
+    pub(crate) fn reload(&self, resources: &RetryResources) -> Result<(), Infallible> {
+        let plans = self.planner.plan(resources, Some(&self.routes.borrow()));
         self.routes.send_replace(Arc::new(plans));
         Ok(())
     }
@@ -396,33 +403,49 @@ fn routes_of(
         .filter_map(|(plan, own)| {
             let own = own.as_ref()?;
             let parent = plan.name.as_str();
-            let counted = |route: &RoutePlan, endpoint: &Endpoint, backend: &str| {
-                let handles = layers.backends.backend(parent, route.id.as_str(), backend);
-                Counted::new(endpoint.clone(), handles)
+            let counted = |route: &RoutePlan, backend: Backend<Endpoint>, name: &str| {
+                let handles = layers.backends.backend(parent, route.id.as_str(), name);
+                Counted::new(backend, handles)
             };
             // A backend without endpoints cannot be configured; its share
             // would fall to the others, and a route left with none to the
-            // service itself. A route whose backends all have weight 0
-            // sends nothing anywhere, the service included: the split
-            // answers its requests.
+            // service itself. A backend that is not an outbound service
+            // keeps its share, which it answers 500. A route whose
+            // backends all have weight 0 sends nothing anywhere, the
+            // service included: the split answers its requests.
             let split = |route: &RoutePlan| {
                 if route.has_no_weight() {
                     return Split::Nowhere;
                 }
-                let backends = route.backends.iter().filter_map(|&(i, weight)| {
-                    let endpoint = endpoints.get(i)?.as_ref()?;
-                    let name = plans.services.get(i)?.name.as_str();
-                    Some((counted(route, endpoint, name), weight))
-                });
-                Split::new(backends).unwrap_or_else(|| Split::One(counted(route, own, parent)))
+                let backends =
+                    route
+                        .backends
+                        .iter()
+                        .filter_map(|(backend, weight)| match backend {
+                            PlannedBackend::Service(i) => {
+                                let endpoint = endpoints.get(*i)?.as_ref()?;
+                                let name = plans.services.get(*i)?.name.as_str();
+                                let backend = Backend::Service(endpoint.clone());
+                                Some((counted(route, backend, name), *weight))
+                            }
+                            PlannedBackend::Missing(missing) => {
+                                let backend = Backend::Missing(missing.clone());
+                                Some((counted(route, backend, missing.name()), *weight))
+                            }
+                        });
+                Split::new(backends).unwrap_or_else(|| {
+                    Split::One(counted(route, Backend::Service(own.clone()), parent))
+                })
             };
             let route = |route: &RoutePlan| Route {
                 id: route.id.clone(),
                 hosts: route.hosts.clone(),
                 matches: route.matches.clone(),
-                service: layers
-                    .metrics
-                    .layer(route.edits.layer(route.layer.layer(split(route)))),
+                service: layers.metrics.layer(
+                    route
+                        .edits
+                        .layer(Rescue::new(route.layer.layer(split(route)))),
+                ),
             };
             let routes = ServiceRoutes::new(
                 plan.dst.clone(),

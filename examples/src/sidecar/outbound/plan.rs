@@ -18,7 +18,7 @@ use mesh_retry::{
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
-use super::super::start_error::StartError;
+use super::split::Missing;
 
 /// The name of the route of requests no configured route matches.
 const FALLBACK_ROUTE: &str = "default";
@@ -88,10 +88,20 @@ pub(super) struct RoutePlan {
     /// the edited request; a route with a `RequestRedirect` answers with
     /// it there, and its requests go no further.
     pub(super) edits: EditHeadersLayer,
-    /// The services its requests go to (indexes into `outbound.services`)
-    /// and their weights; empty for the service the route belongs to;
-    /// all of weight 0 for a route the mesh answers itself.
-    pub(super) backends: Vec<(usize, u32)>,
+    /// The services its requests go to and their weights; empty for the
+    /// service the route belongs to; all of weight 0 for a route the mesh
+    /// answers itself.
+    pub(super) backends: Vec<(PlannedBackend, u32)>,
+}
+
+/// A backend of a route, as planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum PlannedBackend {
+    /// An outbound service: its index into `outbound.services`.
+    Service(usize),
+    /// A service the route names that is not an outbound service: the
+    /// requests drawn to it are answered 500 (see [`super::split`]).
+    Missing(Missing),
 }
 
 impl Planner {
@@ -110,25 +120,20 @@ impl Planner {
     /// configuration `previous` already had are kept. What the resources
     /// hold but do not apply (an `HTTPRoute` set aside for a service's
     /// `GRPCRoute`s, an unsupported filter) is logged, each time, as
-    /// `sidecar check` shows it.
-    ///
-    /// # Errors
-    ///
-    /// A route whose backend is not an outbound service.
+    /// `sidecar check` shows it; so is each backend that is not an
+    /// outbound service, whose share of the requests is answered 500.
     pub(super) fn plan(
         &self,
         resources: &RetryResources,
         previous: Option<&RoutePlans>,
-    ) -> Result<RoutePlans, StartError> {
+    ) -> RoutePlans {
         // The routes this workload is a client of: the producer routes,
         // and the consumer routes of its own namespace, as Linkerd serves
         // a client's namespace; selected before a GRPCRoute sets an
         // HTTPRoute aside and before the matches are ranked.
         let resources = &resources.for_namespace(&self.namespace);
-        // Every check first: building a route's layer reports its budget's
-        // balance, and a plan that fails must not take that gauge from the
-        // budget still in force.
-        let backends = self
+        let mut missing = Vec::new();
+        let backends: Vec<Vec<_>> = self
             .config
             .services
             .iter()
@@ -136,7 +141,7 @@ impl Planner {
             .map(|(index, service)| {
                 let Some(policy) = retry_policy_of(resources, &service.name, &self.namespace)
                 else {
-                    return Ok(Vec::new());
+                    return Vec::new();
                 };
                 policy
                     .routes
@@ -144,11 +149,11 @@ impl Planner {
                     .enumerate()
                     .map(|(i, route)| {
                         let field = backend_field(policy, i, index);
-                        route_backends(route, field, &self.config, &self.namespace)
+                        route_backends(route, field, &self.config, &self.namespace, &mut missing)
                     })
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect()
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let mut services = Vec::with_capacity(self.config.services.len());
         for ((index, service), backends) in self.config.services.iter().enumerate().zip(backends) {
             let from_resources = retry_policy_of(resources, &service.name, &self.namespace);
@@ -164,7 +169,7 @@ impl Planner {
             let name = service.name.as_str();
             let plan = |policy: &RouteRetryPolicy,
                         hosts: RouteHosts,
-                        backends: Vec<(usize, u32)>,
+                        backends: Vec<(PlannedBackend, u32)>,
                         redirect: Option<&Redirect>| {
                 // The mesh answers a route whose backends all have weight 0
                 // itself, the same each time: retrying would only spend
@@ -234,6 +239,9 @@ impl Planner {
         for warning in &resources.warnings {
             tracing::warn!(%warning, "outbound routes: read but not applied");
         }
+        for warning in &missing {
+            tracing::warn!(%warning, "outbound routes: backend not an outbound service");
+        }
         for unused in
             resources.services.iter().filter(|s| {
                 !self.config.services.iter().any(|c| {
@@ -247,14 +255,14 @@ impl Planner {
                 "routes for a service that is not in outbound.services are not used"
             );
         }
-        Ok(RoutePlans { services })
+        RoutePlans { services }
     }
 }
 
 /// Whether `backends` (of a route) are some, all of weight 0: the route's
 /// requests go nowhere, neither to a backend nor to the service itself,
 /// and the mesh answers them.
-fn has_no_weight(backends: &[(usize, u32)]) -> bool {
+fn has_no_weight(backends: &[(PlannedBackend, u32)]) -> bool {
     !backends.is_empty() && backends.iter().all(|&(_, weight)| weight == 0)
 }
 
@@ -310,38 +318,36 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
     }
 }
 
-/// Checks that every route `resources` gives `config`'s services sends
-/// its requests to outbound services: what the sidecar refuses to start
-/// without, for `sidecar check`.
-///
-/// # Errors
-///
-/// The first route with a backend that is not an outbound service, named
-/// where it is written: the route's file, document and `backendRefs`
-/// entry, where the mistake (or the service missing from
+/// The backends of the routes `resources` give `config`'s services that
+/// are not outbound services, one warning each, for `sidecar check`: the
+/// sidecar starts with them, and answers the requests drawn to them 500.
+/// Each is named where it is written: the route's file, document and
+/// `backendRefs` entry, where the mistake (or the service missing from
 /// `outbound.services`) is to be found.
-pub(crate) fn check_backends(
+pub(crate) fn missing_backends(
     config: &OutboundConfig,
     resources: &RetryResources,
     namespace: &str,
-) -> Result<(), StartError> {
+) -> Vec<String> {
     let resources = &resources.for_namespace(namespace);
+    let mut missing = Vec::new();
     for (index, service) in config.services.iter().enumerate() {
         let Some(policy) = retry_policy_of(resources, &service.name, namespace) else {
             continue;
         };
         for (i, route) in policy.routes.iter().enumerate() {
-            route_backends(route, backend_field(policy, i, index), config, namespace)?;
+            let field = backend_field(policy, i, index);
+            route_backends(route, field, config, namespace, &mut missing);
         }
     }
-    Ok(())
+    missing
 }
 
 /// Where the backends of route `route` of `policy` are written, by their
-/// index, for the error of one that is not an outbound service: the
+/// index, for the warning of one that is not an outbound service: the
 /// route's file, document and `backendRefs` entry, or, for a route no
 /// document wrote, the outbound service `service` (an index into
-/// `outbound.services`) it was planned for. The sidecar's start error and
+/// `outbound.services`) it was planned for. The sidecar's log and
 /// `sidecar check` name the same place.
 fn backend_field(
     policy: &ServiceRetryPolicy,
@@ -354,36 +360,46 @@ fn backend_field(
     }
 }
 
-/// The outbound services the backends of `route` name, as indexes into
-/// `config.services`, with their weights: empty when the route names
-/// none. `field` names where the backend of an index is written, for the
-/// error.
+/// The backends of `route`, with their weights: empty when the route
+/// names none. A backend that is not an outbound service is planned as
+/// [`PlannedBackend::Missing`], and a warning for it, naming where it is
+/// written (`field` of its index), is pushed onto `missing`.
 fn route_backends(
     route: &RouteRetryPolicy,
     field: impl Fn(usize) -> String,
     config: &OutboundConfig,
     namespace: &str,
-) -> Result<Vec<(usize, u32)>, StartError> {
+    missing: &mut Vec<String>,
+) -> Vec<(PlannedBackend, u32)> {
     route
         .backends
         .iter()
         .enumerate()
         .map(|(j, backend)| {
             let backend_namespace = backend.namespace.as_deref();
-            config
+            let found = config
                 .services
                 .iter()
-                .position(|s| names_service(&s.name, &backend.name, backend_namespace, namespace))
-                .map(|i| (i, backend.weight))
-                .ok_or_else(|| StartError::Backend {
-                    field: field(j),
-                    route: route.name.to_string(),
-                    backend: format!(
+                .position(|s| names_service(&s.name, &backend.name, backend_namespace, namespace));
+            let planned = match found {
+                Some(i) => PlannedBackend::Service(i),
+                None => {
+                    let name = format!(
                         "{}.{}",
                         backend.name,
                         backend_namespace.unwrap_or(namespace)
-                    ),
-                })
+                    );
+                    missing.push(format!(
+                        "{}: route {} sends requests to service {name}, which is not in \
+                         outbound.services; the requests drawn to it are answered 500 \
+                         (gRPC UNAVAILABLE)",
+                        field(j),
+                        route.name
+                    ));
+                    PlannedBackend::Missing(Missing::new(&name))
+                }
+            };
+            (planned, backend.weight)
         })
         .collect()
 }
@@ -439,9 +455,7 @@ mod tests {
     fn plan_in(outbound: &OutboundConfig, namespace: &str, text: &str) -> RoutePlans {
         let resources = mesh_retry::config::load("routes.yaml", text).unwrap();
         let metrics = RetryMetrics::register(&mut Registry::default());
-        Planner::new(outbound, namespace, &metrics)
-            .plan(&resources, None)
-            .unwrap()
+        Planner::new(outbound, namespace, &metrics).plan(&resources, None)
     }
 
     /// The names of the first service's planned routes, in the order a
@@ -559,6 +573,39 @@ spec:
             fallback(&format!("{profile}---\n{GRPC}")),
             Some("default".to_owned())
         );
+    }
+
+    #[test]
+    fn a_backend_that_is_not_an_outbound_service_keeps_its_weight_with_a_warning() {
+        let canary = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: canary, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - backendRefs: [{name: emoji, weight: 3}, {name: emoji-v3, weight: 1}]
+";
+        let plans = plan_in(&outbound(), "emojivoto", canary);
+        let missing = Missing::new("emoji-v3.emojivoto");
+        assert_eq!(
+            plans.services[0].routes[0].backends,
+            [
+                (PlannedBackend::Service(0), 3),
+                (PlannedBackend::Missing(missing), 1)
+            ]
+        );
+        assert!(!plans.services[0].routes[0].has_no_weight());
+        let resources = mesh_retry::config::load("routes.yaml", canary).unwrap();
+        assert_eq!(
+            missing_backends(&outbound(), &resources, "emojivoto"),
+            [
+                "routes.yaml: document 1 (HTTPRoute canary): spec.rules[0].backendRefs[1]: \
+                 route canary sends requests to service emoji-v3.emojivoto, which is not in \
+                 outbound.services; the requests drawn to it are answered 500 (gRPC \
+                 UNAVAILABLE)"
+            ]
+        );
+        assert!(missing_backends(&outbound(), &resources, "other").is_empty());
     }
 
     /// Log lines written on this thread.

@@ -14,6 +14,23 @@
 //! (`BackendRef.weight` in `apis/v1/shared_types.go`, `HTTPRouteRule.backendRefs`
 //! in `apis/v1/httproute_types.go` of kubernetes-sigs/gateway-api), those
 //! of a `GRPCRoute` rule `UNAVAILABLE` (`apis/v1/grpcroute_types.go`).
+//!
+//! A backend the route names that is not an outbound service (a route
+//! applied before the service it sends to, which Kubernetes allows) keeps
+//! its weight: the requests drawn to it are answered `500` (gRPC
+//! `UNAVAILABLE`), and the others go on as usual. The same Gateway API
+//! docs ask this of an invalid backend: the share of the requests that
+//! would have gone to it gets the 500, all of them when every backend of
+//! the rule is invalid; and Linkerd's proxy gives such a backend a
+//! dispatcher that fails each request with an error (`Dispatch::Fail` and
+//! `DispatcherFailed` of linkerd2-proxy's outbound `concrete` stacks).
+//! Here it is a [`Backend::Missing`]: it fails each request with a
+//! [`MissingBackend`] error rather than a response, which the route's
+//! retries never retry (a retry would be a new draw, and would shrink the
+//! share the Gateway API has answered 500), and [`Rescue`], over the
+//! retries, turns that error into the answer. Under the retries it is
+//! counted as every backend is, by the route's per-backend metrics
+//! (`error="FAIL_FAST"`).
 
 use std::{
     future::Future,
@@ -24,7 +41,8 @@ use std::{
 
 use futures_util::future::Either;
 use http::{Request, Response, StatusCode};
-use mesh_core::{ProxyErrorKind, error::is_grpc};
+use mesh_core::{BoxError, ProxyErrorKind, error::is_grpc};
+use pin_project_lite::pin_project;
 use tower::{Service, ServiceExt};
 
 /// The `mesh-error` (and `grpc-message`) of a request [`Split::Nowhere`]
@@ -125,6 +143,160 @@ pub(crate) fn nowhere<RB: Default>(grpc: bool) -> Response<RB> {
         *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     }
     res
+}
+
+/// A backend of a route: an outbound service's, or one the route names
+/// that is not an outbound service (see the [module docs](self)).
+#[derive(Clone, Debug)]
+pub(crate) enum Backend<S> {
+    /// The requests go to the service.
+    Service(S),
+    /// Each request fails with a [`MissingBackend`].
+    Missing(Missing),
+}
+
+/// A backend the route names that is not an outbound service: its name,
+/// and the reason its answers give, made once when the route is planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Missing {
+    name: Arc<str>,
+    reason: Arc<str>,
+}
+
+impl Missing {
+    /// The backend `name` (as `name.namespace`), not an outbound service.
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            name: Arc::from(name),
+            reason: Arc::from(format!(
+                "backend service {name} is not in outbound.services"
+            )),
+        }
+    }
+
+    /// The backend, as `name.namespace`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The failure of a request drawn to a [`Backend::Missing`]: the route's
+/// retries do not retry it, and [`Rescue`] answers it over them.
+#[derive(Debug)]
+pub(crate) struct MissingBackend {
+    reason: Arc<str>,
+    /// Whether the request was a gRPC call, to be answered as one.
+    grpc: bool,
+}
+
+impl std::fmt::Display for MissingBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for MissingBackend {}
+
+impl MissingBackend {
+    /// The mesh's answer: `500` with a `mesh-error` naming the backend,
+    /// or to a gRPC caller `UNAVAILABLE` with that `grpc-message`, as
+    /// [`nowhere`] answers and labels its own.
+    fn answer<RB: Default>(&self) -> Response<RB> {
+        let mut res = ProxyErrorKind::Unavailable.response_with_message(self.grpc, &self.reason);
+        if !self.grpc {
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        res
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Backend<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: From<MissingBackend>,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Either<S::Future, std::future::Ready<Result<Response<RB>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            Self::Service(service) => service.poll_ready(cx),
+            Self::Missing(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match self {
+            Self::Service(service) => Either::Left(service.call(req)),
+            Self::Missing(missing) => {
+                let error = MissingBackend {
+                    reason: missing.reason.clone(),
+                    grpc: is_grpc(req.headers()),
+                };
+                Either::Right(std::future::ready(Err(error.into())))
+            }
+        }
+    }
+}
+
+/// Answers, over the route's retries, a request whose backend was
+/// [`Backend::Missing`]: the [`MissingBackend`] error they passed on
+/// becomes the mesh's answer. Any other error is passed on as it is.
+#[derive(Clone, Debug)]
+pub(crate) struct Rescue<S>(S);
+
+impl<S> Rescue<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self(inner)
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Rescue<S>
+where
+    S: Service<Request<B>, Response = Response<RB>, Error = BoxError>,
+    RB: Default,
+{
+    type Response = Response<RB>;
+    type Error = BoxError;
+    type Future = Rescued<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        Rescued {
+            inner: self.0.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Rescue`].
+    #[derive(Debug)]
+    pub(crate) struct Rescued<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, RB> Future for Rescued<F>
+where
+    F: Future<Output = Result<Response<RB>, BoxError>>,
+    RB: Default,
+{
+    type Output = Result<Response<RB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.poll(cx) {
+            Poll::Ready(Err(error)) => Poll::Ready(match error.downcast::<MissingBackend>() {
+                Ok(missing) => Ok(missing.answer()),
+                Err(error) => Err(error),
+            }),
+            other => other,
+        }
+    }
 }
 
 impl<S, B, RB> Service<Request<B>> for Split<S>
@@ -235,6 +407,97 @@ mod tests {
         assert_eq!(shares(&split, 10).await.get("only"), Some(&10));
         assert!(Split::new([(Named("drained"), 0)]).is_none());
         assert!(Split::<Named>::new([]).is_none());
+    }
+
+    /// A backend that answers `up`, or fails a request for `/fail`.
+    #[derive(Clone, Debug)]
+    struct Up;
+
+    impl Service<Request<()>> for Up {
+        type Response = Response<&'static str>;
+        type Error = BoxError;
+        type Future = Ready<Result<Response<&'static str>, BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Request<()>) -> Self::Future {
+            ready(match req.uri().path() {
+                "/fail" => Err("failed".into()),
+                _ => Ok(Response::new("up")),
+            })
+        }
+    }
+
+    const REASON: &str = "backend service emoji-v3.emojivoto is not in outbound.services";
+
+    fn missing() -> Backend<Up> {
+        Backend::Missing(Missing::new("emoji-v3.emojivoto"))
+    }
+
+    fn grpc_call() -> Request<()> {
+        Request::post("/pkg.Svc/Call")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_missing_backend_fails_each_request_and_rescue_answers_it() {
+        let error = missing().oneshot(Request::new(())).await.unwrap_err();
+        assert!(error.is::<MissingBackend>(), "{error}");
+        assert_eq!(error.to_string(), REASON);
+
+        let res = Rescue::new(missing())
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()["mesh-error"], REASON);
+        assert_eq!(res.extensions().get(), Some(&ProxyErrorKind::Unavailable));
+        assert_eq!(res.into_body(), "");
+
+        let res = Rescue::new(missing()).oneshot(grpc_call()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["grpc-status"], "14");
+        assert_eq!(res.headers()["grpc-message"], REASON);
+    }
+
+    #[tokio::test]
+    async fn rescue_passes_other_answers_and_errors_on() {
+        let up = Rescue::new(Backend::Service(Up));
+        let res = up.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(res.into_body(), "up");
+        let fail = Request::get("/fail").body(()).unwrap();
+        let error = up.oneshot(fail).await.unwrap_err();
+        assert_eq!(error.to_string(), "failed");
+    }
+
+    #[tokio::test]
+    async fn a_missing_backend_keeps_its_share_of_a_split() {
+        let split = Split::new([(Backend::Service(Up), 1), (missing(), 1)]).unwrap();
+        let mut answers = HashMap::new();
+        for _ in 0..400 {
+            let res = Rescue::new(split.clone())
+                .oneshot(Request::new(()))
+                .await
+                .unwrap();
+            *answers.entry(res.status().as_u16()).or_insert(0) += 1;
+        }
+        // 200 of each expected, with a standard deviation of 10.
+        let failed = answers.get(&500).copied().unwrap_or(0);
+        assert!((140..=260).contains(&failed), "{answers:?}");
+        assert_eq!(answers.values().sum::<usize>(), 400, "{answers:?}");
+        // A split of the missing backend alone answers every request.
+        let alone = Split::new([(missing(), 3)]).unwrap();
+        for _ in 0..10 {
+            let res = Rescue::new(alone.clone())
+                .oneshot(Request::new(()))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        }
     }
 
     #[tokio::test]
