@@ -13,11 +13,18 @@
 //!
 //! Like `linkerd-await` (`linkerd/linkerd-await`, `src/main.rs`) it asks
 //! the admin server's `GET /ready` until it answers, waiting between
-//! tries, each try given a few seconds at most. Unlike it, it stops with
-//! an error once the timeout has passed instead of going on: a failed
-//! `postStart` hook makes the kubelet restart the container, so a sidecar
-//! that never gets ready shows as failing, with this message in the pod's
-//! events, rather than as an application started without its proxy.
+//! tries, each try given a few seconds at most. Unlike it, [`wait_ready`]
+//! ends with an error once the timeout has passed, and `sidecar await`
+//! then exits non-zero, where `linkerd-await` prints a line and exits 0.
+//! That does not keep the application from starting: the kubelet kills a
+//! container whose `postStart` hook fails (a `FailedPostStartHook` event
+//! with this message) and restarts it after a back-off, but goes on
+//! starting the pod's next containers all the same (one container's
+//! failure to start does not stop `SyncPod`, in
+//! `pkg/kubelet/kuberuntime/kuberuntime_manager.go` of
+//! `kubernetes/kubernetes`). So past the timeout the application starts
+//! either way; with `linkerd-await` next to a proxy still running (the
+//! pod not ready until it is), here next to a sidecar being restarted.
 //! Only a 200 counts as ready, as that is what the sidecar's `/ready`
 //! answers once it is.
 
