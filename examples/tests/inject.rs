@@ -239,6 +239,33 @@ fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
 }
 
 #[test]
+fn a_sidecar_that_fails_to_start_says_why_in_the_pods_status() {
+    // The sidecar writes why it cannot start (a bad sidecar.yaml, a
+    // missing certificate) to its log, not to a termination-message
+    // file: with FallbackToLogsOnError, as Linkerd's proxy has it, the
+    // kubelet puts the log's tail in the container's status, where
+    // `kubectl describe pod` shows it. Both placements get it.
+    let injected = golden("workloads");
+    let docs = documents(&injected.yaml);
+    let template = ["spec", "template", "spec"];
+    let web = pod_spec(&docs[0], &template);
+    let job = pod_spec(&docs[4], &template);
+    for sidecar in [&web["containers"][0], &job["initContainers"][0]] {
+        assert_eq!(sidecar["name"], "mesh-proxy");
+        assert_eq!(
+            sidecar["terminationMessagePolicy"], "FallbackToLogsOnError",
+            "{sidecar:?}"
+        );
+    }
+    // The application's containers are left as they were.
+    assert!(
+        web["containers"][1]
+            .get("terminationMessagePolicy")
+            .is_none()
+    );
+}
+
+#[test]
 fn a_replication_controller_is_injected_as_linkerd_injects_it() {
     let text = "\
 apiVersion: v1

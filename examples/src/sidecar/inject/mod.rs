@@ -30,8 +30,11 @@
 //!   storage `proxy-ephemeral-storage-request` and `-limit` ask for (none
 //!   unless they do, as in Linkerd), a liveness
 //!   probe on `/live` and a readiness probe on `/ready` at the
-//!   admin port, and a security context that passes the `restricted` Pod
-//!   Security Standard;
+//!   admin port, a security context that passes the `restricted` Pod
+//!   Security Standard, and `terminationMessagePolicy:
+//!   FallbackToLogsOnError`, as Linkerd's proxy has: a sidecar that cannot
+//!   start says why in its log, and the kubelet then shows the log's tail
+//!   in the container's status (`kubectl describe pod`);
 //! - the volume `mesh-config`, the ConfigMap `<workload>-mesh-config`
 //!   (for a workload named by `generateName`, after its stem: `job-` is
 //!   `job-mesh-config`),

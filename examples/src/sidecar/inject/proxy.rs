@@ -216,6 +216,14 @@ pub(super) fn container(
         map([("type", string("RuntimeDefault"))]),
     );
     insert(&mut container, "securityContext", Value::Mapping(security));
+    // The sidecar says why it cannot start in its log, and writes no
+    // termination-message file: this has the kubelet put the log's tail in
+    // the container's status, as Linkerd's proxy has it.
+    insert(
+        &mut container,
+        "terminationMessagePolicy",
+        string("FallbackToLogsOnError"),
+    );
     let mounts = [(CONFIG_VOLUME, CONFIG_DIR), (IDENTITY_VOLUME, IDENTITY_DIR)]
         .into_iter()
         .map(|(name, path)| {
