@@ -16,9 +16,10 @@
 //! Each endpoint keeps a peak-EWMA estimate of its round-trip time to the
 //! response's first body frame, or its end when none comes (Linkerd's
 //! `PendingUntilFirstData`), and a request counts in flight until then:
-//! a slower sample replaces it at once, a faster one is
-//! averaged in, and it decays between samples, over [`DECAY`]; a new
-//! endpoint starts at [`DEFAULT_RTT`], and a request that fails before any
+//! it decays over [`DECAY`], and a sample slower than it read when its
+//! request was picked replaces it at once, a faster one is averaged in by
+//! the time since then, as tower's `PeakEwma`; a new endpoint starts at
+//! [`DEFAULT_RTT`], decaying from then, and a request that fails before any
 //! response counts as a sample of [`FAILURE_PENALTY`], or of the time it
 //! waited if longer
 //! (`balance/endpoint.rs` says why this estimate, and how it is kept). A
@@ -358,12 +359,14 @@ impl Balancer {
         }
     }
 
-    /// Counts a round trip of `sample` to endpoint `i`, ended at `now`.
-    fn observe(&self, i: usize, sample: Duration, now: Instant) {
+    /// Counts a round trip of `sample` to endpoint `i`, of a request
+    /// picked at `sent` and ended at `now`.
+    fn observe(&self, i: usize, sample: Duration, sent: Instant, now: Instant) {
         let Some(endpoint) = self.endpoint(i) else {
             return;
         };
-        endpoint.observe(nanos(sample), self.since_epoch(now));
+        let (sent, now) = (self.since_epoch(sent), self.since_epoch(now));
+        endpoint.observe(nanos(sample), sent, now);
     }
 }
 
@@ -383,7 +386,7 @@ impl Pending {
         let now = Instant::now();
         let waited = now.saturating_duration_since(self.sent);
         self.balancer
-            .observe(self.index, waited.max(FAILURE_PENALTY), now);
+            .observe(self.index, waited.max(FAILURE_PENALTY), self.sent, now);
         self.sampled = true;
         self.record(false, now);
     }
@@ -397,7 +400,7 @@ impl Pending {
         let now = Instant::now();
         let waited = now.saturating_duration_since(self.sent);
         self.balancer
-            .observe(self.index, waited.max(FAILURE_PENALTY), now);
+            .observe(self.index, waited.max(FAILURE_PENALTY), self.sent, now);
         self.sampled = true;
     }
 
@@ -405,7 +408,7 @@ impl Pending {
     /// sample.
     fn observe_wait(&mut self, now: Instant) {
         let sample = now.saturating_duration_since(self.sent);
-        self.balancer.observe(self.index, sample, now);
+        self.balancer.observe(self.index, sample, self.sent, now);
         self.sampled = true;
     }
 

@@ -17,12 +17,45 @@
 //! response's first body frame (or its end, when no frame comes), as
 //! Linkerd's proxy does (linkerd2-proxy `hyper-balance`,
 //! `PendingUntilFirstData`): a server that sends its head at once and its
-//! data late is as slow as the data. A sample slower than the
-//! estimate replaces it at once (the "peak"); a faster one is averaged
-//! in, weighted by how long ago the last sample came, over [`DECAY`]
-//! (Linkerd's 10 s). Between samples the estimate decays toward zero, so
+//! data late is as slow as the data.
+//!
+//! The estimate decays toward zero over [`DECAY`] (Linkerd's 10 s), so
 //! an endpoint that was avoided is tried again. A new endpoint starts at
-//! [`DEFAULT_RTT`] (Linkerd's 30 ms).
+//! [`DEFAULT_RTT`] (Linkerd's 30 ms), which decays from when it joined
+//! like any estimate: one that has not answered yet is drawn once it
+//! reads below the others. A sample meets the estimate as the balancer
+//! last read it, when it picked the endpoint for the sample's request
+//! (or as a sample that came since set it). Slower than that, it
+//! replaces it at once (the "peak"); faster, it is averaged in, weighing
+//! the time since that read: a request answered in 5 ms moves the
+//! estimate by what 5 ms of a 10 s decay weigh.
+//!
+//! This is the rule of tower's `PeakEwma` (`tower::load::peak_ewma`,
+//! `RttEstimate::update` and `decay`), which linkerd2-proxy balances
+//! with, as Finagle's before it: there every read of an endpoint's load
+//! decays the estimate and stores it with the time of the read, and a
+//! sample is weighed against what was stored. Here picking only reads;
+//! a store per candidate would cost every request and could overwrite a
+//! sample that lands at the same moment. The sample decays the estimate
+//! to its request's pick itself. (Other picks that read the endpoint
+//! while the request was out are not known here, so a sample may weigh
+//! a little more than it would in tower.)
+//!
+//! Why the time since the read, not since the last sample: the estimate
+//! decays as though nothing were waited for, and a sample gives back the
+//! time its request was. Weighing the whole gap since the last sample
+//! counts idle time as the sample's: 20 s after a 1 s failure penalty
+//! the balancer reads 135 ms, and a 200 ms answer would leave 308 ms, a
+//! 100 ms one 221 ms, above both the sample and what was read. Decaying
+//! first and then weighing the whole gap decays the old estimate twice:
+//! an endpoint that answers would read below one sent nothing, and of
+//! two it would take every request sent one after another. With the
+//! rule here an estimate never reads below its start decayed, so an
+//! endpoint that answers is never preferred to an untouched one that
+//! joined with it; of two that answer alike, the one waited on more
+//! lately looks dearer. An endpoint kept busy reads its latency; one
+//! sent a request now and then reads less, by the share of the time it
+//! is waited on.
 //!
 //! A request that fails before any response (the endpoint refused the
 //! connection, say) counts as a sample of [`FAILURE_PENALTY`]: a failure
@@ -95,16 +128,23 @@ impl Endpoint {
         rtt * weight(now - stamp)
     }
 
-    /// Counts a round trip of `sample` nanoseconds, ended at `now`
-    /// (nanoseconds since the epoch).
-    pub(super) fn observe(&self, sample: f64, now: f64) {
+    /// Counts a round trip of `sample` nanoseconds, of a request sent at
+    /// `sent` and ended at `now` (nanoseconds since the epoch).
+    ///
+    /// The sample meets the estimate as the balancer last read it: when
+    /// it picked this endpoint for the request, or as a later sample set
+    /// it. Slower, it replaces it; faster, it is averaged in, weighing
+    /// the time since then. See the [module docs](self) for why.
+    pub(super) fn observe(&self, sample: f64, sent: f64, now: f64) {
         let rtt = f64::from_bits(self.rtt.load(Ordering::Relaxed));
         let stamp = self.stamp.load(Ordering::Relaxed) as f64;
-        let next = if sample > rtt {
+        let read = sent.max(stamp).min(now);
+        let seen = rtt * weight(read - stamp);
+        let next = if sample > seen {
             sample
         } else {
-            let old = weight(now - stamp);
-            rtt * old + sample * (1.0 - old)
+            let old = weight(now - read);
+            seen * old + sample * (1.0 - old)
         };
         self.rtt.store(next.to_bits(), Ordering::Relaxed);
         self.stamp.store(now as u64, Ordering::Relaxed);
@@ -119,4 +159,105 @@ fn weight(elapsed: f64) -> f64 {
 /// `d` in nanoseconds, as the estimates count time.
 pub(super) fn nanos(d: Duration) -> f64 {
     d.as_secs_f64() * 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+
+    fn endpoint() -> Arc<Endpoint> {
+        Endpoint::fresh(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)), 0).unwrap()
+    }
+
+    fn ms(n: f64) -> f64 {
+        n * 1e6
+    }
+
+    fn secs(n: f64) -> f64 {
+        n * 1e9
+    }
+
+    /// Counts a request sent at `at` seconds that took `took` ms, and
+    /// hands back the estimate the balancer read when it sent it.
+    fn answer(endpoint: &Endpoint, at: f64, took: f64) -> f64 {
+        let (sent, now) = (secs(at), secs(at) + ms(took));
+        let read = endpoint.estimate_at(sent);
+        endpoint.observe(ms(took), sent, now);
+        read
+    }
+
+    #[test]
+    fn a_sample_between_the_estimate_read_and_the_one_stored_replaces_it() {
+        let endpoint = endpoint();
+        // A failure's penalty, then 20 s of nothing: the balancer reads
+        // 1 s × e^-2, about 135 ms.
+        endpoint.observe(nanos(FAILURE_PENALTY), 0.0, 0.0);
+        let read = endpoint.estimate_at(secs(20.0));
+        assert!((read - ms(1000.0) * (-2f64).exp()).abs() < 1.0, "{read}");
+        // A request sent then takes 200 ms: slower than what was read, it
+        // is the new peak, not a blend with the 1 s stored (308 ms).
+        answer(&endpoint, 20.0, 200.0);
+        let after = endpoint.estimate_at(secs(20.2));
+        assert!((after - ms(200.0)).abs() < 1.0, "{} ms", after / 1e6);
+    }
+
+    #[test]
+    fn a_faster_sample_does_not_raise_the_estimate_read_when_it_was_sent() {
+        let endpoint = endpoint();
+        endpoint.observe(nanos(FAILURE_PENALTY), 0.0, 0.0);
+        for (at, took) in [(20.0, 100.0), (20.5, 50.0), (40.0, 1.0), (40.001, 0.5)] {
+            let read = answer(&endpoint, at, took);
+            assert!(ms(took) < read, "{took} ms is not faster than {read}");
+            let after = endpoint.estimate_at(secs(at) + ms(took));
+            // Between the sample and what the balancer read: averaged in,
+            // by the time since then (the old rule gave 221 ms for the
+            // first, from the 135 ms read).
+            assert!(after <= read, "{read} rose to {after} at {at} s");
+            assert!(after >= ms(took), "{after} fell below {took} ms at {at} s");
+        }
+    }
+
+    #[test]
+    fn a_sample_weighs_the_time_since_the_estimate_was_last_read_or_set() {
+        let e = std::f64::consts::E;
+        let endpoint = endpoint();
+        endpoint.observe(ms(100.0), 0.0, 0.0);
+        // A request sent one decay later, answered in 10 ms: the 100 ms
+        // read 100 / e then, and the sample weighs what 10 ms of a decay
+        // does.
+        let read = answer(&endpoint, DECAY.as_secs_f64(), 10.0);
+        assert!((read - ms(100.0) / e).abs() < 1.0, "{read}");
+        let weight = (-0.01 / DECAY.as_secs_f64()).exp();
+        let expected = read * weight + ms(10.0) * (1.0 - weight);
+        let now = nanos(DECAY) + ms(10.0);
+        let got = endpoint.estimate_at(now);
+        assert!((got - expected).abs() < 1.0, "{got}, not {expected}");
+        // Of two requests sent together, the later answer weighs the
+        // time since the earlier one, when the estimate was last set.
+        let sent = now;
+        endpoint.observe(ms(20.0), sent, sent + ms(20.0));
+        let set = endpoint.estimate_at(sent + ms(20.0));
+        endpoint.observe(ms(5.0), sent, sent + ms(25.0));
+        let weight = (-0.005 / DECAY.as_secs_f64()).exp();
+        let expected = set * weight + ms(5.0) * (1.0 - weight);
+        let got = endpoint.estimate_at(sent + ms(25.0));
+        assert!((got - expected).abs() < 1.0, "{got}, not {expected}");
+    }
+
+    #[test]
+    fn between_samples_the_estimate_decays_and_a_sample_adds_only_its_own_time() {
+        // Two endpoints set up together: one answers every 10 ms, in
+        // 5 ms; the other is never sent anything. The estimate of the
+        // one answering never reads below the other's: each answer adds
+        // to the decayed estimate only what its 5 ms of waiting weigh.
+        let (busy, idle) = (endpoint(), endpoint());
+        for i in 0..2_000 {
+            let at = f64::from(i) * 0.01;
+            answer(&busy, at, 5.0);
+            let now = secs(at) + ms(5.0);
+            assert!(busy.estimate_at(now) >= idle.estimate_at(now), "at {at} s");
+        }
+    }
 }

@@ -107,19 +107,66 @@ async fn a_failing_endpoint_is_avoided_and_tried_again_later() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_faster_sample_is_averaged_in_by_its_age_and_a_slower_one_replaces() {
+async fn a_faster_sample_is_averaged_in_by_the_time_it_waited_and_a_slower_one_replaces() {
     let balancer = balancer(2);
-    let start = Instant::now();
-    balancer.observe(0, Duration::from_millis(100), start);
-    assert_eq!(balancer.estimate(0), Duration::from_millis(100));
-    // A sample one decay later weighs 1 - 1/e.
-    let later = start + DECAY;
-    balancer.observe(0, Duration::from_millis(10), later);
-    let expected = 100.0 / std::f64::consts::E + 10.0 * (1.0 - 1.0 / std::f64::consts::E);
+    let addr = addrs(1).next().unwrap();
+    let answer = |took: Duration| {
+        let pending = balancer.send_to(addr).unwrap();
+        async move {
+            tokio::time::advance(took).await;
+            pending.answered(true);
+        }
+    };
+    answer(Duration::from_millis(100)).await;
+    assert_eq!(balancer.estimate_of(addr), Some(Duration::from_millis(100)));
+    // One decay later the estimate reads 100 ms / e. A request sent then
+    // and answered in 10 ms is averaged into that, weighing what 10 ms
+    // of a decay do.
+    tokio::time::advance(DECAY).await;
+    answer(Duration::from_millis(10)).await;
+    let decay = DECAY.as_secs_f64();
+    let weight = (-0.01 / decay).exp();
+    let expected = 100.0 / std::f64::consts::E * weight + 10.0 * (1.0 - weight);
     let got = balancer.estimate(0).as_secs_f64() * 1e3;
     assert!((got - expected).abs() < 1e-3, "{got} ms, not {expected} ms");
-    balancer.observe(0, Duration::from_millis(500), later);
-    assert_eq!(balancer.estimate(0), Duration::from_millis(500));
+    answer(Duration::from_millis(500)).await;
+    assert_eq!(balancer.estimate_of(addr), Some(Duration::from_millis(500)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_endpoints_share_requests_sent_one_after_another() {
+    // Both answer in 1 ms, well under the 30 ms default. The one that
+    // answered has had its 1 ms of waiting added to its decayed
+    // estimate; the other has not, and looks cheaper for the next.
+    let balancer = balancer(2);
+    let ms = Duration::from_millis;
+    let counts = send(&balancer, &[ms(1), ms(1)], 100).await;
+    assert!(counts.iter().all(|&n| n >= 40), "{counts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_without_samples_is_drawn_once_its_default_decays_below_the_others() {
+    let balancer = balancer(2);
+    let (a, b) = (addrs(1).next().unwrap(), addrs(2).last().unwrap());
+    // `a` answers in 2 ms, and its estimate says so; `b` has not
+    // answered, its default of 30 ms set at the start.
+    balancer.seed(a, Duration::from_millis(2));
+    let start = Instant::now();
+    let drawn = loop {
+        let (authority, pending) = balancer.pick().unwrap();
+        if index(&balancer, authority) == 1 {
+            assert_eq!(balancer.estimate_of(b), Some(DEFAULT_RTT), "no samples");
+            break start.elapsed();
+        }
+        tokio::time::advance(Duration::from_millis(2)).await;
+        pending.unwrap().answered(true);
+        assert!(start.elapsed() < Duration::from_secs(60), "never drawn");
+    };
+    // 30 ms decays below 2 ms after 10 s × ln 15 = 27.08 s.
+    assert!(
+        (Duration::from_millis(27_000)..Duration::from_millis(27_200)).contains(&drawn),
+        "{drawn:?}"
+    );
 }
 
 fn with_accrual(n: u16, max_failures: u32) -> Arc<Balancer> {
