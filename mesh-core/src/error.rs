@@ -73,6 +73,34 @@
 //! A response head larger than the client takes is one too: the bytes
 //! are not a response the client can read.
 //!
+//! # A stream the upstream reset: the same kind, its own reason
+//!
+//! An HTTP/2 upstream that resets the request's stream before a response
+//! (`RST_STREAM`: `REFUSED_STREAM` when it sheds load, `CANCEL`,
+//! `INTERNAL_ERROR`...) took the connection and the request, and said
+//! so: its answer says `upstream reset the stream` ([`UPSTREAM_RESET`]),
+//! and the [`UpstreamCause`] beside it carries the code. It is an
+//! [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) (`502`,
+//! gRPC `UNAVAILABLE`) for the reasons above. Envoy names it apart from a
+//! failed connect in the same way: the reset reason its answer gives is
+//! `remote reset` (or `remote refused stream reset`), where a failed
+//! connect's is a connection failure (its `resetReasonToString`).
+//! Linkerd's outbound server rescue answers no response to an HTTP/2
+//! error at all, and passes it on as the error it is; here the caller
+//! gets a response, which an HTTP/1 caller (whose request may have
+//! crossed to the upstream as an HTTP/2 stream) can read, and the retry
+//! layers above decide by, as for every other failure of the upstream.
+//!
+//! # Any other failure: the same kind, and no connect error
+//!
+//! `upstream connect error` is only ever said of a connection that could
+//! not be made ([`UpstreamCause::Connect`]): a request that fails after
+//! its connection was made, for a reason that names none of the causes
+//! (an established connection the kernel gave up on, `ETIMEDOUT`, say),
+//! gets `upstream request failed` ([`UPSTREAM_FAILED`]); the proxy's log
+//! line has the full error. [`UpstreamCause::reason`] maps each cause to
+//! its reason.
+//!
 //! Two more extensions say what the status cannot. One tells a retry
 //! layer that the upstream never processed the request ([`Unprocessed`],
 //! found by [`is_unprocessed`]), so that sending it again is safe whatever
@@ -96,7 +124,8 @@ pub const MESH_ERROR: HeaderName = HeaderName::from_static("mesh-error");
 
 /// The `mesh-error` (and `grpc-message`) of an
 /// [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) answer
-/// whose upstream took the connection, then closed or reset it before a
+/// whose upstream took the connection, then closed it (or its socket was
+/// reset, or its HTTP/2 connection went away with a `GOAWAY`) before a
 /// response: the kind's own reason, `upstream connect error`, would send
 /// an operator looking for a port nothing listens on.
 pub const UPSTREAM_CLOSED: &str = "upstream connection closed";
@@ -106,6 +135,21 @@ pub const UPSTREAM_CLOSED: &str = "upstream connection closed";
 /// whose upstream took the connection and answered with bytes that are
 /// not a response of the protocol spoken ([`UpstreamCause::Protocol`]).
 pub const UPSTREAM_PROTOCOL_ERROR: &str = "upstream protocol error";
+
+/// The `mesh-error` (and `grpc-message`) of an
+/// [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) answer
+/// whose HTTP/2 upstream took the connection and the request, then reset
+/// the request's stream before a response (`RST_STREAM`, whatever its
+/// code: [`UpstreamCause::Refused`], [`EnhanceYourCalm`](UpstreamCause::EnhanceYourCalm),
+/// [`Canceled`](UpstreamCause::Canceled) or [`Reset`](UpstreamCause::Reset)
+/// says which).
+pub const UPSTREAM_RESET: &str = "upstream reset the stream";
+
+/// The `mesh-error` (and `grpc-message`) of an
+/// [`UpstreamUnreachable`](ProxyErrorKind::UpstreamUnreachable) answer
+/// whose request failed after its connection was made, in a way that
+/// names no [`UpstreamCause`]: a connection that timed out under it, say.
+pub const UPSTREAM_FAILED: &str = "upstream request failed";
 
 /// The gRPC status header.
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -125,14 +169,17 @@ pub enum ProxyErrorKind {
     RateLimited,
     /// The upstream failed the request before any response: the
     /// connection could not be made (refused, timed out, a TLS handshake
-    /// that failed), or the upstream closed or reset it before answering,
-    /// or answered with something that is not a response.
-    /// `mesh-error` says which: `upstream connect error` (the kind's own
-    /// [reason](Self::reason)), `upstream connection closed`
-    /// ([`UPSTREAM_CLOSED`]), or, for an upstream that answered with
-    /// bytes that are not HTTP, `upstream protocol error`
-    /// ([`UPSTREAM_PROTOCOL_ERROR`]). One kind for all, as the module docs
-    /// say why.
+    /// that failed), or the upstream closed it before answering, or reset
+    /// the request's HTTP/2 stream, or answered with something that is
+    /// not a response. `mesh-error` says which: `upstream connect error`
+    /// (the kind's own [reason](Self::reason), for a connection that
+    /// could not be made only), `upstream connection closed`
+    /// ([`UPSTREAM_CLOSED`]), `upstream reset the stream`
+    /// ([`UPSTREAM_RESET`]), `upstream protocol error`
+    /// ([`UPSTREAM_PROTOCOL_ERROR`]) for an upstream that answered with
+    /// bytes that are not HTTP, or `upstream request failed`
+    /// ([`UPSTREAM_FAILED`]) when the error names none of these. One kind
+    /// for all, as the module docs say why.
     UpstreamUnreachable,
     /// The mesh has nowhere to send the request right now.
     Unavailable,
@@ -337,9 +384,10 @@ pub struct Unprocessed;
 ///
 /// Why: the answer is a response, and a layer above (the metrics of a
 /// route's backends, say) sees only that: the error that caused it is
-/// gone. Its `mesh-error` tells a connect error from a closed connection
-/// and from an answer that is not HTTP for an operator, but not a stream the upstream refused from one it
-/// reset, which a dashboard tells apart (linkerd2-proxy labels its route
+/// gone. Its `mesh-error` tells a connect error from a closed connection,
+/// a reset stream and an answer that is not HTTP for an operator, but not
+/// a stream the upstream refused from one it reset with another code,
+/// which a dashboard tells apart (linkerd2-proxy labels its route
 /// backend metrics `REFUSED`, `ENHANCE_YOUR_CALM`, `RESET`, `GO_AWAY`,
 /// `IO`...). A `Copy` value read from the error once, on the failure path:
 /// a response from the upstream carries none.
@@ -434,6 +482,31 @@ impl UpstreamCause {
             next = e.source();
         }
         closed.then_some(Self::Closed)
+    }
+
+    /// The `mesh-error` (and `grpc-message`) of the mesh's answer to a
+    /// request that failed for this cause, so that it says what happened:
+    ///
+    /// - [`Connect`](Self::Connect): `upstream connect error`, the kind's
+    ///   own [reason](ProxyErrorKind::reason), and the only cause that
+    ///   says it, as the only one where no connection was made;
+    /// - [`Closed`](Self::Closed), [`GoAway`](Self::GoAway): `upstream
+    ///   connection closed` ([`UPSTREAM_CLOSED`]);
+    /// - [`Refused`](Self::Refused), [`EnhanceYourCalm`](Self::EnhanceYourCalm),
+    ///   [`Canceled`](Self::Canceled), [`Reset`](Self::Reset): `upstream
+    ///   reset the stream` ([`UPSTREAM_RESET`]);
+    /// - [`Protocol`](Self::Protocol): `upstream protocol error`
+    ///   ([`UPSTREAM_PROTOCOL_ERROR`]).
+    ///
+    /// A failure with no cause gets `upstream request failed`
+    /// ([`UPSTREAM_FAILED`]).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Connect => ProxyErrorKind::UpstreamUnreachable.reason(),
+            Self::Closed | Self::GoAway => UPSTREAM_CLOSED,
+            Self::Refused | Self::EnhanceYourCalm | Self::Canceled | Self::Reset => UPSTREAM_RESET,
+            Self::Protocol => UPSTREAM_PROTOCOL_ERROR,
+        }
     }
 
     fn of_h2(e: &h2::Error) -> Option<Self> {
@@ -847,6 +920,23 @@ mod tests {
         assert_eq!(UpstreamCause::of(&error), Some(UpstreamCause::Protocol));
         let wrapped = Wrapped(Box::new(error));
         assert_eq!(UpstreamCause::of(&wrapped), Some(UpstreamCause::Protocol));
+    }
+
+    #[test]
+    fn only_a_connection_that_was_not_made_is_a_connect_error() {
+        use UpstreamCause as C;
+        for (cause, reason) in [
+            (C::Connect, "upstream connect error"),
+            (C::Closed, UPSTREAM_CLOSED),
+            (C::GoAway, UPSTREAM_CLOSED),
+            (C::Refused, UPSTREAM_RESET),
+            (C::EnhanceYourCalm, UPSTREAM_RESET),
+            (C::Canceled, UPSTREAM_RESET),
+            (C::Reset, UPSTREAM_RESET),
+            (C::Protocol, UPSTREAM_PROTOCOL_ERROR),
+        ] {
+            assert_eq!(cause.reason(), reason, "{cause:?}");
+        }
     }
 
     #[test]

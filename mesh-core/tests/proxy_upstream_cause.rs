@@ -2,9 +2,9 @@
 //! before a response carries what caused it, an `UpstreamCause`, over real
 //! connections: a stream the upstream reset (by its code), a `GOAWAY`, a
 //! connection closed before the response, a connection refused, an
-//! answer that is not HTTP. Its `mesh-error` stays what it was, but for an
-//! answer that is not HTTP, which says so. A response from the upstream
-//! carries none.
+//! answer that is not HTTP. Its `mesh-error` says which of these it was,
+//! in words: a connect error only for a connection that could not be
+//! made. A response from the upstream carries none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::{proxy, unprocessed};
@@ -19,7 +19,10 @@ use mesh_core::{
     ProxyErrorKind,
     body::{BoxBody, full},
     client::{Client, ClientConfig},
-    error::{MESH_ERROR, UPSTREAM_CLOSED, UPSTREAM_PROTOCOL_ERROR, UpstreamCause},
+    error::{
+        MESH_ERROR, UPSTREAM_CLOSED, UPSTREAM_FAILED, UPSTREAM_PROTOCOL_ERROR, UPSTREAM_RESET,
+        UpstreamCause,
+    },
     proxy::Forward,
 };
 use tokio::{
@@ -157,12 +160,8 @@ async fn a_reset_stream_carries_its_code_as_the_cause() {
         let (status, mesh_error, carried) = answer(upstream, h2_post()).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{reason:?}");
         assert_eq!(carried, Some(cause), "{reason:?}");
-        // The header says what it said before.
-        assert_eq!(
-            mesh_error.as_deref(),
-            Some("upstream connect error"),
-            "{reason:?}"
-        );
+        // The connection was made: the upstream reset the stream.
+        assert_eq!(mesh_error.as_deref(), Some(UPSTREAM_RESET), "{reason:?}");
     }
 }
 
@@ -280,4 +279,123 @@ async fn http1_and_grpc_callers_read_that_the_upstream_is_not_http() {
 
     trigger.trigger();
     server.await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_and_grpc_callers_read_that_the_upstream_reset_the_stream() {
+    let upstream = resetting(Some(h2::Reason::INTERNAL_ERROR)).await;
+    let (addr, trigger, server) = proxy::proxy(upstream).await;
+
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let get = Request::get("http://emoji/list")
+        .version(Version::HTTP_2)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(get).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()[MESH_ERROR], UPSTREAM_RESET);
+    let call = Request::post("http://emoji/pkg.Svc/Method")
+        .version(Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(call).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["grpc-status"], "14");
+    assert_eq!(res.headers()["grpc-message"], UPSTREAM_RESET);
+    drop(send);
+    conn.await.unwrap().unwrap();
+
+    trigger.trigger();
+    server.await.unwrap();
+}
+
+/// A connection that reads `ETIMEDOUT` once the request is written, as
+/// a socket does whose keepalive probes the upstream's host stopped
+/// answering: a connection that was made, and broke in a way that names
+/// none of the causes.
+struct TimesOut {
+    tcp: TcpStream,
+    written: bool,
+}
+
+impl tokio::io::AsyncRead for TimesOut {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.written {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for TimesOut {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if written.is_ready() {
+            self.written = true;
+            // The read that was waiting learns of the failure now.
+            cx.waker().wake_by_ref();
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for TimesOut {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_broke_without_a_known_cause_is_no_connect_error() {
+    let upstream = closing().await;
+    let connector = tower::service_fn(move |_: http::Uri| {
+        Box::pin(async move {
+            let tcp = TcpStream::connect(upstream).await?;
+            Ok::<_, std::io::Error>(TokioIo::new(TimesOut {
+                tcp,
+                written: false,
+            }))
+        })
+    });
+    let client = Client::<BoxBody, _>::with_connector(&ClientConfig::default(), connector);
+    let forward = Forward::new(client, [upstream]).unwrap();
+    let get = Request::get("/list")
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let res = forward.oneshot(get).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        res.extensions().get::<ProxyErrorKind>(),
+        Some(&ProxyErrorKind::UpstreamUnreachable)
+    );
+    assert_eq!(res.extensions().get::<UpstreamCause>(), None);
+    assert_eq!(res.headers()[MESH_ERROR], UPSTREAM_FAILED);
 }

@@ -27,8 +27,8 @@ use crate::{
     body::Proxied,
     client::{ForEndpoint, requested_authority},
     error::{
-        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_CLOSED, UPSTREAM_PROTOCOL_ERROR,
-        Unprocessed, UpstreamCause, is_grpc, is_unprocessed,
+        BoxError, MESH_ERROR, ProxyErrorKind, UPSTREAM_FAILED, Unprocessed, UpstreamCause, is_grpc,
+        is_unprocessed,
     },
     serve::lease::Lease,
 };
@@ -669,16 +669,12 @@ where
                     unprocessed,
                     "upstream request failed"
                 );
-                let kind = ProxyErrorKind::UpstreamUnreachable;
                 let cause = UpstreamCause::of(&*error);
-                let reason = if cause == Some(UpstreamCause::Protocol) {
-                    UPSTREAM_PROTOCOL_ERROR
-                } else if failure::closed_before_response(&*error) {
-                    UPSTREAM_CLOSED
-                } else {
-                    kind.reason()
-                };
-                let mut res = kind.response_with_reason(*this.grpc, reason);
+                // What happened, in words: a connect error only for a
+                // connection that could not be made.
+                let reason = cause.map_or(UPSTREAM_FAILED, UpstreamCause::reason);
+                let mut res =
+                    ProxyErrorKind::UpstreamUnreachable.response_with_reason(*this.grpc, reason);
                 if let Some(cause) = cause {
                     // For the layers above, which see only the answer.
                     res.extensions_mut().insert(cause);

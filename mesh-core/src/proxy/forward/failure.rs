@@ -4,11 +4,8 @@ use std::{any::Any, error::Error, fmt};
 
 use http::{Response, StatusCode};
 
-use hyper_util::client::legacy;
-
 use crate::{
     classify::Classify,
-    client::ClientError,
     error::{BoxError, GRPC_STATUS, is_grpc},
 };
 
@@ -55,51 +52,6 @@ pub(super) fn is_callers(error: &(dyn Error + 'static)) -> bool {
 /// closes every connection it accepts, and still counts.
 pub(super) fn turned_away(error: &(dyn Error + 'static)) -> bool {
     crate::error::is_turned_away(error)
-}
-
-/// Whether `error`, which ended a request before its response, is the
-/// upstream closing (or resetting) a connection it had taken: hyper read
-/// the end of the connection before a response, or dropped the request
-/// unsent because the connection closed, or the socket broke
-/// (`ECONNRESET`, `EPIPE`, an early end), or an HTTP/2 upstream sent
-/// `GOAWAY` or its connection broke.
-///
-/// A connection that could not be made is never one, whatever its cause
-/// says: a TLS handshake the peer cut short fails with a reset too, but
-/// the client calls it a connect error, and so does the caller's answer.
-/// The client's word decides when it gives one, and it comes first in
-/// the chain.
-pub(super) fn closed_before_response(error: &(dyn Error + 'static)) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-    let broken = |e: &std::io::Error| {
-        matches!(
-            e.kind(),
-            BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
-        )
-    };
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(e) = e.downcast_ref::<ClientError>() {
-            if e.is_connect() {
-                return false;
-            }
-        } else if let Some(e) = e.downcast_ref::<legacy::Error>() {
-            if e.is_connect() {
-                return false;
-            }
-        } else if let Some(e) = e.downcast_ref::<hyper::Error>() {
-            if e.is_incomplete_message() || e.is_canceled() {
-                return true;
-            }
-        } else if let Some(e) = e.downcast_ref::<std::io::Error>() {
-            return broken(e);
-        } else if let Some(e) = e.downcast_ref::<h2::Error>() {
-            // An h2 error has no source: it decides.
-            return e.get_io().is_some_and(broken) || (e.is_go_away() && e.is_remote());
-        }
-        next = e.source();
-    }
-    false
 }
 
 /// Whether `res` says its endpoint failed, for failure accrual and the
