@@ -29,12 +29,12 @@ pub struct TapFilter {
     /// Only requests for this authority (`host` or `host:port`, compared
     /// without case), as the request's URI or `host` header gives it.
     pub authority: Option<String>,
-    /// Only requests whose path starts with this, in the normal form the
-    /// mesh serves it to the application in (mesh-core's
-    /// `normalize_path`: `//admin`, `/%61dmin` and `/public/../admin` are
-    /// all `/admin`), so that a request cannot slip past a tap by
-    /// spelling its path another way. A path that has no normal form (a
-    /// broken `%` escape) is compared as it was sent.
+    /// Only requests whose path (without its query) starts with this, in
+    /// the normal form the mesh serves it to the application in
+    /// (mesh-core's `normalize_path`: `//admin`, `/%61dmin` and
+    /// `/public/../admin` are all `/admin`), so that a request cannot slip
+    /// past a tap by spelling its path another way. A path that has no
+    /// normal form (a broken `%` escape) is compared as it was sent.
     pub path: Option<String>,
     /// At most this many requests a second, from 1 to [`MAX_MAX_RPS`].
     pub max_rps: u32,
@@ -114,8 +114,17 @@ impl TapFilter {
                     );
                 }
                 "authority" => filter.authority = Some(value),
-                "path" if value.starts_with('/') => filter.path = Some(value),
-                "path" => return Err(invalid("a path prefix starts with `/`")),
+                "path" if !value.starts_with('/') => {
+                    return Err(invalid("a path prefix starts with `/`"));
+                }
+                // A request's path ends where its query starts: a prefix
+                // with one would match nothing, and show an empty tap.
+                "path" if value.contains(['?', '#']) => {
+                    return Err(invalid(
+                        "a path prefix has no query (`?`) or fragment (`#`)",
+                    ));
+                }
+                "path" => filter.path = Some(value),
                 "max_rps" => {
                     filter.max_rps = value
                         .parse()
@@ -308,6 +317,9 @@ mod tests {
             ("max_rps=10001", "max_rps", "from 1 to 10000"),
             ("direction=sideways", "direction", "`inbound` or `outbound`"),
             ("path=api", "path", "starts with `/`"),
+            // A path has no query: such a prefix would match nothing.
+            ("path=/api%3Fx=1", "path", "no query"),
+            ("path=/api%23top", "path", "no query"),
             ("path=/a%zz", "path", "percent-encoding"),
             // `from_str_radix` takes a sign: `%+1` is no escape of 0x01.
             ("path=/a%+1", "path", "percent-encoding"),
