@@ -1,6 +1,6 @@
 //! Graceful shutdown over real sockets, for every kind of connection: a
-//! request in flight finishes, an idle connection closes, HTTP/2 finishes
-//! its streams and closes, an opaque pipe is cut when the grace period
+//! request in flight finishes, an idle connection closes, HTTP/2 refuses
+//! new streams with GOAWAY, finishes its streams and closes, an opaque pipe is cut when the grace period
 //! ends, a peer still in detection (or, past ALPN, silent) is closed at
 //! once, a request already sent when shutdown comes is answered, and new
 //! connections are refused.
@@ -138,6 +138,53 @@ async fn http2_shutdown_lets_the_stream_in_flight_finish_then_closes() {
         !server.is_finished(),
         "the server did not wait for the stream"
     );
+    release.notify_one();
+    let res = in_flight.await.unwrap().unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "done");
+    conn.await.unwrap().unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_shutdown_refuses_new_streams_with_goaway_while_one_is_in_flight() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    let (arrived, release, server) = waiting_server(listener, ServerConfig::default(), shutdown);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get("http://a/")
+        .header("x-wait", "1")
+        .body(Empty::new())
+        .unwrap();
+    let in_flight = tokio::spawn(send.send_request(req));
+    arrived.notified().await;
+
+    trigger.trigger();
+    // The server's GOAWAY first names no last stream, so that streams the
+    // client opened meanwhile are still served; then, a round trip later,
+    // the last it took. From then on a new stream is refused, on this
+    // connection that stays open for the stream in flight.
+    let mut served_meanwhile = 0;
+    let refused = loop {
+        let req = Request::get("http://a/").body(Empty::new()).unwrap();
+        match send.send_request(req).await {
+            Ok(res) => {
+                assert_eq!(res.status(), http::StatusCode::OK);
+                served_meanwhile += 1;
+                assert!(served_meanwhile < 1000, "new streams are still served");
+            }
+            Err(error) => break error,
+        }
+    };
+    assert!(!in_flight.is_finished(), "{refused}");
+    assert!(!server.is_finished(), "{refused}");
     release.notify_one();
     let res = in_flight.await.unwrap().unwrap();
     assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "done");
