@@ -19,8 +19,8 @@ use super::ConnHandles;
 ///
 /// It also holds how the connection ended, if it ended before its handles
 /// arrived: a stream that failed in the handshake, or that the hook
-/// dropped, while the hook still succeeded. Such a connection is counted
-/// open and closed at once when its handles arrive, so that every
+/// dropped, whether the hook then succeeded or failed. Such a connection
+/// is counted open and closed at once when its handles arrive, so that every
 /// connection counted open is counted closed exactly once, whichever of
 /// the stream and the hook finishes first.
 #[derive(Debug, Default)]

@@ -28,10 +28,10 @@
 //! connection is dead then even if its owner holds the stream a while
 //! longer, as Linkerd counts it; or, if no error came, when the stream is
 //! dropped, as a clean close. A stream that ended before its accept hook
-//! returned (it failed in the handshake, or the hook dropped it) and whose
-//! hook still succeeded is counted open and closed at once when the hook
-//! returns, with the errno of its first error: otherwise it would count as
-//! an open connection for as long as it is held, or for ever.
+//! returned (it failed in the handshake, or the hook dropped it) is
+//! counted open and closed at once when the hook returns, whether the hook
+//! succeeded or not, with the errno of its first error: otherwise it would
+//! count as an open connection for as long as it is held, or for ever.
 //!
 //! # Where TLS labels come from
 //!
