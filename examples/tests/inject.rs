@@ -186,6 +186,43 @@ fn the_guides_kubectl_list_of_emojivoto_deployments_is_injected() {
 }
 
 #[test]
+fn an_api_list_kind_is_injected_as_kubectl_applies_its_items() {
+    // What the API server answers a list request with (`kubectl get
+    // --raw`, a client's dump) is a `DeploymentList`, not a `List`: kubectl
+    // applies its items all the same, so inject reaches them too.
+    let text = "\
+apiVersion: apps/v1
+kind: DeploymentList
+metadata: {resourceVersion: \"42\"}
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: web, namespace: emojivoto}
+  spec:
+    template:
+      spec:
+        containers: [{name: web, image: web:v1}]
+";
+    let injected = inject::inject("list.yaml", text, &config()).unwrap();
+    assert_eq!(injected.notes.len(), 1);
+    assert_eq!(injected.notes[0].item, Some(0));
+    assert_eq!(injected.notes[0].kind, "Deployment");
+    assert_eq!(injected.notes[0].outcome, Outcome::Injected);
+    let list = &documents(&injected.yaml)[0];
+    assert_eq!(list["kind"], "DeploymentList");
+    let spec = pod_spec(&list["items"][0], &["spec", "template", "spec"]);
+    assert_eq!(names(&spec["containers"]), ["mesh-proxy", "web"]);
+
+    // A kind named so without a list of items is an object of its own.
+    let text =
+        "apiVersion: example.com/v1\nkind: ShoppingList\nmetadata: {name: l}\nitems: {milk: 1}\n";
+    let injected = inject::inject("list.yaml", text, &config()).unwrap();
+    assert_eq!(injected.notes[0].kind, "ShoppingList");
+    assert_eq!(injected.notes[0].item, None);
+    assert_eq!(injected.notes[0].outcome, Outcome::NotAWorkload);
+}
+
+#[test]
 fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
     let injected = golden("workloads");
     let kinds: Vec<_> = injected.notes.iter().map(|n| n.kind.as_str()).collect();

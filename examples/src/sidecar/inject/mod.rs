@@ -3,7 +3,9 @@
 //! Operators who already run `kubectl get deploy -o yaml | linkerd inject -
 //! | kubectl apply -f -` run the same pipeline with `sidecar inject -`. It
 //! reads manifests (multi-document YAML, or a `kind: List` with `items` as
-//! `kubectl get -o yaml` prints them), adds the sidecar to every workload's
+//! `kubectl get -o yaml` prints them, or a list kind of the API such as
+//! `DeploymentList`, whose items kubectl applies as it applies a `List`'s;
+//! `linkerd inject` reads `List` only), adds the sidecar to every workload's
 //! pod template and writes the documents back, in the same order, on
 //! standard output. What it did to each object goes to standard error,
 //! with a warning for what an injected sidecar cannot follow (see below).

@@ -1,5 +1,6 @@
 //! The objects of a document: the document itself, or the items of a
-//! `kind: List`, each with what notes and errors name it by.
+//! `kind: List` (or of a list kind of the API, such as `DeploymentList`),
+//! each with what notes and errors name it by.
 
 use mesh_core::resource::{DocumentContext, ResourceError, ResourceErrorKind};
 use serde_yaml_ng::Value;
@@ -22,10 +23,24 @@ pub(super) struct Object<'v> {
     pub(super) name: Option<String>,
 }
 
+/// Whether `document` is a list of objects: a `kind: List`, as `kubectl
+/// get -o yaml` prints one, or a list kind of the API (`DeploymentList`,
+/// `PodList`) with its `items`, as the API server answers a list request.
+/// kubectl applies the items of either.
+fn is_list(document: &Value) -> bool {
+    match document.get("kind").and_then(Value::as_str) {
+        Some("List") => true,
+        Some(kind) => {
+            kind.ends_with("List") && document.get("items").is_some_and(Value::is_sequence)
+        }
+        None => false,
+    }
+}
+
 /// The objects of a document.
 pub(super) fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> {
     let root = FieldPath::default();
-    if document.get("kind").and_then(Value::as_str) != Some("List") {
+    if !is_list(document) {
         return Ok(vec![object(document, root, None)?]);
     }
     let mapping = yaml::as_mapping_mut(document, &root)?;
