@@ -109,6 +109,33 @@ async fn an_alpn_http1_peer_that_never_sends_a_request_is_closed() {
 }
 
 #[tokio::test]
+async fn an_http1_connection_idle_after_its_request_is_closed() {
+    // The header read timeout runs again while a keep-alive connection
+    // waits for its next request: an idle connection does not keep its
+    // place for ever.
+    let config = ServerConfig::default();
+    let header_read_timeout = config.header_read_timeout;
+    let addr = alpn_server(HttpVersion::Http1, config).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut conn, b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"ok") {
+        let mut buf = [0; 256];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"), "{answer:?}");
+    let lasted = lasts(&mut conn).await.expect("open after an hour");
+    assert!(
+        lasted <= header_read_timeout + Duration::from_secs(1),
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_alpn_http2_peer_that_sends_the_preface_is_served() {
     let addr = alpn_server(HttpVersion::Http2, ServerConfig::default()).await;
     let tcp = TcpStream::connect(addr).await.unwrap();
