@@ -424,6 +424,9 @@ pub enum UpstreamCause {
     /// not decode), for which the client reset the stream or closed the
     /// connection itself. A reset or `GOAWAY` the upstream sent, whatever
     /// its code, is [`Reset`](Self::Reset) or [`GoAway`](Self::GoAway).
+    /// A response framed with a transfer coding the proxy cannot pass on
+    /// (`mesh-error: upstream transfer coding not supported`) is one too:
+    /// it is no response the caller can be given.
     Protocol,
 }
 

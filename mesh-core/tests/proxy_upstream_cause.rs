@@ -2,9 +2,11 @@
 //! before a response carries what caused it, an `UpstreamCause`, over real
 //! connections: a stream the upstream reset (by its code), a `GOAWAY`, a
 //! connection closed before the response, a connection refused, an
-//! answer that is not HTTP. Its `mesh-error` says which of these it was,
-//! in words: a connect error only for a connection that could not be
-//! made. A response from the upstream carries none.
+//! answer that is not HTTP, or one the proxy cannot pass on. Its
+//! `mesh-error` says which of these it was, in words: a connect error
+//! only for a connection that could not be made. A `CONNECT` tunnel that
+//! cannot be connected says so too. A response from the upstream carries
+//! none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::{proxy, unprocessed};
@@ -23,7 +25,7 @@ use mesh_core::{
         MESH_ERROR, UPSTREAM_CLOSED, UPSTREAM_FAILED, UPSTREAM_PROTOCOL_ERROR, UPSTREAM_RESET,
         UpstreamCause,
     },
-    proxy::Forward,
+    proxy::{ConnectTunnel, Forward, ForwardTcp, UPSTREAM_CODING},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -398,4 +400,111 @@ async fn a_connection_that_broke_without_a_known_cause_is_no_connect_error() {
     );
     assert_eq!(res.extensions().get::<UpstreamCause>(), None);
     assert_eq!(res.headers()[MESH_ERROR], UPSTREAM_FAILED);
+}
+
+/// An HTTP/1 upstream that answers each request `200` with a body coded
+/// `gzip` and no `chunked`, delimited by the connection's close.
+async fn gzipping() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\
+                          connection: close\r\n\r\ncoded",
+                    )
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_response_coded_past_what_the_proxy_undoes_names_a_protocol_error() {
+    let upstream = gzipping().await;
+    let get = Request::get("/list")
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let (status, mesh_error, carried) = answer(upstream, get).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(mesh_error.as_deref(), Some(UPSTREAM_CODING));
+    assert_eq!(carried, Some(UpstreamCause::Protocol));
+}
+
+/// What a `ConnectTunnel` for `db`, over `forward`, answers a `CONNECT`
+/// to `db:5432` with, as the server hands it the request.
+async fn tunnel_answer<C>(forward: ForwardTcp<C>) -> Response<BoxBody>
+where
+    C: tower::Service<http::Uri> + Clone,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    C::Error: Into<mesh_core::BoxError>,
+{
+    let targets =
+        move |authority: &http::uri::Authority| (authority.host() == "db").then(|| forward.clone());
+    let inner = tower::service_fn(|_: Request<BoxBody>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(BoxBody::default()))
+    });
+    let mut req = Request::connect("db:5432")
+        .body(BoxBody::default())
+        .unwrap();
+    // Where a server would have put the connection's upgrade.
+    let upgrade = hyper::upgrade::on(&mut req);
+    req.extensions_mut().insert(upgrade);
+    ConnectTunnel::new(inner, targets)
+        .oneshot(req)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_connect_tunnel_that_cannot_connect_carries_the_cause() {
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.enforce_http(false);
+    let res = tunnel_answer(ForwardTcp::new(connector, [refused]).unwrap()).await;
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()[MESH_ERROR], "upstream connect error");
+    assert_eq!(
+        res.extensions().get::<ProxyErrorKind>(),
+        Some(&ProxyErrorKind::UpstreamUnreachable)
+    );
+    assert_eq!(
+        res.extensions().get::<UpstreamCause>(),
+        Some(&UpstreamCause::Connect)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_tunnel_that_times_out_carries_the_cause() {
+    // A connect that never completes: the tunnel's connect timeout ends it.
+    let hang = tower::service_fn(|_: http::Uri| {
+        std::future::pending::<Result<TokioIo<TcpStream>, std::io::Error>>()
+    });
+    let endpoint = SocketAddr::from(([10, 0, 0, 1], 5432));
+    let forward = ForwardTcp::new(hang, [endpoint])
+        .unwrap()
+        .with_connect_timeout(std::time::Duration::from_secs(1));
+    let res = tunnel_answer(forward).await;
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()[MESH_ERROR], "upstream connect error");
+    assert_eq!(
+        res.extensions().get::<UpstreamCause>(),
+        Some(&UpstreamCause::Connect)
+    );
 }

@@ -29,7 +29,11 @@
 //! A target that cannot be reached gets the mesh's error answer, never a
 //! `200`: `502` (`mesh-error: upstream connect error`) when the endpoint
 //! refused, failed the handshake or took too long, `503` (`mesh-error:
-//! service unavailable`) when there is no endpoint to try. A `CONNECT`
+//! service unavailable`) when there is no endpoint to try. The `502`
+//! carries [`UpstreamCause::Connect`] beside its kind, as `Forward`'s
+//! answer to a request carries its cause, so that the layers above (a
+//! route's backend metrics) count it as they count a failed connect of
+//! a request. A `CONNECT`
 //! that finds no endpoint ready first waits in the target's queue, as a
 //! forwarded connection does ([`ForwardTcp`]); past its fail-fast
 //! timeout it is answered `503` with `mesh-error: service in fail-fast`,
@@ -82,7 +86,7 @@ use super::{
 };
 use crate::{
     conn::ConnectionInfo,
-    error::{BoxError, MESH_ERROR, ProxyErrorKind},
+    error::{BoxError, MESH_ERROR, ProxyErrorKind, UpstreamCause},
     serve::{OpaqueConnection, lease::Lease},
 };
 
@@ -264,7 +268,21 @@ where
                     status = kind.http_status().as_u16(),
                     "cannot connect a CONNECT tunnel"
                 );
-                Poll::Ready(Ok(kind.response_for(false)))
+                let mut res = kind.response_for(false);
+                if kind == ProxyErrorKind::UpstreamUnreachable {
+                    // For the layers above, as `Forward` tells them: a
+                    // connect that failed, or timed out, is one cause,
+                    // whatever the connector said; any other error says
+                    // what it says.
+                    let upstream = match failed {
+                        Some(_) => Some(UpstreamCause::Connect),
+                        None => UpstreamCause::of(&*error),
+                    };
+                    if let Some(upstream) = upstream {
+                        res.extensions_mut().insert(upstream);
+                    }
+                }
+                Poll::Ready(Ok(res))
             }
         }
     }

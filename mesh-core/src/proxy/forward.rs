@@ -430,7 +430,9 @@ pub const UNSUPPORTED_CODING: &str = "transfer coding not supported";
 /// The `mesh-error` of the `502` that stands for an upstream response
 /// whose body is framed with a transfer coding other than `chunked`: it
 /// cannot be passed on as it was, for the same reason as a request's
-/// ([`UNSUPPORTED_CODING`]).
+/// ([`UNSUPPORTED_CODING`]). It carries
+/// [`UpstreamCause::Protocol`](crate::error::UpstreamCause::Protocol), as
+/// a response head the client cannot read does.
 pub const UPSTREAM_CODING: &str = "upstream transfer coding not supported";
 
 /// Why [`Forward`] answered a request itself, sending nothing upstream.
@@ -625,8 +627,12 @@ where
                         endpoint = %DisplayOr(this.endpoint.as_ref()),
                         "upstream response with a transfer coding other than chunked"
                     );
-                    return Poll::Ready(Ok(ProxyErrorKind::UpstreamUnreachable
-                        .response_with_reason(*this.grpc, UPSTREAM_CODING)));
+                    let mut res = ProxyErrorKind::UpstreamUnreachable
+                        .response_with_reason(*this.grpc, UPSTREAM_CODING);
+                    // A response this proxy cannot read on: as one whose
+                    // head does not parse, for the layers above.
+                    res.extensions_mut().insert(UpstreamCause::Protocol);
+                    return Poll::Ready(Ok(res));
                 }
                 if let Some(mut pending) = pending {
                     let outcome = if *this.grpc && failure::status_in_trailers(&res) {
