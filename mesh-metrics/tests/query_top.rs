@@ -1,6 +1,7 @@
 //! `top` against admin servers on 127.0.0.1: a frame per interval, each
 //! from what changed since the one before, and a target that does not
-//! answer shown as not meshed rather than ending the view.
+//! answer shown as not meshed rather than ending the view; it, and the
+//! views measured over a window, say which target did not answer and why.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{
@@ -12,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use mesh_metrics::query::{Format, Target, top};
+use mesh_metrics::query::{Format, Target, edges, routes, stat, top};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -111,4 +112,68 @@ async fn each_frame_is_one_json_line_of_what_changed_and_a_silent_target_is_not_
         let window = frame["window_seconds"].as_f64().unwrap();
         assert!((rps * window - 10.0).abs() < 1e-6, "{frame}");
     }
+}
+
+/// A port nothing listens on: bound, then closed.
+async fn silent() -> String {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    closed.local_addr().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_frame_names_the_target_that_did_not_answer_and_why() {
+    // `0/1` alone does not tell a typo in the port from a sidecar that is
+    // restarting: the frame says which address failed, and how.
+    let silent = silent().await;
+    let targets = Target::parse_list(&format!("web={},vote={silent}", admin().await)).unwrap();
+    let mut out = Vec::new();
+    let one = NonZeroUsize::new(1);
+    let interval = Duration::from_millis(20);
+    top::run(&mut out, &targets, interval, Format::Table, one)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let why = format!("could not scrape vote: cannot connect to {silent}: ");
+    assert_eq!(out.matches(&why).count(), 1, "{out}");
+    assert!(!out.contains("could not scrape web"), "{out}");
+
+    let mut out = Vec::new();
+    top::run(&mut out, &targets, interval, Format::Json, one)
+        .await
+        .unwrap();
+    let frame: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let unreachable = frame["unreachable"].as_array().unwrap();
+    assert_eq!(unreachable.len(), 1, "{frame}");
+    assert_eq!(unreachable[0]["name"], "vote", "{frame}");
+    assert_eq!(unreachable[0]["addr"], silent.as_str(), "{frame}");
+    let error = unreachable[0]["error"].as_str().unwrap();
+    let cause = format!("cannot connect to {silent}: ");
+    assert!(error.starts_with(&cause), "{frame}");
+}
+
+#[tokio::test]
+async fn stat_routes_and_edges_name_the_target_that_did_not_answer_and_why() {
+    let silent = silent().await;
+    let targets = Target::parse_list(&format!("web={},vote={silent}", admin().await)).unwrap();
+    let window = Duration::from_millis(20);
+    let why = format!("could not scrape vote: cannot connect to {silent}: ");
+    let views = [
+        stat::run(&targets, window, Format::Table).await.unwrap(),
+        routes::run(&targets, None, window, Format::Table)
+            .await
+            .unwrap(),
+        routes::run(&targets, Some("nosuch"), window, Format::Table)
+            .await
+            .unwrap(),
+        edges::run(&targets, window, Format::Table).await.unwrap(),
+    ];
+    for text in views {
+        assert_eq!(text.matches(&why).count(), 1, "{text}");
+        assert!(text.ends_with('\n'), "{text}");
+    }
+    // JSON stays the rows scripts read: `meshed` counts the replicas
+    // that answered.
+    let json = stat::run(&targets, window, Format::Json).await.unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[1]["meshed"], 0, "{json}");
 }

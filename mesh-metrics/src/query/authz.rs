@@ -36,9 +36,9 @@ use serde::Serialize;
 use super::{
     Delta, Format, Golden, QueryError, Sample, Target, Totals,
     group::{Groups, per_second},
-    measure,
+    measure_each,
     render::{self, Table},
-    to_json,
+    to_json, with_failures,
 };
 
 /// AUTHORIZATION in the row of denied requests.
@@ -281,8 +281,9 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
-    let deltas = measure(targets, window).await?;
-    render_authz(&authz_rows(targets, &deltas), format)
+    let measured = measure_each(targets, window).await?;
+    let text = render_authz(&authz_rows(targets, &measured.deltas), format)?;
+    Ok(with_failures(text, targets, &measured, format))
 }
 
 #[cfg(test)]

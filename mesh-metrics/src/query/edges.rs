@@ -70,9 +70,9 @@ use super::{
     Delta, Format, Golden, QueryError, Sample, Target, Totals,
     group::Groups,
     identity::{Identities, no_tls_reason, peer_identity},
-    measure,
+    measure_each,
     render::{self, Table},
-    to_json,
+    to_json, with_failures,
 };
 
 /// SECURED when the traffic was on mutual TLS, as Linkerd prints it.
@@ -387,8 +387,9 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
-    let deltas = measure(targets, window).await?;
-    render_edges(&edge_rows(targets, &deltas), format)
+    let measured = measure_each(targets, window).await?;
+    let text = render_edges(&edge_rows(targets, &measured.deltas), format)?;
+    Ok(with_failures(text, targets, &measured, format))
 }
 
 #[cfg(test)]

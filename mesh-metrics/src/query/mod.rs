@@ -38,6 +38,14 @@
 //! its row alone, so that one broken replica cannot blank or skew the
 //! latency of the replicas summed with it; the row says so
 //! ([`Golden::latency_series_dropped`], a `*` and a note under a table).
+//!
+//! A target that could not be scraped makes its workload `0/1` under
+//! MESHED, or its routes and edges missing; that alone does not tell a
+//! wrong port from a sidecar that is restarting, so a table ends with a
+//! line naming each such target and why (`could not scrape vote: cannot
+//! connect to 127.0.0.1:4191: Connection refused`), and a `top` frame
+//! lists them (`unreachable`). When not one target answers, the view
+//! fails with that error instead, at once rather than after the window.
 
 pub mod authz;
 pub mod delta;
@@ -147,12 +155,17 @@ impl std::error::Error for QueryError {
 /// failed, and the first failure.
 pub async fn scrape_all(targets: &[Target]) -> (Vec<Option<Scrape>>, Option<ScrapeError>) {
     let mut first_error = None;
-    let scrapes = futures_util::future::join_all(targets.iter().map(scrape))
+    let scrapes = scrape_each(targets)
         .await
         .into_iter()
         .map(|r| r.map_err(|e| first_error.get_or_insert(e)).ok())
         .collect();
     (scrapes, first_error)
+}
+
+/// Scrapes every target at once: each one's scrape, or why it failed.
+pub(crate) async fn scrape_each(targets: &[Target]) -> Vec<Result<Scrape, ScrapeError>> {
+    futures_util::future::join_all(targets.iter().map(scrape)).await
 }
 
 /// Scrapes `targets`, waits `window`, scrapes again: the delta of each
@@ -166,28 +179,74 @@ pub async fn measure(
     targets: &[Target],
     window: Duration,
 ) -> Result<Vec<Option<Delta>>, QueryError> {
+    Ok(measure_each(targets, window).await?.deltas)
+}
+
+/// The deltas of a window, and why each target that has none failed.
+pub(crate) struct Measured {
+    /// The delta of each target, `None` for one that failed either time.
+    pub(crate) deltas: Vec<Option<Delta>>,
+    /// Why each target without a delta failed: at the first scrape, else
+    /// at the second.
+    pub(crate) failures: Vec<Option<ScrapeError>>,
+}
+
+/// [`measure`], with why each target that has no delta failed.
+pub(crate) async fn measure_each(
+    targets: &[Target],
+    window: Duration,
+) -> Result<Measured, QueryError> {
     if targets.is_empty() {
         return Err(QueryError::NoTargets);
     }
     let start = Instant::now();
-    let (before, e1) = scrape_all(targets).await;
+    let (before, mut failures) = split(scrape_each(targets).await);
     // A target that missed the first scrape has no delta, whatever the
     // second brings: with none scraped, the window would only delay the
     // error.
-    if let Some(e) = e1
-        .filter(|_| before.iter().all(Option::is_none))
-        .map(QueryError::Unreachable)
+    if before.iter().all(Option::is_none)
+        && let Some(e) = failures.iter_mut().find_map(Option::take)
     {
-        return Err(e);
+        return Err(QueryError::Unreachable(e));
     }
     tokio::time::sleep(window).await;
     let elapsed = start.elapsed();
-    let (after, e2) = scrape_all(targets).await;
+    let (after, second) = split(scrape_each(targets).await);
     let deltas = deltas(&before, &after, elapsed);
-    match e2 {
-        Some(e) if deltas.iter().all(Option::is_none) => Err(QueryError::Unreachable(e)),
-        _ => Ok(deltas),
+    for (failure, second) in failures.iter_mut().zip(second) {
+        if failure.is_none() {
+            *failure = second;
+        }
     }
+    if deltas.iter().all(Option::is_none)
+        && let Some(e) = failures.iter_mut().find_map(Option::take)
+    {
+        return Err(QueryError::Unreachable(e));
+    }
+    Ok(Measured { deltas, failures })
+}
+
+/// `text`, a view of `measured`, and as a table the lines that name each
+/// target that could not be scraped, and why. JSON keeps to the rows
+/// scripts read, where `meshed` counts the replicas that answered.
+fn with_failures(text: String, targets: &[Target], measured: &Measured, format: Format) -> String {
+    match format {
+        Format::Table => text + &render::unreachable_note(targets, &measured.failures),
+        Format::Json => text,
+    }
+}
+
+/// Scrapes and failures, each `None` where the other is.
+fn split(
+    results: Vec<Result<Scrape, ScrapeError>>,
+) -> (Vec<Option<Scrape>>, Vec<Option<ScrapeError>>) {
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(scrape) => (Some(scrape), None),
+            Err(e) => (None, Some(e)),
+        })
+        .unzip()
 }
 
 /// Pairs two rounds of scrapes, `elapsed` apart, into deltas.

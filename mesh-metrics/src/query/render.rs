@@ -1,6 +1,6 @@
 //! Plain-text tables in the style of `linkerd viz stat`.
 
-use super::Golden;
+use super::{Golden, ScrapeError, Target};
 use crate::printable::Printable;
 
 /// The columns of [`Golden`]'s figures, in the order [`golden`] fills them.
@@ -138,6 +138,41 @@ pub(crate) fn dropped_note<'a>(rows: impl IntoIterator<Item = &'a Golden>) -> St
          would have taken its source past {max} distinct bounds; SUCCESS and RPS still count \
          their responses\n"
     )
+}
+
+/// The lines under a table naming each target that could not be scraped,
+/// and why, with the causes of the failure (`connection refused`, the
+/// line that did not parse); empty when every target answered. `0/1`
+/// under MESHED, or a workload's routes missing, does not tell a wrong
+/// port from a sidecar that is restarting.
+pub(crate) fn unreachable_note(targets: &[Target], failures: &[Option<ScrapeError>]) -> String {
+    let mut out = String::new();
+    for (target, failure) in targets.iter().zip(failures) {
+        if let Some(e) = failure {
+            out += &unreachable_line(&target.name, &causes(e));
+        }
+    }
+    out
+}
+
+/// The line that says `name` could not be scraped, and why.
+pub(crate) fn unreachable_line(name: &str, why: &str) -> String {
+    format!(
+        "could not scrape {}: {}\n",
+        Printable::new(name),
+        Printable::new(why)
+    )
+}
+
+/// `e` and its causes, each after a `: `.
+pub(crate) fn causes(e: &ScrapeError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text += &format!(": {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -38,9 +38,9 @@ use std::{collections::HashMap, time::Duration};
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Sample, Target, Totals, measure,
+    Delta, Format, Golden, QueryError, Sample, Target, Totals, measure_each,
     render::{self, Table},
-    to_json,
+    to_json, with_failures,
 };
 
 /// The route name of requests no route named.
@@ -229,12 +229,14 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
-    let deltas = measure(targets, window).await?;
-    let rows = route_rows(targets, &deltas, to);
-    if rows.is_empty() && format == Format::Table {
-        return Ok(no_routes(to));
-    }
-    render_routes(&rows, to.is_some(), format)
+    let measured = measure_each(targets, window).await?;
+    let rows = route_rows(targets, &measured.deltas, to);
+    let text = if rows.is_empty() && format == Format::Table {
+        no_routes(to)
+    } else {
+        render_routes(&rows, to.is_some(), format)?
+    };
+    Ok(with_failures(text, targets, &measured, format))
 }
 
 /// What `routes` says when the window had no request to show, rather than

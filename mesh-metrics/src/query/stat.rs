@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Target, Totals, measure,
+    Delta, Format, Golden, QueryError, Target, Totals, measure_each,
     render::{self, Table},
-    to_json,
+    to_json, with_failures,
 };
 use crate::labels::Direction;
 
@@ -116,8 +116,10 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
-    let deltas = measure(targets, window).await?;
-    render_stat(&stat_rows(targets, &deltas, Direction::Inbound), format)
+    let measured = measure_each(targets, window).await?;
+    let rows = stat_rows(targets, &measured.deltas, Direction::Inbound);
+    let text = render_stat(&rows, format)?;
+    Ok(with_failures(text, targets, &measured, format))
 }
 
 #[cfg(test)]

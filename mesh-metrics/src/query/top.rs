@@ -15,7 +15,7 @@ use super::{
     Format, QueryError, Scrape, Target, deltas,
     render::{self, Table},
     routes::{RouteRow, route_rows},
-    scrape_all,
+    scrape_each, split,
     stat::{StatRow, render_stat, stat_rows},
 };
 use crate::labels::Direction;
@@ -32,6 +32,22 @@ pub struct Frame {
     pub workloads: Vec<StatRow>,
     /// Every workload's inbound routes, busiest first.
     pub routes: Vec<RouteRow>,
+    /// The targets without figures in this frame, and why: `0/1` under
+    /// MESHED does not tell a wrong port from a sidecar that is
+    /// restarting. Empty when every target answered.
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// A target that did not answer a frame's scrape, or the one before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unreachable {
+    /// The workload it is a replica of.
+    pub name: String,
+    /// Its admin address.
+    pub addr: String,
+    /// Why it could not be scraped, with the causes: `cannot connect to
+    /// 127.0.0.1:4191: Connection refused (os error 111)`.
+    pub error: String,
 }
 
 impl Frame {
@@ -54,6 +70,7 @@ impl Frame {
             window_seconds: elapsed.as_secs_f64(),
             workloads: stat_rows(targets, &deltas, Direction::Inbound),
             routes,
+            unreachable: Vec::new(),
         }
     }
 }
@@ -76,6 +93,9 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
     }
     let mut out = format!("mesh top: the last {:.1}s\n\n", frame.window_seconds);
     out += &render_stat(&frame.workloads, Format::Table)?;
+    for u in &frame.unreachable {
+        out += &render::unreachable_line(&u.name, &u.error);
+    }
     out.push('\n');
     // The routes are inbound ones: the third column is the server that
     // owns each (`srv_name`), as `sidecar authz` calls it.
@@ -114,7 +134,7 @@ pub async fn run<W: Write>(
     if interval.is_zero() {
         return Err(QueryError::ZeroInterval);
     }
-    let (mut before, _) = scrape_all(targets).await;
+    let (mut before, mut failed) = split(scrape_each(targets).await);
     let mut taken = Instant::now();
     // Each frame is due an interval after the one before; one that came
     // late is drawn at once, as an interval's missed ticks are. A time past
@@ -127,15 +147,29 @@ pub async fn run<W: Write>(
             None => std::future::pending().await,
         }
         due = due.and_then(|at| at.checked_add(interval));
-        let (after, _) = scrape_all(targets).await;
+        let (after, failures) = split(scrape_each(targets).await);
         let now = Instant::now();
-        let frame = Frame::between(
+        let mut frame = Frame::between(
             targets,
             &before,
             &after,
             now.saturating_duration_since(taken),
         );
+        // This scrape's failure, else the one before's: either leaves the
+        // target without figures.
+        frame.unreachable = targets
+            .iter()
+            .zip(failures.iter().zip(&failed))
+            .filter_map(|(t, (now, then))| {
+                now.as_ref().or(then.as_ref()).map(|e| Unreachable {
+                    name: t.name.clone(),
+                    addr: t.addr.clone(),
+                    error: render::causes(e),
+                })
+            })
+            .collect();
         before = after;
+        failed = failures;
         taken = now;
         let text = render_frame(&frame, format)?;
         let clear = if format == Format::Table { CLEAR } else { "" };
@@ -160,6 +194,7 @@ mod run_tests {
             window_seconds: 2.0,
             workloads: Vec::new(),
             routes: Vec::new(),
+            unreachable: Vec::new(),
         };
         let text = render_frame(&frame, Format::Table).unwrap();
         let header = text
