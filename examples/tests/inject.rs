@@ -223,6 +223,75 @@ items:
 }
 
 #[test]
+fn a_list_inside_a_list_is_injected_as_kubectl_applies_its_items() {
+    // kubectl flattens Lists within Lists, and applies every item: their
+    // workloads get the sidecar too, and a Namespace there decides for
+    // its workloads. Notes name the item of the outer List they are in.
+    let text = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web}
+- apiVersion: v1
+  kind: List
+  items:
+  - apiVersion: v1
+    kind: Namespace
+    metadata: {name: ops, annotations: {mesh.io/inject: disabled}}
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web, namespace: emojivoto}
+    spec:
+      template:
+        spec:
+          containers: [{name: web, image: web:v1}]
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: report, namespace: ops}
+  spec:
+    template:
+      spec:
+        containers: [{name: report, image: report:v1}]
+";
+    let injected = inject::inject("list.yaml", text, &config()).unwrap();
+    let notes: Vec<_> = injected
+        .notes
+        .iter()
+        .map(|n| (n.item, n.kind.as_str(), n.outcome.clone()))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            (Some(0), "Service", Outcome::NotAWorkload),
+            (Some(1), "Namespace", Outcome::NotAWorkload),
+            (Some(1), "Deployment", Outcome::Injected),
+            (
+                Some(2),
+                "Deployment",
+                Outcome::Disabled(DisabledBy::Namespace("ops".to_owned()))
+            ),
+        ]
+    );
+    let list = &documents(&injected.yaml)[0];
+    let inner = &list["items"][1]["items"][1];
+    let spec = pod_spec(inner, &["spec", "template", "spec"]);
+    assert_eq!(names(&spec["containers"]), ["mesh-proxy", "web"]);
+
+    // An error there says where, in the outer List and the inner one.
+    let bad = text.replace(
+        "image: web:v1}]",
+        "image: web:v1}]\n          hostNetwork: maybe",
+    );
+    let (message, _, _, _) = manifest_error(&bad);
+    assert!(
+        message.starts_with("bad.yaml: document 1 (Deployment web): items[1].items[1].spec.template.spec.hostNetwork: "),
+        "{message}"
+    );
+}
+
+#[test]
 fn every_workload_kind_is_injected_and_jobs_get_a_native_sidecar() {
     let injected = golden("workloads");
     let kinds: Vec<_> = injected.notes.iter().map(|n| n.kind.as_str()).collect();

@@ -4,8 +4,9 @@
 //! | kubectl apply -f -` run the same pipeline with `sidecar inject -`. It
 //! reads manifests (multi-document YAML, or a `kind: List` with `items` as
 //! `kubectl get -o yaml` prints them, or a list kind of the API such as
-//! `DeploymentList`, whose items kubectl applies as it applies a `List`'s;
-//! `linkerd inject` reads `List` only), adds the sidecar to every workload's
+//! `DeploymentList`, whose items kubectl applies as it applies a `List`'s,
+//! and lists within lists, which kubectl flattens; `linkerd inject` reads
+//! the items of a `List` only), adds the sidecar to every workload's
 //! pod template and writes the documents back, in the same order, on
 //! standard output. What it did to each object goes to standard error,
 //! with a warning for what an injected sidecar cannot follow (see below).

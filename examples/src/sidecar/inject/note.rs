@@ -104,7 +104,8 @@ pub struct Note {
     pub origin: String,
     /// The document, from 1.
     pub document: usize,
-    /// The item of a `kind: List` document, from 0.
+    /// The item of a `kind: List` document, from 0: for an object of a
+    /// list within that list, the item that list is.
     pub item: Option<usize>,
     /// The object's `kind`.
     pub kind: String,

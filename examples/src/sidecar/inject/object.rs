@@ -37,32 +37,49 @@ fn is_list(document: &Value) -> bool {
     }
 }
 
-/// The objects of a document.
+/// The objects of a document: the items of a list, and of a list among
+/// them (kubectl flattens lists within lists), each named by the item of
+/// the document's list it is in.
 pub(super) fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> {
     let root = FieldPath::default();
     if !is_list(document) {
         return Ok(vec![object(document, root, None)?]);
     }
-    let mapping = yaml::as_mapping_mut(document, &root)?;
-    let Some(items) = mapping.get_mut("items") else {
-        return Ok(Vec::new());
-    };
-    let items = match items {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(items) => items,
-        _ => {
+    let mut objects = Vec::new();
+    list_items(document, root, None, &mut objects)?;
+    Ok(objects)
+}
+
+/// Adds the objects of the list `list`, at `path`, to `objects`; `top`
+/// is the item of the document's list it is, when it is not the document.
+fn list_items<'v>(
+    list: &'v mut Value,
+    path: FieldPath,
+    top: Option<usize>,
+    objects: &mut Vec<Object<'v>>,
+) -> Result<(), Problem> {
+    let mapping = yaml::as_mapping_mut(list, &path)?;
+    let items = match mapping.get_mut("items") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Sequence(items)) => items,
+        Some(_) => {
             return Err(Problem::new(
                 ResourceErrorKind::InvalidType,
-                root.key("items"),
+                path.key("items"),
                 "expected a list",
             ));
         }
     };
-    items
-        .iter_mut()
-        .enumerate()
-        .map(|(i, item)| object(item, root.key("items").index(i), Some(i)))
-        .collect()
+    for (i, item) in items.iter_mut().enumerate() {
+        let at = path.key("items").index(i);
+        let top = top.unwrap_or(i);
+        if is_list(item) {
+            list_items(item, at, Some(top), objects)?;
+        } else {
+            objects.push(object(item, at, Some(top))?);
+        }
+    }
+    Ok(())
 }
 
 fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Object<'_>, Problem> {
