@@ -316,9 +316,7 @@ fn plan_and_reload(
     outbound: &Outbound,
     reloads: &RouteReloads,
 ) {
-    let reloaded = retry_routes(texts, settings)
-        .map_err(|e| e.to_string())
-        .and_then(|routes| outbound.reload(&routes).map_err(|e| e.to_string()));
+    let reloaded = retry_routes(texts, settings).map(|routes| outbound.reload(&routes));
     reloads.count(reloaded.is_ok());
     match reloaded {
         Ok(()) => tracing::info!("outbound routes reloaded"),

@@ -93,9 +93,7 @@ mod tcp;
 mod tests;
 mod upstream;
 
-use std::{
-    convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration,
-};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use hyper::body::Incoming;
 use mesh_core::{BoxError, client::ClientConfig, proxy::Forward, route::EditHeaders};
@@ -304,15 +302,11 @@ impl Outbound {
 
     /// Plans the routes again from `resources` and puts them in force on
     /// every runtime. Budgets whose configuration did not change are kept.
-    ///
-    /// # Errors
-    ///
-    /// None: whatever `resources` hold is planned, a backend that is not
-    /// an outbound service included ([`split`]).
-    pub(crate) fn reload(&self, resources: &RetryResources) -> Result<(), Infallible> {
+    /// Whatever `resources` hold is planned, a backend that is not an
+    /// outbound service included ([`split`]).
+    pub(crate) fn reload(&self, resources: &RetryResources) {
         let plans = self.planner.plan(resources, Some(&self.routes.borrow()));
         self.routes.send_replace(Arc::new(plans));
-        Ok(())
     }
 
     /// The outbound stack of one runtime, with its own connection pools,
