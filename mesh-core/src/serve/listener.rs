@@ -63,6 +63,61 @@ pub(super) struct AcceptFailures {
 }
 
 impl AcceptFailures {
+    /// Whether an accept that failed with `error` should wait before the
+    /// next: when the process is short of something (descriptors, memory,
+    /// buffers), every accept fails until a connection closes somewhere,
+    /// and retrying at once would spin. When only the connection being
+    /// accepted failed, the next accept does not share its fate and is
+    /// made at once, as hyper's and Linkerd's accept loops do: otherwise a
+    /// run of such failures (a peer that resets while queued, or, since
+    /// Linux hands them on from `accept(2)`, a network error pending on its
+    /// socket) would slow every other client's connections to twenty a
+    /// second.
+    pub(super) fn backs_off(error: &io::Error) -> bool {
+        !Self::one_connections(error)
+    }
+
+    /// Whether `error` is the accepted connection's own: the kinds
+    /// `accept(2)` returns for it, and on Linux the pending network errors
+    /// its man page says to retry at once.
+    fn one_connections(error: &io::Error) -> bool {
+        use io::ErrorKind as K;
+        if matches!(
+            error.kind(),
+            K::ConnectionAborted
+                | K::ConnectionReset
+                | K::ConnectionRefused
+                | K::NetworkDown
+                | K::NetworkUnreachable
+                | K::HostUnreachable
+                // EPERM: a firewall rule refused this connection.
+                | K::PermissionDenied
+        ) {
+            return true;
+        }
+        // ENONET, EPROTO, ENOPROTOOPT, EOPNOTSUPP and EHOSTDOWN, which
+        // have no kind of their own, by their numbers in
+        // `asm-generic/errno.h`.
+        #[cfg(all(
+            target_os = "linux",
+            not(any(
+                target_arch = "mips",
+                target_arch = "mips64",
+                target_arch = "sparc",
+                target_arch = "sparc64",
+            ))
+        ))]
+        if let Some(code) = error.raw_os_error() {
+            return matches!(code, 64 | 71 | 92 | 95 | 112);
+        }
+        false
+    }
+
+    /// An accept failed for the connection being accepted only.
+    pub(super) fn connection_failed(listener: &str, error: &io::Error) {
+        tracing::debug!(listener = %listener, %error, "a connection failed as it was accepted");
+    }
+
     pub(super) fn failed(&mut self, listener: &str, error: &io::Error) {
         self.run += 1;
         if self.run == 1 {
@@ -85,6 +140,59 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn only_a_shortage_backs_the_accept_loop_off() {
+        // Out of descriptors or memory: every accept fails until something
+        // closes, so the loop waits.
+        for shortage in [
+            io::Error::from(io::ErrorKind::OutOfMemory),
+            io::Error::other("unknown"),
+        ] {
+            assert!(AcceptFailures::backs_off(&shortage), "{shortage}");
+        }
+        // One connection's own failure, which the next accept does not
+        // share: a peer that reset while queued, or (Linux hands them on
+        // from `accept`) a network error pending on its socket.
+        for connection in [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::NetworkUnreachable,
+            io::ErrorKind::HostUnreachable,
+            io::ErrorKind::NetworkDown,
+        ] {
+            assert!(
+                !AcceptFailures::backs_off(&io::Error::from(connection)),
+                "{connection:?}"
+            );
+        }
+        #[cfg(target_os = "linux")]
+        for (code, name) in [
+            (24, "EMFILE"),
+            (23, "ENFILE"),
+            (105, "ENOBUFS"),
+            (12, "ENOMEM"),
+        ] {
+            let e = io::Error::from_raw_os_error(code);
+            assert!(AcceptFailures::backs_off(&e), "{name}");
+        }
+        #[cfg(target_os = "linux")]
+        for (code, name) in [
+            (103, "ECONNABORTED"),
+            (71, "EPROTO"),
+            (92, "ENOPROTOOPT"),
+            (112, "EHOSTDOWN"),
+            (64, "ENONET"),
+            (113, "EHOSTUNREACH"),
+            (95, "EOPNOTSUPP"),
+            (101, "ENETUNREACH"),
+            (100, "ENETDOWN"),
+            (1, "EPERM"),
+        ] {
+            let e = io::Error::from_raw_os_error(code);
+            assert!(!AcceptFailures::backs_off(&e), "{name}");
+        }
+    }
 
     #[test]
     fn reuseport_binds_as_many_sockets_as_asked_and_at_least_one() {

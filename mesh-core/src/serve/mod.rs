@@ -226,6 +226,9 @@ impl<A> Server<A> {
                         waiting = Some(tcp);
                         place.set(permits.clone().acquire_owned().fuse());
                     }
+                    Err(error) if !listener::AcceptFailures::backs_off(&error) => {
+                        listener::AcceptFailures::connection_failed(&local, &error);
+                    }
                     Err(error) => {
                         // Usually out of file descriptors: back off so the
                         // loop does not spin while connections close.
