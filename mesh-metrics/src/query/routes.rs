@@ -168,7 +168,8 @@ fn route_of(s: &Sample) -> &str {
 }
 
 /// Writes `rows` as a table or JSON. The retry columns appear for outbound
-/// routes (`outbound`), where retries happen.
+/// routes (`outbound`), where retries happen; a table with the rows of
+/// more than one workload begins with a WORKLOAD column.
 ///
 /// # Errors
 ///
@@ -181,14 +182,29 @@ pub fn render_routes(
     if format == Format::Json {
         return to_json(&rows);
     }
-    let mut header = vec!["ROUTE", "SERVICE"];
+    // One workload's rows read as Linkerd's do; several need saying whose
+    // each is, as callers of one service share its routes' names.
+    let several = rows
+        .first()
+        .is_some_and(|first| rows.iter().any(|r| r.workload != first.workload));
+    let mut header = if several {
+        vec!["WORKLOAD"]
+    } else {
+        Vec::new()
+    };
+    header.extend(["ROUTE", "SERVICE"]);
     header.extend(render::GOLDEN_HEADER);
     if outbound {
         header.extend(["RETRY_RATIO", "ACTUAL_SUCCESS", "ACTUAL_RPS"]);
     }
     let mut table = Table::new(header);
     for r in rows {
-        let mut cells = vec![r.route.clone(), r.service.clone()];
+        let mut cells = if several {
+            vec![r.workload.clone()]
+        } else {
+            Vec::new()
+        };
+        cells.extend([r.route.clone(), r.service.clone()]);
         cells.extend(render::golden(&r.golden));
         if outbound {
             let estimate = |cell: String| {
@@ -322,6 +338,41 @@ mod tests {
         );
         let back: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
         assert_eq!(back[0]["route"], rows[0].route);
+    }
+
+    #[test]
+    fn routes_of_several_workloads_say_whose_each_is() {
+        // web and vote both call emoji's `get`: without the workload, the
+        // table had two rows `get emoji` that nothing told apart.
+        let scrape = |ok: u32| {
+            Scrape::parse(&format!(
+                "response_total{{direction=\"outbound\",dst_service=\"emoji\",route_name=\"get\",classification=\"success\"}} {ok}\n"
+            ))
+            .unwrap()
+        };
+        let window = Duration::from_secs(1);
+        let delta = |ok| Some(Delta::between(&Scrape::default(), &scrape(ok), window));
+        let targets = Target::parse_list("web=a:1,vote=b:2").unwrap();
+        let rows = route_rows(&targets, &[delta(3), delta(5)], Some("emoji"));
+        let table = render_routes(&rows, true, Format::Table).unwrap();
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().take(4).collect())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                vec!["WORKLOAD", "ROUTE", "SERVICE", "SUCCESS"],
+                vec!["vote", "get", "emoji", "100.00%"],
+                vec!["web", "get", "emoji", "100.00%"],
+            ],
+            "{table}"
+        );
+        assert!(table.lines().nth(1).unwrap().contains(" 5.0rps"), "{table}");
+        // One workload's rows read as Linkerd's do.
+        let rows = route_rows(&targets[..1], &[delta(3)], Some("emoji"));
+        let table = render_routes(&rows, true, Format::Table).unwrap();
+        assert!(table.starts_with("ROUTE "), "{table}");
     }
 
     #[test]
