@@ -31,10 +31,14 @@
 //!
 //! When the upstream cannot be reached, the caller gets a `502` with
 //! `mesh-error: upstream connect error` (gRPC callers: `grpc-status: 14`)
-//! instead of a dropped connection; when it was reached and closed or
-//! reset the connection before a response, the same `502` says `mesh-error:
+//! instead of a dropped connection; when it was reached and closed the
+//! connection before a response, the same `502` says `mesh-error:
 //! upstream connection closed`
-//! ([`UPSTREAM_CLOSED`](crate::error::UPSTREAM_CLOSED)). A request that fails on the caller's
+//! ([`UPSTREAM_CLOSED`](crate::error::UPSTREAM_CLOSED)); when an HTTP/2
+//! upstream reset the request's stream, `upstream reset the stream`
+//! ([`UPSTREAM_RESET`](crate::error::UPSTREAM_RESET)); any other failure
+//! after the connection was made, `upstream request failed`
+//! ([`UPSTREAM_FAILED`](crate::error::UPSTREAM_FAILED)). A request that fails on the caller's
 //! side before it is sent whole (its body is malformed, say) gets a `400`
 //! with `mesh-error: invalid request` ([`INVALID_REQUEST`]; gRPC callers:
 //! `grpc-status: 13`, as for every answer of the mesh's), and does
