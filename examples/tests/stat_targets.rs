@@ -87,3 +87,27 @@ async fn an_admin_server_under_two_names_is_refused_before_any_scrape() {
     .unwrap_err();
     assert!(matches!(error, ViewError::TwoNames { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn top_into_a_pipe_writes_frames_one_after_another_without_terminal_codes() {
+    // Into a file or a pipe (`sidecar top ... | tee`, a log), the
+    // sequence that clears a terminal is noise: each frame follows the
+    // one before instead.
+    let (addr, _) = admin().await;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::sidecar_binary())
+            .args(["top", "--admin", &format!("web={addr}")])
+            .args(["--interval", "20ms", "--frames", "2"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert_eq!(text.matches("mesh top: the last ").count(), 2, "{text}");
+    assert!(text.starts_with("mesh top: the last "), "{text}");
+    assert!(text.contains("\n\nmesh top: the last "), "{text}");
+}

@@ -18,7 +18,12 @@
 //! (`http://...`), a path, or an empty item is refused, naming the item.
 //! `tap` reads its `--admin` the same way, and takes one admin server.
 
-use std::{fmt, io::Write, num::NonZeroUsize, time::Duration};
+use std::{
+    fmt,
+    io::{IsTerminal, Write},
+    num::NonZeroUsize,
+    time::Duration,
+};
 
 use mesh_metrics::{
     query::{self, Format, InvalidTarget, QueryError, Target},
@@ -204,20 +209,22 @@ pub async fn authz(admin: &str, window: Duration, format: Format) -> Result<Stri
 }
 
 /// `sidecar top --admin ADDR`: writes both views to `out` every
-/// `interval`, redrawing the terminal, until `frames` have been written
-/// (forever when `None`).
+/// `interval`, until `frames` have been written (forever when `None`).
+/// On a terminal a table redraws it; into a file or a pipe, each frame
+/// follows the one before, with no terminal codes.
 ///
 /// # Errors
 ///
 /// An invalid `--admin`, or `out` cannot be written.
-pub async fn top<W: Write>(
+pub async fn top<W: Write + IsTerminal>(
     out: &mut W,
     admin: &str,
     interval: Duration,
     format: Format,
     frames: Option<NonZeroUsize>,
 ) -> Result<(), ViewError> {
-    query::top::run(out, &targets(admin)?, interval, format, frames)
+    let redraw = format == Format::Table && out.is_terminal();
+    query::top::run_redrawing(out, &targets(admin)?, interval, format, frames, redraw)
         .await
         .map_err(ViewError::Query)
 }

@@ -116,6 +116,7 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
 /// the interval before it, until `frames` have been written (forever when
 /// `None`). A target that does not answer shows as not meshed rather than
 /// ending the view, so the view survives a restart of what it watches.
+/// A table redraws the terminal at each frame ([`run_redrawing`]).
 ///
 /// # Errors
 ///
@@ -127,6 +128,25 @@ pub async fn run<W: Write>(
     interval: Duration,
     format: Format,
     frames: Option<NonZeroUsize>,
+) -> Result<(), QueryError> {
+    let redraw = format == Format::Table;
+    run_redrawing(out, targets, interval, format, frames, redraw).await
+}
+
+/// [`run`], clearing the terminal before each table frame only when
+/// `redraw`: written to a file or a pipe, the clearing sequence is noise,
+/// so there each frame follows the one before, a blank line apart.
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_redrawing<W: Write>(
+    out: &mut W,
+    targets: &[Target],
+    interval: Duration,
+    format: Format,
+    frames: Option<NonZeroUsize>,
+    redraw: bool,
 ) -> Result<(), QueryError> {
     if targets.is_empty() {
         return Err(QueryError::NoTargets);
@@ -172,7 +192,11 @@ pub async fn run<W: Write>(
         failed = failures;
         taken = now;
         let text = render_frame(&frame, format)?;
-        let clear = if format == Format::Table { CLEAR } else { "" };
+        let clear = match format {
+            Format::Table if redraw => CLEAR,
+            Format::Table if written > 0 => "\n",
+            _ => "",
+        };
         write!(out, "{clear}{text}").map_err(QueryError::Write)?;
         out.flush().map_err(QueryError::Write)?;
         written += 1;
