@@ -426,7 +426,28 @@ async fn a_tap_that_lost_a_request_gets_none_of_its_response() {
     assert_eq!(drain(&mut sub), []);
     assert_eq!(tap.dropped(), lost + 3, "all three of its events are lost");
     // The next request is seen whole.
-    let res = svc.oneshot(inbound_request("/")).await.unwrap();
+    let res = svc.clone().oneshot(inbound_request("/")).await.unwrap();
     res.into_body().collect().await.unwrap();
     assert_eq!(drain(&mut sub).len(), 3);
+
+    // A tap that keeps up sees the whole of a request another lost.
+    for _ in 0..=QUEUE / 3 {
+        let res = svc.clone().oneshot(inbound_request("/")).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let mut other = tap.subscribe(filter("max_rps=10000")).unwrap();
+    let lost = tap.dropped();
+    let pending = call(late.ready().await.unwrap(), inbound_request("/late"));
+    assert_eq!(drain(&mut sub).len(), QUEUE);
+    let res = pending.await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(drain(&mut sub), []);
+    let seen: Vec<String> = drain(&mut other).iter().map(ToString::to_string).collect();
+    let kinds: Vec<&str> = seen.iter().map(|e| &e[..3]).collect();
+    assert_eq!(kinds, ["req", "rsp", "end"], "{seen:?}");
+    assert!(
+        seen[0].starts_with("req ") && seen[0].ends_with(":path=/late"),
+        "{seen:?}"
+    );
+    assert_eq!(tap.dropped(), lost + 3);
 }
