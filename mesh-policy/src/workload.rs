@@ -32,7 +32,9 @@ pub struct Workload {
     /// references. `None` means [`DEFAULT_TRUST_DOMAIN`].
     pub trust_domain: Option<TrustDomain>,
     /// The control plane's namespace, which Linkerd's DNS-style identities
-    /// contain. Default `linkerd`.
+    /// contain. Default `linkerd`. Taken in lowercase, as the other names
+    /// are: Kubernetes names are lowercase and DNS-style identities are
+    /// matched without regard to case, so `Linkerd` is `linkerd`.
     pub control_plane_namespace: String,
 }
 
@@ -115,11 +117,19 @@ impl Workload {
         let td = self.trust_domain_or_default();
         Ok([
             Identity::parse(&format!("spiffe://{td}/ns/{namespace}/sa/{name}"))?,
-            Identity::parse(&format!(
-                "{name}.{namespace}.serviceaccount.identity.{}.{td}",
-                self.control_plane_namespace
-            ))?,
+            Identity::parse(&format!("{name}.{namespace}{}", self.dns_tail()))?,
         ])
+    }
+
+    /// The DNS-style identities' tail after the namespace,
+    /// `.serviceaccount.identity.<control-plane-ns>.<trust-domain>`, in
+    /// lowercase as DNS-style identities are parsed to.
+    fn dns_tail(&self) -> String {
+        format!(
+            ".serviceaccount.identity.{}.{}",
+            self.control_plane_namespace.to_ascii_lowercase(),
+            self.trust_domain_or_default()
+        )
     }
 
     /// The trust domain, or [`DEFAULT_TRUST_DOMAIN`] when none is set.
@@ -145,10 +155,7 @@ impl Workload {
     pub(crate) fn spiffe_form(&self, written: &str) -> Option<SpiffeForm> {
         let td = self.trust_domain_or_default();
         let dns = written.to_ascii_lowercase();
-        let tail = format!(
-            ".serviceaccount.identity.{}.{td}",
-            self.control_plane_namespace
-        );
+        let tail = self.dns_tail();
         // The namespace is the last label before the tail: a namespace is
         // a DNS label, while a service account's name is a DNS subdomain
         // and may hold dots (`build.bot.ci...` is `build.bot` in `ci`).
@@ -185,10 +192,7 @@ impl Workload {
         let namespace = namespace.to_ascii_lowercase();
         let td = self.trust_domain_or_default();
         // Parsing the DNS form checks the name (not empty, no `/`).
-        let suffix = Identity::parse(&format!(
-            "{namespace}.serviceaccount.identity.{}.{td}",
-            self.control_plane_namespace
-        ))?;
+        let suffix = Identity::parse(&format!("{namespace}{}", self.dns_tail()))?;
         Ok((suffix, format!("spiffe://{td}/ns/{namespace}/sa/")))
     }
 }

@@ -9,6 +9,7 @@
 mod support;
 
 mod admission;
+mod batch_review;
 mod decisions;
 mod dual_stack;
 mod e2e;
