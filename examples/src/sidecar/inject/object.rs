@@ -46,7 +46,7 @@ pub(super) fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> 
         return Ok(vec![object(document, root, None)?]);
     }
     let mut objects = Vec::new();
-    list_items(document, root, None, &mut objects)?;
+    list_items(document, &root, None, &mut objects)?;
     Ok(objects)
 }
 
@@ -54,11 +54,11 @@ pub(super) fn objects(document: &mut Value) -> Result<Vec<Object<'_>>, Problem> 
 /// is the item of the document's list it is, when it is not the document.
 fn list_items<'v>(
     list: &'v mut Value,
-    path: FieldPath,
+    path: &FieldPath,
     top: Option<usize>,
     objects: &mut Vec<Object<'v>>,
 ) -> Result<(), Problem> {
-    let mapping = yaml::as_mapping_mut(list, &path)?;
+    let mapping = yaml::as_mapping_mut(list, path)?;
     let items = match mapping.get_mut("items") {
         None | Some(Value::Null) => return Ok(()),
         Some(Value::Sequence(items)) => items,
@@ -74,7 +74,7 @@ fn list_items<'v>(
         let at = path.key("items").index(i);
         let top = top.unwrap_or(i);
         if is_list(item) {
-            list_items(item, at, Some(top), objects)?;
+            list_items(item, &at, Some(top), objects)?;
         } else {
             objects.push(object(item, at, Some(top))?);
         }
