@@ -173,3 +173,60 @@ fn an_unknown_format_is_refused_naming_the_field() {
     assert!(error.contains("inbound.access_log"), "{error}");
     assert!(error.contains("apache or json"), "{error}");
 }
+
+/// Sends `head` as it is on a connection of its own, and returns the
+/// status line of the answer.
+async fn send_raw(inbound: &str, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
+    tcp.write_all(head).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn what_a_client_sends_cannot_end_a_field_or_a_line() {
+    // A request target with C1 controls (raw UTF-8, which hyper takes),
+    // and headers with quotes and bytes that are not UTF-8: each request
+    // is one line, whose fields say what was sent and no more.
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines, inbound) = start(&dir, "apache").await;
+    send(&inbound, "/ready").await;
+    assert!(next_line(&lines).contains("/ready"));
+    let status = send_raw(
+        &inbound,
+        b"GET /a\xc2\x85b\xc2\x9b2J HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let line = next_line(&lines);
+    assert!(
+        line.ends_with(r#"] "GET /a\xc2\x85b\xc2\x9b2J HTTP/1.1" 200"#),
+        "{line:?}"
+    );
+    stop(child);
+
+    let (child, lines, inbound) = start(&dir, "json").await;
+    send(&inbound, "/ready").await;
+    assert!(next_line(&lines).contains("/ready"));
+    let status = send_raw(
+        &inbound,
+        b"GET /b HTTP/1.1\r\nhost: web\r\nuser-agent: ua\", \"status\": 999, \"x\": \"\r\n\
+          x-request-id: caf\xe9\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let line = next_line(&lines);
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["status"], 200, "{line}");
+    assert_eq!(
+        entry["user_agent"], r#"ua", "status": 999, "x": ""#,
+        "{line}"
+    );
+    // Not text: not logged, rather than logged as something it is not.
+    assert_eq!(entry["trace_id"], "", "{line}");
+    assert_eq!(entry["uri"], "/b", "{line}");
+    stop(child);
+}
