@@ -111,3 +111,33 @@ async fn top_into_a_pipe_writes_frames_one_after_another_without_terminal_codes(
     assert!(text.starts_with("mesh top: the last "), "{text}");
     assert!(text.contains("\n\nmesh top: the last "), "{text}");
 }
+
+#[tokio::test]
+async fn top_ends_quietly_when_its_reader_goes_away() {
+    // `sidecar top -o json | head -1`: once the reader has what it wants
+    // and closes the pipe, the view has no one to draw for. It ends as
+    // a pipeline's writer does, without an error of its own.
+    let (addr, _) = admin().await;
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(support::sidecar_binary())
+            .args(["top", "--admin", &format!("web={addr}")])
+            .args(["--interval", "20ms", "-o", "json"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with('{'), "{first}");
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert_eq!(stderr, "");
+}

@@ -211,7 +211,8 @@ pub async fn authz(admin: &str, window: Duration, format: Format) -> Result<Stri
 /// `sidecar top --admin ADDR`: writes both views to `out` every
 /// `interval`, until `frames` have been written (forever when `None`).
 /// On a terminal a table redraws it; into a file or a pipe, each frame
-/// follows the one before, with no terminal codes.
+/// follows the one before, with no terminal codes, and the view ends
+/// quietly once the pipe's reader has gone.
 ///
 /// # Errors
 ///
@@ -224,9 +225,12 @@ pub async fn top<W: Write + IsTerminal>(
     frames: Option<NonZeroUsize>,
 ) -> Result<(), ViewError> {
     let redraw = format == Format::Table && out.is_terminal();
-    query::top::run_redrawing(out, &targets(admin)?, interval, format, frames, redraw)
-        .await
-        .map_err(ViewError::Query)
+    match query::top::run_redrawing(out, &targets(admin)?, interval, format, frames, redraw).await {
+        // The reader went away (`top | head -1`): there is no one left to
+        // draw for, and ending is no failure, as for a pipeline's writer.
+        Err(QueryError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        done => done.map_err(ViewError::Query),
+    }
 }
 
 /// `sidecar tap --admin ADDR [--direction D] [--method M] [--authority A]
