@@ -264,6 +264,54 @@ async fn a_client_that_resets_is_counted_closed_with_econnreset() {
 }
 
 #[tokio::test]
+async fn a_client_that_resets_before_its_connection_is_served_is_counted() {
+    let mut registry = Registry::default();
+    // One place: a second connection is accepted, then waits for it.
+    let config = ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    };
+    let (addr, trigger, task) = server(&mut registry, config, PlaintextAccept).await;
+    let first = TcpStream::connect(addr).await.unwrap();
+    until(&registry, |text| {
+        value(text, &format!("tcp_open_connections{{{INBOUND}}}")) == Some(1)
+    })
+    .await;
+    // The second resets while it waits: its socket no longer has a peer
+    // address to ask for, but it was accepted all the same.
+    let second = TcpStream::connect(addr).await.unwrap();
+    second.set_zero_linger().unwrap();
+    drop(second);
+    drop(first);
+    // A third is served only once the second is done with the place.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    third.read_to_end(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    trigger.trigger();
+    task.await.unwrap();
+    let text = scrape(&registry);
+    assert_eq!(
+        value(&text, &format!("tcp_open_total{{{INBOUND}}}")),
+        Some(3),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("tcp_close_total{{{INBOUND},errno=\"ECONNRESET\"}}")
+        ),
+        Some(1),
+        "{text}"
+    );
+    assert!(closed(&text), "{text}");
+}
+
+#[tokio::test]
 async fn bytes_read_to_detect_the_protocol_are_counted_once() {
     let mut registry = Registry::default();
     let (addr, trigger, task) =

@@ -110,9 +110,19 @@ where
     O::Future: Send + 'static,
     O::Error: Into<BoxError>,
 {
-    pub(super) async fn run(self, tcp: TcpStream) {
-        let (Ok(local_addr), Ok(remote_addr)) = (tcp.local_addr(), tcp.peer_addr()) else {
-            return;
+    /// Serves `tcp`, accepted from `remote_addr`.
+    ///
+    /// The peer's address is the one `accept` returned: asked of the
+    /// socket later, it is gone once the peer has reset the connection
+    /// (`ENOTCONN`), and such a connection, accepted all the same, would
+    /// end before the accept hook (and the transport metrics) saw it.
+    pub(super) async fn run(self, tcp: TcpStream, remote_addr: std::net::SocketAddr) {
+        let local_addr = match tcp.local_addr() {
+            Ok(addr) => addr,
+            Err(error) => {
+                tracing::debug!(peer = %remote_addr, %error, "an accepted connection has no local address");
+                return;
+            }
         };
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");

@@ -207,7 +207,7 @@ impl<A> Server<A> {
         // connection came would hold it while another listener's
         // connection waited. So at most one accepted connection per
         // listener waits here; the rest wait in the kernel's backlog.
-        let mut waiting: Option<tokio::net::TcpStream> = None;
+        let mut waiting: Option<(tokio::net::TcpStream, std::net::SocketAddr)> = None;
         // Its wait for a place, kept across the loop's turns: made afresh
         // each turn, it would give up its turn in the semaphore's queue
         // whenever one of this listener's connections ended (that is when
@@ -221,9 +221,9 @@ impl<A> Server<A> {
                 () = &mut stop => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 accepted = listener.accept(), if waiting.is_none() => match accepted {
-                    Ok((tcp, _)) => {
+                    Ok(accepted) => {
                         failures.accepted(&local);
-                        waiting = Some(tcp);
+                        waiting = Some(accepted);
                         place.set(permits.clone().acquire_owned().fuse());
                     }
                     Err(error) if !listener::AcceptFailures::backs_off(&error) => {
@@ -237,7 +237,7 @@ impl<A> Server<A> {
                     }
                 },
                 permit = place.as_mut(), if waiting.is_some() => {
-                    let (Ok(permit), Some(tcp)) = (permit, waiting.take()) else { break };
+                    let (Ok(permit), Some((tcp, peer))) = (permit, waiting.take()) else { break };
                     let conn = connection::Connection {
                         shared: self.inner.clone(),
                         accept: accept.clone(),
@@ -246,7 +246,7 @@ impl<A> Server<A> {
                         shutdown: shutdown.clone(),
                         lease: lease::Lease::new(permit, cut_rx.clone()),
                     };
-                    tasks.spawn(conn.run(tcp));
+                    tasks.spawn(conn.run(tcp, peer));
                 }
             }
         }
