@@ -177,8 +177,9 @@ enum Command {
         image: sidecar::inject::Image,
     },
     /// Wait until a sidecar is ready: ask its admin server's `/ready`
-    /// until it answers 200, like `linkerd-await`; exits non-zero past the
-    /// timeout. An injected sidecar's `postStart` hook runs it.
+    /// until it answers 200, like `linkerd-await`; past the timeout it says
+    /// so and exits 0, as `linkerd-await` does. An injected sidecar's
+    /// `postStart` hook runs it.
     Await {
         /// The admin server, `IP:PORT`.
         #[arg(long, default_value = sidecar::wait_ready::DEFAULT_ADMIN, value_parser = sidecar::wait_ready::parse_admin)]
@@ -350,10 +351,18 @@ fn main() -> ExitCode {
         ),
         Command::Inject { file, image } => inject(&file, image),
         Command::Await { admin, timeout } => {
-            match block_on(sidecar::wait_ready::wait_ready(admin, timeout)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => fail(&error),
+            // Past the timeout it says why and lets the application
+            // start, as `linkerd-await` does: failing the `postStart` hook
+            // would not hold the application back (the kubelet starts the
+            // next containers anyway) but would have the kubelet kill a
+            // sidecar that may be about to become ready.
+            if let Err(error) = block_on(sidecar::wait_ready::wait_ready(admin, timeout)) {
+                eprintln!("warning: {error}; going on, as linkerd-await does");
+                for cause in mesh_examples::causes(&error) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
+            ExitCode::SUCCESS
         }
         Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
         Command::Stat(m) => print_view(views::stat(&m.admin, m.window, m.output)),

@@ -13,18 +13,17 @@
 //!
 //! Like `linkerd-await` (`linkerd/linkerd-await`, `src/main.rs`) it asks
 //! the admin server's `GET /ready` until it answers, waiting between
-//! tries, each try given a few seconds at most. Unlike it, [`wait_ready`]
-//! ends with an error once the timeout has passed, and `sidecar await`
-//! then exits non-zero, where `linkerd-await` prints a line and exits 0.
-//! That does not keep the application from starting: the kubelet kills a
-//! container whose `postStart` hook fails (a `FailedPostStartHook` event
-//! with this message) and restarts it after a back-off, but goes on
-//! starting the pod's next containers all the same (one container's
+//! tries, each try given a few seconds at most. [`wait_ready`] ends with
+//! an error once the timeout has passed; `sidecar await` then prints it
+//! as a warning and exits 0, as `linkerd-await` prints a line and exits 0.
+//! Failing would not keep the application from starting: the kubelet
+//! kills a container whose `postStart` hook fails (a
+//! `FailedPostStartHook` event) and restarts it after a back-off, but goes
+//! on starting the pod's next containers all the same (one container's
 //! failure to start does not stop `SyncPod`, in
 //! `pkg/kubelet/kuberuntime/kuberuntime_manager.go` of
-//! `kubernetes/kubernetes`). So past the timeout the application starts
-//! either way; with `linkerd-await` next to a proxy still running (the
-//! pod not ready until it is), here next to a sidecar being restarted.
+//! `kubernetes/kubernetes`); it would only have a sidecar that may be
+//! about to become ready killed.
 //! Only a 200 counts as ready, as that is what the sidecar's `/ready`
 //! answers once it is.
 

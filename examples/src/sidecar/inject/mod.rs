@@ -137,11 +137,9 @@
 //! `config.linkerd.io/proxy-await`, on by default, which runs
 //! `linkerd-await --timeout=2m` as its proxy's hook and puts the proxy
 //! first (`charts/partials/templates/proxy.tpl` in `linkerd/linkerd2`).
-//! Past the two minutes the hook fails, and the kubelet kills and later
-//! restarts the sidecar (a `FailedPostStartHook` event says why), but it
-//! starts the application all the same, as it does after
-//! `linkerd-await`, which only prints a line past its timeout (see
-//! [`wait_ready`](crate::sidecar::wait_ready)). The
+//! Past the two minutes the hook prints why and succeeds, as
+//! `linkerd-await` does, and the application starts next to a sidecar
+//! that is not ready yet (see [`wait_ready`](crate::sidecar::wait_ready)). The
 //! pod template gains `kubectl.kubernetes.io/default-container` naming the
 //! application's first container, unless it names one already, so that
 //! `kubectl logs` and `exec` without `-c` still reach the application.
