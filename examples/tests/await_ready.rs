@@ -98,7 +98,11 @@ async fn await_keeps_trying_a_port_nothing_listens_on_until_its_timeout() {
     let refused = support::refused_addr().await.to_string();
     let run = run_await(&["--admin", &refused, "--timeout", "400ms"]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(run.stderr.contains("going on, as linkerd-await does"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("going on, as linkerd-await does"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains(&format!(
             "the sidecar's admin server at {refused} was not ready within 400ms: \
