@@ -188,7 +188,8 @@ async fn send_raw(inbound: &str, head: &[u8]) -> String {
 
 #[tokio::test]
 async fn what_a_client_sends_cannot_end_a_field_or_a_line() {
-    // A request target with C1 controls (raw UTF-8, which hyper takes),
+    // A request target with quotes and C1 controls (raw UTF-8), which
+    // hyper takes in a path,
     // and headers with quotes and bytes that are not UTF-8: each request
     // is one line, whose fields say what was sent and no more.
     let dir = tempfile::tempdir().unwrap();
@@ -197,15 +198,18 @@ async fn what_a_client_sends_cannot_end_a_field_or_a_line() {
     assert!(next_line(&lines).contains("/ready"));
     let status = send_raw(
         &inbound,
-        b"GET /a\xc2\x85b\xc2\x9b2J HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+        b"GET /a\"%20200%20\"\xc2\x85b\xc2\x9b2J HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     let line = next_line(&lines);
     assert!(
-        line.ends_with(r#"] "GET /a\xc2\x85b\xc2\x9b2J HTTP/1.1" 200"#),
+        line.ends_with(r#"] "GET /a\"%20200%20\"\xc2\x85b\xc2\x9b2J HTTP/1.1" 200"#),
         "{line:?}"
     );
+    // Escaped quotes aside, the line's quotes are the two around the
+    // request.
+    assert_eq!(line.replace("\\\"", "").matches('"').count(), 2, "{line}");
     stop(child);
 
     let (child, lines, inbound) = start(&dir, "json").await;
