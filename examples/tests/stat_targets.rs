@@ -1,7 +1,9 @@
 //! `--admin` lists admin servers as replicas of workloads. One listed
 //! twice under its name is one replica, scraped once per scrape, not
 //! counted twice; one listed under two names is refused, since its traffic
-//! would count in both rows.
+//! would count in both rows. And how the views that run on (`top`, `tap`)
+//! write into a pipe: no terminal codes, and a quiet end once the pipe's
+//! reader has gone.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -140,4 +142,54 @@ async fn top_ends_quietly_when_its_reader_goes_away() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert_eq!(stderr, "");
+}
+
+/// Output whose reader has gone: every write fails as a closed pipe does.
+struct ClosedPipe;
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tap_ends_quietly_when_its_reader_goes_away() {
+    // `sidecar tap | head -3`, as `sidecar top` does.
+    let app = support::ok_app(false).await;
+    let sidecar = support::sidecar(&format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+    ));
+    let (inbound, admin) = (sidecar.inbound[0], sidecar.admin.to_string());
+    let client = support::http1();
+    let filter = mesh_metrics::tap::TapFilter::default();
+    let mut out = ClosedPipe;
+    {
+        let tap = views::tap(&mut out, &admin, &filter, Format::Table, None);
+        tokio::pin!(tap);
+        let mut sent = 0;
+        loop {
+            let req = http::Request::get(format!("http://{inbound}/"))
+                .body(support::full(""))
+                .unwrap();
+            tokio::select! {
+                result = &mut tap => {
+                    assert!(result.is_ok(), "{result:?}");
+                    break;
+                }
+                res = client.request(req) => {
+                    support::body_bytes(res.unwrap()).await;
+                    sent += 1;
+                    assert!(sent < 5_000, "the tap saw nothing in 5,000 requests");
+                }
+            }
+        }
+    }
+    support::stop(sidecar).await;
 }

@@ -239,7 +239,8 @@ pub async fn top<W: Write + IsTerminal>(
 /// `linkerd viz tap`'s format (or as JSON), until `count` requests have
 /// ended (forever when `None`).
 ///
-/// `admin` is one `HOST:PORT` (or `NAME=HOST:PORT`).
+/// `admin` is one `HOST:PORT` (or `NAME=HOST:PORT`). The tap ends
+/// quietly once the reader of a pipe it writes to has gone.
 ///
 /// # Errors
 ///
@@ -271,5 +272,11 @@ pub async fn tap<W: Write>(
     })
     .await
     .map_err(ViewError::Tap)?;
-    failed.map_or(Ok(()), |error| Err(ViewError::Write(error)))
+    match failed {
+        // The reader went away (`tap | head -3`), as for `top`.
+        Some(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(ViewError::Write(error))
+        }
+        _ => Ok(()),
+    }
 }
