@@ -166,6 +166,20 @@ mod tests {
     }
 
     #[test]
+    fn every_observation_past_the_highest_bound_is_that_bound() {
+        // Each rank falls in +Inf, where Prometheus gives the highest
+        // finite bound rather than interpolate towards infinity.
+        let buckets = [(1.0, 0.0), (10.0, 0.0), (f64::INFINITY, 7.0)];
+        for q in [0.5, 0.95, 0.99] {
+            assert_eq!(histogram_quantile(q, &buckets), Some(10.0), "{q}");
+        }
+        // An empty window: buckets, and no observation in them.
+        let empty = [(1.0, 0.0), (10.0, 0.0), (f64::INFINITY, 0.0)];
+        assert_eq!(histogram_quantile(0.5, &empty), None);
+        assert_eq!(histogram_quantile(0.5, &[]), None);
+    }
+
+    #[test]
     fn a_bucket_whose_bound_is_nan_does_not_hide_the_others() {
         // `le="NaN"` is no bound: it sorted after +Inf, so the highest
         // bound was NaN rather than +Inf and every quantile was NaN, one
