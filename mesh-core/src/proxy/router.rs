@@ -36,18 +36,35 @@ impl<S> AuthorityRouter<S> {
     /// fully qualified name (`emoji.emojivoto.svc.cluster.local.`) is
     /// thus the host requests name without the dot, as they usually do;
     /// kept as written, it could never match, since lookups drop it.
-    pub fn new(routes: impl IntoIterator<Item = (String, S)>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// [`DuplicateHost`] when two pairs name one host so read (`emoji`
+    /// and `Emoji.:8080`, say): one of them could never be reached, and
+    /// which is a guess, so neither is taken. The error names both, by
+    /// their positions among the pairs and as written.
+    pub fn new(routes: impl IntoIterator<Item = (String, S)>) -> Result<Self, DuplicateHost> {
+        // Each host's position and spelling, for the error that names a
+        // repeat of it.
+        let mut seen: HashMap<Box<str>, (usize, String, S)> = HashMap::new();
+        for (position, (written, svc)) in routes.into_iter().enumerate() {
+            let host: Box<str> = authority_host(&written).to_ascii_lowercase().into();
+            if let Some((first, first_written, _)) = seen.remove(&host) {
+                return Err(DuplicateHost {
+                    host: host.into(),
+                    first: (first, first_written),
+                    second: (position, written),
+                });
+            }
+            seen.insert(host, (position, written, svc));
+        }
+        Ok(Self {
             routes: Arc::new(
-                routes
-                    .into_iter()
-                    .map(|(host, svc)| {
-                        let host = authority_host(&host).to_ascii_lowercase();
-                        (host.into_boxed_str(), svc)
-                    })
+                seen.into_iter()
+                    .map(|(host, (_, _, svc))| (host, svc))
                     .collect(),
             ),
-        }
+        })
     }
 
     fn route<B>(&self, req: &Request<B>) -> Option<&S> {
@@ -95,6 +112,45 @@ pub fn authority_host(authority: &str) -> &str {
     };
     host.strip_suffix('.').unwrap_or(host)
 }
+
+/// Two hosts given to [`AuthorityRouter::new`] that are one host once
+/// read as requests' are (in any case, without a port or a trailing dot),
+/// so that one of their services could never be reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateHost {
+    host: String,
+    first: (usize, String),
+    second: (usize, String),
+}
+
+impl DuplicateHost {
+    /// The host both name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The first entry, by position among the pairs given, as written.
+    pub fn first(&self) -> (usize, &str) {
+        (self.first.0, &self.first.1)
+    }
+
+    /// The entry that repeats it.
+    pub fn second(&self) -> (usize, &str) {
+        (self.second.0, &self.second.1)
+    }
+}
+
+impl std::fmt::Display for DuplicateHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "routes[{}]: {:?} is the same host as routes[{}] ({:?}): hosts match without case, port or a trailing dot",
+            self.second.0, self.second.1, self.first.0, self.first.1
+        )
+    }
+}
+
+impl std::error::Error for DuplicateHost {}
 
 impl<S, B, RB> Service<Request<B>> for AuthorityRouter<S>
 where
@@ -145,7 +201,7 @@ mod tests {
         let svc = tower::service_fn(|_req: Request<()>| async {
             Ok::<_, std::convert::Infallible>(Response::new("routed".to_string()))
         });
-        let mut router = AuthorityRouter::new([("emoji".to_string(), svc)]);
+        let mut router = AuthorityRouter::new([("emoji".to_string(), svc)]).unwrap();
         let req = Request::builder()
             .header("host", "EMOJI:8080")
             .body(())
@@ -173,7 +229,8 @@ mod tests {
         let mut router = AuthorityRouter::new([
             ("Emoji.Emojivoto.svc.cluster.local.".to_string(), svc),
             ("voting:8080".to_string(), svc),
-        ]);
+        ])
+        .unwrap();
         for host in [
             "emoji.emojivoto.svc.cluster.local",
             "emoji.emojivoto.svc.cluster.local.:80",
@@ -184,5 +241,47 @@ mod tests {
             let res = router.call(req).await.unwrap();
             assert_eq!(res.body(), "routed", "{host}");
         }
+    }
+
+    #[test]
+    fn two_hosts_that_are_one_are_an_error_naming_both() {
+        for (first, second) in [
+            ("emoji", "Emoji."),
+            ("emoji", "EMOJI"),
+            ("emoji.", "emoji"),
+            ("emoji:8080", "emoji:9090"),
+            ("emoji", "emoji"),
+        ] {
+            let err = AuthorityRouter::new([
+                (first.to_owned(), 1),
+                ("voting".to_owned(), 2),
+                ("web".to_owned(), 3),
+                (second.to_owned(), 4),
+            ])
+            .map(|_| ())
+            .unwrap_err();
+            assert_eq!(err.host(), "emoji", "{second}");
+            assert_eq!(err.first(), (0, first), "{second}");
+            assert_eq!(err.second(), (3, second), "{second}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "routes[3]: {second:?} is the same host as routes[0] ({first:?}): \
+                     hosts match without case, port or a trailing dot"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn distinct_hosts_are_kept() {
+        let router = AuthorityRouter::new([
+            ("emoji".to_owned(), 1),
+            ("emoji.emojivoto".to_owned(), 2),
+            ("[::1]:80".to_owned(), 3),
+            ("[::2]".to_owned(), 4),
+        ])
+        .unwrap();
+        assert_eq!(router.routes.len(), 4);
     }
 }
