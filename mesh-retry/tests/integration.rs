@@ -23,6 +23,7 @@ mod config_profile_names;
 mod config_ranges;
 mod expired;
 mod grpc_route_precedence;
+mod grpc_trailers_retry;
 mod hot2_grpc_not_grpc;
 mod hot2_zero_timeouts;
 mod hot_ends;

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Extensions, Request, Response};
+use http::{Extensions, HeaderMap, Request, Response};
 use mesh_core::{BoxError, ProxyErrorKind, labels::DstService, route::RouteId};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -190,6 +190,68 @@ where
             Err(error) if policy.retryable_error(&**error) => None,
             Err(_) => return Decision::Return,
         };
+        self.decide_failure(result, retry_after)
+    }
+
+    /// Whether to read the first frame of `res` before deciding on it
+    /// ([`decide_peeked`](Self::decide_peeked)): an answer to a gRPC call
+    /// whose head says nothing of its status, on a policy that retries
+    /// gRPC codes, which could be retried if its trailers said so: the
+    /// call may be retried at all, its body was recorded whole, it has
+    /// attempts left, its deadline has not passed and the budget has a
+    /// retry to spare.
+    pub(crate) fn peeks<R: http_body::Body>(&self, res: &Response<R>) -> bool {
+        let policy = &self.shared().policy;
+        self.grpc
+            && self.not_retryable.is_none()
+            && !self.unprocessed_only
+            && self.service.is_some()
+            && self.attempts < policy.max_attempts().get()
+            && res.extensions().get::<ProxyErrorKind>().is_none()
+            && policy.awaits_trailers(res)
+            && !res.body().is_end_stream()
+            && self
+                .replay
+                .as_ref()
+                .is_some_and(|replay| matches!(replay.replayable(), Replayable::Complete))
+            && self
+                .deadline()
+                .is_none_or(|deadline| deadline.instant() > Instant::now())
+            && self.shared().budget.balance() >= 1.0
+    }
+
+    /// [`decide`](Self::decide), for an outcome whose body's first frame
+    /// was read, and was `trailers`: the status they carry decides, as the
+    /// head's would in a trailers-only answer.
+    pub(crate) fn decide_peeked<R>(
+        &mut self,
+        result: &Result<Response<R>, BoxError>,
+        trailers: Option<&HeaderMap>,
+    ) -> Decision {
+        let Some(trailers) = trailers.filter(|_| result.is_ok()) else {
+            return self.decide(result);
+        };
+        let policy = &self.shared().policy;
+        if policy.retryable_trailers(trailers) {
+            // Trailers say nothing of when to try again.
+            return self.decide_failure(result, None);
+        }
+        if self.attempts > 1 && policy.is_success_trailers(trailers) {
+            self.count(RouteRetryMetrics::success);
+        }
+        Decision::Return
+    }
+
+    /// Decides on an outcome that is a failure the policy retries (after
+    /// `retry_after`, if the server said), by everything else that must
+    /// hold for a retry.
+    #[inline(always)]
+    fn decide_failure<R>(
+        &mut self,
+        result: &Result<Response<R>, BoxError>,
+        retry_after: Option<Duration>,
+    ) -> Decision {
+        let policy = &self.shared().policy;
         // A method that is not retried is retried only when the upstream
         // did not process the request.
         if self.unprocessed_only

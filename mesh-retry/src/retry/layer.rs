@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::{Metrics, Retry, RetryPolicy, Shared};
+use super::{HeadOnly, Metrics, Retry, RetryPolicy, Shared};
 use crate::{Budget, RetryMetrics, metrics::RouteRetryMetrics};
 
 /// Applies [`Retry`] with a policy and a budget, which may be shared with
@@ -20,8 +20,11 @@ use crate::{Budget, RetryMetrics, metrics::RouteRetryMetrics};
 /// # drop(layer);
 /// ```
 #[derive(Clone, Debug)]
-pub struct RetryLayer {
-    shared: Arc<Shared>,
+pub struct RetryLayer<P = HeadOnly> {
+    pub(super) shared: Arc<Shared>,
+    /// Whether a gRPC answer's first frame is read before deciding: see
+    /// [`peek_grpc_trailers`](Self::peek_grpc_trailers).
+    pub(super) mode: P,
 }
 
 impl RetryLayer {
@@ -33,9 +36,12 @@ impl RetryLayer {
                 budget,
                 metrics: Metrics::None,
             }),
+            mode: HeadOnly,
         }
     }
+}
 
+impl<P> RetryLayer<P> {
     /// Counts into one route's metrics, and reports the budget's balance
     /// under the route's service.
     #[must_use]
@@ -74,17 +80,19 @@ impl RetryLayer {
                 budget,
                 metrics,
             }),
+            mode: self.mode,
         }
     }
 }
 
-impl<S> Layer<S> for RetryLayer {
-    type Service = Retry<S>;
+impl<S, P: Clone> Layer<S> for RetryLayer<P> {
+    type Service = Retry<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry {
             inner,
             shared: self.shared.clone(),
+            mode: self.mode.clone(),
         }
     }
 }

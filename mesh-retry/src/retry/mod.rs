@@ -6,7 +6,11 @@
 //! reads it, is a retryable one, a connection error before any response, a
 //! per-try timeout), sends it
 //! again, after a backoff, with the same head and a replay of the same
-//! body. A request is retried only if all of these hold:
+//! body. It decides by the response head: a gRPC code that arrives in
+//! trailers right after an ordinary head is retried only by a layer built
+//! with [`RetryLayer::peek_grpc_trailers`], which reads the first frame of
+//! such an answer first, as linkerd2-proxy does (see [`peek`] for why that
+//! is a separate mode). A request is retried only if all of these hold:
 //!
 //! 1. its method is idempotent, or the route marks every request (or every
 //!    gRPC call) retryable, or the failure proves that the upstream did not
@@ -100,6 +104,7 @@ use mesh_core::{BoxError, error::is_grpc};
 use tokio::time::Instant;
 use tower_service::Service;
 
+use self::attempts::Attempts;
 use crate::{
     Budget, Deadline, deadline,
     metrics::{NotRetryable, RetryMetrics, RouteRetryMetrics},
@@ -111,6 +116,7 @@ mod backoff;
 pub mod future;
 mod head;
 mod layer;
+pub mod peek;
 mod policy;
 #[cfg(test)]
 mod tests;
@@ -118,6 +124,7 @@ mod tests;
 pub use self::{
     backoff::{Backoff, InvalidBackoff},
     layer::RetryLayer,
+    peek::{HeadOnly, PeekBody, PeekTrailers},
     policy::RetryPolicy,
 };
 
@@ -133,9 +140,10 @@ pub const MESH_RETRY_ATTEMPT: HeaderName = HeaderName::from_static("mesh-retry-a
 
 /// Retries failed requests within a budget. See the [module docs](self).
 #[derive(Debug)]
-pub struct Retry<S> {
+pub struct Retry<S, P = HeadOnly> {
     inner: S,
     shared: Arc<Shared>,
+    mode: P,
 }
 
 /// What every request of a [`Retry`] shares: built once per configuration.
@@ -158,16 +166,17 @@ pub(crate) enum Metrics {
     FromRequest(RetryMetrics),
 }
 
-impl<S: Clone> Clone for Retry<S> {
+impl<S: Clone, P: Clone> Clone for Retry<S, P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            mode: self.mode.clone(),
         }
     }
 }
 
-impl<S, B, RB> Service<Request<B>> for Retry<S>
+impl<S, B, RB> Service<Request<B>> for Retry<S, HeadOnly>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
@@ -187,83 +196,93 @@ where
     // hundred bytes, by copy, which measured 300 instructions a request.
     #[inline(always)]
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The service that was polled ready answers the first attempt; only
-        // a request that may be retried keeps a clone for its retries.
-        let inner = &mut self.inner;
-        let shared = &self.shared;
-        let policy = &shared.policy;
-        // A policy that never retries reads nothing of the request, not
-        // even its deadline: the layer is then a pass-through, and a
-        // timeout layer answers for the deadline.
-        if !policy.retries() {
-            return future::ResponseFuture::once(inner.call(req.map(ReplayBody::passthrough)));
-        }
-        let (parts, body) = req.into_parts();
-        // The request's deadline: a request timeout's extension, or else
-        // the one its caller sent (one header lookup after `content-type`),
-        // counted from the clock reading that serves the budget.
-        let now = Instant::now();
-        let grpc = is_grpc(&parts.headers);
-        let extension = parts.extensions.get::<Deadline>().copied();
-        let deadline = extension.or_else(|| {
-            deadline::incoming(&parts.headers, grpc)
-                .and_then(|sent| now.checked_add(sent))
-                .map(Deadline::at)
-        });
-        // A deadline already passed: the caller has given up. It is
-        // answered now and never sent, as the timeout layers and the route
-        // stack answer it, and deposits nothing: no request went out.
-        if deadline.is_some_and(|deadline| deadline.instant() <= now) {
-            tracing::debug!("request deadline passed before it was sent");
-            return future::ResponseFuture::expired(grpc);
-        }
-        shared.budget.deposit_at(now);
+        start(&mut self.inner, &self.shared, req)
+    }
+}
 
-        let labels = attempts::labels(&shared.metrics, &parts.extensions);
-        // A method that is not retried is still retried after a failure
-        // the upstream did not process, if the policy says so: it keeps
-        // its head and a replay of its body as any other.
-        let unprocessed_only = !policy.allows(&parts.method, || grpc);
-        if unprocessed_only && !policy.unprocessed() {
+/// Sends the first attempt of `req` through `inner`, and makes the future
+/// `F` that answers it: the part of [`Retry::call`] every mode shares.
+#[inline(always)]
+fn start<S, B, F>(inner: &mut S, shared: &Arc<Shared>, req: Request<B>) -> F
+where
+    S: Service<Request<ReplayBody<B>>> + Clone,
+    B: Body,
+    F: future::Start<S, B>,
+{
+    // The service that was polled ready answers the first attempt; only
+    // a request that may be retried keeps a clone for its retries.
+    let policy = &shared.policy;
+    // A policy that never retries reads nothing of the request, not
+    // even its deadline: the layer is then a pass-through, and a
+    // timeout layer answers for the deadline.
+    if !policy.retries() {
+        return F::once(inner.call(req.map(ReplayBody::passthrough)));
+    }
+    let (parts, body) = req.into_parts();
+    // The request's deadline: a request timeout's extension, or else
+    // the one its caller sent (one header lookup after `content-type`),
+    // counted from the clock reading that serves the budget.
+    let now = Instant::now();
+    let grpc = is_grpc(&parts.headers);
+    let extension = parts.extensions.get::<Deadline>().copied();
+    let deadline = extension.or_else(|| {
+        deadline::incoming(&parts.headers, grpc)
+            .and_then(|sent| now.checked_add(sent))
+            .map(Deadline::at)
+    });
+    // A deadline already passed: the caller has given up. It is
+    // answered now and never sent, as the timeout layers and the route
+    // stack answer it, and deposits nothing: no request went out.
+    if deadline.is_some_and(|deadline| deadline.instant() <= now) {
+        tracing::debug!("request deadline passed before it was sent");
+        return F::expired(grpc);
+    }
+    shared.budget.deposit_at(now);
+
+    let labels = attempts::labels(&shared.metrics, &parts.extensions);
+    // A method that is not retried is still retried after a failure
+    // the upstream did not process, if the policy says so: it keeps
+    // its head and a replay of its body as any other.
+    let unprocessed_only = !policy.allows(&parts.method, || grpc);
+    if unprocessed_only && !policy.unprocessed() {
+        let req = Request::from_parts(parts, ReplayBody::passthrough(body));
+        let fut = inner.call(req);
+        let retry = Attempts::unretryable(
+            shared.clone(),
+            NotRetryable::NonIdempotent,
+            false,
+            grpc,
+            labels,
+        );
+        return F::attempts(fut, retry, now);
+    }
+    match ReplayBody::try_new(body, policy.max_replay_bytes()) {
+        Err(body) => {
             let req = Request::from_parts(parts, ReplayBody::passthrough(body));
             let fut = inner.call(req);
-            return future::ResponseFuture::unretryable(
-                fut,
+            let retry = Attempts::unretryable(
                 shared.clone(),
-                NotRetryable::NonIdempotent,
-                false,
+                NotRetryable::BodyTooLarge,
+                unprocessed_only,
                 grpc,
                 labels,
             );
+            F::attempts(fut, retry, now)
         }
-        match ReplayBody::try_new(body, policy.max_replay_bytes()) {
-            Err(body) => {
-                let req = Request::from_parts(parts, ReplayBody::passthrough(body));
-                let fut = inner.call(req);
-                future::ResponseFuture::unretryable(
-                    fut,
-                    shared.clone(),
-                    NotRetryable::BodyTooLarge,
-                    unprocessed_only,
-                    grpc,
-                    labels,
-                )
-            }
-            Ok((body, replay)) => {
-                let head = attempts::Head::clone_from(&parts, deadline, extension.is_some());
-                let fut = inner.call(Request::from_parts(parts, body));
-                let retries = inner.clone();
-                future::ResponseFuture::retryable(
-                    fut,
-                    retries,
-                    shared.clone(),
-                    head,
-                    replay,
-                    unprocessed_only,
-                    grpc,
-                    labels,
-                )
-            }
+        Ok((body, replay)) => {
+            let head = attempts::Head::clone_from(&parts, deadline, extension.is_some());
+            let fut = inner.call(Request::from_parts(parts, body));
+            let retries = inner.clone();
+            let retry = Attempts::retryable(
+                shared.clone(),
+                retries,
+                head,
+                replay,
+                unprocessed_only,
+                grpc,
+                labels,
+            );
+            F::attempts(fut, retry, now)
         }
     }
 }

@@ -2,11 +2,12 @@
 
 use std::{error::Error, num::NonZeroU32, time::Duration};
 
-use http::{Method, Response};
+use http::{HeaderMap, Method, Response};
 use mesh_core::{
     ProxyErrorKind,
     classify::{
-        Classification, Classify, ErrorKind, GrpcCode, GrpcCodes, ResponseClass, StatusRanges,
+        Classification, Classify, ErrorKind, FailureReason, GrpcCode, GrpcCodes, ResponseClass,
+        StatusRanges,
     },
     error::{Unprocessed, is_unprocessed},
 };
@@ -57,7 +58,10 @@ use crate::replay::DEFAULT_MAX_BYTES;
 /// Which responses count as a success, for `retry_successes_total`, is a
 /// separate [`Classify`] ([`with_classify`](Self::with_classify)), the one
 /// metrics use. A gRPC response whose status comes in its trailers counts
-/// as a success when its head arrives.
+/// as a success when its head arrives, unless a
+/// [peeking](super::RetryLayer::peek_grpc_trailers) layer read those
+/// trailers right after the head: then they decide, as a trailers-only
+/// answer's head would.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     max_attempts: NonZeroU32,
@@ -314,6 +318,34 @@ impl RetryPolicy {
             }
         };
         retryable.then(|| self.backoff.retry_after(res.status(), res.headers()))
+    }
+
+    /// Whether `res` is a gRPC answer whose status is still to come, in
+    /// its trailers, on a policy that retries some gRPC code: the answer
+    /// a [peeking](super::RetryLayer::peek_grpc_trailers) layer reads the
+    /// first frame of.
+    pub(crate) fn awaits_trailers<B>(&self, res: &Response<B>) -> bool {
+        !self.retry_on.grpc_failures().is_empty()
+            && matches!(
+                self.retry_on.classify_response_to(true, res),
+                Classification::Pending
+            )
+    }
+
+    /// Whether `trailers`, read right after a head that said nothing of
+    /// the status, carry a `grpc-status` the policy retries. Trailers
+    /// without one are not retried.
+    pub(crate) fn retryable_trailers(&self, trailers: &HeaderMap) -> bool {
+        matches!(
+            self.retry_on.classify_trailers(Some(trailers)),
+            ResponseClass::Failure(FailureReason::GrpcStatus(_))
+        )
+    }
+
+    /// [`is_success`](Self::is_success), for an answer whose status came in
+    /// `trailers` right after its head.
+    pub(crate) fn is_success_trailers(&self, trailers: &HeaderMap) -> bool {
+        !self.classify.classify_trailers(Some(trailers)).is_failure()
     }
 
     /// Whether an error that ended an attempt before any response is one to
