@@ -43,8 +43,9 @@ use super::{
     to_json, with_failures,
 };
 
-/// The route name of requests no route named.
-pub const DEFAULT_ROUTE: &str = "[default]";
+/// The route name of requests no route named, as `linkerd viz routes`
+/// calls it (linkerd2's `viz/metrics-api/top_routes.go`).
+pub const DEFAULT_ROUTE: &str = "[DEFAULT]";
 
 /// One route's row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -441,6 +442,11 @@ mod tests {
         let table = render_routes(&inbound, false, Format::Table).unwrap();
         assert!(
             table.starts_with("ROUTE       SERVICE   SUCCESS"),
+            "{table}"
+        );
+        // Requests no route named, as `linkerd viz routes` calls them.
+        assert!(
+            table.lines().nth(1).unwrap().starts_with("[DEFAULT]   "),
             "{table}"
         );
     }
