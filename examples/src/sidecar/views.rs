@@ -16,6 +16,10 @@
 //! of one workload, and make one row. An address is scraped once however
 //! often it is listed, and may not be listed under two names. A URL
 //! (`http://...`), a path, or an empty item is refused, naming the item.
+//! An admin server that cannot be scraped (refused, timed out after
+//! [`query::scrape::SCRAPE_TIMEOUT`], unreadable) is named under the table
+//! with why, and shows as not meshed; when none can be, the view fails
+//! with that error at once, rather than after its window.
 //! `tap` reads its `--admin` the same way, and takes one admin server.
 
 use std::{
