@@ -898,3 +898,79 @@ async fn ca_certificates_with_less_than_60_days_left_warn() {
     let report = check_pre(&files, &config).await;
     assert_eq!(status(&report, TITLE), Status::Pass, "{report}");
 }
+
+/// The detail lines under the config check.
+fn config_detail(report: &Report) -> Vec<String> {
+    let config = &report.group("sidecar-config").unwrap().checks[0];
+    config
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_config_check_says_where_each_listen_address_came_from() {
+    // Without the sidecar's logs: an operator reads check's own output.
+    let files = Files::new();
+    let (app, other_app) = (closed_port(), closed_port());
+    let path = files.write(
+        "sidecar.yaml",
+        &format!(
+            "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  ports:\n    \
+             - {{listen: '127.0.0.1:0', app: '{other_app}'}}\n\
+             outbound:\n  ports:\n    - {{listen: '127.0.0.1:0', service: emoji}}\n  \
+             services:\n    - {{name: emoji, endpoints: ['{other_app}']}}\n\
+             admin:\n  listen: 127.0.0.1:0\n"
+        ),
+    );
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+    let file = path.display();
+    assert_eq!(
+        config_detail(&report),
+        [
+            format!("inbound.listen 127.0.0.1:0 (from {file})"),
+            format!("inbound.ports[0].listen 127.0.0.1:0 (from {file})"),
+            "outbound.listen 127.0.0.1:4140 (default)".to_owned(),
+            format!("outbound.ports[0].listen 127.0.0.1:0 (from {file})"),
+            format!("admin.listen 127.0.0.1:0 (from {file})"),
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn the_config_check_names_the_variable_that_set_a_listen_address() {
+    use mesh_examples::sidecar::config::{
+        ADMIN_LISTEN_ENV, INBOUND_LISTEN_ENV, OUTBOUND_LISTEN_ENV,
+    };
+    let app = closed_port();
+    let (_dir, path) = support::config::file(format!(
+        "inbound:\n  listen: 127.0.0.1:1\n  app: {app}\noutbound:\n  listen: 127.0.0.1:0\n"
+    ));
+    let output = std::process::Command::new(support::sidecar_binary())
+        .args(["check", "--pre", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .env_remove(OUTBOUND_LISTEN_ENV)
+        .env(INBOUND_LISTEN_ENV, "127.0.0.1:0")
+        .env(ADMIN_LISTEN_ENV, "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let file = path.display();
+    for line in [
+        format!(
+            "    inbound.listen 127.0.0.1:0 (from {INBOUND_LISTEN_ENV}, over 127.0.0.1:1 in {file})"
+        ),
+        format!("    outbound.listen 127.0.0.1:0 (from {file})"),
+        format!("    admin.listen 127.0.0.1:0 (from {ADMIN_LISTEN_ENV})"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no {line:?} in\n{stdout}"
+        );
+    }
+}

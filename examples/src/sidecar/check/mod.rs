@@ -11,6 +11,9 @@
 //! sidecar-config
 //! --------------
 //! ✔ config file sidecar.yaml is valid
+//!     inbound.listen 0.0.0.0:4143 (from MESH_INBOUND_LISTEN_ADDR)
+//!     outbound.listen 127.0.0.1:4140 (default)
+//!     admin.listen 0.0.0.0:4191 (from sidecar.yaml)
 //!
 //! sidecar-identity
 //! ----------------
@@ -31,7 +34,11 @@
 //!
 //! - **config**: the file loads ([`SidecarConfig::load`]). When it does
 //!   not, the error (with its field path and line) is the only line: every
-//!   other check needs the configuration.
+//!   other check needs the configuration. When it does, a line under it
+//!   per listener says where its address came from: the file, the
+//!   environment variable that overrides it (naming the file's address it
+//!   replaces), or the default, as in
+//!   `inbound.listen 0.0.0.0:4143 (from MESH_INBOUND_LISTEN_ADDR)`.
 //! - **identity**, with an `identity` section: the credentials load the
 //!   way the sidecar loads them (mesh-tls's [`Credentials`]), the chain
 //!   verifies against the trust bundle, the identity is in the trust
@@ -84,6 +91,7 @@ mod certs;
 mod collector;
 mod exposure;
 mod ingress;
+mod listen;
 mod own_endpoints;
 mod render;
 #[cfg(test)]
@@ -310,13 +318,17 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
     let mut report = Report::default();
     let config = match SidecarConfig::load(path) {
         Ok(config) => {
-            report.push(
-                "sidecar-config",
-                vec![Check::pass(format!(
-                    "config file {} is valid",
-                    path.display()
-                ))],
-            );
+            let mut check = Check::pass(format!("config file {} is valid", path.display()));
+            // Read again for which fields it writes; it was just read.
+            let sources = std::fs::read_to_string(path).ok().and_then(|text| {
+                listen::sources(&config, &path.display().to_string(), &text, |name| {
+                    std::env::var_os(name)
+                })
+            });
+            if let Some(lines) = sources {
+                check = check.with_detail(lines.join("\n"));
+            }
+            report.push("sidecar-config", vec![check]);
             config
         }
         Err(error) => {

@@ -149,3 +149,25 @@ async fn pre_checks_that_the_outbound_tcp_ports_can_be_bound() {
     let check = checks.iter().find(|c| c.title == title).unwrap();
     assert_eq!(check.status, Status::Pass, "{checks:?}");
 }
+
+#[test]
+fn listen_sources_read_the_file_as_the_configuration_does() {
+    use crate::sidecar::config::{OUTBOUND_LISTEN_ENV, SidecarConfig};
+    // A listen address given by a merge key, one written `~`, and a
+    // variable set empty: the configuration reads these as written, left
+    // out and unset.
+    let text = "inbound:\n  <<: {listen: '127.0.0.1:7001'}\n  app: 127.0.0.1:8080\n\
+                outbound:\n  listen: ~\n\
+                admin: {listen: '127.0.0.1:7002'}\n";
+    let config = SidecarConfig::from_yaml(text, "s.yaml").unwrap();
+    assert_eq!(config.inbound.ports()[0].listen.port(), 7001);
+    let env = |name: &str| (name == OUTBOUND_LISTEN_ENV).then(std::ffi::OsString::new);
+    assert_eq!(
+        super::listen::sources(&config, "s.yaml", text, env).unwrap(),
+        [
+            "inbound.listen 127.0.0.1:7001 (from s.yaml)",
+            "outbound.listen 127.0.0.1:4140 (default)",
+            "admin.listen 127.0.0.1:7002 (from s.yaml)",
+        ]
+    );
+}
