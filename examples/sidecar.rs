@@ -114,7 +114,7 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::Write as _, net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use mesh_core::admin::LogLevel;
@@ -450,10 +450,16 @@ fn tap_filter(
 /// Runs a view to completion on a runtime of its own and prints it.
 fn print_view(view: impl Future<Output = Result<String, views::ViewError>>) -> ExitCode {
     match block_on(view) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        // A reader that went away (`sidecar stat | head -1`) has what it
+        // wanted: not an error, and no panic, which `print!` would give.
+        Ok(text) => match std::io::stdout().lock().write_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: cannot write the view: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Err(error) => fail(&error),
     }
 }

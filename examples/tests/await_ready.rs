@@ -1,8 +1,8 @@
 //! `sidecar await` asks an admin server's `GET /ready` until it answers
-//! 200, and fails past its timeout naming the address and the last
-//! answer; the `postStart` hook of an injected sidecar runs it. These run
-//! the real binary against real HTTP servers on loopback, with timeouts
-//! of a second at most.
+//! 200, and past its timeout warns, naming the address and the last
+//! answer, and exits 0 as linkerd-await does; the `postStart` hook of an
+//! injected sidecar runs it. These run the real binary against real HTTP
+//! servers on loopback, with timeouts of a second at most.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;

@@ -193,3 +193,33 @@ async fn tap_ends_quietly_when_its_reader_goes_away() {
     }
     support::stop(sidecar).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stat_into_a_pipe_whose_reader_has_gone_ends_quietly() {
+    // `sidecar stat ... | head -0`: the reader is gone before the table is
+    // written. The binary itself, since the write is its own.
+    let (admin, _) = admin().await;
+    let output = tokio::task::spawn_blocking(move || {
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(support::sidecar_binary())
+            .args([
+                "stat",
+                "--admin",
+                &format!("web={admin}"),
+                "--window",
+                "100ms",
+            ])
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
