@@ -203,7 +203,8 @@
 //!   `.` ahead of the namespace, since an account name may hold dots and
 //!   a namespace never does). References are read in lowercase, as
 //!   Kubernetes names are, so both forms of an account written `Api`
-//!   match `api`. Other names match only as written.
+//!   match `api`; so is the control-plane namespace of Linkerd's form.
+//!   Other names match only as written.
 //! - As Linkerd's admission webhook does, these are errors: a network
 //!   `except` that covers all of its `cidr` (the network would match no
 //!   address); a ServerAuthorization's `unauthenticatedTLS: true` beside

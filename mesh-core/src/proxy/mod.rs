@@ -116,6 +116,6 @@ pub use self::{
         ResponseFuture, TimedOut, UNSUPPORTED_CODING, UPSTREAM_CODING,
     },
     queue::{IN_FAILFAST, InFailFast, Queue},
-    router::{AuthorityRouter, authority_host, by_host},
+    router::{AuthorityRouter, DuplicateHost, authority_host, by_host},
     tcp::{ConnectFailed, ForwardTcp},
 };
