@@ -77,13 +77,16 @@ impl Upstream {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// Waits for a connection to close; an hour is "never" (the callers
-    /// pause the clock, so that it passes at once when nothing closes).
-    async fn a_connection_closes(&mut self) {
+    /// Waits for a connection to close and returns how long that took by
+    /// the clock, which the callers pause: it runs to the client's timers
+    /// at once, so the time is the one they set, and an hour is "never".
+    async fn a_connection_closes(&mut self) -> Duration {
+        let start = tokio::time::Instant::now();
         tokio::time::timeout(Duration::from_secs(3600), self.closed.recv())
             .await
             .expect("no pooled connection was closed")
             .unwrap();
+        start.elapsed()
     }
 }
 
@@ -111,9 +114,17 @@ async fn an_idle_connection_is_reused_until_the_idle_timeout() {
     assert_eq!(up.accepted(), 1, "the idle connection was not reused");
 
     // Only the pool's timers are left: the paused clock runs to them.
+    // hyper-util sweeps its pool once per idle timeout, starting when the
+    // first connection went idle: the connection, idle since a moment
+    // later, is found expired at the second sweep, between one and two
+    // timeouts from now. Not before, and not on some other timeout.
     tokio::time::pause();
-    up.a_connection_closes().await;
+    let lasted = up.a_connection_closes().await;
     tokio::time::resume();
+    assert!(
+        (Duration::from_secs(10)..=Duration::from_secs(20)).contains(&lasted),
+        "closed after {lasted:?} idle, with a 10 s idle timeout"
+    );
     get(&client, up.addr).await;
     assert_eq!(up.accepted(), 2);
 }
@@ -132,7 +143,11 @@ async fn a_zero_idle_timeout_keeps_no_idle_connection() {
     let client = Client::<Empty<Bytes>>::new(&config);
     get(&client, up.addr).await;
     tokio::time::pause();
-    up.a_connection_closes().await;
+    assert_eq!(
+        up.a_connection_closes().await,
+        Duration::ZERO,
+        "a connection was kept idle"
+    );
     tokio::time::resume();
     get(&client, up.addr).await;
     assert_eq!(up.accepted(), 2, "a connection was kept idle");
@@ -163,7 +178,11 @@ async fn no_more_idle_connections_than_the_limit_are_kept() {
     b.await.unwrap();
     // One of them is closed rather than kept, the other one is reused.
     tokio::time::pause();
-    up.a_connection_closes().await;
+    assert_eq!(
+        up.a_connection_closes().await,
+        Duration::ZERO,
+        "the connection past the limit was kept idle"
+    );
     tokio::time::resume();
     up.gate.add_permits(2);
     get(&client, up.addr).await;
@@ -183,7 +202,8 @@ async fn a_client_for_an_endpoint_closes_its_connections_when_dropped() {
     // The endpoint left its balancer: its pool goes, and with it the
     // connection, though the client it was made from lives on.
     drop(client);
+    // At once, not when some pool's idle timeout finds it.
     tokio::time::pause();
-    up.a_connection_closes().await;
+    assert_eq!(up.a_connection_closes().await, Duration::ZERO);
     drop(base);
 }
