@@ -406,9 +406,11 @@ async fn a_grpc_answer_is_polled_once_before_its_caller_polls_it() {
 fn held_answer(
     release: Arc<Notify>,
 ) -> BoxCloneService<Request<ReplayBody<BoxBody>>, Response<Proxied<BoxBody>>, Infallible> {
-    BoxCloneService::new(service_fn(move |_req: Request<ReplayBody<BoxBody>>| {
+    BoxCloneService::new(service_fn(move |req: Request<ReplayBody<BoxBody>>| {
         let release = release.clone();
+        let read: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(req.into_body().collect());
         async move {
+            read.await.unwrap();
             let body = body(Answer::Held, release).map_err(|never| match never {});
             let mut res = Response::new(Proxied::from(boxed(body)));
             res.headers_mut()
@@ -440,4 +442,67 @@ async fn the_per_try_timeout_ends_the_wait_for_the_first_frame() {
     release.notify_one();
     let (data, _) = read(res).await;
     assert_eq!(data, "late");
+}
+
+/// Sends a gRPC call through a peeking layer over `upstream`, and checks
+/// that its answer comes without its first frame having come (the paused
+/// clock would otherwise run on to the timeout here).
+async fn not_held(
+    policy: RetryPolicy,
+    budget: Arc<Budget>,
+    upstream: BoxCloneService<Request<ReplayBody<BoxBody>>, Response<Proxied<BoxBody>>, Infallible>,
+    req: Request<BoxBody>,
+) {
+    let svc = RetryLayer::new(policy, budget)
+        .peek_grpc_trailers(None)
+        .layer(upstream);
+    let res = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(req))
+        .await
+        .expect("the answer was held for its first frame")
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+fn grpc_call() -> Request<BoxBody> {
+    Request::post("/pkg.Svc/Call")
+        .header("content-type", "application/grpc")
+        .body(full("request"))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_budget_could_not_retry_is_not_held() {
+    let empty = Arc::new(Budget::new(
+        BudgetConfig::new(0.0, 0, Duration::from_secs(10)).unwrap(),
+    ));
+    let release = Arc::new(Notify::new());
+    not_held(grpc_route(), empty, held_answer(release), grpc_call()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_deadline_passed_before_the_head_is_not_held() {
+    // The head comes 2 s after the call, whose caller gave it 1 s.
+    let release = Arc::new(Notify::new());
+    let slow = held_answer(release)
+        .map_future(|fut| async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            fut.await
+        })
+        .boxed_clone();
+    let mut req = grpc_call();
+    req.headers_mut()
+        .insert("grpc-timeout", HeaderValue::from_static("1S"));
+    not_held(grpc_route(), unlimited(), slow, req).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_with_time_left_is_held_until_its_first_frame() {
+    // The counterpart of the two above: the same call, with a budget and
+    // time to spare, is held, here until the paused clock runs on.
+    let release = Arc::new(Notify::new());
+    let svc = RetryLayer::new(grpc_route(), unlimited())
+        .peek_grpc_trailers(None)
+        .layer(held_answer(release));
+    let held = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(grpc_call())).await;
+    assert!(held.is_err(), "held for its first frame");
 }
