@@ -3,6 +3,7 @@
 use std::{
     fmt,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -13,9 +14,12 @@ use tower_service::Service;
 
 use super::{
     Shared,
-    attempts::{Attempts, BODY_RELEASE_WAIT, Decision},
+    attempts::{Attempts, BODY_RELEASE_WAIT, Decision, Head, Labels},
 };
-use crate::replay::ReplayBody;
+use crate::{
+    metrics::NotRetryable,
+    replay::{Replay, ReplayBody},
+};
 
 pin_project_lite::pin_project! {
     /// Sends a request, and retries it while the policy, the body, the
@@ -64,7 +68,8 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// How [`Retry::call`](super::Retry) makes the future of each mode.
+/// How a [`Retry`](super::Retry) of a mode other than
+/// [`HeadOnly`](super::HeadOnly) makes its future.
 pub(crate) trait Start<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
@@ -80,31 +85,74 @@ where
     fn attempts(fut: S::Future, retry: Attempts<S, B, Shared>, now: Instant) -> Self;
 }
 
-impl<S, B> Start<S, B> for ResponseFuture<S, B>
+impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
 {
-    #[inline(always)]
-    fn once(fut: S::Future) -> Self {
+    /// A request sent once, with no retry ever.
+    pub(super) fn once(fut: S::Future) -> Self {
         Self {
             state: State::Calling { fut },
             retry: None,
         }
     }
 
-    #[inline(always)]
-    fn expired(grpc: bool) -> Self {
+    /// The answer to a request whose deadline had passed when it came.
+    pub(super) fn expired(grpc: bool) -> Self {
         Self {
             state: State::Expired { grpc },
             retry: None,
         }
     }
 
-    #[inline(always)]
-    fn attempts(fut: S::Future, retry: Attempts<S, B, Shared>, _now: Instant) -> Self {
+    /// A request that will not be retried because of `reason`, which is
+    /// counted if its response turns out to be a retryable failure (see
+    /// [`Attempts::unretryable`] for `unprocessed_only`).
+    pub(super) fn unretryable(
+        fut: S::Future,
+        shared: Arc<Shared>,
+        reason: NotRetryable,
+        unprocessed_only: bool,
+        grpc: bool,
+        labels: Labels,
+    ) -> Self {
         Self {
             state: State::Calling { fut },
-            retry: Some(retry),
+            retry: Some(Attempts::unretryable(
+                shared,
+                reason,
+                unprocessed_only,
+                grpc,
+                labels,
+            )),
+        }
+    }
+
+    /// A request that may be retried: after any retryable failure, or only
+    /// after one the upstream did not process when `unprocessed_only`.
+    /// `grpc` says whether it is a gRPC call.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn retryable(
+        fut: S::Future,
+        service: S,
+        shared: Arc<Shared>,
+        head: Head,
+        replay: Replay<B>,
+        unprocessed_only: bool,
+        grpc: bool,
+        labels: Labels,
+    ) -> Self {
+        Self {
+            state: State::Calling { fut },
+            retry: Some(Attempts::retryable(
+                shared,
+                service,
+                head,
+                replay,
+                unprocessed_only,
+                grpc,
+                labels,
+            )),
         }
     }
 }

@@ -196,12 +196,91 @@ where
     // hundred bytes, by copy, which measured 300 instructions a request.
     #[inline(always)]
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        start(&mut self.inner, &self.shared, req)
+        // The service that was polled ready answers the first attempt; only
+        // a request that may be retried keeps a clone for its retries.
+        let inner = &mut self.inner;
+        let shared = &self.shared;
+        let policy = &shared.policy;
+        // A policy that never retries reads nothing of the request, not
+        // even its deadline: the layer is then a pass-through, and a
+        // timeout layer answers for the deadline.
+        if !policy.retries() {
+            return future::ResponseFuture::once(inner.call(req.map(ReplayBody::passthrough)));
+        }
+        let (parts, body) = req.into_parts();
+        // The request's deadline: a request timeout's extension, or else
+        // the one its caller sent (one header lookup after `content-type`),
+        // counted from the clock reading that serves the budget.
+        let now = Instant::now();
+        let grpc = is_grpc(&parts.headers);
+        let extension = parts.extensions.get::<Deadline>().copied();
+        let deadline = extension.or_else(|| {
+            deadline::incoming(&parts.headers, grpc)
+                .and_then(|sent| now.checked_add(sent))
+                .map(Deadline::at)
+        });
+        // A deadline already passed: the caller has given up. It is
+        // answered now and never sent, as the timeout layers and the route
+        // stack answer it, and deposits nothing: no request went out.
+        if deadline.is_some_and(|deadline| deadline.instant() <= now) {
+            tracing::debug!("request deadline passed before it was sent");
+            return future::ResponseFuture::expired(grpc);
+        }
+        shared.budget.deposit_at(now);
+
+        let labels = attempts::labels(&shared.metrics, &parts.extensions);
+        // A method that is not retried is still retried after a failure
+        // the upstream did not process, if the policy says so: it keeps
+        // its head and a replay of its body as any other.
+        let unprocessed_only = !policy.allows(&parts.method, || grpc);
+        if unprocessed_only && !policy.unprocessed() {
+            let req = Request::from_parts(parts, ReplayBody::passthrough(body));
+            let fut = inner.call(req);
+            return future::ResponseFuture::unretryable(
+                fut,
+                shared.clone(),
+                NotRetryable::NonIdempotent,
+                false,
+                grpc,
+                labels,
+            );
+        }
+        match ReplayBody::try_new(body, policy.max_replay_bytes()) {
+            Err(body) => {
+                let req = Request::from_parts(parts, ReplayBody::passthrough(body));
+                let fut = inner.call(req);
+                future::ResponseFuture::unretryable(
+                    fut,
+                    shared.clone(),
+                    NotRetryable::BodyTooLarge,
+                    unprocessed_only,
+                    grpc,
+                    labels,
+                )
+            }
+            Ok((body, replay)) => {
+                let head = attempts::Head::clone_from(&parts, deadline, extension.is_some());
+                let fut = inner.call(Request::from_parts(parts, body));
+                let retries = inner.clone();
+                future::ResponseFuture::retryable(
+                    fut,
+                    retries,
+                    shared.clone(),
+                    head,
+                    replay,
+                    unprocessed_only,
+                    grpc,
+                    labels,
+                )
+            }
+        }
     }
 }
 
 /// Sends the first attempt of `req` through `inner`, and makes the future
-/// `F` that answers it: the part of [`Retry::call`] every mode shares.
+/// `F` that answers it: what [`Retry::call`] does, for a mode other than
+/// [`HeadOnly`], whose call is kept apart so that its code, measured on
+/// every request, stays as it was.
 #[inline(always)]
 fn start<S, B, F>(inner: &mut S, shared: &Arc<Shared>, req: Request<B>) -> F
 where
