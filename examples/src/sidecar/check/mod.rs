@@ -35,9 +35,10 @@
 //! - **config**: the file loads ([`SidecarConfig::load`]). When it does
 //!   not, the error (with its field path and line) is the only line: every
 //!   other check needs the configuration. When it does, a line under it
-//!   per listener says where its address came from: the file, the
-//!   environment variable that overrides it (naming the file's address it
-//!   replaces), or the default, as in
+//!   per listener says where its address came from, as the reader found
+//!   it ([`SidecarConfig::load_with_sources`]): the file, the environment
+//!   variable that overrides it (naming the file's address it replaces),
+//!   or the default, as in
 //!   `inbound.listen 0.0.0.0:4143 (from MESH_INBOUND_LISTEN_ADDR)`.
 //! - **identity**, with an `identity` section: the credentials load the
 //!   way the sidecar loads them (mesh-tls's [`Credentials`]), the chain
@@ -316,18 +317,11 @@ impl Default for CheckOptions {
 /// most [`CheckOptions::timeout`] each.
 pub async fn run(path: &Path, options: &CheckOptions) -> Report {
     let mut report = Report::default();
-    let config = match SidecarConfig::load(path) {
-        Ok(config) => {
-            let mut check = Check::pass(format!("config file {} is valid", path.display()));
-            // Read again for which fields it writes; it was just read.
-            let sources = std::fs::read_to_string(path).ok().and_then(|text| {
-                listen::sources(&config, &path.display().to_string(), &text, |name| {
-                    std::env::var_os(name)
-                })
-            });
-            if let Some(lines) = sources {
-                check = check.with_detail(lines.join("\n"));
-            }
+    let loaded = SidecarConfig::load_with_sources(path, |name| std::env::var_os(name));
+    let config = match loaded {
+        Ok((config, addresses)) => {
+            let check = Check::pass(format!("config file {} is valid", path.display()))
+                .with_detail(listen::lines(&addresses, &path.display().to_string()).join("\n"));
             report.push("sidecar-config", vec![check]);
             config
         }

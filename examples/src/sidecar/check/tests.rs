@@ -151,23 +151,34 @@ async fn pre_checks_that_the_outbound_tcp_ports_can_be_bound() {
 }
 
 #[test]
-fn listen_sources_read_the_file_as_the_configuration_does() {
-    use crate::sidecar::config::{OUTBOUND_LISTEN_ENV, SidecarConfig};
-    // A listen address given by a merge key, one written `~`, and a
-    // variable set empty: the configuration reads these as written, left
-    // out and unset.
-    let text = "inbound:\n  <<: {listen: '127.0.0.1:7001'}\n  app: 127.0.0.1:8080\n\
-                outbound:\n  listen: ~\n\
-                admin: {listen: '127.0.0.1:7002'}\n";
-    let config = SidecarConfig::from_yaml(text, "s.yaml").unwrap();
-    assert_eq!(config.inbound.ports()[0].listen.port(), 7001);
-    let env = |name: &str| (name == OUTBOUND_LISTEN_ENV).then(std::ffi::OsString::new);
+fn listen_lines_word_each_source() {
+    use crate::sidecar::config::{INBOUND_LISTEN_ENV, ListenAddress, ListenSource};
+    let at = |field: &str, addr: &str, source| ListenAddress {
+        field: field.to_owned(),
+        addr: addr.parse().unwrap(),
+        source,
+    };
+    let env = |over: Option<&str>| ListenSource::Env {
+        variable: INBOUND_LISTEN_ENV,
+        over: over.map(|addr| addr.parse().unwrap()),
+    };
+    let addresses = [
+        at("inbound.listen", "0.0.0.0:1", env(Some("0.0.0.0:2"))),
+        at("inbound.listen", "0.0.0.0:1", env(Some("0.0.0.0:1"))),
+        at("inbound.listen", "0.0.0.0:1", env(None)),
+        at("inbound.ports[0].listen", "0.0.0.0:3", ListenSource::File),
+        at("outbound.listen", "127.0.0.1:4140", ListenSource::Default),
+        at("admin.listen", "0.0.0.0:4", ListenSource::Configured),
+    ];
     assert_eq!(
-        super::listen::sources(&config, "s.yaml", text, env).unwrap(),
+        super::listen::lines(&addresses, "s.yaml"),
         [
-            "inbound.listen 127.0.0.1:7001 (from s.yaml)",
+            "inbound.listen 0.0.0.0:1 (from MESH_INBOUND_LISTEN_ADDR, over 0.0.0.0:2 in s.yaml)",
+            "inbound.listen 0.0.0.0:1 (from MESH_INBOUND_LISTEN_ADDR)",
+            "inbound.listen 0.0.0.0:1 (from MESH_INBOUND_LISTEN_ADDR)",
+            "inbound.ports[0].listen 0.0.0.0:3 (from s.yaml)",
             "outbound.listen 127.0.0.1:4140 (default)",
-            "admin.listen 127.0.0.1:7002 (from s.yaml)",
+            "admin.listen 0.0.0.0:4 (configured)",
         ]
     );
 }

@@ -4,6 +4,10 @@
 //! declares ports for (see [`INBOUND_LISTEN_ENV`], [`OUTBOUND_LISTEN_ENV`]
 //! and [`ADMIN_LISTEN_ENV`]).
 //!
+//! Which of the file, the environment and the defaults gave each listen
+//! address is kept as the configuration is read ([`ListenSource`]), so
+//! that `sidecar check` can say it without reading the file again.
+//!
 //! Why the environment at all: the configuration file is a ConfigMap that
 //! several pods may share, while these settings belong to one pod's
 //! manifest (its `mesh.io/inject: ingress`, its Linkerd port
@@ -147,6 +151,152 @@ impl Listener {
     }
 }
 
+/// Where a listen address came from.
+///
+/// [`SidecarConfig::load_with_sources`] knows it for every listener, as
+/// it reads the file and the environment. A configuration built in code
+/// has neither, and [`SidecarConfig::listen_sources`] says of it only
+/// what it can know: [`Default`](ListenSource::Default) for an address
+/// that is its field's default, [`Configured`](ListenSource::Configured)
+/// for any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenSource {
+    /// The configuration file writes it.
+    File,
+    /// An environment variable ([`INBOUND_LISTEN_ENV`],
+    /// [`OUTBOUND_LISTEN_ENV`] or [`ADMIN_LISTEN_ENV`]) sets it, whatever
+    /// the file writes.
+    Env {
+        /// The variable.
+        variable: &'static str,
+        /// The address the file writes in that field, which the variable
+        /// replaces (it may be the same one); `None` when the file leaves
+        /// the field out.
+        over: Option<SocketAddr>,
+    },
+    /// The field's default: nothing set it ([`SidecarConfig::listen_sources`]
+    /// says only that it is the default).
+    Default,
+    /// Something other than the default, set by whatever built the
+    /// configuration: [`SidecarConfig::listen_sources`] cannot tell a file
+    /// or a variable from code, and says no more.
+    Configured,
+}
+
+/// One address a configuration listens on, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    /// The field that holds it, as the file names it: `inbound.listen`,
+    /// `inbound.ports[0].listen`, `outbound.listen`,
+    /// `outbound.ports[0].listen` or `admin.listen`.
+    pub field: String,
+    /// The address.
+    pub addr: SocketAddr,
+    /// Where it came from.
+    pub source: ListenSource,
+}
+
+/// Where the section listeners' addresses came from, found once the
+/// environment is applied to the file as read: the resolved configuration
+/// no longer tells a written address from a default one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ListenProvenance {
+    /// `None` when the inbound section has no listener of its own (no
+    /// `inbound.app`): its listeners are then all `inbound.ports`.
+    inbound: Option<ListenSource>,
+    outbound: ListenSource,
+    admin: ListenSource,
+}
+
+impl ListenProvenance {
+    /// Every listen address of `config`, which was resolved from the file
+    /// this was found for.
+    pub(super) fn addresses(&self, config: &SidecarConfig) -> Vec<ListenAddress> {
+        listen_addresses(
+            config,
+            self.inbound,
+            self.outbound,
+            self.admin,
+            ListenSource::File,
+        )
+    }
+}
+
+/// Every listen address of `config`, in the order the sidecar binds them:
+/// the inbound listeners (the section's own first, with `own_inbound` its
+/// source, when there is one), the outbound listener and its `ports`, and
+/// the admin server. Entries of `ports` have `ports_source`.
+fn listen_addresses(
+    config: &SidecarConfig,
+    own_inbound: Option<ListenSource>,
+    outbound: ListenSource,
+    admin: ListenSource,
+    ports_source: ListenSource,
+) -> Vec<ListenAddress> {
+    let entry = |field: String, addr: SocketAddr, source: ListenSource| ListenAddress {
+        field,
+        addr,
+        source,
+    };
+    let mut addresses = Vec::new();
+    let mut inbound = config.inbound.ports.iter();
+    if let Some(source) = own_inbound
+        && let Some(port) = inbound.next()
+    {
+        addresses.push(entry("inbound.listen".to_owned(), port.listen, source));
+    }
+    for (index, port) in inbound.enumerate() {
+        addresses.push(entry(
+            format!("inbound.ports[{index}].listen"),
+            port.listen,
+            ports_source,
+        ));
+    }
+    addresses.push(entry(
+        "outbound.listen".to_owned(),
+        config.outbound.listen,
+        outbound,
+    ));
+    for (index, port) in config.outbound.ports.iter().enumerate() {
+        addresses.push(entry(
+            format!("outbound.ports[{index}].listen"),
+            port.listen,
+            ports_source,
+        ));
+    }
+    addresses.push(entry("admin.listen".to_owned(), config.admin.listen, admin));
+    addresses
+}
+
+impl SidecarConfig {
+    /// Every address this configuration listens on, as far as the
+    /// configuration itself can say where it came from: it does not
+    /// remember a file or the environment. An `outbound.listen` or
+    /// `admin.listen` equal to its default is
+    /// [`Default`](ListenSource::Default), and every other address
+    /// [`Configured`](ListenSource::Configured); the inbound listeners are
+    /// all `inbound.ports[i]`, as a configuration built in code has no
+    /// `inbound.listen` of its own. For one read from a file,
+    /// [`SidecarConfig::load_with_sources`] says which of the file, the
+    /// environment and the defaults gave each address.
+    pub fn listen_sources(&self) -> Vec<ListenAddress> {
+        let judge = |addr: SocketAddr, default: SocketAddr| {
+            if addr == default {
+                ListenSource::Default
+            } else {
+                ListenSource::Configured
+            }
+        };
+        listen_addresses(
+            self,
+            None,
+            judge(self.outbound.listen, DEFAULT_OUTBOUND_LISTEN),
+            judge(self.admin.listen, DEFAULT_ADMIN_LISTEN),
+            ListenSource::Configured,
+        )
+    }
+}
+
 /// A listen address the environment sets, and what the file wrote there.
 #[derive(Debug)]
 struct ListenOverride {
@@ -211,6 +361,44 @@ impl ListenOverrides {
     /// Whether no variable is set.
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Where the section listeners of `document` got their addresses:
+    /// these variables, once [applied](ListenOverrides::apply) to it, or
+    /// else the file when it writes the field (a field written `~` is one
+    /// left out, as serde reads it), or else the default.
+    pub(super) fn provenance(&self, document: &Document) -> ListenProvenance {
+        let source = |listener: Listener, written: Option<Addr>| match self
+            .0
+            .iter()
+            .find(|entry| entry.listener == listener)
+        {
+            Some(entry) => ListenSource::Env {
+                variable: listener.variable(),
+                over: entry.written,
+            },
+            None if written.is_some() => ListenSource::File,
+            None => ListenSource::Default,
+        };
+        let inbound = document.inbound.as_ref();
+        ListenProvenance {
+            // The section's own listener is there when it has an
+            // application to forward to (the variable needs one too).
+            inbound: inbound
+                .filter(|section| section.app.is_some())
+                .map(|section| source(Listener::Inbound, section.listen)),
+            outbound: source(
+                Listener::Outbound,
+                document
+                    .outbound
+                    .as_ref()
+                    .and_then(|section| section.listen),
+            ),
+            admin: source(
+                Listener::Admin,
+                document.admin.as_ref().and_then(|section| section.listen),
+            ),
+        }
     }
 
     /// Writes the addresses into `document`, the file `origin` as read,

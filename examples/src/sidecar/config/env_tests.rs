@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::{
-    ADMIN_LISTEN_ENV, ConfigErrorKind, INBOUND_LISTEN_ENV, OUTBOUND_LISTEN_ENV, SidecarConfig,
+    ADMIN_LISTEN_ENV, ConfigErrorKind, DEFAULT_ADMIN_LISTEN, DEFAULT_OUTBOUND_LISTEN,
+    INBOUND_LISTEN_ENV, InboundPort, ListenAddress, ListenSource, OUTBOUND_LISTEN_ENV,
+    OutboundPort, SidecarConfig,
 };
 
 /// An environment holding exactly `vars`.
@@ -174,4 +176,200 @@ fn a_mistake_of_the_file_alone_is_still_the_files() {
     // the file's error.
     let error = load("inbound: [", &[(ADMIN_LISTEN_ENV, "nowhere")]).unwrap_err();
     assert_eq!(error.kind(), ConfigErrorKind::Syntax);
+}
+
+/// Each listen address of the file `yaml` loaded with `vars`, as
+/// `(field, address, source)`.
+fn sources(yaml: &str, vars: &[(&str, &str)]) -> Vec<(String, SocketAddr, ListenSource)> {
+    let (_dir, path) = file(yaml);
+    let (config, sources) = SidecarConfig::load_with_sources(&path, env(vars)).unwrap();
+    assert_eq!(
+        config,
+        SidecarConfig::load_with_env(&path, env(vars)).unwrap()
+    );
+    sources
+        .into_iter()
+        .map(
+            |ListenAddress {
+                 field,
+                 addr,
+                 source,
+             }| (field, addr, source),
+        )
+        .collect()
+}
+
+fn entry(field: &str, addr_text: &str, source: ListenSource) -> (String, SocketAddr, ListenSource) {
+    (field.to_owned(), addr(addr_text), source)
+}
+
+#[test]
+fn each_listen_address_says_whether_the_file_the_environment_or_the_default_set_it() {
+    let yaml = "inbound:\n  listen: 127.0.0.1:6143\n  app: 127.0.0.1:8080\n  ports:\n\
+                \x20   - {listen: '127.0.0.1:7000', app: '127.0.0.1:7001'}\n\
+                outbound:\n  listen: 127.0.0.1:6140\n  services: [{name: db, endpoints: [127.0.0.1:5432]}]\n\
+                \x20 ports: [{listen: '127.0.0.1:7432', service: db}]\n";
+    assert_eq!(
+        sources(yaml, &[]),
+        [
+            entry("inbound.listen", "127.0.0.1:6143", ListenSource::File),
+            entry(
+                "inbound.ports[0].listen",
+                "127.0.0.1:7000",
+                ListenSource::File
+            ),
+            entry("outbound.listen", "127.0.0.1:6140", ListenSource::File),
+            entry(
+                "outbound.ports[0].listen",
+                "127.0.0.1:7432",
+                ListenSource::File
+            ),
+            entry("admin.listen", "0.0.0.0:4191", ListenSource::Default),
+        ]
+    );
+    // A variable over a field the file writes names what it wrote; over
+    // one it leaves out, nothing.
+    let vars = [
+        (INBOUND_LISTEN_ENV, "127.0.0.1:5143"),
+        (OUTBOUND_LISTEN_ENV, "127.0.0.1:6140"),
+        (ADMIN_LISTEN_ENV, "127.0.0.1:5191"),
+    ];
+    assert_eq!(
+        sources(yaml, &vars),
+        [
+            entry(
+                "inbound.listen",
+                "127.0.0.1:5143",
+                ListenSource::Env {
+                    variable: INBOUND_LISTEN_ENV,
+                    over: Some(addr("127.0.0.1:6143")),
+                }
+            ),
+            entry(
+                "inbound.ports[0].listen",
+                "127.0.0.1:7000",
+                ListenSource::File
+            ),
+            entry(
+                "outbound.listen",
+                "127.0.0.1:6140",
+                ListenSource::Env {
+                    variable: OUTBOUND_LISTEN_ENV,
+                    over: Some(addr("127.0.0.1:6140")),
+                }
+            ),
+            entry(
+                "outbound.ports[0].listen",
+                "127.0.0.1:7432",
+                ListenSource::File
+            ),
+            entry(
+                "admin.listen",
+                "127.0.0.1:5191",
+                ListenSource::Env {
+                    variable: ADMIN_LISTEN_ENV,
+                    over: None,
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn listen_sources_are_what_the_reader_read() {
+    // A listen address given by a merge key, one written `~`, and a
+    // variable set empty: the reader takes these as written, left out and
+    // unset.
+    let yaml = "inbound:\n  <<: {listen: '127.0.0.1:7001'}\n  app: 127.0.0.1:8080\n\
+                outbound:\n  listen: ~\n\
+                admin: {listen: '127.0.0.1:7002'}\n";
+    assert_eq!(
+        sources(yaml, &[(OUTBOUND_LISTEN_ENV, "")]),
+        [
+            entry("inbound.listen", "127.0.0.1:7001", ListenSource::File),
+            entry("outbound.listen", "127.0.0.1:4140", ListenSource::Default),
+            entry("admin.listen", "127.0.0.1:7002", ListenSource::File),
+        ]
+    );
+    // A byte-order mark is not part of the text.
+    assert_eq!(
+        sources("\u{feff}admin:\n  listen: 127.0.0.1:7002\n", &[])[1],
+        entry("admin.listen", "127.0.0.1:7002", ListenSource::File),
+    );
+    // Without inbound.app there is no inbound listener of the section's own.
+    assert_eq!(
+        sources(
+            "inbound:\n  ports: [{listen: '127.0.0.1:7000', app: '127.0.0.1:7001'}]\n",
+            &[]
+        )[0],
+        entry(
+            "inbound.ports[0].listen",
+            "127.0.0.1:7000",
+            ListenSource::File
+        ),
+    );
+}
+
+#[test]
+fn a_configuration_built_in_code_says_only_what_it_can_know() {
+    // Nothing set it to anything else: the default.
+    let mut config = SidecarConfig::default();
+    assert_eq!(
+        config.listen_sources(),
+        [
+            ListenAddress {
+                field: "outbound.listen".to_owned(),
+                addr: DEFAULT_OUTBOUND_LISTEN,
+                source: ListenSource::Default,
+            },
+            ListenAddress {
+                field: "admin.listen".to_owned(),
+                addr: DEFAULT_ADMIN_LISTEN,
+                source: ListenSource::Default,
+            },
+        ]
+    );
+    // Anything else was configured, by whatever built it: no file wrote
+    // it, and its fields are named as the configuration's own.
+    config.outbound.listen = addr("127.0.0.1:5140");
+    config.inbound.ports.push(InboundPort::new(
+        addr("0.0.0.0:4143"),
+        addr("127.0.0.1:8080"),
+    ));
+    config.outbound.ports.push(OutboundPort {
+        listen: addr("127.0.0.1:7432"),
+        service: "db".parse().unwrap(),
+    });
+    let sources: Vec<(String, SocketAddr, ListenSource)> = config
+        .listen_sources()
+        .into_iter()
+        .map(
+            |ListenAddress {
+                 field,
+                 addr,
+                 source,
+             }| (field, addr, source),
+        )
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            entry(
+                "inbound.ports[0].listen",
+                "0.0.0.0:4143",
+                ListenSource::Configured
+            ),
+            entry(
+                "outbound.listen",
+                "127.0.0.1:5140",
+                ListenSource::Configured
+            ),
+            entry(
+                "outbound.ports[0].listen",
+                "127.0.0.1:7432",
+                ListenSource::Configured
+            ),
+            entry("admin.listen", "0.0.0.0:4191", ListenSource::Default),
+        ]
+    );
 }

@@ -23,7 +23,10 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 pub use duration::{InvalidDuration, format_duration, parse_duration};
-pub use env::{ADMIN_LISTEN_ENV, INBOUND_LISTEN_ENV, INGRESS_MODE_ENV, OUTBOUND_LISTEN_ENV};
+pub use env::{
+    ADMIN_LISTEN_ENV, INBOUND_LISTEN_ENV, INGRESS_MODE_ENV, ListenAddress, ListenSource,
+    OUTBOUND_LISTEN_ENV,
+};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use identity::{CredentialSource, IdentityConfig, InboundMode, OutboundTls, StoreConfig};
 pub use inbound::{
@@ -218,6 +221,31 @@ impl SidecarConfig {
         path: &Path,
         env: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<SidecarConfig, ConfigError> {
+        SidecarConfig::load_with_sources(path, env).map(|(config, _)| config)
+    }
+
+    /// [`SidecarConfig::load_with_env`], and where each listen address came
+    /// from: the file, the variable that set it (with what the file writes
+    /// there), or the default.
+    ///
+    /// Why here: only the reader knows which fields the file wrote before
+    /// its defaults filled the others in, after its merge keys and with
+    /// `~` read as left out, and which variables it took. `sidecar check`
+    /// says it under its config check, for an operator who finds the
+    /// sidecar on another port than the file says.
+    ///
+    /// The addresses are in the order the sidecar binds them: the section's
+    /// own inbound listener (`inbound.listen`, when there is an
+    /// `inbound.app`), each `inbound.ports` entry, `outbound.listen`, each
+    /// `outbound.ports` entry and `admin.listen`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SidecarConfig::load`].
+    pub fn load_with_sources(
+        path: &Path,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<(SidecarConfig, Vec<ListenAddress>), ConfigError> {
         let origin = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|error| {
             ConfigError::new(
@@ -245,19 +273,23 @@ impl SidecarConfig {
         };
         let mut document = SidecarConfig::read_document(text, &origin)?;
         let mut listen = ListenOverrides::read(&env)?;
-        let config = if listen.is_empty() {
-            document.resolve(source)?
+        let (config, provenance) = if listen.is_empty() {
+            let provenance = listen.provenance(&document);
+            (document.resolve(source)?, provenance)
         } else {
             listen.apply(&mut document, &origin)?;
-            document.resolve(source).map_err(|error| {
+            let provenance = listen.provenance(&document);
+            let config = document.resolve(source).map_err(|error| {
                 listen.blame(error, || SidecarConfig::from_yaml(text, &origin).err())
-            })?
+            })?;
+            (config, provenance)
         };
         let file_mode = config.outbound.ingress_mode;
         let config = config.with_env(env)?;
         config.note_overrides(file_mode, source);
         listen.note(source);
-        Ok(config)
+        let addresses = provenance.addresses(&config);
+        Ok((config, addresses))
     }
 }
 
