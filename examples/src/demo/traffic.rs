@@ -72,8 +72,8 @@ fn vote_bot_path(n: u64, rng: &mut fastrand::Rng) -> String {
 
 /// Sends `rps` requests a second to `web` through `vote-bot`'s sidecar at
 /// `outbound`, counting the answers in `counts`, until `stop`; then waits
-/// up to [`DRAIN`] for the requests in flight, and counts those still
-/// unanswered as failed.
+/// up to five seconds, as a sidecar's shutdown grace, for the requests in
+/// flight, and counts those still unanswered as failed.
 pub async fn vote_bot(outbound: SocketAddr, rps: u32, stop: Shutdown, counts: Arc<Outcomes>) {
     let client = client();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
