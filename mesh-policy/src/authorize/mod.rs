@@ -12,7 +12,7 @@
 //!
 //! Each answer carries the mesh's error header naming the reason. A 429's
 //! names the limit that refused the request and its rate, the
-//! [`RateLimited`](crate::RateLimited) error's text (`total rate limit
+//! [`RateLimited`] error's text (`total rate limit
 //! exceeded: 100 requests per second`), as linkerd2-proxy's
 //! `l5d-proxy-error` carries its `RateLimitError`: a client, or an
 //! operator reading its logs, learns which limit to ask about, where a
@@ -22,7 +22,7 @@
 //! The order is linkerd2-proxy's (`HttpPolicyService::call`, in its
 //! `app/inbound/src/policy/http.rs`): authorization first, then the
 //! route's filters, then the Server's rate limit (an
-//! `HTTPLocalRateLimitPolicy`; see [`RateLimited`](crate::RateLimited)).
+//! `HTTPLocalRateLimitPolicy`; see [`RateLimited`]).
 //! So a request whose rule redirects it is answered with its redirect
 //! without consulting the limit: it spends no share of it and is never
 //! refused with 429. A redirect costs the application nothing, and a
