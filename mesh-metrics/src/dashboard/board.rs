@@ -45,6 +45,9 @@ struct Round {
     scrapes: Vec<Option<Scrape>>,
     /// What each scrape holds, by [`scrape_bytes`].
     bytes: Vec<usize>,
+    /// When the process behind each scrape started
+    /// (`process_start_time_seconds`), where it says.
+    started: Vec<Option<f64>>,
 }
 
 impl Board {
@@ -102,8 +105,13 @@ impl Board {
         {
             self.rounds.pop_front();
         }
-        // Each source's window starts at the oldest round that has it.
-        let deltas = pair_oldest(&self.sources, &self.rounds, &scrapes, at);
+        // Each source's window starts at the oldest round that has it,
+        // of the process it has now.
+        let started: Vec<Option<f64>> = scrapes
+            .iter()
+            .map(|s| s.as_ref().and_then(process_start))
+            .collect();
+        let deltas = pair_oldest(&self.sources, &self.rounds, &scrapes, &started, at);
         self.current = Summary::from_deltas(&self.sources, &deltas);
         self.covered = deltas
             .iter()
@@ -115,7 +123,12 @@ impl Board {
             .iter()
             .map(|s| s.as_ref().map_or(0, scrape_bytes))
             .collect();
-        self.rounds.push_back(Round { at, scrapes, bytes });
+        self.rounds.push_back(Round {
+            at,
+            scrapes,
+            bytes,
+            started,
+        });
         self.keep_within_budget();
         self.observed += 1;
     }
@@ -241,6 +254,50 @@ pub(super) fn scrape_bytes(scrape: &Scrape) -> usize {
         .sum()
 }
 
+/// When the process that served `scrape` started, by its
+/// `process_start_time_seconds`.
+fn process_start(scrape: &Scrape) -> Option<f64> {
+    scrape
+        .samples()
+        .iter()
+        .find(|s| s.name == "process_start_time_seconds" && s.labels().len() == 0)
+        .map(|s| s.value)
+}
+
+/// The round where source `i`'s window starts, given when the process
+/// that served its latest scrape started: the oldest round that has a
+/// scrape of that process; when it has none yet, the last round that has
+/// a scrape of the one before. A source that restarted counts from zero
+/// again, and the difference to a scrape of its previous process is only
+/// what the new one counted: spread over the whole window, it would show
+/// a fraction of the rate (Prometheus' `rate` sums what each process
+/// counted, and needs every scrape for it).
+fn window_start(rounds: &VecDeque<Round>, i: usize, now: Option<f64>) -> Option<usize> {
+    let held = |k: &usize| {
+        rounds
+            .get(*k)
+            .is_some_and(|r| r.scrapes.get(i).is_some_and(Option::is_some))
+    };
+    let oldest = (0..rounds.len()).find(held)?;
+    let Some(now) = now else {
+        return Some(oldest);
+    };
+    let other = |k: &usize| {
+        rounds
+            .get(*k)
+            .and_then(|r| r.started.get(i).copied().flatten())
+            .is_some_and(|started| started != now)
+    };
+    let Some(last_other) = (0..rounds.len()).filter(held).rfind(other) else {
+        return Some(oldest);
+    };
+    Some(
+        (last_other + 1..rounds.len())
+            .find(held)
+            .unwrap_or(last_other),
+    )
+}
+
 /// Deltas from `before` to `after`, source by source, over `elapsed(i)`.
 fn pair(
     before: &[Option<Scrape>],
@@ -258,25 +315,25 @@ fn pair(
         .collect()
 }
 
-/// Each source's delta to `after` from the oldest round that has it, but
-/// that replicas of one workload start at one round: the latest of their
-/// oldest. Their counts are summed and divided by one window, so a
-/// replica whose window is shorter (its oldest scrapes were let go, or
-/// failed) would have its counts spread over time it did not cover.
+/// Each source's delta to `after` from the oldest round that has it (of
+/// the process it has now: see [`window_start`]), but that replicas of
+/// one workload start at one round: the latest of their oldest. Their
+/// counts are summed and divided by one window, so a replica whose window
+/// is shorter (its oldest scrapes were let go, or failed) would have its counts spread over time it did not cover.
 fn pair_oldest(
     sources: &[Target],
     rounds: &VecDeque<Round>,
     after: &[Option<Scrape>],
+    started: &[Option<f64>],
     at: Duration,
 ) -> Vec<Option<Delta>> {
-    let has = |r: &Round, i: usize| r.scrapes.get(i).is_some_and(Option::is_some);
-    // The oldest round of each source that has a scrape now.
+    // Where the window of each source that has a scrape now starts.
     let oldest: Vec<Option<usize>> = after
         .iter()
         .enumerate()
         .map(|(i, scrape)| {
             scrape.as_ref()?;
-            rounds.iter().position(|r| has(r, i))
+            window_start(rounds, i, started.get(i).copied().flatten())
         })
         .collect();
     after

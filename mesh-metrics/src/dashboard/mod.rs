@@ -45,6 +45,12 @@
 //! least. A source as large as a proxy
 //! usually serves is far from it.
 //!
+//! A source that restarted counts from zero again. Its window starts at
+//! its new process's first scrape (or, until there is a second, at its
+//! previous process's last), told by `process_start_time_seconds`: the
+//! difference to an older scrape is only what the new process counted,
+//! and over the whole window it would show a fraction of the real rate.
+//!
 //! The figures are labelled with the window they were computed over, not
 //! the one configured: a rate averaged over 2 s is noisier than one over
 //! 10 s, and a reader must know which one is on the screen.

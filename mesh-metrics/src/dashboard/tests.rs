@@ -586,3 +586,48 @@ fn the_window_shown_is_the_one_the_figures_cover() {
     assert_eq!(json["window_seconds"], 2.0);
     assert_eq!(json["workloads"][0]["window_seconds"], 2.0);
 }
+
+#[test]
+fn a_source_that_restarted_is_rated_over_the_time_since_it_restarted() {
+    // web answers 10 requests a second; its process restarts between the
+    // rounds at 10 s and 12 s, and its counters begin again. Its figures
+    // must not spread what the new process counted over the time the old
+    // one ran: once the new process has been scraped twice, they cover
+    // only its scrapes, as a rate over the whole window would be a
+    // fraction of the real one.
+    let scrape = |started: u32, count: u32| {
+        Scrape::parse(&format!(
+            "process_start_time_seconds {started}\n\
+             response_total{{direction=\"inbound\",tls=\"true\",classification=\"success\"}} {count}\n"
+        ))
+        .unwrap()
+    };
+    let sources = Target::parse_list("web=127.0.0.1:1").unwrap();
+    let mut board = Board::new(&DashboardConfig::new(sources));
+    for n in 0..=5 {
+        board.observe(
+            Duration::from_secs(2 * n),
+            ok(vec![scrape(1000, 20 * n as u32)]),
+        );
+    }
+    // Restarted at 11 s: at 12 s it has counted one second of traffic.
+    board.observe(Duration::from_secs(12), ok(vec![scrape(1011, 10)]));
+    let web = &board.view().workloads[0];
+    assert!(
+        web.workload.stat.golden.rps >= 5.0,
+        "{}",
+        web.workload.stat.golden.rps
+    );
+    for (at, count, window) in [(14, 30, 2.0), (16, 50, 4.0)] {
+        board.observe(Duration::from_secs(at), ok(vec![scrape(1011, count)]));
+        let view = board.view();
+        let web = &view.workloads[0].workload;
+        assert!(
+            close(Some(web.stat.golden.rps), 10.0),
+            "at {at}s: {}",
+            web.stat.golden.rps
+        );
+        assert_eq!(web.window_seconds, window, "at {at}s");
+        assert_eq!(view.window_seconds, window, "at {at}s");
+    }
+}
