@@ -319,7 +319,8 @@ fn pair(
 /// the process it has now: see [`window_start`]), but that replicas of
 /// one workload start at one round: the latest of their oldest. Their
 /// counts are summed and divided by one window, so a replica whose window
-/// is shorter (its oldest scrapes were let go, or failed) would have its counts spread over time it did not cover.
+/// is shorter (its oldest scrapes were let go, or failed) would have its
+/// counts spread over time it did not cover.
 fn pair_oldest(
     sources: &[Target],
     rounds: &VecDeque<Round>,
