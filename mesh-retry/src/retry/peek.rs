@@ -475,3 +475,56 @@ where
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty, Full};
+
+    use super::*;
+
+    fn trailers() -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        trailers
+    }
+
+    #[tokio::test]
+    async fn a_message_read_comes_first_then_the_rest() {
+        let rest = Full::new(Bytes::from_static(b" world"));
+        let first = Some(Ok(Frame::data(Bytes::from_static(b"hello"))));
+        let body = PeekBody::peeked(rest, first);
+        assert!(body.peeked_trailers().is_none());
+        assert!(!body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(11));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, "hello world");
+    }
+
+    #[tokio::test]
+    async fn trailers_read_are_the_bodys_last_frame() {
+        let first = Some(Ok(Frame::trailers(trailers())));
+        let body = PeekBody::peeked(Empty::<Bytes>::new(), first);
+        assert_eq!(body.peeked_trailers(), Some(&trailers()));
+        assert!(!body.is_end_stream(), "the trailers are still to come");
+        assert_eq!(body.size_hint().exact(), Some(0));
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers(), Some(&trailers()));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_ended_while_read_is_not_polled_again() {
+        let mut body = PeekBody::peeked(Full::new(Bytes::from_static(b"unread")), None);
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_nothing_was_read_of_is_the_upstreams() {
+        let body = PeekBody::new(Full::new(Bytes::from_static(b"as is")));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "as is");
+        assert!(PeekBody::<Empty<Bytes>>::default().is_end_stream());
+    }
+}
