@@ -47,7 +47,10 @@
 //! The frame that was read has to reach the caller first, so the response
 //! body becomes a [`PeekBody`] around the upstream's: a different type
 //! from the one a [`Retry`] that only reads heads answers with, which
-//! stacks name. The default layer is left as it was.
+//! stacks name. The default layer is left as it was, and so is the
+//! [`RouteStack`](crate::RouteStack), which still decides by the head: its
+//! body, a [`TimeoutBody`](crate::timeout::TimeoutBody), has nowhere to
+//! keep a frame read.
 
 use std::{
     fmt,
