@@ -149,15 +149,24 @@
 //!   a `port` or `sectionName`, is an error, as Linkerd refuses such a
 //!   route. So no namespace's routes, nor the policies there that target
 //!   them, can open another namespace's Server.
-//! - A Server with `HTTPRoute`s answers 404 to requests no route matches.
+//! - A Server serves one kind of route, chosen by its `proxyProtocol`, as
+//!   Linkerd's policy controller sends its proxies (`to_server` in
+//!   `policy-controller/grpc/src/inbound.rs`): its `GRPCRoute`s when it is
+//!   `gRPC`, its `HTTPRoute`s when it is `unknown`, `HTTP/1` or `HTTP/2`.
+//!   Were both served, a policy written for Linkerd could admit calls
+//!   Linkerd refuses (one on a `GRPCRoute` of a Server it detects HTTP
+//!   on), or the reverse. A route of the other kind is set aside with a
+//!   [`WarningKind::NotApplied`] warning naming it, the Server, its
+//!   protocol and what to change, and so is each `AuthorizationPolicy`
+//!   that targets it, which authorizes nothing there. A Server left
+//!   without routes of its kind has the default route (below).
+//! - A Server with routes answers 404 to requests no route matches.
 //!   Routes are tried in the Gateway API's order of precedence: the route
 //!   whose hostnames match the request's host most specifically first
 //!   (exact, then wildcard, then none), then by their matches (see
 //!   `MatchEntry::precedence` in the source): a `GRPCRoute`'s by the
 //!   `GRPCRoute` order (a service named, then a method named, then more
-//!   header matches), not by the paths it is read as, and every
-//!   `GRPCRoute` match before every `HTTPRoute` match, as Linkerd serves a
-//!   parent's `GRPCRoute`s where it has both. Equal matches of two routes
+//!   header matches), not by the paths it is read as. Equal matches of two routes
 //!   go to the older by `metadata.creationTimestamp` (a route without one,
 //!   which would be the newest once applied, after those with one; one
 //!   that is not an RFC 3339 time is an error), then to the first by

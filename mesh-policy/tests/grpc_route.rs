@@ -86,12 +86,12 @@ fn a_grpc_route_is_matched_by_method_and_authorized_by_its_own_policy() {
         policy.evaluate(8080, &from("127.0.0.1"), &other),
         Decision::NotFound(_)
     ));
-    // The HTTPRoute of the same name is another route, which the policy
-    // does not target.
+    // The HTTPRoute of the same name is another route, which a gRPC
+    // Server does not serve: its path is on no route.
     let health = Request::get("/healthz").body(()).unwrap();
     assert!(matches!(
         policy.evaluate(8080, &from("127.0.0.1"), &health),
-        Decision::Deny(_)
+        Decision::NotFound(_)
     ));
 }
 
@@ -254,10 +254,10 @@ spec:
 "#;
 
 #[test]
-fn grpc_route_matches_come_before_http_route_matches_then_headers_decide() {
-    // Linkerd serves a parent's GRPCRoutes where it has both kinds, so a
-    // GRPCRoute match comes first even against an older HTTPRoute's exact
-    // path, which by the HTTPRoute order would outrank an expression.
+fn a_grpc_server_sets_its_http_routes_aside_then_headers_decide() {
+    // Linkerd serves a gRPC Server's GRPCRoutes alone, so the call goes to
+    // a GRPCRoute even against an older HTTPRoute's exact path, which by
+    // the HTTPRoute order would outrank an expression.
     let policy = compile(KINDS_AND_HEADERS).unwrap();
     let route = |request: &Request<()>| match policy.evaluate(8080, &from("127.0.0.1"), request) {
         Decision::Allow(allowed) => allowed.route().to_owned(),
@@ -271,4 +271,216 @@ fn grpc_route_matches_come_before_http_route_matches_then_headers_decide() {
         .headers_mut()
         .insert("x-canary", http::HeaderValue::from_static("1"));
     assert_eq!(route(&canary), "list-canary");
+}
+
+fn compile_with_warnings(text: &str) -> (Policy, Vec<String>) {
+    let compiled = Policy::compile(
+        &[PolicySource::new("policy.yaml", text)],
+        &Workload::new("emojivoto"),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap();
+    let warnings = compiled.warnings.iter().map(ToString::to_string).collect();
+    (compiled.policy, warnings)
+}
+
+/// A Server of `protocol` with an `HTTPRoute` for `/healthz` and a
+/// `GRPCRoute` for `ListAll`, each opened to loopback by its own
+/// `AuthorizationPolicy`, and nothing else authorized.
+fn both_kinds(protocol: &str) -> String {
+    format!(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: emoji, namespace: emojivoto}}
+spec: {{podSelector: {{}}, port: 8080, proxyProtocol: {protocol}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: health, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: emoji}}]
+  rules: [{{matches: [{{path: {{type: Exact, value: /healthz}}}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: list, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: emoji}}]
+  rules: [{{matches: [{{method: {{service: emojivoto.v1.EmojiService, method: ListAll}}}}]}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {{name: loopback, namespace: emojivoto}}
+spec: {{networks: [{{cidr: 127.0.0.0/8}}]}}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: health-from-loopback, namespace: emojivoto}}
+spec:
+  targetRef: {{group: gateway.networking.k8s.io, kind: HTTPRoute, name: health}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: list-from-loopback, namespace: emojivoto}}
+spec:
+  targetRef: {{group: gateway.networking.k8s.io, kind: GRPCRoute, name: list}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}}]
+"#
+    )
+}
+
+/// `decision` as `allow <route>`, `deny <route>` or `not found`.
+fn outcome(decision: Decision<'_>) -> String {
+    match decision {
+        Decision::Allow(a) => format!("allow {}", a.route()),
+        Decision::Deny(d) => format!("deny {}", d.route()),
+        Decision::NotFound(_) => "not found".to_owned(),
+    }
+}
+
+#[test]
+fn a_grpc_server_serves_its_grpc_routes_and_sets_its_http_routes_aside() {
+    let (policy, warnings) = compile_with_warnings(&both_kinds("gRPC"));
+    let loopback = from("127.0.0.1");
+    let list = call("/emojivoto.v1.EmojiService/ListAll");
+    assert_eq!(
+        outcome(policy.evaluate(8080, &loopback, &list)),
+        "allow list"
+    );
+    let health = Request::get("/healthz").body(()).unwrap();
+    assert_eq!(
+        outcome(policy.evaluate(8080, &loopback, &health)),
+        "not found"
+    );
+    let set_aside: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("(HTTPRoute health)"))
+        .collect();
+    assert_eq!(set_aside.len(), 1, "{warnings:#?}");
+    assert!(
+        set_aside[0]
+            .starts_with("policy.yaml: document 2 (HTTPRoute health): spec.parentRefs[0]: ")
+            && set_aside[0].contains(
+                "HTTPRoute emojivoto/health targets Server emoji whose proxyProtocol is gRPC: \
+                 Linkerd serves a gRPC Server's GRPCRoutes only"
+            ),
+        "{set_aside:?}"
+    );
+    let policy_warning: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("(AuthorizationPolicy health-from-loopback)"))
+        .collect();
+    assert_eq!(policy_warning.len(), 1, "{warnings:#?}");
+    assert!(
+        policy_warning[0].contains("spec.targetRef: ")
+            && policy_warning[0].contains("HTTPRoute emojivoto/health")
+            && policy_warning[0].contains("authorizes nothing"),
+        "{policy_warning:?}"
+    );
+    // The GRPCRoute served is not warned about, nor its policy.
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("GRPCRoute list)") || w.contains("list-from-loopback")),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn an_http_server_serves_its_http_routes_and_sets_its_grpc_routes_aside() {
+    // `unknown` (detected), `HTTP/1` and `HTTP/2` alike, as Linkerd serves
+    // their Servers' HTTPRoutes only.
+    for protocol in ["unknown", "HTTP/1", "HTTP/2"] {
+        let (policy, warnings) = compile_with_warnings(&both_kinds(protocol));
+        let loopback = from("127.0.0.1");
+        let health = Request::get("/healthz").body(()).unwrap();
+        assert_eq!(
+            outcome(policy.evaluate(8080, &loopback, &health)),
+            "allow health",
+            "{protocol}"
+        );
+        // The call the GRPCRoute would have taken, and its policy opened
+        // to loopback, is on no route.
+        let list = call("/emojivoto.v1.EmojiService/ListAll");
+        assert_eq!(
+            outcome(policy.evaluate(8080, &loopback, &list)),
+            "not found",
+            "{protocol}"
+        );
+        let expected = format!(
+            "policy.yaml: document 3 (GRPCRoute list): spec.parentRefs[0]: GRPCRoute emojivoto/list \
+             targets Server emoji whose proxyProtocol is {protocol}: Linkerd serves a Server's \
+             GRPCRoutes only with proxyProtocol: gRPC; it is not applied"
+        );
+        assert!(
+            warnings.iter().any(|w| w.starts_with(&expected)),
+            "{protocol}: no {expected:?} in {warnings:#?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("(AuthorizationPolicy list-from-loopback)")
+                    && w.contains("authorizes nothing")),
+            "{protocol}: {warnings:#?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("health")),
+            "{protocol}: {warnings:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_without_a_route_of_its_kind_takes_its_default_route() {
+    // The routes of the other kind are set aside; what is left is the
+    // default route, open by the Server's authorizations only (here none:
+    // its accessPolicy, deny, refuses), whatever targets the routes.
+    for (protocol, path) in [
+        ("gRPC", "/healthz"),
+        ("unknown", "/emojivoto.v1.EmojiService/ListAll"),
+    ] {
+        let text = both_kinds(protocol);
+        let kept = if protocol == "gRPC" {
+            "GRPCRoute"
+        } else {
+            "HTTPRoute"
+        };
+        // Drop the documents of the kind the Server serves, and the policy
+        // that targets it.
+        let docs: Vec<&str> = text
+            .split("---\n")
+            .filter(|d| !d.contains(&format!("kind: {kept}\n")))
+            .filter(|d| !d.contains(&format!("kind: {kept}, name")))
+            .collect();
+        assert_eq!(docs.len(), 4, "{protocol}");
+        let (policy, _) = compile_with_warnings(&docs.join("---\n"));
+        let loopback = from("127.0.0.1");
+        let request = call(path);
+        assert_eq!(
+            outcome(policy.evaluate(8080, &loopback, &request)),
+            "deny default",
+            "{protocol} {path}"
+        );
+        // A Server-wide authorization opens the default route.
+        let open = format!(
+            "{}---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: server-from-loopback, namespace: emojivoto}}
+spec:
+  targetRef: {{group: policy.linkerd.io, kind: Server, name: emoji}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}}]
+",
+            docs.join("---\n")
+        );
+        let (policy, _) = compile_with_warnings(&open);
+        assert_eq!(
+            outcome(policy.evaluate(8080, &loopback, &request)),
+            "allow default",
+            "{protocol} {path}"
+        );
+    }
 }

@@ -25,7 +25,7 @@ pub(super) fn authorization_policies(
     let identity_sets = mesh_tls_sets(r, workload)?;
     let network_sets = network_sets(r)?;
     let mut bound = Vec::new();
-    for entry in &r.authorization_policies {
+    for (policy, entry) in r.authorization_policies.iter().enumerate() {
         let AuthorizationPolicy { metadata, spec, .. } = &entry.value;
         let namespace = ns(metadata, workload);
         let t = &spec.target_ref;
@@ -61,11 +61,17 @@ pub(super) fn authorization_policies(
             }
             Some("HTTPRoute") => {
                 group(&[POLICY_GROUP, GATEWAY_GROUP])?;
-                Target::Route(target_route(r, entry, workload)?)
+                Target::Route {
+                    route: target_route(r, entry, workload)?,
+                    policy,
+                }
             }
             Some("GRPCRoute") => {
                 group(&[GATEWAY_GROUP])?;
-                Target::Route(target_route(r, entry, workload)?)
+                Target::Route {
+                    route: target_route(r, entry, workload)?,
+                    policy,
+                }
             }
             Some(_) => {
                 group(&[CORE_GROUP])?;

@@ -142,7 +142,7 @@ pub(super) fn compile(
         let applies = |b: &&Bound| match &b.target {
             Target::Servers(s) => s.contains(&si),
             Target::Namespace(n) => n == namespace,
-            Target::Route(_) => false,
+            Target::Route { .. } => false,
         };
         let server_authz: Vec<Arc<Authz>> = bound
             .iter()
@@ -167,9 +167,18 @@ pub(super) fn compile(
         entry.rate_limit = rate_limits
             .get(&si)
             .map(|limits| limits.build(&entry.name, metrics));
-        let mine: Vec<&CompiledRoute> = routes.iter().filter(|c| c.parents.contains(&si)).collect();
+        let mut mine: Vec<&CompiledRoute> =
+            routes.iter().filter(|c| c.parents.contains(&si)).collect();
         if server.spec.proxy_protocol.is_opaque() {
             opaque_routes(&r, &mine, server, &mut warnings);
+        } else {
+            // As Linkerd's policy controller sends a proxy a Server's
+            // GRPCRoutes when its protocol is gRPC and its HTTPRoutes for
+            // every other, the other kind is not served here either.
+            let grpc = server.spec.proxy_protocol == ProxyProtocol::Grpc;
+            let (served, aside): (Vec<_>, Vec<_>) = mine.into_iter().partition(|c| c.grpc == grpc);
+            other_kind_routes(&r, &aside, server, &bound, workload, &mut warnings);
+            mine = served;
         }
         if mine.is_empty() {
             entry.default_routes(&server_authz, &probes, metrics);
@@ -179,7 +188,9 @@ pub(super) fn compile(
                 // its Server's namespace.
                 let mut authz: Vec<Arc<Authz>> = bound
                     .iter()
-                    .filter(|b| matches!(b.target, Target::Route(ri) if ri == route.index))
+                    .filter(|b| {
+                        matches!(b.target, Target::Route { route: ri, .. } if ri == route.index)
+                    })
                     .map(|b| b.authz.clone())
                     .collect();
                 authz.extend(server_authz.iter().cloned());
@@ -234,6 +245,82 @@ fn opaque_routes(
                 server.metadata.name, server.spec.proxy_protocol
             ),
         );
+    }
+}
+
+/// Warns about each of `routes`, of the kind `server`'s protocol does not
+/// serve (a `GRPCRoute` under a Server whose protocol is not gRPC, an
+/// `HTTPRoute` under a gRPC one), and about each `AuthorizationPolicy`
+/// that targets one: Linkerd's policy controller sends a proxy only the
+/// kind the protocol selects (`to_server` in its inbound API), so such a
+/// route matches no request of that Server, and its policies admit
+/// nothing there. Serving it anyway would let a policy written for
+/// Linkerd admit calls Linkerd refuses.
+fn other_kind_routes(
+    r: &Resources<'_>,
+    routes: &[&CompiledRoute],
+    server: &resource::Server,
+    bound: &[Bound],
+    workload: &Workload,
+    warnings: &mut PolicyWarnings,
+) {
+    let name = &server.metadata.name;
+    let protocol = server.spec.proxy_protocol;
+    let (served, change) = if protocol == ProxyProtocol::Grpc {
+        (
+            "a gRPC Server's GRPCRoutes only",
+            "attach it to a Server of another protocol, or write it as a GRPCRoute",
+        )
+    } else {
+        (
+            "a Server's GRPCRoutes only with proxyProtocol: gRPC",
+            "set the Server's proxyProtocol to gRPC (its HTTPRoutes are then not applied), or write it as an HTTPRoute",
+        )
+    };
+    for route in routes {
+        let Some(entry) = r.routes.get(route.index) else {
+            continue;
+        };
+        let kind = entry.context.kind();
+        let full = format!(
+            "{}/{}",
+            ns(&entry.value.metadata, workload),
+            entry.value.metadata.name
+        );
+        let parent = entry
+            .value
+            .spec
+            .parent_refs
+            .iter()
+            .position(|p| p.is_server() && p.name == *name)
+            .unwrap_or_default();
+        warnings.about(
+            WarningKind::NotApplied,
+            &entry.context,
+            &format!("spec.parentRefs[{parent}]"),
+            format!(
+                "{kind} {full} targets Server {name} whose proxyProtocol is {protocol}: Linkerd serves {served}; it is not applied ({change})"
+            ),
+        );
+        for b in bound {
+            let Target::Route { route: ri, policy } = b.target else {
+                continue;
+            };
+            let Some(policy) = r.authorization_policies.get(policy) else {
+                continue;
+            };
+            if ri != route.index {
+                continue;
+            }
+            warnings.about(
+                WarningKind::NotApplied,
+                &policy.context,
+                "spec.targetRef",
+                format!(
+                    "{kind} {full} is not applied to Server {name} (proxyProtocol {protocol}), so this policy authorizes nothing there"
+                ),
+            );
+        }
     }
 }
 
@@ -325,6 +412,8 @@ pub(super) struct CompiledRoute {
     /// equal matches ([`tie_ranks`]).
     pub(super) rank: usize,
     pub(super) name: Arc<str>,
+    /// Whether it is a `GRPCRoute`, which only a gRPC Server serves.
+    pub(super) grpc: bool,
     pub(super) parents: Vec<usize>,
     pub(super) rules: Vec<CompiledRule>,
     pub(super) hosts: Arc<[HostMatch]>,
@@ -462,6 +551,7 @@ fn routes(
             index,
             rank: 0,
             name: route.metadata.name.as_str().into(),
+            grpc: grpc.is_some(),
             parents,
             rules,
             hosts: route

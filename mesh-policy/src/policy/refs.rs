@@ -126,8 +126,11 @@ pub(super) fn check_networks<T>(
 pub(super) enum Target {
     /// Servers, as indexes into the resources' servers.
     Servers(Vec<usize>),
-    /// A route, as an index into the resources' routes.
-    Route(usize),
+    /// A route, as an index into the resources' routes, by the
+    /// `AuthorizationPolicy` at index `policy` of theirs (the only kind
+    /// that targets a route), so that it can be named where the route is
+    /// not served.
+    Route { route: usize, policy: usize },
     /// Every Server and route of a namespace.
     Namespace(String),
 }

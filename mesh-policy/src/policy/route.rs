@@ -147,9 +147,10 @@ impl MatchEntry {
     /// Linkerd's order of path kinds: an exact path before a regular
     /// expression before a prefix; a longer path first; a method before
     /// none; more header matches, then more query matches, first). The
-    /// Gateway API never ranks the two kinds together, and where a parent
-    /// has both Linkerd serves its `GRPCRoute`s; so every `GRPCRoute`
-    /// match comes before every `HTTPRoute` match. Then the route's rank
+    /// Gateway API never ranks the two kinds together, and a Server
+    /// serves one kind only (its `GRPCRoute`s when its protocol is gRPC,
+    /// else its `HTTPRoute`s, as Linkerd does); the order still puts a
+    /// `GRPCRoute` match first, so that it is total. Then the route's rank
     /// for ties (the oldest by `creationTimestamp`, then the first by
     /// `{namespace}/{name}`). Sort with a stable sort, so that a route's
     /// matches keep the order of its rules.
