@@ -58,6 +58,7 @@ mod identity_ready;
 mod inbound_authority;
 mod inbound_filters;
 mod inbound_grpc_invalid_host;
+mod inbound_route_kind;
 mod ingress;
 mod inject;
 mod inject_aliases;
