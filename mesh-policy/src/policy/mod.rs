@@ -328,8 +328,9 @@ pub(crate) struct ServerEntry {
     pub(crate) routes: Vec<RouteEntry>,
     /// Every match of every route, by precedence.
     pub(crate) matches: Vec<MatchEntry>,
-    /// Whether the routes are `HTTPRoute`s (so an unmatched request is not
-    /// found) rather than the default route.
+    /// Whether the routes are the Server's own (its `GRPCRoute`s or its
+    /// `HTTPRoute`s, by its protocol), so that an unmatched request is not
+    /// found, rather than the default route.
     pub(crate) has_http_routes: bool,
     /// Whether a route names hostnames, so the request's host ranks the
     /// matches before their order does.
