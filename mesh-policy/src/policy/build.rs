@@ -197,7 +197,6 @@ pub(super) fn compile(
                 entry.add_route(route, &authz, metrics);
             }
             entry.matches.sort_by(MatchEntry::precedence);
-            entry.has_http_routes = true;
         }
         ports.push((port, servers.len()));
         servers.push(entry);

@@ -69,7 +69,6 @@ impl ServerEntry {
             fallback,
             routes: Vec::new(),
             matches: Vec::new(),
-            has_http_routes: false,
             ranks_hosts: false,
             tcp,
             tcp_fallback,

@@ -328,10 +328,6 @@ pub(crate) struct ServerEntry {
     pub(crate) routes: Vec<RouteEntry>,
     /// Every match of every route, by precedence.
     pub(crate) matches: Vec<MatchEntry>,
-    /// Whether the routes are the Server's own (its `GRPCRoute`s or its
-    /// `HTTPRoute`s, by its protocol), so that an unmatched request is not
-    /// found, rather than the default route.
-    pub(crate) has_http_routes: bool,
     /// Whether a route names hostnames, so the request's host ranks the
     /// matches before their order does.
     pub(crate) ranks_hosts: bool,
