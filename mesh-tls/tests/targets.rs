@@ -128,3 +128,54 @@ async fn a_name_or_unspecified_address_that_connects_to_an_mtls_target_gets_mtls
     assert!(matches!(error, ConnectError::NoCredentials), "{error:?}");
     server.stop().await;
 }
+
+/// Linkerd's proxy sends the server's identity as the TLS server name
+/// (SNI) and its inbound side terminates only a ClientHello that names its
+/// own identity, passing any other through to the application. So a
+/// DNS-style identity goes out as the SNI, whatever host the URI names: an
+/// address (which TLS cannot carry as a server name, so no SNI at all
+/// would go out), a host name, or a host reached by where it connected.
+#[tokio::test]
+async fn a_dns_style_identity_is_sent_as_the_server_name() {
+    let ca =
+        mesh_tls::ca::CertificateAuthority::generate("cluster.local".parse().unwrap()).unwrap();
+    let api = "api.shop.serviceaccount.identity.linkerd.cluster.local";
+    let web = "web.shop.serviceaccount.identity.linkerd.cluster.local";
+    let server_store = store(&ca, api);
+    let client_store = store(&ca, web);
+    for host in ["127.0.0.1", "localhost"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = mesh_tls::TlsAccept::new(
+            server_store.clone(),
+            mesh_tls::AcceptConfig::with_mode(InboundMode::Strict),
+        );
+        let server = accept_one(listener, accept);
+        let connector = connector(client_store.clone(), addr, api);
+        let uri = format!("http://{host}:{}/", addr.port());
+        let _io = connector.oneshot(uri.parse().unwrap()).await.unwrap();
+        let accepted = server.await.unwrap().unwrap();
+        let sni = accepted.io.tls().unwrap().server_name().map(str::to_owned);
+        assert_eq!(sni.as_deref(), Some(api), "{host}");
+    }
+}
+
+/// A SPIFFE ID is no DNS name and cannot be a server name: the URI's host
+/// name goes out instead, as for any TLS client.
+#[tokio::test]
+async fn a_spiffe_identity_sends_the_uris_host_name() {
+    let ca = ca();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = mesh_tls::TlsAccept::new(
+        store(&ca, API),
+        mesh_tls::AcceptConfig::with_mode(InboundMode::Strict),
+    );
+    let server = accept_one(listener, accept);
+    let targets = TlsTargets::new(OutboundTls::Mtls(id(API)));
+    let connector = TlsConnector::new(&ClientConfig::default(), store(&ca, WEB), targets).unwrap();
+    let uri = format!("http://localhost:{}/", addr.port());
+    let _io = connector.oneshot(uri.parse().unwrap()).await.unwrap();
+    let accepted = server.await.unwrap().unwrap();
+    assert_eq!(accepted.io.tls().unwrap().server_name(), Some("localhost"));
+}

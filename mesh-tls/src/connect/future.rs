@@ -235,17 +235,22 @@ where
                     };
                     let reached = peer_addr(&io).and_then(|peer| {
                         match super::targets::mtls_endpoint(&shared.mtls_endpoints, peer)? {
-                            Route::Mtls { identity, config } => {
-                                Some((peer, identity.clone(), config.clone()))
+                            Route::Mtls {
+                                identity,
+                                config,
+                                server_name,
+                            } => {
+                                Some((peer, identity.clone(), config.clone(), server_name.clone()))
                             }
                             Route::Plaintext => None,
                         }
                     });
-                    let Some((peer, identity, config)) = reached else {
+                    let Some((peer, identity, config, server_name)) = reached else {
                         this.state = State::Done;
                         return Poll::Ready(Ok(ClientIo::plain(io)));
                     };
-                    let server_name = ServerName::IpAddress(peer.ip().into());
+                    let server_name =
+                        server_name.unwrap_or_else(|| ServerName::IpAddress(peer.ip().into()));
                     let tls = tokio_rustls::TlsConnector::from(config);
                     match Handshake::prepare(shared, identity, tls, server_name) {
                         Ok(handshake) => this.state = handshake.start(io),

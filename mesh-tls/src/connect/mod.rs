@@ -6,7 +6,11 @@
 //! who runs there. So each target is configured with the identity its
 //! server must prove ([`OutboundTls::Mtls`]), and the handshake fails unless
 //! the server's certificate chains to the trust bundle *and* names that
-//! identity. The hostname plays no part. The connector presents the local
+//! identity. The hostname plays no part in the check. The ClientHello names
+//! a DNS-style expected identity as its server name (SNI), as Linkerd's
+//! proxy does, whose inbound side passes a ClientHello naming anything
+//! else through to the application; for a SPIFFE ID, which is no DNS name,
+//! it names the URI's host. The connector presents the local
 //! certificate from the [`CredentialStore`], read at each handshake, so
 //! rotations need no rebuild.
 //!
@@ -192,6 +196,9 @@ pub(crate) enum Route {
     Mtls {
         identity: Identity,
         config: Arc<rustls::ClientConfig>,
+        /// The server name the ClientHello carries, when the identity
+        /// gives one ([`identity_server_name`]); otherwise the URI's host.
+        server_name: Option<ServerName<'static>>,
     },
 }
 
@@ -244,6 +251,7 @@ impl<C> TlsConnector<C> {
                 config.alpn,
             )?;
             let route = Route::Mtls {
+                server_name: identity_server_name(&identity),
                 identity: identity.clone(),
                 config,
             };
@@ -317,21 +325,29 @@ where
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let route = targets::for_uri(&self.shared.routes, &uri).unwrap_or(&self.shared.default);
-        let (identity, tls) = match route {
+        let (identity, tls, server_name) = match route {
             Route::Plaintext if self.shared.mtls_endpoints.is_empty() => {
                 return ConnectFuture::plaintext(self.inner.call(uri));
             }
             Route::Plaintext => {
                 return ConnectFuture::plaintext_unless_mtls(self.inner.call(uri), &self.shared);
             }
-            Route::Mtls { identity, config } => (
+            Route::Mtls {
+                identity,
+                config,
+                server_name,
+            } => (
                 identity.clone(),
                 tokio_rustls::TlsConnector::from(config.clone()),
+                server_name,
             ),
         };
-        let server_name = match server_name(&uri) {
-            Ok(name) => name,
-            Err(e) => return ConnectFuture::failed(ConnectError::InvalidServerName(e)),
+        let server_name = match server_name {
+            Some(name) => name.clone(),
+            None => match uri_server_name(&uri) {
+                Ok(name) => name,
+                Err(e) => return ConnectFuture::failed(ConnectError::InvalidServerName(e)),
+            },
         };
         match future::Handshake::prepare(&self.shared, identity, tls, server_name) {
             Ok(handshake) => ConnectFuture::mtls(self.inner.call(uri), handshake),
@@ -340,16 +356,35 @@ where
     }
 }
 
-/// The TLS server name for `uri`: its host. Mesh servers ignore it (the
-/// identity check replaces the hostname check), but rustls needs one, and
-/// it gives non-mesh tooling on the path something meaningful to log.
+/// The TLS server name (SNI) for a target whose expected identity is
+/// `identity`: a DNS-style identity itself, as Linkerd's proxy sends the
+/// server's identity. Linkerd's inbound proxy terminates only a
+/// ClientHello that names its own identity and passes any other through
+/// to the application, so a mesh client reaching a Linkerd-meshed
+/// workload must name it; and an address, which the URI of an endpoint
+/// usually is, cannot be sent as a server name at all (RFC 6066 §3), so the
+/// ClientHello would name nothing. A SPIFFE ID is no DNS name: `None`, and
+/// the URI's host is sent ([`uri_server_name`]).
+fn identity_server_name(identity: &Identity) -> Option<ServerName<'static>> {
+    if identity.is_spiffe() {
+        return None;
+    }
+    ServerName::try_from(identity.as_str().to_owned()).ok()
+}
+
+/// The TLS server name for `uri`, for a target whose identity is no DNS
+/// name: its host. Mesh servers ignore it (the identity check replaces the
+/// hostname check), but rustls needs one, and it gives non-mesh tooling on
+/// the path something meaningful to log.
 ///
 /// A host that is an address, in any spelling that connects to one
 /// ([`targets::host_ip`]: `127.1`, `[::ffff:10.0.0.7]`), is that address,
 /// as the target it matched was: otherwise a URI that reaches an `mtls`
 /// target through such a spelling would fail for a server name that
 /// plays no part in the check.
-fn server_name(uri: &Uri) -> Result<ServerName<'static>, rustls_pki_types::InvalidDnsNameError> {
+fn uri_server_name(
+    uri: &Uri,
+) -> Result<ServerName<'static>, rustls_pki_types::InvalidDnsNameError> {
     let host = uri.host().unwrap_or_default();
     let host = host
         .strip_prefix('[')
