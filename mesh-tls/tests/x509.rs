@@ -1,8 +1,8 @@
 //! What the chain checks refuse, on both ends of a connection, with
 //! certificates the mesh's CA would never issue: a leaf that is a CA, the
 //! wrong extended key usage, no SAN at all, dates outside the validity
-//! window, a chain longer than a path length allows, a name outside a DNS
-//! name constraint, an issuer whose key usage forbids certificate signing.
+//! window (of the leaf or of an intermediate), a chain longer than a path
+//! length allows, a name outside a DNS name constraint, an issuer whose key usage forbids certificate signing.
 //! rustls's webpki does these checks but the last, which the mesh adds, and
 //! the mesh relies on them; these tests keep it so. Real sockets on 127.0.0.1, a raw rustls
 //! peer.
@@ -411,4 +411,66 @@ fn a_ca_whose_issuer_may_not_sign_certificates_is_refused_when_loaded() {
         matches!(error, mesh_tls::ca::CaError::IssuerNotTrusted(_)),
         "{error:?}"
     );
+}
+
+/// An anchor, and an issuer under it valid from `not_before` to
+/// `not_after`: the anchor's and the issuer's PEM, and the issuer's signer.
+fn issuer_valid(
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> (String, String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let (anchor, anchor_issuer) = ca_cert("anchor", BasicConstraints::Constrained(1), None, None);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "issuer");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = signer();
+    params.not_before = not_before.into();
+    params.not_after = not_after.into();
+    let issuer = params.signed_by(&key, &anchor_issuer).unwrap().pem();
+    (anchor, issuer, rcgen::Issuer::new(params, key))
+}
+
+/// A leaf valid now is not enough: every certificate on the path to the
+/// anchor must be. An intermediate that expired (its renewal missed) or is
+/// not valid yet (issued by a clock ahead) fails the chain on both ends,
+/// with the date that failed it.
+#[tokio::test]
+async fn a_chain_through_an_intermediate_outside_its_validity_is_refused_on_both_ends() {
+    let now = SystemTime::now();
+    for (not_before, not_after, expired) in [
+        (now - 48 * HOUR, now - HOUR, true),
+        (now + HOUR, now + 48 * HOUR, false),
+    ] {
+        let (anchor, issuer, issuer_signer) = issuer_valid(not_before, not_after);
+        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let outside = |e: &rustls::Error| match certificate_error(e) {
+            Some(rustls::CertificateError::ExpiredContext { not_after: at, .. }) => {
+                expired && at.as_secs() == secs(not_after)
+            }
+            Some(rustls::CertificateError::NotValidYetContext { not_before: at, .. }) => {
+                !expired && at.as_secs() == secs(not_before)
+            }
+            _ => false,
+        };
+        let (leaf, key) = leaf_signed_by(vec![uri_san(WEB)], &issuer_signer);
+        let error = present_to_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+            .await
+            .unwrap_err();
+        assert!(
+            rustls_error(&error, outside),
+            "server, expired {expired}: {error:?}"
+        );
+        let (leaf, key) = leaf_signed_by(vec![uri_san(API)], &issuer_signer);
+        let error = dial_trusting(&anchor, &format!("{leaf}{issuer}"), &key)
+            .await
+            .unwrap_err();
+        assert!(
+            rustls_error(&error, outside),
+            "client, expired {expired}: {error:?}"
+        );
+    }
 }
