@@ -12,7 +12,9 @@
 //! # How it works
 //!
 //! A [`Poller`], one task per process, scrapes every source's `/metrics`
-//! once per interval (2 s by default), as `sidecar stat` does, and feeds
+//! once per interval (2 s by default), as `sidecar stat` does, each
+//! within the interval (a source that does not answer in time is down
+//! for that round, and does not hold the others back), and feeds
 //! the round to a [`Board`]. The board keeps the last few rounds to compute
 //! the current figures over a window (10 s by default), and a bounded
 //! [`History`] of per-interval summaries (150 points, five minutes at 2 s)
@@ -121,7 +123,8 @@ pub struct DashboardConfig {
     /// The admin servers to scrape; sources with one name are replicas of
     /// one workload. The process serving the dashboard is usually one.
     pub sources: Vec<Target>,
-    /// How often every source is scraped. Default 2 seconds. Never zero.
+    /// How often every source is scraped, and the longest a scrape may
+    /// take. Default 2 seconds. Never zero.
     pub interval: Duration,
     /// The window the current figures cover. Default 10 seconds; a window
     /// shorter than the interval counts as one interval.
@@ -297,9 +300,14 @@ impl Poller {
             if self.shared.strong_count() == 0 {
                 return;
             }
-            let results =
-                futures_util::future::join_all(self.config.sources.iter().map(scrape_explained))
-                    .await;
+            let limit = self.config.interval;
+            let results = futures_util::future::join_all(
+                self.config
+                    .sources
+                    .iter()
+                    .map(|target| scrape_within(target, limit)),
+            )
+            .await;
             self.board.observe(start.elapsed(), results);
             let Some(shared) = self.shared.upgrade() else {
                 return;
@@ -310,6 +318,25 @@ impl Poller {
             }
         }
     }
+}
+
+/// Scrapes `target`, giving up after `limit` (the interval) if that is
+/// sooner than the scrape's own timeout. The sources are scraped
+/// together and a round ends with its slowest, so one admin server that
+/// takes connections and never answers held every round, and every other
+/// source's figures, to the scrape timeout (5 s where the interval is
+/// 2 s). Prometheus, likewise, refuses a `scrape_timeout` longer than the
+/// `scrape_interval`.
+async fn scrape_within(target: &Target, limit: Duration) -> Result<Scrape, String> {
+    tokio::time::timeout(limit, scrape_explained(target))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "scraping {}: no answer within {}s, the dashboard's scrape interval",
+                target.addr,
+                limit.as_secs_f64()
+            ))
+        })
 }
 
 /// Scrapes `target`; a failure is what the page shows of it, with its

@@ -631,3 +631,30 @@ fn a_source_that_restarted_is_rated_over_the_time_since_it_restarted() {
         assert_eq!(view.window_seconds, window, "at {at}s");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_stops_answering_does_not_slow_the_others() {
+    // An admin server that takes connections and never answers: each of
+    // its scrapes waited out the scrape timeout (5 s), and every round
+    // with it, so the figures of every source were 5 s apart while the
+    // page said 2 s. A scrape may take at most the interval, as
+    // Prometheus' `scrape_timeout` may not exceed its `scrape_interval`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let sources = Target::parse_list(&format!("web={silent}")).unwrap();
+    let (dashboard, poller) = Dashboard::new(DashboardConfig::new(sources)).unwrap();
+    tokio::spawn(poller.run());
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let view: serde_json::Value = serde_json::from_slice(&dashboard.api_json()).unwrap();
+    let rounds = view["rounds"].as_u64().unwrap();
+    assert!(rounds >= 10, "{rounds} rounds in 21 s at a 2 s interval");
+    let error = view["sources"][0]["error"].as_str().unwrap();
+    assert!(error.contains(&silent.to_string()), "{error}");
+    assert!(error.contains("2s"), "{error}");
+}
