@@ -198,3 +198,32 @@ async fn the_acceptor_works_over_any_stream_and_reports_the_alpn_choice() {
     );
     drop(client);
 }
+
+/// The acceptor terminates every ClientHello, whatever server it names: it
+/// presents the mesh certificate to a client that asked for another
+/// server, where Linkerd's proxy would pass the connection through to the
+/// application (see the `accept` module docs, "Server names").
+#[tokio::test]
+async fn a_client_hello_naming_another_server_is_terminated_with_the_mesh_certificate() {
+    let creds = creds(&ca(), API);
+    let store =
+        mesh_tls::CredentialStore::with_credentials(Default::default(), creds.clone()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = accept_one(listener, TlsAccept::new(store, AcceptConfig::default()));
+    let config = raw_client(mesh_tls::provider(), mesh_tls::PROTOCOL_VERSIONS, None);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls_pki_types::ServerName::try_from("shop.example.com").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_eq!(presented, creds.chain()[0]);
+    let accepted = server.await.unwrap().unwrap();
+    assert_eq!(accepted.tls, Tls::NoClientCert);
+    let conn = accepted.io.tls().unwrap();
+    assert_eq!(conn.server_name(), Some("shop.example.com"));
+}

@@ -96,6 +96,27 @@
 //! shorten the timeout, or turn TLS off for the port (`disabled`), which
 //! serves every connection as plaintext at once.
 //!
+//! # Server names
+//!
+//! The acceptor terminates every TLS ClientHello with the mesh
+//! certificate, whatever server name (SNI) it carries, or none. The
+//! certificate check, not the name, is what authenticates a peer, and the
+//! mode table above serves TLS clients without a certificate in
+//! `permissive` mode: a client that names another server is one of them.
+//! The mesh's connector names a DNS-style expected identity as the server
+//! name, and otherwise the host it dialled
+//! ([`connect`](crate::connect)), which the acceptor does not compare with
+//! its own identity.
+//!
+//! Linkerd's proxy differs here: it terminates only a ClientHello that
+//! names its own identity, and passes any other TLS connection through to
+//! the application untouched (`ServerTls::Passthru` in linkerd2-proxy's
+//! `linkerd/tls/src/server.rs`), so that an application serving its own
+//! TLS keeps working behind it. Behind this acceptor such an application's
+//! clients are answered with the mesh certificate instead, and fail to
+//! verify it; its port should be `disabled`, which passes TLS bytes on as
+//! they are.
+//!
 //! # Retirement
 //!
 //! A TLS connection is authenticated once, at its handshake, and can then
