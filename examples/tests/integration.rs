@@ -17,6 +17,7 @@ mod authority;
 mod authority_h2;
 mod authz_opaque;
 mod await_ready;
+mod backend_timeouts;
 mod balancer_metrics;
 mod certs_review_values;
 mod check;
