@@ -36,7 +36,7 @@ use rustls_pki_types::{
 
 use crate::{
     ca::Utc,
-    cert::{CertNames, may_sign_certificates},
+    cert::{CertNames, NoIdentity, may_sign_certificates},
     store::CredentialStore,
 };
 
@@ -498,9 +498,11 @@ impl ServerCertVerifier for ExpectedIdentity {
         if names.names(&self.expected) {
             return Ok(ServerCertVerified::assertion());
         }
+        let presented = names.identity();
         let mismatch = IdentityMismatch {
             expected: self.expected.clone(),
-            presented: names.identity().ok().cloned(),
+            presented: presented.ok().cloned(),
+            no_identity: presented.err(),
         };
         Err(Error::InvalidCertificate(CertificateError::Other(
             OtherError(Arc::new(mismatch)),
@@ -681,6 +683,10 @@ pub struct IdentityMismatch {
     pub expected: Identity,
     /// The identity the certificate names, if it names one.
     pub presented: Option<Identity>,
+    /// Why the certificate names no identity, when it names none (two URI
+    /// SANs, a malformed SPIFFE ID, a key usage that is not a leaf's...):
+    /// the reason the acceptor gives for such a client certificate.
+    pub no_identity: Option<NoIdentity>,
 }
 
 impl fmt::Display for IdentityMismatch {
@@ -691,16 +697,29 @@ impl fmt::Display for IdentityMismatch {
                 "server identity {presented} is not the expected {}",
                 self.expected
             ),
-            None => write!(
-                f,
-                "server certificate names no identity; expected {}",
-                self.expected
-            ),
+            None => match &self.no_identity {
+                Some(why) => write!(
+                    f,
+                    "server certificate names no identity ({why}); expected {}",
+                    self.expected
+                ),
+                None => write!(
+                    f,
+                    "server certificate names no identity; expected {}",
+                    self.expected
+                ),
+            },
         }
     }
 }
 
-impl std::error::Error for IdentityMismatch {}
+impl std::error::Error for IdentityMismatch {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.no_identity
+            .as_ref()
+            .map(|why| why as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {

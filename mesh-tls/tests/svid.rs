@@ -43,6 +43,7 @@ async fn the_client_refuses_a_server_certificate_with_two_spiffe_ids_even_if_one
     ]));
     let error = dial(&raw, two, API).await;
     assert!(error.is_identity_mismatch(), "{error:?}");
+    assert_names_no_identity_because(&error, API, NoIdentity::Ambiguous);
 
     let one = raw.sign(&RawIssuer::params(vec![uri_san(API)]));
     let addr = serve_raw_tls(&one.0, &one.1).await;
@@ -62,6 +63,19 @@ async fn the_client_refuses_a_server_certificate_with_a_second_uri_san() {
     ]));
     let error = dial(&raw, cert, API).await;
     assert!(error.is_identity_mismatch(), "{error:?}");
+    assert_names_no_identity_because(&error, API, NoIdentity::Ambiguous);
+}
+
+/// `error` is the client's refusal of a server certificate that names no
+/// identity, and it says why, as the server's refusal of such a client
+/// certificate does: in its message and as its source.
+#[track_caller]
+fn assert_names_no_identity_because(error: &ConnectError, expected: &str, why: NoIdentity) {
+    assert_eq!(find::<NoIdentity>(error), Some(&why), "{error:?}");
+    let mismatch = find::<mesh_tls::IdentityMismatch>(error).unwrap();
+    let message = mismatch.to_string();
+    assert!(message.contains(&why.to_string()), "{message}");
+    assert!(message.contains(expected), "{message}");
 }
 
 #[tokio::test]
@@ -128,6 +142,7 @@ async fn the_client_refuses_a_server_certificate_naming_only_the_trust_domain() 
     let cert = raw.sign(&RawIssuer::params(vec![uri_san(TRUST_DOMAIN_ID)]));
     let error = dial(&raw, cert, TRUST_DOMAIN_ID).await;
     assert!(error.is_identity_mismatch(), "{error:?}");
+    assert_names_no_identity_because(&error, TRUST_DOMAIN_ID, NoIdentity::TrustDomainOnly);
 }
 
 #[test]
@@ -191,6 +206,7 @@ async fn the_client_refuses_a_server_certificate_that_may_sign_certificates() {
     params.subject_alt_names = vec![uri_san(API)];
     let error = dial(&raw, raw.sign(&params), API).await;
     assert!(error.is_identity_mismatch(), "{error:?}");
+    assert_names_no_identity_because(&error, API, NoIdentity::NotALeaf);
 }
 
 #[test]
@@ -276,6 +292,7 @@ async fn the_client_expecting_a_dns_identity_refuses_a_malformed_svid_carrying_i
     for spiffe in MALFORMED {
         let error = dial(&raw, raw.sign(&malformed_svid_with_dns(spiffe)), DNS_ID).await;
         assert!(error.is_identity_mismatch(), "{spiffe}: {error:?}");
+        assert_names_no_identity_because(&error, DNS_ID, NoIdentity::MalformedSpiffeId);
     }
 }
 
