@@ -22,7 +22,9 @@ pub enum ConnectError {
     /// it has expired and no newer one was loaded, or it is not valid yet.
     /// The error names the identity and the `notAfter` (or `notBefore`).
     CredentialsUnusable(UnusableCredentials),
-    /// The target's host cannot be sent as a TLS server name.
+    /// The target's host cannot be sent as a TLS server name. Only a
+    /// target whose identity is a SPIFFE ID sends its host: a DNS-style
+    /// identity is sent itself.
     InvalidServerName(rustls_pki_types::InvalidDnsNameError),
     /// The server's certificate chains to the trust bundle but names
     /// another identity than the one configured for the target.
