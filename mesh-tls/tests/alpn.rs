@@ -175,3 +175,57 @@ async fn with_http1_offered_a_detecting_server_takes_opaque_bytes_for_http() {
     assert!(!back.contains("opaque"), "{back}");
     server.stop().await;
 }
+
+/// A client whose ALPN offers only protocols the mesh does not speak (here
+/// Linkerd's transport header protocol, which a Linkerd proxy offers to a
+/// peer it believes reads the header) is refused in the handshake with
+/// the alert `no_application_protocol` (RFC 7301 §3.2), on every port:
+/// the acceptor cannot read what the client would send.
+#[tokio::test]
+async fn a_client_offering_only_protocols_the_mesh_does_not_speak_is_refused() {
+    let ca = ca();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = accept_one(
+        listener,
+        TlsAccept::new(
+            store(&ca, API),
+            AcceptConfig::with_mode(InboundMode::Permissive),
+        ),
+    );
+    let web = ca.issue(&id(WEB), support::HOUR).unwrap();
+    let mut config = std::sync::Arc::unwrap_or_clone(raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((web.chain_pem(), web.key_pem())),
+    ));
+    config.alpn_protocols = vec![b"transport.l5d.io/v1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let client = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            find::<rustls::Error>(&client),
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::NoApplicationProtocol
+            ))
+        ),
+        "{client:?}"
+    );
+    let error = match server.await.unwrap() {
+        Ok(_) => panic!("the acceptor served the connection"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            find::<rustls::Error>(&*error),
+            Some(rustls::Error::NoApplicationProtocol)
+        ),
+        "{error:?}"
+    );
+}

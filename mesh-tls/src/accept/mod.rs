@@ -117,6 +117,18 @@
 //! verify it; its port should be `disabled`, which passes TLS bytes on as
 //! they are.
 //!
+//! # ALPN
+//!
+//! The acceptor offers `h2`, then `http/1.1`. A negotiated protocol tells
+//! the server how to serve the connection without reading it; a client
+//! that offers no ALPN negotiates none, and the server detects what it
+//! speaks ([`Alpn`](crate::connect::Alpn)). A client that offers only
+//! protocols outside these two is refused in the handshake with the alert
+//! `no_application_protocol`, as RFC 7301 §3.2 requires of a server that
+//! supports none of them. That includes Linkerd's transport header
+//! protocol (`transport.l5d.io/v1`), which a Linkerd proxy offers only to
+//! peers it was told read the header; the acceptor does not.
+//!
 //! # Retirement
 //!
 //! A TLS connection is authenticated once, at its handshake, and can then
