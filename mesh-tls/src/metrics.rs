@@ -227,7 +227,8 @@ pub enum HandshakeFailure {
     IdentityMismatch,
     /// The peer's certificate names no identity.
     NoPeerIdentity,
-    /// The peer offers nothing the mesh accepts (TLS 1.2, other suites).
+    /// The peer offers nothing the mesh accepts (TLS 1.2, other suites,
+    /// only application protocols the mesh does not speak).
     Incompatible,
     /// The peer aborted the handshake with an alert.
     AlertReceived,
@@ -292,7 +293,9 @@ impl HandshakeFailure {
                 _ => Self::BadCertificate,
             },
             E::NoCertificatesPresented => Self::NoClientCertificate,
-            E::PeerIncompatible(_) => Self::Incompatible,
+            // A peer that offers no application protocol the mesh speaks
+            // (RFC 7301 §3.2) is as incompatible as one offering no suite.
+            E::PeerIncompatible(_) | E::NoApplicationProtocol => Self::Incompatible,
             E::AlertReceived(_) => Self::AlertReceived,
             _ => Self::Other,
         }
@@ -364,5 +367,14 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_peer_offering_no_protocol_the_mesh_speaks_is_incompatible() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::NoApplicationProtocol,
+        );
+        assert_eq!(HandshakeFailure::of_io(&io), HandshakeFailure::Incompatible);
     }
 }
