@@ -17,8 +17,9 @@
 //!   connection errors, per-try timeouts), how many attempts a request may
 //!   make, and which methods are safe to repeat; a gRPC status that comes
 //!   in trailers right after an ordinary head is read, and retried, by a
-//!   [`RetryLayer`] built with
-//!   [`peek_grpc_trailers`](RetryLayer::peek_grpc_trailers), as in Linkerd;
+//!   [`RetryLayer`] or a [`RouteStackLayer`] built with
+//!   `peek_grpc_trailers` ([`RetryLayer::peek_grpc_trailers`],
+//!   [`RouteStackLayer::peek_grpc_trailers`]), as in Linkerd;
 //! - request bodies are [replayed](replay) from a bounded buffer, never
 //!   duplicated or dropped;
 //! - [timeouts](timeout) answer with the mesh's 504 (or gRPC

@@ -47,10 +47,13 @@
 //! The frame that was read has to reach the caller first, so the response
 //! body becomes a [`PeekBody`] around the upstream's: a different type
 //! from the one a [`Retry`] that only reads heads answers with, which
-//! stacks name. The default layer is left as it was, and so is the
-//! [`RouteStack`](crate::RouteStack), which still decides by the head: its
-//! body, a [`TimeoutBody`](crate::timeout::TimeoutBody), has nowhere to
-//! keep a frame read.
+//! stacks name. The default layer is left as it was. The same holds for
+//! the [`RouteStack`](crate::RouteStack): by default it decides by the
+//! head, and one built with
+//! [`RouteStackLayer::peek_grpc_trailers`](crate::RouteStackLayer::peek_grpc_trailers)
+//! reads as this module says, its per-try timeout bounding the wait, and
+//! answers with a [`TimeoutBody`](crate::timeout::TimeoutBody) of a
+//! [`PeekBody`].
 
 use std::{
     fmt,
@@ -128,7 +131,7 @@ impl<B: Body> PeekBody<B> {
     }
 
     /// `inner`, whose first frame (or its end, `None`) was read.
-    fn peeked(inner: B, first: Option<Result<Frame<B::Data>, B::Error>>) -> Self {
+    pub(crate) fn peeked(inner: B, first: Option<Result<Frame<B::Data>, B::Error>>) -> Self {
         Self {
             ended: first.is_none(),
             first,

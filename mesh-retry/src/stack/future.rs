@@ -78,8 +78,22 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// A [`ResponseFuture`] not polled yet, taken apart: see
+/// [`ResponseFuture::into_unpolled`].
+pub(super) struct Unpolled<S, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+{
+    pub(super) fut: Option<S::Future>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) until: Option<Instant>,
+    pub(super) idle: Option<Duration>,
+    pub(super) grpc: bool,
+    pub(super) retry: Option<Attempts<S, B, Config>>,
+}
+
 /// Which of the instants a wait ended at.
-enum Woke {
+pub(super) enum Woke {
     /// The per-try timeout, or the end of the backoff.
     Until,
     /// The request's deadline.
@@ -106,6 +120,26 @@ where
             idle,
             grpc,
             retry,
+        }
+    }
+
+    /// What a future not polled yet holds, for the future of a
+    /// [peeking](super::RouteStackLayer::peek_grpc_trailers) stack to go on
+    /// from: the first attempt (`None` when the deadline had passed), and
+    /// the rest. Not called on the head-only path.
+    pub(super) fn into_unpolled(mut self) -> Unpolled<S, B> {
+        let fut = match std::mem::replace(&mut self.state, State::Done) {
+            State::Calling { fut } => Some(fut),
+            _ => None,
+        };
+        Unpolled {
+            fut,
+            deadline: self.deadline,
+            until: self.until,
+            idle: self.idle,
+            grpc: self.grpc,
+            // Taken, so that dropping `self` gives nothing back.
+            retry: self.retry.take(),
         }
     }
 
@@ -275,7 +309,7 @@ where
 
 /// Gives up a retry whose backoff the deadline cut short, as the retry
 /// layer does when it finds no time left once the backoff is over.
-fn give_up_in_time<S, B>(retry: &mut Option<Attempts<S, B, Config>>) {
+pub(super) fn give_up_in_time<S, B>(retry: &mut Option<Attempts<S, B, Config>>) {
     if let Some(retry) = retry.as_mut() {
         retry.out_of_time();
     }
@@ -284,7 +318,7 @@ fn give_up_in_time<S, B>(retry: &mut Option<Attempts<S, B, Config>>) {
 /// Waits until the nearer of `until` and `deadline`, on `timer`, which is
 /// made or moved as needed. With neither, waits for ever: only the inner
 /// future can end the wait.
-fn wait(
+pub(super) fn wait(
     timer: &mut Option<Pin<Box<Sleep>>>,
     until: Option<Instant>,
     deadline: Option<Instant>,

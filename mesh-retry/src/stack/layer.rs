@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::{marker::PhantomData, sync::Arc};
 
 use tower_layer::Layer;
 
@@ -6,7 +6,7 @@ use super::{Config, RouteStack};
 use crate::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, Timeouts,
     metrics::RouteRetryMetrics,
-    retry::{Metrics, Shared},
+    retry::{HeadOnly, Metrics, PeekTrailers, Shared},
     timeout::{attempt::PerTry, enabled},
 };
 
@@ -37,9 +37,22 @@ use crate::{
 /// # drop(layer);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
-pub struct RouteStackLayer {
+///
+/// `P` is the mode of the stacks it makes: [`HeadOnly`] unless built with
+/// [`peek_grpc_trailers`](Self::peek_grpc_trailers).
+#[derive(Debug)]
+pub struct RouteStackLayer<P = HeadOnly> {
     config: Arc<Config>,
+    mode: PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for RouteStackLayer<P> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            mode: PhantomData,
+        }
+    }
 }
 
 impl RouteStackLayer {
@@ -60,9 +73,33 @@ impl RouteStackLayer {
                 idle: enabled(timeouts.idle),
                 per_try: enabled(timeouts.per_try).map(PerTry::new),
             }),
+            mode: PhantomData,
         }
     }
 
+    /// Also retries a gRPC call whose answer carries a retried code in
+    /// trailers that come right after an ordinary head, reading the first
+    /// frame of such an answer before deciding on it, as linkerd2-proxy
+    /// does and as [`RetryLayer::peek_grpc_trailers`](crate::RetryLayer::peek_grpc_trailers)
+    /// does (see [`retry::peek`](crate::retry::peek) for which answers are
+    /// read, and how). The wait for that frame ends with the attempt's
+    /// per-try timeout, counted from the attempt's start as for the head,
+    /// or with the request's deadline: the answer then goes on unread.
+    ///
+    /// The response body becomes a [`TimeoutBody`](crate::timeout::TimeoutBody)
+    /// of a [`PeekBody`](crate::retry::PeekBody) of the upstream's. The
+    /// default stack is left as it was: a plain request through this one
+    /// pays one test of whether the call is gRPC before its head goes on.
+    #[must_use]
+    pub fn peek_grpc_trailers(self) -> RouteStackLayer<PeekTrailers> {
+        RouteStackLayer {
+            config: self.config,
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<P> RouteStackLayer<P> {
     /// Counts into one route's metrics, and reports the budget's balance
     /// under the route's service.
     #[must_use]
@@ -96,6 +133,7 @@ impl RouteStackLayer {
         config.retry.metrics = metrics;
         Self {
             config: Arc::new(config),
+            mode: PhantomData,
         }
     }
 }
@@ -119,13 +157,14 @@ impl RouteRetryPolicy {
     }
 }
 
-impl<S> Layer<S> for RouteStackLayer {
-    type Service = RouteStack<S>;
+impl<S, P> Layer<S> for RouteStackLayer<P> {
+    type Service = RouteStack<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RouteStack {
             inner,
             config: self.config.clone(),
+            mode: PhantomData,
         }
     }
 }

@@ -50,6 +50,21 @@
 //!
 //! The three layers stay, for stacks that need something between them.
 //!
+//! # A gRPC status in trailers right after the head
+//!
+//! By default the stack decides by the response head, as the retry layer
+//! does. A gRPC server may also fail a call with an ordinary head and, at
+//! once, trailers carrying the status, which linkerd2-proxy retries by
+//! reading the answer's first frame. A stack built with
+//! [`RouteStackLayer::peek_grpc_trailers`] does the same (see
+//! [`retry::peek`](crate::retry::peek) for which answers are read): the
+//! wait for that frame is part of the attempt, bounded by its per-try
+//! timeout and by the deadline, after which the answer goes on unread. It
+//! is a mode of its own, [`RouteStack<S, PeekTrailers>`](RouteStack),
+//! because the frame read has to reach the caller first, so its response
+//! body is a [`TimeoutBody`] of a [`PeekBody`]; the default stack's types,
+//! code and cost per request are left as they were.
+//!
 //! ```
 //! use std::{convert::Infallible, sync::Arc, time::Duration};
 //!
@@ -80,6 +95,7 @@
 //! ```
 
 use std::{
+    marker::PhantomData,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -96,7 +112,7 @@ use crate::{
     metrics::NotRetryable,
     replay::ReplayBody,
     retry::{
-        Shared,
+        HeadOnly, PeekBody, PeekTrailers, Shared,
         attempts::{self, Attempts, Head},
     },
     timeout::{
@@ -107,6 +123,7 @@ use crate::{
 
 pub mod future;
 mod layer;
+pub mod peek;
 #[cfg(test)]
 mod tests;
 
@@ -114,10 +131,15 @@ pub use self::layer::RouteStackLayer;
 
 /// A route's request timeout, retries and per-try timeout in one service.
 /// See the [module docs](self).
+///
+/// `P` says whether a gRPC answer's first frame is read before deciding
+/// on it: [`HeadOnly`] by default, [`PeekTrailers`] for a stack built with
+/// [`RouteStackLayer::peek_grpc_trailers`].
 #[derive(Debug)]
-pub struct RouteStack<S> {
+pub struct RouteStack<S, P = HeadOnly> {
     inner: S,
     config: Arc<Config>,
+    mode: PhantomData<fn() -> P>,
 }
 
 /// What every request of a [`RouteStack`] shares: built once per
@@ -136,16 +158,17 @@ impl AsRef<Shared> for Config {
     }
 }
 
-impl<S: Clone> Clone for RouteStack<S> {
+impl<S: Clone, P> Clone for RouteStack<S, P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             config: self.config.clone(),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S, B, RB> Service<Request<B>> for RouteStack<S>
+impl<S, B, RB> Service<Request<B>> for RouteStack<S, HeadOnly>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
     S::Error: Into<BoxError>,
@@ -161,104 +184,133 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The service that was polled ready answers the first attempt. Only
-        // a request that may be retried keeps a clone for its retries (which
-        // polls it ready before each): a clone can cost several reference
-        // counts (a pooled client's), and most requests are never retried.
-        let inner = &mut self.inner;
-        let config = &self.config;
-        let policy = &config.retry.policy;
-        let (mut parts, body) = req.into_parts();
+        start(&mut self.inner, &self.config, req)
+    }
+}
 
-        let grpc = is_grpc(&parts.headers);
-        let sent = deadline::incoming(&parts.headers, grpc);
-        let extension = parts.extensions.get::<Deadline>().map(|d| d.instant());
-        let retries = policy.retries();
-        // One clock reading, if anything needs one.
-        let now = (retries
-            || sent.is_some()
-            || extension.is_some()
-            || config.request.is_some()
-            || config.per_try.is_some())
-        .then(Instant::now);
-        let deadline = now.and_then(|now| {
-            [config.request, sent]
-                .into_iter()
-                .flatten()
-                .filter_map(|timeout| now.checked_add(timeout))
-                .chain(extension)
-                .min()
-        });
-        // A deadline already passed: the caller has given up, and an
-        // upstream told it has no time left may not read that at all. It
-        // is answered now and never sent.
-        if now
-            .zip(deadline)
-            .is_some_and(|(now, deadline)| deadline <= now)
-        {
-            return future::ResponseFuture::expired(grpc);
-        }
-        let per_try = config.per_try.as_ref();
-        let start = |parts: &mut http::request::Parts| {
-            now.and_then(|now| start_attempt(&mut parts.headers, now, deadline, per_try, grpc))
-        };
-        let future = |fut, until, retry| {
-            future::ResponseFuture::new(fut, deadline, until, config.idle, grpc, retry)
-        };
+impl<S, B, RB> Service<Request<B>> for RouteStack<S, PeekTrailers>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body,
+    RB: Body + Default + Unpin,
+{
+    type Response = Response<TimeoutBody<PeekBody<RB>>>;
+    type Error = BoxError;
+    type Future = peek::ResponseFuture<S, B, RB>;
 
-        if !retries {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        peek::ResponseFuture::new(start(&mut self.inner, &self.config, req))
+    }
+}
+
+/// Sends the first attempt of `req` through `inner`, and makes the future
+/// that answers it: the call of either mode, inlined into each.
+#[inline(always)]
+fn start<S, B>(inner: &mut S, config: &Arc<Config>, req: Request<B>) -> future::ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>> + Clone,
+    B: Body,
+{
+    // The service that was polled ready answers the first attempt. Only
+    // a request that may be retried keeps a clone for its retries (which
+    // polls it ready before each): a clone can cost several reference
+    // counts (a pooled client's), and most requests are never retried.
+    let policy = &config.retry.policy;
+    let (mut parts, body) = req.into_parts();
+
+    let grpc = is_grpc(&parts.headers);
+    let sent = deadline::incoming(&parts.headers, grpc);
+    let extension = parts.extensions.get::<Deadline>().map(|d| d.instant());
+    let retries = policy.retries();
+    // One clock reading, if anything needs one.
+    let now = (retries
+        || sent.is_some()
+        || extension.is_some()
+        || config.request.is_some()
+        || config.per_try.is_some())
+    .then(Instant::now);
+    let deadline = now.and_then(|now| {
+        [config.request, sent]
+            .into_iter()
+            .flatten()
+            .filter_map(|timeout| now.checked_add(timeout))
+            .chain(extension)
+            .min()
+    });
+    // A deadline already passed: the caller has given up, and an
+    // upstream told it has no time left may not read that at all. It
+    // is answered now and never sent.
+    if now
+        .zip(deadline)
+        .is_some_and(|(now, deadline)| deadline <= now)
+    {
+        return future::ResponseFuture::expired(grpc);
+    }
+    let per_try = config.per_try.as_ref();
+    let start = |parts: &mut http::request::Parts| {
+        now.and_then(|now| start_attempt(&mut parts.headers, now, deadline, per_try, grpc))
+    };
+    let future = |fut, until, retry| {
+        future::ResponseFuture::new(fut, deadline, until, config.idle, grpc, retry)
+    };
+
+    if !retries {
+        let until = start(&mut parts);
+        let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+        return future(fut, until, None);
+    }
+    if let Some(now) = now {
+        config.retry.budget.deposit_at(now);
+    }
+    let labels = attempts::labels(&config.retry.metrics, &parts.extensions);
+    let not_retryable = |reason, unprocessed_only| {
+        Attempts::unretryable(
+            config.clone(),
+            reason,
+            unprocessed_only,
+            grpc,
+            labels.clone(),
+        )
+    };
+    // A method that is not retried is still retried after a failure
+    // the upstream did not process, if the policy says so: it keeps
+    // its head and a replay of its body as any other.
+    let unprocessed_only = !policy.allows(&parts.method, || grpc);
+    if unprocessed_only && !policy.unprocessed() {
+        let retry = not_retryable(NotRetryable::NonIdempotent, false);
+        let until = start(&mut parts);
+        let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+        return future(fut, until, Some(retry));
+    }
+    match ReplayBody::try_new(body, policy.max_replay_bytes()) {
+        Err(body) => {
+            let retry = not_retryable(NotRetryable::BodyTooLarge, unprocessed_only);
             let until = start(&mut parts);
             let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
-            return future(fut, until, None);
+            future(fut, until, Some(retry))
         }
-        if let Some(now) = now {
-            config.retry.budget.deposit_at(now);
-        }
-        let labels = attempts::labels(&config.retry.metrics, &parts.extensions);
-        let not_retryable = |reason, unprocessed_only| {
-            Attempts::unretryable(
+        Ok((body, replay)) => {
+            // The head is copied before the attempt's deadline header is
+            // written: each attempt writes its own.
+            let head = Head::with_deadline(&parts, deadline);
+            let until = start(&mut parts);
+            let fut = inner.call(Request::from_parts(parts, body));
+            let retries = inner.clone();
+            let retry = Attempts::retryable(
                 config.clone(),
-                reason,
+                retries,
+                head,
+                replay,
                 unprocessed_only,
                 grpc,
-                labels.clone(),
-            )
-        };
-        // A method that is not retried is still retried after a failure
-        // the upstream did not process, if the policy says so: it keeps
-        // its head and a replay of its body as any other.
-        let unprocessed_only = !policy.allows(&parts.method, || grpc);
-        if unprocessed_only && !policy.unprocessed() {
-            let retry = not_retryable(NotRetryable::NonIdempotent, false);
-            let until = start(&mut parts);
-            let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
-            return future(fut, until, Some(retry));
-        }
-        match ReplayBody::try_new(body, policy.max_replay_bytes()) {
-            Err(body) => {
-                let retry = not_retryable(NotRetryable::BodyTooLarge, unprocessed_only);
-                let until = start(&mut parts);
-                let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
-                future(fut, until, Some(retry))
-            }
-            Ok((body, replay)) => {
-                // The head is copied before the attempt's deadline header is
-                // written: each attempt writes its own.
-                let head = Head::with_deadline(&parts, deadline);
-                let until = start(&mut parts);
-                let fut = inner.call(Request::from_parts(parts, body));
-                let retries = inner.clone();
-                let retry = Attempts::retryable(
-                    config.clone(),
-                    retries,
-                    head,
-                    replay,
-                    unprocessed_only,
-                    grpc,
-                    labels,
-                );
-                future(fut, until, Some(retry))
-            }
+                labels,
+            );
+            future(fut, until, Some(retry))
         }
     }
 }

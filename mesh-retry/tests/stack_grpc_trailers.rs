@@ -1,0 +1,323 @@
+//! A route stack built with
+//! [`peek_grpc_trailers`](mesh_retry::RouteStackLayer::peek_grpc_trailers)
+//! retries a gRPC call failed by an ordinary head (`200`,
+//! `content-type: application/grpc`, no `grpc-status`) and, at once,
+//! trailers with a retried code, as linkerd2-proxy's retries do; it hands
+//! any other first frame on unchanged, and never holds a plain HTTP answer
+//! for its body. The default stack still decides by the head. Real HTTP/2
+//! over sockets on 127.0.0.1, through mesh-core's pooled client; the
+//! per-try bound on the wait, in process on tokio's paused clock.
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::{HeaderMap, HeaderValue, Request, Response, Version};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use mesh_core::body::{BoxBody, Proxied, boxed, empty, full};
+use mesh_retry::{
+    Backoff, Budget, BudgetConfig, RetryMetrics, RetryPolicy, RouteStackLayer, Timeouts,
+    replay::ReplayBody,
+};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tokio::sync::Notify;
+use tower::{Layer, ServiceExt, service_fn, util::BoxCloneService};
+
+use crate::support;
+
+/// What the upstream answers an attempt with.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// The head, then trailers with this `grpc-status` (and `x-t: 1`).
+    Trailers(&'static str),
+    /// The head, a message, then trailers with this `grpc-status`.
+    DataThenTrailers(&'static str),
+    /// The head, then a message only once `release` is notified.
+    Held,
+}
+
+/// A gRPC message: a 5-byte prefix and its payload.
+const MESSAGE: &[u8] = b"\x00\x00\x00\x00\x05hello";
+
+fn trailers(status: &'static str) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static(status));
+    trailers.insert("x-t", HeaderValue::from_static("1"));
+    trailers
+}
+
+fn body(answer: Answer, release: Arc<Notify>) -> UnsyncBoxBody<Bytes, Infallible> {
+    let frames = stream::unfold(0, move |i| {
+        let release = release.clone();
+        async move {
+            let frame = match (answer, i) {
+                (Answer::Trailers(status), 0) => Frame::trailers(trailers(status)),
+                (Answer::DataThenTrailers(_), 0) => Frame::data(Bytes::from_static(MESSAGE)),
+                (Answer::DataThenTrailers(status), 1) => Frame::trailers(trailers(status)),
+                (Answer::Held, 0) => {
+                    release.notified().await;
+                    Frame::data(Bytes::from_static(b"late"))
+                }
+                _ => return None,
+            };
+            Some((Ok::<_, Infallible>(frame), i + 1))
+        }
+    });
+    BodyExt::boxed_unsync(StreamBody::new(frames))
+}
+
+struct Upstream {
+    addr: std::net::SocketAddr,
+    calls: Arc<Mutex<usize>>,
+    release: Arc<Notify>,
+}
+
+impl Upstream {
+    fn calls(&self) -> usize {
+        *self.calls.lock().unwrap()
+    }
+}
+
+/// An HTTP/2 server answering attempt `i` with `answers[i]` (the last
+/// repeats), as a gRPC server or, with `grpc` false, a plain one.
+async fn upstream(answers: &'static [Answer], grpc: bool) -> Upstream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls: Arc<Mutex<usize>> = Arc::default();
+    let release = Arc::new(Notify::new());
+    let (count, notify) = (calls.clone(), release.clone());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (count, notify) = (count.clone(), notify.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (count, notify) = (count.clone(), notify.clone());
+                    async move {
+                        req.into_body().collect().await.unwrap();
+                        let i = {
+                            let mut count = count.lock().unwrap();
+                            *count += 1;
+                            *count - 1
+                        };
+                        let answer = answers[i.min(answers.len() - 1)];
+                        let mut res = Response::new(body(answer, notify));
+                        let kind = if grpc {
+                            "application/grpc"
+                        } else {
+                            "text/plain"
+                        };
+                        res.headers_mut()
+                            .insert("content-type", HeaderValue::from_static(kind));
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        addr,
+        calls,
+        release,
+    }
+}
+
+fn unlimited() -> Arc<Budget> {
+    Arc::new(Budget::new(
+        BudgetConfig::new(1000.0, 1000, Duration::from_secs(10)).unwrap(),
+    ))
+}
+
+/// A route that retries the default gRPC codes, and its calls, at once.
+fn grpc_route() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_grpc_requests(true)
+        .with_backoff(Backoff::none())
+}
+
+/// A route's timeouts as the sidecar's usually are.
+fn timeouts() -> Timeouts {
+    Timeouts {
+        request: Some(Duration::from_secs(30)),
+        per_try: Some(Duration::from_secs(10)),
+        ..Timeouts::default()
+    }
+}
+
+/// The route's layer, counting into the returned registry.
+fn route(timeouts: Timeouts) -> (RouteStackLayer, Registry) {
+    let mut registry = Registry::default();
+    let metrics = RetryMetrics::register(&mut registry);
+    let layer = RouteStackLayer::new(grpc_route(), timeouts, unlimited())
+        .with_metrics(metrics.route("svc", "route"));
+    (layer, registry)
+}
+
+fn counter(registry: &Registry, name: &str) -> u64 {
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    let prefix = format!("{name}_total{{service=\"svc\",route=\"route\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+fn call(upstream: &Upstream, grpc: bool) -> Request<BoxBody> {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/pkg.Svc/Call", upstream.addr))
+        .version(Version::HTTP_2);
+    if grpc {
+        req = req.header("content-type", "application/grpc");
+    }
+    req.body(full("request")).unwrap()
+}
+
+async fn read<B>(res: Response<B>) -> (Bytes, Option<HeaderMap>)
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (collected.to_bytes(), trailers)
+}
+
+#[tokio::test]
+async fn unavailable_in_trailers_right_after_the_head_is_retried() {
+    static ANSWERS: [Answer; 2] = [Answer::Trailers("14"), Answer::DataThenTrailers("0")];
+    let upstream = upstream(&ANSWERS, true).await;
+    let (layer, registry) = route(timeouts());
+    let svc = layer.peek_grpc_trailers().layer(support::client());
+    let res = svc.oneshot(call(&upstream, true)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (data, trailers) = read(res).await;
+    assert_eq!(upstream.calls(), 2);
+    assert_eq!(data, MESSAGE, "the second attempt's message");
+    assert_eq!(trailers.unwrap()["grpc-status"], "0");
+    // Counted as a trailers-only UNAVAILABLE that a retry fixed is.
+    assert_eq!(counter(&registry, "retry_requests"), 1);
+    assert_eq!(counter(&registry, "retry_successes"), 1);
+}
+
+#[tokio::test]
+async fn the_default_stack_still_decides_by_the_head() {
+    static ANSWERS: [Answer; 2] = [Answer::Trailers("14"), Answer::DataThenTrailers("0")];
+    let upstream = upstream(&ANSWERS, true).await;
+    let (layer, registry) = route(timeouts());
+    let svc = layer.layer(support::client());
+    let res = svc.oneshot(call(&upstream, true)).await.unwrap();
+    let (_, trailers) = read(res).await;
+    assert_eq!(upstream.calls(), 1);
+    assert_eq!(trailers.unwrap()["grpc-status"], "14");
+    assert_eq!(counter(&registry, "retry_requests"), 0);
+}
+
+#[tokio::test]
+async fn a_message_first_is_handed_on_whole_and_not_retried() {
+    static ANSWERS: [Answer; 1] = [Answer::DataThenTrailers("14")];
+    let upstream = upstream(&ANSWERS, true).await;
+    let (layer, registry) = route(timeouts());
+    let svc = layer.peek_grpc_trailers().layer(support::client());
+    let res = svc.oneshot(call(&upstream, true)).await.unwrap();
+    let (data, trailers) = read(res).await;
+    assert_eq!(upstream.calls(), 1);
+    assert_eq!(data, MESSAGE, "every byte, in order");
+    let trailers = trailers.unwrap();
+    assert_eq!(trailers["grpc-status"], "14");
+    assert_eq!(trailers["x-t"], "1");
+    assert_eq!(counter(&registry, "retry_requests"), 0);
+}
+
+#[tokio::test]
+async fn the_last_answer_keeps_its_trailers_when_the_attempts_run_out() {
+    static ANSWERS: [Answer; 1] = [Answer::Trailers("14")];
+    let upstream = upstream(&ANSWERS, true).await;
+    let (layer, registry) = route(timeouts());
+    let svc = layer.peek_grpc_trailers().layer(support::client());
+    let res = svc.oneshot(call(&upstream, true)).await.unwrap();
+    assert!(res.headers().get("grpc-status").is_none(), "the real head");
+    let (data, trailers) = read(res).await;
+    assert_eq!(upstream.calls(), 3, "the default three attempts");
+    assert!(data.is_empty());
+    let trailers = trailers.unwrap();
+    assert_eq!(trailers["grpc-status"], "14");
+    assert_eq!(trailers["x-t"], "1");
+    assert_eq!(counter(&registry, "retry_requests"), 2);
+}
+
+#[tokio::test]
+async fn a_plain_http_answer_is_not_held_for_its_body() {
+    static ANSWERS: [Answer; 1] = [Answer::Held];
+    let upstream = upstream(&ANSWERS, false).await;
+    let (layer, _registry) = route(timeouts());
+    let svc = layer.peek_grpc_trailers().layer(support::client());
+    let mut get = call(&upstream, false);
+    *get.method_mut() = http::Method::GET;
+    *get.body_mut() = empty();
+    let res = tokio::time::timeout(Duration::from_secs(30), svc.oneshot(get))
+        .await
+        .expect("the head was held back until the body's first frame")
+        .unwrap();
+    upstream.release.notify_one();
+    let (data, _) = read(res).await;
+    assert_eq!(data, "late");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_the_first_frame_ends_with_the_per_try_timeout() {
+    // The answer is then the caller's, unread and not retried: its message
+    // comes when the upstream sends it.
+    let release = Arc::new(Notify::new());
+    let calls: Arc<Mutex<usize>> = Arc::default();
+    let (notify, count) = (release.clone(), calls.clone());
+    let held = BoxCloneService::new(service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+        let notify = notify.clone();
+        *count.lock().unwrap() += 1;
+        // Boxed: holding the `Collect` across an await fails rustc's `Send`
+        // check of the block (rust#102211).
+        let read: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(req.into_body().collect());
+        async move {
+            // Read whole, as a server does, so that the call could be
+            // retried.
+            read.await.unwrap();
+            let body = body(Answer::Held, notify).map_err(|never| match never {});
+            let mut res = Response::new(Proxied::from(boxed(body)));
+            res.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/grpc"));
+            Ok::<_, Infallible>(res)
+        }
+    }));
+    let (layer, registry) = route(Timeouts {
+        per_try: Some(Duration::from_secs(2)),
+        ..Timeouts::default()
+    });
+    let svc = layer.peek_grpc_trailers().layer(held);
+    let req = Request::post("/pkg.Svc/Call")
+        .header("content-type", "application/grpc")
+        .body(full("request"))
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(res.status(), 200);
+    release.notify_one();
+    let (data, _) = read(res).await;
+    assert_eq!(data, "late");
+    assert_eq!(*calls.lock().unwrap(), 1);
+    assert_eq!(counter(&registry, "retry_requests"), 0);
+}
