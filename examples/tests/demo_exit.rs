@@ -244,3 +244,63 @@ async fn a_reader_who_stops_reading_does_not_stop_the_mesh() {
     );
     assert!(status.code().is_some(), "{status:?}");
 }
+
+/// The demo directories in `tmp`.
+fn demo_dirs(tmp: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("mesh-demo-"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_demo_short_of_descriptors_leaves_no_key_behind() {
+    // With a few descriptors too few, the demo wrote its files, could not
+    // bind a listener, and could not remove the files either: removing a
+    // directory took a descriptor for each level, `certs/<workload>` is
+    // two down, and the error was dropped. What had gone by then was the
+    // `pid` file, so no later demo took the rest, and every workload's
+    // private key stayed in the temporary directory for good.
+    let tmp = tempfile::tempdir().unwrap();
+    // From the fewest descriptors the demo starts with up, it fails
+    // writing its files, binding a listener, then starting each sidecar,
+    // vote-bot's last: past that, every way it stops has been seen.
+    for fds in 8..=64 {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n \"$0\" && exec \"$@\"")
+            .arg(fds.to_string())
+            .arg(demo().get_program())
+            .args(["--admin-port", "0", "--rps", "5", "--duration", "1s"])
+            .env("RUST_LOG", "off")
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        // What could not be removed still names its demo, so the next
+        // demo, once this one has gone, removes it.
+        for dir in demo_dirs(tmp.path()) {
+            assert!(
+                dir.join("pid").exists(),
+                "with {fds} descriptors, {} was left with nothing to say whose it is: {err}",
+                dir.display()
+            );
+        }
+        if output.status.success() || err.contains("cannot start vote-bot's sidecar") {
+            break;
+        }
+    }
+    // A demo with descriptors enough takes whatever the others left.
+    let output = demo()
+        .args(["--admin-port", "0", "--rps", "5", "--duration", "1s"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let left = demo_dirs(tmp.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

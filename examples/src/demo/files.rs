@@ -12,6 +12,14 @@
 //! error, Ctrl-C, SIGTERM, SIGHUP), but a process killed with SIGKILL runs
 //! no code at all. So each directory names its demo's process in a `pid`
 //! file, and the next demo removes the directories whose process is gone.
+//!
+//! The `pid` file is the first file written and the last removed, so a
+//! directory is never without it while anything else is in it: a removal
+//! that fails part-way (a process out of file descriptors, say) leaves a
+//! directory the next demo still knows to remove, not keys that nothing
+//! will ever claim. The removal also holds one directory open at a time,
+//! where `std::fs::remove_dir_all` holds one per level, so it gets through
+//! with the last descriptor a process has left.
 
 use std::{
     io,
@@ -38,10 +46,15 @@ pub fn identity(workload: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/{workload}")
 }
 
-/// The temporary directory and what the demo wrote to it.
+/// The temporary directory and what the demo wrote to it. Dropped, it
+/// removes the directory as [`MeshFiles::remove`] does, and logs what it
+/// could not remove.
 #[derive(Debug)]
 pub struct MeshFiles {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// Whether [`MeshFiles::remove`] has run, successfully or not: then
+    /// dropping it leaves the directory to what that returned.
+    removed: bool,
 }
 
 impl MeshFiles {
@@ -56,10 +69,21 @@ impl MeshFiles {
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
             .tempdir()
-            .map_err(DemoError::Files)?;
-        std::fs::write(dir.path().join(PID_FILE), std::process::id().to_string())
-            .map_err(DemoError::Files)?;
-        let files = Self { dir };
+            .map_err(DemoError::Files)?
+            .keep();
+        // Until the pid file is in, the directory is empty: nothing to
+        // read to remove it, which may well be what failed.
+        if let Err(error) = std::fs::write(dir.join(PID_FILE), std::process::id().to_string()) {
+            if let Err(removal) = std::fs::remove_dir(&dir) {
+                tracing::error!(dir = %dir.display(), error = %removal, "cannot remove the demo's files");
+            }
+            return Err(DemoError::Files(error));
+        }
+        // From here on, a failure drops `files`, which removes them.
+        let files = Self {
+            dir,
+            removed: false,
+        };
         certs::create_ca(TRUST_DOMAIN, &files.ca()).map_err(DemoError::Certs)?;
         for workload in workloads {
             certs::issue(
@@ -76,7 +100,7 @@ impl MeshFiles {
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     fn ca(&self) -> PathBuf {
@@ -104,14 +128,65 @@ impl MeshFiles {
         Ok(path)
     }
 
-    /// Removes the directory and everything in it.
+    /// Removes the directory and everything in it, the `pid` file last:
+    /// whatever cannot be removed stays in a directory that still names
+    /// this process, and a demo started once it has gone removes it.
     ///
     /// # Errors
     ///
     /// When something in it cannot be removed.
-    pub fn remove(self) -> io::Result<()> {
-        self.dir.close()
+    pub fn remove(mut self) -> io::Result<()> {
+        self.removed = true;
+        remove_demo_dir(&self.dir)
     }
+}
+
+impl Drop for MeshFiles {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        if let Err(error) = remove_demo_dir(&self.dir) {
+            tracing::error!(dir = %self.dir.display(), %error, "cannot remove the demo's files");
+        }
+    }
+}
+
+/// Removes the demo directory `dir`: everything but its `pid` file, then
+/// the `pid` file, then `dir`. Stops at the first failure, so that a
+/// directory holding anything still holds its `pid` file.
+fn remove_demo_dir(dir: &Path) -> io::Result<()> {
+    for entry in entries(dir)? {
+        if entry.file_name() != Some(PID_FILE.as_ref()) {
+            remove_entry(&entry)?;
+        }
+    }
+    match std::fs::remove_file(dir.join(PID_FILE)) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    std::fs::remove_dir(dir)
+}
+
+/// Removes `path`, a file, a symbolic link (not what it points at) or a
+/// directory with everything in it.
+fn remove_entry(path: &Path) -> io::Result<()> {
+    if !std::fs::symlink_metadata(path)?.is_dir() {
+        return std::fs::remove_file(path);
+    }
+    for entry in entries(path)? {
+        remove_entry(&entry)?;
+    }
+    std::fs::remove_dir(path)
+}
+
+/// The paths in `dir`, read in full before anything is done with them:
+/// the directory is closed again before any entry is removed, so a tree
+/// of any depth is removed with one descriptor.
+fn entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect()
 }
 
 /// What every demo directory's name starts with.
@@ -149,7 +224,7 @@ fn remove_abandoned(root: &Path) {
         if pid == std::process::id() || proc.join(pid.to_string()).exists() {
             continue;
         }
-        match std::fs::remove_dir_all(&dir) {
+        match remove_demo_dir(&dir) {
             Ok(()) => {
                 tracing::info!(dir = %dir.display(), pid, "removed the files of a demo that was killed")
             }
@@ -237,6 +312,24 @@ mod tests {
         for kept in [running, unmarked, garbled, other] {
             assert!(kept.exists(), "{} was removed", kept.display());
         }
+    }
+
+    #[test]
+    fn a_demo_directory_goes_whole_but_not_what_its_links_point_at() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        std::fs::write(&outside, "not the demo's").unwrap();
+        let dir = demo_dir(root.path(), "mesh-demo-x", Some("1"));
+        let certs = dir.join("certs").join("web");
+        std::fs::create_dir_all(&certs).unwrap();
+        std::fs::write(certs.join("tls.key"), "secret").unwrap();
+        std::os::unix::fs::symlink(&outside, certs.join("link")).unwrap();
+        std::os::unix::fs::symlink(root.path(), dir.join("root")).unwrap();
+
+        remove_demo_dir(&dir).unwrap();
+
+        assert!(!dir.exists());
+        assert!(outside.exists());
     }
 
     #[test]

@@ -258,9 +258,17 @@ pub async fn run<W: Write>(
         return Err(DemoError::Invalid("duration"));
     }
     let files = MeshFiles::create(&["web", "emoji", "voting", "vote-bot"])?;
-    let mesh = Mesh::start(&files, config.retries, config.admin_port).await?;
-    let summary = drive(config, &files, &mesh, out, stop).await;
-    mesh.stop().await;
+    // Every sidecar has stopped, and nothing reads or writes the files,
+    // by the time they are removed; a mesh that did not start stopped
+    // those it had started.
+    let summary = match Mesh::start(&files, config.retries, config.admin_port).await {
+        Ok(mesh) => {
+            let summary = drive(config, &files, &mesh, out, stop).await;
+            mesh.stop().await;
+            summary
+        }
+        Err(error) => Err(error),
+    };
     let path = files.path().to_owned();
     finish(summary, files.remove(), path)
 }
