@@ -100,6 +100,7 @@ mod ratelimit;
 mod redirect;
 mod request_head_limit;
 mod retry;
+mod retry_grpc_trailers;
 mod review_check_own_endpoints;
 mod review_config_collector;
 mod review_config_documents;

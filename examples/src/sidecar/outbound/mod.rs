@@ -25,7 +25,12 @@
 //! and route it names. Metrics then see every request as the application does: one
 //! logical request, whatever the retries below. The request timeout covers
 //! every attempt and the backoff between them; the per-try timeout sits
-//! inside retry, so a slow attempt is retried.
+//! inside retry, so a slow attempt is retried. A gRPC call's retries read
+//! the first frame of an answer whose head carries no `grpc-status`, while
+//! another attempt is possible, so that trailers sent right after the
+//! head with a retried code are retried, as linkerd2-proxy's are; the
+//! per-try timeout bounds that wait too, and any other first frame reaches
+//! the application unchanged.
 //! A service's routes come from the `HTTPRoute`s whose parent is the
 //! service (those in the service's namespace, which apply to every
 //! client, and those in the workload's own namespace, which apply to its
@@ -98,7 +103,13 @@ use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 use hyper::body::Incoming;
 use mesh_core::{BoxError, client::ClientConfig, proxy::Forward, route::EditHeaders};
 use mesh_metrics::{HttpMetrics, MetricsLayer, TcpMetrics, http::Metrics};
-use mesh_retry::{RetryMetrics, config::RetryResources, replay::ReplayBody, timeout::TimeoutBody};
+use mesh_retry::{
+    RetryMetrics,
+    config::RetryResources,
+    replay::ReplayBody,
+    retry::{PeekBody, PeekTrailers},
+    timeout::TimeoutBody,
+};
 use mesh_tls::CredentialStore;
 use tokio::sync::watch;
 use tower::Layer;
@@ -123,14 +134,23 @@ type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 /// request drawn to a backend that is not an outbound service
 /// ([`Rescue`]), then request timeout, retry and per-try timeout as
 /// mesh-retry's one fused service, over the route's backends.
-pub(crate) type RouteStack =
-    Metrics<EditHeaders<Rescue<mesh_retry::RouteStack<Split<Counted<Backend<Endpoint>>>>>>>;
+///
+/// The fused service reads the first frame of a gRPC answer that could
+/// still be retried ([`PeekTrailers`]), so that a status sent in trailers
+/// right after an ordinary head is retried as a trailers-only one is, as
+/// linkerd2-proxy's retries do; its response body is then a
+/// [`PeekBody`].
+pub(crate) type RouteStack = Metrics<
+    EditHeaders<Rescue<mesh_retry::RouteStack<Split<Counted<Backend<Endpoint>>>, PeekTrailers>>>,
+>;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<
     NoRoute<
         TimeoutBody<
-            CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+            PeekBody<
+                CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+            >,
         >,
         BoxError,
     >,
@@ -435,11 +455,9 @@ fn routes_of(
                 id: route.id.clone(),
                 hosts: route.hosts.clone(),
                 matches: route.matches.clone(),
-                service: layers.metrics.layer(
-                    route
-                        .edits
-                        .layer(Rescue::new(route.layer.layer(split(route)))),
-                ),
+                service: layers.metrics.layer(route.edits.layer(Rescue::new(
+                    route.layer.clone().peek_grpc_trailers().layer(split(route)),
+                ))),
             };
             let routes = ServiceRoutes::new(
                 plan.dst.clone(),
