@@ -13,13 +13,19 @@
 //! latency percentiles and the share on mutual TLS, per workload) and
 //! `web`'s calls as `web` saw them beside every attempt its sidecar made.
 //! A sidecar whose metrics cannot be read gets a line under the table
-//! saying why. At the end it prints one summary line, and exits non-zero
+//! saying why. At the end it prints one summary line. A run given its
+//! length (`--duration`, as CI runs it) is judged: it exits non-zero
 //! if the mesh broke a promise: `web` made no calls, `web`, or `vote-bot`
 //! calling `web`, saw less than 99 % success, a request between sidecars
 //! was not on mutual TLS, a call the policy denies got anything but its
 //! 403 (or none was made), a sidecar's metrics could not be read at the
 //! end, or the dashboard at the address it printed did not serve its page
-//! at the end. When standard output cannot be written (`demo | head`), it says
+//! at the end. A run without one ends as it is meant to, at Ctrl-C,
+//! SIGTERM or SIGHUP, and is not judged: it prints its figures
+//! (`demo stopped: ...`) and exits 0, however soon it was stopped, since
+//! in its first second `web` may have made no call at all. Either way, a
+//! run that could not start, or left its files behind, exits non-zero.
+//! When standard output cannot be written (`demo | head`), it says
 //! so, puts the summary on standard error and exits non-zero. A reader
 //! who stops reading (Ctrl-S, a full `| less`) does not stop the mesh:
 //! tables are written from a thread of their own, those that would pile
@@ -33,7 +39,7 @@ use std::{io::Write, num::NonZeroU32, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use mesh_examples::{
-    demo::{self, DemoConfig, output::Detached},
+    demo::{self, DemoConfig, DemoError, output::Detached},
     sidecar::config::parse_duration,
 };
 
@@ -132,27 +138,49 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Only a run given its length is judged: one stopped by hand may be
+    // stopped before `web` has made a call, and stopping it is no failure.
+    let judged = config.duration.is_some();
+    let line = |summary: &demo::report::Summary| {
+        if judged {
+            summary.to_string()
+        } else {
+            summary.unjudged().to_string()
+        }
+    };
     match runtime.block_on(demo::run(&config, &mut out, stop)) {
         Ok(summary) => {
             // When the reader has gone (`demo | head`) or does not come
             // back in time, the summary goes to standard error, and the run
             // fails as when a table could not be written.
-            let written = writeln!(out, "{summary}").and_then(|()| out.finish(OUTPUT_PATIENCE));
+            let summary_line = line(&summary);
+            let written =
+                writeln!(out, "{summary_line}").and_then(|()| out.finish(OUTPUT_PATIENCE));
             if let Err(error) = written {
-                eprintln!("demo: cannot write the output\n  caused by: {error}\n{summary}");
+                eprintln!("demo: cannot write the output\n  caused by: {error}\n{summary_line}");
                 return ExitCode::FAILURE;
             }
-            if summary.passed() {
+            if !judged || summary.passed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
+        // Stopped while the sidecars were still starting: as soon as the
+        // user wanted, with its files removed.
+        Err(DemoError::Stopped) if !judged => {
+            let written = writeln!(out, "demo stopped before the mesh was ready")
+                .and_then(|()| out.finish(OUTPUT_PATIENCE));
+            if written.is_err() {
+                eprintln!("demo stopped before the mesh was ready");
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             // What was printed before the error comes before it; a run
             // that ended and only then failed (its files stayed) still
             // shows its summary, on standard error when the output has gone.
-            match error.summary() {
+            match error.summary().map(line) {
                 Some(summary) => {
                     let written =
                         writeln!(out, "{summary}").and_then(|()| out.finish(OUTPUT_PATIENCE));

@@ -373,6 +373,16 @@ impl Summary {
         self.breaches.is_empty()
     }
 
+    /// The summary of a run that was stopped rather than run for a length
+    /// it was given: `demo stopped: ` and the figures, with no verdict.
+    /// A run stopped by hand may have lasted too little for any promise
+    /// to be judged (`web` makes no call in its first moments), and the
+    /// person who stopped it has seen every table; the verdict of
+    /// [`Summary`]'s `Display` is for a run whose length was chosen for it.
+    pub fn unjudged(&self) -> impl fmt::Display + '_ {
+        Unjudged(self)
+    }
+
     fn check(&self) -> Vec<Breach> {
         let mut breaches = Vec::new();
         match self.effective_success {
@@ -414,23 +424,43 @@ impl fmt::Display for Summary {
             let breaches: Vec<String> = self.breaches.iter().map(Breach::to_string).collect();
             write!(f, "demo FAILED ({}): ", breaches.join("; "))?;
         }
-        let tls = self.tls.iter().filter_map(|(_, rate)| *rate);
+        Figures(self).fmt(f)
+    }
+}
+
+/// A summary without its verdict: see [`Summary::unjudged`].
+struct Unjudged<'a>(&'a Summary);
+
+impl fmt::Display for Unjudged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "demo stopped: {}", Figures(self.0))
+    }
+}
+
+/// What a run added up to: the part of its summary line after the
+/// verdict.
+struct Figures<'a>(&'a Summary);
+
+impl fmt::Display for Figures<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let summary = self.0;
+        let tls = summary.tls.iter().filter_map(|(_, rate)| *rate);
         let least_tls = tls.reduce(f64::min);
         write!(
             f,
             "{:.1}s, {} requests to web ({} failed); voting failed {} votes, \
              web's sidecar retried {} times, web saw {} success over {} calls; \
              mTLS {}; {} of {} denied calls got 403",
-            self.elapsed.as_secs_f64(),
-            self.requests,
-            self.request_failures,
-            self.voting_failures,
-            self.retries,
-            percent(self.effective_success),
-            self.web_calls,
+            summary.elapsed.as_secs_f64(),
+            summary.requests,
+            summary.request_failures,
+            summary.voting_failures,
+            summary.retries,
+            percent(summary.effective_success),
+            summary.web_calls,
             percent(least_tls),
-            self.denied_forbidden,
-            self.denied_forbidden + self.denied_got_through + self.denied_other,
+            summary.denied_forbidden,
+            summary.denied_forbidden + summary.denied_got_through + summary.denied_other,
         )
     }
 }
@@ -447,6 +477,34 @@ mod tests {
     async fn answering(answer: &'static str) -> String {
         let addr = admin_answering(answer).await;
         format!("http://{addr}{PAGE_PATH}")
+    }
+
+    #[test]
+    fn a_run_stopped_by_hand_shows_its_figures_without_a_verdict() {
+        let summary = Summary {
+            elapsed: Duration::from_millis(400),
+            requests: 0,
+            request_failures: 0,
+            web_calls: 0,
+            effective_success: None,
+            retries: 0,
+            voting_failures: 0,
+            tls: vec![("web".into(), None)],
+            denied_forbidden: 0,
+            denied_got_through: 0,
+            denied_other: 0,
+            breaches: vec![Breach::NoTraffic, Breach::NoDeniedCall],
+        };
+        let judged = summary.to_string();
+        let figures = judged.split_once("): ").unwrap().1;
+        assert!(
+            judged.starts_with("demo FAILED (web made no calls"),
+            "{judged}"
+        );
+        assert_eq!(
+            summary.unjudged().to_string(),
+            format!("demo stopped: {figures}")
+        );
     }
 
     #[tokio::test]
