@@ -361,7 +361,7 @@ async fn drive<W: Write>(
     ));
 
     let start = Instant::now();
-    let mut watch = Watch::new(mesh);
+    let mut watch = Watch::new(mesh, config.interval);
     let mut frames = tokio::time::interval_at(start + config.interval, config.interval);
     // After a stall (Ctrl-Z then `fg`, a machine that slept), one table
     // over the whole gap, then every interval again: the default, Burst,

@@ -5,7 +5,9 @@
 //! (mesh-metrics' `query` module): one row per workload from its inbound
 //! traffic, then `web`'s calls to `emoji` and `voting` as its sidecar
 //! answered them (after retries) beside every attempt it made. A sidecar
-//! whose metrics could not be read gets a line saying why.
+//! whose metrics could not be read gets a line saying why; one that has not
+//! answered by the time the next table is due is given up on for that
+//! table, so that it does not hold back the others' figures.
 //!
 //! At the end it adds up the whole run and checks what the mesh promises:
 //! `web` saw at least 99 % success although `voting` fails one vote in ten,
@@ -61,12 +63,16 @@ pub struct Watch {
     calls_before: (u64, u64),
     /// The address of `web`'s dashboard, as the demo printed it.
     dashboard: String,
+    /// How far apart the tables are, and so the longest a table's scrape
+    /// of one sidecar may take.
+    interval: Duration,
     taken: Instant,
 }
 
 impl Watch {
-    /// Watches the sidecars of `mesh`, from no traffic.
-    pub fn new(mesh: &Mesh) -> Self {
+    /// Watches the sidecars of `mesh`, from no traffic, for tables
+    /// `interval` apart.
+    pub fn new(mesh: &Mesh, interval: Duration) -> Self {
         let target = |name: &str, running: &crate::sidecar::Running| Target {
             name: name.to_owned(),
             addr: running.admin.to_string(),
@@ -77,12 +83,20 @@ impl Watch {
             target("voting", &mesh.voting),
             target("vote-bot", &mesh.vote_bot),
         ];
+        let dashboard = format!("http://{}{PAGE_PATH}", mesh.web.admin);
+        Self::with_targets(targets, dashboard, interval)
+    }
+
+    /// Watches `targets`, `web`, `emoji`, `voting` and `vote-bot` in that
+    /// order, and the dashboard at `dashboard`.
+    fn with_targets(targets: Vec<Target>, dashboard: String, interval: Duration) -> Self {
         let before = vec![Some(Scrape::default()); targets.len()];
         Self {
             targets,
             before,
             calls_before: (0, 0),
-            dashboard: format!("http://{}{PAGE_PATH}", mesh.web.admin),
+            dashboard,
+            interval,
             taken: Instant::now(),
         }
     }
@@ -95,7 +109,13 @@ impl Watch {
         web_calls: &Outcomes,
         denied: &DeniedCounts,
     ) -> String {
-        let scrapes = join_all(self.targets.iter().map(scrape)).await;
+        let limit = self.interval;
+        let scrapes = join_all(
+            self.targets
+                .iter()
+                .map(|target| scrape_within(target, limit)),
+        )
+        .await;
         // A row of dashes does not say why: the reason goes under the
         // table, with the workload's name.
         let mut unscraped = String::new();
@@ -207,6 +227,25 @@ impl Watch {
             });
         }
         summary
+    }
+}
+
+/// Scrapes `target` for a table, giving up after `limit`, the time
+/// between tables, when that is sooner than the scrape's own timeout (5
+/// s). The sidecars are scraped together and a table waits for the last
+/// of them, so one admin server that takes connections and never answers
+/// held every table, and the other three sidecars' figures, to that
+/// timeout. It is shown as not answering in that table instead, as
+/// Prometheus' `scrape_timeout` may not exceed its `scrape_interval` and
+/// the dashboard gives up at its interval.
+async fn scrape_within(target: &Target, limit: Duration) -> Result<Scrape, String> {
+    match tokio::time::timeout(limit, scrape(target)).await {
+        Ok(scraped) => scraped.map_err(|error| error.to_string()),
+        Err(_) => Err(format!(
+            "{} did not answer within {}s, the time between tables",
+            target.addr,
+            limit.as_secs_f64()
+        )),
     }
 }
 
@@ -477,6 +516,51 @@ mod tests {
     async fn answering(answer: &'static str) -> String {
         let addr = admin_answering(answer).await;
         format!("http://{addr}{PAGE_PATH}")
+    }
+
+    #[tokio::test]
+    async fn a_sidecar_that_stops_answering_does_not_hold_the_table_back() {
+        // The four sidecars are scraped together and a table waits for the
+        // slowest: one whose admin server took connections and never
+        // answered held every table to the 5 s scrape timeout, though the
+        // tables are 2 s apart and the other three had answered. Its scrape
+        // now gives up at the interval, which its line says.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let metrics = admin_answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+             content-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        let target = |name: &str, addr: std::net::SocketAddr| Target {
+            name: name.to_owned(),
+            addr: addr.to_string(),
+        };
+        let interval = Duration::from_secs(2);
+        let targets = vec![
+            target("web", metrics),
+            target("emoji", metrics),
+            target("voting", silent),
+            target("vote-bot", metrics),
+        ];
+        let mut watch = Watch::with_targets(targets, String::new(), interval);
+
+        let frame = watch
+            .frame(interval, &Outcomes::default(), &DeniedCounts::default())
+            .await;
+
+        let line = format!("no metrics from voting's sidecar: {silent} did not answer within 2s");
+        assert!(frame.contains(&line), "{frame}");
+        for answered in ["web", "emoji", "vote-bot"] {
+            let line = format!("no metrics from {answered}'s");
+            assert!(!frame.contains(&line), "{frame}");
+        }
     }
 
     #[test]
