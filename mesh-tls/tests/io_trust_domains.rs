@@ -98,7 +98,7 @@ async fn a_client_takes_a_spiffe_id_only_from_an_anchor_of_its_trust_domain() {
     let why = format!("{}", Causes(&err));
     assert!(
         why.contains(&format!(
-            "server identity {API} is vouched for by no trust anchor of trust domain example.org"
+            "failed: {API} is vouched for by no trust anchor of trust domain example.org"
         )),
         "{why}"
     );

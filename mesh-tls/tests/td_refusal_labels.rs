@@ -51,7 +51,7 @@ async fn both_ends_count_a_chain_outside_the_identitys_trust_domain_as_an_unknow
         .map(drop)
         .unwrap_err();
     assert!(
-        matches!(&err, ConnectError::NoAnchorOfTrustDomain(refusal) if refusal.identity.as_str() == API),
+        matches!(&err, ConnectError::NoAnchorOfTrustDomain { refusal, .. } if refusal.identity.as_str() == API),
         "{err:?}"
     );
 

@@ -1,6 +1,6 @@
-use std::{fmt, io, time::Duration};
+use std::{fmt, io, net::SocketAddr, time::Duration};
 
-use mesh_core::BoxError;
+use mesh_core::{BoxError, Identity};
 
 use crate::{
     creds::UnusableCredentials,
@@ -10,7 +10,13 @@ use crate::{
 /// Why the connector could not open a connection.
 ///
 /// An `mtls` target never falls back to plaintext: every one of these
-/// fails the connection.
+/// fails the connection. The ones met in the handshake name the server
+/// ([`ExpectedServer`]: its address and the identity it was to prove), so
+/// that a log line or a caller can tell which upstream failed; what went
+/// wrong is the error's [`source`](std::error::Error::source), kept out of
+/// its message so that a line joining the chain says it once:
+/// `tls handshake with 10.0.0.7:8080 (expecting
+/// spiffe://cluster.local/ns/emojivoto/sa/voting) failed: <cause>`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
@@ -27,28 +33,78 @@ pub enum ConnectError {
     /// identity is sent itself.
     InvalidServerName(rustls_pki_types::InvalidDnsNameError),
     /// The server's certificate chains to the trust bundle but names
-    /// another identity than the one configured for the target.
-    IdentityMismatch(IdentityMismatch),
+    /// another identity than the one configured for the target. The
+    /// mismatch is the error's source.
+    IdentityMismatch {
+        /// The server the handshake was with.
+        server: ExpectedServer,
+        /// What the certificate named instead.
+        mismatch: IdentityMismatch,
+    },
     /// The server's certificate names a SPIFFE ID, but its chain leads
     /// only to trust anchors of other trust domains, which do not vouch
     /// for it (see [what a certificate
     /// proves](crate::connect#what-a-certificate-proves)). The refusal,
-    /// naming the identity, is also the error's source.
-    NoAnchorOfTrustDomain(NoAnchorOfTrustDomain),
-    /// The TLS handshake failed.
-    Handshake(io::Error),
+    /// naming the identity, is the error's source.
+    NoAnchorOfTrustDomain {
+        /// The server the handshake was with.
+        server: ExpectedServer,
+        /// The identity no anchor of its trust domain vouched for.
+        refusal: NoAnchorOfTrustDomain,
+    },
+    /// The TLS handshake failed otherwise (a server that speaks no TLS, a
+    /// certificate that does not chain to the trust bundle, a connection
+    /// closed). The I/O error, which wraps rustls's when rustls failed the
+    /// handshake, is the error's source.
+    Handshake {
+        /// The server the handshake was with.
+        server: ExpectedServer,
+        /// Why the handshake failed.
+        error: io::Error,
+    },
     /// The TLS handshake took longer than the handshake timeout.
-    Timeout(Duration),
+    Timeout {
+        /// The server the handshake was with.
+        server: ExpectedServer,
+        /// The handshake timeout.
+        after: Duration,
+    },
+}
+
+/// The server a TLS handshake was with, as a [`ConnectError`] names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpectedServer {
+    /// The address the connection reached, when known: read from the
+    /// connection when the handshake failed (hyper-util's `HttpConnector`
+    /// records it, while the connection is not reset), else the address
+    /// the request URI names. `None` for a URI naming a host whose
+    /// connection says nothing.
+    pub addr: Option<SocketAddr>,
+    /// The identity the server was expected to prove.
+    pub identity: Identity,
 }
 
 impl ConnectError {
     /// Whether the server presented another identity than the expected one.
     pub fn is_identity_mismatch(&self) -> bool {
-        matches!(self, Self::IdentityMismatch(_))
+        matches!(self, Self::IdentityMismatch { .. })
     }
 
-    pub(crate) fn handshake(err: io::Error) -> Self {
-        let other = err
+    /// The server a failed handshake was with; `None` for an error met
+    /// before any handshake.
+    pub fn server(&self) -> Option<&ExpectedServer> {
+        match self {
+            Self::IdentityMismatch { server, .. }
+            | Self::NoAnchorOfTrustDomain { server, .. }
+            | Self::Handshake { server, .. }
+            | Self::Timeout { server, .. } => Some(server),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn handshake(server: ExpectedServer, error: io::Error) -> Self {
+        let other = error
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())
             .and_then(|e| match e {
@@ -59,14 +115,30 @@ impl ConnectError {
             });
         if let Some(other) = other {
             if let Some(mismatch) = other.downcast_ref::<IdentityMismatch>() {
-                return Self::IdentityMismatch(mismatch.clone());
+                return Self::IdentityMismatch {
+                    server,
+                    mismatch: mismatch.clone(),
+                };
             }
-            if let Some(outside) = other.downcast_ref::<NoAnchorOfTrustDomain>() {
-                return Self::NoAnchorOfTrustDomain(outside.clone());
+            if let Some(refusal) = other.downcast_ref::<NoAnchorOfTrustDomain>() {
+                return Self::NoAnchorOfTrustDomain {
+                    server,
+                    refusal: refusal.clone(),
+                };
             }
         }
-        Self::Handshake(err)
+        Self::Handshake { server, error }
     }
+}
+
+/// `tls handshake with <addr> (expecting <identity>)`, without the address
+/// when it is not known.
+fn handshake_with(f: &mut fmt::Formatter<'_>, server: &ExpectedServer) -> fmt::Result {
+    f.write_str("tls handshake")?;
+    if let Some(addr) = server.addr {
+        write!(f, " with {addr}")?;
+    }
+    write!(f, " (expecting {})", server.identity)
 }
 
 impl fmt::Display for ConnectError {
@@ -76,15 +148,16 @@ impl fmt::Display for ConnectError {
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
             Self::CredentialsUnusable(unusable) => unusable.fmt(f),
             Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
-            Self::IdentityMismatch(_) => f.write_str("server identity mismatch"),
-            Self::NoAnchorOfTrustDomain(refusal) => write!(
-                f,
-                "server identity {} is vouched for by no trust anchor of trust domain {}",
-                refusal.identity,
-                refusal.identity.trust_domain_name().unwrap_or_default()
-            ),
-            Self::Handshake(_) => f.write_str("tls handshake failed"),
-            Self::Timeout(after) => write!(f, "tls handshake timed out after {after:?}"),
+            Self::IdentityMismatch { server, .. }
+            | Self::NoAnchorOfTrustDomain { server, .. }
+            | Self::Handshake { server, .. } => {
+                handshake_with(f, server)?;
+                f.write_str(" failed")
+            }
+            Self::Timeout { server, after } => {
+                handshake_with(f, server)?;
+                write!(f, " timed out after {after:?}")
+            }
         }
     }
 }
@@ -94,10 +167,10 @@ impl std::error::Error for ConnectError {
         match self {
             Self::Connect(e) => Some(&**e),
             Self::InvalidServerName(e) => Some(e),
-            Self::IdentityMismatch(e) => Some(e),
-            Self::NoAnchorOfTrustDomain(e) => Some(e),
+            Self::IdentityMismatch { mismatch, .. } => Some(mismatch),
+            Self::NoAnchorOfTrustDomain { refusal, .. } => Some(refusal),
             Self::CredentialsUnusable(e) => Some(e),
-            Self::Handshake(e) => Some(e),
+            Self::Handshake { error, .. } => Some(error),
             _ => None,
         }
     }

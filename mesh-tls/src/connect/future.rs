@@ -17,7 +17,7 @@ use rustls_pki_types::ServerName;
 use tokio::time::{Sleep, sleep};
 use tokio_rustls::client::TlsStream;
 
-use super::{ClientIo, ConnectError, Route, Shared};
+use super::{ClientIo, ConnectError, ExpectedServer, Route, Shared};
 use crate::{
     cert,
     metrics::{Direction, HandshakeFailure},
@@ -48,7 +48,9 @@ enum State<F, T> {
         handshake: Option<Handshake>,
     },
     Handshaking {
-        tls: tokio_rustls::Connect<TokioIo<T>>,
+        /// Fallible, so that a failed handshake gives the connection back
+        /// to read its address from.
+        tls: tokio_rustls::FallibleConnect<TokioIo<T>>,
         deadline: Pin<Box<Sleep>>,
         handshake: Option<Handshake>,
     },
@@ -58,6 +60,10 @@ enum State<F, T> {
 /// Everything a handshake needs, resolved before the connect starts.
 pub(super) struct Handshake {
     identity: Identity,
+    /// Where the connection goes, when known before the handshake: the
+    /// address the URI names, or the one a plaintext URI's connection
+    /// reached. Read only when the handshake fails, for its error.
+    addr: Option<SocketAddr>,
     tls: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
     snapshot: Arc<Snapshot>,
@@ -73,6 +79,7 @@ impl Handshake {
     pub(super) fn prepare(
         shared: &Arc<Shared>,
         identity: Identity,
+        addr: Option<SocketAddr>,
         tls: tokio_rustls::TlsConnector,
         server_name: ServerName<'static>,
     ) -> Result<Self, ConnectError> {
@@ -98,6 +105,7 @@ impl Handshake {
         };
         Ok(Self {
             identity,
+            addr,
             tls,
             server_name,
             snapshot,
@@ -111,7 +119,10 @@ impl Handshake {
         T: hyper::rt::Read + hyper::rt::Write + Unpin,
     {
         State::Handshaking {
-            tls: self.tls.connect(self.server_name.clone(), TokioIo::new(io)),
+            tls: self
+                .tls
+                .connect(self.server_name.clone(), TokioIo::new(io))
+                .into_fallible(),
             deadline: Box::pin(sleep(self.shared.config.handshake_timeout)),
             handshake: Some(self),
         }
@@ -124,17 +135,31 @@ impl Handshake {
             .handshake_failed(Direction::Outbound, reason);
     }
 
-    fn finish<T>(
+    /// The server this handshake is with, for its error: the address the
+    /// connection reached when `io` records it.
+    fn server<T: Connection>(self, io: Option<&T>) -> ExpectedServer {
+        ExpectedServer {
+            addr: io.and_then(peer_addr).or(self.addr),
+            identity: self.identity,
+        }
+    }
+
+    fn finish<T: Connection>(
         self,
-        result: io::Result<TlsStream<TokioIo<T>>>,
+        result: Result<TlsStream<TokioIo<T>>, (io::Error, TokioIo<T>)>,
     ) -> Result<ClientIo<T>, ConnectError> {
         let stream = match result {
             Ok(stream) => stream,
-            Err(error) => {
+            Err((error, io)) => {
                 let reason = HandshakeFailure::of_io(&error);
                 self.fail(reason);
-                tracing::debug!(server = %self.identity, reason = reason.as_label(), %error, "tls handshake failed");
-                return Err(ConnectError::handshake(error));
+                let error = ConnectError::handshake(self.server(Some(io.inner())), error);
+                tracing::debug!(
+                    reason = reason.as_label(),
+                    error = %Chain(&error),
+                    "outbound tls handshake failed"
+                );
+                return Err(error);
             }
         };
         let local = self.local_not_after;
@@ -252,7 +277,7 @@ where
                     let server_name =
                         server_name.unwrap_or_else(|| ServerName::IpAddress(peer.ip().into()));
                     let tls = tokio_rustls::TlsConnector::from(config);
-                    match Handshake::prepare(shared, identity, tls, server_name) {
+                    match Handshake::prepare(shared, identity, Some(peer), tls, server_name) {
                         Ok(handshake) => this.state = handshake.start(io),
                         Err(e) => {
                             this.state = State::Done;
@@ -293,9 +318,11 @@ where
                         Ok(result) => handshake.finish(result),
                         Err(()) => {
                             handshake.fail(HandshakeFailure::Timeout);
-                            Err(ConnectError::Timeout(
-                                handshake.shared.config.handshake_timeout,
-                            ))
+                            let after = handshake.shared.config.handshake_timeout;
+                            Err(ConnectError::Timeout {
+                                server: handshake.server::<T>(None),
+                                after,
+                            })
                         }
                     });
                 }
@@ -311,6 +338,21 @@ fn peer_addr<T: Connection>(io: &T) -> Option<SocketAddr> {
     let mut extras = http::Extensions::new();
     io.connected().get_extras(&mut extras);
     extras.get::<HttpInfo>().map(HttpInfo::remote_addr)
+}
+
+/// An error and its causes, joined as a log line reads them.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
 }
 
 fn polled_after_completion() -> ConnectError {

@@ -17,7 +17,10 @@
 //! An `mtls` target fails closed: when the handshake fails, or no local
 //! credentials are loaded, or those loaded are outside their validity
 //! ([`ConnectError::CredentialsUnusable`]), the connection fails. It never falls back to
-//! plaintext. Targets outside the mesh are configured
+//! plaintext. An error met in the handshake names the server: the
+//! address the connection reached and the identity it was to prove
+//! ([`ConnectError::server`]), so that a log line tells which upstream
+//! failed. Targets outside the mesh are configured
 //! [`OutboundTls::Plaintext`] explicitly. Connections carry a
 //! [`ServerTls`] into each response's extensions, and are retired from the
 //! pool before their certificates go stale (see [`crate::retire`]).
@@ -88,7 +91,7 @@ use rustls_pki_types::ServerName;
 use tower_service::Service;
 
 pub use self::{
-    error::{ConnectError, ConnectionExpired},
+    error::{ConnectError, ConnectionExpired, ExpectedServer},
     future::ConnectFuture,
     io::{ClientIo, ServerTls},
     targets::{OutboundTls, TlsTargets},
@@ -342,14 +345,19 @@ where
                 server_name,
             ),
         };
-        let server_name = match server_name {
-            Some(name) => name.clone(),
-            None => match uri_server_name(&uri) {
+        let ip = uri_ip(&uri);
+        let server_name = match (server_name, ip) {
+            (Some(name), _) => name.clone(),
+            (None, Some(ip)) => ServerName::IpAddress(ip.into()),
+            (None, None) => match ServerName::try_from(uri.host().unwrap_or_default().to_owned()) {
                 Ok(name) => name,
                 Err(e) => return ConnectFuture::failed(ConnectError::InvalidServerName(e)),
             },
         };
-        match future::Handshake::prepare(&self.shared, identity, tls, server_name) {
+        // For the error of a handshake that fails before the connection
+        // says where it went (a timeout): no DNS lookup, no allocation.
+        let addr = ip.zip(targets::uri_port(&uri)).map(SocketAddr::from);
+        match future::Handshake::prepare(&self.shared, identity, addr, tls, server_name) {
             Ok(handshake) => ConnectFuture::mtls(self.inner.call(uri), handshake),
             Err(e) => ConnectFuture::failed(e),
         }
@@ -372,26 +380,21 @@ fn identity_server_name(identity: &Identity) -> Option<ServerName<'static>> {
     ServerName::try_from(identity.as_str().to_owned()).ok()
 }
 
-/// The TLS server name for `uri`, for a target whose identity is no DNS
-/// name: its host. Mesh servers ignore it (the identity check replaces the
-/// hostname check), but rustls needs one, and it gives non-mesh tooling on
-/// the path something meaningful to log.
+/// The address `uri`'s host is, in any spelling that connects to one
+/// ([`targets::host_ip`]: `127.1`, `[::ffff:10.0.0.7]`).
 ///
-/// A host that is an address, in any spelling that connects to one
-/// ([`targets::host_ip`]: `127.1`, `[::ffff:10.0.0.7]`), is that address,
-/// as the target it matched was: otherwise a URI that reaches an `mtls`
-/// target through such a spelling would fail for a server name that
-/// plays no part in the check.
-fn uri_server_name(
-    uri: &Uri,
-) -> Result<ServerName<'static>, rustls_pki_types::InvalidDnsNameError> {
-    let host = uri.host().unwrap_or_default();
+/// For a target whose identity is no DNS name, the TLS server name is the
+/// URI's host, and a host that is an address is sent as that address, as
+/// the target it matched was: otherwise a URI that reaches an `mtls`
+/// target through such a spelling would fail for a server name that plays
+/// no part in the check. Mesh servers ignore the name (the identity check
+/// replaces the hostname check), but rustls needs one, and it gives
+/// non-mesh tooling on the path something meaningful to log.
+fn uri_ip(uri: &Uri) -> Option<std::net::IpAddr> {
+    let host = uri.host()?;
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if let Some(ip) = targets::host_ip(host) {
-        return Ok(ServerName::IpAddress(ip.into()));
-    }
-    ServerName::try_from(host.to_owned())
+    targets::host_ip(host)
 }

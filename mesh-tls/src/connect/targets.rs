@@ -119,12 +119,21 @@ pub(super) fn mtls_endpoint(
 /// The setting of the target `uri` connects to, if one is configured.
 pub(super) fn for_uri<'a, T>(targets: &'a HashMap<Authority, T>, uri: &Uri) -> Option<&'a T> {
     let authority = uri.authority()?;
-    let default_port = match uri.scheme_str() {
+    lookup(targets, authority, default_port(uri))
+}
+
+/// The port of the scheme of `uri`, for a URI that names none.
+fn default_port(uri: &Uri) -> Option<u16> {
+    match uri.scheme_str() {
         Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
         Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
         _ => None,
-    };
-    lookup(targets, authority, default_port)
+    }
+}
+
+/// The port `uri` connects to: its own, else its scheme's.
+pub(super) fn uri_port(uri: &Uri) -> Option<u16> {
+    uri.port_u16().or_else(|| default_port(uri))
 }
 
 fn lookup<'a, T>(
