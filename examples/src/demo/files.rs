@@ -66,8 +66,11 @@ impl MeshFiles {
     /// When a file cannot be written or the CA refuses.
     pub fn create(workloads: &[&str]) -> Result<Self, DemoError> {
         remove_abandoned(&std::env::temp_dir());
+        // Only its owner may list it or reach the keys in it, whatever the
+        // umask: they are private keys, if a demo's.
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(DemoError::Files)?
             .keep();
@@ -333,10 +336,16 @@ mod tests {
     }
 
     #[test]
-    fn a_new_demo_directory_names_its_process() {
+    fn a_new_demo_directory_names_its_process_and_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
         let files = MeshFiles::create(&["web"]).unwrap();
         let pid = std::fs::read_to_string(files.path().join(PID_FILE)).unwrap();
         assert_eq!(pid, std::process::id().to_string());
+        let mode = std::fs::metadata(files.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
         files.remove().unwrap();
     }
 }
