@@ -168,6 +168,116 @@ impl<S: Clone, P> Clone for RouteStack<S, P> {
     }
 }
 
+/// The call of either mode, up to the head-only future: sends the first
+/// attempt of `$req` through `$inner` (the service polled ready), and
+/// makes the future that answers it, with the stack's `$config`.
+///
+/// A macro, expanded into each call, rather than a function: moved into a
+/// function, even one always inlined, the head-only call changed how the
+/// bench binary was split into codegen units, and every request through it
+/// (the bare service's too) cost 48 instructions more.
+macro_rules! call {
+    ($inner:ident, $config:ident, $req:ident) => {{
+        // The service that was polled ready answers the first attempt. Only
+        // a request that may be retried keeps a clone for its retries (which
+        // polls it ready before each): a clone can cost several reference
+        // counts (a pooled client's), and most requests are never retried.
+        let policy = &$config.retry.policy;
+        let (mut parts, body) = $req.into_parts();
+
+        let grpc = is_grpc(&parts.headers);
+        let sent = deadline::incoming(&parts.headers, grpc);
+        let extension = parts.extensions.get::<Deadline>().map(|d| d.instant());
+        let retries = policy.retries();
+        // One clock reading, if anything needs one.
+        let now = (retries
+            || sent.is_some()
+            || extension.is_some()
+            || $config.request.is_some()
+            || $config.per_try.is_some())
+        .then(Instant::now);
+        let deadline = now.and_then(|now| {
+            [$config.request, sent]
+                .into_iter()
+                .flatten()
+                .filter_map(|timeout| now.checked_add(timeout))
+                .chain(extension)
+                .min()
+        });
+        // A deadline already passed: the caller has given up, and an
+        // upstream told it has no time left may not read that at all. It
+        // is answered now and never sent.
+        if now
+            .zip(deadline)
+            .is_some_and(|(now, deadline)| deadline <= now)
+        {
+            return future::ResponseFuture::expired(grpc);
+        }
+        let per_try = $config.per_try.as_ref();
+        let start = |parts: &mut http::request::Parts| {
+            now.and_then(|now| start_attempt(&mut parts.headers, now, deadline, per_try, grpc))
+        };
+        let future = |fut, until, retry| {
+            future::ResponseFuture::new(fut, deadline, until, $config.idle, grpc, retry)
+        };
+
+        if !retries {
+            let until = start(&mut parts);
+            let fut = $inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+            return future(fut, until, None);
+        }
+        if let Some(now) = now {
+            $config.retry.budget.deposit_at(now);
+        }
+        let labels = attempts::labels(&$config.retry.metrics, &parts.extensions);
+        let not_retryable = |reason, unprocessed_only| {
+            Attempts::unretryable(
+                $config.clone(),
+                reason,
+                unprocessed_only,
+                grpc,
+                labels.clone(),
+            )
+        };
+        // A method that is not retried is still retried after a failure
+        // the upstream did not process, if the policy says so: it keeps
+        // its head and a replay of its body as any other.
+        let unprocessed_only = !policy.allows(&parts.method, || grpc);
+        if unprocessed_only && !policy.unprocessed() {
+            let retry = not_retryable(NotRetryable::NonIdempotent, false);
+            let until = start(&mut parts);
+            let fut = $inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+            return future(fut, until, Some(retry));
+        }
+        match ReplayBody::try_new(body, policy.max_replay_bytes()) {
+            Err(body) => {
+                let retry = not_retryable(NotRetryable::BodyTooLarge, unprocessed_only);
+                let until = start(&mut parts);
+                let fut = $inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
+                future(fut, until, Some(retry))
+            }
+            Ok((body, replay)) => {
+                // The head is copied before the attempt's deadline header is
+                // written: each attempt writes its own.
+                let head = Head::with_deadline(&parts, deadline);
+                let until = start(&mut parts);
+                let fut = $inner.call(Request::from_parts(parts, body));
+                let retries = $inner.clone();
+                let retry = Attempts::retryable(
+                    $config.clone(),
+                    retries,
+                    head,
+                    replay,
+                    unprocessed_only,
+                    grpc,
+                    labels,
+                );
+                future(fut, until, Some(retry))
+            }
+        }
+    }};
+}
+
 impl<S, B, RB> Service<Request<B>> for RouteStack<S, HeadOnly>
 where
     S: Service<Request<ReplayBody<B>>, Response = Response<RB>> + Clone,
@@ -184,7 +294,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        start(&mut self.inner, &self.config, req)
+        let inner = &mut self.inner;
+        let config = &self.config;
+        call!(inner, config, req)
     }
 }
 
@@ -204,113 +316,19 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        peek::ResponseFuture::new(start(&mut self.inner, &self.config, req))
+        peek::ResponseFuture::new(head_only(&mut self.inner, &self.config, req))
     }
 }
 
-/// Sends the first attempt of `req` through `inner`, and makes the future
-/// that answers it: the call of either mode, inlined into each.
-#[inline(always)]
-fn start<S, B>(inner: &mut S, config: &Arc<Config>, req: Request<B>) -> future::ResponseFuture<S, B>
+/// The head-only future of a request, for the peeking call to go on from.
+fn head_only<S, B>(
+    inner: &mut S,
+    config: &Arc<Config>,
+    req: Request<B>,
+) -> future::ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>> + Clone,
     B: Body,
 {
-    // The service that was polled ready answers the first attempt. Only
-    // a request that may be retried keeps a clone for its retries (which
-    // polls it ready before each): a clone can cost several reference
-    // counts (a pooled client's), and most requests are never retried.
-    let policy = &config.retry.policy;
-    let (mut parts, body) = req.into_parts();
-
-    let grpc = is_grpc(&parts.headers);
-    let sent = deadline::incoming(&parts.headers, grpc);
-    let extension = parts.extensions.get::<Deadline>().map(|d| d.instant());
-    let retries = policy.retries();
-    // One clock reading, if anything needs one.
-    let now = (retries
-        || sent.is_some()
-        || extension.is_some()
-        || config.request.is_some()
-        || config.per_try.is_some())
-    .then(Instant::now);
-    let deadline = now.and_then(|now| {
-        [config.request, sent]
-            .into_iter()
-            .flatten()
-            .filter_map(|timeout| now.checked_add(timeout))
-            .chain(extension)
-            .min()
-    });
-    // A deadline already passed: the caller has given up, and an
-    // upstream told it has no time left may not read that at all. It
-    // is answered now and never sent.
-    if now
-        .zip(deadline)
-        .is_some_and(|(now, deadline)| deadline <= now)
-    {
-        return future::ResponseFuture::expired(grpc);
-    }
-    let per_try = config.per_try.as_ref();
-    let start = |parts: &mut http::request::Parts| {
-        now.and_then(|now| start_attempt(&mut parts.headers, now, deadline, per_try, grpc))
-    };
-    let future = |fut, until, retry| {
-        future::ResponseFuture::new(fut, deadline, until, config.idle, grpc, retry)
-    };
-
-    if !retries {
-        let until = start(&mut parts);
-        let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
-        return future(fut, until, None);
-    }
-    if let Some(now) = now {
-        config.retry.budget.deposit_at(now);
-    }
-    let labels = attempts::labels(&config.retry.metrics, &parts.extensions);
-    let not_retryable = |reason, unprocessed_only| {
-        Attempts::unretryable(
-            config.clone(),
-            reason,
-            unprocessed_only,
-            grpc,
-            labels.clone(),
-        )
-    };
-    // A method that is not retried is still retried after a failure
-    // the upstream did not process, if the policy says so: it keeps
-    // its head and a replay of its body as any other.
-    let unprocessed_only = !policy.allows(&parts.method, || grpc);
-    if unprocessed_only && !policy.unprocessed() {
-        let retry = not_retryable(NotRetryable::NonIdempotent, false);
-        let until = start(&mut parts);
-        let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
-        return future(fut, until, Some(retry));
-    }
-    match ReplayBody::try_new(body, policy.max_replay_bytes()) {
-        Err(body) => {
-            let retry = not_retryable(NotRetryable::BodyTooLarge, unprocessed_only);
-            let until = start(&mut parts);
-            let fut = inner.call(Request::from_parts(parts, ReplayBody::passthrough(body)));
-            future(fut, until, Some(retry))
-        }
-        Ok((body, replay)) => {
-            // The head is copied before the attempt's deadline header is
-            // written: each attempt writes its own.
-            let head = Head::with_deadline(&parts, deadline);
-            let until = start(&mut parts);
-            let fut = inner.call(Request::from_parts(parts, body));
-            let retries = inner.clone();
-            let retry = Attempts::retryable(
-                config.clone(),
-                retries,
-                head,
-                replay,
-                unprocessed_only,
-                grpc,
-                labels,
-            );
-            future(fut, until, Some(retry))
-        }
-    }
+    call!(inner, config, req)
 }
