@@ -42,6 +42,7 @@ mod proxy_authority;
 mod proxy_authority_pool;
 mod proxy_closed_upstream;
 mod proxy_connect_errors;
+mod proxy_connect_warn;
 mod proxy_failure_accrual;
 mod proxy_failure_accrual_grpc;
 mod proxy_pool;

@@ -133,6 +133,45 @@ pub(crate) struct Pending {
     sampled: bool,
 }
 
+/// The endpoint a request was sent to: its authority, and whether
+/// connections to it are failing, which the request's outcome tells, for
+/// the logs to warn of a streak of failed connects once. It holds the
+/// endpoint itself, shared with every balancer that keeps it, so that a
+/// streak outlives an update of the set, and a new endpoint starts
+/// without one.
+#[derive(Clone)]
+pub(crate) struct Picked(Arc<Endpoint>);
+
+impl Picked {
+    /// Where the request goes.
+    pub(crate) fn authority(&self) -> &Authority {
+        &self.0.authority
+    }
+
+    /// A connection to the endpoint could not be made. Whether this is
+    /// the first such since it last answered (or since it was added).
+    pub(crate) fn connect_failed(&self) -> bool {
+        self.0.connect_failed()
+    }
+
+    /// The endpoint answered: a streak of failed connects is over.
+    pub(crate) fn answered(&self) {
+        self.0.answered();
+    }
+}
+
+impl std::fmt::Display for Picked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.authority.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for Picked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Picked").field(&self.0.authority).finish()
+    }
+}
+
 impl Balancer {
     /// A balancer over `endpoints`, with no failure accrual, or
     /// [`NoEndpoints`] when there are none: what a fixed set must have.
@@ -274,8 +313,10 @@ impl Balancer {
     /// its response's first body frame when there is a choice or a failure
     /// count to inform. `None` when failure accrual has taken every
     /// endpoint out, or there is none.
-    pub(crate) fn pick_indexed(self: &Arc<Self>) -> Option<(usize, &Authority, Option<Pending>)> {
-        self.pick_by(Load::Requests)
+    pub(crate) fn pick_indexed(self: &Arc<Self>) -> Option<(usize, Picked, Option<Pending>)> {
+        let (index, _, pending) = self.pick_by(Load::Requests)?;
+        let endpoint = self.endpoints.get(index)?.clone();
+        Some((index, Picked(endpoint), pending))
     }
 
     /// [`pick_indexed`](Self::pick_indexed), with the endpoints' costs

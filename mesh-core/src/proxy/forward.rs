@@ -14,7 +14,7 @@ use tower::Service;
 
 use super::{
     accrual::FailureAccrual,
-    balance::{Balancer, BalancerView, Pending},
+    balance::{Balancer, BalancerView, Pending, Picked},
     endpoints::{
         EndpointSet,
         clients::{Bound, Clients},
@@ -42,6 +42,20 @@ use crate::{
 /// ([`ForEndpoint`]): the connection goes to the endpoint picked, and the
 /// request keeps the authority it was sent for, which HTTP/2 sends as
 /// `:authority` (see the [client docs](crate::client)).
+///
+/// An endpoint that cannot be reached is worth an operator's attention
+/// at the default log level, but a line per request would bury the logs
+/// under one outage. So the first connection to an endpoint that cannot
+/// be made (refused, timed out, a TLS handshake that failed) since it
+/// last answered, or since it joined, is logged at `warn`, with the
+/// endpoint and the whole chain of causes (`upstream request failed`);
+/// the rest of that streak, and every failure after a connection was
+/// made, at `debug`. A response from it ends the streak, and the next
+/// failed connect warns again. Linkerd's proxy warns of a failed connect
+/// too (linkerd2-proxy `linkerd/reconnect`: `Failed to connect`), once
+/// per attempt its backoff spaces out; here every request may attempt
+/// one, so the streak is what spaces the warnings. The state is a flag
+/// on the endpoint, which a response only reads unless it was set.
 #[derive(Debug)]
 pub struct Forward<C> {
     /// Polled for readiness, and made into the clients of endpoints.
@@ -229,11 +243,11 @@ where
 /// What [`send`] hands the response future: the client's future, the
 /// endpoint, the request's place in the endpoint's load, and when a
 /// layer above says it timed out.
-type Sent<F> = (F, Authority, Option<Pending>, Option<cut::Since>);
+type Sent<F> = (F, Picked, Option<Pending>, Option<cut::Since>);
 
 /// The endpoint the balancer of `clients` picks, with its client, or
 /// `None` when no endpoint is ready.
-fn pick<C: Clone>(clients: &Clients<C>) -> Option<(C, &Authority, Option<Pending>)> {
+fn pick<C: Clone>(clients: &Clients<C>) -> Option<(C, Picked, Option<Pending>)> {
     let (i, endpoint, pending) = clients.balancer.pick_indexed()?;
     // The endpoint's client is as ready as the one polled: see
     // `ForEndpoint`.
@@ -242,13 +256,13 @@ fn pick<C: Clone>(clients: &Clients<C>) -> Option<(C, &Authority, Option<Pending
 
 /// Sends `req` to `endpoint` through its `client`.
 fn send<C, B>(
-    (mut client, endpoint, pending): (C, &Authority, Option<Pending>),
+    (mut client, endpoint, pending): (C, Picked, Option<Pending>),
     mut req: Request<B>,
 ) -> Sent<C::Future>
 where
     C: Service<Request<B>>,
 {
-    *req.uri_mut() = upstream_uri(endpoint, &req);
+    *req.uri_mut() = upstream_uri(endpoint.authority(), &req);
     if req.version() == Version::HTTP_2 {
         // The URI now carries the authority, as `:authority`. A `Host`
         // beside it is one that HTTP/2 servers may refuse: nginx
@@ -262,7 +276,7 @@ where
         .extensions_mut()
         .remove::<TimedOut>()
         .map(TimedOut::since_now);
-    (client.call(req), endpoint.clone(), pending, timeout)
+    (client.call(req), endpoint, pending, timeout)
 }
 
 /// Logs why a request found no endpoint ready.
@@ -471,8 +485,9 @@ pin_project_lite::pin_project! {
         // frame, which the body waits for, as it does for failure
         // accrual's verdict at its end (see `body`).
         pending: Option<Pending>,
-        // The endpoint sent to, for the logs.
-        endpoint: Option<Authority>,
+        // The endpoint sent to, for the logs, and to tell whether
+        // connects to it are failing.
+        endpoint: Option<Picked>,
         // Answered here, sending nothing: `inner` is `None`.
         refused: Option<Refusal>,
         // How a layer above says it cut the request short by a timeout:
@@ -614,6 +629,11 @@ where
         let mut track = None;
         let mut res = match result {
             Ok(mut res) => {
+                // A connection was made: a streak of failed connects, if
+                // any, is over.
+                if let Some(endpoint) = this.endpoint.as_ref() {
+                    endpoint.answered();
+                }
                 let tunnel = res.status() == http::StatusCode::SWITCHING_PROTOCOLS
                     && this.downstream.is_some();
                 // Coded past what hyper undid: passed on, the caller would
@@ -669,13 +689,27 @@ where
                     }
                 }
                 let unprocessed = is_unprocessed(&*error);
-                tracing::debug!(
-                    endpoint = %DisplayOr(this.endpoint.as_ref()),
-                    error = %failure::Chain(&*error),
-                    unprocessed,
-                    "upstream request failed"
-                );
                 let cause = UpstreamCause::of(&*error);
+                // The first connect of a streak that fails is an
+                // operator's business at the default level; the rest of
+                // the streak, and any other failure, a request's.
+                let warn = cause == Some(UpstreamCause::Connect)
+                    && this.endpoint.as_ref().is_some_and(Picked::connect_failed);
+                if warn {
+                    tracing::warn!(
+                        endpoint = %DisplayOr(this.endpoint.as_ref()),
+                        error = %failure::Chain(&*error),
+                        unprocessed,
+                        "upstream request failed"
+                    );
+                } else {
+                    tracing::debug!(
+                        endpoint = %DisplayOr(this.endpoint.as_ref()),
+                        error = %failure::Chain(&*error),
+                        unprocessed,
+                        "upstream request failed"
+                    );
+                }
                 // What happened, in words: a connect error only for a
                 // connection that could not be made.
                 let reason = cause.map_or(UPSTREAM_FAILED, UpstreamCause::reason);

@@ -72,7 +72,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -104,6 +104,10 @@ pub(super) struct Endpoint {
     /// Requests (or connections) in flight to it.
     pub(super) pending: AtomicU32,
     pub(super) health: Health,
+    /// Whether its last connect failed and no response has come since:
+    /// a streak of failed connects is warned of once
+    /// ([`connect_failed`](Self::connect_failed)).
+    unreachable: AtomicBool,
 }
 
 impl Endpoint {
@@ -118,7 +122,23 @@ impl Endpoint {
             stamp: AtomicU64::new(now),
             pending: AtomicU32::new(0),
             health: Health::default(),
+            unreachable: AtomicBool::new(false),
         }))
+    }
+
+    /// A connection to it could not be made. Whether this begins a
+    /// streak of them: the first since it last answered, or since it was
+    /// added. Of requests that fail together, one begins it.
+    pub(super) fn connect_failed(&self) -> bool {
+        !self.unreachable.swap(true, Ordering::Relaxed)
+    }
+
+    /// It answered: a streak of failed connects, if any, is over. Every
+    /// response pays one load; a store only the first after a streak.
+    pub(super) fn answered(&self) {
+        if self.unreachable.load(Ordering::Relaxed) {
+            self.unreachable.store(false, Ordering::Relaxed);
+        }
     }
 
     /// The estimate, decayed to `now` (nanoseconds since the epoch).
@@ -186,6 +206,18 @@ mod tests {
         let read = endpoint.estimate_at(sent);
         endpoint.observe(ms(took), sent, now);
         read
+    }
+
+    #[test]
+    fn a_streak_of_failed_connects_begins_once_and_ends_with_an_answer() {
+        let endpoint = endpoint();
+        endpoint.answered();
+        assert!(endpoint.connect_failed());
+        assert!(!endpoint.connect_failed());
+        assert!(!endpoint.connect_failed());
+        endpoint.answered();
+        assert!(endpoint.connect_failed());
+        assert!(!endpoint.connect_failed());
     }
 
     #[test]
