@@ -38,7 +38,9 @@
 //! upstream reset the request's stream, `upstream reset the stream`
 //! ([`UPSTREAM_RESET`](crate::error::UPSTREAM_RESET)); any other failure
 //! after the connection was made, `upstream request failed`
-//! ([`UPSTREAM_FAILED`](crate::error::UPSTREAM_FAILED)). A request that fails on the caller's
+//! ([`UPSTREAM_FAILED`](crate::error::UPSTREAM_FAILED)). The first failed
+//! connect of an endpoint since it last answered is logged at `warn`, with
+//! the endpoint and the cause; the rest of that streak at `debug`. A request that fails on the caller's
 //! side before it is sent whole (its body is malformed, say) gets a `400`
 //! with `mesh-error: invalid request` ([`INVALID_REQUEST`]; gRPC callers:
 //! `grpc-status: 13`, as for every answer of the mesh's), and does
