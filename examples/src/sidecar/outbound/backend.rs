@@ -17,10 +17,7 @@
 //!   `RESPONSE_HEADERS_TIMEOUT` for a timeout before the response head
 //!   (the mesh's `timeout` answer, or a timeout error),
 //!   `RESPONSE_STREAM_TIMEOUT` for one while a gRPC body streamed,
-//!   `REQUEST_TIMEOUT` for an attempt given up before its response head
-//!   because its request's deadline had passed, `CANCEL` for one given
-//!   up for any other reason (its caller gone, a per-try timeout), and
-//!   Linkerd's catch-all `UNKNOWN`
+//!   `CANCEL` for an attempt given up, and Linkerd's catch-all `UNKNOWN`
 //!   for any other (a refused connection, the mesh's `no_route` or
 //!   `denied` answer...), which Linkerd has no name for. An attempt the
 //!   upstream failed, the mesh's `unreachable` answer or an error, is
@@ -48,21 +45,7 @@
 //! `HTTPRoute`s and `ServiceProfile` routes carry gRPC calls too, and
 //! their failures would otherwise not show. Each attempt is counted in
 //! one family. Linkerd counts an attempt given up before its response
-//! head in neither; the sidecar counts it, with `error="CANCEL"`, or
-//! `error="REQUEST_TIMEOUT"` when the request's deadline had passed, as
-//! Linkerd labels an attempt its request timeout ends (its
-//! `StreamDeadlineError`, which fails the attempt there).
-//!
-//! Why an attempt was dropped is not said by dropping it, so it is told
-//! from the request's deadline: the [`Deadline`] request extension, which
-//! `mesh-retry`'s `RequestTimeout` sets on the request it passes on. An
-//! attempt dropped unanswered once that has passed was given up by the
-//! timeout that holds the request to it. This is decided when the attempt
-//! is dropped, which is rare: only then is the clock read, and an attempt
-//! that gets its answer pays for keeping the instant and nothing more. A
-//! route's `RouteStack` tells the upstream its deadline in a header and
-//! sets no such extension, so under it an attempt its request timeout
-//! cuts is counted `CANCEL` still.
+//! head in neither; the sidecar counts it, with `error="CANCEL"`.
 //!
 //! `parent_name` is the service the request was addressed to, and
 //! `backend_name` the service it went to: the same for a route without
@@ -98,14 +81,12 @@ use mesh_core::{
     classify::ErrorKind,
     error::{ProxyErrorKind, UpstreamCause},
 };
-use mesh_retry::Deadline;
 use pin_project_lite::pin_project;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
-use tokio::time::Instant;
 use tower::Service;
 
 pub(crate) use self::grpc::CountedBody;
@@ -324,12 +305,10 @@ where
         } else {
             self.handles.0.requests.inc();
         }
-        let deadline = req.extensions().get::<Deadline>().map(|d| d.instant());
         CountedFuture {
             inner: self.inner.call(req),
             handles: Some(self.handles.clone()),
             grpc,
-            deadline,
         }
     }
 }
@@ -337,27 +316,24 @@ where
 pin_project! {
     /// Counts how the attempt ended when its response head or error
     /// arrives, or for a gRPC call whose status comes in the trailers,
-    /// hands that to the response body. Dropped before that, it counts
-    /// the attempt as given up: see [`given_up`].
+    /// hands that to the response body. Dropped before that (the retry's
+    /// timeout, or the caller gone), it counts the attempt as cancelled.
     #[derive(Debug)]
     pub(crate) struct CountedFuture<F> {
         #[pin]
         inner: F,
         handles: Option<BackendHandles>,
         grpc: bool,
-        // The request's deadline, if it carried one.
-        deadline: Option<Instant>,
     }
 
     impl<F> PinnedDrop for CountedFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(handles) = this.handles.take() {
-                let error = given_up(*this.deadline);
                 if *this.grpc {
-                    handles.0.count_grpc(GrpcEnding::failed(error));
+                    handles.0.count_grpc(GrpcEnding::failed(CANCEL));
                 } else {
-                    handles.0.count(Ending { status: None, error: Some(error) });
+                    handles.0.count(Ending { status: None, error: Some(CANCEL) });
                 }
             }
         }
@@ -405,8 +381,6 @@ mod linkerd {
     pub(super) const FAIL_FAST: &str = "FAIL_FAST";
     /// The request was turned away, not sent, because of load.
     pub(super) const LOAD_SHED: &str = "LOAD_SHED";
-    /// The request's deadline passed before the response head.
-    pub(super) const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
     /// A timeout expired before the response head.
     pub(super) const RESPONSE_HEADERS_TIMEOUT: &str = "RESPONSE_HEADERS_TIMEOUT";
     /// A timeout expired while the response body streamed.
@@ -428,21 +402,9 @@ mod linkerd {
     pub(super) const UNKNOWN: &str = "UNKNOWN";
 }
 
-/// The `error` of an attempt given up before it ended (the caller gone,
-/// or a per-try timeout).
+/// The `error` of an attempt given up before it ended (the retry's
+/// timeout, or the caller gone).
 const CANCEL: &str = linkerd::CANCEL;
-
-/// The `error` of an attempt dropped before its response head, whose
-/// request had `deadline`: `REQUEST_TIMEOUT` once that has passed, since
-/// the timeout that holds the request to it gave the attempt up, and
-/// `CANCEL` otherwise. The clock is read only for a request with a
-/// deadline.
-fn given_up(deadline: Option<Instant>) -> &'static str {
-    match deadline {
-        Some(deadline) if deadline <= Instant::now() => linkerd::REQUEST_TIMEOUT,
-        _ => CANCEL,
-    }
-}
 
 /// The `error` of an attempt that failed without a response. A backend
 /// that is not an outbound service fails each of its attempts so:
@@ -721,79 +683,5 @@ mod tests {
             "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"CANCEL\"}} 1"
         );
         assert!(lines.contains(&cancelled), "{lines:#?}");
-    }
-
-    /// Calls `counted` with `req`, and drops the attempt unanswered.
-    fn give_up<S>(counted: &mut Counted<S>, req: Request<()>)
-    where
-        S: Service<Request<()>, Response = Response<String>, Error = Infallible>,
-    {
-        let mut call = Box::pin(counted.call(req));
-        assert!((&mut call).now_or_never().is_none());
-        drop(call);
-    }
-
-    #[tokio::test]
-    async fn an_attempt_dropped_past_its_requests_deadline_is_a_request_timeout() {
-        let mut registry = Registry::default();
-        let metrics = BackendMetrics::register(&mut registry);
-        let never = service_fn(|_: Request<()>| pending::<Result<Response<String>, Infallible>>());
-        let mut counted = Counted::new(never, metrics.backend("web", "api", "web-canary"));
-        let with = |deadline: Deadline, grpc: bool| {
-            let mut req = Request::post("/").body(()).unwrap();
-            if grpc {
-                req.headers_mut()
-                    .insert("content-type", "application/grpc".parse().unwrap());
-            }
-            req.extensions_mut().insert(deadline);
-            req
-        };
-        let passed = Deadline::at(Instant::now());
-        let hour = Deadline::after(std::time::Duration::from_secs(3600));
-        // Past its deadline, each kind of attempt; within it, the caller
-        // gone, one of each; and one with no deadline at all.
-        give_up(&mut counted, with(passed, false));
-        give_up(&mut counted, with(passed, true));
-        give_up(&mut counted, with(hour, false));
-        give_up(&mut counted, with(hour, true));
-        give_up(&mut counted, Request::new(()));
-        let lines = exposition(&registry);
-        for expected in [
-            format!(
-                "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"REQUEST_TIMEOUT\"}} 1"
-            ),
-            format!(
-                "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"CANCEL\"}} 2"
-            ),
-            format!(
-                "outbound_grpc_route_backend_response_statuses_total{{{CANARY},grpc_status=\"UNKNOWN\",error=\"REQUEST_TIMEOUT\"}} 1"
-            ),
-            format!(
-                "outbound_grpc_route_backend_response_statuses_total{{{CANARY},grpc_status=\"UNKNOWN\",error=\"CANCEL\"}} 1"
-            ),
-        ] {
-            assert!(lines.contains(&expected), "{expected} not in {lines:#?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn the_request_timeout_layer_ending_an_attempt_counts_a_request_timeout() {
-        let mut registry = Registry::default();
-        let metrics = BackendMetrics::register(&mut registry);
-        let never = service_fn(|_: Request<()>| pending::<Result<Response<String>, Infallible>>());
-        let counted = Counted::new(never, metrics.backend("web", "api", "web-canary"));
-        let timeouts = mesh_retry::Timeouts {
-            request: Some(std::time::Duration::from_millis(5)),
-            ..mesh_retry::Timeouts::default()
-        };
-        let route = tower::Layer::layer(&mesh_retry::RequestTimeoutLayer::new(timeouts), counted);
-        let res = route.oneshot(Request::new(())).await.unwrap();
-        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
-        let lines = exposition(&registry);
-        let timed_out = format!(
-            "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"REQUEST_TIMEOUT\"}} 1"
-        );
-        assert!(lines.contains(&timed_out), "{lines:#?}");
-        assert!(!lines.iter().any(|l| l.contains("CANCEL")), "{lines:#?}");
     }
 }
