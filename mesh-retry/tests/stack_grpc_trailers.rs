@@ -278,14 +278,11 @@ async fn a_plain_http_answer_is_not_held_for_its_body() {
     assert_eq!(data, "late");
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_wait_for_the_first_frame_ends_with_the_per_try_timeout() {
-    // The answer is then the caller's, unread and not retried: its message
-    // comes when the upstream sends it.
-    let release = Arc::new(Notify::new());
-    let calls: Arc<Mutex<usize>> = Arc::default();
-    let (notify, count) = (release.clone(), calls.clone());
-    let held = BoxCloneService::new(service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+/// An in-process gRPC upstream whose answer's first frame, a message, comes
+/// only once `release` is notified; it counts its calls into `calls`.
+fn held(release: Arc<Notify>, calls: Arc<Mutex<usize>>) -> HeldUpstream {
+    let (notify, count) = (release, calls);
+    BoxCloneService::new(service_fn(move |req: Request<ReplayBody<BoxBody>>| {
         let notify = notify.clone();
         *count.lock().unwrap() += 1;
         // Boxed: holding the `Collect` across an await fails rustc's `Send`
@@ -301,23 +298,70 @@ async fn the_wait_for_the_first_frame_ends_with_the_per_try_timeout() {
                 .insert("content-type", HeaderValue::from_static("application/grpc"));
             Ok::<_, Infallible>(res)
         }
-    }));
+    }))
+}
+
+type HeldUpstream =
+    BoxCloneService<Request<ReplayBody<BoxBody>>, Response<Proxied<BoxBody>>, Infallible>;
+
+fn grpc_request() -> Request<BoxBody> {
+    Request::post("/pkg.Svc/Call")
+        .header("content-type", "application/grpc")
+        .body(full("request"))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_the_first_frame_ends_with_the_per_try_timeout() {
+    // The answer is then the caller's, unread and not retried: its message
+    // comes when the upstream sends it.
+    let release = Arc::new(Notify::new());
+    let calls: Arc<Mutex<usize>> = Arc::default();
     let (layer, registry) = route(Timeouts {
         per_try: Some(Duration::from_secs(2)),
         ..Timeouts::default()
     });
-    let svc = layer.peek_grpc_trailers().layer(held);
-    let req = Request::post("/pkg.Svc/Call")
-        .header("content-type", "application/grpc")
-        .body(full("request"))
-        .unwrap();
+    let svc = layer
+        .peek_grpc_trailers()
+        .layer(held(release.clone(), calls.clone()));
     let start = tokio::time::Instant::now();
-    let res = svc.oneshot(req).await.unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(grpc_request()))
+        .await
+        .expect("the answer was held for its first frame past the attempt's time")
+        .unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(2));
     assert_eq!(res.status(), 200);
     release.notify_one();
     let (data, _) = read(res).await;
     assert_eq!(data, "late");
+    assert_eq!(*calls.lock().unwrap(), 1);
+    assert_eq!(counter(&registry, "retry_requests"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_the_first_frame_ends_with_the_deadline() {
+    // With no per-try timeout, the request's deadline ends the wait: the
+    // answer goes on unread, and its body then ends as any body past the
+    // deadline does, with DEADLINE_EXCEEDED in its trailers.
+    let calls: Arc<Mutex<usize>> = Arc::default();
+    let (layer, registry) = route(Timeouts {
+        request: Some(Duration::from_secs(3)),
+        ..Timeouts::default()
+    });
+    let svc = layer
+        .peek_grpc_trailers()
+        .layer(held(Arc::new(Notify::new()), calls.clone()));
+    let start = tokio::time::Instant::now();
+    let res = tokio::time::timeout(Duration::from_secs(60), svc.oneshot(grpc_request()))
+        .await
+        .expect("the answer was held for its first frame past the attempt's time")
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("grpc-status").is_none(), "the real head");
+    let (data, trailers) = read(res).await;
+    assert!(data.is_empty());
+    assert_eq!(trailers.unwrap()["grpc-status"], "4");
     assert_eq!(*calls.lock().unwrap(), 1);
     assert_eq!(counter(&registry, "retry_requests"), 0);
 }
