@@ -17,15 +17,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::stream;
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
 use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
-use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use mesh_core::{
     BoxError,
     body::{BoxBody, Proxied, boxed, empty, full},
@@ -40,107 +34,9 @@ use tower::{Layer, Service, ServiceExt, service_fn, util::BoxCloneService};
 
 use crate::support;
 
+use support::grpc_upstream::{Answer, MESSAGE, Upstream, body, upstream};
+
 type ServerBody = UnsyncBoxBody<Bytes, Infallible>;
-
-/// What the upstream answers an attempt with.
-#[derive(Clone, Copy)]
-enum Answer {
-    /// Headers, then trailers with this `grpc-status` (and `x-t: 1`).
-    Trailers(&'static str),
-    /// Headers, a message, then trailers with this `grpc-status`.
-    DataThenTrailers(&'static str),
-    /// Headers, then a message only once `release` is notified.
-    Held,
-}
-
-fn trailers(status: &'static str) -> HeaderMap {
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static(status));
-    trailers.insert("x-t", HeaderValue::from_static("1"));
-    trailers
-}
-
-/// A gRPC message: a 5-byte prefix and `payload`.
-const MESSAGE: &[u8] = b"\x00\x00\x00\x00\x05hello";
-
-fn body(answer: Answer, release: Arc<Notify>) -> ServerBody {
-    let frames = stream::unfold(0, move |i| {
-        let release = release.clone();
-        async move {
-            let frame = match (answer, i) {
-                (Answer::Trailers(status), 0) => Frame::trailers(trailers(status)),
-                (Answer::DataThenTrailers(_), 0) => Frame::data(Bytes::from_static(MESSAGE)),
-                (Answer::DataThenTrailers(status), 1) => Frame::trailers(trailers(status)),
-                (Answer::Held, 0) => {
-                    release.notified().await;
-                    Frame::data(Bytes::from_static(b"late"))
-                }
-                _ => return None,
-            };
-            Some((Ok::<_, Infallible>(frame), i + 1))
-        }
-    });
-    BodyExt::boxed_unsync(StreamBody::new(frames))
-}
-
-struct Upstream {
-    addr: std::net::SocketAddr,
-    calls: Arc<Mutex<usize>>,
-    release: Arc<Notify>,
-}
-
-impl Upstream {
-    fn calls(&self) -> usize {
-        *self.calls.lock().unwrap()
-    }
-}
-
-/// An HTTP/2 (and HTTP/1.1) server answering attempt `i` with `answers[i]`
-/// (the last repeats), as a gRPC server or, with `grpc` false, a plain one.
-async fn upstream(answers: &'static [Answer], grpc: bool) -> Upstream {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let calls: Arc<Mutex<usize>> = Arc::default();
-    let release = Arc::new(Notify::new());
-    let (count, notify) = (calls.clone(), release.clone());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let (count, notify) = (count.clone(), notify.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (count, notify) = (count.clone(), notify.clone());
-                    async move {
-                        req.into_body().collect().await.unwrap();
-                        let i = {
-                            let mut count = count.lock().unwrap();
-                            *count += 1;
-                            *count - 1
-                        };
-                        let answer = answers[i.min(answers.len() - 1)];
-                        let mut res = Response::new(body(answer, notify));
-                        let kind = if grpc {
-                            "application/grpc"
-                        } else {
-                            "text/plain"
-                        };
-                        res.headers_mut()
-                            .insert("content-type", HeaderValue::from_static(kind));
-                        Ok::<_, Infallible>(res)
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
-    Upstream {
-        addr,
-        calls,
-        release,
-    }
-}
 
 fn unlimited() -> Arc<Budget> {
     Arc::new(Budget::new(

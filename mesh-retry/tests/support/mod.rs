@@ -1,6 +1,8 @@
 //! An upstream HTTP server on a real socket, and the client stack under test.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod grpc_upstream;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
