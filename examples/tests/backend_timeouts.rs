@@ -8,7 +8,7 @@ use crate::support;
 
 use std::net::SocketAddr;
 
-use http::{Request, StatusCode, Version};
+use http::{Request, Version};
 use support::*;
 
 /// A route of `emoji` for calls with `x-case: patient`, with a request
