@@ -15,34 +15,19 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, Version};
+use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use mesh_core::body::{BoxBody, Proxied, boxed, empty, full};
-use mesh_retry::{
-    Backoff, Budget, BudgetConfig, RetryMetrics, RetryPolicy, RouteStackLayer, Timeouts,
-    replay::ReplayBody,
-};
-use prometheus_client::{encoding::text::encode, registry::Registry};
+use mesh_retry::{RetryMetrics, RouteStackLayer, Timeouts, replay::ReplayBody};
+use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 use tower::{Layer, ServiceExt, service_fn, util::BoxCloneService};
 
 use crate::support;
 
-use support::grpc_upstream::{Answer, MESSAGE, Upstream, body, upstream};
-
-fn unlimited() -> Arc<Budget> {
-    Arc::new(Budget::new(
-        BudgetConfig::new(1000.0, 1000, Duration::from_secs(10)).unwrap(),
-    ))
-}
-
-/// A route that retries the default gRPC codes, and its calls, at once.
-fn grpc_route() -> RetryPolicy {
-    RetryPolicy::default()
-        .with_grpc_requests(true)
-        .with_backoff(Backoff::none())
-}
+use support::grpc_upstream::{
+    Answer, MESSAGE, body, call, counter, grpc_route, read, unlimited, upstream,
+};
 
 /// A route's timeouts as the sidecar's usually are.
 fn timeouts() -> Timeouts {
@@ -60,36 +45,6 @@ fn route(timeouts: Timeouts) -> (RouteStackLayer, Registry) {
     let layer = RouteStackLayer::new(grpc_route(), timeouts, unlimited())
         .with_metrics(metrics.route("svc", "route"));
     (layer, registry)
-}
-
-fn counter(registry: &Registry, name: &str) -> u64 {
-    let mut text = String::new();
-    encode(&mut text, registry).unwrap();
-    let prefix = format!("{name}_total{{service=\"svc\",route=\"route\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |v| v.parse().unwrap())
-}
-
-fn call(upstream: &Upstream, grpc: bool) -> Request<BoxBody> {
-    let mut req = Request::builder()
-        .method("POST")
-        .uri(format!("http://{}/pkg.Svc/Call", upstream.addr))
-        .version(Version::HTTP_2);
-    if grpc {
-        req = req.header("content-type", "application/grpc");
-    }
-    req.body(full("request")).unwrap()
-}
-
-async fn read<B>(res: Response<B>) -> (Bytes, Option<HeaderMap>)
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    let collected = res.into_body().collect().await.unwrap();
-    let trailers = collected.trailers().cloned();
-    (collected.to_bytes(), trailers)
 }
 
 #[tokio::test]

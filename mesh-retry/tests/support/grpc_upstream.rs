@@ -1,16 +1,18 @@
 //! A gRPC upstream for the trailers retry tests: an HTTP/2 (and
 //! HTTP/1.1) server on 127.0.0.1 that answers each attempt as told, with a
-//! head and then trailers, a message and trailers, or a message held back.
+//! head and then trailers, a message and trailers, or a message held back;
+//! and the calls, budget, policy and readings those tests share.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     convert::Infallible,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use bytes::Bytes;
 use futures_util::stream;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
@@ -18,6 +20,9 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
+use mesh_core::body::{BoxBody, full};
+use mesh_retry::{Backoff, Budget, BudgetConfig, RetryPolicy};
+use prometheus_client::{encoding::text::encode, registry::Registry};
 use tokio::sync::Notify;
 
 /// What the upstream answers an attempt with.
@@ -121,4 +126,50 @@ pub(crate) async fn upstream(answers: &'static [Answer], grpc: bool) -> Upstream
         calls,
         release,
     }
+}
+
+pub(crate) fn unlimited() -> Arc<Budget> {
+    Arc::new(Budget::new(
+        BudgetConfig::new(1000.0, 1000, Duration::from_secs(10)).unwrap(),
+    ))
+}
+
+/// A route that retries the default gRPC codes, and its calls, at once.
+pub(crate) fn grpc_route() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_grpc_requests(true)
+        .with_backoff(Backoff::none())
+}
+
+/// The value of `name`'s counter for the route `svc`/`route`.
+pub(crate) fn counter(registry: &Registry, name: &str) -> u64 {
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    let prefix = format!("{name}_total{{service=\"svc\",route=\"route\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+/// A call to `upstream`, a gRPC one when `grpc`.
+pub(crate) fn call(upstream: &Upstream, grpc: bool) -> Request<BoxBody> {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/pkg.Svc/Call", upstream.addr))
+        .version(Version::HTTP_2);
+    if grpc {
+        req = req.header("content-type", "application/grpc");
+    }
+    req.body(full("request")).unwrap()
+}
+
+/// The whole body of `res`, and its trailers.
+pub(crate) async fn read<B>(res: Response<B>) -> (Bytes, Option<HeaderMap>)
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (collected.to_bytes(), trailers)
 }
