@@ -54,6 +54,31 @@ async fn until(registry: &Registry, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Asserts that `text` counts one inbound connection, opened and closed
+/// with no error, that read `read` bytes.
+fn opened_and_closed_cleanly(text: &str, read: u64) {
+    assert_eq!(
+        value(text, &format!("tcp_open_total{{{INBOUND}}}")),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value(text, &format!("tcp_open_connections{{{INBOUND}}}")),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        value(text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        value(text, &format!("tcp_read_bytes_total{{{INBOUND}}}")),
+        Some(read),
+        "{text}"
+    );
+}
+
 fn closed(text: &str) -> bool {
     value(text, &format!("tcp_open_connections{{{INBOUND}}}")) == Some(0)
 }
@@ -179,26 +204,7 @@ async fn a_connection_dropped_mid_handshake_is_counted_open_then_closed() {
     trigger.trigger();
     task.await.unwrap();
     let text = scrape(&registry);
-    assert_eq!(
-        value(&text, &format!("tcp_open_total{{{INBOUND}}}")),
-        Some(1),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("tcp_open_connections{{{INBOUND}}}")),
-        Some(0),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
-        Some(1),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("tcp_read_bytes_total{{{INBOUND}}}")),
-        Some(2),
-        "{text}"
-    );
+    opened_and_closed_cleanly(&text, 2);
     drop(client);
 }
 
@@ -535,26 +541,7 @@ async fn a_stream_its_hook_dropped_is_counted_closed_clean_with_its_bytes() {
     // The connection is gone though the hook succeeded: opened and closed,
     // cleanly, with the bytes it read.
     let text = scrape(&registry);
-    assert_eq!(
-        value(&text, &format!("tcp_open_total{{{INBOUND}}}")),
-        Some(1),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("tcp_open_connections{{{INBOUND}}}")),
-        Some(0),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("tcp_close_total{{{INBOUND},errno=\"\"}}")),
-        Some(1),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("tcp_read_bytes_total{{{INBOUND}}}")),
-        Some(5),
-        "{text}"
-    );
+    opened_and_closed_cleanly(&text, 5);
     drop(accepted);
     let text = scrape(&registry);
     assert_eq!(
