@@ -133,9 +133,10 @@ pub(crate) struct Pending {
     sampled: bool,
 }
 
-/// The endpoint a request was sent to: its authority, and whether
-/// connections to it are failing, which the request's outcome tells, for
-/// the logs to warn of a streak of failed connects once. It holds the
+/// The endpoint a request or a forwarded connection was sent to: its
+/// authority, and whether connections to it are failing, which the
+/// request's outcome (or the connect's) tells, for the logs to warn of a
+/// streak of failed connects once. It holds the
 /// endpoint itself, shared with every balancer that keeps it, so that a
 /// streak outlives an update of the set, and a new endpoint starts
 /// without one.
@@ -148,13 +149,19 @@ impl Picked {
         &self.0.authority
     }
 
+    /// The endpoint's address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
     /// A connection to the endpoint could not be made. Whether this is
     /// the first such since it last answered (or since it was added).
     pub(crate) fn connect_failed(&self) -> bool {
         self.0.connect_failed()
     }
 
-    /// The endpoint answered: a streak of failed connects is over.
+    /// The endpoint answered, or took a forwarded connection: a streak
+    /// of failed connects is over.
     pub(crate) fn answered(&self) {
         self.0.answered();
     }

@@ -177,7 +177,7 @@ where
         let info = req.extensions_mut().remove::<ConnectionInfo>();
         tracing::debug!(target = %req.uri(), "connecting a CONNECT tunnel");
         Either::Left(TunnelFuture {
-            connecting: Some(target.connect()),
+            connecting: Some(target.connect_for(info.as_ref().map(|info| info.remote_addr))),
             tunnel: Some(Tunnel {
                 downstream,
                 info,

@@ -749,7 +749,7 @@ where
 
 mod body;
 mod cut;
-mod failure;
+pub(super) mod failure;
 
 use self::body::Outcome;
 use self::failure::DisplayOr;

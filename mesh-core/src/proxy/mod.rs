@@ -93,7 +93,10 @@
 //! with [`Protocol::Opaque`](crate::serve::Protocol::Opaque), say): each
 //! connection goes to one endpoint, balanced the same way and over the
 //! same kind of connector, so a database client's bytes can travel over
-//! mutual TLS too ([`tcp`]).
+//! mutual TLS too ([`tcp`]). Its failed connects are logged as a
+//! request's are: the first of an endpoint since it last took a
+//! connection at `warn`, naming the client, the endpoint and the cause,
+//! the rest of that streak at `debug`; a `CONNECT` tunnel's too.
 
 pub mod accrual;
 pub mod balance;

@@ -43,8 +43,15 @@
 //!
 //! A connect that fails closes the client's connection: a byte stream has
 //! no way to carry an error, so the client sees its connection end.
-//! The failure is logged at `debug` with the endpoint, and returned as a
-//! [`ConnectFailed`], which names it.
+//! The failure is returned as a [`ConnectFailed`], which names the
+//! endpoint, and logged with the client, the endpoint and the whole
+//! chain of causes: at `warn` when it is the first failed connect of the
+//! endpoint since it last took a connection (or joined the set), at
+//! `debug` for the rest of that streak, so that an endpoint that cannot
+//! be reached shows at the default log level without a line per
+//! connection, as [`Forward`](super::Forward) logs a request's failed
+//! connect. A `CONNECT` tunnel's connect ([`ForwardTcp::connect`]) is
+//! logged the same way.
 //!
 //! A connection that finds no endpoint ready (the set is still empty,
 //! failure accrual took every one out, or the one left is probing) waits
@@ -98,7 +105,7 @@ use tower::Service;
 
 use super::{
     accrual::FailureAccrual,
-    balance::{Balancer, Established, Pending},
+    balance::{Balancer, Established, Pending, Picked},
     endpoints::{EndpointSet, Reader},
     forward::NoEndpoints,
     queue::{Queue, Refused},
@@ -216,11 +223,7 @@ where
 
     fn call(&mut self, conn: OpaqueConnection) -> Self::Future {
         let OpaqueConnection { io, info } = conn;
-        let picked = self
-            .endpoints
-            .current()
-            .pick_connection()
-            .map(|(endpoint, pending)| (endpoint.clone(), pending));
+        let picked = self.endpoints.current().pick_connection();
         // The clone was never polled: the one driven to readiness connects.
         let clone = self.connector.clone();
         let mut connector = mem::replace(&mut self.connector, clone);
@@ -247,7 +250,7 @@ where
             };
             return ResponseFuture { state };
         };
-        let uri = endpoint_uri(&endpoint);
+        let uri = endpoint_uri(endpoint.authority());
         let connect = tokio::time::timeout(self.connect_timeout, connector.call(uri));
         ResponseFuture {
             state: State::Connecting {
@@ -302,7 +305,7 @@ pin_project_lite::pin_project! {
             connect: Timeout<F>,
             // Taken when the connect completes.
             client: Option<(BoxIo, ConnectionInfo)>,
-            endpoint: Authority,
+            endpoint: Picked,
             // Counted against the endpoint; once connected, until the
             // connection ends.
             pending: Option<Pending>,
@@ -349,7 +352,7 @@ where
                 StateProj::Waiting { waiting, client } => match ready!(waiting.poll_pick(cx)) {
                     Ok((endpoint, pending)) => {
                         let forward = &mut waiting.forward;
-                        let connect = forward.connector.call(endpoint_uri(&endpoint));
+                        let connect = forward.connector.call(endpoint_uri(endpoint.authority()));
                         State::Connecting {
                             connect: tokio::time::timeout(forward.connect_timeout, connect),
                             client: client.take(),
@@ -373,18 +376,15 @@ where
                     let Some((io, info)) = client.take() else {
                         return Poll::Ready(Ok(()));
                     };
-                    match connecting::settle(result, endpoint, pending.take()) {
+                    let peer = Some(info.remote_addr);
+                    match connecting::settle(result, endpoint, pending.take(), peer) {
                         Ok((upstream, load)) => State::Copying {
                             pipe: Box::pin(pipe(io, upstream, info, endpoint.clone(), load)),
                         },
                         Err(failed) => {
-                            tracing::debug!(
-                                peer = %info.remote_addr,
-                                endpoint = %failed.endpoint,
-                                error = %failed.source,
-                                timeout = failed.is_timeout(),
-                                "cannot connect to the endpoint; closing the client connection"
-                            );
+                            // Logged by `settle`: the client's connection
+                            // is closed, a byte stream has no way to
+                            // carry the error.
                             drop(io);
                             this.state.set(State::Done);
                             return Poll::Ready(Err(failed.into()));
@@ -410,7 +410,7 @@ async fn pipe<IO>(
     mut client: BoxIo,
     upstream: IO,
     info: ConnectionInfo,
-    endpoint: Authority,
+    endpoint: Picked,
     load: Option<Established>,
 ) -> Result<(), BoxError>
 where

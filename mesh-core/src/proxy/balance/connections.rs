@@ -52,8 +52,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Balancer, DEFAULT_RTT, FAILURE_PENALTY, Pending, nanos};
-use http::uri::Authority;
+use super::{Balancer, DEFAULT_RTT, FAILURE_PENALTY, Pending, Picked, nanos};
 use std::sync::Arc;
 
 /// The latency estimate below which connects count as equally fast when
@@ -114,10 +113,13 @@ impl Load {
 impl Balancer {
     /// The endpoint the next connection goes to, and the connect to hold
     /// until it ends, as [`pick_indexed`](Self::pick_indexed) does for a request, with
-    /// the costs of a connection: see the [module docs](self).
-    pub(crate) fn pick_connection(self: &Arc<Self>) -> Option<(&Authority, Option<Pending>)> {
-        let (_, authority, pending) = self.pick_by(Load::Connections)?;
-        Some((authority, pending))
+    /// the costs of a connection: see the [module docs](self). The
+    /// endpoint is handed out as a request's is, so that its connect's
+    /// outcome tells whether a streak of failed connects begins or ends.
+    pub(crate) fn pick_connection(self: &Arc<Self>) -> Option<(Picked, Option<Pending>)> {
+        let (index, _, pending) = self.pick_by(Load::Connections)?;
+        let endpoint = self.endpoints.get(index)?.clone();
+        Some((Picked(endpoint), pending))
     }
 }
 

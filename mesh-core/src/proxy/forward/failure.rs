@@ -108,7 +108,7 @@ pub(super) fn is_callers_body<E: 'static>(error: &E) -> bool {
 /// error (Connect): tcp connect error: Connection refused (os error 111)`.
 /// The client's own error says only what kind of failure it was; the
 /// reason is in its sources.
-pub(super) struct Chain<'a>(pub(super) &'a (dyn Error + 'static));
+pub(in crate::proxy) struct Chain<'a>(pub(in crate::proxy) &'a (dyn Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -123,7 +123,7 @@ impl fmt::Display for Chain<'_> {
 }
 
 /// A value, or `-` when there is none.
-pub(super) struct DisplayOr<T>(pub(super) Option<T>);
+pub(in crate::proxy) struct DisplayOr<T>(pub(in crate::proxy) Option<T>);
 
 impl<T: fmt::Display> fmt::Display for DisplayOr<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

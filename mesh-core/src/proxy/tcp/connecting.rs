@@ -16,7 +16,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Uri, uri::Authority};
+use http::Uri;
 use tokio::time::{Timeout, error::Elapsed};
 use tower::Service;
 
@@ -24,8 +24,11 @@ use super::{ConnectFailed, ForwardTcp, Waiting, endpoint_uri, pipe};
 use crate::{
     error::BoxError,
     proxy::{
-        balance::{Established, Pending},
-        forward::NoEndpoints,
+        balance::{Established, Pending, Picked},
+        forward::{
+            NoEndpoints,
+            failure::{Chain, DisplayOr},
+        },
     },
     serve::OpaqueConnection,
 };
@@ -48,7 +51,14 @@ where
     /// the connect ends counts the time it waited as the endpoint's
     /// latency sample, and no failure.
     pub fn connect(self) -> Connecting<C, C::Future> {
+        self.connect_for(None)
+    }
+
+    /// [`connect`](Self::connect) for the client at `peer`, whom the logs
+    /// of a failed connect name.
+    pub(crate) fn connect_for(self, peer: Option<SocketAddr>) -> Connecting<C, C::Future> {
         Connecting {
+            peer,
             state: State::Ready {
                 forward: Some(self),
             },
@@ -59,6 +69,8 @@ where
 pin_project_lite::pin_project! {
     /// The future of [`ForwardTcp::connect`].
     pub struct Connecting<C, F> {
+        // The client the connect is for, when known, for the logs.
+        peer: Option<SocketAddr>,
         #[pin]
         state: State<C, F>,
     }
@@ -77,7 +89,7 @@ pin_project_lite::pin_project! {
         Connecting {
             #[pin]
             connect: Timeout<F>,
-            endpoint: Authority,
+            endpoint: Picked,
             // Counted against the endpoint; once connected, the count
             // passes to the `Connected`.
             pending: Option<Pending>,
@@ -91,7 +103,7 @@ impl<C, F> fmt::Debug for Connecting<C, F> {
         let state = match &self.state {
             State::Ready { .. } => "ready",
             State::Waiting { .. } => "waiting for an endpoint",
-            State::Connecting { endpoint, .. } => endpoint.as_str(),
+            State::Connecting { endpoint, .. } => endpoint.authority().as_str(),
             State::Done => "done",
         };
         f.debug_struct("Connecting").field("state", &state).finish()
@@ -117,14 +129,10 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    let picked = forward
-                        .endpoints
-                        .current()
-                        .pick_connection()
-                        .map(|(endpoint, pending)| (endpoint.clone(), pending));
-                    match picked {
+                    match forward.endpoints.current().pick_connection() {
                         Some((endpoint, pending)) => {
-                            let connect = forward.connector.call(endpoint_uri(&endpoint));
+                            let connect =
+                                forward.connector.call(endpoint_uri(endpoint.authority()));
                             State::Connecting {
                                 connect: tokio::time::timeout(forward.connect_timeout, connect),
                                 endpoint,
@@ -151,7 +159,7 @@ where
                 StateProj::Waiting { waiting } => match ready!(waiting.poll_pick(cx)) {
                     Ok((endpoint, pending)) => {
                         let forward = &mut waiting.forward;
-                        let connect = forward.connector.call(endpoint_uri(&endpoint));
+                        let connect = forward.connector.call(endpoint_uri(endpoint.authority()));
                         State::Connecting {
                             connect: tokio::time::timeout(forward.connect_timeout, connect),
                             endpoint,
@@ -170,7 +178,7 @@ where
                     pending,
                 } => {
                     let result = ready!(connect.poll(cx));
-                    let result = settle(result, endpoint, pending.take());
+                    let result = settle(result, endpoint, pending.take(), *this.peer);
                     let endpoint = endpoint.clone();
                     this.state.set(State::Done);
                     return Poll::Ready(match result {
@@ -189,23 +197,42 @@ where
     }
 }
 
-/// The outcome of a connect to `endpoint`, counted against it: the
-/// connection, with its count against the endpoint to hold until it
-/// ends, or why there is none.
+/// The outcome of a connect to `endpoint` for the client at `peer`,
+/// counted against the endpoint: the connection, with its count against
+/// the endpoint to hold until it ends, or why there is none.
+///
+/// A failed connect is logged here, for both a forwarded connection and
+/// a `CONNECT` tunnel: at `warn` when it begins a streak of them (the
+/// first since the endpoint last took a connection, or joined), at
+/// `debug` for the rest of the streak, as [`Forward`](crate::proxy::Forward)
+/// logs a request's failed connect. A connect made ends the streak.
 pub(super) fn settle<IO, E: Into<BoxError>>(
     result: Result<Result<IO, E>, Elapsed>,
-    endpoint: &Authority,
+    endpoint: &Picked,
     pending: Option<Pending>,
+    peer: Option<SocketAddr>,
 ) -> Result<(IO, Option<Established>), ConnectFailed> {
     let error = match result {
-        Ok(Ok(upstream)) => return Ok((upstream, pending.map(Pending::connected))),
+        Ok(Ok(upstream)) => {
+            endpoint.answered();
+            return Ok((upstream, pending.map(Pending::connected)));
+        }
         Ok(Err(error)) => error.into(),
         Err(elapsed) => elapsed.into(),
     };
     if let Some(pending) = pending {
         pending.failed();
     }
-    Err(ConnectFailed::new(endpoint, error))
+    let failed = ConnectFailed::new(endpoint.addr(), error);
+    let peer = DisplayOr(peer);
+    let error = Chain(&*failed.source);
+    let timeout = failed.is_timeout();
+    if endpoint.connect_failed() {
+        tracing::warn!(%peer, %endpoint, %error, timeout, "cannot connect to the endpoint");
+    } else {
+        tracing::debug!(%peer, %endpoint, %error, timeout, "cannot connect to the endpoint");
+    }
+    Err(failed)
 }
 
 /// An endpoint [`ForwardTcp::connect`] connected to, waiting for the
@@ -214,14 +241,14 @@ pub(super) fn settle<IO, E: Into<BoxError>>(
 /// endpoint.
 pub struct Connected<IO> {
     upstream: IO,
-    endpoint: Authority,
+    endpoint: Picked,
     load: Option<Established>,
 }
 
 impl<IO> fmt::Debug for Connected<IO> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connected")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint.authority())
             .finish_non_exhaustive()
     }
 }
@@ -232,7 +259,7 @@ where
 {
     /// The endpoint connected to.
     pub fn endpoint(&self) -> SocketAddr {
-        super::error::endpoint_addr(&self.endpoint)
+        self.endpoint.addr()
     }
 
     /// Copies bytes between `client` and the endpoint until both

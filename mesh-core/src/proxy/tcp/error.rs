@@ -2,19 +2,9 @@
 
 use std::{fmt, net::SocketAddr};
 
-use http::uri::Authority;
 use tokio::time::error::Elapsed;
 
 use crate::error::BoxError;
-
-/// The address of a balancer's endpoint, whose authorities are all
-/// written from socket addresses.
-pub(super) fn endpoint_addr(endpoint: &Authority) -> SocketAddr {
-    endpoint
-        .as_str()
-        .parse()
-        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
-}
 
 /// [`ForwardTcp`](super::ForwardTcp) could not connect to the endpoint it picked, or not in
 /// time. The cause is the [`source`](std::error::Error::source): the
@@ -26,8 +16,7 @@ pub struct ConnectFailed {
 }
 
 impl ConnectFailed {
-    pub(super) fn new(endpoint: &Authority, source: BoxError) -> Self {
-        let endpoint = endpoint_addr(endpoint);
+    pub(super) fn new(endpoint: SocketAddr, source: BoxError) -> Self {
         Self { endpoint, source }
     }
 

@@ -18,11 +18,9 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::uri::Authority;
-
 use super::ForwardTcp;
 use crate::proxy::{
-    balance::Pending,
+    balance::{Pending, Picked},
     queue::{Place, Refused, Woken},
 };
 
@@ -54,7 +52,7 @@ impl<C> Waiting<C> {
     pub(super) fn poll_pick(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(Authority, Option<Pending>), Refused>> {
+    ) -> Poll<Result<(Picked, Option<Pending>), Refused>> {
         loop {
             if let Some(wait) = self.wait.as_mut() {
                 let woken = std::task::ready!(wait.as_mut().poll(cx));
@@ -68,8 +66,8 @@ impl<C> Waiting<C> {
             // the try and the wait is not missed.
             let seen = gate.generation();
             let balancer = self.forward.endpoints.current();
-            if let Some((endpoint, pending)) = balancer.pick_connection() {
-                return Poll::Ready(Ok((endpoint.clone(), pending)));
+            if let Some(picked) = balancer.pick_connection() {
+                return Poll::Ready(Ok(picked));
             }
             if gate.in_failfast() {
                 return Poll::Ready(Err(Refused::FailFast));

@@ -23,9 +23,9 @@ fn open(balancer: &Arc<Balancer>, n: usize) -> (Vec<Established>, Vec<usize>) {
     let mut counts = vec![0; balancer.len()];
     let held = (0..n)
         .map(|_| {
-            let (authority, pending) = balancer.pick_connection().unwrap();
+            let (picked, pending) = balancer.pick_connection().unwrap();
             let i = (0..balancer.len())
-                .find(|&i| balancer.endpoint(i).unwrap().authority == *authority)
+                .find(|&i| balancer.endpoint(i).unwrap().authority == *picked.authority())
                 .unwrap();
             counts[i] += 1;
             pending.unwrap().connected()
