@@ -252,6 +252,11 @@ impl<A> Server<A> {
         }
         // Closing the listener refuses new connections from here on (and
         // the one waiting for a place); no lease is handed out any more.
+        // The wait for a place leaves the limit's queue too: kept through
+        // the drain, it would be given the next place a connection frees
+        // and hold it, unused, until the drain ends, while another
+        // listener sharing the limit had a connection waiting behind it.
+        place.set(Fuse::terminated());
         drop(waiting);
         drop(listener);
         drop(cut_rx);
