@@ -30,6 +30,7 @@ mod hot_ends;
 mod hot_expired;
 mod parity_annotations;
 mod parity_grpc_statuses;
+mod review_config_errors;
 mod route_precedence;
 mod stack_grpc_trailers;
 mod storm;

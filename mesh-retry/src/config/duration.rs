@@ -2,7 +2,10 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use serde::Deserialize;
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, Visitor},
+};
 
 /// A duration in Go's notation, which Linkerd's annotations and
 /// ServiceProfiles use: one or more decimal numbers, each with a unit (`ns`,
@@ -10,9 +13,31 @@ use serde::Deserialize;
 /// A bare `0` is zero. Signs are not accepted: no timeout is negative.
 ///
 /// Every Gateway API duration (`10s`, `1h30m`) is also a Go duration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GoDuration(Duration);
+
+impl<'de> Deserialize<'de> for GoDuration {
+    /// Reads the string in place, so that a bad one is refused at its own
+    /// line and column. Read first as a `String` and parsed after, it was
+    /// refused where the mapping around it begins, lines away.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(GoDurationVisitor)
+    }
+}
+
+struct GoDurationVisitor;
+
+impl Visitor<'_> for GoDurationVisitor {
+    type Value = GoDuration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Go duration such as 300ms, 1.5s or 1h30m")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<GoDuration, E> {
+        GoDuration::parse(value).map_err(E::custom)
+    }
+}
 
 impl GoDuration {
     /// Parses a Go duration.
