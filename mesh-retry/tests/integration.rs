@@ -31,6 +31,7 @@ mod hot_expired;
 mod parity_annotations;
 mod parity_grpc_statuses;
 mod review_config_errors;
+mod review_profile_retries;
 mod route_precedence;
 mod stack_grpc_trailers;
 mod storm;

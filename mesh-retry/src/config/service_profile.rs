@@ -1,6 +1,8 @@
 //! Linkerd's `ServiceProfile`: per-route retries, timeouts and response
 //! classes, and the service's retry budget.
 
+use std::num::NonZeroU32;
+
 use http::Method;
 use mesh_core::{
     classify::{Classify, StatusRanges},
@@ -12,7 +14,7 @@ use mesh_core::{
 use serde::Deserialize;
 
 use super::{BudgetSpec, GoDuration, RouteRetryPolicy};
-use crate::{RetryPolicy, Timeouts};
+use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// A `ServiceProfile` (`linkerd.io/v1alpha2`; `policy.linkerd.io/v1beta1`,
 /// as some guides write it, is read the same way).
@@ -61,6 +63,8 @@ pub struct ProfileRoute {
     #[serde(default)]
     pub response_classes: Vec<ResponseClassSpec>,
     /// `isRetryable`: whether failures are retried, whatever the method.
+    /// As in Linkerd, they are retried at once, with no backoff, for as
+    /// long as the service's retry budget allows: no attempt limit applies.
     #[serde(default)]
     pub is_retryable: bool,
     /// `timeout`: the request timeout.
@@ -266,10 +270,18 @@ impl ProfileRoute {
         }
         let classify = Classify::new().with_http_failures(failures(&self.response_classes));
         let retry = if self.is_retryable {
-            // Linkerd retries what the profile calls a failure.
+            // Linkerd retries what the profile calls a failure, for as long
+            // as the budget has a retry to spare, and at once: its profile
+            // retry policy (`linkerd/app/outbound/src/http/retry.rs` in
+            // linkerd2-proxy) counts no attempts and waits no backoff, so
+            // the budget is the only bound. A limit of three attempts here
+            // would return a failure that Linkerd's fourth attempt turns
+            // into a success.
             RetryPolicy::default()
                 .with_any_method(true)
                 .with_http_statuses(*classify.http_failures())
+                .with_max_attempts(NonZeroU32::MAX)
+                .with_backoff(Backoff::none())
         } else {
             RetryPolicy::never()
         };
