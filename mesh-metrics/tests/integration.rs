@@ -8,6 +8,8 @@
 
 mod exposition;
 mod http_layer;
+mod http_review_counting;
+mod http_review_h2;
 mod hyper_server;
 mod overflow;
 mod query_top;

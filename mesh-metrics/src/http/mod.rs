@@ -22,6 +22,9 @@
 //!   body (to `HEAD`, a 2xx to `CONNECT`, a 1xx, 204 or 304) ends with its
 //!   head, and one whose body sent all of its `content-length` ends there
 //!   too: servers drop such bodies unread, and that is no cancellation.
+//!   One whose stream ends short of its `content-length` is a failure
+//!   (`error="reset"`), whatever its status: its client reads an
+//!   incomplete message.
 //!   Its `classification` comes from
 //!   mesh-core's [`Classify`](mesh_core::classify::Classify), the same
 //!   rules retries use, including a gRPC status sent in the trailers; a

@@ -59,7 +59,7 @@ pub(crate) struct Streaming {
     /// yet sent, or [`UNKNOWN_LENGTH`]. A server stops reading a body once
     /// it has sent that many bytes (hyper drops it without asking for its
     /// end), so a body dropped with nothing left to send ended rather than
-    /// was cancelled.
+    /// was cancelled; and one that ends with bytes left was cut short.
     remaining: u64,
 }
 
@@ -109,19 +109,20 @@ impl Started {
             class: target.classify.classify_response_to(self.grpc_call, res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
-        let remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
         let mut streaming = Streaming {
             target: Some(target),
             start: Some(self.start),
             status,
             head,
-            remaining,
+            remaining: UNKNOWN_LENGTH,
         };
         if body_is_empty || !self.method.has_body(res.status()) {
-            // Nobody will read a body: the exchange is over.
+            // Nobody will read a body: the exchange is over, whatever
+            // length the head declared (a `HEAD`'s, a 304's).
             streaming.on_end(None);
             return None;
         }
+        streaming.remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
         Some(streaming)
     }
 
@@ -173,6 +174,15 @@ impl Streaming {
         let Some(target) = self.target.take() else {
             return;
         };
+        if self.remaining != 0 && self.remaining != UNKNOWN_LENGTH {
+            // The stream ended short of its declared length: a message its
+            // client reads as incomplete (RFC 9112, 6.3; RFC 9113, 8.1.1),
+            // whatever its status said. hyper's HTTP/1 server aborts such a
+            // response, and its HTTP/2 client ends a body at an upstream's
+            // `RST_STREAM(NO_ERROR)` as if it were complete.
+            finish(&target, Some(&self.status), cut_short(self.head));
+            return;
+        }
         let head = self.head;
         let trailer_status = trailers.and_then(|t| t.get(&GRPC_STATUS)).map(grpc_label);
         let class = match head.class {
@@ -234,6 +244,18 @@ fn failed(head: Option<Head>, error: &(dyn Error + 'static)) -> ResponseKey {
         grpc_status: head.and_then(|h| h.grpc_status),
         success: false,
         error: Some(ErrorKind::of(error).as_label()),
+    }
+}
+
+/// The key of a response whose stream ended before all of the length its
+/// `head` declared: cut mid-message, as hyper's `IncompleteMessage`, which
+/// [`ErrorKind::of`] reads as a reset.
+fn cut_short(head: Head) -> ResponseKey {
+    ResponseKey {
+        status: Some(head.status),
+        grpc_status: head.grpc_status,
+        success: false,
+        error: Some(ErrorKind::Reset.as_label()),
     }
 }
 
