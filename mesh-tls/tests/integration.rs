@@ -15,6 +15,7 @@ mod ca;
 mod ca_renewal;
 mod ca_untrusted_reason;
 mod ca_validity;
+mod connect_names_connect;
 mod connect_timeout;
 mod hs_connect_source;
 mod hs_trust_domain;

@@ -1,5 +1,6 @@
 use std::{fmt, io, net::SocketAddr, time::Duration};
 
+use http::uri::Authority;
 use mesh_core::{BoxError, Identity};
 
 use crate::{
@@ -11,17 +12,28 @@ use crate::{
 ///
 /// An `mtls` target never falls back to plaintext: every one of these
 /// fails the connection. The ones met in the handshake name the server
-/// ([`ExpectedServer`]: its address and the identity it was to prove), so
+/// ([`ExpectedServer`]: its address and the identity it was to prove), and
+/// a connect that failed names its target ([`ConnectTarget`]: the
+/// authority dialled, and the identity expected of an `mtls` target), so
 /// that a log line or a caller can tell which upstream failed; what went
 /// wrong is the error's [`source`](std::error::Error::source), kept out of
 /// its message so that a line joining the chain says it once:
 /// `tls handshake with 10.0.0.7:8080 (expecting
-/// spiffe://cluster.local/ns/emojivoto/sa/voting) failed: <cause>`.
+/// spiffe://cluster.local/ns/emojivoto/sa/voting) failed: <cause>`,
+/// `connect to 10.0.0.7:8080 (expecting
+/// spiffe://cluster.local/ns/emojivoto/sa/voting) failed: tcp connect
+/// error: <cause>`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The underlying connector failed (DNS, TCP connect, its timeout).
-    Connect(BoxError),
+    /// Its error is the error's source.
+    Connect {
+        /// What the connection was for.
+        target: ConnectTarget,
+        /// Why the underlying connector failed.
+        error: BoxError,
+    },
     /// No local credentials are loaded yet.
     NoCredentials,
     /// The local certificate is outside its validity by the store's clock:
@@ -85,7 +97,48 @@ pub struct ExpectedServer {
     pub identity: Identity,
 }
 
+/// What a connection that could not be made was for, as
+/// [`ConnectError::Connect`] names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectTarget {
+    /// The authority the connector was asked for (`10.0.0.7:8080`,
+    /// `db.shop:5432`): for an endpoint, its address. `None` when the
+    /// connector failed before it was asked for one (its readiness).
+    pub authority: Option<Authority>,
+    /// The identity the server was to prove, for an `mtls` target; `None`
+    /// for one reached in plaintext.
+    pub identity: Option<Identity>,
+}
+
+impl ConnectTarget {
+    pub(crate) fn new(authority: Option<Authority>, identity: Option<Identity>) -> Self {
+        Self {
+            authority,
+            identity,
+        }
+    }
+}
+
 impl ConnectError {
+    /// The underlying connector failed to connect to `target`.
+    pub(crate) fn connect(target: ConnectTarget, error: impl Into<BoxError>) -> Self {
+        Self::Connect {
+            target,
+            error: error.into(),
+        }
+    }
+
+    /// What a connection that could not be made was for; `None` for an
+    /// error met after the connect ([`server`](Self::server) names the
+    /// server of a failed handshake) or before it was asked for.
+    pub fn target(&self) -> Option<&ConnectTarget> {
+        match self {
+            Self::Connect { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
     /// Whether the server presented another identity than the expected one.
     pub fn is_identity_mismatch(&self) -> bool {
         matches!(self, Self::IdentityMismatch { .. })
@@ -144,7 +197,16 @@ fn handshake_with(f: &mut fmt::Formatter<'_>, server: &ExpectedServer) -> fmt::R
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Connect(_) => f.write_str("connect failed"),
+            Self::Connect { target, .. } => {
+                f.write_str("connect")?;
+                if let Some(authority) = &target.authority {
+                    write!(f, " to {authority}")?;
+                }
+                if let Some(identity) = &target.identity {
+                    write!(f, " (expecting {identity})")?;
+                }
+                f.write_str(" failed")
+            }
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
             Self::CredentialsUnusable(unusable) => unusable.fmt(f),
             Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
@@ -165,7 +227,7 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Connect(e) => Some(&**e),
+            Self::Connect { error, .. } => Some(&**error),
             Self::InvalidServerName(e) => Some(e),
             Self::IdentityMismatch { mismatch, .. } => Some(mismatch),
             Self::NoAnchorOfTrustDomain { refusal, .. } => Some(refusal),

@@ -8,6 +8,7 @@ use std::{
     time::SystemTime,
 };
 
+use http::uri::Authority;
 use hyper_util::{
     client::legacy::connect::{Connection, HttpInfo},
     rt::TokioIo,
@@ -17,7 +18,7 @@ use rustls_pki_types::ServerName;
 use tokio::time::{Sleep, sleep};
 use tokio_rustls::client::TlsStream;
 
-use super::{ClientIo, ConnectError, ExpectedServer, Route, Shared};
+use super::{ClientIo, ConnectError, ConnectTarget, ExpectedServer, Route, Shared};
 use crate::{
     cert,
     metrics::{Direction, HandshakeFailure},
@@ -36,15 +37,22 @@ pub struct ConnectFuture<F, T> {
 #[allow(clippy::large_enum_variant)]
 enum State<F, T> {
     Failed(Option<ConnectError>),
-    Plaintext(F),
+    // Each connect keeps the URI's authority, which the error of one
+    // that fails names.
+    Plaintext {
+        connect: F,
+        authority: Option<Authority>,
+    },
     /// Plaintext by the URI, unless the connection reached an `mtls`
     /// target's address.
     Checking {
         connect: F,
+        authority: Option<Authority>,
         shared: Arc<Shared>,
     },
     Connecting {
         connect: F,
+        authority: Option<Authority>,
         handshake: Option<Handshake>,
     },
     Handshaking {
@@ -199,25 +207,31 @@ impl<F, T> ConnectFuture<F, T> {
         }
     }
 
-    pub(super) fn plaintext(connect: F) -> Self {
+    pub(super) fn plaintext(connect: F, authority: Option<Authority>) -> Self {
         Self {
-            state: State::Plaintext(connect),
+            state: State::Plaintext { connect, authority },
         }
     }
 
-    pub(super) fn plaintext_unless_mtls(connect: F, shared: &Arc<Shared>) -> Self {
+    pub(super) fn plaintext_unless_mtls(
+        connect: F,
+        authority: Option<Authority>,
+        shared: &Arc<Shared>,
+    ) -> Self {
         Self {
             state: State::Checking {
                 connect,
+                authority,
                 shared: shared.clone(),
             },
         }
     }
 
-    pub(super) fn mtls(connect: F, handshake: Handshake) -> Self {
+    pub(super) fn mtls(connect: F, authority: Option<Authority>, handshake: Handshake) -> Self {
         Self {
             state: State::Connecting {
                 connect,
+                authority,
                 handshake: Some(handshake),
             },
         }
@@ -241,21 +255,25 @@ where
                     this.state = State::Done;
                     return Poll::Ready(Err(error));
                 }
-                State::Plaintext(connect) => {
+                State::Plaintext { connect, authority } => {
                     let result = ready!(Pin::new(connect).poll(cx));
+                    let authority = authority.take();
                     this.state = State::Done;
-                    return Poll::Ready(
-                        result
-                            .map(ClientIo::plain)
-                            .map_err(|e| ConnectError::Connect(e.into())),
-                    );
+                    return Poll::Ready(result.map(ClientIo::plain).map_err(|e| {
+                        ConnectError::connect(ConnectTarget::new(authority, None), e)
+                    }));
                 }
-                State::Checking { connect, shared } => {
+                State::Checking {
+                    connect,
+                    authority,
+                    shared,
+                } => {
                     let io = match ready!(Pin::new(connect).poll(cx)) {
                         Ok(io) => io,
                         Err(e) => {
+                            let target = ConnectTarget::new(authority.take(), None);
                             this.state = State::Done;
-                            return Poll::Ready(Err(ConnectError::Connect(e.into())));
+                            return Poll::Ready(Err(ConnectError::connect(target, e)));
                         }
                     };
                     let reached = peer_addr(&io).and_then(|peer| {
@@ -285,14 +303,20 @@ where
                         }
                     }
                 }
-                State::Connecting { connect, handshake } => {
+                State::Connecting {
+                    connect,
+                    authority,
+                    handshake,
+                } => {
                     let result = ready!(Pin::new(connect).poll(cx));
                     let handshake = handshake.take();
                     match (result, handshake) {
                         (Ok(io), Some(handshake)) => this.state = handshake.start(io),
-                        (Err(e), _) => {
+                        (Err(e), handshake) => {
+                            let identity = handshake.map(|h| h.identity);
+                            let target = ConnectTarget::new(authority.take(), identity);
                             this.state = State::Done;
-                            return Poll::Ready(Err(ConnectError::Connect(e.into())));
+                            return Poll::Ready(Err(ConnectError::connect(target, e)));
                         }
                         (Ok(_), None) => this.state = State::Failed(None),
                     }
@@ -356,14 +380,17 @@ impl std::fmt::Display for Chain<'_> {
 }
 
 fn polled_after_completion() -> ConnectError {
-    ConnectError::Connect("connect future polled after completion".into())
+    ConnectError::connect(
+        ConnectTarget::default(),
+        "connect future polled after completion",
+    )
 }
 
 impl<F, T> std::fmt::Debug for ConnectFuture<F, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             State::Failed(_) => "failed",
-            State::Plaintext(_) => "plaintext",
+            State::Plaintext { .. } => "plaintext",
             State::Checking { .. } => "checking",
             State::Connecting { .. } => "connecting",
             State::Handshaking { .. } => "handshaking",

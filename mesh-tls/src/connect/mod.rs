@@ -19,8 +19,10 @@
 //! ([`ConnectError::CredentialsUnusable`]), the connection fails. It never falls back to
 //! plaintext. An error met in the handshake names the server: the
 //! address the connection reached and the identity it was to prove
-//! ([`ConnectError::server`]), so that a log line tells which upstream
-//! failed. Targets outside the mesh are configured
+//! ([`ConnectError::server`]); a connect that failed names what it was
+//! for: the authority dialled and, for an `mtls` target, the identity
+//! expected ([`ConnectError::target`]). So a log line tells which
+//! upstream failed. Targets outside the mesh are configured
 //! [`OutboundTls::Plaintext`] explicitly. Connections carry a
 //! [`ServerTls`] into each response's extensions, and are retired from the
 //! pool before their certificates go stale (see [`crate::retire`]).
@@ -91,7 +93,7 @@ use rustls_pki_types::ServerName;
 use tower_service::Service;
 
 pub use self::{
-    error::{ConnectError, ConnectionExpired, ExpectedServer},
+    error::{ConnectError, ConnectTarget, ConnectionExpired, ExpectedServer},
     future::ConnectFuture,
     io::{ClientIo, ServerTls},
     targets::{OutboundTls, TlsTargets},
@@ -323,17 +325,24 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|e| ConnectError::Connect(e.into()))
+            .map_err(|e| ConnectError::connect(ConnectTarget::default(), e))
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let route = targets::for_uri(&self.shared.routes, &uri).unwrap_or(&self.shared.default);
+        // For the error of a connect that fails, which names it: shared
+        // with the URI, not copied.
+        let authority = uri.authority().cloned();
         let (identity, tls, server_name) = match route {
             Route::Plaintext if self.shared.mtls_endpoints.is_empty() => {
-                return ConnectFuture::plaintext(self.inner.call(uri));
+                return ConnectFuture::plaintext(self.inner.call(uri), authority);
             }
             Route::Plaintext => {
-                return ConnectFuture::plaintext_unless_mtls(self.inner.call(uri), &self.shared);
+                return ConnectFuture::plaintext_unless_mtls(
+                    self.inner.call(uri),
+                    authority,
+                    &self.shared,
+                );
             }
             Route::Mtls {
                 identity,
@@ -358,7 +367,7 @@ where
         // says where it went (a timeout): no DNS lookup, no allocation.
         let addr = ip.zip(targets::uri_port(&uri)).map(SocketAddr::from);
         match future::Handshake::prepare(&self.shared, identity, addr, tls, server_name) {
-            Ok(handshake) => ConnectFuture::mtls(self.inner.call(uri), handshake),
+            Ok(handshake) => ConnectFuture::mtls(self.inner.call(uri), authority, handshake),
             Err(e) => ConnectFuture::failed(e),
         }
     }

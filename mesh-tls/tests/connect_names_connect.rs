@@ -1,0 +1,146 @@
+//! What a connect that fails says: the connector's error names what the
+//! connection was for (the authority dialled, and the identity an `mtls`
+//! target's server was to prove), so that the line a forwarder logs for
+//! it tells an operator which upstream could not be reached; the
+//! underlying connector's error stays its source.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::{error::Error as _, net::SocketAddr};
+
+use mesh_core::{client::ClientConfig, proxy::ForwardTcp};
+use mesh_tls::{ConnectError, CredentialStore, OutboundTls, TlsConnector, TlsTargets};
+use support::*;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+const API: &str = "spiffe://example.org/ns/shop/sa/api";
+
+/// A port on 127.0.0.1 that nothing listens on any more.
+async fn refusing() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// `error` and its causes, as a log line joins them.
+fn joined(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    line
+}
+
+async fn dial(connector: TlsConnector, uri: String) -> ConnectError {
+    connector
+        .oneshot(uri.parse().unwrap())
+        .await
+        .map(drop)
+        .expect_err("nothing listens")
+}
+
+#[tokio::test]
+async fn a_plaintext_targets_failed_connect_names_the_address_dialled() {
+    let addr = refusing().await;
+    let targets = TlsTargets::new(OutboundTls::Plaintext);
+    let connector = TlsConnector::new(
+        &ClientConfig::default(),
+        CredentialStore::default(),
+        targets,
+    )
+    .unwrap();
+    let err = dial(connector, format!("http://{addr}/")).await;
+
+    let line = joined(&err);
+    assert!(
+        line.starts_with(&format!("connect to {addr} failed: ")),
+        "{line}"
+    );
+    let target = err.target().expect("a connect error");
+    assert_eq!(
+        target.authority.as_ref().map(|a| a.as_str()),
+        Some(addr.to_string().as_str())
+    );
+    assert_eq!(target.identity, None);
+    // The underlying connector's error is still there for callers.
+    assert!(err.source().is_some(), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_mtls_targets_failed_connect_names_the_address_and_the_identity_expected() {
+    let ca = ca();
+    let addr = refusing().await;
+    let err = dial(
+        connector(store(&ca, WEB), addr, API),
+        format!("http://{addr}/"),
+    )
+    .await;
+
+    let line = joined(&err);
+    assert!(
+        line.starts_with(&format!("connect to {addr} (expecting {API}) failed: ")),
+        "{line}"
+    );
+    let target = err.target().expect("a connect error");
+    assert_eq!(target.identity, Some(id(API)));
+}
+
+/// A host name is named as it was dialled: a connect that fails says
+/// nothing of where the name led.
+#[tokio::test]
+async fn a_failed_connect_to_a_host_name_names_the_name() {
+    let ca = ca();
+    let addr = refusing().await;
+    let targets = TlsTargets::new(OutboundTls::Mtls(id(API)));
+    let connector = TlsConnector::new(&ClientConfig::default(), store(&ca, WEB), targets).unwrap();
+    let err = dial(connector, format!("http://localhost:{}/", addr.port())).await;
+
+    let line = joined(&err);
+    assert!(
+        line.starts_with(&format!(
+            "connect to localhost:{} (expecting {API}) failed: ",
+            addr.port()
+        )),
+        "{line}"
+    );
+}
+
+/// What an operator reads: the warning of a forwarded connection's
+/// failed connect names the endpoint, and its cause the identity the
+/// endpoint was to prove.
+#[tokio::test]
+async fn a_forwarded_connects_warning_names_the_identity_expected() {
+    let events = Events::leaked();
+    let _log = tracing::subscriber::set_default(events);
+    let ca = ca();
+    let addr = refusing().await;
+    let forward = ForwardTcp::new(connector(store(&ca, WEB), addr, API), [addr]).unwrap();
+    let err = forward.connect().await.expect_err("nothing listens");
+    assert!(
+        joined(&*err).starts_with(&format!(
+            "cannot connect to endpoint {addr}: connect to {addr} (expecting {API}) failed: "
+        )),
+        "{err}"
+    );
+
+    let warned: Vec<_> = events
+        .at(tracing::Level::WARN)
+        .into_iter()
+        .filter(|line| line.contains("cannot connect to the endpoint"))
+        .collect();
+    let [line] = warned.as_slice() else {
+        panic!("one warning expected: {warned:?}");
+    };
+    assert!(line.contains(&format!("endpoint={addr}")), "{line}");
+    assert!(
+        line.contains(&format!("connect to {addr} (expecting {API}) failed")),
+        "{line}"
+    );
+}
