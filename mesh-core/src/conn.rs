@@ -5,7 +5,7 @@
 //! the TLS status for their `tls` and `client_id` labels, and the sidecar
 //! reads it to tell the application who called.
 
-use std::net::SocketAddr;
+use std::{fmt, net::IpAddr, net::SocketAddr, sync::Arc};
 
 use crate::identity::Identity;
 
@@ -53,14 +53,94 @@ pub enum Tls {
         /// The peer's identity, from its certificate.
         peer: Identity,
     },
+    /// TLS the mesh did not terminate: the ClientHello named another
+    /// server than this workload, so the connection is the application's
+    /// own TLS (an application serving HTTPS on a meshed port), and its
+    /// bytes were passed on untouched. Linkerd's `ServerTls::Passthru`
+    /// (linkerd2-proxy `linkerd/tls/src/server.rs`), labelled
+    /// `tls="opaque",sni="..."` in its metrics.
+    ///
+    /// The mesh knows nothing of the peer but the name it asked for: it
+    /// has no identity, and is not even known to finish its handshake.
+    /// Authorization treats it as unauthenticated, and the connection is
+    /// served as opaque bytes, never read as HTTP.
+    Passthrough {
+        /// The server name the ClientHello asked for.
+        sni: Sni,
+    },
 }
 
 impl Tls {
-    /// Whether the connection is encrypted.
+    /// Whether the connection is encrypted. A passed-through connection
+    /// is, by the application's TLS, though not by the mesh's.
     pub fn is_tls(&self) -> bool {
         !matches!(self, Tls::Plaintext(_))
     }
 }
+
+/// The server name a TLS client asked for (the `server_name` extension of
+/// its ClientHello, RFC 6066 §3), in lower case: a DNS host name, since
+/// RFC 6066 allows no address and no trailing dot there.
+///
+/// Cloning is an `Arc` increment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sni(Arc<str>);
+
+impl Sni {
+    /// The longest DNS name, in its text form without a trailing dot.
+    const MAX_LEN: usize = 253;
+
+    /// Reads `name` as a server name: a DNS host name of labels of
+    /// letters, digits, hyphens (not first or last) and underscores
+    /// (which real host names carry, and rustls accepts), each at most 63
+    /// bytes, 253 in all, and not an IP address. Stored in lower case,
+    /// since DNS names compare case-insensitively.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSni`] when `name` is not such a name.
+    pub fn parse(name: &str) -> Result<Self, InvalidSni> {
+        if name.is_empty() || name.len() > Self::MAX_LEN || name.parse::<IpAddr>().is_ok() {
+            return Err(InvalidSni);
+        }
+        let label_ok = |label: &str| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !name.split('.').all(label_ok) {
+            return Err(InvalidSni);
+        }
+        Ok(Self(Arc::from(name.to_ascii_lowercase())))
+    }
+
+    /// The name, in lower case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sni {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A TLS server name that is no DNS host name (RFC 6066 §3): empty, too
+/// long, an address, or with a character or label a host name cannot have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidSni;
+
+impl fmt::Display for InvalidSni {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tls server name is not a dns host name (rfc 6066 section 3)")
+    }
+}
+
+impl std::error::Error for InvalidSni {}
 
 /// Why a connection is not TLS: the `no_tls_reason` label of a series
 /// whose `tls` label is `no_identity`, and the `tls` field of a tap event.
@@ -139,7 +219,43 @@ impl NoTlsReason {
 
 #[cfg(test)]
 mod tests {
-    use super::NoTlsReason;
+    use super::{NoTlsReason, Sni, Tls};
+
+    #[test]
+    fn a_server_name_is_a_host_name_in_lower_case() {
+        let sni = Sni::parse("App.Example").unwrap();
+        assert_eq!(sni.as_str(), "app.example");
+        assert_eq!(Sni::parse("localhost").unwrap().as_str(), "localhost");
+        assert_eq!(
+            Sni::parse("_svc.x-1.example").unwrap().as_str(),
+            "_svc.x-1.example"
+        );
+        for bad in [
+            "",
+            "app.example.",
+            "-app.example",
+            "app-.example",
+            "a..b",
+            "10.0.0.1",
+            "::1",
+            "app example",
+            "app\"x",
+            "ex\u{e4}mple.org",
+        ] {
+            assert!(Sni::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Sni::parse(&"a".repeat(64)).is_err());
+        assert!(Sni::parse(&["a"; 128].join(".")).is_err());
+        assert!(Sni::parse(&["a"; 127].join(".")).is_ok());
+    }
+
+    #[test]
+    fn a_passed_through_connection_is_tls_without_an_identity() {
+        let tls = Tls::Passthrough {
+            sni: Sni::parse("app.example").unwrap(),
+        };
+        assert!(tls.is_tls());
+    }
 
     #[test]
     fn labels_are_those_of_the_current_linkerd_proxy() {

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use mesh_core::{ConnectionInfo, Identity, Tls};
+use mesh_core::{ConnectionInfo, Identity, Tls, conn::Sni};
 
 /// The client of a request or connection, as authorization sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +23,16 @@ pub enum ClientTls<'a> {
     NoClientCert,
     /// Mutual TLS with this identity.
     Mutual(&'a Identity),
+    /// TLS the mesh passed through to the application, whose ClientHello
+    /// asked for this server name ([`Tls::Passthrough`]). The mesh
+    /// authenticated nothing: as in Linkerd, whose proxy grants a
+    /// `ServerTls::Passthru` connection only authorizations that need no
+    /// authentication (`Authentication::Unauthenticated`, with its
+    /// networks), such a client meets neither an identity requirement
+    /// nor one for TLS without an identity (`unauthenticatedTLS`), which
+    /// asks for TLS the mesh terminated. A network requirement it meets
+    /// by its address, as any client.
+    Passthrough(&'a Sni),
 }
 
 impl<'a> Client<'a> {
@@ -67,6 +77,7 @@ impl<'a> From<&'a Tls> for ClientTls<'a> {
             Tls::Plaintext(_) => Self::Plaintext,
             Tls::NoClientCert => Self::NoClientCert,
             Tls::Mutual { peer } => Self::Mutual(peer),
+            Tls::Passthrough { sni } => Self::Passthrough(sni),
         }
     }
 }

@@ -278,6 +278,7 @@ fn describe_client(client: &Client<'_>) -> String {
         ClientTls::Plaintext => "plaintext".to_owned(),
         ClientTls::NoClientCert => "TLS without a client certificate".to_owned(),
         ClientTls::Mutual(id) => format!("mutual TLS as {id}"),
+        ClientTls::Passthrough(sni) => format!("TLS for {sni}, passed through"),
     };
     match client.addr {
         Some(addr) => format!("{tls} from {addr}"),

@@ -145,6 +145,10 @@ impl PolicyMetrics {
 pub(crate) enum TlsLabel {
     True,
     NoIdentity,
+    /// TLS passed through to the application. Linkerd writes the server
+    /// name beside it (`sni`); these families take label values from the
+    /// policy and closed sets only, so they leave it out.
+    Opaque,
 }
 
 impl EncodeLabelValue for TlsLabel {
@@ -152,6 +156,7 @@ impl EncodeLabelValue for TlsLabel {
         let value = match self {
             Self::True => "true",
             Self::NoIdentity => "no_identity",
+            Self::Opaque => "opaque",
         };
         EncodeLabelValue::encode(&value, encoder)
     }
@@ -230,9 +235,15 @@ pub(crate) struct ByTls {
     /// Clients with TLS, mutual or not.
     tls: Counter,
     plaintext: Counter,
+    /// Clients whose TLS was passed through (`tls="opaque"`): only a
+    /// connection's families have the series, since such a connection
+    /// never carries an HTTP request the mesh reads.
+    opaque: Option<Counter>,
 }
 
 impl ByTls {
+    /// The counters of a request's family: `tls="true"` and
+    /// `tls="no_identity"`.
     pub(crate) fn resolve<L>(family: &Family<L, Counter>, labels: impl Fn(TlsLabel) -> L) -> Self
     where
         L: Clone + std::hash::Hash + Eq,
@@ -240,6 +251,22 @@ impl ByTls {
         Self {
             tls: family.get_or_create_owned(&labels(TlsLabel::True)),
             plaintext: family.get_or_create_owned(&labels(TlsLabel::NoIdentity)),
+            opaque: None,
+        }
+    }
+
+    /// The counters of a connection's family: a request's, and
+    /// `tls="opaque"`.
+    pub(crate) fn resolve_tcp<L>(
+        family: &Family<L, Counter>,
+        labels: impl Fn(TlsLabel) -> L,
+    ) -> Self
+    where
+        L: Clone + std::hash::Hash + Eq,
+    {
+        Self {
+            opaque: Some(family.get_or_create_owned(&labels(TlsLabel::Opaque))),
+            ..Self::resolve(family, labels)
         }
     }
 
@@ -247,6 +274,9 @@ impl ByTls {
         match tls {
             ClientTls::Mutual(_) | ClientTls::NoClientCert => &self.tls,
             ClientTls::Plaintext => &self.plaintext,
+            // A request's family has no such series: no request comes on
+            // such a connection.
+            ClientTls::Passthrough(_) => self.opaque.as_ref().unwrap_or(&self.plaintext),
         }
     }
 }

@@ -21,6 +21,7 @@ mod host_confusion;
 mod identity_refs;
 mod layer;
 mod namespaces;
+mod passthrough;
 mod path_normalization;
 mod precedence;
 mod ratelimit;

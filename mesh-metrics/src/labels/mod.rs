@@ -2,7 +2,12 @@
 //!
 //! Every value comes from a closed set: a direction, a TLS status, names from
 //! configuration (server, route, authorization, service), identities the
-//! trust bundle vouched for, status codes. Labels whose source is absent
+//! trust bundle vouched for, status codes. One comes from the peer: the
+//! `sni` of a connection passed through (`tls="opaque"`), the server name
+//! its ClientHello asked for, as Linkerd labels it. A peer can name any
+//! server, so those series are bounded by each family's series limit
+//! alone, past which they fold into the overflow series (which keeps
+//! `tls="opaque"`, not the name). Labels whose source is absent
 //! (no authorization layer ran, no route was named) are left out rather
 //! than written empty, as Linkerd does.
 //!
@@ -60,6 +65,9 @@ pub(crate) enum TlsView<'a> {
     NoIdentity(&'static str),
     /// `tls="true"` and the peer's identity, empty when it showed none.
     Tls(Option<&'a str>),
+    /// `tls="opaque",sni="..."`: TLS passed through, and the server name
+    /// it asked for.
+    Opaque(&'a str),
 }
 
 impl<'a> TlsView<'a> {
@@ -77,6 +85,10 @@ impl<'a> TlsView<'a> {
                 hash.word(3);
                 hash.opt_str(id);
             }
+            Self::Opaque(sni) => {
+                hash.word(4);
+                hash.str(sni);
+            }
         }
     }
 
@@ -87,6 +99,7 @@ impl<'a> TlsView<'a> {
             (Self::Absent, TlsLabels::Absent) | (Self::Disabled, TlsLabels::Disabled) => true,
             (Self::NoIdentity(a), TlsLabels::NoIdentity(b)) => same_str(a, b),
             (Self::Tls(a), TlsLabels::Tls(b)) => same_opt_str(a, b.as_deref()),
+            (Self::Opaque(a), TlsLabels::Opaque(b)) => same_str(a, b),
             _ => false,
         }
     }
@@ -98,6 +111,7 @@ impl<'a> TlsView<'a> {
             Tls::Plaintext(reason) => Self::NoIdentity(reason.as_label()),
             Tls::NoClientCert => Self::Tls(None),
             Tls::Mutual { peer } => Self::Tls(Some(peer.as_str())),
+            Tls::Passthrough { sni } => Self::Opaque(sni.as_str()),
         }
     }
 
@@ -107,6 +121,7 @@ impl<'a> TlsView<'a> {
             Self::Disabled => TlsLabels::Disabled,
             Self::NoIdentity(r) => TlsLabels::NoIdentity(r),
             Self::Tls(id) => TlsLabels::Tls(id.map(Arc::from)),
+            Self::Opaque(sni) => TlsLabels::Opaque(Arc::from(sni)),
         }
     }
 }
@@ -118,6 +133,7 @@ pub(crate) enum TlsLabels {
     Disabled,
     NoIdentity(&'static str),
     Tls(Option<Arc<str>>),
+    Opaque(Arc<str>),
 }
 
 impl TlsLabels {
@@ -127,6 +143,7 @@ impl TlsLabels {
             Self::Disabled => TlsView::Disabled,
             Self::NoIdentity(r) => TlsView::NoIdentity(r),
             Self::Tls(id) => TlsView::Tls(id.as_deref()),
+            Self::Opaque(sni) => TlsView::Opaque(sni),
         }
     }
 
@@ -141,6 +158,7 @@ impl TlsLabels {
             Self::Disabled => Some("disabled"),
             Self::NoIdentity(_) => Some("no_identity"),
             Self::Tls(_) => Some("true"),
+            Self::Opaque(_) => Some("opaque"),
         }
     }
 
@@ -155,6 +173,12 @@ impl TlsLabels {
             Self::Tls(id) => {
                 label(enc, "tls", "true")?;
                 label(enc, direction.peer_id_label(), id.as_deref().unwrap_or(""))
+            }
+            // As Linkerd's `TlsAccept` writes `ServerTls::Passthru`, in
+            // either direction (only an inbound connection is one).
+            Self::Opaque(sni) => {
+                label(enc, "tls", "opaque")?;
+                label(enc, "sni", sni)
             }
         }
     }
@@ -411,6 +435,33 @@ mod tests {
         encode(&mut text, &registry).unwrap();
         assert!(
             text.contains(r#"x_total{direction="inbound",srv_name="a\"b\\c\nd"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_passed_through_connection_is_opaque_with_its_server_name() {
+        let tls = Tls::Passthrough {
+            sni: mesh_core::conn::Sni::parse("App.Example").unwrap(),
+        };
+        let labels = TcpLabels {
+            direction: Direction::Inbound,
+            peer: Peer::Src,
+            tls: TlsLabels::of(&tls),
+        };
+        assert_eq!(labels.tls.view(), TlsView::of(&tls));
+        assert!(TlsView::of(&tls).matches(&labels.tls));
+        assert!(!TlsView::Tls(None).matches(&labels.tls));
+        let family = Family::<TcpLabels, Counter>::new(10, Counter::default);
+        family.get_or_create(&labels).metric.inc();
+        let mut registry = Registry::default();
+        registry.register("tcp_open", "X", family);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                r#"tcp_open_total{direction="inbound",peer="src",tls="opaque",sni="app.example"} 1"#
+            ),
             "{text}"
         );
     }

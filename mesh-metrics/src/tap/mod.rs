@@ -349,6 +349,9 @@ fn tls_label(tls: &Tls) -> &'static str {
         Tls::Mutual { .. } => "true",
         Tls::NoClientCert => "no_identity",
         Tls::Plaintext(reason) => reason.as_label(),
+        // Never an HTTP request's: a passed-through connection is served
+        // as opaque bytes.
+        Tls::Passthrough { .. } => "opaque",
     }
 }
 

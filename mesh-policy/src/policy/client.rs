@@ -196,7 +196,8 @@ impl fmt::Display for NetworkSet {
 /// which must hold.
 #[derive(Clone, Debug)]
 pub(crate) enum Requirement {
-    /// The connection is TLS, with or without a client identity.
+    /// The connection is TLS the mesh terminated, with or without a
+    /// client identity: TLS passed through to the application is not.
     Tls,
     /// The client has a mesh identity in the set. `from` names the
     /// authentication it came from.
@@ -209,7 +210,7 @@ impl Requirement {
     #[inline]
     pub(crate) fn allows(&self, client: &Client<'_>) -> bool {
         match self {
-            Self::Tls => !matches!(client.tls, ClientTls::Plaintext),
+            Self::Tls => matches!(client.tls, ClientTls::NoClientCert | ClientTls::Mutual(_)),
             Self::Identity { set, .. } => client.identity().is_some_and(|id| set.matches(id)),
             // A mapped address (`::ffff:10.0.0.5`) is the IPv4 address it
             // carries, however the client was built: IPv4 networks and
@@ -238,6 +239,9 @@ impl Requirement {
             (_, ClientTls::Plaintext, _) => "client is plaintext".to_owned(),
             (_, ClientTls::NoClientCert, _) => "client has no certificate".to_owned(),
             (_, ClientTls::Mutual(id), _) => format!("client is {id}"),
+            (_, ClientTls::Passthrough(sni), _) => {
+                format!("client's tls for {sni} was passed through")
+            }
         };
         format!("needs {}: {seen}: {verdict}", self.describe())
     }

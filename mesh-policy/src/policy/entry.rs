@@ -28,7 +28,7 @@ impl ServerEntry {
             .iter()
             .map(|authz| RuleEntry {
                 authz: authz.clone(),
-                allow: ByTls::resolve(&metrics.tcp_allow, |tls| TcpLabels {
+                allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
                     srv_name: name.clone(),
                     authz_name: authz.name.clone(),
                     tls,
@@ -38,12 +38,12 @@ impl ServerEntry {
             .collect();
         let fb = fallback.authz.name.clone();
         let tcp_fallback = FallbackCounters {
-            allow: ByTls::resolve(&metrics.tcp_allow, |tls| TcpLabels {
+            allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
                 srv_name: name.clone(),
                 authz_name: fb.clone(),
                 tls,
             }),
-            deny: ByTls::resolve(&metrics.tcp_deny, |tls| TcpLabels {
+            deny: ByTls::resolve_tcp(&metrics.tcp_deny, |tls| TcpLabels {
                 srv_name: name.clone(),
                 authz_name: fb.clone(),
                 tls,
@@ -53,7 +53,7 @@ impl ServerEntry {
             deny_hits: hits(metrics, "default", &fb, &name, "deny"),
         };
         Self {
-            tcp_terminate: ByTls::resolve(&metrics.tcp_terminate, |tls| TcpLabels {
+            tcp_terminate: ByTls::resolve_tcp(&metrics.tcp_terminate, |tls| TcpLabels {
                 srv_name: name.clone(),
                 authz_name: fb.clone(),
                 tls,

@@ -53,6 +53,7 @@ pub fn describe(info: Option<&ConnectionInfo>) -> String {
         Some(Tls::Mutual { peer }) => format!("mutual {peer}"),
         Some(Tls::NoClientCert) => "no_client_cert".into(),
         Some(Tls::Plaintext(reason)) => format!("plaintext {}", reason.as_label()),
+        Some(Tls::Passthrough { sni }) => format!("passthrough {sni}"),
         None => "no connection info".into(),
     }
 }
