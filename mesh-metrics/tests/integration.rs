@@ -10,6 +10,7 @@ mod exposition;
 mod http_layer;
 mod http_review_counting;
 mod http_review_h2;
+mod http_review_labels;
 mod hyper_server;
 mod overflow;
 mod query_top;
