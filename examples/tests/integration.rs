@@ -86,6 +86,8 @@ mod log_plain;
 mod mtls;
 mod opaque;
 mod outbound_no_host;
+mod outbound_review_routing;
+mod outbound_review_tls;
 mod outbound_tcp;
 mod parity2_plaintext_tls;
 mod policy;
