@@ -79,3 +79,69 @@ fn a_duration_that_is_not_a_string_says_what_is_expected() {
     assert_eq!(err.line(), Some(14), "{err}");
     assert!(err.to_string().contains("a Go duration"), "{err}");
 }
+
+#[test]
+fn a_number_past_what_its_type_holds_is_refused_with_the_fields_range() {
+    let class =
+        |status: &str| format!("    responseClasses:\n    - condition: {{status: {status}}}");
+    for (text, field, line, message) in [
+        (
+            profile(BUDGET, &class("{min: 70000}")),
+            "spec.routes[0].responseClasses[0].condition.status.min",
+            15,
+            "status 70000 is outside the allowed range 100 to 599",
+        ),
+        (
+            profile(BUDGET, &class("{range: {max: -1}}")),
+            "spec.routes[0].responseClasses[0].condition.status.range.max",
+            15,
+            "status -1 is outside the allowed range 100 to 599",
+        ),
+        (
+            profile("    budgetPercent: -1", ""),
+            "spec.retryBudget.budgetPercent",
+            6,
+            "budget percent -1 is outside the allowed range 0 to 100",
+        ),
+        (
+            profile("    budgetPercent: 99999999999", ""),
+            "spec.retryBudget.budgetPercent",
+            6,
+            "budget percent 99999999999 is outside the allowed range 0 to 100",
+        ),
+        (
+            profile(
+                "    retryRatio: 0.2\n    minRetriesPerSecond: -1\n    ttl: 10s",
+                "",
+            ),
+            "spec.retryBudget.minRetriesPerSecond",
+            7,
+            "min retries per second -1 is outside the allowed range 0 to 4294967295",
+        ),
+        (
+            profile("    minRetryRate: {count: 4294967296, interval: 1s}", ""),
+            "spec.retryBudget.minRetryRate.count",
+            6,
+            "minimum retry count 4294967296 is outside the allowed range 0 to 4294967295",
+        ),
+    ] {
+        let err = refused(&text);
+        assert_eq!(err.field_path(), field, "{err}");
+        assert_eq!(err.line(), Some(line), "{err}");
+        assert!(err.to_string().contains(message), "{err}");
+    }
+}
+
+#[test]
+fn numbers_within_their_range_still_load() {
+    let text = profile(
+        "    budgetPercent: 100\n    minRetryRate: {count: 4294967295, interval: 1s}",
+        "    responseClasses:\n    - condition: {status: {min: 0, max: ~}}\n      isFailure: true",
+    );
+    config::load("profile.yaml", &text).unwrap();
+    let text = profile(
+        "    retryRatio: 0.2\n    minRetriesPerSecond: 0\n    ttl: 10s",
+        "    responseClasses:\n    - condition: {status: {range: {min: 500, max: 599}}}",
+    );
+    config::load("profile.yaml", &text).unwrap();
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::GoDuration;
+use super::{GoDuration, numbers};
 use crate::budget::{BudgetConfig, InvalidBudget};
 
 /// A retry budget as configuration writes it, in Linkerd's spelling
@@ -36,13 +36,13 @@ pub struct BudgetSpec {
     #[serde(default)]
     pub retry_ratio: Option<f64>,
     /// `minRetriesPerSecond`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::min_retries_per_second")]
     pub min_retries_per_second: Option<u32>,
     /// `ttl`.
     #[serde(default)]
     pub ttl: Option<GoDuration>,
     /// `budgetPercent`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::budget_percent")]
     pub budget_percent: Option<u32>,
     /// `budgetInterval`.
     #[serde(default)]
@@ -56,6 +56,7 @@ pub struct BudgetSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub struct MinRetryRate {
     /// `count`.
+    #[serde(deserialize_with = "numbers::min_retry_count")]
     pub count: u32,
     /// `interval`.
     pub interval: GoDuration,

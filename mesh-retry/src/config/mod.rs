@@ -183,6 +183,7 @@ mod budget;
 mod duration;
 mod hosts;
 mod http_route;
+mod numbers;
 mod precedence;
 mod service_profile;
 

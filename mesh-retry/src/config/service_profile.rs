@@ -13,7 +13,7 @@ use mesh_core::{
 };
 use serde::Deserialize;
 
-use super::{BudgetSpec, GoDuration, RouteRetryPolicy};
+use super::{BudgetSpec, GoDuration, RouteRetryPolicy, numbers};
 use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// A `ServiceProfile` (`linkerd.io/v1alpha2`; `policy.linkerd.io/v1beta1`,
@@ -129,10 +129,10 @@ pub struct ResponseCondition {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct StatusRange {
     /// `min`; 100 when absent or 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::status_bound")]
     pub min: Option<u16>,
     /// `max`; 599 when absent or 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::status_bound")]
     pub max: Option<u16>,
     /// `range: {min, max}`, the nested spelling.
     #[serde(default)]
@@ -143,10 +143,10 @@ pub struct StatusRange {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct StatusBounds {
     /// `min`; 100 when absent or 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::status_bound")]
     pub min: Option<u16>,
     /// `max`; 599 when absent or 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::status_bound")]
     pub max: Option<u16>,
 }
 
