@@ -68,4 +68,6 @@ mod stream_idle;
 mod stream_idle_h2_streams;
 mod stream_idle_upgrade;
 mod tcp_forward;
+mod tcp_review_connect_warn;
+mod tcp_review_reset;
 mod upgrade;

@@ -25,7 +25,11 @@
 //! holds against the endpoint, so the next connections avoid it. Once
 //! connected, bytes are copied both ways, each direction's end (FIN)
 //! passed on to the other side, until both directions are done or either
-//! side fails.
+//! side fails. When one side fails, the bytes the other had already sent
+//! are still passed on before the connection ends: an endpoint that
+//! answers and resets the connection (closing it with the client's last
+//! bytes unread) has its answer reach the client, as it would without
+//! the proxy.
 //!
 //! The count is held by a value the copy owns, so whatever ends the
 //! connection releases it: both directions done, an I/O error, the
@@ -407,7 +411,7 @@ where
 /// are done or either side fails. The connection counts as `load`
 /// against its endpoint for as long as the future lives.
 async fn pipe<IO>(
-    mut client: BoxIo,
+    client: BoxIo,
     upstream: IO,
     info: ConnectionInfo,
     endpoint: Picked,
@@ -419,8 +423,8 @@ where
     // Owned by the future, so released however it ends: returned,
     // dropped or unwound.
     let _load = load;
-    let mut upstream = TokioIo::new(upstream);
-    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+    let upstream = TokioIo::new(upstream);
+    match duplex::duplex(client, upstream).await {
         Ok((sent, received)) => {
             tracing::debug!(
                 peer = %info.remote_addr,
@@ -439,6 +443,7 @@ where
 }
 
 mod connecting;
+mod duplex;
 mod error;
 mod waiting;
 

@@ -1,0 +1,108 @@
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::duplex;
+
+/// One side of a copy: it gives `incoming` once, then ends as `then`
+/// says (`None`: nothing more for now), and takes writes unless
+/// `refuse_writes`, keeping what it took.
+struct Side {
+    incoming: &'static [u8],
+    then: Option<io::ErrorKind>,
+    refuse_writes: bool,
+    written: Vec<u8>,
+}
+
+impl Side {
+    fn new(incoming: &'static [u8], then: Option<io::ErrorKind>, refuse_writes: bool) -> Self {
+        Self {
+            incoming,
+            then,
+            refuse_writes,
+            written: Vec::new(),
+        }
+    }
+}
+
+impl AsyncRead for Side {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.incoming.is_empty() {
+            let incoming = std::mem::take(&mut self.incoming);
+            buf.put_slice(incoming);
+            return Poll::Ready(Ok(()));
+        }
+        match self.then {
+            Some(kind) => Poll::Ready(Err(kind.into())),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for Side {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.refuse_writes {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        self.written.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn bytes_received_before_the_other_direction_failed_are_still_passed_on() {
+    // The client sends more; the endpoint reset: it takes no more, and
+    // its answer is still to be read, then its reset.
+    let mut client = Side::new(b"more", None, false);
+    let mut endpoint = Side::new(b"bye", Some(io::ErrorKind::ConnectionReset), true);
+    let error = duplex(&mut client, &mut endpoint).await.unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+    assert_eq!(client.written, b"bye");
+}
+
+#[tokio::test]
+async fn a_failure_ends_the_copy_though_the_other_side_has_nothing_yet() {
+    // The client's side failed; the endpoint has nothing to send, and is
+    // not waited for.
+    let mut client = Side::new(b"", Some(io::ErrorKind::ConnectionReset), false);
+    let mut endpoint = Side::new(b"", None, false);
+    let error = duplex(&mut client, &mut endpoint).await.unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+}
+
+#[tokio::test]
+async fn both_ends_passed_on_end_the_copy_with_the_counts() {
+    let (mut client, mut a) = tokio::io::duplex(64);
+    let (mut b, mut endpoint) = tokio::io::duplex(64);
+    let copy = tokio::spawn(async move { duplex(&mut a, &mut b).await });
+    client.write_all(b"ping").await.unwrap();
+    client.shutdown().await.unwrap();
+    endpoint.write_all(b"pong!").await.unwrap();
+    endpoint.shutdown().await.unwrap();
+    let (mut at_client, mut at_endpoint) = (Vec::new(), Vec::new());
+    client.read_to_end(&mut at_client).await.unwrap();
+    endpoint.read_to_end(&mut at_endpoint).await.unwrap();
+    assert_eq!(at_client, b"pong!");
+    assert_eq!(at_endpoint, b"ping");
+    assert_eq!(copy.await.unwrap().unwrap(), (4, 5));
+}
