@@ -35,6 +35,7 @@ mod review_budget;
 mod review_config_errors;
 mod review_deadlines;
 mod review_profile_retries;
+mod review_retry_after;
 mod route_precedence;
 mod stack_grpc_trailers;
 mod storm;

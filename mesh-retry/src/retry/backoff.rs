@@ -137,6 +137,23 @@ mod tests {
     }
 
     #[test]
+    fn high_retry_numbers_saturate_rather_than_overflow() {
+        // Doubling stops after 31 doublings: 2^31 × base, far past any cap.
+        let uncapped = Backoff::new(Duration::from_secs(1), Duration::MAX).unwrap();
+        let top = Duration::from_secs(1 << 31);
+        assert_eq!(uncapped.ceiling(32), top);
+        assert_eq!(uncapped.ceiling(u32::MAX), top);
+        assert!(uncapped.delay(u32::MAX) <= top);
+        // A base that cannot double any more stays where it is.
+        let huge = Backoff::new(Duration::MAX, Duration::MAX).unwrap();
+        assert_eq!(huge.ceiling(2), Duration::MAX);
+        assert_eq!(huge.ceiling(u32::MAX), Duration::MAX);
+        let _ = huge.delay(u32::MAX);
+        assert_eq!(Backoff::none().delay(u32::MAX), Duration::ZERO);
+        assert_eq!(Backoff::default().ceiling(0), Duration::from_millis(25));
+    }
+
+    #[test]
     fn delays_are_jittered_within_the_ceiling() {
         let backoff = Backoff::default();
         let delays: Vec<_> = (0..200).map(|_| backoff.delay(2)).collect();
