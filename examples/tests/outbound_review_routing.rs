@@ -265,6 +265,15 @@ async fn hop_by_hop_and_override_headers_do_not_cross_the_sidecar() {
     stop(sidecar).await;
 }
 
+/// Replaces the routes file of [`start`] with `routes` in one step, so
+/// that the watcher never reads it half written: each replacement is one
+/// reload.
+fn replace_routes(dir: &tempfile::TempDir, routes: &str) {
+    let next = dir.path().join("routes.yaml.next");
+    std::fs::write(&next, routes).unwrap();
+    std::fs::rename(&next, dir.path().join("routes.yaml")).unwrap();
+}
+
 /// Waits until the sidecar at `admin` has counted `n` good route reloads.
 async fn reloaded(admin: SocketAddr, n: usize) {
     let line = format!("outbound_route_reloads_total{{result=\"ok\"}} {n}");
@@ -328,7 +337,7 @@ spec:
     gate.arrived.notified().await;
     // The route now sends everything to `emoji`; the held request started
     // on `emoji-v2`.
-    std::fs::write(dir.path().join("routes.yaml"), to("emoji")).unwrap();
+    replace_routes(&dir, &to("emoji"));
     reloaded(sidecar.admin, 1).await;
     assert_eq!(
         answered_by(out, "/").await,
@@ -453,7 +462,7 @@ spec:
     assert_eq!(over_new_connections(out, "/", 20).await, only("emoji", 20));
 
     // Three backends share the requests, the parent at weight 0 gets none.
-    std::fs::write(dir.path().join("routes.yaml"), split([0, 1, 1, 2])).unwrap();
+    replace_routes(&dir, &split([0, 1, 1, 2]));
     reloaded(sidecar.admin, 1).await;
     let shares = over_new_connections(out, "/", 400).await;
     assert_eq!(shares.get("emoji"), None, "{shares:?}");
@@ -466,7 +475,7 @@ spec:
     assert!((48..=152).contains(&share("emoji-v3")), "{shares:?}");
 
     // Every runtime follows the next reload too.
-    std::fs::write(dir.path().join("routes.yaml"), split([0, 0, 5, 0])).unwrap();
+    replace_routes(&dir, &split([0, 0, 5, 0]));
     reloaded(sidecar.admin, 2).await;
     assert_eq!(
         over_new_connections(out, "/", 20).await,
