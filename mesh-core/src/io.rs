@@ -64,6 +64,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for PrefixedIo<I> {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
+            if !self.prefix.has_remaining() {
+                // An empty view still holds the buffer it was cut from:
+                // detection's, a kibibyte or more, for as long as the
+                // connection stays open.
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)

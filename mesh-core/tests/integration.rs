@@ -55,6 +55,7 @@ mod proxy_upstream_cause;
 mod queue_tcp;
 mod request_head_limit;
 mod retirement;
+mod review_detect_io;
 mod review_serve_drain;
 mod serve_logs;
 mod serve_long_timeouts;
