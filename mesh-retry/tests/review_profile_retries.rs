@@ -124,3 +124,45 @@ async fn the_budget_alone_bounds_the_retries_of_a_profile_route() {
         (StatusCode::SERVICE_UNAVAILABLE, 1)
     );
 }
+
+/// The route's stack with a budget of its own, to an upstream that fails
+/// every call with `error`; and its count of calls.
+fn failing(
+    service: &ServiceRetryPolicy,
+    route: &RouteRetryPolicy,
+    answer: fn() -> Result<Response<Proxied<BoxBody>>, mesh_core::BoxError>,
+) -> (Stack, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let upstream = service_fn(move |_: Request<ReplayBody<BoxBody>>| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(answer())
+    });
+    let budget = Arc::new(Budget::new(service.budget));
+    let svc = route.layer(budget).layer(upstream);
+    (tower::util::BoxCloneService::new(svc), calls)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_profile_route_does_not_retry_a_connection_error() {
+    // linkerd2-proxy's profile retries read responses only: a call that
+    // failed with an error is not retried. With no attempt limit and no
+    // backoff, retrying one would spend the whole reserve at once on an
+    // upstream that refuses connections.
+    let (service, route) = books(&profile(
+        "    retryRatio: 0.2\n    minRetriesPerSecond: 10\n    ttl: 10s",
+    ));
+    let refused = || Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into());
+    let (svc, calls) = failing(&service, &route, refused);
+    let req = Request::post("/books").body(empty()).unwrap();
+    assert!(svc.oneshot(req).await.is_err());
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+
+    // Nor the mesh's own 502 for an upstream it could not reach.
+    let unreachable = || Ok(mesh_core::ProxyErrorKind::UpstreamUnreachable.response_for(false));
+    let (svc, calls) = failing(&service, &route, unreachable);
+    let req = Request::post("/books").body(empty()).unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}

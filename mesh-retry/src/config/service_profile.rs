@@ -63,8 +63,10 @@ pub struct ProfileRoute {
     #[serde(default)]
     pub response_classes: Vec<ResponseClassSpec>,
     /// `isRetryable`: whether failures are retried, whatever the method.
-    /// As in Linkerd, they are retried at once, with no backoff, for as
-    /// long as the service's retry budget allows: no attempt limit applies.
+    /// As in Linkerd, the responses the route's classes call failures are
+    /// retried at once, with no backoff, for as long as the service's retry
+    /// budget allows: no attempt limit applies. Connection errors are not
+    /// retried.
     #[serde(default)]
     pub is_retryable: bool,
     /// `timeout`: the request timeout.
@@ -270,18 +272,23 @@ impl ProfileRoute {
         }
         let classify = Classify::new().with_http_failures(failures(&self.response_classes));
         let retry = if self.is_retryable {
-            // Linkerd retries what the profile calls a failure, for as long
-            // as the budget has a retry to spare, and at once: its profile
-            // retry policy (`linkerd/app/outbound/src/http/retry.rs` in
-            // linkerd2-proxy) counts no attempts and waits no backoff, so
+            // Linkerd retries the responses the profile calls a failure,
+            // for as long as the budget has a retry to spare, and at once:
+            // its profile retry policy (`linkerd/app/outbound/src/http/retry.rs`
+            // in linkerd2-proxy) counts no attempts and waits no backoff, so
             // the budget is the only bound. A limit of three attempts here
             // would return a failure that Linkerd's fourth attempt turns
-            // into a success.
+            // into a success. The same policy reads responses only: a call
+            // that failed to connect is not retried (nor, here, the mesh's
+            // own 502 for it), which with neither a limit nor a backoff
+            // would spend the whole reserve at once on an upstream that
+            // refuses connections.
             RetryPolicy::default()
                 .with_any_method(true)
                 .with_http_statuses(*classify.http_failures())
                 .with_max_attempts(NonZeroU32::MAX)
                 .with_backoff(Backoff::none())
+                .with_connection_errors(false)
         } else {
             RetryPolicy::never()
         };
