@@ -72,4 +72,5 @@ mod stream_idle_upgrade;
 mod tcp_forward;
 mod tcp_review_connect_warn;
 mod tcp_review_reset;
+mod tcp_review_upgrade_reset;
 mod upgrade;

@@ -443,7 +443,7 @@ where
 }
 
 mod connecting;
-mod duplex;
+pub(super) mod duplex;
 mod error;
 mod waiting;
 

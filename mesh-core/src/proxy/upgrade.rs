@@ -4,7 +4,8 @@ use hyper_util::rt::TokioIo;
 use crate::serve::lease::Lease;
 
 /// Once both sides of an HTTP/1.1 upgrade complete, copies bytes between
-/// them until either side closes, or until the `lease` of the server the
+/// them until both sides are done or either fails (what one side sent
+/// before the other failed still reaching it), or until the `lease` of the server the
 /// downstream connection came through is cut; the tunnel holds that
 /// server's connection place until then (see
 /// [`lease`](crate::serve::lease)).
@@ -31,9 +32,10 @@ async fn copy(downstream: OnUpgrade, upstream: OnUpgrade) {
             return;
         }
     };
-    let (mut down, mut up): (TokioIo<Upgraded>, TokioIo<Upgraded>) =
-        (TokioIo::new(down), TokioIo::new(up));
-    match tokio::io::copy_bidirectional(&mut down, &mut up).await {
+    let (down, up): (TokioIo<Upgraded>, TokioIo<Upgraded>) = (TokioIo::new(down), TokioIo::new(up));
+    // As a forwarded TCP connection's: what one side sent before the
+    // other failed still reaches it.
+    match super::tcp::duplex::duplex(down, up).await {
         Ok((from_client, from_server)) => {
             tracing::debug!(from_client, from_server, "upgraded connection closed");
         }

@@ -1,5 +1,5 @@
 //! Copying bytes both ways between a forwarded connection's client and
-//! its endpoint.
+//! its endpoint, or the two sides of an HTTP/1.1 upgrade.
 //!
 //! # Why
 //!
@@ -39,7 +39,7 @@ const BUFFER: usize = 8 * 1024;
 /// Copies bytes between `a` and `b` until both directions are done,
 /// passing each one's end on; the bytes copied from `a` to `b` and from
 /// `b` to `a`, or the first error. See the [module docs](self).
-pub(super) fn duplex<A, B>(a: A, b: B) -> Duplex<A, B>
+pub(in crate::proxy) fn duplex<A, B>(a: A, b: B) -> Duplex<A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -53,7 +53,7 @@ where
 }
 
 /// The future of [`duplex`].
-pub(super) struct Duplex<A, B> {
+pub(in crate::proxy) struct Duplex<A, B> {
     a: A,
     b: B,
     a_to_b: Direction,
