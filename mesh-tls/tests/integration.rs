@@ -16,6 +16,7 @@ mod ca_renewal;
 mod ca_untrusted_reason;
 mod ca_validity;
 mod connect_names_connect;
+mod connect_names_credentials;
 mod connect_timeout;
 mod hs_connect_source;
 mod hs_trust_domain;

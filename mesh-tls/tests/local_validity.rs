@@ -157,7 +157,7 @@ async fn a_client_presents_no_certificate_outside_its_validity() {
         clock.set(now);
         let error = get(&mut client, server.addr).await.err().unwrap();
         match find::<ConnectError>(&*error) {
-            Some(ConnectError::CredentialsUnusable(unusable)) => {
+            Some(ConnectError::CredentialsUnusable { unusable, .. }) => {
                 assert_eq!(unusable.validity, validity);
                 assert_eq!(unusable.identity, id(WEB));
                 assert_eq!(unusable.now, at(now));

@@ -173,7 +173,7 @@ async fn an_mtls_target_fails_closed_without_local_credentials() {
         .expect("no plaintext fallback");
     assert!(matches!(
         find::<ConnectError>(&*error),
-        Some(ConnectError::NoCredentials)
+        Some(ConnectError::NoCredentials { .. })
     ));
     server.stop().await;
 }

@@ -67,7 +67,7 @@ async fn a_uri_without_a_port_reaches_the_target_at_its_schemes_port_over_mtls()
             .await
             .expect_err("no credentials");
         assert!(
-            matches!(error, ConnectError::NoCredentials),
+            matches!(error, ConnectError::NoCredentials { .. }),
             "{uri}: {error:?}"
         );
     }
@@ -125,7 +125,10 @@ async fn a_name_or_unspecified_address_that_connects_to_an_mtls_target_gets_mtls
         .oneshot(format!("http://localhost:{port}/").parse().unwrap())
         .await
         .expect_err("no credentials");
-    assert!(matches!(error, ConnectError::NoCredentials), "{error:?}");
+    assert!(
+        matches!(error, ConnectError::NoCredentials { .. }),
+        "{error:?}"
+    );
     server.stop().await;
 }
 

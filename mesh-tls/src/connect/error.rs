@@ -13,8 +13,9 @@ use crate::{
 /// An `mtls` target never falls back to plaintext: every one of these
 /// fails the connection. The ones met in the handshake name the server
 /// ([`ExpectedServer`]: its address and the identity it was to prove), and
-/// a connect that failed names its target ([`ConnectTarget`]: the
-/// authority dialled, and the identity expected of an `mtls` target), so
+/// a connect that failed, or that had no usable local credentials to
+/// present, names its target ([`ConnectTarget`]: the authority dialled,
+/// and the identity expected of an `mtls` target), so
 /// that a log line or a caller can tell which upstream failed; what went
 /// wrong is the error's [`source`](std::error::Error::source), kept out of
 /// its message so that a line joining the chain says it once:
@@ -34,12 +35,22 @@ pub enum ConnectError {
         /// Why the underlying connector failed.
         error: BoxError,
     },
-    /// No local credentials are loaded yet.
-    NoCredentials,
+    /// No local credentials are loaded yet, to present to an `mtls`
+    /// target's server.
+    NoCredentials {
+        /// What the connection was for.
+        target: ConnectTarget,
+    },
     /// The local certificate is outside its validity by the store's clock:
     /// it has expired and no newer one was loaded, or it is not valid yet.
-    /// The error names the identity and the `notAfter` (or `notBefore`).
-    CredentialsUnusable(UnusableCredentials),
+    /// Its source names the local identity and the `notAfter` (or
+    /// `notBefore`).
+    CredentialsUnusable {
+        /// What the connection was for.
+        target: ConnectTarget,
+        /// Why the local credentials cannot be presented.
+        unusable: UnusableCredentials,
+    },
     /// The target's host cannot be sent as a TLS server name. Only a
     /// target whose identity is a SPIFFE ID sends its host: a DNS-style
     /// identity is sent itself.
@@ -98,7 +109,8 @@ pub struct ExpectedServer {
 }
 
 /// What a connection that could not be made was for, as
-/// [`ConnectError::Connect`] names it.
+/// [`ConnectError::Connect`], [`ConnectError::NoCredentials`] and
+/// [`ConnectError::CredentialsUnusable`] name it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectTarget {
@@ -129,12 +141,14 @@ impl ConnectError {
         }
     }
 
-    /// What a connection that could not be made was for; `None` for an
-    /// error met after the connect ([`server`](Self::server) names the
-    /// server of a failed handshake) or before it was asked for.
+    /// What a connection that could not be made, or had no usable local
+    /// credentials, was for; `None` for an error met in the handshake
+    /// ([`server`](Self::server) names its server).
     pub fn target(&self) -> Option<&ConnectTarget> {
         match self {
-            Self::Connect { target, .. } => Some(target),
+            Self::Connect { target, .. }
+            | Self::NoCredentials { target }
+            | Self::CredentialsUnusable { target, .. } => Some(target),
             _ => None,
         }
     }
@@ -194,21 +208,34 @@ fn handshake_with(f: &mut fmt::Formatter<'_>, server: &ExpectedServer) -> fmt::R
     write!(f, " (expecting {})", server.identity)
 }
 
+/// `connect to <authority> (expecting <identity>)`, without what is not
+/// known.
+fn connect_to(f: &mut fmt::Formatter<'_>, target: &ConnectTarget) -> fmt::Result {
+    f.write_str("connect")?;
+    if let Some(authority) = &target.authority {
+        write!(f, " to {authority}")?;
+    }
+    if let Some(identity) = &target.identity {
+        write!(f, " (expecting {identity})")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Connect { target, .. } => {
-                f.write_str("connect")?;
-                if let Some(authority) = &target.authority {
-                    write!(f, " to {authority}")?;
-                }
-                if let Some(identity) = &target.identity {
-                    write!(f, " (expecting {identity})")?;
-                }
+                connect_to(f, target)?;
                 f.write_str(" failed")
             }
-            Self::NoCredentials => f.write_str("no local identity credentials loaded"),
-            Self::CredentialsUnusable(unusable) => unusable.fmt(f),
+            Self::NoCredentials { target } => {
+                f.write_str("no local identity credentials loaded to ")?;
+                connect_to(f, target)
+            }
+            Self::CredentialsUnusable { target, .. } => {
+                f.write_str("local identity credentials unusable to ")?;
+                connect_to(f, target)
+            }
             Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
             Self::IdentityMismatch { server, .. }
             | Self::NoAnchorOfTrustDomain { server, .. }
@@ -231,7 +258,7 @@ impl std::error::Error for ConnectError {
             Self::InvalidServerName(e) => Some(e),
             Self::IdentityMismatch { mismatch, .. } => Some(mismatch),
             Self::NoAnchorOfTrustDomain { refusal, .. } => Some(refusal),
-            Self::CredentialsUnusable(e) => Some(e),
+            Self::CredentialsUnusable { unusable, .. } => Some(unusable),
             Self::Handshake { error, .. } => Some(error),
             _ => None,
         }

@@ -84,10 +84,13 @@ impl Handshake {
     /// Checks that there are local credentials to present, inside their
     /// validity by the store's clock: an `mtls` target without them fails
     /// before it connects.
+    /// Their error names `authority`, the URI's, and `identity`; the
+    /// authority is copied only then.
     pub(super) fn prepare(
         shared: &Arc<Shared>,
         identity: Identity,
         addr: Option<SocketAddr>,
+        authority: Option<&Authority>,
         tls: tokio_rustls::TlsConnector,
         server_name: ServerName<'static>,
     ) -> Result<Self, ConnectError> {
@@ -99,15 +102,20 @@ impl Handshake {
             Err(error)
         };
         let Some(snapshot) = shared.store.snapshot() else {
-            return fail(HandshakeFailure::NoCredentials, ConnectError::NoCredentials);
+            let target = ConnectTarget::new(authority.cloned(), Some(identity));
+            return fail(
+                HandshakeFailure::NoCredentials,
+                ConnectError::NoCredentials { target },
+            );
         };
         let local_not_after = match snapshot.creds.usable_at(shared.store.now()) {
             Ok(until) => until,
             Err(unusable) => {
                 snapshot.log_unusable(&unusable, "outbound");
+                let target = ConnectTarget::new(authority.cloned(), Some(identity));
                 return fail(
                     unusable.failure(),
-                    ConnectError::CredentialsUnusable(unusable),
+                    ConnectError::CredentialsUnusable { target, unusable },
                 );
             }
         };
@@ -295,7 +303,15 @@ where
                     let server_name =
                         server_name.unwrap_or_else(|| ServerName::IpAddress(peer.ip().into()));
                     let tls = tokio_rustls::TlsConnector::from(config);
-                    match Handshake::prepare(shared, identity, Some(peer), tls, server_name) {
+                    let authority = authority.as_ref();
+                    match Handshake::prepare(
+                        shared,
+                        identity,
+                        Some(peer),
+                        authority,
+                        tls,
+                        server_name,
+                    ) {
                         Ok(handshake) => this.state = handshake.start(io),
                         Err(e) => {
                             this.state = State::Done;

@@ -366,7 +366,15 @@ where
         // For the error of a handshake that fails before the connection
         // says where it went (a timeout): no DNS lookup, no allocation.
         let addr = ip.zip(targets::uri_port(&uri)).map(SocketAddr::from);
-        match future::Handshake::prepare(&self.shared, identity, addr, tls, server_name) {
+        let prepared = future::Handshake::prepare(
+            &self.shared,
+            identity,
+            addr,
+            authority.as_ref(),
+            tls,
+            server_name,
+        );
+        match prepared {
             Ok(handshake) => ConnectFuture::mtls(self.inner.call(uri), authority, handshake),
             Err(e) => ConnectFuture::failed(e),
         }
