@@ -1,6 +1,6 @@
 //! What detection leaves with a connection it hands on: every byte it
-//! read, replayed once, and, once they are read, not the buffer that held
-//! them.
+//! read, replayed once, however the peer cut them into reads, and, once
+//! they are read, not the buffer that held them.
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -12,11 +12,19 @@ use std::{
 };
 
 use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use mesh_core::{
     detect::{Detected, detect},
     io::PrefixedIo,
+    serve::{OpaqueConnection, Server, ServerConfig, shutdown},
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
 
 /// Bytes that say when they are let go.
 struct Tracked {
@@ -86,4 +94,89 @@ async fn a_request_sent_a_byte_at_a_time_is_replayed_whole_and_once() {
     io.read_to_end(&mut got).await.unwrap();
     writer.await.unwrap();
     assert_eq!(got, request);
+}
+
+/// A detecting server: HTTP requests are answered with their target's
+/// length and their body; opaque connections are echoed.
+async fn echo_server() -> (
+    std::net::SocketAddr,
+    shutdown::ShutdownTrigger,
+    JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let http = tower::service_fn(|req: Request<Incoming>| async move {
+        let target = req.uri().path().len();
+        let body = req.into_body().collect().await?.to_bytes();
+        let answer = format!("{target} {}", String::from_utf8_lossy(&body));
+        Ok::<_, hyper::Error>(Response::new(mesh_core::body::full(answer)))
+    });
+    let echo = tower::service_fn(|conn: OpaqueConnection| async move {
+        let (mut read, mut write) = tokio::io::split(conn.io);
+        tokio::io::copy(&mut read, &mut write).await?;
+        write.shutdown().await
+    });
+    let (trigger, signal) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve(listener, http, echo, signal));
+    (addr, trigger, server)
+}
+
+/// Sends `bytes` in writes of `chunk` bytes, half-closes when `fin` (an
+/// HTTP/1 request is not: hyper takes a half-close for a client that
+/// left), and reads the answer to its end.
+async fn send_in_chunks(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+    chunk: usize,
+    fin: bool,
+) -> Vec<u8> {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let (mut read, mut write) = conn.split();
+    let sending = async {
+        for piece in bytes.chunks(chunk) {
+            write.write_all(piece).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        if fin {
+            write.shutdown().await.unwrap();
+        }
+    };
+    let mut got = Vec::new();
+    let ((), read) = tokio::join!(sending, read.read_to_end(&mut got));
+    read.unwrap();
+    got
+}
+
+#[tokio::test]
+async fn bytes_past_detections_buffer_reach_the_handlers_whole_and_once() {
+    // A request line longer than detection's first buffer and than
+    // hyper's first read, and an opaque stream of the same length, cut
+    // into reads of every size from one byte up.
+    let (addr, trigger, server) = echo_server().await;
+    let target = format!("/{}", "a".repeat(12 * 1024));
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello"
+    );
+    let opaque: Vec<u8> = (0..request.len()).map(|i| (i % 251) as u8).collect();
+    for chunk in [1, 7, 1000, 5000, request.len()] {
+        let answer = send_in_chunks(addr, request.as_bytes(), chunk, false).await;
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{chunk}: {answer:?}"
+        );
+        assert!(
+            answer.ends_with(&format!("\r\n\r\n{} hello", target.len())),
+            "{chunk}: {answer:?}"
+        );
+        assert_eq!(
+            send_in_chunks(addr, &opaque, chunk, true).await,
+            opaque,
+            "{chunk}"
+        );
+    }
+    trigger.trigger();
+    server.await.unwrap();
 }
