@@ -21,7 +21,7 @@ use mesh_core::{
     serve::{OpaqueConnection, Server, ServerConfig, shutdown},
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
@@ -179,4 +179,37 @@ async fn bytes_past_detections_buffer_reach_the_handlers_whole_and_once() {
     }
     trigger.trigger();
     server.await.unwrap();
+}
+
+#[tokio::test]
+async fn vectored_writes_and_a_half_close_go_through_as_the_stream_takes_them() {
+    // hyper gathers a response's head and body into one vectored write
+    // when the stream says it takes them; a wrapper that hid it would cost
+    // a copy of every body.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (peer, accepted) = tokio::join!(
+        TcpStream::connect(listener.local_addr().unwrap()),
+        listener.accept()
+    );
+    let (mut peer, conn) = (peer.unwrap(), accepted.unwrap().0);
+    let mut io = PrefixedIo::new(Bytes::from_static(b"GET"), conn);
+    assert!(io.is_write_vectored());
+    let slices = [
+        std::io::IoSlice::new(b"head "),
+        std::io::IoSlice::new(b"and "),
+        std::io::IoSlice::new(b"body"),
+    ];
+    // Thirteen bytes to an empty socket: written whole.
+    assert_eq!(io.write_vectored(&slices).await.unwrap(), 13);
+    io.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"head and body");
+    // The other direction is still open: the replayed bytes, then the
+    // peer's.
+    peer.write_all(b" /").await.unwrap();
+    drop(peer);
+    let mut read = Vec::new();
+    io.read_to_end(&mut read).await.unwrap();
+    assert_eq!(read, b"GET /");
 }
