@@ -133,6 +133,39 @@ fn a_number_past_what_its_type_holds_is_refused_with_the_fields_range() {
 }
 
 #[test]
+fn a_retry_ratio_that_is_not_a_number_says_what_it_may_be() {
+    let err = refused(&profile(
+        "    retryRatio: lots\n    minRetriesPerSecond: 10\n    ttl: 10s",
+        "",
+    ));
+    assert_eq!(err.field_path(), "spec.retryBudget.retryRatio", "{err}");
+    assert_eq!(err.line(), Some(6), "{err}");
+    assert!(
+        err.to_string()
+            .contains("expected a retry ratio from 0 to 1000"),
+        "{err}"
+    );
+    for (ratio, expected) in [("1", 1.0), ("0", 0.0), ("0.25", 0.25), ("1000", 1000.0)] {
+        let text = profile(
+            &format!("    retryRatio: {ratio}\n    minRetriesPerSecond: 10\n    ttl: 10s"),
+            "",
+        );
+        let loaded = config::load("profile.yaml", &text).unwrap();
+        let books = loaded.service("books", Some("shop")).unwrap();
+        assert_eq!(books.budget.retry_ratio(), expected, "{ratio}");
+    }
+    let err = refused(&profile(
+        "    retryRatio: 99999999999999999999\n    minRetriesPerSecond: 10\n    ttl: 10s",
+        "",
+    ));
+    assert!(
+        err.to_string()
+            .contains("outside the allowed range 0 to 1000"),
+        "{err}"
+    );
+}
+
+#[test]
 fn numbers_within_their_range_still_load() {
     let text = profile(
         "    budgetPercent: 100\n    minRetryRate: {count: 4294967295, interval: 1s}",

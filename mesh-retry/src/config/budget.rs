@@ -33,7 +33,7 @@ use crate::budget::{BudgetConfig, InvalidBudget};
 #[serde(rename_all = "camelCase")]
 pub struct BudgetSpec {
     /// `retryRatio`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numbers::retry_ratio")]
     pub retry_ratio: Option<f64>,
     /// `minRetriesPerSecond`.
     #[serde(default, deserialize_with = "numbers::min_retries_per_second")]

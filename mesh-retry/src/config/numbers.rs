@@ -153,3 +153,61 @@ pub(super) fn min_retry_count<'de, D: Deserializer<'de>>(deserializer: D) -> Res
     let value = deserializer.deserialize_i64(number)?;
     narrow(number, value)
 }
+
+/// A retry ratio, read as any number: whole or not, the budget checks it
+/// is within 0 to 1000. Anything else is refused as not being one.
+struct Ratio;
+
+impl Visitor<'_> for Ratio {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a retry ratio from 0 to 1000")
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<f64, E> {
+        Ok(value)
+    }
+
+    // Whole numbers far past the range lose precision, and are refused
+    // for their size all the same.
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<f64, E> {
+        Ok(value as f64)
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<f64, E> {
+        Ok(value as f64)
+    }
+}
+
+/// An absent (`null`) or present [`Ratio`].
+struct OptionalRatio;
+
+impl<'de> Visitor<'de> for OptionalRatio {
+    type Value = Option<f64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ratio.expecting(f)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_f64(Ratio).map(Some)
+    }
+}
+
+/// A budget's `retryRatio`: a number, which the budget holds to 0 to 1000.
+pub(super) fn retry_ratio<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<f64>, D::Error> {
+    deserializer.deserialize_option(OptionalRatio)
+}
