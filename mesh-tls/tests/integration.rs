@@ -32,6 +32,7 @@ mod mtls;
 mod refusal_log;
 mod reissued_issuer;
 mod resumption;
+mod review_ca_inputs;
 mod rotation;
 mod server_retirement;
 mod silent_opaque;

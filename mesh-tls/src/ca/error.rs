@@ -41,8 +41,9 @@ pub enum CaError {
     /// longer than [`MAX_LIFETIME`](super::MAX_LIFETIME), or a validity
     /// window outside what X.509 can encode.
     InvalidLifetime(Duration),
-    /// A ttl too short for the renewal loop to replace each certificate
-    /// before it expires.
+    /// A ttl the renewal loop refuses: too short for it to replace each
+    /// certificate before it expires, or longer than the longest lifetime
+    /// the CA signs.
     UnrenewableTtl {
         /// The ttl asked for.
         ttl: Duration,
@@ -180,6 +181,14 @@ impl fmt::Display for CaError {
                 Span(*d),
                 Span(super::MIN_LIFETIME),
                 Span(super::MAX_LIFETIME)
+            ),
+            Self::UnrenewableTtl { ttl, min, max } if ttl > max => write!(
+                f,
+                "certificate ttl {} is too long, longer than any certificate the ca signs: \
+                 allowed from {} to {}",
+                Span(*ttl),
+                Span(*min),
+                Span(*max)
             ),
             Self::UnrenewableTtl { ttl, min, max } => write!(
                 f,
