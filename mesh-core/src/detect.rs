@@ -47,6 +47,15 @@
 //! to opaque connections (authorization of the connection) applies to
 //! it. HTTP-only ports, and a peer that chose HTTP/2 with ALPN, still
 //! close a connection that has not decided by then.
+//!
+//! A peer that ends its side before sending a byte is closed
+//! ([`DetectError::Closed`]) on every port that detects: most such peers
+//! are gone for good (a port scan, a TCP health check), and forwarding
+//! each would open a connection to the application for nobody.
+//! Linkerd's detection reads that end as undecided and forwards the
+//! connection as TCP, so a client that shuts down its writes at once and
+//! waits for a banner is served there and not here; its port should be
+//! configured opaque.
 
 use std::time::Duration;
 

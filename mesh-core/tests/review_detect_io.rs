@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
+    convert::Infallible,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -212,4 +213,34 @@ async fn vectored_writes_and_a_half_close_go_through_as_the_stream_takes_them() 
     let mut read = Vec::new();
     io.read_to_end(&mut read).await.unwrap();
     assert_eq!(read, b"GET /");
+}
+
+#[tokio::test]
+async fn a_peer_that_ends_its_side_before_a_byte_is_closed_not_forwarded() {
+    // Unlike Linkerd, which forwards it as TCP: see the `detect` module
+    // docs. The opaque handler, which would greet it, never sees it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let greeted = Arc::new(AtomicBool::new(false));
+    let opaque = {
+        let greeted = greeted.clone();
+        tower::service_fn(move |mut conn: OpaqueConnection| {
+            greeted.store(true, Ordering::SeqCst);
+            async move { conn.io.write_all(b"220 ready\r\n").await }
+        })
+    };
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::empty()))
+    });
+    let (trigger, signal) = shutdown::channel();
+    let server =
+        tokio::spawn(Server::new(ServerConfig::default()).serve(listener, http, opaque, signal));
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got).await;
+    assert!(got.is_empty(), "{got:?}");
+    assert!(!greeted.load(Ordering::SeqCst));
+    trigger.trigger();
+    server.await.unwrap();
 }
