@@ -34,6 +34,7 @@ mod review_bodies;
 mod review_budget;
 mod review_config_errors;
 mod review_deadlines;
+mod review_gateway_backoff;
 mod review_profile_retries;
 mod review_retry_after;
 mod route_precedence;

@@ -268,8 +268,10 @@ fn retry_policy(
             policy = policy.with_http_statuses(codes(&gateway.codes, context, at)?);
         }
         if let Some(base) = gateway.backoff.map(GatewayDuration::get) {
+            // A minimum wait (GEP-1731): no retry comes sooner, whatever
+            // the jitter.
             let max = base.max(Backoff::default().max());
-            policy = policy.with_backoff(Backoff::new(base, max).unwrap_or_default());
+            policy = policy.with_backoff(Backoff::at_least(base, max).unwrap_or_default());
         }
     }
     if let Some(attempts) = retries.and_then(|r| NonZeroU32::new(r.saturating_add(1))) {

@@ -12,20 +12,24 @@ use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 /// Before retry `n` (1 for the first), the wait is drawn uniformly from
 /// zero to `min(max, base × 2^(n−1))`. Drawing from zero ("full jitter")
 /// spreads the retries of many clients that failed together, instead of
-/// sending them back in a synchronized wave.
+/// sending them back in a synchronized wave. A backoff made with
+/// [`at_least`](Self::at_least) draws from `base` instead, for a
+/// configuration that names a minimum wait.
 ///
 /// A 503 or 429 response with `Retry-After` is waited out instead, up to
 /// `max`: in either of the header's forms (RFC 9110, section 10.2.3), a
 /// number of seconds or an HTTP date. A date is measured against the
 /// system clock, the only clock the server and this process share; a date
-/// already past means no wait. A value in neither form gets the ordinary
-/// backoff.
+/// already past means no wait (or the minimum, for a backoff that has
+/// one). A value in neither form gets the ordinary backoff.
 ///
 /// The default is Linkerd's: `base` 25 ms, `max` 250 ms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
     base: Duration,
     max: Duration,
+    /// The shortest wait: zero, or `base` for [`at_least`](Self::at_least).
+    min: Duration,
 }
 
 impl Default for Backoff {
@@ -34,6 +38,7 @@ impl Default for Backoff {
         Self {
             base: Duration::from_millis(25),
             max: Duration::from_millis(250),
+            min: Duration::ZERO,
         }
     }
 }
@@ -48,7 +53,32 @@ impl Backoff {
         if base > max {
             return Err(InvalidBackoff { base, max });
         }
-        Ok(Self { base, max })
+        Ok(Self {
+            base,
+            max,
+            min: Duration::ZERO,
+        })
+    }
+
+    /// A backoff that never waits less than `base`: before retry `n`, a
+    /// wait drawn from `base` to `min(max, base × 2^(n−1))`, so the first
+    /// retry waits `base` exactly, and a `Retry-After` shorter than `base`
+    /// is waited out to `base`.
+    ///
+    /// This is the Gateway API's `retry.backoff` (GEP-1731): "the minimum
+    /// duration a Gateway should wait between retry attempts", which an
+    /// implementation may grow and jitter "as long as unsuccessful backend
+    /// requests are not retried before the configured minimum duration".
+    /// Full jitter, drawing from zero, would send some retries at once.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBackoff`] when `base` is longer than `max`.
+    pub fn at_least(base: Duration, max: Duration) -> Result<Self, InvalidBackoff> {
+        Ok(Self {
+            min: base,
+            ..Self::new(base, max)?
+        })
     }
 
     /// No wait at all between attempts.
@@ -56,6 +86,7 @@ impl Backoff {
         Self {
             base: Duration::ZERO,
             max: Duration::ZERO,
+            min: Duration::ZERO,
         }
     }
 
@@ -69,6 +100,12 @@ impl Backoff {
         self.max
     }
 
+    /// The shortest wait: `base` for a backoff made with
+    /// [`at_least`](Self::at_least), zero for any other.
+    pub fn minimum(&self) -> Duration {
+        self.min
+    }
+
     /// The ceiling of the wait before retry number `retry` (from 1).
     pub fn ceiling(&self, retry: u32) -> Duration {
         let doublings = retry.saturating_sub(1).min(31);
@@ -77,9 +114,11 @@ impl Backoff {
 
     /// A jittered wait before retry number `retry` (from 1).
     pub(crate) fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self.ceiling(retry);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(fastrand::u64(0..=nanos))
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let ceiling = nanos(self.ceiling(retry));
+        // The minimum is the base, which no ceiling is below.
+        let floor = nanos(self.min).min(ceiling);
+        Duration::from_nanos(fastrand::u64(floor..=ceiling))
     }
 
     /// The server's `Retry-After` on a 503 or 429, capped at `max`.
@@ -89,7 +128,7 @@ impl Backoff {
         }
         let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
         let wait = wait_for(value, SystemTime::now())?;
-        Some(wait.min(self.max))
+        Some(wait.min(self.max).max(self.min))
     }
 }
 
@@ -134,6 +173,33 @@ mod tests {
         let ceilings: Vec<_> = (1..=6).map(|n| backoff.ceiling(n).as_millis()).collect();
         assert_eq!(ceilings, [25, 50, 100, 200, 250, 250]);
         assert_eq!(backoff.ceiling(u32::MAX), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_backoff_at_least_its_base_never_waits_less() {
+        let base = Duration::from_millis(100);
+        let backoff = Backoff::at_least(base, Duration::from_millis(250)).unwrap();
+        assert_eq!(backoff.minimum(), base);
+        assert_eq!(backoff.delay(1), base, "the first retry waits the base");
+        for retry in 2..=6 {
+            let delays: Vec<_> = (0..200).map(|_| backoff.delay(retry)).collect();
+            let ceiling = backoff.ceiling(retry);
+            assert!(delays.iter().all(|d| (base..=ceiling).contains(d)));
+            assert!(delays.iter().any(|d| *d > base), "still jittered");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "0".parse().unwrap());
+        assert_eq!(
+            backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            Some(base)
+        );
+        headers.insert(RETRY_AFTER, "60".parse().unwrap());
+        assert_eq!(
+            backoff.retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers),
+            Some(Duration::from_millis(250))
+        );
+        assert!(Backoff::at_least(Duration::from_secs(1), Duration::ZERO).is_err());
+        assert_eq!(Backoff::default().minimum(), Duration::ZERO);
     }
 
     #[test]
