@@ -56,6 +56,7 @@ mod queue_tcp;
 mod request_head_limit;
 mod retirement;
 mod review_detect_io;
+mod review_resource_errors;
 mod review_serve_drain;
 mod review_serve_release;
 mod serve_logs;

@@ -61,9 +61,13 @@ impl HttpRouteMatch {
     ///
     /// # Errors
     ///
-    /// A path that is not absolute, a regular expression that does not
-    /// compile, a header name or a method that is not a valid token; the
-    /// error names the field from the match (`headers[1].value`).
+    /// What the Gateway API's validation refuses: a path that is not
+    /// absolute or not normal (see [`PathMatch`]), a regular expression
+    /// that does not compile, a header or query parameter name or a
+    /// method that is not a valid token, a name written twice in one list,
+    /// a string longer (or, for names and values, shorter) than the
+    /// API allows. The error names the field from the match
+    /// (`headers[1].value`).
     pub fn to_route_match(&self) -> Result<RouteMatch, InvalidMatch> {
         let mut route = RouteMatch::new();
         if let Some(path) = &self.path {
@@ -80,24 +84,27 @@ impl HttpRouteMatch {
             }
             route = route.with_method(method);
         }
-        // The Gateway API considers only the first of several entries for
-        // one header name (in any case) or one query parameter name (exact),
-        // and ignores the rest; each is still checked.
+        // The API server keeps one entry per name as written (the lists
+        // are `listType=map` keyed by `name`), so a name written twice is
+        // refused. Header names are case-insensitive: of `x-env` and
+        // `X-Env`, which it lets through, the Gateway API considers only
+        // the first and ignores the rest; each is still checked.
         for (i, header) in self.headers.iter().enumerate() {
-            let header = header_match(header).map_err(|e| e.within(&format!("headers[{i}]")))?;
-            if !route.headers().iter().any(|h| h.name() == header.name()) {
-                route = route.with_header(header);
+            let at = |e: InvalidMatch| e.within(&format!("headers[{i}]"));
+            let built = header_match(header).map_err(at)?;
+            written_once(&self.headers[..i], "headers", |h| h.name == header.name).map_err(at)?;
+            if !route.headers().iter().any(|h| h.name() == built.name()) {
+                route = route.with_header(built);
             }
         }
         for (i, param) in self.query_params.iter().enumerate() {
-            let param = query_match(param).map_err(|e| e.within(&format!("queryParams[{i}]")))?;
-            if !route
-                .query_params()
-                .iter()
-                .any(|q| q.name() == param.name())
-            {
-                route = route.with_query_param(param);
-            }
+            let at = |e: InvalidMatch| e.within(&format!("queryParams[{i}]"));
+            let built = query_match(param).map_err(at)?;
+            written_once(&self.query_params[..i], "queryParams", |q| {
+                q.name == param.name
+            })
+            .map_err(at)?;
+            route = route.with_query_param(built);
         }
         Ok(route)
     }
@@ -111,7 +118,51 @@ const GATEWAY_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
+/// The longest path value the Gateway API allows (`HTTPPathMatch.value`).
+const MAX_PATH_LEN: usize = 1024;
+/// The longest header or query parameter name (`HTTPHeaderName`).
+const MAX_NAME_LEN: usize = 256;
+/// The longest header value a header match may hold.
+const MAX_HEADER_VALUE_LEN: usize = 4096;
+/// The longest value a query parameter match may hold.
+const MAX_QUERY_VALUE_LEN: usize = 1024;
+
+/// Refuses the entry at `index` of a `headers` or `queryParams` list when
+/// one of the `earlier` entries has its name, as written.
+fn written_once<T>(
+    earlier: &[T],
+    list: &str,
+    same_name: impl Fn(&T) -> bool,
+) -> Result<(), InvalidMatch> {
+    match earlier.iter().position(same_name) {
+        Some(first) => Err(InvalidMatch::new(
+            "name",
+            InvalidMatchReason::DuplicateName {
+                first: format!("{list}[{first}]"),
+            },
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a string outside `1..=max` bytes, as the Gateway API's
+/// `minLength` and `maxLength` do.
+fn within_length(field: &str, value: &str, min: usize, max: usize) -> Result<(), InvalidMatch> {
+    if value.len() < min || value.len() > max {
+        return Err(InvalidMatch::new(
+            field,
+            InvalidMatchReason::Length {
+                len: value.len(),
+                min,
+                max,
+            },
+        ));
+    }
+    Ok(())
+}
+
 fn path_match(path: &HttpPathMatch) -> Result<PathMatch, InvalidMatch> {
+    within_length("path.value", &path.value, 0, MAX_PATH_LEN)?;
     match path.kind {
         PathMatchType::Exact => PathMatch::exact(&path.value),
         PathMatchType::PathPrefix => PathMatch::prefix(&path.value),
@@ -128,9 +179,17 @@ fn value_match(kind: ValueMatchType, value: &str) -> Result<ValueMatch, InvalidM
     }
 }
 
+/// A header or query parameter name: the Gateway API's `HTTPHeaderName`,
+/// an RFC 9110 token of at most 256 characters.
+fn name_token(name: &str) -> Result<HeaderName, InvalidMatch> {
+    within_length("name", name, 1, MAX_NAME_LEN)?;
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|e| InvalidMatch::new("name", InvalidMatchReason::HeaderName(e)))
+}
+
 fn header_match(header: &HttpHeaderMatch) -> Result<HeaderMatch, InvalidMatch> {
-    let name = HeaderName::from_bytes(header.name.as_bytes())
-        .map_err(|e| InvalidMatch::new("name", InvalidMatchReason::HeaderName(e)))?;
+    let name = name_token(&header.name)?;
+    within_length("value", &header.value, 1, MAX_HEADER_VALUE_LEN)?;
     Ok(HeaderMatch::new(
         name,
         value_match(header.kind, &header.value)?,
@@ -138,6 +197,10 @@ fn header_match(header: &HttpHeaderMatch) -> Result<HeaderMatch, InvalidMatch> {
 }
 
 fn query_match(param: &HttpQueryParamMatch) -> Result<QueryParamMatch, InvalidMatch> {
+    // Checked as a header name is, but kept as written: query parameter
+    // names are case-sensitive.
+    name_token(&param.name)?;
+    within_length("value", &param.value, 1, MAX_QUERY_VALUE_LEN)?;
     Ok(QueryParamMatch::new(
         param.name.as_str(),
         value_match(param.kind, &param.value)?,
@@ -158,7 +221,7 @@ pub struct InvalidMatch {
 pub enum InvalidMatchReason {
     /// A path or a regular expression was rejected.
     Route(InvalidRouteMatch),
-    /// A header name is not a valid token.
+    /// A header or query parameter name is not a valid token.
     HeaderName(InvalidHeaderName),
     /// A method is not a valid token.
     Method(InvalidMethod),
@@ -169,6 +232,23 @@ pub enum InvalidMatchReason {
     /// A `GRPCRoute` method match that names nothing, or a name gRPC does
     /// not allow; says which.
     Grpc(&'static str),
+    /// A header or query parameter name an earlier entry of the same list
+    /// already has, as written (the API server keeps one entry per name).
+    DuplicateName {
+        /// The earlier entry, such as `headers[0]`.
+        first: String,
+    },
+    /// A string shorter or longer than the Gateway API allows: a path
+    /// over 1024 bytes, an empty name or one over 256, an empty header
+    /// value or one over 4096, an empty query value or one over 1024.
+    Length {
+        /// The string's length, in bytes.
+        len: usize,
+        /// The shortest allowed.
+        min: usize,
+        /// The longest allowed.
+        max: usize,
+    },
 }
 
 impl InvalidMatch {
@@ -214,12 +294,27 @@ impl fmt::Display for InvalidMatchReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Route(e) => fmt::Display::fmt(e, f),
-            Self::HeaderName(_) => f.write_str("invalid header name"),
+            Self::HeaderName(_) => f.write_str(
+                "invalid header name: a header or query parameter name is letters, digits \
+                 and !#$%&'*+-.^_`|~ only",
+            ),
             Self::Method(_) => f.write_str("invalid method"),
             Self::UnknownMethod => f.write_str(
                 "method is not one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH",
             ),
             Self::Grpc(rule) => f.write_str(rule),
+            Self::DuplicateName { first } => write!(
+                f,
+                "{first} has this name too: a match holds one entry per name, as the Gateway API requires"
+            ),
+            Self::Length { len, min, max } if len < min => write!(
+                f,
+                "it is empty; the Gateway API requires {min} to {max} characters"
+            ),
+            Self::Length { len, max, .. } => write!(
+                f,
+                "it is {len} characters long; the Gateway API allows at most {max}"
+            ),
         }
     }
 }
@@ -230,8 +325,10 @@ impl std::error::Error for InvalidMatchReason {
             Self::Route(e) => e.source(),
             Self::HeaderName(e) => Some(e),
             Self::Method(e) => Some(e),
-            Self::UnknownMethod => None,
-            Self::Grpc(_) => None,
+            Self::UnknownMethod
+            | Self::Grpc(_)
+            | Self::DuplicateName { .. }
+            | Self::Length { .. } => None,
         }
     }
 }
@@ -288,9 +385,9 @@ mod tests {
     }
 
     #[test]
-    fn only_the_first_entry_for_a_query_parameter_name_counts() {
+    fn query_parameter_names_differing_in_case_are_two_parameters() {
         let m = HttpRouteMatch {
-            query_params: vec![param("v", "1"), param("v", "2"), param("V", "3")],
+            query_params: vec![param("v", "1"), param("V", "3")],
             ..Default::default()
         }
         .to_route_match()
@@ -302,13 +399,46 @@ mod tests {
     }
 
     #[test]
+    fn a_name_written_twice_in_one_list_is_refused() {
+        // The API server keeps `headers` and `queryParams` as maps keyed
+        // by `name`: a second entry of the same name is refused, not
+        // ignored.
+        let err = HttpRouteMatch {
+            headers: vec![
+                header("x-a", "1"),
+                header("x-env", "a"),
+                header("x-env", "b"),
+            ],
+            ..Default::default()
+        }
+        .to_route_match()
+        .unwrap_err();
+        assert_eq!(err.field_path(), "headers[2].name");
+        assert_eq!(
+            err.reason().to_string(),
+            "headers[1] has this name too: a match holds one entry per name, as the Gateway API requires"
+        );
+        let err = HttpRouteMatch {
+            query_params: vec![param("v", "1"), param("v", "2")],
+            ..Default::default()
+        }
+        .to_route_match()
+        .unwrap_err();
+        assert_eq!(err.field_path(), "queryParams[1].name");
+        assert!(matches!(
+            err.reason(),
+            InvalidMatchReason::DuplicateName { first } if first == "queryParams[0]"
+        ));
+    }
+
+    #[test]
     fn an_ignored_duplicate_is_still_checked() {
         let fine = HttpRouteMatch {
-            headers: vec![header("x-env", "a"), header("x-env", "b")],
+            headers: vec![header("x-env", "a"), header("X-Env", "b")],
             ..Default::default()
         };
         assert!(fine.to_route_match().is_ok());
-        let mut bad = header("x-env", "(unclosed");
+        let mut bad = header("X-ENV", "(unclosed");
         bad.kind = ValueMatchType::RegularExpression;
         let err = HttpRouteMatch {
             headers: vec![header("x-env", "a"), bad],

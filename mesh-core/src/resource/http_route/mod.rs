@@ -259,13 +259,16 @@ pub struct HttpRouteMatch {
     /// `path`; absent means every path.
     #[serde(default)]
     pub path: Option<HttpPathMatch>,
-    /// `headers`. At most 16.
+    /// `headers`. At most 16. [`to_route_match`](Self::to_route_match)
+    /// refuses a name written twice; of two names that differ only in
+    /// case, it keeps the first, as the Gateway API says.
     #[serde(
         default,
         deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
     )]
     pub headers: Vec<HttpHeaderMatch>,
-    /// `queryParams`. At most 16.
+    /// `queryParams`. At most 16. [`to_route_match`](Self::to_route_match)
+    /// refuses a name written twice.
     #[serde(
         default,
         deserialize_with = "limits::at_most::<{ limits::SIXTEEN }, _, _>"
