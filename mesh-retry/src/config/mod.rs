@@ -7,7 +7,8 @@
 //! - **`HTTPRoute`s whose parent is a `Service`** (Gateway API or Linkerd's
 //!   `policy.linkerd.io` versions): each rule's `matches`, `timeouts.request`
 //!   and `timeouts.backendRequest` (GEP-1742), and `retry.codes`,
-//!   `retry.attempts` and `retry.backoff` (GEP-1731); Linkerd's
+//!   `retry.attempts` and `retry.backoff` (GEP-1731: a minimum wait, see
+//!   [`Backoff::at_least`](crate::Backoff::at_least)); Linkerd's
 //!   [annotations](LinkerdAnnotations) on the route (not
 //!   `retry.linkerd.io/grpc`, which Linkerd reads on `GRPCRoute`s only);
 //!   and the non-standard
@@ -30,7 +31,10 @@
 //!   calls are retried, POSTs as they are.
 //! - **`ServiceProfile`s** ([`ServiceProfile`]): `retryBudget` (Linkerd's
 //!   or the Gateway API's spelling, see [`BudgetSpec`]), and per route its
-//!   `condition`, `responseClasses`, `isRetryable` and `timeout`.
+//!   `condition`, `responseClasses`, `isRetryable` and `timeout`. As in
+//!   linkerd2-proxy, an `isRetryable` route retries the responses its
+//!   classes call failures at once, with no backoff and no attempt limit,
+//!   for as long as the budget allows, and no connection error.
 //!
 //! Other kinds are left to their readers and are not reported.
 //!
