@@ -57,6 +57,7 @@ mod request_head_limit;
 mod retirement;
 mod review_detect_io;
 mod review_resource_errors;
+mod review_route_matching;
 mod review_serve_drain;
 mod review_serve_release;
 mod serve_logs;
