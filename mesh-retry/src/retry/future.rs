@@ -1,6 +1,7 @@
 //! The response future of [`Retry`](super::Retry).
 
 use std::{
+    convert::Infallible,
     fmt,
     pin::Pin,
     sync::Arc,
@@ -13,7 +14,7 @@ use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
 
 use super::{
-    Shared,
+    HeadOnly, Shared,
     attempts::{Attempts, BODY_RELEASE_WAIT, Decision, Head, Labels},
 };
 use crate::{
@@ -29,15 +30,32 @@ pin_project_lite::pin_project! {
         S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
-        state: State<S::Future, Result<S::Response, BoxError>>,
+        inner: Machine<S, B, HeadOnly>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The state machine of both modes' futures: `M` says what is done
+    /// with an answer before it is decided on (see [`Mode`]).
+    pub(super) struct Machine<S, B, M>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        M: Mode<S::Response>,
+    {
+        #[pin]
+        state: State<S::Future, Result<M::Output, BoxError>, M::Held>,
         // `None` when the request is sent once, whatever happens. Held
         // inline: measured, an allocation costs more than the moves it saves.
         retry: Option<Attempts<S, B, Shared>>,
+        // What the mode needs to know of each attempt: nothing in the
+        // head-only mode.
+        attempt: M::Attempt,
     }
 
-    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    impl<S, B, M> PinnedDrop for Machine<S, B, M>
     where
         S: Service<Request<ReplayBody<B>>>,
+        M: Mode<S::Response>,
     {
         // A retry decided on and not sent when the caller lets go (during
         // its backoff, or while the service is not ready) goes back to the
@@ -52,7 +70,7 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F, R> {
+    enum State<F, R, H> {
         Calling { #[pin] fut: F },
         // `last` is the outcome the retry is to replace, kept for a request
         // with a deadline in case it runs out first. Boxed, and held here
@@ -65,6 +83,102 @@ pin_project_lite::pin_project! {
         // The request's deadline had passed when it came: nothing is sent.
         Expired { grpc: bool },
         Done,
+        // An answer held while its first frame is read. Last, and holding
+        // a type with no value in the head-only mode, so that there it
+        // takes no room, leaves the other states' discriminants as they
+        // were, and has no code.
+        Peeking { #[pin] held: H },
+    }
+}
+
+/// What the state machine holds in a mode of [`Retry`](super::Retry), for
+/// answers of type `Res`: the types of [`Steps`], which the future's
+/// fields need before its response body is known.
+pub(super) trait Mode<Res> {
+    /// An answer held while its first frame is read.
+    type Held;
+    /// The answer as it is decided on and handed on.
+    type Output;
+    /// What the mode keeps of the current attempt.
+    type Attempt;
+}
+
+/// What a mode of [`Retry`](super::Retry) does with an answer, whose body
+/// is `RB`, before deciding on it, so that both modes run one state
+/// machine.
+///
+/// Every step is inlined, and the head-only mode's do nothing: its
+/// [`Held`](Mode::Held) has no value, so the state that holds an answer,
+/// and every branch to it, is removed from its code.
+pub(super) trait Steps<RB>: Mode<Response<RB>> {
+    /// An attempt's outcome as it is decided on, or the answer to hold
+    /// while its first frame is read (`Err`).
+    fn outcome<S, B>(
+        result: Result<Response<RB>, BoxError>,
+        retry: Option<&Attempts<S, B, Shared>>,
+        attempt: &Self::Attempt,
+    ) -> Result<Result<Self::Output, BoxError>, Self::Held>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>;
+
+    /// Reads the held answer's first frame, within the wait the mode
+    /// allows: the answer with it, or unread when the wait ended first.
+    /// `None` if the answer was handed on already.
+    fn poll_first(held: Pin<&mut Self::Held>, cx: &mut Context<'_>) -> Poll<Option<Self::Output>>;
+
+    /// A further attempt is sent.
+    fn starts(attempt: &mut Self::Attempt);
+
+    /// Decides on an attempt's outcome.
+    fn decide<S, B>(
+        retry: &mut Attempts<S, B, Shared>,
+        result: &Result<Self::Output, BoxError>,
+    ) -> Decision
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>;
+}
+
+/// The default: the head decides, and the answer is handed on unread.
+impl<Res> Mode<Res> for HeadOnly {
+    type Held = Infallible;
+    type Output = Res;
+    type Attempt = ();
+}
+
+impl<RB> Steps<RB> for HeadOnly {
+    #[inline(always)]
+    fn outcome<S, B>(
+        result: Result<Response<RB>, BoxError>,
+        _: Option<&Attempts<S, B, Shared>>,
+        (): &(),
+    ) -> Result<Result<Response<RB>, BoxError>, Infallible>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>,
+    {
+        Ok(result)
+    }
+
+    #[inline(always)]
+    fn poll_first(held: Pin<&mut Infallible>, _: &mut Context<'_>) -> Poll<Option<Response<RB>>> {
+        match *held.get_mut() {}
+    }
+
+    #[inline(always)]
+    fn starts((): &mut ()) {}
+
+    #[inline(always)]
+    fn decide<S, B>(
+        retry: &mut Attempts<S, B, Shared>,
+        result: &Result<Response<RB>, BoxError>,
+    ) -> Decision
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>,
+    {
+        retry.decide(result)
     }
 }
 
@@ -85,6 +199,50 @@ where
     fn attempts(fut: S::Future, retry: Attempts<S, B, Shared>, now: Instant) -> Self;
 }
 
+impl<S, B, M> Machine<S, B, M>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    M: Mode<S::Response>,
+{
+    /// A request sent by `fut`, whose further attempts `retry` keeps, if
+    /// it may have any.
+    pub(super) fn calling(
+        fut: S::Future,
+        retry: Option<Attempts<S, B, Shared>>,
+        attempt: M::Attempt,
+    ) -> Self {
+        Self {
+            state: State::Calling { fut },
+            retry,
+            attempt,
+        }
+    }
+
+    /// The answer to a request whose deadline had passed when it came.
+    pub(super) fn expired(grpc: bool, attempt: M::Attempt) -> Self {
+        Self {
+            state: State::Expired { grpc },
+            retry: None,
+            attempt,
+        }
+    }
+
+    /// What the mode keeps of the current attempt.
+    pub(super) fn attempt(&self) -> &M::Attempt {
+        &self.attempt
+    }
+
+    /// The same, to change before the future is first polled.
+    pub(super) fn attempt_mut(&mut self) -> &mut M::Attempt {
+        &mut self.attempt
+    }
+
+    /// How many attempts were made, for `Debug`.
+    pub(super) fn attempts(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |r| r.attempts)
+    }
+}
+
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<ReplayBody<B>>>,
@@ -92,16 +250,14 @@ where
     /// A request sent once, with no retry ever.
     pub(super) fn once(fut: S::Future) -> Self {
         Self {
-            state: State::Calling { fut },
-            retry: None,
+            inner: Machine::calling(fut, None, ()),
         }
     }
 
     /// The answer to a request whose deadline had passed when it came.
     pub(super) fn expired(grpc: bool) -> Self {
         Self {
-            state: State::Expired { grpc },
-            retry: None,
+            inner: Machine::expired(grpc, ()),
         }
     }
 
@@ -116,15 +272,9 @@ where
         grpc: bool,
         labels: Labels,
     ) -> Self {
+        let retry = Attempts::unretryable(shared, reason, unprocessed_only, grpc, labels);
         Self {
-            state: State::Calling { fut },
-            retry: Some(Attempts::unretryable(
-                shared,
-                reason,
-                unprocessed_only,
-                grpc,
-                labels,
-            )),
+            inner: Machine::calling(fut, Some(retry), ()),
         }
     }
 
@@ -142,17 +292,17 @@ where
         grpc: bool,
         labels: Labels,
     ) -> Self {
+        let retry = Attempts::retryable(
+            shared,
+            service,
+            head,
+            replay,
+            unprocessed_only,
+            grpc,
+            labels,
+        );
         Self {
-            state: State::Calling { fut },
-            retry: Some(Attempts::retryable(
-                shared,
-                service,
-                head,
-                replay,
-                unprocessed_only,
-                grpc,
-                labels,
-            )),
+            inner: Machine::calling(fut, Some(retry), ()),
         }
     }
 }
@@ -165,6 +315,21 @@ where
 {
     type Output = Result<Response<RB>, BoxError>;
 
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<S, B, M, RB, OB> Future for Machine<S, B, M>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    M: Steps<RB, Output = Response<OB>>,
+    OB: Default,
+{
+    type Output = Result<Response<OB>, BoxError>;
+
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -172,7 +337,20 @@ where
             // for its client to let go of the body: decided on below, in
             // one place.
             let result = match this.state.as_mut().project() {
-                StateProj::Calling { fut } => ready!(fut.poll(cx)).map_err(Into::into),
+                StateProj::Calling { fut } => {
+                    let result = ready!(fut.poll(cx)).map_err(Into::into);
+                    match M::outcome(result, this.retry.as_ref(), this.attempt) {
+                        Ok(result) => result,
+                        Err(held) => {
+                            this.state.set(State::Peeking { held });
+                            continue;
+                        }
+                    }
+                }
+                StateProj::Peeking { held } => match ready!(M::poll_first(held, cx)) {
+                    Some(res) => Ok(res),
+                    None => return Poll::Ready(Err(PolledAfterCompletion.into())),
+                },
                 StateProj::Releasing { sleep, last } => {
                     let released = this
                         .retry
@@ -222,6 +400,7 @@ where
                     let Some(service) = retry.service.as_mut() else {
                         return Poll::Ready(Err(PolledAfterCompletion.into()));
                     };
+                    M::starts(this.attempt);
                     // Setting the state drops the response it replaces.
                     this.state.set(State::Calling {
                         fut: service.call(req),
@@ -241,7 +420,7 @@ where
             let Some(retry) = this.retry.as_mut() else {
                 return Poll::Ready(result);
             };
-            match retry.decide(&result) {
+            match M::decide(retry, &result) {
                 Decision::Return => return Poll::Ready(result),
                 Decision::AwaitBody => this.state.set(State::Releasing {
                     sleep: sleep(BODY_RELEASE_WAIT),
@@ -271,7 +450,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.retry.as_ref().map_or(1, |r| r.attempts))
+            .field("attempts", &self.inner.attempts())
             .finish_non_exhaustive()
     }
 }

@@ -57,6 +57,7 @@
 
 use std::{
     fmt,
+    marker::PhantomData,
     pin::Pin,
     task::{Context, Poll, ready},
     time::Duration,
@@ -64,14 +65,14 @@ use std::{
 
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use mesh_core::{BoxError, ProxyErrorKind};
-use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use mesh_core::BoxError;
+use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use super::{
     Retry, RetryLayer, Shared,
-    attempts::{Attempts, BODY_RELEASE_WAIT, Decision},
-    future::{PolledAfterCompletion, Start},
+    attempts::{Attempts, Decision},
+    future::{Machine, Mode, Start, Steps},
 };
 use crate::replay::ReplayBody;
 
@@ -231,7 +232,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let mut fut: ResponseFuture<S, B, RB> = super::start(&mut self.inner, &self.shared, req);
-        fut.wait = self.mode.wait;
+        fut.inner.attempt_mut().wait = self.mode.wait;
         fut
     }
 }
@@ -242,46 +243,119 @@ pin_project_lite::pin_project! {
     /// first frame of a gRPC answer that could be retried for its
     /// trailers, and retries while the policy, the body, the deadline and
     /// the budget allow.
+    ///
+    /// It runs the head-only future's state machine in the peeking mode:
+    /// the mode's steps (hold the answer, read its frame, decide by its
+    /// trailers) are the only difference, and in the head-only mode they
+    /// are no code at all.
     pub struct ResponseFuture<S, B, RB>
     where
         S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
         RB: Body,
     {
         #[pin]
-        state: State<S::Future, Response<RB>, Result<Response<PeekBody<RB>>, BoxError>>,
-        retry: Option<Attempts<S, B, Shared>>,
-        // The bound on the wait for a first frame, from the attempt's start.
-        wait: Option<Duration>,
-        // When the current attempt started, if `wait` needs it.
-        started: Option<Instant>,
-    }
-
-    impl<S, B, RB> PinnedDrop for ResponseFuture<S, B, RB>
-    where
-        S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
-        RB: Body,
-    {
-        // A retry decided on and not sent when the caller lets go goes
-        // back to the budget.
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(retry) = this.project().retry.as_mut() {
-                retry.cancel();
-            }
-        }
+        inner: Machine<S, B, PeekTrailers>,
+        body: PhantomData<fn() -> RB>,
     }
 }
 
+/// What the peeking mode keeps of the current attempt: the bound on the
+/// wait for a first frame, and when the attempt started, if the bound
+/// needs it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Attempt {
+    wait: Option<Duration>,
+    started: Option<Instant>,
+}
+
 pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<F, Res, R> {
-        Calling { #[pin] fut: F },
-        // An answer held for its first frame, until `sleep` ends, if set.
-        Peeking { res: Option<Res>, #[pin] sleep: Option<Sleep>, until: Option<Instant> },
-        Backoff { #[pin] sleep: Sleep, last: Option<Box<R>> },
-        Releasing { #[pin] sleep: Sleep, last: Option<Box<R>> },
-        Ready { last: Option<Box<R>> },
-        Expired { grpc: bool },
-        Done,
+    /// An answer held for its first frame, until `sleep` ends, if set.
+    pub(crate) struct Held<RB> {
+        res: Option<Response<RB>>,
+        #[pin]
+        sleep: Option<Sleep>,
+        until: Option<Instant>,
+    }
+}
+
+impl<RB: Body> Mode<Response<RB>> for PeekTrailers {
+    type Held = Held<RB>;
+    type Output = Response<PeekBody<RB>>;
+    type Attempt = Attempt;
+}
+
+impl<RB: Body + Unpin> Steps<RB> for PeekTrailers {
+    #[inline]
+    fn outcome<S, B>(
+        result: Result<Response<RB>, BoxError>,
+        retry: Option<&Attempts<S, B, Shared>>,
+        attempt: &Attempt,
+    ) -> Result<Result<Response<PeekBody<RB>>, BoxError>, Held<RB>>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>,
+    {
+        match result {
+            Ok(res) if retry.is_some_and(|retry| retry.peeks(&res)) => Err(Held {
+                res: Some(res),
+                sleep: None,
+                until: attempt
+                    .wait
+                    .zip(attempt.started)
+                    .and_then(|(wait, started)| started.checked_add(wait)),
+            }),
+            result => Ok(result.map(|res| res.map(PeekBody::new))),
+        }
+    }
+
+    #[inline]
+    fn poll_first(
+        held: Pin<&mut Held<RB>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Response<PeekBody<RB>>>> {
+        let mut held = held.project();
+        let Some(res) = held.res.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(first) = Pin::new(res.body_mut()).poll_frame(cx) {
+            let res = held.res.take();
+            return Poll::Ready(res.map(|res| res.map(|body| PeekBody::peeked(body, first))));
+        }
+        let Some(until) = *held.until else {
+            return Poll::Pending;
+        };
+        if held.sleep.as_mut().as_pin_mut().is_none() {
+            held.sleep.set(Some(sleep_until(until)));
+        }
+        if let Some(sleep) = held.sleep.as_pin_mut() {
+            ready!(sleep.poll(cx));
+        }
+        // Out of time: the answer goes on unread.
+        tracing::debug!("no first frame within the per-try timeout");
+        Poll::Ready(held.res.take().map(|res| res.map(PeekBody::new)))
+    }
+
+    #[inline]
+    fn starts(attempt: &mut Attempt) {
+        if attempt.wait.is_some() {
+            attempt.started = Some(Instant::now());
+        }
+    }
+
+    #[inline]
+    fn decide<S, B>(
+        retry: &mut Attempts<S, B, Shared>,
+        result: &Result<Response<PeekBody<RB>>, BoxError>,
+    ) -> Decision
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>,
+    {
+        let trailers = result
+            .as_ref()
+            .ok()
+            .and_then(|res| res.body().peeked_trailers());
+        retry.decide_peeked(result, trailers)
     }
 }
 
@@ -292,28 +366,26 @@ where
 {
     fn once(fut: S::Future) -> Self {
         Self {
-            state: State::Calling { fut },
-            retry: None,
-            wait: None,
-            started: None,
+            inner: Machine::calling(fut, None, Attempt::default()),
+            body: PhantomData,
         }
     }
 
     fn expired(grpc: bool) -> Self {
         Self {
-            state: State::Expired { grpc },
-            retry: None,
-            wait: None,
-            started: None,
+            inner: Machine::expired(grpc, Attempt::default()),
+            body: PhantomData,
         }
     }
 
     fn attempts(fut: S::Future, retry: Attempts<S, B, Shared>, now: Instant) -> Self {
-        Self {
-            state: State::Calling { fut },
-            retry: Some(retry),
+        let attempt = Attempt {
             wait: None,
             started: Some(now),
+        };
+        Self {
+            inner: Machine::calling(fut, Some(retry), attempt),
+            body: PhantomData,
         }
     }
 }
@@ -326,146 +398,9 @@ where
 {
     type Output = Result<Response<PeekBody<RB>>, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            let result = match this.state.as_mut().project() {
-                StateProj::Calling { fut } => match ready!(fut.poll(cx)).map_err(Into::into) {
-                    Ok(res) if this.retry.as_ref().is_some_and(|r| r.peeks(&res)) => {
-                        let until = this
-                            .wait
-                            .zip(*this.started)
-                            .and_then(|(wait, started)| started.checked_add(wait));
-                        this.state.set(State::Peeking {
-                            res: Some(res),
-                            sleep: None,
-                            until,
-                        });
-                        continue;
-                    }
-                    result => result.map(|res| res.map(PeekBody::new)),
-                },
-                StateProj::Peeking {
-                    res,
-                    mut sleep,
-                    until,
-                } => {
-                    let Some(held) = res.as_mut() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    match Pin::new(held.body_mut()).poll_frame(cx) {
-                        Poll::Ready(first) => match res.take() {
-                            Some(held) => Ok(held.map(|body| PeekBody::peeked(body, first))),
-                            None => return Poll::Ready(Err(PolledAfterCompletion.into())),
-                        },
-                        Poll::Pending => {
-                            let Some(until) = *until else {
-                                return Poll::Pending;
-                            };
-                            if sleep.as_mut().as_pin_mut().is_none() {
-                                sleep.set(Some(sleep_until(until)));
-                            }
-                            if let Some(sleep) = sleep.as_pin_mut() {
-                                ready!(sleep.poll(cx));
-                            }
-                            // Out of time: the answer goes on unread.
-                            tracing::debug!("no first frame within the per-try timeout");
-                            match res.take() {
-                                Some(held) => Ok(held.map(PeekBody::new)),
-                                None => return Poll::Ready(Err(PolledAfterCompletion.into())),
-                            }
-                        }
-                    }
-                }
-                StateProj::Releasing { sleep, last } => {
-                    let released = this
-                        .retry
-                        .as_ref()
-                        .is_none_or(|retry| retry.poll_released(cx).is_ready());
-                    if !released {
-                        ready!(sleep.poll(cx));
-                    }
-                    match last.take() {
-                        Some(last) => *last,
-                        None => return Poll::Ready(Err(PolledAfterCompletion.into())),
-                    }
-                }
-                StateProj::Backoff { sleep, last } => {
-                    ready!(sleep.poll(cx));
-                    let last = last.take();
-                    this.state.set(State::Ready { last });
-                    continue;
-                }
-                StateProj::Ready { last } => {
-                    let Some(retry) = this.retry.as_mut() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    if let Err(error) = ready!(retry.poll_ready(cx)) {
-                        retry.give_up(None);
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(error));
-                    }
-                    // As the head-only layer: no attempt goes upstream with
-                    // no time left.
-                    if !retry.refresh_deadline() {
-                        retry.out_of_time();
-                        let last = last.take();
-                        this.state.set(State::Done);
-                        return Poll::Ready(match last {
-                            Some(last) => *last,
-                            None => Err(PolledAfterCompletion.into()),
-                        });
-                    }
-                    let Some(req) = retry.next_request() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    let Some(service) = retry.service.as_mut() else {
-                        return Poll::Ready(Err(PolledAfterCompletion.into()));
-                    };
-                    if this.wait.is_some() {
-                        *this.started = Some(Instant::now());
-                    }
-                    this.state.set(State::Calling {
-                        fut: service.call(req),
-                    });
-                    continue;
-                }
-                StateProj::Expired { grpc } => {
-                    let grpc = *grpc;
-                    this.state.set(State::Done);
-                    return Poll::Ready(Ok(ProxyErrorKind::Timeout.response_for(grpc)));
-                }
-                StateProj::Done => return Poll::Ready(Err(PolledAfterCompletion.into())),
-            };
-            // Drop the attempt before deciding, so that it no longer holds
-            // the request body.
-            this.state.set(State::Done);
-            let Some(retry) = this.retry.as_mut() else {
-                return Poll::Ready(result);
-            };
-            let trailers = result
-                .as_ref()
-                .ok()
-                .and_then(|res| res.body().peeked_trailers());
-            match retry.decide_peeked(&result, trailers) {
-                Decision::Return => return Poll::Ready(result),
-                Decision::AwaitBody => this.state.set(State::Releasing {
-                    sleep: sleep(BODY_RELEASE_WAIT),
-                    last: Some(Box::new(result)),
-                }),
-                Decision::Retry { delay, .. } => {
-                    let last = retry.deadline().map(|_| Box::new(result));
-                    if delay.is_zero() {
-                        this.state.set(State::Ready { last });
-                    } else {
-                        this.state.set(State::Backoff {
-                            sleep: sleep(delay),
-                            last,
-                        });
-                    }
-                }
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
 
@@ -476,8 +411,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.retry.as_ref().map_or(1, |r| r.attempts))
-            .field("wait", &self.wait)
+            .field("attempts", &self.inner.attempts())
+            .field("wait", &self.inner.attempt().wait)
             .finish_non_exhaustive()
     }
 }

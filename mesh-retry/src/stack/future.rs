@@ -1,6 +1,7 @@
 //! The response future of [`RouteStack`](super::RouteStack).
 
 use std::{
+    convert::Infallible,
     fmt,
     pin::Pin,
     task::{Context, Poll, ready},
@@ -17,6 +18,7 @@ use crate::{
     deadline::{FAR_FUTURE, time_left},
     replay::ReplayBody,
     retry::{
+        HeadOnly,
         attempts::{Attempts, BODY_RELEASE_WAIT, Decision},
         future::PolledAfterCompletion,
     },
@@ -36,7 +38,20 @@ pin_project_lite::pin_project! {
         S: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
-        state: State<S::Future, Result<S::Response, BoxError>>,
+        inner: Machine<S, B, HeadOnly>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The state machine of both modes' futures: `M` says what is done
+    /// with an answer before it is decided on (see [`Mode`]).
+    pub(super) struct Machine<S, B, M>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        M: Mode<S::Response>,
+    {
+        #[pin]
+        state: State<S::Future, Result<M::Output, BoxError>, M::Held>,
         deadline: Option<Instant>,
         // The end of the current attempt's per-try timeout, or of the
         // backoff.
@@ -49,9 +64,10 @@ pin_project_lite::pin_project! {
         retry: Option<Attempts<S, B, Config>>,
     }
 
-    impl<S, B> PinnedDrop for ResponseFuture<S, B>
+    impl<S, B, M> PinnedDrop for Machine<S, B, M>
     where
         S: Service<Request<ReplayBody<B>>>,
+        M: Mode<S::Response>,
     {
         // A retry decided on and not sent when the caller lets go goes
         // back to the budget.
@@ -65,7 +81,7 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F, R> {
+    enum State<F, R, H> {
         Calling { #[pin] fut: F },
         // The deadline had passed before anything was sent.
         Expired,
@@ -75,21 +91,98 @@ pin_project_lite::pin_project! {
         Backoff,
         Ready,
         Done,
+        // An answer held while its first frame is read. Last, and holding
+        // a type with no value in the head-only mode, so that there it
+        // takes no room, leaves the other states' discriminants as they
+        // were, and has no code.
+        Peeking { held: H },
     }
 }
 
-/// A [`ResponseFuture`] not polled yet, taken apart: see
-/// [`ResponseFuture::into_unpolled`].
-pub(super) struct Unpolled<S, B>
-where
-    S: Service<Request<ReplayBody<B>>>,
-{
-    pub(super) fut: Option<S::Future>,
-    pub(super) deadline: Option<Instant>,
-    pub(super) until: Option<Instant>,
-    pub(super) idle: Option<Duration>,
-    pub(super) grpc: bool,
-    pub(super) retry: Option<Attempts<S, B, Config>>,
+/// What the state machine holds in a mode of the route stack, for
+/// answers of type `Res`: the types of [`Steps`], which the future's
+/// fields need before its response body is known.
+pub(super) trait Mode<Res> {
+    /// An answer held while its first frame is read.
+    type Held;
+    /// The answer as it is decided on and handed on.
+    type Output;
+}
+
+/// What a mode of the route stack does with an answer, whose body is `RB`,
+/// before deciding on it, so that both modes run one state machine.
+///
+/// Every step is inlined, and the head-only mode's do nothing: its
+/// [`Held`](Mode::Held) has no value, so the state that holds an answer,
+/// and every branch to it, is removed from its code.
+pub(super) trait Steps<RB>: Mode<Response<RB>> {
+    /// An attempt's outcome as it is decided on, or the answer to hold
+    /// while its first frame is read (`Err`).
+    fn outcome<S, B>(
+        result: Result<Response<RB>, BoxError>,
+        retry: Option<&Attempts<S, B, Config>>,
+    ) -> Result<Result<Self::Output, BoxError>, Self::Held>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>;
+
+    /// Reads the held answer's first frame: the answer with it, once read.
+    /// `None` if the answer was handed on already.
+    fn poll_first(held: &mut Self::Held, cx: &mut Context<'_>) -> Poll<Option<Self::Output>>;
+
+    /// The held answer, unread, when the wait for its first frame ends.
+    fn unread(held: &mut Self::Held) -> Option<Self::Output>;
+
+    /// Decides on an attempt's outcome.
+    fn decide<S, B>(
+        retry: &mut Attempts<S, B, Config>,
+        result: &Result<Self::Output, BoxError>,
+    ) -> Decision
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>;
+}
+
+/// The default: the head decides, and the answer is handed on unread.
+impl<Res> Mode<Res> for HeadOnly {
+    type Held = Infallible;
+    type Output = Res;
+}
+
+impl<RB> Steps<RB> for HeadOnly {
+    #[inline(always)]
+    fn outcome<S, B>(
+        result: Result<Response<RB>, BoxError>,
+        _: Option<&Attempts<S, B, Config>>,
+    ) -> Result<Result<Response<RB>, BoxError>, Infallible>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>,
+    {
+        Ok(result)
+    }
+
+    #[inline(always)]
+    fn poll_first(held: &mut Infallible, _: &mut Context<'_>) -> Poll<Option<Response<RB>>> {
+        match *held {}
+    }
+
+    #[inline(always)]
+    fn unread(held: &mut Infallible) -> Option<Response<RB>> {
+        match *held {}
+    }
+
+    #[inline(always)]
+    fn decide<S, B>(
+        retry: &mut Attempts<S, B, Config>,
+        result: &Result<Response<RB>, BoxError>,
+    ) -> Decision
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        S::Error: Into<BoxError>,
+    {
+        retry.decide(result)
+    }
 }
 
 /// Which of the instants a wait ended at.
@@ -113,46 +206,51 @@ where
         retry: Option<Attempts<S, B, Config>>,
     ) -> Self {
         Self {
-            state: State::Calling { fut },
-            deadline,
-            until,
-            timer: None,
-            idle,
-            grpc,
-            retry,
-        }
-    }
-
-    /// What a future not polled yet holds, for the future of a
-    /// [peeking](super::RouteStackLayer::peek_grpc_trailers) stack to go on
-    /// from: the first attempt (`None` when the deadline had passed), and
-    /// the rest. Not called on the head-only path.
-    pub(super) fn into_unpolled(mut self) -> Unpolled<S, B> {
-        let fut = match std::mem::replace(&mut self.state, State::Done) {
-            State::Calling { fut } => Some(fut),
-            _ => None,
-        };
-        Unpolled {
-            fut,
-            deadline: self.deadline,
-            until: self.until,
-            idle: self.idle,
-            grpc: self.grpc,
-            // Taken, so that dropping `self` gives nothing back.
-            retry: self.retry.take(),
+            inner: Machine {
+                state: State::Calling { fut },
+                deadline,
+                until,
+                timer: None,
+                idle,
+                grpc,
+                retry,
+            },
         }
     }
 
     /// The answer to a request whose deadline had passed when it came.
     pub(super) fn expired(grpc: bool) -> Self {
         Self {
-            state: State::Expired,
-            deadline: None,
-            until: None,
+            inner: Machine {
+                state: State::Expired,
+                deadline: None,
+                until: None,
+                timer: None,
+                idle: None,
+                grpc,
+                retry: None,
+            },
+        }
+    }
+
+    /// The same future, not polled yet, in mode `M`: what the call of a
+    /// [peeking](super::RouteStackLayer::peek_grpc_trailers) stack goes on
+    /// from. Not called on the head-only path.
+    pub(super) fn into_mode<M: Mode<S::Response>>(self) -> Machine<S, B, M> {
+        let mut from = self.inner;
+        let state = match std::mem::replace(&mut from.state, State::Done) {
+            State::Calling { fut } => State::Calling { fut },
+            _ => State::Expired,
+        };
+        Machine {
+            state,
+            deadline: from.deadline,
+            until: from.until,
             timer: None,
-            idle: None,
-            grpc,
-            retry: None,
+            idle: from.idle,
+            grpc: from.grpc,
+            // Taken, so that dropping `from` gives nothing back.
+            retry: from.retry.take(),
         }
     }
 }
@@ -165,10 +263,25 @@ where
 {
     type Output = Result<Response<TimeoutBody<RB>>, BoxError>;
 
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<S, B, M, RB, OB> Future for Machine<S, B, M>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    M: Steps<RB, Output = Response<OB>>,
+    OB: Default,
+{
+    type Output = Result<Response<TimeoutBody<OB>>, BoxError>;
+
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let (deadline, idle, grpc) = (*this.deadline, *this.idle, *this.grpc);
-        let respond = |result: Result<Response<RB>, BoxError>| {
+        let respond = |result: Result<Response<OB>, BoxError>| {
             Poll::Ready(result.map(|res| res.map(|b| TimeoutBody::new(b, deadline, idle, grpc))))
         };
         let timed_out = || {
@@ -181,7 +294,18 @@ where
             // one place.
             let result = match this.state.as_mut().project() {
                 StateProj::Calling { fut } => match fut.poll(cx) {
-                    Poll::Ready(result) => result.map_err(Into::into),
+                    Poll::Ready(result) => {
+                        match M::outcome(result.map_err(Into::into), this.retry.as_ref()) {
+                            Ok(result) => result,
+                            Err(held) => {
+                                // The per-try timeout (`until`) and the
+                                // deadline still run: they bound the wait
+                                // for the frame.
+                                this.state.set(State::Peeking { held });
+                                continue;
+                            }
+                        }
+                    }
                     Poll::Pending => match ready!(wait(this.timer, *this.until, deadline, cx)) {
                         Woke::Until => {
                             tracing::debug!("attempt timed out before its response");
@@ -193,6 +317,23 @@ where
                         }
                     },
                 },
+                StateProj::Peeking { held } => {
+                    let first = match M::poll_first(held, cx) {
+                        Poll::Ready(read) => read,
+                        Poll::Pending => {
+                            // Out of time, the per-try timeout's or the
+                            // deadline's: the answer goes on unread, and
+                            // its body is held to the deadline from there.
+                            ready!(wait(this.timer, *this.until, deadline, cx));
+                            tracing::debug!("no first frame within the attempt's time");
+                            M::unread(held)
+                        }
+                    };
+                    match first {
+                        Some(res) => Ok(res),
+                        None => return Poll::Ready(Err(PolledAfterCompletion.into())),
+                    }
+                }
                 StateProj::Releasing { last } => {
                     let released = this
                         .retry
@@ -280,7 +421,7 @@ where
             let Some(retry) = this.retry.as_mut() else {
                 return respond(result);
             };
-            match retry.decide(&result) {
+            match M::decide(retry, &result) {
                 Decision::Return => return respond(result),
                 Decision::AwaitBody => {
                     let now = Instant::now();
@@ -351,6 +492,17 @@ where
     S: Service<Request<ReplayBody<B>>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt_fields(f)
+    }
+}
+
+impl<S, B, M> Machine<S, B, M>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    M: Mode<S::Response>,
+{
+    /// The `Debug` of either mode's future.
+    pub(super) fn fmt_fields(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("deadline", &self.deadline)
             .field("attempts", &self.retry.as_ref().map_or(1, |r| r.attempts))
