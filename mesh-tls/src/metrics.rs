@@ -29,6 +29,7 @@ pub struct TlsMetrics {
     rejected: Family<RejectLabels, Counter>,
     handshake_failures: Family<HandshakeLabels, Counter>,
     retired: Family<RetireLabels, Counter>,
+    passthrough: Counter,
 }
 
 impl TlsMetrics {
@@ -52,6 +53,12 @@ impl TlsMetrics {
     ///   refused, the old credentials staying in service;
     /// - `tls_handshake_failures_total{direction, reason}`: connections that
     ///   failed TLS detection or the handshake;
+    /// - `tls_passthrough_connections_total`: inbound TLS connections passed
+    ///   through to the application untouched, because their ClientHello
+    ///   named another server (see [server
+    ///   names](crate::accept#server-names)); no failure, and not counted
+    ///   as one (one refused on a strict port is, as
+    ///   `passthrough_refused`);
     /// - `tls_connections_retired_total{direction, reason}`: connections
     ///   retired because the credentials rotated or a certificate neared
     ///   expiry: pooled client connections (`outbound`) and drained server
@@ -84,6 +91,11 @@ impl TlsMetrics {
             self.handshake_failures.clone(),
         );
         registry.register(
+            "tls_passthrough_connections",
+            "Inbound TLS connections passed through untouched: their ClientHello named another server",
+            self.passthrough.clone(),
+        );
+        registry.register(
             "tls_connections_retired",
             "Connections retired before their credentials expire",
             self.retired.clone(),
@@ -111,6 +123,10 @@ impl TlsMetrics {
         self.handshake_failures
             .get_or_create(&HandshakeLabels { direction, reason })
             .inc();
+    }
+
+    pub(crate) fn passed_through(&self) {
+        self.passthrough.inc();
     }
 
     pub(crate) fn retired(&self, direction: Direction, reason: RetireReason) {
@@ -203,6 +219,9 @@ pub enum HandshakeFailure {
     PlaintextRefused,
     /// No client certificate where one is required.
     NoClientCertificate,
+    /// A ClientHello naming another server than this workload, on a
+    /// strict port, which would pass it through.
+    PassthroughRefused,
     /// No local credentials are loaded yet.
     NoCredentials,
     /// The local credentials have expired.
@@ -245,6 +264,7 @@ impl HandshakeFailure {
             Self::Timeout => "timeout",
             Self::PlaintextRefused => "plaintext_refused",
             Self::NoClientCertificate => "no_client_certificate",
+            Self::PassthroughRefused => "passthrough_refused",
             Self::NoCredentials => "no_credentials",
             Self::CredentialsExpired => "credentials_expired",
             Self::CredentialsNotYetValid => "credentials_not_yet_valid",
@@ -352,6 +372,7 @@ mod tests {
         metrics.rejected(RejectReason::KeyMismatch);
         metrics.handshake_failed(Direction::Inbound, HandshakeFailure::PlaintextRefused);
         metrics.retired(Direction::Outbound, RetireReason::Rotation);
+        metrics.passed_through();
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         for line in [
@@ -361,6 +382,7 @@ mod tests {
             "identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1",
             "tls_handshake_failures_total{direction=\"inbound\",reason=\"plaintext_refused\"} 1",
             "tls_connections_retired_total{direction=\"outbound\",reason=\"rotation\"} 1",
+            "tls_passthrough_connections_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -29,6 +29,7 @@ mod local_validity_ready;
 mod local_validity_reason;
 mod modes;
 mod mtls;
+mod passthrough;
 mod refusal_log;
 mod reissued_issuer;
 mod resumption;

@@ -1,5 +1,7 @@
 use std::{fmt, io, time::Duration};
 
+use mesh_core::conn::Sni;
+
 use crate::{
     cert::NoIdentity, creds::UnusableCredentials, metrics::HandshakeFailure,
     verify::NoAnchorOfTrustDomain,
@@ -20,6 +22,11 @@ pub enum AcceptError {
     PlaintextRefused,
     /// A TLS client without a certificate on a strict port.
     NoClientCertificate,
+    /// A ClientHello that names another server than this workload (the
+    /// one named here) on a strict port: TLS for the application, which
+    /// the port would pass through untouched, and so not mutual TLS with
+    /// the mesh, which alone a strict port admits.
+    PassthroughRefused(Sni),
     /// A TLS client arrived before any local credentials were loaded. It
     /// was answered with the alert `access_denied`, as for
     /// [`AcceptError::CredentialsUnusable`].
@@ -74,6 +81,7 @@ impl AcceptError {
             Self::Io(_) => HandshakeFailure::Io,
             Self::PlaintextRefused => HandshakeFailure::PlaintextRefused,
             Self::NoClientCertificate => HandshakeFailure::NoClientCertificate,
+            Self::PassthroughRefused(_) => HandshakeFailure::PassthroughRefused,
             Self::NoCredentials => HandshakeFailure::NoCredentials,
             Self::CredentialsUnusable(unusable) => unusable.failure(),
             Self::NoPeerIdentity(_) => HandshakeFailure::NoPeerIdentity,
@@ -97,6 +105,10 @@ impl fmt::Display for AcceptError {
             Self::NoClientCertificate => {
                 f.write_str("tls client without a certificate refused on a strict port")
             }
+            Self::PassthroughRefused(sni) => write!(
+                f,
+                "tls client hello for another server ({sni}) refused on a strict port"
+            ),
             Self::NoCredentials => f.write_str("no local identity credentials loaded"),
             Self::CredentialsUnusable(unusable) => write!(f, "tls refused: {unusable}"),
             Self::NoPeerIdentity(_) => f.write_str("client certificate names no identity"),

@@ -8,7 +8,7 @@ use std::{
 use bytes::Bytes;
 use mesh_core::{
     BoxError, Tls,
-    conn::NoTlsReason,
+    conn::{NoTlsReason, Sni},
     io::{Io, PrefixedIo},
     serve::{Accepted, HttpVersion, Retirement},
 };
@@ -18,18 +18,26 @@ use tokio::{
     time::{Sleep, sleep},
 };
 
-use super::{AcceptConfig, AcceptError, InboundMode, ServerIo, retirement::HandshakeWith};
+use super::{
+    AcceptConfig, AcceptError, InboundMode, ServerIo, TlsAccept,
+    client_hello::{self, ServerName},
+    names::LocalNames,
+    retirement::HandshakeWith,
+};
 use crate::{
     ALPN_H2, ALPN_HTTP1, CredentialStore,
     cert::{CertNames, NoIdentity},
     metrics::Direction,
 };
 
-/// How much detection reads at most. Three bytes decide (a TLS record
-/// header's content type and protocol version), but whatever else has
-/// arrived is read too: a whole ClientHello (about 1.5 KiB with an
-/// X25519MLKEM768 key share) or HTTP request head then reaches the next
-/// reader from memory, without another read from the socket.
+/// How much detection reads at first. Three bytes tell TLS from anything
+/// else (a TLS record header's content type and protocol version), but
+/// whatever else has arrived is read too: a whole ClientHello (about 1.5
+/// KiB with an X25519MLKEM768 key share) or HTTP request head then
+/// reaches the next reader from memory, without another read from the
+/// socket. A TLS client's first record is read whole, for its server
+/// name: a longer one grows the buffer, up to the longest record TLS
+/// allows ([`client_hello::MAX_RECORD`]).
 const FIRST_READ: usize = 2048;
 
 /// The future of [`TlsAccept`](super::TlsAccept) on one connection:
@@ -47,6 +55,8 @@ pub struct AcceptFuture<I> {
     /// Whether a peer that sent nothing by the timeout is served as
     /// plaintext rather than closed: on an opaque port in permissive mode.
     silent_is_plaintext: bool,
+    /// The server names the certificate in service answers to.
+    names: Arc<LocalNames>,
 }
 
 // The handshake variant dominates the size, and it is the state the future
@@ -86,12 +96,13 @@ fn classify(bytes: &[u8]) -> Hello {
 }
 
 impl<I: Io> AcceptFuture<I> {
-    pub(super) fn new(
-        io: I,
-        store: &CredentialStore,
-        config: &AcceptConfig,
-        opaque_port: bool,
-    ) -> Self {
+    pub(super) fn new(io: I, accept: &TlsAccept) -> Self {
+        let TlsAccept {
+            store,
+            config,
+            opaque_port,
+            names,
+        } = accept;
         let (state, deadline) = match config.mode {
             InboundMode::Disabled => (
                 State::Ready(Some(Accepted {
@@ -118,7 +129,8 @@ impl<I: Io> AcceptFuture<I> {
             config: config.clone(),
             handshake_with: None,
             refusing: None,
-            silent_is_plaintext: opaque_port && config.mode == InboundMode::Permissive,
+            silent_is_plaintext: *opaque_port && config.mode == InboundMode::Permissive,
+            names: names.clone(),
         }
     }
 
@@ -162,6 +174,43 @@ impl<I: Io> AcceptFuture<I> {
             "no tls client hello on an opaque port; serving the connection as plaintext"
         );
         self.plaintext(io, Bytes::new())
+    }
+
+    /// Whether a ClientHello that asks for `sni` is for another server
+    /// than this workload: one the certificate in service carries no DNS
+    /// name of, when the workload's identity is DNS-style (see [server
+    /// names](super#server-names) for why a SPIFFE ID's is not). Without
+    /// credentials no name is known, and the connection is terminated, to
+    /// be refused as any TLS client is then: were it passed through, a
+    /// mesh client that came before the workload's certificate would
+    /// reach the application as TLS it cannot read.
+    fn names_another_server(&self, sni: &Sni) -> bool {
+        self.store.snapshot().is_some_and(|snapshot| {
+            !snapshot.creds.identity().is_spiffe() && !self.names.carries(&snapshot.creds, sni)
+        })
+    }
+
+    /// The ClientHello asks for another server: the application's own
+    /// TLS, passed on untouched, bytes read included, as a plaintext
+    /// stream, unless the port is strict.
+    fn passthrough(
+        &mut self,
+        io: I,
+        prefix: Bytes,
+        sni: Sni,
+    ) -> Poll<Result<Accepted<ServerIo<I>>, BoxError>> {
+        if self.config.mode == InboundMode::Strict {
+            return self.fail(AcceptError::PassthroughRefused(sni));
+        }
+        self.store.metrics().passed_through();
+        tracing::debug!(%sni, "tls client hello names another server; passing it through");
+        self.state = State::Done;
+        Poll::Ready(Ok(Accepted {
+            io: ServerIo::Plain(PrefixedIo::new(prefix, io)),
+            tls: Tls::Passthrough { sni },
+            alpn: None,
+            retire: Retirement::never(),
+        }))
     }
 
     /// The first bytes are a ClientHello: start the handshake with the
@@ -305,8 +354,7 @@ impl<I: Io> Future for AcceptFuture<I> {
                     }
                     *len += n;
                     let eof = n == 0;
-                    let prefix = Bytes::copy_from_slice(&buf[..*len]);
-                    let hello = match classify(&prefix) {
+                    let hello = match classify(&buf[..*len]) {
                         // The peer closed mid-header: not a TLS client.
                         Hello::NeedMore if eof => Hello::Plaintext,
                         hello => hello,
@@ -314,11 +362,33 @@ impl<I: Io> Future for AcceptFuture<I> {
                     if hello == Hello::NeedMore {
                         continue;
                     }
+                    // A TLS client: its first record, whole, says which
+                    // server it asks for. One that closes before it is
+                    // whole goes to the handshake, which fails it.
+                    let sni = match hello {
+                        Hello::Tls => match client_hello::server_name(&buf[..*len]) {
+                            ServerName::NeedMore(need) if !eof => {
+                                if need > buf.len() {
+                                    buf.resize(need, 0);
+                                }
+                                continue;
+                            }
+                            ServerName::Named(sni) => Some(sni),
+                            ServerName::NeedMore(_) | ServerName::Unnamed => None,
+                        },
+                        _ => None,
+                    };
+                    let prefix = Bytes::copy_from_slice(&buf[..*len]);
                     let Some(io) = io.take() else {
                         return Poll::Ready(Err(polled_after_completion()));
                     };
                     if hello == Hello::Plaintext {
                         return this.plaintext(io, prefix);
+                    }
+                    if let Some(sni) = sni
+                        && this.names_another_server(&sni)
+                    {
+                        return this.passthrough(io, prefix, sni);
                     }
                     if let Some(error) = this.handshake(io, prefix) {
                         return this.fail(error);

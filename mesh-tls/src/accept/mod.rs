@@ -9,11 +9,16 @@
 //! bytes are replayed with [`PrefixedIo`](mesh_core::io::PrefixedIo)), then applies the port's
 //! [`InboundMode`]:
 //!
-//! | mode | plaintext | TLS, no client cert | mutual TLS |
-//! |------|-----------|---------------------|------------|
-//! | `permissive` (default) | served, `Tls::Plaintext` | served, `Tls::NoClientCert` | served, `Tls::Mutual` |
-//! | `strict` | closed | closed | served, `Tls::Mutual` |
-//! | `disabled` | served, `Tls::Plaintext(Disabled)` | bytes passed on as they are | bytes passed on as they are |
+//! | mode | plaintext | TLS, no client cert | mutual TLS | TLS for another server |
+//! |------|-----------|---------------------|------------|------------------------|
+//! | `permissive` (default) | served, `Tls::Plaintext` | served, `Tls::NoClientCert` | served, `Tls::Mutual` | bytes passed on as they are, `Tls::Passthrough` |
+//! | `strict` | closed | closed | served, `Tls::Mutual` | closed |
+//! | `disabled` | served, `Tls::Plaintext(Disabled)` | bytes passed on as they are | bytes passed on as they are | bytes passed on as they are |
+//!
+//! "TLS for another server" is a ClientHello whose server name is not
+//! this workload's, on a workload whose identity is DNS-style (see
+//! [server names](#server-names)); the other TLS columns are
+//! ClientHellos the acceptor terminates.
 //!
 //! A client certificate, when presented, must chain to the trust bundle
 //! (through issuers whose key usage allows certificate signing), be valid
@@ -98,24 +103,54 @@
 //!
 //! # Server names
 //!
-//! The acceptor terminates every TLS ClientHello with the mesh
-//! certificate, whatever server name (SNI) it carries, or none. The
-//! certificate check, not the name, is what authenticates a peer, and the
-//! mode table above serves TLS clients without a certificate in
-//! `permissive` mode: a client that names another server is one of them.
-//! The mesh's connector names a DNS-style expected identity as the server
-//! name, and otherwise the host it dialled
-//! ([`connect`](crate::connect)), which the acceptor does not compare with
-//! its own identity.
+//! A meshed port carries two kinds of TLS: the mesh's own, from clients
+//! of this workload, and the application's, when it serves TLS itself
+//! (HTTPS on a meshed port). Terminated with the mesh certificate, the
+//! application's clients would fail to verify it. So the acceptor reads
+//! the server name (SNI) of every ClientHello before it answers, and,
+//! on a workload whose identity is DNS-style, terminates only one that
+//! asks for this workload:
 //!
-//! Linkerd's proxy differs here: it terminates only a ClientHello that
-//! names its own identity, and passes any other TLS connection through to
-//! the application untouched (`ServerTls::Passthru` in linkerd2-proxy's
-//! `linkerd/tls/src/server.rs`), so that an application serving its own
-//! TLS keeps working behind it. Behind this acceptor such an application's
-//! clients are answered with the mesh certificate instead, and fail to
-//! verify it; its port should be `disabled`, which passes TLS bytes on as
-//! they are.
+//! - no server name: terminated (tools that dial an address send none);
+//! - a name the certificate in service carries as a DNS SAN, compared
+//!   ASCII case-insensitively: the identity itself, which the mesh's
+//!   connector sends for a DNS-style expected identity
+//!   ([`connect`](crate::connect)), or another name issued beside it:
+//!   terminated;
+//! - any other name: the application's TLS. In `permissive` mode its
+//!   bytes, the ClientHello included, are passed on untouched, as
+//!   [`Tls::Passthrough`](mesh_core::Tls::Passthrough) with the name
+//!   asked for, and counted in `tls_passthrough_connections_total`, not
+//!   as a handshake failure. The mesh authenticated nothing:
+//!   authorization grants such a connection only what needs no
+//!   authentication, and a server serves it as opaque bytes, never as
+//!   HTTP. In `strict` mode, which admits mutual TLS with the mesh
+//!   alone, it is closed ([`AcceptError::PassthroughRefused`], counted as
+//!   `passthrough_refused`). In `disabled` mode every connection is
+//!   passed on already.
+//!
+//! A workload whose identity is a SPIFFE ID terminates every ClientHello,
+//! whatever it names: a SPIFFE ID is no DNS name, so the mesh's connector
+//! sends a SPIFFE target the host it dialled as the server name, and a
+//! name the certificate does not carry may be a mesh client's. Such a
+//! workload's application serving its own TLS needs its port `disabled`.
+//!
+//! This is Linkerd's rule (`ServerTls::Passthru` in linkerd2-proxy's
+//! `linkerd/tls/src/server.rs`), whose identities are DNS-style, with two
+//! differences. Linkerd terminates only the name of its one identity;
+//! here any DNS name of the certificate counts, since a certificate
+//! proves each of them to clients. And Linkerd passes a ClientHello
+//! without a server name through as if it were not TLS, where here it is
+//! terminated: it is no name of another server.
+//!
+//! The name is read from the ClientHello's first record, which the
+//! acceptor reads whole (up to the 16 KiB TLS allows; rustls needs it
+//! before it answers anyway). A ClientHello that continues past its first
+//! record, or names something that is no host name, is terminated, and
+//! rustls decides. Before any credentials load no name is known to be
+//! this workload's, and every ClientHello is refused, as before. A
+//! wildcard DNS SAN names no server a client can ask for, and matches
+//! none.
 //!
 //! # ALPN
 //!
@@ -174,12 +209,14 @@
 //! Each drained connection counts in
 //! `tls_connections_retired_total{direction="inbound"}`.
 
+mod client_hello;
 mod error;
 mod future;
 mod io;
+mod names;
 mod retirement;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use mesh_core::{
     io::Io,
@@ -187,6 +224,7 @@ use mesh_core::{
 };
 use serde::Deserialize;
 
+use self::names::LocalNames;
 pub use self::{error::AcceptError, future::AcceptFuture, io::ServerIo};
 use crate::CredentialStore;
 
@@ -194,7 +232,9 @@ use crate::CredentialStore;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InboundMode {
-    /// Plaintext, TLS without a client certificate, and mutual TLS.
+    /// Plaintext, TLS without a client certificate, and mutual TLS; TLS
+    /// for another server is passed through (see [server
+    /// names](self#server-names)).
     #[default]
     Permissive,
     /// Mutual TLS only.
@@ -255,6 +295,8 @@ pub struct TlsAccept {
     /// Whether the port is opaque, as the server said through
     /// [`Accept::for_protocol`].
     opaque_port: bool,
+    /// The server names the certificate in service answers to.
+    names: Arc<LocalNames>,
 }
 
 impl TlsAccept {
@@ -264,6 +306,7 @@ impl TlsAccept {
             store,
             config,
             opaque_port: false,
+            names: Arc::default(),
         }
     }
 
@@ -278,7 +321,7 @@ impl<I: Io> Accept<I> for TlsAccept {
     type Future = AcceptFuture<I>;
 
     fn accept(&self, io: I) -> Self::Future {
-        AcceptFuture::new(io, &self.store, &self.config, self.opaque_port)
+        AcceptFuture::new(io, self)
     }
 
     /// On an opaque port, a permissive acceptor serves a client that sent
