@@ -368,3 +368,51 @@ fn durations_follow_gep_2257() {
         assert!(err.message().starts_with("invalid duration"), "{err}");
     }
 }
+
+#[test]
+fn header_modifier_names_and_values_are_held_to_the_gateway_apis_lengths() {
+    // HTTPHeader: a name of at most 256 characters, a value of 1 to 4096.
+    let modifier = |entry: &str| {
+        format!(
+            "{HEAD}spec:\n  rules:\n    - filters:\n        - type: ResponseHeaderModifier\n          responseHeaderModifier:\n            add:\n              - {entry}\n"
+        )
+    };
+    let long_name = "a".repeat(257);
+    for (entry, field, message) in [
+        (
+            "{name: x-a, value: \"\"}".to_owned(),
+            "value",
+            "the value is empty",
+        ),
+        (
+            format!("{{name: x-a, value: {}}}", "v".repeat(4097)),
+            "value",
+            "4097 characters",
+        ),
+        (
+            format!("{{name: {long_name}, value: x}}"),
+            "name",
+            "257 characters",
+        ),
+    ] {
+        let err = refused(
+            &modifier(&entry),
+            1,
+            &format!("spec.rules[0].filters[0].responseHeaderModifier.add[0].{field}"),
+            10,
+        );
+        assert!(err.message().contains(message), "{err}");
+    }
+    let entry = format!("{{name: {}, value: {}}}", "a".repeat(256), "v".repeat(4096));
+    assert_eq!(check(&modifier(&entry)).unwrap(), 1);
+    let remove = format!(
+        "{HEAD}spec:\n  rules:\n    - filters:\n        - type: RequestHeaderModifier\n          requestHeaderModifier:\n            remove: [x-a, {long_name}]\n"
+    );
+    let err = refused(
+        &remove,
+        1,
+        "spec.rules[0].filters[0].requestHeaderModifier.remove[1]",
+        9,
+    );
+    assert!(err.message().contains("257 characters"), "{err}");
+}

@@ -61,7 +61,9 @@ impl HeaderEdit {
     ///
     /// # Errors
     ///
-    /// The first name or value that is not a valid header name or value;
+    /// The first name or value that is not a valid header name or value,
+    /// or is outside the Gateway API's lengths (a name over 256
+    /// characters, a value empty or over 4096);
     /// a name set or added that frames the body (`Content-Length`,
     /// `Transfer-Encoding`) or is hop-by-hop (`Connection`, `Keep-Alive`,
     /// `Proxy-Connection`, `TE`, `Upgrade`), which the mesh writes itself;
@@ -70,6 +72,15 @@ impl HeaderEdit {
     /// Gateway API refuses), with where it is.
     pub fn new(modifier: &HeaderModifier) -> Result<Self, InvalidHeaderEdit> {
         let name = |name: &str, field: String| {
+            if name.len() > MAX_NAME_LEN {
+                return Err(InvalidHeaderEdit {
+                    field,
+                    message: format!(
+                        "the header name is {} characters long; the Gateway API allows at most {MAX_NAME_LEN}",
+                        name.len()
+                    ),
+                });
+            }
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeaderEdit {
                 field,
                 message: format!("{name:?} is not a valid header name"),
@@ -79,6 +90,21 @@ impl HeaderEdit {
             list.iter()
                 .enumerate()
                 .map(|(i, header)| {
+                    if !(1..=MAX_VALUE_LEN).contains(&header.value.len()) {
+                        return Err(InvalidHeaderEdit {
+                            field: format!("{what}[{i}].value"),
+                            message: if header.value.is_empty() {
+                                format!(
+                                    "the value is empty; the Gateway API requires 1 to {MAX_VALUE_LEN} characters"
+                                )
+                            } else {
+                                format!(
+                                    "the value is {} characters long; the Gateway API allows at most {MAX_VALUE_LEN}",
+                                    header.value.len()
+                                )
+                            },
+                        });
+                    }
                     let value =
                         HeaderValue::from_str(&header.value).map_err(|_| InvalidHeaderEdit {
                             field: format!("{what}[{i}].value"),
@@ -172,6 +198,14 @@ impl HeaderEdit {
         }
     }
 }
+
+/// The longest header name an edit may name: the Gateway API's
+/// `HTTPHeaderName`.
+const MAX_NAME_LEN: usize = 256;
+
+/// The longest value an edit may set or add (`HTTPHeader.value`, which
+/// may not be empty either).
+const MAX_VALUE_LEN: usize = 4096;
 
 /// Why an edit may not set or add `name`, if it may not.
 ///
