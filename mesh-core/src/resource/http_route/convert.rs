@@ -65,8 +65,8 @@ impl HttpRouteMatch {
     /// absolute or not normal (see [`PathMatch`]), a regular expression
     /// that does not compile, a header or query parameter name or a
     /// method that is not a valid token, a name written twice in one list,
-    /// a string longer (or, for names and values, shorter) than the
-    /// API allows. The error names the field from the match
+    /// a name or value longer or shorter than the API allows. The error
+    /// names the field from the match
     /// (`headers[1].value`).
     pub fn to_route_match(&self) -> Result<RouteMatch, InvalidMatch> {
         let mut route = RouteMatch::new();
@@ -118,8 +118,6 @@ const GATEWAY_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
-/// The longest path value the Gateway API allows (`HTTPPathMatch.value`).
-const MAX_PATH_LEN: usize = 1024;
 /// The longest header or query parameter name (`HTTPHeaderName`).
 const MAX_NAME_LEN: usize = 256;
 /// The longest header value a header match may hold.
@@ -162,7 +160,6 @@ fn within_length(field: &str, value: &str, min: usize, max: usize) -> Result<(),
 }
 
 fn path_match(path: &HttpPathMatch) -> Result<PathMatch, InvalidMatch> {
-    within_length("path.value", &path.value, 0, MAX_PATH_LEN)?;
     match path.kind {
         PathMatchType::Exact => PathMatch::exact(&path.value),
         PathMatchType::PathPrefix => PathMatch::prefix(&path.value),
@@ -238,9 +235,9 @@ pub enum InvalidMatchReason {
         /// The earlier entry, such as `headers[0]`.
         first: String,
     },
-    /// A string shorter or longer than the Gateway API allows: a path
-    /// over 1024 bytes, an empty name or one over 256, an empty header
-    /// value or one over 4096, an empty query value or one over 1024.
+    /// A string shorter or longer than the Gateway API allows: an empty
+    /// name or one over 256 bytes, an empty header value or one over
+    /// 4096, an empty query value or one over 1024.
     Length {
         /// The string's length, in bytes.
         len: usize,

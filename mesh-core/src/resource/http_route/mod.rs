@@ -285,13 +285,33 @@ pub struct HttpPathMatch {
     /// `type`; `PathPrefix` when absent.
     #[serde(rename = "type", default)]
     pub kind: PathMatchType,
-    /// `value`; `/` when absent.
-    #[serde(default = "root_path")]
+    /// `value`; `/` when absent. At most 1024 characters, as the Gateway
+    /// API allows; reading refuses a longer one where it is written.
+    #[serde(default = "root_path", deserialize_with = "path_value")]
     pub value: String,
 }
 
 fn root_path() -> String {
     "/".to_owned()
+}
+
+/// The longest path value the Gateway API allows (`HTTPPathMatch.value`).
+const MAX_PATH_LEN: usize = 1024;
+
+/// A path match's `value`, refused at its own line when it is longer
+/// than the Gateway API allows. (A `GRPCRoute`'s paths are built, not
+/// read: its service and method have limits of their own.)
+fn path_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    super::scalar::parse_str(deserializer, "a path", |value: &str| {
+        if value.len() > MAX_PATH_LEN {
+            Err(format!(
+                "the path is {} characters long; the Gateway API allows at most {MAX_PATH_LEN}",
+                value.len()
+            ))
+        } else {
+            Ok(value.to_owned())
+        }
+    })
 }
 
 /// How a path is compared.
