@@ -28,7 +28,9 @@
 //! endpoint that never answers is thus seen as slow, where with no
 //! sample at all its estimate would decay to nothing and draw the
 //! traffic to it. An endpoint's cost is the estimate times one more than
-//! its requests in flight.
+//! its requests in flight; an estimate under a nanosecond (one left
+//! without a sample for minutes, which reaches zero in two hours or so)
+//! counts as one, so that requests in flight still tell endpoints apart.
 //!
 //! A forwarded TCP connection ([`ForwardTcp`](super::ForwardTcp)) is in
 //! flight for as long as it is open, not only while it connects, since

@@ -66,6 +66,11 @@ pub const FAILING_ESTIMATE: Duration = Duration::from_millis(500);
 
 const _: () = assert!(FAILING_ESTIMATE.as_nanos() * 2 == FAILURE_PENALTY.as_nanos());
 
+/// The least latency estimate, in nanoseconds, a request's cost counts:
+/// a nanosecond. Below it an estimate says nothing of an endpoint, and
+/// requests in flight alone tell endpoints apart.
+const REQUEST_RTT_FLOOR: f64 = 1.0;
+
 /// What an endpoint's in-flight count stands for.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Load {
@@ -94,13 +99,20 @@ impl Cost {
 impl Load {
     /// The cost of an endpoint with a latency `estimate` (nanoseconds,
     /// decayed to now) and `pending` in flight.
+    ///
+    /// A request's estimate counts as at least [`REQUEST_RTT_FLOOR`]: an
+    /// estimate decays toward zero while its endpoint gets no sample, and
+    /// reaches it, past the smallest an `f64` holds, after two hours or
+    /// so. At zero every endpoint would cost nothing whatever its
+    /// requests in flight, and a burst after a quiet night would go
+    /// wherever the draw fell, not to the endpoint with fewer.
     #[inline]
     pub(super) fn cost(self, estimate: f64, pending: u32) -> Cost {
         let in_flight = f64::from(pending) + 1.0;
         match self {
             Self::Requests => Cost {
                 failing: false,
-                weighted: estimate * in_flight,
+                weighted: estimate.max(REQUEST_RTT_FLOOR) * in_flight,
             },
             Self::Connections => Cost {
                 failing: estimate >= nanos(FAILING_ESTIMATE),

@@ -369,3 +369,60 @@ async fn a_request_turned_away_is_a_failures_sample_but_no_failure() {
     probe.unwrap().answered(true);
     assert_eq!(balancer.states(), [(addr, EndpointState::Ready)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_hours_without_a_sample_requests_in_flight_still_count() {
+    // Two endpoints left without a request for three hours: their
+    // default estimates decay past the smallest an `f64` holds, to zero.
+    let balancer = balancer(2);
+    tokio::time::advance(Duration::from_secs(3 * 3600)).await;
+    let now = balancer.since_epoch(Instant::now());
+    for i in 0..2 {
+        let estimate = balancer.endpoint(i).unwrap().estimate_at(now);
+        assert!(estimate.is_finite() && estimate >= 0.0, "{estimate}");
+    }
+    // A burst arrives, each request in flight when the next is picked.
+    // Both endpoints are drawn every time, so each request goes to the
+    // one with fewer in flight: they stay within one of each other.
+    let mut held = Vec::new();
+    for n in 0..100 {
+        held.push(balancer.pick().unwrap().1.unwrap());
+        let on_0 = held.iter().filter(|p| p.index == 0).count();
+        let on_1 = held.len() - on_0;
+        assert!(on_0.abs_diff(on_1) <= 1, "after {n}: {on_0} against {on_1}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_on_a_paused_clock_leave_the_estimate_finite() {
+    // On a paused clock every round trip takes no time: samples of zero,
+    // against an estimate last set no time ago.
+    let balancer = balancer(2);
+    for _ in 0..1_000 {
+        let (_, pending) = balancer.pick().unwrap();
+        pending.unwrap().answered(true);
+    }
+    for i in 0..2 {
+        assert_eq!(
+            balancer.estimate(i),
+            DEFAULT_RTT,
+            "a zero sample weighs nothing"
+        );
+    }
+    // The clock jumps a day, then a failure and zero samples again.
+    tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+    let addr = addrs(1).next().unwrap();
+    balancer.send_to(addr).unwrap().failed();
+    assert_eq!(balancer.estimate_of(addr), Some(FAILURE_PENALTY));
+    for _ in 0..1_000 {
+        let (_, pending) = balancer.pick().unwrap();
+        pending.unwrap().answered(true);
+        let now = balancer.since_epoch(Instant::now());
+        for i in 0..2 {
+            let estimate = balancer.endpoint(i).unwrap().estimate_at(now);
+            assert!(estimate.is_finite() && estimate >= 0.0, "{estimate}");
+        }
+    }
+    // The failed endpoint is avoided: every request went to the other.
+    assert_eq!(balancer.estimate_of(addr), Some(FAILURE_PENALTY));
+}
