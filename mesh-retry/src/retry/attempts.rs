@@ -196,17 +196,22 @@ where
     /// Whether to read the first frame of `res` before deciding on it
     /// ([`decide_peeked`](Self::decide_peeked)): an answer to a gRPC call
     /// whose head says nothing of its status, on a policy that retries
-    /// gRPC codes, which could be retried if its trailers said so: the
-    /// call may be retried at all, its body was recorded whole, it has
-    /// attempts left, its deadline has not passed and the budget has a
-    /// retry to spare.
+    /// gRPC codes, whose call may be retried at all and had its body
+    /// recorded whole; and then either the call was retried already, or
+    /// its trailers could get it retried (it has attempts left, its
+    /// deadline has not passed and the budget has a retry to spare).
+    ///
+    /// A retried call's answer is read even when no retry can follow it
+    /// (its last attempt, an empty budget): its trailers say whether the
+    /// retries ended in a success or under the limit, the budget or the
+    /// deadline, which its head alone would count as a success. That is
+    /// what linkerd2-proxy counts, reading every attempt's first frame.
     pub(crate) fn peeks<R: http_body::Body>(&self, res: &Response<R>) -> bool {
         let policy = &self.shared().policy;
         self.grpc
             && self.not_retryable.is_none()
             && !self.unprocessed_only
             && self.service.is_some()
-            && self.attempts < policy.max_attempts().get()
             && res.extensions().get::<ProxyErrorKind>().is_none()
             && policy.awaits_trailers(res)
             && !res.body().is_end_stream()
@@ -214,10 +219,12 @@ where
                 .replay
                 .as_ref()
                 .is_some_and(|replay| matches!(replay.replayable(), Replayable::Complete))
-            && self
-                .deadline()
-                .is_none_or(|deadline| deadline.instant() > Instant::now())
-            && self.shared().budget.balance() >= 1.0
+            && (self.attempts > 1
+                || self.attempts < policy.max_attempts().get()
+                    && self
+                        .deadline()
+                        .is_none_or(|deadline| deadline.instant() > Instant::now())
+                    && self.shared().budget.balance() >= 1.0)
     }
 
     /// [`decide`](Self::decide), for an outcome whose body's first frame

@@ -14,14 +14,17 @@
 //!
 //! # What is read, and when
 //!
-//! Only an answer that could be retried because of what its trailers say
-//! is held for its first frame: a gRPC call (gRPC `content-type` on the
+//! Only an answer whose trailers could change what is done or counted is
+//! held for its first frame: a gRPC call (gRPC `content-type` on the
 //! request), answered by a gRPC head with no `grpc-status`, on a policy
-//! that retries some gRPC code, when another attempt is still possible (the
-//! call may be retried at all, its body was recorded whole, it has
-//! attempts left, its deadline has not passed, and the budget has a retry
-//! to spare). Every other answer, a plain HTTP one first of all, is decided
-//! on by its head and handed on at once, its body unread.
+//! that retries some gRPC code, when the call may be retried at all and
+//! its body was recorded whole, and either another attempt is still
+//! possible (it has attempts left, its deadline has not passed, and the
+//! budget has a retry to spare) or the call was retried already: then the
+//! trailers say whether the retries ended in a success or ran out, as
+//! linkerd2-proxy, which reads every attempt's first frame, counts them.
+//! Every other answer, a plain HTTP one first of all, is decided on by its
+//! head and handed on at once, its body unread.
 //!
 //! Then one frame is read:
 //!
