@@ -90,6 +90,7 @@ mod outbound_review_routing;
 mod outbound_review_tls;
 mod outbound_tcp;
 mod parity2_plaintext_tls;
+mod passthrough;
 mod policy;
 mod proxy_inbound_oneoff;
 mod proxy_inbound_oneoff_connection;

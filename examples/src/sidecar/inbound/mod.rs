@@ -120,6 +120,21 @@ pub(super) fn http_stack(
 /// the application. A policy change that no longer allows an open
 /// connection closes it.
 ///
+/// It also serves the application's own TLS: a connection whose
+/// ClientHello named another server than the sidecar's DNS-style
+/// identity, which the TLS acceptor passed on untouched
+/// (`Tls::Passthrough`, see mesh-tls's `accept` module, "Server names"),
+/// as Linkerd's proxy forwards a `ServerTls::Passthru` connection as
+/// opaque TCP. Its first bytes are the ClientHello, which HTTP detection
+/// finds in memory and reads as no HTTP, so it comes here on a port
+/// that detects its protocol, as on an opaque one (a Server's
+/// `proxyProtocol: TLS` or `opaque`); a port that serves HTTP only
+/// closes it, as any client that does not speak HTTP. It is authorized as
+/// a client that proved nothing (an authorization that needs a mesh
+/// identity, or TLS the mesh terminated, refuses it), its bytes reach the
+/// application as the client sent them, and its transport series are
+/// labelled `tls="opaque",sni="<name>"`.
+///
 /// The connection to the application is counted in `metrics` as the
 /// inbound side's connection to it (`direction="inbound",peer="dst"`,
 /// labelled loopback, as the HTTP client's: see [`client`]).
@@ -158,7 +173,16 @@ async fn pipe(conn: OpaqueConnection, connect: TcpConnect<DialApp>) -> Result<()
     // The dialer goes to its one address, whatever the URI says.
     let mut upstream = connect.oneshot(Uri::default()).await?.into_inner();
     let (sent, received) = tokio::io::copy_bidirectional(&mut io, &mut upstream).await?;
-    tracing::debug!(peer = %info.remote_addr, sent, received, "opaque connection closed");
+    match &info.tls {
+        Tls::Passthrough { sni } => tracing::debug!(
+            peer = %info.remote_addr,
+            %sni,
+            sent,
+            received,
+            "passed-through tls connection closed"
+        ),
+        _ => tracing::debug!(peer = %info.remote_addr, sent, received, "opaque connection closed"),
+    }
     Ok(())
 }
 
