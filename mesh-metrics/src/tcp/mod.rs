@@ -59,6 +59,13 @@
 //! only in `inbound_tcp_accept_errors_total`, a family this mesh does not
 //! have.
 //!
+//! A connection whose TLS the acceptor passed through to the application
+//! (its ClientHello named another server: `Tls::Passthrough`) is labelled
+//! as Linkerd labels a `ServerTls::Passthru` one, `tls="opaque"` and the
+//! server name asked for as `sni`. That name is the peer's choice: its
+//! series count against the family's series limit like any other, and past
+//! it fold into the overflow series, which keeps `tls="opaque"`.
+//!
 //! On the client side the labels are known before connecting: they name the
 //! server identity the client expects, which is configuration.
 //! [`TcpConnect`] wraps a hyper-util connector.
