@@ -171,6 +171,32 @@ async fn a_client_of_the_applications_own_tls_reaches_it_through_the_sidecar() {
     stop(sidecar).await;
 }
 
+/// An opaque port passes the application's TLS on as well; a port that
+/// serves HTTP only closes it, as any client that does not speak HTTP.
+#[tokio::test]
+async fn an_opaque_port_passes_the_applications_tls_on_and_an_http_port_closes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = api_certs(dir.path());
+    let app = tls_app().await;
+    let opaque = sidecar(&inbound(&certs, app.addr, "permissive", "").replace(
+        "  tls: permissive\n",
+        "  tls: permissive\n  protocol: opaque\n",
+    ));
+    assert_eq!(ping(opaque.inbound[0], &app.client).await.unwrap(), b"pong");
+    assert_eq!(app.accepted.load(Ordering::Relaxed), 1);
+    stop(opaque).await;
+
+    let http = sidecar(&inbound(&certs, app.addr, "permissive", "").replace(
+        "  tls: permissive\n",
+        "  tls: permissive\n  protocol: http\n",
+    ));
+    assert!(ping(http.inbound[0], &app.client).await.is_err());
+    assert_eq!(app.accepted.load(Ordering::Relaxed), 1);
+    let metrics = scrape(http.admin).await;
+    assert_eq!(series(&metrics, "tcp_open_total", &OPAQUE), 1, "{metrics}");
+    stop(http).await;
+}
+
 /// A client of the mesh names the sidecar's identity, or no server: the
 /// sidecar terminates it with the mesh certificate, which a client that
 /// expects the identity verifies.
