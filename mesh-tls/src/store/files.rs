@@ -110,8 +110,13 @@ impl Watched {
             Err(error) => {
                 if self.unreadable {
                     // Failed twice in a row: no passing blip. Reported
-                    // once, until the files can be read again.
-                    self.report(store);
+                    // once, until the files can be read again. A refusal
+                    // of the contents read before waits: no read has
+                    // found them twice alike, and they may be a set a
+                    // writer was half-way through.
+                    if let Some(error) = self.pending_read.take() {
+                        store.reject(&error);
+                    }
                 } else {
                     self.unreadable = true;
                     self.pending_read = Some(error);
@@ -290,5 +295,54 @@ mod tests {
             }
         );
         assert!(store.is_ready());
+    }
+
+    /// A writer that deletes each file before writing its replacement,
+    /// key first: one read finds the new key beside the old certificate,
+    /// the next ones find no certificate. The files staying unreadable is
+    /// the one refusal; the torn pair, never read twice alike, is none,
+    /// and the new pair loads once the certificate is back.
+    #[test]
+    fn a_torn_set_followed_by_unreadable_files_is_not_refused_for_the_tear() {
+        let ca = CertificateAuthority::generate("example.org".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = issue(&ca).write(dir.path()).unwrap();
+        let store = CredentialStore::default();
+        let mut watched = Watched::default();
+        read(&mut watched, &store, &files);
+
+        let next = issue(&ca);
+        std::fs::write(&files.key, next.key_pem()).unwrap();
+        read(&mut watched, &store, &files);
+        std::fs::remove_file(&files.cert).unwrap();
+        for _ in 0..3 {
+            read(&mut watched, &store, &files);
+        }
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 1,
+                rejected: 1
+            }
+        );
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        store.metrics().register(&mut registry);
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("identity_cert_rejected_updates_total{reason=\"unreadable\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("reason=\"key_mismatch\""), "{text}");
+
+        std::fs::write(&files.cert, next.chain_pem()).unwrap();
+        read(&mut watched, &store, &files);
+        assert_eq!(
+            *store.subscribe().borrow(),
+            StoreVersion {
+                loaded: 2,
+                rejected: 1
+            }
+        );
     }
 }
