@@ -34,6 +34,8 @@ mod refusal_log;
 mod reissued_issuer;
 mod resumption;
 mod review_ca_inputs;
+mod review_store_bundle;
+mod review_store_reload;
 mod rotation;
 mod server_retirement;
 mod silent_opaque;
