@@ -34,6 +34,7 @@ mod refusal_log;
 mod reissued_issuer;
 mod resumption;
 mod review_ca_inputs;
+mod review_ca_reload;
 mod review_store_bundle;
 mod review_store_reload;
 mod rotation;

@@ -267,10 +267,12 @@ impl CaError {
     /// that cannot be read is `unreadable`, one that does not parse is
     /// `malformed`, an issuer outside its validity is `expired` or
     /// `not_yet_valid`, an issuer the trust anchor does not vouch for is
-    /// `untrusted`), so that one alert covers both sources.
+    /// `untrusted`, an issuer of another trust domain than the identity
+    /// renewed, [`CaError::OutsideTrustDomain`], is `wrong_trust_domain`),
+    /// so that one alert covers both sources.
     ///
-    /// `None` for an error about what the CA was asked (an identity, a
-    /// lifetime, a name), which no CA directory causes.
+    /// `None` for any other error about what the CA was asked (a lifetime,
+    /// a name), which no CA directory causes.
     pub fn reason(&self) -> Option<RejectReason> {
         Some(match self {
             Self::Io { .. } => RejectReason::Unreadable,
@@ -289,10 +291,11 @@ impl CaError {
             Self::IssuerNotTrusted(_) | Self::IssuerOutsideAnchorTrustDomain { .. } => {
                 RejectReason::Untrusted
             }
+            // A CA of another trust domain than the identity renewed.
+            Self::OutsideTrustDomain { .. } => RejectReason::WrongTrustDomain,
             Self::Credentials(error) => error.reason(),
             Self::InFile { source, .. } => return source.reason(),
             Self::AlreadyExists(_)
-            | Self::OutsideTrustDomain { .. }
             | Self::NoWorkloadPath(_)
             | Self::InvalidLifetime(_)
             | Self::UnrenewableTtl { .. }

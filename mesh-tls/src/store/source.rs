@@ -10,6 +10,7 @@ use mesh_core::Identity;
 use super::{CredentialStore, files::Watched};
 use crate::{
     ca::{self, CaError, CertificateAuthority},
+    cert::in_trust_domain,
     creds::{Causes, CredentialFiles, MAX_FILE_SIZE, RejectReason},
 };
 
@@ -31,8 +32,9 @@ pub enum CredentialSource {
     /// expires, when that comes first), and renews them at 70 % of their
     /// lifetime. The directory is read again at each renewal, so that an
     /// issuer (or trust anchor) replaced in it signs the next certificate;
-    /// while it does not load, or its issuer has expired or is not valid
-    /// yet by the store's clock, the CA read before goes on issuing, and
+    /// while it does not load, its issuer has expired or is not valid
+    /// yet by the store's clock, or its issuer is of another trust domain
+    /// than `identity`'s, the CA read before goes on issuing, and
     /// the directory is refused (logged as an error and counted in
     /// `identity_cert_rejected_updates_total`) once for each content it
     /// is refused with, not at every renewal.
@@ -97,7 +99,7 @@ impl CredentialStore {
                     let mut refused = None;
                     tokio::time::sleep(first_wait).await;
                     loop {
-                        ca = store.reload_ca(ca, &dir, &mut refused);
+                        ca = store.reload_ca(ca, &dir, &identity, &mut refused);
                         let wait = ca.renew_once(&store, &identity, ttl);
                         tokio::time::sleep(wait).await;
                     }
@@ -108,9 +110,10 @@ impl CredentialStore {
 }
 
 impl CredentialStore {
-    /// The CA now in `dir`, or `last` when the directory does not load, or
+    /// The CA now in `dir`, or `last` when the directory does not load,
     /// loads an issuer (or an intermediate above it in `issuer.crt`) that
-    /// has expired or is not valid yet by the store's clock: an issuer
+    /// has expired or is not valid yet by the store's clock, or loads one
+    /// of another trust domain than `identity`'s: an issuer
     /// replaced before it expires is used from the next renewal on, as
     /// Linkerd's identity service reloads its issuer when its files change,
     /// keeping the one it has when the new ones fail their checks.
@@ -121,7 +124,9 @@ impl CredentialStore {
     /// loaded before could still sign. It is refused as the store refuses
     /// credentials: logged as an error naming `issuer.crt` and why, and
     /// counted in `identity_cert_rejected_updates_total` as `expired` or
-    /// `not_yet_valid`. A directory that does not load is refused alike,
+    /// `not_yet_valid`. An issuer of another trust domain could sign
+    /// nothing for `identity` (the CA refuses to), and is refused alike,
+    /// as `wrong_trust_domain`. A directory that does not load is refused alike,
     /// under the reason the store gives the same fault in credential files
     /// ([`CaError::reason`]: `unreadable`, `malformed`, ...).
     ///
@@ -137,11 +142,13 @@ impl CredentialStore {
         &self,
         last: CertificateAuthority,
         dir: &Path,
+        identity: &Identity,
         refused: &mut Option<u64>,
     ) -> CertificateAuthority {
         let before = fingerprint(dir);
         let error = match CertificateAuthority::load(dir)
             .and_then(|ca| ca.check_issuer_valid(self.now()).map(|()| ca))
+            .and_then(|ca| issues_for(ca, dir, identity))
         {
             Ok(ca) => {
                 *refused = None;
@@ -176,6 +183,9 @@ impl CredentialStore {
             Some(RejectReason::Expired | RejectReason::NotYetValid) => {
                 "its issuer is outside its validity by the store's clock"
             }
+            Some(RejectReason::WrongTrustDomain) => {
+                "its issuer signs for another trust domain than the identity's"
+            }
             _ => "it does not load",
         };
         tracing::error!(
@@ -186,6 +196,26 @@ impl CredentialStore {
         );
         last
     }
+}
+
+/// `ca`, loaded from `dir`, when it can issue for `identity`: when the
+/// trust domain its issuer names is the identity's. The error names the
+/// issuer's file, which says the trust domain.
+fn issues_for(
+    ca: CertificateAuthority,
+    dir: &Path,
+    identity: &Identity,
+) -> Result<CertificateAuthority, CaError> {
+    if in_trust_domain(ca.trust_domain(), identity) {
+        return Ok(ca);
+    }
+    Err(CaError::InFile {
+        path: dir.join(ca::ISSUER_CERT_FILE),
+        source: Box::new(CaError::OutsideTrustDomain {
+            identity: identity.clone(),
+            trust_domain: ca.trust_domain().clone(),
+        }),
+    })
 }
 
 /// A fingerprint of the files of the CA directory `dir` as they are now:

@@ -1,0 +1,89 @@
+//! A CA source's directory replaced by a CA that cannot issue the
+//! identity the source renews: the reload is refused, and the CA loaded
+//! before goes on renewing, as for any other bad reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+use crate::validity::TestClock;
+
+use std::time::{Duration, SystemTime};
+
+use mesh_tls::{CredentialSource, CredentialStore, StoreConfig, ca};
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A certificate living an hour is renewed after 70 % of it.
+const RENEWAL: u64 = 2_521;
+
+/// A CA directory for another trust domain, copied over the one a CA
+/// source renews from, can sign nothing for the source's identity: every
+/// renewal would fail until the certificate in service expired, though
+/// the CA loaded before could still sign. It is refused at the renewal
+/// that reloads it, counted once as `wrong_trust_domain` and logged as an
+/// error naming `issuer.crt` and both trust domains; the renewals go on
+/// with the CA loaded before.
+#[tokio::test(start_paused = true)]
+async fn a_reloaded_ca_of_another_trust_domain_is_refused_and_the_last_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    ca::write_ca(&ca_dir, &"example.org".parse().unwrap()).unwrap();
+    let mut now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = TestClock::at(now);
+    let config = StoreConfig {
+        identity: Some(id(WEB)),
+        ..StoreConfig::default()
+    };
+    let store = CredentialStore::with_time_provider(config, clock.clone());
+    let source = CredentialSource::Ca {
+        dir: ca_dir.clone(),
+        identity: id(WEB),
+        ttl: HOUR,
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    settle().await;
+    let issuer = |store: &CredentialStore| store.credentials().unwrap().chain()[1].clone();
+    let first_issuer = issuer(&store);
+
+    std::fs::remove_dir_all(&ca_dir).unwrap();
+    ca::write_ca(&ca_dir, &"other.org".parse().unwrap()).unwrap();
+
+    let events = Events::leaked();
+    let guard = tracing::subscriber::set_default(events);
+    for _ in 0..3 {
+        now += RENEWAL;
+        clock.set(now);
+        tokio::time::advance(Duration::from_secs(RENEWAL)).await;
+        settle().await;
+    }
+    drop(guard);
+
+    let version = *store.subscribe().borrow();
+    assert_eq!(
+        (version.loaded, version.rejected),
+        (4, 1),
+        "renewed three times with the last good ca, the refused one counted once"
+    );
+    assert_eq!(issuer(&store), first_issuer);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"wrong_trust_domain\"} 1"),
+        "{metrics}"
+    );
+    let errors = events.at(tracing::Level::ERROR);
+    assert_eq!(errors.len(), 1, "{:#?}", events.all());
+    let issuer_file = ca_dir.join(ca::ISSUER_CERT_FILE);
+    for said in [&*issuer_file.to_string_lossy(), "other.org", WEB, "kept"] {
+        assert!(errors[0].contains(said), "{said:?} not in {}", errors[0]);
+    }
+    task.abort();
+}
