@@ -425,3 +425,49 @@ fn header_modifier_names_and_values_are_held_to_the_gateway_apis_lengths() {
     );
     assert!(err.message().contains("257 characters"), "{err}");
 }
+
+#[test]
+fn a_document_whose_envelope_does_not_read_is_still_named_by_its_kind_and_name() {
+    // No apiVersion: the kind and name are written, and named.
+    let text = format!("{SERVICE}---\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec: {{}}\n");
+    let err = check(&text).unwrap_err();
+    assert_eq!(err.document(), Some(2), "{err}");
+    assert_eq!(
+        (err.resource_kind(), err.name()),
+        (Some("HTTPRoute"), Some("r")),
+        "{err}"
+    );
+    assert_eq!(err.field_path(), "apiVersion", "{err}");
+    assert_eq!(err.line(), Some(5), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("routes.yaml: document 2 (HTTPRoute r): apiVersion: missing field"),
+        "{err}"
+    );
+    // A name that is not a string: the kind still names the document.
+    let text = format!(
+        "{SERVICE}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: [r]\n"
+    );
+    let err = check(&text).unwrap_err();
+    assert_eq!(
+        (err.resource_kind(), err.name()),
+        (Some("HTTPRoute"), None),
+        "{err}"
+    );
+    assert_eq!(err.field_path(), "metadata.name", "{err}");
+    assert_eq!(err.line(), Some(8), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("routes.yaml: document 2 (HTTPRoute): metadata.name: "),
+        "{err}"
+    );
+    // Without a kind, a name could be any kind's: neither is named.
+    let text = format!("{SERVICE}---\napiVersion: v1\nmetadata: {{name: x}}\n");
+    let err = check(&text).unwrap_err();
+    assert_eq!((err.resource_kind(), err.name()), (None, None), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("routes.yaml: document 2: kind: missing field"),
+        "{err}"
+    );
+}

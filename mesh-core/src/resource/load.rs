@@ -97,6 +97,33 @@ impl<'t> Documents<'t> {
         IgnoredAny::deserialize(document).err()
     }
 
+    /// The `kind` and `metadata.name` of document `index` (from 1),
+    /// where each is a string and the kind is one, for the error of an
+    /// envelope that did not read (`apiVersion` missing, a name that is a
+    /// list): the document is still named as far as it names itself. The
+    /// text is parsed again up to it, once, on the error that ends the
+    /// iteration.
+    fn loose_names(&self, index: usize) -> (Option<String>, Option<String>) {
+        let Some(document) = serde_yaml_ng::Deserializer::from_str(self.parsed).nth(index - 1)
+        else {
+            return (None, None);
+        };
+        let Ok(tree) = serde_yaml_ng::Value::deserialize(document) else {
+            return (None, None);
+        };
+        let string = |value: Option<&serde_yaml_ng::Value>| {
+            value
+                .and_then(serde_yaml_ng::Value::as_str)
+                .map(str::to_owned)
+        };
+        let Some(kind) = string(tree.get("kind")) else {
+            // Named by neither: a name alone could be any kind's.
+            return (None, None);
+        };
+        let name = tree.get("metadata").and_then(|meta| meta.get("name"));
+        (Some(kind), string(name))
+    }
+
     fn next_document(&mut self) -> Option<Result<Document<'t>, ResourceError>> {
         if let Some(refused) = self.refused.take() {
             return Some(Err(refused));
@@ -109,10 +136,19 @@ impl<'t> Documents<'t> {
                 Ok(envelope) => envelope,
                 Err(e) => {
                     let error = match self.syntax_error(index) {
-                        Some(syntax) => error::from_syntax(self.origin, &syntax),
-                        None => error::from_serde(self.origin, e),
+                        Some(syntax) => {
+                            error::from_syntax(self.origin, &syntax).in_document(index, None, None)
+                        }
+                        None => {
+                            let (kind, name) = self.loose_names(index);
+                            error::from_serde(self.origin, e).in_document(
+                                index,
+                                kind.as_deref(),
+                                name.as_deref(),
+                            )
+                        }
                     };
-                    return Some(Err(error.in_document(index, None, None)));
+                    return Some(Err(error));
                 }
             };
             let Some(envelope) = envelope else { continue };
