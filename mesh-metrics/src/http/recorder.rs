@@ -109,20 +109,22 @@ impl Started {
             class: target.classify.classify_response_to(self.grpc_call, res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
+        let remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
         let mut streaming = Streaming {
             target: Some(target),
             start: Some(self.start),
             status,
             head,
-            remaining: UNKNOWN_LENGTH,
+            remaining,
         };
         if body_is_empty || !self.method.has_body(res.status()) {
-            // Nobody will read a body: the exchange is over, whatever
-            // length the head declared (a `HEAD`'s, a 304's).
+            // Nobody will read a body: the exchange is over, and nothing
+            // of the length the head declared (a `HEAD`'s, a 304's) is
+            // missing.
+            streaming.remaining = 0;
             streaming.on_end(None);
             return None;
         }
-        streaming.remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
         Some(streaming)
     }
 
@@ -180,8 +182,7 @@ impl Streaming {
             // whatever its status said. hyper's HTTP/1 server aborts such a
             // response, and its HTTP/2 client ends a body at an upstream's
             // `RST_STREAM(NO_ERROR)` as if it were complete.
-            finish(&target, Some(&self.status), cut_short(self.head));
-            return;
+            return count_cut_short(&target, &self.status, self.head);
         }
         let head = self.head;
         let trailer_status = trailers.and_then(|t| t.get(&GRPC_STATUS)).map(grpc_label);
@@ -247,16 +248,20 @@ fn failed(head: Option<Head>, error: &(dyn Error + 'static)) -> ResponseKey {
     }
 }
 
-/// The key of a response whose stream ended before all of the length its
+/// Counts a response whose stream ended before all of the length its
 /// `head` declared: cut mid-message, as hyper's `IncompleteMessage`, which
-/// [`ErrorKind::of`] reads as a reset.
-fn cut_short(head: Head) -> ResponseKey {
-    ResponseKey {
+/// [`ErrorKind::of`] reads as a reset. Out of line, so that the end of
+/// every other response does not carry it.
+#[cold]
+#[inline(never)]
+fn count_cut_short(target: &TargetHandles, status: &StatusRef, head: Head) {
+    let key = ResponseKey {
         status: Some(head.status),
         grpc_status: head.grpc_status,
         success: false,
         error: Some(ErrorKind::Reset.as_label()),
-    }
+    };
+    finish(target, Some(status), key);
 }
 
 /// The key of a response whose caller went away, after `head` if it had
