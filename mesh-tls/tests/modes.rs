@@ -199,10 +199,12 @@ async fn the_acceptor_works_over_any_stream_and_reports_the_alpn_choice() {
     drop(client);
 }
 
-/// The acceptor terminates every ClientHello, whatever server it names: it
-/// presents the mesh certificate to a client that asked for another
-/// server, where Linkerd's proxy would pass the connection through to the
-/// application (see the `accept` module docs, "Server names").
+/// A workload whose identity is a SPIFFE ID terminates every ClientHello,
+/// whatever server it names: it presents the mesh certificate to a client
+/// that asked for another server, since a mesh client dialling a SPIFFE
+/// identity sends the host it dialled. A workload with a DNS-style
+/// identity passes such a connection through to the application instead,
+/// as Linkerd's proxy does (see the `accept` module docs, "Server names").
 #[tokio::test]
 async fn a_client_hello_naming_another_server_is_terminated_with_the_mesh_certificate() {
     let creds = creds(&ca(), API);
