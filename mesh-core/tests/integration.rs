@@ -56,6 +56,7 @@ mod queue_tcp;
 mod request_head_limit;
 mod retirement;
 mod review_detect_io;
+mod review_passthrough_detect;
 mod review_resource_errors;
 mod review_route_matching;
 mod review_serve_drain;

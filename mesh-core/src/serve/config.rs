@@ -6,6 +6,11 @@ use std::time::Duration;
 use super::ConnectionLimit;
 
 /// What a listener's port carries.
+///
+/// Whatever it carries, a connection the accept hook passed through
+/// ([`Tls::Passthrough`](crate::conn::Tls::Passthrough): the
+/// application's own TLS) is handed to the opaque handler undetected: its
+/// bytes are the application's to read, and are never HTTP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Protocol {
     /// HTTP only: HTTP/1 or HTTP/2, told apart by the first bytes. A

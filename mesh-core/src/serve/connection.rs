@@ -27,7 +27,7 @@ use super::{
     stall::WriteStall,
 };
 use crate::{
-    conn::ConnectionInfo,
+    conn::{ConnectionInfo, Tls},
     detect::{Detected, detect},
     error::{BoxError, is_grpc},
     io::{BoxIo, PrefixedIo},
@@ -269,6 +269,19 @@ async fn prepare<A: Accept<TcpStream>>(
         tls: accepted.tls,
     };
     let retire = accepted.retire;
+    // A connection the accept hook passed through is the application's
+    // own TLS (see `Tls::Passthrough`): its bytes are TLS records, for the
+    // application to read, never HTTP, so there is nothing to detect. It
+    // goes to the opaque handler, whatever the port serves, where its
+    // authorization decides: read by detection, it would be closed by a
+    // port that serves HTTP only, as a client that spoke no HTTP. Linkerd's
+    // proxy runs HTTP detection on a passed-through connection as on any
+    // other (linkerd2-proxy `linkerd/app/inbound/src/detect.rs`), and
+    // forwards it as opaque when detection finds no HTTP.
+    if matches!(info.tls, Tls::Passthrough { .. }) {
+        let io = PrefixedIo::new(Bytes::new(), accepted.io);
+        return Ok(Prepared::Opaque(io, info, retire));
+    }
     let (version, io) = match (accepted.alpn, config.protocol) {
         (_, Protocol::Opaque) => {
             let io = PrefixedIo::new(Bytes::new(), accepted.io);

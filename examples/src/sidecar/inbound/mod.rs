@@ -125,15 +125,14 @@ pub(super) fn http_stack(
 /// identity, which the TLS acceptor passed on untouched
 /// (`Tls::Passthrough`, see mesh-tls's `accept` module, "Server names"),
 /// as Linkerd's proxy forwards a `ServerTls::Passthru` connection as
-/// opaque TCP. Its first bytes are the ClientHello, which HTTP detection
-/// finds in memory and reads as no HTTP, so it comes here on a port
-/// that detects its protocol, as on an opaque one (a Server's
-/// `proxyProtocol: TLS` or `opaque`); a port that serves HTTP only
-/// closes it, as any client that does not speak HTTP. It is authorized as
-/// a client that proved nothing (an authorization that needs a mesh
-/// identity, or TLS the mesh terminated, refuses it), its bytes reach the
-/// application as the client sent them, and its transport series are
-/// labelled `tls="opaque",sni="<name>"`.
+/// opaque TCP. The server hands it here without protocol detection,
+/// whatever the port serves (mesh-core's `serve::Protocol`): its bytes
+/// are the application's TLS, never HTTP, and detection would have a port
+/// that serves HTTP only close it, as a client that spoke no HTTP. It is
+/// authorized as a client that proved nothing (an authorization that
+/// needs a mesh identity, or TLS the mesh terminated, refuses it), its
+/// bytes reach the application as the client sent them, and its
+/// transport series are labelled `tls="opaque",sni="<name>"`.
 ///
 /// The connection to the application is counted in `metrics` as the
 /// inbound side's connection to it (`direction="inbound",peer="dst"`,
