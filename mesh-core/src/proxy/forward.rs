@@ -147,8 +147,11 @@ impl<C> Forward<C> {
     /// A view of the fixed endpoints' states for metrics, read when asked
     /// ([`EndpointGauges`](super::balance::EndpointGauges)); requests pay
     /// nothing for it. Take it after
-    /// [`with_failure_accrual`](Self::with_failure_accrual), which
-    /// replaces the balancer.
+    /// [`with_failure_accrual`](Self::with_failure_accrual) and
+    /// [`with_queue`](Self::with_queue), which replace the balancer: a
+    /// view taken before either watches the one replaced, which reads
+    /// `None` once nothing balances over it, and gauges stop reporting
+    /// its endpoints.
     ///
     /// `None` for a `Forward` over an [`EndpointSet`]: the set's own
     /// [`view`](EndpointSet::view) follows its updates.
