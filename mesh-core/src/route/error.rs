@@ -23,8 +23,9 @@ pub enum InvalidRouteMatchKind {
     PathHasQuery,
     /// An exact or prefix path holds an empty, `.` or `..` segment (`//`,
     /// `/./`, `/../`, also escaped as `%2e`). A request's path is matched
-    /// in normal form, which has none, so it could never match. A
-    /// prefix's trailing `/`s are ignored and are not empty segments.
+    /// in normal form, which has none, so it could never match. One
+    /// trailing `/` is not an empty segment; two are (`/foo//`), as the
+    /// Gateway API's validation refuses any `//`.
     PathNotNormal,
     /// An exact or prefix path holds an escaped `/` (`%2F`), which the
     /// Gateway API refuses: the mesh keeps it escaped, while applications

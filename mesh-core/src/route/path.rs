@@ -34,7 +34,9 @@ pub enum PathMatch {
     /// The comparison is element by element, split on `/`: `/foo` matches
     /// `/foo`, `/foo/` and `/foo/bar`, but not `/foobar`. A trailing `/` on
     /// the prefix is ignored, so `/foo/` matches `/foo` too, and the prefix
-    /// `/` matches every path. Escapes as for `Exact`.
+    /// `/` matches every path. Escapes as for `Exact`. As the Gateway API's
+    /// validation, [`prefix`](PathMatch::prefix) refuses a prefix with
+    /// `//` anywhere, at its end too (`/foo//`).
     Prefix(Box<str>),
     /// The whole path matches this expression. `RegularExpression`.
     Regex(FullRegex),
@@ -50,7 +52,7 @@ impl PathMatch {
     /// 3986's `pchar`s or a broken escape. The error's
     /// [`kind`](InvalidRouteMatch::kind) says which.
     pub fn exact(path: &str) -> Result<Self, InvalidRouteMatch> {
-        check_path(path, path)?;
+        check_path(path)?;
         Ok(Self::Exact(canonical(path)?.into()))
     }
 
@@ -58,10 +60,12 @@ impl PathMatch {
     ///
     /// # Errors
     ///
-    /// As for [`exact`](Self::exact); but the prefix's trailing `/`s, which
-    /// matching ignores, are not empty segments.
+    /// As for [`exact`](Self::exact), which allows one trailing `/` (an
+    /// empty last segment) and refuses `//` anywhere: the Gateway API's
+    /// validation refuses `/foo//` too, though matching would ignore its
+    /// trailing `/`s.
     pub fn prefix(prefix: &str) -> Result<Self, InvalidRouteMatch> {
-        check_path(prefix, prefix.trim_end_matches('/'))?;
+        check_path(prefix)?;
         Ok(Self::Prefix(canonical(prefix)?.into()))
     }
 
@@ -123,9 +127,9 @@ fn canonical(path: &str) -> Result<String, InvalidRouteMatch> {
 }
 
 /// Checks an exact or prefix `path` as the Gateway API's validation of
-/// `HTTPPathMatch` does; `segments` is the part of it whose segments must
-/// be neither empty (but the last) nor dot segments.
-fn check_path(path: &str, segments: &str) -> Result<(), InvalidRouteMatch> {
+/// `HTTPPathMatch` does: among other things, its segments must be
+/// neither empty (but the last) nor dot segments.
+fn check_path(path: &str) -> Result<(), InvalidRouteMatch> {
     use InvalidRouteMatchKind as Kind;
     if !path.starts_with('/') {
         return Err(InvalidRouteMatch::path(Kind::PathNotAbsolute, path));
@@ -140,7 +144,7 @@ fn check_path(path: &str, segments: &str) -> Result<(), InvalidRouteMatch> {
         return Err(InvalidRouteMatch::path(Kind::PathEncodedSlash, path));
     }
     // Escaped dots are dots: `%2e%2e` is normalized to `..`, then removed.
-    let decoded = super::normalize::decode_unreserved(segments)
+    let decoded = super::normalize::decode_unreserved(path)
         .map_err(|_| InvalidRouteMatch::path(Kind::PathInvalidChar, path))?;
     let mut rest = decoded.split('/').skip(1).peekable();
     while let Some(segment) = rest.next() {

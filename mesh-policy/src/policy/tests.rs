@@ -226,7 +226,7 @@ fn the_path_hint_never_rejects_a_path_the_match_accepts() {
         PathMatch::prefix("/").unwrap(),
         PathMatch::prefix("/a").unwrap(),
         PathMatch::prefix("/a/").unwrap(),
-        PathMatch::prefix("/a/b//").unwrap(),
+        PathMatch::prefix("/a/b/").unwrap(),
         PathMatch::regex("/a/.*").unwrap(),
     ];
     let paths = [
