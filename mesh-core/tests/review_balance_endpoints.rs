@@ -167,6 +167,12 @@ async fn an_update_to_the_same_endpoints_reconnects_nothing() {
 
 #[tokio::test]
 async fn an_endpoint_removed_while_its_response_streams_finishes_it_and_is_let_go() {
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        removed_while_streaming(version).await;
+    }
+}
+
+async fn removed_while_streaming(version: Version) {
     // `a` sends its head at once and its body when told.
     let (release, released) = watch::channel(false);
     let (a, at_a) = upstream(move |_| {
@@ -185,7 +191,7 @@ async fn an_endpoint_removed_while_its_response_streams_finishes_it_and_is_let_g
         .ready()
         .await
         .unwrap()
-        .call(get(Version::HTTP_11, "/"))
+        .call(get(version, "/"))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -195,7 +201,7 @@ async fn an_endpoint_removed_while_its_response_streams_finishes_it_and_is_let_g
     // Requests after the update go to `b` only.
     for _ in 0..10 {
         assert_eq!(
-            send(&mut forward, get(Version::HTTP_11, "/")).await,
+            send(&mut forward, get(version, "/")).await,
             (StatusCode::OK, Bytes::from_static(b"ok"))
         );
     }
@@ -208,7 +214,9 @@ async fn an_endpoint_removed_while_its_response_streams_finishes_it_and_is_let_g
     // from hanging.
     tokio::time::timeout(Duration::from_secs(10), at_a.until_closed(1))
         .await
-        .expect("the connection to the endpoint that left is still open");
+        .unwrap_or_else(|_| {
+            panic!("{version:?}: the connection to the endpoint that left is still open")
+        });
     assert_eq!(at_a.accepted(), 1);
 }
 
