@@ -1,6 +1,7 @@
-//! A CA source's directory replaced by a CA that cannot issue the
-//! identity the source renews: the reload is refused, and the CA loaded
-//! before goes on renewing, as for any other bad reload.
+//! A CA source's renewals: a directory replaced by a CA that cannot issue
+//! the identity the source renews is refused, the CA loaded before going on
+//! renewing, as for any other bad reload; and a renewal falls due by the
+//! store's clock, not only by the timer armed for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -85,5 +86,47 @@ async fn a_reloaded_ca_of_another_trust_domain_is_refused_and_the_last_one_kept(
     for said in [&*issuer_file.to_string_lossy(), "other.org", WEB, "kept"] {
         assert!(errors[0].contains(said), "{said:?} not in {}", errors[0]);
     }
+    task.abort();
+}
+
+/// The renewal is due at a time by the store's clock, but waited for on
+/// tokio's, which stands still while the machine sleeps (a suspended
+/// laptop, a paused VM) and knows nothing of a wall clock stepped forward.
+/// When the store's clock passes the renewal point ahead of the timer,
+/// the renewal comes within a minute, as the readiness task looks again
+/// at least every minute: otherwise the certificate in service expires
+/// and the workload has no identity until the timer fires, hours later.
+#[tokio::test(start_paused = true)]
+async fn a_renewal_passed_by_the_stores_clock_comes_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    let start = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let clock = TestClock::at(start);
+    let store = CredentialStore::with_time_provider(StoreConfig::default(), clock.clone());
+    let source = CredentialSource::Ca {
+        dir: dir.path().to_owned(),
+        identity: id(WEB),
+        ttl: HOUR,
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 1);
+
+    // Two hours pass by the store's clock, one minute by tokio's: the
+    // certificate in service has expired.
+    clock.set(start + 2 * 3_600);
+    assert!(!store.is_ready());
+    tokio::time::advance(Duration::from_secs(61)).await;
+    settle().await;
+    assert_eq!(store.subscribe().borrow().loaded, 2, "not renewed");
+    assert!(store.is_ready());
+    let renewed = store.credentials().unwrap();
+    assert_eq!(
+        renewed.not_after(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(start + 2 * 3_600) + HOUR
+    );
     task.abort();
 }

@@ -3,7 +3,7 @@ use std::time::{Duration, SystemTime};
 use mesh_core::Identity;
 
 use super::{CaError, CertificateAuthority, IssueRequest, IssuedCertificate};
-use crate::CredentialStore;
+use crate::{CredentialStore, store::READINESS_RECHECK};
 
 /// The shortest wait before renewing, so that a CA issuing very short
 /// certificates cannot make the renewal loop spin.
@@ -59,23 +59,28 @@ impl CertificateAuthority {
     /// certificate is valid from, whether the issuer is valid and when
     /// the next renewal is due. The store checks each certificate by that
     /// clock when it is put in service, so a test that moves it past the
-    /// renewal point sees a renewal dated then, without waiting. The waits
-    /// themselves are tokio's timers.
+    /// renewal point sees a renewal dated then, without waiting more than
+    /// a minute. The waits themselves are tokio's timers, armed for a
+    /// minute at most, after which the store's clock is read again: the
+    /// timers stand still while the machine sleeps, and a renewal armed
+    /// for hours would otherwise come hours after the store's clock passed
+    /// it, the certificate in service expired meanwhile.
     pub async fn renew(self, store: CredentialStore, identity: Identity, ttl: Duration) {
         loop {
-            let wait = self.renew_once(&store, &identity, ttl);
-            tokio::time::sleep(wait).await;
+            let (now, wait) = self.renew_once(&store, &identity, ttl);
+            wait_until_due(&store, now, wait).await;
         }
     }
 
     /// One pass of [`renew`](Self::renew): issues, puts the certificate in
-    /// service, and says how long to wait before the next pass.
+    /// service, and says when, by the store's clock, it did so and how long
+    /// to wait before the next pass.
     pub(crate) fn renew_once(
         &self,
         store: &CredentialStore,
         identity: &Identity,
         ttl: Duration,
-    ) -> Duration {
+    ) -> (SystemTime, Duration) {
         // The store's clock: it decides whether what is issued is valid
         // when put in service, so the dates and the schedule follow it.
         let now = store.now();
@@ -84,7 +89,7 @@ impl CertificateAuthority {
             .map_err(|e| Box::new(e) as mesh_core::BoxError)
             .and_then(|(issued, _)| Ok((issued.credentials()?, issued)))
             .and_then(|(creds, issued)| Ok(store.update(creds).map(|()| issued)?));
-        match issued {
+        let wait = match issued {
             Ok(issued) => issued.renew_after(now),
             Err(error) => {
                 let wait = retry_after(store, now);
@@ -96,7 +101,32 @@ impl CertificateAuthority {
                 );
                 wait
             }
+        };
+        (now, wait)
+    }
+}
+
+/// Waits until the next renewal, due `wait` after `from` by the store's
+/// clock: until tokio's clock has moved on by `wait`, or the store's clock
+/// has reached `from + wait`, whichever comes first.
+///
+/// Why not tokio's timer alone: it runs on a monotonic clock, which stands
+/// still while the machine sleeps (a suspended laptop, a paused VM) and
+/// takes no notice of a wall clock stepped forward. The certificate in
+/// service expires by the store's clock, so a timer armed for its renewal
+/// would fire hours after it expired, and the workload would have no
+/// identity meanwhile. So the wait is cut into steps of at most
+/// [`READINESS_RECHECK`] (a minute), after each of which the store's clock
+/// is read again, as the readiness task does.
+pub(crate) async fn wait_until_due(store: &CredentialStore, from: SystemTime, wait: Duration) {
+    let start = tokio::time::Instant::now();
+    let due = from.checked_add(wait);
+    loop {
+        let left = wait.saturating_sub(start.elapsed());
+        if left.is_zero() || due.is_some_and(|due| store.now() >= due) {
+            return;
         }
+        tokio::time::sleep(left.min(READINESS_RECHECK)).await;
     }
 }
 

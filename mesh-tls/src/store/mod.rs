@@ -164,8 +164,10 @@ impl CredentialStore {
     /// the time the certificate has left by it, and a CA reloaded from the
     /// directory whose issuer has expired or is not valid yet by it is
     /// refused (once for the same contents of the directory), the CA
-    /// loaded before going on issuing. The waits between
-    /// renewals are tokio's timers.
+    /// loaded before going on issuing. The waits between renewals are
+    /// tokio's timers, armed for a minute at most, so that a renewal this
+    /// clock passes ahead of them (a machine resumed from sleep, a clock
+    /// stepped forward) comes within a minute.
     pub fn with_time_provider(config: StoreConfig, time: Arc<dyn TimeProvider>) -> Self {
         Self::with_clock(config, time, true)
     }

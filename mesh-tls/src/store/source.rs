@@ -97,11 +97,11 @@ impl CredentialStore {
                 Ok(Box::pin(async move {
                     let mut ca = ca;
                     let mut refused = None;
-                    tokio::time::sleep(first_wait).await;
+                    ca::wait_until_due(&store, now, first_wait).await;
                     loop {
                         ca = store.reload_ca(ca, &dir, &identity, &mut refused);
-                        let wait = ca.renew_once(&store, &identity, ttl);
-                        tokio::time::sleep(wait).await;
+                        let (now, wait) = ca.renew_once(&store, &identity, ttl);
+                        ca::wait_until_due(&store, now, wait).await;
                     }
                 }))
             }
