@@ -46,11 +46,13 @@
 //!
 //! The fail-fast timeout counts from when the service stopped having an
 //! endpoint ready (the first request that found none), as in Linkerd, not
-//! from each request's arrival. When it passes with no endpoint ready,
-//! every waiting request is answered `503` with `mesh-error: service in
-//! fail-fast` ([`IN_FAILFAST`]; gRPC callers: `grpc-status: 14`
-//! `UNAVAILABLE`), and so is every new request that finds no endpoint
-//! ready, at once. Fail-fast ends as soon as an endpoint is ready again:
+//! from each request's arrival. Unlike Linkerd's, whose timer runs on
+//! while its queue is empty, it starts anew when every request waiting
+//! has gone (its caller gave up) before it passed. When it passes with no
+//! endpoint ready, every waiting request is answered `503` with
+//! `mesh-error: service in fail-fast` ([`IN_FAILFAST`]; gRPC callers:
+//! `grpc-status: 14` `UNAVAILABLE`), and so is every new request that
+//! finds no endpoint ready, at once. Fail-fast ends as soon as an endpoint is ready again:
 //! an update brings endpoints, or an endpoint past its penalty takes its
 //! probe.
 //!
