@@ -52,9 +52,9 @@
 //! endpoint ready, every waiting request is answered `503` with
 //! `mesh-error: service in fail-fast` ([`IN_FAILFAST`]; gRPC callers:
 //! `grpc-status: 14` `UNAVAILABLE`), and so is every new request that
-//! finds no endpoint ready, at once. Fail-fast ends as soon as an endpoint is ready again:
-//! an update brings endpoints, or an endpoint past its penalty takes its
-//! probe.
+//! finds no endpoint ready, at once. Fail-fast ends as soon as an
+//! endpoint is ready again: an update brings endpoints, or an endpoint
+//! past its penalty takes its probe.
 //!
 //! A caller that goes away while waiting gives its place back, and leaves
 //! nothing behind. A [`Queue`] with a zero timeout waits for nothing:
