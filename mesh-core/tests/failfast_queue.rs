@@ -216,12 +216,45 @@ async fn a_caller_that_goes_away_while_waiting_gives_its_place_back() {
         tokio::time::timeout(Duration::from_secs(1), forward.clone().oneshot(get("/"))).await;
     assert!(gone.is_err(), "it was waiting");
     // Its place is free: the next request waits rather than being
-    // turned away, and the fail-fast timeout starts anew with it.
+    // turned away.
     let next = spawn(&forward, get("/"));
-    until(start, Duration::from_millis(3500)).await;
+    until(start, Duration::from_millis(2500)).await;
     assert!(!next.is_finished(), "it waits");
     set.update([endpoint]).unwrap();
     assert_eq!(next.await.unwrap(), (StatusCode::OK, None));
+}
+
+/// Linkerd's `Failfast` stays `Waiting` from the first request that found
+/// no endpoint ready until the pool is ready: callers that give up before
+/// the timeout, one after another (gRPC clients with short deadlines), do
+/// not keep a service that stays down out of fail-fast.
+#[tokio::test(start_paused = true)]
+async fn the_failfast_timeout_runs_on_when_its_waiters_give_up() {
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::from_secs(3)));
+    let forward = forward(&set);
+    let start = Instant::now();
+    for _ in 0..2 {
+        let gone =
+            tokio::time::timeout(Duration::from_secs(1), forward.clone().oneshot(get("/"))).await;
+        assert!(gone.is_err(), "it was waiting");
+    }
+    let last = spawn(&forward, get("/"));
+    let (status, error) = last.await.unwrap();
+    assert_eq!(
+        (status, error.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(IN_FAILFAST))
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(3),
+        "fail-fast came at the timeout counted from the first request"
+    );
+    // A request after the timeout is refused at once.
+    let (status, error) = answered_at_once(&forward, get("/")).await;
+    assert_eq!(
+        (status, error.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(IN_FAILFAST))
+    );
 }
 
 #[tokio::test(start_paused = true)]

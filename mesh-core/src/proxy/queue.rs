@@ -46,9 +46,12 @@
 //!
 //! The fail-fast timeout counts from when the service stopped having an
 //! endpoint ready (the first request that found none), as in Linkerd, not
-//! from each request's arrival. Unlike Linkerd's, whose timer runs on
-//! while its queue is empty, it starts anew when every request waiting
-//! has gone (its caller gave up) before it passed. When it passes with no
+//! from each request's arrival, and it runs on when every request waiting
+//! has gone (its caller gave up) before it passed, as Linkerd's does:
+//! only an endpoint ready ends it. Otherwise callers that give up sooner
+//! than the timeout, one after another (gRPC clients with 1 s deadlines),
+//! would keep a service that stays down out of fail-fast, each waiting
+//! its whole deadline instead of being answered at once. When it passes with no
 //! endpoint ready, every waiting request is answered `503` with
 //! `mesh-error: service in fail-fast` ([`IN_FAILFAST`]; gRPC callers:
 //! `grpc-status: 14` `UNAVAILABLE`), and so is every new request that
@@ -343,11 +346,11 @@ impl Place {
 impl Drop for Place {
     fn drop(&mut self) {
         let mut state = self.gate.lock();
+        // The fail-fast timeout runs on when its last waiter leaves, as
+        // Linkerd's does (its `Failfast` stays `Waiting` until the pool is
+        // ready): callers that give up sooner than the timeout, one after
+        // another, must not keep a service that stays down out of
+        // fail-fast. Only readiness (`wake(true)`) ends it.
         state.waiters = state.waiters.saturating_sub(1);
-        if state.waiters == 0 && !state.failfast {
-            // Nobody waits any more: the next request to find no
-            // endpoint starts the timeout anew.
-            state.deadline = None;
-        }
     }
 }
