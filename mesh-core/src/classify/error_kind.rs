@@ -45,7 +45,19 @@ impl ErrorKind {
     ///   `ConnectionAborted`, `BrokenPipe` or `UnexpectedEof`: `Reset`; of
     ///   another kind: whatever the error it wraps says, if any;
     /// - a hyper error that is a timeout: `Timeout`; that was cancelled,
-    ///   closed, or cut mid-message: `Reset`.
+    ///   closed, or cut mid-message: `Reset`;
+    /// - an HTTP/2 error (`h2::Error`): a stream reset (`RST_STREAM`) or
+    ///   refused by a `GOAWAY`, whatever its code and whichever side sent
+    ///   the frame: `Reset`; an I/O error of the connection: as that
+    ///   `std::io::Error` above.
+    ///
+    /// An h2 error has no `source()`: hyper passes one on as the cause of
+    /// its own error when a stream or a response body fails, and the walk
+    /// ends there. A `GOAWAY` is a reset because Linkerd's
+    /// `response_total` labels the two alike (by their HTTP/2 code). A
+    /// reset h2 sends itself (for a body that ends short of its
+    /// `content-length`, say) is one too: its client gets an incomplete
+    /// message, as from the upstream's own reset.
     ///
     /// A layer's own error type is recognized when it has one of these as a
     /// source, so a timeout layer should keep tokio's `Elapsed` (or an
@@ -78,6 +90,14 @@ fn kind_of_one(error: &(dyn Error + 'static)) -> Option<ErrorKind> {
     if let Some(e) = error.downcast_ref::<io::Error>() {
         // A custom `io::Error` hides the error it wraps from `source()`.
         return io_kind(e.kind()).or_else(|| e.get_ref().and_then(|inner| kind_of_chain(inner)));
+    }
+    if let Some(e) = error.downcast_ref::<h2::Error>() {
+        if e.is_reset() || e.is_go_away() {
+            return Some(ErrorKind::Reset);
+        }
+        // An error made from a bare code, or the caller's misuse of h2,
+        // says nothing of the connection.
+        return e.get_io().and_then(|io| kind_of_one(io));
     }
     if let Some(e) = error.downcast_ref::<hyper::Error>() {
         if e.is_timeout() {

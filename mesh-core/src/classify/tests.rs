@@ -360,3 +360,151 @@ fn a_grpc_call_answered_by_a_response_that_is_not_grpc_is_read_as_its_client_rea
         "not a grpc response (http status 200)"
     );
 }
+
+/// One HTTP/2 frame on stream `stream`.
+fn h2_frame(kind: u8, flags: u8, stream: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).unwrap();
+    let mut frame = vec![0, 0, len, kind, flags, 0, 0, 0, stream];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// HEADERS, END_HEADERS, on stream 1: `:status: 200` (static index 8) and
+/// `content-length: 10` (a literal with the name of static index 28).
+fn h2_head() -> Vec<u8> {
+    h2_frame(1, 4, 1, &[0x88, 0x0f, 0x0d, 0x02, b'1', b'0'])
+}
+
+/// DATA on stream 1: 5 of the 10 bytes the head declares.
+fn h2_half_body(end_stream: bool) -> Vec<u8> {
+    h2_frame(0, u8::from(end_stream), 1, b"hello")
+}
+
+fn h2_rst_stream(code: u8) -> Vec<u8> {
+    h2_frame(3, 0, 1, &[0, 0, 0, code])
+}
+
+fn h2_goaway(last_stream: u8, code: u8) -> Vec<u8> {
+    h2_frame(7, 0, 0, &[0, 0, 0, last_stream, 0, 0, 0, code])
+}
+
+/// An HTTP/2 upstream written frame by frame, so that it can fail a stream
+/// as a real server may: it answers the request on stream 1 with
+/// `answer`, then closes its side of the connection if `then_close`, and
+/// otherwise keeps it open until the client closes it.
+async fn raw_h2_upstream(answer: Vec<u8>, then_close: bool) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut preface = [0; 24];
+        tcp.read_exact(&mut preface).await.unwrap();
+        tcp.write_all(&h2_frame(4, 0, 0, &[])).await.unwrap();
+        loop {
+            let mut head = [0; 9];
+            tcp.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0; len];
+            tcp.read_exact(&mut payload).await.unwrap();
+            match head[3] {
+                // SETTINGS, not an ACK: acknowledge it.
+                4 if head[4] & 1 == 0 => tcp.write_all(&h2_frame(4, 1, 0, &[])).await.unwrap(),
+                // The request's HEADERS on stream 1.
+                1 => break,
+                _ => {}
+            }
+        }
+        tcp.write_all(&answer).await.unwrap();
+        if then_close {
+            // A FIN, not a reset: the client reads every frame first.
+            tcp.shutdown().await.unwrap();
+        }
+        let mut rest = Vec::new();
+        let _ = tcp.read_to_end(&mut rest).await;
+    });
+    addr
+}
+
+/// The error hyper's HTTP/2 client fails a request to a
+/// [`raw_h2_upstream`] with: the response's, or its body's once its head
+/// arrived.
+async fn h2_failure(answer: Vec<u8>, then_close: bool) -> hyper::Error {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let addr = raw_h2_upstream(answer, then_close).await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{addr}/"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    match sender.send_request(req).await {
+        Err(error) => error,
+        Ok(res) => res.into_body().collect().await.unwrap_err(),
+    }
+}
+
+/// The `h2::Error` behind hyper's `error`.
+fn h2_cause(error: &hyper::Error) -> &h2::Error {
+    error.source().unwrap().downcast_ref::<h2::Error>().unwrap()
+}
+
+#[tokio::test]
+async fn an_upstream_http2_reset_mid_body_is_a_reset() {
+    // RST_STREAM(INTERNAL_ERROR) after half the body.
+    let error = h2_failure(
+        [h2_head(), h2_half_body(false), h2_rst_stream(2)].concat(),
+        false,
+    )
+    .await;
+    let h2 = h2_cause(&error);
+    assert!(h2.is_reset() && h2.is_remote(), "{h2}");
+    assert_eq!(h2.reason(), Some(h2::Reason::INTERNAL_ERROR));
+    // Wrapped, as a layer wraps it.
+    assert_eq!(error_kind(Wrapped(Box::new(error))), ErrorKind::Reset);
+}
+
+#[tokio::test]
+async fn an_upstream_http2_reset_before_the_head_is_a_reset() {
+    // RST_STREAM(REFUSED_STREAM): no response at all.
+    let error = h2_failure(h2_rst_stream(7), false).await;
+    assert!(h2_cause(&error).is_reset(), "{error}");
+    assert_eq!(error_kind(error), ErrorKind::Reset);
+}
+
+#[tokio::test]
+async fn a_goaway_that_leaves_the_stream_out_is_a_reset() {
+    // GOAWAY(last stream 0, NO_ERROR): the upstream will not answer
+    // stream 1. Linkerd labels a GOAWAY as it does a reset, by its code.
+    let error = h2_failure(h2_goaway(0, 0), false).await;
+    assert!(h2_cause(&error).is_go_away(), "{error}");
+    assert_eq!(error_kind(error), ErrorKind::Reset);
+}
+
+#[tokio::test]
+async fn an_http2_connection_closed_mid_body_is_read_by_its_io_error() {
+    // The upstream closes the connection after half the body: h2 fails
+    // the stream with an I/O error (a broken pipe), which hyper keeps as
+    // h2's own.
+    let error = h2_failure([h2_head(), h2_half_body(false)].concat(), true).await;
+    let io = h2_cause(&error).get_io().unwrap();
+    assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
+    assert_eq!(error_kind(error), ErrorKind::Reset);
+}
+
+#[tokio::test]
+async fn an_http2_body_that_ends_short_of_its_content_length_is_a_reset() {
+    // END_STREAM after 5 of 10 bytes: h2 resets the stream itself
+    // (PROTOCOL_ERROR), and the message is cut short, as hyper's HTTP/1
+    // `IncompleteMessage` is.
+    let error = h2_failure([h2_head(), h2_half_body(true)].concat(), false).await;
+    let h2 = h2_cause(&error);
+    assert!(h2.is_reset() && h2.is_library(), "{h2}");
+    assert_eq!(error_kind(error), ErrorKind::Reset);
+}
