@@ -4,6 +4,16 @@
 //! first bytes before they know who should handle it. [`PrefixedIo`] gives
 //! those bytes back: it replays them ahead of the rest of the stream, so the
 //! handler sees the connection exactly as the peer sent it.
+//!
+//! A byte pipe between two connections (a forwarded TCP connection, an
+//! HTTP/1.1 upgrade, an opaque connection to the application) copies both
+//! ways with [`copy_both_ways`], which, unlike tokio's
+//! `copy_bidirectional`, still passes on what one side sent when the other
+//! fails.
+
+mod duplex;
+
+pub use self::duplex::{CopyBothWays, copy_both_ways};
 
 use std::{
     io,

@@ -114,7 +114,12 @@ use super::{
     forward::NoEndpoints,
     queue::{Queue, Refused},
 };
-use crate::{conn::ConnectionInfo, error::BoxError, io::BoxIo, serve::OpaqueConnection};
+use crate::{
+    conn::ConnectionInfo,
+    error::BoxError,
+    io::{BoxIo, copy_both_ways},
+    serve::OpaqueConnection,
+};
 
 /// How long a connect may take by default, handshake included: see
 /// [`ForwardTcp::with_connect_timeout`].
@@ -424,7 +429,7 @@ where
     // dropped or unwound.
     let _load = load;
     let upstream = TokioIo::new(upstream);
-    match duplex::duplex(client, upstream).await {
+    match copy_both_ways(client, upstream).await {
         Ok((sent, received)) => {
             tracing::debug!(
                 peer = %info.remote_addr,
@@ -443,7 +448,6 @@ where
 }
 
 mod connecting;
-pub(super) mod duplex;
 mod error;
 mod waiting;
 

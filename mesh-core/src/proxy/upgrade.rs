@@ -35,7 +35,7 @@ async fn copy(downstream: OnUpgrade, upstream: OnUpgrade) {
     let (down, up): (TokioIo<Upgraded>, TokioIo<Upgraded>) = (TokioIo::new(down), TokioIo::new(up));
     // As a forwarded TCP connection's: what one side sent before the
     // other failed still reaches it.
-    match super::tcp::duplex::duplex(down, up).await {
+    match crate::io::copy_both_ways(down, up).await {
         Ok((from_client, from_server)) => {
             tracing::debug!(from_client, from_server, "upgraded connection closed");
         }

@@ -1,28 +1,6 @@
-//! Copying bytes both ways between a forwarded connection's client and
-//! its endpoint, or the two sides of an HTTP/1.1 upgrade.
-//!
-//! # Why
-//!
-//! tokio's `copy_bidirectional` ends at the first error of either
-//! direction, and what the other direction had on its way is dropped
-//! with it. An endpoint that answers and closes while the client is still
-//! sending resets the connection (its kernel does, for the bytes it left
-//! unread): the proxy's next write of the client's bytes fails, and the
-//! answer, already in the proxy's socket, never reaches the client, where
-//! a client talking to the endpoint directly would have read it.
-//! Linkerd's proxy (`linkerd/duplex`) ends the same way at the first
-//! error; a sidecar should change no more than it must.
-//!
-//! # How
-//!
-//! Each direction copies as tokio's does: it reads into its buffer,
-//! writes it all out, flushes when its reader has nothing more for now,
-//! and passes the end on (`shutdown`, a FIN) when its reader ends. Both
-//! are polled every time, the other one too when one fails: what the
-//! other can do at once (bytes already received, passed on to a side
-//! that takes them) is done, and the copy ends with the first error as
-//! soon as the other would wait. It never waits on a side after the other
-//! failed, so a failure still ends the connection at once.
+//! Copying bytes both ways between two streams, passing on what one
+//! direction can still deliver when the other has failed: see
+//! [`copy_both_ways`].
 
 use std::{
     future::Future,
@@ -37,14 +15,39 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const BUFFER: usize = 8 * 1024;
 
 /// Copies bytes between `a` and `b` until both directions are done,
-/// passing each one's end on; the bytes copied from `a` to `b` and from
-/// `b` to `a`, or the first error. See the [module docs](self).
-pub(in crate::proxy) fn duplex<A, B>(a: A, b: B) -> Duplex<A, B>
+/// passing each one's end on (a `shutdown`, a FIN); resolves to the bytes
+/// copied from `a` to `b` and from `b` to `a`, or the first error.
+///
+/// # Why
+///
+/// tokio's `copy_bidirectional` ends at the first error of either
+/// direction, and what the other direction had on its way is dropped
+/// with it. A server that answers and closes while its client is still
+/// sending resets the connection (its kernel does, for the bytes it left
+/// unread): the next write of the client's bytes fails, and the answer,
+/// already received, never reaches the client, where a client talking to
+/// the server directly would have read it. A proxy's byte pipe (a
+/// forwarded TCP connection, an HTTP/1.1 upgrade, a sidecar's opaque
+/// connection to its application) should change no more than it must.
+/// Linkerd's proxy (`linkerd/duplex` in linkerd2-proxy) ends at the first
+/// error as tokio's does.
+///
+/// # How
+///
+/// Each direction copies as tokio's does: it reads into its buffer,
+/// writes it all out, flushes when its reader has nothing more for now,
+/// and passes the end on when its reader ends. Both are polled every
+/// time, the other one too when one fails: what the other can do at once
+/// (bytes already received, passed on to a side that takes them) is done,
+/// and the copy ends with the first error as soon as the other would
+/// wait. It never waits on a side after the other failed, so a failure
+/// still ends the copy at once.
+pub fn copy_both_ways<A, B>(a: A, b: B) -> CopyBothWays<A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    Duplex {
+    CopyBothWays {
         a,
         b,
         a_to_b: Direction::Copying(Copy::new()),
@@ -52,14 +55,25 @@ where
     }
 }
 
-/// The future of [`duplex`].
-pub(in crate::proxy) struct Duplex<A, B> {
+/// The future of [`copy_both_ways`].
+#[must_use = "futures do nothing unless polled"]
+pub struct CopyBothWays<A, B> {
     a: A,
     b: B,
     a_to_b: Direction,
     b_to_a: Direction,
 }
 
+impl<A, B> std::fmt::Debug for CopyBothWays<A, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyBothWays")
+            .field("a_to_b", &self.a_to_b)
+            .field("b_to_a", &self.b_to_a)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
 enum Direction {
     Copying(Copy),
     /// The reader ended: the writer is being shut down, after the count.
@@ -77,6 +91,16 @@ struct Copy {
     unflushed: bool,
     reader_done: bool,
     copied: u64,
+}
+
+impl std::fmt::Debug for Copy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Copy")
+            .field("buffered", &(self.filled - self.written))
+            .field("reader_done", &self.reader_done)
+            .field("copied", &self.copied)
+            .finish()
+    }
 }
 
 impl Copy {
@@ -173,7 +197,7 @@ impl Direction {
     }
 }
 
-impl<A, B> Future for Duplex<A, B>
+impl<A, B> Future for CopyBothWays<A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,

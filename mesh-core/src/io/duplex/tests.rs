@@ -6,7 +6,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use super::duplex;
+use super::copy_both_ways;
 
 /// One side of a copy: it gives `incoming` once, then ends as `then`
 /// says (`None`: nothing more for now), and takes writes unless
@@ -75,7 +75,9 @@ async fn bytes_received_before_the_other_direction_failed_are_still_passed_on() 
     // its answer is still to be read, then its reset.
     let mut client = Side::new(b"more", None, false);
     let mut endpoint = Side::new(b"bye", Some(io::ErrorKind::ConnectionReset), true);
-    let error = duplex(&mut client, &mut endpoint).await.unwrap_err();
+    let error = copy_both_ways(&mut client, &mut endpoint)
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
     assert_eq!(client.written, b"bye");
 }
@@ -86,7 +88,9 @@ async fn a_failure_ends_the_copy_though_the_other_side_has_nothing_yet() {
     // not waited for.
     let mut client = Side::new(b"", Some(io::ErrorKind::ConnectionReset), false);
     let mut endpoint = Side::new(b"", None, false);
-    let error = duplex(&mut client, &mut endpoint).await.unwrap_err();
+    let error = copy_both_ways(&mut client, &mut endpoint)
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
 }
 
@@ -94,7 +98,7 @@ async fn a_failure_ends_the_copy_though_the_other_side_has_nothing_yet() {
 async fn both_ends_passed_on_end_the_copy_with_the_counts() {
     let (mut client, mut a) = tokio::io::duplex(64);
     let (mut b, mut endpoint) = tokio::io::duplex(64);
-    let copy = tokio::spawn(async move { duplex(&mut a, &mut b).await });
+    let copy = tokio::spawn(async move { copy_both_ways(&mut a, &mut b).await });
     client.write_all(b"ping").await.unwrap();
     client.shutdown().await.unwrap();
     endpoint.write_all(b"pong!").await.unwrap();
