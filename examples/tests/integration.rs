@@ -111,6 +111,7 @@ mod review_config_identity;
 mod review_config_loopback;
 mod review_config_names;
 mod review_inject_native_startup;
+mod review_reload_policy;
 mod route_precedence;
 mod routes;
 mod routes_grpc_backend;

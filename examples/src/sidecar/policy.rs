@@ -2,27 +2,38 @@
 //!
 //! The sidecar refuses to start with a policy that does not compile, the
 //! way it refuses a bad configuration file. Once it runs, the files are
-//! read every `watch_interval`; a change that compiles is in force for the
-//! next request (and open opaque connections it no longer allows are
-//! closed), and one that does not is logged and counted while the last
-//! good policy stays (`inbound_policy_reloads_total{result="error"}`).
+//! read every `watch_interval` (`RoutesWatcher`).
 //!
-//! The same files give the outbound routes, which are watched the same
-//! way (`RoutesWatcher`): a change whose routes read and plan is in force
-//! for the next request, and one that does not leaves the last good routes
-//! (`outbound_route_reloads_total{result}`).
+//! The files give both the authorization policy and the outbound routes,
+//! and they are one state, as they are at start and for `sidecar check`:
+//! a change is put in force whole, policy and routes, or refused whole. A
+//! change that compiles and whose routes read is in force for the next
+//! request (and open opaque connections the policy no longer allows are
+//! closed). One with a mistake anywhere, in any file, is logged and
+//! counted while the last good policy and routes of every file stay: were
+//! the two reloaded apart, a mistake in an authorization file would leave
+//! the old authorization serving beside the new routes of another file,
+//! a state no one wrote, and after every change one would be in force
+//! without the other until the other's watcher next read the files.
+//!
+//! `inbound_policy_reloads_total{result}` counts the policy's compiles
+//! (`error` when it does not compile), `outbound_route_reloads_total{result}`
+//! every change (`error` when any part of it is refused, or the files
+//! cannot be read), and `policy_last_reload_successful` is 0 from a refused
+//! change or a failed read until the files read and load again, as
+//! Prometheus's `prometheus_config_last_reload_successful` tells its own.
 
 use std::{fmt, sync::Arc, time::Duration};
 
 use mesh_core::resource::ResourceError;
 use mesh_policy::{
     Compiled, ExplainQuery, Explanation, Policy, PolicyMetrics, PolicyStore, PolicyTexts,
-    PolicyWarnings, PolicyWatcher,
+    PolicyWarnings,
 };
 use mesh_retry::config::RetryResources;
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
@@ -168,18 +179,34 @@ pub fn explain(
     Ok(compile(settings)?.compiled.policy.explain(query))
 }
 
-/// The policy store every runtime reads, with the policy loaded, and the
-/// task that watches its files.
+/// The policy store every runtime reads, with the policy loaded.
 pub(super) struct Loaded {
     pub(super) store: PolicyStore,
     pub(super) routes: RetryResources,
-    /// The texts the policy and the routes were read from.
-    pub(super) texts: PolicyTexts,
+    /// The texts the policy and the routes were read from, and the store,
+    /// for the [`RoutesWatcher`] that reloads both.
+    pub(super) texts: LoadedTexts,
+    /// No task of its own: the [`RoutesWatcher`] reloads the policy with
+    /// the routes, from one read of the files.
     pub(super) watcher: Option<Background>,
 }
 
-/// Reads and compiles the policy, puts it in a new store counting into
-/// `metrics`, and prepares the watcher when there are files to watch.
+/// The texts the policy in `store` and the routes were loaded from: where
+/// a [`RoutesWatcher`] starts.
+#[derive(Debug)]
+pub(super) struct LoadedTexts {
+    texts: PolicyTexts,
+    store: PolicyStore,
+}
+
+impl LoadedTexts {
+    pub(super) fn new(texts: PolicyTexts, store: PolicyStore) -> Self {
+        Self { texts, store }
+    }
+}
+
+/// Reads and compiles the policy, and puts it in a new store counting into
+/// `metrics`.
 pub(super) fn load(
     settings: &PolicySettings,
     metrics: PolicyMetrics,
@@ -195,17 +222,11 @@ pub(super) fn load(
     store.swap(policy);
     log_warnings(&warnings);
     let routes = retry_routes(&texts, settings)?;
-    let watcher = (!settings.sources.files.is_empty()).then(|| {
-        let watcher = PolicyWatcher::new(store.clone(), settings.sources.clone())
-            .with_interval(settings.watch_interval)
-            .with_loaded(texts.clone());
-        Box::pin(watcher.run()) as Background
-    });
     Ok(Loaded {
+        texts: LoadedTexts::new(texts, store.clone()),
         store,
         routes,
-        texts,
-        watcher,
+        watcher: None,
     })
 }
 
@@ -217,30 +238,40 @@ fn log_warnings(warnings: &PolicyWarnings) {
     }
 }
 
-/// Reloads the outbound routes when the policy files change. See the
-/// [module docs](self).
+/// Reloads the authorization policy and the outbound routes together when
+/// the policy files change. See the [module docs](self).
 #[derive(Debug)]
 pub(super) struct RoutesWatcher {
     settings: PolicySettings,
+    store: PolicyStore,
     outbound: Arc<Outbound>,
-    /// The texts the routes in force were read from.
+    /// The texts last loaded, or refused.
     last: PolicyTexts,
+    /// Whether `last` was loaded (not refused).
+    last_loaded: bool,
+    /// The error of the last read, while the files cannot be read: each
+    /// is reported once.
+    read_error: Option<String>,
     reloads: RouteReloads,
 }
 
 impl RoutesWatcher {
-    /// A watcher of `settings`' files for `outbound`, whose routes were
-    /// read from `loaded`. `None` when there are no files to watch.
+    /// A watcher of `settings`' files for the policy store and the routes
+    /// of `outbound`, both loaded from `loaded`. `None` when there are no
+    /// files to watch.
     pub(super) fn new(
         settings: &PolicySettings,
         outbound: Arc<Outbound>,
-        loaded: PolicyTexts,
+        loaded: LoadedTexts,
         reloads: RouteReloads,
     ) -> Option<Self> {
         (!settings.sources.files.is_empty()).then(|| Self {
             settings: settings.clone(),
+            store: loaded.store,
             outbound,
-            last: loaded,
+            last: loaded.texts,
+            last_loaded: true,
+            read_error: None,
             reloads,
         })
     }
@@ -260,13 +291,33 @@ impl RoutesWatcher {
         }
     }
 
-    /// Reads the files once, and plans the routes when they changed and
-    /// settled: `pause` is awaited between the two reads of a change.
+    /// Reads the files once, and loads the policy and the routes when
+    /// they changed and settled: `pause` is awaited between the two reads
+    /// of a change.
     async fn poll<F: Future<Output = ()>>(&mut self, pause: impl FnOnce() -> F) {
-        // Unreadable files are the authorization watcher's to report.
-        let Ok(texts) = self.settings.sources.read().await else {
-            return;
+        let texts = match self.settings.sources.read().await {
+            Ok(texts) => texts,
+            Err(error) => {
+                // A file removed, unreadable, or replaced by a directory:
+                // nothing changes, and each failure is told once.
+                let message = error.to_string();
+                if self.read_error.as_ref() != Some(&message) {
+                    self.reloads.count(false);
+                    tracing::warn!(
+                        %error,
+                        "policy files unreadable; the last good policy and routes stay in force"
+                    );
+                    self.read_error = Some(message);
+                }
+                return;
+            }
         };
+        if self.read_error.take().is_some() {
+            // Readable again: what is in force is what they hold, unless
+            // that was refused.
+            self.reloads
+                .set_successful(self.last_loaded && texts == self.last);
+        }
         if texts == self.last {
             return;
         }
@@ -285,51 +336,87 @@ impl RoutesWatcher {
             tracing::debug!("policy files still changing; read again at the next poll");
             return;
         }
-        // Planned on tokio's blocking pool: this watcher runs on a runtime
-        // that serves traffic, and megabytes of routes take seconds to
-        // parse and plan, during which its connections would wait.
+        // Compiled and planned on tokio's blocking pool: this watcher runs
+        // on a runtime that serves traffic, and megabytes of resources take
+        // seconds to compile and plan, during which its connections would
+        // wait.
         let settings = self.settings.clone();
+        let store = self.store.clone();
         let outbound = self.outbound.clone();
         let reloads = self.reloads.clone();
-        let planned = tokio::task::spawn_blocking(move || {
-            plan_and_reload(&texts, &settings, &outbound, &reloads);
-            texts
+        let reloaded = tokio::task::spawn_blocking(move || {
+            let loaded = reload(&texts, &settings, &store, &outbound, &reloads);
+            (texts, loaded)
         })
         .await;
-        match planned {
-            Ok(texts) => self.last = texts,
-            // Planning panicked, or the runtime is shutting down: the last
-            // good routes stay, and the next poll tries again.
+        match reloaded {
+            Ok((texts, loaded)) => {
+                self.last = texts;
+                self.last_loaded = loaded;
+            }
+            // Compiling panicked, or the runtime is shutting down: the last
+            // good policy and routes stay, and the next poll tries again.
             Err(error) => tracing::warn!(
                 %error,
-                "outbound routes reload did not finish; the last good routes stay in force"
+                "policy reload did not finish; the last good policy and routes stay in force"
             ),
         }
     }
 }
 
-/// Reads routes from `texts` and puts them in force for `outbound`,
-/// counting and logging the result.
-fn plan_and_reload(
+/// Puts the policy and the routes of `texts` in force together, or
+/// neither; counts and logs the result, and says whether they were.
+///
+/// The routes are read first, since putting the policy in force cannot be
+/// undone: the store compiles it and swaps it in, counting the result in
+/// `inbound_policy_reloads_total`, and the routes follow only if it did.
+fn reload(
     texts: &PolicyTexts,
     settings: &PolicySettings,
+    store: &PolicyStore,
     outbound: &Outbound,
     reloads: &RouteReloads,
-) {
-    let reloaded = retry_routes(texts, settings).map(|routes| outbound.reload(&routes));
-    reloads.count(reloaded.is_ok());
-    match reloaded {
-        Ok(()) => tracing::info!("outbound routes reloaded"),
-        Err(error) => tracing::warn!(
-            %error,
-            "outbound routes not reloaded; the last good routes stay in force"
-        ),
+) -> bool {
+    let sources = texts.sources();
+    let routes = match retry_routes(texts, settings) {
+        Ok(routes) => routes,
+        Err(error) => {
+            // A mistake both refuse (a file that is not YAML) is also the
+            // policy's: the store logs and counts it as its own refusal.
+            if store.compile(&sources).is_err() {
+                let _ = store.reload(&sources);
+            }
+            reloads.count(false);
+            tracing::warn!(
+                %error,
+                "policy files not reloaded; the last good policy and routes stay in force"
+            );
+            return false;
+        }
+    };
+    // The store logs and counts its own refusal, naming the mistake.
+    let loaded = store.reload(&sources).is_ok();
+    if loaded {
+        outbound.reload(&routes);
+        tracing::info!("outbound routes reloaded");
+    } else {
+        tracing::warn!(
+            "outbound routes not reloaded with the policy refused; the last good policy and \
+             routes stay in force"
+        );
     }
+    reloads.count(loaded);
+    loaded
 }
 
-/// `outbound_route_reloads_total{result}`: `ok` or `error`.
+/// `outbound_route_reloads_total{result}`: `ok` or `error`; and
+/// `policy_last_reload_successful`, 1 while the policy files as last read
+/// are in force.
 #[derive(Clone, Debug)]
-pub(super) struct RouteReloads(Family<ReloadLabels, Counter>);
+pub(super) struct RouteReloads {
+    results: Family<ReloadLabels, Counter>,
+    successful: Gauge,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(super) struct ReloadLabels {
@@ -338,18 +425,35 @@ pub(super) struct ReloadLabels {
 
 impl RouteReloads {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let family = Family::default();
+        let results = Family::default();
         registry.register(
             "outbound_route_reloads",
             "Reloads of the outbound routes from the policy files, by result",
-            family.clone(),
+            results.clone(),
         );
-        Self(family)
+        // The policy in force was loaded at start.
+        let successful = Gauge::default();
+        successful.set(1);
+        registry.register(
+            "policy_last_reload_successful",
+            "Whether the policy files as last read are in force (1), or were refused or could \
+             not be read (0)",
+            successful.clone(),
+        );
+        Self {
+            results,
+            successful,
+        }
     }
 
     fn count(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
-        self.0.get_or_create(&ReloadLabels { result }).inc();
+        self.results.get_or_create(&ReloadLabels { result }).inc();
+        self.set_successful(ok);
+    }
+
+    fn set_successful(&self, successful: bool) {
+        self.successful.set(i64::from(successful));
     }
 }
 

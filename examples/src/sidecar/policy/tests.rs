@@ -6,7 +6,9 @@ use mesh_retry::RetryMetrics;
 use mesh_tls::{CredentialStore, StoreConfig};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
-use super::{RouteReloads, RoutesWatcher, retry_routes};
+use mesh_policy::{PolicyMetrics, PolicyStore};
+
+use super::{LoadedTexts, RouteReloads, RoutesWatcher, retry_routes};
 use crate::sidecar::config::SidecarConfig;
 use crate::sidecar::outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics};
 
@@ -59,7 +61,13 @@ fn watcher(routes: &Path, registry: &mut Registry) -> RoutesWatcher {
     )
     .unwrap();
     let reloads = RouteReloads::register(registry);
-    RoutesWatcher::new(&config.policy, Arc::new(outbound), texts, reloads).unwrap()
+    let store = PolicyStore::new(
+        config.policy.workload.clone(),
+        config.policy.config.clone(),
+        PolicyMetrics::default(),
+    );
+    let loaded = LoadedTexts::new(texts, store);
+    RoutesWatcher::new(&config.policy, Arc::new(outbound), loaded, reloads).unwrap()
 }
 
 #[tokio::test]

@@ -1,0 +1,229 @@
+//! Reloads of `policy.files` as a whole: the authorization policy and the
+//! outbound routes they hold are one state, so a change refused in one file
+//! keeps every file's last good state, for both; a Kubernetes ConfigMap's
+//! `..data` symlink swap, and a file removed and written again, are picked
+//! up; and a refused change shows in the metrics until a good one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use http::{Request, Response, StatusCode};
+use support::*;
+
+/// The inbound Server of the application's port, open to loopback clients
+/// only (the tests' clients are plaintext, from 127.0.0.1).
+const AUTHZ: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: emoji-http, namespace: emojivoto}
+spec:
+  podSelector: {matchLabels: {app: emoji}}
+  port: http
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: loopback, namespace: emojivoto}
+spec:
+  networks: [{cidr: 127.0.0.0/8}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: emoji-http-loopback, namespace: emojivoto}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: emoji-http}
+  requiredAuthenticationRefs:
+    - {group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}
+";
+
+/// `AUTHZ` with the Server's authorization taken away: under the
+/// `deny` default, its requests get 403.
+fn authz_closed() -> String {
+    AUTHZ.split("---\n").next().unwrap().to_owned()
+}
+
+/// An authorization policy of a Server that does not exist: a mistake
+/// that does not compile.
+const DANGLING: &str = "---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: dangling, namespace: emojivoto}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: nope}
+  requiredAuthenticationRefs:
+    - {group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}
+";
+
+/// An outbound route of `emoji` sending every request to `backend`.
+fn route_to(backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: emoji-all, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: core, kind: Service, name: emoji, port: 8080}}]
+  rules:
+  - backendRefs: [{{name: {backend}, port: 8080}}]
+"
+    )
+}
+
+/// A `ServiceProfile` of `emoji` whose route's timeout is not a duration.
+const BAD_PROFILE: &str = "---
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  routes:
+  - name: list
+    condition: {method: GET, pathRegex: /list}
+    timeout: soon
+";
+
+/// A backend that answers every request with `name`.
+async fn named(name: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    serve(
+        listener,
+        move |_| async move { Ok(Response::new(full(name))) },
+    );
+    addr
+}
+
+/// A plaintext sidecar in front of `app`, workload `app: emoji` in
+/// `emojivoto` under the `deny` default, with the outbound services `emoji`
+/// (at `v1`) and `emoji-v2` (at `v2`), reading `files` every 50 ms.
+fn config(app: SocketAddr, v1: SocketAddr, v2: SocketAddr, files: &[&Path]) -> String {
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    format!(
+        "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
+         outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{v1}]\n\
+         \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
+         \x20   ports: {{http: {}}}\n  default_policy: deny\n  files: [{}]\n  watch_interval: 50ms\n",
+        app.port(),
+        files.join(", ")
+    )
+}
+
+/// The status of a GET through the inbound listener at `inbound`.
+async fn inbound_status(inbound: SocketAddr) -> StatusCode {
+    let req = Request::get(format!("http://{inbound}/list"))
+        .body(full(""))
+        .unwrap();
+    http1().request(req).await.unwrap().status()
+}
+
+/// Which backend of `emoji` answers a GET through the outbound listener.
+async fn outbound_backend(outbound: SocketAddr) -> String {
+    let req = Request::get(format!("http://{outbound}/list"))
+        .header("host", "emoji")
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    String::from_utf8(body_bytes(res).await.to_vec()).unwrap()
+}
+
+/// The value of the sample `line` (a metric and its labels) in `metrics`.
+fn sample(metrics: &str, line: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the sidecar at `admin` shows `line` with the value `n`.
+async fn shows(admin: SocketAddr, line: &str, n: f64) {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while sample(&scrape(admin).await, line) != Some(n) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        panic!("no {line} {n}: {}", scrape(admin).await);
+    }
+}
+
+const POLICY_ERRORS: &str = "inbound_policy_reloads_total{result=\"error\"}";
+const POLICY_OKS: &str = "inbound_policy_reloads_total{result=\"ok\"}";
+const ROUTE_ERRORS: &str = "outbound_route_reloads_total{result=\"error\"}";
+const ROUTE_OKS: &str = "outbound_route_reloads_total{result=\"ok\"}";
+
+#[tokio::test]
+async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authz, routes) = (
+        dir.path().join("authz.yaml"),
+        dir.path().join("routes.yaml"),
+    );
+    std::fs::write(&authz, AUTHZ).unwrap();
+    std::fs::write(&routes, route_to("emoji")).unwrap();
+    let (app, _) = backend().await;
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let sidecar = sidecar(&config(app, v1, v2, &[&authz, &routes]));
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
+
+    // One change across both files, with a mistake in the first: neither
+    // file's part is put in force, the routes of the second included.
+    std::fs::write(&routes, route_to("emoji-v2")).unwrap();
+    std::fs::write(&authz, authz_closed() + DANGLING).unwrap();
+    shows(sidecar.admin, ROUTE_ERRORS, 1.0).await;
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, ROUTE_OKS), None, "{metrics}");
+    assert_eq!(sample(&metrics, POLICY_OKS), None, "{metrics}");
+    assert_eq!(sample(&metrics, POLICY_ERRORS), Some(1.0), "{metrics}");
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+
+    // The mistake mended: both files' changes are in force together.
+    std::fs::write(&authz, authz_closed()).unwrap();
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
+    assert_eq!(
+        inbound_status(sidecar.inbound[0]).await,
+        StatusCode::FORBIDDEN
+    );
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, POLICY_OKS), Some(1.0), "{metrics}");
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn a_route_that_does_not_read_keeps_the_last_good_authorization_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authz, routes) = (
+        dir.path().join("authz.yaml"),
+        dir.path().join("routes.yaml"),
+    );
+    std::fs::write(&authz, AUTHZ).unwrap();
+    std::fs::write(&routes, route_to("emoji")).unwrap();
+    let (app, _) = backend().await;
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let sidecar = sidecar(&config(app, v1, v2, &[&authz, &routes]));
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+
+    // The authorization is taken away, and the other file gets a
+    // `ServiceProfile` whose timeout does not read: authorization does not
+    // enforce profiles, so only the routes refuse it.
+    std::fs::write(&authz, authz_closed()).unwrap();
+    std::fs::write(&routes, route_to("emoji-v2") + BAD_PROFILE).unwrap();
+    shows(sidecar.admin, ROUTE_ERRORS, 1.0).await;
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, POLICY_OKS), None, "{metrics}");
+
+    std::fs::write(&routes, route_to("emoji-v2")).unwrap();
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    assert_eq!(
+        inbound_status(sidecar.inbound[0]).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
+    stop(sidecar).await;
+}
