@@ -17,6 +17,7 @@ mod query_top;
 mod query_values;
 mod review_build_info;
 mod review_latency;
+mod review_reset_h2;
 mod scrape;
 mod stat_e2e;
 mod tap_admin;
