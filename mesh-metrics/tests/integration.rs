@@ -18,6 +18,7 @@ mod query_values;
 mod review_build_info;
 mod review_latency;
 mod review_reset_h2;
+mod review_short_body_tap_trace;
 mod scrape;
 mod stat_e2e;
 mod tap_admin;

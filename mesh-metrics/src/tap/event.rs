@@ -92,7 +92,8 @@ pub enum TapEventKind {
         response_bytes: u64,
         /// Why the exchange ended early: `cancel` when the client went
         /// away, else the failure's kind (`timeout`, `connect`, `reset`,
-        /// `other`).
+        /// `other`). A body that ended short of its `content-length` is a
+        /// `reset`: its client got an incomplete message.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

@@ -19,7 +19,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Tap, TapEventKind, Tapped};
-use crate::{body_rule::expected_length, labels::Direction};
+use crate::{
+    body_rule::{CUT_SHORT, Remaining},
+    labels::Direction,
+};
 
 /// What a client that went away before the end is reported with.
 const CANCEL: &str = "cancel";
@@ -133,10 +136,16 @@ where
                     response_at: now,
                     bytes: 0,
                     grpc_status,
-                    remaining: expected_length(&res),
+                    remaining: if over {
+                        Remaining::NONE
+                    } else {
+                        Remaining::of(&res)
+                    },
                 };
                 if over {
-                    // Nobody will read a body: the exchange is over.
+                    // Nobody will read a body: the exchange is over, and
+                    // nothing of the length the head declared (a `HEAD`'s,
+                    // a 304's) is missing.
                     recording.end(None, None);
                     Ok(res.map(TapBody::untapped))
                 } else {
@@ -163,13 +172,21 @@ struct Recording {
     response_at: Instant,
     bytes: u64,
     grpc_status: Option<u16>,
-    /// The length a server sends before it stops reading the body, if
-    /// known: a body dropped once that much is out ended, unread to its
-    /// end by a server that needs no more.
-    remaining: Option<u64>,
+    /// What is left of the body's declared length: a body dropped once
+    /// it is all out ended, unread to its end by a server that needs no
+    /// more; one whose stream ends before was cut short.
+    remaining: Remaining,
 }
 
 impl Recording {
+    /// The stream ended, with `trailers` if it had any: cleanly, unless
+    /// short of its declared length, which its client reads as an
+    /// incomplete message, as [`CUT_SHORT`].
+    fn ended(&mut self, trailers: Option<&HeaderMap>) {
+        let error = self.remaining.ends_short().then(|| CUT_SHORT.as_label());
+        self.end(trailers, error);
+    }
+
     fn end(&mut self, trailers: Option<&HeaderMap>, error: Option<&'static str>) {
         let grpc_status = trailers.and_then(grpc_status).or(self.grpc_status);
         let took = self.response_at.elapsed();
@@ -202,7 +219,8 @@ fn micros(d: Duration) -> u64 {
 
 pin_project! {
     /// A response body that sends the end event of a tapped request when
-    /// its stream ends, fails, or is dropped before its end (`cancel`).
+    /// its stream ends (`reset` if short of its declared length), fails,
+    /// or is dropped before its end (`cancel`).
     /// Untapped, it only passes frames on.
     #[derive(Debug)]
     pub struct TapBody<B> {
@@ -217,7 +235,7 @@ pin_project! {
     impl<B> PinnedDrop for TapBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(mut recording) = this.project().recording.take() {
-                let error = (recording.remaining != Some(0)).then_some(CANCEL);
+                let error = (!recording.remaining.is_sent()).then_some(CANCEL);
                 recording.end(None, error);
             }
         }
@@ -269,13 +287,13 @@ where
                 if let Some(data) = frame.data_ref() {
                     let n = bytes::Buf::remaining(data) as u64;
                     recording.bytes += n;
-                    recording.remaining = recording.remaining.map(|r| r.saturating_sub(n));
+                    recording.remaining.sent(n);
                 }
                 if let Some(trailers) = frame.trailers_ref() {
-                    recording.end(Some(trailers), None);
+                    recording.ended(Some(trailers));
                     *this.recording = None;
                 } else if this.inner.is_end_stream() {
-                    recording.end(None, None);
+                    recording.ended(None);
                     *this.recording = None;
                 }
                 Some(Ok(frame))
@@ -287,7 +305,7 @@ where
                 Some(Err(error))
             }
             None => {
-                recording.end(None, None);
+                recording.ended(None);
                 *this.recording = None;
                 None
             }

@@ -14,8 +14,9 @@ use super::open::Open;
 
 pin_project! {
     /// A response body that reports its request's span when the stream
-    /// ends: at the trailers (where gRPC's status is), at the last frame,
-    /// or at an error. Dropped before its end (but for a body that sent
+    /// ends: at the trailers (where gRPC's status is), at the last frame
+    /// (an error, `reset`, if short of its declared length), or at an
+    /// error. Dropped before its end (but for a body that sent
     /// the whole of its known length, which a server drops unread), the
     /// caller abandoned it, and the span is reported with `error.type`
     /// `cancel`.

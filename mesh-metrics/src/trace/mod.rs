@@ -56,7 +56,10 @@
 //!   `error.type` `cancel` and the status Error: before the response head
 //!   (no `http.response.status_code`), or after it, having abandoned the
 //!   body (the status code, and no gRPC code: it was still to come). A
-//!   body that fails ends the span with its error's kind.
+//!   body that fails ends the span with its error's kind, and one that
+//!   ends short of its `content-length` with `reset`, whatever its status
+//!   said: its client got an incomplete message, as `MetricsLayer`
+//!   counts it.
 //! - The caller's W3C `tracestate` goes with the span, as OTLP's
 //!   `traceState`, when the context came from `traceparent` and the
 //!   `tracestate` is valid (at most 32 members, each key once, keys and

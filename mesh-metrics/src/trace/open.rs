@@ -15,7 +15,7 @@ use mesh_core::{
 };
 use tokio::time::Instant;
 
-use crate::body_rule::{BodyRule, expected_length};
+use crate::body_rule::{BodyRule, CUT_SHORT, Remaining};
 
 use super::{
     Tracer,
@@ -50,11 +50,14 @@ pub(super) struct Open {
     awaits_grpc_status: bool,
     /// What the request's method says of the response body.
     body_rule: BodyRule,
-    /// The bytes of the body still to come, when its length is known: a
-    /// server drops a body that has sent its length without reading its
-    /// end, which is no cancellation.
-    remaining: Option<u64>,
+    /// What is left of the body's declared length: a server drops a body
+    /// that has sent it all without reading its end, which is no
+    /// cancellation; a stream that ends before was cut short.
+    remaining: Remaining,
 }
+
+/// The message of a span whose body ended short of its declared length.
+const CUT_SHORT_MESSAGE: &str = "the response body ended short of its content-length";
 
 /// Room for every attribute a span can have, so that its list is
 /// allocated once: direction, method (and its original), path, scheme,
@@ -91,7 +94,7 @@ impl Open {
             error_type: None,
             awaits_grpc_status: false,
             body_rule: BodyRule::of(req.method()),
-            remaining: None,
+            remaining: Remaining::NONE,
         }
     }
 
@@ -125,8 +128,8 @@ impl Open {
         if !self.body_rule.has_body(status) || res.body().is_end_stream() {
             return true;
         }
-        self.remaining = expected_length(res);
-        self.remaining == Some(0)
+        self.remaining = Remaining::of(res);
+        self.remaining.is_sent()
     }
 
     /// The application answered the gRPC method the span is named after
@@ -153,12 +156,12 @@ impl Open {
 
     /// `n` bytes of the body went by.
     pub(super) fn on_data(&mut self, n: u64) {
-        self.remaining = self.remaining.map(|r| r.saturating_sub(n));
+        self.remaining.sent(n);
     }
 
     /// Whether the body has sent the whole of its known length.
     pub(super) fn sent_its_length(&self) -> bool {
-        self.remaining == Some(0)
+        self.remaining.is_sent()
     }
 
     /// Trailers arrived (or a trailers-only head): for gRPC, the first
@@ -184,8 +187,14 @@ impl Open {
     }
 
     /// The response ended: reports the span, an error if its head or its
-    /// gRPC status said so.
+    /// gRPC status said so, or if its body ended short of its declared
+    /// length: its client got an incomplete message, whatever the head
+    /// said, as metrics count it ([`CUT_SHORT`]).
     pub(super) fn end(mut self) {
+        if self.remaining.ends_short() {
+            let kind = Cow::Borrowed(CUT_SHORT.as_label());
+            return self.finish(Some(kind), Some(Cow::Borrowed(CUT_SHORT_MESSAGE)));
+        }
         match self.error_type.take() {
             Some(kind) => self.finish(Some(kind), Some(Cow::Borrowed(""))),
             None => self.finish(None, None),
