@@ -54,6 +54,23 @@ pub(super) fn compile(
     refs::check_duplicates(&r.rate_limits, |s| &s.metadata, one_group, workload)?;
     for entry in &r.servers {
         let spec = &entry.value.spec;
+        // Linkerd's CRD has `accessPolicy` at v1beta3 only: the API server
+        // prunes it from an earlier version (or `kubectl apply` refuses it
+        // as unknown), and the port then denies what no authorization
+        // allows. Honoured here, it could open a port Linkerd keeps shut.
+        let version = entry.value.api_version.as_str();
+        if let Some(access) = spec.access_policy
+            && version != ACCESS_POLICY_VERSION
+        {
+            return Err(error(
+                entry,
+                Kind::InvalidValue,
+                "spec.accessPolicy",
+                format!(
+                    "accessPolicy is a field of {ACCESS_POLICY_VERSION} Servers only; Linkerd drops it from a {version} Server, whose port then denies what no authorization allows rather than applying {access}: write apiVersion: {ACCESS_POLICY_VERSION}"
+                ),
+            ));
+        }
         let (field, selector) = match (&spec.pod_selector, &spec.external_workload_selector) {
             (Some(s), None) => ("podSelector", s),
             (None, Some(s)) => ("externalWorkloadSelector", s),
@@ -214,6 +231,9 @@ pub(super) fn compile(
         warnings,
     })
 }
+
+/// The one `Server` version whose schema has `accessPolicy`.
+const ACCESS_POLICY_VERSION: &str = "policy.linkerd.io/v1beta3";
 
 /// Warns about each of `routes` under an opaque `server`: its connections
 /// are decided whole, by the Server's own authorizations, so a route
