@@ -10,6 +10,7 @@ use crate::support;
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use http::{Request, Response, StatusCode};
+use mesh_examples::sidecar;
 use support::*;
 
 /// The inbound Server of the application's port, open to loopback clients
@@ -95,6 +96,17 @@ async fn named(name: &'static str) -> SocketAddr {
 /// `emojivoto` under the `deny` default, with the outbound services `emoji`
 /// (at `v1`) and `emoji-v2` (at `v2`), reading `files` every 50 ms.
 fn config(app: SocketAddr, v1: SocketAddr, v2: SocketAddr, files: &[&Path]) -> String {
+    config_every(app, v1, v2, files, "50ms")
+}
+
+/// [`config`], reading the files every `interval`.
+fn config_every(
+    app: SocketAddr,
+    v1: SocketAddr,
+    v2: SocketAddr,
+    files: &[&Path],
+    interval: &str,
+) -> String {
     let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
@@ -103,7 +115,7 @@ fn config(app: SocketAddr, v1: SocketAddr, v2: SocketAddr, files: &[&Path]) -> S
          \x20   - name: emoji-v2\n      endpoints: [{v2}]\n\
          admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
          policy:\n  workload:\n    namespace: emojivoto\n    labels: {{app: emoji}}\n\
-         \x20   ports: {{http: {}}}\n  default_policy: deny\n  files: [{}]\n  watch_interval: 50ms\n",
+         \x20   ports: {{http: {}}}\n  default_policy: deny\n  files: [{}]\n  watch_interval: {interval}\n",
         app.port(),
         files.join(", ")
     )
@@ -152,6 +164,7 @@ const POLICY_ERRORS: &str = "inbound_policy_reloads_total{result=\"error\"}";
 const POLICY_OKS: &str = "inbound_policy_reloads_total{result=\"ok\"}";
 const ROUTE_ERRORS: &str = "outbound_route_reloads_total{result=\"error\"}";
 const ROUTE_OKS: &str = "outbound_route_reloads_total{result=\"ok\"}";
+const SUCCESSFUL: &str = "policy_last_reload_successful";
 
 #[tokio::test]
 async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_file() {
@@ -177,6 +190,7 @@ async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_fi
     assert_eq!(sample(&metrics, ROUTE_OKS), None, "{metrics}");
     assert_eq!(sample(&metrics, POLICY_OKS), None, "{metrics}");
     assert_eq!(sample(&metrics, POLICY_ERRORS), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, SUCCESSFUL), Some(0.0), "{metrics}");
     assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
 
@@ -190,6 +204,7 @@ async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_fi
     );
     let metrics = scrape(sidecar.admin).await;
     assert_eq!(sample(&metrics, POLICY_OKS), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, SUCCESSFUL), Some(1.0), "{metrics}");
     stop(sidecar).await;
 }
 
@@ -225,5 +240,198 @@ async fn a_route_that_does_not_read_keeps_the_last_good_authorization_too() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
+    stop(sidecar).await;
+}
+
+/// The two files of the tests, `authz.yaml` and `routes.yaml`, in `dir`.
+struct Files {
+    authz: std::path::PathBuf,
+    routes: std::path::PathBuf,
+}
+
+impl Files {
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            authz: dir.join("authz.yaml"),
+            routes: dir.join("routes.yaml"),
+        }
+    }
+}
+
+/// A sidecar over `files` holding `AUTHZ` and the route to `emoji`, read
+/// every `interval`.
+async fn started(files: &Files, interval: &str) -> sidecar::Running {
+    let (app, _) = backend().await;
+    let (v1, v2) = (named("v1").await, named("v2").await);
+    let yaml = config_every(app, v1, v2, &[&files.authz, &files.routes], interval);
+    let sidecar = sidecar(&yaml);
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
+    sidecar
+}
+
+#[tokio::test]
+async fn a_removed_file_is_reported_until_it_is_back_and_its_old_contents_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
+    std::fs::write(&files.authz, AUTHZ).unwrap();
+    std::fs::write(&files.routes, route_to("emoji")).unwrap();
+    let sidecar = started(&files, "50ms").await;
+
+    std::fs::remove_file(&files.authz).unwrap();
+    shows(sidecar.admin, SUCCESSFUL, 0.0).await;
+    shows(sidecar.admin, ROUTE_ERRORS, 1.0).await;
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+
+    // Back as it was: nothing to load again, and nothing reloaded.
+    std::fs::write(&files.authz, AUTHZ).unwrap();
+    shows(sidecar.admin, SUCCESSFUL, 1.0).await;
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, ROUTE_OKS), None, "{metrics}");
+    assert_eq!(sample(&metrics, POLICY_OKS), None, "{metrics}");
+    assert_eq!(sample(&metrics, ROUTE_ERRORS), Some(1.0), "{metrics}");
+
+    // Replaced by a directory: refused as well, and a later write loads.
+    std::fs::remove_file(&files.authz).unwrap();
+    std::fs::create_dir(&files.authz).unwrap();
+    shows(sidecar.admin, ROUTE_ERRORS, 2.0).await;
+    assert_eq!(sample(&scrape(sidecar.admin).await, SUCCESSFUL), Some(0.0));
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+    std::fs::remove_dir(&files.authz).unwrap();
+    std::fs::write(&files.authz, authz_closed()).unwrap();
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    assert_eq!(
+        inbound_status(sidecar.inbound[0]).await,
+        StatusCode::FORBIDDEN
+    );
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, SUCCESSFUL), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, POLICY_OKS), Some(1.0), "{metrics}");
+    stop(sidecar).await;
+}
+
+/// A Kubernetes ConfigMap volume: each file a symlink through `..data`, a
+/// symlink to a directory of the contents, which the kubelet replaces by
+/// writing a new directory and renaming a new `..data` over the old one.
+struct ConfigMapVolume {
+    dir: std::path::PathBuf,
+    generation: usize,
+}
+
+impl ConfigMapVolume {
+    fn new(dir: &Path, files: &[(&str, &str)]) -> Self {
+        std::fs::create_dir(dir).unwrap();
+        let mut volume = Self {
+            dir: dir.to_owned(),
+            generation: 0,
+        };
+        volume.update(files);
+        for (name, _) in files {
+            let link = Path::new("..data").join(name);
+            std::os::unix::fs::symlink(link, dir.join(name)).unwrap();
+        }
+        volume
+    }
+
+    /// Writes `files` into a new directory and swaps `..data` to it, then
+    /// removes the old one, as the kubelet's atomic writer does.
+    fn update(&mut self, files: &[(&str, &str)]) {
+        self.generation += 1;
+        let data = format!("..2026_11_30_00_00_0{}", self.generation);
+        std::fs::create_dir(self.dir.join(&data)).unwrap();
+        for (name, text) in files {
+            std::fs::write(self.dir.join(&data).join(name), text).unwrap();
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&data, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        if self.generation > 1 {
+            let old = format!("..2026_11_30_00_00_0{}", self.generation - 1);
+            std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_configmaps_symlink_swap_is_put_in_force_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume_dir = dir.path().join("policy");
+    let mut volume = ConfigMapVolume::new(
+        &volume_dir,
+        &[("authz.yaml", AUTHZ), ("routes.yaml", &route_to("emoji"))],
+    );
+    let files = Files::in_dir(&volume_dir);
+    let sidecar = started(&files, "50ms").await;
+
+    // Both files change in one swap, with a mistake in one: neither is
+    // put in force.
+    let closed = authz_closed();
+    let dangling = closed.clone() + DANGLING;
+    volume.update(&[
+        ("authz.yaml", &dangling),
+        ("routes.yaml", &route_to("emoji-v2")),
+    ]);
+    shows(sidecar.admin, ROUTE_ERRORS, 1.0).await;
+    assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
+
+    volume.update(&[
+        ("authz.yaml", &closed),
+        ("routes.yaml", &route_to("emoji-v2")),
+    ]);
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    assert_eq!(
+        inbound_status(sidecar.inbound[0]).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, POLICY_OKS), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, SUCCESSFUL), Some(1.0), "{metrics}");
+
+    // A swap to the same contents changes nothing: of it and the change
+    // after it, only the change is loaded (the store counts a load before
+    // it is in force).
+    volume.update(&[
+        ("authz.yaml", &closed),
+        ("routes.yaml", &route_to("emoji-v2")),
+    ]);
+    volume.update(&[("authz.yaml", AUTHZ), ("routes.yaml", &route_to("emoji"))]);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while inbound_status(sidecar.inbound[0]).await != StatusCode::OK {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the last swap is put in force");
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, POLICY_OKS), Some(2.0), "{metrics}");
+    shows(sidecar.admin, ROUTE_OKS, 2.0).await;
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn two_files_written_one_after_the_other_are_put_in_force_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
+    std::fs::write(&files.authz, AUTHZ).unwrap();
+    std::fs::write(&files.routes, route_to("emoji")).unwrap();
+    // Read every second: a change is put in force once a read a quarter
+    // of a second later finds it again, and these two writes take
+    // microseconds.
+    let sidecar = started(&files, "1s").await;
+
+    std::fs::write(&files.routes, route_to("emoji-v2")).unwrap();
+    std::fs::write(&files.authz, authz_closed()).unwrap();
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    assert_eq!(
+        inbound_status(sidecar.inbound[0]).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
+    // One reload: the routes alone were never put in force.
+    let metrics = scrape(sidecar.admin).await;
+    assert_eq!(sample(&metrics, POLICY_OKS), Some(1.0), "{metrics}");
     stop(sidecar).await;
 }
