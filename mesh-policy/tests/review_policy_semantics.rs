@@ -466,3 +466,84 @@ spec:
         Allow("web", "default", "all-unauthenticated")
     );
 }
+
+/// A service account reference that makes no identity is refused with a
+/// message about the account, not about the SPIFFE path built from it
+/// (an empty name read as "path ends with '/'").
+#[test]
+fn a_service_account_reference_that_makes_no_identity_names_the_account() {
+    let mtls = |refs: &str| {
+        format!(
+            "{WEB_SERVER_AND_API_ROUTE}---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {{name: who, namespace: ns}}
+spec:
+  identityRefs: [{refs}]
+"
+        )
+    };
+    let policy = |authn: &str| {
+        format!(
+            "{WEB_SERVER_AND_API_ROUTE}---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: by-sa, namespace: ns}}
+spec:
+  targetRef: {{group: policy.linkerd.io, kind: Server, name: web}}
+  requiredAuthenticationRefs: [{authn}]
+"
+        )
+    };
+    let server_authz = |accounts: &str| {
+        format!(
+            "{WEB_SERVER_AND_API_ROUTE}---
+apiVersion: policy.linkerd.io/v1beta1
+kind: ServerAuthorization
+metadata: {{name: saz, namespace: ns}}
+spec:
+  server: {{name: web}}
+  client:
+    meshTLS:
+      serviceAccounts: [{accounts}]
+"
+        )
+    };
+    for (text, field, says) in [
+        (
+            mtls("{kind: ServiceAccount, name: ''}"),
+            "spec.identityRefs[0].name",
+            "empty",
+        ),
+        (
+            policy("{kind: ServiceAccount, name: ''}"),
+            "spec.requiredAuthenticationRefs[0].name",
+            "empty",
+        ),
+        (
+            server_authz("{name: ''}"),
+            "spec.client.meshTLS.serviceAccounts[0]",
+            "empty",
+        ),
+        (
+            mtls("{kind: ServiceAccount, name: 'a b'}"),
+            "spec.identityRefs[0].name",
+            "service account \"a b\" in namespace \"ns\"",
+        ),
+        (
+            policy("{kind: ServiceAccount, name: x, namespace: 'a.b'}"),
+            "spec.requiredAuthenticationRefs[0].name",
+            "service account \"x\" in namespace \"a.b\"",
+        ),
+        (
+            server_authz("{name: 'x/y'}"),
+            "spec.client.meshTLS.serviceAccounts[0]",
+            "service account \"x/y\" in namespace \"ns\"",
+        ),
+    ] {
+        let err = try_compile_web(&text).unwrap_err();
+        assert_eq!(err.field_path(), field, "{err}");
+        assert!(err.message().contains(says), "{says:?} in {err}");
+        assert!(!err.message().starts_with("path "), "{err}");
+    }
+}

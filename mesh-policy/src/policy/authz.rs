@@ -147,9 +147,7 @@ pub(super) fn authorization_policies(
                 }
                 Some(_) => {
                     let mut set = IdentitySet::default();
-                    let ids = workload
-                        .service_account_identities(&a.name, a_ns)
-                        .map_err(|e| error(entry, Kind::InvalidValue, &format!("{path}.name"), e.to_string()))?;
+                    let ids = service_account(entry, workload, &a.name, a_ns, &path)?;
                     ids.into_iter().for_each(|id| set.add(&id));
                     Requirement::Identity { from, set }
                 }

@@ -168,15 +168,41 @@ pub(super) fn service_account<T>(
     namespace: &str,
     path: &str,
 ) -> Result<[mesh_core::Identity; 2], ResourceError> {
+    account_identities(entry, workload, name, namespace, &format!("{path}.name"))
+}
+
+/// The identities of service account `name` in `namespace`, or the error
+/// at `field` of `entry`. The error is about the account as written: the
+/// identity's own complaint is about the SPIFFE ID built from it (an empty
+/// name reads as a path that "ends with '/'"), which the reference does
+/// not hold.
+pub(super) fn account_identities<T>(
+    entry: &Entry<'_, T>,
+    workload: &Workload,
+    name: &str,
+    namespace: &str,
+    field: &str,
+) -> Result<[mesh_core::Identity; 2], ResourceError> {
+    if name.is_empty() {
+        return Err(error(
+            entry,
+            Kind::InvalidValue,
+            field,
+            "the service account's name is empty",
+        ));
+    }
     workload
         .service_account_identities(name, namespace)
         .map_err(|e| {
             error(
                 entry,
                 Kind::InvalidValue,
-                &format!("{path}.name"),
-                e.to_string(),
+                field,
+                format!(
+                    "service account {name:?} in namespace {namespace:?} makes no identity: {e}"
+                ),
             )
+            .with_source(e)
         })
 }
 

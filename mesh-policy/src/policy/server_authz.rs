@@ -6,7 +6,7 @@ use mesh_core::resource::{ResourceError, ResourceErrorKind as Kind};
 
 use super::{
     Authz, AuthzKind, IdentitySet, NetworkSet, Requirement,
-    refs::{Bound, Target, check_networks, dangling, find, ns, ref_namespace},
+    refs::{Bound, Target, account_identities, check_networks, dangling, find, ns, ref_namespace},
 };
 use crate::{
     Workload,
@@ -153,19 +153,13 @@ pub(super) fn server_authorizations(
                     })?;
                 }
                 for (i, sa) in mtls.service_accounts.iter().enumerate() {
-                    let ids = workload
-                        .service_account_identities(
-                            &sa.name,
-                            ref_namespace(sa.namespace.as_deref(), namespace),
-                        )
-                        .map_err(|e| {
-                            error(
-                                entry,
-                                Kind::InvalidValue,
-                                &format!("spec.client.meshTLS.serviceAccounts[{i}]"),
-                                e.to_string(),
-                            )
-                        })?;
+                    let ids = account_identities(
+                        entry,
+                        workload,
+                        &sa.name,
+                        ref_namespace(sa.namespace.as_deref(), namespace),
+                        &format!("spec.client.meshTLS.serviceAccounts[{i}]"),
+                    )?;
                     ids.into_iter().for_each(|id| set.add(&id));
                 }
                 if set.is_empty() {
