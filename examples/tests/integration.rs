@@ -59,6 +59,7 @@ mod identity_ready;
 mod inbound_authority;
 mod inbound_filters;
 mod inbound_grpc_invalid_host;
+mod inbound_pipe_reset;
 mod inbound_route_kind;
 mod ingress;
 mod inject;

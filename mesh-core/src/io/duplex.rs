@@ -37,11 +37,19 @@ const BUFFER: usize = 8 * 1024;
 /// Each direction copies as tokio's does: it reads into its buffer,
 /// writes it all out, flushes when its reader has nothing more for now,
 /// and passes the end on when its reader ends. Both are polled every
-/// time, the other one too when one fails: what the other can do at once
-/// (bytes already received, passed on to a side that takes them) is done,
-/// and the copy ends with the first error as soon as the other would
-/// wait. It never waits on a side after the other failed, so a failure
-/// still ends the copy at once.
+/// time, the other one too when one fails.
+///
+/// A write that fails because its side is gone (reset, a broken pipe,
+/// aborted) leaves the other direction to finish: it reads from that
+/// gone side, whose reads end without its peer (what it had received,
+/// then its end or the same error), so the copy waits on nothing but the
+/// kernel. It does wait for that: the stream's readiness can lag the
+/// kernel (tokio learns of the bytes and the reset when its driver next
+/// runs), so "nothing to read yet" right after the failed write does not
+/// mean the answer is not there. Any other failure (a read's, or a
+/// write's that leaves its side alive, such as a write timeout) ends the
+/// copy as soon as the other direction would wait, after what it can do
+/// at once: it never waits on a live side after the other failed.
 pub fn copy_both_ways<A, B>(a: A, b: B) -> CopyBothWays<A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -52,6 +60,7 @@ where
         b,
         a_to_b: Direction::Copying(Copy::new()),
         b_to_a: Direction::Copying(Copy::new()),
+        failure: None,
     }
 }
 
@@ -62,6 +71,8 @@ pub struct CopyBothWays<A, B> {
     b: B,
     a_to_b: Direction,
     b_to_a: Direction,
+    /// The first failure, kept until the copy ends with it.
+    failure: Option<Failure>,
 }
 
 impl<A, B> std::fmt::Debug for CopyBothWays<A, B> {
@@ -69,6 +80,7 @@ impl<A, B> std::fmt::Debug for CopyBothWays<A, B> {
         f.debug_struct("CopyBothWays")
             .field("a_to_b", &self.a_to_b)
             .field("b_to_a", &self.b_to_a)
+            .field("failure", &self.failure)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +91,36 @@ enum Direction {
     /// The reader ended: the writer is being shut down, after the count.
     Ending(u64),
     Done(u64),
+    /// It failed; the copy holds the failure.
+    Failed,
+}
+
+/// How a direction failed.
+#[derive(Debug)]
+struct Failure {
+    error: io::Error,
+    /// A write failed because the side written to is gone: the other
+    /// direction, which reads from it, ends without that side's peer.
+    side_gone: bool,
+}
+
+impl Failure {
+    fn reading(error: io::Error) -> Self {
+        Self {
+            error,
+            side_gone: false,
+        }
+    }
+
+    fn writing(error: io::Error) -> Self {
+        let side_gone = matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        );
+        Self { error, side_gone }
+    }
 }
 
 /// One direction's copy in progress.
@@ -122,7 +164,7 @@ impl Copy {
         cx: &mut Context<'_>,
         mut reader: Pin<&mut R>,
         mut writer: Pin<&mut W>,
-    ) -> Poll<io::Result<u64>>
+    ) -> Poll<Result<u64, Failure>>
     where
         R: AsyncRead + ?Sized,
         W: AsyncWrite + ?Sized,
@@ -137,12 +179,12 @@ impl Copy {
                         self.written = 0;
                         self.filled = n;
                     }
-                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(Failure::reading(error))),
                     Poll::Pending => {
                         // Nothing more for now: what was written goes out
                         // rather than waits in the writer for more.
                         if self.unflushed {
-                            ready!(writer.as_mut().poll_flush(cx))?;
+                            ready!(writer.as_mut().poll_flush(cx)).map_err(Failure::writing)?;
                             self.unflushed = false;
                         }
                         return Poll::Pending;
@@ -151,16 +193,17 @@ impl Copy {
             }
             while self.written < self.filled {
                 let chunk = &self.buf[self.written..self.filled];
-                let n = ready!(writer.as_mut().poll_write(cx, chunk))?;
+                let n = ready!(writer.as_mut().poll_write(cx, chunk)).map_err(Failure::writing)?;
                 if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    let error = io::ErrorKind::WriteZero.into();
+                    return Poll::Ready(Err(Failure::writing(error)));
                 }
                 self.written += n;
                 self.copied += n as u64;
                 self.unflushed = true;
             }
             if self.reader_done {
-                ready!(writer.as_mut().poll_flush(cx))?;
+                ready!(writer.as_mut().poll_flush(cx)).map_err(Failure::writing)?;
                 self.unflushed = false;
                 return Poll::Ready(Ok(self.copied));
             }
@@ -169,14 +212,32 @@ impl Copy {
 }
 
 impl Direction {
-    /// Drives the direction from `reader` to `writer`: the bytes copied
-    /// once the reader's end is passed on.
+    /// Drives the direction from `reader` to `writer`: ready once the
+    /// reader's end is passed on, or with the failure the first time it
+    /// fails; ready with nothing to do after that.
     fn poll<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: Pin<&mut R>,
+        writer: Pin<&mut W>,
+    ) -> Poll<Result<(), Failure>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+    {
+        let polled = self.drive(cx, reader, writer);
+        if let Poll::Ready(Err(_)) = polled {
+            *self = Self::Failed;
+        }
+        polled
+    }
+
+    fn drive<R, W>(
         &mut self,
         cx: &mut Context<'_>,
         mut reader: Pin<&mut R>,
         mut writer: Pin<&mut W>,
-    ) -> Poll<io::Result<u64>>
+    ) -> Poll<Result<(), Failure>>
     where
         R: AsyncRead + ?Sized,
         W: AsyncWrite + ?Sized,
@@ -188,11 +249,19 @@ impl Direction {
                     *self = Self::Ending(copied);
                 }
                 Self::Ending(copied) => {
-                    ready!(writer.as_mut().poll_shutdown(cx))?;
+                    ready!(writer.as_mut().poll_shutdown(cx)).map_err(Failure::writing)?;
                     *self = Self::Done(*copied);
                 }
-                Self::Done(copied) => return Poll::Ready(Ok(*copied)),
+                Self::Done(_) | Self::Failed => return Poll::Ready(Ok(())),
             }
+        }
+    }
+
+    /// The bytes copied, once done.
+    fn copied(&self) -> u64 {
+        match self {
+            Self::Done(copied) => *copied,
+            Self::Copying(_) | Self::Ending(_) | Self::Failed => 0,
         }
     }
 }
@@ -207,17 +276,28 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         // Both, always: when one fails, the other still does what it can
-        // at once before the error ends the copy.
+        // at once, and more when the failed one's side is gone (see
+        // `copy_both_ways`).
         let a_to_b = this
             .a_to_b
             .poll(cx, Pin::new(&mut this.a), Pin::new(&mut this.b));
         let b_to_a = this
             .b_to_a
             .poll(cx, Pin::new(&mut this.b), Pin::new(&mut this.a));
-        match (a_to_b, b_to_a) {
-            (Poll::Ready(Err(error)), _) | (_, Poll::Ready(Err(error))) => Poll::Ready(Err(error)),
-            (Poll::Ready(Ok(sent)), Poll::Ready(Ok(received))) => Poll::Ready(Ok((sent, received))),
-            _ => Poll::Pending,
+        let both_done = a_to_b.is_ready() && b_to_a.is_ready();
+        for polled in [a_to_b, b_to_a] {
+            if let Poll::Ready(Err(failure)) = polled {
+                this.failure.get_or_insert(failure);
+            }
+        }
+        match this.failure.take() {
+            None if both_done => Poll::Ready(Ok((this.a_to_b.copied(), this.b_to_a.copied()))),
+            None => Poll::Pending,
+            Some(failure) if both_done || !failure.side_gone => Poll::Ready(Err(failure.error)),
+            Some(failure) => {
+                this.failure = Some(failure);
+                Poll::Pending
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use mesh_core::{
     body::Proxied,
     conn::{NoTlsReason, Tls},
     error::BoxError,
+    io::copy_both_ways,
     proxy::{Forward, NoEndpoints, ResponseBody},
     serve::OpaqueConnection,
 };
@@ -168,10 +169,13 @@ pub(super) fn opaque_stack(
 }
 
 async fn pipe(conn: OpaqueConnection, connect: TcpConnect<DialApp>) -> Result<(), BoxError> {
-    let OpaqueConnection { mut io, info } = conn;
+    let OpaqueConnection { io, info } = conn;
     // The dialer goes to its one address, whatever the URI says.
-    let mut upstream = connect.oneshot(Uri::default()).await?.into_inner();
-    let (sent, received) = tokio::io::copy_bidirectional(&mut io, &mut upstream).await?;
+    let upstream = connect.oneshot(Uri::default()).await?.into_inner();
+    // Not tokio's `copy_bidirectional`: an application that answers and
+    // closes while the client is still sending resets the connection, and
+    // its answer, already read, must still reach the client.
+    let (sent, received) = copy_both_ways(io, upstream).await?;
     match &info.tls {
         Tls::Passthrough { sni } => tracing::debug!(
             peer = %info.remote_addr,

@@ -14,27 +14,50 @@ use super::copy_both_ways;
 struct Side {
     incoming: &'static [u8],
     then: Option<io::ErrorKind>,
-    refuse_writes: bool,
+    refuse_writes: Option<io::ErrorKind>,
+    /// Reads wait this many more times before they give anything, waking
+    /// the task at once: readiness that lags what the side has.
+    lag: usize,
     written: Vec<u8>,
 }
 
 impl Side {
     fn new(incoming: &'static [u8], then: Option<io::ErrorKind>, refuse_writes: bool) -> Self {
+        let refuse_writes = refuse_writes.then_some(io::ErrorKind::ConnectionReset);
         Self {
             incoming,
             then,
             refuse_writes,
+            lag: 0,
             written: Vec::new(),
         }
+    }
+
+    /// Writes fail with `kind`.
+    fn refusing_writes(mut self, kind: io::ErrorKind) -> Self {
+        self.refuse_writes = Some(kind);
+        self
+    }
+
+    /// The first `polls` reads wait, as a stream whose readiness is not
+    /// yet known does.
+    fn lagging(mut self, polls: usize) -> Self {
+        self.lag = polls;
+        self
     }
 }
 
 impl AsyncRead for Side {
     fn poll_read(
         mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.lag > 0 {
+            self.lag -= 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if !self.incoming.is_empty() {
             let incoming = std::mem::take(&mut self.incoming);
             buf.put_slice(incoming);
@@ -53,8 +76,8 @@ impl AsyncWrite for Side {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.refuse_writes {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        if let Some(kind) = self.refuse_writes {
+            return Poll::Ready(Err(kind.into()));
         }
         self.written.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
@@ -109,4 +132,31 @@ async fn both_ends_passed_on_end_the_copy_with_the_counts() {
     assert_eq!(at_client, b"pong!");
     assert_eq!(at_endpoint, b"ping");
     assert_eq!(copy.await.unwrap().unwrap(), (4, 5));
+}
+
+#[tokio::test]
+async fn an_answer_a_reset_side_still_has_is_passed_on_though_its_readiness_lags() {
+    // The endpoint reset: the client's next bytes fail to go, and its
+    // answer, already received, is not known to be there yet when the
+    // copy next looks.
+    let mut client = Side::new(b"more", None, false);
+    let mut endpoint = Side::new(b"bye", Some(io::ErrorKind::ConnectionReset), true).lagging(2);
+    let error = copy_both_ways(&mut client, &mut endpoint)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+    assert_eq!(client.written, b"bye");
+}
+
+#[tokio::test]
+async fn a_write_that_leaves_its_side_alive_does_not_wait_for_the_other_direction() {
+    // The client's writes time out (it stopped reading), and it sends
+    // nothing: the copy ends with the timeout, not waiting on it.
+    let mut client = Side::new(b"", None, false).refusing_writes(io::ErrorKind::TimedOut);
+    let mut endpoint = Side::new(b"answer", None, false);
+    let error = copy_both_ways(&mut client, &mut endpoint)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(endpoint.written, b"");
 }
