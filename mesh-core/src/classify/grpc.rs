@@ -230,15 +230,31 @@ impl GrpcCodes {
         Self(0)
     }
 
-    /// Every code except `OK`: what Linkerd's metrics count as a failure.
+    /// Every code except `OK`.
     pub const fn all_errors() -> Self {
         Self(0x1_fffe)
+    }
+
+    /// The codes linkerd2-proxy counts as failures by default: `UNKNOWN`,
+    /// `DEADLINE_EXCEEDED`, `PERMISSION_DENIED`, `INTERNAL`, `UNAVAILABLE`
+    /// and `DATA_LOSS` (the default `Codes` of its client policy,
+    /// `linkerd/proxy/client-policy/src/grpc.rs`). With these, a success
+    /// rate reads as `linkerd viz stat` shows it.
+    pub const fn linkerd_failures() -> Self {
+        Self::empty()
+            .with(GrpcCode::UNKNOWN)
+            .with(GrpcCode::DEADLINE_EXCEEDED)
+            .with(GrpcCode::PERMISSION_DENIED)
+            .with(GrpcCode::INTERNAL)
+            .with(GrpcCode::UNAVAILABLE)
+            .with(GrpcCode::DATA_LOSS)
     }
 
     /// The codes [`Classify`](super::Classify) counts as failures by default:
     /// `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
     /// `UNAVAILABLE` and `DATA_LOSS`. These are the codes gRPC maps to a 5xx
-    /// HTTP status; the others describe the request, like a 4xx.
+    /// HTTP status (gRPC's `doc/http-grpc-status-mapping.md`); the others
+    /// describe the request, like a 4xx.
     pub const fn server_errors() -> Self {
         Self::empty()
             .with(GrpcCode::UNKNOWN)

@@ -17,8 +17,11 @@
 //!   the codes gRPC itself maps to a 5xx status, so the line between success
 //!   and failure falls in the same place for gRPC as for HTTP: `NOT_FOUND` or
 //!   `PERMISSION_DENIED` describe the request, like a 404 or a 403. **This
-//!   differs from Linkerd**, whose metrics count every non-zero status as a
-//!   failure; to get Linkerd's numbers, use [`GrpcCodes::all_errors`].
+//!   differs from Linkerd** in two codes: linkerd2-proxy's default set
+//!   (`linkerd/proxy/client-policy/src/grpc.rs`) counts `PERMISSION_DENIED`
+//!   as a failure and `UNIMPLEMENTED` as a success; to get its numbers, use
+//!   [`GrpcCodes::linkerd_failures`]. [`GrpcCodes::all_errors`] counts every
+//!   code but `OK`.
 //!   A gRPC response carries its status either in the headers (a
 //!   trailers-only response) or in the trailers. When the headers of a
 //!   `200` do not have it, [`Classify::classify_response`] returns
@@ -175,7 +178,7 @@ impl Classification {
 /// ```
 /// use mesh_core::classify::{Classify, GrpcCodes, StatusRanges};
 ///
-/// // Count 429 as a failure too, and every non-OK gRPC code, as Linkerd does.
+/// // Count 429 as a failure too, and every gRPC code but `OK`.
 /// let classify = Classify::new()
 ///     .with_http_failures("5xx,429".parse()?)
 ///     .with_grpc_failures(GrpcCodes::all_errors());

@@ -98,6 +98,24 @@ fn grpc_code_lists_parse_and_display() {
 }
 
 #[test]
+fn linkerds_failures_differ_from_the_default_in_two_codes() {
+    let linkerd = GrpcCodes::linkerd_failures();
+    let default = GrpcCodes::server_errors();
+    assert_eq!(
+        linkerd,
+        "unknown,deadline-exceeded,permission-denied,internal,unavailable,data-loss"
+            .parse::<GrpcCodes>()
+            .unwrap()
+    );
+    assert!(linkerd.contains(GrpcCode::PERMISSION_DENIED));
+    assert!(!default.contains(GrpcCode::PERMISSION_DENIED));
+    assert!(default.contains(GrpcCode::UNIMPLEMENTED));
+    assert!(!linkerd.contains(GrpcCode::UNIMPLEMENTED));
+    let shared = linkerd.iter().filter(|c| default.contains(*c)).count();
+    assert_eq!((linkerd.iter().count(), shared), (6, 5));
+}
+
+#[test]
 fn status_ranges_parse_every_form() {
     let parse = |s: &str| s.parse::<StatusRanges>().unwrap();
     let codes = |r: StatusRanges| -> Vec<u16> {
