@@ -547,3 +547,74 @@ spec:
         assert!(!err.message().starts_with("path "), "{err}");
     }
 }
+
+/// A policy that targets a route no Server serves (an outbound route,
+/// whose parents are Services, or one under a Gateway) authorizes
+/// nothing, as in Linkerd; it says so rather than compiling silently.
+#[test]
+fn a_policy_on_a_route_without_a_server_parent_is_warned_about() {
+    for parent in [
+        "{group: core, kind: Service, name: web}",
+        "{kind: Service, name: web, port: 80}",
+        "{group: gateway.networking.k8s.io, kind: Gateway, name: gw}",
+    ] {
+        let text = format!(
+            "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: web, namespace: ns}}
+spec:
+  podSelector: {{matchLabels: {{app: web}}}}
+  port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: out, namespace: ns}}
+spec:
+  parentRefs: [{parent}]
+  rules: [{{matches: [{{path: {{type: PathPrefix, value: /api}}}}]}}]
+---
+{ALL_NETWORKS}---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: ap, namespace: ns}}
+spec:
+  targetRef: {{group: gateway.networking.k8s.io, kind: HTTPRoute, name: out}}
+  requiredAuthenticationRefs: [{{group: policy.linkerd.io, kind: NetworkAuthentication, name: all}}]
+"
+        );
+        let compiled = mesh_policy::Policy::compile(
+            &[PolicySource::new("p.yaml", &text)],
+            &web_workload(),
+            &PolicyConfig::default(),
+            &PolicyMetrics::default(),
+        )
+        .unwrap();
+        let about_policy: Vec<_> = compiled
+            .warnings
+            .iter()
+            .filter(|w| w.resource_kind == "AuthorizationPolicy")
+            .collect();
+        assert_eq!(about_policy.len(), 1, "{parent}: {}", compiled.warnings);
+        let w = about_policy[0];
+        assert_eq!(w.kind, WarningKind::NotApplied, "{w}");
+        assert_eq!(w.name.as_deref(), Some("ap"), "{w}");
+        assert_eq!(w.document, 4, "{w}");
+        assert_eq!(w.field_path, "spec.targetRef", "{w}");
+        assert!(w.message.contains("HTTPRoute ns/out"), "{w}");
+        assert!(w.message.contains("authorizes nothing"), "{w}");
+        // And it does authorize nothing: the Server denies.
+        assert_eq!(
+            decide(
+                &compiled.policy,
+                80,
+                Plain,
+                Some("10.0.0.1"),
+                "GET",
+                "/api",
+                &[]
+            ),
+            Deny("web"),
+            "{parent}"
+        );
+    }
+}

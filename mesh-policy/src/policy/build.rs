@@ -99,6 +99,7 @@ pub(super) fn compile(
         workload,
         &mut warnings,
     )?);
+    unserved_route_policies(&r, &routes, &bound, workload, &mut warnings);
     let probes = probe_matches(config)?;
     let rate_limits = ratelimit::rate_limits(&r, workload, &mut warnings)?;
 
@@ -340,6 +341,50 @@ fn other_kind_routes(
                 ),
             );
         }
+    }
+}
+
+/// Warns about each `AuthorizationPolicy` that targets a route with no
+/// Server parent: an outbound route (its parents are Services) or one
+/// under a Gateway. Authorization does not use such a route, so, as in
+/// Linkerd, whose policy controller attaches route policies only to the
+/// routes of a Server, the policy authorizes nothing; its author most
+/// likely meant it to, and would otherwise learn so only from denials.
+fn unserved_route_policies(
+    r: &Resources<'_>,
+    routes: &[CompiledRoute],
+    bound: &[Bound],
+    workload: &Workload,
+    warnings: &mut PolicyWarnings,
+) {
+    for b in bound {
+        let Target::Route { route: ri, policy } = b.target else {
+            continue;
+        };
+        if routes.iter().any(|c| c.index == ri) {
+            continue;
+        }
+        let (Some(route), Some(policy)) = (r.routes.get(ri), r.authorization_policies.get(policy))
+        else {
+            continue;
+        };
+        let parents = &route.value.spec.parent_refs;
+        let why = if !parents.is_empty() && parents.iter().all(|p| p.is_service()) {
+            "its parents are Services (an outbound route)"
+        } else {
+            "no parent of it is a Server"
+        };
+        warnings.about(
+            WarningKind::NotApplied,
+            &policy.context,
+            "spec.targetRef",
+            format!(
+                "{} {}/{} serves no Server: {why}, so authorization does not use it and this policy authorizes nothing; target the Server, or a route whose parentRefs name one",
+                route.context.kind(),
+                ns(&route.value.metadata, workload),
+                route.value.metadata.name
+            ),
+        );
     }
 }
 
