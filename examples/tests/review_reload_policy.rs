@@ -141,14 +141,14 @@ async fn outbound_backend(outbound: SocketAddr) -> String {
 }
 
 /// The value of the sample `line` (a metric and its labels) in `metrics`.
-fn sample(metrics: &str, line: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, line: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Waits until the sidecar at `admin` shows `line` with the value `n`.
-async fn shows(admin: SocketAddr, line: &str, n: f64) {
+pub(crate) async fn shows(admin: SocketAddr, line: &str, n: f64) {
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         while sample(&scrape(admin).await, line) != Some(n) {
             tokio::task::yield_now().await;
@@ -313,13 +313,13 @@ async fn a_removed_file_is_reported_until_it_is_back_and_its_old_contents_change
 /// A Kubernetes ConfigMap volume: each file a symlink through `..data`, a
 /// symlink to a directory of the contents, which the kubelet replaces by
 /// writing a new directory and renaming a new `..data` over the old one.
-struct ConfigMapVolume {
+pub(crate) struct ConfigMapVolume {
     dir: std::path::PathBuf,
     generation: usize,
 }
 
 impl ConfigMapVolume {
-    fn new(dir: &Path, files: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(dir: &Path, files: &[(&str, &str)]) -> Self {
         std::fs::create_dir(dir).unwrap();
         let mut volume = Self {
             dir: dir.to_owned(),
@@ -335,7 +335,7 @@ impl ConfigMapVolume {
 
     /// Writes `files` into a new directory and swaps `..data` to it, then
     /// removes the old one, as the kubelet's atomic writer does.
-    fn update(&mut self, files: &[(&str, &str)]) {
+    pub(crate) fn update(&mut self, files: &[(&str, &str)]) {
         self.generation += 1;
         let data = format!("..2026_11_30_00_00_0{}", self.generation);
         std::fs::create_dir(self.dir.join(&data)).unwrap();
@@ -433,5 +433,40 @@ async fn two_files_written_one_after_the_other_are_put_in_force_together() {
     // One reload: the routes alone were never put in force.
     let metrics = scrape(sidecar.admin).await;
     assert_eq!(sample(&metrics, POLICY_OKS), Some(1.0), "{metrics}");
+    stop(sidecar).await;
+}
+
+#[tokio::test]
+async fn a_change_that_leaves_the_routes_as_they_were_keeps_their_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
+    std::fs::write(&files.authz, AUTHZ).unwrap();
+    std::fs::write(&files.routes, route_to("emoji")).unwrap();
+    let (app, _) = backend().await;
+    let (v1, accepted) = per_connection_app().await;
+    let v2 = named("v2").await;
+    let sidecar = sidecar(&config(app, v1, v2, &[&files.authz, &files.routes]));
+    // One client connection, so one runtime of the sidecar and its pool.
+    let client = http1();
+    let list = || {
+        Request::get(format!("http://{}/list", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap()
+    };
+    let res = client.request(list()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    body_bytes(res).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // Only the authorization changes: the routes are planned again, the
+    // same, over the same connections.
+    std::fs::write(&files.authz, authz_closed()).unwrap();
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    let res = client.request(list()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = body_bytes(res).await;
+    assert!(body.ends_with(b"\n2"), "{body:?}");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 1);
     stop(sidecar).await;
 }
