@@ -97,6 +97,9 @@
 //!
 //! These follow Linkerd's.
 //!
+//! - An `AuthorizationPolicy` on a route without a Server parent (an
+//!   outbound route, or a Gateway's) authorizes nothing, with a
+//!   [`WarningKind::NotApplied`] warning.
 //! - A `Server` covers one port (by number, or by a name from
 //!   [`Workload::ports`]) of the workloads its `podSelector` selects in its
 //!   namespace (a Server with an `externalWorkloadSelector` selects
@@ -276,6 +279,9 @@
 //!
 //! # Where this differs from Linkerd, on purpose
 //!
+//! - `accessPolicy` on a `v1beta1` or `v1beta2` Server is an error:
+//!   Linkerd's CRD has it at `v1beta3` only, so its API server drops it
+//!   there and the port stays at `deny`.
 //! - References to resources that do not exist (a `targetRef`, an
 //!   authentication, a route's Server parent, a ServerAuthorization's
 //!   `server.name`) are errors, not silently inert rules.
