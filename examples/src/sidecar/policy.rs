@@ -299,12 +299,17 @@ impl RoutesWatcher {
             Ok(texts) => texts,
             Err(error) => {
                 // A file removed, unreadable, or replaced by a directory:
-                // nothing changes, and each failure is told once.
-                let message = error.to_string();
+                // nothing changes, and each failure is told once, with the
+                // system's reason ("Permission denied"), which the file's
+                // error holds as its source.
+                let message = match std::error::Error::source(&error) {
+                    Some(reason) => format!("{error}: {reason}"),
+                    None => error.to_string(),
+                };
                 if self.read_error.as_ref() != Some(&message) {
                     self.reloads.count(false);
                     tracing::warn!(
-                        %error,
+                        error = %message,
                         "policy files unreadable; the last good policy and routes stay in force"
                     );
                     self.read_error = Some(message);

@@ -292,3 +292,40 @@ fn a_servers_protocol_supersedes_the_ports() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_file_is_logged_with_why_each_time_the_reason_changes() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, ROUTE).unwrap();
+    let mut registry = Registry::default();
+    let mut watcher = watcher(&path, &mut registry);
+
+    std::fs::remove_file(&path).unwrap();
+    let missing = std::fs::read(&path).unwrap_err().to_string();
+    watcher.poll(|| async {}).await;
+    watcher.poll(|| async {}).await;
+    std::fs::create_dir(&path).unwrap();
+    let directory = std::fs::read(&path).unwrap_err().to_string();
+    watcher.poll(|| async {}).await;
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    for reason in [&missing, &directory] {
+        let line = text.lines().find(|l| l.contains(reason.as_str()));
+        let line = line.unwrap_or_else(|| panic!("no {reason:?} in:\n{text}"));
+        assert!(line.contains(&path.display().to_string()), "{line}");
+    }
+    // Told once per reason, not at every poll.
+    assert_eq!(
+        reloads(&registry),
+        "outbound_route_reloads_total{result=\"error\"} 2"
+    );
+}
