@@ -470,3 +470,51 @@ async fn a_change_that_leaves_the_routes_as_they_were_keeps_their_connections() 
     assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 1);
     stop(sidecar).await;
 }
+
+#[tokio::test]
+async fn requests_in_flight_finish_as_they_started_across_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
+    std::fs::write(&files.authz, AUTHZ).unwrap();
+    std::fs::write(&files.routes, route_to("emoji")).unwrap();
+    let (app, app_gate) = backend().await;
+    let (v1, v1_gate) = backend().await;
+    let v2 = named("v2").await;
+    let sidecar = sidecar(&config(app, v1, v2, &[&files.authz, &files.routes]));
+    let inbound = sidecar.inbound[0];
+    let outbound = sidecar.outbound;
+
+    // One request held in the application behind the inbound listener,
+    // one held in `emoji`'s endpoint behind the outbound listener.
+    let held_in = tokio::spawn(async move {
+        let req = Request::get(format!("http://{inbound}/hold"))
+            .body(full(""))
+            .unwrap();
+        let res = http1().request(req).await.unwrap();
+        (res.status(), body_bytes(res).await)
+    });
+    app_gate.arrived.notified().await;
+    let held_out = tokio::spawn(async move {
+        let req = Request::get(format!("http://{outbound}/hold"))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = http1().request(req).await.unwrap();
+        (res.status(), body_bytes(res).await)
+    });
+    v1_gate.arrived.notified().await;
+
+    std::fs::write(&files.routes, route_to("emoji-v2")).unwrap();
+    std::fs::write(&files.authz, authz_closed()).unwrap();
+    shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    assert_eq!(inbound_status(inbound).await, StatusCode::FORBIDDEN);
+    assert_eq!(outbound_backend(outbound).await, "v2");
+
+    app_gate.release.notify_one();
+    v1_gate.release.notify_one();
+    let (status, body) = held_in.await.unwrap();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"held"[..]));
+    let (status, body) = held_out.await.unwrap();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"held"[..]));
+    stop(sidecar).await;
+}
