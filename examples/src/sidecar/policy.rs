@@ -39,7 +39,6 @@ use prometheus_client::{
 
 use super::config::{InlineOrigin, PolicySettings};
 use super::outbound::Outbound;
-use super::worker::Background;
 
 /// A policy that could not be read or compiled.
 ///
@@ -186,9 +185,6 @@ pub(super) struct Loaded {
     /// The texts the policy and the routes were read from, and the store,
     /// for the [`RoutesWatcher`] that reloads both.
     pub(super) texts: LoadedTexts,
-    /// No task of its own: the [`RoutesWatcher`] reloads the policy with
-    /// the routes, from one read of the files.
-    pub(super) watcher: Option<Background>,
 }
 
 /// The texts the policy in `store` and the routes were loaded from: where
@@ -226,7 +222,6 @@ pub(super) fn load(
         texts: LoadedTexts::new(texts, store.clone()),
         store,
         routes,
-        watcher: None,
     })
 }
 

@@ -257,7 +257,6 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
     let mut background: Vec<Background> = identity
         .task
         .into_iter()
-        .chain(policy.watcher)
         .chain([Box::pin(protocol_watch.run()) as Background])
         .chain(routes_watcher)
         .chain(outbound_plan.resolvers())
