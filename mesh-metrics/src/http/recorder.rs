@@ -28,7 +28,10 @@ use tokio::time::Instant;
 
 use super::target::{StatusRef, TargetHandles};
 pub(crate) use crate::body_rule::BodyRule;
-use crate::{body_rule::expected_length, labels::ResponseKey};
+use crate::{
+    body_rule::{CUT_SHORT, Remaining},
+    labels::ResponseKey,
+};
 
 /// The `error` label of a request whose caller went away first.
 const CANCEL: &str = "cancel";
@@ -55,16 +58,11 @@ pub(crate) struct Streaming {
     start: Option<Instant>,
     status: StatusRef,
     head: Head,
-    /// The bytes of the declared `content-length` (or exact size hint) not
-    /// yet sent, or [`UNKNOWN_LENGTH`]. A server stops reading a body once
-    /// it has sent that many bytes (hyper drops it without asking for its
-    /// end), so a body dropped with nothing left to send ended rather than
-    /// was cancelled; and one that ends with bytes left was cut short.
-    remaining: u64,
+    /// The bytes of the declared length not yet sent: a body dropped with
+    /// none left ended rather than was cancelled, and one that ends with
+    /// some left was cut short.
+    remaining: Remaining,
 }
-
-/// [`Streaming::remaining`] of a response without a `content-length`.
-const UNKNOWN_LENGTH: u64 = u64::MAX;
 
 /// What the response head said.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +107,7 @@ impl Started {
             class: target.classify.classify_response_to(self.grpc_call, res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
-        let remaining = expected_length(res).unwrap_or(UNKNOWN_LENGTH);
+        let remaining = Remaining::of(res);
         let mut streaming = Streaming {
             target: Some(target),
             start: Some(self.start),
@@ -121,7 +119,7 @@ impl Started {
             // Nobody will read a body: the exchange is over, and nothing
             // of the length the head declared (a `HEAD`'s, a 304's) is
             // missing.
-            streaming.remaining = 0;
+            streaming.remaining = Remaining::NONE;
             streaming.on_end(None);
             return None;
         }
@@ -148,9 +146,7 @@ impl Streaming {
     /// `n` more bytes of the body were sent.
     pub(crate) fn on_data(&mut self, n: u64) {
         self.first_byte();
-        if self.remaining != UNKNOWN_LENGTH {
-            self.remaining = self.remaining.saturating_sub(n);
-        }
+        self.remaining.sent(n);
     }
 
     /// Observes the latency, unless it was: the first byte of the body,
@@ -176,12 +172,9 @@ impl Streaming {
         let Some(target) = self.target.take() else {
             return;
         };
-        if self.remaining != 0 && self.remaining != UNKNOWN_LENGTH {
+        if self.remaining.ends_short() {
             // The stream ended short of its declared length: a message its
-            // client reads as incomplete (RFC 9112, 6.3; RFC 9113, 8.1.1),
-            // whatever its status said. hyper's HTTP/1 server aborts such a
-            // response, and its HTTP/2 client ends a body at an upstream's
-            // `RST_STREAM(NO_ERROR)` as if it were complete.
+            // client reads as incomplete, whatever its status said.
             return count_cut_short(&target, &self.status, self.head);
         }
         let head = self.head;
@@ -210,7 +203,7 @@ impl Streaming {
 
 impl Drop for Streaming {
     fn drop(&mut self) {
-        if self.remaining == 0 && matches!(self.head.class, Classification::Final(_)) {
+        if self.remaining.is_sent() && matches!(self.head.class, Classification::Final(_)) {
             // Every declared byte was sent: the body ended, unread to its
             // end by a server that needs no more. (A gRPC response still
             // waited for the trailers that classify it.)
@@ -249,9 +242,8 @@ fn failed(head: Option<Head>, error: &(dyn Error + 'static)) -> ResponseKey {
 }
 
 /// Counts a response whose stream ended before all of the length its
-/// `head` declared: cut mid-message, as hyper's `IncompleteMessage`, which
-/// [`ErrorKind::of`] reads as a reset. Out of line, so that the end of
-/// every other response does not carry it.
+/// `head` declared: cut mid-message, a failure of kind [`CUT_SHORT`]. Out
+/// of line, so that the end of every other response does not carry it.
 #[cold]
 #[inline(never)]
 fn count_cut_short(target: &TargetHandles, status: &StatusRef, head: Head) {
@@ -259,7 +251,7 @@ fn count_cut_short(target: &TargetHandles, status: &StatusRef, head: Head) {
         status: Some(head.status),
         grpc_status: head.grpc_status,
         success: false,
-        error: Some(ErrorKind::Reset.as_label()),
+        error: Some(CUT_SHORT.as_label()),
     };
     finish(target, Some(status), key);
 }
