@@ -33,6 +33,7 @@ mod passthrough;
 mod refusal_log;
 mod reissued_issuer;
 mod resumption;
+mod retire_clock;
 mod review_ca_inputs;
 mod review_ca_reload;
 mod review_store_bundle;

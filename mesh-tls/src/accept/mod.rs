@@ -189,6 +189,13 @@
 //! - with [`AcceptConfig::drain_on_rotation`], also as soon as the store's
 //!   credentials rotate at all.
 //!
+//! The drain before expiry falls due by the store's clock: its timer looks
+//! at that clock again at least every minute, so a machine resumed from
+//! sleep, or a wall clock stepped forward, drains the connection within a
+//! minute rather than when tokio's clock, which stood still meanwhile,
+//! gets there. The close at `notAfter` is the server's own timer, on
+//! tokio's clock alone.
+//!
 //! The client should be the one to move. A server that drains races the
 //! client's next request: an HTTP/2 client may already have sent a stream
 //! the GOAWAY refuses, and an HTTP/1.1 client may write to a connection as

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::SystemTime};
 
 use mesh_core::serve::Retirement;
 use rustls_pki_types::CertificateDer;
-use tokio::{sync::watch, time::sleep_until};
+use tokio::sync::watch;
 
 use super::AcceptConfig;
 use crate::{
@@ -68,6 +68,11 @@ impl HandshakeWith {
             .map(|(_, not_after)| not_after);
         let expiry = peer_not_after.map_or(local_not_after, |peer| peer.min(local_not_after));
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry, now);
+        let retire_at = retire::Deadline::new(
+            store.clone(),
+            retire::retire_time(expiry, config.retire_before_expiry),
+            retire_at,
+        );
         let metrics = store.metrics().clone();
         let rotated = rotated(
             store.clone(),
@@ -79,7 +84,7 @@ impl HandshakeWith {
         );
         let drain = async move {
             let reason = tokio::select! {
-                () = sleep_until(retire_at) => RetireReason::Expiry,
+                () = retire_at => RetireReason::Expiry,
                 () = rotated => RetireReason::Rotation,
             };
             tracing::debug!(reason = reason.as_label(), "retiring a server connection");

@@ -193,7 +193,12 @@ impl Handshake {
         let expiry = peer.map_or(local, |peer| peer.min(local));
         let config = &self.shared.config;
         let (retire_at, close_at) = retire::deadlines(expiry, config.retire_before_expiry, now);
-        let close_at = config.close_at_expiry.then_some(close_at);
+        let retire_at = retire::Deadline::new(
+            self.shared.store.clone(),
+            retire::retire_time(expiry, config.retire_before_expiry),
+            retire_at,
+        );
+        let close_at = config.close_at_expiry.then_some((expiry, close_at));
         let state = ConnState::new(self.shared.retire.clone());
         self.snapshot.connections.register(&state);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Weak},
     task::{Context, Poll},
+    time::SystemTime,
 };
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -11,12 +12,14 @@ use hyper_util::{
     rt::TokioIo,
 };
 use mesh_core::Identity;
-use tokio::task::coop::{Unconstrained, unconstrained};
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 use super::error::ConnectionExpired;
-use crate::{metrics::RetireReason, retire::ConnState};
+use crate::{
+    metrics::RetireReason,
+    retire::{ConnState, Deadline},
+};
 
 /// A connection the [`TlsConnector`](super::TlsConnector) opened: mutual
 /// TLS, or plaintext for `plaintext` targets.
@@ -73,16 +76,21 @@ impl ServerTls {
     }
 }
 
-/// When a connection is retired and when it is closed.
+/// When a connection is retired and when it is closed: one timer, for
+/// the one and then the other, each due by the store's clock (see
+/// [`Deadline`]).
 struct Expiry {
-    sleep: Pin<Box<Unconstrained<Sleep>>>,
+    deadline: Deadline,
     phase: Phase,
 }
 
 #[derive(Clone, Copy)]
 enum Phase {
-    /// Waiting to retire; then to close at the instant given, if any.
-    Retire { close_at: Option<Instant> },
+    /// Waiting to retire; then to close at the time given by the store's
+    /// clock (or the instant by tokio's), if any.
+    Retire {
+        close_at: Option<(SystemTime, Instant)>,
+    },
     /// Retired; waiting to close.
     Close,
     /// Closed: every read and write fails.
@@ -103,8 +111,8 @@ impl<T> ClientIo<T> {
         server: Identity,
         state: Arc<ConnState>,
         id: u64,
-        retire_at: Instant,
-        close_at: Option<Instant>,
+        retire_at: Deadline,
+        close_at: Option<(SystemTime, Instant)>,
     ) -> Self {
         let h2 = io.get_ref().1.alpn_protocol() == Some(crate::ALPN_H2);
         let info = ServerTls {
@@ -112,10 +120,8 @@ impl<T> ClientIo<T> {
             id,
             state: Arc::downgrade(&state),
         };
-        // The timers run unconstrained: they are a bookkeeping check beside
-        // each read, not work that should spend the task's coop budget.
         let expiry = Expiry {
-            sleep: Box::pin(unconstrained(sleep_until(retire_at))),
+            deadline: retire_at,
             phase: Phase::Retire { close_at },
         };
         Self {
@@ -159,20 +165,20 @@ impl Expiry {
         loop {
             match self.phase {
                 Phase::Retire { close_at } => {
-                    if self.sleep.as_mut().poll(cx).is_pending() {
+                    if self.deadline.poll_passed(cx).is_pending() {
                         return Ok(());
                     }
                     state.retire(RetireReason::Expiry);
                     self.phase = match close_at {
-                        Some(at) => {
-                            self.sleep = Box::pin(unconstrained(sleep_until(at)));
+                        Some((at, until)) => {
+                            self.deadline.reset(at, until);
                             Phase::Close
                         }
                         None => Phase::Done,
                     };
                 }
                 Phase::Close => {
-                    if self.sleep.as_mut().poll(cx).is_pending() {
+                    if self.deadline.poll_passed(cx).is_pending() {
                         return Ok(());
                     }
                     tracing::debug!("closing a client connection whose certificate expired");

@@ -22,6 +22,16 @@
 //! (unless [`ConnectConfig::close_at_expiry`](crate::ConnectConfig::close_at_expiry)
 //! is off): no connection outlives the certificates that authenticated it.
 //!
+//! Both times are read by the store's clock, the one that found the
+//! certificates valid, and waited for on a tokio timer that looks at that
+//! clock again at least every minute: tokio's clock stands still while the
+//! machine sleeps and ignores a wall clock stepped forward, so a timer
+//! armed at the handshake for the certificate's remaining hours would,
+//! after a resume, keep the connection open past its `notAfter` by as
+//! long as the machine slept. A connection is retired and closed within a
+//! minute of those times by the store's clock, whichever clock gets there
+//! first.
+//!
 //! hyper-util reaches the pool's handle to a connection only through a
 //! request that ran on it, so poisoning needs [`RetireLayer`] around the
 //! client. While a connection has not yet answered a request, or no usable
@@ -56,17 +66,25 @@ mod layer;
 mod state;
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
+    time::{Duration, SystemTime},
 };
 
 use http::{Request, Response};
 use hyper_util::client::legacy::connect::capture_connection;
+use tokio::{
+    task::coop::unconstrained,
+    time::{Instant, Sleep},
+};
 use tower_service::Service;
 
 use self::future::ResponseFuture;
 pub use self::layer::RetireLayer;
 pub(crate) use self::state::{ConnState, RetireList, RetireShared};
+use crate::{CredentialStore, store::READINESS_RECHECK};
 
 /// When a connection authenticated with certificates expiring at `expiry`
 /// is retired (`retire_before` ahead of it) and when it is closed (at it),
@@ -75,16 +93,121 @@ pub(crate) use self::state::{ConnState, RetireList, RetireShared};
 /// against: a certificate with a minute left by that clock is not used
 /// for longer because the system clock is behind it.
 pub(crate) fn deadlines(
-    expiry: std::time::SystemTime,
-    retire_before: std::time::Duration,
-    now: std::time::SystemTime,
-) -> (tokio::time::Instant, tokio::time::Instant) {
+    expiry: SystemTime,
+    retire_before: Duration,
+    now: SystemTime,
+) -> (Instant, Instant) {
     /// Far enough that no connection lives to see it.
-    const FAR_FUTURE: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 86_400);
+    const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
     let remaining = expiry.duration_since(now).unwrap_or_default();
-    let now = tokio::time::Instant::now();
+    let now = Instant::now();
     let at = |d| now.checked_add(d).unwrap_or(now + FAR_FUTURE);
     (at(remaining.saturating_sub(retire_before)), at(remaining))
+}
+
+/// When, by the store's clock, a connection is retired: `retire_before`
+/// ahead of `expiry` (at once, for an `expiry` that close to the epoch).
+pub(crate) fn retire_time(expiry: SystemTime, retire_before: Duration) -> SystemTime {
+    expiry
+        .checked_sub(retire_before)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// A connection's retirement or close: a time by the store's clock,
+/// waited for on a tokio timer.
+///
+/// Why not the timer alone: tokio's clock is monotonic, and stands still
+/// while the machine sleeps (a suspended laptop, a paused VM) and takes no
+/// notice of a wall clock stepped forward, while the certificate expires
+/// by the store's clock. A timer armed at the handshake for hours ahead
+/// would, after a resume, keep the connection open for as long again as
+/// the machine slept, past the certificate's `notAfter`. So the timer is
+/// armed for at most [`READINESS_RECHECK`] (a minute), after which the
+/// store's clock is read again, as the readiness task and the CA's
+/// renewals do: the deadline passes at the tokio instant it was given or
+/// when the store's clock reaches its time, whichever comes first, so
+/// within a minute of the latter.
+///
+/// One timer per deadline, re-armed in place (no allocation) at most once
+/// a minute while a long wait remains; the store's clock is read only when
+/// the timer fires, never when the connection is merely polled.
+pub(crate) struct Deadline {
+    store: CredentialStore,
+    /// The time by the store's clock.
+    at: SystemTime,
+    /// The same time on tokio's clock, as it stood when the deadline was
+    /// set: passes first when the store's clock is stepped back.
+    until: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    /// A deadline at `at` by `store`'s clock, or at `until` by tokio's,
+    /// whichever comes first.
+    pub(crate) fn new(store: CredentialStore, at: SystemTime, until: Instant) -> Self {
+        let mut deadline = Self {
+            store,
+            at,
+            until,
+            sleep: Box::pin(tokio::time::sleep_until(until)),
+        };
+        deadline.arm();
+        deadline
+    }
+
+    /// Sets the deadline anew, at `at` by the store's clock or `until` by
+    /// tokio's, on the same timer.
+    pub(crate) fn reset(&mut self, at: SystemTime, until: Instant) {
+        self.at = at;
+        self.until = until;
+        self.arm();
+    }
+
+    /// Ready once the deadline has passed, and every time polled after.
+    pub(crate) fn poll_passed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            // Unconstrained: a bookkeeping check beside the connection's
+            // own work, which should not spend the task's coop budget.
+            ready!(Pin::new(&mut unconstrained(self.sleep.as_mut())).poll(cx));
+            if self.arm() {
+                return Poll::Ready(());
+            }
+        }
+    }
+
+    /// Arms the timer for the least time left by either clock, a minute
+    /// at most; says whether none is left.
+    fn arm(&mut self) -> bool {
+        let now = Instant::now();
+        let by_store = self.at.duration_since(self.store.now()).unwrap_or_default();
+        let left = self.until.saturating_duration_since(now).min(by_store);
+        if left.is_zero() {
+            // Stays elapsed: every later poll is ready at once.
+            if self.sleep.deadline() > now {
+                self.sleep.as_mut().reset(now);
+            }
+            return true;
+        }
+        self.sleep.as_mut().reset(now + left.min(READINESS_RECHECK));
+        false
+    }
+}
+
+impl Future for Deadline {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_passed(cx)
+    }
+}
+
+impl std::fmt::Debug for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadline")
+            .field("at", &self.at)
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A client whose TLS connections can be retired. See the
