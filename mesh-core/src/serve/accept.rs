@@ -4,6 +4,7 @@ use std::{
     pin::Pin,
 };
 
+use futures_util::future::{FutureExt, Shared};
 use tokio::time::Instant;
 
 use super::Protocol;
@@ -40,10 +41,20 @@ pub struct Accepted<I> {
 /// connections included (the proxy's tunnels, or a WebSocket the
 /// application serves itself), which cannot be drained: no connection
 /// outlives the certificate it was authenticated with.
+///
+/// `close_at` is a time on tokio's clock, which stands still while the
+/// machine sleeps and takes no notice of a wall clock stepped forward; a
+/// certificate expires by the wall clock. A hook that keeps its close time
+/// by a clock of its own hands the server that wait instead
+/// ([`close_when`](Self::close_when)).
 pub struct Retirement {
-    drain: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    drain: Option<Signal>,
     close_at: Option<Instant>,
+    close: Option<Signal>,
 }
+
+/// A future that resolves once, when what it waits for has come.
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Retirement {
     /// A connection served until it ends or the server shuts down.
@@ -51,6 +62,7 @@ impl Retirement {
         Self {
             drain: None,
             close_at: None,
+            close: None,
         }
     }
 
@@ -62,17 +74,38 @@ impl Retirement {
         Self {
             drain: Some(Box::pin(drain)),
             close_at,
+            close: None,
         }
     }
 
-    /// When the connection is closed regardless, if ever.
+    /// The same retirement, closing the connection when `close` resolves,
+    /// in place of a timer at `close_at`: for a close time kept by a clock
+    /// other than tokio's (mesh-tls waits for a certificate's `notAfter` by
+    /// its credential store's clock, so that a machine resumed from sleep
+    /// does not keep the connection open for as long again as it slept).
+    ///
+    /// The connection, and whatever it is upgraded to, wait on this one
+    /// future, which is polled only when it wakes the connection, never for
+    /// the connection's reads or requests: `close` should be a timer, not
+    /// work. [`close_at`](Self::close_at) still says what was given.
+    #[must_use]
+    pub fn close_when(self, close: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            close: Some(Box::pin(close)),
+            ..self
+        }
+    }
+
+    /// When the connection is closed regardless, if ever, by tokio's clock
+    /// as it stood when the retirement was made.
     pub fn close_at(&self) -> Option<Instant> {
         self.close_at
     }
 
-    /// The drain signal, pending forever when there is none, and the time
-    /// the connection is closed regardless.
-    pub(super) fn split(self) -> (impl Future<Output = ()> + Send, Option<Instant>) {
+    /// The drain signal, pending forever when there is none, and the
+    /// connection's close, made once here and shared by whoever waits
+    /// for it.
+    pub(super) fn split(self) -> (impl Future<Output = ()> + Send, Close) {
         let drain = self.drain;
         let signal = async move {
             match drain {
@@ -80,7 +113,11 @@ impl Retirement {
                 None => std::future::pending().await,
             }
         };
-        (signal, self.close_at)
+        let close = self.close.or_else(|| {
+            self.close_at
+                .map(|at| -> Signal { Box::pin(tokio::time::sleep_until(at)) })
+        });
+        (signal, Close(close.map(FutureExt::shared)))
     }
 }
 
@@ -95,15 +132,41 @@ impl fmt::Debug for Retirement {
         f.debug_struct("Retirement")
             .field("drains", &self.drain.is_some())
             .field("close_at", &self.close_at)
+            .field("closes_by_its_own_clock", &self.close.is_some())
             .finish()
     }
 }
 
-/// Resolves at `at`; never, when there is none.
-pub(super) async fn until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// When a connection is closed regardless: its retirement's close, one
+/// wait (one timer) for the connection's task and, through its
+/// [`Lease`](super::lease::Lease), for whatever the connection was
+/// upgraded to.
+#[derive(Clone)]
+pub(crate) struct Close(Option<Shared<Signal>>);
+
+impl Close {
+    /// A connection closed only when it ends or the server shuts down.
+    pub(super) fn never() -> Self {
+        Self(None)
+    }
+
+    /// Whether the connection is ever closed this way.
+    pub(super) fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Resolves at the close; never, when there is none.
+    pub(super) async fn wait(self) {
+        match self.0 {
+            Some(close) => close.await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl fmt::Debug for Close {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Close").field(&self.is_armed()).finish()
     }
 }
 

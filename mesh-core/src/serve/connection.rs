@@ -14,7 +14,7 @@ use tower::{Service, ServiceExt, util::Oneshot};
 
 use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
-    accept::until,
+    accept::Close,
     builders::bounded,
     idle::{
         StreamIdle,
@@ -196,7 +196,8 @@ where
                 }
             }
         };
-        let lease = self.lease.closing_at(retire.close_at(), remote_addr);
+        let (drain, close) = retire.split();
+        let lease = self.lease.closing(close.clone(), remote_addr);
         // The I/O holds the place too: an upgraded connection keeps it
         // for as long as it is open, whoever serves it (see `lease`).
         let cut = Arc::new(Cut::default());
@@ -217,11 +218,11 @@ where
         let served = match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
-                drive(conn, self.shutdown, retire, remote_addr).await
+                drive(conn, self.shutdown, drain, close, remote_addr).await
             }
             HttpVersion::Http2 => {
                 let conn = Handover::new(self.shared.http2.serve_connection(io, svc), opened);
-                drive(conn, self.shutdown, retire, remote_addr).await
+                drive(conn, self.shutdown, drain, close, remote_addr).await
             }
         };
         // The I/O outlived its connection: hyper handed it to whoever
@@ -246,9 +247,14 @@ where
             io: Box::new(io),
             info,
         };
+        let (_, close) = retire.split();
+        // Polled when its own timer wakes the task, not on every read.
+        let armed = close.is_armed();
+        let closed = OnWake::new(close.wait());
         tokio::select! {
+            biased;
             res = self.opaque.oneshot(conn) => res.map_err(Into::into),
-            () = until(retire.close_at()) => Err(CLOSED_AT_EXPIRY.into()),
+            () = closed, if armed => Err(CLOSED_AT_EXPIRY.into()),
         }
     }
 }
@@ -369,21 +375,23 @@ const NO_PREFACE: &str = "ALPN chose HTTP/2, but the peer did not open with its 
 async fn drive<C>(
     conn: C,
     shutdown: Shutdown,
-    retire: Retirement,
+    drain: impl Future<Output = ()>,
+    close: Close,
     peer: std::net::SocketAddr,
 ) -> Result<(), BoxError>
 where
     C: Graceful,
 {
-    let (drain, close_at) = retire.split();
-    let closed = until(close_at);
     // The connection wakes the task several times a request; the signals
-    // are polled only when they woke it. The connection is polled first,
-    // so that it reads a request already sent before a shutdown or a
-    // drain finds it with nothing read and closes it: its client could
-    // not tell whether the request was lost.
+    // are polled only when they woke it, the close not at all when there
+    // is none. The connection is polled first, so that it reads a request
+    // already sent before a shutdown or a drain finds it with nothing read
+    // and closes it: its client could not tell whether the request was
+    // lost.
     let shutdown = OnWake::new(shutdown.wait());
     let drain = OnWake::new(drain);
+    let armed = close.is_armed();
+    let closed = OnWake::new(close.wait());
     tokio::pin!(conn, closed);
     tokio::select! {
         biased;
@@ -392,12 +400,13 @@ where
         () = drain => {
             tracing::debug!(%peer, "draining a connection whose credentials went stale");
         }
-        () = closed.as_mut() => return Err(CLOSED_AT_EXPIRY.into()),
+        () = closed.as_mut(), if armed => return Err(CLOSED_AT_EXPIRY.into()),
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {
+        biased;
         res = conn => res.map_err(Into::into),
-        () = closed => Err(CLOSED_AT_EXPIRY.into()),
+        () = closed, if armed => Err(CLOSED_AT_EXPIRY.into()),
     }
 }
 

@@ -40,8 +40,9 @@ use futures_util::task::AtomicWaker;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::{Notify, OwnedSemaphorePermit, watch},
-    time::Instant,
 };
+
+use super::accept::Close;
 
 /// A connection's place under the server's limit, the server's signal
 /// that the grace period is over, and the connection's close time. A
@@ -50,7 +51,7 @@ use tokio::{
 pub(crate) struct Lease {
     held: Arc<Held>,
     cut: watch::Receiver<bool>,
-    close_at: Option<Instant>,
+    close: Close,
     /// The connection's peer, once known: for the log.
     peer: Option<SocketAddr>,
 }
@@ -72,17 +73,17 @@ impl Lease {
                 close_logged: AtomicBool::new(false),
             }),
             cut,
-            close_at: None,
+            close: Close::never(),
             peer: None,
         }
     }
 
-    /// The same lease, ending at `close_at` too: the connection's
-    /// retirement close time, once the accept hook has given it; `peer`
-    /// is whom the connection serves.
-    pub(super) fn closing_at(self, close_at: Option<Instant>, peer: SocketAddr) -> Self {
+    /// The same lease, ending at `close` too: the connection's retirement
+    /// close, once the accept hook has given it; `peer` is whom the
+    /// connection serves.
+    pub(super) fn closing(self, close: Close, peer: SocketAddr) -> Self {
         Self {
-            close_at,
+            close,
             peer: Some(peer),
             ..self
         }
@@ -91,14 +92,20 @@ impl Lease {
     /// Completes when the server's grace period is over, the server is
     /// gone, or the connection's close time has come; the place is held
     /// until then.
-    pub(crate) async fn cut(mut self) {
+    pub(crate) async fn cut(self) {
+        let Self {
+            held,
+            mut cut,
+            close,
+            peer,
+        } = self;
         tokio::select! {
             // An error means the server is gone, which also means cut.
-            _ = self.cut.wait_for(|cut| *cut) => {}
-            () = super::accept::until(self.close_at) => {
-                if !self.held.close_logged.swap(true, Ordering::Relaxed) {
+            _ = cut.wait_for(|cut| *cut) => {}
+            () = close.wait() => {
+                if !held.close_logged.swap(true, Ordering::Relaxed) {
                     tracing::debug!(
-                        peer = self.peer.map(tracing::field::display),
+                        peer = peer.map(tracing::field::display),
                         "upgraded connection closed: its credentials expired"
                     );
                 }

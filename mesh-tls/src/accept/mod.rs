@@ -189,12 +189,14 @@
 //! - with [`AcceptConfig::drain_on_rotation`], also as soon as the store's
 //!   credentials rotate at all.
 //!
-//! The drain before expiry falls due by the store's clock: its timer looks
-//! at that clock again at least every minute, so a machine resumed from
-//! sleep, or a wall clock stepped forward, drains the connection within a
-//! minute rather than when tokio's clock, which stood still meanwhile,
-//! gets there. The close at `notAfter` is the server's own timer, on
-//! tokio's clock alone.
+//! The drain before expiry and the close at `notAfter` fall due by the
+//! store's clock: their timers look at that clock again at least every
+//! minute, so a machine resumed from sleep, or a wall clock stepped
+//! forward, drains and closes the connection within a minute rather than
+//! when tokio's clock, which stood still meanwhile, gets there. The
+//! server waits on the close through
+//! [`Retirement::close_when`](mesh_core::serve::Retirement::close_when),
+//! one timer per connection.
 //!
 //! The client should be the one to move. A server that drains races the
 //! client's next request: an HTTP/2 client may already have sent a stream

@@ -90,7 +90,14 @@ impl HandshakeWith {
             tracing::debug!(reason = reason.as_label(), "retiring a server connection");
             metrics.retired(Direction::Inbound, reason);
         };
-        Retirement::new(drain, config.close_at_expiry.then_some(close_at))
+        let retirement = Retirement::new(drain, config.close_at_expiry.then_some(close_at));
+        if !config.close_at_expiry {
+            return retirement;
+        }
+        // The close at `notAfter` falls due by the store's clock too: on
+        // tokio's alone, a machine resumed from sleep would keep an opaque
+        // pipe, which is never drained, open for as long again as it slept.
+        retirement.close_when(retire::Deadline::new(store.clone(), expiry, close_at))
     }
 }
 
