@@ -19,14 +19,15 @@ use prometheus_client::{
 use crate::creds::RejectReason;
 
 /// The mesh's TLS metrics: the identity in service, certificate expiry,
-/// rotations, rejected credential updates, handshake failures and retired
-/// connections.
+/// rotations, rejected credential updates and whether the last one loaded,
+/// handshake failures and retired connections.
 #[derive(Clone, Debug, Default)]
 pub struct TlsMetrics {
     identity: IdentityInfo,
     expiration: Gauge,
     rotations: Counter,
     rejected: Family<RejectLabels, Counter>,
+    last_update: Gauge,
     handshake_failures: Family<HandshakeLabels, Counter>,
     retired: Family<RetireLabels, Counter>,
     passthrough: Counter,
@@ -51,6 +52,20 @@ impl TlsMetrics {
     /// - `identity_cert_rotations_total`: credentials replaced by newer ones;
     /// - `identity_cert_rejected_updates_total{reason}`: credential updates
     ///   refused, the old credentials staying in service;
+    /// - `identity_cert_last_update_successful` (gauge): whether the
+    ///   credentials' source is good now. The counter above cannot say so:
+    ///   an alert on its `increase` fires after a refusal and clears while
+    ///   the refused files are still there. This is 0 from every refusal
+    ///   counted there until the next update loads, and 1 from then, as
+    ///   Prometheus's `prometheus_config_last_reload_successful` tells of
+    ///   its configuration; 0 too before the first credentials load. An
+    ///   update that only repeats the credentials in service (files put
+    ///   back as they were) loads as well as a new one. Files the store
+    ///   reads half-written and waits out are no refusal and leave it as
+    ///   it is ([`CredentialStore::watch_files`](crate::CredentialStore::watch_files)).
+    ///   For a [CA source](crate::CredentialSource::Ca), a refused
+    ///   directory keeps it at 0 until the directory loads again, though
+    ///   the CA loaded before goes on renewing the certificate meanwhile;
     /// - `tls_handshake_failures_total{direction, reason}`: connections that
     ///   failed TLS detection or the handshake;
     /// - `tls_passthrough_connections_total`: inbound TLS connections passed
@@ -86,6 +101,11 @@ impl TlsMetrics {
             self.rejected.clone(),
         );
         registry.register(
+            "identity_cert_last_update_successful",
+            "Whether the last identity credential update loaded (1), or was refused (0)",
+            self.last_update.clone(),
+        );
+        registry.register(
             "tls_handshake_failures",
             "Connections that failed TLS detection or the TLS handshake",
             self.handshake_failures.clone(),
@@ -115,8 +135,15 @@ impl TlsMetrics {
         }
     }
 
+    /// Counts a refused update, which makes the last update unsuccessful.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected.get_or_create(&RejectLabels { reason }).inc();
+        self.last_update(false);
+    }
+
+    /// Sets `identity_cert_last_update_successful`.
+    pub(crate) fn last_update(&self, successful: bool) {
+        self.last_update.set(i64::from(successful));
     }
 
     pub(crate) fn handshake_failed(&self, direction: Direction, reason: HandshakeFailure) {
@@ -369,17 +396,19 @@ mod tests {
             SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
             true,
         );
+        metrics.last_update(true);
         metrics.rejected(RejectReason::KeyMismatch);
         metrics.handshake_failed(Direction::Inbound, HandshakeFailure::PlaintextRefused);
         metrics.retired(Direction::Outbound, RetireReason::Rotation);
         metrics.passed_through();
-        let mut text = String::new();
-        encode(&mut text, &registry).unwrap();
+        let text = encoded(&registry);
         for line in [
             "identity_cert_info{identity=\"spiffe://example.org/ns/shop/sa/web\"} 1",
             "identity_cert_expiration_timestamp_seconds 1700000000",
             "identity_cert_rotations_total 1",
             "identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1",
+            "# TYPE identity_cert_last_update_successful gauge",
+            "identity_cert_last_update_successful 0",
             "tls_handshake_failures_total{direction=\"inbound\",reason=\"plaintext_refused\"} 1",
             "tls_connections_retired_total{direction=\"outbound\",reason=\"rotation\"} 1",
             "tls_passthrough_connections_total 1",
@@ -389,6 +418,19 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        metrics.last_update(true);
+        let text = encoded(&registry);
+        assert!(
+            text.lines()
+                .any(|l| l == "identity_cert_last_update_successful 1"),
+            "{text}"
+        );
+    }
+
+    fn encoded(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).unwrap();
+        text
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod ca;
 mod ca_renewal;
 mod ca_untrusted_reason;
 mod ca_validity;
+mod cert_gauge;
 mod connect_names_connect;
 mod connect_names_credentials;
 mod connect_timeout;

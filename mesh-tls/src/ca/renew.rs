@@ -67,19 +67,23 @@ impl CertificateAuthority {
     /// it, the certificate in service expired meanwhile.
     pub async fn renew(self, store: CredentialStore, identity: Identity, ttl: Duration) {
         loop {
-            let (now, wait) = self.renew_once(&store, &identity, ttl);
+            let (now, wait) = self.renew_once(&store, &identity, ttl, true);
             wait_until_due(&store, now, wait).await;
         }
     }
 
     /// One pass of [`renew`](Self::renew): issues, puts the certificate in
     /// service, and says when, by the store's clock, it did so and how long
-    /// to wait before the next pass.
+    /// to wait before the next pass. `good` says whether the CA's source
+    /// is good, so that a certificate put in service makes the last update
+    /// successful: not while the directory a CA source reloads stands
+    /// refused, this CA being the one loaded before.
     pub(crate) fn renew_once(
         &self,
         store: &CredentialStore,
         identity: &Identity,
         ttl: Duration,
+        good: bool,
     ) -> (SystemTime, Duration) {
         // The store's clock: it decides whether what is issued is valid
         // when put in service, so the dates and the schedule follow it.
@@ -88,7 +92,7 @@ impl CertificateAuthority {
             .issue_within_issuer_at(identity, ttl, now)
             .map_err(|e| Box::new(e) as mesh_core::BoxError)
             .and_then(|(issued, _)| Ok((issued.credentials()?, issued)))
-            .and_then(|(creds, issued)| Ok(store.update(creds).map(|()| issued)?));
+            .and_then(|(creds, issued)| Ok(store.update_from(creds, good).map(|()| issued)?));
         let wait = match issued {
             Ok(issued) => issued.renew_after(now),
             Err(error) => {

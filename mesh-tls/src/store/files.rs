@@ -17,11 +17,17 @@ impl CredentialStore {
     /// logged, with the files, and counted.
     pub fn load_files(&self, files: &CredentialFiles) -> Result<(), CredentialError> {
         let result = files.read().and_then(|creds| self.try_update(creds));
-        result.map_err(|error| {
-            let error = files.blame(error);
-            self.reject(&error);
-            error
-        })
+        match result {
+            Ok(()) => {
+                self.shared.metrics.last_update(true);
+                Ok(())
+            }
+            Err(error) => {
+                let error = files.blame(error);
+                self.reject(&error);
+                Err(error)
+            }
+        }
     }
 
     /// Reads `files` every `interval` and puts their contents in service
@@ -42,7 +48,10 @@ impl CredentialStore {
     /// certificate. When the next read finds the complete set, the torn one
     /// was never a refusal, and a rotation that went right logs no error
     /// and counts nothing; a genuine refusal is reported one interval
-    /// later. The credentials in service stay meanwhile either way. Files
+    /// later. The credentials in service stay meanwhile either way, and
+    /// `identity_cert_last_update_successful` keeps its value: it turns 0
+    /// when a refusal is reported, never for a torn set waited out, and 1
+    /// when the files load again, changed or put back as they were. Files
     /// that cannot be read are treated alike: a failed read is reported
     /// when the next read fails too, since a writer that deletes a file
     /// before writing its replacement, or the kubelet removing a secret's
@@ -145,15 +154,18 @@ impl Watched {
         let result = files
             .parse(&contents)
             .and_then(|creds| store.try_update(creds));
-        if let Err(error) = result {
-            if let CredentialError::NotYetValid { not_before } = error {
-                self.valid_from = Some(not_before);
-            }
-            self.pending = Some(files.blame(error));
-            if unchanged {
-                // Retried once valid: these contents were read alike
-                // before.
-                self.report(store);
+        match result {
+            Ok(()) => store.shared.metrics.last_update(true),
+            Err(error) => {
+                if let CredentialError::NotYetValid { not_before } = error {
+                    self.valid_from = Some(not_before);
+                }
+                self.pending = Some(files.blame(error));
+                if unchanged {
+                    // Retried once valid: these contents were read alike
+                    // before.
+                    self.report(store);
+                }
             }
         }
         self.last = Some(contents);

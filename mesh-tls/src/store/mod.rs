@@ -13,9 +13,11 @@
 //! their contents, because Kubernetes swaps a secret volume's `..data`
 //! symlink rather than rewriting the files) or from code
 //! ([`CredentialStore::update`]). An update that fails any check is
-//! refused: the old credentials stay in service, and the refusal is logged
-//! and counted. After a rotation, pooled client connections made with the
-//! old credentials are retired (see [`crate::retire`]).
+//! refused: the old credentials stay in service, the refusal is logged and
+//! counted, and `identity_cert_last_update_successful` is 0 until an update
+//! loads (see [`TlsMetrics::register`]). After a rotation, pooled client
+//! connections made with the old credentials are retired (see
+//! [`crate::retire`]).
 
 mod files;
 mod source;
@@ -305,16 +307,36 @@ impl CredentialStore {
     /// service change nothing. Otherwise the new set replaces the old for
     /// every later handshake, `identity_cert_info` names its identity
     /// instead of the old one, and client connections made with the old
-    /// set are retired.
+    /// set are retired. Either way the update loaded, and
+    /// `identity_cert_last_update_successful` is 1.
     ///
     /// # Errors
     ///
     /// The failed check. The credentials in service stay; the refusal is
-    /// logged and counted in `identity_cert_rejected_updates_total`.
+    /// logged and counted in `identity_cert_rejected_updates_total`, and
+    /// `identity_cert_last_update_successful` is 0 until an update loads.
     pub fn update(&self, creds: Credentials) -> Result<(), CredentialError> {
+        self.update_from(creds, true)
+    }
+
+    /// [`CredentialStore::update`], from a source that is good (`good`) or
+    /// stands refused: credentials a refused source still yields, as a CA
+    /// source renews with the CA loaded before while its directory is
+    /// refused, load without making the last update successful, since
+    /// what the gauge tells is that the source must be mended.
+    pub(crate) fn update_from(
+        &self,
+        creds: Credentials,
+        good: bool,
+    ) -> Result<(), CredentialError> {
         let result = self.try_update(creds);
-        if let Err(error) = &result {
-            self.reject(error);
+        match &result {
+            Ok(()) => {
+                if good {
+                    self.shared.metrics.last_update(true);
+                }
+            }
+            Err(error) => self.reject(error),
         }
         result
     }

@@ -38,6 +38,10 @@ pub enum CredentialSource {
     /// the directory is refused (logged as an error and counted in
     /// `identity_cert_rejected_updates_total`) once for each content it
     /// is refused with, not at every renewal.
+    /// `identity_cert_last_update_successful` is 0 from that refusal
+    /// until the directory loads again: the renewals by the CA read before
+    /// put new certificates in service meanwhile, but the directory stays
+    /// refused, and that is what an alert on the gauge must see.
     Ca {
         /// A directory [`ca::write_ca`](crate::ca::write_ca) wrote.
         dir: PathBuf,
@@ -100,7 +104,9 @@ impl CredentialStore {
                     ca::wait_until_due(&store, now, first_wait).await;
                     loop {
                         ca = store.reload_ca(ca, &dir, &identity, &mut refused);
-                        let (now, wait) = ca.renew_once(&store, &identity, ttl);
+                        // A renewal while the directory stays refused is
+                        // no sign that it was mended.
+                        let (now, wait) = ca.renew_once(&store, &identity, ttl, refused.is_none());
                         ca::wait_until_due(&store, now, wait).await;
                     }
                 }))
@@ -175,8 +181,9 @@ impl CredentialStore {
         }
         *refused = Some(before);
         let reason = error.reason();
-        if let Some(reason) = reason {
-            self.shared.metrics.rejected(reason);
+        match reason {
+            Some(reason) => self.shared.metrics.rejected(reason),
+            None => self.shared.metrics.last_update(false),
         }
         self.shared.version.send_modify(|v| v.rejected += 1);
         let why = match reason {
