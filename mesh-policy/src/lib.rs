@@ -197,8 +197,10 @@
 //!   headers name more than eight distinct hosts is refused (HTTP has a
 //!   server refuse more than one `Host` outright).
 //! - `audit`, as a default or an `accessPolicy`, allows what would be
-//!   denied, marks it ([`AllowedRequest::is_audit`]), logs it at `debug`
-//!   and counts it as `result="audit"` in the per-rule counter.
+//!   denied, marks it ([`AllowedRequest::is_audit`]), logs it at `info`
+//!   and counts it as `result="audit"` in the per-rule counter. A denied
+//!   request or connection is logged at `info` too, with the client's
+//!   address and TLS, as linkerd2-proxy logs them.
 //! - Identities: an exact SPIFFE ID or DNS-style name, `*` for any mesh
 //!   identity, or `*.suffix` for DNS-style names under a suffix. A service
 //!   account (`identityRefs`, `serviceAccounts`, a `ServiceAccount`

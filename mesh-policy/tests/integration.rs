@@ -10,6 +10,7 @@ mod support;
 
 mod admission;
 mod batch_review;
+mod decision_logs;
 mod decisions;
 mod dual_stack;
 mod e2e;

@@ -122,9 +122,13 @@ where
             match &decision {
                 Decision::Allow(allowed) => {
                     if allowed.is_audit() {
-                        tracing::debug!(
+                        // At `info`, as linkerd2-proxy logs an audited
+                        // request: audit mode exists to be read.
+                        tracing::info!(
                             server = allowed.server(),
                             route = allowed.route(),
+                            client.tls = ?client.tls,
+                            client.ip = ?client.addr,
                             audit = true,
                             "request allowed by audit mode; it would be denied"
                         );
@@ -158,10 +162,15 @@ where
                     }
                 }
                 Decision::Deny(denied) => {
-                    tracing::debug!(
+                    // At `info`, as linkerd2-proxy logs "Request denied":
+                    // an operator tightening a policy sees whom it turns
+                    // away without raising the log level.
+                    tracing::info!(
                         server = denied.server(),
                         route = denied.route(),
                         policy = denied.policy(),
+                        client.tls = ?client.tls,
+                        client.ip = ?client.addr,
                         "request denied"
                     );
                     Outcome::Refuse(ProxyErrorKind::Denied)

@@ -77,9 +77,11 @@ where
             let decision = policy.evaluate_connection(port, &client);
             decision.record(client.tls);
             if !decision.is_allowed() {
-                tracing::debug!(
+                // At `info`, as linkerd2-proxy logs "Connection denied".
+                tracing::info!(
                     server = decision_server(&decision),
                     peer = %conn.info.remote_addr,
+                    client.tls = ?client.tls,
                     "connection denied"
                 );
             }
@@ -125,9 +127,12 @@ async fn revoked(
         let decision = policy.evaluate_connection(port, &client);
         if !decision.is_allowed() {
             decision.record_terminate(client.tls);
-            tracing::debug!(
+            // At `info`, as linkerd2-proxy logs "Connection terminated due
+            // to policy change".
+            tracing::info!(
                 server = decision_server(&decision),
                 peer = %info.remote_addr,
+                client.tls = ?client.tls,
                 "closing a connection the new policy denies"
             );
             return;
