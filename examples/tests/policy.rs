@@ -235,7 +235,10 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
             .lines()
             .any(|l| l.starts_with("inbound_http_authz_allow_total{")
                 && l.contains("srv_name=\"emoji-http\"")
-                && l.contains("authz_name=\"emoji-http-from-web\"")
+                && l.contains(
+                    "authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",\
+                     authz_name=\"emoji-http-from-web\""
+                )
                 && l.ends_with(" 1")),
         "{metrics}"
     );
@@ -262,7 +265,11 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
             metrics
                 .lines()
                 .any(|l| l.starts_with("inbound_http_authz_deny_total{")
-                    && l.contains("srv_name=\"emoji-http\",route_name=\"default\"")
+                    && l.contains(
+                        "srv_group=\"policy.linkerd.io\",srv_kind=\"server\",\
+                         srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",\
+                         route_name=\"default\",authz_group=\"\",authz_kind=\"default\","
+                    )
                     && l.contains(&format!("tls=\"{tls}\""))
                     && l.ends_with(count)),
             "{metrics}"

@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
-use mesh_core::resource::POLICY_GROUP;
+use mesh_core::resource::{GATEWAY_GROUP, POLICY_GROUP};
 use prometheus_client::{
     encoding::{EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder},
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
 
-use crate::evaluate::ClientTls;
+use crate::{AuthzKind, evaluate::ClientTls};
 
 /// The metric families of authorization. Cloning shares them.
 ///
@@ -40,9 +40,10 @@ pub struct PolicyMetrics {
 impl PolicyMetrics {
     /// Families registered into `registry`:
     ///
-    /// - `inbound_http_authz_allow_total{srv_name, route_name, authz_name, tls}`:
-    ///   requests allowed, audit-mode ones included;
-    /// - `inbound_http_authz_deny_total{srv_name, route_name, authz_name, tls}`:
+    /// - `inbound_http_authz_allow_total{srv_group, srv_kind, srv_name,
+    ///   route_group, route_kind, route_name, authz_group, authz_kind,
+    ///   authz_name, tls}`: requests allowed, audit-mode ones included;
+    /// - `inbound_http_authz_deny_total{...}`, with the same labels:
     ///   requests denied; `authz_name` is the fallback that denied: the
     ///   Server's `accessPolicy` (`deny`, `all-authenticated`...), or
     ///   `default:<policy>` on a port no Server covers;
@@ -71,14 +72,30 @@ impl PolicyMetrics {
     ///   that would be a lookup, and for a new address or client an
     ///   allocation, on the request path. These requests were allowed
     ///   first, so the allow counter has them too;
-    /// - `inbound_tcp_authz_allow_total{srv_name, authz_name, tls}`,
-    ///   `inbound_tcp_authz_deny_total{srv_name, authz_name, tls}` and
-    ///   `inbound_tcp_authz_terminate_total{srv_name, authz_name, tls}`
-    ///   (open connections closed by a policy change);
+    /// - `inbound_tcp_authz_allow_total{srv_group, srv_kind, srv_name,
+    ///   authz_group, authz_kind, authz_name, tls}`,
+    ///   `inbound_tcp_authz_deny_total{...}` and
+    ///   `inbound_tcp_authz_terminate_total{...}` (open connections closed
+    ///   by a policy change), with the same labels;
     /// - `inbound_authz_rule_hits_total{rule_kind, rule_name, srv_name, result}`:
     ///   one series per rule that decided, with `result` `allow`, `audit`,
     ///   `deny` or `not_found`;
     /// - `inbound_policy_reloads_total{result}`: `ok` or `error`.
+    ///
+    /// The group and kind labels of the authorization families are
+    /// linkerd2-proxy's, so that its dashboards read ours and so that
+    /// resources of one name and different kinds count apart (an
+    /// `AuthorizationPolicy` and a `ServerAuthorization` named alike, a
+    /// policy named `deny` and an `accessPolicy: deny`): a Server is
+    /// `srv_group="policy.linkerd.io",srv_kind="server"`; a route
+    /// `route_kind` `httproute` or `grpcroute` in its own group
+    /// (`policy.linkerd.io` or `gateway.networking.k8s.io`); an
+    /// authorization `authz_group="policy.linkerd.io"` and `authz_kind`
+    /// `authorizationpolicy` or `serverauthorization`. What no resource
+    /// defines (the default server of a port no Server covers, the
+    /// `default` and `probe` routes of a Server without routes, the
+    /// probe exception, a default policy or `accessPolicy`) has kind
+    /// `default` and an empty group, as in Linkerd.
     ///
     /// `tls` is `true` for a TLS client, with a certificate or without one,
     /// and `no_identity` for a plaintext one, as linkerd2-proxy labels
@@ -162,12 +179,95 @@ impl EncodeLabelValue for TlsLabel {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+/// The group and kind of a resource an authorization family names, with
+/// linkerd2-proxy's values (the `group` and `kind` of the metadata its
+/// policy controller sends): without them an `AuthorizationPolicy` and a
+/// `ServerAuthorization` of one name, or a policy named `deny` and a
+/// Server's `accessPolicy: deny`, would count in one series. Both are
+/// known when a policy is compiled, so a series' key holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct GroupKind {
+    group: &'static str,
+    kind: &'static str,
+}
+
+impl GroupKind {
+    /// What Linkerd writes for what no resource defines: the default
+    /// server of a port no Server covers, the default and probe routes of
+    /// a Server without routes, a default policy or `accessPolicy`, and
+    /// the probe exception.
+    pub(crate) const DEFAULT: Self = Self {
+        group: "",
+        kind: "default",
+    };
+
+    /// A `Server`.
+    pub(crate) const SERVER: Self = Self {
+        group: POLICY_GROUP,
+        kind: "server",
+    };
+
+    /// An authorization of `kind`.
+    pub(crate) fn authz(kind: AuthzKind) -> Self {
+        match kind {
+            AuthzKind::AuthorizationPolicy => Self {
+                group: POLICY_GROUP,
+                kind: "authorizationpolicy",
+            },
+            AuthzKind::ServerAuthorization => Self {
+                group: POLICY_GROUP,
+                kind: "serverauthorization",
+            },
+            AuthzKind::Probe | AuthzKind::Default => Self::DEFAULT,
+        }
+    }
+
+    /// A route of the API group `group`: a `GRPCRoute` (of the Gateway
+    /// API only) or an `HTTPRoute` of either group.
+    pub(crate) fn route(group: &str, grpc: bool) -> Self {
+        let group = if group == GATEWAY_GROUP {
+            GATEWAY_GROUP
+        } else {
+            POLICY_GROUP
+        };
+        let kind = if grpc { "grpcroute" } else { "httproute" };
+        Self { group, kind }
+    }
+
+    fn encode(
+        self,
+        group: &'static str,
+        kind: &'static str,
+        encoder: &mut LabelSetEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        (group, self.group).encode(encoder.encode_label())?;
+        (kind, self.kind).encode(encoder.encode_label())
+    }
+}
+
+/// The labels of `inbound_http_authz_allow_total` and
+/// `inbound_http_authz_deny_total`, in linkerd2-proxy's order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct HttpLabels {
+    pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
+    pub(crate) route: GroupKind,
     pub(crate) route_name: Arc<str>,
+    pub(crate) authz: GroupKind,
     pub(crate) authz_name: Arc<str>,
     pub(crate) tls: TlsLabel,
+}
+
+impl EncodeLabelSet for HttpLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.srv.encode("srv_group", "srv_kind", encoder)?;
+        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        self.route.encode("route_group", "route_kind", encoder)?;
+        ("route_name", &*self.route_name).encode(encoder.encode_label())?;
+        self.authz.encode("authz_group", "authz_kind", encoder)?;
+        ("authz_name", &*self.authz_name).encode(encoder.encode_label())?;
+        ("tls", self.tls).encode(encoder.encode_label())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -209,11 +309,26 @@ impl EncodeLabelSet for RateLimitLabels {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+/// The labels of `inbound_tcp_authz_allow_total`,
+/// `inbound_tcp_authz_deny_total` and `inbound_tcp_authz_terminate_total`,
+/// in linkerd2-proxy's order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TcpLabels {
+    pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
+    pub(crate) authz: GroupKind,
     pub(crate) authz_name: Arc<str>,
     pub(crate) tls: TlsLabel,
+}
+
+impl EncodeLabelSet for TcpLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.srv.encode("srv_group", "srv_kind", encoder)?;
+        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        self.authz.encode("authz_group", "authz_kind", encoder)?;
+        ("authz_name", &*self.authz_name).encode(encoder.encode_label())?;
+        ("tls", self.tls).encode(encoder.encode_label())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]

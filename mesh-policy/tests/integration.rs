@@ -9,6 +9,7 @@
 mod support;
 
 mod admission;
+mod authz_kinds;
 mod batch_review;
 mod decision_logs;
 mod decisions;

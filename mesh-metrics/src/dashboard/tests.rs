@@ -48,7 +48,7 @@ fn mesh(n: u32) -> Vec<Scrape> {
         5 * n
     );
     let voting = format!(
-        "{}inbound_http_authz_deny_total{{srv_name=\"voting\",authz_name=\"\",tls=\"true\"}} {}\n",
+        "{}inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"voting\",authz_group=\"\",authz_kind=\"default\",authz_name=\"\",tls=\"true\"}} {}\n",
         inbound(45 * n, 5 * n),
         2 * n
     );

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, Workload,
+    metrics::GroupKind,
     resource::{self, PortRef, ProxyProtocol, Resources, read::error},
     warnings::{PolicyWarnings, WarningKind},
 };
@@ -169,6 +170,7 @@ pub(super) fn compile(
             .collect();
         let mut entry = ServerEntry::new(
             name,
+            GroupKind::SERVER,
             server.spec.proxy_protocol,
             fallback,
             &server_authz,
@@ -435,7 +437,14 @@ fn default_server(
 ) -> ServerEntry {
     let name: Arc<str> = format!("default:{policy}").into();
     let fallback = fallback(policy, name.clone(), workload);
-    let mut server = ServerEntry::new(name, ProxyProtocol::Unknown, fallback, &[], metrics);
+    let mut server = ServerEntry::new(
+        name,
+        GroupKind::DEFAULT,
+        ProxyProtocol::Unknown,
+        fallback,
+        &[],
+        metrics,
+    );
     server.default_routes(&[], probes, metrics);
     server
 }
@@ -476,6 +485,8 @@ pub(super) struct CompiledRoute {
     /// equal matches ([`tie_ranks`]).
     pub(super) rank: usize,
     pub(super) name: Arc<str>,
+    /// The route's group and kind, for its counters.
+    pub(super) kind: GroupKind,
     /// Whether it is a `GRPCRoute`, which only a gRPC Server serves.
     pub(super) grpc: bool,
     pub(super) parents: Vec<usize>,
@@ -615,6 +626,7 @@ fn routes(
             index,
             rank: 0,
             name: route.metadata.name.as_str().into(),
+            kind: GroupKind::route(route.api_version.group(), grpc.is_some()),
             grpc: grpc.is_some(),
             parents,
             rules,

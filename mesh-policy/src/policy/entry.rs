@@ -12,13 +12,16 @@ use super::{
 };
 use crate::{
     PolicyMetrics,
-    metrics::{ByTls, HttpLabels, RuleLabels, ServerLabels, TcpLabels},
+    metrics::{ByTls, GroupKind, HttpLabels, RuleLabels, ServerLabels, TcpLabels},
     resource::ProxyProtocol,
 };
 
 impl ServerEntry {
+    /// A server named `name`, of `kind`: [`GroupKind::SERVER`] for a
+    /// Server, [`GroupKind::DEFAULT`] for the default server.
     pub(super) fn new(
         name: Arc<str>,
+        kind: GroupKind,
         protocol: ProxyProtocol,
         fallback: FallbackPolicy,
         server_authz: &[Arc<Authz>],
@@ -29,7 +32,9 @@ impl ServerEntry {
             .map(|authz| RuleEntry {
                 authz: authz.clone(),
                 allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
+                    srv: kind,
                     srv_name: name.clone(),
+                    authz: GroupKind::authz(authz.kind),
                     authz_name: authz.name.clone(),
                     tls,
                 }),
@@ -39,12 +44,16 @@ impl ServerEntry {
         let fb = fallback.authz.name.clone();
         let tcp_fallback = FallbackCounters {
             allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
+                srv: kind,
                 srv_name: name.clone(),
+                authz: GroupKind::DEFAULT,
                 authz_name: fb.clone(),
                 tls,
             }),
             deny: ByTls::resolve_tcp(&metrics.tcp_deny, |tls| TcpLabels {
+                srv: kind,
                 srv_name: name.clone(),
+                authz: GroupKind::DEFAULT,
                 authz_name: fb.clone(),
                 tls,
             }),
@@ -54,7 +63,9 @@ impl ServerEntry {
         };
         Self {
             tcp_terminate: ByTls::resolve_tcp(&metrics.tcp_terminate, |tls| TcpLabels {
+                srv: kind,
                 srv_name: name.clone(),
+                authz: GroupKind::DEFAULT,
                 authz_name: fb.clone(),
                 tls,
             }),
@@ -64,6 +75,7 @@ impl ServerEntry {
             }),
             not_found_hits: hits(metrics, "server", &name, &name, "not_found"),
             name,
+            kind,
             source: None,
             protocol,
             fallback,
@@ -90,7 +102,7 @@ impl ServerEntry {
                 kind: AuthzKind::Probe,
                 requirements: Vec::new(),
             });
-            let route = self.route_entry("probe".into(), &[probe], metrics);
+            let route = self.route_entry("probe".into(), GroupKind::DEFAULT, &[probe], metrics);
             for m in probes {
                 self.matches.push(MatchEntry::new(
                     self.routes.len(),
@@ -101,7 +113,7 @@ impl ServerEntry {
             }
             self.routes.push(route);
         }
-        let route = self.route_entry("default".into(), authz, metrics);
+        let route = self.route_entry("default".into(), GroupKind::DEFAULT, authz, metrics);
         self.matches.push(MatchEntry::new(
             self.routes.len(),
             Arc::new([]),
@@ -117,7 +129,7 @@ impl ServerEntry {
         authz: &[Arc<Authz>],
         metrics: &PolicyMetrics,
     ) {
-        let entry = self.route_entry(route.name.clone(), authz, metrics);
+        let entry = self.route_entry(route.name.clone(), route.kind, authz, metrics);
         self.ranks_hosts |= !route.hosts.is_empty();
         for rule in &route.rules {
             for (i, m) in rule.matches.iter().enumerate() {
@@ -143,14 +155,18 @@ impl ServerEntry {
     fn route_entry(
         &self,
         route: Arc<str>,
+        route_kind: GroupKind,
         authz: &[Arc<Authz>],
         metrics: &PolicyMetrics,
     ) -> RouteEntry {
         let srv = &self.name;
-        let http = |family, authz_name: &Arc<str>| {
+        let http = |family, authz_kind: AuthzKind, authz_name: &Arc<str>| {
             ByTls::resolve(family, |tls| HttpLabels {
+                srv: self.kind,
                 srv_name: srv.clone(),
+                route: route_kind,
                 route_name: route.clone(),
+                authz: GroupKind::authz(authz_kind),
                 authz_name: authz_name.clone(),
                 tls,
             })
@@ -161,13 +177,13 @@ impl ServerEntry {
                 .iter()
                 .map(|a| RuleEntry {
                     authz: a.clone(),
-                    allow: http(&metrics.http_allow, &a.name),
+                    allow: http(&metrics.http_allow, a.kind, &a.name),
                     hits: hits(metrics, a.kind.as_str(), &a.name, srv, "allow"),
                 })
                 .collect(),
             fallback: FallbackCounters {
-                allow: http(&metrics.http_allow, fb),
-                deny: http(&metrics.http_deny, fb),
+                allow: http(&metrics.http_allow, AuthzKind::Default, fb),
+                deny: http(&metrics.http_deny, AuthzKind::Default, fb),
                 allow_hits: hits(metrics, "default", fb, srv, "allow"),
                 audit_hits: hits(metrics, "default", fb, srv, "audit"),
                 deny_hits: hits(metrics, "default", fb, srv, "deny"),

@@ -42,7 +42,7 @@ pub(crate) use self::{
 use crate::{
     DefaultPolicy, PolicyConfig, PolicyMetrics, PolicySource, PolicyWarnings, Workload,
     evaluate::Client,
-    metrics::ByTls,
+    metrics::{ByTls, GroupKind},
     ratelimit::LocalRateLimit,
     resource::{PortRef, ProxyProtocol},
 };
@@ -321,6 +321,8 @@ impl Policy {
 #[derive(Debug)]
 pub(crate) struct ServerEntry {
     pub(crate) name: Arc<str>,
+    /// The group and kind its counters are labelled with.
+    pub(crate) kind: GroupKind,
     /// The Server resource, or `None` for the default server.
     pub(crate) source: Option<ServerSource>,
     pub(crate) protocol: ProxyProtocol,

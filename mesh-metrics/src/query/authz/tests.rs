@@ -9,10 +9,10 @@ const WEB: &str = "spiffe://example.org/ns/emojivoto/sa/web";
 fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
     let scrape = |ok: u32, fail: u32, denied: u32| {
         Scrape::parse(&format!(
-            "inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\"}} {}\n\
-             inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"probe\",authz_name=\"probe\",tls=\"no_identity\"}} 7\n\
-             inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
-             inbound_http_authz_deny_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"deny\",tls=\"true\"}} {denied}\n\
+            "inbound_http_authz_allow_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"emoji-from-web\",tls=\"true\"}} {}\n\
+             inbound_http_authz_allow_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"probe\",authz_group=\"\",authz_kind=\"default\",authz_name=\"probe\",tls=\"no_identity\"}} 7\n\
+             inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
+             inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"true\"}} {denied}\n\
              response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\",client_id=\"{WEB}\",classification=\"success\"}} {ok}\n\
              response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
              response_latency_ms_bucket{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",le=\"10.0\"}} {ok}\n\
@@ -80,7 +80,7 @@ fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
 #[test]
 fn a_window_without_requests_has_no_rows_and_says_so() {
     let same = Scrape::parse(
-        "inbound_http_authz_allow_total{srv_name=\"s\",route_name=\"r\",authz_name=\"a\"} 4\n",
+        "inbound_http_authz_allow_total{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"s\",route_group=\"policy.linkerd.io\",route_kind=\"httproute\",route_name=\"r\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"a\"} 4\n",
     )
     .unwrap();
     let targets = Target::parse_list("emoji=a:1").unwrap();
@@ -128,12 +128,12 @@ fn opaque_servers_have_rows_of_connections_allowed_and_refused() {
     // connections refused), and an HTTP Server beside them.
     let scrape = |allowed: u32, denied: u32, terminated: u32, requests: u32| {
         Scrape::parse(&format!(
-            "inbound_tcp_authz_allow_total{{srv_name=\"emoji-tcp\",authz_name=\"emoji-tcp-clients\",tls=\"no_identity\"}} {allowed}\n\
-             inbound_tcp_authz_allow_total{{srv_name=\"emoji-tcp\",authz_name=\"emoji-tcp-clients\",tls=\"true\"}} {allowed}\n\
-             inbound_tcp_authz_deny_total{{srv_name=\"emoji-db\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
-             inbound_tcp_authz_deny_total{{srv_name=\"emoji-idle\",authz_name=\"deny\",tls=\"no_identity\"}} 5\n\
-             inbound_tcp_authz_terminate_total{{srv_name=\"emoji-tcp\",authz_name=\"deny\",tls=\"no_identity\"}} {terminated}\n\
-             inbound_http_authz_allow_total{{srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",tls=\"true\"}} {requests}\n\
+            "inbound_tcp_authz_allow_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-tcp\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"emoji-tcp-clients\",tls=\"no_identity\"}} {allowed}\n\
+             inbound_tcp_authz_allow_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-tcp\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"emoji-tcp-clients\",tls=\"true\"}} {allowed}\n\
+             inbound_tcp_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-db\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {denied}\n\
+             inbound_tcp_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-idle\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} 5\n\
+             inbound_tcp_authz_terminate_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-tcp\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {terminated}\n\
+             inbound_http_authz_allow_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"emoji-from-web\",tls=\"true\"}} {requests}\n\
              response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"emoji-from-web\",classification=\"success\"}} {requests}\n"
         ))
         .unwrap()
