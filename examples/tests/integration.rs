@@ -122,6 +122,7 @@ mod routes_unknown_backend;
 mod sidecar;
 mod sidecar_drop;
 mod silent_opaque_tls;
+mod split_failfast;
 mod start_descriptors;
 mod stat;
 mod stat_targets;

@@ -161,6 +161,31 @@ impl<C> Forward<C> {
             Bound::Shared { .. } => None,
         }
     }
+
+    /// Whether a request sent now would be answered `503` `service in
+    /// fail-fast` at once (see [`queue`](super::queue)): no endpoint has
+    /// been ready for the fail-fast timeout, and none is ready now.
+    ///
+    /// A traffic split asks this to send a backend's share to the others
+    /// while it is down, as Linkerd's `RandomAvailable` skips a backend
+    /// that is not ready. Its price on the request path is one lock of
+    /// the service's queue state, taken by every clone, and nothing is
+    /// allocated; only in fail-fast are the endpoints' penalties read as
+    /// well. That is because fail-fast ends when a request takes the
+    /// probe of an endpoint past its penalty: a `Forward` in fail-fast
+    /// with such an endpoint reads `false`, so that a split still sends
+    /// it a request, which ends fail-fast, rather than skipping it for
+    /// ever.
+    pub fn in_failfast(&self) -> bool {
+        let in_failfast =
+            |balancer: &Balancer| balancer.gate().in_failfast() && !balancer.any_ready();
+        match &self.endpoints {
+            Bound::Fixed(clients) => in_failfast(&clients.balancer),
+            // The gate is the set's, shared by its balancers: the latest
+            // one tells, one atomic load away.
+            Bound::Shared { set, .. } => in_failfast(&set.arc_swap().load()),
+        }
+    }
 }
 
 impl<C, B, RB> Service<Request<B>> for Forward<C>

@@ -284,6 +284,12 @@ impl<S> Counted<S> {
     }
 }
 
+impl<S: super::split::Failfast> super::split::Failfast for Counted<S> {
+    fn in_failfast(&self) -> bool {
+        self.inner.in_failfast()
+    }
+}
+
 impl<S, B, RB> Service<Request<B>> for Counted<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,

@@ -31,6 +31,27 @@
 //! retries, turns that error into the answer. Under the retries it is
 //! counted as every backend is, by the route's per-backend metrics
 //! (`error="FAIL_FAST"`).
+//!
+//! A backend that is down should not take its share of the errors with
+//! it: when a canary has no endpoint ready, its callers would get a
+//! `503` for every request drawn to it, while the stable backend could
+//! have served them. So a backend in fail-fast (none of its endpoints
+//! ready for the fail-fast timeout, `outbound.http_failfast_timeout`,
+//! see mesh-core's `queue`) is passed over: a request drawn to it is
+//! drawn again among the backends that are not, by their weights, as
+//! Linkerd's proxy does (`RandomAvailable` in linkerd2-proxy's
+//! `linkerd/distribute`, which draws again when the backend drawn is not
+//! ready). Until the timeout has passed, a request drawn to it waits for
+//! an endpoint as any request to a service does; each runtime of the
+//! sidecar has its own balancers, and learns this on its own. When
+//! every backend is in fail-fast, the draw stands and the request is
+//! answered `503` (`mesh-error: service in fail-fast`). A backend that is not an
+//! outbound service is never passed over: its share is the Gateway API's
+//! 500. A backend leaves fail-fast as soon as one of its endpoints is
+//! ready again (endpoints resolved, or one past its failure-accrual
+//! penalty, which then takes the next request drawn to it as its probe),
+//! and takes its share again. A route with one backend draws nothing,
+//! and its requests are answered as the service's are.
 
 use std::{
     future::Future,
@@ -44,6 +65,8 @@ use http::{Request, Response, StatusCode};
 use mesh_core::{BoxError, ProxyErrorKind, error::is_grpc};
 use pin_project_lite::pin_project;
 use tower::{Service, ServiceExt};
+
+use super::Endpoint;
 
 /// The `mesh-error` (and `grpc-message`) of a request [`Split::Nowhere`]
 /// answers.
@@ -98,7 +121,68 @@ impl<S> Split<S> {
     }
 }
 
+/// A backend that can tell whether it is in fail-fast, for a split to
+/// pass it over. See the [module docs](self).
+pub(crate) trait Failfast {
+    /// Whether a request sent now would be answered `service in
+    /// fail-fast` at once.
+    fn in_failfast(&self) -> bool;
+}
+
+impl Failfast for Endpoint {
+    fn in_failfast(&self) -> bool {
+        mesh_core::proxy::Forward::in_failfast(self)
+    }
+}
+
+impl<S: Failfast> Failfast for Backend<S> {
+    fn in_failfast(&self) -> bool {
+        match self {
+            Self::Service(service) => service.in_failfast(),
+            // Its share is the Gateway API's 500, never the others'.
+            Self::Missing(_) => false,
+        }
+    }
+}
+
+impl<S: Failfast> Weighted<S> {
+    /// The backend a request goes to: one drawn by weight, or, when that
+    /// one is in fail-fast, one drawn by weight among those that are not,
+    /// if any is.
+    fn draw(&self) -> &S {
+        let drawn = self.backend(fastrand::u64(0..self.total()));
+        if !drawn.in_failfast() {
+            return drawn;
+        }
+        // One pass, each backend asked once: the `i`th not in fail-fast
+        // replaces the choice with the odds of its weight over the sum of
+        // the weights seen so far, which leaves each chosen in
+        // proportion to its weight (weighted reservoir sampling).
+        let mut seen = 0;
+        let mut chosen = drawn;
+        for (backend, weight) in self.weighted() {
+            if backend.in_failfast() {
+                continue;
+            }
+            seen += weight;
+            if fastrand::u64(0..seen) < weight {
+                chosen = backend;
+            }
+        }
+        chosen
+    }
+}
+
 impl<S> Weighted<S> {
+    /// The backends, each with its weight.
+    fn weighted(&self) -> impl Iterator<Item = (&S, u64)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        std::iter::once(&self.first)
+            .chain(self.rest.iter())
+            .zip(self.ends.iter().zip(starts))
+            .map(|(backend, (end, start))| (backend, end - start))
+    }
+
     /// The backend a draw of `at`, below the total weight, lands on. (A
     /// draw past the total, which a split never makes, lands on the
     /// first.)
@@ -301,7 +385,7 @@ where
 
 impl<S, B, RB> Service<Request<B>> for Split<S>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<RB>> + Failfast + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Send + 'static,
     B: Send + 'static,
@@ -324,8 +408,7 @@ where
         match self {
             Self::One(backend) => Either::Left(backend.call(req)),
             Self::Weighted(weighted) => {
-                let at = fastrand::u64(0..weighted.total());
-                Either::Right(Box::pin(weighted.backend(at).clone().oneshot(req)))
+                Either::Right(Box::pin(weighted.draw().clone().oneshot(req)))
             }
             Self::Nowhere => {
                 let res = nowhere(is_grpc(req.headers()));
@@ -360,6 +443,12 @@ mod tests {
 
         fn call(&mut self, _: Request<()>) -> Self::Future {
             ready(Ok(Response::new(self.0)))
+        }
+    }
+
+    impl Failfast for Named {
+        fn in_failfast(&self) -> bool {
+            false
         }
     }
 
@@ -409,6 +498,79 @@ mod tests {
         assert!(Split::<Named>::new([]).is_none());
     }
 
+    /// A backend that answers with its name, in fail-fast if `down`.
+    #[derive(Clone, Debug)]
+    struct Flagged(&'static str, bool);
+
+    impl Service<Request<()>> for Flagged {
+        type Response = Response<&'static str>;
+        type Error = Infallible;
+        type Future = Ready<Result<Response<&'static str>, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            ready(Ok(Response::new(self.0)))
+        }
+    }
+
+    impl Failfast for Flagged {
+        fn in_failfast(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backend_in_failfast_is_passed_over_unless_all_are() {
+        let split = Split::new([
+            (Flagged("down", true), 3),
+            (Flagged("a", false), 1),
+            (Flagged("b", false), 3),
+            (Flagged("also-down", true), 1),
+        ])
+        .unwrap();
+        let mut shares = HashMap::new();
+        for _ in 0..4_000 {
+            let res = split.clone().oneshot(Request::new(())).await.unwrap();
+            *shares.entry(res.into_body()).or_insert(0_usize) += 1;
+        }
+        // The weights of those up are kept: 1000 of `a` expected, with a
+        // standard deviation of 27.
+        let a = shares.get("a").copied().unwrap_or(0);
+        assert!((800..=1_200).contains(&a), "{shares:?}");
+        assert_eq!(
+            a + shares.get("b").copied().unwrap_or(0),
+            4_000,
+            "{shares:?}"
+        );
+
+        let all_down =
+            Split::new([(Flagged("down", true), 1), (Flagged("also-down", true), 1)]).unwrap();
+        let mut shares = HashMap::new();
+        for _ in 0..400 {
+            let res = all_down.clone().oneshot(Request::new(())).await.unwrap();
+            *shares.entry(res.into_body()).or_insert(0_usize) += 1;
+        }
+        // 200 of each expected, with a standard deviation of 10.
+        let down = shares.get("down").copied().unwrap_or(0);
+        assert!((140..=260).contains(&down), "{shares:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_backend_is_never_passed_over() {
+        let split = Split::new([(Backend::Service(Up), 1), (missing(), 1)]).unwrap();
+        let Split::Weighted(weighted) = &split else {
+            panic!("two backends are a weighted split");
+        };
+        assert!(
+            !weighted
+                .weighted()
+                .any(|(backend, _)| backend.in_failfast())
+        );
+    }
+
     /// A backend that answers `up`, or fails a request for `/fail`.
     #[derive(Clone, Debug)]
     struct Up;
@@ -427,6 +589,12 @@ mod tests {
                 "/fail" => Err("failed".into()),
                 _ => Ok(Response::new("up")),
             })
+        }
+    }
+
+    impl Failfast for Up {
+        fn in_failfast(&self) -> bool {
+            false
         }
     }
 
