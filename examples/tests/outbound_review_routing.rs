@@ -405,6 +405,24 @@ spec:
 /// The answers to `n` GETs for `emoji` at `path`, each over a connection
 /// of its own, so that every runtime of the sidecar takes some, by the
 /// first line of their bodies.
+/// Waits until a reload the counter has announced is in force on every
+/// runtime: the counter moves when the new routes are published, and each
+/// runtime then applies them on a task of its own, so a request on a new
+/// connection may still meet the old routes for a moment. Done when 20
+/// requests in a row over new connections look as `settled` says.
+async fn applied_everywhere(
+    outbound: SocketAddr,
+    settled: impl Fn(&std::collections::BTreeMap<String, usize>) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !settled(&over_new_connections(outbound, "/", 20).await) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every runtime applies the reload");
+}
+
 async fn over_new_connections(
     outbound: SocketAddr,
     path: &str,
@@ -464,6 +482,7 @@ spec:
     // Three backends share the requests, the parent at weight 0 gets none.
     replace_routes(&dir, &split([0, 1, 1, 2]));
     reloaded(sidecar.admin, 1).await;
+    applied_everywhere(out, |shares| !shares.contains_key("emoji")).await;
     let shares = over_new_connections(out, "/", 400).await;
     assert_eq!(shares.get("emoji"), None, "{shares:?}");
     assert_eq!(shares.values().sum::<usize>(), 400, "{shares:?}");
@@ -477,6 +496,7 @@ spec:
     // Every runtime follows the next reload too.
     replace_routes(&dir, &split([0, 0, 5, 0]));
     reloaded(sidecar.admin, 2).await;
+    applied_everywhere(out, |shares| shares.keys().all(|k| k == "emoji-v3")).await;
     assert_eq!(
         over_new_connections(out, "/", 20).await,
         only("emoji-v3", 20)
