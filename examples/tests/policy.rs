@@ -265,11 +265,13 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
             metrics
                 .lines()
                 .any(|l| l.starts_with("inbound_http_authz_deny_total{")
-                    && l.contains(
+                    && l.contains(&format!(
                         "srv_group=\"policy.linkerd.io\",srv_kind=\"server\",\
-                         srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",\
-                         route_name=\"default\",authz_group=\"\",authz_kind=\"default\","
-                    )
+                         srv_name=\"emoji-http\",srv_port=\"{}\",route_group=\"\",\
+                         route_kind=\"default\",route_name=\"default\",authz_group=\"\",\
+                         authz_kind=\"default\",",
+                        app.port()
+                    ))
                     && l.contains(&format!("tls=\"{tls}\""))
                     && l.ends_with(count)),
             "{metrics}"

@@ -41,8 +41,9 @@ impl PolicyMetrics {
     /// Families registered into `registry`:
     ///
     /// - `inbound_http_authz_allow_total{srv_group, srv_kind, srv_name,
-    ///   route_group, route_kind, route_name, authz_group, authz_kind,
-    ///   authz_name, tls}`: requests allowed, audit-mode ones included;
+    ///   srv_port, route_group, route_kind, route_name, authz_group,
+    ///   authz_kind, authz_name, tls}`: requests allowed, audit-mode ones
+    ///   included;
     /// - `inbound_http_authz_deny_total{...}`, with the same labels:
     ///   requests denied; `authz_name` is the fallback that denied: the
     ///   Server's `accessPolicy` (`deny`, `all-authenticated`...), or
@@ -73,7 +74,7 @@ impl PolicyMetrics {
     ///   allocation, on the request path. These requests were allowed
     ///   first, so the allow counter has them too;
     /// - `inbound_tcp_authz_allow_total{srv_group, srv_kind, srv_name,
-    ///   authz_group, authz_kind, authz_name, tls}`,
+    ///   srv_port, authz_group, authz_kind, authz_name, tls}`,
     ///   `inbound_tcp_authz_deny_total{...}` and
     ///   `inbound_tcp_authz_terminate_total{...}` (open connections closed
     ///   by a policy change), with the same labels;
@@ -96,6 +97,15 @@ impl PolicyMetrics {
     /// `default` and `probe` routes of a Server without routes, the
     /// probe exception, a default policy or `accessPolicy`) has kind
     /// `default` and an empty group, as in Linkerd.
+    ///
+    /// `srv_port` is the port a Server covers (a named port resolved), as
+    /// linkerd2-proxy writes it after `srv_name`: every request and
+    /// connection a Server decides came to that port, so the series are
+    /// resolved with it when the policy is compiled. The default server's
+    /// series have no `srv_port`: Linkerd's policy controller sends a
+    /// default server for each port, but here one default server answers
+    /// every port no Server covers, and a port label would make its
+    /// counters a lookup per request or connection.
     ///
     /// `tls` is `true` for a TLS client, with a certificate or without one,
     /// and `no_identity` for a plaintext one, as linkerd2-proxy labels
@@ -251,6 +261,8 @@ impl GroupKind {
 pub(crate) struct HttpLabels {
     pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
+    /// The port the Server covers, or `None` for the default server.
+    pub(crate) srv_port: Option<u16>,
     pub(crate) route: GroupKind,
     pub(crate) route_name: Arc<str>,
     pub(crate) authz: GroupKind,
@@ -262,6 +274,7 @@ impl EncodeLabelSet for HttpLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         self.srv.encode("srv_group", "srv_kind", encoder)?;
         ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        encode_port(self.srv_port, encoder)?;
         self.route.encode("route_group", "route_kind", encoder)?;
         ("route_name", &*self.route_name).encode(encoder.encode_label())?;
         self.authz.encode("authz_group", "authz_kind", encoder)?;
@@ -298,9 +311,7 @@ impl EncodeLabelSet for RateLimitLabels {
         ("srv_group", POLICY_GROUP).encode(encoder.encode_label())?;
         ("srv_kind", "server").encode(encoder.encode_label())?;
         ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
-        if let Some(port) = self.srv_port {
-            ("srv_port", port).encode(encoder.encode_label())?;
-        }
+        encode_port(self.srv_port, encoder)?;
         ("ratelimit_group", POLICY_GROUP).encode(encoder.encode_label())?;
         ("ratelimit_kind", "HTTPLocalRateLimitPolicy").encode(encoder.encode_label())?;
         ("ratelimit_name", &*self.ratelimit_name).encode(encoder.encode_label())?;
@@ -316,6 +327,8 @@ impl EncodeLabelSet for RateLimitLabels {
 pub(crate) struct TcpLabels {
     pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
+    /// The port the Server covers, or `None` for the default server.
+    pub(crate) srv_port: Option<u16>,
     pub(crate) authz: GroupKind,
     pub(crate) authz_name: Arc<str>,
     pub(crate) tls: TlsLabel,
@@ -325,9 +338,22 @@ impl EncodeLabelSet for TcpLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         self.srv.encode("srv_group", "srv_kind", encoder)?;
         ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        encode_port(self.srv_port, encoder)?;
         self.authz.encode("authz_group", "authz_kind", encoder)?;
         ("authz_name", &*self.authz_name).encode(encoder.encode_label())?;
         ("tls", self.tls).encode(encoder.encode_label())
+    }
+}
+
+/// `srv_port`, written after `srv_name` as linkerd2-proxy writes it, and
+/// left out where no one port is known.
+fn encode_port(
+    port: Option<u16>,
+    encoder: &mut LabelSetEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    match port {
+        Some(port) => ("srv_port", port).encode(encoder.encode_label()),
+        None => Ok(()),
     }
 }
 

@@ -258,11 +258,12 @@ async fn an_opaque_port_closes_an_unauthorized_connection() {
     closed_by_peer(&mut stream).await;
     assert_eq!(handled.load(Ordering::SeqCst), 0);
 
+    let port = addr.port();
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(
-            r#"inbound_tcp_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"} 1"#
+            &format!(r#"inbound_tcp_authz_deny_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"}} 1"#)
         ),
         "{text}"
     );
@@ -307,14 +308,19 @@ async fn a_reload_to_a_stricter_policy_closes_an_open_opaque_connection() {
         .unwrap();
     closed_by_peer(&mut stream).await;
 
+    let port = addr.port();
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     assert!(
-        text.contains(r#"inbound_tcp_authz_terminate_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"} 1"#),
+        text.contains(&format!(
+            r#"inbound_tcp_authz_terminate_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"}} 1"#
+        )),
         "{text}"
     );
     assert!(
-        text.contains(r#"inbound_tcp_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",authz_group="policy.linkerd.io",authz_kind="serverauthorization",authz_name="db-clients",tls="no_identity"} 1"#),
+        text.contains(&format!(
+            r#"inbound_tcp_authz_allow_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",authz_group="policy.linkerd.io",authz_kind="serverauthorization",authz_name="db-clients",tls="no_identity"}} 1"#
+        )),
         "{text}"
     );
     trigger.trigger();

@@ -76,7 +76,7 @@ fn a_passthrough_meets_an_unauthenticated_authorization_and_its_networks() {
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(
-            r#"inbound_tcp_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="app",authz_group="policy.linkerd.io",authz_kind="serverauthorization",authz_name="app-clients",tls="opaque"} 1"#
+            r#"inbound_tcp_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="app",srv_port="443",authz_group="policy.linkerd.io",authz_kind="serverauthorization",authz_name="app-clients",tls="opaque"} 1"#
         ),
         "{text}"
     );

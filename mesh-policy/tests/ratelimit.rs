@@ -262,7 +262,7 @@ async fn refusals_are_counted_by_server_policy_scope_and_tls() {
         series("total", "no_identity", 0),
         // Allowed requests are counted as allowed whether or not a limit
         // then refuses them, as in linkerd2-proxy.
-        r#"inbound_http_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="web",route_group="",route_kind="default",route_name="default",authz_group="",authz_kind="default",authz_name="all-unauthenticated",tls="true"} 12"#.to_owned(),
+        r#"inbound_http_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="web",srv_port="8080",route_group="",route_kind="default",route_name="default",authz_group="",authz_kind="default",authz_name="all-unauthenticated",tls="true"} 12"#.to_owned(),
     ] {
         assert!(text.contains(&line), "missing {line}\n{text}");
     }

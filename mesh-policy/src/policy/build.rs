@@ -171,6 +171,7 @@ pub(super) fn compile(
         let mut entry = ServerEntry::new(
             name,
             GroupKind::SERVER,
+            Some(port),
             server.spec.proxy_protocol,
             fallback,
             &server_authz,
@@ -440,6 +441,7 @@ fn default_server(
     let mut server = ServerEntry::new(
         name,
         GroupKind::DEFAULT,
+        None,
         ProxyProtocol::Unknown,
         fallback,
         &[],

@@ -18,10 +18,12 @@ use crate::{
 
 impl ServerEntry {
     /// A server named `name`, of `kind`: [`GroupKind::SERVER`] for a
-    /// Server, [`GroupKind::DEFAULT`] for the default server.
+    /// Server, [`GroupKind::DEFAULT`] for the default server; `port` is
+    /// the port a Server covers, `None` for the default server.
     pub(super) fn new(
         name: Arc<str>,
         kind: GroupKind,
+        port: Option<u16>,
         protocol: ProxyProtocol,
         fallback: FallbackPolicy,
         server_authz: &[Arc<Authz>],
@@ -34,6 +36,7 @@ impl ServerEntry {
                 allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
                     srv: kind,
                     srv_name: name.clone(),
+                    srv_port: port,
                     authz: GroupKind::authz(authz.kind),
                     authz_name: authz.name.clone(),
                     tls,
@@ -46,6 +49,7 @@ impl ServerEntry {
             allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
                 srv: kind,
                 srv_name: name.clone(),
+                srv_port: port,
                 authz: GroupKind::DEFAULT,
                 authz_name: fb.clone(),
                 tls,
@@ -53,6 +57,7 @@ impl ServerEntry {
             deny: ByTls::resolve_tcp(&metrics.tcp_deny, |tls| TcpLabels {
                 srv: kind,
                 srv_name: name.clone(),
+                srv_port: port,
                 authz: GroupKind::DEFAULT,
                 authz_name: fb.clone(),
                 tls,
@@ -65,6 +70,7 @@ impl ServerEntry {
             tcp_terminate: ByTls::resolve_tcp(&metrics.tcp_terminate, |tls| TcpLabels {
                 srv: kind,
                 srv_name: name.clone(),
+                srv_port: port,
                 authz: GroupKind::DEFAULT,
                 authz_name: fb.clone(),
                 tls,
@@ -76,6 +82,7 @@ impl ServerEntry {
             not_found_hits: hits(metrics, "server", &name, &name, "not_found"),
             name,
             kind,
+            port,
             source: None,
             protocol,
             fallback,
@@ -164,6 +171,7 @@ impl ServerEntry {
             ByTls::resolve(family, |tls| HttpLabels {
                 srv: self.kind,
                 srv_name: srv.clone(),
+                srv_port: self.port,
                 route: route_kind,
                 route_name: route.clone(),
                 authz: GroupKind::authz(authz_kind),

@@ -323,6 +323,9 @@ pub(crate) struct ServerEntry {
     pub(crate) name: Arc<str>,
     /// The group and kind its counters are labelled with.
     pub(crate) kind: GroupKind,
+    /// The port a Server covers, its counters' `srv_port`; `None` for the
+    /// default server, which answers every port no Server covers.
+    pub(crate) port: Option<u16>,
     /// The Server resource, or `None` for the default server.
     pub(crate) source: Option<ServerSource>,
     pub(crate) protocol: ProxyProtocol,
