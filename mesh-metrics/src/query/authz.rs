@@ -28,8 +28,24 @@
 //!
 //! Rows appear for traffic in the window: an authorization that allowed
 //! nothing is not shown.
+//!
+//! An `AuthorizationPolicy` and a `ServerAuthorization` may share a name,
+//! and a policy may be named as a default one is (`deny`, `audit`): the
+//! allow families tell them apart by `authz_kind`, so rows are keyed by
+//! kind as well as name where a scrape has it (one from a proxy that does
+//! not write the label has rows by name alone). The kind is in every JSON
+//! row (`authorization_kind`, `null` where unknown), and in the table
+//! (`serverauthorization/web`) where rows of one name differ in it. The
+//! response families do not carry the kind: the responses of a name that
+//! one kind allowed requests as in the window are that kind's, and those
+//! of a name that several did cannot be split, so they are a row of the
+//! name alone, and each kind's row has the RPS of the requests it allowed
+//! and no success rate or latency.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use serde::Serialize;
 
@@ -59,6 +75,11 @@ pub struct AuthzRow {
     /// The authorization that allowed the requests or connections
     /// (`authz_name`); `null` in the row of denied ones.
     pub authorization: Option<String>,
+    /// Its kind (`authz_kind`: `authorizationpolicy`,
+    /// `serverauthorization`, `default`); `null` in the row of denied
+    /// requests or connections, in a scrape without the label, and in the
+    /// row of responses that several kinds of one name allowed.
+    pub authorization_kind: Option<String>,
     /// Success rate, RPS and latency of the allowed requests; in the row of
     /// denied requests, the RPS of those and nothing else; in the rows of
     /// TCP connections, nothing (no rate, `rps` 0).
@@ -78,6 +99,9 @@ struct AuthzSum {
     connections: f64,
     totals: Totals,
     window: Duration,
+    /// Whether the name's responses are in a row of their own, another
+    /// kind of authorization having the same name.
+    shared_name: bool,
 }
 
 /// What a sample counts for this view.
@@ -118,6 +142,26 @@ impl Counted {
     fn is_denial(self) -> bool {
         matches!(self, Self::Denied | Self::TcpDenied)
     }
+
+    fn is_allowed(self) -> bool {
+        matches!(self, Self::Allowed | Self::TcpAllowed)
+    }
+}
+
+/// A sample's server, route (`None` for a connection) and authorization
+/// (`None` for a denial), or `None` for one this view does not count.
+fn names(s: &Sample, counted: Counted) -> Option<(&str, Option<&str>, Option<&str>)> {
+    let server = s.label("srv_name")?;
+    // Connections have no route; requests always have one.
+    let route = match counted.is_tcp() {
+        true => None,
+        false => Some(s.label("route_name")?),
+    };
+    let authz = match counted.is_denial() {
+        true => None,
+        false => Some(s.label("authz_name")?),
+    };
+    Some((server, route, authz))
 }
 
 /// The authorization rows in the inbound traffic of `targets`, from their
@@ -125,10 +169,27 @@ impl Counted {
 /// workload, server, route (connections, which have none, first), then
 /// authorization, each route's or opaque Server's denials last.
 pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow> {
-    type Key = (String, String, Option<String>, Option<String>);
+    type Key = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let mut groups: Groups<Key, AuthzSum> = Groups::default();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
+        // The kinds each server, route and name allowed as in the window,
+        // for the responses, which do not say.
+        let mut kinds: BTreeMap<_, BTreeSet<&str>> = BTreeMap::new();
+        for s in delta.samples().iter().filter(|s| s.value > 0.0) {
+            let Some(counted) = Counted::of(s).filter(|c| c.is_allowed()) else {
+                continue;
+            };
+            if let (Some(names), Some(kind)) = (names(s, counted), s.label("authz_kind")) {
+                kinds.entry(names).or_default().insert(kind);
+            }
+        }
         // The histogram series left out for their bounds mark the rows
         // they were of.
         let left_out = delta.dropped_histograms().iter().map(|s| (s, true));
@@ -136,31 +197,30 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
             let Some(counted) = Counted::of(s) else {
                 continue;
             };
-            let Some(server) = s.label("srv_name") else {
+            let Some(names @ (server, route, authz)) = names(s, counted) else {
                 continue;
             };
-            // Connections have no route; requests always have one.
-            let route = match (counted.is_tcp(), s.label("route_name")) {
-                (true, _) => None,
-                (false, Some(route)) => Some(route),
-                (false, None) => continue,
-            };
-            let authz = if counted.is_denial() {
-                None
-            } else {
-                match s.label("authz_name") {
-                    Some(authz) => Some(authz),
-                    None => continue,
-                }
+            let of_name = kinds.get(&names);
+            let shared_name = of_name.is_some_and(|k| k.len() > 1);
+            let kind = match counted {
+                Counted::Denied | Counted::TcpDenied => None,
+                Counted::Allowed | Counted::TcpAllowed => s.label("authz_kind"),
+                Counted::Response => s.label("authz_kind").or_else(|| {
+                    of_name
+                        .filter(|_| !shared_name)
+                        .and_then(|k| k.first().copied())
+                }),
             };
             let key = (
                 target.name.clone(),
                 server.to_owned(),
                 route.map(str::to_owned),
                 authz.map(str::to_owned),
+                kind.map(str::to_owned),
             );
             let sum = groups.entry(key);
             sum.window = sum.window.max(delta.elapsed());
+            sum.shared_name |= shared_name && counted == Counted::Allowed;
             match counted {
                 Counted::Response if dropped => sum.totals.add_dropped(s),
                 Counted::Response => sum.totals.add(s),
@@ -179,26 +239,34 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
                 || sum.connections > 0.0
                 || sum.totals.responses() > 0.0
         })
-        .map(|((workload, server, route, authorization), sum)| {
-            let golden = match (&route, &authorization) {
-                (None, _) => Golden::default(),
-                (Some(_), Some(_)) => Golden::new(&sum.totals, sum.window),
-                (Some(_), None) => Golden {
-                    rps: per_second(sum.denied, sum.window),
-                    ..Golden::default()
-                },
-            };
-            // Counter increases are whole numbers but for float noise.
-            let tcp_connections = route.is_none().then(|| sum.connections.round() as u64);
-            AuthzRow {
-                workload,
-                server,
-                route,
-                authorization,
-                golden,
-                tcp_connections,
-            }
-        })
+        .map(
+            |((workload, server, route, authorization, authorization_kind), sum)| {
+                let golden = match (&route, &authorization) {
+                    (None, _) => Golden::default(),
+                    // The responses are in the name's row.
+                    (Some(_), Some(_)) if sum.shared_name => Golden {
+                        rps: per_second(sum.allowed, sum.window),
+                        ..Golden::default()
+                    },
+                    (Some(_), Some(_)) => Golden::new(&sum.totals, sum.window),
+                    (Some(_), None) => Golden {
+                        rps: per_second(sum.denied, sum.window),
+                        ..Golden::default()
+                    },
+                };
+                // Counter increases are whole numbers but for float noise.
+                let tcp_connections = route.is_none().then(|| sum.connections.round() as u64);
+                AuthzRow {
+                    workload,
+                    server,
+                    route,
+                    authorization,
+                    authorization_kind,
+                    golden,
+                    tcp_connections,
+                }
+            },
+        )
         .collect();
     rows.sort_by(|a, b| {
         let key = |r: &AuthzRow| {
@@ -208,6 +276,7 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
                 r.route.clone(),
                 r.authorization.is_none(),
                 r.authorization.clone(),
+                r.authorization_kind.clone(),
             )
         };
         key(a).cmp(&key(b))
@@ -218,7 +287,8 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
 /// Writes `rows` as a table or JSON. A table with no row says so; one
 /// with the rows of more than one workload begins with a WORKLOAD column.
 /// The rows of TCP connections have `-` for ROUTE and the golden signals,
-/// and those of HTTP requests `-` for TCP_CONN.
+/// and those of HTTP requests `-` for TCP_CONN. AUTHORIZATION is
+/// `kind/name` where rows of the name differ in kind.
 ///
 /// # Errors
 ///
@@ -235,6 +305,16 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
     let several = rows
         .first()
         .is_some_and(|first| rows.iter().any(|r| r.workload != first.workload));
+    // The names that rows of more than one kind (or of none) have.
+    let mut kinds: BTreeMap<&str, BTreeSet<Option<&str>>> = BTreeMap::new();
+    for r in rows {
+        if let Some(name) = &r.authorization {
+            kinds
+                .entry(name)
+                .or_default()
+                .insert(r.authorization_kind.as_deref());
+        }
+    }
     let mut header = if several {
         vec!["WORKLOAD"]
     } else {
@@ -245,7 +325,13 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
     header.push("TCP_CONN");
     let mut table = Table::new(header);
     for r in rows {
-        let authz = r.authorization.as_deref().unwrap_or(UNAUTHORIZED);
+        let authz = match (&r.authorization, &r.authorization_kind) {
+            (None, _) => UNAUTHORIZED.to_owned(),
+            (Some(name), Some(kind)) if kinds.get(name.as_str()).is_some_and(|k| k.len() > 1) => {
+                format!("{kind}/{name}")
+            }
+            (Some(name), _) => name.clone(),
+        };
         let mut cells = if several {
             vec![r.workload.clone()]
         } else {
@@ -253,7 +339,7 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
         };
         let none = || "-".to_owned();
         let route = r.route.clone().unwrap_or_else(none);
-        cells.extend([route, r.server.clone(), authz.to_owned()]);
+        cells.extend([route, r.server.clone(), authz]);
         match r.tcp_connections {
             None => {
                 cells.extend(render::golden(&r.golden));

@@ -38,6 +38,7 @@ fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
                 server: "emoji-http".into(),
                 route: Some("default".into()),
                 authorization: Some("emoji-from-web".into()),
+                authorization_kind: Some("authorizationpolicy".into()),
                 // Rank 20 of 40 in le=10 (36 of them): 10 × 20/36.
                 golden: Golden {
                     success: Some(0.9),
@@ -54,6 +55,7 @@ fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
                 server: "emoji-http".into(),
                 route: Some("default".into()),
                 authorization: None,
+                authorization_kind: None,
                 // 15 denied without identity and 15 with, over 10 s.
                 golden: Golden {
                     rps: 3.0,
@@ -74,6 +76,7 @@ fn each_authorization_has_its_figures_and_denials_a_row_of_their_own() {
     assert!(json[1]["authorization"].is_null());
     assert_eq!(json[1]["rps"], 3.0);
     assert_eq!(json[0]["authorization"], "emoji-from-web");
+    assert_eq!(json[0]["authorization_kind"], "authorizationpolicy");
     assert!(json[0]["tcp_connections"].is_null());
 }
 
@@ -151,6 +154,7 @@ fn opaque_servers_have_rows_of_connections_allowed_and_refused() {
         server: server.into(),
         route: None,
         authorization: authorization.map(Into::into),
+        authorization_kind: authorization.map(|_| "authorizationpolicy".into()),
         golden: Golden::default(),
         tcp_connections: Some(n),
     };
@@ -163,6 +167,7 @@ fn opaque_servers_have_rows_of_connections_allowed_and_refused() {
                 server: "emoji-http".into(),
                 route: Some("default".into()),
                 authorization: Some("emoji-from-web".into()),
+                authorization_kind: Some("authorizationpolicy".into()),
                 golden: Golden {
                     success: Some(1.0),
                     rps: 2.0,
@@ -191,4 +196,105 @@ fn opaque_servers_have_rows_of_connections_allowed_and_refused() {
     assert!(json[1]["tcp_connections"].is_null());
     assert_eq!(json[2]["authorization"], "emoji-tcp-clients");
     assert_eq!(json[2]["tcp_connections"], 6);
+}
+
+#[test]
+fn an_authorization_policy_and_a_server_authorization_of_one_name_have_rows_of_their_own() {
+    // `web` names an AuthorizationPolicy on the route and a
+    // ServerAuthorization; `deny` names an AuthorizationPolicy on the
+    // opaque Server and is its accessPolicy too. The responses do not say
+    // which `web` allowed them.
+    let scrape = |policy: u32, server_authz: u32, tcp: u32| {
+        let srv = "srv_group=\"policy.linkerd.io\",srv_kind=\"server\"";
+        let route = "route_group=\"\",route_kind=\"default\",route_name=\"default\"";
+        Scrape::parse(&format!(
+            "inbound_http_authz_allow_total{{{srv},srv_name=\"emoji-http\",srv_port=\"8080\",{route},authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"web\",tls=\"true\"}} {policy}\n\
+             inbound_http_authz_allow_total{{{srv},srv_name=\"emoji-http\",srv_port=\"8080\",{route},authz_group=\"policy.linkerd.io\",authz_kind=\"serverauthorization\",authz_name=\"web\",tls=\"true\"}} {server_authz}\n\
+             response_total{{direction=\"inbound\",srv_name=\"emoji-http\",route_name=\"default\",authz_name=\"web\",classification=\"success\"}} {}\n\
+             inbound_tcp_authz_allow_total{{{srv},srv_name=\"emoji-tcp\",srv_port=\"5432\",authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",authz_name=\"deny\",tls=\"true\"}} {tcp}\n\
+             inbound_tcp_authz_allow_total{{{srv},srv_name=\"emoji-tcp\",srv_port=\"5432\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"true\"}} {tcp}\n",
+            policy + server_authz,
+        ))
+        .unwrap()
+    };
+    let window = Duration::from_secs(10);
+    let targets = Target::parse_list("emoji=a:1").unwrap();
+    let deltas = [Some(Delta::between(
+        &scrape(0, 0, 0),
+        &scrape(30, 10, 4),
+        window,
+    ))];
+    let rows = authz_rows(&targets, &deltas);
+    let row = |route: Option<&str>, name: &str, kind: Option<&str>, golden, tcp| AuthzRow {
+        workload: "emoji".into(),
+        server: if route.is_some() {
+            "emoji-http"
+        } else {
+            "emoji-tcp"
+        }
+        .into(),
+        route: route.map(Into::into),
+        authorization: Some(name.into()),
+        authorization_kind: kind.map(Into::into),
+        golden,
+        tcp_connections: tcp,
+    };
+    let rps = |rps| Golden {
+        rps,
+        ..Golden::default()
+    };
+    assert_eq!(
+        rows,
+        [
+            // The responses of both, which the series cannot split.
+            row(
+                Some("default"),
+                "web",
+                None,
+                Golden {
+                    success: Some(1.0),
+                    rps: 4.0,
+                    ..Golden::default()
+                },
+                None
+            ),
+            row(
+                Some("default"),
+                "web",
+                Some("authorizationpolicy"),
+                rps(3.0),
+                None
+            ),
+            row(
+                Some("default"),
+                "web",
+                Some("serverauthorization"),
+                rps(1.0),
+                None
+            ),
+            row(
+                None,
+                "deny",
+                Some("authorizationpolicy"),
+                Golden::default(),
+                Some(4)
+            ),
+            row(None, "deny", Some("default"), Golden::default(), Some(4)),
+        ]
+    );
+    assert_eq!(
+        render_authz(&rows, Format::Table).unwrap(),
+        "ROUTE         SERVER              AUTHORIZATION   SUCCESS      RPS   LATENCY_P50   LATENCY_P95   LATENCY_P99   TCP_CONN\n\
+         default   emoji-http                        web   100.00%   4.0rps             -             -             -          -\n\
+         default   emoji-http    authorizationpolicy/web         -   3.0rps             -             -             -          -\n\
+         default   emoji-http    serverauthorization/web         -   1.0rps             -             -             -          -\n\
+         -          emoji-tcp   authorizationpolicy/deny         -        -             -             -             -          4\n\
+         -          emoji-tcp               default/deny         -        -             -             -             -          4\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_authz(&rows, Format::Json).unwrap()).unwrap();
+    assert!(json[0]["authorization_kind"].is_null());
+    assert_eq!(json[1]["authorization"], "web");
+    assert_eq!(json[1]["authorization_kind"], "authorizationpolicy");
+    assert_eq!(json[2]["authorization_kind"], "serverauthorization");
 }
