@@ -61,7 +61,8 @@ fn client(addr: &str) -> Client<'static> {
     }
 }
 
-const SRV: &str = r#"srv_group="policy.linkerd.io",srv_kind="server",srv_name="app",srv_port="8080""#;
+const SRV: &str =
+    r#"srv_group="policy.linkerd.io",srv_kind="server",srv_name="app",srv_port="8080""#;
 const POLICY_AUTHZ: &str =
     r#"authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="clients""#;
 const SERVER_AUTHZ: &str =
