@@ -1,16 +1,25 @@
 //! A tracing subscriber that keeps every event as a line of text, so that
 //! a test can check what the server's logs say.
+//!
+//! One subscriber is the global default of the test binary, installed by
+//! the first capture, and hands each event to the capture of the thread
+//! it was logged on, if any. A thread-local default per test
+//! (`tracing::subscriber::set_default`) looks the same, but tests that
+//! start and drop theirs on other threads at the same moment race
+//! tracing's global interest and level caches, and a capture could see no
+//! event at all (1 run in 2 of this binary did).
 
 use std::{
+    cell::RefCell,
     fmt::{self, Write as _},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Once},
 };
 
 use tracing::{
     Event, Metadata, Subscriber,
     field::{Field, Visit},
     span::{Attributes, Id, Record},
-    subscriber::DefaultGuard,
+    subscriber::Interest,
 };
 
 /// The events logged on this thread while the guard lives, each as
@@ -18,13 +27,44 @@ use tracing::{
 #[derive(Clone, Default)]
 pub(crate) struct Logs(Arc<Mutex<Vec<(tracing::Level, String)>>>);
 
+thread_local! {
+    /// The capture of this thread, if one is running.
+    static CURRENT: RefCell<Option<Logs>> = const { RefCell::new(None) };
+}
+
+/// Installs the binary's one subscriber, once.
+static INSTALL: Once = Once::new();
+
+/// Ends a capture when dropped, putting back the one it replaced.
+pub(crate) struct CaptureGuard(Option<Logs>);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        let _ = CURRENT.try_with(|current| *current.borrow_mut() = previous);
+    }
+}
+
 impl Logs {
     /// Captures this thread's events (a current-thread runtime's tasks
     /// included) until the guard is dropped.
-    pub(crate) fn capture() -> (Self, DefaultGuard) {
+    pub(crate) fn capture() -> (Self, CaptureGuard) {
+        INSTALL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(ToCapture);
+        });
         let logs = Self::default();
-        let guard = tracing::subscriber::set_default(logs.clone());
-        (logs, guard)
+        let previous = CURRENT.with(|current| current.borrow_mut().replace(logs.clone()));
+        (logs, CaptureGuard(previous))
+    }
+
+    fn push(&self, event: &Event<'_>) {
+        let mut line = Line::default();
+        event.record(&mut line);
+        let text = format!("{}{}", line.message, line.fields);
+        self.0
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), text));
     }
 
     /// The events whose message starts with `message`.
@@ -67,9 +107,25 @@ impl Visit for Line {
     }
 }
 
-impl Subscriber for Logs {
+/// The binary's subscriber: each event goes to its thread's capture.
+struct ToCapture;
+
+impl ToCapture {
+    fn capturing() -> bool {
+        CURRENT
+            .try_with(|current| current.try_borrow().is_ok_and(|c| c.is_some()))
+            .unwrap_or(false)
+    }
+}
+
+impl Subscriber for ToCapture {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        // Asked again at each event: whether a thread captures changes.
+        Interest::sometimes()
+    }
+
     fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+        Self::capturing()
     }
 
     fn new_span(&self, _: &Attributes<'_>) -> Id {
@@ -81,13 +137,13 @@ impl Subscriber for Logs {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let mut line = Line::default();
-        event.record(&mut line);
-        let text = format!("{}{}", line.message, line.fields);
-        self.0
-            .lock()
-            .unwrap()
-            .push((*event.metadata().level(), text));
+        let logs = CURRENT
+            .try_with(|current| current.try_borrow().ok().and_then(|c| c.clone()))
+            .ok()
+            .flatten();
+        if let Some(logs) = logs {
+            logs.push(event);
+        }
     }
 
     fn enter(&self, _: &Id) {}
