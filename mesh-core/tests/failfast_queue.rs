@@ -343,3 +343,77 @@ async fn a_failfast_timeout_past_the_clock_waits_without_a_panic() {
     set.update([endpoint]).unwrap();
     assert_eq!(waiting.await.unwrap(), (StatusCode::OK, None));
 }
+
+// `Forward::in_failfast`, which a traffic split asks to pass a backend
+// over: true only while a request would be answered `service in
+// fail-fast` at once.
+
+/// The answer to `GET path`.
+async fn answer(forward: &Fwd, path: &str) -> Answer {
+    spawn(forward, get(path)).await.unwrap()
+}
+
+fn failfast() -> Answer {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(IN_FAILFAST.to_owned()),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_set_without_endpoints_is_in_failfast_from_the_timeout_until_an_update() {
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::from_secs(3)));
+    let forward = forward(&set);
+    // Not yet: a request would wait for an endpoint.
+    assert!(!forward.in_failfast());
+    let start = Instant::now();
+    assert_eq!(answer(&forward, "/").await, failfast());
+    assert_eq!(Instant::now(), start + Duration::from_secs(3));
+    assert!(forward.in_failfast());
+    assert!(forward.clone().in_failfast(), "clones share the state");
+    set.update([upstream().await]).unwrap();
+    assert!(!forward.in_failfast());
+    assert_eq!(answer(&forward, "/").await, (StatusCode::OK, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoints_that_fail_without_failure_accrual_are_never_in_failfast() {
+    let forward = forward(&EndpointSet::new([upstream().await]).unwrap());
+    assert_eq!(
+        answer(&forward, "/fail").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(!forward.in_failfast());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_past_its_penalty_ends_failfast_for_the_asker() {
+    let accrual = FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        0.0,
+    )
+    .unwrap();
+    let set = EndpointSet::new([upstream().await])
+        .unwrap()
+        .with_failure_accrual(accrual);
+    let forward = forward(&set);
+    assert_eq!(
+        answer(&forward, "/fail").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let start = Instant::now();
+    // Out for 60 s: the first request waits the 3 s timeout.
+    assert!(!forward.in_failfast());
+    assert_eq!(answer(&forward, "/").await, failfast());
+    assert!(forward.in_failfast());
+    tokio::time::sleep_until(start + Duration::from_secs(30)).await;
+    assert!(forward.in_failfast());
+    // The penalty is over: with no request sent since, the endpoint may
+    // take one, its probe, which a split must still send it.
+    tokio::time::sleep_until(start + Duration::from_secs(61)).await;
+    assert!(!forward.in_failfast());
+    assert_eq!(answer(&forward, "/").await, (StatusCode::OK, None));
+    assert!(!forward.in_failfast());
+}

@@ -29,7 +29,6 @@ mod engine_drain;
 mod engine_tcp_half_close;
 mod failfast_queue;
 mod forward_headers;
-mod forward_in_failfast;
 mod http2_abuse;
 mod http2_buffers;
 mod http2_keep_alive;
