@@ -16,7 +16,9 @@ use tower::{Layer, ServiceExt};
 
 use crate::support;
 
-use support::grpc_upstream::{Answer, call, counter, grpc_route, read, unlimited, upstream};
+use support::grpc_upstream::{
+    Answer, Upstream, call, counter, grpc_route, read, unlimited, upstream,
+};
 
 /// Every attempt: a head, then trailers with `UNAVAILABLE`.
 static UNAVAILABLE: [Answer; 1] = [Answer::Trailers("14")];
@@ -41,6 +43,26 @@ fn timeouts() -> Timeouts {
     }
 }
 
+/// Checks that a call whose three attempts all ended in `UNAVAILABLE` in
+/// trailers got the last answer unchanged and was counted as the limit.
+async fn counted_as_the_limit<B>(res: http::Response<B>, upstream: &Upstream, registry: &Registry)
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let (data, trailers) = read(res).await;
+    assert_eq!(upstream.calls(), 3, "the default three attempts");
+    assert!(data.is_empty());
+    assert_eq!(
+        trailers.unwrap()["grpc-status"],
+        "14",
+        "handed on unchanged"
+    );
+    assert_eq!(counter(registry, "retry_requests"), 2);
+    assert_eq!(counter(registry, "retry_limit_exceeded"), 1);
+    assert_eq!(counter(registry, "retry_successes"), 0);
+}
+
 #[tokio::test]
 async fn the_retry_layer_counts_the_last_attempts_trailers_as_the_limit() {
     let upstream = upstream(&UNAVAILABLE, true).await;
@@ -50,17 +72,7 @@ async fn the_retry_layer_counts_the_last_attempts_trailers_as_the_limit() {
         .peek_grpc_trailers(None)
         .layer(support::client());
     let res = svc.oneshot(call(&upstream, true)).await.unwrap();
-    let (data, trailers) = read(res).await;
-    assert_eq!(upstream.calls(), 3, "the default three attempts");
-    assert!(data.is_empty());
-    assert_eq!(
-        trailers.unwrap()["grpc-status"],
-        "14",
-        "handed on unchanged"
-    );
-    assert_eq!(counter(&registry, "retry_requests"), 2);
-    assert_eq!(counter(&registry, "retry_limit_exceeded"), 1);
-    assert_eq!(counter(&registry, "retry_successes"), 0);
+    counted_as_the_limit(res, &upstream, &registry).await;
 }
 
 #[tokio::test]
@@ -72,17 +84,7 @@ async fn the_route_stack_counts_the_last_attempts_trailers_as_the_limit() {
         .peek_grpc_trailers()
         .layer(support::client());
     let res = svc.oneshot(call(&upstream, true)).await.unwrap();
-    let (data, trailers) = read(res).await;
-    assert_eq!(upstream.calls(), 3, "the default three attempts");
-    assert!(data.is_empty());
-    assert_eq!(
-        trailers.unwrap()["grpc-status"],
-        "14",
-        "handed on unchanged"
-    );
-    assert_eq!(counter(&registry, "retry_requests"), 2);
-    assert_eq!(counter(&registry, "retry_limit_exceeded"), 1);
-    assert_eq!(counter(&registry, "retry_successes"), 0);
+    counted_as_the_limit(res, &upstream, &registry).await;
 }
 
 #[tokio::test]
