@@ -168,14 +168,14 @@ impl<C> Forward<C> {
     ///
     /// A traffic split asks this to send a backend's share to the others
     /// while it is down, as Linkerd's `RandomAvailable` skips a backend
-    /// that is not ready. Its price on the request path is one lock of
-    /// the service's queue state, taken by every clone, and nothing is
-    /// allocated; only in fail-fast are the endpoints' penalties read as
-    /// well. That is because fail-fast ends when a request takes the
-    /// probe of an endpoint past its penalty: a `Forward` in fail-fast
-    /// with such an endpoint reads `false`, so that a split still sends
-    /// it a request, which ends fail-fast, rather than skipping it for
-    /// ever.
+    /// that is not ready. Its price on the request path is an atomic load
+    /// of the service's fail-fast flag (and, for a shared endpoint set,
+    /// one of its latest balancer), with no lock and no allocation; only
+    /// in fail-fast are the endpoints' penalties read as well. That is
+    /// because fail-fast ends when a request takes the probe of an
+    /// endpoint past its penalty: a `Forward` in fail-fast with such an
+    /// endpoint reads `false`, so that a split still sends it a request,
+    /// which ends fail-fast, rather than skipping it for ever.
     pub fn in_failfast(&self) -> bool {
         let in_failfast =
             |balancer: &Balancer| balancer.gate().in_failfast() && !balancer.any_ready();

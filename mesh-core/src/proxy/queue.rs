@@ -64,7 +64,10 @@
 //! requests that find no endpoint are answered `503` at once.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -148,6 +151,9 @@ impl std::error::Error for InFailFast {}
 pub(crate) struct Gate {
     queue: Queue,
     state: Mutex<State>,
+    /// `State::failfast`, written with it under the lock and read without
+    /// it: a traffic split asks every request's drawn backend.
+    failfast: AtomicBool,
     notify: Notify,
 }
 
@@ -200,6 +206,7 @@ impl Gate {
         Arc::new(Self {
             queue,
             state: Mutex::default(),
+            failfast: AtomicBool::new(false),
             notify: Notify::new(),
         })
     }
@@ -237,7 +244,7 @@ impl Gate {
 
     /// Whether the service is in fail-fast.
     pub(crate) fn in_failfast(&self) -> bool {
-        self.lock().failfast
+        self.failfast.load(Ordering::Acquire)
     }
 
     /// An endpoint is ready, or may be (endpoints came, a probe ended):
@@ -251,6 +258,7 @@ impl Gate {
                     tracing::info!("an endpoint is ready: fail-fast ends");
                 }
                 state.failfast = false;
+                self.failfast.store(false, Ordering::Release);
                 state.deadline = None;
             }
         }
@@ -319,6 +327,7 @@ impl Gate {
                 );
             }
             state.failfast = true;
+            self.failfast.store(true, Ordering::Release);
         }
         self.notify.notify_waiters();
         Woken::FailFast
