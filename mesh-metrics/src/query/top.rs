@@ -154,8 +154,14 @@ pub async fn run_redrawing<W: Write>(
     if interval.is_zero() {
         return Err(QueryError::ZeroInterval);
     }
-    let (mut before, mut failed) = split(scrape_each(targets).await);
+    // A round's counters are read as its scrapes begin: the admin servers
+    // that answer at once are read then, whatever a round then waits for
+    // (a target that never answers holds it up for the scrape's timeout).
+    // Timed from the end of one round to the end of the next, a frame
+    // after a round held up 5 s covered 5 s more, or less, than its
+    // counters did: at worst no time at all, and no rate.
     let mut taken = Instant::now();
+    let (mut before, mut failed) = split(scrape_each(targets).await);
     // Each frame is due an interval after the one before; one that came
     // late is drawn at once, as an interval's missed ticks are. A time past
     // the clock's range never comes (tokio's interval would panic at it).
@@ -167,8 +173,8 @@ pub async fn run_redrawing<W: Write>(
             None => std::future::pending().await,
         }
         due = due.and_then(|at| at.checked_add(interval));
-        let (after, failures) = split(scrape_each(targets).await);
         let now = Instant::now();
+        let (after, failures) = split(scrape_each(targets).await);
         let mut frame = Frame::between(
             targets,
             &before,
