@@ -117,8 +117,7 @@ async fn a_failed_connect_to_a_host_name_names_the_name() {
 /// endpoint was to prove.
 #[tokio::test]
 async fn a_forwarded_connects_warning_names_the_identity_expected() {
-    let events = Events::leaked();
-    let _log = tracing::subscriber::set_default(events);
+    let (events, _log) = Events::capture();
     let ca = ca();
     let addr = refusing().await;
     let forward = ForwardTcp::new(connector(store(&ca, WEB), addr, API), [addr]).unwrap();

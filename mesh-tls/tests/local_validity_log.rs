@@ -13,8 +13,7 @@ use validity::*;
 
 #[tokio::test]
 async fn a_server_whose_certificate_has_expired_refuses_the_handshake() {
-    let events = Events::leaked();
-    let _log = tracing::subscriber::set_default(events);
+    let (events, _log) = Events::capture();
     let pki = Pki::new();
     let clock = TestClock::at(JAN_1);
     let store = pki.store(&clock, API);

@@ -14,10 +14,9 @@ const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 /// or webpki's own words, since the log is all an operator sees of a
 /// rotation the watcher refused.
 fn logged_refusal(store: &CredentialStore, files: &mesh_tls::CredentialFiles) -> String {
-    let events = Events::leaked();
-    tracing::subscriber::with_default(events, || {
-        store.load_files(files).unwrap_err();
-    });
+    let (events, guard) = Events::capture();
+    store.load_files(files).unwrap_err();
+    drop(guard);
     let events = events.all();
     assert_eq!(events.len(), 1, "{events:?}");
     events[0].clone()

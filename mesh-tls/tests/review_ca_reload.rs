@@ -58,8 +58,7 @@ async fn a_reloaded_ca_of_another_trust_domain_is_refused_and_the_last_one_kept(
     std::fs::remove_dir_all(&ca_dir).unwrap();
     ca::write_ca(&ca_dir, &"other.org".parse().unwrap()).unwrap();
 
-    let events = Events::leaked();
-    let guard = tracing::subscriber::set_default(events);
+    let (events, guard) = Events::capture();
     for _ in 0..3 {
         now += RENEWAL;
         clock.set(now);

@@ -51,8 +51,7 @@ fn watched(files: &CredentialFiles) -> (CredentialStore, tokio::task::JoinHandle
 /// next read, without an error logged or a refusal counted.
 #[tokio::test(start_paused = true)]
 async fn a_key_written_an_interval_before_its_certificate_is_never_served_torn() {
-    let events = Events::leaked();
-    let _log = tracing::subscriber::set_default(events);
+    let (events, _log) = Events::capture();
     let ca = ca();
     let dir = tempfile::tempdir().unwrap();
     let first = ca.issue(&id(WEB), HOUR).unwrap();
@@ -200,8 +199,7 @@ fn bad_reloads() -> Vec<Bad> {
 /// logged once as an error naming the file(s) at fault and the problem.
 #[tokio::test(start_paused = true)]
 async fn every_bad_reload_keeps_the_last_good_credentials_and_is_reported_once() {
-    let events = Events::leaked();
-    let _log = tracing::subscriber::set_default(events);
+    let (events, _log) = Events::capture();
     for bad in bad_reloads() {
         let ca = ca();
         let dir = tempfile::tempdir().unwrap();

@@ -107,8 +107,7 @@ async fn a_reloaded_ca_is_refused_and_the_last_one_kept(
     std::fs::remove_dir_all(&ca_dir).unwrap();
     write_bad(&ca_dir, start);
 
-    let events = Events::leaked();
-    let guard = tracing::subscriber::set_default(events);
+    let (events, guard) = Events::capture();
     clock.set(start + 2_521);
     tokio::time::advance(Duration::from_secs(2_521)).await;
     settle().await;
@@ -270,8 +269,7 @@ async fn a_reloaded_ca_refused_for_its_dates_is_counted_once_per_content() {
     std::fs::remove_dir_all(&ca_dir).unwrap();
     write_expired_ca(&ca_dir);
 
-    let events = Events::leaked();
-    let guard = tracing::subscriber::set_default(events);
+    let (events, guard) = Events::capture();
     for _ in 0..4 {
         next_renewal(&clock, &mut now).await;
     }
@@ -325,8 +323,7 @@ async fn a_ca_directory_that_does_not_load_is_counted_once_per_content() {
     let issuer_file = ca_dir.join(ca::ISSUER_CERT_FILE);
     std::fs::write(&issuer_file, "not a certificate\n").unwrap();
 
-    let events = Events::leaked();
-    let guard = tracing::subscriber::set_default(events);
+    let (events, guard) = Events::capture();
     for _ in 0..3 {
         next_renewal(&clock, &mut now).await;
     }

@@ -26,6 +26,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem:
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceExt};
 
+mod log_capture;
+
+pub use self::log_capture::Events;
+
 pub const HOUR: Duration = Duration::from_secs(3600);
 
 pub fn id(s: &str) -> Identity {
@@ -528,64 +532,4 @@ impl Signer {
             .unwrap();
         (leaf.pem() + &self.issuer_pem, key.serialize_pem())
     }
-}
-
-/// Captures the events logged while it is the thread's subscriber: each
-/// one's level and its fields (`name=value`, space-separated). Leaked, as
-/// a subscriber set by reference must live for ever.
-#[derive(Debug, Default)]
-pub struct Events(std::sync::Mutex<Vec<(tracing::Level, String)>>);
-
-impl Events {
-    pub fn leaked() -> &'static Events {
-        Box::leak(Box::default())
-    }
-
-    /// The fields of every event captured, in order.
-    pub fn all(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, f)| f.clone())
-            .collect()
-    }
-
-    /// The fields of the events captured at `level`, in order.
-    pub fn at(&self, level: tracing::Level) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(l, _)| *l == level)
-            .map(|(_, f)| f.clone())
-            .collect()
-    }
-}
-
-impl tracing::Subscriber for &'static Events {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={value:?} ", field.name()));
-            }
-        }
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        self.0
-            .lock()
-            .unwrap()
-            .push((*event.metadata().level(), fields.0));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
