@@ -131,16 +131,19 @@ async fn a_round_held_up_by_a_silent_target_does_not_skew_the_next_frames_rate()
     // `web` answers every round at once, 10 requests more each time. Its
     // frames must count those 10 over the time between its two scrapes:
     // measured from the end of one round to the end of the next, the
-    // second frame's window was 6 s for a 1 s interval (a rate of 1.7 for
-    // 10), and the third's, whose round began as soon as the late one
-    // ended, was 0 (no rate at all, `null`).
+    // first frame's window was 6 s for a 1 s interval (a rate of 1.7 for
+    // 10), and the second's, whose round began as soon as the late one
+    // ended, was 0 (no rate at all, `null`). Nor may the rounds then
+    // catch up on the intervals the late one missed: each would cover the
+    // few instants since the one before, and read a rate from one request
+    // or none (here 0 s again, and `null`).
     let (web, times) = counting_admin().await;
     let vote = stalling_admin(&[1]).await;
     let targets = Target::parse_list(&format!("web={web},vote={vote}")).unwrap();
-    let frames = frames(&targets, Duration::from_secs(1), 2).await;
+    let frames = frames(&targets, Duration::from_secs(1), 3).await;
     let times = times.lock().unwrap().clone();
-    assert_eq!(frames.len(), 2);
-    assert_eq!(times.len(), 3);
+    assert_eq!(frames.len(), 3);
+    assert_eq!(times.len(), 4);
     for (i, frame) in frames.iter().enumerate() {
         let between = (times[i + 1] - times[i]).as_secs_f64();
         let rps = web_rps(frame);

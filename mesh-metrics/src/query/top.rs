@@ -162,9 +162,13 @@ pub async fn run_redrawing<W: Write>(
     // counters did: at worst no time at all, and no rate.
     let mut taken = Instant::now();
     let (mut before, mut failed) = split(scrape_each(targets).await);
-    // Each frame is due an interval after the one before; one that came
-    // late is drawn at once, as an interval's missed ticks are. A time past
-    // the clock's range never comes (tokio's interval would panic at it).
+    // Each round is due an interval after the one before began; one that
+    // came late (the round before it was held up) begins at once, and the
+    // next is due an interval after it. Rounds that caught up on the
+    // intervals a late one missed, as an interval's ticks do, would each
+    // cover the instants since the one before, and read a rate from one
+    // request or none. A time past the clock's range never comes (tokio's
+    // interval would panic at it).
     let mut due = taken.checked_add(interval);
     let mut written = 0;
     loop {
@@ -172,8 +176,8 @@ pub async fn run_redrawing<W: Write>(
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
-        due = due.and_then(|at| at.checked_add(interval));
         let now = Instant::now();
+        due = now.checked_add(interval);
         let (after, failures) = split(scrape_each(targets).await);
         let mut frame = Frame::between(
             targets,
