@@ -55,6 +55,7 @@ mod proxy_upstream_cause;
 mod queue_tcp;
 mod request_head_limit;
 mod retirement;
+mod review_admin_http;
 mod review_balance_endpoints;
 mod review_detect_io;
 mod review_passthrough_detect;

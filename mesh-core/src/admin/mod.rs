@@ -13,6 +13,9 @@
 //! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`](mod@env)); only from loopback; `404` unless [`Admin::with_env`] turned it on |
 //! | anything else | the [extension](#extensions), if there is one; `404` otherwise |
 //!
+//! `HEAD` is answered wherever `GET` is, with the head alone: the length
+//! of the body `GET` would get, and no body, on HTTP/2 as on HTTP/1.
+//!
 //! `/shutdown` trusts the peer address in the request's [`ConnectionInfo`],
 //! which the server sets from the socket; a request without one is refused.
 //! The loopback-only paths also require the request to name the admin by
@@ -218,6 +221,27 @@ impl Admin {
         }
     }
 
+    /// The answer to `req`, body included whatever its method: the
+    /// [`Service`] leaves the body out of an answer to `HEAD`.
+    fn answer<B>(&self, req: Request<B>) -> ResponseFuture
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if req.uri().path() == "/proxy-log-level" {
+            return log_level::serve(self.log_level.as_ref(), req);
+        }
+        if let Some(res) = self.respond(&req) {
+            return ResponseFuture::ready(res);
+        }
+        match &self.extension {
+            Some(extension) => {
+                ResponseFuture::extension(extension.clone().oneshot(req.map(body::boxed)))
+            }
+            None => ResponseFuture::ready(text(StatusCode::NOT_FOUND, "not found\n")),
+        }
+    }
+
     /// The admin's own answer, or `None` for a path it does not serve.
     fn respond<B>(&self, req: &Request<B>) -> Option<Response<BoxBody>> {
         let res = match (req.method(), req.uri().path()) {
@@ -403,18 +427,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if req.uri().path() == "/proxy-log-level" {
-            return log_level::serve(self.log_level.as_ref(), req);
-        }
-        if let Some(res) = self.respond(&req) {
-            return ResponseFuture::ready(res);
-        }
-        match &self.extension {
-            Some(extension) => {
-                ResponseFuture::extension(extension.clone().oneshot(req.map(body::boxed)))
-            }
-            None => ResponseFuture::ready(text(StatusCode::NOT_FOUND, "not found\n")),
-        }
+        let head = req.method() == Method::HEAD;
+        let answer = self.answer(req);
+        if head { answer.head() } else { answer }
     }
 }
 
