@@ -9,14 +9,15 @@
 //! once (`204`), or answers `400` with why it does not parse and keeps the
 //! one in force (`413` for a body over 16 KiB, `400` with the reason for
 //! one that breaks off, and for an empty one: a `PUT` sent without a body
-//! is a slip, not a filter that logs nothing). Like `/shutdown`, and as in Linkerd, only loopback clients
-//! are served.
+//! is a slip, not a filter that logs nothing; `408` for one that has not
+//! all arrived 10 seconds after the request's head). Like `/shutdown`,
+//! and as in Linkerd, only loopback clients are served.
 //!
 //! The admin knows nothing of the logging library: the process that set up
 //! its logging hands over a [`LogLevel`] that reads and replaces its filter
 //! ([`Admin::with_log_level`](super::Admin::with_log_level)).
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -27,6 +28,14 @@ use crate::{body::BoxBody, error::BoxError};
 
 /// The longest filter a `PUT` may send. Filters are a line or two.
 const MAX_FILTER_BYTES: usize = 16 * 1024;
+
+/// How long a `PUT` may take to send its filter once its head has
+/// arrived. A line or two goes out with the head (`curl -d`); a client
+/// that announced more than it sends would otherwise hold its connection,
+/// and at shutdown the admin server's drain, for as long as it stays
+/// connected: the server times the wait for a request's head, never for
+/// its body.
+const FILTER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The process's log filter, as `/proxy-log-level` reads and changes it.
 pub trait LogLevel: fmt::Debug + Send + Sync + 'static {
@@ -73,10 +82,24 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let body = match Limited::new(req.into_body(), MAX_FILTER_BYTES)
-        .collect()
-        .await
-    {
+    let read = Limited::new(req.into_body(), MAX_FILTER_BYTES).collect();
+    let Ok(read) = tokio::time::timeout(FILTER_READ_TIMEOUT, read).await else {
+        let mut res = text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the filter did not arrive within {}s; the filter in force stays\n",
+                FILTER_READ_TIMEOUT.as_secs()
+            ),
+        );
+        // The rest of the body may still come: the connection cannot
+        // carry another request.
+        res.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        return res;
+    };
+    let body = match read {
         Ok(body) => body.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => {
             return text(
