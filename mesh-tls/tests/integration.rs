@@ -39,6 +39,7 @@ mod review_ca_inputs;
 mod review_ca_reload;
 mod review_store_bundle;
 mod review_store_reload;
+mod review_verify_handshakes;
 mod rotation;
 mod server_retirement;
 mod silent_opaque;

@@ -53,18 +53,22 @@ pub enum AcceptError {
 }
 
 impl AcceptError {
-    /// The handshake failed with `err`: a refusal of the client's chain
-    /// that the variants here name is reported as such.
+    /// The handshake failed with `err`: a refusal that the variants here
+    /// name is reported as such. A strict port's config requires a client
+    /// certificate, so rustls itself ends the handshake of a client that
+    /// sends none (with the alert `certificate_required`): that is
+    /// [`AcceptError::NoClientCertificate`], not a bare handshake failure.
     pub(crate) fn handshake(err: io::Error) -> Self {
-        let refusal = err
+        let refusal = match err
             .get_ref()
             .and_then(|e| e.downcast_ref::<rustls::Error>())
-            .and_then(|e| match e {
-                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
-                    other.0.downcast_ref::<NoAnchorOfTrustDomain>()
-                }
-                _ => None,
-            });
+        {
+            Some(rustls::Error::NoCertificatesPresented) => return Self::NoClientCertificate,
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+                other.0.downcast_ref::<NoAnchorOfTrustDomain>()
+            }
+            _ => None,
+        };
         match refusal {
             Some(refusal) => Self::NoAnchorOfTrustDomain(refusal.clone()),
             None => Self::Handshake(err),
