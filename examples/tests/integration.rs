@@ -112,6 +112,7 @@ mod review_config_identity;
 mod review_config_loopback;
 mod review_config_names;
 mod review_inject_native_startup;
+mod review_inject_tags;
 mod review_reload_identity;
 mod review_reload_policy;
 mod route_precedence;

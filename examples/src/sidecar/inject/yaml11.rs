@@ -9,7 +9,8 @@
 //! a plain scalar that YAML 1.1 reads as a boolean or a number is read here
 //! as that boolean or number, and the output holds the value kubectl would
 //! have sent (`defaultMode: 420`, as `linkerd inject` writes it). A quoted
-//! scalar stays a string, and [`emit`](super::emit) keeps it quoted.
+//! scalar stays a string, and so does one tagged `!!str` (`!!str 0644`),
+//! as go-yaml v2 reads it; [`emit`](super::emit) writes either quoted.
 //!
 //! serde_yaml_ng does not tell a plain scalar from a quoted one, but it
 //! hands out each scalar as a slice of the text when it can: a quoted
@@ -148,7 +149,8 @@ struct Walk<'v, 't> {
 }
 
 impl Walk<'_, '_> {
-    /// Whether `scalar`, a slice of the text, is written without quotes.
+    /// Whether `scalar`, a slice of the text, is written without quotes
+    /// and without a tag.
     fn is_plain(&self, scalar: &str) -> bool {
         let start = self.text.as_ptr().addr();
         let Some(offset) = scalar.as_ptr().addr().checked_sub(start) else {
@@ -156,7 +158,58 @@ impl Walk<'_, '_> {
         };
         offset + scalar.len() <= self.text.len()
             && (offset == 0 || !matches!(self.text.as_bytes()[offset - 1], b'\'' | b'"'))
+            && !self.text.get(..offset).is_some_and(is_tagged)
     }
+}
+
+/// Whether the node written right after `before` has a tag. go-yaml v2
+/// reads any scalar tagged `!!str` as a string (`!!str 0644`, `!!str
+/// yes`), and one with a tag of its own as it is written; serde_yaml_ng
+/// has taken the standard tags already, and hands out `!!str 0644` as it
+/// hands out a plain `0644`.
+///
+/// A node's properties, its tag (`!!str`, `!<tag:yaml.org,2002:str>`) and
+/// its anchor (`&name`) in either order, come before it, separated from it
+/// and each other by spaces, line breaks or comments; in a flow collection
+/// the first may follow the bracket or comma without a space.
+fn is_tagged(before: &str) -> bool {
+    let mut before = before;
+    loop {
+        let rest = before.trim_end_matches([' ', '\t', '\r', '\n']);
+        let start = rest.rfind([' ', '\t', '\r', '\n']).map_or(0, |at| at + 1);
+        let line = rest[..start].rfind('\n').map_or(0, |at| at + 1);
+        if let Some(comment) = comment_start(&rest[line..start]) {
+            // The word is a comment's: the properties are before it.
+            before = &rest[..line + comment];
+            continue;
+        }
+        let token = &rest[start..];
+        // A verbatim tag may hold any URI character, flow indicators too;
+        // other properties hold none, and follow one when they open a
+        // flow collection's item.
+        let property = match token.rfind("!<") {
+            Some(at) if token.ends_with('>') => &token[at..],
+            _ => token.rsplit(['[', '{', ',']).next().unwrap_or(token),
+        };
+        if property.starts_with('!') {
+            return true;
+        }
+        if !property.starts_with('&') || property.len() < token.len() {
+            return false;
+        }
+        before = &rest[..start];
+    }
+}
+
+/// Where a comment starts in `line`, the text of one line before a word:
+/// at a `#` that starts the line or follows a space. `None` when there is
+/// none, or when a quote comes first and the `#` may be a quoted
+/// scalar's.
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let hash = (0..bytes.len())
+        .find(|&at| bytes[at] == b'#' && (at == 0 || matches!(bytes[at - 1], b' ' | b'\t')))?;
+    (!line[..hash].contains(['\'', '"'])).then_some(hash)
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {

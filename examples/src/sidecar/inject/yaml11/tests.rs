@@ -88,3 +88,16 @@ fn each_document_is_resolved_from_its_own_text() {
     assert_eq!(values[0]["a"], Value::from("0644"));
     assert_eq!(values[2]["a"], Value::from(420));
 }
+
+#[test]
+fn tagged_scalars_are_not_resolved() {
+    let text = "a: !!str 0644\nb: &x !!str yes\nc: !!str &y on\nd: [!!str 1,!!str 2, 3]\n\
+                e: !!str # why\n  0x10\nf: &z 0644\ng: {'a #b': !!str 1}\nh: # see !!str\n  0644\n\
+                i: !<tag:yaml.org,2002:str> 1_000\nj: \"x!\"\nk: 0644 # !!str\n";
+    let expected: Value = serde_yaml_ng::from_str(
+        "a: '0644'\nb: 'yes'\nc: 'on'\nd: ['1', '2', 3]\ne: '0x10'\nf: 420\ng: {'a #b': '1'}\n\
+         h: 420\ni: '1_000'\nj: 'x!'\nk: 420\n",
+    )
+    .unwrap();
+    assert_eq!(walked(text), expected);
+}
