@@ -17,6 +17,7 @@ mod query_top;
 mod query_values;
 mod review_build_info;
 mod review_latency;
+mod review_query_errors;
 mod review_query_top_window;
 mod review_reset_h2;
 mod review_short_body_tap_trace;

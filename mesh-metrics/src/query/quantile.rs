@@ -87,7 +87,9 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
         count -= merged[b - 1].1;
         rank -= merged[b - 1].1;
     }
-    Some(start + (end - start) * (rank / count))
+    // The 0 quantile of a lowest bucket that holds nothing is 0 over 0,
+    // NaN in Prometheus too: `None`, as documented, not `Some(NaN)`.
+    Some(start + (end - start) * (rank / count)).filter(|v| !v.is_nan())
 }
 
 /// Prometheus' `smallDeltaTolerance`: counts closer than this, relative to

@@ -41,7 +41,14 @@ pub async fn scrape(target: &Target) -> Result<Scrape, ScrapeError> {
         .await
         .map_err(|_| err(ScrapeErrorKind::Timeout))?
         .map_err(err)?;
-    let text = std::str::from_utf8(&body).map_err(|_| err(ScrapeErrorKind::NotUtf8))?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        // The line of the first byte that is not UTF-8, counted from 1 as
+        // a parse error counts them: a label value in another encoding
+        // should be found without searching the whole body for it.
+        let before = body.get(..e.valid_up_to()).unwrap_or_default();
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        err(ScrapeErrorKind::NotUtf8 { line })
+    })?;
     Scrape::parse(text).map_err(|e| err(ScrapeErrorKind::Parse(e)))
 }
 
@@ -134,7 +141,10 @@ pub enum ScrapeErrorKind {
     /// The body is longer than [`MAX_SCRAPE_BYTES`].
     TooLarge,
     /// The body is not UTF-8.
-    NotUtf8,
+    NotUtf8 {
+        /// The line, counted from 1, of the first byte that is not.
+        line: usize,
+    },
     /// The body is not exposition text.
     Parse(ParseError),
 }
@@ -150,7 +160,9 @@ impl fmt::Display for ScrapeError {
             ScrapeErrorKind::TooLarge => {
                 write!(f, "{addr} served metrics over {MAX_SCRAPE_BYTES} bytes")
             }
-            ScrapeErrorKind::NotUtf8 => write!(f, "{addr} served metrics that are not utf-8"),
+            ScrapeErrorKind::NotUtf8 { line } => {
+                write!(f, "{addr} served metrics that are not utf-8 on line {line}")
+            }
             ScrapeErrorKind::Parse(_) => write!(f, "{addr} served unreadable metrics"),
         }
     }
