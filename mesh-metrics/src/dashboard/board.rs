@@ -95,8 +95,10 @@ impl Board {
                 .push(at, Summary::from_deltas(&self.sources, &deltas));
         }
         // Rounds start a window only while they are about a window old;
-        // half an interval of slack absorbs the jitter of the ticks.
-        let reach = self.window + self.interval / 2;
+        // half an interval of slack absorbs the jitter of the ticks. A
+        // window as long as a `Duration` goes reaches back to the first
+        // round, not past the end of the type.
+        let reach = self.window.saturating_add(self.interval / 2);
         while self.rounds.len() >= self.max_rounds
             || self
                 .rounds
@@ -136,7 +138,10 @@ impl Board {
     /// Lets go of each source's oldest scrapes until those it has left,
     /// its latest aside, hold at most its budget: its window then starts
     /// at the oldest it kept. The latest stays, as the next round's
-    /// interval starts at it.
+    /// interval starts at it. The oldest rounds left with no scrape at all
+    /// go too: no window can start at them, and with a window long enough
+    /// that age never lets them go, they would pile up for as long as
+    /// the dashboard runs.
     fn keep_within_budget(&mut self) {
         let Some((latest, older)) = self.rounds.make_contiguous().split_last_mut() else {
             return;
@@ -154,6 +159,14 @@ impl Board {
                     held -= mem::take(bytes);
                 }
             }
+        }
+        while self.rounds.len() > 1
+            && self
+                .rounds
+                .front()
+                .is_some_and(|r| r.scrapes.iter().all(Option::is_none))
+        {
+            self.rounds.pop_front();
         }
     }
 

@@ -658,3 +658,49 @@ async fn a_source_that_stops_answering_does_not_slow_the_others() {
     assert!(error.contains(&silent.to_string()), "{error}");
     assert!(error.contains("2s"), "{error}");
 }
+
+#[test]
+fn a_window_or_interval_as_long_as_a_duration_goes_is_polled_without_panicking() {
+    // `Duration::MAX` is a window that reaches back to the first round:
+    // the figures cover all the rounds held. An interval that long is a
+    // window of one interval, as any window shorter than the interval;
+    // a test feeds its rounds faster than that.
+    for (config, window) in [
+        (
+            DashboardConfig::new(targets()).with_window(Duration::MAX),
+            6.0,
+        ),
+        (
+            DashboardConfig::new(targets()).with_interval(Duration::MAX),
+            4.0,
+        ),
+    ] {
+        let mut board = Board::new(&config);
+        for n in 0..4 {
+            board.observe(Duration::from_secs(2 * u64::from(n)), ok(mesh(n)));
+        }
+        let view = board.view();
+        assert_eq!(view.window_seconds, window, "{config:?}");
+        assert_eq!(view.workloads[0].workload.stat.golden.rps, 50.0);
+    }
+}
+
+#[test]
+fn rounds_whose_every_scrape_was_let_go_are_not_kept() {
+    // A window that reaches back for ever, and a budget that keeps no
+    // scrape but the latest: the rounds before it hold nothing the
+    // window could start at, however long the dashboard runs.
+    let config = DashboardConfig::new(targets())
+        .with_window(Duration::MAX)
+        .with_source_bytes(0);
+    let mut board = Board::new(&config);
+    for n in 0..1_000 {
+        board.observe(Duration::from_secs(2 * u64::from(n)), ok(mesh(n)));
+    }
+    assert!(board.rounds_held() <= 2, "{}", board.rounds_held());
+    assert_eq!(board.scrapes_held(0), 1);
+    let view = board.view();
+    assert_eq!(view.workloads[0].workload.stat.golden.rps, 50.0);
+    assert_eq!(view.window_seconds, 2.0);
+    assert_eq!(board.history().len(), 150);
+}
