@@ -17,6 +17,8 @@ mod query_top;
 mod query_values;
 mod review_build_info;
 mod review_latency;
+mod review_observe_stack;
+mod review_observe_tap;
 mod review_query_errors;
 mod review_query_top_window;
 mod review_reset_h2;
