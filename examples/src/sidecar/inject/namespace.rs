@@ -95,9 +95,10 @@ impl Namespaces {
                     if let Some(line) = locate(text, context.index(), &name_path.to_string()) {
                         at.push_str(&format!(" (line {})", line.line));
                     }
+                    // An item of a List is named by its own kind and name.
                     yaml::as_mapping(object.value, &object.path)
                         .and_then(|mapping| namespaces.read(mapping, &object.path, at))
-                        .map_err(|p| p.into_error(text, context))?;
+                        .map_err(|p| object.name_in(p.into_error(text, context), context))?;
                 }
             }
         }
