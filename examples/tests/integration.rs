@@ -118,7 +118,6 @@ mod review_inject_tags;
 mod review_reload_identity;
 mod review_reload_policy;
 mod review_views_routes;
-mod review_views_routes;
 mod route_precedence;
 mod routes;
 mod routes_grpc_backend;
