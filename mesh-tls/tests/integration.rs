@@ -40,6 +40,7 @@ mod review_ca_reload;
 mod review_store_bundle;
 mod review_store_reload;
 mod review_verify_handshakes;
+mod review_verify_peers;
 mod rotation;
 mod server_retirement;
 mod silent_opaque;
