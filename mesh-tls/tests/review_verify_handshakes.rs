@@ -252,3 +252,47 @@ async fn a_server_without_alpn_is_reached_without_http2() {
     assert!(!io.is_h2());
     server.await.unwrap().unwrap();
 }
+
+/// A server on 127.0.0.1 that accepts one connection, then holds it
+/// without reading or writing.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        std::future::pending::<()>().await;
+        drop(tcp);
+    });
+    (addr, silent)
+}
+
+// A target dialled by host name whose server goes silent: the timeout
+// names the address the connection reached, as one dialled by address
+// does, so that a log line tells which endpoint stalled.
+#[tokio::test(start_paused = true)]
+async fn a_handshake_timeout_to_a_named_host_names_the_address_reached() {
+    let (addr, silent) = silent_server().await;
+    let authority: http::uri::Authority = format!("localhost:{}", addr.port()).parse().unwrap();
+    let targets = mesh_tls::TlsTargets::new(mesh_tls::OutboundTls::Plaintext)
+        .with_target(authority.clone(), mesh_tls::OutboundTls::Mtls(id(API)));
+    let config = mesh_tls::ConnectConfig {
+        handshake_timeout: Duration::from_secs(3),
+        ..mesh_tls::ConnectConfig::default()
+    };
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let connector =
+        mesh_tls::TlsConnector::with_connector(http, store(&ca(), WEB), targets, config).unwrap();
+    let uri = format!("http://{authority}/").parse().unwrap();
+    let error = tokio::time::timeout(HOUR, tower::ServiceExt::oneshot(connector, uri))
+        .await
+        .expect("the handshake never timed out")
+        .unwrap_err();
+    assert!(matches!(error, ConnectError::Timeout { .. }), "{error:?}");
+    assert_eq!(error.server().unwrap().addr, Some(addr), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!("tls handshake with {addr} (expecting {API}) timed out after 3s")
+    );
+    silent.abort();
+}

@@ -99,10 +99,11 @@ pub enum ConnectError {
 #[non_exhaustive]
 pub struct ExpectedServer {
     /// The address the connection reached, when known: read from the
-    /// connection when the handshake failed (hyper-util's `HttpConnector`
-    /// records it, while the connection is not reset), else the address
-    /// the request URI names. `None` for a URI naming a host whose
-    /// connection says nothing.
+    /// connection (hyper-util's `HttpConnector` records it, while the
+    /// connection is not reset) when the handshake failed, or, for a URI
+    /// naming a host, when it started; else the address the request URI
+    /// names. `None` for a URI naming a host whose connection says
+    /// nothing.
     pub addr: Option<SocketAddr>,
     /// The identity the server was expected to prove.
     pub identity: Identity,

@@ -69,8 +69,9 @@ enum State<F, T> {
 pub(super) struct Handshake {
     identity: Identity,
     /// Where the connection goes, when known before the handshake: the
-    /// address the URI names, or the one a plaintext URI's connection
-    /// reached. Read only when the handshake fails, for its error.
+    /// address the URI names, or the one the connection reached (read
+    /// when the handshake starts, for a URI naming a host or a plaintext
+    /// URI). Read only when the handshake fails, for its error.
     addr: Option<SocketAddr>,
     tls: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
@@ -130,10 +131,16 @@ impl Handshake {
         })
     }
 
-    fn start<F, T>(self, io: T) -> State<F, T>
+    fn start<F, T>(mut self, io: T) -> State<F, T>
     where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin,
+        T: hyper::rt::Read + hyper::rt::Write + Connection + Unpin,
     {
+        // A URI naming a host gives no address. Read the one the
+        // connection reached now: a handshake that times out does not
+        // give the connection back, and its error would name no server.
+        if self.addr.is_none() {
+            self.addr = peer_addr(&io);
+        }
         State::Handshaking {
             tls: self
                 .tls
