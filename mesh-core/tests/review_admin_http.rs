@@ -12,6 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -165,6 +166,40 @@ async fn a_log_filter_whose_body_stops_arriving_is_answered_408_and_kept() {
         "{answer}"
     );
     assert_eq!(filter.get(), "debug");
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_http2_log_filter_that_stops_arriving_is_answered_408_on_its_stream() {
+    let (addr, filter, trigger, task) = admin().await;
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<BoxBody>();
+    // Three bytes, and then a body that never ends.
+    let stalled = futures_util::stream::iter([Ok::<_, mesh_core::BoxError>(
+        http_body::Frame::data(Bytes::from_static(b"deb")),
+    )])
+    .chain(futures_util::stream::pending());
+    let put = Request::put(format!("http://{addr}/proxy-log-level"))
+        .body(body::boxed(http_body_util::StreamBody::new(stalled)))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(3600), h2.request(put))
+        .await
+        .expect("the admin answers a filter that stops arriving")
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(filter.get(), "info");
+    // The connection serves the next request.
+    let res = h2
+        .request(
+            Request::get(format!("http://{addr}/proxy-log-level"))
+                .body(body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     trigger.trigger();
     task.await.unwrap();
 }

@@ -82,6 +82,7 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    let http1 = req.version() < http::Version::HTTP_2;
     let read = Limited::new(req.into_body(), MAX_FILTER_BYTES).collect();
     let Ok(read) = tokio::time::timeout(FILTER_READ_TIMEOUT, read).await else {
         let mut res = text(
@@ -91,12 +92,15 @@ where
                 FILTER_READ_TIMEOUT.as_secs()
             ),
         );
-        // The rest of the body may still come: the connection cannot
-        // carry another request.
-        res.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
+        // The rest of the body may still come: an HTTP/1 connection
+        // cannot carry another request. (HTTP/2 forbids the header; the
+        // stream ends alone.)
+        if http1 {
+            res.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         return res;
     };
     let body = match read {
