@@ -296,3 +296,83 @@ async fn a_handshake_timeout_to_a_named_host_names_the_address_reached() {
     );
     silent.abort();
 }
+
+// A server that answers the ClientHello with something that is not TLS
+// (a plaintext HTTP server on the port an `mtls` target names): the
+// connect fails at once, naming the server and rustls's reason, and is
+// never taken for plaintext.
+#[tokio::test]
+async fn a_server_answering_the_client_hello_with_garbage_fails_the_connect_naming_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 512];
+        let _ = tcp.read(&mut buf).await;
+        tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let _ = tcp.read(&mut buf).await;
+    });
+    let local = store(&ca(), WEB);
+    let uri = format!("http://{addr}/").parse().unwrap();
+    let error = tower::ServiceExt::oneshot(connector(local.clone(), addr, API), uri)
+        .await
+        .expect_err("garbage is no handshake");
+    assert!(matches!(error, ConnectError::Handshake { .. }), "{error:?}");
+    let message = chain(&error);
+    assert!(
+        message.starts_with(&format!(
+            "tls handshake with {addr} (expecting {API}) failed: "
+        )),
+        "{message}"
+    );
+    assert!(find::<rustls::Error>(&error).is_some(), "{error:?}");
+    server.abort();
+}
+
+// What the acceptor logs of a refused handshake says what failed: the
+// whole cause (here webpki's unknown issuer; for a certificate naming no
+// one, why), not only that a handshake failed, as the connector's line
+// does for its side.
+#[tokio::test]
+async fn the_acceptors_log_of_a_refused_handshake_carries_its_cause() {
+    let (events, _guard) = Events::capture();
+    let stranger = ca().issue(&id(WEB), HOUR).unwrap();
+    let (addr, server, _store) = acceptor(AcceptConfig::default()).await;
+    let config = raw_client(
+        mesh_tls::provider(),
+        mesh_tls::PROTOCOL_VERSIONS,
+        Some((stranger.chain_pem(), stranger.key_pem())),
+    );
+    let client = tokio::spawn(raw_get(config, addr));
+    accept_error(server.await.unwrap());
+    client.abort();
+    let refused: Vec<_> = events
+        .at(tracing::Level::DEBUG)
+        .into_iter()
+        .filter(|line| line.contains("inbound tls refused"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{:#?}", events.all());
+    assert!(
+        refused[0].contains("tls handshake failed: invalid peer certificate: UnknownIssuer"),
+        "{refused:?}"
+    );
+
+    let raw = RawIssuer::new();
+    let (events, _guard) = Events::capture();
+    let nameless = raw.sign(&RawIssuer::params(vec![]));
+    accept_error(present_client_cert(&raw, API, nameless).await);
+    let refused: Vec<_> = events
+        .at(tracing::Level::DEBUG)
+        .into_iter()
+        .filter(|line| line.contains("inbound tls refused"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{:#?}", events.all());
+    assert!(
+        refused[0].contains(
+            "client certificate names no identity: certificate names no identity in its subject alternative names"
+        ),
+        "{refused:?}"
+    );
+}

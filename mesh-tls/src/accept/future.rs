@@ -27,6 +27,7 @@ use super::{
 use crate::{
     ALPN_H2, ALPN_HTTP1, CredentialStore,
     cert::{CertNames, NoIdentity},
+    connect::Chain,
     metrics::Direction,
 };
 
@@ -140,7 +141,13 @@ impl<I: Io> AcceptFuture<I> {
             self.store
                 .metrics()
                 .handshake_failed(Direction::Inbound, reason);
-            tracing::debug!(reason = reason.as_label(), %error, "inbound tls refused");
+            // With its causes: the variant alone says a handshake failed,
+            // not what failed it.
+            tracing::debug!(
+                reason = reason.as_label(),
+                error = %Chain(&error),
+                "inbound tls refused"
+            );
         }
         Poll::Ready(Err(error.into()))
     }

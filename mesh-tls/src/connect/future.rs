@@ -392,8 +392,9 @@ fn peer_addr<T: Connection>(io: &T) -> Option<SocketAddr> {
     extras.get::<HttpInfo>().map(HttpInfo::remote_addr)
 }
 
-/// An error and its causes, joined as a log line reads them.
-struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+/// An error and its causes, joined as a log line reads them: what each
+/// end logs of a failed handshake.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

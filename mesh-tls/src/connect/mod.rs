@@ -92,6 +92,7 @@ use mesh_core::{BoxError, Identity, client::ClientConfig};
 use rustls_pki_types::ServerName;
 use tower_service::Service;
 
+pub(crate) use self::future::Chain;
 pub use self::{
     error::{ConnectError, ConnectTarget, ConnectionExpired, ExpectedServer},
     future::ConnectFuture,
