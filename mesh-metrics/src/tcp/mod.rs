@@ -56,8 +56,8 @@
 //! hook gives up (or when whoever still holds the stream drops it), with
 //! the errno of the stream's first error, empty for a timeout. Linkerd
 //! counts a connection after its TLS detection instead, and a failed one
-//! only in `inbound_tcp_accept_errors_total`, a family this mesh does not
-//! have.
+//! only in `inbound_tcp_errors_total` (`error="tls detection timeout"` or
+//! `"i/o"`), a family this mesh does not have.
 //!
 //! A connection whose TLS the acceptor passed through to the application
 //! (its ClientHello named another server: `Tls::Passthrough`) is labelled
@@ -78,7 +78,10 @@ mod connect;
 mod errno;
 mod io;
 
-use std::sync::Arc;
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+};
 
 use mesh_core::conn::Tls;
 use prometheus_client::{
@@ -95,7 +98,7 @@ use crate::{
     config::MetricsConfig,
     family::{
         Family, FoldCounters,
-        cache::{HandleCache, Resolved, hash_of},
+        cache::{HandleCache, Resolved},
     },
     labels::{CloseLabels, Direction, Peer, TcpLabels, TlsView},
 };
@@ -116,6 +119,14 @@ struct Families {
     write: Family<TcpLabels, Counter>,
     close: Family<CloseLabels, Counter>,
     conns: HandleCache<Arc<TcpLabels>, Arc<ConnHandles>>,
+    /// The keys of `conns`' hash. A passed-through connection's `sni` is
+    /// the peer's choice, so a hash anyone can compute would let a client
+    /// pick server names that all land in one bucket of `conns`, and make
+    /// every new connection scan up to the series limit's worth of
+    /// entries. Keyed per registration, the hash cannot be predicted.
+    /// (HTTP targets keep the unkeyed hash: their values are configured
+    /// names and identities the trust bundle vouches for.)
+    keys: RandomState,
 }
 
 impl TcpMetrics {
@@ -136,6 +147,7 @@ impl TcpMetrics {
             write: Family::new(limit, Counter::default),
             close: Family::new(limit, Counter::default),
             conns: HandleCache::default(),
+            keys: RandomState::new(),
         };
         registry.register(
             "tcp_open",
@@ -183,7 +195,7 @@ impl TcpMetrics {
         let view = (direction, peer, TlsView::of(tls));
         let f = &self.inner;
         f.conns.get_or_resolve(
-            hash_of(&view),
+            f.keys.hash_one(view),
             |k| (k.direction, k.peer, k.tls.view()) == view,
             || {
                 let labels = Arc::new(TcpLabels {
@@ -253,5 +265,31 @@ impl ConnHandles {
                 self.close.get_or_create(&labels).metric.inc();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::conn::{Sni, Tls};
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+
+    /// Two sidecars (or two registries) hash the same peer-chosen server
+    /// name differently, so no client can compute names that share a
+    /// bucket of the connection cache.
+    #[test]
+    fn the_connection_cache_hash_is_keyed_per_registration() {
+        let a = TcpMetrics::register(&mut Registry::default());
+        let b = TcpMetrics::register(&mut Registry::default());
+        let tls = Tls::Passthrough {
+            sni: Sni::parse("app.example").unwrap(),
+        };
+        let view = (Direction::Inbound, Peer::Src, TlsView::of(&tls));
+        assert_ne!(
+            a.inner.keys.hash_one(view),
+            b.inner.keys.hash_one(view),
+            "the hash of a label set must not be the same for every registration"
+        );
     }
 }
