@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use mesh_core::Identity;
 use mesh_tls::ca::{CaError, CertificateAuthority};
-use mesh_tls::{CredentialError, CredentialSource, Credentials, in_trust_domain};
+use mesh_tls::{CredentialError, CredentialFiles, CredentialSource, Credentials, in_trust_domain};
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::time::{Span, Utc};
@@ -50,7 +51,11 @@ pub(super) fn check(
     };
     let cas = ca_certificates(&creds);
     let issuers = cas.as_ref().map_or(&[][..], |(issuers, _)| issuers);
-    if let Some(check) = verify_chain(&creds, &leaf, issuers, now) {
+    let files = match &config.source {
+        CredentialSource::Files { files, .. } => Some(files),
+        CredentialSource::Ca { .. } => None,
+    };
+    if let Some(check) = verify_chain(&creds, files, &leaf, issuers, now) {
         checks.push(check);
     }
     if let CredentialSource::Files { .. } = config.source {
@@ -158,8 +163,14 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
 /// first be). When there is no such moment, verification could only fail
 /// on dates, which the validity checks already report, and this check is
 /// left out.
+///
+/// A chain that does not verify is most often one from another CA than
+/// the bundle's, or a bundle from another CA than the chain's: for
+/// credentials read from `files`, the failure names both files, who issued
+/// the chain and which anchors the bundle holds (see [`untrusted`]).
 fn verify_chain(
     creds: &Credentials,
+    files: Option<&CredentialFiles>,
     leaf: &Validity,
     issuers: &[Validity],
     now: SystemTime,
@@ -179,8 +190,145 @@ fn verify_chain(
             "verified as of {}, when every certificate in it was valid",
             Utc(at)
         )),
-        Err(error) => Check::fail(TITLE, with_causes(&error)),
+        Err(error) => {
+            let mut detail = with_causes(&error);
+            for line in files
+                .map(|files| untrusted(creds, files))
+                .unwrap_or_default()
+            {
+                detail.push('\n');
+                detail.push_str(&line);
+            }
+            Check::fail(TITLE, detail)
+        }
     })
+}
+
+/// A certificate's names and key identifiers, for telling which CA it is
+/// of: two CAs may have anchors of one name (`root.linkerd.cluster.local`
+/// in Linkerd's guides), told apart by their keys.
+struct Names {
+    subject: String,
+    issuer: String,
+    /// Its subject key identifier, as `openssl x509 -text` prints it.
+    key: Option<String>,
+    /// The key identifier of the certificate that issued it.
+    issuer_key: Option<String>,
+}
+
+impl Names {
+    fn of(der: &[u8]) -> Option<Self> {
+        let (_, x509) = X509Certificate::from_der(der).ok()?;
+        let hex = |id: &[u8]| {
+            id.iter()
+                .map(|byte| format!("{byte:02X}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let mut names = Self {
+            subject: x509.subject().to_string(),
+            issuer: x509.issuer().to_string(),
+            key: None,
+            issuer_key: None,
+        };
+        for extension in x509.iter_extensions() {
+            match extension.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => names.key = Some(hex(id.0)),
+                ParsedExtension::AuthorityKeyIdentifier(authority) => {
+                    names.issuer_key = authority.key_identifier.as_ref().map(|id| hex(id.0));
+                }
+                _ => {}
+            }
+        }
+        Some(names)
+    }
+}
+
+/// What a chain that does not verify was issued by, and what the bundle
+/// holds, naming the two files; then what to do when no anchor of the
+/// bundle is the chain's issuer, by name and key.
+fn untrusted(creds: &Credentials, files: &CredentialFiles) -> Vec<String> {
+    let Some(last) = creds.chain().last().and_then(|der| Names::of(der)) else {
+        return Vec::new();
+    };
+    let key = |key: &Option<String>| {
+        key.as_ref()
+            .map_or_else(String::new, |k| format!(" (key {k})"))
+    };
+    let mut lines = vec![format!(
+        "the chain in {} was issued by {}{}",
+        files.cert.display(),
+        printable_name(&last.issuer),
+        key(&last.issuer_key),
+    )];
+    let anchors: Vec<Names> = creds
+        .roots()
+        .iter()
+        .filter_map(|der| Names::of(der))
+        .collect();
+    lines.push(format!(
+        "the trust bundle {} holds {}",
+        files.bundle.display(),
+        match anchors.len() {
+            1 => "1 trust anchor:".to_owned(),
+            n => format!("{n} trust anchors:"),
+        }
+    ));
+    lines.extend(
+        anchors
+            .iter()
+            .map(|anchor| format!("  {}{}", printable_name(&anchor.subject), key(&anchor.key))),
+    );
+    let named: Vec<&Names> = anchors
+        .iter()
+        .filter(|anchor| anchor.subject == last.issuer)
+        .collect();
+    let same_key = |anchor: &&Names| match (&anchor.key, &last.issuer_key) {
+        (Some(anchor), Some(issuer)) => anchor == issuer,
+        // Without key identifiers, a name is all there is to go by.
+        _ => true,
+    };
+    if named.is_empty() {
+        // A chain of the workload certificate alone may lack the
+        // intermediate between it and the anchor.
+        let alone = if creds.chain().len() == 1 {
+            format!(
+                "; when an intermediate issuer signed it, put that issuer's certificate after \
+                 the workload certificate in {}",
+                files.cert.display()
+            )
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "no trust anchor of the bundle issued the chain: put the anchor of the CA that \
+             issued {} in {}, or issue the certificate from the CA the bundle is of{alone}",
+            files.cert.display(),
+            files.bundle.display()
+        ));
+    } else if !named.iter().any(same_key) {
+        lines.push(format!(
+            "the bundle's anchor of that name has another key: it is of another CA of the same \
+             name; put the anchor that issued {} in {}",
+            files.cert.display(),
+            files.bundle.display()
+        ));
+    }
+    lines
+}
+
+/// A certificate's name, which the file chose, as a report line may show
+/// it: its control characters escaped.
+fn printable_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn trust_domain(config: &IdentityConfig, identity: &Identity) -> Check {
