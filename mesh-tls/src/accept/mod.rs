@@ -18,7 +18,10 @@
 //! "TLS for another server" is a ClientHello whose server name is not
 //! this workload's, on a workload whose identity is DNS-style (see
 //! [server names](#server-names)); the other TLS columns are
-//! ClientHellos the acceptor terminates.
+//! ClientHellos the acceptor terminates. A strict port closes a TLS client
+//! without a certificate in the handshake, with the alert
+//! `certificate_required` (RFC 8446 §4.4.2.4), and reports
+//! [`AcceptError::NoClientCertificate`].
 //!
 //! A client certificate, when presented, must chain to the trust bundle
 //! (through issuers whose key usage allows certificate signing), be valid
