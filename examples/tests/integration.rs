@@ -106,6 +106,7 @@ mod request_head_limit;
 mod retry;
 mod retry_grpc_trailers;
 mod review_admin_sidecar;
+mod review_check_admin_silent;
 mod review_check_certs;
 mod review_check_own_endpoints;
 mod review_config_collector;
