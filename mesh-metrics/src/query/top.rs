@@ -158,8 +158,8 @@ pub async fn run_redrawing<W: Write>(
     // that answer at once are read then, whatever a round then waits for
     // (a target that never answers holds it up for the scrape's timeout).
     // Timed from the end of one round to the end of the next, a frame
-    // after a round held up 5 s covered 5 s more, or less, than its
-    // counters did: at worst no time at all, and no rate.
+    // after a round held up 5 s would cover 5 s more, or less, than its
+    // counters do: at worst no time at all, and no rate.
     let mut taken = Instant::now();
     let (mut before, mut failed) = split(scrape_each(targets).await);
     // Each round is due an interval after the one before began; one that
