@@ -134,7 +134,7 @@ pub(super) fn serve<B>(env: Option<&Environment>, req: &Request<B>) -> Response<
         return refused;
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return super::method_not_allowed("GET, HEAD");
+        return super::method_not_allowed(req, "GET, HEAD");
     }
     if !accepts_json(req) {
         return text(

@@ -73,7 +73,7 @@ where
             let level = level.clone();
             ResponseFuture::boxed(Box::pin(async move { put(&*level, req).await }))
         }
-        _ => ResponseFuture::ready(super::method_not_allowed("GET, HEAD, PUT")),
+        _ => ResponseFuture::ready(super::method_not_allowed(&req, "GET, HEAD, PUT")),
     }
 }
 

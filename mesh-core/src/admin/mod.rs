@@ -260,8 +260,8 @@ impl Admin {
             (&Method::GET | &Method::HEAD, "/metrics") => self.metrics(req.headers()),
             (&Method::POST, "/shutdown") => self.shutdown(req),
             (_, "/env.json") => env::serve(self.env.as_ref(), req),
-            (_, "/live" | "/ready" | "/metrics") => method_not_allowed("GET, HEAD"),
-            (_, "/shutdown") => method_not_allowed("POST"),
+            (_, "/live" | "/ready" | "/metrics") => method_not_allowed(req, "GET, HEAD"),
+            (_, "/shutdown") => method_not_allowed(req, "POST"),
             _ => return None,
         };
         Some(res)
@@ -393,9 +393,17 @@ fn from_browser_page<B>(req: &Request<B>) -> bool {
 }
 
 /// `405 Method Not Allowed`, with the `Allow` header RFC 9110 §15.5.6
-/// requires: the methods the path is served for.
-fn method_not_allowed(allow: &'static str) -> Response<BoxBody> {
-    let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+/// requires: the methods the path is served for, which the body names
+/// too, with the method and path refused, for a person reading it.
+fn method_not_allowed<B>(req: &Request<B>, allow: &'static str) -> Response<BoxBody> {
+    let mut res = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not served at {}: it answers {allow}\n",
+            req.method(),
+            req.uri().path()
+        ),
+    );
     res.headers_mut()
         .insert(header::ALLOW, header::HeaderValue::from_static(allow));
     res

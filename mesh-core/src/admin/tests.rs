@@ -199,6 +199,13 @@ async fn a_wrong_method_is_answered_405_with_the_methods_allowed() {
             Some(allow),
             "{method} {path}"
         );
+        // The body says the same to a person: what was refused, and what
+        // would be served.
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            body,
+            format!("{method} is not served at {path}: it answers {allow}\n"),
+        );
     }
 }
 
