@@ -19,6 +19,7 @@ mod review_build_info;
 mod review_latency;
 mod review_observe_stack;
 mod review_observe_tap;
+mod review_observe_tap_filter;
 mod review_query_errors;
 mod review_query_top_window;
 mod review_reset_h2;

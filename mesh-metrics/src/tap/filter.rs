@@ -35,6 +35,8 @@ pub struct TapFilter {
     /// `/public/../admin` are all `/admin`), so that a request cannot slip
     /// past a tap by spelling its path another way. A path that has no
     /// normal form (a broken `%` escape) is compared as it was sent.
+    /// [`from_query`](Self::from_query) refuses a prefix in another
+    /// spelling, which no path in normal form starts with.
     pub path: Option<String>,
     /// At most this many requests a second, from 1 to [`MAX_MAX_RPS`].
     pub max_rps: u32,
@@ -81,7 +83,8 @@ impl TapFilter {
     ///
     /// # Errors
     ///
-    /// An unknown or repeated parameter, or a value that does not read.
+    /// An unknown or repeated parameter, a value that does not read, or a
+    /// path prefix not in normal form (the error names the one to use).
     pub fn from_query(query: &str) -> Result<Self, InvalidTapQuery> {
         let mut filter = Self::default();
         let mut seen: Vec<String> = Vec::new();
@@ -124,7 +127,21 @@ impl TapFilter {
                         "a path prefix has no query (`?`) or fragment (`#`)",
                     ));
                 }
-                "path" => filter.path = Some(value),
+                "path" => {
+                    // Paths are matched in normal form, and none starts
+                    // with a prefix in another spelling (such as one
+                    // copied from a tap's line, which shows the path as
+                    // sent): the tap would stay empty. A prefix with no
+                    // normal form is compared as paths with none are.
+                    if let Ok(normal) = normalize_path(&value)
+                        && normal != value.as_str()
+                    {
+                        return Err(invalid(&format!(
+                            "requests are matched by their path in normal form; use `{normal}`"
+                        )));
+                    }
+                    filter.path = Some(value);
+                }
                 "max_rps" => {
                     filter.max_rps = value
                         .parse()
