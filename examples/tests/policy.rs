@@ -268,8 +268,7 @@ async fn an_allowed_identity_gets_200_and_another_gets_403_or_grpc_7() {
                     && l.contains(&format!(
                         "srv_group=\"policy.linkerd.io\",srv_kind=\"server\",\
                          srv_name=\"emoji-http\",srv_port=\"{}\",route_group=\"\",\
-                         route_kind=\"default\",route_name=\"default\",authz_group=\"\",\
-                         authz_kind=\"default\",",
+                         route_kind=\"default\",route_name=\"default\",tls=\"",
                         app.port()
                     ))
                     && l.contains(&format!("tls=\"{tls}\""))

@@ -298,7 +298,12 @@ fn describe_server(server: &ServerEntry, port: u16) -> String {
                 server.name, source.document, source.port
             )
         }
-        None => format!("{} (no Server covers port {port})", server.name),
+        // Named by its policy alone, as Linkerd names it: the kind, which
+        // the metrics write as `srv_kind="default"`, is said here.
+        None => format!(
+            "{} (the default server: no Server covers port {port})",
+            server.name
+        ),
     }
 }
 

@@ -27,12 +27,12 @@ use crate::{AuthzKind, evaluate::ClientTls};
 #[derive(Clone, Debug, Default)]
 pub struct PolicyMetrics {
     pub(crate) http_allow: Family<HttpLabels, Counter>,
-    pub(crate) http_deny: Family<HttpLabels, Counter>,
+    pub(crate) http_deny: Family<RouteLabels, Counter>,
     pub(crate) http_not_found: Family<ServerLabels, Counter>,
     pub(crate) http_ratelimit: Family<RateLimitLabels, Counter>,
     pub(crate) tcp_allow: Family<TcpLabels, Counter>,
-    pub(crate) tcp_deny: Family<TcpLabels, Counter>,
-    pub(crate) tcp_terminate: Family<TcpLabels, Counter>,
+    pub(crate) tcp_deny: Family<ServerLabels, Counter>,
+    pub(crate) tcp_terminate: Family<ServerLabels, Counter>,
     pub(crate) rule_hits: Family<RuleLabels, Counter>,
     pub(crate) reloads: Family<ReloadLabels, Counter>,
 }
@@ -44,11 +44,20 @@ impl PolicyMetrics {
     ///   srv_port, route_group, route_kind, route_name, authz_group,
     ///   authz_kind, authz_name, tls}`: requests allowed, audit-mode ones
     ///   included;
-    /// - `inbound_http_authz_deny_total{...}`, with the same labels:
-    ///   requests denied; `authz_name` is the fallback that denied: the
-    ///   Server's `accessPolicy` (`deny`, `all-authenticated`...), or
-    ///   `default:<policy>` on a port no Server covers;
-    /// - `inbound_http_route_not_found_total{srv_name, tls}`;
+    /// - `inbound_http_authz_deny_total{srv_group, srv_kind, srv_name,
+    ///   srv_port, route_group, route_kind, route_name, tls}`: requests
+    ///   denied, by route and without the `authz_*` labels, as
+    ///   linkerd2-proxy keys its denials (`RouteLabels` in its
+    ///   `app/inbound/src/metrics/authz.rs`): a denial is no
+    ///   authorization's doing, and `linkerd viz authz` shows a route's
+    ///   denials as one unauthorized row. Which fallback denied (the
+    ///   Server's `accessPolicy`, or the default policy on a port no
+    ///   Server covers) is not lost: `inbound_authz_rule_hits_total`
+    ///   counts it as `rule_kind="default",rule_name="<policy>",
+    ///   result="deny"`;
+    /// - `inbound_http_route_not_found_total{srv_group, srv_kind, srv_name,
+    ///   srv_port, tls}`: requests that matched no route of their Server,
+    ///   keyed by the Server as linkerd2-proxy keys them (`ServerLabel`);
     /// - `inbound_http_local_ratelimit_total{srv_group, srv_kind, srv_name,
     ///   srv_port, ratelimit_group, ratelimit_kind, ratelimit_name,
     ///   ratelimit_scope, tls}`: requests refused by an
@@ -74,10 +83,12 @@ impl PolicyMetrics {
     ///   allocation, on the request path. These requests were allowed
     ///   first, so the allow counter has them too;
     /// - `inbound_tcp_authz_allow_total{srv_group, srv_kind, srv_name,
-    ///   srv_port, authz_group, authz_kind, authz_name, tls}`,
-    ///   `inbound_tcp_authz_deny_total{...}` and
-    ///   `inbound_tcp_authz_terminate_total{...}` (open connections closed
-    ///   by a policy change), with the same labels;
+    ///   srv_port, authz_group, authz_kind, authz_name, tls}`;
+    /// - `inbound_tcp_authz_deny_total{srv_group, srv_kind, srv_name,
+    ///   srv_port, tls}` and `inbound_tcp_authz_terminate_total{...}`
+    ///   (open connections closed by a policy change), with the same
+    ///   labels: by Server and without `authz_*`, as linkerd2-proxy keys
+    ///   them (`ServerLabel`), the rule hits telling the fallback again;
     /// - `inbound_authz_rule_hits_total{rule_kind, rule_name, srv_name, result}`:
     ///   one series per rule that decided, with `result` `allow`, `audit`,
     ///   `deny` or `not_found`;
@@ -89,14 +100,22 @@ impl PolicyMetrics {
     /// `AuthorizationPolicy` and a `ServerAuthorization` named alike, a
     /// policy named `deny` and an `accessPolicy: deny`): a Server is
     /// `srv_group="policy.linkerd.io",srv_kind="server"`; a route
-    /// `route_kind` `httproute` or `grpcroute` in its own group
-    /// (`policy.linkerd.io` or `gateway.networking.k8s.io`); an
-    /// authorization `authz_group="policy.linkerd.io"` and `authz_kind`
+    /// `route_kind` `HTTPRoute` or `GRPCRoute`, the kind as the API spells
+    /// it (Linkerd's policy controller sends the route resource's own
+    /// kind), in its own group (`policy.linkerd.io` or
+    /// `gateway.networking.k8s.io`); an authorization
+    /// `authz_group="policy.linkerd.io"` and `authz_kind`
     /// `authorizationpolicy` or `serverauthorization`. What no resource
     /// defines (the default server of a port no Server covers, the
     /// `default` and `probe` routes of a Server without routes, the
     /// probe exception, a default policy or `accessPolicy`) has kind
-    /// `default` and an empty group, as in Linkerd.
+    /// `default` and an empty group, as in Linkerd; the default server
+    /// and a default policy are named by the policy alone
+    /// (`srv_kind="default",srv_name="all-unauthenticated"`), as Linkerd's
+    /// policy controller names them since it sends the kind (the
+    /// `default:<policy>` names of older control planes said the kind in
+    /// the name). A Server named as a policy is, and its `accessPolicy`,
+    /// stay apart from the default server by `srv_kind`.
     ///
     /// `srv_port` is the port a Server covers (a named port resolved), as
     /// linkerd2-proxy writes it after `srv_name`: every request and
@@ -240,7 +259,7 @@ impl GroupKind {
         } else {
             POLICY_GROUP
         };
-        let kind = if grpc { "grpcroute" } else { "httproute" };
+        let kind = if grpc { "GRPCRoute" } else { "HTTPRoute" };
         Self { group, kind }
     }
 
@@ -255,8 +274,8 @@ impl GroupKind {
     }
 }
 
-/// The labels of `inbound_http_authz_allow_total` and
-/// `inbound_http_authz_deny_total`, in linkerd2-proxy's order.
+/// The labels of `inbound_http_authz_allow_total`, in linkerd2-proxy's
+/// order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct HttpLabels {
     pub(crate) srv: GroupKind,
@@ -283,10 +302,49 @@ impl EncodeLabelSet for HttpLabels {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub(crate) struct ServerLabels {
+/// The labels of `inbound_http_authz_deny_total`, in linkerd2-proxy's
+/// order: a route's, without the authorization's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RouteLabels {
+    pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
+    /// The port the Server covers, or `None` for the default server.
+    pub(crate) srv_port: Option<u16>,
+    pub(crate) route: GroupKind,
+    pub(crate) route_name: Arc<str>,
     pub(crate) tls: TlsLabel,
+}
+
+impl EncodeLabelSet for RouteLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.srv.encode("srv_group", "srv_kind", encoder)?;
+        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        encode_port(self.srv_port, encoder)?;
+        self.route.encode("route_group", "route_kind", encoder)?;
+        ("route_name", &*self.route_name).encode(encoder.encode_label())?;
+        ("tls", self.tls).encode(encoder.encode_label())
+    }
+}
+
+/// The labels of `inbound_http_route_not_found_total`,
+/// `inbound_tcp_authz_deny_total` and `inbound_tcp_authz_terminate_total`,
+/// in linkerd2-proxy's order: a Server's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ServerLabels {
+    pub(crate) srv: GroupKind,
+    pub(crate) srv_name: Arc<str>,
+    /// The port the Server covers, or `None` for the default server.
+    pub(crate) srv_port: Option<u16>,
+    pub(crate) tls: TlsLabel,
+}
+
+impl EncodeLabelSet for ServerLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.srv.encode("srv_group", "srv_kind", encoder)?;
+        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        encode_port(self.srv_port, encoder)?;
+        ("tls", self.tls).encode(encoder.encode_label())
+    }
 }
 
 /// The labels of `inbound_http_local_ratelimit_total`. The group and kind
@@ -320,9 +378,8 @@ impl EncodeLabelSet for RateLimitLabels {
     }
 }
 
-/// The labels of `inbound_tcp_authz_allow_total`,
-/// `inbound_tcp_authz_deny_total` and `inbound_tcp_authz_terminate_total`,
-/// in linkerd2-proxy's order.
+/// The labels of `inbound_tcp_authz_allow_total`, in linkerd2-proxy's
+/// order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TcpLabels {
     pub(crate) srv: GroupKind,

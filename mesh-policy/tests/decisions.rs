@@ -483,9 +483,9 @@ const BOOKS_CASES: &[Case] = &[
         "/",
         &[],
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated",
+            "all-unauthenticated",
         ),
     ),
     (
@@ -497,9 +497,9 @@ const BOOKS_CASES: &[Case] = &[
         "/",
         &[],
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated",
+            "all-unauthenticated",
         ),
     ),
 ];
@@ -532,9 +532,9 @@ fn default_policy_decisions() {
             OUT,
             "/",
             Allow(
-                "default:all-unauthenticated",
+                "all-unauthenticated",
                 "default",
-                "default:all-unauthenticated",
+                "all-unauthenticated",
             ),
         ),
         (
@@ -542,14 +542,14 @@ fn default_policy_decisions() {
             Plain,
             IN,
             "/",
-            Deny("default:all-authenticated"),
+            Deny("all-authenticated"),
         ),
         (
             DefaultPolicy::AllAuthenticated,
             NoCert,
             IN,
             "/",
-            Deny("default:all-authenticated"),
+            Deny("all-authenticated"),
         ),
         (
             DefaultPolicy::AllAuthenticated,
@@ -557,9 +557,9 @@ fn default_policy_decisions() {
             OUT,
             "/",
             Allow(
-                "default:all-authenticated",
+                "all-authenticated",
                 "default",
-                "default:all-authenticated",
+                "all-authenticated",
             ),
         ),
         (
@@ -567,7 +567,7 @@ fn default_policy_decisions() {
             Plain,
             OUT,
             "/live",
-            Allow("default:all-authenticated", "probe", "probe"),
+            Allow("all-authenticated", "probe", "probe"),
         ),
         (
             DefaultPolicy::ClusterAuthenticated,
@@ -575,9 +575,9 @@ fn default_policy_decisions() {
             IN,
             "/",
             Allow(
-                "default:cluster-authenticated",
+                "cluster-authenticated",
                 "default",
-                "default:cluster-authenticated",
+                "cluster-authenticated",
             ),
         ),
         (
@@ -585,14 +585,14 @@ fn default_policy_decisions() {
             Id(STRANGER),
             OUT,
             "/",
-            Deny("default:cluster-authenticated"),
+            Deny("cluster-authenticated"),
         ),
         (
             DefaultPolicy::ClusterAuthenticated,
             Plain,
             IN,
             "/",
-            Deny("default:cluster-authenticated"),
+            Deny("cluster-authenticated"),
         ),
         (
             DefaultPolicy::ClusterUnauthenticated,
@@ -600,9 +600,9 @@ fn default_policy_decisions() {
             IN,
             "/",
             Allow(
-                "default:cluster-unauthenticated",
+                "cluster-unauthenticated",
                 "default",
-                "default:cluster-unauthenticated",
+                "cluster-unauthenticated",
             ),
         ),
         (
@@ -611,9 +611,9 @@ fn default_policy_decisions() {
             Some("fd00::5"),
             "/",
             Allow(
-                "default:cluster-unauthenticated",
+                "cluster-unauthenticated",
                 "default",
-                "default:cluster-unauthenticated",
+                "cluster-unauthenticated",
             ),
         ),
         (
@@ -621,42 +621,42 @@ fn default_policy_decisions() {
             Plain,
             OUT,
             "/",
-            Deny("default:cluster-unauthenticated"),
+            Deny("cluster-unauthenticated"),
         ),
         (
             DefaultPolicy::ClusterUnauthenticated,
             Plain,
             None,
             "/",
-            Deny("default:cluster-unauthenticated"),
+            Deny("cluster-unauthenticated"),
         ),
         (
             DefaultPolicy::Deny,
             Id(WEBAPP),
             IN,
             "/",
-            Deny("default:deny"),
+            Deny("deny"),
         ),
         (
             DefaultPolicy::Deny,
             Plain,
             None,
             "/live",
-            Allow("default:deny", "probe", "probe"),
+            Allow("deny", "probe", "probe"),
         ),
         (
             DefaultPolicy::Deny,
             Plain,
             OUT,
             "/ready",
-            Allow("default:deny", "probe", "probe"),
+            Allow("deny", "probe", "probe"),
         ),
         (
             DefaultPolicy::Audit,
             Plain,
             OUT,
             "/",
-            Audit("default:audit", "default", "default:audit"),
+            Audit("audit", "default", "audit"),
         ),
     ];
     let workload = Workload::new("ns");
@@ -679,11 +679,11 @@ fn probe_paths_are_configurable() {
     let policy = compile("", &Workload::new("ns"), &config);
     assert_eq!(
         decide(&policy, 80, Plain, None, "GET", "/status", &[]),
-        Allow("default:deny", "probe", "probe")
+        Allow("deny", "probe", "probe")
     );
     assert_eq!(
         decide(&policy, 80, Plain, None, "GET", "/live", &[]),
-        Deny("default:deny")
+        Deny("deny")
     );
     let none = compile(
         "",
@@ -692,7 +692,7 @@ fn probe_paths_are_configurable() {
     );
     assert_eq!(
         decide(&none, 80, Plain, None, "GET", "/status", &[]),
-        Deny("default:deny")
+        Deny("deny")
     );
 }
 
@@ -716,9 +716,9 @@ fn the_guides_manifests_allow_unauthenticated_clients_to_web_on_port_80() {
     assert_eq!(
         decide(&policy, 8080, Plain, IN, "GET", "/", &[]),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         )
     );
     // Another workload is not selected.
@@ -727,9 +727,9 @@ fn the_guides_manifests_allow_unauthenticated_clients_to_web_on_port_80() {
     assert_eq!(
         decide(&policy, 80, Plain, IN, "GET", "/", &[]),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         )
     );
 }

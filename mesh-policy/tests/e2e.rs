@@ -263,7 +263,7 @@ async fn an_opaque_port_closes_an_unauthorized_connection() {
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(
-            &format!(r#"inbound_tcp_authz_deny_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"}} 1"#)
+            &format!(r#"inbound_tcp_authz_deny_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",tls="no_identity"}} 1"#)
         ),
         "{text}"
     );
@@ -313,7 +313,7 @@ async fn a_reload_to_a_stricter_policy_closes_an_open_opaque_connection() {
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(&format!(
-            r#"inbound_tcp_authz_terminate_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"}} 1"#
+            r#"inbound_tcp_authz_terminate_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="db",srv_port="{port}",tls="no_identity"}} 1"#
         )),
         "{text}"
     );

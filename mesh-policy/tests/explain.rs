@@ -70,7 +70,7 @@ fn an_allowed_request_and_a_missing_route_are_explained() {
     let explanation = policy.explain(&ExplainQuery::new(3000));
     assert_eq!(
         explanation.server,
-        "default:all-unauthenticated (no Server covers port 3000)"
+        "all-unauthenticated (the default server: no Server covers port 3000)"
     );
     assert_eq!(
         explanation.fallback,

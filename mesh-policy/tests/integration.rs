@@ -23,6 +23,7 @@ mod host_confusion;
 mod identity_refs;
 mod layer;
 mod namespaces;
+mod parity_labels;
 mod passthrough;
 mod path_normalization;
 mod precedence;

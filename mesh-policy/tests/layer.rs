@@ -184,9 +184,9 @@ async fn decisions_are_counted_with_bounded_labels() {
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     for line in [
-        r#"inbound_http_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="httproute",route_name="authors-get",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="authors-get-policy",tls="true"} 2"#,
-        r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="httproute",route_name="authors-get",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"} 1"#,
-        r#"inbound_http_route_not_found_total{srv_name="books-http",tls="no_identity"} 1"#,
+        r#"inbound_http_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="HTTPRoute",route_name="authors-get",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="authors-get-policy",tls="true"} 2"#,
+        r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="HTTPRoute",route_name="authors-get",tls="no_identity"} 1"#,
+        r#"inbound_http_route_not_found_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",tls="no_identity"} 1"#,
         r#"inbound_authz_rule_hits_total{rule_kind="authorizationpolicy",rule_name="authors-get-policy",srv_name="books-http",result="allow"} 2"#,
         r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_name="books-http",result="deny"} 1"#,
         r#"inbound_authz_rule_hits_total{rule_kind="server",rule_name="books-http",srv_name="books-http",result="not_found"} 1"#,
@@ -211,9 +211,9 @@ async fn a_tls_client_without_a_certificate_is_counted_as_tls() {
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     for line in [
-        r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="httproute",route_name="authors-get",authz_group="",authz_kind="default",authz_name="deny",tls="true"} 1"#,
-        r#"inbound_http_route_not_found_total{srv_name="books-http",tls="true"} 1"#,
-        r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="httproute",route_name="authors-get",authz_group="",authz_kind="default",authz_name="deny",tls="no_identity"} 0"#,
+        r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="HTTPRoute",route_name="authors-get",tls="true"} 1"#,
+        r#"inbound_http_route_not_found_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",tls="true"} 1"#,
+        r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="HTTPRoute",route_name="authors-get",tls="no_identity"} 0"#,
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }

@@ -49,9 +49,9 @@ fn new_requests_see_a_swapped_policy_at_once() {
     assert_eq!(
         at_80(&store),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         )
     );
 
@@ -68,7 +68,7 @@ fn new_requests_see_a_swapped_policy_at_once() {
     assert!(changes.has_changed().unwrap());
     assert_eq!(
         at_80(&store),
-        Audit("default:audit", "default", "default:audit")
+        Audit("audit", "default", "audit")
     );
 }
 
@@ -105,9 +105,9 @@ fn a_bad_reload_keeps_the_old_policy_serving() {
     assert_eq!(
         decide(&store.load(), 81, Plain, Some("10.1.2.3"), "GET", "/", &[]),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         ),
         "the good first document was not applied either"
     );
@@ -138,9 +138,9 @@ async fn the_watcher_reloads_changed_files_and_skips_bad_ones() {
     assert_eq!(
         at_80(&store),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         )
     );
 
@@ -208,9 +208,9 @@ fn check_reads_files_and_inline_documents_without_swapping() {
     assert_eq!(
         at_80(&store),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         )
     );
 

@@ -118,7 +118,7 @@ fn audit_allows_flagged_and_credits_the_authorizations_that_allow() {
     let policy = compile(&text, &web_workload(), &config);
     assert_eq!(
         decide(&policy, 81, Plain, out, "GET", "/", &[]),
-        Audit("default:audit", "default", "default:audit")
+        Audit("audit", "default", "audit")
     );
 }
 
@@ -136,7 +136,7 @@ fn cluster_policies_use_the_configured_cluster_networks() {
     ] {
         let config = PolicyConfig::default().with_default_policy(default);
         let policy = compile("", &workload, &config);
-        let name: &str = Box::leak(format!("default:{default}").into_boxed_str());
+        let name = default.as_str();
         let allowed = Allow(name, "default", name);
         for inside in ["198.51.100.9", "2001:db8::9", "::ffff:198.51.100.9"] {
             assert_eq!(
@@ -164,7 +164,7 @@ fn cluster_policies_use_the_configured_cluster_networks() {
     for tls in [Plain, NoCert] {
         assert_eq!(
             decide(&policy, 80, tls, Some("198.51.100.9"), "GET", "/", &[]),
-            Deny("default:cluster-authenticated")
+            Deny("cluster-authenticated")
         );
     }
 }
@@ -419,9 +419,9 @@ spec:
                 &[]
             ),
             Allow(
-                "default:all-unauthenticated",
+                "all-unauthenticated",
                 "default",
-                "default:all-unauthenticated"
+                "all-unauthenticated"
             )
         );
     }

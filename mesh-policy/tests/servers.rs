@@ -64,9 +64,9 @@ fn a_server_for_external_workloads_does_not_select_the_workload() {
     assert_eq!(
         decide(&policy, 80, Plain, None, "GET", "/", &[]),
         Allow(
-            "default:all-unauthenticated",
+            "all-unauthenticated",
             "default",
-            "default:all-unauthenticated"
+            "all-unauthenticated"
         )
     );
 }

@@ -436,7 +436,9 @@ fn default_server(
     probes: &[RouteMatch],
     metrics: &PolicyMetrics,
 ) -> ServerEntry {
-    let name: Arc<str> = format!("default:{policy}").into();
+    // The policy's own name, as Linkerd's policy controller names the
+    // default server now that it sends the kind (`default`) beside it.
+    let name: Arc<str> = policy.as_str().into();
     let fallback = fallback(policy, name.clone(), workload);
     let mut server = ServerEntry::new(
         name,

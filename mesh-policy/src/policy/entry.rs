@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     PolicyMetrics,
-    metrics::{ByTls, GroupKind, HttpLabels, RuleLabels, ServerLabels, TcpLabels},
+    metrics::{ByTls, GroupKind, HttpLabels, RouteLabels, RuleLabels, ServerLabels, TcpLabels},
     resource::ProxyProtocol,
 };
 
@@ -45,6 +45,15 @@ impl ServerEntry {
             })
             .collect();
         let fb = fallback.authz.name.clone();
+        // Denials, closed connections and requests no route matched are
+        // the Server's, not an authorization's: linkerd2-proxy keys them
+        // by the Server alone.
+        let server_labels = |tls| ServerLabels {
+            srv: kind,
+            srv_name: name.clone(),
+            srv_port: port,
+            tls,
+        };
         let tcp_fallback = FallbackCounters {
             allow: ByTls::resolve_tcp(&metrics.tcp_allow, |tls| TcpLabels {
                 srv: kind,
@@ -54,31 +63,14 @@ impl ServerEntry {
                 authz_name: fb.clone(),
                 tls,
             }),
-            deny: ByTls::resolve_tcp(&metrics.tcp_deny, |tls| TcpLabels {
-                srv: kind,
-                srv_name: name.clone(),
-                srv_port: port,
-                authz: GroupKind::DEFAULT,
-                authz_name: fb.clone(),
-                tls,
-            }),
+            deny: ByTls::resolve_tcp(&metrics.tcp_deny, server_labels),
             allow_hits: hits(metrics, "default", &fb, &name, "allow"),
             audit_hits: hits(metrics, "default", &fb, &name, "audit"),
             deny_hits: hits(metrics, "default", &fb, &name, "deny"),
         };
         Self {
-            tcp_terminate: ByTls::resolve_tcp(&metrics.tcp_terminate, |tls| TcpLabels {
-                srv: kind,
-                srv_name: name.clone(),
-                srv_port: port,
-                authz: GroupKind::DEFAULT,
-                authz_name: fb.clone(),
-                tls,
-            }),
-            not_found: ByTls::resolve(&metrics.http_not_found, |tls| ServerLabels {
-                srv_name: name.clone(),
-                tls,
-            }),
+            tcp_terminate: ByTls::resolve_tcp(&metrics.tcp_terminate, server_labels),
+            not_found: ByTls::resolve(&metrics.http_not_found, server_labels),
             not_found_hits: hits(metrics, "server", &name, &name, "not_found"),
             name,
             kind,
@@ -180,6 +172,17 @@ impl ServerEntry {
             })
         };
         let fb = &self.fallback.authz.name;
+        // A denial is the route's, whichever fallback denied: no
+        // `authz_*` labels, as linkerd2-proxy keys it; the rule hits say
+        // which fallback it was.
+        let deny = ByTls::resolve(&metrics.http_deny, |tls| RouteLabels {
+            srv: self.kind,
+            srv_name: srv.clone(),
+            srv_port: self.port,
+            route: route_kind,
+            route_name: route.clone(),
+            tls,
+        });
         RouteEntry {
             authz: authz
                 .iter()
@@ -191,7 +194,7 @@ impl ServerEntry {
                 .collect(),
             fallback: FallbackCounters {
                 allow: http(&metrics.http_allow, AuthzKind::Default, fb),
-                deny: http(&metrics.http_deny, AuthzKind::Default, fb),
+                deny,
                 allow_hits: hits(metrics, "default", fb, srv, "allow"),
                 audit_hits: hits(metrics, "default", fb, srv, "audit"),
                 deny_hits: hits(metrics, "default", fb, srv, "deny"),

@@ -417,8 +417,9 @@ pub(crate) struct FallbackCounters {
 #[derive(Debug)]
 pub(crate) struct FallbackPolicy {
     pub(crate) policy: DefaultPolicy,
-    /// Named `deny`, `audit`... for a Server; `default:<policy>` for the
-    /// default server.
+    /// Named after the policy (`deny`, `audit`...), for a Server's
+    /// `accessPolicy` and for the default server's alike; the kind of the
+    /// server tells them apart.
     pub(crate) authz: Authz,
 }
 
