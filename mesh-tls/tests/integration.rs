@@ -29,6 +29,7 @@ mod local_validity_log;
 mod local_validity_ready;
 mod local_validity_reason;
 mod modes;
+mod names_server_name;
 mod mtls;
 mod passthrough;
 mod refusal_log;

@@ -13,9 +13,10 @@ use crate::{
 /// An `mtls` target never falls back to plaintext: every one of these
 /// fails the connection. The ones met in the handshake name the server
 /// ([`ExpectedServer`]: its address and the identity it was to prove), and
-/// a connect that failed, or that had no usable local credentials to
-/// present, names its target ([`ConnectTarget`]: the authority dialled,
-/// and the identity expected of an `mtls` target), so
+/// a connect that failed, that had no usable local credentials to
+/// present, or whose host is no TLS server name, names its target
+/// ([`ConnectTarget`]: the authority dialled, and the identity expected of
+/// an `mtls` target), so
 /// that a log line or a caller can tell which upstream failed; what went
 /// wrong is the error's [`source`](std::error::Error::source), kept out of
 /// its message so that a line joining the chain says it once:
@@ -53,8 +54,15 @@ pub enum ConnectError {
     },
     /// The target's host cannot be sent as a TLS server name. Only a
     /// target whose identity is a SPIFFE ID sends its host: a DNS-style
-    /// identity is sent itself.
-    InvalidServerName(rustls_pki_types::InvalidDnsNameError),
+    /// identity is sent itself. The connection fails before it is made;
+    /// the parse error is the error's source.
+    InvalidServerName {
+        /// What the connection was for: the authority whose host is no
+        /// server name, and the identity expected.
+        target: ConnectTarget,
+        /// Why the host is no server name.
+        error: rustls_pki_types::InvalidDnsNameError,
+    },
     /// The server's certificate chains to the trust bundle but names
     /// another identity than the one configured for the target. The
     /// mismatch is the error's source.
@@ -110,8 +118,9 @@ pub struct ExpectedServer {
 }
 
 /// What a connection that could not be made was for, as
-/// [`ConnectError::Connect`], [`ConnectError::NoCredentials`] and
-/// [`ConnectError::CredentialsUnusable`] name it.
+/// [`ConnectError::Connect`], [`ConnectError::NoCredentials`],
+/// [`ConnectError::CredentialsUnusable`] and
+/// [`ConnectError::InvalidServerName`] name it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConnectTarget {
@@ -142,14 +151,16 @@ impl ConnectError {
         }
     }
 
-    /// What a connection that could not be made, or had no usable local
-    /// credentials, was for; `None` for an error met in the handshake
-    /// ([`server`](Self::server) names its server).
+    /// What a connection that could not be made, had no usable local
+    /// credentials, or had no server name to send, was for; `None` for an
+    /// error met in the handshake ([`server`](Self::server) names its
+    /// server).
     pub fn target(&self) -> Option<&ConnectTarget> {
         match self {
             Self::Connect { target, .. }
             | Self::NoCredentials { target }
-            | Self::CredentialsUnusable { target, .. } => Some(target),
+            | Self::CredentialsUnusable { target, .. }
+            | Self::InvalidServerName { target, .. } => Some(target),
             _ => None,
         }
     }
@@ -237,7 +248,17 @@ impl fmt::Display for ConnectError {
                 f.write_str("local identity credentials unusable to ")?;
                 connect_to(f, target)
             }
-            Self::InvalidServerName(_) => f.write_str("target host is not a valid tls server name"),
+            Self::InvalidServerName { target, .. } => {
+                f.write_str("target host")?;
+                if let Some(authority) = &target.authority {
+                    write!(f, " {authority}")?;
+                }
+                f.write_str(" is not a valid tls server name")?;
+                if let Some(identity) = &target.identity {
+                    write!(f, " (expecting {identity})")?;
+                }
+                Ok(())
+            }
             Self::IdentityMismatch { server, .. }
             | Self::NoAnchorOfTrustDomain { server, .. }
             | Self::Handshake { server, .. } => {
@@ -256,7 +277,7 @@ impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Connect { error, .. } => Some(&**error),
-            Self::InvalidServerName(e) => Some(e),
+            Self::InvalidServerName { error, .. } => Some(error),
             Self::IdentityMismatch { mismatch, .. } => Some(mismatch),
             Self::NoAnchorOfTrustDomain { refusal, .. } => Some(refusal),
             Self::CredentialsUnusable { unusable, .. } => Some(unusable),

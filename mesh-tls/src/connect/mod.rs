@@ -361,7 +361,13 @@ where
             (None, Some(ip)) => ServerName::IpAddress(ip.into()),
             (None, None) => match ServerName::try_from(uri.host().unwrap_or_default().to_owned()) {
                 Ok(name) => name,
-                Err(e) => return ConnectFuture::failed(ConnectError::InvalidServerName(e)),
+                Err(error) => {
+                    let target = ConnectTarget::new(authority, Some(identity));
+                    return ConnectFuture::failed(ConnectError::InvalidServerName {
+                        target,
+                        error,
+                    });
+                }
             },
         };
         // For the error of a handshake that fails before the connection
