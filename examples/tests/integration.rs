@@ -107,6 +107,7 @@ mod retry;
 mod retry_grpc_trailers;
 mod review_admin_sidecar;
 mod review_check_admin_silent;
+mod review_check_app_hint;
 mod review_check_certs;
 mod review_check_own_endpoints;
 mod review_config_collector;

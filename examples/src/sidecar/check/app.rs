@@ -24,21 +24,38 @@ const MAX_ADMIN_BODY: usize = 4096;
 
 /// Each application address the inbound listeners forward to accepts a
 /// TCP connection within `timeout`. Addresses are checked at once, and
-/// listed once each.
+/// listed once each. One that does not names the listeners that forward
+/// to it, and the two ways out: the application is not running, or the
+/// configuration has its address wrong.
 pub(super) async fn reachable(config: &SidecarConfig, timeout: Duration) -> Vec<Check> {
-    let mut apps: Vec<SocketAddr> = Vec::new();
+    let mut apps: Vec<(SocketAddr, Vec<SocketAddr>)> = Vec::new();
     for port in config.inbound.ports() {
-        if !apps.contains(&port.app) {
-            apps.push(port.app);
+        match apps.iter_mut().find(|(app, _)| *app == port.app) {
+            Some((_, listeners)) => listeners.push(port.listen),
+            None => apps.push((port.app, vec![port.listen])),
         }
     }
-    join_all(apps.into_iter().map(|app| async move {
+    join_all(apps.into_iter().map(|(app, listeners)| async move {
         let title = format!("app at {app} accepts connections");
-        match tokio::time::timeout(timeout, TcpStream::connect(dialable(app))).await {
-            Ok(Ok(_)) => Check::pass(title),
-            Ok(Err(error)) => Check::fail(title, error.to_string()),
-            Err(_) => Check::fail(title, format!("no answer within {}", Span(timeout))),
-        }
+        let problem = match tokio::time::timeout(timeout, TcpStream::connect(dialable(app))).await {
+            Ok(Ok(_)) => return Check::pass(title),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {}", Span(timeout)),
+        };
+        let listeners: Vec<String> = listeners.iter().map(ToString::to_string).collect();
+        let (noun, verb) = match listeners.len() {
+            1 => ("listener", "forwards"),
+            _ => ("listeners", "forward"),
+        };
+        Check::fail(
+            title,
+            format!(
+                "{problem}\nthe inbound {noun} {} {verb} the requests it accepts here\nstart \
+                 the application, or set the app address (inbound.app, or the listener's entry \
+                 in inbound.ports) to where it listens",
+                listeners.join(", ")
+            ),
+        )
     }))
     .await
 }
