@@ -247,13 +247,21 @@ impl Admin {
         let res = match (req.method(), req.uri().path()) {
             (&Method::GET | &Method::HEAD, "/live") => text(StatusCode::OK, "live\n"),
             (&Method::GET | &Method::HEAD, "/ready") => {
-                if self.inner.readiness.is_ready() {
+                // The closed gates are read after the count that said
+                // some were: when the last one opened in between, none is
+                // left to name, and the answer is that of an open set.
+                let readiness = &self.inner.readiness;
+                let pending = if readiness.is_ready() {
+                    Vec::new()
+                } else {
+                    readiness.pending()
+                };
+                if pending.is_empty() {
                     text(StatusCode::OK, "ready\n")
                 } else {
-                    let pending = self.inner.readiness.pending().join(", ");
                     text(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        format!("not ready: {pending}\n"),
+                        format!("not ready: {}\n", pending.join(", ")),
                     )
                 }
             }

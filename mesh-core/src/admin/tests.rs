@@ -411,3 +411,42 @@ async fn metrics_that_cannot_be_rewritten_as_0_0_4_are_a_500_naming_the_line() {
          never closed\n"
     );
 }
+
+#[test]
+fn a_503_from_ready_names_a_closed_gate() {
+    // `/ready` reads whether every gate is open, then the names of the
+    // closed ones: a gate that opens in between must not leave a 503
+    // that names nothing.
+    let readiness = Readiness::new();
+    let mut gate = readiness.gate("identity");
+    let admin = Admin::new(Registry::default(), readiness);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toggler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                gate.open();
+                gate.close();
+            }
+        })
+    };
+    let req = Request::get("/ready").body(()).unwrap();
+    let mut unnamed = 0;
+    for _ in 0..200_000 {
+        let Some(res) = admin.respond(&req) else {
+            panic!("/ready is the admin's")
+        };
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let body = futures_util::FutureExt::now_or_never(res.into_body().collect())
+                .unwrap()
+                .unwrap()
+                .to_bytes();
+            if body.as_ref() == b"not ready: \n" {
+                unnamed += 1;
+            }
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    toggler.join().unwrap();
+    assert_eq!(unnamed, 0, "503s that named no gate");
+}
