@@ -121,3 +121,53 @@ async fn shutdown_closes_idle_admin_connections_at_once() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_path_the_admin_port_does_not_serve_is_a_404_naming_those_it_does() {
+    let (app, _) = backend().await;
+    let running = admin_sidecar(app);
+    let admin = running.admin;
+    // A probe or scrape with a typo, naming the pod by a DNS name:
+    // before, the dashboard took every unknown path and answered this
+    // one 403 for the host it named.
+    for host in ["localhost", "web.emojivoto.svc.cluster.local"] {
+        let res = http1()
+            .request(
+                Request::get(format!("http://{admin}/readyz"))
+                    .header(header::HOST, host)
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{host}");
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let body = body_bytes(res).await;
+        assert_eq!(
+            body,
+            "not found: the admin port serves /live, /ready, /metrics, /proxy-log-level, \
+             /env.json, /shutdown, /tap and /dashboard\n"
+        );
+    }
+    // The dashboard keeps its own paths.
+    for (path, status) in [
+        ("/dashboard", StatusCode::OK),
+        ("/dashboard/api", StatusCode::OK),
+        ("/dashboard/nope", StatusCode::NOT_FOUND),
+        ("/dashboardx", StatusCode::NOT_FOUND),
+    ] {
+        let res = http1()
+            .request(
+                Request::get(format!("http://{admin}{path}"))
+                    .body(full(""))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{path}");
+    }
+    stop(running).await;
+}
