@@ -17,6 +17,7 @@ mod query_top;
 mod query_values;
 mod review_build_info;
 mod review_latency;
+mod review_observe_export;
 mod review_observe_stack;
 mod review_observe_tap;
 mod review_observe_tap_filter;
