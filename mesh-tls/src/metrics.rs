@@ -6,7 +6,11 @@
 //! Every label value comes from a closed enum, except the identity of
 //! `identity_cert_info`: that is the workload's own, one series at a time.
 
-use std::{fmt::Write, sync::Arc, time::SystemTime};
+use std::{
+    fmt::Write,
+    sync::{Arc, atomic::AtomicU64},
+    time::SystemTime,
+};
 
 use arc_swap::ArcSwapOption;
 use mesh_core::Identity;
@@ -28,6 +32,7 @@ pub struct TlsMetrics {
     rotations: Counter,
     rejected: Family<RejectLabels, Counter>,
     last_update: Gauge,
+    control: ControlIdentity,
     handshake_failures: Family<HandshakeLabels, Counter>,
     retired: Family<RetireLabels, Counter>,
     passthrough: Counter,
@@ -66,6 +71,28 @@ impl TlsMetrics {
     ///   For a [CA source](crate::CredentialSource::Ca), a refused
     ///   directory keeps it at 0 until the directory loads again, though
     ///   the CA loaded before goes on renewing the certificate meanwhile;
+    /// - `control_identity_cert_expiration_timestamp_seconds`,
+    ///   `control_identity_cert_refresh_timestamp_seconds` (gauges) and
+    ///   `control_identity_cert_refreshes_total{result}`: the families
+    ///   linkerd2-proxy has written since April 2024 (its
+    ///   `linkerd/identity/src/metrics.rs`, registered under
+    ///   `control_identity_cert`), with its meaning, so that dashboards and
+    ///   alerts written for current Linkerd read them; those written for
+    ///   older proxies read `identity_cert_expiration_timestamp_seconds`
+    ///   above, which stays. The expiration is the workload certificate's
+    ///   `notAfter` alone, as Linkerd's is (the gauge above takes an
+    ///   intermediate's when that comes first); the refresh timestamp is
+    ///   when, by the store's clock, that certificate was put in service.
+    ///   Both are in seconds since the Unix epoch, as floating-point
+    ///   gauges as Linkerd's are, and 0 until credentials load.
+    ///   `result="ok"` counts every certificate put in service, the first
+    ///   included (an update that only repeats the credentials in service
+    ///   puts none in service and counts nothing); `result="error"` counts
+    ///   every refused update, as `identity_cert_rejected_updates_total`
+    ///   does, and a refusal leaves both timestamps as they were. Both
+    ///   series are written from the start, at 0, as Linkerd writes them,
+    ///   so that an alert on the increase of `result="error"` sees the
+    ///   first refusal;
     /// - `tls_handshake_failures_total{direction, reason}`: connections that
     ///   failed TLS detection or the handshake;
     /// - `tls_passthrough_connections_total`: inbound TLS connections passed
@@ -105,6 +132,7 @@ impl TlsMetrics {
             "Whether the last identity credential update loaded (1), or was refused (0)",
             self.last_update.clone(),
         );
+        self.control.register(registry);
         registry.register(
             "tls_handshake_failures",
             "Connections that failed TLS detection or the TLS handshake",
@@ -122,22 +150,33 @@ impl TlsMetrics {
         );
     }
 
-    /// Records credentials put in service: `identity` and `not_after` are
-    /// their certificate's; `rotation` says they replaced others.
-    pub(crate) fn loaded(&self, identity: &Identity, not_after: SystemTime, rotation: bool) {
-        self.identity.set(identity);
-        let secs = not_after
+    /// Records credentials put in service at `at` (by the store's clock):
+    /// `loaded` says what they are, `rotation` that they replaced others.
+    pub(crate) fn loaded(&self, loaded: &Loaded<'_>, rotation: bool, at: SystemTime) {
+        self.identity.set(loaded.identity);
+        let secs = loaded
+            .ends
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.expiration.set(secs);
         if rotation {
             self.rotations.inc();
         }
+        self.control.refreshed(loaded.cert_not_after, at);
     }
 
     /// Counts a refused update, which makes the last update unsuccessful.
     pub(crate) fn rejected(&self, reason: RejectReason) {
         self.rejected.get_or_create(&RejectLabels { reason }).inc();
+        self.refused();
+    }
+
+    /// Counts a refused update that has no reason of
+    /// `identity_cert_rejected_updates_total` (a CA directory refused for
+    /// what no directory causes): Linkerd's `result="error"`, and the last
+    /// update unsuccessful.
+    pub(crate) fn refused(&self) {
+        self.control.error.inc();
         self.last_update(false);
     }
 
@@ -161,6 +200,88 @@ impl TlsMetrics {
             .get_or_create(&RetireLabels { direction, reason })
             .inc();
     }
+}
+
+/// What [`TlsMetrics::loaded`] records of the credentials put in service.
+pub(crate) struct Loaded<'a> {
+    /// The identity their certificate names.
+    pub(crate) identity: &'a Identity,
+    /// When the identity ends: the workload certificate's `notAfter`, or
+    /// an intermediate's when that comes first.
+    pub(crate) ends: SystemTime,
+    /// The workload certificate's own `notAfter`.
+    pub(crate) cert_not_after: SystemTime,
+}
+
+/// linkerd2-proxy's `control_identity_cert_*` families. Its gauges are
+/// floating-point, so these are too, and the exposition writes what
+/// Linkerd's does (`1893456000.0`).
+#[derive(Clone, Debug)]
+struct ControlIdentity {
+    expiration: Gauge<f64, AtomicU64>,
+    refresh: Gauge<f64, AtomicU64>,
+    refreshes: Family<RefreshLabels, Counter>,
+    /// The `result="ok"` and `result="error"` counters, resolved once.
+    ok: Counter,
+    error: Counter,
+}
+
+impl Default for ControlIdentity {
+    fn default() -> Self {
+        let refreshes = Family::<RefreshLabels, Counter>::default();
+        let ok = refreshes
+            .get_or_create(&RefreshLabels { result: "ok" })
+            .clone();
+        let error = refreshes
+            .get_or_create(&RefreshLabels { result: "error" })
+            .clone();
+        Self {
+            expiration: Gauge::default(),
+            refresh: Gauge::default(),
+            refreshes,
+            ok,
+            error,
+        }
+    }
+}
+
+impl ControlIdentity {
+    fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "control_identity_cert_expiration_timestamp",
+            "When the workload certificate in service expires, in seconds since the Unix epoch",
+            Unit::Seconds,
+            self.expiration.clone(),
+        );
+        registry.register_with_unit(
+            "control_identity_cert_refresh_timestamp",
+            "When the workload certificate in service was put in service, in seconds since the Unix epoch",
+            Unit::Seconds,
+            self.refresh.clone(),
+        );
+        registry.register(
+            "control_identity_cert_refreshes",
+            "Workload certificates put in service (ok) and credential updates refused (error)",
+            self.refreshes.clone(),
+        );
+    }
+
+    fn refreshed(&self, not_after: SystemTime, at: SystemTime) {
+        self.ok.inc();
+        self.expiration.set(epoch_secs(not_after));
+        self.refresh.set(epoch_secs(at));
+    }
+}
+
+/// Seconds since the Unix epoch, 0 for a time before it.
+fn epoch_secs(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    result: &'static str,
 }
 
 /// `identity_cert_info`: one series naming the identity in service, or
@@ -391,10 +512,15 @@ mod tests {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let web = Identity::parse("spiffe://example.org/ns/shop/sa/web").unwrap();
+        let secs = |s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
         metrics.loaded(
-            &web,
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            &Loaded {
+                identity: &web,
+                ends: secs(1_700_000_000),
+                cert_not_after: secs(1_700_000_100),
+            },
             true,
+            secs(1_690_000_000),
         );
         metrics.last_update(true);
         metrics.rejected(RejectReason::KeyMismatch);
@@ -406,6 +532,10 @@ mod tests {
             "identity_cert_info{identity=\"spiffe://example.org/ns/shop/sa/web\"} 1",
             "identity_cert_expiration_timestamp_seconds 1700000000",
             "identity_cert_rotations_total 1",
+            "control_identity_cert_expiration_timestamp_seconds 1700000100.0",
+            "control_identity_cert_refresh_timestamp_seconds 1690000000.0",
+            "control_identity_cert_refreshes_total{result=\"ok\"} 1",
+            "control_identity_cert_refreshes_total{result=\"error\"} 1",
             "identity_cert_rejected_updates_total{reason=\"key_mismatch\"} 1",
             "# TYPE identity_cert_last_update_successful gauge",
             "identity_cert_last_update_successful 0",

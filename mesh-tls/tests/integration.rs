@@ -31,6 +31,7 @@ mod local_validity_reason;
 mod modes;
 mod names_server_name;
 mod mtls;
+mod parity_identity;
 mod passthrough;
 mod refusal_log;
 mod reissued_issuer;

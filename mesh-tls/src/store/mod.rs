@@ -43,7 +43,7 @@ pub use self::source::{CredentialSource, SourceTask};
 use crate::{
     cert::in_trust_domain,
     creds::{Causes, CredentialError, Credentials, OutsideValidity, UnusableCredentials},
-    metrics::TlsMetrics,
+    metrics::{Loaded, TlsMetrics},
     retire::RetireList,
 };
 
@@ -306,14 +306,16 @@ impl CredentialStore {
     /// in the store's trust domain. Credentials identical to those in
     /// service change nothing. Otherwise the new set replaces the old for
     /// every later handshake, `identity_cert_info` names its identity
-    /// instead of the old one, and client connections made with the old
-    /// set are retired. Either way the update loaded, and
+    /// instead of the old one, client connections made with the old set
+    /// are retired, and `control_identity_cert_refreshes_total{result="ok"}`
+    /// counts the certificate. Either way the update loaded, and
     /// `identity_cert_last_update_successful` is 1.
     ///
     /// # Errors
     ///
     /// The failed check. The credentials in service stay; the refusal is
-    /// logged and counted in `identity_cert_rejected_updates_total`, and
+    /// logged and counted in `identity_cert_rejected_updates_total` and
+    /// `control_identity_cert_refreshes_total{result="error"}`, and
     /// `identity_cert_last_update_successful` is 0 until an update loads.
     pub fn update(&self, creds: Credentials) -> Result<(), CredentialError> {
         self.update_from(creds, true)
@@ -379,10 +381,16 @@ impl CredentialStore {
         if writer.trust_domain.is_none() {
             writer.trust_domain = identity.trust_domain();
         }
+        let cert_not_after = snapshot.creds.not_after();
         let old = self.shared.current.swap(Some(Arc::new(snapshot)));
+        let loaded = Loaded {
+            identity: &identity,
+            ends: not_after,
+            cert_not_after,
+        };
         self.shared
             .metrics
-            .loaded(&identity, not_after, old.is_some());
+            .loaded(&loaded, old.is_some(), self.now());
         self.sync_gate(&mut writer);
         drop(writer);
         self.shared.version.send_modify(|v| v.loaded += 1);

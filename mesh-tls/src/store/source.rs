@@ -183,7 +183,7 @@ impl CredentialStore {
         let reason = error.reason();
         match reason {
             Some(reason) => self.shared.metrics.rejected(reason),
-            None => self.shared.metrics.last_update(false),
+            None => self.shared.metrics.refused(),
         }
         self.shared.version.send_modify(|v| v.rejected += 1);
         let why = match reason {
