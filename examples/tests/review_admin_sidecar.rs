@@ -1,8 +1,10 @@
 //! The sidecar's admin port as its clients use it: `HEAD` over HTTP/2 on
 //! mesh-core's paths and on the dashboard the sidecar adds gets the head
-//! alone (before, curl and hyper reset the stream), and a shutdown closes
-//! idle admin connections, HTTP/1 and HTTP/2, at once rather than at the
-//! end of the grace period.
+//! alone (before, curl and hyper reset the stream); a shutdown closes idle
+//! admin connections, HTTP/1 and HTTP/2, at once rather than at the end of
+//! the grace period; a path it does not serve gets a 404 naming those it
+//! does; and the log filter is read and replaced, a bad one refused with
+//! the directive named and the filter in force kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -169,5 +171,67 @@ async fn a_path_the_admin_port_does_not_serve_is_a_404_naming_those_it_does() {
             .unwrap();
         assert_eq!(res.status(), status, "{path}");
     }
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn the_log_filter_is_read_and_replaced_and_a_bad_one_is_named_and_refused() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let (level, layer) = mesh_examples::sidecar::log::ReloadableFilter::new(
+        tracing_subscriber::EnvFilter::new("info"),
+    );
+    // The filter is replaced in this subscriber, which the test keeps
+    // without installing it.
+    let _subscriber = tracing_subscriber::registry().with(layer);
+    let (app, _) = backend().await;
+    let config = mesh_examples::sidecar::config::SidecarConfig::from_yaml(
+        &format!(
+            "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n\
+             outbound:\n  listen: 127.0.0.1:0\n\
+             admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+        ),
+        "test.yaml",
+    )
+    .unwrap();
+    let options = mesh_examples::sidecar::StartOptions {
+        log_level: Some(std::sync::Arc::new(level)),
+    };
+    let running = mesh_examples::sidecar::start_with(config, options).unwrap();
+    let url = format!("http://{}/proxy-log-level", running.admin);
+    let send = |method: Method, body: &'static str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(&url)
+            .body(full(body))
+            .unwrap();
+        async move {
+            let res = http1().request(req).await.unwrap();
+            let status = res.status();
+            let allow = res.headers().get(header::ALLOW).cloned();
+            let body = String::from_utf8(body_bytes(res).await.to_vec()).unwrap();
+            (status, body, allow)
+        }
+    };
+    assert_eq!(send(Method::GET, "").await.1, "info\n");
+
+    // The answer names the directive that does not parse; the filter in
+    // force stays, as Linkerd's proxy keeps its level.
+    let (status, body, _) = send(Method::PUT, "warn,mesh_core=loud,hyper=debug").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("`mesh_core=loud`"), "{body}");
+    assert_eq!(send(Method::GET, "").await.1, "info\n");
+
+    let (status, body, _) = send(Method::PUT, "hyper=debug,warn\n").await;
+    assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_eq!(send(Method::GET, "").await.1, "hyper=debug,warn\n");
+
+    let (status, body, allow) = send(Method::POST, "info").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(allow.unwrap(), "GET, HEAD, PUT");
+    assert_eq!(
+        body,
+        "POST is not served at /proxy-log-level: it answers GET, HEAD, PUT\n"
+    );
     stop(running).await;
 }
