@@ -389,12 +389,13 @@ pub struct View {
     pub configured_window_seconds: f64,
     /// Rounds of scrapes so far.
     pub rounds: u64,
-    /// When the last round ended, in seconds from the start of polling.
+    /// When the last round began (its scrapes were sent), in seconds from
+    /// the start of polling.
     pub at_seconds: f64,
     /// Every admin server scraped, and whether its last scrape worked.
     pub sources: Vec<SourceView>,
-    /// When each sparkline point's interval ended, in seconds from the
-    /// start of polling.
+    /// When each sparkline point's interval ended (the round that closed
+    /// it began), in seconds from the start of polling.
     pub timeline: Vec<f64>,
     /// One per workload, from its inbound traffic.
     pub workloads: Vec<WorkloadView>,

@@ -301,6 +301,10 @@ impl Poller {
                 return;
             }
             let limit = self.config.interval;
+            // The counters are read as the round begins; a source that
+            // holds the round up must not stretch or shrink the window the
+            // others' figures are divided by.
+            let at = start.elapsed();
             let results = futures_util::future::join_all(
                 self.config
                     .sources
@@ -308,7 +312,7 @@ impl Poller {
                     .map(|target| scrape_within(target, limit)),
             )
             .await;
-            self.board.observe(start.elapsed(), results);
+            self.board.observe(at, results);
             let Some(shared) = self.shared.upgrade() else {
                 return;
             };

@@ -248,7 +248,8 @@ fn denied(targets: &[Target], deltas: &[Option<Delta>], workload: &str) -> f64 {
     let count = samples_of(targets, deltas, workload)
         .filter(|s| s.name == "inbound_http_authz_deny_total")
         .map(|s| s.value)
-        .sum();
+        // Not `sum`, which starts at -0.0: the page would show "-0".
+        .fold(0.0, |total, value| total + value);
     per_second(count, window_of(targets, deltas, workload))
 }
 

@@ -302,6 +302,8 @@ fn view_json_has_the_shape_the_page_reads() {
     assert_eq!(web["rps"], 50.0);
     assert!(web["history"]["success"].is_array());
     assert_eq!(json["workloads"][2]["denied"], 1.0);
+    // Nothing denied is 0, not the -0 an empty float sum gives.
+    assert_eq!(json["workloads"][0]["denied"].to_string(), "0.0");
     assert_eq!(json["edges"][1]["src"], "web");
     assert_eq!(json["edges"][1]["dst"], "voting");
     let vote = &json["routes"][1];
@@ -703,4 +705,75 @@ fn rounds_whose_every_scrape_was_let_go_are_not_kept() {
     assert_eq!(view.workloads[0].workload.stat.golden.rps, 50.0);
     assert_eq!(view.window_seconds, 2.0);
     assert_eq!(board.history().len(), 150);
+}
+
+/// An admin server whose `response_total` grows by 10 a second of tokio's
+/// clock, and which holds the scrapes numbered in `held` (counting from 0)
+/// for `hold` before answering.
+async fn counting(held: &'static [usize], hold: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let start = tokio::time::Instant::now();
+    tokio::spawn(async move {
+        let mut scrapes = 0;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let n = scrapes;
+            scrapes += 1;
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                // Read as the request arrives, as a sidecar's counters are.
+                let count = start.elapsed().as_secs() * 10;
+                if held.contains(&n) {
+                    tokio::time::sleep(hold).await;
+                }
+                let body = format!(
+                    "response_total{{direction=\"inbound\",classification=\"success\"}} {count}\n"
+                );
+                let res = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(res.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_held_up_by_one_source_does_not_skew_the_others_rates() {
+    // `web` serves 10 requests a second throughout. `slow` holds its second
+    // scrape past the interval (the round waits the interval for it). The
+    // counters are read as a round begins, so the window of each figure
+    // runs from the start of one round to the start of the next: measured
+    // from the ends of the rounds, the round after the held one read 20 rps
+    // over a window a held round had shortened.
+    let web = counting(&[], Duration::ZERO).await;
+    let slow = counting(&[1], Duration::from_secs(3)).await;
+    let sources = Target::parse_list(&format!("web={web},slow={slow}")).unwrap();
+    let (dashboard, poller) = Dashboard::new(DashboardConfig::new(sources)).unwrap();
+    tokio::spawn(poller.run());
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let view: serde_json::Value = serde_json::from_slice(&dashboard.api_json()).unwrap();
+    let timeline = view["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 3, "{view}");
+    let web = view["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "web")
+        .unwrap();
+    let rps = web["history"]["rps"].as_array().unwrap();
+    assert!(!rps.is_empty(), "{view}");
+    for (at, rps) in timeline.iter().zip(rps) {
+        assert_eq!(rps.as_f64(), Some(10.0), "web's rps at {at}s: {view}");
+    }
 }
