@@ -23,10 +23,13 @@ use std::fmt::{self, Write as _};
 /// of C0, DEL and C1, and the invisible characters that change how the
 /// text around them reads: bidirectional embeddings, overrides, isolates
 /// and marks, which can reorder a table's columns on screen (the "Trojan
-/// Source" characters of CVE-2021-42574), and zero-width characters,
-/// which make two different names look alike.
+/// Source" characters of CVE-2021-42574), zero-width characters, which
+/// make two different names look alike, and the line and paragraph
+/// separators U+2028 and U+2029, at which readers that split text on
+/// Unicode line breaks (Python's `str.splitlines`, many log shippers) cut
+/// one access-log or JSON line in two.
 pub(crate) fn is_unprintable(c: char) -> bool {
-    c.is_control() || is_invisible(c)
+    c.is_control() || is_invisible(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// The invisible characters of [`is_unprintable`]: the Arabic letter mark;
@@ -53,7 +56,8 @@ fn is_invisible(c: char) -> bool {
 pub(crate) fn escape_json_controls(json: &mut Vec<u8>, from: usize) {
     // What is left to escape is DEL and C1, which UTF-8 writes as 0x7f
     // and as 0xc2 then 0x80..=0x9f, and the invisible characters, which
-    // start with 0xd8 (U+061C), 0xe2 (U+200B to U+2069) or 0xef (U+FEFF):
+    // start with 0xd8 (U+061C), 0xe2 (U+200B to U+2069, the line and
+    // paragraph separators among them) or 0xef (U+FEFF):
     // text without any of those bytes, most of it, is not read as
     // characters at all.
     let Some(tail) = json.get(from..) else {
@@ -156,15 +160,18 @@ mod tests {
 
     #[test]
     fn control_characters_and_for_words_blanks_are_escaped() {
-        let text = "a\u{1b}[2J\u{9b}1m\u{7f}\n b\u{2028}é";
+        let text = "a\u{1b}[2J\u{9b}1m\u{7f}\n b\u{2028}é\u{2029}";
         assert_eq!(
             Printable::new(text).to_string(),
-            "a\\u{1b}[2J\\u{9b}1m\\u{7f}\\u{a} b\u{2028}é"
+            "a\\u{1b}[2J\\u{9b}1m\\u{7f}\\u{a} b\\u{2028}é\\u{2029}"
         );
         assert_eq!(
             Printable::word(text).to_string(),
-            r"a\u{1b}[2J\u{9b}1m\u{7f}\u{a}\u{20}b\u{2028}é"
+            r"a\u{1b}[2J\u{9b}1m\u{7f}\u{a}\u{20}b\u{2028}é\u{2029}"
         );
+        // In JSON too: Python's `splitlines` breaks a line at either.
+        let json = escape_json_string(serde_json::to_string(text).unwrap());
+        assert_eq!(json, r#""a\u001b[2J\u009b1m\u007f\n b\u2028é\u2029""#);
         assert!(Printable::word("web:80").is_plain());
         assert_eq!(Printable::word("web:80").to_string(), "web:80");
     }
