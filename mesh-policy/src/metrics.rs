@@ -53,8 +53,8 @@ impl PolicyMetrics {
     ///   denials as one unauthorized row. Which fallback denied (the
     ///   Server's `accessPolicy`, or the default policy on a port no
     ///   Server covers) is not lost: `inbound_authz_rule_hits_total`
-    ///   counts it as `rule_kind="default",rule_name="<policy>",
-    ///   result="deny"`;
+    ///   counts it as `rule_kind="default",rule_name="<policy>"` with
+    ///   `result="deny"`;
     /// - `inbound_http_route_not_found_total{srv_group, srv_kind, srv_name,
     ///   srv_port, tls}`: requests that matched no route of their Server,
     ///   keyed by the Server as linkerd2-proxy keys them (`ServerLabel`);
@@ -89,9 +89,11 @@ impl PolicyMetrics {
     ///   (open connections closed by a policy change), with the same
     ///   labels: by Server and without `authz_*`, as linkerd2-proxy keys
     ///   them (`ServerLabel`), the rule hits telling the fallback again;
-    /// - `inbound_authz_rule_hits_total{rule_kind, rule_name, srv_name, result}`:
-    ///   one series per rule that decided, with `result` `allow`, `audit`,
-    ///   `deny` or `not_found`;
+    /// - `inbound_authz_rule_hits_total{rule_kind, rule_name, srv_kind,
+    ///   srv_name, result}`: one series per rule that decided, with
+    ///   `result` `allow`, `audit`, `deny` or `not_found`; `srv_kind`
+    ///   (`server`, or `default` for the default server) keeps a Server
+    ///   named as a policy is apart from the default server;
     /// - `inbound_policy_reloads_total{result}`: `ok` or `error`.
     ///
     /// The group and kind labels of the authorization families are
@@ -414,12 +416,27 @@ fn encode_port(
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+/// The labels of `inbound_authz_rule_hits_total`. `srv_kind` keeps the
+/// default server apart from a Server of its name (one named
+/// `all-unauthenticated`, say), the default server being named by its
+/// policy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RuleLabels {
     pub(crate) rule_kind: &'static str,
     pub(crate) rule_name: Arc<str>,
+    pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
     pub(crate) result: &'static str,
+}
+
+impl EncodeLabelSet for RuleLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("rule_kind", self.rule_kind).encode(encoder.encode_label())?;
+        ("rule_name", &*self.rule_name).encode(encoder.encode_label())?;
+        ("srv_kind", self.srv.kind).encode(encoder.encode_label())?;
+        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
+        ("result", self.result).encode(encoder.encode_label())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -187,9 +187,9 @@ async fn decisions_are_counted_with_bounded_labels() {
         r#"inbound_http_authz_allow_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="HTTPRoute",route_name="authors-get",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="authors-get-policy",tls="true"} 2"#,
         r#"inbound_http_authz_deny_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",route_group="policy.linkerd.io",route_kind="HTTPRoute",route_name="authors-get",tls="no_identity"} 1"#,
         r#"inbound_http_route_not_found_total{srv_group="policy.linkerd.io",srv_kind="server",srv_name="books-http",srv_port="8080",tls="no_identity"} 1"#,
-        r#"inbound_authz_rule_hits_total{rule_kind="authorizationpolicy",rule_name="authors-get-policy",srv_name="books-http",result="allow"} 2"#,
-        r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_name="books-http",result="deny"} 1"#,
-        r#"inbound_authz_rule_hits_total{rule_kind="server",rule_name="books-http",srv_name="books-http",result="not_found"} 1"#,
+        r#"inbound_authz_rule_hits_total{rule_kind="authorizationpolicy",rule_name="authors-get-policy",srv_kind="server",srv_name="books-http",result="allow"} 2"#,
+        r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_kind="server",srv_name="books-http",result="deny"} 1"#,
+        r#"inbound_authz_rule_hits_total{rule_kind="server",rule_name="books-http",srv_kind="server",srv_name="books-http",result="not_found"} 1"#,
         r#"inbound_policy_reloads_total{result="ok"} 1"#,
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");

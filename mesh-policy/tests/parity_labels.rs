@@ -212,8 +212,8 @@ fn denials_closed_connections_and_unrouted_requests_carry_no_authorization() {
             format!(r#"inbound_tcp_authz_terminate_total{{{DB},tls="no_identity"}} 1"#),
             // Which fallback denied is still counted: the Servers'
             // `accessPolicy`, `deny` once routes are attached.
-            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_name="web",result="deny"} 3"#.to_owned(),
-            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_name="db",result="deny"} 1"#.to_owned(),
+            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_kind="server",srv_name="web",result="deny"} 3"#.to_owned(),
+            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_kind="server",srv_name="db",result="deny"} 1"#.to_owned(),
         ],
     );
     for name in [
@@ -254,7 +254,7 @@ fn the_default_server_is_named_by_its_policy_alone() {
             r#"inbound_http_authz_deny_total{srv_group="",srv_kind="default",srv_name="deny",route_group="",route_kind="default",route_name="default",tls="no_identity"} 1"#.to_owned(),
             r#"inbound_tcp_authz_deny_total{srv_group="",srv_kind="default",srv_name="deny",tls="no_identity"} 1"#.to_owned(),
             r#"inbound_tcp_authz_terminate_total{srv_group="",srv_kind="default",srv_name="deny",tls="no_identity"} 1"#.to_owned(),
-            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_name="deny",result="deny"} 2"#.to_owned(),
+            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_kind="default",srv_name="deny",result="deny"} 2"#.to_owned(),
         ],
     );
     assert!(!text.contains("default:"), "{text}");
@@ -291,7 +291,7 @@ fn the_default_server_is_named_by_its_policy_alone() {
 
 /// A Server named as the default policy is, with that policy as its
 /// `accessPolicy`: by name, its series and the default server's would be
-/// one; `srv_kind` (and `srv_port`) keep them apart.
+/// one; `srv_kind` (and `srv_port`) keep them apart, in the rule hits too.
 #[test]
 fn a_server_named_as_the_default_policy_counts_apart_from_the_default_server() {
     let text = "apiVersion: policy.linkerd.io/v1beta3
@@ -321,6 +321,8 @@ spec:
             format!(
                 r#"inbound_http_authz_allow_total{{srv_group="",srv_kind="default",srv_name="all-unauthenticated",{route_and_authz}}} 3"#
             ),
+            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="all-unauthenticated",srv_kind="server",srv_name="all-unauthenticated",result="allow"} 2"#.to_owned(),
+            r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="all-unauthenticated",srv_kind="default",srv_name="all-unauthenticated",result="allow"} 3"#.to_owned(),
         ],
     );
 }

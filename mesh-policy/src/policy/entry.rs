@@ -41,7 +41,14 @@ impl ServerEntry {
                     authz_name: authz.name.clone(),
                     tls,
                 }),
-                hits: hits(metrics, authz.kind.as_str(), &authz.name, &name, "allow"),
+                hits: hits(
+                    metrics,
+                    authz.kind.as_str(),
+                    &authz.name,
+                    kind,
+                    &name,
+                    "allow",
+                ),
             })
             .collect();
         let fb = fallback.authz.name.clone();
@@ -64,14 +71,14 @@ impl ServerEntry {
                 tls,
             }),
             deny: ByTls::resolve_tcp(&metrics.tcp_deny, server_labels),
-            allow_hits: hits(metrics, "default", &fb, &name, "allow"),
-            audit_hits: hits(metrics, "default", &fb, &name, "audit"),
-            deny_hits: hits(metrics, "default", &fb, &name, "deny"),
+            allow_hits: hits(metrics, "default", &fb, kind, &name, "allow"),
+            audit_hits: hits(metrics, "default", &fb, kind, &name, "audit"),
+            deny_hits: hits(metrics, "default", &fb, kind, &name, "deny"),
         };
         Self {
             tcp_terminate: ByTls::resolve_tcp(&metrics.tcp_terminate, server_labels),
             not_found: ByTls::resolve(&metrics.http_not_found, server_labels),
-            not_found_hits: hits(metrics, "server", &name, &name, "not_found"),
+            not_found_hits: hits(metrics, "server", &name, kind, &name, "not_found"),
             name,
             kind,
             port,
@@ -189,15 +196,15 @@ impl ServerEntry {
                 .map(|a| RuleEntry {
                     authz: a.clone(),
                     allow: http(&metrics.http_allow, a.kind, &a.name),
-                    hits: hits(metrics, a.kind.as_str(), &a.name, srv, "allow"),
+                    hits: hits(metrics, a.kind.as_str(), &a.name, self.kind, srv, "allow"),
                 })
                 .collect(),
             fallback: FallbackCounters {
                 allow: http(&metrics.http_allow, AuthzKind::Default, fb),
                 deny,
-                allow_hits: hits(metrics, "default", fb, srv, "allow"),
-                audit_hits: hits(metrics, "default", fb, srv, "audit"),
-                deny_hits: hits(metrics, "default", fb, srv, "deny"),
+                allow_hits: hits(metrics, "default", fb, self.kind, srv, "allow"),
+                audit_hits: hits(metrics, "default", fb, self.kind, srv, "audit"),
+                deny_hits: hits(metrics, "default", fb, self.kind, srv, "deny"),
             },
             name: route,
         }
@@ -208,12 +215,14 @@ fn hits(
     metrics: &PolicyMetrics,
     rule_kind: &'static str,
     rule_name: &Arc<str>,
+    srv: GroupKind,
     srv_name: &Arc<str>,
     result: &'static str,
 ) -> Counter {
     metrics.rule_hits.get_or_create_owned(&RuleLabels {
         rule_kind,
         rule_name: rule_name.clone(),
+        srv,
         srv_name: srv_name.clone(),
         result,
     })
