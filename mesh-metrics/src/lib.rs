@@ -91,9 +91,11 @@
 //!
 //! let res = client.get(format!("http://{admin_addr}/metrics").parse()?).await?;
 //! let text = String::from_utf8(res.into_body().collect().await?.to_bytes().to_vec())?;
-//! assert!(text.contains(
-//!     "request_total{direction=\"inbound\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 1"
-//! ));
+//! let port = app_addr.port();
+//! assert!(text.contains(&format!(
+//!     "request_total{{direction=\"inbound\",target_addr=\"127.0.0.1:{port}\",target_ip=\"127.0.0.1\",\
+//!      target_port=\"{port}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} 1"
+//! )));
 //! trigger.trigger();
 //! # Ok(()) }
 //! ```

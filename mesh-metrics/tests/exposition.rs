@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use mesh_core::{
     conn::{ConnectionInfo, Tls},
     error::ProxyErrorKind,
-    labels::Authorized,
+    labels::{Authorized, ResourceKind},
 };
 use mesh_metrics::{HttpMetrics, LATENCY_BUCKETS_MS, MetricsLayer};
 use prometheus_client::{encoding::text::encode, registry::Registry};
@@ -28,8 +28,21 @@ fn request(route: &str, path: &str) -> Request<Full<Bytes>> {
     });
     req.extensions_mut().insert(Authorized {
         server: Arc::from("emoji-grpc"),
+        server_kind: ResourceKind {
+            group: "policy.linkerd.io",
+            kind: "server",
+        },
+        server_port: Some(8080),
         route: Arc::from(route),
+        route_kind: Some(ResourceKind {
+            group: "gateway.networking.k8s.io",
+            kind: "HTTPRoute",
+        }),
         authz: Arc::from("web-only"),
+        authz_kind: ResourceKind {
+            group: "policy.linkerd.io",
+            kind: "authorizationpolicy",
+        },
         audit: false,
     });
     req
@@ -90,8 +103,13 @@ async fn a_known_sequence_of_requests_gives_this_exact_exposition() {
 
     let target = |route: &str| {
         format!(
-            "direction=\"inbound\",srv_name=\"emoji-grpc\",route_name=\"{route}\",\
-             authz_name=\"web-only\",tls=\"true\",client_id=\"{PEER}\""
+            "direction=\"inbound\",target_addr=\"127.0.0.1:4143\",target_ip=\"127.0.0.1\",\
+             target_port=\"4143\",tls=\"true\",client_id=\"{PEER}\",\
+             srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-grpc\",\
+             srv_port=\"8080\",route_group=\"gateway.networking.k8s.io\",\
+             route_kind=\"HTTPRoute\",route_name=\"{route}\",\
+             authz_group=\"policy.linkerd.io\",authz_kind=\"authorizationpolicy\",\
+             authz_name=\"web-only\""
         )
     };
     let (list, vote) = (target("list"), target("vote"));

@@ -237,8 +237,12 @@ async fn each_direction_reads_only_the_labels_that_belong_to_it() {
             .insert(mesh_core::labels::DstService("emoji".into()));
         req.extensions_mut().insert(mesh_core::labels::Authorized {
             server: "emoji-grpc".into(),
+            server_kind: mesh_core::labels::ResourceKind::DEFAULT,
+            server_port: None,
             route: "list".into(),
+            route_kind: None,
             authz: "web-only".into(),
+            authz_kind: mesh_core::labels::ResourceKind::DEFAULT,
             audit: false,
         });
         req
@@ -259,7 +263,7 @@ async fn each_direction_reads_only_the_labels_that_belong_to_it() {
     // service does not. Outbound: the destination does; a policy does not.
     assert!(
         text.contains(
-            "request_total{direction=\"inbound\",srv_name=\"emoji-grpc\",route_name=\"list\",authz_name=\"web-only\"} 1\n"
+            "request_total{direction=\"inbound\",srv_group=\"\",srv_kind=\"default\",srv_name=\"emoji-grpc\",route_name=\"list\",authz_group=\"\",authz_kind=\"default\",authz_name=\"web-only\"} 1\n"
         ),
         "{text}"
     );

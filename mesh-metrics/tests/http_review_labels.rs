@@ -42,8 +42,12 @@ fn inbound(peer: &str, route: &str, authz: &str) -> Request<()> {
     });
     req.extensions_mut().insert(Authorized {
         server: Arc::from("srv"),
+        server_kind: mesh_core::labels::ResourceKind::DEFAULT,
+        server_port: None,
         route: Arc::from(route),
+        route_kind: None,
         authz: Arc::from(authz),
+        authz_kind: mesh_core::labels::ResourceKind::DEFAULT,
         audit: false,
     });
     req.extensions_mut().insert(RouteId::new(route));
@@ -88,14 +92,14 @@ async fn values_that_differ_in_one_byte_from_other_connections_keep_their_own_se
     let text = scrape(&registry);
     for (peer, route, n) in expected {
         let labels = format!(
-            r#"{{direction="inbound",srv_name="srv",route_name="{route}",authz_name="web",tls="true",client_id="{peer}"}}"#
+            r#"{{direction="inbound",target_addr="127.0.0.1:4143",target_ip="127.0.0.1",target_port="4143",tls="true",client_id="{peer}",srv_group="",srv_kind="default",srv_name="srv",route_name="{route}",authz_group="",authz_kind="default",authz_name="web"}}"#
         );
         assert!(
             text.contains(&format!("request_total{labels} {n}\n")),
             "{labels} {n}\n{text}"
         );
         let responses = format!(
-            r#"response_total{{direction="inbound",srv_name="srv",route_name="{route}",authz_name="web",tls="true",client_id="{peer}",status_code="200",classification="success"}} {n}"#
+            r#"response_total{{direction="inbound",target_addr="127.0.0.1:4143",target_ip="127.0.0.1",target_port="4143",tls="true",client_id="{peer}",srv_group="",srv_kind="default",srv_name="srv",route_name="{route}",authz_group="",authz_kind="default",authz_name="web",status_code="200",classification="success"}} {n}"#
         );
         assert!(text.contains(&responses), "{responses}\n{text}");
     }
@@ -148,7 +152,7 @@ async fn targets_past_the_series_limit_are_counted_in_the_overflow_every_time() 
     let text = scrape(&registry);
     let kept = |route: &str| {
         format!(
-            r#"request_total{{direction="inbound",srv_name="srv",route_name="{route}",authz_name="web",tls="true",client_id="{peer}"}} 5"#
+            r#"request_total{{direction="inbound",target_addr="127.0.0.1:4143",target_ip="127.0.0.1",target_port="4143",tls="true",client_id="{peer}",srv_group="",srv_kind="default",srv_name="srv",route_name="{route}",authz_group="",authz_kind="default",authz_name="web"}} 5"#
         )
     };
     assert!(text.contains(&kept("r-1")), "{text}");
@@ -175,15 +179,18 @@ async fn label_values_are_escaped_in_every_family() {
     let mut req = Request::new(());
     req.extensions_mut().insert(Authorized {
         server: Arc::from("s\"rv"),
+        server_kind: mesh_core::labels::ResourceKind::DEFAULT,
+        server_port: None,
         route: Arc::from("r"),
+        route_kind: None,
         authz: Arc::from("a\\z"),
+        authz_kind: mesh_core::labels::ResourceKind::DEFAULT,
         audit: false,
     });
     req.extensions_mut().insert(RouteId::new("get \"x\"\n\\y"));
     call(&svc, req).await;
     let text = scrape(&registry);
-    let labels =
-        r#"direction="inbound",srv_name="s\"rv",route_name="get \"x\"\n\\y",authz_name="a\\z""#;
+    let labels = r#"direction="inbound",srv_group="",srv_kind="default",srv_name="s\"rv",route_name="get \"x\"\n\\y",authz_group="",authz_kind="default",authz_name="a\\z""#;
     for family in [
         "request_total{",
         "response_total{",

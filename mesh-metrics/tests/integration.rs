@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod exposition;
+mod golden_kinds;
 mod http_layer;
 mod http_review_counting;
 mod http_review_h2;

@@ -82,7 +82,14 @@ async fn an_allowed_identity_reaches_the_service_with_the_policy_named() {
     assert_eq!(rsp.status(), StatusCode::OK);
     assert_eq!(
         rsp.body(),
-        r#"Some(Authorized { server: "books-http", route: "authors-get", authz: "authors-get-policy", audit: false }) Some(RouteId("authors-get"))"#
+        concat!(
+            r#"Some(Authorized { server: "books-http", "#,
+            r#"server_kind: ResourceKind { group: "policy.linkerd.io", kind: "server" }, "#,
+            r#"server_port: Some(8080), route: "authors-get", route_kind: None, "#,
+            r#"authz: "authors-get-policy", "#,
+            r#"authz_kind: ResourceKind { group: "policy.linkerd.io", kind: "authorizationpolicy" }, "#,
+            r#"audit: false }) Some(RouteId("authors-get"))"#,
+        )
     );
 }
 
@@ -157,8 +164,13 @@ async fn the_configured_port_overrides_the_local_port() {
         .unwrap();
     assert_eq!(rsp.status(), StatusCode::OK);
     assert!(
-        rsp.body()
-            .contains(r#"server: "books-admin", route: "default", authz: "audit", audit: true"#),
+        rsp.body().contains(concat!(
+            r#"server: "books-admin", "#,
+            r#"server_kind: ResourceKind { group: "policy.linkerd.io", kind: "server" }, "#,
+            r#"server_port: Some(9990), route: "default", route_kind: None, "#,
+            r#"authz: "audit", authz_kind: ResourceKind { group: "", kind: "default" }, "#,
+            r#"audit: true"#,
+        )),
         "{}",
         rsp.body()
     );

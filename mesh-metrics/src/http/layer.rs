@@ -22,6 +22,9 @@ use crate::labels::{Direction, TlsLabels};
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
     shared: Arc<Shared>,
+    /// Kept out of `shared`, so that layers for several ports share one
+    /// cache of label handles: the port is part of each target's labels.
+    target_port: Option<u16>,
 }
 
 impl MetricsLayer {
@@ -31,6 +34,11 @@ impl MetricsLayer {
     /// and route labels from its [`RouteId`](mesh_core::route::RouteId).
     /// A [`DstService`](mesh_core::labels::DstService) is not read: as in
     /// Linkerd, inbound series name the server, not a destination.
+    ///
+    /// The connection's local address is the target (`target_addr`,
+    /// `target_ip`, `target_port`): the address the client reached. Its
+    /// port is the one the connection was accepted on, unless
+    /// [`with_target_port`](Self::with_target_port) names another.
     pub fn inbound(metrics: &HttpMetrics) -> Self {
         Self::new(metrics, Direction::Inbound, ServerTls::default())
     }
@@ -56,7 +64,32 @@ impl MetricsLayer {
                 server_tls,
                 Classify::default(),
             )),
+            target_port: None,
         }
+    }
+
+    /// Inbound: labels requests with `target_port` `port`, and with
+    /// `target_addr` the connection's local IP and `port`, in place of
+    /// the port the connection was accepted on. Ignored outbound.
+    ///
+    /// A proxy that listens on one port and forwards to an application
+    /// on another (the sidecar's inbound listeners) authorizes requests
+    /// as the application's port, the port a `Server` selects
+    /// (mesh-policy's `AuthorizeLayer::with_port`). Give the same port
+    /// here: Linkerd's `target_port` is that port too (the original
+    /// destination, which is what a Server's `port` matches), so
+    /// `linkerd viz stat-inbound`, which groups by `target_port`, shows
+    /// one row per application port, and a Server's series have
+    /// `target_port` equal to their `srv_port`. Without it, every
+    /// application behind the listener would be labelled with the
+    /// listener's port.
+    ///
+    /// Layers made from one another by this method share their cache of
+    /// label handles.
+    #[must_use]
+    pub fn with_target_port(mut self, port: u16) -> Self {
+        self.target_port = Some(port);
+        self
     }
 
     /// Classifies responses with `classify`, the same rules the retry layer
@@ -110,6 +143,7 @@ impl MetricsLayer {
                 parts.server_tls,
                 parts.classify,
             )),
+            target_port: self.target_port,
         }
     }
 }
@@ -126,6 +160,9 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Metrics::new(inner, Arc::new(Targets::new(self.shared.clone())))
+        Metrics::new(
+            inner,
+            Arc::new(Targets::new(self.shared.clone(), self.target_port)),
+        )
     }
 }

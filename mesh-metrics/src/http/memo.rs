@@ -24,7 +24,10 @@
 //! folded into the overflow series are never kept, so that each of their
 //! requests is counted as a fold.
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+};
 
 use http::Request;
 use mesh_core::{
@@ -36,7 +39,7 @@ use mesh_core::{
 use super::target::{Shared, TargetHandles};
 use crate::{
     family::cache::{same_opt_str, same_str},
-    labels::Direction,
+    labels::{Direction, same_opt_kind},
 };
 
 /// How many slots a service's memo has. A request's values pick its slot.
@@ -51,12 +54,17 @@ const WAYS: usize = 4;
 #[derive(Debug)]
 pub(crate) struct Targets {
     pub(crate) shared: Arc<Shared>,
+    /// Inbound: the port `target_port` names in place of the one each
+    /// connection was accepted on (see
+    /// [`MetricsLayer::with_target_port`](super::MetricsLayer::with_target_port)).
+    target_port: Option<u16>,
     memo: Box<[[OnceLock<Entry>; WAYS]; SLOTS]>,
 }
 
 /// One kept target, and the values its labels came from.
 #[derive(Debug)]
 struct Entry {
+    target_addr: Option<SocketAddr>,
     tls: Option<Tls>,
     authorized: Option<Authorized>,
     route: Option<RouteId>,
@@ -67,6 +75,9 @@ struct Entry {
 /// The request extensions a target's labels come from, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sources<'a> {
+    /// The address the connection came to, with the port Servers are
+    /// matched against; inbound only.
+    pub(crate) target_addr: Option<SocketAddr>,
     /// The connection's TLS status; inbound only, as outbound TLS labels
     /// come from configuration.
     pub(crate) tls: Option<&'a Tls>,
@@ -82,16 +93,24 @@ impl<'a> Sources<'a> {
     /// [`MetricsLayer::inbound`](super::MetricsLayer::inbound) and
     /// [`outbound`](super::MetricsLayer::outbound)): each lookup hashes a
     /// type id and probes the request's extension map, on every request.
-    fn of<B>(direction: Direction, req: &'a Request<B>) -> Self {
+    fn of<B>(direction: Direction, target_port: Option<u16>, req: &'a Request<B>) -> Self {
         let ext = req.extensions();
         match direction {
-            Direction::Inbound => Self {
-                tls: ext.get::<ConnectionInfo>().map(|info| &info.tls),
-                authorized: ext.get::<Authorized>(),
-                route: ext.get::<RouteId>(),
-                dst_service: None,
-            },
+            Direction::Inbound => {
+                let info = ext.get::<ConnectionInfo>();
+                Self {
+                    target_addr: info.map(|info| match target_port {
+                        Some(port) => SocketAddr::new(info.local_addr.ip(), port),
+                        None => info.local_addr,
+                    }),
+                    tls: info.map(|info| &info.tls),
+                    authorized: ext.get::<Authorized>(),
+                    route: ext.get::<RouteId>(),
+                    dst_service: None,
+                }
+            }
             Direction::Outbound => Self {
+                target_addr: None,
                 tls: None,
                 authorized: None,
                 route: ext.get::<RouteId>(),
@@ -100,11 +119,15 @@ impl<'a> Sources<'a> {
         }
     }
 
-    /// The slot of these values: their lengths and last bytes, which is
-    /// cheap, and the same for equal values wherever they were allocated.
+    /// The slot of these values: the target port, and the strings'
+    /// lengths and last bytes, which is cheap, and the same for equal
+    /// values wherever they were allocated.
     #[inline]
     fn slot(&self) -> usize {
         let mut h = 0;
+        if let Some(addr) = self.target_addr {
+            h = mix(h, u64::from(addr.port()));
+        }
         if let Some(a) = self.authorized {
             h = mix(h, fingerprint(&a.authz));
             h = mix(h, fingerprint(&a.route));
@@ -129,26 +152,34 @@ impl<'a> Sources<'a> {
         same_opt_str(
             self.route.map(RouteId::as_str),
             entry.route.as_ref().map(RouteId::as_str),
-        ) && match (self.authorized, &entry.authorized) {
-            (Some(a), Some(b)) => {
-                same_str(&a.authz, &b.authz)
-                    && same_str(&a.route, &b.route)
-                    && same_str(&a.server, &b.server)
+        ) && self.target_addr == entry.target_addr
+            && match (self.authorized, &entry.authorized) {
+                (Some(a), Some(b)) => {
+                    same_str(&a.authz, &b.authz)
+                        && same_str(&a.route, &b.route)
+                        && same_str(&a.server, &b.server)
+                        && a.server_port == b.server_port
+                        && same_opt_kind(Some(a.authz_kind), Some(b.authz_kind))
+                        && same_opt_kind(a.route_kind, b.route_kind)
+                        && same_opt_kind(Some(a.server_kind), Some(b.server_kind))
+                }
+                (None, None) => true,
+                _ => false,
             }
-            (None, None) => true,
-            _ => false,
-        } && same_opt_str(
-            self.dst_service.map(DstService::as_str),
-            entry.dst_service.as_ref().map(DstService::as_str),
-        ) && match (self.tls, &entry.tls) {
-            (Some(a), Some(b)) => same_tls(a, b),
-            (None, None) => true,
-            _ => false,
-        }
+            && same_opt_str(
+                self.dst_service.map(DstService::as_str),
+                entry.dst_service.as_ref().map(DstService::as_str),
+            )
+            && match (self.tls, &entry.tls) {
+                (Some(a), Some(b)) => same_tls(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 
     fn to_entry(self, target: Arc<TargetHandles>) -> Entry {
         Entry {
+            target_addr: self.target_addr,
             tls: self.tls.cloned(),
             authorized: self.authorized.cloned(),
             route: self.route.cloned(),
@@ -159,9 +190,10 @@ impl<'a> Sources<'a> {
 }
 
 impl Targets {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, target_port: Option<u16>) -> Self {
         Self {
             shared,
+            target_port,
             memo: Box::default(),
         }
     }
@@ -169,7 +201,7 @@ impl Targets {
     /// The handles of `req`'s target: from the memo, or else from the
     /// layer-wide cache, and then kept if its slot has room.
     pub(crate) fn find<B>(&self, req: &Request<B>) -> Arc<TargetHandles> {
-        let sources = Sources::of(self.shared.direction, req);
+        let sources = Sources::of(self.shared.direction, self.target_port, req);
         let Some(ways) = self.memo.get(sources.slot()) else {
             return self.shared.target(sources);
         };
@@ -230,7 +262,7 @@ fn mix(h: u64, word: u64) -> u64 {
 mod tests {
     use std::num::NonZeroUsize;
 
-    use mesh_core::classify::Classify;
+    use mesh_core::{classify::Classify, labels::ResourceKind};
     use prometheus_client::{encoding::text::encode, registry::Registry};
 
     use super::*;
@@ -249,7 +281,7 @@ mod tests {
             ServerTls::default(),
             Classify::default(),
         );
-        (registry, Targets::new(Arc::new(shared)))
+        (registry, Targets::new(Arc::new(shared), None))
     }
 
     /// A request as a new connection would carry it: every value a fresh
@@ -265,8 +297,12 @@ mod tests {
         });
         req.extensions_mut().insert(Authorized {
             server: Arc::from("srv"),
+            server_kind: ResourceKind::DEFAULT,
+            server_port: None,
             route: Arc::from(route),
+            route_kind: None,
             authz: Arc::from(authz),
+            authz_kind: ResourceKind::DEFAULT,
             audit: false,
         });
         req.extensions_mut().insert(RouteId::new(route));
@@ -278,6 +314,45 @@ mod tests {
     }
 
     const WEB: &str = "spiffe://td/ns/emoji/sa/web";
+    const TARGET: &str = r#"target_addr="127.0.0.1:4143",target_ip="127.0.0.1",target_port="4143""#;
+    const SRV: &str = r#"srv_group="",srv_kind="default",srv_name="srv""#;
+
+    #[test]
+    fn values_that_differ_only_in_kind_or_port_find_their_own_targets() {
+        let (_registry, targets) = targets(100);
+        let plain = request(WEB, "list", "web");
+        let with = |change: fn(&mut Authorized)| {
+            let mut req = plain.clone();
+            if let Some(a) = req.extensions_mut().get_mut::<Authorized>() {
+                change(a);
+            }
+            req
+        };
+        let server = with(|a| {
+            a.server_kind = ResourceKind {
+                group: "policy.linkerd.io",
+                kind: "server",
+            };
+        });
+        let port = with(|a| a.server_port = Some(8080));
+        let authz = with(|a| {
+            a.authz_kind = ResourceKind {
+                group: "policy.linkerd.io",
+                kind: "serverauthorization",
+            };
+        });
+        let route = with(|a| a.route_kind = Some(ResourceKind::DEFAULT));
+        let found: Vec<_> = [&plain, &server, &port, &authz, &route]
+            .into_iter()
+            .map(|req| targets.find(req))
+            .collect();
+        for (i, a) in found.iter().enumerate() {
+            for b in &found[i + 1..] {
+                assert!(!Arc::ptr_eq(a, b));
+            }
+        }
+        assert!(Arc::ptr_eq(&targets.find(&server.clone()), &found[1]));
+    }
 
     #[test]
     fn a_request_with_the_values_of_a_kept_one_finds_its_target() {
@@ -308,12 +383,12 @@ mod tests {
         let b = request(WEB, "ping-a", "cli-a");
         let c = request("spiffe://td/ns/emoji/sa/veb", "list-a", "web-a");
         assert_eq!(
-            Sources::of(Direction::Inbound, &a).slot(),
-            Sources::of(Direction::Inbound, &b).slot()
+            Sources::of(Direction::Inbound, None, &a).slot(),
+            Sources::of(Direction::Inbound, None, &b).slot()
         );
         assert_eq!(
-            Sources::of(Direction::Inbound, &a).slot(),
-            Sources::of(Direction::Inbound, &c).slot()
+            Sources::of(Direction::Inbound, None, &a).slot(),
+            Sources::of(Direction::Inbound, None, &c).slot()
         );
         for req in [&a, &b, &a, &c, &c, &a] {
             targets.find(req).requests.inc();
@@ -322,7 +397,7 @@ mod tests {
         encode(&mut text, &registry).unwrap();
         let count = |route: &str, authz: &str, peer: &str| {
             format!(
-                "request_total{{direction=\"inbound\",srv_name=\"srv\",route_name=\"{route}\",authz_name=\"{authz}\",tls=\"true\",client_id=\"{peer}\"}}"
+                "request_total{{direction=\"inbound\",{TARGET},tls=\"true\",client_id=\"{peer}\",{SRV},route_name=\"{route}\",authz_group=\"\",authz_kind=\"default\",authz_name=\"{authz}\"}}"
             )
         };
         assert!(
@@ -371,7 +446,7 @@ mod tests {
             .into_iter()
             .map(|route| request(WEB, route, "web"))
             .collect();
-        let slot = |req| Sources::of(Direction::Inbound, req).slot();
+        let slot = |req| Sources::of(Direction::Inbound, None, req).slot();
         assert!(requests.iter().all(|req| slot(req) == slot(&requests[0])));
         for _ in 0..2 {
             for req in &requests {
@@ -383,7 +458,7 @@ mod tests {
         encode(&mut text, &registry).unwrap();
         for route in ["a-x", "f-x"] {
             let line = format!(
-                "request_total{{direction=\"inbound\",srv_name=\"srv\",route_name=\"{route}\",authz_name=\"web\",tls=\"true\",client_id=\"{WEB}\"}} 2\n"
+                "request_total{{direction=\"inbound\",{TARGET},tls=\"true\",client_id=\"{WEB}\",{SRV},route_name=\"{route}\",authz_group=\"\",authz_kind=\"default\",authz_name=\"web\"}} 2\n"
             );
             assert!(text.contains(&line), "{text}");
         }

@@ -20,9 +20,17 @@ use crate::{
 /// | `response_latency_ms` | histogram | target, `status_code` |
 /// | `http_series_overflow_total` | counter | `family` |
 ///
-/// The target labels are `direction`, `dst_service`, `srv_name`,
-/// `route_name`, `authz_name`, `tls` and `client_id` / `server_id` /
-/// `no_tls_reason`, each present only when its source is.
+/// The target labels, each present only when its source is, are:
+///
+/// - inbound, in linkerd2-proxy's order: `direction`, `target_addr`,
+///   `target_ip`, `target_port` (the address the connection came to; see
+///   [`MetricsLayer::with_target_port`](super::MetricsLayer::with_target_port)),
+///   `tls` and `client_id` / `no_tls_reason`, then the policy that
+///   admitted the request: `srv_group`, `srv_kind`, `srv_name`,
+///   `srv_port`, `route_group`, `route_kind`, `route_name`,
+///   `authz_group`, `authz_kind`, `authz_name`;
+/// - outbound: `direction`, `dst_service`, `route_name`, `tls` and
+///   `server_id` / `no_tls_reason`.
 ///
 /// Cloning is an `Arc` increment.
 #[derive(Clone, Debug)]

@@ -75,11 +75,16 @@ impl Shared {
         TargetView {
             direction: self.direction,
             dst_service,
+            target_addr: sources.target_addr,
+            srv_kind: authorized.map(|a| a.server_kind),
             srv_name: authorized.map(|a| &*a.server),
+            srv_port: authorized.and_then(|a| a.server_port),
+            route_kind: authorized.and_then(|a| a.route_kind),
             route_name: sources
                 .route
                 .map(RouteId::as_str)
                 .or(authorized.map(|a| &*a.route)),
+            authz_kind: authorized.map(|a| a.authz_kind),
             authz_name: authorized.map(|a| &*a.authz),
             tls,
         }

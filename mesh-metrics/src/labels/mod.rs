@@ -11,15 +11,33 @@
 //! (no authorization layer ran, no route was named) are left out rather
 //! than written empty, as Linkerd does.
 //!
+//! Inbound HTTP series carry Linkerd's labels of the policy that admitted
+//! a request: the group, kind and name of the Server (and the port it
+//! covers), of the route and of the authorization, so that resources of
+//! one name and different kinds (a Server and the default server, an
+//! `AuthorizationPolicy` and a `ServerAuthorization`) count apart. They
+//! also carry the address the connection came to (`target_addr`,
+//! `target_ip`, `target_port`), bounded by the addresses and ports the
+//! server listens on. Both are written in linkerd2-proxy's order
+//! (`InboundEndpointLabels` in its `app/core/src/metrics.rs`), so that
+//! text compared or parsed by position reads the same.
+//!
 //! Each owned label set has a borrowed twin (`*View`) built from a request's
 //! extensions without cloning anything; the handle caches hash and compare
 //! views, so only a new label set pays for owned strings.
 
 mod fold;
 
-use std::{fmt::Write as _, sync::Arc};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
-use mesh_core::conn::{NoTlsReason, Tls};
+use mesh_core::{
+    conn::{NoTlsReason, Tls},
+    labels::ResourceKind,
+};
 
 use crate::family::cache::{WordHash, same_opt_str, same_str};
 use prometheus_client::encoding::{
@@ -190,8 +208,15 @@ impl TlsLabels {
 pub(crate) struct TargetView<'a> {
     pub(crate) direction: Direction,
     pub(crate) dst_service: Option<&'a str>,
+    /// Inbound: the address the connection came to, with the port a
+    /// Server's `port` is matched against.
+    pub(crate) target_addr: Option<SocketAddr>,
+    pub(crate) srv_kind: Option<ResourceKind>,
     pub(crate) srv_name: Option<&'a str>,
+    pub(crate) srv_port: Option<u16>,
+    pub(crate) route_kind: Option<ResourceKind>,
     pub(crate) route_name: Option<&'a str>,
+    pub(crate) authz_kind: Option<ResourceKind>,
     pub(crate) authz_name: Option<&'a str>,
     pub(crate) tls: TlsView<'a>,
 }
@@ -203,8 +228,13 @@ impl TargetView<'_> {
     pub(crate) fn key_hash(&self) -> u64 {
         let mut hash = WordHash::new(self.direction as u64);
         hash.opt_str(self.dst_service);
+        hash_addr(&mut hash, self.target_addr);
+        hash_kind(&mut hash, self.srv_kind);
         hash.opt_str(self.srv_name);
+        hash.word(self.srv_port.map_or(u64::MAX, u64::from));
+        hash_kind(&mut hash, self.route_kind);
         hash.opt_str(self.route_name);
+        hash_kind(&mut hash, self.authz_kind);
         hash.opt_str(self.authz_name);
         self.tls.hash_into(&mut hash);
         hash.finish()
@@ -215,11 +245,53 @@ impl TargetView<'_> {
     #[inline]
     pub(crate) fn matches(&self, owned: &TargetLabels) -> bool {
         self.direction == owned.direction
+            && self.target_addr == owned.target_addr
+            && self.srv_port == owned.srv_port
             && same_opt_str(self.route_name, owned.route_name.as_deref())
             && same_opt_str(self.srv_name, owned.srv_name.as_deref())
             && same_opt_str(self.authz_name, owned.authz_name.as_deref())
             && same_opt_str(self.dst_service, owned.dst_service.as_deref())
+            && same_opt_kind(self.srv_kind, owned.srv_kind)
+            && same_opt_kind(self.route_kind, owned.route_kind)
+            && same_opt_kind(self.authz_kind, owned.authz_kind)
             && self.tls.matches(&owned.tls)
+    }
+}
+
+/// Adds an address to `hash`: its IP's bits and its port.
+#[inline]
+fn hash_addr(hash: &mut WordHash, addr: Option<SocketAddr>) {
+    match addr {
+        None => hash.word(u64::MAX),
+        Some(addr) => {
+            match addr.ip() {
+                IpAddr::V4(ip) => hash.word(u64::from(ip.to_bits())),
+                IpAddr::V6(ip) => {
+                    let bits = ip.to_bits();
+                    hash.word(bits as u64);
+                    hash.word((bits >> 64) as u64);
+                }
+            }
+            hash.word(u64::from(addr.port()));
+        }
+    }
+}
+
+/// Adds a resource's kind to `hash`. Its group is left out: it follows
+/// from the kind but for routes, and [`TargetView::matches`] compares it.
+#[inline]
+fn hash_kind(hash: &mut WordHash, kind: Option<ResourceKind>) {
+    hash.opt_str(kind.map(|k| k.kind));
+}
+
+/// Whether two resources' kinds are the same: by address first, as
+/// [`same_str`].
+#[inline]
+pub(crate) fn same_opt_kind(a: Option<ResourceKind>, b: Option<ResourceKind>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => same_str(a.kind, b.kind) && same_str(a.group, b.group),
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -228,8 +300,13 @@ impl TargetView<'_> {
 pub(crate) struct TargetLabels {
     direction: Direction,
     dst_service: Option<Arc<str>>,
+    target_addr: Option<SocketAddr>,
+    srv_kind: Option<ResourceKind>,
     srv_name: Option<Arc<str>>,
+    srv_port: Option<u16>,
+    route_kind: Option<ResourceKind>,
     route_name: Option<Arc<str>>,
+    authz_kind: Option<ResourceKind>,
     authz_name: Option<Arc<str>>,
     tls: TlsLabels,
 }
@@ -239,8 +316,13 @@ impl TargetLabels {
         Self {
             direction: v.direction,
             dst_service: v.dst_service.map(Arc::from),
+            target_addr: v.target_addr,
+            srv_kind: v.srv_kind,
             srv_name: v.srv_name.map(Arc::from),
+            srv_port: v.srv_port,
+            route_kind: v.route_kind,
             route_name: v.route_name.map(Arc::from),
+            authz_kind: v.authz_kind,
             authz_name: v.authz_name.map(Arc::from),
             tls: v.tls.to_owned(),
         }
@@ -251,19 +333,48 @@ impl TargetLabels {
         TargetView {
             direction: self.direction,
             dst_service: self.dst_service.as_deref(),
+            target_addr: self.target_addr,
+            srv_kind: self.srv_kind,
             srv_name: self.srv_name.as_deref(),
+            srv_port: self.srv_port,
+            route_kind: self.route_kind,
             route_name: self.route_name.as_deref(),
+            authz_kind: self.authz_kind,
             authz_name: self.authz_name.as_deref(),
             tls: self.tls.view(),
         }
+    }
+
+    /// Inbound, in linkerd2-proxy's order: the address the connection
+    /// came to, the TLS labels, then the Server, the route and the
+    /// authorization, each as group, kind and name (and the Server's
+    /// port after its name).
+    fn encode_inbound(&self, enc: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
+        if let Some(addr) = self.target_addr {
+            ("target_addr", Displayed(addr)).encode(enc.encode_label())?;
+            ("target_ip", Displayed(addr.ip())).encode(enc.encode_label())?;
+            ("target_port", addr.port()).encode(enc.encode_label())?;
+        }
+        self.tls.encode(self.direction, enc)?;
+        resource(enc, SRV, self.srv_kind, self.srv_name.as_deref())?;
+        if let Some(port) = self.srv_port {
+            ("srv_port", port).encode(enc.encode_label())?;
+        }
+        resource(enc, ROUTE, self.route_kind, self.route_name.as_deref())?;
+        resource(enc, AUTHZ, self.authz_kind, self.authz_name.as_deref())
     }
 }
 
 impl EncodeLabelSet for TargetLabels {
     fn encode(&self, enc: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
         label(enc, "direction", self.direction.as_label())?;
+        if let Some(service) = &self.dst_service {
+            label(enc, "dst_service", service)?;
+        }
+        if self.direction == Direction::Inbound {
+            return self.encode_inbound(enc);
+        }
         for (name, value) in [
-            ("dst_service", &self.dst_service),
             ("srv_name", &self.srv_name),
             ("route_name", &self.route_name),
             ("authz_name", &self.authz_name),
@@ -273,6 +384,40 @@ impl EncodeLabelSet for TargetLabels {
             }
         }
         self.tls.encode(self.direction, enc)
+    }
+}
+
+/// The labels of a policy resource: its group, kind and name.
+type ResourceLabels = [&'static str; 3];
+const SRV: ResourceLabels = ["srv_group", "srv_kind", "srv_name"];
+const ROUTE: ResourceLabels = ["route_group", "route_kind", "route_name"];
+const AUTHZ: ResourceLabels = ["authz_group", "authz_kind", "authz_name"];
+
+/// Writes a resource's group and kind, when known, then its name, when
+/// known.
+fn resource(
+    enc: &mut LabelSetEncoder<'_>,
+    [group_label, kind_label, name_label]: ResourceLabels,
+    kind: Option<ResourceKind>,
+    name: Option<&str>,
+) -> std::fmt::Result {
+    if let Some(kind) = kind {
+        label(enc, group_label, kind.group)?;
+        label(enc, kind_label, kind.kind)?;
+    }
+    match name {
+        Some(name) => label(enc, name_label, name),
+        None => Ok(()),
+    }
+}
+
+/// A label value written as its `Display` text: an address, which needs
+/// no escaping.
+struct Displayed<T>(T);
+
+impl<T: std::fmt::Display> EncodeLabelValue for Displayed<T> {
+    fn encode(&self, enc: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        write!(enc, "{}", self.0)
     }
 }
 
@@ -419,8 +564,13 @@ mod tests {
         let view = TargetView {
             direction: Direction::Inbound,
             dst_service: None,
+            target_addr: None,
+            srv_kind: None,
             srv_name: Some("a\"b\\c\nd"),
+            srv_port: None,
+            route_kind: None,
             route_name: None,
+            authz_kind: None,
             authz_name: None,
             tls: TlsView::Absent,
         };
@@ -471,8 +621,13 @@ mod tests {
         let view = TargetView {
             direction: Direction::Outbound,
             dst_service: Some("emoji"),
+            target_addr: None,
+            srv_kind: None,
             srv_name: None,
+            srv_port: None,
+            route_kind: None,
             route_name: Some("get"),
+            authz_kind: None,
             authz_name: None,
             tls: TlsView::Tls(Some("spiffe://td/ns/x/sa/y")),
         };

@@ -2,12 +2,18 @@
 
 use std::sync::Arc;
 
-use mesh_core::{RouteId, labels::Authorized, route::RouteFilters};
+use mesh_core::{
+    RouteId,
+    labels::{Authorized, ResourceKind},
+    resource::POLICY_GROUP,
+    route::RouteFilters,
+};
 
 use super::{RouteEntry, RuleEntry, ServerEntry};
 use crate::{
-    RateLimited,
+    AuthzKind, RateLimited,
     evaluate::{Client, ClientTls},
+    metrics::GroupKind,
 };
 
 /// What authorization decided about a request. It borrows names and
@@ -194,13 +200,26 @@ impl<'p> AllowedRequest<'p> {
         self.server.rate_limit.as_ref().map(|l| &*l.name)
     }
 
-    /// The request extension naming the policy; cloning names is reference
-    /// counting, not copying.
+    /// The request extension naming the policy, with the group and kind
+    /// of each resource the authorization families count it under, so
+    /// that request metrics split what they split; cloning names is
+    /// reference counting, not copying.
+    ///
+    /// The route's kind is left unknown (`None`): a compiled route keeps
+    /// its name and counters, not its kind.
     pub fn authorized(&self) -> Authorized {
+        let authz_kind = match self.rule {
+            Some(rule) => authz_kind(rule.authz.kind),
+            None => ResourceKind::DEFAULT,
+        };
         Authorized {
             server: self.server.name.clone(),
+            server_kind: server_kind(self.server),
+            server_port: self.server.port,
             route: self.route.name.clone(),
+            route_kind: None,
             authz: self.authz_arc().clone(),
+            authz_kind,
             audit: self.audit,
         }
     }
@@ -225,6 +244,33 @@ impl<'p> AllowedRequest<'p> {
                 }
             }
         }
+    }
+}
+
+/// The group and kind of `server`, as its authorization series have
+/// them: a `Server`'s, or `default` for the default server.
+#[inline]
+fn server_kind(server: &ServerEntry) -> ResourceKind {
+    if server.kind == GroupKind::SERVER {
+        ResourceKind {
+            group: POLICY_GROUP,
+            kind: "server",
+        }
+    } else {
+        ResourceKind::DEFAULT
+    }
+}
+
+/// The group and kind of an authorization of `kind`, as its
+/// authorization series have them.
+#[inline]
+fn authz_kind(kind: AuthzKind) -> ResourceKind {
+    match kind {
+        AuthzKind::AuthorizationPolicy | AuthzKind::ServerAuthorization => ResourceKind {
+            group: POLICY_GROUP,
+            kind: kind.as_str(),
+        },
+        AuthzKind::Probe | AuthzKind::Default => ResourceKind::DEFAULT,
     }
 }
 
@@ -369,5 +415,109 @@ impl<'p> DeniedConnection<'p> {
     /// The Server's name.
     pub fn server(&self) -> &'p str {
         &self.server.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+    use mesh_core::labels::{Authorized, ResourceKind};
+    use prometheus_client::registry::Registry;
+
+    use crate::{
+        Client, ClientTls, Decision, Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload,
+    };
+
+    /// A Server on port 8080 with an `AuthorizationPolicy` and a
+    /// `ServerAuthorization` of one name, each for clients of its own
+    /// network; every other port has the default server.
+    const POLICY: &str = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: app, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 8080
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: inside, namespace: ns}
+spec:
+  networks: [{cidr: 10.0.0.0/8}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: clients, namespace: ns}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: app}
+  requiredAuthenticationRefs:
+  - {group: policy.linkerd.io, kind: NetworkAuthentication, name: inside}
+---
+apiVersion: policy.linkerd.io/v1beta1
+kind: ServerAuthorization
+metadata: {name: clients, namespace: ns}
+spec:
+  server: {name: app}
+  client:
+    unauthenticated: true
+    networks: [{cidr: 192.168.0.0/16}]
+";
+
+    fn authorized(policy: &Policy, port: u16, addr: &str) -> Authorized {
+        let client = Client {
+            tls: ClientTls::Plaintext,
+            addr: Some(addr.parse().unwrap()),
+        };
+        let req = Request::get("/").body(()).unwrap();
+        match policy.evaluate(port, &client, &req) {
+            Decision::Allow(allowed) => allowed.authorized(),
+            other => panic!("{port} {addr}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_extension_names_the_kind_of_each_resource_that_decided() {
+        let policy = Policy::compile(
+            &[PolicySource::new("policy.yaml", POLICY)],
+            &Workload::new("ns").with_label("app", "web"),
+            &PolicyConfig::default(),
+            &PolicyMetrics::register(&mut Registry::default()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .policy;
+        let server = ResourceKind {
+            group: "policy.linkerd.io",
+            kind: "server",
+        };
+
+        let by_policy = authorized(&policy, 8080, "10.1.2.3");
+        let by_server_authz = authorized(&policy, 8080, "192.168.1.2");
+        for a in [&by_policy, &by_server_authz] {
+            assert_eq!((&*a.server, a.server_kind), ("app", server));
+            assert_eq!(a.server_port, Some(8080));
+            assert_eq!(&*a.authz, "clients");
+        }
+        assert_eq!(
+            by_policy.authz_kind,
+            ResourceKind {
+                group: "policy.linkerd.io",
+                kind: "authorizationpolicy",
+            }
+        );
+        assert_eq!(
+            by_server_authz.authz_kind,
+            ResourceKind {
+                group: "policy.linkerd.io",
+                kind: "serverauthorization",
+            }
+        );
+
+        // A port no Server covers: the default server and policy, which
+        // no resource defines.
+        let by_default = authorized(&policy, 9090, "10.1.2.3");
+        assert_eq!(by_default.server_kind, ResourceKind::DEFAULT);
+        assert_eq!(by_default.server_port, None);
+        assert_eq!(by_default.authz_kind, ResourceKind::DEFAULT);
+        assert_eq!(&*by_default.server, "all-unauthenticated");
     }
 }
