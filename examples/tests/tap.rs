@@ -175,3 +175,42 @@ async fn a_tap_the_sidecar_refuses_says_why() {
     );
     stop(sidecar).await;
 }
+
+/// The head of the admin server's answer to `GET path` on a connection of
+/// its own, which is returned still open.
+async fn open_get(admin: SocketAddr, path: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {admin}\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        if conn.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    (conn, String::from_utf8(head).unwrap())
+}
+
+#[tokio::test]
+async fn a_tap_past_the_limit_is_told_so_and_loopback_can_still_ask_for_metrics() {
+    // Every tap comes from loopback, and the admin server gives one peer
+    // address a share of its connections: with as many taps allowed as
+    // that share, the taps filled it, the hub's 503 for one more could
+    // never be sent, and `sidecar stat` from inside the pod was shut out.
+    let sidecar = sidecar(&config(ok_app(false).await));
+    let mut taps = Vec::new();
+    for _ in 0..mesh_metrics::tap::MAX_TAPS {
+        let (conn, head) = open_get(sidecar.admin, "/tap").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        taps.push(conn);
+    }
+    let (_refused, head) = open_get(sidecar.admin, "/tap").await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let (_metrics, head) = open_get(sidecar.admin, "/metrics").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    drop(taps);
+    stop(sidecar).await;
+}

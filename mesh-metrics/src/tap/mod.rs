@@ -81,8 +81,13 @@ pub use self::{
 };
 use crate::{body_rule::BodyRule, labels::Direction};
 
-/// The most taps open at once on one hub.
-pub const MAX_TAPS: usize = 16;
+/// The most taps open at once on one hub. Every tap comes from loopback,
+/// and an admin server that shares its connections out per peer address
+/// (the reference sidecar gives each 16) must keep room beside them for
+/// the `503` that refuses one more and for loopback's other requests
+/// (`sidecar stat`, probes through `kubectl port-forward`): eight taps
+/// leave half of such a share.
+pub const MAX_TAPS: usize = 8;
 
 /// The events queued for one tap before further ones are lost.
 pub const QUEUE: usize = 1024;
