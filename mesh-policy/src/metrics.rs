@@ -116,8 +116,8 @@ impl PolicyMetrics {
     /// (`srv_kind="default",srv_name="all-unauthenticated"`), as Linkerd's
     /// policy controller names them since it sends the kind (the
     /// `default:<policy>` names of older control planes said the kind in
-    /// the name). A Server named as a policy is, and its `accessPolicy`,
-    /// stay apart from the default server by `srv_kind`.
+    /// the name). A Server named like a policy (`all-unauthenticated`)
+    /// stays apart from the default server by `srv_kind`.
     ///
     /// `srv_port` is the port a Server covers (a named port resolved), as
     /// linkerd2-proxy writes it after `srv_name`: every request and
