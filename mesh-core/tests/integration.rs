@@ -65,6 +65,7 @@ mod review_serve_drain;
 mod review_serve_release;
 mod serve_logs;
 mod serve_long_timeouts;
+mod serve_peer_span;
 mod serve_review_head_limit;
 mod serve_review_limits;
 mod serve_review_upgrades;

@@ -29,6 +29,7 @@ mod local_validity_log;
 mod local_validity_ready;
 mod local_validity_reason;
 mod modes;
+mod names_peer_log;
 mod names_server_name;
 mod mtls;
 mod parity_identity;

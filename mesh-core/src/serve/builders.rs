@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
+use tracing::Instrument;
 
 use super::ServerConfig;
 
@@ -29,7 +30,7 @@ const MIN_REQUEST_HEAD_BYTES: usize = 8 * 1024;
 const HYPER_HTTP1_BUFFER: usize = 8192 + 4096 * 100;
 
 /// The HTTP/1 and HTTP/2 builders for `config`.
-pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<InSpan>) {
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -42,7 +43,7 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<To
     if head_bound(config) > HYPER_HTTP1_BUFFER {
         http1.max_buf_size(head_bound(config).saturating_add(MIN_REQUEST_HEAD_BYTES));
     }
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    let mut http2 = http2::Builder::new(InSpan);
     http2
         .timer(TokioTimer::new())
         .keep_alive_interval(
@@ -55,6 +56,26 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<To
         .max_send_buf_size(HTTP2_SEND_BUFFER)
         .max_header_list_size(u32::try_from(head_bound(config)).unwrap_or(u32::MAX));
     (http1, http2)
+}
+
+/// The executor of HTTP/2 streams: each stream's task is spawned in the
+/// span current when hyper spawns it, which is the connection's (see
+/// `Server::serve`), so that what a request's service logs names the
+/// connection's peer, as it does over HTTP/1, whose requests run in the
+/// connection's own task. Linkerd's proxy spawns its HTTP/2 streams the
+/// same way (its `TracingExecutor`). A span that is off costs a lookup of
+/// the current span per stream, no allocation.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct InSpan;
+
+impl<F> hyper::rt::Executor<F> for InSpan
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut.in_current_span());
+    }
 }
 
 /// [`ServerConfig::max_request_head_bytes`], raised to the smallest

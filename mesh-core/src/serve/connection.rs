@@ -8,14 +8,15 @@ use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::{Service, ServiceExt, util::Oneshot};
+use tracing::Instrument;
 
 use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
     accept::Close,
-    builders::bounded,
+    builders::{InSpan, bounded},
     idle::{
         StreamIdle,
         body::IdleBody,
@@ -73,8 +74,9 @@ impl Service<OpaqueConnection> for RefuseOpaque {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, conn: OpaqueConnection) -> Self::Future {
-        tracing::debug!(peer = %conn.info.remote_addr, "closing a connection that is not HTTP");
+    fn call(&mut self, _conn: OpaqueConnection) -> Self::Future {
+        // The server's connection span names the peer.
+        tracing::debug!("closing a connection that is not HTTP");
         ready(Ok(()))
     }
 }
@@ -110,13 +112,25 @@ where
     O::Future: Send + 'static,
     O::Error: Into<BoxError>,
 {
-    /// Serves `tcp`, accepted from `remote_addr`.
+    /// Serves `tcp`, accepted from `remote_addr`, in `span`, the
+    /// connection's: what is logged while it is served (by the accept
+    /// hook, detection, the services) is logged in it, and names the peer
+    /// and the port through it.
     ///
     /// The peer's address is the one `accept` returned: asked of the
     /// socket later, it is gone once the peer has reset the connection
     /// (`ENOTCONN`), and such a connection, accepted all the same, would
     /// end before the accept hook (and the transport metrics) saw it.
-    pub(super) async fn run(self, tcp: TcpStream, remote_addr: std::net::SocketAddr) {
+    ///
+    /// The two lines said of a connection that is done, or that could not
+    /// be served at all, are said outside the span, and name the
+    /// connection themselves: in it, they would say the peer twice.
+    pub(super) async fn run(
+        self,
+        tcp: TcpStream,
+        remote_addr: std::net::SocketAddr,
+        span: tracing::Span,
+    ) {
         let local_addr = match tcp.local_addr() {
             Ok(addr) => addr,
             Err(error) => {
@@ -124,22 +138,29 @@ where
                 return;
             }
         };
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        // An opaque pipe or a tunnel has no timer of its own: a peer whose
-        // host died, or whose path dropped, without a FIN would keep its
-        // place for ever. Keepalive probes after 10 s of quiet (Linkerd's
-        // accept keepalive), then every 10 s, give it up after three
-        // unanswered ones; live peers answer from their kernel, idle or not.
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(Duration::from_secs(10))
-            .with_interval(Duration::from_secs(10))
-            .with_retries(3);
-        if let Err(error) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
-            tracing::debug!(%error, "cannot set TCP keepalive");
-        }
-        if let Err(error) = self.serve(tcp, local_addr, remote_addr).await {
+        span.in_scope(|| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+            // An opaque pipe or a tunnel has no timer of its own: a peer
+            // whose host died, or whose path dropped, without a FIN would
+            // keep its place for ever. Keepalive probes after 10 s of
+            // quiet (Linkerd's accept keepalive), then every 10 s, give it
+            // up after three unanswered ones; live peers answer from their
+            // kernel, idle or not.
+            let keepalive = socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(10))
+                .with_interval(Duration::from_secs(10))
+                .with_retries(3);
+            if let Err(error) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+                tracing::debug!(%error, "cannot set TCP keepalive");
+            }
+        });
+        let served = self
+            .serve(tcp, local_addr, remote_addr)
+            .instrument(span)
+            .await;
+        if let Err(error) = served {
             tracing::debug!(
                 local = %local_addr,
                 peer = %remote_addr,
@@ -165,7 +186,7 @@ where
             biased;
             prepared = prepare(&self.shared, &self.accept, tcp, local_addr, remote_addr) => prepared?,
             () = self.shutdown.clone().wait() => {
-                tracing::debug!(peer = %remote_addr, "closing a connection not yet served: shutting down");
+                tracing::debug!("closing a connection not yet served: shutting down");
                 return Ok(());
             }
         };
@@ -428,14 +449,14 @@ where
     }
 }
 
-impl<I, S, B> Graceful for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+impl<I, S, B> Graceful for hyper::server::conn::http2::Connection<I, S, InSpan>
 where
     S: hyper::service::HttpService<Incoming, ResBody = B>,
     S::Error: Into<BoxError>,
     I: hyper::rt::Read + hyper::rt::Write + Unpin,
     B: Body + 'static,
     B::Error: Into<BoxError>,
-    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+    InSpan: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
 {
     fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
         hyper::server::conn::http2::Connection::graceful_shutdown(self);
@@ -494,7 +515,7 @@ where
                 http1: req.version() < http::Version::HTTP_2,
                 upgrade,
             };
-            Some((idle.start(self.info.remote_addr, reads), answer))
+            Some((idle.start(reads), answer))
         });
         IdleFuture::new(self.inner.clone().oneshot(req), clock)
     }

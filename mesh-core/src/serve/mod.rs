@@ -47,6 +47,13 @@
 //! server drains that connection when it fires and closes it at its close
 //! time.
 //!
+//! Every connection is served in a `tracing` span of its own,
+//! `conn{peer=10.0.0.7:41522 port=4143}`, HTTP/2 streams' tasks included:
+//! what the accept hook (a refused TLS handshake), detection and the
+//! services log while it is served names the peer and the port it came
+//! in on, though the hook is handed the stream alone. The span is at
+//! `error`, so that it is on whenever anything from mesh-core is logged.
+//!
 //! ```
 //! use http_body_util::{BodyExt, Empty};
 //! use mesh_core::serve::{self, Server, ServerConfig};
@@ -91,7 +98,6 @@ use futures_util::{FutureExt, future::Fuse};
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioExecutor;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::Service;
 
@@ -119,7 +125,7 @@ pub struct Server<A = PlaintextAccept> {
 struct Shared {
     config: ServerConfig,
     http1: hyper::server::conn::http1::Builder,
-    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    http2: hyper::server::conn::http2::Builder<builders::InSpan>,
 }
 
 impl Server {
@@ -200,6 +206,8 @@ impl<A> Server<A> {
             |error| format!("unknown ({error})"),
             |addr| addr.to_string(),
         );
+        // The port each connection's span names, read once.
+        let port = listener.local_addr().ok().map(|addr| addr.port());
         let stop = shutdown.clone().wait();
         tokio::pin!(stop);
         // A connection is accepted first and then waits for a place: when
@@ -246,7 +254,7 @@ impl<A> Server<A> {
                         shutdown: shutdown.clone(),
                         lease: lease::Lease::new(permit, cut_rx.clone()),
                     };
-                    tasks.spawn(conn.run(tcp, peer));
+                    tasks.spawn(conn.run(tcp, peer, connection_span(peer, port)));
                 }
             }
         }
@@ -282,9 +290,33 @@ impl<A> Server<A> {
     }
 }
 
+/// The span a connection is served in, made once per connection: every
+/// line logged while it is served, by the accept hook (a TLS handshake
+/// refused), detection or a request's service, names the peer, and the
+/// local port that tells the listeners apart, through it, as
+/// `conn{peer=10.0.0.7:41522 port=4143}`. The hook cannot name the peer
+/// itself: it is handed the stream alone.
+///
+/// At `error`, so that it is on whenever a line from mesh-core is: a
+/// span is filtered as an event is, and one at `info` would be off under
+/// a `warn` filter, leaving the warnings in it without their peer. When it
+/// is off (no subscriber, or mesh-core's logs filtered out), it is
+/// [`Span::none`](tracing::Span::none): the address is not formatted and
+/// nothing is allocated.
+fn connection_span(peer: std::net::SocketAddr, port: Option<u16>) -> tracing::Span {
+    tracing::error_span!("conn", peer = %peer, port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_span_that_is_off_is_none() {
+        // No subscriber: the span is off, and costs nothing.
+        let span = connection_span(([10, 0, 0, 7], 41522).into(), Some(4143));
+        assert!(span.is_none());
+    }
 
     #[test]
     fn idle_server_connections_outlive_the_clients_idle_pool() {

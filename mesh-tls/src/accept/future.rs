@@ -142,7 +142,9 @@ impl<I: Io> AcceptFuture<I> {
                 .metrics()
                 .handshake_failed(Direction::Inbound, reason);
             // With its causes: the variant alone says a handshake failed,
-            // not what failed it.
+            // not what failed it. The acceptor is handed the stream alone;
+            // mesh-core's server logs this in the connection's span, which
+            // names the peer and the port.
             tracing::debug!(
                 reason = reason.as_label(),
                 error = %Chain(&error),

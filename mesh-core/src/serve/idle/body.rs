@@ -71,10 +71,7 @@ where
                 if timed.poll_idle(cx).is_pending() {
                     return Poll::Pending;
                 }
-                tracing::debug!(
-                    peer = %timed.peer(),
-                    "stream idle in its response body; resetting it"
-                );
+                tracing::debug!("stream idle in its response body; resetting it");
                 *clock = None;
                 Poll::Ready(Some(Err(StreamIdleTimeout.into())))
             }

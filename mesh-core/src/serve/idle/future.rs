@@ -69,10 +69,7 @@ where
         if clock.poll_idle(cx).is_pending() {
             return Poll::Pending;
         }
-        tracing::debug!(
-            peer = %clock.peer(),
-            "stream idle before its response head; answering 408"
-        );
+        tracing::debug!("stream idle before its response head; answering 408");
         let answer = *answer;
         *this.clock = None;
         Poll::Ready(Ok(timed_out(answer)))

@@ -67,7 +67,6 @@ pub(super) mod future;
 pub(super) mod reads;
 
 use std::{
-    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -124,15 +123,14 @@ impl StreamIdle {
     }
 
     /// The clock of a stream starting now, whose request data `reads`
-    /// notes.
-    pub(super) fn start(&self, peer: SocketAddr, reads: Option<Arc<LastRead>>) -> StreamClock {
+    /// notes. What it logs names the peer through the connection's span.
+    pub(super) fn start(&self, reads: Option<Arc<LastRead>>) -> StreamClock {
         let now = Instant::now();
         StreamClock {
             timeout: self.timeout,
             timer: Box::pin(tokio::time::sleep_until(now + self.timeout)),
             last: now,
             reads,
-            peer,
         }
     }
 }
@@ -146,7 +144,6 @@ pub(super) struct StreamClock {
     last: Instant,
     /// The stream's last request data, when any is to come.
     reads: Option<Arc<LastRead>>,
-    peer: SocketAddr,
 }
 
 impl StreamClock {
@@ -170,10 +167,6 @@ impl StreamClock {
             }
             self.timer.as_mut().reset(deadline);
         }
-    }
-
-    pub(super) fn peer(&self) -> SocketAddr {
-        self.peer
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::{
     future::poll_fn,
-    net::SocketAddr,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -18,10 +17,6 @@ use super::{
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn peer() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 40000))
-}
 
 /// A frame header of `kind` with a payload of `len` bytes, and the payload.
 fn frame(kind: u8, len: usize) -> Vec<u8> {
@@ -102,7 +97,7 @@ fn idle(clock: &mut super::StreamClock) -> bool {
 #[tokio::test(start_paused = true)]
 async fn a_quiet_stream_is_idle_after_the_timeout() {
     let idle_bound = StreamIdle::http1(TIMEOUT, Arc::new(LastRead::now()));
-    let mut clock = idle_bound.start(peer(), idle_bound.request_data());
+    let mut clock = idle_bound.start(idle_bound.request_data());
     let start = Instant::now();
     poll_fn(|cx| clock.poll_idle(cx)).await;
     assert_eq!(start.elapsed(), TIMEOUT);
@@ -112,7 +107,7 @@ async fn a_quiet_stream_is_idle_after_the_timeout() {
 async fn activity_of_the_stream_or_request_data_of_its_connection_moves_the_deadline() {
     let reads = Arc::new(LastRead::now());
     let idle_bound = StreamIdle::http1(TIMEOUT, reads.clone());
-    let mut clock = idle_bound.start(peer(), idle_bound.request_data());
+    let mut clock = idle_bound.start(idle_bound.request_data());
     let start = Instant::now();
     advance(Duration::from_secs(6)).await;
     clock.touch();
@@ -131,7 +126,7 @@ async fn activity_of_the_stream_or_request_data_of_its_connection_moves_the_dead
 #[tokio::test(start_paused = true)]
 async fn a_busy_stream_moves_its_timer_once_per_timeout_not_once_per_frame() {
     let idle_bound = StreamIdle::http1(TIMEOUT, Arc::new(LastRead::now()));
-    let mut clock = idle_bound.start(peer(), idle_bound.request_data());
+    let mut clock = idle_bound.start(idle_bound.request_data());
     let first = clock.timer.deadline();
     for _ in 0..100 {
         advance(Duration::from_millis(50)).await;
@@ -308,11 +303,11 @@ async fn an_http2_stream_is_timed_by_its_own_request_data_only() {
     let reads = Arc::new(LastRead::now());
     let idle_bound = StreamIdle::http2(TIMEOUT, reads.clone(), Arc::new(Opened::default()));
     let trickling_data = Arc::new(LastRead::now());
-    let mut trickling = idle_bound.start(peer(), Some(trickling_data.clone()));
-    let mut silent = idle_bound.start(peer(), Some(Arc::new(LastRead::now())));
-    let mut no_data = idle_bound.start(peer(), None);
+    let mut trickling = idle_bound.start(Some(trickling_data.clone()));
+    let mut silent = idle_bound.start(Some(Arc::new(LastRead::now())));
+    let mut no_data = idle_bound.start(None);
     // No stream handed over: timed by its connection's request data.
-    let mut unknown = idle_bound.start(peer(), idle_bound.request_data());
+    let mut unknown = idle_bound.start(idle_bound.request_data());
     let start = Instant::now();
     for _ in 0..3 {
         advance(Duration::from_secs(8)).await;
