@@ -478,12 +478,24 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Runs a one-shot command's future on a runtime of its own, and leaves
+/// without waiting for the runtime's blocking threads.
+///
+/// tokio looks names up (`lookup_host`, `TcpStream::connect` to a name) on
+/// its blocking pool, and a `getaddrinfo` call cannot be cancelled: the
+/// future gives up at its timeout, but dropping the runtime would wait
+/// for the call to return, which a resolver that does not answer makes
+/// its own retries and timeouts long (5 seconds a try by default). With
+/// the future done, nothing is left for those threads to do: the process
+/// exits, and ends them.
 fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a runtime for the view")
-        .block_on(future)
+        .expect("a runtime for the command");
+    let output = runtime.block_on(future);
+    runtime.shutdown_background();
+    output
 }
 
 /// Prints the report of every check; fails when any check failed.
