@@ -296,8 +296,12 @@ async fn an_expired_certificate_fails_its_validity_check() {
     );
     assert!(!report.is_success());
     let why = detail(&report, "workload certificate is within");
+    let named = format!(
+        "workload certificate in {} expired at ",
+        certs.join("tls.crt").display()
+    );
     assert!(
-        why.starts_with("workload certificate expired at ") && why.ends_with(", 2h 0m ago"),
+        why.starts_with(&named) && why.ends_with(", 2h 0m ago"),
         "{why}"
     );
     // The chain itself is sound: it verifies as of the certificate's life.
@@ -314,7 +318,9 @@ async fn an_expired_certificate_fails_its_validity_check() {
     );
     let text = report.to_string();
     assert!(
-        text.contains("\n✖ workload certificate is within its validity period\n    workload certificate expired at "),
+        text.contains(&format!(
+            "\n✖ workload certificate is within its validity period\n    {named}"
+        )),
         "{text}"
     );
     assert!(report.summary().starts_with("✖ 1 of "), "{text}");
@@ -356,7 +362,11 @@ async fn a_certificate_not_valid_yet_fails_its_validity_check() {
         "{report}"
     );
     let why = detail(&report, "workload certificate is within");
-    assert!(why.contains(" is not valid until "), "{why}");
+    let named = format!(
+        "workload certificate in {} is not valid until ",
+        certs.join("tls.crt").display()
+    );
+    assert!(why.starts_with(&named), "{why}");
 }
 
 #[tokio::test]
@@ -381,9 +391,11 @@ async fn a_certificate_within_seven_days_of_expiry_warns_and_succeeds() {
     assert!(why.ends_with(", in 2d 23h"), "{why}");
     let text = report.to_string();
     assert!(
-        text.contains(
-            "\n‼ workload certificate does not expire soon\n    workload certificate expires at "
-        ),
+        text.contains(&format!(
+            "\n‼ workload certificate does not expire soon\n    workload certificate in {} \
+             expires at ",
+            certs.join("tls.crt").display()
+        )),
         "{text}"
     );
     assert!(
@@ -406,7 +418,11 @@ async fn a_certificate_outside_the_trust_domain_fails() {
     assert_eq!(failures(&report), [title], "{report}");
     assert_eq!(
         detail(&report, title),
-        "identity spiffe://other.org/ns/emojivoto/sa/emoji is outside trust domain example.org"
+        format!(
+            "identity spiffe://other.org/ns/emojivoto/sa/emoji is outside trust domain \
+             example.org (the certificate in {})",
+            certs.join("tls.crt").display()
+        )
     );
     // Its own CA signed it: the chain is fine, the domain is not.
     assert_eq!(status(&report, "certificate chain verifies"), Status::Pass);
@@ -879,9 +895,13 @@ async fn ca_certificates_with_less_than_60_days_left_warn() {
     assert_eq!(status(&report, TITLE), Status::Warn, "{report}");
     let lines: Vec<&str> = detail(&report, TITLE).lines().collect();
     assert_eq!(lines.len(), 2, "{report}");
-    for (line, name) in lines.iter().zip(["issuer", "trust anchor"]) {
+    for (line, (name, file)) in lines
+        .iter()
+        .zip([("issuer", "tls.crt"), ("trust anchor", "ca.crt")])
+    {
+        let named = format!("{name} CN=old {name} in {} ", certs.join(file).display());
         assert!(
-            line.starts_with(&format!("{name} CN=old ")) && line.ends_with(", in 54d 23h"),
+            line.starts_with(&named) && line.ends_with(", in 54d 23h"),
             "{line}"
         );
     }
@@ -897,6 +917,30 @@ async fn ca_certificates_with_less_than_60_days_left_warn() {
     issue(300 * DAY);
     let report = check_pre(&files, &config).await;
     assert_eq!(status(&report, TITLE), Status::Pass, "{report}");
+
+    // A CA directory's are named with its files.
+    let dir = files.path("old-ca");
+    ca_made_ago(310 * DAY).write(&dir).unwrap();
+    let path = files.write(
+        "sidecar-ca.yaml",
+        &format!(
+            "identity:\n  ca: {}\n  identity: {EMOJI}\n\
+             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n",
+            dir.display(),
+            app.local_addr().unwrap()
+        ),
+    );
+    let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+    assert_eq!(status(&report, TITLE), Status::Warn, "{report}");
+    let lines: Vec<&str> = detail(&report, TITLE).lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    for (line, (name, file)) in lines.iter().zip([
+        ("issuer", ca::ISSUER_CERT_FILE),
+        ("trust anchor", ca::CA_CERT_FILE),
+    ]) {
+        let named = format!("{name} CN=old {name} in {} ", dir.join(file).display());
+        assert!(line.starts_with(&named), "{line}");
+    }
 }
 
 /// The detail lines under the config check.

@@ -8,10 +8,11 @@
 //! does not look at, the remaining lifetime of each certificate, is read
 //! here with x509-parser.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use mesh_core::Identity;
-use mesh_tls::ca::{CaError, CertificateAuthority};
+use mesh_tls::ca::{CA_CERT_FILE, CaError, CertificateAuthority, ISSUER_CERT_FILE};
 use mesh_tls::{CredentialError, CredentialFiles, CredentialSource, Credentials, in_trust_domain};
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -44,24 +45,35 @@ pub(super) fn check(
             return checks;
         }
     };
-    let leaf = Validity {
-        name: "workload certificate".to_owned(),
-        not_before: creds.not_before(),
-        not_after: creds.not_after(),
-    };
-    let cas = ca_certificates(&creds);
-    let issuers = cas.as_ref().map_or(&[][..], |(issuers, _)| issuers);
     let files = match &config.source {
         CredentialSource::Files { files, .. } => Some(files),
         CredentialSource::Ca { .. } => None,
     };
+    // Each certificate is named with the file it was read from, as the
+    // other checks name theirs: the chain's in the certificate file (or
+    // the CA directory's issuer file), the anchors in the bundle.
+    let (chain_file, bundle_file) = match &config.source {
+        CredentialSource::Files { files, .. } => (files.cert.clone(), files.bundle.clone()),
+        CredentialSource::Ca { dir, .. } => (dir.join(ISSUER_CERT_FILE), dir.join(CA_CERT_FILE)),
+    };
+    let leaf = Validity {
+        name: match files {
+            Some(files) => format!("workload certificate in {}", files.cert.display()),
+            // Issued in memory: no file holds it.
+            None => "workload certificate".to_owned(),
+        },
+        not_before: creds.not_before(),
+        not_after: creds.not_after(),
+    };
+    let cas = ca_certificates(&creds, &chain_file, &bundle_file);
+    let issuers = cas.as_ref().map_or(&[][..], |(issuers, _)| issuers);
     if let Some(check) = verify_chain(&creds, files, &leaf, issuers, now) {
         checks.push(check);
     }
     if let CredentialSource::Files { .. } = config.source {
         // A CA directory issues for the configured identity, in its own
         // trust domain, now: these checks could not fail for it.
-        checks.push(trust_domain(config, creds.identity()));
+        checks.push(trust_domain(config, creds.identity(), &chain_file));
         if let Some(expected) = &config.store.identity {
             checks.push(named_identity(expected, creds.identity()));
         }
@@ -331,7 +343,7 @@ fn printable_name(name: &str) -> String {
         .collect()
 }
 
-fn trust_domain(config: &IdentityConfig, identity: &Identity) -> Check {
+fn trust_domain(config: &IdentityConfig, identity: &Identity, file: &Path) -> Check {
     let Some(domain) = config.trust_domain() else {
         let title = match identity.trust_domain() {
             Some(domain) => format!("certificate identity {identity} is in trust domain {domain}"),
@@ -349,7 +361,10 @@ fn trust_domain(config: &IdentityConfig, identity: &Identity) -> Check {
             identity: identity.clone(),
             trust_domain: domain,
         };
-        Check::fail(title, error.to_string())
+        Check::fail(
+            title,
+            format!("{error} (the certificate in {})", file.display()),
+        )
     }
 }
 
@@ -448,28 +463,33 @@ fn not_expiring(title: &str, certs: &[Validity], now: SystemTime, warning: Durat
 }
 
 /// The issuers in the chain and the trust anchors in the bundle, with
-/// their validity periods.
-fn ca_certificates(creds: &Credentials) -> Result<(Vec<Validity>, Vec<Validity>), String> {
+/// their validity periods, named with the files they were read from.
+fn ca_certificates(
+    creds: &Credentials,
+    chain_file: &Path,
+    bundle_file: &Path,
+) -> Result<(Vec<Validity>, Vec<Validity>), String> {
     let issuers = creds.chain().iter().skip(1);
-    let issuers = issuers.map(|cert| validity("issuer", cert.as_ref()));
+    let issuers = issuers.map(|cert| validity("issuer", cert.as_ref(), chain_file));
     let anchors = creds.roots().iter();
-    let anchors = anchors.map(|cert| validity("trust anchor", cert.as_ref()));
+    let anchors = anchors.map(|cert| validity("trust anchor", cert.as_ref(), bundle_file));
     Ok((
         issuers.collect::<Result<_, _>>()?,
         anchors.collect::<Result<_, _>>()?,
     ))
 }
 
-fn validity(role: &str, der: &[u8]) -> Result<Validity, String> {
+fn validity(role: &str, der: &[u8], file: &Path) -> Result<Validity, String> {
+    let file = file.display();
     let (_, x509) = X509Certificate::from_der(der)
-        .map_err(|error| format!("cannot read a {role} certificate: {error}"))?;
+        .map_err(|error| format!("cannot read a {role} certificate in {file}: {error}"))?;
     let subject = x509.subject().to_string();
     let validity = x509.validity();
     Ok(Validity {
         name: if subject.is_empty() {
-            role.to_owned()
+            format!("{role} in {file}")
         } else {
-            format!("{role} {subject}")
+            format!("{role} {subject} in {file}")
         },
         not_before: unix(validity.not_before.timestamp()),
         not_after: unix(validity.not_after.timestamp()),
