@@ -30,6 +30,7 @@ mod review_tcp_accounting;
 mod scrape;
 mod stat_e2e;
 mod tap_admin;
+mod tap_allow;
 mod tap_credentials;
 mod tcp;
 mod tcp_close_first_error;

@@ -40,7 +40,8 @@ impl Tap {
     /// client reads. Only loopback clients are served (the request's
     /// [`ConnectionInfo`](mesh_core::conn::ConnectionInfo) says who the peer is; without one, it is
     /// refused), and not to the pages of other sites a browser shows
-    /// (`403`). `400` names a query parameter that does not read, and
+    /// (`403`). Another method than `GET` gets `405`, with `Allow: GET`.
+    /// `400` names a query parameter that does not read, and
     /// `503` says that too many taps are open, or that the server is
     /// shutting down ([`Tap::with_shutdown`]). The stream ends when that
     /// shutdown fires.
@@ -61,10 +62,19 @@ impl Tap {
             );
         }
         if req.method() != Method::GET {
-            return text(
+            // RFC 9110 §15.5.6: a `405` says, in `Allow`, which methods
+            // the resource does answer.
+            let mut res = text(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed\n".into(),
+                format!(
+                    "{} is not served at {}: it answers GET\n",
+                    req.method(),
+                    req.uri().path()
+                ),
             );
+            res.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+            return res;
         }
         let filter = match TapFilter::from_query(req.uri().query().unwrap_or("")) {
             Ok(filter) => filter,
