@@ -6,6 +6,7 @@
 //! declared beside this one in `Cargo.toml`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod access_log_types;
 mod exposition;
 mod golden_kinds;
 mod http_layer;

@@ -77,8 +77,11 @@ pub(super) struct Entry {
     pub(super) host: Text,
     pub(super) user_agent: Text,
     pub(super) trace_id: Text,
+    /// The request's `content-length`; empty without one.
     pub(super) request_bytes: Text,
-    pub(super) response_bytes: Text,
+    /// The response's `content-length`; `None` without one, or without a
+    /// response.
+    pub(super) response_bytes: Option<Text>,
     /// The texts above point into this.
     texts: String,
 }
@@ -154,12 +157,12 @@ impl Entry {
                     client_id,
                     host: self.text(&self.host),
                     method: self.method.as_str(),
-                    processing_ns: self.processing.as_nanos(),
+                    processing_ns: Displayed(self.processing.as_nanos()),
                     request_bytes: self.text(&self.request_bytes),
-                    response_bytes: self.text(&self.response_bytes),
+                    response_bytes: self.response_bytes.as_ref().map(|t| self.text(t)),
                     status: self.status,
                     timestamp: Displayed(timestamp),
-                    total_ns: self.total.as_nanos(),
+                    total_ns: Displayed(self.total.as_nanos()),
                     trace_id: self.text(&self.trace_id),
                     uri: self.text(&self.uri),
                     user_agent: self.text(&self.user_agent),
@@ -208,7 +211,14 @@ fn apache_escape(text: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// A JSON line's fields, named as Linkerd names them, in its order.
+/// A JSON line's fields, named as Linkerd names them, in its order, and
+/// of the JSON types its lines give them, so that what reads Linkerd's
+/// lines with typed fields reads these. linkerd2-proxy records its access
+/// log span's fields and writes them with tracing-subscriber's JSON
+/// formatter: a number recorded as one stays a number (`status`), and
+/// what it records as text or with `field::display` becomes a string
+/// (`total_ns` and `processing_ns` among them); a field it never records
+/// is left out.
 #[derive(Serialize)]
 struct JsonLine<'a> {
     #[serde(rename = "client.addr")]
@@ -217,15 +227,22 @@ struct JsonLine<'a> {
     client_id: &'a str,
     host: &'a str,
     method: &'a str,
-    processing_ns: u128,
+    /// Nanoseconds, as a string: Linkerd records it with `Display`.
+    processing_ns: Displayed<u128>,
+    /// Empty when the request has no `content-length`: Linkerd records
+    /// the header's value, or an empty one.
     request_bytes: &'a str,
-    response_bytes: &'a str,
+    /// Left out when the response has no `content-length` (or there is no
+    /// response): Linkerd records it only from the header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_bytes: Option<&'a str>,
     /// Left out when no response came, as Linkerd leaves out a field it
     /// never recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
     timestamp: Displayed<Rfc3339>,
-    total_ns: u128,
+    /// Nanoseconds, as a string, as `processing_ns`.
+    total_ns: Displayed<u128>,
     trace_id: &'a str,
     uri: &'a str,
     user_agent: &'a str,

@@ -11,27 +11,41 @@
 //! ```
 //!
 //! ```text
-//! {"client.addr":"10.42.0.63:51160","client.id":"spiffe://cluster.local/ns/booksapp/sa/traffic","host":"webapp:7000","method":"GET","processing_ns":41210,"request_bytes":"","response_bytes":"2160","status":200,"timestamp":"2022-08-23T20:28:20.071809491Z","total_ns":1310202,"trace_id":"","uri":"/authors","user_agent":"curl/8.5.0","version":"HTTP/1.1"}
+//! {"client.addr":"10.42.0.63:51160","client.id":"spiffe://cluster.local/ns/booksapp/sa/traffic","host":"webapp:7000","method":"GET","processing_ns":"41210","request_bytes":"","response_bytes":"2160","status":200,"timestamp":"2022-08-23T20:28:20.071809491Z","total_ns":"1310202","trace_id":"","uri":"/authors","user_agent":"curl/8.5.0","version":"HTTP/1.1"}
 //! ```
 //!
 //! The fields are Linkerd's: the client's address and mesh identity (`-`
 //! without one; JSON leaves an unknown address empty), when the request arrived (UTC), its method, URI (less
 //! any userinfo: credentials a client wrote into it) and version, the `host` and `user-agent` headers, the trace id from
-//! `x-b3-traceid`, `x-request-id` or `x-amzn-trace-id`, the request's and
-//! the response's `content-length` (empty when absent), the status, the
+//! `x-b3-traceid`, `x-request-id` or `x-amzn-trace-id`, the request's
+//! `content-length` (empty when absent) and the response's (no field when
+//! absent), the status, the
 //! time from the request to the response head (`total_ns`), and the part
 //! of it the proxy spent working on the request rather than waiting
-//! (`processing_ns`). In the Apache format, the request's `"`, `\` and
-//! control characters are escaped as Apache escapes them (`\"`, `\\`,
-//! `\xhh`), so that a request target cannot end its quoted field; JSON
-//! escapes its own, and DEL and C1 controls as `\u00hh` besides (JSON
-//! need not, but a terminal that shows the log may act on them). A line is written when the response head arrives.
-//! A request that gets no response (the client went away first, or the
-//! request failed) is logged too, as Linkerd logs it when its span
-//! closes: without a status (`-` in the Apache format, no `status` field
-//! in JSON, as Linkerd leaves out a field it never recorded), and with
+//! (`processing_ns`).
+//!
+//! In the Apache format, the request's `"`, `\` and control characters
+//! are escaped as Apache escapes them (`\"`, `\\`, `\xhh`), so that a
+//! request target cannot end its quoted field; JSON escapes its own, and
+//! DEL and C1 controls as `\u00hh` besides (JSON need not, but a terminal
+//! that shows the log may act on them).
+//!
+//! The JSON fields are of the types Linkerd's are, so that a pipeline that
+//! reads Linkerd's lines with typed fields reads these: `status` is a
+//! number, and every other field a string, `total_ns` and `processing_ns`
+//! too (nanoseconds in decimal digits: linkerd2-proxy records them with
+//! `Display`).
+//!
+//! A line is written when the response head arrives. A request that gets
+//! no response (the client went away first, or the request failed) is
+//! logged too, as Linkerd logs it when its span closes: without a status
+//! (`-` in the Apache format, no `status` nor `response_bytes` field in
+//! JSON, as Linkerd leaves out a field it never recorded), and with
 //! `total_ns` the time until then. Who called what is known, and an audit
-//! must not lose the calls that timed out on the client's side.
+//! must not lose the calls that timed out on the client's side. (Linkerd's
+//! line leaves out `total_ns` and `processing_ns` too; ours keep them, of
+//! the same type, because how long the client waited is what such an
+//! audit asks.)
 //!
 //! # Writing without blocking
 //!

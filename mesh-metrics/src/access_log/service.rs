@@ -185,7 +185,12 @@ impl Pending {
         let entry = &mut *self.entry;
         if let Some(res) = res {
             entry.status = Some(res.status().as_u16());
-            entry.response_bytes = entry.push(text(res.headers(), &header::CONTENT_LENGTH));
+            // Linkerd records the field only from a header that is text.
+            entry.response_bytes = res
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .map(|length| entry.push(length));
         }
         entry.total = now.saturating_duration_since(self.start);
         entry.processing = self.processing;
