@@ -4,13 +4,9 @@
 //! is still logged, naming the directory left behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::Write,
-    num::NonZeroU32,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use crate::support::log_capture::Logs;
+
+use std::{io::Write, num::NonZeroU32, path::PathBuf, time::Duration};
 
 use mesh_examples::demo::{self, DemoConfig, DemoError};
 
@@ -44,21 +40,6 @@ impl Write for RemovesFilesThenFails {
     }
 }
 
-/// Where the log goes: shared, so that the test can read it.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_whose_files_cannot_be_removed_returns_the_runs_error() {
     let config = DemoConfig {
@@ -66,14 +47,8 @@ async fn a_failed_run_whose_files_cannot_be_removed_returns_the_runs_error() {
         duration: Some(Duration::from_secs(1)),
         ..DemoConfig::default()
     };
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // `run` logs from the task that awaits it: this one.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // `run` logs from the task that awaits it: this one, on this thread.
+    let (logs, _guard) = Logs::capture();
     let mut out = RemovesFilesThenFails::default();
     let result = demo::run(&config, &mut out, std::future::pending()).await;
     let removed = out.removed.expect("the demo said where its files are");
@@ -84,10 +59,10 @@ async fn a_failed_run_whose_files_cannot_be_removed_returns_the_runs_error() {
         }
         other => panic!("the run's error, not the removal's: {other:?}"),
     }
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    let said = log.lines().any(|line| {
-        line.contains("cannot remove the demo's files")
-            && line.contains(&removed.display().to_string())
-    });
-    assert!(said, "{log}");
+    let said = logs.find("cannot remove the demo's files");
+    assert!(
+        said.iter()
+            .any(|line| line.contains(&removed.display().to_string())),
+        "{said:?}"
+    );
 }

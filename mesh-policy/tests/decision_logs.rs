@@ -5,14 +5,9 @@
 //! raising the log level.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support;
+use crate::support::{self, log_capture::Logs};
 
-use std::{
-    convert::Infallible,
-    io::Write,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::{convert::Infallible, net::SocketAddr};
 
 use http::{Request, Response, StatusCode};
 use mesh_core::{ConnectionInfo, Tls, conn::NoTlsReason};
@@ -20,40 +15,12 @@ use mesh_policy::{AuthorizeLayer, PolicyConfig, PolicyMetrics, PolicySource, Pol
 use prometheus_client::registry::Registry;
 use support::*;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tracing::Level;
 
-/// Log lines written on this thread, at the fmt subscriber's default
-/// level (`info`).
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-/// What the layer logs at `info` for one plaintext GET of `path` to
-/// `port` from 10.1.1.1, and the status it answers.
-async fn logged(port: u16, path: &str) -> (StatusCode, String) {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+/// What the layer logs for one plaintext GET of `path` to `port` from
+/// 10.1.1.1, and the status it answers.
+async fn logged(port: u16, path: &str) -> (StatusCode, Logs) {
+    let (logs, _guard) = Logs::capture();
 
     let store = PolicyStore::new(
         books_workload(),
@@ -77,18 +44,17 @@ async fn logged(port: u16, path: &str) -> (StatusCode, String) {
         .oneshot(req)
         .await
         .unwrap();
-    (rsp.status(), lines.text())
+    (rsp.status(), logs)
 }
 
 #[tokio::test]
 async fn a_denied_request_is_logged_at_info_with_its_client() {
-    let (status, text) = logged(8080, "/authors").await;
+    let (status, logs) = logged(8080, "/authors").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let line = text
-        .lines()
-        .find(|l| l.contains("request denied"))
-        .unwrap_or_else(|| panic!("no denial at info: {text}"));
-    assert!(line.contains(" INFO "), "{line}");
+    let denied = logs.find_at(Level::INFO, "request denied");
+    let [line] = denied.as_slice() else {
+        panic!("one denial at info expected: {denied:?}");
+    };
     assert!(line.contains("server=\"books-http\""), "{line}");
     assert!(line.contains("10.1.1.1"), "{line}");
     assert!(line.contains("Plaintext"), "{line}");
@@ -96,12 +62,11 @@ async fn a_denied_request_is_logged_at_info_with_its_client() {
 
 #[tokio::test]
 async fn an_audited_request_is_logged_at_info_with_its_client() {
-    let (status, text) = logged(9990, "/admin").await;
+    let (status, logs) = logged(9990, "/admin").await;
     assert_eq!(status, StatusCode::OK, "audit allows");
-    let line = text
-        .lines()
-        .find(|l| l.contains("request allowed by audit mode"))
-        .unwrap_or_else(|| panic!("no audit line at info: {text}"));
-    assert!(line.contains(" INFO "), "{line}");
+    let audited = logs.find_at(Level::INFO, "request allowed by audit mode");
+    let [line] = audited.as_slice() else {
+        panic!("one audit line at info expected: {audited:?}");
+    };
     assert!(line.contains("10.1.1.1"), "{line}");
 }

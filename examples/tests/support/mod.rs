@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod config;
+pub mod log_capture;
 
 use std::{
     net::SocketAddr,
