@@ -39,6 +39,10 @@
 //! ✔ 12 checks passed
 //! ```
 //!
+//! As `linkerd check -o` does, `-o short` prints only the ‼ and ✖ checks
+//! and the summary, and `-o json` `linkerd check -o json`'s document, for
+//! scripts that read Linkerd's; the exit status is the same.
+//!
 //! `certs ca` writes a development CA, and `certs issue` a workload
 //! certificate from it in the layout `identity.dir` reads; each prints what
 //! it wrote.
@@ -165,6 +169,11 @@ enum Command {
         /// How long to wait for each connection and admin request.
         #[arg(long, default_value = "1s", value_parser = positive_duration)]
         timeout: Duration,
+        /// `table`, `short` (only the checks that warned or failed) or
+        /// `json` (`linkerd check -o json`'s document); the exit status is
+        /// the same for each.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: sidecar::check::Output,
     },
     /// Add the sidecar to Kubernetes workload manifests, like `linkerd inject`.
     Inject {
@@ -343,11 +352,13 @@ fn main() -> ExitCode {
             config,
             pre,
             timeout,
+            output,
         } => check(
             &config,
             &sidecar::check::CheckOptions::default()
                 .with_pre(pre)
                 .with_timeout(timeout),
+            output,
         ),
         Command::Inject { file, image } => inject(&file, image),
         Command::Await { admin, timeout } => {
@@ -498,10 +509,36 @@ fn block_on<F: Future>(future: F) -> F::Output {
     output
 }
 
-/// Prints the report of every check; fails when any check failed.
-fn check(path: &std::path::Path, options: &sidecar::check::CheckOptions) -> ExitCode {
+/// Prints the report of every check as `output` asks; fails when any
+/// check failed, whatever the format.
+fn check(
+    path: &std::path::Path,
+    options: &sidecar::check::CheckOptions,
+    output: sidecar::check::Output,
+) -> ExitCode {
+    use sidecar::check::Output;
     let report = block_on(sidecar::check::run(path, options));
-    print!("{report}");
+    let text = match output {
+        Output::Table => report.to_string(),
+        Output::Short => report.short().to_string(),
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => json + "\n",
+            Err(error) => {
+                eprintln!("error: cannot encode the report as json: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A reader that went away (`sidecar check | head -1`) has what it
+        // wanted; the status still says how the checks came out.
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => {
+            eprintln!("error: cannot write the report: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
     if report.is_success() {
         ExitCode::SUCCESS
     } else {

@@ -50,11 +50,13 @@ pub(super) async fn reachable(config: &SidecarConfig, timeout: Duration) -> Vec<
         Check::fail(
             title,
             format!(
-                "{problem}\nthe inbound {noun} {} {verb} the requests it accepts here\nstart \
-                 the application, or set the app address (inbound.app, or the listener's entry \
-                 in inbound.ports) to where it listens",
+                "{problem}\nthe inbound {noun} {} {verb} the requests it accepts here",
                 listeners.join(", ")
             ),
+        )
+        .with_hint(
+            "start the application, or set the app address (inbound.app, or the listener's \
+             entry in inbound.ports) to where it listens",
         )
     }))
     .await
@@ -171,22 +173,24 @@ pub(super) async fn admin(config: &SidecarConfig, timeout: Duration) -> Vec<Chec
         let title = format!("sidecar is {state} ({addr}{path})");
         if addr.port() == 0 {
             // The system chose the port at start; the file cannot say it.
-            checks.push(Check::fail(
-                title,
-                "admin.listen has port 0, so the running sidecar's admin port is the one \
-                 the system chose at start, which the file does not say\ngive admin.listen \
-                 a port to check a running sidecar, or check one not started with --pre",
-            ));
+            checks.push(
+                Check::fail(
+                    title,
+                    "admin.listen has port 0, so the running sidecar's admin port is the one \
+                     the system chose at start, which the file does not say",
+                )
+                .with_hint(
+                    "give admin.listen a port to check a running sidecar, or check one not \
+                     started with --pre",
+                ),
+            );
             continue;
         }
         checks.push(match get(&client, addr, path, timeout).await {
             Ok((StatusCode::OK, _)) => Check::pass(title),
             Ok((status, body)) => Check::fail(title, format!("{status}: {}", body.trim_end())),
-            Err(detail) => Check::fail(
-                title,
-                format!(
-                    "{detail}\nis the sidecar running? `sidecar check --pre` checks one that has not started"
-                ),
+            Err(detail) => Check::fail(title, detail).with_hint(
+                "is the sidecar running? `sidecar check --pre` checks one that has not started",
             ),
         });
     }

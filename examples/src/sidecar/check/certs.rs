@@ -153,12 +153,8 @@ fn load(source: &CredentialSource) -> Result<(Check, Credentials), Check> {
                 }
                 Ok((creds, _)) => Ok((Check::pass(title), creds)),
                 Err(error @ CaError::UnrenewableTtl { min, .. }) => {
-                    let detail = format!(
-                        "{}\nset identity.ttl to at least {}",
-                        with_causes(&error),
-                        format_duration(min)
-                    );
-                    Err(Check::fail(title, detail))
+                    let hint = format!("set identity.ttl to at least {}", format_duration(min));
+                    Err(Check::fail(title, with_causes(&error)).with_hint(hint))
                 }
                 Err(error) => Err(Check::fail(title, with_causes(&error))),
             }
@@ -204,14 +200,18 @@ fn verify_chain(
         )),
         Err(error) => {
             let mut detail = with_causes(&error);
-            for line in files
-                .map(|files| untrusted(creds, files))
-                .unwrap_or_default()
-            {
+            let Some(untrusted) = files.and_then(|files| untrusted(creds, files)) else {
+                return Some(Check::fail(TITLE, detail));
+            };
+            for line in &untrusted.lines {
                 detail.push('\n');
-                detail.push_str(&line);
+                detail.push_str(line);
             }
-            Check::fail(TITLE, detail)
+            let check = Check::fail(TITLE, detail);
+            match untrusted.hint {
+                Some((joint, hint)) => check.with_hint_after(joint, hint),
+                None => check,
+            }
         }
     })
 }
@@ -256,13 +256,20 @@ impl Names {
     }
 }
 
+/// What [`untrusted`] says of a chain that does not verify.
+struct Untrusted {
+    /// Who issued it, what the bundle holds and, when no anchor of the
+    /// bundle is the issuer, why not.
+    lines: Vec<String>,
+    /// Then what to do about it, and what joins it to the last line.
+    hint: Option<(&'static str, String)>,
+}
+
 /// What a chain that does not verify was issued by, and what the bundle
 /// holds, naming the two files; then what to do when no anchor of the
 /// bundle is the chain's issuer, by name and key.
-fn untrusted(creds: &Credentials, files: &CredentialFiles) -> Vec<String> {
-    let Some(last) = creds.chain().last().and_then(|der| Names::of(der)) else {
-        return Vec::new();
-    };
+fn untrusted(creds: &Credentials, files: &CredentialFiles) -> Option<Untrusted> {
+    let last = creds.chain().last().and_then(|der| Names::of(der))?;
     let key = |key: &Option<String>| {
         key.as_ref()
             .map_or_else(String::new, |k| format!(" (key {k})"))
@@ -300,6 +307,7 @@ fn untrusted(creds: &Credentials, files: &CredentialFiles) -> Vec<String> {
         // Without key identifiers, a name is all there is to go by.
         _ => true,
     };
+    let mut hint = None;
     if named.is_empty() {
         // A chain of the workload certificate alone may lack the
         // intermediate between it and the anchor.
@@ -312,21 +320,32 @@ fn untrusted(creds: &Credentials, files: &CredentialFiles) -> Vec<String> {
         } else {
             String::new()
         };
-        lines.push(format!(
-            "no trust anchor of the bundle issued the chain: put the anchor of the CA that \
-             issued {} in {}, or issue the certificate from the CA the bundle is of{alone}",
-            files.cert.display(),
-            files.bundle.display()
+        lines.push("no trust anchor of the bundle issued the chain".to_owned());
+        hint = Some((
+            ": ",
+            format!(
+                "put the anchor of the CA that issued {} in {}, or issue the certificate from \
+                 the CA the bundle is of{alone}",
+                files.cert.display(),
+                files.bundle.display()
+            ),
         ));
     } else if !named.iter().any(same_key) {
-        lines.push(format!(
+        lines.push(
             "the bundle's anchor of that name has another key: it is of another CA of the same \
-             name; put the anchor that issued {} in {}",
-            files.cert.display(),
-            files.bundle.display()
+             name"
+                .to_owned(),
+        );
+        hint = Some((
+            "; ",
+            format!(
+                "put the anchor that issued {} in {}",
+                files.cert.display(),
+                files.bundle.display()
+            ),
         ));
     }
-    lines
+    Some(Untrusted { lines, hint })
 }
 
 /// A certificate's name, which the file chose, as a report line may show

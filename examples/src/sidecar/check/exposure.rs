@@ -34,15 +34,17 @@ pub(super) fn check(outbound: &OutboundConfig) -> Vec<Check> {
     if exposed.is_empty() {
         return Vec::new();
     }
-    vec![Check::warn(
-        TITLE,
-        format!(
-            "{} can be reached from other hosts, which would reach the outbound services as \
-             this workload, with its identity\nlisten on 127.0.0.1 (or [::1]), as the \
-             application is beside the sidecar",
-            exposed.join(", ")
-        ),
-    )]
+    vec![
+        Check::warn(
+            TITLE,
+            format!(
+                "{} can be reached from other hosts, which would reach the outbound services \
+                 as this workload, with its identity",
+                exposed.join(", ")
+            ),
+        )
+        .with_hint("listen on 127.0.0.1 (or [::1]), as the application is beside the sidecar"),
+    ]
 }
 
 fn on_loopback(addr: SocketAddr) -> bool {

@@ -19,8 +19,10 @@ pub(super) fn check(outbound: &OutboundConfig) -> Vec<Check> {
         0 => Check::warn(
             TITLE,
             "outbound.ingress_mode is on and outbound.services is empty: every request \
-             gets 404 (mesh-error: no route)\nlist the services the ingress names in \
-             mesh-dst-override (or l5d-dst-override)",
+             gets 404 (mesh-error: no route)",
+        )
+        .with_hint(
+            "list the services the ingress names in mesh-dst-override (or l5d-dst-override)",
         ),
         1 => Check::pass(TITLE).with_detail("1 service"),
         count => Check::pass(TITLE).with_detail(format!("{count} services")),

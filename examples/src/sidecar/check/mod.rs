@@ -83,7 +83,12 @@
 //!
 //! The report is a value ([`Report`]) and renders as the text above
 //! ([`Report`]'s `Display`), so that tests and other tools read the
-//! results without parsing text.
+//! results without parsing text. As `linkerd check -o` does, `sidecar
+//! check -o short` prints only the checks that warned or failed
+//! ([`Report::short`]), and `-o json` the document `linkerd check -o json`
+//! writes ([`Report`]'s `Serialize`): what a script that reads Linkerd's
+//! reads here too, with what to do apart from what is wrong
+//! ([`Check::hint`]).
 //!
 //! [`Credentials`]: mesh_tls::Credentials
 
@@ -98,6 +103,8 @@ mod render;
 #[cfg(test)]
 mod tests;
 mod time;
+
+pub use self::render::{InvalidOutput, Output, Short};
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -137,8 +144,13 @@ pub struct Check {
     /// status.
     pub title: String,
     /// Why it warned or failed, or what to know about a pass; may span
-    /// lines.
+    /// lines. It is the whole text printed under the title, ending with
+    /// the [`hint`](Check::hint) when there is one.
     pub detail: Option<String>,
+    /// What to do about it, when the check says: the end of the detail,
+    /// kept apart as well so that `-o json` can give it as `hint`, apart
+    /// from the `error` (as `linkerd check -o json` gives its hint apart).
+    pub hint: Option<String>,
 }
 
 impl Check {
@@ -162,6 +174,7 @@ impl Check {
             status,
             title: title.into(),
             detail,
+            hint: None,
         }
     }
 
@@ -170,6 +183,41 @@ impl Check {
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// Adds what to do about it, as the last line of the detail.
+    #[must_use]
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        self.with_hint_after("\n", hint)
+    }
+
+    /// Adds what to do about it to the end of the detail, after
+    /// `joint` (`"\n"`, or `": "` when the hint ends a line that says
+    /// what is wrong).
+    #[must_use]
+    fn with_hint_after(mut self, joint: &str, hint: impl Into<String>) -> Self {
+        let hint = hint.into();
+        let detail = self.detail.get_or_insert_with(String::new);
+        if !detail.is_empty() {
+            detail.push_str(joint);
+        }
+        detail.push_str(&hint);
+        self.hint = Some(hint);
+        self
+    }
+
+    /// The detail without its hint and the punctuation that joins them:
+    /// why the check warned or failed. The whole detail when the hint is
+    /// not at its end; nothing when the detail is the hint alone.
+    pub fn error(&self) -> Option<&str> {
+        let detail = self.detail.as_deref()?;
+        let error = match self.hint.as_deref() {
+            Some(hint) => detail
+                .strip_suffix(hint)
+                .map_or(detail, |rest| rest.trim_end_matches([' ', ':', ';', '\n'])),
+            None => detail,
+        };
+        (!error.is_empty()).then_some(error)
     }
 }
 
@@ -389,11 +437,7 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
                 authorization
                     .chain(routes)
                     .chain(missing)
-                    .map(|title| Check {
-                        status: Status::Warn,
-                        title,
-                        detail: None,
-                    }),
+                    .map(|title| Check::new(Status::Warn, title, None)),
             );
             checks
         }

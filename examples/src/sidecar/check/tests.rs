@@ -182,3 +182,125 @@ fn listen_lines_word_each_source() {
         ]
     );
 }
+
+#[test]
+fn a_hint_ends_the_detail_and_is_kept_apart_from_the_error() {
+    let check = Check::fail("app at 127.0.0.1:9 accepts connections", "refused")
+        .with_hint("start the application");
+    assert_eq!(
+        check.detail.as_deref(),
+        Some("refused\nstart the application")
+    );
+    assert_eq!(check.hint.as_deref(), Some("start the application"));
+    assert_eq!(check.error(), Some("refused"));
+
+    let within = Check::fail("chain", "issued by X\nno anchor issued it")
+        .with_hint_after(": ", "put X's anchor in ca.crt");
+    assert_eq!(
+        within.detail.as_deref(),
+        Some("issued by X\nno anchor issued it: put X's anchor in ca.crt")
+    );
+    assert_eq!(within.error(), Some("issued by X\nno anchor issued it"));
+
+    // A detail changed after the hint was given is the error whole.
+    let mut changed = check.clone();
+    changed.detail = Some("something else".to_owned());
+    assert_eq!(changed.error(), Some("something else"));
+    assert_eq!(Check::pass("a").error(), None);
+}
+
+#[test]
+fn json_is_linkerd_checks_document() {
+    let report = Report {
+        groups: vec![
+            Group {
+                name: "sidecar-config",
+                checks: vec![Check::pass("config file s.yaml is valid").with_detail("a note")],
+            },
+            Group {
+                name: "sidecar-app",
+                checks: vec![
+                    Check::warn("b", "soon").with_hint("renew it"),
+                    Check::fail("c", "no"),
+                    Check {
+                        status: Status::Warn,
+                        title: "d".to_owned(),
+                        detail: None,
+                        hint: None,
+                    },
+                ],
+            },
+        ],
+    };
+    assert_eq!(
+        serde_json::to_value(&report).unwrap(),
+        serde_json::json!({
+            "success": false,
+            "categories": [
+                {
+                    "categoryName": "sidecar-config",
+                    "checks": [{"description": "config file s.yaml is valid", "result": "success"}],
+                },
+                {
+                    "categoryName": "sidecar-app",
+                    "checks": [
+                        {"description": "b", "error": "soon", "hint": "renew it", "result": "warning"},
+                        {"description": "c", "error": "no", "result": "error"},
+                        {"description": "d", "result": "warning"},
+                    ],
+                },
+            ],
+        })
+    );
+    let warned = report.groups[1].checks[..1].to_vec();
+    let warned = Report {
+        groups: vec![Group {
+            name: "sidecar-app",
+            checks: warned,
+        }],
+    };
+    assert_eq!(serde_json::to_value(&warned).unwrap()["success"], true);
+}
+
+#[test]
+fn short_leaves_out_what_passed() {
+    let report = Report {
+        groups: vec![
+            Group {
+                name: "sidecar-config",
+                checks: vec![Check::pass("config file s.yaml is valid").with_detail("a note")],
+            },
+            Group {
+                name: "sidecar-app",
+                checks: vec![
+                    Check::pass("a"),
+                    Check::warn("b", "soon").with_hint("renew it"),
+                ],
+            },
+        ],
+    };
+    assert_eq!(
+        report.short().to_string(),
+        "sidecar-app\n\
+         -----------\n\
+         ‼ b\n\
+         \x20   soon\n\
+         \x20   renew it\n\
+         \n\
+         ‼ 3 checks passed, 1 with a warning\n"
+    );
+    let passed = Report {
+        groups: vec![report.groups[0].clone()],
+    };
+    assert_eq!(passed.short().to_string(), "✔ 1 check passed\n");
+}
+
+#[test]
+fn output_formats_are_linkerd_checks() {
+    use super::Output;
+    assert_eq!("table".parse(), Ok(Output::Table));
+    assert_eq!("short".parse(), Ok(Output::Short));
+    assert_eq!("json".parse(), Ok(Output::Json));
+    let error = "wide".parse::<Output>().unwrap_err();
+    assert_eq!(error.to_string(), "expected table, short or json");
+}
