@@ -20,6 +20,7 @@ mod support {
 mod accrual_body;
 mod accrual_timeouts;
 mod admin;
+mod admin_gzip;
 mod admin_rebinding;
 mod client_host;
 mod client_liveness;

@@ -197,7 +197,7 @@ fn offer_versioned(weight: &mut Weight, version: Option<&str>, ours: &str, q: u1
 
 /// A weight (RFC 9110 §12.4.2: `0`, `1`, up to three decimals) in
 /// thousandths; `None` for anything else.
-fn parse_q(value: &str) -> Option<u16> {
+pub(super) fn parse_q(value: &str) -> Option<u16> {
     let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
     if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `GET /live` | `200 live` while the process serves at all |
 //! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
-//! | `GET /metrics` | the registry in OpenMetrics text, or in the Prometheus text format 0.0.4, as `Accept` asks ([below](#metrics)) |
+//! | `GET /metrics` | the registry in OpenMetrics text, or in the Prometheus text format 0.0.4, as `Accept` asks, gzipped when `Accept-Encoding` allows ([below](#metrics)) |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, and not from a web page (`Origin` or `Sec-Fetch-Site`), `403` otherwise |
 //! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
 //! | `GET /env.json` | the process's environment as JSON, or the variables the query names ([`env`](mod@env)); only from loopback; `404` unless [`Admin::with_env`] turned it on |
@@ -54,6 +54,16 @@
 //! `_created` samples and `# EOF` are left out; and `\"` in `# HELP`
 //! becomes `"`, since 0.0.4 escapes only `\\` and `\n` there.
 //!
+//! The answer is gzipped (`Content-Encoding: gzip`) when the request's
+//! `Accept-Encoding` allows gzip, as Prometheus' does on every scrape:
+//! metrics text repeats its names and labels, and shrinks several times
+//! over, at gzip's fastest level. `q`-values are honoured (`gzip;q=0` gets
+//! the text as it is, and so does `gzip;q=0.5, identity`); a request with
+//! no `Accept-Encoding`, or one that names neither gzip nor `*`, gets the
+//! text as it is. The answer carries `Vary: accept, accept-encoding`
+//! whether it is compressed or not. A `HEAD` gets the length of the body
+//! its `GET` would get, compressed or not.
+//!
 //! [content negotiation]: https://prometheus.io/docs/instrumenting/content_negotiation/
 //!
 //! # Extensions
@@ -97,6 +107,7 @@
 pub mod env;
 mod exposition;
 pub mod future;
+mod gzip;
 pub mod local;
 pub mod log_level;
 mod readiness;
@@ -275,7 +286,8 @@ impl Admin {
         Some(res)
     }
 
-    /// The registry in the format `headers` ask for ([metrics](self#metrics)).
+    /// The registry in the format `headers` ask for, gzipped if they allow
+    /// it ([metrics](self#metrics)).
     fn metrics(&self, headers: &header::HeaderMap) -> Response<BoxBody> {
         let format = exposition::Format::negotiate(headers);
         let mut openmetrics = String::with_capacity(16 * 1024);
@@ -299,15 +311,31 @@ impl Admin {
                 out
             }
         };
-        let mut res = Response::new(body::full(out));
+        // The text as it is if the encoder fails, which it does not
+        // writing into memory.
+        let gzipped = gzip::accepts_gzip(headers)
+            .then(|| gzip::compress(out.as_bytes()))
+            .flatten();
+        let encoded = gzipped.is_some();
+        let mut res = Response::new(body::full(gzipped.unwrap_or_else(|| Bytes::from(out))));
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static(format.content_type()),
         );
-        // The body depends on `Accept`: a cache must not hand one client's
-        // format to another (RFC 9110 §12.5.5).
-        headers.insert(header::VARY, header::HeaderValue::from_static("accept"));
+        if encoded {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static("gzip"),
+            );
+        }
+        // The body depends on `Accept` and `Accept-Encoding`: a cache must
+        // not hand one client's format or coding to another (RFC 9110
+        // §12.5.5).
+        headers.insert(
+            header::VARY,
+            header::HeaderValue::from_static("accept, accept-encoding"),
+        );
         res
     }
 

@@ -365,7 +365,7 @@ async fn metrics_over_a_socket_answer_in_the_format_accept_asks_for() {
         );
         assert_eq!(
             res.headers()[http::header::VARY],
-            "accept",
+            "accept, accept-encoding",
             "Accept: {accept:?}"
         );
         let got = res.into_body().collect().await.unwrap().to_bytes();
