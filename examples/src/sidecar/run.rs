@@ -23,7 +23,7 @@ use super::{
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
     policy::{self, RouteReloads, RoutesWatcher},
-    worker::{self, Background, Flusher, Shared, Worker, WorkerListeners},
+    worker::{self, AdminThread, Background, Flusher, Shared, Worker, WorkerListeners},
 };
 
 /// What a process hands the sidecar besides its configuration.
@@ -91,7 +91,10 @@ impl Drop for Running {
     }
 }
 
-/// Binds every listener and starts one runtime per thread.
+/// Binds every listener and starts one runtime per thread: one per
+/// `server.threads` for the proxy listeners, and one more for the admin
+/// server, which answers probes and scrapes however busy the others are
+/// ([`AdminThread`]).
 ///
 /// Binding happens before this returns, so a taken port is reported here and
 /// the returned addresses are ready to connect to. What every runtime
@@ -112,6 +115,16 @@ pub fn start(config: SidecarConfig) -> Result<Running, StartError> {
 ///
 /// As [`start`].
 pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Running, StartError> {
+    start_with_tasks(config, options, Vec::new())
+}
+
+/// [`start_with`], with `tasks` run on the first data-plane runtime beside
+/// its own background tasks: a test holds that runtime's thread with one.
+fn start_with_tasks(
+    config: SidecarConfig,
+    options: StartOptions,
+    tasks: Vec<Background>,
+) -> Result<Running, StartError> {
     let threads = match config.server.threads {
         0 => thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -260,6 +273,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         .chain([Box::pin(protocol_watch.run()) as Background])
         .chain(routes_watcher)
         .chain(outbound_plan.resolvers())
+        .chain(tasks)
         .collect();
     let dashboard = match &config.admin.dashboard {
         Some(dashboard) => {
@@ -288,18 +302,30 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         config,
     });
 
-    let (mut inbound, mut outbound, mut admin) = (inbound, outbound, Some(admin));
+    let (mut inbound, mut outbound) = (inbound, outbound);
     let mut outbound_ports = outbound_ports;
-    let mut handles = Vec::with_capacity(threads);
-    // Each thread says whether its runtime could be built; once every one
-    // has, the sidecar serves.
-    let (started, started_rx) = std::sync::mpsc::sync_channel(threads);
+    let mut handles = Vec::with_capacity(threads + 1);
+    // Each thread, the admin's included, says whether its runtime could be
+    // built; once every one has, the sidecar serves.
+    let (started, started_rx) = std::sync::mpsc::sync_channel(threads + 1);
+    let admin_thread = AdminThread {
+        shared: shared.clone(),
+        listener: admin,
+        shutdown: trigger.subscribe(),
+    };
+    let admin_started = started.clone();
+    let spawned = thread::Builder::new()
+        .name("sidecar-admin".into())
+        .spawn(move || admin_thread.run(admin_started));
+    match spawned {
+        Ok(handle) => handles.push(handle),
+        Err(error) => return Err(abandon(&trigger, drained, handles, error)),
+    }
     for index in 0..threads {
         let mine = WorkerListeners {
             inbound: inbound.iter_mut().filter_map(Vec::pop).collect(),
             outbound: outbound.pop(),
             outbound_ports: outbound_ports.iter_mut().filter_map(Vec::pop).collect(),
-            admin: admin.take(),
         };
         let worker = Worker {
             shared: shared.clone(),
@@ -319,7 +345,7 @@ pub fn start_with(config: SidecarConfig, options: StartOptions) -> Result<Runnin
         }
     }
     drop(started);
-    for _ in 0..threads {
+    for _ in 0..=threads {
         let error = match started_rx.recv() {
             Ok(Ok(())) => continue,
             Ok(Err(error)) => error,
@@ -384,4 +410,71 @@ fn describe_outbound_ports(config: &SidecarConfig, addrs: &[SocketAddr]) -> Vec<
         .zip(addrs)
         .map(|(port, addr)| format!("{addr}->{}", port.service))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        sync::mpsc,
+        time::Duration,
+    };
+
+    use super::*;
+
+    /// How long a probe may go unanswered before the test calls it
+    /// unanswered: the bound of a hang, not a measure of speed.
+    const HANG: Duration = Duration::from_secs(20);
+
+    /// `GET path` on the admin port over HTTP/1.1, on blocking sockets, so
+    /// that no runtime of the test's own answers for the sidecar's.
+    fn probe(admin: SocketAddr, path: &str) -> String {
+        let mut tcp = TcpStream::connect(admin).unwrap();
+        tcp.set_read_timeout(Some(HANG)).unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nhost: {admin}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer)
+            .unwrap_or_else(|error| panic!("{path} was not answered: {error}"));
+        answer
+    }
+
+    #[test]
+    fn probes_are_answered_while_the_data_plane_runtime_is_held() {
+        let config = SidecarConfig::from_yaml(
+            "outbound:\n  listen: 127.0.0.1:0\n\
+             admin:\n  listen: 127.0.0.1:0\n\
+             server:\n  threads: 1\n  shutdown_grace: 0s\n",
+            "sidecar.yaml",
+        )
+        .unwrap();
+        let (holding, held) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        // Blocks its thread, not only its task: nothing else on the one
+        // data-plane runtime runs until it is released, as when a request's
+        // handling keeps the worker busy.
+        let hold: Background = Box::pin(async move {
+            let _ = holding.send(());
+            let _ = released.recv();
+        });
+        let running = start_with_tasks(config, StartOptions::default(), vec![hold]).unwrap();
+        held.recv_timeout(HANG)
+            .expect("the data-plane runtime ran the task that holds it");
+
+        let live = probe(running.admin, "/live");
+        let ready = probe(running.admin, "/ready");
+        // Let the data plane go before asserting, so that a failure still
+        // stops the sidecar.
+        drop(release);
+        running.shutdown();
+        running.join();
+        assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+        assert!(live.ends_with("live\n"), "{live}");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        assert!(ready.ends_with("ready\n"), "{ready}");
+    }
 }

@@ -131,6 +131,94 @@ impl Collector for AdminRefusals {
 /// gives its place back this soon rather than after `detect_timeout`.
 const ADMIN_DETECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+impl Shared {
+    /// The configuration of a proxy listener (inbound or outbound): under
+    /// the one connection limit every proxy listener of every runtime
+    /// shares.
+    fn server_config(&self, protocol: Protocol) -> ServerConfig {
+        let tuning = &self.config.server;
+        ServerConfig {
+            protocol,
+            header_read_timeout: tuning.header_read_timeout,
+            detect_timeout: tuning.detect_timeout,
+            max_connections: tuning.max_connections.get(),
+            shared_limit: Some(self.connection_limit.clone()),
+            shutdown_grace: tuning.shutdown_grace,
+            http2_keep_alive_interval: tuning.http2_keep_alive_interval,
+            http2_keep_alive_timeout: tuning.http2_keep_alive_timeout,
+            write_stall_timeout: tuning.write_stall_timeout,
+            stream_idle_timeout: tuning.stream_idle_timeout,
+            max_request_head_bytes: tuning.max_request_head_bytes,
+        }
+    }
+
+    /// The admin listener's configuration: a limit of its own, so that
+    /// probes and scrapes are answered when traffic holds every place of
+    /// the proxy listeners', and a short detection timeout (or the
+    /// configured one, if shorter). Each peer's share of the limit is
+    /// bounded where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
+    fn admin_config(&self) -> ServerConfig {
+        let proxy = self.server_config(Protocol::Http);
+        ServerConfig {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            shared_limit: None,
+            detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
+            ..proxy
+        }
+    }
+}
+
+/// The admin server's thread, with a current-thread runtime of its own.
+///
+/// The kubelet kills a pod whose `/live` goes unanswered and takes one
+/// whose `/ready` does out of its Services: on a data-plane runtime, the
+/// probes would wait behind proxied traffic, and a pod that is only busy
+/// would be restarted or drained. The other way round, encoding a large
+/// `/metrics` would hold that runtime's requests. Linkerd's proxy serves
+/// its admin on a thread of its own for both reasons (linkerd2-proxy,
+/// `linkerd/app/src/lib.rs`, the `admin` thread). What the admin reads,
+/// the readiness gates, the registry and the tap, is shared with the
+/// data plane; the server stops on the same shutdown signal as the proxy
+/// listeners, and drains as they do.
+pub(super) struct AdminThread {
+    pub(super) shared: Arc<Shared>,
+    pub(super) listener: std::net::TcpListener,
+    pub(super) shutdown: Shutdown,
+}
+
+impl AdminThread {
+    /// Builds the admin runtime, tells `started` whether it could (as
+    /// [`Worker::run`] does), and serves the admin listener on it until
+    /// shutdown has drained it.
+    pub(super) fn run(self, started: std::sync::mpsc::SyncSender<std::io::Result<()>>) {
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = started.send(Err(error));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        drop(started);
+        run_to_end(runtime, self.serve());
+    }
+
+    async fn serve(self) {
+        let listener = match TcpListener::from_std(self.listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "the admin listener cannot be served");
+                return;
+            }
+        };
+        let shared = &self.shared;
+        let server = Server::new(shared.admin_config()).with_accept(shared.admin_accept.clone());
+        server
+            .serve_http(listener, shared.admin.clone(), self.shutdown)
+            .await;
+    }
+}
+
 /// A task that runs once per process, on the first runtime.
 pub(super) type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -149,13 +237,13 @@ const FLUSH_BOUND: Duration = Duration::from_secs(10);
 /// tasks still running on it (see [`run_to_end`]).
 const LEFTOVER_BOUND: Duration = Duration::from_secs(1);
 
-/// One thread's share of the listeners.
+/// One thread's share of the proxy listeners. The admin listener is
+/// served on a thread of its own ([`AdminThread`]).
 pub(super) struct WorkerListeners {
     pub(super) inbound: Vec<std::net::TcpListener>,
     pub(super) outbound: Option<std::net::TcpListener>,
     /// The `outbound.ports` listeners, in configuration order.
     pub(super) outbound_ports: Vec<std::net::TcpListener>,
-    pub(super) admin: Option<std::net::TcpListener>,
 }
 
 /// One current-thread runtime and what it serves.
@@ -198,39 +286,10 @@ impl Worker {
         run_to_end(runtime, self.serve(listeners));
     }
 
-    /// The configuration of a proxy listener (inbound or outbound): under
-    /// the one connection limit every proxy listener of every runtime
-    /// shares.
+    /// The configuration of a proxy listener: see
+    /// [`Shared::server_config`].
     fn server_config(&self, protocol: Protocol) -> ServerConfig {
-        let tuning = &self.shared.config.server;
-        ServerConfig {
-            protocol,
-            header_read_timeout: tuning.header_read_timeout,
-            detect_timeout: tuning.detect_timeout,
-            max_connections: tuning.max_connections.get(),
-            shared_limit: Some(self.shared.connection_limit.clone()),
-            shutdown_grace: tuning.shutdown_grace,
-            http2_keep_alive_interval: tuning.http2_keep_alive_interval,
-            http2_keep_alive_timeout: tuning.http2_keep_alive_timeout,
-            write_stall_timeout: tuning.write_stall_timeout,
-            stream_idle_timeout: tuning.stream_idle_timeout,
-            max_request_head_bytes: tuning.max_request_head_bytes,
-        }
-    }
-
-    /// The admin listener's configuration: a limit of its own, so that
-    /// probes and scrapes are answered when traffic holds every place of
-    /// the proxy listeners', and a short detection timeout (or the
-    /// configured one, if shorter). Each peer's share of the limit is
-    /// bounded where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
-    fn admin_config(&self) -> ServerConfig {
-        let proxy = self.server_config(Protocol::Http);
-        ServerConfig {
-            max_connections: ADMIN_MAX_CONNECTIONS,
-            shared_limit: None,
-            detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
-            ..proxy
-        }
+        self.shared.server_config(protocol)
     }
 
     async fn serve(mut self, listeners: WorkerListeners) {
@@ -288,10 +347,6 @@ impl Worker {
             servers.spawn(server.serve_http(listener, stack, self.shutdown.clone()));
         }
         self.serve_outbound_ports(&mut servers, &tcp, listeners.outbound_ports);
-        if let Some(Ok(listener)) = listeners.admin.map(tokio_listener) {
-            let server = Server::new(self.admin_config()).with_accept(shared.admin_accept.clone());
-            servers.spawn(server.serve_http(listener, shared.admin.clone(), self.shutdown.clone()));
-        }
         while servers.join_next().await.is_some() {}
         drop(drained);
         if !flushes.is_empty() {
