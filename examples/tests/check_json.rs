@@ -291,3 +291,32 @@ async fn a_hint_within_a_line_is_apart_from_its_error() {
         .unwrap();
     assert_eq!(detail, format!("{error}: {hint}"));
 }
+
+/// `sidecar check | head -0`: the reader is gone before the report is
+/// written. Nothing panics, and the exit status still says how the checks
+/// came out.
+#[tokio::test]
+async fn a_reader_gone_before_the_report_leaves_the_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = support::refused_addr().await;
+    let path = config(dir.path(), app, "127.0.0.1:0");
+
+    for format in ["table", "json"] {
+        let path = path.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            std::process::Command::new(support::sidecar_binary())
+                .args(["check", "--pre", "-o", format, "--config"])
+                .arg(&path)
+                .env("RUST_BACKTRACE", "0")
+                .stdout(writer)
+                .output()
+                .unwrap()
+        });
+        let output = output.await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{format}: {stderr}");
+        assert_eq!(output.status.code(), Some(1), "{format}: {stderr}");
+    }
+}
