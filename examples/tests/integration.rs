@@ -12,6 +12,7 @@ mod access_log;
 mod admin_per_peer;
 mod admin_refusals_metric;
 mod admin_review_start;
+mod admin_thread_streams;
 mod admin_views_tap;
 mod authority;
 mod authority_h2;
