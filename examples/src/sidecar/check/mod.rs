@@ -17,12 +17,12 @@
 //!
 //! sidecar-identity
 //! ----------------
-//! ✔ certificate files can be read
+//! ✔ certificate, key and trust bundle can be read
 //! ✔ certificate chain verifies against the trust bundle
 //! ✔ certificate identity spiffe://example.org/ns/emojivoto/sa/web is in trust domain example.org
 //! ✔ workload certificate is within its validity period
 //! ‼ workload certificate does not expire soon
-//!     expires at 2026-12-01T10:00:00Z, in 2d 23h
+//!     workload certificate in identity/tls.crt expires at 2026-12-01T10:00:00Z, in 2d 23h
 //! ...
 //! ‼ 11 checks passed, 1 with a warning
 //! ```
