@@ -26,6 +26,14 @@
 //! the request's [`DstService`] and [`RouteId`] extensions), so the series
 //! stay bounded. The balance gauge is labelled by `service` only: a budget
 //! belongs to a service, or is shared by several, and is read when scraped.
+//!
+//! A caller that keeps families of its own for the same events, labelled
+//! its own way (a sidecar writing Linkerd's `outbound_http_route_retry_*`
+//! beside these), gives a route's metrics a [`RetryObserver`]
+//! ([`RouteRetryMetrics::with_observer`]): it is told of each event as it
+//! is counted here, and whether the request was a gRPC call. Events are
+//! rare (retries, and what stopped them), so a request that is not
+//! retried never reaches it.
 
 use std::{
     fmt,
@@ -81,6 +89,39 @@ impl NotRetryable {
             Self::BodyInUse => "body_in_use",
         }
     }
+}
+
+/// What a route's retry layer counted, for a [`RetryObserver`]: one of the
+/// counters of the [module](self) docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryEvent {
+    /// A retry was sent (`retry_requests_total`).
+    Retry,
+    /// A request succeeded after at least one retry
+    /// (`retry_successes_total`).
+    Success,
+    /// A retryable failure was returned because the request used its
+    /// attempts (`retry_limit_exceeded_total`).
+    LimitExceeded,
+    /// A retryable failure was returned because the budget was empty
+    /// (`retry_budget_exhausted_total`).
+    BudgetExhausted,
+    /// A retryable failure was returned because of the request's deadline
+    /// (`retry_deadline_exceeded_total`).
+    DeadlineExceeded,
+    /// A retryable failure of a request that could not be retried
+    /// (`retry_not_retryable_total`).
+    NotRetryable(NotRetryable),
+}
+
+/// Told of each [`RetryEvent`] of one route as its [`RouteRetryMetrics`]
+/// count it, and whether the request was a gRPC call (a request with a
+/// gRPC `content-type`), so that a caller can count them in families of
+/// its own. See the [module](self) docs.
+pub trait RetryObserver: fmt::Debug + Send + Sync {
+    /// Called once for each event, on the task of the request.
+    fn observe(&self, event: RetryEvent, grpc: bool);
 }
 
 /// The `service` and `route` labels.
@@ -217,6 +258,7 @@ impl RetryMetrics {
             not_retryable,
             service: labels.service,
             budgets: self.budgets.clone(),
+            observer: None,
         }
     }
 }
@@ -233,27 +275,81 @@ pub struct RouteRetryMetrics {
     not_retryable: [Counter; 5],
     service: Arc<str>,
     budgets: Arc<BudgetGauges>,
+    /// Told of each event, if the route has one: see
+    /// [`with_observer`](Self::with_observer).
+    observer: Option<Observer>,
+}
+
+/// A route's observer, and the same metrics telling it of gRPC calls.
+#[derive(Clone, Debug)]
+struct Observer {
+    observer: Arc<dyn RetryObserver>,
+    grpc: bool,
+    /// The metrics of the route's gRPC calls: these, whose observer is
+    /// told `grpc`. Set on the metrics of its other requests only.
+    of_grpc: Option<Box<RouteRetryMetrics>>,
 }
 
 impl RouteRetryMetrics {
+    /// Also tells `observer` of every event counted here. See the
+    /// [module](self) docs.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn RetryObserver>) -> Self {
+        let mut of_grpc = self.clone();
+        of_grpc.observer = Some(Observer {
+            observer: observer.clone(),
+            grpc: true,
+            of_grpc: None,
+        });
+        self.observer = Some(Observer {
+            observer,
+            grpc: false,
+            of_grpc: Some(Box::new(of_grpc)),
+        });
+        self
+    }
+
+    /// The metrics of a request, a gRPC call when `grpc`: these, or for a
+    /// gRPC call the copy whose observer is told so. Counters are shared.
+    pub(crate) fn of_call(&self, grpc: bool) -> &Self {
+        match &self.observer {
+            Some(Observer {
+                of_grpc: Some(of_grpc),
+                ..
+            }) if grpc => of_grpc,
+            _ => self,
+        }
+    }
+
+    fn tell(&self, event: RetryEvent) {
+        if let Some(o) = &self.observer {
+            o.observer.observe(event, o.grpc);
+        }
+    }
+
     pub(crate) fn retry(&self) {
         self.requests.inc();
+        self.tell(RetryEvent::Retry);
     }
 
     pub(crate) fn success(&self) {
         self.successes.inc();
+        self.tell(RetryEvent::Success);
     }
 
     pub(crate) fn limit_exceeded(&self) {
         self.limit_exceeded.inc();
+        self.tell(RetryEvent::LimitExceeded);
     }
 
     pub(crate) fn budget_exhausted(&self) {
         self.budget_exhausted.inc();
+        self.tell(RetryEvent::BudgetExhausted);
     }
 
     pub(crate) fn deadline_exceeded(&self) {
         self.deadline_exceeded.inc();
+        self.tell(RetryEvent::DeadlineExceeded);
     }
 
     pub(crate) fn not_retryable(&self, reason: NotRetryable) {
@@ -262,6 +358,7 @@ impl RouteRetryMetrics {
             .position(|r| *r == reason)
             .unwrap_or_default();
         self.not_retryable[i].inc();
+        self.tell(RetryEvent::NotRetryable(reason));
     }
 
     /// Reports `budget`'s balance under this route's service.
@@ -394,5 +491,47 @@ retry_deadline_exceeded_total{service=\"emoji\",route=\"get\"} 0
             "a dropped budget is no longer reported"
         );
         drop(budget);
+    }
+
+    #[derive(Debug, Default)]
+    struct Seen(Mutex<Vec<(RetryEvent, bool)>>);
+
+    impl RetryObserver for Seen {
+        fn observe(&self, event: RetryEvent, grpc: bool) {
+            self.0.lock().unwrap().push((event, grpc));
+        }
+    }
+
+    #[test]
+    fn an_observer_is_told_each_event_and_whether_the_call_was_grpc() {
+        let mut registry = Registry::default();
+        let metrics = RetryMetrics::register(&mut registry);
+        let seen = Arc::new(Seen::default());
+        let route = metrics.route("emoji", "get").with_observer(seen.clone());
+        route.of_call(false).retry();
+        route.of_call(true).retry();
+        route.of_call(true).success();
+        route.of_call(false).budget_exhausted();
+        route.of_call(false).limit_exceeded();
+        route.of_call(true).not_retryable(NotRetryable::Committed);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            [
+                (RetryEvent::Retry, false),
+                (RetryEvent::Retry, true),
+                (RetryEvent::Success, true),
+                (RetryEvent::BudgetExhausted, false),
+                (RetryEvent::LimitExceeded, false),
+                (RetryEvent::NotRetryable(NotRetryable::Committed), true),
+            ]
+        );
+        // Both copies count into the route's own series.
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(text.contains("retry_requests_total{service=\"emoji\",route=\"get\"} 2\n"));
+
+        // Metrics without an observer tell no one, gRPC calls or not.
+        let plain = metrics.route("emoji", "list");
+        assert!(std::ptr::eq(plain.of_call(true), &plain));
     }
 }

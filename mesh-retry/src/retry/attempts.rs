@@ -458,7 +458,7 @@ impl<S, B, C: AsRef<Shared>> Attempts<S, B, C> {
     fn count(&self, f: impl FnOnce(&RouteRetryMetrics)) {
         match &self.shared().metrics {
             Metrics::None => {}
-            Metrics::Route(metrics) => f(metrics),
+            Metrics::Route(metrics) => f(metrics.of_call(self.grpc)),
             Metrics::FromRequest(metrics) => {
                 let (service, route) = self
                     .labels
