@@ -88,6 +88,7 @@ mod log_env;
 mod log_plain;
 mod mtls;
 mod opaque;
+mod outbound_families;
 mod outbound_no_host;
 mod outbound_review_routing;
 mod outbound_review_tls;

@@ -1,11 +1,33 @@
-//! What each route sends to each of its backends, and what comes back: the
-//! families Linkerd's proxy uses for that, under the same names.
+//! Linkerd's outbound route families, under the same names and labels:
+//! what each route's requests did (over its retries), what it sent each of
+//! its backends and what came back (under the retries), and its retries.
 //!
-//! - `outbound_http_route_backend_requests_total{parent_name, route_name,
-//!   backend_name}`: requests handed to a backend. Counted under the
-//!   retries, so each attempt counts, as in Linkerd.
-//! - `outbound_http_route_backend_response_statuses_total{parent_name,
-//!   route_name, backend_name, http_status, error}`: how each attempt
+//! Over the retries, once per logical request, as the application sees it:
+//!
+//! - `outbound_http_route_request_duration_seconds`: a histogram of the
+//!   time from the request to the end of its response (its last body
+//!   frame, or the error that ended it), with Linkerd's buckets 0.05,
+//!   0.5, 1 and 10 seconds;
+//! - `outbound_http_route_request_statuses_total{..., http_status,
+//!   error}`: how each request ended, labelled as the backend families
+//!   below.
+//!
+//! Their labels are the parent's and the route's, then `hostname`, which
+//! Linkerd leaves empty unless told to export hostnames (see
+//! [`labels`](super::labels)).
+//!
+//! Under the retries, once per attempt, labelled also with the backend:
+//!
+//! - `outbound_http_route_backend_requests_total`: requests handed to a
+//!   backend. Each attempt counts, as in Linkerd.
+//! - `outbound_http_route_backend_response_duration_seconds`: a histogram
+//!   of the time from the attempt to the end of its response, with
+//!   Linkerd's buckets 0.025, 0.05, 0.1, 0.25, 0.5, 1 and 10 seconds.
+//!   Linkerd starts it when the request body has been sent, which takes
+//!   an allocation per request to learn; the sidecar starts it when the
+//!   attempt is, which differs only for requests whose bodies stream.
+//! - `outbound_http_route_backend_response_statuses_total{...,
+//!   http_status, error}`: how each attempt
 //!   ended. `http_status` is the response's status, empty when there was
 //!   none; `error` names what the mesh answered or failed with, empty for
 //!   a response that came from the backend. Its values are Linkerd's, so
@@ -29,40 +51,51 @@
 //!   `ENHANCE_YOUR_CALM`, `CANCEL`, or else `RESET`; `GO_AWAY` for a
 //!   stream a `GOAWAY` failed; `IO` for a connection that closed or broke
 //!   under the attempt (see [`cause_label`]).
-//! - `outbound_grpc_route_backend_requests_total` and
-//!   `outbound_grpc_route_backend_response_statuses_total{..., grpc_status,
-//!   error}`: the same for gRPC calls (a `POST` with a gRPC
-//!   `content-type`), which are counted there instead. A failed call is
-//!   usually answered `200`, its failure in the `grpc-status` of the
-//!   trailers, so an HTTP status says nothing of it; `grpc_status` is the
-//!   code's name (`OK`, `UNAVAILABLE`), read from the head of a
-//!   trailers-only response or else from the trailers, and the attempt is
-//!   counted when its response body ends ([`grpc`]). `UNKNOWN` stands for
-//!   no status: an error, a body that ended or was dropped without one.
+//!
+//! The route's retries are counted in Linkerd's
+//! `outbound_http_route_retry_requests_total` (retries sent),
+//! `..._retry_successes_total` (requests that succeeded after a retry),
+//! `..._retry_limit_exceeded_total` (retryable failures returned because
+//! the request used its attempts) and `..._retry_overflow_total`
+//! (retryable failures returned because the retry budget was empty, which
+//! is what keeps the sidecar's retries from overloading a backend as
+//! Linkerd's circuit breakers do), labelled as the route's own families;
+//! mesh-retry tells the route of each ([`RetryCounts`]), so that a
+//! request that is not retried does nothing more for them.
+//!
+//! Each family has its `outbound_grpc_route_*` twin for gRPC calls (a
+//! `POST` with a gRPC `content-type`), which are counted there instead;
+//! its statuses are `grpc_status` rather than `http_status`. A failed
+//! call is usually answered `200`, its failure in the `grpc-status` of
+//! the trailers, so an HTTP status says nothing of it; `grpc_status` is
+//! the code's name (`OK`, `UNAVAILABLE`), read from the head of a
+//! trailers-only response or else from the trailers, and the call is
+//! counted when its response body ends ([`grpc`]). `UNKNOWN` stands for
+//! no status: an error, a body that ended or was dropped without one.
 //!
 //! Linkerd picks the family by the kind of route (an `HTTPRoute`'s or a
 //! `GRPCRoute`'s); the sidecar picks it by the call, because its
 //! `HTTPRoute`s and `ServiceProfile` routes carry gRPC calls too, and
-//! their failures would otherwise not show. Each attempt is counted in
-//! one family. Linkerd counts an attempt given up before its response
-//! head in neither; the sidecar counts it, with `error="CANCEL"`.
+//! their failures would otherwise not show. Each request or attempt is
+//! counted in one family. Linkerd counts a request or an attempt given up
+//! before its response head in neither; the sidecar counts it, with
+//! `error="CANCEL"`, and records no duration for it.
 //!
-//! `parent_name` is the service the request was addressed to, and
-//! `backend_name` the service it went to: the same for a route without
+//! The parent is the service the request was addressed to, and the
+//! backend the service it went to: the same for a route without
 //! `backendRefs`, and one of its weighted services for a split; for a
 //! backend that is not an outbound service, its name as `name.namespace`,
 //! each of its attempts failed with `error="FAIL_FAST"` and no status
-//! (see [`split`](super::split)). These are
-//! the series to watch through a canary: the service-level
-//! `response_total` counts the request once under its parent, whichever
-//! backend answered it.
+//! (see [`split`](super::split)). The backend families are
+//! the series to watch through a canary: the route's, and the
+//! service-level `response_total`, count the request once under its
+//! parent, whichever backend answered it.
 //!
 //! Every label comes from configuration (service and route names) or from
 //! a closed set (status codes, gRPC codes, error kinds), so the families
 //! stay bounded. The handles a request counts into are resolved when the
-//! route is built, or the first time a route sends a gRPC call, and those
-//! of the statuses a backend answers with the first time each is seen: a
-//! request takes two atomic increments and no lock.
+//! route is built ([`ends`](super::ends)): a request takes a few atomic
+//! increments and no lock.
 
 mod grpc;
 
@@ -81,205 +114,260 @@ use mesh_core::{
     classify::ErrorKind,
     error::{ProxyErrorKind, UpstreamCause},
 };
+use mesh_retry::metrics::{RetryEvent, RetryObserver};
 use pin_project_lite::pin_project;
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
+use tokio::time::Instant;
 use tower::Service;
 
 pub(crate) use self::grpc::CountedBody;
-use self::grpc::GrpcEnding;
+pub(crate) use self::grpc::GrpcEnding;
+use super::duration::{REQUEST_BUCKETS, RESPONSE_BUCKETS};
+use super::ends::{Ending, Ends, Families, Names, Sink};
+use super::labels::{BackendLabels, RouteLabels, ServiceRef};
 use super::split::MissingBackend;
 
-/// The statuses a backend's handles keep resolved; the rare backend that
-/// answers with more finds the others through the family, under its lock.
-const KEPT_STATUSES: usize = 8;
-
-/// The families, registered once and shared by every route.
+/// The route families, registered once and shared by every route.
 #[derive(Clone, Debug)]
 pub(crate) struct BackendMetrics {
+    routes: Families<RouteLabels>,
     requests: Family<BackendLabels, Counter>,
-    statuses: Family<StatusLabels, Counter>,
     grpc_requests: Family<BackendLabels, Counter>,
-    grpc_statuses: Family<GrpcStatusLabels, Counter>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct BackendLabels {
-    parent_name: Arc<str>,
-    route_name: Arc<str>,
-    backend_name: Arc<str>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct StatusLabels {
-    #[prometheus(flatten)]
-    backend: BackendLabels,
-    /// Empty when there was no response.
-    http_status: Option<u16>,
-    /// Empty for a response that came from the backend.
-    error: Option<&'static str>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct GrpcStatusLabels {
-    #[prometheus(flatten)]
-    backend: BackendLabels,
-    /// The code's name; `UNKNOWN` when there was none.
-    grpc_status: &'static str,
-    /// Empty for a response that came from the backend.
-    error: Option<&'static str>,
+    backends: Families<BackendLabels>,
+    retries: RetryFamilies,
 }
 
 impl BackendMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
+        let routes = Families::register(
+            registry,
+            Names {
+                statuses: (
+                    "request_statuses",
+                    "How the {} on a route ended, over its retries, by status and error",
+                ),
+                duration: (
+                    "request_duration",
+                    "The time from {} on a route to the end of their responses, over its \
+                     retries",
+                ),
+                buckets: &REQUEST_BUCKETS,
+            },
+        );
         let requests = Family::default();
-        let statuses = Family::default();
         let grpc_requests = Family::default();
-        let grpc_statuses = Family::default();
         registry.register(
             "outbound_http_route_backend_requests",
             "Requests, retries included, a route sent to one of its backends",
             requests.clone(),
         );
         registry.register(
-            "outbound_http_route_backend_response_statuses",
-            "How the requests a route sent to one of its backends ended, by status and error",
-            statuses.clone(),
-        );
-        registry.register(
             "outbound_grpc_route_backend_requests",
             "gRPC calls, retries included, a route sent to one of its backends",
             grpc_requests.clone(),
         );
-        registry.register(
-            "outbound_grpc_route_backend_response_statuses",
-            "How the gRPC calls a route sent to one of its backends ended, by gRPC status and \
-             error",
-            grpc_statuses.clone(),
+        let backends = Families::register(
+            registry,
+            Names {
+                statuses: (
+                    "backend_response_statuses",
+                    "How the {} a route sent to one of its backends ended, by status and error",
+                ),
+                duration: (
+                    "backend_response_duration",
+                    "The time from {} a route sent to one of its backends to the end of their \
+                     responses",
+                ),
+                buckets: &RESPONSE_BUCKETS,
+            },
         );
+        let retries = RetryFamilies::register(registry);
         Self {
+            routes,
             requests,
-            statuses,
             grpc_requests,
-            grpc_statuses,
+            backends,
+            retries,
         }
     }
 
-    /// The handles of what `route` of `parent` sends to `backend`.
-    pub(crate) fn backend(&self, parent: &str, route: &str, backend: &str) -> BackendHandles {
-        let labels = BackendLabels {
-            parent_name: Arc::from(parent),
-            route_name: Arc::from(route),
-            backend_name: Arc::from(backend),
-        };
-        BackendHandles(Arc::new(Handles {
+    /// The handles of the logical requests on the route of `labels`.
+    pub(crate) fn route(&self, labels: &RouteLabels) -> CountedHandles {
+        CountedHandles(Arc::new(Handles::Route(self.routes.ends(labels.clone()))))
+    }
+
+    /// The handles of what the route of `route` sends `backend`.
+    pub(crate) fn backend(&self, route: &RouteLabels, backend: ServiceRef) -> CountedHandles {
+        let labels = route.backend(backend);
+        CountedHandles(Arc::new(Handles::Backend {
             requests: self.requests.get_or_create(&labels).clone(),
-            statuses: self.statuses.clone(),
-            kept: Kept::default(),
             grpc_requests: OnceLock::new(),
-            grpc_families: (self.grpc_requests.clone(), self.grpc_statuses.clone()),
-            grpc_kept: Kept::default(),
-            labels,
+            grpc_family: self.grpc_requests.clone(),
+            ends: self.backends.ends(labels),
         }))
     }
-}
 
-/// One route's counters for one backend. Cloning is an `Arc` increment.
-#[derive(Clone, Debug)]
-pub(crate) struct BackendHandles(Arc<Handles>);
-
-#[derive(Debug)]
-struct Handles {
-    labels: BackendLabels,
-    requests: Counter,
-    statuses: Family<StatusLabels, Counter>,
-    kept: Kept<Ending>,
-    /// Resolved at the route's first gRPC call, so that a route that
-    /// carries none shows no gRPC series.
-    grpc_requests: OnceLock<Counter>,
-    grpc_families: (
-        Family<BackendLabels, Counter>,
-        Family<GrpcStatusLabels, Counter>,
-    ),
-    grpc_kept: Kept<GrpcEnding>,
-}
-
-/// The counters of the first endings seen, set once and never replaced,
-/// so that reading them takes no lock.
-#[derive(Debug)]
-struct Kept<E>([OnceLock<(E, Counter)>; KEPT_STATUSES]);
-
-impl<E> Default for Kept<E> {
-    fn default() -> Self {
-        Self(Default::default())
+    /// What counts the retries of the route of `labels`, to be told of
+    /// them by its retry layer.
+    pub(crate) fn retries(&self, labels: &RouteLabels) -> Arc<dyn RetryObserver> {
+        Arc::new(RetryCounts {
+            http: self.retries.http.resolve(labels),
+            grpc: OnceLock::new(),
+            families: self.retries.clone(),
+            labels: labels.clone(),
+        })
     }
 }
 
-impl<E: Copy + PartialEq> Kept<E> {
-    /// Counts `ending`, in the counter `resolve` finds for it the first
-    /// time it is seen.
-    fn count(&self, ending: E, resolve: impl Fn(E) -> Counter) {
-        for slot in &self.0 {
-            let (kept, counter) = slot.get_or_init(|| (ending, resolve(ending)));
-            if *kept == ending {
-                counter.inc();
-                return;
+/// One route's counters, or one route backend's. Cloning is an `Arc`
+/// increment.
+#[derive(Clone, Debug)]
+pub(crate) struct CountedHandles(Arc<Handles>);
+
+#[derive(Debug)]
+enum Handles {
+    Route(Ends<RouteLabels>),
+    Backend {
+        requests: Counter,
+        /// Resolved at the route's first gRPC call, so that a route that
+        /// carries none shows no gRPC series.
+        grpc_requests: OnceLock<Counter>,
+        grpc_family: Family<BackendLabels, Counter>,
+        ends: Ends<BackendLabels>,
+    },
+}
+
+impl CountedHandles {
+    fn ends(&self) -> &dyn Sink {
+        match &*self.0 {
+            Handles::Route(ends) => ends,
+            Handles::Backend { ends, .. } => ends,
+        }
+    }
+
+    fn count_request(&self, grpc: bool) {
+        let Handles::Backend {
+            requests,
+            grpc_requests,
+            grpc_family,
+            ends,
+        } = &*self.0
+        else {
+            return;
+        };
+        if grpc {
+            grpc_requests
+                .get_or_init(|| grpc_family.get_or_create(ends.labels()).clone())
+                .inc();
+        } else {
+            requests.inc();
+        }
+    }
+}
+
+/// The retry families, HTTP and gRPC: retries sent, successes after a
+/// retry, and retryable failures returned for the attempts used up or for
+/// an empty budget.
+#[derive(Clone, Debug)]
+struct RetryFamilies {
+    http: RetryFamily,
+    grpc: RetryFamily,
+}
+
+#[derive(Clone, Debug, Default)]
+struct RetryFamily([Family<RouteLabels, Counter>; 4]);
+
+/// The counters of [`RetryFamily`], in its order.
+#[derive(Debug)]
+struct RetryCounters([Counter; 4]);
+
+impl RetryFamilies {
+    fn register(registry: &mut Registry) -> Self {
+        let families = Self {
+            http: RetryFamily::default(),
+            grpc: RetryFamily::default(),
+        };
+        let names = [
+            ("retry_requests", "Retries sent"),
+            ("retry_successes", "Successful responses to retried"),
+            (
+                "retry_limit_exceeded",
+                "Retryable failures returned because their attempts were used up, of",
+            ),
+            (
+                "retry_overflow",
+                "Retryable failures returned because the retry budget was empty, of",
+            ),
+        ];
+        for (protocol, calls, family) in [
+            ("http", "requests", &families.http),
+            ("grpc", "gRPC calls", &families.grpc),
+        ] {
+            for ((name, help), family) in names.iter().zip(&family.0) {
+                registry.register(
+                    format!("outbound_{protocol}_route_{name}"),
+                    format!("{help} {calls} on a route"),
+                    family.clone(),
+                );
             }
         }
-        resolve(ending).inc();
+        families
     }
 }
 
-/// How an attempt ended: the values of `http_status` and `error`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Ending {
-    status: Option<u16>,
-    error: Option<&'static str>,
-}
-
-impl Handles {
-    fn count(&self, ending: Ending) {
-        self.kept.count(ending, |ending| {
-            let labels = StatusLabels {
-                backend: self.labels.clone(),
-                http_status: ending.status,
-                error: ending.error,
-            };
-            self.statuses.get_or_create(&labels).clone()
-        });
-    }
-
-    fn count_grpc_request(&self) {
-        self.grpc_requests
-            .get_or_init(|| self.grpc_families.0.get_or_create(&self.labels).clone())
-            .inc();
-    }
-
-    fn count_grpc(&self, ending: GrpcEnding) {
-        self.grpc_kept.count(ending, |ending| {
-            let labels = GrpcStatusLabels {
-                backend: self.labels.clone(),
-                grpc_status: ending.status,
-                error: ending.error,
-            };
-            self.grpc_families.1.get_or_create(&labels).clone()
-        });
+impl RetryFamily {
+    fn resolve(&self, labels: &RouteLabels) -> RetryCounters {
+        RetryCounters(self.0.each_ref().map(|f| f.get_or_create(labels).clone()))
     }
 }
 
-/// A backend whose requests and responses are counted. See the
-/// [module docs](self).
+/// Counts one route's retries in the retry families, as mesh-retry tells
+/// of them: the HTTP family's counters are resolved with the route, the
+/// gRPC family's at its first gRPC retry event, so that a route that
+/// retries no gRPC call shows no gRPC series.
+#[derive(Debug)]
+struct RetryCounts {
+    labels: RouteLabels,
+    families: RetryFamilies,
+    http: RetryCounters,
+    grpc: OnceLock<RetryCounters>,
+}
+
+impl RetryObserver for RetryCounts {
+    fn observe(&self, event: RetryEvent, grpc: bool) {
+        let i = match event {
+            RetryEvent::Retry => 0,
+            RetryEvent::Success => 1,
+            RetryEvent::LimitExceeded => 2,
+            RetryEvent::BudgetExhausted => 3,
+            // Linkerd has no series for these.
+            _ => return,
+        };
+        let counters = if grpc {
+            self.grpc
+                .get_or_init(|| self.families.grpc.resolve(&self.labels))
+        } else {
+            &self.http
+        };
+        if let Some(counter) = counters.0.get(i) {
+            counter.inc();
+        }
+    }
+}
+
+/// A route, or one of its backends, whose requests and responses are
+/// counted. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub(crate) struct Counted<S> {
     inner: S,
-    handles: BackendHandles,
+    handles: CountedHandles,
 }
 
 impl<S> Counted<S> {
-    pub(crate) fn new(inner: S, handles: BackendHandles) -> Self {
+    pub(crate) fn new(inner: S, handles: CountedHandles) -> Self {
         Self { inner, handles }
     }
 }
@@ -306,30 +394,29 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let grpc = grpc::is_call(&req);
-        if grpc {
-            self.handles.0.count_grpc_request();
-        } else {
-            self.handles.0.requests.inc();
-        }
+        self.handles.count_request(grpc);
         CountedFuture {
             inner: self.inner.call(req),
             handles: Some(self.handles.clone()),
             grpc,
+            started: Instant::now(),
         }
     }
 }
 
 pin_project! {
-    /// Counts how the attempt ended when its response head or error
+    /// Counts how the request ended when its response head or error
     /// arrives, or for a gRPC call whose status comes in the trailers,
-    /// hands that to the response body. Dropped before that (the retry's
-    /// timeout, or the caller gone), it counts the attempt as cancelled.
+    /// hands that to the response body, which records the duration when
+    /// it ends. Dropped before that (the retry's timeout, or the caller
+    /// gone), it counts the request as cancelled.
     #[derive(Debug)]
     pub(crate) struct CountedFuture<F> {
         #[pin]
         inner: F,
-        handles: Option<BackendHandles>,
+        handles: Option<CountedHandles>,
         grpc: bool,
+        started: Instant,
     }
 
     impl<F> PinnedDrop for CountedFuture<F> {
@@ -337,9 +424,9 @@ pin_project! {
             let this = this.project();
             if let Some(handles) = this.handles.take() {
                 if *this.grpc {
-                    handles.0.count_grpc(GrpcEnding::failed(CANCEL));
+                    handles.ends().count_grpc(GrpcEnding::failed(CANCEL));
                 } else {
-                    handles.0.count(Ending { status: None, error: Some(CANCEL) });
+                    handles.ends().count(Ending { status: None, error: Some(CANCEL) });
                 }
             }
         }
@@ -360,16 +447,21 @@ where
         let Some(handles) = this.handles.take() else {
             return Poll::Ready(result.map(|res| res.map(CountedBody::new)));
         };
-        if !*this.grpc {
-            handles.0.count(ending(&result));
-            return Poll::Ready(result.map(|res| res.map(CountedBody::new)));
-        }
+        let grpc = *this.grpc;
         Poll::Ready(match result {
-            Ok(res) => Ok(grpc::response(res, handles)),
+            Ok(res) => Ok(grpc::response(res, handles, grpc, *this.started)),
             Err(error) => {
-                handles
-                    .0
-                    .count_grpc(GrpcEnding::failed(error_label(&error)));
+                let ends = handles.ends();
+                let label = error_label(&error);
+                if grpc {
+                    ends.count_grpc(GrpcEnding::failed(label));
+                } else {
+                    ends.count(Ending {
+                        status: None,
+                        error: Some(label),
+                    });
+                }
+                ends.observe(grpc, this.started.elapsed());
                 Err(error)
             }
         })
@@ -488,16 +580,22 @@ fn answer_label(extensions: &http::Extensions) -> Option<&'static str> {
     })
 }
 
-fn ending<RB>(result: &Result<Response<RB>, BoxError>) -> Ending {
-    match result {
-        Ok(res) => Ending {
-            status: Some(res.status().as_u16()),
-            error: answer_label(res.extensions()),
-        },
-        Err(error) => Ending {
-            status: None,
-            error: Some(error_label(error)),
-        },
+#[cfg(test)]
+impl BackendMetrics {
+    /// The handles of what the `HTTPRoute` `route` of the service `parent`
+    /// sends the service `backend`, all in namespace `ns`.
+    pub(super) fn backend_for_test(
+        &self,
+        parent: &str,
+        route: &str,
+        backend: &str,
+    ) -> CountedHandles {
+        use super::labels::RouteRef;
+        let route = RouteLabels::new(
+            ServiceRef::new(parent, "ns"),
+            RouteRef::resource("gateway.networking.k8s.io", "HTTPRoute", "ns", route),
+        );
+        self.backend(&route, ServiceRef::new(backend, "ns"))
     }
 }
 
@@ -522,13 +620,13 @@ mod tests {
             .collect()
     }
 
-    const CANARY: &str = "parent_name=\"web\",route_name=\"api\",backend_name=\"web-canary\"";
+    const CANARY: &str = "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"ns\",parent_name=\"web\",parent_port=\"\",parent_section_name=\"\",route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"ns\",route_name=\"api\",backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"ns\",backend_name=\"web-canary\",backend_port=\"\",backend_section_name=\"\"";
 
     #[tokio::test]
     async fn each_attempt_counts_with_its_status_or_error() {
         let mut registry = Registry::default();
         let metrics = BackendMetrics::register(&mut registry);
-        let handles = metrics.backend("web", "api", "web-canary");
+        let handles = metrics.backend_for_test("web", "api", "web-canary");
         let backend = service_fn(|req: Request<()>| async move {
             match req.uri().path() {
                 "/fail" => Err::<Response<String>, BoxError>(
@@ -621,7 +719,7 @@ mod tests {
     async fn the_meshs_answer_for_a_failed_upstream_is_labelled_by_its_cause() {
         let mut registry = Registry::default();
         let metrics = BackendMetrics::register(&mut registry);
-        let handles = metrics.backend("web", "api", "web-canary");
+        let handles = metrics.backend_for_test("web", "api", "web-canary");
         let causes = [
             UpstreamCause::Refused,
             UpstreamCause::EnhanceYourCalm,
@@ -679,7 +777,7 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = BackendMetrics::register(&mut registry);
         let never = service_fn(|_: Request<()>| pending::<Result<Response<String>, Infallible>>());
-        let mut counted = Counted::new(never, metrics.backend("web", "api", "web-canary"));
+        let mut counted = Counted::new(never, metrics.backend_for_test("web", "api", "web-canary"));
         let call = counted.call(Request::new(()));
         let mut call = Box::pin(call);
         assert!((&mut call).now_or_never().is_none());

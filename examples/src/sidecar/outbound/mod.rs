@@ -6,6 +6,8 @@
 //! route lookup (service by authority, or by destination override in
 //!   ingress mode; route by its hostnames, then its matches)
 //!   ─ metrics (outbound, labelled with the service's TLS)
+//!   ─ route metrics (Linkerd's `outbound_*_route_request_*`, once per
+//!     logical request: [`backend`])
 //!   ─ header filters (the route's RequestHeaderModifier and
 //!     ResponseHeaderModifier), and a RequestRedirect's answer
 //!   ─ request timeout ─ retry (budget per service) ─ per-try timeout
@@ -89,7 +91,10 @@
 
 mod backend;
 mod dst_override;
+mod duration;
 mod endpoints;
+mod ends;
+mod labels;
 mod plan;
 mod router;
 mod split;
@@ -118,6 +123,7 @@ pub(crate) use self::backend::BackendMetrics;
 use self::backend::{Counted, CountedBody};
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
+use self::labels::ServiceRef;
 pub(crate) use self::plan::missing_backends;
 use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
@@ -130,8 +136,9 @@ use super::start_error::StartError;
 /// The endpoints of a service on one runtime.
 type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 
-/// One route's stack on one runtime: header filters, the answer to a
-/// request drawn to a backend that is not an outbound service
+/// One route's stack on one runtime: the route's own counters (over its
+/// filters, as Linkerd's route metrics are), header filters, the answer
+/// to a request drawn to a backend that is not an outbound service
 /// ([`Rescue`]), then request timeout, retry and per-try timeout as
 /// mesh-retry's one fused service, over the route's backends.
 ///
@@ -141,15 +148,21 @@ type Endpoint = Forward<Upstream<ReplayBody<Incoming>>>;
 /// linkerd2-proxy's retries do; its response body is then a
 /// [`PeekBody`].
 pub(crate) type RouteStack = Metrics<
-    EditHeaders<Rescue<mesh_retry::RouteStack<Split<Counted<Backend<Endpoint>>>, PeekTrailers>>>,
+    Counted<
+        EditHeaders<
+            Rescue<mesh_retry::RouteStack<Split<Counted<Backend<Endpoint>>>, PeekTrailers>>,
+        >,
+    >,
 >;
 
 /// What answers requests for unknown authorities, counted like the rest.
 type NotFound = Metrics<
     NoRoute<
-        TimeoutBody<
-            PeekBody<
-                CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+        CountedBody<
+            TimeoutBody<
+                PeekBody<
+                    CountedBody<mesh_core::body::Proxied<mesh_core::proxy::ResponseBody<Incoming>>>,
+                >,
             >,
         >,
         BoxError,
@@ -307,7 +320,7 @@ impl Outbound {
             .iter()
             .map(|port| config.services.iter().position(|s| s.name == port.service))
             .collect();
-        let planner = Planner::new(config, namespace, metrics.retry);
+        let planner = Planner::new(config, namespace, metrics.retry, metrics.backend);
         let plans = planner.plan(resources, None);
         Ok(Self {
             services,
@@ -396,7 +409,8 @@ impl RouteUpdates {
 }
 
 /// What every route stack is layered with besides its plan: the HTTP
-/// metrics over it and the backend counters under it.
+/// metrics over it, and Linkerd's route families, over its filters and
+/// under its retries.
 #[derive(Clone, Debug)]
 struct RouteLayers {
     metrics: MetricsLayer,
@@ -417,8 +431,8 @@ fn routes_of(
         .filter_map(|(plan, own)| {
             let own = own.as_ref()?;
             let parent = plan.name.as_str();
-            let counted = |route: &RoutePlan, backend: Backend<Endpoint>, name: &str| {
-                let handles = layers.backends.backend(parent, route.id.as_str(), name);
+            let counted = |route: &RoutePlan, backend: Backend<Endpoint>, name: ServiceRef| {
+                let handles = layers.backends.backend(&route.labels, name);
                 Counted::new(backend, handles)
             };
             // A backend without endpoints cannot be configured; its share
@@ -438,26 +452,31 @@ fn routes_of(
                         .filter_map(|(backend, weight)| match backend {
                             PlannedBackend::Service(i) => {
                                 let endpoint = endpoints.get(*i)?.as_ref()?;
-                                let name = plans.services.get(*i)?.name.as_str();
+                                let service = plans.services.get(*i)?.service.clone();
                                 let backend = Backend::Service(endpoint.clone());
-                                Some((counted(route, backend, name), *weight))
+                                Some((counted(route, backend, service), *weight))
                             }
                             PlannedBackend::Missing(missing) => {
                                 let backend = Backend::Missing(missing.clone());
-                                Some((counted(route, backend, missing.name()), *weight))
+                                let service = ServiceRef::new(missing.name(), "");
+                                Some((counted(route, backend, service), *weight))
                             }
                         });
                 Split::new(backends).unwrap_or_else(|| {
-                    Split::One(counted(route, Backend::Service(own.clone()), parent))
+                    let service = plan.service.clone();
+                    Split::One(counted(route, Backend::Service(own.clone()), service))
                 })
             };
             let route = |route: &RoutePlan| Route {
                 id: route.id.clone(),
                 hosts: route.hosts.clone(),
                 matches: route.matches.clone(),
-                service: layers.metrics.layer(route.edits.layer(Rescue::new(
-                    route.layer.clone().peek_grpc_trailers().layer(split(route)),
-                ))),
+                service: layers.metrics.layer(Counted::new(
+                    route.edits.layer(Rescue::new(
+                        route.layer.clone().peek_grpc_trailers().layer(split(route)),
+                    )),
+                    layers.backends.route(&route.labels),
+                )),
             };
             let routes = ServiceRoutes::new(
                 plan.dst.clone(),

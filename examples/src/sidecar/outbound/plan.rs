@@ -18,6 +18,8 @@ use mesh_retry::{
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
+use super::BackendMetrics;
+use super::labels::{RouteLabels, RouteRef, ServiceRef};
 use super::split::Missing;
 
 /// The name of the route of requests no configured route matches.
@@ -30,6 +32,8 @@ pub(super) struct Planner {
     /// The workload's namespace, where short service names live.
     namespace: String,
     metrics: RetryMetrics,
+    /// Where each route's retries are also counted, in Linkerd's families.
+    families: BackendMetrics,
 }
 
 /// Every service's routes, in the order of `outbound.services`.
@@ -56,6 +60,8 @@ pub(super) struct RoutePlans {
 #[derive(Debug)]
 pub(super) struct ServicePlan {
     pub(super) name: ServiceName,
+    /// The service, as the parent or a backend of a route.
+    pub(super) service: ServiceRef,
     pub(super) dst: DstService,
     /// Shared by the service's routes, and kept across reloads while its
     /// configuration stays the same, so that a reload does not refill it.
@@ -77,6 +83,8 @@ pub(super) struct ServicePlan {
 #[derive(Clone, Debug)]
 pub(super) struct RoutePlan {
     pub(super) id: RouteId,
+    /// The labels of the route's families: its service and itself.
+    pub(super) labels: RouteLabels,
     /// The `hostnames` of the `HTTPRoute` or `GRPCRoute` the route is a
     /// rule of ([`ServiceRetryPolicy::hosts`]); any host for a
     /// ServiceProfile route or the fallback. The router ranks them before
@@ -105,11 +113,17 @@ pub(super) enum PlannedBackend {
 }
 
 impl Planner {
-    pub(super) fn new(config: &OutboundConfig, namespace: &str, metrics: &RetryMetrics) -> Self {
+    pub(super) fn new(
+        config: &OutboundConfig,
+        namespace: &str,
+        metrics: &RetryMetrics,
+        families: &BackendMetrics,
+    ) -> Self {
         Self {
             config: config.clone(),
             namespace: namespace.to_owned(),
             metrics: metrics.clone(),
+            families: families.clone(),
         }
     }
 
@@ -167,10 +181,17 @@ impl Planner {
                 .filter(|kept| *kept.config() == budget)
                 .unwrap_or_else(|| Arc::new(Budget::new(budget)));
             let name = service.name.as_str();
+            let parent = ServiceRef::new(name, &self.namespace);
             let plan = |policy: &RouteRetryPolicy,
+                        route: RouteRef,
                         hosts: RouteHosts,
                         backends: Vec<(PlannedBackend, u32)>,
                         redirect: Option<&Redirect>| {
+                let labels = RouteLabels::new(parent.clone(), route);
+                let metrics = self
+                    .metrics
+                    .route(name, &policy.name)
+                    .with_observer(self.families.retries(&labels));
                 // The mesh answers a route whose backends all have weight 0
                 // itself, the same each time: retrying would only spend
                 // the budget and wait out the backoff.
@@ -179,12 +200,14 @@ impl Planner {
                         retry: RetryPolicy::never(),
                         ..policy.clone()
                     }
-                    .layer_with_metrics(budget.clone(), &self.metrics, name)
+                    .layer(budget.clone())
                 } else {
-                    policy.layer_with_metrics(budget.clone(), &self.metrics, name)
-                };
+                    policy.layer(budget.clone())
+                }
+                .with_metrics(metrics);
                 RoutePlan {
                     id: RouteId::new(policy.name.clone()),
+                    labels,
                     hosts,
                     matches: policy.matches.clone().into(),
                     layer,
@@ -205,7 +228,11 @@ impl Planner {
                 .enumerate()
                 .map(|(index, (policy, backends))| {
                     let hosts = from_resources.map(|r| r.hosts(index)).unwrap_or_default();
-                    plan(policy, hosts, backends, redirect(index))
+                    let route = from_resources.map_or_else(
+                        || profile_route(&parent, &policy.name),
+                        |r| route_ref(r, index, &parent, &policy.name),
+                    );
+                    plan(policy, route, hosts, backends, redirect(index))
                 })
                 .collect();
             let order = from_resources
@@ -223,6 +250,7 @@ impl Planner {
                 Some(Unmatched::NotFound) => None,
                 Some(Unmatched::Service) | None => Some(plan(
                     &fallback(service),
+                    RouteRef::default_named(FALLBACK_ROUTE),
                     RouteHosts::default(),
                     Vec::new(),
                     None,
@@ -230,6 +258,7 @@ impl Planner {
             };
             services.push(ServicePlan {
                 name: service.name.clone(),
+                service: parent,
                 dst: DstService(Arc::from(name)),
                 budget,
                 routes,
@@ -416,6 +445,57 @@ fn retry_policy_of<'r>(
         .find(|s| names_service(name, &s.name, s.namespace.as_deref(), namespace))
 }
 
+/// The reference of route `index` of `policy`, labelled `name`, a route
+/// of `parent`: an `HTTPRoute` or `GRPCRoute` rule, or else a
+/// ServiceProfile route ([`profile_route`]).
+///
+/// The routes as read keep a rule's API group and namespace to
+/// themselves, and tell its kind only in where it was read
+/// ([`ServiceRetryPolicy::rule_source`]): the kind is read from there,
+/// and the group is the only one a `GRPCRoute` has, the Gateway API's;
+/// an `HTTPRoute`'s group (Linkerd's `policy.linkerd.io` or the Gateway
+/// API's) and a rule's namespace are left empty, as unknown.
+fn route_ref(
+    policy: &ServiceRetryPolicy,
+    index: usize,
+    parent: &ServiceRef,
+    name: &str,
+) -> RouteRef {
+    let Some(source) = policy.rule_source(index) else {
+        return profile_route(parent, name);
+    };
+    match rule_kind(&source) {
+        Some(GRPC_ROUTE) => RouteRef::resource(GATEWAY_API, GRPC_ROUTE, "", name),
+        _ => RouteRef::resource("", HTTP_ROUTE, "", name),
+    }
+}
+
+const HTTP_ROUTE: &str = "HTTPRoute";
+const GRPC_ROUTE: &str = "GRPCRoute";
+/// The Gateway API's group.
+const GATEWAY_API: &str = "gateway.networking.k8s.io";
+
+/// A ServiceProfile route of `parent`, named `name`. Linkerd labels no
+/// route family with these (its profile routes have families of their
+/// own); the sidecar counts them as it counts rules, naming the
+/// resource they come from: a `linkerd.io` `ServiceProfile` in the
+/// service's namespace.
+fn profile_route(parent: &ServiceRef, name: &str) -> RouteRef {
+    RouteRef::resource("linkerd.io", "ServiceProfile", parent.namespace(), name)
+}
+
+/// The kind of the route a rule's source names, as
+/// [`ServiceRetryPolicy::rule_source`] writes it: `policy.yaml: document 4
+/// (HTTPRoute voting-canary): spec.rules[0]`. Read from the end, since a
+/// route's name has neither spaces nor parentheses, and a file's name
+/// may.
+fn rule_kind(source: &str) -> Option<&'static str> {
+    let (head, _) = source.rsplit_once("): spec.rules[")?;
+    let (_, route) = head.rsplit_once(" (")?;
+    let (kind, _) = route.split_once(' ')?;
+    [HTTP_ROUTE, GRPC_ROUTE].into_iter().find(|k| *k == kind)
+}
+
 /// Whether the outbound service `name` is the service `service` in
 /// `service_namespace` (the workload's `namespace` when `None`): as
 /// Kubernetes DNS resolves names, `emoji` is `emoji` in the workload's
@@ -454,8 +534,10 @@ mod tests {
     /// from the resources in `text`.
     fn plan_in(outbound: &OutboundConfig, namespace: &str, text: &str) -> RoutePlans {
         let resources = mesh_retry::config::load("routes.yaml", text).unwrap();
-        let metrics = RetryMetrics::register(&mut Registry::default());
-        Planner::new(outbound, namespace, &metrics).plan(&resources, None)
+        let mut registry = Registry::default();
+        let metrics = RetryMetrics::register(&mut registry);
+        let families = BackendMetrics::register(&mut registry);
+        Planner::new(outbound, namespace, &metrics, &families).plan(&resources, None)
     }
 
     /// The names of the first service's planned routes, in the order a
@@ -651,5 +733,62 @@ spec:
                 && line.contains("emojivoto/emoji-grpc"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn each_route_is_labelled_with_its_kind() {
+        let labels = |text: &str| {
+            let plans = plan_in(&outbound(), "emojivoto", text);
+            let service = &plans.services[0];
+            service
+                .routes
+                .iter()
+                .chain(&service.fallback)
+                .map(|r| format!("{:?}", r.labels))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let grpc = labels(GRPC);
+        assert!(grpc.contains("kind: \"GRPCRoute\""), "{grpc}");
+        assert!(
+            grpc.contains("group: \"gateway.networking.k8s.io\""),
+            "{grpc}"
+        );
+        let http = labels(HTTP);
+        assert!(http.contains("kind: \"HTTPRoute\""), "{http}");
+        assert!(!http.contains("GRPCRoute"), "{http}");
+        // No resource: Linkerd's default route, under the service's own
+        // name and the workload's namespace.
+        let none = labels("");
+        assert!(
+            none.contains("kind: \"default\", namespace: \"\", name: \"default\""),
+            "{none}"
+        );
+        assert!(
+            none.contains("namespace: \"emojivoto\", name: \"emoji\""),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn a_rules_kind_is_read_from_where_it_was_read() {
+        for (source, kind) in [
+            (
+                "routes.yaml: document 4 (HTTPRoute web): spec.rules[0]",
+                Some(HTTP_ROUTE),
+            ),
+            (
+                "a (GRPCRoute b): c.yaml: document 1 (GRPCRoute emoji): spec.rules[2]",
+                Some(GRPC_ROUTE),
+            ),
+            (
+                "x (GRPCRoute y).yaml: document 2 (HTTPRoute web): spec.rules[0]",
+                Some(HTTP_ROUTE),
+            ),
+            ("routes.yaml: document 1 (TLSRoute t): spec.rules[0]", None),
+            ("routes.yaml", None),
+        ] {
+            assert_eq!(rule_kind(source), kind, "{source}");
+        }
     }
 }

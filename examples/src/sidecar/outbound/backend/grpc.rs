@@ -1,4 +1,5 @@
-//! How a gRPC attempt ended, for `outbound_grpc_route_backend_*`.
+//! How a gRPC call ended, for `outbound_grpc_route_*`, and the response
+//! bodies that tell when a counted request ends.
 //!
 //! A gRPC call that fails is usually answered `200`, its `grpc-status` in
 //! the trailers that end the response body; only a call that fails at
@@ -23,7 +24,10 @@ use mesh_core::{
 };
 use pin_project_lite::pin_project;
 
-use super::BackendHandles;
+use tokio::time::Instant;
+
+use super::super::ends::Ending;
+use super::CountedHandles;
 
 #[cfg(test)]
 mod tests;
@@ -35,9 +39,9 @@ pub(super) const UNKNOWN: &str = "UNKNOWN";
 
 /// How a gRPC attempt ended: the values of `grpc_status` and `error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct GrpcEnding {
-    pub(super) status: &'static str,
-    pub(super) error: Option<&'static str>,
+pub(crate) struct GrpcEnding {
+    pub(crate) status: &'static str,
+    pub(crate) error: Option<&'static str>,
 }
 
 impl GrpcEnding {
@@ -87,49 +91,83 @@ fn at_head<RB: Body>(res: &Response<RB>, error: Option<&'static str>) -> Option<
     Some(GrpcEnding { status, error })
 }
 
-/// Counts the response of a gRPC attempt at its head if it ends there,
-/// and otherwise hands the counting to its body.
+/// Counts a response at its head: an HTTP request's status, and a gRPC
+/// call's if it ends there; otherwise the body counts the call when it
+/// ends. The body records the duration from `started` when it ends, or
+/// the head does for a response without a body.
 pub(super) fn response<RB: Body>(
     res: Response<RB>,
-    handles: BackendHandles,
+    handles: CountedHandles,
+    grpc: bool,
+    started: Instant,
 ) -> Response<CountedBody<RB>> {
     let error = super::answer_label(res.extensions());
-    match at_head(&res, error) {
-        Some(ending) => {
-            handles.0.count_grpc(ending);
-            res.map(CountedBody::new)
+    let ends = handles.ends();
+    let awaiting = if grpc {
+        match at_head(&res, error) {
+            Some(ending) => {
+                ends.count_grpc(ending);
+                None
+            }
+            None => Some(error),
         }
-        None => res.map(|inner| CountedBody {
-            inner,
-            pending: Some(Pending { handles, error }),
-        }),
+    } else {
+        ends.count(Ending {
+            status: Some(res.status().as_u16()),
+            error,
+        });
+        None
+    };
+    if awaiting.is_none() && res.body().is_end_stream() {
+        ends.observe(grpc, started.elapsed());
+        return res.map(CountedBody::new);
     }
+    res.map(|inner| CountedBody {
+        inner,
+        pending: Some(Pending {
+            handles,
+            grpc,
+            started,
+            awaiting,
+        }),
+    })
 }
 
-/// A gRPC attempt whose status is still to come.
+/// A response whose end is still to come.
 #[derive(Debug)]
 struct Pending {
-    handles: BackendHandles,
-    /// The mesh's answer the head carried, if any.
-    error: Option<&'static str>,
+    handles: CountedHandles,
+    /// Whether the request was a gRPC call.
+    grpc: bool,
+    started: Instant,
+    /// For a gRPC call whose status is still to come, the mesh's answer
+    /// its head carried, if any.
+    awaiting: Option<Option<&'static str>>,
 }
 
 impl Pending {
+    /// Ends the response: counts a gRPC call still awaiting its status as
+    /// `status` and `error` (the head's answer first), and records the
+    /// duration.
     fn end(self, status: &'static str, error: Option<&'static str>) {
-        self.handles.0.count_grpc(GrpcEnding {
-            status,
-            error: self.error.or(error),
-        });
+        let ends = self.handles.ends();
+        if let Some(answer) = self.awaiting {
+            ends.count_grpc(GrpcEnding {
+                status,
+                error: answer.or(error),
+            });
+        }
+        ends.observe(self.grpc, self.started.elapsed());
     }
 }
 
 pin_project! {
-    /// The body of an attempt's response. For a gRPC attempt whose status
-    /// comes in the trailers, it counts the attempt once, when the body
-    /// ends: by the trailers' `grpc-status` (`UNKNOWN` when it ends
+    /// The body of a counted response. It records the duration when it
+    /// ends (its last frame, an error, or dropped before its end), and for
+    /// a gRPC call whose status comes in the trailers, counts the call
+    /// then: by the trailers' `grpc-status` (`UNKNOWN` when it ends
     /// without one), by the error that cut it, or, dropped before its end
-    /// (the caller gone, a stream timeout), as cancelled. Any other body
-    /// passes through.
+    /// (the caller gone, a stream timeout), as cancelled.
     #[derive(Debug)]
     pub(crate) struct CountedBody<B> {
         #[pin]
@@ -162,10 +200,43 @@ impl<B: Default> Default for CountedBody<B> {
     }
 }
 
+/// A response body's error, read as an error to label it. The bodies
+/// counted are hyper's, under the retries, and mesh-retry's timeout
+/// bodies, over them, whose errors are boxed; a boxed error is no
+/// [`Error`] itself, so each is read by what it is.
+pub(crate) trait BodyError {
+    /// The error, to be labelled.
+    fn as_error(&self) -> &(dyn Error + 'static);
+}
+
+impl BodyError for mesh_core::BoxError {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        &**self
+    }
+}
+
+impl BodyError for hyper::Error {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
+impl BodyError for std::io::Error {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
+impl BodyError for std::convert::Infallible {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+}
+
 impl<B> Body for CountedBody<B>
 where
     B: Body,
-    B::Error: Error + 'static,
+    B::Error: BodyError,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -176,16 +247,20 @@ where
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if this.pending.is_some() {
+        if let Some(pending) = this.pending.as_ref() {
+            let awaiting = pending.awaiting.is_some();
             let ended = match &frame {
                 Some(Ok(frame)) => match frame.trailers_ref() {
-                    Some(trailers) => Some((status_in(trailers).unwrap_or(UNKNOWN), None)),
+                    Some(trailers) if awaiting => {
+                        Some((status_in(trailers).unwrap_or(UNKNOWN), None))
+                    }
+                    Some(_) => Some((UNKNOWN, None)),
                     None => this.inner.is_end_stream().then_some((UNKNOWN, None)),
                 },
                 Some(Err(error)) => Some((
                     UNKNOWN,
                     Some(super::failure_label(
-                        error,
+                        error.as_error(),
                         super::linkerd::RESPONSE_STREAM_TIMEOUT,
                     )),
                 )),

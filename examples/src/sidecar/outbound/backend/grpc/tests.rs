@@ -97,19 +97,26 @@ fn call(path: &str) -> Request<()> {
         .unwrap()
 }
 
+/// The exposition's samples, sorted; of the duration histograms, only
+/// their counts: each attempt's response is timed once.
 fn exposition(registry: &Registry) -> Vec<String> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
     let mut lines: Vec<String> = out
         .lines()
         .filter(|l| !l.starts_with('#'))
+        .filter(|l| !l.contains("_duration_seconds_bucket") && !l.contains("_duration_seconds_sum"))
         .map(str::to_owned)
         .collect();
     lines.sort_unstable();
     lines
 }
 
-const LABELS: &str = "parent_name=\"emoji\",route_name=\"list\",backend_name=\"emoji\"";
+const LABELS: &str = "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"ns\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"ns\",route_name=\"list\",backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"ns\",backend_name=\"emoji\",backend_port=\"\",backend_section_name=\"\"";
+
+fn durations(protocol: &str, n: u64) -> String {
+    format!("outbound_{protocol}_route_backend_response_duration_seconds_count{{{LABELS}}} {n}")
+}
 
 fn statuses(status: &str, error: &str, n: u64) -> String {
     format!(
@@ -123,7 +130,7 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
     let metrics = BackendMetrics::register(&mut registry);
     let counted = Counted::new(
         service_fn(server),
-        metrics.backend("emoji", "list", "emoji"),
+        metrics.backend_for_test("emoji", "list", "emoji"),
     );
 
     // The status in the trailers is not known at the head: nothing is
@@ -167,6 +174,10 @@ async fn each_grpc_attempt_counts_once_by_the_status_its_client_reads() {
         // Resolved when the route is built, and counting none of these.
         format!("outbound_http_route_backend_requests_total{{{LABELS}}} 0"),
         format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 13"),
+        durations("http", 0),
+        // Each attempt timed once: when its body ended, its error came,
+        // or its body was dropped.
+        durations("grpc", 13),
         statuses("OK", "", 2),
         statuses("UNAVAILABLE", "", 1),
         statuses("NOT_FOUND", "", 1),
@@ -194,7 +205,7 @@ async fn only_grpc_calls_count_in_the_grpc_families() {
     let metrics = BackendMetrics::register(&mut registry);
     let mut counted = Counted::new(
         service_fn(server),
-        metrics.backend("emoji", "list", "emoji"),
+        metrics.backend_for_test("emoji", "list", "emoji"),
     );
     // A GET is no gRPC call, whatever its content type, and neither is a
     // POST of another content type.
@@ -217,6 +228,7 @@ async fn only_grpc_calls_count_in_the_grpc_families() {
         exposition(&registry),
         [
             format!("outbound_http_route_backend_requests_total{{{LABELS}}} 2"),
+            durations("http", 2),
             http
         ]
     );
@@ -228,7 +240,7 @@ async fn a_grpc_attempt_given_up_before_its_head_is_cancelled() {
     let metrics = BackendMetrics::register(&mut registry);
     let never =
         service_fn(|_: Request<()>| std::future::pending::<Result<Response<TestBody>, BoxError>>());
-    let mut counted = Counted::new(never, metrics.backend("emoji", "list", "emoji"));
+    let mut counted = Counted::new(never, metrics.backend_for_test("emoji", "list", "emoji"));
     let call = counted.call(call("/ok"));
     let mut call = Box::pin(call);
     assert!(futures_util::FutureExt::now_or_never(&mut call).is_none());
@@ -239,6 +251,8 @@ async fn a_grpc_attempt_given_up_before_its_head_is_cancelled() {
             format!("outbound_grpc_route_backend_requests_total{{{LABELS}}} 1"),
             statuses("UNKNOWN", "CANCEL", 1),
             format!("outbound_http_route_backend_requests_total{{{LABELS}}} 0"),
+            // No response, nothing timed.
+            durations("http", 0),
         ]
     );
 }
