@@ -14,9 +14,8 @@
 //! is compressed when gzip is acceptable and, if the header weighs the
 //! text as it is (`identity`, or `*`), weighs at least as much as it:
 //! `gzip;q=0.5, identity` prefers the text. A request with no
-//! `Accept-Encoding` gets the text as it is:
-//! the RFC lets a server pick any coding then, but a client that did not
-//! ask may not decode one.
+//! `Accept-Encoding` gets the text as it is: the RFC lets a server pick
+//! any coding then, but a client that did not ask may not decode one.
 
 use std::io::Write as _;
 
