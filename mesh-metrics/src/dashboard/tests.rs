@@ -48,7 +48,7 @@ fn mesh(n: u32) -> Vec<Scrape> {
         5 * n
     );
     let voting = format!(
-        "{}inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"voting\",authz_group=\"\",authz_kind=\"default\",authz_name=\"\",tls=\"true\"}} {}\n",
+        "{}inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"voting\",srv_port=\"8080\",route_group=\"\",route_kind=\"default\",route_name=\"default\",tls=\"true\"}} {}\n",
         inbound(45 * n, 5 * n),
         2 * n
     );

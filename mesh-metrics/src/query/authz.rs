@@ -6,16 +6,19 @@
 //! traffic in, and how much is turned away?". Allowed requests are counted
 //! by `inbound_http_authz_allow_total`, and their responses by the inbound
 //! `response_total` and `response_latency_ms` series, all labelled with
-//! `srv_name`, `route_name` and `authz_name`: each authorization's row has
-//! the golden signals of what it let in. Denied requests are only in
-//! `inbound_http_authz_deny_total` (whose `authz_name` is the fallback that
-//! denied): each server and route with denials has an unauthorized row,
-//! whose RPS is that of the denied requests.
+//! the server, route and authorization (`srv_kind`, `srv_name`,
+//! `route_kind`, `route_name`, `authz_kind`, `authz_name`): each
+//! authorization's row has the golden signals of what it let in. Denied
+//! requests are only in `inbound_http_authz_deny_total`, keyed by server
+//! and route, without `authz_*` labels, as Linkerd's: each server and
+//! route with denials has an unauthorized row, whose RPS is that of the
+//! denied requests.
 //!
 //! Opaque TCP has no requests: a Server with `proxyProtocol: opaque` is
 //! decided once per connection, and counted by
-//! `inbound_tcp_authz_allow_total` and `inbound_tcp_authz_deny_total`,
-//! labelled with `srv_name` and `authz_name` but no route. Each
+//! `inbound_tcp_authz_allow_total` (labelled with the server and the
+//! authorization) and `inbound_tcp_authz_deny_total` (with the server
+//! alone), with no route. Each
 //! authorization that let connections in has a row of its own, and each
 //! such Server with refusals an unauthorized row; their ROUTE is `-`
 //! (`null` in JSON), they have no success rate, RPS or latency, and their
@@ -29,18 +32,25 @@
 //! Rows appear for traffic in the window: an authorization that allowed
 //! nothing is not shown.
 //!
-//! An `AuthorizationPolicy` and a `ServerAuthorization` may share a name,
-//! and a policy may be named as a default one is (`deny`, `audit`): the
-//! allow families tell them apart by `authz_kind`, so rows are keyed by
-//! kind as well as name where a scrape has it (one from a proxy that does
-//! not write the label has rows by name alone). The kind is in every JSON
-//! row (`authorization_kind`, `null` where unknown), and in the table
-//! (`serverauthorization/web`) where rows of one name differ in it. The
-//! response families do not carry the kind: the responses of a name that
-//! one kind allowed requests as in the window are that kind's, and those
-//! of a name that several did cannot be split, so they are a row of the
-//! name alone, and each kind's row has the RPS of the requests it allowed
-//! and no success rate or latency.
+//! Names recur across kinds: a port no Server covers is decided by a
+//! default policy, written `srv_kind="default"` with the policy's name
+//! (`all-unauthenticated`), which a Server may have too; an `HTTPRoute`
+//! and a `GRPCRoute` may share a name; so may an `AuthorizationPolicy`
+//! and a `ServerAuthorization`, and a policy may be named as a default
+//! one is (`deny`, `audit`). So rows are keyed by each kind as well as
+//! each name where a scrape has it (one from a proxy that does not write
+//! the labels has rows by name alone). The kinds are in every JSON row
+//! (`server_kind`, `route_kind`, `authorization_kind`, `null` where
+//! unknown); in the table, a default policy's SERVER is `default:NAME`,
+//! as `linkerd viz authz` writes it, and ROUTE and AUTHORIZATION are
+//! `kind/name` (`serverauthorization/web`) where rows of one name differ
+//! in kind. Responses that carry `authz_kind` are split by it, so each
+//! kind's row has its own success rate and latency. From a proxy whose
+//! response families do not carry the kinds, the responses of names
+//! allowed as one kind in the window are that kind's, and those of names
+//! allowed as several cannot be split: they are a row of the names alone,
+//! and each kind's row has the RPS of the requests it allowed and no
+//! success rate or latency.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -60,18 +70,29 @@ use super::{
 /// AUTHORIZATION in the row of denied requests.
 pub const UNAUTHORIZED: &str = "[unauthorized]";
 
+/// The `srv_kind` of a default policy, which decides a port no Server
+/// covers.
+const DEFAULT_KIND: &str = "default";
+
 /// One authorization's row, or a route's denied requests, or an opaque
 /// Server's refused connections.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AuthzRow {
     /// The workload whose admin server reported it.
     pub workload: String,
-    /// The Server (`srv_name`), or the default policy of a port no Server
-    /// covers (`default:all-unauthenticated`...).
+    /// The Server (`srv_name`), or for a port no Server covers, the
+    /// default policy that decides it (`all-unauthenticated`...).
     pub server: String,
+    /// The server's kind (`srv_kind`): `server` for a Server, `default`
+    /// for a default policy; `null` in a scrape without the label.
+    pub server_kind: Option<String>,
     /// The route (`route_name`); `None` (`null`) in the rows of opaque TCP
     /// connections, which have no routes.
     pub route: Option<String>,
+    /// Its kind (`route_kind`: `HTTPRoute`, `GRPCRoute`, `default`);
+    /// `null` in the rows of connections and in a scrape without the
+    /// label.
+    pub route_kind: Option<String>,
     /// The authorization that allowed the requests or connections
     /// (`authz_name`); `null` in the row of denied ones.
     pub authorization: Option<String>,
@@ -99,8 +120,9 @@ struct AuthzSum {
     connections: f64,
     totals: Totals,
     window: Duration,
-    /// Whether the name's responses are in a row of their own, another
-    /// kind of authorization having the same name.
+    /// Whether requests of the row's names were allowed as more than one
+    /// kind of server, route or authorization: responses that do not say
+    /// which are then in a row of their own.
     shared_name: bool,
 }
 
@@ -148,9 +170,16 @@ impl Counted {
     }
 }
 
-/// A sample's server, route (`None` for a connection) and authorization
-/// (`None` for a denial), or `None` for one this view does not count.
-fn names(s: &Sample, counted: Counted) -> Option<(&str, Option<&str>, Option<&str>)> {
+/// The names of a sample's server, route (`None` for a connection) and
+/// authorization (`None` for a denial).
+type Names<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+/// The kinds of the same three, each `None` where the sample does not say
+/// (or, for a route or an authorization, has none).
+type Kinds<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// A sample's names, or `None` for one this view does not count.
+fn names(s: &Sample, counted: Counted) -> Option<Names<'_>> {
     let server = s.label("srv_name")?;
     // Connections have no route; requests always have one.
     let route = match counted.is_tcp() {
@@ -164,14 +193,61 @@ fn names(s: &Sample, counted: Counted) -> Option<(&str, Option<&str>, Option<&st
     Some((server, route, authz))
 }
 
+/// The kinds a sample's labels give its names.
+fn kinds_of(s: &Sample, counted: Counted) -> Kinds<'_> {
+    (
+        s.label("srv_kind"),
+        s.label("route_kind").filter(|_| !counted.is_tcp()),
+        s.label("authz_kind").filter(|_| !counted.is_denial()),
+    )
+}
+
+/// Whether `known`, the kinds an allow family gave, can be those of a
+/// response that says `said`: each kind the response names is the same.
+fn agrees(said: Kinds<'_>, known: Kinds<'_>) -> bool {
+    let same = |said: Option<&str>, known: Option<&str>| said.is_none() || said == known;
+    same(said.0, known.0) && same(said.1, known.1) && same(said.2, known.2)
+}
+
+/// The kinds of a response that says `said`, each it does not say taken
+/// from `agreeing`, the kinds its names were allowed as that agree with
+/// it, where they all have the same.
+fn fill<'a>(said: Kinds<'a>, agreeing: &[Kinds<'a>]) -> Kinds<'a> {
+    let one = |said: Option<&'a str>, of: fn(&Kinds<'a>) -> Option<&'a str>| {
+        said.or_else(|| {
+            let (first, rest) = agreeing.split_first()?;
+            rest.iter()
+                .all(|k| of(k) == of(first))
+                .then(|| of(first))
+                .flatten()
+        })
+    };
+    (
+        one(said.0, |k| k.0),
+        one(said.1, |k| k.1),
+        one(said.2, |k| k.2),
+    )
+}
+
 /// The authorization rows in the inbound traffic of `targets`, from their
 /// deltas (`None` for a target that could not be scraped); sorted by
 /// workload, server, route (connections, which have none, first), then
 /// authorization, each route's or opaque Server's denials last.
+///
+/// Rows are keyed by the kind of each resource as well as its name: the
+/// default policy `all-unauthenticated` and a Server of that name, an
+/// `HTTPRoute` and a `GRPCRoute` of one name, or an `AuthorizationPolicy`
+/// and a `ServerAuthorization` of one name, are rows of their own. A
+/// response that does not say a kind (a proxy that does not write it)
+/// takes the one its names were allowed as in the window; when they were
+/// allowed as several, the responses are a row of their own, without the
+/// kinds that differ.
 pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow> {
     type Key = (
         String,
+        Option<String>,
         String,
+        Option<String>,
         Option<String>,
         Option<String>,
         Option<String>,
@@ -179,15 +255,19 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
     let mut groups: Groups<Key, AuthzSum> = Groups::default();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
-        // The kinds each server, route and name allowed as in the window,
-        // for the responses, which do not say.
-        let mut kinds: BTreeMap<_, BTreeSet<&str>> = BTreeMap::new();
+        // The kinds each server, route and authorization name allowed
+        // requests or connections as in the window, for the responses
+        // that do not say.
+        let mut allowed_as: BTreeMap<Names<'_>, BTreeSet<Kinds<'_>>> = BTreeMap::new();
         for s in delta.samples().iter().filter(|s| s.value > 0.0) {
             let Some(counted) = Counted::of(s).filter(|c| c.is_allowed()) else {
                 continue;
             };
-            if let (Some(names), Some(kind)) = (names(s, counted), s.label("authz_kind")) {
-                kinds.entry(names).or_default().insert(kind);
+            if let Some(names) = names(s, counted) {
+                allowed_as
+                    .entry(names)
+                    .or_default()
+                    .insert(kinds_of(s, counted));
             }
         }
         // The histogram series left out for their bounds mark the rows
@@ -200,23 +280,30 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
             let Some(names @ (server, route, authz)) = names(s, counted) else {
                 continue;
             };
-            let of_name = kinds.get(&names);
-            let shared_name = of_name.is_some_and(|k| k.len() > 1);
-            let kind = match counted {
-                Counted::Denied | Counted::TcpDenied => None,
-                Counted::Allowed | Counted::TcpAllowed => s.label("authz_kind"),
-                Counted::Response => s.label("authz_kind").or_else(|| {
-                    of_name
-                        .filter(|_| !shared_name)
-                        .and_then(|k| k.first().copied())
-                }),
+            let said = kinds_of(s, counted);
+            let known = allowed_as.get(&names);
+            let shared_name = known.is_some_and(|k| k.len() > 1);
+            let kinds = match counted {
+                Counted::Response => {
+                    let agreeing: Vec<Kinds<'_>> = known
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .filter(|known| agrees(said, *known))
+                        .collect();
+                    fill(said, &agreeing)
+                }
+                _ => said,
             };
+            let owned = |s: Option<&str>| s.map(str::to_owned);
             let key = (
                 target.name.clone(),
+                owned(kinds.0),
                 server.to_owned(),
-                route.map(str::to_owned),
-                authz.map(str::to_owned),
-                kind.map(str::to_owned),
+                owned(kinds.1),
+                owned(route),
+                owned(authz),
+                owned(kinds.2),
             );
             let sum = groups.entry(key);
             sum.window = sum.window.max(delta.elapsed());
@@ -240,14 +327,28 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
                 || sum.totals.responses() > 0.0
         })
         .map(
-            |((workload, server, route, authorization, authorization_kind), sum)| {
+            |(
+                (
+                    workload,
+                    server_kind,
+                    server,
+                    route_kind,
+                    route,
+                    authorization,
+                    authorization_kind,
+                ),
+                sum,
+            )| {
                 let golden = match (&route, &authorization) {
                     (None, _) => Golden::default(),
-                    // The responses are in the name's row.
-                    (Some(_), Some(_)) if sum.shared_name => Golden {
-                        rps: per_second(sum.allowed, sum.window),
-                        ..Golden::default()
-                    },
+                    // The responses, which did not say the kind, are in
+                    // a row of their own.
+                    (Some(_), Some(_)) if sum.shared_name && sum.totals.responses() <= 0.0 => {
+                        Golden {
+                            rps: per_second(sum.allowed, sum.window),
+                            ..Golden::default()
+                        }
+                    }
                     (Some(_), Some(_)) => Golden::new(&sum.totals, sum.window),
                     (Some(_), None) => Golden {
                         rps: per_second(sum.denied, sum.window),
@@ -259,7 +360,9 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
                 AuthzRow {
                     workload,
                     server,
+                    server_kind,
                     route,
+                    route_kind,
                     authorization,
                     authorization_kind,
                     golden,
@@ -273,7 +376,9 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
             (
                 r.workload.clone(),
                 r.server.clone(),
+                r.server_kind.clone(),
                 r.route.clone(),
+                r.route_kind.clone(),
                 r.authorization.is_none(),
                 r.authorization.clone(),
                 r.authorization_kind.clone(),
@@ -287,8 +392,10 @@ pub fn authz_rows(targets: &[Target], deltas: &[Option<Delta>]) -> Vec<AuthzRow>
 /// Writes `rows` as a table or JSON. A table with no row says so; one
 /// with the rows of more than one workload begins with a WORKLOAD column.
 /// The rows of TCP connections have `-` for ROUTE and the golden signals,
-/// and those of HTTP requests `-` for TCP_CONN. AUTHORIZATION is
-/// `kind/name` where rows of the name differ in kind.
+/// and those of HTTP requests `-` for TCP_CONN. SERVER is
+/// `default:NAME` for a default policy, as `linkerd viz authz` writes it,
+/// so that it reads apart from a Server of the same name; ROUTE and
+/// AUTHORIZATION are `kind/name` where rows of the name differ in kind.
 ///
 /// # Errors
 ///
@@ -307,12 +414,20 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
         .is_some_and(|first| rows.iter().any(|r| r.workload != first.workload));
     // The names that rows of more than one kind (or of none) have.
     let mut kinds: BTreeMap<&str, BTreeSet<Option<&str>>> = BTreeMap::new();
+    type RouteOf<'a> = (Option<&'a str>, &'a str, &'a str);
+    let mut route_kinds: BTreeMap<RouteOf<'_>, BTreeSet<Option<&str>>> = BTreeMap::new();
     for r in rows {
         if let Some(name) = &r.authorization {
             kinds
                 .entry(name)
                 .or_default()
                 .insert(r.authorization_kind.as_deref());
+        }
+        if let Some(route) = &r.route {
+            route_kinds
+                .entry((r.server_kind.as_deref(), &r.server, route))
+                .or_default()
+                .insert(r.route_kind.as_deref());
         }
     }
     let mut header = if several {
@@ -338,8 +453,22 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
             Vec::new()
         };
         let none = || "-".to_owned();
-        let route = r.route.clone().unwrap_or_else(none);
-        cells.extend([route, r.server.clone(), authz]);
+        let route = match (&r.route, &r.route_kind) {
+            (None, _) => none(),
+            (Some(name), Some(kind))
+                if route_kinds
+                    .get(&(r.server_kind.as_deref(), r.server.as_str(), name.as_str()))
+                    .is_some_and(|k| k.len() > 1) =>
+            {
+                format!("{kind}/{name}")
+            }
+            (Some(name), _) => name.clone(),
+        };
+        let server = match r.server_kind.as_deref() {
+            Some(DEFAULT_KIND) => format!("{DEFAULT_KIND}:{}", r.server),
+            _ => r.server.clone(),
+        };
+        cells.extend([route, server, authz]);
         match r.tcp_connections {
             None => {
                 cells.extend(render::golden(&r.golden));

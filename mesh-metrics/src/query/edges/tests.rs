@@ -41,7 +41,7 @@ fn mesh_as(admin: &str, info: &str) -> (Vec<Target>, Vec<Option<Delta>>) {
              response_total{{direction=\"inbound\",srv_name=\"emoji-http\",tls=\"true\",client_id=\"{WEB}\",classification=\"failure\"}} {fail}\n\
              tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"true\",client_id=\"{WEB}\"}} 1\n\
              tcp_open_total{{direction=\"inbound\",peer=\"src\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"}} {plain}\n\
-             inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"default\",authz_group=\"\",authz_kind=\"default\",authz_name=\"deny\",tls=\"no_identity\"}} {plain}\n"
+             inbound_http_authz_deny_total{{srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"emoji-http\",route_group=\"\",route_kind=\"default\",route_name=\"default\",tls=\"no_identity\"}} {plain}\n"
             )
     };
     let plain = |n: u32| {
