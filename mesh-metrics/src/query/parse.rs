@@ -5,7 +5,10 @@
 //! lines (`# HELP`, `# TYPE`, `# UNIT`) are skipped, `# EOF` ends the body
 //! (a line after it is an error), and each
 //! sample line is `name{label="value",...} value`, optionally followed by a
-//! timestamp or an exemplar, which are ignored. Label values may hold the
+//! timestamp and, in OpenMetrics, an exemplar (`# {labels} value
+//! [timestamp]`), which are checked and ignored; anything else after the
+//! value is an error naming the line, as Prometheus refuses it, since a
+//! line it would refuse is not one to half read. Label values may hold the
 //! escapes `\\`, `\"` and `\n`. Tokens may be separated, and a line
 //! begun, by any blanks and tabs, as the text format allows; a label set that names a label
 //! twice, or whose labels are not separated by commas, is an error.
@@ -114,6 +117,8 @@ pub enum ParseErrorKind {
     Labels,
     /// The value is missing or not a number.
     Value,
+    /// Something other than a timestamp or an exemplar follows the value.
+    Trailing,
     /// The text holds 2^32 or more distinct label texts or labels, or 4 GiB
     /// of distinct label texts: more than a scrape can read.
     TooLarge,
@@ -129,6 +134,7 @@ impl fmt::Display for ParseError {
             ParseErrorKind::Name => "bad metric name",
             ParseErrorKind::Labels => "bad label set",
             ParseErrorKind::Value => "bad sample value",
+            ParseErrorKind::Trailing => "text after the sample value",
             ParseErrorKind::TooLarge => "too many labels",
             ParseErrorKind::AfterEof => "text after # EOF",
             ParseErrorKind::TooManySamples => {
@@ -185,9 +191,15 @@ impl<'t> Reader<'t> {
             rest = self.labels(after)?.trim_start_matches(BLANKS);
         }
         let end = self.label_count()?;
-        // What may follow the value (a timestamp, an exemplar) is not read.
-        let value = rest.split(BLANKS).next().filter(|v| !v.is_empty());
+        let (value, tail) = rest.split_once(BLANKS).unwrap_or((rest, ""));
+        let value = Some(value).filter(|v| !v.is_empty());
         let value = value.and_then(parse_value).ok_or(ParseErrorKind::Value)?;
+        // What may follow the value (a timestamp, an exemplar) is checked
+        // but not read: text past them is a line this reader would
+        // otherwise half read, as Prometheus refuses it.
+        if !is_sample_tail(tail) {
+            return Err(ParseErrorKind::Trailing);
+        }
         let empty = self.empty.clone();
         self.samples
             .push(Sample::new(name, value, empty, (start, end)));
@@ -347,6 +359,67 @@ fn names_a_label_twice(labels: &[(u32, u32)]) -> bool {
     let mut names: Vec<u32> = labels.iter().map(|&(k, _)| k).collect();
     names.sort_unstable();
     names.windows(2).any(|pair| pair[0] == pair[1])
+}
+
+/// Whether `tail`, what follows a sample's value, is nothing, or what the
+/// formats allow there: a timestamp (milliseconds in the text format,
+/// seconds in OpenMetrics), then in OpenMetrics an exemplar, `# {labels}
+/// value [timestamp]`.
+fn is_sample_tail(tail: &str) -> bool {
+    let tail = tail.trim_start_matches(BLANKS);
+    let tail = match tail.split_once(BLANKS) {
+        _ if tail.is_empty() || tail.starts_with('#') => tail,
+        Some((timestamp, rest)) if is_timestamp(timestamp) => rest.trim_start_matches(BLANKS),
+        None if is_timestamp(tail) => "",
+        _ => return false,
+    };
+    match tail.strip_prefix('#') {
+        None => tail.is_empty(),
+        Some(exemplar) => is_exemplar(exemplar),
+    }
+}
+
+fn is_timestamp(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        && s.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+/// Whether `s`, what follows an exemplar's `#`, is `{labels} value
+/// [timestamp]`.
+fn is_exemplar(s: &str) -> bool {
+    let Some(mut s) = s.trim_start_matches(BLANKS).strip_prefix('{') else {
+        return false;
+    };
+    loop {
+        s = s.trim_start_matches(BLANKS);
+        if let Some(rest) = s.strip_prefix('}') {
+            s = rest;
+            break;
+        }
+        let Some((key, rest)) = s.split_once('=') else {
+            return false;
+        };
+        let Some(rest) = rest.trim_start_matches(BLANKS).strip_prefix('"') else {
+            return false;
+        };
+        let Ok((value, _)) = quoted(rest) else {
+            return false;
+        };
+        if !is_label_name(key.trim_matches(BLANKS)) {
+            return false;
+        }
+        s = rest[value.len() + 1..].trim_start_matches(BLANKS);
+        if let Some(rest) = s.strip_prefix(',') {
+            s = rest;
+        } else if !s.starts_with('}') {
+            return false;
+        }
+    }
+    let mut tokens = s.split(BLANKS).filter(|t| !t.is_empty());
+    let value = tokens.next().and_then(parse_value);
+    let timestamp = tokens.next();
+    value.is_some() && timestamp.is_none_or(is_timestamp) && tokens.next().is_none()
 }
 
 fn parse_value(s: &str) -> Option<f64> {

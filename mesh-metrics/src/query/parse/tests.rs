@@ -159,3 +159,37 @@ fn a_body_of_more_samples_than_a_scrape_keeps_is_refused_naming_the_line() {
     // Up to the limit, a body is read.
     assert_eq!(Scrape::parse(&text[4..]).unwrap().samples().len(), limit);
 }
+
+#[test]
+fn text_after_a_value_is_refused_naming_the_line_unless_a_timestamp_or_an_exemplar() {
+    // Prometheus refuses these lines; read, they would count a value
+    // whose line says something else too.
+    for (line, text) in [
+        (2, "ok 1\na 1 garbage\n"),
+        (1, "a{x=\"1\"} 1 1700000000 extra\n"),
+        (1, "a 1 # not an exemplar\n"),
+        (1, "a 1 # {trace_id=\"x\"}\n"),
+        (1, "a 1 # {trace_id=\"x\"} 1 2 3\n"),
+        (1, "a 1 # {trace_id=x} 1\n"),
+        (1, "a 1 12ab\n"),
+    ] {
+        let err = Scrape::parse(text).unwrap_err();
+        assert_eq!(
+            (err.line(), err.kind()),
+            (line, ParseErrorKind::Trailing),
+            "{text}"
+        );
+    }
+    let err = Scrape::parse("ok 1\nb{x=\"1\"} 2 junk\n").unwrap_err();
+    assert_eq!(err.to_string(), "text after the sample value on line 2");
+    // A timestamp, in milliseconds or OpenMetrics' seconds, and an
+    // exemplar with or without its own timestamp, are what may follow.
+    let text = "a 1 1700000000000\n\
+                b 2 1700000000.5\n\
+                c_bucket{le=\"1\"} 3 # {trace_id=\"a b\",span_id=\"c\"} 0.5\n\
+                d_total 4 1700000000 # {} 1 1700000000.25\n\
+                e 5\t \n";
+    let scrape = Scrape::parse(text).unwrap();
+    let values: Vec<f64> = scrape.samples().iter().map(|s| s.value).collect();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0, 5.0]);
+}
