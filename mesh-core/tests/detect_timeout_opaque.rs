@@ -128,12 +128,15 @@ async fn a_server_first_app_behind_a_detect_port_greets_after_the_timeout() {
     tcp.read_exact(&mut echo).await.unwrap();
     assert_eq!(&echo, b"HELO web\r\n");
 
-    // Said once for the connection, at info, naming the peer.
+    // Said once for the connection, at info, naming the peer once:
+    // through the connection's span.
     let said = logs.find_at(tracing::Level::INFO, "protocol detection timed out");
     let [line] = said.as_slice() else {
         panic!("one event expected: {said:?}");
     };
-    assert!(line.contains(&format!("peer={peer}")), "{line}");
+    let span = format!("conn{{peer={peer} port={}}}: ", addr.port());
+    assert!(line.starts_with(&span), "{line}");
+    assert_eq!(line.matches("peer=").count(), 1, "{line}");
     assert!(line.contains("continuing as opaque"), "{line}");
 }
 

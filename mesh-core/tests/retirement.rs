@@ -107,12 +107,13 @@ async fn a_drained_http_connection_is_closed() {
         .expect("the drained connection stayed open")
         .unwrap()
         .unwrap();
-    // The log says whose connection.
+    // The log says whose connection, once: through the connection's span.
     let drained = logs.find("draining a connection whose credentials went stale");
     assert_eq!(
         drained,
         [format!(
-            "draining a connection whose credentials went stale peer={peer}"
+            "conn{{peer={peer} port={}}}: draining a connection whose credentials went stale",
+            addr.port()
         )]
     );
 }

@@ -239,11 +239,11 @@ where
         let served = match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
-                drive(conn, self.shutdown, drain, close, remote_addr).await
+                drive(conn, self.shutdown, drain, close).await
             }
             HttpVersion::Http2 => {
                 let conn = Handover::new(self.shared.http2.serve_connection(io, svc), opened);
-                drive(conn, self.shutdown, drain, close, remote_addr).await
+                drive(conn, self.shutdown, drain, close).await
             }
         };
         // The I/O outlived its connection: hyper handed it to whoever
@@ -351,7 +351,6 @@ async fn prepare<A: Accept<TcpStream>>(
             (None, io) if protocol == Protocol::Detect => {
                 tracing::info!(
                     local = %local_addr,
-                    peer = %remote_addr,
                     timeout = ?config.detect_timeout,
                     read = io.prefix().len(),
                     "protocol detection timed out; continuing as opaque"
@@ -398,7 +397,6 @@ async fn drive<C>(
     shutdown: Shutdown,
     drain: impl Future<Output = ()>,
     close: Close,
-    peer: std::net::SocketAddr,
 ) -> Result<(), BoxError>
 where
     C: Graceful,
@@ -419,7 +417,7 @@ where
         res = conn.as_mut() => return res.map_err(Into::into),
         () = shutdown => {}
         () = drain => {
-            tracing::debug!(%peer, "draining a connection whose credentials went stale");
+            tracing::debug!("draining a connection whose credentials went stale");
         }
         () = closed.as_mut(), if armed => return Err(CLOSED_AT_EXPIRY.into()),
     }
