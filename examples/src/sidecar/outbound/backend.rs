@@ -291,15 +291,19 @@ impl RetryFamilies {
             grpc: RetryFamily::default(),
         };
         let names = [
-            ("retry_requests", "Retries sent"),
-            ("retry_successes", "Successful responses to retried"),
+            ("retry_requests", "Retries sent, of {} on a route"),
+            (
+                "retry_successes",
+                "Successes after at least one retry, of {} on a route",
+            ),
             (
                 "retry_limit_exceeded",
-                "Retryable failures returned because their attempts were used up, of",
+                "Retryable failures returned because their attempts were used up, of {} on a \
+                 route",
             ),
             (
                 "retry_overflow",
-                "Retryable failures returned because the retry budget was empty, of",
+                "Retryable failures returned because the retry budget was empty, of {} on a route",
             ),
         ];
         for (protocol, calls, family) in [
@@ -309,7 +313,7 @@ impl RetryFamilies {
             for ((name, help), family) in names.iter().zip(&family.0) {
                 registry.register(
                     format!("outbound_{protocol}_route_{name}"),
-                    format!("{help} {calls} on a route"),
+                    help.replace("{}", calls),
                     family.clone(),
                 );
             }
