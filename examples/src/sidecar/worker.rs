@@ -184,6 +184,9 @@ pub(super) struct AdminThread {
     pub(super) shared: Arc<Shared>,
     pub(super) listener: std::net::TcpListener,
     pub(super) shutdown: Shutdown,
+    /// Tasks that feed what the admin serves (the dashboard's poller):
+    /// they end with its runtime.
+    pub(super) tasks: Vec<Background>,
 }
 
 impl AdminThread {
@@ -204,6 +207,9 @@ impl AdminThread {
     }
 
     async fn serve(self) {
+        for task in self.tasks {
+            tokio::spawn(task);
+        }
         let listener = match TcpListener::from_std(self.listener) {
             Ok(listener) => listener,
             Err(error) => {
