@@ -18,8 +18,11 @@
 //! (`http://...`), a path, or an empty item is refused, naming the item.
 //! An admin server that cannot be scraped (refused, timed out after
 //! [`query::scrape::SCRAPE_TIMEOUT`], unreadable) is named under the table
-//! with why, and shows as not meshed; when none can be, the view fails
-//! with that error at once, rather than after its window.
+//! with why, and shows as not meshed; with `-o json`, whose output a
+//! script parses, the same goes to standard error instead, a line each
+//! (`sidecar: scraping vote (127.0.0.1:4191): cannot connect to ...`).
+//! When none can be, the view fails with that error at once, rather than
+//! after its window.
 //! `tap` reads its `--admin` the same way, and takes one admin server.
 
 use std::{
@@ -149,6 +152,22 @@ fn tap_target(admin: &str) -> Result<String, ViewError> {
     }
 }
 
+/// The text of `view`; with JSON, which does not name the admin servers
+/// that could not be scraped, each is written to standard error first, so
+/// that a script reading standard output still parses it and a person
+/// still learns why a workload is missing.
+fn reported(view: query::View, format: Format) -> String {
+    if format == Format::Json && !view.unreachable.is_empty() {
+        let mut stderr = std::io::stderr().lock();
+        for unreachable in &view.unreachable {
+            // Nowhere to say that standard error is gone: the view is
+            // still worth writing.
+            let _ = writeln!(stderr, "sidecar: {unreachable}");
+        }
+    }
+    view.text
+}
+
 /// `sidecar stat --admin ADDR[,ADDR...] [--window 10s] [-o json]`: one row
 /// per workload, from the inbound traffic of its sidecars: MESHED,
 /// SUCCESS, RPS, LATENCY_P50, LATENCY_P95, LATENCY_P99 and TLS.
@@ -157,9 +176,10 @@ fn tap_target(admin: &str) -> Result<String, ViewError> {
 ///
 /// An invalid `--admin`, or no admin server could be scraped.
 pub async fn stat(admin: &str, window: Duration, format: Format) -> Result<String, ViewError> {
-    query::stat::run(&targets(admin)?, window, format)
+    let view = query::stat::view(&targets(admin)?, window, format)
         .await
-        .map_err(ViewError::Query)
+        .map_err(ViewError::Query)?;
+    Ok(reported(view, format))
 }
 
 /// `sidecar routes --admin ADDR [--to SERVICE]`: the same per inbound
@@ -175,9 +195,10 @@ pub async fn routes(
     window: Duration,
     format: Format,
 ) -> Result<String, ViewError> {
-    query::routes::run(&targets(admin)?, to, window, format)
+    let view = query::routes::view(&targets(admin)?, to, window, format)
         .await
-        .map_err(ViewError::Query)
+        .map_err(ViewError::Query)?;
+    Ok(reported(view, format))
 }
 
 /// `sidecar edges --admin NAME=ADDR[,NAME=ADDR...]`: one row per caller
@@ -190,9 +211,10 @@ pub async fn routes(
 ///
 /// As [`stat`].
 pub async fn edges(admin: &str, window: Duration, format: Format) -> Result<String, ViewError> {
-    query::edges::run(&targets(admin)?, window, format)
+    let view = query::edges::view(&targets(admin)?, window, format)
         .await
-        .map_err(ViewError::Query)
+        .map_err(ViewError::Query)?;
+    Ok(reported(view, format))
 }
 
 /// `sidecar authz --admin NAME=ADDR[,NAME=ADDR...]`: one row per Server,
@@ -207,9 +229,10 @@ pub async fn edges(admin: &str, window: Duration, format: Format) -> Result<Stri
 ///
 /// As [`stat`].
 pub async fn authz(admin: &str, window: Duration, format: Format) -> Result<String, ViewError> {
-    query::authz::run(&targets(admin)?, window, format)
+    let view = query::authz::view(&targets(admin)?, window, format)
         .await
-        .map_err(ViewError::Query)
+        .map_err(ViewError::Query)?;
+    Ok(reported(view, format))
 }
 
 /// `sidecar top --admin ADDR`: writes both views to `out` every

@@ -60,7 +60,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Sample, Target, Totals,
+    Delta, Format, Golden, QueryError, Sample, Target, Totals, View,
     group::{Groups, per_second},
     measure_each,
     render::{self, Table},
@@ -488,6 +488,8 @@ pub fn render_authz(rows: &[AuthzRow], format: Format) -> Result<String, QueryEr
 /// per authorization, one per route with denied requests, and one per
 /// opaque Server with refused connections.
 ///
+/// [`view`], as text alone.
+///
 /// # Errors
 ///
 /// When no target is given, none can be scraped, or JSON encoding fails.
@@ -496,6 +498,24 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
+    view(targets, window, format).await.map(|v| v.text)
+}
+
+/// `sidecar authz`: scrapes `targets` a `window` apart and renders one row
+/// per authorization, one per route with denied requests, and one per
+/// opaque Server with refused connections.
+///
+/// With the targets that could not be scraped beside the text, for a
+/// caller to report those of JSON, which does not name them.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn view(
+    targets: &[Target],
+    window: Duration,
+    format: Format,
+) -> Result<View, QueryError> {
     let measured = measure_each(targets, window).await?;
     let text = render_authz(&authz_rows(targets, &measured.deltas), format)?;
     Ok(with_failures(text, targets, &measured, format))

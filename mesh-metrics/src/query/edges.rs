@@ -67,7 +67,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Sample, Target, Totals,
+    Delta, Format, Golden, QueryError, Sample, Target, Totals, View,
     group::Groups,
     identity::{Identities, no_tls_reason, peer_identity},
     measure_each,
@@ -379,6 +379,8 @@ pub fn render_edges(rows: &[EdgeRow], format: Format) -> Result<String, QueryErr
 /// `sidecar edges`: scrapes `targets` a `window` apart and renders the
 /// edges between them.
 ///
+/// [`view`], as text alone.
+///
 /// # Errors
 ///
 /// When no target is given, none can be scraped, or JSON encoding fails.
@@ -387,6 +389,23 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
+    view(targets, window, format).await.map(|v| v.text)
+}
+
+/// `sidecar edges`: scrapes `targets` a `window` apart and renders the
+/// edges between them.
+///
+/// With the targets that could not be scraped beside the text, for a
+/// caller to report those of JSON, which does not name them.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn view(
+    targets: &[Target],
+    window: Duration,
+    format: Format,
+) -> Result<View, QueryError> {
     let measured = measure_each(targets, window).await?;
     let text = render_edges(&edge_rows(targets, &measured.deltas), format)?;
     Ok(with_failures(text, targets, &measured, format))

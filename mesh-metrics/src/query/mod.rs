@@ -44,8 +44,11 @@
 //! wrong port from a sidecar that is restarting, so a table ends with a
 //! line naming each such target and why (`could not scrape vote: cannot
 //! connect to 127.0.0.1:4191: Connection refused`), and a `top` frame
-//! lists them (`unreachable`). When not one target answers, the view
-//! fails with that error instead, at once rather than after the window.
+//! lists them (`unreachable`). JSON keeps to the rows, so each view's
+//! `view` function gives those targets beside its text
+//! ([`View::unreachable`]) for the caller to report apart. When not one
+//! target answers, the view fails with that error instead, at once rather
+//! than after the window.
 
 pub mod authz;
 pub mod delta;
@@ -226,14 +229,65 @@ pub(crate) async fn measure_each(
     Ok(Measured { deltas, failures })
 }
 
+/// A view's text, and the targets it could not scrape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// The view: a table, ending with a line for each target that could
+    /// not be scraped, or JSON, which keeps to the rows scripts read.
+    pub text: String,
+    /// Each target that could not be scraped, and why, in the order of
+    /// the targets: a caller of JSON reports them apart (on standard
+    /// error, say) so that the JSON stays what scripts parse.
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// A target that could not be scraped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreachable {
+    /// The target's name (`web` of `web=127.0.0.1:4191`).
+    pub name: String,
+    /// Its admin address.
+    pub addr: String,
+    /// Why, with the causes of the failure, each after a `: `.
+    pub reason: String,
+}
+
+impl fmt::Display for Unreachable {
+    /// `scraping NAME (ADDR): REASON`, its control characters escaped,
+    /// as a table's are: the reason may quote what the admin server sent.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::printable::Printable;
+        write!(
+            f,
+            "scraping {} ({}): {}",
+            Printable::new(&self.name),
+            Printable::new(&self.addr),
+            Printable::new(&self.reason)
+        )
+    }
+}
+
 /// `text`, a view of `measured`, and as a table the lines that name each
 /// target that could not be scraped, and why. JSON keeps to the rows
-/// scripts read, where `meshed` counts the replicas that answered.
-fn with_failures(text: String, targets: &[Target], measured: &Measured, format: Format) -> String {
-    match format {
+/// scripts read, where `meshed` counts the replicas that answered; the
+/// failures are beside it.
+fn with_failures(text: String, targets: &[Target], measured: &Measured, format: Format) -> View {
+    let text = match format {
         Format::Table => text + &render::unreachable_note(targets, &measured.failures),
         Format::Json => text,
-    }
+    };
+    let unreachable = targets
+        .iter()
+        .zip(&measured.failures)
+        .filter_map(|(target, failure)| {
+            Some(Unreachable {
+                name: target.name.clone(),
+                addr: target.addr.clone(),
+                reason: render::causes(failure.as_ref()?),
+            })
+        })
+        .collect();
+    View { text, unreachable }
 }
 
 /// Scrapes and failures, each `None` where the other is.

@@ -38,7 +38,7 @@ use std::{collections::HashMap, time::Duration};
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Sample, Target, Totals, measure_each,
+    Delta, Format, Golden, QueryError, Sample, Target, Totals, View, measure_each,
     render::{self, Table},
     to_json, with_failures,
 };
@@ -237,6 +237,8 @@ pub fn render_routes(
 /// `sidecar routes`: scrapes `targets` a `window` apart and renders one row
 /// per route; inbound routes, or with `to` the outbound routes to it.
 ///
+/// [`view`], as text alone.
+///
 /// # Errors
 ///
 /// When no target is given, none can be scraped, or JSON encoding fails.
@@ -246,6 +248,24 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
+    view(targets, to, window, format).await.map(|v| v.text)
+}
+
+/// `sidecar routes`: scrapes `targets` a `window` apart and renders one row
+/// per route; inbound routes, or with `to` the outbound routes to it.
+///
+/// With the targets that could not be scraped beside the text, for a
+/// caller to report those of JSON, which does not name them.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn view(
+    targets: &[Target],
+    to: Option<&str>,
+    window: Duration,
+    format: Format,
+) -> Result<View, QueryError> {
     let measured = measure_each(targets, window).await?;
     let rows = route_rows(targets, &measured.deltas, to);
     let text = if rows.is_empty() && format == Format::Table {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    Delta, Format, Golden, QueryError, Target, Totals, measure_each,
+    Delta, Format, Golden, QueryError, Target, Totals, View, measure_each,
     render::{self, Table},
     to_json, with_failures,
 };
@@ -108,6 +108,8 @@ pub fn render_stat(rows: &[StatRow], format: Format) -> Result<String, QueryErro
 /// `sidecar stat`: scrapes `targets` a `window` apart and renders one row
 /// per workload from its inbound traffic.
 ///
+/// [`view`], as text alone.
+///
 /// # Errors
 ///
 /// When no target is given, none can be scraped, or JSON encoding fails.
@@ -116,6 +118,23 @@ pub async fn run(
     window: Duration,
     format: Format,
 ) -> Result<String, QueryError> {
+    view(targets, window, format).await.map(|v| v.text)
+}
+
+/// `sidecar stat`: scrapes `targets` a `window` apart and renders one row
+/// per workload from its inbound traffic.
+///
+/// With the targets that could not be scraped beside the text, for a
+/// caller to report those of JSON, which does not name them.
+///
+/// # Errors
+///
+/// When no target is given, none can be scraped, or JSON encoding fails.
+pub async fn view(
+    targets: &[Target],
+    window: Duration,
+    format: Format,
+) -> Result<View, QueryError> {
     let measured = measure_each(targets, window).await?;
     let rows = stat_rows(targets, &measured.deltas, Direction::Inbound);
     let text = render_stat(&rows, format)?;
