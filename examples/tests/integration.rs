@@ -142,4 +142,5 @@ mod tap_shutdown;
 mod tcp_metrics_loopback;
 mod test_binaries;
 mod tracing;
+mod views_kinds;
 mod write_stall;
