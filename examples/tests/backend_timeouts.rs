@@ -41,7 +41,9 @@ fn config(dir: &tempfile::TempDir, backend: SocketAddr) -> String {
 /// is `status` and whose `error` is `error`, if there is one.
 fn sample(metrics: &str, family: &str, route: &str, status: &str, error: &str) -> Option<u64> {
     let labels = format!(
-        "{family}{{parent_name=\"emoji\",route_name=\"{route}\",backend_name=\"emoji\",\
+        "{family}{{parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
+         route_group=\"\",route_kind=\"HTTPRoute\",route_namespace=\"\",route_name=\"{route}\",\
+         backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"emoji\",backend_port=\"\",backend_section_name=\"\",\
          {status},error=\"{error}\"}} "
     );
     metrics

@@ -116,7 +116,11 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
         "request_total{direction=\"outbound\",dst_service=\"emoji\",tls=\"disabled\"} 20\n";
     assert!(metrics.contains(unrouted), "{unrouted} in {metrics}");
     assert!(
-        !metrics.contains("parent_name=\"emoji\",route_name=\"default\""),
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("outbound_http_route_backend_")
+                && l.contains("parent_name=\"emoji\"")
+                && l.contains("route_name=\"default\"")),
         "a request off the route reached a backend: {metrics}"
     );
 
@@ -127,8 +131,11 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
         ("emoji-canary", "emoji-v2", v2_share),
         ("emoji-canary", "emoji", v1_share),
     ] {
-        let labels =
-            format!("parent_name=\"emoji\",route_name=\"{route}\",backend_name=\"{backend}\"");
+        let labels = format!(
+            "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
+             route_group=\"\",route_kind=\"HTTPRoute\",route_namespace=\"\",route_name=\"{route}\",\
+             backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"{backend}\",backend_port=\"\",backend_section_name=\"\""
+        );
         let requests = format!("outbound_http_route_backend_requests_total{{{labels}}} {n}\n");
         let statuses = format!(
             "outbound_http_route_backend_response_statuses_total{{{labels},http_status=\"200\",error=\"\"}} {n}\n"

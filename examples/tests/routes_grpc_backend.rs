@@ -116,10 +116,14 @@ async fn each_grpc_attempt_is_counted_by_the_status_in_its_trailers() {
     assert_eq!(end.trailers().unwrap()["grpc-status"], "13");
 
     let metrics = scrape(sidecar.admin).await;
-    let labels = "parent_name=\"emoji\",route_name=\"emoji-rpc\",backend_name=\"emoji\"";
+    let labels = "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
+                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"emoji-rpc\",\
+                  backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"emoji\",backend_port=\"\",backend_section_name=\"\"";
     let mut backend: Vec<&str> = metrics
         .lines()
-        .filter(|l| l.starts_with("outbound_") && l.contains(labels))
+        .filter(|l| {
+            l.starts_with("outbound_") && l.contains(labels) && !l.contains("_duration_seconds")
+        })
         .collect();
     backend.sort_unstable();
     let status = |code: &str, n: u32| {
@@ -184,10 +188,14 @@ async fn an_attempt_the_mesh_answers_for_carries_linkerds_error_value() {
     assert_eq!(res.headers()["grpc-status"], "14");
 
     let metrics = scrape(sidecar.admin).await;
-    let labels = "parent_name=\"dead\",route_name=\"dead-rpc\",backend_name=\"dead\"";
+    let labels = "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"dead\",parent_port=\"\",parent_section_name=\"\",\
+                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"dead-rpc\",\
+                  backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"dead\",backend_port=\"\",backend_section_name=\"\"";
     let mut backend: Vec<&str> = metrics
         .lines()
-        .filter(|l| l.starts_with("outbound_") && l.contains(labels))
+        .filter(|l| {
+            l.starts_with("outbound_") && l.contains(labels) && !l.contains("_duration_seconds")
+        })
         .collect();
     backend.sort_unstable();
     assert_eq!(
@@ -367,9 +375,10 @@ async fn an_attempt_the_upstream_failed_is_labelled_by_the_cause_as_linkerd_labe
     backend.sort_unstable();
     let line = |service: &str, error: &str| {
         format!(
-            "outbound_grpc_route_backend_response_statuses_total{{parent_name=\"{service}\",\
-             route_name=\"failing-rpc\",backend_name=\"{service}\",grpc_status=\"UNAVAILABLE\",\
-             error=\"{error}\"}} 1"
+            "outbound_grpc_route_backend_response_statuses_total{{parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"{service}\",parent_port=\"\",parent_section_name=\"\",\
+             route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"failing-rpc\",\
+             backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"{service}\",backend_port=\"\",backend_section_name=\"\",\
+             grpc_status=\"UNAVAILABLE\",error=\"{error}\"}} 1"
         )
     };
     assert_eq!(
