@@ -86,6 +86,7 @@ mod inject_udp;
 mod inject_unread;
 mod log_env;
 mod log_plain;
+mod log_span;
 mod mtls;
 mod opaque;
 mod outbound_families;

@@ -1,6 +1,14 @@
 //! A tracing subscriber that keeps every event as a line of text, so that
 //! a test can check what the server's logs say.
 //!
+//! Each line is laid out as the sidecar's formatter (tracing-subscriber's
+//! `fmt`) writes it, less the time, level and target: the spans the event
+//! was logged in, outermost first, each `name{field=value ...}:`, then the
+//! message and the event's own fields, as
+//! `conn{peer=127.0.0.1:41522 port=4143}: answering version=HTTP/1.1`.
+//! A line that repeats a field its span already says shows here as it
+//! would in production.
+//!
 //! One subscriber is the global default of the test binary, installed by
 //! the first capture, and hands each event to the capture of the thread
 //! it was logged on, if any: a capture sees what its own thread logs (a
@@ -11,7 +19,11 @@
 //! at the same moment race tracing's global callsite-interest and level
 //! caches: a callsite first hit while no subscriber wanted it can be
 //! cached as never wanted, and a capture then misses its events, at
-//! random. mesh-core's and mesh-tls's tests capture the same way.
+//! random. The subscriber is tracing-subscriber's registry, which keeps
+//! the spans and tells tracing the current one: a task spawned
+//! `in_current_span` (an HTTP/2 stream's) is in the connection's span here
+//! as it is in production. mesh-core's and mesh-tls's tests capture the
+//! same way.
 
 use std::{
     cell::RefCell,
@@ -25,11 +37,28 @@ use tracing::{
     span::{Attributes, Id, Record},
     subscriber::Interest,
 };
+use tracing_subscriber::{
+    layer::{Context, SubscriberExt as _},
+    registry::LookupSpan,
+};
 
 /// The events logged on this thread while the guard lives, each as
-/// `message key=value ...`, with its level.
+/// `span{key=value}: message key=value ...`, with its level.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+pub struct Logs(Arc<Mutex<Vec<Logged>>>);
+
+/// One event: its level, its line, and where the message starts in it.
+struct Logged {
+    level: tracing::Level,
+    line: String,
+    message_at: usize,
+}
+
+impl Logged {
+    fn says(&self, message: &str) -> bool {
+        self.line[self.message_at..].starts_with(message)
+    }
+}
 
 thread_local! {
     /// The capture of this thread, if one is running.
@@ -55,40 +84,33 @@ impl Logs {
     /// included) until the guard is dropped.
     pub fn capture() -> (Self, CaptureGuard) {
         INSTALL.call_once(|| {
-            let _ = tracing::subscriber::set_global_default(ToCapture);
+            let subscriber = tracing_subscriber::registry().with(ToCapture);
+            let _ = tracing::subscriber::set_global_default(subscriber);
         });
         let logs = Self::default();
         let previous = CURRENT.with(|current| current.borrow_mut().replace(logs.clone()));
         (logs, CaptureGuard(previous))
     }
 
-    fn push(&self, event: &Event<'_>) {
-        let mut line = Line::default();
-        event.record(&mut line);
-        let text = format!("{}{}", line.message, line.fields);
-        self.0
-            .lock()
-            .unwrap()
-            .push((*event.metadata().level(), text));
-    }
-
-    /// The events whose message starts with `message`.
+    /// The events whose message (after their spans) starts with
+    /// `message`, each as its whole line.
     pub fn find(&self, message: &str) -> Vec<String> {
-        let lines = self.0.lock().unwrap();
-        lines
+        let logged = self.0.lock().unwrap();
+        logged
             .iter()
-            .filter(|(_, line)| line.starts_with(message))
-            .map(|(_, line)| line.clone())
+            .filter(|l| l.says(message))
+            .map(|l| l.line.clone())
             .collect()
     }
 
-    /// The events at `level` whose message starts with `message`.
+    /// The events at `level` whose message (after their spans) starts
+    /// with `message`, each as its whole line.
     pub fn find_at(&self, level: tracing::Level, message: &str) -> Vec<String> {
-        let lines = self.0.lock().unwrap();
-        lines
+        let logged = self.0.lock().unwrap();
+        logged
             .iter()
-            .filter(|(at, line)| *at == level && line.starts_with(message))
-            .map(|(_, line)| line.clone())
+            .filter(|l| l.level == level && l.says(message))
+            .map(|l| l.line.clone())
             .collect()
     }
 }
@@ -110,7 +132,11 @@ impl Visit for Line {
     }
 }
 
-/// The binary's subscriber: each event goes to its thread's capture.
+/// A span's fields as ` key=value` each, kept in its extensions.
+struct SpanFields(String);
+
+/// The binary's subscriber's one layer: each event goes to its thread's
+/// capture, with its spans' fields.
 struct ToCapture;
 
 impl ToCapture {
@@ -121,35 +147,68 @@ impl ToCapture {
     }
 }
 
-impl Subscriber for ToCapture {
+impl<S> tracing_subscriber::Layer<S> for ToCapture
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
         // Asked again at each event: whether a thread captures changes.
         Interest::sometimes()
     }
 
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
+    fn enabled(&self, _: &Metadata<'_>, _: Context<'_, S>) -> bool {
         Self::capturing()
     }
 
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut line = Line::default();
+        attrs.record(&mut line);
+        span.extensions_mut().insert(SpanFields(line.fields));
     }
 
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut line = Line::default();
+        values.record(&mut line);
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanFields>() {
+            Some(fields) => fields.0.push_str(&line.fields),
+            None => extensions.insert(SpanFields(line.fields)),
+        }
+    }
 
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let logs = CURRENT
             .try_with(|current| current.try_borrow().ok().and_then(|c| c.clone()))
             .ok()
             .flatten();
-        if let Some(logs) = logs {
-            logs.push(event);
+        let Some(logs) = logs else { return };
+        let mut text = String::new();
+        for span in ctx
+            .event_scope(event)
+            .into_iter()
+            .flat_map(|s| s.from_root())
+        {
+            text.push_str(span.name());
+            if let Some(fields) = span.extensions().get::<SpanFields>()
+                && !fields.0.is_empty()
+            {
+                let _ = write!(text, "{{{}}}", fields.0.trim_start());
+            }
+            text.push(':');
         }
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let message_at = text.len();
+        let mut line = Line::default();
+        event.record(&mut line);
+        let _ = write!(text, "{}{}", line.message, line.fields);
+        logs.0.lock().unwrap().push(Logged {
+            level: *event.metadata().level(),
+            line: text,
+            message_at,
+        });
     }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
 }
