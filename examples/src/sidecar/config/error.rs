@@ -187,10 +187,20 @@ impl ConfigError {
         ConfigError::new(ConfigErrorKind::LimitExceeded, origin, "", error.message()).at(location)
     }
 
-    /// An error from reading the text as YAML at all.
-    pub(crate) fn syntax(origin: &str, error: &serde_yaml_ng::Error) -> Self {
-        let location = error.location().map(Location::from);
-        let text = error.to_string();
+    /// An error from reading `yaml` as YAML at all.
+    pub(crate) fn syntax(origin: &str, yaml: &str, error: &serde_yaml_ng::Error) -> Self {
+        let mut location = error.location().map(Location::from);
+        let mut text = error.to_string();
+        // The YAML reader's own refusals (a control character, such as a
+        // NUL) have no position of their own, only the byte offset in the
+        // message: without this, they would point at line 1 column 1.
+        if location.is_none_or(|at| at.index == 0)
+            && let Some((problem, offset)) = reader_offset(&text)
+            && let Some(at) = offset_location(yaml, offset)
+        {
+            location = Some(at);
+            text = problem;
+        }
         // libyaml says "<problem> at line L column C[, <context> at ...]".
         // Keep the problem as the message and the context after the position.
         let (message, context) = match location {
@@ -296,6 +306,35 @@ fn second_key(text: &str, mapping: Location, key: &str) -> Option<Location> {
         }
     }
     None
+}
+
+/// libyaml's reader words a refusal `<problem> at position <offset>[,
+/// <context>]`, the offset in bytes: the problem and context, and the
+/// offset.
+fn reader_offset(text: &str) -> Option<(String, usize)> {
+    let (problem, rest) = text.split_once(" at position ")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let offset = rest.get(..digits)?.parse().ok()?;
+    let rest = rest.get(digits..).unwrap_or_default();
+    Some((format!("{problem}{rest}"), offset))
+}
+
+/// The line and column of byte `offset` of `text`; one past its end is
+/// its end.
+fn offset_location(text: &str, offset: usize) -> Option<Location> {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).or_else(|| {
+        // Within a character: the position of the character.
+        let start = (0..offset).rev().find(|&i| text.is_char_boundary(i))?;
+        text.get(..start)
+    })?;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let column = before.get(line_start..).unwrap_or_default().chars().count();
+    Some(Location {
+        line: 1 + before.matches('\n').count(),
+        column: 1 + column,
+        index: before.len(),
+    })
 }
 
 fn position_suffix(at: Location) -> String {

@@ -21,7 +21,7 @@ use super::inbound::PortProtocol;
 use super::outbound::ServiceName;
 use super::policy::PolicySection;
 use super::retry::{AccrualSection, BudgetSection, RetrySection, TimeoutsSection};
-use super::server::DashboardSection;
+use super::server::{DashboardSection, ServerTuning};
 use super::trace::TracingSection;
 use mesh_core::proxy::resolve::EndpointAddr;
 use mesh_metrics::access_log::AccessLogFormat;
@@ -185,14 +185,145 @@ pub(super) struct AdminSection {
 pub(super) struct ServerSection {
     pub(super) header_read_timeout: Option<Timeout>,
     pub(super) detect_timeout: Option<Timeout>,
-    pub(super) max_connections: Option<NonZeroUsize>,
+    pub(super) max_connections: Option<Whole<1, { u64::MAX }>>,
     pub(super) shutdown_grace: Option<Grace>,
-    pub(super) threads: Option<usize>,
+    pub(super) threads: Option<Whole<0, { ServerTuning::MAX_THREADS as u64 }>>,
     pub(super) http2_keep_alive_interval: Option<Grace>,
     pub(super) http2_keep_alive_timeout: Option<Timeout>,
     pub(super) write_stall_timeout: Option<Timeout>,
     pub(super) stream_idle_timeout: Option<Grace>,
-    pub(super) max_request_head_bytes: Option<usize>,
+    pub(super) max_request_head_bytes: Option<
+        Whole<
+            { ServerTuning::MIN_REQUEST_HEAD_BYTES as u64 },
+            { ServerTuning::MAX_REQUEST_HEAD_BYTES as u64 },
+        >,
+    >,
+}
+
+/// A whole number from `MIN` to `MAX`: a count, a limit, a port.
+///
+/// Why not serde's own integers: they refuse `-1`, `1.5` or a number too
+/// large for them with Rust's names for them (`expected usize`, `a
+/// nonzero u32`), which say nothing of what the field takes. This says
+/// the range, and a number outside it is an invalid value at its line,
+/// whatever its sign or size.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Whole<const MIN: u64, const MAX: u64>(pub(super) u64);
+
+impl<const MIN: u64, const MAX: u64> Whole<MIN, MAX> {
+    fn allowed(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if MAX == u64::MAX {
+            write!(f, "a whole number, at least {MIN}")
+        } else {
+            write!(f, "a whole number from {MIN} to {MAX}")
+        }
+    }
+
+    fn invalid<E: de::Error>(value: impl fmt::Display) -> E {
+        struct Allowed<const MIN: u64, const MAX: u64>;
+        impl<const MIN: u64, const MAX: u64> fmt::Display for Allowed<MIN, MAX> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                Whole::<MIN, MAX>::allowed(f)
+            }
+        }
+        E::custom(format_args!(
+            "invalid number {value} (expected {})",
+            Allowed::<MIN, MAX>
+        ))
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Whole<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Any: a negative or oversized number reaches the visitor too,
+        // where the u64 path would call it a type mismatch.
+        deserializer.deserialize_any(WholeVisitor::<MIN, MAX>)
+    }
+}
+
+struct WholeVisitor<const MIN: u64, const MAX: u64>;
+
+impl<const MIN: u64, const MAX: u64> Visitor<'_> for WholeVisitor<MIN, MAX> {
+    type Value = Whole<MIN, MAX>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Whole::<MIN, MAX>::allowed(f)
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Whole(value))
+        } else {
+            Err(Whole::<MIN, MAX>::invalid(value))
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        match u64::try_from(value) {
+            Ok(value) => self.visit_u64(value),
+            Err(_) => Err(Whole::<MIN, MAX>::invalid(value)),
+        }
+    }
+
+    fn visit_u128<E: de::Error>(self, value: u128) -> Result<Self::Value, E> {
+        match u64::try_from(value) {
+            Ok(value) => self.visit_u64(value),
+            Err(_) => Err(Whole::<MIN, MAX>::invalid(value)),
+        }
+    }
+
+    fn visit_i128<E: de::Error>(self, value: i128) -> Result<Self::Value, E> {
+        match u64::try_from(value) {
+            Ok(value) => self.visit_u64(value),
+            Err(_) => Err(Whole::<MIN, MAX>::invalid(value)),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Err(Whole::<MIN, MAX>::invalid(value))
+    }
+}
+
+/// A number, whole or not, such as `0.2`: a ratio or a share. serde's
+/// own `f64` says `expected f64` of a value that is not one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Number(pub(super) f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_f64(NumberVisitor)
+    }
+}
+
+struct NumberVisitor;
+
+impl Visitor<'_> for NumberVisitor {
+    type Value = Number;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number such as 0.2")
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Number, E> {
+        Ok(Number(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Number, E> {
+        Ok(Number(value as f64))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Number, E> {
+        Ok(Number(value as f64))
+    }
+}
+
+/// A whole number, at least 1, that fits `usize`: larger ones are the
+/// largest `usize`, which no limit reaches anyway.
+pub(super) fn non_zero_usize(value: Whole<1, { u64::MAX }>) -> NonZeroUsize {
+    usize::try_from(value.0)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .unwrap_or(NonZeroUsize::MAX)
 }
 
 /// What a value should have been, as its parse error.

@@ -8,6 +8,7 @@ mod identity;
 mod inbound;
 mod listeners;
 mod locate;
+mod merge;
 mod outbound;
 mod outbound_ports;
 mod policy;
@@ -131,7 +132,7 @@ impl SidecarConfig {
         let mut documents = 0;
         for document in serde_yaml_ng::Deserializer::from_str(text) {
             if let Err(error) = IgnoredAny::deserialize(document) {
-                return Err(ConfigError::syntax(origin, &error));
+                return Err(ConfigError::syntax(origin, text, &error));
             }
             documents += 1;
         }
@@ -154,7 +155,17 @@ impl SidecarConfig {
             let mut tree: serde_yaml_ng::Value =
                 serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
                     .map_err(|error| ConfigError::deserialize(origin, text, error))?;
-            tree.apply_merge().map_err(|error| {
+            if let Some(path) = merge::unmergeable(&tree) {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    origin,
+                    path.as_str(),
+                    "a merge key (`<<`) names a mapping, or a list of mappings, to merge \
+                     into the mapping it is in: it cannot be applied to anything else",
+                )
+                .at(merge::locate_nearest(text, &merge::key_path(&path))));
+            }
+            merge::apply(&mut tree).map_err(|error| {
                 ConfigError::new(
                     ConfigErrorKind::InvalidValue,
                     origin,
@@ -164,7 +175,10 @@ impl SidecarConfig {
             })?;
             serde_path_to_error::deserialize(tree).map_err(|error| {
                 let error = ConfigError::deserialize(origin, text, error);
-                let at = error.location_or(|path| locate::locate(text, path));
+                // A value merged in is not written at its path: the
+                // mapping nearest to it that is, the one its `<<` is in,
+                // is where to look.
+                let at = error.location_or(|path| merge::locate_nearest(text, path));
                 error.at(at)
             })?
         } else {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::Deserializer;
 
 use super::error::{ConfigError, ConfigErrorKind};
-use super::file::{Expected, ParseStr, Timeout};
+use super::file::{Expected, ParseStr, Timeout, Whole};
 use super::identity::IdentityConfig;
 use super::locate::locate;
 use super::resolve::Source;
@@ -97,7 +97,7 @@ struct WorkloadSection {
     namespace: Option<Namespace>,
     labels: Option<UniqueMap<String>>,
     service_account: Option<Name>,
-    ports: Option<UniqueMap<std::num::NonZeroU16>>,
+    ports: Option<UniqueMap<Whole<1, { u16::MAX as u64 }>>>,
     cluster_networks: Option<Vec<Network>>,
     trust_domain: Option<TrustDomainValue>,
 }
@@ -267,7 +267,7 @@ pub(super) fn resolve_policy(
         .map(|p| p.0)
         .unwrap_or_default()
         .into_iter()
-        .map(|(name, port)| (name, port.get()))
+        .map(|(name, port)| (name, u16::try_from(port.0).unwrap_or(u16::MAX)))
         .collect();
     if let Some(networks) = workload_section.cluster_networks {
         workload.cluster_networks = networks.into_iter().map(|n| n.0).collect();

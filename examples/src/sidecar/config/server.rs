@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::error::{ConfigError, ConfigErrorKind};
 use super::file::Addr;
-use super::file::ServerSection;
+use super::file::{ServerSection, non_zero_usize};
 use super::listeners::reaches;
 use super::outbound::ServiceName;
 use super::resolve::Source;
@@ -272,25 +272,14 @@ pub(super) fn resolve_server(
         tuning.detect_timeout = timeout.0;
     }
     if let Some(max) = section.max_connections {
-        tuning.max_connections = max;
+        tuning.max_connections = non_zero_usize(max);
     }
     if let Some(grace) = section.shutdown_grace {
         tuning.shutdown_grace = grace.0;
     }
     if let Some(threads) = section.threads {
-        if threads > ServerTuning::MAX_THREADS {
-            let path = "server.threads";
-            return Err(source.error(
-                ConfigErrorKind::InvalidValue,
-                path,
-                path,
-                format!(
-                    "{threads} threads: allowed 0 (one per CPU core) to {}",
-                    ServerTuning::MAX_THREADS
-                ),
-            ));
-        }
-        tuning.threads = threads;
+        // At most MAX_THREADS, as the field's type reads it.
+        tuning.threads = usize::try_from(threads.0).unwrap_or(ServerTuning::MAX_THREADS);
     }
     if let Some(interval) = section.http2_keep_alive_interval {
         tuning.http2_keep_alive_interval = Some(interval.0).filter(|i| !i.is_zero());
@@ -305,21 +294,10 @@ pub(super) fn resolve_server(
         tuning.stream_idle_timeout = Some(timeout.0).filter(|t| !t.is_zero());
     }
     if let Some(bytes) = section.max_request_head_bytes {
-        let allowed = ServerTuning::MIN_REQUEST_HEAD_BYTES..=ServerTuning::MAX_REQUEST_HEAD_BYTES;
-        if !allowed.contains(&bytes) {
-            let path = "server.max_request_head_bytes";
-            return Err(source.error(
-                ConfigErrorKind::InvalidValue,
-                path,
-                path,
-                format!(
-                    "{bytes} bytes: allowed {} (8 KiB) to {} (1 MiB)",
-                    allowed.start(),
-                    allowed.end()
-                ),
-            ));
-        }
-        tuning.max_request_head_bytes = bytes;
+        // Within MIN_REQUEST_HEAD_BYTES and MAX_REQUEST_HEAD_BYTES, as
+        // the field's type reads it.
+        tuning.max_request_head_bytes =
+            usize::try_from(bytes.0).unwrap_or(ServerTuning::MAX_REQUEST_HEAD_BYTES);
     }
     Ok(tuning)
 }
