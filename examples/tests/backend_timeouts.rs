@@ -42,7 +42,7 @@ fn config(dir: &tempfile::TempDir, backend: SocketAddr) -> String {
 fn sample(metrics: &str, family: &str, route: &str, status: &str, error: &str) -> Option<u64> {
     let labels = format!(
         "{family}{{parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
-         route_group=\"\",route_kind=\"HTTPRoute\",route_namespace=\"\",route_name=\"{route}\",\
+         route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"{route}\",\
          backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"emoji\",backend_port=\"\",backend_section_name=\"\",\
          {status},error=\"{error}\"}} "
     );

@@ -229,7 +229,7 @@ spec:
 /// as mesh-retry reads them keep a rule's API group and namespace to
 /// themselves, so those are empty.
 fn http_route(name: &str) -> String {
-    format!("route_group=\"\",route_kind=\"HTTPRoute\",route_namespace=\"\",route_name=\"{name}\"")
+    format!("route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"{name}\"")
 }
 
 /// A backend that answers every request with `name`.
@@ -391,7 +391,7 @@ async fn a_grpc_route_counts_its_calls_in_the_grpc_families() {
     // A GRPCRoute is the Gateway API's; its namespace is not known to the
     // sidecar (see `http_route`).
     let rpc = "route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",\
-               route_namespace=\"\",route_name=\"emoji-rpc\"";
+               route_namespace=\"emojivoto\",route_name=\"emoji-rpc\"";
     let route = route_labels("emoji", rpc);
     assert_eq!(
         lines(&metrics, "outbound_grpc_route_request_", &route),

@@ -133,7 +133,7 @@ async fn a_routes_requests_are_split_between_its_backends_by_weight() {
     ] {
         let labels = format!(
             "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
-             route_group=\"\",route_kind=\"HTTPRoute\",route_namespace=\"\",route_name=\"{route}\",\
+             route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"{route}\",\
              backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"{backend}\",backend_port=\"\",backend_section_name=\"\""
         );
         let requests = format!("outbound_http_route_backend_requests_total{{{labels}}} {n}\n");

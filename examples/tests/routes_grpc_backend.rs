@@ -117,7 +117,7 @@ async fn each_grpc_attempt_is_counted_by_the_status_in_its_trailers() {
 
     let metrics = scrape(sidecar.admin).await;
     let labels = "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
-                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"emoji-rpc\",\
+                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"emojivoto\",route_name=\"emoji-rpc\",\
                   backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"emoji\",backend_port=\"\",backend_section_name=\"\"";
     let mut backend: Vec<&str> = metrics
         .lines()
@@ -189,7 +189,7 @@ async fn an_attempt_the_mesh_answers_for_carries_linkerds_error_value() {
 
     let metrics = scrape(sidecar.admin).await;
     let labels = "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"dead\",parent_port=\"\",parent_section_name=\"\",\
-                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"dead-rpc\",\
+                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"emojivoto\",route_name=\"dead-rpc\",\
                   backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"dead\",backend_port=\"\",backend_section_name=\"\"";
     let mut backend: Vec<&str> = metrics
         .lines()
@@ -376,7 +376,7 @@ async fn an_attempt_the_upstream_failed_is_labelled_by_the_cause_as_linkerd_labe
     let line = |service: &str, error: &str| {
         format!(
             "outbound_grpc_route_backend_response_statuses_total{{parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"{service}\",parent_port=\"\",parent_section_name=\"\",\
-             route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"failing-rpc\",\
+             route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"emojivoto\",route_name=\"failing-rpc\",\
              backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"{service}\",backend_port=\"\",backend_section_name=\"\",\
              grpc_status=\"UNAVAILABLE\",error=\"{error}\"}} 1"
         )

@@ -115,7 +115,7 @@ async fn the_share_of_an_unknown_backend_is_answered_500_without_retries() {
     let metrics = scrape(sidecar.admin).await;
     let labels = |backend: &str| {
         format!(
-            "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",route_group=\"\",route_kind=\"HTTPRoute\",route_namespace=\"\",route_name=\"emoji-canary\",\
+            "parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"emoji-canary\",\
              backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"{backend}\",backend_port=\"\",backend_section_name=\"\""
         )
     };
@@ -212,7 +212,7 @@ spec:
     assert_eq!(v2_hits.load(Ordering::SeqCst), 0);
     let metrics = scrape(sidecar.admin).await;
     let failed = "outbound_grpc_route_backend_response_statuses_total{parent_group=\"core\",parent_kind=\"Service\",parent_namespace=\"emojivoto\",parent_name=\"emoji\",parent_port=\"\",parent_section_name=\"\",\
-                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"\",route_name=\"emoji-rpc\",\
+                  route_group=\"gateway.networking.k8s.io\",route_kind=\"GRPCRoute\",route_namespace=\"emojivoto\",route_name=\"emoji-rpc\",\
                   backend_group=\"core\",backend_kind=\"Service\",backend_namespace=\"emojivoto\",backend_name=\"emoji-v3.emojivoto\",backend_port=\"\",backend_section_name=\"\",\
                   grpc_status=\"UNKNOWN\",error=\"FAIL_FAST\"} 5\n";
     assert!(metrics.contains(failed), "{failed} in {metrics}");

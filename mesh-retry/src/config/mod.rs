@@ -333,6 +333,20 @@ pub enum Unmatched {
     NotFound,
 }
 
+/// The route object a rule was read from: [`ServiceRetryPolicy::rule_route`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleRoute<'a> {
+    /// Its API group: `gateway.networking.k8s.io` or `policy.linkerd.io`.
+    pub group: &'a str,
+    /// `HTTPRoute` or `GRPCRoute`.
+    pub kind: &'static str,
+    /// Its `metadata.namespace`; `None` when it was written without one,
+    /// and so is in the namespace it is applied to.
+    pub namespace: Option<&'a str>,
+    /// Its `metadata.name`.
+    pub name: &'a str,
+}
+
 /// The redirect of one of a service's routes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteRedirect {
@@ -629,6 +643,32 @@ impl ServiceRetryPolicy {
             "{}: document {} ({kind} {}): spec.rules[{}]",
             source.origin, source.document, source.name, rule.rule
         ))
+    }
+
+    /// The `HTTPRoute` or `GRPCRoute` route `index` (of
+    /// [`routes`](Self::routes)) is a rule of, as a cluster names the
+    /// object: what metrics label it with (Linkerd's `route_group`,
+    /// `route_kind`, `route_namespace` and `route_name`). `None` for a
+    /// ServiceProfile route and one added by hand.
+    pub fn rule_route(&self, index: usize) -> Option<RuleRoute<'_>> {
+        let Some(Origin::Rule(rule)) = self.origins.get(index) else {
+            return None;
+        };
+        let namespace = rule
+            .route
+            .split_once('/')
+            .map(|(namespace, _)| namespace)
+            .filter(|namespace| !namespace.is_empty());
+        Some(RuleRoute {
+            group: &rule.source.group,
+            kind: if rule.is_grpc() {
+                "GRPCRoute"
+            } else {
+                "HTTPRoute"
+            },
+            namespace,
+            name: &rule.source.name,
+        })
     }
 
     /// The `hostnames` of route `index` (of [`routes`](Self::routes)):

@@ -446,34 +446,26 @@ fn retry_policy_of<'r>(
 }
 
 /// The reference of route `index` of `policy`, labelled `name`, a route
-/// of `parent`: an `HTTPRoute` or `GRPCRoute` rule, or else a
-/// ServiceProfile route ([`profile_route`]).
-///
-/// The routes as read keep a rule's API group and namespace to
-/// themselves, and tell its kind only in where it was read
-/// ([`ServiceRetryPolicy::rule_source`]): the kind is read from there,
-/// and the group is the only one a `GRPCRoute` has, the Gateway API's;
-/// an `HTTPRoute`'s group (Linkerd's `policy.linkerd.io` or the Gateway
-/// API's) and a rule's namespace are left empty, as unknown.
+/// of `parent`: an `HTTPRoute` or `GRPCRoute` rule, with the API group,
+/// kind and namespace of the route it is a rule of (a route written
+/// without a namespace is in the one it is applied to: its parent
+/// service's), or else a ServiceProfile route ([`profile_route`]).
 fn route_ref(
     policy: &ServiceRetryPolicy,
     index: usize,
     parent: &ServiceRef,
     name: &str,
 ) -> RouteRef {
-    let Some(source) = policy.rule_source(index) else {
-        return profile_route(parent, name);
-    };
-    match rule_kind(&source) {
-        Some(GRPC_ROUTE) => RouteRef::resource(GATEWAY_API, GRPC_ROUTE, "", name),
-        _ => RouteRef::resource("", HTTP_ROUTE, "", name),
+    match policy.rule_route(index) {
+        Some(rule) => RouteRef::resource(
+            rule.group,
+            rule.kind,
+            rule.namespace.unwrap_or(parent.namespace()),
+            name,
+        ),
+        None => profile_route(parent, name),
     }
 }
-
-const HTTP_ROUTE: &str = "HTTPRoute";
-const GRPC_ROUTE: &str = "GRPCRoute";
-/// The Gateway API's group.
-const GATEWAY_API: &str = "gateway.networking.k8s.io";
 
 /// A ServiceProfile route of `parent`, named `name`. Linkerd labels no
 /// route family with these (its profile routes have families of their
@@ -482,18 +474,6 @@ const GATEWAY_API: &str = "gateway.networking.k8s.io";
 /// service's namespace.
 fn profile_route(parent: &ServiceRef, name: &str) -> RouteRef {
     RouteRef::resource("linkerd.io", "ServiceProfile", parent.namespace(), name)
-}
-
-/// The kind of the route a rule's source names, as
-/// [`ServiceRetryPolicy::rule_source`] writes it: `policy.yaml: document 4
-/// (HTTPRoute voting-canary): spec.rules[0]`. Read from the end, since a
-/// route's name has neither spaces nor parentheses, and a file's name
-/// may.
-fn rule_kind(source: &str) -> Option<&'static str> {
-    let (head, _) = source.rsplit_once("): spec.rules[")?;
-    let (_, route) = head.rsplit_once(" (")?;
-    let (kind, _) = route.split_once(' ')?;
-    [HTTP_ROUTE, GRPC_ROUTE].into_iter().find(|k| *k == kind)
 }
 
 /// Whether the outbound service `name` is the service `service` in
@@ -771,24 +751,31 @@ spec:
     }
 
     #[test]
-    fn a_rules_kind_is_read_from_where_it_was_read() {
-        for (source, kind) in [
-            (
-                "routes.yaml: document 4 (HTTPRoute web): spec.rules[0]",
-                Some(HTTP_ROUTE),
+    fn a_rule_is_labelled_with_its_routes_group_and_namespace() {
+        let labels = |text: &str| {
+            let plans = plan_in(&outbound(), "emojivoto", text);
+            format!("{:?}", plans.services[0].routes[0].labels)
+        };
+        let gateway = labels(HTTP);
+        assert!(
+            gateway.contains(
+                "group: \"gateway.networking.k8s.io\", kind: \"HTTPRoute\", \
+                 namespace: \"emojivoto\""
             ),
-            (
-                "a (GRPCRoute b): c.yaml: document 1 (GRPCRoute emoji): spec.rules[2]",
-                Some(GRPC_ROUTE),
+            "{gateway}"
+        );
+        // Linkerd's own HTTPRoute, written without a namespace: in the one
+        // it is applied to, its parent service's.
+        let linkerd = labels(
+            &HTTP
+                .replace("gateway.networking.k8s.io/v1", "policy.linkerd.io/v1beta3")
+                .replace("{name: web, namespace: emojivoto}", "{name: web}"),
+        );
+        assert!(
+            linkerd.contains(
+                "group: \"policy.linkerd.io\", kind: \"HTTPRoute\", namespace: \"emojivoto\""
             ),
-            (
-                "x (GRPCRoute y).yaml: document 2 (HTTPRoute web): spec.rules[0]",
-                Some(HTTP_ROUTE),
-            ),
-            ("routes.yaml: document 1 (TLSRoute t): spec.rules[0]", None),
-            ("routes.yaml", None),
-        ] {
-            assert_eq!(rule_kind(source), kind, "{source}");
-        }
+            "{linkerd}"
+        );
     }
 }
