@@ -1,7 +1,12 @@
 //! `routes`: the golden signals of each route.
 //!
 //! Without a destination, the rows are a workload's inbound routes (the
-//! `route_name` its authorization or router attached, per `srv_name`).
+//! `route_name` its authorization or router attached, per `srv_name`),
+//! apart by kind where the responses say it: a port no Server covers is
+//! decided by a default policy (`srv_kind="default"`), whose name a Server
+//! may have too, shown as `default:NAME` as `linkerd viz authz` writes
+//! it; an `HTTPRoute` and a `GRPCRoute` may share a name, shown as
+//! `kind/name` where they do.
 //! With `to`, they are its outbound routes to that service (`dst_service`),
 //! where retries happen; there each row also says how often requests were
 //! retried and how the success rate of single attempts (actual) compares
@@ -33,7 +38,10 @@
 //! ([`DEFAULT_ROUTE`]). `sidecar stat` counts that traffic, and the
 //! sidecar's `*_series_overflow_total` what was folded.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use serde::Serialize;
 
@@ -56,6 +64,17 @@ pub struct RouteRow {
     pub route: String,
     /// The service: the server inbound, the destination outbound.
     pub service: String,
+    /// Inbound, the server's kind (`srv_kind`): `server` for a Server,
+    /// `default` for the default policy of a port no Server covers, which
+    /// may have a Server's name (`all-unauthenticated`); left out of JSON
+    /// outbound and where a scrape does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_kind: Option<String>,
+    /// Inbound, the route's kind (`route_kind`: `HTTPRoute`, `GRPCRoute`,
+    /// `default`), as routes of two kinds may share a name; left out of
+    /// JSON outbound and where a scrape does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_kind: Option<String>,
     /// Success rate, RPS and latency of requests, as callers saw them
     /// (effective); the `actual_*` fields count attempts.
     #[serde(flatten)]
@@ -77,8 +96,14 @@ pub struct RouteRow {
 /// The route rows of `targets` from their deltas: inbound routes, or with
 /// `to` the outbound routes to that service. Sorted by workload, then route.
 pub fn route_rows(targets: &[Target], deltas: &[Option<Delta>], to: Option<&str>) -> Vec<RouteRow> {
-    rows_by(targets, deltas, |s| route_key(s, to))
+    match to {
+        Some(_) => rows_by(targets, deltas, |s| route_key(s, to)),
+        None => rows_by_kinds(targets, deltas, inbound_route_key),
+    }
 }
+
+/// The kinds of an inbound row's server and route, where it says them.
+type RowKinds<'a> = (Option<&'a str>, Option<&'a str>);
 
 /// The route rows of the samples `key` puts in a (route, service), sorted
 /// by workload, route and service. One pass, each sample's row found by
@@ -89,23 +114,34 @@ pub(crate) fn rows_by<'a>(
     deltas: &'a [Option<Delta>],
     key: impl Fn(&'a Sample) -> Option<(&'a str, &'a str)>,
 ) -> Vec<RouteRow> {
-    let mut groups: HashMap<(&str, &str, &str), (Totals, Duration)> = HashMap::new();
+    rows_by_kinds(targets, deltas, |s| key(s).map(|key| (key, (None, None))))
+}
+
+/// [`rows_by`], with rows apart by the kinds of their server and route
+/// too.
+fn rows_by_kinds<'a>(
+    targets: &'a [Target],
+    deltas: &'a [Option<Delta>],
+    key: impl Fn(&'a Sample) -> Option<((&'a str, &'a str), RowKinds<'a>)>,
+) -> Vec<RouteRow> {
+    type Key<'a> = (&'a str, &'a str, &'a str, RowKinds<'a>);
+    let mut groups: HashMap<Key<'a>, (Totals, Duration)> = HashMap::new();
     for (target, delta) in targets.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         for s in delta.samples() {
-            let Some((route, service)) = key(s) else {
+            let Some(((route, service), kinds)) = key(s) else {
                 continue;
             };
             let group = groups
-                .entry((target.name.as_str(), route, service))
+                .entry((target.name.as_str(), route, service, kinds))
                 .or_default();
             group.0.add(s);
             group.1 = group.1.max(delta.elapsed());
         }
         // A histogram left out makes no row, but marks the row it was of.
         for s in delta.dropped_histograms() {
-            if let Some((route, service)) = key(s)
-                && let Some(group) = groups.get_mut(&(target.name.as_str(), route, service))
+            if let Some(((route, service), kinds)) = key(s)
+                && let Some(group) = groups.get_mut(&(target.name.as_str(), route, service, kinds))
             {
                 group.0.add_dropped(s);
             }
@@ -116,16 +152,20 @@ pub(crate) fn rows_by<'a>(
     groups
         .into_iter()
         .filter(|(_, (t, _))| t.responses() > 0.0 || t.retries > 0.0)
-        .map(|((workload, route, service), (t, window))| RouteRow {
-            workload: workload.to_owned(),
-            route: route.to_owned(),
-            service: service.to_owned(),
-            golden: Golden::new(&t, window),
-            retry_ratio: t.retry_ratio(),
-            actual_success: t.actual_success_rate(),
-            actual_rps: t.actual_rps(window),
-            actual_estimated: t.actual_estimated(),
-        })
+        .map(
+            |((workload, route, service, kinds), (t, window))| RouteRow {
+                workload: workload.to_owned(),
+                route: route.to_owned(),
+                service: service.to_owned(),
+                server_kind: kinds.0.map(str::to_owned),
+                route_kind: kinds.1.map(str::to_owned),
+                golden: Golden::new(&t, window),
+                retry_ratio: t.retry_ratio(),
+                actual_success: t.actual_success_rate(),
+                actual_rps: t.actual_rps(window),
+                actual_estimated: t.actual_estimated(),
+            },
+        )
         .collect()
 }
 
@@ -138,9 +178,20 @@ fn route_key<'a>(s: &'a Sample, to: Option<&str>) -> Option<(&'a str, &'a str)> 
     }
     match to {
         Some(to) => outbound_route_key(s).filter(|(_, service)| *service == to),
-        None => (!s.name.starts_with("retry_") && s.label("direction") == Some("inbound"))
-            .then(|| (route_of(s), s.label("srv_name").unwrap_or("-"))),
+        None => inbound_route_key(s).map(|(key, _)| key),
     }
+}
+
+/// The inbound (route, server) of a sample, and their kinds, where it
+/// says them.
+fn inbound_route_key(s: &Sample) -> Option<((&str, &str), RowKinds<'_>)> {
+    let inbound = s.label("overflow") != Some("true")
+        && !s.name.starts_with("retry_")
+        && s.label("direction") == Some("inbound");
+    inbound.then(|| {
+        let key = (route_of(s), s.label("srv_name").unwrap_or("-"));
+        (key, (s.label("srv_kind"), s.label("route_kind")))
+    })
 }
 
 /// The outbound (route, service) of a sample: a retry's, or an outbound
@@ -167,6 +218,44 @@ fn route_of(s: &Sample) -> &str {
         .or_else(|| s.label("route"))
         .unwrap_or(DEFAULT_ROUTE)
 }
+
+/// The ROUTE and SERVICE cells of each of `rows`. An inbound default
+/// policy's server is `default:NAME`, as `linkerd viz authz` writes it,
+/// so that it reads apart from a Server of the same name; a route is
+/// `kind/name` where rows of one workload and server have the name in
+/// more than one kind.
+pub(crate) fn name_cells(rows: &[RouteRow]) -> Vec<[String; 2]> {
+    // A scraped server picks how many routes there are: the kinds of each
+    // name are gathered once, not looked for row by row.
+    let mut kinds: HashMap<_, HashSet<Option<&str>>> = HashMap::new();
+    for r in rows {
+        kinds
+            .entry((&r.workload, &r.service, &r.server_kind, &r.route))
+            .or_default()
+            .insert(r.route_kind.as_deref());
+    }
+    let kinds_of = |r: &RouteRow| {
+        kinds
+            .get(&(&r.workload, &r.service, &r.server_kind, &r.route))
+            .is_some_and(|k| k.len() > 1)
+    };
+    rows.iter()
+        .map(|r| {
+            let route = match &r.route_kind {
+                Some(kind) if kinds_of(r) => format!("{kind}/{}", r.route),
+                _ => r.route.clone(),
+            };
+            let service = match r.server_kind.as_deref() {
+                Some(DEFAULT_SERVER_KIND) => format!("{DEFAULT_SERVER_KIND}:{}", r.service),
+                _ => r.service.clone(),
+            };
+            [route, service]
+        })
+        .collect()
+}
+
+/// The `srv_kind` of a default policy.
+const DEFAULT_SERVER_KIND: &str = "default";
 
 /// Writes `rows` as a table or JSON. The retry columns appear for outbound
 /// routes (`outbound`), where retries happen; a table with the rows of
@@ -199,13 +288,14 @@ pub fn render_routes(
         header.extend(["RETRY_RATIO", "ACTUAL_SUCCESS", "ACTUAL_RPS"]);
     }
     let mut table = Table::new(header);
+    let mut names = name_cells(rows).into_iter();
     for r in rows {
         let mut cells = if several {
             vec![r.workload.clone()]
         } else {
             Vec::new()
         };
-        cells.extend([r.route.clone(), r.service.clone()]);
+        cells.extend(names.next().unwrap_or_default());
         cells.extend(render::golden(&r.golden));
         if outbound {
             let estimate = |cell: String| {
@@ -326,6 +416,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(json.trim(), "[]");
+    }
+
+    #[test]
+    fn a_default_policy_and_a_server_of_its_name_and_routes_of_two_kinds_have_rows_apart() {
+        // Port 9090 is decided by the default policy `all-unauthenticated`,
+        // port 8080 by a Server of that name, which has an HTTPRoute and a
+        // GRPCRoute both named `get`.
+        let line = |srv_kind: &str, route_kind: &str, route: &str, n: u32| {
+            format!(
+                "response_total{{direction=\"inbound\",srv_kind=\"{srv_kind}\",\
+                 srv_name=\"all-unauthenticated\",route_kind=\"{route_kind}\",\
+                 route_name=\"{route}\",classification=\"success\"}} {n}\n"
+            )
+        };
+        let after = Scrape::parse(
+            &[
+                line("default", "default", "default", 10),
+                line("server", "HTTPRoute", "get", 20),
+                line("server", "GRPCRoute", "get", 30),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let delta = Delta::between(&Scrape::default(), &after, Duration::from_secs(10));
+        let targets = Target::parse_list("web=a:1").unwrap();
+        let rows = route_rows(&targets, &[Some(delta)], None);
+        let table = render_routes(&rows, false, Format::Table).unwrap();
+        let names: Vec<(&str, &str, f64)> = table
+            .lines()
+            .skip(1)
+            .zip(&rows)
+            .map(|(line, r)| {
+                let mut cells = line.split_whitespace();
+                (cells.next().unwrap(), cells.next().unwrap(), r.golden.rps)
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("default", "default:all-unauthenticated", 1.0),
+                ("GRPCRoute/get", "all-unauthenticated", 3.0),
+                ("HTTPRoute/get", "all-unauthenticated", 2.0),
+            ],
+            "{table}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_routes(&rows, false, Format::Json).unwrap()).unwrap();
+        assert_eq!(json[0]["service"], "all-unauthenticated");
+        assert_eq!(json[0]["server_kind"], "default");
+        assert_eq!(json[1]["route_kind"], "GRPCRoute");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::{
     Format, QueryError, Scrape, Target, deltas,
     render::{self, Table},
-    routes::{RouteRow, route_rows},
+    routes::{RouteRow, name_cells, route_rows},
     scrape_each, split,
     stat::{StatRow, render_stat, stat_rows},
 };
@@ -102,8 +102,9 @@ pub fn render_frame(frame: &Frame, format: Format) -> Result<String, QueryError>
     let mut header = vec!["WORKLOAD", "ROUTE", "SERVER"];
     header.extend(render::GOLDEN_HEADER);
     let mut table = Table::new(header);
-    for r in &frame.routes {
-        let mut cells = vec![r.workload.clone(), r.route.clone(), r.service.clone()];
+    let names = name_cells(&frame.routes);
+    for (r, [route, server]) in frame.routes.iter().zip(names) {
+        let mut cells = vec![r.workload.clone(), route, server];
         cells.extend(render::golden(&r.golden));
         table.row(cells);
     }
