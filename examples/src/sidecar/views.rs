@@ -223,7 +223,9 @@ pub async fn edges(admin: &str, window: Duration, format: Format) -> Result<Stri
 /// opaque Server's connections have rows of their own, with no route: per
 /// authorization, and for those refused, the TCP_CONN column counts them
 /// in the window. With more than one workload, a WORKLOAD column says
-/// whose each row is.
+/// whose each row is. A port no Server covers shows its default policy
+/// as the server, `default:all-unauthenticated`, as `linkerd viz authz`
+/// does, apart from a Server that has the policy's name.
 ///
 /// # Errors
 ///
