@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use mesh_examples::sidecar::config::ConfigErrorKind;
+use mesh_examples::sidecar::{config::ConfigErrorKind, policy};
 
 use crate::support;
 
@@ -253,4 +253,39 @@ fn a_control_character_is_refused_at_its_line() {
     let error = reject("server:\n  threads: 1\n  ab\u{1}: 2\n");
     assert_error(&error, ConfigErrorKind::Syntax, "", 3);
     assert_eq!(error.column(), Some(5), "{error}");
+}
+
+#[test]
+fn an_inline_policy_mistake_after_blank_lines_is_reported_at_its_own_line() {
+    // The blank line after `inline: |` is the text's first line: the
+    // mistake on line 9 was reported at line 10.
+    let yaml = "policy:
+  inline: |
+
+    apiVersion: policy.linkerd.io/v1beta3
+    kind: Server
+    metadata: {name: web}
+    spec:
+      podSelector: {matchLabels: {app: web}}
+      proxyProtocol: carrier-pigeon
+      port: 8080
+";
+    let config = parse(yaml).unwrap();
+    let error = match policy::compile(&config.policy) {
+        Ok(_) => panic!("a bad policy compiled"),
+        Err(error) => error,
+    };
+    assert_eq!(error.line(), Some(9), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with(
+            "sidecar.yaml: policy.inline: document 1 (Server web): spec.proxyProtocol: "
+        ),
+        "{text}"
+    );
+    assert!(text.contains(" at line 9 column 22"), "{text}");
+    // Without the blank line, everything moves up one.
+    let config = parse(&yaml.replacen("|\n\n", "|\n", 1)).unwrap();
+    let error = policy::compile(&config.policy).err().unwrap();
+    assert_eq!(error.line(), Some(8), "{error}");
 }

@@ -310,8 +310,10 @@ pub(super) fn resolve_policy(
     Ok(settings)
 }
 
-/// Where the inline text's first line is: after the `|` or `>` of a block
-/// scalar, on the line of a flow scalar.
+/// Where the inline text's first line is: the line after the `|` or `>` of
+/// a block scalar, on the line of a flow scalar. A block scalar's blank
+/// lines before its first text are lines of the text too, so they count;
+/// its indentation is that of its first line with text.
 fn inline_origin(source: Source<'_>) -> InlineOrigin {
     let at = locate(source.text, "policy.inline");
     let (line, column) = at.map_or((0, 0), |at| (at.line, at.column));
@@ -329,15 +331,15 @@ fn inline_origin(source: Source<'_>) -> InlineOrigin {
             indent: column.saturating_sub(1),
         };
     }
-    let first = lines
+    let text = lines
         .iter()
-        .enumerate()
         .skip(line)
-        .find(|(_, l)| !l.trim().is_empty());
-    let (index, text) = first.map_or((line, ""), |(i, l)| (i, *l));
+        .find(|l| !l.trim().is_empty())
+        .copied()
+        .unwrap_or("");
     InlineOrigin {
         origin: source.origin.to_owned(),
-        first_line: index + 1,
+        first_line: line + 1,
         indent: text.len() - text.trim_start().len(),
     }
 }
