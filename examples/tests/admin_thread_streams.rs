@@ -40,8 +40,6 @@ async fn server_settings(addr: std::net::SocketAddr) -> Vec<(u16, u32)> {
 }
 
 #[tokio::test]
-#[ignore = "needs a per-connection HTTP/2 stream limit in mesh-core's ServerConfig, which the \
-            admin server's configuration would set"]
 async fn an_admin_connection_is_told_it_may_open_a_handful_of_streams() {
     let sidecar = support::sidecar(
         "outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n\

@@ -11,8 +11,8 @@ use mesh_core::{
     error::BoxError,
     proxy::{ConnectTunnel, orig_proto::DowngradeLayer},
     serve::{
-        Accept, Accepted, ConnectionLimit, PerPeerLimit, PlaintextAccept, Protocol, Retirement,
-        Server, ServerConfig, Shutdown,
+        Accept, Accepted, ConnectionLimit, HTTP2_MAX_CONCURRENT_STREAMS, PerPeerLimit,
+        PlaintextAccept, Protocol, Retirement, Server, ServerConfig, Shutdown,
     },
 };
 use mesh_metrics::{
@@ -95,6 +95,13 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// sessions and the dashboard's own scrapes.
 const ADMIN_MAX_CONNECTIONS_PER_PEER: usize = ADMIN_MAX_CONNECTIONS / 4;
 
+/// The streams one HTTP/2 connection to the admin port may have open at
+/// once. Probes and scrapes need few; at the proxy listeners' 200, one
+/// peer's [`ADMIN_MAX_CONNECTIONS_PER_PEER`] connections could each hold
+/// 200 `/metrics` answers queued for a client that reads none of them.
+/// Linkerd's admin server speaks HTTP/1 only.
+const ADMIN_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 8;
+
 /// The admin listener's accept hook: at most
 /// [`ADMIN_MAX_CONNECTIONS_PER_PEER`] connections per peer address, its
 /// refusals counted in `admin_connections_refused_total` in `registry`.
@@ -149,6 +156,7 @@ impl Shared {
             write_stall_timeout: tuning.write_stall_timeout,
             stream_idle_timeout: tuning.stream_idle_timeout,
             max_request_head_bytes: tuning.max_request_head_bytes,
+            http2_max_concurrent_streams: HTTP2_MAX_CONCURRENT_STREAMS,
         }
     }
 
@@ -163,6 +171,7 @@ impl Shared {
             max_connections: ADMIN_MAX_CONNECTIONS,
             shared_limit: None,
             detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
+            http2_max_concurrent_streams: ADMIN_HTTP2_MAX_CONCURRENT_STREAMS,
             ..proxy
         }
     }

@@ -54,6 +54,7 @@ pub(super) fn hyper(config: &ServerConfig) -> (http1::Builder, http2::Builder<In
         )
         .keep_alive_timeout(bounded(config.http2_keep_alive_timeout))
         .max_send_buf_size(HTTP2_SEND_BUFFER)
+        .max_concurrent_streams(config.http2_max_concurrent_streams.max(1))
         .max_header_list_size(u32::try_from(head_bound(config)).unwrap_or(u32::MAX));
     (http1, http2)
 }

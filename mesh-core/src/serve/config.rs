@@ -169,7 +169,20 @@ pub struct ServerConfig {
     /// stream has one timer, moved only when it fires; when off, streams
     /// have none.
     pub stream_idle_timeout: Option<Duration>,
+    /// How many streams one HTTP/2 connection may have open at once,
+    /// announced to the client in `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    /// Default [`HTTP2_MAX_CONCURRENT_STREAMS`], 200, hyper's (which
+    /// hyper's docs say may change, so it is set here); at least 1.
+    ///
+    /// Each open stream may hold a response queued for a client that
+    /// grants no flow-control window, so a port that answers large
+    /// responses to few clients (an admin port's `/metrics`) takes few.
+    pub http2_max_concurrent_streams: u32,
 }
+
+/// [`ServerConfig::http2_max_concurrent_streams`] by default: hyper's
+/// own default, which Linkerd's proxy keeps too.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 200;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -185,6 +198,7 @@ impl Default for ServerConfig {
             http2_keep_alive_timeout: HTTP2_KEEP_ALIVE_TIMEOUT,
             write_stall_timeout: WRITE_STALL_TIMEOUT,
             stream_idle_timeout: None,
+            http2_max_concurrent_streams: HTTP2_MAX_CONCURRENT_STREAMS,
         }
     }
 }

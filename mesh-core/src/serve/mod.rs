@@ -104,8 +104,8 @@ use tower::Service;
 pub use self::{
     accept::{Accept, Accepted, HttpVersion, PlaintextAccept, Retirement},
     config::{
-        HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, MAX_REQUEST_HEAD_BYTES, Protocol,
-        ServerConfig, WRITE_STALL_TIMEOUT,
+        HTTP2_KEEP_ALIVE_INTERVAL, HTTP2_KEEP_ALIVE_TIMEOUT, HTTP2_MAX_CONCURRENT_STREAMS,
+        MAX_REQUEST_HEAD_BYTES, Protocol, ServerConfig, WRITE_STALL_TIMEOUT,
     },
     connection::{OpaqueConnection, RefuseOpaque},
     limit::{ConnectionLimit, PeerIo, PerPeerFuture, PerPeerLimit},
