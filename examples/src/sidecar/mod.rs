@@ -30,7 +30,9 @@
 //! families. Each runtime builds its own stacks and connection pools from
 //! them.
 //!
-//! The sidecar runs one current-thread tokio runtime per core. Each runtime
+//! The sidecar runs one current-thread tokio runtime per core, and one more
+//! thread for the admin server, so that probes are answered however busy
+//! the proxy is. Each proxy runtime
 //! has its own `SO_REUSEPORT` socket on every listener, its own upstream
 //! connection pools and its own copy of every stack, so requests never hop
 //! between threads and no lock is shared on the request path. On a 2-core
