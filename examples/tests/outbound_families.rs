@@ -229,7 +229,9 @@ spec:
 /// as mesh-retry reads them keep a rule's API group and namespace to
 /// themselves, so those are empty.
 fn http_route(name: &str) -> String {
-    format!("route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"{name}\"")
+    format!(
+        "route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"{name}\""
+    )
 }
 
 /// A backend that answers every request with `name`.

@@ -127,9 +127,7 @@ fn a_policy_named_deny_counts_apart_from_the_access_policy_deny() {
         format!(
             r#"inbound_tcp_authz_allow_total{{{SRV},authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="deny",tls="no_identity"}} 1"#
         ),
-        format!(
-            r#"inbound_tcp_authz_deny_total{{{SRV},tls="no_identity"}} 1"#
-        ),
+        format!(r#"inbound_tcp_authz_deny_total{{{SRV},tls="no_identity"}} 1"#),
     ] {
         assert!(text.contains(&line), "missing {line}\n{text}");
     }

@@ -482,11 +482,7 @@ const BOOKS_CASES: &[Case] = &[
         "GET",
         "/",
         &[],
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated",
-        ),
+        Allow("all-unauthenticated", "default", "all-unauthenticated"),
     ),
     (
         "a Server selecting other pods covers nothing here",
@@ -496,11 +492,7 @@ const BOOKS_CASES: &[Case] = &[
         "GET",
         "/",
         &[],
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated",
-        ),
+        Allow("all-unauthenticated", "default", "all-unauthenticated"),
     ),
 ];
 
@@ -531,11 +523,7 @@ fn default_policy_decisions() {
             Plain,
             OUT,
             "/",
-            Allow(
-                "all-unauthenticated",
-                "default",
-                "all-unauthenticated",
-            ),
+            Allow("all-unauthenticated", "default", "all-unauthenticated"),
         ),
         (
             DefaultPolicy::AllAuthenticated,
@@ -556,11 +544,7 @@ fn default_policy_decisions() {
             Id(STRANGER),
             OUT,
             "/",
-            Allow(
-                "all-authenticated",
-                "default",
-                "all-authenticated",
-            ),
+            Allow("all-authenticated", "default", "all-authenticated"),
         ),
         (
             DefaultPolicy::AllAuthenticated,
@@ -574,11 +558,7 @@ fn default_policy_decisions() {
             Id(STRANGER),
             IN,
             "/",
-            Allow(
-                "cluster-authenticated",
-                "default",
-                "cluster-authenticated",
-            ),
+            Allow("cluster-authenticated", "default", "cluster-authenticated"),
         ),
         (
             DefaultPolicy::ClusterAuthenticated,
@@ -630,13 +610,7 @@ fn default_policy_decisions() {
             "/",
             Deny("cluster-unauthenticated"),
         ),
-        (
-            DefaultPolicy::Deny,
-            Id(WEBAPP),
-            IN,
-            "/",
-            Deny("deny"),
-        ),
+        (DefaultPolicy::Deny, Id(WEBAPP), IN, "/", Deny("deny")),
         (
             DefaultPolicy::Deny,
             Plain,
@@ -715,22 +689,14 @@ fn the_guides_manifests_allow_unauthenticated_clients_to_web_on_port_80() {
     // Port 8080 is not the Server's.
     assert_eq!(
         decide(&policy, 8080, Plain, IN, "GET", "/", &[]),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        )
+        Allow("all-unauthenticated", "default", "all-unauthenticated")
     );
     // Another workload is not selected.
     let vote = Workload::new("emojivoto").with_label("app", "vote");
     let policy = compile(GUIDE, &vote, &PolicyConfig::default());
     assert_eq!(
         decide(&policy, 80, Plain, IN, "GET", "/", &[]),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        )
+        Allow("all-unauthenticated", "default", "all-unauthenticated")
     );
 }
 

@@ -48,11 +48,7 @@ fn new_requests_see_a_swapped_policy_at_once() {
     let mut changes = store.subscribe();
     assert_eq!(
         at_80(&store),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        )
+        Allow("all-unauthenticated", "default", "all-unauthenticated")
     );
 
     store
@@ -66,10 +62,7 @@ fn new_requests_see_a_swapped_policy_at_once() {
     let config = PolicyConfig::default().with_default_policy(DefaultPolicy::Audit);
     store.swap(Policy::empty(&web(), &config, &PolicyMetrics::default()));
     assert!(changes.has_changed().unwrap());
-    assert_eq!(
-        at_80(&store),
-        Audit("audit", "default", "audit")
-    );
+    assert_eq!(at_80(&store), Audit("audit", "default", "audit"));
 }
 
 #[test]
@@ -104,11 +97,7 @@ fn a_bad_reload_keeps_the_old_policy_serving() {
     assert_eq!(at_80(&store), Deny("web"));
     assert_eq!(
         decide(&store.load(), 81, Plain, Some("10.1.2.3"), "GET", "/", &[]),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        ),
+        Allow("all-unauthenticated", "default", "all-unauthenticated"),
         "the good first document was not applied either"
     );
     assert_eq!(
@@ -137,11 +126,7 @@ async fn the_watcher_reloads_changed_files_and_skips_bad_ones() {
     changes.changed().await.unwrap();
     assert_eq!(
         at_80(&store),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        )
+        Allow("all-unauthenticated", "default", "all-unauthenticated")
     );
 
     std::fs::write(&path, STRICT).unwrap();
@@ -207,11 +192,7 @@ fn check_reads_files_and_inline_documents_without_swapping() {
     // Compiling does not put the policy in force.
     assert_eq!(
         at_80(&store),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        )
+        Allow("all-unauthenticated", "default", "all-unauthenticated")
     );
 
     let missing = PolicyFiles::new().with_file(dir.path().join("missing.yaml"));

@@ -418,11 +418,7 @@ spec:
                 "/",
                 &[]
             ),
-            Allow(
-                "all-unauthenticated",
-                "default",
-                "all-unauthenticated"
-            )
+            Allow("all-unauthenticated", "default", "all-unauthenticated")
         );
     }
 }

@@ -63,11 +63,7 @@ fn a_server_for_external_workloads_does_not_select_the_workload() {
     let policy = compile(VM, &workload(), &PolicyConfig::default());
     assert_eq!(
         decide(&policy, 80, Plain, None, "GET", "/", &[]),
-        Allow(
-            "all-unauthenticated",
-            "default",
-            "all-unauthenticated"
-        )
+        Allow("all-unauthenticated", "default", "all-unauthenticated")
     );
 }
 
