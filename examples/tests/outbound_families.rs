@@ -225,9 +225,8 @@ spec:
     - {name: emoji-v2, port: 8080, weight: 3}
 ";
 
-/// An `HTTPRoute` as the sidecar labels it: its kind and name. The routes
-/// as mesh-retry reads them keep a rule's API group and namespace to
-/// themselves, so those are empty.
+/// An `HTTPRoute` of the Gateway API in `emojivoto` as the sidecar labels
+/// it: its API group, kind, namespace and name.
 fn http_route(name: &str) -> String {
     format!(
         "route_group=\"gateway.networking.k8s.io\",route_kind=\"HTTPRoute\",route_namespace=\"emojivoto\",route_name=\"{name}\""
