@@ -21,7 +21,10 @@
 //! as it is, and the HTTP/2 `:authority` is the same host: the authority
 //! the request was sent for, never the endpoint's address (the connection
 //! goes to the endpoint whatever the URI names; see
-//! [`ForEndpoint`](crate::client::ForEndpoint)).
+//! [`ForEndpoint`](crate::client::ForEndpoint)). A request that arrives
+//! with an `:authority` and no `Host` is given its `:authority` as `Host`
+//! when it is turned back, as RFC 9113 §8.3.1 asks of a converter to
+//! HTTP/1.1.
 //!
 //! Only a server that runs the downgrade may be sent upgraded requests; a
 //! client decides per destination, typically for peers it reaches over
@@ -130,10 +133,22 @@ fn downgrade<B>(req: &mut Request<B>) {
     };
     if mark == HTTP_11 {
         *req.version_mut() = Version::HTTP_11;
-        // The `:authority` names this proxy, the endpoint the sending
-        // proxy connected to; the client's authority is in `Host`. Over
-        // HTTP/1.1 the request would have come in origin form, and read as
-        // absolute form its URI would put this proxy's address in `Host`.
+        // Over HTTP/1.1 the request would have come in origin form, its
+        // authority in `Host`. The `Host` it carries is the client's,
+        // and wins; one that carries none (a caller in the process names
+        // its host in the URI alone) gets the `:authority`, which RFC
+        // 9113 §8.3.1 has a converter to HTTP/1.1 copy into a `Host` it
+        // creates. Without it the application, and every layer that
+        // routes by host, would see none.
+        if !req.headers().contains_key(header::HOST)
+            && let Some(host) = req
+                .uri()
+                .authority()
+                .map(|a| a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h))
+                .and_then(|host| HeaderValue::from_str(host).ok())
+        {
+            req.headers_mut().insert(header::HOST, host);
+        }
         if let Some(path) = req.uri().path_and_query().cloned() {
             *req.uri_mut() = http::Uri::from(path);
         }
@@ -222,6 +237,26 @@ mod tests {
         odd.headers_mut()
             .insert(ORIG_PROTO, HeaderValue::from_static("HTTP/1.0"));
         assert_eq!(svc.oneshot(odd).await.unwrap(), (Version::HTTP_2, false));
+    }
+
+    #[test]
+    fn a_marked_request_without_host_gets_its_authority_as_host() {
+        for (uri, host) in [
+            ("http://web.example:8080/list", "web.example:8080"),
+            ("http://user@web/list", "web"),
+        ] {
+            let mut req = Request::get(uri).body(()).unwrap();
+            assert!(upgrade(&mut req));
+            downgrade(&mut req);
+            assert_eq!(req.version(), Version::HTTP_11);
+            assert_eq!(req.headers()[header::HOST], host, "{uri}");
+            assert_eq!(req.uri(), "/list");
+        }
+        // The client's own `Host` wins over the `:authority`.
+        let mut req = request(Version::HTTP_11);
+        assert!(upgrade(&mut req));
+        downgrade(&mut req);
+        assert_eq!(req.headers()[header::HOST], "web");
     }
 
     #[test]
