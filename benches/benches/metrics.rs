@@ -63,18 +63,18 @@ fn request(route: RouteId) -> Request<()> {
     req.extensions_mut().insert(connection(50000));
     req.extensions_mut().insert(Authorized {
         server: Arc::from("emoji-grpc"),
-        server_kind: mesh_core::labels::ResourceKind {
+        server_kind: &mesh_core::labels::ResourceKind {
             group: "policy.linkerd.io",
             kind: "server",
         },
         server_port: Some(8080),
         route: Arc::from("list"),
-        route_kind: Some(mesh_core::labels::ResourceKind {
+        route_kind: Some(&mesh_core::labels::ResourceKind {
             group: "policy.linkerd.io",
             kind: "HTTPRoute",
         }),
         authz: Arc::from("web-only"),
-        authz_kind: mesh_core::labels::ResourceKind {
+        authz_kind: &mesh_core::labels::ResourceKind {
             group: "policy.linkerd.io",
             kind: "authorizationpolicy",
         },

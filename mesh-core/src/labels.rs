@@ -16,8 +16,10 @@ use std::sync::Arc;
 /// A name alone does not say which resource decided: a Server and the
 /// default server of a port no Server covers, or an `AuthorizationPolicy`
 /// and a `ServerAuthorization`, may share one. Their group and kind tell
-/// them apart. Both are fixed strings, known when a policy is compiled,
-/// so carrying them costs a request nothing.
+/// them apart. Both are fixed strings, known when a policy is compiled:
+/// an [`Authorized`] refers to a kind the deciding layer defines once
+/// (`&'static`), so that copying one, or checking that two requests name
+/// the same, is a pointer's work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceKind {
     /// The API group: `policy.linkerd.io`, `gateway.networking.k8s.io`,
@@ -51,7 +53,7 @@ pub struct Authorized {
     pub server: Arc<str>,
     /// The `Server`'s group and kind, [`ResourceKind::DEFAULT`] for the
     /// default server.
-    pub server_kind: ResourceKind,
+    pub server_kind: &'static ResourceKind,
     /// The port the `Server` covers (a named port resolved); `None` for
     /// the default server, which answers every port no Server covers.
     pub server_port: Option<u16>,
@@ -60,13 +62,13 @@ pub struct Authorized {
     /// The route's group and kind; `None` when the deciding layer does
     /// not know it, and metrics then leave `route_group` and `route_kind`
     /// out.
-    pub route_kind: Option<ResourceKind>,
+    pub route_kind: Option<&'static ResourceKind>,
     /// The authorization that allowed the request.
     pub authz: Arc<str>,
     /// The authorization's group and kind: an `AuthorizationPolicy` or a
     /// `ServerAuthorization`, or [`ResourceKind::DEFAULT`] for a default
     /// policy, an `accessPolicy` or the probe exception.
-    pub authz_kind: ResourceKind,
+    pub authz_kind: &'static ResourceKind,
     /// Whether the request was allowed only because the policy is in audit
     /// mode: it would have been denied.
     pub audit: bool,

@@ -28,18 +28,18 @@ fn request(route: &str, path: &str) -> Request<Full<Bytes>> {
     });
     req.extensions_mut().insert(Authorized {
         server: Arc::from("emoji-grpc"),
-        server_kind: ResourceKind {
+        server_kind: &ResourceKind {
             group: "policy.linkerd.io",
             kind: "server",
         },
         server_port: Some(8080),
         route: Arc::from(route),
-        route_kind: Some(ResourceKind {
+        route_kind: Some(&ResourceKind {
             group: "gateway.networking.k8s.io",
             kind: "HTTPRoute",
         }),
         authz: Arc::from("web-only"),
-        authz_kind: ResourceKind {
+        authz_kind: &ResourceKind {
             group: "policy.linkerd.io",
             kind: "authorizationpolicy",
         },

@@ -23,19 +23,19 @@ use mesh_metrics::{HttpMetrics, MetricsLayer};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use tower::{ServiceBuilder, service_fn};
 
-const SERVER: ResourceKind = ResourceKind {
+static SERVER: ResourceKind = ResourceKind {
     group: "policy.linkerd.io",
     kind: "server",
 };
-const AUTHORIZATION_POLICY: ResourceKind = ResourceKind {
+static AUTHORIZATION_POLICY: ResourceKind = ResourceKind {
     group: "policy.linkerd.io",
     kind: "authorizationpolicy",
 };
-const SERVER_AUTHORIZATION: ResourceKind = ResourceKind {
+static SERVER_AUTHORIZATION: ResourceKind = ResourceKind {
     group: "policy.linkerd.io",
     kind: "serverauthorization",
 };
-const HTTP_ROUTE: ResourceKind = ResourceKind {
+static HTTP_ROUTE: ResourceKind = ResourceKind {
     group: "policy.linkerd.io",
     kind: "HTTPRoute",
 };
@@ -48,22 +48,22 @@ fn decided(path: &str) -> Option<Authorized> {
         server_kind,
         server_port,
         route: Arc::from("default"),
-        route_kind: Some(ResourceKind::DEFAULT),
+        route_kind: Some(&ResourceKind::DEFAULT),
         authz: Arc::from(authz),
         authz_kind,
         audit: false,
     };
     Some(match path {
         // A Server named as the default policy is, and the default server.
-        "/server" => authorized(SERVER, Some(8080), ResourceKind::DEFAULT, "deny"),
-        "/default" => authorized(ResourceKind::DEFAULT, None, ResourceKind::DEFAULT, "deny"),
+        "/server" => authorized(&SERVER, Some(8080), &ResourceKind::DEFAULT, "deny"),
+        "/default" => authorized(&ResourceKind::DEFAULT, None, &ResourceKind::DEFAULT, "deny"),
         // Two authorizations of one name, of two kinds.
-        "/policy" => authorized(SERVER, Some(8080), AUTHORIZATION_POLICY, "clients"),
-        "/serverauthz" => authorized(SERVER, Some(8080), SERVER_AUTHORIZATION, "clients"),
+        "/policy" => authorized(&SERVER, Some(8080), &AUTHORIZATION_POLICY, "clients"),
+        "/serverauthz" => authorized(&SERVER, Some(8080), &SERVER_AUTHORIZATION, "clients"),
         "/route" => Authorized {
             route: Arc::from("list"),
-            route_kind: Some(HTTP_ROUTE),
-            ..authorized(SERVER, Some(8080), AUTHORIZATION_POLICY, "clients")
+            route_kind: Some(&HTTP_ROUTE),
+            ..authorized(&SERVER, Some(8080), &AUTHORIZATION_POLICY, "clients")
         },
         _ => return None,
     })

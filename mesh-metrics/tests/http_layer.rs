@@ -237,12 +237,12 @@ async fn each_direction_reads_only_the_labels_that_belong_to_it() {
             .insert(mesh_core::labels::DstService("emoji".into()));
         req.extensions_mut().insert(mesh_core::labels::Authorized {
             server: "emoji-grpc".into(),
-            server_kind: mesh_core::labels::ResourceKind::DEFAULT,
+            server_kind: &mesh_core::labels::ResourceKind::DEFAULT,
             server_port: None,
             route: "list".into(),
             route_kind: None,
             authz: "web-only".into(),
-            authz_kind: mesh_core::labels::ResourceKind::DEFAULT,
+            authz_kind: &mesh_core::labels::ResourceKind::DEFAULT,
             audit: false,
         });
         req

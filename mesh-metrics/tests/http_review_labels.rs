@@ -42,12 +42,12 @@ fn inbound(peer: &str, route: &str, authz: &str) -> Request<()> {
     });
     req.extensions_mut().insert(Authorized {
         server: Arc::from("srv"),
-        server_kind: mesh_core::labels::ResourceKind::DEFAULT,
+        server_kind: &mesh_core::labels::ResourceKind::DEFAULT,
         server_port: None,
         route: Arc::from(route),
         route_kind: None,
         authz: Arc::from(authz),
-        authz_kind: mesh_core::labels::ResourceKind::DEFAULT,
+        authz_kind: &mesh_core::labels::ResourceKind::DEFAULT,
         audit: false,
     });
     req.extensions_mut().insert(RouteId::new(route));
@@ -179,12 +179,12 @@ async fn label_values_are_escaped_in_every_family() {
     let mut req = Request::new(());
     req.extensions_mut().insert(Authorized {
         server: Arc::from("s\"rv"),
-        server_kind: mesh_core::labels::ResourceKind::DEFAULT,
+        server_kind: &mesh_core::labels::ResourceKind::DEFAULT,
         server_port: None,
         route: Arc::from("r"),
         route_kind: None,
         authz: Arc::from("a\\z"),
-        authz_kind: mesh_core::labels::ResourceKind::DEFAULT,
+        authz_kind: &mesh_core::labels::ResourceKind::DEFAULT,
         audit: false,
     });
     req.extensions_mut().insert(RouteId::new("get \"x\"\n\\y"));

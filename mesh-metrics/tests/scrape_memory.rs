@@ -56,18 +56,18 @@ async fn exposition() -> String {
                     } else {
                         "emoji-http"
                     }),
-                    server_kind: mesh_core::labels::ResourceKind {
+                    server_kind: &mesh_core::labels::ResourceKind {
                         group: "policy.linkerd.io",
                         kind: "server",
                     },
                     server_port: Some(8080),
                     route: Arc::from(format!("route-{route}")),
-                    route_kind: Some(mesh_core::labels::ResourceKind {
+                    route_kind: Some(&mesh_core::labels::ResourceKind {
                         group: "policy.linkerd.io",
                         kind: "HTTPRoute",
                     }),
                     authz: Arc::from("emojivoto-clients"),
-                    authz_kind: mesh_core::labels::ResourceKind {
+                    authz_kind: &mesh_core::labels::ResourceKind {
                         group: "policy.linkerd.io",
                         kind: "authorizationpolicy",
                     },

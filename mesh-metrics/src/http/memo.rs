@@ -39,7 +39,7 @@ use mesh_core::{
 use super::target::{Shared, TargetHandles};
 use crate::{
     family::cache::{same_opt_str, same_str},
-    labels::{Direction, same_opt_kind},
+    labels::{Direction, same_kind, same_opt_kind},
 };
 
 /// How many slots a service's memo has. A request's values pick its slot.
@@ -64,7 +64,10 @@ pub(crate) struct Targets {
 /// One kept target, and the values its labels came from.
 #[derive(Debug)]
 struct Entry {
-    target_addr: Option<SocketAddr>,
+    /// The address the first request's connection was accepted on. The
+    /// port that may name the target instead is the same for every entry,
+    /// so equal addresses give equal targets.
+    local_addr: Option<SocketAddr>,
     tls: Option<Tls>,
     authorized: Option<Authorized>,
     route: Option<RouteId>,
@@ -75,12 +78,11 @@ struct Entry {
 /// The request extensions a target's labels come from, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sources<'a> {
-    /// The address the connection came to, with the port Servers are
-    /// matched against; inbound only.
-    pub(crate) target_addr: Option<SocketAddr>,
-    /// The connection's TLS status; inbound only, as outbound TLS labels
-    /// come from configuration.
-    pub(crate) tls: Option<&'a Tls>,
+    /// The connection: its TLS status and the address it came to; inbound
+    /// only, as outbound TLS labels come from configuration.
+    conn: Option<&'a ConnectionInfo>,
+    /// The port that names the target in place of the connection's own.
+    target_port: Option<u16>,
     /// The policy decision; inbound only.
     pub(crate) authorized: Option<&'a Authorized>,
     pub(crate) route: Option<&'a RouteId>,
@@ -96,22 +98,16 @@ impl<'a> Sources<'a> {
     fn of<B>(direction: Direction, target_port: Option<u16>, req: &'a Request<B>) -> Self {
         let ext = req.extensions();
         match direction {
-            Direction::Inbound => {
-                let info = ext.get::<ConnectionInfo>();
-                Self {
-                    target_addr: info.map(|info| match target_port {
-                        Some(port) => SocketAddr::new(info.local_addr.ip(), port),
-                        None => info.local_addr,
-                    }),
-                    tls: info.map(|info| &info.tls),
-                    authorized: ext.get::<Authorized>(),
-                    route: ext.get::<RouteId>(),
-                    dst_service: None,
-                }
-            }
+            Direction::Inbound => Self {
+                conn: ext.get::<ConnectionInfo>(),
+                target_port,
+                authorized: ext.get::<Authorized>(),
+                route: ext.get::<RouteId>(),
+                dst_service: None,
+            },
             Direction::Outbound => Self {
-                target_addr: None,
-                tls: None,
+                conn: None,
+                target_port: None,
                 authorized: None,
                 route: ext.get::<RouteId>(),
                 dst_service: ext.get::<DstService>(),
@@ -119,14 +115,40 @@ impl<'a> Sources<'a> {
         }
     }
 
-    /// The slot of these values: the target port, and the strings'
+    /// The connection's TLS status; inbound only.
+    #[inline]
+    pub(crate) fn tls(&self) -> Option<&'a Tls> {
+        self.conn.map(|info| &info.tls)
+    }
+
+    /// The address the connection came to, with the port Servers are
+    /// matched against; inbound only.
+    #[inline]
+    pub(crate) fn target_addr(&self) -> Option<SocketAddr> {
+        self.conn.map(|info| match self.target_port {
+            Some(port) => SocketAddr::new(info.local_addr.ip(), port),
+            None => info.local_addr,
+        })
+    }
+
+    /// Whether `kept` is the address the connection was accepted on.
+    #[inline]
+    fn same_local_addr(&self, kept: Option<&SocketAddr>) -> bool {
+        match (self.conn, kept) {
+            (Some(info), Some(kept)) => info.local_addr == *kept,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// The slot of these values: the local port, and the strings'
     /// lengths and last bytes, which is cheap, and the same for equal
     /// values wherever they were allocated.
     #[inline]
     fn slot(&self) -> usize {
         let mut h = 0;
-        if let Some(addr) = self.target_addr {
-            h = mix(h, u64::from(addr.port()));
+        if let Some(info) = self.conn {
+            h = mix(h, u64::from(info.local_addr.port()));
         }
         if let Some(a) = self.authorized {
             h = mix(h, fingerprint(&a.authz));
@@ -135,7 +157,7 @@ impl<'a> Sources<'a> {
         if let Some(route) = self.route {
             h = mix(h, fingerprint(route.as_str()));
         }
-        if let Some(Tls::Mutual { peer }) = self.tls {
+        if let Some(Tls::Mutual { peer }) = self.tls() {
             h = mix(h, fingerprint(peer.as_str()));
         }
         if let Some(dst) = self.dst_service {
@@ -152,25 +174,13 @@ impl<'a> Sources<'a> {
         same_opt_str(
             self.route.map(RouteId::as_str),
             entry.route.as_ref().map(RouteId::as_str),
-        ) && self.target_addr == entry.target_addr
-            && match (self.authorized, &entry.authorized) {
-                (Some(a), Some(b)) => {
-                    same_str(&a.authz, &b.authz)
-                        && same_str(&a.route, &b.route)
-                        && same_str(&a.server, &b.server)
-                        && a.server_port == b.server_port
-                        && same_opt_kind(Some(a.authz_kind), Some(b.authz_kind))
-                        && same_opt_kind(a.route_kind, b.route_kind)
-                        && same_opt_kind(Some(a.server_kind), Some(b.server_kind))
-                }
-                (None, None) => true,
-                _ => false,
-            }
+        ) && self.same_local_addr(entry.local_addr.as_ref())
+            && same_policy(self.authorized, entry.authorized.as_ref())
             && same_opt_str(
                 self.dst_service.map(DstService::as_str),
                 entry.dst_service.as_ref().map(DstService::as_str),
             )
-            && match (self.tls, &entry.tls) {
+            && match (self.tls(), &entry.tls) {
                 (Some(a), Some(b)) => same_tls(a, b),
                 (None, None) => true,
                 _ => false,
@@ -179,8 +189,8 @@ impl<'a> Sources<'a> {
 
     fn to_entry(self, target: Arc<TargetHandles>) -> Entry {
         Entry {
-            target_addr: self.target_addr,
-            tls: self.tls.cloned(),
+            local_addr: self.conn.map(|info| info.local_addr),
+            tls: self.tls().cloned(),
             authorized: self.authorized.cloned(),
             route: self.route.cloned(),
             dst_service: self.dst_service.cloned(),
@@ -231,6 +241,25 @@ impl Targets {
             .flatten()
             .filter(|way| way.get().is_some())
             .count()
+    }
+}
+
+/// Whether two policy decisions give the same labels' values: names by
+/// address or bytes, kinds by address or bytes, and the Server's port.
+#[inline]
+fn same_policy(a: Option<&Authorized>, b: Option<&Authorized>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            same_str(&a.authz, &b.authz)
+                && same_str(&a.route, &b.route)
+                && same_str(&a.server, &b.server)
+                && a.server_port == b.server_port
+                && same_kind(a.authz_kind, b.authz_kind)
+                && same_kind(a.server_kind, b.server_kind)
+                && same_opt_kind(a.route_kind, b.route_kind)
+        }
+        (None, None) => true,
+        _ => false,
     }
 }
 
@@ -297,12 +326,12 @@ mod tests {
         });
         req.extensions_mut().insert(Authorized {
             server: Arc::from("srv"),
-            server_kind: ResourceKind::DEFAULT,
+            server_kind: &ResourceKind::DEFAULT,
             server_port: None,
             route: Arc::from(route),
             route_kind: None,
             authz: Arc::from(authz),
-            authz_kind: ResourceKind::DEFAULT,
+            authz_kind: &ResourceKind::DEFAULT,
             audit: false,
         });
         req.extensions_mut().insert(RouteId::new(route));
@@ -329,19 +358,19 @@ mod tests {
             req
         };
         let server = with(|a| {
-            a.server_kind = ResourceKind {
+            a.server_kind = &ResourceKind {
                 group: "policy.linkerd.io",
                 kind: "server",
             };
         });
         let port = with(|a| a.server_port = Some(8080));
         let authz = with(|a| {
-            a.authz_kind = ResourceKind {
+            a.authz_kind = &ResourceKind {
                 group: "policy.linkerd.io",
                 kind: "serverauthorization",
             };
         });
-        let route = with(|a| a.route_kind = Some(ResourceKind::DEFAULT));
+        let route = with(|a| a.route_kind = Some(&ResourceKind::DEFAULT));
         let found: Vec<_> = [&plain, &server, &port, &authz, &route]
             .into_iter()
             .map(|req| targets.find(req))

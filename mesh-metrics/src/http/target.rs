@@ -66,7 +66,7 @@ impl Shared {
         let authorized = sources.authorized;
         let dst_service = sources.dst_service.map(DstService::as_str);
         let tls = match self.direction {
-            Direction::Inbound => sources.tls.map_or(TlsView::Absent, TlsView::of),
+            Direction::Inbound => sources.tls().map_or(TlsView::Absent, TlsView::of),
             Direction::Outbound => dst_service
                 .and_then(|svc| self.server_tls.by_service.get(svc))
                 .or(self.server_tls.default.as_ref())
@@ -75,7 +75,7 @@ impl Shared {
         TargetView {
             direction: self.direction,
             dst_service,
-            target_addr: sources.target_addr,
+            target_addr: sources.target_addr(),
             srv_kind: authorized.map(|a| a.server_kind),
             srv_name: authorized.map(|a| &*a.server),
             srv_port: authorized.and_then(|a| a.server_port),

@@ -211,12 +211,12 @@ pub(crate) struct TargetView<'a> {
     /// Inbound: the address the connection came to, with the port a
     /// Server's `port` is matched against.
     pub(crate) target_addr: Option<SocketAddr>,
-    pub(crate) srv_kind: Option<ResourceKind>,
+    pub(crate) srv_kind: Option<&'static ResourceKind>,
     pub(crate) srv_name: Option<&'a str>,
     pub(crate) srv_port: Option<u16>,
-    pub(crate) route_kind: Option<ResourceKind>,
+    pub(crate) route_kind: Option<&'static ResourceKind>,
     pub(crate) route_name: Option<&'a str>,
-    pub(crate) authz_kind: Option<ResourceKind>,
+    pub(crate) authz_kind: Option<&'static ResourceKind>,
     pub(crate) authz_name: Option<&'a str>,
     pub(crate) tls: TlsView<'a>,
 }
@@ -280,35 +280,70 @@ fn hash_addr(hash: &mut WordHash, addr: Option<SocketAddr>) {
 /// Adds a resource's kind to `hash`. Its group is left out: it follows
 /// from the kind but for routes, and [`TargetView::matches`] compares it.
 #[inline]
-fn hash_kind(hash: &mut WordHash, kind: Option<ResourceKind>) {
+fn hash_kind(hash: &mut WordHash, kind: Option<&'static ResourceKind>) {
     hash.opt_str(kind.map(|k| k.kind));
 }
 
-/// Whether two resources' kinds are the same: by address first, as
-/// [`same_str`].
+/// Whether two resources' kinds are the same: the same constant, nearly
+/// always, which one comparison of addresses tells; their strings
+/// otherwise.
 #[inline]
-pub(crate) fn same_opt_kind(a: Option<ResourceKind>, b: Option<ResourceKind>) -> bool {
+pub(crate) fn same_kind(a: &ResourceKind, b: &ResourceKind) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// [`same_kind`] for kinds that may be unknown.
+#[inline]
+pub(crate) fn same_opt_kind(a: Option<&ResourceKind>, b: Option<&ResourceKind>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => same_str(a.kind, b.kind) && same_str(a.group, b.group),
+        (Some(a), Some(b)) => same_kind(a, b),
         (None, None) => true,
         _ => false,
     }
 }
 
 /// The labels every HTTP series of one target shares, owned.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Ordered (as a family's series are kept, and written) by the names
+/// first, as they were before the target and the kinds were labels, so
+/// that creating a series compares the kinds' strings only between label
+/// sets whose names are all alike.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TargetLabels {
     direction: Direction,
     dst_service: Option<Arc<str>>,
     target_addr: Option<SocketAddr>,
-    srv_kind: Option<ResourceKind>,
+    srv_kind: Option<&'static ResourceKind>,
     srv_name: Option<Arc<str>>,
     srv_port: Option<u16>,
-    route_kind: Option<ResourceKind>,
+    route_kind: Option<&'static ResourceKind>,
     route_name: Option<Arc<str>>,
-    authz_kind: Option<ResourceKind>,
+    authz_kind: Option<&'static ResourceKind>,
     authz_name: Option<Arc<str>>,
     tls: TlsLabels,
+}
+
+impl Ord for TargetLabels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.direction
+            .cmp(&other.direction)
+            .then_with(|| self.dst_service.cmp(&other.dst_service))
+            .then_with(|| self.srv_name.cmp(&other.srv_name))
+            .then_with(|| self.route_name.cmp(&other.route_name))
+            .then_with(|| self.authz_name.cmp(&other.authz_name))
+            .then_with(|| self.tls.cmp(&other.tls))
+            .then_with(|| self.target_addr.cmp(&other.target_addr))
+            .then_with(|| self.srv_kind.cmp(&other.srv_kind))
+            .then_with(|| self.srv_port.cmp(&other.srv_port))
+            .then_with(|| self.route_kind.cmp(&other.route_kind))
+            .then_with(|| self.authz_kind.cmp(&other.authz_kind))
+    }
+}
+
+impl PartialOrd for TargetLabels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl TargetLabels {
@@ -398,7 +433,7 @@ const AUTHZ: ResourceLabels = ["authz_group", "authz_kind", "authz_name"];
 fn resource(
     enc: &mut LabelSetEncoder<'_>,
     [group_label, kind_label, name_label]: ResourceLabels,
-    kind: Option<ResourceKind>,
+    kind: Option<&'static ResourceKind>,
     name: Option<&str>,
 ) -> std::fmt::Result {
     if let Some(kind) = kind {

@@ -210,7 +210,7 @@ impl<'p> AllowedRequest<'p> {
     pub fn authorized(&self) -> Authorized {
         let authz_kind = match self.rule {
             Some(rule) => authz_kind(rule.authz.kind),
-            None => ResourceKind::DEFAULT,
+            None => &DEFAULT_KIND,
         };
         Authorized {
             server: self.server.name.clone(),
@@ -247,30 +247,41 @@ impl<'p> AllowedRequest<'p> {
     }
 }
 
+/// The kinds an [`Authorized`] names, as the authorization series label
+/// them; each a `static`, so that every request refers to the same one.
+static DEFAULT_KIND: ResourceKind = ResourceKind::DEFAULT;
+static SERVER_KIND: ResourceKind = ResourceKind {
+    group: POLICY_GROUP,
+    kind: "server",
+};
+static AUTHORIZATION_POLICY_KIND: ResourceKind = ResourceKind {
+    group: POLICY_GROUP,
+    kind: "authorizationpolicy",
+};
+static SERVER_AUTHORIZATION_KIND: ResourceKind = ResourceKind {
+    group: POLICY_GROUP,
+    kind: "serverauthorization",
+};
+
 /// The group and kind of `server`, as its authorization series have
 /// them: a `Server`'s, or `default` for the default server.
 #[inline]
-fn server_kind(server: &ServerEntry) -> ResourceKind {
+fn server_kind(server: &ServerEntry) -> &'static ResourceKind {
     if server.kind == GroupKind::SERVER {
-        ResourceKind {
-            group: POLICY_GROUP,
-            kind: "server",
-        }
+        &SERVER_KIND
     } else {
-        ResourceKind::DEFAULT
+        &DEFAULT_KIND
     }
 }
 
 /// The group and kind of an authorization of `kind`, as its
 /// authorization series have them.
 #[inline]
-fn authz_kind(kind: AuthzKind) -> ResourceKind {
+fn authz_kind(kind: AuthzKind) -> &'static ResourceKind {
     match kind {
-        AuthzKind::AuthorizationPolicy | AuthzKind::ServerAuthorization => ResourceKind {
-            group: POLICY_GROUP,
-            kind: kind.as_str(),
-        },
-        AuthzKind::Probe | AuthzKind::Default => ResourceKind::DEFAULT,
+        AuthzKind::AuthorizationPolicy => &AUTHORIZATION_POLICY_KIND,
+        AuthzKind::ServerAuthorization => &SERVER_AUTHORIZATION_KIND,
+        AuthzKind::Probe | AuthzKind::Default => &DEFAULT_KIND,
     }
 }
 
@@ -485,7 +496,7 @@ spec:
         )
         .unwrap_or_else(|e| panic!("{e}"))
         .policy;
-        let server = ResourceKind {
+        let server = &ResourceKind {
             group: "policy.linkerd.io",
             kind: "server",
         };
@@ -499,14 +510,14 @@ spec:
         }
         assert_eq!(
             by_policy.authz_kind,
-            ResourceKind {
+            &ResourceKind {
                 group: "policy.linkerd.io",
                 kind: "authorizationpolicy",
             }
         );
         assert_eq!(
             by_server_authz.authz_kind,
-            ResourceKind {
+            &ResourceKind {
                 group: "policy.linkerd.io",
                 kind: "serverauthorization",
             }
@@ -515,9 +526,9 @@ spec:
         // A port no Server covers: the default server and policy, which
         // no resource defines.
         let by_default = authorized(&policy, 9090, "10.1.2.3");
-        assert_eq!(by_default.server_kind, ResourceKind::DEFAULT);
+        assert_eq!(by_default.server_kind, &ResourceKind::DEFAULT);
         assert_eq!(by_default.server_port, None);
-        assert_eq!(by_default.authz_kind, ResourceKind::DEFAULT);
+        assert_eq!(by_default.authz_kind, &ResourceKind::DEFAULT);
         assert_eq!(&*by_default.server, "all-unauthenticated");
     }
 }
