@@ -8,7 +8,10 @@
 
 use std::time::Duration;
 
-use mesh_examples::sidecar::{config::ConfigErrorKind, policy};
+use mesh_examples::sidecar::{
+    config::{ConfigErrorKind, SidecarConfig},
+    policy,
+};
 
 use crate::support;
 
@@ -288,4 +291,55 @@ fn an_inline_policy_mistake_after_blank_lines_is_reported_at_its_own_line() {
     let config = parse(&yaml.replacen("|\n\n", "|\n", 1)).unwrap();
     let error = policy::compile(&config.policy).err().unwrap();
     assert_eq!(error.line(), Some(8), "{error}");
+}
+
+/// The environment `sidecar inject` gives a pod whose admin port is
+/// annotated, with `addr` as the address.
+fn admin_env(addr: &'static str) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+    move |name| (name == "MESH_ADMIN_LISTEN_ADDR").then(|| addr.into())
+}
+
+#[test]
+fn a_listener_the_environment_moved_is_not_placed_at_the_files_line() {
+    // The file's `admin.listen` on line 2 is not what clashes: the
+    // variable's address is. The error pointed at line 2 all the same.
+    let (_dir, path) = support::config::file("admin:\n  listen: 0.0.0.0:5191\n");
+    let error = SidecarConfig::load_with_env(&path, admin_env("127.0.0.1:4140")).unwrap_err();
+    assert_eq!(error.origin(), "environment", "{error}");
+    assert_eq!(error.field_path(), "MESH_ADMIN_LISTEN_ADDR", "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("admin.listen: port 4140 is already taken by outbound.listen"),
+        "{text}"
+    );
+    assert!(!text.contains("line 2"), "{text}");
+
+    // A listener of the file's own that the moved one clashes with is
+    // still placed at its line, and the moved one not at the file's.
+    let yaml = "admin:
+  listen: 0.0.0.0:5191
+outbound:
+  services:
+    - name: db
+      endpoints: [127.0.0.1:5432]
+  ports:
+    - listen: 127.0.0.1:15432
+      service: db
+";
+    let (_dir, path) = support::config::file(yaml);
+    let error = SidecarConfig::load_with_env(&path, admin_env("127.0.0.1:15432")).unwrap_err();
+    assert_eq!(error.field_path(), "MESH_ADMIN_LISTEN_ADDR", "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            "outbound.ports[0].listen: port 15432 is already taken by admin.listen \
+             (127.0.0.1:15432) at line 8 column 15"
+        ),
+        "{text}"
+    );
+    // Without the variable the file is fine, and with a free address too.
+    let (_dir, path) = support::config::file(yaml);
+    SidecarConfig::load_with_env(&path, |_| None).unwrap();
+    let config = SidecarConfig::load_with_env(&path, admin_env("127.0.0.1:15191")).unwrap();
+    assert_eq!(config.admin.listen.port(), 15191);
 }

@@ -358,6 +358,11 @@ impl ListenOverrides {
         Ok(Self(overrides))
     }
 
+    /// The fields the variables set, such as `admin.listen`.
+    pub(super) fn fields(&self) -> Vec<&'static str> {
+        self.0.iter().map(|entry| entry.listener.field()).collect()
+    }
+
     /// Whether no variable is set.
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -5,7 +5,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::error::{ConfigError, ConfigErrorKind, Location};
-use super::locate::locate;
 use super::resolve::Source;
 
 /// A socket the sidecar will bind, and the field that asked for it.
@@ -68,7 +67,7 @@ pub(super) fn check_listeners(
         .map(|listener| {
             let location = listener
                 .explicit
-                .then(|| locate(source.text, &listener.path))
+                .then(|| source.locate_listener(&listener.path))
                 .flatten();
             (listener, location)
         })

@@ -108,7 +108,11 @@ impl SidecarConfig {
         // §5.2): the parser would otherwise see a second document, and
         // columns on the first line would count it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        SidecarConfig::read_document(text, origin)?.resolve(Source { origin, text })
+        SidecarConfig::read_document(text, origin)?.resolve(Source {
+            origin,
+            text,
+            moved: &[],
+        })
     }
 
     /// The file as read, before its defaults and its checks across
@@ -281,12 +285,14 @@ impl SidecarConfig {
             .with_source(Some(Box::new(error)))
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut document = SidecarConfig::read_document(text, &origin)?;
+        let mut listen = ListenOverrides::read(&env)?;
+        let moved = listen.fields();
         let source = Source {
             origin: &origin,
             text,
+            moved: &moved,
         };
-        let mut document = SidecarConfig::read_document(text, &origin)?;
-        let mut listen = ListenOverrides::read(&env)?;
         let (config, provenance) = if listen.is_empty() {
             let provenance = listen.provenance(&document);
             (document.resolve(source)?, provenance)

@@ -25,9 +25,22 @@ use super::trace::resolve_tracing;
 pub(super) struct Source<'a> {
     pub(super) origin: &'a str,
     pub(super) text: &'a str,
+    /// The listen fields the environment set (`admin.listen`...): what
+    /// the text writes there is not the value checked, so an error about
+    /// one is not placed at the text's line.
+    pub(super) moved: &'a [&'a str],
 }
 
 impl Source<'_> {
+    /// Where the listener at `path` is written, unless the environment
+    /// moved it.
+    pub(super) fn locate_listener(&self, path: &str) -> Option<super::error::Location> {
+        if self.moved.contains(&path) {
+            return None;
+        }
+        locate(self.text, path)
+    }
+
     /// An error about `path`, at the place `locate_at` is written.
     pub(super) fn error(
         &self,
