@@ -97,6 +97,7 @@ mod outbound_tcp;
 mod parity2_plaintext_tls;
 mod passthrough;
 mod policy;
+mod profile_route_families;
 mod proxy_inbound_oneoff;
 mod proxy_inbound_oneoff_connection;
 mod proxy_inbound_rejects;

@@ -91,6 +91,12 @@
 //! service-level `response_total`, count the request once under its
 //! parent, whichever backend answered it.
 //!
+//! A ServiceProfile route is counted also in Linkerd's ServiceProfile
+//! route families (`route_*` over the retries, `route_actual_*` under
+//! them, see [`profile`](super::profile)), by the same layers: the
+//! route's handles and its backends' carry that level's handles of those
+//! families, `None` on any other route.
+//!
 //! Every label comes from configuration (service and route names) or from
 //! a closed set (status codes, gRPC codes, error kinds), so the families
 //! stay bounded. The handles a request counts into are resolved when the
@@ -128,6 +134,7 @@ pub(crate) use self::grpc::GrpcEnding;
 use super::duration::{REQUEST_BUCKETS, RESPONSE_BUCKETS};
 use super::ends::{Ending, Ends, Families, Names, Sink};
 use super::labels::{BackendLabels, RouteLabels, ServiceRef};
+use super::profile::{ProfileLabels, ProfileLevel, ProfileMetrics, Retryable};
 use super::split::MissingBackend;
 
 /// The route families, registered once and shared by every route.
@@ -138,6 +145,7 @@ pub(crate) struct BackendMetrics {
     grpc_requests: Family<BackendLabels, Counter>,
     backends: Families<BackendLabels>,
     retries: RetryFamilies,
+    profiles: ProfileMetrics,
 }
 
 impl BackendMetrics {
@@ -185,39 +193,72 @@ impl BackendMetrics {
             },
         );
         let retries = RetryFamilies::register(registry);
+        let profiles = ProfileMetrics::register(registry);
         Self {
             routes,
             requests,
             grpc_requests,
             backends,
             retries,
+            profiles,
         }
     }
 
-    /// The handles of the logical requests on the route of `labels`.
-    pub(crate) fn route(&self, labels: &RouteLabels) -> CountedHandles {
-        CountedHandles(Arc::new(Handles::Route(self.routes.ends(labels.clone()))))
+    /// The handles of the logical requests on the route of `labels`,
+    /// counted also in the ServiceProfile route families under `profile`
+    /// for a ServiceProfile route ([`profile`](super::profile)).
+    pub(crate) fn route(
+        &self,
+        labels: &RouteLabels,
+        profile: Option<&ProfileLabels>,
+    ) -> CountedHandles {
+        CountedHandles(Arc::new(Counters {
+            handles: Handles::Route(self.routes.ends(labels.clone())),
+            profile: profile.map(|labels| self.profiles.logical(labels)),
+        }))
     }
 
-    /// The handles of what the route of `route` sends `backend`.
-    pub(crate) fn backend(&self, route: &RouteLabels, backend: ServiceRef) -> CountedHandles {
+    /// The handles of the attempts on the ServiceProfile route of
+    /// `profile`, to be shared by its backends' ([`backend`](Self::backend)).
+    pub(crate) fn profile_attempts(&self, profile: &ProfileLabels) -> Arc<ProfileLevel> {
+        self.profiles.actual(profile)
+    }
+
+    /// The handles of what the route of `route` sends `backend`, counted
+    /// also in the ServiceProfile route's attempts, `attempts`, for a
+    /// ServiceProfile route.
+    pub(crate) fn backend(
+        &self,
+        route: &RouteLabels,
+        backend: ServiceRef,
+        attempts: Option<Arc<ProfileLevel>>,
+    ) -> CountedHandles {
         let labels = route.backend(backend);
-        CountedHandles(Arc::new(Handles::Backend {
-            requests: self.requests.get_or_create(&labels).clone(),
-            grpc_requests: OnceLock::new(),
-            grpc_family: self.grpc_requests.clone(),
-            ends: self.backends.ends(labels),
+        CountedHandles(Arc::new(Counters {
+            handles: Handles::Backend {
+                requests: self.requests.get_or_create(&labels).clone(),
+                grpc_requests: OnceLock::new(),
+                grpc_family: self.grpc_requests.clone(),
+                ends: self.backends.ends(labels),
+            },
+            profile: attempts,
         }))
     }
 
     /// What counts the retries of the route of `labels`, to be told of
-    /// them by its retry layer.
-    pub(crate) fn retries(&self, labels: &RouteLabels) -> Arc<dyn RetryObserver> {
+    /// them by its retry layer; for a ServiceProfile route, also in
+    /// `route_retryable_total` under `profile`.
+    pub(crate) fn retries(
+        &self,
+        labels: &RouteLabels,
+        profile: Option<&ProfileLabels>,
+    ) -> Arc<dyn RetryObserver> {
         Arc::new(RetryCounts {
             http: self.retries.http.resolve(labels),
             grpc: OnceLock::new(),
             families: self.retries.clone(),
             labels: labels.clone(),
+            retryable: profile.map(|labels| self.profiles.retryable(labels)),
         })
     }
 }
@@ -225,7 +266,15 @@ impl BackendMetrics {
 /// One route's counters, or one route backend's. Cloning is an `Arc`
 /// increment.
 #[derive(Clone, Debug)]
-pub(crate) struct CountedHandles(Arc<Handles>);
+pub(crate) struct CountedHandles(Arc<Counters>);
+
+#[derive(Debug)]
+struct Counters {
+    handles: Handles,
+    /// The ServiceProfile route families' handles, at the same level:
+    /// `None` for a route that is no ServiceProfile route.
+    profile: Option<Arc<ProfileLevel>>,
+}
 
 #[derive(Debug)]
 enum Handles {
@@ -242,19 +291,27 @@ enum Handles {
 
 impl CountedHandles {
     fn ends(&self) -> &dyn Sink {
-        match &*self.0 {
+        match &self.0.handles {
             Handles::Route(ends) => ends,
             Handles::Backend { ends, .. } => ends,
         }
     }
 
+    /// The ServiceProfile route families' handles, if any.
+    fn profile(&self) -> Option<&ProfileLevel> {
+        self.0.profile.as_deref()
+    }
+
     fn count_request(&self, grpc: bool) {
+        if let Some(profile) = self.profile() {
+            profile.request();
+        }
         let Handles::Backend {
             requests,
             grpc_requests,
             grpc_family,
             ends,
-        } = &*self.0
+        } = &self.0.handles
         else {
             return;
         };
@@ -338,10 +395,24 @@ struct RetryCounts {
     families: RetryFamilies,
     http: RetryCounters,
     grpc: OnceLock<RetryCounters>,
+    /// A ServiceProfile route's `route_retryable_total`.
+    retryable: Option<Retryable>,
 }
 
 impl RetryObserver for RetryCounts {
     fn observe(&self, event: RetryEvent, grpc: bool) {
+        if let Some(retryable) = &self.retryable {
+            // Linkerd counts each failure its profile retry policy finds
+            // retryable, and those the budget refused; a failure left
+            // unretried for its attempts or its deadline was retryable.
+            match event {
+                RetryEvent::Retry | RetryEvent::LimitExceeded | RetryEvent::DeadlineExceeded => {
+                    retryable.count(true);
+                }
+                RetryEvent::BudgetExhausted => retryable.count(false),
+                _ => {}
+            }
+        }
         let i = match event {
             RetryEvent::Retry => 0,
             RetryEvent::Success => 1,
@@ -455,6 +526,9 @@ where
         Poll::Ready(match result {
             Ok(res) => Ok(grpc::response(res, handles, grpc, *this.started)),
             Err(error) => {
+                if let Some(profile) = handles.profile() {
+                    profile.error(&error);
+                }
                 let ends = handles.ends();
                 let label = error_label(&error);
                 if grpc {
@@ -599,7 +673,7 @@ impl BackendMetrics {
             ServiceRef::new(parent, "ns"),
             RouteRef::resource("gateway.networking.k8s.io", "HTTPRoute", "ns", route),
         );
-        self.backend(&route, ServiceRef::new(backend, "ns"))
+        self.backend(&route, ServiceRef::new(backend, "ns"), None)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The duration histograms of Linkerd's outbound route families, with its
-//! buckets, in seconds.
+//! buckets, in seconds, and of its ServiceProfile route latency
+//! (`route_response_latency_ms`), in milliseconds.
 //!
 //! prometheus-client's `Histogram` takes a lock on every observation; a
 //! request observes two of these (its route's and its backend's), so they
@@ -18,16 +19,19 @@ use std::{
     time::Duration,
 };
 
+use mesh_metrics::LATENCY_BUCKETS_MS;
 use prometheus_client::{
     encoding::{EncodeMetric, MetricEncoder, NoLabelSet},
     metrics::{MetricType, TypedMetric, family::MetricConstructor},
 };
 
-/// Upper bounds, in seconds and in nanoseconds.
+/// Upper bounds, in the unit the histogram is written in and in
+/// nanoseconds, and the microseconds in that unit (for the sum).
 #[derive(Debug)]
 pub(crate) struct Buckets {
-    seconds: &'static [f64],
+    bounds: &'static [f64],
     nanos: &'static [u64],
+    micros_per_unit: f64,
 }
 
 /// `outbound_*_route_request_duration_seconds`: per logical request, over
@@ -35,15 +39,16 @@ pub(crate) struct Buckets {
 /// (`RouteMetrics::REQUEST_BUCKETS` in linkerd2-proxy's
 /// `linkerd/app/outbound/src/http/logical/policy/route/metrics.rs`).
 pub(crate) static REQUEST_BUCKETS: Buckets = Buckets {
-    seconds: &[0.05, 0.5, 1.0, 10.0],
+    bounds: &[0.05, 0.5, 1.0, 10.0],
     nanos: &[50_000_000, 500_000_000, 1_000_000_000, 10_000_000_000],
+    micros_per_unit: 1e6,
 };
 
 /// `outbound_*_route_backend_response_duration_seconds`: per attempt.
 /// Finer at the low end, where a backend's latency is read
 /// (`RouteMetrics::RESPONSE_BUCKETS`, in the same file).
 pub(crate) static RESPONSE_BUCKETS: Buckets = Buckets {
-    seconds: &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0],
+    bounds: &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0],
     nanos: &[
         25_000_000,
         50_000_000,
@@ -53,6 +58,32 @@ pub(crate) static RESPONSE_BUCKETS: Buckets = Buckets {
         1_000_000_000,
         10_000_000_000,
     ],
+    micros_per_unit: 1e6,
+};
+
+/// `route_response_latency_ms`, of ServiceProfile routes: Linkerd's
+/// latency buckets, in milliseconds, as mesh-metrics'
+/// `response_latency_ms` has them ([`LATENCY_BUCKETS_MS`]).
+pub(crate) static LATENCY_MS_BUCKETS: Buckets = Buckets {
+    bounds: &{
+        let mut ms = [0.0; LATENCY_BUCKETS_MS.len()];
+        let mut i = 0;
+        while i < ms.len() {
+            ms[i] = LATENCY_BUCKETS_MS[i] as f64;
+            i += 1;
+        }
+        ms
+    },
+    nanos: &{
+        let mut nanos = [0; LATENCY_BUCKETS_MS.len()];
+        let mut i = 0;
+        while i < nanos.len() {
+            nanos[i] = LATENCY_BUCKETS_MS[i] * 1_000_000;
+            i += 1;
+        }
+        nanos
+    },
+    micros_per_unit: 1e3,
 };
 
 /// A histogram of durations over one set of [`Buckets`]. Cloning shares
@@ -95,7 +126,7 @@ impl DurationHistogram {
 impl fmt::Debug for DurationHistogram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurationHistogram")
-            .field("buckets", &self.0.buckets.seconds)
+            .field("buckets", &self.0.buckets.bounds)
             .finish_non_exhaustive()
     }
 }
@@ -116,11 +147,11 @@ impl EncodeMetric for DurationHistogram {
                 let n = n.load(Ordering::Relaxed);
                 count += n;
                 // prometheus-client writes `le="+Inf"` for `f64::MAX`.
-                let bound = self.0.buckets.seconds.get(i).copied().unwrap_or(f64::MAX);
+                let bound = self.0.buckets.bounds.get(i).copied().unwrap_or(f64::MAX);
                 (bound, n)
             })
             .collect();
-        let sum = self.0.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.0.sum_micros.load(Ordering::Relaxed) as f64 / self.0.buckets.micros_per_unit;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
@@ -174,11 +205,11 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} not in {text}");
         }
-        assert_eq!(RESPONSE_BUCKETS.seconds.len(), RESPONSE_BUCKETS.nanos.len());
+        assert_eq!(RESPONSE_BUCKETS.bounds.len(), RESPONSE_BUCKETS.nanos.len());
         for (s, n) in RESPONSE_BUCKETS
-            .seconds
+            .bounds
             .iter()
-            .chain(REQUEST_BUCKETS.seconds)
+            .chain(REQUEST_BUCKETS.bounds)
             .zip(RESPONSE_BUCKETS.nanos.iter().chain(REQUEST_BUCKETS.nanos))
         {
             assert_eq!((s * 1e9).round() as u64, *n);

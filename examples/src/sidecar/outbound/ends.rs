@@ -178,12 +178,12 @@ where
     }
 }
 
-/// The counters of the first endings seen, set once and never replaced,
-/// so that reading them takes no lock.
+/// The counters (or histograms) of the first endings seen, set once and
+/// never replaced, so that reading them takes no lock.
 #[derive(Debug)]
-struct Kept<E>([OnceLock<(E, Counter)>; KEPT_STATUSES]);
+pub(super) struct Kept<E, M = Counter>([OnceLock<(E, M)>; KEPT_STATUSES]);
 
-impl<E> Default for Kept<E> {
+impl<E, M> Default for Kept<E, M> {
     fn default() -> Self {
         Self(Default::default())
     }
@@ -193,13 +193,21 @@ impl<E: Copy + PartialEq> Kept<E> {
     /// Counts `ending`, in the counter `resolve` finds for it the first
     /// time it is seen.
     fn count(&self, ending: E, resolve: impl Fn(E) -> Counter) {
+        self.with(ending, resolve, Counter::inc);
+    }
+}
+
+impl<E: Copy + PartialEq, M> Kept<E, M> {
+    /// Applies `f` to the metric of `ending`, which `resolve` finds the
+    /// first time it is seen.
+    pub(super) fn with<R>(&self, ending: E, resolve: impl Fn(E) -> M, f: impl FnOnce(&M) -> R) {
         for slot in &self.0 {
-            let (kept, counter) = slot.get_or_init(|| (ending, resolve(ending)));
+            let (kept, metric) = slot.get_or_init(|| (ending, resolve(ending)));
             if *kept == ending {
-                counter.inc();
+                f(metric);
                 return;
             }
         }
-        resolve(ending).inc();
+        f(&resolve(ending));
     }
 }

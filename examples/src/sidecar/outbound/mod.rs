@@ -96,6 +96,7 @@ mod endpoints;
 mod ends;
 mod labels;
 mod plan;
+mod profile;
 mod router;
 mod split;
 mod tcp;
@@ -126,6 +127,7 @@ use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 use self::labels::ServiceRef;
 pub(crate) use self::plan::missing_backends;
 use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
+use self::profile::ProfileLevel;
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};
 use self::split::{Backend, Rescue, Split};
 pub(crate) use self::tcp::{NoHttp, TcpServices};
@@ -431,8 +433,13 @@ fn routes_of(
         .filter_map(|(plan, own)| {
             let own = own.as_ref()?;
             let parent = plan.name.as_str();
-            let counted = |route: &RoutePlan, backend: Backend<Endpoint>, name: ServiceRef| {
-                let handles = layers.backends.backend(&route.labels, name);
+            let counted = |route: &RoutePlan,
+                           attempts: &Option<Arc<ProfileLevel>>,
+                           backend: Backend<Endpoint>,
+                           name: ServiceRef| {
+                let handles = layers
+                    .backends
+                    .backend(&route.labels, name, attempts.clone());
                 Counted::new(backend, handles)
             };
             // A backend without endpoints cannot be configured; its share
@@ -445,6 +452,13 @@ fn routes_of(
                 if route.has_no_weight() {
                     return Split::Nowhere;
                 }
+                // A ServiceProfile route's attempts, whichever backend
+                // each goes to.
+                let attempts = route
+                    .profile
+                    .as_ref()
+                    .map(|profile| layers.backends.profile_attempts(profile));
+                let attempts = &attempts;
                 let backends =
                     route
                         .backends
@@ -454,17 +468,22 @@ fn routes_of(
                                 let endpoint = endpoints.get(*i)?.as_ref()?;
                                 let service = plans.services.get(*i)?.service.clone();
                                 let backend = Backend::Service(endpoint.clone());
-                                Some((counted(route, backend, service), *weight))
+                                Some((counted(route, attempts, backend, service), *weight))
                             }
                             PlannedBackend::Missing(missing) => {
                                 let backend = Backend::Missing(missing.clone());
                                 let service = ServiceRef::new(missing.name(), "");
-                                Some((counted(route, backend, service), *weight))
+                                Some((counted(route, attempts, backend, service), *weight))
                             }
                         });
                 Split::new(backends).unwrap_or_else(|| {
                     let service = plan.service.clone();
-                    Split::One(counted(route, Backend::Service(own.clone()), service))
+                    Split::One(counted(
+                        route,
+                        attempts,
+                        Backend::Service(own.clone()),
+                        service,
+                    ))
                 })
             };
             let route = |route: &RoutePlan| Route {
@@ -475,7 +494,7 @@ fn routes_of(
                     route.edits.layer(Rescue::new(
                         route.layer.clone().peek_grpc_trailers().layer(split(route)),
                     )),
-                    layers.backends.route(&route.labels),
+                    layers.backends.route(&route.labels, route.profile.as_ref()),
                 )),
             };
             let routes = ServiceRoutes::new(

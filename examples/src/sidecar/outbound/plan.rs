@@ -20,6 +20,7 @@ use mesh_retry::{
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
 use super::BackendMetrics;
 use super::labels::{RouteLabels, RouteRef, ServiceRef};
+use super::profile::ProfileLabels;
 use super::split::Missing;
 
 /// The name of the route of requests no configured route matches.
@@ -85,6 +86,11 @@ pub(super) struct RoutePlan {
     pub(super) id: RouteId,
     /// The labels of the route's families: its service and itself.
     pub(super) labels: RouteLabels,
+    /// The labels of its ServiceProfile route families, for a
+    /// ServiceProfile route and the default route of a service with
+    /// ServiceProfile routes; `None` for any other
+    /// ([`profile`](super::profile)).
+    pub(super) profile: Option<ProfileLabels>,
     /// The `hostnames` of the `HTTPRoute` or `GRPCRoute` the route is a
     /// rule of ([`ServiceRetryPolicy::hosts`]); any host for a
     /// ServiceProfile route or the fallback. The router ranks them before
@@ -184,6 +190,7 @@ impl Planner {
             let parent = ServiceRef::new(name, &self.namespace);
             let plan = |policy: &RouteRetryPolicy,
                         route: RouteRef,
+                        profile: Option<ProfileLabels>,
                         hosts: RouteHosts,
                         backends: Vec<(PlannedBackend, u32)>,
                         redirect: Option<&Redirect>| {
@@ -191,7 +198,7 @@ impl Planner {
                 let metrics = self
                     .metrics
                     .route(name, &policy.name)
-                    .with_observer(self.families.retries(&labels));
+                    .with_observer(self.families.retries(&labels, profile.as_ref()));
                 // The mesh answers a route whose backends all have weight 0
                 // itself, the same each time: retrying would only spend
                 // the budget and wait out the backoff.
@@ -208,6 +215,7 @@ impl Planner {
                 RoutePlan {
                     id: RouteId::new(policy.name.clone()),
                     labels,
+                    profile,
                     hosts,
                     matches: policy.matches.clone().into(),
                     layer,
@@ -232,9 +240,15 @@ impl Planner {
                         || profile_route(&parent, &policy.name),
                         |r| route_ref(r, index, &parent, &policy.name),
                     );
-                    plan(policy, route, hosts, backends, redirect(index))
+                    let profile = from_resources
+                        .is_some_and(|r| r.rule_route(index).is_none())
+                        .then(|| ProfileLabels::new(name, Some(&policy.name)));
+                    plan(policy, route, profile, hosts, backends, redirect(index))
                 })
                 .collect();
+            // Linkerd's profile stack, and its families, serve a service
+            // whose ServiceProfile has routes, its default route included.
+            let has_profile_routes = rules.iter().any(|rule| rule.profile.is_some());
             let order = from_resources
                 .map(ServiceRetryPolicy::match_order)
                 .unwrap_or_default();
@@ -251,6 +265,7 @@ impl Planner {
                 Some(Unmatched::Service) | None => Some(plan(
                     &fallback(service),
                     RouteRef::default_named(FALLBACK_ROUTE),
+                    has_profile_routes.then(|| ProfileLabels::new(name, None)),
                     RouteHosts::default(),
                     Vec::new(),
                     None,
@@ -469,7 +484,8 @@ fn route_ref(
 
 /// A ServiceProfile route of `parent`, named `name`. Linkerd labels no
 /// route family with these (its profile routes have families of their
-/// own); the sidecar counts them as it counts rules, naming the
+/// own, which the sidecar writes too: [`profile`](super::profile)); the
+/// sidecar counts them also as it counts rules, naming the
 /// resource they come from: a `linkerd.io` `ServiceProfile` in the
 /// service's namespace.
 fn profile_route(parent: &ServiceRef, name: &str) -> RouteRef {

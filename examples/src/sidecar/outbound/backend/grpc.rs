@@ -27,6 +27,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::super::ends::Ending;
+use super::super::profile::AwaitingTrailers;
 use super::CountedHandles;
 
 #[cfg(test)]
@@ -94,7 +95,9 @@ fn at_head<RB: Body>(res: &Response<RB>, error: Option<&'static str>) -> Option<
 /// Counts a response at its head: an HTTP request's status, and a gRPC
 /// call's if it ends there; otherwise the body counts the call when it
 /// ends. The body records the duration from `started` when it ends, or
-/// the head does for a response without a body.
+/// the head does for a response without a body. On a ServiceProfile
+/// route, the response is counted in its families at its head, or, for a
+/// gRPC response whose status comes in its trailers, when its body ends.
 pub(super) fn response<RB: Body>(
     res: Response<RB>,
     handles: CountedHandles,
@@ -102,6 +105,9 @@ pub(super) fn response<RB: Body>(
     started: Instant,
 ) -> Response<CountedBody<RB>> {
     let error = super::answer_label(res.extensions());
+    let profile = handles
+        .profile()
+        .and_then(|profile| profile.response(grpc, &res, started.elapsed()));
     let ends = handles.ends();
     let awaiting = if grpc {
         match at_head(&res, error) {
@@ -120,6 +126,9 @@ pub(super) fn response<RB: Body>(
     };
     if awaiting.is_none() && res.body().is_end_stream() {
         ends.observe(grpc, started.elapsed());
+        if let (Some(level), Some(awaiting)) = (handles.profile(), profile) {
+            level.trailers(awaiting, None);
+        }
         return res.map(CountedBody::new);
     }
     res.map(|inner| CountedBody {
@@ -129,6 +138,7 @@ pub(super) fn response<RB: Body>(
             grpc,
             started,
             awaiting,
+            profile,
         }),
     })
 }
@@ -143,13 +153,20 @@ struct Pending {
     /// For a gRPC call whose status is still to come, the mesh's answer
     /// its head carried, if any.
     awaiting: Option<Option<&'static str>>,
+    /// For a response on a ServiceProfile route whose class is still to
+    /// come, its status.
+    profile: Option<AwaitingTrailers>,
 }
 
 impl Pending {
     /// Ends the response: counts a gRPC call still awaiting its status as
     /// `status` and `error` (the head's answer first), and records the
-    /// duration.
-    fn end(self, status: &'static str, error: Option<&'static str>) {
+    /// duration; on a ServiceProfile route, classifies a response still
+    /// awaiting its class by its `trailers`, if it ended with them.
+    fn end(self, status: &'static str, error: Option<&'static str>, trailers: Option<&HeaderMap>) {
+        if let (Some(level), Some(awaiting)) = (self.handles.profile(), self.profile) {
+            level.trailers(awaiting, trailers);
+        }
         let ends = self.handles.ends();
         if let Some(answer) = self.awaiting {
             ends.count_grpc(GrpcEnding {
@@ -178,7 +195,7 @@ pin_project! {
     impl<B> PinnedDrop for CountedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(pending) = this.project().pending.take() {
-                pending.end(UNKNOWN, Some(super::CANCEL));
+                pending.end(UNKNOWN, Some(super::CANCEL), None);
             }
         }
     }
@@ -269,7 +286,11 @@ where
             if let Some((status, error)) = ended
                 && let Some(pending) = this.pending.take()
             {
-                pending.end(status, error);
+                let trailers = match &frame {
+                    Some(Ok(frame)) => frame.trailers_ref(),
+                    _ => None,
+                };
+                pending.end(status, error, trailers);
             }
         }
         Poll::Ready(frame)
