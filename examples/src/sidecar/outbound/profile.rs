@@ -28,7 +28,9 @@
 //! fully qualified name and the port the request was addressed to; the
 //! sidecar's services take requests for any port of their name, so its
 //! `dst` is the service's name as `outbound.services` writes it, without
-//! a port. `linkerd viz routes` matches `dst` against the ServiceProfile's
+//! a port: the port would come from each request's `Host`, a label the
+//! client would choose, with a series per port it sends, and one more
+//! lookup per request. `linkerd viz routes` matches `dst` against the ServiceProfile's
 //! name with an optional port (`dst=~"(<name>)(:\d+)?"`, in linkerd2's
 //! `viz/metrics-api/top_routes.go`), so a service named there by its fully
 //! qualified name (`emoji.emojivoto.svc.cluster.local`) is found by it.
