@@ -343,3 +343,33 @@ outbound:
     let config = SidecarConfig::load_with_env(&path, admin_env("127.0.0.1:15191")).unwrap();
     assert_eq!(config.admin.listen.port(), 15191);
 }
+
+#[test]
+fn a_tab_that_indents_is_named_a_tab() {
+    // libyaml says only `found character that cannot start any token`.
+    let error = reject("server:\n\tthreads: 1\n");
+    assert_error(&error, ConfigErrorKind::Syntax, "", 2);
+    assert!(
+        error.to_string().contains("a tab cannot indent YAML"),
+        "{error}"
+    );
+    let error = reject("outbound:\n  services:\n    - name: emoji\n\t  endpoints: []\n");
+    assert_eq!(error.line(), Some(4), "{error}");
+    assert!(error.to_string().contains("tab"), "{error}");
+    // A tab between a key and its value is a separator, and no mistake.
+    let config = parse("server:\n  threads:\t2\n").unwrap();
+    assert_eq!(config.server.threads, 2);
+}
+
+#[test]
+fn a_file_saved_as_utf16_is_refused_as_such() {
+    let text: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("server: {}\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let (_dir, path) = support::config::file(text);
+    let error = SidecarConfig::load(&path).unwrap_err();
+    assert_eq!(error.kind(), ConfigErrorKind::Syntax, "{error}");
+    assert_eq!(error.line(), Some(1), "{error}");
+    assert!(error.to_string().contains("utf-16"), "{error}");
+}

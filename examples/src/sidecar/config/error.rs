@@ -213,6 +213,14 @@ impl ConfigError {
             },
             None => (text.clone(), None),
         };
+        // A tab where indentation goes is the commonest of these, and
+        // libyaml's words for it do not say tab.
+        let message = match location {
+            Some(at) if !message.contains("tab") && char_at(yaml, at) == Some('\t') => {
+                format!("a tab cannot indent YAML, indent with spaces ({message})")
+            }
+            _ => message,
+        };
         ConfigError::new(ConfigErrorKind::Syntax, origin, "", message)
             .at(location)
             .with_context(context)
@@ -306,6 +314,12 @@ fn second_key(text: &str, mapping: Location, key: &str) -> Option<Location> {
         }
     }
     None
+}
+
+/// The character of `text` at `at`'s line and column.
+fn char_at(text: &str, at: Location) -> Option<char> {
+    let line = text.split('\n').nth(at.line.checked_sub(1)?)?;
+    line.chars().nth(at.column.checked_sub(1)?)
 }
 
 /// libyaml's reader words a refusal `<problem> at position <offset>[,

@@ -279,7 +279,13 @@ impl SidecarConfig {
                 ConfigErrorKind::Syntax,
                 &origin,
                 "",
-                "the file is not utf-8",
+                if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+                    // The byte-order mark of UTF-16, which some Windows
+                    // editors save text as.
+                    "the file is not utf-8: it is utf-16, save it as utf-8"
+                } else {
+                    "the file is not utf-8"
+                },
             )
             .at(Some(end_of_valid_utf8(&bytes, &error)))
             .with_source(Some(Box::new(error)))
