@@ -75,7 +75,6 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{TryFutureExt, future::MapErr};
 use http::{HeaderValue, Request, Response, Uri, Version, header, uri::Authority};
 use http_body::Body;
 use hyper::{
@@ -393,7 +392,7 @@ where
 {
     type Response = Response<Incoming>;
     type Error = ClientError;
-    type Future = MapErr<legacy::ResponseFuture, fn(legacy::Error) -> ClientError>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The pool opens connections on demand; there is nothing to wait for.
@@ -406,14 +405,79 @@ where
         } else {
             &self.inner.http1
         };
-        client.request(req).map_err(ClientError::from as fn(_) -> _)
+        // Where the request goes, for its error to name: a client for an
+        // endpoint shares the address it was made with; any other names
+        // the request's authority, shared with its URI.
+        let target = match &self.inner.connector.endpoint {
+            Some(endpoint) => Target::Endpoint(Arc::clone(endpoint)),
+            None => Target::Authority(req.uri().authority().cloned()),
+        };
+        ResponseFuture {
+            inner: client.request(req),
+            target: Some(target),
+        }
+    }
+}
+
+/// The response future of [`Client`].
+pub struct ResponseFuture {
+    inner: legacy::ResponseFuture,
+    /// Taken by the error, if there is one.
+    target: Option<Target>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Incoming>, ClientError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = std::task::ready!(std::pin::Pin::new(&mut self.inner).poll(cx));
+        Poll::Ready(result.map_err(|inner| ClientError {
+            inner,
+            target: self.target.take(),
+        }))
+    }
+}
+
+/// Where a request was sent: the endpoint a client was made for, or the
+/// authority of the request's URI (none for a URI without one).
+#[derive(Clone, Debug)]
+enum Target {
+    Endpoint(Arc<Uri>),
+    Authority(Option<Authority>),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Endpoint(uri) => match uri.authority() {
+                Some(authority) => f.write_str(authority.as_str()),
+                None => write!(f, "{uri}"),
+            },
+            Self::Authority(Some(authority)) => f.write_str(authority.as_str()),
+            Self::Authority(None) => f.write_str("-"),
+        }
     }
 }
 
 /// A request the client could not complete.
+///
+/// It names where the request was sent, `upstream connect error
+/// (10.0.0.7:8080)`, with the reason in its sources: hyper-util's
+/// errors, and the plaintext connector's (`tcp connect error:
+/// Connection refused`), name no address, and an operator reading one
+/// of them from a client talking to many upstreams could not tell which
+/// one failed. A client made for an endpoint names the endpoint, where
+/// it connects, not the authority the request was sent for.
 #[derive(Debug)]
 pub struct ClientError {
     inner: legacy::Error,
+    target: Option<Target>,
 }
 
 impl ClientError {
@@ -426,16 +490,23 @@ impl ClientError {
 
 impl From<legacy::Error> for ClientError {
     fn from(inner: legacy::Error) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            target: None,
+        }
     }
 }
 
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_connect() {
-            f.write_str("upstream connect error")
+            f.write_str("upstream connect error")?;
         } else {
-            f.write_str("upstream request failed")
+            f.write_str("upstream request failed")?;
+        }
+        match &self.target {
+            Some(target) => write!(f, " ({target})"),
+            None => Ok(()),
         }
     }
 }

@@ -60,6 +60,8 @@ mod review_admin_http;
 mod review_balance_endpoints;
 mod review_detect_io;
 mod review_passthrough_detect;
+mod review_proxy_client_errors;
+mod review_proxy_heads;
 mod review_proxy_orig_proto;
 mod review_proxy_pool;
 mod review_proxy_tunnels;

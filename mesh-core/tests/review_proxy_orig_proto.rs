@@ -327,3 +327,17 @@ async fn a_marked_request_without_host_reaches_the_application_with_its_authorit
     let seen = String::from_utf8_lossy(&seen);
     assert!(seen.contains("host: web.example:8080\n"), "{seen}");
 }
+
+#[tokio::test]
+async fn an_asterisk_form_options_crosses_the_http2_hop_as_it_was() {
+    let (addr, _triggers) = proxies().await;
+    let answer = exchange(
+        addr,
+        "OPTIONS * HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, seen) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(seen.starts_with("OPTIONS * HTTP/1.1\n"), "{seen}");
+    assert!(seen.contains("host: web\n"), "{seen}");
+}

@@ -104,10 +104,10 @@ pub(super) fn is_callers_body<E: 'static>(error: &E) -> bool {
 }
 
 /// An error and its causes, outermost first, joined by `: `, as an
-/// operator reads them in a log line: `upstream connect error: client
-/// error (Connect): tcp connect error: Connection refused (os error 111)`.
-/// The client's own error says only what kind of failure it was; the
-/// reason is in its sources.
+/// operator reads them in a log line: `upstream connect error
+/// (10.0.0.7:8080): client error (Connect): tcp connect error: Connection
+/// refused (os error 111)`. The client's own error says what kind of
+/// failure it was and where; the reason is in its sources.
 pub(in crate::proxy) struct Chain<'a>(pub(in crate::proxy) &'a (dyn Error + 'static));
 
 impl fmt::Display for Chain<'_> {
