@@ -373,3 +373,29 @@ fn a_file_saved_as_utf16_is_refused_as_such() {
     assert_eq!(error.line(), Some(1), "{error}");
     assert!(error.to_string().contains("utf-16"), "{error}");
 }
+
+#[test]
+fn a_clash_found_across_fields_in_a_merged_value_is_placed_at_its_mapping() {
+    // The checks across fields run after the merge keys are applied, and
+    // found no line for a value merged in.
+    let error = reject("admin:\n  <<: {listen: 127.0.0.1:4140}\n");
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "admin.listen",
+        2,
+    );
+    let yaml = "outbound:
+  services:
+    - &emoji {name: emoji, endpoints: [127.0.0.1:8081]}
+    - <<: *emoji
+      endpoints: [127.0.0.1:8082]
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateService,
+        "outbound.services[1].name",
+        4,
+    );
+}

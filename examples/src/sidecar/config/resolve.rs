@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use mesh_core::proxy::{Queue, resolve::DEFAULT_INTERVAL};
 
 use super::SidecarConfig;
-use super::error::{ConfigError, ConfigErrorKind};
+use super::error::{ConfigError, ConfigErrorKind, Location};
 use super::file::{Document, Grace, InboundSection, OutboundSection, QueueCapacity, ServiceEntry};
 use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::listeners::{Listener, check_apps, check_collector, check_listeners};
-use super::locate::locate;
+use super::merge::locate_nearest;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::outbound_ports::resolve_outbound_ports;
 use super::policy::resolve_policy;
@@ -32,13 +32,19 @@ pub(super) struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// Where the listener at `path` is written, unless the environment
-    /// moved it.
-    pub(super) fn locate_listener(&self, path: &str) -> Option<super::error::Location> {
+    /// Where the listener at `path` is written (see [`Source::locate`]),
+    /// unless the environment moved it.
+    pub(super) fn locate_listener(&self, path: &str) -> Option<Location> {
         if self.moved.contains(&path) {
             return None;
         }
-        locate(self.text, path)
+        self.locate(path)
+    }
+
+    /// Where the value at `path` is written, or, for one a merge key
+    /// (`<<`) brought in, where the mapping that merges it is.
+    pub(super) fn locate(&self, path: &str) -> Option<Location> {
+        locate_nearest(self.text, path)
     }
 
     /// An error about `path`, at the place `locate_at` is written.
@@ -49,7 +55,7 @@ impl Source<'_> {
         locate_at: &str,
         message: String,
     ) -> ConfigError {
-        ConfigError::new(kind, self.origin, path, message).at(locate(self.text, locate_at))
+        ConfigError::new(kind, self.origin, path, message).at(self.locate(locate_at))
     }
 }
 
