@@ -175,3 +175,59 @@ async fn an_upgrade_tunnel_carries_the_clients_bytes_after_the_endpoints_end() {
 async fn a_connect_tunnel_carries_the_clients_bytes_after_the_endpoints_end() {
     the_endpoints_end_first(true).await;
 }
+
+/// Opens a `CONNECT db:5432` tunnel through `addr` as a stream of an
+/// HTTP/2 connection (RFC 9113 §8.5).
+async fn h2_tunnel(addr: SocketAddr) -> hyper_util::rt::TokioIo<hyper::upgrade::Upgraded> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::connect("db:5432")
+        .version(http::Version::HTTP_2)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), http::StatusCode::OK);
+    let upgraded = hyper::upgrade::on(res).await.unwrap();
+    hyper_util::rt::TokioIo::new(upgraded)
+}
+
+#[tokio::test]
+async fn an_http2_connect_tunnel_carries_the_answer_after_the_clients_end() {
+    let (upstream, _) = endpoint(Endpoint::CountsToTheEnd, false).await;
+    let (addr, _trigger) = proxy(upstream).await;
+    let mut conn = h2_tunnel(addr).await;
+    conn.write_all(&[7; 100_000]).await.unwrap();
+    conn.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut back))
+        .await
+        .expect("the endpoint's answer and its end come through")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&back), "got 100000");
+}
+
+#[tokio::test]
+async fn an_http2_connect_tunnel_carries_the_clients_bytes_after_the_endpoints_end() {
+    let (upstream, mut read) = endpoint(Endpoint::EndsFirst, false).await;
+    let (addr, _trigger) = proxy(upstream).await;
+    let mut conn = h2_tunnel(addr).await;
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut back))
+        .await
+        .expect("the endpoint's end comes through")
+        .unwrap();
+    assert_eq!(back, b"bye");
+    conn.write_all(b"after the end").await.unwrap();
+    conn.shutdown().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), read.recv())
+        .await
+        .expect("the endpoint reads to the client's end")
+        .unwrap();
+    assert_eq!(got, b"after the end");
+}
