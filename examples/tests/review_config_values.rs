@@ -149,6 +149,13 @@ fn a_number_out_of_range_is_refused_with_the_range_not_a_rust_type() {
             assert!(!text.contains(jargon), "{text}");
         }
     }
+    // 1e3 is not the whole number 1000, which the field would take.
+    let error = reject("server:\n  threads: 1e3\n");
+    assert_error(&error, ConfigErrorKind::InvalidValue, "server.threads", 2);
+    assert!(
+        error.to_string().contains("invalid number 1000.0 "),
+        "{error}"
+    );
     // A word where a number belongs is still a value of the wrong type.
     let error = reject("server:\n  threads: many\n");
     assert_error(&error, ConfigErrorKind::InvalidType, "server.threads", 2);

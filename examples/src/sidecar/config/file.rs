@@ -280,7 +280,8 @@ impl<const MIN: u64, const MAX: u64> Visitor<'_> for WholeVisitor<MIN, MAX> {
     }
 
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
-        Err(Whole::<MIN, MAX>::invalid(value))
+        // `{:?}`, so that 1e3 reads 1000.0, not as the whole number 1000.
+        Err(Whole::<MIN, MAX>::invalid(format_args!("{value:?}")))
     }
 }
 
