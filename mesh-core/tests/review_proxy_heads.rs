@@ -94,3 +94,17 @@ async fn a_chunked_head_answer_is_not_given_a_length_of_zero() {
     assert!(!answer.contains("content-length: 0"), "{answer}");
     assert!(answer.ends_with("\r\n\r\n"), "{answer}");
 }
+
+/// An informational answer before the final one (`103 Early Hints`) is
+/// the hop's business to pass on or not (hyper's client reads past it,
+/// as Linkerd's does): the final answer must come through whole.
+#[tokio::test]
+async fn the_final_answer_after_an_informational_one_comes_through() {
+    let answer = through_proxy(
+        "HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        "GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+}
