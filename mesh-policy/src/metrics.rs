@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
-use mesh_core::resource::{GATEWAY_GROUP, POLICY_GROUP};
+use mesh_core::{
+    labels::ResourceKind,
+    resource::{GATEWAY_GROUP, POLICY_GROUP},
+};
 use prometheus_client::{
     encoding::{EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder},
     metrics::{counter::Counter, family::Family},
@@ -238,17 +241,36 @@ impl GroupKind {
         kind: "server",
     };
 
+    const POLICY_AUTHZ: Self = Self {
+        group: POLICY_GROUP,
+        kind: "authorizationpolicy",
+    };
+    const SERVER_AUTHZ: Self = Self {
+        group: POLICY_GROUP,
+        kind: "serverauthorization",
+    };
+    const POLICY_HTTP_ROUTE: Self = Self {
+        group: POLICY_GROUP,
+        kind: "HTTPRoute",
+    };
+    const POLICY_GRPC_ROUTE: Self = Self {
+        group: POLICY_GROUP,
+        kind: "GRPCRoute",
+    };
+    const GATEWAY_HTTP_ROUTE: Self = Self {
+        group: GATEWAY_GROUP,
+        kind: "HTTPRoute",
+    };
+    const GATEWAY_GRPC_ROUTE: Self = Self {
+        group: GATEWAY_GROUP,
+        kind: "GRPCRoute",
+    };
+
     /// An authorization of `kind`.
     pub(crate) fn authz(kind: AuthzKind) -> Self {
         match kind {
-            AuthzKind::AuthorizationPolicy => Self {
-                group: POLICY_GROUP,
-                kind: "authorizationpolicy",
-            },
-            AuthzKind::ServerAuthorization => Self {
-                group: POLICY_GROUP,
-                kind: "serverauthorization",
-            },
+            AuthzKind::AuthorizationPolicy => Self::POLICY_AUTHZ,
+            AuthzKind::ServerAuthorization => Self::SERVER_AUTHZ,
             AuthzKind::Probe | AuthzKind::Default => Self::DEFAULT,
         }
     }
@@ -256,13 +278,39 @@ impl GroupKind {
     /// A route of the API group `group`: a `GRPCRoute` (of the Gateway
     /// API only) or an `HTTPRoute` of either group.
     pub(crate) fn route(group: &str, grpc: bool) -> Self {
-        let group = if group == GATEWAY_GROUP {
-            GATEWAY_GROUP
-        } else {
-            POLICY_GROUP
-        };
-        let kind = if grpc { "GRPCRoute" } else { "HTTPRoute" };
-        Self { group, kind }
+        match (group == GATEWAY_GROUP, grpc) {
+            (true, true) => Self::GATEWAY_GRPC_ROUTE,
+            (true, false) => Self::GATEWAY_HTTP_ROUTE,
+            (false, true) => Self::POLICY_GRPC_ROUTE,
+            (false, false) => Self::POLICY_HTTP_ROUTE,
+        }
+    }
+
+    /// The same group and kind as the request extension that tells
+    /// metrics who decided ([`mesh_core::labels::Authorized`]) holds them:
+    /// one `static` per pair, so that every request refers to the same
+    /// one and comparing two is a pointer's work.
+    pub(crate) fn resource(self) -> &'static ResourceKind {
+        const fn of(kind: GroupKind) -> ResourceKind {
+            ResourceKind {
+                group: kind.group,
+                kind: kind.kind,
+            }
+        }
+        static KINDS: [ResourceKind; 7] = [
+            of(GroupKind::SERVER),
+            of(GroupKind::POLICY_AUTHZ),
+            of(GroupKind::SERVER_AUTHZ),
+            of(GroupKind::POLICY_HTTP_ROUTE),
+            of(GroupKind::GATEWAY_HTTP_ROUTE),
+            of(GroupKind::GATEWAY_GRPC_ROUTE),
+            of(GroupKind::POLICY_GRPC_ROUTE),
+        ];
+        static DEFAULT: ResourceKind = ResourceKind::DEFAULT;
+        KINDS
+            .iter()
+            .find(|known| known.group == self.group && known.kind == self.kind)
+            .unwrap_or(&DEFAULT)
     }
 
     fn encode(

@@ -85,7 +85,7 @@ async fn an_allowed_identity_reaches_the_service_with_the_policy_named() {
         concat!(
             r#"Some(Authorized { server: "books-http", "#,
             r#"server_kind: ResourceKind { group: "policy.linkerd.io", kind: "server" }, "#,
-            r#"server_port: Some(8080), route: "authors-get", route_kind: None, "#,
+            r#"server_port: Some(8080), route: "authors-get", route_kind: Some(ResourceKind { group: "policy.linkerd.io", kind: "HTTPRoute" }), "#,
             r#"authz: "authors-get-policy", "#,
             r#"authz_kind: ResourceKind { group: "policy.linkerd.io", kind: "authorizationpolicy" }, "#,
             r#"audit: false }) Some(RouteId("authors-get"))"#,
@@ -167,7 +167,7 @@ async fn the_configured_port_overrides_the_local_port() {
         rsp.body().contains(concat!(
             r#"server: "books-admin", "#,
             r#"server_kind: ResourceKind { group: "policy.linkerd.io", kind: "server" }, "#,
-            r#"server_port: Some(9990), route: "default", route_kind: None, "#,
+            r#"server_port: Some(9990), route: "default", route_kind: Some(ResourceKind { group: "", kind: "default" }), "#,
             r#"authz: "audit", authz_kind: ResourceKind { group: "", kind: "default" }, "#,
             r#"audit: true"#,
         )),

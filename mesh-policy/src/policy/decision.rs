@@ -2,16 +2,11 @@
 
 use std::sync::Arc;
 
-use mesh_core::{
-    RouteId,
-    labels::{Authorized, ResourceKind},
-    resource::POLICY_GROUP,
-    route::RouteFilters,
-};
+use mesh_core::{RouteId, labels::Authorized, route::RouteFilters};
 
 use super::{RouteEntry, RuleEntry, ServerEntry};
 use crate::{
-    AuthzKind, RateLimited,
+    RateLimited,
     evaluate::{Client, ClientTls},
     metrics::GroupKind,
 };
@@ -204,22 +199,19 @@ impl<'p> AllowedRequest<'p> {
     /// of each resource the authorization families count it under, so
     /// that request metrics split what they split; cloning names is
     /// reference counting, not copying.
-    ///
-    /// The route's kind is left unknown (`None`): a compiled route keeps
-    /// its name and counters, not its kind.
     pub fn authorized(&self) -> Authorized {
         let authz_kind = match self.rule {
-            Some(rule) => authz_kind(rule.authz.kind),
-            None => &DEFAULT_KIND,
+            Some(rule) => GroupKind::authz(rule.authz.kind),
+            None => GroupKind::DEFAULT,
         };
         Authorized {
             server: self.server.name.clone(),
-            server_kind: server_kind(self.server),
+            server_kind: self.server.kind.resource(),
             server_port: self.server.port,
             route: self.route.name.clone(),
-            route_kind: None,
+            route_kind: Some(self.route.kind.resource()),
             authz: self.authz_arc().clone(),
-            authz_kind,
+            authz_kind: authz_kind.resource(),
             audit: self.audit,
         }
     }
@@ -244,44 +236,6 @@ impl<'p> AllowedRequest<'p> {
                 }
             }
         }
-    }
-}
-
-/// The kinds an [`Authorized`] names, as the authorization series label
-/// them; each a `static`, so that every request refers to the same one.
-static DEFAULT_KIND: ResourceKind = ResourceKind::DEFAULT;
-static SERVER_KIND: ResourceKind = ResourceKind {
-    group: POLICY_GROUP,
-    kind: "server",
-};
-static AUTHORIZATION_POLICY_KIND: ResourceKind = ResourceKind {
-    group: POLICY_GROUP,
-    kind: "authorizationpolicy",
-};
-static SERVER_AUTHORIZATION_KIND: ResourceKind = ResourceKind {
-    group: POLICY_GROUP,
-    kind: "serverauthorization",
-};
-
-/// The group and kind of `server`, as its authorization series have
-/// them: a `Server`'s, or `default` for the default server.
-#[inline]
-fn server_kind(server: &ServerEntry) -> &'static ResourceKind {
-    if server.kind == GroupKind::SERVER {
-        &SERVER_KIND
-    } else {
-        &DEFAULT_KIND
-    }
-}
-
-/// The group and kind of an authorization of `kind`, as its
-/// authorization series have them.
-#[inline]
-fn authz_kind(kind: AuthzKind) -> &'static ResourceKind {
-    match kind {
-        AuthzKind::AuthorizationPolicy => &AUTHORIZATION_POLICY_KIND,
-        AuthzKind::ServerAuthorization => &SERVER_AUTHORIZATION_KIND,
-        AuthzKind::Probe | AuthzKind::Default => &DEFAULT_KIND,
     }
 }
 
@@ -530,5 +484,65 @@ spec:
         assert_eq!(by_default.server_port, None);
         assert_eq!(by_default.authz_kind, &ResourceKind::DEFAULT);
         assert_eq!(&*by_default.server, "all-unauthenticated");
+        // Neither has routes: the Server's default route and the default
+        // server's, which no resource defines either.
+        for a in [&by_policy, &by_default] {
+            assert_eq!(
+                (&*a.route, a.route_kind),
+                ("default", Some(&ResourceKind::DEFAULT))
+            );
+        }
+    }
+
+    #[test]
+    fn the_extension_names_the_group_and_kind_of_the_route_that_matched() {
+        // One HTTPRoute of each API group on the Server, on paths of their
+        // own, and a policy on the Server allowing everyone.
+        let routes = |group: &str, name: &str, path: &str| {
+            format!(
+                "---\napiVersion: {group}\nkind: HTTPRoute\n\
+                 metadata: {{name: {name}, namespace: ns}}\n\
+                 spec:\n  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: app}}]\n\
+                 \u{20} rules:\n  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n"
+            )
+        };
+        let text = format!(
+            "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {{name: app, namespace: ns}}\n\
+             spec:\n  podSelector: {{matchLabels: {{app: web}}}}\n  port: 8080\n  proxyProtocol: HTTP/1\n  \
+             accessPolicy: all-unauthenticated\n{}{}",
+            routes("policy.linkerd.io/v1beta3", "linkerd-route", "/a"),
+            routes("gateway.networking.k8s.io/v1", "gateway-route", "/b"),
+        );
+        let policy = Policy::compile(
+            &[PolicySource::new("policy.yaml", &text)],
+            &Workload::new("ns").with_label("app", "web"),
+            &PolicyConfig::default(),
+            &PolicyMetrics::register(&mut Registry::default()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .policy;
+        let client = Client {
+            tls: ClientTls::Plaintext,
+            addr: Some("10.1.2.3".parse().unwrap()),
+        };
+        for (path, name, group) in [
+            ("/a", "linkerd-route", "policy.linkerd.io"),
+            ("/b", "gateway-route", "gateway.networking.k8s.io"),
+        ] {
+            let req = Request::get(path).body(()).unwrap();
+            let Decision::Allow(allowed) = policy.evaluate(8080, &client, &req) else {
+                panic!("{path} was not allowed");
+            };
+            let a = allowed.authorized();
+            assert_eq!(&*a.route, name);
+            assert_eq!(
+                a.route_kind,
+                Some(&ResourceKind {
+                    group,
+                    kind: "HTTPRoute",
+                }),
+                "{path}"
+            );
+        }
     }
 }

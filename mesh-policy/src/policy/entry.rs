@@ -191,6 +191,7 @@ impl ServerEntry {
             tls,
         });
         RouteEntry {
+            kind: route_kind,
             authz: authz
                 .iter()
                 .map(|a| RuleEntry {

@@ -389,6 +389,8 @@ impl ServerEntry {
 #[derive(Debug)]
 pub(crate) struct RouteEntry {
     pub(crate) name: Arc<str>,
+    /// Its group and kind, as its series label it.
+    pub(crate) kind: GroupKind,
     pub(crate) authz: Vec<RuleEntry>,
     pub(crate) fallback: FallbackCounters,
 }

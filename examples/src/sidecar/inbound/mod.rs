@@ -104,13 +104,17 @@ pub(super) fn http_stack(
     metrics: &MetricsLayer,
 ) -> Result<HttpStack, NoEndpoints> {
     let forward = Forward::new(client, [app])?;
+    // Servers are matched against the application's port, and so is
+    // Linkerd's `target_port`: the listener's would label every
+    // application behind it alike.
+    let metrics = metrics.clone().with_target_port(app.port());
     let refuse = metrics.layer(Refuse::new());
     Ok(ServiceBuilder::new()
         .layer(StripConnectionListedLayer)
         .layer(ClientIdLayer::new())
         .layer(RequestChecksLayer::new(refuse))
         .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
-        .layer(metrics.clone())
+        .layer(metrics)
         .layer(ApplyFiltersLayer::new())
         .layer(ClientIdLayer::new())
         .service(forward))
