@@ -63,6 +63,7 @@ mod inbound_filters;
 mod inbound_grpc_invalid_host;
 mod inbound_pipe_reset;
 mod inbound_route_kind;
+mod inbound_target_port;
 mod ingress;
 mod inject;
 mod inject_aliases;
