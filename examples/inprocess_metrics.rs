@@ -16,8 +16,8 @@
 //! the `/metrics` body, with a few lines on how to read it, and exits:
 //!
 //! ```text
-//! request_total{direction="inbound",route_name="list",tls="no_identity",no_tls_reason="no_tls_from_remote"} 45
-//! request_total{direction="inbound",route_name="vote",tls="no_identity",no_tls_reason="no_tls_from_remote"} 5
+//! request_total{direction="inbound",target_addr="127.0.0.1:PORT",target_ip="127.0.0.1",target_port="PORT",tls="no_identity",no_tls_reason="no_tls_from_remote",route_name="list"} 45
+//! request_total{direction="inbound",target_addr="127.0.0.1:PORT",target_ip="127.0.0.1",target_port="PORT",tls="no_identity",no_tls_reason="no_tls_from_remote",route_name="vote"} 5
 //! ...
 //! response_total{direction="outbound",dst_service="self",route_name="vote",tls="disabled",status_code="500",classification="failure"} 5
 //! ```
