@@ -5,7 +5,13 @@
 //! requests per second, latency percentiles and TLS coverage for every
 //! workload and route, without touching the application. Linkerd users
 //! already have dashboards and alerts on the proxy's metric names, so this
-//! crate emits the same families with the same labels:
+//! crate emits the same families, with Linkerd's labels where the mesh
+//! knows their values: inbound, linkerd2-proxy's target, TLS, server,
+//! route and authorization labels in its order (not `authority`, whose
+//! values come from requests); outbound, `dst_service`, `route_name` and
+//! the TLS labels, counted once per logical request (linkerd2-proxy
+//! counts each endpoint's attempts and labels them from its service
+//! discovery, which a mesh without a control plane does not have):
 //!
 //! - [`MetricsLayer`] records `request_total`, `response_total` and
 //!   `response_latency_ms` for HTTP, inbound or outbound ([`http`]).

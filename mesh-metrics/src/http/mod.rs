@@ -3,8 +3,8 @@
 //! Operators already chart Linkerd's `request_total`, `response_total` and
 //! `response_latency_ms`, and `linkerd viz stat` computes success rate, RPS
 //! and latency percentiles from them. [`MetricsLayer`] records the same
-//! families with the same labels, so those dashboards and queries work
-//! unchanged.
+//! families, with Linkerd's labels where the mesh knows their values (see
+//! the [crate docs](crate)), so those dashboards and queries read them.
 //!
 //! # What is counted, and when
 //!
