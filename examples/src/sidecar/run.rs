@@ -169,6 +169,10 @@ fn start_with_tasks(
 
     let (trigger, _) = serve::shutdown::channel();
     let readiness = Readiness::new();
+    // The admin server runs on a thread of its own and may answer before
+    // the proxy's runtimes serve: `/ready` waits for them, so that a
+    // workload is not sent traffic its sidecar does not yet take.
+    let mut serving = readiness.gate("proxy");
     let mut registry = Registry::default();
     let identity = Identity::start(config.identity.as_ref(), &readiness, &mut registry)?;
     let policy = policy::load(&config.policy, PolicyMetrics::register(&mut registry))
@@ -369,6 +373,7 @@ fn start_with_tasks(
         threads,
         "sidecar started"
     );
+    serving.open();
     Ok(Running {
         inbound: inbound_addrs,
         outbound: outbound_addr,
