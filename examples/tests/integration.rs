@@ -88,6 +88,7 @@ mod inject_unread;
 mod log_env;
 mod log_plain;
 mod log_span;
+mod merge_chained;
 mod mtls;
 mod opaque;
 mod outbound_families;

@@ -34,6 +34,7 @@ mod http2_abuse;
 mod http2_buffers;
 mod http2_keep_alive;
 mod limit;
+mod merge_chained;
 mod misc_admin;
 mod misc_client_idle;
 mod misc_client_pool;

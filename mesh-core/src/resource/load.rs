@@ -9,6 +9,7 @@ use super::{
     error::{self, ResourceError, ResourceErrorKind},
     ignored::{IgnoredField, field_path, is_server_set, write_document},
     locate::locate,
+    merge::{apply_merge_keys, locate_nearest},
     meta::{ApiVersion, Envelope},
     shape::check_yaml_shape,
 };
@@ -287,24 +288,32 @@ impl<'t> Document<'t> {
         let value = if has_merge_key(context.text) {
             // Kubernetes' YAML reader applies merge keys (`<<: *defaults`),
             // so manifests use them; serde reads `<<` as one more field.
-            // The document is read whole, the merges applied, and the
-            // result read as `T`. The tree has no lines: an error is
-            // located by its field's path instead.
+            // The document is read whole, the merges applied (chained ones
+            // too, see `apply_merge_keys`), and the result read as `T`.
+            // The tree has no lines: an error is located by its field's
+            // path instead.
             let mut tree: serde_yaml_ng::Value = serde_path_to_error::deserialize(self.body)
                 .map_err(|e| in_document(error::from_serde(context.origin, e)))?;
-            tree.apply_merge().map_err(|e| {
-                context.error(
-                    ResourceErrorKind::InvalidValue,
-                    "",
-                    format!("a merge key (`<<`) cannot be applied: {e}"),
+            apply_merge_keys(&mut tree).map_err(|e| {
+                in_document(
+                    ResourceError::new(
+                        ResourceErrorKind::InvalidValue,
+                        context.origin,
+                        e.to_string(),
+                    )
+                    .at_field(e.mapping())
+                    .at(locate(context.text, context.index, &e.key_path())),
                 )
             })?;
             let tracking = serde_ignored::Deserializer::new(tree, &mut record);
             serde_path_to_error::deserialize(tracking).map_err(|e| {
                 let error = error::from_serde(context.origin, e);
+                // A value merged in is not written at its path: the
+                // mapping nearest to it that is, the one whose `<<`
+                // brought it, is where to look.
                 let at = error
                     .location()
-                    .or_else(|| locate(context.text, context.index, error.field_path()));
+                    .or_else(|| locate_nearest(context.text, context.index, error.field_path()));
                 in_document(error.at(at))
             })?
         } else {
@@ -315,6 +324,35 @@ impl<'t> Document<'t> {
         Ok(Parsed {
             value,
             ignored,
+            context,
+        })
+    }
+
+    /// Reads the whole document as a YAML tree as it is written: its merge
+    /// keys (`<<`) are left in, to apply with
+    /// [`apply_merge_keys`](super::apply_merge_keys).
+    ///
+    /// Why: a reader that walks the tree alongside the text (as `sidecar
+    /// inject` does, to read plain scalars as YAML 1.1 reads them) needs
+    /// the mappings to hold the keys the text writes, in its order;
+    /// [`parse`](Self::parse) has already merged them.
+    ///
+    /// # Errors
+    ///
+    /// A [`ResourceError`] naming the document and the line, for a key
+    /// written twice in one mapping.
+    pub fn into_tree(self) -> Result<Parsed<'t, serde_yaml_ng::Value>, ResourceError> {
+        let context = self.context;
+        let value = serde_path_to_error::deserialize(self.body).map_err(|e| {
+            error::from_serde(context.origin, e).in_document(
+                context.index,
+                Some(&context.kind),
+                context.name.as_deref(),
+            )
+        })?;
+        Ok(Parsed {
+            value,
+            ignored: Vec::new(),
             context,
         })
     }

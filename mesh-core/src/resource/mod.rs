@@ -38,11 +38,15 @@
 //!
 //! YAML merge keys (`<<: *defaults`) are applied, as Kubernetes' YAML
 //! reader applies them: keys written beside a merge key win over the
-//! merged ones. serde alone would read `<<` as one more field and drop
+//! merged ones, and an anchor that merges another (`&b {<<: *a, ...}`)
+//! brings both. serde alone would read `<<` as one more field and drop
 //! what it merges. A text that holds `<<` is read a document at a time
-//! into a tree, the merges applied, then read as its resource type; a
-//! merge key whose value is not a mapping (or a list of them) is an
-//! error naming the document.
+//! into a tree, the merges applied ([`apply_merge_keys`], which the
+//! sidecar's configuration and `sidecar inject` apply too), then read as
+//! its resource type; a mistake in a merged value is reported at the line
+//! of the mapping that merges it, and a merge key whose value is not a
+//! mapping (or a list of them) is an error naming that mapping and the
+//! line of its `<<`.
 //!
 //! # Limits
 //!
@@ -112,6 +116,7 @@ mod http_route;
 mod ignored;
 mod load;
 mod locate;
+mod merge;
 mod meta;
 mod scalar;
 mod shape;
@@ -135,6 +140,7 @@ pub use self::{
     ignored::IgnoredField,
     load::{Document, DocumentContext, Documents, Loaded, OtherResource, Parsed, Resource, load},
     locate::locate,
+    merge::{UnmergeableKey, apply_merge_keys, locate_nearest},
     meta::{ApiVersion, Envelope, EnvelopeMeta, ObjectMeta},
     shape::{MAX_FLOW_DEPTH, MAX_FLOW_WORK, MAX_TEXT_LEN, check_yaml_shape},
     timestamp::{InvalidTimestamp, Timestamp},

@@ -16,6 +16,17 @@ pub(crate) fn locate(text: &str, path: &str) -> Option<Location> {
     })
 }
 
+/// Where the value at `path` is written, or, for one a merge key (`<<`)
+/// brought in, where the mapping whose `<<` brought it is: see
+/// [`mesh_core::resource::locate_nearest`].
+pub(crate) fn locate_nearest(text: &str, path: &str) -> Option<Location> {
+    mesh_core::resource::locate_nearest(text, 1, path).map(|at| Location {
+        line: at.line,
+        column: at.column,
+        index: at.index,
+    })
+}
+
 /// Where document `document` (counted from 1) of `text` starts: its
 /// first value, or `None` when there is no such document.
 pub(crate) fn document_start(text: &str, document: usize) -> Option<Location> {

@@ -8,7 +8,6 @@ mod identity;
 mod inbound;
 mod listeners;
 mod locate;
-mod merge;
 mod outbound;
 mod outbound_ports;
 mod policy;
@@ -159,30 +158,21 @@ impl SidecarConfig {
             let mut tree: serde_yaml_ng::Value =
                 serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
                     .map_err(|error| ConfigError::deserialize(origin, text, error))?;
-            if let Some(path) = merge::unmergeable(&tree) {
-                return Err(ConfigError::new(
-                    ConfigErrorKind::InvalidValue,
-                    origin,
-                    path.as_str(),
-                    "a merge key (`<<`) names a mapping, or a list of mappings, to merge \
-                     into the mapping it is in: it cannot be applied to anything else",
-                )
-                .at(merge::locate_nearest(text, &merge::key_path(&path))));
-            }
-            merge::apply(&mut tree).map_err(|error| {
+            mesh_core::resource::apply_merge_keys(&mut tree).map_err(|error| {
                 ConfigError::new(
                     ConfigErrorKind::InvalidValue,
                     origin,
-                    "",
-                    format!("a merge key (`<<`) cannot be applied: {error}"),
+                    error.mapping(),
+                    error.to_string(),
                 )
+                .at(locate::locate_nearest(text, &error.key_path()))
             })?;
             serde_path_to_error::deserialize(tree).map_err(|error| {
                 let error = ConfigError::deserialize(origin, text, error);
                 // A value merged in is not written at its path: the
                 // mapping nearest to it that is, the one its `<<` is in,
                 // is where to look.
-                let at = error.location_or(|path| merge::locate_nearest(text, path));
+                let at = error.location_or(|path| locate::locate_nearest(text, path));
                 error.at(at)
             })?
         } else {

@@ -12,7 +12,7 @@ use super::file::{Document, Grace, InboundSection, OutboundSection, QueueCapacit
 use super::identity::{OutboundTls, TlsKind, resolve_identity};
 use super::inbound::{DEFAULT_INBOUND_LISTEN, InboundConfig, InboundPort};
 use super::listeners::{Listener, check_apps, check_collector, check_listeners};
-use super::merge::locate_nearest;
+use super::locate::locate_nearest;
 use super::outbound::{OutboundConfig, ServiceConfig};
 use super::outbound_ports::resolve_outbound_ports;
 use super::policy::resolve_policy;

@@ -354,7 +354,7 @@ mod workload;
 mod yaml;
 mod yaml11;
 
-use mesh_core::resource::{Documents, ResourceErrorKind};
+use mesh_core::resource::{Documents, apply_merge_keys};
 use serde_yaml_ng::Value;
 
 pub use self::{
@@ -375,7 +375,6 @@ pub use self::{
 use self::{
     namespace::Namespaces,
     object::{note, objects},
-    yaml::{FieldPath, Problem},
     yaml11::PlainScalars,
 };
 
@@ -447,17 +446,15 @@ pub fn inject(origin: &str, text: &str, config: &InjectConfig) -> Result<Injecte
     let mut documents = Vec::new();
     let mut plain = PlainScalars::new(text);
     for document in Documents::new(origin, text) {
-        let mut parsed = document?.parse::<Value>()?;
+        // The tree as written, its plain scalars read as YAML 1.1 reads
+        // them along the text, which it must follow key for key; then its
+        // merge keys applied, as kubectl applies them (chained ones too):
+        // left unmerged, a key inject adds next to one (`volumes`) would
+        // hide the merged key of that name.
+        let mut parsed = document?.into_tree()?;
         plain.resolve(parsed.context.index(), &mut parsed.value);
-        // kubectl merges `<<` keys; left unmerged, a key inject adds next
-        // to one (`volumes`) would hide the merged key of that name.
-        if parsed.value.apply_merge().is_err() {
-            let problem = Problem::new(
-                ResourceErrorKind::InvalidValue,
-                FieldPath::default(),
-                "a merge key `<<` must hold a mapping or a list of mappings",
-            );
-            return Err(problem.into_error(text, &parsed.context).into());
+        if let Err(unmergeable) = apply_merge_keys(&mut parsed.value) {
+            return Err(yaml::unmergeable(text, &parsed.context, &unmergeable).into());
         }
         documents.push((parsed.context, parsed.value));
     }

@@ -65,7 +65,7 @@ pub(super) fn read_all(text: &str) -> Option<Vec<Value>> {
             continue;
         }
         plain.resolve(index + 1, &mut value);
-        value.apply_merge().ok()?;
+        mesh_core::resource::apply_merge_keys(&mut value).ok()?;
         documents.push(value);
     }
     Some(documents)

@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use mesh_core::resource::{DocumentContext, ResourceError, ResourceErrorKind, locate};
+use mesh_core::resource::{
+    DocumentContext, ResourceError, ResourceErrorKind, UnmergeableKey, locate, locate_nearest,
+};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::note::printable;
@@ -104,6 +106,32 @@ impl Problem {
             .at_field(self.path.to_string())
             .at(location)
     }
+}
+
+/// The error for a merge key (`<<`) of document `context` of `text` that
+/// names no mapping: at the mapping it is in, on the line of the key.
+pub(super) fn unmergeable(
+    text: &str,
+    context: &DocumentContext<'_>,
+    unmergeable: &UnmergeableKey,
+) -> ResourceError {
+    let name = context.name().map(printable);
+    ResourceError::new(
+        ResourceErrorKind::InvalidValue,
+        context.origin(),
+        unmergeable.to_string(),
+    )
+    .in_document(
+        context.index(),
+        Some(&printable(context.kind())),
+        name.as_deref(),
+    )
+    .at_field(unmergeable.mapping())
+    .at(locate_nearest(
+        text,
+        context.index(),
+        &unmergeable.key_path(),
+    ))
 }
 
 /// What a value is, for messages.
