@@ -277,10 +277,12 @@
 //! changes is written anew, as `kubectl` and `linkerd inject` write it:
 //! its comments and the original quoting and layout are not kept, aliases
 //! are written out as the values they stand for, merge keys (`<<`) are
-//! merged, and strings that YAML 1.1 (which `kubectl` reads) would take
+//! merged as `kubectl` merges them (an anchor that merges another brings
+//! both), and strings that YAML 1.1 (which `kubectl` reads) would take
 //! for booleans or numbers keep their quotes. Unquoted, such scalars are
 //! read as YAML 1.1 reads them, as `kubectl` and `linkerd inject` do:
-//! `defaultMode: 0644` is the number 420, and is written so. Empty
+//! `defaultMode: 0644` is the number 420, and is written so, merged in or
+//! not. Empty
 //! documents are dropped, and `---` alone separates the documents.
 //!
 //! An input longer than [`MAX_INPUT`] (16 MiB) is refused before it is
