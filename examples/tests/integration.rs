@@ -99,6 +99,7 @@ mod outbound_tcp;
 mod parity2_plaintext_tls;
 mod passthrough;
 mod policy;
+mod profile_classes;
 mod profile_route_families;
 mod proxy_inbound_oneoff;
 mod proxy_inbound_oneoff_connection;

@@ -28,6 +28,7 @@ mod review_query_top_window;
 mod review_reset_h2;
 mod review_short_body_tap_trace;
 mod review_tcp_accounting;
+mod route_classify;
 mod scrape;
 mod stat_e2e;
 mod tap_admin;

@@ -55,6 +55,8 @@ use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, Method, Request, Uri, request};
 
+use crate::classify::Classify;
+
 mod edit;
 mod error;
 mod filters;
@@ -83,25 +85,95 @@ pub use self::{
 ///
 /// The name comes from configuration (an `HTTPRoute`'s name, a
 /// ServiceProfile route), never from the request, so metric labels built from
-/// it stay bounded. Cloning is an `Arc` increment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteId(Arc<str>);
+/// it stay bounded. Cloning is an `Arc` increment (two, for a route with
+/// its own classifier).
+///
+/// A route can also carry the rules that classify its responses
+/// ([`with_classify`](Self::with_classify)): a ServiceProfile route's
+/// `responseClasses` decide, in Linkerd, both what the route retries and
+/// how its responses are counted (`classification` in `response_total`).
+/// Metrics that already read the route for its name find the route's
+/// classifier there, resolved once when the route was built, instead of
+/// looking up another extension per request.
+///
+/// Two ids are equal, hash and order by their names: the name identifies
+/// the route, and the classifier goes with it.
+#[derive(Clone)]
+pub struct RouteId {
+    name: Arc<str>,
+    classify: Option<Arc<Classify>>,
+}
 
 impl RouteId {
-    /// A route named `name`.
+    /// A route named `name`, whose responses are classified by the rules
+    /// of whoever reads them.
     pub fn new(name: impl Into<Arc<str>>) -> Self {
-        Self(name.into())
+        Self {
+            name: name.into(),
+            classify: None,
+        }
+    }
+
+    /// This route, with its responses classified by `classify` in the
+    /// metrics that read it, in place of their own rules.
+    #[must_use]
+    pub fn with_classify(mut self, classify: Classify) -> Self {
+        self.classify = Some(Arc::new(classify));
+        self
     }
 
     /// The route's name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The rules that classify the route's responses, when the route has
+    /// its own; `None` leaves them to the reader's.
+    pub fn classify(&self) -> Option<&Classify> {
+        self.classify.as_deref()
+    }
+}
+
+impl fmt::Debug for RouteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut t = f.debug_tuple("RouteId");
+        t.field(&&*self.name);
+        if let Some(classify) = &self.classify {
+            t.field(classify);
+        }
+        t.finish()
+    }
+}
+
+impl PartialEq for RouteId {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for RouteId {}
+
+impl std::hash::Hash for RouteId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl PartialOrd for RouteId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RouteId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(&other.name)
     }
 }
 
 impl fmt::Display for RouteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 

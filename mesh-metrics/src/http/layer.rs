@@ -95,6 +95,13 @@ impl MetricsLayer {
     /// Classifies responses with `classify`, the same rules the retry layer
     /// uses, so both agree on what a failure is. Default is
     /// [`Classify::default`].
+    ///
+    /// A request whose [`RouteId`](mesh_core::route::RouteId) carries
+    /// rules of its own ([`RouteId::with_classify`](mesh_core::route::RouteId::with_classify),
+    /// a ServiceProfile route's `responseClasses`) is classified by those
+    /// instead, as Linkerd counts a profile route's responses by its
+    /// classes. They are found with the target the request is counted
+    /// under, which the layer reads anyway: no lookup more per request.
     #[must_use]
     pub fn with_classify(self, classify: Classify) -> Self {
         self.rebuild(|shared| shared.classify = classify)

@@ -171,10 +171,8 @@ impl<'a> Sources<'a> {
     /// or the same bytes.
     #[inline]
     fn matches(&self, entry: &Entry) -> bool {
-        same_opt_str(
-            self.route.map(RouteId::as_str),
-            entry.route.as_ref().map(RouteId::as_str),
-        ) && self.same_local_addr(entry.local_addr.as_ref())
+        same_route(self.route, entry.route.as_ref())
+            && self.same_local_addr(entry.local_addr.as_ref())
             && same_policy(self.authorized, entry.authorized.as_ref())
             && same_opt_str(
                 self.dst_service.map(DstService::as_str),
@@ -257,6 +255,26 @@ fn same_policy(a: Option<&Authorized>, b: Option<&Authorized>) -> bool {
                 && same_kind(a.authz_kind, b.authz_kind)
                 && same_kind(a.server_kind, b.server_kind)
                 && same_opt_kind(a.route_kind, b.route_kind)
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Whether two routes give the same labels' values (their names by
+/// address or bytes) and classify by the same rules: the same
+/// allocation, which every request of one built route shares, or equal
+/// rules.
+#[inline]
+fn same_route(a: Option<&RouteId>, b: Option<&RouteId>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            same_str(a.as_str(), b.as_str())
+                && match (a.classify(), b.classify()) {
+                    (None, None) => true,
+                    (Some(x), Some(y)) => std::ptr::eq(x, y) || x == y,
+                    _ => false,
+                }
         }
         (None, None) => true,
         _ => false,

@@ -27,7 +27,10 @@
 //!   incomplete message.
 //!   Its `classification` comes from
 //!   mesh-core's [`Classify`](mesh_core::classify::Classify), the same
-//!   rules retries use, including a gRPC status sent in the trailers; a
+//!   rules retries use (the request's route's own, when its
+//!   [`RouteId`](mesh_core::route::RouteId) carries them, as a
+//!   ServiceProfile route's `responseClasses` do), including a gRPC status
+//!   sent in the trailers; a
 //!   gRPC call (a `POST` with a gRPC `content-type`) answered by a response
 //!   that is not gRPC is classified as its gRPC client reads it, so an HTML
 //!   `200` from a misrouted upstream is a failure. Its

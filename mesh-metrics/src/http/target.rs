@@ -35,8 +35,16 @@ pub(crate) struct Shared {
     pub(crate) direction: Direction,
     pub(crate) server_tls: ServerTls,
     pub(crate) classify: Classify,
-    targets: HandleCache<Arc<TargetLabels>, Arc<TargetHandles>>,
+    targets: HandleCache<TargetKey, Arc<TargetHandles>>,
 }
+
+/// What finds a target's handles in the layer-wide cache: its labels,
+/// and the rules of its route when the route has its own
+/// ([`RouteId::classify`]). Targets of one route name under two sets of
+/// rules (a ServiceProfile reloaded with other `responseClasses`) share
+/// their series but not their handles, each of which classifies by its
+/// own rules.
+type TargetKey = (Arc<TargetLabels>, Option<Classify>);
 
 impl Shared {
     pub(crate) fn new(
@@ -58,8 +66,12 @@ impl Shared {
     /// cache, except for the first request of a target.
     pub(crate) fn target(&self, sources: Sources<'_>) -> Arc<TargetHandles> {
         let view = self.view(sources);
-        self.targets
-            .get_or_resolve(view.key_hash(), |k| view.matches(k), || self.resolve(&view))
+        let classify = sources.route.and_then(RouteId::classify);
+        self.targets.get_or_resolve(
+            view.key_hash(),
+            |(labels, rules)| rules.as_ref() == classify && view.matches(labels),
+            || self.resolve(&view, classify),
+        )
     }
 
     fn view<'a>(&'a self, sources: Sources<'a>) -> TargetView<'a> {
@@ -90,13 +102,20 @@ impl Shared {
         }
     }
 
-    fn resolve(&self, view: &TargetView<'_>) -> Resolved<Arc<TargetLabels>, Arc<TargetHandles>> {
+    /// The handles of the target `view` names, classifying its responses
+    /// by its route's rules, `route_classify`, when it has its own, else
+    /// by the layer's.
+    fn resolve(
+        &self,
+        view: &TargetView<'_>,
+        route_classify: Option<&Classify>,
+    ) -> Resolved<TargetKey, Arc<TargetHandles>> {
         let labels = Arc::new(TargetLabels::from_view(view));
         let series = self.metrics.inner.requests.get_or_create(&labels);
         let handles = Arc::new(TargetHandles {
             labels: labels.clone(),
             requests: series.metric,
-            classify: self.classify.clone(),
+            classify: route_classify.unwrap_or(&self.classify).clone(),
             metrics: self.metrics.clone(),
             responses: HandleCache::default(),
             recent: Default::default(),
@@ -106,7 +125,7 @@ impl Shared {
         if series.folded {
             Resolved::Once(handles)
         } else {
-            Resolved::Cache(labels, handles)
+            Resolved::Cache((labels, route_classify.cloned()), handles)
         }
     }
 }

@@ -171,6 +171,7 @@ use std::{fmt, sync::Arc};
 
 use http::Request;
 use mesh_core::{
+    classify::Classify,
     resource::{
         DocumentContext, Documents, GrpcRoute, HttpRoute, ResourceError, ResourceErrorKind,
     },
@@ -438,7 +439,7 @@ impl ServiceRetryPolicy {
             .iter()
             .filter_map(|o| match o {
                 Origin::Rule(r) => Some(r.position + 1),
-                Origin::Written => None,
+                Origin::Written | Origin::Profile(_) => None,
             })
             .max()
             .unwrap_or(0);
@@ -450,7 +451,7 @@ impl ServiceRetryPolicy {
                     position: r.position + after,
                     ..r
                 }),
-                Origin::Written => Origin::Written,
+                other => other,
             }));
         self.routes.extend(other.routes);
         self.redirects
@@ -496,7 +497,7 @@ impl ServiceRetryPolicy {
         let keep: Vec<bool> = (0..selected.routes.len())
             .map(|i| match selected.origins.get(i) {
                 Some(Origin::Rule(rule)) => rule.consumer.as_deref().is_none_or(|c| c == namespace),
-                Some(Origin::Written) | None => true,
+                Some(Origin::Written | Origin::Profile(_)) | None => true,
             })
             .collect();
         selected.retain_routes(&keep);
@@ -682,7 +683,26 @@ impl ServiceRetryPolicy {
     pub fn hosts(&self, index: usize) -> RouteHosts {
         match self.origins.get(index) {
             Some(Origin::Rule(rule)) => rule.hosts.clone(),
-            Some(Origin::Written) | None => RouteHosts::default(),
+            Some(Origin::Written | Origin::Profile(_)) | None => RouteHosts::default(),
+        }
+    }
+
+    /// The rules that classify the responses of route `index` (of
+    /// [`routes`](Self::routes)): those of its ServiceProfile route's
+    /// `responseClasses`, a status taking the class of the first one that
+    /// matches it and 5xx failing when none does, as in Linkerd. `None`
+    /// for a ServiceProfile route without classes, an `HTTPRoute` or
+    /// `GRPCRoute` rule, or a route added by hand: their responses are
+    /// classified as any other.
+    ///
+    /// Linkerd classifies a profile route's responses by its classes in
+    /// its metrics as well as in its retries (`classify::Request::Profile`
+    /// in linkerd2-proxy's `linkerd/app/core/src/classify.rs`), so a 500
+    /// a class calls a success is counted as one.
+    pub fn response_classes(&self, index: usize) -> Option<&Classify> {
+        match self.origins.get(index) {
+            Some(Origin::Profile(classes)) => classes.as_ref(),
+            _ => None,
         }
     }
 
@@ -722,7 +742,7 @@ impl ServiceRetryPolicy {
         for at in order {
             let rank = match self.origins.get(at.route) {
                 Some(Origin::Rule(rule)) => rule.hosts.rank_host(host),
-                Some(Origin::Written) | None => Some(HostRank::Any),
+                Some(Origin::Written | Origin::Profile(_)) | None => Some(HostRank::Any),
             };
             let Some(rank) = rank else { continue };
             if best.is_none_or(|(r, _)| rank > r) && meets(at) {
@@ -1147,7 +1167,11 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                     context.error(ResourceErrorKind::InvalidValue, &field, e.message)
                 })?;
             }
-            service.routes = profile.route_policies(&context)?;
+            (service.routes, service.origins) = profile
+                .route_policies(&context)?
+                .into_iter()
+                .map(|(route, classes)| (route, Origin::Profile(classes)))
+                .unzip();
             // Make sure the service is listed in document order.
             loaded.service_mut(&service.name, service.namespace.as_deref());
             profiles.push(service);
@@ -1157,9 +1181,12 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         let service = loaded.service_mut(&profile.name, profile.namespace.as_deref());
         service.budget = profile.budget;
         service.profile = profile.profile;
+        let mut origins = profile.origins;
+        origins.resize(profile.routes.len(), Origin::Written);
         service
             .origins
-            .resize(service.routes.len() + profile.routes.len(), Origin::Written);
+            .resize(service.routes.len(), Origin::Written);
+        service.origins.extend(origins);
         service.routes.extend(profile.routes);
     }
     for service in &mut loaded.services {

@@ -21,7 +21,7 @@
 
 use std::{cmp::Ordering, sync::Arc};
 
-use mesh_core::{resource::GrpcRouteMatch, route::MatchPrecedence};
+use mesh_core::{classify::Classify, resource::GrpcRouteMatch, route::MatchPrecedence};
 
 // `metadata.creationTimestamp`, read by mesh-core as the inbound policy
 // reads it.
@@ -46,9 +46,13 @@ pub struct MatchRef {
 pub(super) enum Origin {
     /// A rule of an `HTTPRoute` or a `GRPCRoute`.
     Rule(RuleOrigin),
-    /// A ServiceProfile route, or one added to the routes by hand: tried
-    /// after every rule, in the order written.
+    /// A route added to the routes by hand: tried after every rule, in
+    /// the order written.
     Written,
+    /// A ServiceProfile route, tried as one [`Written`](Self::Written),
+    /// with the rules its `responseClasses` classify its responses by,
+    /// when it has any.
+    Profile(Option<Classify>),
 }
 
 /// The route a rule belongs to, and which rule of it the rule is.
@@ -188,7 +192,7 @@ pub(super) fn match_order(routes: &[RouteRetryPolicy], origins: &[Origin]) -> Ve
                         grpc.push((rank, origin, at));
                     }
                 },
-                Some(Origin::Written) | None => written.push(at),
+                Some(Origin::Written | Origin::Profile(_)) | None => written.push(at),
             }
         }
     }

@@ -232,11 +232,12 @@ impl ServiceProfile {
         }
     }
 
-    /// Every route's policy, in order.
+    /// Every route's policy, in order, with the rules its
+    /// `responseClasses` classify its responses by when it has any.
     pub(super) fn route_policies(
         &self,
         context: &DocumentContext<'_>,
-    ) -> Result<Vec<RouteRetryPolicy>, ResourceError> {
+    ) -> Result<Vec<(RouteRetryPolicy, Option<Classify>)>, ResourceError> {
         self.spec
             .routes
             .iter()
@@ -251,7 +252,7 @@ impl ProfileRoute {
         &self,
         context: &DocumentContext<'_>,
         at: &str,
-    ) -> Result<RouteRetryPolicy, ResourceError> {
+    ) -> Result<(RouteRetryPolicy, Option<Classify>), ResourceError> {
         if self.name.trim().is_empty() {
             return Err(context.error(
                 ResourceErrorKind::InvalidValue,
@@ -292,7 +293,10 @@ impl ProfileRoute {
         } else {
             RetryPolicy::never()
         };
-        Ok(RouteRetryPolicy {
+        // A route without classes leaves its responses to the reader's
+        // rules, as Linkerd's default classifier takes them.
+        let classes = (!self.response_classes.is_empty()).then(|| classify.clone());
+        let policy = RouteRetryPolicy {
             name: self.name.as_str().into(),
             matches,
             retry: retry.with_classify(classify),
@@ -303,7 +307,8 @@ impl ProfileRoute {
             backends: Vec::new(),
             request_headers: Default::default(),
             response_headers: Default::default(),
-        })
+        };
+        Ok((policy, classes))
     }
 }
 

@@ -117,7 +117,7 @@ use http::{Request, Response};
 use http_body::Body;
 use mesh_core::{
     BoxError,
-    classify::ErrorKind,
+    classify::{Classify, ErrorKind},
     error::{ProxyErrorKind, UpstreamCause},
 };
 use mesh_retry::metrics::{RetryEvent, RetryObserver};
@@ -206,22 +206,29 @@ impl BackendMetrics {
 
     /// The handles of the logical requests on the route of `labels`,
     /// counted also in the ServiceProfile route families under `profile`
-    /// for a ServiceProfile route ([`profile`](super::profile)).
+    /// for a ServiceProfile route ([`profile`](super::profile)), whose
+    /// responses `classes` classify when the route has its own.
     pub(crate) fn route(
         &self,
         labels: &RouteLabels,
         profile: Option<&ProfileLabels>,
+        classes: Option<&Classify>,
     ) -> CountedHandles {
         CountedHandles(Arc::new(Counters {
             handles: Handles::Route(self.routes.ends(labels.clone())),
-            profile: profile.map(|labels| self.profiles.logical(labels)),
+            profile: profile.map(|labels| self.profiles.logical(labels, classes)),
         }))
     }
 
     /// The handles of the attempts on the ServiceProfile route of
     /// `profile`, to be shared by its backends' ([`backend`](Self::backend)).
-    pub(crate) fn profile_attempts(&self, profile: &ProfileLabels) -> Arc<ProfileLevel> {
-        self.profiles.actual(profile)
+    /// `classes` classify its responses when the route has its own.
+    pub(crate) fn profile_attempts(
+        &self,
+        profile: &ProfileLabels,
+        classes: Option<&Classify>,
+    ) -> Arc<ProfileLevel> {
+        self.profiles.actual(profile, classes)
     }
 
     /// The handles of what the route of `route` sends `backend`, counted

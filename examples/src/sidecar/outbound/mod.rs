@@ -454,10 +454,11 @@ fn routes_of(
                 }
                 // A ServiceProfile route's attempts, whichever backend
                 // each goes to.
-                let attempts = route
-                    .profile
-                    .as_ref()
-                    .map(|profile| layers.backends.profile_attempts(profile));
+                let attempts = route.profile.as_ref().map(|profile| {
+                    layers
+                        .backends
+                        .profile_attempts(profile, route.id.classify())
+                });
                 let attempts = &attempts;
                 let backends =
                     route
@@ -494,7 +495,11 @@ fn routes_of(
                     route.edits.layer(Rescue::new(
                         route.layer.clone().peek_grpc_trailers().layer(split(route)),
                     )),
-                    layers.backends.route(&route.labels, route.profile.as_ref()),
+                    layers.backends.route(
+                        &route.labels,
+                        route.profile.as_ref(),
+                        route.id.classify(),
+                    ),
                 )),
             };
             let routes = ServiceRoutes::new(

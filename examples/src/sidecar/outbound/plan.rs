@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use mesh_core::{
     RouteId,
+    classify::Classify,
     labels::DstService,
     route::{EditHeadersLayer, Redirect, RouteMatch},
 };
@@ -193,7 +194,8 @@ impl Planner {
                         profile: Option<ProfileLabels>,
                         hosts: RouteHosts,
                         backends: Vec<(PlannedBackend, u32)>,
-                        redirect: Option<&Redirect>| {
+                        redirect: Option<&Redirect>,
+                        classes: Option<&Classify>| {
                 let labels = RouteLabels::new(parent.clone(), route);
                 let metrics = self
                     .metrics
@@ -212,8 +214,15 @@ impl Planner {
                     policy.layer(budget.clone())
                 }
                 .with_metrics(metrics);
+                // A ServiceProfile route's `responseClasses` classify its
+                // responses in the metrics too, as in Linkerd: they go
+                // with the route's id, which the metrics read anyway.
+                let id = RouteId::new(policy.name.clone());
                 RoutePlan {
-                    id: RouteId::new(policy.name.clone()),
+                    id: match classes {
+                        Some(classes) => id.with_classify(classes.clone()),
+                        None => id,
+                    },
                     labels,
                     profile,
                     hosts,
@@ -243,7 +252,16 @@ impl Planner {
                     let profile = from_resources
                         .is_some_and(|r| r.rule_route(index).is_none())
                         .then(|| ProfileLabels::new(name, Some(&policy.name)));
-                    plan(policy, route, profile, hosts, backends, redirect(index))
+                    let classes = from_resources.and_then(|r| r.response_classes(index));
+                    plan(
+                        policy,
+                        route,
+                        profile,
+                        hosts,
+                        backends,
+                        redirect(index),
+                        classes,
+                    )
                 })
                 .collect();
             // Linkerd's profile stack, and its families, serve a service
@@ -268,6 +286,7 @@ impl Planner {
                     has_profile_routes.then(|| ProfileLabels::new(name, None)),
                     RouteHosts::default(),
                     Vec::new(),
+                    None,
                     None,
                 )),
             };

@@ -38,7 +38,9 @@
 //! The response families add `status_code` (the response's HTTP status,
 //! absent when there was none), `classification` (`success` or
 //! `failure`, as the golden metrics' `response_total` classifies,
-//! mesh-core's classifier: a gRPC call's status in its trailers counts),
+//! mesh-core's classifier: a gRPC call's status in its trailers counts;
+//! a route with `responseClasses` is classified by them in both, as
+//! Linkerd classifies a profile route's responses by its classes),
 //! `grpc_status` (the number of a gRPC response's code, else empty) and
 //! `error`. Linkerd's route layers see an error where the sidecar sees the
 //! mesh's own answer (a timeout, an unreachable upstream), so such an
@@ -242,24 +244,34 @@ impl ProfileMetrics {
         metrics
     }
 
-    /// The handles of the logical requests on the route of `labels`.
-    pub(crate) fn logical(&self, labels: &ProfileLabels) -> Arc<ProfileLevel> {
+    /// The handles of the logical requests on the route of `labels`,
+    /// whose responses `classes` classify when the route has its own
+    /// (its `responseClasses`), else the golden metrics' rules.
+    pub(crate) fn logical(
+        &self,
+        labels: &ProfileLabels,
+        classes: Option<&Classify>,
+    ) -> Arc<ProfileLevel> {
         Arc::new(ProfileLevel::new(
             &self.logical,
             Some(&self.latencies),
             labels,
-            &self.classify,
+            classes.unwrap_or(&self.classify),
         ))
     }
 
     /// The handles of the attempts on the route of `labels`, shared by
-    /// all of its backends.
-    pub(crate) fn actual(&self, labels: &ProfileLabels) -> Arc<ProfileLevel> {
+    /// all of its backends, classified as [`logical`](Self::logical).
+    pub(crate) fn actual(
+        &self,
+        labels: &ProfileLabels,
+        classes: Option<&Classify>,
+    ) -> Arc<ProfileLevel> {
         Arc::new(ProfileLevel::new(
             &self.actual,
             None,
             labels,
-            &self.classify,
+            classes.unwrap_or(&self.classify),
         ))
     }
 
@@ -492,7 +504,7 @@ mod tests {
     fn endings_are_labelled_as_linkerd_labels_them() {
         let mut registry = Registry::default();
         let metrics = ProfileMetrics::register(&mut registry);
-        let level = metrics.logical(&ProfileLabels::new("web", Some("GET /")));
+        let level = metrics.logical(&ProfileLabels::new("web", Some("GET /")), None);
         let response =
             |status: u16, headers: &[(&'static str, &str)], kind: Option<ProxyErrorKind>| {
                 let mut res = Response::new(());
@@ -572,7 +584,7 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = ProfileMetrics::register(&mut registry);
         let labels = ProfileLabels::new("web", None);
-        metrics.actual(&labels).request();
+        metrics.actual(&labels, None).request();
         let retryable = metrics.retryable(&labels);
         retryable.count(true);
         retryable.count(false);
