@@ -132,3 +132,54 @@ fn a_merge_key_of_a_manifest_that_names_no_mapping_names_its_mapping_and_line() 
     assert_eq!(manifest.field_path(), "spec.template.spec.<<", "{error}");
     assert_eq!(manifest.line(), Some(10), "{error}");
 }
+
+/// A Server whose selector's expressions are built on one another.
+const SERVER: &str = "\
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web, namespace: ns}
+spec:
+  podSelector:
+    matchExpressions:
+    - &app {key: app, operator: In, values: [web]}
+    - &tier {<<: *app, key: tier, values: [backend]}
+    - {<<: *tier, values: [backend, canary]}
+  port: 80
+";
+
+#[test]
+fn a_chained_merge_in_a_policy_file_is_read_as_kubectl_reads_it() {
+    use mesh_policy::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
+
+    // The third expression took the second's `<<` unapplied, and with it
+    // the first's `operator`: the Server was refused for an expression
+    // without one.
+    let workload = Workload::new("ns")
+        .with_label("app", "web")
+        .with_label("tier", "backend");
+    let compiled = Policy::compile(
+        &[PolicySource::new("policy.yaml", SERVER)],
+        &workload,
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let ports: Vec<_> = compiled
+        .policy
+        .covered_ports()
+        .map(|(port, server, _)| (port, server.to_owned()))
+        .collect();
+    assert_eq!(ports, [(80, "web".to_owned())]);
+
+    let frontend = Workload::new("ns")
+        .with_label("app", "web")
+        .with_label("tier", "frontend");
+    let compiled = Policy::compile(
+        &[PolicySource::new("policy.yaml", SERVER)],
+        &frontend,
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(compiled.policy.covered_ports().count(), 0);
+}
