@@ -123,8 +123,8 @@ pub enum QueryError {
     NoTargets,
     /// A view that redraws was asked to redraw every zero seconds.
     ZeroInterval,
-    /// Not one target could be scraped; the first failure is the source.
-    Unreachable(ScrapeError),
+    /// Not one target could be scraped: each one, and why.
+    Unreachable(Vec<Unreachable>),
     /// Writing the view failed.
     Write(io::Error),
     /// Encoding the view as JSON failed.
@@ -136,7 +136,14 @@ impl fmt::Display for QueryError {
         f.write_str(match self {
             Self::NoTargets => "no admin address given",
             Self::ZeroInterval => "the interval between frames must be above zero",
-            Self::Unreachable(_) => "no admin server could be scraped",
+            Self::Unreachable(targets) => {
+                f.write_str("no admin server could be scraped")?;
+                for (i, target) in targets.iter().enumerate() {
+                    f.write_str(if i == 0 { ": " } else { "; " })?;
+                    write!(f, "{target}")?;
+                }
+                return Ok(());
+            }
             Self::Write(_) => "cannot write the view",
             Self::Json(_) => "cannot encode the view as json",
         })
@@ -146,8 +153,8 @@ impl fmt::Display for QueryError {
 impl std::error::Error for QueryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::NoTargets | Self::ZeroInterval => None,
-            Self::Unreachable(e) => Some(e),
+            // Each target's causes are in its own line of the message.
+            Self::NoTargets | Self::ZeroInterval | Self::Unreachable(_) => None,
             Self::Write(e) => Some(e),
             Self::Json(e) => Some(e),
         }
@@ -207,10 +214,8 @@ pub(crate) async fn measure_each(
     // A target that missed the first scrape has no delta, whatever the
     // second brings: with none scraped, the window would only delay the
     // error.
-    if before.iter().all(Option::is_none)
-        && let Some(e) = failures.iter_mut().find_map(Option::take)
-    {
-        return Err(QueryError::Unreachable(e));
+    if before.iter().all(Option::is_none) && failures.iter().any(Option::is_some) {
+        return Err(QueryError::Unreachable(unreachable(targets, &failures)));
     }
     tokio::time::sleep(window).await;
     let elapsed = start.elapsed();
@@ -221,10 +226,8 @@ pub(crate) async fn measure_each(
             *failure = second;
         }
     }
-    if deltas.iter().all(Option::is_none)
-        && let Some(e) = failures.iter_mut().find_map(Option::take)
-    {
-        return Err(QueryError::Unreachable(e));
+    if deltas.iter().all(Option::is_none) && failures.iter().any(Option::is_some) {
+        return Err(QueryError::Unreachable(unreachable(targets, &failures)));
     }
     Ok(Measured { deltas, failures })
 }
@@ -276,9 +279,15 @@ fn with_failures(text: String, targets: &[Target], measured: &Measured, format: 
         Format::Table => text + &render::unreachable_note(targets, &measured.failures),
         Format::Json => text,
     };
-    let unreachable = targets
+    let unreachable = unreachable(targets, &measured.failures);
+    View { text, unreachable }
+}
+
+/// Each of `targets` that failed, and why.
+fn unreachable(targets: &[Target], failures: &[Option<ScrapeError>]) -> Vec<Unreachable> {
+    targets
         .iter()
-        .zip(&measured.failures)
+        .zip(failures)
         .filter_map(|(target, failure)| {
             Some(Unreachable {
                 name: target.name.clone(),
@@ -286,8 +295,7 @@ fn with_failures(text: String, targets: &[Target], measured: &Measured, format: 
                 reason: render::causes(failure.as_ref()?),
             })
         })
-        .collect();
-    View { text, unreachable }
+        .collect()
 }
 
 /// Scrapes and failures, each `None` where the other is.
@@ -346,10 +354,37 @@ mod tests {
         let start = Instant::now();
         let error = measure(&targets, window).await.unwrap_err();
         assert!(start.elapsed() < window, "{:?}", start.elapsed());
-        let QueryError::Unreachable(scrape) = &error else {
+        let QueryError::Unreachable(failed) = &error else {
             panic!("{error:?}");
         };
-        assert_eq!(scrape.addr(), addr);
-        assert!(scrape.to_string().contains(&addr), "{scrape}");
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!((&*failed[0].name, &*failed[0].addr), ("web", &*addr));
+        assert!(error.to_string().contains(&addr), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_none_answers_each_target_is_named_with_its_reason() {
+        // Two workloads down: the error names both, by name and address,
+        // not only the first address tried.
+        let closed = || async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().to_string()
+        };
+        let (web, emoji) = (closed().await, closed().await);
+        let targets = Target::parse_list(&format!("web={web},emoji={emoji}")).unwrap();
+        let error = measure(&targets, Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .to_string();
+        for expected in [
+            format!("scraping web ({web}): "),
+            format!("scraping emoji ({emoji}): "),
+        ] {
+            assert!(error.contains(&expected), "{expected} not in {error}");
+        }
+        assert!(
+            error.starts_with("no admin server could be scraped: "),
+            "{error}"
+        );
     }
 }
