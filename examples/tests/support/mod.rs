@@ -3,6 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod config;
+// One capture for every crate's tests: mesh-core's (its docs say why
+// it is one global subscriber).
+#[path = "../../../mesh-core/tests/support/log_capture.rs"]
 pub mod log_capture;
 
 use std::{

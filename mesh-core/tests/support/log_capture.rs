@@ -19,6 +19,9 @@
 //! tracing-subscriber's registry, which keeps the spans and tells tracing
 //! the current one: a task spawned `in_current_span` (an HTTP/2 stream's)
 //! is in the connection's span here as it is in production.
+//!
+//! mesh-policy's and the examples' tests include this same file (by
+//! `#[path]`), so every crate's tests capture one way.
 
 use std::{
     cell::RefCell,
@@ -64,6 +67,7 @@ thread_local! {
 static INSTALL: Once = Once::new();
 
 /// Ends a capture when dropped, putting back the one it replaced.
+#[must_use = "the capture ends when the guard is dropped"]
 pub(crate) struct CaptureGuard(Option<Logs>);
 
 impl Drop for CaptureGuard {

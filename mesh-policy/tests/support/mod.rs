@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+// One capture for every crate's tests: mesh-core's (its docs say why
+// it is one global subscriber).
+#[path = "../../../mesh-core/tests/support/log_capture.rs"]
 pub mod log_capture;
 pub mod ratelimit;
 
