@@ -31,6 +31,7 @@ use std::{
 
 use http::Request;
 use mesh_core::{
+    classify::Classify,
     conn::{ConnectionInfo, Tls},
     labels::{Authorized, DstService},
     route::RouteId,
@@ -272,13 +273,23 @@ fn same_route(a: Option<&RouteId>, b: Option<&RouteId>) -> bool {
             same_str(a.as_str(), b.as_str())
                 && match (a.classify(), b.classify()) {
                     (None, None) => true,
-                    (Some(x), Some(y)) => std::ptr::eq(x, y) || x == y,
+                    (Some(x), Some(y)) => std::ptr::eq(x, y) || equal_rules(x, y),
                     _ => false,
                 }
         }
         (None, None) => true,
         _ => false,
     }
+}
+
+/// Whether two classifiers in other allocations have the same rules (a
+/// route rebuilt by a reload). Out of line: comparing the rules' bit sets
+/// takes more code than the rest of a lookup, which would then no longer
+/// be inlined into each request's path.
+#[cold]
+#[inline(never)]
+fn equal_rules(a: &Classify, b: &Classify) -> bool {
+    a == b
 }
 
 /// Whether two TLS statuses give the same labels' values.
