@@ -10,10 +10,8 @@ use crate::support::log_capture::Logs;
 
 use std::{
     convert::Infallible,
-    fmt::{self, Write as _},
     future::{Ready, ready},
     net::SocketAddr,
-    sync::{Arc, Mutex},
 };
 
 use bytes::Bytes;
@@ -29,127 +27,6 @@ use tokio::{
     io::AsyncReadExt,
     net::{TcpListener, TcpStream},
 };
-use tracing::{
-    Event, Id, Metadata, Subscriber,
-    field::{Field, Visit},
-    span::{Attributes, Record},
-    subscriber::Interest,
-};
-
-/// The lines logged on this thread while the guard lives, each laid out
-/// as tracing-subscriber's formatter does: the spans it was logged in,
-/// outermost first (`name{field=value ...}:`), then its message and
-/// fields. The binary's forwarding capture ([`Logs`]) keeps no span.
-///
-/// This one is the thread's default, which races tracing's callsite
-/// cache only while no subscriber says "sometimes" for every callsite:
-/// the binary's forwarding capture is installed first, and says it. It
-/// tells tracing no current span (the type that would is tracing-core's,
-/// not a dependency here), so a future spawned `in_current_span` is in no
-/// span under it.
-#[derive(Clone, Default)]
-struct SpanLines(Arc<Inner>);
-
-#[derive(Default)]
-struct Inner {
-    /// Each span made: its `name{fields}`, and its metadata.
-    spans: Mutex<Vec<(String, &'static Metadata<'static>)>>,
-    /// The spans entered, innermost last.
-    stack: Mutex<Vec<u64>>,
-    lines: Mutex<Vec<String>>,
-}
-
-impl SpanLines {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        drop(Logs::capture());
-        let lines = Self::default();
-        let guard = tracing::subscriber::set_default(lines.clone());
-        (lines, guard)
-    }
-
-    /// The lines whose message, after their spans, starts with `message`.
-    fn find(&self, message: &str) -> Vec<String> {
-        let lines = self.0.lines.lock().unwrap();
-        lines
-            .iter()
-            .filter(|line| {
-                let text = line.rsplit_once("}: ").map_or(line.as_str(), |(_, t)| t);
-                text.starts_with(message)
-            })
-            .cloned()
-            .collect()
-    }
-}
-
-/// A message, and the other fields as ` name=value` each.
-#[derive(Default)]
-struct Fields {
-    message: String,
-    fields: String,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={value:?}", field.name());
-        }
-    }
-}
-
-impl Subscriber for SpanLines {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        Interest::sometimes()
-    }
-
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut fields = Fields::default();
-        span.record(&mut fields);
-        let text = format!(
-            "{}{{{}}}",
-            span.metadata().name(),
-            fields.fields.trim_start()
-        );
-        let mut spans = self.0.spans.lock().unwrap();
-        spans.push((text, span.metadata()));
-        Id::from_u64(spans.len() as u64)
-    }
-
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let spans = self.0.spans.lock().unwrap();
-        let mut line = String::new();
-        for id in self.0.stack.lock().unwrap().iter() {
-            let _ = write!(line, "{}:", spans[*id as usize - 1].0);
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        let _ = write!(line, "{}{}", fields.message, fields.fields);
-        self.0.lines.lock().unwrap().push(line);
-    }
-
-    fn enter(&self, span: &Id) {
-        self.0.stack.lock().unwrap().push(span.into_u64());
-    }
-
-    fn exit(&self, span: &Id) {
-        let mut stack = self.0.stack.lock().unwrap();
-        if let Some(at) = stack.iter().rposition(|id| *id == span.into_u64()) {
-            stack.remove(at);
-        }
-    }
-}
 
 /// An accept hook that refuses every connection, logging why as
 /// mesh-tls's does: with no word of the peer, which it is not told.
@@ -186,7 +63,7 @@ fn request() -> Request<Empty<Bytes>> {
 
 #[tokio::test]
 async fn a_refused_handshakes_line_names_the_peer_and_the_port() {
-    let (lines, _guard) = SpanLines::capture();
+    let (lines, _guard) = Logs::capture();
     let (addr, _trigger) = serve(Refusing).await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let peer = tcp.local_addr().unwrap();
@@ -213,7 +90,7 @@ async fn a_refused_handshakes_line_names_the_peer_and_the_port() {
 
 #[tokio::test]
 async fn a_services_lines_name_the_peer() {
-    let (lines, _guard) = SpanLines::capture();
+    let (lines, _guard) = Logs::capture();
     let (addr, _trigger) = serve(mesh_core::serve::PlaintextAccept).await;
 
     let tcp = TcpStream::connect(addr).await.unwrap();
