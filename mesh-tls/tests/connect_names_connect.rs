@@ -117,7 +117,7 @@ async fn a_failed_connect_to_a_host_name_names_the_name() {
 /// endpoint was to prove.
 #[tokio::test]
 async fn a_forwarded_connects_warning_names_the_identity_expected() {
-    let (events, _log) = Events::capture();
+    let (events, _log) = Logs::capture();
     let ca = ca();
     let addr = refusing().await;
     let forward = ForwardTcp::new(connector(store(&ca, WEB), addr, API), [addr]).unwrap();
@@ -129,11 +129,7 @@ async fn a_forwarded_connects_warning_names_the_identity_expected() {
         "{err}"
     );
 
-    let warned: Vec<_> = events
-        .at(tracing::Level::WARN)
-        .into_iter()
-        .filter(|line| line.contains("cannot connect to the endpoint"))
-        .collect();
+    let warned = events.find_at(tracing::Level::WARN, "cannot connect to the endpoint");
     let [line] = warned.as_slice() else {
         panic!("one warning expected: {warned:?}");
     };

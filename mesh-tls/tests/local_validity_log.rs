@@ -13,7 +13,7 @@ use validity::*;
 
 #[tokio::test]
 async fn a_server_whose_certificate_has_expired_refuses_the_handshake() {
-    let (events, _log) = Events::capture();
+    let (events, _log) = Logs::capture();
     let pki = Pki::new();
     let clock = TestClock::at(JAN_1);
     let store = pki.store(&clock, API);
@@ -48,7 +48,7 @@ async fn a_server_whose_certificate_has_expired_refuses_the_handshake() {
     );
     // Logged as an error once, naming the identity and the notAfter; the
     // second refusal is not an error again.
-    let errors = events.at(tracing::Level::ERROR);
+    let errors = events.find_at(tracing::Level::ERROR, "");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].contains(API) && errors[0].contains("expired at 2030-01-02T00:00:00Z"),

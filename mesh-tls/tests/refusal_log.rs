@@ -14,7 +14,7 @@ const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 /// or webpki's own words, since the log is all an operator sees of a
 /// rotation the watcher refused.
 fn logged_refusal(store: &CredentialStore, files: &mesh_tls::CredentialFiles) -> String {
-    let (events, guard) = Events::capture();
+    let (events, guard) = Logs::capture();
     store.load_files(files).unwrap_err();
     drop(guard);
     let events = events.all();

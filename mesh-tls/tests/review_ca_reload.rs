@@ -58,7 +58,7 @@ async fn a_reloaded_ca_of_another_trust_domain_is_refused_and_the_last_one_kept(
     std::fs::remove_dir_all(&ca_dir).unwrap();
     ca::write_ca(&ca_dir, &"other.org".parse().unwrap()).unwrap();
 
-    let (events, guard) = Events::capture();
+    let (events, guard) = Logs::capture();
     for _ in 0..3 {
         now += RENEWAL;
         clock.set(now);
@@ -79,7 +79,7 @@ async fn a_reloaded_ca_of_another_trust_domain_is_refused_and_the_last_one_kept(
         metrics.contains("identity_cert_rejected_updates_total{reason=\"wrong_trust_domain\"} 1"),
         "{metrics}"
     );
-    let errors = events.at(tracing::Level::ERROR);
+    let errors = events.find_at(tracing::Level::ERROR, "");
     assert_eq!(errors.len(), 1, "{:#?}", events.all());
     let issuer_file = ca_dir.join(ca::ISSUER_CERT_FILE);
     for said in [&*issuer_file.to_string_lossy(), "other.org", WEB, "kept"] {

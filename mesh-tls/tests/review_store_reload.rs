@@ -51,7 +51,7 @@ fn watched(files: &CredentialFiles) -> (CredentialStore, tokio::task::JoinHandle
 /// next read, without an error logged or a refusal counted.
 #[tokio::test(start_paused = true)]
 async fn a_key_written_an_interval_before_its_certificate_is_never_served_torn() {
-    let (events, _log) = Events::capture();
+    let (events, _log) = Logs::capture();
     let ca = ca();
     let dir = tempfile::tempdir().unwrap();
     let first = ca.issue(&id(WEB), HOUR).unwrap();
@@ -74,7 +74,7 @@ async fn a_key_written_an_interval_before_its_certificate_is_never_served_torn()
     let version = *store.subscribe().borrow();
     assert_eq!((version.loaded, version.rejected), (2, 0));
     assert!(
-        events.at(tracing::Level::ERROR).is_empty(),
+        events.find_at(tracing::Level::ERROR, "").is_empty(),
         "{:?}",
         events.all()
     );
@@ -199,7 +199,7 @@ fn bad_reloads() -> Vec<Bad> {
 /// logged once as an error naming the file(s) at fault and the problem.
 #[tokio::test(start_paused = true)]
 async fn every_bad_reload_keeps_the_last_good_credentials_and_is_reported_once() {
-    let (events, _log) = Events::capture();
+    let (events, _log) = Logs::capture();
     for bad in bad_reloads() {
         let ca = ca();
         let dir = tempfile::tempdir().unwrap();
@@ -207,7 +207,7 @@ async fn every_bad_reload_keeps_the_last_good_credentials_and_is_reported_once()
         let (store, task) = watched(&files);
         tokio::time::sleep(HALF).await;
         let before = leaf(&store);
-        let errors_before = events.at(tracing::Level::ERROR).len();
+        let errors_before = events.find_at(tracing::Level::ERROR, "").len();
 
         (bad.apply)(&ca, &files);
         tokio::time::sleep(5 * INTERVAL).await;
@@ -222,7 +222,7 @@ async fn every_bad_reload_keeps_the_last_good_credentials_and_is_reported_once()
             bad.reason
         );
         assert!(metrics.contains(&line), "{}: {metrics}", bad.name);
-        let errors = events.at(tracing::Level::ERROR);
+        let errors = events.find_at(tracing::Level::ERROR, "");
         let new: Vec<_> = errors[errors_before..].to_vec();
         assert_eq!(new.len(), 1, "{}: {new:?}", bad.name);
         for file in bad.files {

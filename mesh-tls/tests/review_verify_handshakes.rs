@@ -337,7 +337,7 @@ async fn a_server_answering_the_client_hello_with_garbage_fails_the_connect_nami
 // does for its side.
 #[tokio::test]
 async fn the_acceptors_log_of_a_refused_handshake_carries_its_cause() {
-    let (events, _guard) = Events::capture();
+    let (events, _guard) = Logs::capture();
     let stranger = ca().issue(&id(WEB), HOUR).unwrap();
     let (addr, server, _store) = acceptor(AcceptConfig::default()).await;
     let config = raw_client(
@@ -348,11 +348,7 @@ async fn the_acceptors_log_of_a_refused_handshake_carries_its_cause() {
     let client = tokio::spawn(raw_get(config, addr));
     accept_error(server.await.unwrap());
     client.abort();
-    let refused: Vec<_> = events
-        .at(tracing::Level::DEBUG)
-        .into_iter()
-        .filter(|line| line.contains("inbound tls refused"))
-        .collect();
+    let refused = events.find_at(tracing::Level::DEBUG, "inbound tls refused");
     assert_eq!(refused.len(), 1, "{:#?}", events.all());
     assert!(
         refused[0].contains("tls handshake failed: invalid peer certificate: UnknownIssuer"),
@@ -360,14 +356,10 @@ async fn the_acceptors_log_of_a_refused_handshake_carries_its_cause() {
     );
 
     let raw = RawIssuer::new();
-    let (events, _guard) = Events::capture();
+    let (events, _guard) = Logs::capture();
     let nameless = raw.sign(&RawIssuer::params(vec![]));
     accept_error(present_client_cert(&raw, API, nameless).await);
-    let refused: Vec<_> = events
-        .at(tracing::Level::DEBUG)
-        .into_iter()
-        .filter(|line| line.contains("inbound tls refused"))
-        .collect();
+    let refused = events.find_at(tracing::Level::DEBUG, "inbound tls refused");
     assert_eq!(refused.len(), 1, "{:#?}", events.all());
     assert!(
         refused[0].contains(

@@ -107,7 +107,7 @@ async fn a_reloaded_ca_is_refused_and_the_last_one_kept(
     std::fs::remove_dir_all(&ca_dir).unwrap();
     write_bad(&ca_dir, start);
 
-    let (events, guard) = Events::capture();
+    let (events, guard) = Logs::capture();
     clock.set(start + 2_521);
     tokio::time::advance(Duration::from_secs(2_521)).await;
     settle().await;
@@ -269,7 +269,7 @@ async fn a_reloaded_ca_refused_for_its_dates_is_counted_once_per_content() {
     std::fs::remove_dir_all(&ca_dir).unwrap();
     write_expired_ca(&ca_dir);
 
-    let (events, guard) = Events::capture();
+    let (events, guard) = Logs::capture();
     for _ in 0..4 {
         next_renewal(&clock, &mut now).await;
     }
@@ -286,7 +286,7 @@ async fn a_reloaded_ca_refused_for_its_dates_is_counted_once_per_content() {
         "{metrics}"
     );
     assert_eq!(
-        events.at(tracing::Level::ERROR).len(),
+        events.find_at(tracing::Level::ERROR, "").len(),
         1,
         "{:#?}",
         events.all()
@@ -305,7 +305,7 @@ async fn a_reloaded_ca_refused_for_its_dates_is_counted_once_per_content() {
         metrics.contains("identity_cert_rejected_updates_total{reason=\"expired\"} 2"),
         "{metrics}"
     );
-    assert_eq!(events.at(tracing::Level::ERROR).len(), 2);
+    assert_eq!(events.find_at(tracing::Level::ERROR, "").len(), 2);
     assert_eq!(issuer(&store), first_issuer);
     task.abort();
 }
@@ -323,7 +323,7 @@ async fn a_ca_directory_that_does_not_load_is_counted_once_per_content() {
     let issuer_file = ca_dir.join(ca::ISSUER_CERT_FILE);
     std::fs::write(&issuer_file, "not a certificate\n").unwrap();
 
-    let (events, guard) = Events::capture();
+    let (events, guard) = Logs::capture();
     for _ in 0..3 {
         next_renewal(&clock, &mut now).await;
     }
@@ -335,7 +335,7 @@ async fn a_ca_directory_that_does_not_load_is_counted_once_per_content() {
         metrics.contains("identity_cert_rejected_updates_total{reason=\"malformed\"} 1"),
         "{metrics}"
     );
-    let errors = events.at(tracing::Level::ERROR);
+    let errors = events.find_at(tracing::Level::ERROR, "");
     assert_eq!(errors.len(), 1, "{:#?}", events.all());
     assert!(
         errors[0].contains(&*issuer_file.to_string_lossy()) && errors[0].contains("kept"),
@@ -354,7 +354,7 @@ async fn a_ca_directory_that_does_not_load_is_counted_once_per_content() {
         metrics.contains("identity_cert_rejected_updates_total{reason=\"unreadable\"} 1"),
         "{metrics}"
     );
-    assert_eq!(events.at(tracing::Level::ERROR).len(), 2);
+    assert_eq!(events.find_at(tracing::Level::ERROR, "").len(), 2);
     assert_eq!(issuer(&store), first_issuer);
     task.abort();
 }

@@ -102,6 +102,15 @@ impl Logs {
             .collect()
     }
 
+    /// Every event captured, each as its whole line, in order: for a test
+    /// that checks nothing else was logged, and for a failure to show
+    /// what was.
+    #[allow(dead_code)]
+    pub(crate) fn all(&self) -> Vec<String> {
+        let logged = self.0.lock().unwrap();
+        logged.iter().map(|l| l.line.clone()).collect()
+    }
+
     /// The events at `level` whose message (after their spans) starts
     /// with `message`, each as its whole line.
     #[allow(dead_code)]

@@ -26,9 +26,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem:
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceExt};
 
-mod log_capture;
+// One capture for every crate's tests: mesh-core's (its docs say why
+// it is one global subscriber).
+#[path = "../../../mesh-core/tests/support/log_capture.rs"]
+pub mod log_capture;
 
-pub use self::log_capture::Events;
+pub(crate) use self::log_capture::Logs;
 
 pub const HOUR: Duration = Duration::from_secs(3600);
 
