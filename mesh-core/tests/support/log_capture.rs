@@ -20,7 +20,7 @@
 //! the current one: a task spawned `in_current_span` (an HTTP/2 stream's)
 //! is in the connection's span here as it is in production.
 //!
-//! mesh-policy's and the examples' tests include this same file (by
+//! mesh-policy's, mesh-tls's and the examples' tests include this same file (by
 //! `#[path]`), so every crate's tests capture one way.
 
 use std::{
