@@ -460,3 +460,74 @@ fn conflict(at: &str, what: &str) -> ConditionError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use http::StatusCode;
+
+    use super::super::load;
+
+    const PROFILE: &str = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local}
+spec:
+  routes:
+  - name: classes
+    condition: {method: GET}
+    responseClasses:
+    - condition: {status: {min: 500, max: 500}}
+      isFailure: false
+    - condition: {status: {min: 404, max: 404}}
+      isFailure: true
+  - name: none
+    condition: {method: POST}
+";
+
+    #[test]
+    fn a_routes_response_classes_are_kept_by_route_and_through_a_merge() {
+        let profile = load("a.yaml", PROFILE).unwrap();
+        // The HTTPRoute's rule first: the profile's routes come after it.
+        let mut merged = load(
+            "b.yaml",
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /}}]
+",
+        )
+        .unwrap();
+        merged.merge(profile.clone());
+        for (resources, count) in [(profile, 2), (merged, 3)] {
+            let service = resources
+                .services
+                .iter()
+                .find(|s| s.routes.iter().any(|r| &*r.name == "classes"))
+                .unwrap();
+            assert_eq!(service.routes.len(), count, "{service:?}");
+            let at = |name: &str| service.routes.iter().position(|r| &*r.name == name);
+            let classes = service.response_classes(at("classes").unwrap()).unwrap();
+            assert!(
+                classes
+                    .classify_status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .is_success()
+            );
+            assert!(classes.classify_status(StatusCode::NOT_FOUND).is_failure());
+            assert!(
+                classes
+                    .classify_status(StatusCode::BAD_GATEWAY)
+                    .is_failure()
+            );
+            assert!(service.response_classes(at("none").unwrap()).is_none());
+            for (i, route) in service.routes.iter().enumerate() {
+                if !["classes", "none"].contains(&&*route.name) {
+                    assert!(service.response_classes(i).is_none());
+                }
+            }
+        }
+    }
+}
