@@ -85,8 +85,7 @@ pub use self::{
 ///
 /// The name comes from configuration (an `HTTPRoute`'s name, a
 /// ServiceProfile route), never from the request, so metric labels built from
-/// it stay bounded. Cloning is an `Arc` increment (two, for a route with
-/// its own classifier).
+/// it stay bounded. Cloning is an `Arc` increment.
 ///
 /// A route can also carry the rules that classify its responses
 /// ([`with_classify`](Self::with_classify)): a ServiceProfile route's
@@ -99,46 +98,60 @@ pub use self::{
 /// Two ids are equal, hash and order by their names: the name identifies
 /// the route, and the classifier goes with it.
 #[derive(Clone)]
-pub struct RouteId {
+pub struct RouteId(Arc<Named>);
+
+/// What a [`RouteId`] points to: one allocation per built route, which
+/// every request of the route shares, so that an id is one pointer wide
+/// and two ids of one route compare by address.
+struct Named {
     name: Arc<str>,
-    classify: Option<Arc<Classify>>,
+    classify: Option<Classify>,
 }
 
 impl RouteId {
     /// A route named `name`, whose responses are classified by the rules
-    /// of whoever reads them.
+    /// of whoever reads them. Allocates: build an id once per route and
+    /// clone it per request.
     pub fn new(name: impl Into<Arc<str>>) -> Self {
-        Self {
+        Self(Arc::new(Named {
             name: name.into(),
             classify: None,
-        }
+        }))
     }
 
     /// This route, with its responses classified by `classify` in the
     /// metrics that read it, in place of their own rules.
     #[must_use]
-    pub fn with_classify(mut self, classify: Classify) -> Self {
-        self.classify = Some(Arc::new(classify));
-        self
+    pub fn with_classify(self, classify: Classify) -> Self {
+        Self(Arc::new(Named {
+            name: self.0.name.clone(),
+            classify: Some(classify),
+        }))
     }
 
     /// The route's name.
     pub fn as_str(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The rules that classify the route's responses, when the route has
     /// its own; `None` leaves them to the reader's.
     pub fn classify(&self) -> Option<&Classify> {
-        self.classify.as_deref()
+        self.0.classify.as_ref()
+    }
+
+    /// Whether `other` is a clone of this id: the same built route, so the
+    /// same name and rules, known without reading either.
+    pub fn is_same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
 impl fmt::Debug for RouteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut t = f.debug_tuple("RouteId");
-        t.field(&&*self.name);
-        if let Some(classify) = &self.classify {
+        t.field(&&*self.0.name);
+        if let Some(classify) = &self.0.classify {
             t.field(classify);
         }
         t.finish()
@@ -147,7 +160,7 @@ impl fmt::Debug for RouteId {
 
 impl PartialEq for RouteId {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
+        self.0.name == other.0.name
     }
 }
 
@@ -155,7 +168,7 @@ impl Eq for RouteId {}
 
 impl std::hash::Hash for RouteId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
+        self.0.name.hash(state);
     }
 }
 
@@ -167,13 +180,13 @@ impl PartialOrd for RouteId {
 
 impl Ord for RouteId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name.cmp(&other.name)
+        self.0.name.cmp(&other.0.name)
     }
 }
 
 impl fmt::Display for RouteId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
+        f.write_str(&self.0.name)
     }
 }
 

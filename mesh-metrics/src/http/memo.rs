@@ -269,6 +269,7 @@ fn same_policy(a: Option<&Authorized>, b: Option<&Authorized>) -> bool {
 #[inline]
 fn same_route(a: Option<&RouteId>, b: Option<&RouteId>) -> bool {
     match (a, b) {
+        (Some(a), Some(b)) if a.is_same(b) => true,
         (Some(a), Some(b)) => {
             same_str(a.as_str(), b.as_str())
                 && match (a.classify(), b.classify()) {

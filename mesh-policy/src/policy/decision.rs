@@ -218,7 +218,7 @@ impl<'p> AllowedRequest<'p> {
 
     /// The route, as the extension metrics label requests with.
     pub fn route_id(&self) -> RouteId {
-        RouteId::new(self.route.name.clone())
+        self.route.id.clone()
     }
 
     fn record(&self, tls: ClientTls<'_>) {

@@ -207,6 +207,7 @@ impl ServerEntry {
                 audit_hits: hits(metrics, "default", fb, self.kind, srv, "audit"),
                 deny_hits: hits(metrics, "default", fb, self.kind, srv, "deny"),
             },
+            id: mesh_core::RouteId::new(route.clone()),
             name: route,
         }
     }

@@ -389,6 +389,9 @@ impl ServerEntry {
 #[derive(Debug)]
 pub(crate) struct RouteEntry {
     pub(crate) name: Arc<str>,
+    /// The id a request it decides carries, built once: cloning it is an
+    /// `Arc` increment, making one an allocation.
+    pub(crate) id: mesh_core::RouteId,
     /// Its group and kind, as its series label it.
     pub(crate) kind: GroupKind,
     pub(crate) authz: Vec<RuleEntry>,
