@@ -76,14 +76,23 @@ async fn a_peer_directive_raises_the_level_of_that_connections_lines_only() {
     let other_peer = other.local_addr().unwrap();
     refused(other).await;
     refused(watched.connect(inbound).await.unwrap()).await;
-    let seen = lines_until(&received, |line| line.contains("inbound tls refused"));
+    // Its refusal, then how its connection ended: both in its span.
+    let seen = lines_until(&received, |line| {
+        line.contains("connection closed with an error")
+    });
     child.kill().unwrap();
     child.wait().unwrap();
 
+    let span = format!("conn{{peer={peer} port={port}}}: ");
+    let closed = seen.last().unwrap();
+    assert!(closed.contains(&span), "{closed}");
+    assert_eq!(closed.matches("peer=").count(), 1, "{closed}");
     // The other client's refusal, said before the watched one connected,
     // would be above; only the watched client's is there.
-    let line = seen.last().unwrap();
-    let span = format!("conn{{peer={peer} port={port}}}: ");
+    let line = seen
+        .iter()
+        .find(|l| l.contains("inbound tls refused"))
+        .unwrap_or_else(|| panic!("no refusal in {seen:#?}"));
     assert!(line.contains(" DEBUG "), "{line}");
     assert!(line.contains(&span), "{line}");
     assert_eq!(line.matches("peer=").count(), 1, "{line}");

@@ -3,7 +3,7 @@
 //! `conn{peer=<addr> port=<port>}`: the accept hook's (a TLS handshake
 //! refused), which is handed the stream alone and could not name the peer
 //! itself, and a request's service's. The line said once a connection
-//! closed with an error names the peer itself, and only once.
+//! closed with an error is in the span too, and names the peer once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support::log_capture::Logs;
@@ -78,7 +78,7 @@ async fn a_refused_handshakes_line_names_the_peer_and_the_port() {
             addr.port()
         )]
     );
-    // Said when the connection is done, out of its span: the peer once.
+    // Said when the connection is done, in its span: the peer once.
     let closed = lines.find("connection closed with an error");
     let [line] = closed.as_slice() else {
         panic!("one line expected: {closed:?}");

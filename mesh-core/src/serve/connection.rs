@@ -122,9 +122,11 @@ where
     /// (`ENOTCONN`), and such a connection, accepted all the same, would
     /// end before the accept hook (and the transport metrics) saw it.
     ///
-    /// The two lines said of a connection that is done, or that could not
-    /// be served at all, are said outside the span, and name the
-    /// connection themselves: in it, they would say the peer twice.
+    /// The line said of a connection that could not be served at all is
+    /// said outside the span and names the peer itself; the one said when
+    /// a connection ends with an error is said in it, so that a filter
+    /// that raises one connection's level (`[conn{peer=…}]=debug`) shows
+    /// how it ended too.
     pub(super) async fn run(
         self,
         tcp: TcpStream,
@@ -158,15 +160,16 @@ where
         });
         let served = self
             .serve(tcp, local_addr, remote_addr)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
         if let Err(error) = served {
-            tracing::debug!(
-                local = %local_addr,
-                peer = %remote_addr,
-                error = %Causes(&*error),
-                "connection closed with an error"
-            );
+            span.in_scope(|| {
+                tracing::debug!(
+                    local = %local_addr,
+                    error = %Causes(&*error),
+                    "connection closed with an error"
+                );
+            });
         }
     }
 
