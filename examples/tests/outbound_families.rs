@@ -14,16 +14,15 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use mesh_metrics::query::{Delta, Scrape, Target, routes::route_rows};
 use support::*;
 
@@ -302,68 +301,8 @@ async fn a_split_counts_each_request_once_and_each_backend_its_share() {
     stop(sidecar).await;
 }
 
-/// A GRPCRoute for all of `emoji`'s `EmojiService`, retried on
-/// `UNAVAILABLE`.
-const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata:
-  name: emoji-rpc
-  namespace: emojivoto
-  annotations: {retry.linkerd.io/grpc: unavailable}
-spec:
-  parentRefs: [{group: core, kind: Service, name: emoji}]
-  rules:
-  - matches: [{method: {service: emojivoto.v1.EmojiService}}]
-";
-
-/// A gRPC server over HTTP/2: `ListAll` fails its first call with
-/// `UNAVAILABLE` in a trailers-only answer, then answers a message and
-/// `OK` in the trailers; `Vote` a message and `INTERNAL` in the
-/// trailers.
-async fn grpc_server() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let calls = Arc::new(Mutex::new(HashMap::<String, u32>::new()));
-    serve(listener, move |req: Request<hyper::body::Incoming>| {
-        let calls = calls.clone();
-        async move {
-            let path = req.uri().path().to_owned();
-            let n = {
-                let mut calls = calls.lock().unwrap();
-                let n = calls.entry(path.clone()).or_default();
-                *n += 1;
-                *n
-            };
-            let status = match (path.as_str(), n) {
-                ("/emojivoto.v1.EmojiService/ListAll", 1) => {
-                    let mut res = Response::new(full(""));
-                    res.headers_mut()
-                        .insert("content-type", "application/grpc".parse().unwrap());
-                    res.headers_mut()
-                        .insert("grpc-status", "14".parse().unwrap());
-                    return Ok(res);
-                }
-                ("/emojivoto.v1.EmojiService/ListAll", _) => "0",
-                _ => "13",
-            };
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", status.parse().unwrap());
-            let frames = vec![
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from_static(
-                    b"\0\0\0\0\x02ok",
-                ))),
-                Ok(Frame::trailers(trailers)),
-            ];
-            let mut res = Response::new(BodyExt::boxed(StreamBody::new(
-                futures_util::stream::iter(frames),
-            )));
-            res.headers_mut()
-                .insert("content-type", "application/grpc".parse().unwrap());
-            Ok(res)
-        }
-    });
-    addr
-}
+// The GRPCRoute and gRPC server of the backend-family tests.
+use crate::routes_grpc_backend::{GRPC, grpc_server};
 
 #[tokio::test]
 async fn a_grpc_route_counts_its_calls_in_the_grpc_families() {

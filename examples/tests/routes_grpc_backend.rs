@@ -20,7 +20,7 @@ use support::*;
 
 /// A GRPCRoute for all of `emoji`'s `EmojiService`, retried on
 /// `UNAVAILABLE`.
-const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1
+pub(crate) const GRPC: &str = "apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
 metadata:
   name: emoji-rpc
@@ -36,7 +36,7 @@ spec:
 /// `UNAVAILABLE` in a trailers-only response, and then answers a message
 /// and `OK` in the trailers; `Vote` answers a message and `INTERNAL` in
 /// the trailers, after a `200`, as gRPC servers fail most calls.
-async fn grpc_server() -> SocketAddr {
+pub(crate) async fn grpc_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let calls = Arc::new(Mutex::new(HashMap::<String, u32>::new()));

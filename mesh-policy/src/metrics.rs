@@ -313,14 +313,17 @@ impl GroupKind {
             .unwrap_or(&DEFAULT)
     }
 
-    fn encode(
+    /// The group and kind under `keys`' first two label names, then
+    /// `name` under the third.
+    fn encode_named(
         self,
-        group: &'static str,
-        kind: &'static str,
+        [group, kind, name_key]: [&'static str; 3],
+        name: &str,
         encoder: &mut LabelSetEncoder<'_>,
     ) -> Result<(), std::fmt::Error> {
         (group, self.group).encode(encoder.encode_label())?;
-        (kind, self.kind).encode(encoder.encode_label())
+        (kind, self.kind).encode(encoder.encode_label())?;
+        (name_key, name).encode(encoder.encode_label())
     }
 }
 
@@ -341,13 +344,11 @@ pub(crate) struct HttpLabels {
 
 impl EncodeLabelSet for HttpLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        self.srv.encode("srv_group", "srv_kind", encoder)?;
-        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
-        encode_port(self.srv_port, encoder)?;
-        self.route.encode("route_group", "route_kind", encoder)?;
-        ("route_name", &*self.route_name).encode(encoder.encode_label())?;
-        self.authz.encode("authz_group", "authz_kind", encoder)?;
-        ("authz_name", &*self.authz_name).encode(encoder.encode_label())?;
+        encode_server(self.srv, &self.srv_name, self.srv_port, encoder)?;
+        self.route
+            .encode_named(ROUTE_KEYS, &self.route_name, encoder)?;
+        self.authz
+            .encode_named(AUTHZ_KEYS, &self.authz_name, encoder)?;
         ("tls", self.tls).encode(encoder.encode_label())
     }
 }
@@ -367,11 +368,9 @@ pub(crate) struct RouteLabels {
 
 impl EncodeLabelSet for RouteLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        self.srv.encode("srv_group", "srv_kind", encoder)?;
-        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
-        encode_port(self.srv_port, encoder)?;
-        self.route.encode("route_group", "route_kind", encoder)?;
-        ("route_name", &*self.route_name).encode(encoder.encode_label())?;
+        encode_server(self.srv, &self.srv_name, self.srv_port, encoder)?;
+        self.route
+            .encode_named(ROUTE_KEYS, &self.route_name, encoder)?;
         ("tls", self.tls).encode(encoder.encode_label())
     }
 }
@@ -390,9 +389,7 @@ pub(crate) struct ServerLabels {
 
 impl EncodeLabelSet for ServerLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        self.srv.encode("srv_group", "srv_kind", encoder)?;
-        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
-        encode_port(self.srv_port, encoder)?;
+        encode_server(self.srv, &self.srv_name, self.srv_port, encoder)?;
         ("tls", self.tls).encode(encoder.encode_label())
     }
 }
@@ -416,10 +413,7 @@ pub(crate) struct RateLimitLabels {
 
 impl EncodeLabelSet for RateLimitLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        ("srv_group", POLICY_GROUP).encode(encoder.encode_label())?;
-        ("srv_kind", "server").encode(encoder.encode_label())?;
-        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
-        encode_port(self.srv_port, encoder)?;
+        encode_server(GroupKind::SERVER, &self.srv_name, self.srv_port, encoder)?;
         ("ratelimit_group", POLICY_GROUP).encode(encoder.encode_label())?;
         ("ratelimit_kind", "HTTPLocalRateLimitPolicy").encode(encoder.encode_label())?;
         ("ratelimit_name", &*self.ratelimit_name).encode(encoder.encode_label())?;
@@ -443,13 +437,29 @@ pub(crate) struct TcpLabels {
 
 impl EncodeLabelSet for TcpLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        self.srv.encode("srv_group", "srv_kind", encoder)?;
-        ("srv_name", &*self.srv_name).encode(encoder.encode_label())?;
-        encode_port(self.srv_port, encoder)?;
-        self.authz.encode("authz_group", "authz_kind", encoder)?;
-        ("authz_name", &*self.authz_name).encode(encoder.encode_label())?;
+        encode_server(self.srv, &self.srv_name, self.srv_port, encoder)?;
+        self.authz
+            .encode_named(AUTHZ_KEYS, &self.authz_name, encoder)?;
         ("tls", self.tls).encode(encoder.encode_label())
     }
+}
+
+/// The label names of a server, a route and an authorization: group,
+/// kind and name.
+const SERVER_KEYS: [&str; 3] = ["srv_group", "srv_kind", "srv_name"];
+const ROUTE_KEYS: [&str; 3] = ["route_group", "route_kind", "route_name"];
+const AUTHZ_KEYS: [&str; 3] = ["authz_group", "authz_kind", "authz_name"];
+
+/// A server's labels, as every family writes them: its group, kind and
+/// name, then its port.
+fn encode_server(
+    srv: GroupKind,
+    name: &str,
+    port: Option<u16>,
+    encoder: &mut LabelSetEncoder<'_>,
+) -> Result<(), std::fmt::Error> {
+    srv.encode_named(SERVER_KEYS, name, encoder)?;
+    encode_port(port, encoder)
 }
 
 /// `srv_port`, written after `srv_name` as linkerd2-proxy writes it, and
