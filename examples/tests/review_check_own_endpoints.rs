@@ -5,13 +5,21 @@
 //! before the first request does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use crate::support;
 
 use mesh_examples::sidecar::check::{self, CheckOptions, Report, Status};
 
+/// Runs the check with a lookup timeout well past what a busy machine
+/// needs to read `localhost` from its hosts file, so that a slow lookup
+/// is not taken for a name that does not resolve.
 async fn check_yaml(yaml: &str) -> Report {
     let (_dir, path) = support::config::file(yaml);
-    check::run(&path, &CheckOptions::default().with_pre(true)).await
+    let options = CheckOptions::default()
+        .with_pre(true)
+        .with_timeout(Duration::from_secs(10));
+    check::run(&path, &options).await
 }
 
 /// A port nothing listens on now, for the outbound listener.
