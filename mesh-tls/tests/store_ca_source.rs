@@ -22,6 +22,9 @@ async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
+    // A renewal reads the CA directory on the blocking pool; the paused
+    // clock does not move on while that read runs, so this waits for it.
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
 }
 
 /// Seconds since the epoch, `days` ahead of the system clock: inside the

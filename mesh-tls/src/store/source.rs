@@ -103,7 +103,7 @@ impl CredentialStore {
                     let mut refused = None;
                     ca::wait_until_due(&store, now, first_wait).await;
                     loop {
-                        ca = store.reload_ca(ca, &dir, &identity, &mut refused);
+                        ca = store.reload_ca(ca, &dir, &identity, &mut refused).await;
                         // A renewal while the directory stays refused is
                         // no sign that it was mended.
                         let (now, wait) = ca.renew_once(&store, &identity, ttl, refused.is_none());
@@ -144,15 +144,41 @@ impl CredentialStore {
     /// logged at debug only. Contents that change while they are read (a
     /// CA being written) are neither taken nor reported: the next renewal
     /// reads them whole.
-    fn reload_ca(
+    ///
+    /// The directory is read on tokio's blocking pool, not on the runtime
+    /// thread that runs the renewal: a slow disk or a network mount would
+    /// otherwise stall every connection that runtime serves for as long as
+    /// a read takes.
+    async fn reload_ca(
         &self,
         last: CertificateAuthority,
         dir: &Path,
         identity: &Identity,
         refused: &mut Option<u64>,
     ) -> CertificateAuthority {
-        let before = fingerprint(dir);
-        let error = match CertificateAuthority::load(dir)
+        let read = {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let before = fingerprint(&dir);
+                let loaded = CertificateAuthority::load(&dir);
+                (before, loaded, fingerprint(&dir))
+            })
+            .await
+        };
+        let (before, loaded, after) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                // The read never finished: the runtime is shutting down
+                // (or the read panicked, which it has no cause to).
+                tracing::debug!(
+                    dir = %dir.display(),
+                    %error,
+                    "the ca could not be read; renewing with the one loaded before"
+                );
+                return last;
+            }
+        };
+        let error = match loaded
             .and_then(|ca| ca.check_issuer_valid(self.now()).map(|()| ca))
             .and_then(|ca| issues_for(ca, dir, identity))
         {
@@ -162,7 +188,7 @@ impl CredentialStore {
             }
             Err(error) => error,
         };
-        if fingerprint(dir) != before {
+        if after != before {
             tracing::debug!(
                 dir = %dir.display(),
                 error = %Causes(&error),
