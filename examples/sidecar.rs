@@ -615,6 +615,9 @@ fn report<T: std::fmt::Display, E: std::error::Error + 'static>(result: Result<T
 }
 
 fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitCode {
+    // Before the file is read, so that a refused file's error comes after
+    // the misspelt variable that may explain it.
+    warn_of_unknown_variables(std::env::vars_os().map(|(name, _)| name));
     let config = match SidecarConfig::load(path) {
         Ok(config) => config,
         Err(error) => return fail(&error),
@@ -644,6 +647,24 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
     running.join();
     tracing::info!("sidecar stopped");
     ExitCode::SUCCESS
+}
+
+/// Logs a warning for each variable of `names` that starts with `MESH_`
+/// and that the sidecar does not read: the sidecar starts anyway, as
+/// Linkerd's proxy does ([`SidecarConfig::unknown_env_variables`] says
+/// why), but the value meant for it is not in force.
+fn warn_of_unknown_variables(names: impl IntoIterator<Item = std::ffi::OsString>) {
+    for (name, meant) in SidecarConfig::unknown_env_variables(names) {
+        match meant {
+            Some(meant) => tracing::warn!(
+                "the sidecar reads no environment variable {name}, and ignores it: \
+                 did you mean {meant}?"
+            ),
+            None => {
+                tracing::warn!("the sidecar reads no environment variable {name}, and ignores it")
+            }
+        }
+    }
 }
 
 /// A runtime for the main thread to wait for signals on, and its

@@ -54,6 +54,7 @@ mod demo_traffic;
 mod detect_timeout_opaque;
 mod dns_endpoints;
 mod edges;
+mod env_unknown;
 mod forged_headers;
 mod http2_keep_alive;
 mod http2_upgrade;

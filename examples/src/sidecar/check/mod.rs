@@ -40,6 +40,11 @@
 //!   variable that overrides it (naming the file's address it replaces),
 //!   or the default, as in
 //!   `inbound.listen 0.0.0.0:4143 (from MESH_INBOUND_LISTEN_ADDR)`.
+//!   Each variable of the environment that starts with `MESH_` and that
+//!   the sidecar does not read warns, naming the one it probably means
+//!   when one is close
+//!   ([`SidecarConfig::unknown_env_variables`]): a misspelt
+//!   `MESH_INBOUND_LISTEN_ADR` leaves the file's address in force.
 //! - **identity**, with an `identity` section: the credentials load the
 //!   way the sidecar loads them (mesh-tls's [`Credentials`]), the chain
 //!   verifies against the trust bundle, the identity is in the trust
@@ -95,6 +100,7 @@
 mod app;
 mod certs;
 mod collector;
+mod env;
 mod exposure;
 mod ingress;
 mod listen;
@@ -370,7 +376,9 @@ pub async fn run(path: &Path, options: &CheckOptions) -> Report {
         Ok((config, addresses)) => {
             let check = Check::pass(format!("config file {} is valid", path.display()))
                 .with_detail(listen::lines(&addresses, &path.display().to_string()).join("\n"));
-            report.push("sidecar-config", vec![check]);
+            let mut checks = vec![check];
+            checks.extend(env::check(std::env::vars_os().map(|(name, _)| name)));
+            report.push("sidecar-config", checks);
             config
         }
         Err(error) => {

@@ -524,3 +524,93 @@ impl ListenOverrides {
         }
     }
 }
+
+/// Every variable the sidecar reads, of those named `MESH_...`.
+const KNOWN: [&str; 4] = [
+    INGRESS_MODE_ENV,
+    INBOUND_LISTEN_ENV,
+    OUTBOUND_LISTEN_ENV,
+    ADMIN_LISTEN_ENV,
+];
+
+/// The prefix of the sidecar's own variables: a variable named so that
+/// the sidecar does not read is most likely a misspelt one of them.
+const PREFIX: &str = "MESH_";
+
+/// The most edits (a letter added, removed, changed, or two swapped) a
+/// name may be from a known variable for it to be named as the one
+/// meant. Three catch a dropped, doubled or swapped letter or two, and
+/// stay short of the distance between two of the known names.
+const MAX_EDITS: usize = 3;
+
+impl SidecarConfig {
+    /// The variables among `names` that start with `MESH_` and that the
+    /// sidecar does not read, sorted, each with the variable it reads that
+    /// the name is closest to, when one is a few edits away
+    /// (`MESH_INBOUND_LISTEN_ADR`, `Some("MESH_INBOUND_LISTEN_ADDR")`).
+    ///
+    /// Why: a misspelt variable leaves the file's value, or the default,
+    /// in force, and nothing else says so. The sidecar still starts, as
+    /// Linkerd's proxy does with a `LINKERD2_PROXY_` variable it does not
+    /// know (it reads its variables by name and never lists the
+    /// environment): a variable set for another version of the sidecar,
+    /// during an upgrade, must not stop this one. `sidecar run` logs a
+    /// warning for each, and `sidecar check` warns of each.
+    pub fn unknown_env_variables(
+        names: impl IntoIterator<Item = OsString>,
+    ) -> Vec<(String, Option<&'static str>)> {
+        let mut unknown: Vec<(String, Option<&'static str>)> = names
+            .into_iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(PREFIX) && !KNOWN.contains(&name.as_str()))
+            .map(|name| {
+                let meant = closest_known(&name);
+                (name, meant)
+            })
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        unknown
+    }
+}
+
+/// The known variable `name` is fewest edits from, compared without
+/// case, when that is at most [`MAX_EDITS`].
+fn closest_known(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_uppercase();
+    KNOWN
+        .iter()
+        .map(|known| (edits(&name, known), *known))
+        .filter(|(distance, _)| *distance <= MAX_EDITS)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// How many single-character edits turn `a` into `b`: insertions,
+/// deletions, substitutions and swaps of two neighbours (the optimal
+/// string alignment distance), on characters.
+pub(super) fn edits(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the table: the one before the previous, the previous,
+    // and the one being filled.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}

@@ -373,3 +373,72 @@ fn a_configuration_built_in_code_says_only_what_it_can_know() {
         ]
     );
 }
+
+/// `names` as the environment lists them.
+fn unknown(names: &[&str]) -> Vec<(String, Option<&'static str>)> {
+    SidecarConfig::unknown_env_variables(names.iter().map(OsString::from))
+}
+
+#[test]
+fn a_misspelt_variable_is_named_with_the_one_it_probably_means() {
+    assert_eq!(
+        unknown(&["PATH", "MESH_INBOUND_LISTEN_ADR", INBOUND_LISTEN_ENV]),
+        [(
+            "MESH_INBOUND_LISTEN_ADR".to_owned(),
+            Some(INBOUND_LISTEN_ENV)
+        )]
+    );
+    // A swap, a case slip and a doubled letter are each a slip of one.
+    assert_eq!(
+        unknown(&[
+            "MESH_ADMNI_LISTEN_ADDR",
+            "MESH_Ingress_Mode",
+            "MESH_OUTBOUND_LISTENN_ADDR"
+        ]),
+        [
+            ("MESH_ADMNI_LISTEN_ADDR".to_owned(), Some(ADMIN_LISTEN_ENV)),
+            ("MESH_Ingress_Mode".to_owned(), Some("MESH_INGRESS_MODE")),
+            (
+                "MESH_OUTBOUND_LISTENN_ADDR".to_owned(),
+                Some(OUTBOUND_LISTEN_ENV)
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_variable_far_from_every_known_one_is_named_alone() {
+    assert_eq!(
+        unknown(&["MESH_TRACE_COLLECTOR", "MESH_ADMIN_ADDR", "HOME"]),
+        [
+            ("MESH_ADMIN_ADDR".to_owned(), None),
+            ("MESH_TRACE_COLLECTOR".to_owned(), None),
+        ]
+    );
+}
+
+#[test]
+fn known_variables_and_other_prefixes_are_not_named() {
+    let known = [
+        "MESH_INGRESS_MODE",
+        INBOUND_LISTEN_ENV,
+        OUTBOUND_LISTEN_ENV,
+        ADMIN_LISTEN_ENV,
+        "RUST_LOG",
+        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+        "MESHY_THING",
+    ];
+    assert_eq!(unknown(&known), []);
+}
+
+#[test]
+fn edits_count_insertions_deletions_substitutions_and_swaps() {
+    use super::env::edits;
+    assert_eq!(edits("", ""), 0);
+    assert_eq!(edits("abc", ""), 3);
+    assert_eq!(edits("", "abc"), 3);
+    assert_eq!(edits("ADDR", "ADR"), 1);
+    assert_eq!(edits("ADMIN", "ADMNI"), 1);
+    assert_eq!(edits("kitten", "sitting"), 3);
+    assert_eq!(edits("ÄDDR", "ADDR"), 1, "characters, not bytes");
+}
