@@ -319,7 +319,7 @@ async fn a_reload_to_a_stricter_policy_closes_an_open_opaque_connection() {
     assert_eq!(&echoed, b"ping");
 
     // A file that does not compile changes nothing.
-    std::fs::write(&mesh.policy_file, "kind: Server\nspec: [").unwrap();
+    replace_file(&mesh.policy_file, "kind: Server\nspec: [");
     tokio::time::timeout(Duration::from_secs(10), async {
         while !scrape(emoji.admin)
             .await
@@ -335,7 +335,7 @@ async fn a_reload_to_a_stricter_policy_closes_an_open_opaque_connection() {
     assert_eq!(&echoed, b"pong");
 
     // Loopback clients are no longer allowed: the connection is closed.
-    std::fs::write(&mesh.policy_file, emoji_policy(TCP_FROM_WEB)).unwrap();
+    replace_file(&mesh.policy_file, emoji_policy(TCP_FROM_WEB));
     assert!(closed(&mut tcp).await, "the connection outlived the policy");
     let metrics = scrape(emoji.admin).await;
     assert!(

@@ -99,6 +99,13 @@ fn config(app: SocketAddr, v1: SocketAddr, v2: SocketAddr, files: &[&Path]) -> S
     config_every(app, v1, v2, files, "50ms")
 }
 
+/// How often the tests that change both files, one after the other, read
+/// them. A change is put in force once a read a quarter of this later finds
+/// it again: only a stall that long between the two replacements, which a
+/// busy machine can make of a few milliseconds but not of a quarter of a
+/// second, would put the first file's change in force alone.
+const TWO_WRITES_EVERY: &str = "1s";
+
 /// [`config`], reading the files every `interval`.
 fn config_every(
     app: SocketAddr,
@@ -177,14 +184,20 @@ async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_fi
     std::fs::write(&routes, route_to("emoji")).unwrap();
     let (app, _) = backend().await;
     let (v1, v2) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(app, v1, v2, &[&authz, &routes]));
+    let sidecar = sidecar(&config_every(
+        app,
+        v1,
+        v2,
+        &[&authz, &routes],
+        TWO_WRITES_EVERY,
+    ));
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
     assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
 
     // One change across both files, with a mistake in the first: neither
     // file's part is put in force, the routes of the second included.
-    std::fs::write(&routes, route_to("emoji-v2")).unwrap();
-    std::fs::write(&authz, authz_closed() + DANGLING).unwrap();
+    replace_file(&routes, route_to("emoji-v2"));
+    replace_file(&authz, authz_closed() + DANGLING);
     shows(sidecar.admin, ROUTE_ERRORS, 1.0).await;
     let metrics = scrape(sidecar.admin).await;
     assert_eq!(sample(&metrics, ROUTE_OKS), None, "{metrics}");
@@ -195,7 +208,7 @@ async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_fi
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
 
     // The mistake mended: both files' changes are in force together.
-    std::fs::write(&authz, authz_closed()).unwrap();
+    replace_file(&authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
     assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
     assert_eq!(
@@ -219,21 +232,27 @@ async fn a_route_that_does_not_read_keeps_the_last_good_authorization_too() {
     std::fs::write(&routes, route_to("emoji")).unwrap();
     let (app, _) = backend().await;
     let (v1, v2) = (named("v1").await, named("v2").await);
-    let sidecar = sidecar(&config(app, v1, v2, &[&authz, &routes]));
+    let sidecar = sidecar(&config_every(
+        app,
+        v1,
+        v2,
+        &[&authz, &routes],
+        TWO_WRITES_EVERY,
+    ));
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
 
     // The authorization is taken away, and the other file gets a
     // `ServiceProfile` whose timeout does not read: authorization does not
     // enforce profiles, so only the routes refuse it.
-    std::fs::write(&authz, authz_closed()).unwrap();
-    std::fs::write(&routes, route_to("emoji-v2") + BAD_PROFILE).unwrap();
+    replace_file(&authz, authz_closed());
+    replace_file(&routes, route_to("emoji-v2") + BAD_PROFILE);
     shows(sidecar.admin, ROUTE_ERRORS, 1.0).await;
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
     assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
     let metrics = scrape(sidecar.admin).await;
     assert_eq!(sample(&metrics, POLICY_OKS), None, "{metrics}");
 
-    std::fs::write(&routes, route_to("emoji-v2")).unwrap();
+    replace_file(&routes, route_to("emoji-v2"));
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
@@ -284,7 +303,7 @@ async fn a_removed_file_is_reported_until_it_is_back_and_its_old_contents_change
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
 
     // Back as it was: nothing to load again, and nothing reloaded.
-    std::fs::write(&files.authz, AUTHZ).unwrap();
+    replace_file(&files.authz, AUTHZ);
     shows(sidecar.admin, SUCCESSFUL, 1.0).await;
     let metrics = scrape(sidecar.admin).await;
     assert_eq!(sample(&metrics, ROUTE_OKS), None, "{metrics}");
@@ -298,7 +317,7 @@ async fn a_removed_file_is_reported_until_it_is_back_and_its_old_contents_change
     assert_eq!(sample(&scrape(sidecar.admin).await, SUCCESSFUL), Some(0.0));
     assert_eq!(inbound_status(sidecar.inbound[0]).await, StatusCode::OK);
     std::fs::remove_dir(&files.authz).unwrap();
-    std::fs::write(&files.authz, authz_closed()).unwrap();
+    replace_file(&files.authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
@@ -420,10 +439,10 @@ async fn two_files_written_one_after_the_other_are_put_in_force_together() {
     // Read every second: a change is put in force once a read a quarter
     // of a second later finds it again, and these two writes take
     // microseconds.
-    let sidecar = started(&files, "1s").await;
+    let sidecar = started(&files, TWO_WRITES_EVERY).await;
 
-    std::fs::write(&files.routes, route_to("emoji-v2")).unwrap();
-    std::fs::write(&files.authz, authz_closed()).unwrap();
+    replace_file(&files.routes, route_to("emoji-v2"));
+    replace_file(&files.authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
@@ -461,7 +480,7 @@ async fn a_change_that_leaves_the_routes_as_they_were_keeps_their_connections() 
 
     // Only the authorization changes: the routes are planned again, the
     // same, over the same connections.
-    std::fs::write(&files.authz, authz_closed()).unwrap();
+    replace_file(&files.authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
     let res = client.request(list()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -480,7 +499,13 @@ async fn requests_in_flight_finish_as_they_started_across_a_reload() {
     let (app, app_gate) = backend().await;
     let (v1, v1_gate) = backend().await;
     let v2 = named("v2").await;
-    let sidecar = sidecar(&config(app, v1, v2, &[&files.authz, &files.routes]));
+    let sidecar = sidecar(&config_every(
+        app,
+        v1,
+        v2,
+        &[&files.authz, &files.routes],
+        TWO_WRITES_EVERY,
+    ));
     let inbound = sidecar.inbound[0];
     let outbound = sidecar.outbound;
 
@@ -504,8 +529,8 @@ async fn requests_in_flight_finish_as_they_started_across_a_reload() {
     });
     v1_gate.arrived.notified().await;
 
-    std::fs::write(&files.routes, route_to("emoji-v2")).unwrap();
-    std::fs::write(&files.authz, authz_closed()).unwrap();
+    replace_file(&files.routes, route_to("emoji-v2"));
+    replace_file(&files.authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
     assert_eq!(inbound_status(inbound).await, StatusCode::FORBIDDEN);
     assert_eq!(outbound_backend(outbound).await, "v2");

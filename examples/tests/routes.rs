@@ -243,7 +243,7 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
     // The canary is promoted: every request to the new version.
     let promoted = CANARY.replace("weight: 1}", "weight: 0}");
     assert_ne!(promoted, CANARY);
-    std::fs::write(&routes, &promoted).unwrap();
+    replace_file(&routes, &promoted);
     reloaded(sidecar.admin, "ok", 1).await;
     let after = shares(sidecar.outbound, "/api/list", 20).await;
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
@@ -255,7 +255,7 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
                    spec:\n  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 3, ttl: 10s}\n";
     let broken = promoted.replace("weight: 3}", "weight: -3}") + profile;
     assert_ne!(broken, promoted.clone() + profile);
-    std::fs::write(&routes, broken).unwrap();
+    replace_file(&routes, broken);
     reloaded(sidecar.admin, "error", 1).await;
     let after = shares(sidecar.outbound, "/api/list", 20).await;
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));

@@ -168,7 +168,7 @@ async fn a_reload_to_an_unknown_backend_alone_is_in_force_and_answers_500_each_t
     // and every request is the sidecar's 500, sent neither to the route's
     // parent nor to the backend it had.
     let routes = dir.path().join("routes.yaml");
-    std::fs::write(&routes, TO_V2.replace("emoji-v2", "emoji-v3")).unwrap();
+    replace_file(&routes, TO_V2.replace("emoji-v2", "emoji-v3"));
     reloaded(sidecar.admin, "ok", 1).await;
     for _ in 0..20 {
         let (status, error, body) = get(sidecar.outbound).await;

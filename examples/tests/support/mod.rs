@@ -538,3 +538,18 @@ pub fn series(metrics: &str, family: &str, labels: &[&str]) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// Replaces the file at `path` with `contents` in one step: written to a
+/// file of its own, then renamed over `path`, as Kubernetes' atomic
+/// writer does. A watcher polling `path` reads the old contents or the
+/// new, never the empty file a rewrite in place leaves between its
+/// truncation and its write, however long a busy machine takes between
+/// the two; nor a file it would read in a watched directory.
+pub fn replace_file(path: &std::path::Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    // In the system's temporary directory, where the tests' directories
+    // are too: a rename does not cross file systems.
+    let mut next = tempfile::NamedTempFile::new().unwrap();
+    next.write_all(contents.as_ref()).unwrap();
+    next.persist(path).unwrap();
+}
