@@ -236,8 +236,15 @@ async fn a_running_sidecar_with_good_files_passes_every_check() {
     config.inbound = running.inbound[0];
     config.admin = running.admin;
     let path = files.write("sidecar.yaml", &config.yaml());
+    // `/ready` answers 503 until the proxy's runtimes serve and the
+    // credentials are loaded, which a busy machine takes its time over;
+    // and each admin request then gets longer than the default second.
+    mesh_examples::sidecar::wait_ready::wait_ready(running.admin, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let options = CheckOptions::default().with_timeout(Duration::from_secs(10));
 
-    let report = check::run(&path, &CheckOptions::default()).await;
+    let report = check::run(&path, &options).await;
     support::stop(running).await;
 
     let text = report.to_string();

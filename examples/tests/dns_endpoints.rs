@@ -245,7 +245,7 @@ async fn check_warns_about_a_name_that_does_not_resolve() {
     std::fs::write(&path, yaml).unwrap();
     let options = CheckOptions::default()
         .with_pre(true)
-        .with_timeout(Duration::from_secs(5));
+        .with_timeout(Duration::from_secs(10));
     let report = check::run(&path, &options).await;
     std::fs::remove_dir_all(&dir).unwrap();
 

@@ -494,7 +494,12 @@ async fn the_check_reaches_collectors_by_ipv6_address_and_by_name() {
             ),
         )
         .unwrap();
-        let report = check::run(&path, &CheckOptions::default().with_pre(true)).await;
+        // `localhost` is looked up on tokio's blocking pool, which a busy
+        // machine can take more than the default second to run.
+        let options = CheckOptions::default()
+            .with_pre(true)
+            .with_timeout(Duration::from_secs(10));
+        let report = check::run(&path, &options).await;
         let title = format!("trace collector {authority} accepts connections");
         let check = report.find(&title).unwrap_or_else(|| panic!("{report}"));
         assert_eq!(check.status, Status::Pass, "{report}");
