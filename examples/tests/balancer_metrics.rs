@@ -191,12 +191,32 @@ async fn a_service_by_name_counts_the_addresses_its_name_resolves_to() {
          admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n",
         live.port()
     ));
-    let metrics = scrape(sidecar.admin).await;
-    let resolved = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("outbound_endpoints{service=\"emoji\"} "))
-        .map(|n| n.parse::<u64>().unwrap())
-        .expect("the endpoints gauge");
+    let resolved = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("outbound_endpoints{service=\"emoji\"} "))
+            .map(|n| n.parse::<u64>().unwrap())
+    };
+    // The name is looked up on tokio's blocking pool once the sidecar has
+    // started, and the balancers hear of the answer after: a busy machine
+    // may take a while over both, so the counts are read once they agree.
+    let settled = |metrics: &str| {
+        resolved(metrics).is_some_and(|n| {
+            n > 0
+                && [HTTP, TCP]
+                    .iter()
+                    .all(|family| gauge(metrics, family, "emoji", "ready") == Some(n))
+        })
+    };
+    let mut metrics = scrape(sidecar.admin).await;
+    for _ in 0..200 {
+        if settled(&metrics) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = scrape(sidecar.admin).await;
+    }
+    let resolved = resolved(&metrics).expect("the endpoints gauge");
     // localhost is 127.0.0.1, and maybe ::1.
     assert!((1..=2).contains(&resolved), "{metrics}");
     for family in [HTTP, TCP] {
