@@ -4,10 +4,20 @@
 
 use crate::support;
 
-use std::{process::Child, sync::mpsc, time::Duration};
+use std::{
+    net::SocketAddr,
+    process::Child,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
 
 use http::{Request, StatusCode};
 use support::*;
+use tokio::sync::Notify;
 
 /// The sidecar binary in front of an `ok` app, logging in `format`; its
 /// standard error line by line, and its inbound address.
@@ -107,6 +117,29 @@ async fn json_lines_carry_the_headers_linkerd_logs() {
     stop(child);
 }
 
+/// An application on 127.0.0.1:0 that answers `ok`, except `/slow`,
+/// which it holds until `release` is notified; and the count of `/slow`
+/// requests it has.
+async fn holding_app() -> (SocketAddr, Arc<AtomicUsize>, Arc<Notify>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(Notify::new());
+    let (count, gate) = (arrived.clone(), release.clone());
+    serve(listener, move |req: Request<hyper::body::Incoming>| {
+        let (count, gate) = (count.clone(), gate.clone());
+        async move {
+            if req.uri().path() == "/slow" {
+                let released = gate.notified();
+                count.fetch_add(1, Ordering::SeqCst);
+                released.await;
+            }
+            Ok(http::Response::new(full("ok")))
+        }
+    });
+    (addr, arrived, release)
+}
+
 #[tokio::test]
 async fn the_lines_of_requests_answered_while_draining_are_written_before_exit() {
     // Two runtimes, each with its own inbound listener, share one writer
@@ -114,7 +147,7 @@ async fn the_lines_of_requests_answered_while_draining_are_written_before_exit()
     // period, on either runtime; a writer that ended with its runtime
     // lost the lines the other one logged after it.
     let dir = tempfile::tempdir().unwrap();
-    let app = ok_app(false).await;
+    let (app, arrived, release) = holding_app().await;
     let inbound = format!("127.0.0.1:{}", free_port());
     let config = dir.path().join("sidecar.yaml");
     std::fs::write(
@@ -131,7 +164,7 @@ async fn the_lines_of_requests_answered_while_draining_are_written_before_exit()
     assert!(next_line(&lines).contains("/ready"));
 
     // Each on a connection of its own, so the kernel spreads them over
-    // both runtimes' listeners; `/slow` answers after 400 ms.
+    // both runtimes' listeners; `/slow` is held in the app.
     const SLOW: usize = 8;
     let slow: Vec<_> = (0..SLOW)
         .map(|_| {
@@ -141,14 +174,23 @@ async fn the_lines_of_requests_answered_while_draining_are_written_before_exit()
             tokio::spawn(http1().request(req))
         })
         .collect();
-    // Until the app has them all: its `/slow` sleeps, so nothing is
-    // answered yet.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Until the app has them all, however long a busy machine takes to
+    // pass them on: each is in flight when the signal comes.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while arrived.load(Ordering::SeqCst) < SLOW {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the app did not get every /slow request");
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
+    // Answered once the sidecar has had time to begin draining.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    release.notify_waiters();
     for request in slow {
         let res = request.await.unwrap().unwrap();
         assert_eq!(res.status(), StatusCode::OK, "answered while draining");
