@@ -136,6 +136,7 @@ mod routes;
 mod routes_grpc_backend;
 mod routes_hosts;
 mod routes_unknown_backend;
+mod shutdown_admin;
 mod sidecar;
 mod sidecar_drop;
 mod silent_opaque_tls;

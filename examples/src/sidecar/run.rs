@@ -41,6 +41,15 @@ pub struct StartOptions {
 /// without waiting for it: the admin server keeps a trigger of its own (for
 /// `POST /shutdown`), so without this a dropped handle would leave the
 /// sidecar serving for the rest of the process. [`Running::join`] waits.
+///
+/// The admin server stops last. Through the drain it keeps answering:
+/// `/live` 200, `/ready` 503 (`not ready: shutting down`), and `/metrics`,
+/// so that a scrape during the drain still sees the requests finishing
+/// and what the shutdown cut. Once every data-plane runtime has drained,
+/// it stops accepting and drains its own requests. Linkerd's proxy closes
+/// its admin listener with its proxy listeners (linkerd2-proxy,
+/// `linkerd/app/admin/src/stack.rs` serves it on the same drain signal),
+/// so a probe or scrape during its drain is refused.
 #[derive(Debug)]
 pub struct Running {
     /// The address of each inbound listener, in configuration order.
@@ -53,7 +62,12 @@ pub struct Running {
     /// The admin listener's address.
     pub admin: SocketAddr,
     trigger: ShutdownTrigger,
+    /// Stops the admin server: fired once every data-plane runtime has
+    /// drained (see [`admin_stops_after`]).
+    admin_trigger: ShutdownTrigger,
+    /// The data-plane runtimes' threads.
     threads: Vec<thread::JoinHandle<()>>,
+    admin_thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -74,12 +88,22 @@ impl Running {
         self.trigger.subscribe()
     }
 
-    /// Blocks until every runtime has drained and stopped.
+    /// Blocks until every runtime has drained and stopped: the data
+    /// plane's, then the admin server's.
     pub fn join(mut self) {
         for handle in std::mem::take(&mut self.threads) {
             if handle.join().is_err() {
                 tracing::error!("a sidecar runtime panicked");
             }
+        }
+        // The first runtime fires it once the others have drained; a
+        // runtime that panicked may not have, and the admin server must
+        // not outlive the data plane for it.
+        self.admin_trigger.trigger();
+        if let Some(handle) = self.admin_thread.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the admin runtime panicked");
         }
     }
 }
@@ -168,6 +192,7 @@ fn start_with_tasks(
     let admin_addr = local(&admin);
 
     let (trigger, _) = serve::shutdown::channel();
+    let (admin_trigger, _) = serve::shutdown::channel();
     let readiness = Readiness::new();
     // The admin server runs on a thread of its own and may answer before
     // the proxy's runtimes serve: `/ready` waits for them, so that a
@@ -258,6 +283,7 @@ fn start_with_tasks(
             })
         }));
     }
+    flushers.push(admin_stops_after(admin_trigger.clone()));
     // A tap never ends by itself: without the signal, one left open would
     // hold the admin server's drain for the whole grace period.
     let tap = Tap::new().with_shutdown(trigger.subscribe());
@@ -313,23 +339,30 @@ fn start_with_tasks(
     let (mut inbound, mut outbound) = (inbound, outbound);
     let mut outbound_ports = outbound_ports;
     let mut handles = Vec::with_capacity(threads + 1);
+    let stop = Stop {
+        trigger: &trigger,
+        admin_trigger: &admin_trigger,
+    };
     // Each thread, the admin's included, says whether its runtime could be
     // built; once every one has, the sidecar serves.
     let (started, started_rx) = std::sync::mpsc::sync_channel(threads + 1);
     let admin_thread = AdminThread {
         shared: shared.clone(),
         listener: admin,
-        shutdown: trigger.subscribe(),
+        // Not the data plane's: it serves through the drain, and stops
+        // once the data plane has drained.
+        shutdown: admin_trigger.subscribe(),
         tasks: admin_tasks,
     };
     let admin_started = started.clone();
     let spawned = thread::Builder::new()
         .name("sidecar-admin".into())
         .spawn(move || admin_thread.run(admin_started));
-    match spawned {
-        Ok(handle) => handles.push(handle),
-        Err(error) => return Err(abandon(&trigger, drained, handles, error)),
-    }
+    let admin_handle = match spawned {
+        Ok(handle) => handle,
+        Err(error) => return Err(abandon(&stop, drained, handles, error)),
+    };
+    handles.push(admin_handle);
     for index in 0..threads {
         let mine = WorkerListeners {
             inbound: inbound.iter_mut().filter_map(Vec::pop).collect(),
@@ -350,7 +383,7 @@ fn start_with_tasks(
             .spawn(move || worker.run(mine, started));
         match spawned {
             Ok(handle) => handles.push(handle),
-            Err(error) => return Err(abandon(&trigger, drained, handles, error)),
+            Err(error) => return Err(abandon(&stop, drained, handles, error)),
         }
     }
     drop(started);
@@ -363,8 +396,10 @@ fn start_with_tasks(
             // it gets no socket).
             Err(_) => std::io::Error::other("the thread stopped while building its runtime"),
         };
-        return Err(abandon(&trigger, drained, handles, error));
+        return Err(abandon(&stop, drained, handles, error));
     }
+    // The admin's thread was spawned first.
+    let admin_thread = Some(handles.remove(0));
     tracing::info!(
         inbound = ?describe_inbound(&shared.config, &inbound_addrs),
         outbound = %outbound_addr,
@@ -380,7 +415,31 @@ fn start_with_tasks(
         outbound_ports: outbound_port_addrs,
         admin: admin_addr,
         trigger,
+        admin_trigger,
         threads: handles,
+        admin_thread,
+    })
+}
+
+/// The triggers [`abandon`] fires.
+struct Stop<'a> {
+    trigger: &'a ShutdownTrigger,
+    admin_trigger: &'a ShutdownTrigger,
+}
+
+/// A flusher that stops the admin server, with `admin_trigger`, once every
+/// data-plane runtime has drained: it runs on the first runtime, which
+/// waits for its flushers after the others' drain ([`Flusher`]). Until then
+/// the admin server answers probes and scrapes through the drain
+/// ([`Running`]). Should the first runtime give its flushers up before the
+/// others have drained, [`Running::join`] fires it once they have, and a
+/// dropped [`Running`] lets go of the last clone, which fires it too.
+fn admin_stops_after(admin_trigger: ShutdownTrigger) -> Flusher {
+    Box::new(move |drained| {
+        Box::pin(async move {
+            drained.await;
+            admin_trigger.trigger();
+        })
     })
 }
 
@@ -388,12 +447,15 @@ fn start_with_tasks(
 /// start (`error`), and waits for them: their listeners are closed when
 /// this returns, so that the caller may bind the same ports again.
 fn abandon(
-    trigger: &ShutdownTrigger,
+    stop: &Stop<'_>,
     drained: tokio::sync::mpsc::Sender<()>,
     handles: Vec<thread::JoinHandle<()>>,
     error: std::io::Error,
 ) -> StartError {
-    trigger.trigger();
+    // The admin server too: the first runtime, which would stop it once
+    // the others have drained, may be the one that did not start.
+    stop.trigger.trigger();
+    stop.admin_trigger.trigger();
     // The first runtime's flushers wait until every sender is gone.
     drop(drained);
     for handle in handles {

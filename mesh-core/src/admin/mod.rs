@@ -6,7 +6,7 @@
 //! | path | what it answers |
 //! |---|---|
 //! | `GET /live` | `200 live` while the process serves at all |
-//! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise |
+//! | `GET /ready` | `200 ready` when every [`ReadinessGate`] is open; `503` with the names of the closed ones otherwise, and `503 not ready: shutting down` once the [shutdown](Admin::with_shutdown) has fired |
 //! | `GET /metrics` | the registry in OpenMetrics text, or in the Prometheus text format 0.0.4, as `Accept` asks, gzipped when `Accept-Encoding` allows ([below](#metrics)) |
 //! | `POST /shutdown` | starts a graceful shutdown; only from loopback, and not from a web page (`Origin` or `Sec-Fetch-Site`), `403` otherwise |
 //! | `GET`, `PUT /proxy-log-level` | the log filter, read or replaced ([`log_level`]); only from loopback; `404` unless [`Admin::with_log_level`] gave one |
@@ -199,6 +199,16 @@ impl Admin {
     }
 
     /// Lets `POST /shutdown` fire `trigger`. Without one, it answers 404.
+    ///
+    /// Once `trigger` has fired, by that request or by any other clone,
+    /// `/ready` answers `503 not ready: shutting down`, whatever the gates
+    /// say. A proxy that drains accepts no new connection on its proxy
+    /// listeners, and its admin server may still be answering probes
+    /// while it finishes the requests in flight: a `200` would tell
+    /// Kubernetes that the pod still takes traffic, which marks a
+    /// terminating endpoint `serving` in its EndpointSlice, and kube-proxy
+    /// may send a Service's connections to such an endpoint when no other
+    /// is ready.
     #[must_use]
     pub fn with_shutdown(self, trigger: ShutdownTrigger) -> Self {
         Self {
@@ -257,6 +267,17 @@ impl Admin {
     fn respond<B>(&self, req: &Request<B>) -> Option<Response<BoxBody>> {
         let res = match (req.method(), req.uri().path()) {
             (&Method::GET | &Method::HEAD, "/live") => text(StatusCode::OK, "live\n"),
+            (&Method::GET | &Method::HEAD, "/ready")
+                if self
+                    .shutdown
+                    .as_ref()
+                    .is_some_and(ShutdownTrigger::is_triggered) =>
+            {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: shutting down\n",
+                )
+            }
             (&Method::GET | &Method::HEAD, "/ready") => {
                 // The closed gates are read after the count that said
                 // some were: when the last one opened in between, none is

@@ -450,3 +450,31 @@ fn a_503_from_ready_names_a_closed_gate() {
     toggler.join().unwrap();
     assert_eq!(unnamed, 0, "503s that named no gate");
 }
+
+#[tokio::test]
+async fn ready_answers_503_once_the_shutdown_has_fired() {
+    let (trigger, _) = crate::serve::shutdown::channel();
+    let admin = Admin::new(Registry::default(), Readiness::new()).with_shutdown(trigger.clone());
+    assert_eq!(
+        send(&admin, Method::GET, "/ready", "").await,
+        (StatusCode::OK, "ready\n".to_owned())
+    );
+    // Fired elsewhere (a signal), not by `POST /shutdown`.
+    trigger.trigger();
+    assert_eq!(
+        send(&admin, Method::GET, "/ready", "").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_owned()
+        )
+    );
+    // The process still lives, and its metrics are still read.
+    assert_eq!(
+        send(&admin, Method::GET, "/live", "").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&admin, Method::GET, "/metrics", "").await.0,
+        StatusCode::OK
+    );
+}

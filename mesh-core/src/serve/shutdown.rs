@@ -31,6 +31,13 @@ impl ShutdownTrigger {
         self.tx.send_replace(true);
     }
 
+    /// Whether the shutdown has fired: a reader that answers for the
+    /// process (the admin server's `/ready`) asks it on each request,
+    /// without waiting on a signal of its own.
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
     /// Another signal fired by this trigger.
     pub fn subscribe(&self) -> Shutdown {
         Shutdown {
@@ -75,8 +82,10 @@ mod tests {
         let (trigger, shutdown) = channel();
         let subscribed = trigger.subscribe();
         assert!(!shutdown.is_triggered() && !subscribed.is_triggered());
-        trigger.trigger();
+        assert!(!trigger.is_triggered());
+        trigger.clone().trigger();
         assert!(shutdown.is_triggered() && subscribed.is_triggered());
+        assert!(trigger.is_triggered(), "a clone fired it");
         shutdown.wait().await;
         subscribed.wait().await;
     }
