@@ -176,14 +176,15 @@ async fn outbound_to_a_wrong_identity_fails_closed_with_a_502() {
         assert_eq!(res.status(), StatusCode::BAD_GATEWAY, "{version:?}");
         assert_eq!(res.headers()["mesh-error"], "upstream connect error");
     }
-    // The server side counted the refused handshakes.
-    let metrics = scrape(emoji.admin).await;
-    assert!(
+    // The server side counted the refused handshakes, once it had read
+    // the client's alert, on its own threads.
+    let failed = |metrics: &str| {
         metrics
             .lines()
-            .any(|l| l.starts_with("tls_handshake_failures_total{") && !l.ends_with(" 0")),
-        "{metrics}"
-    );
+            .any(|l| l.starts_with("tls_handshake_failures_total{") && !l.ends_with(" 0"))
+    };
+    let metrics = scrape_until(emoji.admin, failed).await;
+    assert!(failed(&metrics), "{metrics}");
     stop(web).await;
     stop(emoji).await;
 }

@@ -553,3 +553,18 @@ pub fn replace_file(path: &std::path::Path, contents: impl AsRef<[u8]>) {
     next.write_all(contents.as_ref()).unwrap();
     next.persist(path).unwrap();
 }
+
+/// The admin server's `/metrics` text once `done` holds for it, or the
+/// last one read after [`WAIT_BOUND`]: for a count the sidecar takes on
+/// its own threads after the client has seen its part end (a TLS
+/// handshake the client finished first, a connection it closed), which
+/// a busy machine may take a while over.
+pub async fn scrape_until(admin: SocketAddr, done: impl Fn(&str) -> bool) -> String {
+    let mut metrics = scrape(admin).await;
+    let start = tokio::time::Instant::now();
+    while !done(&metrics) && start.elapsed() < WAIT_BOUND {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        metrics = scrape(admin).await;
+    }
+    metrics
+}
