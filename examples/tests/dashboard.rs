@@ -53,6 +53,28 @@ async fn traffic(web_inbound: SocketAddr, web_outbound: SocketAddr, stop: Arc<At
     sent
 }
 
+/// `voting`'s application: `ok`, every tenth request a 500, and `/slow`
+/// answered after a minute. A route deadline of seconds cuts `/slow`
+/// alone, however long a busy machine takes over the other votes.
+async fn voting_app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    serve(listener, move |req: Request<hyper::body::Incoming>| {
+        let n = seen.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let mut res = http::Response::new(full("ok"));
+            if req.uri().path() == "/slow" {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            } else if n % 10 == 9 {
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            Ok(res)
+        }
+    });
+    addr
+}
+
 async fn get(addr: SocketAddr, path: &str) -> (StatusCode, http::HeaderMap, String) {
     let res = http1()
         .request(
@@ -90,7 +112,11 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
     };
     let mut backends = Vec::new();
     for (name, flaky) in [("emoji", false), ("voting", true)] {
-        let app = ok_app(flaky).await;
+        let app = if flaky {
+            voting_app().await
+        } else {
+            ok_app(false).await
+        };
         backends.push(sidecar(&format!(
             "identity:\n  dir: {}\n\
              inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n  tls: strict\n\
@@ -107,7 +133,7 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
          \x20   - name: emoji\n      endpoints: [{}]\n      identity: {}\n\
          \x20   - name: voting\n      endpoints: [{}]\n      identity: {}\n\
          \x20     retry: {{attempts: 3, http: 5xx}}\n\
-         \x20     timeouts: {{request: 150ms}}\n\
+         \x20     timeouts: {{request: 2s}}\n\
          admin:\n  listen: 127.0.0.1:0\n  dashboard:\n    name: web\n    peers:\n\
          \x20     - {{name: emoji, admin: \"{}\"}}\n\
          \x20     - {{name: voting, admin: \"{}\"}}\n\

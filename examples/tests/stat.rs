@@ -19,6 +19,12 @@ use mesh_examples::sidecar::{certs, views};
 use mesh_metrics::query::Format;
 use support::*;
 
+/// The window the views whose success ratios are read measure over. One
+/// request in ten fails, and a ratio within 0.03 of 0.9 needs some 34
+/// requests in the window, whichever of them fail: a busy machine may
+/// send 20 a second.
+const WINDOW: Duration = Duration::from_secs(3);
+
 /// Sends requests for `host` through `outbound` one after another until
 /// `stop`, at most 50,000.
 async fn traffic(outbound: SocketAddr, host: &'static str, stop: Arc<AtomicBool>) -> u64 {
@@ -75,20 +81,13 @@ async fn stat_shows_ninety_percent_success_all_on_mutual_tls() {
         tokio::spawn(traffic(client.outbound, "vote", stop.clone())),
     ];
     let admin = format!("web={},vote={}", workloads[0].admin, workloads[1].admin);
-    let json = views::stat(&admin, Duration::from_secs(1), Format::Json)
-        .await
-        .unwrap();
+    let json = views::stat(&admin, WINDOW, Format::Json).await.unwrap();
     let table = views::stat(&admin, Duration::from_millis(500), Format::Table)
         .await
         .unwrap();
-    let routes = views::routes(
-        &client.admin.to_string(),
-        Some("web"),
-        Duration::from_millis(500),
-        Format::Json,
-    )
-    .await
-    .unwrap();
+    let routes = views::routes(&client.admin.to_string(), Some("web"), WINDOW, Format::Json)
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     for l in load {
         assert!(l.await.unwrap() > 50, "too little traffic to measure");
