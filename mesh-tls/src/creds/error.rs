@@ -38,6 +38,14 @@ pub enum CredentialError {
     BadCertificate,
     /// The certificate names no usable identity.
     NoIdentity(NoIdentity),
+    /// The chain's first certificate is a CA's, and a later one is not:
+    /// the certificates are out of order, the workload certificate
+    /// written after its issuer.
+    ChainOutOfOrder {
+        /// Where the first certificate that is not a CA's is in the chain,
+        /// counting from 1.
+        workload_at: usize,
+    },
     /// The trust bundle holds no certificate.
     EmptyBundle,
     /// A trust bundle certificate cannot serve as a trust anchor.
@@ -106,6 +114,7 @@ impl CredentialError {
             | Self::EncryptedKey
             | Self::BadKey(_)
             | Self::BadCertificate
+            | Self::ChainOutOfOrder { .. }
             | Self::EmptyBundle
             | Self::BadTrustAnchor(_)
             | Self::AnchorNotCa => RejectReason::Malformed,
@@ -137,6 +146,12 @@ impl fmt::Display for CredentialError {
             Self::KeyMismatch => f.write_str("private key does not match the certificate"),
             Self::BadCertificate => f.write_str("certificate is not valid x.509"),
             Self::NoIdentity(_) => f.write_str("certificate names no identity"),
+            Self::ChainOutOfOrder { workload_at } => write!(
+                f,
+                "certificate chain is out of order: its first certificate is a ca's, and \
+                 certificate {workload_at}, not a ca's, is the workload certificate, which \
+                 must come first"
+            ),
             Self::EmptyBundle => f.write_str("trust bundle holds no certificate"),
             Self::BadTrustAnchor(_) => {
                 f.write_str("trust bundle certificate is not a usable trust anchor")

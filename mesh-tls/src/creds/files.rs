@@ -126,6 +126,7 @@ impl CredentialFiles {
         let paths = match &error {
             E::NoCertificate
             | E::BadCertificate
+            | E::ChainOutOfOrder { .. }
             | E::NoIdentity(_)
             | E::Expired { .. }
             | E::NotYetValid { .. }

@@ -78,7 +78,9 @@ impl Credentials {
     /// cannot sign with the key; [`CredentialError::KeyMismatch`] when the
     /// key is not the certificate's; [`CredentialError::BadCertificate`],
     /// [`CredentialError::BadTrustAnchor`] or [`CredentialError::NoIdentity`]
-    /// when a certificate is unusable; [`CredentialError::AnchorNotCa`]
+    /// when a certificate is unusable; [`CredentialError::ChainOutOfOrder`]
+    /// when the chain starts with a CA's certificate and a workload's
+    /// comes later; [`CredentialError::AnchorNotCa`]
     /// when a bundle certificate is not a CA's.
     pub fn from_der(
         chain: Vec<CertificateDer<'static>>,
@@ -102,6 +104,17 @@ impl Credentials {
         // no certificate; the paths are checked once the anchors are known.
         if ChainValidity::of(&chain, &anchor_subjects, |_, _| false).is_none() {
             return Err(CredentialError::BadCertificate);
+        }
+        // Concatenated in the wrong order, a chain starts with the issuer:
+        // said so, rather than that the issuer names no workload.
+        if crate::cert::is_ca_certificate(leaf)
+            && let Some(at) = chain
+                .iter()
+                .position(|cert| !crate::cert::is_ca_certificate(cert))
+        {
+            return Err(CredentialError::ChainOutOfOrder {
+                workload_at: at + 1,
+            });
         }
         let identity = names
             .identity()

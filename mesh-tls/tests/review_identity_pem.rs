@@ -1,0 +1,60 @@
+//! Credential files put together by hand: what the store says of a chain
+//! whose certificates are in the wrong order.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use mesh_tls::{CredentialError, CredentialFiles, CredentialStore, StoreConfig};
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+/// The error and its causes, as a log line shows them.
+fn causes(error: &CredentialError) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        text.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    text
+}
+
+/// A chain file written issuer first, as concatenating the PEM files in
+/// the wrong order leaves it, is refused naming the chain file and saying
+/// that the workload certificate must come first: the first certificate
+/// is the issuer's, and to say that it names a trust domain rather than a
+/// workload sends its reader looking for a wrong certificate where there
+/// is none.
+#[test]
+fn a_chain_written_issuer_first_is_refused_as_out_of_order() {
+    let ca = ca();
+    let issued = ca.issue(&id(WEB), HOUR).unwrap();
+    let end = "-----END CERTIFICATE-----\n";
+    let certs: Vec<&str> = issued.chain_pem().split_inclusive(end).collect();
+    assert_eq!(certs.len(), 2, "leaf and issuer");
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = CredentialFiles::in_dir(dir.path());
+    std::fs::write(&files.cert, format!("{}{}", certs[1], certs[0])).unwrap();
+    std::fs::write(&files.key, issued.key_pem()).unwrap();
+    std::fs::write(&files.bundle, issued.bundle_pem()).unwrap();
+    let store = CredentialStore::new(StoreConfig::default());
+    let error = store.load_files(&files).unwrap_err();
+
+    let text = causes(&error);
+    assert!(
+        matches!(&error, CredentialError::InFiles { paths, .. } if *paths == [files.cert.clone()]),
+        "{text}"
+    );
+    assert!(
+        text.contains("out of order") && text.contains("certificate 2"),
+        "{text}"
+    );
+    assert!(!store.is_ready());
+
+    // Put right, the same certificates load.
+    std::fs::write(&files.cert, issued.chain_pem()).unwrap();
+    store.load_files(&files).unwrap();
+    assert_eq!(store.credentials().unwrap().identity(), &id(WEB));
+}
