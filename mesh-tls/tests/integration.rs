@@ -41,6 +41,7 @@ mod retire_clock;
 mod review_ca_inputs;
 mod review_ca_reload;
 mod review_identity_ca_reads;
+mod review_identity_keys;
 mod review_identity_pem;
 mod review_store_bundle;
 mod review_store_reload;
