@@ -181,18 +181,20 @@ impl Watch {
             .collect();
         let last: Vec<Option<Scrape>> = scrapes.into_iter().map(Result::ok).collect();
         let whole = deltas(&vec![Some(Scrape::default()); last.len()], &last, elapsed);
+        // `None` when the sidecar's metrics could not be read: its figures
+        // are unknown, not zero.
         let of = |i: usize, select: &dyn Fn(&Sample) -> bool| {
+            let delta = whole[i].as_ref()?;
             let mut totals = Totals::default();
-            if let Some(delta) = &whole[i] {
-                delta.accumulate(&mut totals, select);
-            }
-            totals
+            delta.accumulate(&mut totals, select);
+            Some(totals)
         };
         // The retries web's sidecar made for web's calls.
-        let retries = of(0, &|s| s.name == "retry_requests_total").retries;
-        let voting = of(2, &|s| {
+        let retries = of(0, &|s| s.name == "retry_requests_total").map(|t| t.retries as u64);
+        let voting_failures = of(2, &|s| {
             s.label("direction") == Some(Direction::Inbound.as_label())
-        });
+        })
+        .map(|t| t.failure as u64);
         // A response without a `tls` label is one the sidecar gave itself
         // before any connection to a peer (a 404 for a service it does not
         // know, say): that request never went between sidecars, so it is
@@ -202,7 +204,10 @@ impl Watch {
             .targets
             .iter()
             .enumerate()
-            .map(|(i, target)| (target.name.clone(), of(i, &between_sidecars).tls_rate()))
+            .map(|(i, target)| {
+                let rate = of(i, &between_sidecars).and_then(|t| t.tls_rate());
+                (target.name.clone(), rate)
+            })
             .collect();
         let mut summary = Summary {
             elapsed,
@@ -210,8 +215,8 @@ impl Watch {
             request_failures: requests.failed(),
             web_calls: web_calls.ok() + web_calls.failed(),
             effective_success: rate(web_calls.ok(), web_calls.ok() + web_calls.failed()),
-            retries: retries as u64,
-            voting_failures: voting.failure as u64,
+            retries,
+            voting_failures,
             tls,
             denied_forbidden: denied.forbidden.load(Relaxed),
             denied_got_through: denied.got_through.load(Relaxed),
@@ -307,10 +312,12 @@ pub struct Summary {
     pub web_calls: u64,
     /// The share of `web`'s calls that got a 2xx, as `web` counted them.
     pub effective_success: Option<f64>,
-    /// The retries `web`'s sidecar made.
-    pub retries: u64,
-    /// The failures `voting` answered, before any retry.
-    pub voting_failures: u64,
+    /// The retries `web`'s sidecar made; `None` when its metrics could
+    /// not be read at the end ([`Breach::NoMetrics`]).
+    pub retries: Option<u64>,
+    /// The failures `voting` answered, before any retry; `None` when its
+    /// sidecar's metrics could not be read at the end.
+    pub voting_failures: Option<u64>,
     /// Per sidecar, the share of its requests (both ways) to or from
     /// another sidecar that were on mutual TLS; the requests it answered
     /// itself, with no peer, are not counted.
@@ -472,7 +479,14 @@ struct Unjudged<'a>(&'a Summary);
 
 impl fmt::Display for Unjudged<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "demo stopped: {}", Figures(self.0))
+        write!(f, "demo stopped: {}", Figures(self.0))?;
+        // No verdict, but a figure said to be unknown says why.
+        for breach in &self.0.breaches {
+            if let Breach::NoMetrics { .. } = breach {
+                write!(f, "; {breach}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -485,16 +499,21 @@ impl fmt::Display for Figures<'_> {
         let summary = self.0;
         let tls = summary.tls.iter().filter_map(|(_, rate)| *rate);
         let least_tls = tls.reduce(f64::min);
+        let voting = match summary.voting_failures {
+            Some(n) => format!("voting failed {n} votes"),
+            None => "voting's failed votes unknown".to_owned(),
+        };
+        let retries = match summary.retries {
+            Some(n) => format!("web's sidecar retried {n} times"),
+            None => "web's sidecar's retries unknown".to_owned(),
+        };
         write!(
             f,
-            "{:.1}s, {} requests to web ({} failed); voting failed {} votes, \
-             web's sidecar retried {} times, web saw {} success over {} calls; \
-             mTLS {}; {} of {} denied calls got 403",
+            "{:.1}s, {} requests to web ({} failed); {voting}, {retries}, \
+             web saw {} success over {} calls; mTLS {}; {} of {} denied calls got 403",
             summary.elapsed.as_secs_f64(),
             summary.requests,
             summary.request_failures,
-            summary.voting_failures,
-            summary.retries,
             percent(summary.effective_success),
             summary.web_calls,
             percent(least_tls),
@@ -571,8 +590,8 @@ mod tests {
             request_failures: 0,
             web_calls: 0,
             effective_success: None,
-            retries: 0,
-            voting_failures: 0,
+            retries: Some(0),
+            voting_failures: Some(0),
             tls: vec![("web".into(), None)],
             denied_forbidden: 0,
             denied_got_through: 0,

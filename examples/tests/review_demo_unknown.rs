@@ -1,0 +1,127 @@
+//! A figure of the demo's summary that comes from a sidecar whose metrics
+//! could not be read at the end is unknown, and the summary says so: it
+//! printed "web's sidecar retried 0 times" when web's sidecar had gone,
+//! beside a breach saying its figures were unknown, and a run stopped by
+//! hand, whose line has no breaches, said only the 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    num::NonZeroU32,
+    time::Duration,
+};
+
+use mesh_examples::demo::{self, DemoConfig, report::Summary};
+use tokio::sync::mpsc;
+
+/// The demo's output, line by line, as it is written.
+struct Lines {
+    partial: Vec<u8>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.partial.extend_from_slice(buf);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let _ = self
+                .tx
+                .send(String::from_utf8_lossy(&line).trim_end().to_owned());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Asks the sidecar whose admin server is at `admin` to shut down.
+fn shut_down(admin: &str) {
+    let mut tcp = TcpStream::connect(admin).unwrap();
+    let request = format!(
+        "POST /shutdown HTTP/1.1\r\nhost: {admin}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Runs the demo for 3 seconds and, once its first table is out, shuts
+/// down the sidecar of `workload` (`web` or `voting`, whose admin
+/// addresses the `sidecar stat` hint names); returns the summary.
+async fn run_losing(workload: &str) -> Summary {
+    let config = DemoConfig {
+        rps: NonZeroU32::new(40).unwrap(),
+        duration: Some(Duration::from_secs(3)),
+        interval: Duration::from_millis(500),
+        denied_every: Duration::from_millis(250),
+        ..DemoConfig::default()
+    };
+    let (tx, mut lines) = mpsc::unbounded_channel();
+    let run = tokio::spawn(async move {
+        let mut out = Lines {
+            partial: Vec::new(),
+            tx,
+        };
+        demo::run(&config, &mut out, std::future::pending()).await
+    });
+    let mut admin = None;
+    let prefix = format!("{workload}=");
+    while let Some(line) = lines.recv().await {
+        if let Some(list) = line.trim().strip_prefix("sidecar stat --admin ") {
+            admin = list
+                .split(',')
+                .find_map(|entry| entry.strip_prefix(prefix.as_str()))
+                .map(str::to_owned);
+        }
+        // The first table: the run has figures from every sidecar.
+        if line.starts_with("web saw ") {
+            break;
+        }
+    }
+    let admin = admin.expect("the demo printed the sidecar stat hint");
+    tokio::task::spawn_blocking(move || shut_down(&admin))
+        .await
+        .unwrap();
+    while lines.recv().await.is_some() {}
+    run.await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_of_a_sidecar_that_has_gone_are_unknown_not_zero() {
+    let summary = run_losing("web").await;
+    assert_eq!(summary.retries, None, "{summary}");
+    let judged = summary.to_string();
+    assert!(!judged.contains("retried 0 times"), "{judged}");
+    assert!(
+        judged.contains("web's sidecar's retries unknown"),
+        "{judged}"
+    );
+    // Stopped by hand, the line has no verdict, but still says why the
+    // figure is missing.
+    let unjudged = summary.unjudged().to_string();
+    assert!(unjudged.starts_with("demo stopped: "), "{unjudged}");
+    assert!(
+        unjudged.contains("web's sidecar's retries unknown"),
+        "{unjudged}"
+    );
+    assert!(
+        unjudged.contains("web's sidecar gave no metrics at the end"),
+        "{unjudged}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_of_a_voting_that_has_gone_are_unknown_not_zero() {
+    let summary = run_losing("voting").await;
+    assert_eq!(summary.voting_failures, None, "{summary}");
+    // web's sidecar is still there: its retries are known.
+    assert!(summary.retries.is_some(), "{summary}");
+    let judged = summary.to_string();
+    assert!(!judged.contains("voting failed 0 votes"), "{judged}");
+    assert!(judged.contains("voting's failed votes unknown"), "{judged}");
+}
