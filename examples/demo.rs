@@ -25,8 +25,9 @@
 //! (`demo stopped: ...`) and exits 0, however soon it was stopped, since
 //! in its first second `web` may have made no call at all. Either way, a
 //! run that could not start, or left its files behind, exits non-zero.
-//! When standard output cannot be written (`demo | head`), it says
-//! so, puts the summary on standard error and exits non-zero. A reader
+//! When standard output cannot be written (`demo | head`), it stops,
+//! says so, puts the summary on standard error (a run stopped before its
+//! `--duration` without a verdict) and exits non-zero. A reader
 //! who stops reading (Ctrl-S, a full `| less`) does not stop the mesh:
 //! tables are written from a thread of their own, those that would pile
 //! up are left out, and the next one says how many were
@@ -180,7 +181,13 @@ fn main() -> ExitCode {
             // What was printed before the error comes before it; a run
             // that ended and only then failed (its files stayed) still
             // shows its summary, on standard error when the output has gone.
-            match error.summary().map(line) {
+            // A run that stopped when its output went was not run for its
+            // length: its figures, without a verdict.
+            let shown = match &error {
+                DemoError::OutputLost { summary, .. } => Some(summary.unjudged().to_string()),
+                _ => error.summary().map(line),
+            };
+            match shown {
                 Some(summary) => {
                     let written =
                         writeln!(out, "{summary}").and_then(|()| out.finish(OUTPUT_PATIENCE));

@@ -125,6 +125,7 @@ mod review_config_identity;
 mod review_config_loopback;
 mod review_config_names;
 mod review_config_values;
+mod review_demo_output;
 mod review_demo_unknown;
 mod review_inject_list_errors;
 mod review_inject_native_startup;

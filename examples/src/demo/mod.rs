@@ -108,8 +108,18 @@ pub enum DemoError {
     /// The mesh counted this many sidecars, not the four it started: a
     /// defect of the demo itself, never returned in practice.
     SidecarCount(usize),
-    /// The output could not be written.
+    /// The output could not be written before the traffic started.
     Output(std::io::Error),
+    /// A table could not be written once the traffic had started (the
+    /// reader went away, as `demo | head` does): the run stopped there,
+    /// and here is what it showed until then, for the caller to put where
+    /// it can still be read.
+    OutputLost {
+        /// What the run showed until it stopped.
+        summary: Box<Summary>,
+        /// Why the table could not be written.
+        source: std::io::Error,
+    },
     /// The run ended, and here is what it showed, but its files (the CA's
     /// private key among them) could not be removed from `path`: the
     /// reader is told where they are, and the run still fails, since it
@@ -136,11 +146,12 @@ pub enum DemoError {
 }
 
 impl DemoError {
-    /// What the run showed, when it ran to the end and failed only after:
-    /// [`DemoError::Leftover`].
+    /// What the run showed, when it ran and failed only after
+    /// ([`DemoError::Leftover`]) or lost its output on the way
+    /// ([`DemoError::OutputLost`]).
     pub fn summary(&self) -> Option<&Summary> {
         match self {
-            Self::Leftover { summary, .. } => Some(summary),
+            Self::Leftover { summary, .. } | Self::OutputLost { summary, .. } => Some(summary),
             _ => None,
         }
     }
@@ -185,7 +196,7 @@ impl fmt::Display for DemoError {
             Self::SidecarCount(count) => {
                 write!(f, "the mesh counted {count} sidecars, not the 4 it started")
             }
-            Self::Output(_) => f.write_str("cannot write the output"),
+            Self::Output(_) | Self::OutputLost { .. } => f.write_str("cannot write the output"),
             Self::Leftover { path, .. } => write!(
                 f,
                 "the run ended, but cannot remove its files in {}; remove them by hand",
@@ -205,7 +216,7 @@ impl std::error::Error for DemoError {
             Self::Config(_, e) => Some(e),
             Self::Start(_, e) => Some(e),
             Self::NotReady(_, e) => Some(e),
-            Self::Leftover { source, .. } => Some(source),
+            Self::Leftover { source, .. } | Self::OutputLost { source, .. } => Some(source),
             Self::SidecarCount(_) | Self::Stopped | Self::Invalid(_) => None,
         }
     }
@@ -219,8 +230,10 @@ impl std::error::Error for DemoError {
 ///
 /// When `config` holds a value it cannot run with
 /// ([`DemoError::Invalid`]), the mesh cannot be set up, `out` cannot be
-/// written, or the files cannot be removed ([`DemoError::Leftover`], which
-/// carries the run's [`Summary`] all the same). When
+/// written (once the traffic has started, the run stops there:
+/// [`DemoError::OutputLost`], which carries its [`Summary`]), or the files
+/// cannot be removed ([`DemoError::Leftover`], which carries the run's
+/// [`Summary`] all the same). When
 /// the run failed and its files then could not be removed either, the
 /// run's error is returned, as the first cause, and the removal's is
 /// logged with the directory's path. A mesh that runs but breaks a promise is not an error: see
@@ -313,11 +326,7 @@ async fn drive<W: Write>(
         ready = mesh.ready() => ready?,
         () = &mut stop => return Err(DemoError::Stopped),
     }
-    let print = |out: &mut W, text: &str| {
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(DemoError::Output)
-    };
+    let print = |out: &mut W, text: &str| out.write_all(text.as_bytes()).and_then(|()| out.flush());
     print(
         out,
         &format!(
@@ -342,7 +351,8 @@ async fn drive<W: Write>(
             bot = mesh.vote_bot.outbound,
             emoji_out = mesh.emoji.outbound,
         ),
-    )?;
+    )
+    .map_err(DemoError::Output)?;
 
     let (stop_traffic, _) = shutdown::channel();
     let load = Arc::new(Outcomes::default());
@@ -375,11 +385,19 @@ async fn drive<W: Write>(
         }
     };
     tokio::pin!(end);
+    // A table nobody can read ends the run, as the end of its duration
+    // would: the traffic stops and the summary is made all the same, for
+    // the caller to put on standard error. Returned at once, the run lost
+    // its verdict and left the traffic to stop behind it.
+    let mut lost = None;
     loop {
         tokio::select! {
             _ = frames.tick() => {
                 let frame = watch.frame(start.elapsed(), &mesh.web_calls, &denied).await;
-                print(out, &format!("{frame}\n"))?;
+                if let Err(error) = print(out, &format!("{frame}\n")) {
+                    lost = Some(error);
+                    break;
+                }
             }
             () = &mut end => break,
             () = &mut stop => break,
@@ -388,9 +406,16 @@ async fn drive<W: Write>(
 
     stop_traffic.trigger();
     let _ = tokio::join!(vote_bot, trespass);
-    Ok(watch
+    let summary = watch
         .summary(start.elapsed(), &load, &mesh.web_calls, &denied)
-        .await)
+        .await;
+    match lost {
+        None => Ok(summary),
+        Some(source) => Err(DemoError::OutputLost {
+            summary: Box::new(summary),
+            source,
+        }),
+    }
 }
 
 #[cfg(test)]
