@@ -125,9 +125,16 @@ install_missing() {
     command -v nginx >/dev/null || packages+=(nginx)
     command -v python3 >/dev/null || packages+=(python3)
     command -v curl >/dev/null || packages+=(curl)
+    # pgrep finds nginx's workers, whose CPU time and memory are nginx's:
+    # without it, only the master's would be counted.
+    command -v pgrep >/dev/null || packages+=(procps)
     [[ ${#packages[@]} -eq 0 ]] && return
     if [[ $INSTALL -eq 0 ]]; then
         echo "missing: ${packages[*]} (run without --no-install to install them)" >&2
+        exit 1
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "missing: ${packages[*]}; install them (this script installs with apt-get only)" >&2
         exit 1
     fi
     local sudo=
@@ -325,7 +332,18 @@ for door in "${ALLOC_DOORS[@]}"; do
     wait_port "${P_ALLOC_IN[${door#alloc-}]}"
     wait_ready "${P_ALLOC_ADMIN[${door#alloc-}]}"
 done
-sleep 1 # nginx forks its workers after binding
+# nginx binds its ports, then forks its workers: the processes counted for
+# it are read once, so every worker must be there first, however long a
+# loaded machine takes to fork them.
+for i in $(seq 100); do
+    [[ $(pgrep -c -P "${PID[nginx]}" || true) -ge $THREADS ]] && break
+    if [[ $i -eq 100 ]]; then
+        echo "nginx did not start its $THREADS workers; logs in $WORK" >&2
+        KEEP_WORK=1
+        exit 1
+    fi
+    sleep 0.1
+done
 
 # The processes whose CPU time and memory count for each front door.
 nginx_pids() { echo "${PID[nginx]} $(pgrep -P "${PID[nginx]}" | tr '\n' ' ')"; }
