@@ -20,6 +20,7 @@ mod authz_opaque;
 mod await_ready;
 mod backend_timeouts;
 mod balancer_metrics;
+mod build_info;
 mod certs_review_values;
 mod check;
 mod check_admin_port_zero;

@@ -12,7 +12,7 @@
 //! | `process_virtual_memory_bytes` | gauge |
 //! | `process_open_fds` | gauge |
 //! | `process_max_fds` | gauge |
-//! | `proxy_build_info{version, profile}` | info |
+//! | `proxy_build_info{date, git_sha, profile, vendor, version}` | info |
 //!
 //! On systems without `/proc`, or when a file cannot be read, the families
 //! it feeds are left out of the scrape rather than failing it.
@@ -32,26 +32,50 @@ use crate::labels::label;
 /// fixes at 100 for user space on every architecture it exports it.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// What `proxy_build_info` says about the build.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `proxy_build_info` says about the build: linkerd2-proxy's five
+/// labels (its `app/core/src/build_info.rs`), so that a dashboard that
+/// shows which build of the proxy runs where reads this one's too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BuildInfo {
-    /// The version of the program, such as `env!("CARGO_PKG_VERSION")`.
-    pub version: &'static str,
+    /// When the program was built, in ISO 8601 UTC
+    /// (`2026-11-30T19:51:19Z`), or empty when unknown.
+    pub date: &'static str,
+    /// The commit it was built from (`git rev-parse --short HEAD`), or
+    /// empty when unknown.
+    pub git_sha: &'static str,
     /// `release` or `debug`.
     pub profile: &'static str,
+    /// Who built it, or empty when unknown.
+    pub vendor: &'static str,
+    /// The version of the program, such as `env!("CARGO_PKG_VERSION")`.
+    pub version: &'static str,
 }
 
 impl BuildInfo {
     /// The build of the program calling this: `version` as given, the
-    /// profile from `debug_assertions`.
+    /// profile from `debug_assertions`, and the date, commit and vendor
+    /// from `MESH_BUILD_DATE`, `MESH_GIT_SHA` and `MESH_VENDOR` in the
+    /// environment of the build (of this crate, which a workspace builds
+    /// in the program's own `cargo build`), each empty when not set.
+    ///
+    /// Empty is what Linkerd's proxy writes for what its build could not
+    /// tell (a build outside a git checkout has no commit). Read from the
+    /// build's environment rather than found by a build script, nothing
+    /// runs `git` or a clock at build time, a build is the same wherever
+    /// it runs, and Cargo rebuilds when a value changes. A release build
+    /// sets them: `MESH_GIT_SHA=$(git rev-parse --short HEAD)
+    /// MESH_BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) cargo build --release`.
     pub fn new(version: &'static str) -> Self {
         Self {
-            version,
+            date: option_env!("MESH_BUILD_DATE").unwrap_or(""),
+            git_sha: option_env!("MESH_GIT_SHA").unwrap_or(""),
             profile: if cfg!(debug_assertions) {
                 "debug"
             } else {
                 "release"
             },
+            vendor: option_env!("MESH_VENDOR").unwrap_or(""),
+            version,
         }
     }
 }
@@ -62,10 +86,7 @@ pub fn register_process_metrics(registry: &mut Registry, build: &BuildInfo) {
     registry.register(
         "proxy_build",
         "Proxy build info",
-        Info::new(BuildLabels {
-            version: build.version,
-            profile: build.profile,
-        }),
+        Info::new(BuildLabels(build.clone())),
     );
     registry.register_collector(Box::new(ProcessCollector {
         start_time: start_time_seconds(),
@@ -76,16 +97,26 @@ pub fn register_process_metrics(registry: &mut Registry, build: &BuildInfo) {
 /// and prometheus-client writes label values as they are: escaped here,
 /// so that a `"` or a newline in a version cannot end its value early or
 /// forge a line of the exposition.
+///
+/// Written in linkerd2-proxy's order: `date`, `git_sha`, `profile`,
+/// `vendor`, `version`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct BuildLabels {
-    version: &'static str,
-    profile: &'static str,
-}
+struct BuildLabels(BuildInfo);
 
 impl EncodeLabelSet for BuildLabels {
     fn encode(&self, enc: &mut LabelSetEncoder<'_>) -> fmt::Result {
-        label(enc, "version", self.version)?;
-        label(enc, "profile", self.profile)
+        let BuildInfo {
+            date,
+            git_sha,
+            profile,
+            vendor,
+            version,
+        } = &self.0;
+        label(enc, "date", date)?;
+        label(enc, "git_sha", git_sha)?;
+        label(enc, "profile", profile)?;
+        label(enc, "vendor", vendor)?;
+        label(enc, "version", version)
     }
 }
 
@@ -238,14 +269,20 @@ mod tests {
         register_process_metrics(
             &mut registry,
             &BuildInfo {
-                version: "1.2.3",
+                date: "2026-11-30T19:51:19Z",
+                git_sha: "68ac90c",
                 profile: "debug",
+                vendor: "",
+                version: "1.2.3",
             },
         );
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert!(
-            text.contains("proxy_build_info{version=\"1.2.3\",profile=\"debug\"} 1\n"),
+            text.contains(
+                "proxy_build_info{date=\"2026-11-30T19:51:19Z\",git_sha=\"68ac90c\",\
+                 profile=\"debug\",vendor=\"\",version=\"1.2.3\"} 1\n"
+            ),
             "{text}"
         );
         let value = |name: &str| -> f64 {

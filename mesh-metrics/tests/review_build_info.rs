@@ -13,15 +13,19 @@ fn build_info_values_are_escaped_as_openmetrics_requires() {
     register_process_metrics(
         &mut registry,
         &BuildInfo {
-            version: "1.2.3 \"rc\" C:\\build\nproxy_evil 1",
+            date: "",
+            git_sha: "",
             profile: "release",
+            vendor: "",
+            version: "1.2.3 \"rc\" C:\\build\nproxy_evil 1",
         },
     );
     let mut text = String::new();
     encode(&mut text, &registry).unwrap();
     assert!(
         text.contains(
-            "proxy_build_info{version=\"1.2.3 \\\"rc\\\" C:\\\\build\\nproxy_evil 1\",profile=\"release\"} 1\n"
+            "proxy_build_info{date=\"\",git_sha=\"\",profile=\"release\",vendor=\"\",\
+             version=\"1.2.3 \\\"rc\\\" C:\\\\build\\nproxy_evil 1\"} 1\n"
         ),
         "{text}"
     );
