@@ -66,6 +66,8 @@ pub struct Watch {
     /// How far apart the tables are, and so the longest a table's scrape
     /// of one sidecar may take.
     interval: Duration,
+    /// When the scrapes of `before` began: a sidecar that answers at once
+    /// is read then, whatever the others keep the table waiting for.
     taken: Instant,
 }
 
@@ -110,6 +112,14 @@ impl Watch {
         denied: &DeniedCounts,
     ) -> String {
         let limit = self.interval;
+        // The counters are read as the scrapes begin, not when the last
+        // one ends: timed from the end of one table's scrapes to the end
+        // of the next, a table after one held up by a sidecar that did not
+        // answer covered only its own scrapes' milliseconds, while the
+        // others' counters had moved over the whole interval, and their
+        // rates came out hundreds of times too high. (`sidecar top` times
+        // its frames the same way.)
+        let now = Instant::now();
         let scrapes = join_all(
             self.targets
                 .iter()
@@ -119,13 +129,23 @@ impl Watch {
         // A row of dashes does not say why: the reason goes under the
         // table, with the workload's name.
         let mut unscraped = String::new();
-        for (target, scrape) in self.targets.iter().zip(&scrapes) {
-            if let Err(error) = scrape {
-                unscraped += &format!("no metrics from {}'s sidecar: {error}\n", target.name);
+        for ((target, scrape), before) in self.targets.iter().zip(&scrapes).zip(&self.before) {
+            match (scrape, before) {
+                (Err(error), _) => {
+                    unscraped += &format!("no metrics from {}'s sidecar: {error}\n", target.name);
+                }
+                // Read now, but not for the table before: nothing to count
+                // from.
+                (Ok(_), None) => {
+                    unscraped += &format!(
+                        "no figures from {}'s sidecar: the table before could not read its metrics\n",
+                        target.name
+                    );
+                }
+                (Ok(_), Some(_)) => {}
             }
         }
         let after: Vec<Option<Scrape>> = scrapes.into_iter().map(Result::ok).collect();
-        let now = Instant::now();
         let window = now.saturating_duration_since(self.taken);
         let deltas = deltas(&self.before, &after, window);
         self.before = after;
@@ -527,6 +547,13 @@ impl fmt::Display for Figures<'_> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    };
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
     use crate::demo::mesh::tests::admin_answering;
 
@@ -580,6 +607,117 @@ mod tests {
             let line = format!("no metrics from {answered}'s");
             assert!(!frame.contains(&line), "{frame}");
         }
+    }
+
+    /// A server that answers each `/metrics` with `response_total` of
+    /// inbound requests at what `count` holds then, raw.
+    async fn counting(count: Arc<AtomicU64>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = format!(
+                        "response_total{{direction=\"inbound\",tls=\"true\",\
+                         classification=\"success\"}} {}\n",
+                        count.load(Relaxed)
+                    );
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A server that holds its first connection without a word and answers
+    /// every later `/metrics` with no series.
+    async fn silent_once() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answering = admin_answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+             content-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                if held.is_empty() {
+                    held.push(tcp);
+                    continue;
+                }
+                // Later ones go to a server that answers.
+                tokio::spawn(async move {
+                    if let Ok(mut answering) = tokio::net::TcpStream::connect(answering).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut answering).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// The RPS column of `name`'s row of the stat table in `frame`.
+    fn rps(frame: &str, name: &str) -> f64 {
+        frame
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .find(|cells| cells.first() == Some(&name) && cells.get(1) == Some(&"1/1"))
+            .and_then(|cells| cells.get(3)?.strip_suffix("rps")?.parse().ok())
+            .unwrap_or_else(|| panic!("no RPS for {name} in:\n{frame}"))
+    }
+
+    #[tokio::test]
+    async fn a_table_after_one_held_up_counts_its_rates_over_the_time_its_counters_cover() {
+        // voting's admin server holds the first table's scrape until the
+        // table gives up on it, an interval later; web's answered at once.
+        // The next table follows at once, and web's counters moved by 100
+        // over the interval and more between its two scrapes. Timed from
+        // the end of one table's scrapes to the end of the next, that
+        // table's window was the few milliseconds of its own scrapes, and
+        // web's rate hundreds of times what it was.
+        let count = Arc::new(AtomicU64::new(0));
+        let metrics = counting(count.clone()).await;
+        let target = |name: &str, addr: std::net::SocketAddr| Target {
+            name: name.to_owned(),
+            addr: addr.to_string(),
+        };
+        let interval = Duration::from_secs(1);
+        let targets = vec![
+            target("web", metrics),
+            target("emoji", metrics),
+            target("voting", silent_once().await),
+            target("vote-bot", metrics),
+        ];
+        let mut watch = Watch::with_targets(targets, String::new(), interval);
+        let (calls, denied) = (Outcomes::default(), DeniedCounts::default());
+
+        let held = watch.frame(interval, &calls, &denied).await;
+        assert!(held.contains("no metrics from voting's sidecar"), "{held}");
+        count.store(100, Relaxed);
+        let next = watch.frame(interval * 2, &calls, &denied).await;
+
+        // 100 requests over at least the interval the first table waited.
+        let web = rps(&next, "web");
+        assert!(web <= 100.0, "{web} rps in:\n{next}");
+        // voting answered this time, but has no figures: the row of
+        // dashes says why.
+        let why = "no figures from voting's sidecar: the table before could not read its metrics";
+        assert!(next.contains(why), "{next}");
     }
 
     #[test]
