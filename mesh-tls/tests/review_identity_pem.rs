@@ -58,3 +58,41 @@ fn a_chain_written_issuer_first_is_refused_as_out_of_order() {
     store.load_files(&files).unwrap();
     assert_eq!(store.credentials().unwrap().identity(), &id(WEB));
 }
+
+/// An EC key encrypted the way `openssl ec -aes256` writes it (and
+/// `openssl genrsa -aes256 -traditional` an RSA key): the older OpenSSL
+/// form, a `Proc-Type: 4,ENCRYPTED` header inside an `EC PRIVATE KEY`
+/// section.
+const LEGACY_ENCRYPTED_KEY: &str = "\
+-----BEGIN EC PRIVATE KEY-----
+Proc-Type: 4,ENCRYPTED
+DEK-Info: AES-256-CBC,D5E034F873266C7FC04D9428CF5E29A6
+
+Qixf1fjranXX+erF/O5JXuuPL2yNISi1L5YH04tP0w9Ppk2AhSWCiLfeJmORWbsT
+TTk0UcNFW7QpMYxDOBnvFIWjhPh13Y3E8gjEoCjNlVJbQSirQkp6AapTLDnw8q35
+8a/LnjQcIWnD14YDR+LHDkVxjJN69x/XPPL2aq1GPpk=
+-----END EC PRIVATE KEY-----
+";
+
+/// A key encrypted in OpenSSL's older form is refused as encrypted,
+/// naming the key file, as one in PKCS#8's `ENCRYPTED PRIVATE KEY` form
+/// is: not as a PEM file whose base64 holds a bad character, which is
+/// what its headers read as.
+#[test]
+fn a_key_encrypted_in_the_older_openssl_form_is_refused_as_encrypted() {
+    let ca = ca();
+    let issued = ca.issue(&id(WEB), HOUR).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = issued.write(dir.path()).unwrap();
+    std::fs::write(&files.key, LEGACY_ENCRYPTED_KEY).unwrap();
+    let store = CredentialStore::new(StoreConfig::default());
+    let error = store.load_files(&files).unwrap_err();
+    let text = causes(&error);
+    assert!(
+        matches!(&error, CredentialError::InFiles { paths, source }
+            if *paths == [files.key.clone()]
+                && matches!(**source, CredentialError::EncryptedKey)),
+        "{text}"
+    );
+    assert!(text.contains("private key is encrypted"), "{text}");
+}

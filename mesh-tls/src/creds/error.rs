@@ -28,7 +28,8 @@ pub enum CredentialError {
     /// The key file holds no private key.
     NoPrivateKey,
     /// The key file holds an encrypted private key (`ENCRYPTED PRIVATE
-    /// KEY`), which the mesh cannot read without a passphrase.
+    /// KEY`, or OpenSSL's older form with a `Proc-Type: 4,ENCRYPTED`
+    /// header), which the mesh cannot read without a passphrase.
     EncryptedKey,
     /// The private key is not one the provider can sign with.
     BadKey(rustls::Error),

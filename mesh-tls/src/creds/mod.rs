@@ -331,16 +331,17 @@ pub(crate) fn parse_pem(
         .map_err(|e| (PemInput::Chain, CredentialError::Pem(e)))?;
     let key = match PrivateKeyDer::from_pem_slice(key) {
         Ok(key) => key,
+        // An encrypted key is said to be one, rather than missing or bad
+        // PEM: the PEM reader skips PKCS#8's `ENCRYPTED PRIVATE KEY`
+        // sections, as sections it does not know, and reads the headers
+        // of OpenSSL's older form (`Proc-Type: 4,ENCRYPTED` inside an
+        // `EC PRIVATE KEY` or `RSA PRIVATE KEY` section, what
+        // `openssl ec -aes256` writes) as base64 with a bad character.
+        Err(_) if is_encrypted_key(key) => {
+            return Err((PemInput::Key, CredentialError::EncryptedKey));
+        }
         Err(rustls_pki_types::pem::Error::NoItemsFound) => {
-            // The PEM reader skips sections it does not know, encrypted
-            // keys among them: say so rather than that there is no key.
-            let encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
-            let error = if key.windows(encrypted.len()).any(|w| w == encrypted) {
-                CredentialError::EncryptedKey
-            } else {
-                CredentialError::NoPrivateKey
-            };
-            return Err((PemInput::Key, error));
+            return Err((PemInput::Key, CredentialError::NoPrivateKey));
         }
         Err(e) => return Err((PemInput::Key, CredentialError::Pem(e))),
     };
@@ -348,6 +349,13 @@ pub(crate) fn parse_pem(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (PemInput::Bundle, CredentialError::Pem(e)))?;
     Ok((chain, key, roots))
+}
+
+/// Whether the PEM text `key` holds an encrypted private key, in PKCS#8's
+/// form or in OpenSSL's older one.
+fn is_encrypted_key(key: &[u8]) -> bool {
+    let holds = |needle: &[u8]| key.windows(needle.len()).any(|w| w == needle);
+    holds(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || holds(b"Proc-Type: 4,ENCRYPTED")
 }
 
 /// Verifies the chain of `leaf` and `intermediates` to the anchors of
