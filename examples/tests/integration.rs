@@ -56,6 +56,8 @@ mod detect_timeout_opaque;
 mod dns_endpoints;
 mod edges;
 mod env_unknown;
+mod errors_http;
+mod errors_tcp;
 mod forged_headers;
 mod http2_keep_alive;
 mod http2_upgrade;

@@ -110,6 +110,7 @@ pub mod access_log;
 mod body_rule;
 mod config;
 pub mod dashboard;
+pub mod errors;
 mod family;
 mod histogram;
 pub mod http;

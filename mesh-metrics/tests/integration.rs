@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod access_log_types;
+mod errors_layer;
 mod exposition;
 mod golden_kinds;
 mod http_layer;

@@ -19,6 +19,7 @@ use mesh_metrics::{
     Direction, MetricsLayer, TcpAccept, TcpMetrics,
     access_log::{AccessLog, AccessLogLayer},
     tap::{Tap, TapLayer},
+    tcp::CountErrors,
     trace::{TraceLayer, Tracer},
 };
 use mesh_policy::PolicyStore;
@@ -399,6 +400,11 @@ impl Worker {
             };
             let server =
                 Server::new(self.server_config(Protocol::Opaque)).with_accept(self.local_accept());
+            // A connection that cannot be forwarded (no endpoint, a
+            // connect that failed) or whose pipe fails is counted in
+            // `outbound_tcp_errors_total`, under the address the
+            // application connected to.
+            let forward = CountErrors::new(&self.shared.tcp_metrics, Direction::Outbound, forward);
             servers.spawn(server.serve(listener, NoHttp, forward, self.shutdown.clone()));
         }
     }
@@ -430,8 +436,14 @@ impl Worker {
             PortProtocol::Detect => Protocol::Detect,
         };
         // Connections are counted from the first byte, the TLS handshake
-        // included, and labelled with the TLS status it settles.
-        let accept = TcpAccept::inbound(&self.shared.tcp_metrics, accept);
+        // included, and labelled with the TLS status it settles; those
+        // the hook fails, in `inbound_tcp_errors_total` too.
+        let accept = inbound::CountAcceptErrors::new(
+            TcpAccept::inbound(&self.shared.tcp_metrics, accept),
+            &self.shared.tcp_metrics,
+            listener.local_addr().ok(),
+            port.app.port(),
+        );
         let http = match inbound::http_stack(
             client.clone(),
             port.app,

@@ -154,6 +154,16 @@ impl<L: Fold + Ord + Clone, M: Clone> Family<L, M> {
         self.inner.folds.clone()
     }
 
+    /// Whether the family holds no series, not even an overflow one.
+    pub(crate) fn is_empty(&self) -> bool {
+        let series = self
+            .inner
+            .series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        series.series.is_empty() && series.overflow.is_empty()
+    }
+
     /// How many series the family holds, the overflow series excluded.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -4,6 +4,7 @@ use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
 use crate::{
     config::MetricsConfig,
+    errors::{ErrorFamilies, HttpErrorLabels},
     family::{Family, FoldCounters},
     histogram::LatencyHistogram,
     labels::{LatencyLabels, ResponseLabels, TargetLabels},
@@ -19,6 +20,10 @@ use crate::{
 /// | `response_total` | counter | target, `status_code`, `grpc_status`, `classification`, `error` |
 /// | `response_latency_ms` | histogram | target, `status_code` |
 /// | `http_series_overflow_total` | counter | `family` |
+/// | `inbound_http_errors_total`, `outbound_http_errors_total` | counter | `error`, and inbound the target and Server |
+///
+/// The error families count the requests the proxy answered itself, or
+/// that failed without a response: see [`errors`](crate::errors).
 ///
 /// The target labels, each present only when its source is, are:
 ///
@@ -43,6 +48,7 @@ pub(crate) struct Families {
     pub(crate) requests: Family<TargetLabels, Counter>,
     pub(crate) responses: Family<ResponseLabels, Counter>,
     pub(crate) latency: Family<LatencyLabels, LatencyHistogram>,
+    pub(crate) errors: ErrorFamilies<HttpErrorLabels>,
 }
 
 impl HttpMetrics {
@@ -79,11 +85,21 @@ impl HttpMetrics {
                 ("response_latency_ms", latency.folds()),
             ]),
         );
+        let errors = ErrorFamilies::register(
+            registry,
+            limit,
+            ["inbound_http_errors", "outbound_http_errors"],
+            [
+                "Inbound HTTP requests the proxy answered itself, or failed without a response, for an error of its own",
+                "Outbound HTTP requests the proxy answered itself, or failed without a response, for an error of its own",
+            ],
+        );
         Self {
             inner: Arc::new(Families {
                 requests,
                 responses,
                 latency,
+                errors,
             }),
         }
     }

@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body::Body;
 use mesh_core::{
     classify::{Classification, ErrorKind, GrpcCode},
-    error::{GRPC_STATUS, ProxyErrorKind},
+    error::{GRPC_STATUS, ProxyErrorKind, UpstreamCause},
 };
 use tokio::time::Instant;
 
@@ -30,6 +30,7 @@ use super::target::{StatusRef, TargetHandles};
 pub(crate) use crate::body_rule::BodyRule;
 use crate::{
     body_rule::{CUT_SHORT, Remaining},
+    errors::ProxyError,
     labels::ResponseKey,
 };
 
@@ -107,6 +108,9 @@ impl Started {
             class: target.classify.classify_response_to(self.grpc_call, res),
             error: res.extensions().get::<ProxyErrorKind>().copied(),
         };
+        if let Some(kind) = head.error {
+            count_answer(&target, kind, res);
+        }
         let remaining = Remaining::of(res);
         let mut streaming = Streaming {
             target: Some(target),
@@ -129,6 +133,7 @@ impl Started {
     /// The request failed with `error` instead of a response.
     pub(crate) fn on_error(&mut self, error: &(dyn Error + 'static)) {
         if let Some(target) = self.target.take() {
+            target.count_error(ProxyError::of_error(error));
             finish(&target, None, failed(None, error));
         }
     }
@@ -238,6 +243,18 @@ fn failed(head: Option<Head>, error: &(dyn Error + 'static)) -> ResponseKey {
         grpc_status: head.and_then(|h| h.grpc_status),
         success: false,
         error: Some(ErrorKind::of(error).as_label()),
+    }
+}
+
+/// Counts a response the proxy answered itself, of `kind`, in its
+/// target's error family. Out of line, so that a response from the
+/// upstream carries none of it.
+#[cold]
+#[inline(never)]
+fn count_answer<B>(target: &TargetHandles, kind: ProxyErrorKind, res: &Response<B>) {
+    let cause = res.extensions().get::<UpstreamCause>().copied();
+    if let Some(error) = ProxyError::of_answer(target.direction(), kind, res.headers(), cause) {
+        target.count_error(error);
     }
 }
 

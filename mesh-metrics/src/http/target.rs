@@ -11,6 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::{HttpMetrics, memo::Sources};
 use crate::{
+    errors::{ErrorHandles, ProxyError},
     family::cache::{HandleCache, Resolved, hash_of},
     histogram::LatencyHistogram,
     labels::{
@@ -120,6 +121,7 @@ impl Shared {
             responses: HandleCache::default(),
             recent: Default::default(),
             statuses: HandleCache::default(),
+            errors: ErrorHandles::default(),
             folded: series.folded,
         });
         if series.folded {
@@ -145,6 +147,9 @@ pub(crate) struct TargetHandles {
     /// the rest of the layer together. Others go to `statuses`.
     recent: [OnceLock<StatusHandles>; RECENT_STATUSES],
     statuses: HandleCache<u16, Arc<StatusHandles>>,
+    /// Its `*_http_errors_total` counters, resolved at its first error of
+    /// each value.
+    errors: ErrorHandles,
     /// Whether the request counter is the overflow series: such handles
     /// are looked up again for every request, so that each is counted as
     /// a fold.
@@ -275,6 +280,25 @@ impl TargetHandles {
             plain: OnceLock::new(),
         };
         (handles, latency.folded)
+    }
+
+    /// Which direction the target is in.
+    pub(crate) fn direction(&self) -> crate::labels::Direction {
+        self.labels.direction()
+    }
+
+    /// Counts a request of this target that the proxy failed with
+    /// `error`, in its direction's error family.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn count_error(&self, error: ProxyError) {
+        self.errors.count(error, || {
+            let labels = self.labels.error_labels(error);
+            self.metrics
+                .inner
+                .errors
+                .counter(self.labels.direction(), &labels)
+        });
     }
 
     /// The handles `status` refers to.

@@ -39,7 +39,10 @@ use mesh_core::{
     labels::ResourceKind,
 };
 
-use crate::family::cache::{WordHash, same_opt_str, same_str};
+use crate::{
+    errors::{HttpErrorLabels, ProxyError},
+    family::cache::{WordHash, same_opt_str, same_str},
+};
 use prometheus_client::encoding::{
     EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
 };
@@ -386,9 +389,7 @@ impl TargetLabels {
     /// port after its name).
     fn encode_inbound(&self, enc: &mut LabelSetEncoder<'_>) -> std::fmt::Result {
         if let Some(addr) = self.target_addr {
-            ("target_addr", Displayed(addr)).encode(enc.encode_label())?;
-            ("target_ip", Displayed(addr.ip())).encode(enc.encode_label())?;
-            ("target_port", addr.port()).encode(enc.encode_label())?;
+            write_target_addr(enc, addr)?;
         }
         self.tls.encode(self.direction, enc)?;
         resource(enc, SRV, self.srv_kind, self.srv_name.as_deref())?;
@@ -398,6 +399,46 @@ impl TargetLabels {
         resource(enc, ROUTE, self.route_kind, self.route_name.as_deref())?;
         resource(enc, AUTHZ, self.authz_kind, self.authz_name.as_deref())
     }
+}
+
+impl TargetLabels {
+    /// The labels of this target's errors of `error`: the address and the
+    /// Server, as `inbound_http_errors_total` names them; the error alone
+    /// outbound, as `outbound_http_errors_total` has no other label.
+    pub(crate) fn error_labels(&self, error: ProxyError) -> HttpErrorLabels {
+        match self.direction {
+            Direction::Inbound => HttpErrorLabels {
+                error,
+                target_addr: self.target_addr,
+                srv_kind: self.srv_kind,
+                srv_name: self.srv_name.clone(),
+                srv_port: self.srv_port,
+            },
+            Direction::Outbound => HttpErrorLabels {
+                error,
+                target_addr: None,
+                srv_kind: None,
+                srv_name: None,
+                srv_port: None,
+            },
+        }
+    }
+
+    /// Which direction the target is in.
+    pub(crate) fn direction(&self) -> Direction {
+        self.direction
+    }
+}
+
+/// Writes `target_addr`, `target_ip` and `target_port` of `addr`, as
+/// linkerd2-proxy's `TargetAddr` labels are written.
+pub(crate) fn write_target_addr(
+    enc: &mut LabelSetEncoder<'_>,
+    addr: SocketAddr,
+) -> std::fmt::Result {
+    ("target_addr", Displayed(addr)).encode(enc.encode_label())?;
+    ("target_ip", Displayed(addr.ip())).encode(enc.encode_label())?;
+    ("target_port", addr.port()).encode(enc.encode_label())
 }
 
 impl EncodeLabelSet for TargetLabels {

@@ -12,6 +12,11 @@
 //! | `tcp_write_bytes_total` | counter | `direction`, `peer`, TLS |
 //! | `tcp_close_total` | counter | `direction`, `peer`, TLS, `errno` |
 //! | `tcp_series_overflow_total` | counter | `family` |
+//! | `inbound_tcp_errors_total`, `outbound_tcp_errors_total` | counter | target, `error` |
+//!
+//! The error families count connections the proxy closed for an error of
+//! its own, as their owner reports them ([`TcpMetrics::count_error`]; see
+//! [`errors`](crate::errors)).
 //!
 //! `peer` is `src` for accepted connections and `dst` for ones we opened.
 //! `errno` is empty for a clean close, or the name of the socket error that
@@ -57,7 +62,8 @@
 //! the errno of the stream's first error, empty for a timeout. Linkerd
 //! counts a connection after its TLS detection instead, and a failed one
 //! only in `inbound_tcp_errors_total` (`error="tls detection timeout"` or
-//! `"i/o"`), a family this mesh does not have.
+//! `"i/o"`); a server can count it there as well, where its accept hook
+//! fails ([`TcpMetrics::count_error`]).
 //!
 //! A connection whose TLS the acceptor passed through to the application
 //! (its ClientHello named another server: `Tls::Passthrough`) is labelled
@@ -76,10 +82,12 @@
 mod accept;
 mod connect;
 mod errno;
+mod errors;
 mod io;
 
 use std::{
     hash::{BuildHasher, RandomState},
+    net::SocketAddr,
     sync::Arc,
 };
 
@@ -92,10 +100,12 @@ use prometheus_client::{
 pub use self::{
     accept::{AcceptFuture, TcpAccept},
     connect::{ConnectFuture, TcpConnect},
+    errors::{Classify, CountErrors, CountErrorsFuture},
     io::CountingIo,
 };
 use crate::{
     config::MetricsConfig,
+    errors::{ErrorFamilies, ProxyError, TcpErrorLabels},
     family::{
         Family, FoldCounters,
         cache::{HandleCache, Resolved},
@@ -119,6 +129,8 @@ struct Families {
     write: Family<TcpLabels, Counter>,
     close: Family<CloseLabels, Counter>,
     conns: HandleCache<Arc<TcpLabels>, Arc<ConnHandles>>,
+    /// `inbound_tcp_errors_total` and `outbound_tcp_errors_total`.
+    errors: ErrorFamilies<TcpErrorLabels>,
     /// The keys of `conns`' hash. A passed-through connection's `sni` is
     /// the peer's choice, so a hash anyone can compute would let a client
     /// pick server names that all land in one bucket of `conns`, and make
@@ -148,6 +160,15 @@ impl TcpMetrics {
             close: Family::new(limit, Counter::default),
             conns: HandleCache::default(),
             keys: RandomState::new(),
+            errors: ErrorFamilies::register(
+                registry,
+                limit,
+                ["inbound_tcp_errors", "outbound_tcp_errors"],
+                [
+                    "Inbound TCP connections the proxy closed for an error of its own",
+                    "Outbound TCP connections the proxy closed for an error of its own",
+                ],
+            ),
         };
         registry.register(
             "tcp_open",
@@ -188,6 +209,23 @@ impl TcpMetrics {
         Self {
             inner: Arc::new(families),
         }
+    }
+
+    /// Counts a connection the proxy closed for `error`, in
+    /// `inbound_tcp_errors_total` or `outbound_tcp_errors_total`:
+    /// `target_addr` is the address the connection came to (inbound: the
+    /// application's port, as the HTTP families' `target_port`) or the
+    /// one the application connected to (outbound). Call it once per
+    /// connection, where the error that ends it is met; it finds the
+    /// series then, so a connection that ends well costs nothing. See
+    /// [`errors`](crate::errors).
+    pub fn count_error(&self, direction: Direction, target_addr: SocketAddr, error: ProxyError) {
+        let labels = TcpErrorLabels {
+            direction,
+            target_addr,
+            error,
+        };
+        self.inner.errors.counter(direction, &labels).0.inc();
     }
 
     /// The handles of a connection with these labels.

@@ -3,6 +3,7 @@
 mod checks;
 mod client;
 mod connection;
+mod errors;
 mod host;
 
 use std::{
@@ -22,7 +23,9 @@ use mesh_core::{
     proxy::{Forward, NoEndpoints, ResponseBody},
     serve::OpaqueConnection,
 };
-use mesh_metrics::{MetricsLayer, TcpConnect, TcpMetrics, http::Metrics};
+use mesh_metrics::{
+    Direction, MetricsLayer, TcpConnect, TcpMetrics, http::Metrics, tcp::CountErrors,
+};
 use mesh_policy::{
     ApplyFilters, ApplyFiltersLayer, Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore,
 };
@@ -32,6 +35,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 pub(super) use self::client::AppClient;
 pub(crate) use self::connection::strip_connection_listed;
+pub(super) use self::errors::CountAcceptErrors;
 use self::{
     checks::{Refuse, RequestChecks, RequestChecksLayer},
     connection::{StripConnectionListed, StripConnectionListedLayer},
@@ -141,7 +145,10 @@ pub(super) fn http_stack(
 ///
 /// The connection to the application is counted in `metrics` as the
 /// inbound side's connection to it (`direction="inbound",peer="dst"`,
-/// labelled loopback, as the HTTP client's: see [`client`]).
+/// labelled loopback, as the HTTP client's: see [`client`]). A connection
+/// that fails once authorized (the application cannot be connected, a
+/// socket fails) is counted in `inbound_tcp_errors_total` (see
+/// [`errors`]); one the policy refuses is its authorization families'.
 pub(super) fn opaque_stack(
     connect_timeout: Duration,
     app: SocketAddr,
@@ -165,11 +172,16 @@ pub(super) fn opaque_stack(
             timeout: connect_timeout,
         },
     );
+    let pipe = CountErrors::new(
+        metrics,
+        Direction::Inbound,
+        service_fn(move |conn: OpaqueConnection| pipe(conn, connect.clone())),
+    )
+    .with_target_port(app.port())
+    .with_classify(errors::opaque_error);
     AuthorizeOpaqueLayer::new(policy)
         .with_port(app.port())
-        .layer(service_fn(move |conn: OpaqueConnection| {
-            pipe(conn, connect.clone())
-        }))
+        .layer(pipe)
 }
 
 async fn pipe(conn: OpaqueConnection, connect: TcpConnect<DialApp>) -> Result<(), BoxError> {
