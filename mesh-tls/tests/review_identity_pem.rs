@@ -96,3 +96,31 @@ fn a_key_encrypted_in_the_older_openssl_form_is_refused_as_encrypted() {
     );
     assert!(text.contains("private key is encrypted"), "{text}");
 }
+
+/// Files saved by Windows tools (Notepad, PowerShell 5's `Out-File
+/// -Encoding utf8`) start with a UTF-8 byte order mark. Before a PEM
+/// file's first line, it hid that line from the PEM reader, which then
+/// skipped the section: the workload certificate was dropped from the
+/// chain, which was refused as starting with its issuer, and the key file
+/// was refused as holding no key. Each file is read as the text it holds.
+#[test]
+fn files_starting_with_a_byte_order_mark_load() {
+    let ca = ca();
+    let issued = ca.issue(&id(WEB), HOUR).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = issued.write(dir.path()).unwrap();
+    for (path, pem) in [
+        (&files.cert, issued.chain_pem()),
+        (&files.key, issued.key_pem()),
+        (&files.bundle, issued.bundle_pem()),
+    ] {
+        std::fs::write(path, format!("\u{feff}{pem}")).unwrap();
+    }
+    let store = CredentialStore::new(StoreConfig::default());
+    if let Err(error) = store.load_files(&files) {
+        panic!("{}", causes(&error));
+    }
+    let creds = store.credentials().unwrap();
+    assert_eq!(creds.identity(), &id(WEB));
+    assert_eq!(creds.chain().len(), 2);
+}

@@ -326,6 +326,10 @@ pub(crate) fn parse_pem(
     key: &[u8],
     bundle: &[u8],
 ) -> Result<Parsed, (PemInput, CredentialError)> {
+    // Windows tools start a UTF-8 file with a byte order mark; before the
+    // first `-----BEGIN` line it hides that line from the PEM reader,
+    // which would skip the section: the workload certificate, or the key.
+    let (chain, key, bundle) = (text(chain), text(key), text(bundle));
     let chain = CertificateDer::pem_slice_iter(chain)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (PemInput::Chain, CredentialError::Pem(e)))?;
@@ -349,6 +353,11 @@ pub(crate) fn parse_pem(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (PemInput::Bundle, CredentialError::Pem(e)))?;
     Ok((chain, key, roots))
+}
+
+/// `pem` without the UTF-8 byte order mark it may start with.
+fn text(pem: &[u8]) -> &[u8] {
+    pem.strip_prefix(b"\xef\xbb\xbf").unwrap_or(pem)
 }
 
 /// Whether the PEM text `key` holds an encrypted private key, in PKCS#8's
