@@ -1,7 +1,8 @@
-//! A CA source reads its directory again before each renewal. That read is
-//! file system I/O, and the runtime that runs the source also serves
-//! connections (the sidecar runs it on a data-plane runtime): a read that
-//! takes long (a slow disk, a network mount) must not stall that runtime.
+//! A CA source reads its directory again before each renewal, and a files
+//! source reads its files every interval. Those reads are file system I/O,
+//! and the runtime that runs the source also serves connections (the
+//! sidecar runs it on a data-plane runtime): a read that takes long (a
+//! slow disk, a network mount) must not stall that runtime.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -106,5 +107,56 @@ async fn a_ca_source_reads_its_directory_off_the_runtime_thread() {
     assert!(
         !stalled,
         "the runtime stood still while the renewal read the CA directory"
+    );
+}
+
+/// The files source reads its files while the other tasks of its runtime
+/// go on, as the CA source reads its directory: `tls.crt`, made a pipe
+/// that answers only when the test tells it to, keeps the read waiting,
+/// and the test, on the same single-threaded runtime, runs meanwhile. The
+/// empty certificate file the reads then find is refused, once, and the
+/// credentials loaded before stay.
+#[cfg(unix)]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_files_source_reads_its_files_off_the_runtime_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca()
+        .issue(&id(WEB), HOUR)
+        .unwrap()
+        .write(dir.path())
+        .unwrap();
+    let store = CredentialStore::new(StoreConfig::default());
+    let source = CredentialSource::Files {
+        files: files.clone(),
+        interval: Duration::from_secs(1),
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    assert_eq!(store.subscribe().borrow().loaded, 1);
+
+    make_fifo(&files.cert);
+    let (reading_tx, reading) = tokio::sync::oneshot::channel();
+    let (alive, alive_rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = serve_fifo(files.cert.clone(), reading_tx, alive_rx, stop.clone());
+
+    reading.await.unwrap();
+    alive.send(()).unwrap();
+
+    let mut version = store.subscribe();
+    version.wait_for(|v| v.rejected == 1).await.unwrap();
+    assert!(store.is_ready(), "the credentials loaded before stay");
+
+    stop.store(true, Ordering::SeqCst);
+    let hold = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&files.cert)
+        .unwrap();
+    let stalled = server.join().unwrap();
+    drop(hold);
+    task.abort();
+    assert!(
+        !stalled,
+        "the runtime stood still while the files source read its files"
     );
 }
