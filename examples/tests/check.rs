@@ -185,8 +185,7 @@ async fn app() -> TcpListener {
 
 /// An address on which nothing listens.
 fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], support::refused_port()))
 }
 
 /// Writes `config` and checks it before the sidecar starts, so that the

@@ -5,12 +5,13 @@
 //! listener is affected nor where the address was written.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support;
+
 use mesh_examples::sidecar::check::{self, CheckOptions, Status};
 
 /// An address on which nothing listens.
 fn closed_port() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    std::net::SocketAddr::from(([127, 0, 0, 1], support::refused_port()))
 }
 
 /// A free address to listen on, for `--pre`.

@@ -269,8 +269,7 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
 
 /// An address nothing listens on.
 fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], refused_port()))
 }
 
 #[tokio::test]

@@ -163,10 +163,7 @@ spec:
 #[tokio::test]
 async fn an_attempt_the_mesh_answers_for_carries_linkerds_error_value() {
     // A port nothing listens on: every connection is refused.
-    let closed = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    };
+    let closed = refused_addr().await;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.yaml");
     std::fs::write(&routes, DEAD).unwrap();

@@ -155,12 +155,7 @@ async fn hop_by_hop_headers_are_stripped_and_end_to_end_ones_kept() {
 
 #[tokio::test]
 async fn app_down_answers_502_and_grpc_14() {
-    // Bind then drop, so the port is very likely closed.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = refused_addr().await;
     let sidecar = sidecar(&inbound_yaml(closed, "http"));
     let inbound = sidecar.inbound[0];
     let res = http1()

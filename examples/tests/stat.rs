@@ -137,11 +137,7 @@ async fn the_views_refuse_a_bad_admin_list_and_unreachable_servers() {
         .await
         .unwrap_err();
     assert!(matches!(error, views::ViewError::Targets(_)), "{error:?}");
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = refused_addr().await;
     let error = views::routes(
         &closed.to_string(),
         None,

@@ -347,12 +347,25 @@ pub fn sidecar_cli_with_input(args: &[&str], input: &str) -> std::process::Outpu
 }
 
 /// An address on loopback where nothing listens: connections to it are
-/// refused.
+/// refused. See [`refused_port`].
 pub async fn refused_addr() -> SocketAddr {
-    tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
+    SocketAddr::from(([127, 0, 0, 1], refused_port()))
+}
+
+/// A port on loopback where nothing listens, for connections to be
+/// refused at.
+///
+/// A port the kernel picked for a `bind` to port 0, let go, can be picked
+/// again for another test's listener while this one still counts on it
+/// being closed: the connection would then be taken. This one is drawn
+/// below Linux's ephemeral range (32768–60999), where only an explicit
+/// `bind` takes a port, and below [`free_port`]'s, which sidecars bind.
+pub fn refused_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    (0_u64..)
+        .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
         .unwrap()
 }
 
