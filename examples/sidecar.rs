@@ -14,8 +14,9 @@
 //! ```
 //!
 //! `run` logs the addresses it listens on and serves until SIGTERM, Ctrl-C or
-//! `POST /shutdown`, then drains. See `examples/CONFIG.md` for the file's
-//! fields.
+//! `POST /shutdown`, then drains. SIGHUP reads the policy files again at
+//! once, rather than at the next `policy.watch_interval`. See
+//! `examples/CONFIG.md` for the file's fields.
 //!
 //! `check` is `linkerd check` for one sidecar: a ✔ (passed), ‼ (warning)
 //! or ✖ (failed) line per check, under a heading per area, then a summary.
@@ -150,7 +151,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the sidecar until SIGTERM, Ctrl-C or `POST /shutdown` on the admin port.
+    /// Run the sidecar until SIGTERM, Ctrl-C or `POST /shutdown` on the admin
+    /// port; SIGHUP reads the policy files again.
     Run {
         /// The YAML configuration file.
         #[arg(long, short)]
@@ -627,7 +629,7 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
     };
     // Ready for signals before anything starts: a process short of
     // descriptors fails here, with nothing to stop.
-    let (signals, mut term) = match listen_for_signals() {
+    let (signals, mut term, mut hangup) = match listen_for_signals() {
         Ok(listening) => listening,
         Err(error) => return fail(&error),
     };
@@ -636,11 +638,17 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
         Err(error) => return fail(&error),
     };
     let shutdown = running.shutdown_signal();
+    let reload = running.reloader();
     signals.block_on(async {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: draining"),
-            _ = term.recv() => tracing::info!("SIGTERM: draining"),
-            () = shutdown.wait() => {}
+        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        let mut shutdown = std::pin::pin!(shutdown.wait());
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return tracing::info!("Ctrl-C: draining"),
+                _ = term.recv() => return tracing::info!("SIGTERM: draining"),
+                () = &mut shutdown => return,
+                _ = hangup.recv() => hung_up(&reload),
+            }
         }
     });
     running.shutdown();
@@ -667,9 +675,30 @@ fn warn_of_unknown_variables(names: impl IntoIterator<Item = std::ffi::OsString>
     }
 }
 
+/// SIGHUP: the policy files are read now ([`policy::Reload`]), as
+/// Prometheus reloads its configuration and nginx its own on SIGHUP. Its
+/// default action would end the process without a drain.
+fn hung_up(reload: &policy::Reload) {
+    if reload.is_watched() {
+        tracing::info!("SIGHUP: reading the policy files again");
+        reload.ask();
+    } else {
+        tracing::info!(
+            "SIGHUP: no policy files to read again (the configuration file is read only at start)"
+        );
+    }
+}
+
 /// A runtime for the main thread to wait for signals on, and its
-/// `SIGTERM` stream (Kubernetes stops a pod with it).
-fn listen_for_signals() -> std::io::Result<(tokio::runtime::Runtime, tokio::signal::unix::Signal)> {
+/// `SIGTERM` stream (Kubernetes stops a pod with it) and `SIGHUP` stream.
+type Signals = (
+    tokio::runtime::Runtime,
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+);
+
+/// Ready for the signals the sidecar handles: see [`Signals`].
+fn listen_for_signals() -> std::io::Result<Signals> {
     let context = |what: &str, error: std::io::Error| {
         std::io::Error::new(error.kind(), format!("cannot {what}: {error}"))
     };
@@ -682,7 +711,10 @@ fn listen_for_signals() -> std::io::Result<(tokio::runtime::Runtime, tokio::sign
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         })
         .map_err(|error| context("listen for SIGTERM", error))?;
-    Ok((signals, term))
+    let hangup = signals
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) })
+        .map_err(|error| context("listen for SIGHUP", error))?;
+    Ok((signals, term, hangup))
 }
 
 fn fail(error: &(dyn std::error::Error + 'static)) -> ExitCode {

@@ -144,6 +144,7 @@ mod routes_unknown_backend;
 mod shutdown_admin;
 mod sidecar;
 mod sidecar_drop;
+mod signal_hup;
 mod silent_opaque_tls;
 mod split_failfast;
 mod start_descriptors;

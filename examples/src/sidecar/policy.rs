@@ -2,7 +2,8 @@
 //!
 //! The sidecar refuses to start with a policy that does not compile, the
 //! way it refuses a bad configuration file. Once it runs, the files are
-//! read every `watch_interval` (`RoutesWatcher`).
+//! read every `watch_interval` (`RoutesWatcher`), and at once when asked
+//! ([`Reload`]: `sidecar run` asks on SIGHUP).
 //!
 //! The files give both the authorization policy and the outbound routes,
 //! and they are one state, as they are at start and for `sidecar check`:
@@ -24,6 +25,8 @@
 //! Prometheus's `prometheus_config_last_reload_successful` tells its own.
 
 use std::{fmt, sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
 
 use mesh_core::resource::ResourceError;
 use mesh_policy::{
@@ -233,6 +236,67 @@ fn log_warnings(warnings: &PolicyWarnings) {
     }
 }
 
+/// Asks the sidecar to read its policy files now rather than at the next
+/// `watch_interval`: an operator who has just written them, or a deploy
+/// script, need not wait or guess when the change is in force. Cheap to
+/// clone; works from any thread.
+///
+/// What is read is judged as a change found by polling is: a change is put
+/// in force whole or refused whole, and a refused one is logged, naming
+/// its mistake, while the last good policy and routes stay. Asked again
+/// with files that were refused, it reads and judges them again, so the
+/// mistake is in the log once more; asked with files as they are in
+/// force, it says so. An ask that comes while a change found by polling
+/// settles ends that wait; others that come while a read is under way
+/// are one more read after it. Prometheus reloads its configuration on
+/// SIGHUP the same way, and nginx re-reads its own.
+#[derive(Clone, Debug, Default)]
+pub struct Reload {
+    asked: Arc<Notify>,
+    /// Whether a watcher reads the asks: there are files to read.
+    watched: bool,
+}
+
+impl Reload {
+    /// Asks for a read now. Returns whether anything is watched: without
+    /// policy files, there is nothing to read again.
+    pub fn ask(&self) -> bool {
+        if self.watched {
+            self.asked.notify_one();
+        }
+        self.watched
+    }
+
+    /// Whether there are files to read: whether [`ask`](Self::ask) reads
+    /// anything.
+    pub fn is_watched(&self) -> bool {
+        self.watched
+    }
+
+    /// The handle of a watcher, which reads every ask.
+    pub(super) fn watched() -> Self {
+        Self {
+            asked: Arc::new(Notify::new()),
+            watched: true,
+        }
+    }
+}
+
+/// What one read of the policy files came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Polled {
+    /// The files could not be read; what is in force stays.
+    Unreadable,
+    /// The files are as last read.
+    Unchanged,
+    /// A second read found other contents: they are read again later.
+    Unsettled,
+    /// The files changed (or were judged again) and were put in force.
+    Loaded,
+    /// The files changed (or were judged again) and were refused.
+    Refused,
+}
+
 /// Reloads the authorization policy and the outbound routes together when
 /// the policy files change. See the [module docs](self).
 #[derive(Debug)]
@@ -271,25 +335,64 @@ impl RoutesWatcher {
         })
     }
 
-    /// Polls every `watch_interval` until dropped. Each change of contents
+    /// Polls every `watch_interval` until dropped, and at once on each ask
+    /// of `reload` ([`Reload`]). Each change of contents found by polling
     /// is planned once, when a second read a quarter of the interval later
     /// finds the same contents, so that a file caught half-written (empty,
     /// between its truncation and its write) never takes a service's
-    /// routes, timeouts and budget away: a bad change is reported once.
-    pub(super) async fn run(mut self) {
+    /// routes, timeouts and budget away: a bad change is reported once. An
+    /// ask reads the files twice at once: whoever asked has written them.
+    pub(super) async fn run(mut self, reload: Reload) {
         let interval = self.settings.watch_interval.max(Duration::from_millis(10));
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let asked = &reload.asked;
         loop {
-            ticks.tick().await;
-            self.poll(|| tokio::time::sleep(interval / 4)).await;
+            let (polled, answered) = tokio::select! {
+                _ = ticks.tick() => {
+                    // An ask that comes while a change settles ends the
+                    // wait: whoever asked has written the files. With a
+                    // long interval, the wait is long.
+                    let pause = || async move {
+                        tokio::select! {
+                            () = tokio::time::sleep(interval / 4) => false,
+                            () = asked.notified() => true,
+                        }
+                    };
+                    self.read_and_load(pause, false).await
+                }
+                () = asked.notified() => self.read_and_load(|| async { false }, true).await,
+            };
+            if answered {
+                say_asked(polled);
+                // The next poll is a whole interval after this read.
+                ticks.reset();
+            }
         }
+    }
+
+    /// [`read_and_load`](Self::read_and_load) with a `pause` no ask ends:
+    /// the tests' way in.
+    #[cfg(test)]
+    async fn poll<F: Future<Output = ()>>(&mut self, pause: impl FnOnce() -> F) {
+        let pause = || async {
+            pause().await;
+            false
+        };
+        self.read_and_load(pause, false).await;
     }
 
     /// Reads the files once, and loads the policy and the routes when
     /// they changed and settled: `pause` is awaited between the two reads
-    /// of a change.
-    async fn poll<F: Future<Output = ()>>(&mut self, pause: impl FnOnce() -> F) {
+    /// of a change, and says whether an ask ended it. Returns what the
+    /// read came to, and whether a [`Reload`] asked for it. `asked`: one
+    /// did, and files refused as they are now are judged again, and a
+    /// failure to read them is logged again, for whoever asked.
+    async fn read_and_load<F: Future<Output = bool>>(
+        &mut self,
+        pause: impl FnOnce() -> F,
+        asked: bool,
+    ) -> (Polled, bool) {
         let texts = match self.settings.sources.read().await {
             Ok(texts) => texts,
             Err(error) => {
@@ -301,7 +404,7 @@ impl RoutesWatcher {
                     Some(reason) => format!("{error}: {reason}"),
                     None => error.to_string(),
                 };
-                if self.read_error.as_ref() != Some(&message) {
+                if asked || self.read_error.as_ref() != Some(&message) {
                     self.reloads.count(false);
                     tracing::warn!(
                         error = %message,
@@ -309,7 +412,7 @@ impl RoutesWatcher {
                     );
                     self.read_error = Some(message);
                 }
-                return;
+                return (Polled::Unreadable, asked);
             }
         };
         if self.read_error.take().is_some() {
@@ -318,14 +421,15 @@ impl RoutesWatcher {
             self.reloads
                 .set_successful(self.last_loaded && texts == self.last);
         }
-        if texts == self.last {
-            return;
+        if texts == self.last && (self.last_loaded || !asked) {
+            return (Polled::Unchanged, asked);
         }
         // A file rewritten in place is empty for a moment, and an empty
         // file is valid: it has no routes. Only contents that a second
         // read finds again are put in force, as the authorization
         // watcher does (mesh-policy's `PolicyWatcher`).
-        pause().await;
+        tracing::debug!("policy files changed; read again once they settle");
+        let asked = pause().await || asked;
         let settled = self
             .settings
             .sources
@@ -334,7 +438,7 @@ impl RoutesWatcher {
             .is_ok_and(|again| again == texts);
         if !settled {
             tracing::debug!("policy files still changing; read again at the next poll");
-            return;
+            return (Polled::Unsettled, asked);
         }
         // Compiled and planned on tokio's blocking pool: this watcher runs
         // on a runtime that serves traffic, and megabytes of resources take
@@ -353,14 +457,44 @@ impl RoutesWatcher {
             Ok((texts, loaded)) => {
                 self.last = texts;
                 self.last_loaded = loaded;
+                let polled = if loaded {
+                    Polled::Loaded
+                } else {
+                    Polled::Refused
+                };
+                (polled, asked)
             }
             // Compiling panicked, or the runtime is shutting down: the last
             // good policy and routes stay, and the next poll tries again.
-            Err(error) => tracing::warn!(
-                %error,
-                "policy reload did not finish; the last good policy and routes stay in force"
-            ),
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "policy reload did not finish; the last good policy and routes stay in force"
+                );
+                (Polled::Refused, asked)
+            }
         }
+    }
+}
+
+/// Tells whoever asked for a read ([`Reload`]) what it came to, in one
+/// line that ends each ask. Files that cannot be read are logged as such
+/// by the read itself, each time one is asked for; a refused change is
+/// named, with its mistake, by the reload before this line.
+fn say_asked(polled: Polled) {
+    match polled {
+        Polled::Unchanged => {
+            tracing::info!("policy files unchanged, as asked; the policy and routes in force stay")
+        }
+        Polled::Unsettled => tracing::info!(
+            "policy files changed between two reads, as asked; they are read again at the \
+             next poll"
+        ),
+        Polled::Loaded => tracing::info!("policy files reloaded, as asked"),
+        Polled::Refused => tracing::warn!(
+            "policy files refused, as asked; the last good policy and routes stay in force"
+        ),
+        Polled::Unreadable => {}
     }
 }
 
@@ -458,6 +592,8 @@ impl RouteReloads {
 }
 
 mod protocol;
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;
 

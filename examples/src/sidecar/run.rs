@@ -22,7 +22,7 @@ use super::{
     config::SidecarConfig,
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
-    policy::{self, RouteReloads, RoutesWatcher},
+    policy::{self, Reload, RouteReloads, RoutesWatcher},
     worker::{self, AdminThread, Background, Flusher, Shared, Worker, WorkerListeners},
 };
 
@@ -65,6 +65,8 @@ pub struct Running {
     /// Stops the admin server: fired once every data-plane runtime has
     /// drained (see [`admin_stops_after`]).
     admin_trigger: ShutdownTrigger,
+    /// Asks for the policy files to be read now.
+    reload: Reload,
     /// The data-plane runtimes' threads.
     threads: Vec<thread::JoinHandle<()>>,
     admin_thread: Option<thread::JoinHandle<()>>,
@@ -81,6 +83,22 @@ impl Running {
     /// server's `POST /shutdown`.
     pub fn trigger(&self) -> ShutdownTrigger {
         self.trigger.clone()
+    }
+
+    /// Reads the policy files now (the authorization policy and the
+    /// outbound routes), rather than at the next `policy.watch_interval`,
+    /// and puts a change in force or refuses it as a change found by
+    /// polling is ([`Reload`]); `sidecar run` asks on SIGHUP. Returns
+    /// whether there are files to read: without `policy.files`, nothing
+    /// is read again. The certificate files are still read every
+    /// `identity.watch_interval`.
+    pub fn reload(&self) -> bool {
+        self.reload.ask()
+    }
+
+    /// A handle that asks what [`Running::reload`] does, from anywhere.
+    pub fn reloader(&self) -> Reload {
+        self.reload.clone()
     }
 
     /// A signal that resolves once shutdown has started.
@@ -117,8 +135,8 @@ impl Drop for Running {
 
 /// Binds every listener and starts one runtime per thread: one per
 /// `server.threads` for the proxy listeners, and one more for the admin
-/// server, which answers probes and scrapes however busy the others are
-/// ([`AdminThread`]).
+/// server, on a thread of its own so that it answers probes and scrapes
+/// however busy the others are.
 ///
 /// Binding happens before this returns, so a taken port is reported here and
 /// the returned addresses are ready to connect to. What every runtime
@@ -242,8 +260,13 @@ fn start_with_tasks(
         outbound_plan.clone(),
         policy.texts,
         route_reloads,
-    )
-    .map(|watcher| Box::pin(watcher.run()) as Background);
+    );
+    let reload = match &routes_watcher {
+        Some(_) => Reload::watched(),
+        None => Reload::default(),
+    };
+    let routes_watcher =
+        routes_watcher.map(|watcher| Box::pin(watcher.run(reload.clone())) as Background);
     let tls_accept = config.identity.as_ref().map(|_| {
         let accept = AcceptConfig {
             mode: config.inbound.tls,
@@ -416,6 +439,7 @@ fn start_with_tasks(
         admin: admin_addr,
         trigger,
         admin_trigger,
+        reload,
         threads: handles,
         admin_thread,
     })
