@@ -188,8 +188,8 @@ impl Shared {
 /// its admin on a thread of its own for both reasons (linkerd2-proxy,
 /// `linkerd/app/src/lib.rs`, the `admin` thread). What the admin reads,
 /// the readiness gates, the registry and the tap, is shared with the
-/// data plane; the server stops on the same shutdown signal as the proxy
-/// listeners, and drains as they do.
+/// data plane; the server stops on a signal of its own, fired once every
+/// data-plane runtime has drained (see `Running`).
 pub(super) struct AdminThread {
     pub(super) shared: Arc<Shared>,
     pub(super) listener: std::net::TcpListener,
