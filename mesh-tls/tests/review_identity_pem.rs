@@ -124,3 +124,78 @@ fn files_starting_with_a_byte_order_mark_load() {
     assert_eq!(creds.identity(), &id(WEB));
     assert_eq!(creds.chain().len(), 2);
 }
+
+/// Credential files whose workload certificate is valid for an hour more,
+/// signed by an issuer valid from `issuer_from` until `issuer_until`
+/// under an anchor valid throughout.
+fn files_with_issuer_valid(
+    dir: &std::path::Path,
+    issuer_from: std::time::SystemTime,
+    issuer_until: std::time::SystemTime,
+) -> CredentialFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let now = std::time::SystemTime::now();
+    let ca_params = |name: &str, from: std::time::SystemTime, until: std::time::SystemTime| {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![uri_san("spiffe://example.org")];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = from.into();
+        params.not_after = until.into();
+        params
+    };
+    let anchor_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let anchor_params = ca_params("anchor", now - 48 * HOUR, now + 48 * HOUR);
+    let anchor_pem = anchor_params.self_signed(&anchor_key).unwrap().pem();
+    let anchor = rcgen::Issuer::new(anchor_params, anchor_key);
+    let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let issuer_params = ca_params("issuer", issuer_from, issuer_until);
+    let issuer_pem = issuer_params.signed_by(&issuer_key, &anchor).unwrap().pem();
+    let issuer = rcgen::Issuer::new(issuer_params, issuer_key);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = RawIssuer::params(vec![uri_san(WEB)])
+        .signed_by(&key, &issuer)
+        .unwrap()
+        .pem();
+    let files = CredentialFiles::in_dir(dir);
+    std::fs::write(&files.cert, leaf + &issuer_pem).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    std::fs::write(&files.bundle, anchor_pem).unwrap();
+    files
+}
+
+/// A chain whose workload certificate is valid but whose issuer has
+/// expired, or is not valid yet, is refused naming the issuer: the
+/// certificate an operator reads first in the chain file (`openssl x509`
+/// reads no other) is the workload's, whose dates are fine, so an error
+/// that said "certificate has expired" sent them looking at the wrong
+/// one. The metric's reason stays `expired` (or `not_yet_valid`).
+#[test]
+fn an_issuer_outside_its_validity_is_named_as_the_certificate_at_fault() {
+    let now = std::time::SystemTime::now();
+    for (from, until, says, reason) in [
+        (now - 24 * HOUR, now - HOUR, "has expired", "expired"),
+        (
+            now + HOUR,
+            now + 24 * HOUR,
+            "is not valid yet",
+            "not_yet_valid",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files_with_issuer_valid(dir.path(), from, until);
+        let store = CredentialStore::new(StoreConfig::default());
+        let error = store.load_files(&files).unwrap_err();
+        let text = causes(&error);
+        assert!(
+            matches!(&error, CredentialError::InFiles { paths, .. } if *paths == [files.cert.clone()]),
+            "{text}"
+        );
+        assert!(
+            text.contains("certificate 2 of the chain") && text.contains(says),
+            "{text}"
+        );
+        assert_eq!(error.reason().as_label(), reason, "{text}");
+    }
+}

@@ -65,6 +65,18 @@ pub enum CredentialError {
         /// When it becomes valid.
         not_before: SystemTime,
     },
+    /// The workload certificate is valid, but an issuer of it in the chain
+    /// has expired or is not valid yet, and with it the chain. Said apart
+    /// from [`Expired`](Self::Expired) and [`NotYetValid`](Self::NotYetValid),
+    /// since the dates a reader of the chain file finds first are the
+    /// workload certificate's, which are not the ones at fault.
+    IssuerOutsideValidity {
+        /// Where the issuer is in the chain, counting from 1 (the
+        /// workload certificate).
+        position: usize,
+        /// Which end of its validity the check was past, and when that is.
+        validity: OutsideValidity,
+    },
     /// The certificate chain does not verify against the trust bundle, for
     /// both server and client authentication.
     Untrusted(webpki::Error),
@@ -121,8 +133,16 @@ impl CredentialError {
             | Self::AnchorNotCa => RejectReason::Malformed,
             Self::KeyMismatch => RejectReason::KeyMismatch,
             Self::NoIdentity(_) => RejectReason::NoIdentity,
-            Self::Expired { .. } => RejectReason::Expired,
-            Self::NotYetValid { .. } => RejectReason::NotYetValid,
+            Self::Expired { .. }
+            | Self::IssuerOutsideValidity {
+                validity: OutsideValidity::Expired { .. },
+                ..
+            } => RejectReason::Expired,
+            Self::NotYetValid { .. }
+            | Self::IssuerOutsideValidity {
+                validity: OutsideValidity::NotYetValid { .. },
+                ..
+            } => RejectReason::NotYetValid,
             Self::Untrusted(_) | Self::NoAnchorOfTrustDomain { .. } => RejectReason::Untrusted,
             Self::WrongTrustDomain { .. } => RejectReason::WrongTrustDomain,
             Self::WrongIdentity { .. } => RejectReason::WrongIdentity,
@@ -171,6 +191,20 @@ impl fmt::Display for CredentialError {
                     Utc(*not_before)
                 )
             }
+            Self::IssuerOutsideValidity { position, validity } => match validity {
+                OutsideValidity::Expired { not_after } => write!(
+                    f,
+                    "certificate {position} of the chain, an issuer of the workload \
+                     certificate, has expired (at {}), and the chain with it",
+                    Utc(*not_after)
+                ),
+                OutsideValidity::NotYetValid { not_before } => write!(
+                    f,
+                    "certificate {position} of the chain, an issuer of the workload \
+                     certificate, is not valid yet (until {}), nor the chain with it",
+                    Utc(*not_before)
+                ),
+            },
             Self::Untrusted(_) => {
                 f.write_str("certificate chain does not verify against the trust bundle")
             }

@@ -130,6 +130,7 @@ impl CredentialFiles {
             | E::NoIdentity(_)
             | E::Expired { .. }
             | E::NotYetValid { .. }
+            | E::IssuerOutsideValidity { .. }
             | E::WrongTrustDomain { .. }
             | E::WrongIdentity { .. } => vec![cert.clone()],
             E::NoPrivateKey | E::EncryptedKey | E::BadKey(_) => vec![key.clone()],

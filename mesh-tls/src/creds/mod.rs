@@ -32,7 +32,10 @@ pub use self::{
     error::{CredentialError, OutsideValidity, RejectReason, UnusableCredentials},
     files::{BUNDLE_FILE, CERT_FILE, CredentialFiles, KEY_FILE, MAX_FILE_SIZE},
 };
-use crate::{cert::CertNames, verify::AnchorDomains};
+use crate::{
+    cert::{CertNames, Link},
+    verify::AnchorDomains,
+};
 
 /// A checked certificate chain, private key and trust bundle.
 ///
@@ -176,10 +179,14 @@ impl Credentials {
     /// # Errors
     ///
     /// [`CredentialError::Expired`], [`CredentialError::NotYetValid`],
-    /// [`CredentialError::Untrusted`] or
+    /// [`CredentialError::IssuerOutsideValidity`] when the dates at fault
+    /// are an issuer's in the chain rather than the workload
+    /// certificate's, [`CredentialError::Untrusted`] or
     /// [`CredentialError::NoAnchorOfTrustDomain`].
     pub fn check(&self, now: SystemTime) -> Result<(), CredentialError> {
-        self.usable_at(now)?;
+        if let Err(unusable) = self.usable_at(now) {
+            return Err(self.outside_validity(unusable.validity));
+        }
         let (leaf, intermediates) = match self.key.cert.split_first() {
             Some(split) => split,
             None => return Err(CredentialError::NoCertificate),
@@ -199,6 +206,39 @@ impl Credentials {
             },
             None => CredentialError::Untrusted(refused.into_webpki()),
         })
+    }
+
+    /// The error for a chain outside its validity: about the workload
+    /// certificate when the date passed is its own, else about the first
+    /// issuer in the chain whose date it is.
+    fn outside_validity(&self, validity: OutsideValidity) -> CredentialError {
+        let issuer_at = |date: fn(&Link) -> SystemTime, at: SystemTime| {
+            self.key
+                .cert
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, cert)| Link::parse(cert).is_some_and(|link| date(&link) == at))
+                .map(|(i, _)| i + 1)
+        };
+        let position = match validity {
+            OutsideValidity::Expired { not_after } if not_after != self.not_after => {
+                issuer_at(|link| link.not_after, not_after)
+            }
+            OutsideValidity::NotYetValid { not_before } if not_before != self.not_before => {
+                issuer_at(|link| link.not_before, not_before)
+            }
+            _ => None,
+        };
+        match (position, validity) {
+            (Some(position), _) => CredentialError::IssuerOutsideValidity { position, validity },
+            (None, OutsideValidity::Expired { not_after }) => {
+                CredentialError::Expired { not_after }
+            }
+            (None, OutsideValidity::NotYetValid { not_before }) => {
+                CredentialError::NotYetValid { not_before }
+            }
+        }
     }
 
     /// Whether the credentials can be presented at `now`: whether every

@@ -3,7 +3,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::MissedTickBehavior;
 
 use super::CredentialStore;
-use crate::creds::{CredentialError, CredentialFiles, FileContents};
+use crate::creds::{CredentialError, CredentialFiles, FileContents, OutsideValidity};
 
 impl CredentialStore {
     /// Loads credentials from `files` now, blocking on the file system.
@@ -157,7 +157,12 @@ impl Watched {
         match result {
             Ok(()) => store.shared.metrics.last_update(true),
             Err(error) => {
-                if let CredentialError::NotYetValid { not_before } = error {
+                if let CredentialError::NotYetValid { not_before }
+                | CredentialError::IssuerOutsideValidity {
+                    validity: OutsideValidity::NotYetValid { not_before },
+                    ..
+                } = error
+                {
                     self.valid_from = Some(not_before);
                 }
                 self.pending = Some(files.blame(error));
