@@ -36,7 +36,7 @@
 //!   header set from the mutual TLS peer and never taken from the client.
 //!
 //! The TLS itself is fixed ([`provider`](fn@provider)): TLS 1.3 only, through rustls
-//! with aws-lc-rs; key exchange X25519MLKEM768, then X25519, then P-256;
+//! with aws-lc-rs; key exchange X25519MLKEM768, then X25519, P-256 and P-384;
 //! AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305; ALPN `h2` and
 //! `http/1.1`; no session resumption.
 //!

@@ -2,7 +2,9 @@
 //!
 //! Both ends of a mesh connection are ours, so there is nothing to negotiate
 //! down to: TLS 1.3 only, three AEAD suites, and key exchange that prefers
-//! the post-quantum hybrid X25519MLKEM768, then X25519, then P-256. The
+//! the post-quantum hybrid X25519MLKEM768, then X25519, P-256 and P-384,
+//! the groups Linkerd's proxy offers, so that a peer restricted to one of
+//! them (P-384 alone, say) still completes its handshake. The
 //! provider is aws-lc-rs, chosen here explicitly rather than through a
 //! process-wide default, so that no other crate in the binary can change
 //! what the mesh accepts.
@@ -31,7 +33,8 @@ pub static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::version:
 
 /// The mesh's crypto provider: aws-lc-rs restricted to the TLS 1.3 suites
 /// AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305, and to the key exchange
-/// groups X25519MLKEM768, X25519 and P-256, in that order of preference.
+/// groups X25519MLKEM768, X25519, P-256 and P-384, in that order of
+/// preference.
 ///
 /// Benchmarks and tests that compare against plain rustls use this too, so
 /// that both sides run the same cryptography.
@@ -47,6 +50,7 @@ pub fn provider() -> Arc<CryptoProvider> {
             kx_group::X25519MLKEM768,
             kx_group::X25519,
             kx_group::SECP256R1,
+            kx_group::SECP384R1,
         ],
         ..aws_lc_rs::default_provider()
     })
@@ -181,6 +185,7 @@ mod tests {
                 rustls::NamedGroup::X25519MLKEM768,
                 rustls::NamedGroup::X25519,
                 rustls::NamedGroup::secp256r1,
+                rustls::NamedGroup::secp384r1,
             ]
         );
     }

@@ -23,6 +23,7 @@ mod hs_connect_source;
 mod hs_trust_domain;
 mod identity_info;
 mod io_trust_domains;
+mod kx_groups;
 mod local_validity;
 mod local_validity_client_retire;
 mod local_validity_log;
