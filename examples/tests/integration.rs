@@ -69,6 +69,7 @@ mod inbound_pipe_reset;
 mod inbound_route_kind;
 mod inbound_target_port;
 mod ingress;
+mod inprocess_axum;
 mod inject;
 mod inject_aliases;
 mod inject_await;
