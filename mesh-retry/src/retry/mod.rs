@@ -91,7 +91,10 @@
 //! [`BoxError`]s, since retry decisions read the error's source chain. Its
 //! response body must have a [`Default`], the empty body the layer answers
 //! an expired request with (mesh-core's `Proxied` and `BoxBody` have one),
-//! as the timeout layers require.
+//! as the timeout layers require. hyper's `Incoming`, the body mesh-core's
+//! `Client` answers with, has none: put
+//! `map_response(|res: Response<Incoming>| res.map(Proxied::from))`
+//! between the client and the layer.
 
 use std::{
     sync::Arc,

@@ -65,6 +65,12 @@
 //! body is a [`TimeoutBody`] of a [`PeekBody`]; the default stack's types,
 //! code and cost per request are left as they were.
 //!
+//! The inner service's response body must have a [`Default`], for the
+//! stack's own answer to an expired request, as the
+//! [retry layer's](crate::retry) must: over mesh-core's `Client`, whose
+//! body is hyper's `Incoming`, map its responses with `Proxied::from`
+//! first.
+//!
 //! ```
 //! use std::{convert::Infallible, sync::Arc, time::Duration};
 //!
