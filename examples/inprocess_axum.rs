@@ -5,8 +5,13 @@
 //! axum's `Router` is a tower service on hyper 1, so the mesh's layers wrap
 //! it as any axum middleware does: one `ServiceBuilder` given to
 //! `Router::layer`. mesh-core's `Server` serves the router behind mesh-tls's
-//! `TlsAccept`, which puts the peer's identity on every request (axum's own
-//! `serve` has no place for a TLS handshake whose result the layers read).
+//! `TlsAccept`, which puts the peer's identity on every request as the
+//! `ConnectionInfo` the layers read, and drains connections when the
+//! credentials rotate. axum's own `serve` could take a listener that runs
+//! the handshake, but it awaits each `accept` before the next (one slow
+//! handshake holds up every client), and the identity would reach
+//! requests only as a `ConnectInfo` of a type of the application's, which
+//! a layer of its own would have to turn into a `ConnectionInfo`.
 //! Handlers learn the caller from an extractor or from the
 //! `mesh-client-id` header, and one calls an upstream through mesh-retry's
 //! `RouteStackLayer` over mesh-tls's `TlsConnector`.
