@@ -125,7 +125,10 @@ pub use self::{
     metrics::TlsMetrics,
     provider::{ALPN_H2, ALPN_HTTP1, PROTOCOL_VERSIONS, provider},
     retire::RetireLayer,
-    store::{CredentialSource, CredentialStore, DEFAULT_WATCH_INTERVAL, StoreConfig, StoreVersion},
+    store::{
+        CredentialSource, CredentialStore, DEFAULT_WATCH_INTERVAL, ReloadHandle, StoreConfig,
+        StoreVersion,
+    },
     verify::{IdentityMismatch, NoAnchorOfTrustDomain},
 };
 

@@ -37,6 +37,7 @@ mod parity_identity;
 mod passthrough;
 mod refusal_log;
 mod reissued_issuer;
+mod reload_ask;
 mod resumption;
 mod retire_clock;
 mod review_ca_inputs;

@@ -1,6 +1,6 @@
 use std::time::{Duration, SystemTime};
 
-use tokio::time::MissedTickBehavior;
+use tokio::{sync::watch, time::MissedTickBehavior};
 
 use super::CredentialStore;
 use crate::creds::{CredentialError, CredentialFiles, FileContents, OutsideValidity};
@@ -63,24 +63,46 @@ impl CredentialStore {
     /// renewed on such a clock): it is tried again once the last
     /// `notBefore` of its certificates has passed, since the files may not
     /// change again before the certificate in service expires.
+    ///
+    /// A [`ReloadHandle`](super::ReloadHandle) of the store asks for a read
+    /// at once, between two intervals, once this runs.
     pub async fn watch_files(self, files: CredentialFiles, interval: Duration) {
-        self.watch_from(files, interval, Watched::default()).await;
+        let asks = self.asks();
+        self.watch_from(files, interval, Watched::default(), asks)
+            .await;
     }
 
     /// [`CredentialStore::watch_files`], going on from what an earlier read
-    /// of the files saw.
+    /// of the files saw, and reading them at once on each of `asks`.
     pub(super) async fn watch_from(
         self,
         files: CredentialFiles,
         interval: Duration,
         mut watched: Watched,
+        mut asks: watch::Receiver<()>,
     ) {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The store this task holds holds the sender, so the asks never
+        // end; were they to, the watcher would go on at its interval.
+        let mut listening = true;
         loop {
-            ticker.tick().await;
-            let read = files.read_async().await;
-            watched.see(&self, &files, read);
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let read = files.read_async().await;
+                    watched.see(&self, &files, read);
+                }
+                changed = asks.changed(), if listening => {
+                    if changed.is_err() {
+                        listening = false;
+                        continue;
+                    }
+                    watched.asked(&self, &files).await;
+                    // The next read at the interval is a whole interval
+                    // after this one.
+                    ticker.reset();
+                }
+            }
         }
     }
 }
@@ -103,6 +125,22 @@ pub(super) struct Watched {
     /// missing for one read is a passing blip of a writer's, not a
     /// refusal.
     pending_read: Option<CredentialError>,
+    /// Whether `last` was refused (reported, or `pending`).
+    refused: bool,
+}
+
+/// What one read of the files came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// The files could not be read.
+    Unreadable,
+    /// The files are as the previous read found them, and in service.
+    Unchanged,
+    /// The files were put in service.
+    Loaded,
+    /// The files were refused: reported, or `pending` until a read
+    /// confirms it.
+    Refused,
 }
 
 impl Watched {
@@ -113,7 +151,7 @@ impl Watched {
         store: &CredentialStore,
         files: &CredentialFiles,
         read: Result<FileContents, CredentialError>,
-    ) {
+    ) -> Seen {
         let contents = match read {
             Ok(contents) => contents,
             Err(error) => {
@@ -130,7 +168,7 @@ impl Watched {
                     self.unreadable = true;
                     self.pending_read = Some(error);
                 }
-                return;
+                return Seen::Unreadable;
             }
         };
         // Read after a failure: the failure was a passing blip (a file
@@ -144,7 +182,11 @@ impl Watched {
             self.report(store);
             let due = self.valid_from.is_some_and(|t| store.now() >= t);
             if !due {
-                return;
+                return if self.refused {
+                    Seen::Refused
+                } else {
+                    Seen::Unchanged
+                };
             }
         }
         // Changed contents supersede a refusal not yet reported: it was of
@@ -154,8 +196,12 @@ impl Watched {
         let result = files
             .parse(&contents)
             .and_then(|creds| store.try_update(creds));
-        match result {
-            Ok(()) => store.shared.metrics.last_update(true),
+        self.refused = result.is_err();
+        let seen = match result {
+            Ok(()) => {
+                store.shared.metrics.last_update(true);
+                Seen::Loaded
+            }
             Err(error) => {
                 if let CredentialError::NotYetValid { not_before }
                 | CredentialError::IssuerOutsideValidity {
@@ -171,9 +217,64 @@ impl Watched {
                     // before.
                     self.report(store);
                 }
+                Seen::Refused
             }
-        }
+        };
         self.last = Some(contents);
+        seen
+    }
+
+    /// Reads `files` now, because a [`ReloadHandle`](super::ReloadHandle)
+    /// asked, and logs what the read came to.
+    ///
+    /// Whoever asked has written the files: a set refused, or files that
+    /// cannot be read, are read again at once, and refused (logged and
+    /// counted) when that second read finds them alike, rather than an
+    /// interval later. Files that stand refused, or unreadable, are judged
+    /// again as if first read, so that the refusal is logged again for
+    /// whoever asked.
+    pub(super) async fn asked(&mut self, store: &CredentialStore, files: &CredentialFiles) {
+        if self.refused {
+            self.last = None;
+            self.valid_from = None;
+            self.pending = None;
+        }
+        self.unreadable = false;
+        self.pending_read = None;
+        let read = files.read_async().await;
+        let mut seen = self.see(store, files, read);
+        if matches!(seen, Seen::Refused | Seen::Unreadable) {
+            let again = files.read_async().await;
+            seen = self.see(store, files, again);
+        }
+        let files_at = files.cert.display();
+        if self.pending.is_some() || self.pending_read.is_some() {
+            tracing::info!(
+                cert = %files_at,
+                "certificate files changed between two reads, as asked; they are read again \
+                 at the next interval"
+            );
+            return;
+        }
+        match seen {
+            Seen::Loaded => tracing::info!(
+                cert = %files_at,
+                identity = %store.identity().map(|id| id.to_string()).unwrap_or_default(),
+                "certificate files reloaded, as asked"
+            ),
+            Seen::Unchanged => tracing::info!(
+                cert = %files_at,
+                "certificate files unchanged, as asked; the credentials in service stay"
+            ),
+            Seen::Refused => tracing::warn!(
+                cert = %files_at,
+                "certificate files refused, as asked; the credentials in service stay"
+            ),
+            Seen::Unreadable => tracing::warn!(
+                cert = %files_at,
+                "certificate files unreadable, as asked; the credentials in service stay"
+            ),
+        }
     }
 
     /// Reports the refusal or read failure not yet reported, if any: logs
@@ -209,7 +310,7 @@ mod tests {
 
     /// One pass of the watcher over `files`.
     fn read(watched: &mut Watched, store: &CredentialStore, files: &CredentialFiles) {
-        watched.see(store, files, files.read_contents());
+        let _ = watched.see(store, files, files.read_contents());
     }
 
     /// A writer replaces the files one at a time (`ca::issue` writes the

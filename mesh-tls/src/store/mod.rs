@@ -11,8 +11,8 @@
 //!
 //! Updates come from files ([`CredentialStore::watch_files`], which polls
 //! their contents, because Kubernetes swaps a secret volume's `..data`
-//! symlink rather than rewriting the files) or from code
-//! ([`CredentialStore::update`]). An update that fails any check is
+//! symlink rather than rewriting the files, and at once when a
+//! [`ReloadHandle`] asks) or from code ([`CredentialStore::update`]). An update that fails any check is
 //! refused: the old credentials stay in service, the refusal is logged and
 //! counted, and `identity_cert_last_update_successful` is 0 until an update
 //! loads (see [`TlsMetrics::register`]). After a rotation, pooled client
@@ -20,6 +20,7 @@
 //! [`crate::retire`]).
 
 mod files;
+mod reload;
 mod source;
 
 use std::{
@@ -39,7 +40,10 @@ use rustls::{
 };
 use tokio::sync::watch;
 
-pub use self::source::{CredentialSource, SourceTask};
+pub use self::{
+    reload::ReloadHandle,
+    source::{CredentialSource, SourceTask},
+};
 use crate::{
     cert::in_trust_domain,
     creds::{Causes, CredentialError, Credentials, OutsideValidity, UnusableCredentials},
@@ -94,6 +98,8 @@ struct Shared {
     writer: Mutex<Writer>,
     metrics: TlsMetrics,
     version: watch::Sender<StoreVersion>,
+    /// The asks of [`ReloadHandle`]s to read the files now.
+    asks: watch::Sender<()>,
 }
 
 /// How many credential sets a store has put in service and refused: a
@@ -191,6 +197,7 @@ impl CredentialStore {
                 }),
                 metrics: TlsMetrics::default(),
                 version: watch::Sender::new(StoreVersion::default()),
+                asks: watch::Sender::new(()),
             }),
         }
     }

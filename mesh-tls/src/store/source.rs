@@ -19,7 +19,8 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialSource {
     /// Files another program writes and rotates (cert-manager, SPIRE's
-    /// helper, `ca::issue`), read every `interval`.
+    /// helper, `ca::issue`), read every `interval`, and at once when a
+    /// [`ReloadHandle`](super::ReloadHandle) asks.
     Files {
         /// The certificate, key and bundle.
         files: CredentialFiles,
@@ -62,7 +63,9 @@ impl CredentialStore {
     ///
     /// Files that cannot be loaded yet (a secret still being mounted) are
     /// not an error: the failure is logged and counted, the store stays
-    /// not ready, and the task loads them once they appear.
+    /// not ready, and the task loads them once they appear. The task of
+    /// [`CredentialSource::Files`] also reads the files at once whenever
+    /// a [`ReloadHandle`](super::ReloadHandle) of the store asks.
     ///
     /// # Errors
     ///
@@ -82,9 +85,14 @@ impl CredentialStore {
                 // is not ready: no credentials are in service yet whose
                 // rotation a writer could be half-way through.
                 let mut watched = Watched::default();
-                watched.see(self, &files, files.read_contents());
+                let _ = watched.see(self, &files, files.read_contents());
                 watched.report(self);
-                Ok(Box::pin(self.clone().watch_from(files, interval, watched)))
+                // Subscribed now, so that an ask made before the task
+                // first runs is read.
+                let asks = self.asks();
+                Ok(Box::pin(
+                    self.clone().watch_from(files, interval, watched, asks),
+                ))
             }
             CredentialSource::Ca { dir, identity, ttl } => {
                 let ca = CertificateAuthority::load(&dir)?;

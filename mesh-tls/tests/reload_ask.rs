@@ -1,0 +1,207 @@
+//! A files source asked to read now ([`ReloadHandle`]), on a paused clock
+//! and an interval of an hour: certificate files replaced are in service
+//! once asked, without the interval passing, and a bad set asked for is
+//! refused (named, counted) while the credentials in service stay.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::{path::Path, time::Duration};
+
+use mesh_tls::{CredentialFiles, CredentialSource, CredentialStore, ReloadHandle};
+use rustls_pki_types::CertificateDer;
+use support::*;
+
+const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
+
+/// Far longer than any test waits: within a test, only an ask reads the
+/// files.
+const INTERVAL: Duration = Duration::from_secs(3600);
+
+fn leaf(store: &CredentialStore) -> CertificateDer<'static> {
+    store.credentials().unwrap().chain()[0].clone()
+}
+
+/// Replaces a file in one rename, as certificate writers do.
+fn replace(path: &Path, contents: &[u8]) {
+    let tmp = path.with_extension("ask-tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A store supplied from `files` by its watcher, spawned and past its
+/// first read at the interval, and the handle that asks it.
+async fn watched(
+    files: &CredentialFiles,
+) -> (CredentialStore, ReloadHandle, tokio::task::JoinHandle<()>) {
+    let store = CredentialStore::default();
+    let source = CredentialSource::Files {
+        files: files.clone(),
+        interval: INTERVAL,
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    assert_eq!(store.subscribe().borrow().loaded, 1);
+    // The watcher's first tick comes at once: let it pass.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let handle = store.reload_handle();
+    (store, handle, task)
+}
+
+/// Waits for a line of the capture holding `message`, which the watcher
+/// logs at the end of each ask; fails after a minute of the paused clock,
+/// far less than the interval.
+async fn answered(events: &Logs, message: &str, count: usize) {
+    let wait = async {
+        while events.find(message).len() < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {message:?} logged: {:?}", events.all()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn files_replaced_are_in_service_once_asked_without_the_interval_passing() {
+    let (events, _log) = Logs::capture();
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    let (store, handle, task) = watched(&files).await;
+    let started = tokio::time::Instant::now();
+
+    // Asked with the files as they are: nothing changes.
+    assert!(handle.is_watched());
+    assert!(handle.ask());
+    answered(&events, "certificate files unchanged, as asked", 1).await;
+    assert_eq!(store.subscribe().borrow().loaded, 1);
+
+    let next = ca.issue(&id(WEB), HOUR).unwrap();
+    next.write(dir.path()).unwrap();
+    assert!(handle.ask());
+    wait_for(&store, 2, 0).await;
+    answered(&events, "certificate files reloaded, as asked", 1).await;
+    assert_eq!(leaf(&store), next.credentials().unwrap().chain()[0]);
+    assert!(started.elapsed() < INTERVAL);
+    let version = *store.subscribe().borrow();
+    assert_eq!((version.loaded, version.rejected), (2, 0));
+    assert!(
+        encode(&store).contains("identity_cert_last_update_successful 1"),
+        "{}",
+        encode(&store)
+    );
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_file_asked_for_is_refused_and_named_and_the_credentials_in_service_stay() {
+    let (events, _log) = Logs::capture();
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    let (store, handle, task) = watched(&files).await;
+    let started = tokio::time::Instant::now();
+    let before = leaf(&store);
+
+    replace(
+        &files.cert,
+        b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    );
+    assert!(handle.ask());
+    wait_for(&store, 1, 1).await;
+    answered(&events, "certificate files refused, as asked", 1).await;
+    assert_eq!(leaf(&store), before);
+    assert!(store.is_ready());
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"malformed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("identity_cert_last_update_successful 0"),
+        "{metrics}"
+    );
+    let errors = events.find_at(tracing::Level::ERROR, "rejected identity credentials");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let cert = dir.path().join("tls.crt").display().to_string();
+    assert!(
+        errors[0].contains(&cert),
+        "{cert} not named in {}",
+        errors[0]
+    );
+
+    // Asked again with the same bad file: judged again, and named again
+    // for whoever asked.
+    assert!(handle.ask());
+    wait_for(&store, 1, 2).await;
+    answered(&events, "certificate files refused, as asked", 2).await;
+    assert_eq!(
+        events
+            .find_at(tracing::Level::ERROR, "rejected identity credentials")
+            .len(),
+        2
+    );
+    assert_eq!(leaf(&store), before);
+
+    // A good pair written and asked for is in service.
+    let next = ca.issue(&id(WEB), HOUR).unwrap();
+    next.write(dir.path()).unwrap();
+    assert!(handle.ask());
+    wait_for(&store, 2, 2).await;
+    assert_eq!(leaf(&store), next.credentials().unwrap().chain()[0]);
+    assert!(
+        encode(&store).contains("identity_cert_last_update_successful 1"),
+        "{}",
+        encode(&store)
+    );
+    assert!(started.elapsed() < INTERVAL);
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_removed_and_asked_for_is_refused_as_unreadable() {
+    let (events, _log) = Logs::capture();
+    let ca = ca();
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
+    let (store, handle, task) = watched(&files).await;
+    let before = leaf(&store);
+
+    std::fs::remove_file(&files.key).unwrap();
+    assert!(handle.ask());
+    wait_for(&store, 1, 1).await;
+    answered(&events, "certificate files unreadable, as asked", 1).await;
+    assert_eq!(leaf(&store), before);
+    let metrics = encode(&store);
+    assert!(
+        metrics.contains("identity_cert_rejected_updates_total{reason=\"unreadable\"} 1"),
+        "{metrics}"
+    );
+    task.abort();
+}
+
+/// Nothing reads the asks of a store no files source was started on: the
+/// handle says so, for a caller to tell whoever asked.
+#[tokio::test(start_paused = true)]
+async fn a_store_without_a_files_source_reads_no_ask() {
+    let store = CredentialStore::default();
+    let handle = store.reload_handle();
+    assert!(!handle.is_watched());
+    assert!(!handle.ask());
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = ca()
+        .issue(&id(WEB), HOUR)
+        .unwrap()
+        .write(dir.path())
+        .unwrap();
+    let source = CredentialSource::Files {
+        files,
+        interval: INTERVAL,
+    };
+    let task = store.start(source).unwrap();
+    assert!(handle.is_watched());
+    // The task ends: nothing reads the asks any more.
+    drop(task);
+    assert!(!handle.ask());
+}
