@@ -702,7 +702,8 @@ async fn a_ca_directory_is_checked_by_issuing_from_it() {
         "sidecar.yaml",
         &format!(
             "identity:\n  ca: {}\n  identity: {EMOJI}\n\
-             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n",
+             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
+             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
             files.path("ca").display(),
             app.local_addr().unwrap()
         ),
@@ -753,7 +754,8 @@ async fn a_ca_directory_near_its_issuers_end_warns_of_shorter_certificates() {
         "sidecar.yaml",
         &format!(
             "identity:\n  ca: {}\n  identity: {EMOJI}\n\
-             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n",
+             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
+             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
             files.path("short-ca").display(),
             app.local_addr().unwrap()
         ),
@@ -931,7 +933,8 @@ async fn ca_certificates_with_less_than_60_days_left_warn() {
         "sidecar-ca.yaml",
         &format!(
             "identity:\n  ca: {}\n  identity: {EMOJI}\n\
-             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n",
+             inbound:\n  listen: 127.0.0.1:0\n  app: {}\n\
+             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
             dir.display(),
             app.local_addr().unwrap()
         ),

@@ -16,7 +16,7 @@ async fn inbound_requests_are_labelled_with_the_applications_port() {
     let app = ok_app(false).await;
     let sidecar = sidecar(&format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
-         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
+         outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n"
     ));
     let inbound = sidecar.inbound[0];
     let res = http1()
