@@ -339,11 +339,19 @@ spec:
     // on `emoji-v2`.
     replace_routes(&dir, &to("emoji"));
     reloaded(sidecar.admin, 1).await;
-    assert_eq!(
-        answered_by(out, "/").await,
-        (StatusCode::OK, "emoji".to_owned())
-    );
-    assert_eq!(on_kept(&mut kept).await, "emoji");
+    until_in_force(
+        || answered_by(out, "/"),
+        |answer| *answer == (StatusCode::OK, "emoji".to_owned()),
+    )
+    .await;
+    // The kept connection's runtime, too, in its own time.
+    let mut on_kept_now = on_kept(&mut kept).await;
+    let start = tokio::time::Instant::now();
+    while on_kept_now != "emoji" && start.elapsed() < WAIT_BOUND {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        on_kept_now = on_kept(&mut kept).await;
+    }
+    assert_eq!(on_kept_now, "emoji");
     gate.release.notify_one();
     assert_eq!(held.await.unwrap(), (StatusCode::OK, "emoji-v2".to_owned()));
     stop(sidecar).await;

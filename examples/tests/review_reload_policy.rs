@@ -210,6 +210,7 @@ async fn a_mistake_in_one_file_keeps_the_last_good_policy_and_routes_of_every_fi
     // The mistake mended: both files' changes are in force together.
     replace_file(&authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    until_in_force(|| outbound_backend(sidecar.outbound), |b| b == "v2").await;
     assert_eq!(outbound_backend(sidecar.outbound).await, "v2");
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
@@ -254,6 +255,7 @@ async fn a_route_that_does_not_read_keeps_the_last_good_authorization_too() {
 
     replace_file(&routes, route_to("emoji-v2"));
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    until_in_force(|| outbound_backend(sidecar.outbound), |b| b == "v2").await;
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
         StatusCode::FORBIDDEN
@@ -399,6 +401,7 @@ async fn a_configmaps_symlink_swap_is_put_in_force_whole() {
         ("routes.yaml", &route_to("emoji-v2")),
     ]);
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    until_in_force(|| outbound_backend(sidecar.outbound), |b| b == "v2").await;
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
         StatusCode::FORBIDDEN
@@ -426,6 +429,7 @@ async fn a_configmaps_symlink_swap_is_put_in_force_whole() {
     let metrics = scrape(sidecar.admin).await;
     assert_eq!(sample(&metrics, POLICY_OKS), Some(2.0), "{metrics}");
     shows(sidecar.admin, ROUTE_OKS, 2.0).await;
+    until_in_force(|| outbound_backend(sidecar.outbound), |b| b == "v1").await;
     assert_eq!(outbound_backend(sidecar.outbound).await, "v1");
     stop(sidecar).await;
 }
@@ -444,6 +448,7 @@ async fn two_files_written_one_after_the_other_are_put_in_force_together() {
     replace_file(&files.routes, route_to("emoji-v2"));
     replace_file(&files.authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    until_in_force(|| outbound_backend(sidecar.outbound), |b| b == "v2").await;
     assert_eq!(
         inbound_status(sidecar.inbound[0]).await,
         StatusCode::FORBIDDEN
@@ -532,6 +537,7 @@ async fn requests_in_flight_finish_as_they_started_across_a_reload() {
     replace_file(&files.routes, route_to("emoji-v2"));
     replace_file(&files.authz, authz_closed());
     shows(sidecar.admin, ROUTE_OKS, 1.0).await;
+    until_in_force(|| outbound_backend(outbound), |b| b == "v2").await;
     assert_eq!(inbound_status(inbound).await, StatusCode::FORBIDDEN);
     assert_eq!(outbound_backend(outbound).await, "v2");
 

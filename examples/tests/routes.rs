@@ -245,6 +245,13 @@ async fn a_changed_routes_file_is_in_force_for_the_next_request_and_a_bad_one_is
     assert_ne!(promoted, CANARY);
     replace_file(&routes, &promoted);
     reloaded(sidecar.admin, "ok", 1).await;
+    // Twenty requests on a connection of their own, a quarter of which
+    // the canary would have sent to v1.
+    until_in_force(
+        || shares(sidecar.outbound, "/api/list", 20),
+        |shares| !shares.contains_key("v1"),
+    )
+    .await;
     let after = shares(sidecar.outbound, "/api/list", 20).await;
     assert_eq!(after, HashMap::from([("v2".to_owned(), 20)]));
 

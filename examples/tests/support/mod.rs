@@ -581,3 +581,32 @@ pub async fn scrape_until(admin: SocketAddr, done: impl Fn(&str) -> bool) -> Str
     }
     metrics
 }
+
+/// Waits until `answer` gives what `settled` accepts ten times in a row,
+/// for up to [`WAIT_BOUND`]; fails the test with the last answer if not.
+///
+/// A route reload is counted when the new routes are published, and each
+/// runtime of the sidecar then puts them in force on a task of its own: a
+/// test that waited for the count may meet the old routes for a moment,
+/// longer on a busy machine. `answer` should send its request on a
+/// connection of its own, so that every runtime answers some.
+pub async fn until_in_force<T: std::fmt::Debug, F: Future<Output = T>>(
+    answer: impl Fn() -> F,
+    settled: impl Fn(&T) -> bool,
+) {
+    let start = tokio::time::Instant::now();
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        let got = answer().await;
+        if settled(&got) {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+            assert!(
+                start.elapsed() < WAIT_BOUND,
+                "the reload is not in force on every runtime: {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
