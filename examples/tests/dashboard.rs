@@ -11,7 +11,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -27,7 +27,13 @@ use support::*;
 /// Sends requests one after another until `stop`: to `web` through its
 /// inbound listener, and, as web's application would, to `emoji` and
 /// `voting` through its outbound listener; every 25th vote is `/slow`.
-async fn traffic(web_inbound: SocketAddr, web_outbound: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
+/// `rounds` counts the rounds sent.
+async fn traffic(
+    web_inbound: SocketAddr,
+    web_outbound: SocketAddr,
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+) -> u64 {
     let client = http1();
     let mut sent = 0u64;
     while !stop.load(Ordering::Relaxed) && sent < 100_000 {
@@ -49,6 +55,7 @@ async fn traffic(web_inbound: SocketAddr, web_outbound: SocketAddr, stop: Arc<At
             body_bytes(res).await;
         }
         sent += 1;
+        rounds.store(sent, Ordering::Relaxed);
     }
     sent
 }
@@ -59,7 +66,7 @@ async fn traffic(web_inbound: SocketAddr, web_outbound: SocketAddr, stop: Arc<At
 async fn voting_app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
     serve(listener, move |req: Request<hyper::body::Incoming>| {
         let n = seen.fetch_add(1, Ordering::Relaxed);
         async move {
@@ -161,11 +168,18 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(traffic(web.inbound[0], web.outbound, stop.clone()));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let load = tokio::spawn(traffic(
+        web.inbound[0],
+        web.outbound,
+        stop.clone(),
+        rounds.clone(),
+    ));
 
-    // Wait until the window holds a few rounds with every edge in it.
+    // Wait until the window holds a few rounds with every edge in it, and
+    // enough traffic to measure, which a busy machine takes its time over.
     let mut view = Value::Null;
-    for _ in 0..60 {
+    for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (status, headers, json) = get(web.admin, "/dashboard/api").await;
         assert_eq!(status, StatusCode::OK);
@@ -173,7 +187,8 @@ async fn dashboard_shows_workloads_edges_and_routes_of_a_live_mesh() {
         view = serde_json::from_str(&json).unwrap();
         let timeouts = find(&view["routes"], |r| r["service"] == "voting")
             .is_some_and(|r| r["timeouts"].as_f64().unwrap() > 0.0);
-        if view["rounds"].as_u64().unwrap() >= 4
+        if rounds.load(Ordering::Relaxed) > 20
+            && view["rounds"].as_u64().unwrap() >= 4
             && view["edges"].as_array().unwrap().len() == 2
             && timeouts
         {

@@ -137,6 +137,23 @@ async fn during<T>(
     }
 }
 
+/// [`during`], measured again while `plain` sent 20 requests or fewer
+/// (five times at most): a window of a busy machine's traffic may hold too
+/// few to read a rate or a ratio of one request in ten by.
+async fn measured<T, F: Future<Output = T>>(
+    view: impl Fn() -> F,
+    callers: [SocketAddr; 2],
+) -> (T, [Vec<StatusCode>; 2]) {
+    let mut attempts = 1;
+    loop {
+        let (out, statuses) = during(view(), callers).await;
+        if statuses[1].len() > 20 || attempts == 5 {
+            return (out, statuses);
+        }
+        attempts += 1;
+    }
+}
+
 fn rows(json: &str) -> Vec<Value> {
     serde_json::from_str::<Value>(json)
         .unwrap()
@@ -150,7 +167,7 @@ async fn edges_show_who_calls_whom_and_whether_on_mutual_tls() {
     let mesh = Mesh::start().await;
     let callers = [mesh.web.outbound, mesh.plain.outbound];
     let admin = mesh.admin();
-    let (json, statuses) = during(views::edges(&admin, WINDOW, Format::Json), callers).await;
+    let (json, statuses) = measured(|| views::edges(&admin, WINDOW, Format::Json), callers).await;
     let (table, _) = during(views::edges(&admin, WINDOW, Format::Table), callers).await;
     mesh.stop().await;
 
@@ -280,7 +297,7 @@ async fn authz_shows_the_allowed_and_the_denied() {
     let mesh = Mesh::start().await;
     let callers = [mesh.web.outbound, mesh.plain.outbound];
     let admin = format!("emoji={}", mesh.emoji.admin);
-    let (json, statuses) = during(views::authz(&admin, WINDOW, Format::Json), callers).await;
+    let (json, statuses) = measured(|| views::authz(&admin, WINDOW, Format::Json), callers).await;
     let (table, _) = during(views::authz(&admin, WINDOW, Format::Table), callers).await;
     mesh.stop().await;
 
