@@ -69,7 +69,14 @@ async fn an_endpoint_that_fails_is_counted_failing_then_probing_then_ready_again
          \x20     failure_accrual: {{max_failures: 2, min_penalty: 1s, max_penalty: 1s, jitter: 0}}\n\
          admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n"
     ));
-    let metrics = scrape(sidecar.admin).await;
+    // Each runtime builds its balancers once it serves, after the sidecar
+    // has started, which a busy machine may not have got to yet.
+    let metrics = scrape_until(sidecar.admin, |metrics| {
+        [HTTP, TCP]
+            .iter()
+            .all(|family| gauge(metrics, family, "emoji", "ready").is_some())
+    })
+    .await;
     assert_eq!(
         states(&metrics, HTTP, "emoji"),
         (2, 0, 0),
