@@ -44,7 +44,6 @@
 use std::{
     convert::Infallible,
     net::SocketAddr,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -60,7 +59,7 @@ use axum::{
     routing::{get, post},
 };
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use mesh_core::{
     BoxError, ConnectionInfo, Identity,
@@ -110,7 +109,13 @@ spec:
 
 /// A client of the upstream, shared by handlers through the router's
 /// state, which axum wants `Sync`.
-type Upstream = BoxCloneSyncService<Request<BoxBody>, Response<axum::body::Body>, BoxError>;
+///
+/// Its requests' body is `Full<Bytes>`, not mesh-core's `BoxBody`: a
+/// handler that awaits a call whose request body type names
+/// `dyn Error + Send + Sync` is refused by axum, as rustc cannot prove the
+/// handler's future `Send` for every lifetime of that trait object
+/// ("implementation of `Service` is not general enough").
+type Upstream = BoxCloneSyncService<Request<Full<Bytes>>, Response<axum::body::Body>, BoxError>;
 
 #[derive(Clone)]
 struct AppState {
@@ -153,9 +158,9 @@ async fn order(
 ) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
     let bad_gateway = |e: BoxError| (StatusCode::BAD_GATEWAY, e.to_string());
     let req = Request::get(format!("http://{}/stock/{}", app.stock, order.item))
-        .body(mesh_core::body::empty())
+        .body(Full::default())
         .map_err(|e| bad_gateway(e.into()))?;
-    let res = call(app.upstream, req).await.map_err(bad_gateway)?;
+    let res = app.upstream.oneshot(req).await.map_err(bad_gateway)?;
     if !res.status().is_success() {
         return Err((StatusCode::BAD_GATEWAY, format!("stock: {}", res.status())));
     }
@@ -170,19 +175,6 @@ async fn order(
         "stock": String::from_utf8_lossy(&body.to_bytes()),
         "caller": caller,
     })))
-}
-
-/// Calls `upstream`, boxing the future. Awaited in the handler itself,
-/// the call's future holds a request whose body type names
-/// `dyn Error + Send + Sync`; rustc then asks the handler's future to be
-/// `Send` for every lifetime of that trait object, cannot prove it
-/// ("implementation of `Service` is not general enough"), and axum refuses
-/// the handler. Made here, the boxed future is `Send` once.
-fn call(
-    upstream: Upstream,
-    req: Request<BoxBody>,
-) -> Pin<Box<dyn Future<Output = Result<Response<axum::body::Body>, BoxError>> + Send>> {
-    Box::pin(upstream.oneshot(req))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -246,7 +238,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 // type of the responses it passes on: `Proxied` gives
                 // hyper's `Incoming` the empty value that needs.
                 .map_response(|res: Response<Incoming>| res.map(Proxied::from))
-                .service(Client::<ReplayBody<BoxBody>, _>::with_connector(
+                .service(Client::<ReplayBody<Full<Bytes>>, _>::with_connector(
                     &config, connector,
                 )),
         )

@@ -11,7 +11,6 @@ use crate::support::{WAIT_BOUND, scrape_until, series};
 use std::{
     convert::Infallible,
     net::SocketAddr,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -26,8 +25,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::{get, post},
 };
+use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use mesh_core::{
     BoxError, ConnectionInfo, Identity,
@@ -81,7 +81,7 @@ spec:
     - { group: policy.linkerd.io, kind: MeshTLSAuthentication, name: web-only }
 "#;
 
-type Upstream = BoxCloneSyncService<Request<BoxBody>, Response<axum::body::Body>, BoxError>;
+type Upstream = BoxCloneSyncService<Request<Full<Bytes>>, Response<axum::body::Body>, BoxError>;
 
 #[derive(Clone)]
 struct AppState {
@@ -117,9 +117,11 @@ async fn order(
 ) -> Result<String, (StatusCode, String)> {
     app.handled.fetch_add(1, Ordering::Relaxed);
     let req = Request::get(format!("http://{}/stock/{}", app.stock, order.item))
-        .body(mesh_core::body::empty())
+        .body(Full::default())
         .unwrap();
-    let res = call(app.upstream, req)
+    let res = app
+        .upstream
+        .oneshot(req)
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?;
     let status = res.status();
@@ -129,15 +131,6 @@ async fn order(
         status.as_u16(),
         String::from_utf8_lossy(&body)
     ))
-}
-
-/// The upstream call's future, boxed where it is `Send` for rustc: see
-/// the example.
-fn call(
-    upstream: Upstream,
-    req: Request<BoxBody>,
-) -> Pin<Box<dyn Future<Output = Result<Response<axum::body::Body>, BoxError>> + Send>> {
-    Box::pin(upstream.oneshot(req))
 }
 
 /// The app, its upstream and its admin server, running until dropped.
@@ -214,7 +207,7 @@ impl Mesh {
                 .layer(retry)
                 .layer(connector.retire_layer())
                 .map_response(|res: Response<Incoming>| res.map(Proxied::from))
-                .service(Client::<ReplayBody<BoxBody>, _>::with_connector(
+                .service(Client::<ReplayBody<Full<Bytes>>, _>::with_connector(
                     &config, connector,
                 )),
         );
