@@ -172,7 +172,8 @@ impl ProxyError {
 
     /// The error of a failure `error`, as Linkerd finds it: the first of
     /// its causes this proxy knows (an I/O error, a service in fail-fast,
-    /// a full queue), or `unexpected`.
+    /// a full queue, a timer that expired, which where a failure is not
+    /// answered with a response is a connect's), or `unexpected`.
     pub fn of_error(error: &(dyn Error + 'static)) -> Self {
         let mut next = Some(error);
         while let Some(error) = next {
