@@ -23,6 +23,10 @@
 //!   Linux errno (`ECONNRESET`), `UNKNOWN_ERRNO` for a number without
 //!   one, and empty for a close without an error or an error without a
 //!   number, as in Linkerd.
+//! - [`errors`] counts Linkerd's `inbound_http_errors_total`,
+//!   `outbound_http_errors_total`, `inbound_tcp_errors_total` and
+//!   `outbound_tcp_errors_total`: what the proxy failed for an error of
+//!   its own.
 //! - [`register_process_metrics`] adds the process families and
 //!   `proxy_build_info`.
 //! - [`query`] reads `/metrics` back and computes what `linkerd viz stat`
