@@ -9,7 +9,7 @@
 //! none.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::{proxy, unprocessed};
+use crate::support::{proxy, refused::refused_addr, unprocessed};
 
 use std::net::SocketAddr;
 
@@ -471,10 +471,7 @@ where
 
 #[tokio::test]
 async fn a_connect_tunnel_that_cannot_connect_carries_the_cause() {
-    let refused = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    };
+    let refused = refused_addr();
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.enforce_http(false);
     let res = tunnel_answer(ForwardTcp::new(connector, [refused]).unwrap()).await;

@@ -2,6 +2,8 @@
 //! sockets: the plaintext connector's own errors name no address.
 #![allow(clippy::unwrap_used)]
 
+use crate::support::refused::refused_addr;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -11,10 +13,9 @@ use mesh_core::client::{Client, ClientConfig, ForEndpoint};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// An address nothing listens on any more.
+/// An address nothing listens on.
 async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    refused_addr()
 }
 
 #[tokio::test]

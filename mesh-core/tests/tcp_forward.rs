@@ -3,6 +3,8 @@
 //! client's connection, and shutdown waits for a connection in flight.
 #![allow(clippy::unwrap_used)]
 
+use crate::support::refused::refused_addr;
+
 use std::{net::SocketAddr, time::Duration};
 
 use mesh_core::{
@@ -76,11 +78,7 @@ async fn bytes_that_look_like_http_cross_unchanged() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_closes_the_clients_connection() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refused_addr();
     let (addr, trigger, server) = proxy(vec![dead]).await;
     let mut conn = TcpStream::connect(addr).await.unwrap();
     let mut buf = [0; 16];
@@ -222,11 +220,7 @@ async fn other_requests_and_connects_to_unknown_targets_go_to_the_inner_service(
 
 #[tokio::test]
 async fn a_connect_whose_endpoint_refuses_is_answered_502_before_any_200() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = refused_addr();
     let (open, closed) = mesh_core::proxy::connect::open_tunnels();
     let (addr, trigger, server) = connect_proxy(dead, open).await;
     // The client learns that the tunnel failed, and from where, before it

@@ -61,10 +61,7 @@ async fn admin() -> String {
 
 #[tokio::test]
 async fn each_frame_is_one_json_line_of_what_changed_and_a_silent_target_is_not_meshed() {
-    // A port nothing listens on: bound, then closed.
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent = closed.local_addr().unwrap();
-    drop(closed);
+    let silent = silent();
     let targets = Target::parse_list(&format!("web={},vote={silent}", admin().await)).unwrap();
     let mut out = Vec::new();
     top::run(
@@ -114,17 +111,26 @@ async fn each_frame_is_one_json_line_of_what_changed_and_a_silent_target_is_not_
     }
 }
 
-/// A port nothing listens on: bound, then closed.
-async fn silent() -> String {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    closed.local_addr().unwrap().to_string()
+/// An address nothing listens on, drawn below Linux's ephemeral range
+/// (32768–60999), where no test binds. A port bound to port 0 and closed
+/// could be picked again for another test's listener while this one
+/// scrapes it: that listener would answer (or reset) the scrape meant to
+/// be refused, and see a request it did not expect.
+fn silent() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    let port = (0_u64..)
+        .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap();
+    format!("127.0.0.1:{port}")
 }
 
 #[tokio::test]
 async fn a_frame_names_the_target_that_did_not_answer_and_why() {
     // `0/1` alone does not tell a typo in the port from a sidecar that is
     // restarting: the frame says which address failed, and how.
-    let silent = silent().await;
+    let silent = silent();
     let targets = Target::parse_list(&format!("web={},vote={silent}", admin().await)).unwrap();
     let mut out = Vec::new();
     let one = NonZeroUsize::new(1);
@@ -153,7 +159,7 @@ async fn a_frame_names_the_target_that_did_not_answer_and_why() {
 
 #[tokio::test]
 async fn stat_routes_and_edges_name_the_target_that_did_not_answer_and_why() {
-    let silent = silent().await;
+    let silent = silent();
     let targets = Target::parse_list(&format!("web={},vote={silent}", admin().await)).unwrap();
     let window = Duration::from_millis(20);
     let why = format!("could not scrape vote: cannot connect to {silent}: ");

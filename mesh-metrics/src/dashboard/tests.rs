@@ -489,9 +489,17 @@ async fn a_source_that_fails_says_why_on_the_page() {
     // Where, and what: the line of the metrics that does not read, and
     // what the system said of the connection.
     let bad = serving("response_total{direction=\"inbound\"} 1\nresponse_total{tls=} 2\n").await;
+    // Drawn below Linux's ephemeral range, where no test binds: a port
+    // bound to port 0 and closed could be picked again for another test's
+    // listener before the scrape, which would then not be refused.
     let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
+        use std::hash::{BuildHasher, RandomState};
+        let random = RandomState::new();
+        let port = (0_u64..)
+            .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+            .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+            .unwrap();
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
     };
     let sources = Target::parse_list(&format!("web={bad},emoji={closed}")).unwrap();
     let mut board = Board::new(&DashboardConfig::new(sources.clone()));
