@@ -14,8 +14,9 @@
 //! ```
 //!
 //! `run` logs the addresses it listens on and serves until SIGTERM, Ctrl-C or
-//! `POST /shutdown`, then drains. SIGHUP reads the policy files again at
-//! once, rather than at the next `policy.watch_interval`. See
+//! `POST /shutdown`, then drains. SIGHUP reads the policy files and the
+//! identity's certificate files again at once, rather than at the next
+//! `policy.watch_interval` or `identity.watch_interval`. See
 //! `examples/CONFIG.md` for the file's fields.
 //!
 //! `check` is `linkerd check` for one sidecar: a ✔ (passed), ‼ (warning)
@@ -152,7 +153,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the sidecar until SIGTERM, Ctrl-C or `POST /shutdown` on the admin
-    /// port; SIGHUP reads the policy files again.
+    /// port; SIGHUP reads the policy files and the certificate files again.
     Run {
         /// The YAML configuration file.
         #[arg(long, short)]
@@ -675,18 +676,28 @@ fn warn_of_unknown_variables(names: impl IntoIterator<Item = std::ffi::OsString>
     }
 }
 
-/// SIGHUP: the policy files are read now ([`policy::Reload`]), as
-/// Prometheus reloads its configuration and nginx its own on SIGHUP. Its
-/// default action would end the process without a drain.
+/// SIGHUP: the policy files and the identity's certificate files are read
+/// now ([`policy::Reload`]), as Prometheus reloads its configuration and
+/// nginx its own, certificates included, on SIGHUP. Its default action
+/// would end the process without a drain. The line logged says what is
+/// read; each read then logs what it came to.
 fn hung_up(reload: &policy::Reload) {
-    if reload.is_watched() {
-        tracing::info!("SIGHUP: reading the policy files again");
-        reload.ask();
-    } else {
-        tracing::info!(
-            "SIGHUP: no policy files to read again (the configuration file is read only at start)"
-        );
-    }
+    let what = match (
+        reload.reads_policy_files(),
+        reload.reads_certificate_files(),
+    ) {
+        (true, true) => "the policy files and the certificate files",
+        (true, false) => "the policy files",
+        (false, true) => "the certificate files",
+        (false, false) => {
+            return tracing::info!(
+                "SIGHUP: no policy files to read again, nor certificate files (the \
+                 configuration file is read only at start)"
+            );
+        }
+    };
+    tracing::info!("SIGHUP: reading {what} again");
+    reload.ask();
 }
 
 /// A runtime for the main thread to wait for signals on, and its

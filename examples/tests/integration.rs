@@ -146,6 +146,7 @@ mod shutdown_admin;
 mod sidecar;
 mod sidecar_drop;
 mod signal_hup;
+mod signal_hup_identity;
 mod silent_opaque_tls;
 mod split_failfast;
 mod start_descriptors;

@@ -26,6 +26,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
+use mesh_tls::ReloadHandle;
 use tokio::sync::Notify;
 
 use mesh_core::resource::ResourceError;
@@ -250,27 +251,55 @@ fn log_warnings(warnings: &PolicyWarnings) {
 /// settles ends that wait; others that come while a read is under way
 /// are one more read after it. Prometheus reloads its configuration on
 /// SIGHUP the same way, and nginx re-reads its own.
+///
+/// The sidecar's handle ([`Running::reloader`](super::Running::reloader))
+/// asks the identity's certificate files to be read at once too, when the
+/// identity is read from files: by mesh-tls's rules
+/// ([`mesh_tls::ReloadHandle`]), a set refused is named and counted, and
+/// the credentials in service stay.
 #[derive(Clone, Debug, Default)]
 pub struct Reload {
     asked: Arc<Notify>,
     /// Whether a watcher reads the asks: there are files to read.
     watched: bool,
+    /// Asks the source of the identity's credentials, which reads the
+    /// asks when it is certificate files.
+    identity: Option<ReloadHandle>,
 }
 
 impl Reload {
-    /// Asks for a read now. Returns whether anything is watched: without
-    /// policy files, there is nothing to read again.
+    /// Asks for a read now. Returns whether anything is read: without
+    /// policy files or certificate files, there is nothing to read again.
     pub fn ask(&self) -> bool {
         if self.watched {
             self.asked.notify_one();
         }
-        self.watched
+        let certificates = self.identity.as_ref().is_some_and(ReloadHandle::ask);
+        self.watched || certificates
     }
 
     /// Whether there are files to read: whether [`ask`](Self::ask) reads
     /// anything.
     pub fn is_watched(&self) -> bool {
+        self.watched || self.reads_certificate_files()
+    }
+
+    /// Whether [`ask`](Self::ask) reads the policy files.
+    pub fn reads_policy_files(&self) -> bool {
         self.watched
+    }
+
+    /// Whether [`ask`](Self::ask) reads the identity's certificate files:
+    /// the identity is read from files (not issued from a CA directory,
+    /// which is read at each renewal).
+    pub fn reads_certificate_files(&self) -> bool {
+        self.identity.as_ref().is_some_and(ReloadHandle::is_watched)
+    }
+
+    /// This handle, asking `identity` too.
+    pub(super) fn with_identity(mut self, identity: ReloadHandle) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// The handle of a watcher, which reads every ask.
@@ -278,6 +307,7 @@ impl Reload {
         Self {
             asked: Arc::new(Notify::new()),
             watched: true,
+            identity: None,
         }
     }
 }

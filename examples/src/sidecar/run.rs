@@ -65,7 +65,7 @@ pub struct Running {
     /// Stops the admin server: fired once every data-plane runtime has
     /// drained (see [`admin_stops_after`]).
     admin_trigger: ShutdownTrigger,
-    /// Asks for the policy files to be read now.
+    /// Asks for the policy files and the certificate files to be read now.
     reload: Reload,
     /// The data-plane runtimes' threads.
     threads: Vec<thread::JoinHandle<()>>,
@@ -88,10 +88,14 @@ impl Running {
     /// Reads the policy files now (the authorization policy and the
     /// outbound routes), rather than at the next `policy.watch_interval`,
     /// and puts a change in force or refuses it as a change found by
-    /// polling is ([`Reload`]); `sidecar run` asks on SIGHUP. Returns
-    /// whether there are files to read: without `policy.files`, nothing
-    /// is read again. The certificate files are still read every
-    /// `identity.watch_interval`.
+    /// polling is ([`Reload`]); `sidecar run` asks on SIGHUP. The
+    /// identity's certificate files are read now too, rather than at the
+    /// next `identity.watch_interval`: a new certificate is in service for
+    /// the next handshake, and a bad set is refused, named and counted
+    /// while the one in service stays ([`mesh_tls::ReloadHandle`]). Returns
+    /// whether there are files to read: without `policy.files` or
+    /// certificate files (no identity, or one issued from `identity.ca`,
+    /// whose directory is read at each renewal), nothing is read again.
     pub fn reload(&self) -> bool {
         self.reload.ask()
     }
@@ -264,7 +268,8 @@ fn start_with_tasks(
     let reload = match &routes_watcher {
         Some(_) => Reload::watched(),
         None => Reload::default(),
-    };
+    }
+    .with_identity(identity.store.reload_handle());
     let routes_watcher =
         routes_watcher.map(|watcher| Box::pin(watcher.run(reload.clone())) as Background);
     let tls_accept = config.identity.as_ref().map(|_| {
