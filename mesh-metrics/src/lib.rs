@@ -135,6 +135,11 @@ pub use self::{
     tcp::{TcpAccept, TcpConnect, TcpMetrics},
 };
 
+/// The Prometheus client whose [`Registry`](prometheus_client::registry::Registry)
+/// every family here registers in, re-exported so that a service needs no
+/// dependency of its own to hold one, nor to keep its version in step.
+pub use prometheus_client;
+
 /// The README's examples, compiled as doctests so that they keep up with the
 /// crate.
 #[cfg(doctest)]
