@@ -182,11 +182,9 @@ async fn a_sidecar_reaches_an_app_by_name() {
 #[tokio::test]
 async fn the_sidecars_own_outbound_listener_is_left_out_of_the_endpoints() {
     let app = localhost_app().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Known before the sidecar binds it: below the ephemeral range, where
+    // another test's bind to port 0 cannot take it meanwhile.
+    let port = support::free_port();
     let yaml = format!(
         "outbound:\n  listen: 127.0.0.1:{port}\n  services:\n\
          \x20   - name: emoji\n      endpoints: [127.0.0.1:{port}, 127.0.0.1:{app}]\n\

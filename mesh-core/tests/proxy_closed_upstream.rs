@@ -5,7 +5,7 @@
 //! that it could not be made.
 #![allow(clippy::unwrap_used)]
 
-use crate::support::proxy;
+use crate::support::{proxy, refused::refused_addr};
 
 use std::net::SocketAddr;
 
@@ -90,9 +90,7 @@ async fn a_connection_closed_before_a_response_is_not_a_connect_error() {
 
 #[tokio::test]
 async fn a_refused_connect_is_still_a_connect_error() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = listener.local_addr().unwrap();
-    drop(listener);
+    let upstream = refused_addr();
     let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
     let forward = Forward::new(client, [upstream]).unwrap();
     let res = forward.oneshot(get()).await.unwrap();

@@ -3,7 +3,7 @@
 //! stop waiting for one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::log_capture;
+use crate::support::{log_capture, refused::refused_addr};
 
 use bytes::Bytes;
 use std::{num::NonZeroU32, time::Duration};
@@ -14,16 +14,13 @@ use mesh_core::{
     client::{Client, ClientConfig},
     proxy::{EndpointSet, FailureAccrual, Forward, IN_FAILFAST},
 };
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_refused_connect_is_logged_with_the_endpoint_and_its_cause() {
     let (logs, _guard) = log_capture::Logs::capture();
-    // A port nothing listens on any more.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = listener.local_addr().unwrap();
-    drop(listener);
+    // A port nothing listens on.
+    let endpoint = refused_addr();
     let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
     let forward = Forward::new(client, [endpoint]).unwrap();
     let req = Request::get("/")
@@ -64,9 +61,7 @@ async fn a_503_is_logged_with_why_there_was_no_endpoint() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["mesh-error"], IN_FAILFAST);
     // An endpoint taken out by failure accrual.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = listener.local_addr().unwrap();
-    drop(listener);
+    let endpoint = refused_addr();
     let accrual = FailureAccrual::new(
         NonZeroU32::MIN,
         Duration::from_secs(60),

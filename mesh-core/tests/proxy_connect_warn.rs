@@ -4,7 +4,7 @@
 //! answered is a warning, the rest of the streak only debug lines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::log_capture::Logs;
+use crate::support::{log_capture::Logs, refused::refused_addr};
 
 use std::{convert::Infallible, net::SocketAddr};
 
@@ -30,12 +30,9 @@ fn get() -> Request<Empty<Bytes>> {
         .unwrap()
 }
 
-/// A port on 127.0.0.1 that nothing listens on any more.
+/// A port on 127.0.0.1 that nothing listens on.
 async fn refusing() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    addr
+    refused_addr()
 }
 
 /// Answers one request on `listener` with a `200`, and closes the

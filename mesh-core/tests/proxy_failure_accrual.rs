@@ -3,7 +3,7 @@
 //! out, and an endpoint taken out comes back through its probe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::accrual;
+use crate::support::{accrual, refused::refused_addr};
 
 use accrual::{aborted_body, h2_upstream, proxy, strict};
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
@@ -176,9 +176,7 @@ async fn a_malformed_request_body_does_not_take_the_endpoint_out() {
 #[tokio::test]
 async fn an_endpoint_taken_out_for_failing_is_probed_and_comes_back() {
     // The endpoint is down: its port refuses connections.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = listener.local_addr().unwrap();
-    drop(listener);
+    let endpoint = refused_addr();
     let client = Client::<BoxBody>::new(&ClientConfig::default());
     let forward = Forward::new(client, [endpoint])
         .unwrap()

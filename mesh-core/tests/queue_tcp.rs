@@ -3,6 +3,8 @@
 //! outbound TCP queue): over real sockets, on tokio's paused clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::refused::refused_addr;
+
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -159,9 +161,7 @@ async fn a_fixed_forwarder_with_every_endpoint_out_waits_for_the_penalty_to_end(
     )
     .unwrap();
     // An endpoint that refuses now, and listens again later.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = listener.local_addr().unwrap();
-    drop(listener);
+    let endpoint = refused_addr();
     let forward = ForwardTcp::new(connector(), [endpoint])
         .unwrap()
         .with_queue(Queue::new(10, Duration::from_secs(3)))

@@ -5,7 +5,7 @@
 //! of the streak stays at debug.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::log_capture::Logs;
+use crate::support::{log_capture::Logs, refused::refused_addr};
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -23,12 +23,9 @@ use tracing::Level;
 
 const FAILED: &str = "cannot connect to the endpoint";
 
-/// A port on 127.0.0.1 that nothing listens on any more.
+/// A port on 127.0.0.1 that nothing listens on.
 async fn refusing() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    addr
+    refused_addr()
 }
 
 fn forward(endpoint: SocketAddr) -> ForwardTcp<hyper_util::client::legacy::connect::HttpConnector> {

@@ -12,18 +12,23 @@ use std::{error::Error as _, net::SocketAddr};
 use mesh_core::{client::ClientConfig, proxy::ForwardTcp};
 use mesh_tls::{ConnectError, CredentialStore, OutboundTls, TlsConnector, TlsTargets};
 use support::*;
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
 
-/// A port on 127.0.0.1 that nothing listens on any more.
+/// A port on 127.0.0.1 that nothing listens on, drawn below Linux's
+/// ephemeral range (32768–60999), where no test binds: a port bound to
+/// port 0 and closed could be picked again for another test's listener,
+/// which would take the connection meant to be refused.
 async fn refusing() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    addr
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    let port = (0_u64..)
+        .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap();
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// `error` and its causes, as a log line joins them.

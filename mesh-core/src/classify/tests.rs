@@ -244,10 +244,18 @@ async fn errors_are_failures_of_a_kind_found_in_the_source_chain() {
 async fn refused_upstream_connections_are_connect_errors() {
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
-    // A port nobody listens on any more.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // A port nobody listens on, drawn below Linux's ephemeral range, where
+    // no test binds: a port bound to port 0 and closed could be picked
+    // again for another test's listener, which would take the connection.
+    let addr = {
+        use std::hash::{BuildHasher, RandomState};
+        let random = RandomState::new();
+        let port = (0_u64..)
+            .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+            .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+            .unwrap();
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    };
 
     let client =
         Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<bytes::Bytes>>();
