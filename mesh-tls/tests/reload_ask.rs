@@ -1,14 +1,19 @@
-//! A files source asked to read now ([`ReloadHandle`]), on a paused clock
-//! and an interval of an hour: certificate files replaced are in service
-//! once asked, without the interval passing, and a bad set asked for is
-//! refused (named, counted) while the credentials in service stay.
+//! A source asked to read now ([`ReloadHandle`]), on a paused clock: with
+//! an interval of an hour, certificate files replaced are in service once
+//! asked, without the interval passing, and a bad set asked for is refused
+//! (named, counted) while the credentials in service stay; a CA directory
+//! whose CA was replaced issues from the new one at once, long before the
+//! renewal is due.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
 
 use std::{path::Path, time::Duration};
 
-use mesh_tls::{CredentialFiles, CredentialSource, CredentialStore, ReloadHandle};
+use mesh_tls::{
+    CredentialFiles, CredentialSource, CredentialStore, ReloadHandle,
+    ca::{self, CertificateAuthority},
+};
 use rustls_pki_types::CertificateDer;
 use support::*;
 
@@ -180,10 +185,67 @@ async fn a_file_removed_and_asked_for_is_refused_as_unreadable() {
     task.abort();
 }
 
-/// Nothing reads the asks of a store no files source was started on: the
-/// handle says so, for a caller to tell whoever asked.
+/// The trust anchor of `ca`, as the store holds it.
+fn anchor(ca: &CertificateAuthority) -> CertificateDer<'static> {
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(ca.bundle_pem().as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+/// A CA replaced in the directory of a CA source, and asked for, issues
+/// the certificate in service at once, rather than at the renewal 42
+/// minutes on; asked with the directory unchanged, nothing is issued; a
+/// directory that does not load is refused, and the CA loaded before stays.
 #[tokio::test(start_paused = true)]
-async fn a_store_without_a_files_source_reads_no_ask() {
+async fn a_ca_replaced_in_its_directory_issues_at_once_when_asked() {
+    let (events, _log) = Logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let first = ca::write_ca(dir.path(), &"example.org".parse().unwrap()).unwrap();
+    let store = CredentialStore::default();
+    let source = CredentialSource::Ca {
+        dir: dir.path().to_owned(),
+        identity: id(WEB),
+        ttl: HOUR,
+    };
+    let task = tokio::spawn(store.start(source).unwrap());
+    let handle = store.reload_handle();
+    let started = tokio::time::Instant::now();
+    assert_eq!(store.credentials().unwrap().roots(), [anchor(&first)]);
+
+    assert!(handle.ask());
+    answered(&events, "ca directory unchanged, as asked", 1).await;
+    assert_eq!(store.subscribe().borrow().loaded, 1);
+
+    let next = CertificateAuthority::generate("example.org".parse().unwrap()).unwrap();
+    next.write(dir.path()).unwrap();
+    assert!(handle.ask());
+    wait_for(&store, 2, 0).await;
+    answered(&events, "ca directory reloaded, as asked", 1).await;
+    assert_eq!(store.credentials().unwrap().roots(), [anchor(&next)]);
+
+    replace(
+        &dir.path().join(ca::ISSUER_CERT_FILE),
+        b"not a certificate\n",
+    );
+    let before = leaf(&store);
+    assert!(handle.ask());
+    wait_for(&store, 2, 1).await;
+    answered(&events, "ca directory refused, as asked", 1).await;
+    assert_eq!(leaf(&store), before);
+    let errors = events.find_at(tracing::Level::ERROR, "refused the reloaded ca");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(ca::ISSUER_CERT_FILE), "{}", errors[0]);
+    // Well before the renewal, at 70 % of the hour.
+    assert!(started.elapsed() < Duration::from_secs(60));
+    task.abort();
+}
+
+/// Nothing reads the asks of a store no source was started on: the handle
+/// says so, for a caller to tell whoever asked.
+#[tokio::test(start_paused = true)]
+async fn a_store_without_a_source_reads_no_ask() {
     let store = CredentialStore::default();
     let handle = store.reload_handle();
     assert!(!handle.is_watched());

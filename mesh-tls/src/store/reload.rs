@@ -4,8 +4,8 @@ use tokio::sync::watch;
 
 use super::CredentialStore;
 
-/// Asks the files source of a [`CredentialStore`] to read the files now,
-/// rather than at the end of its `interval`
+/// Asks the source of a [`CredentialStore`] to read its files now, rather
+/// than at the end of its `interval`
 /// ([`CredentialSource::Files`](super::CredentialSource::Files)): an
 /// operator who has just replaced the certificate files, or the script
 /// that rotated them, need not wait out the interval or guess when the new
@@ -35,8 +35,14 @@ use super::CredentialStore;
 /// ask; there is nothing process-wide. Asks that come while a read is under
 /// way are one more read after it.
 ///
-/// A [`CredentialSource::Ca`](super::CredentialSource::Ca) reads no asks:
-/// its directory is read at each renewal.
+/// A [`CredentialSource::Ca`](super::CredentialSource::Ca) reads the asks
+/// too: the directory is read at once, and when it holds another CA than
+/// the one that issued the certificate in service (an issuer replaced),
+/// that CA issues a certificate, put in service, from which the renewals
+/// go on. A directory unchanged issues nothing, since a new certificate
+/// retires every connection made with the old; one refused is logged and
+/// counted as at a renewal (again for each ask), and the CA loaded before
+/// goes on issuing.
 #[derive(Clone, Debug)]
 pub struct ReloadHandle {
     asks: watch::Sender<()>,
@@ -59,8 +65,8 @@ impl ReloadHandle {
 }
 
 impl CredentialStore {
-    /// A handle that asks the store's files source to read the files now.
-    /// See [`ReloadHandle`].
+    /// A handle that asks the store's source to read its files now. See
+    /// [`ReloadHandle`].
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             asks: self.shared.asks.clone(),

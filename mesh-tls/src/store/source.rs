@@ -32,7 +32,9 @@ pub enum CredentialSource {
     /// certificates for `identity`, living `ttl` (or until the issuer
     /// expires, when that comes first), and renews them at 70 % of their
     /// lifetime. The directory is read again at each renewal, so that an
-    /// issuer (or trust anchor) replaced in it signs the next certificate;
+    /// issuer (or trust anchor) replaced in it signs the next certificate,
+    /// and when a [`ReloadHandle`](super::ReloadHandle) asks, when a CA
+    /// other than the one loaded before issues a certificate at once;
     /// while it does not load, its issuer has expired or is not valid
     /// yet by the store's clock, or its issuer is of another trust domain
     /// than `identity`'s, the CA read before goes on issuing, and
@@ -63,9 +65,9 @@ impl CredentialStore {
     ///
     /// Files that cannot be loaded yet (a secret still being mounted) are
     /// not an error: the failure is logged and counted, the store stays
-    /// not ready, and the task loads them once they appear. The task of
-    /// [`CredentialSource::Files`] also reads the files at once whenever
-    /// a [`ReloadHandle`](super::ReloadHandle) of the store asks.
+    /// not ready, and the task loads them once they appear. The task also
+    /// reads the files, or the CA directory, at once whenever a
+    /// [`ReloadHandle`](super::ReloadHandle) of the store asks.
     ///
     /// # Errors
     ///
@@ -95,6 +97,7 @@ impl CredentialStore {
                 ))
             }
             CredentialSource::Ca { dir, identity, ttl } => {
+                let loaded = fingerprint(&dir);
                 let ca = CertificateAuthority::load(&dir)?;
                 // The store's clock, which checks the certificate when it
                 // is put in service: dated and scheduled by another, it
@@ -106,16 +109,47 @@ impl CredentialStore {
                     .map_err(CaError::Credentials)?;
                 let first_wait = first.renew_after(now);
                 let store = self.clone();
+                // Subscribed now, so that an ask made before the task
+                // first runs is read.
+                let mut asks = self.asks();
                 Ok(Box::pin(async move {
-                    let mut ca = ca;
-                    let mut refused = None;
-                    ca::wait_until_due(&store, now, first_wait).await;
+                    let mut watch = CaWatch {
+                        ca,
+                        refused: None,
+                        loaded,
+                    };
+                    // Pinned across asks: an ask that issues nothing
+                    // leaves the renewal due when it was.
+                    let mut due = std::pin::pin!(ca::wait_until_due(&store, now, first_wait));
+                    // The store this task holds holds the sender, so the
+                    // asks never end; were they to, the renewals go on.
+                    let mut listening = true;
                     loop {
-                        ca = store.reload_ca(ca, &dir, &identity, &mut refused).await;
-                        // A renewal while the directory stays refused is
-                        // no sign that it was mended.
-                        let (now, wait) = ca.renew_once(&store, &identity, ttl, refused.is_none());
-                        ca::wait_until_due(&store, now, wait).await;
+                        tokio::select! {
+                            () = &mut due => {
+                                store.reload_ca(&mut watch, &dir, &identity).await;
+                                // A renewal while the directory stays
+                                // refused is no sign that it was mended.
+                                let (now, wait) = watch.ca.renew_once(
+                                    &store,
+                                    &identity,
+                                    ttl,
+                                    watch.refused.is_none(),
+                                );
+                                due.set(ca::wait_until_due(&store, now, wait));
+                            }
+                            changed = asks.changed(), if listening => {
+                                if changed.is_err() {
+                                    listening = false;
+                                    continue;
+                                }
+                                let renewed =
+                                    store.ca_asked(&mut watch, &dir, &identity, ttl).await;
+                                if let Some((now, wait)) = renewed {
+                                    due.set(ca::wait_until_due(&store, now, wait));
+                                }
+                            }
+                        }
                     }
                 }))
             }
@@ -123,12 +157,91 @@ impl CredentialStore {
     }
 }
 
+/// What a CA source keeps between its reads of the directory.
+struct CaWatch {
+    /// The CA that issues.
+    ca: CertificateAuthority,
+    /// A fingerprint of the directory's contents last refused, while they
+    /// stand refused.
+    refused: Option<u64>,
+    /// A fingerprint of the directory's contents `ca` was loaded from.
+    loaded: u64,
+}
+
+/// What one read of the CA directory came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CaRead {
+    /// The directory loaded.
+    Loaded,
+    /// The directory was refused (reported once for its contents).
+    Refused,
+    /// The directory changed while it was read, or the read did not
+    /// finish: the CA loaded before stays.
+    Unsettled,
+}
+
 impl CredentialStore {
-    /// The CA now in `dir`, or `last` when the directory does not load,
-    /// loads an issuer (or an intermediate above it in `issuer.crt`) that
+    /// Reads the CA directory now, because a
+    /// [`ReloadHandle`](super::ReloadHandle) asked, and logs what the read
+    /// came to. When the directory holds another CA than the one that
+    /// issued the certificate in service (an issuer or trust anchor
+    /// replaced), that CA issues a certificate at once, which is put in
+    /// service, and the next renewal is scheduled from it: returned as
+    /// when it was issued and how long until it is due. A directory
+    /// unchanged issues nothing: an ask is no reason to retire every
+    /// connection. A directory that stands refused is judged again, so
+    /// that the refusal is logged (and counted) again for whoever asked.
+    async fn ca_asked(
+        &self,
+        watch: &mut CaWatch,
+        dir: &Path,
+        identity: &Identity,
+        ttl: Duration,
+    ) -> Option<(std::time::SystemTime, Duration)> {
+        let was = watch.loaded;
+        watch.refused = None;
+        let dir_at = dir.display();
+        match self.reload_ca(watch, dir, identity).await {
+            CaRead::Loaded if watch.loaded != was => {
+                let renewed = watch.ca.renew_once(self, identity, ttl, true);
+                tracing::info!(
+                    dir = %dir_at,
+                    %identity,
+                    "ca directory reloaded, as asked; its issuer signed the certificate in service"
+                );
+                Some(renewed)
+            }
+            CaRead::Loaded => {
+                tracing::info!(
+                    dir = %dir_at,
+                    "ca directory unchanged, as asked; the certificate in service stays"
+                );
+                None
+            }
+            CaRead::Refused => {
+                tracing::warn!(
+                    dir = %dir_at,
+                    "ca directory refused, as asked; the ca loaded before is kept and renews"
+                );
+                None
+            }
+            CaRead::Unsettled => {
+                tracing::info!(
+                    dir = %dir_at,
+                    "ca directory changed while it was read, as asked; it is read again at \
+                     the next renewal"
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes the CA now in `dir` into `watch`, keeping the one loaded
+    /// before when the directory does not load, loads an issuer (or an intermediate above it in `issuer.crt`) that
     /// has expired or is not valid yet by the store's clock, or loads one
     /// of another trust domain than `identity`'s: an issuer
-    /// replaced before it expires is used from the next renewal on, as
+    /// replaced before it expires is used from the next renewal on (or at
+    /// once, when a [`ReloadHandle`](super::ReloadHandle) asks), as
     /// Linkerd's identity service reloads its issuer when its files change,
     /// keeping the one it has when the new ones fail their checks.
     ///
@@ -157,13 +270,10 @@ impl CredentialStore {
     /// thread that runs the renewal: a slow disk or a network mount would
     /// otherwise stall every connection that runtime serves for as long as
     /// a read takes.
-    async fn reload_ca(
-        &self,
-        last: CertificateAuthority,
-        dir: &Path,
-        identity: &Identity,
-        refused: &mut Option<u64>,
-    ) -> CertificateAuthority {
+    ///
+    /// The CA is `watch.ca`, replaced when the directory loads; `watch`
+    /// also keeps what was last refused, and what the CA was loaded from.
+    async fn reload_ca(&self, watch: &mut CaWatch, dir: &Path, identity: &Identity) -> CaRead {
         let read = {
             let dir = dir.to_owned();
             tokio::task::spawn_blocking(move || {
@@ -183,7 +293,7 @@ impl CredentialStore {
                     %error,
                     "the ca could not be read; renewing with the one loaded before"
                 );
-                return last;
+                return CaRead::Unsettled;
             }
         };
         let error = match loaded
@@ -191,8 +301,10 @@ impl CredentialStore {
             .and_then(|ca| issues_for(ca, dir, identity))
         {
             Ok(ca) => {
-                *refused = None;
-                return ca;
+                watch.refused = None;
+                watch.ca = ca;
+                watch.loaded = before;
+                return CaRead::Loaded;
             }
             Err(error) => error,
         };
@@ -202,18 +314,18 @@ impl CredentialStore {
                 error = %Causes(&error),
                 "the ca changed while it was read; renewing with the one loaded before"
             );
-            return last;
+            return CaRead::Unsettled;
         }
-        if *refused == Some(before) {
+        if watch.refused == Some(before) {
             tracing::debug!(
                 dir = %dir.display(),
                 error = %Causes(&error),
                 "the reloaded ca is still the one refused before; renewing with the one loaded \
                  before"
             );
-            return last;
+            return CaRead::Refused;
         }
-        *refused = Some(before);
+        watch.refused = Some(before);
         let reason = error.reason();
         match reason {
             Some(reason) => self.shared.metrics.rejected(reason),
@@ -235,7 +347,7 @@ impl CredentialStore {
             reason = reason.map(RejectReason::as_label),
             "refused the reloaded ca: {why}; the ca loaded before is kept and renews"
         );
-        last
+        CaRead::Refused
     }
 }
 
