@@ -15,8 +15,9 @@
 //!
 //! `run` logs the addresses it listens on and serves until SIGTERM, Ctrl-C or
 //! `POST /shutdown`, then drains. SIGHUP reads the policy files and the
-//! identity's certificate files again at once, rather than at the next
-//! `policy.watch_interval` or `identity.watch_interval`. See
+//! identity's certificate files (or CA directory) again at once, rather
+//! than at the next `policy.watch_interval` or `identity.watch_interval`
+//! (or renewal). See
 //! `examples/CONFIG.md` for the file's fields.
 //!
 //! `check` is `linkerd check` for one sidecar: a ✔ (passed), ‼ (warning)
@@ -676,20 +677,17 @@ fn warn_of_unknown_variables(names: impl IntoIterator<Item = std::ffi::OsString>
     }
 }
 
-/// SIGHUP: the policy files and the identity's certificate files are read
-/// now ([`policy::Reload`]), as Prometheus reloads its configuration and
+/// SIGHUP: the policy files and the identity's certificate files (or CA
+/// directory) are read now ([`policy::Reload`]), as Prometheus reloads its configuration and
 /// nginx its own, certificates included, on SIGHUP. Its default action
 /// would end the process without a drain. The line logged says what is
 /// read; each read then logs what it came to.
 fn hung_up(reload: &policy::Reload) {
-    let what = match (
-        reload.reads_policy_files(),
-        reload.reads_certificate_files(),
-    ) {
-        (true, true) => "the policy files and the certificate files",
-        (true, false) => "the policy files",
-        (false, true) => "the certificate files",
-        (false, false) => {
+    let what = match (reload.reads_policy_files(), reload.reads_identity()) {
+        (true, Some(identity)) => format!("the policy files and {identity}"),
+        (true, None) => "the policy files".to_owned(),
+        (false, Some(identity)) => identity.to_string(),
+        (false, None) => {
             return tracing::info!(
                 "SIGHUP: no policy files to read again, nor certificate files (the \
                  configuration file is read only at start)"

@@ -17,7 +17,10 @@ use std::{
 };
 
 use mesh_examples::sidecar::certs;
-use mesh_tls::creds::{BUNDLE_FILE, CERT_FILE};
+use mesh_tls::{
+    ca::{CA_CERT_FILE, CertificateAuthority},
+    creds::{BUNDLE_FILE, CERT_FILE},
+};
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::net::TcpStream;
 
@@ -69,9 +72,9 @@ fn leaf_in(dir: &Path) -> CertificateDer<'static> {
 }
 
 /// The certificate the sidecar serves at `inbound`, in a handshake that
-/// verifies it against `dir`'s bundle for [`WEB`].
-async fn served(inbound: SocketAddr, dir: &Path) -> CertificateDer<'static> {
-    let bundle = std::fs::read(dir.join(BUNDLE_FILE)).unwrap();
+/// verifies it against the trust anchors in `bundle` for [`WEB`].
+async fn served(inbound: SocketAddr, bundle: &Path) -> CertificateDer<'static> {
+    let bundle = std::fs::read(bundle).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for anchor in CertificateDer::pem_slice_iter(&bundle) {
         roots.add(anchor.unwrap()).unwrap();
@@ -115,7 +118,7 @@ async fn sighup_reads_the_certificate_files_now_and_a_bad_one_keeps_the_certific
     let (mut child, lines) = support::run_logging(&config, "info");
     wait_for(&lines, "sidecar started");
     let first = leaf_in(&files);
-    assert_eq!(served(inbound, &files).await, first);
+    assert_eq!(served(inbound, &files.join(BUNDLE_FILE)).await, first);
 
     // A newly issued pair, served once SIGHUP has read it.
     certs::issue(&ca, WEB, Duration::from_secs(7200), &files).unwrap();
@@ -127,7 +130,7 @@ async fn sighup_reads_the_certificate_files_now_and_a_bad_one_keeps_the_certific
         log.contains("SIGHUP: reading the certificate files again"),
         "{log}"
     );
-    assert_eq!(served(inbound, &files).await, next);
+    assert_eq!(served(inbound, &files.join(BUNDLE_FILE)).await, next);
     let metrics = support::scrape(admin).await;
     assert!(
         metrics.contains("identity_cert_rotations_total 1"),
@@ -144,7 +147,7 @@ async fn sighup_reads_the_certificate_files_now_and_a_bad_one_keeps_the_certific
         "{refused}"
     );
     assert!(refused.contains(CERT_FILE), "{refused}");
-    assert_eq!(served(inbound, &files).await, next);
+    assert_eq!(served(inbound, &files.join(BUNDLE_FILE)).await, next);
     let metrics = support::scrape(admin).await;
     assert!(
         metrics.contains("identity_cert_rejected_updates_total{reason=\"malformed\"} 1"),
@@ -161,21 +164,59 @@ async fn sighup_reads_the_certificate_files_now_and_a_bad_one_keeps_the_certific
     assert!(child.wait().unwrap().success());
 }
 
-/// An identity issued from a CA directory has no certificate files to
-/// read: the directory is read at each renewal, and SIGHUP says there is
-/// nothing to read.
+/// An identity issued from a CA directory: SIGHUP reads the directory,
+/// issues nothing while it is unchanged, and issues from a CA replaced in
+/// it at once, long before the renewal is due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_with_an_identity_from_a_ca_says_there_are_no_certificate_files_to_read() {
+async fn sighup_reads_the_ca_directory_and_a_replaced_ca_issues_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca");
     certs::create_ca("cluster.local", &ca).unwrap();
+    let app = support::ok_app(false).await;
+    let inbound: SocketAddr = format!("127.0.0.1:{}", support::free_port())
+        .parse()
+        .unwrap();
     let (_config_dir, config) = support::config::file(format!(
-        "identity:\n  ca: {}\n  identity: {WEB}\n\
+        "identity:\n  ca: {}\n  identity: {WEB}\n  ttl: 24h\n\
+         inbound:\n  listen: {inbound}\n  app: {app}\n  tls: permissive\n\
          outbound:\n  listen: 127.0.0.1:0\n\
          admin:\n  listen: 127.0.0.1:0\n\
          server:\n  threads: 1\n  shutdown_grace: 0s\n",
         ca.display(),
     ));
+    let (mut child, lines) = support::run_logging(&config, "info");
+    wait_for(&lines, "sidecar started");
+    let first = served(inbound, &ca.join(CA_CERT_FILE)).await;
+
+    signal(&child, "-HUP");
+    let log = wait_for(&lines, "ca directory unchanged, as asked");
+    assert!(
+        log.contains("SIGHUP: reading the CA directory again"),
+        "{log}"
+    );
+    assert_eq!(served(inbound, &ca.join(CA_CERT_FILE)).await, first);
+
+    // Another CA in the directory: it issues the certificate served.
+    let next = CertificateAuthority::generate("cluster.local".parse().unwrap()).unwrap();
+    next.write(&ca).unwrap();
+    signal(&child, "-HUP");
+    wait_for(&lines, "ca directory reloaded, as asked");
+    assert_ne!(served(inbound, &ca.join(CA_CERT_FILE)).await, first);
+
+    signal(&child, "-TERM");
+    wait_for(&lines, "sidecar stopped");
+    assert!(child.wait().unwrap().success());
+}
+
+/// Without policy files or an identity, SIGHUP says there is nothing to
+/// read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_an_identity_says_there_are_no_certificate_files_to_read() {
+    let (_config_dir, config) = support::config::file(
+        "outbound:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n  shutdown_grace: 0s\n",
+    );
     let (mut child, lines) = support::run_logging(&config, "info");
     wait_for(&lines, "sidecar started");
     signal(&child, "-HUP");

@@ -253,35 +253,59 @@ fn log_warnings(warnings: &PolicyWarnings) {
 /// SIGHUP the same way, and nginx re-reads its own.
 ///
 /// The sidecar's handle ([`Running::reloader`](super::Running::reloader))
-/// asks the identity's certificate files to be read at once too, when the
-/// identity is read from files: by mesh-tls's rules
-/// ([`mesh_tls::ReloadHandle`]), a set refused is named and counted, and
-/// the credentials in service stay.
+/// asks the identity's source to read its files at once too
+/// ([`IdentityReads`]), by mesh-tls's rules ([`mesh_tls::ReloadHandle`]):
+/// a set refused is named and counted, and the credentials in service
+/// stay.
 #[derive(Clone, Debug, Default)]
 pub struct Reload {
     asked: Arc<Notify>,
     /// Whether a watcher reads the asks: there are files to read.
     watched: bool,
-    /// Asks the source of the identity's credentials, which reads the
-    /// asks when it is certificate files.
-    identity: Option<ReloadHandle>,
+    /// Asks the source of the identity's credentials, and what it reads.
+    identity: Option<(ReloadHandle, IdentityReads)>,
+}
+
+/// What of the identity's source a [`Reload`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentityReads {
+    /// The certificate, key and bundle files (`identity.dir`, or
+    /// `identity.cert`, `key` and `bundle`): a new set is in service for
+    /// the next handshake.
+    CertificateFiles,
+    /// The CA directory (`identity.ca`): when it holds another CA than
+    /// the one that issued the certificate in service, that CA issues one
+    /// at once; unchanged, nothing is issued.
+    CaDirectory,
+}
+
+impl fmt::Display for IdentityReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CertificateFiles => "the certificate files",
+            Self::CaDirectory => "the CA directory",
+        })
+    }
 }
 
 impl Reload {
     /// Asks for a read now. Returns whether anything is read: without
-    /// policy files or certificate files, there is nothing to read again.
+    /// policy files or an identity, there is nothing to read again.
     pub fn ask(&self) -> bool {
         if self.watched {
             self.asked.notify_one();
         }
-        let certificates = self.identity.as_ref().is_some_and(ReloadHandle::ask);
-        self.watched || certificates
+        let identity = self
+            .identity
+            .as_ref()
+            .is_some_and(|(handle, _)| handle.ask());
+        self.watched || identity
     }
 
     /// Whether there are files to read: whether [`ask`](Self::ask) reads
     /// anything.
     pub fn is_watched(&self) -> bool {
-        self.watched || self.reads_certificate_files()
+        self.watched || self.reads_identity().is_some()
     }
 
     /// Whether [`ask`](Self::ask) reads the policy files.
@@ -289,16 +313,18 @@ impl Reload {
         self.watched
     }
 
-    /// Whether [`ask`](Self::ask) reads the identity's certificate files:
-    /// the identity is read from files (not issued from a CA directory,
-    /// which is read at each renewal).
-    pub fn reads_certificate_files(&self) -> bool {
-        self.identity.as_ref().is_some_and(ReloadHandle::is_watched)
+    /// What of the identity's source [`ask`](Self::ask) reads: nothing
+    /// without an identity (or once its source has stopped).
+    pub fn reads_identity(&self) -> Option<IdentityReads> {
+        self.identity
+            .as_ref()
+            .filter(|(handle, _)| handle.is_watched())
+            .map(|&(_, reads)| reads)
     }
 
-    /// This handle, asking `identity` too.
-    pub(super) fn with_identity(mut self, identity: ReloadHandle) -> Self {
-        self.identity = Some(identity);
+    /// This handle, asking `identity`, which reads `reads`, too.
+    pub(super) fn with_identity(mut self, identity: ReloadHandle, reads: IdentityReads) -> Self {
+        self.identity = Some((identity, reads));
         self
     }
 

@@ -13,7 +13,7 @@ use mesh_metrics::{
 };
 use mesh_policy::PolicyMetrics;
 use mesh_retry::RetryMetrics;
-use mesh_tls::{AcceptConfig, TlsAccept};
+use mesh_tls::{AcceptConfig, CredentialSource, TlsAccept};
 use prometheus_client::registry::Registry;
 
 use super::start_error::StartError;
@@ -22,7 +22,7 @@ use super::{
     config::SidecarConfig,
     identity::Identity,
     outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics},
-    policy::{self, Reload, RouteReloads, RoutesWatcher},
+    policy::{self, IdentityReads, Reload, RouteReloads, RoutesWatcher},
     worker::{self, AdminThread, Background, Flusher, Shared, Worker, WorkerListeners},
 };
 
@@ -92,10 +92,11 @@ impl Running {
     /// identity's certificate files are read now too, rather than at the
     /// next `identity.watch_interval`: a new certificate is in service for
     /// the next handshake, and a bad set is refused, named and counted
-    /// while the one in service stays ([`mesh_tls::ReloadHandle`]). Returns
-    /// whether there are files to read: without `policy.files` or
-    /// certificate files (no identity, or one issued from `identity.ca`,
-    /// whose directory is read at each renewal), nothing is read again.
+    /// while the one in service stays ([`mesh_tls::ReloadHandle`]); an
+    /// `identity.ca` directory is read now, and a CA replaced in it issues
+    /// the certificate in service at once. Returns whether there are files
+    /// to read: without `policy.files` or an identity, nothing is read
+    /// again.
     pub fn reload(&self) -> bool {
         self.reload.ask()
     }
@@ -268,8 +269,17 @@ fn start_with_tasks(
     let reload = match &routes_watcher {
         Some(_) => Reload::watched(),
         None => Reload::default(),
-    }
-    .with_identity(identity.store.reload_handle());
+    };
+    let reload = match config.identity.as_ref().map(|identity| &identity.source) {
+        Some(CredentialSource::Files { .. }) => reload.with_identity(
+            identity.store.reload_handle(),
+            IdentityReads::CertificateFiles,
+        ),
+        Some(CredentialSource::Ca { .. }) => {
+            reload.with_identity(identity.store.reload_handle(), IdentityReads::CaDirectory)
+        }
+        None => reload,
+    };
     let routes_watcher =
         routes_watcher.map(|watcher| Box::pin(watcher.run(reload.clone())) as Background);
     let tls_accept = config.identity.as_ref().map(|_| {
