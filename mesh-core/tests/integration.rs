@@ -72,6 +72,7 @@ mod review_route_matching;
 mod review_serve_drain;
 mod review_serve_release;
 mod serve_logs;
+mod serve_connection_errors;
 mod serve_long_timeouts;
 mod serve_peer_span;
 mod serve_review_head_limit;

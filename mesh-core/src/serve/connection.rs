@@ -17,6 +17,7 @@ use super::{
     Accept, HttpVersion, Protocol, Retirement, Shared, Shutdown,
     accept::Close,
     builders::{InSpan, bounded},
+    errors::{ConnectionError, ConnectionErrorKind},
     idle::{
         StreamIdle,
         body::IdleBody,
@@ -29,7 +30,7 @@ use super::{
 };
 use crate::{
     conn::{ConnectionInfo, Tls},
-    detect::{Detected, detect},
+    detect::{DetectError, Detected, detect},
     error::{BoxError, is_grpc},
     io::{BoxIo, PrefixedIo},
 };
@@ -158,17 +159,27 @@ where
                 tracing::debug!(%error, "cannot set TCP keepalive");
             }
         });
+        // Only a server with a hook pays for keeping it (an `Arc`).
+        let on_error = self.shared.on_error.clone();
         let served = self
             .serve(tcp, local_addr, remote_addr)
             .instrument(span.clone())
             .await;
-        if let Err(error) = served {
+        if let Err(Ended { error, kind }) = served {
             span.in_scope(|| {
                 tracing::debug!(
                     local = %local_addr,
                     error = %Causes(&*error),
                     "connection closed with an error"
                 );
+                if let (Some(kind), Some(hook)) = (kind, on_error) {
+                    (hook.0)(&ConnectionError {
+                        local_addr,
+                        remote_addr,
+                        kind,
+                        error: &*error,
+                    });
+                }
             });
         }
     }
@@ -178,7 +189,7 @@ where
         tcp: TcpStream,
         local_addr: std::net::SocketAddr,
         remote_addr: std::net::SocketAddr,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), Ended> {
         // Until the peer has said what it speaks (the accept hook's
         // handshake, then detection), it has sent no request to finish: a
         // shutdown closes it at once rather than wait out the timeouts, as
@@ -195,7 +206,9 @@ where
         };
         let (version, io, info, retire) = match prepared {
             Prepared::Http(version, io, info, retire) => (version, io, info, retire),
-            Prepared::Opaque(io, info, retire) => return self.opaque(io, info, retire).await,
+            Prepared::Opaque(io, info, retire) => {
+                return self.opaque(io, info, retire).await.map_err(Ended::from);
+            }
         };
         let config = &self.shared.config;
         let stream_idle = config.stream_idle_timeout.filter(|t| !t.is_zero());
@@ -242,11 +255,11 @@ where
         let served = match version {
             HttpVersion::Http1 => {
                 let conn = self.shared.http1.serve_connection(io, svc).with_upgrades();
-                drive(conn, self.shutdown, drain, close).await
+                drive(conn, version, self.shutdown, drain, close).await
             }
             HttpVersion::Http2 => {
                 let conn = Handover::new(self.shared.http2.serve_connection(io, svc), opened);
-                drive(conn, self.shutdown, drain, close).await
+                drive(conn, version, self.shutdown, drain, close).await
             }
         };
         // The I/O outlived its connection: hyper handed it to whoever
@@ -290,7 +303,7 @@ async fn prepare<A: Accept<TcpStream>>(
     tcp: TcpStream,
     local_addr: std::net::SocketAddr,
     remote_addr: std::net::SocketAddr,
-) -> Result<Prepared<A::Io>, BoxError> {
+) -> Result<Prepared<A::Io>, Ended> {
     let config = &shared.config;
     let accepted = accept.accept(tcp).await?;
     let info = ConnectionInfo {
@@ -328,18 +341,24 @@ async fn prepare<A: Accept<TcpStream>>(
         // under the detection timeout, and replayed. A peer that chose
         // `h2` promised HTTP/2: one that does not keep to it is closed,
         // at the timeout too.
-        (Some(HttpVersion::Http2), _) => match detect(accepted.io, config.detect_timeout).await? {
-            (Some(Detected::Http2), io) => (HttpVersion::Http2, io),
-            (Some(_), _) => return Err(NO_PREFACE.into()),
-            (None, _) => {
-                return Err(format!(
-                    "ALPN chose HTTP/2, but the peer sent no preface within {:?}",
-                    config.detect_timeout
-                )
-                .into());
+        (Some(HttpVersion::Http2), _) => match detect(accepted.io, config.detect_timeout).await {
+            Err(error) => return Err(Ended::detect(error)),
+            Ok((Some(Detected::Http2), io)) => (HttpVersion::Http2, io),
+            Ok((Some(_), _)) => return Err(Ended::at(ConnectionErrorKind::NotHttp, NO_PREFACE)),
+            Ok((None, _)) => {
+                return Err(Ended::at(
+                    ConnectionErrorKind::DetectTimeout,
+                    format!(
+                        "ALPN chose HTTP/2, but the peer sent no preface within {:?}",
+                        config.detect_timeout
+                    ),
+                ));
             }
         },
-        (None, protocol) => match detect(accepted.io, config.detect_timeout).await? {
+        (None, protocol) => match detect(accepted.io, config.detect_timeout)
+            .await
+            .map_err(Ended::detect)?
+        {
             (Some(Detected::Http1), io) => (HttpVersion::Http1, io),
             (Some(Detected::Http2), io) => (HttpVersion::Http2, io),
             (Some(Detected::Opaque), io) if protocol == Protocol::Detect => {
@@ -360,17 +379,73 @@ async fn prepare<A: Accept<TcpStream>>(
                 );
                 return Ok(Prepared::Opaque(io, info, retire));
             }
-            (Some(Detected::Opaque), _) => return Err("not HTTP on an HTTP-only port".into()),
+            (Some(Detected::Opaque), _) => {
+                return Err(Ended::at(
+                    ConnectionErrorKind::NotHttp,
+                    "not HTTP on an HTTP-only port",
+                ));
+            }
             (None, _) => {
-                return Err(format!(
-                    "protocol detection timed out after {:?} on an HTTP-only port",
-                    config.detect_timeout
-                )
-                .into());
+                return Err(Ended::at(
+                    ConnectionErrorKind::DetectTimeout,
+                    format!(
+                        "protocol detection timed out after {:?} on an HTTP-only port",
+                        config.detect_timeout
+                    ),
+                ));
             }
         },
     };
     Ok(Prepared::Http(version, io, info, retire))
+}
+
+/// How a connection ended with an error: the error, and where it failed
+/// when that is the server's to tell of (see [`ConnectionError`]).
+pub(super) struct Ended {
+    error: BoxError,
+    kind: Option<ConnectionErrorKind>,
+}
+
+impl Ended {
+    /// An error the server tells of, met at `kind`.
+    fn at(kind: ConnectionErrorKind, error: impl Into<BoxError>) -> Self {
+        Self {
+            error: error.into(),
+            kind: Some(kind),
+        }
+    }
+
+    /// Detection's failure: told of, but for a peer that closed before
+    /// sending a byte, which is gone, not failed.
+    fn detect(error: DetectError) -> Self {
+        let kind = match error {
+            DetectError::Closed => None,
+            _ => Some(ConnectionErrorKind::DetectRead),
+        };
+        Self {
+            error: error.into(),
+            kind,
+        }
+    }
+
+    /// hyper's error, ending a connection served as `version`.
+    fn http(error: hyper::Error, version: HttpVersion) -> Self {
+        // On an HTTP/1 server hyper's only timeout is the header read's.
+        let kind = if version == HttpVersion::Http1 && error.is_timeout() {
+            ConnectionErrorKind::HeaderTimeout
+        } else {
+            ConnectionErrorKind::Http(version)
+        };
+        Self::at(kind, error)
+    }
+}
+
+/// The errors the server does not tell of: the accept hook's, the opaque
+/// handler's, a close at the retirement's close time.
+impl From<BoxError> for Ended {
+    fn from(error: BoxError) -> Self {
+        Self { error, kind: None }
+    }
 }
 
 /// An error and its causes, `error: cause: cause`. hyper's errors say
@@ -397,10 +472,11 @@ const NO_PREFACE: &str = "ALPN chose HTTP/2, but the peer did not open with its 
 /// retirement's close time, closes it regardless.
 async fn drive<C>(
     conn: C,
+    version: HttpVersion,
     shutdown: Shutdown,
     drain: impl Future<Output = ()>,
     close: Close,
-) -> Result<(), BoxError>
+) -> Result<(), Ended>
 where
     C: Graceful,
 {
@@ -417,18 +493,18 @@ where
     tokio::pin!(conn, closed);
     tokio::select! {
         biased;
-        res = conn.as_mut() => return res.map_err(Into::into),
+        res = conn.as_mut() => return res.map_err(|e| Ended::http(e, version)),
         () = shutdown => {}
         () = drain => {
             tracing::debug!("draining a connection whose credentials went stale");
         }
-        () = closed.as_mut(), if armed => return Err(CLOSED_AT_EXPIRY.into()),
+        () = closed.as_mut(), if armed => return Err(Ended::from(BoxError::from(CLOSED_AT_EXPIRY))),
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {
         biased;
-        res = conn => res.map_err(Into::into),
-        () = closed, if armed => Err(CLOSED_AT_EXPIRY.into()),
+        res = conn => res.map_err(|e| Ended::http(e, version)),
+        () = closed, if armed => Err(Ended::from(BoxError::from(CLOSED_AT_EXPIRY))),
     }
 }
 

@@ -84,6 +84,7 @@ mod accept;
 mod builders;
 mod config;
 mod connection;
+mod errors;
 mod idle;
 pub(crate) mod lease;
 mod limit;
@@ -108,6 +109,7 @@ pub use self::{
         MAX_REQUEST_HEAD_BYTES, Protocol, ServerConfig, WRITE_STALL_TIMEOUT,
     },
     connection::{OpaqueConnection, RefuseOpaque},
+    errors::{ConnectionError, ConnectionErrorKind},
     limit::{ConnectionLimit, PeerIo, PerPeerFuture, PerPeerLimit},
     listener::{bind, bind_reuseport},
     shutdown::Shutdown,
@@ -126,6 +128,9 @@ struct Shared {
     config: ServerConfig,
     http1: hyper::server::conn::http1::Builder,
     http2: hyper::server::conn::http2::Builder<builders::InSpan>,
+    /// Told of each connection that ends with an error of the server's
+    /// own, when set.
+    on_error: Option<errors::ErrorHook>,
 }
 
 impl Server {
@@ -137,6 +142,7 @@ impl Server {
                 config,
                 http1,
                 http2,
+                on_error: None,
             }),
             accept: PlaintextAccept,
         }
@@ -152,6 +158,24 @@ impl<A> Server<A> {
             inner: self.inner,
             accept,
         }
+    }
+
+    /// Calls `hook` with each connection that ends with an error of the
+    /// server's own, as it ends: one whose protocol detection failed, or
+    /// whose HTTP connection hyper ended with an error. Those no service
+    /// sees, so that only the server can tell of them; a proxy counts
+    /// them as Linkerd's counts them in its `*_tcp_errors_total`. The
+    /// accept hook's failures and the opaque handler's are not told: see
+    /// [`ConnectionError`].
+    ///
+    /// The hook runs in the connection's task, only when it fails.
+    #[must_use]
+    pub fn on_connection_error(
+        mut self,
+        hook: impl Fn(&ConnectionError<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.inner).on_error = Some(errors::ErrorHook(Arc::new(hook)));
+        self
     }
 
     /// The server's configuration.
