@@ -54,8 +54,10 @@ pub struct Authorized {
     /// The `Server`'s group and kind, [`ResourceKind::DEFAULT`] for the
     /// default server.
     pub server_kind: &'static ResourceKind,
-    /// The port the `Server` covers (a named port resolved); `None` for
-    /// the default server, which answers every port no Server covers.
+    /// The port the `Server` covers (a named port resolved), or, for the
+    /// default server, the port the request came to (the one it was
+    /// authorized as): every server's series carry it as `srv_port`, as
+    /// linkerd2-proxy's do. `None` when the deciding layer knew no port.
     pub server_port: Option<u16>,
     /// The route that matched (`default` when the server has no routes).
     pub route: Arc<str>,

@@ -129,33 +129,25 @@ impl Policy {
             // As `Client::from_connection` takes a connection's address.
             addr: query.client_ip.map(|ip| ip.to_canonical()),
         };
-        let server = self.server_for(query.port);
+        // Asking about a port counts nothing, so it makes no default
+        // server for it either.
+        let server = self.server_at(query.port);
         if server.protocol.is_opaque() {
             return self.explain_connection(query.port, server, &client);
         }
-        let decision = self.evaluate_head(
-            query.port,
-            &client,
-            &query.method,
-            &query.uri,
-            &query.headers,
-        );
-        let rate_limit = self
-            .server_for(query.port)
-            .rate_limit
-            .as_ref()
-            .map(|limit| {
-                // As `Authorize` checks: an allowed request whose rule
-                // redirects answers before any limit is consulted.
-                let skipped = match &decision {
-                    Decision::Allow(a) if a.filters().is_some_and(|f| f.redirect.is_some()) => {
-                        Some("the rule redirects before any limit")
-                    }
-                    Decision::Allow(_) => None,
-                    _ => Some("only allowed requests are limited"),
-                };
-                describe_rate_limit(limit, skipped, client.identity())
-            });
+        let decision = self.evaluate_on(server, &client, &query.method, &query.uri, &query.headers);
+        let rate_limit = server.rate_limit.as_ref().map(|limit| {
+            // As `Authorize` checks: an allowed request whose rule
+            // redirects answers before any limit is consulted.
+            let skipped = match &decision {
+                Decision::Allow(a) if a.filters().is_some_and(|f| f.redirect.is_some()) => {
+                    Some("the rule redirects before any limit")
+                }
+                Decision::Allow(_) => None,
+                _ => Some("only allowed requests are limited"),
+            };
+            describe_rate_limit(limit, skipped, client.identity())
+        });
         let (decision_text, refusal) = match &decision {
             Decision::Allow(a) if a.is_audit() => {
                 ("allow (audit: a deny would refuse it)".to_owned(), None)

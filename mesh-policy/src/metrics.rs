@@ -126,10 +126,17 @@ impl PolicyMetrics {
     /// linkerd2-proxy writes it after `srv_name`: every request and
     /// connection a Server decides came to that port, so the series are
     /// resolved with it when the policy is compiled. The default server's
-    /// series have no `srv_port`: Linkerd's policy controller sends a
-    /// default server for each port, but here one default server answers
-    /// every port no Server covers, and a port label would make its
-    /// counters a lookup per request or connection.
+    /// series carry the port the request or connection came to (the
+    /// application's port, for a sidecar that authorizes as that port),
+    /// as linkerd2-proxy's do (its policy controller sends a default
+    /// server for each port): a policy makes the default server of a port
+    /// at the port's first request or connection, with its counters
+    /// resolved, and keeps it, so later ones increment counters it holds,
+    /// and a policy put in force in place of another makes those of the
+    /// ports the other had made. Their number is bounded by the ports,
+    /// never by the clients. Only a request that names no port (no
+    /// connection's address, and a layer given none) is counted without
+    /// `srv_port`.
     ///
     /// `tls` is `true` for a TLS client, with a certificate or without one,
     /// and `no_identity` for a plaintext one, as linkerd2-proxy labels
@@ -333,7 +340,7 @@ impl GroupKind {
 pub(crate) struct HttpLabels {
     pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
-    /// The port the Server covers, or `None` for the default server.
+    /// The port the server covers or answers; `None` for no port.
     pub(crate) srv_port: Option<u16>,
     pub(crate) route: GroupKind,
     pub(crate) route_name: Arc<str>,
@@ -359,7 +366,7 @@ impl EncodeLabelSet for HttpLabels {
 pub(crate) struct RouteLabels {
     pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
-    /// The port the Server covers, or `None` for the default server.
+    /// The port the server covers or answers; `None` for no port.
     pub(crate) srv_port: Option<u16>,
     pub(crate) route: GroupKind,
     pub(crate) route_name: Arc<str>,
@@ -382,7 +389,7 @@ impl EncodeLabelSet for RouteLabels {
 pub(crate) struct ServerLabels {
     pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
-    /// The port the Server covers, or `None` for the default server.
+    /// The port the server covers or answers; `None` for no port.
     pub(crate) srv_port: Option<u16>,
     pub(crate) tls: TlsLabel,
 }
@@ -428,7 +435,7 @@ impl EncodeLabelSet for RateLimitLabels {
 pub(crate) struct TcpLabels {
     pub(crate) srv: GroupKind,
     pub(crate) srv_name: Arc<str>,
-    /// The port the Server covers, or `None` for the default server.
+    /// The port the server covers or answers; `None` for no port.
     pub(crate) srv_port: Option<u16>,
     pub(crate) authz: GroupKind,
     pub(crate) authz_name: Arc<str>,

@@ -167,7 +167,7 @@ spec:
         format!(
             r#"inbound_http_authz_deny_total{{{SRV},route_group="gateway.networking.k8s.io",route_kind="HTTPRoute",route_name="root",tls="no_identity"}} 1"#
         ),
-        r#"inbound_http_authz_allow_total{srv_group="",srv_kind="default",srv_name="all-unauthenticated",route_group="",route_kind="default",route_name="default",authz_group="",authz_kind="default",authz_name="all-unauthenticated",tls="no_identity"} 1"#.to_owned(),
+        r#"inbound_http_authz_allow_total{srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="9999",route_group="",route_kind="default",route_name="default",authz_group="",authz_kind="default",authz_name="all-unauthenticated",tls="no_identity"} 1"#.to_owned(),
     ] {
         assert!(text.contains(&line), "missing {line}\n{text}");
     }

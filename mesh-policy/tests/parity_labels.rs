@@ -251,9 +251,9 @@ fn the_default_server_is_named_by_its_policy_alone() {
     assert_lines(
         &text,
         &[
-            r#"inbound_http_authz_deny_total{srv_group="",srv_kind="default",srv_name="deny",route_group="",route_kind="default",route_name="default",tls="no_identity"} 1"#.to_owned(),
-            r#"inbound_tcp_authz_deny_total{srv_group="",srv_kind="default",srv_name="deny",tls="no_identity"} 1"#.to_owned(),
-            r#"inbound_tcp_authz_terminate_total{srv_group="",srv_kind="default",srv_name="deny",tls="no_identity"} 1"#.to_owned(),
+            r#"inbound_http_authz_deny_total{srv_group="",srv_kind="default",srv_name="deny",srv_port="9999",route_group="",route_kind="default",route_name="default",tls="no_identity"} 1"#.to_owned(),
+            r#"inbound_tcp_authz_deny_total{srv_group="",srv_kind="default",srv_name="deny",srv_port="9999",tls="no_identity"} 1"#.to_owned(),
+            r#"inbound_tcp_authz_terminate_total{srv_group="",srv_kind="default",srv_name="deny",srv_port="9999",tls="no_identity"} 1"#.to_owned(),
             r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="deny",srv_kind="default",srv_name="deny",result="deny"} 2"#.to_owned(),
         ],
     );
@@ -276,7 +276,7 @@ fn the_default_server_is_named_by_its_policy_alone() {
     decision.record(ClientTls::Plaintext);
     assert_lines(
         &exposition(&registry),
-        &[r#"inbound_http_authz_allow_total{srv_group="",srv_kind="default",srv_name="all-unauthenticated",route_group="",route_kind="default",route_name="default",authz_group="",authz_kind="default",authz_name="all-unauthenticated",tls="no_identity"} 1"#.to_owned()],
+        &[r#"inbound_http_authz_allow_total{srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="9999",route_group="",route_kind="default",route_name="default",authz_group="",authz_kind="default",authz_name="all-unauthenticated",tls="no_identity"} 1"#.to_owned()],
     );
     let explanation = policy.explain(&ExplainQuery::new(9999));
     assert_eq!(
@@ -319,7 +319,7 @@ spec:
                 r#"inbound_http_authz_allow_total{{srv_group="policy.linkerd.io",srv_kind="server",srv_name="all-unauthenticated",srv_port="8080",{route_and_authz}}} 2"#
             ),
             format!(
-                r#"inbound_http_authz_allow_total{{srv_group="",srv_kind="default",srv_name="all-unauthenticated",{route_and_authz}}} 3"#
+                r#"inbound_http_authz_allow_total{{srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="9999",{route_and_authz}}} 3"#
             ),
             r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="all-unauthenticated",srv_kind="server",srv_name="all-unauthenticated",result="allow"} 2"#.to_owned(),
             r#"inbound_authz_rule_hits_total{rule_kind="default",rule_name="all-unauthenticated",srv_kind="default",srv_name="all-unauthenticated",result="allow"} 3"#.to_owned(),

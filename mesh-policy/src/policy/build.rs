@@ -10,7 +10,9 @@ use mesh_core::{
 
 use super::{
     Authz, AuthzKind, Compiled, FallbackPolicy, HostMatch, IdentitySet, MatchEntry, NetworkSet,
-    Policy, Requirement, ServerEntry, ServerSource, authz, ratelimit,
+    Policy, Requirement, ServerEntry, ServerSource, authz,
+    defaults::DefaultServers,
+    ratelimit,
     refs::{self, Bound, Target, ns},
     route::GrpcRank,
     server_authz,
@@ -228,7 +230,8 @@ pub(super) fn compile(
         policy: Policy {
             ports,
             servers,
-            default: default_server(config.default_policy, workload, &probes, metrics),
+            default: unseen_default_server(config.default_policy, workload, &probes),
+            defaults: DefaultServers::new(probes, metrics.clone()),
             workload: workload.clone(),
             config: config.clone(),
         },
@@ -407,7 +410,8 @@ pub(super) fn empty(workload: &Workload, config: &PolicyConfig, metrics: &Policy
     Policy {
         ports: Vec::new(),
         servers: Vec::new(),
-        default: default_server(config.default_policy, workload, &probes, metrics),
+        default: unseen_default_server(config.default_policy, workload, &probes),
+        defaults: DefaultServers::new(probes, metrics.clone()),
         workload: workload.clone(),
         config: config.clone(),
     }
@@ -430,11 +434,25 @@ fn probe_matches(config: &PolicyConfig) -> Result<Vec<RouteMatch>, ResourceError
         .collect()
 }
 
-fn default_server(
+/// The default server for questions that count nothing (an explanation,
+/// a port's protocol): its counters are in families of its own, which no
+/// registry holds.
+fn unseen_default_server(
+    policy: DefaultPolicy,
+    workload: &Workload,
+    probes: &[RouteMatch],
+) -> ServerEntry {
+    default_server(policy, workload, probes, &PolicyMetrics::default(), None)
+}
+
+/// The default server of `port`, whose series carry it as `srv_port`
+/// (none for `None`, no port known).
+pub(super) fn default_server(
     policy: DefaultPolicy,
     workload: &Workload,
     probes: &[RouteMatch],
     metrics: &PolicyMetrics,
+    port: Option<u16>,
 ) -> ServerEntry {
     // The policy's own name, as Linkerd's policy controller names the
     // default server now that it sends the kind (`default`) beside it.
@@ -443,7 +461,7 @@ fn default_server(
     let mut server = ServerEntry::new(
         name,
         GroupKind::DEFAULT,
-        None,
+        port,
         ProxyProtocol::Unknown,
         fallback,
         &[],

@@ -478,10 +478,16 @@ spec:
         );
 
         // A port no Server covers: the default server and policy, which
-        // no resource defines.
+        // no resource defines, of the port the request came to.
         let by_default = authorized(&policy, 9090, "10.1.2.3");
         assert_eq!(by_default.server_kind, &ResourceKind::DEFAULT);
-        assert_eq!(by_default.server_port, None);
+        assert_eq!(by_default.server_port, Some(9090));
+        assert_eq!(
+            authorized(&policy, 9091, "10.1.2.3").server_port,
+            Some(9091)
+        );
+        // No port known: no port.
+        assert_eq!(authorized(&policy, 0, "10.1.2.3").server_port, None);
         assert_eq!(by_default.authz_kind, &ResourceKind::DEFAULT);
         assert_eq!(&*by_default.server, "all-unauthenticated");
         // Neither has routes: the Server's default route and the default

@@ -19,7 +19,8 @@ use crate::{
 impl ServerEntry {
     /// A server named `name`, of `kind`: [`GroupKind::SERVER`] for a
     /// Server, [`GroupKind::DEFAULT`] for the default server; `port` is
-    /// the port a Server covers, `None` for the default server.
+    /// the port a Server covers or a default server answers, `None` for
+    /// the default server of no port.
     pub(super) fn new(
         name: Arc<str>,
         kind: GroupKind,

@@ -13,6 +13,7 @@ mod authz;
 mod build;
 mod client;
 mod decision;
+mod defaults;
 mod entry;
 mod normalize;
 mod ratelimit;
@@ -28,6 +29,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Uri, header::HOST};
 use mesh_core::resource::ResourceError;
 use prometheus_client::metrics::counter::Counter;
 
+use self::defaults::DefaultServers;
 pub use self::{
     client::AuthzKind,
     decision::{
@@ -60,8 +62,14 @@ pub struct Policy {
     /// Covered ports, sorted, with the index of their server.
     ports: Vec<(u16, usize)>,
     servers: Vec<ServerEntry>,
-    /// The server of every port no Server covers.
+    /// The default server as a question sees it (an explanation, a
+    /// port's protocol) on a port that has none of its own yet: its
+    /// counters are in families no registry holds, so that asking shows
+    /// in no scrape.
     default: ServerEntry,
+    /// The default server of each port no Server covers, made at the
+    /// port's first request or connection.
+    defaults: DefaultServers,
     workload: Workload,
     config: PolicyConfig,
 }
@@ -122,7 +130,7 @@ impl Policy {
     /// The protocol of `port`: its Server's `proxyProtocol`, or `unknown`
     /// when no Server covers it.
     pub fn protocol(&self, port: u16) -> ProxyProtocol {
-        self.server_for(port).protocol
+        self.server_at(port).protocol
     }
 
     /// Decides a request.
@@ -154,114 +162,28 @@ impl Policy {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Decision<'_> {
-        let decision = self.decide_head(port, client, method, uri, headers);
-        if decision.is_allowed()
-            && (!normalize::is_normal(uri.path())
-                || decision.ranks_hosts() && route::hosts_differ(uri, headers))
-        {
-            return self.decide_other_readings(decision, port, client, method, uri, headers);
-        }
-        decision
+        self.evaluate_on(self.server_for(port), client, method, uri, headers)
     }
 
-    /// The first refusal of another reading of the request (its path in
-    /// normal form; its host as the `Host` header names it, when that
-    /// differs), else `allowed`: the rare path of
-    /// [`evaluate_head`](Self::evaluate_head), kept out of the common one.
-    #[cold]
-    #[inline(never)]
-    fn decide_other_readings<'p>(
+    /// Decides a request to `server`, as
+    /// [`evaluate_head`](Self::evaluate_head) does.
+    #[inline]
+    pub(crate) fn evaluate_on<'p>(
         &'p self,
-        allowed: Decision<'p>,
-        port: u16,
+        server: &'p ServerEntry,
         client: &Client<'_>,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Decision<'p> {
-        let normal = normalize::normalized_uri(uri);
-        if let Some(normal) = &normal {
-            let second = self.decide_head(port, client, method, normal, headers);
-            if !second.is_allowed() {
-                return second;
-            }
+        let decision = decide_head(server, client, method, uri, headers);
+        if decision.is_allowed()
+            && (!normalize::is_normal(uri.path())
+                || decision.ranks_hosts() && route::hosts_differ(uri, headers))
+        {
+            return decide_other_readings(decision, server, client, method, uri, headers);
         }
-        if !(allowed.ranks_hosts() && route::hosts_differ(uri, headers)) {
-            return allowed;
-        }
-        // Without the URI's host, the `Host` header names the host: each
-        // of them in turn, when there are several, in one copy of the
-        // headers that holds one at a time.
-        let by_header_uris: Vec<Uri> = [Some(uri), normal.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(route::without_authority)
-            .collect();
-        let refusal = |headers: &HeaderMap| {
-            by_header_uris
-                .iter()
-                .map(|other| self.decide_head(port, client, method, other, headers))
-                .find(|second| !second.is_allowed())
-        };
-        let values: Vec<HeaderValue> = headers.get_all(HOST).iter().cloned().collect();
-        if values.len() < 2 {
-            return refusal(headers).unwrap_or(allowed);
-        }
-        // Each distinct host costs a decision; repeats of one are one.
-        let mut one_host = headers.clone();
-        let mut seen: Vec<Option<&str>> = Vec::new();
-        for value in &values {
-            let host = route::host_in(value);
-            let same = |s: &Option<&str>| match (s, host) {
-                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-                (a, b) => a.is_none() && b.is_none(),
-            };
-            if seen.iter().any(same) {
-                continue;
-            }
-            if seen.len() == MAX_HOSTS {
-                return match &allowed {
-                    Decision::Allow(a) => Decision::Deny(a.refused()),
-                    _ => allowed,
-                };
-            }
-            seen.push(host);
-            one_host.insert(HOST, value.clone());
-            if let Some(refused) = refusal(&one_host) {
-                return refused;
-            }
-        }
-        allowed
-    }
-
-    #[inline]
-    fn decide_head(
-        &self,
-        port: u16,
-        client: &Client<'_>,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Decision<'_> {
-        let server = self.server_for(port);
-        let Some((route, matched)) = server.match_for(method, uri, headers) else {
-            return Decision::NotFound(RouteNotFound { server });
-        };
-        let filters = matched.filters.as_ref();
-        for rule in &route.authz {
-            if rule.authz.allows(client) {
-                return Decision::Allow(AllowedRequest::by_rule(server, route, rule, filters));
-            }
-        }
-        match server.fallback.decide(client) {
-            Fallback::Allow => {
-                Decision::Allow(AllowedRequest::by_fallback(server, route, false, filters))
-            }
-            Fallback::Audit => {
-                Decision::Allow(AllowedRequest::by_fallback(server, route, true, filters))
-            }
-            Fallback::Deny => Decision::Deny(DeniedRequest { server, route }),
-        }
+        decision
     }
 
     /// Decides a connection to an opaque port: the Server's own
@@ -304,27 +226,172 @@ impl Policy {
         }
     }
 
+    /// Makes, in this policy, the default server of each port `old` had
+    /// made one for and this policy covers with no Server, so that the
+    /// first request on such a port after the swap finds its counters
+    /// resolved. Run once per swap, never per request.
+    pub(crate) fn carry_default_servers(&self, old: &Policy) {
+        for port in old.defaults.ports() {
+            if self.covered(port).is_none() {
+                self.default_for(port);
+            }
+        }
+    }
+
+    /// The server of `port`: its Server's, else the default server of the
+    /// port, made if this is its first request or connection.
     #[inline]
     pub(crate) fn server_for(&self, port: u16) -> &ServerEntry {
-        match self.ports.binary_search_by_key(&port, |&(p, _)| p) {
-            Ok(i) => self
-                .ports
-                .get(i)
-                .and_then(|&(_, s)| self.servers.get(s))
-                .unwrap_or(&self.default),
-            Err(_) => &self.default,
+        match self.covered(port) {
+            Some(server) => server,
+            None => self.default_for(port),
         }
+    }
+
+    /// The server of `port` for a question that counts nothing (an
+    /// explanation, the port's protocol): as
+    /// [`server_for`](Self::server_for), but a port without a default
+    /// server of its own yet gets the one of no port rather than one made
+    /// for it, so that asking about a port never adds series for it.
+    pub(crate) fn server_at(&self, port: u16) -> &ServerEntry {
+        self.covered(port)
+            .or_else(|| self.defaults.get(port))
+            .unwrap_or(&self.default)
+    }
+
+    /// The Server that covers `port`, if one does.
+    #[inline]
+    fn covered(&self, port: u16) -> Option<&ServerEntry> {
+        let i = self.ports.binary_search_by_key(&port, |&(p, _)| p).ok()?;
+        self.ports.get(i).and_then(|&(_, s)| self.servers.get(s))
+    }
+
+    /// The default server of `port`, whose series carry the port, as
+    /// linkerd2-proxy labels its default servers' (`ServerLabel` with the
+    /// connection's port). Port 0 is no port (a request without a
+    /// connection's address, to a layer given none): its default
+    /// server's series have no `srv_port`.
+    #[inline]
+    fn default_for(&self, port: u16) -> &ServerEntry {
+        self.defaults.get_or_make(port, |port| {
+            build::default_server(
+                self.config.default_policy,
+                &self.workload,
+                &self.defaults.probes,
+                &self.defaults.metrics,
+                (port != 0).then_some(port),
+            )
+        })
     }
 }
 
-/// A Server, or the default server of uncovered ports.
+/// Decides a request on `server`, by its route matches and authorizations.
+#[inline]
+fn decide_head<'p>(
+    server: &'p ServerEntry,
+    client: &Client<'_>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Decision<'p> {
+    let Some((route, matched)) = server.match_for(method, uri, headers) else {
+        return Decision::NotFound(RouteNotFound { server });
+    };
+    let filters = matched.filters.as_ref();
+    for rule in &route.authz {
+        if rule.authz.allows(client) {
+            return Decision::Allow(AllowedRequest::by_rule(server, route, rule, filters));
+        }
+    }
+    match server.fallback.decide(client) {
+        Fallback::Allow => {
+            Decision::Allow(AllowedRequest::by_fallback(server, route, false, filters))
+        }
+        Fallback::Audit => {
+            Decision::Allow(AllowedRequest::by_fallback(server, route, true, filters))
+        }
+        Fallback::Deny => Decision::Deny(DeniedRequest { server, route }),
+    }
+}
+
+/// The first refusal of another reading of the request (its path in
+/// normal form; its host as the `Host` header names it, when that
+/// differs), else `allowed`: the rare path of
+/// [`Policy::evaluate_head`], kept out of the common one.
+#[cold]
+#[inline(never)]
+fn decide_other_readings<'p>(
+    allowed: Decision<'p>,
+    server: &'p ServerEntry,
+    client: &Client<'_>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Decision<'p> {
+    let normal = normalize::normalized_uri(uri);
+    if let Some(normal) = &normal {
+        let second = decide_head(server, client, method, normal, headers);
+        if !second.is_allowed() {
+            return second;
+        }
+    }
+    if !(allowed.ranks_hosts() && route::hosts_differ(uri, headers)) {
+        return allowed;
+    }
+    // Without the URI's host, the `Host` header names the host: each
+    // of them in turn, when there are several, in one copy of the
+    // headers that holds one at a time.
+    let by_header_uris: Vec<Uri> = [Some(uri), normal.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(route::without_authority)
+        .collect();
+    let refusal = |headers: &HeaderMap| {
+        by_header_uris
+            .iter()
+            .map(|other| decide_head(server, client, method, other, headers))
+            .find(|second| !second.is_allowed())
+    };
+    let values: Vec<HeaderValue> = headers.get_all(HOST).iter().cloned().collect();
+    if values.len() < 2 {
+        return refusal(headers).unwrap_or(allowed);
+    }
+    // Each distinct host costs a decision; repeats of one are one.
+    let mut one_host = headers.clone();
+    let mut seen: Vec<Option<&str>> = Vec::new();
+    for value in &values {
+        let host = route::host_in(value);
+        let same = |s: &Option<&str>| match (s, host) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if seen.iter().any(same) {
+            continue;
+        }
+        if seen.len() == MAX_HOSTS {
+            return match &allowed {
+                Decision::Allow(a) => Decision::Deny(a.refused()),
+                _ => allowed,
+            };
+        }
+        seen.push(host);
+        one_host.insert(HOST, value.clone());
+        if let Some(refused) = refusal(&one_host) {
+            return refused;
+        }
+    }
+    allowed
+}
+
+/// A Server, or the default server of a port no Server covers.
 #[derive(Debug)]
 pub(crate) struct ServerEntry {
     pub(crate) name: Arc<str>,
     /// The group and kind its counters are labelled with.
     pub(crate) kind: GroupKind,
-    /// The port a Server covers, its counters' `srv_port`; `None` for the
-    /// default server, which answers every port no Server covers.
+    /// The port a Server covers, or the one a default server answers:
+    /// its counters' `srv_port`. `None` only for the default server of no
+    /// port (port 0), whose counters have no `srv_port`.
     pub(crate) port: Option<u16>,
     /// The Server resource, or `None` for the default server.
     pub(crate) source: Option<ServerSource>,

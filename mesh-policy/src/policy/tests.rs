@@ -269,3 +269,47 @@ fn ties_rank_routes_by_age_then_namespace_and_name_then_reading_order() {
     );
     assert_eq!(ranks, [3, 2, 1, 0, 4]);
 }
+
+#[test]
+fn a_swap_makes_the_default_servers_the_old_policy_had_made() {
+    use crate::{Policy, PolicyConfig, PolicyMetrics, PolicySource, Workload};
+
+    let workload = Workload::new("ns").with_label("app", "web");
+    let metrics = PolicyMetrics::default();
+    let config = PolicyConfig::default();
+    let old = Policy::empty(&workload, &config, &metrics);
+    // Ports of two blocks, and port 0, no port, whose series have no
+    // `srv_port`.
+    for port in [0, 80, 9090, 9091] {
+        assert_eq!(old.server_for(port).port, (port != 0).then_some(port));
+    }
+    assert_eq!(
+        old.defaults.ports().collect::<Vec<_>>(),
+        [0, 80, 9090, 9091]
+    );
+
+    // 9090 is covered in the new policy: its Server answers it.
+    let text = "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: admin, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 9090
+  proxyProtocol: HTTP/1
+";
+    let new = Policy::compile(
+        &[PolicySource::new("policy.yaml", text)],
+        &workload,
+        &config,
+        &metrics,
+    )
+    .unwrap()
+    .policy;
+    assert_eq!(new.defaults.ports().count(), 0);
+    new.carry_default_servers(&old);
+    assert_eq!(new.defaults.ports().collect::<Vec<_>>(), [0, 80, 9091]);
+    assert_eq!(&*new.server_for(9090).name, "admin");
+    // Asking made none.
+    assert_eq!(new.server_at(7777).port, None);
+    assert_eq!(new.defaults.ports().collect::<Vec<_>>(), [0, 80, 9091]);
+}

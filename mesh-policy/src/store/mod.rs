@@ -18,7 +18,10 @@
 //! state of each limit whose Server and settings did not change (see the
 //! crate docs), at swap time, once. Swaps take a lock among themselves,
 //! so each new policy takes over from the one it replaces; readers never
-//! wait for it.
+//! wait for it. The swap also makes, in the new policy, the default
+//! server of each port the old one had made one for (and that no Server
+//! of the new one covers), so that the first request on such a port after
+//! a change does not resolve its counters.
 //!
 //! Reloads may overlap (a file watcher's and an embedder's, each on a
 //! thread of its own), and a large text compiles slower than a small one,
@@ -123,7 +126,10 @@ impl PolicyStore {
 
     /// Puts `policy`, change `number`, in force, with the lock held.
     fn put_in_force_locked(&self, in_force: &mut u64, number: u64, mut policy: Policy) {
-        policy.carry_rate_limits(&self.inner.current.load());
+        let old = self.inner.current.load();
+        policy.carry_rate_limits(&old);
+        policy.carry_default_servers(&old);
+        drop(old);
         self.inner.current.store(Arc::new(policy));
         *in_force = number;
         self.inner
