@@ -23,6 +23,7 @@ mod accrual_timeouts;
 mod admin;
 mod admin_gzip;
 mod admin_rebinding;
+mod balancer_queue;
 mod client_host;
 mod client_liveness;
 mod detect;

@@ -87,6 +87,7 @@ mod connections;
 mod draw;
 mod endpoint;
 pub mod gauges;
+pub mod queue_metrics;
 pub mod state;
 mod verdict;
 
@@ -99,6 +100,7 @@ pub use self::{
     connections::{CONNECT_RTT_FLOOR, FAILING_ESTIMATE},
     endpoint::{DECAY, DEFAULT_RTT, FAILURE_PENALTY},
     gauges::{EndpointCounts, EndpointGauges},
+    queue_metrics::{QueueMetricFamilies, QueueMetrics},
     state::{BalancerView, EndpointState},
 };
 
@@ -210,19 +212,21 @@ impl Balancer {
         }
     }
 
-    /// The same endpoints, fresh, with `accrual` and the same queue.
+    /// The same endpoints, fresh, with `accrual` and the same queue (a
+    /// fresh one, counted in the same metrics).
     pub(crate) fn with_accrual(&self, accrual: Option<FailureAccrual>) -> Self {
         Self {
-            gate: Gate::new(self.gate.queue()),
+            gate: self.gate.renewed(self.gate.queue()),
             ..Self::new(self.addrs(), accrual)
         }
     }
 
     /// The same endpoints, fresh, with the same failure accrual, whose
-    /// requests wait for an endpoint as `queue` says.
+    /// requests wait for an endpoint as `queue` says (counted in the
+    /// metrics of the queue they had).
     pub(crate) fn with_queue(&self, queue: Queue) -> Self {
         Self {
-            gate: Gate::new(queue),
+            gate: self.gate.renewed(queue),
             ..Self::new(self.addrs(), self.accrual)
         }
     }

@@ -62,10 +62,15 @@
 //! A caller that goes away while waiting gives its place back, and leaves
 //! nothing behind. A [`Queue`] with a zero timeout waits for nothing:
 //! requests that find no endpoint are answered `503` at once.
+//!
+//! The queue and its gate can be counted in Linkerd's metric families
+//! (`outbound_http_balancer_queue_length` and the rest:
+//! [`QueueMetrics`](super::balance::QueueMetrics)): a request that waits
+//! pays for them, one that finds an endpoint ready does not.
 
 use std::{
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -73,6 +78,7 @@ use std::{
 
 use tokio::{sync::Notify, time::Instant};
 
+use super::balance::QueueMetrics;
 use super::forward::NoEndpoints;
 use crate::error::BoxError;
 
@@ -155,6 +161,9 @@ pub(crate) struct Gate {
     /// it: a traffic split asks every request's drawn backend.
     failfast: AtomicBool,
     notify: Notify,
+    /// Where the queue and the gate are counted, once given: set under
+    /// the state's lock, for the gate's changes to be counted once.
+    metrics: OnceLock<QueueMetrics>,
 }
 
 #[derive(Debug, Default)]
@@ -208,7 +217,34 @@ impl Gate {
             state: Mutex::default(),
             failfast: AtomicBool::new(false),
             notify: Notify::new(),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// A fresh gate for `queue`, counted where this one is.
+    pub(crate) fn renewed(&self, queue: Queue) -> Arc<Self> {
+        let gate = Self::new(queue);
+        if let Some(metrics) = self.metrics.get() {
+            gate.count_in(metrics.clone());
+        }
+        gate
+    }
+
+    /// Counts the queue and the gate in `metrics` from now on; `false`
+    /// when they are counted already.
+    pub(crate) fn count_in(&self, metrics: QueueMetrics) -> bool {
+        let state = self.lock();
+        let timeout = self.queue.failfast_timeout;
+        let shut = state.failfast;
+        match self.metrics.set(metrics) {
+            Ok(()) => {
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.gate.counted(timeout, shut);
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub(crate) fn queue(&self) -> Queue {
@@ -234,7 +270,14 @@ impl Gate {
             return Err(Refused::Unavailable);
         }
         state.waiters += 1;
-        Ok(Place { gate: self.clone() })
+        let since = self.metrics.get().map(|metrics| {
+            metrics.entered();
+            Instant::now()
+        });
+        Ok(Place {
+            gate: self.clone(),
+            since,
+        })
     }
 
     /// The events seen so far, read before a request tries the balancer.
@@ -256,6 +299,9 @@ impl Gate {
             if ready {
                 if state.failfast {
                     tracing::info!("an endpoint is ready: fail-fast ends");
+                    if let Some(metrics) = self.metrics.get() {
+                        metrics.gate.opened();
+                    }
                 }
                 state.failfast = false;
                 self.failfast.store(false, Ordering::Release);
@@ -325,6 +371,9 @@ impl Gate {
                     waiting = state.waiters,
                     "no endpoint ready: the service goes into fail-fast"
                 );
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.gate.shut();
+                }
             }
             state.failfast = true;
             self.failfast.store(true, Ordering::Release);
@@ -340,10 +389,26 @@ impl Gate {
     }
 }
 
+impl Drop for Gate {
+    /// A gate that goes away shut refuses nothing any more: the service's
+    /// gate opens if it was the last one shut.
+    fn drop(&mut self) {
+        let shut = self.state.get_mut().map_or_else(
+            |poisoned| poisoned.into_inner().failfast,
+            |state| state.failfast,
+        );
+        if let (true, Some(metrics)) = (shut, self.metrics.get()) {
+            metrics.gate.opened();
+        }
+    }
+}
+
 /// A request's place in the queue, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Place {
     gate: Arc<Gate>,
+    /// When the request took it, if the queue is counted.
+    since: Option<Instant>,
 }
 
 impl Place {
@@ -361,5 +426,9 @@ impl Drop for Place {
         // another, must not keep a service that stays down out of
         // fail-fast. Only readiness (`wake(true)`) ends it.
         state.waiters = state.waiters.saturating_sub(1);
+        drop(state);
+        if let (Some(since), Some(metrics)) = (self.since, self.gate.metrics.get()) {
+            metrics.left(since);
+        }
     }
 }

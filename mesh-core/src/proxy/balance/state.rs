@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 
 use super::Balancer;
+use crate::proxy::queue::Gate;
 
 /// Where an endpoint stands with its balancer.
 ///
@@ -100,6 +101,15 @@ impl BalancerView {
         match &self.0 {
             Source::Fixed(balancer) => Some(balancer.upgrade()?.states()),
             Source::Shared(set) => Some(set.upgrade()?.load().states()),
+        }
+    }
+
+    /// The balancer's queue, shared by every balancer of a set; `None`
+    /// once nothing balances over it any more.
+    pub(crate) fn gate(&self) -> Option<Arc<Gate>> {
+        match &self.0 {
+            Source::Fixed(balancer) => Some(balancer.upgrade()?.gate().clone()),
+            Source::Shared(set) => Some(set.upgrade()?.load().gate().clone()),
         }
     }
 

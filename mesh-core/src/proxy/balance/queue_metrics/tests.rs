@@ -1,0 +1,164 @@
+use std::time::Duration;
+
+use prometheus_client::{encoding::EncodeLabelSet, registry::Registry};
+use tokio::time::advance;
+
+use super::*;
+use crate::proxy::{
+    EndpointSet, Queue,
+    queue::{Refused, Woken},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Service {
+    service: String,
+}
+
+fn emoji() -> Service {
+    Service {
+        service: "emoji".to_owned(),
+    }
+}
+
+fn addr(i: u8) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([10, 0, 0, i], 80))
+}
+
+/// A set waiting for its first endpoints, its requests waiting up to 1 s,
+/// counted in `metrics`.
+fn empty_set(metrics: &QueueMetrics) -> EndpointSet {
+    let set = EndpointSet::empty().with_queue(Queue::new(10, Duration::from_secs(1)));
+    assert!(metrics.count(&set.view()));
+    set
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_counts_in_the_length_until_it_leaves() {
+    let mut registry = Registry::default();
+    let families = QueueMetricFamilies::register(&mut registry);
+    let metrics = families.metrics(&emoji());
+    let set = empty_set(&metrics);
+    let gate = set.view().gate().unwrap();
+    assert_eq!((metrics.length(), metrics.requests()), (0, 0));
+
+    let place = gate.admit().unwrap();
+    assert_eq!((metrics.length(), metrics.requests()), (1, 1));
+    advance(Duration::from_millis(200)).await;
+    set.update([addr(1)]).unwrap();
+    drop(place);
+    assert_eq!((metrics.length(), metrics.requests()), (0, 1));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for series in [
+        "queue_latency_seconds_sum{service=\"emoji\"} 0.2\n",
+        "queue_latency_seconds_count{service=\"emoji\"} 1\n",
+        "queue_latency_seconds_bucket{le=\"0.05\",service=\"emoji\"} 0\n",
+        "queue_latency_seconds_bucket{le=\"0.5\",service=\"emoji\"} 1\n",
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gate_shuts_at_the_timeout_and_opens_when_an_endpoint_is_ready() {
+    let families = QueueMetricFamilies::default();
+    let metrics = families.metrics(&emoji());
+    let set = empty_set(&metrics);
+    let gate = set.view().gate().unwrap();
+    assert_eq!(metrics.gate_changes(), (1, 0), "open from the start");
+    let open_time = || metrics.gate.open_time.get();
+    let shut_time = || metrics.gate.shut_time.get();
+    assert!(open_time() > 0.0);
+    assert_eq!(shut_time(), 0.0);
+    assert_eq!(metrics.gate.timeout.get(), 1.0);
+
+    let place = gate.admit().unwrap();
+    let seen = gate.generation();
+    assert_eq!(gate.clone().wait(seen, None).await, Woken::FailFast);
+    assert_eq!(metrics.gate_changes(), (1, 1));
+    assert!(shut_time() > 0.0);
+    assert_eq!(open_time(), 0.0);
+    // Every waiter hears the timeout; the gate shuts once.
+    assert_eq!(gate.clone().wait(seen, None).await, Woken::FailFast);
+    assert_eq!(gate.admit().err(), Some(Refused::FailFast));
+    assert_eq!(metrics.gate_changes(), (1, 1));
+    drop(place);
+
+    set.update([addr(1)]).unwrap();
+    assert_eq!(metrics.gate_changes(), (2, 1));
+    assert!(open_time() > 0.0);
+    assert_eq!(shut_time(), 0.0);
+    // An update that keeps it ready opens nothing more.
+    set.update([addr(1), addr(2)]).unwrap();
+    assert_eq!(metrics.gate_changes(), (2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_with_a_gate_per_runtime_is_shut_while_any_is() {
+    let families = QueueMetricFamilies::default();
+    let first = empty_set(&families.metrics(&emoji()));
+    let second = empty_set(&families.metrics(&emoji()));
+    let metrics = families.metrics(&emoji());
+    assert_eq!(metrics.gate_changes(), (1, 0), "one opening per service");
+
+    let shut = |set: &EndpointSet| {
+        let gate = set.view().gate().unwrap();
+        async move {
+            let _place = gate.admit().unwrap();
+            let seen = gate.generation();
+            assert_eq!(gate.clone().wait(seen, None).await, Woken::FailFast);
+        }
+    };
+    shut(&first).await;
+    shut(&second).await;
+    assert_eq!(metrics.gate_changes(), (1, 1));
+    first.update([addr(1)]).unwrap();
+    assert_eq!(metrics.gate_changes(), (1, 1), "the second is still shut");
+    // A gate that goes away shut refuses nothing more.
+    drop(second);
+    assert_eq!(metrics.gate_changes(), (2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_is_counted_once_and_keeps_its_handles_through_with_queue() {
+    let families = QueueMetricFamilies::default();
+    let metrics = families.metrics(&emoji());
+    let set = EndpointSet::empty();
+    assert!(metrics.count(&set.view()));
+    assert!(
+        !QueueMetrics::default().count(&set.view()),
+        "counted already"
+    );
+    let set = set.with_queue(Queue::new(1, Duration::from_secs(2)));
+    assert_eq!(metrics.gate.timeout.get(), 2.0);
+    let _place = set.view().gate().unwrap().admit().unwrap();
+    assert_eq!(metrics.length(), 1);
+    let gone = EndpointSet::empty().view();
+    assert!(!metrics.count(&gone), "nothing balances over it");
+}
+
+#[test]
+fn the_families_have_linkerds_names_and_buckets() {
+    let mut registry = Registry::default();
+    let families =
+        QueueMetricFamilies::register(registry.sub_registry_with_prefix("outbound_http_balancer"));
+    let _ = families.metrics(&emoji());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for series in [
+        "outbound_http_balancer_queue_length{service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_requests_total{service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_latency_seconds_bucket{le=\"0.0005\",service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_latency_seconds_bucket{le=\"3.0\",service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_latency_seconds_count{service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_gate_open_total{service=\"emoji\"} 1",
+        "outbound_http_balancer_queue_gate_shut_total{service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_gate_shut_time_seconds{service=\"emoji\"} 0",
+        "outbound_http_balancer_queue_gate_timeout_seconds{service=\"emoji\"} 0",
+        "# TYPE outbound_http_balancer_queue_latency_seconds histogram",
+        "# TYPE outbound_http_balancer_queue_gate_open_time_seconds gauge",
+        "# TYPE outbound_http_balancer_queue_length gauge",
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
+    }
+}

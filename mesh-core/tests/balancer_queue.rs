@@ -1,0 +1,199 @@
+//! The balancer queue's metrics over real sockets, on tokio's paused
+//! clock: a request that waits for an endpoint counts in the queue's
+//! length until it is served, and the fail-fast gate counts each time it
+//! shuts and opens, in Linkerd's families.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use mesh_core::{
+    client::{Client, ClientConfig},
+    proxy::{
+        EndpointSet, FailureAccrual, Forward, IN_FAILFAST, Queue,
+        balance::{QueueMetricFamilies, QueueMetrics},
+    },
+};
+use prometheus_client::{encoding::EncodeLabelSet, registry::Registry};
+use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
+use tower::ServiceExt;
+
+type Fwd = Forward<Client<Empty<Bytes>>>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Service {
+    service: String,
+}
+
+/// The registry and `web`'s handles, registered as the sidecar does.
+fn metrics() -> (Registry, QueueMetrics) {
+    let mut registry = Registry::default();
+    let families =
+        QueueMetricFamilies::register(registry.sub_registry_with_prefix("outbound_http_balancer"));
+    let web = families.metrics(&Service {
+        service: "web".to_owned(),
+    });
+    (registry, web)
+}
+
+/// An HTTP/1.1 upstream answering `500` to `/fail` and `200` to anything
+/// else.
+async fn upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let mut res = Response::new(Full::new(Bytes::from_static(b"hi")));
+                if req.uri().path() == "/fail" {
+                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                Ok::<_, Infallible>(res)
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), svc),
+            );
+        }
+    });
+    addr
+}
+
+fn client() -> Client<Empty<Bytes>> {
+    Client::new(&ClientConfig::default())
+}
+
+/// The status and `mesh-error` of the answer to a `GET` of `path`.
+fn spawn(forward: &Fwd, path: &str) -> JoinHandle<(StatusCode, Option<String>)> {
+    let req = Request::get(path)
+        .header("host", "web")
+        .body(Empty::new())
+        .unwrap();
+    let forward = forward.clone();
+    tokio::spawn(async move {
+        let res = forward.oneshot(req).await.unwrap();
+        let error = res
+            .headers()
+            .get("mesh-error")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = res.status();
+        res.into_body().collect().await.unwrap();
+        (status, error)
+    })
+}
+
+/// Lets the clock run to `at` (since `start`) and everything ready run.
+async fn until(start: Instant, at: Duration) {
+    tokio::time::sleep_until(start + at).await;
+    tokio::task::yield_now().await;
+}
+
+fn scrape(registry: &Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_for_the_first_endpoint_is_the_queue_length_until_served() {
+    let (registry, web) = metrics();
+    let endpoint = upstream().await;
+    let set = EndpointSet::empty();
+    assert!(web.count(&set.view()));
+    let forward = Forward::with_endpoints(client(), &set);
+    let start = Instant::now();
+    let waiting = spawn(&forward, "/");
+    until(start, Duration::from_millis(700)).await;
+    assert!(!waiting.is_finished());
+    assert_eq!((web.length(), web.requests()), (1, 1));
+    let text = scrape(&registry);
+    assert!(
+        text.contains("outbound_http_balancer_queue_length{service=\"web\"} 1\n"),
+        "{text}"
+    );
+
+    set.update([endpoint]).unwrap();
+    assert_eq!(waiting.await.unwrap(), (StatusCode::OK, None));
+    assert_eq!((web.length(), web.requests()), (0, 1));
+    let text = scrape(&registry);
+    for series in [
+        "outbound_http_balancer_queue_length{service=\"web\"} 0\n",
+        "outbound_http_balancer_queue_requests_total{service=\"web\"} 1\n",
+        "outbound_http_balancer_queue_latency_seconds_sum{service=\"web\"} 0.7\n",
+        "outbound_http_balancer_queue_latency_seconds_bucket{le=\"0.5\",service=\"web\"} 0\n",
+        "outbound_http_balancer_queue_latency_seconds_bucket{le=\"1.0\",service=\"web\"} 1\n",
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
+    }
+
+    // Served at once, a request never enters the queue.
+    assert_eq!(spawn(&forward, "/").await.unwrap(), (StatusCode::OK, None));
+    assert_eq!((web.length(), web.requests()), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gate_of_a_fixed_forward_shuts_after_the_timeout_and_opens_with_the_probe() {
+    let (registry, web) = metrics();
+    let endpoint = upstream().await;
+    let accrual = FailureAccrual::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+        0.0,
+    )
+    .unwrap();
+    let forward = Forward::new(client(), [endpoint])
+        .unwrap()
+        .with_failure_accrual(accrual)
+        .with_queue(Queue::new(10, Duration::from_secs(2)));
+    assert!(web.count(&forward.balancer_view().unwrap()));
+    assert_eq!(web.gate_changes(), (1, 0), "open from the start");
+    let text = scrape(&registry);
+    assert!(
+        text.contains("outbound_http_balancer_queue_gate_timeout_seconds{service=\"web\"} 2.0\n"),
+        "{text}"
+    );
+
+    // One failure takes the endpoint out for 10 s: the next request
+    // waits, and at 2 s the service goes into fail-fast.
+    let (status, _) = spawn(&forward, "/fail").await.unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let start = Instant::now();
+    let waiting = spawn(&forward, "/");
+    until(start, Duration::from_secs(1)).await;
+    assert_eq!(web.length(), 1);
+    assert_eq!(
+        waiting.await.unwrap(),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(IN_FAILFAST.to_owned())
+        )
+    );
+    assert_eq!(web.length(), 0);
+    assert_eq!(web.gate_changes(), (1, 1));
+    let text = scrape(&registry);
+    assert!(
+        text.contains("outbound_http_balancer_queue_gate_open_time_seconds{service=\"web\"} 0.0\n"),
+        "{text}"
+    );
+    // In fail-fast, requests are refused without waiting: the gate stays
+    // shut, counted once.
+    let (status, _) = spawn(&forward, "/").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(web.gate_changes(), (1, 1));
+
+    // The penalty ends; the next request is the probe, served: it opens.
+    until(start, Duration::from_secs(11)).await;
+    assert_eq!(spawn(&forward, "/").await.unwrap(), (StatusCode::OK, None));
+    assert_eq!(web.gate_changes(), (2, 1));
+    let text = scrape(&registry);
+    assert!(
+        text.contains("outbound_http_balancer_queue_gate_shut_time_seconds{service=\"web\"} 0.0\n"),
+        "{text}"
+    );
+}
