@@ -133,7 +133,16 @@ mod ingress {
 
 #[tokio::test]
 async fn pre_checks_that_the_outbound_tcp_ports_can_be_bound() {
-    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Below Linux's ephemeral range, where no test binds: once it is let
+    // go below, no other test's bind to port 0 takes it meanwhile.
+    let taken = {
+        use std::hash::{BuildHasher, RandomState};
+        let random = RandomState::new();
+        (0_u64..)
+            .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+            .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+            .unwrap()
+    };
     let port = taken.local_addr().unwrap();
     let yaml = format!(
         "outbound:\n  listen: 127.0.0.1:0\n  services:\n    - name: db\n      endpoints: [127.0.0.1:5432]\n  \
