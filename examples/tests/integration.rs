@@ -20,6 +20,7 @@ mod authz_opaque;
 mod await_ready;
 mod backend_timeouts;
 mod balancer_metrics;
+mod balancer_queue;
 mod build_info;
 mod certs_review_values;
 mod check;

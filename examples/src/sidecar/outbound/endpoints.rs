@@ -36,6 +36,20 @@
 //! says. The labels are the service's name and the state, never an
 //! endpoint's address: DNS decides how many addresses there are.
 //!
+//! Each balancer's queue, where requests (and connections) wait for an
+//! endpoint to be ready, and its fail-fast gate are counted in Linkerd's
+//! families, `outbound_http_balancer_queue_*` and
+//! `outbound_tcp_balancer_queue_*` (mesh-core's `QueueMetricFamilies`),
+//! labelled `service` as the endpoint gauges are: `queue_length`,
+//! `queue_requests_total` and `queue_latency_seconds` for the requests
+//! that waited, `queue_gate_shut_total` and `queue_gate_open_total` for
+//! each time the service went into fail-fast and out of it (one opening
+//! at start), the Unix times of the last change, and the timeout. A
+//! service's handles are resolved once and handed to each runtime's
+//! balancer as it is built; a request that finds an endpoint ready pays
+//! nothing for them. The gate of a service is shut while any runtime's
+//! is.
+//!
 //! A TCP forwarder balances over a set even when its endpoints are fixed
 //! addresses, so that it can be viewed (mesh-core's `ForwardTcp` offers no
 //! view of a fixed balancer): that costs each connection one atomic load.
@@ -53,6 +67,7 @@ use mesh_core::{
     client::ForEndpoint,
     proxy::{
         BalancerView, EndpointGauges, EndpointSet, FailureAccrual, Forward, ForwardTcp, Queue,
+        balance::{QueueMetricFamilies, QueueMetrics},
         resolve::{EndpointAddr, Resolution, Resolver, Round},
     },
 };
@@ -64,14 +79,17 @@ use prometheus_client::{
 
 pub(crate) use self::first::FirstAnswers;
 
-/// The metric families endpoint resolution counts into, and the gauges
-/// of the balancers' endpoints by state, read when scraped.
+/// The metric families endpoint resolution counts into, the gauges of
+/// the balancers' endpoints by state, read when scraped, and the
+/// balancers' queues.
 #[derive(Clone, Debug)]
 pub(crate) struct ResolveMetrics {
     resolutions: Family<ResolutionLabels, Counter>,
     endpoints: Family<ServiceLabels, Gauge>,
     http_balancers: EndpointGauges<ServiceLabels>,
     tcp_balancers: EndpointGauges<ServiceLabels>,
+    http_queues: QueueMetricFamilies<ServiceLabels>,
+    tcp_queues: QueueMetricFamilies<ServiceLabels>,
 }
 
 impl Default for ResolveMetrics {
@@ -92,6 +110,8 @@ impl Default for ResolveMetrics {
                  failing (out for a failure-accrual penalty) or probing (penalty over, \
                  the next connection decides).",
             ),
+            http_queues: QueueMetricFamilies::default(),
+            tcp_queues: QueueMetricFamilies::default(),
         }
     }
 }
@@ -117,7 +137,15 @@ struct ServiceLabels {
 impl ResolveMetrics {
     /// Registers the families in `registry`.
     pub(crate) fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
+        let metrics = Self {
+            http_queues: QueueMetricFamilies::register(
+                registry.sub_registry_with_prefix("outbound_http_balancer"),
+            ),
+            tcp_queues: QueueMetricFamilies::register(
+                registry.sub_registry_with_prefix("outbound_tcp_balancer"),
+            ),
+            ..Self::default()
+        };
         registry.register(
             "outbound_endpoint_resolutions",
             "Lookups of the DNS names among an outbound service's endpoints, by result",
@@ -155,6 +183,8 @@ impl ResolveMetrics {
             balancers: BalancerGauges {
                 http: self.http_balancers.clone(),
                 tcp: self.tcp_balancers.clone(),
+                http_queue: self.http_queues.metrics(&service),
+                tcp_queue: self.tcp_queues.metrics(&service),
                 service,
             },
         }
@@ -170,11 +200,14 @@ struct ResolveHandles {
     balancers: BalancerGauges,
 }
 
-/// Where one service's balancers are reported, on every runtime.
+/// Where one service's balancers are reported, on every runtime: their
+/// endpoints, and their queues in the service's handles.
 #[derive(Clone, Debug)]
 struct BalancerGauges {
     http: EndpointGauges<ServiceLabels>,
     tcp: EndpointGauges<ServiceLabels>,
+    http_queue: QueueMetrics,
+    tcp_queue: QueueMetrics,
     service: ServiceLabels,
 }
 
@@ -287,7 +320,8 @@ impl ServiceEndpoints {
     /// endpoint is an address (`None` if there is none), else over a set
     /// of its own that the resolver keeps current.
     ///
-    /// The balancer is reported in `outbound_http_balancer_endpoints`.
+    /// The balancer is reported in `outbound_http_balancer_endpoints`, and
+    /// its queue in `outbound_http_balancer_queue_*`.
     pub(crate) fn forward<C: ForEndpoint + Clone>(&self, client: C) -> Option<Forward<C>> {
         let queue = self.queues.http;
         let (forward, view) = match self.runtime_endpoints(queue)? {
@@ -303,14 +337,16 @@ impl ServiceEndpoints {
             RuntimeEndpoints::Set(set) => (Forward::with_endpoints(client, &set), Some(set.view())),
         };
         if let Some(view) = view {
-            self.report(&self.handles.balancers.http, view);
+            let balancers = &self.handles.balancers;
+            self.report(&balancers.http, &balancers.http_queue, view);
         }
         Some(forward)
     }
 
     /// The TCP forwarder of one runtime, over `connector`, balanced as
     /// [`forward`](Self::forward) balances requests, with a balancer of
-    /// its own, reported in `outbound_tcp_balancer_endpoints`. Fixed
+    /// its own, reported in `outbound_tcp_balancer_endpoints` (its queue
+    /// in `outbound_tcp_balancer_queue_*`). Fixed
     /// endpoints get a set that is never updated: the one way to view a
     /// TCP balancer (see the [module docs](self)).
     pub(crate) fn forward_tcp<C>(&self, connector: C) -> Option<ForwardTcp<C>> {
@@ -326,12 +362,20 @@ impl ServiceEndpoints {
             }
             RuntimeEndpoints::Set(set) => set,
         };
-        self.report(&self.handles.balancers.tcp, set.view());
+        let balancers = &self.handles.balancers;
+        self.report(&balancers.tcp, &balancers.tcp_queue, set.view());
         Some(ForwardTcp::with_endpoints(connector, &set))
     }
 
-    /// Reports one runtime's balancer under the service's name.
-    fn report(&self, gauges: &EndpointGauges<ServiceLabels>, view: BalancerView) {
+    /// Reports one runtime's balancer under the service's name, and
+    /// counts its queue in `queue`.
+    fn report(
+        &self,
+        gauges: &EndpointGauges<ServiceLabels>,
+        queue: &QueueMetrics,
+        view: BalancerView,
+    ) {
+        queue.count(&view);
         gauges.add(self.handles.balancers.service.clone(), view);
     }
 
