@@ -65,8 +65,8 @@
 //!
 //! The queue and its gate can be counted in Linkerd's metric families
 //! (`outbound_http_balancer_queue_length` and the rest:
-//! [`QueueMetrics`](super::balance::QueueMetrics)): a request that waits
-//! pays for them, one that finds an endpoint ready does not.
+//! [`QueueMetrics`]): a request that waits pays for them, one that finds
+//! an endpoint ready does not.
 
 use std::{
     sync::{
