@@ -61,7 +61,8 @@ async fn inbound_errors_are_the_sidecars_answers_with_the_target_and_server() {
     let target = target(SocketAddr::new(inbound.ip(), app.port()));
     let unreachable = format!(
         "inbound_http_errors_total{{error=\"i/o\",{target},srv_group=\"\",srv_kind=\"default\",\
-         srv_name=\"all-unauthenticated\"}} 2\n"
+         srv_name=\"all-unauthenticated\",srv_port=\"{}\"}} 2\n",
+        app.port()
     );
     assert!(
         metrics.contains(&unreachable),

@@ -44,6 +44,7 @@ mod config_server;
 mod config_shape;
 mod connection_limit;
 mod dashboard;
+mod default_server_port;
 mod demo;
 mod demo_exit;
 mod demo_frames;
