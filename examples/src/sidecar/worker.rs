@@ -344,8 +344,16 @@ impl Worker {
             }
         }
         if let Some(Ok(listener)) = listeners.outbound.map(tokio_listener) {
-            let server =
-                Server::new(self.server_config(Protocol::Http)).with_accept(self.local_accept());
+            // A connection whose HTTP fails (its socket, its protocol) is
+            // counted in `outbound_tcp_errors_total`, under the address
+            // the application connected to.
+            let server = Server::new(self.server_config(Protocol::Http))
+                .with_accept(self.local_accept())
+                .on_connection_error(inbound::connection_errors(
+                    &shared.tcp_metrics,
+                    Direction::Outbound,
+                    None,
+                ));
             let (stack, updates) = shared.outbound.stack(&shared.client);
             let targets = {
                 let tcp = tcp.clone();
@@ -437,7 +445,8 @@ impl Worker {
         };
         // Connections are counted from the first byte, the TLS handshake
         // included, and labelled with the TLS status it settles; those
-        // the hook fails, in `inbound_tcp_errors_total` too.
+        // the hook fails, in `inbound_tcp_errors_total` too, and so are
+        // those whose detection or HTTP fails (the server tells of them).
         let accept = inbound::CountAcceptErrors::new(
             TcpAccept::inbound(&self.shared.tcp_metrics, accept),
             &self.shared.tcp_metrics,
@@ -463,7 +472,13 @@ impl Worker {
         let http = AccessLogLayer::new(self.shared.access_log.clone()).layer(http);
         let http = TraceLayer::inbound(self.shared.tracer.clone()).layer(http);
         let http = DowngradeLayer::new().layer(http);
-        let server = Server::new(self.server_config(protocol)).with_accept(accept);
+        let server = Server::new(self.server_config(protocol))
+            .with_accept(accept)
+            .on_connection_error(inbound::connection_errors(
+                &self.shared.tcp_metrics,
+                Direction::Inbound,
+                Some(port.app.port()),
+            ));
         servers.spawn(server.serve(
             listener,
             http,

@@ -21,10 +21,24 @@
 //! - an opaque connection's failures ([`opaque_error`]): an application
 //!   that refused the connection (`i/o`) or did not take it in time
 //!   (`connect timeout`), a pipe whose socket failed (`i/o`). A
-//!   connection its policy refused never reaches the pipe.
+//!   connection its policy refused never reaches the pipe;
+//! - an HTTP connection's own failures, which the server tells of
+//!   ([`connection_errors`], on the inbound and the outbound servers):
+//!   one whose socket failed (`i/o`), one whose peer broke the protocol,
+//!   sent something other than HTTP to a port that serves HTTP only, or
+//!   had not said what it speaks by the detection timeout
+//!   (`unexpected`, as Linkerd counts the errors of its HTTP server
+//!   that are not I/O). Not counted: a peer that closed before sending
+//!   a byte, or in the middle of a request (it went away; nothing
+//!   failed), an HTTP/1 connection closed at the header read timeout
+//!   (an idle keep-alive connection ends so, and cannot be told from one
+//!   whose head came too slowly; Linkerd's server has no such timeout),
+//!   and a service or response body that failed, which the request's
+//!   families count.
 //!
 //! Every series names the address the connection came to, with the
-//! application's port (`target_port`), as the HTTP families do.
+//! application's port (`target_port`), as the HTTP families do;
+//! outbound, the address the application connected to.
 
 use std::{
     error::Error,
@@ -36,7 +50,7 @@ use std::{
 
 use mesh_core::{
     error::BoxError,
-    serve::{Accept, Accepted, Protocol},
+    serve::{Accept, Accepted, ConnectionError, ConnectionErrorKind, Protocol},
 };
 use mesh_metrics::{Direction, TcpMetrics, errors::ProxyError};
 use mesh_tls::accept::AcceptError;
@@ -177,6 +191,44 @@ pub(super) fn opaque_error(error: &(dyn Error + 'static)) -> Option<ProxyError> 
             return Some(ProxyError::ConnectTimeout);
         }
         next = error.source();
+    }
+    Some(ProxyError::of_error(error))
+}
+
+/// The hook of a server whose connections' own failures are counted in
+/// `direction`'s TCP error family, under the address each came to (with
+/// `target_port` in place of its port, when given): see the
+/// [module docs](self). It runs only when a connection fails.
+pub(crate) fn connection_errors(
+    metrics: &TcpMetrics,
+    direction: Direction,
+    target_port: Option<u16>,
+) -> impl Fn(&ConnectionError<'_>) + Send + Sync + 'static {
+    let metrics = metrics.clone();
+    move |ended| {
+        if let Some(error) = connection_error(ended.kind, ended.error) {
+            let local = ended.local_addr;
+            let target = SocketAddr::new(local.ip(), target_port.unwrap_or(local.port()));
+            metrics.count_error(direction, target, error);
+        }
+    }
+}
+
+/// The error a connection's own failure, met at `kind`, is counted
+/// under, if any: see the [module docs](self).
+fn connection_error(
+    kind: ConnectionErrorKind,
+    error: &(dyn Error + 'static),
+) -> Option<ProxyError> {
+    match kind {
+        ConnectionErrorKind::HeaderTimeout => return None,
+        ConnectionErrorKind::Http(_) => {
+            let hyper = error.downcast_ref::<hyper::Error>();
+            if hyper.is_some_and(|e| e.is_user() || e.is_incomplete_message()) {
+                return None;
+            }
+        }
+        _ => {}
     }
     Some(ProxyError::of_error(error))
 }

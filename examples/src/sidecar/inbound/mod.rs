@@ -35,7 +35,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
 pub(super) use self::client::AppClient;
 pub(crate) use self::connection::strip_connection_listed;
-pub(super) use self::errors::CountAcceptErrors;
+pub(super) use self::errors::{CountAcceptErrors, connection_errors};
 use self::{
     checks::{Refuse, RequestChecks, RequestChecksLayer},
     connection::{StripConnectionListed, StripConnectionListedLayer},
