@@ -10,16 +10,23 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use mesh_core::{
     client::{Client, ClientConfig},
     proxy::{
-        EndpointSet, FailureAccrual, Forward, IN_FAILFAST, Queue,
+        EndpointSet, FailureAccrual, Forward, ForwardTcp, IN_FAILFAST, Queue,
         balance::{QueueMetricFamilies, QueueMetrics},
     },
+    serve::{Protocol, Server, ServerConfig, shutdown},
 };
 use prometheus_client::{encoding::EncodeLabelSet, registry::Registry};
-use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+    time::Instant,
+};
 use tower::ServiceExt;
 
 type Fwd = Forward<Client<Empty<Bytes>>>;
@@ -196,4 +203,71 @@ async fn the_gate_of_a_fixed_forward_shuts_after_the_timeout_and_opens_with_the_
         text.contains("outbound_http_balancer_queue_gate_shut_time_seconds{service=\"web\"} 0.0\n"),
         "{text}"
     );
+}
+
+/// An opaque server forwarding with `forward` to an echo server, for the
+/// test's life.
+async fn tcp_proxy(forward: ForwardTcp<HttpConnector>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    std::mem::forget(trigger);
+    let config = ServerConfig {
+        protocol: Protocol::Opaque,
+        ..ServerConfig::default()
+    };
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("")))
+    });
+    tokio::spawn(Server::new(config).serve(listener, http, forward, shutdown));
+    addr
+}
+
+async fn echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Whether `hello`, sent through `proxy`, comes back (`false`: closed).
+fn exchange(proxy: SocketAddr) -> JoinHandle<bool> {
+    tokio::spawn(async move {
+        let mut conn = TcpStream::connect(proxy).await.unwrap();
+        conn.write_all(b"hello").await.unwrap();
+        let mut back = [0; 5];
+        conn.read_exact(&mut back).await.is_ok()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_connections_wait_in_the_queue_and_shut_the_gate_at_the_timeout() {
+    let (_registry, web) = metrics();
+    let endpoint = echo().await;
+    let set = EndpointSet::empty();
+    assert!(web.count(&set.view()));
+    let mut connector = ClientConfig::default().http_connector();
+    connector.enforce_http(false);
+    let proxy = tcp_proxy(ForwardTcp::with_endpoints(connector, &set)).await;
+    let start = Instant::now();
+    let waiting = exchange(proxy);
+    until(start, Duration::from_secs(1)).await;
+    assert_eq!((web.length(), web.requests()), (1, 1));
+    // Closed at Linkerd's 3 s: the gate shuts.
+    assert!(!waiting.await.unwrap());
+    assert_eq!(web.length(), 0);
+    assert_eq!(web.gate_changes(), (1, 1));
+    // An endpoint comes: the gate opens, and connections are forwarded
+    // without waiting.
+    set.update([endpoint]).unwrap();
+    assert_eq!(web.gate_changes(), (2, 1));
+    assert!(exchange(proxy).await.unwrap());
+    assert_eq!((web.length(), web.requests()), (0, 1));
 }
