@@ -27,6 +27,13 @@
 //! as the request's `request_total` does (without the Server's labels
 //! when the request was refused before authorization).
 //!
+//! A `CONNECT` that a tunnel in front of the layers answered itself
+//! (mesh-core's `ConnectTunnel`: `502` for an endpoint that could not be
+//! connected, `503` for none to try) is counted outbound too, under the
+//! same values, by the tunnel's hook
+//! ([`HttpMetrics::count_outbound_answer`]): Linkerd's proxy counts a
+//! `CONNECT` it failed in its HTTP error family, as any request.
+//!
 //! A connection is counted once, by whoever meets the error that ends it
 //! ([`TcpMetrics::count_error`](crate::TcpMetrics::count_error)): a TLS
 //! detection that timed out or failed, an application or endpoint that
@@ -52,6 +59,7 @@ use prometheus_client::{
 };
 
 use crate::{
+    HttpMetrics,
     family::{Family, Fold},
     labels::{Direction, label, write_target_addr},
 };
@@ -196,6 +204,38 @@ impl ProxyError {
 
     const fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl HttpMetrics {
+    /// Counts in `outbound_http_errors_total` a request the proxy
+    /// answered itself outside every [`MetricsLayer`](crate::MetricsLayer),
+    /// with an answer of `kind`, head `headers` and cause `cause`, under
+    /// the error [`ProxyError::of_answer`] finds: a `CONNECT` tunnel's
+    /// `502` or `503` (mesh-core's `ConnectTunnel::on_error` hands this
+    /// what it needs). It finds the series at each call, which is made
+    /// only when a request failed.
+    pub fn count_outbound_answer(
+        &self,
+        kind: ProxyErrorKind,
+        headers: &HeaderMap,
+        cause: Option<UpstreamCause>,
+    ) {
+        let Some(error) = ProxyError::of_answer(Direction::Outbound, kind, headers, cause) else {
+            return;
+        };
+        let labels = HttpErrorLabels {
+            error,
+            target_addr: None,
+            srv_kind: None,
+            srv_name: None,
+            srv_port: None,
+        };
+        self.inner
+            .errors
+            .counter(Direction::Outbound, &labels)
+            .0
+            .inc();
     }
 }
 

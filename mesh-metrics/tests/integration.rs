@@ -8,6 +8,7 @@
 
 mod access_log_types;
 mod errors_layer;
+mod errors_tunnel;
 mod exposition;
 mod golden_kinds;
 mod http_layer;

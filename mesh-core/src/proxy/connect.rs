@@ -48,6 +48,12 @@
 //! before they send, so answering before the connect would save them
 //! nothing.
 //!
+//! These answers are made in front of the stack, outside whatever counts
+//! its requests: [`ConnectTunnel::on_error`] tells of each, so that a
+//! proxy counts them where Linkerd's counts a `CONNECT` it failed, in its
+//! HTTP error family (`outbound_http_errors_total`). It is called only
+//! when a `CONNECT` fails.
+//!
 //! A `CONNECT` that declares content (a `Content-Length` other than zero,
 //! or a `Transfer-Encoding`) is answered `400` with `mesh-error: connect
 //! with content`, and its connection closed: a `CONNECT` has none (RFC
@@ -69,11 +75,14 @@ use std::{
     future::Future,
     marker::PhantomData,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
 use futures_util::future::Either;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header, uri::Authority};
+use http::{
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header, uri::Authority,
+};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
@@ -101,7 +110,11 @@ pub struct ConnectTunnel<S, T> {
     inner: S,
     targets: T,
     open: Option<OpenTunnels>,
+    on_error: Option<OnError>,
 }
+
+/// The hook [`ConnectTunnel::on_error`] is given.
+type OnError = Arc<dyn Fn(ProxyErrorKind, &HeaderMap, Option<UpstreamCause>) + Send + Sync>;
 
 impl<S: fmt::Debug, T> fmt::Debug for ConnectTunnel<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,6 +132,7 @@ impl<S, T> ConnectTunnel<S, T> {
             inner,
             targets,
             open: None,
+            on_error: None,
         }
     }
 
@@ -128,6 +142,21 @@ impl<S, T> ConnectTunnel<S, T> {
     #[must_use]
     pub fn with_open_tunnels(mut self, open: OpenTunnels) -> Self {
         self.open = Some(open);
+        self
+    }
+
+    /// Calls `hook` with each `CONNECT` the tunnel answered with an
+    /// error of its own (`502`, `503`, or `400` for one with content):
+    /// the answer's kind, head and, for a `502`, the
+    /// [`UpstreamCause`] it carries, what a metrics layer reads of a
+    /// response the proxy answered itself. A `CONNECT` the inner stack
+    /// answers is not told of: the stack counts its own. Default: none.
+    #[must_use]
+    pub fn on_error(
+        mut self,
+        hook: impl Fn(ProxyErrorKind, &HeaderMap, Option<UpstreamCause>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error = Some(Arc::new(hook));
         self
     }
 }
@@ -165,6 +194,7 @@ where
             return Either::Left(TunnelFuture {
                 connecting: None,
                 tunnel: None,
+                on_error: self.on_error.clone(),
                 _marker: PhantomData,
             });
         }
@@ -184,6 +214,7 @@ where
                 lease,
                 open: self.open.clone(),
             }),
+            on_error: self.on_error.clone(),
             _marker: PhantomData,
         })
     }
@@ -200,6 +231,7 @@ pin_project_lite::pin_project! {
         connecting: Option<Connecting<C, F>>,
         // Taken when the connect ends.
         tunnel: Option<Tunnel>,
+        on_error: Option<OnError>,
         _marker: PhantomData<fn() -> (RB, E)>,
     }
 }
@@ -231,12 +263,18 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let answer = |res: Response<RB>| {
+            if let (Some(hook), Some(&kind)) = (this.on_error, res.extensions().get()) {
+                hook(kind, res.headers(), res.extensions().get().copied());
+            }
+            Poll::Ready(Ok(res))
+        };
         let Some(connecting) = this.connecting.as_pin_mut() else {
-            return Poll::Ready(Ok(connect_with_content()));
+            return answer(connect_with_content());
         };
         let result = ready!(connecting.poll(cx));
         let Some(tunnel) = this.tunnel.take() else {
-            return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(false)));
+            return answer(ProxyErrorKind::Unavailable.response_for(false));
         };
         match result {
             Ok(connected) => {
@@ -246,9 +284,9 @@ where
             Err(error) => {
                 if error.is::<InFailFast>() {
                     tracing::debug!(%error, "cannot connect a CONNECT tunnel");
-                    return Poll::Ready(Ok(
-                        ProxyErrorKind::Unavailable.response_with_reason(false, IN_FAILFAST)
-                    ));
+                    return answer(
+                        ProxyErrorKind::Unavailable.response_with_reason(false, IN_FAILFAST),
+                    );
                 }
                 let kind = if error.is::<NoEndpoints>() {
                     ProxyErrorKind::Unavailable
@@ -282,7 +320,7 @@ where
                         res.extensions_mut().insert(upstream);
                     }
                 }
-                Poll::Ready(Ok(res))
+                answer(res)
             }
         }
     }
