@@ -255,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn a_connections_own_failures_are_io_or_unexpected_and_an_idle_close_is_none() {
+        let idle: BoxError = "read header from client timeout".into();
+        assert_eq!(
+            connection_error(ConnectionErrorKind::HeaderTimeout, &*idle),
+            None
+        );
+        let slow: BoxError = "protocol detection timed out".into();
+        assert_eq!(
+            connection_error(ConnectionErrorKind::DetectTimeout, &*slow),
+            Some(ProxyError::Unexpected)
+        );
+        let read = mesh_core::detect::DetectError::Io(std::io::ErrorKind::ConnectionReset.into());
+        assert_eq!(
+            connection_error(ConnectionErrorKind::DetectRead, &read),
+            Some(ProxyError::Io)
+        );
+    }
+
+    #[test]
     fn an_application_that_does_not_answer_in_time_is_a_connect_timeout() {
         let app = SocketAddr::from(([127, 0, 0, 1], 8080));
         let timed_out = AppConnectError::TimedOut {
