@@ -27,6 +27,12 @@
 //! as the request's `request_total` does (without the Server's labels
 //! when the request was refused before authorization).
 //!
+//! A request a Server's rate limit refused (`429`) is not counted here
+//! yet, though Linkerd counts it (as `unexpected`, its rate limit error
+//! not being one of the policy errors it leaves out): mesh-policy's
+//! `Authorize` answers it before the layer, and its answer carries
+//! neither the Server's labels nor a way for this crate to count it.
+//!
 //! A `CONNECT` that a tunnel in front of the layers answered itself
 //! (mesh-core's `ConnectTunnel`: `502` for an endpoint that could not be
 //! connected, `503` for none to try) is counted outbound too, under the
@@ -37,7 +43,10 @@
 //! A connection is counted once, by whoever meets the error that ends it
 //! ([`TcpMetrics::count_error`](crate::TcpMetrics::count_error)): a TLS
 //! detection that timed out or failed, an application or endpoint that
-//! could not be connected, a pipe that failed.
+//! could not be connected, a pipe that failed, an HTTP connection that
+//! failed (its socket, or its peer's HTTP: mesh-core's server tells of
+//! those through `Server::on_connection_error`), as Linkerd's TCP error
+//! layer counts the failures of the HTTP server it wraps.
 //!
 //! Nothing is counted on the success path: a request's handles hold a
 //! counter per error value, resolved at its first error, and a
