@@ -11,12 +11,15 @@ use http::{Request, StatusCode};
 use support::{Gate, full};
 
 /// A sidecar on one runtime whose inbound port serves HTTP to `app`,
-/// draining for at most `grace`.
+/// draining for at most `grace`. Its admin port is drawn below the
+/// ephemeral range, so that no other test's port-0 listener takes it
+/// after the sidecar has closed it, when the test checks that it has.
 fn sidecar(app: SocketAddr, grace: &str) -> mesh_examples::sidecar::Running {
+    let admin = support::free_port();
     support::sidecar(&format!(
         "inbound:\n  listen: 127.0.0.1:0\n  app: {app}\n  protocol: http\n\
          outbound:\n  listen: 127.0.0.1:0\n\
-         admin:\n  listen: 127.0.0.1:0\n\
+         admin:\n  listen: 127.0.0.1:{admin}\n\
          server:\n  threads: 1\n  shutdown_grace: {grace}\n"
     ))
 }

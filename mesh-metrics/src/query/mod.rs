@@ -341,14 +341,25 @@ fn to_json(value: &impl Serialize) -> Result<String, QueryError> {
 mod tests {
     use super::*;
 
+    /// `127.0.0.1:<port>` where nothing listens, the port drawn below
+    /// Linux's ephemeral range (32768–60999): a port bound to 0 and
+    /// closed could be taken again by another test's listener meanwhile.
+    fn refused_addr() -> String {
+        use std::hash::{BuildHasher, RandomState};
+        let random = RandomState::new();
+        let port = (0_u64..)
+            .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+            .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+            .unwrap();
+        format!("127.0.0.1:{port}")
+    }
+
     #[tokio::test(start_paused = true)]
     async fn no_answer_to_the_first_scrape_fails_at_once_naming_the_address() {
         // A port nothing listens on: bound, then closed. With not one
         // target scraped, no delta can come of the window, so waiting it
         // out (a minute, an hour) only delays the error.
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = closed.local_addr().unwrap().to_string();
-        drop(closed);
+        let addr = refused_addr();
         let targets = Target::parse_list(&format!("web={addr}")).unwrap();
         let window = Duration::from_secs(3600);
         let start = Instant::now();
@@ -366,11 +377,7 @@ mod tests {
     async fn when_none_answers_each_target_is_named_with_its_reason() {
         // Two workloads down: the error names both, by name and address,
         // not only the first address tried.
-        let closed = || async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            listener.local_addr().unwrap().to_string()
-        };
-        let (web, emoji) = (closed().await, closed().await);
+        let (web, emoji) = (refused_addr(), refused_addr());
         let targets = Target::parse_list(&format!("web={web},emoji={emoji}")).unwrap();
         let error = measure(&targets, Duration::from_secs(1))
             .await
