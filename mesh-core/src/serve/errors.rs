@@ -1,39 +1,38 @@
 //! What the server tells of a connection it closed for an error of its
-//! own: [`ConnectionError`], given to the hook of
-//! [`Server::on_connection_error`](super::Server::on_connection_error).
-//!
-//! # Why
-//!
-//! A connection that fails while its first bytes are read, or while
-//! hyper serves it, fails where no service sees it: the accept hook has
-//! handed it on, and no request (or none that is still open) carries the
-//! failure. Only the server's log line says so. Linkerd's proxy counts
-//! such connections in its `inbound_tcp_errors_total` and
-//! `outbound_tcp_errors_total` (linkerd2-proxy: the TCP error layer wraps
-//! its HTTP detection and server), and a proxy that means to count them
-//! the same needs the server to say when one ends so.
-//!
-//! # What is told
-//!
-//! Only the errors the server meets itself, once per connection, as it
-//! ends: protocol detection's, and the HTTP connection's. Not:
-//!
-//! - an accept hook's failure, nor an opaque handler's: the hook and the
-//!   handler meet those first, with more to say about them, and can
-//!   count them where they do;
-//! - a peer that closed before sending a byte: it is gone, not failed;
-//! - a connection closed at its retirement's close time (the certificate
-//!   that authenticated it expired): the server's choice, not a failure.
-//!
-//! The hook is called only when a connection ends with one of these:
-//! one that ends well costs nothing more than it did without it.
+//! own: see [`ConnectionError`].
 
 use std::{error::Error, fmt, net::SocketAddr, sync::Arc};
 
 use super::HttpVersion;
 
-/// A connection that the server closed for an error of its own. See the
-/// [module docs](self).
+/// A connection that the server closed for an error of its own, given to
+/// the hook of [`Server::on_connection_error`](super::Server::on_connection_error).
+///
+/// # Why
+///
+/// A connection that fails while its first bytes are read, or while
+/// hyper serves it, fails where no service sees it: the accept hook has
+/// handed it on, and no request (or none that is still open) carries the
+/// failure. Only the server's log line said so. Linkerd's proxy counts
+/// such connections in its `inbound_tcp_errors_total` and
+/// `outbound_tcp_errors_total` (linkerd2-proxy: the TCP error layer wraps
+/// its HTTP detection and server), and a proxy that means to count them
+/// the same needs the server to say when one ends so.
+///
+/// # What is told
+///
+/// Only the errors the server meets itself, once per connection, as it
+/// ends: protocol detection's, and the HTTP connection's. Not:
+///
+/// - an accept hook's failure, nor an opaque handler's: the hook and the
+///   handler meet those first, with more to say about them, and can
+///   count them where they do;
+/// - a peer that closed before sending a byte: it is gone, not failed;
+/// - a connection closed at its retirement's close time (the certificate
+///   that authenticated it expired): the server's choice, not a failure.
+///
+/// The hook is called only when a connection ends with one of these:
+/// one that ends well costs nothing more than it did without it.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct ConnectionError<'a> {
