@@ -21,8 +21,11 @@ use super::{PathMatch, RouteMatch};
 ///    matched: a regular expression matches the whole path, so it beats
 ///    every prefix and ties an exact path; here the exact path, the one
 ///    the spec ranks first, wins that tie;
-/// 2. the longer path (a prefix without its trailing `/`, an expression
-///    by the length of its pattern);
+/// 2. the longer path (an exact path, or a prefix without its trailing
+///    `/`). Two regular expressions tie here, as in linkerd2-proxy: each
+///    matches the whole path of the request it matches, so the length it
+///    matched is the same, and the length of a pattern says nothing of how
+///    specific it is (`/a/.*` is shorter than `/[a-z]+/.*` yet narrower);
 /// 3. a method over none;
 /// 4. more header matches;
 /// 5. more query parameter matches.
@@ -54,7 +57,7 @@ impl RouteMatch {
     pub fn precedence(&self) -> MatchPrecedence {
         let (path_kind, path_len) = match self.path() {
             Some(PathMatch::Exact(p)) => (PathKind::Exact, p.len()),
-            Some(PathMatch::Regex(r)) => (PathKind::Regex, r.as_str().len()),
+            Some(PathMatch::Regex(_)) => (PathKind::Regex, 0),
             Some(PathMatch::Prefix(p)) => (PathKind::Prefix, p.trim_end_matches('/').len()),
             None => (PathKind::Prefix, 0),
         };

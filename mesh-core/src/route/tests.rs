@@ -482,3 +482,21 @@ fn precedence_ranks_exact_then_regex_then_prefix_then_length_method_headers_quer
     assert_eq!(RouteMatch::new().precedence(), prefix("/").precedence());
     assert_eq!(prefix("/a/").precedence(), prefix("/a").precedence());
 }
+
+#[test]
+fn two_regular_expressions_tie_on_the_path_whatever_their_lengths() {
+    // linkerd2-proxy ranks a regular expression by the length of the path
+    // it matched, the whole path: two that match one request tie, and the
+    // method, headers and query parameters decide, then the caller.
+    let regex = |r: &str| RouteMatch::new().with_path(PathMatch::regex(r).unwrap());
+    assert_eq!(
+        regex("/a/.*").precedence(),
+        regex("/[a-z]+/[a-z0-9-]+/.*").precedence()
+    );
+    assert!(
+        regex("/a/.*").with_method(Method::GET).precedence()
+            > regex("/[a-z]+/[a-z0-9-]+/.*").precedence()
+    );
+    let header = HeaderMatch::exact(HeaderName::from_static("x-a"), "1");
+    assert!(regex("/.*").with_header(header).precedence() > regex("/api/v1/.*").precedence());
+}
