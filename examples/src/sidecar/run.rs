@@ -365,6 +365,7 @@ fn start_with_tasks(
         inbound_protocols,
         outbound: outbound_plan,
         inbound_metrics: MetricsLayer::inbound(&http_metrics),
+        http_metrics: http_metrics.clone(),
         tcp_metrics,
         connection_limit: ConnectionLimit::new(config.server.max_connections.get()),
         tap,

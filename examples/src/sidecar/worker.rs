@@ -16,7 +16,7 @@ use mesh_core::{
     },
 };
 use mesh_metrics::{
-    Direction, MetricsLayer, TcpAccept, TcpMetrics,
+    Direction, HttpMetrics, MetricsLayer, TcpAccept, TcpMetrics,
     access_log::{AccessLog, AccessLogLayer},
     tap::{Tap, TapLayer},
     tcp::CountErrors,
@@ -65,6 +65,9 @@ pub(super) struct Shared {
     /// Request metrics of the inbound listeners, shared so that label
     /// handles are resolved once for the process.
     pub(super) inbound_metrics: MetricsLayer,
+    /// The request families, for the answers given outside a metrics
+    /// layer: a `CONNECT` tunnel's `502` or `503`.
+    pub(super) http_metrics: HttpMetrics,
     /// Transport metrics of every accepted and opened connection.
     pub(super) tcp_metrics: TcpMetrics,
     /// The most connections the proxy listeners (every inbound port and
@@ -363,7 +366,13 @@ impl Worker {
             // server gives every CONNECT one), so the server drains it,
             // and cuts it at the end of the grace period, like a
             // WebSocket.
-            let stack = ConnectTunnel::new(stack, targets);
+            // A tunnel the proxy could not open is answered outside every
+            // metrics layer: counted in `outbound_http_errors_total`, as
+            // Linkerd counts a failed CONNECT.
+            let http_metrics = shared.http_metrics.clone();
+            let stack = ConnectTunnel::new(stack, targets).on_error(move |kind, headers, cause| {
+                http_metrics.count_outbound_answer(kind, headers, cause)
+            });
             let stack = TapLayer::new(&shared.tap, Direction::Outbound).layer(stack);
             let stack = TraceLayer::outbound(shared.tracer.clone()).layer(stack);
             // Ends with the runtime.
