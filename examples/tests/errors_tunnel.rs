@@ -50,10 +50,7 @@ async fn a_connect_the_sidecar_could_not_tunnel_is_counted_as_its_error() {
     let (_open, status) = connect(running.outbound, "cache:6379").await;
     assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
     let metrics = scrape(running.admin).await;
-    assert!(
-        !metrics.contains("outbound_http_errors_total"),
-        "{metrics}"
-    );
+    assert!(!metrics.contains("outbound_http_errors_total"), "{metrics}");
 
     for _ in 0..2 {
         let (_conn, status) = connect(running.outbound, "db:5432").await;
