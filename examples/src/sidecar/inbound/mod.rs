@@ -288,11 +288,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_application_that_cannot_be_reached_is_named() {
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        // A port where nothing listens, drawn below Linux's ephemeral
+        // range (32768–60999): one bound to 0 and closed could be taken
+        // again by another test's listener meanwhile.
+        let closed = {
+            use std::hash::{BuildHasher, RandomState};
+            let random = RandomState::new();
+            let port = (0_u64..)
+                .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
+                .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+                .unwrap();
+            std::net::SocketAddr::from(([127, 0, 0, 1], port))
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (_client, accepted) = tokio::join!(
             tokio::net::TcpStream::connect(listener.local_addr().unwrap()),
