@@ -166,8 +166,11 @@ impl Policy {
     }
 
     /// Decides a request to `server`, as
-    /// [`evaluate_head`](Self::evaluate_head) does.
-    #[inline]
+    /// [`evaluate_head`](Self::evaluate_head) does. Inlined into it, so
+    /// that a request's decision, server lookup included, is one call
+    /// (callgrind, `policy` bench, `evaluate_allow`: 1,877 instructions
+    /// out of line, 1,861 inlined).
+    #[inline(always)]
     pub(crate) fn evaluate_on<'p>(
         &'p self,
         server: &'p ServerEntry,
