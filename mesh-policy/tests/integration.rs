@@ -28,6 +28,7 @@ mod parity_labels;
 mod passthrough;
 mod path_normalization;
 mod precedence;
+mod rate_limit_hook;
 mod ratelimit;
 mod ratelimit_error_header;
 mod ratelimit_errors;

@@ -39,6 +39,16 @@
 //! refusal, never a filter's redirect; one that redirects gets its
 //! redirect, never a 429.
 //!
+//! A request its Server's rate limit refused is answered here, before any
+//! layer inside sees it, so a metrics layer inside cannot count it. An
+//! embedder that counts it elsewhere (Linkerd counts it in
+//! `inbound_http_errors_total`, its rate limit error not being one of the
+//! policy errors it leaves out of that family) gives a hook
+//! ([`AuthorizeLayer::on_rate_limited`]): it is told of each such request,
+//! with the request's head, an [`Authorized`] naming the Server that
+//! refused it inserted, and the answer's head. The hook is called only on
+//! that refusal: an allowed request costs what it did without one.
+//!
 //! The client comes from the request's
 //! [`ConnectionInfo`], which the mesh's server
 //! inserts. A request without one is treated as an unauthenticated client
@@ -52,8 +62,8 @@ mod layer;
 
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
-use std::sync::Arc;
+use http::{Request, Response, request, response};
+use std::{fmt, sync::Arc};
 
 use mesh_core::{
     ConnectionInfo, ProxyErrorKind, RouteId, error::is_grpc, labels::Authorized,
@@ -70,6 +80,48 @@ pub struct Authorize<S> {
     inner: S,
     store: PolicyStore,
     port: Option<u16>,
+    on_rate_limited: Option<RateLimitHook>,
+}
+
+/// What [`Authorize`] tells of each request a Server's rate limit refused:
+/// see [`AuthorizeLayer::on_rate_limited`]. Cloning shares the hook.
+#[derive(Clone)]
+pub(crate) struct RateLimitHook(Arc<HookFn>);
+
+/// The hook's function: the refused request's head, the answer's head.
+type HookFn = dyn Fn(&request::Parts, &response::Parts) + Send + Sync;
+
+impl RateLimitHook {
+    /// A hook that calls `hook` with the refused request's head and the
+    /// answer's.
+    pub(crate) fn new(
+        hook: impl Fn(&request::Parts, &response::Parts) + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(hook))
+    }
+
+    /// Tells the hook of `req`, refused with `answer`, with `authorized`
+    /// inserted in its extensions; the answer back.
+    #[cold]
+    #[inline(never)]
+    fn tell<B, RB>(
+        &self,
+        req: Request<B>,
+        authorized: Authorized,
+        answer: Response<RB>,
+    ) -> Response<RB> {
+        let (mut head, _body) = req.into_parts();
+        head.extensions.insert(authorized);
+        let (answer, body) = answer.into_parts();
+        (self.0)(&head, &answer);
+        Response::from_parts(answer, body)
+    }
+}
+
+impl fmt::Debug for RateLimitHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RateLimitHook")
+    }
 }
 
 impl<S> Authorize<S> {
@@ -79,6 +131,7 @@ impl<S> Authorize<S> {
             inner,
             store,
             port: None,
+            on_rate_limited: None,
         }
     }
 
@@ -88,13 +141,25 @@ impl<S> Authorize<S> {
         self.port = Some(port);
         self
     }
+
+    /// Tells `hook` of each request a Server's rate limit refused; see
+    /// [`AuthorizeLayer::on_rate_limited`].
+    #[must_use]
+    pub fn on_rate_limited(
+        mut self,
+        hook: impl Fn(&request::Parts, &response::Parts) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_rate_limited = Some(RateLimitHook::new(hook));
+        self
+    }
 }
 
 enum Outcome {
     Allow(Authorized, RouteId, Option<Arc<RouteFilters>>),
     Refuse(ProxyErrorKind),
-    /// Answered with 429, whose `mesh-error` says which limit and rate.
-    RateLimited(RateLimited),
+    /// Answered with 429, whose `mesh-error` says which limit and rate;
+    /// with the Server's [`Authorized`] when a hook is to be told.
+    RateLimited(RateLimited, Option<Authorized>),
 }
 
 impl<S, B, RB> Service<Request<B>> for Authorize<S>
@@ -157,7 +222,9 @@ where
                                 %limited,
                                 "request rate limited"
                             );
-                            Outcome::RateLimited(limited)
+                            let authorized =
+                                self.on_rate_limited.as_ref().map(|_| allowed.authorized());
+                            Outcome::RateLimited(limited, authorized)
                         }
                     }
                 }
@@ -191,10 +258,15 @@ where
                 ResponseFuture::inner(self.inner.call(req))
             }
             Outcome::Refuse(kind) => ResponseFuture::respond(kind.response(&req)),
-            Outcome::RateLimited(limited) => ResponseFuture::respond(
-                ProxyErrorKind::RateLimited
-                    .response_with_message(is_grpc(req.headers()), &limited.to_string()),
-            ),
+            Outcome::RateLimited(limited, authorized) => {
+                let answer = ProxyErrorKind::RateLimited
+                    .response_with_message(is_grpc(req.headers()), &limited.to_string());
+                let answer = match (&self.on_rate_limited, authorized) {
+                    (Some(hook), Some(authorized)) => hook.tell(req, authorized, answer),
+                    _ => answer,
+                };
+                ResponseFuture::respond(answer)
+            }
         }
     }
 }
