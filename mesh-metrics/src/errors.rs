@@ -27,11 +27,17 @@
 //! as the request's `request_total` does (without the Server's labels
 //! when the request was refused before authorization).
 //!
-//! A request a Server's rate limit refused (`429`) is not counted here
-//! yet, though Linkerd counts it (as `unexpected`, its rate limit error
-//! not being one of the policy errors it leaves out): mesh-policy's
-//! `Authorize` answers it before the layer, and its answer carries
-//! neither the Server's labels nor a way for this crate to count it.
+//! A request a Server's rate limit refused (`429`, or gRPC
+//! `RESOURCE_EXHAUSTED`) is counted inbound as `rate limited`, with the
+//! target and the Server: Linkerd counts it too (as `unexpected`), its
+//! rate limit error not being one of the policy errors it leaves out,
+//! and its error layer wrapping its policy. mesh-policy's `Authorize`
+//! answers it before the layer, so the layer never sees it: the
+//! authorizing layer's hook (`AuthorizeLayer::on_rate_limited`) hands it
+//! to [`HttpMetrics::count_inbound_answer`], which counts it here and
+//! nowhere else. Like a denial, it is left out of `request_total` and
+//! `response_total`, which count what the Server let through, as
+//! Linkerd's request families sit inside its policy.
 //!
 //! A `CONNECT` that a tunnel in front of the layers answered itself
 //! (mesh-core's `ConnectTunnel`: `502` for an endpoint that could not be
@@ -58,7 +64,7 @@ use std::{error::Error, net::SocketAddr, sync::Arc};
 use http::HeaderMap;
 use mesh_core::{
     error::{MESH_ERROR, ProxyErrorKind, UpstreamCause},
-    labels::ResourceKind,
+    labels::{Authorized, ResourceKind},
     proxy::{NoEndpoints, queue::InFailFast},
 };
 use prometheus_client::{
@@ -243,6 +249,43 @@ impl HttpMetrics {
         self.inner
             .errors
             .counter(Direction::Outbound, &labels)
+            .0
+            .inc();
+    }
+
+    /// Counts in `inbound_http_errors_total` a request the proxy answered
+    /// itself before any inbound [`MetricsLayer`](crate::MetricsLayer)
+    /// saw it, with an answer of `kind` and head `headers`, under the
+    /// error [`ProxyError::of_answer`] finds (a denial, or a request no
+    /// route matched, is not counted: the authorization families count
+    /// those). The series names `target_addr`, the address the connection
+    /// came to (with the port Servers are matched against, as
+    /// [`MetricsLayer::with_target_port`](crate::MetricsLayer::with_target_port)
+    /// gives it), and the Server of `authorized`, as the request's series
+    /// would have: a rate limit's `429` (mesh-policy's
+    /// `AuthorizeLayer::on_rate_limited` hands this what it needs). It is
+    /// not counted in `request_total` or `response_total`. It finds the
+    /// series at each call, which is made only when a request was refused.
+    pub fn count_inbound_answer(
+        &self,
+        target_addr: Option<SocketAddr>,
+        authorized: Option<&Authorized>,
+        kind: ProxyErrorKind,
+        headers: &HeaderMap,
+    ) {
+        let Some(error) = ProxyError::of_answer(Direction::Inbound, kind, headers, None) else {
+            return;
+        };
+        let labels = HttpErrorLabels {
+            error,
+            target_addr,
+            srv_kind: authorized.map(|a| a.server_kind),
+            srv_name: authorized.map(|a| a.server.clone()),
+            srv_port: authorized.and_then(|a| a.server_port),
+        };
+        self.inner
+            .errors
+            .counter(Direction::Inbound, &labels)
             .0
             .inc();
     }
@@ -487,6 +530,52 @@ mod tests {
             of(Direction::Outbound, ProxyErrorKind::NoRoute),
             Some(ProxyError::NoRoute)
         );
+    }
+
+    #[test]
+    fn an_inbound_answer_is_counted_with_the_target_and_server_alone() {
+        static SERVER: ResourceKind = ResourceKind {
+            group: "policy.linkerd.io",
+            kind: "server",
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        let authorized = Authorized {
+            server: "web-http".into(),
+            server_kind: &SERVER,
+            server_port: Some(8080),
+            route: "default".into(),
+            route_kind: None,
+            authz: "all-unauthenticated".into(),
+            authz_kind: &ResourceKind::DEFAULT,
+            audit: false,
+        };
+        let target = "10.0.0.5:8080".parse().ok();
+        let headers = HeaderMap::new();
+        for _ in 0..2 {
+            metrics.count_inbound_answer(
+                target,
+                Some(&authorized),
+                ProxyErrorKind::RateLimited,
+                &headers,
+            );
+        }
+        // The policy's own refusals are the authorization families'.
+        metrics.count_inbound_answer(target, Some(&authorized), ProxyErrorKind::Denied, &headers);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let line = "inbound_http_errors_total{error=\"rate limited\",\
+                    target_addr=\"10.0.0.5:8080\",target_ip=\"10.0.0.5\",target_port=\"8080\",\
+                    srv_group=\"policy.linkerd.io\",srv_kind=\"server\",srv_name=\"web-http\",\
+                    srv_port=\"8080\"} 2\n";
+        assert!(text.contains(line), "{text}");
+        let errors = text
+            .lines()
+            .filter(|l| l.starts_with("inbound_http_errors_total{"))
+            .count();
+        assert_eq!(errors, 1, "{text}");
+        assert!(!text.contains("request_total{"), "{text}");
+        assert!(!text.contains("response_total{"), "{text}");
     }
 
     #[test]
