@@ -9,10 +9,6 @@ use crate::support;
 use std::net::SocketAddr;
 
 use support::*;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
 
 /// A sidecar with the services `db` at `db` and `cache` at `cache`.
 fn web(db: SocketAddr, cache: SocketAddr) -> String {
@@ -25,36 +21,19 @@ fn web(db: SocketAddr, cache: SocketAddr) -> String {
     )
 }
 
-/// Sends `CONNECT authority` on a new connection to `addr`: the
-/// connection and the response's status line.
-async fn connect(addr: SocketAddr, authority: &str) -> (TcpStream, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let status = head.lines().next().unwrap().to_owned();
-    (tcp, status)
-}
-
 #[tokio::test]
 async fn a_connect_the_sidecar_could_not_tunnel_is_counted_as_its_error() {
     let (cache, _) = tcp_echo().await;
     let running = sidecar(&web(refused_addr().await, cache));
 
-    let (_open, status) = connect(running.outbound, "cache:6379").await;
-    assert!(status.starts_with("HTTP/1.1 200 "), "{status}");
+    let (_open, head) = connect_head(running.outbound, "cache:6379").await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let metrics = scrape(running.admin).await;
     assert!(!metrics.contains("outbound_http_errors_total"), "{metrics}");
 
     for _ in 0..2 {
-        let (_conn, status) = connect(running.outbound, "db:5432").await;
-        assert!(status.starts_with("HTTP/1.1 502 "), "{status}");
+        let (_conn, head) = connect_head(running.outbound, "db:5432").await;
+        assert!(head.starts_with("HTTP/1.1 502 "), "{head}");
     }
     let metrics = scrape(running.admin).await;
     assert!(

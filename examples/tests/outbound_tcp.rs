@@ -237,21 +237,6 @@ async fn an_open_connection_is_served_while_the_sidecar_drains() {
         .unwrap();
 }
 
-/// Sends a `CONNECT` for `authority` to `addr` and returns the connection
-/// and the response head, lowercased.
-async fn connect_head(addr: SocketAddr, authority: &str) -> (TcpStream, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    (tcp, String::from_utf8(head).unwrap().to_ascii_lowercase())
-}
-
 #[tokio::test]
 async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
     let (app, accepted) = tcp_echo().await;
@@ -261,7 +246,7 @@ async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
     // The port is the client's idea of the service's; the endpoints say
     // where it is.
     let (mut tunnel, head) = connect_head(web.outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let sent = pattern(256 * 1024);
     let back = exchange(&mut tunnel, &sent).await;
     assert!(back == sent, "{} bytes came back, changed", back.len());
@@ -282,7 +267,7 @@ async fn a_connect_to_a_service_is_tunnelled_to_it_over_mtls() {
 
     // An authority that names no service gets the usual answer.
     let (_conn, head) = connect_head(web.outbound, "elsewhere:443").await;
-    assert!(head.starts_with("http/1.1 404 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
     assert!(head.contains("mesh-error: no route\r\n"), "{head}");
     assert_eq!(accepted.load(Ordering::Relaxed), 1);
 
@@ -296,7 +281,7 @@ async fn an_open_connect_tunnel_holds_the_sidecar_until_it_closes() {
     let web = sidecar(&client_side(None, &[app], None));
     let outbound = web.outbound;
     let (mut tunnel, head) = connect_head(outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let mut buf = [0; 4];
     tunnel.write_all(b"ping").await.unwrap();
     tunnel.read_exact(&mut buf).await.unwrap();
@@ -349,7 +334,7 @@ async fn a_connect_to_an_inbound_listener_is_answered_501() {
     );
     let emoji = sidecar(&yaml);
     let (_conn, head) = connect_head(emoji.inbound[0], "emoji:8080").await;
-    assert!(head.starts_with("http/1.1 501 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 501 "), "{head}");
     assert!(
         head.contains("mesh-error: connect not supported\r\n"),
         "{head}"

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{client_side, connect_head, server_side};
+use super::{client_side, server_side};
 use crate::support::*;
 
 #[tokio::test]
@@ -24,7 +24,7 @@ async fn a_connect_to_a_sidecar_that_proves_another_identity_is_answered_502() {
         Some(&emoji_id),
     ));
     let (_tunnel, head) = connect_head(web.outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 502 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 502 "), "{head}");
     assert!(
         head.contains("mesh-error: upstream connect error\r\n"),
         "{head}"
@@ -39,7 +39,7 @@ async fn a_connect_to_an_endpoint_that_refuses_is_answered_502_and_the_next_one_
     let web = sidecar(&client_side(None, &[refused_addr().await], None));
     for _ in 0..2 {
         let (_tunnel, head) = connect_head(web.outbound, "db:5432").await;
-        assert!(head.starts_with("http/1.1 502 "), "{head}");
+        assert!(head.starts_with("HTTP/1.1 502 "), "{head}");
         assert!(
             head.contains("mesh-error: upstream connect error\r\n"),
             "{head}"
@@ -70,7 +70,7 @@ async fn a_connect_names_its_service_as_a_request_does() {
     // Only the host names the service, so a missing port is no matter.
     for authority in ["DB.:5432", "db"] {
         let (mut tunnel, head) = connect_head(web.outbound, authority).await;
-        assert!(head.starts_with("http/1.1 200 "), "{authority}: {head}");
+        assert!(head.starts_with("HTTP/1.1 200 "), "{authority}: {head}");
         tunnel.write_all(b"ping").await.unwrap();
         let mut back = [0; 4];
         tunnel.read_exact(&mut back).await.unwrap();
@@ -80,7 +80,7 @@ async fn a_connect_names_its_service_as_a_request_does() {
     // Userinfo names no one authority, for the router as for the tunnel:
     // the router's 400, not a tunnel to the host after the `@`.
     let (_conn, head) = connect_head(web.outbound, "user@db:5432").await;
-    assert!(head.starts_with("http/1.1 400 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
     assert!(head.contains("mesh-error: invalid host\r\n"), "{head}");
     assert_eq!(accepted.load(Ordering::Relaxed), 2);
     stop(web).await;

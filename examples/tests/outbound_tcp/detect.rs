@@ -22,7 +22,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::{client_side, connect_head, exchange, mtls_pair, round_trip, series};
+use super::{client_side, exchange, mtls_pair, round_trip, series};
 use crate::support::*;
 
 /// The sidecar in front of `app` over strict mTLS with the certificate in
@@ -152,7 +152,7 @@ async fn a_connect_tunnel_reaches_a_detect_port_as_opaque_bytes() {
     let (_certs, db, web) = mtls_pair(|certs| detect_side(certs, app, ""));
 
     let (mut tunnel, head) = connect_head(web.outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let sent = startup_then(64 * 1024);
     let back = exchange(&mut tunnel, &sent).await;
     assert!(back == sent, "{} bytes came back, changed", back.len());

@@ -11,7 +11,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::{client_side, connect_head, mtls_pair, server_side};
+use super::{client_side, mtls_pair, server_side};
 use crate::support::*;
 
 /// An application that answers only once the client has ended its side:
@@ -77,7 +77,7 @@ async fn an_answer_sent_after_the_clients_end_crosses_two_sidecars_over_mtls() {
     assert_eq!(send_then_end(tcp, &sent).await, "read 204800 bytes");
 
     let (tunnel, head) = connect_head(web.outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert_eq!(send_then_end(tunnel, &sent).await, "read 204800 bytes");
 
     stop(web).await;
@@ -110,7 +110,7 @@ async fn a_client_keeps_sending_after_the_applications_end_crosses_two_sidecars_
     let sent = pattern(200 * 1024);
 
     let (tunnel, head) = connect_head(web.outbound, "db:5432").await;
-    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let tcp = TcpStream::connect(web.outbound_ports[0]).await.unwrap();
     for mut io in [tunnel, tcp] {
         // The greeting, then the application's end...

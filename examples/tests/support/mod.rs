@@ -416,6 +416,22 @@ pub async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Sends `CONNECT authority` on a new connection to `addr`: the
+/// connection, and the response's head as it came.
+pub async fn connect_head(addr: SocketAddr, authority: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    (tcp, String::from_utf8(head).unwrap())
+}
+
 /// A plaintext sidecar on one runtime whose one inbound port serves HTTP
 /// to `app`.
 pub fn plain_inbound(app: SocketAddr) -> Running {
