@@ -8,92 +8,14 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command},
-    sync::mpsc::Receiver,
-    time::Duration,
-};
+use std::net::SocketAddr;
 
 use http::{Request, StatusCode};
-use support::full;
-
-/// How long a line the test waits for may take: the bound of a hang, not
-/// a measure of speed.
-const HANG: Duration = Duration::from_secs(60);
-
-/// The Server of the application's port, open to loopback clients.
-const OPEN: &str = "apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: {name: emoji-http, namespace: emojivoto}
-spec:
-  podSelector: {matchLabels: {app: emoji}}
-  port: http
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: NetworkAuthentication
-metadata: {name: loopback, namespace: emojivoto}
-spec:
-  networks: [{cidr: 127.0.0.0/8}]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: {name: emoji-http-loopback, namespace: emojivoto}
-spec:
-  targetRef: {group: policy.linkerd.io, kind: Server, name: emoji-http}
-  requiredAuthenticationRefs:
-    - {group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}
-";
-
-/// The Server alone: under the `deny` default, its requests get 403.
-fn closed() -> String {
-    OPEN.split("---\n").next().unwrap().to_owned()
-}
-
-/// `closed`, and an authorization of a Server that does not exist: a
-/// mistake that does not compile.
-fn dangling() -> String {
-    closed()
-        + "---
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: {name: dangling, namespace: emojivoto}
-spec:
-  targetRef: {group: policy.linkerd.io, kind: Server, name: nope}
-  requiredAuthenticationRefs:
-    - {group: policy.linkerd.io, kind: NetworkAuthentication, name: loopback}
-"
-}
-
-/// The next line of `lines` that holds `needle`, the lines before it
-/// included, read off the test's runtime.
-fn wait_for(lines: &Receiver<String>, needle: &str) -> String {
-    let mut seen = Vec::new();
-    loop {
-        match tokio::task::block_in_place(|| lines.recv_timeout(HANG)) {
-            Ok(line) => {
-                let found = line.contains(needle);
-                seen.push(line);
-                if found {
-                    return seen.join("\n");
-                }
-            }
-            Err(error) => panic!(
-                "no line with {needle:?} ({error}); read:\n{}",
-                seen.join("\n")
-            ),
-        }
-    }
-}
-
-/// Sends `signal` (`-HUP`, `-TERM`) to `child`.
-fn signal(child: &Child, signal: &str) {
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
+use support::{
+    full,
+    policy::{AUTHZ, DANGLING, authz_closed},
+    signal, wait_for,
+};
 
 /// The status of a GET through the inbound listener at `inbound`.
 async fn inbound_status(inbound: SocketAddr) -> StatusCode {
@@ -108,7 +30,7 @@ async fn sighup_reads_the_policy_files_now_and_a_bad_change_keeps_the_last_good_
     let app = support::ok_app(false).await;
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, OPEN).unwrap();
+    std::fs::write(&policy, AUTHZ).unwrap();
     let inbound: SocketAddr = format!("127.0.0.1:{}", support::free_port())
         .parse()
         .unwrap();
@@ -128,7 +50,7 @@ async fn sighup_reads_the_policy_files_now_and_a_bad_change_keeps_the_last_good_
     assert_eq!(inbound_status(inbound).await, StatusCode::OK);
 
     // A good change, in force once SIGHUP has read it.
-    support::replace_file(&policy, closed());
+    support::replace_file(&policy, authz_closed());
     signal(&child, "-HUP");
     let log = wait_for(&lines, "policy files reloaded, as asked");
     assert!(
@@ -138,7 +60,7 @@ async fn sighup_reads_the_policy_files_now_and_a_bad_change_keeps_the_last_good_
     assert_eq!(inbound_status(inbound).await, StatusCode::FORBIDDEN);
 
     // A bad change: named in the log, and the last good policy stays.
-    support::replace_file(&policy, dangling());
+    support::replace_file(&policy, authz_closed() + DANGLING);
     signal(&child, "-HUP");
     let refused = wait_for(&lines, "policy rejected");
     assert!(refused.contains("policy.yaml"), "{refused}");
@@ -151,7 +73,7 @@ async fn sighup_reads_the_policy_files_now_and_a_bad_change_keeps_the_last_good_
     assert!(again.contains("dangling"), "{again}");
 
     // Unchanged files are said to be, and nothing changes.
-    support::replace_file(&policy, closed());
+    support::replace_file(&policy, authz_closed());
     signal(&child, "-HUP");
     wait_for(&lines, "policy files reloaded, as asked");
     signal(&child, "-HUP");

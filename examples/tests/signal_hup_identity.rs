@@ -8,13 +8,7 @@
 
 use crate::support;
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    process::{Child, Command},
-    sync::{Arc, mpsc::Receiver},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use mesh_examples::sidecar::certs;
 use mesh_tls::{
@@ -22,45 +16,12 @@ use mesh_tls::{
     creds::{BUNDLE_FILE, CERT_FILE},
 };
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use support::{signal, wait_for};
 use tokio::net::TcpStream;
-
-/// How long a line the test waits for may take: the bound of a hang, not
-/// a measure of speed, and far less than the hour of `watch_interval`.
-const HANG: Duration = Duration::from_secs(60);
 
 /// The sidecar's identity, DNS-style, so that a plain rustls client
 /// verifies the certificate it is served.
 const WEB: &str = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
-
-/// The next line of `lines` that holds `needle`, the lines before it
-/// included, read off the test's runtime.
-fn wait_for(lines: &Receiver<String>, needle: &str) -> String {
-    let mut seen = Vec::new();
-    loop {
-        match tokio::task::block_in_place(|| lines.recv_timeout(HANG)) {
-            Ok(line) => {
-                let found = line.contains(needle);
-                seen.push(line);
-                if found {
-                    return seen.join("\n");
-                }
-            }
-            Err(error) => panic!(
-                "no line with {needle:?} ({error}); read:\n{}",
-                seen.join("\n")
-            ),
-        }
-    }
-}
-
-/// Sends `signal` (`-HUP`, `-TERM`) to `child`.
-fn signal(child: &Child, signal: &str) {
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
 
 /// The workload certificate in `dir`'s certificate file.
 fn leaf_in(dir: &Path) -> CertificateDer<'static> {

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod config;
+pub mod policy;
 // One capture for every crate's tests: mesh-core's (its docs say why
 // it is one global subscriber).
 #[path = "../../../mesh-core/tests/support/log_capture.rs"]
@@ -314,6 +315,38 @@ pub fn run_logging(
         }
     });
     (child, received)
+}
+
+/// The next line of `lines` ([`run_logging`]) that holds `needle`, the
+/// lines before it included, read off the test's runtime (which must be
+/// multi-threaded). A minute without it fails the test: the bound of a
+/// hang, not a measure of speed.
+pub fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::task::block_in_place(|| lines.recv_timeout(Duration::from_secs(60))) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return seen.join("\n");
+                }
+            }
+            Err(error) => panic!(
+                "no line with {needle:?} ({error}); read:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+/// Sends `signal` (`-HUP`, `-TERM`) to `child`.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 /// Runs the `sidecar` binary ([`sidecar_binary`]) with `args` to its end.
