@@ -28,12 +28,6 @@ fn scrape(registry: &Registry) -> String {
     text
 }
 
-/// An address nothing listens on: bound, then let go.
-async fn refused() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
-
 /// Sends `connect` on a connection of its own and reads the answer's
 /// head.
 async fn answer(proxy: SocketAddr, connect: &str) -> String {
@@ -61,7 +55,7 @@ async fn a_connect_the_tunnel_could_not_connect_is_an_outbound_io_error() {
             });
         }
     });
-    let refused = refused().await;
+    let refused = crate::support::refused::refused_addr();
     let mut connector = HttpConnector::new();
     connector.enforce_http(false);
     let down = ForwardTcp::new(connector.clone(), [refused]).unwrap();

@@ -6,6 +6,8 @@
 //! declared beside this one in `Cargo.toml`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 mod access_log_types;
 mod errors_layer;
 mod errors_tunnel;

@@ -178,16 +178,7 @@ async fn a_connection_that_could_not_be_opened_is_no_fold() {
     let mut registry = Registry::default();
     let config = MetricsConfig::default().with_series_limit(NonZeroUsize::new(1).unwrap());
     let tcp = TcpMetrics::register_with(&mut registry, config);
-    // Below Linux's ephemeral range, where no test binds: once it is closed
-    // below, no other test's listener takes the port meanwhile.
-    let listener = {
-        use std::hash::{BuildHasher, RandomState};
-        let random = RandomState::new();
-        (0_u64..)
-            .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
-            .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
-            .unwrap()
-    };
+    let listener = crate::support::refused::low_listener();
     let addr = listener.local_addr().unwrap();
     let mut first = TcpConnect::outbound(
         &tcp,

@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use crate::support::refused::refused_addr;
 use mesh_metrics::query::{Format, Target, edges, routes, stat, top};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -111,19 +112,9 @@ async fn each_frame_is_one_json_line_of_what_changed_and_a_silent_target_is_not_
     }
 }
 
-/// An address nothing listens on, drawn below Linux's ephemeral range
-/// (32768–60999), where no test binds. A port bound to port 0 and closed
-/// could be picked again for another test's listener while this one
-/// scrapes it: that listener would answer (or reset) the scrape meant to
-/// be refused, and see a request it did not expect.
+/// An address nothing listens on, as a query names its target.
 fn silent() -> String {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new();
-    let port = (0_u64..)
-        .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .unwrap();
-    format!("127.0.0.1:{port}")
+    refused_addr().to_string()
 }
 
 #[tokio::test]

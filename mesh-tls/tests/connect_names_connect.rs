@@ -7,29 +7,15 @@
 
 use crate::support;
 
-use std::{error::Error as _, net::SocketAddr};
+use std::error::Error as _;
 
 use mesh_core::{client::ClientConfig, proxy::ForwardTcp};
 use mesh_tls::{ConnectError, CredentialStore, OutboundTls, TlsConnector, TlsTargets};
-use support::*;
+use support::{refused::refused_addr, *};
 use tower::ServiceExt;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 const API: &str = "spiffe://example.org/ns/shop/sa/api";
-
-/// A port on 127.0.0.1 that nothing listens on, drawn below Linux's
-/// ephemeral range (32768–60999), where no test binds: a port bound to
-/// port 0 and closed could be picked again for another test's listener,
-/// which would take the connection meant to be refused.
-async fn refusing() -> SocketAddr {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new();
-    let port = (0_u64..)
-        .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .unwrap();
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 /// `error` and its causes, as a log line joins them.
 fn joined(error: &(dyn std::error::Error + 'static)) -> String {
@@ -53,7 +39,7 @@ async fn dial(connector: TlsConnector, uri: String) -> ConnectError {
 
 #[tokio::test]
 async fn a_plaintext_targets_failed_connect_names_the_address_dialled() {
-    let addr = refusing().await;
+    let addr = refused_addr();
     let targets = TlsTargets::new(OutboundTls::Plaintext);
     let connector = TlsConnector::new(
         &ClientConfig::default(),
@@ -81,7 +67,7 @@ async fn a_plaintext_targets_failed_connect_names_the_address_dialled() {
 #[tokio::test]
 async fn an_mtls_targets_failed_connect_names_the_address_and_the_identity_expected() {
     let ca = ca();
-    let addr = refusing().await;
+    let addr = refused_addr();
     let err = dial(
         connector(store(&ca, WEB), addr, API),
         format!("http://{addr}/"),
@@ -102,7 +88,7 @@ async fn an_mtls_targets_failed_connect_names_the_address_and_the_identity_expec
 #[tokio::test]
 async fn a_failed_connect_to_a_host_name_names_the_name() {
     let ca = ca();
-    let addr = refusing().await;
+    let addr = refused_addr();
     let targets = TlsTargets::new(OutboundTls::Mtls(id(API)));
     let connector = TlsConnector::new(&ClientConfig::default(), store(&ca, WEB), targets).unwrap();
     let err = dial(connector, format!("http://localhost:{}/", addr.port())).await;
@@ -124,7 +110,7 @@ async fn a_failed_connect_to_a_host_name_names_the_name() {
 async fn a_forwarded_connects_warning_names_the_identity_expected() {
     let (events, _log) = Logs::capture();
     let ca = ca();
-    let addr = refusing().await;
+    let addr = refused_addr();
     let forward = ForwardTcp::new(connector(store(&ca, WEB), addr, API), [addr]).unwrap();
     let err = forward.connect().await.expect_err("nothing listens");
     assert!(

@@ -8,6 +8,8 @@ pub mod policy;
 // it is one global subscriber).
 #[path = "../../../mesh-core/tests/support/log_capture.rs"]
 pub mod log_capture;
+#[path = "../../../mesh-core/tests/support/refused.rs"]
+pub mod refused;
 
 use std::{
     net::SocketAddr,
@@ -394,12 +396,7 @@ pub async fn refused_addr() -> SocketAddr {
 /// below Linux's ephemeral range (32768–60999), where only an explicit
 /// `bind` takes a port, and below [`free_port`]'s, which sidecars bind.
 pub fn refused_port() -> u16 {
-    use std::hash::{BuildHasher, RandomState};
-    let random = RandomState::new();
-    (0_u64..)
-        .map(|attempt| 10_000 + (random.hash_one(attempt) % 5_000) as u16)
-        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
-        .unwrap()
+    refused::refused_port()
 }
 
 /// A TCP application on 127.0.0.1:0 that echoes what it reads, and the

@@ -3,6 +3,9 @@
 //! client refuses to produce.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+#[path = "../../../mesh-core/tests/support/refused.rs"]
+pub mod refused;
+
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;

@@ -1,0 +1,6 @@
+//! Helpers the tests share.
+
+// Addresses where nothing listens: mesh-core's tests' (its docs say why
+// the ports are drawn where they are).
+#[path = "../../../mesh-core/tests/support/refused.rs"]
+pub(crate) mod refused;
