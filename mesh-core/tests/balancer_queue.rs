@@ -4,14 +4,15 @@
 //! shuts and opens, in Linkerd's families.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::queue::{get, spawn, tcp_echo, until, upstream};
+
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
 use mesh_core::{
     client::{Client, ClientConfig},
     proxy::{
@@ -27,9 +28,6 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
-use tower::ServiceExt;
-
-type Fwd = Forward<Client<Empty<Bytes>>>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct Service {
@@ -47,57 +45,8 @@ fn metrics() -> (Registry, QueueMetrics) {
     (registry, web)
 }
 
-/// An HTTP/1.1 upstream answering `500` to `/fail` and `200` to anything
-/// else.
-async fn upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let mut res = Response::new(Full::new(Bytes::from_static(b"hi")));
-                if req.uri().path() == "/fail" {
-                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                Ok::<_, Infallible>(res)
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(conn), svc),
-            );
-        }
-    });
-    addr
-}
-
 fn client() -> Client<Empty<Bytes>> {
     Client::new(&ClientConfig::default())
-}
-
-/// The status and `mesh-error` of the answer to a `GET` of `path`.
-fn spawn(forward: &Fwd, path: &str) -> JoinHandle<(StatusCode, Option<String>)> {
-    let req = Request::get(path)
-        .header("host", "web")
-        .body(Empty::new())
-        .unwrap();
-    let forward = forward.clone();
-    tokio::spawn(async move {
-        let res = forward.oneshot(req).await.unwrap();
-        let error = res
-            .headers()
-            .get("mesh-error")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let status = res.status();
-        res.into_body().collect().await.unwrap();
-        (status, error)
-    })
-}
-
-/// Lets the clock run to `at` (since `start`) and everything ready run.
-async fn until(start: Instant, at: Duration) {
-    tokio::time::sleep_until(start + at).await;
-    tokio::task::yield_now().await;
 }
 
 fn scrape(registry: &Registry) -> String {
@@ -114,7 +63,7 @@ async fn a_request_waiting_for_the_first_endpoint_is_the_queue_length_until_serv
     assert!(web.count(&set.view()));
     let forward = Forward::with_endpoints(client(), &set);
     let start = Instant::now();
-    let waiting = spawn(&forward, "/");
+    let waiting = spawn(&forward, get("/"));
     until(start, Duration::from_millis(700)).await;
     assert!(!waiting.is_finished());
     assert_eq!((web.length(), web.requests()), (1, 1));
@@ -139,7 +88,10 @@ async fn a_request_waiting_for_the_first_endpoint_is_the_queue_length_until_serv
     }
 
     // Served at once, a request never enters the queue.
-    assert_eq!(spawn(&forward, "/").await.unwrap(), (StatusCode::OK, None));
+    assert_eq!(
+        spawn(&forward, get("/")).await.unwrap(),
+        (StatusCode::OK, None)
+    );
     assert_eq!((web.length(), web.requests()), (0, 1));
 }
 
@@ -168,10 +120,10 @@ async fn the_gate_of_a_fixed_forward_shuts_after_the_timeout_and_opens_with_the_
 
     // One failure takes the endpoint out for 10 s: the next request
     // waits, and at 2 s the service goes into fail-fast.
-    let (status, _) = spawn(&forward, "/fail").await.unwrap();
+    let (status, _) = spawn(&forward, get("/fail")).await.unwrap();
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let start = Instant::now();
-    let waiting = spawn(&forward, "/");
+    let waiting = spawn(&forward, get("/"));
     until(start, Duration::from_secs(1)).await;
     assert_eq!(web.length(), 1);
     assert_eq!(
@@ -190,13 +142,16 @@ async fn the_gate_of_a_fixed_forward_shuts_after_the_timeout_and_opens_with_the_
     );
     // In fail-fast, requests are refused without waiting: the gate stays
     // shut, counted once.
-    let (status, _) = spawn(&forward, "/").await.unwrap();
+    let (status, _) = spawn(&forward, get("/")).await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(web.gate_changes(), (1, 1));
 
     // The penalty ends; the next request is the probe, served: it opens.
     until(start, Duration::from_secs(11)).await;
-    assert_eq!(spawn(&forward, "/").await.unwrap(), (StatusCode::OK, None));
+    assert_eq!(
+        spawn(&forward, get("/")).await.unwrap(),
+        (StatusCode::OK, None)
+    );
     assert_eq!(web.gate_changes(), (2, 1));
     let text = scrape(&registry);
     assert!(
@@ -223,20 +178,6 @@ async fn tcp_proxy(forward: ForwardTcp<HttpConnector>) -> SocketAddr {
     addr
 }
 
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// Whether `hello`, sent through `proxy`, comes back (`false`: closed).
 fn exchange(proxy: SocketAddr) -> JoinHandle<bool> {
     tokio::spawn(async move {
@@ -250,7 +191,7 @@ fn exchange(proxy: SocketAddr) -> JoinHandle<bool> {
 #[tokio::test(start_paused = true)]
 async fn tcp_connections_wait_in_the_queue_and_shut_the_gate_at_the_timeout() {
     let (_registry, web) = metrics();
-    let endpoint = echo().await;
+    let endpoint = tcp_echo().await;
     let set = EndpointSet::empty();
     assert!(web.count(&set.view()));
     let mut connector = ClientConfig::default().http_connector();

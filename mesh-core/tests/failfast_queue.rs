@@ -3,59 +3,23 @@
 //! paused clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
+use crate::support::queue::{Answer, Fwd, get, spawn, until, upstream};
+
+use std::{num::NonZeroU32, time::Duration};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::{Request, StatusCode};
+use http_body_util::Empty;
 use mesh_core::{
     client::{Client, ClientConfig},
     proxy::{EndpointSet, FailureAccrual, Forward, IN_FAILFAST, Queue},
 };
-use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
+use tokio::time::Instant;
 use tower::ServiceExt;
-
-type Fwd = Forward<Client<Empty<Bytes>>>;
-
-/// An HTTP/1.1 upstream answering `500` to `/fail` and `200` to
-/// anything else.
-async fn upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (conn, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let status = if req.uri().path() == "/fail" {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
-                };
-                let mut res = Response::new(Full::new(Bytes::from_static(b"hi")));
-                *res.status_mut() = status;
-                Ok::<_, Infallible>(res)
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(conn), svc),
-            );
-        }
-    });
-    addr
-}
 
 fn forward(set: &EndpointSet) -> Fwd {
     let client = Client::<Empty<Bytes>>::new(&ClientConfig::default());
     Forward::with_endpoints(client, set)
-}
-
-fn get(path: &str) -> Request<Empty<Bytes>> {
-    Request::get(path)
-        .header("host", "web")
-        .body(Empty::new())
-        .unwrap()
 }
 
 fn grpc() -> Request<Empty<Bytes>> {
@@ -66,35 +30,12 @@ fn grpc() -> Request<Empty<Bytes>> {
         .unwrap()
 }
 
-/// The status and `mesh-error` of the answer to `req`.
-type Answer = (StatusCode, Option<String>);
-
-fn spawn(forward: &Fwd, req: Request<Empty<Bytes>>) -> JoinHandle<Answer> {
-    let forward = forward.clone();
-    tokio::spawn(async move {
-        let res = forward.oneshot(req).await.unwrap();
-        let error = res
-            .headers()
-            .get("mesh-error")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let status = res.status();
-        res.into_body().collect().await.unwrap();
-        (status, error)
-    })
-}
-
 /// Sends `req` and expects its answer without the clock moving.
 async fn answered_at_once(forward: &Fwd, req: Request<Empty<Bytes>>) -> Answer {
     let start = Instant::now();
     let answer = spawn(forward, req).await.unwrap();
     assert_eq!(Instant::now(), start, "answered at once: {answer:?}");
     answer
-}
-
-/// Lets the clock run to `at` (since `start`) and everything ready run.
-async fn until(start: Instant, at: Duration) {
-    tokio::time::sleep_until(start + at).await;
-    tokio::task::yield_now().await;
 }
 
 #[tokio::test(start_paused = true)]

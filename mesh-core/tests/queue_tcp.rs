@@ -3,6 +3,8 @@
 //! outbound TCP queue): over real sockets, on tokio's paused clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::queue::{tcp_echo, until};
+
 use crate::support::refused::refused_addr;
 
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
@@ -20,20 +22,6 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
-
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 fn connector() -> HttpConnector {
     let mut connector = ClientConfig::default().http_connector();
@@ -74,12 +62,6 @@ fn exchange(proxy: SocketAddr) -> JoinHandle<Option<Vec<u8>>> {
     })
 }
 
-/// Lets the clock run to `at` (since `start`) and everything ready run.
-async fn until(start: Instant, at: Duration) {
-    tokio::time::sleep_until(start + at).await;
-    tokio::task::yield_now().await;
-}
-
 /// Runs `handle` to its end, and checks that the clock did not move.
 async fn at_once<T>(handle: JoinHandle<T>) -> T {
     let start = Instant::now();
@@ -90,7 +72,7 @@ async fn at_once<T>(handle: JoinHandle<T>) -> T {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_while_no_endpoint_resolved_waits_and_is_forwarded_to_the_first() {
-    let endpoint = echo().await;
+    let endpoint = tcp_echo().await;
     let set = EndpointSet::empty();
     let proxy = tcp_proxy(ForwardTcp::with_endpoints(connector(), &set)).await;
     let start = Instant::now();
@@ -105,7 +87,7 @@ async fn a_connection_while_no_endpoint_resolved_waits_and_is_forwarded_to_the_f
 #[tokio::test(start_paused = true)]
 async fn past_the_timeout_connections_are_closed_and_later_ones_fail_fast_until_an_endpoint_comes()
 {
-    let endpoint = echo().await;
+    let endpoint = tcp_echo().await;
     let set = EndpointSet::empty();
     let proxy = tcp_proxy(ForwardTcp::with_endpoints(connector(), &set)).await;
     let start = Instant::now();
@@ -132,7 +114,7 @@ async fn past_the_timeout_connections_are_closed_and_later_ones_fail_fast_until_
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_beyond_the_queue_capacity_is_closed_at_once() {
-    let endpoint = echo().await;
+    let endpoint = tcp_echo().await;
     let set = EndpointSet::empty().with_queue(Queue::new(1, Duration::from_secs(3)));
     let proxy = tcp_proxy(ForwardTcp::with_endpoints(connector(), &set)).await;
     let start = Instant::now();
@@ -222,7 +204,7 @@ fn send_connect(proxy: SocketAddr) -> JoinHandle<(String, TcpStream)> {
 
 #[tokio::test(start_paused = true)]
 async fn a_connect_waits_for_an_endpoint_then_tunnels() {
-    let endpoint = echo().await;
+    let endpoint = tcp_echo().await;
     let set = EndpointSet::empty();
     let proxy = connect_proxy(ForwardTcp::with_endpoints(connector(), &set)).await;
     let start = Instant::now();

@@ -3,6 +3,8 @@
 //! client's connection, and shutdown waits for a connection in flight.
 #![allow(clippy::unwrap_used)]
 
+use crate::support::queue::tcp_echo;
+
 use crate::support::refused::refused_addr;
 
 use std::{net::SocketAddr, time::Duration};
@@ -17,20 +19,6 @@ use tokio::{
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
-
-async fn echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 /// An opaque server forwarding to `endpoints`.
 async fn proxy(
@@ -56,7 +44,7 @@ async fn proxy(
 
 #[tokio::test]
 async fn bytes_that_look_like_http_cross_unchanged() {
-    let (addr, trigger, server) = proxy(vec![echo().await]).await;
+    let (addr, trigger, server) = proxy(vec![tcp_echo().await]).await;
     let mut conn = TcpStream::connect(addr).await.unwrap();
     let sent: Vec<u8> = b"GET / HTTP/1.1\r\n\r\n"
         .iter()
@@ -91,7 +79,7 @@ async fn an_unreachable_endpoint_closes_the_clients_connection() {
 
 #[tokio::test]
 async fn shutdown_waits_for_a_forwarded_connection_in_flight() {
-    let (addr, trigger, server) = proxy(vec![echo().await]).await;
+    let (addr, trigger, server) = proxy(vec![tcp_echo().await]).await;
     let mut conn = TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"ping").await.unwrap();
     let mut back = [0; 4];
@@ -164,7 +152,7 @@ async fn send_connect_with(addr: SocketAddr, authority: &str, rest: &[u8]) -> (T
 #[tokio::test]
 async fn a_connect_to_a_known_target_is_tunnelled_to_its_endpoint() {
     let (open, closed) = mesh_core::proxy::connect::open_tunnels();
-    let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+    let (addr, trigger, server) = connect_proxy(tcp_echo().await, open).await;
     // Bytes sent before the answer arrives are tunnelled too.
     let (mut conn, head) = send_connect(addr, "db:5432", b"early ").await;
     assert!(head.starts_with("http/1.1 200 "), "{head}");
@@ -200,7 +188,7 @@ async fn a_connect_to_a_known_target_is_tunnelled_to_its_endpoint() {
 #[tokio::test]
 async fn other_requests_and_connects_to_unknown_targets_go_to_the_inner_service() {
     let (open, _closed) = mesh_core::proxy::connect::open_tunnels();
-    let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+    let (addr, trigger, server) = connect_proxy(tcp_echo().await, open).await;
     let (_conn, head) = send_connect(addr, "elsewhere:443", b"").await;
     assert!(head.starts_with("http/1.1 404 "), "{head}");
     let mut conn = TcpStream::connect(addr).await.unwrap();
@@ -284,7 +272,7 @@ async fn a_connect_with_content_is_refused_400_not_tunnelled_without_it() {
     ];
     for framing in framings {
         let (open, _closed) = mesh_core::proxy::connect::open_tunnels();
-        let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+        let (addr, trigger, server) = connect_proxy(tcp_echo().await, open).await;
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let req = format!("CONNECT db:5432 HTTP/1.1\r\nhost: db:5432\r\n{framing}world");
         conn.write_all(req.as_bytes()).await.unwrap();
@@ -301,7 +289,7 @@ async fn a_connect_with_content_is_refused_400_not_tunnelled_without_it() {
     // An empty one is no content, however its zero is written.
     for length in ["0", "00"] {
         let (open, _closed) = mesh_core::proxy::connect::open_tunnels();
-        let (addr, trigger, server) = connect_proxy(echo().await, open).await;
+        let (addr, trigger, server) = connect_proxy(tcp_echo().await, open).await;
         let early = format!("content-length: {length}\r\n\r\nworld");
         let (mut conn, head) = send_connect_with(addr, "db:5432", early.as_bytes()).await;
         assert!(head.starts_with("http/1.1 200 "), "{length}: {head}");
