@@ -5,50 +5,11 @@
 //! hand, whose line has no breaches, said only the 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    num::NonZeroU32,
-    time::Duration,
-};
+use crate::support::demo::{shut_down, start};
 
-use mesh_examples::demo::{self, DemoConfig, report::Summary};
-use tokio::sync::mpsc;
+use std::{num::NonZeroU32, time::Duration};
 
-/// The demo's output, line by line, as it is written.
-struct Lines {
-    partial: Vec<u8>,
-    tx: mpsc::UnboundedSender<String>,
-}
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.partial.extend_from_slice(buf);
-        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            let _ = self
-                .tx
-                .send(String::from_utf8_lossy(&line).trim_end().to_owned());
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Asks the sidecar whose admin server is at `admin` to shut down.
-fn shut_down(admin: &str) {
-    let mut tcp = TcpStream::connect(admin).unwrap();
-    let request = format!(
-        "POST /shutdown HTTP/1.1\r\nhost: {admin}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-}
+use mesh_examples::demo::{DemoConfig, report::Summary};
 
 /// Runs the demo for 3 seconds and, once its first table is out, shuts
 /// down the sidecar of `workload` (`web` or `voting`, whose admin
@@ -61,14 +22,7 @@ async fn run_losing(workload: &str) -> Summary {
         denied_every: Duration::from_millis(250),
         ..DemoConfig::default()
     };
-    let (tx, mut lines) = mpsc::unbounded_channel();
-    let run = tokio::spawn(async move {
-        let mut out = Lines {
-            partial: Vec::new(),
-            tx,
-        };
-        demo::run(&config, &mut out, std::future::pending()).await
-    });
+    let (run, mut lines) = start(config);
     let mut admin = None;
     let prefix = format!("{workload}=");
     while let Some(line) = lines.recv().await {

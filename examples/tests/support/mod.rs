@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod config;
+pub mod demo;
 pub mod policy;
 // One capture for every crate's tests: mesh-core's (its docs say why
 // it is one global subscriber).
