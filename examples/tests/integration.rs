@@ -60,6 +60,7 @@ mod edges;
 mod env_unknown;
 mod errors_connections;
 mod errors_http;
+mod errors_rate_limit;
 mod errors_tcp;
 mod errors_tunnel;
 mod forged_headers;

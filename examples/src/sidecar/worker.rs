@@ -467,6 +467,7 @@ impl Worker {
             port.app,
             &self.shared.policy,
             &self.shared.inbound_metrics,
+            &self.shared.http_metrics,
         ) {
             Ok(http) => http,
             Err(error) => {

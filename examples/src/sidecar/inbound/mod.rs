@@ -16,15 +16,17 @@ use std::{
 use http::Uri;
 use hyper_util::rt::TokioIo;
 use mesh_core::{
+    ConnectionInfo, ProxyErrorKind,
     body::Proxied,
     conn::{NoTlsReason, Tls},
     error::BoxError,
     io::copy_both_ways,
+    labels::Authorized,
     proxy::{Forward, NoEndpoints, ResponseBody},
     serve::OpaqueConnection,
 };
 use mesh_metrics::{
-    Direction, MetricsLayer, TcpConnect, TcpMetrics, http::Metrics, tcp::CountErrors,
+    Direction, HttpMetrics, MetricsLayer, TcpConnect, TcpMetrics, http::Metrics, tcp::CountErrors,
 };
 use mesh_policy::{
     ApplyFilters, ApplyFiltersLayer, Authorize, AuthorizeLayer, AuthorizeOpaqueLayer, PolicyStore,
@@ -79,7 +81,11 @@ pub(super) type HttpStack = StripConnectionListed<
 /// Authorization comes first, as in Linkerd's inbound stack, so that the
 /// request metrics carry the `srv_name`, `route_name` and `authz_name` the
 /// decision attached. A denied request never reaches the metrics layer: it
-/// is counted by `inbound_http_authz_deny_total` instead.
+/// is counted by `inbound_http_authz_deny_total` instead. Nor does one its
+/// Server's rate limit refused (`429`): authorization's hook counts it in
+/// `inbound_http_errors_total` as `rate limited`, with the target and the
+/// Server (see [`count_rate_limited`]), where Linkerd counts it, and it
+/// stays out of `request_total` and `response_total`, as a denial does.
 ///
 /// The identity headers are set twice. First before anything reads the
 /// request: the client's copies dropped, the identity the connection
@@ -106,6 +112,7 @@ pub(super) fn http_stack(
     app: SocketAddr,
     policy: &PolicyStore,
     metrics: &MetricsLayer,
+    http_metrics: &HttpMetrics,
 ) -> Result<HttpStack, NoEndpoints> {
     let forward = Forward::new(client, [app])?;
     // Servers are matched against the application's port, and so is
@@ -117,11 +124,46 @@ pub(super) fn http_stack(
         .layer(StripConnectionListedLayer)
         .layer(ClientIdLayer::new())
         .layer(RequestChecksLayer::new(refuse))
-        .layer(AuthorizeLayer::new(policy.clone()).with_port(app.port()))
+        .layer(
+            AuthorizeLayer::new(policy.clone())
+                .with_port(app.port())
+                .on_rate_limited(count_rate_limited(http_metrics, app.port())),
+        )
         .layer(metrics)
         .layer(ApplyFiltersLayer::new())
         .layer(ClientIdLayer::new())
         .service(forward))
+}
+
+/// What authorization tells of a request its Server's rate limit refused,
+/// on the inbound port whose application listens on `app_port`: counts it
+/// in `inbound_http_errors_total` (`rate limited`), named as its
+/// `request_total` series would have been had it been let through: the
+/// address the connection came to with the application's port, as the
+/// metrics layer's [`with_target_port`](MetricsLayer::with_target_port)
+/// names it, and the Server the decision attached.
+fn count_rate_limited(
+    metrics: &HttpMetrics,
+    app_port: u16,
+) -> impl Fn(&http::request::Parts, &http::response::Parts) + Send + Sync + 'static {
+    let metrics = metrics.clone();
+    move |req, answer| {
+        let target = req
+            .extensions
+            .get::<ConnectionInfo>()
+            .map(|info| SocketAddr::new(info.local_addr.ip(), app_port));
+        let kind = answer
+            .extensions
+            .get::<ProxyErrorKind>()
+            .copied()
+            .unwrap_or(ProxyErrorKind::RateLimited);
+        metrics.count_inbound_answer(
+            target,
+            req.extensions.get::<Authorized>(),
+            kind,
+            &answer.headers,
+        );
+    }
 }
 
 /// The opaque handler of one inbound port: a connection-level
