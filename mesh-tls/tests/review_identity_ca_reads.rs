@@ -58,6 +58,49 @@ fn serve_fifo(
     })
 }
 
+/// A file made a pipe ([`make_fifo`]) and served ([`serve_fifo`]) on a
+/// thread of its own.
+struct Stalling {
+    fifo: PathBuf,
+    /// Tells the server the test still runs.
+    alive: mpsc::Sender<()>,
+    stop: Arc<AtomicBool>,
+    server: std::thread::JoinHandle<bool>,
+}
+
+impl Stalling {
+    /// Makes `fifo` a pipe and serves it; the receiver hears when a
+    /// reader has it open.
+    fn start(fifo: &Path) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        make_fifo(fifo);
+        let (reading_tx, reading) = tokio::sync::oneshot::channel();
+        let (alive, alive_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = serve_fifo(fifo.to_owned(), reading_tx, alive_rx, stop.clone());
+        let stalling = Self {
+            fifo: fifo.to_owned(),
+            alive,
+            stop,
+            server,
+        };
+        (stalling, reading)
+    }
+
+    /// Stops serving the pipe: whether the wait for the test ran out.
+    fn stalled(self) -> bool {
+        self.stop.store(true, Ordering::SeqCst);
+        // Open at both ends, the pipe lets the server's last open through.
+        let hold = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.fifo)
+            .unwrap();
+        let stalled = self.server.join().unwrap();
+        drop(hold);
+        stalled
+    }
+}
+
 /// The renewal reads the CA directory while another task of its runtime
 /// goes on: the directory's `ca.crt`, made a pipe that answers only when
 /// the test tells it to, keeps the read waiting, and the test, on the same
@@ -78,31 +121,18 @@ async fn a_ca_source_reads_its_directory_off_the_runtime_thread() {
     let task = tokio::spawn(store.start(source).unwrap());
     assert_eq!(store.subscribe().borrow().loaded, 1);
 
-    let fifo = dir.path().join(ca::CA_CERT_FILE);
-    make_fifo(&fifo);
-    let (reading_tx, reading) = tokio::sync::oneshot::channel();
-    let (alive, alive_rx) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = serve_fifo(fifo.clone(), reading_tx, alive_rx, stop.clone());
+    let (fifo, reading) = Stalling::start(&dir.path().join(ca::CA_CERT_FILE));
 
     // Past the renewal, at 70 % of the minute: the directory is read.
     tokio::time::advance(Duration::from_secs(43)).await;
     reading.await.unwrap();
-    alive.send(()).unwrap();
+    fifo.alive.send(()).unwrap();
 
     let mut version = store.subscribe();
     version.wait_for(|v| v.rejected == 1).await.unwrap();
     assert!(store.is_ready(), "the CA loaded before renews");
 
-    stop.store(true, Ordering::SeqCst);
-    // Open at both ends, the pipe lets the server's last open through.
-    let hold = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    let stalled = server.join().unwrap();
-    drop(hold);
+    let stalled = fifo.stalled();
     task.abort();
     assert!(
         !stalled,
@@ -133,27 +163,16 @@ async fn a_files_source_reads_its_files_off_the_runtime_thread() {
     let task = tokio::spawn(store.start(source).unwrap());
     assert_eq!(store.subscribe().borrow().loaded, 1);
 
-    make_fifo(&files.cert);
-    let (reading_tx, reading) = tokio::sync::oneshot::channel();
-    let (alive, alive_rx) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = serve_fifo(files.cert.clone(), reading_tx, alive_rx, stop.clone());
+    let (fifo, reading) = Stalling::start(&files.cert);
 
     reading.await.unwrap();
-    alive.send(()).unwrap();
+    fifo.alive.send(()).unwrap();
 
     let mut version = store.subscribe();
     version.wait_for(|v| v.rejected == 1).await.unwrap();
     assert!(store.is_ready(), "the credentials loaded before stay");
 
-    stop.store(true, Ordering::SeqCst);
-    let hold = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&files.cert)
-        .unwrap();
-    let stalled = server.join().unwrap();
-    drop(hold);
+    let stalled = fifo.stalled();
     task.abort();
     assert!(
         !stalled,
