@@ -3,18 +3,11 @@
 //! polled change. The watchers poll every hour: within a test, only an
 //! ask reads the files.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::time::Duration;
 
-use mesh_core::client::ClientConfig;
-use mesh_metrics::{HttpMetrics, TcpMetrics};
-use mesh_policy::{PolicyMetrics, PolicyStore};
-use mesh_retry::RetryMetrics;
-use mesh_tls::{CredentialStore, StoreConfig};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
-use super::{LoadedTexts, Reload, RouteReloads, RoutesWatcher, retry_routes};
-use crate::sidecar::config::SidecarConfig;
-use crate::sidecar::outbound::{BackendMetrics, Outbound, OutboundMetrics, ResolveMetrics};
+use super::{Reload, tests::watcher};
 
 /// A route of `emoji` with a request timeout of `timeout`.
 fn route(timeout: &str) -> String {
@@ -44,42 +37,6 @@ fn reloads(registry: &Registry) -> String {
         .collect();
     lines.sort_unstable();
     lines.join("\n")
-}
-
-/// A watcher of `routes` for an outbound service `emoji`, polling every
-/// hour, counting into `registry`.
-fn watcher(routes: &Path, registry: &mut Registry) -> RoutesWatcher {
-    let yaml = format!(
-        "outbound:\n  services: [{{name: emoji, endpoints: [127.0.0.1:1]}}]\n\
-         policy:\n  files: [{}]\n  watch_interval: 1h\n",
-        routes.display()
-    );
-    let config = SidecarConfig::from_yaml(&yaml, "sidecar.yaml").unwrap();
-    let texts = config.policy.sources.read_blocking().unwrap();
-    let resources = retry_routes(&texts, &config.policy).unwrap();
-    let outbound = Outbound::new(
-        &config.outbound,
-        &resources,
-        &config.policy.workload.namespace,
-        &CredentialStore::new(StoreConfig::default()),
-        &ClientConfig::default(),
-        &OutboundMetrics {
-            http: &HttpMetrics::register(registry),
-            tcp: &TcpMetrics::register(registry),
-            retry: &RetryMetrics::register(registry),
-            backend: &BackendMetrics::register(registry),
-            resolve: &ResolveMetrics::register(registry),
-        },
-    )
-    .unwrap();
-    let reloads = RouteReloads::register(registry);
-    let store = PolicyStore::new(
-        config.policy.workload.clone(),
-        config.policy.config.clone(),
-        PolicyMetrics::default(),
-    );
-    let loaded = LoadedTexts::new(texts, store);
-    RoutesWatcher::new(&config.policy, Arc::new(outbound), loaded, reloads).unwrap()
 }
 
 /// How long an outcome may take to be logged: the bound of a hang, not a
@@ -154,7 +111,7 @@ async fn an_ask_reads_the_files_at_once() {
     std::fs::write(&path, route("5s")).unwrap();
     let mut registry = Registry::default();
     let reload = Reload::watched();
-    let watcher = tokio::spawn(watcher(&path, &mut registry).run(reload.clone()));
+    let watcher = tokio::spawn(watcher(&path, "1h", &mut registry).run(reload.clone()));
 
     // An hour before the next poll.
     std::fs::write(&path, route("10s")).unwrap();
@@ -175,7 +132,7 @@ async fn an_ask_ends_the_wait_of_a_change_found_by_polling() {
     let path = dir.path().join("routes.yaml");
     std::fs::write(&path, route("5s")).unwrap();
     let mut registry = Registry::default();
-    let watcher = watcher(&path, &mut registry);
+    let watcher = watcher(&path, "1h", &mut registry);
     // Changed before the first poll, which finds it and waits a quarter
     // of the interval, a quarter of an hour, to read it again.
     std::fs::write(&path, route("10s")).unwrap();
@@ -202,7 +159,7 @@ async fn an_ask_judges_refused_files_again_and_leaves_files_in_force_as_they_are
     std::fs::write(&path, route("5s")).unwrap();
     let mut registry = Registry::default();
     let reload = Reload::watched();
-    let watcher = tokio::spawn(watcher(&path, &mut registry).run(reload.clone()));
+    let watcher = tokio::spawn(watcher(&path, "1h", &mut registry).run(reload.clone()));
 
     // Unchanged: nothing to put in force, nothing counted.
     assert!(reload.ask());

@@ -35,11 +35,12 @@ fn reloads(registry: &Registry) -> String {
 }
 
 /// A watcher of `routes` for an outbound service `emoji`, polling every
-/// second, counting into `registry`.
-fn watcher(routes: &Path, registry: &mut Registry) -> RoutesWatcher {
+/// `interval` (a duration in the configuration's words), counting into
+/// `registry`.
+pub(super) fn watcher(routes: &Path, interval: &str, registry: &mut Registry) -> RoutesWatcher {
     let yaml = format!(
         "outbound:\n  services: [{{name: emoji, endpoints: [127.0.0.1:1]}}]\n\
-         policy:\n  files: [{}]\n  watch_interval: 1s\n",
+         policy:\n  files: [{}]\n  watch_interval: {interval}\n",
         routes.display()
     );
     let config = SidecarConfig::from_yaml(&yaml, "sidecar.yaml").unwrap();
@@ -76,7 +77,7 @@ async fn routes_caught_between_a_truncation_and_a_write_are_not_put_in_force() {
     let path = dir.path().join("routes.yaml");
     std::fs::write(&path, ROUTE).unwrap();
     let mut registry = Registry::default();
-    let mut watcher = watcher(&path, &mut registry);
+    let mut watcher = watcher(&path, "1s", &mut registry);
 
     // Rewritten in place: empty when a poll reads it, written out while
     // the poll pauses before reading it again.
@@ -108,7 +109,7 @@ async fn a_routes_file_still_changing_is_read_again_before_it_is_planned() {
     let path = dir.path().join("routes.yaml");
     std::fs::write(&path, ROUTE).unwrap();
     let mut registry = Registry::default();
-    let mut watcher = watcher(&path, &mut registry);
+    let mut watcher = watcher(&path, "1s", &mut registry);
     let mut paused = false;
     watcher.poll(|| async { paused = true }).await;
     assert!(!paused, "unchanged files are read once");
@@ -157,7 +158,7 @@ async fn routes_are_planned_off_the_thread_that_polls() {
     let path = dir.path().join("routes.yaml");
     std::fs::write(&path, ROUTE).unwrap();
     let mut registry = Registry::default();
-    let mut watcher = watcher(&path, &mut registry);
+    let mut watcher = watcher(&path, "1s", &mut registry);
     std::fs::write(&path, ROUTE.replace("request: 5s", "request: 10s")).unwrap();
     watcher.poll(|| async {}).await;
     assert_eq!(
@@ -307,7 +308,7 @@ async fn an_unreadable_file_is_logged_with_why_each_time_the_reason_changes() {
     let path = dir.path().join("routes.yaml");
     std::fs::write(&path, ROUTE).unwrap();
     let mut registry = Registry::default();
-    let mut watcher = watcher(&path, &mut registry);
+    let mut watcher = watcher(&path, "1s", &mut registry);
 
     std::fs::remove_file(&path).unwrap();
     let missing = std::fs::read(&path).unwrap_err().to_string();
