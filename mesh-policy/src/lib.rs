@@ -30,7 +30,9 @@
 //!    that fails keeps the last good policy.
 //! 3. [`AuthorizeLayer`] decides each HTTP request: 403 (gRPC 7) when
 //!    denied, 404 (gRPC 5) when no route matches, 429 (gRPC 8) when over
-//!    its Server's rate limit ([`RateLimited`]), an
+//!    its Server's rate limit ([`RateLimited`]; a hook,
+//!    [`AuthorizeLayer::on_rate_limited`], is told of each, so that the
+//!    embedder can count it), an
 //!    [`Authorized`](mesh_core::labels::Authorized) extension when allowed.
 //!    [`AuthorizeOpaqueLayer`] decides opaque connections, and closes open
 //!    ones that a policy change no longer allows.
