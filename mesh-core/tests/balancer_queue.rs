@@ -4,27 +4,24 @@
 //! shuts and opens, in Linkerd's families.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::queue::{get, spawn, tcp_echo, until, upstream};
+use crate::support::queue::{connector, get, spawn, tcp_echo, tcp_proxy, until, upstream};
 
-use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
+use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::StatusCode;
 use http_body_util::Empty;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
 use mesh_core::{
     client::{Client, ClientConfig},
     proxy::{
         EndpointSet, FailureAccrual, Forward, ForwardTcp, IN_FAILFAST, Queue,
         balance::{QueueMetricFamilies, QueueMetrics},
     },
-    serve::{Protocol, Server, ServerConfig, shutdown},
 };
 use prometheus_client::{encoding::EncodeLabelSet, registry::Registry};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     task::JoinHandle,
     time::Instant,
 };
@@ -160,24 +157,6 @@ async fn the_gate_of_a_fixed_forward_shuts_after_the_timeout_and_opens_with_the_
     );
 }
 
-/// An opaque server forwarding with `forward` to an echo server, for the
-/// test's life.
-async fn tcp_proxy(forward: ForwardTcp<HttpConnector>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    std::mem::forget(trigger);
-    let config = ServerConfig {
-        protocol: Protocol::Opaque,
-        ..ServerConfig::default()
-    };
-    let http = tower::service_fn(|_: Request<Incoming>| async {
-        Ok::<_, Infallible>(Response::new(mesh_core::body::full("")))
-    });
-    tokio::spawn(Server::new(config).serve(listener, http, forward, shutdown));
-    addr
-}
-
 /// Whether `hello`, sent through `proxy`, comes back (`false`: closed).
 fn exchange(proxy: SocketAddr) -> JoinHandle<bool> {
     tokio::spawn(async move {
@@ -194,9 +173,7 @@ async fn tcp_connections_wait_in_the_queue_and_shut_the_gate_at_the_timeout() {
     let endpoint = tcp_echo().await;
     let set = EndpointSet::empty();
     assert!(web.count(&set.view()));
-    let mut connector = ClientConfig::default().http_connector();
-    connector.enforce_http(false);
-    let proxy = tcp_proxy(ForwardTcp::with_endpoints(connector, &set)).await;
+    let proxy = tcp_proxy(ForwardTcp::with_endpoints(connector(), &set)).await;
     let start = Instant::now();
     let waiting = exchange(proxy);
     until(start, Duration::from_secs(1)).await;

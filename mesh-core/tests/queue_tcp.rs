@@ -3,18 +3,18 @@
 //! outbound TCP queue): over real sockets, on tokio's paused clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support::queue::{tcp_echo, until};
-
-use crate::support::refused::refused_addr;
+use crate::support::{
+    queue::{connector, tcp_echo, tcp_proxy, until},
+    refused::refused_addr,
+};
 
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use mesh_core::{
     body::BoxBody,
-    client::ClientConfig,
     proxy::{ConnectTunnel, EndpointSet, FailureAccrual, ForwardTcp, Queue},
-    serve::{Protocol, Server, ServerConfig, shutdown},
+    serve::{Server, ServerConfig, shutdown},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -22,30 +22,6 @@ use tokio::{
     task::JoinHandle,
     time::Instant,
 };
-
-fn connector() -> HttpConnector {
-    let mut connector = ClientConfig::default().http_connector();
-    connector.enforce_http(false);
-    connector
-}
-
-/// An opaque server forwarding with `forward`; it lives until the test
-/// ends.
-async fn tcp_proxy(forward: ForwardTcp<HttpConnector>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    std::mem::forget(trigger);
-    let config = ServerConfig {
-        protocol: Protocol::Opaque,
-        ..ServerConfig::default()
-    };
-    let http = tower::service_fn(|_: http::Request<hyper::body::Incoming>| async {
-        Ok::<_, Infallible>(http::Response::new(mesh_core::body::full("")))
-    });
-    tokio::spawn(Server::new(config).serve(listener, http, forward, shutdown));
-    addr
-}
 
 /// What a client connected through the proxy gets back for `hello`:
 /// `Some` of the bytes echoed, or `None` when its connection is closed.

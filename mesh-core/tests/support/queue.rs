@@ -1,5 +1,6 @@
 //! Pieces of the balancer queue's tests: an upstream, requests through a
-//! `Forward` on tokio's paused clock, and a TCP echo for the opaque side.
+//! `Forward` on tokio's paused clock, and for the opaque side a TCP echo
+//! and a server forwarding to it.
 #![allow(dead_code)] // Not every test file uses every one.
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
@@ -8,8 +9,13 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use mesh_core::{client::Client, proxy::Forward};
+use mesh_core::{
+    client::{Client, ClientConfig},
+    proxy::{Forward, ForwardTcp},
+    serve::{Protocol, Server, ServerConfig, shutdown},
+};
 use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
 use tower::ServiceExt;
 
@@ -84,5 +90,30 @@ pub(crate) async fn tcp_echo() -> SocketAddr {
             });
         }
     });
+    addr
+}
+
+/// A connector for `ForwardTcp`: any URI scheme.
+pub(crate) fn connector() -> HttpConnector {
+    let mut connector = ClientConfig::default().http_connector();
+    connector.enforce_http(false);
+    connector
+}
+
+/// An opaque server forwarding with `forward`; it lives until the test
+/// ends.
+pub(crate) async fn tcp_proxy(forward: ForwardTcp<HttpConnector>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (trigger, shutdown) = shutdown::channel();
+    std::mem::forget(trigger);
+    let config = ServerConfig {
+        protocol: Protocol::Opaque,
+        ..ServerConfig::default()
+    };
+    let http = tower::service_fn(|_: Request<Incoming>| async {
+        Ok::<_, Infallible>(Response::new(mesh_core::body::full("")))
+    });
+    tokio::spawn(Server::new(config).serve(listener, http, forward, shutdown));
     addr
 }
