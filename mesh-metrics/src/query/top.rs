@@ -20,8 +20,31 @@ use super::{
 };
 use crate::labels::Direction;
 
-/// Clears the terminal and moves the cursor home.
-const CLEAR: &str = "\x1b[2J\x1b[H";
+/// A table frame drawn over the one before, as `top(1)` and `watch(1)`
+/// draw theirs: the cursor goes home, each line clears what is left of
+/// the line it overwrites (`ESC[K`), and the end clears the rows below
+/// (`ESC[J`). Clearing the whole screen first (`ESC[2J`) instead makes
+/// the terminal show a blank screen between frames, a flicker, and
+/// xterm, VTE and kitty push the cleared screen into the scrollback, a
+/// copy per frame.
+fn drawn_over(text: &str) -> String {
+    let mut frame = String::with_capacity(text.len() + 64);
+    frame.push_str("\x1b[H");
+    for line in text.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(line) => {
+                frame.push_str(line);
+                frame.push_str("\x1b[K\n");
+            }
+            None => {
+                frame.push_str(line);
+                frame.push_str("\x1b[K");
+            }
+        }
+    }
+    frame.push_str("\x1b[J");
+    frame
+}
 
 /// One frame of `top`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -134,9 +157,10 @@ pub async fn run<W: Write>(
     run_redrawing(out, targets, interval, format, frames, redraw).await
 }
 
-/// [`run`], clearing the terminal before each table frame only when
-/// `redraw`: written to a file or a pipe, the clearing sequence is noise,
-/// so there each frame follows the one before, a blank line apart.
+/// [`run`], drawing each table frame over the one before only when
+/// `redraw`: written to a file or a pipe, the terminal's control
+/// sequences are noise, so there each frame follows the one before, a
+/// blank line apart.
 ///
 /// # Errors
 ///
@@ -203,12 +227,12 @@ pub async fn run_redrawing<W: Write>(
         failed = failures;
         taken = now;
         let text = render_frame(&frame, format)?;
-        let clear = match format {
-            Format::Table if redraw => CLEAR,
-            Format::Table if written > 0 => "\n",
-            _ => "",
+        let text = match format {
+            Format::Table if redraw => drawn_over(&text),
+            Format::Table if written > 0 => format!("\n{text}"),
+            _ => text,
         };
-        write!(out, "{clear}{text}").map_err(QueryError::Write)?;
+        out.write_all(text.as_bytes()).map_err(QueryError::Write)?;
         out.flush().map_err(QueryError::Write)?;
         written += 1;
         if frames.is_some_and(|n| written >= n.get()) {
@@ -222,6 +246,16 @@ mod run_tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_frame_is_drawn_over_the_last_clearing_only_what_it_does_not_cover() {
+        assert_eq!(
+            drawn_over("NAME  SR\nweb   100%\n"),
+            "\x1b[HNAME  SR\x1b[K\nweb   100%\x1b[K\n\x1b[J"
+        );
+        assert_eq!(drawn_over("no trailing"), "\x1b[Hno trailing\x1b[K\x1b[J");
+        assert!(!drawn_over("a\nb\n").contains("\x1b[2J"));
+    }
 
     #[test]
     fn the_route_table_names_its_servers_as_servers() {
