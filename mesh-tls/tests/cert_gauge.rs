@@ -44,13 +44,6 @@ fn counts(store: &CredentialStore) -> (u64, u64) {
     (version.loaded, version.rejected)
 }
 
-/// Replaces a file in one rename, as certificate writers do.
-fn replace(path: &Path, contents: &[u8]) {
-    let tmp = path.with_extension("gauge-tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 /// The exposition describes the family, a gauge, from the start, at 0
 /// until credentials load; an update, whether refused, new or the
 /// credentials in service again, sets it.
@@ -96,14 +89,14 @@ fn loading_files_sets_the_gauge() {
     assert_eq!(gauge(&store), 1);
 
     let key = std::fs::read(&files.key).unwrap();
-    replace(
+    replace_file(
         &files.key,
         ca.issue(&id(WEB), HOUR).unwrap().key_pem().as_bytes(),
     );
     store.load_files(&files).unwrap_err();
     assert_eq!(gauge(&store), 0);
 
-    replace(&files.key, &key);
+    replace_file(&files.key, &key);
     store.load_files(&files).unwrap();
     assert_eq!(gauge(&store), 1);
 }
@@ -136,7 +129,7 @@ async fn bad_files_set_it_to_zero_until_good_ones_load() {
 
     // A key that is not the certificate's, left there.
     let key = std::fs::read(&files.key).unwrap();
-    replace(
+    replace_file(
         &files.key,
         ca.issue(&id(WEB), HOUR).unwrap().key_pem().as_bytes(),
     );
@@ -147,7 +140,7 @@ async fn bad_files_set_it_to_zero_until_good_ones_load() {
     assert_eq!(gauge(&store), 0, "the refused files are still there");
 
     // The old key back: the files hold the credentials in service again.
-    replace(&files.key, &key);
+    replace_file(&files.key, &key);
     tokio::time::sleep(INTERVAL).await;
     assert_eq!(gauge(&store), 1, "the files are good again");
     assert_eq!(counts(&store), (1, 1));
@@ -165,10 +158,10 @@ async fn bad_files_set_it_to_zero_until_good_ones_load() {
     // A torn pair, read once, then completed: no refusal, and the gauge
     // stays at 1 throughout.
     let next = ca.issue(&id(WEB), HOUR).unwrap();
-    replace(&files.key, next.key_pem().as_bytes());
+    replace_file(&files.key, next.key_pem().as_bytes());
     tokio::time::sleep(INTERVAL).await;
     assert_eq!(gauge(&store), 1, "a torn pair is no refusal");
-    replace(&files.cert, next.chain_pem().as_bytes());
+    replace_file(&files.cert, next.chain_pem().as_bytes());
     tokio::time::sleep(INTERVAL).await;
     assert_eq!(counts(&store), (3, 2));
     assert_eq!(gauge(&store), 1);

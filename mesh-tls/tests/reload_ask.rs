@@ -8,7 +8,7 @@
 
 use crate::support;
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use mesh_tls::{
     CredentialFiles, CredentialSource, CredentialStore, ReloadHandle,
@@ -22,17 +22,6 @@ const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
 /// Far longer than any test waits: within a test, only an ask reads the
 /// files.
 const INTERVAL: Duration = Duration::from_secs(3600);
-
-fn leaf(store: &CredentialStore) -> CertificateDer<'static> {
-    store.credentials().unwrap().chain()[0].clone()
-}
-
-/// Replaces a file in one rename, as certificate writers do.
-fn replace(path: &Path, contents: &[u8]) {
-    let tmp = path.with_extension("ask-tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// A store supplied from `files` by its watcher, spawned and past its
 /// first read at the interval, and the handle that asks it.
@@ -86,7 +75,10 @@ async fn files_replaced_are_in_service_once_asked_without_the_interval_passing()
     assert!(handle.ask());
     wait_for(&store, 2, 0).await;
     answered(&events, "certificate files reloaded, as asked", 1).await;
-    assert_eq!(leaf(&store), next.credentials().unwrap().chain()[0]);
+    assert_eq!(
+        leaf_in_service(&store),
+        next.credentials().unwrap().chain()[0]
+    );
     assert!(started.elapsed() < INTERVAL);
     let version = *store.subscribe().borrow();
     assert_eq!((version.loaded, version.rejected), (2, 0));
@@ -106,16 +98,16 @@ async fn a_bad_file_asked_for_is_refused_and_named_and_the_credentials_in_servic
     let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
     let (store, handle, task) = watched(&files).await;
     let started = tokio::time::Instant::now();
-    let before = leaf(&store);
+    let before = leaf_in_service(&store);
 
-    replace(
+    replace_file(
         &files.cert,
         b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
     );
     assert!(handle.ask());
     wait_for(&store, 1, 1).await;
     answered(&events, "certificate files refused, as asked", 1).await;
-    assert_eq!(leaf(&store), before);
+    assert_eq!(leaf_in_service(&store), before);
     assert!(store.is_ready());
     let metrics = encode(&store);
     assert!(
@@ -146,14 +138,17 @@ async fn a_bad_file_asked_for_is_refused_and_named_and_the_credentials_in_servic
             .len(),
         2
     );
-    assert_eq!(leaf(&store), before);
+    assert_eq!(leaf_in_service(&store), before);
 
     // A good pair written and asked for is in service.
     let next = ca.issue(&id(WEB), HOUR).unwrap();
     next.write(dir.path()).unwrap();
     assert!(handle.ask());
     wait_for(&store, 2, 2).await;
-    assert_eq!(leaf(&store), next.credentials().unwrap().chain()[0]);
+    assert_eq!(
+        leaf_in_service(&store),
+        next.credentials().unwrap().chain()[0]
+    );
     assert!(
         encode(&store).contains("identity_cert_last_update_successful 1"),
         "{}",
@@ -170,13 +165,13 @@ async fn a_file_removed_and_asked_for_is_refused_as_unreadable() {
     let dir = tempfile::tempdir().unwrap();
     let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
     let (store, handle, task) = watched(&files).await;
-    let before = leaf(&store);
+    let before = leaf_in_service(&store);
 
     std::fs::remove_file(&files.key).unwrap();
     assert!(handle.ask());
     wait_for(&store, 1, 1).await;
     answered(&events, "certificate files unreadable, as asked", 1).await;
-    assert_eq!(leaf(&store), before);
+    assert_eq!(leaf_in_service(&store), before);
     let metrics = encode(&store);
     assert!(
         metrics.contains("identity_cert_rejected_updates_total{reason=\"unreadable\"} 1"),
@@ -225,15 +220,15 @@ async fn a_ca_replaced_in_its_directory_issues_at_once_when_asked() {
     answered(&events, "ca directory reloaded, as asked", 1).await;
     assert_eq!(store.credentials().unwrap().roots(), [anchor(&next)]);
 
-    replace(
+    replace_file(
         &dir.path().join(ca::ISSUER_CERT_FILE),
         b"not a certificate\n",
     );
-    let before = leaf(&store);
+    let before = leaf_in_service(&store);
     assert!(handle.ask());
     wait_for(&store, 2, 1).await;
     answered(&events, "ca directory refused, as asked", 1).await;
-    assert_eq!(leaf(&store), before);
+    assert_eq!(leaf_in_service(&store), before);
     let errors = events.find_at(tracing::Level::ERROR, "refused the reloaded ca");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains(ca::ISSUER_CERT_FILE), "{}", errors[0]);

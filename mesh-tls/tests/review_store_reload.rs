@@ -6,12 +6,11 @@
 
 use crate::support;
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use mesh_tls::{
     CredentialFiles, CredentialSource, CredentialStore, ca::CertificateAuthority, ca::IssueRequest,
 };
-use rustls_pki_types::CertificateDer;
 use support::*;
 
 const WEB: &str = "spiffe://example.org/ns/shop/sa/web";
@@ -20,17 +19,6 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// Half an interval, so that the test looks between two of the watcher's
 /// reads rather than at the instant of one.
 const HALF: Duration = Duration::from_millis(500);
-
-fn leaf(store: &CredentialStore) -> CertificateDer<'static> {
-    store.credentials().unwrap().chain()[0].clone()
-}
-
-/// Replaces a file in one rename, as certificate writers do.
-fn replace(path: &Path, contents: &[u8]) {
-    let tmp = path.with_extension("review-tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// A store supplied from `files` by its watcher, spawned.
 fn watched(files: &CredentialFiles) -> (CredentialStore, tokio::task::JoinHandle<()>) {
@@ -58,18 +46,21 @@ async fn a_key_written_an_interval_before_its_certificate_is_never_served_torn()
     let files = first.write(dir.path()).unwrap();
     let (store, task) = watched(&files);
     tokio::time::sleep(HALF).await;
-    let before = leaf(&store);
+    let before = leaf_in_service(&store);
 
     let next = ca.issue(&id(WEB), HOUR).unwrap();
-    replace(&files.key, next.key_pem().as_bytes());
+    replace_file(&files.key, next.key_pem().as_bytes());
     // One read of the torn pair.
     tokio::time::sleep(INTERVAL).await;
-    assert_eq!(leaf(&store), before);
+    assert_eq!(leaf_in_service(&store), before);
     assert!(store.is_ready());
 
-    replace(&files.cert, next.chain_pem().as_bytes());
+    replace_file(&files.cert, next.chain_pem().as_bytes());
     tokio::time::sleep(INTERVAL).await;
-    assert_eq!(leaf(&store), next.credentials().unwrap().chain()[0]);
+    assert_eq!(
+        leaf_in_service(&store),
+        next.credentials().unwrap().chain()[0]
+    );
     tokio::time::sleep(3 * INTERVAL).await;
     let version = *store.subscribe().borrow();
     assert_eq!((version.loaded, version.rejected), (2, 0));
@@ -100,7 +91,7 @@ fn bad_reloads() -> Vec<Bad> {
         Bad {
             name: "garbage pem in the certificate file",
             apply: Box::new(|_, f| {
-                replace(
+                replace_file(
                     &f.cert,
                     b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
                 )
@@ -111,7 +102,7 @@ fn bad_reloads() -> Vec<Bad> {
         },
         Bad {
             name: "text that is no pem in the certificate file",
-            apply: Box::new(|_, f| replace(&f.cert, b"hello\n")),
+            apply: Box::new(|_, f| replace_file(&f.cert, b"hello\n")),
             reason: "malformed",
             files: &["tls.crt"],
             says: "no certificate",
@@ -120,7 +111,7 @@ fn bad_reloads() -> Vec<Bad> {
             name: "a key that is not the certificate's",
             apply: Box::new(|ca, f| {
                 let other = ca.issue(&id(WEB), HOUR).unwrap();
-                replace(&f.key, other.key_pem().as_bytes());
+                replace_file(&f.key, other.key_pem().as_bytes());
             }),
             reason: "key_mismatch",
             files: &["tls.crt", "tls.key"],
@@ -146,8 +137,8 @@ fn bad_reloads() -> Vec<Bad> {
             name: "a certificate that does not chain to the bundle",
             apply: Box::new(|_, f| {
                 let stranger = support::ca().issue(&id(WEB), HOUR).unwrap();
-                replace(&f.key, stranger.key_pem().as_bytes());
-                replace(&f.cert, stranger.chain_pem().as_bytes());
+                replace_file(&f.key, stranger.key_pem().as_bytes());
+                replace_file(&f.cert, stranger.chain_pem().as_bytes());
             }),
             reason: "untrusted",
             files: &["tls.crt", "ca.crt"],
@@ -157,7 +148,7 @@ fn bad_reloads() -> Vec<Bad> {
             name: "a bundle with no anchor of the trust domain",
             apply: Box::new(|_, f| {
                 let other = CertificateAuthority::generate("other.org".parse().unwrap()).unwrap();
-                replace(&f.bundle, other.bundle_pem().as_bytes());
+                replace_file(&f.bundle, other.bundle_pem().as_bytes());
             }),
             reason: "untrusted",
             files: &["tls.crt", "ca.crt"],
@@ -165,21 +156,21 @@ fn bad_reloads() -> Vec<Bad> {
         },
         Bad {
             name: "an empty certificate file",
-            apply: Box::new(|_, f| replace(&f.cert, b"")),
+            apply: Box::new(|_, f| replace_file(&f.cert, b"")),
             reason: "malformed",
             files: &["tls.crt"],
             says: "no certificate",
         },
         Bad {
             name: "an empty key file",
-            apply: Box::new(|_, f| replace(&f.key, b"")),
+            apply: Box::new(|_, f| replace_file(&f.key, b"")),
             reason: "malformed",
             files: &["tls.key"],
             says: "no private key",
         },
         Bad {
             name: "an empty bundle",
-            apply: Box::new(|_, f| replace(&f.bundle, b"")),
+            apply: Box::new(|_, f| replace_file(&f.bundle, b"")),
             reason: "malformed",
             files: &["ca.crt"],
             says: "trust bundle holds no certificate",
@@ -206,13 +197,13 @@ async fn every_bad_reload_keeps_the_last_good_credentials_and_is_reported_once()
         let files = ca.issue(&id(WEB), HOUR).unwrap().write(dir.path()).unwrap();
         let (store, task) = watched(&files);
         tokio::time::sleep(HALF).await;
-        let before = leaf(&store);
+        let before = leaf_in_service(&store);
         let errors_before = events.find_at(tracing::Level::ERROR, "").len();
 
         (bad.apply)(&ca, &files);
         tokio::time::sleep(5 * INTERVAL).await;
 
-        assert_eq!(leaf(&store), before, "{}", bad.name);
+        assert_eq!(leaf_in_service(&store), before, "{}", bad.name);
         assert!(store.is_ready(), "{}", bad.name);
         let version = *store.subscribe().borrow();
         assert_eq!((version.loaded, version.rejected), (1, 1), "{}", bad.name);

@@ -539,3 +539,15 @@ impl Signer {
         (leaf.pem() + &self.issuer_pem, key.serialize_pem())
     }
 }
+
+/// The leaf certificate `store` serves now.
+pub fn leaf_in_service(store: &CredentialStore) -> CertificateDer<'static> {
+    store.credentials().unwrap().chain()[0].clone()
+}
+
+/// Replaces the file at `path` in one rename, as certificate writers do.
+pub fn replace_file(path: &std::path::Path, contents: &[u8]) {
+    let tmp = path.with_extension("replacing");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
