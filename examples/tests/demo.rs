@@ -6,6 +6,8 @@
 //! sidecar files the README writes by hand, which must stay valid.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support;
+
 use std::{num::NonZeroU32, path::PathBuf, time::Duration};
 
 use mesh_examples::{
@@ -89,14 +91,7 @@ async fn the_demo_holds_its_promises_and_breaks_one_without_retries() {
 /// The first line `program --help` prints, `program` being one of this
 /// package's examples, built beside this test.
 fn help_title(program: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(program);
+    let path = support::example_binary(program);
     let output = std::process::Command::new(&path)
         .arg("--help")
         .output()
@@ -185,13 +180,7 @@ fn the_demo_logs_to_standard_error_without_colour_codes_when_not_a_terminal() {
     // The tables and the summary are standard output, for people and for
     // CI's grep; logs must not land among them, and a log file or a pipe
     // gets plain text.
-    let exe = std::env::current_exe().unwrap();
-    let demo = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/demo");
+    let demo = support::example_binary("demo");
     let output = std::process::Command::new(&demo)
         .args(["--duration", "2s", "--admin-port", "0", "--rps", "5"])
         .env("RUST_LOG", "info")

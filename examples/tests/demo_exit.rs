@@ -4,6 +4,8 @@
 //! `cargo build -p mesh-examples --example demo`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support;
+
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
@@ -11,14 +13,7 @@ use std::{
 };
 
 fn demo() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/demo");
-    let mut command = Command::new(path);
+    let mut command = Command::new(support::example_binary("demo"));
     command.env("RUST_LOG", "off");
     command
 }

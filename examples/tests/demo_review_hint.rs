@@ -6,6 +6,8 @@
 //! `cargo build -p mesh-examples --example demo`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support;
+
 use mesh_examples::{
     demo::DemoError,
     sidecar::{
@@ -16,19 +18,9 @@ use mesh_examples::{
 use std::{
     io::ErrorKind,
     net::{SocketAddr, TcpListener},
-    path::PathBuf,
     process::{Command, Output},
     time::Duration,
 };
-
-fn demo_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/demo")
-}
 
 /// Runs the demo with `args`, its file descriptors limited to `fds`.
 fn demo_with_fds(fds: u32, args: &[&str]) -> Output {
@@ -36,7 +28,7 @@ fn demo_with_fds(fds: u32, args: &[&str]) -> Output {
         .arg("-c")
         .arg("ulimit -n \"$0\" && exec \"$@\"")
         .arg(fds.to_string())
-        .arg(demo_path())
+        .arg(support::example_binary("demo"))
         .args(args)
         .env("RUST_LOG", "off")
         .output()
@@ -90,7 +82,7 @@ fn a_taken_admin_port_gets_the_hint_naming_it() {
     if port > 65_532 {
         return;
     }
-    let output = Command::new(demo_path())
+    let output = Command::new(support::example_binary("demo"))
         .args(["--admin-port", &port.to_string(), "--duration", "1s"])
         .env("RUST_LOG", "off")
         .output()

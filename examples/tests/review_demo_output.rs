@@ -5,6 +5,8 @@
 //! standard output.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support;
+
 use std::{
     io::{BufRead, BufReader, Write},
     num::NonZeroU32,
@@ -69,14 +71,7 @@ async fn a_table_that_cannot_be_written_ends_the_run_with_its_summary() {
 
 #[test]
 fn the_demo_program_puts_the_figures_on_standard_error_when_its_reader_goes() {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/demo");
-    let mut child = Command::new(path)
+    let mut child = Command::new(support::example_binary("demo"))
         .args(["--admin-port", "0", "--rps", "5", "--duration", "60s"])
         .env("RUST_LOG", "off")
         .env("RUST_BACKTRACE", "0")

@@ -272,12 +272,19 @@ pub fn identity(name: &str) -> String {
 /// this test target with `--test inject` does not, and then needs
 /// `cargo build -p mesh-examples --example sidecar` first).
 pub fn sidecar_binary() -> std::path::PathBuf {
+    example_binary("sidecar")
+}
+
+/// The example binary `name` of this package (`sidecar`, `demo`), where
+/// cargo builds it: beside this test's binary.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent()
         .unwrap()
         .parent()
         .unwrap()
-        .join("examples/sidecar")
+        .join("examples")
+        .join(name)
 }
 
 /// A development CA for `example.org` in `dir`, and a function that issues
