@@ -419,6 +419,15 @@ impl RoutesWatcher {
                 }
                 () = asked.notified() => self.read_and_load(|| async { false }, true).await,
             };
+            let polled = if answered && polled == Polled::Unsettled {
+                // The ask ended a wait whose first read caught a writer
+                // half-way through; whoever asked has finished writing,
+                // so the files are read as an ask reads them, now,
+                // rather than an interval later.
+                self.read_and_load(|| async { false }, true).await.0
+            } else {
+                polled
+            };
             if answered {
                 say_asked(polled);
                 // The next poll is a whole interval after this read.
@@ -650,6 +659,8 @@ impl RouteReloads {
 mod protocol;
 #[cfg(test)]
 mod reload_tests;
+#[cfg(test)]
+mod review_new_ops_tests;
 #[cfg(test)]
 mod tests;
 
