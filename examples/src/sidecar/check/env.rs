@@ -42,7 +42,7 @@ mod tests {
         let names = [
             "MESH_ADMIN_LISTEN_ADR",
             "PATH",
-            "MESH_ADMIN_LISTEN_ADDR",
+            "MESH_INGRESS_MODE",
             "MESH_COLOUR",
         ];
         let checks = check(names.map(OsString::from));

@@ -539,15 +539,19 @@ const PREFIX: &str = "MESH_";
 
 /// The most edits (a letter added, removed, changed, or two swapped) a
 /// name may be from a known variable for it to be named as the one
-/// meant. Three catch a dropped, doubled or swapped letter or two, and
-/// stay short of the distance between two of the known names.
+/// meant. Three catch a dropped, doubled or swapped letter or two. The
+/// inbound and outbound listeners' variables are three apart themselves,
+/// so a name may be as close to both: it then suggests neither.
 const MAX_EDITS: usize = 3;
 
 impl SidecarConfig {
     /// The variables among `names` that start with `MESH_` and that the
     /// sidecar does not read, sorted, each with the variable it reads that
-    /// the name is closest to, when one is a few edits away
-    /// (`MESH_INBOUND_LISTEN_ADR`, `Some("MESH_INBOUND_LISTEN_ADDR")`).
+    /// the name is closest to, when one is a few edits away, is not set
+    /// itself, and no other is as close (`MESH_INBOUND_LISTEN_ADR`,
+    /// `Some("MESH_INBOUND_LISTEN_ADDR")`). A name whose prefix is
+    /// `MESH_` in another case (`mesh_admin_listen_addr`) is named too
+    /// when it is a few edits from a variable the sidecar reads.
     ///
     /// Why: a misspelt variable leaves the file's value, or the default,
     /// in force, and nothing else says so. The sidecar still starts, as
@@ -559,12 +563,33 @@ impl SidecarConfig {
     pub fn unknown_env_variables(
         names: impl IntoIterator<Item = OsString>,
     ) -> Vec<(String, Option<&'static str>)> {
-        let mut unknown: Vec<(String, Option<&'static str>)> = names
+        let names: Vec<String> = names
             .into_iter()
             .map(|name| name.to_string_lossy().into_owned())
-            .filter(|name| name.starts_with(PREFIX) && !KNOWN.contains(&name.as_str()))
+            .collect();
+        // A known variable that is set is in force: a misspelt name
+        // beside it is a leftover, not a slip for it, and "did you mean"
+        // would send the reader to a variable already set.
+        let unset: Vec<&'static str> = KNOWN
+            .into_iter()
+            .filter(|known| !names.iter().any(|name| name == known))
+            .collect();
+        let mut unknown: Vec<(String, Option<&'static str>)> = names
+            .into_iter()
+            .filter(|name| !KNOWN.contains(&name.as_str()))
+            .filter(|name| {
+                // Environment names are case-sensitive: `mesh_...` is
+                // not read either. Named only when close to a variable
+                // the sidecar reads: far from all, it is another
+                // program's.
+                name.starts_with(PREFIX)
+                    || name
+                        .get(..PREFIX.len())
+                        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(PREFIX))
+                        && closest(name, &KNOWN).is_some()
+            })
             .map(|name| {
-                let meant = closest_known(&name);
+                let meant = closest(&name, &unset);
                 (name, meant)
             })
             .collect();
@@ -574,16 +599,29 @@ impl SidecarConfig {
     }
 }
 
-/// The known variable `name` is fewest edits from, compared without
-/// case, when that is at most [`MAX_EDITS`].
-fn closest_known(name: &str) -> Option<&'static str> {
+/// The variable of `known` that `name` is fewest edits from, compared
+/// without case, when that is at most [`MAX_EDITS`] and no other is as
+/// close: a name as close to two is a slip for either, and naming one
+/// would be a guess.
+fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
     let name = name.to_ascii_uppercase();
-    KNOWN
-        .iter()
-        .map(|known| (edits(&name, known), *known))
-        .filter(|(distance, _)| *distance <= MAX_EDITS)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, known)| known)
+    let mut best: Option<(usize, &'static str)> = None;
+    let mut tied = false;
+    for &candidate in known {
+        let distance = edits(&name, candidate);
+        if distance > MAX_EDITS {
+            continue;
+        }
+        match best {
+            Some((least, _)) if distance > least => {}
+            Some((least, _)) if distance == least => tied = true,
+            _ => {
+                best = Some((distance, candidate));
+                tied = false;
+            }
+        }
+    }
+    best.filter(|_| !tied).map(|(_, known)| known)
 }
 
 /// How many single-character edits turn `a` into `b`: insertions,

@@ -382,7 +382,7 @@ fn unknown(names: &[&str]) -> Vec<(String, Option<&'static str>)> {
 #[test]
 fn a_misspelt_variable_is_named_with_the_one_it_probably_means() {
     assert_eq!(
-        unknown(&["PATH", "MESH_INBOUND_LISTEN_ADR", INBOUND_LISTEN_ENV]),
+        unknown(&["PATH", "MESH_INBOUND_LISTEN_ADR", ADMIN_LISTEN_ENV]),
         [(
             "MESH_INBOUND_LISTEN_ADR".to_owned(),
             Some(INBOUND_LISTEN_ENV)
@@ -441,4 +441,64 @@ fn edits_count_insertions_deletions_substitutions_and_swaps() {
     assert_eq!(edits("ADMIN", "ADMNI"), 1);
     assert_eq!(edits("kitten", "sitting"), 3);
     assert_eq!(edits("ÄDDR", "ADDR"), 1, "characters, not bytes");
+}
+
+#[test]
+fn a_variable_that_is_set_is_never_the_one_suggested() {
+    // The one meant is set, and in force: the misspelt one is a leftover,
+    // and "did you mean" would send the reader to a variable already set.
+    assert_eq!(
+        unknown(&["MESH_ADMIN_LISTEN_ADR", ADMIN_LISTEN_ENV]),
+        [("MESH_ADMIN_LISTEN_ADR".to_owned(), None)]
+    );
+    // Another one close enough, not set, is still suggested.
+    assert_eq!(
+        unknown(&["MESH_INBOUND_LISTEN_ADR", ADMIN_LISTEN_ENV]),
+        [(
+            "MESH_INBOUND_LISTEN_ADR".to_owned(),
+            Some(INBOUND_LISTEN_ENV)
+        )]
+    );
+}
+
+#[test]
+fn a_name_as_close_to_two_known_variables_suggests_neither() {
+    use super::env::edits;
+    // Two edits from each of the inbound and the outbound listener's.
+    let name = "MESH_OBOUND_LISTEN_ADDR";
+    assert_eq!(edits(name, INBOUND_LISTEN_ENV), 2);
+    assert_eq!(edits(name, OUTBOUND_LISTEN_ENV), 2);
+    assert_eq!(unknown(&[name]), [(name.to_owned(), None)]);
+}
+
+#[test]
+fn a_lowercase_prefix_is_named_when_the_name_is_close_to_a_known_one() {
+    // Environment names are case-sensitive: `mesh_admin_listen_addr` is
+    // not the variable the sidecar reads, and the address it was meant to
+    // set is not in force. A lowercase name far from every known one is
+    // another program's, and not named.
+    assert_eq!(
+        unknown(&["mesh_admin_listen_addr", "mesh_colour", "Mesh_Ingress_Mod"]),
+        [
+            ("Mesh_Ingress_Mod".to_owned(), Some("MESH_INGRESS_MODE")),
+            ("mesh_admin_listen_addr".to_owned(), Some(ADMIN_LISTEN_ENV)),
+        ]
+    );
+}
+
+#[test]
+fn names_that_are_not_unicode_are_named_without_a_panic() {
+    use std::os::unix::ffi::OsStringExt as _;
+    let names = [
+        OsString::from_vec(b"MESH_\xffADMIN".to_vec()),
+        OsString::from_vec(b"\xffMESH_ADMIN_LISTEN_ADDR".to_vec()),
+        OsString::from("MESH_"),
+    ];
+    assert_eq!(
+        SidecarConfig::unknown_env_variables(names),
+        [
+            ("MESH_".to_owned(), None),
+            ("MESH_\u{fffd}ADMIN".to_owned(), None),
+        ]
+    );
 }
