@@ -153,12 +153,14 @@ impl ProxyError {
     /// for a denial, which the authorization families count.
     ///
     /// Inbound, a request that matched no route is the policy's too
-    /// (`None`), as in Linkerd; outbound it is `no route`. An unreachable
-    /// upstream is `i/o`, as Linkerd counts a refused or reset
-    /// connection, but for one that answered something that is not HTTP
-    /// (`unexpected` in Linkerd too). A `503` is `failfast` when it says
-    /// so, `loadshed` when the queue refused it (`service unavailable`),
-    /// `unavailable` otherwise.
+    /// (`None`), as in Linkerd; outbound it is `no route`. An upstream
+    /// whose socket failed (a connection refused, reset or closed under
+    /// the request) is `i/o`, as Linkerd counts an I/O error; one that
+    /// reset the stream, sent a `GOAWAY`, or answered something that is
+    /// not HTTP is `unexpected`, as Linkerd counts its HTTP/2 and parse
+    /// errors, which have no I/O error among their causes. A `503` is
+    /// `failfast` when it says so, `loadshed` when the queue refused it
+    /// (`service unavailable`), `unavailable` otherwise.
     pub fn of_answer(
         direction: Direction,
         kind: ProxyErrorKind,
@@ -173,7 +175,14 @@ impl ProxyError {
             },
             ProxyErrorKind::RateLimited => Self::RateLimited,
             ProxyErrorKind::UpstreamUnreachable => match cause {
-                Some(UpstreamCause::Protocol) => Self::Unexpected,
+                Some(
+                    UpstreamCause::Protocol
+                    | UpstreamCause::Refused
+                    | UpstreamCause::EnhanceYourCalm
+                    | UpstreamCause::Canceled
+                    | UpstreamCause::Reset
+                    | UpstreamCause::GoAway,
+                ) => Self::Unexpected,
                 _ => Self::Io,
             },
             ProxyErrorKind::Unavailable => {

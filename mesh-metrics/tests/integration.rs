@@ -23,6 +23,7 @@ mod query_top;
 mod query_values;
 mod review_build_info;
 mod review_latency;
+mod review_new_metrics_errors;
 mod review_observe_export;
 mod review_observe_stack;
 mod review_observe_tap;
