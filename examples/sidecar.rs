@@ -619,6 +619,15 @@ fn report<T: std::fmt::Display, E: std::error::Error + 'static>(result: Result<T
 }
 
 fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitCode {
+    // Ready for signals before anything is read or started: SIGHUP's
+    // default action would end a sidecar still reading its configuration
+    // (a slow mount, a pipe), and a process short of descriptors fails
+    // here, with nothing to stop. A SIGHUP that comes before the sidecar
+    // serves is read once it does.
+    let (signals, mut term, mut hangup) = match listen_for_signals() {
+        Ok(listening) => listening,
+        Err(error) => return fail(&error),
+    };
     // Before the file is read, so that a refused file's error comes after
     // the misspelt variable that may explain it.
     warn_of_unknown_variables(std::env::vars_os().map(|(name, _)| name));
@@ -628,12 +637,6 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
     };
     let options = sidecar::StartOptions {
         log_level: Some(log_level),
-    };
-    // Ready for signals before anything starts: a process short of
-    // descriptors fails here, with nothing to stop.
-    let (signals, mut term, mut hangup) = match listen_for_signals() {
-        Ok(listening) => listening,
-        Err(error) => return fail(&error),
     };
     let running = match sidecar::start_with(config, options) {
         Ok(running) => running,
