@@ -398,33 +398,33 @@ impl RoutesWatcher {
     /// between its truncation and its write) never takes a service's
     /// routes, timeouts and budget away: a bad change is reported once. An
     /// ask reads the files twice at once: whoever asked has written them.
+    /// A file an ask finds emptied is the exception, and waits as a
+    /// change found by polling does, or until the next ask.
     pub(super) async fn run(mut self, reload: Reload) {
         let interval = self.settings.watch_interval.max(Duration::from_millis(10));
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let asked = &reload.asked;
         loop {
-            let (polled, answered) = tokio::select! {
-                _ = ticks.tick() => {
-                    // An ask that comes while a change settles ends the
-                    // wait: whoever asked has written the files. With a
-                    // long interval, the wait is long.
-                    let pause = || async move {
-                        tokio::select! {
-                            () = tokio::time::sleep(interval / 4) => false,
-                            () = asked.notified() => true,
-                        }
-                    };
-                    self.read_and_load(pause, false).await
+            // The wait between the two reads of a change. An ask that
+            // comes while a change settles ends it: whoever asked has
+            // written the files. With a long interval, the wait is long.
+            let settle = || async move {
+                tokio::select! {
+                    () = tokio::time::sleep(interval / 4) => false,
+                    () = asked.notified() => true,
                 }
-                () = asked.notified() => self.read_and_load(|| async { false }, true).await,
+            };
+            let (polled, answered) = tokio::select! {
+                _ = ticks.tick() => self.read_and_load(settle, false).await,
+                () = asked.notified() => self.read_and_load(settle, true).await,
             };
             let polled = if answered && polled == Polled::Unsettled {
                 // The ask ended a wait whose first read caught a writer
                 // half-way through; whoever asked has finished writing,
                 // so the files are read as an ask reads them, now,
                 // rather than an interval later.
-                self.read_and_load(|| async { false }, true).await.0
+                self.read_and_load(settle, true).await.0
             } else {
                 polled
             };
@@ -494,7 +494,16 @@ impl RoutesWatcher {
         // read finds again are put in force, as the authorization
         // watcher does (mesh-policy's `PolicyWatcher`).
         tracing::debug!("policy files changed; read again once they settle");
-        let asked = pause().await || asked;
+        // An ask reads the files twice at once: whoever asked has written
+        // them. Not a file it finds emptied: one caught between its
+        // truncation and its write is empty at both reads, and empty it
+        // takes every Server and route away. It waits as a change found
+        // by polling does, or until the next ask.
+        let asked = if !asked || emptied(&texts, &self.last) {
+            pause().await || asked
+        } else {
+            asked
+        };
         let settled = self
             .settings
             .sources
@@ -540,6 +549,19 @@ impl RoutesWatcher {
             }
         }
     }
+}
+
+/// Whether a text of `texts` is empty (or blank) where `last` held
+/// something under the same origin: what a file rewritten in place holds
+/// for a moment.
+fn emptied(texts: &PolicyTexts, last: &PolicyTexts) -> bool {
+    let before = last.sources();
+    texts.sources().iter().any(|now| {
+        now.text.trim().is_empty()
+            && before
+                .iter()
+                .any(|was| was.origin == now.origin && !was.text.trim().is_empty())
+    })
 }
 
 /// Tells whoever asked for a read ([`Reload`]) what it came to, in one
