@@ -663,7 +663,8 @@ fn run(path: &std::path::Path, log_level: std::sync::Arc<dyn LogLevel>) -> ExitC
 }
 
 /// Logs a warning for each variable of `names` that starts with `MESH_`
-/// and that the sidecar does not read: the sidecar starts anyway, as
+/// (or `mesh_`, close to one it reads) and that the sidecar does not
+/// read: the sidecar starts anyway, as
 /// Linkerd's proxy does ([`SidecarConfig::unknown_env_variables`] says
 /// why), but the value meant for it is not in force.
 fn warn_of_unknown_variables(names: impl IntoIterator<Item = std::ffi::OsString>) {

@@ -14,7 +14,8 @@ use super::Check;
 use crate::sidecar::config::SidecarConfig;
 
 /// A warning for each variable among `names` that starts with `MESH_`
-/// and that the sidecar does not read, with the one it probably means
+/// (or `mesh_`, close to one it reads) and that the sidecar does not
+/// read, with the one it probably means
 /// when one is close; nothing when there is none.
 pub(super) fn check(names: impl IntoIterator<Item = OsString>) -> Vec<Check> {
     SidecarConfig::unknown_env_variables(names)
