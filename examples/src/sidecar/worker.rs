@@ -142,6 +142,14 @@ impl Collector for AdminRefusals {
 /// gives its place back this soon rather than after `detect_timeout`.
 const ADMIN_DETECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The longest the admin server's own requests may take to finish once
+/// it stops, if `server.shutdown_grace` is longer. It stops last, after
+/// every data-plane runtime has drained, when only probes and scrapes are
+/// left, each answered in well under a second: a whole grace period more
+/// would let one stalled `/metrics` reader keep the pod up for twice the
+/// grace its owner set.
+const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 impl Shared {
     /// The configuration of a proxy listener (inbound or outbound): under
     /// the one connection limit every proxy listener of every runtime
@@ -170,14 +178,19 @@ impl Shared {
     /// configured one, if shorter). Each peer's share of the limit is
     /// bounded where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
     fn admin_config(&self) -> ServerConfig {
-        let proxy = self.server_config(Protocol::Http);
-        ServerConfig {
-            max_connections: ADMIN_MAX_CONNECTIONS,
-            shared_limit: None,
-            detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
-            http2_max_concurrent_streams: ADMIN_HTTP2_MAX_CONCURRENT_STREAMS,
-            ..proxy
-        }
+        admin_server_config(self.server_config(Protocol::Http))
+    }
+}
+
+/// The admin listener's configuration, from the proxy listeners' `proxy`.
+fn admin_server_config(proxy: ServerConfig) -> ServerConfig {
+    ServerConfig {
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        shared_limit: None,
+        detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
+        shutdown_grace: proxy.shutdown_grace.min(ADMIN_SHUTDOWN_GRACE),
+        http2_max_concurrent_streams: ADMIN_HTTP2_MAX_CONCURRENT_STREAMS,
+        ..proxy
     }
 }
 
@@ -588,6 +601,21 @@ mod tests {
             *self.0.0.lock().unwrap() = true;
             self.0.1.notify_all();
         }
+    }
+
+    #[test]
+    fn the_admin_server_drains_for_a_few_seconds_at_most_after_the_proxy() {
+        let proxy = |grace| ServerConfig {
+            shutdown_grace: grace,
+            ..ServerConfig::default()
+        };
+        let admin = admin_server_config(proxy(Duration::from_secs(30)));
+        assert_eq!(admin.shutdown_grace, ADMIN_SHUTDOWN_GRACE);
+        let admin = admin_server_config(proxy(Duration::from_secs(2)));
+        assert_eq!(admin.shutdown_grace, Duration::from_secs(2));
+        let admin = admin_server_config(proxy(Duration::ZERO));
+        assert_eq!(admin.shutdown_grace, Duration::ZERO);
+        assert_eq!(admin.max_connections, ADMIN_MAX_CONNECTIONS);
     }
 
     #[test]
