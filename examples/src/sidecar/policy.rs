@@ -682,8 +682,6 @@ mod protocol;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]
-mod review_new_ops_tests;
-#[cfg(test)]
 mod tests;
 
 pub(super) use self::protocol::{ProtocolWatch, served_protocol};

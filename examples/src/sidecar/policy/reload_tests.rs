@@ -197,3 +197,70 @@ fn without_files_an_ask_reads_nothing() {
     assert!(!reload.is_watched());
     assert!(!reload.ask());
 }
+
+#[tokio::test]
+async fn an_ask_that_ends_the_wait_of_a_half_written_change_reads_the_files_whole() {
+    let mut log = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, route("5s")).unwrap();
+    let mut registry = Registry::default();
+    let watcher = watcher(&path, "1h", &mut registry);
+    // The first poll catches a writer half-way through (the file
+    // truncated), and waits a quarter of an hour to read it again.
+    std::fs::write(&path, "").unwrap();
+    let reload = Reload::watched();
+    let watcher = tokio::spawn(watcher.run(reload.clone()));
+    log.wait_for("policy files changed; read again once they settle")
+        .await;
+
+    // The writer finishes, and asks.
+    std::fs::write(&path, route("10s")).unwrap();
+    assert!(reload.ask());
+    // Once more, with the files as they are in force: when this ask's
+    // line is logged, every read before it has been judged.
+    log.wait_for("policy files reloaded, as asked").await;
+    assert!(reload.ask());
+    log.wait_for("policy files unchanged, as asked").await;
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("outbound_route_reloads_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+    watcher.abort();
+}
+
+#[tokio::test]
+async fn an_ask_does_not_put_a_file_caught_between_its_truncation_and_its_write_in_force() {
+    let mut log = Log::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, route("5s")).unwrap();
+    let mut registry = Registry::default();
+    let reload = Reload::watched();
+    let watcher = tokio::spawn(watcher(&path, "1h", &mut registry).run(reload.clone()));
+
+    // A SIGHUP that comes while a writer has truncated the file and not
+    // yet written it: both reads of the ask find it empty, and empty it
+    // would take every route away. It waits as a change found by polling
+    // does, here until the next ask.
+    std::fs::write(&path, "").unwrap();
+    assert!(reload.ask());
+    log.wait_for("policy files changed; read again once they settle")
+        .await;
+    std::fs::write(&path, route("10s")).unwrap();
+    assert!(reload.ask());
+    // Once more, with the files as they are in force: when this ask's
+    // line is logged, every read before it has been judged.
+    log.wait_for("policy files reloaded, as asked").await;
+    assert!(reload.ask());
+    log.wait_for("policy files unchanged, as asked").await;
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("outbound_route_reloads_total{result=\"ok\"} 1\n"),
+        "the empty file was put in force: {text}"
+    );
+    watcher.abort();
+}
