@@ -178,19 +178,19 @@ impl Shared {
     /// configured one, if shorter). Each peer's share of the limit is
     /// bounded where the server is made ([`ADMIN_MAX_CONNECTIONS_PER_PEER`]).
     fn admin_config(&self) -> ServerConfig {
-        admin_server_config(self.server_config(Protocol::Http))
+        admin_server_config(&self.server_config(Protocol::Http))
     }
 }
 
 /// The admin listener's configuration, from the proxy listeners' `proxy`.
-fn admin_server_config(proxy: ServerConfig) -> ServerConfig {
+fn admin_server_config(proxy: &ServerConfig) -> ServerConfig {
     ServerConfig {
         max_connections: ADMIN_MAX_CONNECTIONS,
         shared_limit: None,
         detect_timeout: proxy.detect_timeout.min(ADMIN_DETECT_TIMEOUT),
         shutdown_grace: proxy.shutdown_grace.min(ADMIN_SHUTDOWN_GRACE),
         http2_max_concurrent_streams: ADMIN_HTTP2_MAX_CONCURRENT_STREAMS,
-        ..proxy
+        ..proxy.clone()
     }
 }
 
@@ -609,11 +609,11 @@ mod tests {
             shutdown_grace: grace,
             ..ServerConfig::default()
         };
-        let admin = admin_server_config(proxy(Duration::from_secs(30)));
+        let admin = admin_server_config(&proxy(Duration::from_secs(30)));
         assert_eq!(admin.shutdown_grace, ADMIN_SHUTDOWN_GRACE);
-        let admin = admin_server_config(proxy(Duration::from_secs(2)));
+        let admin = admin_server_config(&proxy(Duration::from_secs(2)));
         assert_eq!(admin.shutdown_grace, Duration::from_secs(2));
-        let admin = admin_server_config(proxy(Duration::ZERO));
+        let admin = admin_server_config(&proxy(Duration::ZERO));
         assert_eq!(admin.shutdown_grace, Duration::ZERO);
         assert_eq!(admin.max_connections, ADMIN_MAX_CONNECTIONS);
     }
