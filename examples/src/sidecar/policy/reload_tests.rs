@@ -198,6 +198,26 @@ fn without_files_an_ask_reads_nothing() {
     assert!(!reload.ask());
 }
 
+/// A writer that had left `path` empty writes it whole and asks; once
+/// the ask has put it in force, a second ask with the files as they are
+/// (its line logged once every read before it has been judged). The
+/// registry's text then.
+async fn finish_and_ask(
+    log: &mut Log,
+    path: &std::path::Path,
+    reload: &Reload,
+    registry: &Registry,
+) -> String {
+    std::fs::write(path, route("10s")).unwrap();
+    assert!(reload.ask());
+    log.wait_for("policy files reloaded, as asked").await;
+    assert!(reload.ask());
+    log.wait_for("policy files unchanged, as asked").await;
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    text
+}
+
 #[tokio::test]
 async fn an_ask_that_ends_the_wait_of_a_half_written_change_reads_the_files_whole() {
     let mut log = Log::capture();
@@ -215,15 +235,7 @@ async fn an_ask_that_ends_the_wait_of_a_half_written_change_reads_the_files_whol
         .await;
 
     // The writer finishes, and asks.
-    std::fs::write(&path, route("10s")).unwrap();
-    assert!(reload.ask());
-    // Once more, with the files as they are in force: when this ask's
-    // line is logged, every read before it has been judged.
-    log.wait_for("policy files reloaded, as asked").await;
-    assert!(reload.ask());
-    log.wait_for("policy files unchanged, as asked").await;
-    let mut text = String::new();
-    encode(&mut text, &registry).unwrap();
+    let text = finish_and_ask(&mut log, &path, &reload, &registry).await;
     assert!(
         text.contains("outbound_route_reloads_total{result=\"ok\"} 1"),
         "{text}"
@@ -249,15 +261,7 @@ async fn an_ask_does_not_put_a_file_caught_between_its_truncation_and_its_write_
     assert!(reload.ask());
     log.wait_for("policy files changed; read again once they settle")
         .await;
-    std::fs::write(&path, route("10s")).unwrap();
-    assert!(reload.ask());
-    // Once more, with the files as they are in force: when this ask's
-    // line is logged, every read before it has been judged.
-    log.wait_for("policy files reloaded, as asked").await;
-    assert!(reload.ask());
-    log.wait_for("policy files unchanged, as asked").await;
-    let mut text = String::new();
-    encode(&mut text, &registry).unwrap();
+    let text = finish_and_ask(&mut log, &path, &reload, &registry).await;
     assert!(
         text.contains("outbound_route_reloads_total{result=\"ok\"} 1\n"),
         "the empty file was put in force: {text}"
