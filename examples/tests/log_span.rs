@@ -45,13 +45,13 @@ fn lines_until(received: &mpsc::Receiver<String>, last: impl Fn(&str) -> bool) -
     panic!("the line never came: {seen:#?}");
 }
 
-#[tokio::test]
-async fn a_peer_directive_raises_the_level_of_that_connections_lines_only() {
+/// A strict-mTLS sidecar's configuration file, in a directory with its
+/// certificates, and its inbound address (a port drawn free).
+async fn strict_sidecar() -> (tempfile::TempDir, std::path::PathBuf, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
     let certs = issuer(dir.path())("emoji");
     let app = ok_app(false).await;
-    let port = free_port();
-    let inbound: SocketAddr = ([127, 0, 0, 1], port).into();
+    let inbound: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let config = dir.path().join("sidecar.yaml");
     std::fs::write(
         &config,
@@ -63,6 +63,13 @@ async fn a_peer_directive_raises_the_level_of_that_connections_lines_only() {
         ),
     )
     .unwrap();
+    (dir, config, inbound)
+}
+
+#[tokio::test]
+async fn a_peer_directive_raises_the_level_of_that_connections_lines_only() {
+    let (_dir, config, inbound) = strict_sidecar().await;
+    let port = inbound.port();
     // The client whose lines are asked for, bound before the sidecar is
     // told its address.
     let watched = TcpSocket::new_v4().unwrap();
@@ -105,22 +112,8 @@ async fn a_peer_directive_raises_the_level_of_that_connections_lines_only() {
 
 #[tokio::test]
 async fn each_line_of_a_refused_connection_names_it_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = issuer(dir.path())("emoji");
-    let app = ok_app(false).await;
-    let port = free_port();
-    let inbound: SocketAddr = ([127, 0, 0, 1], port).into();
-    let config = dir.path().join("sidecar.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "identity:\n  dir: {}\n\
-             inbound:\n  listen: {inbound}\n  app: {app}\n  tls: strict\n\
-             outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
-            certs.display()
-        ),
-    )
-    .unwrap();
+    let (_dir, config, inbound) = strict_sidecar().await;
+    let port = inbound.port();
     let (mut child, received) = run_logging(&config, "debug");
     lines_until(&received, |line| line.contains("sidecar started"));
 
