@@ -7,7 +7,7 @@
 
 use crate::support;
 
-use http::{Request, StatusCode, Version};
+use http::{Request, StatusCode};
 use mesh_examples::sidecar::{config::SidecarConfig, policy};
 use support::*;
 
@@ -72,14 +72,9 @@ spec:
 /// status and `grpc-status` (`-` for the application's answer, which has
 /// none).
 async fn call(inbound: std::net::SocketAddr, method: &str) -> (StatusCode, String) {
-    let req = Request::post(format!(
-        "http://emoji.emojivoto/emojivoto.v1.EmojiService/{method}"
-    ))
-    .version(Version::HTTP_2)
-    .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(full(""))
-    .unwrap();
+    let req = emoji_call("emoji.emojivoto", method)
+        .body(full(""))
+        .unwrap();
     let res = h2_via(inbound, req).await.unwrap();
     let grpc = res
         .headers()

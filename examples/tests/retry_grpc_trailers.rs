@@ -132,12 +132,7 @@ fn config(dir: &tempfile::TempDir, app: SocketAddr) -> String {
 }
 
 async fn grpc_call(outbound: SocketAddr, method: &str) -> Response<Incoming> {
-    let req = Request::post(format!("http://emoji/emojivoto.v1.EmojiService/{method}"))
-        .version(Version::HTTP_2)
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(full("request"))
-        .unwrap();
+    let req = emoji_call("emoji", method).body(full("request")).unwrap();
     h2_via(outbound, req).await.unwrap()
 }
 

@@ -416,12 +416,7 @@ async fn a_grpc_routes_method_is_retried_as_its_annotations_say() {
     let dir = tempfile::tempdir().unwrap();
     let sidecar = sidecar(&config(&dir, app, app, GRPC));
     let call = |method: &str| {
-        let req = Request::post(format!("http://emoji/emojivoto.v1.EmojiService/{method}"))
-            .version(http::Version::HTTP_2)
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(full(""))
-            .unwrap();
+        let req = emoji_call("emoji", method).body(full("")).unwrap();
         h2_via(sidecar.outbound, req)
     };
     let res = call("ListAll").await.unwrap();

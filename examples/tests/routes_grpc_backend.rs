@@ -95,12 +95,7 @@ async fn each_grpc_attempt_is_counted_by_the_status_in_its_trailers() {
         routes.display()
     ));
     let call = |method: &str| {
-        let req = Request::post(format!("http://emoji/emojivoto.v1.EmojiService/{method}"))
-            .version(http::Version::HTTP_2)
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(full(""))
-            .unwrap();
+        let req = emoji_call("emoji", method).body(full("")).unwrap();
         h2_via(sidecar.outbound, req)
     };
     // Two attempts: UNAVAILABLE in the head, retried, then OK in the

@@ -240,10 +240,7 @@ async fn grpc_spans_end_with_the_status_in_the_trailers_and_carry_tracestate() {
     let (web, emoji, _dir) = pair(grpc_app().await, collector);
     let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
     for method in ["ListAll", "FindByShortcode"] {
-        let req = Request::post(format!("http://emoji/emojivoto.v1.EmojiService/{method}"))
-            .version(http::Version::HTTP_2)
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
+        let req = emoji_call("emoji", method)
             .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
             .header("tracestate", state)
             .body(full(""))

@@ -205,6 +205,16 @@ pub async fn scrape(admin: SocketAddr) -> String {
     String::from_utf8(body_bytes(res).await.to_vec()).unwrap()
 }
 
+/// A gRPC call of `emojivoto.v1.EmojiService/<method>` to `host`, over
+/// HTTP/2, with gRPC's content type and `te: trailers`: the body and any
+/// other header are the caller's.
+pub fn emoji_call(host: &str, method: &str) -> http::request::Builder {
+    Request::post(format!("http://{host}/emojivoto.v1.EmojiService/{method}"))
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+}
+
 /// Sends `req` over a new HTTP/2 connection to `addr`, whatever authority
 /// its URI names: the way to reach the outbound listener with
 /// `:authority: emoji`.
