@@ -220,15 +220,9 @@ impl AdminThread {
     /// [`Worker::run`] does), and serves the admin listener on it until
     /// shutdown has drained it.
     pub(super) fn run(self, started: std::sync::mpsc::SyncSender<std::io::Result<()>>) {
-        let runtime = match runtime() {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                let _ = started.send(Err(error));
-                return;
-            }
+        let Some(runtime) = runtime_for(started) else {
+            return;
         };
-        let _ = started.send(Ok(()));
-        drop(started);
         run_to_end(runtime, self.serve());
     }
 
@@ -303,18 +297,9 @@ impl Worker {
         listeners: WorkerListeners,
         started: std::sync::mpsc::SyncSender<std::io::Result<()>>,
     ) {
-        let runtime = match runtime() {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                let _ = started.send(Err(error));
-                return;
-            }
+        let Some(runtime) = runtime_for(started) else {
+            return;
         };
-        let _ = started.send(Ok(()));
-        // Gone, it tells `start` that no word is coming from here: a
-        // thread that panicked while building its runtime says nothing,
-        // and `start` learns of it once every other sender is gone too.
-        drop(started);
         run_to_end(runtime, self.serve(listeners));
     }
 
@@ -540,6 +525,22 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+}
+
+/// Builds this thread's runtime and tells `started` whether it could.
+/// The sender is dropped either way: gone, it tells `start` that no word
+/// is coming from here, as it learns of a thread that panicked while
+/// building its runtime once every other sender is gone too.
+fn runtime_for(
+    started: std::sync::mpsc::SyncSender<std::io::Result<()>>,
+) -> Option<tokio::runtime::Runtime> {
+    let (runtime, word) = match runtime() {
+        Ok(runtime) => (Some(runtime), Ok(())),
+        Err(error) => (None, Err(error)),
+    };
+    let _ = started.send(word);
+    drop(started);
+    runtime
 }
 
 /// Runs `serve` on `runtime`, the thread's own, until it ends.
