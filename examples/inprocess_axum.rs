@@ -84,28 +84,9 @@ use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneSyncService};
 /// listener was given: the `Server` below selects it.
 const PORT: u16 = 8080;
 
-const POLICY: &str = r#"
-apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: { name: orders-http, namespace: shop }
-spec:
-  podSelector: { matchLabels: { app: orders } }
-  port: 8080
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: MeshTLSAuthentication
-metadata: { name: web-only, namespace: shop }
-spec:
-  identities: ["spiffe://example.org/ns/shop/sa/web"]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: { name: orders-from-web, namespace: shop }
-spec:
-  targetRef: { group: policy.linkerd.io, kind: Server, name: orders-http }
-  requiredAuthenticationRefs:
-    - { group: policy.linkerd.io, kind: MeshTLSAuthentication, name: web-only }
-"#;
+/// The `Server`, `MeshTLSAuthentication` and `AuthorizationPolicy` of the
+/// app, as a sidecar would read them: only `web` may call it.
+const POLICY: &str = include_str!("inprocess_axum_policy.yaml");
 
 /// A client of the upstream, shared by handlers through the router's
 /// state, which axum wants `Sync`.

@@ -58,28 +58,8 @@ const INTRUDER: &str = "spiffe://example.org/ns/shop/sa/intruder";
 const ORDERS: &str = "spiffe://example.org/ns/shop/sa/orders";
 const STOCK: &str = "spiffe://example.org/ns/shop/sa/stock";
 
-const POLICY: &str = r#"
-apiVersion: policy.linkerd.io/v1beta3
-kind: Server
-metadata: { name: orders-http, namespace: shop }
-spec:
-  podSelector: { matchLabels: { app: orders } }
-  port: 8080
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: MeshTLSAuthentication
-metadata: { name: web-only, namespace: shop }
-spec:
-  identities: ["spiffe://example.org/ns/shop/sa/web"]
----
-apiVersion: policy.linkerd.io/v1alpha1
-kind: AuthorizationPolicy
-metadata: { name: orders-from-web, namespace: shop }
-spec:
-  targetRef: { group: policy.linkerd.io, kind: Server, name: orders-http }
-  requiredAuthenticationRefs:
-    - { group: policy.linkerd.io, kind: MeshTLSAuthentication, name: web-only }
-"#;
+/// The example's policy: only `web` may call the app.
+const POLICY: &str = include_str!("../inprocess_axum_policy.yaml");
 
 type Upstream = BoxCloneSyncService<Request<Full<Bytes>>, Response<axum::body::Body>, BoxError>;
 
