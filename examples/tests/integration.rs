@@ -140,6 +140,7 @@ mod review_inject_list_errors;
 mod review_inject_native_startup;
 mod review_inject_tags;
 mod review_new_ops_signals;
+mod review_outbound_routes;
 mod review_reload_identity;
 mod review_reload_policy;
 mod review_views_routes;

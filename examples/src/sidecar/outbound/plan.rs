@@ -5,7 +5,7 @@
 //! again on every reload of the policy files; the runtimes then build their
 //! stacks from the plan (see [`Outbound`](super::Outbound)).
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use mesh_core::{
     RouteId,
@@ -153,15 +153,18 @@ impl Planner {
         // a client's namespace; selected before a GRPCRoute sets an
         // HTTPRoute aside and before the matches are ranked.
         let resources = &resources.for_namespace(&self.namespace);
-        let mut missing = Vec::new();
-        let backends: Vec<Vec<_>> = self
+        let policies: Vec<_> = self
             .config
             .services
             .iter()
+            .map(|service| retry_policy_of(resources, &service.name, &self.namespace))
+            .collect();
+        let mut missing = Vec::new();
+        let backends: Vec<Vec<_>> = policies
+            .iter()
             .enumerate()
-            .map(|(index, service)| {
-                let Some(policy) = retry_policy_of(resources, &service.name, &self.namespace)
-                else {
+            .map(|(index, policy)| {
+                let Some(policy) = policy.as_deref() else {
                     return Vec::new();
                 };
                 policy
@@ -176,8 +179,15 @@ impl Planner {
             })
             .collect();
         let mut services = Vec::with_capacity(self.config.services.len());
-        for ((index, service), backends) in self.config.services.iter().enumerate().zip(backends) {
-            let from_resources = retry_policy_of(resources, &service.name, &self.namespace);
+        for (((index, service), backends), policy) in self
+            .config
+            .services
+            .iter()
+            .enumerate()
+            .zip(backends)
+            .zip(&policies)
+        {
+            let from_resources = policy.as_deref();
             let budget = service
                 .budget
                 .or(from_resources.map(|r| r.budget))
@@ -399,7 +409,7 @@ pub(crate) fn missing_backends(
             continue;
         };
         for (i, route) in policy.routes.iter().enumerate() {
-            let field = backend_field(policy, i, index);
+            let field = backend_field(&policy, i, index);
             route_backends(route, field, config, namespace, &mut missing);
         }
     }
@@ -467,16 +477,44 @@ fn route_backends(
         .collect()
 }
 
-/// The routes the resources give the outbound service `name`.
+/// The routes the resources give the outbound service `name`, all of
+/// them: the resources keep a route written without a namespace apart
+/// from one written in the workload's (the reader does not know which
+/// namespace the first is applied to), and a ServiceProfile named
+/// `emoji.emojivoto.svc.cluster.local` apart from an `HTTPRoute` of
+/// `emoji` written without one; each names the same service here, and is
+/// served with the others, as the cluster would serve routes applied in
+/// the workload's namespace. Several are merged into one, ranked together
+/// ([`ServiceRetryPolicy::merge`]), once per plan.
 fn retry_policy_of<'r>(
     resources: &'r RetryResources,
     name: &ServiceName,
     namespace: &str,
-) -> Option<&'r ServiceRetryPolicy> {
-    resources
+) -> Option<Cow<'r, ServiceRetryPolicy>> {
+    let mut found = resources
         .services
         .iter()
-        .find(|s| names_service(name, &s.name, s.namespace.as_deref(), namespace))
+        .filter(|s| names_service(name, &s.name, s.namespace.as_deref(), namespace));
+    let first = found.next()?;
+    let Some(second) = found.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut merged = first.clone();
+    for other in std::iter::once(second).chain(found) {
+        let routes = merged.routes.len() + other.routes.len();
+        merged.merge(other.clone());
+        // The merge sets the HTTPRoutes of both aside when either has
+        // GRPCRoutes, as the reader does within one of them.
+        if merged.routes.len() < routes {
+            tracing::warn!(
+                service = name.as_str(),
+                "outbound routes: HTTPRoutes set aside for the service's GRPCRoutes, which take \
+                 its requests (routes written with and without the service's namespace are \
+                 served together)"
+            );
+        }
+    }
+    Some(Cow::Owned(merged))
 }
 
 /// The reference of route `index` of `policy`, labelled `name`, a route
