@@ -144,7 +144,9 @@ impl Workload {
     /// namespace: `web.ns.serviceaccount.identity.linkerd.<td>` is
     /// `spiffe://<td>/ns/ns/sa/web` (and `build.bot.ns...`, an account
     /// whose name has a dot, `spiffe://<td>/ns/ns/sa/build.bot`), and
-    /// `*.ns.serviceaccount...` every `spiffe://<td>/ns/ns/sa/` name.
+    /// `*.ns.serviceaccount...` every `spiffe://<td>/ns/ns/sa/` name; a
+    /// wildcard over every namespace (`*.serviceaccount.identity.linkerd.<td>`,
+    /// `*.linkerd.<td>`, `*.<td>`) every `spiffe://<td>/ns/<ns>/sa/<name>`.
     /// `None` for anything else (another trust domain, or a name that is
     /// not a service account's), which is matched only as written.
     ///
@@ -156,6 +158,20 @@ impl Workload {
         let td = self.trust_domain_or_default();
         let dns = written.to_ascii_lowercase();
         let tail = self.dns_tail();
+        // A wildcard whose suffix is a whole-label tail of
+        // `serviceaccount.identity.<cp>.<td>` (`*.cluster.local`,
+        // `*.linkerd.cluster.local`) admits, in Linkerd's form, every
+        // service account of every namespace: so, in the SPIFFE form, does
+        // every `spiffe://<td>/ns/<ns>/sa/<name>`.
+        if let Some(suffix) = dns.strip_prefix("*.")
+            && let Some(accounts) = tail.strip_prefix('.')
+            && (accounts == suffix
+                || accounts
+                    .strip_suffix(suffix)
+                    .is_some_and(|head| head.ends_with('.')))
+        {
+            return Some(SpiffeForm::TrustDomain(format!("spiffe://{td}/ns/")));
+        }
         // The namespace is the last label before the tail: a namespace is
         // a DNS label, while a service account's name is a DNS subdomain
         // and may hold dots (`build.bot.ci...` is `build.bot` in `ci`).
@@ -215,6 +231,10 @@ pub(crate) enum SpiffeForm {
     /// Every service account of a namespace: the SPIFFE prefix one more
     /// path segment completes.
     Namespace(String),
+    /// Every service account of every namespace of the trust domain: the
+    /// SPIFFE prefix `spiffe://<td>/ns/` that a namespace, `/sa/` and an
+    /// account name complete.
+    TrustDomain(String),
 }
 
 /// The trust domain of a workload that names none: Kubernetes' default

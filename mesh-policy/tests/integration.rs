@@ -38,6 +38,7 @@ mod ratelimit_reload;
 mod reference_checks;
 mod reload;
 mod reload_off_thread;
+mod review_authz_semantics;
 mod review_policy_semantics;
 mod route_groups;
 mod route_parents;

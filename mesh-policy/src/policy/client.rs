@@ -23,6 +23,10 @@ pub(crate) struct IdentitySet {
     /// SPIFFE ID prefixes that one more path segment completes: a
     /// namespace's service accounts, `spiffe://td/ns/<ns>/sa/`.
     spiffe_prefixes: Vec<Box<str>>,
+    /// SPIFFE ID prefixes, `spiffe://td/ns/`, that a namespace, `/sa/` and
+    /// an account complete: every service account of a trust domain, as a
+    /// DNS-style wildcard over all of its namespaces admits them.
+    spiffe_domains: Vec<Box<str>>,
     /// As written, for explanations.
     written: Vec<String>,
 }
@@ -76,6 +80,10 @@ impl IdentitySet {
                 self.written.push(format!("{prefix}*"));
                 self.spiffe_prefixes.push(prefix.into());
             }
+            Some(SpiffeForm::TrustDomain(prefix)) => {
+                self.written.push(format!("{prefix}*/sa/*"));
+                self.spiffe_domains.push(prefix.into());
+            }
             None => {}
         }
         Ok(())
@@ -110,6 +118,7 @@ impl IdentitySet {
             && self.exact.is_empty()
             && self.suffixes.is_empty()
             && self.spiffe_prefixes.is_empty()
+            && self.spiffe_domains.is_empty()
     }
 
     /// Whether `other` matches exactly the identities this set does, as
@@ -125,6 +134,7 @@ impl IdentitySet {
             && self.exact == other.exact
             && sorted(&self.suffixes) == sorted(&other.suffixes)
             && sorted(&self.spiffe_prefixes) == sorted(&other.spiffe_prefixes)
+            && sorted(&self.spiffe_domains) == sorted(&other.spiffe_domains)
     }
 
     #[inline]
@@ -136,6 +146,12 @@ impl IdentitySet {
                 self.spiffe_prefixes.iter().any(|p| {
                     id.strip_prefix(&**p)
                         .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+                }) || self.spiffe_domains.iter().any(|p| {
+                    id.strip_prefix(&**p)
+                        .and_then(|rest| rest.split_once("/sa/"))
+                        .is_some_and(|(ns, name)| {
+                            [ns, name].iter().all(|s| !s.is_empty() && !s.contains('/'))
+                        })
                 })
             } else {
                 self.suffixes.iter().any(|s| id.ends_with(&**s))
