@@ -36,6 +36,8 @@ mod review_budget;
 mod review_config_errors;
 mod review_deadlines;
 mod review_gateway_backoff;
+mod review_path_replay;
+mod review_path_wire;
 mod review_profile_retries;
 mod review_retry_after;
 mod route_precedence;

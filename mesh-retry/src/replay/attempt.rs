@@ -3,6 +3,7 @@
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -112,7 +113,15 @@ where
             Ok(mut data) => {
                 let chunk = data.copy_to_bytes(data.remaining());
                 let was_recording = reader.recording;
-                if !reader.record(&chunk, self.shared.max_bytes) && was_recording {
+                // No `Replay` left means no further attempt: the retry
+                // handed its answer on while the body still streams (a
+                // client-streaming gRPC call, say). The rest is passed on,
+                // not kept, and what was kept is freed, rather than held
+                // for the life of the stream. (Only this attempt can
+                // clone the state then, so the count cannot grow again.)
+                if reader.recording && Arc::strong_count(&self.shared) == 1 {
+                    reader.stop();
+                } else if !reader.record(&chunk, self.shared.max_bytes) && was_recording {
                     tracing::debug!(
                         max_bytes = self.shared.max_bytes,
                         "request body outgrew the replay buffer; no more attempts"

@@ -14,6 +14,12 @@
 //! - A body that outgrows the cap while it streams is **committed**: the
 //!   recording is freed, the attempt that is sending it goes on undisturbed,
 //!   and no further attempt can be made.
+//! - A body is recorded only while another attempt can still be made: once
+//!   the [`Replay`] handle is dropped (the retry has handed its answer on,
+//!   as a client-streaming gRPC call's may be while the call still sends),
+//!   the attempt reading the body frees what it recorded at its next chunk
+//!   and passes the rest on unrecorded, rather than holding up to the cap
+//!   for the life of the stream.
 //! - Trailers are recorded and replayed with the data. A replay that ends
 //!   with trailers gives no exact size: hyper sends a body of exact size
 //!   with a `content-length`, and HTTP/1.1 carries trailers only in a

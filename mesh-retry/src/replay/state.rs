@@ -210,9 +210,7 @@ impl<B> Reader<B> {
             return false;
         }
         if self.recorded.saturating_add(chunk.len()) > max_bytes {
-            self.recording = false;
-            self.chunks = Chunks::default();
-            self.recorded = 0;
+            self.stop();
             return false;
         }
         if !chunk.is_empty() {
@@ -220,6 +218,13 @@ impl<B> Reader<B> {
             self.chunks.push(chunk.clone());
         }
         true
+    }
+
+    /// Stops recording, and frees what was recorded.
+    pub(super) fn stop(&mut self) {
+        self.recording = false;
+        self.chunks = Chunks::default();
+        self.recorded = 0;
     }
 
     /// The whole recording, once the body has ended with `trailers`.
