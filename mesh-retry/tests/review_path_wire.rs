@@ -199,3 +199,45 @@ async fn a_retried_extension_method_is_the_same_request_on_the_wire() {
     through_the_retry_layer(purge.clone(), b"x").await;
     through_the_route_stack(purge, b"x").await;
 }
+
+/// More header values than a `HeaderMap` reserves room for at once (an
+/// HTTP/2 caller can send them under a raised head limit, HPACK sending a
+/// repeated field in a byte): the retry rebuilt them all, where it
+/// panicked on the task serving the request.
+#[tokio::test]
+async fn a_head_with_thirty_thousand_values_is_retried_whole() {
+    use mesh_core::{BoxError, body::Proxied};
+    use mesh_retry::replay::ReplayBody;
+
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let seen = counts.clone();
+    let upstream = tower::service_fn(move |req: Request<ReplayBody<BoxBody>>| {
+        let seen = seen.clone();
+        async move {
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(req.headers().get_all("x-many").iter().count());
+                seen.len() == 1
+            };
+            let mut res = http::Response::new(Proxied::from(empty()));
+            if first {
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, BoxError>(res)
+        }
+    });
+    let mut req = Request::get("http://emoji/list").body(empty()).unwrap();
+    for i in 0..30_000_u32 {
+        req.headers_mut().append("x-many", HeaderValue::from(i));
+    }
+    let svc = ServiceBuilder::new()
+        .layer(RouteStackLayer::new(
+            policy(),
+            Timeouts::default(),
+            budget(),
+        ))
+        .service(upstream);
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(*counts.lock().unwrap(), [30_000, 30_000]);
+}

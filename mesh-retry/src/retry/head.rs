@@ -111,12 +111,18 @@ impl Head {
         *req.uri_mut() = reader.uri()?;
         let count = reader.len()?;
         let headers = req.headers_mut();
-        headers.reserve(count + 1);
+        // A map holds any number of values, but reserves room for at most
+        // 24,576 at once (`reserve` panics past that): a head with more,
+        // which an HTTP/2 caller can send under a raised head limit, grows
+        // the map as its values are added instead.
+        let _ = headers.try_reserve(count.saturating_add(1));
         for _ in 0..count {
             let (name, value) = reader.header()?;
-            headers.append(name, value);
+            headers.try_append(name, value).ok()?;
         }
-        headers.insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt));
+        headers
+            .try_insert(MESH_RETRY_ATTEMPT, HeaderValue::from(attempt))
+            .ok()?;
         match (&self.extensions, self.deadline) {
             (Some(extensions), _) => *req.extensions_mut() = extensions.clone(),
             (None, Some(deadline)) => {
@@ -339,6 +345,24 @@ mod tests {
         let retry = head.request(2).unwrap();
         assert_eq!(retry.extensions().get::<u32>(), Some(&7));
         assert!(retry.extensions().get::<Deadline>().is_none());
+    }
+
+    #[test]
+    fn a_head_with_more_values_than_a_fresh_map_reserves_comes_back() {
+        // A `HeaderMap` holds any number of values of its names, but
+        // reserves room for at most 24,576 at once: an HTTP/2 request
+        // under a raised head limit can carry more (HPACK sends a repeated
+        // field in one byte).
+        let mut req = Request::get("http://a/b").body(()).unwrap();
+        for i in 0..30_000_u32 {
+            req.headers_mut().append("x-many", HeaderValue::from(i));
+        }
+        req.headers_mut()
+            .append("x-last", HeaderValue::from_static("end"));
+        let mut want = pairs(req.headers());
+        want.push(("mesh-retry-attempt".into(), b"2".to_vec(), false));
+        let got = round_trip(req);
+        assert_eq!(pairs(got.headers()), want);
     }
 
     /// The head of `GET http://a/b` with one header, `x-one: 1`.
