@@ -72,6 +72,7 @@ mod review_proxy_tunnels;
 mod review_resource_errors;
 mod review_route_matching;
 mod review_serve_drain;
+mod review_serve_rapid_reset;
 mod review_serve_release;
 mod serve_connection_errors;
 mod serve_logs;

@@ -32,6 +32,19 @@
 //! that arrive together are still all handed over in one poll of the
 //! connection. This leans on how h2 0.4 and hyper 1 serve a connection;
 //! the tests open a refused stream between two others to hold them to it.
+//!
+//! # Rapid reset
+//!
+//! h2 bounds a flood of streams opened and reset at once (rapid reset,
+//! CVE-2023-44487) by the streams it holds reset before the server took
+//! them: it decodes all a peer has sent before hyper takes any, and past
+//! 20 such streams it ends the connection, and none of them is served.
+//! Handed over one at a time, every stream is taken before its reset is
+//! read, so h2 never finds one waiting, and the service would be called
+//! for each stream of the flood. So the reads count them instead: a
+//! stream reset in the same burst of reads that opened it (until the
+//! socket has nothing more to read, where h2 would have let hyper take
+//! them), and past h2's bound they fail, which ends the connection.
 
 use std::{
     collections::HashMap,
@@ -42,7 +55,7 @@ use std::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -282,11 +295,21 @@ impl Http2 {
         if held {
             let n = self.held.len().min(buf.remaining());
             buf.put_slice(self.held.get(..n).unwrap_or_default());
+        } else if let Poll::Ready(read) = io.poll_read(cx, buf) {
+            read?;
         } else {
-            ready!(io.poll_read(cx, buf))?;
+            // Nothing more to read: h2 lets hyper take what it decoded.
+            self.frames.burst_drained();
+            return Poll::Pending;
         }
         let new = buf.filled().get(before..).unwrap_or_default();
         let scan = self.frames.read(new);
+        if self.frames.burst_resets > BURST_RESETS_MAX {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "too many HTTP/2 streams reset as they were opened (rapid reset)",
+            )));
+        }
         if held {
             self.held.advance(scan.len);
         } else if let Some(rest) = new.get(scan.len..) {
@@ -349,6 +372,10 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 /// How many streams are kept before the ended ones are swept out.
 const SWEEP_MIN: usize = 16;
+/// How many streams one burst of reads may open and see reset: h2's
+/// default bound on the streams reset before the server took them
+/// (`max_pending_accept_reset_streams`), which the server keeps.
+const BURST_RESETS_MAX: usize = 20;
 
 /// What a read of an HTTP/2 byte stream carried.
 #[derive(Debug)]
@@ -383,6 +410,11 @@ pub(in crate::serve) struct Frames {
     /// once the map has doubled.
     streams: HashMap<u32, Arc<LastRead>>,
     sweep_at: usize,
+    /// The first stream opened since the socket last had nothing to
+    /// read: the streams of this burst are it and those above it.
+    burst_first: Option<u32>,
+    /// How many streams of this burst were reset in it.
+    burst_resets: usize,
 }
 
 impl Frames {
@@ -396,7 +428,15 @@ impl Frames {
             block_ends: false,
             streams: HashMap::new(),
             sweep_at: SWEEP_MIN,
+            burst_first: None,
+            burst_resets: 0,
         }
+    }
+
+    /// The socket had nothing more to read: a burst of reads ends.
+    fn burst_drained(&mut self) {
+        self.burst_first = None;
+        self.burst_resets = 0;
     }
 
     /// Reads on through `bytes`, up to the end of the first header block
@@ -451,6 +491,7 @@ impl Frames {
         match kind {
             HEADERS if stream > self.last_opened => {
                 self.last_opened = stream;
+                self.burst_first.get_or_insert(stream);
                 let data = (flags & END_STREAM == 0).then(|| {
                     let data = Arc::new(LastRead::now());
                     self.insert(stream, data.clone());
@@ -474,6 +515,9 @@ impl Frames {
                 false
             }
             RST_STREAM => {
+                if self.burst_first.is_some_and(|first| stream >= first) {
+                    self.burst_resets += 1;
+                }
                 self.streams.remove(&stream);
                 false
             }
