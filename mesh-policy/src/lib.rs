@@ -213,8 +213,12 @@
 //!   of `kind: Namespace` matches every service account of that namespace
 //!   in either form. So does a service account written out in Linkerd's
 //!   form under the workload's trust domain and control-plane namespace
-//!   (`web.ns.serviceaccount.identity.linkerd.<td>`, or `*.ns...` for a
-//!   namespace): a policy copied from Linkerd admits the same clients
+//!   (`web.ns.serviceaccount.identity.linkerd.<td>`, `*.ns...` for a
+//!   namespace, or a wildcard over every namespace of the trust domain:
+//!   `*.serviceaccount.identity.linkerd.<td>`, `*.linkerd.<td>` or
+//!   `*.<td>`, which also matches every `spiffe://<td>/ns/<ns>/sa/<name>`
+//!   with one namespace and one account segment): a policy copied from
+//!   Linkerd admits the same clients
 //!   when they carry SPIFFE IDs (the account is what comes before the last
 //!   `.` ahead of the namespace, since an account name may hold dots and
 //!   a namespace never does). References are read in lowercase, as
