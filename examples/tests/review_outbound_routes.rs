@@ -75,6 +75,44 @@ async fn routes_written_with_and_without_the_namespace_are_served_together() {
     stop(sidecar).await;
 }
 
+/// The usual ServiceProfile, named by the service's full name, beside an
+/// `HTTPRoute` written without a namespace: the profile's routes and its
+/// budget are the service's too, tried after the route's rules.
+#[tokio::test]
+async fn a_profile_named_in_full_is_served_beside_a_route_written_without_a_namespace() {
+    let profile = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 3, ttl: 10s}
+  routes:
+  - name: list
+    condition: {method: GET, pathRegex: '/list'}
+";
+    let text = [marked("without-ns", "", "/a"), profile.to_owned()].join("---\n");
+    let (app, _) = backend().await;
+    let (_dir, sidecar) = emoji_sidecar(app, &text);
+    let res = get(&sidecar, "emoji", "/a").await;
+    assert_eq!(res.headers()["x-rule"], "without-ns");
+    // Off the rules, the profile's default route takes the request (an
+    // HTTPRoute alone would answer 404), and its own route is counted.
+    for path in ["/list", "/other"] {
+        let res = get(&sidecar, "emoji", path).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}: {:?}", res.headers());
+    }
+    let metrics = scrape(sidecar.admin).await;
+    let list = metrics
+        .lines()
+        .any(|l| l.starts_with("route_request_total{") && l.contains("rt_route=\"list\""));
+    assert!(list, "{metrics}");
+    // The profile's budget: a reserve of 3 retries a second over 10 s.
+    assert!(
+        metrics.contains("retry_budget_balance{service=\"emoji\"} 30.0\n"),
+        "{metrics}"
+    );
+    stop(sidecar).await;
+}
+
 /// A `RequestRedirect`'s `Location` as the Gateway API builds it: a
 /// scheme brings its own port, a port is left out when it is the scheme's
 /// default, and a filter without either keeps the port the request was
@@ -125,6 +163,194 @@ spec:
         let res = get(&sidecar, host, path).await;
         assert_eq!(res.status(), StatusCode::FOUND, "{path}");
         assert_eq!(res.headers()["location"], location, "{host} {path}");
+    }
+    stop(sidecar).await;
+}
+
+fn grpc_rule(name: &str, matches: &str) -> String {
+    format!(
+        "  - matches: {matches}
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {{set: [{{name: x-rule, value: {name}}}]}}
+"
+    )
+}
+
+/// `GRPCRoute` matches through the sidecar: a service and a method beat
+/// a service alone, which beats a method alone; regular expressions for
+/// either, and for a header, match whole names and values.
+#[tokio::test]
+async fn grpc_route_matches_rank_and_match_as_the_gateway_api_has_them() {
+    let text = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: g, namespace: emojivoto}}
+spec:
+  parentRefs: [{{group: core, kind: Service, name: emoji}}]
+  rules:
+{}{}{}{}{}",
+        grpc_rule("method-alone", "[{method: {method: ListAll}}]"),
+        grpc_rule(
+            "service-alone",
+            "[{method: {service: emojivoto.v1.EmojiService}}]"
+        ),
+        grpc_rule(
+            "both",
+            "[{method: {service: emojivoto.v1.EmojiService, method: FindByShortcode}}]"
+        ),
+        grpc_rule(
+            "regex",
+            "[{method: {type: RegularExpression, service: 'other\\..*', method: 'Get.*'}}]"
+        ),
+        grpc_rule(
+            "header-regex",
+            "[{method: {service: other.Svc}, headers: [{type: RegularExpression, name: x-v, value: 'v[0-9]+'}]}]"
+        ),
+    );
+    let (app, _) = backend().await;
+    let (_dir, sidecar) = emoji_sidecar(app, &text);
+    let call = |path: &str, header: Option<&str>| {
+        let mut req = Request::post(format!("http://emoji{path}"))
+            .version(http::Version::HTTP_2)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(v) = header {
+            req = req.header("x-v", v);
+        }
+        h2_via(sidecar.outbound, req.body(full("")).unwrap())
+    };
+    for (path, header, rule) in [
+        ("/emojivoto.v1.EmojiService/ListAll", None, "service-alone"),
+        ("/emojivoto.v1.EmojiService/FindByShortcode", None, "both"),
+        ("/x.Y/ListAll", None, "method-alone"),
+        ("/other.Svc/GetIt", None, "regex"),
+        ("/other.Svc/Put", Some("v12"), "header-regex"),
+        ("/other.Svc/Put", Some("v12x"), "-"),
+        ("/other.Svcx/GetIt", None, "regex"),
+        ("/otherxSvc/GetIt", None, "-"),
+    ] {
+        let res = call(path, header).await.unwrap();
+        let got = res
+            .headers()
+            .get("x-rule")
+            .map_or("-".to_owned(), |v| v.to_str().unwrap().to_owned());
+        assert_eq!(got, rule, "{path} {header:?}: {:?}", res.headers());
+    }
+    stop(sidecar).await;
+}
+
+/// `HTTPRoute` matches through the sidecar: query parameters (exact and
+/// regular expressions, decoded), a method over query parameters, path
+/// prefixes by whole elements, and regular expressions and exact paths
+/// over the whole path.
+#[tokio::test]
+async fn http_route_matches_rank_and_match_as_the_gateway_api_has_them() {
+    let text = [
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: h, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+".to_owned(),
+        grpc_rule("query-regex", "[{path: {type: PathPrefix, value: /q}, queryParams: [{type: RegularExpression, name: page, value: '[0-9]+'}]}]"),
+        grpc_rule("query-exact", "[{path: {type: PathPrefix, value: /q}, queryParams: [{name: page, value: 'a b'}]}]"),
+        grpc_rule("method", "[{path: {type: PathPrefix, value: /q}, method: POST}]"),
+        grpc_rule("plain", "[{path: {type: PathPrefix, value: /q}}]"),
+        grpc_rule("prefix-slash", "[{path: {type: PathPrefix, value: /p/}}]"),
+        grpc_rule("regex", "[{path: {type: RegularExpression, value: '/r/[a-z]+'}}]"),
+        grpc_rule("exact", "[{path: {type: Exact, value: /e}}]"),
+    ]
+    .concat();
+    let (app, _) = backend().await;
+    let (_dir, sidecar) = emoji_sidecar(app, &text);
+    for (method, path, rule) in [
+        ("GET", "/q?page=12", "query-regex"),
+        ("GET", "/q?page=12x", "plain"),
+        ("GET", "/q?page=a%20b", "query-exact"),
+        ("POST", "/q?page=12", "method"),
+        ("POST", "/q", "method"),
+        ("GET", "/q/x", "plain"),
+        ("GET", "/qx", "-"),
+        ("GET", "/p", "prefix-slash"),
+        ("GET", "/p/a", "prefix-slash"),
+        ("GET", "/px", "-"),
+        ("GET", "/r/abc", "regex"),
+        ("GET", "/r/abc/d", "-"),
+        ("GET", "/e", "exact"),
+        ("GET", "/e/", "-"),
+        ("GET", "/e?x=1", "exact"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", sidecar.outbound))
+            .header("host", "emoji")
+            .body(full(""))
+            .unwrap();
+        let res = http1().request(req).await.unwrap();
+        let got = res
+            .headers()
+            .get("x-rule")
+            .map_or("-".to_owned(), |v| v.to_str().unwrap().to_owned());
+        assert_eq!(got, rule, "{method} {path}: {}", res.status());
+    }
+    stop(sidecar).await;
+}
+
+/// A split backend whose one endpoint refuses connections: with failure
+/// accrual, the endpoint is taken out at its first failure, the backend
+/// goes into fail-fast, and its share goes to the other backend. (Without
+/// failure accrual the endpoint is never out of the balancer, and the
+/// backend keeps its share, each answered `502`.)
+#[tokio::test]
+async fn a_split_backend_refusing_connections_is_passed_over_once_failure_accrual_takes_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(
+        &routes,
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - backendRefs: [{name: emoji, port: 80, weight: 1}, {name: emoji-v2, port: 80, weight: 1}]
+",
+    )
+    .unwrap();
+    let (app, _) = backend().await;
+    let down = refused_addr().await;
+    let sidecar = sidecar(&format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  http_failfast_timeout: 100ms\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{app}]\n\
+         \x20   - name: emoji-v2\n      endpoints: [{down}]\n\
+         \x20     failure_accrual: {{max_failures: 1, min_penalty: 1m, max_penalty: 1m}}\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        routes.display()
+    ));
+    let answer = || async {
+        let res = get(&sidecar, "emoji", "/").await;
+        let error = res
+            .headers()
+            .get("mesh-error")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (res.status(), error)
+    };
+    // A request drawn to `emoji-v2` fails to connect, which takes its
+    // endpoint out; the next one drawn there waits the fail-fast timeout.
+    let fail_fast = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("service in fail-fast".to_owned()),
+    );
+    let mut waited = 0;
+    while answer().await != fail_fast {
+        waited += 1;
+        assert!(waited <= 200, "emoji-v2 never went into fail-fast");
+    }
+    for _ in 0..100 {
+        assert_eq!(answer().await, (StatusCode::OK, None));
     }
     stop(sidecar).await;
 }
