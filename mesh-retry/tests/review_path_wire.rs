@@ -241,3 +241,70 @@ async fn a_head_with_thirty_thousand_values_is_retried_whole() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(*counts.lock().unwrap(), [30_000, 30_000]);
 }
+
+/// Over HTTP/2 the retry is the same request too: its `:method`,
+/// `:scheme`, `:authority` and `:path`, and every header value in order,
+/// but for the retry's `mesh-retry-attempt`.
+#[tokio::test]
+async fn a_retried_http2_request_is_the_same_request() {
+    type Seen = (http::Method, http::Uri, Vec<(String, Vec<u8>)>, Bytes);
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    let addr = crate::support::serve(move |req| {
+        let log = log.clone();
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            assert_eq!(req.version(), http::Version::HTTP_2);
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            let headers = parts
+                .headers
+                .iter()
+                .filter(|(name, _)| *name != "mesh-retry-attempt")
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push((parts.method, parts.uri, headers, body));
+                log.len() == 1
+            };
+            let mut res = http::Response::new(http_body_util::Full::new(Bytes::new()));
+            if first {
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            res
+        })
+    })
+    .await;
+    for stack in ["layer", "route stack"] {
+        seen.lock().unwrap().clear();
+        let mut req = request(addr, full(Bytes::from_static(b"h2 body")), &Method::PUT);
+        *req.version_mut() = http::Version::HTTP_2;
+        // Within hyper's default 16 KiB header list.
+        let long = HeaderValue::from_str(&"v".repeat(4096)).unwrap();
+        req.headers_mut().insert("x-long", long);
+        let res = if stack == "layer" {
+            ServiceBuilder::new()
+                .layer(RetryLayer::new(policy(), budget()))
+                .service(client())
+                .oneshot(req)
+                .await
+                .unwrap()
+                .status()
+        } else {
+            ServiceBuilder::new()
+                .layer(RouteStackLayer::new(policy(), Timeouts::default(), budget()))
+                .service(client())
+                .oneshot(req)
+                .await
+                .unwrap()
+                .status()
+        };
+        assert_eq!(res, StatusCode::OK, "{stack}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{stack}");
+        assert_eq!(seen[0], seen[1], "{stack}");
+        assert_eq!(seen[1].3, "h2 body");
+        assert!(seen[1].2.iter().all(|(name, _)| name != "host"), "{stack}");
+    }
+}
