@@ -642,6 +642,28 @@ spec:
     }
 
     #[test]
+    fn routes_written_with_and_without_the_namespace_are_one_services_routes() {
+        // The same HTTPRoute and GRPCRoute without `metadata.namespace`:
+        // applied in the workload's namespace, emojivoto.
+        let bare = |text: &str| text.replace(", namespace: emojivoto}", "}");
+        let http = bare(HTTP);
+        assert_ne!(http, HTTP);
+        // An HTTPRoute of each spelling: both planned, ranked together.
+        let other = HTTP
+            .replace("name: web,", "name: web-2,")
+            .replace("list-by-path", "prefix")
+            .replace("type: Exact", "type: PathPrefix");
+        assert_eq!(
+            planned(&format!("{http}---\n{other}")),
+            ["list-by-path", "prefix"]
+        );
+        // A GRPCRoute of either spelling sets the other's HTTPRoutes aside.
+        let both = ["emoji-service", "list-methods"];
+        assert_eq!(planned(&format!("{http}---\n{GRPC}")), both);
+        assert_eq!(planned(&format!("{HTTP}---\n{}", bare(GRPC))), both);
+    }
+
+    #[test]
     fn consumer_routes_of_other_namespaces_are_not_planned_nor_set_aside_http_routes() {
         // The workload is in emojivoto, the service's namespace: a route
         // in another namespace is for the clients there alone.
