@@ -37,6 +37,7 @@ mod review_config_errors;
 mod review_deadlines;
 mod review_gateway_backoff;
 mod review_path_bodies;
+mod review_path_cancel;
 mod review_path_replay;
 mod review_path_wire;
 mod review_profile_retries;

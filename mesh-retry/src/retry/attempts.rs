@@ -436,11 +436,14 @@ impl<S, B, C: AsRef<Shared>> Attempts<S, B, C> {
     }
 
     /// Gives up the retry decided on, if any, because the response future
-    /// was dropped before sending it. A deadline that has passed is why
-    /// (a request timeout outside answered, as the route stack would);
-    /// a caller that went away before it is counted nowhere.
-    pub(crate) fn cancel(&mut self) {
-        if self.next.is_none() {
+    /// was dropped before sending it; `awaiting_body` says it was dropped
+    /// while it waited for the failed attempt's client to let go of the
+    /// request body, before a retry was decided. A deadline that has
+    /// passed is why (a request timeout outside answered, as the route
+    /// stack would), counted once for the retryable failure that was not
+    /// retried; a caller that went away before it is counted nowhere.
+    pub(crate) fn cancel(&mut self, awaiting_body: bool) {
+        if self.next.is_none() && !awaiting_body {
             return;
         }
         let passed = self
@@ -448,11 +451,19 @@ impl<S, B, C: AsRef<Shared>> Attempts<S, B, C> {
             .as_ref()
             .and_then(Head::deadline)
             .is_some_and(|d| d.instant() <= Instant::now());
-        if passed {
-            self.out_of_time();
-        } else {
-            self.give_up(None);
+        match (self.next.is_some(), passed) {
+            (true, true) => self.out_of_time(),
+            (true, false) => self.give_up(None),
+            (false, true) => self.count(RouteRetryMetrics::deadline_exceeded),
+            (false, false) => {}
         }
+    }
+
+    /// Counts a retryable failure whose retry the deadline cut off before
+    /// it was decided: while the failed attempt's client still held the
+    /// request body. Nothing was taken from the budget.
+    pub(crate) fn out_of_time_awaiting_body(&self) {
+        self.count(RouteRetryMetrics::deadline_exceeded);
     }
 
     fn count(&self, f: impl FnOnce(&RouteRetryMetrics)) {

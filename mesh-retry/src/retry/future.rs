@@ -59,10 +59,13 @@ pin_project_lite::pin_project! {
     {
         // A retry decided on and not sent when the caller lets go (during
         // its backoff, or while the service is not ready) goes back to the
-        // budget.
+        // budget; one the deadline cut off, then or while the failed
+        // attempt's client held the body, is counted.
         fn drop(this: Pin<&mut Self>) {
-            if let Some(retry) = this.project().retry.as_mut() {
-                retry.cancel();
+            let mut this = this.project();
+            if let Some(retry) = this.retry.as_mut() {
+                let releasing = matches!(this.state.as_mut().project(), StateProj::Releasing { .. });
+                retry.cancel(releasing);
             }
         }
     }

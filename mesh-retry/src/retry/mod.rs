@@ -72,8 +72,10 @@
 //! it waited), the withdrawal is [refunded](crate::Budget::refund), and it
 //! is not counted as a retry sent. A deadline that passed is counted as
 //! `deadline_exceeded`, also when a request timeout outside answered and
-//! dropped the retry that waited; a caller that went away before its
-//! deadline is counted nowhere, as it got no response to explain.
+//! dropped the retry that waited, or the failure that waited for its
+//! attempt's client to let go of the body (nothing was withdrawn for that
+//! one yet); a caller that went away before its deadline is counted
+//! nowhere, as it got no response to explain.
 //!
 //! Each retried attempt carries a `mesh-retry-attempt` header with the
 //! attempt's number, counting the first attempt as 1 (so the first retry

@@ -72,8 +72,10 @@ pin_project_lite::pin_project! {
         // A retry decided on and not sent when the caller lets go goes
         // back to the budget.
         fn drop(this: Pin<&mut Self>) {
-            if let Some(retry) = this.project().retry.as_mut() {
-                retry.cancel();
+            let mut this = this.project();
+            if let Some(retry) = this.retry.as_mut() {
+                let releasing = matches!(this.state.as_mut().project(), StateProj::Releasing { .. });
+                retry.cancel(releasing);
             }
         }
     }
@@ -342,7 +344,11 @@ where
                     if !released
                         && let Woke::Deadline = ready!(wait(this.timer, *this.until, deadline, cx))
                     {
-                        // Nothing was taken from the budget yet.
+                        // Nothing was taken from the budget yet, but the
+                        // failure went unretried for the deadline.
+                        if let Some(retry) = this.retry.as_ref() {
+                            retry.out_of_time_awaiting_body();
+                        }
                         this.state.set(State::Done);
                         return timed_out();
                     }
