@@ -11,7 +11,7 @@
 //! | `retry_successes_total` | counter | requests that succeeded after at least one retry (a gRPC stream when its head is not a failure) |
 //! | `retry_limit_exceeded_total` | counter | retryable failures returned because the request used its attempts |
 //! | `retry_budget_exhausted_total` | counter | retryable failures returned because the budget was empty |
-//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff, or passed before the retry could be sent (when the backoff ended, or while the service was not ready) |
+//! | `retry_deadline_exceeded_total` | counter | retryable failures returned because the request's deadline was nearer than the backoff, or passed before the retry could be sent (when the backoff ended, while the service was not ready, or while the failed attempt's client still held the request body) |
 //! | `retry_not_retryable_total{reason}` | counter | retryable failures of requests that could not be retried: `body_too_large`, `non_idempotent`, `committed`, `streaming_response`, `body_in_use` |
 //! | `retry_budget_balance` | gauge | retries each budget allows now |
 //!
