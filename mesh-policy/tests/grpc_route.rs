@@ -111,7 +111,7 @@ fn a_policy_naming_a_missing_grpc_route_and_a_bad_method_are_errors() {
     let bad = POLICY.replace("method: ListAll", "method: List-All");
     let error = compile(&bad).unwrap_err().to_string();
     assert!(
-        error.contains("(GRPCRoute emoji): spec.rules[0].matches[0].method.method"),
+        error.contains("(GRPCRoute emojivoto/emoji): spec.rules[0].matches[0].method.method"),
         "{error}"
     );
 }
@@ -125,7 +125,7 @@ fn a_grpc_route_may_not_redirect_a_call_or_edit_its_headers_twice() {
     assert_ne!(redirect, POLICY);
     let error = compile(&redirect).unwrap_err().to_string();
     assert!(
-        error.contains("(GRPCRoute emoji): spec.rules[0].filters[0]: a GRPCRoute rule may not hold a RequestRedirect filter"),
+        error.contains("(GRPCRoute emojivoto/emoji): spec.rules[0].filters[0]: a GRPCRoute rule may not hold a RequestRedirect filter"),
         "{error}"
     );
 

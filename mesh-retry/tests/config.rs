@@ -281,7 +281,7 @@ fn a_ratio_out_of_range_is_an_error_naming_the_field_and_range() {
     assert_eq!(kind, ResourceErrorKind::InvalidValue);
     assert_eq!(
         message,
-        "test.yaml: document 1 (ServiceProfile books.shop.svc.cluster.local): spec.retryBudget.retryRatio: \
+        "test.yaml: document 1 (ServiceProfile shop/books.shop.svc.cluster.local): spec.retryBudget.retryRatio: \
          retry ratio 1200 is outside the allowed range 0 to 1000 at line 9 column 17"
     );
     let (message, _) = error(&PROFILE.replace("retryRatio: 0.3", "retryRatio: -0.5"));
@@ -296,7 +296,7 @@ fn a_ttl_out_of_range_is_an_error_naming_the_field_and_range() {
     let (message, _) = error(&PROFILE.replace("ttl: 20s", "ttl: 120s"));
     assert_eq!(
         message,
-        "test.yaml: document 1 (ServiceProfile books.shop.svc.cluster.local): spec.retryBudget.ttl: \
+        "test.yaml: document 1 (ServiceProfile shop/books.shop.svc.cluster.local): spec.retryBudget.ttl: \
          ttl 120s is outside the allowed range 1s to 60s at line 11 column 10"
     );
     let (message, _) = error(&PROFILE.replace("ttl: 20s", "ttl: 500ms"));
@@ -655,7 +655,7 @@ fn a_grpc_route_gives_its_service_a_route_on_the_methods_path() {
     let (message, kind) = error(&GRPC_ROUTE.replace("method: ListAll", "method: List-All"));
     assert_eq!(kind, ResourceErrorKind::InvalidValue);
     assert!(
-        message.contains("(GRPCRoute emoji-grpc): spec.rules[0].matches[0].method.method: a gRPC method is a name"),
+        message.contains("(GRPCRoute emojivoto/emoji-grpc): spec.rules[0].matches[0].method.method: a gRPC method is a name"),
         "{message}"
     );
 }

@@ -2,6 +2,7 @@
 
 use std::{error::Error as StdError, fmt};
 
+use super::meta::is_namespace;
 use crate::BoxError;
 
 /// A position in the text. Lines and columns count from 1.
@@ -80,12 +81,17 @@ impl ResourceErrorKind {
 ///
 /// It names everything an operator needs to find the mistake: the origin
 /// (usually a file name), the document (counted from 1, as `---` separates
-/// them), the resource's kind and name when they are known, the field path,
-/// and the line and column. It displays on one line:
+/// them), the resource's kind, namespace and name when they are known, the
+/// field path, and the line and column. It displays on one line:
 ///
 /// ```text
-/// policy.yaml: document 2 (NetworkAuthentication cluster): spec.networks[0].cidr: invalid cidr "10.0.0.0/33" at line 14 column 13
+/// policy.yaml: document 2 (NetworkAuthentication linkerd/cluster): spec.networks[0].cidr: invalid cidr "10.0.0.0/33" at line 14 column 13
 /// ```
+///
+/// The resource is named as kubectl names one, `namespace/name`, so that
+/// resources of one name in two namespaces of one file (each namespace's
+/// policy, say) are told apart by more than their document number; a
+/// resource without a namespace is named by its name alone.
 ///
 /// A lower-level error that explains the problem (the regex compiler's, the
 /// address parser's) is the [`source`](StdError::source), not part of the
@@ -99,6 +105,7 @@ struct Inner {
     origin: String,
     document: Option<usize>,
     resource_kind: Option<String>,
+    namespace: Option<String>,
     name: Option<String>,
     field_path: String,
     message: String,
@@ -115,6 +122,7 @@ impl ResourceError {
             origin: origin.to_owned(),
             document: None,
             resource_kind: None,
+            namespace: None,
             name: None,
             field_path: String::new(),
             message: message.into(),
@@ -124,12 +132,27 @@ impl ResourceError {
     }
 
     /// Names the document (from 1), and the kind and name of the resource
-    /// in it when known.
+    /// in it when known. A namespace named before is dropped: it was
+    /// another resource's (a `kind: List`'s, when an error is renamed for
+    /// one of its items). Name this one's with
+    /// [`in_namespace`](Self::in_namespace), after this.
     #[must_use]
     pub fn in_document(mut self, index: usize, kind: Option<&str>, name: Option<&str>) -> Self {
         self.0.document = Some(index);
         self.0.resource_kind = kind.map(str::to_owned);
+        self.0.namespace = None;
         self.0.name = name.map(str::to_owned);
+        self
+    }
+
+    /// Names the namespace of the resource in the document, when it has
+    /// one. A value that is not a namespace (not a DNS-1123 label: `Shop`,
+    /// `a/b`) is not shown: it names no namespace, and in `namespace/name`
+    /// it could read as another resource, or put what it holds on a
+    /// terminal; the error about it quotes it instead.
+    #[must_use]
+    pub fn in_namespace(mut self, namespace: Option<&str>) -> Self {
+        self.0.namespace = namespace.map(str::to_owned);
         self
     }
 
@@ -174,6 +197,12 @@ impl ResourceError {
         self.0.resource_kind.as_deref()
     }
 
+    /// The namespace of the resource in the document, as given to
+    /// [`in_namespace`](Self::in_namespace), when it is known.
+    pub fn namespace(&self) -> Option<&str> {
+        self.0.namespace.as_deref()
+    }
+
     /// The name of the resource in the document, when it is known.
     pub fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
@@ -207,11 +236,13 @@ impl fmt::Display for ResourceError {
         write!(f, "{}: ", inner.origin)?;
         if let Some(document) = inner.document {
             write!(f, "document {document}")?;
-            match (&inner.resource_kind, &inner.name) {
-                (Some(kind), Some(name)) => write!(f, " ({kind} {name})")?,
-                (Some(kind), None) => write!(f, " ({kind})")?,
-                (None, Some(name)) => write!(f, " ({name})")?,
-                (None, None) => {}
+            let resource = ResourceName {
+                kind: inner.resource_kind.as_deref(),
+                namespace: inner.namespace.as_deref(),
+                name: inner.name.as_deref(),
+            };
+            if !resource.is_empty() {
+                write!(f, " ({resource})")?;
             }
             f.write_str(": ")?;
         }
@@ -223,6 +254,45 @@ impl fmt::Display for ResourceError {
             write!(f, " at line {} column {}", at.line, at.column)?;
         }
         Ok(())
+    }
+}
+
+/// How errors and warnings name a resource: `Kind namespace/name`, as
+/// kubectl names one, or `Kind name` without a namespace. A namespace that
+/// is not one (see [`ResourceError::in_namespace`]) is left out; with no
+/// name, the namespace still shows, as `Kind namespace/`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ResourceName<'a> {
+    pub(super) kind: Option<&'a str>,
+    pub(super) namespace: Option<&'a str>,
+    pub(super) name: Option<&'a str>,
+}
+
+impl ResourceName<'_> {
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.filter(|namespace| is_namespace(namespace))
+    }
+
+    /// Whether it names nothing at all.
+    fn is_empty(&self) -> bool {
+        self.kind.is_none() && self.name.is_none() && self.namespace().is_none()
+    }
+}
+
+impl fmt::Display for ResourceName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut space = "";
+        if let Some(kind) = self.kind {
+            f.write_str(kind)?;
+            space = " ";
+        }
+        match (self.namespace(), self.name) {
+            (Some(namespace), name) => {
+                write!(f, "{space}{namespace}/{}", name.unwrap_or_default())
+            }
+            (None, Some(name)) => write!(f, "{space}{name}"),
+            (None, None) => Ok(()),
+        }
     }
 }
 

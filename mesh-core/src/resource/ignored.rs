@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::SERVER_SET_FIELDS;
+use super::{SERVER_SET_FIELDS, error::ResourceName};
 
 /// A field of a document that was not read: unknown to the type, or a
 /// part of its spec that is not supported.
@@ -16,6 +16,8 @@ pub struct IgnoredField {
     pub document: usize,
     /// The document's kind.
     pub kind: String,
+    /// The document's namespace, when it has one.
+    pub namespace: Option<String>,
     /// The document's name.
     pub name: Option<String>,
     /// The field's path, such as `spec.rules[0].retries`.
@@ -29,26 +31,30 @@ impl fmt::Display for IgnoredField {
             &self.origin,
             self.document,
             &self.kind,
+            self.namespace.as_deref(),
             self.name.as_deref(),
         )?;
         write!(f, "): {}", self.path)
     }
 }
 
-/// `origin: document N (Kind name`: how warnings name a document, left
-/// open for what they add about it.
+/// `origin: document N (Kind namespace/name`: how warnings name a
+/// document, as [`ResourceError`](super::ResourceError) does, left open
+/// for what they add about it.
 pub(super) fn write_document(
     f: &mut fmt::Formatter<'_>,
     origin: &str,
     document: usize,
     kind: &str,
+    namespace: Option<&str>,
     name: Option<&str>,
 ) -> fmt::Result {
-    write!(f, "{origin}: document {document} ({kind}")?;
-    if let Some(name) = name {
-        write!(f, " {name}")?;
-    }
-    Ok(())
+    let resource = ResourceName {
+        kind: Some(kind),
+        namespace,
+        name,
+    };
+    write!(f, "{origin}: document {document} ({resource}")
 }
 
 /// `spec.rules[0].retries`, in the style of serde_path_to_error's paths.

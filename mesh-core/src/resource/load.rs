@@ -10,7 +10,7 @@ use super::{
     ignored::{IgnoredField, field_path, is_server_set, write_document},
     locate::locate,
     merge::{apply_merge_keys, locate_nearest},
-    meta::{ApiVersion, Envelope},
+    meta::{ApiVersion, Envelope, is_namespace},
     shape::check_yaml_shape,
 };
 
@@ -98,19 +98,19 @@ impl<'t> Documents<'t> {
         IgnoredAny::deserialize(document).err()
     }
 
-    /// The `kind` and `metadata.name` of document `index` (from 1),
-    /// where each is a string and the kind is one, for the error of an
-    /// envelope that did not read (`apiVersion` missing, a name that is a
-    /// list): the document is still named as far as it names itself. The
-    /// text is parsed again up to it, once, on the error that ends the
-    /// iteration.
-    fn loose_names(&self, index: usize) -> (Option<String>, Option<String>) {
+    /// The `kind`, `metadata.namespace` and `metadata.name` of document
+    /// `index` (from 1), where each is a string and the kind is one, for
+    /// the error of an envelope that did not read (`apiVersion` missing, a
+    /// name or namespace that is a list): the document is still named as
+    /// far as it names itself. The text is parsed again up to it, once, on
+    /// the error that ends the iteration.
+    fn loose_names(&self, index: usize) -> LooseNames {
         let Some(document) = serde_yaml_ng::Deserializer::from_str(self.parsed).nth(index - 1)
         else {
-            return (None, None);
+            return LooseNames::default();
         };
         let Ok(tree) = serde_yaml_ng::Value::deserialize(document) else {
-            return (None, None);
+            return LooseNames::default();
         };
         let string = |value: Option<&serde_yaml_ng::Value>| {
             value
@@ -118,11 +118,15 @@ impl<'t> Documents<'t> {
                 .map(str::to_owned)
         };
         let Some(kind) = string(tree.get("kind")) else {
-            // Named by neither: a name alone could be any kind's.
-            return (None, None);
+            // Named by none: a name or namespace alone could be any kind's.
+            return LooseNames::default();
         };
-        let name = tree.get("metadata").and_then(|meta| meta.get("name"));
-        (Some(kind), string(name))
+        let meta = |field: &str| string(tree.get("metadata").and_then(|meta| meta.get(field)));
+        LooseNames {
+            kind: Some(kind),
+            namespace: meta("namespace"),
+            name: meta("name"),
+        }
     }
 
     fn next_document(&mut self) -> Option<Result<Document<'t>, ResourceError>> {
@@ -141,12 +145,10 @@ impl<'t> Documents<'t> {
                             error::from_syntax(self.origin, &syntax).in_document(index, None, None)
                         }
                         None => {
-                            let (kind, name) = self.loose_names(index);
-                            error::from_serde(self.origin, e).in_document(
-                                index,
-                                kind.as_deref(),
-                                name.as_deref(),
-                            )
+                            let names = self.loose_names(index);
+                            error::from_serde(self.origin, e)
+                                .in_document(index, names.kind.as_deref(), names.name.as_deref())
+                                .in_namespace(names.namespace.as_deref())
                         }
                     };
                     return Some(Err(error));
@@ -158,6 +160,11 @@ impl<'t> Documents<'t> {
                 text: self.text,
                 index,
                 kind: envelope.kind.clone(),
+                namespace: envelope
+                    .metadata
+                    .namespace
+                    .clone()
+                    .filter(|namespace| is_namespace(namespace)),
                 name: envelope.metadata.name.clone(),
             };
             return Some(Ok(Document {
@@ -167,6 +174,14 @@ impl<'t> Documents<'t> {
             }));
         }
     }
+}
+
+/// What a document whose envelope did not read says of itself.
+#[derive(Default)]
+struct LooseNames {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
 }
 
 impl<'t> Iterator for Documents<'t> {
@@ -224,6 +239,12 @@ impl<'t> Document<'t> {
         self.envelope.metadata.name.as_deref()
     }
 
+    /// Its `metadata.namespace`, when it has one that is a namespace (see
+    /// [`DocumentContext::namespace`]).
+    pub fn namespace(&self) -> Option<&str> {
+        self.context.namespace()
+    }
+
     /// Where the document is, for errors found later.
     pub fn context(&self) -> &DocumentContext<'t> {
         &self.context
@@ -277,14 +298,13 @@ impl<'t> Document<'t> {
                     origin: context.origin.to_owned(),
                     document: context.index,
                     kind: context.kind.clone(),
+                    namespace: context.namespace.clone(),
                     name: context.name.clone(),
                     path,
                 });
             }
         };
-        let in_document = |e: ResourceError| {
-            e.in_document(context.index, Some(&context.kind), context.name.as_deref())
-        };
+        let in_document = |e: ResourceError| context.name_error(e);
         let value = if has_merge_key(context.text) {
             // Kubernetes' YAML reader applies merge keys (`<<: *defaults`),
             // so manifests use them; serde reads `<<` as one more field.
@@ -343,13 +363,8 @@ impl<'t> Document<'t> {
     /// written twice in one mapping.
     pub fn into_tree(self) -> Result<Parsed<'t, serde_yaml_ng::Value>, ResourceError> {
         let context = self.context;
-        let value = serde_path_to_error::deserialize(self.body).map_err(|e| {
-            error::from_serde(context.origin, e).in_document(
-                context.index,
-                Some(&context.kind),
-                context.name.as_deref(),
-            )
-        })?;
+        let value = serde_path_to_error::deserialize(self.body)
+            .map_err(|e| context.name_error(error::from_serde(context.origin, e)))?;
         Ok(Parsed {
             value,
             ignored: Vec::new(),
@@ -364,6 +379,7 @@ impl<'t> Document<'t> {
             document: self.context.index,
             api_version: self.envelope.api_version,
             kind: self.envelope.kind,
+            namespace: self.context.namespace,
             name: self.envelope.metadata.name,
         }
     }
@@ -386,6 +402,8 @@ pub struct DocumentContext<'t> {
     text: &'t str,
     index: usize,
     kind: String,
+    /// `metadata.namespace`, when it is a namespace.
+    namespace: Option<String>,
     name: Option<String>,
 }
 
@@ -410,6 +428,23 @@ impl DocumentContext<'_> {
         self.name.as_deref()
     }
 
+    /// The document's `metadata.namespace`, when it has one that is a
+    /// namespace: a DNS-1123 label, as Kubernetes requires. Any other
+    /// value (`Shop`, `a/b`) names no namespace, is not shown where errors
+    /// and warnings name the resource, and is refused, quoted, when the
+    /// document is read as a type with [`ObjectMeta`](super::ObjectMeta).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// `error`, naming this document: its number, kind, namespace and
+    /// name.
+    pub fn name_error(&self, error: ResourceError) -> ResourceError {
+        error
+            .in_document(self.index, Some(&self.kind), self.name.as_deref())
+            .in_namespace(self.namespace.as_deref())
+    }
+
     /// An error about the field at `field_path` (such as
     /// `spec.networks[0].cidr`) of this document, with its line when the
     /// field is written in the text.
@@ -419,8 +454,7 @@ impl DocumentContext<'_> {
         field_path: &str,
         message: impl Into<String>,
     ) -> ResourceError {
-        ResourceError::new(kind, self.origin, message)
-            .in_document(self.index, Some(&self.kind), self.name.as_deref())
+        self.name_error(ResourceError::new(kind, self.origin, message))
             .at_field(field_path)
             .at(locate(self.text, self.index, field_path))
     }
@@ -455,6 +489,9 @@ pub struct OtherResource {
     pub api_version: ApiVersion,
     /// Its `kind`.
     pub kind: String,
+    /// Its `metadata.namespace`, when it has one that is a namespace (see
+    /// [`DocumentContext::namespace`]).
+    pub namespace: Option<String>,
     /// Its `metadata.name`, when it has one.
     pub name: Option<String>,
 }
@@ -466,6 +503,7 @@ impl fmt::Display for OtherResource {
             &self.origin,
             self.document,
             &self.kind,
+            self.namespace.as_deref(),
             self.name.as_deref(),
         )?;
         write!(f, ", {})", self.api_version)

@@ -221,6 +221,14 @@ where
     Ok(Option::<Namespace>::deserialize(deserializer)?.and_then(|n| n.0))
 }
 
+/// Whether `namespace` is one Kubernetes accepts: a DNS-1123 label, as
+/// [`ObjectMeta`] requires. Errors and warnings name a resource's
+/// namespace only then: any other value names no namespace, and the
+/// error about it quotes it.
+pub(super) fn is_namespace(namespace: &str) -> bool {
+    namespace.len() <= MAX_NAMESPACE_LEN && label_problem(namespace).is_none()
+}
+
 /// What keeps `label` from being a DNS-1123 label, its length aside.
 fn label_problem(label: &str) -> Option<&'static str> {
     if label.is_empty() {

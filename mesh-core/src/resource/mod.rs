@@ -15,7 +15,8 @@
 //! - a document of a kind the caller does not read becomes an
 //!   [`OtherResource`], named in a warning;
 //! - every failure is a [`ResourceError`] naming the origin, the document
-//!   (counted from 1), its kind and name, the field path and the line;
+//!   (counted from 1), its kind, namespace and name (`Server shop/web`, as
+//!   kubectl names a resource), the field path and the line;
 //! - [`HttpRoute`] is the routing resource both authorization (routes under
 //!   a `Server`) and outbound routing (routes under a `Service`) read;
 //! - [`Timestamp`] reads `metadata.creationTimestamp`, which both of them

@@ -8,6 +8,7 @@ const GUIDE_POLICY: &str = include_str!("testdata/guide-policy.yaml");
 const GUIDE_RETRIES: &str = include_str!("testdata/guide-retries.yaml");
 
 mod mutated;
+mod namespace;
 mod strict;
 
 fn documents(text: &str) -> Vec<Document<'_>> {
@@ -64,7 +65,7 @@ fn the_guides_http_route_parses_and_reports_what_it_does_not_model() {
     assert_eq!(profile.document, 1);
     assert_eq!(
         profile.to_string(),
-        "web-retry-policy.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local, policy.linkerd.io/v1beta1)"
+        "web-retry-policy.yaml: document 1 (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local, policy.linkerd.io/v1beta1)"
     );
 
     let [route] = &loaded.resources[..] else {
@@ -101,7 +102,7 @@ fn the_guides_http_route_parses_and_reports_what_it_does_not_model() {
     assert_eq!(ignored, ["spec.rules[0].retries"]);
     assert_eq!(
         loaded.ignored[0].to_string(),
-        "web-retry-policy.yaml: document 2 (HTTPRoute web-to-emoji-retries): spec.rules[0].retries"
+        "web-retry-policy.yaml: document 2 (HTTPRoute emojivoto/web-to-emoji-retries): spec.rules[0].retries"
     );
 
     let matches = route.rule_matches().unwrap();
