@@ -51,7 +51,7 @@ use super::outbound::Outbound;
 /// configuration file and the line there:
 ///
 /// ```text
-/// sidecar.yaml: policy.inline: document 2 (ServerAuthorization web-auth): spec.server.name: no Server named web in namespace emojivoto at line 21 column 11
+/// sidecar.yaml: policy.inline: document 2 (ServerAuthorization emojivoto/web-auth): spec.server.name: no Server named web in namespace emojivoto at line 21 column 11
 /// ```
 #[derive(Debug)]
 pub struct PolicyError {
