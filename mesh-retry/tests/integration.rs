@@ -16,6 +16,7 @@ mod config;
 mod config_annotations;
 mod config_budget;
 mod config_consumer;
+mod config_dst_overrides;
 mod config_duplicates;
 mod config_hostnames;
 mod config_profile_conditions;

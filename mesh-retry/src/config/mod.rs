@@ -34,7 +34,9 @@
 //!   `condition`, `responseClasses`, `isRetryable` and `timeout`. As in
 //!   linkerd2-proxy, an `isRetryable` route retries the responses its
 //!   classes call failures at once, with no backoff and no attempt limit,
-//!   for as long as the budget allows, and no connection error.
+//!   for as long as the budget allows, and no connection error. Its
+//!   `dstOverrides` split every request of the service by weight
+//!   ([`ServiceRetryPolicy::dst_overrides`]).
 //!
 //! Other kinds are left to their readers and are not reported.
 //!
@@ -185,6 +187,7 @@ use crate::{BudgetConfig, RetryPolicy, Timeouts};
 
 mod annotations;
 mod budget;
+mod dst_overrides;
 mod duration;
 mod hosts;
 mod http_route;
@@ -195,6 +198,9 @@ mod service_profile;
 pub use self::{
     annotations::{InvalidAnnotation, LinkerdAnnotations},
     budget::{BudgetSpec, InvalidBudgetSpec, MinRetryRate},
+    dst_overrides::{
+        DstAuthority, DstBackend, DstOverride, DstWeight, InvalidDstAuthority, InvalidDstWeight,
+    },
     duration::{GoDuration, InvalidGoDuration},
     hosts::{HostRank, RouteHosts, request_host},
     precedence::MatchRef,
@@ -318,6 +324,9 @@ struct ProfileSource {
     document: usize,
     /// The profile's `metadata.name`.
     name: String,
+    /// Its `dstOverrides` of weight above 0
+    /// ([`ServiceRetryPolicy::dst_overrides`]).
+    dst_overrides: Arc<[DstBackend]>,
 }
 
 /// What a request none of a service's routes matches gets
@@ -1157,6 +1166,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 origin: context.origin().to_owned(),
                 document: context.index(),
                 name: profile.metadata.name.clone(),
+                dst_overrides: profile.dst_backends(&context),
             }));
             if let Some(spec) = &profile.spec.retry_budget {
                 service.budget = spec.to_config().map_err(|e| {

@@ -1,5 +1,6 @@
 //! Linkerd's `ServiceProfile`: per-route retries, timeouts and response
-//! classes, and the service's retry budget.
+//! classes, the service's retry budget, and its traffic split
+//! (`dstOverrides`, read in [`dst_overrides`](super::dst_overrides)).
 
 use std::num::NonZeroU32;
 
@@ -13,7 +14,7 @@ use mesh_core::{
 };
 use serde::Deserialize;
 
-use super::{BudgetSpec, GoDuration, RouteRetryPolicy, numbers};
+use super::{BudgetSpec, DstOverride, GoDuration, RouteRetryPolicy, numbers};
 use crate::{Backoff, RetryPolicy, Timeouts};
 
 /// A `ServiceProfile` (`linkerd.io/v1alpha2`; `policy.linkerd.io/v1beta1`,
@@ -49,6 +50,10 @@ pub struct ServiceProfileSpec {
     /// `retryBudget`, in Linkerd's or the Gateway API's spelling.
     #[serde(default)]
     pub retry_budget: Option<BudgetSpec>,
+    /// `dstOverrides`: the services every request of the service goes
+    /// to instead, by weight; none when empty or when every weight is 0.
+    #[serde(default)]
+    pub dst_overrides: Vec<DstOverride>,
 }
 
 /// A `routes` entry.
