@@ -56,6 +56,7 @@ mod demo_start;
 mod demo_traffic;
 mod detect_timeout_opaque;
 mod dns_endpoints;
+mod dst_overrides;
 mod edges;
 mod env_unknown;
 mod errors_connections;

@@ -67,7 +67,11 @@
 //! Gateway API asks. So does a backend that is not an outbound service
 //! (a route applied before the service it names) to the requests drawn
 //! to it, by its weight; the sidecar starts, and reloads, with a warning
-//! naming where the backend is written.
+//! naming where the backend is written. A service whose `ServiceProfile`
+//! has `dstOverrides` (Linkerd's split of a whole service) splits every
+//! request by them instead, whatever route it is on, and its requests no
+//! route matches too, as Linkerd's proxy serves such a service by its
+//! profile; a rule's `backendRefs` are then set aside, with a warning.
 //!
 //! Not every application speaks HTTP. The listeners of `outbound.ports`
 //! each take TCP connections for one service and forward them as opaque

@@ -77,7 +77,9 @@ pub(super) struct ServicePlan {
     /// API requires; a route on a Service replaces its implicit routing
     /// (GEP-1294). A service with ServiceProfile routes, or none, keeps
     /// it, as a Linkerd profile's default route takes what its routes
-    /// leave.
+    /// leave; so does one whose ServiceProfile has `dstOverrides`, which
+    /// Linkerd serves by its profile alone, and whose unmatched requests
+    /// are split by them.
     pub(super) fallback: Option<RoutePlan>,
 }
 
@@ -103,9 +105,11 @@ pub(super) struct RoutePlan {
     /// the edited request; a route with a `RequestRedirect` answers with
     /// it there, and its requests go no further.
     pub(super) edits: EditHeadersLayer,
-    /// The services its requests go to and their weights; empty for the
-    /// service the route belongs to; all of weight 0 for a route the mesh
-    /// answers itself.
+    /// The services its requests go to and their weights: the service's
+    /// ServiceProfile `dstOverrides` when it has any, for every route and
+    /// the fallback, else the rule's `backendRefs`; empty for the service
+    /// the route belongs to; all of weight 0 for a route the mesh answers
+    /// itself.
     pub(super) backends: Vec<(PlannedBackend, u32)>,
 }
 
@@ -142,7 +146,9 @@ impl Planner {
     /// hold but do not apply (an `HTTPRoute` set aside for a service's
     /// `GRPCRoute`s, an unsupported filter) is logged, each time, as
     /// `sidecar check` shows it; so is each backend that is not an
-    /// outbound service, whose share of the requests is answered 500.
+    /// outbound service, whose share of the requests is answered 500, and
+    /// each rule's `backendRefs` that a ServiceProfile's `dstOverrides`
+    /// set aside.
     pub(super) fn plan(
         &self,
         resources: &RetryResources,
@@ -160,22 +166,20 @@ impl Planner {
             .map(|service| retry_policy_of(resources, &service.name, &self.namespace))
             .collect();
         let mut missing = Vec::new();
-        let backends: Vec<Vec<_>> = policies
+        let mut aside = Vec::new();
+        let backends: Vec<PlannedBackends> = policies
             .iter()
             .enumerate()
-            .map(|(index, policy)| {
-                let Some(policy) = policy.as_deref() else {
-                    return Vec::new();
-                };
-                policy
-                    .routes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, route)| {
-                        let field = backend_field(policy, i, index);
-                        route_backends(route, field, &self.config, &self.namespace, &mut missing)
-                    })
-                    .collect()
+            .map(|(index, policy)| match policy.as_deref() {
+                Some(policy) => PlannedBackends::new(
+                    policy,
+                    index,
+                    &self.config,
+                    &self.namespace,
+                    &mut missing,
+                    &mut aside,
+                ),
+                None => PlannedBackends::default(),
             })
             .collect();
         let mut services = Vec::with_capacity(self.config.services.len());
@@ -187,6 +191,10 @@ impl Planner {
             .zip(backends)
             .zip(&policies)
         {
+            let PlannedBackends {
+                routes: backends,
+                split,
+            } = backends;
             let from_resources = policy.as_deref();
             let budget = service
                 .budget
@@ -288,14 +296,17 @@ impl Planner {
                     "outbound routes"
                 );
             }
+            // A profile's dstOverrides take the requests no route matches
+            // too, as Linkerd's profile default route does: a service
+            // split by its profile answers none of them 404.
             let fallback = match from_resources.map(ServiceRetryPolicy::unmatched) {
-                Some(Unmatched::NotFound) => None,
-                Some(Unmatched::Service) | None => Some(plan(
+                Some(Unmatched::NotFound) if split.is_empty() => None,
+                Some(_) | None => Some(plan(
                     &fallback(service),
                     RouteRef::default_named(FALLBACK_ROUTE),
                     has_profile_routes.then(|| ProfileLabels::new(name, None)),
                     RouteHosts::default(),
-                    Vec::new(),
+                    split,
                     None,
                     None,
                 )),
@@ -314,6 +325,9 @@ impl Planner {
         }
         for warning in &missing {
             tracing::warn!(%warning, "outbound routes: backend not an outbound service");
+        }
+        for warning in &aside {
+            tracing::warn!(%warning, "outbound routes: backendRefs set aside for dstOverrides");
         }
         for unused in
             resources.services.iter().filter(|s| {
@@ -395,8 +409,10 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 /// are not outbound services, one warning each, for `sidecar check`: the
 /// sidecar starts with them, and answers the requests drawn to them 500.
 /// Each is named where it is written: the route's file, document and
-/// `backendRefs` entry, where the mistake (or the service missing from
-/// `outbound.services`) is to be found.
+/// `backendRefs` entry, or the ServiceProfile's `dstOverrides` entry,
+/// where the mistake (or the service missing from `outbound.services`)
+/// is to be found. After them, one warning for each rule whose
+/// `backendRefs` a ServiceProfile's `dstOverrides` set aside.
 pub(crate) fn missing_backends(
     config: &OutboundConfig,
     resources: &RetryResources,
@@ -404,16 +420,91 @@ pub(crate) fn missing_backends(
 ) -> Vec<String> {
     let resources = &resources.for_namespace(namespace);
     let mut missing = Vec::new();
+    let mut aside = Vec::new();
     for (index, service) in config.services.iter().enumerate() {
-        let Some(policy) = retry_policy_of(resources, &service.name, namespace) else {
-            continue;
-        };
-        for (i, route) in policy.routes.iter().enumerate() {
-            let field = backend_field(&policy, i, index);
-            route_backends(route, field, config, namespace, &mut missing);
+        if let Some(policy) = retry_policy_of(resources, &service.name, namespace) {
+            PlannedBackends::new(&policy, index, config, namespace, &mut missing, &mut aside);
         }
     }
+    missing.extend(aside);
     missing
+}
+
+/// Where the requests of one service's routes go, as planned.
+#[derive(Debug, Default)]
+struct PlannedBackends {
+    /// Each route's backends, by its index into the service's routes.
+    routes: Vec<Vec<(PlannedBackend, u32)>>,
+    /// The service's ServiceProfile `dstOverrides`, which every route and
+    /// the fallback share; empty when it has none.
+    split: Vec<(PlannedBackend, u32)>,
+}
+
+impl PlannedBackends {
+    /// The backends of the routes of `policy`, the service at `index`
+    /// of `outbound.services`: the service's ServiceProfile
+    /// `dstOverrides` when it has any, for every route, as Linkerd's proxy
+    /// serves such a service by its profile in place of its routes
+    /// ([`ServiceRetryPolicy::dst_overrides`]); else each route's own
+    /// `backendRefs`. Warnings are pushed onto `missing` for each backend
+    /// that is not an outbound service, and onto `aside` for each rule
+    /// with `backendRefs` that the overrides replace.
+    fn new(
+        policy: &ServiceRetryPolicy,
+        index: usize,
+        config: &OutboundConfig,
+        namespace: &str,
+        missing: &mut Vec<String>,
+        aside: &mut Vec<String>,
+    ) -> Self {
+        let overrides = policy.dst_overrides();
+        let split: Vec<_> = overrides
+            .iter()
+            .map(|o| {
+                let planned = planned_backend(&o.name, o.namespace.as_deref(), config, namespace)
+                    .unwrap_or_else(|name| {
+                        missing.push(format!(
+                            "{}: service {}'s dstOverrides send requests to service {name}, which \
+                             is not in outbound.services; the requests drawn to it are answered \
+                             500 (gRPC UNAVAILABLE)",
+                            o.source, policy.name
+                        ));
+                        PlannedBackend::Missing(Missing::new(&name))
+                    });
+                (planned, o.weight.get())
+            })
+            .collect();
+        let routes = policy
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| match overrides.first() {
+                Some(first) => {
+                    if !route.backends.is_empty()
+                        && let Some(rule) = policy.rule_source(i)
+                    {
+                        let profile = first
+                            .source
+                            .rsplit_once(": ")
+                            .map_or(&*first.source, |(profile, _)| profile);
+                        aside.push(format!(
+                            "{rule}.backendRefs: set aside for the dstOverrides of {profile}, \
+                             which split every request of service {}: Linkerd's proxy serves a \
+                             service whose ServiceProfile has dstOverrides by the profile, in \
+                             place of its routes",
+                            policy.name
+                        ));
+                    }
+                    split.clone()
+                }
+                None => {
+                    let field = backend_field(policy, i, index);
+                    route_backends(route, field, config, namespace, missing)
+                }
+            })
+            .collect();
+        Self { routes, split }
+    }
 }
 
 /// Where the backends of route `route` of `policy` are written, by their
@@ -449,19 +540,15 @@ fn route_backends(
         .iter()
         .enumerate()
         .map(|(j, backend)| {
-            let backend_namespace = backend.namespace.as_deref();
-            let found = config
-                .services
-                .iter()
-                .position(|s| names_service(&s.name, &backend.name, backend_namespace, namespace));
+            let found = planned_backend(
+                &backend.name,
+                backend.namespace.as_deref(),
+                config,
+                namespace,
+            );
             let planned = match found {
-                Some(i) => PlannedBackend::Service(i),
-                None => {
-                    let name = format!(
-                        "{}.{}",
-                        backend.name,
-                        backend_namespace.unwrap_or(namespace)
-                    );
+                Ok(planned) => planned,
+                Err(name) => {
                     missing.push(format!(
                         "{}: route {} sends requests to service {name}, which is not in \
                          outbound.services; the requests drawn to it are answered 500 \
@@ -475,6 +562,23 @@ fn route_backends(
             (planned, backend.weight)
         })
         .collect()
+}
+
+/// The outbound service `name` in `service_namespace` (the workload's
+/// `namespace` when `None`), as a backend; or, when it is not one, its
+/// name as `name.namespace`.
+fn planned_backend(
+    name: &str,
+    service_namespace: Option<&str>,
+    config: &OutboundConfig,
+    namespace: &str,
+) -> Result<PlannedBackend, String> {
+    config
+        .services
+        .iter()
+        .position(|s| names_service(&s.name, name, service_namespace, namespace))
+        .map(PlannedBackend::Service)
+        .ok_or_else(|| format!("{name}.{}", service_namespace.unwrap_or(namespace)))
 }
 
 /// The routes the resources give the outbound service `name`, all of
@@ -763,6 +867,63 @@ spec:
             ]
         );
         assert!(missing_backends(&outbound(), &resources, "other").is_empty());
+    }
+
+    #[test]
+    fn a_profiles_dst_overrides_split_every_route_and_the_fallback_over_backend_refs() {
+        let canary = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: canary, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /a}}]
+    backendRefs: [{name: emoji, weight: 3}, {name: emoji-v3, weight: 1}]
+  - matches: [{path: {type: PathPrefix, value: /b}}]
+---
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  dstOverrides:
+  - {authority: emoji.emojivoto.svc.cluster.local:8080, weight: 900m}
+  - {authority: emoji-v2.emojivoto.svc.cluster.local:8080, weight: 100m}
+  - {authority: emoji-v4, weight: 0}
+";
+        let plans = plan_in(&outbound(), "emojivoto", canary);
+        let missing = Missing::new("emoji-v2.emojivoto");
+        let split = [
+            (PlannedBackend::Service(0), 9_000),
+            (PlannedBackend::Missing(missing), 1_000),
+        ];
+        let service = &plans.services[0];
+        assert_eq!(service.routes.len(), 2);
+        for route in service.routes.iter().chain(&service.fallback) {
+            assert_eq!(route.backends, split, "{}", route.id.as_str());
+        }
+        // The rules' routes would have had no fallback: requests none of
+        // them matches get the 404 without the profile's split.
+        let without = canary.split("---").next().unwrap();
+        assert!(
+            plan_in(&outbound(), "emojivoto", without).services[0]
+                .fallback
+                .is_none()
+        );
+        let resources = mesh_retry::config::load("routes.yaml", canary).unwrap();
+        assert_eq!(
+            missing_backends(&outbound(), &resources, "emojivoto"),
+            [
+                "routes.yaml: document 2 (ServiceProfile emoji.emojivoto.svc.cluster.local): \
+                 spec.dstOverrides[1]: service emoji's dstOverrides send requests to service \
+                 emoji-v2.emojivoto, which is not in outbound.services; the requests drawn to \
+                 it are answered 500 (gRPC UNAVAILABLE)",
+                "routes.yaml: document 1 (HTTPRoute canary): spec.rules[0].backendRefs: set \
+                 aside for the dstOverrides of routes.yaml: document 2 (ServiceProfile \
+                 emoji.emojivoto.svc.cluster.local), which split every request of service \
+                 emoji: Linkerd's proxy serves a service whose ServiceProfile has \
+                 dstOverrides by the profile, in place of its routes",
+            ]
+        );
     }
 
     /// Log lines written on this thread.
