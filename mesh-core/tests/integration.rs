@@ -63,6 +63,7 @@ mod retirement;
 mod review_admin_http;
 mod review_balance_endpoints;
 mod review_detect_io;
+mod review_forward_orig_proto;
 mod review_forward_paths;
 mod review_passthrough_detect;
 mod review_proxy_client_errors;

@@ -330,3 +330,51 @@ async fn a_response_larger_than_any_buffer_arrives_whole_and_in_order() {
         assert_eq!(at, BIG);
     }
 }
+
+/// An upstream that answers `413` as soon as it has a request's head,
+/// closes its half, and reads the rest of what the client sends until
+/// the client's end (a lingering close, as nginx does), counting it.
+async fn early_answer_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                read_head(&mut conn).await;
+                conn.write_all(
+                    b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 7\r\nconnection: close\r\n\r\ntoo big",
+                )
+                .await
+                .unwrap();
+                conn.shutdown().await.unwrap();
+                let mut rest = Vec::new();
+                let _ = conn.read_to_end(&mut rest).await;
+                let _ = tx.send(rest.len());
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn an_answer_the_upstream_gives_before_reading_the_body_reaches_the_client() {
+    let (upstream, _read) = early_answer_upstream().await;
+    let (addr, _trigger, _server) = proxy(upstream).await;
+    // 8 MiB: more than the sockets on the way hold, so the client is still
+    // sending when the answer comes.
+    let body = http_body_util::Full::new(Bytes::from(vec![b'x'; 8 << 20]));
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/upload")
+        .header("host", "web")
+        .body(body)
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 413, "{res:?}");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "too big");
+}
