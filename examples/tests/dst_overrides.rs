@@ -241,6 +241,11 @@ spec:
     let sidecar = sidecar(&config(&dir, v1, v2, &format!("{route}---\n{split}")));
     assert_eq!(count(sidecar.outbound, "/list", 20).await, (0, 20));
     assert_eq!(count(sidecar.outbound, "/other", 20).await, (0, 20));
+    // The requests no rule takes are on the profile's default route, and
+    // counted in its families as Linkerd counts a profile with overrides.
+    let metrics = scrape(sidecar.admin).await;
+    let default = "route_request_total{direction=\"outbound\",dst=\"emoji\"} 20\n";
+    assert!(metrics.contains(default), "{default} in {metrics}");
     stop(sidecar).await;
 
     // Without the profile: the rule's backend, and the Gateway API's 404.

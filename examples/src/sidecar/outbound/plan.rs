@@ -283,8 +283,10 @@ impl Planner {
                 })
                 .collect();
             // Linkerd's profile stack, and its families, serve a service
-            // whose ServiceProfile has routes, its default route included.
-            let has_profile_routes = rules.iter().any(|rule| rule.profile.is_some());
+            // whose ServiceProfile has routes or dstOverrides, its default
+            // route included (`has_routes_or_targets` in linkerd2-proxy).
+            let has_profile_routes =
+                rules.iter().any(|rule| rule.profile.is_some()) || !split.is_empty();
             let order = from_resources
                 .map(ServiceRetryPolicy::match_order)
                 .unwrap_or_default();
