@@ -97,6 +97,11 @@ pub fn by_host<'m, V, B>(by_host: &'m HashMap<Box<str>, V>, req: &Request<B>) ->
 /// port or one trailing dot, IPv6 brackets kept, its case unchanged.
 /// Anything else that names a service by authority (a destination
 /// override header, say) reads it with this, so that both agree.
+///
+/// An IPv6 address written without brackets (`fe80::1`, not an authority
+/// RFC 3986 §3.2.2 allows) is kept whole: no port can be told from its
+/// last group, and cut there, every address of one prefix would read as
+/// one host (`fe80:`).
 pub fn authority_host(authority: &str) -> &str {
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if authority.starts_with('[') {
@@ -106,7 +111,11 @@ pub fn authority_host(authority: &str) -> &str {
             .unwrap_or(authority)
     } else {
         match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            Some((host, port))
+                if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                host
+            }
             _ => authority,
         }
     };
@@ -194,6 +203,19 @@ mod tests {
         );
         assert_eq!(authority_host("EMOJI"), "EMOJI");
         assert_eq!(authority_host("emoji:http"), "emoji:http");
+    }
+
+    #[test]
+    fn an_ipv6_literal_without_brackets_keeps_its_last_group() {
+        // No port can be told from such a literal (RFC 3986 §3.2.2 has
+        // one in brackets): cut at its last colon, `fe80::1` and `fe80::2`
+        // were both `fe80:`, one host.
+        assert_eq!(authority_host("::1"), "::1");
+        assert_eq!(authority_host("fe80::1"), "fe80::1");
+        assert_eq!(authority_host("u@fe80::1"), "fe80::1");
+        let router =
+            AuthorityRouter::new([("fe80::1".to_owned(), 1), ("fe80::2".to_owned(), 2)]).unwrap();
+        assert_eq!(router.routes.len(), 2);
     }
 
     #[tokio::test]
