@@ -389,3 +389,26 @@ async fn an_answer_the_upstream_gives_before_reading_the_body_reaches_the_client
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
     assert!(answer.ends_with("\r\n\r\ntoo big"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_connect_with_a_body_is_refused_and_its_body_is_not_read_as_a_request() {
+    let (addr, _trigger, _server) = proxy(header_echo().await).await;
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        b"CONNECT db:5432 HTTP/1.1\r\nhost: db:5432\r\ncontent-length: 5\r\n\r\nhello\
+          GET /next HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 501 "), "{answer}");
+    assert!(
+        answer.contains("mesh-error: connect not supported\r\n"),
+        "{answer}"
+    );
+    // The body was the `CONNECT`'s: the next request is the `GET`.
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 2, "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhost: web\n"), "{answer}");
+}
