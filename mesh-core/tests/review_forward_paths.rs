@@ -412,3 +412,32 @@ async fn a_connect_with_a_body_is_refused_and_its_body_is_not_read_as_a_request(
     assert_eq!(answer.matches("HTTP/1.1 ").count(), 2, "{answer}");
     assert!(answer.ends_with("\r\n\r\nhost: web\n"), "{answer}");
 }
+
+#[tokio::test]
+async fn an_http2_answer_given_before_the_body_is_read_reaches_the_client() {
+    // Answered at once, its body never read: hyper's HTTP/2 server resets
+    // the stream with NO_ERROR once the answer has ended (RFC 9113 §8.1).
+    let upstream = upstream(|| {
+        Response::builder()
+            .status(413)
+            .body(http_body_util::Full::new(Bytes::from_static(b"too big")))
+            .unwrap()
+    })
+    .await;
+    let (addr, _trigger, _server) = proxy(upstream).await;
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // 8 MiB, past every window on the way.
+    let body = http_body_util::Full::new(Bytes::from(vec![b'x'; 8 << 20]));
+    let req = Request::post("http://web/upload")
+        .version(http::Version::HTTP_2)
+        .body(body)
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 413);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "too big");
+}
