@@ -30,7 +30,10 @@
 //!
 //! Within one endpoint's client connections are pooled per authority, as
 //! hyper-util pools: requests for two hosts on one endpoint travel over
-//! HTTP/2 on two connections. A client of its own over
+//! HTTP/2 on two connections. Nothing bounds how many: a caller that names
+//! fifty hosts for one service (which a destination override, not `Host`,
+//! picked) has fifty connections opened to each of its endpoints, each
+//! kept for the HTTP/2 idle timeout. A client of its own over
 //! `hyper::client::conn`, one HTTP/2 connection per endpoint whatever the
 //! authority, would avoid that, but lose what hyper-util's pool does and
 //! mesh-tls relies on (retiring pooled connections when credentials
