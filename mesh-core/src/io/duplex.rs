@@ -39,11 +39,12 @@ const BUFFER: usize = 8 * 1024;
 /// and passes the end on when its reader ends. Both are polled every
 /// time, the other one too when one fails.
 ///
-/// A write that fails because its side is gone (reset, a broken pipe,
-/// aborted) leaves the other direction to finish: it reads from that
-/// gone side, whose reads end without its peer (what it had received,
-/// then its end or the same error), so the copy waits on nothing but the
-/// kernel. It does wait for that: the stream's readiness can lag the
+/// A write, or the passing on of an end, that fails because its side is
+/// gone (reset, a broken pipe, aborted, or not connected, which is what
+/// a reset socket's `shutdown` says) leaves the other direction to
+/// finish: it reads from that gone side, whose reads end without its
+/// peer (what it had received, then its end or the same error), so the
+/// copy waits on nothing but the kernel. It does wait for that: the stream's readiness can lag the
 /// kernel (tokio learns of the bytes and the reset when its driver next
 /// runs), so "nothing to read yet" right after the failed write does not
 /// mean the answer is not there. Any other failure (a read's, or a
@@ -99,8 +100,9 @@ enum Direction {
 #[derive(Debug)]
 struct Failure {
     error: io::Error,
-    /// A write failed because the side written to is gone: the other
-    /// direction, which reads from it, ends without that side's peer.
+    /// A write (or a shutdown) failed because the side written to is
+    /// gone: the other direction, which reads from it, ends without that
+    /// side's peer.
     side_gone: bool,
 }
 
@@ -118,6 +120,10 @@ impl Failure {
             io::ErrorKind::ConnectionReset
                 | io::ErrorKind::BrokenPipe
                 | io::ErrorKind::ConnectionAborted
+                // A reset TCP socket's `shutdown` fails with `ENOTCONN`,
+                // though what it received before the reset is still
+                // there to read.
+                | io::ErrorKind::NotConnected
         );
         Self { error, side_gone }
     }

@@ -18,6 +18,10 @@ struct Side {
     /// Reads wait this many more times before they give anything, waking
     /// the task at once: readiness that lags what the side has.
     lag: usize,
+    /// Reads end (`Ok(0)`) once `incoming` is given, whatever `then` says.
+    ends: bool,
+    /// `shutdown` fails with this.
+    refuse_shutdown: Option<io::ErrorKind>,
     written: Vec<u8>,
 }
 
@@ -29,8 +33,22 @@ impl Side {
             then,
             refuse_writes,
             lag: 0,
+            ends: false,
+            refuse_shutdown: None,
             written: Vec::new(),
         }
+    }
+
+    /// Reads end once `incoming` is given: the peer sent its end.
+    fn ending(mut self) -> Self {
+        self.ends = true;
+        self
+    }
+
+    /// `shutdown` fails with `kind`.
+    fn refusing_shutdown(mut self, kind: io::ErrorKind) -> Self {
+        self.refuse_shutdown = Some(kind);
+        self
     }
 
     /// Writes fail with `kind`.
@@ -63,6 +81,9 @@ impl AsyncRead for Side {
             buf.put_slice(incoming);
             return Poll::Ready(Ok(()));
         }
+        if self.ends {
+            return Poll::Ready(Ok(()));
+        }
         match self.then {
             Some(kind) => Poll::Ready(Err(kind.into())),
             None => Poll::Pending,
@@ -88,7 +109,10 @@ impl AsyncWrite for Side {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        match self.refuse_shutdown {
+            Some(kind) => Poll::Ready(Err(kind.into())),
+            None => Poll::Ready(Ok(())),
+        }
     }
 }
 
@@ -159,4 +183,20 @@ async fn a_write_that_leaves_its_side_alive_does_not_wait_for_the_other_directio
         .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     assert_eq!(endpoint.written, b"");
+}
+
+#[tokio::test]
+async fn an_answer_a_reset_side_still_has_is_passed_on_when_passing_an_end_to_it_fails() {
+    // The client sent its end; the endpoint had answered and reset, so
+    // passing the end on fails (`ENOTCONN`, a reset socket's `shutdown`),
+    // and its answer, already received, is not known to be there yet.
+    let mut client = Side::new(b"", None, false).ending();
+    let mut endpoint = Side::new(b"bye", Some(io::ErrorKind::ConnectionReset), false)
+        .refusing_shutdown(io::ErrorKind::NotConnected)
+        .lagging(2);
+    let error = copy_both_ways(&mut client, &mut endpoint)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::NotConnected);
+    assert_eq!(client.written, b"bye");
 }
