@@ -261,14 +261,42 @@ impl fmt::Display for ResourceError {
 /// kubectl names one, or `Kind name` without a namespace. A namespace that
 /// is not one (see [`ResourceError::in_namespace`]) is left out; with no
 /// name, the namespace still shows, as `Kind namespace/`.
+///
+/// [`ResourceError`], [`IgnoredField`](super::IgnoredField) and
+/// [`OtherResource`](super::OtherResource) name their resource with it;
+/// a reader that writes its own warnings about a document (a policy's, a
+/// route's) names it with it too, so that every message names a resource
+/// the same way.
+///
+/// ```
+/// use mesh_core::resource::ResourceName;
+///
+/// let named = ResourceName::new(Some("HTTPRoute"), Some("shop"), Some("books"));
+/// assert_eq!(named.to_string(), "HTTPRoute shop/books");
+/// let bare = ResourceName::new(Some("HTTPRoute"), None, Some("books"));
+/// assert_eq!(bare.to_string(), "HTTPRoute books");
+/// let invalid = ResourceName::new(Some("HTTPRoute"), Some("Shop"), Some("books"));
+/// assert_eq!(invalid.to_string(), "HTTPRoute books");
+/// ```
 #[derive(Clone, Copy, Debug)]
-pub(super) struct ResourceName<'a> {
+pub struct ResourceName<'a> {
     pub(super) kind: Option<&'a str>,
     pub(super) namespace: Option<&'a str>,
     pub(super) name: Option<&'a str>,
 }
 
-impl ResourceName<'_> {
+impl<'a> ResourceName<'a> {
+    /// The resource of `kind`, in `namespace`, called `name`, each when it
+    /// is known. `namespace` is the document's `metadata.namespace` as
+    /// written: a value that is not a namespace is not shown.
+    pub fn new(kind: Option<&'a str>, namespace: Option<&'a str>, name: Option<&'a str>) -> Self {
+        Self {
+            kind,
+            namespace,
+            name,
+        }
+    }
+
     fn namespace(&self) -> Option<&str> {
         self.namespace.filter(|namespace| is_namespace(namespace))
     }

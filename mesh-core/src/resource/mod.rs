@@ -129,7 +129,7 @@ mod tests;
 pub use self::{
     aliases::{ALIAS_ALLOWANCE, check_yaml_aliases},
     duration::{GatewayDuration, InvalidDuration},
-    error::{Location, ResourceError, ResourceErrorKind},
+    error::{Location, ResourceError, ResourceErrorKind, ResourceName},
     http_route::{
         BackendReference, GATEWAY_GROUP, GrpcMethodMatch, GrpcRoute, GrpcRouteMatch, GrpcRouteRule,
         GrpcRouteSpec, HeaderModifier, HttpHeader, HttpHeaderMatch, HttpPathMatch,
