@@ -179,7 +179,7 @@ fn the_routes_set_aside_and_their_policies_are_named_in_warnings() {
         );
         assert!(
             warnings.iter().any(|w| w.contains(&format!(
-                "(AuthorizationPolicy {policy_name}): spec.targetRef"
+                "(AuthorizationPolicy emojivoto/{policy_name}): spec.targetRef"
             )) && w.contains("authorizes nothing")),
             "{protocol}: {warnings:#?}"
         );

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use mesh_core::resource::{DocumentContext, IgnoredField, OtherResource};
+use mesh_core::resource::{DocumentContext, IgnoredField, OtherResource, ResourceName};
 
 /// Everything in a set of policy documents that is read but not enforced:
 /// kinds authorization does not use, fields it does not support, filters
@@ -44,6 +44,7 @@ impl PolicyWarnings {
             origin: other.origin,
             document: other.document,
             resource_kind: other.kind.clone(),
+            namespace: other.namespace,
             name: other.name,
             field_path: String::new(),
             message: format!(
@@ -59,6 +60,7 @@ impl PolicyWarnings {
             origin: field.origin,
             document: field.document,
             resource_kind: field.kind,
+            namespace: field.namespace,
             name: field.name,
             field_path: field.path,
             message: "field is not supported and was ignored".to_owned(),
@@ -77,6 +79,7 @@ impl PolicyWarnings {
             origin: context.origin().to_owned(),
             document: context.index(),
             resource_kind: context.kind().to_owned(),
+            namespace: context.namespace().map(str::to_owned),
             name: context.name().map(str::to_owned),
             field_path: field_path.to_owned(),
             message: message.into(),
@@ -121,6 +124,11 @@ pub struct PolicyWarning {
     pub document: usize,
     /// The resource's kind.
     pub resource_kind: String,
+    /// The resource's namespace, when its document names one. Shown, as
+    /// kubectl shows it, before the name (`Server shop/web`), so that
+    /// resources of one name in two namespaces are told apart; a value
+    /// that is not a namespace (not a DNS-1123 label) is not shown.
+    pub namespace: Option<String>,
     /// The resource's name.
     pub name: Option<String>,
     /// The field, when the warning is about one.
@@ -131,15 +139,17 @@ pub struct PolicyWarning {
 
 impl fmt::Display for PolicyWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Named as errors about the same document name it.
+        let resource = ResourceName::new(
+            Some(&self.resource_kind),
+            self.namespace.as_deref(),
+            self.name.as_deref(),
+        );
         write!(
             f,
-            "{}: document {} ({}",
-            self.origin, self.document, self.resource_kind
+            "{}: document {} ({resource}): ",
+            self.origin, self.document
         )?;
-        if let Some(name) = &self.name {
-            write!(f, " {name}")?;
-        }
-        f.write_str("): ")?;
         if !self.field_path.is_empty() {
             write!(f, "{}: ", self.field_path)?;
         }

@@ -357,21 +357,21 @@ fn a_grpc_server_serves_its_grpc_routes_and_sets_its_http_routes_aside() {
     );
     let set_aside: Vec<&String> = warnings
         .iter()
-        .filter(|w| w.contains("(HTTPRoute health)"))
+        .filter(|w| w.contains("(HTTPRoute emojivoto/health)"))
         .collect();
     assert_eq!(set_aside.len(), 1, "{warnings:#?}");
     assert!(
-        set_aside[0]
-            .starts_with("policy.yaml: document 2 (HTTPRoute health): spec.parentRefs[0]: ")
-            && set_aside[0].contains(
-                "HTTPRoute emojivoto/health targets Server emoji whose proxyProtocol is gRPC: \
+        set_aside[0].starts_with(
+            "policy.yaml: document 2 (HTTPRoute emojivoto/health): spec.parentRefs[0]: ",
+        ) && set_aside[0].contains(
+            "HTTPRoute emojivoto/health targets Server emoji whose proxyProtocol is gRPC: \
                  Linkerd serves a gRPC Server's GRPCRoutes only"
-            ),
+        ),
         "{set_aside:?}"
     );
     let policy_warning: Vec<&String> = warnings
         .iter()
-        .filter(|w| w.contains("(AuthorizationPolicy health-from-loopback)"))
+        .filter(|w| w.contains("(AuthorizationPolicy emojivoto/health-from-loopback)"))
         .collect();
     assert_eq!(policy_warning.len(), 1, "{warnings:#?}");
     assert!(
@@ -384,7 +384,7 @@ fn a_grpc_server_serves_its_grpc_routes_and_sets_its_http_routes_aside() {
     assert!(
         !warnings
             .iter()
-            .any(|w| w.contains("GRPCRoute list)") || w.contains("list-from-loopback")),
+            .any(|w| w.contains("GRPCRoute emojivoto/list)") || w.contains("list-from-loopback")),
         "{warnings:#?}"
     );
 }
@@ -411,7 +411,7 @@ fn an_http_server_serves_its_http_routes_and_sets_its_grpc_routes_aside() {
             "{protocol}"
         );
         let expected = format!(
-            "policy.yaml: document 3 (GRPCRoute list): spec.parentRefs[0]: GRPCRoute emojivoto/list \
+            "policy.yaml: document 3 (GRPCRoute emojivoto/list): spec.parentRefs[0]: GRPCRoute emojivoto/list \
              targets Server emoji whose proxyProtocol is {protocol}: Linkerd serves a Server's \
              GRPCRoutes only with proxyProtocol: gRPC; it is not applied"
         );
@@ -420,10 +420,9 @@ fn an_http_server_serves_its_http_routes_and_sets_its_grpc_routes_aside() {
             "{protocol}: no {expected:?} in {warnings:#?}"
         );
         assert!(
-            warnings
-                .iter()
-                .any(|w| w.contains("(AuthorizationPolicy list-from-loopback)")
-                    && w.contains("authorizes nothing")),
+            warnings.iter().any(|w| w
+                .contains("(AuthorizationPolicy emojivoto/list-from-loopback)")
+                && w.contains("authorizes nothing")),
             "{protocol}: {warnings:#?}"
         );
         assert!(

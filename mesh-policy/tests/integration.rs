@@ -46,3 +46,4 @@ mod server_authz_networks;
 mod servers;
 mod strict_fields;
 mod target_groups;
+mod warning_namespaces;
