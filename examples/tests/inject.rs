@@ -286,7 +286,7 @@ items:
     );
     let (message, _, _, _) = manifest_error(&bad);
     assert!(
-        message.starts_with("bad.yaml: document 1 (Deployment web): items[1].items[1].spec.template.spec.hostNetwork: "),
+        message.starts_with("bad.yaml: document 1 (Deployment emojivoto/web): items[1].items[1].spec.template.spec.hostNetwork: "),
         "{message}"
     );
 }
@@ -890,7 +890,7 @@ fn an_error_in_a_list_item_names_the_item_not_only_the_list() {
     assert_eq!((document, line), (Some(1), Some(15)));
     assert_eq!(
         message,
-        "bad.yaml: document 1 (CronJob report): items[1].spec.jobTemplate.spec.template.metadata.annotations.config.linkerd.io/proxy-await: config.linkerd.io/proxy-await is enabled or disabled, not \"maybe\" at line 15 column 58"
+        "bad.yaml: document 1 (CronJob ops/report): items[1].spec.jobTemplate.spec.template.metadata.annotations.config.linkerd.io/proxy-await: config.linkerd.io/proxy-await is enabled or disabled, not \"maybe\" at line 15 column 58"
     );
 }
 

@@ -116,7 +116,7 @@ fn a_proxy_uid_that_is_not_a_user_other_than_root_is_refused() {
     for value in ["root", "0", "-1", "2102.5"] {
         let error = refused(&web(&format!("config.linkerd.io/proxy-uid: '{value}'")));
         assert!(
-            error.contains("stdin: document 1 (Deployment web)"),
+            error.contains("stdin: document 1 (Deployment emojivoto/web)"),
             "{error}"
         );
         assert!(

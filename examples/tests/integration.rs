@@ -79,6 +79,7 @@ mod inject;
 mod inject_aliases;
 mod inject_await;
 mod inject_completion;
+mod inject_error_namespaces;
 mod inject_escapes;
 mod inject_host_network;
 mod inject_hostile;

@@ -21,6 +21,10 @@ pub(super) struct Object<'v> {
     pub(super) api_version: String,
     pub(super) kind: String,
     pub(super) name: Option<String>,
+    /// Its `metadata.namespace`, when that is a string, to name it in
+    /// errors: for an item of a `kind: List`, its own, as kubectl applies
+    /// each item to the namespace it names (not the List's).
+    namespace: Option<String>,
 }
 
 /// Whether `document` is a list of objects: a `kind: List`, as `kubectl
@@ -97,10 +101,17 @@ fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Obj
     };
     let api_version = field("apiVersion")?;
     let kind = field("kind")?;
-    let name = match yaml::mapping(mapping, "metadata", &path)? {
+    let metadata = yaml::mapping(mapping, "metadata", &path)?;
+    let name = match metadata {
         Some(metadata) => yaml::string(metadata, "name", &path.key("metadata"))?.map(str::to_owned),
         None => None,
     };
+    // Only to name the object: a namespace that is not a string is the
+    // workload's error to report, at its field, and names nothing here.
+    let namespace = metadata
+        .and_then(|metadata| metadata.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok(Object {
         value,
         path,
@@ -108,15 +119,17 @@ fn object(value: &mut Value, path: FieldPath, item: Option<usize>) -> Result<Obj
         api_version,
         kind,
         name,
+        namespace,
     })
 }
 
 impl Object<'_> {
     /// `error`, about this object of the document `context`, naming the
-    /// object: for an item of a `kind: List`, its kind and name rather
-    /// than the List's, which a `kubectl get -A -o yaml` holding hundreds
-    /// of workloads would not tell apart (the field path starts at the
-    /// item's index).
+    /// object: for an item of a `kind: List`, its kind, namespace and name
+    /// rather than the List's, which a `kubectl get -A -o yaml` holding
+    /// hundreds of workloads would not tell apart (the field path starts
+    /// at the item's index). A namespace that is not one (not a DNS-1123
+    /// label) is not shown, as for a document's own.
     pub(super) fn name_in(
         &self,
         error: ResourceError,
@@ -125,13 +138,18 @@ impl Object<'_> {
         if self.item.is_none() {
             return error;
         }
-        // The kind and name are the input's, written to a terminal.
+        // The kind, name and namespace are the input's, written to a
+        // terminal (a namespace that is not one is not shown, but the
+        // error still holds it).
         let name = self.name.as_deref().map(printable);
-        error.in_document(
-            context.index(),
-            Some(&printable(&self.kind)),
-            name.as_deref(),
-        )
+        let namespace = self.namespace.as_deref().map(printable);
+        error
+            .in_document(
+                context.index(),
+                Some(&printable(&self.kind)),
+                name.as_deref(),
+            )
+            .in_namespace(namespace.as_deref())
     }
 }
 

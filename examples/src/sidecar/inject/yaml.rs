@@ -95,7 +95,9 @@ impl Problem {
             .path
             .ancestry()
             .find_map(|path| locate(text, context.index(), &path));
-        // The kind and name are the input's, written to a terminal.
+        // The kind and name are the input's, written to a terminal. The
+        // namespace is one (a DNS-1123 label) or none, as the document's
+        // context reads it.
         let name = context.name().map(printable);
         ResourceError::new(self.kind, context.origin(), self.message)
             .in_document(
@@ -103,6 +105,7 @@ impl Problem {
                 Some(&printable(context.kind())),
                 name.as_deref(),
             )
+            .in_namespace(context.namespace())
             .at_field(self.path.to_string())
             .at(location)
     }
@@ -126,6 +129,7 @@ pub(super) fn unmergeable(
         Some(&printable(context.kind())),
         name.as_deref(),
     )
+    .in_namespace(context.namespace())
     .at_field(unmergeable.mapping())
     .at(locate_nearest(
         text,
