@@ -85,6 +85,14 @@
 //! Between two mesh proxies, HTTP/1.1 requests can travel as HTTP/2
 //! streams on one connection ([`orig_proto`]).
 //!
+//! A response body the upstream cuts short ends the caller's HTTP/1
+//! connection, or resets its HTTP/2 stream, so the caller never takes it
+//! for whole; an HTTP/1.0 caller, whose body ends at the close, cannot
+//! tell. Informational responses other than `101` are not forwarded
+//! (hyper's client reads past them), and a caller's `Expect:
+//! 100-continue` is answered by this proxy's server when the body is
+//! first read.
+//!
 //! [`AuthorityRouter`] sits in front of several `Forward`s and picks one by
 //! the request's `Host` or `:authority`.
 //!
