@@ -76,6 +76,7 @@ mod review_route_matching;
 mod review_serve_detect;
 mod review_serve_drain;
 mod review_serve_grace;
+mod review_serve_head_buffer;
 mod review_serve_http1;
 mod review_serve_rapid_reset;
 mod review_serve_release;
