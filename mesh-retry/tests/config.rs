@@ -61,7 +61,7 @@ fn the_guides_request_mirror_filter_is_named_in_a_warning() {
     assert_eq!(
         warnings,
         [
-            "test.yaml: document 1 (HTTPRoute web-to-emoji-retries): spec.rules[0].filters[0]: \
+            "test.yaml: document 1 (HTTPRoute emojivoto/web-to-emoji-retries): spec.rules[0].filters[0]: \
           RequestMirror filters are not supported; the rule applies without it"
         ],
         "the honoured `retries` block is not reported as unknown"
@@ -564,7 +564,7 @@ fn header_filters_and_a_redirect_are_read_and_other_filters_warn() {
     let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     let warning = |j: usize, kind: &str| {
         format!(
-            "test.yaml: document 1 (HTTPRoute books-headers): spec.rules[1].filters[{j}]: \
+            "test.yaml: document 1 (HTTPRoute shop/books-headers): spec.rules[1].filters[{j}]: \
              {kind} filters are not supported; the rule applies without it"
         )
     };
@@ -667,12 +667,12 @@ fn a_rule_read_says_where_it_is_written() {
     let books = loaded.service("books", Some("shop")).unwrap();
     assert_eq!(
         books.rule_source(1).as_deref(),
-        Some("routes.yaml: document 2 (HTTPRoute books): spec.rules[1]")
+        Some("routes.yaml: document 2 (HTTPRoute shop/books): spec.rules[1]")
     );
     let emoji = loaded.service("emoji-svc", Some("emojivoto")).unwrap();
     assert_eq!(
         emoji.rule_source(0).as_deref(),
-        Some("routes.yaml: document 3 (GRPCRoute emoji-grpc): spec.rules[0]")
+        Some("routes.yaml: document 3 (GRPCRoute emojivoto/emoji-grpc): spec.rules[0]")
     );
     // The profile's routes come after the rules, and have no rule to
     // point at.

@@ -102,7 +102,8 @@ fn a_consumer_grpc_route_sets_aside_the_http_routes_of_its_own_namespace_only() 
     let warnings = set_aside(&selected);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains("HTTPRoute producer") && warnings[0].contains("web/web-grpc"),
+        warnings[0].contains("(HTTPRoute emojivoto/producer)")
+            && warnings[0].contains("web/web-grpc"),
         "{warnings:?}"
     );
     // A client elsewhere keeps the producer's HTTPRoute.

@@ -57,7 +57,7 @@ fn a_canary_split_is_read_in_linkerds_ten_thousandths() {
     );
     assert_eq!(
         read[1].source,
-        "profile.yaml: document 1 (ServiceProfile emoji.emojivoto.svc.cluster.local): \
+        "profile.yaml: document 1 (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local): \
          spec.dstOverrides[1]"
     );
     assert_eq!(read[1].authority.port(), Some(8080));

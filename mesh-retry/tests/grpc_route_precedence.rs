@@ -130,7 +130,7 @@ fn a_services_grpc_routes_take_its_requests_in_place_of_its_http_routes() {
         assert_eq!(warning.document, document);
         let shown = warning.to_string();
         assert!(
-            shown.contains("(HTTPRoute web)")
+            shown.contains("(HTTPRoute emojivoto/web)")
                 && shown.contains("emojivoto/emoji-grpc")
                 && shown.contains("service emojivoto/emoji,"),
             "{shown}"

@@ -41,7 +41,7 @@
 
 use std::{fmt, num::NonZeroU32, sync::Arc};
 
-use mesh_core::resource::DocumentContext;
+use mesh_core::resource::{DocumentContext, ResourceName};
 use serde::{
     Deserialize, Deserializer,
     de::{self, Visitor},
@@ -425,7 +425,8 @@ pub struct DstBackend {
     pub weight: NonZeroU32,
     /// Where it is written, as a [`ConfigWarning`](super::ConfigWarning)
     /// names a place: `profile.yaml: document 2 (ServiceProfile
-    /// emoji.emojivoto.svc.cluster.local): spec.dstOverrides[1]`.
+    /// emojivoto/emoji.emojivoto.svc.cluster.local): spec.dstOverrides[1]`
+    /// (without `emojivoto/` for a profile written without a namespace).
     pub source: String,
 }
 
@@ -436,6 +437,12 @@ impl ServiceProfile {
     /// document.
     pub(super) fn dst_backends(&self, context: &DocumentContext<'_>) -> Arc<[DstBackend]> {
         let (_, namespace) = self.service();
+        // Named as a warning about the same document names it.
+        let profile = ResourceName::new(
+            Some(context.kind()),
+            context.namespace(),
+            Some(&self.metadata.name),
+        );
         self.spec
             .dst_overrides
             .iter()
@@ -449,10 +456,9 @@ impl ServiceProfile {
                     authority: entry.authority.clone(),
                     weight,
                     source: format!(
-                        "{}: document {} (ServiceProfile {}): spec.dstOverrides[{i}]",
+                        "{}: document {} ({profile}): spec.dstOverrides[{i}]",
                         context.origin(),
                         context.index(),
-                        self.metadata.name
                     ),
                 })
             })

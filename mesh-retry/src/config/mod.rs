@@ -176,6 +176,7 @@ use mesh_core::{
     classify::Classify,
     resource::{
         DocumentContext, Documents, GrpcRoute, HttpRoute, ResourceError, ResourceErrorKind,
+        ResourceName,
     },
     route::{HeaderEdit, Redirect, RouteMatch},
 };
@@ -322,6 +323,8 @@ struct ProfileSource {
     origin: String,
     /// The document, from 1.
     document: usize,
+    /// The profile's `metadata.namespace`, when it names one.
+    namespace: Option<String>,
     /// The profile's `metadata.name`.
     name: String,
     /// Its `dstOverrides` of weight above 0
@@ -593,6 +596,7 @@ impl ServiceRetryPolicy {
                 origin: source.origin.clone(),
                 document: source.document,
                 kind: "HTTPRoute".to_owned(),
+                namespace: source.namespace.clone(),
                 name: Some(source.name.clone()),
                 field: format!("spec.parentRefs[{}]", source.parent),
                 message: format!(
@@ -637,7 +641,9 @@ impl ServiceRetryPolicy {
     /// Where route `index` (of [`routes`](Self::routes)) was read, to
     /// point a message about it at its rule: its text, document, kind and
     /// name, and the rule, as a [`ConfigWarning`] writes them, such as
-    /// `policy.yaml: document 4 (HTTPRoute voting-canary): spec.rules[0]`.
+    /// `policy.yaml: document 4 (HTTPRoute emojivoto/voting-canary): spec.rules[0]`
+    /// (`(HTTPRoute voting-canary)` for a route written without a
+    /// namespace).
     /// `None` for a ServiceProfile route and one added by hand.
     pub fn rule_source(&self, index: usize) -> Option<String> {
         let Some(Origin::Rule(rule)) = self.origins.get(index) else {
@@ -649,9 +655,11 @@ impl ServiceRetryPolicy {
         } else {
             "HTTPRoute"
         };
+        let resource =
+            ResourceName::new(Some(kind), source.namespace.as_deref(), Some(&source.name));
         Some(format!(
-            "{}: document {} ({kind} {}): spec.rules[{}]",
-            source.origin, source.document, source.name, rule.rule
+            "{}: document {} ({resource}): spec.rules[{}]",
+            source.origin, source.document, rule.rule
         ))
     }
 
@@ -804,6 +812,7 @@ impl RetryResources {
                 origin: source.origin.clone(),
                 document: source.document,
                 kind: (*kind).to_owned(),
+                namespace: source.namespace.clone(),
                 name: Some(source.name.clone()),
                 field: "metadata.name".to_owned(),
                 message: format!(
@@ -887,6 +896,11 @@ pub struct ConfigWarning {
     pub document: usize,
     /// The document's kind.
     pub kind: String,
+    /// The document's `metadata.namespace`, when it names one. Shown, as
+    /// kubectl shows it, before the name (`HTTPRoute emojivoto/web`), so
+    /// that routes of one name in two namespaces are told apart; a value
+    /// that is not a namespace (not a DNS-1123 label) is not shown.
+    pub namespace: Option<String>,
     /// The document's name.
     pub name: Option<String>,
     /// The field, such as `spec.rules[0].filters[0]`.
@@ -901,6 +915,7 @@ impl ConfigWarning {
             origin: context.origin().to_owned(),
             document: context.index(),
             kind: context.kind().to_owned(),
+            namespace: context.namespace().map(str::to_owned),
             name: context.name().map(str::to_owned),
             field,
             message,
@@ -910,15 +925,17 @@ impl ConfigWarning {
 
 impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Named as errors about the same document name it.
+        let resource = ResourceName::new(
+            Some(&self.kind),
+            self.namespace.as_deref(),
+            self.name.as_deref(),
+        );
         write!(
             f,
-            "{}: document {} ({}",
-            self.origin, self.document, self.kind
-        )?;
-        if let Some(name) = &self.name {
-            write!(f, " {name}")?;
-        }
-        write!(f, "): {}: {}", self.field, self.message)
+            "{}: document {} ({resource}): {}: {}",
+            self.origin, self.document, self.field, self.message
+        )
     }
 }
 
@@ -933,6 +950,7 @@ fn second_profile(
         origin: second.origin.clone(),
         document: second.document,
         kind: "ServiceProfile".to_owned(),
+        namespace: second.namespace.clone(),
         name: Some(second.name.clone()),
         field: "metadata.name".to_owned(),
         message: format!(
@@ -1110,6 +1128,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 let source = Arc::new(RouteSource {
                     origin: context.origin().to_owned(),
                     document: context.index(),
+                    namespace: context.namespace().map(str::to_owned),
                     name: route.metadata.name.clone(),
                     group: group.clone(),
                     parent,
@@ -1165,6 +1184,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             service.profile = Some(Arc::new(ProfileSource {
                 origin: context.origin().to_owned(),
                 document: context.index(),
+                namespace: context.namespace().map(str::to_owned),
                 name: profile.metadata.name.clone(),
                 dst_overrides: profile.dst_backends(&context),
             }));

@@ -105,6 +105,9 @@ pub(super) struct RouteSource {
     pub(super) origin: String,
     /// The document, from 1.
     pub(super) document: usize,
+    /// The route's `metadata.namespace`, when it names one: with the
+    /// name, what a warning about the route calls it.
+    pub(super) namespace: Option<String>,
     /// The route's `metadata.name`.
     pub(super) name: String,
     /// The route's API group, which with its kind, namespace and name
@@ -321,6 +324,7 @@ mod tests {
             source: Arc::new(RouteSource {
                 origin: String::new(),
                 document: 1,
+                namespace: None,
                 name: route.into(),
                 group: String::new(),
                 parent: 0,
