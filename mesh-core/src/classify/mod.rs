@@ -33,6 +33,10 @@
 //!   page, `200` included) fails as its gRPC client fails it:
 //!   [`Classify::classify_response_to`] reads it so when told the request
 //!   was a gRPC call.
+//! - **A route's response classes**: the statuses a ServiceProfile route's
+//!   `responseClasses` match are decided by those classes, before any
+//!   `grpc-status`, as Linkerd's profile classifier has them
+//!   ([`Classify::with_class_statuses`]).
 //! - **Errors**: a request that ended in an error instead of a response is
 //!   always a failure. [`Classify::classify_error`] says what kind (timeout,
 //!   connect, reset, other) by looking through the error's `source()` chain.
@@ -189,6 +193,7 @@ impl Classification {
 pub struct Classify {
     http_failures: StatusRanges,
     grpc_failures: GrpcCodes,
+    class_statuses: StatusRanges,
 }
 
 impl Default for Classify {
@@ -197,6 +202,7 @@ impl Default for Classify {
         Self {
             http_failures: StatusRanges::server_errors(),
             grpc_failures: GrpcCodes::server_errors(),
+            class_statuses: StatusRanges::empty(),
         }
     }
 }
@@ -223,9 +229,52 @@ impl Classify {
         self
     }
 
+    /// Sets the statuses a route's own response classes decide: those
+    /// that one of a ServiceProfile route's `responseClasses` matches.
+    /// Default none.
+    ///
+    /// Why: a profile's classes are written for the route, and Linkerd
+    /// lets them decide before anything else. Its profile classifier
+    /// (`classify::Response::Profile` in linkerd2-proxy's
+    /// `linkerd/app/core/src/classify.rs`) tries the classes on the
+    /// response head first; only when none matches does a `grpc-status`
+    /// (in the head, or else in the trailers) decide, and then the HTTP
+    /// status. So a response whose status is in this set is classified by
+    /// that status alone, against [`http_failures`](Self::http_failures)
+    /// (which holds the class's verdict), whatever `grpc-status` or gRPC
+    /// `content-type` it carries: a gRPC call answered `200` with
+    /// `grpc-status: 13` is a success on a route whose class calls `200`
+    /// one. A response with any other status is classified as without
+    /// classes.
+    ///
+    /// ```
+    /// use mesh_core::classify::{Classify, StatusRanges};
+    ///
+    /// // responseClasses: [{condition: {status: {min: 200, max: 299}}, isFailure: false}]
+    /// let classify = Classify::new().with_class_statuses("200-299".parse()?);
+    /// let res = http::Response::builder()
+    ///     .header("content-type", "application/grpc")
+    ///     .header("grpc-status", "13")
+    ///     .body(())
+    ///     .unwrap();
+    /// assert!(classify.classify_response(&res).into_final().is_some_and(|c| c.is_success()));
+    /// # Ok::<(), mesh_core::classify::InvalidStatusRange>(())
+    /// ```
+    #[must_use]
+    pub fn with_class_statuses(mut self, statuses: StatusRanges) -> Self {
+        self.class_statuses = statuses;
+        self
+    }
+
     /// The HTTP statuses that are failures.
     pub fn http_failures(&self) -> &StatusRanges {
         &self.http_failures
+    }
+
+    /// The statuses a route's response classes decide (see
+    /// [`with_class_statuses`](Self::with_class_statuses)).
+    pub fn class_statuses(&self) -> &StatusRanges {
+        &self.class_statuses
     }
 
     /// The gRPC codes that are failures.
@@ -272,18 +321,31 @@ impl Classify {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Classification {
+        // A route's response classes decide first (see
+        // `with_class_statuses`). They are asked only on the gRPC
+        // branches: anywhere else the status decides anyway, by the same
+        // `http_failures`, so a plain HTTP response does no more work for
+        // them, with classes or without.
         let class = if let Some(code) = grpc_status(headers) {
-            // Trailers-only: the status is in the headers.
-            self.classify_grpc_status(code)
-        } else if is_grpc(headers) {
-            // Only a `200` carries a gRPC stream. gRPC clients fail any
-            // other status without a `grpc-status` in its headers, a `204`
-            // or `206` included, whatever trailers follow.
-            if status == StatusCode::OK {
-                return Classification::Pending;
+            if self.class_statuses.contains(status) {
+                self.classify_status(status)
+            } else {
+                // Trailers-only: the status is in the headers.
+                self.classify_grpc_status(code)
             }
-            self.classify_grpc_http_status(status, FailureReason::HttpStatus(status))
-        } else if grpc_call {
+        } else if is_grpc(headers) {
+            if self.class_statuses.contains(status) {
+                self.classify_status(status)
+            } else if status == StatusCode::OK {
+                // Only a `200` carries a gRPC stream. gRPC clients fail
+                // any other status without a `grpc-status` in its
+                // headers, a `204` or `206` included, whatever trailers
+                // follow.
+                return Classification::Pending;
+            } else {
+                self.classify_grpc_http_status(status, FailureReason::HttpStatus(status))
+            }
+        } else if grpc_call && !self.class_statuses.contains(status) {
             self.classify_grpc_http_status(status, FailureReason::NotGrpc(status))
         } else {
             self.classify_status(status)

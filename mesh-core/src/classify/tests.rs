@@ -516,3 +516,86 @@ async fn an_http2_body_that_ends_short_of_its_content_length_is_a_reset() {
     assert!(h2.is_reset() && h2.is_library(), "{h2}");
     assert_eq!(error_kind(error), ErrorKind::Reset);
 }
+
+/// A ServiceProfile route's classes, as mesh-retry builds them: `2xx` a
+/// success and `500` a failure by its classes, 5xx a failure when none
+/// matches.
+fn profile_classes() -> Classify {
+    Classify::new()
+        .with_http_failures("500-599".parse().unwrap())
+        .with_class_statuses("200-299,500".parse().unwrap())
+}
+
+#[test]
+fn a_routes_class_decides_a_grpc_response_before_its_grpc_status() {
+    // Linkerd's profile classifier tries the route's classes on the head
+    // first (`classify::Response::Profile`): a gRPC call answered `200`
+    // with `grpc-status: 13` is a success on a route whose class calls
+    // `2xx` one, in the head (trailers-only) and with the status still
+    // to come in the trailers alike.
+    let c = profile_classes();
+    assert_eq!(c.classify_response(&grpc(Some("13"))), SUCCESS);
+    assert_eq!(c.classify_response_to(true, &grpc(Some("14"))), SUCCESS);
+    assert_eq!(c.classify_response_to(true, &grpc(None)), SUCCESS);
+    // A class that calls the status a failure fails it, whatever the
+    // `grpc-status` says, and by its HTTP status.
+    let res = Response::builder()
+        .status(500)
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header("grpc-status", "0")
+        .body(())
+        .unwrap();
+    assert_eq!(c.classify_response_to(true, &res), http_failure(500));
+    // A gRPC call answered by a page whose status a class matches.
+    let page = Response::builder().status(200).body(()).unwrap();
+    assert_eq!(c.classify_response_to(true, &page), SUCCESS);
+}
+
+#[test]
+fn a_status_no_class_matches_is_left_to_the_grpc_status_as_before() {
+    // No class matches 503 or 204: the `grpc-status` decides, or the
+    // trailers, or gRPC's reading of the HTTP status, as on a route
+    // without classes.
+    let c = profile_classes().with_class_statuses("500".parse().unwrap());
+    assert_eq!(
+        c.classify_response(&grpc(Some("13"))),
+        Classification::Final(grpc_failure(GrpcCode::INTERNAL))
+    );
+    assert_eq!(c.classify_response(&grpc(Some("0"))), SUCCESS);
+    assert_eq!(c.classify_response(&grpc(None)), Classification::Pending);
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("14")))),
+        grpc_failure(GrpcCode::UNAVAILABLE)
+    );
+    let page = Response::builder().status(200).body(()).unwrap();
+    assert_eq!(
+        c.classify_response_to(true, &page),
+        Classification::Final(ResponseClass::Failure(FailureReason::NotGrpc(
+            StatusCode::OK
+        )))
+    );
+    // Plain HTTP is decided by the status, with classes or without.
+    assert_eq!(c.classify_response(&http(503)), http_failure(503));
+    assert_eq!(c.classify_response(&http(200)), SUCCESS);
+}
+
+#[test]
+fn without_classes_nothing_changes() {
+    let c = Classify::default();
+    assert!(c.class_statuses().is_empty());
+    assert_eq!(
+        c.classify_response(&grpc(Some("13"))),
+        Classification::Final(grpc_failure(GrpcCode::INTERNAL))
+    );
+    assert_eq!(c.classify_response(&grpc(None)), Classification::Pending);
+    // The mesh's own answer on a route whose class matches its status
+    // keeps its reason.
+    let res: Response<()> = ProxyErrorKind::Unavailable.response_for(true);
+    let c = profile_classes().with_class_statuses("503".parse().unwrap());
+    assert_eq!(
+        c.classify_response_to(true, &res),
+        Classification::Final(ResponseClass::Failure(FailureReason::Proxy(
+            ProxyErrorKind::Unavailable
+        )))
+    );
+}
