@@ -605,7 +605,7 @@ spec:
     assert_eq!(policy_checks[0].status, Status::Pass, "{report}");
     // Named where it is written: the route's file, document and backend.
     let warning = format!(
-        "{}: document 4 (HTTPRoute voting-canary): spec.rules[0].backendRefs[1]: route \
+        "{}: document 4 (HTTPRoute emojivoto/voting-canary): spec.rules[0].backendRefs[1]: route \
          voting-canary sends requests to service voting-v2.emojivoto, which is not in \
          outbound.services; the requests drawn to it are answered 500 (gRPC UNAVAILABLE)",
         policy.display()

@@ -239,7 +239,7 @@ async fn the_sidecar_binary_starts_with_a_warning_naming_where_the_backend_is_wr
     std::fs::write(&config_path, yaml).unwrap();
     let (mut child, lines) = run_logging(&config_path, "warn");
     let field = format!(
-        "{}: document 1 (HTTPRoute emoji-canary): spec.rules[0].backendRefs[1]",
+        "{}: document 1 (HTTPRoute emojivoto/emoji-canary): spec.rules[0].backendRefs[1]",
         dir.path().join("routes.yaml").display()
     );
     let warning = loop {

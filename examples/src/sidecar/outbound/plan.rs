@@ -862,7 +862,7 @@ spec:
         assert_eq!(
             missing_backends(&outbound(), &resources, "emojivoto"),
             [
-                "routes.yaml: document 1 (HTTPRoute canary): spec.rules[0].backendRefs[1]: \
+                "routes.yaml: document 1 (HTTPRoute emojivoto/canary): spec.rules[0].backendRefs[1]: \
                  route canary sends requests to service emoji-v3.emojivoto, which is not in \
                  outbound.services; the requests drawn to it are answered 500 (gRPC \
                  UNAVAILABLE)"
@@ -915,13 +915,13 @@ spec:
         assert_eq!(
             missing_backends(&outbound(), &resources, "emojivoto"),
             [
-                "routes.yaml: document 2 (ServiceProfile emoji.emojivoto.svc.cluster.local): \
+                "routes.yaml: document 2 (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local): \
                  spec.dstOverrides[1]: service emoji's dstOverrides send requests to service \
                  emoji-v2.emojivoto, which is not in outbound.services; the requests drawn to \
                  it are answered 500 (gRPC UNAVAILABLE)",
-                "routes.yaml: document 1 (HTTPRoute canary): spec.rules[0].backendRefs: set \
-                 aside for the dstOverrides of routes.yaml: document 2 (ServiceProfile \
-                 emoji.emojivoto.svc.cluster.local), which split every request of service \
+                "routes.yaml: document 1 (HTTPRoute emojivoto/canary): spec.rules[0].backendRefs: \
+                 set aside for the dstOverrides of routes.yaml: document 2 (ServiceProfile \
+                 emojivoto/emoji.emojivoto.svc.cluster.local), which split every request of service \
                  emoji: Linkerd's proxy serves a service whose ServiceProfile has \
                  dstOverrides by the profile, in place of its routes",
             ]
@@ -967,7 +967,7 @@ spec:
             .unwrap_or_else(|| panic!("no warning in {logged}"));
         assert!(
             line.contains("WARN")
-                && line.contains("(HTTPRoute web): spec.parentRefs[0]")
+                && line.contains("(HTTPRoute emojivoto/web): spec.parentRefs[0]")
                 && line.contains("emojivoto/emoji-grpc"),
             "{line}"
         );
