@@ -1,7 +1,7 @@
 //! Scrapes of admin servers that are broken or not ours, on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use mesh_metrics::query::{Target, scrape};
+use mesh_metrics::query::{Scrape, Target, scrape};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -10,12 +10,17 @@ use tokio::{
 /// Serves one `/metrics` answer whose body is `len` bytes: one comment
 /// line, which parses to no samples at all, written 64 KiB at a time.
 async fn serve_comment(len: usize) -> Target {
-    serve_comment_told(len, true).await
+    serve_comment_told(len, true, "").await
 }
 
+/// The last line of a body at the limit: a sample, which is in the scrape
+/// only if the body was read to its last byte.
+const LAST: &str = "\nlast_total 1\n";
+
 /// [`serve_comment`], telling the body's length or (`told` false) not:
-/// the body then ends when the connection does.
-async fn serve_comment_told(len: usize, told: bool) -> Target {
+/// the body then ends when the connection does. `tail` ends the body,
+/// within its `len` bytes, after the comment.
+async fn serve_comment_told(len: usize, told: bool, tail: &'static str) -> Target {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -35,7 +40,7 @@ async fn serve_comment_told(len: usize, told: bool) -> Target {
         };
         tcp.write_all(answer.as_bytes()).await.unwrap();
         let chunk = vec![b'x'; 64 << 10];
-        let mut left = len - 1;
+        let mut left = len - 1 - tail.len();
         while left > 0 {
             let n = left.min(chunk.len());
             // The scraper may hang up once it has read enough.
@@ -44,11 +49,22 @@ async fn serve_comment_told(len: usize, told: bool) -> Target {
             }
             left -= n;
         }
+        // As above, the scraper may have hung up.
+        let _ = tcp.write_all(tail.as_bytes()).await;
     });
     Target {
         name: "broken".into(),
         addr: addr.to_string(),
     }
+}
+
+/// The samples of `scrape`, by name and value.
+fn samples(scrape: &Scrape) -> Vec<(String, f64)> {
+    scrape
+        .samples()
+        .iter()
+        .map(|s| (s.name.to_string(), s.value))
+        .collect()
 }
 
 #[tokio::test]
@@ -67,21 +83,22 @@ async fn a_body_over_the_limit_is_refused_not_held() {
 
 #[tokio::test]
 async fn a_body_at_the_limit_is_read() {
-    let target = serve_comment(scrape::MAX_SCRAPE_BYTES).await;
+    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES, true, LAST).await;
     let scrape = scrape(&target).await.unwrap();
-    assert!(scrape.samples().is_empty());
+    assert_eq!(samples(&scrape), [("last_total".to_owned(), 1.0)]);
 }
 
 #[tokio::test]
 async fn a_body_of_untold_length_is_refused_past_the_limit_and_read_up_to_it() {
-    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES + 1, false).await;
+    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES + 1, false, "").await;
     let error = scrape(&target).await.expect_err("a body over the limit");
     assert!(
         matches!(error.kind(), scrape::ScrapeErrorKind::TooLarge),
         "{error:?}"
     );
-    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES, false).await;
-    assert!(scrape(&target).await.unwrap().samples().is_empty());
+    let target = serve_comment_told(scrape::MAX_SCRAPE_BYTES, false, LAST).await;
+    let scrape = scrape(&target).await.unwrap();
+    assert_eq!(samples(&scrape), [("last_total".to_owned(), 1.0)]);
 }
 
 #[tokio::test(start_paused = true)]
