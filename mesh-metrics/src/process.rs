@@ -263,8 +263,31 @@ mod tests {
 
     use super::*;
 
+    /// The CPU time of this process in ticks, utime plus stime, the 14th
+    /// and 15th fields of `/proc/self/stat` as proc(5) numbers them.
+    fn cpu_ticks() -> u64 {
+        let stat = fs::read_to_string("/proc/self/stat").unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = after
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        fields.iter().sum()
+    }
+
     #[test]
     fn process_metrics_are_read_from_proc() {
+        // Some CPU time to read: a process that has used none reads 0,
+        // whatever fields a wrong reading takes for utime and stime.
+        let mut spun = 0u64;
+        while cpu_ticks() < 5 {
+            for i in 0..1_000_000u64 {
+                spun = std::hint::black_box(spun.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        let before = cpu_ticks();
         let mut registry = Registry::default();
         register_process_metrics(
             &mut registry,
@@ -306,7 +329,12 @@ mod tests {
         assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
         assert!(value("process_open_fds") >= 3.0);
         assert!(value("process_max_fds") >= value("process_open_fds"));
-        assert!(value("process_cpu_seconds_total") >= 0.0);
+        let cpu = value("process_cpu_seconds_total");
+        let after = cpu_ticks();
+        assert!(
+            before as f64 / 100.0 <= cpu && cpu <= after as f64 / 100.0,
+            "{cpu} s, not between {before} and {after} ticks of 10 ms"
+        );
     }
 
     #[test]
