@@ -202,3 +202,35 @@ fn a_namespace_that_is_not_one_is_not_shown() {
         "routes.yaml: document 2 (HTTPRoute books): spec.rules[0]: not applied"
     );
 }
+
+#[test]
+fn routes_written_without_a_namespace_are_named_alone_in_the_messages_about_them() {
+    let bare = |kind: &str, name: &str| route(kind, name).replace(", namespace: shop}", "}");
+    let text = [bare("HTTPRoute", "web"), bare("GRPCRoute", "calls")].join("---\n");
+    let loaded = load("routes.yaml", &text);
+    let [warning] = &loaded.warnings[..] else {
+        panic!("{:?}", loaded.warnings)
+    };
+    assert_eq!(warning.namespace, None);
+    let shown = warning.to_string();
+    assert!(
+        shown.starts_with(
+            "routes.yaml: document 1 (HTTPRoute web): spec.parentRefs[0]: set aside for \
+             service books, whose GRPCRoutes (calls) take its requests"
+        ),
+        "{shown}"
+    );
+
+    let mut merged = load("books-v1.yaml", &bare("HTTPRoute", "books"));
+    merged.merge(load("books-v2.yaml", &bare("HTTPRoute", "books")));
+    let [warning] = &merged.warnings[..] else {
+        panic!("{:?}", merged.warnings)
+    };
+    assert!(
+        warning.to_string().starts_with(
+            "books-v2.yaml: document 1 (HTTPRoute books): metadata.name: a second HTTPRoute \
+             books, after books-v1.yaml document 1"
+        ),
+        "{warning}"
+    );
+}

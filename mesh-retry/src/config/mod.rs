@@ -565,10 +565,10 @@ impl ServiceRetryPolicy {
                 _ => None,
             }
         }
-        let mut grpc: Vec<&str> = Vec::new();
+        let mut grpc: Vec<&RuleOrigin> = Vec::new();
         for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
-            if origin.is_grpc() && !grpc.contains(&&*origin.route) {
-                grpc.push(&origin.route);
+            if origin.is_grpc() && !grpc.iter().any(|g| g.route == origin.route) {
+                grpc.push(origin);
             }
         }
         if grpc.is_empty() {
@@ -581,7 +581,11 @@ impl ServiceRetryPolicy {
             Some(namespace) => format!("{namespace}/{}", self.name),
             None => self.name.clone(),
         };
-        let winners = grpc.join(", ");
+        let winners = grpc
+            .iter()
+            .map(|g| g.source.named(None).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut warnings: Vec<ConfigWarning> = Vec::new();
         for origin in self.origins.iter().filter_map(|o| rule(Some(o))) {
             let source = &origin.source;
@@ -655,8 +659,7 @@ impl ServiceRetryPolicy {
         } else {
             "HTTPRoute"
         };
-        let resource =
-            ResourceName::new(Some(kind), source.namespace.as_deref(), Some(&source.name));
+        let resource = source.named(Some(kind));
         Some(format!(
             "{}: document {} ({resource}): spec.rules[{}]",
             source.origin, source.document, rule.rule
@@ -807,7 +810,8 @@ impl RetryResources {
             else {
                 continue;
             };
-            let (_, kind, route) = &key;
+            let (_, kind, _) = &key;
+            let route = source.named(Some(kind));
             self.warnings.push(ConfigWarning {
                 origin: source.origin.clone(),
                 document: source.document,
@@ -816,7 +820,7 @@ impl RetryResources {
                 name: Some(source.name.clone()),
                 field: "metadata.name".to_owned(),
                 message: format!(
-                    "a second {kind} {route}, after {} document {}: the cluster keeps one \
+                    "a second {route}, after {} document {}: the cluster keeps one \
                      object of a kind and name, the one applied last, but the rules of both \
                      are served here, so keep one of the two or rename the other",
                     first.origin, first.document

@@ -21,7 +21,11 @@
 
 use std::{cmp::Ordering, sync::Arc};
 
-use mesh_core::{classify::Classify, resource::GrpcRouteMatch, route::MatchPrecedence};
+use mesh_core::{
+    classify::Classify,
+    resource::{GrpcRouteMatch, ResourceName},
+    route::MatchPrecedence,
+};
 
 // `metadata.creationTimestamp`, read by mesh-core as the inbound policy
 // reads it.
@@ -115,6 +119,16 @@ pub(super) struct RouteSource {
     pub(super) group: String,
     /// The `parentRefs` entry that attaches it to the service.
     pub(super) parent: usize,
+}
+
+impl RouteSource {
+    /// The route as messages about it name it: `Kind namespace/name`, or
+    /// `Kind name` for a route written without a namespace, whose
+    /// [`RuleOrigin::route`] key is `/name`; without a kind, the object
+    /// alone (`namespace/name`).
+    pub(super) fn named<'a>(&'a self, kind: Option<&'a str>) -> ResourceName<'a> {
+        ResourceName::new(kind, self.namespace.as_deref(), Some(&self.name))
+    }
 }
 
 /// How specific a `GRPCRoute` match is, least specific first: the
