@@ -293,7 +293,11 @@ async fn a_retried_http2_request_is_the_same_request() {
                 .status()
         } else {
             ServiceBuilder::new()
-                .layer(RouteStackLayer::new(policy(), Timeouts::default(), budget()))
+                .layer(RouteStackLayer::new(
+                    policy(),
+                    Timeouts::default(),
+                    budget(),
+                ))
                 .service(client())
                 .oneshot(req)
                 .await
