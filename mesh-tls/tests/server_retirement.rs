@@ -67,6 +67,15 @@ async fn connect(
     ca: &CertificateAuthority,
     addr: SocketAddr,
 ) -> (SendRequest<Empty<Bytes>>, JoinHandle<()>) {
+    let (send, task, _) = connect_seeing(ca, addr).await;
+    (send, task)
+}
+
+/// [`connect`], and the certificate the server presented in the handshake.
+async fn connect_seeing(
+    ca: &CertificateAuthority,
+    addr: SocketAddr,
+) -> (SendRequest<Empty<Bytes>>, JoinHandle<()>, Vec<u8>) {
     let web = ca.issue(&id(WEB), HOUR).unwrap();
     let config = raw_client(
         mesh_tls::provider(),
@@ -78,13 +87,14 @@ async fn connect(
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
     let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
         .await
         .unwrap();
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    (send, task)
+    (send, task, presented)
 }
 
 async fn request(
@@ -173,10 +183,14 @@ async fn with_drain_on_rotation_a_rotation_drains_open_connections_and_new_ones_
     let server_store = store(&ca, API);
     let config = draining_on_rotation();
     let addr = serve(server_store.clone(), config, Arc::default()).await;
-    let (mut send, task) = connect(&ca, addr).await;
+    let old = server_store.credentials().unwrap().chain()[0].to_vec();
+    let (mut send, task, presented) = connect_seeing(&ca, addr).await;
+    assert_eq!(presented, old);
     assert_eq!(request(&mut send, "/").await.unwrap(), StatusCode::OK);
 
-    server_store.update(creds(&ca, API)).unwrap();
+    let next = creds(&ca, API);
+    let new = next.chain()[0].to_vec();
+    server_store.update(next).unwrap();
     closed(task).await;
     assert!(
         request(&mut send, "/").await.is_err(),
@@ -188,7 +202,11 @@ async fn with_drain_on_rotation_a_rotation_drains_open_connections_and_new_ones_
         encode(&server_store)
     );
 
-    let (mut send, _task) = connect(&ca, addr).await;
+    let (mut send, _task, presented) = connect_seeing(&ca, addr).await;
+    assert_eq!(
+        presented, new,
+        "a new handshake presents the new certificate"
+    );
     assert_eq!(request(&mut send, "/").await.unwrap(), StatusCode::OK);
 }
 
