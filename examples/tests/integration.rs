@@ -109,6 +109,7 @@ mod outbound_review_routing;
 mod outbound_review_tls;
 mod outbound_tcp;
 mod parity2_plaintext_tls;
+mod parity_route_timeouts;
 mod passthrough;
 mod policy;
 mod profile_classes;

@@ -36,10 +36,12 @@
 //!   `linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`):
 //!   `FAIL_FAST` for the mesh's `unavailable` answer (no backend could
 //!   take the request), `LOAD_SHED` for `rate_limited`,
-//!   `RESPONSE_HEADERS_TIMEOUT` for a timeout before the response head
-//!   (the mesh's `timeout` answer, or a timeout error),
-//!   `RESPONSE_STREAM_TIMEOUT` for one while a gRPC body streamed,
-//!   `CANCEL` for an attempt given up, and Linkerd's catch-all `UNKNOWN`
+//!   `REQUEST_TIMEOUT` for a request, or an attempt, that the route's
+//!   request timeout ended, `RESPONSE_HEADERS_TIMEOUT` for one that an
+//!   attempt's own timeout ended, or any other timeout before the response
+//!   head (see [`RouteTimeouts`]), `RESPONSE_STREAM_TIMEOUT` for one while
+//!   a gRPC body streamed, `CANCEL` for an attempt given up for another
+//!   reason (its caller gone), and Linkerd's catch-all `UNKNOWN`
 //!   for any other (a refused connection, the mesh's `no_route` or
 //!   `denied` answer...), which Linkerd has no name for. An attempt the
 //!   upstream failed, the mesh's `unreachable` answer or an error, is
@@ -111,6 +113,7 @@ use std::{
     pin::Pin,
     sync::{Arc, OnceLock},
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use http::{Request, Response};
@@ -120,7 +123,10 @@ use mesh_core::{
     classify::{Classify, ErrorKind},
     error::{ProxyErrorKind, UpstreamCause},
 };
-use mesh_retry::metrics::{RetryEvent, RetryObserver};
+use mesh_retry::{
+    Timeouts,
+    metrics::{RetryEvent, RetryObserver},
+};
 use pin_project_lite::pin_project;
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
@@ -446,11 +452,139 @@ impl RetryObserver for RetryCounts {
 pub(crate) struct Counted<S> {
     inner: S,
     handles: CountedHandles,
+    timing: Timing,
 }
 
 impl<S> Counted<S> {
+    /// Counts what `inner` does in `handles`; a timeout that ends it is
+    /// labelled `RESPONSE_HEADERS_TIMEOUT`, and an attempt given up
+    /// before its response `CANCEL`, unless it is told its route's
+    /// timeouts ([`of_route`](Self::of_route),
+    /// [`of_attempts`](Self::of_attempts)).
     pub(crate) fn new(inner: S, handles: CountedHandles) -> Self {
-        Self { inner, handles }
+        Self {
+            inner,
+            handles,
+            timing: Timing::Unknown,
+        }
+    }
+
+    /// Counts the requests of a route whose timeouts are `timeouts`,
+    /// over its retries and timeouts.
+    pub(crate) fn of_route(mut self, timeouts: RouteTimeouts) -> Self {
+        self.timing = Timing::Route(timeouts);
+        self
+    }
+
+    /// Counts the attempts of a route whose timeouts are `timeouts`,
+    /// under its retries and timeouts.
+    pub(crate) fn of_attempts(mut self, timeouts: RouteTimeouts) -> Self {
+        self.timing = Timing::Attempts(timeouts);
+        self
+    }
+}
+
+/// A route's timeouts, as its counters read them to tell which one ended
+/// a request or an attempt, as Linkerd labels it: the route's request
+/// timeout (`timeouts.request`, `timeout.linkerd.io/request`, a
+/// ServiceProfile route's `timeout`) is `REQUEST_TIMEOUT`, linkerd2-proxy's
+/// label for its `StreamDeadlineError`; an attempt's own
+/// (`timeouts.backendRequest`, `retry.linkerd.io/timeout`) is
+/// `RESPONSE_HEADERS_TIMEOUT`, its label for the `ResponseHeadersTimeoutError`
+/// its retry timeout raises (`linkerd/http/stream-timeouts` and the route
+/// metrics' `labels.rs` in linkerd2-proxy). There the error passes through
+/// both the route's and the backend's counters; here the route's timeouts
+/// sit between them, answer the route's counter with the mesh's `504` and
+/// drop the attempt under the backend's, so each counter works out which
+/// timeout it was from these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RouteTimeouts {
+    request: Option<Duration>,
+    per_try: Option<Duration>,
+}
+
+impl RouteTimeouts {
+    /// The request and per-try timeouts of `timeouts`; a zero is none, as
+    /// the route's stack reads it.
+    pub(crate) fn new(timeouts: &Timeouts) -> Self {
+        let enabled = |t: Option<Duration>| t.filter(|t| !t.is_zero());
+        Self {
+            request: enabled(timeouts.request),
+            per_try: enabled(timeouts.per_try),
+        }
+    }
+}
+
+/// When a route's request timeout ends the request: put on the request by
+/// the route's counter, and read by its backends' counters (a retry's
+/// request carries it too), so that an attempt dropped then is told from
+/// one whose caller went away. Only a route with a request timeout pays
+/// for it.
+#[derive(Clone, Copy, Debug)]
+struct RouteDeadline(Instant);
+
+/// What a counter knows of the timeouts above or around it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Timing {
+    /// Nothing: a timeout answer is `RESPONSE_HEADERS_TIMEOUT`, an attempt
+    /// dropped `CANCEL`.
+    #[default]
+    Unknown,
+    /// The route's counter, over its timeouts.
+    Route(RouteTimeouts),
+    /// A backend's counter, under the route's timeouts.
+    Attempts(RouteTimeouts),
+}
+
+/// How much later than its instant a tokio timer may be seen to fire, at
+/// most: timers fire on a millisecond tick. An attempt's counter starts
+/// its clock a little after the route's stack starts the attempt's
+/// timeout, and the gap must not make the timeout look unexpired.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+impl Timing {
+    /// The `error` of the mesh's timeout answer, given `now`, to a request
+    /// that came to this counter at `started`. Over the route's timeouts, it answered
+    /// for the request timeout when that much time has passed, or when
+    /// the route has no per-try timeout (the deadline was then the
+    /// caller's own, `grpc-timeout` or `mesh-deadline`, a request timeout
+    /// too); for the per-try timeout of the last attempt otherwise.
+    fn timeout_answer(self, started: Instant, now: Instant) -> &'static str {
+        match self {
+            Timing::Route(RouteTimeouts {
+                request,
+                per_try: Some(_),
+            }) if request
+                .is_none_or(|request| now.saturating_duration_since(started) < request) =>
+            {
+                linkerd::RESPONSE_HEADERS_TIMEOUT
+            }
+            Timing::Route(_) => linkerd::REQUEST_TIMEOUT,
+            Timing::Unknown | Timing::Attempts(_) => linkerd::RESPONSE_HEADERS_TIMEOUT,
+        }
+    }
+
+    /// The `error` of an attempt dropped `now` before its response head,
+    /// which started at `started`, the request's deadline being `deadline`:
+    /// the route's request timeout once the deadline has passed, the
+    /// attempt's own timeout once that has, `CANCEL` otherwise (its
+    /// caller went away). Read only when an attempt is dropped so.
+    fn given_up(self, started: Instant, deadline: Option<Instant>, now: Instant) -> &'static str {
+        let Timing::Attempts(timeouts) = self else {
+            return CANCEL;
+        };
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            return linkerd::REQUEST_TIMEOUT;
+        }
+        let expired = |per_try: Duration| {
+            now.checked_add(TIMER_TICK)
+                .zip(started.checked_add(per_try))
+                .is_some_and(|(now, until)| now >= until)
+        };
+        if timeouts.per_try.is_some_and(expired) {
+            return linkerd::RESPONSE_HEADERS_TIMEOUT;
+        }
+        CANCEL
     }
 }
 
@@ -474,14 +608,32 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let grpc = grpc::is_call(&req);
         self.handles.count_request(grpc);
+        let started = Instant::now();
+        let deadline = match self.timing {
+            Timing::Route(RouteTimeouts {
+                request: Some(timeout),
+                ..
+            }) => {
+                if let Some(at) = started.checked_add(timeout) {
+                    req.extensions_mut().insert(RouteDeadline(at));
+                }
+                None
+            }
+            Timing::Attempts(RouteTimeouts {
+                request: Some(_), ..
+            }) => req.extensions().get::<RouteDeadline>().map(|d| d.0),
+            _ => None,
+        };
         CountedFuture {
             inner: self.inner.call(req),
             handles: Some(self.handles.clone()),
             grpc,
-            started: Instant::now(),
+            started,
+            timing: self.timing,
+            deadline,
         }
     }
 }
@@ -490,8 +642,9 @@ pin_project! {
     /// Counts how the request ended when its response head or error
     /// arrives, or for a gRPC call whose status comes in the trailers,
     /// hands that to the response body, which records the duration when
-    /// it ends. Dropped before that (the retry's timeout, or the caller
-    /// gone), it counts the request as cancelled.
+    /// it ends. Dropped before that, it counts the request as ended by
+    /// the route's timeout that dropped it, or as cancelled (the caller
+    /// gone): see [`Timing::given_up`].
     #[derive(Debug)]
     pub(crate) struct CountedFuture<F> {
         #[pin]
@@ -499,16 +652,26 @@ pin_project! {
         handles: Option<CountedHandles>,
         grpc: bool,
         started: Instant,
+        timing: Timing,
+        // The request's deadline, for an attempt on a route with a
+        // request timeout.
+        deadline: Option<Instant>,
     }
 
     impl<F> PinnedDrop for CountedFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(handles) = this.handles.take() {
+                let error = match this.timing {
+                    Timing::Attempts(_) => {
+                        this.timing.given_up(*this.started, *this.deadline, Instant::now())
+                    }
+                    _ => CANCEL,
+                };
                 if *this.grpc {
-                    handles.ends().count_grpc(GrpcEnding::failed(CANCEL));
+                    handles.ends().count_grpc(GrpcEnding::failed(error));
                 } else {
-                    handles.ends().count(Ending { status: None, error: Some(CANCEL) });
+                    handles.ends().count(Ending { status: None, error: Some(error) });
                 }
             }
         }
@@ -531,7 +694,10 @@ where
         };
         let grpc = *this.grpc;
         Poll::Ready(match result {
-            Ok(res) => Ok(grpc::response(res, handles, grpc, *this.started)),
+            Ok(res) => {
+                let error = answer_label(res.extensions(), *this.timing, *this.started);
+                Ok(grpc::response(res, handles, grpc, *this.started, error))
+            }
             Err(error) => {
                 if let Some(profile) = handles.profile() {
                     profile.error(&error);
@@ -564,12 +730,15 @@ mod linkerd {
     pub(super) const FAIL_FAST: &str = "FAIL_FAST";
     /// The request was turned away, not sent, because of load.
     pub(super) const LOAD_SHED: &str = "LOAD_SHED";
-    /// A timeout expired before the response head.
+    /// The route's request timeout ended the request.
+    pub(super) const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// A timeout expired before the response head: an attempt's own, or
+    /// another than the route's request timeout.
     pub(super) const RESPONSE_HEADERS_TIMEOUT: &str = "RESPONSE_HEADERS_TIMEOUT";
     /// A timeout expired while the response body streamed.
     pub(super) const RESPONSE_STREAM_TIMEOUT: &str = "RESPONSE_STREAM_TIMEOUT";
-    /// The attempt was given up by its caller, or its HTTP/2 stream reset
-    /// with `CANCEL`.
+    /// The attempt was given up by its caller (not by a timeout), or its
+    /// HTTP/2 stream reset with `CANCEL`.
     pub(super) const CANCEL: &str = "CANCEL";
     /// The HTTP/2 stream was reset with `REFUSED_STREAM`.
     pub(super) const REFUSED: &str = "REFUSED";
@@ -585,8 +754,8 @@ mod linkerd {
     pub(super) const UNKNOWN: &str = "UNKNOWN";
 }
 
-/// The `error` of an attempt given up before it ended (the retry's
-/// timeout, or the caller gone).
+/// The `error` of an attempt given up before it ended by its caller, not
+/// by a timeout.
 const CANCEL: &str = linkerd::CANCEL;
 
 /// The `error` of an attempt that failed without a response. A backend
@@ -644,14 +813,19 @@ fn cause_label(cause: UpstreamCause) -> &'static str {
 }
 
 /// The `error` of a response, when the mesh answered it itself: by the
-/// kind of its answer, and for an unreachable upstream by the cause the
-/// answer carries, if any.
-fn answer_label(extensions: &http::Extensions) -> Option<&'static str> {
+/// kind of its answer, for a timeout by which of the route's timeouts it
+/// was (`timing`, for a request that came at `started`), and for an
+/// unreachable upstream by the cause the answer carries, if any.
+fn answer_label(
+    extensions: &http::Extensions,
+    timing: Timing,
+    started: Instant,
+) -> Option<&'static str> {
     let kind = extensions.get::<ProxyErrorKind>().copied()?;
     Some(match kind {
         ProxyErrorKind::Unavailable => linkerd::FAIL_FAST,
         ProxyErrorKind::RateLimited => linkerd::LOAD_SHED,
-        ProxyErrorKind::Timeout => linkerd::RESPONSE_HEADERS_TIMEOUT,
+        ProxyErrorKind::Timeout => timing.timeout_answer(started, Instant::now()),
         ProxyErrorKind::UpstreamUnreachable => extensions
             .get::<UpstreamCause>()
             .copied()
@@ -872,5 +1046,69 @@ mod tests {
             "outbound_http_route_backend_response_statuses_total{{{CANARY},http_status=\"\",error=\"CANCEL\"}} 1"
         );
         assert!(lines.contains(&cancelled), "{lines:#?}");
+    }
+
+    fn timeouts(request: Option<u64>, per_try: Option<u64>) -> RouteTimeouts {
+        RouteTimeouts::new(&Timeouts {
+            request: request.map(Duration::from_millis),
+            per_try: per_try.map(Duration::from_millis),
+            ..Timeouts::default()
+        })
+    }
+
+    /// An attempt dropped under a route's timeouts is labelled by the one
+    /// that passed, as linkerd2-proxy labels the error each raises.
+    #[test]
+    fn an_attempt_dropped_by_a_routes_timeout_is_labelled_by_that_timeout() {
+        let started = Instant::now();
+        let at = |ms| started + Duration::from_millis(ms);
+        let deadline = Some(at(500));
+        let both = Timing::Attempts(timeouts(Some(500), Some(200)));
+        assert_eq!(both.given_up(started, deadline, at(100)), CANCEL);
+        assert_eq!(
+            both.given_up(started, deadline, at(200)),
+            linkerd::RESPONSE_HEADERS_TIMEOUT
+        );
+        assert_eq!(
+            both.given_up(started, deadline, at(500)),
+            linkerd::REQUEST_TIMEOUT
+        );
+        // Without the route's timeouts, or over them, it is cancelled.
+        let none = Timing::Attempts(timeouts(None, None));
+        assert_eq!(none.given_up(started, None, at(500)), CANCEL);
+        assert_eq!(Timing::Unknown.given_up(started, deadline, at(500)), CANCEL);
+        let route = Timing::Route(timeouts(Some(500), Some(200)));
+        assert_eq!(route.given_up(started, deadline, at(500)), CANCEL);
+        // A zero is no timeout.
+        let zero = Timing::Attempts(timeouts(Some(0), Some(0)));
+        assert_eq!(zero, Timing::Attempts(timeouts(None, None)));
+    }
+
+    /// The mesh's timeout answer, as the route's counter sees it.
+    #[test]
+    fn the_routes_timeout_answer_is_labelled_by_the_timeout_that_passed() {
+        let started = Instant::now();
+        let at = |ms| started + Duration::from_millis(ms);
+        let both = Timing::Route(timeouts(Some(500), Some(200)));
+        let request = Timing::Route(timeouts(Some(500), None));
+        let per_try = Timing::Route(timeouts(None, Some(200)));
+        let neither = Timing::Route(timeouts(None, None));
+        let headers = linkerd::RESPONSE_HEADERS_TIMEOUT;
+        assert_eq!(both.timeout_answer(started, at(200)), headers);
+        assert_eq!(per_try.timeout_answer(started, at(200)), headers);
+        // The caller's own deadline, on a route without timeouts.
+        assert_eq!(
+            neither.timeout_answer(started, at(200)),
+            linkerd::REQUEST_TIMEOUT
+        );
+        assert_eq!(
+            both.timeout_answer(started, at(500)),
+            linkerd::REQUEST_TIMEOUT
+        );
+        assert_eq!(
+            request.timeout_answer(started, at(500)),
+            linkerd::REQUEST_TIMEOUT
+        );
+        assert_eq!(Timing::Unknown.timeout_answer(started, at(500)), headers);
     }
 }

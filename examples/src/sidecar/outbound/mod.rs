@@ -444,7 +444,7 @@ fn routes_of(
                 let handles = layers
                     .backends
                     .backend(&route.labels, name, attempts.clone());
-                Counted::new(backend, handles)
+                Counted::new(backend, handles).of_attempts(route.timeouts)
             };
             // A backend without endpoints cannot be configured; its share
             // would fall to the others, and a route left with none to the
@@ -495,16 +495,19 @@ fn routes_of(
                 id: route.id.clone(),
                 hosts: route.hosts.clone(),
                 matches: route.matches.clone(),
-                service: layers.metrics.layer(Counted::new(
-                    route.edits.layer(Rescue::new(
-                        route.layer.clone().peek_grpc_trailers().layer(split(route)),
-                    )),
-                    layers.backends.route(
-                        &route.labels,
-                        route.profile.as_ref(),
-                        route.id.classify(),
-                    ),
-                )),
+                service: layers.metrics.layer(
+                    Counted::new(
+                        route.edits.layer(Rescue::new(
+                            route.layer.clone().peek_grpc_trailers().layer(split(route)),
+                        )),
+                        layers.backends.route(
+                            &route.labels,
+                            route.profile.as_ref(),
+                            route.id.classify(),
+                        ),
+                    )
+                    .of_route(route.timeouts),
+                ),
             };
             let routes = ServiceRoutes::new(
                 plan.dst.clone(),

@@ -20,6 +20,7 @@ use mesh_retry::{
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
 use super::BackendMetrics;
+use super::backend::RouteTimeouts;
 use super::labels::{RouteLabels, RouteRef, ServiceRef};
 use super::profile::ProfileLabels;
 use super::split::Missing;
@@ -101,6 +102,9 @@ pub(super) struct RoutePlan {
     pub(super) hosts: RouteHosts,
     pub(super) matches: Box<[RouteMatch]>,
     pub(super) layer: RouteStackLayer,
+    /// The timeouts `layer` holds the route's requests and attempts to,
+    /// which its families tell apart ([`RouteTimeouts`]).
+    pub(super) timeouts: RouteTimeouts,
     /// The route's filters, outside its retries: every attempt carries
     /// the edited request; a route with a `RequestRedirect` answers with
     /// it there, and its requests go no further.
@@ -246,6 +250,7 @@ impl Planner {
                     hosts,
                     matches: policy.matches.clone().into(),
                     layer,
+                    timeouts: RouteTimeouts::new(&policy.timeouts),
                     edits: EditHeadersLayer::new(
                         policy.request_headers.clone(),
                         policy.response_headers.clone(),

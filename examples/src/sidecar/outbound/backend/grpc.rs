@@ -98,13 +98,15 @@ fn at_head<RB: Body>(res: &Response<RB>, error: Option<&'static str>) -> Option<
 /// the head does for a response without a body. On a ServiceProfile
 /// route, the response is counted in its families at its head, or, for a
 /// gRPC response whose status comes in its trailers, when its body ends.
+/// `error` is the mesh's answer, when it is one
+/// ([`answer_label`](super::answer_label)).
 pub(super) fn response<RB: Body>(
     res: Response<RB>,
     handles: CountedHandles,
     grpc: bool,
     started: Instant,
+    error: Option<&'static str>,
 ) -> Response<CountedBody<RB>> {
-    let error = super::answer_label(res.extensions());
     let profile = handles
         .profile()
         .and_then(|profile| profile.response(grpc, &res, started.elapsed()));

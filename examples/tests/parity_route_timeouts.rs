@@ -1,0 +1,158 @@
+//! Which of a route's timeouts ended a request, as the Linkerd-named route
+//! families label it: linkerd2-proxy's `error` (its route metrics'
+//! `Error`, `linkerd/app/outbound/src/http/logical/policy/route/metrics/labels.rs`)
+//! is `REQUEST_TIMEOUT` for the request's deadline (its `StreamDeadlineError`)
+//! and `RESPONSE_HEADERS_TIMEOUT` for an attempt's own timeout (its
+//! `ResponseHeadersTimeoutError`), in the route's family and in its
+//! backend's alike, since its timeouts are enforced under both.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::net::SocketAddr;
+
+use http::{Request, StatusCode, Version};
+use support::*;
+
+/// Two routes of `emoji` to `/hold`, which answers nothing: one whose
+/// request timeout is 300 ms, one whose attempts' timeout is (without
+/// retries).
+const ROUTES: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji-deadline, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji, port: 8080}]
+  rules:
+  - matches: [{headers: [{name: x-case, value: deadline}]}]
+    timeouts: {request: 300ms}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: emoji-attempt, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji, port: 8080}]
+  rules:
+  - matches: [{headers: [{name: x-case, value: attempt}]}]
+    timeouts: {request: 1h, backendRequest: 300ms}
+";
+
+/// A plaintext sidecar whose outbound `emoji` is `backend`, with
+/// [`ROUTES`].
+fn config(dir: &tempfile::TempDir, backend: SocketAddr) -> String {
+    let file = dir.path().join("routes.yaml");
+    std::fs::write(&file, ROUTES).unwrap();
+    format!(
+        "outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{backend}]\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 2\n\
+         policy:\n  workload:\n    namespace: emojivoto\n  files: [{}]\n",
+        file.display()
+    )
+}
+
+/// The count of `family` for route `route` whose line ends with
+/// `{labels}}}`, if there is one.
+fn sample(metrics: &str, family: &str, route: &str, labels: &str) -> Option<u64> {
+    let route = format!("route_name=\"{route}\",");
+    let end = format!("{labels}}} ");
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(family)?.strip_prefix('{')?;
+        if !rest.contains(&route) {
+            return None;
+        }
+        let at = rest.find(&end)?;
+        rest[at + end.len()..].parse().ok()
+    })
+}
+
+const ROUTE_HTTP: &str = "outbound_http_route_request_statuses_total";
+const BACKEND_HTTP: &str = "outbound_http_route_backend_response_statuses_total";
+const ROUTE_GRPC: &str = "outbound_grpc_route_request_statuses_total";
+const BACKEND_GRPC: &str = "outbound_grpc_route_backend_response_statuses_total";
+
+fn plain(case: &str) -> Request<Body> {
+    Request::get("http://emoji/hold")
+        .version(Version::HTTP_2)
+        .header("x-case", case)
+        .body(full(""))
+        .unwrap()
+}
+
+fn grpc_call(case: &str) -> Request<Body> {
+    Request::post("http://emoji/hold")
+        .version(Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("x-case", case)
+        .body(full(""))
+        .unwrap()
+}
+
+/// What each family counted for `route`: the route's and the backend's,
+/// HTTP then gRPC, for the error `error`.
+fn counted(metrics: &str, route: &str, error: &str) -> [Option<u64>; 4] {
+    let error = format!("error=\"{error}\"");
+    [
+        sample(
+            metrics,
+            ROUTE_HTTP,
+            route,
+            &format!("http_status=\"504\",{error}"),
+        ),
+        sample(
+            metrics,
+            BACKEND_HTTP,
+            route,
+            &format!("http_status=\"\",{error}"),
+        ),
+        sample(
+            metrics,
+            ROUTE_GRPC,
+            route,
+            &format!("grpc_status=\"DEADLINE_EXCEEDED\",{error}"),
+        ),
+        sample(
+            metrics,
+            BACKEND_GRPC,
+            route,
+            &format!("grpc_status=\"UNKNOWN\",{error}"),
+        ),
+    ]
+}
+
+/// Sends a plain request and a gRPC call on `case`'s route and expects
+/// the mesh's timeout answer to each.
+async fn both_time_out(outbound: SocketAddr, case: &str) {
+    let res = h2_via(outbound, plain(case)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    let res = h2_via(outbound, grpc_call(case)).await.unwrap();
+    assert_eq!(res.headers()["grpc-status"], "4");
+}
+
+#[tokio::test]
+async fn the_request_timeout_is_request_timeout_and_an_attempts_is_response_headers_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, _gate) = backend().await;
+    let sidecar = sidecar(&config(&dir, backend));
+
+    both_time_out(sidecar.outbound, "deadline").await;
+    both_time_out(sidecar.outbound, "attempt").await;
+
+    let once = [Some(1); 4];
+    let metrics = scrape_until(sidecar.admin, |m| {
+        counted(m, "emoji-deadline", "REQUEST_TIMEOUT") == once
+            && counted(m, "emoji-attempt", "RESPONSE_HEADERS_TIMEOUT") == once
+    })
+    .await;
+    assert_eq!(
+        counted(&metrics, "emoji-deadline", "REQUEST_TIMEOUT"),
+        once,
+        "{metrics}"
+    );
+    assert_eq!(
+        counted(&metrics, "emoji-attempt", "RESPONSE_HEADERS_TIMEOUT"),
+        once,
+        "{metrics}"
+    );
+    assert!(!metrics.contains("error=\"CANCEL\""), "{metrics}");
+    stop(sidecar).await;
+}
