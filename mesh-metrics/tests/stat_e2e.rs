@@ -8,7 +8,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -28,11 +28,21 @@ use mesh_metrics::{
     query::{Format, Target, routes, stat},
 };
 use prometheus_client::registry::Registry;
-use tower::{ServiceBuilder, service_fn};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+/// When a workload's admin server answers: each even-numbered scrape
+/// (from 0) at once, saying so on `scraped`, and each odd-numbered one
+/// only once the test has sent a round of traffic and added a permit to
+/// `go`. A view's two scrapes then have exactly that round between them,
+/// however long it took.
+struct Rounds {
+    scraped: tokio::sync::mpsc::UnboundedSender<()>,
+    go: Arc<tokio::sync::Semaphore>,
+}
 
 /// Starts an app whose every tenth request fails with 500, and its admin
-/// server; returns (app, admin) addresses.
-async fn workload(trigger: &shutdown::Shutdown) -> (SocketAddr, SocketAddr) {
+/// server, whose scrapes `rounds` holds; returns (app, admin) addresses.
+async fn workload(trigger: &shutdown::Shutdown, rounds: Rounds) -> (SocketAddr, SocketAddr) {
     let mut registry = Registry::default();
     let metrics = HttpMetrics::register(&mut registry);
     let seen = Arc::new(AtomicU64::new(0));
@@ -64,19 +74,36 @@ async fn workload(trigger: &shutdown::Shutdown) -> (SocketAddr, SocketAddr) {
         trigger.clone(),
     ));
     let admin = Admin::new(registry, Readiness::new());
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let rounds = Arc::new(rounds);
+    let held = service_fn(move |req: Request<Incoming>| {
+        let (admin, scrapes, rounds) = (admin.clone(), scrapes.clone(), rounds.clone());
+        async move {
+            let n = scrapes.fetch_add(1, Ordering::SeqCst);
+            if n % 2 == 1 {
+                rounds.go.acquire().await.unwrap().forget();
+            }
+            let (head, body) = admin.oneshot(req).await.unwrap().into_parts();
+            // Read whole before saying so: the counters are as they were.
+            let body = body.collect().await.unwrap().to_bytes();
+            if n % 2 == 0 {
+                rounds.scraped.send(()).unwrap();
+            }
+            Ok::<_, Infallible>(Response::from_parts(head, Full::new(body)))
+        }
+    });
     tokio::spawn(Server::new(ServerConfig::default()).serve_http(
         admin_listener,
-        admin,
+        held,
         trigger.clone(),
     ));
     addrs
 }
 
-/// Sends requests to `addr` one after another until `stop`, at most 50,000.
-async fn traffic(addr: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
+/// Sends `n` requests to `addr` one after another.
+async fn traffic(addr: SocketAddr, n: u64) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let mut sent = 0;
-    while !stop.load(Ordering::Relaxed) && sent < 50_000 {
+    for _ in 0..n {
         let res = client
             .request(
                 Request::get(format!("http://{addr}/api/list"))
@@ -86,38 +113,62 @@ async fn traffic(addr: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
             .await
             .unwrap();
         res.into_body().collect().await.unwrap();
-        sent += 1;
     }
-    sent
+}
+
+/// Per workload: waits for the first scrape of a view, sends it `n`
+/// requests, and lets the view's second scrape through.
+async fn round(
+    workloads: &mut [(
+        SocketAddr,
+        tokio::sync::mpsc::UnboundedReceiver<()>,
+        Arc<tokio::sync::Semaphore>,
+    )],
+    n: u64,
+) {
+    for (app, scraped, go) in workloads.iter_mut() {
+        scraped.recv().await.unwrap();
+        traffic(*app, n).await;
+        go.add_permits(1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stat_reports_ninety_percent_success_for_traffic_failing_one_time_in_ten() {
+    const REQUESTS: u64 = 100;
+    const WINDOW: Duration = Duration::from_millis(50);
     let (trigger, signal) = shutdown::channel();
-    let (app_a, admin_a) = workload(&signal).await;
-    let (app_b, admin_b) = workload(&signal).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = [
-        tokio::spawn(traffic(app_a, stop.clone())),
-        tokio::spawn(traffic(app_b, stop.clone())),
-    ];
-
-    let targets = Target::parse_list(&format!("web={admin_a},vote={admin_b}")).unwrap();
-    let json = stat::run(&targets, Duration::from_secs(1), Format::Json)
-        .await
-        .unwrap();
-    let routes_table = routes::run(
-        &targets[..1],
-        None,
-        Duration::from_millis(500),
-        Format::Table,
-    )
-    .await
-    .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for l in load {
-        assert!(l.await.unwrap() > 50, "too little traffic to measure");
+    let mut workloads = Vec::new();
+    let mut admins = Vec::new();
+    for _ in 0..2 {
+        let (scraped, scrapes) = tokio::sync::mpsc::unbounded_channel();
+        let go = Arc::new(tokio::sync::Semaphore::new(0));
+        let rounds = Rounds {
+            scraped,
+            go: go.clone(),
+        };
+        let (app, admin) = workload(&signal, rounds).await;
+        workloads.push((app, scrapes, go));
+        admins.push(admin);
     }
+
+    let targets = Target::parse_list(&format!("web={},vote={}", admins[0], admins[1])).unwrap();
+    let stat = tokio::spawn({
+        let targets = targets.clone();
+        async move { stat::run(&targets, WINDOW, Format::Json).await.unwrap() }
+    });
+    round(&mut workloads, REQUESTS).await;
+    let json = stat.await.unwrap();
+    let routes = tokio::spawn({
+        let targets = targets.clone();
+        async move {
+            routes::run(&targets[..1], None, WINDOW, Format::Table)
+                .await
+                .unwrap()
+        }
+    });
+    round(&mut workloads[..1], REQUESTS).await;
+    let routes_table = routes.await.unwrap();
     trigger.trigger();
 
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -129,9 +180,14 @@ async fn stat_reports_ninety_percent_success_for_traffic_failing_one_time_in_ten
             (row["meshed"].as_u64(), row["replicas"].as_u64()),
             (Some(1), Some(1))
         );
-        let success = row["success"].as_f64().unwrap();
-        assert!((success - 0.9).abs() <= 0.03, "success {success} in {json}");
-        assert!(row["rps"].as_f64().unwrap() > 10.0, "{json}");
+        // Exactly the round's requests: 90 answered 200, 10 answered 500.
+        assert_eq!(row["success"].as_f64(), Some(0.9), "{json}");
+        // Over at least the window.
+        let rps = row["rps"].as_f64().unwrap();
+        assert!(
+            rps > 0.0 && rps <= REQUESTS as f64 / WINDOW.as_secs_f64(),
+            "{json}"
+        );
         let p50 = row["latency_ms_p50"].as_f64().unwrap();
         let p99 = row["latency_ms_p99"].as_f64().unwrap();
         assert!(p50 > 0.0 && p50 <= p99, "{json}");
@@ -142,5 +198,6 @@ async fn stat_reports_ninety_percent_success_for_traffic_failing_one_time_in_ten
     assert!(lines.next().unwrap().starts_with("ROUTE"), "{routes_table}");
     let route = lines.next().unwrap();
     assert!(route.starts_with("get-emoji"), "{routes_table}");
+    assert!(route.contains(" 90.00% "), "{routes_table}");
     assert!(lines.next().is_none(), "{routes_table}");
 }
