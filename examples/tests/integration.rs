@@ -42,6 +42,7 @@ mod config_paths;
 mod config_policy_watch;
 mod config_server;
 mod config_shape;
+mod connect_backoff;
 mod connection_limit;
 mod dashboard;
 mod default_server_port;

@@ -27,6 +27,7 @@ mod admin_rebinding;
 mod balancer_queue;
 mod client_host;
 mod client_liveness;
+mod connect_backoff;
 mod detect;
 mod detect_timeout_opaque;
 mod engine_drain;

@@ -2,7 +2,10 @@
 //! balancer for a while, as Linkerd's circuit breaker does.
 //!
 //! Latency-aware balancing already steers requests away from an endpoint
-//! that is slow or refuses connections. An endpoint that answers quickly
+//! that is slow or refuses connections, and an endpoint whose HTTP/2
+//! connect failed backs off whether or not failure accrual is on
+//! ([`reconnect`](super::balance::reconnect)); the request whose connect
+//! failed still counts here as a failure. An endpoint that answers quickly
 //! with errors (a 503 from an overloaded instance, a 500 from a bad
 //! deploy) looks fast, and keeps its share. With failure accrual, an
 //! endpoint whose responses fail [`FailureAccrual::max_failures`] times in

@@ -56,10 +56,17 @@
 //! endpoint whose penalty is over takes the next request as its probe, and
 //! when none is in, `Balancer::pick` finds nothing.
 //!
+//! Whether or not failure accrual is on, an endpoint whose HTTP/2 connect
+//! failed backs off, as Linkerd's proxy reconnects one ([`reconnect`]):
+//! it is not drawn until the backoff ends, then one request at a time
+//! probes its connect. Picking reads one atomic per endpoint drawn for
+//! this (with one endpoint, it is still the only cost), and only when
+//! one backs off are the endpoints drawn as failure accrual draws them.
+//!
 //! When the set of endpoints changes ([`EndpointSet`](super::EndpointSet)),
 //! a new balancer is built that shares the state of every endpoint it
-//! keeps: its estimate, its requests and connections in flight and its
-//! failure accrual. Requests and connections in flight to an endpoint
+//! keeps: its estimate, its requests and connections in flight, its
+//! failure accrual and its connect backoff. Requests and connections in flight to an endpoint
 //! that left finish and count against the old balancer, which no new
 //! request reaches.
 //!
@@ -88,12 +95,15 @@ mod draw;
 mod endpoint;
 pub mod gauges;
 pub mod queue_metrics;
+pub mod reconnect;
 pub mod state;
 mod verdict;
 
 pub(crate) use self::connections::Established;
 use self::connections::{Cost, Load};
+use self::draw::Probes;
 use self::endpoint::{Endpoint, nanos};
+use self::reconnect::Shared;
 pub(crate) use self::verdict::Verdict;
 
 pub use self::{
@@ -101,6 +111,10 @@ pub use self::{
     endpoint::{DECAY, DEFAULT_RTT, FAILURE_PENALTY},
     gauges::{EndpointCounts, EndpointGauges},
     queue_metrics::{QueueMetricFamilies, QueueMetrics},
+    reconnect::{
+        ConnectBackoff, DEFAULT_CONNECT_BACKOFF_JITTER, DEFAULT_CONNECT_BACKOFF_MAX,
+        DEFAULT_CONNECT_BACKOFF_MIN, InvalidConnectBackoff,
+    },
     state::{BalancerView, EndpointState},
 };
 
@@ -116,6 +130,9 @@ pub(crate) struct Balancer {
     /// Where requests wait when no endpoint is ready; shared with the
     /// balancers before and after an update.
     gate: Arc<Gate>,
+    /// The epoch, the gate and the connect backoff, as each endpoint
+    /// holds them; shared with the balancers before and after an update.
+    shared: Arc<Shared>,
 }
 
 /// A request in flight to one endpoint of a balancer with several. It
@@ -132,6 +149,10 @@ pub(crate) struct Pending {
     /// ([`claim`](Self::claim)), kept here as a flag so that a request's
     /// future is no larger for it.
     probe: bool,
+    /// The claim of the endpoint's connect probe, when this request is
+    /// the first sent to it after a connect backoff and its connect is
+    /// not known yet; 0 otherwise ([`reconnect`]).
+    connect: u64,
     /// Whether its round trip has been counted as a sample: dropped
     /// without, it counts the time it waited.
     sampled: bool,
@@ -169,6 +190,30 @@ impl Picked {
     pub(crate) fn answered(&self) {
         self.0.answered();
     }
+
+    /// A connect to the endpoint failed, that of its connect probe
+    /// claimed at `probe` or of another request: the endpoint backs off,
+    /// or backs off longer ([`reconnect`]).
+    pub(crate) fn back_off(&self, probe: Option<u64>) {
+        let shared = &self.0.shared;
+        self.0
+            .reconnect
+            .failed(&shared.backoff, probe, shared.now());
+        if probe.is_some() {
+            // Requests waiting for an endpoint wait for the new end.
+            shared.gate.wake(false);
+        }
+    }
+
+    /// The connect of the endpoint's probe claimed at `probe` succeeded:
+    /// it is back, and its backoff starts from the shortest again.
+    pub(crate) fn reconnected(&self, probe: u64) {
+        if self.0.reconnect.connected(Some(probe)) {
+            self.0.shared.gate.wake(true);
+        } else {
+            self.0.reconnect.release(probe);
+        }
+    }
 }
 
 impl std::fmt::Display for Picked {
@@ -202,33 +247,58 @@ impl Balancer {
         endpoints: impl IntoIterator<Item = SocketAddr>,
         accrual: Option<FailureAccrual>,
     ) -> Self {
+        Self::build(
+            endpoints,
+            accrual,
+            ConnectBackoff::default(),
+            Gate::new(Queue::default()),
+        )
+    }
+
+    /// A balancer over `endpoints`, fresh, as its arguments say.
+    fn build(
+        endpoints: impl IntoIterator<Item = SocketAddr>,
+        accrual: Option<FailureAccrual>,
+        backoff: ConnectBackoff,
+        gate: Arc<Gate>,
+    ) -> Self {
+        let epoch = Instant::now();
+        let shared = Arc::new(Shared {
+            epoch,
+            backoff,
+            gate: gate.clone(),
+        });
         Self {
             endpoints: unique(endpoints)
-                .filter_map(|addr| Endpoint::fresh(addr, 0))
+                .filter_map(|addr| Endpoint::fresh(addr, 0, &shared))
                 .collect(),
-            epoch: Instant::now(),
+            epoch,
             accrual,
-            gate: Gate::new(Queue::default()),
+            gate,
+            shared,
         }
     }
 
     /// The same endpoints, fresh, with `accrual` and the same queue (a
     /// fresh one, counted in the same metrics).
     pub(crate) fn with_accrual(&self, accrual: Option<FailureAccrual>) -> Self {
-        Self {
-            gate: self.gate.renewed(self.gate.queue()),
-            ..Self::new(self.addrs(), accrual)
-        }
+        let gate = self.gate.renewed(self.gate.queue());
+        Self::build(self.addrs(), accrual, self.shared.backoff, gate)
     }
 
     /// The same endpoints, fresh, with the same failure accrual, whose
     /// requests wait for an endpoint as `queue` says (counted in the
     /// metrics of the queue they had).
     pub(crate) fn with_queue(&self, queue: Queue) -> Self {
-        Self {
-            gate: self.gate.renewed(queue),
-            ..Self::new(self.addrs(), self.accrual)
-        }
+        let gate = self.gate.renewed(queue);
+        Self::build(self.addrs(), self.accrual, self.shared.backoff, gate)
+    }
+
+    /// The same endpoints, fresh, with the same failure accrual and
+    /// queue, backing off a failed HTTP/2 connect as `backoff` says.
+    pub(crate) fn with_connect_backoff(&self, backoff: ConnectBackoff) -> Self {
+        let gate = self.gate.renewed(self.gate.queue());
+        Self::build(self.addrs(), self.accrual, backoff, gate)
     }
 
     /// Where requests wait when no endpoint is ready.
@@ -237,30 +307,41 @@ impl Balancer {
     }
 
     /// Whether an endpoint may take a request now: one in, or one whose
-    /// penalty is over and whose probe is free.
+    /// penalty or connect backoff is over and whose probe is free.
     pub(crate) fn any_ready(&self) -> bool {
-        let Some(accrual) = self.accrual else {
-            return !self.endpoints.is_empty();
-        };
         let now = self.since_epoch(Instant::now()) as u64;
-        let hold = accrual.probe_hold();
         self.endpoints
             .iter()
-            .any(|e| e.health.next_change(now, hold).is_none())
+            .any(|e| self.endpoint_change(e, now).is_none())
     }
 
-    /// When an endpoint failure accrual has taken out may take a request
-    /// again, the earliest: a penalty's end, or a probe's hold. `None`
-    /// when none will by time alone.
+    /// When an endpoint failure accrual or a connect backoff has taken
+    /// out may take a request again, the earliest: a penalty's or a
+    /// backoff's end, or a probe's hold. `None` when none will by time
+    /// alone.
     pub(crate) fn next_change(&self) -> Option<Instant> {
-        let accrual = self.accrual?;
         let now = self.since_epoch(Instant::now()) as u64;
-        let hold = accrual.probe_hold();
         self.endpoints
             .iter()
-            .filter_map(|e| e.health.next_change(now, hold))
+            .filter_map(|e| self.endpoint_change(e, now))
             .min()
             .map(|at| self.epoch + Duration::from_nanos(at))
+    }
+
+    /// When, after `now`, `endpoint` may take a request by time alone:
+    /// when both failure accrual and its connect backoff let it. `None`
+    /// when it may now.
+    fn endpoint_change(&self, endpoint: &Endpoint, now: u64) -> Option<u64> {
+        let health = self
+            .accrual
+            .and_then(|a| endpoint.health.next_change(now, a.probe_hold()));
+        let connect = endpoint
+            .reconnect
+            .next_change(now, self.shared.backoff.probe_hold());
+        match (health, connect) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
     }
 
     /// A balancer over `endpoints` that keeps the state of those this one
@@ -277,7 +358,7 @@ impl Balancer {
         let endpoints = unique(endpoints)
             .filter_map(|addr| match kept.get(&addr) {
                 Some(&endpoint) => Some(endpoint.clone()),
-                None => Endpoint::fresh(addr, now),
+                None => Endpoint::fresh(addr, now, &self.shared),
             })
             .collect();
         Self {
@@ -285,6 +366,7 @@ impl Balancer {
             epoch: self.epoch,
             accrual: self.accrual,
             gate: self.gate.clone(),
+            shared: self.shared.clone(),
         }
     }
 
@@ -295,12 +377,26 @@ impl Balancer {
 
     /// Each endpoint's address and state now, in order. Reads only: an
     /// endpoint whose penalty is over is `Probing` whether or not its
-    /// probe has been claimed, and stays so until the probe's outcome.
+    /// probe has been claimed, and stays so until the probe's outcome;
+    /// one whose connect backoff has not ended in a connect is
+    /// `Pending`, unless failure accrual has it `Failing`.
     pub(crate) fn states(&self) -> Vec<(SocketAddr, EndpointState)> {
         let now = self.since_epoch(Instant::now()) as u64;
         self.endpoints
             .iter()
-            .map(|e| (e.addr, e.health.state(now)))
+            .map(|e| {
+                let health = if self.accrual.is_some() {
+                    e.health.state(now)
+                } else {
+                    EndpointState::Ready
+                };
+                let connect = if e.reconnect.is_pending() {
+                    EndpointState::Pending
+                } else {
+                    EndpointState::Ready
+                };
+                (e.addr, health.max(connect))
+            })
             .collect()
     }
 
@@ -342,7 +438,8 @@ impl Balancer {
             // endpoint joins, the connections the first holds must weigh
             // against it, or the next ones would split evenly rather
             // than go to the one that has none.
-            ([only], Load::Requests) if self.accrual.is_none() => {
+            // Unless it backs off a failed connect: one load tells.
+            ([only], Load::Requests) if self.accrual.is_none() && only.reconnect.is_clear() => {
                 return Some((0, &only.authority, None));
             }
             ([], _) => return None,
@@ -350,16 +447,13 @@ impl Balancer {
         };
         let now = Instant::now();
         let since = self.since_epoch(now);
-        let (index, probe) = match self.accrual {
-            None if n == 1 => (0, false),
-            None => {
-                let a = fastrand::usize(0..n);
-                let mut b = fastrand::usize(0..n - 1);
-                if b >= a {
-                    b += 1;
-                }
-                (self.cheaper(a, b, since, load), false)
-            }
+        let (index, probes) = match self.accrual {
+            None => match self.two_clear(n, since, load) {
+                Some(index) => (index, Probes::default()),
+                // One drawn backs off a failed connect: drawn again
+                // among those that do not.
+                None => self.pick_in(since as u64, load)?,
+            },
             Some(_) => self.pick_in(since as u64, load)?,
         };
         let endpoint = self.endpoint(index)?;
@@ -368,10 +462,27 @@ impl Balancer {
             balancer: self.clone(),
             index,
             sent: now,
-            probe,
+            probe: probes.accrual,
+            connect: probes.connect,
             sampled: false,
         };
         Some((index, &endpoint.authority, Some(pending)))
+    }
+
+    /// Without failure accrual: the cheaper of two endpoints drawn at
+    /// random (the only one, of one), or `None` when one drawn backs off
+    /// a failed connect. A load of each one's backoff is all this adds.
+    fn two_clear(&self, n: usize, since: f64, load: Load) -> Option<usize> {
+        let clear = |i: usize| self.endpoint(i).is_some_and(|e| e.reconnect.is_clear());
+        if n == 1 {
+            return clear(0).then_some(0);
+        }
+        let a = fastrand::usize(0..n);
+        let mut b = fastrand::usize(0..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        (clear(a) && clear(b)).then(|| self.cheaper(a, b, since, load))
     }
 
     /// Of `a` and `b`, the one that looks cheaper at `since`.
@@ -466,6 +577,12 @@ impl Pending {
         self.sampled = true;
     }
 
+    /// The claim of the endpoint's connect probe, if this request holds
+    /// it: taken, as its connect is now known (or the caller decides).
+    pub(crate) fn take_connect_probe(&mut self) -> Option<u64> {
+        Some(std::mem::take(&mut self.connect)).filter(|&c| c != 0)
+    }
+
     /// The stamp of the probe this request claimed, if it did: the time
     /// it was picked at, as the endpoint's standing was read then.
     fn claim(&self) -> u64 {
@@ -495,6 +612,11 @@ impl Drop for Pending {
         endpoint.pending.fetch_sub(1, Ordering::Relaxed);
         if self.probe {
             endpoint.health.release_probe(self.claim());
+        }
+        if self.connect != 0 {
+            endpoint.reconnect.release(self.connect);
+        }
+        if self.probe || self.connect != 0 {
             // The next request may probe: one waiting may be it.
             self.balancer.gate.wake(false);
         }

@@ -23,8 +23,9 @@
 //! that its clients are those of the set's balancer (the `clients` module).
 //!
 //! An endpoint that stays across an update keeps its latency estimate,
-//! its requests in flight and its [failure accrual](super::accrual)
-//! state: it is the same endpoint. A new one starts fresh, as at start.
+//! its requests in flight, its [failure accrual](super::accrual)
+//! state and its [connect backoff](super::balance::reconnect): it is the
+//! same endpoint. A new one starts fresh, as at start.
 //! One that left gets no new request; those already sent to it finish.
 //!
 //! An update to no endpoints at all is refused, and the set keeps the
@@ -45,7 +46,7 @@ use arc_swap::{ArcSwap, cache::Cache};
 
 use super::{
     accrual::FailureAccrual,
-    balance::{Balancer, BalancerView},
+    balance::{Balancer, BalancerView, ConnectBackoff},
     forward::NoEndpoints,
     queue::Queue,
 };
@@ -88,6 +89,17 @@ impl EndpointSet {
     #[must_use]
     pub fn with_failure_accrual(self, accrual: FailureAccrual) -> Self {
         Self::from_balancer(self.current.load().with_accrual(Some(accrual)))
+    }
+
+    /// Backs off an endpoint whose HTTP/2 connect failed as `backoff`
+    /// says, rather than Linkerd's 100 ms doubling to 60 s (see
+    /// [`reconnect`](super::balance::reconnect)).
+    ///
+    /// The set returned starts fresh and is not shared with clones of
+    /// `self`: set this before handing the set out.
+    #[must_use]
+    pub fn with_connect_backoff(self, backoff: ConnectBackoff) -> Self {
+        Self::from_balancer(self.current.load().with_connect_backoff(backoff))
     }
 
     /// Has requests (and the connections of a

@@ -14,7 +14,7 @@ use tower::Service;
 
 use super::{
     accrual::FailureAccrual,
-    balance::{Balancer, BalancerView, Pending, Picked},
+    balance::{Balancer, BalancerView, ConnectBackoff, Pending, Picked},
     endpoints::{
         EndpointSet,
         clients::{Bound, Clients},
@@ -53,9 +53,20 @@ use crate::{
 /// made, at `debug`. A response from it ends the streak, and the next
 /// failed connect warns again. Linkerd's proxy warns of a failed connect
 /// too (linkerd2-proxy `linkerd/reconnect`: `Failed to connect`), once
-/// per attempt its backoff spaces out; here every request may attempt
-/// one, so the streak is what spaces the warnings. The state is a flag
-/// on the endpoint, which a response only reads unless it was set.
+/// per attempt its backoff spaces out; here a request to a plain HTTP/1
+/// endpoint may attempt one each, so the streak is what spaces the
+/// warnings. The state is a flag on the endpoint, which a response only
+/// reads unless it was set.
+///
+/// A request sent as HTTP/2 (natively, or an HTTP/1.1 request already
+/// upgraded by [`orig_proto`](super::orig_proto) when it reaches this
+/// service) whose connect fails takes its endpoint out for a backoff, as
+/// Linkerd's proxy reconnects an HTTP/2 endpoint: the request is
+/// answered `502`, and no other is sent there until the backoff ends and
+/// a request's connect succeeds (see
+/// [`reconnect`](super::balance::reconnect)). A request whose client
+/// upgrades it only once sent (inside `C`) went as HTTP/1.1 for this
+/// purpose.
 #[derive(Debug)]
 pub struct Forward<C> {
     /// Polled for readiness, and made into the clients of endpoints.
@@ -128,6 +139,21 @@ impl<C: ForEndpoint + Clone> Forward<C> {
 }
 
 impl<C: ForEndpoint + Clone> Forward<C> {
+    /// Backs off an endpoint whose HTTP/2 connect failed as `backoff`
+    /// says, rather than Linkerd's 100 ms doubling to 60 s (see
+    /// [`reconnect`](super::balance::reconnect)).
+    ///
+    /// As [`with_failure_accrual`](Self::with_failure_accrual), the
+    /// endpoints start fresh and are fixed from then on: a `Forward` over
+    /// an [`EndpointSet`] should have its set built with
+    /// [`EndpointSet::with_connect_backoff`] instead.
+    #[must_use]
+    pub fn with_connect_backoff(mut self, backoff: ConnectBackoff) -> Self {
+        let balancer = Arc::new(self.endpoints.peek().with_connect_backoff(backoff));
+        self.endpoints = Bound::Fixed(Arc::new(Clients::new(balancer, &self.client)));
+        self
+    }
+
     /// Has requests that find no endpoint ready wait for one as `queue`
     /// says (see [`queue`](super::queue)); Linkerd's defaults otherwise.
     ///
@@ -171,11 +197,14 @@ impl<C> Forward<C> {
     /// that is not ready. Its price on the request path is an atomic load
     /// of the service's fail-fast flag (and, for a shared endpoint set,
     /// one of its latest balancer), with no lock and no allocation; only
-    /// in fail-fast are the endpoints' penalties read as well. That is
-    /// because fail-fast ends when a request takes the probe of an
-    /// endpoint past its penalty: a `Forward` in fail-fast with such an
-    /// endpoint reads `false`, so that a split still sends it a request,
-    /// which ends fail-fast, rather than skipping it for ever.
+    /// in fail-fast are the endpoints' penalties and connect backoffs read
+    /// as well. That is because fail-fast ends when a request takes the
+    /// probe of an endpoint past its penalty, or a request's connect to
+    /// one past its backoff succeeds: a `Forward` in fail-fast with such
+    /// an endpoint reads `false`, so that a split still sends it a
+    /// request, which may end fail-fast, rather than skipping it for
+    /// ever. A connect that fails again backs the endpoint off for
+    /// longer, so a split sends a dead backend fewer and fewer.
     pub fn in_failfast(&self) -> bool {
         let in_failfast =
             |balancer: &Balancer| balancer.gate().in_failfast() && !balancer.any_ready();
@@ -269,9 +298,9 @@ where
 }
 
 /// What [`send`] hands the response future: the client's future, the
-/// endpoint, the request's place in the endpoint's load, and when a
-/// layer above says it timed out.
-type Sent<F> = (F, Picked, Option<Pending>, Option<cut::Since>);
+/// endpoint, the request's place in the endpoint's load, when a
+/// layer above says it timed out, and whether it went as HTTP/2.
+type Sent<F> = (F, Picked, Option<Pending>, Option<cut::Since>, bool);
 
 /// The endpoint the balancer of `clients` picks, with its client, or
 /// `None` when no endpoint is ready.
@@ -291,7 +320,10 @@ where
     C: Service<Request<B>>,
 {
     *req.uri_mut() = upstream_uri(endpoint.authority(), &req);
-    if req.version() == Version::HTTP_2 {
+    // Natively, or upgraded by `orig_proto` above: its connect is one
+    // Linkerd's proxy makes before the endpoint is ready, and backs off.
+    let h2 = req.version() == Version::HTTP_2;
+    if h2 {
         // The URI now carries the authority, as `:authority`. A `Host`
         // beside it is one that HTTP/2 servers may refuse: nginx
         // answers 400 to any HTTP/2 request with both, equal or not
@@ -304,7 +336,7 @@ where
         .extensions_mut()
         .remove::<TimedOut>()
         .map(TimedOut::since_now);
-    (client.call(req), endpoint, pending, timeout)
+    (client.call(req), endpoint, pending, timeout, h2)
 }
 
 /// Logs why a request found no endpoint ready.
@@ -313,7 +345,7 @@ fn log_none_ready(endpoints: usize) {
         0 => tracing::debug!(endpoints = 0, "no endpoint to send to: none yet"),
         n => tracing::debug!(
             endpoints = n,
-            "no endpoint to send to: every one is out for failing, or probing"
+            "no endpoint to send to: every one is out for failing or a failed connect, or probing"
         ),
     }
 }
@@ -522,6 +554,9 @@ pin_project_lite::pin_project! {
         // before its response, read as this future is dropped; or, for a
         // verdict that waits for the body's end, before that end.
         timeout: Option<cut::Since>,
+        // Whether it went as HTTP/2: a failed connect backs its endpoint
+        // off (see `balance::reconnect`).
+        h2: bool,
     }
 
     impl<F, C, B> PinnedDrop for ResponseFuture<F, C, B> {
@@ -579,12 +614,13 @@ impl<F, C, B> ResponseFuture<F, C, B> {
             endpoint: None,
             refused,
             timeout: None,
+            h2: false,
         }
     }
 
     /// The future of a request `sent` to an endpoint.
     fn sent(
-        (inner, endpoint, pending, timeout): Sent<F>,
+        (inner, endpoint, pending, timeout, h2): Sent<F>,
         grpc: bool,
         downstream: Option<OnUpgrade>,
         lease: Option<Lease>,
@@ -599,6 +635,7 @@ impl<F, C, B> ResponseFuture<F, C, B> {
             endpoint: Some(endpoint),
             refused: None,
             timeout,
+            h2,
         }
     }
 }
@@ -619,11 +656,12 @@ where
             && let Some(waiting) = this.waiting.as_mut()
         {
             match ready!(waiting.poll_send(cx)) {
-                Ok((inner, endpoint, pending, timeout)) => {
+                Ok((inner, endpoint, pending, timeout, h2)) => {
                     this.inner.set(Some(inner));
                     *this.endpoint = Some(endpoint);
                     *this.pending = pending;
                     *this.timeout = timeout;
+                    *this.h2 = h2;
                 }
                 Err(refusal) => *this.refused = Some(refusal),
             }
@@ -653,14 +691,19 @@ where
         let result = ready!(inner.poll(cx));
         // Taken only now: it goes on with the body, or dropped, stops
         // counting the request.
-        let pending = this.pending.take();
+        let mut pending = this.pending.take();
+        // Whether this is the connect probe of an endpoint that backed off.
+        let probe = pending.as_mut().and_then(Pending::take_connect_probe);
         let mut track = None;
         let mut res = match result {
             Ok(mut res) => {
                 // A connection was made: a streak of failed connects, if
-                // any, is over.
+                // any, is over, and a probe's endpoint is back.
                 if let Some(endpoint) = this.endpoint.as_ref() {
                     endpoint.answered();
+                    if let Some(probe) = probe {
+                        endpoint.reconnected(probe);
+                    }
                 }
                 let tunnel = res.status() == http::StatusCode::SWITCHING_PROTOCOLS
                     && this.downstream.is_some();
@@ -697,6 +740,20 @@ where
             }
             Err(error) => {
                 let error: BoxError = error.into();
+                let cause = UpstreamCause::of(&*error);
+                if let Some(endpoint) = this.endpoint.as_ref() {
+                    if cause == Some(UpstreamCause::Connect) {
+                        // Over HTTP/2, the endpoint backs off; a probe's
+                        // failed connect backs off longer, whatever its
+                        // version.
+                        if *this.h2 || probe.is_some() {
+                            endpoint.back_off(probe);
+                        }
+                    } else if let Some(probe) = probe {
+                        // A connection was made for this to fail on.
+                        endpoint.reconnected(probe);
+                    }
+                }
                 if failure::is_callers(&*error) {
                     // Dropped as for a caller that went away: its wait
                     // is a sample, but no failure.
@@ -717,7 +774,6 @@ where
                     }
                 }
                 let unprocessed = is_unprocessed(&*error);
-                let cause = UpstreamCause::of(&*error);
                 // The first connect of a streak that fails is an
                 // operator's business at the default level; the rest of
                 // the streak, and any other failure, a request's.

@@ -21,29 +21,55 @@
 //! counted and one of them is chosen at random. Either way each endpoint
 //! in is as likely as any other. An endpoint whose penalty is over is in
 //! for one request, its probe, which drawing it claims.
+//!
+//! An endpoint backing off a failed connect ([`reconnect`](super::reconnect))
+//! is out the same way, whether or not failure accrual is on, and one
+//! past its backoff is in for one request, its connect probe. An endpoint
+//! is drawn only when both let it: one failure accrual has out is not
+//! probed for its connect, and one still backing off does not take
+//! failure accrual's probe.
 
 use super::{Balancer, Load};
-use crate::proxy::{accrual::Standing, balance::EndpointState};
+use crate::proxy::{
+    accrual::{Standing, claim},
+    balance::EndpointState,
+};
+
+/// The probes a request drawn to an endpoint claimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Probes {
+    /// Failure accrual's.
+    pub(super) accrual: bool,
+    /// The connect backoff's, by its claim; 0 for none.
+    pub(super) connect: u64,
+}
+
+impl Probes {
+    fn any(self) -> bool {
+        self.accrual || self.connect != 0
+    }
+}
 
 impl Balancer {
-    /// Two endpoints drawn among those failure accrual has not taken out,
-    /// the cheaper of them; or one whose penalty is over, as its probe.
-    pub(super) fn pick_in(&self, now: u64, load: Load) -> Option<(usize, bool)> {
+    /// Two endpoints drawn among those failure accrual and connect
+    /// backoffs have not taken out, the cheaper of them; or one whose
+    /// penalty or backoff is over, as its probe.
+    pub(super) fn pick_in(&self, now: u64, load: Load) -> Option<(usize, Probes)> {
         let n = self.len();
-        let (a, probe) = self.draw(now, None)?;
-        if probe || n == 1 {
-            return Some((a, probe));
+        let (a, probes) = self.draw(now, None)?;
+        if probes.any() || n == 1 {
+            return Some((a, probes));
         }
         match self.draw(now, Some(a)) {
-            None => Some((a, false)),
-            Some((b, true)) => Some((b, true)),
-            Some((b, false)) => Some((self.cheaper(a, b, now as f64, load), false)),
+            None => Some((a, probes)),
+            Some((b, probes)) if probes.any() => Some((b, probes)),
+            Some((b, probes)) => Some((self.cheaper(a, b, now as f64, load), probes)),
         }
     }
 
     /// One endpoint other than `skip`, drawn at random among those in at
     /// `now`, and whether it is a probe. See the [module docs](self).
-    fn draw(&self, now: u64, skip: Option<usize>) -> Option<(usize, bool)> {
+    fn draw(&self, now: u64, skip: Option<usize>) -> Option<(usize, Probes)> {
         let n = self.len();
         let others = n.checked_sub(usize::from(skip.is_some()))?;
         if others == 0 {
@@ -62,9 +88,12 @@ impl Balancer {
         }
         // Most are out: choose among those still in. One whose probe
         // another request has just claimed is passed over for the next.
+        let hold = self.shared.backoff.probe_hold();
         let open = |i: &usize| {
-            self.endpoint(*i)
-                .is_some_and(|e| e.health.state(now) != EndpointState::Failing)
+            self.endpoint(*i).is_some_and(|e| {
+                (self.accrual.is_none() || e.health.state(now) != EndpointState::Failing)
+                    && e.reconnect.may_take(now, hold)
+            })
         };
         let count = (0..others).map(other).filter(open).count();
         if count == 0 {
@@ -80,18 +109,43 @@ impl Balancer {
             .find_map(|i| self.take(i, now))
     }
 
-    /// Endpoint `i` and whether it is a probe, if it may take a request
-    /// at `now`; a probe is claimed.
-    fn take(&self, i: usize, now: u64) -> Option<(usize, bool)> {
-        let hold = self.accrual.map_or(u64::MAX, |a| a.probe_hold());
-        match self.endpoint(i)?.health.standing(now, hold) {
-            Standing::In => Some((i, false)),
-            Standing::Probe => {
-                // An endpoint is ready again: fail-fast, if on, ends.
-                self.gate.wake(true);
-                Some((i, true))
-            }
-            Standing::Out => None,
+    /// Endpoint `i` and the probes it claimed, if it may take a request
+    /// at `now`.
+    ///
+    /// Failure accrual's probe ends fail-fast, if on: the endpoint is
+    /// ready again. A connect probe does not, as an endpoint that
+    /// reconnects in Linkerd is not ready until its connect succeeds
+    /// ([`Picked::reconnected`](super::Picked::reconnected)).
+    fn take(&self, i: usize, now: u64) -> Option<(usize, Probes)> {
+        let endpoint = self.endpoint(i)?;
+        let hold = self.shared.backoff.probe_hold();
+        // Read first, so that an endpoint still backing off claims no
+        // failure accrual probe.
+        if !endpoint.reconnect.may_take(now, hold) {
+            return None;
         }
+        let accrual = match self.accrual {
+            None => false,
+            Some(accrual) => match endpoint.health.standing(now, accrual.probe_hold()) {
+                Standing::In => false,
+                Standing::Probe => true,
+                Standing::Out => return None,
+            },
+        };
+        let connect = match endpoint.reconnect.standing(now, hold) {
+            Standing::In => 0,
+            Standing::Probe => claim(now),
+            Standing::Out => {
+                // Another request took the connect probe meanwhile.
+                if accrual {
+                    endpoint.health.release_probe(claim(now));
+                }
+                return None;
+            }
+        };
+        if accrual {
+            self.gate.wake(true);
+        }
+        Some((i, Probes { accrual, connect }))
     }
 }

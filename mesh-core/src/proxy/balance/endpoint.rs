@@ -80,6 +80,7 @@ use std::{
 use http::uri::Authority;
 
 use super::super::accrual::Health;
+use super::reconnect::{Reconnect, Shared};
 
 /// The estimate of an endpoint that has not answered yet: Linkerd's.
 pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
@@ -104,6 +105,10 @@ pub(super) struct Endpoint {
     /// Requests (or connections) in flight to it.
     pub(super) pending: AtomicU32,
     pub(super) health: Health,
+    /// Its connect backoff ([`reconnect`](super::reconnect)).
+    pub(super) reconnect: Reconnect,
+    /// What it shares with the other endpoints of its balancer.
+    pub(super) shared: Arc<Shared>,
     /// Whether its last connect failed and no response has come since:
     /// a streak of failed connects is warned of once
     /// ([`connect_failed`](Self::connect_failed)).
@@ -113,7 +118,7 @@ pub(super) struct Endpoint {
 impl Endpoint {
     /// An endpoint that has not answered yet, at the default estimate
     /// as of `now` (nanoseconds since the epoch).
-    pub(super) fn fresh(addr: SocketAddr, now: u64) -> Option<Arc<Self>> {
+    pub(super) fn fresh(addr: SocketAddr, now: u64, shared: &Arc<Shared>) -> Option<Arc<Self>> {
         let authority = Authority::try_from(addr.to_string()).ok()?;
         Some(Arc::new(Self {
             addr,
@@ -122,6 +127,8 @@ impl Endpoint {
             stamp: AtomicU64::new(now),
             pending: AtomicU32::new(0),
             health: Health::default(),
+            reconnect: Reconnect::default(),
+            shared: shared.clone(),
             unreachable: AtomicBool::new(false),
         }))
     }
@@ -188,7 +195,12 @@ mod tests {
     use super::*;
 
     fn endpoint() -> Arc<Endpoint> {
-        Endpoint::fresh(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)), 0).unwrap()
+        let shared = Arc::new(Shared {
+            epoch: tokio::time::Instant::now(),
+            backoff: super::super::ConnectBackoff::default(),
+            gate: crate::proxy::queue::Gate::new(crate::proxy::queue::Queue::default()),
+        });
+        Endpoint::fresh(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)), 0, &shared).unwrap()
     }
 
     fn ms(n: f64) -> f64 {

@@ -19,7 +19,7 @@
 //! A proxy that runs one balancer per runtime for the same target adds
 //! each under the same labels. They are counted as one: each endpoint
 //! address once, in the worst state any of them holds it in (`failing`
-//! over `probing` over `ready`). An endpoint one runtime has taken out for
+//! over `pending` over `probing` over `ready`). An endpoint one runtime has taken out for
 //! failing is failing, even while another, which has not sent it enough
 //! requests to notice, still draws it. So the states add up to the
 //! target's endpoints, whatever the number of runtimes.
@@ -80,7 +80,7 @@ pub struct EndpointGauges<L> {
 
 /// How many endpoints are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EndpointCounts([usize; 3]);
+pub struct EndpointCounts([usize; 4]);
 
 impl EndpointCounts {
     /// The endpoints in `state`.

@@ -2,7 +2,8 @@
 //! scrape, say) rather than counted as requests flow.
 //!
 //! The balancer already keeps, per endpoint, what a reader needs: the end
-//! of its failure-accrual penalty, if it is out. A [`BalancerView`] holds
+//! of its failure-accrual penalty, if it is out, and whether it backs off
+//! a failed connect. A [`BalancerView`] holds
 //! a weak reference to the balancer and reads that on demand, so watching
 //! a balancer adds nothing to a request, and a view outlives nothing: once
 //! every `Forward` and set over the balancer is gone, the view reads
@@ -23,15 +24,16 @@ use crate::proxy::queue::Gate;
 /// Where an endpoint stands with its balancer.
 ///
 /// These are the states [failure accrual](crate::proxy::accrual) moves an
-/// endpoint through; without it, every endpoint is `Ready`. Linkerd's
-/// proxy reports two states, `ready` and `pending`: our `Ready` is its
-/// `ready`, and `Failing` and `Probing` are what its `pending` holds for
-/// an endpoint its circuit breaker has shut. (Linkerd also counts an
-/// endpoint still connecting as `pending`; ours connect per request and
-/// have no such state.)
+/// endpoint through, and `Pending`, for one backing off a failed HTTP/2
+/// connect ([`reconnect`](super::reconnect)); without either, every
+/// endpoint is `Ready`. Linkerd's proxy reports two states, `ready` and
+/// `pending`: our `Ready` is its `ready`, our `Pending` its `pending` for
+/// an endpoint that reconnects, and `Failing` and `Probing` are what its
+/// `pending` holds for an endpoint its circuit breaker has shut.
 ///
 /// The order is by how far the endpoint is from taking requests:
-/// `Ready < Probing < Failing`.
+/// `Ready < Probing < Pending < Failing`. An endpoint out for both is
+/// `Failing`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EndpointState {
     /// In rotation: drawn for requests.
@@ -40,20 +42,25 @@ pub enum EndpointState {
     /// in flight) is its probe: a success puts it back, a failure takes
     /// it out again for longer.
     Probing,
+    /// Backing off a failed HTTP/2 connect, or past the backoff with its
+    /// next connect not known to succeed yet: no request is sent to it
+    /// but that connect's.
+    Pending,
     /// Out for a failure-accrual penalty: no request is sent to it.
     Failing,
 }
 
 impl EndpointState {
     /// Every state, in order.
-    pub const ALL: [Self; 3] = [Self::Ready, Self::Probing, Self::Failing];
+    pub const ALL: [Self; 4] = [Self::Ready, Self::Probing, Self::Pending, Self::Failing];
 
-    /// The state's name as a metric label value: `ready`, `probing` or
-    /// `failing`.
+    /// The state's name as a metric label value: `ready`, `probing`,
+    /// `pending` or `failing`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ready => "ready",
             Self::Probing => "probing",
+            Self::Pending => "pending",
             Self::Failing => "failing",
         }
     }

@@ -22,6 +22,7 @@ impl Balancer {
             index,
             sent: Instant::now(),
             probe: false,
+            connect: 0,
             sampled: false,
         })
     }

@@ -214,6 +214,7 @@ async fn the_family_is_encoded_with_every_state_per_label_set() {
          # TYPE outbound_http_balancer_endpoints gauge\n\
          outbound_http_balancer_endpoints{service=\"emoji\",endpoint_state=\"ready\"} 1\n\
          outbound_http_balancer_endpoints{service=\"emoji\",endpoint_state=\"probing\"} 0\n\
+         outbound_http_balancer_endpoints{service=\"emoji\",endpoint_state=\"pending\"} 0\n\
          outbound_http_balancer_endpoints{service=\"emoji\",endpoint_state=\"failing\"} 1\n\
          # EOF\n"
     );
