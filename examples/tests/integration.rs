@@ -140,6 +140,8 @@ mod review_config_names;
 mod review_config_values;
 mod review_demo_output;
 mod review_demo_unknown;
+mod review_inbound_cut;
+mod review_inbound_tls;
 mod review_inject_list_errors;
 mod review_inject_native_startup;
 mod review_inject_tags;
