@@ -19,6 +19,7 @@ mod http_review_h2;
 mod http_review_labels;
 mod hyper_server;
 mod overflow;
+mod parity_route_classes;
 mod query_top;
 mod query_values;
 mod review_build_info;
