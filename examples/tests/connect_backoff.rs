@@ -5,6 +5,14 @@
 //! (Before, an endpoint was connected per request whatever its protocol:
 //! the backend answered `502` to its whole share and never went into
 //! fail-fast.)
+//!
+//! HTTP/1.1 requests the sidecar carries to a meshed service as HTTP/2
+//! (`http2_upgrade`) back its refusing endpoint off too, as Linkerd's
+//! proxy reconnects the endpoint of a meshed peer it upgrades HTTP/1 to
+//! (linkerd2-proxy `Params::OrigProtoUpgrade`); those it sends as they
+//! came (HTTP/1.0, or to a service without the upgrade) do not. (Before,
+//! the balancer judged by the version the request reached it with, and
+//! the upgrade came after: the endpoint never backed off.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -14,7 +22,7 @@ use std::{collections::BTreeMap, net::SocketAddr};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_examples::sidecar::Running;
+use mesh_examples::sidecar::{Running, certs};
 use support::*;
 
 /// An application that answers each request `emoji`, over HTTP/1.1 or
@@ -128,5 +136,82 @@ async fn an_http2_backend_refusing_goes_into_failfast_and_gives_its_share_to_the
         "{answers:?}"
     );
     assert!(probes <= 10, "{answers:?}");
+    stop(sidecar).await;
+}
+
+/// `service`'s endpoints in `state` on `/metrics` at `admin`.
+async fn endpoints(admin: SocketAddr, service: &str, state: &str) -> u64 {
+    let metrics = scrape(admin).await;
+    series(
+        &metrics,
+        "outbound_http_balancer_endpoints",
+        &[
+            &format!("service=\"{service}\""),
+            &format!("endpoint_state=\"{state}\""),
+        ],
+    )
+}
+
+/// The status and `mesh-error` of a request for `host` in `version`
+/// through `outbound`, on a connection of its own.
+async fn status(outbound: SocketAddr, host: &str, version: Version) -> (u16, Option<String>) {
+    let req = Request::get(format!("http://{outbound}/"))
+        .version(version)
+        .header("host", host)
+        .body(full(""))
+        .unwrap();
+    let res = http1().request(req).await.unwrap();
+    let status = res.status().as_u16();
+    let error = res
+        .headers()
+        .get("mesh-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    body_bytes(res).await;
+    (status, error)
+}
+
+#[tokio::test]
+async fn an_http_11_request_upgraded_to_a_meshed_peer_backs_its_refusing_endpoint_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    certs::create_ca("example.org", &ca).unwrap();
+    // `emoji`, meshed, takes HTTP/1.1 as HTTP/2; `voting` does not. Both
+    // endpoints refuse connections.
+    let sidecar = sidecar(&format!(
+        "identity:\n  ca: {}\n  identity: {}\n  ttl: 1h\n\
+         outbound:\n  listen: 127.0.0.1:0\n  services:\n\
+         \x20   - name: emoji\n      endpoints: [{}]\n      identity: {}\n      http2_upgrade: true\n\
+         \x20   - name: voting\n      endpoints: [{}]\n      identity: {}\n      http2_upgrade: false\n\
+         admin:\n  listen: 127.0.0.1:0\nserver:\n  threads: 1\n",
+        ca.display(),
+        identity("web"),
+        refused_addr().await,
+        identity("emoji"),
+        refused_addr().await,
+        identity("voting"),
+    ));
+    let refused = (502, Some("upstream connect error".to_owned()));
+    // Sent as they came, over HTTP/1: each connect is the request's own,
+    // as Linkerd's proxy connects a plain HTTP/1 endpoint, and a refused
+    // one backs nothing off.
+    assert_eq!(
+        status(sidecar.outbound, "voting", Version::HTTP_11).await,
+        refused
+    );
+    assert_eq!(
+        status(sidecar.outbound, "emoji", Version::HTTP_10).await,
+        refused
+    );
+    assert_eq!(endpoints(sidecar.admin, "voting", "ready").await, 1);
+    assert_eq!(endpoints(sidecar.admin, "emoji", "ready").await, 1);
+    // Carried as HTTP/2: its refused connect takes the endpoint out until
+    // a connect after the backoff succeeds, which none will.
+    assert_eq!(
+        status(sidecar.outbound, "emoji", Version::HTTP_11).await,
+        refused
+    );
+    assert_eq!(endpoints(sidecar.admin, "emoji", "pending").await, 1);
+    assert_eq!(endpoints(sidecar.admin, "emoji", "ready").await, 0);
+    assert_eq!(endpoints(sidecar.admin, "voting", "ready").await, 1);
     stop(sidecar).await;
 }

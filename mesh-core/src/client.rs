@@ -311,6 +311,27 @@ pub trait ForEndpoint {
     /// A client like this one whose every request goes to `endpoint`.
     #[must_use]
     fn for_endpoint(&self, endpoint: SocketAddr) -> Self;
+
+    /// Whether this client will send `req`, as it is handed over, as
+    /// HTTP/2.
+    ///
+    /// A [`Forward`](crate::proxy::Forward) backs off an endpoint whose
+    /// HTTP/2 connect failed, as Linkerd's proxy reconnects an HTTP/2
+    /// endpoint, and connects per request to a plain HTTP/1 one (see
+    /// [`reconnect`](crate::proxy::balance::reconnect)). Which of the two
+    /// a request's connect was is the client's to say: one that carries
+    /// HTTP/1.1 requests as HTTP/2 itself
+    /// ([`orig_proto::upgrade`](crate::proxy::orig_proto::upgrade) inside
+    /// its `call`) answers `true` for those it upgrades, with the same
+    /// test its `call` makes, or an endpoint that refuses them never
+    /// backs off. It is asked once per request, so it must be as cheap
+    /// as that test.
+    ///
+    /// The default is the request's own version, for a client that sends
+    /// each request in the version it comes with.
+    fn sends_http2<B>(&self, req: &Request<B>) -> bool {
+        req.version() == Version::HTTP_2
+    }
 }
 
 impl<B, C> ForEndpoint for Client<B, C>

@@ -58,15 +58,14 @@ use crate::{
 /// warnings. The state is a flag on the endpoint, which a response only
 /// reads unless it was set.
 ///
-/// A request sent as HTTP/2 (natively, or an HTTP/1.1 request already
-/// upgraded by [`orig_proto`](super::orig_proto) when it reaches this
-/// service) whose connect fails takes its endpoint out for a backoff, as
-/// Linkerd's proxy reconnects an HTTP/2 endpoint: the request is
-/// answered `502`, and no other is sent there until the backoff ends and
-/// a request's connect succeeds (see
-/// [`reconnect`](super::balance::reconnect)). A request whose client
-/// upgrades it only once sent (inside `C`) went as HTTP/1.1 for this
-/// purpose.
+/// A request sent as HTTP/2 whose connect fails takes its endpoint out
+/// for a backoff, as Linkerd's proxy reconnects an HTTP/2 endpoint: the
+/// request is answered `502`, and no other is sent there until the
+/// backoff ends and a request's connect succeeds (see
+/// [`reconnect`](super::balance::reconnect)). Sent as HTTP/2 is what the
+/// endpoint's client says ([`ForEndpoint::sends_http2`]): natively, an
+/// HTTP/1.1 request already upgraded by [`orig_proto`](super::orig_proto)
+/// when it reaches this service, or one the client upgrades itself.
 #[derive(Debug)]
 pub struct Forward<C> {
     /// Polled for readiness, and made into the clients of endpoints.
@@ -317,13 +316,15 @@ fn send<C, B>(
     mut req: Request<B>,
 ) -> Sent<C::Future>
 where
-    C: Service<Request<B>>,
+    C: Service<Request<B>> + ForEndpoint,
 {
     *req.uri_mut() = upstream_uri(endpoint.authority(), &req);
-    // Natively, or upgraded by `orig_proto` above: its connect is one
-    // Linkerd's proxy makes before the endpoint is ready, and backs off.
-    let h2 = req.version() == Version::HTTP_2;
-    if h2 {
+    // Natively, upgraded by `orig_proto` above, or to be upgraded by the
+    // client: its connect is one Linkerd's proxy makes before the
+    // endpoint is ready, and backs off. The client is asked, of the
+    // request as it will get it.
+    let h2 = client.sends_http2(&req);
+    if req.version() == Version::HTTP_2 {
         // The URI now carries the authority, as `:authority`. A `Host`
         // beside it is one that HTTP/2 servers may refuse: nginx
         // answers 400 to any HTTP/2 request with both, equal or not

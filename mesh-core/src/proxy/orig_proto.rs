@@ -52,16 +52,29 @@ pub const ORIG_PROTO: HeaderName = HeaderName::from_static("mesh-orig-proto");
 /// The only value [`ORIG_PROTO`] takes.
 const HTTP_11: &str = "HTTP/1.1";
 
+/// Client side: whether [`upgrade`] carries `req` as HTTP/2, without
+/// changing it: it is an HTTP/1.1 request that can travel as a stream (no
+/// `Upgrade`, not `CONNECT`).
+///
+/// A client that upgrades requests inside its `call` says with this which
+/// of them it sends as HTTP/2
+/// ([`ForEndpoint::sends_http2`](crate::client::ForEndpoint::sends_http2)),
+/// before sending them; [`upgrade`] decides by it too, so the two never
+/// disagree. A version, a method and one header lookup.
+pub fn upgradable<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.method() != Method::CONNECT
+        && !req.headers().contains_key(header::UPGRADE)
+}
+
 /// Client side: carries `req` as HTTP/2 if it is an HTTP/1.1 request that
-/// can travel as a stream (no `Upgrade`, not `CONNECT`), marking it with
+/// can travel as a stream ([`upgradable`]), marking it with
 /// [`ORIG_PROTO`]. Returns whether it did; the response of a request it
 /// upgraded goes through [`restore`]. Any [`ORIG_PROTO`] a request
 /// arrives with is removed first.
 pub fn upgrade<B>(req: &mut Request<B>) -> bool {
     req.headers_mut().remove(ORIG_PROTO);
-    let can = req.version() == Version::HTTP_11
-        && req.method() != Method::CONNECT
-        && !req.headers().contains_key(header::UPGRADE);
+    let can = upgradable(req);
     if can {
         *req.version_mut() = Version::HTTP_2;
         req.headers_mut()
@@ -204,6 +217,76 @@ mod tests {
             assert!(!upgrade(req));
             assert_eq!(req.version(), version);
             assert!(!req.headers().contains_key(ORIG_PROTO));
+        }
+    }
+
+    #[test]
+    fn upgradable_says_what_upgrade_does_without_changing_the_request() {
+        let with = |version: Version, method: Method, headers: &[(&str, &str)]| {
+            let mut req = Request::builder().method(method).version(version);
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            req.uri("/api").body(()).unwrap()
+        };
+        let host = [("host", "web")];
+        let mut cases = vec![
+            ("HTTP/1.1", with(Version::HTTP_11, Method::GET, &host), true),
+            ("POST", with(Version::HTTP_11, Method::POST, &host), true),
+            ("no Host", with(Version::HTTP_11, Method::GET, &[]), true),
+            (
+                "a mark of its own",
+                with(
+                    Version::HTTP_11,
+                    Method::GET,
+                    &[("host", "web"), ("mesh-orig-proto", "HTTP/1.1")],
+                ),
+                true,
+            ),
+            (
+                "HTTP/1.0",
+                with(Version::HTTP_10, Method::GET, &host),
+                false,
+            ),
+            ("HTTP/0.9", with(Version::HTTP_09, Method::GET, &[]), false),
+            ("HTTP/2", with(Version::HTTP_2, Method::GET, &[]), false),
+            (
+                "CONNECT",
+                with(Version::HTTP_11, Method::CONNECT, &host),
+                false,
+            ),
+            (
+                "Upgrade",
+                with(
+                    Version::HTTP_11,
+                    Method::GET,
+                    &[
+                        ("host", "web"),
+                        ("connection", "upgrade"),
+                        ("upgrade", "websocket"),
+                    ],
+                ),
+                false,
+            ),
+            (
+                "Upgrade, HTTP/1.0",
+                with(Version::HTTP_10, Method::GET, &[("upgrade", "websocket")]),
+                false,
+            ),
+        ];
+        let mut absolute = Request::get("http://web:8080/api").body(()).unwrap();
+        *absolute.version_mut() = Version::HTTP_11;
+        cases.push(("absolute form", absolute, true));
+        for (case, mut req, expected) in cases {
+            let before = (req.version(), req.headers().clone());
+            assert_eq!(upgradable(&req), expected, "{case}");
+            assert_eq!((req.version(), req.headers().clone()), before, "{case}");
+            assert_eq!(upgrade(&mut req), expected, "{case}");
+            assert_eq!(
+                req.version() == Version::HTTP_2,
+                expected || case == "HTTP/2",
+                "{case}"
+            );
         }
     }
 

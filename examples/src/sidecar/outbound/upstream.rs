@@ -248,6 +248,26 @@ where
             source: source.clone(),
         }
     }
+
+    /// An HTTP/2 request, or one [`upgrades`](Self::upgrades) carries as
+    /// HTTP/2: a failed connect of either backs its endpoint off, as
+    /// Linkerd's proxy reconnects a meshed peer its HTTP/1 requests
+    /// travel to over HTTP/2 (linkerd2-proxy `Params::OrigProtoUpgrade`).
+    fn sends_http2<R>(&self, req: &Request<R>) -> bool {
+        req.version() == Version::HTTP_2 || self.upgrades(req)
+    }
+}
+
+impl<B> Upstream<B> {
+    /// Whether [`call`](Service::call) carries `req` as HTTP/2 in place of
+    /// HTTP/1.1: the one test it makes, and what `Forward` asks before
+    /// handing the request over ([`ForEndpoint::sends_http2`]), so the two
+    /// cannot disagree. `Host` is looked at last, only for a request that
+    /// could otherwise be upgraded: parsing it is the one step that
+    /// copies (an `Authority` of its bytes).
+    fn upgrades<R>(&self, req: &Request<R>) -> bool {
+        self.http2_upgrade && orig_proto::upgradable(req) && names_host(req)
+    }
 }
 
 impl<B> Service<Request<B>> for Upstream<B>
@@ -267,21 +287,18 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // The mark is this sidecar's to write. One the application wrote
-        // goes either way: `upgrade` removes it before deciding, and
-        // without the upgrade it is removed here, or a peer sidecar would
-        // turn the application's own HTTP/2 request into HTTP/1.1.
-        let upgraded = if self.http2_upgrade && names_host(&req) {
-            let upgraded = orig_proto::upgrade(&mut req);
-            if upgraded {
-                // The URI names the endpoint, for the HTTP/1 pool; over
-                // HTTP/2 it is the request's authority.
-                authority_from_host(&mut req);
-            }
-            upgraded
+        // goes either way: `upgrade` removes it, and without the upgrade
+        // it is removed here, or a peer sidecar would turn the
+        // application's own HTTP/2 request into HTTP/1.1.
+        let upgraded = self.upgrades(&req);
+        if upgraded {
+            orig_proto::upgrade(&mut req);
+            // The URI names the endpoint, for the HTTP/1 pool; over
+            // HTTP/2 it is the request's authority.
+            authority_from_host(&mut req);
         } else {
             req.headers_mut().remove(orig_proto::ORIG_PROTO);
-            false
-        };
+        }
         let inner = if req.version() == Version::HTTP_2 {
             self.http2.call(req)
         } else if req.version() == Version::HTTP_10 || names_no_host(&req) {
