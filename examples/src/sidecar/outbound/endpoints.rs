@@ -29,7 +29,9 @@
 //! HTTP balancers and `outbound_tcp_balancer_endpoints` for the TCP ones
 //! (`outbound.ports` and `CONNECT`), which keep failure accrual of their
 //! own. `endpoint_state` is `ready`, `failing` (out for a failure-accrual
-//! penalty) or `probing` (the penalty is over; the next request decides).
+//! penalty), `probing` (the penalty is over; the next request decides) or
+//! `pending` (backing off a failed HTTP/2 connect, meshed HTTP/1.1
+//! carried as HTTP/2 included).
 //! Every runtime has its own balancers for a service; they are counted as
 //! one, each endpoint once, in the worst state any runtime holds it in,
 //! so the states add up to `outbound_endpoints`, whatever `server.threads`
