@@ -33,6 +33,7 @@ mod hot_expired;
 mod parity_annotations;
 mod parity_grpc_statuses;
 mod peek_last_attempt;
+mod profile_classes_grpc;
 mod review_bodies;
 mod review_budget;
 mod review_config_errors;

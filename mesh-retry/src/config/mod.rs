@@ -710,15 +710,19 @@ impl ServiceRetryPolicy {
     /// The rules that classify the responses of route `index` (of
     /// [`routes`](Self::routes)): those of its ServiceProfile route's
     /// `responseClasses`, a status taking the class of the first one that
-    /// matches it and 5xx failing when none does, as in Linkerd. `None`
-    /// for a ServiceProfile route without classes, an `HTTPRoute` or
-    /// `GRPCRoute` rule, or a route added by hand: their responses are
-    /// classified as any other.
+    /// matches it and 5xx failing when none does, as in Linkerd; a class
+    /// that matches a gRPC response's status decides before its
+    /// `grpc-status`, which decides only when none does (mesh-core's
+    /// [`Classify::with_class_statuses`]). `None` for a ServiceProfile
+    /// route without classes, an `HTTPRoute` or `GRPCRoute` rule, or a
+    /// route added by hand: their responses are classified as any other.
     ///
     /// Linkerd classifies a profile route's responses by its classes in
     /// its metrics as well as in its retries (`classify::Request::Profile`
     /// in linkerd2-proxy's `linkerd/app/core/src/classify.rs`), so a 500
-    /// a class calls a success is counted as one.
+    /// a class calls a success is counted as one. An `isRetryable`
+    /// route's [`retry`](RouteRetryPolicy::retry) judges by the same
+    /// classes.
     pub fn response_classes(&self, index: usize) -> Option<&Classify> {
         match self.origins.get(index) {
             Some(Origin::Profile(classes)) => classes.as_ref(),

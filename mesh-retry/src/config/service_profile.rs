@@ -71,7 +71,8 @@ pub struct ProfileRoute {
     /// As in Linkerd, the responses the route's classes call failures are
     /// retried at once, with no backoff, for as long as the service's retry
     /// budget allows: no attempt limit applies. Connection errors are not
-    /// retried.
+    /// retried. A class that matches a gRPC response's status decides
+    /// before its `grpc-status`, as in the route's metrics.
     #[serde(default)]
     pub is_retryable: bool,
     /// `timeout`: the request timeout.
@@ -276,7 +277,10 @@ impl ProfileRoute {
                 context.error(ResourceErrorKind::InvalidValue, &field, message)
             })?;
         }
-        let classify = Classify::new().with_http_failures(failures(&self.response_classes));
+        // Built once here, at load: a request only reads the sets.
+        let classify = Classify::new()
+            .with_http_failures(failures(&self.response_classes))
+            .with_class_statuses(matched(&self.response_classes));
         let retry = if self.is_retryable {
             // Linkerd retries the responses the profile calls a failure,
             // for as long as the budget has a retry to spare, and at once:
@@ -288,10 +292,13 @@ impl ProfileRoute {
             // that failed to connect is not retried (nor, here, the mesh's
             // own 502 for it), which with neither a limit nor a backoff
             // would spend the whole reserve at once on an upstream that
-            // refuses connections.
+            // refuses connections. That policy judges a response by the
+            // classifier of the route's metrics, its classes before any
+            // `grpc-status`; so does this one.
             RetryPolicy::default()
                 .with_any_method(true)
                 .with_http_statuses(*classify.http_failures())
+                .with_class_statuses(*classify.class_statuses())
                 .with_max_attempts(NonZeroU32::MAX)
                 .with_backoff(Backoff::none())
                 .with_connection_errors(false)
@@ -328,6 +335,20 @@ fn failures(classes: &[ResponseClassSpec]) -> StatusRanges {
                 .find(|class| class.condition.matches(code))
                 .map_or((500..=599).contains(&code), |class| class.is_failure)
         })
+        .filter_map(|code| http::StatusCode::from_u16(code).ok())
+        .fold(StatusRanges::empty(), StatusRanges::with_status)
+}
+
+/// The statuses some class of a route matches, which its classes decide
+/// before any `grpc-status` (mesh-core's `Classify::with_class_statuses`):
+/// Linkerd's profile classifier tries a route's classes on the response
+/// head first, and only a response none matches is left to its
+/// `grpc-status`. Every status a response can carry, 100 to 999, is
+/// tried, as [`failures`] tries them: a `not` condition matches statuses
+/// past 599 too.
+fn matched(classes: &[ResponseClassSpec]) -> StatusRanges {
+    (100..=999_u16)
+        .filter(|&code| classes.iter().any(|class| class.condition.matches(code)))
         .filter_map(|code| http::StatusCode::from_u16(code).ok())
         .fold(StatusRanges::empty(), StatusRanges::with_status)
 }
@@ -471,8 +492,96 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use http::StatusCode;
+    use mesh_core::classify::StatusRanges;
 
-    use super::super::load;
+    use super::{super::load, ResponseClassSpec, matched};
+
+    /// The classes of `yaml`, a `responseClasses` list.
+    fn classes(yaml: &str) -> Vec<ResponseClassSpec> {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn statuses(ranges: &str) -> StatusRanges {
+        ranges.parse().unwrap()
+    }
+
+    #[test]
+    fn matched_holds_the_statuses_some_class_matches_whatever_its_verdict() {
+        // Successes and failures alike: a class decides either way.
+        let two = classes(
+            "- {condition: {status: {min: 200, max: 299}}, isFailure: false}
+- {condition: {status: {min: 503, max: 503}}, isFailure: true}",
+        );
+        assert_eq!(matched(&two), statuses("200-299,503"));
+        // A bound left out or written 0 is 100 or 599.
+        let open = classes(
+            "- {condition: {status: {max: 199}}}\n- {condition: {status: {min: 0, max: 0}}}",
+        );
+        assert_eq!(matched(&open[..1]), statuses("100-199"));
+        assert_eq!(matched(&open[1..]), statuses("100-599"));
+        // No classes: nothing is decided before the grpc-status.
+        assert!(matched(&[]).is_empty());
+    }
+
+    #[test]
+    fn matched_reads_any_all_and_not_as_the_classes_are_evaluated() {
+        let any = classes(
+            "- condition:
+    any:
+    - status: {min: 200, max: 201}
+    - status: {min: 429, max: 429}",
+        );
+        assert_eq!(matched(&any), statuses("200-201,429"));
+        let all = classes(
+            "- condition:
+    all:
+    - status: {min: 500, max: 599}
+    - status: {min: 502, max: 504}",
+        );
+        assert_eq!(matched(&all), statuses("502-504"));
+        // `not` matches every status outside its range, past 599 too.
+        let not = classes(
+            "- condition:
+    not: {status: {min: 200, max: 499}}",
+        );
+        assert_eq!(matched(&not), statuses("100-199,500-999"));
+        // Combined: 5xx but 503, and the range's own status beside them.
+        let both = classes(
+            "- condition:
+    status: {min: 500, max: 599}
+    not: {status: {min: 503, max: 503}}
+- condition:
+    any:
+    - all:
+      - status: {min: 400}
+      - not: {status: {min: 405}}",
+        );
+        assert_eq!(matched(&both), statuses("400-404,500-502,504-599"));
+    }
+
+    #[test]
+    fn a_routes_classes_decide_before_the_grpc_status_in_its_metrics_and_its_retries() {
+        let retryable = PROFILE.replace(
+            "condition: {method: GET}\n",
+            "condition: {method: GET}\n    isRetryable: true\n",
+        );
+        assert_ne!(retryable, PROFILE);
+        let profile = load("a.yaml", &retryable).unwrap();
+        let service = &profile.services[0];
+        let at = |name: &str| {
+            service
+                .routes
+                .iter()
+                .position(|r| &*r.name == name)
+                .unwrap()
+        };
+        let classes = service.response_classes(at("classes")).unwrap();
+        assert_eq!(classes.class_statuses(), &statuses("404,500"));
+        let retry = &service.routes[at("classes")].retry;
+        assert_eq!(retry.class_statuses(), &statuses("404,500"));
+        // A route without classes leaves every status to the grpc-status.
+        assert!(service.routes[at("none")].retry.class_statuses().is_empty());
+    }
 
     const PROFILE: &str = "apiVersion: linkerd.io/v1alpha2
 kind: ServiceProfile

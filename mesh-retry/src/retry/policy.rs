@@ -158,6 +158,31 @@ impl RetryPolicy {
         self
     }
 
+    /// Sets the statuses a ServiceProfile route's `responseClasses` decide
+    /// for retries: a response with one of them is retried when its status
+    /// is one of the [HTTP statuses](Self::with_http_statuses) retried and
+    /// not otherwise, whatever `grpc-status` or gRPC `content-type` it
+    /// carries. Default none: the `grpc-status` decides first.
+    ///
+    /// Why: Linkerd retries a profile route's responses by the same
+    /// classifier its metrics use (the `isRetryable` policy in
+    /// linkerd2-proxy's `linkerd/app/outbound/src/http/retry.rs` judges a
+    /// response by `classify::Request::from` the route's classes), which
+    /// tries the classes on the response head before any `grpc-status`:
+    /// a trailers-only `200`
+    /// with `grpc-status: 14` is not retried on a route whose class calls
+    /// `2xx` a success, and a `500` with `grpc-status: 0` is retried on one
+    /// whose class calls it a failure. A status no class matches is left
+    /// to the [gRPC codes](Self::with_grpc_codes), then the HTTP statuses,
+    /// as without classes. The set is read only when a response is judged,
+    /// by a bit test mesh-core's [`Classify`] makes anyway
+    /// ([`Classify::with_class_statuses`]).
+    #[must_use]
+    pub fn with_class_statuses(mut self, statuses: StatusRanges) -> Self {
+        self.retry_on = self.retry_on.with_class_statuses(statuses);
+        self
+    }
+
     /// Whether a request that failed to connect, or whose connection broke
     /// before any response arrived, is retried. This includes the mesh's
     /// own 502 for an unreachable upstream. Default `true`.
@@ -242,6 +267,12 @@ impl RetryPolicy {
     /// The gRPC codes that are retried.
     pub fn grpc_codes(&self) -> GrpcCodes {
         self.retry_on.grpc_failures()
+    }
+
+    /// The statuses a route's response classes decide before any
+    /// `grpc-status` (see [`with_class_statuses`](Self::with_class_statuses)).
+    pub fn class_statuses(&self) -> &StatusRanges {
+        self.retry_on.class_statuses()
     }
 
     /// Whether requests of any method are retried.
