@@ -114,6 +114,7 @@ mod parity_route_timeouts;
 mod passthrough;
 mod policy;
 mod profile_classes;
+mod profile_classes_grpc;
 mod profile_route_families;
 mod proxy_inbound_oneoff;
 mod proxy_inbound_oneoff_connection;
