@@ -142,6 +142,7 @@ mod review_config_values;
 mod review_demo_output;
 mod review_demo_unknown;
 mod review_inbound_cut;
+mod review_inbound_drain;
 mod review_inbound_tls;
 mod review_inject_list_errors;
 mod review_inject_native_startup;
