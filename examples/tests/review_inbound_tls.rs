@@ -8,7 +8,8 @@
 //! expired. A client of the right trust root, on the same port, is served
 //! with its identity, and under `all-authenticated` a plaintext client,
 //! or a TLS one without a certificate, is admitted at the TLS layer and
-//! then denied by authorization (`403`), as in Linkerd.
+//! then denied by authorization (`403`), as in Linkerd; on an opaque
+//! port, closed and counted as denied.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
@@ -288,6 +289,102 @@ async fn an_expired_client_certificate_is_refused_at_the_handshake() {
     assert_eq!(
         support::series(&metrics, "inbound_tcp_errors_total", &["error=\"i/o\""]),
         1,
+        "{}",
+        lines.join("\n")
+    );
+    support::stop(sidecar).await;
+}
+
+/// Writes `ping` on `io`, closes once it is echoed, and reads until
+/// the close: what came back.
+async fn ping<T>(mut io: T) -> Vec<u8>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = io.write_all(b"ping").await;
+    let mut got = Vec::new();
+    let mut buf = [0; 64];
+    loop {
+        let read = tokio::time::timeout(support::WAIT_BOUND, io.read(&mut buf))
+            .await
+            .expect("the sidecar never closed");
+        match read {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.len() >= 4 {
+                    // Closed as a client closes, TLS's close_notify
+                    // first: the connection ends without an error.
+                    let _ = io.shutdown().await;
+                }
+            }
+        }
+    }
+}
+
+/// An opaque port under `all-authenticated`: a mutual-TLS client is
+/// carried through; a plaintext client, or a TLS one without a
+/// certificate, is closed without reaching the application, and counted
+/// as denied, as Linkerd closes an unauthorized TCP connection.
+#[tokio::test]
+async fn an_opaque_port_that_requires_identity_closes_clients_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    certs::create_ca("example.org", &ca).unwrap();
+    certs::issue(&ca, EMOJI, HOUR, &dir.path().join("emoji")).unwrap();
+    certs::issue(&ca, WEB, HOUR, &dir.path().join("web")).unwrap();
+    let (echo, accepted) = support::tcp_echo().await;
+    let sidecar = support::sidecar(&format!(
+        "identity:\n  dir: {}\n\
+         inbound:\n  listen: 127.0.0.1:0\n  app: {echo}\n  protocol: opaque\n  tls: permissive\n\
+         outbound:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n\
+         server:\n  threads: 1\n  detect_timeout: 1s\n\
+         policy:\n  default_policy: all-authenticated\n",
+        dir.path().join("emoji").display()
+    ));
+    let inbound = sidecar.inbound[0];
+    let connect = |config| async move {
+        let tcp = TcpStream::connect(inbound).await.unwrap();
+        tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("emoji.example.org").unwrap(), tcp)
+            .await
+            .unwrap()
+    };
+
+    let meshed = ping(connect(client(Some(&dir.path().join("web")))).await).await;
+    assert_eq!(meshed, b"ping");
+    let anonymous = ping(connect(client(None)).await).await;
+    assert_eq!(
+        anonymous, b"",
+        "a TLS client without a certificate was carried"
+    );
+    let plaintext = ping(TcpStream::connect(inbound).await.unwrap()).await;
+    assert_eq!(plaintext, b"", "a plaintext client was carried");
+    assert_eq!(accepted.load(Ordering::Relaxed), 1);
+
+    let metrics = support::scrape_until(sidecar.admin, |m| {
+        support::series(m, "inbound_tcp_authz_deny_total", &[]) >= 2
+    })
+    .await;
+    let lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("inbound_tcp_authz") || l.contains("errors_total{"))
+        .collect();
+    assert_eq!(
+        support::series(&metrics, "inbound_tcp_authz_deny_total", &[]),
+        2,
+        "{}",
+        lines.join("\n")
+    );
+    assert_eq!(
+        support::series(&metrics, "inbound_tcp_authz_allow_total", &[]),
+        1,
+        "{}",
+        lines.join("\n")
+    );
+    assert_eq!(
+        support::series(&metrics, "inbound_tcp_errors_total", &[]),
+        0,
         "{}",
         lines.join("\n")
     );
