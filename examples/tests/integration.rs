@@ -153,6 +153,7 @@ mod review_reload_identity;
 mod review_reload_policy;
 mod review_views_routes;
 mod route_precedence;
+mod route_spellings;
 mod routes;
 mod routes_grpc_backend;
 mod routes_hosts;

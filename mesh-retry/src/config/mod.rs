@@ -53,8 +53,13 @@
 //! query parameter matches. Ties go to the oldest route by
 //! `metadata.creationTimestamp` (a route without one, which would be the
 //! newest once applied, after those with one), then to the first route
-//! by `{namespace}/{name}` (a route without a namespace has an empty
-//! one), then to the route's first rule, then to the rule's first match.
+//! by `{namespace}/{name}`, then to the route's first rule, then to the
+//! rule's first match. A route written without a namespace is in the
+//! namespace it is applied to: read for a client anywhere, it has an
+//! empty one (`/name`); selected for a client in one namespace
+//! ([`RetryResources::for_namespace`]), it ranks in that namespace, the
+//! client's, as a cluster would rank it applied there (`emojivoto/b` after
+//! `emojivoto/a`, where `/b` came first).
 //!
 //! A route's **`hostnames`** come before all of that, as in Linkerd's
 //! proxy, which receives them with each outbound route: a route that
@@ -407,10 +412,12 @@ impl ServiceRetryPolicy {
     /// The order the matches are tried in is the precedence of both sets
     /// together, not one set's before the other's; and when either set
     /// has `GRPCRoute` rules, the `HTTPRoute` rules of both are set aside,
-    /// as [`load`] sets them aside ([`RetryResources::merge`] warns about
-    /// them).
-    pub fn merge(&mut self, other: Self) {
-        self.merge_warning(other);
+    /// as [`load`] sets them aside. Returns a [`ConfigWarning`] for each
+    /// `HTTPRoute` set aside by the merge, as [`RetryResources::merge`]
+    /// adds to its warnings: one the reader set aside before is not
+    /// named again.
+    pub fn merge(&mut self, other: Self) -> Vec<ConfigWarning> {
+        self.merge_warning(other)
     }
 
     /// [`merge`](Self::merge), with a warning for each `HTTPRoute` set
@@ -496,6 +503,10 @@ impl ServiceRetryPolicy {
     /// namespace the producer routes with its own consumer routes. See
     /// the [module](self) docs.
     ///
+    /// A route written without a namespace is in the client's, and its
+    /// matches rank as that namespace's where they tie with others (see
+    /// the [module](self) docs).
+    ///
     /// A service with consumer routes is selected from its routes as
     /// [`load`] read them and [`merge`](Self::merge) joined them: a change
     /// made by hand to [`routes`](Self::routes) or
@@ -503,9 +514,14 @@ impl ServiceRetryPolicy {
     /// A service without consumer routes is served whole, as it is.
     pub fn for_namespace(&self, namespace: &str) -> (Self, Vec<ConfigWarning>) {
         let Some(read) = &self.read else {
-            return (self.clone(), self.aside_warnings.clone());
+            let mut selected = self.clone();
+            if selected.apply_in(namespace) {
+                selected.rank();
+            }
+            return (selected, self.aside_warnings.clone());
         };
         let mut selected = read.as_read();
+        selected.apply_in(namespace);
         let keep: Vec<bool> = (0..selected.routes.len())
             .map(|i| match selected.origins.get(i) {
                 Some(Origin::Rule(rule)) => rule.consumer.as_deref().is_none_or(|c| c == namespace),
@@ -517,6 +533,20 @@ impl ServiceRetryPolicy {
         selected.aside_warnings.clone_from(&warnings);
         selected.rank();
         (selected, warnings)
+    }
+
+    /// Places each route written without a namespace in `namespace`, the
+    /// client's, where ties rank it ([`RuleOrigin::apply_in`]). Returns
+    /// whether any rank changed, so that the order is to be worked out
+    /// again.
+    fn apply_in(&mut self, namespace: &str) -> bool {
+        let mut changed = false;
+        for origin in &mut self.origins {
+            if let Origin::Rule(rule) = origin {
+                changed |= rule.apply_in(namespace);
+            }
+        }
+        changed
     }
 
     /// Keeps the routes (with their origins and redirects) whose entry of
@@ -858,7 +888,8 @@ impl RetryResources {
     /// service's producer routes and the consumer routes of `namespace`
     /// ([`ServiceRetryPolicy::for_namespace`]), with the warnings for the
     /// `HTTPRoute`s set aside for that client in place of those for a
-    /// client anywhere.
+    /// client anywhere. A route written without a namespace ranks in
+    /// `namespace`, where it is applied for that client.
     pub fn for_namespace(&self, namespace: &str) -> Self {
         let mut warnings = self.warnings.clone();
         let mut services = Vec::with_capacity(self.services.len());
@@ -1153,6 +1184,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                     service.origins.push(Origin::Rule(RuleOrigin {
                         created,
                         route: route_name.clone(),
+                        applied: None,
                         position,
                         rule,
                         kind: match &grpc {
@@ -1278,4 +1310,105 @@ fn grpc_ranks(route: &GrpcRoute) -> Vec<Arc<[GrpcPrecedence]>> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// An `HTTPRoute` `name` of service `emoji` taking every path, with
+    /// `metadata` and `parent` given as written (`, namespace: emojivoto`
+    /// or nothing).
+    fn catch_all(name: &str, metadata: &str, parent: &str) -> String {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}{metadata}}}
+spec:
+  parentRefs: [{{group: core, kind: Service, name: emoji{parent}}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+"
+        )
+    }
+
+    /// The names of `service`'s routes, in the order their matches are
+    /// tried.
+    fn order(service: &ServiceRetryPolicy) -> Vec<&str> {
+        service
+            .match_order()
+            .iter()
+            .map(|at| &*service.routes[at.route].name)
+            .collect()
+    }
+
+    #[test]
+    fn a_route_without_a_namespace_ties_in_its_clients_namespace() {
+        const NS: &str = ", namespace: emojivoto";
+        // `b` written without a namespace, attached to emojivoto's emoji:
+        // one service with `emojivoto/a`. Read for a client anywhere, it
+        // ranks as `/b`, before `emojivoto/a`; for a client in emojivoto,
+        // where it is applied, after it, as the cluster ranks them.
+        let text = [catch_all("b", "", NS), catch_all("a", NS, NS)].join("---\n");
+        let loaded = load("routes.yaml", &text).unwrap();
+        let emoji = loaded.service("emoji", Some("emojivoto")).unwrap();
+        assert_eq!(order(emoji), ["b", "a"]);
+        let served = loaded.for_namespace("emojivoto");
+        let emoji = served.service("emoji", Some("emojivoto")).unwrap();
+        assert_eq!(order(emoji), ["a", "b"]);
+        // Its name, as labels and warnings give it, keeps no namespace.
+        let b = emoji.routes.iter().position(|r| &*r.name == "b").unwrap();
+        assert_eq!(emoji.rule_route(b).unwrap().namespace, None);
+        // For a client in `web`, `b` is `web/b`, after `emojivoto/a`
+        // either way.
+        let served = loaded.for_namespace("web");
+        assert_eq!(
+            order(served.service("emoji", Some("emojivoto")).unwrap()),
+            ["a", "b"]
+        );
+
+        // `b` attached without a namespace too: a service of its own,
+        // which a planner merges with emojivoto's emoji for a client in
+        // emojivoto, where the two are one service.
+        let text = [catch_all("b", "", ""), catch_all("a", NS, "")].join("---\n");
+        let served = load("routes.yaml", &text)
+            .unwrap()
+            .for_namespace("emojivoto");
+        let mut merged = served.service("emoji", None).unwrap().clone();
+        let other = served.service("emoji", Some("emojivoto")).unwrap().clone();
+        assert!(merged.merge(other).is_empty());
+        assert_eq!(order(&merged), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_merge_names_each_http_route_it_sets_aside() {
+        let grpc = "apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: emoji-grpc, namespace: emojivoto}
+spec:
+  parentRefs: [{group: core, kind: Service, name: emoji}]
+  rules:
+  - matches: [{method: {method: ListAll}}]
+";
+        let text = [&catch_all("web", "", ""), grpc].join("---\n");
+        let served = load("routes.yaml", &text)
+            .unwrap()
+            .for_namespace("emojivoto");
+        assert!(served.warnings.is_empty(), "{:?}", served.warnings);
+        let mut merged = served.service("emoji", Some("emojivoto")).unwrap().clone();
+        let warnings = merged.merge(served.service("emoji", None).unwrap().clone());
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "routes.yaml: document 1 (HTTPRoute web): spec.parentRefs[0]: set aside for \
+              service emojivoto/emoji, whose GRPCRoutes (emojivoto/emoji-grpc) take its \
+              requests: a service is served its GRPCRoutes or its HTTPRoutes, not both, and \
+              GRPCRoutes win, as in Linkerd (GEP-1294)"
+            ]
+        );
+        assert_eq!(order(&merged), ["emoji-grpc"]);
+    }
 }

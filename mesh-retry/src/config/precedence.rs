@@ -68,6 +68,13 @@ pub(super) struct RuleOrigin {
     /// is applied to, which the reader does not know, and is written with
     /// an empty one.
     pub(super) route: Arc<str>,
+    /// `{namespace}/{name}` of a route written without a namespace, in its
+    /// client's namespace once a selection for one knows it
+    /// ([`ServiceRetryPolicy::for_namespace`](super::ServiceRetryPolicy::for_namespace)):
+    /// what ties rank it by in place of [`route`](Self::route), as a
+    /// cluster would rank the route applied there. `None` before, and for
+    /// a route written with a namespace.
+    pub(super) applied: Option<Arc<str>>,
     /// The route's position among the routes read, for two that share a
     /// name (an `HTTPRoute` and a `GRPCRoute` may).
     pub(super) position: usize,
@@ -174,9 +181,31 @@ impl RuleOrigin {
             (None, None) => Ordering::Equal,
         };
         created
-            .then_with(|| self.route.cmp(&other.route))
+            .then_with(|| self.ranked_name().cmp(other.ranked_name()))
             .then(self.position.cmp(&other.position))
             .then(self.rule.cmp(&other.rule))
+    }
+
+    /// The `{namespace}/{name}` ties rank the route by: in the namespace
+    /// it is applied to, when it was written without one and that is
+    /// known ([`applied`](Self::applied)).
+    fn ranked_name(&self) -> &str {
+        self.applied.as_deref().unwrap_or(&self.route)
+    }
+
+    /// Places a route written without a namespace in `namespace`, its
+    /// client's, for ties to rank it there ([`applied`](Self::applied)).
+    /// Returns whether that changed how it ranks.
+    pub(super) fn apply_in(&mut self, namespace: &str) -> bool {
+        let Some(name) = self.route.strip_prefix('/') else {
+            return false;
+        };
+        let applied = format!("{namespace}/{name}");
+        if self.applied.as_deref() == Some(&*applied) {
+            return false;
+        }
+        self.applied = Some(applied.into());
+        true
     }
 
     /// Whether the rule is a `GRPCRoute`'s.
@@ -332,6 +361,7 @@ mod tests {
         let origin = |created: Option<&str>, route: &str| RuleOrigin {
             created: created.map(|t| Timestamp::parse(t).unwrap()),
             route: route.into(),
+            applied: None,
             position: 0,
             rule: 0,
             kind: RuleKind::Http,

@@ -60,7 +60,12 @@
 //!   that is read but not enforced is a warning, and so is each backend of
 //!   an outbound route that is not an outbound service, whose share of the
 //!   requests the sidecar answers 500 (the warning names the route's
-//!   file, document and `backendRefs` entry).
+//!   file, document and `backendRefs` entry). So is each `HTTPRoute` the
+//!   sidecar sets aside for a `GRPCRoute` of the same service written
+//!   with its namespace where the `HTTPRoute` is written without it (or
+//!   the other way round): the reader keeps the two spellings apart, and
+//!   the sidecar, which serves them together, warns of it in the same
+//!   words as this check.
 //! - **app**: each inbound listener's application address accepts a TCP
 //!   connection.
 //! - **outbound**, when there is something of these to check: ingress
@@ -437,7 +442,9 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             let routes = served.warnings.iter().map(ToString::to_string);
             // A route may name a service before it is in
             // `outbound.services`: the sidecar starts, and answers the
-            // requests drawn to it 500.
+            // requests drawn to it 500. Also the HTTPRoutes that merging
+            // the routes written with and without a namespace sets aside,
+            // which the reader's warnings cannot name.
             let missing = outbound::missing_backends(&config.outbound, &checked.routes, namespace);
             // Each warning is its own line: it names the file, document,
             // resource and field already.

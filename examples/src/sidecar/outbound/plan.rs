@@ -15,7 +15,7 @@ use mesh_core::{
 };
 use mesh_retry::{
     Budget, RetryMetrics, RetryPolicy, RouteRetryPolicy, RouteStackLayer,
-    config::{MatchRef, RetryResources, RouteHosts, ServiceRetryPolicy, Unmatched},
+    config::{ConfigWarning, MatchRef, RetryResources, RouteHosts, ServiceRetryPolicy, Unmatched},
 };
 
 use super::super::config::{OutboundConfig, ServiceConfig, ServiceName};
@@ -163,11 +163,14 @@ impl Planner {
         // a client's namespace; selected before a GRPCRoute sets an
         // HTTPRoute aside and before the matches are ranked.
         let resources = &resources.for_namespace(&self.namespace);
+        let mut merged_aside = Vec::new();
         let policies: Vec<_> = self
             .config
             .services
             .iter()
-            .map(|service| retry_policy_of(resources, &service.name, &self.namespace))
+            .map(|service| {
+                retry_policy_of(resources, &service.name, &self.namespace, &mut merged_aside)
+            })
             .collect();
         let mut missing = Vec::new();
         let mut aside = Vec::new();
@@ -327,7 +330,7 @@ impl Planner {
                 fallback,
             });
         }
-        for warning in &resources.warnings {
+        for warning in resources.warnings.iter().chain(&merged_aside) {
             tracing::warn!(%warning, "outbound routes: read but not applied");
         }
         for warning in &missing {
@@ -420,21 +423,35 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 /// where the mistake (or the service missing from `outbound.services`)
 /// is to be found. After them, one warning for each rule whose
 /// `backendRefs` a ServiceProfile's `dstOverrides` set aside.
+///
+/// Before them all, one warning for each `HTTPRoute` set aside where
+/// routes of one service written with and without its namespace are
+/// merged ([`retry_policy_of`]) and a `GRPCRoute` of one spelling takes
+/// the service from the `HTTPRoute`s of the other: the reader keeps the
+/// two spellings apart, so its own warnings do not name them. The
+/// planner logs each of these with the same text.
 pub(crate) fn missing_backends(
     config: &OutboundConfig,
     resources: &RetryResources,
     namespace: &str,
 ) -> Vec<String> {
     let resources = &resources.for_namespace(namespace);
+    let mut merged_aside = Vec::new();
     let mut missing = Vec::new();
     let mut aside = Vec::new();
     for (index, service) in config.services.iter().enumerate() {
-        if let Some(policy) = retry_policy_of(resources, &service.name, namespace) {
+        if let Some(policy) =
+            retry_policy_of(resources, &service.name, namespace, &mut merged_aside)
+        {
             PlannedBackends::new(&policy, index, config, namespace, &mut missing, &mut aside);
         }
     }
-    missing.extend(aside);
-    missing
+    merged_aside
+        .iter()
+        .map(ToString::to_string)
+        .chain(missing)
+        .chain(aside)
+        .collect()
 }
 
 /// Where the requests of one service's routes go, as planned.
@@ -596,11 +613,17 @@ fn planned_backend(
 /// `emoji` written without one; each names the same service here, and is
 /// served with the others, as the cluster would serve routes applied in
 /// the workload's namespace. Several are merged into one, ranked together
-/// ([`ServiceRetryPolicy::merge`]), once per plan.
+/// ([`ServiceRetryPolicy::merge`]), once per plan; `resources` are those
+/// selected for the workload's namespace, where a route written without
+/// one ranks as that namespace's. When the `GRPCRoute`s of one set the
+/// `HTTPRoute`s of another aside, as the reader does within one, a
+/// warning naming each `HTTPRoute` is pushed onto `aside` (once, however
+/// many outbound services name the service).
 fn retry_policy_of<'r>(
     resources: &'r RetryResources,
     name: &ServiceName,
     namespace: &str,
+    aside: &mut Vec<ConfigWarning>,
 ) -> Option<Cow<'r, ServiceRetryPolicy>> {
     let mut found = resources
         .services
@@ -611,18 +634,17 @@ fn retry_policy_of<'r>(
         return Some(Cow::Borrowed(first));
     };
     let mut merged = first.clone();
+    // Each names the service in one namespace, which a warning about the
+    // merge names it by, whichever spelling came first.
+    let in_namespace = name.as_str().split('.').nth(1).unwrap_or(namespace);
+    merged.namespace = Some(in_namespace.to_owned());
     for other in std::iter::once(second).chain(found) {
-        let routes = merged.routes.len() + other.routes.len();
-        merged.merge(other.clone());
         // The merge sets the HTTPRoutes of both aside when either has
         // GRPCRoutes, as the reader does within one of them.
-        if merged.routes.len() < routes {
-            tracing::warn!(
-                service = name.as_str(),
-                "outbound routes: HTTPRoutes set aside for the service's GRPCRoutes, which take \
-                 its requests (routes written with and without the service's namespace are \
-                 served together)"
-            );
+        for warning in merged.merge(other.clone()) {
+            if !aside.contains(&warning) {
+                aside.push(warning);
+            }
         }
     }
     Some(Cow::Owned(merged))
@@ -948,8 +970,8 @@ spec:
         }
     }
 
-    #[test]
-    fn a_set_aside_http_route_is_logged_by_name_when_planned() {
+    /// What is logged on this thread while `f` runs.
+    fn logged_while(f: impl FnOnce()) -> String {
         let lines = Lines::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -964,8 +986,15 @@ spec:
         let _second = tracing::Dispatch::new(tracing_subscriber::registry());
         let _default = tracing::subscriber::set_default(subscriber);
         tracing::callsite::rebuild_interest_cache();
-        planned(&format!("{HTTP}---\n{GRPC}"));
-        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        f();
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_set_aside_http_route_is_logged_by_name_when_planned() {
+        let logged = logged_while(|| {
+            planned(&format!("{HTTP}---\n{GRPC}"));
+        });
         let line = logged
             .lines()
             .find(|l| l.contains("set aside"))
@@ -976,6 +1005,75 @@ spec:
                 && line.contains("emojivoto/emoji-grpc"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn an_http_route_the_merge_of_both_spellings_sets_aside_is_logged_as_check_shows_it() {
+        // The HTTPRoute written without a namespace, the GRPCRoute with
+        // it: the reader keeps them apart, and the merge sets the
+        // HTTPRoute aside.
+        let text = format!(
+            "{}---\n{GRPC}",
+            HTTP.replace(", namespace: emojivoto}", "}")
+        );
+        let resources = mesh_retry::config::load("routes.yaml", &text).unwrap();
+        assert!(
+            resources.for_namespace("emojivoto").warnings.is_empty(),
+            "{:?}",
+            resources.warnings
+        );
+        let warnings = missing_backends(&outbound(), &resources, "emojivoto");
+        assert_eq!(
+            warnings,
+            [
+                "routes.yaml: document 1 (HTTPRoute web): spec.parentRefs[0]: set aside for \
+                 service emojivoto/emoji, whose GRPCRoutes (emojivoto/emoji-grpc) take its \
+                 requests: a service is served its GRPCRoutes or its HTTPRoutes, not both, and \
+                 GRPCRoutes win, as in Linkerd (GEP-1294)"
+            ]
+        );
+        let logged = logged_while(|| {
+            assert_eq!(planned(&text), ["emoji-service", "list-methods"]);
+        });
+        let line = logged
+            .lines()
+            .find(|l| l.contains(&warnings[0]))
+            .unwrap_or_else(|| panic!("no warning in {logged}"));
+        assert!(line.contains("WARN"), "{line}");
+    }
+
+    #[test]
+    fn a_route_without_a_namespace_ties_as_one_in_the_workloads() {
+        // Two catch-alls, tied but for their names: `b` written without a
+        // namespace is `emojivoto/b` where the workload is, after
+        // `emojivoto/a`, whichever spelling each is attached by.
+        let route = |name: &str, namespace: &str, parent: &str| {
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}{namespace}}}
+spec:
+  parentRefs: [{{group: core, kind: Service, name: emoji{parent}}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /}}}}]
+"
+            )
+        };
+        let ns = ", namespace: emojivoto";
+        for parent in ["", ns] {
+            let (b, a) = (route("b", "", parent), route("a", ns, parent));
+            assert_eq!(planned(&format!("{b}---\n{a}")), ["a", "b"], "{parent}");
+            assert_eq!(planned(&format!("{a}---\n{b}")), ["a", "b"], "{parent}");
+        }
+        // A workload in `aaa` is served `b` as `aaa/b`, first.
+        let outbound = SidecarConfig::from_yaml(
+            "outbound:\n  listen: 127.0.0.1:0\n  services:\n    - name: emoji.emojivoto\n      endpoints: [127.0.0.1:1]\n",
+            "sidecar.yaml",
+        )
+        .unwrap()
+        .outbound;
+        let text = format!("{}---\n{}", route("b", "", ns), route("a", ns, ns));
+        assert_eq!(route_names(&plan_in(&outbound, "aaa", &text)), ["b", "a"]);
     }
 
     #[test]
