@@ -34,7 +34,7 @@
 
 use http::{Request, Uri, Version, header, uri::Authority};
 
-use self::field::is_host_and_port;
+pub(crate) use self::field::is_host_and_port;
 
 mod field;
 

@@ -38,6 +38,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 pub(super) use self::client::AppClient;
 pub(crate) use self::connection::strip_connection_listed;
 pub(super) use self::errors::{CountAcceptErrors, connection_errors};
+pub(crate) use self::host::is_host_and_port;
 use self::{
     checks::{Refuse, RequestChecks, RequestChecksLayer},
     connection::{StripConnectionListed, StripConnectionListedLayer},

@@ -27,6 +27,8 @@ use mesh_tls::{
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::sidecar::inbound::is_host_and_port;
+
 /// The connectors of one outbound service, built once in `start` (the
 /// rustls configuration for the service's expected identity is made here)
 /// and shared by every runtime.
@@ -263,8 +265,7 @@ impl<B> Upstream<B> {
     /// HTTP/1.1: the one test it makes, and what `Forward` asks before
     /// handing the request over ([`ForEndpoint::sends_http2`]), so the two
     /// cannot disagree. `Host` is looked at last, only for a request that
-    /// could otherwise be upgraded: parsing it is the one step that
-    /// copies (an `Authority` of its bytes).
+    /// could otherwise be upgraded.
     fn upgrades<R>(&self, req: &Request<R>) -> bool {
         self.http2_upgrade && orig_proto::upgradable(req) && names_host(req)
     }
@@ -313,14 +314,16 @@ where
     }
 }
 
-/// Whether `req`'s `Host` is an authority without userinfo, the one
-/// [`authority_from_host`] gives an upgraded request's URI. A request
-/// without one is not upgraded (see [`Upstream`]).
+/// Whether `req`'s `Host` is a host and an optional port, without
+/// userinfo: one [`authority_from_host`] can make an upgraded request's
+/// URI of. A request without one is not upgraded (see [`Upstream`]). The
+/// check reads the value where it lies (the inbound side's `Host`
+/// grammar, narrower than what an `Authority` accepts), so asking it
+/// twice, for `Forward` and for `call`, copies nothing.
 fn names_host<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(http::header::HOST)
-        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
-        .is_some_and(|authority| !authority.as_str().contains('@'))
+        .is_some_and(|host| is_host_and_port(host.as_bytes()))
 }
 
 /// Whether `req` has no `Host`, or an empty one: it goes over HTTP/1 on

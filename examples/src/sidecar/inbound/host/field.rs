@@ -52,7 +52,7 @@ use std::net::Ipv6Addr;
 
 /// Whether `value` is a `Host` field value: a host and an optional port,
 /// as the [module docs](self) say.
-pub(super) fn is_host_and_port(value: &[u8]) -> bool {
+pub(crate) fn is_host_and_port(value: &[u8]) -> bool {
     let (host, port) = match value {
         [b'[', ..] => match value.iter().position(|&b| b == b']') {
             Some(end) => value.split_at(end + 1),
