@@ -74,6 +74,15 @@
 //! penalty from 1 s to 60 s, jitter 0.5. Like Linkerd's, it is off unless
 //! asked for.
 //!
+//! The connect backoff ([`reconnect`](super::balance::reconnect)) takes
+//! an endpoint out and lets it back the same way: out until a time, then
+//! one probe at a time, a probe held too long letting the next probe. So
+//! both keep that state in a `Probation`, and draw their time outs from
+//! the same doubling, jittered `backoff`, rather than each keeping a
+//! copy that could drift from the other. Each keeps its own rules: here,
+//! failures counted in a row and an outcome decided at a body's end;
+//! there, a connect's failure or success.
+//!
 //! Which endpoints are in, out or on probation can be read at any time
 //! (a metrics scrape, say) without a cost to requests: see
 //! [`EndpointState`] and [`balance::gauges`](super::balance::gauges).
@@ -180,35 +189,35 @@ impl FailureAccrual {
         self.jitter
     }
 
-    /// The penalty after `served` penalties in a row, before jitter.
-    fn base_penalty(&self, served: u32) -> Duration {
-        self.min_penalty
-            .saturating_mul(1 << served.min(31))
-            .min(self.max_penalty)
-    }
-
     /// How long a probe may hold its endpoint's probation, in nanoseconds:
     /// the longest penalty. See the [module docs](self).
     pub(super) fn probe_hold(&self) -> u64 {
         u64::try_from(self.max_penalty.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// The penalty after `served` penalties in a row, jittered: stretched
-    /// by a random share of up to `jitter` of itself, but never past the
-    /// longest penalty, as Linkerd's backoff caps its jitter at its
-    /// maximum. A stretch past what a `Duration` holds is capped the same
-    /// way: `mul_f64` would panic there, on the response path.
+    /// The penalty after `served` penalties in a row, jittered (see
+    /// [`backoff`]).
     fn penalty(&self, served: u32) -> Duration {
-        let base = self.base_penalty(served);
-        let room = self.max_penalty.saturating_sub(base);
-        if room.is_zero() || self.jitter == 0.0 {
-            return base;
-        }
-        let stretch =
-            Duration::try_from_secs_f64(base.as_secs_f64() * self.jitter * fastrand::f64())
-                .unwrap_or(Duration::MAX);
-        base.saturating_add(stretch.min(room))
+        backoff(self.min_penalty, self.max_penalty, self.jitter, served)
     }
+}
+
+/// The time out after `served` in a row, for failure accrual's penalties
+/// and the connect backoff alike, both Linkerd's `linkerd/exp-backoff`:
+/// `min` doubling up to `max`, stretched by a random share of up to
+/// `jitter` of itself, but never past `max`, as Linkerd's backoff caps
+/// its jitter at its maximum. A stretch past what a `Duration` holds is
+/// capped the same way: `mul_f64` would panic there, on the response
+/// path.
+pub(super) fn backoff(min: Duration, max: Duration, jitter: f64, served: u32) -> Duration {
+    let base = min.saturating_mul(1 << served.min(31)).min(max);
+    let room = max.saturating_sub(base);
+    if room.is_zero() || jitter == 0.0 {
+        return base;
+    }
+    let stretch = Duration::try_from_secs_f64(base.as_secs_f64() * jitter * fastrand::f64())
+        .unwrap_or(Duration::MAX);
+    base.saturating_add(stretch.min(room))
 }
 
 impl fmt::Display for InvalidFailureAccrual {
@@ -234,11 +243,8 @@ pub(super) struct Health {
     failures: AtomicU32,
     /// Penalties served in a row.
     served: AtomicU32,
-    /// When the penalty ends; 0 when the endpoint is in.
-    until: AtomicU64,
-    /// When the probation request in flight was claimed (at least 1);
-    /// 0 when none is.
-    probing: AtomicU64,
+    /// When the penalty ends, and the probe in flight after it.
+    probation: Probation,
 }
 
 /// Whether a request may go to an endpoint.
@@ -258,31 +264,13 @@ impl Health {
     /// it. A probe claimed `hold` or longer ago no longer holds the
     /// probation, and this request probes too.
     pub(super) fn standing(&self, now: u64, hold: u64) -> Standing {
-        let until = self.until.load(Ordering::Acquire);
-        if until == 0 {
-            return Standing::In;
-        }
-        if now < until {
-            return Standing::Out;
-        }
-        let claimed = self.probing.load(Ordering::Acquire);
-        if claimed != 0 && now.saturating_sub(claimed) < hold {
-            return Standing::Out;
-        }
-        let won =
-            self.probing
-                .compare_exchange(claimed, claim(now), Ordering::AcqRel, Ordering::Acquire);
-        if won.is_ok() {
-            Standing::Probe
-        } else {
-            Standing::Out
-        }
+        self.probation.standing(now, hold)
     }
 
     /// The endpoint's state at `now`, as a reader reports it: unlike
     /// [`standing`](Self::standing), this claims no probe.
     pub(super) fn state(&self, now: u64) -> EndpointState {
-        match self.until.load(Ordering::Acquire) {
+        match self.probation.out_until() {
             0 => EndpointState::Ready,
             until if now < until => EndpointState::Failing,
             _ => EndpointState::Probing,
@@ -307,7 +295,7 @@ impl Health {
     /// writes nothing unless failures are being counted, so the common
     /// response writes no state that every thread shares.
     pub(super) fn record(&self, accrual: &FailureAccrual, success: bool, probe: bool, now: u64) {
-        let until = self.until.load(Ordering::Acquire);
+        let until = self.probation.out_until();
         let out = until != 0;
         if out && !probe {
             return;
@@ -317,8 +305,7 @@ impl Health {
                 // The probe's: the endpoint is back in.
                 self.failures.store(0, Ordering::Relaxed);
                 self.served.store(0, Ordering::Relaxed);
-                self.until.store(0, Ordering::Release);
-                self.probing.store(0, Ordering::Release);
+                self.probation.put_back();
             } else if self.failures.load(Ordering::Relaxed) != 0 {
                 // In: only the count of failures in a row has anything
                 // to reset. Writing `until` here would undo a penalty
@@ -331,15 +318,11 @@ impl Health {
         if out || failures >= accrual.max_failures.get() {
             let served = self.served.load(Ordering::Relaxed);
             let penalty = u64::try_from(accrual.penalty(served).as_nanos()).unwrap_or(u64::MAX);
-            let next = now.saturating_add(penalty).max(1);
-            let won = self
-                .until
-                .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire);
-            if won.is_ok() {
-                self.served.fetch_add(1, Ordering::Relaxed);
-                self.failures.store(0, Ordering::Relaxed);
-                self.probing.store(0, Ordering::Release);
-            }
+            self.probation
+                .take_out(until, now.saturating_add(penalty), || {
+                    self.served.fetch_add(1, Ordering::Relaxed);
+                    self.failures.store(0, Ordering::Relaxed);
+                });
         }
     }
 
@@ -348,15 +331,112 @@ impl Health {
     /// probe instead. A probe that no longer holds the probation (another
     /// claimed it after `hold`) leaves the newer claim alone.
     pub(super) fn release_probe(&self, claimed: u64) {
-        let _ = self
-            .probing
-            .compare_exchange(claimed, 0, Ordering::AcqRel, Ordering::Relaxed);
+        self.probation.release(claimed);
     }
 
     /// When, after `now`, the endpoint may take a request again by time
     /// alone: its penalty's end, or when the probe in flight stops
     /// holding its probation (`hold` after its claim). `None` when it is
     /// in, or when a request may probe it now.
+    pub(super) fn next_change(&self, now: u64, hold: u64) -> Option<u64> {
+        self.probation.next_change(now, hold)
+    }
+
+    /// When the penalty ends, if the endpoint is out.
+    #[cfg(test)]
+    pub(super) fn until(&self) -> Option<u64> {
+        self.probation.until()
+    }
+}
+
+/// An endpoint out until a time, then let back one probe at a time: the
+/// state failure accrual's penalty and the connect backoff
+/// ([`reconnect`](super::balance::reconnect)) both keep, each under its
+/// own rules for when to take the endpoint out and what puts it back.
+/// Times are nanoseconds since the balancer's epoch.
+///
+/// A probe claimed `hold` or longer ago no longer holds the endpoint, and
+/// the next request probes too: one that never ends must not keep its
+/// endpoint out for good.
+#[derive(Debug, Default)]
+pub(super) struct Probation {
+    /// When the time out ends; 0 when the endpoint is in.
+    until: AtomicU64,
+    /// When the probe in flight was claimed (a [`claim`], at least 1); 0
+    /// when none is.
+    probing: AtomicU64,
+}
+
+impl Probation {
+    /// When the time out ends; 0 when the endpoint is in.
+    pub(super) fn out_until(&self) -> u64 {
+        self.until.load(Ordering::Acquire)
+    }
+
+    /// The endpoint's standing at `now`. A `Probe` answer claims the one
+    /// probe, as of `now` (see [`claim`]): the caller must send it, or
+    /// [release](Self::release) it.
+    pub(super) fn standing(&self, now: u64, hold: u64) -> Standing {
+        let until = self.until.load(Ordering::Acquire);
+        if until == 0 {
+            return Standing::In;
+        }
+        if now < until {
+            return Standing::Out;
+        }
+        let claimed = self.probing.load(Ordering::Acquire);
+        if claimed != 0 && now.saturating_sub(claimed) < hold {
+            return Standing::Out;
+        }
+        let won =
+            self.probing
+                .compare_exchange(claimed, claim(now), Ordering::AcqRel, Ordering::Acquire);
+        if won.is_ok() {
+            Standing::Probe
+        } else {
+            Standing::Out
+        }
+    }
+
+    /// Whether the probe claimed with the stamp `claimed` still holds the
+    /// endpoint.
+    pub(super) fn holds(&self, claimed: u64) -> bool {
+        self.probing.load(Ordering::Acquire) == claimed
+    }
+
+    /// The probe claimed with the stamp `claimed` is given up on: the
+    /// next request may probe. A newer claim is left alone.
+    pub(super) fn release(&self, claimed: u64) {
+        let _ = self
+            .probing
+            .compare_exchange(claimed, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Takes the endpoint out until `next` (at least 1), if its time out
+    /// still ends at `seen` (0: it was in): of two threads that both saw
+    /// `seen`, only the first moves it. The winner runs `won`, then frees
+    /// the probe. Whether this one won.
+    pub(super) fn take_out(&self, seen: u64, next: u64, won: impl FnOnce()) -> bool {
+        let moved =
+            self.until
+                .compare_exchange(seen, next.max(1), Ordering::AcqRel, Ordering::Acquire);
+        if moved.is_ok() {
+            won();
+            self.probing.store(0, Ordering::Release);
+        }
+        moved.is_ok()
+    }
+
+    /// Puts the endpoint back in, its probe's work done.
+    pub(super) fn put_back(&self) {
+        self.until.store(0, Ordering::Release);
+        self.probing.store(0, Ordering::Release);
+    }
+
+    /// When, after `now`, a request may be sent by time alone: the time
+    /// out's end, or when the probe in flight stops holding it (`hold`
+    /// after its claim). `None` when the endpoint is in, or when a
+    /// request may probe it now.
     pub(super) fn next_change(&self, now: u64, hold: u64) -> Option<u64> {
         let until = self.until.load(Ordering::Acquire);
         if until == 0 {
@@ -371,7 +451,7 @@ impl Health {
             .filter(|&at| at > now)
     }
 
-    /// When the penalty ends, if the endpoint is out.
+    /// When the time out ends, if the endpoint is out.
     #[cfg(test)]
     pub(super) fn until(&self) -> Option<u64> {
         Some(self.until.load(Ordering::Acquire)).filter(|&u| u != 0)
@@ -583,7 +663,7 @@ mod tests {
     #[test]
     fn penalties_double_up_to_the_longest_and_jitter_only_stretches_them() {
         let plain = accrual(1, 0.0);
-        let penalties: Vec<u64> = (0..6).map(|n| plain.base_penalty(n).as_secs()).collect();
+        let penalties: Vec<u64> = (0..6).map(|n| plain.penalty(n).as_secs()).collect();
         assert_eq!(penalties, [1, 2, 4, 8, 8, 8]);
         let jittered = accrual(1, 0.5);
         for _ in 0..100 {

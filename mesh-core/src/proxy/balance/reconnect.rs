@@ -39,7 +39,12 @@
 //! ([`accrual`](crate::proxy::accrual)): a connect is decided at its
 //! response's head, failure accrual's outcome at the body's end, and an
 //! endpoint is drawn only when both let it. Failure accrual still counts
-//! the request whose connect failed, as it did.
+//! the request whose connect failed, as it did. What the two do alike
+//! they do with the same code, so that a fix to one is a fix to both:
+//! out until a time, then one probe at a time, a probe held too long
+//! freeing the next (`accrual::Probation`), and the time out doubling
+//! with jitter (`accrual::backoff`). What takes an endpoint out and what
+//! puts it back stay here: a failed connect, and the probe's connect.
 //!
 //! On the path of a request whose endpoint is not backing off, this
 //! costs one atomic load of the backoff of each endpoint drawn for it
@@ -50,14 +55,17 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU32, Ordering},
     },
     time::Duration,
 };
 
 use tokio::time::Instant;
 
-use crate::proxy::{accrual::Standing, queue::Gate};
+use crate::proxy::{
+    accrual::{Probation, Standing, backoff, claim},
+    queue::Gate,
+};
 
 /// The first backoff of an endpoint whose connect failed: Linkerd's
 /// outbound default (`DEFAULT_OUTBOUND_CONNECT_BACKOFF`, linkerd2-proxy
@@ -162,23 +170,10 @@ impl ConnectBackoff {
         self.jitter
     }
 
-    /// The backoff after `served` in a row, before jitter.
-    fn base(&self, served: u32) -> Duration {
-        self.min.saturating_mul(1 << served.min(31)).min(self.max)
-    }
-
     /// The backoff after `served` in a row, jittered but never past the
-    /// longest (nor past what a `Duration` holds).
+    /// longest (see [`backoff`]).
     fn backoff(&self, served: u32) -> Duration {
-        let base = self.base(served);
-        let room = self.max.saturating_sub(base);
-        if room.is_zero() || self.jitter == 0.0 {
-            return base;
-        }
-        let stretch =
-            Duration::try_from_secs_f64(base.as_secs_f64() * self.jitter * fastrand::f64())
-                .unwrap_or(Duration::MAX);
-        base.saturating_add(stretch.min(room))
+        backoff(self.min, self.max, self.jitter, served)
     }
 
     /// How long a probe may hold its endpoint, in nanoseconds: the
@@ -213,17 +208,15 @@ impl Shared {
 pub(super) struct Reconnect {
     /// Backoffs in a row, since the last connect that succeeded.
     served: AtomicU32,
-    /// When the backoff ends; 0 when the endpoint is not backing off.
-    until: AtomicU64,
-    /// When the probe in flight was claimed (at least 1); 0 when none is.
-    probing: AtomicU64,
+    /// When the backoff ends, and the probe in flight after it.
+    probation: Probation,
 }
 
 impl Reconnect {
     /// Whether the endpoint is not backing off: the one load a request
     /// to a healthy endpoint pays.
     pub(super) fn is_clear(&self) -> bool {
-        self.until.load(Ordering::Acquire) == 0
+        self.probation.out_until() == 0
     }
 
     /// Whether the endpoint backs off, or is past its backoff with its
@@ -242,33 +235,13 @@ impl Reconnect {
     /// of `now`, and the caller must send it (or [release](Self::release)
     /// it).
     pub(super) fn standing(&self, now: u64, hold: u64) -> Standing {
-        let until = self.until.load(Ordering::Acquire);
-        if until == 0 {
-            return Standing::In;
-        }
-        if now < until {
-            return Standing::Out;
-        }
-        let claimed = self.probing.load(Ordering::Acquire);
-        if claimed != 0 && now.saturating_sub(claimed) < hold {
-            return Standing::Out;
-        }
-        let won =
-            self.probing
-                .compare_exchange(claimed, now.max(1), Ordering::AcqRel, Ordering::Acquire);
-        if won.is_ok() {
-            Standing::Probe
-        } else {
-            Standing::Out
-        }
+        self.probation.standing(now, hold)
     }
 
     /// The probe claimed at `claimed` ended with no connect known either
     /// way: the next request may probe. A newer claim is left alone.
     pub(super) fn release(&self, claimed: u64) {
-        let _ =
-            self.probing
-                .compare_exchange(claimed.max(1), 0, Ordering::AcqRel, Ordering::Relaxed);
+        self.probation.release(claim(claimed));
     }
 
     /// A connect failed at `now`, for the probe claimed at `probe` or for
@@ -277,23 +250,16 @@ impl Reconnect {
     /// otherwise double it once each. Whether this started (or lengthened)
     /// a backoff.
     pub(super) fn failed(&self, backoff: &ConnectBackoff, probe: Option<u64>, now: u64) -> bool {
-        let until = self.until.load(Ordering::Acquire);
-        if until != 0
-            && probe.is_none_or(|claimed| self.probing.load(Ordering::Acquire) != claimed.max(1))
-        {
+        let until = self.probation.out_until();
+        if until != 0 && probe.is_none_or(|claimed| !self.probation.holds(claim(claimed))) {
             return false;
         }
         let served = self.served.load(Ordering::Relaxed);
         let wait = u64::try_from(backoff.backoff(served).as_nanos()).unwrap_or(u64::MAX);
-        let next = now.saturating_add(wait).max(1);
-        let won = self
-            .until
-            .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire);
-        if won.is_ok() {
-            self.served.fetch_add(1, Ordering::Relaxed);
-            self.probing.store(0, Ordering::Release);
-        }
-        won.is_ok()
+        self.probation
+            .take_out(until, now.saturating_add(wait), || {
+                self.served.fetch_add(1, Ordering::Relaxed);
+            })
     }
 
     /// A connect succeeded, that of the probe claimed at `probe` or of
@@ -304,14 +270,11 @@ impl Reconnect {
         let Some(claimed) = probe else {
             return false;
         };
-        if self.until.load(Ordering::Acquire) == 0
-            || self.probing.load(Ordering::Acquire) != claimed.max(1)
-        {
+        if self.probation.out_until() == 0 || !self.probation.holds(claim(claimed)) {
             return false;
         }
         self.served.store(0, Ordering::Relaxed);
-        self.until.store(0, Ordering::Release);
-        self.probing.store(0, Ordering::Release);
+        self.probation.put_back();
         true
     }
 
@@ -319,23 +282,13 @@ impl Reconnect {
     /// backoff's end, or when the probe in flight stops holding it.
     /// `None` when one may be now.
     pub(super) fn next_change(&self, now: u64, hold: u64) -> Option<u64> {
-        let until = self.until.load(Ordering::Acquire);
-        if until == 0 {
-            return None;
-        }
-        if now < until {
-            return Some(until);
-        }
-        let claimed = self.probing.load(Ordering::Acquire);
-        (claimed != 0)
-            .then(|| claimed.saturating_add(hold))
-            .filter(|&at| at > now)
+        self.probation.next_change(now, hold)
     }
 
     /// When the backoff ends, if there is one.
     #[cfg(test)]
     pub(super) fn until(&self) -> Option<u64> {
-        Some(self.until.load(Ordering::Acquire)).filter(|&u| u != 0)
+        self.probation.until()
     }
 }
 
@@ -397,7 +350,9 @@ mod tests {
     #[test]
     fn backoffs_double_to_the_longest_and_jitter_never_passes_it() {
         let backoff = plain();
-        let got: Vec<u64> = (0..6).map(|n| backoff.base(n).as_millis() as u64).collect();
+        let got: Vec<u64> = (0..6)
+            .map(|n| backoff.backoff(n).as_millis() as u64)
+            .collect();
         assert_eq!(got, [100, 200, 400, 800, 800, 800]);
         let wide = ConnectBackoff::new(
             Duration::from_millis(100),
