@@ -117,7 +117,8 @@
 //! `retry` (GEP-1742, GEP-1731), Linkerd's `retry.linkerd.io/*` and
 //! `timeout.linkerd.io/*` annotations, and a Linkerd `ServiceProfile`'s
 //! `retryBudget`, `routes[].isRetryable`, `routes[].timeout` and
-//! `responseClasses`.
+//! `responseClasses`, and its `dstOverrides` (the weighted split of the
+//! whole service, for the sidecar's planner to apply).
 
 pub mod budget;
 pub mod config;
