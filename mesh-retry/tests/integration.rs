@@ -34,6 +34,7 @@ mod parity_annotations;
 mod parity_grpc_statuses;
 mod peek_last_attempt;
 mod profile_classes_grpc;
+mod profile_grpc_failures;
 mod review_bodies;
 mod review_budget;
 mod review_config_errors;

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 
 use http::Method;
 use mesh_core::{
-    classify::{Classify, StatusRanges},
+    classify::{Classify, GrpcCodes, StatusRanges},
     resource::{
         ApiVersion, DocumentContext, ObjectMeta, Resource, ResourceError, ResourceErrorKind,
     },
@@ -72,7 +72,11 @@ pub struct ProfileRoute {
     /// retried at once, with no backoff, for as long as the service's retry
     /// budget allows: no attempt limit applies. Connection errors are not
     /// retried. A class that matches a gRPC response's status decides
-    /// before its `grpc-status`, as in the route's metrics.
+    /// before its `grpc-status`, as in the route's metrics; where none
+    /// does, the `grpc-status` is retried when Linkerd's classifier calls
+    /// it a failure (`UNKNOWN`, `DEADLINE_EXCEEDED`, `PERMISSION_DENIED`,
+    /// `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), and an answer without one
+    /// by its HTTP status.
     #[serde(default)]
     pub is_retryable: bool,
     /// `timeout`: the request timeout.
@@ -294,11 +298,19 @@ impl ProfileRoute {
             // would spend the whole reserve at once on an upstream that
             // refuses connections. That policy judges a response by the
             // classifier of the route's metrics, its classes before any
-            // `grpc-status`; so does this one.
+            // `grpc-status`; so does this one. Where no class matches, that
+            // classifier fails a `grpc-status` by the default codes of
+            // Linkerd's client policy (`Codes` in
+            // `linkerd/proxy/client-policy/src/grpc.rs`: UNKNOWN,
+            // DEADLINE_EXCEEDED, PERMISSION_DENIED, INTERNAL, UNAVAILABLE,
+            // DATA_LOSS), not by the codes `retry.linkerd.io/grpc` retries,
+            // and an answer with no `grpc-status` by its HTTP status.
             RetryPolicy::default()
                 .with_any_method(true)
                 .with_http_statuses(*classify.http_failures())
                 .with_class_statuses(*classify.class_statuses())
+                .with_grpc_codes(GrpcCodes::linkerd_failures())
+                .with_plain_answers_by_status(true)
                 .with_max_attempts(NonZeroU32::MAX)
                 .with_backoff(Backoff::none())
                 .with_connection_errors(false)

@@ -71,6 +71,7 @@ pub struct RetryPolicy {
     unprocessed: bool,
     any_method: bool,
     grpc_requests: bool,
+    plain_by_status: bool,
     backoff: Backoff,
     max_replay_bytes: usize,
     classify: Classify,
@@ -93,6 +94,7 @@ impl Default for RetryPolicy {
             unprocessed: true,
             any_method: false,
             grpc_requests: false,
+            plain_by_status: false,
             backoff: Backoff::default(),
             max_replay_bytes: DEFAULT_MAX_BYTES,
             classify: Classify::default(),
@@ -180,6 +182,28 @@ impl RetryPolicy {
     #[must_use]
     pub fn with_class_statuses(mut self, statuses: StatusRanges) -> Self {
         self.retry_on = self.retry_on.with_class_statuses(statuses);
+        self
+    }
+
+    /// Reads a response to a gRPC call that is not gRPC (neither a gRPC
+    /// `content-type` nor a `grpc-status`: a proxy's plain 429, an HTTP
+    /// server's page) by its HTTP status against the
+    /// [HTTP statuses](Self::with_http_statuses) retried, rather than by
+    /// the code its gRPC client reads it as
+    /// ([`with_grpc_codes`](Self::with_grpc_codes)). Default `false`.
+    ///
+    /// Why: a ServiceProfile route's `isRetryable` retries in Linkerd
+    /// retry what the route's profile classifier calls a failure
+    /// (linkerd2-proxy `linkerd/app/core/src/classify.rs`), and that
+    /// classifier judges an answer without a `grpc-status` on a route with
+    /// classes by its HTTP status, the classes then `5xx`: a plain `200`
+    /// or `429` is not retried there, a plain `500` or `503` is. (On a
+    /// route without classes, Linkerd's default gRPC classifier calls an
+    /// answer that never carries a `grpc-status` a success; here it is
+    /// read by its status all the same, so a plain `503` is retried.)
+    #[must_use]
+    pub fn with_plain_answers_by_status(mut self, by_status: bool) -> Self {
+        self.plain_by_status = by_status;
         self
     }
 
@@ -341,7 +365,8 @@ impl RetryPolicy {
             // Inside the retry layer, only the per-try timeout answers so.
             Some(ProxyErrorKind::Timeout) => self.timeouts,
             _ => {
-                let by_code = grpc_call && !self.retry_on.grpc_failures().is_empty();
+                let by_code =
+                    grpc_call && !self.plain_by_status && !self.retry_on.grpc_failures().is_empty();
                 matches!(
                     self.retry_on.classify_response_to(by_code, res),
                     Classification::Final(ResponseClass::Failure(_))
