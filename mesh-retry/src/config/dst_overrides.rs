@@ -359,9 +359,20 @@ impl Visitor<'_> for WeightVisitor {
         if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e18 {
             return self.visit_str(&format!("{value:.0}"));
         }
+        // Refused for what is wrong with it: a whole number too large to
+        // write out (or an infinity) is no fraction.
+        let kind = if value.is_nan() {
+            WeightError::Format
+        } else if value < 0.0 && (value.is_infinite() || value.fract() == 0.0) {
+            WeightError::Negative
+        } else if value.is_infinite() || value.fract() == 0.0 {
+            WeightError::TooLarge
+        } else {
+            WeightError::Fraction
+        };
         Err(E::custom(InvalidDstWeight {
             weight: value.to_string(),
-            kind: WeightError::Fraction,
+            kind,
         }))
     }
 }
@@ -551,6 +562,31 @@ mod tests {
         ] {
             let err = DstWeight::parse(text).unwrap_err();
             assert_eq!(err.kind, kind, "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_weight_yaml_reads_as_a_float_is_refused_for_what_is_wrong_with_it() {
+        let read = |text| serde_yaml_ng::from_str::<DstWeight>(text);
+        assert_eq!(read("1e3").unwrap().get(), 10_000_000);
+        assert_eq!(read("-0.0").unwrap().get(), 0);
+        for (text, kind) in [
+            ("1.5", WeightError::Fraction),
+            ("1e20", WeightError::TooLarge),
+            ("1e18", WeightError::TooLarge),
+            (".inf", WeightError::TooLarge),
+            ("-1e20", WeightError::Negative),
+            ("-.inf", WeightError::Negative),
+            (".nan", WeightError::Format),
+        ] {
+            let err = read(text).unwrap_err().to_string();
+            let says = match kind {
+                WeightError::Fraction => "is a fraction written as a number",
+                WeightError::TooLarge => "is over 429496.729",
+                WeightError::Negative => "is negative",
+                WeightError::Format => "is not a Kubernetes quantity",
+            };
+            assert!(err.contains(says), "{text}: {err}");
         }
     }
 
