@@ -66,6 +66,7 @@ mod review_balance_endpoints;
 mod review_detect_io;
 mod review_forward_orig_proto;
 mod review_forward_paths;
+mod review_new_connect_backoff;
 mod review_passthrough_detect;
 mod review_proxy_client_errors;
 mod review_proxy_heads;

@@ -577,6 +577,12 @@ impl Pending {
         self.sampled = true;
     }
 
+    /// Whether this request holds its endpoint's connect probe, not yet
+    /// taken.
+    pub(crate) fn holds_connect_probe(&self) -> bool {
+        self.connect != 0
+    }
+
     /// The claim of the endpoint's connect probe, if this request holds
     /// it: taken, as its connect is now known (or the caller decides).
     pub(crate) fn take_connect_probe(&mut self) -> Option<u64> {

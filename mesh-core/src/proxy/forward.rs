@@ -10,6 +10,7 @@ use http::{
     uri::{self, Authority},
 };
 use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::connect::capture_connection;
 use tower::Service;
 
 use super::{
@@ -298,8 +299,28 @@ where
 
 /// What [`send`] hands the response future: the client's future, the
 /// endpoint, the request's place in the endpoint's load, when a
-/// layer above says it timed out, and whether it went as HTTP/2.
-type Sent<F> = (F, Picked, Option<Pending>, Option<cut::Since>, bool);
+/// layer above says it timed out, whether it went as HTTP/2, and, for a
+/// connect probe, when its connection is made.
+type Sent<F> = (
+    F,
+    Picked,
+    Option<Pending>,
+    Option<cut::Since>,
+    bool,
+    Option<Connecting>,
+);
+
+/// Resolves once the connection a connect probe's request goes on is
+/// made (`true`), or once the request ends without one (`false`).
+type Connecting = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// When the connection `req` goes on is made, as its client reports it
+/// (hyper-util's client does, for any connector); a client that does not
+/// leaves it to the response head.
+fn connecting<B>(req: &mut Request<B>) -> Connecting {
+    let mut capture = capture_connection(req);
+    Box::pin(async move { capture.wait_for_connection_metadata().await.is_some() })
+}
 
 /// The endpoint the balancer of `clients` picks, with its client, or
 /// `None` when no endpoint is ready.
@@ -337,7 +358,16 @@ where
         .extensions_mut()
         .remove::<TimedOut>()
         .map(TimedOut::since_now);
-    (client.call(req), endpoint, pending, timeout, h2)
+    // A connect probe's endpoint is back once its connection is made, as
+    // Linkerd's proxy has an endpoint ready once it reconnects, not once
+    // the response comes: an upstream that holds the probe's response (a
+    // long poll) would keep the endpoint pending, and the requests
+    // waiting for it would fail fast. Only a probe, rare, pays the box.
+    let connecting = pending
+        .as_ref()
+        .is_some_and(Pending::holds_connect_probe)
+        .then(|| connecting(&mut req));
+    (client.call(req), endpoint, pending, timeout, h2, connecting)
 }
 
 /// Logs why a request found no endpoint ready.
@@ -558,6 +588,9 @@ pin_project_lite::pin_project! {
         // Whether it went as HTTP/2: a failed connect backs its endpoint
         // off (see `balance::reconnect`).
         h2: bool,
+        // A connect probe's: when its connection is made, which puts its
+        // endpoint back (see `send`).
+        connecting: Option<Connecting>,
     }
 
     impl<F, C, B> PinnedDrop for ResponseFuture<F, C, B> {
@@ -616,12 +649,13 @@ impl<F, C, B> ResponseFuture<F, C, B> {
             refused,
             timeout: None,
             h2: false,
+            connecting: None,
         }
     }
 
     /// The future of a request `sent` to an endpoint.
     fn sent(
-        (inner, endpoint, pending, timeout, h2): Sent<F>,
+        (inner, endpoint, pending, timeout, h2, connecting): Sent<F>,
         grpc: bool,
         downstream: Option<OnUpgrade>,
         lease: Option<Lease>,
@@ -637,6 +671,7 @@ impl<F, C, B> ResponseFuture<F, C, B> {
             refused: None,
             timeout,
             h2,
+            connecting,
         }
     }
 }
@@ -657,12 +692,13 @@ where
             && let Some(waiting) = this.waiting.as_mut()
         {
             match ready!(waiting.poll_send(cx)) {
-                Ok((inner, endpoint, pending, timeout, h2)) => {
+                Ok((inner, endpoint, pending, timeout, h2, connecting)) => {
                     this.inner.set(Some(inner));
                     *this.endpoint = Some(endpoint);
                     *this.pending = pending;
                     *this.timeout = timeout;
                     *this.h2 = h2;
+                    *this.connecting = connecting;
                 }
                 Err(refusal) => *this.refused = Some(refusal),
             }
@@ -689,7 +725,21 @@ where
             }
             return Poll::Ready(Ok(ProxyErrorKind::Unavailable.response_for(*this.grpc)));
         };
+        // A probe's connection made puts its endpoint back at once; one
+        // that fails to connect is left to its error, below.
+        if let Some(connecting) = this.connecting.as_mut()
+            && let Poll::Ready(connected) = connecting.as_mut().poll(cx)
+        {
+            *this.connecting = None;
+            if connected
+                && let Some(endpoint) = this.endpoint.as_ref()
+                && let Some(probe) = this.pending.as_mut().and_then(Pending::take_connect_probe)
+            {
+                endpoint.reconnected(probe);
+            }
+        }
         let result = ready!(inner.poll(cx));
+        *this.connecting = None;
         // Taken only now: it goes on with the body, or dropped, stops
         // counting the request.
         let mut pending = this.pending.take();

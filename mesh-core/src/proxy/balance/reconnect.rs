@@ -28,16 +28,21 @@
 //! `linkerd/exp-backoff`. That request is still answered `502`. While the
 //! backoff runs, the endpoint is not drawn and reads as
 //! [`Pending`](super::EndpointState::Pending). When it ends, the next
-//! request drawn to it is its probe, one at a time, and connects: a
-//! response head, or any failure other than a connect's (a connection
-//! was made for it to happen on), puts the endpoint back and starts the
-//! next backoff from the shortest again; a failed connect doubles it. A
-//! probe given up on before either lets the next request probe, as does
-//! one that holds the probe for longer than the longest backoff.
+//! request drawn to it is its probe, one at a time, and connects: its
+//! connection made (as hyper-util's client reports it, before the request
+//! is sent on it), or else a response head or any failure other than a
+//! connect's (a connection was made for it to happen on), puts the
+//! endpoint back and starts the next backoff from the shortest again; a
+//! failed connect doubles it. The endpoint is back as soon as the
+//! connection is made, as Linkerd's is once it reconnects: an upstream
+//! that holds the probe's response (a long poll) does not keep it
+//! pending, nor the requests waiting for it until fail-fast. A probe
+//! given up on before either lets the next request probe, as does one
+//! that holds the probe for longer than the longest backoff.
 //!
 //! This is a state of its own, beside failure accrual's
-//! ([`accrual`](crate::proxy::accrual)): a connect is decided at its
-//! response's head, failure accrual's outcome at the body's end, and an
+//! ([`accrual`](crate::proxy::accrual)): a connect is decided when its
+//! connection is made, failure accrual's outcome at the body's end, and an
 //! endpoint is drawn only when both let it. Failure accrual still counts
 //! the request whose connect failed, as it did. What the two do alike
 //! they do with the same code, so that a fix to one is a fix to both:
@@ -49,7 +54,8 @@
 //! On the path of a request whose endpoint is not backing off, this
 //! costs one atomic load of the backoff of each endpoint drawn for it
 //! (with one endpoint, that one's), and a test of a field of its own
-//! when its response head comes: only a probe writes anything.
+//! when its response head comes: only a probe writes anything, and only
+//! a probe allocates (what waits for its connection).
 
 use std::{
     fmt,
