@@ -246,3 +246,46 @@ fn a_trace_collector_on_port_zero_is_rejected() {
     // Without a port, the URL's default (80) is meant, as written.
     parse("tracing:\n  collector: http://otel-collector.local\n").unwrap();
 }
+
+#[test]
+fn an_ipv4_wildcard_and_an_ipv6_address_share_no_port() {
+    // 0.0.0.0 takes the port on every IPv4 address and no IPv6 one, so a
+    // listener on [::1] of the same port is another socket's.
+    let yaml = "\
+outbound:
+  listen: 0.0.0.0:4140
+admin:
+  listen: \"[::1]:4140\"
+";
+    let config = parse(yaml).unwrap();
+    assert_eq!(config.admin.listen, "[::1]:4140".parse().unwrap());
+
+    // [::] is dual-stack (the system's default, which the sidecar keeps):
+    // it takes the IPv4 addresses too, so it does clash with 127.0.0.1.
+    let yaml = "\
+outbound:
+  listen: \"[::]:4140\"
+admin:
+  listen: 127.0.0.1:4140
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "admin.listen",
+        4,
+    );
+    let yaml = "\
+outbound:
+  listen: 0.0.0.0:4140
+admin:
+  listen: \"[::]:4140\"
+";
+    let error = reject(yaml);
+    assert_error(
+        &error,
+        ConfigErrorKind::DuplicateListener,
+        "admin.listen",
+        4,
+    );
+}

@@ -27,9 +27,12 @@ impl Listener {
 }
 
 /// Whether two listeners would fight over a port. Port 0 asks the system
-/// for a free port, so it never conflicts. An unspecified address
-/// (`0.0.0.0`, `[::]`) takes the port on every interface. An IPv4-mapped
-/// address is the IPv4 address it maps.
+/// for a free port, so it never conflicts. An unspecified address takes
+/// the port on every interface: `0.0.0.0` on every IPv4 address, and
+/// `[::]` on every IPv6 and IPv4 one (the sidecar binds IPv6 sockets
+/// dual-stack, the system's default), so `0.0.0.0:P` and `[::1]:P` are two
+/// sockets' while `[::]:P` and `127.0.0.1:P` fight. An IPv4-mapped address
+/// is the IPv4 address it maps.
 ///
 /// The sidecar binds with `SO_REUSEPORT` (one listener per core), so the
 /// system would not refuse the second bind: connections would be shared
@@ -38,7 +41,14 @@ fn conflict(a: SocketAddr, b: SocketAddr) -> bool {
     let (a, b) = (canonical(a), canonical(b));
     a.port() != 0
         && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+/// Whether a listener on `wildcard` takes connections to `ip` as well:
+/// an unspecified IPv6 address takes both families, an unspecified IPv4
+/// address only IPv4.
+fn covers(wildcard: IpAddr, ip: IpAddr) -> bool {
+    wildcard.is_unspecified() && (wildcard.is_ipv6() || ip.is_ipv4())
 }
 
 /// `addr` with an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) written
