@@ -1044,7 +1044,7 @@ fn the_cli_reads_standard_input_and_notes_on_standard_error() {
     );
     let notes = String::from_utf8(output.stderr).unwrap();
     assert!(
-        notes.contains("stdin: document 1, items[3] (Deployment web): injected\n"),
+        notes.contains("stdin: document 1, items[3] (Deployment emojivoto/web): injected\n"),
         "{notes}"
     );
 
@@ -1072,7 +1072,7 @@ fn the_cli_warns_on_standard_error_and_writes_the_manifests_all_the_same() {
     let notes = String::from_utf8(output.stderr).unwrap();
     assert_eq!(notes, read("linkerd-annotations.notes.txt"));
     assert!(
-        notes.contains("(StatefulSet db): warning: config.linkerd.io/opaque-ports on StatefulSet emojivoto/db (at spec.template.metadata.annotations) is not read"),
+        notes.contains("(StatefulSet emojivoto/db): warning: config.linkerd.io/opaque-ports on StatefulSet emojivoto/db (at spec.template.metadata.annotations) is not read"),
         "{notes}"
     );
 }

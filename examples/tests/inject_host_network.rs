@@ -58,7 +58,7 @@ fn a_pod_on_the_host_network_fails_the_whole_input_and_nothing_is_written() {
     assert_eq!(stdout, "", "{stderr}");
     assert!(
         stderr.contains(
-            "stdin: document 2 (DaemonSet node-agent): cannot inject: the pod uses the \
+            "stdin: document 2 (DaemonSet monitoring/node-agent): cannot inject: the pod uses the \
              host's network (hostNetwork: true)"
         ),
         "{stderr}"
@@ -66,7 +66,7 @@ fn a_pod_on_the_host_network_fails_the_whole_input_and_nothing_is_written() {
     assert!(stderr.contains("mesh.io/inject: disabled"), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     // No note of the workloads that were fine: nothing was written.
-    assert!(!stderr.contains("(Deployment web)"), "{stderr}");
+    assert!(!stderr.contains("(Deployment emojivoto/web)"), "{stderr}");
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn every_workload_that_cannot_be_injected_is_named_not_only_the_first() {
     assert_eq!(stdout, "");
     assert!(stderr.contains("2 workloads"), "{stderr}");
     assert!(
-        stderr.contains("document 1 (DaemonSet node-agent)"),
+        stderr.contains("document 1 (DaemonSet monitoring/node-agent)"),
         "{stderr}"
     );
     assert!(stderr.contains("document 3 (Pod p)"), "{stderr}");
@@ -104,12 +104,12 @@ fn mesh_inject_disabled_leaves_a_pod_on_the_host_network_out_and_the_rest_is_inj
     assert!(stdout.contains("mesh-proxy"), "{stdout}");
     assert!(
         stderr.contains(
-            "document 1 (DaemonSet node-agent): not injected: mesh.io/inject is disabled"
+            "document 1 (DaemonSet monitoring/node-agent): not injected: mesh.io/inject is disabled"
         ),
         "{stderr}"
     );
     assert!(
-        stderr.contains("document 2 (Deployment web): injected"),
+        stderr.contains("document 2 (Deployment emojivoto/web): injected"),
         "{stderr}"
     );
 }

@@ -78,7 +78,7 @@ fn the_same_namespace_written_twice_is_read_once() {
     let (code, stdout, stderr) = inject_cli(&input);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("document 2 (Deployment web): not injected: mesh.io/inject is disabled on namespace emojivoto"),
+        stderr.contains("document 2 (Deployment emojivoto/web): not injected: mesh.io/inject is disabled on namespace emojivoto"),
         "{stderr}"
     );
     assert_eq!(stdout, input);

@@ -88,7 +88,7 @@ fn the_cli_exits_1_and_writes_nothing_for_a_pod_with_another_proxy() {
     assert!(output.stdout.is_empty(), "{stderr}");
     assert!(
         stderr.contains(
-            "stdin: document 2 (Deployment web): cannot inject: another mesh's proxy is in \
+            "stdin: document 2 (Deployment emojivoto/web): cannot inject: another mesh's proxy is in \
              the pod or will be (container istio-proxy)"
         ),
         "{stderr}"

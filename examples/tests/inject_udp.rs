@@ -138,7 +138,7 @@ fn the_command_writes_the_warning_and_the_manifest() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(output.status.success(), "{stderr}");
     assert!(
-        stderr.contains("stdin: document 1 (Deployment dns): warning: container coredns"),
+        stderr.contains("stdin: document 1 (Deployment kube/dns): warning: container coredns"),
         "{stderr}"
     );
     assert!(

@@ -72,10 +72,13 @@ fn opaque_ports_on_the_pod_template_is_warned_of_and_the_sidecar_still_injected(
     // The note is the outcome's line, then the warning's.
     let text = note.to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "web.yaml: document 2 (Deployment web): injected");
+    assert_eq!(
+        lines[0],
+        "web.yaml: document 2 (Deployment emojivoto/web): injected"
+    );
     assert!(
         lines[1].starts_with(
-            "web.yaml: document 2 (Deployment web): warning: \
+            "web.yaml: document 2 (Deployment emojivoto/web): warning: \
              config.linkerd.io/opaque-ports on Deployment emojivoto/web \
              (at spec.template.metadata.annotations) is not read: "
         ),

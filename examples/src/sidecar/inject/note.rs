@@ -5,6 +5,8 @@ use std::{
     fmt::{self, Write as _},
 };
 
+use mesh_core::resource::ResourceName;
+
 use super::{
     rule::{INJECT_ANNOTATION, LINKERD_INJECT_ANNOTATION as LINKERD_INJECT},
     unproxied::UnproxiedPort,
@@ -92,7 +94,7 @@ impl fmt::Display for DisabledBy {
 }
 
 /// What was done to one object of the input, such as
-/// `emojivoto.yaml: document 1, items[2] (Deployment web): injected`,
+/// `emojivoto.yaml: document 1, items[2] (Deployment emojivoto/web): injected`,
 /// what its sidecar does not follow, and which of its ports it does not
 /// proxy.
 ///
@@ -111,6 +113,11 @@ pub struct Note {
     pub kind: String,
     /// The object's `metadata.name`, when it has one.
     pub name: Option<String>,
+    /// The object's `metadata.namespace`, when it has one: the note names
+    /// the object as kubectl does (`Deployment emojivoto/web`), as the
+    /// errors about it do. A value that is no namespace (not a DNS-1123
+    /// label) is not shown.
+    pub namespace: Option<String>,
     /// What was done.
     pub outcome: Outcome,
     /// The Linkerd annotations over an injected workload that its
@@ -129,11 +136,12 @@ impl Note {
         if let Some(item) = self.item {
             write!(line, ", items[{item}]")?;
         }
-        write!(line, " ({}", self.kind)?;
-        if let Some(name) = &self.name {
-            write!(line, " {name}")?;
-        }
-        line.write_str("): ")
+        let named = ResourceName::new(
+            Some(&self.kind),
+            self.namespace.as_deref(),
+            self.name.as_deref(),
+        );
+        write!(line, " ({named}): ")
     }
 
     /// One line: the place, then `what`, its control characters escaped.

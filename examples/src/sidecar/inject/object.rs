@@ -165,6 +165,7 @@ pub(super) fn note(
         item: object.item,
         kind: object.kind,
         name: object.name,
+        namespace: object.namespace,
         outcome: injection.outcome,
         warnings: injection.warnings,
         unproxied: injection.unproxied,
