@@ -445,13 +445,14 @@ fn check_policy(config: &SidecarConfig) -> Vec<Check> {
             // requests drawn to it 500. Also the HTTPRoutes that merging
             // the routes written with and without a namespace sets aside,
             // which the reader's warnings cannot name.
-            let missing = outbound::missing_backends(&config.outbound, &checked.routes, namespace);
+            let planning =
+                outbound::planning_warnings(&config.outbound, &checked.routes, namespace);
             // Each warning is its own line: it names the file, document,
             // resource and field already.
             checks.extend(
                 authorization
                     .chain(routes)
-                    .chain(missing)
+                    .chain(planning)
                     .map(|title| Check::new(Status::Warn, title, None)),
             );
             checks

@@ -129,7 +129,7 @@ use self::backend::{Counted, CountedBody};
 pub(crate) use self::endpoints::ResolveMetrics;
 use self::endpoints::{FirstAnswers, Queues, ServiceEndpoints};
 use self::labels::ServiceRef;
-pub(crate) use self::plan::missing_backends;
+pub(crate) use self::plan::planning_warnings;
 use self::plan::{PlannedBackend, Planner, RoutePlan, RoutePlans};
 use self::profile::ProfileLevel;
 use self::router::{NoRoute, OutboundRouter, Route, RouteTable, ServiceRoutes};

@@ -415,8 +415,11 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
     }
 }
 
-/// The backends of the routes `resources` give `config`'s services that
-/// are not outbound services, one warning each, for `sidecar check`: the
+/// What planning `config`'s services with the routes `resources` give
+/// them warns of, for `sidecar check`, in the words the sidecar logs.
+///
+/// The backends of those routes that are not outbound services, one
+/// warning each: the
 /// sidecar starts with them, and answers the requests drawn to them 500.
 /// Each is named where it is written: the route's file, document and
 /// `backendRefs` entry, or the ServiceProfile's `dstOverrides` entry,
@@ -430,7 +433,7 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 /// the service from the `HTTPRoute`s of the other: the reader keeps the
 /// two spellings apart, so its own warnings do not name them. The
 /// planner logs each of these with the same text.
-pub(crate) fn missing_backends(
+pub(crate) fn planning_warnings(
     config: &OutboundConfig,
     resources: &RetryResources,
     namespace: &str,
@@ -887,7 +890,7 @@ spec:
         assert!(!plans.services[0].routes[0].has_no_weight());
         let resources = mesh_retry::config::load("routes.yaml", canary).unwrap();
         assert_eq!(
-            missing_backends(&outbound(), &resources, "emojivoto"),
+            planning_warnings(&outbound(), &resources, "emojivoto"),
             [
                 "routes.yaml: document 1 (HTTPRoute emojivoto/canary): spec.rules[0].backendRefs[1]: \
                  route canary sends requests to service emoji-v3.emojivoto, which is not in \
@@ -895,7 +898,7 @@ spec:
                  UNAVAILABLE)"
             ]
         );
-        assert!(missing_backends(&outbound(), &resources, "other").is_empty());
+        assert!(planning_warnings(&outbound(), &resources, "other").is_empty());
     }
 
     #[test]
@@ -940,7 +943,7 @@ spec:
         );
         let resources = mesh_retry::config::load("routes.yaml", canary).unwrap();
         assert_eq!(
-            missing_backends(&outbound(), &resources, "emojivoto"),
+            planning_warnings(&outbound(), &resources, "emojivoto"),
             [
                 "routes.yaml: document 2 (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local): \
                  spec.dstOverrides[1]: service emoji's dstOverrides send requests to service \
@@ -1022,7 +1025,7 @@ spec:
             "{:?}",
             resources.warnings
         );
-        let warnings = missing_backends(&outbound(), &resources, "emojivoto");
+        let warnings = planning_warnings(&outbound(), &resources, "emojivoto");
         assert_eq!(
             warnings,
             [
