@@ -10,27 +10,12 @@
 //! sidecar builds, which reads a gRPC answer's trailers right after its
 //! head.
 
-use std::{
-    collections::HashMap,
-    convert::Infallible,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::stream;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
-use mesh_core::body::{BoxBody, full};
-use mesh_retry::{Budget, ServiceRetryPolicy, config};
-use tower::{Layer, ServiceExt};
+use http::StatusCode;
+use mesh_retry::{Budget, ServiceRetryPolicy};
 
-use crate::support;
+use crate::support::profile_upstream::{self, Upstream};
 
 /// A profile of three retryable gRPC routes: `Ok` calls a `2xx` a
 /// success, `Fail` calls a `5xx` a failure, and `Plain` has no classes.
@@ -64,121 +49,36 @@ enum First {
     Trailers(u16, &'static str),
 }
 
-/// A gRPC upstream answering the first attempt of each call (by its
-/// `x-call` header) as the call's `x-first` header says, and every later
-/// one `200` with `grpc-status: 0` in the head; and its attempts by call.
-async fn upstream() -> (std::net::SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let seen = attempts.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        let header = |name: &str| req.headers()[name].to_str().unwrap().to_owned();
-                        let (call, first) = (header("x-call"), header("x-first"));
-                        req.into_body().collect().await.unwrap();
-                        let n = {
-                            let mut seen = seen.lock().unwrap();
-                            let n = seen.entry(call).or_default();
-                            *n += 1;
-                            *n
-                        };
-                        let (status, grpc, in_head) = match first.split(' ').collect::<Vec<_>>()[..]
-                        {
-                            _ if n > 1 => ("200", "0", true),
-                            [status, grpc, "head"] => (status, grpc, true),
-                            [status, grpc, "trailers"] => (status, grpc, false),
-                            _ => panic!("x-first: {first}"),
-                        };
-                        let mut trailers = HeaderMap::new();
-                        let grpc = HeaderValue::from_str(grpc).unwrap();
-                        let frames = if in_head {
-                            Vec::new()
-                        } else {
-                            trailers.insert("grpc-status", grpc.clone());
-                            vec![Ok::<_, Infallible>(Frame::<Bytes>::trailers(trailers))]
-                        };
-                        let mut res =
-                            Response::new(BodyExt::boxed(StreamBody::new(stream::iter(frames))));
-                        *res.status_mut() = status.parse().unwrap();
-                        let headers = res.headers_mut();
-                        headers
-                            .insert("content-type", HeaderValue::from_static("application/grpc"));
-                        if in_head {
-                            headers.insert("grpc-status", grpc);
-                        }
-                        Ok::<_, Infallible>(res)
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
+impl First {
+    /// The upstream's `x-first` for it.
+    fn header(self) -> String {
+        match self {
+            First::Head(status, grpc) => format!("{status} {grpc} head"),
+            First::Trailers(status, grpc) => format!("{status} {grpc} trailers"),
         }
-    });
-    (addr, attempts)
+    }
 }
 
 fn books() -> ServiceRetryPolicy {
-    let loaded = config::load("profile.yaml", PROFILE).unwrap();
-    loaded.service("books", Some("shop")).unwrap().clone()
+    profile_upstream::books(PROFILE)
 }
 
-/// A gRPC call of `method` to `addr`, named `call`, first answered as
-/// `first` says.
-fn grpc_call(
-    addr: std::net::SocketAddr,
-    method: &str,
-    call: &str,
-    first: First,
-) -> Request<BoxBody> {
-    let first = match first {
-        First::Head(status, grpc) => format!("{status} {grpc} head"),
-        First::Trailers(status, grpc) => format!("{status} {grpc} trailers"),
-    };
-    Request::post(format!("http://{addr}/pkg.Svc/{method}"))
-        .version(Version::HTTP_2)
-        .header("content-type", "application/grpc")
-        .header("x-call", call)
-        .header("x-first", first)
-        .body(full("request"))
-        .unwrap()
+async fn upstream() -> Upstream {
+    profile_upstream::upstream().await
 }
 
-/// Sends the call on its route's stack, as the sidecar builds it (its
-/// trailers read right after its head), with the service's budget; returns
-/// the answer's status and `grpc-status` (head or trailers) and how many
-/// attempts the upstream saw.
+/// Sends the call on its route's stack, as the sidecar builds it; returns
+/// the answer's status and `grpc-status` and how many attempts the
+/// upstream saw.
 async fn send(
     books: &ServiceRetryPolicy,
     budget: &Arc<Budget>,
-    upstream: &(std::net::SocketAddr, Arc<Mutex<HashMap<String, usize>>>),
+    upstream: &Upstream,
     method: &str,
     call: &str,
     first: First,
 ) -> (StatusCode, String, usize) {
-    let req = grpc_call(upstream.0, method, call, first);
-    let route = books.route_for(&req).unwrap();
-    let svc = route
-        .layer(budget.clone())
-        .peek_grpc_trailers()
-        .layer(support::client());
-    let res = svc.oneshot(req).await.unwrap();
-    let status = res.status();
-    let head = res.headers().get("grpc-status").cloned();
-    let collected = res.into_body().collect().await.unwrap();
-    let grpc = head
-        .or_else(|| collected.trailers()?.get("grpc-status").cloned())
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let attempts = upstream.1.lock().unwrap()[call];
-    (status, grpc, attempts)
+    profile_upstream::send(books, budget, upstream, method, call, &first.header()).await
 }
 
 #[tokio::test]

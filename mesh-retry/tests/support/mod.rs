@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod grpc_upstream;
+pub(crate) mod profile_upstream;
 
 use std::{
     convert::Infallible,
