@@ -13,6 +13,7 @@ mod support {
     pub(crate) mod h2_frames;
     pub(crate) mod header_echo;
     pub(crate) mod log_capture;
+    pub(crate) mod orig_proto;
     pub(crate) mod proxy;
     pub(crate) mod queue;
     pub(crate) mod refused;

@@ -5,13 +5,7 @@
 //! be what they would see without the HTTP/2 hop.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -19,7 +13,7 @@ use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use mesh_core::{
-    client::{Client, ClientConfig, ClientError, ForEndpoint, authority_from_host},
+    client::{Client, ClientConfig, ForEndpoint},
     proxy::{Forward, orig_proto},
     serve::{Server, ServerConfig, shutdown},
 };
@@ -27,45 +21,9 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
-use tower::{Layer, Service};
+use tower::Layer;
 
-/// The outbound proxy's client: every HTTP/1.1 request it can goes as
-/// HTTP/2, as the sidecar's does for meshed peers.
-#[derive(Clone)]
-struct Upgrading(Client<Incoming>);
-
-impl ForEndpoint for Upgrading {
-    fn for_endpoint(&self, endpoint: SocketAddr) -> Self {
-        Self(self.0.for_endpoint(endpoint))
-    }
-}
-
-type ResFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, ClientError>> + Send>>;
-
-impl Service<Request<Incoming>> for Upgrading {
-    type Response = Response<Incoming>;
-    type Error = ClientError;
-    type Future = ResFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<Incoming>) -> ResFuture {
-        let upgraded = orig_proto::upgrade(&mut req);
-        if upgraded {
-            authority_from_host(&mut req);
-        }
-        let fut = self.0.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            if upgraded {
-                orig_proto::restore(&mut res);
-            }
-            Ok(res)
-        })
-    }
-}
+use crate::support;
 
 type AppBody = BoxBody<Bytes, Infallible>;
 
@@ -132,24 +90,10 @@ async fn start_app() -> SocketAddr {
     addr
 }
 
-/// The client's proxy, carrying requests to the application's proxy as
-/// HTTP/2; its address, and the triggers that keep both up.
+/// The two proxies in front of the application; the client's address,
+/// and the triggers that keep both up.
 async fn proxies() -> (SocketAddr, [shutdown::ShutdownTrigger; 2]) {
-    let app = start_app().await;
-    let client = Client::<Incoming>::new(&ClientConfig::default());
-    let inbound = orig_proto::DowngradeLayer::new().layer(Forward::new(client, [app]).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let inbound_addr = listener.local_addr().unwrap();
-    let (inbound_trigger, stop) = shutdown::channel();
-    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, inbound, stop));
-
-    let client = Upgrading(Client::<Incoming>::new(&ClientConfig::default()));
-    let outbound = Forward::new(client, [inbound_addr]).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (outbound_trigger, stop) = shutdown::channel();
-    tokio::spawn(Server::new(ServerConfig::default()).serve_http(listener, outbound, stop));
-    (addr, [inbound_trigger, outbound_trigger])
+    support::orig_proto::proxies(start_app().await).await
 }
 
 /// Sends `request` to `addr` and reads the answer until the server
