@@ -266,7 +266,9 @@ pub struct PolicyConfig {
     pub default_policy: DefaultPolicy,
     /// Paths that `GET` requests may reach without authorization on
     /// servers that have no routes, so kubelet probes keep working under
-    /// `deny`. Default [`DEFAULT_PROBE_PATHS`].
+    /// `deny`: ports no Server covers, and Servers whose `proxyProtocol`
+    /// is not `gRPC` (as in Linkerd, a gRPC Server without `GRPCRoute`s
+    /// has the default route alone). Default [`DEFAULT_PROBE_PATHS`].
     pub probe_paths: Vec<String>,
 }
 

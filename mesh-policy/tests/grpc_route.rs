@@ -483,3 +483,37 @@ spec:
         );
     }
 }
+
+/// Linkerd's policy controller gives a Server without routes of its kind
+/// a `default` route and, for an HTTP one, a `probe` route that opens the
+/// pod's probe paths to `GET` (`default_inbound_http_routes`); a gRPC
+/// Server without `GRPCRoute`s gets the `default` gRPC route alone
+/// (`grpc_routes` in its inbound index), as its `GRPCRoute`s are all its
+/// proxies are sent. So a probe path on a gRPC port is decided by the
+/// Server's own authorizations, and `deny` refuses it.
+#[test]
+fn a_grpc_server_without_grpc_routes_has_no_probe_route() {
+    for (protocol, want) in [
+        ("gRPC", "deny default"),
+        ("unknown", "allow probe"),
+        ("HTTP/2", "allow probe"),
+    ] {
+        let text = format!(
+            "apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: emoji, namespace: emojivoto}}
+spec: {{podSelector: {{}}, port: 8080, proxyProtocol: {protocol}}}
+"
+        );
+        let (policy, warnings) = compile_with_warnings(&text);
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        for path in mesh_policy::DEFAULT_PROBE_PATHS {
+            let probe = Request::get(path).body(()).unwrap();
+            assert_eq!(
+                outcome(policy.evaluate(8080, &from("10.1.2.3"), &probe)),
+                want,
+                "{protocol} GET {path}"
+            );
+        }
+    }
+}

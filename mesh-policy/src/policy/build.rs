@@ -204,7 +204,18 @@ pub(super) fn compile(
             mine = served;
         }
         if mine.is_empty() {
-            entry.default_routes(&server_authz, &probes, metrics);
+            // Linkerd's policy controller gives an HTTP Server without
+            // routes its probe paths as a route of their own beside the
+            // default one (`default_inbound_http_routes`), and a gRPC
+            // Server without GRPCRoutes the default route alone
+            // (`grpc_routes` in its inbound index): there, a probe is
+            // decided by the Server's own authorizations.
+            let probes = if server.spec.proxy_protocol == ProxyProtocol::Grpc {
+                &[][..]
+            } else {
+                &probes[..]
+            };
+            entry.default_routes(&server_authz, probes, metrics);
         } else {
             for route in mine {
                 // Namespace policies are among the Server's: a route shares
