@@ -321,8 +321,19 @@
 //!   would apply its items, but they are not read here, and skipped like
 //!   a kind authorization does not use, a listed `Server` would leave its
 //!   port to the default policy. Write each item as a document.
-//! - Two Servers selecting the same port of the workload is an error; the
-//!   admission webhook Linkerd ships rejects them too.
+//! - Two Servers may select one port of the workload, as Linkerd's
+//!   admission webhook allows, and as its policy controller does, the
+//!   oldest by `metadata.creationTimestamp` takes it, then the first by
+//!   name, whatever the order of the documents; a reload that adds a newer
+//!   one leaves the port where it was. Each other one covers nothing, so
+//!   what targets it by name (authorizations, routes, a rate limit)
+//!   applies to nothing. Where Linkerd's controller only logs this, here
+//!   the Server that lost the port gets a [`WarningKind::NotApplied`]
+//!   warning naming the port and the Server that took it. A Server without
+//!   a timestamp, as policy files often are, ranks after those with one,
+//!   as routes do (applied, it would be the newest; Linkerd's sort puts
+//!   one first, but in a cluster every Server has one); a timestamp that
+//!   is not an RFC 3339 time is an error.
 //! - Two `HTTPLocalRateLimitPolicy`s targeting one Server is an error.
 //!   Linkerd accepts the older (by creation time, then name) and marks the
 //!   other not accepted; policy files have no creation times, and a limit

@@ -222,23 +222,33 @@ fn a_target_ref_to_nothing() {
     );
 }
 
+/// Two Servers selecting one port are no error, as in Linkerd: the first
+/// by name (neither has a creation time) takes it, and the other is
+/// warned about by document, name and field, with the one that took it.
 #[test]
 fn two_servers_selecting_the_same_port() {
-    let err = compile_err(&second(
+    let text = second(
         "apiVersion: policy.linkerd.io/v1beta1\nkind: Server\nmetadata: {name: web-too, namespace: ns}\nspec:\n  podSelector: {matchExpressions: [{key: app, operator: Exists}]}\n  port: 80\n",
-    ));
-    assert_error(
-        &err,
-        Kind::Conflict,
-        2,
-        ("Server", "web-too"),
-        "spec.port",
-        13,
     );
+    let compiled = Policy::compile(
+        &[PolicySource::new("policy.yaml", &text)],
+        &workload(),
+        &PolicyConfig::default(),
+        &PolicyMetrics::default(),
+    )
+    .unwrap();
+    let warnings: Vec<_> = compiled.warnings.iter().collect();
+    assert_eq!(warnings.len(), 1, "{}", compiled.warnings);
+    assert_eq!(warnings[0].kind, WarningKind::NotApplied);
+    assert_eq!(warnings[0].document, 2);
+    assert_eq!(warnings[0].name.as_deref(), Some("web-too"));
+    assert_eq!(warnings[0].field_path, "spec.port");
     assert!(
-        err.message()
-            .contains("port 80 of the workload is already selected by Server web"),
-        "{err}"
+        warnings[0].message.starts_with(
+            "port 80 of the workload is also selected by Server web (policy.yaml document 1)"
+        ),
+        "{}",
+        warnings[0]
     );
 }
 
@@ -248,25 +258,21 @@ fn two_servers_selecting_the_same_port_by_number_and_name() {
         "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: web-too, namespace: ns}\nspec:\n  podSelector: {matchExpressions: [{key: app, operator: Exists}]}\n  port: http\n",
     );
     let named = workload().with_port("http", 80);
-    let err = Policy::compile(
+    let compiled = Policy::compile(
         &[PolicySource::new("policy.yaml", &text)],
         &named,
         &PolicyConfig::default(),
         &PolicyMetrics::default(),
     )
-    .map(|_| ())
-    .unwrap_err();
-    assert_error(
-        &err,
-        Kind::Conflict,
-        2,
-        ("Server", "web-too"),
-        "spec.port",
-        13,
-    );
+    .unwrap();
     assert!(
-        err.message().contains("already selected by Server web"),
-        "{err}"
+        compiled.warnings.iter().any(|w| w.document == 2
+            && w.field_path == "spec.port"
+            && w.message.starts_with(
+                "port http (80) of the workload is also selected by Server web (policy.yaml document 1)"
+            )),
+        "{}",
+        compiled.warnings
     );
     // A workload whose ports do not collide compiles, and says the Server covers nothing.
     let compiled = Policy::compile(

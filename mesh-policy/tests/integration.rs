@@ -43,6 +43,7 @@ mod review_policy_semantics;
 mod route_groups;
 mod route_parents;
 mod server_authz_networks;
+mod server_conflict;
 mod servers;
 mod strict_fields;
 mod target_groups;

@@ -106,56 +106,30 @@ pub(super) fn compile(
     let probes = probe_matches(config)?;
     let rate_limits = ratelimit::rate_limits(&r, workload, &mut warnings)?;
 
+    let selections: Vec<Selection> = r
+        .servers
+        .iter()
+        .map(|entry| selection(&entry.value, workload))
+        .collect();
+    let owners = port_owners(&r, &selections, workload);
     let mut ports = Vec::new();
     let mut servers = Vec::new();
-    let mut claimed = HashMap::new();
     for (si, entry) in r.servers.iter().enumerate() {
         let server = &entry.value;
         let namespace = ns(&server.metadata, workload);
-        if namespace != workload.namespace {
-            continue;
-        }
-        let Some(pod_selector) = &server.spec.pod_selector else {
-            warnings.about(
-                WarningKind::NotApplied,
-                &entry.context,
-                "spec.externalWorkloadSelector",
-                "selects external workloads, not pods, so this Server covers nothing here",
-            );
-            continue;
-        };
-        if !pod_selector.matches(&workload.labels) {
-            continue;
-        }
-        let port = match &server.spec.port {
-            PortRef::Number(n) => *n,
-            PortRef::Name(name) => {
-                match workload.ports.get(name) {
-                    Some(port) => *port,
-                    None => {
-                        warnings.about(
-                        WarningKind::NotApplied,
-                        &entry.context,
-                        "spec.port",
-                        format!("the workload has no port named {name}, so this Server covers nothing"),
-                    );
-                        continue;
-                    }
-                }
+        let port = match &selections[si] {
+            Selection::Other => continue,
+            Selection::Nothing(field, why) => {
+                warnings.about(WarningKind::NotApplied, &entry.context, field, why.as_str());
+                continue;
             }
+            Selection::Port(port) => *port,
         };
-        if let Some(first) = claimed.insert(port, &entry.context) {
-            return Err(error(
-                entry,
-                Kind::Conflict,
-                "spec.port",
-                format!(
-                    "port {port} of the workload is already selected by Server {} ({} document {})",
-                    first.name().unwrap_or_default(),
-                    first.origin(),
-                    first.index()
-                ),
-            ));
+        if let Some(&owner) = owners.get(&port)
+            && owner != si
+        {
+            lost_port(&r, owner, si, port, &mut warnings);
+            continue;
         }
         let name: Arc<str> = server.metadata.name.as_str().into();
         let access = server.spec.access_policy.unwrap_or(DefaultPolicy::Deny);
@@ -248,6 +222,116 @@ pub(super) fn compile(
         },
         warnings,
     })
+}
+
+/// What a Server selects of the workload.
+enum Selection {
+    /// Not the workload: the Server is of another namespace, or its
+    /// `podSelector` does not match the workload's labels.
+    Other,
+    /// Nothing, for a reason given about a field, to be warned about.
+    Nothing(&'static str, String),
+    /// This port of the workload.
+    Port(u16),
+}
+
+fn selection(server: &resource::Server, workload: &Workload) -> Selection {
+    if ns(&server.metadata, workload) != workload.namespace {
+        return Selection::Other;
+    }
+    let Some(pod_selector) = &server.spec.pod_selector else {
+        return Selection::Nothing(
+            "spec.externalWorkloadSelector",
+            "selects external workloads, not pods, so this Server covers nothing here".to_owned(),
+        );
+    };
+    if !pod_selector.matches(&workload.labels) {
+        return Selection::Other;
+    }
+    match &server.spec.port {
+        PortRef::Number(n) => Selection::Port(*n),
+        PortRef::Name(name) => match workload.ports.get(name) {
+            Some(port) => Selection::Port(*port),
+            None => Selection::Nothing(
+                "spec.port",
+                format!("the workload has no port named {name}, so this Server covers nothing"),
+            ),
+        },
+    }
+}
+
+/// The Server that takes each port the Servers select, by index. Linkerd
+/// accepts two Servers selecting one port of a pod, and its policy
+/// controller gives the port to the first of them by creation time, then
+/// name (`reindex_servers` in its inbound index), so that a port stays
+/// with its Server rather than flap to each one created after. The same
+/// files must start here as they run there, so the order is that of
+/// routes of equal matches ([`tie_ranks`]), which a file without
+/// timestamps leaves to the names: the document order does not decide.
+fn port_owners(
+    r: &Resources<'_>,
+    selections: &[Selection],
+    workload: &Workload,
+) -> HashMap<u16, usize> {
+    let ranks = tie_ranks(r.servers.iter().enumerate().map(|(si, entry)| {
+        (
+            server_created(r, si),
+            ns(&entry.value.metadata, workload),
+            entry.value.metadata.name.as_str(),
+        )
+    }));
+    let mut owners = HashMap::new();
+    for (si, selection) in selections.iter().enumerate() {
+        let Selection::Port(port) = selection else {
+            continue;
+        };
+        let owner = owners.entry(*port).or_insert(si);
+        if ranks[si] < ranks[*owner] {
+            *owner = si;
+        }
+    }
+    owners
+}
+
+fn server_created(r: &Resources<'_>, si: usize) -> Option<Timestamp> {
+    r.server_created.get(si).copied().flatten()
+}
+
+/// Warns about Server `loser`, which selects `port` that Server `owner`
+/// takes ([`port_owners`]): it covers nothing, and a Server covers one
+/// port, so what targets it by name (an `AuthorizationPolicy`, a
+/// `ServerAuthorization`, a route, a rate limit) applies to nothing, as
+/// in Linkerd, which builds no server of it for the pod.
+fn lost_port(
+    r: &Resources<'_>,
+    owner: usize,
+    loser: usize,
+    port: u16,
+    warnings: &mut PolicyWarnings,
+) {
+    let (Some(winner), Some(entry)) = (r.servers.get(owner), r.servers.get(loser)) else {
+        return;
+    };
+    let why = match (server_created(r, owner), server_created(r, loser)) {
+        (Some(a), Some(b)) if a < b => "the older by metadata.creationTimestamp",
+        (Some(_), None) => "the one with a metadata.creationTimestamp",
+        _ => "the first by name",
+    };
+    let port = match &entry.value.spec.port {
+        PortRef::Name(name) => format!("{name} ({port})"),
+        PortRef::Number(_) => port.to_string(),
+    };
+    warnings.about(
+        WarningKind::NotApplied,
+        &entry.context,
+        "spec.port",
+        format!(
+            "port {port} of the workload is also selected by Server {} ({} document {}), which takes it as {why}; this Server covers nothing, so what targets it (authorizations, routes, rate limits) applies to nothing",
+            winner.value.metadata.name,
+            winner.context.origin(),
+            winner.context.index()
+        ),
+    );
 }
 
 /// The one `Server` version whose schema has `accessPolicy`.

@@ -90,9 +90,9 @@ impl Policy {
     ///
     /// The first problem, as a [`ResourceError`] naming the document, kind,
     /// name, field and line: malformed YAML, a missing field, a bad value
-    /// (CIDR, regular expression, identity, selector), two resources of a
-    /// kind with one name, a reference to nothing, two Servers selecting
-    /// the same port of the workload, or a field not read where it would
+    /// (CIDR, regular expression, identity, creation timestamp, selector),
+    /// two resources of a kind with one name, a reference to nothing, or a
+    /// field not read where it would
     /// widen who gets in (see the crate docs: in an authentication or
     /// authorization, a Server's `podSelector`, a route under a Server).
     pub fn compile(

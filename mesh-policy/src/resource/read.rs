@@ -51,6 +51,9 @@ pub(crate) struct Resources<'t> {
     /// index: the oldest route wins a tie between equal matches, and the
     /// `HttpRoute` model does not read it.
     pub(crate) route_created: Vec<Option<Timestamp>>,
+    /// The `metadata.creationTimestamp` of each of `servers`, at the same
+    /// index: of two Servers that select one port, the oldest takes it.
+    pub(crate) server_created: Vec<Option<Timestamp>>,
     /// For each of `routes` that is a `GRPCRoute`, at the same index, the
     /// rank of each match of each rule ([`GrpcRouteMatch::precedence`]):
     /// the `GRPCRoute` order, which the `HTTPRoute` matches it is read as
@@ -95,8 +98,10 @@ pub(crate) fn read<'t>(sources: &[PolicySource<'t>]) -> Result<Resources<'t>, Re
             }
             match document.kind() {
                 Server::KIND => {
+                    let index = document.index();
                     let parsed = document.read()?;
                     strict_selector(&parsed)?;
+                    r.server_created.push(again.created(index)?);
                     push(&mut r.servers, &mut r.warnings, parsed);
                 }
                 ServerAuthorization::KIND => {
@@ -263,9 +268,10 @@ fn list_error(document: mesh_core::resource::Document<'_>) -> ResourceError {
 }
 
 /// A second reading of a text's documents, for what the models leave out:
-/// a route's `metadata.creationTimestamp`. It starts at the first route
-/// and keeps its place, so a text without routes is read once and one
-/// with routes once more from its first route on, however many it holds.
+/// a route's or a Server's `metadata.creationTimestamp`. It starts at the
+/// first of them and keeps its place, so a text without routes or Servers
+/// is read once and one with them once more from the first on, however
+/// many it holds.
 struct Again<'t> {
     source: PolicySource<'t>,
     documents: Option<Documents<'t>>,
