@@ -158,6 +158,7 @@ mod routes;
 mod routes_grpc_backend;
 mod routes_hosts;
 mod routes_unknown_backend;
+mod server_conflict;
 mod shutdown_admin;
 mod sidecar;
 mod sidecar_drop;
