@@ -31,6 +31,7 @@ mod review_observe_tap;
 mod review_observe_tap_filter;
 mod review_query_errors;
 mod review_query_top_window;
+mod review_views_numbers;
 mod review_reset_h2;
 mod review_short_body_tap_trace;
 mod review_tcp_accounting;

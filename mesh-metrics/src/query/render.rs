@@ -91,14 +91,20 @@ pub(crate) fn rps(v: f64) -> String {
 }
 
 /// `3ms`, `2.5ms` under 10 ms, or `-` with no data.
+///
+/// A tie is rounded away from zero, 12.5 ms to `13ms`: linkerd's
+/// metrics-api rounds a latency so (Go's `math.Round`) before `linkerd viz
+/// stat` prints it, and interpolated quantiles fall on halves often (half
+/// a response into a bucket of two). Formatting alone (`{:.0}`) rounds a
+/// tie to even, `12ms`.
 pub(crate) fn latency(v: Option<f64>) -> String {
     match v.filter(|v| v.is_finite()) {
         None => NONE.into(),
         Some(ms) if ms < 10.0 => {
-            let s = format!("{ms:.1}");
+            let s = format!("{:.1}", (ms * 10.0).round() / 10.0);
             format!("{}ms", s.trim_end_matches(".0"))
         }
-        Some(ms) => format!("{ms:.0}ms"),
+        Some(ms) => format!("{:.0}ms", ms.round()),
     }
 }
 

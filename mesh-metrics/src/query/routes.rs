@@ -189,7 +189,7 @@ fn inbound_route_key(s: &Sample) -> Option<((&str, &str), RowKinds<'_>)> {
         && !s.name.starts_with("retry_")
         && s.label("direction") == Some("inbound");
     inbound.then(|| {
-        let key = (route_of(s), s.label("srv_name").unwrap_or("-"));
+        let key = (route_of(s), named(s, "srv_name").unwrap_or("-"));
         (key, (s.label("srv_kind"), s.label("route_kind")))
     })
 }
@@ -213,10 +213,19 @@ pub(crate) fn outbound_route_key(s: &Sample) -> Option<(&str, &str)> {
 }
 
 /// A sample's route: its `route_name` (or `route`), else [`DEFAULT_ROUTE`].
+/// A label written empty is no label, as Prometheus reads it: mesh-retry
+/// counts the retries of a request no route named under `route=""`, and
+/// their responses have no `route_name`; `sum by (route)` puts both in
+/// one series, and so does the view.
 fn route_of(s: &Sample) -> &str {
-    s.label("route_name")
-        .or_else(|| s.label("route"))
+    named(s, "route_name")
+        .or_else(|| named(s, "route"))
         .unwrap_or(DEFAULT_ROUTE)
+}
+
+/// The value of label `name`, unless it is absent or empty.
+fn named<'a>(s: &'a Sample, name: &str) -> Option<&'a str> {
+    s.label(name).filter(|v| !v.is_empty())
 }
 
 /// The ROUTE and SERVICE cells of each of `rows`. An inbound default

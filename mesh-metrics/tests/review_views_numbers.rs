@@ -1,0 +1,152 @@
+//! The figures `stat` and `routes` print, from admin servers on 127.0.0.1
+//! serving known text: latencies rounded as `linkerd viz` rounds them, and
+//! a label written empty read as Prometheus reads it, as no label.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use mesh_metrics::query::{Format, Target, routes, stat};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// An admin server whose n-th scrape is answered with `bodies[n]`, the
+/// last one for every scrape after; returns its address.
+async fn admin(bodies: &[&str]) -> String {
+    let bodies: Arc<Vec<String>> = Arc::new(bodies.iter().map(|b| (*b).to_owned()).collect());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let n = scrapes.fetch_add(1, Ordering::Relaxed);
+            let body = bodies[n.min(bodies.len() - 1)].clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0; 1];
+                    if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr.to_string()
+}
+
+/// Three inbound responses in the window: one at or under `low` ms, two
+/// more at or under `high`.
+fn three_responses(low: &str, high: &str) -> String {
+    format!(
+        "response_total{{direction=\"inbound\",classification=\"success\"}} 3\n\
+         response_latency_ms_bucket{{le=\"{low}\",direction=\"inbound\"}} 1\n\
+         response_latency_ms_bucket{{le=\"{high}\",direction=\"inbound\"}} 3\n\
+         response_latency_ms_bucket{{le=\"+Inf\",direction=\"inbound\"}} 3\n\
+         # EOF\n"
+    )
+}
+
+#[tokio::test]
+async fn latencies_are_rounded_half_away_from_zero_as_linkerd_viz_prints_them() {
+    // p50 is rank 1.5 of 3: half a response into the bucket of two above
+    // `low`, a quarter of its width: 10 + 10 × 0.5/2 = 12.5 ms for web,
+    // 2 + 1 × 0.5/2 = 2.25 ms for vote. linkerd's metrics-api rounds a
+    // latency with Go's math.Round (half away from zero) and prints
+    // 13ms; `{:.0}` rounds ties to even, and printed 12ms (and 2.2ms).
+    let targets = || async {
+        let web = admin(&["# EOF\n", &three_responses("10.0", "20.0")]).await;
+        let vote = admin(&["# EOF\n", &three_responses("2.0", "3.0")]).await;
+        Target::parse_list(&format!("web={web},vote={vote}")).unwrap()
+    };
+    let table = stat::run(&targets().await, Duration::from_millis(10), Format::Table)
+        .await
+        .unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    // NAME MESHED SUCCESS RPS P50 P95 P99 TLS; p95 is rank 2.85:
+    // 10 + 10 × 1.85/2 = 19.25, and 2.925; p99 (rank 2.97) 19.85 and
+    // 2.985.
+    let latencies: Vec<&[&str]> = rows[1..].iter().map(|r| &r[4..7]).collect();
+    assert_eq!(
+        latencies,
+        [["13ms", "19ms", "20ms"], ["2.3ms", "2.9ms", "3ms"]],
+        "{table}"
+    );
+    // JSON keeps the figure as computed.
+    let json = stat::run(&targets().await, Duration::from_millis(10), Format::Json)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json[0]["latency_ms_p50"], 12.5, "{json}");
+    assert_eq!(json[1]["latency_ms_p50"], 2.25, "{json}");
+}
+
+#[tokio::test]
+async fn a_route_label_written_empty_is_the_route_no_route_named() {
+    // mesh-retry counts the retries of a request without a route under
+    // `route=""`, while its responses have no `route_name`: Prometheus
+    // reads an empty label as no label, so `sum by (route)` puts both in
+    // one series, but the view made a row `[DEFAULT]` of the responses
+    // (retried 0%) and a blank row of the retries alone.
+    let after = "response_total{direction=\"outbound\",dst_service=\"emoji\",\
+                 classification=\"success\"} 3\n\
+                 response_total{direction=\"outbound\",dst_service=\"emoji\",route_name=\"\",\
+                 classification=\"failure\"} 1\n\
+                 retry_requests_total{service=\"emoji\",route=\"\"} 2\n\
+                 # EOF\n";
+    let targets = Target::parse_list(&format!("web={}", admin(&["# EOF\n", after]).await)).unwrap();
+    let json = routes::run(
+        &targets,
+        Some("emoji"),
+        Duration::from_millis(10),
+        Format::Json,
+    )
+    .await
+    .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["route"].as_str().unwrap(),
+                r["success"].as_f64(),
+                r["retry_ratio"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("[DEFAULT]", Some(0.75), Some(0.5))], "{json}");
+    // Inbound, a server written empty is a server not named.
+    let after = "response_total{direction=\"inbound\",srv_name=\"\",route_name=\"\",\
+                 classification=\"success\"} 2\n\
+                 response_total{direction=\"inbound\",classification=\"success\"} 2\n\
+                 # EOF\n";
+    let targets = Target::parse_list(&format!("web={}", admin(&["# EOF\n", after]).await)).unwrap();
+    let table = routes::run(&targets, None, Duration::from_millis(10), Format::Table)
+        .await
+        .unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().take(3).collect())
+        .collect();
+    assert_eq!(rows, [["[DEFAULT]", "-", "100.00%"]], "{table}");
+}
