@@ -177,7 +177,8 @@
 //!   that is not an RFC 3339 time is an error), then to the first by
 //!   `{namespace}/{name}`, not to the one written first; within a route,
 //!   to its first rule. A Server without routes has
-//!   one route, `default`, and a `probe` route that lets `GET` requests to
+//!   one route, `default`, and, unless its `proxyProtocol` is `gRPC` (as in
+//!   Linkerd), a `probe` route that lets `GET` requests to
 //!   the [probe paths](PolicyConfig::probe_paths) through, so kubelet
 //!   probes keep working under `deny`; ports no Server covers have both too.
 //! - Routes match the path as written, as Linkerd's do. Put mesh-core's
