@@ -219,9 +219,9 @@ async fn the_overrides_take_an_http_routes_requests_over_its_backend_refs() {
     let dir = tempfile::tempdir().unwrap();
     let ((v1, _), (v2, _)) = (named("v1").await, named("v2").await);
     // The rule sends everything to emoji; the profile, everything to
-    // emoji-v2. Linkerd's proxy serves the profile in place of the route;
-    // so, without a profile route, does the rule's 404 for /other give
-    // way to the profile's default route.
+    // emoji-v2. Linkerd's proxy serves the profile in place of the route:
+    // the rule is set aside, and the profile's default route takes /list
+    // and /other alike (the rule alone would answer /other 404).
     let route = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: emoji-stable, namespace: emojivoto}
@@ -241,10 +241,10 @@ spec:
     let sidecar = sidecar(&config(&dir, v1, v2, &format!("{route}---\n{split}")));
     assert_eq!(count(sidecar.outbound, "/list", 20).await, (0, 20));
     assert_eq!(count(sidecar.outbound, "/other", 20).await, (0, 20));
-    // The requests no rule takes are on the profile's default route, and
-    // counted in its families as Linkerd counts a profile with overrides.
+    // Every request is on the profile's default route, and counted in
+    // its families as Linkerd counts a profile with overrides.
     let metrics = scrape(sidecar.admin).await;
-    let default = "route_request_total{direction=\"outbound\",dst=\"emoji\"} 20\n";
+    let default = "route_request_total{direction=\"outbound\",dst=\"emoji\"} 40\n";
     assert!(metrics.contains(default), "{default} in {metrics}");
     stop(sidecar).await;
 

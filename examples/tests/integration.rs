@@ -115,6 +115,7 @@ mod passthrough;
 mod policy;
 mod profile_classes;
 mod profile_classes_grpc;
+mod profile_precedence;
 mod profile_route_families;
 mod proxy_inbound_oneoff;
 mod proxy_inbound_oneoff_connection;

@@ -108,12 +108,7 @@ fn metric(text: &str, prefix: &str, labels: &[&str]) -> Option<String> {
 async fn the_guides_httproute_retries_a_get_until_it_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let (backend, seen) = flaky_backend().await;
-    let sidecar = sidecar(&outbound_yaml(
-        &dir,
-        backend,
-        &[GUIDE_ROUTE, GUIDE_PROFILE],
-        "",
-    ));
+    let sidecar = sidecar(&outbound_yaml(&dir, backend, &[GUIDE_ROUTE], ""));
 
     let res = call(sidecar.outbound, "GET", "/api/emoji/list?fail=2", "a").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -144,6 +139,21 @@ async fn the_guides_httproute_retries_a_get_until_it_succeeds() {
         "{metrics}"
     );
     stop(sidecar).await;
+
+    // The guide applies its ServiceProfile too, whose routes serve the
+    // service alone, as in Linkerd: its `Get /api/emoji` route is not
+    // retryable, and the HTTPRoute's retries do not apply.
+    let (backend, seen) = flaky_backend().await;
+    let both = support::sidecar(&outbound_yaml(
+        &dir,
+        backend,
+        &[GUIDE_ROUTE, GUIDE_PROFILE],
+        "",
+    ));
+    let res = call(both.outbound, "GET", "/api/emoji/list?fail=2", "c").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(attempts(&seen, "c"), 1);
+    stop(both).await;
 }
 
 #[tokio::test]

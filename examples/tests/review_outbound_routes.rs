@@ -76,10 +76,12 @@ async fn routes_written_with_and_without_the_namespace_are_served_together() {
 }
 
 /// The usual ServiceProfile, named by the service's full name, beside an
-/// `HTTPRoute` written without a namespace: the profile's routes and its
-/// budget are the service's too, tried after the route's rules.
+/// `HTTPRoute` written without a namespace: both name the one service,
+/// whose profile, with routes, serves it alone, as in Linkerd: the
+/// route is set aside, and the profile's routes and budget are the
+/// service's.
 #[tokio::test]
-async fn a_profile_named_in_full_is_served_beside_a_route_written_without_a_namespace() {
+async fn a_profile_named_in_full_sets_aside_a_route_written_without_a_namespace() {
     let profile = "apiVersion: linkerd.io/v1alpha2
 kind: ServiceProfile
 metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
@@ -92,13 +94,13 @@ spec:
     let text = [marked("without-ns", "", "/a"), profile.to_owned()].join("---\n");
     let (app, _) = backend().await;
     let (_dir, sidecar) = emoji_sidecar(app, &text);
-    let res = get(&sidecar, "emoji", "/a").await;
-    assert_eq!(res.headers()["x-rule"], "without-ns");
-    // Off the rules, the profile's default route takes the request (an
-    // HTTPRoute alone would answer 404), and its own route is counted.
-    for path in ["/list", "/other"] {
+    // The profile's default route takes what its routes leave, /a
+    // included, without the rule's header (an HTTPRoute alone would
+    // answer /other 404), and its own route is counted.
+    for path in ["/a", "/list", "/other"] {
         let res = get(&sidecar, "emoji", path).await;
         assert_eq!(res.status(), StatusCode::OK, "{path}: {:?}", res.headers());
+        assert!(!res.headers().contains_key("x-rule"), "{path}");
     }
     let metrics = scrape(sidecar.admin).await;
     let list = metrics

@@ -490,9 +490,9 @@ impl ServiceRetryPolicy {
     /// `linkerd/app/outbound/src/http/logical/profile.rs`); its
     /// destination controller likewise prefers a profile's overrides to a
     /// `TrafficSplit`. So the overrides take every request of the service:
-    /// those of its ServiceProfile routes, those no route matches, and
-    /// those of its `HTTPRoute` and `GRPCRoute` rules, `backendRefs` or
-    /// none, whose retries, timeouts and filters still apply.
+    /// those of its ServiceProfile routes and those no route matches; its
+    /// `HTTPRoute` and `GRPCRoute` rules are set aside by
+    /// [`set_aside_for_profile`](Self::set_aside_for_profile).
     pub fn dst_overrides(&self) -> &[DstBackend] {
         self.profile
             .as_deref()

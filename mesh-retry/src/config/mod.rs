@@ -130,8 +130,10 @@
 //! `GRPCRoute`) match, in the order they are written, as Linkerd tries
 //! them. **This differs from Linkerd**, which ignores a service's
 //! `HTTPRoute`s and `GRPCRoute`s entirely while it has a ServiceProfile
-//! with routes; here the profile still supplies the budget and the routes
-//! no rule covers.
+//! with routes or `dstOverrides`; [`ServiceRetryPolicy::set_aside_for_profile`]
+//! makes that choice, with a warning for each route set aside, for a
+//! client that serves the service as Linkerd does, called once every
+//! spelling of the service's name is merged into one policy.
 //!
 //! A request none of a service's routes matches is on no route
 //! ([`ServiceRetryPolicy::route_for`] gives `None`), and
@@ -641,6 +643,98 @@ impl ServiceRetryPolicy {
             });
         }
         self.retain_routes(&keep);
+        warnings
+    }
+
+    /// Whether a client is served the service by its ServiceProfile
+    /// alone: the profile has routes, or `dstOverrides` of weight above 0
+    /// ([`dst_overrides`](Self::dst_overrides)). Linkerd's proxy decides
+    /// so (`has_routes_or_targets`, read by `should_override_policy` in
+    /// linkerd2-proxy's `linkerd/app/outbound/src/http/logical/profile.rs`):
+    /// such a profile replaces the service's `HTTPRoute`s and
+    /// `GRPCRoute`s; one with neither, such as one that only sets
+    /// `retryBudget`, leaves them in charge.
+    pub fn served_by_profile(&self) -> bool {
+        let profile_routes = self
+            .origins
+            .iter()
+            .any(|origin| matches!(origin, Origin::Profile(_)));
+        profile_routes || !self.dst_overrides().is_empty()
+    }
+
+    /// Sets every `HTTPRoute` and `GRPCRoute` rule aside when the service
+    /// is [`served_by_profile`](Self::served_by_profile), as Linkerd's
+    /// proxy does: the profile's routes are tried alone, then its default
+    /// route ([`unmatched`](Self::unmatched) is then
+    /// [`Unmatched::Service`]); the rules' timeouts, retries, filters and
+    /// `backendRefs` do not apply. Returns a warning for each route set
+    /// aside, on the `parentRefs` entry that attached it, naming the
+    /// profile; none when the service is not served by its profile.
+    ///
+    /// [`load`] does not call this: it serves a service's rules before
+    /// its profile routes (see the [module](self) docs), and a client
+    /// that merges the routes of several spellings of one service
+    /// ([`merge`](Self::merge)) decides once they are merged.
+    pub fn set_aside_for_profile(&mut self) -> Vec<ConfigWarning> {
+        if !self.served_by_profile() {
+            return Vec::new();
+        }
+        let service = match &self.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.name),
+            None => self.name.clone(),
+        };
+        let profile = match &self.profile {
+            Some(p) => format!(
+                "{}: document {} ({})",
+                p.origin,
+                p.document,
+                ResourceName::new(
+                    Some("ServiceProfile"),
+                    p.namespace.as_deref(),
+                    Some(&p.name)
+                )
+            ),
+            None => "its ServiceProfile".to_owned(),
+        };
+        let mut warnings: Vec<ConfigWarning> = Vec::new();
+        let mut keep = Vec::with_capacity(self.routes.len());
+        for i in 0..self.routes.len() {
+            let Some(Origin::Rule(rule)) = self.origins.get(i) else {
+                keep.push(true);
+                continue;
+            };
+            keep.push(false);
+            let source = &rule.source;
+            if warnings
+                .iter()
+                .any(|w| w.origin == source.origin && w.document == source.document)
+            {
+                continue;
+            }
+            warnings.push(ConfigWarning {
+                origin: source.origin.clone(),
+                document: source.document,
+                kind: if rule.is_grpc() {
+                    "GRPCRoute"
+                } else {
+                    "HTTPRoute"
+                }
+                .to_owned(),
+                namespace: source.namespace.clone(),
+                name: Some(source.name.clone()),
+                field: format!("spec.parentRefs[{}]", source.parent),
+                message: format!(
+                    "set aside for {profile}, which serves service {service} alone: Linkerd's \
+                     proxy serves a service whose ServiceProfile has routes or dstOverrides by \
+                     the profile, and none of this route's rules, timeouts, retries or filters \
+                     apply"
+                ),
+            });
+        }
+        if !warnings.is_empty() {
+            self.retain_routes(&keep);
+            self.rank();
+        }
         warnings
     }
 

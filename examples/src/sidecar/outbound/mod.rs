@@ -37,9 +37,12 @@
 //! service (those in the service's namespace, which apply to every
 //! client, and those in the workload's own namespace, which apply to its
 //! clients alone, as Linkerd serves consumer routes; not those of other
-//! namespaces) and from its `ServiceProfile` (in the policy resources), tried
-//! in that order; requests none of them matches take the service's own
-//! `retry` and `timeouts`. The routes are planned again whenever the
+//! namespaces), or from its `ServiceProfile` (in the policy resources)
+//! when the profile has routes or `dstOverrides`: Linkerd's proxy serves
+//! such a service by its profile alone, so its `HTTPRoute`s and
+//! `GRPCRoute`s are then set aside, each with a warning. Requests none of
+//! a profile's routes matches take the service's own `retry` and
+//! `timeouts`. The routes are planned again whenever the
 //! policy files change ([`Outbound::reload`]): each runtime then rebuilds
 //! its route stacks over the connection pools it already has, and swaps
 //! them in for the requests that follow. Requests in flight finish on the
@@ -69,9 +72,8 @@
 //! to it, by its weight; the sidecar starts, and reloads, with a warning
 //! naming where the backend is written. A service whose `ServiceProfile`
 //! has `dstOverrides` (Linkerd's split of a whole service) splits every
-//! request by them instead, whatever route it is on, and its requests no
-//! route matches too, as Linkerd's proxy serves such a service by its
-//! profile; a rule's `backendRefs` are then set aside, with a warning.
+//! request by them instead, on its profile routes and off them, as
+//! Linkerd's proxy serves such a service by its profile.
 //!
 //! Not every application speaks HTTP. The listeners of `outbound.ports`
 //! each take TCP connections for one service and forward them as opaque

@@ -48,12 +48,19 @@ pub(super) struct RoutePlans {
 /// One service's routes, tried in order, and the route of requests none
 /// of them matches, if it has one.
 ///
-/// The order is that of the service's matches
+/// A service whose ServiceProfile has routes or `dstOverrides` is served
+/// by the profile alone, as Linkerd's proxy serves it: its routes as
+/// written, then the profile's default route; every `HTTPRoute` and
+/// `GRPCRoute` of the service is set aside, with a warning naming each
+/// ([`ServiceRetryPolicy::set_aside_for_profile`]). A profile with
+/// neither (a `retryBudget` alone) leaves the service to its rules.
+///
+/// The order of those rules is that of the service's matches
 /// ([`ServiceRetryPolicy::match_order`]): the `GRPCRoute` precedence among
 /// its `GRPCRoute` rules' matches (a match naming the call's service, then
 /// its method, then more header matches), or, for a service without
 /// `GRPCRoute`s, the Gateway API's HTTP precedence among its `HTTPRoute`
-/// rules' matches; then its ServiceProfile routes as written. The two
+/// rules' matches. The two
 /// kinds are never ranked together: a service with both is served its
 /// `GRPCRoute`s alone, as Linkerd serves it, and the reader warns about
 /// each `HTTPRoute` set aside. A rule whose matches are not next to each
@@ -76,11 +83,10 @@ pub(super) struct ServicePlan {
     /// ([`Unmatched::NotFound`]): such a request gets the mesh's 404
     /// (gRPC `NOT_FOUND`), as Linkerd's proxy answers it and the Gateway
     /// API requires; a route on a Service replaces its implicit routing
-    /// (GEP-1294). A service with ServiceProfile routes, or none, keeps
-    /// it, as a Linkerd profile's default route takes what its routes
-    /// leave; so does one whose ServiceProfile has `dstOverrides`, which
-    /// Linkerd serves by its profile alone, and whose unmatched requests
-    /// are split by them.
+    /// (GEP-1294). A service served by its ServiceProfile (one with
+    /// routes or `dstOverrides`), or without routes, keeps it, as a
+    /// Linkerd profile's default route takes what its routes leave; the
+    /// `dstOverrides` split the requests it takes.
     pub(super) fallback: Option<RoutePlan>,
 }
 
@@ -110,8 +116,9 @@ pub(super) struct RoutePlan {
     /// it there, and its requests go no further.
     pub(super) edits: EditHeadersLayer,
     /// The services its requests go to and their weights: the service's
-    /// ServiceProfile `dstOverrides` when it has any, for every route and
-    /// the fallback, else the rule's `backendRefs`; empty for the service
+    /// ServiceProfile `dstOverrides` when it has any, for every profile
+    /// route and the fallback, else the rule's `backendRefs`; empty for
+    /// the service
     /// the route belongs to; all of weight 0 for a route the mesh answers
     /// itself.
     pub(super) backends: Vec<(PlannedBackend, u32)>,
@@ -148,11 +155,10 @@ impl Planner {
     /// namespace, not those of others. Budgets whose
     /// configuration `previous` already had are kept. What the resources
     /// hold but do not apply (an `HTTPRoute` set aside for a service's
-    /// `GRPCRoute`s, an unsupported filter) is logged, each time, as
+    /// `GRPCRoute`s, a route set aside for a ServiceProfile that serves
+    /// its service alone, an unsupported filter) is logged, each time, as
     /// `sidecar check` shows it; so is each backend that is not an
-    /// outbound service, whose share of the requests is answered 500, and
-    /// each rule's `backendRefs` that a ServiceProfile's `dstOverrides`
-    /// set aside.
+    /// outbound service, whose share of the requests is answered 500.
     pub(super) fn plan(
         &self,
         resources: &RetryResources,
@@ -173,19 +179,13 @@ impl Planner {
             })
             .collect();
         let mut missing = Vec::new();
-        let mut aside = Vec::new();
         let backends: Vec<PlannedBackends> = policies
             .iter()
             .enumerate()
             .map(|(index, policy)| match policy.as_deref() {
-                Some(policy) => PlannedBackends::new(
-                    policy,
-                    index,
-                    &self.config,
-                    &self.namespace,
-                    &mut missing,
-                    &mut aside,
-                ),
+                Some(policy) => {
+                    PlannedBackends::new(policy, index, &self.config, &self.namespace, &mut missing)
+                }
                 None => PlannedBackends::default(),
             })
             .collect();
@@ -294,7 +294,7 @@ impl Planner {
             // whose ServiceProfile has routes or dstOverrides, its default
             // route included (`has_routes_or_targets` in linkerd2-proxy).
             let has_profile_routes =
-                rules.iter().any(|rule| rule.profile.is_some()) || !split.is_empty();
+                from_resources.is_some_and(ServiceRetryPolicy::served_by_profile);
             let order = from_resources
                 .map(ServiceRetryPolicy::match_order)
                 .unwrap_or_default();
@@ -306,11 +306,11 @@ impl Planner {
                     "outbound routes"
                 );
             }
-            // A profile's dstOverrides take the requests no route matches
-            // too, as Linkerd's profile default route does: a service
-            // split by its profile answers none of them 404.
+            // A service served by its profile has no rules left: its
+            // default route takes the requests its routes leave, split by
+            // its dstOverrides when it has any.
             let fallback = match from_resources.map(ServiceRetryPolicy::unmatched) {
-                Some(Unmatched::NotFound) if split.is_empty() => None,
+                Some(Unmatched::NotFound) => None,
                 Some(_) | None => Some(plan(
                     &fallback(service),
                     RouteRef::default_named(FALLBACK_ROUTE),
@@ -335,9 +335,6 @@ impl Planner {
         }
         for warning in &missing {
             tracing::warn!(%warning, "outbound routes: backend not an outbound service");
-        }
-        for warning in &aside {
-            tracing::warn!(%warning, "outbound routes: backendRefs set aside for dstOverrides");
         }
         for unused in
             resources.services.iter().filter(|s| {
@@ -424,14 +421,16 @@ fn fallback(service: &ServiceConfig) -> RouteRetryPolicy {
 /// Each is named where it is written: the route's file, document and
 /// `backendRefs` entry, or the ServiceProfile's `dstOverrides` entry,
 /// where the mistake (or the service missing from `outbound.services`)
-/// is to be found. After them, one warning for each rule whose
-/// `backendRefs` a ServiceProfile's `dstOverrides` set aside.
+/// is to be found. A route set aside (below) is not served, and its
+/// backends are not named.
 ///
-/// Before them all, one warning for each `HTTPRoute` set aside where
-/// routes of one service written with and without its namespace are
-/// merged ([`retry_policy_of`]) and a `GRPCRoute` of one spelling takes
-/// the service from the `HTTPRoute`s of the other: the reader keeps the
-/// two spellings apart, so its own warnings do not name them. The
+/// Before them all, one warning for each route set aside as the
+/// planner merges the routes of one service written with and without
+/// its namespace ([`retry_policy_of`]), which the reader keeps apart, so
+/// that its own warnings do not name them: each `HTTPRoute` whose
+/// service a `GRPCRoute` of the other spelling takes, and each
+/// `HTTPRoute` and `GRPCRoute` of a service its ServiceProfile serves
+/// alone (one with routes or `dstOverrides`, of either spelling). The
 /// planner logs each of these with the same text.
 pub(crate) fn planning_warnings(
     config: &OutboundConfig,
@@ -441,19 +440,17 @@ pub(crate) fn planning_warnings(
     let resources = &resources.for_namespace(namespace);
     let mut merged_aside = Vec::new();
     let mut missing = Vec::new();
-    let mut aside = Vec::new();
     for (index, service) in config.services.iter().enumerate() {
         if let Some(policy) =
             retry_policy_of(resources, &service.name, namespace, &mut merged_aside)
         {
-            PlannedBackends::new(&policy, index, config, namespace, &mut missing, &mut aside);
+            PlannedBackends::new(&policy, index, config, namespace, &mut missing);
         }
     }
     merged_aside
         .iter()
         .map(ToString::to_string)
         .chain(missing)
-        .chain(aside)
         .collect()
 }
 
@@ -470,19 +467,18 @@ struct PlannedBackends {
 impl PlannedBackends {
     /// The backends of the routes of `policy`, the service at `index`
     /// of `outbound.services`: the service's ServiceProfile
-    /// `dstOverrides` when it has any, for every route, as Linkerd's proxy
-    /// serves such a service by its profile in place of its routes
+    /// `dstOverrides` when it has any, for every route (its profile's
+    /// alone by then: [`retry_policy_of`] has set the others aside), as
+    /// Linkerd's proxy serves such a service by its profile
     /// ([`ServiceRetryPolicy::dst_overrides`]); else each route's own
-    /// `backendRefs`. Warnings are pushed onto `missing` for each backend
-    /// that is not an outbound service, and onto `aside` for each rule
-    /// with `backendRefs` that the overrides replace.
+    /// `backendRefs`. A warning is pushed onto `missing` for each backend
+    /// that is not an outbound service.
     fn new(
         policy: &ServiceRetryPolicy,
         index: usize,
         config: &OutboundConfig,
         namespace: &str,
         missing: &mut Vec<String>,
-        aside: &mut Vec<String>,
     ) -> Self {
         let overrides = policy.dst_overrides();
         let split: Vec<_> = overrides
@@ -505,28 +501,12 @@ impl PlannedBackends {
             .routes
             .iter()
             .enumerate()
-            .map(|(i, route)| match overrides.first() {
-                Some(first) => {
-                    if !route.backends.is_empty()
-                        && let Some(rule) = policy.rule_source(i)
-                    {
-                        let profile = first
-                            .source
-                            .rsplit_once(": ")
-                            .map_or(&*first.source, |(profile, _)| profile);
-                        aside.push(format!(
-                            "{rule}.backendRefs: set aside for the dstOverrides of {profile}, \
-                             which split every request of service {}: Linkerd's proxy serves a \
-                             service whose ServiceProfile has dstOverrides by the profile, in \
-                             place of its routes",
-                            policy.name
-                        ));
-                    }
-                    split.clone()
-                }
-                None => {
+            .map(|(i, route)| {
+                if split.is_empty() {
                     let field = backend_field(policy, i, index);
                     route_backends(route, field, config, namespace, missing)
+                } else {
+                    split.clone()
                 }
             })
             .collect();
@@ -621,7 +601,10 @@ fn planned_backend(
 /// one ranks as that namespace's. When the `GRPCRoute`s of one set the
 /// `HTTPRoute`s of another aside, as the reader does within one, a
 /// warning naming each `HTTPRoute` is pushed onto `aside` (once, however
-/// many outbound services name the service).
+/// many outbound services name the service). So is one naming each
+/// `HTTPRoute` and `GRPCRoute` set aside because the service's
+/// ServiceProfile has routes or `dstOverrides`, which serves it alone, as
+/// Linkerd's proxy serves it ([`ServiceRetryPolicy::set_aside_for_profile`]).
 fn retry_policy_of<'r>(
     resources: &'r RetryResources,
     name: &ServiceName,
@@ -634,7 +617,12 @@ fn retry_policy_of<'r>(
         .filter(|s| names_service(name, &s.name, s.namespace.as_deref(), namespace));
     let first = found.next()?;
     let Some(second) = found.next() else {
-        return Some(Cow::Borrowed(first));
+        if !first.served_by_profile() {
+            return Some(Cow::Borrowed(first));
+        }
+        let mut policy = first.clone();
+        push_new(aside, policy.set_aside_for_profile());
+        return Some(Cow::Owned(policy));
     };
     let mut merged = first.clone();
     // Each names the service in one namespace, which a warning about the
@@ -644,13 +632,21 @@ fn retry_policy_of<'r>(
     for other in std::iter::once(second).chain(found) {
         // The merge sets the HTTPRoutes of both aside when either has
         // GRPCRoutes, as the reader does within one of them.
-        for warning in merged.merge(other.clone()) {
-            if !aside.contains(&warning) {
-                aside.push(warning);
-            }
+        push_new(aside, merged.merge(other.clone()));
+    }
+    // Whichever spelling the profile is written in, it takes the routes
+    // of every spelling.
+    push_new(aside, merged.set_aside_for_profile());
+    Some(Cow::Owned(merged))
+}
+
+/// Pushes each of `warnings` onto `aside` that is not there yet.
+fn push_new(aside: &mut Vec<ConfigWarning>, warnings: Vec<ConfigWarning>) {
+    for warning in warnings {
+        if !aside.contains(&warning) {
+            aside.push(warning);
         }
     }
-    Some(Cow::Owned(merged))
 }
 
 /// The reference of route `index` of `policy`, labelled `name`, a route
@@ -902,7 +898,7 @@ spec:
     }
 
     #[test]
-    fn a_profiles_dst_overrides_split_every_route_and_the_fallback_over_backend_refs() {
+    fn a_profiles_dst_overrides_split_every_request_and_set_the_http_routes_aside() {
         let canary = "apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: canary, namespace: emojivoto}
@@ -928,34 +924,120 @@ spec:
             (PlannedBackend::Service(0), 9_000),
             (PlannedBackend::Missing(missing), 1_000),
         ];
+        // The profile serves the service alone: the HTTPRoute's rules are
+        // set aside, and its default route takes every request, split.
         let service = &plans.services[0];
-        assert_eq!(service.routes.len(), 2);
-        for route in service.routes.iter().chain(&service.fallback) {
-            assert_eq!(route.backends, split, "{}", route.id.as_str());
-        }
+        assert!(service.routes.is_empty());
+        let fallback = service.fallback.as_ref().unwrap();
+        assert_eq!(fallback.backends, split);
+        assert!(fallback.profile.is_some());
         // The rules' routes would have had no fallback: requests none of
-        // them matches get the 404 without the profile's split.
+        // them matches get the 404 without the profile.
         let without = canary.split("---").next().unwrap();
         assert!(
             plan_in(&outbound(), "emojivoto", without).services[0]
                 .fallback
                 .is_none()
         );
+        // The set-aside route's backend emoji-v3, not an outbound
+        // service, is not named: nothing is drawn to it.
         let resources = mesh_retry::config::load("routes.yaml", canary).unwrap();
         assert_eq!(
             planning_warnings(&outbound(), &resources, "emojivoto"),
             [
+                "routes.yaml: document 1 (HTTPRoute emojivoto/canary): spec.parentRefs[0]: set \
+                 aside for routes.yaml: document 2 (ServiceProfile \
+                 emojivoto/emoji.emojivoto.svc.cluster.local), which serves service \
+                 emojivoto/emoji alone: Linkerd's proxy serves a service whose ServiceProfile \
+                 has routes or dstOverrides by the profile, and none of this route's rules, \
+                 timeouts, retries or filters apply",
                 "routes.yaml: document 2 (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local): \
                  spec.dstOverrides[1]: service emoji's dstOverrides send requests to service \
                  emoji-v2.emojivoto, which is not in outbound.services; the requests drawn to \
                  it are answered 500 (gRPC UNAVAILABLE)",
-                "routes.yaml: document 1 (HTTPRoute emojivoto/canary): spec.rules[0].backendRefs: \
-                 set aside for the dstOverrides of routes.yaml: document 2 (ServiceProfile \
-                 emojivoto/emoji.emojivoto.svc.cluster.local), which split every request of service \
-                 emoji: Linkerd's proxy serves a service whose ServiceProfile has \
-                 dstOverrides by the profile, in place of its routes",
             ]
         );
+    }
+
+    const PROFILE: &str = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  routes:
+  - name: list
+    condition: {pathRegex: '/list'}
+";
+
+    #[test]
+    fn a_profile_with_routes_serves_its_service_alone_whichever_spelling_names_it() {
+        // The profile's route, then its default route; the HTTPRoute and
+        // the GRPCRoute are set aside, each with a warning.
+        let fallback = |text: &str| {
+            plan_in(&outbound(), "emojivoto", text).services[0]
+                .fallback
+                .as_ref()
+                .map(|f| f.id.as_str().to_owned())
+        };
+        for routes in [
+            HTTP.to_owned(),
+            GRPC.to_owned(),
+            format!("{HTTP}---\n{GRPC}"),
+        ] {
+            let text = format!("{routes}---\n{PROFILE}");
+            assert_eq!(planned(&text), ["list"], "{routes}");
+            assert_eq!(fallback(&text), Some("default".to_owned()));
+        }
+        let warnings = |text: &str| {
+            let resources = mesh_retry::config::load("routes.yaml", text).unwrap();
+            planning_warnings(&outbound(), &resources, "emojivoto")
+        };
+        let aside = |document: usize, kind: &str, name: &str, profile: usize| {
+            format!(
+                "routes.yaml: document {document} ({kind} {name}): spec.parentRefs[0]: set aside \
+                 for routes.yaml: document {profile} (ServiceProfile \
+                 emojivoto/emoji.emojivoto.svc.cluster.local), which serves service \
+                 emojivoto/emoji alone: Linkerd's proxy serves a service whose ServiceProfile \
+                 has routes or dstOverrides by the profile, and none of this route's rules, \
+                 timeouts, retries or filters apply"
+            )
+        };
+        assert_eq!(
+            warnings(&format!("{HTTP}---\n{PROFILE}")),
+            [aside(1, "HTTPRoute", "emojivoto/web", 2)]
+        );
+        assert_eq!(
+            warnings(&format!("{GRPC}---\n{PROFILE}")),
+            [aside(1, "GRPCRoute", "emojivoto/emoji-grpc", 2)]
+        );
+        // An HTTPRoute written without a namespace is another spelling of
+        // the service, which the planner merges: set aside all the same.
+        let bare = HTTP.replace(", namespace: emojivoto}", "}");
+        let text = format!("{bare}---\n{PROFILE}");
+        assert_eq!(planned(&text), ["list"]);
+        assert_eq!(warnings(&text), [aside(1, "HTTPRoute", "web", 2)]);
+    }
+
+    #[test]
+    fn a_profile_without_routes_or_dst_overrides_leaves_the_routes_in_charge() {
+        let budget = "apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: emoji.emojivoto.svc.cluster.local, namespace: emojivoto}
+spec:
+  retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 3, ttl: 10s}
+";
+        let text = format!("{HTTP}---\n{budget}");
+        assert_eq!(planned(&text), ["list-by-path"]);
+        let plans = plan_in(&outbound(), "emojivoto", &text);
+        assert!(plans.services[0].fallback.is_none());
+        assert!(plans.services[0].routes[0].profile.is_none());
+        let resources = mesh_retry::config::load("routes.yaml", &text).unwrap();
+        assert!(planning_warnings(&outbound(), &resources, "emojivoto").is_empty());
+        // Its dstOverrides of weight 0 are none either.
+        let zero = budget.replace(
+            "retryBudget: {retryRatio: 0.5, minRetriesPerSecond: 3, ttl: 10s}",
+            "dstOverrides: [{authority: emoji-v2, weight: 0}]",
+        );
+        assert_eq!(planned(&format!("{HTTP}---\n{zero}")), ["list-by-path"]);
     }
 
     /// Log lines written on this thread.

@@ -39,8 +39,9 @@ pub(crate) struct Route<S> {
 /// precedence among the matches of the service's `GRPCRoute`s, or, for a
 /// service without any, the Gateway API's precedence among those of its
 /// `HTTPRoute`s (never the two together: a service with both is served
-/// its `GRPCRoute`s, as Linkerd serves it); then its ServiceProfile
-/// routes (see `plan::ServicePlan`).
+/// its `GRPCRoute`s, as Linkerd serves it); or, for a service whose
+/// ServiceProfile has routes or `dstOverrides`, the profile's routes as
+/// written, alone (see `plan::ServicePlan`).
 ///
 /// A route's `hostnames` come before that order, as in Linkerd's proxy,
 /// which matches each outbound route's hostnames against the request's
