@@ -415,7 +415,7 @@ fn webpki_to_rustls(error: webpki::Error) -> Error {
 }
 
 /// An extended key usage OID, named as rustls names it.
-fn purpose(oid: Vec<usize>) -> ExtendedKeyPurpose {
+pub(crate) fn purpose(oid: Vec<usize>) -> ExtendedKeyPurpose {
     match &*oid {
         webpki::KeyUsage::CLIENT_AUTH_REPR => ExtendedKeyPurpose::ClientAuth,
         webpki::KeyUsage::SERVER_AUTH_REPR => ExtendedKeyPurpose::ServerAuth,

@@ -42,6 +42,7 @@ mod resumption;
 mod retire_clock;
 mod review_ca_inputs;
 mod review_ca_reload;
+mod review_credential_purpose;
 mod review_identity_ca_reads;
 mod review_identity_keys;
 mod review_identity_pem;

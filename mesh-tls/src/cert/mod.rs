@@ -25,10 +25,13 @@ use mesh_core::{Identity, TrustDomain};
 use rustls_pki_types::CertificateDer;
 use x509_parser::{
     certificate::X509CertificateParser,
-    extensions::{BasicConstraints, GeneralName, KeyUsage, SubjectAlternativeName},
+    extensions::{
+        BasicConstraints, ExtendedKeyUsage, GeneralName, KeyUsage, SubjectAlternativeName,
+    },
     nom::Parser,
     oid_registry::{
-        OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME,
+        OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE,
+        OID_X509_EXT_SUBJECT_ALT_NAME,
     },
     prelude::FromDer,
 };
@@ -198,6 +201,37 @@ pub(crate) fn may_sign_certificates(der: &[u8]) -> bool {
     {
         None => true,
         Some(ext) => KeyUsage::from_der(ext.value).is_ok_and(|(_, ku)| ku.key_cert_sign()),
+    }
+}
+
+/// Whether the certificate `der` leaves out `purpose`, server or client
+/// authentication: it has an extended key usage extension that does not
+/// name it, which webpki refuses on any certificate of a path (the
+/// `anyExtendedKeyUsage` purpose, which webpki does not honour, does not
+/// count). A certificate without the extension allows every purpose; one
+/// that does not parse, or a purpose of another kind, is not known to
+/// leave it out.
+pub(crate) fn leaves_out_purpose(der: &[u8], purpose: &rustls::ExtendedKeyPurpose) -> bool {
+    let Ok((_, x509)) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+    else {
+        return false;
+    };
+    let Some(ext) = x509
+        .extensions()
+        .iter()
+        .find(|ext| ext.oid == OID_X509_EXT_EXTENDED_KEY_USAGE)
+    else {
+        return false;
+    };
+    let Ok((_, eku)) = ExtendedKeyUsage::from_der(ext.value) else {
+        return false;
+    };
+    match purpose {
+        rustls::ExtendedKeyPurpose::ServerAuth => !eku.server_auth,
+        rustls::ExtendedKeyPurpose::ClientAuth => !eku.client_auth,
+        rustls::ExtendedKeyPurpose::Other(_) => false,
     }
 }
 

@@ -80,6 +80,22 @@ pub enum CredentialError {
     /// The certificate chain does not verify against the trust bundle, for
     /// both server and client authentication.
     Untrusted(webpki::Error),
+    /// A certificate of the chain has an extended key usage that leaves
+    /// out server or client authentication (a certificate requested for
+    /// one end alone: cert-manager's `usages: [server auth]`, a CA's web
+    /// server template). A mesh certificate serves both ends of a
+    /// connection, and peers check the purpose on every certificate of
+    /// the path, so each one that names extended key usages must name
+    /// both. Said apart from [`Untrusted`](Self::Untrusted): the chain may
+    /// lead to the bundle all right, and the certificate file is the one
+    /// to mend.
+    PurposeMissing {
+        /// Where the certificate is in the chain, counting from 1 (the
+        /// workload certificate).
+        position: usize,
+        /// The purpose it leaves out.
+        purpose: rustls::ExtendedKeyPurpose,
+    },
     /// The certificate chain verifies only through trust anchors of other
     /// trust domains than that of the SPIFFE ID it names: an anchor that
     /// names a trust domain vouches for that trust domain's identities
@@ -143,7 +159,9 @@ impl CredentialError {
                 validity: OutsideValidity::NotYetValid { .. },
                 ..
             } => RejectReason::NotYetValid,
-            Self::Untrusted(_) | Self::NoAnchorOfTrustDomain { .. } => RejectReason::Untrusted,
+            Self::Untrusted(_)
+            | Self::PurposeMissing { .. }
+            | Self::NoAnchorOfTrustDomain { .. } => RejectReason::Untrusted,
             Self::WrongTrustDomain { .. } => RejectReason::WrongTrustDomain,
             Self::WrongIdentity { .. } => RejectReason::WrongIdentity,
             Self::Config(_) => RejectReason::Config,
@@ -208,6 +226,24 @@ impl fmt::Display for CredentialError {
             Self::Untrusted(_) => {
                 f.write_str("certificate chain does not verify against the trust bundle")
             }
+            Self::PurposeMissing {
+                position: 1,
+                purpose,
+            } => write!(
+                f,
+                "the workload certificate (certificate 1 of the chain) has an extended key usage \
+                 that leaves out {purpose}: a mesh certificate serves both ends of a connection, \
+                 so it must allow server and client authentication (or name no extended key \
+                 usage)"
+            ),
+            Self::PurposeMissing { position, purpose } => write!(
+                f,
+                "certificate {position} of the chain, an issuer of the workload certificate, has \
+                 an extended key usage that leaves out {purpose}, and peers refuse the chain for \
+                 it: a mesh certificate serves both ends of a connection, so every certificate \
+                 of its chain must allow server and client authentication (or name no extended \
+                 key usage)"
+            ),
             Self::NoAnchorOfTrustDomain { identity } => write!(
                 f,
                 "certificate chain verifies only through trust anchors of other trust domains \

@@ -131,6 +131,7 @@ impl CredentialFiles {
             | E::Expired { .. }
             | E::NotYetValid { .. }
             | E::IssuerOutsideValidity { .. }
+            | E::PurposeMissing { .. }
             | E::WrongTrustDomain { .. }
             | E::WrongIdentity { .. } => vec![cert.clone()],
             E::NoPrivateKey | E::EncryptedKey | E::BadKey(_) => vec![key.clone()],

@@ -181,7 +181,9 @@ impl Credentials {
     /// [`CredentialError::Expired`], [`CredentialError::NotYetValid`],
     /// [`CredentialError::IssuerOutsideValidity`] when the dates at fault
     /// are an issuer's in the chain rather than the workload
-    /// certificate's, [`CredentialError::Untrusted`] or
+    /// certificate's, [`CredentialError::PurposeMissing`] when a
+    /// certificate of the chain is limited to server or to client
+    /// authentication, [`CredentialError::Untrusted`] or
     /// [`CredentialError::NoAnchorOfTrustDomain`].
     pub fn check(&self, now: SystemTime) -> Result<(), CredentialError> {
         if let Err(unusable) = self.usable_at(now) {
@@ -204,8 +206,31 @@ impl Credentials {
             Some(identity) => CredentialError::NoAnchorOfTrustDomain {
                 identity: identity.clone(),
             },
-            None => CredentialError::Untrusted(refused.into_webpki()),
+            None => self.untrusted(refused.into_webpki()),
         })
+    }
+
+    /// The error for a chain webpki refused with `error`: about the
+    /// certificate of the chain whose extended key usage leaves out the
+    /// purpose required, when that is why, since the bundle is not at
+    /// fault then; else that the chain does not verify against the bundle.
+    fn untrusted(&self, error: webpki::Error) -> CredentialError {
+        let webpki::Error::RequiredEkuNotFoundContext(context) = &error else {
+            return CredentialError::Untrusted(error);
+        };
+        let purpose = crate::verify::purpose(context.required.oid_values().collect());
+        let position = self
+            .key
+            .cert
+            .iter()
+            .position(|cert| crate::cert::leaves_out_purpose(cert, &purpose));
+        match position {
+            Some(at) => CredentialError::PurposeMissing {
+                position: at + 1,
+                purpose,
+            },
+            None => CredentialError::Untrusted(error),
+        }
     }
 
     /// The error for a chain outside its validity: about the workload
