@@ -150,3 +150,32 @@ async fn a_route_label_written_empty_is_the_route_no_route_named() {
         .collect();
     assert_eq!(rows, [["[DEFAULT]", "-", "100.00%"]], "{table}");
 }
+
+#[tokio::test]
+async fn an_address_that_serves_a_page_is_named_with_what_is_wrong_on_which_line() {
+    // `--admin` given the application's port: a page, not metrics. Its
+    // first line is one word that is no metric name, and the error said
+    // the line's value was bad.
+    let page = admin(&["<html>\n<body>hello</body>\n</html>\n"]).await;
+    let targets = Target::parse_list(&format!("web={page}")).unwrap();
+    let error = stat::run(&targets, Duration::from_millis(10), Format::Table)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "no admin server could be scraped: scraping web ({page}): {page} served unreadable \
+             metrics: bad metric name on line 1"
+        )
+    );
+    // A name alone is a sample without its value.
+    let bare = admin(&["request_total\n"]).await;
+    let targets = Target::parse_list(&format!("web={bare}")).unwrap();
+    let error = stat::run(&targets, Duration::from_millis(10), Format::Table)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().ends_with(": bad sample value on line 1"),
+        "{error}"
+    );
+}

@@ -182,7 +182,13 @@ impl<'t> Reader<'t> {
         if self.samples.len() >= MAX_SAMPLES {
             return Err(ParseErrorKind::TooManySamples);
         }
-        let name_end = line.find(['{', ' ', '\t']).ok_or(ParseErrorKind::Value)?;
+        let Some(name_end) = line.find(['{', ' ', '\t']) else {
+            // One word: a name without its value, or no sample at all
+            // (`<html>`, from an address that serves a page), which is
+            // its name's fault, not its value's.
+            self.name(line)?;
+            return Err(ParseErrorKind::Value);
+        };
         let (name, rest) = line.split_at(name_end);
         let name = self.name(name)?;
         let mut rest = rest.trim_start_matches(BLANKS);
