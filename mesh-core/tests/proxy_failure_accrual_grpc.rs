@@ -125,6 +125,28 @@ async fn a_grpc_status_in_trailers_that_is_no_server_error_leaves_the_endpoint_i
 }
 
 #[tokio::test]
+async fn an_endpoint_is_judged_by_linkerds_grpc_codes_as_its_metrics_are() {
+    // Failure accrual reads a `grpc-status` by the codes the metrics
+    // count as failures, Linkerd's by default, as linkerd2-proxy's breaker
+    // reads its classifier's verdict: PERMISSION_DENIED counts against the
+    // endpoint, UNIMPLEMENTED does not, in the head and in the trailers.
+    for (code, state) in [("7", EndpointState::Failing), ("12", EndpointState::Ready)] {
+        let endpoint = grpc_stream_upstream().await;
+        let (forward, view) = strict_forward(endpoint);
+        let call = grpc_call(&format!("only:{code}"));
+        let res = forward.clone().oneshot(call).await.unwrap();
+        assert_eq!(res.headers()["grpc-status"], code);
+        assert_eq!(
+            view.endpoints().unwrap(),
+            [(endpoint, state)],
+            "trailers-only grpc-status {code}"
+        );
+        let in_trailers = state_after_trailers(code).await;
+        assert_eq!(in_trailers, state, "grpc-status {code} in trailers");
+    }
+}
+
+#[tokio::test]
 async fn a_grpc_call_its_server_resets_or_ends_without_a_status_counts_against_the_endpoint() {
     // A reset is the server's failure; a stream that ends without its
     // status is one every gRPC client fails.

@@ -235,7 +235,8 @@ impl GrpcCodes {
         Self(0x1_fffe)
     }
 
-    /// The codes linkerd2-proxy counts as failures by default: `UNKNOWN`,
+    /// The codes linkerd2-proxy counts as failures by default, and so
+    /// the default of [`Classify`](super::Classify): `UNKNOWN`,
     /// `DEADLINE_EXCEEDED`, `PERMISSION_DENIED`, `INTERNAL`, `UNAVAILABLE`
     /// and `DATA_LOSS` (the default `Codes` of its client policy,
     /// `linkerd/proxy/client-policy/src/grpc.rs`). With these, a success
@@ -250,11 +251,16 @@ impl GrpcCodes {
             .with(GrpcCode::DATA_LOSS)
     }
 
-    /// The codes [`Classify`](super::Classify) counts as failures by default:
-    /// `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
-    /// `UNAVAILABLE` and `DATA_LOSS`. These are the codes gRPC maps to a 5xx
-    /// HTTP status (gRPC's `doc/http-grpc-status-mapping.md`); the others
-    /// describe the request, like a 4xx.
+    /// The codes gRPC's HTTP mapping (gRPC's
+    /// `doc/http-grpc-status-mapping.md`) gives a 5xx status: `UNKNOWN`,
+    /// `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE` and
+    /// `DATA_LOSS`; the others describe the request, like a 4xx. Opt in to
+    /// them with [`Classify::with_grpc_failures`](super::Classify::with_grpc_failures)
+    /// to draw the line between success and failure in the same place for
+    /// gRPC as for HTTP. They differ from
+    /// [`linkerd_failures`](Self::linkerd_failures), the default, in two
+    /// codes: `UNIMPLEMENTED` is a failure and `PERMISSION_DENIED` a
+    /// success.
     pub const fn server_errors() -> Self {
         Self::empty()
             .with(GrpcCode::UNKNOWN)

@@ -12,16 +12,31 @@
 //! - **HTTP**: a status in [`Classify::http_failures`], by default 500 to 599.
 //!   A 4xx says the request was wrong, not the server, so it is a success.
 //! - **gRPC**: a `grpc-status` in [`Classify::grpc_failures`], by default
-//!   `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`,
-//!   `UNAVAILABLE` and `DATA_LOSS` ([`GrpcCodes::server_errors`]). These are
-//!   the codes gRPC itself maps to a 5xx status, so the line between success
-//!   and failure falls in the same place for gRPC as for HTTP: `NOT_FOUND` or
-//!   `PERMISSION_DENIED` describe the request, like a 404 or a 403. **This
-//!   differs from Linkerd** in two codes: linkerd2-proxy's default set
-//!   (`linkerd/proxy/client-policy/src/grpc.rs`) counts `PERMISSION_DENIED`
-//!   as a failure and `UNIMPLEMENTED` as a success; to get its numbers, use
-//!   [`GrpcCodes::linkerd_failures`]. [`GrpcCodes::all_errors`] counts every
-//!   code but `OK`.
+//!   Linkerd's set, [`GrpcCodes::linkerd_failures`]: `UNKNOWN`,
+//!   `DEADLINE_EXCEEDED`, `PERMISSION_DENIED`, `INTERNAL`, `UNAVAILABLE`
+//!   and `DATA_LOSS`. Why Linkerd's: users of a mesh read its success rates
+//!   beside the ones `linkerd viz stat` shows, and linkerd2-proxy
+//!   classifies every gRPC response that no route policy classifies
+//!   otherwise by these codes (the default `Codes` of its client policy,
+//!   `linkerd/proxy/client-policy/src/grpc.rs`, read by
+//!   `linkerd/app/core/src/classify.rs`): for its `response_total`, for
+//!   a ServiceProfile route's metrics and retries where no response class
+//!   matches, and for its failure accrual. With another set, the same
+//!   calls would read as two success rates.
+//!
+//!   The set is not gRPC's own line between a server's fault and its
+//!   caller's: gRPC's HTTP mapping (`doc/http-grpc-status-mapping.md`)
+//!   gives `UNIMPLEMENTED` a 5xx and `PERMISSION_DENIED` a 4xx. So here a
+//!   gRPC call a policy denies (answered `PERMISSION_DENIED`) is a
+//!   failure, though the same denial of an HTTP request (a `403`) is a
+//!   success; and a call of a method the server does not have
+//!   (`UNIMPLEMENTED`) is a success, though an HTTP `501` is a failure.
+//!   `NOT_FOUND`, `INVALID_ARGUMENT` and the caller's other codes are
+//!   successes in both. To draw the line where gRPC's mapping does, opt in
+//!   with `with_grpc_failures(GrpcCodes::server_errors())`
+//!   ([`GrpcCodes::server_errors`]); [`GrpcCodes::all_errors`] counts
+//!   every code but `OK`.
+//!
 //!   A gRPC response carries its status either in the headers (a
 //!   trailers-only response) or in the trailers. When the headers of a
 //!   `200` do not have it, [`Classify::classify_response`] returns
@@ -30,9 +45,10 @@
 //!   with no `grpc-status` at all is a failure. A `grpc-status` that is not
 //!   a number is read as `UNKNOWN`, as gRPC clients read it.
 //!   A gRPC call answered by a response that is not gRPC (an HTTP server's
-//!   page, `200` included) fails as its gRPC client fails it:
-//!   [`Classify::classify_response_to`] reads it so when told the request
-//!   was a gRPC call.
+//!   page, `200` included) is read as its gRPC client reads it, by the
+//!   code gRPC's HTTP mapping gives its status (a `200` page is `UNKNOWN`,
+//!   a failure): [`Classify::classify_response_to`] reads it so when told
+//!   the request was a gRPC call.
 //! - **A route's response classes**: the statuses a ServiceProfile route's
 //!   `responseClasses` match are decided by those classes, before any
 //!   `grpc-status`, as Linkerd's profile classifier has them
@@ -50,7 +66,9 @@
 //! headers are read in place.
 //!
 //! ```
-//! use mesh_core::classify::{Classification, Classify, FailureReason, ResponseClass};
+//! use mesh_core::classify::{
+//!     Classification, Classify, FailureReason, GrpcCode, GrpcCodes, ResponseClass,
+//! };
 //!
 //! let classify = Classify::default();
 //! let res = http::Response::builder().status(503).body(()).unwrap();
@@ -60,6 +78,15 @@
 //!         http::StatusCode::SERVICE_UNAVAILABLE
 //!     ))),
 //! );
+//!
+//! // Linkerd's gRPC codes by default; gRPC's HTTP mapping on request.
+//! let denied = GrpcCode::PERMISSION_DENIED;
+//! let unimplemented = GrpcCode::UNIMPLEMENTED;
+//! assert!(classify.classify_grpc_status(denied).is_failure());
+//! assert!(classify.classify_grpc_status(unimplemented).is_success());
+//! let by_grpc_mapping = Classify::new().with_grpc_failures(GrpcCodes::server_errors());
+//! assert!(by_grpc_mapping.classify_grpc_status(denied).is_success());
+//! assert!(by_grpc_mapping.classify_grpc_status(unimplemented).is_failure());
 //! ```
 
 use std::fmt;
@@ -197,11 +224,13 @@ pub struct Classify {
 }
 
 impl Default for Classify {
-    /// 5xx statuses and [`GrpcCodes::server_errors`] are failures.
+    /// 5xx statuses and Linkerd's gRPC codes,
+    /// [`GrpcCodes::linkerd_failures`], are failures (see the
+    /// [module docs](self) for why).
     fn default() -> Self {
         Self {
             http_failures: StatusRanges::server_errors(),
-            grpc_failures: GrpcCodes::server_errors(),
+            grpc_failures: GrpcCodes::linkerd_failures(),
             class_statuses: StatusRanges::empty(),
         }
     }
@@ -209,7 +238,7 @@ impl Default for Classify {
 
 impl Classify {
     /// The default rules: HTTP 500 to 599 and the gRPC codes of
-    /// [`GrpcCodes::server_errors`] are failures.
+    /// [`GrpcCodes::linkerd_failures`] are failures.
     pub fn new() -> Self {
         Self::default()
     }
@@ -222,7 +251,9 @@ impl Classify {
     }
 
     /// Sets the gRPC codes that are failures. Default is
-    /// [`GrpcCodes::server_errors`].
+    /// [`GrpcCodes::linkerd_failures`], as linkerd2-proxy counts them;
+    /// [`GrpcCodes::server_errors`] counts the codes gRPC's HTTP mapping
+    /// gives a 5xx instead.
     #[must_use]
     pub fn with_grpc_failures(mut self, codes: GrpcCodes) -> Self {
         self.grpc_failures = codes;

@@ -98,9 +98,16 @@ fn grpc_code_lists_parse_and_display() {
 }
 
 #[test]
-fn linkerds_failures_differ_from_the_default_in_two_codes() {
+fn grpcs_http_mapping_differs_from_linkerds_default_in_two_codes() {
     let linkerd = GrpcCodes::linkerd_failures();
-    let default = GrpcCodes::server_errors();
+    assert_eq!(Classify::default().grpc_failures(), linkerd);
+    let mapping = GrpcCodes::server_errors();
+    assert_eq!(
+        mapping,
+        "unknown,deadline-exceeded,unimplemented,internal,unavailable,data-loss"
+            .parse::<GrpcCodes>()
+            .unwrap()
+    );
     assert_eq!(
         linkerd,
         "unknown,deadline-exceeded,permission-denied,internal,unavailable,data-loss"
@@ -108,10 +115,10 @@ fn linkerds_failures_differ_from_the_default_in_two_codes() {
             .unwrap()
     );
     assert!(linkerd.contains(GrpcCode::PERMISSION_DENIED));
-    assert!(!default.contains(GrpcCode::PERMISSION_DENIED));
-    assert!(default.contains(GrpcCode::UNIMPLEMENTED));
+    assert!(!mapping.contains(GrpcCode::PERMISSION_DENIED));
+    assert!(mapping.contains(GrpcCode::UNIMPLEMENTED));
     assert!(!linkerd.contains(GrpcCode::UNIMPLEMENTED));
-    let shared = linkerd.iter().filter(|c| default.contains(*c)).count();
+    let shared = linkerd.iter().filter(|c| mapping.contains(*c)).count();
     assert_eq!((linkerd.iter().count(), shared), (6, 5));
 }
 

@@ -118,12 +118,63 @@ fn grpc_status_zero_is_a_success_even_with_every_error_a_failure() {
 }
 
 #[test]
-fn default_grpc_failures_are_the_server_error_codes() {
+fn default_grpc_failures_are_linkerds_codes() {
+    // linkerd2-proxy's default `Codes`: UNKNOWN, DEADLINE_EXCEEDED,
+    // PERMISSION_DENIED, INTERNAL, UNAVAILABLE, DATA_LOSS.
     let c = Classify::default();
     let failures: Vec<u16> = (0..=16)
         .filter(|&n| c.classify_grpc_status(GrpcCode::from_u16(n)).is_failure())
         .collect();
-    assert_eq!(failures, [2, 4, 12, 13, 14, 15]);
+    assert_eq!(failures, [2, 4, 7, 13, 14, 15]);
+    assert_eq!(c.grpc_failures(), GrpcCodes::linkerd_failures());
+    assert_eq!(Classify::new(), c);
+}
+
+#[test]
+fn by_default_a_denied_call_fails_and_an_unimplemented_one_succeeds() {
+    // As `linkerd viz stat` counts them, in the head (trailers-only) and
+    // in the trailers alike.
+    let c = Classify::default();
+    assert_eq!(
+        c.classify_response(&grpc(Some("7"))),
+        Classification::Final(grpc_failure(GrpcCode::PERMISSION_DENIED))
+    );
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("7")))),
+        grpc_failure(GrpcCode::PERMISSION_DENIED)
+    );
+    assert_eq!(c.classify_response(&grpc(Some("12"))), SUCCESS);
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("12")))),
+        ResponseClass::Success
+    );
+}
+
+#[test]
+fn grpcs_http_mapping_is_an_opt_in_that_swaps_the_two_codes() {
+    let c = Classify::new().with_grpc_failures(GrpcCodes::server_errors());
+    assert_eq!(c.classify_response(&grpc(Some("7"))), SUCCESS);
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("7")))),
+        ResponseClass::Success
+    );
+    assert_eq!(
+        c.classify_response(&grpc(Some("12"))),
+        Classification::Final(grpc_failure(GrpcCode::UNIMPLEMENTED))
+    );
+    assert_eq!(
+        c.classify_trailers(Some(&trailers(Some("12")))),
+        grpc_failure(GrpcCode::UNIMPLEMENTED)
+    );
+    // The codes the two sets share fail under both.
+    for code in [2, 4, 13, 14, 15] {
+        let code = GrpcCode::from_u16(code);
+        assert!(c.classify_grpc_status(code).is_failure(), "{code}");
+        assert!(
+            Classify::default().classify_grpc_status(code).is_failure(),
+            "{code}"
+        );
+    }
 }
 
 #[test]
@@ -150,10 +201,17 @@ fn grpc_with_an_http_error_status_is_classified_as_its_client_sees_it() {
     let c = Classify::default();
     // 503 becomes UNAVAILABLE: a failure, reported with the HTTP status.
     assert_eq!(c.classify_response(&grpc_http(503)), http_failure(503));
-    // 404 becomes UNIMPLEMENTED: a failure.
-    assert_eq!(c.classify_response(&grpc_http(404)), http_failure(404));
-    // 403 becomes PERMISSION_DENIED: not a failure by default.
-    assert_eq!(c.classify_response(&grpc_http(403)), SUCCESS);
+    // 404 becomes UNIMPLEMENTED: not a failure by default.
+    assert_eq!(c.classify_response(&grpc_http(404)), SUCCESS);
+    // 403 becomes PERMISSION_DENIED: a failure by default.
+    assert_eq!(c.classify_response(&grpc_http(403)), http_failure(403));
+    // With gRPC's HTTP mapping as the failure set, the other way round.
+    let mapping = Classify::new().with_grpc_failures(GrpcCodes::server_errors());
+    assert_eq!(
+        mapping.classify_response(&grpc_http(404)),
+        http_failure(404)
+    );
+    assert_eq!(mapping.classify_response(&grpc_http(403)), SUCCESS);
 
     fn grpc_http(status: u16) -> Response<()> {
         let mut res = grpc(None);
@@ -166,15 +224,20 @@ fn grpc_with_an_http_error_status_is_classified_as_its_client_sees_it() {
 fn synthesized_responses_carry_their_proxy_error_kind() {
     let c = Classify::default();
     for grpc in [false, true] {
-        for (kind, failure) in [
-            (ProxyErrorKind::Timeout, true),
-            (ProxyErrorKind::UpstreamUnreachable, true),
-            (ProxyErrorKind::Unavailable, true),
-            (ProxyErrorKind::Denied, false),
-            (ProxyErrorKind::NoRoute, false),
-            (ProxyErrorKind::RateLimited, false),
+        // (kind, a failure for an HTTP caller, for a gRPC caller): a
+        // denial is PERMISSION_DENIED to a gRPC caller, a failure by
+        // default, and `Unsupported` UNIMPLEMENTED, a success.
+        for (kind, fails_http, fails_grpc) in [
+            (ProxyErrorKind::Timeout, true, true),
+            (ProxyErrorKind::UpstreamUnreachable, true, true),
+            (ProxyErrorKind::Unavailable, true, true),
+            (ProxyErrorKind::Denied, false, true),
+            (ProxyErrorKind::NoRoute, false, false),
+            (ProxyErrorKind::RateLimited, false, false),
+            (ProxyErrorKind::Unsupported, true, false),
         ] {
             let res: Response<()> = kind.response_for(grpc);
+            let failure = if grpc { fails_grpc } else { fails_http };
             let expected = if failure {
                 ResponseClass::Failure(FailureReason::Proxy(kind))
             } else {
@@ -313,9 +376,10 @@ fn a_grpc_response_with_another_2xx_status_is_not_a_stream() {
 #[test]
 fn a_grpc_call_answered_by_a_response_that_is_not_grpc_is_read_as_its_client_reads_it() {
     // A misrouted gRPC call that an HTTP server answers with a page: gRPC
-    // clients fail it (a `200` that is not gRPC is UNKNOWN, a `404`
-    // UNIMPLEMENTED, a `403` PERMISSION_DENIED), whatever the status says
-    // to an HTTP client.
+    // clients read it by gRPC's HTTP mapping (a `200` that is not gRPC
+    // is UNKNOWN, a `404` UNIMPLEMENTED, a `403` PERMISSION_DENIED),
+    // whatever the status says to an HTTP client, and it fails when that
+    // code is a failure: by default, Linkerd's codes.
     let c = Classify::default();
     let page = |status: u16| {
         Response::builder()
@@ -330,9 +394,9 @@ fn a_grpc_call_answered_by_a_response_that_is_not_grpc_is_read_as_its_client_rea
         )))
     };
     assert_eq!(c.classify_response_to(true, &page(200)), not_grpc(200));
-    assert_eq!(c.classify_response_to(true, &page(404)), not_grpc(404));
+    assert_eq!(c.classify_response_to(true, &page(404)), SUCCESS);
     assert_eq!(c.classify_response_to(true, &page(503)), not_grpc(503));
-    assert_eq!(c.classify_response_to(true, &page(403)), SUCCESS);
+    assert_eq!(c.classify_response_to(true, &page(403)), not_grpc(403));
     // The same pages answering plain HTTP requests.
     assert_eq!(c.classify_response_to(false, &page(200)), SUCCESS);
     assert_eq!(c.classify_response_to(false, &page(404)), SUCCESS);

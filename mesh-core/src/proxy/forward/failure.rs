@@ -57,8 +57,9 @@ pub(super) fn turned_away(error: &(dyn Error + 'static)) -> bool {
 /// Whether `res` says its endpoint failed, for failure accrual and the
 /// balancer: a 5xx, or a gRPC answer whose status in its head (a
 /// trailers-only answer, how a gRPC server answers a call it fails before
-/// any message) is a server error by mesh-core's classifier (`UNAVAILABLE`,
-/// `INTERNAL`...). gRPC answers failures with HTTP 200, so without it a
+/// any message) is a failure by mesh-core's default classifier, Linkerd's
+/// codes (`UNAVAILABLE`, `INTERNAL`...), as its metrics count it. gRPC
+/// answers failures with HTTP 200, so without it a
 /// server `UNAVAILABLE` on every call would never be taken out; a
 /// `NOT_FOUND` describes the call, as a 404 does. A status that comes in
 /// trailers is judged at the body's end instead ([`status_in_trailers`]).
