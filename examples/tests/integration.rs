@@ -66,6 +66,7 @@ mod errors_rate_limit;
 mod errors_tcp;
 mod errors_tunnel;
 mod forged_headers;
+mod grpc_failure_codes;
 mod http2_keep_alive;
 mod http2_upgrade;
 mod identity_ready;
