@@ -70,8 +70,8 @@ pub struct Edge {
     pub tls: Option<f64>,
     /// Responses per second that were forbidden: HTTP 403 or gRPC 7
     /// (`PERMISSION_DENIED`), which is how the callee's policy says no.
-    /// The classification counts them as successes, as Linkerd's does,
-    /// since the callee answered as it meant to.
+    /// The classification counts an HTTP 403 as a success and a gRPC 7
+    /// as a failure, as Linkerd counts them; this counts both.
     pub forbidden: f64,
 }
 
