@@ -87,7 +87,12 @@ impl TlsMetrics {
     ///   gauges as Linkerd's are, and 0 until credentials load.
     ///   `result="ok"` counts every certificate put in service, the first
     ///   included (an update that only repeats the credentials in service
-    ///   puts none in service and counts nothing); `result="error"` counts
+    ///   puts none in service and counts nothing, nor does one that
+    ///   changes only the trust bundle or the intermediates beside the
+    ///   workload certificate in service: that certificate was not
+    ///   renewed, and the refresh timestamp stays its own, so that an
+    ///   alert on the time since it finds a renewal that is stuck);
+    ///   `result="error"` counts
     ///   every refused update, as `identity_cert_rejected_updates_total`
     ///   does, and a refusal leaves both timestamps as they were. Both
     ///   series are written from the start, at 0, as Linkerd writes them,
@@ -162,7 +167,9 @@ impl TlsMetrics {
         if rotation {
             self.rotations.inc();
         }
-        self.control.refreshed(loaded.cert_not_after, at);
+        if loaded.renewed {
+            self.control.refreshed(loaded.cert_not_after, at);
+        }
     }
 
     /// Counts a refused update, which makes the last update unsuccessful.
@@ -211,6 +218,9 @@ pub(crate) struct Loaded<'a> {
     pub(crate) ends: SystemTime,
     /// The workload certificate's own `notAfter`.
     pub(crate) cert_not_after: SystemTime,
+    /// Whether the workload certificate is another than the one in
+    /// service before: a refresh, as Linkerd's families count one.
+    pub(crate) renewed: bool,
 }
 
 /// linkerd2-proxy's `control_identity_cert_*` families. Its gauges are
@@ -518,6 +528,7 @@ mod tests {
                 identity: &web,
                 ends: secs(1_700_000_000),
                 cert_not_after: secs(1_700_000_100),
+                renewed: true,
             },
             true,
             secs(1_690_000_000),

@@ -46,6 +46,7 @@ mod review_credential_purpose;
 mod review_identity_ca_reads;
 mod review_identity_keys;
 mod review_identity_pem;
+mod review_refresh_metrics;
 mod review_store_bundle;
 mod review_store_reload;
 mod review_verify_handshakes;

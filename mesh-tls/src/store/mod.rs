@@ -315,7 +315,9 @@ impl CredentialStore {
     /// every later handshake, `identity_cert_info` names its identity
     /// instead of the old one, client connections made with the old set
     /// are retired, and `control_identity_cert_refreshes_total{result="ok"}`
-    /// counts the certificate. Either way the update loaded, and
+    /// counts the certificate when it is another than the one in service
+    /// (not for a new trust bundle, or new intermediates, beside the same
+    /// workload certificate). Either way the update loaded, and
     /// `identity_cert_last_update_successful` is 1.
     ///
     /// # Errors
@@ -374,6 +376,13 @@ impl CredentialStore {
         if current.as_ref().is_some_and(|c| c.creds.same_as(&creds)) {
             return Ok(());
         }
+        // A new trust bundle, or new intermediates, beside the workload
+        // certificate in service renew nothing: Linkerd's refresh families
+        // tell when the certificate was renewed, and an alert on them
+        // must still find a renewal that is stuck.
+        let renewed = current
+            .as_ref()
+            .is_none_or(|c| c.creds.chain().first() != creds.chain().first());
         let snapshot = Snapshot::build(&self.shared.provider, &self.shared.time, creds)?;
         // When the identity ends: the chain's end, which an intermediate
         // can bring before the workload certificate's, and which
@@ -394,6 +403,7 @@ impl CredentialStore {
             identity: &identity,
             ends: not_after,
             cert_not_after,
+            renewed,
         };
         self.shared
             .metrics
