@@ -179,3 +179,29 @@ async fn an_address_that_serves_a_page_is_named_with_what_is_wrong_on_which_line
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn tls_without_a_client_certificate_is_not_counted_as_mutual_tls() {
+    // A sidecar serves TLS to a client without a certificate where its
+    // mode allows it, writing `tls="true"` with `client_id=""`: the
+    // client proved nothing, and `edges` shows that traffic as
+    // `no_peer_identity`, but `stat`'s TLS column, "the share of
+    // responses on mutual TLS", counted it, 100% here. An overflow
+    // series folded the identity away and says `tls="true"` alone: it
+    // still counts, as it does not say otherwise.
+    let after = "response_total{direction=\"inbound\",tls=\"true\",\
+                 client_id=\"web.emojivoto.serviceaccount.identity.linkerd.cluster.local\",\
+                 classification=\"success\"} 5\n\
+                 response_total{direction=\"inbound\",tls=\"true\",client_id=\"\",\
+                 classification=\"success\"} 3\n\
+                 response_total{direction=\"inbound\",tls=\"true\",classification=\"success\",\
+                 overflow=\"true\"} 2\n\
+                 # EOF\n";
+    let targets = Target::parse_list(&format!("web={}", admin(&["# EOF\n", after]).await)).unwrap();
+    let json = stat::run(&targets, Duration::from_millis(10), Format::Json)
+        .await
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[0]["success"], 1.0, "{json}");
+    assert_eq!(rows[0]["tls"], 0.7, "{json}");
+}

@@ -260,7 +260,8 @@ pub struct Totals {
     pub success: f64,
     /// `response_total{classification="failure"}`.
     pub failure: f64,
-    /// `response_total{tls="true"}`.
+    /// `response_total` on mutual TLS: `tls="true"`, but for the series
+    /// whose peer proved no identity ([`Totals::tls_rate`]).
     pub tls: f64,
     /// `retry_requests_total`: attempts after the first.
     pub retries: f64,
@@ -304,7 +305,7 @@ impl Totals {
                     Some("failure") => self.failure += s.value,
                     _ => return,
                 }
-                if s.label("tls") == Some("true") {
+                if is_mutual_tls(s) {
                     self.tls += s.value;
                 }
                 if s.label("grpc_status").is_some_and(|g| !g.is_empty()) {
@@ -406,6 +407,12 @@ impl Totals {
     }
 
     /// The share of responses on mutually authenticated TLS.
+    ///
+    /// A sidecar that serves TLS to a client without a certificate writes
+    /// `tls="true"` with `client_id=""`: that client proved nothing, and
+    /// `edges` shows its traffic as `no_peer_identity`, so it is not
+    /// counted here either. An overflow series, which folded the peer's
+    /// identity away and keeps `tls="true"` alone, counts as it says.
     pub fn tls_rate(&self) -> Option<f64> {
         ratio(self.tls, self.responses())
     }
@@ -471,6 +478,17 @@ impl Totals {
             self.retries > 0.0
         }
     }
+}
+
+/// Whether the responses of `s` were on mutual TLS: `tls="true"`, unless
+/// the series names the peer's identity empty (`client_id=""`, or
+/// `server_id=""` outbound), as it does for TLS without a client
+/// certificate.
+fn is_mutual_tls(s: &Sample) -> bool {
+    s.label("tls") == Some("true")
+        && ["client_id", "server_id"]
+            .into_iter()
+            .all(|peer| s.label(peer) != Some(""))
 }
 
 /// Whether `value` can be a counter's: finite, and not below zero.

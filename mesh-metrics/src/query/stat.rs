@@ -151,7 +151,7 @@ mod tests {
         let before = Scrape::parse("").unwrap();
         let scrape = |ok: u32, fail: u32| {
             Scrape::parse(&format!(
-                "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"\",classification=\"success\"}} {ok}\n\
+                "response_total{{direction=\"inbound\",tls=\"true\",client_id=\"web.emojivoto\",classification=\"success\"}} {ok}\n\
                  response_total{{direction=\"inbound\",classification=\"failure\"}} {fail}\n\
                  response_total{{direction=\"outbound\",classification=\"failure\"}} 1000\n\
                  response_latency_ms_bucket{{le=\"1.0\",direction=\"inbound\"}} {ok}\n\
