@@ -177,5 +177,6 @@ mod tap_shutdown;
 mod tcp_metrics_loopback;
 mod test_binaries;
 mod tracing;
+mod traffic_split;
 mod views_kinds;
 mod write_stall;

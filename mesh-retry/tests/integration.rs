@@ -22,6 +22,7 @@ mod config_hostnames;
 mod config_profile_conditions;
 mod config_profile_names;
 mod config_ranges;
+mod config_traffic_split;
 mod config_warning_namespaces;
 mod expired;
 mod grpc_route_precedence;

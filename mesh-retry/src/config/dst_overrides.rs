@@ -493,7 +493,15 @@ impl ServiceRetryPolicy {
     /// those of its ServiceProfile routes and those no route matches; its
     /// `HTTPRoute` and `GRPCRoute` rules are set aside by
     /// [`set_aside_for_profile`](Self::set_aside_for_profile).
+    ///
+    /// A `TrafficSplit` whose apex is the service replaces them with its
+    /// backends, as linkerd-smi writes them over the profile's (see
+    /// [`TrafficSplit`](super::TrafficSplit)), but for a profile with the
+    /// `smi.linkerd.io/skip` annotation.
     pub fn dst_overrides(&self) -> &[DstBackend] {
+        if let Some(split) = self.split_in_force() {
+            return &split.backends;
+        }
         self.profile
             .as_deref()
             .map(|profile| &*profile.dst_overrides)

@@ -37,6 +37,9 @@
 //!   for as long as the budget allows, and no connection error. Its
 //!   `dstOverrides` split every request of the service by weight
 //!   ([`ServiceRetryPolicy::dst_overrides`]).
+//! - **SMI `TrafficSplit`s** ([`TrafficSplit`], `v1alpha1` and
+//!   `v1alpha2`): the apex service's split, as linkerd-smi writes it into
+//!   the service's ServiceProfile `dstOverrides`.
 //!
 //! Other kinds are left to their readers and are not reported.
 //!
@@ -202,6 +205,7 @@ mod http_route;
 mod numbers;
 mod precedence;
 mod service_profile;
+mod traffic_split;
 
 pub use self::{
     annotations::{InvalidAnnotation, LinkerdAnnotations},
@@ -216,6 +220,7 @@ pub use self::{
         ProfileRoute, RequestCondition, ResponseClassSpec, ResponseCondition, ServiceProfile,
         ServiceProfileSpec, StatusBounds, StatusRange,
     },
+    traffic_split::{SplitWeight, TrafficSplit, TrafficSplitBackend, TrafficSplitSpec},
 };
 
 /// One route's policy: which requests it covers, how they are retried, and
@@ -321,6 +326,10 @@ pub struct ServiceRetryPolicy {
     aside_warnings: Vec<ConfigWarning>,
     /// Where the service's ServiceProfile was read, when it has one.
     profile: Option<Arc<ProfileSource>>,
+    /// The SMI `TrafficSplit` whose apex the service is, when it is one:
+    /// its backends replace the profile's `dstOverrides`
+    /// ([`dst_overrides`](Self::dst_overrides)).
+    split: Option<Arc<SplitSource>>,
 }
 
 /// Where a ServiceProfile was read.
@@ -337,6 +346,65 @@ struct ProfileSource {
     /// Its `dstOverrides` of weight above 0
     /// ([`ServiceRetryPolicy::dst_overrides`]).
     dst_overrides: Arc<[DstBackend]>,
+    /// Whether it carries linkerd-smi's `smi.linkerd.io/skip` annotation,
+    /// so that a `TrafficSplit` leaves its `dstOverrides` alone.
+    smi_skip: bool,
+}
+
+impl ProfileSource {
+    /// The profile as a warning names it: `profile.yaml: document 2
+    /// (ServiceProfile emojivoto/emoji.emojivoto.svc.cluster.local)`.
+    fn named(&self) -> String {
+        let name = ResourceName::new(
+            Some("ServiceProfile"),
+            self.namespace.as_deref(),
+            Some(&self.name),
+        );
+        format!("{}: document {} ({name})", self.origin, self.document)
+    }
+}
+
+/// A service's name, and its namespace when the resources name one.
+type ServiceKey = (String, Option<String>);
+
+/// Where an SMI `TrafficSplit` was read, and its backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SplitSource {
+    /// The text's name (a file).
+    origin: String,
+    /// The document, from 1.
+    document: usize,
+    /// The split's `metadata.namespace`, when it names one.
+    namespace: Option<String>,
+    /// The split's `metadata.name`.
+    name: String,
+    /// Its backends of weight above 0, as `dstOverrides`.
+    backends: Arc<[DstBackend]>,
+}
+
+impl SplitSource {
+    /// The split as a warning names it, as [`ProfileSource::named`].
+    fn named(&self) -> String {
+        let name = ResourceName::new(
+            Some("TrafficSplit"),
+            self.namespace.as_deref(),
+            Some(&self.name),
+        );
+        format!("{}: document {} ({name})", self.origin, self.document)
+    }
+
+    /// A warning about the split's `field`.
+    fn warning(&self, field: &str, message: String) -> ConfigWarning {
+        ConfigWarning {
+            origin: self.origin.clone(),
+            document: self.document,
+            kind: "TrafficSplit".to_owned(),
+            namespace: self.namespace.clone(),
+            name: Some(self.name.clone()),
+            field: field.to_owned(),
+            message,
+        }
+    }
 }
 
 /// What a request none of a service's routes matches gets
@@ -389,6 +457,7 @@ impl ServiceRetryPolicy {
             read: None,
             aside_warnings: Vec::new(),
             profile: None,
+            split: None,
         }
     }
 
@@ -425,16 +494,75 @@ impl ServiceRetryPolicy {
     /// [`merge`](Self::merge), with a warning for each `HTTPRoute` set
     /// aside.
     fn merge_warning(&mut self, mut other: Self) -> Vec<ConfigWarning> {
+        // The warnings about the split that each had already.
+        let known = [self.split_warning(), other.split_warning()];
+        let second_split = match (&self.split, &other.split) {
+            (Some(first), Some(second)) if first != second => Some(second.warning(
+                "spec.service",
+                format!(
+                    "a second TrafficSplit for service {}, after {}: linkerd-smi writes each \
+                     into the service's ServiceProfile as it syncs it, so the one in force is \
+                     the one synced last; this one, read last, is served",
+                    self.name,
+                    first.named()
+                ),
+            )),
+            _ => None,
+        };
         if self.read.is_some() || other.read.is_some() {
             let mut read = self.read.take().map_or_else(|| self.as_read(), |r| *r);
             read.append(other.read.take().map_or_else(|| other.as_read(), |r| *r));
             self.read = Some(Box::new(read));
         }
         self.append(other);
-        let warnings = self.set_aside_http_routes();
+        let mut warnings = self.set_aside_http_routes();
         self.aside_warnings.extend(warnings.iter().cloned());
         self.rank();
+        warnings.extend(second_split);
+        warnings.extend(
+            self.split_warning()
+                .filter(|w| !known.iter().flatten().any(|k| k == w)),
+        );
         warnings
+    }
+
+    /// The warning for a `TrafficSplit` beside a ServiceProfile with
+    /// `dstOverrides` of its own, which linkerd-smi overwrites with the
+    /// split's; or beside one with the `smi.linkerd.io/skip` annotation,
+    /// which it leaves alone, the split then being set aside.
+    fn split_warning(&self) -> Option<ConfigWarning> {
+        let (split, profile) = (self.split.as_deref()?, self.profile.as_deref()?);
+        if profile.smi_skip {
+            return Some(split.warning(
+                "spec.service",
+                format!(
+                    "set aside: {} carries the {} annotation, which linkerd-smi leaves as it \
+                     is, and its own dstOverrides are served",
+                    profile.named(),
+                    traffic_split::SKIP_ANNOTATION
+                ),
+            ));
+        }
+        if profile.dst_overrides.is_empty() {
+            return None;
+        }
+        Some(split.warning(
+            "spec.service",
+            format!(
+                "replaces the dstOverrides of {}, as linkerd-smi writes a TrafficSplit's \
+                 backends over those of its apex service's ServiceProfile",
+                profile.named()
+            ),
+        ))
+    }
+
+    /// The service's `TrafficSplit`, when its backends are in force: when
+    /// it has one, and no ServiceProfile with the `smi.linkerd.io/skip`
+    /// annotation.
+    fn split_in_force(&self) -> Option<&SplitSource> {
+        let split = self.split.as_deref()?;
+        let skipped = self.profile.as_deref().is_some_and(|p| p.smi_skip);
+        (!skipped).then_some(split)
     }
 
     /// This service as read, for a selection to start from: itself, with
@@ -485,6 +613,9 @@ impl ServiceRetryPolicy {
         }
         if other.profile.is_some() {
             self.profile = other.profile;
+        }
+        if other.split.is_some() {
+            self.split = other.split;
         }
     }
 
@@ -683,18 +814,15 @@ impl ServiceRetryPolicy {
             Some(namespace) => format!("{namespace}/{}", self.name),
             None => self.name.clone(),
         };
-        let profile = match &self.profile {
-            Some(p) => format!(
-                "{}: document {} ({})",
-                p.origin,
-                p.document,
-                ResourceName::new(
-                    Some("ServiceProfile"),
-                    p.namespace.as_deref(),
-                    Some(&p.name)
-                )
-            ),
-            None => "its ServiceProfile".to_owned(),
+        // What serves the service: the profile with routes, else what
+        // its dstOverrides come from (a TrafficSplit, when one is in
+        // force).
+        let has_routes = self.origins.iter().any(|o| matches!(o, Origin::Profile(_)));
+        let profile = match (&self.profile, self.split_in_force()) {
+            (Some(profile), _) if has_routes => profile.named(),
+            (_, Some(split)) => split.named(),
+            (Some(profile), None) => profile.named(),
+            (None, None) => "its ServiceProfile".to_owned(),
         };
         let mut warnings: Vec<ConfigWarning> = Vec::new();
         let mut keep = Vec::with_capacity(self.routes.len());
@@ -1134,6 +1262,8 @@ fn route_objects(services: &[ServiceRetryPolicy]) -> Vec<(RouteObject, Arc<Route
 pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
     let mut loaded = RetryResources::default();
     let mut profiles: Vec<ServiceRetryPolicy> = Vec::new();
+    // Each TrafficSplit read, by its apex service and namespace.
+    let mut splits: Vec<(ServiceKey, Arc<SplitSource>)> = Vec::new();
     // A second pass over the same documents, in step with the first, reads
     // what the HTTPRoute model leaves out: the guides' `retries` block, and
     // `metadata.creationTimestamp`, which orders the routes' matches.
@@ -1321,6 +1451,10 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
                 namespace: context.namespace().map(str::to_owned),
                 name: profile.metadata.name.clone(),
                 dst_overrides: profile.dst_backends(&context),
+                smi_skip: profile
+                    .metadata
+                    .annotations
+                    .contains_key(traffic_split::SKIP_ANNOTATION),
             }));
             if let Some(spec) = &profile.spec.retry_budget {
                 service.budget = spec.to_config().map_err(|e| {
@@ -1339,6 +1473,44 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
             // Make sure the service is listed in document order.
             loaded.service_mut(&service.name, service.namespace.as_deref());
             profiles.push(service);
+        } else if document.is::<TrafficSplit>() {
+            let parsed = document.read::<TrafficSplit>()?;
+            let context = parsed.context;
+            for ignored in parsed.ignored {
+                let message = "unknown field is ignored".to_owned();
+                loaded
+                    .warnings
+                    .push(ConfigWarning::new(&context, ignored.path, message));
+            }
+            let split = parsed.value;
+            let backends = split.dst_backends(&context)?;
+            let (apex, namespace) = split.apex();
+            let key = (apex.to_owned(), namespace.map(str::to_owned));
+            if let Some((_, first)) = splits.iter().find(|(k, _)| *k == key) {
+                return Err(context.error(
+                    ResourceErrorKind::DuplicateName,
+                    "spec.service",
+                    format!(
+                        "a second TrafficSplit for service {apex} in this text, after {}: \
+                         linkerd-smi writes each into the service's ServiceProfile as it syncs \
+                         it, so which one is in force depends on the order it syncs them in, \
+                         which no file says; keep one",
+                        first.named()
+                    ),
+                ));
+            }
+            // Make sure the service is listed in document order.
+            loaded.service_mut(apex, namespace);
+            splits.push((
+                key,
+                Arc::new(SplitSource {
+                    origin: context.origin().to_owned(),
+                    document: context.index(),
+                    namespace: context.namespace().map(str::to_owned),
+                    name: split.metadata.name.clone(),
+                    backends,
+                }),
+            ));
         }
     }
     for profile in profiles {
@@ -1353,6 +1525,9 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         service.origins.extend(origins);
         service.routes.extend(profile.routes);
     }
+    for ((name, namespace), split) in splits {
+        loaded.service_mut(&name, namespace.as_deref()).split = Some(split);
+    }
     for service in &mut loaded.services {
         if service.has_consumer_routes() {
             service.read = Some(Box::new(service.clone()));
@@ -1360,6 +1535,7 @@ pub fn load(origin: &str, text: &str) -> Result<RetryResources, ResourceError> {
         let warnings = service.set_aside_http_routes();
         service.aside_warnings.clone_from(&warnings);
         loaded.warnings.extend(warnings);
+        loaded.warnings.extend(service.split_warning());
         service.rank();
     }
     Ok(loaded)

@@ -71,9 +71,11 @@
 //! (a route applied before the service it names) to the requests drawn
 //! to it, by its weight; the sidecar starts, and reloads, with a warning
 //! naming where the backend is written. A service whose `ServiceProfile`
-//! has `dstOverrides` (Linkerd's split of a whole service) splits every
-//! request by them instead, on its profile routes and off them, as
-//! Linkerd's proxy serves such a service by its profile.
+//! has `dstOverrides` (Linkerd's split of a whole service), or that is
+//! the apex of an SMI `TrafficSplit` (read as the `dstOverrides`
+//! linkerd-smi writes for it), splits every request by them instead, on
+//! its profile routes and off them, as Linkerd's proxy serves such a
+//! service by its profile.
 //!
 //! Not every application speaks HTTP. The listeners of `outbound.ports`
 //! each take TCP connections for one service and forward them as opaque

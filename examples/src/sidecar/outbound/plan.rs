@@ -1018,6 +1018,55 @@ spec:
     }
 
     #[test]
+    fn a_traffic_split_of_either_spelling_splits_the_profiles_routes_and_sets_the_rules_aside() {
+        // A TrafficSplit written without a namespace, applied in the
+        // workload's: the apex is the profile's service all the same.
+        let split = "apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {name: emoji-split}
+spec:
+  service: emoji
+  backends: [{service: emoji, weight: 3}, {service: emoji-v2, weight: 1}]
+";
+        let text = format!("{HTTP}---\n{PROFILE}---\n{split}");
+        let plans = plan_in(&outbound(), "emojivoto", &text);
+        let service = &plans.services[0];
+        assert_eq!(route_names(&plans), ["list"]);
+        let missing = Missing::new("emoji-v2.emojivoto");
+        let shares = [
+            (PlannedBackend::Service(0), 30_000),
+            (PlannedBackend::Missing(missing), 10_000),
+        ];
+        for route in service.routes.iter().chain(&service.fallback) {
+            assert_eq!(route.backends, shares, "{}", route.id.as_str());
+        }
+        // Without the profile, the split's default route serves it, and
+        // names the split in the warning.
+        let text = format!("{HTTP}---\n{split}");
+        let plans = plan_in(&outbound(), "emojivoto", &text);
+        assert!(route_names(&plans).is_empty());
+        let fallback = plans.services[0].fallback.as_ref().unwrap();
+        assert_eq!(fallback.backends, shares);
+        let resources = mesh_retry::config::load("routes.yaml", &text).unwrap();
+        let warnings = planning_warnings(&outbound(), &resources, "emojivoto");
+        assert!(
+            warnings[0].starts_with(
+                "routes.yaml: document 1 (HTTPRoute emojivoto/web): spec.parentRefs[0]: set \
+                 aside for routes.yaml: document 2 (TrafficSplit emoji-split), which serves \
+                 service emojivoto/emoji alone"
+            ),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].starts_with(
+                "routes.yaml: document 2 (TrafficSplit emoji-split): spec.backends[1]: service \
+                 emoji's dstOverrides send requests to service emoji-v2.emojivoto"
+            ),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn a_profile_without_routes_or_dst_overrides_leaves_the_routes_in_charge() {
         let budget = "apiVersion: linkerd.io/v1alpha2
 kind: ServiceProfile
