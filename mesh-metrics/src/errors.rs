@@ -75,7 +75,7 @@ use prometheus_client::{
 
 use crate::{
     HttpMetrics,
-    family::{Family, Fold},
+    family::{Family, Fold, HasSeries},
     labels::{Direction, label, write_target_addr},
 };
 
@@ -333,6 +333,17 @@ where
             ],
         }));
         families
+    }
+
+    /// The counter of the observations each family, inbound then
+    /// outbound, folded into its overflow series, and the family:
+    /// `*_series_overflow_total` reports them beside the other families'
+    /// folds, while the family has a series.
+    pub(crate) fn folds(&self) -> [(Counter, Arc<dyn HasSeries>); 2] {
+        [
+            (self.inbound.folds(), Arc::new(self.inbound.clone())),
+            (self.outbound.folds(), Arc::new(self.outbound.clone())),
+        ]
     }
 
     /// The counter of `labels` in `direction`'s family, and whether it is

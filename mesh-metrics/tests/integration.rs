@@ -23,6 +23,7 @@ mod parity_route_classes;
 mod query_top;
 mod query_values;
 mod review_build_info;
+mod review_exposition_folds;
 mod review_latency;
 mod review_new_metrics_errors;
 mod review_observe_export;

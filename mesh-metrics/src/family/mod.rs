@@ -204,15 +204,60 @@ where
     }
 }
 
+/// A family that may have no series, and is then not written.
+pub(crate) trait HasSeries: fmt::Debug + Send + Sync {
+    /// Whether it holds a series, an overflow one included.
+    fn has_series(&self) -> bool;
+}
+
+impl<L, M> HasSeries for Family<L, M>
+where
+    L: Fold + Ord + Clone + Send,
+    L::Kept: Send,
+    M: Clone + Send,
+{
+    fn has_series(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
 /// The fold counters of a group of families, encoded as one counter family
 /// with a `family` label naming each.
 #[derive(Clone, Debug)]
-pub(crate) struct FoldCounters(Arc<[(&'static str, Counter)]>);
+pub(crate) struct FoldCounters(Arc<[FoldCounter]>);
+
+/// One family's fold counter, and for a family written only while it has
+/// a series, that family.
+#[derive(Debug)]
+struct FoldCounter {
+    family: &'static str,
+    folds: Counter,
+    unless_empty: Option<Arc<dyn HasSeries>>,
+}
 
 impl FoldCounters {
-    /// Counters named after the families they count folds of.
-    pub(crate) fn new(entries: Vec<(&'static str, Counter)>) -> Self {
-        Self(entries.into())
+    /// Counters named after the families they count folds of, and the
+    /// counters of families written only while they have a series (the
+    /// error families, as Linkerd's proxy writes them): each of those is
+    /// written with its family, from 0, and not before, so that a family
+    /// absent from the exposition is not named in it either.
+    pub(crate) fn new(
+        entries: Vec<(&'static str, Counter)>,
+        unless_empty: Vec<(&'static str, Counter, Arc<dyn HasSeries>)>,
+    ) -> Self {
+        let always = entries.into_iter().map(|(family, folds)| FoldCounter {
+            family,
+            folds,
+            unless_empty: None,
+        });
+        let shown = unless_empty
+            .into_iter()
+            .map(|(family, folds, of)| FoldCounter {
+                family,
+                folds,
+                unless_empty: Some(of),
+            });
+        Self(always.chain(shown).collect())
     }
 }
 
@@ -222,8 +267,12 @@ impl TypedMetric for FoldCounters {
 
 impl EncodeMetric for FoldCounters {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
-        for (family, counter) in self.0.iter() {
-            counter.encode(encoder.encode_family(&[("family", *family)])?)?;
+        for entry in self.0.iter() {
+            if entry.unless_empty.as_ref().is_some_and(|f| !f.has_series()) {
+                continue;
+            }
+            let labels = [("family", entry.family)];
+            entry.folds.encode(encoder.encode_family(&labels)?)?;
         }
         Ok(())
     }

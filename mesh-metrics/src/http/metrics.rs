@@ -76,15 +76,6 @@ impl HttpMetrics {
             "Elapsed times between a request's headers being received and its response's first data frame (or its end, when it has none), in milliseconds",
             latency.clone(),
         );
-        registry.register(
-            "http_series_overflow",
-            "Observations recorded in an overflow series because their family reached its series limit",
-            FoldCounters::new(vec![
-                ("request_total", requests.folds()),
-                ("response_total", responses.folds()),
-                ("response_latency_ms", latency.folds()),
-            ]),
-        );
         let errors = ErrorFamilies::register(
             registry,
             limit,
@@ -93,6 +84,22 @@ impl HttpMetrics {
                 "Inbound HTTP requests the proxy answered itself, or failed without a response, for an error of its own",
                 "Outbound HTTP requests the proxy answered itself, or failed without a response, for an error of its own",
             ],
+        );
+        let [(inbound_folds, inbound), (outbound_folds, outbound)] = errors.folds();
+        registry.register(
+            "http_series_overflow",
+            "Observations recorded in an overflow series because their family reached its series limit",
+            FoldCounters::new(
+                vec![
+                    ("request_total", requests.folds()),
+                    ("response_total", responses.folds()),
+                    ("response_latency_ms", latency.folds()),
+                ],
+                vec![
+                    ("inbound_http_errors_total", inbound_folds, inbound),
+                    ("outbound_http_errors_total", outbound_folds, outbound),
+                ],
+            ),
         );
         Self {
             inner: Arc::new(Families {

@@ -195,16 +195,23 @@ impl TcpMetrics {
             "Total count of closed connections",
             families.close.clone(),
         );
+        let [(inbound_folds, inbound), (outbound_folds, outbound)] = families.errors.folds();
         registry.register(
             "tcp_series_overflow",
             "Observations recorded in an overflow series because their family reached its series limit",
-            FoldCounters::new(vec![
-                ("tcp_open_total", families.open_total.folds()),
-                ("tcp_open_connections", families.open.folds()),
-                ("tcp_read_bytes_total", families.read.folds()),
-                ("tcp_write_bytes_total", families.write.folds()),
-                ("tcp_close_total", families.close.folds()),
-            ]),
+            FoldCounters::new(
+                vec![
+                    ("tcp_open_total", families.open_total.folds()),
+                    ("tcp_open_connections", families.open.folds()),
+                    ("tcp_read_bytes_total", families.read.folds()),
+                    ("tcp_write_bytes_total", families.write.folds()),
+                    ("tcp_close_total", families.close.folds()),
+                ],
+                vec![
+                    ("inbound_tcp_errors_total", inbound_folds, inbound),
+                    ("outbound_tcp_errors_total", outbound_folds, outbound),
+                ],
+            ),
         );
         Self {
             inner: Arc::new(families),
