@@ -90,3 +90,64 @@ fn tcp_errors_folded_past_the_limit_are_counted_as_folds() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn folded_tls_without_a_client_certificate_stays_apart_from_mutual_tls() {
+    // The overflow series keeps the `tls` status so that the share of
+    // traffic on mutual TLS stays right past the limit; but TLS from a
+    // client without a certificate is `tls="true"` too, told apart only by
+    // its empty `client_id`, which the fold dropped: `stat` counted it as
+    // mutual TLS. Two requests on mutual TLS and two without a client
+    // certificate, three of them folded: half is on mutual TLS.
+    use mesh_core::conn::{ConnectionInfo, Tls};
+    use mesh_metrics::query::{Delta, Scrape, Target, stat::stat_rows};
+
+    let mut registry = Registry::default();
+    let metrics = HttpMetrics::register_with(&mut registry, one_series());
+    let svc = MetricsLayer::inbound(&metrics).layer(service_fn(|_: Request<()>| async {
+        Ok::<_, BoxError>(http::Response::new(String::new()))
+    }));
+    let mutual = Tls::Mutual {
+        peer: "web.emojivoto.serviceaccount.identity.linkerd.cluster.local"
+            .parse()
+            .unwrap(),
+    };
+    for (i, tls) in [mutual.clone(), mutual, Tls::NoClientCert, Tls::NoClientCert]
+        .into_iter()
+        .enumerate()
+    {
+        let mut req = Request::get("/").body(()).unwrap();
+        req.extensions_mut().insert(ConnectionInfo {
+            local_addr: "127.0.0.1:4143".parse().unwrap(),
+            remote_addr: format!("127.0.0.1:{}", 50000 + i).parse().unwrap(),
+            tls,
+        });
+        req.extensions_mut()
+            .insert(mesh_core::route::RouteId::new(format!("r{i}")));
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(
+        lines_with(&text, "response_total{"),
+        [
+            "response_total{direction=\"inbound\",target_addr=\"127.0.0.1:4143\",\
+             target_ip=\"127.0.0.1\",target_port=\"4143\",tls=\"true\",\
+             client_id=\"web.emojivoto.serviceaccount.identity.linkerd.cluster.local\",\
+             route_name=\"r0\",status_code=\"200\",classification=\"success\"} 1",
+            "response_total{direction=\"inbound\",tls=\"true\",classification=\"success\",\
+             overflow=\"true\"} 1",
+            "response_total{direction=\"inbound\",tls=\"true\",client_id=\"\",\
+             classification=\"success\",overflow=\"true\"} 2",
+        ],
+        "{text}"
+    );
+    let delta = Delta::between(
+        &Scrape::default(),
+        &Scrape::parse(&text).unwrap(),
+        std::time::Duration::from_secs(1),
+    );
+    let targets = Target::parse_list("web=127.0.0.1:4191").unwrap();
+    let rows = stat_rows(&targets, &[Some(delta)], Direction::Inbound);
+    assert_eq!(rows[0].tls, Some(0.5), "{text}");
+}

@@ -7,7 +7,10 @@
 //! views. So it keeps the labels that come from sets of a few values: the
 //! direction, the `tls` status (without the peer's identity, so that the
 //! share of traffic on mutual TLS stays right), and where the family has
-//! them, the classification, the peer's end and the close errno.
+//! them, the classification, the peer's end and the close errno. TLS from
+//! a peer without a certificate is `tls="true"` as mutual TLS is, told
+//! apart by its empty identity (`client_id=""`): that empty label is kept
+//! too, or the traffic would fold into mutual TLS's.
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 
@@ -27,6 +30,9 @@ pub(crate) struct Kept {
     direction: Direction,
     peer: Option<Peer>,
     tls: Option<&'static str>,
+    /// TLS whose peer showed no identity: its identity label, written
+    /// empty.
+    anonymous: bool,
     success: Option<bool>,
     errno: Option<&'static str>,
 }
@@ -37,6 +43,7 @@ impl Kept {
             direction,
             peer: None,
             tls: tls.status(),
+            anonymous: matches!(tls, TlsLabels::Tls(None)),
             success: None,
             errno: None,
         }
@@ -51,6 +58,9 @@ impl EncodeLabelSet for Kept {
         }
         if let Some(tls) = self.tls {
             label(enc, "tls", tls)?;
+        }
+        if self.anonymous {
+            label(enc, self.direction.peer_id_label(), "")?;
         }
         if let Some(success) = self.success {
             label(enc, "classification", classification(success))?;
